@@ -1,0 +1,77 @@
+"""The activity event as the scoring code sees it: canonical type, epoch-millisecond time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal, Mapping
+
+__all__ = ["EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP"]
+
+EventType = Literal["view", "click", "message", "purchase", "cancel", "other"]
+EVENT_TYPES: Final[tuple[EventType, ...]] = ("view", "click", "message", "purchase", "cancel", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One validated event. Times are integers in epoch milliseconds (UTC).
+
+    ``type`` is already canonical (see :class:`TypeMap`); ``amount`` is the purchase value
+    (0 for everything else). ``event_id`` only serves de-duplication and tie-breaking.
+    """
+
+    user_id: str
+    ts_ms: int
+    type: EventType
+    event_id: str = ""
+    amount: float = 0.0
+
+    @property
+    def sort_key(self) -> tuple[int, str]:
+        """Order of application inside a batch: event time, then id, so order of arrival never matters."""
+        return (self.ts_ms, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TypeMap:
+    """Maps the product's free-text event names to canonical types; unknown names are "other".
+
+    >>> TypeMap({"page_view": "view", "order": "purchase"}).canonical("order")
+    'purchase'
+    >>> TypeMap({}).canonical("video_play")
+    'other'
+    >>> TypeMap({}).canonical("click")
+    'click'
+    """
+
+    aliases: Mapping[str, EventType]
+
+    def __post_init__(self) -> None:
+        for name, target in self.aliases.items():
+            if target not in EVENT_TYPES:
+                raise ValueError(f"event type alias {name!r} maps to {target!r}, not one of {EVENT_TYPES}")
+
+    def canonical(self, name: str) -> EventType:
+        target = self.aliases.get(name)
+        if target is not None:
+            return target
+        lowered = name.strip().lower()
+        if lowered in EVENT_TYPES:
+            return lowered  # type: ignore[return-value]
+        return self.aliases.get(lowered, "other")
+
+
+DEFAULT_TYPE_MAP: Final[TypeMap] = TypeMap(
+    {
+        "page_view": "view",
+        "pageview": "view",
+        "screen_view": "view",
+        "tap": "click",
+        "chat": "message",
+        "msg": "message",
+        "order": "purchase",
+        "payment": "purchase",
+        "checkout": "purchase",
+        "cancellation": "cancel",
+        "unsubscribe": "cancel",
+    }
+)

@@ -1,0 +1,210 @@
+"""Per-user state: a few numbers that summarise a whole history, updated in O(1) per event.
+
+Why decayed counters and not day buckets: 90 day-buckets cost ~1.1 kB per user in Redis and
+fall off the listpack cliff at 128 entries (../shared/ENVIRONMENT.md); a counter that decays
+with mean life tau carries the same meaning as "events in the last tau days" in 8 bytes.
+
+Every counter is kept *at* ``last_seen_s`` (the user's largest event time), so applying the
+same events in any order gives the same numbers (up to float rounding): an event later than
+``last_seen_s`` decays the counters forward and adds 1, an earlier one adds ``exp(-age/tau)``.
+Times are whole epoch seconds (uint32 in Redis) to keep the record small; events carry ms.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, fields
+from typing import Final, Literal
+
+from models.events import Event
+
+__all__ = [
+    "DAY_S",
+    "DECAY_DAYS",
+    "STAGES",
+    "Stage",
+    "UserState",
+    "apply_event",
+    "decayed",
+]
+
+DAY_S: Final[int] = 86_400
+#: Mean lives, in days, of the activity counters ``act_1d`` ... ``act_90d``.
+DECAY_DAYS: Final[tuple[int, int, int, int]] = (1, 7, 28, 90)
+_TAU_S: Final[tuple[float, ...]] = tuple(d * DAY_S for d in DECAY_DAYS)
+_TAU_28_S: Final[float] = 28.0 * DAY_S
+
+Stage = Literal["new", "active", "declining", "dormant", "churned", "reactivated"]
+STAGES: Final[tuple[Stage, ...]] = ("new", "active", "declining", "dormant", "churned", "reactivated")
+
+_FORMAT_VERSION: Final[int] = 1
+# version, stage, then 9 uint32 times, 3 uint32 counts, 8 float64 numbers: 114 bytes.
+_STRUCT: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
+
+
+@dataclass(slots=True)
+class UserState:
+    """Everything churnwatch remembers about one user. ``0`` in a ``*_s`` field means "never"."""
+
+    first_seen_s: int = 0
+    last_seen_s: int = 0
+    first_purchase_s: int = 0
+    last_purchase_s: int = 0
+    cancelled_s: int = 0
+    stage_since_s: int = 0
+    at_risk_since_s: int = 0  # 0 while no at-risk alert is open (hysteresis memory)
+    next_review_s: int = 0  # event time at which the user must be looked at even without events
+    last_review_s: int = 0
+    n_events: int = 0
+    active_days: int = 0  # distinct UTC days with activity (in-order approximation for late events)
+    n_purchases: int = 0
+    act_1d: float = 0.0  # decayed event counts, all activity types, at last_seen_s
+    act_7d: float = 0.0
+    act_28d: float = 0.0
+    act_90d: float = 0.0
+    view_28d: float = 0.0  # per-type counts for breadth of use
+    click_28d: float = 0.0
+    message_28d: float = 0.0
+    revenue: float = 0.0
+    stage: int = 0  # index into STAGES
+
+    @property
+    def stage_name(self) -> Stage:
+        return STAGES[self.stage]
+
+    @property
+    def is_new(self) -> bool:
+        return self.n_events == 0
+
+    def to_bytes(self) -> bytes:
+        """Fixed 114-byte record (listpack-friendly with ``hash-max-listpack-value`` >= 128)."""
+        return _STRUCT.pack(
+            _FORMAT_VERSION,
+            self.stage,
+            self.first_seen_s,
+            self.last_seen_s,
+            self.first_purchase_s,
+            self.last_purchase_s,
+            self.cancelled_s,
+            self.stage_since_s,
+            self.at_risk_since_s,
+            self.next_review_s,
+            self.last_review_s,
+            self.n_events,
+            self.active_days,
+            self.n_purchases,
+            self.act_1d,
+            self.act_7d,
+            self.act_28d,
+            self.act_90d,
+            self.view_28d,
+            self.click_28d,
+            self.message_28d,
+            self.revenue,
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "UserState":
+        if len(raw) != _STRUCT.size or raw[0] != _FORMAT_VERSION:
+            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION}")
+        v = _STRUCT.unpack(raw)
+        return cls(
+            first_seen_s=v[2],
+            last_seen_s=v[3],
+            first_purchase_s=v[4],
+            last_purchase_s=v[5],
+            cancelled_s=v[6],
+            stage_since_s=v[7],
+            at_risk_since_s=v[8],
+            next_review_s=v[9],
+            last_review_s=v[10],
+            n_events=v[11],
+            active_days=v[12],
+            n_purchases=v[13],
+            act_1d=v[14],
+            act_7d=v[15],
+            act_28d=v[16],
+            act_90d=v[17],
+            view_28d=v[18],
+            click_28d=v[19],
+            message_28d=v[20],
+            revenue=v[21],
+            stage=v[1],
+        )
+
+    def copy(self) -> "UserState":
+        return UserState(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:
+    """A counter kept at ``since_s`` as seen at ``now_s`` (never grows with time).
+
+    >>> round(decayed(10.0, 0, 7 * DAY_S, 7), 3)
+    3.679
+    """
+    if now_s <= since_s:
+        return count
+    return count * math.exp(-(now_s - since_s) / (tau_days * DAY_S))
+
+
+def apply_event(state: UserState, event: Event) -> None:
+    """Fold one event into ``state`` in place. Commutative over events (see module docstring).
+
+    Cancellation is not activity: it only records when the user said they are leaving.
+    """
+    ts = event.ts_ms // 1000
+    if event.type == "cancel":
+        if state.cancelled_s == 0 or ts < state.cancelled_s:
+            state.cancelled_s = ts
+        if state.n_events == 0:
+            state.first_seen_s = state.last_seen_s = ts
+        return
+    if state.n_events == 0:
+        state.first_seen_s = ts
+        state.last_seen_s = ts
+        state.active_days = 1
+        weights = (1.0, 1.0, 1.0, 1.0)
+        w28 = 1.0
+    elif ts >= state.last_seen_s:
+        gap = ts - state.last_seen_s
+        if ts // DAY_S > state.last_seen_s // DAY_S:
+            state.active_days += 1
+        if gap:
+            f1, f7, f28, f90 = (math.exp(-gap / tau) for tau in _TAU_S)
+            state.act_1d *= f1
+            state.act_7d *= f7
+            state.act_28d *= f28
+            state.act_90d *= f90
+            state.view_28d *= f28
+            state.click_28d *= f28
+            state.message_28d *= f28
+        state.last_seen_s = ts
+        weights = (1.0, 1.0, 1.0, 1.0)
+        w28 = 1.0
+    else:  # late (but accepted) event: it adds what is left of it today
+        age = state.last_seen_s - ts
+        weights = tuple(math.exp(-age / tau) for tau in _TAU_S)  # type: ignore[assignment]
+        w28 = weights[2]
+        if ts < state.first_seen_s:
+            state.first_seen_s = ts
+    state.n_events += 1
+    state.act_1d += weights[0]
+    state.act_7d += weights[1]
+    state.act_28d += weights[2]
+    state.act_90d += weights[3]
+    kind = event.type
+    if kind == "view":
+        state.view_28d += w28
+    elif kind == "click":
+        state.click_28d += w28
+    elif kind == "message":
+        state.message_28d += w28
+    elif kind == "purchase":
+        amount = event.amount if event.amount > 0 else 0.0
+        state.revenue += amount
+        state.n_purchases += 1
+        if state.first_purchase_s == 0 or ts < state.first_purchase_s:
+            state.first_purchase_s = ts
+        if ts > state.last_purchase_s:
+            state.last_purchase_s = ts
