@@ -1,0 +1,64 @@
+"""The ceiling every throughput figure is compared with: raw aiokafka consume + orjson decode."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+__all__ = ["CeilingResult", "produce_events", "measure_ceiling"]
+
+
+@dataclass(frozen=True)
+class CeilingResult:
+    events: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+async def produce_events(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> float:
+    """Produce (key, value) pairs as fast as aiokafka allows; returns events/s."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024, acks=1)
+    await producer.start()
+    try:
+        t0 = time.perf_counter()
+        pending = []
+        for key, value in values:
+            pending.append(await producer.send(topic, value=value, key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        return len(values) / (time.perf_counter() - t0)
+    finally:
+        await producer.stop()
+
+
+async def measure_ceiling(bootstrap: str, topic: str, partitions: int, expected: int) -> CeilingResult:
+    """Read ``expected`` events from the start of every partition, decoding each with orjson."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen = 0
+        t0 = 0.0
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if not t0 and batch:
+                t0 = time.perf_counter()
+            for records in batch.values():
+                for rec in records:
+                    orjson.loads(rec.value)
+                seen += len(records)
+        return CeilingResult(seen, time.perf_counter() - t0)
+    finally:
+        await consumer.stop()
