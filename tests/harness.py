@@ -1,0 +1,138 @@
+"""Test harness for whole-pipeline tests: real worker processes, real broker, real Redis.
+
+Workers run as ``python -m streams.cli worker`` subprocesses (what users run), so a test can
+kill -9 them. "Done" is read from Redis progress, the source of truth, not from Kafka commits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import orjson
+import redis as redis_lib
+from kafka import KafkaProducer
+
+from models.events import Event
+from streams.local import free_port
+
+__all__ = ["Worker", "publish_events", "wait_progress", "dump_state", "event_json"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def event_json(ev: Event) -> bytes:
+    body: dict[str, object] = {"event_id": ev.event_id, "user_id": ev.user_id, "type": ev.type, "ts": ev.ts_ms}
+    if ev.type == "purchase":
+        body["amount"] = ev.amount
+    return orjson.dumps(body)
+
+
+def publish_events(bootstrap: str, topic: str, events: Iterable[Event], extra: Sequence[tuple[bytes | None, bytes]] = ()) -> dict[int, int]:
+    """Publish in the given order (key = user id); returns the last offset written per partition."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks="all")
+    futures = [producer.send(topic, key=ev.user_id.encode(), value=event_json(ev)) for ev in events]
+    futures += [producer.send(topic, key=k, value=v) for k, v in extra]
+    producer.flush()
+    last: dict[int, int] = {}
+    for fut in futures:
+        md = fut.get(timeout=30)
+        last[md.partition] = max(last.get(md.partition, -1), md.offset)
+    producer.close()
+    return last
+
+
+def read_progress(redis_url: str, topic: str, prefix: str = "cw") -> dict[int, int]:
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        raw = client.hgetall(f"{prefix}:progress:{topic}")
+    finally:
+        client.close()
+    return {int(k): int(v.split(b":")[0]) for k, v in raw.items()}
+
+
+def wait_progress(redis_url: str, topic: str, last: dict[int, int], timeout_s: float = 90.0, workers: Sequence["Worker"] = ()) -> None:
+    """Until Redis progress reaches ``last`` on every partition (or fail with what is missing)."""
+    deadline = time.monotonic() + timeout_s
+    progress: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        progress = read_progress(redis_url, topic)
+        if all(progress.get(p, -1) >= off for p, off in last.items()):
+            return
+        for w in workers:
+            if w.proc is not None and w.proc.poll() is not None and not w.expected_exit:
+                raise AssertionError(f"worker exited with {w.proc.returncode}:\n{w.output()}")
+        time.sleep(0.2)
+    logs = "\n".join(w.output()[-3000:] for w in workers)
+    raise AssertionError(f"progress {progress} did not reach {last} in {timeout_s} s\n{logs}")
+
+
+def dump_state(redis_url: str, prefix: str = "cw") -> dict[str, bytes]:
+    """Every user's state record, by user id (the exact bytes the store holds)."""
+    client = redis_lib.Redis.from_url(redis_url)
+    out: dict[str, bytes] = {}
+    try:
+        for key in client.scan_iter(match=f"{prefix}:{{*}}:u:*", count=1000):
+            for user, blob in client.hgetall(key).items():
+                out[user.decode()] = blob
+    finally:
+        client.close()
+    return out
+
+
+@dataclass
+class Worker:
+    """One ``churnwatch worker`` subprocess with its own metrics port and log file."""
+
+    bootstrap: str
+    redis_url: str
+    topics: dict[str, str]
+    log_path: Path
+    extra_args: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    expected_exit: bool = False
+
+    def start(self) -> "Worker":
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "REDIS_URL": self.redis_url,
+               "CHURNWATCH_TOPIC_EVENTS": self.topics["events"], "CHURNWATCH_TOPIC_ALERTS": self.topics["alerts"],
+               "CHURNWATCH_TOPIC_DLQ": self.topics["dlq"], "CHURNWATCH_GROUP_ID": self.topics["group"],
+               "CHURNWATCH_METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1", **self.env}
+        log = open(self.log_path, "ab")
+        self.expected_exit = False
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", *self.extra_args], cwd=ROOT, env=env,
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        return self
+
+    def kill9(self) -> None:
+        self.expected_exit = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        self.expected_exit = True
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
