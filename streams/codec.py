@@ -1,0 +1,244 @@
+"""Kafka record value -> ``models.events.Event`` or a ``Rejection`` with a stable reason; DLQ records.
+
+Pure (no I/O, no clock: ``wall_now_ms`` is an argument) and built for the hot path: one
+``orjson.loads`` and a handful of type checks per record, no exceptions on the good path.
+
+Accepted value (a JSON object)::
+
+    {"event_id": "e-1", "user_id": "u-1", "type": "purchase", "ts": "2026-01-05T10:00:00Z",
+     "amount": 19.9, "properties": {...}}
+
+- ``event_id``: non-empty string. ``user_id``: non-empty string of at most 256 characters.
+- ``type``: string, canonicalised by ``models.events.TypeMap``; unknown names are accepted as
+  ``"other"`` and counted in ``Decoder.unknown_types`` (metric ``churnwatch_events_unknown_type_total``).
+- ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
+  number or a string of digits. Epoch *seconds* are read as milliseconds and land in ``too_old``.
+- ``amount``: optional finite number >= 0 (missing or null: 0, also for purchases).
+- ``properties`` and any other field: ignored.
+
+The Kafka key is not read here: state is keyed by ``user_id`` from the value. A record whose key
+differs from its ``user_id`` is accepted, but its user's events must all go to one partition for
+the per-partition clocks and fences to hold, so producers must key by user id.
+
+Duplicates: an ``event_id`` seen twice for the same user inside one batch is rejected as
+``duplicate_event_id`` (by the pipeline, which sees the batch). Duplicates across batches are not
+caught: that needs per-user memory of ids, beyond the ~300 bytes/user budget. Redelivery of the
+same offsets (crash, rebalance) is handled by the per-bucket offset fence instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Final
+
+import orjson
+
+from models.events import DEFAULT_TYPE_MAP, Event, EventType, TypeMap
+
+__all__ = [
+    "REASONS",
+    "Rejection",
+    "Decoder",
+    "dlq_value",
+    "MIN_EVENT_MS",
+    "MAX_USER_ID_CHARS",
+]
+
+#: Every reason a record can be sent to the DLQ for (stable strings; metric label ``reason``).
+REASONS: Final[tuple[str, ...]] = (
+    "oversized",
+    "not_utf8",
+    "malformed_json",
+    "not_an_object",
+    "missing_field",
+    "bad_type",
+    "empty_user_id",
+    "bad_timestamp",
+    "too_old",
+    "future",
+    "bad_amount",
+    "late",
+    "duplicate_event_id",
+)
+
+MIN_EVENT_MS: Final[int] = 946_684_800_000  # 2000-01-01T00:00:00Z: anything earlier is a unit mistake
+MAX_USER_ID_CHARS: Final[int] = 256
+_TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record cannot become an event. ``reason`` is one of ``REASONS``; ``detail`` is for people."""
+
+    reason: str
+    detail: str
+
+
+class Decoder:
+    """Decodes record values with fixed limits; counts unknown event type names.
+
+    >>> d = Decoder()
+    >>> d.decode(b'{"event_id":"e1","user_id":"u1","type":"page_view","ts":"2026-01-01T00:00:00Z"}', 1_800_000_000_000)
+    Event(user_id='u1', ts_ms=1767225600000, type='view', event_id='e1', amount=0.0)
+    >>> d.decode(b'{"event_id":"e1","user_id":"","type":"view","ts":0}', 1_800_000_000_000).reason
+    'empty_user_id'
+    """
+
+    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "unknown_types", "_types")
+
+    def __init__(
+        self,
+        *,
+        max_event_bytes: int = 64 * 1024,
+        max_clock_skew_ms: int = 3_600_000,
+        type_map: TypeMap = DEFAULT_TYPE_MAP,
+    ) -> None:
+        if max_event_bytes < 64:
+            raise ValueError(f"max_event_bytes must be at least 64 bytes, got {max_event_bytes}")
+        if max_clock_skew_ms < 0:
+            raise ValueError(f"max_clock_skew_ms must be >= 0 ms, got {max_clock_skew_ms}")
+        self.max_event_bytes = max_event_bytes
+        self.max_clock_skew_ms = max_clock_skew_ms
+        self.type_map = type_map
+        self.unknown_types = 0
+        self._types: dict[str, tuple[EventType, bool]] = {}
+
+    def decode(self, value: bytes | None, wall_now_ms: int) -> Event | Rejection:
+        """One record value. Never raises on any input."""
+        if value is None:
+            return Rejection("malformed_json", "record has no value (tombstone)")
+        if len(value) > self.max_event_bytes:
+            return Rejection("oversized", f"{len(value)} bytes > max_event_bytes {self.max_event_bytes}")
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as uexc:
+                return Rejection("not_utf8", f"invalid UTF-8 at byte {uexc.start}")
+            return Rejection("malformed_json", str(exc)[:200])
+        if type(obj) is not dict:
+            return Rejection("not_an_object", f"JSON {type(obj).__name__}, expected an object")
+
+        event_id = obj.get("event_id")
+        user_id = obj.get("user_id")
+        name = obj.get("type")
+        ts = obj.get("ts")
+        if event_id is None or user_id is None or name is None or ts is None:
+            missing = [k for k in ("event_id", "user_id", "type", "ts") if obj.get(k) is None]
+            return Rejection("missing_field", "missing " + ", ".join(missing))
+        if type(event_id) is not str:
+            return Rejection("bad_type", f"event_id is a {type(event_id).__name__}, expected a string")
+        if not event_id:
+            return Rejection("missing_field", "event_id is empty")
+        if type(user_id) is not str:
+            return Rejection("bad_type", f"user_id is a {type(user_id).__name__}, expected a string")
+        if not user_id:
+            return Rejection("empty_user_id", "user_id is empty")
+        if len(user_id) > MAX_USER_ID_CHARS:
+            return Rejection("bad_type", f"user_id has {len(user_id)} characters, at most {MAX_USER_ID_CHARS}")
+        if type(name) is not str:
+            return Rejection("bad_type", f"type is a {type(name).__name__}, expected a string")
+
+        ts_ms = _timestamp_ms(ts)
+        if type(ts_ms) is not int:
+            return ts_ms  # type: ignore[return-value]
+        if ts_ms < MIN_EVENT_MS:
+            return Rejection("too_old", f"ts {ts_ms} ms is before 2000-01-01")
+        if ts_ms > wall_now_ms + self.max_clock_skew_ms:
+            return Rejection("future", f"ts {ts_ms} ms is {ts_ms - wall_now_ms} ms ahead of the wall clock")
+
+        amount = obj.get("amount")
+        if amount is None:
+            amount = 0.0
+        else:
+            kind = type(amount)
+            if kind is not float and kind is not int:
+                return Rejection("bad_amount", f"amount is a {kind.__name__}, expected a number")
+            if not (0 <= amount < math.inf):  # also false for NaN
+                return Rejection("bad_amount", f"amount {amount!r} is not a finite number >= 0")
+            amount = float(amount)
+
+        cached = self._types.get(name)
+        if cached is None:
+            canonical = self.type_map.canonical(name)
+            known = canonical != "other" or name.strip().lower() == "other"
+            cached = (canonical, known)
+            if len(self._types) < _TYPE_CACHE_MAX:
+                self._types[name] = cached
+        if not cached[1]:
+            self.unknown_types += 1
+        return Event(user_id, ts_ms, cached[0], event_id, amount)
+
+
+def _timestamp_ms(ts: object) -> int | Rejection:
+    kind = type(ts)
+    if kind is int:
+        return ts  # type: ignore[return-value]
+    if kind is float:
+        if not math.isfinite(ts):  # type: ignore[arg-type]
+            return Rejection("bad_timestamp", f"ts {ts!r} is not finite")
+        return int(ts)  # type: ignore[call-overload]
+    if kind is str:
+        text: str = ts  # type: ignore[assignment]
+        if text.isdigit() and text.isascii():
+            return int(text)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return Rejection("bad_timestamp", f"ts {text[:64]!r} is neither ISO-8601 nor epoch milliseconds")
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        try:
+            return int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError, OSError):
+            return Rejection("bad_timestamp", f"ts {text[:64]!r} is out of range")
+    return Rejection("bad_type", f"ts is a {kind.__name__}, expected ISO-8601 text or epoch milliseconds")
+
+
+def dlq_value(
+    rejection: Rejection,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int | None,
+    value: bytes | None,
+    max_value_bytes: int = 64 * 1024,
+) -> bytes:
+    """The DLQ record value: why, where from, and the original bytes (text if UTF-8, else base64).
+
+    Values longer than ``max_value_bytes`` (only ``oversized`` ones) are cut, and say so, so the
+    DLQ record itself stays under the broker's message size limit.
+
+    >>> import orjson
+    >>> orjson.loads(dlq_value(Rejection("not_utf8", "x"), topic="t", partition=1, offset=7, timestamp_ms=5, value=b"\\xff"))["value"]
+    '/w=='
+    """
+    body: dict[str, object] = {
+        "reason": rejection.reason,
+        "detail": rejection.detail,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp_ms": timestamp_ms,
+    }
+    if value is None:
+        body["value"] = None
+        body["value_encoding"] = None
+    else:
+        if len(value) > max_value_bytes:
+            body["value_bytes"] = len(value)
+            body["value_truncated"] = True
+            value = value[:max_value_bytes]
+        try:
+            body["value"] = value.decode("utf-8")
+            body["value_encoding"] = "utf-8"
+        except UnicodeDecodeError:
+            body["value"] = base64.b64encode(value).decode("ascii")
+            body["value_encoding"] = "base64"
+    return orjson.dumps(body)
+

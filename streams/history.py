@@ -1,0 +1,141 @@
+"""Reading historical events from CSV files, shared by ``train`` and ``backtest``.
+
+Both commands must read history exactly the same way, or a model trained on one reading would
+be evaluated on another. The format is the one users export from a warehouse:
+
+``user_id,ts,event_type[,amount][,event_id]`` with or without a header row, optionally
+gzip-compressed (``.gz``), rows in any order. ``ts`` is ISO-8601 (``Z``/offset; naive means UTC)
+or epoch milliseconds. Event names pass through a :class:`models.events.TypeMap`, so
+``order``/``payment`` become ``purchase`` and unknown names become ``other``.
+
+Rows without an ``event_id`` get ``<file name>:<line number>``, which keeps the order of
+same-millisecond events stable between runs (ids only break ties, see ``Event.sort_key``).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Iterator
+
+from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
+
+__all__ = ["parse_ts_ms", "iter_events_csv", "read_events_csv", "read_labels_csv"]
+
+_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier times are almost surely seconds or junk
+_COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
+
+
+def parse_ts_ms(text: str) -> int:
+    """Epoch milliseconds from ISO-8601 or an epoch-ms number.
+
+    >>> parse_ts_ms("2026-01-02T03:04:05Z"), parse_ts_ms("1767323045000")
+    (1767323045000, 1767323045000)
+    >>> parse_ts_ms("2026-01-02")
+    1767312000000
+    """
+    value = text.strip()
+    if not value:
+        raise ValueError("empty timestamp")
+    if value[0].isdigit() and value.replace(".", "", 1).isdigit():
+        ms = float(value)
+        if not math.isfinite(ms) or ms < _MIN_MS:
+            raise ValueError(f"timestamp {value!r} is not epoch milliseconds after 2000-01-01")
+        return int(ms)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise ValueError(f"timestamp {value!r} is neither ISO-8601 nor epoch milliseconds") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(round(parsed.timestamp() * 1000))
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row by column name); the header row is optional and detected by its names."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        columns: tuple[str, ...] = wanted
+        first = True
+        for lineno, row in enumerate(reader, start=1):
+            if not row or (len(row) == 1 and not row[0].strip()) or row[0].startswith("#"):
+                continue
+            if first:
+                first = False
+                names = tuple(c.strip().lower() for c in row)
+                if "user_id" in names:
+                    missing = [c for c in wanted[:2] if c not in names]
+                    if missing:
+                        raise ValueError(f"{path.name}: header has no {missing} column")
+                    columns = names
+                    continue
+            yield lineno, {name: value for name, value in zip(columns, row)}
+
+
+def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[Event]:
+    """Events of ``path`` in file order; a bad row raises ValueError naming file and line."""
+    p = Path(path)
+    for lineno, row in _rows(p, _COLUMNS):
+        try:
+            user = row.get("user_id", "").strip()
+            if not user:
+                raise ValueError("empty user_id")
+            ts_ms = parse_ts_ms(row.get("ts", ""))
+            name = row.get("event_type", "").strip()
+            if not name:
+                raise ValueError("empty event_type")
+            kind = type_map.canonical(name)
+            raw_amount = (row.get("amount") or "").strip()
+            amount = float(raw_amount) if raw_amount else 0.0
+            if not math.isfinite(amount):
+                raise ValueError(f"amount {raw_amount!r} is not a finite number")
+            event_id = (row.get("event_id") or "").strip() or f"{p.name}:{lineno}"
+        except ValueError as exc:
+            raise ValueError(f"{p.name} line {lineno}: {exc}") from None
+        yield Event(user, ts_ms, kind, event_id, amount if kind == "purchase" else 0.0)
+
+
+def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> list[Event]:
+    """All events of ``path`` sorted by (ts_ms, event_id).
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp(); f = os.path.join(d, "e.csv")
+    >>> _ = open(f, "w").write("user_id,ts,event_type,amount\\nu1,2026-01-02T00:00:00Z,order,12.5\\nu1,1767225600000,page_view,\\n")
+    >>> [(e.type, e.ts_ms, e.amount) for e in read_events_csv(f)]
+    [('view', 1767225600000, 0.0), ('purchase', 1767312000000, 12.5)]
+    """
+    events = list(iter_events_csv(path, type_map))
+    events.sort(key=Event.sort_key.fget)  # type: ignore[arg-type]
+    return events
+
+
+def read_labels_csv(path: str | Path) -> dict[str, int]:
+    """``user_id,churned_at`` -> {user: churn time in epoch ms}; an empty ``churned_at`` means
+    the user did not churn and is left out. The earliest time wins if a user appears twice."""
+    p = Path(path)
+    out: dict[str, int] = {}
+    for lineno, row in _rows(p, ("user_id", "churned_at")):
+        user = row.get("user_id", "").strip()
+        raw = (row.get("churned_at") or "").strip()
+        if not user:
+            raise ValueError(f"{p.name} line {lineno}: empty user_id")
+        if not raw:
+            continue
+        try:
+            ts = parse_ts_ms(raw)
+        except ValueError as exc:
+            raise ValueError(f"{p.name} line {lineno}: {exc}") from None
+        out[user] = min(ts, out.get(user, ts))
+    return out

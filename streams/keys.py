@@ -1,0 +1,79 @@
+"""Where a user's data lives in Redis: hash-tag bucket, group, and every key name (ARCHITECTURE.md).
+
+Why buckets and groups: every multi-key Lua script must touch one Redis Cluster slot, so all keys
+of a bucket share the hash tag ``{b}``; a bucket's users are split further into ``G`` small hashes
+so each stays a listpack (``hash-max-listpack-entries``) instead of one huge hashtable.
+
+>>> bucket_of("u1", 64), group_of("u1", 64, 256)
+(54, 125)
+>>> Keys("cw").users(54, 125)
+'cw:{54}:u:125'
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+__all__ = ["Keys", "bucket_of", "group_of", "locate", "due_member", "parse_due_member", "offset_field"]
+
+
+def locate(user_id: str, buckets: int, groups: int) -> tuple[int, int]:
+    """``(bucket, group)`` of a user: ``h = crc32(utf-8)``, ``b = h % B``, ``g = (h // B) % G``."""
+    h = zlib.crc32(user_id.encode("utf-8", "surrogatepass"))
+    return h % buckets, (h // buckets) % groups
+
+
+def bucket_of(user_id: str, buckets: int) -> int:
+    return zlib.crc32(user_id.encode("utf-8", "surrogatepass")) % buckets
+
+
+def group_of(user_id: str, buckets: int, groups: int) -> int:
+    return (zlib.crc32(user_id.encode("utf-8", "surrogatepass")) // buckets) % groups
+
+
+def due_member(group: int, user_id: str) -> str:
+    """Members of the due index carry the group so the read script finds the state without Python."""
+    return f"{group}:{user_id}"
+
+
+def parse_due_member(member: str) -> tuple[int, str]:
+    group, _, user_id = member.partition(":")
+    return int(group), user_id
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix (``settings.key_prefix``)."""
+
+    prefix: str = "cw"
+
+    def tag(self, bucket: int) -> str:
+        return f"{self.prefix}:{{{bucket}}}"
+
+    def users(self, bucket: int, group: int) -> str:
+        return f"{self.prefix}:{{{bucket}}}:u:{group}"
+
+    def due(self, bucket: int, topic: str, partition: int) -> str:
+        return f"{self.prefix}:{{{bucket}}}:due:{topic}:{partition}"
+
+    def offsets(self, bucket: int) -> str:
+        return f"{self.prefix}:{{{bucket}}}:off"
+
+    def stats(self, bucket: int) -> str:
+        return f"{self.prefix}:{{{bucket}}}:stats"
+
+    def risk(self, bucket: int) -> str:
+        return f"{self.prefix}:{{{bucket}}}:risk"
+
+    def progress(self, topic: str) -> str:
+        return f"{self.prefix}:progress:{topic}"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.prefix}:meta"
+
+
+def offset_field(topic: str, partition: int) -> str:
+    """Field of ``cw:{b}:off`` for one partition."""
+    return f"{topic}:{partition}"

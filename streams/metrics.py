@@ -1,0 +1,75 @@
+"""The worker's Prometheus metrics, names exactly as in docs/ARCHITECTURE.md; no user ids in labels.
+
+They live in the process-wide default registry so ``/metrics`` is ``generate_latest()``; one
+worker per process, so module-level objects are the simplest correct thing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "EVENTS_CONSUMED",
+    "EVENTS_PROCESSED",
+    "EVENTS_REJECTED",
+    "EVENTS_UNKNOWN_TYPE",
+    "BATCH_SIZE",
+    "BATCH_SECONDS",
+    "REDIS_SECONDS",
+    "REDIS_ERRORS",
+    "ALERTS",
+    "WATERMARK_LAG",
+    "CONSUMER_LAG",
+    "PARTITIONS_ASSIGNED",
+    "READY",
+    "USERS_TRACKED",
+    "USERS_BY_STAGE",
+    "USERS_AT_RISK",
+    "CHURNED_30D",
+    "CHURN_RATE_30D",
+    "CHURNED_REVENUE_30D",
+    "render",
+]
+
+EVENTS_CONSUMED = Counter("churnwatch_events_consumed_total", "Records read from the events topic")
+EVENTS_PROCESSED = Counter("churnwatch_events_processed_total", "Events applied to user state")
+EVENTS_REJECTED = Counter("churnwatch_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
+EVENTS_UNKNOWN_TYPE = Counter(
+    "churnwatch_events_unknown_type_total", "Events accepted with an unknown type name (counted as 'other')"
+)
+BATCH_SIZE = Histogram(
+    "churnwatch_batch_size_events",
+    "Records per worker cycle",
+    buckets=(1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000),
+)
+BATCH_SECONDS = Histogram(
+    "churnwatch_batch_seconds",
+    "Wall time of one worker cycle (decode to progress write)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+REDIS_SECONDS = Histogram(
+    "churnwatch_redis_seconds",
+    "Wall time of one pipelined Redis round trip",
+    ["op"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+REDIS_ERRORS = Counter("churnwatch_redis_errors_total", "Redis calls that failed (connection, timeout, script)")
+ALERTS = Counter("churnwatch_alerts_total", "Alerts produced", ["kind"])
+WATERMARK_LAG = Gauge("churnwatch_watermark_lag_seconds", "Wall clock minus the partition's review clock", ["partition"])
+CONSUMER_LAG = Gauge("churnwatch_consumer_lag_events", "Highwater minus position", ["partition"])
+PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the events topic owned by this worker")
+READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")
+USERS_TRACKED = Gauge("churnwatch_users_tracked", "Users with state in Redis (all workers)")
+USERS_BY_STAGE = Gauge("churnwatch_users_by_stage", "Users per lifecycle stage (all workers)", ["stage"])
+USERS_AT_RISK = Gauge("churnwatch_users_at_risk", "Users with an open at-risk alert (all workers)")
+CHURNED_30D = Gauge("churnwatch_churned_users_30d", "Users who churned in the last 30 days of event time")
+CHURN_RATE_30D = Gauge(
+    "churnwatch_churn_rate_30d_ratio", "Churned in 30 d / users active at the start of the 30 d"
+)
+CHURNED_REVENUE_30D = Gauge("churnwatch_churned_revenue_30d", "Revenue of the users who churned in 30 d")
+
+
+def render() -> bytes:
+    """The text exposition of every metric in this process."""
+    return generate_latest(REGISTRY)

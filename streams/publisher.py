@@ -1,0 +1,354 @@
+"""Publishing activity events: the small API product services call, a bulk path, and ``churnwatch publish``.
+
+Two producers, each where it is best (ENVIRONMENT.md, measured on Tansu):
+
+- :class:`EventPublisher` is on kafka-python: synchronous, so it drops into any web handler or
+  script without an event loop, and its idempotent producer works on Tansu (aiokafka's fails),
+  so a retried batch cannot duplicate events. ~25k events/s is plenty for a product service.
+- :func:`publish_bulk` is on aiokafka (~90k events/s here against ~25k): used by the simulator
+  and ``churnwatch publish`` to replay files. Not idempotent (Tansu refuses aiokafka's
+  InitProducerId); a retry may duplicate a record, which the worker tolerates (duplicate
+  event ids in a batch are dropped; decayed counters barely move otherwise).
+
+Both key records by user id (Kafka's murmur2 partitioner in both clients, so the same user lands
+on the same partition whichever path published it: the worker's per-partition clocks need that)
+and write the JSON value the worker's decoder reads (``streams.codec``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator, Mapping
+
+import orjson
+
+from models.events import Event
+from streams.cli import UserError
+from streams.codec import Decoder, Rejection
+from streams.history import iter_events_csv, parse_ts_ms
+from streams.settings import Settings
+
+__all__ = [
+    "BulkStats",
+    "EventPublisher",
+    "add_arguments",
+    "event_value",
+    "publish_bulk",
+    "read_records",
+    "run",
+]
+
+logger = logging.getLogger(__name__)
+
+LINGER_MS = 20
+BATCH_BYTES = 256 * 1024
+_BULK_WINDOW = 20_000  # records in flight before the bulk path waits for acks (bounds memory)
+
+
+def event_value(ev: Event) -> bytes:
+    """The record value of a validated event (``amount`` only for purchases).
+
+    >>> event_value(Event("u1", 1767225600000, "purchase", "e1", 9.5))
+    b'{"event_id":"e1","user_id":"u1","type":"purchase","ts":1767225600000,"amount":9.5}'
+    """
+    body: dict[str, object] = {"event_id": ev.event_id, "user_id": ev.user_id, "type": ev.type, "ts": ev.ts_ms}
+    if ev.type == "purchase":
+        body["amount"] = ev.amount
+    return orjson.dumps(body)
+
+
+def _ts_ms(ts: int | float | str | datetime | None) -> int:
+    if ts is None:
+        # A product service publishing "now": the event happened at publish time. Wall clock is
+        # right here (this is the event's source), never inside the worker.
+        return int(time.time() * 1000)
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)
+        return int(ts.timestamp() * 1000)
+    if isinstance(ts, bool):
+        raise ValueError(f"ts must be epoch milliseconds, ISO-8601 text or a datetime, got {ts!r}")
+    if isinstance(ts, (int, float)):
+        if not math.isfinite(ts):
+            raise ValueError(f"ts must be finite epoch milliseconds, got {ts!r}")
+        return int(ts)
+    return parse_ts_ms(ts)
+
+
+class EventPublisher:
+    """Publish product events to the events topic (kafka-python, idempotent, acks=all).
+
+    ``publish`` returns kafka-python's future (``.get(timeout)`` gives the record metadata);
+    records are batched for ``linger`` 20 ms into batches of up to 256 KiB, so call ``flush()``
+    (or leave the ``with`` block) before relying on delivery.
+
+    Usage::
+
+        with EventPublisher(Settings.from_env()) as pub:
+            pub.publish("u123", "page_view")                         # now
+            pub.publish("u123", "purchase", ts="2026-02-03T12:00:00Z", amount=19.9)
+    """
+
+    def __init__(self, settings: Settings, *, idempotent: bool = True, **producer_options: Any) -> None:
+        from kafka import KafkaProducer
+
+        self.topic = settings.topic_events
+        self._decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
+        self._max_skew_ms = settings.max_clock_skew_ms
+        options: dict[str, Any] = {
+            **_kafka_python_kwargs(settings),
+            "acks": "all",
+            "linger_ms": LINGER_MS,
+            "batch_size": BATCH_BYTES,
+            "enable_idempotence": idempotent,
+        }
+        options.update(producer_options)
+        self._producer = KafkaProducer(**options)
+        self.sent = 0
+
+    def publish(
+        self,
+        user_id: str,
+        type: str,
+        ts: int | float | str | datetime | None = None,
+        event_id: str | None = None,
+        amount: float | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Queue one event; ValueError if the worker would reject it (same rules as ``streams.codec``)."""
+        body: dict[str, Any] = {
+            "event_id": event_id or str(uuid.uuid4()),
+            "user_id": user_id,
+            "type": type,
+            "ts": _ts_ms(ts),
+        }
+        if amount is not None:
+            # orjson writes NaN/inf as null, which would pass as "no amount": refuse them here
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount < math.inf:
+                raise ValueError(f"amount must be a finite number >= 0, got {amount!r}")
+            body["amount"] = amount
+        if properties:
+            body["properties"] = dict(properties)
+        value = orjson.dumps(body)
+        self._check(value)
+        return self._producer.send(self.topic, key=user_id.encode("utf-8"), value=value)
+
+    def publish_many(self, events: Iterable[Event | Mapping[str, Any]]) -> int:
+        """Queue many events (``Event`` objects, or mappings with ``publish``'s argument names); returns the count."""
+        n = 0
+        for ev in events:
+            if isinstance(ev, Event):
+                value = event_value(ev)
+                self._check(value)
+                self._producer.send(self.topic, key=ev.user_id.encode("utf-8"), value=value)
+            else:
+                self.publish(**ev)
+            n += 1
+        return n
+
+    def _check(self, value: bytes) -> None:
+        result = self._decoder.decode(value, int(time.time() * 1000))
+        if isinstance(result, Rejection):
+            raise ValueError(f"event rejected ({result.reason}): {result.detail}")
+        self.sent += 1
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every queued event is acknowledged (or ``timeout`` seconds pass)."""
+        self._producer.flush(timeout=timeout)
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Flush and release the connections."""
+        self._producer.close(timeout=timeout)
+
+    def __enter__(self) -> "EventPublisher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk path (aiokafka)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BulkStats:
+    events: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def _kafka_python_kwargs(settings: Settings) -> dict[str, Any]:
+    kw = settings.kafka_client_kwargs()
+    if settings.kafka_ssl_cafile:
+        kw["ssl_cafile"] = settings.kafka_ssl_cafile
+    return kw
+
+
+def _aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
+    kw = settings.kafka_client_kwargs()
+    if "SSL" in settings.kafka_security_protocol:
+        from aiokafka.helpers import create_ssl_context
+
+        kw["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+    return kw
+
+
+Record = tuple[str, bytes]  # (user id = key, value)
+
+
+def _records(items: Iterable[Event | Record]) -> Iterator[Record]:
+    for item in items:
+        if isinstance(item, Event):
+            yield item.user_id, event_value(item)
+        else:
+            yield item
+
+
+async def publish_bulk_async(
+    settings: Settings,
+    items: Iterable[Event | Record],
+    *,
+    rate: float = 0.0,
+    progress: Any = None,
+) -> BulkStats:
+    """Publish in the given order as fast as acks allow, or paced at ``rate`` events/s.
+
+    ``progress(n_sent)`` is called about every 20k records (for a person watching).
+    """
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError
+
+    if rate < 0 or math.isnan(rate):
+        raise ValueError(f"rate must be 0 (unlimited) or more events per second, got {rate}")
+    producer = AIOKafkaProducer(
+        **_aiokafka_kwargs(settings), acks="all", linger_ms=LINGER_MS, max_batch_size=BATCH_BYTES
+    )
+    try:
+        await producer.start()
+    except KafkaConnectionError as exc:
+        await producer.stop()
+        raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+    t0 = time.monotonic()
+    n = 0
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for user_id, value in _records(items):
+            pending.append(await producer.send(settings.topic_events, value=value, key=user_id.encode("utf-8")))
+            n += 1
+            if rate > 0:
+                ahead = t0 + n / rate - time.monotonic()
+                if ahead > 0.005:
+                    await asyncio.sleep(ahead)
+            if len(pending) >= _BULK_WINDOW:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if progress is not None:
+                    progress(n)
+        await producer.flush()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return BulkStats(n, time.monotonic() - t0)
+
+
+def publish_bulk(settings: Settings, items: Iterable[Event | Record], *, rate: float = 0.0) -> BulkStats:
+    """Synchronous wrapper of :func:`publish_bulk_async` for commands without an event loop."""
+    return asyncio.run(publish_bulk_async(settings, items, rate=rate))
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: JSON lines or CSV
+# ---------------------------------------------------------------------------------------------
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _is_jsonl(path: Path) -> bool:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return bool(suffixes) and suffixes[-1] in (".jsonl", ".ndjson", ".json")
+
+
+def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
+    """(user id, record value) per event of a JSON-lines or CSV file, in file order.
+
+    JSON lines: one object per line as the worker reads it (``user_id``, ``type``, ``ts``,
+    optional ``event_id``, ``amount``, ``properties``); a missing ``event_id`` gets
+    ``<file name>:<line>`` so publishing the same file twice gives the same ids. CSV: the history
+    format of ``streams.history``. Each record is checked with the worker's own decoder; a bad
+    line raises ValueError naming the file and the line number.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such file")
+    if not _is_jsonl(p):
+        for ev in iter_events_csv(p):
+            yield ev.user_id, event_value(ev)
+        return
+    decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
+    now_ms = int(time.time() * 1000)
+    with _open_binary(p) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{p.name} line {lineno}: not JSON ({str(exc).split(':')[0]})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{p.name} line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            if "type" not in obj and "event_type" in obj:
+                obj["type"] = obj.pop("event_type")
+            if not obj.get("event_id"):
+                obj["event_id"] = f"{p.name}:{lineno}"
+            value = orjson.dumps(obj)
+            result = decoder.decode(value, now_ms)
+            if isinstance(result, Rejection):
+                raise ValueError(f"{p.name} line {lineno}: {result.reason.replace('_', ' ')}: {result.detail}")
+            yield result.user_id, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--file", required=True, metavar="EVENTS.jsonl|EVENTS.csv[.gz]",
+                        help="events to publish, in file order (JSON lines or CSV user_id,ts,event_type,amount)")
+    parser.add_argument("--rate", type=float, default=0.0, metavar="EVENTS_PER_S",
+                        help="publishing rate; 0 = as fast as possible (default)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file)
+    if args.rate < 0 or math.isnan(args.rate):
+        raise UserError(f"--rate must be 0 (as fast as possible) or more events per second, got {args.rate}")
+    # Check the whole file first, so a bad line never leaves half a file published.
+    n = sum(1 for _ in read_records(path, settings))
+    if n == 0:
+        raise UserError(f"{path}: no events in the file")
+    stats = publish_bulk(settings, read_records(path, settings), rate=args.rate)
+    print(f"published {stats.events:,} events from {path} to {settings.topic_events} in {stats.seconds:.1f} s "
+          f"({stats.events_per_s:,.0f} events/s)")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from streams.cli import main
+
+    sys.exit(main(["publish", *sys.argv[1:]]))

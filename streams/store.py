@@ -1,0 +1,429 @@
+"""The Redis state store: per-bucket read and fenced write scripts, partition progress, read API.
+
+Key layout and the effectively-once rules are in docs/ARCHITECTURE.md; the scripts are the
+``lua/*.lua`` files next to this module, loaded once with SCRIPT LOAD and run with EVALSHA.
+A worker cycle costs three round trips whatever its size: one pipeline of ``read_batch`` calls
+(one per bucket touched), one pipeline of ``write_batch`` calls, one ``progress`` call.
+
+Failures: this module raises; the caller (``streams.pipeline``) retries with back-off. A script
+missing after a Redis restart (NOSCRIPT) is reloaded and the round trip repeated once here.
+
+Redis Cluster (``settings.redis_cluster``) is not implemented yet: every script already touches
+one hash tag ``{b}`` only, but redis-py cluster pipelines refuse EVALSHA, so the calls would have
+to be grouped by node by hand. A worker asked for cluster mode refuses to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+from models.engine import Alert
+from models.state import STAGES, UserState
+from streams.keys import Keys, locate
+from streams.metrics import REDIS_SECONDS
+from streams.settings import Settings
+
+__all__ = [
+    "STORE_FORMAT",
+    "BucketRead",
+    "BucketReadResult",
+    "DueUser",
+    "BucketWrite",
+    "StateWrite",
+    "Fenced",
+    "StoreMismatch",
+    "Store",
+    "StoreReader",
+    "stats_delta",
+    "churn_summary",
+    "ChurnSummary",
+    "utc_day",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Key layout + state record format version, kept in ``cw:meta`` (a worker refuses a mismatch).
+STORE_FORMAT = "1"
+_CHURNED = STAGES.index("churned")
+
+
+class StoreMismatch(ValueError):
+    """Redis holds data written with other buckets/groups/format than this worker's settings."""
+
+
+def _script(name: str) -> str:
+    return resources.files("streams").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@dataclass(slots=True)
+class BucketRead:
+    """What one cycle needs from bucket ``bucket``: offsets (+ due users) per partition, user states."""
+
+    bucket: int
+    parts: list[tuple[str, int | None]]  # (offset field "<topic>:<p>", due max score in s or None)
+    users: list[tuple[int, str]]  # (group, user_id)
+
+
+@dataclass(slots=True)
+class DueUser:
+    group: int
+    user_id: str
+    due_s: int
+    blob: bytes | None
+
+
+@dataclass(slots=True)
+class BucketReadResult:
+    offsets: list[str]  # per part: last applied offset as stored ("" when none), the CAS expectation
+    blobs: list[bytes | None]  # per user
+    dues: list[list[DueUser]]  # per part
+
+
+@dataclass(slots=True)
+class StateWrite:
+    group: int
+    user_id: str
+    blob: bytes | None  # None: delete the user (expired)
+    due_field: str  # "<topic>:<p>" of the user's due index
+    due_s: int  # next_review_s; 0 removes the due entry
+    risk: float | None  # score in the at-risk ranking; None removes it
+
+
+@dataclass(slots=True)
+class BucketWrite:
+    bucket: int
+    parts: list[tuple[str, str, str]]  # (offset field, expected as read, new or "" to keep)
+    states: list[StateWrite] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Fenced:
+    """A bucket write refused: ``field`` holds ``actual`` now, not what we read."""
+
+    bucket: int
+    field: str
+    actual: str
+
+
+def utc_day(epoch_s: int) -> str:
+    """``yyyymmdd`` of an epoch second, the suffix of per-day stats fields.
+
+    >>> utc_day(1_767_225_600)
+    '20260101'
+    """
+    return (_dt.date(1970, 1, 1) + _dt.timedelta(days=epoch_s // 86_400)).strftime("%Y%m%d")
+
+
+def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[Alert], out: dict[str, float]) -> None:
+    """Add to ``out`` the change of bucket counters from ``old`` (stored) to ``new`` (None: expired).
+
+    Counters: ``users``, ``stage:<name>``, ``at_risk`` (levels), ``new:<day>`` (users first seen that
+    UTC day), ``churned:<day>`` and ``churned_rev:<day>`` (one per stage change to churned, dated by
+    the review that saw it, with the user's revenue then). Levels are derived from states, events
+    from alerts, so a replayed or re-batched history adds the same numbers.
+    """
+    if old is not None:
+        out["users"] = out.get("users", 0) - 1
+        k = "stage:" + STAGES[old.stage]
+        out[k] = out.get(k, 0) - 1
+        if old.at_risk_since_s:
+            out["at_risk"] = out.get("at_risk", 0) - 1
+    if new is not None:
+        out["users"] = out.get("users", 0) + 1
+        k = "stage:" + STAGES[new.stage]
+        out[k] = out.get(k, 0) + 1
+        if new.at_risk_since_s:
+            out["at_risk"] = out.get("at_risk", 0) + 1
+        if old is None:
+            k = "new:" + utc_day(new.first_seen_s)
+            out[k] = out.get(k, 0) + 1
+    for alert in alerts:
+        if alert.kind == "stage_changed" and alert.scores.stage == "churned":
+            day = utc_day(alert.event_time_ms // 1000)
+            out["churned:" + day] = out.get("churned:" + day, 0) + 1
+            src = new if new is not None else old
+            revenue = src.revenue if src is not None else 0.0
+            out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(revenue)
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnSummary:
+    churned: int
+    revenue: float
+    active_at_start: int
+
+    @property
+    def rate(self) -> float:
+        return self.churned / self.active_at_start if self.active_at_start else 0.0
+
+
+def churn_summary(stats: Mapping[str, float], now_s: int, days: int = 30) -> ChurnSummary:
+    """Churn over the ``days`` UTC days ending at ``now_s`` (event time), from summed bucket stats.
+
+    Users active at the start of the window are estimated from counters, not stored per day:
+    ``users not churned now - users first seen in the window + users who churned in the window``.
+    """
+    window = {utc_day(now_s - d * 86_400) for d in range(days)}
+    churned = sum(int(stats.get("churned:" + d, 0)) for d in window)
+    revenue = sum(float(stats.get("churned_rev:" + d, 0.0)) for d in window)
+    new = sum(int(stats.get("new:" + d, 0)) for d in window)
+    alive = int(stats.get("users", 0)) - int(stats.get("stage:churned", 0))
+    return ChurnSummary(churned, revenue, max(churned, alive - new + churned))
+
+
+def _s(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Store:
+    """Async access to the state in Redis (redis.asyncio with hiredis). One per worker process."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis | None = None) -> None:
+        if settings.redis_cluster:
+            raise ValueError("redis_cluster=true is not supported yet: point REDIS_URL at a single Redis node")
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.buckets = settings.buckets
+        self.groups = settings.groups_per_bucket
+        self.due_limit = 2_000
+        self._client = client or aioredis.Redis.from_url(
+            settings.redis_url,
+            password=settings.redis_password or None,
+            socket_timeout=5.0,
+            socket_connect_timeout=3.0,
+            health_check_interval=30,
+        )
+        self._sources = {name: _script(f"{name}.lua") for name in ("read_batch", "write_batch", "progress")}
+        self._sha: dict[str, str] = {}
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._client
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self._client.ping())
+
+    async def connect(self) -> None:
+        """Check ``cw:meta`` against our settings (first worker writes it) and load the scripts."""
+        meta_key = self.keys.meta
+        want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
+        pipe = self._client.pipeline(transaction=False)
+        for k, v in want.items():
+            pipe.hsetnx(meta_key, k, v)
+        pipe.hgetall(meta_key)
+        *_, raw = await pipe.execute()
+        have = {_s(k): _s(v) for k, v in raw.items()}
+        wrong = {k: have.get(k) for k, v in want.items() if have.get(k) != v}
+        if wrong:
+            raise StoreMismatch(
+                f"Redis key {meta_key} says {', '.join(f'{k}={have.get(k)}' for k in want)} but this worker has "
+                f"{', '.join(f'{k}={v}' for k, v in want.items())}: use the same buckets/groups_per_bucket "
+                f"(or another key_prefix)"
+            )
+        await self._load_scripts()
+
+    async def _load_scripts(self) -> None:
+        for name, source in self._sources.items():
+            self._sha[name] = await self._client.script_load(source)
+
+    async def _run(self, op: str, build: Callable[[Any], object]) -> list[Any]:
+        """One pipelined round trip; on NOSCRIPT (Redis restarted) reload the scripts and repeat once."""
+        for attempt in (0, 1):
+            pipe = self._client.pipeline(transaction=False)
+            build(pipe)
+            t0 = time.perf_counter()
+            try:
+                return await pipe.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
+                logger.warning("Redis lost the churnwatch scripts (restarted?): loading them again")
+                await self._load_scripts()
+            finally:
+                REDIS_SECONDS.labels(op).observe(time.perf_counter() - t0)
+        raise AssertionError("unreachable")
+
+    # -- the worker cycle ---------------------------------------------------------------------
+
+    async def read(self, reads: Sequence[BucketRead]) -> list[BucketReadResult]:
+        """Offsets, states and due users of every bucket the cycle touches: one round trip."""
+        if not reads:
+            return []
+        sha = self._sha["read_batch"]
+        keys = self.keys
+        due_limit = str(self.due_limit)
+
+        def build(pipe: aioredis.client.Pipeline) -> None:
+            for r in reads:
+                args: list[object] = [keys.tag(r.bucket), due_limit, len(r.parts)]
+                for fld, due_max in r.parts:
+                    args += (fld, "" if due_max is None else due_max)
+                args.append(len(r.users))
+                for g, uid in r.users:
+                    args += (g, uid)
+                pipe.evalsha(sha, 1, keys.offsets(r.bucket), *args)
+
+        replies = await self._run("read", build)
+        out: list[BucketReadResult] = []
+        for raw in replies:
+            offsets_raw, blobs, dues_raw = raw
+            dues: list[list[DueUser]] = []
+            for flat in dues_raw:
+                part: list[DueUser] = []
+                for j in range(0, len(flat), 3):
+                    group, _, uid = flat[j].decode().partition(":")
+                    part.append(DueUser(int(group), uid, int(float(flat[j + 1])), flat[j + 2]))
+                dues.append(part)
+            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues))
+        return out
+
+    async def write(self, writes: Sequence[BucketWrite], token: str) -> list[Fenced]:
+        """Apply every bucket's results, each atomically and fenced; returns the refused buckets.
+
+        ``token`` names this cycle: a retry after a lost reply is recognised and not applied twice.
+        """
+        if not writes:
+            return []
+        sha = self._sha["write_batch"]
+        keys = self.keys
+
+        def build(pipe: aioredis.client.Pipeline) -> None:
+            for w in writes:
+                b = w.bucket
+                args: list[object] = [keys.tag(b), token, len(w.parts)]
+                for fld, expected, new in w.parts:
+                    args += (fld, expected, new)
+                args.append(len(w.states))
+                for s in w.states:
+                    args += (
+                        s.group,
+                        s.user_id,
+                        b"" if s.blob is None else s.blob,
+                        s.due_field,
+                        s.due_s,
+                        "" if s.risk is None else repr(float(s.risk)),
+                    )
+                stats = [(k, v) for k, v in w.stats.items() if v]
+                args.append(len(stats))
+                for k, v in stats:
+                    if k.startswith("churned_rev:"):
+                        args += (k, repr(float(v)), "f")
+                    else:
+                        args += (k, int(v), "i")
+                pipe.evalsha(sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), *args)
+
+        replies = await self._run("write", build)
+        fenced: list[Fenced] = []
+        for w, reply in zip(writes, replies):
+            if int(reply[0]) == 0:
+                fenced.append(Fenced(w.bucket, _s(reply[1]), _s(reply[2])))
+        return fenced
+
+    async def write_progress(self, topic: str, progress: Mapping[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+        """Record ``{partition: (last offset, max event ms)}``; returns the topic's whole progress."""
+        sha = self._sha["progress"]
+        args: list[object] = [len(progress)]
+        for p, (offset, max_ms) in progress.items():
+            args += (p, offset, max_ms)
+        key = self.keys.progress(topic)
+        (raw,) = await self._run("progress", lambda pipe: pipe.evalsha(sha, 1, key, *args))
+        return _parse_progress(dict(zip(raw[::2], raw[1::2])))
+
+    async def read_progress(self, topic: str) -> dict[int, tuple[int, int]]:
+        return _parse_progress(await self._client.hgetall(self.keys.progress(topic)))
+
+    # -- read API for reports and the CLI ----------------------------------------------------
+
+    async def load_user(self, user_id: str) -> UserState | None:
+        b, g = locate(user_id, self.buckets, self.groups)
+        raw = await self._client.hget(self.keys.users(b, g), user_id)
+        return None if raw is None else UserState.from_bytes(raw)
+
+    async def top_at_risk(self, n: int) -> list[tuple[str, float]]:
+        """The ``n`` users with an open at-risk alert and the highest risk, highest first."""
+        if n <= 0:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.zrevrange(self.keys.risk(b), 0, n - 1, withscores=True)
+        merged = [(_s(m), float(s)) for part in await pipe.execute() for m, s in part]
+        merged.sort(key=lambda x: (-x[1], x[0]))
+        return merged[:n]
+
+    async def stats(self) -> dict[str, float]:
+        """Business counters summed over all buckets (``users``, ``stage:*``, ``at_risk``, per-day)."""
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hgetall(self.keys.stats(b))
+        total: dict[str, float] = {}
+        for part in await pipe.execute():
+            for k, v in part.items():
+                key = _s(k)
+                total[key] = total.get(key, 0) + float(v)
+        return total
+
+    async def users_tracked(self) -> int:
+        return int((await self.stats()).get("users", 0))
+
+
+def _parse_progress(raw: Mapping[bytes | str, bytes | str]) -> dict[int, tuple[int, int]]:
+    out: dict[int, tuple[int, int]] = {}
+    for k, v in raw.items():
+        offset, _, max_ms = _s(v).partition(":")
+        out[int(_s(k))] = (int(offset), int(max_ms or 0))
+    return out
+
+
+class StoreReader:
+    """The read API for synchronous callers (CLI reports): the same queries, run on a private loop.
+
+    >>> # reader = StoreReader(Settings.from_env()); reader.top_at_risk(10); reader.close()
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._store = Store(settings)
+
+    def _do(self, coro):  # type: ignore[no-untyped-def]
+        return self._loop.run_until_complete(coro)
+
+    def load_user(self, user_id: str) -> UserState | None:
+        return self._do(self._store.load_user(user_id))
+
+    def top_at_risk(self, n: int) -> list[tuple[str, float]]:
+        return self._do(self._store.top_at_risk(n))
+
+    def stats(self) -> dict[str, float]:
+        return self._do(self._store.stats())
+
+    def users_tracked(self) -> int:
+        return self._do(self._store.users_tracked())
+
+    def progress(self, topic: str) -> dict[int, tuple[int, int]]:
+        return self._do(self._store.read_progress(topic))
+
+    def close(self) -> None:
+        self._do(self._store.close())
+        self._loop.close()
+
+    def __enter__(self) -> "StoreReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,347 @@
+"""The backtest command: same scores as the engine, as-of parsing, metrics, config, labels, errors."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.engine import advance
+from models.model import load_model
+from models.scoring import score
+from streams.backtest import (
+    AlertEpisode,
+    Progress,
+    alert_episodes,
+    alert_outcomes,
+    covers,
+    format_time,
+    lead_time_ms,
+    lift_table,
+    load_type_map,
+    median,
+    parse_as_of,
+    roc_auc,
+    roc_curve,
+    score_row,
+    top_fraction_lift,
+)
+from streams.cli import main
+from streams.history import read_events_csv
+from streams.simulate import generate, write_events_csv, write_truth_csv
+
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+DAY_MS = 86_400_000
+AS_OF = "2026-01-15/2026-03-05/7d"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small simulated population written gzipped and in shuffled order, with its truth."""
+    events, truth = generate(seed=5, n_users=90, start_ms=START_MS, days=75)
+    folder = tmp_path_factory.mktemp("backtest")
+    shuffled = list(events)
+    random.Random(0).shuffle(shuffled)
+    write_events_csv(folder / "events.csv.gz", shuffled)
+    write_truth_csv(folder / "truth.csv", truth)
+    return {"dir": folder, "events": folder / "events.csv.gz", "truth": folder / "truth.csv", "truths": truth}
+
+
+@pytest.fixture(scope="module")
+def run_with_labels(sim: dict) -> dict:
+    out = sim["dir"] / "scores.csv"
+    churners = sorted((t.persona != "decliner", t.user_id) for t in sim["truths"] if t.churned_at_ms)
+    decliner = churners[0][1]
+    plot = sim["dir"] / "user.png"
+    buf_out, buf_err = io.StringIO(), io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
+        code = main(["backtest", "--events", str(sim["events"]), "--as-of", AS_OF, "--out", str(out), "--labels", str(sim["truth"]),
+                     "--plot-user", decliner, "--plot-out", str(plot), "--no-progress"])
+    return {"code": code, "out": out, "stdout": buf_out.getvalue(), "plot": plot}
+
+
+def _read_scores(path: Path) -> list[dict[str, str]]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
+        return list(csv.DictReader(fh))
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cli_scores_equal_the_engine_run_from_scratch(sim: dict, run_with_labels: dict) -> None:
+    """Every row equals advance(all events before the date) + score at the date, computed here
+    in one go per (user, date): the incremental replay gives the stream's own numbers."""
+    assert run_with_labels["code"] == 0
+    rows = _read_scores(run_with_labels["out"])
+    events = read_events_csv(sim["events"])
+    model = load_model()
+    expected = []
+    for date_ms in parse_as_of(AS_OF):
+        before: dict[str, list] = {}
+        for ev in events:
+            if ev.ts_ms < date_ms:
+                before.setdefault(ev.user_id, []).append(ev)
+        for user in sorted(before):
+            out = advance(user, None, before[user], date_ms, model)
+            if not out.expire:
+                expected.append(score_row(user, date_ms, score(out.state, date_ms // 1000, model)).as_csv())
+    got = [[r[c] for c in ("user_id", "as_of", "risk", "health", "temperature", "stage", "segment", "action", "reason")] for r in rows]
+    assert len(got) > 100
+    assert sorted(got) == sorted(expected)
+
+
+def test_cli_writes_metrics_json_and_charts(run_with_labels: dict) -> None:
+    out: Path = run_with_labels["out"]
+    metrics = json.loads(out.with_name("scores.metrics.json").read_text())
+    det = metrics["detection"]
+    assert metrics["events"] > 0 and metrics["rows"] == len(_read_scores(out))
+    assert 0.0 <= det["roc_auc"] <= 1.0
+    assert det["rows_judged"] + det["rows_excluded_already_churned"] + det["rows_excluded_horizon_past_data_end"] == metrics["rows"]
+    assert det["lift_by_decile"][-1]["captured"] == pytest.approx(1.0)
+    assert det["churners_flagged_before_churn"] <= det["churners_in_window"]
+    for name in ("scores.roc.png", "scores.lift.png"):
+        assert out.with_name(name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert run_with_labels["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ROC AUC" in run_with_labels["stdout"] and "recall" in run_with_labels["stdout"]
+
+
+def test_labels_persona_splits_recall(run_with_labels: dict) -> None:
+    det = json.loads(run_with_labels["out"].with_name("scores.metrics.json").read_text())["detection"]
+    per = det["by_persona"]
+    assert per, "the simulator's truth has a persona column"
+    assert sum(p["churners"] for p in per.values()) == det["churners_in_window"]
+    assert sum(p["flagged"] for p in per.values()) == det["churners_flagged_before_churn"]
+
+
+def test_gzipped_output(sim: dict, tmp_path: Path) -> None:
+    out = tmp_path / "s.csv.gz"
+    assert main(["backtest", "--events", str(sim["events"]), "--as-of", "2026-02-20", "--out", str(out), "--no-progress"]) == 0
+    rows = _read_scores(out)
+    assert rows and {r["as_of"] for r in rows} == {"2026-02-20"}
+    assert (tmp_path / "s.metrics.json").exists()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _history(names: tuple[str, str]) -> str:
+    """One user visiting daily for 20 days, then a last event of another kind."""
+    lines = ["user_id,ts,event_type"]
+    for d in range(20):
+        lines.append(f"u1,{START_MS + d * DAY_MS + 3_600_000},{names[0]}")
+    lines.append(f"u1,{START_MS + 20 * DAY_MS},{names[1]}")
+    return "\n".join(lines) + "\n"
+
+
+def test_config_maps_event_names(tmp_path: Path) -> None:
+    """``bye`` only means cancel because the TOML file says so; unnamed types count as "other"."""
+    events = _write(tmp_path / "e.csv", _history(("visit", "bye")))
+    config = _write(tmp_path / "types.toml", '[event_types]\nvisit = "view"\nbye = "cancel"\n')
+    assert main(["backtest", "--events", str(events), "--as-of", "2026-01-25", "--out", str(tmp_path / "a.csv"),
+                 "--config", str(config), "--no-progress"]) == 0
+    assert main(["backtest", "--events", str(events), "--as-of", "2026-01-25", "--out", str(tmp_path / "b.csv"), "--no-progress"]) == 0
+    mapped, = _read_scores(tmp_path / "a.csv")
+    unmapped, = _read_scores(tmp_path / "b.csv")
+    assert mapped["stage"] == "churned"
+    assert unmapped["stage"] != "churned"
+
+
+def test_load_type_map_json_and_toml(tmp_path: Path) -> None:
+    j = load_type_map(_write(tmp_path / "t.json", json.dumps({"event_types": {"Buy": "purchase"}})))
+    t = load_type_map(_write(tmp_path / "t.toml", '[event_types]\nBuy = "purchase"\n'))
+    for type_map in (j, t):
+        assert type_map.canonical("Buy") == "purchase"
+        assert type_map.canonical("order") == "other"  # the built-in aliases do not apply with a config
+    with pytest.raises(ValueError, match="event_types"):
+        load_type_map(_write(tmp_path / "bad.json", json.dumps({"types": {}})))
+    with pytest.raises(ValueError, match="not one of"):
+        load_type_map(_write(tmp_path / "bad2.json", json.dumps({"event_types": {"x": "teleport"}})))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--as-of", "2026-13-01"], "2026-13-01"),
+        (["--as-of", "2026-03-01/2026-02-01/7d"], "before it starts"),
+        (["--as-of", "2026-02-01/2026-03-01/0d"], "positive"),
+        (["--as-of", "2026-02-01/2026-03-01/soon"], "duration"),
+        (["--as-of", "2026-02-01", "--horizon", "a month"], "duration"),
+    ],
+)
+def test_bad_arguments_give_one_readable_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str) -> None:
+    events = _write(tmp_path / "e.csv", _history(("view", "view")))
+    code = main(["backtest", "--events", str(events), "--out", str(tmp_path / "o.csv"), "--no-progress", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("churnwatch backtest: error:") and "\n" not in err and fragment in err
+
+
+def test_missing_column_gives_one_readable_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = _write(tmp_path / "e.csv", "user_id,when,event_type\nu1,2026-01-02,view\n")
+    code = main(["backtest", "--events", str(events), "--as-of", "2026-02-01", "--out", str(tmp_path / "o.csv"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "ts" in err
+
+
+def test_bad_labels_give_one_readable_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = _write(tmp_path / "e.csv", _history(("view", "view")))
+    labels = _write(tmp_path / "l.csv", "user_id,churned\nu1,2026-01-21\n")
+    code = main(["backtest", "--events", str(events), "--as-of", "2026-02-01", "--out", str(tmp_path / "o.csv"),
+                 "--labels", str(labels), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "churned_at" in err
+
+
+def test_missing_plot_user_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = _write(tmp_path / "e.csv", _history(("view", "view")))
+    code = main(["backtest", "--events", str(events), "--as-of", "2026-02-01", "--out", str(tmp_path / "o.csv"),
+                 "--plot-user", "nobody", "--no-progress"])
+    assert code == 2 and "nobody" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# As-of dates
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_as_of_range_includes_the_end_on_a_step() -> None:
+    assert [format_time(t) for t in parse_as_of("2026-02-01/2026-02-15/7d")] == ["2026-02-01", "2026-02-08", "2026-02-15"]
+    assert [format_time(t) for t in parse_as_of("2026-02-01/2026-02-14/7d")] == ["2026-02-01", "2026-02-08"]
+    assert len(parse_as_of("2026-02-01/2026-02-02/6h")) == 5
+
+
+def test_parse_as_of_list_is_sorted_and_unique() -> None:
+    got = parse_as_of("2026-03-01, 2026-02-01T12:00:00Z,2026-03-01")
+    assert [format_time(t) for t in got] == ["2026-02-01T12:00:00Z", "2026-03-01"]
+    assert got[1] - got[0] == 28 * DAY_MS - DAY_MS // 2
+
+
+@pytest.mark.parametrize("text", ["", "  ", "yesterday", "2026-02-01/2026-03-01", "2026-02-30"])
+def test_parse_as_of_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_as_of(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics against hand-computed cases and brute force
+# ---------------------------------------------------------------------------------------------
+
+
+def test_roc_auc_hand_cases() -> None:
+    # positives 0.35 and 0.8 against negatives 0.1 and 0.4: 3 of 4 pairs ordered right
+    assert roc_auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == 0.75
+    assert roc_auc([0.5, 0.5], [True, False]) == 0.5  # a tie counts half
+    assert roc_auc([0.9, 0.1], [True, False]) == 1.0
+    assert roc_auc([0.9, 0.1], [False, True]) == 0.0
+    assert roc_auc([0.3, 0.2], [True, True]) is None
+
+
+scores_and_labels = st.lists(st.tuples(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9]), st.booleans()), min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scores_and_labels)
+def test_roc_auc_is_the_share_of_correctly_ordered_pairs(pairs: list[tuple[float, bool]]) -> None:
+    scores = [s for s, _ in pairs]
+    labels = [y for _, y in pairs]
+    pos = [s for s, y in pairs if y]
+    neg = [s for s, y in pairs if not y]
+    auc = roc_auc(scores, labels)
+    if not pos or not neg:
+        assert auc is None
+        return
+    brute = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg) / (len(pos) * len(neg))
+    assert auc == pytest.approx(brute)
+    fpr, tpr = roc_curve(scores, labels)
+    trapezoid = sum((fpr[i + 1] - fpr[i]) * (tpr[i + 1] + tpr[i]) / 2 for i in range(len(fpr) - 1))
+    assert trapezoid == pytest.approx(brute)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+
+
+def test_roc_curve_hand_case() -> None:
+    assert roc_curve([0.9, 0.5, 0.5, 0.1], [True, True, False, False]) == ([0.0, 0.0, 0.5, 1.0], [0.0, 0.5, 1.0, 1.0])
+
+
+def test_top_decile_lift_hand_cases() -> None:
+    # 5 users, 2 churn (base 0.4); top 20% = the 0.9 user, who churns: lift 1 / 0.4 = 2.5
+    assert top_fraction_lift([0.9, 0.8, 0.3, 0.2, 0.1], [True, False, True, False, False], 0.2) == 2.5
+    # 20 users, 4 churn; the top 2 hold 1 churner: (1/2) / (4/20) = 2.5
+    scores = [1.0 - i / 20 for i in range(20)]
+    labels = [i in (1, 5, 9, 15) for i in range(20)]
+    assert top_fraction_lift(scores, labels, 0.1) == pytest.approx(2.5)
+    # a constant score ranks nobody: ties at the cut are split pro rata, lift exactly 1
+    assert top_fraction_lift([0.5] * 10, [True, False] * 5, 0.1) == pytest.approx(1.0)
+    assert top_fraction_lift([0.5, 0.4], [False, False]) is None
+    with pytest.raises(ValueError):
+        top_fraction_lift([0.5], [True], 0.0)
+
+
+def test_lift_table_hand_case() -> None:
+    # 4 users, 2 bins; the top half holds both churners: lift 2 then 0, all captured by the top half
+    rows = lift_table([0.9, 0.8, 0.2, 0.1], [True, True, False, False], bins=2)
+    assert [(r["share"], r["lift"], r["cumulative_lift"], r["captured"]) for r in rows] == [(0.5, 2.0, 2.0, 1.0), (1.0, 0.0, 1.0, 1.0)]
+    assert lift_table([0.1], [False]) == []
+
+
+def test_median() -> None:
+    assert median([3, 1, 2]) == 2
+    assert median([4, 1, 3, 2]) == 2.5
+    assert median([]) is None
+
+
+def test_alert_episodes_pair_at_risk_with_recovered() -> None:
+    alerts = [("at_risk", 10), ("at_risk", 12), ("recovered", 20), ("recovered", 25), ("at_risk", 30)]
+    assert alert_episodes(alerts) == [AlertEpisode(10, 20), AlertEpisode(30, None)]
+    assert alert_episodes([]) == []
+
+
+def test_covers_and_lead_time_hand_cases() -> None:
+    horizon = 30
+    assert covers(AlertEpisode(10, 80), 100, horizon)  # recovered 20 before churn: inside the horizon
+    assert not covers(AlertEpisode(10, 70), 100, horizon)  # recovered exactly a horizon before: not flagged then
+    assert covers(AlertEpisode(10, None), 100, horizon)  # still standing
+    assert not covers(AlertEpisode(100, None), 100, horizon)  # raised at the churn, not before
+    # the run-up's first alert counts: the 50 episode covers, the 10 one ended too early
+    assert lead_time_ms([AlertEpisode(10, 20), AlertEpisode(50, 80), AlertEpisode(90, None)], 100, horizon) == 50
+    assert lead_time_ms([AlertEpisode(10, 20)], 100, horizon) is None
+
+
+def test_alert_outcomes_hand_cases() -> None:
+    h = 30
+    # churn at 60: the 0-5 alert is settled wrong, the 50 alert right, one after churn is ignored
+    assert alert_outcomes([AlertEpisode(0, 5), AlertEpisode(50, None), AlertEpisode(70, None)], 60, h, 100) == (1, 1, 0)
+    # no churn, data until 100: recovered at 60 + 30 <= 100 -> wrong; open since 90 -> not known yet
+    assert alert_outcomes([AlertEpisode(50, 60), AlertEpisode(90, None)], None, h, 100) == (0, 1, 1)
+    # no churn: recovered at 80, horizon reaches 110 > 100 -> not known yet
+    assert alert_outcomes([AlertEpisode(50, 80)], None, h, 100) == (0, 0, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress bar
+# ---------------------------------------------------------------------------------------------
+
+
+def test_progress_bar_draws_only_when_enabled() -> None:
+    shown, hidden = io.StringIO(), io.StringIO()
+    for stream, enabled in ((shown, True), (hidden, False)):
+        bar = Progress(200, "backtest", stream=stream, after_s=0.0, enabled=enabled)
+        bar.update(50)
+        bar.close()
+    lines = shown.getvalue().splitlines()
+    assert lines[0].startswith("backtest [") and "25.0%" in lines[0]
+    assert "100.0%" in lines[-1]
+    assert hidden.getvalue() == ""

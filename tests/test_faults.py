@@ -1,0 +1,225 @@
+"""Faults against the real broker and Redis, each ending in an exact comparison with a clean run.
+
+Every test replays the same deterministic history (a few hundred users, ~8 weeks, in event-time
+order). The clean run is one worker from start to end; the fault run suffers the fault. Both
+write under their own key prefix, so the comparison is of the exact state bytes of every user,
+plus the set of alert ids (alerts are at-least-once: duplicates allowed, nothing missing or extra).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from models.events import Event
+from tests.harness import Worker, dump_state, publish_events, read_progress, wait_progress
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DAY_MS = 86_400_000
+START_MS = 1_767_225_600_000  # 2026-01-01
+
+
+def history(seed: int = 5, users: int = 240, days: int = 56) -> list[Event]:
+    """Steady users, decliners and quitters; per-user events strictly in time order."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    for u in range(users):
+        uid = f"user-{u:04d}"
+        kind = ("steady", "decliner", "quitter")[u % 3]
+        gap_days = rng.choice((1.0, 2.0, 3.0))
+        stop_day = rng.uniform(15, 40) if kind == "quitter" else days
+        t = rng.uniform(0, 5) * DAY_MS
+        n = 0
+        while t < stop_day * DAY_MS and t < days * DAY_MS:
+            for _ in range(rng.randint(1, 4) if kind != "decliner" or t < 20 * DAY_MS else 1):
+                n += 1
+                kind_ev = rng.choice(("view", "view", "click", "message", "purchase"))
+                amount = round(rng.uniform(5, 50), 2) if kind_ev == "purchase" else 0.0
+                events.append(Event(uid, START_MS + int(t) + n * 1000, kind_ev, f"{uid}-{n}", amount))
+            step = gap_days * (1.0 + (max(0.0, t / DAY_MS - 20) / 5 if kind == "decliner" else 0.0))
+            t += step * DAY_MS * rng.uniform(0.7, 1.3)
+    events.sort(key=lambda e: (e.ts_ms, e.event_id))
+    return events
+
+
+@pytest.fixture(scope="module")
+def events() -> list[Event]:
+    return history()
+
+
+def _topics(bootstrap: str, name: str) -> dict[str, str]:
+    topics = {"events": f"ev-{name}", "alerts": f"al-{name}", "dlq": f"dlq-{name}", "group": f"g-{name}"}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topics[k], 8, 1) for k in ("events", "alerts", "dlq")])
+    admin.close()
+    return topics
+
+
+def _alert_ids(bootstrap: str, topic: str) -> tuple[set[str], int]:
+    import orjson
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
+    tps = [TopicPartition(topic, p) for p in range(8)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ids: list[str] = [orjson.loads(rec.value)["alert_id"] for rec in consumer]
+    consumer.close()
+    return set(ids), len(ids)
+
+
+class Run:
+    """One run: its topics (events shared per test), key prefix and workers."""
+
+    def __init__(self, bootstrap: str, redis_url: str, tmp: Path, name: str, events_topic: str | None = None) -> None:
+        self.bootstrap, self.redis_url, self.tmp, self.name = bootstrap, redis_url, tmp, name
+        self.topics = _topics(bootstrap, name)
+        if events_topic:
+            self.topics["events"] = events_topic
+        self.prefix = f"cw{name.replace('-', '')}"
+        self.workers: list[Worker] = []
+
+    def worker(self, **env: str) -> Worker:
+        w = Worker(self.bootstrap, self.redis_url, self.topics, self.tmp / f"{self.name}-w{len(self.workers)}.log",
+                   env={"CHURNWATCH_KEY_PREFIX": self.prefix, "CHURNWATCH_BATCH_MAX_RECORDS": "500", **env})
+        self.workers.append(w)
+        return w.start()
+
+    def wait(self, last: dict[int, int], timeout_s: float = 120.0) -> None:
+        wait_progress(self.redis_url, self.topics["events"], last, timeout_s, self.workers, prefix=self.prefix)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+    def state(self) -> dict[str, bytes]:
+        return dump_state(self.redis_url, self.prefix)
+
+    def alerts(self) -> tuple[set[str], int]:
+        return _alert_ids(self.bootstrap, self.topics["alerts"])
+
+
+@pytest.fixture()
+def runs(kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> Iterator[tuple[Run, Run]]:
+    clean = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-clean")
+    fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-fault", events_topic=clean.topics["events"])
+    yield clean, fault
+    clean.stop()
+    fault.stop()
+
+
+def _clean_reference(clean: Run, last: dict[int, int]) -> tuple[dict[str, bytes], set[str]]:
+    clean.worker()
+    clean.wait(last)
+    time.sleep(0.5)  # the alerts of the final cycle are produced before its progress write; let them land
+    clean.stop()
+    state = clean.state()
+    ids, _ = clean.alerts()
+    assert len(state) > 100, "the clean run must track the users"
+    assert ids, "the history must raise alerts, or the comparison proves nothing"
+    return state, ids
+
+
+def _assert_same(fault: Run, ref_state: dict[str, bytes], ref_ids: set[str]) -> None:
+    state = fault.state()
+    missing = sorted(set(ref_state) - set(state))[:5]
+    extra = sorted(set(state) - set(ref_state))[:5]
+    differing = sorted(u for u in ref_state.keys() & state.keys() if ref_state[u] != state[u])[:5]
+    assert not missing and not extra and not differing, f"missing {missing}, extra {extra}, differing {differing}"
+    ids, total = fault.alerts()
+    assert ids == ref_ids, f"{len(ref_ids - ids)} alerts missing, {len(ids - ref_ids)} unexpected ({total} delivered)"
+
+
+def test_kill_9_mid_stream_and_restart(runs: tuple[Run, Run], events: list[Event]) -> None:
+    clean, fault = runs
+    last = publish_events(clean.bootstrap, clean.topics["events"], events)
+    ref_state, ref_ids = _clean_reference(clean, last)
+
+    w = fault.worker()
+    deadline = time.monotonic() + 60
+    while not read_progress(fault.redis_url, fault.topics["events"], fault.prefix) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    progress_at_kill = read_progress(fault.redis_url, fault.topics["events"], fault.prefix)
+    w.kill9()
+    assert progress_at_kill, "the worker must have made progress before the kill"
+    assert any(progress_at_kill.get(p, -1) < off for p, off in last.items()), "the kill must land mid-stream"
+    fault.worker()
+    fault.wait(last)
+    time.sleep(0.5)
+    _assert_same(fault, ref_state, ref_ids)
+
+
+def test_two_workers_leave_and_rejoin_while_events_flow(runs: tuple[Run, Run], events: list[Event]) -> None:
+    clean, fault = runs
+    size = len(events) // 4
+    parts = [events[i * size:(i + 1) * size] for i in range(3)] + [events[3 * size:]]
+    fault.worker()
+    fault.worker()
+    last: dict[int, int] = {}
+    for i, part in enumerate(parts):  # each chunk: B leaves or rejoins while the chunk flows
+        last_part = publish_events(fault.bootstrap, fault.topics["events"], part)
+        last.update({p: max(last.get(p, -1), o) for p, o in last_part.items()})
+        b = fault.workers[1 + i]
+        if b.proc is not None and b.proc.poll() is None:
+            b.stop()
+        fault.worker()
+        time.sleep(1.0)
+    fault.wait(last, timeout_s=180)
+    time.sleep(0.5)
+    clean.worker()
+    clean.wait(last)
+    time.sleep(0.5)
+    clean.stop()
+    ref_state = clean.state()
+    ref_ids, _ = clean.alerts()
+    assert ref_ids
+    _assert_same(fault, ref_state, ref_ids)
+
+
+def test_redis_unavailable_for_10_seconds(runs: tuple[Run, Run], events: list[Event], redis_service) -> None:  # type: ignore[no-untyped-def]
+    clean, fault = runs
+    last = publish_events(clean.bootstrap, clean.topics["events"], events)
+    ref_state, ref_ids = _clean_reference(clean, last)
+    if redis_service.proc is None:
+        pytest.skip("Redis is not a local process here (container or external): cannot freeze it")
+    w = fault.worker()
+    deadline = time.monotonic() + 60
+    while not read_progress(fault.redis_url, fault.topics["events"], fault.prefix) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(redis_service.proc.pid, signal.SIGSTOP)  # Redis stops answering; connections hang
+    try:
+        time.sleep(10)
+        assert w.proc is not None and w.proc.poll() is None, "the worker must survive a Redis outage"
+    finally:
+        os.kill(redis_service.proc.pid, signal.SIGCONT)
+    fault.wait(last)
+    time.sleep(0.5)
+    assert w.proc.poll() is None, "the worker must still be running after Redis came back"
+    _assert_same(fault, ref_state, ref_ids)
+
+
+def test_same_batch_delivered_twice(runs: tuple[Run, Run], events: list[Event], redis_url: str) -> None:
+    """Progress is lost (as if Kafka redelivered everything): per-bucket offsets must fence it."""
+    import redis as redis_lib
+
+    clean, fault = runs
+    last = publish_events(clean.bootstrap, clean.topics["events"], events)
+    ref_state, ref_ids = _clean_reference(clean, last)
+    fault.worker()
+    fault.wait(last)
+    fault.stop()
+    client = redis_lib.Redis.from_url(redis_url)
+    client.delete(f"{fault.prefix}:progress:{fault.topics['events']}")
+    client.close()
+    fault.worker(CHURNWATCH_GROUP_ID=f"{fault.topics['group']}-again")  # no Kafka commits either: from the start
+    fault.wait(last)
+    time.sleep(0.5)
+    _assert_same(fault, ref_state, ref_ids)
