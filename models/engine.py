@@ -10,18 +10,21 @@ the result does not depend on how the events were cut into batches or how late a
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
 from models.events import Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event
-from models.scoring import Scores, score
+from models.lifecycle import next_change_s
+from models.scoring import Assessment, Scores, assess, risk_after, scores_from
 
 __all__ = ["Alert", "AlertKind", "Outcome", "advance", "alert_id"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
 ALERT_SCHEMA = "churnwatch-alert/1"
+_RISK_TOLERANCE_S = 60  # precision of the at-risk crossing time found by bisection
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,62 +87,96 @@ def advance(
     until_ms: int,
     model: ChurnModel,
 ) -> Outcome:
-    """Apply ``events`` (any order) and every review due at or before ``until_ms``.
+    """Apply ``events`` (any order) and every review due strictly before ``until_ms``.
 
     Events are applied in ``(ts_ms, event_id)`` order; a review due strictly before an event's
     time runs before that event. The first event of each new active day is also a review point,
     so coming back (recovered, reactivated) is noticed on the event that shows it.
+
+    "Strictly before" on both sides makes batching invisible: the caller's later events are never
+    earlier than ``until_ms`` (the stream sends earlier ones to the DLQ as late), so a review this
+    call runs would also have run before each of them in one big call, and one due exactly at a
+    later event's time runs after that event either way. Hence advance(part 1 up to t) then
+    advance(part 2) == advance(everything) for in-order parts, alerts included.
     """
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
     for ev in sorted(events, key=Event.sort_key.fget):  # type: ignore[arg-type]
         ts_s = ev.ts_ms // 1000
-        _run_due_reviews(user_id, st, ts_s - 1, model, out)
+        _run_due_reviews(user_id, st, ev.ts_ms, model, out)
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
         apply_event(st, ev)
         if new_day or ev.type in ("cancel", "purchase"):
             _review(user_id, st, ts_s, model, out)
-    _run_due_reviews(user_id, st, until_ms // 1000, model, out)
+    _run_due_reviews(user_id, st, until_ms, model, out)
     out.expire = _expired(st, until_ms // 1000, model)
     return out
 
 
-def _run_due_reviews(user_id: str, st: UserState, upto_s: int, model: ChurnModel, out: Outcome) -> None:
-    # Bounded: each review moves next_review_s strictly forward, at most review_interval apart,
-    # so a long silence costs (silence / review_interval) reviews. Silence long past churn stops
-    # scheduling (next_review_s = 0) so a dead user costs nothing.
-    while st.n_events and 0 < st.next_review_s <= upto_s:
+def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome) -> None:
+    # Bounded: each review moves next_review_s strictly forward, to the next threshold crossing
+    # or at most review_interval later (see _next_review); a churned user is reviewed once more
+    # at its expiry, then next_review_s = 0 and it costs nothing.
+    while st.n_events and 0 < st.next_review_s and st.next_review_s * 1000 < before_ms:
         _review(user_id, st, st.next_review_s, model, out)
 
 
 def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome) -> None:
-    scores = score(st, now_s, model)
+    # Decide on alerts from the cheap assessment; build the full scores (health, reasons, ...)
+    # only when an alert carries them, from the state as it was before this review changed it.
+    a = assess(st, now_s, model)
     now_ms = now_s * 1000
-    new_stage = STAGES.index(scores.stage)
-    if new_stage != st.stage or st.stage_since_s == 0:
-        previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
+    new_stage = STAGES.index(a.stage)
+    stage_changed = new_stage != st.stage or st.stage_since_s == 0
+    previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
+    opens = st.at_risk_since_s == 0 and a.risk >= model.risk_enter and a.stage != "churned"
+    closes = not opens and st.at_risk_since_s != 0 and a.risk <= model.risk_exit
+    scores = scores_from(st, a, model) if (stage_changed and previous is not None) or opens or closes else None
+    if stage_changed:
         st.stage = new_stage
         st.stage_since_s = now_s
-        if previous is not None:
+        if previous is not None and scores is not None:
             out.alerts.append(
-                Alert(alert_id(user_id, "stage_changed", scores.stage, now_ms), "stage_changed", user_id, now_ms, scores, previous)
+                Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, scores, previous)
             )
-    if st.at_risk_since_s == 0 and scores.risk >= model.risk_enter and scores.stage != "churned":
+    if opens and scores is not None:
         st.at_risk_since_s = now_s
         out.alerts.append(Alert(alert_id(user_id, "at_risk", "", now_ms), "at_risk", user_id, now_ms, scores))
-    elif st.at_risk_since_s and scores.risk <= model.risk_exit:
+    elif closes and scores is not None:
         st.at_risk_since_s = 0
         out.alerts.append(Alert(alert_id(user_id, "recovered", "", now_ms), "recovered", user_id, now_ms, scores))
     st.last_review_s = now_s
-    st.next_review_s = _next_review(st, now_s, model)
+    st.next_review_s = _next_review(st, now_s, model, a)
 
 
-def _next_review(st: UserState, now_s: int, model: ChurnModel) -> int:
-    """When to look again with no new events: daily while anything can still change."""
-    silence_days = (now_s - st.last_seen_s) / DAY_S
-    if STAGES[st.stage] == "churned" and silence_days > model.churned_days + model.retention_days:
-        return 0
-    return now_s + max(1, int(model.review_interval_days * DAY_S))
+def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) -> int:
+    """When to look again with no new events: the next moment an alert can be due, else the cap.
+
+    Alerts change only at a stage change or when risk crosses ``risk_enter``; ``recovered``
+    needs risk to fall, which silence never does (models.risk), so it waits for an event. The
+    next stage change comes from models.lifecycle; the risk crossing is found by bisection to
+    ``_RISK_TOLERANCE_S`` (risk is non-decreasing in silence) on models.scoring.risk_after. ``review_interval_days`` caps
+    the wait. A churned user is looked at once more, when its state may expire, then never.
+    A silent user thus costs a handful of reviews over its whole decline, not one per day.
+    """
+    if a.stage == "churned":
+        expiry = st.stage_since_s + int(math.ceil(model.retention_days * DAY_S))
+        return expiry if expiry > now_s else 0
+    cap = now_s + max(1, int(model.review_interval_days * DAY_S))
+    nxt = next_change_s(st, a.signals, model)
+    if nxt <= now_s or nxt > cap:
+        nxt = cap
+    enter = model.risk_enter
+    if st.at_risk_since_s == 0 and a.risk < enter and risk_after(a, nxt, model) >= enter:
+        lo, hi = now_s, nxt  # risk(lo) < enter <= risk(hi)
+        while hi - lo > _RISK_TOLERANCE_S:
+            mid = (lo + hi) // 2
+            if risk_after(a, mid, model) >= enter:
+                hi = mid
+            else:
+                lo = mid
+        nxt = hi
+    return nxt
 
 
 def _expired(st: UserState, now_s: int, model: ChurnModel) -> bool:

@@ -26,7 +26,7 @@ calls :func:`next_change_s` to know when a silent user's stage can change next.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Callable, Final
 
 from models.signals import Signals, trend_at
 from models.state import DAY_S, STAGES, Stage, UserState
@@ -42,6 +42,7 @@ TREND_MAX_GAP_DAYS: Final[float] = 3.5
 _CHURNED: Final[int] = STAGES.index("churned")
 _REACTIVATED: Final[int] = STAGES.index("reactivated")
 _DECLINING: Final[int] = STAGES.index("declining")
+_INV_DAY: Final[float] = 1.0 / DAY_S
 
 
 def dormant_after_days(gap_days: float, model: "ChurnModel") -> float:
@@ -92,9 +93,15 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel") -> Stage:
     return "active"
 
 
-def _ceil_s(t: float) -> int:
-    # +1: the review at this second must see the threshold crossed despite float rounding.
-    return int(math.ceil(t)) + 1
+def _first_second(start_s: int, days: float, holds: Callable[[int], bool]) -> int:
+    """The first whole second from ``start_s + days`` on at which ``holds`` (the very test
+    :func:`stage_of` makes, same float arithmetic) is true: exact, not one second late."""
+    t = start_s + int(math.ceil(days * DAY_S))
+    while not holds(t):  # float rounding can leave the exact second one short
+        t += 1
+    while holds(t - 1) and t - 1 > start_s:
+        t -= 1
+    return t
 
 
 def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s: int = 60) -> int:
@@ -109,17 +116,24 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     now = sig.now_s
     if sig.cancelled or st.n_events == 0:
         return 0
-    last = st.last_seen_s
+    last, first = st.last_seen_s, st.first_seen_s
     gap = sig.visit_gap_days
-    churned_at = _ceil_s(last + churned_after_days(gap, model) * DAY_S)
+    dormant_days, churned_days = dormant_after_days(gap, model), churned_after_days(gap, model)
+    overdue = model.overdue_factor
+
+    def silence(t: int) -> float:
+        return (t - last) * _INV_DAY  # as models.signals computes it
+
+    churned_at = _first_second(last, churned_days, lambda t: silence(t) >= churned_days)
     candidates = [
         churned_at,
-        _ceil_s(last + dormant_after_days(gap, model) * DAY_S),
-        _ceil_s(last + model.overdue_factor * gap * DAY_S),
-        _ceil_s(st.first_seen_s + model.new_days * DAY_S),
+        _first_second(last, dormant_days, lambda t: silence(t) >= dormant_days),
+        _first_second(last, overdue * gap, lambda t: silence(t) / gap >= overdue),
+        _first_second(first, model.new_days, lambda t: (t - first) * _INV_DAY >= model.new_days),
     ]
     if st.stage_since_s and st.stage == _REACTIVATED:
-        candidates.append(_ceil_s(st.stage_since_s + model.new_days * DAY_S))
+        since = st.stage_since_s
+        candidates.append(_first_second(since, model.new_days, lambda t: t - since >= model.new_days * DAY_S))
     best = min((c for c in candidates if c > now), default=0)
     if gap <= TREND_MAX_GAP_DAYS and not (st.stage_since_s and st.stage == _DECLINING):
         limit = model.decline_ratio

@@ -36,6 +36,7 @@ __all__ = [
     "SILENCE_FEATURES",
     "check_weights",
     "feature_vector",
+    "features_after",
     "risk_probability",
     "sigmoid",
 ]
@@ -49,15 +50,18 @@ FEATURES: Final[tuple[str, ...]] = (
     "inactive_28d",  # -log(1 + events in the last ~28 days)
     "inactive_90d",  # -log(1 + events in the last ~90 days)
     "decline",  # 1 - min(1, 7-day rate / 4-week rate)
+    "decline_long",  # 1 - min(1, 4-week rate / 90-day rate)
     "narrowness",  # 1 - breadth of use over 4 weeks
     "cooling",  # 1 - temperature / 100
+    "gap_trend",  # log(recent completed intervals between active days / usual interval)
     "tenure_log",  # log(1 + days from first to last activity)
     "active_days_log",  # log(1 + distinct active days)
     "buyer",  # 1 when the user ever purchased
+    "purchases_log",  # log(1 + purchases)
     "revenue_log",  # log(1 + total purchase value)
 )
 #: Features that grow with silence: their weights must be >= 0 (module docstring).
-SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:9])
+SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:10])
 
 #: Weights used until ``train`` fits some (the ``ChurnModel`` defaults). Rounded from a fit on
 #: simulated histories (see models/default_model.json for the fitted ones and their data).
@@ -69,11 +73,14 @@ PRIOR_WEIGHTS: Final[Mapping[str, float]] = {
     "inactive_28d": 0.3,
     "inactive_90d": 0.0,
     "decline": 0.5,
+    "decline_long": 0.5,
+    "gap_trend": 0.5,
     "narrowness": 0.5,
     "cooling": 1.5,
     "tenure_log": -0.2,
     "active_days_log": 0.0,
     "buyer": -0.3,
+    "purchases_log": 0.0,
     "revenue_log": 0.0,
 }
 PRIOR_INTERCEPT: Final[float] = -2.5
@@ -103,13 +110,51 @@ def feature_vector(sig: Signals, p_stay: float, revenue: float) -> list[float]:
         -math.log1p(sig.act_28d),
         -math.log1p(sig.act_90d),
         1.0 - sig.trend if sig.trend < 1.0 else 0.0,
+        1.0 - sig.trend_long if sig.trend_long < 1.0 else 0.0,
         1.0 - sig.breadth,
         1.0 - p_stay,
+        math.log(sig.recent_gap_days / sig.visit_gap_days),
         math.log1p(sig.tenure_days),
         math.log1p(sig.active_days),
         1.0 if sig.n_purchases > 0 else 0.0,
+        math.log1p(sig.n_purchases),
         math.log1p(revenue if revenue > 0.0 else 0.0),
     ]
+
+
+def features_after(sig: Signals, values: Sequence[float], extra_days: float, p_stay_after: float) -> list[float]:
+    """The feature vector after ``extra_days`` more silence, from the signals now (the engine's
+    search for the moment risk crosses the alert threshold: a few microseconds per point
+    instead of recomputing everything from the state). Only the silence features change; they
+    follow the same formulas as models.signals, up to float rounding."""
+    x = extra_days
+    f7, f28, f90 = math.exp(-x / 7.0), math.exp(-x / 28.0), math.exp(-x / 90.0)
+    out = list(values)
+    silence = sig.silence_days + x
+    out[0] = math.log1p(silence)
+    out[1] = math.log1p(silence / sig.visit_gap_days)
+    if sig.n_purchases > 0:
+        out[2] = math.log1p((sig.purchase_silence_days + x) / sig.purchase_gap_days)
+    a7, a28, a90 = sig.act_7d * f7, sig.act_28d * f28, sig.act_90d * f90
+    out[3] = -math.log1p(a7)
+    out[4] = -math.log1p(a28)
+    out[5] = -math.log1p(a90)
+    age = sig.age_days + x
+    if a28 > 0.0 and age > 0.0:
+        c7, c28 = -7.0 * math.expm1(-age / 7.0), -28.0 * math.expm1(-age / 28.0)
+        trend = (a7 / a28) * (c28 / c7)
+        trend_long = (a28 / a90) * (-90.0 * math.expm1(-age / 90.0) / c28) if a90 > 0.0 else 1.0
+    else:
+        trend = trend_long = 1.0
+    out[6] = 1.0 - trend if trend < 1.0 else 0.0
+    out[7] = 1.0 - trend_long if trend_long < 1.0 else 0.0
+    v, c, m = sig.view_28d * f28, sig.click_28d * f28, sig.message_28d * f28
+    breadth = v / (1.0 + v) + c / (1.0 + c) + m / (1.0 + m)
+    if sig.n_purchases > 0:
+        breadth += math.exp(-(sig.purchase_silence_days + x) / 28.0)
+    out[8] = 1.0 - breadth / 4.0
+    out[9] = 1.0 - p_stay_after
+    return out
 
 
 def sigmoid(z: float) -> float:

@@ -1,21 +1,36 @@
 """Scores of one user at one event time: health, temperature, risk, stage, segment, action, reasons.
 
-Version 0: plain heuristics so the pipeline has real numbers to carry. The signals, BG/NBD
-temperature, calibrated logistic risk, RFM and lifecycle rules replace these (issue 3).
+``score`` is the one function the stream, the backtest and ``train`` call; it only combines the
+parts, each in its own module:
+
+- models.signals: activity windows, trend, cadence, overdue (computed once per call)
+- models.health / models.temperature: the two 0-100 numbers
+- models.risk: the calibrated churn probability within ``model.horizon_days``
+- models.lifecycle: the stage, by written rules
+- models.rfm: the RFM segment of purchasers
+- models.actions / models.reasons: what to do and why, in plain words
+
+Pure and cheap: plain float math, no numpy, no clock (``now_s`` is an event time argument).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Literal
 
+from models.actions import Action, recommend
+from models.health import health
+from models.lifecycle import stage_of
 from models.model import ChurnModel
-from models.state import DAY_S, Stage, UserState, decayed
+from models.reasons import reasons
+from models.rfm import rfm_segment
+from models import bgnbd, mbgnbd
+from models.risk import feature_vector, features_after, risk_probability
+from models.signals import Signals, compute_signals
+from models.state import DAY_S, Stage, UserState
+from models.temperature import StaySource, p_stay
+from models.temperature import params as temperature_params
 
-__all__ = ["Action", "Scores", "score"]
-
-Action = Literal["educate", "check_in", "upsell", "win_back", "none"]
+__all__ = ["Action", "Assessment", "Scores", "assess", "features_at", "risk_after", "risk_at", "score", "scores_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,36 +42,80 @@ class Scores:
     segment: str | None  # RFM segment where purchases exist
     action: Action
     reasons: tuple[str, ...]  # plain words, most important first
+    signals: Signals | None = None  # what the scores were computed from (for reports and tests)
+
+
+@dataclass(slots=True)
+class Assessment:
+    """What a review needs to decide on alerts (stage and risk), and what the full scores are
+    built from when an alert is raised: the engine assesses every review cheaply and formats
+    health, reasons and the rest only for the alerts."""
+
+    signals: Signals
+    stage: Stage
+    risk: float
+    p_stay: float
+    stay_source: StaySource
+    features: list[float]
+
+
+def assess(st: UserState, now_s: int, model: ChurnModel) -> Assessment:
+    """Stage and risk of ``st`` at ``now_s`` (and the signals and features behind them).
+
+    A churned user's risk is 1: they are gone, which is more than "likely to go".
+    """
+    sig = compute_signals(st, now_s, model)
+    p, source = p_stay(sig, model)
+    values = feature_vector(sig, p, st.revenue)
+    stage = stage_of(st, sig, model)
+    risk = 1.0 if stage == "churned" else risk_probability(values, model)
+    return Assessment(sig, stage, risk, p, source, values)
+
+
+def scores_from(st: UserState, a: Assessment, model: ChurnModel) -> Scores:
+    """The full scores of an assessment of ``st`` (``st`` as it was when assessed)."""
+    sig = a.signals
+    h = health(sig, model.population)
+    temperature = 100.0 * a.p_stay
+    segment = rfm_segment(st, sig.now_s, model.population) if st.n_purchases else None
+    action = recommend(a.stage, h, temperature, st.n_purchases > 0, model)
+    why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model)
+    return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)
 
 
 def score(st: UserState, now_s: int, model: ChurnModel) -> Scores:
-    silence_days = max(0.0, (now_s - st.last_seen_s) / DAY_S)
-    recent = decayed(st.act_7d, st.last_seen_s, now_s, 7) / 7.0
-    baseline = decayed(st.act_90d, st.last_seen_s, now_s, 90) / 90.0
-    ratio = recent / baseline if baseline > 0 else 1.0
-    tenure_days = max(1.0, (st.last_seen_s - st.first_seen_s) / DAY_S)
-    usual_gap = tenure_days / (st.active_days - 1) if st.active_days > 1 else 7.0
-    overdue = silence_days / max(usual_gap, 1.0)
-    health = 100.0 * (1.0 - math.exp(-decayed(st.act_28d, st.last_seen_s, now_s, 28) / 28.0))
-    z = -2.0 + 1.2 * overdue + 2.5 * max(0.0, 1.0 - ratio) - 0.5 * min(st.active_days, 10) / 10
-    risk = 1.0 / (1.0 + math.exp(-z))
-    temperature = 100.0 * (1.0 - risk)
-    if st.cancelled_s or silence_days >= model.churned_days:
-        stage: Stage = "churned"
-    elif silence_days >= model.dormant_days:
-        stage = "dormant"
-    elif st.stage == 4 and silence_days < model.dormant_days:
-        stage = "reactivated"
-    elif (st.last_seen_s - st.first_seen_s) < model.new_days * DAY_S:
-        stage = "new"
-    elif ratio < model.decline_ratio or overdue > model.overdue_factor:
-        stage = "declining"
-    else:
-        stage = "active"
-    reasons: list[str] = []
-    if ratio < 1.0 and baseline > 0:
-        reasons.append(f"activity down {100 * (1 - ratio):.0f}% against the user's own 90-day baseline")
-    if overdue > 1.0:
-        reasons.append(f"no visit for {overdue:.1f}x the usual interval of {usual_gap:.1f} days")
-    action: Action = "win_back" if stage == "churned" else "check_in" if risk >= model.risk_enter else "none"
-    return Scores(health, temperature, risk, stage, None, action, tuple(reasons))
+    """All scores of ``st`` at event time ``now_s`` (seconds)."""
+    return scores_from(st, assess(st, now_s, model), model)
+
+
+def risk_at(st: UserState, now_s: int, model: ChurnModel) -> float:
+    """``score(st, now_s, model).risk`` without the rest (the engine bisects on it)."""
+    sig = compute_signals(st, now_s, model)
+    if stage_of(st, sig, model) == "churned":
+        return 1.0
+    p, _ = p_stay(sig, model)
+    return risk_probability(feature_vector(sig, p, st.revenue), model)
+
+
+def risk_after(a: Assessment, t_s: int, model: ChurnModel) -> float:
+    """The linear risk at ``t_s`` (>= the assessment's time) if the user stays silent, from the
+    assessment alone (models.risk.features_after): ``risk_at(st, t_s, model)`` up to float
+    rounding while the stage is not churned, at a quarter of its cost."""
+    sig = a.signals
+    extra = (t_s - sig.now_s) / DAY_S
+    if extra <= 0.0:
+        return a.risk
+    visits, purchases = temperature_params(model)
+    p = mbgnbd.p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days + extra)
+    if purchases is not None and sig.n_purchases > 0:
+        q = bgnbd.p_alive(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T + extra)
+        p = q if q < p else p
+    return risk_probability(features_after(sig, a.features, extra, p), model)
+
+
+def features_at(st: UserState, now_s: int, model: ChurnModel) -> tuple[Stage, list[float]]:
+    """The stage and the risk feature vector at ``now_s``: what ``train`` fits on, computed by
+    the same code as ``score``."""
+    sig = compute_signals(st, now_s, model)
+    p, _ = p_stay(sig, model)
+    return stage_of(st, sig, model), feature_vector(sig, p, st.revenue)

@@ -32,7 +32,9 @@ __all__ = [
     "Signals",
     "compute_signals",
     "is_cancelled",
+    "recent_gap_days",
     "trend_at",
+    "trend_long_at",
     "visit_gap_days",
 ]
 
@@ -57,7 +59,6 @@ class Signals:
     age_days: float  # since first seen
     tenure_days: float  # first to last activity
     active_days: int
-    act_1d: float
     act_7d: float
     act_28d: float
     act_90d: float
@@ -65,6 +66,8 @@ class Signals:
     click_28d: float
     message_28d: float
     trend: float  # 7-day daily rate / 4-week daily rate (1.0 with no activity at all)
+    trend_long: float  # 4-week daily rate / 90-day daily rate (1.0 with no activity at all)
+    recent_gap_days: float  # recent completed intervals between active days (usual one without two active days)
     visit_gap_days: float  # usual interval between active days (shrunk towards the population's)
     visit_overdue: float  # silence / visit_gap_days
     n_purchases: int
@@ -105,6 +108,31 @@ def _window_cover(age_days: float, tau_days: float) -> float:
     return -tau_days * math.expm1(-age_days / tau_days)
 
 
+def _decay_and_trends(st: UserState, now_s: int) -> tuple[float, float, float, float, float, float, float]:
+    """(silence days, age days, f7, f28, f90, trend, trend_long) at ``now_s``: the decay factors
+    of the 7/28/90-day counters and the two rate ratios, 1.0 where undefined. One function, so
+    the engine's crossing search (:func:`trend_at`) sees bit-identical trends."""
+    silence_s = now_s - st.last_seen_s
+    silence = silence_s * _INV_DAY if silence_s > 0 else 0.0
+    age_s = (now_s if now_s > st.last_seen_s else st.last_seen_s) - st.first_seen_s
+    age = age_s * _INV_DAY if age_s > 0 and st.n_events else 0.0
+    if silence > 0.0:
+        f7 = math.exp(-silence / 7.0)
+        f28 = math.exp(-silence / 28.0)
+        f90 = math.exp(-silence / 90.0)
+    else:
+        f7 = f28 = f90 = 1.0
+    a28 = st.act_28d * f28
+    if age <= 0.0 or a28 <= 0.0:
+        return silence, age, f7, f28, f90, 1.0, 1.0
+    c7 = _window_cover(age, 7.0)
+    c28 = _window_cover(age, 28.0)
+    trend = (st.act_7d * f7 / a28) * (c28 / c7)
+    a90 = st.act_90d * f90
+    trend_long = (a28 / a90) * (_window_cover(age, 90.0) / c28) if a90 > 0.0 else 1.0
+    return silence, age, f7, f28, f90, trend, trend_long
+
+
 def trend_at(st: UserState, now_s: int) -> float:
     """7-day daily rate over 4-week daily rate at ``now_s``; 1.0 when undefined.
 
@@ -113,37 +141,35 @@ def trend_at(st: UserState, now_s: int) -> float:
 
     >>> st = UserState(first_seen_s=0, last_seen_s=0, n_events=1, active_days=1, act_7d=1.0, act_28d=1.0)
     >>> trend_at(st, 0), round(trend_at(st, 14 * DAY_S), 3)
-    (1.0, 0.387)
+    (1.0, 0.406)
     """
-    if st.act_28d <= 0.0:
-        return 1.0
-    silence = now_s - st.last_seen_s
-    silence_days = silence * _INV_DAY if silence > 0 else 0.0
-    age_days = max(now_s, st.last_seen_s) - st.first_seen_s
-    age_days = age_days * _INV_DAY if age_days > 0 else 0.0
-    if age_days <= 0.0:
-        return 1.0
-    # a7(now)/a28(now) = a7/a28 * exp(-silence (1/7 - 1/28))
-    ratio = st.act_7d / st.act_28d * math.exp(-silence_days * (1.0 / 7.0 - 1.0 / 28.0))
-    return ratio * _window_cover(age_days, 28.0) / _window_cover(age_days, 7.0)
+    return _decay_and_trends(st, now_s)[5]
+
+
+def trend_long_at(st: UserState, now_s: int) -> float:
+    """4-week daily rate over 90-day daily rate at ``now_s`` (slow declines); 1.0 when undefined."""
+    return _decay_and_trends(st, now_s)[6]
+
+
+def recent_gap_days(st: UserState, usual_gap_days: float) -> float:
+    """The recent interval between active days (``gap_ewma_days``, never below a day), or the
+    usual one for a user without two active days. Does not change with silence (the open
+    interval is what ``visit_overdue`` measures).
+
+    >>> recent_gap_days(UserState(active_days=10, gap_ewma_days=2.5), 2.0), recent_gap_days(UserState(active_days=1), 7.0)
+    (2.5, 7.0)
+    """
+    if st.active_days < 2:
+        return usual_gap_days
+    return st.gap_ewma_days if st.gap_ewma_days > _MIN_GAP_DAYS else _MIN_GAP_DAYS
 
 
 def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     """All signals of ``st`` at ``now_s`` (see :class:`Signals`)."""
     population = model.population
-    silence_s = now_s - st.last_seen_s
-    silence = silence_s * _INV_DAY if silence_s > 0 else 0.0
-    age = (max(now_s, st.last_seen_s) - st.first_seen_s) * _INV_DAY if st.n_events else 0.0
+    silence, age, f7, f28, f90, trend, trend_long = _decay_and_trends(st, now_s)
     tenure = (st.last_seen_s - st.first_seen_s) * _INV_DAY if st.n_events else 0.0
-    if silence > 0.0:
-        f1 = math.exp(-silence)
-        f7 = math.exp(-silence / 7.0)
-        f28 = math.exp(-silence / 28.0)
-        f90 = math.exp(-silence / 90.0)
-    else:
-        f1 = f7 = f28 = f90 = 1.0
-    trend = trend_at(st, now_s)  # one definition, shared with the engine's crossing search
-    gap = visit_gap_days(st, float(population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS)))
+    gap = visit_gap_days(st, population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS))
     view, click, message = st.view_28d * f28, st.click_28d * f28, st.message_28d * f28
     breadth = view / (1.0 + view) + click / (1.0 + click) + message / (1.0 + message)
 
@@ -153,39 +179,27 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
         x = int(x_f)
         p_silence_s = now_s - st.last_purchase_s
         p_silence = p_silence_s * _INV_DAY if p_silence_s > 0 else 0.0
-        prior = float(population.get("purchase_gap_days", DEFAULT_PURCHASE_GAP_DAYS))
-        p_gap = max((t_x + _PRIOR_INTERVALS * prior) / (x + _PRIOR_INTERVALS), _MIN_GAP_DAYS)
+        prior = population.get("purchase_gap_days", DEFAULT_PURCHASE_GAP_DAYS)
+        p_gap = (t_x + _PRIOR_INTERVALS * prior) / (x + _PRIOR_INTERVALS)
+        if p_gap < _MIN_GAP_DAYS:
+            p_gap = _MIN_GAP_DAYS
         p_overdue = p_silence / p_gap
         breadth += math.exp(-p_silence / 28.0)
     else:
         x, t_x, T = 0, 0.0, 0.0
         p_silence = p_gap = p_overdue = 0.0
     cancelled = is_cancelled(st)
-    c_days = max(now_s - st.cancelled_s, 0) * _INV_DAY if cancelled else 0.0
+    c_days = (now_s - st.cancelled_s) * _INV_DAY if cancelled and now_s > st.cancelled_s else 0.0
+    if st.active_days < 2:
+        recent = gap
+    else:
+        recent = st.gap_ewma_days if st.gap_ewma_days > _MIN_GAP_DAYS else _MIN_GAP_DAYS
+    # Positional, in field order (keyword construction costs ~30% more on this hot path).
     return Signals(
-        now_s=now_s,
-        silence_days=silence,
-        age_days=age,
-        tenure_days=tenure,
-        active_days=st.active_days,
-        act_1d=st.act_1d * f1,
-        act_7d=st.act_7d * f7,
-        act_28d=st.act_28d * f28,
-        act_90d=st.act_90d * f90,
-        view_28d=view,
-        click_28d=click,
-        message_28d=message,
-        trend=trend,
-        visit_gap_days=gap,
-        visit_overdue=silence / gap,
-        n_purchases=n_p,
-        purchase_x=x,
-        purchase_t_x=t_x,
-        purchase_T=T,
-        purchase_silence_days=p_silence,
-        purchase_gap_days=p_gap,
-        purchase_overdue=p_overdue,
-        breadth=breadth / 4.0,
-        cancelled=cancelled,
-        cancelled_days=c_days,
+        now_s, silence, age, tenure, st.active_days,
+        st.act_7d * f7, st.act_28d * f28, st.act_90d * f90,
+        view, click, message,
+        trend, trend_long, recent, gap, silence / gap,
+        n_p, x, t_x, T, p_silence, p_gap, p_overdue,
+        breadth / 4.0, cancelled, c_days,
     )

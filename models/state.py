@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from models.events import Event
@@ -22,6 +22,8 @@ from models.events import Event
 __all__ = [
     "DAY_S",
     "DECAY_DAYS",
+    "GAP_EWMA_ALPHA",
+    "RECORD_BYTES",
     "STAGES",
     "Stage",
     "UserState",
@@ -38,9 +40,15 @@ _TAU_28_S: Final[float] = 28.0 * DAY_S
 Stage = Literal["new", "active", "declining", "dormant", "churned", "reactivated"]
 STAGES: Final[tuple[Stage, ...]] = ("new", "active", "declining", "dormant", "churned", "reactivated")
 
-_FORMAT_VERSION: Final[int] = 1
-# version, stage, then 9 uint32 times, 3 uint32 counts, 8 float64 numbers: 114 bytes.
-_STRUCT: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
+_FORMAT_VERSION: Final[int] = 2
+# version, stage, then 9 uint32 times, 3 uint32 counts, 9 float64 numbers: 122 bytes (<= 128, the
+# listpack value limit the servers are started with).
+_STRUCT: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
+# Format 1 (114 bytes) had no gap_ewma_days; records of it are still read (see from_bytes).
+_STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
+RECORD_BYTES: Final[int] = _STRUCT.size
+#: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
+GAP_EWMA_ALPHA: Final[float] = 0.4
 
 
 @dataclass(slots=True)
@@ -51,7 +59,7 @@ class UserState:
     last_seen_s: int = 0
     first_purchase_s: int = 0
     last_purchase_s: int = 0
-    cancelled_s: int = 0
+    cancelled_s: int = 0  # latest cancellation
     stage_since_s: int = 0
     at_risk_since_s: int = 0  # 0 while no at-risk alert is open (hysteresis memory)
     next_review_s: int = 0  # event time at which the user must be looked at even without events
@@ -67,6 +75,10 @@ class UserState:
     click_28d: float = 0.0
     message_28d: float = 0.0
     revenue: float = 0.0
+    # Recent interval between active days, days: exponentially weighted over the intervals in
+    # event order (late events do not enter it), GAP_EWMA_ALPHA on the newest. Meaningful once
+    # active_days >= 2 (the count says so: 0.0 is never read as "no data").
+    gap_ewma_days: float = 0.0
     stage: int = 0  # index into STAGES
 
     @property
@@ -78,7 +90,7 @@ class UserState:
         return self.n_events == 0
 
     def to_bytes(self) -> bytes:
-        """Fixed 114-byte record (listpack-friendly with ``hash-max-listpack-value`` >= 128)."""
+        """Fixed 122-byte record, format 2 (listpack-friendly with ``hash-max-listpack-value`` >= 128)."""
         return _STRUCT.pack(
             _FORMAT_VERSION,
             self.stage,
@@ -102,13 +114,21 @@ class UserState:
             self.click_28d,
             self.message_28d,
             self.revenue,
+            self.gap_ewma_days,
         )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserState":
-        if len(raw) != _STRUCT.size or raw[0] != _FORMAT_VERSION:
-            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION}")
-        v = _STRUCT.unpack(raw)
+        """The state of a record of format 2, or of format 1 (114 bytes, read with the recent
+        interval taken as the lifetime average: the best that record knows)."""
+        if len(raw) == _STRUCT.size and raw[0] == _FORMAT_VERSION:
+            v = _STRUCT.unpack(raw)
+            gap = v[22]
+        elif len(raw) == _STRUCT_V1.size and raw[0] == 1:
+            v = _STRUCT_V1.unpack(raw)
+            gap = (v[3] - v[2]) / DAY_S / (v[12] - 1) if v[12] > 1 else 0.0
+        else:
+            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v1)")
         return cls(
             first_seen_s=v[2],
             last_seen_s=v[3],
@@ -130,11 +150,18 @@ class UserState:
             click_28d=v[19],
             message_28d=v[20],
             revenue=v[21],
+            gap_ewma_days=gap,
             stage=v[1],
         )
 
     def copy(self) -> "UserState":
-        return UserState(**{f.name: getattr(self, f.name) for f in fields(self)})
+        # Field by field: dataclasses.replace/fields cost ~10 us here, this ~1 us.
+        return UserState(
+            self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
+            self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.n_events,
+            self.active_days, self.n_purchases, self.act_1d, self.act_7d, self.act_28d, self.act_90d,
+            self.view_28d, self.click_28d, self.message_28d, self.revenue, self.gap_ewma_days, self.stage,
+        )
 
 
 def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:
@@ -151,11 +178,13 @@ def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:
 def apply_event(state: UserState, event: Event) -> None:
     """Fold one event into ``state`` in place. Commutative over events (see module docstring).
 
-    Cancellation is not activity: it only records when the user said they are leaving.
+    Cancellation is not activity: it only records when the user last said they are leaving
+    (the latest cancellation, so cancel - return - cancel ends cancelled; models.signals decides
+    whether activity after it is a return).
     """
     ts = event.ts_ms // 1000
     if event.type == "cancel":
-        if state.cancelled_s == 0 or ts < state.cancelled_s:
+        if ts > state.cancelled_s:
             state.cancelled_s = ts
         if state.n_events == 0:
             state.first_seen_s = state.last_seen_s = ts
@@ -170,6 +199,11 @@ def apply_event(state: UserState, event: Event) -> None:
         gap = ts - state.last_seen_s
         if ts // DAY_S > state.last_seen_s // DAY_S:
             state.active_days += 1
+            interval = gap / DAY_S
+            if state.active_days == 2:
+                state.gap_ewma_days = interval
+            else:
+                state.gap_ewma_days += GAP_EWMA_ALPHA * (interval - state.gap_ewma_days)
         if gap:
             f1, f7, f28, f90 = (math.exp(-gap / tau) for tau in _TAU_S)
             state.act_1d *= f1

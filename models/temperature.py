@@ -4,13 +4,10 @@ Two survival estimates, both "is the silence we see normal for this user's rhyth
 
 - **purchases** (where the user bought and the model file carries BG/NBD parameters): BG/NBD
   P(alive) from (x, t_x, T), :func:`models.bgnbd.p_alive`, alpha in days.
-- **visits** (everyone): the same reasoning on active days, x = active days - 1, t_x = first to
-  last active day, T = first active day to now, with population parameters fitted by ``train``
-  (``population["visit_bgnbd"]``) or :data:`DEFAULT_VISIT_PARAMS`. One change to BG/NBD: the
-  paper lets a customer drop out only after a *repeat* transaction, so P(alive) = 1 for anyone
-  seen on one day only, however long ago. For visits that is wrong (most people who try a product
-  once never return), so here dropping out after the first active day has the same odds as after
-  the second: odds(dropped) = a / (b + max(x - 1, 0)) instead of 0 at x = 0.
+- **visits** (everyone): MBG/NBD P(alive) on active days (:mod:`models.mbgnbd`: x = active days
+  after the first, t_x = first to last active day, T = first active day to now), with population
+  parameters fitted by ``train`` (``population["visit_mbgnbd"]``) or :data:`DEFAULT_VISIT_PARAMS`.
+  The modified model, because plain BG/NBD says P(alive) = 1 for anyone seen on one day only.
 
 Temperature = 100 x min(P(alive | visits), P(alive | purchases)): staying needs both coming back
 and, for a purchaser, buying again. A regular buyer who still visits but stopped buying cools
@@ -23,16 +20,18 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final, Literal, Mapping
 
+from models import mbgnbd
 from models.bgnbd import BgNbdParams, p_alive
 from models.signals import Signals
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["DEFAULT_VISIT_PARAMS", "StaySource", "p_stay", "purchase_params", "visit_p_alive", "visit_params"]
+__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "StaySource", "p_stay", "params", "purchase_params", "visit_params"]
 
 StaySource = Literal["visits", "purchases"]
 
+VISIT_KEY: Final[str] = "visit_mbgnbd"
 #: Visit rhythm population used until ``train`` fits one (days): mean rate r/alpha = 1 visit
 #: every 3 days, heterogeneous (r = 1); a 1-in-7 chance (a / (a + b)) of dropping out after any active day.
 DEFAULT_VISIT_PARAMS: Final[BgNbdParams] = BgNbdParams(r=1.0, alpha=3.0, a=0.5, b=3.0)
@@ -43,10 +42,11 @@ _cache_model: object = None
 _cache_params: tuple[BgNbdParams, BgNbdParams | None] = (DEFAULT_VISIT_PARAMS, None)
 
 
-def _params(model: "ChurnModel") -> tuple[BgNbdParams, BgNbdParams | None]:
+def params(model: "ChurnModel") -> tuple[BgNbdParams, BgNbdParams | None]:
+    """(visit MBG/NBD, purchase BG/NBD or None) of ``model``, parsed once per model object."""
     global _cache_model, _cache_params
     if model is not _cache_model:
-        visit: Mapping[str, float] | None = model.population.get("visit_bgnbd")
+        visit: Mapping[str, float] | None = model.population.get(VISIT_KEY)
         _cache_params = (
             BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS,
             BgNbdParams.from_mapping(model.bgnbd) if model.bgnbd else None,
@@ -57,39 +57,18 @@ def _params(model: "ChurnModel") -> tuple[BgNbdParams, BgNbdParams | None]:
 
 def visit_params(model: "ChurnModel") -> BgNbdParams:
     """The visit-rhythm population of ``model`` (fitted, or the default)."""
-    return _params(model)[0]
+    return params(model)[0]
 
 
 def purchase_params(model: "ChurnModel") -> BgNbdParams | None:
     """The purchase BG/NBD population of ``model``; None when the model has none."""
-    return _params(model)[1]
-
-
-def visit_p_alive(params: BgNbdParams, x: float, t_x: float, T: float) -> float:
-    """P(still coming back | x repeat active days, last at t_x, observed until T), days.
-
-    BG/NBD's P(alive) (eq. (2) of the 2008 note) with dropping out allowed after the first active
-    day too (module docstring): 1 / (1 + a / (b + max(x - 1, 0)) * ((alpha + T) / (alpha + t_x))^(r + x)).
-
-    >>> p = DEFAULT_VISIT_PARAMS
-    >>> round(visit_p_alive(p, 0, 0.0, 0.0), 3), round(visit_p_alive(p, 0, 0.0, 30.0), 3)
-    (0.857, 0.354)
-    >>> round(visit_p_alive(p, 100, 100.0, 103.0), 3), round(visit_p_alive(p, 100, 100.0, 107.0), 3)
-    (0.919, 0.217)
-    """
-    T = T if T > t_x else t_x
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    z = math.log(a / (b + (x - 1.0 if x > 1.0 else 0.0))) + (r + x) * math.log((alpha + T) / (alpha + t_x))
-    if z > 0.0:
-        e = math.exp(-z)
-        return e / (1.0 + e)
-    return 1.0 / (1.0 + math.exp(z))
+    return params(model)[1]
 
 
 def p_stay(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]:
     """Temperature / 100 and which rhythm decided it (the lower of the two)."""
-    visits, purchases = _params(model)
-    p = visit_p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days)
+    visits, purchases = params(model)
+    p = mbgnbd.p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days)
     if purchases is not None and sig.n_purchases > 0:
         q = p_alive(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T)
         if q < p:

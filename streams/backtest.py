@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import csv
 import gzip
 import json
@@ -241,9 +242,10 @@ class Progress:
 @dataclass(slots=True)
 class Replay:
     """What a replay leaves behind besides the rows it handed out: every user's at-risk and
-    recovered alerts (the engine's own, at the review time that raised them) and counts."""
+    recovered alerts as ``(kind, event_time_ms)`` (the engine's own, at the review time that
+    raised them; compact because metrics need no more) and counts."""
 
-    alerts: dict[str, list[Alert]] = field(default_factory=dict)
+    alerts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     first_seen_ms: dict[str, int] = field(default_factory=dict)  # each user's earliest event used
     n_events: int = 0
     n_rows: int = 0
@@ -256,6 +258,7 @@ def replay(
     model: ChurnModel,
     on_row: Callable[[ScoreRow], None],
     progress: Progress | None = None,
+    on_alert: Callable[[Alert], None] | None = None,
 ) -> Replay:
     """Score every user seen before each as-of time from the events strictly before it.
 
@@ -263,7 +266,8 @@ def replay(
     only the events of that interval (``advance(..., until_ms=as_of)``, which also runs the
     reviews that came due, exactly as the worker's review clock does), then scored with
     ``models.scoring.score`` at the as-of time. A state the engine marks as expired is dropped,
-    as the store drops it. Rows are handed to ``on_row`` in (as-of, user id) order.
+    as the store drops it. Rows are handed to ``on_row`` in (as-of, user id) order, and every
+    alert the stream would have published to ``on_alert`` (per user in time order).
     """
     ordered = sorted(events, key=_event_order)
     result = Replay(n_events=len(ordered))
@@ -285,7 +289,9 @@ def replay(
             out = advance(user, states.get(user), fresh.get(user, ()), date_ms, model)
             for alert in out.alerts:
                 if alert.kind != "stage_changed":
-                    result.alerts.setdefault(user, []).append(alert)
+                    result.alerts.setdefault(user, []).append((alert.kind, alert.event_time_ms))
+                if on_alert is not None:
+                    on_alert(alert)
             if out.expire:
                 states.pop(user, None)
                 continue
@@ -588,7 +594,7 @@ def evaluate(panel: _Panel, result: Replay, labels: Labels, as_of_ms: Sequence[i
     leads: dict[str, list[float]] = {}
     for user, first_seen in result.first_seen_ms.items():
         churned = labels.churned_at_ms.get(user)
-        episodes = alert_episodes((a.kind, a.event_time_ms) for a in result.alerts.get(user, ()))
+        episodes = alert_episodes(result.alerts.get(user, ()))
         in_window = [ep for ep in episodes if first <= ep.opened_ms <= last]
         r, w, u = alert_outcomes(in_window, churned, horizon_ms, known_until)
         right, wrong, unknown = right + r, wrong + w, unknown + u
@@ -655,6 +661,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--horizon", default=None, help="churn horizon for the metrics (default: the model's, 30d)")
     parser.add_argument("--model", metavar="FILE", help="model file (default: CHURNWATCH_MODEL_PATH, else the shipped one)")
     parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table: name -> view/click/message/purchase/cancel")
+    parser.add_argument("--alerts-out", metavar="FILE.jsonl", help="also write every alert the stream would have published (JSON lines)")
     parser.add_argument("--plot-user", metavar="USER_ID", help="also draw this user's health, temperature and risk over time")
     parser.add_argument("--plot-out", metavar="PNG", help="where to write --plot-user's picture (default: next to --out)")
     parser.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
@@ -690,17 +697,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     panel, collect = _panel_collector(labels, horizon_ms, max((ev.ts_ms for ev in events), default=0)) if labels else (None, None)
     progress = Progress(len(events), "backtest", enabled=not args.no_progress)
-    with _open_text(out, "w") as fh:
-        writer = csv.writer(fh)
+    with contextlib.ExitStack() as stack:
+        writer = csv.writer(stack.enter_context(_open_text(out, "w")))
         writer.writerow(SCORE_COLUMNS)
+        alerts_fh = stack.enter_context(_open_text(args.alerts_out, "w")) if args.alerts_out else None
 
         def on_row(row: ScoreRow) -> None:
             writer.writerow(row.as_csv())
             if collect is not None:
                 collect(row)
 
+        def on_alert(alert: Alert) -> None:
+            alerts_fh.write(json.dumps(alert.to_dict()) + "\n")  # type: ignore[union-attr]
+
         replay_started = time.perf_counter()
-        result = replay(events, as_of, model, on_row, progress)
+        result = replay(events, as_of, model, on_row, progress, on_alert if alerts_fh else None)
         replay_s = time.perf_counter() - replay_started
     progress.close()
     total_s = time.perf_counter() - started
@@ -726,6 +737,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     metrics_path = _sibling(out, ".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"  metrics: {metrics_path}")
+    if args.alerts_out:
+        print(f"  alerts: {args.alerts_out}")
     if args.plot_user:
         png = Path(args.plot_out) if args.plot_out else _sibling(out, f".user-{_safe(args.plot_user)}.png")
         _plot_user(args.plot_user, events, model, as_of, labels, png)

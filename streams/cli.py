@@ -10,7 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from streams.settings import Settings, SettingsError
 
@@ -37,8 +37,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse prints the usage block before an error; we print the one line (``-h`` has the rest)."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnwatch", description="Real-time customer churn detection on Kafka and Redis.")
+    parser = _Parser(prog="churnwatch", description="Real-time customer churn detection on Kafka and Redis.")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default from CHURNWATCH_LOG_LEVEL or INFO)")
     parser.add_argument("--bootstrap-servers", default=None, help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)")
     parser.add_argument("--redis-url", default=None, help="Redis URL (env REDIS_URL)")
@@ -88,4 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the imported module's main: under ``python -m`` this file is also ``__main__``, whose
+    # UserError is another class than the ``streams.cli.UserError`` the commands raise.
+    from streams.cli import main as _main
+
+    sys.exit(_main())

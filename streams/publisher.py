@@ -21,10 +21,11 @@ import argparse
 import asyncio
 import logging
 import math
+import socket
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
@@ -39,9 +40,13 @@ from streams.settings import Settings
 
 __all__ = [
     "BulkStats",
+    "check_kafka_reachable",
+    "ensure_events_topic",
     "EventPublisher",
     "add_arguments",
+    "aiokafka_client_kwargs",
     "event_value",
+    "kafka_python_client_kwargs",
     "publish_bulk",
     "read_records",
     "run",
@@ -105,7 +110,7 @@ class EventPublisher:
         self._decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
         self._max_skew_ms = settings.max_clock_skew_ms
         options: dict[str, Any] = {
-            **_kafka_python_kwargs(settings),
+            **kafka_python_client_kwargs(settings),
             "acks": "all",
             "linger_ms": LINGER_MS,
             "batch_size": BATCH_BYTES,
@@ -183,22 +188,53 @@ class EventPublisher:
 
 @dataclass(frozen=True, slots=True)
 class BulkStats:
+    """What a bulk publish did: records, wall seconds, and the last offset written per partition
+    (what a worker's Redis progress must reach for everything to be processed)."""
+
     events: int
     seconds: float
+    last_offsets: dict[int, int] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def _kafka_python_kwargs(settings: Settings) -> dict[str, Any]:
+def check_kafka_reachable(settings: Settings, timeout_s: float = 3.0) -> None:
+    """UserError with one readable line unless some bootstrap server accepts a TCP connection.
+
+    Checked before a client starts because aiokafka and kafka-python log connection failures at
+    ERROR level (noise on a CLI) and report malformed addresses as bare int() errors.
+    """
+    servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+    addresses: list[tuple[str, int]] = []
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise UserError(f"Kafka bootstrap server {server!r} is not host:port with a port from 1 to 65535")
+        addresses.append((host.strip("[]"), int(port)))
+    if not addresses:
+        raise UserError("no Kafka bootstrap servers given (--bootstrap-servers or KAFKA_BOOTSTRAP_SERVERS)")
+    errors: list[str] = []
+    for address in addresses:
+        try:
+            socket.create_connection(address, timeout=timeout_s).close()
+            return
+        except OSError as exc:
+            errors.append(f"{address[0]}:{address[1]} ({exc.strerror or exc})")
+    raise UserError(f"cannot reach Kafka at {', '.join(errors)}")
+
+
+def kafka_python_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection and security options for kafka-python clients (adds the CA file)."""
     kw = settings.kafka_client_kwargs()
     if settings.kafka_ssl_cafile:
         kw["ssl_cafile"] = settings.kafka_ssl_cafile
     return kw
 
 
-def _aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
+def aiokafka_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection and security options for aiokafka clients (which take an SSL context, not a file)."""
     kw = settings.kafka_client_kwargs()
     if "SSL" in settings.kafka_security_protocol:
         from aiokafka.helpers import create_ssl_context
@@ -234,8 +270,9 @@ async def publish_bulk_async(
 
     if rate < 0 or math.isnan(rate):
         raise ValueError(f"rate must be 0 (unlimited) or more events per second, got {rate}")
+    await asyncio.to_thread(check_kafka_reachable, settings)
     producer = AIOKafkaProducer(
-        **_aiokafka_kwargs(settings), acks="all", linger_ms=LINGER_MS, max_batch_size=BATCH_BYTES
+        **aiokafka_client_kwargs(settings), acks="all", linger_ms=LINGER_MS, max_batch_size=BATCH_BYTES
     )
     try:
         await producer.start()
@@ -244,6 +281,14 @@ async def publish_bulk_async(
         raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
     t0 = time.monotonic()
     n = 0
+    last: dict[int, int] = {}
+
+    async def settle(futures: list[asyncio.Future[Any]]) -> None:
+        for md in await asyncio.gather(*futures):
+            if md.offset > last.get(md.partition, -1):
+                last[md.partition] = md.offset
+        futures.clear()
+
     try:
         pending: list[asyncio.Future[Any]] = []
         for user_id, value in _records(items):
@@ -254,15 +299,16 @@ async def publish_bulk_async(
                 if ahead > 0.005:
                     await asyncio.sleep(ahead)
             if len(pending) >= _BULK_WINDOW:
-                await asyncio.gather(*pending)
-                pending.clear()
+                await settle(pending)
                 if progress is not None:
                     progress(n)
         await producer.flush()
-        await asyncio.gather(*pending)
+        await settle(pending)
+        if progress is not None:
+            progress(n)
     finally:
         await producer.stop()
-    return BulkStats(n, time.monotonic() - t0)
+    return BulkStats(n, time.monotonic() - t0, last)
 
 
 def publish_bulk(settings: Settings, items: Iterable[Event | Record], *, rate: float = 0.0) -> BulkStats:
@@ -327,21 +373,35 @@ def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
             yield result.user_id, value
 
 
+def ensure_events_topic(settings: Settings) -> None:
+    """Create the topics if missing, before the first record: a broker that auto-creates topics
+    picks its own partition count (Tansu: 4), which would fix the key -> partition map for good.
+    Without admin rights on a managed cluster this only warns; the topics are then the admins' job."""
+    from streams.cmd_topics import ensure_topics
+
+    check_kafka_reachable(settings)
+    try:
+        ensure_topics(settings, timeout_s=10)
+    except Exception as exc:  # authorisation, old broker: publishing may still work
+        logger.warning("could not check or create topic %s: %s", settings.topic_events, exc)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", required=True, metavar="EVENTS.jsonl|EVENTS.csv[.gz]",
                         help="events to publish, in file order (JSON lines or CSV user_id,ts,event_type,amount)")
-    parser.add_argument("--rate", type=float, default=0.0, metavar="EVENTS_PER_S",
+    from streams.simulate import rate
+
+    parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
                         help="publishing rate; 0 = as fast as possible (default)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
-    if args.rate < 0 or math.isnan(args.rate):
-        raise UserError(f"--rate must be 0 (as fast as possible) or more events per second, got {args.rate}")
     # Check the whole file first, so a bad line never leaves half a file published.
     n = sum(1 for _ in read_records(path, settings))
     if n == 0:
         raise UserError(f"{path}: no events in the file")
+    ensure_events_topic(settings)
     stats = publish_bulk(settings, read_records(path, settings), rate=args.rate)
     print(f"published {stats.events:,} events from {path} to {settings.topic_events} in {stats.seconds:.1f} s "
           f"({stats.events_per_s:,.0f} events/s)")

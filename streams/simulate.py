@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Callable, Final, Iterable, Literal, Sequence
 
 from models.events import Event, EventType
+from streams.history import parse_ts_ms
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -66,6 +67,8 @@ __all__ = [
     "generate",
     "parse_start_ms",
     "persona_counts",
+    "positive_int",
+    "rate",
     "run",
     "write_events_csv",
     "write_truth_csv",
@@ -339,50 +342,53 @@ def write_truth_csv(path: str | Path, truth: Iterable[Truth]) -> int:
 
 
 def parse_start_ms(text: str) -> int:
-    """``2026-01-01`` or a full ISO-8601 time (UTC unless it says otherwise) -> epoch ms."""
-    raw = text.strip()
+    """``2026-01-01`` or a full ISO-8601 time (UTC unless it says otherwise) -> epoch ms.
+
+    >>> parse_start_ms("2026-01-01")
+    1767225600000
+    """
     try:
-        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"--start: cannot read {text!r} as a date (example: 2026-01-01)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
+        return parse_ts_ms(text)
+    except ValueError as exc:
+        raise ValueError(f"--start: {exc} (example: 2026-01-01)") from None
 
 
-def _positive_int(name: str, unit: str) -> Callable[[str], int]:
+def positive_int(unit: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= 1 of ``unit`` (plural), with a message naming the unit."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number of {unit}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a whole number of {unit}, got {text!r}") from None
         if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1 {unit[:-1]}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be at least 1 {unit.rstrip('s')}, got {value}")
         return value
 
     return parse
 
 
-def _rate(text: str) -> float:
+def rate(text: str) -> float:
+    """An argparse type: events per second, 0 meaning as fast as possible."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--rate must be a number of events per second, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number of events per second, got {text!r}") from None
     if value < 0 or math.isnan(value):
-        raise argparse.ArgumentTypeError(f"--rate must be 0 (as fast as possible) or more events per second, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be 0 (as fast as possible) or more events per second, got {text!r}")
     return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=_positive_int("--users", "users"), default=2000, help="population size (default 2000)")
-    parser.add_argument("--days", type=_positive_int("--days", "days"), default=120, help="simulated days (default 120)")
+    parser.add_argument("--users", type=positive_int("users"), default=2000, help="population size (default 2000)")
+    parser.add_argument("--days", type=positive_int("days"), default=120, help="simulated days (default 120)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--start", default="2026-01-01", help="first simulated day, UTC (default 2026-01-01)")
     parser.add_argument("--events-out", default=None, metavar="FILE.csv[.gz]", help="write the events as CSV")
     parser.add_argument("--truth-out", default=None, metavar="FILE.csv", help="write the ground truth as CSV")
     parser.add_argument("--publish", action=argparse.BooleanOptionalAction, default=True,
                         help="publish to the events topic in event-time order (default: yes)")
-    parser.add_argument("--rate", type=_rate, default=0.0, metavar="EVENTS_PER_S",
+    parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
                         help="publishing rate in events per second; 0 = as fast as possible (default)")
 
 
@@ -401,8 +407,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         write_truth_csv(args.truth_out, truth)
         print(f"ground truth -> {args.truth_out}")
     if args.publish:
-        from streams.publisher import publish_bulk
+        from streams.publisher import ensure_events_topic, publish_bulk
 
+        ensure_events_topic(settings)
         stats = publish_bulk(settings, events, rate=args.rate)
         print(f"published {stats.events:,} events to {settings.topic_events} in {stats.seconds:.1f} s "
               f"({stats.events_per_s:,.0f} events/s)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -121,7 +122,12 @@ def utc_day(epoch_s: int) -> str:
     >>> utc_day(1_767_225_600)
     '20260101'
     """
-    return (_dt.date(1970, 1, 1) + _dt.timedelta(days=epoch_s // 86_400)).strftime("%Y%m%d")
+    return _day_name(epoch_s // 86_400)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_name(day: int) -> str:
+    return (_dt.date(1970, 1, 1) + _dt.timedelta(days=day)).strftime("%Y%m%d")
 
 
 def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[Alert], out: dict[str, float]) -> None:

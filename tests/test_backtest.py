@@ -65,8 +65,9 @@ def run_with_labels(sim: dict) -> dict:
 
     with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
         code = main(["backtest", "--events", str(sim["events"]), "--as-of", AS_OF, "--out", str(out), "--labels", str(sim["truth"]),
-                     "--plot-user", decliner, "--plot-out", str(plot), "--no-progress"])
-    return {"code": code, "out": out, "stdout": buf_out.getvalue(), "plot": plot}
+                     "--plot-user", decliner, "--plot-out", str(plot), "--alerts-out", str(sim["dir"] / "alerts.jsonl"),
+                     "--no-progress"])
+    return {"code": code, "out": out, "stdout": buf_out.getvalue(), "plot": plot, "alerts": sim["dir"] / "alerts.jsonl"}
 
 
 def _read_scores(path: Path) -> list[dict[str, str]]:
@@ -100,6 +101,21 @@ def test_cli_scores_equal_the_engine_run_from_scratch(sim: dict, run_with_labels
     got = [[r[c] for c in ("user_id", "as_of", "risk", "health", "temperature", "stage", "segment", "action", "reason")] for r in rows]
     assert len(got) > 100
     assert sorted(got) == sorted(expected)
+
+
+def test_cli_alerts_are_the_engines_alerts(sim: dict, run_with_labels: dict) -> None:
+    """--alerts-out holds exactly the alerts advance() raises over the whole history up to the
+    last as-of date, each once, as the stream would publish them."""
+    got = [json.loads(line) for line in run_with_labels["alerts"].read_text().splitlines()]
+    last_ms = parse_as_of(AS_OF)[-1]
+    model = load_model()
+    per_user: dict[str, list] = {}
+    for ev in read_events_csv(sim["events"]):
+        if ev.ts_ms < last_ms:
+            per_user.setdefault(ev.user_id, []).append(ev)
+    expected = [a.to_dict() for user in sorted(per_user) for a in advance(user, None, per_user[user], last_ms, model).alerts]
+    assert any(a["kind"] == "at_risk" for a in expected)
+    assert sorted(got, key=lambda a: a["alert_id"]) == sorted(expected, key=lambda a: a["alert_id"])
 
 
 def test_cli_writes_metrics_json_and_charts(run_with_labels: dict) -> None:

@@ -12,6 +12,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from models.events import Event
 from streams.cli import main
+from streams.cmd_topics import ensure_topics
 from streams.codec import Decoder
 from streams.publisher import EventPublisher, event_value, publish_bulk, read_records
 from streams.settings import Settings
@@ -23,15 +24,6 @@ NOW_MS = 1_800_000_000_000  # wall time for the decoder: later than every event 
 
 
 def _topic(bootstrap: str, name: str, partitions: int = 4) -> str:
-    try:
-        from streams.cmd_topics import ensure_topics
-    except ModuleNotFoundError:  # TEMP until cmd_topics lands
-        from kafka.admin import KafkaAdminClient, NewTopic
-
-        adm = KafkaAdminClient(bootstrap_servers=bootstrap)
-        adm.create_topics([NewTopic(name, partitions, 1)])
-        adm.close()
-        return name
     ensure_topics(Settings(kafka_bootstrap_servers=bootstrap, topic_events=name, topic_alerts=f"{name}-a",
                            topic_dlq=f"{name}-d", partitions=partitions))
     return name
@@ -121,7 +113,8 @@ def test_bulk_path_keeps_order_per_user_and_partitions_like_the_api(kafka_bootst
         assert times == sorted(times)
 
 
-def test_publish_command_jsonl_and_csv(kafka_bootstrap: str, unique_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_publish_command_jsonl_and_csv(kafka_bootstrap: str, unique_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     topic = _topic(kafka_bootstrap, unique_name)
     jsonl = tmp_path / "events.jsonl"
     jsonl.write_text(
@@ -133,14 +126,9 @@ def test_publish_command_jsonl_and_csv(kafka_bootstrap: str, unique_name: str, t
     csv_path = tmp_path / "events.csv.gz"
     write_events_csv(csv_path, events)
     env = ["--bootstrap-servers", kafka_bootstrap]
-    import os
-
-    os.environ["CHURNWATCH_TOPIC_EVENTS"] = topic
-    try:
-        assert main([*env, "publish", "--file", str(jsonl)]) == 0
-        assert main([*env, "publish", "--file", str(csv_path)]) == 0
-    finally:
-        del os.environ["CHURNWATCH_TOPIC_EVENTS"]
+    monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
+    assert main([*env, "publish", "--file", str(jsonl)]) == 0
+    assert main([*env, "publish", "--file", str(csv_path)]) == 0
     out = capsys.readouterr().out
     assert "published 2 events" in out and f"published {len(events)} events" in out
     records = _read_all(kafka_bootstrap, topic, 2 + len(events))

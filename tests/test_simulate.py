@@ -7,6 +7,7 @@ import gzip
 from collections import defaultdict
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -173,3 +174,36 @@ def test_bad_sizes_are_refused() -> None:
         generate(1, 10, START, 0)
     with pytest.raises(ValueError, match="n_users"):
         generate(1, -1, START, 10)
+
+
+@pytest.mark.integration
+def test_simulate_command_writes_files_and_publishes(kafka_bootstrap: str, unique_name: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from streams.cli import main
+
+    topic = f"sim-{unique_name}"
+    monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
+    monkeypatch.setenv("CHURNWATCH_PARTITIONS", "3")
+    events_out, truth_out = tmp_path / "events.csv.gz", tmp_path / "truth.csv"
+    argv = ["--bootstrap-servers", kafka_bootstrap, "simulate", "--users", "12", "--days", "20", "--seed", "9",
+            "--start", "2026-03-01", "--events-out", str(events_out), "--truth-out", str(truth_out), "--rate", "20000"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    events, truth = generate(9, 12, parse_start_ms("2026-03-01"), 20)
+    assert f"published {len(events)} events to {topic}" in out
+    with gzip.open(events_out, "rt", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(events)
+    with open(truth_out, newline="") as fh:
+        assert [r["user_id"] for r in csv.DictReader(fh)] == [t.user_id for t in truth]
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    consumer.assign(tps)  # the command created the topic with the configured 3 partitions
+    consumer.seek_to_beginning(*tps)
+    ts = {}
+    for rec in consumer:
+        ts.setdefault(rec.partition, []).append(orjson.loads(rec.value)["ts"])
+    consumer.close()
+    assert sum(len(v) for v in ts.values()) == len(events)
+    assert all(v == sorted(v) for v in ts.values())  # event-time order inside each partition

@@ -58,10 +58,14 @@ end
 local n_stats = tonumber(ARGV[i])
 i = i + 1
 for s = 1, n_stats do
+  local now
   if ARGV[i + 2] == 'f' then
-    redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
+    now = tonumber(redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]))
   else
-    redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
+    now = redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
+  if now == 0 then  -- counters back at zero take no room (stage counts come and go)
+    redis.call('HDEL', KEYS[2], ARGV[i])
   end
   i = i + 3
 end

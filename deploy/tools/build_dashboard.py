@@ -1,0 +1,310 @@
+"""Write deploy/grafana/dashboards/churnwatch.json, the Grafana dashboard, from the panel list below.
+
+Why a generator: a dashboard is ~1,000 lines of JSON where ids, grid positions and datasource
+references must be consistent; the panels themselves (title, PromQL, unit) fit in a screen here.
+Run ``python deploy/tools/build_dashboard.py`` after editing; tests/test_deploy.py fails when the
+JSON and this file disagree, and checks that every metric in the PromQL is one the workers expose.
+
+Aggregation rules (see deploy/prometheus/rules.yml): per-partition gauges use ``max by
+(partition)`` (a rebalance can overlap two owners briefly); business gauges are the same value
+on every worker (read from Redis), so they use ``max``, never ``sum``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Panel", "PANELS", "dashboard", "main"]
+
+OUT = Path(__file__).resolve().parents[1] / "grafana" / "dashboards" / "churnwatch.json"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+RATE = "$__rate_interval"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel: ``targets`` are (legend, PromQL) pairs; ``width`` in grid units of 24."""
+
+    title: str
+    targets: tuple[tuple[str, str], ...]
+    unit: str = "short"
+    kind: str = "timeseries"  # or "stat", "row"
+    width: int = 12
+    height: int = 8
+    description: str = ""
+    stacked: bool = False
+    thresholds: tuple[tuple[float, str], ...] = field(default=())
+
+
+def _q(p: float, metric: str, by: str = "le") -> str:
+    return f"histogram_quantile({p}, sum by ({by}) (rate({metric}_bucket[{RATE}])))"
+
+
+PANELS: tuple[Panel, ...] = (
+    Panel("Stream", (), kind="row"),
+    Panel(
+        "Throughput",
+        (
+            ("read", f"sum(rate(churnwatch_events_consumed_total[{RATE}]))"),
+            ("applied", f"sum(rate(churnwatch_events_processed_total[{RATE}]))"),
+            ("rejected (DLQ)", f"sum(rate(churnwatch_events_rejected_total[{RATE}]))"),
+        ),
+        unit="ops",
+        description="Events per second read from the events topic, applied to user state, and sent to the DLQ.",
+    ),
+    Panel(
+        "Consumer lag",
+        (
+            ("total", "sum(max by (partition) (churnwatch_consumer_lag_events))"),
+            ("partition {{partition}}", "max by (partition) (churnwatch_consumer_lag_events)"),
+        ),
+        description="Records not read yet (highwater - position), per partition and in total.",
+    ),
+    Panel(
+        "Batch latency",
+        (
+            ("p50", _q(0.5, "churnwatch_batch_seconds")),
+            ("p95", _q(0.95, "churnwatch_batch_seconds")),
+            ("p99", _q(0.99, "churnwatch_batch_seconds")),
+        ),
+        unit="s",
+        description="Wall time of one worker cycle, decode to progress write (percentiles over all workers).",
+    ),
+    Panel(
+        "Batch size",
+        (
+            ("p50", _q(0.5, "churnwatch_batch_size_events")),
+            ("p95", _q(0.95, "churnwatch_batch_size_events")),
+            ("cycles/s", f"sum(rate(churnwatch_batch_size_events_count[{RATE}]))"),
+        ),
+        description="Records per cycle; small batches at high throughput mean per-cycle overhead dominates.",
+    ),
+    Panel(
+        "Redis latency p99 by operation",
+        (("{{op}}", _q(0.99, "churnwatch_redis_seconds", "le, op")),),
+        unit="s",
+        description="One pipelined round trip: read (states of a batch), write (states + offsets), progress.",
+    ),
+    Panel(
+        "Redis errors",
+        (("{{instance}}", f"sum by (instance) (rate(churnwatch_redis_errors_total[{RATE}]))"),),
+        unit="ops",
+        description="Failed Redis calls per second (the worker retries them).",
+    ),
+    Panel(
+        "Watermark lag",
+        (("partition {{partition}}", "max by (partition) (churnwatch_watermark_lag_seconds)"),),
+        unit="s",
+        description="Wall clock minus each partition's review clock; it includes allowed lateness. A line rising at 1 s/s is a stalled clock.",
+    ),
+    Panel(
+        "DLQ by reason",
+        (("{{reason}}", f"sum by (reason) (rate(churnwatch_events_rejected_total[{RATE}]))"),),
+        unit="ops",
+        stacked=True,
+        description="Rejected records per second by reason (see the DLQ topic for the originals).",
+    ),
+    Panel(
+        "Workers up",
+        (("up", 'sum(up{job="churnwatch"})'),),
+        kind="stat",
+        width=4,
+        height=4,
+        thresholds=((0, "red"), (1, "green")),
+    ),
+    Panel(
+        "Workers ready",
+        (("ready", "sum(churnwatch_ready)"),),
+        kind="stat",
+        width=4,
+        height=4,
+        thresholds=((0, "red"), (1, "green")),
+    ),
+    Panel(
+        "Partitions assigned",
+        (("{{instance}}", "sum by (instance) (churnwatch_partitions_assigned)"),),
+        kind="stat",
+        width=16,
+        height=4,
+        description="Partitions owned by each worker; workers beyond the partition count own none (idle spares).",
+    ),
+    Panel("Customers", (), kind="row"),
+    Panel(
+        "Alerts by kind",
+        (("{{kind}}", f"sum by (kind) (rate(churnwatch_alerts_total[{RATE}])) * 3600"),),
+        unit="short",
+        stacked=True,
+        description="Alerts published to the at-risk topic, per hour, by kind.",
+    ),
+    Panel(
+        "Users by lifecycle stage",
+        (("{{stage}}", "max by (stage) (churnwatch_users_by_stage)"),),
+        stacked=True,
+        description="Tracked users per stage: new, active, declining, dormant, churned, reactivated.",
+    ),
+    Panel("Users tracked", (("users", "max(churnwatch_users_tracked)"),), kind="stat", width=4, height=5),
+    Panel(
+        "At-risk users",
+        (("at risk", "max(churnwatch_users_at_risk)"),),
+        kind="stat",
+        width=4,
+        height=5,
+        description="Users with an open at-risk alert.",
+        thresholds=((0, "green"), (1000, "orange")),
+    ),
+    Panel(
+        "At-risk share",
+        (("at risk", "max(churnwatch_users_at_risk) / max(churnwatch_users_tracked)"),),
+        kind="stat",
+        unit="percentunit",
+        width=4,
+        height=5,
+    ),
+    Panel(
+        "Churned users (30 d)",
+        (("churned", "max(churnwatch_churned_users_30d)"),),
+        kind="stat",
+        width=4,
+        height=5,
+        description="Users who churned in the last 30 days of event time.",
+    ),
+    Panel(
+        "Churn rate (30 d)",
+        (("churn rate", "max(churnwatch_churn_rate_30d_ratio)"),),
+        kind="stat",
+        unit="percentunit",
+        width=4,
+        height=5,
+        description="Churned in 30 days / users active at the start of the 30 days.",
+        thresholds=((0, "green"), (0.05, "orange"), (0.1, "red")),
+    ),
+    Panel(
+        "Churned revenue (30 d)",
+        (("revenue", "max(churnwatch_churned_revenue_30d)"),),
+        kind="stat",
+        width=4,
+        height=5,
+        description="Revenue (purchase amounts, in the events' currency) of the users who churned in 30 days.",
+    ),
+    Panel(
+        "At-risk users over time",
+        (("at risk", "max(churnwatch_users_at_risk)"),),
+        description="Users with an open at-risk alert.",
+    ),
+    Panel(
+        "Churn rate over time (30 d window)",
+        (("churn rate", "max(churnwatch_churn_rate_30d_ratio)"),),
+        unit="percentunit",
+        description="Churn rate over the trailing 30 days of event time, as it evolved.",
+    ),
+    Panel(
+        "Churned users over time (30 d window)",
+        (("churned users", "max(churnwatch_churned_users_30d)"),),
+    ),
+    Panel(
+        "Churned revenue over time (30 d window)",
+        (("revenue", "max(churnwatch_churned_revenue_30d)"),),
+    ),
+)
+
+
+def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, object]:
+    grid = {"h": 1 if panel.kind == "row" else panel.height, "w": 24 if panel.kind == "row" else panel.width, "x": x, "y": y}
+    if panel.kind == "row":
+        return {"type": "row", "id": pid, "title": panel.title, "collapsed": False, "gridPos": grid, "panels": []}
+    steps = [{"color": color, "value": None if i == 0 else value} for i, (value, color) in enumerate(panel.thresholds)]
+    defaults: dict[str, object] = {"unit": panel.unit}
+    if steps:
+        defaults["thresholds"] = {"mode": "absolute", "steps": steps}
+        defaults["color"] = {"mode": "thresholds"}
+    if panel.kind == "timeseries":
+        defaults["custom"] = {
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": 20 if panel.stacked else 0,
+            "stacking": {"mode": "normal" if panel.stacked else "none", "group": "A"},
+            "showPoints": "never",
+        }
+    options: dict[str, object]
+    if panel.kind == "stat":
+        options = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value",
+                   "graphMode": "area", "textMode": "auto"}
+    else:
+        options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                   "tooltip": {"mode": "multi", "sort": "desc"}}
+    return {
+        "type": panel.kind,
+        "id": pid,
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": DATASOURCE,
+        "gridPos": grid,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": options,
+        "targets": [
+            {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "range": True}
+            for i, (legend, expr) in enumerate(panel.targets)
+        ],
+    }
+
+
+def dashboard() -> dict[str, object]:
+    """The whole dashboard; panels flow left to right, wrapping at 24 grid units."""
+    panels = []
+    x = y = row_h = 0
+    for pid, panel in enumerate(PANELS, start=1):
+        w = 24 if panel.kind == "row" else panel.width
+        h = 1 if panel.kind == "row" else panel.height
+        if x + w > 24 or panel.kind == "row":
+            x, y, row_h = 0, y + row_h, 0
+        panels.append(_panel_json(panel, pid, x, y))
+        x, row_h = x + w, max(row_h, h)
+        if panel.kind == "row":
+            x, y, row_h = 0, y + 1, 0
+    return {
+        "uid": "churnwatch-overview",
+        "title": "churnwatch",
+        "description": "Stream health and customer churn (docs/OPERATE.md).",
+        "tags": ["churnwatch"],
+        "timezone": "utc",
+        "editable": False,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "label": "Prometheus",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {},
+                    "hide": 0,
+                    "refresh": 1,
+                    "options": [],
+                }
+            ]
+        },
+        "annotations": {"list": []},
+        "links": [],
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    return json.dumps(dashboard(), indent=2) + "\n"
+
+
+def main() -> int:
+    OUT.write_text(render())
+    print(f"wrote {OUT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

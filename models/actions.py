@@ -1,0 +1,49 @@
+"""The recommended action for the CRM, from the stage and the health/temperature quadrant.
+
+Health says whether the user *uses* the product (health >= model.action_health); temperature
+says whether a purchaser is still *paying* (temperature >= model.action_temperature; someone who
+never bought is not paying). First rule that matches:
+
+1. churned -> ``win_back``
+2. paying but not using -> ``educate`` (they pay for something they do not use: show them how)
+3. declining or dormant -> ``check_in``
+4. using but not paying -> ``upsell`` (the product works for them; the money does not follow)
+5. otherwise ``none``
+
+Educate comes before check-in because a payer who stopped using is usually also declining,
+and showing the value they pay for is the more specific move.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from models.model import ChurnModel
+
+__all__ = ["Action", "recommend"]
+
+Action = Literal["educate", "check_in", "upsell", "win_back", "none"]
+
+
+def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel") -> Action:
+    """The action for one user (module docstring).
+
+    >>> from models.model import ChurnModel
+    >>> m = ChurnModel()
+    >>> recommend("active", 80, 20, True, m), recommend("active", 20, 80, True, m), recommend("active", 80, 90, False, m)
+    ('upsell', 'educate', 'upsell')
+    >>> recommend("declining", 20, 20, False, m), recommend("churned", 90, 90, True, m), recommend("active", 80, 90, True, m)
+    ('check_in', 'win_back', 'none')
+    """
+    if stage == "churned":
+        return "win_back"
+    using = health >= model.action_health
+    paying = is_buyer and temperature >= model.action_temperature
+    if paying and not using:
+        return "educate"
+    if stage == "declining" or stage == "dormant":
+        return "check_in"
+    if using and not paying:
+        return "upsell"
+    return "none"

@@ -1,0 +1,121 @@
+"""Reasons in plain words, most important first, at most three.
+
+Each reason is a fact about the user that holds now ("no visit for 2.5x the usual interval of
+3.0 days") and is tied to the risk features that carry it. Importance is that group's share of
+the risk log-odds against an average user, sum of weight x (value - training mean), so the
+first reason is the one that moves the risk most; facts the risk model does not weigh (the
+stage's own story: cancelled, back after a break, new) come first or last as noted below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final, Sequence
+
+from models.health import ACT_QUANTILES, percentile
+from models.risk import FEATURES
+from models.signals import Signals
+from models.state import DAY_S, UserState
+from models.temperature import StaySource
+
+if TYPE_CHECKING:  # pragma: no cover
+    from models.model import ChurnModel
+
+__all__ = ["MAX_REASONS", "reasons"]
+
+MAX_REASONS: Final[int] = 3
+_IDX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURES)}
+# Reason key -> the risk features whose contributions rank it.
+_GROUPS: Final[dict[str, tuple[int, ...]]] = {
+    "silence": (_IDX["silence_log"], _IDX["visit_overdue_log"]),
+    "purchase": (_IDX["purchase_overdue_log"],),
+    "decline": (_IDX["decline"],),
+    "low": (_IDX["inactive_7d"], _IDX["inactive_28d"], _IDX["inactive_90d"]),
+    "narrow": (_IDX["narrowness"],),
+    "cooling": (_IDX["cooling"],),
+}
+_FIRST: Final[float] = 1e9  # cancellation: always the first reason
+_LAST: Final[float] = -1e9  # stage context: after every risk reason
+
+
+def _importance(key: str, values: Sequence[float], model: "ChurnModel") -> float:
+    weights, means = model.risk_weights, model.risk_means
+    total = 0.0
+    for i in _GROUPS[key]:
+        name = FEATURES[i]
+        total += weights.get(name, 0.0) * (values[i] - means.get(name, 0.0))
+    return total
+
+
+def _kinds_used(sig: Signals) -> int:
+    used = (sig.view_28d >= 0.5) + (sig.click_28d >= 0.5) + (sig.message_28d >= 0.5)
+    return used + (sig.n_purchases > 0 and sig.purchase_silence_days < 28.0)
+
+
+def _text(key: str, st: UserState, sig: Signals, p_stay: float, source: StaySource, model: "ChurnModel") -> str:
+    if key == "cancelled":
+        days = sig.cancelled_days
+        return "cancelled today" if days < 1.0 else f"cancelled {days:.0f} days ago"
+    if key == "silence":
+        if sig.active_days >= 3:
+            return f"no visit for {sig.visit_overdue:.1f}x the usual interval of {sig.visit_gap_days:.1f} days"
+        return f"no return for {sig.silence_days:.0f} days after {sig.active_days} active day{'s' if sig.active_days != 1 else ''}"
+    if key == "purchase":
+        return f"usual re-order every {sig.purchase_gap_days:.0f} days, none for {sig.purchase_silence_days:.0f} days"
+    if key == "decline":
+        return f"activity down {100.0 * (1.0 - sig.trend):.0f}% against the user's 4-week baseline"
+    if key == "low":
+        edges = model.population.get(ACT_QUANTILES)
+        text = f"only {sig.act_28d:.1f} events in the last 4 weeks"
+        if edges:
+            share = percentile(sig.act_28d, edges)
+            text += f", fewer than {100.0 * (1.0 - share):.0f}% of users"
+        return text
+    if key == "narrow":
+        return f"uses {_kinds_used(sig)} of 4 kinds of activity (views, clicks, messages, purchases) in 4 weeks"
+    if key == "cooling":
+        if source == "purchases":
+            return f"chance of still being a buying customer {100.0 * p_stay:.0f}% (BG/NBD on purchases)"
+        return f"chance of still coming back {100.0 * p_stay:.0f}% (from the visit rhythm)"
+    if key == "back":
+        days = (sig.now_s - st.stage_since_s) / DAY_S
+        return f"came back after {days:.0f} days as churned" if st.stage_name == "churned" else f"came back {days:.0f} days ago"
+    if key == "new":
+        return f"new user, first seen {sig.age_days:.0f} days ago"
+    raise KeyError(key)  # pragma: no cover
+
+
+def reasons(
+    st: UserState,
+    sig: Signals,
+    stage: str,
+    values: Sequence[float],
+    p_stay: float,
+    source: StaySource,
+    model: "ChurnModel",
+) -> tuple[str, ...]:
+    """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first.
+
+    ``values`` is the risk feature vector (models.risk.feature_vector) of the same signals.
+    """
+    found: list[tuple[float, str]] = []
+    if sig.cancelled:
+        found.append((_FIRST, "cancelled"))
+    if sig.visit_overdue >= 1.5:
+        found.append((_importance("silence", values, model), "silence"))
+    if sig.purchase_x >= 1 and sig.purchase_overdue >= 1.5:
+        found.append((_importance("purchase", values, model), "purchase"))
+    if sig.trend <= 0.7 and sig.act_28d > 0.0:
+        found.append((_importance("decline", values, model), "decline"))
+    edges = model.population.get(ACT_QUANTILES)
+    if (percentile(sig.act_28d, edges) < 0.25) if edges else sig.act_28d < 2.0:
+        found.append((_importance("low", values, model), "low"))
+    if sig.breadth < 0.3:
+        found.append((_importance("narrow", values, model), "narrow"))
+    if p_stay < 0.5:
+        found.append((_importance("cooling", values, model), "cooling"))
+    if stage == "reactivated":
+        found.append((_LAST, "back"))
+    elif stage == "new":
+        found.append((_LAST, "new"))
+    found.sort(key=lambda item: -item[0])  # stable: equal importance keeps the order above
+    return tuple(_text(key, st, sig, p_stay, source, model) for _, key in found[:MAX_REASONS])

@@ -1,0 +1,266 @@
+"""``churnwatch worker``: the Faust app shell around the batch consumer (streams.consumer).
+
+Faust provides the lifecycle (start, SIGTERM/SIGINT, supervised services), a timer and the web
+server for ``/metrics``, ``/healthz`` and ``/readyz``. It does *no* Kafka work: no agents, and its
+boot strategy turns its own Kafka consumer and producer off. Measured on Tansu: with its Kafka
+side on but nothing subscribed, Faust 0.15.3 crashes at start (aiokafka ``subscribe()`` with no
+topics); with the leader topic it joins a group of its own (half a session timeout per rebalance,
+a second group to keep healthy). Off, the shell serves ``/metrics`` ~0.6 s after start.
+
+The consumer loop runs as an ``@app.service`` task and also performs the idle-time review sweeps
+(it wakes every ``batch_timeout_ms`` even without records, under the same lock as the cycles); the
+timer refreshes the readiness and business gauges from Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import tempfile
+from typing import Any
+
+from models.model import ChurnModel, load_model
+from models.state import STAGES
+from streams import metrics
+from streams.consumer import KafkaSink, StreamConsumer
+from streams.pipeline import REDIS_TRANSIENT, Pipeline
+from streams.settings import Settings, SettingsError
+from streams.store import Store, StoreMismatch, churn_summary
+
+__all__ = ["add_arguments", "run", "build_app", "WorkerRuntime"]
+
+logger = logging.getLogger(__name__)
+
+GAUGE_INTERVAL_S = 2.0
+STOP_TIMEOUT_S = 30.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics-port", type=int, default=None, help="port of /metrics, /healthz, /readyz (default 9108)")
+    parser.add_argument("--metrics-bind", default=None, help="address to bind the metrics server to (default 127.0.0.1)")
+    parser.add_argument("--clock", choices=("event", "live"), default=None,
+                        help="event: reviews follow event time only; live: idle partitions also follow the wall clock")
+    parser.add_argument("--model", default=None, metavar="FILE", help="model file (default: models/default_model.json)")
+    parser.add_argument("--partitions", type=int, default=None, help="partitions of topics this worker creates if missing (default 8)")
+    parser.add_argument("--group", default=None, help="consumer group (default churnwatch)")
+    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
+    parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
+    parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
+
+
+class WorkerRuntime:
+    """Everything one worker process runs, independent of Faust (usable in-process in tests)."""
+
+    def __init__(self, settings: Settings, model: ChurnModel) -> None:
+        self.settings = settings
+        self.model = model
+        self.store = Store(settings)
+        self.sink = KafkaSink(settings)
+        self.pipeline = Pipeline(settings, self.store, self.sink, model)
+        self.consumer = StreamConsumer(settings, self.store, self.pipeline, self.sink)
+        self.started = False
+        self.exit_code = 0
+        self._run_task: asyncio.Task[None] | None = None
+
+    async def start(self, should_stop: "Any" = lambda: False) -> bool:
+        """Connect (retrying while Redis or the broker is unreachable) and start the loop task.
+
+        Returns False if the worker must not run (settings disagree with the data in Redis).
+        """
+        delay = 0.1
+        while not should_stop():
+            try:
+                await self.consumer.start()
+                break
+            except StoreMismatch as exc:
+                logger.error("%s", exc)
+                self.exit_code = 2
+                return False
+            except Exception as exc:  # Redis or broker unreachable: both have many error types
+                if isinstance(exc, REDIS_TRANSIENT):
+                    metrics.REDIS_ERRORS.inc()
+                logger.warning("cannot start yet (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+        else:
+            return False
+        self.started = True
+        self._run_task = asyncio.ensure_future(self.consumer.run())
+        return True
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.consumer._stopping = True  # noqa: SLF001 - the loop polls this flag
+        if self._run_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._run_task), STOP_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                logger.warning("consumer loop did not stop in %.0f s; cancelling it", STOP_TIMEOUT_S)
+                self._run_task.cancel()
+            except Exception:
+                logger.exception("consumer loop ended with an error")
+        await self.consumer.stop()
+        self.started = False
+
+    async def refresh_gauges(self) -> None:
+        """Readiness and the business gauges (all workers' users, from Redis stats)."""
+        try:
+            await self.store.ping()
+            stats = await self.store.stats()
+        except REDIS_TRANSIENT:
+            metrics.READY.set(0)
+            return
+        metrics.READY.set(1 if self.consumer.assigned and self.started else 0)
+        metrics.USERS_TRACKED.set(stats.get("users", 0))
+        metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))
+        for stage in STAGES:
+            metrics.USERS_BY_STAGE.labels(stage).set(stats.get(f"stage:{stage}", 0))
+        now_ms = self.pipeline.clock.global_ms
+        if now_ms > 0:
+            summary = churn_summary(stats, now_ms // 1000, 30)
+            metrics.CHURNED_30D.set(summary.churned)
+            metrics.CHURN_RATE_30D.set(summary.rate)
+            metrics.CHURNED_REVENUE_30D.set(summary.revenue)
+
+
+def build_app(settings: Settings, runtime: WorkerRuntime, datadir: str) -> Any:
+    """The Faust app: one service (the consumer loop), one timer (gauges), three web pages."""
+    import faust
+    from mode import Service
+
+    class ShellBoot(faust.App.BootStrategy):  # type: ignore[misc, name-defined]
+        enable_kafka = False  # our own consumer/producer do all Kafka work
+
+    app = faust.App(
+        f"{settings.group_id}-worker",
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        web_enabled=True,
+        web_bind=settings.metrics_bind,
+        web_port=settings.metrics_port,
+        web_host=settings.metrics_bind,
+        datadir=datadir,
+        store="memory://",
+        topic_disable_leader=True,
+        autodiscover=False,
+    )
+    app.boot_strategy = ShellBoot(app)
+
+    @app.service
+    class ConsumerService(Service):  # type: ignore[misc]
+        """Starts the consumer loop when the app starts; stops it (cleanly) when the app stops."""
+
+        async def on_start(self) -> None:
+            self.add_future(self._start())
+
+        async def _start(self) -> None:
+            if not await runtime.start(lambda: self.should_stop):
+                if runtime.exit_code:
+                    logger.error("worker stops: exit code %s", runtime.exit_code)
+                    _stop_worker(app)
+
+        async def on_stop(self) -> None:
+            await runtime.stop()
+
+    @app.timer(interval=GAUGE_INTERVAL_S)
+    async def gauges() -> None:
+        await runtime.refresh_gauges()
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type=metrics.CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.text("ok\n")
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready = metrics.READY._value.get() == 1  # noqa: SLF001 - prometheus_client has no public getter
+        return web.text("ready\n" if ready else "not ready\n", status=200 if ready else 503)
+
+    return app
+
+
+def _stop_worker(app: Any) -> None:
+    """Ask the Faust worker that runs ``app`` to shut down, as SIGTERM would."""
+    import signal
+
+    worker = getattr(app, "_churnwatch_worker", None)
+    if worker is not None:
+        worker._schedule_shutdown(signal.SIGTERM)  # noqa: SLF001 - mode's own shutdown path
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.with_(
+        metrics_port=args.metrics_port,
+        metrics_bind=args.metrics_bind,
+        clock=args.clock,
+        model_path=args.model,
+        partitions=args.partitions,
+        group_id=args.group,
+        topic_events=args.events_topic,
+        topic_alerts=args.alerts_topic,
+        topic_dlq=args.dlq_topic,
+    )
+    model = load_model(settings.model_path or None)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("kafka", "aiokafka"):  # their INFO lines are per connection: noise at our INFO
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if settings.redis_cluster:
+        raise SettingsError("CHURNWATCH_REDIS_CLUSTER=true is not supported yet: point REDIS_URL at one Redis node")
+    _ensure_topics_or_warn(settings)
+    _preflight_store(settings)
+
+    import faust
+
+    datadir = tempfile.mkdtemp(prefix="churnwatch-faust-")
+    runtime = WorkerRuntime(settings, model)
+    app = build_app(settings, runtime, datadir)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
+    worker.spinner = None
+    app._churnwatch_worker = worker
+    logger.info(
+        "worker starting: topic %s, group %s, clock %s, model %s, metrics on %s:%s",
+        settings.topic_events, settings.group_id, settings.clock, model.version, settings.metrics_bind, settings.metrics_port,
+    )
+    code = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
+    return runtime.exit_code or code
+
+
+def _ensure_topics_or_warn(settings: Settings) -> None:
+    """Create the topics if missing, so no broker auto-creates them with its own partition count."""
+    from streams.cmd_topics import ensure_topics
+
+    try:
+        ensure_topics(settings, timeout_s=15.0)
+    except Exception as exc:  # the consumer keeps retrying the broker anyway
+        logger.warning("could not check/create topics (%s); continuing", exc)
+
+
+def _preflight_store(settings: Settings) -> None:
+    """Refuse to start against Redis data written with other buckets/groups (one readable line)."""
+
+    async def check() -> None:
+        store = Store(settings)
+        try:
+            await store.connect()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(check())
+    except StoreMismatch as exc:
+        from streams.cli import UserError
+
+        raise UserError(str(exc)) from None
+    except REDIS_TRANSIENT as exc:
+        logger.warning("Redis is not answering yet (%s); the worker keeps trying", exc)

@@ -1,0 +1,283 @@
+"""``churnwatch alerts``: follow the at-risk topic, de-duplicate, print readable lines or JSON lines.
+
+Alerts are delivered at least once (a worker that crashes between producing an alert and
+writing its state re-sends the same ``alert_id`` after the replay), so the follower keeps a
+bounded LRU of ids it has shown and drops repeats. The same :func:`follow_alerts` async
+generator serves the demo, so what the demo shows is what a CRM integration would see.
+
+The follower joins no consumer group: it assigns itself every partition of the topic, so any
+number of people can watch without taking partitions from each other and nothing is committed.
+Without ``--from-beginning`` it shows alerts published from now on: Tansu reports end offsets a
+little early (ENVIRONMENT.md), so after seeking to the end it also skips records whose broker
+timestamp is older than the moment it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import sys
+import time
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Collection, Mapping
+
+import orjson
+
+from streams.cli import UserError
+from streams.settings import Settings, parse_duration_ms
+
+__all__ = [
+    "ALERT_KINDS",
+    "SeenIds",
+    "add_arguments",
+    "follow_alerts",
+    "format_alert",
+    "parse_kinds",
+    "parse_seconds",
+    "run",
+]
+
+logger = logging.getLogger(__name__)
+
+ALERT_KINDS: tuple[str, ...] = ("at_risk", "recovered", "stage_changed")
+_SEEN_MAX = 100_000  # ids remembered for de-duplication (~10 MB at most)
+_STARTUP_SLACK_MS = 2_000  # broker and client clocks are the same machine's, or close to it
+
+
+class SeenIds:
+    """A bounded set with least-recently-seen eviction: ``add`` says whether the id is new.
+
+    >>> seen = SeenIds(2)
+    >>> [seen.add(x) for x in ("a", "b", "a", "c", "b", "a")]
+    [True, True, False, True, True, True]
+    """
+
+    def __init__(self, capacity: int = _SEEN_MAX) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1 id, got {capacity}")
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, alert_id: str) -> bool:
+        if alert_id in self._ids:
+            self._ids.move_to_end(alert_id)
+            return False
+        self._ids[alert_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def parse_kinds(text: str | None) -> frozenset[str] | None:
+    """``"at_risk,recovered"`` -> the set; None or empty = every kind.
+
+    >>> sorted(parse_kinds("at-risk, recovered"))
+    ['at_risk', 'recovered']
+    """
+    if not text:
+        return None
+    kinds = {k.strip().lower().replace("-", "_") for k in text.split(",") if k.strip()}
+    unknown = sorted(kinds - set(ALERT_KINDS))
+    if unknown:
+        raise ValueError(f"--kind: unknown alert kind {', '.join(unknown)} (known: {', '.join(ALERT_KINDS)})")
+    return frozenset(kinds) or None
+
+
+def parse_seconds(text: str, *, name: str) -> float:
+    """A duration for a CLI option: a bare number is seconds, else ``500ms``, ``90s``, ``15m``, ``2h``.
+
+    >>> parse_seconds("1.5", name="--timeout"), parse_seconds("2m", name="--timeout")
+    (1.5, 120.0)
+    """
+    raw = text.strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = parse_duration_ms(raw, name=name) / 1000.0
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a duration of 0 seconds or more, got {text!r}")
+    return value
+
+
+async def follow_alerts(
+    settings: Settings,
+    *,
+    from_beginning: bool = False,
+    kinds: Collection[str] | None = None,
+    max_alerts: int | None = None,
+    idle_timeout_s: float | None = None,
+    seen: SeenIds | None = None,
+    ready: asyncio.Event | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield each new alert (the JSON object the worker wrote) once, in arrival order.
+
+    Stops after ``max_alerts`` alerts, or when nothing new came for ``idle_timeout_s``; else runs
+    until the caller stops iterating (or cancels the task). Records that are not alert objects
+    are skipped with a warning (counted, not fatal: a CRM feed must not die on one bad record).
+    ``ready`` is set once the partitions are assigned and positioned: alerts published after
+    that are sure to be seen.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaConnectionError
+
+    from streams.publisher import aiokafka_client_kwargs, check_kafka_reachable
+
+    topic = settings.topic_alerts
+    seen = seen if seen is not None else SeenIds()
+    started_ms = int(time.time() * 1000) - _STARTUP_SLACK_MS
+    await asyncio.to_thread(check_kafka_reachable, settings)
+    consumer = AIOKafkaConsumer(
+        **aiokafka_client_kwargs(settings), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        await consumer.start()
+    except KafkaConnectionError as exc:
+        await consumer.stop()
+        raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+    shown = 0
+    skipped = 0
+    try:
+        # Listing topics reads metadata without asking the broker to auto-create the topic
+        # (Tansu would make a 4-partition one, ENVIRONMENT.md).
+        if topic not in await consumer.topics():
+            raise UserError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap_servers} (create it: churnwatch topics)")
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve positions now, so "ready" means positioned
+            await consumer.position(tp)
+        if ready is not None:
+            ready.set()
+        last_new = time.monotonic()
+        while max_alerts is None or shown < max_alerts:
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            got_new = False
+            for records in batches.values():
+                for rec in records:
+                    if not from_beginning and rec.timestamp is not None and 0 <= rec.timestamp < started_ms:
+                        continue
+                    alert = _decode(rec.value)
+                    if alert is None:
+                        skipped += 1
+                        logger.warning("skipped a record that is not an alert at %s[%s]@%s", rec.topic, rec.partition, rec.offset)
+                        continue
+                    if kinds is not None and alert.get("kind") not in kinds:
+                        continue
+                    if not seen.add(str(alert["alert_id"])):
+                        continue
+                    got_new = True
+                    shown += 1
+                    yield alert
+                    if max_alerts is not None and shown >= max_alerts:
+                        return
+            if got_new:
+                last_new = time.monotonic()
+            elif idle_timeout_s is not None and time.monotonic() - last_new >= idle_timeout_s:
+                return
+    finally:
+        await consumer.stop()
+
+
+def _decode(value: bytes | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or not obj.get("alert_id") or obj.get("kind") is None:
+        return None
+    return obj
+
+
+def _when(ms: object) -> str:
+    if not isinstance(ms, (int, float)):
+        return "????-??-?? ??:??"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def format_alert(alert: Mapping[str, Any]) -> str:
+    """One readable line (times are event time, UTC).
+
+    >>> format_alert({"alert_id": "x", "kind": "at_risk", "user_id": "u123", "event_time_ms": 1770120000000,
+    ...               "risk": 0.8213, "health": 31.2, "temperature": 40.4, "stage": "declining",
+    ...               "action": "check_in", "reasons": ["activity down 80%", "no visit for 3.0x the usual interval"]})
+    '2026-02-03 12:00 AT RISK user u123 risk 0.82 health 31 temp 40 stage declining -> check in: activity down 80%; no visit for 3.0x the usual interval'
+    """
+    kind = str(alert.get("kind", "?"))
+    stage = alert.get("stage", "?")
+    if kind == "stage_changed":
+        head = f"STAGE {alert.get('previous_stage') or '?'} -> {stage}"
+    else:
+        head = kind.replace("_", " ").upper()
+    parts = [_when(alert.get("event_time_ms")), head, f"user {alert.get('user_id', '?')}"]
+    for label, key, fmt in (("risk", "risk", "{:.2f}"), ("health", "health", "{:.0f}"), ("temp", "temperature", "{:.0f}")):
+        value = alert.get(key)
+        if isinstance(value, (int, float)):
+            parts.append(f"{label} {fmt.format(value)}")
+    if kind != "stage_changed":
+        parts.append(f"stage {stage}")
+    if alert.get("segment"):
+        parts.append(f"segment {alert['segment']}")
+    line = " ".join(parts)
+    action = alert.get("action")
+    reasons = alert.get("reasons") or []
+    if action and action != "none":
+        line += f" -> {str(action).replace('_', ' ')}"
+        if reasons:
+            line += ": " + "; ".join(str(r) for r in reasons)
+    elif reasons:
+        line += ": " + "; ".join(str(r) for r in reasons)
+    return line
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of alerts, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 alert, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print each alert as one JSON line (the record as published)")
+    parser.add_argument("--from-beginning", action="store_true", help="start at the oldest alert kept by the broker")
+    parser.add_argument("--kind", default=None, metavar="KIND[,KIND]", help=f"only these kinds ({', '.join(ALERT_KINDS)})")
+    parser.add_argument("--max", type=_positive_int, default=None, metavar="N", help="stop after N alerts")
+    parser.add_argument("--timeout", default=None, metavar="S",
+                        help="stop when no new alert came for S seconds (also 500ms, 2m); default: follow forever")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    kinds = parse_kinds(args.kind)
+    idle = parse_seconds(args.timeout, name="--timeout") if args.timeout is not None else None
+    return asyncio.run(_print_alerts(settings, json_lines=args.json, from_beginning=args.from_beginning,
+                                     kinds=kinds, max_alerts=args.max, idle_timeout_s=idle))
+
+
+async def _print_alerts(settings: Settings, *, json_lines: bool, **follow: Any) -> int:
+    async for alert in follow_alerts(settings, **follow):
+        if json_lines:
+            sys.stdout.write(orjson.dumps(alert).decode() + "\n")
+        else:
+            sys.stdout.write(format_alert(alert) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from streams.cli import main
+
+    sys.exit(main(["alerts", *sys.argv[1:]]))

@@ -1,0 +1,504 @@
+"""``churnwatch demo``: broker, Redis, workers and a simulated population, alerts as they come, a summary.
+
+What it runs, in order (and stops in reverse, on ``--duration``, Ctrl-C or SIGTERM):
+
+1. a Kafka-protocol broker (Tansu) and a Redis-protocol server (valkey) on free loopback ports
+   via ``streams.local``, unless ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` name existing ones;
+2. the three topics (``streams.cmd_topics.ensure_topics``);
+3. ``--workers`` worker processes (``python -m streams.cli worker``), each with its own metrics
+   port (``/metrics``, ``/healthz``, ``/readyz``) and log file under ``.churnwatch/demo/``;
+4. the simulator: ``--users`` users over ``--days`` days ending today (UTC), published as fast as
+   the broker acks in event-time order (a replay: the workers see months pass in seconds);
+5. the alerts follower (``streams.cmd_alerts.follow_alerts``, the code ``churnwatch alerts``
+   runs), printing at-risk and recovered alerts as the workers publish them;
+6. a summary: alerts by kind, the 10 users most at risk, the 30-day churn rate, the time from
+   start to the first alert and the throughput, read from Redis with ``streams.cmd_report``.
+
+Every server and worker is started in its own session, so a Ctrl-C in the terminal reaches the
+demo only and the demo stops them in order (workers first, so they leave the group and flush;
+then Redis, then the broker). A second Ctrl-C skips the graceful waits.
+
+The simulated days end at today's UTC midnight because workers reject events from the future
+(``max_clock_skew``); the wall clock only picks that default, everything else is event time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from streams.cmd_alerts import ALERT_KINDS, follow_alerts, format_alert, parse_kinds, parse_seconds
+from streams.local import Service, free_port, start_kafka, start_redis
+from streams.settings import Settings
+from streams.simulate import DAY_MS, format_ts, generate, parse_start_ms, persona_counts, positive_int
+
+__all__ = ["DemoOptions", "WorkerProcess", "add_arguments", "run", "orchestrate"]
+
+ROOT = Path(__file__).resolve().parents[1]
+_STATUS_EVERY_S = 5.0
+_WORKER_READY_TIMEOUT_S = 90.0
+_WORKER_STOP_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    users: int = 2000
+    days: int = 120
+    workers: int = 2
+    seed: int = 7
+    duration_s: float | None = None  # None: until Ctrl-C after the replay finished
+    start_ms: int | None = None  # None: ``days`` before today's UTC midnight
+    metrics_port: int = 0  # first worker's port, the next ones follow; 0 = free ports
+    show: frozenset[str] = frozenset({"at_risk", "recovered"})
+    workdir: Path = ROOT / ".churnwatch" / "demo"
+
+    def __post_init__(self) -> None:
+        if self.users < 1:
+            raise ValueError(f"--users must be at least 1 user, got {self.users}")
+        if self.days < 1:
+            raise ValueError(f"--days must be at least 1 day, got {self.days}")
+        if not 1 <= self.workers <= 16:
+            raise ValueError(f"--workers must be 1 to 16 worker processes, got {self.workers}")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise ValueError(f"--duration must be more than 0 seconds, got {self.duration_s}")
+        if self.metrics_port and not 1024 <= self.metrics_port <= 65535 - self.workers:
+            raise ValueError(f"--metrics-port must be a TCP port from 1024 to {65535 - self.workers}, got {self.metrics_port}")
+
+
+@dataclass
+class WorkerProcess:
+    """One ``churnwatch worker`` subprocess, its metrics port and its log file."""
+
+    index: int
+    metrics_port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def start(self, settings: Settings) -> None:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "REDIS_URL": settings.redis_url,
+            "CHURNWATCH_TOPIC_EVENTS": settings.topic_events,
+            "CHURNWATCH_TOPIC_ALERTS": settings.topic_alerts,
+            "CHURNWATCH_TOPIC_DLQ": settings.topic_dlq,
+            "CHURNWATCH_PARTITIONS": str(settings.partitions),
+            "CHURNWATCH_METRICS_BIND": "127.0.0.1",
+            "CHURNWATCH_METRICS_PORT": str(self.metrics_port),
+            # A replay of past months: only event time may move the clocks (live mode would let
+            # idle partitions jump to today and call everybody churned).
+            "CHURNWATCH_CLOCK": "event",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the demo, which stops workers in order
+            )
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self, timeout_s: float) -> None:
+        """SIGTERM, wait, then SIGKILL: a worker leaves the group and flushes on SIGTERM."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=1.0) as resp:  # noqa: S310 - loopback only
+            return int(resp.status) == 200
+    except Exception:  # refused, 503, timeout: not ready yet
+        return False
+
+
+@dataclass
+class _Tally:
+    """What the summary reports; wall times are for people only (throughput, waiting)."""
+
+    t0: float = field(default_factory=time.monotonic)
+    by_kind: dict[str, int] = field(default_factory=lambda: {k: 0 for k in ALERT_KINDS})
+    first_alert_s: float | None = None
+    published: int = 0
+    publish_started_s: float | None = None
+    publish_s: float = 0.0
+    last_offsets: dict[int, int] = field(default_factory=dict)
+    replay_done_s: float | None = None
+    processed: int = 0
+    stream_time_ms: int = 0
+
+
+class _Demo:
+    def __init__(self, settings: Settings, opts: DemoOptions, out: TextIO) -> None:
+        self.settings = settings
+        self.opts = opts
+        self.out = out
+        self.stop = asyncio.Event()
+        self.force = False
+        self.services: list[Service] = []
+        self.workers: list[WorkerProcess] = []
+        self.tally = _Tally()
+        self.reason = ""
+
+    # -- output -----------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def elapsed(self) -> str:
+        return f"[{time.monotonic() - self.tally.t0:6.1f}s]"
+
+    # -- signals ------------------------------------------------------------------------------
+
+    def on_signal(self, signum: int) -> None:
+        if self.stop.is_set():
+            self.force = True
+            self.say(f"{self.elapsed()} second {signal.Signals(signum).name}: stopping without waiting")
+            return
+        self.reason = signal.Signals(signum).name
+        self.say(f"\n{self.elapsed()} {self.reason}: stopping (Ctrl-C again to skip the graceful waits)")
+        self.stop.set()
+
+    # -- phases -------------------------------------------------------------------------------
+
+    async def start_servers(self) -> None:
+        kafka = await asyncio.to_thread(start_kafka, log_dir=self.opts.workdir)
+        self.services.append(kafka)
+        self.say(f"{self.elapsed()} Kafka broker   {kafka.address}  ({_origin(kafka)})")
+        redis = await asyncio.to_thread(start_redis)
+        self.services.append(redis)
+        self.say(f"{self.elapsed()} Redis          {redis.address}  ({_origin(redis)})")
+        self.settings = self.settings.with_(kafka_bootstrap_servers=kafka.address, redis_url=redis.address)
+
+    async def create_topics(self) -> None:
+        from streams.cmd_topics import ensure_topics
+        from streams.publisher import check_kafka_reachable
+
+        await asyncio.to_thread(check_kafka_reachable, self.settings)
+
+        outcome = await asyncio.to_thread(ensure_topics, self.settings)
+        made = ", ".join(f"{name} ({state})" for name, state in outcome.items())
+        self.say(f"{self.elapsed()} topics         {made}, {self.settings.partitions} partitions each")
+
+    async def start_workers(self) -> None:
+        base = self.opts.metrics_port
+        for i in range(self.opts.workers):
+            port = base + i if base else free_port()
+            w = WorkerProcess(i + 1, port, self.opts.workdir / f"worker-{i + 1}.log")
+            w.start(self.settings)
+            self.workers.append(w)
+            self.say(f"{self.elapsed()} worker {w.index}       pid {w.proc.pid if w.proc else '?'}, metrics {w.url}/metrics, log {w.log_path}")
+        self.say(f"{self.elapsed()} waiting for the workers to join the consumer group ...")
+        deadline = time.monotonic() + _WORKER_READY_TIMEOUT_S
+        pending = list(self.workers)
+        while pending and not self.stop.is_set():
+            self.check_workers()
+            ready = await asyncio.gather(*(asyncio.to_thread(_ready, w.url) for w in pending))
+            pending = [w for w, ok in zip(pending, ready) if not ok]
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                self.say(f"{self.elapsed()} worker(s) {', '.join(str(w.index) for w in pending)} not ready after "
+                         f"{_WORKER_READY_TIMEOUT_S:.0f} s; going on (they catch up from Redis progress)")
+                break
+            await self._sleep(0.5)
+        if not pending:
+            self.say(f"{self.elapsed()} workers ready")
+
+    def check_workers(self) -> None:
+        for w in self.workers:
+            code = w.exited()
+            if code is not None and not self.stop.is_set():
+                raise _WorkerDied(f"worker {w.index} exited with code {code}; last lines of {w.log_path}:\n{w.log_tail()}")
+
+    async def follow(self, ready: asyncio.Event) -> None:
+        async for alert in follow_alerts(self.settings, from_beginning=False, ready=ready):
+            kind = str(alert.get("kind"))
+            self.tally.by_kind[kind] = self.tally.by_kind.get(kind, 0) + 1
+            if self.tally.first_alert_s is None:
+                self.tally.first_alert_s = time.monotonic() - self.tally.t0
+            if kind in self.opts.show:
+                self.say("  " + format_alert(alert))
+
+    async def publish(self) -> None:
+        from streams.publisher import publish_bulk_async
+
+        opts = self.opts
+        start_ms = opts.start_ms
+        if start_ms is None:
+            today = int(time.time() * 1000) // DAY_MS * DAY_MS
+            start_ms = today - opts.days * DAY_MS
+        events, truth = await asyncio.to_thread(generate, opts.seed, opts.users, start_ms, opts.days)
+        churners = sum(t.churned_at_ms is not None for t in truth)
+        mix = ", ".join(f"{n} {p}" for p, n in persona_counts(truth).items())
+        self.say(f"{self.elapsed()} simulated      {len(truth):,} users ({mix})")
+        self.say(f"{self.elapsed()}                {len(events):,} events from {format_ts(start_ms)[:10]} to "
+                 f"{format_ts(start_ms + opts.days * DAY_MS)[:10]}; {churners:,} users stop for good in that time")
+        self.say(f"{self.elapsed()} publishing to {self.settings.topic_events} as fast as the broker acks ...")
+        total = len(events)
+        self.tally.publish_started_s = time.monotonic() - self.tally.t0
+
+        def progress(n: int) -> None:
+            if n < total:
+                self.say(f"{self.elapsed()} published {n:,} / {total:,} events")
+
+        stats = await publish_bulk_async(self.settings, events, progress=progress)
+        self.tally.published, self.tally.publish_s, self.tally.last_offsets = stats.events, stats.seconds, stats.last_offsets
+        self.say(f"{self.elapsed()} published      {stats.events:,} events in {stats.seconds:.1f} s "
+                 f"({stats.events_per_s:,.0f} events/s); workers are catching up")
+
+    async def watch_progress(self) -> None:
+        """Status every few seconds from Redis progress (the source of truth), until stopped."""
+        from streams.store import Store
+
+        store = Store(self.settings)
+        last_status = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                self.check_workers()
+                try:
+                    progress = await store.read_progress(self.settings.topic_events)
+                except Exception:  # Redis busy or restarting: the status line can wait
+                    progress = {}
+                if progress:
+                    self.tally.processed = sum(offset + 1 for offset, _ in progress.values())
+                    self.tally.stream_time_ms = max(ms for _, ms in progress.values())
+                done = bool(self.tally.last_offsets) and all(
+                    progress.get(p, (-1, 0))[0] >= off for p, off in self.tally.last_offsets.items()
+                )
+                if done and self.tally.replay_done_s is None:
+                    self.tally.replay_done_s = time.monotonic() - self.tally.t0
+                    self.say(f"{self.elapsed()} replay done    {self.tally.processed:,} events processed, stream time "
+                             f"{format_ts(self.tally.stream_time_ms)[:16].replace('T', ' ')}; {self.alert_counts()}")
+                    if self.opts.duration_s is None:
+                        self.say(f"{self.elapsed()} following new alerts; Ctrl-C for the summary and to stop everything")
+                elif time.monotonic() - last_status >= _STATUS_EVERY_S and self.tally.replay_done_s is None:
+                    last_status = time.monotonic()
+                    when = format_ts(self.tally.stream_time_ms)[:10] if self.tally.stream_time_ms else "-"
+                    self.say(f"{self.elapsed()} processed {self.tally.processed:,} events, stream time {when}; {self.alert_counts()}")
+                await self._sleep(0.5)
+        finally:
+            await store.close()
+
+    def alert_counts(self) -> str:
+        return "alerts " + ", ".join(f"{k} {n:,}" for k, n in self.tally.by_kind.items())
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    # -- summary and shutdown -------------------------------------------------------------------
+
+    async def summary(self) -> None:
+        from streams.cmd_report import churn_rate, top_users
+        from streams.store import StoreReader
+
+        t = self.tally
+        self.say("")
+        self.say("=== summary ===")
+        self.say(f"alerts by kind        {', '.join(f'{k} {n:,}' for k, n in t.by_kind.items())}")
+        if t.first_alert_s is None:
+            self.say("first alert           none yet")
+        else:
+            since_publish = (f", {t.first_alert_s - t.publish_started_s:.1f} s after the first event was published"
+                             if t.publish_started_s is not None else "")
+            self.say(f"first alert after     {t.first_alert_s:.1f} s from the start of the demo{since_publish}")
+        if t.published:
+            self.say(f"published             {t.published:,} events in {t.publish_s:.1f} s ({t.published / max(t.publish_s, 1e-9):,.0f} events/s)")
+        if t.replay_done_s is not None and t.publish_started_s is not None:
+            took = max(t.replay_done_s - t.publish_started_s, 1e-9)
+            self.say(f"processed             {t.processed:,} events in {took:.1f} s from the first publish to the last "
+                     f"state write ({t.processed / took:,.0f} events/s end to end)")
+        else:
+            self.say(f"processed             {t.processed:,} of {t.published:,} events (replay not finished)")
+
+        def reports() -> tuple[list[Any], dict[str, Any]] | str:
+            reader = StoreReader(self.settings)
+            try:
+                return top_users(reader, self.settings, 10), churn_rate(reader, self.settings, 30)
+            except Exception as exc:  # no progress yet, Redis gone: say so, the rest still prints
+                return str(exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    reader.close()
+
+        result = await asyncio.to_thread(reports)
+        if isinstance(result, str):
+            self.say(f"reports               unavailable: {result}")
+            return
+        top, churn = result
+        self.say(f"churn rate (30 days)  {churn['churned']:,} users = {100 * churn['churn_rate']:.1f}% of "
+                 f"{churn['active_at_start']:,} active at the start; revenue of churned users {churn['churned_revenue']:,.2f} "
+                 f"(as of {churn['as_of'][:16].replace('T', ' ')}, stream time)")
+        if not top:
+            self.say("top 10 at risk        nobody is at risk")
+            return
+        self.say("top 10 at risk")
+        for i, r in enumerate(top, start=1):
+            s = r.scores
+            self.say(f"  {i:>2}. {r.user_id:<10} risk {s.risk:.2f}  health {s.health:3.0f}  temp {s.temperature:3.0f}  "
+                     f"{s.stage:<11} -> {s.action.replace('_', ' ')}" + (f": {s.reasons[0]}" if s.reasons else ""))
+
+    def shutdown(self) -> None:
+        """Workers first (they leave the group and flush), then Redis, then the broker."""
+        wait = 0.5 if self.force else _WORKER_STOP_TIMEOUT_S
+        for w in self.workers:
+            if w.proc is not None and w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGTERM)
+        for w in self.workers:
+            w.stop(wait)
+        for svc in reversed(self.services):
+            svc.stop()
+
+
+class _WorkerDied(RuntimeError):
+    pass
+
+
+def _origin(svc: Service) -> str:
+    if svc.origin in ("environment", "testcontainers"):
+        return svc.origin
+    return f"{Path(svc.origin).name}, pid {svc.proc.pid if svc.proc else '?'}"
+
+
+async def orchestrate(settings: Settings, opts: DemoOptions, out: TextIO = sys.stdout) -> int:
+    """The whole demo; returns the exit code. Stops everything it started, whatever happens."""
+    demo = _Demo(settings, opts, out)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, demo.on_signal, sig)
+    tasks: list[asyncio.Task[Any]] = []
+    code = 0
+    try:
+        demo.say(f"{demo.elapsed()} churnwatch demo: {opts.users:,} users over {opts.days} days, {opts.workers} workers"
+                 + (f", stopping after {opts.duration_s:g} s" if opts.duration_s else ""))
+        if opts.duration_s is not None:
+            loop.call_later(opts.duration_s, _duration_over, demo)
+        opts.workdir.mkdir(parents=True, exist_ok=True)
+        await demo.start_servers()
+        if not demo.stop.is_set():
+            await demo.create_topics()
+        if not demo.stop.is_set():
+            await demo.start_workers()
+        if not demo.stop.is_set():
+            ready = asyncio.Event()
+            tasks.append(asyncio.create_task(demo.follow(ready), name="follow"))
+            waits = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(demo.stop.wait())]
+            await asyncio.wait([tasks[0], *waits], return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            if tasks[0].done():
+                tasks[0].result()  # the follower failed: raise its error
+        if not demo.stop.is_set():
+            tasks.append(asyncio.create_task(demo.watch_progress(), name="progress"))
+            tasks.append(asyncio.create_task(demo.publish(), name="publish"))
+            stopper = asyncio.ensure_future(demo.stop.wait())
+            while not demo.stop.is_set():
+                done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not stopper and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                tasks = [t for t in tasks if not t.done()]
+            stopper.cancel()
+    except _WorkerDied as exc:
+        demo.say(f"{demo.elapsed()} error: {exc}")
+        code = 1
+    finally:
+        demo.stop.set()
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            if demo.services and len(demo.services) == 2 and code == 0:
+                await demo.summary()
+        finally:
+            demo.say(f"\n{demo.elapsed()} stopping workers, Redis and the broker ...")
+            await asyncio.to_thread(demo.shutdown)
+            demo.say(f"{demo.elapsed()} stopped")
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    return code
+
+
+def _duration_over(demo: _Demo) -> None:
+    if not demo.stop.is_set():
+        demo.say(f"\n{demo.elapsed()} --duration reached")
+        demo.stop.set()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--users", type=positive_int("users"), default=2000, help="simulated users (default 2000)")
+    parser.add_argument("--days", type=positive_int("days"), default=120, help="simulated days, ending today UTC (default 120)")
+    parser.add_argument("--workers", type=positive_int("workers"), default=2, help="worker processes (default 2)")
+    parser.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
+    parser.add_argument("--duration", default=None, metavar="S",
+                        help="stop after S seconds (also 90s, 5m); default: run until Ctrl-C after the replay")
+    parser.add_argument("--start", default=None, metavar="DATE",
+                        help="first simulated day (default: DAYS before today, so no event is in the future)")
+    parser.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                        help="metrics port of worker 1, the others follow (default: free ports)")
+    parser.add_argument("--show", default="at_risk,recovered", metavar="KIND[,KIND]",
+                        help=f"alert kinds to print ({', '.join(ALERT_KINDS)}; all are counted)")
+    parser.add_argument("--workdir", default=None, metavar="DIR",
+                        help="where worker and broker logs go (default .churnwatch/demo in the project)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    opts = DemoOptions(
+        users=args.users,
+        days=args.days,
+        workers=args.workers,
+        seed=args.seed,
+        duration_s=parse_seconds(args.duration, name="--duration") if args.duration is not None else None,
+        start_ms=parse_start_ms(args.start) if args.start else None,
+        metrics_port=args.metrics_port,
+        show=parse_kinds(args.show) or frozenset(ALERT_KINDS),
+        **({"workdir": Path(args.workdir)} if args.workdir else {}),
+    )
+    if args.log_level is None and settings.log_level.upper() == "INFO":
+        # The demo talks in its own progress lines; library INFO logs would drown them.
+        import logging
+
+        logging.getLogger().setLevel(logging.WARNING)
+    return asyncio.run(orchestrate(settings, opts))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from streams.cli import main
+
+    sys.exit(main(["demo", *sys.argv[1:]]))

@@ -1,0 +1,96 @@
+"""``churnwatch topics``: create the events, alerts and DLQ topics with explicit partition counts.
+
+Why explicit: brokers that auto-create topics pick their own partition count (Tansu: 4), and the
+partition count fixes how far the workers can scale. Existing topics are left alone (idempotent),
+but a topic with another partition count is reported, because it changes the key -> partition map.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+__all__ = ["ensure_topics", "add_arguments", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> dict[str, str]:
+    """Create ``topic_events``, ``topic_alerts`` and ``topic_dlq`` with ``settings.partitions`` each.
+
+    Returns ``{topic: "created" | "exists" | "exists with N partitions"}``. Retries while the
+    broker is not reachable yet, up to ``timeout_s``.
+    """
+    names = [settings.topic_events, settings.topic_alerts, settings.topic_dlq]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(client_id="churnwatch-topics", **settings.kafka_client_kwargs())
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"no Kafka broker answered at {settings.kafka_bootstrap_servers} in {timeout_s:.0f} s: {exc}") from exc
+            time.sleep(0.5)
+    outcome: dict[str, str] = {}
+    try:
+        existing = set(admin.list_topics())
+        for name in dict.fromkeys(names):
+            if name in existing:
+                outcome[name] = "exists"
+                continue
+            try:
+                admin.create_topics([NewTopic(name, settings.partitions, settings.replication_factor)])
+                outcome[name] = "created"
+            except TopicAlreadyExistsError:
+                outcome[name] = "exists"
+        for name, state in outcome.items():
+            if state != "exists":
+                continue
+            count = _partition_count(admin, name)
+            if count is not None and count != settings.partitions:
+                outcome[name] = f"exists with {count} partitions"
+                logger.warning("topic %s exists with %s partitions, settings say %s", name, count, settings.partitions)
+    finally:
+        admin.close()
+    return outcome
+
+
+def _partition_count(admin: KafkaAdminClient, topic: str) -> int | None:
+    try:
+        described = admin.describe_topics([topic])
+    except KafkaError:
+        return None
+    for entry in described:
+        if (entry.get("name") or entry.get("topic")) == topic and entry.get("partitions") is not None:
+            return len(entry["partitions"])
+    return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--partitions", type=int, default=None, help="partitions per topic (default: settings, 8)")
+    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
+    parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
+    parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.with_(
+        partitions=args.partitions, topic_events=args.events_topic, topic_alerts=args.alerts_topic, topic_dlq=args.dlq_topic
+    )
+    if settings.partitions < 1:
+        raise ValueError(f"--partitions must be at least 1, got {settings.partitions}")
+    try:
+        outcome = ensure_topics(settings)
+    except ConnectionError as exc:
+        from streams.cli import UserError
+
+        raise UserError(str(exc)) from None
+    for name, state in outcome.items():
+        print(f"{name}: {state}")
+    return 0

@@ -1,0 +1,488 @@
+"""``churnwatch train``: fit the model file's numbers on labelled history.
+
+What it fits, in this order:
+
+1. **Population** (from every user's state at the end of the history, built by
+   ``models.engine.advance`` like the stream builds it): BG/NBD on purchases
+   (``models.bgnbd.fit``, days), MBG/NBD on active days (``models.mbgnbd.fit``), the typical
+   intervals between active days and between purchases (priors of a user's own cadence), and
+   the RFM quintile edges (``models.rfm.fit_population``).
+2. **Risk weights**: snapshots of every user as of each ``--as-of`` date, features from the
+   events strictly before it through the same ``advance``/``features_at`` code the stream and
+   the backtest run, labelled 1 when the user churns within the horizon after it. A logistic
+   model (``models.risk.LogisticRisk.fit``) is fitted on 80% of the users; the other 20% give the
+   calibration report (reliability by decile, Brier score, ROC AUC) stored in the file.
+3. **Health reference**: deciles of 4-week activity over the snapshots.
+
+Labels: when is a user churned, and at what time? The time of the last activity before leaving
+(as the simulator's ground truth and the backtest count it):
+
+- ``--labels FILE``: ``user_id,churned_at`` (users not listed never churned);
+- otherwise an explicit ``cancel`` event (at its time) and the inactivity definition
+  ``--churn-after`` (default: the model's churned_days): the last activity followed by at
+  least that much silence.
+
+A snapshot as of A is labelled "churns" when a churn time falls in (A, A + horizon]; users who
+had already churned at A (a churn time at or before A with no activity since, or the churned
+stage) are left out, as the backtest leaves them out. Dates whose outcome the history cannot
+show (A + horizon, plus churn-after for the inactivity definition, past the last event) are
+dropped.
+
+The written file's version is a hash of its content (no date), so the same history and options
+give the same version on every machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import hashlib
+import json
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from models import bgnbd, mbgnbd
+from models.engine import advance
+from models.events import Event
+from models.health import ACT_QUANTILES, DECILES
+from models.model import ChurnModel, load_model
+from models.rfm import fit_population as rfm_population
+from models.risk import FEATURES, LogisticRisk
+from models.scoring import features_at
+from models.signals import compute_signals
+from models.state import DAY_S, UserState
+from models.temperature import VISIT_KEY
+from streams.cli import UserError
+from streams.history import read_events_csv, read_labels_csv
+from streams.settings import parse_duration_ms
+
+if TYPE_CHECKING:  # pragma: no cover
+    from streams.settings import Settings
+
+__all__ = ["Snapshots", "add_arguments", "build_snapshots", "churn_times", "default_as_of", "reliability", "run", "train"]
+
+logger = logging.getLogger(__name__)
+
+DAY_MS = DAY_S * 1000
+_WARMUP_MS = 28 * DAY_MS  # first default as-of date: four weeks after the first event
+_STEP_MS = 7 * DAY_MS  # default as-of step
+_MIN_FIT_USERS = 20  # fewer users than this with repeat activity: keep the default/base population
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels
+# ---------------------------------------------------------------------------------------------
+
+
+def churn_times(events: Sequence[Event], churn_after_ms: int | None, data_end_ms: int) -> list[int]:
+    """One user's churn times (ms, sorted) from their events (sorted): cancel events, and with
+    ``churn_after_ms`` the last activity before a silence of at least that long (to the next
+    activity, or to ``data_end_ms`` for the last one).
+
+    >>> evs = [Event("u", t * DAY_MS, "view") for t in (0, 1, 60, 61)] + [Event("u", 62 * DAY_MS, "cancel")]
+    >>> [t // DAY_MS for t in churn_times(evs, 45 * DAY_MS, 200 * DAY_MS)]
+    [1, 61, 62]
+    """
+    out = [ev.ts_ms for ev in events if ev.type == "cancel"]
+    if churn_after_ms is not None:
+        active = [ev.ts_ms for ev in events if ev.type != "cancel"]
+        for this, nxt in zip(active, active[1:] + [None]):
+            if (data_end_ms if nxt is None else nxt) - this >= churn_after_ms:
+                out.append(this)
+    return sorted(set(out))
+
+
+def _already_churned(times: Sequence[int], activity: Sequence[int], as_of_ms: int) -> bool:
+    """A churn time at or before as-of with no activity after it up to as-of."""
+    i = bisect.bisect_right(times, as_of_ms)
+    if i == 0:
+        return False
+    last_churn = times[i - 1]
+    j = bisect.bisect_right(activity, last_churn)
+    return j == len(activity) or activity[j] >= as_of_ms
+
+
+def _churns_within(times: Sequence[int], as_of_ms: int, horizon_ms: int) -> bool:
+    i = bisect.bisect_right(times, as_of_ms)
+    return i < len(times) and times[i] <= as_of_ms + horizon_ms
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots
+# ---------------------------------------------------------------------------------------------
+
+
+def default_as_of(data_start_ms: int, known_until_ms: int, horizon_ms: int) -> list[int]:
+    """Weekly midnights (UTC) from four weeks after the first event to the last date whose
+    horizon the history shows."""
+    first = (data_start_ms // DAY_MS) * DAY_MS + _WARMUP_MS
+    last = known_until_ms - horizon_ms
+    return list(range(first, last + 1, _STEP_MS)) if last >= first else []
+
+
+@dataclass(slots=True)
+class Snapshots:
+    """The training panel: one row per (user, as-of) that can be judged."""
+
+    users: list[str] = field(default_factory=list)
+    as_of_ms: list[int] = field(default_factory=list)
+    X: list[list[float]] = field(default_factory=list)
+    y: list[int] = field(default_factory=list)
+    act_28d: list[float] = field(default_factory=list)
+    excluded_churned: int = 0
+
+
+def _by_user(events: Iterable[Event]) -> dict[str, list[Event]]:
+    out: dict[str, list[Event]] = {}
+    for ev in sorted(events, key=Event.sort_key.fget):  # type: ignore[arg-type]
+        out.setdefault(ev.user_id, []).append(ev)
+    return out
+
+
+def end_states(per_user: Mapping[str, Sequence[Event]], end_ms: int, model: ChurnModel) -> dict[str, UserState]:
+    """Every user's state at ``end_ms`` (all their events, reviews up to it), expired or not:
+    the population fits want the whole cohort, the gone included."""
+    return {user: advance(user, None, evs, end_ms, model).state for user, evs in per_user.items()}
+
+
+def build_snapshots(
+    per_user: Mapping[str, Sequence[Event]],
+    as_of_ms: Sequence[int],
+    horizon_ms: int,
+    times: Mapping[str, Sequence[int]],
+    model: ChurnModel,
+) -> Snapshots:
+    """Features and labels of every user at every as-of date (module docstring).
+
+    Each user's state is advanced from one date to the next with the events of that interval,
+    exactly as ``churnwatch backtest`` replays them (``advance(..., until_ms=as_of)``)."""
+    snaps = Snapshots()
+    dates = sorted(set(as_of_ms))
+    for user in sorted(per_user):
+        evs = per_user[user]
+        ts = [ev.ts_ms for ev in evs]
+        activity = [ev.ts_ms for ev in evs if ev.type != "cancel"]
+        churn = list(times.get(user, ()))
+        state: UserState | None = None
+        pos = 0
+        for date in dates:
+            end = bisect.bisect_left(ts, date, lo=pos)
+            if end == 0:
+                continue  # not seen yet
+            out = advance(user, state, evs[pos:end], date, model)
+            pos, state = end, out.state
+            if _already_churned(churn, activity, date):
+                snaps.excluded_churned += 1
+                continue
+            now_s = date // 1000
+            stage, values = features_at(state, now_s, model)
+            if stage == "churned":
+                snaps.excluded_churned += 1
+                continue
+            snaps.users.append(user)
+            snaps.as_of_ms.append(date)
+            snaps.X.append(values)
+            snaps.y.append(1 if _churns_within(churn, date, horizon_ms) else 0)
+            snaps.act_28d.append(compute_signals(state, now_s, model).act_28d)
+    return snaps
+
+
+# ---------------------------------------------------------------------------------------------
+# Population fits
+# ---------------------------------------------------------------------------------------------
+
+
+def _grouped(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows rounded to 0.1 day and merged with a count: the fit's cost follows distinct rows."""
+    rows = np.stack([x, np.round(t_x, 1), np.round(T, 1)], axis=1)
+    rows[:, 2] = np.maximum(rows[:, 2], rows[:, 1])
+    uniq, counts = np.unique(rows, axis=0, return_counts=True)
+    return uniq[:, 0], uniq[:, 1], uniq[:, 2], counts.astype(np.float64)
+
+
+def fit_population(states: Mapping[str, UserState], end_s: int, base: ChurnModel) -> tuple[dict[str, Any], dict[str, float] | None, dict[str, Any]]:
+    """(population, purchase BG/NBD params or None, fit report) from end-of-history states."""
+    population: dict[str, Any] = {k: v for k, v in base.population.items()}
+    report: dict[str, Any] = {}
+    users = [st for st in states.values() if st.n_events > 0]
+    gaps = [(st.last_seen_s - st.first_seen_s) / DAY_S / (st.active_days - 1) for st in users if st.active_days >= 3]
+    if len(gaps) >= _MIN_FIT_USERS:
+        population["visit_gap_days"] = round(float(np.median(gaps)), 4)
+    x = np.array([st.active_days - 1 if st.active_days > 1 else 0 for st in users], dtype=np.float64)
+    t_x = np.array([(st.last_seen_s - st.first_seen_s) / DAY_S for st in users], dtype=np.float64)
+    T = np.array([max(end_s - st.first_seen_s, st.last_seen_s - st.first_seen_s) / DAY_S for st in users], dtype=np.float64)
+    if int(np.sum(x > 0)) >= _MIN_FIT_USERS:
+        res = mbgnbd.fit(*_grouped(x, t_x, T))
+        population[VISIT_KEY] = {k: round(v, 6) for k, v in res.params.to_dict().items()}
+        report["visit_mbgnbd"] = {"users": len(users), "log_likelihood": round(res.log_likelihood, 3), "converged": res.converged}
+
+    summaries = [s for s in (bgnbd.summary_from_state(st, end_s) for st in users) if s is not None]
+    purchase_params: dict[str, float] | None = None
+    repeat = [s for s in summaries if s.x > 0]
+    if repeat:
+        population["purchase_gap_days"] = round(float(np.median([s.t_x / s.x for s in repeat])), 4)
+    if len(repeat) >= _MIN_FIT_USERS:
+        px = np.array([s.x for s in summaries], dtype=np.float64)
+        ptx = np.array([s.t_x for s in summaries], dtype=np.float64)
+        pT = np.array([s.T for s in summaries], dtype=np.float64)
+        gx, gtx, gT, w = _grouped(px, ptx, pT)
+        res_p = bgnbd.fit(gx, gtx, gT, weights=w)
+        purchase_params = {k: round(v, 6) for k, v in res_p.params.to_dict().items()}
+        report["purchase_bgnbd"] = {"users": len(summaries), "log_likelihood": round(res_p.log_likelihood, 3), "converged": res_p.converged}
+    population.update(rfm_population(users, end_s))
+    return population, purchase_params, report
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration report
+# ---------------------------------------------------------------------------------------------
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Mean predicted vs observed churn rate per equal-count bin of predicted risk (deciles).
+
+    >>> reliability(np.array([0.1, 0.1, 0.9, 0.9]), np.array([0, 0, 1, 1]), bins=2)
+    [{'n': 2, 'predicted': 0.1, 'observed': 0.0}, {'n': 2, 'predicted': 0.9, 'observed': 1.0}]
+    """
+    order = np.argsort(p, kind="stable")
+    out = []
+    for chunk in np.array_split(order, bins):
+        if chunk.size:
+            out.append({"n": int(chunk.size), "predicted": round(float(p[chunk].mean()), 4), "observed": round(float(y[chunk].mean()), 4)})
+    return out
+
+
+def _auc(p: np.ndarray, y: np.ndarray) -> float | None:
+    from scipy.stats import rankdata
+
+    pos = int(y.sum())
+    neg = int(y.size - pos)
+    if pos == 0 or neg == 0:
+        return None
+    ranks = rankdata(p)
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def _holdout_report(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    eps = 1e-12
+    table = reliability(p, y)
+    auc = _auc(p, y)
+    return {
+        "rows": int(y.size),
+        "churn_rate": round(float(y.mean()), 4),
+        "mean_risk": round(float(p.mean()), 4),
+        "brier": round(float(np.mean((p - y) ** 2)), 5),
+        "log_loss": round(float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))), 5),
+        "roc_auc": round(auc, 4) if auc is not None else None,
+        "max_decile_gap": round(max(abs(b["predicted"] - b["observed"]) for b in table), 4),
+        "reliability": table,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_holdout(user: str, share: float) -> bool:
+    return (zlib.crc32(user.encode("utf-8")) % 10_000) < share * 10_000
+
+
+def content_version(model: ChurnModel, prefix: str = "trained") -> str:
+    """``<prefix>-<12 hex>``: a hash of everything in the file except the version itself."""
+    body = json.loads(model.to_json())
+    body.pop("version", None)
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+    return f"{prefix}-{digest}"
+
+
+def train(
+    events: Sequence[Event],
+    *,
+    base: ChurnModel | None = None,
+    horizon_ms: int | None = None,
+    labels_ms: Mapping[str, int] | None = None,
+    churn_after_ms: int | None = None,
+    as_of_ms: Sequence[int] | None = None,
+    holdout: float = 0.2,
+    l2: float = 1e-3,
+    notes: str = "",
+    version_prefix: str = "trained",
+    alert_share: float | None = 0.1,
+) -> tuple[ChurnModel, dict[str, Any]]:
+    """Fit a model on ``events`` (module docstring); returns it and its training report.
+
+    Label source: ``labels_ms`` (user -> churn time, ms) when given, else cancel events plus
+    inactivity after ``churn_after_ms`` (default: the base model's churned_days).
+
+    ``alert_share``: set the at-risk alert thresholds so that about this share of the judged
+    users is flagged at any date (``risk_enter`` = that upper quantile of the training risks,
+    ``risk_exit`` = the quantile of twice the share): a calibrated risk rarely reaches a fixed
+    0.6 when churn in the horizon is a 1-in-10 event, and an alert that never fires helps no one.
+    None keeps the base model's thresholds.
+    """
+    base = base if base is not None else ChurnModel()
+    if not events:
+        raise ValueError("no events to train on")
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"holdout must be a share of users in (0, 1), got {holdout}")
+    horizon = int(horizon_ms if horizon_ms is not None else base.horizon_days * DAY_MS)
+    if horizon <= 0:
+        raise ValueError(f"horizon must be > 0 ms, got {horizon}")
+    per_user = _by_user(events)
+    data_start = min(ev.ts_ms for ev in events)
+    data_end = max(ev.ts_ms for ev in events)
+    if labels_ms is not None:
+        times = {u: [t] for u, t in labels_ms.items()}
+        known_until = data_end
+        source = "labels file"
+    else:
+        after = int(churn_after_ms if churn_after_ms is not None else base.churned_days * DAY_MS)
+        if after <= 0:
+            raise ValueError(f"churn-after must be > 0 ms, got {after}")
+        times = {u: churn_times(evs, after, data_end) for u, evs in per_user.items()}
+        known_until = data_end - after
+        source = f"cancel events and inactivity of {after / DAY_MS:g} days"
+    dates = sorted(set(as_of_ms)) if as_of_ms else default_as_of(data_start, known_until, horizon)
+    usable = [d for d in dates if d + horizon <= known_until]
+    if len(usable) < len(dates):
+        logger.warning("dropped %s as-of dates whose %s-day horizon the history does not cover", len(dates) - len(usable), horizon / DAY_MS)
+    if not usable:
+        raise ValueError(
+            f"history of {(data_end - data_start) / DAY_MS:.0f} days has no as-of date with a {horizon / DAY_MS:g}-day horizon "
+            f"inside it (labels from {source}); give a longer history, a shorter --horizon or earlier --as-of dates"
+        )
+
+    t0 = time.monotonic()
+    finals = end_states(per_user, data_end, base)
+    population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
+    model = base.with_(population=population, bgnbd=purchase_params, horizon_days=horizon / DAY_MS)
+    logger.info("population fitted on %s users in %.1f s", len(finals), time.monotonic() - t0)
+
+    t0 = time.monotonic()
+    snaps = build_snapshots(per_user, usable, horizon, times, model)
+    logger.info("%s snapshots at %s as-of dates in %.1f s", len(snaps.y), len(usable), time.monotonic() - t0)
+    if not snaps.y:
+        raise ValueError("no user can be judged at the as-of dates (everyone had churned or was not seen yet)")
+    X = np.array(snaps.X, dtype=np.float64)
+    y = np.array(snaps.y, dtype=np.float64)
+    test = np.array([_is_holdout(u, holdout) for u in snaps.users])
+    if test.all() or not test.any():
+        test = np.arange(y.size) % 5 == 0  # too few users for a split by user: split by row
+    positives = int(y[~test].sum())
+    if positives == 0 or positives == int((~test).sum()):
+        raise ValueError(f"labels have one class only ({positives} of {int((~test).sum())} training rows churn): nothing to learn")
+    fitter = LogisticRisk(l2=l2).fit(X[~test], y[~test])
+    means = {name: round(float(v), 6) for name, v in zip(FEATURES, X[~test].mean(axis=0))}
+    population = dict(model.population)
+    population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
+    held = _holdout_report(fitter.predict_proba(X[test]), y[test]) if test.any() else {}
+    report = {
+        "events": len(events),
+        "users": len(per_user),
+        "labels": source,
+        "horizon_days": horizon / DAY_MS,
+        "as_of": {"first_ms": usable[0], "last_ms": usable[-1], "count": len(usable)},
+        "snapshots": int(y.size),
+        "excluded_already_churned": snaps.excluded_churned,
+        "train_rows": int((~test).sum()),
+        "train_churn_rate": round(float(y[~test].mean()), 4),
+        "fits": fit_report,
+        "holdout": held,
+    }
+    weights = {name: round(w, 6) for name, w in fitter.weights.items()}
+    thresholds: dict[str, float] = {}
+    if alert_share is not None:
+        if not 0.0 < alert_share < 0.5:
+            raise ValueError(f"alert share must be in (0, 0.5) of users, got {alert_share}")
+        train_risk = fitter.predict_proba(X[~test])
+        enter = round(float(np.quantile(train_risk, 1.0 - alert_share)), 4)
+        leave = round(float(np.quantile(train_risk, 1.0 - 2.0 * alert_share)), 4)
+        if 0.0 < leave < enter < 1.0:
+            thresholds = {"risk_enter": enter, "risk_exit": leave}
+            if test.any():
+                p_test = fitter.predict_proba(X[test])
+                flagged = p_test >= enter
+                report["alerts"] = {
+                    "share": alert_share,
+                    "risk_enter": enter,
+                    "risk_exit": leave,
+                    "holdout_flagged": round(float(flagged.mean()), 4),
+                    "holdout_precision": round(float(y[test][flagged].mean()), 4) if flagged.any() else None,
+                }
+    model = model.with_(
+        **thresholds,
+        risk_weights=weights,
+        risk_intercept=round(fitter.intercept, 6),
+        risk_means=means,
+        population=population,
+        notes=notes,
+        training=report,
+    )
+    return model.with_(version=content_version(model, version_prefix)), report
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", required=True, metavar="FILE", help="CSV (optionally .gz): user_id,ts,event_type[,amount]; any order")
+    parser.add_argument("--out", required=True, metavar="MODEL.json", help="where to write the model file")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--labels", metavar="FILE", help="user_id,churned_at: who churned when (else cancel events + inactivity)")
+    how.add_argument("--churn-after", dest="churn_after", default=None, metavar="DURATION",
+                     help="inactivity that means churn, such as 45d (default: the model's churned_days)")
+    parser.add_argument("--horizon", default=None, metavar="DURATION", help="risk horizon, such as 30d (default: the model's, 30d)")
+    parser.add_argument("--as-of", dest="as_of", default=None, metavar="DATES",
+                        help="snapshot dates: ISO dates separated by commas, or START/END/STEP (default: weekly)")
+    parser.add_argument("--base-model", dest="base_model", metavar="FILE",
+                        help="take thresholds from this model file (default: the built-in defaults)")
+    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table: name -> canonical type")
+    parser.add_argument("--holdout", type=float, default=0.2, help="share of users held out for the calibration report (default 0.2)")
+    parser.add_argument("--l2", type=float, default=1e-3, help="L2 penalty per example on standardised weights (default 0.001)")
+    parser.add_argument("--notes", default="", help="free text stored in the model file (where the data came from)")
+    parser.add_argument("--alert-share", dest="alert_share", type=float, default=0.1,
+                        help="set risk_enter/risk_exit so about this share of users is flagged (default 0.1; 0 keeps the base model's)")
+
+
+def run(args: argparse.Namespace, settings: "Settings") -> int:
+    from streams.backtest import load_type_map, parse_as_of
+
+    events_path = Path(args.events)
+    if not events_path.exists():
+        raise UserError(f"--events {events_path} does not exist")
+    base = load_model(args.base_model) if args.base_model else ChurnModel()
+    events = read_events_csv(events_path, load_type_map(args.config))
+    labels = read_labels_csv(args.labels) if args.labels else None
+    horizon = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else None
+    churn_after = parse_duration_ms(args.churn_after, name="--churn-after") if args.churn_after else None
+    as_of = parse_as_of(args.as_of) if args.as_of else None
+    t0 = time.monotonic()
+    model, report = train(events, base=base, horizon_ms=horizon, labels_ms=labels, churn_after_ms=churn_after,
+                          as_of_ms=as_of, holdout=args.holdout, l2=args.l2, notes=args.notes,
+                          alert_share=args.alert_share or None)
+    model.save(args.out)
+    held = report["holdout"]
+    print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
+          f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
+          f"({time.monotonic() - t0:.1f} s)")
+    if held:
+        print(f"held-out users: {held['rows']:,} rows, churn rate {held['churn_rate']:.3f}, mean risk {held['mean_risk']:.3f}, "
+              f"ROC AUC {held['roc_auc']}, Brier {held['brier']}, largest decile gap {held['max_decile_gap']}")
+        print("reliability by decile (predicted -> observed): "
+              + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
+    if "alerts" in report:
+        a = report["alerts"]
+        print(f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}: "
+              f"{100 * a['holdout_flagged']:.1f}% of held-out rows flagged, precision {a['holdout_precision']}")
+    print(f"model -> {args.out}")
+    return 0

@@ -1,0 +1,124 @@
+"""``churnwatch alerts`` and ``follow_alerts`` against a real broker: de-duplication, filters, new-only."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from models.engine import Alert, alert_id
+from models.scoring import Scores
+from streams.cli import main
+from streams.cmd_topics import ensure_topics
+from streams.cmd_alerts import SeenIds, follow_alerts, format_alert, parse_kinds, parse_seconds
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_770_120_000_000  # 2026-02-03 12:00 UTC
+
+
+def _alert(user: str, kind: str = "at_risk", minutes: int = 0, previous: str | None = None) -> bytes:
+    scores = Scores(31.2, 40.4, 0.8213, "declining" if kind != "recovered" else "active", None,
+                    "check_in" if kind == "at_risk" else "none", ("activity down 80% against the user's own 90-day baseline",))
+    t = T0 + minutes * 60_000
+    alert = Alert(alert_id(user, kind, previous or "", t), kind, user, t, scores, previous)  # type: ignore[arg-type]
+    return orjson.dumps(alert.to_dict())
+
+
+def _settings(bootstrap: str, name: str) -> Settings:
+    settings = Settings(kafka_bootstrap_servers=bootstrap, topic_events=f"{name}-e", topic_alerts=f"{name}-a",
+                        topic_dlq=f"{name}-d", partitions=3)
+    ensure_topics(settings)
+    return settings
+
+
+def _produce(bootstrap: str, topic: str, values: list[tuple[str, bytes]], timestamp_ms: int | None = None) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for key, value in values:
+        producer.send(topic, key=key.encode(), value=value, timestamp_ms=timestamp_ms)
+    producer.flush()
+    producer.close()
+
+
+async def _collect(settings: Settings, **kwargs: object) -> list[dict]:
+    return [a async for a in follow_alerts(settings, **kwargs)]  # type: ignore[arg-type]
+
+
+def test_follow_from_beginning_deduplicates_and_filters(kafka_bootstrap: str, unique_name: str) -> None:
+    settings = _settings(kafka_bootstrap, unique_name)
+    a1, a2 = _alert("u1"), _alert("u2", minutes=5)
+    rec = _alert("u1", "recovered", minutes=60)
+    _produce(kafka_bootstrap, settings.topic_alerts,
+             [("u1", a1), ("u2", a2), ("u1", a1), ("u1", b"not json"), ("u1", rec), ("u2", a2)])
+    everything = asyncio.run(_collect(settings, from_beginning=True, idle_timeout_s=1.5))
+    assert sorted(a["alert_id"] for a in everything) == sorted(orjson.loads(v)["alert_id"] for v in (a1, a2, rec))
+    at_risk = asyncio.run(_collect(settings, from_beginning=True, kinds=parse_kinds("at-risk"), idle_timeout_s=1.5))
+    assert sorted(a["user_id"] for a in at_risk) == ["u1", "u2"]
+    first = asyncio.run(_collect(settings, from_beginning=True, max_alerts=1))
+    assert len(first) == 1
+
+
+def test_follow_shows_only_new_alerts_without_from_beginning(kafka_bootstrap: str, unique_name: str) -> None:
+    settings = _settings(kafka_bootstrap, unique_name)
+    old = _alert("old-user")
+    _produce(kafka_bootstrap, settings.topic_alerts, [("old-user", old)], timestamp_ms=int(time.time() * 1000) - 60_000)
+    new = [(f"n{i}", _alert(f"n{i}", minutes=i)) for i in range(4)]
+
+    async def scenario() -> list[dict]:
+        ready = asyncio.Event()
+        task = asyncio.create_task(_collect(settings, max_alerts=4, ready=ready))
+        await asyncio.wait_for(ready.wait(), 30)
+        await asyncio.to_thread(_produce, kafka_bootstrap, settings.topic_alerts, new)
+        return await asyncio.wait_for(task, 60)
+
+    got = asyncio.run(scenario())
+    assert sorted(a["user_id"] for a in got) == ["n0", "n1", "n2", "n3"]
+
+
+def test_alerts_command_prints_lines_and_json(kafka_bootstrap: str, unique_name: str, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(kafka_bootstrap, unique_name)
+    stage = _alert("u7", "stage_changed", minutes=1, previous="active")
+    _produce(kafka_bootstrap, settings.topic_alerts, [("u7", _alert("u7")), ("u7", stage), ("u7", stage)])
+    monkeypatch.setenv("CHURNWATCH_TOPIC_ALERTS", settings.topic_alerts)
+    args = ["--bootstrap-servers", kafka_bootstrap, "alerts", "--from-beginning", "--timeout", "1.5"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert any(line.startswith("2026-02-03 12:00 AT RISK user u7 risk 0.82 health 31 temp 40 stage declining -> check in: activity down 80%")
+               for line in lines)
+    assert any("STAGE active -> declining user u7" in line for line in lines)
+    assert main([*args, "--json", "--kind", "stage_changed"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [orjson.loads(x)["kind"] for x in out] == ["stage_changed"]
+    assert orjson.loads(out[0]) == orjson.loads(stage)
+
+
+def test_missing_topic_is_one_readable_error(kafka_bootstrap: str, unique_name: str, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURNWATCH_TOPIC_ALERTS", f"{unique_name}-absent")
+    assert main(["--bootstrap-servers", kafka_bootstrap, "alerts", "--timeout", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0]
+
+
+def test_seen_ids_is_bounded() -> None:
+    seen = SeenIds(100)
+    assert all(seen.add(str(i)) for i in range(1000))
+    assert len(seen) == 100
+    assert not seen.add("999") and seen.add("0")  # recent ids remembered, old ones forgotten
+
+
+def test_format_recovered_and_bad_values() -> None:
+    line = format_alert(orjson.loads(_alert("u9", "recovered", minutes=90)))
+    assert line.startswith("2026-02-03 13:30 RECOVERED user u9 risk 0.82")
+    assert "->" not in line
+    assert format_alert({"kind": "at_risk", "alert_id": "x"}).startswith("????-??-?? ??:?? AT RISK user ?")
+    with pytest.raises(ValueError, match="unknown alert kind churned"):
+        parse_kinds("at_risk,churned")
+    with pytest.raises(ValueError, match="--timeout"):
+        parse_seconds("10x", name="--timeout")

@@ -1,0 +1,93 @@
+"""Bad input on the command line: exactly one readable stderr line, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from streams.local import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _closed_port() -> int:
+    return free_port()  # bound and released: nothing listens there
+
+
+CASES: list[tuple[list[str], str]] = [
+    (["demo", "--duration", "10x"], "cannot read '10x' as a duration"),
+    (["alerts", "--timeout", "5 parsecs"], "--timeout"),
+    (["publish", "--file", "/nonexistent/events.jsonl"], "no such file"),
+    (["publish", "--file", "/nonexistent/events.csv.gz"], "no such file"),
+    (["demo", "--metrics-port", "99999"], "--metrics-port must be a TCP port"),
+    (["--bootstrap-servers", "127.0.0.1:notaport", "alerts"], "not host:port"),
+    (["simulate", "--users", "abc"], "argument --users: must be a whole number of users, got 'abc'"),
+    (["demo", "--users", "many"], "argument --users: must be a whole number of users"),
+    (["demo", "--workers", "0"], "argument --workers: must be at least 1 worker"),
+    (["simulate", "--rate", "-5", "--no-publish"], "argument --rate"),
+    (["simulate", "--start", "yesterday", "--no-publish"], "--start"),
+    (["alerts", "--kind", "at_risk,bogus"], "unknown alert kind bogus"),
+    (["top", "-n", "x"], "argument -n"),
+    (["churn-rate", "--days", "0"], "argument --days: must be at least 1 day"),
+    (["nosuchcommand"], "invalid choice"),
+]
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got:\n{err}"
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, expected", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_argument_is_one_line_and_exit_2(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors exit from parse_args
+        code = int(exc.code or 0)
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2
+    assert line.startswith("churnwatch")
+    assert expected in line
+
+
+def test_bad_line_of_a_file_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"user_id": "a", "type": "view", "ts": 1767261600000}\n{"user_id": "a", "type": "view"\n')
+    assert main(["publish", "--file", str(path)]) == 2
+    assert "events.jsonl line 2: not JSON" in _one_line(capsys.readouterr().err)
+    csv_path = tmp_path / "events.csv"
+    csv_path.write_text("user_id,ts,event_type,amount\nu1,2026-01-01T00:00:00Z,view,\nu1,someday,view,\n")
+    assert main(["publish", "--file", str(csv_path)]) == 2
+    assert "events.csv line 3" in _one_line(capsys.readouterr().err)
+
+
+def test_unreachable_servers_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"user_id": "a", "type": "view", "ts": 1767261600000}\n')
+    port = _closed_port()
+    assert main(["--bootstrap-servers", f"127.0.0.1:{port}", "publish", "--file", str(path)]) == 2
+    assert f"cannot reach Kafka at 127.0.0.1:{port}" in _one_line(capsys.readouterr().err)
+    assert main(["--redis-url", f"redis://127.0.0.1:{port}", "top"]) == 2
+    assert f"cannot reach Redis at redis://127.0.0.1:{port}" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "--users", "abc"],  # argparse
+        ["publish", "--file", "/nonexistent/events.jsonl"],  # UserError raised in a command module
+        ["demo", "--duration", "3 fortnights"],  # ValueError
+    ],
+)
+def test_as_a_real_process(argv: list[str]) -> None:
+    """``python -m streams.cli``, as users and the demo run it (the module is also ``__main__`` there)."""
+    proc = subprocess.run([sys.executable, "-m", "streams.cli", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert _one_line(proc.stderr).startswith(f"churnwatch {argv[0]}: error: ")
+    assert proc.stdout == ""

@@ -1,0 +1,206 @@
+"""Record decoding: every rejection reason, both timestamp forms, DLQ records, and fuzzing."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.events import Event
+from streams.codec import MAX_USER_ID_CHARS, MIN_EVENT_MS, REASONS, Decoder, Rejection, dlq_value
+
+NOW_MS = 1_800_000_000_000
+TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+GOOD = {"event_id": "e-1", "user_id": "u-1", "type": "click", "ts": TS_MS}
+
+
+def decode(obj: object, **kw: object) -> Event | Rejection:
+    raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
+    return Decoder(**kw).decode(raw, NOW_MS)  # type: ignore[arg-type]
+
+
+def reason(obj: object, **kw: object) -> str:
+    out = decode(obj, **kw)
+    assert isinstance(out, Rejection), f"expected a rejection, got {out}"
+    assert out.detail, "a rejection explains itself"
+    return out.reason
+
+
+def test_good_event_with_epoch_milliseconds() -> None:
+    assert decode({**GOOD, "properties": {"page": "/x"}}) == Event("u-1", TS_MS, "click", "e-1", 0.0)
+
+
+@pytest.mark.parametrize(
+    "text, expected_ms",
+    [
+        ("2026-01-01T00:00:00Z", TS_MS),
+        ("2026-01-01T01:30:00+01:30", TS_MS),
+        ("2026-01-01T00:00:00.250Z", TS_MS + 250),
+        ("2026-01-01T00:00:00", TS_MS),  # naive ISO text is UTC
+        (str(TS_MS), TS_MS),  # epoch milliseconds as digits
+    ],
+)
+def test_good_event_with_text_timestamps(text: str, expected_ms: int) -> None:
+    ev = decode({**GOOD, "ts": text})
+    assert isinstance(ev, Event) and ev.ts_ms == expected_ms
+
+
+def test_purchase_amount_and_type_aliases() -> None:
+    ev = decode({**GOOD, "type": "order", "amount": 19.5})
+    assert isinstance(ev, Event) and (ev.type, ev.amount) == ("purchase", 19.5)
+    ev = decode({**GOOD, "type": "purchase"})
+    assert isinstance(ev, Event) and ev.amount == 0.0, "a purchase without amount counts 0"
+    ev = decode({**GOOD, "amount": 3})
+    assert isinstance(ev, Event) and ev.amount == 3.0 and isinstance(ev.amount, float)
+
+
+def test_unknown_types_are_other_and_counted() -> None:
+    d = Decoder()
+    raw = orjson.dumps({**GOOD, "type": "video_play"})
+    evs = [d.decode(raw, NOW_MS) for _ in range(3)]
+    assert all(isinstance(e, Event) and e.type == "other" for e in evs)
+    assert d.unknown_types == 3
+    d.decode(orjson.dumps({**GOOD, "type": "other"}), NOW_MS)
+    assert d.unknown_types == 3, "the literal type 'other' is known"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (b"x" * 70_000, "oversized"),
+        (b'{"user_id": "\xff\xfe"}', "not_utf8"),
+        (b'{"user_id": ', "malformed_json"),
+        (b"", "malformed_json"),
+        (None, "malformed_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'"text"', "not_an_object"),
+    ],
+)
+def test_bad_bytes(value: bytes | None, expected: str) -> None:
+    out = Decoder().decode(value, NOW_MS)
+    assert isinstance(out, Rejection) and out.reason == expected
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"event_id": None}, "missing_field"),
+        ({"event_id": ""}, "missing_field"),
+        ({"user_id": None}, "missing_field"),
+        ({"type": None}, "missing_field"),
+        ({"ts": None}, "missing_field"),
+        ({"event_id": 7}, "bad_type"),
+        ({"user_id": 42}, "bad_type"),
+        ({"user_id": "u" * (MAX_USER_ID_CHARS + 1)}, "bad_type"),
+        ({"type": ["click"]}, "bad_type"),
+        ({"ts": {"ms": 1}}, "bad_type"),
+        ({"ts": True}, "bad_type"),
+        ({"user_id": ""}, "empty_user_id"),
+        ({"ts": "yesterday"}, "bad_timestamp"),
+        ({"ts": "2026-13-40T00:00:00Z"}, "bad_timestamp"),
+        ({"ts": 1_767_225_600}, "too_old"),  # epoch seconds by mistake
+        ({"ts": MIN_EVENT_MS - 1}, "too_old"),
+        ({"ts": -5}, "too_old"),
+        ({"ts": NOW_MS + 3_600_001}, "future"),
+        ({"amount": -1}, "bad_amount"),
+        ({"amount": "12.5"}, "bad_amount"),
+        ({"amount": True}, "bad_amount"),
+        ({"amount": 1e308}, None),  # huge but finite is accepted
+    ],
+)
+def test_bad_fields(change: dict[str, object], expected: str | None) -> None:
+    obj = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    if expected is None:
+        assert isinstance(decode(obj), Event)
+    else:
+        assert reason(obj) == expected
+
+
+def test_non_finite_amount_text_is_not_json() -> None:
+    assert reason(b'{"event_id":"e","user_id":"u","type":"view","ts":1767225600000,"amount":NaN}') == "malformed_json"
+    assert reason(b'{"event_id":"e","user_id":"u","type":"view","ts":1767225600000,"amount":1e400}') == "malformed_json"
+
+
+def test_clock_skew_is_configurable() -> None:
+    obj = {**GOOD, "ts": NOW_MS + 10_000}
+    assert isinstance(decode(obj), Event)
+    assert reason(obj, max_clock_skew_ms=5_000) == "future"
+
+
+def test_decoder_validates_its_limits() -> None:
+    with pytest.raises(ValueError, match="max_event_bytes"):
+        Decoder(max_event_bytes=0)
+    with pytest.raises(ValueError, match="max_clock_skew_ms"):
+        Decoder(max_clock_skew_ms=-1)
+
+
+def test_dlq_value_keeps_text_or_base64_and_where_it_came_from() -> None:
+    rej = Rejection("malformed_json", "truncated")
+    body = orjson.loads(dlq_value(rej, topic="ev", partition=2, offset=17, timestamp_ms=123, value=b'{"a":'))
+    assert body == {"reason": "malformed_json", "detail": "truncated", "topic": "ev", "partition": 2, "offset": 17,
+                    "timestamp_ms": 123, "value": '{"a":', "value_encoding": "utf-8"}
+    raw = b"\x00\xff\xfe"
+    body = orjson.loads(dlq_value(Rejection("not_utf8", "x"), topic="ev", partition=0, offset=1, timestamp_ms=None, value=raw))
+    assert body["value_encoding"] == "base64" and base64.b64decode(body["value"]) == raw
+    body = orjson.loads(dlq_value(Rejection("oversized", "x"), topic="ev", partition=0, offset=1, timestamp_ms=1,
+                                  value=b"a" * 100, max_value_bytes=10))
+    assert body["value"] == "a" * 10 and body["value_truncated"] is True and body["value_bytes"] == 100
+
+
+def _check(out: object) -> None:
+    assert isinstance(out, (Event, Rejection)), f"decode returned {out!r}"
+    if isinstance(out, Rejection):
+        assert out.reason in REASONS
+    else:
+        assert out.user_id and out.event_id and len(out.user_id) <= MAX_USER_ID_CHARS
+        assert MIN_EVENT_MS <= out.ts_ms <= NOW_MS + 3_600_000
+        assert out.amount >= 0 and out.amount == out.amount
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    _check(Decoder().decode(raw, NOW_MS))
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+_field_values = st.one_of(
+    _json,
+    st.integers(min_value=MIN_EVENT_MS - 10, max_value=NOW_MS + 4_000_000),
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2030, 1, 1)).map(lambda d: d.isoformat()),
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(timezone.utc)).map(
+        lambda d: d.isoformat()
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["event_id", "user_id", "type", "ts", "amount", "properties", "extra"]), _field_values, max_size=7
+    )
+)
+def test_fuzz_arbitrary_json_objects_never_raise(obj: dict[str, object]) -> None:
+    try:
+        raw = orjson.dumps(obj)
+    except TypeError:  # integers beyond 64 bits cannot be encoded, so cannot arrive either
+        return
+    _check(Decoder().decode(raw, NOW_MS))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json)
+def test_fuzz_arbitrary_json_values_never_raise(value: object) -> None:
+    try:
+        raw = orjson.dumps(value)
+    except TypeError:
+        return
+    _check(Decoder().decode(raw, NOW_MS))

@@ -1,0 +1,112 @@
+"""``churnwatch demo`` as users run it: alerts, a summary, and nothing left running afterwards.
+
+Every process the demo starts inherits a marker in its environment, so "nothing left behind"
+is checked by scanning /proc for it after the demo exited (workers, Tansu, valkey alike).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+ALERT_LINE = re.compile(r"^\s+\d{4}-\d\d-\d\d \d\d:\d\d (AT RISK|RECOVERED) user u\d+ risk \d\.\d\d", re.M)
+MARK = "CHURNWATCH_DEMO_TEST_MARK"
+
+
+def _tagged_processes(tag: str) -> list[int]:
+    """Pids whose environment carries ``MARK=tag`` (our demo's children, if any survived)."""
+    needle = f"{MARK}={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+class _Demo:
+    """The demo subprocess, its output collected line by line by a reader thread."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.tag = uuid.uuid4().hex
+        env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
+        env.update({MARK: self.tag, "CHURNWATCH_NO_DOCKER": "1", "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "demo", "--users", "60", "--days", "60", "--workdir", str(tmp_path), *args],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: list[str] = []
+        self.seen = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.seen:
+                self.lines.append(line)
+                self.seen.notify_all()
+
+    def wait_for(self, pattern: str, timeout_s: float) -> bool:
+        rx = re.compile(pattern)
+        with self.seen:
+            return self.seen.wait_for(lambda: any(rx.search(x) for x in self.lines) or self.proc.poll() is not None, timeout_s) \
+                and any(rx.search(x) for x in self.lines)
+
+    def finish(self, timeout_s: float) -> tuple[int, str]:
+        try:
+            code = self.proc.wait(timeout=timeout_s)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        return code, "".join(self.lines)
+
+
+def test_demo_runs_for_a_duration_prints_alerts_and_summary(tmp_path: Path) -> None:
+    demo = _Demo(tmp_path, "--duration", "45")
+    code, out = demo.finish(timeout_s=180)
+    assert code == 0, out
+    assert ALERT_LINE.search(out), out
+    assert len(re.findall(r"metrics http://127.0.0.1:\d+/metrics", out)) == 2  # two workers, their /metrics
+    assert "=== summary ===" in out
+    assert re.search(r"alerts by kind +at_risk [1-9]", out), out
+    assert "churn rate (30 days)" in out and "first alert after" in out
+    assert out.rstrip().endswith("stopped")
+    assert _tagged_processes(demo.tag) == []
+
+
+def test_ctrl_c_during_the_replay_stops_everything(tmp_path: Path) -> None:
+    demo = _Demo(tmp_path)  # no --duration: runs until interrupted
+    assert demo.wait_for(r"AT RISK user|replay done", timeout_s=150), "".join(demo.lines)
+    assert len(_tagged_processes(demo.tag)) >= 3  # broker, Redis and the workers are running
+    demo.proc.send_signal(signal.SIGINT)
+    code, out = demo.finish(timeout_s=90)
+    assert code == 0, out
+    assert "SIGINT: stopping" in out and "=== summary ===" in out
+    assert _tagged_processes(demo.tag) == []
+
+
+def test_sigterm_while_starting_stops_everything(tmp_path: Path) -> None:
+    demo = _Demo(tmp_path)
+    assert demo.wait_for(r"worker 2 +pid", timeout_s=60), "".join(demo.lines)
+    demo.proc.send_signal(signal.SIGTERM)
+    code, out = demo.finish(timeout_s=90)
+    assert code == 0, out
+    assert "SIGTERM: stopping" in out and out.rstrip().endswith("stopped")
+    assert _tagged_processes(demo.tag) == []

@@ -1,0 +1,212 @@
+"""``Pipeline.process`` in-process against the real broker and Redis: batching independence,
+the replay fence, DLQ reasons, and fencing by another worker."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Sequence
+
+import orjson
+import pytest
+import redis as redis_lib
+
+from models.events import Event
+from models.model import load_model
+from streams.cmd_topics import ensure_topics
+from streams.consumer import KafkaSink
+from streams.keys import bucket_of
+from streams.pipeline import CycleAbandoned, Pipeline
+from streams.settings import Settings
+from streams.store import BucketWrite, Fenced, Store
+from tests.harness import dump_state, event_json
+
+pytestmark = pytest.mark.integration
+
+DAY_MS = 86_400_000
+START_MS = 1_767_225_600_000
+WALL_MS = START_MS + 400 * DAY_MS  # a wall clock after all event times (only the future check reads it)
+
+
+@dataclass
+class Rec:
+    """A consumed record as the pipeline reads it (aiokafka's ConsumerRecord has these fields)."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+
+
+def history(seed: int = 3, users: int = 25, days: int = 70) -> list[Event]:
+    rng = random.Random(seed)
+    events: list[Event] = []
+    for u in range(users):
+        uid = f"u{u:03d}"
+        stop = rng.uniform(20, 60) if u % 3 == 0 else days
+        t, n = rng.uniform(0, 3) * DAY_MS, 0
+        while t < stop * DAY_MS:
+            n += 1
+            kind = rng.choice(("view", "click", "message", "purchase"))
+            events.append(Event(uid, START_MS + int(t), kind, f"{uid}-{n}", 12.5 if kind == "purchase" else 0.0))
+            t += rng.uniform(0.2, 2.5) * DAY_MS * (1 + (t / DAY_MS > 30 and u % 3 == 1) * 2)
+    events.sort(key=lambda e: (e.ts_ms, e.event_id))
+    return events
+
+
+def records(events: Sequence[Event]) -> list[Rec]:
+    return [Rec(i, ev.user_id.encode(), event_json(ev)) for i, ev in enumerate(events)]
+
+
+@pytest.fixture()
+def base_settings(kafka_bootstrap: str, redis_url: str, unique_name: str) -> Settings:
+    s = Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, topic_events=f"ev-{unique_name}",
+                 topic_alerts=f"al-{unique_name}", topic_dlq=f"dlq-{unique_name}", buckets=8, groups_per_bucket=4,
+                 idle_partition_ms=0, partitions=1)
+    ensure_topics(s)
+    return s
+
+
+def run(settings: Settings, scenario: Callable[[Callable[..., Pipeline]], Awaitable[Any]]) -> Any:
+    """Run ``scenario(make_pipeline)`` with started sinks and connected stores, closing them after."""
+
+    async def main() -> Any:
+        opened: list[tuple[Store, KafkaSink]] = []
+
+        async def make(prefix: str = "cw", store_cls: type[Store] = Store) -> Pipeline:
+            s = settings.with_(key_prefix=prefix)
+            store, sink = store_cls(s), KafkaSink(s)
+            await store.connect()
+            await sink.start()
+            opened.append((store, sink))
+            pipeline = Pipeline(s, store, sink, load_model())
+            pipeline.assign(0, (await store.read_progress(s.topic_events)).get(0), WALL_MS)
+            return pipeline
+
+        try:
+            return await scenario(make)  # type: ignore[arg-type]
+        finally:
+            for store, sink in opened:
+                await sink.stop()
+                await store.close()
+
+    return asyncio.run(main())
+
+
+async def feed(pipeline: Pipeline, recs: Sequence[Rec], size: int) -> list[str]:
+    """Process ``recs`` in batches of ``size``, then sweep as a caught-up, idle partition; alert ids."""
+    ids: list[str] = []
+    for i in range(0, len(recs), size):
+        pipeline.clock.observe_fetch(0, len(recs[i:i + size]), caught_up=False, wall_now_ms=WALL_MS)
+        await pipeline.process({0: recs[i:i + size]}, WALL_MS)
+    pipeline.clock.observe_fetch(0, 0, caught_up=True, wall_now_ms=WALL_MS)
+    await pipeline.process({}, WALL_MS)
+    return ids
+
+
+def alert_ids(settings: Settings) -> list[str]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, consumer_timeout_ms=1500)
+    tp = TopicPartition(settings.topic_alerts, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    ids = [orjson.loads(r.value)["alert_id"] for r in consumer]
+    consumer.close()
+    return ids
+
+
+def test_state_and_alerts_do_not_depend_on_batch_size(base_settings: Settings, redis_url: str) -> None:
+    recs = records(history())
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> None:
+        await feed(await make("one"), recs, len(recs))
+        await feed(await make("many"), recs, 7)
+
+    run(base_settings, scenario)
+    one, many = dump_state(redis_url, "one"), dump_state(redis_url, "many")
+    assert len(one) == 25 and one == many, "same bytes for every user whatever the batching"
+    ids = alert_ids(base_settings)
+    assert ids, "the history must raise alerts, or the comparison proves nothing"
+    assert len(ids) == 2 * len(set(ids)), "each run produced the same alert ids exactly once"
+    client = redis_lib.Redis.from_url(redis_url)
+    stats = [{k: float(v) for k, v in client.hgetall(f"{p}:{{{b}}}:stats").items()} for p in ("one", "many") for b in range(8)]
+    client.close()
+    assert stats[:8] == stats[8:], "bucket stats agree too"
+
+
+def test_replayed_offsets_are_skipped_by_the_bucket_fence(base_settings: Settings, redis_url: str) -> None:
+    recs = records(history(users=10, days=30))
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> tuple[int, int]:
+        first = await make()
+        await feed(first, recs, 50)
+        before = dump_state(redis_url)
+        # a crash lost the progress write: a new owner starts from scratch and reads everything again
+        redis_lib.Redis.from_url(redis_url).delete(f"cw:progress:{base_settings.topic_events}")
+        second = await make()
+        result = await second.process({0: recs}, WALL_MS)
+        assert dump_state(redis_url) == before, "replayed events change nothing"
+        return result.processed, result.skipped
+
+    processed, skipped = run(base_settings, scenario)
+    assert processed == 0 and skipped == len(recs)
+
+
+def test_rejections_go_to_the_dlq_with_their_reason(base_settings: Settings) -> None:
+    good = [Event("amy", START_MS + i * DAY_MS, "view", f"amy-{i}") for i in range(5)]
+    recs = records(good)
+    recs.append(Rec(5, b"amy", event_json(good[4])))  # same event id again in the batch
+    recs.append(Rec(6, b"amy", event_json(Event("amy", START_MS - 3 * DAY_MS, "view", "amy-old"))))  # late
+    recs.append(Rec(7, b"amy", b"\xff\xfe"))
+    recs.append(Rec(8, None, None))
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> dict[str, int]:
+        result = await (await make()).process({0: recs}, WALL_MS)
+        assert result.processed == 5
+        return result.rejected
+
+    assert run(base_settings, scenario) == {"duplicate_event_id": 1, "late": 1, "not_utf8": 1, "malformed_json": 1}
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=base_settings.kafka_bootstrap_servers, consumer_timeout_ms=1500)
+    tp = TopicPartition(base_settings.topic_dlq, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    dlq = [orjson.loads(r.value) for r in consumer]
+    consumer.close()
+    assert sorted((d["offset"], d["reason"]) for d in dlq) == [
+        (5, "duplicate_event_id"), (6, "late"), (7, "not_utf8"), (8, "malformed_json")]
+
+
+def test_a_write_fenced_by_another_worker_abandons_the_cycle(base_settings: Settings, redis_url: str) -> None:
+    events = [Event("bea", START_MS + i * DAY_MS, "view", f"bea-{i}") for i in range(10)]
+    recs = records(events)
+    rival: list[Pipeline] = []
+
+    class RacingStore(Store):
+        """A real store; just before its first write, a rival worker applies the same partition."""
+
+        raced = False
+
+        async def write(self, writes: Sequence[BucketWrite], token: str) -> list[Fenced]:
+            if not self.raced:
+                self.raced = True
+                await rival[0].process({0: recs}, WALL_MS)
+            return await super().write(writes, token)
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> tuple[Any, Any]:
+        rival.append(await make())
+        racer = await make(store_cls=RacingStore)
+        snap = racer.clock.partitions[0].snapshot()
+        with pytest.raises(CycleAbandoned) as info:
+            await racer.process({0: recs[:6]}, WALL_MS)
+        return info.value.fenced, (snap, racer.clock.partitions[0].snapshot())
+
+    fenced, (before, after) = run(base_settings, scenario)
+    assert bucket_of("bea", 8) in {f.bucket for f in fenced}, "the user's bucket was taken over"
+    assert {f.actual for f in fenced} == {"9"}, "the rival applied the partition up to offset 9"
+    assert before == after, "an abandoned cycle leaves the clock as it was"
+    state = dump_state(redis_url)
+    assert list(state) == ["bea"]

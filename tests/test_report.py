@@ -1,0 +1,117 @@
+"""``churnwatch score / top / churn-rate`` on the state a real worker built from a simulated population.
+
+Each report is checked against a second, independent reading: the alerts topic (churn count) and
+the raw state records in Redis scored directly with ``models.scoring.score`` (top, score).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+
+from models.model import load_model
+from models.scoring import score
+from models.state import STAGES, UserState
+from streams.cli import main
+from streams.cmd_topics import ensure_topics
+from streams.publisher import publish_bulk
+from streams.settings import Settings
+from streams.simulate import format_ts, generate, parse_start_ms
+from streams.store import StoreReader, utc_day
+from tests.harness import Worker, dump_state, read_progress, wait_progress
+from tests.test_pipeline_e2e import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def built(kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Settings]:
+    """A worker has applied 150 simulated users x 120 days; yields the settings the CLI sees."""
+    names = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}", "group": f"g-{unique_name}"}
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, topic_events=names["events"],
+                        topic_alerts=names["alerts"], topic_dlq=names["dlq"], group_id=names["group"])
+    ensure_topics(settings)
+    for key, value in (("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap), ("REDIS_URL", redis_url),
+                       ("CHURNWATCH_TOPIC_EVENTS", names["events"]), ("CHURNWATCH_TOPIC_ALERTS", names["alerts"])):
+        monkeypatch.setenv(key, value)
+    # Nothing applied yet: the reports have no stream time to stand on.
+    assert main(["churn-rate"]) == 2
+    assert "no progress" in capsys.readouterr().err
+    worker = Worker(kafka_bootstrap, redis_url, names, tmp_path / "worker.log").start()
+    try:
+        events, _ = generate(seed=21, n_users=150, start_ms=parse_start_ms("2026-01-01"), days=120)
+        stats = publish_bulk(settings, events)
+        wait_progress(redis_url, names["events"], stats.last_offsets, timeout_s=120, workers=[worker])
+        yield settings
+    finally:
+        assert worker.stop() == 0, worker.output()[-3000:]
+
+
+def _stream_time_ms(settings: Settings) -> int:
+    with StoreReader(settings) as reader:
+        return max(max_ms for _, max_ms in reader.progress(settings.topic_events).values())
+
+
+def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = built
+    now_ms = _stream_time_ms(settings)
+    model = load_model(None)
+    states = {u: UserState.from_bytes(b) for u, b in dump_state(settings.redis_url).items()}
+    assert len(states) > 100
+    assert read_progress(settings.redis_url, settings.topic_events)
+
+    # churn-rate: the count equals the churn alerts on the topic dated inside the window
+    assert main(["churn-rate", "--days", "30", "--json"]) == 0
+    churn = orjson.loads(capsys.readouterr().out)
+    window = {utc_day(now_ms // 1000 - d * 86_400) for d in range(30)}
+    alerts = [v for _, v in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts)]
+    unique = {str(a["alert_id"]): a for a in alerts}.values()  # at-least-once: de-duplicate
+    churned = [a for a in unique if a["kind"] == "stage_changed" and a["stage"] == "churned"
+               and utc_day(int(a["event_time_ms"]) // 1000) in window]  # type: ignore[call-overload]
+    assert churn["churned"] == len(churned) > 0
+    assert churn["as_of"] == format_ts(now_ms)
+    assert churn["active_at_start"] >= churn["churned"]
+    assert math.isclose(churn["churn_rate"], round(churn["churned"] / churn["active_at_start"], 4))
+    users = [str(a["user_id"]) for a in churned]
+    # revenue is each user's revenue when churn was seen: at most what they have spent by now, and
+    # exactly that for users who churned once and did not come back
+    revenue_now = sum(states[u].revenue for u in users if u in states)
+    assert 0 <= churn["churned_revenue"] <= round(revenue_now, 2) + 0.011
+    if len(set(users)) == len(users) and all(u in states and STAGES[states[u].stage] == "churned" for u in users):
+        assert math.isclose(churn["churned_revenue"], round(revenue_now, 2), abs_tol=0.011)
+
+    # top: open at-risk users who have not churned, by risk now, computed from the raw states
+    expected = []
+    for user, st in states.items():
+        s = score(st, max(now_ms, st.last_seen_s * 1000) // 1000, model)
+        if st.at_risk_since_s and s.stage != "churned":
+            expected.append((-s.risk, user))
+    expected.sort()
+    assert main(["top", "-n", "5", "--json"]) == 0
+    top = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [t["user_id"] for t in top] == [u for _, u in expected[:5]]
+    assert all(t["at_risk_since"] and t["stage"] != "churned" for t in top)
+    assert main(["top", "-n", "5"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["#", "user", "risk"] and len(table) == 1 + len(top)
+
+    # score: the stored state scored at the stream time, with its reasons
+    user = top[0]["user_id"] if top else next(iter(states))
+    assert main(["score", user, "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    direct = score(states[user], max(now_ms, states[user].last_seen_s * 1000) // 1000, model)
+    assert (report["stage"], report["risk"], report["action"], report["reasons"]) == (
+        direct.stage, round(direct.risk, 4), direct.action, list(direct.reasons))
+    assert report["events"] == states[user].n_events
+    assert main(["score", user]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"user {user} as of ") and f"stage {direct.stage}" in text
+
+    assert main(["score", "nobody-by-this-name"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not tracked" in err[0]

@@ -1,0 +1,209 @@
+"""The Redis state store against a real valkey-server: scripts, fences, progress, stats, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable, TypeVar
+
+import pytest
+import redis as redis_lib
+
+from models.engine import Alert
+from models.scoring import Scores
+from models.state import STAGES, UserState
+from streams.keys import Keys, due_member, locate
+from streams.settings import Settings
+from streams.store import (
+    BucketRead,
+    BucketWrite,
+    StateWrite,
+    Store,
+    StoreMismatch,
+    StoreReader,
+    churn_summary,
+    stats_delta,
+    utc_day,
+)
+
+T = TypeVar("T")
+TOPIC = "ev"
+FIELD = f"{TOPIC}:3"
+DAY = 86_400
+T0 = 1_767_225_600  # 2026-01-01
+
+
+def _settings(url: str, **kw: Any) -> Settings:
+    return Settings(redis_url=url, buckets=kw.pop("buckets", 4), groups_per_bucket=kw.pop("groups", 8), **kw)
+
+
+def with_store(url: str, fn: Callable[[Store], Awaitable[T]], **kw: Any) -> T:
+    async def main() -> T:
+        store = Store(_settings(url, **kw))
+        await store.connect()
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _state(seen_s: int, stage: str = "active", at_risk: bool = False, due_s: int = 0, revenue: float = 0.0) -> UserState:
+    st = UserState(first_seen_s=seen_s - 30 * DAY, last_seen_s=seen_s, n_events=5, active_days=3, act_7d=2.0)
+    st.stage = STAGES.index(stage)
+    st.stage_since_s = seen_s
+    st.at_risk_since_s = seen_s if at_risk else 0
+    st.next_review_s = due_s
+    st.revenue = revenue
+    return st
+
+
+def _write_one(store: Store, user: str, st: UserState | None, *, expected: str = "", new: str = "", token: str = "t1",
+               risk: float | None = None, stats: dict[str, float] | None = None) -> Awaitable[list[Any]]:
+    b, g = locate(user, store.buckets, store.groups)
+    blob = None if st is None else st.to_bytes()
+    due = 0 if st is None else st.next_review_s
+    w = BucketWrite(b, [(FIELD, expected, new)], [StateWrite(g, user, blob, FIELD, due, risk)], stats or {})
+    return store.write([w], token)
+
+
+def test_round_trip_state_offsets_and_due(redis_url: str) -> None:
+    st = _state(T0, due_s=T0 + DAY)
+
+    async def scenario(store: Store) -> tuple[Any, Any, Any]:
+        assert await _write_one(store, "alice", st, new="41") == []
+        b, g = locate("alice", store.buckets, store.groups)
+        early, late = await store.read(
+            [BucketRead(b, [(FIELD, T0)], [(g, "alice"), (g, "nobody")]), BucketRead(b, [(FIELD, T0 + DAY)], [])]
+        )
+        return early, late, await store.load_user("alice")
+
+    early, late, loaded = with_store(redis_url, scenario)
+    assert early.offsets == ["41"]
+    assert early.blobs == [st.to_bytes(), None]
+    assert early.dues == [[]], "not due yet at T0"
+    assert [(d.user_id, d.due_s, d.blob) for d in late.dues[0]] == [("alice", T0 + DAY, st.to_bytes())]
+    assert loaded == st
+
+
+def test_fence_rejects_a_stale_expected_offset_and_writes_nothing(redis_url: str) -> None:
+    async def scenario(store: Store) -> tuple[Any, Any, UserState | None]:
+        await _write_one(store, "bob", _state(T0), new="100", token="a")
+        stale = await _write_one(store, "bob", _state(T0 + DAY), expected="50", new="120", token="b")
+        b, _ = locate("bob", store.buckets, store.groups)
+        (after,) = await store.read([BucketRead(b, [(FIELD, None)], [])])
+        return stale, after, await store.load_user("bob")
+
+    fenced, after, loaded = with_store(redis_url, scenario)
+    assert len(fenced) == 1 and fenced[0].field == FIELD and fenced[0].actual == "100"
+    assert after.offsets == ["100"]
+    assert loaded is not None and loaded.last_seen_s == T0, "the fenced write must not change the state"
+
+
+def test_a_retried_write_is_applied_once(redis_url: str) -> None:
+    async def scenario(store: Store) -> dict[str, float]:
+        for _ in range(2):  # as if the first reply was lost and the cycle retried its write
+            assert await _write_one(store, "carol", _state(T0), new="7", token="w1:1", stats={"users": 1}) == []
+        return await store.stats()
+
+    assert with_store(redis_url, scenario)["users"] == 1
+
+
+def test_progress_only_increases(redis_url: str) -> None:
+    async def scenario(store: Store) -> tuple[Any, Any, Any]:
+        first = await store.write_progress(TOPIC, {0: (10, 5_000), 1: (3, 9_000)})
+        second = await store.write_progress(TOPIC, {0: (8, 6_000), 1: (4, 1_000)})
+        return first, second, await store.read_progress(TOPIC)
+
+    first, second, stored = with_store(redis_url, scenario)
+    assert first == {0: (10, 5_000), 1: (3, 9_000)}
+    assert second == {0: (10, 6_000), 1: (4, 9_000)}, "offset and max event time each keep their maximum"
+    assert stored == second
+
+
+def test_meta_mismatch_is_refused(redis_url: str) -> None:
+    with_store(redis_url, lambda store: store.ping(), buckets=4)
+    with pytest.raises(StoreMismatch, match="buckets=4"):
+        with_store(redis_url, lambda store: store.ping(), buckets=8)
+    with_store(redis_url, lambda store: store.ping(), buckets=8, key_prefix="other")  # another prefix is independent
+
+
+def test_scripts_are_reloaded_after_a_script_flush(redis_url: str) -> None:
+    async def scenario(store: Store) -> list[Any]:
+        await store.client.script_flush()
+        return await store.read([BucketRead(0, [(FIELD, None)], [])])
+
+    (reply,) = with_store(redis_url, scenario)
+    assert reply.offsets == [""]
+
+
+def test_stats_deltas_follow_states_and_churn_alerts(redis_url: str) -> None:
+    old = _state(T0, stage="active")
+    new = _state(T0 + 50 * DAY, stage="churned", at_risk=True, revenue=30.0)
+    scores = Scores(10.0, 5.0, 0.9, "churned", None, "win_back", ("silent",))
+    churn_alert = Alert("id1", "stage_changed", "dave", (T0 + 50 * DAY) * 1000, scores, "dormant")
+
+    first: dict[str, float] = {}
+    stats_delta(None, old, [], first)
+    assert first == {"users": 1, "stage:active": 1, f"new:{utc_day(old.first_seen_s)}": 1}
+    second: dict[str, float] = {}
+    stats_delta(old, new, [churn_alert], second)
+    day = utc_day(T0 + 50 * DAY)
+    assert second == {"users": 0, "stage:active": -1, "stage:churned": 1, "at_risk": 1, f"churned:{day}": 1,
+                      f"churned_rev:{day}": 30.0}
+
+    async def scenario(store: Store) -> dict[str, float]:
+        await _write_one(store, "dave", old, new="1", token="x1", stats=first)
+        await _write_one(store, "dave", new, expected="1", new="2", token="x2", stats=second, risk=0.9)
+        await _write_one(store, "erin", _state(T0), new="3", token="x3", stats={"users": 1, "stage:active": 1})
+        return await store.stats()
+
+    total = with_store(redis_url, scenario)
+    assert total["users"] == 2 and total["stage:active"] == 1 and total["stage:churned"] == 1
+    assert total[f"churned_rev:{day}"] == 30.0
+    summary = churn_summary(total, T0 + 55 * DAY)
+    assert (summary.churned, summary.revenue) == (1, 30.0)
+    assert summary.active_at_start == 2 and summary.rate == 0.5
+
+
+def test_expiry_removes_state_due_and_risk_entries(redis_url: str) -> None:
+    user = "frank"
+
+    async def scenario(store: Store) -> None:
+        await _write_one(store, user, _state(T0, at_risk=True, due_s=T0 + DAY), new="5", token="e1", risk=0.8)
+        assert await store.top_at_risk(5) == [(user, 0.8)]
+        await _write_one(store, user, None, expected="5", new="6", token="e2")
+
+    with_store(redis_url, scenario)
+    client = redis_lib.Redis.from_url(redis_url)
+    b, g = locate(user, 4, 8)
+    keys = Keys("cw")
+    try:
+        assert client.hget(keys.users(b, g), user) is None
+        assert client.zscore(keys.due(b, TOPIC, 3), due_member(g, user)) is None
+        assert client.zscore(keys.risk(b), user) is None
+    finally:
+        client.close()
+
+
+def test_top_at_risk_merges_buckets_and_sync_reader(redis_url: str) -> None:
+    users = {f"user-{i}": 0.5 + i / 100 for i in range(12)}
+
+    async def scenario(store: Store) -> None:
+        for i, (user, risk) in enumerate(users.items()):
+            await _write_one(store, user, _state(T0, at_risk=True), new=str(i + 1), expected=_expected(store, user, i),
+                             token=f"r{i}", risk=risk)
+
+    offsets: dict[int, int] = {}
+
+    def _expected(store: Store, user: str, i: int) -> str:
+        b, _ = locate(user, store.buckets, store.groups)
+        prev = offsets.get(b)
+        offsets[b] = i + 1
+        return "" if prev is None else str(prev)
+
+    with_store(redis_url, scenario)
+    with StoreReader(_settings(redis_url)) as reader:
+        top = reader.top_at_risk(3)
+        assert top == sorted(users.items(), key=lambda kv: -kv[1])[:3]
+        assert reader.load_user("user-0") is not None and reader.load_user("nobody") is None
