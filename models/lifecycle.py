@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable, Final
 
-from models.signals import Signals, trend_at
+from models.signals import Signals
 from models.state import DAY_S, STAGES, Stage, UserState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,19 +99,28 @@ def _first_second(start_s: int, days: float, holds: Callable[[int], bool]) -> in
     t = start_s + int(math.ceil(days * DAY_S))
     while not holds(t):  # float rounding can leave the exact second one short
         t += 1
-    while holds(t - 1) and t - 1 > start_s:
+    while t - 1 > start_s and holds(t - 1):
         t -= 1
     return t
+
+
+#: Slope of log(7-day rate / 4-week rate) in silence, per day, leaving out the young-account
+#: correction (which only raises the ratio): 1/7 - 1/28.
+_TREND_SLOPE: Final[float] = 1.0 / 7.0 - 1.0 / 28.0
 
 
 def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s: int = 60) -> int:
     """The earliest event time after ``sig.now_s`` at which the stage can change if the user stays
     silent, or 0 when it cannot (churned stays churned until an event).
 
-    Each candidate is a threshold crossing: the end of "new" or "reactivated", overdue, dormant,
-    churned, and the decline of the 7-day rate (found by bisection to ``tolerance_s``, the rate
-    being non-increasing in silence). Later candidates are harmless: a review at one of them
-    that changes nothing just schedules the next.
+    Candidates are threshold crossings: the end of "new" or "reactivated", overdue, dormant and
+    churned, each to the exact second (the same test :func:`stage_of` makes), and the fall of the
+    7-day rate below ``decline_ratio`` x the 4-week one. For that one the earliest moment it can
+    happen is used, from the decay of the two counters alone (the young-account correction only
+    delays it, models.signals), but at least ``tolerance_s`` ahead: a review there that finds the
+    rate not yet crossed schedules the next from closer, so the change is seen within
+    ``tolerance_s`` at the cost of a review or two, and only for users who stay silent.
+    A candidate later than the true change is harmless: that review just schedules the next.
     """
     now = sig.now_s
     if sig.cancelled or st.n_events == 0:
@@ -119,32 +128,34 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     last, first = st.last_seen_s, st.first_seen_s
     gap = sig.visit_gap_days
     dormant_days, churned_days = dormant_after_days(gap, model), churned_after_days(gap, model)
-    overdue = model.overdue_factor
-
-    def silence(t: int) -> float:
-        return (t - last) * _INV_DAY  # as models.signals computes it
-
-    churned_at = _first_second(last, churned_days, lambda t: silence(t) >= churned_days)
-    candidates = [
-        churned_at,
-        _first_second(last, dormant_days, lambda t: silence(t) >= dormant_days),
-        _first_second(last, overdue * gap, lambda t: silence(t) / gap >= overdue),
-        _first_second(first, model.new_days, lambda t: (t - first) * _INV_DAY >= model.new_days),
-    ]
-    if st.stage_since_s and st.stage == _REACTIVATED:
-        since = st.stage_since_s
-        candidates.append(_first_second(since, model.new_days, lambda t: t - since >= model.new_days * DAY_S))
-    best = min((c for c in candidates if c > now), default=0)
-    if gap <= TREND_MAX_GAP_DAYS and not (st.stage_since_s and st.stage == _DECLINING):
-        limit = model.decline_ratio
-        hi = best if best else churned_at
-        if hi > now and sig.trend >= limit and trend_at(st, hi) < limit:
-            lo = now  # trend(lo) >= limit > trend(hi)
-            while hi - lo > tolerance_s:
-                mid = (lo + hi) // 2
-                if trend_at(st, mid) < limit:
-                    hi = mid
-                else:
-                    lo = mid
-            best = hi
+    overdue_days = model.overdue_factor * gap
+    reactivated = st.stage_since_s != 0 and st.stage == _REACTIVATED
+    # Rough times first; only the earliest one still ahead is worked out to the second.
+    rough = [last + churned_days * DAY_S, last + dormant_days * DAY_S, last + overdue_days * DAY_S, first + model.new_days * DAY_S]
+    if reactivated:
+        rough.append(st.stage_since_s + model.new_days * DAY_S)
+    best = 0
+    for kind in sorted(range(len(rough)), key=rough.__getitem__):
+        if rough[kind] < now - 2:
+            continue
+        if kind == 0:
+            t = _first_second(last, churned_days, lambda t: (t - last) * _INV_DAY >= churned_days)
+        elif kind == 1:
+            t = _first_second(last, dormant_days, lambda t: (t - last) * _INV_DAY >= dormant_days)
+        elif kind == 2:
+            t = _first_second(last, overdue_days, lambda t: (t - last) * _INV_DAY / gap >= model.overdue_factor)
+        elif kind == 3:
+            t = _first_second(first, model.new_days, lambda t: (t - first) * _INV_DAY >= model.new_days)
+        else:
+            since = st.stage_since_s
+            t = _first_second(since, model.new_days, lambda t: t - since >= model.new_days * DAY_S)
+        if t > now:
+            best = t
+            break
+    limit = model.decline_ratio
+    if gap <= TREND_MAX_GAP_DAYS and sig.trend >= limit and not (st.stage_since_s and st.stage == _DECLINING):
+        earliest = math.log(sig.trend / limit) / _TREND_SLOPE * DAY_S
+        t = now + max(int(math.ceil(earliest)), tolerance_s)
+        if best == 0 or t < best:
+            best = t
     return best

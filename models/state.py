@@ -205,7 +205,7 @@ def apply_event(state: UserState, event: Event) -> None:
             else:
                 state.gap_ewma_days += GAP_EWMA_ALPHA * (interval - state.gap_ewma_days)
         if gap:
-            f1, f7, f28, f90 = (math.exp(-gap / tau) for tau in _TAU_S)
+            f1, f7, f28, f90 = math.exp(-gap / _TAU_S[0]), math.exp(-gap / _TAU_S[1]), math.exp(-gap / _TAU_S[2]), math.exp(-gap / _TAU_S[3])
             state.act_1d *= f1
             state.act_7d *= f7
             state.act_28d *= f28

@@ -74,7 +74,7 @@ class SeenIds:
         return len(self._ids)
 
 
-def parse_kinds(text: str | None) -> frozenset[str] | None:
+def parse_kinds(text: str | None, *, name: str = "--kind") -> frozenset[str] | None:
     """``"at_risk,recovered"`` -> the set; None or empty = every kind.
 
     >>> sorted(parse_kinds("at-risk, recovered"))
@@ -85,7 +85,7 @@ def parse_kinds(text: str | None) -> frozenset[str] | None:
     kinds = {k.strip().lower().replace("-", "_") for k in text.split(",") if k.strip()}
     unknown = sorted(kinds - set(ALERT_KINDS))
     if unknown:
-        raise ValueError(f"--kind: unknown alert kind {', '.join(unknown)} (known: {', '.join(ALERT_KINDS)})")
+        raise ValueError(f"{name}: unknown alert kind {', '.join(unknown)} (known: {', '.join(ALERT_KINDS)})")
     return frozenset(kinds) or None
 
 

@@ -487,7 +487,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         duration_s=parse_seconds(args.duration, name="--duration") if args.duration is not None else None,
         start_ms=parse_start_ms(args.start) if args.start else None,
         metrics_port=args.metrics_port,
-        show=parse_kinds(args.show) or frozenset(ALERT_KINDS),
+        show=parse_kinds(args.show, name="--show") or frozenset(ALERT_KINDS),
         **({"workdir": Path(args.workdir)} if args.workdir else {}),
     )
     if args.log_level is None and settings.log_level.upper() == "INFO":

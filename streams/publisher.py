@@ -5,7 +5,8 @@ Two producers, each where it is best (ENVIRONMENT.md, measured on Tansu):
 - :class:`EventPublisher` is on kafka-python: synchronous, so it drops into any web handler or
   script without an event loop, and its idempotent producer works on Tansu (aiokafka's fails),
   so a retried batch cannot duplicate events. ~25k events/s is plenty for a product service.
-- :func:`publish_bulk` is on aiokafka (~90k events/s here against ~25k): used by the simulator
+- :func:`publish_bulk` is on aiokafka (~90k events/s here against ~25k; measured again with
+  93k simulated events on a busy machine: ~59k against ~18k): used by the simulator
   and ``churnwatch publish`` to replay files. Not idempotent (Tansu refuses aiokafka's
   InitProducerId); a retry may duplicate a record, which the worker tolerates (duplicate
   event ids in a batch are dropped; decayed counters barely move otherwise).

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
@@ -273,16 +274,13 @@ class Store:
         sha = self._sha["read_batch"]
         keys = self.keys
         due_limit = str(self.due_limit)
+        dumps = orjson.dumps
 
         def build(pipe: aioredis.client.Pipeline) -> None:
             for r in reads:
-                args: list[object] = [keys.tag(r.bucket), due_limit, len(r.parts)]
-                for fld, due_max in r.parts:
-                    args += (fld, "" if due_max is None else due_max)
-                args.append(len(r.users))
-                for g, uid in r.users:
-                    args += (g, uid)
-                pipe.evalsha(sha, 1, keys.offsets(r.bucket), *args)
+                parts = dumps([(fld, "" if due is None else due) for fld, due in r.parts])
+                users = dumps([x for pair in r.users for x in pair])
+                pipe.evalsha(sha, 1, keys.offsets(r.bucket), keys.tag(r.bucket), due_limit, parts, users)
 
         replies = await self._run("read", build)
         out: list[BucketReadResult] = []
@@ -307,31 +305,20 @@ class Store:
             return []
         sha = self._sha["write_batch"]
         keys = self.keys
+        dumps = orjson.dumps
 
         def build(pipe: aioredis.client.Pipeline) -> None:
             for w in writes:
                 b = w.bucket
-                args: list[object] = [keys.tag(b), token, len(w.parts)]
-                for fld, expected, new in w.parts:
-                    args += (fld, expected, new)
-                args.append(len(w.states))
-                for s in w.states:
-                    args += (
-                        s.group,
-                        s.user_id,
-                        b"" if s.blob is None else s.blob,
-                        s.due_field,
-                        s.due_s,
-                        "" if s.risk is None else repr(float(s.risk)),
-                    )
-                stats = [(k, v) for k, v in w.stats.items() if v]
-                args.append(len(stats))
-                for k, v in stats:
-                    if k.startswith("churned_rev:"):
-                        args += (k, repr(float(v)), "f")
-                    else:
-                        args += (k, int(v), "i")
-                pipe.evalsha(sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), *args)
+                states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else s.risk) for s in w.states])
+                stats = dumps(
+                    [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
+                )
+                blobs = [b"" if s.blob is None else s.blob for s in w.states]
+                pipe.evalsha(
+                    sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, dumps(w.parts), states, stats,
+                    *blobs,
+                )
 
         replies = await self._run("write", build)
         fenced: list[Fenced] = []

@@ -199,6 +199,11 @@ def build_snapshots(
 # ---------------------------------------------------------------------------------------------
 
 
+def _sig(value: float, digits: int = 7) -> float:
+    """``value`` to ``digits`` significant digits: short in JSON, never rounded to 0."""
+    return float(f"{value:.{digits}g}")
+
+
 def _grouped(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows rounded to 0.1 day and merged with a count: the fit's cost follows distinct rows."""
     rows = np.stack([x, np.round(t_x, 1), np.round(T, 1)], axis=1)
@@ -220,7 +225,7 @@ def fit_population(states: Mapping[str, UserState], end_s: int, base: ChurnModel
     T = np.array([max(end_s - st.first_seen_s, st.last_seen_s - st.first_seen_s) / DAY_S for st in users], dtype=np.float64)
     if int(np.sum(x > 0)) >= _MIN_FIT_USERS:
         res = mbgnbd.fit(*_grouped(x, t_x, T))
-        population[VISIT_KEY] = {k: round(v, 6) for k, v in res.params.to_dict().items()}
+        population[VISIT_KEY] = {k: _sig(v) for k, v in res.params.to_dict().items()}
         report["visit_mbgnbd"] = {"users": len(users), "log_likelihood": round(res.log_likelihood, 3), "converged": res.converged}
 
     summaries = [s for s in (bgnbd.summary_from_state(st, end_s) for st in users) if s is not None]
@@ -234,7 +239,7 @@ def fit_population(states: Mapping[str, UserState], end_s: int, base: ChurnModel
         pT = np.array([s.T for s in summaries], dtype=np.float64)
         gx, gtx, gT, w = _grouped(px, ptx, pT)
         res_p = bgnbd.fit(gx, gtx, gT, weights=w)
-        purchase_params = {k: round(v, 6) for k, v in res_p.params.to_dict().items()}
+        purchase_params = {k: _sig(v) for k, v in res_p.params.to_dict().items()}
         report["purchase_bgnbd"] = {"users": len(summaries), "log_likelihood": round(res_p.log_likelihood, 3), "converged": res_p.converged}
     population.update(rfm_population(users, end_s))
     return population, purchase_params, report

@@ -22,7 +22,7 @@ from kafka import KafkaProducer
 from models.events import Event
 from streams.local import free_port
 
-__all__ = ["Worker", "publish_events", "wait_progress", "dump_state", "event_json"]
+__all__ = ["Worker", "publish_events", "wait_progress", "wait_quiet", "dump_state", "event_json", "read_progress"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,21 @@ def wait_progress(
         time.sleep(0.2)
     logs = "\n".join(w.output()[-3000:] for w in workers)
     raise AssertionError(f"progress {progress} did not reach {last} in {timeout_s} s\n{logs}")
+
+
+def wait_quiet(redis_url: str, prefix: str = "cw", quiet_s: float = 1.5, timeout_s: float = 30.0) -> None:
+    """Until no user state changed for ``quiet_s``: the last sweeps after the final batch have run."""
+    deadline = time.monotonic() + timeout_s
+    last = dump_state(redis_url, prefix)
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = dump_state(redis_url, prefix)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+    raise AssertionError(f"user states still changing after {timeout_s} s")
 
 
 def dump_state(redis_url: str, prefix: str = "cw") -> dict[str, bytes]:

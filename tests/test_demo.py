@@ -79,7 +79,7 @@ class _Demo:
 
 
 def test_demo_runs_for_a_duration_prints_alerts_and_summary(tmp_path: Path) -> None:
-    demo = _Demo(tmp_path, "--duration", "45")
+    demo = _Demo(tmp_path, "--duration", "30")
     code, out = demo.finish(timeout_s=180)
     assert code == 0, out
     assert ALERT_LINE.search(out), out

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.events import Event
-from tests.harness import Worker, dump_state, publish_events, read_progress, wait_progress
+from tests.harness import Worker, dump_state, publish_events, read_progress, wait_progress, wait_quiet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -89,12 +89,15 @@ class Run:
 
     def worker(self, **env: str) -> Worker:
         w = Worker(self.bootstrap, self.redis_url, self.topics, self.tmp / f"{self.name}-w{len(self.workers)}.log",
-                   env={"CHURNWATCH_KEY_PREFIX": self.prefix, "CHURNWATCH_BATCH_MAX_RECORDS": "500", **env})
+                   env={"CHURNWATCH_KEY_PREFIX": self.prefix, "CHURNWATCH_BATCH_MAX_RECORDS": "500",
+                        # a caught-up partition borrows the topic's clock after 1 s idle (default 5 s)
+                        "CHURNWATCH_IDLE_PARTITION_MS": "1000", **env})
         self.workers.append(w)
         return w.start()
 
     def wait(self, last: dict[int, int], timeout_s: float = 120.0) -> None:
         wait_progress(self.redis_url, self.topics["events"], last, timeout_s, self.workers, prefix=self.prefix)
+        wait_quiet(self.redis_url, self.prefix, quiet_s=2.5)
 
     def stop(self) -> None:
         for w in self.workers:
@@ -133,7 +136,15 @@ def _assert_same(fault: Run, ref_state: dict[str, bytes], ref_ids: set[str]) -> 
     missing = sorted(set(ref_state) - set(state))[:5]
     extra = sorted(set(state) - set(ref_state))[:5]
     differing = sorted(u for u in ref_state.keys() & state.keys() if ref_state[u] != state[u])[:5]
-    assert not missing and not extra and not differing, f"missing {missing}, extra {extra}, differing {differing}"
+    detail = ""
+    if differing:
+        from dataclasses import asdict
+
+        from models.state import UserState
+
+        a, b = asdict(UserState.from_bytes(ref_state[differing[0]])), asdict(UserState.from_bytes(state[differing[0]]))
+        detail = f"; {differing[0]}: " + ", ".join(f"{k} {a[k]} != {b[k]}" for k in a if a[k] != b[k])
+    assert not missing and not extra and not differing, f"missing {missing}, extra {extra}, differing {differing}{detail}"
     ids, total = fault.alerts()
     assert ids == ref_ids, f"{len(ref_ids - ids)} alerts missing, {len(ids - ref_ids)} unexpected ({total} delivered)"
 

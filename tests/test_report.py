@@ -23,7 +23,6 @@ from streams.settings import Settings
 from streams.simulate import format_ts, generate, parse_start_ms
 from streams.store import StoreReader, utc_day
 from tests.harness import Worker, dump_state, read_progress, wait_progress
-from tests.test_pipeline_e2e import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +51,19 @@ def built(kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path
         assert worker.stop() == 0, worker.output()[-3000:]
 
 
+def _alerts(settings: Settings) -> list[dict]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=1500)
+    try:
+        tps = [TopicPartition(settings.topic_alerts, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        return [orjson.loads(rec.value) for rec in consumer]
+    finally:
+        consumer.close()
+
+
 def _stream_time_ms(settings: Settings) -> int:
     with StoreReader(settings) as reader:
         return max(max_ms for _, max_ms in reader.progress(settings.topic_events).values())
@@ -69,7 +81,7 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
     assert main(["churn-rate", "--days", "30", "--json"]) == 0
     churn = orjson.loads(capsys.readouterr().out)
     window = {utc_day(now_ms // 1000 - d * 86_400) for d in range(30)}
-    alerts = [v for _, v in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts)]
+    alerts = _alerts(settings)
     unique = {str(a["alert_id"]): a for a in alerts}.values()  # at-least-once: de-duplicate
     churned = [a for a in unique if a["kind"] == "stage_changed" and a["stage"] == "churned"
                and utc_day(int(a["event_time_ms"]) // 1000) in window]  # type: ignore[call-overload]

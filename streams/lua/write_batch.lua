@@ -4,37 +4,34 @@
 -- write whose reply was lost is recognised by its token and not applied twice (stats are deltas).
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:stats   KEYS[3] = <prefix>:{b}:risk
--- ARGV    = tag, token, n_parts, n_parts x (field "<topic>:<p>", expected or "", new or ""),
---           n_states, n_states x (group, user_id, blob or "" to delete, due field "<topic>:<p>",
---                                 due score ("0": not due), risk score or "" (not at risk)),
---           n_stats, n_stats x (field, delta, "i" | "f")
+-- ARGV    = tag, token,
+--           parts JSON  [[field "<topic>:<p>", expected or "", new or ""], ...],
+--           states JSON [[group, user_id, due field "<topic>:<p>", due score (0: not due),
+--                         risk score or "" (not at risk)], ...],
+--           stats JSON  [[field, delta, "i" | "f"], ...],
+--           then one state record per state ("" deletes the user: expired)
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
 local tag, token = ARGV[1], ARGV[2]
 if redis.call('HGET', KEYS[1], ':token') == token then
   return { 2 }
 end
-local n_parts = tonumber(ARGV[3])
-local i = 4
-for p = 1, n_parts do
-  local actual = redis.call('HGET', KEYS[1], ARGV[i]) or ''
-  if actual ~= ARGV[i + 1] then
-    return { 0, ARGV[i], actual }
+local parts = cjson.decode(ARGV[3])
+for p = 1, #parts do
+  local actual = redis.call('HGET', KEYS[1], parts[p][1]) or ''
+  if actual ~= parts[p][2] then
+    return { 0, parts[p][1], actual }
   end
-  i = i + 3
 end
-i = 4
-for p = 1, n_parts do
-  if ARGV[i + 2] ~= '' then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+for p = 1, #parts do
+  if parts[p][3] ~= '' then
+    redis.call('HSET', KEYS[1], parts[p][1], parts[p][3])
   end
-  i = i + 3
 end
-local n_states = tonumber(ARGV[i])
-i = i + 1
-for s = 1, n_states do
-  local group, user, blob, due_field, due_score, risk =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  i = i + 6
+local states = cjson.decode(ARGV[4])
+for s = 1, #states do
+  local st = states[s]
+  local group, user, due_field, due_score, risk = st[1], st[2], st[3], st[4], st[5]
+  local blob = ARGV[5 + s]
   local member = group .. ':' .. user
   local due_key = tag .. ':due:' .. due_field
   if blob == '' then
@@ -43,7 +40,7 @@ for s = 1, n_states do
     redis.call('ZREM', KEYS[3], user)
   else
     redis.call('HSET', tag .. ':u:' .. group, user, blob)
-    if due_score == '0' then
+    if due_score == 0 then
       redis.call('ZREM', due_key, member)
     else
       redis.call('ZADD', due_key, due_score, member)
@@ -55,19 +52,18 @@ for s = 1, n_states do
     end
   end
 end
-local n_stats = tonumber(ARGV[i])
-i = i + 1
-for s = 1, n_stats do
+local stats = cjson.decode(ARGV[5])
+for s = 1, #stats do
+  local field, delta, kind = stats[s][1], stats[s][2], stats[s][3]
   local now
-  if ARGV[i + 2] == 'f' then
-    now = tonumber(redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]))
+  if kind == 'f' then
+    now = tonumber(redis.call('HINCRBYFLOAT', KEYS[2], field, delta))
   else
-    now = redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
+    now = redis.call('HINCRBY', KEYS[2], field, delta)
   end
   if now == 0 then  -- counters back at zero take no room (stage counts come and go)
-    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[2], field)
   end
-  i = i + 3
 end
 redis.call('HSET', KEYS[1], ':token', token)
 return { 1 }

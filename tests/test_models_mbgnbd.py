@@ -1,0 +1,95 @@
+"""MBG/NBD on active days: the fit recovers the parameters of data drawn from the model itself,
+and P(alive) is calibrated against who really was alive in that data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models import mbgnbd
+from models.bgnbd import BgNbdParams
+
+TRUE = BgNbdParams(r=1.5, alpha=6.0, a=0.4, b=3.0)  # days
+
+
+def _simulate(params: BgNbdParams, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MBG/NBD's story per user: rate ~ gamma(r, alpha), dropout p ~ beta(a, b), observed for a
+    random T; after every transaction (the first included) the user drops out with prob. p."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(params.r, 1.0 / params.alpha, n)
+    p = rng.beta(params.a, params.b, n)
+    T = rng.uniform(30.0, 180.0, n)
+    x = np.zeros(n)
+    t_x = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    for i in range(n):
+        t = 0.0
+        if rng.random() < p[i]:  # dropped right after the first active day
+            alive[i] = False
+            continue
+        while True:
+            t += rng.exponential(1.0 / lam[i])
+            if t > T[i]:
+                break
+            x[i] += 1
+            t_x[i] = t
+            if rng.random() < p[i]:
+                alive[i] = False
+                break
+    return x, t_x, T, alive
+
+
+@pytest.fixture(scope="module")
+def cohort() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return _simulate(TRUE, 6000, seed=3)
+
+
+def test_fit_recovers_the_generating_parameters(cohort) -> None:  # type: ignore[no-untyped-def]
+    x, t_x, T, _ = cohort
+    res = mbgnbd.fit(x, t_x, T)
+    assert res.converged
+    got = res.params
+    assert got.r == pytest.approx(TRUE.r, rel=0.25)
+    assert got.alpha == pytest.approx(TRUE.alpha, rel=0.3)
+    assert got.a / (got.a + got.b) == pytest.approx(TRUE.a / (TRUE.a + TRUE.b), rel=0.2)  # mean dropout
+    assert res.log_likelihood >= mbgnbd.log_likelihood(TRUE, x, t_x, T) - 1e-6  # the optimum beats the truth
+
+
+def test_p_alive_is_calibrated_against_who_was_alive(cohort) -> None:  # type: ignore[no-untyped-def]
+    x, t_x, T, alive = cohort
+    p = np.array([mbgnbd.p_alive(TRUE, xi, ti, Ti) for xi, ti, Ti in zip(x, t_x, T)])
+    assert abs(p.mean() - alive.mean()) < 0.02
+    order = np.argsort(p)
+    for chunk in np.array_split(order, 5):
+        assert abs(p[chunk].mean() - alive[chunk].mean()) < 0.05
+
+
+def test_grouped_rows_with_weights_give_the_same_fit(cohort) -> None:  # type: ignore[no-untyped-def]
+    x, t_x, T, _ = cohort
+    x, t_x, T = x[:1500], np.round(t_x[:1500]), np.round(T[:1500])
+    T = np.maximum(T, t_x)
+    rows, counts = np.unique(np.stack([x, t_x, T], axis=1), axis=0, return_counts=True)
+    a = mbgnbd.fit(x, t_x, T).params
+    b = mbgnbd.fit(rows[:, 0], rows[:, 1], rows[:, 2], weights=counts).params
+    for name in ("r", "alpha", "a", "b"):
+        assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 300), st.floats(0.0, 300.0), st.floats(0.0, 200.0), st.floats(0.0, 50.0))
+def test_p_alive_is_a_probability_falling_with_silence(x: int, t_x: float, silence: float, more: float) -> None:
+    p1 = mbgnbd.p_alive(TRUE, x, t_x, t_x + silence)
+    p2 = mbgnbd.p_alive(TRUE, x, t_x, t_x + silence + more)
+    assert 0.0 <= p2 <= p1 <= 1.0
+    assert math.isfinite(p1)
+    # Unlike BG/NBD, one active day is not "certainly alive" once time passes.
+    assert mbgnbd.p_alive(TRUE, 0, 0.0, 100.0) < 0.5
+
+
+def test_fit_refuses_a_cohort_nobody_came_back_to() -> None:
+    with pytest.raises(ValueError, match="second active day"):
+        mbgnbd.fit([0, 0, 0], [0.0, 0.0, 0.0], [10.0, 20.0, 30.0])

@@ -1,0 +1,105 @@
+"""The logistic risk model: recovery of known weights, sign constraints, online learning, checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.model import ChurnModel
+from models.risk import FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, sigmoid
+
+
+def _logistic_data(rng: np.random.Generator, weights: np.ndarray, intercept: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    X = rng.normal(size=(n, weights.size)) * np.linspace(0.5, 3.0, weights.size)  # different scales
+    p = 1.0 / (1.0 + np.exp(-(intercept + X @ weights)))
+    y = (rng.random(n) < p).astype(float)
+    return X, y
+
+
+def test_fit_recovers_the_weights_that_generated_the_data() -> None:
+    rng = np.random.default_rng(7)
+    true_w = np.array([1.2, -0.8, 0.0, 0.4])
+    X, y = _logistic_data(rng, true_w, -1.0, 40_000)
+    model = LogisticRisk(features=("a", "b", "c", "d"), nonnegative=(), l2=0.0).fit(X, y)
+    fitted = np.array([model.weights[k] for k in "abcd"])
+    assert np.allclose(fitted, true_w, atol=0.06)
+    assert model.intercept == pytest.approx(-1.0, abs=0.06)
+
+
+def test_fit_is_calibrated_in_the_large_and_by_decile() -> None:
+    rng = np.random.default_rng(8)
+    X, y = _logistic_data(rng, np.array([0.9, 0.5]), -2.0, 30_000)
+    model = LogisticRisk(features=("a", "b"), nonnegative=()).fit(X[:20_000], y[:20_000])
+    p = model.predict_proba(X[20_000:])
+    held = y[20_000:]
+    assert abs(p.mean() - held.mean()) < 0.01
+    order = np.argsort(p)
+    for chunk in np.array_split(order, 10):
+        assert abs(p[chunk].mean() - held[chunk].mean()) < 0.05
+
+
+def test_nonnegative_weights_stay_at_zero_when_the_data_pulls_them_below() -> None:
+    rng = np.random.default_rng(9)
+    X, y = _logistic_data(rng, np.array([-1.0, 1.0]), 0.0, 20_000)
+    model = LogisticRisk(features=("down", "up"), nonnegative=("down",)).fit(X, y)
+    assert model.weights["down"] == 0.0
+    assert model.weights["up"] > 0.5
+    online = LogisticRisk(features=("down", "up"), nonnegative=("down",), lr=0.05)
+    seen = []
+    for row, label in zip(X[:5000], y[:5000]):
+        seen.append(online.learn_one({"down": row[0], "up": row[1]}, label).weights["down"])
+    assert min(seen) == 0.0 and max(seen[-1000:]) < 0.1 and online.n == 5000
+
+
+def test_learn_one_approaches_the_batch_fit() -> None:
+    rng = np.random.default_rng(10)
+    X, y = _logistic_data(rng, np.array([1.0, -0.5]), -0.5, 30_000)
+    batch = LogisticRisk(features=("a", "b"), nonnegative=()).fit(X, y)
+    online = LogisticRisk(features=("a", "b"), nonnegative=(), lr=0.01)
+    for _ in range(2):
+        for row, label in zip(X, y):
+            online.learn_one({"a": row[0], "b": row[1]}, label)
+    probe = X[:2000]
+    p_batch = batch.predict_proba(probe)
+    p_online = np.array([online.predict_proba_one({"a": r[0], "b": r[1]}) for r in probe])
+    assert np.mean(np.abs(p_batch - p_online)) < 0.03
+
+
+def test_fit_refuses_one_class_and_bad_shapes() -> None:
+    model = LogisticRisk(features=("a",), nonnegative=())
+    with pytest.raises(ValueError, match="both churned and retained"):
+        model.fit(np.ones((10, 1)), np.zeros(10))
+    with pytest.raises(ValueError, match="shape"):
+        model.fit(np.ones((10, 2)), np.zeros(10))
+
+
+def test_constant_columns_get_no_weight() -> None:
+    rng = np.random.default_rng(11)
+    X, y = _logistic_data(rng, np.array([1.0]), 0.0, 5000)
+    X = np.hstack([X, np.full((5000, 1), 3.0)])
+    model = LogisticRisk(features=("a", "const"), nonnegative=()).fit(X, y)
+    assert model.weights["const"] == 0.0
+
+
+def test_model_file_refuses_weights_that_would_let_silence_lower_risk() -> None:
+    name = sorted(SILENCE_FEATURES)[0]
+    with pytest.raises(ValueError, match=f"risk weight {name} must be >= 0"):
+        ChurnModel(risk_weights={name: -0.1})
+    with pytest.raises(ValueError, match="unknown features"):
+        ChurnModel(risk_weights={"shoe_size": 1.0})
+    check_weights({name: 0.0 for name in FEATURES}, 0.0)  # zeros are fine
+
+
+def test_weights_survive_the_model_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from models.model import load_model
+
+    weights = {name: 0.1 * (i + 1) for i, name in enumerate(FEATURES)}
+    path = tmp_path / "m.json"
+    ChurnModel(risk_weights=weights, risk_intercept=-1.5).save(path)
+    loaded = LogisticRisk.from_model(load_model(path))
+    assert loaded.weights == weights and loaded.intercept == -1.5
+    x = {name: 1.0 for name in FEATURES}
+    assert loaded.predict_proba_one(x) == pytest.approx(sigmoid(-1.5 + sum(weights.values())))
+    assert math.isclose(sigmoid(800.0), 1.0) and sigmoid(-800.0) >= 0.0

@@ -1,0 +1,285 @@
+"""Signals, health, temperature, lifecycle, actions and reasons on hand-built histories.
+
+Expected values are derived in each test from the rule being tested (the usual interval, the
+overdue factor, the thresholds), not copied from a run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from models.actions import recommend
+from models.engine import advance
+from models.events import Event
+from models.health import percentile
+from models.lifecycle import churned_after_days, dormant_after_days, next_change_s, stage_of
+from models.model import ChurnModel
+from models.reasons import MAX_REASONS
+from models.scoring import assess, risk_after, risk_at, score
+from models.signals import compute_signals, visit_gap_days
+from models.state import DAY_S, STAGES, UserState, apply_event
+from models.temperature import DEFAULT_VISIT_PARAMS
+from models import mbgnbd
+
+T0 = 1_767_225_600  # 2026-01-01, seconds
+MODEL = ChurnModel()
+
+
+def _history(days: list[float], kind: str = "view", amount: float = 0.0, user: str = "u") -> list[Event]:
+    return [Event(user, int((T0 + d * DAY_S) * 1000), kind, f"{kind}{i:04d}", amount) for i, d in enumerate(days)]
+
+
+def _state(events: list[Event]) -> UserState:
+    st = UserState()
+    for ev in sorted(events, key=lambda e: (e.ts_ms, e.event_id)):
+        apply_event(st, ev)
+    return st
+
+
+def test_usual_visit_interval_and_overdue_follow_the_users_own_rhythm() -> None:
+    days = [3.0 * i for i in range(21)]  # every 3 days for 60 days
+    st = _state(_history(days))
+    prior = 7.0
+    expected_gap = (60.0 + prior) / (20 + 1)  # shrunk by one interval towards the population's
+    sig = compute_signals(st, T0 + int(68 * DAY_S), MODEL.with_(population={"visit_gap_days": prior}))
+    assert sig.visit_gap_days == pytest.approx(expected_gap)
+    assert sig.silence_days == pytest.approx(8.0)
+    assert sig.visit_overdue == pytest.approx(8.0 / expected_gap)
+    assert sig.recent_gap_days == pytest.approx(3.0)  # every completed interval was 3 days
+
+
+def test_purchase_cadence_reorder_every_10_days_is_overdue_2_5x_at_25_days() -> None:
+    orders = [10.0 * i for i in range(10)]  # re-orders every 10 days
+    st = _state(_history(orders, "purchase", 20.0))
+    now = T0 + int((90 + 25) * DAY_S)
+    prior = 30.0
+    sig = compute_signals(st, now, MODEL.with_(population={"purchase_gap_days": prior}))
+    assert sig.purchase_x == 9 and sig.purchase_t_x == pytest.approx(90.0)
+    usual = (90.0 + prior) / (9 + 1)
+    assert sig.purchase_gap_days == pytest.approx(usual)
+    assert sig.purchase_overdue == pytest.approx(25.0 / usual)
+    # Without the population prior pulling it, the usual interval is the user's own 10 days.
+    sig_own = compute_signals(st, now, MODEL.with_(population={"purchase_gap_days": 10.0}))
+    assert sig_own.purchase_overdue == pytest.approx(2.5)
+    weighs_orders = MODEL.with_(population={"purchase_gap_days": 10.0},
+                                risk_weights={**MODEL.risk_weights, "purchase_overdue_log": 10.0})
+    s = score(st, now, weighs_orders)
+    assert s.reasons[0] == "usual re-order every 10 days, none for 25 days"
+
+
+def test_trend_reports_a_drop_against_the_4_week_baseline() -> None:
+    # Ten events a day for 60 days, then one a day for two weeks: the 7-day rate fell to a fraction.
+    evs = [Event("u", int((T0 + d * DAY_S + k * 60) * 1000), "view", f"a{d}-{k}") for d in range(60) for k in range(10)]
+    evs += [Event("u", int((T0 + d * DAY_S) * 1000), "click", f"b{d}") for d in range(60, 74)]
+    st = _state(evs)
+    now = T0 + 74 * DAY_S
+    sig = compute_signals(st, now, MODEL)
+    assert 0.0 < sig.trend < 0.5
+    s = score(st, now, MODEL)
+    drop = round(100 * (1 - sig.trend))
+    assert f"activity down {drop}% against the user's 4-week baseline" in s.reasons
+    assert s.stage == "declining"  # a daily user whose rate halved
+    assert s.action == "check_in"
+
+
+def test_young_account_is_not_reported_as_growing() -> None:
+    """Steady use from day one: the 4-week counter is young, not the activity rising."""
+    st = _state(_history([0.5 * i for i in range(10)]))  # every 12 hours for 5 days
+    sig = compute_signals(st, st.last_seen_s, MODEL)
+    assert sig.trend == pytest.approx(1.0, abs=0.25)
+
+
+@pytest.mark.parametrize("silence_days", [1, 5, 20, 40, 80])
+def test_bounds_and_plain_words(silence_days: int) -> None:
+    st = _state(_history([2.0 * i for i in range(30)]) + _history([10.0, 40.0], "purchase", 30.0))
+    s = score(st, st.last_seen_s + silence_days * DAY_S, MODEL)
+    assert 0 <= s.health <= 100 and 0 <= s.temperature <= 100 and 0 <= s.risk <= 1
+    assert len(s.reasons) <= MAX_REASONS and all(isinstance(r, str) and r for r in s.reasons)
+
+
+def test_health_ranks_users_against_the_population_deciles() -> None:
+    edges = [float(v) for v in range(1, 10)]
+    assert percentile(5.0, edges) == pytest.approx(0.5)
+    assert percentile(0.0, edges) == 0.0 and percentile(1e9, edges) == 1.0
+    busy = _state(_history([i / 4 for i in range(28 * 4)]))  # 4 visits a day for 4 weeks
+    light = _state(_history([7.0 * i for i in range(5)]))
+    model = MODEL.with_(population={"act_28d": [1, 2, 4, 8, 12, 20, 30, 50, 80]})
+    h_busy = score(busy, busy.last_seen_s, model).health
+    h_light = score(light, light.last_seen_s, model).health
+    assert h_busy > h_light
+
+
+def test_temperature_falls_faster_for_a_daily_user_than_for_a_weekly_one() -> None:
+    daily = _state(_history([float(i) for i in range(60)]))
+    weekly = _state(_history([7.0 * i for i in range(9)]))
+    after = 10 * DAY_S
+    t_daily = score(daily, daily.last_seen_s + after, MODEL).temperature
+    t_weekly = score(weekly, weekly.last_seen_s + after, MODEL).temperature
+    assert t_daily < t_weekly
+    # Temperature of a non-buyer is the MBG/NBD P(alive) of its active days.
+    sig = compute_signals(daily, daily.last_seen_s + after, MODEL)
+    expected = mbgnbd.p_alive(DEFAULT_VISIT_PARAMS, sig.active_days - 1, sig.tenure_days, sig.age_days)
+    assert t_daily == pytest.approx(100 * expected)
+
+
+def test_temperature_of_a_buyer_uses_bgnbd_when_the_model_has_it() -> None:
+    from models import bgnbd
+    from models.bgnbd import BgNbdParams
+
+    params = {"r": 0.5, "alpha": 20.0, "a": 0.3, "b": 2.0}
+    model = MODEL.with_(bgnbd=params)
+    # Visits daily (warm by visits), re-ordered every 5 days, then stopped buying for 40 days.
+    st = _state(_history([float(i) for i in range(100)]) + _history([5.0 * i for i in range(10)], "purchase", 10.0))
+    s = score(st, st.last_seen_s, model)
+    summary = bgnbd.summary_from_state(st, st.last_seen_s)
+    assert summary is not None
+    expected = bgnbd.p_alive(BgNbdParams(**params), summary.x, summary.t_x, summary.T)
+    assert s.temperature == pytest.approx(100 * expected)
+    assert s.temperature < 50 <= s.health
+    assert s.action == "upsell"  # using the product, no longer paying
+    # Without BG/NBD parameters the visit rhythm decides (the tested fallback).
+    fallback = score(st, st.last_seen_s, MODEL)
+    assert fallback.temperature > 50
+
+
+def test_lifecycle_rules_in_order() -> None:
+    model = MODEL
+    days = [float(i) for i in range(40)]
+    st = _state(_history(days))
+    gap = visit_gap_days(st, 7.0)
+    last = st.last_seen_s
+
+    def stage(after_days: float) -> str:
+        return stage_of(st, compute_signals(st, last + int(after_days * DAY_S), model), model)
+
+    assert stage(0) == "active"
+    assert stage(model.overdue_factor * gap + 0.01) == "declining"
+    assert stage(dormant_after_days(gap, model)) == "dormant"
+    assert stage(churned_after_days(gap, model)) == "churned"
+    young = _state(_history([0.0, 1.0]))
+    assert stage_of(young, compute_signals(young, young.last_seen_s, model), model) == "new"
+
+
+def test_thresholds_are_personal_for_a_slow_rhythm() -> None:
+    monthly = _state(_history([30.0 * i for i in range(6)]))
+    gap = visit_gap_days(monthly, 7.0)
+    assert dormant_after_days(gap, MODEL) == pytest.approx(MODEL.dormant_factor * gap)
+    s = score(monthly, monthly.last_seen_s + 25 * DAY_S, MODEL)
+    assert s.stage in ("active", "declining")  # 25 days is on schedule for a monthly user
+    daily = _state(_history([float(i) for i in range(60)]))
+    assert score(daily, daily.last_seen_s + 25 * DAY_S, MODEL).stage == "dormant"
+
+
+def test_cancel_is_churn_at_once_and_a_later_return_is_reactivation() -> None:
+    evs = _history([float(i) for i in range(30)])
+    cancel = Event("u", int((T0 + 30 * DAY_S) * 1000), "cancel", "c1")
+    out = advance("u", None, evs + [cancel], cancel.ts_ms + 1000, MODEL)
+    assert out.state.stage_name == "churned"
+    changed = [a for a in out.alerts if a.kind == "stage_changed"]
+    assert changed[-1].event_time_ms == cancel.ts_ms and changed[-1].scores.action == "win_back"
+    assert changed[-1].scores.reasons[0] == "cancelled today"
+    back = _history([35.0])
+    later = advance("u", out.state, back, back[0].ts_ms + 1000, MODEL)
+    assert later.state.stage_name == "reactivated"
+    assert [(a.previous_stage, a.scores.stage) for a in later.alerts if a.kind == "stage_changed"] == [("churned", "reactivated")]
+    # Reactivated lasts new_days after the return, then the usual rules apply again.
+    end = back[0].ts_ms + int((MODEL.new_days + 1) * DAY_S * 1000)
+    final = advance("u", later.state, _history([35.0 + d for d in range(1, 16)]), end, MODEL)
+    assert final.state.stage_name in ("active", "declining")
+
+
+def test_silence_until_churn_then_back_is_reactivated() -> None:
+    evs = _history([float(i) for i in range(30)])
+    st = advance("u", None, evs, evs[-1].ts_ms + 80 * DAY_S * 1000, MODEL).state
+    assert st.stage_name == "churned"
+    ret = _history([110.0])
+    out = advance("u", st, ret, ret[0].ts_ms + 1, MODEL)
+    assert out.state.stage_name == "reactivated"
+    alert = [a for a in out.alerts if a.kind == "stage_changed"][0]
+    assert alert.previous_stage == "churned"
+    assert any(r.startswith("came back after") for r in alert.scores.reasons)
+
+
+@pytest.mark.parametrize(
+    "stage, health, temperature, buyer, expected",
+    [
+        ("churned", 90, 90, True, "win_back"),
+        ("active", 20, 80, True, "educate"),
+        ("declining", 20, 20, False, "check_in"),
+        ("dormant", 10, 10, True, "check_in"),
+        ("active", 80, 20, True, "upsell"),
+        ("active", 80, 90, False, "upsell"),
+        ("active", 80, 90, True, "none"),
+        ("new", 20, 80, False, "none"),
+    ],
+)
+def test_actions_follow_the_quadrant(stage: str, health: float, temperature: float, buyer: bool, expected: str) -> None:
+    assert recommend(stage, health, temperature, buyer, MODEL) == expected
+
+
+def test_reasons_are_ranked_by_their_share_of_the_risk() -> None:
+    st = _state(_history([1.0 * i for i in range(40)]))
+    now = st.last_seen_s + 9 * DAY_S
+    # Two models that differ only in which silence feature they weigh: the first reason follows.
+    by_overdue = MODEL.with_(risk_weights={**MODEL.risk_weights, "visit_overdue_log": 5.0, "silence_log": 0.0, "decline": 0.0})
+    by_decline = MODEL.with_(risk_weights={**MODEL.risk_weights, "visit_overdue_log": 0.0, "silence_log": 0.0, "decline": 50.0})
+    assert score(st, now, by_overdue).reasons[0].startswith("no visit for")
+    assert score(st, now, by_decline).reasons[0].startswith("activity down")
+
+
+def test_risk_after_matches_a_fresh_assessment() -> None:
+    st = _state(_history([1.5 * i for i in range(30)]) + _history([4.0, 20.0, 33.0], "purchase", 12.0))
+    model = MODEL.with_(bgnbd={"r": 0.5, "alpha": 20.0, "a": 0.3, "b": 2.0})
+    a = assess(st, st.last_seen_s + DAY_S, model)
+    for extra in (0.5, 3.0, 10.0, 30.0):
+        t = st.last_seen_s + DAY_S + int(extra * DAY_S)
+        assert risk_after(a, t, model) == pytest.approx(risk_at(st, t, model), rel=1e-9)
+
+
+def test_next_change_is_the_exact_second_of_the_threshold() -> None:
+    st = _state(_history([float(i) for i in range(40)]))
+    st.stage, st.stage_since_s = STAGES.index("active"), st.last_seen_s
+    sig = compute_signals(st, st.last_seen_s, MODEL)
+    t = next_change_s(st, sig, MODEL)
+    before = stage_of(st, compute_signals(st, t - 1, MODEL), MODEL)
+    after = stage_of(st, compute_signals(st, t, MODEL), MODEL)
+    assert before == "active" and after == "declining"
+    expected = st.last_seen_s + MODEL.overdue_factor * sig.visit_gap_days * DAY_S
+    assert abs(t - expected) <= 1
+
+
+def test_churned_user_is_reviewed_once_more_at_expiry_then_never() -> None:
+    evs = _history([float(i) for i in range(10)])
+    out = advance("u", None, evs, evs[-1].ts_ms + 60 * DAY_S * 1000, MODEL)
+    st = out.state
+    assert st.stage_name == "churned" and not out.expire
+    assert st.next_review_s == st.stage_since_s + int(math.ceil(MODEL.retention_days * DAY_S))
+    gone = advance("u", st, (), (st.next_review_s + 1) * 1000, MODEL)
+    assert gone.expire and gone.state.next_review_s == 0
+
+
+def test_a_silent_user_costs_a_handful_of_reviews(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From last visit to expiry (~225 days of silence) only threshold crossings are looked at,
+    not every day: far fewer reviews than days."""
+    from models import engine
+
+    calls = []
+    real = engine.assess
+
+    def counting(st: UserState, now_s: int, model: ChurnModel):  # type: ignore[no-untyped-def]
+        calls.append(now_s)
+        return real(st, now_s, model)
+
+    monkeypatch.setattr(engine, "assess", counting)
+    evs = _history([float(i) for i in range(30)])
+    state = advance("u", None, evs, evs[-1].ts_ms + 1, MODEL).state
+    calls.clear()
+    days = 45 + int(MODEL.retention_days) + 5
+    out = advance("u", state, (), evs[-1].ts_ms + days * DAY_S * 1000, MODEL)
+    assert out.expire
+    cap_reviews = days / MODEL.review_interval_days
+    assert len(calls) <= cap_reviews / 2
+    stages = [a.scores.stage for a in out.alerts if a.kind == "stage_changed"]
+    assert stages == ["declining", "dormant", "churned"]
