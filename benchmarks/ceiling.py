@@ -1,15 +1,18 @@
-"""The ceiling every throughput figure is compared with: raw aiokafka consume + orjson decode."""
+"""The ceiling every throughput figure is compared with: raw aiokafka consume + orjson decode.
+
+Events are produced with the project's own bulk path (``streams.publisher.publish_bulk_async``);
+this module only reads them back as fast as a plain consumer can, which no worker can beat.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-__all__ = ["CeilingResult", "produce_events", "measure_ceiling"]
+__all__ = ["CeilingResult", "measure_ceiling"]
 
 
 @dataclass(frozen=True)
@@ -20,24 +23,6 @@ class CeilingResult:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
-
-
-async def produce_events(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> float:
-    """Produce (key, value) pairs as fast as aiokafka allows; returns events/s."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024, acks=1)
-    await producer.start()
-    try:
-        t0 = time.perf_counter()
-        pending = []
-        for key, value in values:
-            pending.append(await producer.send(topic, value=value, key=key))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-        return len(values) / (time.perf_counter() - t0)
-    finally:
-        await producer.stop()
 
 
 async def measure_ceiling(bootstrap: str, topic: str, partitions: int, expected: int) -> CeilingResult:

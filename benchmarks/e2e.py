@@ -17,14 +17,14 @@ from typing import Any
 
 import redis as redis_lib
 
-from benchmarks.observe import CpuClock, histogram_mean, metric_sum, rss_bytes, scrape
+from benchmarks.observe import CpuClock, histogram_mean, metric_sum, rss_bytes, scrape, wait_until, flush_sync
 from benchmarks.pyspy import Profiler, summarise
 from streams.cmd_topics import ensure_topics
 from streams.settings import Settings
 from streams.store import StoreReader
 from tests.harness import Worker, read_progress
 
-__all__ = ["Topics", "make_topics", "drain", "users_tracked"]
+__all__ = ["Topics", "make_topics", "drain", "start_ready", "users_tracked"]
 
 _REVOKED = re.compile(r"partitions revoked: \[(\d)")
 
@@ -80,7 +80,7 @@ def drain(
 ) -> dict[str, Any]:
     """Start ``workers`` workers on a clean Redis, wait until they applied every offset; figures."""
     client = redis_lib.Redis.from_url(redis_url)
-    client.flushall()
+    flush_sync(client)
     baseline_memory = int(client.info("memory")["used_memory"])
     total = sum(off + 1 for off in last_offsets.values())
     procs = [
@@ -170,3 +170,21 @@ def drain(
 def _mean(values: list[float | None]) -> float | None:
     got = [v for v in values if v is not None]
     return sum(got) / len(got) if got else None
+
+
+def start_ready(bootstrap: str, redis_url: str, topics: Topics, log_path: Path, env: dict[str, str] | None = None,
+                partitions: int = 8, timeout_s: float = 60.0) -> Worker:
+    """One worker, returned once it owns every partition (its /metrics says so)."""
+    worker = Worker(bootstrap, redis_url, topics.as_dict(), log_path, env=dict(env or {})).start()
+
+    def ready() -> bool:
+        if worker.proc is not None and worker.proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {worker.proc.returncode}:\n{worker.output()[-3000:]}")
+        return metric_sum(scrape(worker.metrics_port), "churnwatch_partitions_assigned") >= partitions
+
+    try:
+        wait_until(ready, timeout_s, what="worker owning every partition")
+    except BaseException:
+        worker.stop()
+        raise
+    return worker

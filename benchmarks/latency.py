@@ -150,6 +150,8 @@ async def measure_level(
                 fut.add_done_callback(remember(now))
                 futures.append(fut)
                 k += 1
+                if k % 200 == 0:
+                    await asyncio.sleep(0)  # let the progress poller and the alert reader run
             if len(futures) > 20_000:
                 futures = [f for f in futures if not f.done()]
             await asyncio.sleep(0.002)

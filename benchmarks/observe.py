@@ -12,7 +12,7 @@ import os
 import time
 import urllib.request
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -29,6 +29,7 @@ __all__ = [
     "load_average",
     "slope_per_minute",
     "wait_until",
+    "flush_sync",
 ]
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -150,15 +151,24 @@ def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
     return sum((t - mx) * (v - my) for t, v in points) / var * 60.0
 
 
-def wait_until(predicate: "object", timeout_s: float, every_s: float = 0.1, what: str = "condition") -> float:
+def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.1, what: str = "condition") -> float:
     """Poll ``predicate()`` until true; returns the seconds it took (RuntimeError on timeout)."""
     t0 = time.monotonic()
     while True:
         try:
-            if predicate():  # type: ignore[operator]
+            if predicate():
                 return time.monotonic() - t0
         except OSError:
             pass  # a metrics port not listening yet
         if time.monotonic() - t0 > timeout_s:
             raise RuntimeError(f"{what} not reached in {timeout_s:.0f} s")
         time.sleep(every_s)
+
+
+def flush_sync(client: object, timeout_s: float = 30.0) -> None:
+    """FLUSHALL SYNC, then wait until no lazily freed objects remain, so that ``used_memory``
+    read next is a clean baseline (valkey may free a plain FLUSHALL in the background)."""
+    client.execute_command("FLUSHALL", "SYNC")  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout_s
+    while int(client.info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.05)

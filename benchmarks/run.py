@@ -2,7 +2,12 @@
 
 Benchmarks print figures; they never pass or fail on speed. Each section is a function that
 returns rows for the results file; ``--only`` picks sections, ``--scale`` shrinks the sizes for a
-quick look (figures from a scaled run are labelled as such).
+quick look (figures from a scaled run are labelled as such). ``soak`` (>= 10 minutes) and
+``profile`` (the e2e1 run again under py-spy) are not in the default run: ``--only soak``.
+
+Results accumulate: ``results.json`` keeps the latest figures of every section with the time,
+scale and load they were measured at, so ``--only soak`` adds the soak without dropping the rest.
+Only the block between the markers in RESULTS.md is rewritten; text outside it is left alone.
 """
 
 from __future__ import annotations
@@ -13,68 +18,415 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import orjson
 
-from benchmarks.ceiling import measure_ceiling, produce_events
+from benchmarks.ceiling import measure_ceiling
+from benchmarks.observe import flush_sync, load_average
 from streams.local import start_kafka, start_redis
 
-__all__ = ["main", "SECTIONS"]
+__all__ = ["main", "SECTIONS", "DEFAULT_SECTIONS", "TARGETS", "make_events"]
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RAW = Path(__file__).with_name("results.json")
 BEGIN = "<!-- benchmarks.run: begin -->"
 END = "<!-- benchmarks.run: end -->"
+CONDITIONS = ("2 cores shared with other engineers' test runs and workers at the same time (noisy); broker (Tansu, "
+              "memory storage), Redis (valkey-server) and workers on the same machine over loopback")
+
+Ctx = dict[str, Any]
 
 
-def make_events(n: int, users: int, start_ms: int = 1_767_225_600_000, step_ms: int = 997) -> list[tuple[bytes, bytes]]:
-    """``n`` well-formed events (~140 B) over ``users`` users, in event-time order."""
+def make_events(n: int, users: int, start_ms: int = 1_767_225_600_000, step_ms: int = 997) -> list[tuple[str, bytes]]:
+    """``n`` well-formed events (~140 B) over ``users`` users, in event-time order, as
+    ``(user_id, value)`` records for ``streams.publisher.publish_bulk``.
+
+    Each user comes back every ``users`` events (~28 h of event time at the defaults), so the
+    worker also runs due reviews, not only event updates.
+    """
     out = []
     types = ("view", "click", "message", "view", "purchase")
+    pages = ("/app/home", "/app/reports", "/app/settings", "/pricing")
     for i in range(n):
         user = f"user-{(i * 7919) % users:07d}"
         kind = types[i % 5]
-        value = {"event_id": f"e{i}", "user_id": user, "type": kind, "ts": start_ms + i * step_ms}
+        value: dict[str, object] = {"event_id": f"e{i:09d}", "user_id": user, "type": kind, "ts": start_ms + i * step_ms,
+                                    "properties": {"page": pages[i % 4], "session": f"s{i // 5:08d}"}}
         if kind == "purchase":
             value["amount"] = 19.9
-        out.append((user.encode(), orjson.dumps(value)))
+        out.append((user, orjson.dumps(value)))
     return out
 
 
-def section_ceiling(ctx: dict) -> dict:
-    from kafka.admin import KafkaAdminClient, NewTopic
+# ---------------------------------------------------------------------------------------------
+# shared inputs
+# ---------------------------------------------------------------------------------------------
 
-    n = ctx["n"]
-    topic = f"bench-ceiling-{int(time.time())}"
-    admin = KafkaAdminClient(bootstrap_servers=ctx["kafka"])
-    admin.create_topics([NewTopic(topic, 8, 1)])
-    admin.close()
-    events = make_events(n, ctx["users"])
-    produce_rate = asyncio.run(produce_events(ctx["kafka"], topic, events))
+
+def _filled_topic(ctx: Ctx) -> tuple[str, dict[int, int], float]:
+    """A topic holding ``n`` make_events records (made once per run): name, last offsets, produce rate."""
+    if "filled" not in ctx:
+        from streams.cmd_topics import ensure_topics
+        from streams.publisher import publish_bulk_async
+        from streams.settings import Settings
+
+        topic = f"bench-events-{int(time.time())}"
+        settings = Settings(kafka_bootstrap_servers=ctx["kafka"], topic_events=topic, topic_alerts=topic + "-alerts",
+                            topic_dlq=topic + "-dlq")
+        ensure_topics(settings)
+        events = make_events(ctx["n"], ctx["users"])
+        stats = asyncio.run(publish_bulk_async(settings, events))
+        ctx["filled"] = (topic, dict(stats.last_offsets), stats.events_per_s)
+        ctx["event_bytes"] = round(sum(len(v) for _, v in events) / len(events))
+    return ctx["filled"]  # type: ignore[no-any-return]
+
+
+def _population(ctx: Ctx) -> tuple[list[Any], int]:
+    """The simulated population shared by ``memory`` and ``backtest``: events and the window end."""
+    if "population" not in ctx:
+        from streams.simulate import generate
+
+        start_ms, days = 1_767_225_600_000, 120
+        users = max(200, int(10_000 * ctx["scale"]))
+        t0 = time.perf_counter()
+        events, _ = generate(7, users, start_ms, days)
+        print(f"  simulated {users:,} users, {len(events):,} events in {time.perf_counter() - t0:.1f} s", flush=True)
+        ctx["population"] = (events, start_ms + days * 86_400_000)
+    return ctx["population"]  # type: ignore[no-any-return]
+
+
+def _max_rate(ctx: Ctx) -> float:
+    """e2e1's events/s: from this run, else the stored results, else ``--max-rate``."""
+    if ctx.get("max_rate_arg"):
+        return float(ctx["max_rate_arg"])
+    if ctx.get("max_rate"):
+        return float(ctx["max_rate"])
+    stored = ctx["previous"].get("e2e1", {}).get("rows", {}).get("events_per_s")
+    if stored:
+        return float(stored)
+    raise RuntimeError("no max rate: run e2e1 first (or together), or pass --max-rate")
+
+
+def _ceiling(ctx: Ctx) -> float | None:
+    if ctx.get("ceiling"):
+        return float(ctx["ceiling"])
+    stored = ctx["previous"].get("ceiling", {}).get("rows", {}).get("consume_decode_events_per_s")
+    return float(stored) if stored else None
+
+
+def _ratio(value: float | None, ceiling: float | None) -> float | None:
+    return round(value / ceiling, 3) if value and ceiling else None
+
+
+def _services_pids(ctx: Ctx) -> dict[str, int]:
+    return {k: v for k, v in (("kafka", ctx.get("kafka_pid")), ("redis", ctx.get("redis_pid"))) if v}
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+# ---------------------------------------------------------------------------------------------
+
+
+def section_ceiling(ctx: Ctx) -> dict[str, Any]:
+    """Raw aiokafka getmany + orjson.loads per event: what no worker can beat on this machine."""
+    topic, last, produce_rate = _filled_topic(ctx)
+    n = sum(off + 1 for off in last.values())
     res = asyncio.run(measure_ceiling(ctx["kafka"], topic, 8, n))
     ctx["ceiling"] = res.events_per_s
-    return {"events": n, "produce_events_per_s": round(produce_rate), "consume_decode_events_per_s": round(res.events_per_s)}
+    return {"events": n, "event_bytes_mean": ctx["event_bytes"], "partitions": 8,
+            "produce_events_per_s (aiokafka publish_bulk, acks=all)": round(produce_rate),
+            "consume_decode_events_per_s": round(res.events_per_s)}
 
 
-SECTIONS: dict[str, Callable[[dict], dict]] = {"ceiling": section_ceiling}
+def _section_e2e(ctx: Ctx, workers: int, profile: bool = False) -> dict[str, Any]:
+    from benchmarks.e2e import drain, make_topics
+
+    topic, last, _ = _filled_topic(ctx)
+    tag = f"{'prof' if profile else 'e2e'}{workers}-{int(time.time())}"
+    topics = make_topics(ctx["kafka"], topic, tag)
+    profile_to = Path(ctx["logdir"]) / f"{tag}.pyspy.txt" if profile else None
+    rows = drain(bootstrap=ctx["kafka"], redis_url=ctx["redis"], topics=topics, last_offsets=last, workers=workers,
+                 logdir=Path(ctx["logdir"]), service_pids=_services_pids(ctx), profile_to=profile_to)
+    rows["ratio_to_ceiling"] = _ratio(rows["events_per_s"], _ceiling(ctx))
+    if profile_to is not None:
+        rows["collapsed_stacks"] = str(profile_to)
+    return rows
 
 
-def _write(results: dict) -> None:
-    RAW.write_text(json.dumps(results, indent=2) + "\n")
-    lines = [BEGIN, "", f"Run {results['when']} on {results['machine']} ({results['conditions']}), scale {results['scale']}.", ""]
-    for name, rows in results["sections"].items():
-        lines.append(f"### {name}")
-        lines.append("")
-        lines.append("| figure | value |")
-        lines.append("|---|---|")
+def section_e2e1(ctx: Ctx) -> dict[str, Any]:
+    """One worker draining n events (500k at scale 1, ~145 B each, 8 partitions) over 100k users."""
+    rows = _section_e2e(ctx, 1)
+    ctx["max_rate"] = rows["events_per_s"]
+    return rows
+
+
+def section_e2e2(ctx: Ctx) -> dict[str, Any]:
+    """Two workers in one group draining the same events (4 partitions each)."""
+    rows = _section_e2e(ctx, 2)
+    one = ctx.get("max_rate") or ctx["previous"].get("e2e1", {}).get("rows", {}).get("events_per_s")
+    rows["speedup_vs_e2e1"] = round(rows["events_per_s"] / one, 2) if one else None
+    return rows
+
+
+def section_profile(ctx: Ctx) -> dict[str, Any]:
+    """The e2e1 run again with py-spy attached to the worker (figures are slowed by sampling)."""
+    return _section_e2e(ctx, 1, profile=True)
+
+
+def section_latency(ctx: Ctx) -> dict[str, Any]:
+    """Ingest->state and ingest->alert at 25/50/75% of e2e1's rate, one worker in --clock live."""
+    from benchmarks.e2e import make_topics, start_ready
+    from benchmarks.latency import measure_level
+    from streams.keys import Keys
+    import redis as redis_lib
+
+    max_rate = _max_rate(ctx)
+    seconds = max(8.0, 22.0 * min(1.0, ctx["scale"] * 2))
+    warmup = 3.0
+    topic = f"bench-latency-{int(time.time())}"
+    topics = make_topics(ctx["kafka"], topic, "lat")
+    client = redis_lib.Redis.from_url(ctx["redis"])
+    flush_sync(client)
+    client.close()
+    worker = start_ready(ctx["kafka"], ctx["redis"], topics, Path(ctx["logdir"]) / f"{topic}.log",
+                         env={"CHURNWATCH_CLOCK": "live"})
+    rows: dict[str, Any] = {"max_rate (e2e1 events/s)": round(max_rate), "seconds_per_level": seconds,
+                            "warmup_left_out_s": warmup}
+    try:
+        for pct in (25, 50, 75):
+            rate = max_rate * pct / 100
+            res = asyncio.run(measure_level(ctx["kafka"], ctx["redis"], topic, topics.alerts, rate, seconds, warmup,
+                                            f"l{pct}", Keys("cw").progress(topic)))
+            r = res.rows()
+            print(f"  {pct}%: {r}", flush=True)
+            label = f"{pct}% ({r['target_events_per_s']:,}/s)"
+            rows[f"{label}: achieved events/s"] = r["achieved_events_per_s"]
+            rows[f"{label}: ingest->state p50 / p99 / max ms (n)"] = _lat(r, "state")
+            rows[f"{label}: ingest->alert created p50 / p99 / max ms (n)"] = _lat(r, "alert")
+            rows[f"{label}: ingest->alert received p50 / p99 / max ms (n)"] = _lat(r, "alert_received")
+            rows[f"{label}: progress poll gap mean / max ms"] = r["progress_poll_gap_ms (mean / max)"]
+            ctx.setdefault("latency_levels", {})[pct] = r
+            time.sleep(2.0)
+    finally:
+        worker.stop()
+    return rows
+
+
+def _lat(r: dict[str, Any], name: str) -> str:
+    if not r.get(f"{name}_n"):
+        return "no samples"
+    return f"{r[f'{name}_p50_ms']} / {r[f'{name}_p99_ms']} / {r[f'{name}_max_ms']} ({r[f'{name}_n']:,})"
+
+
+def section_memory(ctx: Ctx) -> dict[str, Any]:
+    """Redis bytes per tracked user at 1M users (scale 1), through Store.write."""
+    from benchmarks.memory import measure_memory, templates_from
+
+    events, end_ms = _population(ctx)
+    templates = templates_from(events, end_ms)
+    return measure_memory(ctx["redis"], templates, max(1_000, int(1_000_000 * ctx["scale"])))
+
+
+def section_backtest(ctx: Ctx) -> dict[str, Any]:
+    """`churnwatch backtest` on a simulated file (10k users, 120 days at scale 1), as a subprocess."""
+    from benchmarks.backtest_speed import measure_backtest
+
+    events, _ = _population(ctx)
+    rows = measure_backtest(events)
+    ceiling = _ceiling(ctx)
+    for key in [k for k in rows if k.endswith("events/s (read + replay)")]:
+        rows[key.replace("events/s (read + replay)", "ratio_to_ceiling")] = _ratio(rows[key], ceiling)
+    return rows
+
+
+def section_soak(ctx: Ctx) -> dict[str, Any]:
+    """Ten minutes at 40% of the max rate with new users trickling in; samples every 10 s."""
+    from benchmarks.e2e import make_topics, start_ready
+    from benchmarks.soak import run_soak
+    import redis as redis_lib
+
+    rate = ctx["soak_rate"] or 0.4 * _max_rate(ctx)
+    seconds = ctx["soak_seconds"]
+    topic = f"bench-soak-{int(time.time())}"
+    topics = make_topics(ctx["kafka"], topic, "soak")
+    client = redis_lib.Redis.from_url(ctx["redis"])
+    flush_sync(client)
+    client.close()
+    worker = start_ready(ctx["kafka"], ctx["redis"], topics, Path(ctx["logdir"]) / f"{topic}.log")
+    try:
+        assert worker.proc is not None
+        rows = asyncio.run(run_soak(bootstrap=ctx["kafka"], redis_url=ctx["redis"], events_topic=topic,
+                                    worker_pid=worker.proc.pid, metrics_port=worker.metrics_port,
+                                    broker_pid=ctx.get("kafka_pid"), rate=rate, seconds=seconds,
+                                    sample_s=10.0 if seconds >= 120 else 5.0))
+        alive = worker.proc.poll() is None
+    finally:
+        code = worker.stop()
+    rows["worker_alive_at_end / exit code on SIGTERM"] = f"{alive} / {code}"
+    return rows
+
+
+SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
+    "ceiling": section_ceiling,
+    "e2e1": section_e2e1,
+    "e2e2": section_e2e2,
+    "latency": section_latency,
+    "memory": section_memory,
+    "backtest": section_backtest,
+    "profile": section_profile,
+    "soak": section_soak,
+}
+DEFAULT_SECTIONS = ("ceiling", "e2e1", "e2e2", "latency", "memory", "backtest")
+
+
+# ---------------------------------------------------------------------------------------------
+# targets and the results file
+# ---------------------------------------------------------------------------------------------
+
+
+def _rows(sections: dict[str, Any], name: str) -> dict[str, Any]:
+    return sections.get(name, {}).get("rows", {})  # type: ignore[no-any-return]
+
+
+def _target_lines(sections: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(target, measured, met / not met / not measured) for the four targets."""
+    out: list[tuple[str, str, str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "**not met**")
+
+    e1, e2 = _rows(sections, "e2e1"), _rows(sections, "e2e2")
+    per = [v for v in (e1.get("events_per_s"), e2.get("events_per_s_per_worker")) if v]
+    measured = "; ".join(f"{label}: {v:,} /s" for label, v in (("1 worker", e1.get("events_per_s")),
+                                                               ("2 workers, each", e2.get("events_per_s_per_worker"))) if v)
+    out.append((">= 50k events/s per worker end to end", measured or "-",
+                verdict(all(v >= 50_000 for v in per) if per else None)))
+    lat = _rows(sections, "latency")
+    half = next((v for k, v in lat.items() if k.startswith("50%") and "alert created" in k), None)
+    p99 = float(half.split(" / ")[1]) if half and half != "no samples" else None
+    out.append(("p99 ingest-to-alert < 250 ms at half max rate", f"{p99} ms (alert created; see latency)" if p99 is not None else "-",
+                verdict(p99 < 250 if p99 is not None else None)))
+    mem = _rows(sections, "memory").get("bytes_per_user")
+    out.append(("<= 300 bytes per tracked user", f"{mem} bytes" if mem else "-", verdict(mem <= 300 if mem else None)))
+    bt = {k.split(":")[0]: v for k, v in _rows(sections, "backtest").items() if k.endswith("events/s (read + replay)")}
+    out.append((">= 100k events/s backtest", "; ".join(f"{k}: {v:,} /s" for k, v in bt.items()) or "-",
+                verdict(all(v >= 100_000 for v in bt.values()) if bt else None)))
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        return "; ".join(f"{a} {b}%" for a, b in value)
+    return str(value).replace("|", "/")
+
+
+#: How each section measures, in one paragraph (the module docstrings have the details).
+METHODS: dict[str, str] = {
+    "ceiling": "n events (`make_events`) produced with `streams.publisher.publish_bulk_async` (aiokafka, acks=all, "
+               "linger 20 ms), then read back by one plain aiokafka consumer (`getmany(max_records=10000)`) with "
+               "`orjson.loads` per record, timed from the first non-empty fetch to the last record.",
+    "e2e": "The ceiling's topic is drained by 1 or 2 `churnwatch worker` subprocesses (started as the tests start them, "
+           "`tests.harness.Worker`, default settings: batches of <= 10k records, 64 buckets) on a flushed Redis. Timed "
+           "from the first partition progress written to Redis (first batch done; its events are not counted) to Redis "
+           "progress reaching the last produced offset of every partition (every state written). CPU seconds of the "
+           "worker, Redis and broker processes over that window come from /proc, so `events_per_worker_cpu_s` is the "
+           "figure that least depends on what else ran on the machine.",
+    "latency": "One worker with `--clock live`; this process produces at a fixed rate (aiokafka, linger 5 ms, acks=all) "
+               "with event time = wall time and each event's send time in `properties.sent_ms`. Ingest->state: a "
+               "poller reads the Redis partition progress every ~5 ms; offsets that became covered between two polls "
+               "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
+               "1% of the events are `cancel`s of users seen >= 1 s earlier, which turn churned at once; latency = "
+               "the alert record's Kafka CreateTime (set by the worker's producer) - the cancel's send time; "
+               "'received' is when a consumer with `fetch_max_wait_ms=5` got it. The first 3 s of each rate are "
+               "left out. The producer shares the 2 cores with the worker.",
+    "memory": "Realistic states (a simulated population advanced by `models.engine.advance`) copied to 1M user ids "
+              "and written with `streams.store.Store.write` (the worker's fenced write script) into a flushed Redis; "
+              "INFO used_memory after - before, divided by users. Shares by key kind from MEMORY USAGE (exact, "
+              "SAMPLES 0) of every key; OBJECT ENCODING of every key.",
+    "backtest": "`python -m streams.cli backtest` as a subprocess on a CSV of the simulated population; the command's "
+                "own split (CSV read, replay) from its metrics JSON, and the wall time of the whole process.",
+    "profile": "The e2e1 workload again, with `py-spy record --nonblocking --rate 250` attached to the worker from "
+               "its first batch to its last; idle samples excluded (shares of on-CPU time).",
+    "soak": "One worker (event clock) while this process produces at 40% of the max rate for 10 minutes, event "
+            "time 1,440x faster than the wall clock (10 min = 10 days, so users also go silent, get reviewed, turn "
+            "at risk and churn), 20 new users/s trickling in and 15 active users/s stopping. Samples every 10 s.",
+}
+
+
+def _render(results: dict[str, Any]) -> str:
+    sections: dict[str, Any] = results["sections"]
+    lines = [BEGIN, "", "## Figures (written by `python -m benchmarks.run`; do not edit by hand)", "",
+             f"Machine: {results['machine']}. Conditions: {CONDITIONS}. Figures are single runs: read them as orders "
+             "of magnitude and ratios (each section says when it ran and the load average then). Throughputs are also "
+             "given as a ratio to the `ceiling` section (raw aiokafka consume + orjson decode on the same machine).", "",
+             "### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    for target, measured, verdict in _target_lines(sections):
+        lines.append(f"| {target} | {measured} | {verdict} |")
+    lines.append("")
+    order = [s for s in SECTIONS if s in sections]
+    for name in order:
+        sec = sections[name]
+        method = METHODS.get("e2e" if name in ("e2e1", "e2e2") else name, "")
+        lines += [f"### {name}", "", f"_{sec.get('doc', '')}_ Run {sec['when']}, scale {sec['scale']}, "
+                  f"load average before / after: {sec.get('load_before', '?')} -> {sec.get('load_after', '?')}.", ""]
+        if method:
+            lines += [f"How: {method}", ""]
+        rows = dict(sec["rows"])
+        profile = rows.pop("profile", None)
+        samples = rows.pop("samples", None)
+        lines += ["| figure | value |", "|---|---|"]
         for key, value in rows.items():
-            lines.append(f"| {key} | {value} |")
+            lines.append(f"| {key} | {_fmt(value)} |")
         lines.append("")
+        if profile:
+            lines += _render_profile(profile)
+        if samples:
+            lines += _render_samples(samples)
     lines.append(END)
-    block = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def _render_profile(profile: dict[str, Any]) -> list[str]:
+    lines = [f"py-spy samples on CPU: {profile.get('samples', 0):,}. Shares of on-CPU time.", "",
+             "| area (innermost frame) | % |", "|---|---|"]
+    lines += [f"| {a} | {p} |" for a, p in profile.get("areas", [])]
+    lines += ["", "| hottest functions, self time | % |", "|---|---|"]
+    lines += [f"| `{f}` | {p} |" for f, p in profile.get("self_top", [])]
+    lines += ["", "| churnwatch functions, inclusive time | % |", "|---|---|"]
+    lines += [f"| `{f}` | {p} |" for f, p in profile.get("inclusive_top", [])]
+    return lines + [""]
+
+
+def _render_samples(samples: list[dict[str, Any]]) -> list[str]:
+    cols = list(samples[0])
+    lines = ["Samples (about one a minute; every sample is in results.json):", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    keep = [s for i, s in enumerate(samples) if i == 0 or i == len(samples) - 1 or int(s["t_s"]) // 60 != int(samples[i - 1]["t_s"]) // 60]
+    for s in keep:
+        lines.append("| " + " | ".join(_fmt(s[c]) for c in cols) + " |")
+    return lines + [""]
+
+
+def _load_previous() -> dict[str, Any]:
+    try:
+        data = json.loads(RAW.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    sections = data.get("sections", {})
+    return {k: v for k, v in sections.items() if isinstance(v, dict) and "rows" in v}
+
+
+def _write(results: dict[str, Any]) -> None:
+    RAW.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    block = _render(results)
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n" + BEGIN + "\n" + END + "\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
@@ -86,40 +438,66 @@ def _write(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__)
-    ap.add_argument("--only", default="", help="comma-separated sections (default all): " + ",".join(SECTIONS))
+    ap = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help=f"comma-separated sections (default: {','.join(DEFAULT_SECTIONS)}); all: {','.join(SECTIONS)}")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply event and user counts (0.1 for a quick look)")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md / results.json")
+    ap.add_argument("--max-rate", type=float, default=None, help="events/s taken as the max rate by latency/soak (default: e2e1's)")
+    ap.add_argument("--soak-seconds", type=float, default=600.0, help="soak: seconds of producing (default 600)")
+    ap.add_argument("--soak-rate", type=float, default=None, help="soak: events/s (default 40%% of the max rate)")
     args = ap.parse_args(argv)
-    chosen = [s for s in (args.only.split(",") if args.only else SECTIONS) if s]
+    chosen = [s for s in (args.only.split(",") if args.only else DEFAULT_SECTIONS) if s]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         print(f"benchmarks.run: error: unknown section(s) {unknown}; known: {list(SECTIONS)}", file=sys.stderr)
         return 2
+    if args.scale <= 0:
+        print(f"benchmarks.run: error: --scale must be > 0, got {args.scale}", file=sys.stderr)
+        return 2
+    previous = _load_previous()
+    logdir = tempfile.mkdtemp(prefix="churnwatch-bench-")
     kafka = start_kafka()
     redis = start_redis()
-    ctx = {"kafka": kafka.address, "redis": redis.address, "n": int(500_000 * args.scale), "users": int(100_000 * args.scale),
-           "scale": args.scale}
-    results: dict = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
-        "conditions": "broker, Redis and workers on the same noisy shared machine",
-        "scale": args.scale,
-        "sections": {},
+    ctx: Ctx = {"kafka": kafka.address, "redis": redis.address, "n": int(500_000 * args.scale),
+                "users": max(100, int(100_000 * args.scale)), "scale": args.scale, "logdir": logdir,
+                "kafka_pid": kafka.proc.pid if kafka.proc else None, "redis_pid": redis.proc.pid if redis.proc else None,
+                "previous": previous, "max_rate_arg": args.max_rate, "soak_rate": args.soak_rate,
+                "soak_seconds": args.soak_seconds}
+    results: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+                   f"{platform.python_implementation()} {platform.python_version()}",
+        "sections": dict(previous),
     }
+    print(f"benchmarks: sections {chosen}, scale {args.scale}, logs in {logdir}, load {load_average()}", flush=True)
+    failed = []
     try:
         for name in chosen:
             print(f"== {name}", flush=True)
-            rows = SECTIONS[name](ctx)
+            load_before = load_average()
+            t0 = time.perf_counter()
+            try:
+                rows = SECTIONS[name](ctx)
+            except Exception as exc:  # one broken section must not lose the others' figures
+                print(f"  {name} FAILED: {type(exc).__name__}: {str(exc)[:2000]}", flush=True)
+                failed.append(name)
+                continue
             for key, value in rows.items():
-                print(f"  {key}: {value}", flush=True)
-            results["sections"][name] = rows
+                if key not in ("samples",):
+                    print(f"  {key}: {value}", flush=True)
+            print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+            results["sections"][name] = {
+                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scale": args.scale,
+                "load_before": load_before, "load_after": load_average(), "doc": (SECTIONS[name].__doc__ or "").strip(),
+                "rows": rows,
+            }
     finally:
         redis.stop()
         kafka.stop()
     if not args.no_write:
         _write(results)
-    return 0
+    if failed:
+        print(f"benchmarks: failed sections: {failed} (logs in {logdir})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

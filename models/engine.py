@@ -101,7 +101,7 @@ def advance(
     """
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
-    for ev in sorted(events, key=Event.sort_key.fget):  # type: ignore[arg-type]
+    for ev in sorted(events, key=_order):
         ts_s = ev.ts_ms // 1000
         _run_due_reviews(user_id, st, ev.ts_ms, model, out)
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
@@ -111,6 +111,10 @@ def advance(
     _run_due_reviews(user_id, st, until_ms, model, out)
     out.expire = _expired(st, until_ms // 1000, model)
     return out
+
+
+def _order(ev: Event) -> tuple[int, str]:
+    return ev.ts_ms, ev.event_id  # Event.sort_key
 
 
 def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome) -> None:
@@ -154,10 +158,11 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
 
     Alerts change only at a stage change or when risk crosses ``risk_enter``; ``recovered``
     needs risk to fall, which silence never does (models.risk), so it waits for an event. The
-    next stage change comes from models.lifecycle; the risk crossing is found by bisection to
-    ``_RISK_TOLERANCE_S`` (risk is non-decreasing in silence) on models.scoring.risk_after. ``review_interval_days`` caps
-    the wait. A churned user is looked at once more, when its state may expire, then never.
-    A silent user thus costs a handful of reviews over its whole decline, not one per day.
+    next stage change comes from models.lifecycle; the risk crossing before it is found by
+    bisection to ``_RISK_TOLERANCE_S`` on models.scoring.risk_after (risk is non-decreasing in
+    silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the
+    wait. A churned user is looked at once more, when its state may expire, then never. A silent
+    user thus costs a handful of reviews over its whole decline, not one per day.
     """
     if a.stage == "churned":
         expiry = st.stage_since_s + int(math.ceil(model.retention_days * DAY_S))

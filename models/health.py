@@ -1,5 +1,4 @@
-"""Health 0-100: how much and how broadly the user uses the product, against the population and
-their own past.
+"""Health 0-100: how much and how broadly the user uses the product, against others and their past.
 
 health = 100 x (0.45 intensity + 0.25 breadth + 0.30 momentum), each part in [0, 1]:
 

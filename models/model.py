@@ -53,6 +53,9 @@ class ChurnModel:
     risk_means: Mapping[str, float] = field(default_factory=dict)
     # BG/NBD population parameters (r, alpha, a, b), alpha in days; None until fitted.
     bgnbd: Mapping[str, float] | None = None
+    # Calibration of P(alive) (models.temperature): p -> sigmoid(slope x logit(p) + intercept),
+    # fitted by ``train`` against who in hindsight had left; empty = the models' own P(alive).
+    alive_calibration: Mapping[str, float] = field(default_factory=dict)
     # Population reference points (quantiles, typical intervals, visit BG/NBD, RFM edges); filled by ``train``.
     population: Mapping[str, Any] = field(default_factory=dict)
     # Free text on where the numbers come from, and training figures (sizes, held-out calibration).
@@ -80,6 +83,12 @@ class ChurnModel:
             if not 0.0 <= getattr(self, name) <= 100.0:
                 raise ValueError(f"{name} must be on the 0-100 score scale, got {getattr(self, name)}")
         check_weights(self.risk_weights, self.risk_intercept)
+        if self.alive_calibration:
+            slope, intercept = self.alive_calibration.get("slope"), self.alive_calibration.get("intercept")
+            if set(self.alive_calibration) != {"slope", "intercept"} or not (
+                isinstance(slope, (int, float)) and isinstance(intercept, (int, float)) and 0 < slope < 1e6 and abs(intercept) < 1e6
+            ):
+                raise ValueError(f"alive_calibration must be {{slope > 0, intercept}} (log-odds), got {dict(self.alive_calibration)}")
 
     def to_json(self) -> str:
         return json.dumps({"format": MODEL_FORMAT, **asdict(self)}, indent=2, sort_keys=True)

@@ -2,17 +2,20 @@
 
 Each reason is a fact about the user that holds now ("no visit for 2.5x the usual interval of
 3.0 days") and is tied to the risk features that carry it. Importance is that group's share of
-the risk log-odds against an average user, sum of weight x (value - training mean), so the
-first reason is the one that moves the risk most; facts the risk model does not weigh (the
-stage's own story: cancelled, back after a break, new) come first or last as noted below.
+the risk log-odds against an average user, sum of weight x (value - training mean), plus, for
+the silence that made the temperature fall, the log-odds the "already gone" part adds to the
+risk (models.risk.churn_risk); so the first reason is the one that moves the risk most. Facts
+the risk model does not weigh (the stage's own story: cancelled, back after a break, new) come
+first or last as noted below.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Final, Sequence
 
 from models.health import ACT_QUANTILES, percentile
-from models.risk import FEATURES
+from models.risk import FEATURES, risk_probability
 from models.signals import Signals
 from models.state import DAY_S, UserState
 from models.temperature import StaySource
@@ -44,6 +47,11 @@ def _importance(key: str, values: Sequence[float], model: "ChurnModel") -> float
         name = FEATURES[i]
         total += weights.get(name, 0.0) * (values[i] - means.get(name, 0.0))
     return total
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    return math.log(p / (1.0 - p))
 
 
 def _kinds_used(sig: Signals) -> int:
@@ -92,18 +100,27 @@ def reasons(
     p_stay: float,
     source: StaySource,
     model: "ChurnModel",
+    leave: float | None = None,
 ) -> tuple[str, ...]:
     """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first.
 
-    ``values`` is the risk feature vector (models.risk.feature_vector) of the same signals.
+    ``values`` is the risk feature vector (models.risk.feature_vector) of the same signals and
+    ``leave`` its logistic probability, when the caller has it already.
     """
     found: list[tuple[float, str]] = []
+    # The part of the risk that says "already gone" (models.risk.churn_risk) comes from the
+    # silence against the rhythm that decided the temperature: its log-odds go to that fact
+    # first and to the temperature itself next.
+    if leave is None:
+        leave = risk_probability(values, model)
+    risk = 1.0 - p_stay * (1.0 - leave)
+    gone = _logit(risk) - _logit(leave)
     if sig.cancelled:
         found.append((_FIRST, "cancelled"))
     if sig.visit_overdue >= 1.5:
-        found.append((_importance("silence", values, model), "silence"))
+        found.append((_importance("silence", values, model) + (gone if source == "visits" else 0.0), "silence"))
     if sig.purchase_x >= 1 and sig.purchase_overdue >= 1.5:
-        found.append((_importance("purchase", values, model), "purchase"))
+        found.append((_importance("purchase", values, model) + (gone if source == "purchases" else 0.0), "purchase"))
     if sig.trend <= 0.7 and sig.act_28d > 0.0:
         found.append((_importance("decline", values, model), "decline"))
     edges = model.population.get(ACT_QUANTILES)
@@ -112,7 +129,7 @@ def reasons(
     if sig.breadth < 0.3:
         found.append((_importance("narrow", values, model), "narrow"))
     if p_stay < 0.5:
-        found.append((_importance("cooling", values, model), "cooling"))
+        found.append((_importance("cooling", values, model) + 0.5 * gone, "cooling"))
     if stage == "reactivated":
         found.append((_LAST, "back"))
     elif stage == "new":

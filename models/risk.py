@@ -1,4 +1,11 @@
-"""Churn risk: a calibrated probability of churning within the model's horizon, from a logistic model.
+"""Churn risk: the calibrated probability that a user has churned by the end of the horizon.
+
+Two parts (:func:`churn_risk`): the user may already be gone without saying so, with probability
+1 - P(alive) (the temperature, models.temperature); if not, they may leave within the horizon,
+with the probability a logistic model gives from the signals (:func:`risk_probability`). So
+risk = 1 - P(alive) x (1 - P(leave | alive)). ``churnwatch train`` fits the logistic part on
+users who, in hindsight, were still there at each snapshot date, and calibrates P(alive) against
+who was already gone; the held-out reliability of both is stored in the model file.
 
 Why logistic regression: its output is a probability that is calibrated in the large by
 construction (at the optimum the mean prediction equals the observed rate, and the same holds
@@ -7,9 +14,10 @@ reasons rank features by their share of the log-odds) and scores in plain float 
 
 Features are written so that each one either grows with silence or does not depend on it, and
 the weights of the growing ones are kept >= 0 (a bound in the fit, a projection in
-``learn_one``, a check when a model file is loaded). So risk never falls while a user stays
-silent, whatever the training data: the engine finds the moment risk crosses the alert
-threshold by bisection, and "more silence, less risk" is never shown to a CRM.
+``learn_one``, a check when a model file is loaded); P(alive) only falls with silence. So risk
+never falls while a user stays silent, whatever the training data: the engine finds the moment
+risk crosses the alert threshold by bisection, and "more silence, less risk" is never shown to
+a CRM.
 
 The river-style object :class:`LogisticRisk` has ``learn_one``/``predict_proba_one`` for
 incremental use and a batch ``fit`` (L2-penalised maximum likelihood, scipy L-BFGS-B on
@@ -37,6 +45,7 @@ __all__ = [
     "check_weights",
     "feature_vector",
     "features_after",
+    "churn_risk",
     "risk_probability",
     "sigmoid",
 ]
@@ -63,27 +72,27 @@ FEATURES: Final[tuple[str, ...]] = (
 #: Features that grow with silence: their weights must be >= 0 (module docstring).
 SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:10])
 
-#: Weights used until ``train`` fits some (the ``ChurnModel`` defaults). Rounded from a fit on
-#: simulated histories (see models/default_model.json for the fitted ones and their data).
+#: Weights used until ``train`` fits some (the ``ChurnModel`` defaults, when no model file is
+#: given): the fit on simulated histories in models/default_model.json, rounded to one digit.
 PRIOR_WEIGHTS: Final[Mapping[str, float]] = {
-    "silence_log": 0.4,
-    "visit_overdue_log": 0.8,
-    "purchase_overdue_log": 0.3,
+    "silence_log": 0.0,
+    "visit_overdue_log": 0.0,
+    "purchase_overdue_log": 0.0,
     "inactive_7d": 0.2,
-    "inactive_28d": 0.3,
+    "inactive_28d": 0.0,
     "inactive_90d": 0.0,
-    "decline": 0.5,
-    "decline_long": 0.5,
-    "gap_trend": 0.5,
-    "narrowness": 0.5,
-    "cooling": 1.5,
-    "tenure_log": -0.2,
-    "active_days_log": 0.0,
-    "buyer": -0.3,
-    "purchases_log": 0.0,
+    "decline": 0.0,
+    "decline_long": 0.0,
+    "narrowness": 0.0,
+    "cooling": 0.0,
+    "gap_trend": 1.4,
+    "tenure_log": 0.1,
+    "active_days_log": 0.3,
+    "buyer": 1.3,
+    "purchases_log": -0.9,
     "revenue_log": 0.0,
 }
-PRIOR_INTERCEPT: Final[float] = -2.5
+PRIOR_INTERCEPT: Final[float] = -3.0
 
 
 def check_weights(weights: Mapping[str, float], intercept: float) -> None:
@@ -169,8 +178,15 @@ _cache_model: object = None
 _cache_weights: tuple[float, ...] = ()
 
 
+def churn_risk(values: Sequence[float], p_alive: float, model: "ChurnModel") -> float:
+    """P(churned by the end of the horizon) = P(gone already) + P(alive) x P(leaves | alive)
+    = 1 - p_alive x (1 - leave_probability(values)), with ``p_alive`` the temperature / 100."""
+    return 1.0 - p_alive * (1.0 - risk_probability(values, model))
+
+
 def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
-    """P(churn within model.horizon_days) for a feature vector (hot path: plain floats)."""
+    """P(leaves within model.horizon_days | still a user now) of a feature vector: the logistic
+    model itself (hot path: plain floats)."""
     global _cache_model, _cache_weights
     if model is not _cache_model:
         _cache_weights = tuple(float(model.risk_weights.get(name, 0.0)) for name in FEATURES)
@@ -298,7 +314,7 @@ class LogisticRisk:
             grad[1:] = Z.T @ r + self.l2 * w
             return loss, grad
 
-        bounds = [(None, None)]
+        bounds: list[tuple[float | None, float | None]] = [(None, None)]
         for j, name in enumerate(self.features):
             if not live[j]:
                 bounds.append((0.0, 0.0))

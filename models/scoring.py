@@ -23,12 +23,10 @@ from models.lifecycle import stage_of
 from models.model import ChurnModel
 from models.reasons import reasons
 from models.rfm import rfm_segment
-from models import bgnbd, mbgnbd
-from models.risk import feature_vector, features_after, risk_probability
+from models.risk import churn_risk, feature_vector, features_after, risk_probability
 from models.signals import Signals, compute_signals
 from models.state import DAY_S, Stage, UserState
-from models.temperature import StaySource, p_stay
-from models.temperature import params as temperature_params
+from models.temperature import StaySource, p_stay, stay_after
 
 __all__ = ["Action", "Assessment", "Scores", "assess", "features_at", "risk_after", "risk_at", "score", "scores_from"]
 
@@ -57,6 +55,7 @@ class Assessment:
     p_stay: float
     stay_source: StaySource
     features: list[float]
+    leave: float  # P(leaves within the horizon | alive), the logistic part of the risk
 
 
 def assess(st: UserState, now_s: int, model: ChurnModel) -> Assessment:
@@ -68,8 +67,9 @@ def assess(st: UserState, now_s: int, model: ChurnModel) -> Assessment:
     p, source = p_stay(sig, model)
     values = feature_vector(sig, p, st.revenue)
     stage = stage_of(st, sig, model)
-    risk = 1.0 if stage == "churned" else risk_probability(values, model)
-    return Assessment(sig, stage, risk, p, source, values)
+    leave = risk_probability(values, model)
+    risk = 1.0 if stage == "churned" else 1.0 - p * (1.0 - leave)  # models.risk.churn_risk
+    return Assessment(sig, stage, risk, p, source, values, leave)
 
 
 def scores_from(st: UserState, a: Assessment, model: ChurnModel) -> Scores:
@@ -79,7 +79,7 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel) -> Scores:
     temperature = 100.0 * a.p_stay
     segment = rfm_segment(st, sig.now_s, model.population) if st.n_purchases else None
     action = recommend(a.stage, h, temperature, st.n_purchases > 0, model)
-    why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model)
+    why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave)
     return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)
 
 
@@ -94,7 +94,7 @@ def risk_at(st: UserState, now_s: int, model: ChurnModel) -> float:
     if stage_of(st, sig, model) == "churned":
         return 1.0
     p, _ = p_stay(sig, model)
-    return risk_probability(feature_vector(sig, p, st.revenue), model)
+    return churn_risk(feature_vector(sig, p, st.revenue), p, model)
 
 
 def risk_after(a: Assessment, t_s: int, model: ChurnModel) -> float:
@@ -105,12 +105,8 @@ def risk_after(a: Assessment, t_s: int, model: ChurnModel) -> float:
     extra = (t_s - sig.now_s) / DAY_S
     if extra <= 0.0:
         return a.risk
-    visits, purchases = temperature_params(model)
-    p = mbgnbd.p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days + extra)
-    if purchases is not None and sig.n_purchases > 0:
-        q = bgnbd.p_alive(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T + extra)
-        p = q if q < p else p
-    return risk_probability(features_after(sig, a.features, extra, p), model)
+    p, _ = stay_after(sig, extra, model)
+    return churn_risk(features_after(sig, a.features, extra, p), p, model)
 
 
 def features_at(st: UserState, now_s: int, model: ChurnModel) -> tuple[Stage, list[float]]:

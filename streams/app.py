@@ -19,11 +19,12 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 from models.model import ChurnModel, load_model
 from models.state import STAGES
 from streams import metrics
+from streams.cmd_topics import ensure_topics, quiet_kafka_logs
 from streams.consumer import KafkaSink, StreamConsumer
 from streams.pipeline import REDIS_TRANSIENT, Pipeline
 from streams.settings import Settings, SettingsError
@@ -61,10 +62,11 @@ class WorkerRuntime:
         self.pipeline = Pipeline(settings, self.store, self.sink, model)
         self.consumer = StreamConsumer(settings, self.store, self.pipeline, self.sink)
         self.started = False
+        self.ready = False  # partitions assigned and Redis answered at the last gauge refresh
         self.exit_code = 0
         self._run_task: asyncio.Task[None] | None = None
 
-    async def start(self, should_stop: "Any" = lambda: False) -> bool:
+    async def start(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Connect (retrying while Redis or the broker is unreachable) and start the loop task.
 
         Returns False if the worker must not run (settings disagree with the data in Redis).
@@ -91,9 +93,8 @@ class WorkerRuntime:
         return True
 
     async def stop(self) -> None:
-        if not self.started:
-            return
-        self.consumer._stopping = True  # noqa: SLF001 - the loop polls this flag
+        """Let the cycle in flight finish (or abandon it if stuck retrying), then disconnect."""
+        self.consumer.request_stop()
         if self._run_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._run_task), STOP_TIMEOUT_S)
@@ -110,10 +111,13 @@ class WorkerRuntime:
         try:
             await self.store.ping()
             stats = await self.store.stats()
-        except REDIS_TRANSIENT:
+        except Exception as exc:  # a timer must never take the worker down
+            self.ready = False
             metrics.READY.set(0)
+            logger.debug("gauge refresh failed: %s", exc)
             return
-        metrics.READY.set(1 if self.consumer.assigned and self.started else 0)
+        self.ready = bool(self.consumer.assigned) and self.started
+        metrics.READY.set(1 if self.ready else 0)
         metrics.USERS_TRACKED.set(stats.get("users", 0))
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))
         for stage in STAGES:
@@ -178,7 +182,7 @@ def build_app(settings: Settings, runtime: WorkerRuntime, datadir: str) -> Any:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = metrics.READY._value.get() == 1  # noqa: SLF001 - prometheus_client has no public getter
+        ready = runtime.ready
         return web.text("ready\n" if ready else "not ready\n", status=200 if ready else 503)
 
     return app
@@ -206,14 +210,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         topic_dlq=args.dlq_topic,
     )
     model = load_model(settings.model_path or None)
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for name in ("kafka", "aiokafka"):  # their INFO lines are per connection: noise at our INFO
-            logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_kafka_logs()
     if settings.redis_cluster:
         raise SettingsError("CHURNWATCH_REDIS_CLUSTER=true is not supported yet: point REDIS_URL at one Redis node")
     _ensure_topics_or_warn(settings)
     _preflight_store(settings)
 
+    _use_uvloop()
     import faust
 
     datadir = tempfile.mkdtemp(prefix="churnwatch-faust-")
@@ -236,10 +239,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return runtime.exit_code or code
 
 
+def _use_uvloop() -> None:
+    """uvloop when installed (the ``fast`` extra): the asyncio side of a cycle gets ~25% cheaper."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def _ensure_topics_or_warn(settings: Settings) -> None:
     """Create the topics if missing, so no broker auto-creates them with its own partition count."""
-    from streams.cmd_topics import ensure_topics
-
     try:
         ensure_topics(settings, timeout_s=15.0)
     except Exception as exc:  # the consumer keeps retrying the broker anyway

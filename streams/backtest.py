@@ -28,7 +28,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
+from typing import IO, Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 from models.engine import Alert, advance
 from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
@@ -51,6 +51,7 @@ __all__ = [
     "alert_outcomes",
     "covers",
     "evaluate",
+    "format_time",
     "lead_time_ms",
     "lift_table",
     "load_type_map",
@@ -107,7 +108,10 @@ def parse_as_of(text: str) -> list[int]:
         if end < start:
             raise ValueError(f"--as-of range ends ({parts[1]}) before it starts ({parts[0]})")
         return list(range(start, end + 1, step))
-    return sorted({_parse_date_ms(part) for part in text.split(",") if part.strip()})
+    dates = sorted({_parse_date_ms(part) for part in text.split(",") if part.strip()})
+    if not dates:
+        raise ValueError(f"--as-of {text!r} holds no date")
+    return dates
 
 
 def format_time(ms: int) -> str:
@@ -199,9 +203,8 @@ class Progress:
     runs and tests print nothing. On a terminal it redraws one line; into a file or pipe it
     writes a plain line at most every ``log_every_s``. Wall time here is display only."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, after_s: float = 2.0, enabled: bool = True,
+    def __init__(self, label: str, stream: TextIO | None = None, after_s: float = 2.0, enabled: bool = True,
                  log_every_s: float = 10.0) -> None:
-        self.total = max(total, 1)
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
@@ -212,17 +215,18 @@ class Progress:
         self._last = -math.inf
         self._drawn = False
 
-    def update(self, done: int) -> None:
+    def update(self, fraction: float) -> None:
+        """Show that ``fraction`` (0-1) of the work is done (drawn only now and then)."""
         if not self.enabled:
             return
         now = time.monotonic()
         if now - self._start < self._after or now - self._last < self._every:
             return
         self._last = now
-        self._draw(done, now)
+        self._draw(fraction, now)
 
-    def _draw(self, done: int, now: float) -> None:
-        frac = min(1.0, done / self.total)
+    def _draw(self, fraction: float, now: float) -> None:
+        frac = min(1.0, max(0.0, fraction))
         width = 30
         filled = int(frac * width)
         line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {100 * frac:5.1f}% {now - self._start:6.1f}s"
@@ -233,7 +237,7 @@ class Progress:
     def close(self) -> None:
         """Draw 100% and end the line, if anything was drawn at all."""
         if self._drawn:
-            self._draw(self.total, time.monotonic())
+            self._draw(1.0, time.monotonic())
             if self.tty:
                 self.stream.write("\n")
             self.stream.flush()
@@ -276,7 +280,7 @@ def replay(
     dates = sorted(set(as_of_ms))
     states: dict[str, UserState] = {}
     pos = 0
-    for date_ms in dates:
+    for i, date_ms in enumerate(dates):
         end = bisect.bisect_left(ordered, date_ms, lo=pos, key=_ts_ms)
         fresh: dict[str, list[Event]] = {}
         for ev in ordered[pos:end]:
@@ -285,7 +289,10 @@ def replay(
         for user, mine in fresh.items():
             result.first_seen_ms.setdefault(user, mine[0].ts_ms)
         now_s = date_ms // 1000
-        for user in sorted(states.keys() | fresh.keys()):
+        users = sorted(states.keys() | fresh.keys())
+        for j, user in enumerate(users):
+            if progress is not None and j % 256 == 0:
+                progress.update((i + j / len(users)) / len(dates))
             out = advance(user, states.get(user), fresh.get(user, ()), date_ms, model)
             for alert in out.alerts:
                 if alert.kind != "stage_changed":
@@ -298,8 +305,6 @@ def replay(
             states[user] = out.state
             on_row(score_row(user, date_ms, score(out.state, now_s, model)))
             result.n_rows += 1
-        if progress is not None:
-            progress.update(pos)
     return result
 
 
@@ -542,48 +547,96 @@ def alert_outcomes(episodes: Sequence[AlertEpisode], churned_at_ms: int | None, 
 
 @dataclass(slots=True)
 class _Panel:
-    """The (user, as-of) rows that can be judged: risk and whether churn followed in the horizon."""
+    """(user, as-of) rows that can be judged: the risk shown and whether churn followed."""
 
     risk: list[float] = field(default_factory=list)
     churns: list[bool] = field(default_factory=list)
     as_of: list[int] = field(default_factory=list)
     excluded_churned: int = 0
     excluded_unobserved: int = 0
+    already_gone: int = 0  # (open view) positives whose last activity was already behind them
+
+    def add(self, risk: float, churns: bool, as_of_ms: int) -> None:
+        self.risk.append(risk)
+        self.churns.append(churns)
+        self.as_of.append(as_of_ms)
+
+    def summary(self) -> dict[str, Any]:
+        n, pos = len(self.churns), sum(self.churns)
+        return {
+            "rows_judged": n,
+            "rows_churn_within_horizon": pos,
+            "base_rate": _rounded(pos / n) if n else None,
+            "roc_auc": _rounded(roc_auc(self.risk, self.churns)),
+            "top_decile_lift": _rounded(top_fraction_lift(self.risk, self.churns, 0.1), 3),
+        }
 
 
-def _panel_collector(labels: Labels, horizon_ms: int, known_until_ms: int) -> tuple[_Panel, Callable[[ScoreRow], None]]:
-    panel = _Panel()
+@dataclass(slots=True)
+class _Panels:
+    """Two ways to pick the rows that can be judged (docs/SCORES.md, "How good is it").
+
+    Both leave out users the engine has reported churned at the as-of date (their risk is 1 by
+    definition) and dates whose horizon reaches past the data. Churn is the time of the last
+    activity (the labels' ``churned_at``).
+
+    ``open`` (the headline, and what ``churnwatch train`` judges its held-out users on): every
+    user not reported churned, which is all a CRM can know at the as-of date; positive when the
+    user is gone by the end of the horizon, whether the last activity is still ahead or already
+    behind (left, but not silent long enough to be called churned).
+    ``ahead``: only users whose last activity is still ahead; positive when it falls in the
+    horizon. Picking these rows uses the future (only later silence shows that a last visit was
+    the last): it drops the silent-and-gone and keeps the silent-and-returning, so it measures
+    how well the *last visit* is foreseen, which abrupt quitters make close to a coin toss.
+    """
+
+    open: _Panel = field(default_factory=_Panel)
+    ahead: _Panel = field(default_factory=_Panel)
+
+
+def _panel_collector(labels: Labels, horizon_ms: int, known_until_ms: int) -> tuple[_Panels, Callable[[ScoreRow], None]]:
+    panels = _Panels()
+    ahead, open_ = panels.ahead, panels.open
 
     def collect(row: ScoreRow) -> None:
-        churned = labels.churned_at_ms.get(row.user_id)
-        if churned is not None and churned <= row.as_of_ms:
-            panel.excluded_churned += 1
-            return
         if row.as_of_ms + horizon_ms > known_until_ms:
-            panel.excluded_unobserved += 1
+            ahead.excluded_unobserved += 1
+            open_.excluded_unobserved += 1
             return
-        panel.risk.append(row.risk)
-        panel.churns.append(churned is not None and churned <= row.as_of_ms + horizon_ms)
-        panel.as_of.append(row.as_of_ms)
+        if row.stage == "churned":  # reported: its risk is 1 by definition, not a forecast
+            ahead.excluded_churned += 1
+            open_.excluded_churned += 1
+            return
+        churned = labels.churned_at_ms.get(row.user_id)
+        gone = churned is not None and churned <= row.as_of_ms + horizon_ms
+        behind = churned is not None and churned <= row.as_of_ms
+        open_.add(row.risk, gone, row.as_of_ms)
+        open_.already_gone += behind
+        if behind:
+            ahead.excluded_churned += 1
+        else:
+            ahead.add(row.risk, gone, row.as_of_ms)
 
-    return panel, collect
+    return panels, collect
 
 
 def _rounded(x: float | None, digits: int = 4) -> float | None:
     return None if x is None else round(x, digits)
 
 
-
-
-def evaluate(panel: _Panel, result: Replay, labels: Labels, as_of_ms: Sequence[int], horizon_ms: int) -> dict[str, Any]:
+def evaluate(panels: _Panels, result: Replay, labels: Labels, as_of_ms: Sequence[int], horizon_ms: int) -> dict[str, Any]:
     """Every detection figure of a replay against labels, as a JSON-ready dict.
 
     The window is [first as-of, last as-of]: alert episodes opened in it are judged for precision
     (``alert_outcomes``), and users who churned inside it, having been seen before, are the
     churners of recall and lead time. Churn after the last event of the input is unobservable.
+    Churners not flagged before they left get the delay from their churn to the first at-risk
+    alert after it, if any: how long the CRM waits to hear about a user who left abruptly.
     """
     first, last = min(as_of_ms), max(as_of_ms)
+    day_ms = DAY_S * 1000
     known_until = result.data_end_ms
+    panel = panels.open
     by_date: dict[int, tuple[list[float], list[bool]]] = {}
     for r, y, d in zip(panel.risk, panel.churns, panel.as_of):
         rs, ys = by_date.setdefault(d, ([], []))
@@ -592,6 +645,7 @@ def evaluate(panel: _Panel, result: Replay, labels: Labels, as_of_ms: Sequence[i
     right = wrong = unknown = after_churn = 0
     churners: dict[str, int] = {}
     leads: dict[str, list[float]] = {}
+    delays: dict[str, list[float]] = {}
     for user, first_seen in result.first_seen_ms.items():
         churned = labels.churned_at_ms.get(user)
         episodes = alert_episodes(result.alerts.get(user, ()))
@@ -605,23 +659,29 @@ def evaluate(panel: _Panel, result: Replay, labels: Labels, as_of_ms: Sequence[i
         churners[persona] = churners.get(persona, 0) + 1
         lead = lead_time_ms(episodes, churned, horizon_ms)
         if lead is not None:
-            leads.setdefault(persona, []).append(lead / (DAY_S * 1000))
+            leads.setdefault(persona, []).append(lead / day_ms)
+            continue
+        late = [ep.opened_ms - churned for ep in episodes if ep.opened_ms >= churned]
+        if late:
+            delays.setdefault(persona, []).append(min(late) / day_ms)
     judged = right + wrong
     n_churners = sum(churners.values())
     all_leads = [d for v in leads.values() for d in v]
+    all_delays = [d for v in delays.values() for d in v]
     return {
-        "horizon_days": horizon_ms / (DAY_S * 1000),
+        "horizon_days": horizon_ms / day_ms,
         "window": [format_time(first), format_time(last)],
         "data_end": format_time(known_until),
-        "rows_judged": len(panel.risk),
-        "rows_excluded_already_churned": panel.excluded_churned,
+        **panel.summary(),
+        "rows_already_gone": panel.already_gone,
+        "rows_excluded_reported_churned": panel.excluded_churned,
         "rows_excluded_horizon_past_data_end": panel.excluded_unobserved,
-        "rows_churn_within_horizon": sum(panel.churns),
-        "base_rate": _rounded(sum(panel.churns) / len(panel.churns)) if panel.churns else None,
-        "roc_auc": _rounded(roc_auc(panel.risk, panel.churns)),
         "roc_auc_by_as_of": {format_time(d): _rounded(roc_auc(*by_date[d])) for d in sorted(by_date)},
-        "top_decile_lift": _rounded(top_fraction_lift(panel.risk, panel.churns, 0.1), 3),
         "lift_by_decile": [{k: round(v, 4) for k, v in row.items()} for row in lift_table(panel.risk, panel.churns)],
+        "churn_ahead": {
+            **panels.ahead.summary(),
+            "rows_excluded_already_churned": panels.ahead.excluded_churned,
+        },
         "alerts": {
             "episodes_opened_in_window": right + wrong + unknown + after_churn,
             "right": right,
@@ -634,12 +694,16 @@ def evaluate(panel: _Panel, result: Replay, labels: Labels, as_of_ms: Sequence[i
         "churners_flagged_before_churn": len(all_leads),
         "recall": _rounded(len(all_leads) / n_churners) if n_churners else None,
         "median_lead_days": _rounded(median(all_leads), 2),
+        "churners_flagged_only_after_churn": len(all_delays),
+        "median_days_to_flag_after_churn": _rounded(median(all_delays), 2),
         "by_persona": {
             p: {
                 "churners": n,
                 "flagged": len(leads.get(p, ())),
                 "recall": _rounded(len(leads.get(p, ())) / n),
                 "median_lead_days": _rounded(median(leads.get(p, [])), 2),
+                "flagged_only_after_churn": len(delays.get(p, ())),
+                "median_days_to_flag_after_churn": _rounded(median(delays.get(p, [])), 2),
             }
             for p, n in sorted(churners.items())
             if p
@@ -695,8 +759,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if as_of[0] <= min((ev.ts_ms for ev in events), default=as_of[0]):
         logger.warning("the first as-of date %s is not after the first event: nothing to score then", format_time(as_of[0]))
 
-    panel, collect = _panel_collector(labels, horizon_ms, max((ev.ts_ms for ev in events), default=0)) if labels else (None, None)
-    progress = Progress(len(events), "backtest", enabled=not args.no_progress)
+    panels, collect = _panel_collector(labels, horizon_ms, max((ev.ts_ms for ev in events), default=0)) if labels else (None, None)
+    progress = Progress("backtest", enabled=not args.no_progress)
     with contextlib.ExitStack() as stack:
         writer = csv.writer(stack.enter_context(_open_text(out, "w")))
         writer.writerow(SCORE_COLUMNS)
@@ -729,11 +793,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     }
     print(f"backtest: {report['events']} events, {report['users']} users, {len(as_of)} as-of dates -> {result.n_rows} rows in {out}")
     print(f"  {total_s:.1f} s ({report['events_per_s']} events/s; read {read_s:.1f} s, replay {replay_s:.1f} s)")
-    if labels is not None and panel is not None:
-        metrics = evaluate(panel, result, labels, as_of, horizon_ms)
+    if labels is not None and panels is not None:
+        metrics = evaluate(panels, result, labels, as_of, horizon_ms)
         report["detection"] = metrics
         _print_metrics(metrics)
-        _plot_metrics(out, panel, metrics)
+        _plot_metrics(out, panels.open, metrics)
     metrics_path = _sibling(out, ".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"  metrics: {metrics_path}")
@@ -751,19 +815,24 @@ def _safe(text: str) -> str:
 
 
 def _print_metrics(m: Mapping[str, Any]) -> None:
-    a = m["alerts"]
+    a, h = m["alerts"], m["churn_ahead"]
     print(f"  horizon {m['horizon_days']:g} d, window {m['window'][0]} .. {m['window'][1]}, data end {m['data_end']}")
-    print(f"  rows judged {m['rows_judged']} (churn within horizon: {m['rows_churn_within_horizon']}, base rate {m['base_rate']})")
-    print(f"  ROC AUC {m['roc_auc']}   top-decile lift {m['top_decile_lift']}")
+    print(f"  gone by the horizon, users not reported churned: {m['rows_judged']} rows (base rate {m['base_rate']},"
+          f" {m['rows_already_gone']} already gone): ROC AUC {m['roc_auc']}, top-decile lift {m['top_decile_lift']}")
+    print(f"  last visit within the horizon, users still to make it: {h['rows_judged']} rows (base rate {h['base_rate']}):"
+          f" ROC AUC {h['roc_auc']}, top-decile lift {h['top_decile_lift']}")
     print(f"  alerts: precision {a['precision']} ({a['right']} right, {a['wrong']} wrong, {a['not_known_yet']} not known yet,"
           f" {a['raised_after_churn']} after churn)")
     print(f"  recall {m['recall']} ({m['churners_flagged_before_churn']} of {m['churners_in_window']} churners flagged before churn),"
-          f" median lead {m['median_lead_days']} d")
+          f" median lead {m['median_lead_days']} d; {m['churners_flagged_only_after_churn']} more flagged after leaving,"
+          f" median {m['median_days_to_flag_after_churn']} d later")
     for persona, p in m["by_persona"].items():
-        print(f"    {persona}: {p['flagged']} of {p['churners']} flagged, median lead {p['median_lead_days']} d")
+        print(f"    {persona}: {p['flagged']} of {p['churners']} flagged before churn, median lead {p['median_lead_days']} d;"
+              f" {p['flagged_only_after_churn']} only after, median {p['median_days_to_flag_after_churn']} d later")
 
 
 def _plot_metrics(out: Path, panel: _Panel, metrics: Mapping[str, Any]) -> None:
+    """ROC and lift charts of the headline view (users not reported churned)."""
     if metrics["roc_auc"] is None:
         logger.warning("only one class among the judged rows: no ROC or lift chart")
         return

@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        from streams.redact import install as redact_logs
+
+        redact_logs(settings)  # libraries log secrets too (kafka-python's admin config at DEBUG)
         mod = importlib.import_module(args._module)
         runner = getattr(mod, f"run_{args.command.replace('-', '_')}", None) or getattr(mod, "run")
         return int(runner(args, settings) or 0)

@@ -16,7 +16,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.settings import Settings
 
-__all__ = ["ensure_topics", "add_arguments", "run"]
+__all__ = ["ensure_topics", "quiet_kafka_logs", "add_arguments", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,13 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> dict[str, s
     return outcome
 
 
+def quiet_kafka_logs() -> None:
+    """kafka-python and aiokafka log every connection at INFO: noise next to ours unless DEBUG."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("kafka", "aiokafka"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _partition_count(admin: KafkaAdminClient, topic: str) -> int | None:
     try:
         described = admin.describe_topics([topic])
@@ -83,8 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_(
         partitions=args.partitions, topic_events=args.events_topic, topic_alerts=args.alerts_topic, topic_dlq=args.dlq_topic
     )
-    if settings.partitions < 1:
-        raise ValueError(f"--partitions must be at least 1, got {settings.partitions}")
+    quiet_kafka_logs()
     try:
         outcome = ensure_topics(settings)
     except ConnectionError as exc:

@@ -13,7 +13,8 @@ Accepted value (a JSON object)::
   ``"other"`` and counted in ``Decoder.unknown_types`` (metric ``churnwatch_events_unknown_type_total``).
 - ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
   number or a string of digits. Epoch *seconds* are read as milliseconds and land in ``too_old``.
-- ``amount``: optional finite number >= 0 (missing or null: 0, also for purchases).
+- ``amount``: optional number from 0 to ``MAX_AMOUNT`` (missing or null: 0, also for purchases); the cap keeps
+  revenue sums finite in the state and in Redis' float counters.
 - ``properties`` and any other field: ignored.
 
 The Kafka key is not read here: state is keyed by ``user_id`` from the value. A record whose key
@@ -66,6 +67,7 @@ REASONS: Final[tuple[str, ...]] = (
 
 MIN_EVENT_MS: Final[int] = 946_684_800_000  # 2000-01-01T00:00:00Z: anything earlier is a unit mistake
 MAX_USER_ID_CHARS: Final[int] = 256
+MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
 
 
@@ -158,8 +160,8 @@ class Decoder:
             kind = type(amount)
             if kind is not float and kind is not int:
                 return Rejection("bad_amount", f"amount is a {kind.__name__}, expected a number")
-            if not (0 <= amount < math.inf):  # also false for NaN
-                return Rejection("bad_amount", f"amount {amount!r} is not a finite number >= 0")
+            if not (0 <= amount <= MAX_AMOUNT):  # also false for NaN and inf
+                return Rejection("bad_amount", f"amount {amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
             amount = float(amount)
 
         cached = self._types.get(name)

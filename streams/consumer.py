@@ -22,7 +22,7 @@ import time
 from typing import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
 
 from streams import metrics
 from streams.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
@@ -161,6 +161,10 @@ class StreamConsumer:
         metrics.READY.set(0)
         logger.info("consumer stopped after %s cycles", self.cycles)
 
+    def request_stop(self) -> None:
+        """Ask ``run`` to return after the current fetch; a cycle stuck retrying gives up."""
+        self._stopping = True
+
     @property
     def stopping(self) -> bool:
         return self._stopping
@@ -267,18 +271,25 @@ class StreamConsumer:
     async def _cycle(self, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
         consumer = self.consumer
         now = wall_ms()
-        by_partition = {tp.partition: records for tp, records in batch.items() if tp.topic == self.topic}
-        n = sum(len(r) for r in by_partition.values())
+        generation = self._generation
+        n = sum(len(r) for r in batch.values())
         if n:
             metrics.EVENTS_CONSUMED.inc(n)
-        for tp in self.assigned:  # caught up = nothing left below the highwater of the last fetch reply
-            highwater = consumer.highwater(tp)
-            position = await consumer.position(tp)
+        for tp in list(self.assigned):  # caught up = nothing left below the highwater of the last fetch reply
+            try:
+                highwater = consumer.highwater(tp)
+                position = await consumer.position(tp)
+            except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
+                continue
             caught_up = highwater is not None and position >= highwater
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - position))
-            self.pipeline.clock.observe_fetch(tp.partition, len(by_partition.get(tp.partition, ())), caught_up, now)
+            delivered = len(batch.get(tp, ()))
+            self.pipeline.clock.observe_fetch(tp.partition, delivered, caught_up, now)
         async with self._cycle_lock:
+            if generation != self._generation:  # a rebalance ran while we looked at positions
+                batch = self._contiguous(batch, rebalanced=True)
+            by_partition = {tp.partition: records for tp, records in batch.items()}
             try:
                 result = await self.pipeline.process(by_partition, now)
             except CycleAbandoned as exc:

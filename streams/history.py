@@ -117,7 +117,7 @@ def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> l
     [('view', 1767225600000, 0.0), ('purchase', 1767312000000, 12.5)]
     """
     events = list(iter_events_csv(path, type_map))
-    events.sort(key=Event.sort_key.fget)  # type: ignore[arg-type]
+    events.sort(key=lambda ev: (ev.ts_ms, ev.event_id))  # Event.sort_key
     return events
 
 

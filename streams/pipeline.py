@@ -12,6 +12,8 @@
    in between re-sends the same alert ids instead of losing them (at-least-once);
 5. one pipelined Redis write (one fenced script call per bucket), then the progress write.
 
+DLQ records, like alerts, are at-least-once: a replayed batch sends its rejections again.
+
 Redis or broker trouble is retried here with exponential back-off (capped at 2 s), forever unless
 the caller asks to abandon the cycle (partitions revoked). A fenced bucket (another worker owns
 the partition now) abandons the cycle: the caller re-reads from the batch's first offsets.
@@ -202,16 +204,18 @@ class Pipeline:
                     reject(p, rec, ev)  # type: ignore[arg-type]
                     continue
                 uid = ev.user_id  # type: ignore[union-attr]
+                eid = ev.event_id  # type: ignore[union-attr]
+                owner = seen_ids.get(eid)
+                # Duplicates are rejected before the clock sees them: a rejected copy must not
+                # move the partition's stream time (and so make good events late).
+                if owner is not None and (owner == uid or (uid, eid) in seen_pairs):
+                    reject(p, rec, Rejection("duplicate_event_id", f"event_id {eid[:64]!r} seen twice in the batch for one user"))
+                    continue
                 if not admit(ev.ts_ms):  # type: ignore[union-attr]
                     reject(p, rec, Rejection("late", f"ts {ev.ts_ms} ms is before the partition's cutoff {pclock.cutoff_ms} ms"))  # type: ignore[union-attr]
                     continue
-                eid = ev.event_id  # type: ignore[union-attr]
-                owner = seen_ids.get(eid)
                 if owner is None:
                     seen_ids[eid] = uid
-                elif owner == uid or (uid, eid) in seen_pairs:
-                    reject(p, rec, Rejection("duplicate_event_id", f"event_id {eid[:64]!r} seen twice in the batch for one user"))
-                    continue
                 else:
                     seen_pairs.add((uid, eid))
                 ub = users.get(uid)

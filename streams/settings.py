@@ -101,6 +101,17 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def __repr__(self) -> str:
+        """As the dataclass repr, but without secrets: ``repr=False`` fields are left out and a
+        password inside ``redis_url`` is shown as ``***`` (settings objects end up in logs and tracebacks).
+
+        >>> "s3cret" in repr(Settings(redis_url="redis://:s3cret@h:6379/0", redis_password="s3cret"))
+        False
+        """
+        shown = (f"{f.name}={_redact_url(self.redis_url) if f.name == 'redis_url' else getattr(self, f.name)!r}"
+                 for f in fields(self) if f.repr)
+        return f"Settings({', '.join(shown)})"
+
     def with_(self, **changes: Any) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -115,6 +126,17 @@ class Settings:
             kw["sasl_plain_username"] = self.kafka_sasl_username
             kw["sasl_plain_password"] = self.kafka_sasl_password
         return kw
+
+
+def _redact_url(url: str) -> str:
+    """``redis://user:pw@host:6379/0`` -> ``redis://user:***@host:6379/0``."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = userinfo.split(":", 1)[0] + ":***@" + host
+    elif at:
+        rest = "***@" + host  # redis-py reads a lone userinfo as a user name, but people put passwords there
+    return scheme + sep + rest
 
 
 def _coerce(name: str, typ: Any, raw: str) -> Any:

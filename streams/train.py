@@ -39,7 +39,6 @@ import bisect
 import hashlib
 import json
 import logging
-import math
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ from models.risk import FEATURES, LogisticRisk
 from models.scoring import features_at
 from models.signals import compute_signals
 from models.state import DAY_S, UserState
-from models.temperature import VISIT_KEY
+from models.temperature import VISIT_KEY, calibrated
 from streams.cli import UserError
 from streams.history import read_events_csv, read_labels_csv
 from streams.settings import parse_duration_ms
@@ -74,6 +73,7 @@ DAY_MS = DAY_S * 1000
 _WARMUP_MS = 28 * DAY_MS  # first default as-of date: four weeks after the first event
 _STEP_MS = 7 * DAY_MS  # default as-of step
 _MIN_FIT_USERS = 20  # fewer users than this with repeat activity: keep the default/base population
+_COOLING = FEATURES.index("cooling")  # 1 - temperature / 100 = 1 - P(alive)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,19 +129,26 @@ def default_as_of(data_start_ms: int, known_until_ms: int, horizon_ms: int) -> l
 
 @dataclass(slots=True)
 class Snapshots:
-    """The training panel: one row per (user, as-of) that can be judged."""
+    """One row per (user, as-of) the stream would score as not churned.
+
+    ``gone``: the user had in truth already left at the as-of time (a churn time before it and
+    no activity since) without the stream knowing yet; ``y``: churned by the end of the horizon,
+    the gone included. The "leave | still a user" model is fitted on the rows not gone; the
+    risk the stream reports (models.risk.churn_risk) is judged on all rows."""
 
     users: list[str] = field(default_factory=list)
     as_of_ms: list[int] = field(default_factory=list)
     X: list[list[float]] = field(default_factory=list)
     y: list[int] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
+    p_alive: list[float] = field(default_factory=list)
     act_28d: list[float] = field(default_factory=list)
-    excluded_churned: int = 0
+    excluded_churned: int = 0  # rows the stream itself calls churned
 
 
 def _by_user(events: Iterable[Event]) -> dict[str, list[Event]]:
     out: dict[str, list[Event]] = {}
-    for ev in sorted(events, key=Event.sort_key.fget):  # type: ignore[arg-type]
+    for ev in sorted(events, key=lambda e: (e.ts_ms, e.event_id)):  # Event.sort_key
         out.setdefault(ev.user_id, []).append(ev)
     return out
 
@@ -159,7 +166,7 @@ def build_snapshots(
     times: Mapping[str, Sequence[int]],
     model: ChurnModel,
 ) -> Snapshots:
-    """Features and labels of every user at every as-of date (module docstring).
+    """Features and labels of every user at every as-of date (module docstring, :class:`Snapshots`).
 
     Each user's state is advanced from one date to the next with the events of that interval,
     exactly as ``churnwatch backtest`` replays them (``advance(..., until_ms=as_of)``)."""
@@ -178,18 +185,18 @@ def build_snapshots(
                 continue  # not seen yet
             out = advance(user, state, evs[pos:end], date, model)
             pos, state = end, out.state
-            if _already_churned(churn, activity, date):
-                snaps.excluded_churned += 1
-                continue
             now_s = date // 1000
             stage, values = features_at(state, now_s, model)
             if stage == "churned":
                 snaps.excluded_churned += 1
                 continue
+            gone = _already_churned(churn, activity, date)
             snaps.users.append(user)
             snaps.as_of_ms.append(date)
             snaps.X.append(values)
-            snaps.y.append(1 if _churns_within(churn, date, horizon_ms) else 0)
+            snaps.gone.append(1 if gone else 0)
+            snaps.y.append(1 if gone or _churns_within(churn, date, horizon_ms) else 0)
+            snaps.p_alive.append(1.0 - values[_COOLING])
             snaps.act_28d.append(compute_signals(state, now_s, model).act_28d)
     return snaps
 
@@ -302,6 +309,8 @@ def _is_holdout(user: str, share: float) -> bool:
 
 def content_version(model: ChurnModel, prefix: str = "trained") -> str:
     """``<prefix>-<12 hex>``: a hash of everything in the file except the version itself."""
+    if not prefix or not all(c.isalnum() or c in "-_." for c in prefix):
+        raise ValueError(f"version prefix must be letters, digits, '-', '_' or '.', got {prefix!r}")
     body = json.loads(model.to_json())
     body.pop("version", None)
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
@@ -327,17 +336,18 @@ def train(
     Label source: ``labels_ms`` (user -> churn time, ms) when given, else cancel events plus
     inactivity after ``churn_after_ms`` (default: the base model's churned_days).
 
-    ``alert_share``: set the at-risk alert thresholds so that about this share of the judged
-    users is flagged at any date (``risk_enter`` = that upper quantile of the training risks,
-    ``risk_exit`` = the quantile of twice the share): a calibrated risk rarely reaches a fixed
-    0.6 when churn in the horizon is a 1-in-10 event, and an alert that never fires helps no one.
-    None keeps the base model's thresholds.
+    ``alert_share``: set the at-risk alert thresholds so that about this share of the scored
+    users is flagged at any date (``risk_enter`` = that upper quantile of the training rows'
+    risk, ``risk_exit`` = the quantile of twice the share), so the alert volume is a choice and
+    not an accident of the base rate. None keeps the base model's thresholds.
     """
     base = base if base is not None else ChurnModel()
     if not events:
         raise ValueError("no events to train on")
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be a share of users in (0, 1), got {holdout}")
+    if alert_share is not None and not 0.0 < alert_share < 0.5:
+        raise ValueError(f"alert share must be in (0, 0.5) of users, got {alert_share}")
     horizon = int(horizon_ms if horizon_ms is not None else base.horizon_days * DAY_MS)
     if horizon <= 0:
         raise ValueError(f"horizon must be > 0 ms, got {horizon}")
@@ -378,52 +388,72 @@ def train(
         raise ValueError("no user can be judged at the as-of dates (everyone had churned or was not seen yet)")
     X = np.array(snaps.X, dtype=np.float64)
     y = np.array(snaps.y, dtype=np.float64)
+    alive = np.array(snaps.gone) == 0
+    p_alive = np.array(snaps.p_alive, dtype=np.float64)
     test = np.array([_is_holdout(u, holdout) for u in snaps.users])
     if test.all() or not test.any():
         test = np.arange(y.size) % 5 == 0  # too few users for a split by user: split by row
-    positives = int(y[~test].sum())
-    if positives == 0 or positives == int((~test).sum()):
-        raise ValueError(f"labels have one class only ({positives} of {int((~test).sum())} training rows churn): nothing to learn")
-    fitter = LogisticRisk(l2=l2).fit(X[~test], y[~test])
-    means = {name: round(float(v), 6) for name, v in zip(FEATURES, X[~test].mean(axis=0))}
+    # 1. Calibrate P(alive) against who in hindsight was gone: a monotonic map of its log-odds.
+    #    The snapshots' cooling column (1 - P(alive)) is then what the stream will compute.
+    calibration: dict[str, float] = {}
+    if (~alive[~test]).any() and alive[~test].any():
+        logit = np.log(np.clip(p_alive, 1e-12, 1 - 1e-12) / np.clip(1 - p_alive, 1e-12, 1.0))
+        cal = LogisticRisk(features=("logit_p_alive",), nonnegative=("logit_p_alive",), l2=0.0)
+        cal.fit(logit[~test, None], alive[~test].astype(np.float64))
+        if cal.weights["logit_p_alive"] > 0:
+            calibration = {"slope": _sig(cal.weights["logit_p_alive"]), "intercept": _sig(cal.intercept)}
+            model = model.with_(alive_calibration=calibration)
+            p_alive = np.array([calibrated(float(p), model) for p in p_alive])
+            X[:, _COOLING] = 1.0 - p_alive
+    # 2. P(leaves within the horizon | still a user), on the rows of users still there.
+    fit_rows = ~test & alive
+    positives = int(y[fit_rows].sum())
+    if positives == 0 or positives == int(fit_rows.sum()):
+        raise ValueError(f"labels have one class only ({positives} of {int(fit_rows.sum())} training rows churn): nothing to learn")
+    fitter = LogisticRisk(l2=l2).fit(X[fit_rows], y[fit_rows])
+    means = {name: round(float(v), 6) for name, v in zip(FEATURES, X[fit_rows].mean(axis=0))}
     population = dict(model.population)
     population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
-    held = _holdout_report(fitter.predict_proba(X[test]), y[test]) if test.any() else {}
-    report = {
+    leave = fitter.predict_proba(X)
+    risk = 1.0 - p_alive * (1.0 - leave)  # models.risk.churn_risk, vectorised
+    report: dict[str, Any] = {
         "events": len(events),
         "users": len(per_user),
         "labels": source,
         "horizon_days": horizon / DAY_MS,
         "as_of": {"first_ms": usable[0], "last_ms": usable[-1], "count": len(usable)},
         "snapshots": int(y.size),
-        "excluded_already_churned": snaps.excluded_churned,
+        "snapshots_already_gone": int((~alive).sum()),
+        "excluded_churned_stage": snaps.excluded_churned,
         "train_rows": int((~test).sum()),
         "train_churn_rate": round(float(y[~test].mean()), 4),
         "fits": fit_report,
-        "holdout": held,
+        "alive_calibration": calibration,
+        # risk as the stream reports it, on every held-out row it would score
+        "holdout": _holdout_report(risk[test], y[test]) if test.any() else {},
+        # the logistic part alone, P(leaves within the horizon | still a user), on the rows of
+        # users who in hindsight still were (what `churnwatch backtest` judges)
+        "holdout_leave_given_alive": _holdout_report(leave[test & alive], y[test & alive]) if (test & alive).any() else {},
     }
     weights = {name: round(w, 6) for name, w in fitter.weights.items()}
     thresholds: dict[str, float] = {}
     if alert_share is not None:
-        if not 0.0 < alert_share < 0.5:
-            raise ValueError(f"alert share must be in (0, 0.5) of users, got {alert_share}")
-        train_risk = fitter.predict_proba(X[~test])
-        enter = round(float(np.quantile(train_risk, 1.0 - alert_share)), 4)
-        leave = round(float(np.quantile(train_risk, 1.0 - 2.0 * alert_share)), 4)
-        if 0.0 < leave < enter < 1.0:
-            thresholds = {"risk_enter": enter, "risk_exit": leave}
+        enter = round(float(np.quantile(risk[~test], 1.0 - alert_share)), 4)
+        exit_ = round(float(np.quantile(risk[~test], 1.0 - 2.0 * alert_share)), 4)
+        if 0.0 < exit_ < enter < 1.0:
+            thresholds = {"risk_enter": enter, "risk_exit": exit_}
             if test.any():
-                p_test = fitter.predict_proba(X[test])
-                flagged = p_test >= enter
+                flagged = risk[test] >= enter
                 report["alerts"] = {
                     "share": alert_share,
                     "risk_enter": enter,
-                    "risk_exit": leave,
+                    "risk_exit": exit_,
                     "holdout_flagged": round(float(flagged.mean()), 4),
                     "holdout_precision": round(float(y[test][flagged].mean()), 4) if flagged.any() else None,
                 }
     model = model.with_(
         **thresholds,
+        alive_calibration=calibration,
         risk_weights=weights,
         risk_intercept=round(fitter.intercept, 6),
         risk_means=means,
@@ -455,6 +485,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=float, default=0.2, help="share of users held out for the calibration report (default 0.2)")
     parser.add_argument("--l2", type=float, default=1e-3, help="L2 penalty per example on standardised weights (default 0.001)")
     parser.add_argument("--notes", default="", help="free text stored in the model file (where the data came from)")
+    parser.add_argument("--version-prefix", dest="version_prefix", default="trained",
+                        help="the model version is <prefix>-<content hash> (default: trained)")
     parser.add_argument("--alert-share", dest="alert_share", type=float, default=0.1,
                         help="set risk_enter/risk_exit so about this share of users is flagged (default 0.1; 0 keeps the base model's)")
 
@@ -474,17 +506,19 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     t0 = time.monotonic()
     model, report = train(events, base=base, horizon_ms=horizon, labels_ms=labels, churn_after_ms=churn_after,
                           as_of_ms=as_of, holdout=args.holdout, l2=args.l2, notes=args.notes,
-                          alert_share=args.alert_share or None)
+                          alert_share=args.alert_share or None, version_prefix=args.version_prefix)
     model.save(args.out)
     held = report["holdout"]
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
-    if held:
-        print(f"held-out users: {held['rows']:,} rows, churn rate {held['churn_rate']:.3f}, mean risk {held['mean_risk']:.3f}, "
-              f"ROC AUC {held['roc_auc']}, Brier {held['brier']}, largest decile gap {held['max_decile_gap']}")
-        print("reliability by decile (predicted -> observed): "
-              + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
+    for key, label in (("holdout", "risk"), ("holdout_leave_given_alive", "leave | still a user")):
+        held = report[key]
+        if held:
+            print(f"held-out users, {label}: {held['rows']:,} rows, churn rate {held['churn_rate']:.3f}, mean predicted "
+                  f"{held['mean_risk']:.3f}, ROC AUC {held['roc_auc']}, Brier {held['brier']}, largest decile gap {held['max_decile_gap']}")
+            print("  reliability by decile (predicted -> observed): "
+                  + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
     if "alerts" in report:
         a = report["alerts"]
         print(f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -18,7 +19,10 @@ from models.model import load_model
 from models.scoring import score
 from streams.backtest import (
     AlertEpisode,
+    Labels,
     Progress,
+    ScoreRow,
+    _panel_collector,
     alert_episodes,
     alert_outcomes,
     covers,
@@ -61,8 +65,6 @@ def run_with_labels(sim: dict) -> dict:
     decliner = churners[0][1]
     plot = sim["dir"] / "user.png"
     buf_out, buf_err = io.StringIO(), io.StringIO()
-    import contextlib
-
     with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
         code = main(["backtest", "--events", str(sim["events"]), "--as-of", AS_OF, "--out", str(out), "--labels", str(sim["truth"]),
                      "--plot-user", decliner, "--plot-out", str(plot), "--alerts-out", str(sim["dir"] / "alerts.jsonl"),
@@ -124,7 +126,10 @@ def test_cli_writes_metrics_json_and_charts(run_with_labels: dict) -> None:
     det = metrics["detection"]
     assert metrics["events"] > 0 and metrics["rows"] == len(_read_scores(out))
     assert 0.0 <= det["roc_auc"] <= 1.0
-    assert det["rows_judged"] + det["rows_excluded_already_churned"] + det["rows_excluded_horizon_past_data_end"] == metrics["rows"]
+    assert det["rows_judged"] + det["rows_excluded_reported_churned"] + det["rows_excluded_horizon_past_data_end"] == metrics["rows"]
+    ahead = det["churn_ahead"]
+    assert ahead["rows_judged"] + ahead["rows_excluded_already_churned"] + det["rows_excluded_horizon_past_data_end"] == metrics["rows"]
+    assert ahead["rows_judged"] + det["rows_already_gone"] == det["rows_judged"]
     assert det["lift_by_decile"][-1]["captured"] == pytest.approx(1.0)
     assert det["churners_flagged_before_churn"] <= det["churners_in_window"]
     for name in ("scores.roc.png", "scores.lift.png"):
@@ -246,7 +251,7 @@ def test_parse_as_of_list_is_sorted_and_unique() -> None:
     assert got[1] - got[0] == 28 * DAY_MS - DAY_MS // 2
 
 
-@pytest.mark.parametrize("text", ["", "  ", "yesterday", "2026-02-01/2026-03-01", "2026-02-30"])
+@pytest.mark.parametrize("text", ["", "  ", ",", "yesterday", "2026-02-01/2026-03-01", "2026-02-30"])
 def test_parse_as_of_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_as_of(text)
@@ -313,6 +318,23 @@ def test_lift_table_hand_case() -> None:
     assert lift_table([0.1], [False]) == []
 
 
+def test_two_views_of_which_rows_to_judge() -> None:
+    """Hand case: as of day 100, horizon 30 days, data until day 200."""
+    as_of = 100 * DAY_MS
+    labels = Labels({"soon": as_of + 10 * DAY_MS, "gone": as_of - 5 * DAY_MS, "cancelled": as_of - DAY_MS, "later": as_of + 40 * DAY_MS})
+    panels, collect = _panel_collector(labels, 30 * DAY_MS, 200 * DAY_MS)
+    for user, risk, stage in [("soon", 0.7, "declining"), ("gone", 0.9, "dormant"), ("cancelled", 1.0, "churned"),
+                              ("later", 0.2, "active"), ("stays", 0.1, "active")]:
+        collect(ScoreRow(user, as_of, risk, 50.0, 50.0, stage, "", "none", ""))
+    collect(ScoreRow("stays", 190 * DAY_MS, 0.1, 50.0, 50.0, "active", "", "none", ""))  # horizon past the data
+    # churn ahead: "gone" and "cancelled" already left and are not judged; only "soon" churns within 30 days
+    assert (panels.ahead.risk, panels.ahead.churns) == ([0.7, 0.2, 0.1], [True, False, False])
+    assert (panels.ahead.excluded_churned, panels.ahead.excluded_unobserved) == (2, 1)
+    # open users: everyone the engine has not reported churned; "gone" left unnoticed and counts as churn
+    assert (panels.open.risk, panels.open.churns) == ([0.7, 0.9, 0.2, 0.1], [True, True, False, False])
+    assert (panels.open.excluded_churned, panels.open.already_gone) == (1, 1)
+
+
 def test_median() -> None:
     assert median([3, 1, 2]) == 2
     assert median([4, 1, 3, 2]) == 2.5
@@ -354,8 +376,8 @@ def test_alert_outcomes_hand_cases() -> None:
 def test_progress_bar_draws_only_when_enabled() -> None:
     shown, hidden = io.StringIO(), io.StringIO()
     for stream, enabled in ((shown, True), (hidden, False)):
-        bar = Progress(200, "backtest", stream=stream, after_s=0.0, enabled=enabled)
-        bar.update(50)
+        bar = Progress("backtest", stream=stream, after_s=0.0, enabled=enabled)
+        bar.update(0.25)
         bar.close()
     lines = shown.getvalue().splitlines()
     assert lines[0].startswith("backtest [") and "25.0%" in lines[0]

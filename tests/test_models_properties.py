@@ -14,7 +14,7 @@ import math
 import random
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import engine
@@ -172,3 +172,29 @@ def test_smart_reviews_raise_the_alerts_a_constant_sweep_raises(events: list[Eve
         for x, y in zip(a, b):
             assert x.event_time_ms - 60_000 <= y.event_time_ms <= x.event_time_ms + step_s * 1000, kind
     assert smart.state.stage == swept.state.stage
+
+
+@settings(max_examples=50, deadline=None)
+@given(histories())
+def test_copy_is_equal_and_independent(events: list[Event]) -> None:
+    state = _state_of(events)
+    twin = state.copy()
+    assert twin == state and twin is not state
+    twin.n_events += 1
+    assert twin != state
+
+
+def test_format_1_records_are_still_read() -> None:
+    """Records written before the recent-interval field (114 bytes) load, with the lifetime
+    average interval standing in for the recent one."""
+    import struct
+
+    v1 = struct.Struct("<BB9I3I8d")
+    first, last, days = 1_000 * DAY_S, 1_030 * DAY_S, 11
+    raw = v1.pack(1, 1, first, last, 0, 0, 0, first, 0, last + DAY_S, last, 40, days, 0, 0.1, 2.0, 8.0, 20.0, 5.0, 3.0, 0.0, 0.0)
+    st_ = UserState.from_bytes(raw)
+    assert (st_.first_seen_s, st_.last_seen_s, st_.active_days, st_.n_events, st_.stage) == (first, last, days, 40, 1)
+    assert st_.gap_ewma_days == pytest.approx(30.0 / (days - 1))
+    assert len(st_.to_bytes()) == 122
+    with pytest.raises(ValueError, match="not format v2"):
+        UserState.from_bytes(raw[:-1])

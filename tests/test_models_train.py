@@ -81,10 +81,10 @@ def test_snapshots_label_churn_within_the_horizon_and_leave_out_the_gone() -> No
     dates = [30 * DAY_MS, 40 * DAY_MS, 60 * DAY_MS]
     snaps = build_snapshots(per_user, dates, 15 * DAY_MS, {"u": [churned_at]}, ChurnModel())
     # as of day 30 the churn (day 49) is 19 days ahead: beyond 15 -> 0; as of day 40: 9 days -> 1;
-    # as of day 60 the user had already churned -> left out.
-    assert snaps.as_of_ms == [30 * DAY_MS, 40 * DAY_MS]
-    assert snaps.y == [0, 1]
-    assert snaps.excluded_churned == 1
+    # as of day 60 the user had already left, unknown to the stream (not yet "churned"): gone, 1.
+    assert snaps.as_of_ms == [30 * DAY_MS, 40 * DAY_MS, 60 * DAY_MS]
+    assert snaps.y == [0, 1, 1]
+    assert snaps.gone == [0, 0, 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,6 +123,8 @@ def test_train_writes_a_loadable_versioned_model(trained: Path, capsys: pytest.C
     assert all(k in model.population for k in ("rfm_recency_days", "rfm_frequency", "rfm_monetary"))
     held = model.training["holdout"]
     assert held["rows"] > 0 and len(held["reliability"]) == 10
+    assert model.training["holdout_leave_given_alive"]["rows"] > 0
+    assert model.alive_calibration["slope"] > 0
     assert 0.0 < model.risk_exit < model.risk_enter < 1.0
 
 
@@ -135,7 +137,11 @@ def test_same_history_gives_the_same_version(sim: dict[str, Path], trained: Path
 
 
 def test_risk_is_calibrated_on_another_population(sim: dict[str, Path], trained: Path) -> None:
-    """Reliability on users of a different seed, snapshotted by the same code."""
+    """Reliability on users of a different seed, snapshotted by the same code: the risk the
+    stream reports against "gone by the end of the horizon" on every user it would score, and
+    its logistic part against "leaves within the horizon" on users who in hindsight were there."""
+    from models.risk import churn_risk, risk_probability
+
     model = load_model(trained)
     events = read_events_csv(sim["events12"])
     labels = read_labels_csv(sim["truth12"])
@@ -146,15 +152,19 @@ def test_risk_is_calibrated_on_another_population(sim: dict[str, Path], trained:
     horizon = int(model.horizon_days * DAY_MS)
     dates = list(range(START_MS + 28 * DAY_MS, end - horizon + 1, 7 * DAY_MS))
     snaps = build_snapshots(per_user, dates, horizon, {u: [t] for u, t in labels.items()}, model)
-    from models.risk import risk_probability
-
-    p = np.array([risk_probability(x, model) for x in snaps.X])
     y = np.array(snaps.y, dtype=float)
+    risk = np.array([churn_risk(x, p, model) for x, p in zip(snaps.X, snaps.p_alive)])
     assert y.size > 3000
-    assert abs(p.mean() - y.mean()) < 0.03  # calibration in the large
-    table = reliability(p, y, bins=5)
+    assert abs(risk.mean() - y.mean()) < 0.03  # calibration in the large
+    table = reliability(risk, y, bins=5)
+    assert all(abs(b["predicted"] - b["observed"]) < 0.1 for b in table), table
+    assert table[-1]["observed"] > 2.0 * table[0]["observed"]  # and it ranks
+
+    alive = np.array(snaps.gone) == 0
+    leave = np.array([risk_probability(x, model) for x in snaps.X])[alive]
+    assert abs(leave.mean() - y[alive].mean()) < 0.03
+    table = reliability(leave, y[alive], bins=5)
     assert all(abs(b["predicted"] - b["observed"]) < 0.08 for b in table), table
-    assert table[-1]["observed"] > 1.5 * table[0]["observed"]  # and it ranks
 
 
 def test_inactivity_labels_work_without_a_labels_file(sim: dict[str, Path], tmp_path: Path) -> None:

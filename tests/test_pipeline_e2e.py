@@ -10,6 +10,8 @@ record with its reason, and leave every user's state in Redis.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -112,8 +114,28 @@ def test_silent_and_declining_users_raise_alerts_steady_does_not(
     assert key == b"steady" and record["reason"] == "malformed_json" and record["value"] == malformed.decode()
     assert record["topic"] == topics["events"] and isinstance(record["offset"], int)
 
+    base = f"http://127.0.0.1:{worker.metrics_port}"
+    assert _get(f"{base}/healthz")[0] == 200
+    deadline = time.monotonic() + 20
+    while _get(f"{base}/readyz")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _get(f"{base}/readyz")[0] == 200, "assigned partitions and a Redis that answers: ready"
+    status, text = _get(f"{base}/metrics")
+    assert status == 200
+    assert 'churnwatch_events_rejected_total{reason="malformed_json"} 1.0' in text
+    assert f"churnwatch_events_processed_total {float(len(history()))}" in text
+    assert "churnwatch_partitions_assigned 8.0" in text
+
     states = {user: UserState.from_bytes(blob) for user, blob in dump_state(redis_url).items()}
     assert set(states) == {"steady", "silent", "decliner"}
     assert states["steady"].n_events == 3 * DAYS
     assert states["silent"].n_events == 3 * 28 and states["decliner"].n_events == 3 * 28 + 5
     assert states["silent"].at_risk_since_s > 0 and states["steady"].at_risk_since_s == 0
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""

@@ -1,0 +1,187 @@
+"""Redis bytes per tracked user: realistic user states written through the worker's own write path.
+
+Why not the worker: 1M users through Kafka would take minutes and measure the same bytes. The
+states are real engine output: a simulated population (streams.simulate) is advanced to the end
+of its window with ``models.engine.advance``; user ``i`` of the 1M gets the state, due time, risk
+and stats delta of simulated user ``i mod n`` under its own id, its partition from Kafka's
+default partitioner (murmur2, as the publisher's clients do) and its bucket and group from
+streams.keys, and everything is written with ``streams.store.Store.write`` (the fenced
+``write_batch`` script the worker runs). Users whose simulated state the engine would already
+drop (churned past retention) are not templates: the store would not hold them either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import redis as redis_lib
+from kafka.partitioner.default import murmur2
+
+from benchmarks.observe import flush_sync
+from models.engine import advance
+from models.events import Event
+from models.model import ChurnModel, load_model
+from models.scoring import risk_at
+from streams.keys import locate
+from streams.settings import Settings
+from streams.store import BucketWrite, StateWrite, Store, stats_delta
+
+__all__ = ["Template", "templates_from", "measure_memory", "kafka_partition"]
+
+CHUNK_USERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    blob: bytes
+    due_s: int
+    risk: float | None
+    stats: tuple[tuple[str, float], ...]
+
+
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java client, kafka-python, aiokafka) picks."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def templates_from(events: Sequence[Event], end_ms: int, model: ChurnModel | None = None) -> list[Template]:
+    """Every simulated user's state at ``end_ms`` as the worker would store it."""
+    model = model or load_model()
+    by_user: dict[str, list[Event]] = collections.defaultdict(list)
+    for ev in events:
+        by_user[ev.user_id].append(ev)
+    out: list[Template] = []
+    for uid, evs in by_user.items():
+        res = advance(uid, None, evs, end_ms, model)
+        if res.expire:
+            continue
+        st = res.state
+        risk = risk_at(st, st.last_review_s or end_ms // 1000, model) if st.at_risk_since_s else None
+        stats: dict[str, float] = {}
+        stats_delta(None, st, res.alerts, stats)
+        out.append(Template(st.to_bytes(), st.next_review_s, risk, tuple(stats.items())))
+    return out
+
+
+async def _write_all(settings: Settings, templates: Sequence[Template], users: int, topic: str, partitions: int) -> float:
+    store = Store(settings)
+    await store.connect()
+    try:
+        t0 = time.perf_counter()
+        buckets, groups = store.buckets, store.groups
+        fields = [f"{topic}:{p}" for p in range(partitions)]
+        for chunk, start in enumerate(range(0, users, CHUNK_USERS)):
+            writes: dict[int, BucketWrite] = {}
+            parts: dict[int, set[int]] = collections.defaultdict(set)
+            for i in range(start, min(users, start + CHUNK_USERS)):
+                uid = f"user-{i:08d}"
+                t = templates[i % len(templates)]
+                b, g = locate(uid, buckets, groups)
+                p = kafka_partition(uid.encode(), partitions)
+                w = writes.get(b)
+                if w is None:
+                    w = writes[b] = BucketWrite(b, [])
+                parts[b].add(p)
+                w.states.append(StateWrite(g, uid, t.blob, fields[p], t.due_s, t.risk))
+                for k, v in t.stats:
+                    w.stats[k] = w.stats.get(k, 0) + v
+            for b, w in writes.items():
+                w.parts = [(fields[p], "", "") for p in sorted(parts[b])]  # no offsets: the fence holds at ""
+            fenced = await store.write(list(writes.values()), f"bench-memory-{chunk}")
+            if fenced:
+                raise RuntimeError(f"memory benchmark write fenced: {fenced[0]}")
+        return time.perf_counter() - t0
+    finally:
+        await store.close()
+
+
+def _usage_by_kind(client: redis_lib.Redis, prefix: str) -> tuple[dict[str, int], dict[str, collections.Counter[str]], dict[str, int]]:
+    """MEMORY USAGE (exact: SAMPLES 0) and OBJECT ENCODING of every key, by kind of key."""
+    usage: dict[str, int] = collections.defaultdict(int)
+    encodings: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    counts: dict[str, int] = collections.defaultdict(int)
+    keys = [k.decode() for k in client.scan_iter(match=f"{prefix}:*", count=2000)]
+    for i in range(0, len(keys), 1000):
+        chunk = keys[i:i + 1000]
+        pipe = client.pipeline(transaction=False)
+        for k in chunk:
+            pipe.memory_usage(k, samples=0)
+            pipe.object("encoding", k)
+        replies = pipe.execute()
+        for j, k in enumerate(chunk):
+            kind = _kind(k)
+            usage[kind] += int(replies[2 * j] or 0)
+            enc = replies[2 * j + 1]
+            encodings[kind][enc.decode() if isinstance(enc, bytes) else str(enc)] += 1
+            counts[kind] += 1
+    return dict(usage), dict(encodings), dict(counts)
+
+
+def _kind(key: str) -> str:
+    if ":u:" in key:
+        return "user hashes"
+    if ":due:" in key:
+        return "due index zsets"
+    if key.endswith(":risk"):
+        return "at-risk zsets"
+    if key.endswith(":stats"):
+        return "stats hashes"
+    if key.endswith(":off"):
+        return "offset hashes"
+    return "other"
+
+
+def measure_memory(redis_url: str, templates: Sequence[Template], users: int, *, topic: str = "activity-events",
+                   partitions: int = 8) -> dict[str, Any]:
+    """Write ``users`` users into a flushed Redis; bytes per user and where they go."""
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        flush_sync(client)
+        settings = Settings(redis_url=redis_url)
+        asyncio.run(_connect_only(settings))  # meta + scripts, so "before" already holds them
+        before = client.info("memory")
+        seconds = asyncio.run(_write_all(settings, templates, users, topic, partitions))
+        after = client.info("memory")
+        usage, encodings, counts = _usage_by_kind(client, settings.key_prefix)
+        server = client.info("server")
+        config = client.config_get("*-max-listpack-*")
+    finally:
+        client.close()
+    grown = int(after["used_memory"]) - int(before["used_memory"])
+    per_user = grown / users
+    total_usage = sum(usage.values()) or 1
+    at_risk = sum(1 for i in range(users) if templates[i % len(templates)].risk is not None)
+    due = sum(1 for i in range(users) if templates[i % len(templates)].due_s)
+    rows: dict[str, Any] = {
+        "users": users,
+        "user_id_example (length)": f"user-00000001 ({len('user-00000001')} chars)",
+        "state_record_bytes": len(templates[0].blob),
+        "simulated_templates": len(templates),
+        "users_in_due_index_pct": round(100 * due / users, 1),
+        "users_at_risk_pct": round(100 * at_risk / users, 1),
+        "used_memory_growth_mb": round(grown / 2**20, 1),
+        "bytes_per_user": round(per_user),
+        "rss_growth_mb": round((int(after["used_memory_rss"]) - int(before["used_memory_rss"])) / 2**20, 1),
+        "write_states_per_s (Store.write, one client)": round(users / seconds),
+        "server": f"{server.get('server_name', 'redis')} {server.get('valkey_version', server.get('redis_version'))}",
+        "listpack_limits": ", ".join(f"{k}={v}" for k, v in sorted(config.items())),
+    }
+    for kind in sorted(usage, key=lambda k: -usage[k]):
+        share = usage[kind] / total_usage
+        enc = ", ".join(f"{n} {e}" for e, n in encodings[kind].most_common())
+        rows[f"{kind}: keys / share / bytes per user / encoding"] = (
+            f"{counts[kind]} / {100 * share:.1f}% / {usage[kind] / users:.0f} / {enc}"
+        )
+    return rows
+
+
+async def _connect_only(settings: Settings) -> None:
+    store = Store(settings)
+    try:
+        await store.connect()
+    finally:
+        await store.close()

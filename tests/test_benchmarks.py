@@ -1,0 +1,93 @@
+"""The benchmark suite's own arithmetic and bookkeeping (no servers: the runs themselves are benchmarks).
+
+Why test it: RESULTS.md is shared (another section is written by hand outside the markers), the
+targets' verdicts are computed, and percentiles/slopes feed the published figures.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks import run as bench_run
+from benchmarks.observe import percentile, slope_per_minute, summary_ms
+from benchmarks.pyspy import summarise
+from streams.codec import Decoder, Rejection
+
+finite = st.floats(min_value=0, max_value=1e6, allow_nan=False)
+
+
+@given(st.lists(finite, min_size=1, max_size=300))
+def test_percentiles_are_ordered_members(values: list[float]) -> None:
+    data = sorted(values)
+    p50, p99 = percentile(data, 50), percentile(data, 99)
+    assert p50 in data and p99 in data
+    assert data[0] <= p50 <= p99 <= data[-1]
+    s = summary_ms(values)
+    assert s["n"] == len(values)
+    assert s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
+
+
+@given(st.floats(min_value=-1e3, max_value=1e3, allow_nan=False), st.floats(min_value=-1e3, max_value=1e3),
+       st.integers(min_value=2, max_value=50))
+def test_slope_of_a_line_is_its_slope(per_s: float, start: float, n: int) -> None:
+    points = [(10.0 * i, start + per_s * 10.0 * i) for i in range(n)]
+    assert math.isclose(slope_per_minute(points), per_s * 60, rel_tol=1e-6, abs_tol=1e-6)
+
+
+def test_make_events_are_well_formed_ordered_and_about_140_bytes() -> None:
+    events = bench_run.make_events(2_000, 300)
+    decoder = Decoder()
+    decoded = [decoder.decode(value, wall_now_ms=2_000_000_000_000) for _, value in events]
+    assert not [d for d in decoded if isinstance(d, Rejection)]
+    assert all(ev.user_id == key for ev, (key, _) in zip(decoded, events))  # type: ignore[union-attr]
+    times = [ev.ts_ms for ev in decoded]  # type: ignore[union-attr]
+    assert times == sorted(times)
+    assert len({key for key, _ in events}) == 300
+    mean = sum(len(v) for _, v in events) / len(events)
+    assert 120 <= mean <= 160
+
+
+def test_results_file_keeps_text_outside_the_markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results_md = tmp_path / "RESULTS.md"
+    hand = "# Benchmark results\n\n## Detection quality\n\nWritten by hand; AUC 0.9.\n\n"
+    results_md.write_text(hand + bench_run.BEGIN + "\nold figures\n" + bench_run.END + "\n\n## After\n\nkept too\n")
+    monkeypatch.setattr(bench_run, "RESULTS", results_md)
+    monkeypatch.setattr(bench_run, "RAW", tmp_path / "results.json")
+    rows = {"events": 123, "consume_decode_events_per_s": 456}
+    section = {"when": "now", "scale": 1.0, "load_before": "1", "load_after": "1", "doc": "d", "rows": rows}
+    bench_run._write({"machine": "test box", "sections": {"ceiling": section}})
+    text = results_md.read_text()
+    assert text.startswith(hand)
+    assert text.endswith("\n\n## After\n\nkept too\n")
+    assert "old figures" not in text
+    assert "| consume_decode_events_per_s | 456 |" in text
+    assert text.count(bench_run.BEGIN) == 1 and text.count(bench_run.END) == 1
+    assert bench_run._load_previous()["ceiling"]["rows"] == rows
+
+
+@settings(max_examples=50)
+@given(st.integers(min_value=1, max_value=200_000), st.integers(min_value=1, max_value=1_000))
+def test_target_verdicts_follow_the_figures(rate: int, bytes_per_user: int) -> None:
+    sections = {"e2e1": {"rows": {"events_per_s": rate}}, "memory": {"rows": {"bytes_per_user": bytes_per_user}}}
+    lines = {target: verdict for target, _, verdict in bench_run._target_lines(sections)}
+    assert lines[">= 50k events/s per worker end to end"] == ("met" if rate >= 50_000 else "**not met**")
+    assert lines["<= 300 bytes per tracked user"] == ("met" if bytes_per_user <= 300 else "**not met**")
+    assert lines[">= 100k events/s backtest"] == "not measured"
+
+
+def test_profile_summary_counts_self_and_inclusive_time(tmp_path: Path) -> None:
+    raw = tmp_path / "stacks.txt"
+    raw.write_text(
+        "process 1;StreamConsumer.run (/work/main/streams/consumer.py:10);advance (/work/main/models/engine.py:97) 30\n"
+        "process 1;StreamConsumer.run (/work/main/streams/consumer.py:10);read (/x/site-packages/redis/asyncio/client.py:5) 10\n"
+    )
+    s = summarise(raw)
+    assert s["samples"] == 40
+    assert dict(s["self_top"]) == {"models/engine.py:advance": 75.0, "redis/asyncio/client.py:read": 25.0}  # type: ignore[arg-type]
+    assert dict(s["areas"]) == {"models (pure scoring)": 75.0, "redis-py": 25.0}  # type: ignore[arg-type]
+    assert dict(s["inclusive_top"]) == {"models/engine.py:advance": 75.0}  # type: ignore[arg-type]
