@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Iterable, Literal
 
 from models.events import Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event
 from models.lifecycle import next_change_s
-from models.scoring import Assessment, Scores, assess, risk_after, scores_from
+from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["Alert", "AlertKind", "Outcome", "advance", "alert_id"]
 
@@ -113,8 +114,7 @@ def advance(
     return out
 
 
-def _order(ev: Event) -> tuple[int, str]:
-    return ev.ts_ms, ev.event_id  # Event.sort_key
+_order = attrgetter("ts_ms", "event_id")  # Event.sort_key, without a Python call per event
 
 
 def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome) -> None:
@@ -159,7 +159,7 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
     Alerts change only at a stage change or when risk crosses ``risk_enter``; ``recovered``
     needs risk to fall, which silence never does (models.risk), so it waits for an event. The
     next stage change comes from models.lifecycle; the risk crossing before it is found by
-    bisection to ``_RISK_TOLERANCE_S`` on models.scoring.risk_after (risk is non-decreasing in
+    bisection to ``_RISK_TOLERANCE_S`` on models.scoring.risk_after (via SilentRisk; risk is non-decreasing in
     silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the
     wait. A churned user is looked at once more, when its state may expire, then never. A silent
     user thus costs a handful of reviews over its whole decline, not one per day.
@@ -172,15 +172,17 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
     if nxt <= now_s or nxt > cap:
         nxt = cap
     enter = model.risk_enter
-    if st.at_risk_since_s == 0 and a.risk < enter and risk_after(a, nxt, model) >= enter:
-        lo, hi = now_s, nxt  # risk(lo) < enter <= risk(hi)
-        while hi - lo > _RISK_TOLERANCE_S:
-            mid = (lo + hi) // 2
-            if risk_after(a, mid, model) >= enter:
-                hi = mid
-            else:
-                lo = mid
-        nxt = hi
+    if st.at_risk_since_s == 0 and a.risk < enter:
+        risk_after = SilentRisk(a, model).at  # constants of the assessment worked out once
+        if risk_after(nxt) >= enter:
+            lo, hi = now_s, nxt  # risk(lo) < enter <= risk(hi)
+            while hi - lo > _RISK_TOLERANCE_S:
+                mid = (lo + hi) // 2
+                if risk_after(mid) >= enter:
+                    hi = mid
+                else:
+                    lo = mid
+            nxt = hi
     return nxt
 
 

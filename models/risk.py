@@ -47,6 +47,7 @@ __all__ = [
     "features_after",
     "churn_risk",
     "risk_probability",
+    "risk_terms",
     "sigmoid",
 ]
 
@@ -174,8 +175,12 @@ def sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+# The weights of the last model seen, keyed on the model object (models are immutable): only
+# the non-zero ones, with their feature index, in FEATURES order. Skipping a zero weight leaves z
+# bit-identical (z + 0.0 * v == z for finite v, up to the sign of a zero z, which the sigmoid
+# ignores), and most silence features carry weight 0 in fitted models.
 _cache_model: object = None
-_cache_weights: tuple[float, ...] = ()
+_cache_terms: tuple[tuple[int, float], ...] = ()
 
 
 def churn_risk(values: Sequence[float], p_alive: float, model: "ChurnModel") -> float:
@@ -187,14 +192,21 @@ def churn_risk(values: Sequence[float], p_alive: float, model: "ChurnModel") -> 
 def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     """P(leaves within model.horizon_days | still a user now) of a feature vector: the logistic
     model itself (hot path: plain floats)."""
-    global _cache_model, _cache_weights
-    if model is not _cache_model:
-        _cache_weights = tuple(float(model.risk_weights.get(name, 0.0)) for name in FEATURES)
-        _cache_model = model
     z = model.risk_intercept
-    for w, v in zip(_cache_weights, values):
-        z += w * v
+    for i, w in risk_terms(model):
+        z += w * values[i]
     return sigmoid(z)
+
+
+def risk_terms(model: "ChurnModel") -> tuple[tuple[int, float], ...]:
+    """(feature index, weight) of the non-zero weights of ``model``, in :data:`FEATURES` order:
+    the terms :func:`risk_probability` sums after the intercept (cached per model object)."""
+    global _cache_model, _cache_terms
+    if model is not _cache_model:
+        weights = (float(model.risk_weights.get(name, 0.0)) for name in FEATURES)
+        _cache_terms = tuple((i, w) for i, w in enumerate(weights) if w != 0.0)
+        _cache_model = model
+    return _cache_terms
 
 
 class LogisticRisk:

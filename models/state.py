@@ -35,7 +35,7 @@ DAY_S: Final[int] = 86_400
 #: Mean lives, in days, of the activity counters ``act_1d`` ... ``act_90d``.
 DECAY_DAYS: Final[tuple[int, int, int, int]] = (1, 7, 28, 90)
 _TAU_S: Final[tuple[float, ...]] = tuple(d * DAY_S for d in DECAY_DAYS)
-_TAU_28_S: Final[float] = 28.0 * DAY_S
+_TAU_1_S, _TAU_7_S, _TAU_28_S, _TAU_90_S = _TAU_S  # the same floats, without indexing per event
 
 Stage = Literal["new", "active", "declining", "dormant", "churned", "reactivated"]
 STAGES: Final[tuple[Stage, ...]] = ("new", "active", "declining", "dormant", "churned", "reactivated")
@@ -183,21 +183,23 @@ def apply_event(state: UserState, event: Event) -> None:
     whether activity after it is a return).
     """
     ts = event.ts_ms // 1000
-    if event.type == "cancel":
+    kind = event.type
+    if kind == "cancel":
         if ts > state.cancelled_s:
             state.cancelled_s = ts
         if state.n_events == 0:
             state.first_seen_s = state.last_seen_s = ts
         return
+    # In order (the usual case) the event adds 1.0 to every counter; a late one what is left of it.
     if state.n_events == 0:
         state.first_seen_s = ts
         state.last_seen_s = ts
         state.active_days = 1
-        weights = (1.0, 1.0, 1.0, 1.0)
-        w28 = 1.0
+        w1 = w7 = w28 = w90 = 1.0
     elif ts >= state.last_seen_s:
-        gap = ts - state.last_seen_s
-        if ts // DAY_S > state.last_seen_s // DAY_S:
+        last = state.last_seen_s
+        gap = ts - last
+        if ts // DAY_S > last // DAY_S:
             state.active_days += 1
             interval = gap / DAY_S
             if state.active_days == 2:
@@ -205,29 +207,26 @@ def apply_event(state: UserState, event: Event) -> None:
             else:
                 state.gap_ewma_days += GAP_EWMA_ALPHA * (interval - state.gap_ewma_days)
         if gap:
-            f1, f7, f28, f90 = math.exp(-gap / _TAU_S[0]), math.exp(-gap / _TAU_S[1]), math.exp(-gap / _TAU_S[2]), math.exp(-gap / _TAU_S[3])
-            state.act_1d *= f1
-            state.act_7d *= f7
+            f28 = math.exp(-gap / _TAU_28_S)
+            state.act_1d *= math.exp(-gap / _TAU_1_S)
+            state.act_7d *= math.exp(-gap / _TAU_7_S)
             state.act_28d *= f28
-            state.act_90d *= f90
+            state.act_90d *= math.exp(-gap / _TAU_90_S)
             state.view_28d *= f28
             state.click_28d *= f28
             state.message_28d *= f28
         state.last_seen_s = ts
-        weights = (1.0, 1.0, 1.0, 1.0)
-        w28 = 1.0
+        w1 = w7 = w28 = w90 = 1.0
     else:  # late (but accepted) event: it adds what is left of it today
         age = state.last_seen_s - ts
-        weights = tuple(math.exp(-age / tau) for tau in _TAU_S)  # type: ignore[assignment]
-        w28 = weights[2]
+        w1, w7, w28, w90 = math.exp(-age / _TAU_1_S), math.exp(-age / _TAU_7_S), math.exp(-age / _TAU_28_S), math.exp(-age / _TAU_90_S)
         if ts < state.first_seen_s:
             state.first_seen_s = ts
     state.n_events += 1
-    state.act_1d += weights[0]
-    state.act_7d += weights[1]
-    state.act_28d += weights[2]
-    state.act_90d += weights[3]
-    kind = event.type
+    state.act_1d += w1
+    state.act_7d += w7
+    state.act_28d += w28
+    state.act_90d += w90
     if kind == "view":
         state.view_28d += w28
     elif kind == "click":

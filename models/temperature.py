@@ -28,7 +28,7 @@ from models.signals import Signals
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "StaySource", "calibrated", "p_stay", "params", "purchase_params", "stay_after", "visit_params"]
+__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "calibration", "p_stay", "params", "purchase_params", "stay_after", "visit_params"]
 
 StaySource = Literal["visits", "purchases"]
 
@@ -42,7 +42,8 @@ DEFAULT_VISIT_PARAMS: Final[BgNbdParams] = BgNbdParams(r=1.0, alpha=3.0, a=0.5, 
 _cache_model: object = None
 _cache_params: tuple[BgNbdParams, BgNbdParams | None] = (DEFAULT_VISIT_PARAMS, None)
 _cache_calibration: tuple[float, float] | None = None
-_P_MIN: Final[float] = 1e-12
+#: P(alive) is clipped to [P_MIN, 1 - P_MIN] before calibration (log-odds stay finite).
+P_MIN: Final[float] = 1e-12
 
 
 def params(model: "ChurnModel") -> tuple[BgNbdParams, BgNbdParams | None]:
@@ -72,13 +73,20 @@ def calibrated(p: float, model: "ChurnModel") -> float:
     cal = _cache_calibration
     if cal is None:
         return p
-    q = p if p > _P_MIN else _P_MIN
-    q = q if q < 1.0 - _P_MIN else 1.0 - _P_MIN
+    q = p if p > P_MIN else P_MIN
+    q = q if q < 1.0 - P_MIN else 1.0 - P_MIN
     z = cal[0] * math.log(q / (1.0 - q)) + cal[1]
     if z >= 0.0:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
+
+
+def calibration(model: "ChurnModel") -> tuple[float, float] | None:
+    """(slope, intercept) of ``model``'s P(alive) calibration on the log-odds, None without one
+    (what :func:`calibrated` applies; parsed once per model object)."""
+    params(model)
+    return _cache_calibration
 
 
 def visit_params(model: "ChurnModel") -> BgNbdParams:

@@ -126,7 +126,8 @@ async def follow_alerts(
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaConnectionError
 
-    from streams.publisher import aiokafka_client_kwargs, check_kafka_reachable
+    from streams.publisher import check_kafka_reachable
+    from streams.settings import aiokafka_client_kwargs
 
     topic = settings.topic_alerts
     seen = seen if seen is not None else SeenIds()

@@ -22,7 +22,7 @@ from models.model import ChurnModel, load_model
 from models.scoring import Scores, score
 from models.state import UserState
 from streams.cli import UserError
-from streams.settings import Settings
+from streams.settings import Settings, redact_url
 from streams.simulate import format_ts, positive_int
 from streams.store import StoreReader
 
@@ -81,18 +81,10 @@ def _reader(settings: Settings) -> Iterator[StoreReader]:
     try:
         yield reader
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise UserError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: {exc}") from None
+        raise UserError(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
     finally:
         with contextlib.suppress(Exception):
             reader.close()
-
-
-def _safe_url(url: str) -> str:
-    """The Redis URL without a password (``redis://:secret@host`` -> ``redis://***@host``)."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
 
 
 def stream_time_ms(reader: StoreReader, settings: Settings) -> int:

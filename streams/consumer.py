@@ -26,7 +26,7 @@ from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
 
 from streams import metrics
 from streams.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
-from streams.settings import Settings
+from streams.settings import Settings, aiokafka_client_kwargs
 from streams.store import Store
 
 __all__ = ["KafkaSink", "StreamConsumer", "wall_ms"]
@@ -59,7 +59,7 @@ class KafkaSink:
             max_batch_size=256 * 1024,
             enable_idempotence=False,
             request_timeout_ms=15_000,
-            **self.settings.kafka_client_kwargs(),
+            **aiokafka_client_kwargs(self.settings),
         )
         try:
             await self._producer.start()
@@ -133,7 +133,7 @@ class StreamConsumer:
                 heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
                 fetch_max_bytes=64 * 1024 * 1024,
-                **settings.kafka_client_kwargs(),
+                **aiokafka_client_kwargs(settings),
             )
             try:
                 await self.consumer.start()

@@ -37,7 +37,7 @@ from models.events import Event
 from streams.cli import UserError
 from streams.codec import Decoder, Rejection
 from streams.history import iter_events_csv, parse_ts_ms
-from streams.settings import Settings
+from streams.settings import Settings, aiokafka_client_kwargs
 
 __all__ = [
     "BulkStats",
@@ -231,16 +231,6 @@ def kafka_python_client_kwargs(settings: Settings) -> dict[str, Any]:
     kw = settings.kafka_client_kwargs()
     if settings.kafka_ssl_cafile:
         kw["ssl_cafile"] = settings.kafka_ssl_cafile
-    return kw
-
-
-def aiokafka_client_kwargs(settings: Settings) -> dict[str, Any]:
-    """Connection and security options for aiokafka clients (which take an SSL context, not a file)."""
-    kw = settings.kafka_client_kwargs()
-    if "SSL" in settings.kafka_security_protocol:
-        from aiokafka.helpers import create_ssl_context
-
-        kw["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
     return kw
 
 

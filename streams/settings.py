@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "SettingsError", "parse_duration_ms"]
+__all__ = ["Settings", "SettingsError", "aiokafka_client_kwargs", "parse_duration_ms", "redact_url"]
 
 ClockMode = Literal["event", "live"]
 
@@ -108,7 +108,7 @@ class Settings:
         >>> "s3cret" in repr(Settings(redis_url="redis://:s3cret@h:6379/0", redis_password="s3cret"))
         False
         """
-        shown = (f"{f.name}={_redact_url(self.redis_url) if f.name == 'redis_url' else getattr(self, f.name)!r}"
+        shown = (f"{f.name}={redact_url(self.redis_url) if f.name == 'redis_url' else getattr(self, f.name)!r}"
                  for f in fields(self) if f.repr)
         return f"Settings({', '.join(shown)})"
 
@@ -128,7 +128,7 @@ class Settings:
         return kw
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     """``redis://user:pw@host:6379/0`` -> ``redis://user:***@host:6379/0``."""
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
@@ -137,6 +137,16 @@ def _redact_url(url: str) -> str:
     elif at:
         rest = "***@" + host  # redis-py reads a lone userinfo as a user name, but people put passwords there
     return scheme + sep + rest
+
+
+def aiokafka_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection and security options for aiokafka clients (which take an SSL context, not a file)."""
+    kw = settings.kafka_client_kwargs()
+    if "SSL" in settings.kafka_security_protocol:
+        from aiokafka.helpers import create_ssl_context
+
+        kw["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+    return kw
 
 
 def _coerce(name: str, typ: Any, raw: str) -> Any:

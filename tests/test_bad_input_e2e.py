@@ -31,6 +31,7 @@ no ``user_id`` / no ``ts`` / ``type`` null              DLQ ``missing_field``
 ``amount`` the bare token NaN / Infinity / 1e999        DLQ ``malformed_json`` (not valid JSON)
 ``amount`` "NaN", "Infinity", "19.90" (strings)         DLQ ``bad_amount``
 ``amount`` -5, ``amount`` true                          DLQ ``bad_amount``
+``amount`` 1e308 (finite, above ``MAX_AMOUNT`` 1e12)    DLQ ``bad_amount``
 valid event of 700 bytes (limit 512)                    DLQ ``oversized``; DLQ value cut to
                                                         512 bytes, ``value_truncated``,
                                                         ``value_bytes`` = 700
@@ -42,17 +43,15 @@ unknown type "teleport"                                 accepted as ``other``, c
                                                         ``churnwatch_events_unknown_type_total``
 one ``event_id`` used by two different users            both accepted (ids are per user)
 ``amount`` 0 on a purchase, extra unknown fields        accepted
+``amount`` exactly ``MAX_AMOUNT``                       accepted
 ------------------------------------------------------  ------------------------------------
-separate runs, known bugs (``xfail(strict=True)``):
-same id again stamped 3 days later, then the user's     should: one DLQ ``duplicate_event_id``.
-  next good events (one partition)                      Today the rejected copy still moves
-                                                        the partition's stream time and the
-                                                        good events after it go to the DLQ
-                                                        as ``late``
-two purchases of 1e308 (finite, accepted), then the     should: no failed cycle, finite stats.
-  user churns                                           Today revenue becomes inf, the churn
-                                                        stats write fails once (traceback in
-                                                        the log) after a partial Lua write
+separate runs (both were bugs, fixed in streams/pipeline.py and streams/codec.py):
+same id again stamped 3 days later, then the user's     one DLQ ``duplicate_event_id``; the
+  next good events (one partition)                      rejected copy does not move the
+                                                        partition's stream time, so the good
+                                                        events after it are not ``late``
+two purchases of 1e308, then silence for weeks while   both DLQ ``bad_amount``; no cycle
+  another user keeps event time moving                  fails, every Redis stat stays finite
 ======================================================  ====================================
 
 Checks: each bad record gives exactly one DLQ record, whose ``partition``/``offset`` point at it in
@@ -90,6 +89,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.events import Event
 from models.state import UserState
 from streams.cmd_topics import ensure_topics
+from streams.codec import MAX_AMOUNT
 from streams.local import Service
 from streams.settings import Settings
 from tests.harness import Worker, dump_state, event_json, publish_events, wait_progress, wait_quiet
@@ -148,6 +148,7 @@ def good_records() -> list[Record]:
         orjson.dumps(_body("bi-eva", "shared-id", START_MS + 6 * DAY_MS + 2 * HOUR_MS)),
         orjson.dumps(_body("bi-finn", "free-purchase", START_MS + 7 * DAY_MS, type="purchase", amount=0,
                            properties={"coupon": "100%"}, client="ios")),
+        orjson.dumps(_body("bi-cleo", "max-purchase", START_MS + 8 * DAY_MS, type="purchase", amount=MAX_AMOUNT)),
     ]
     for value in edge:
         obj = orjson.loads(value)
@@ -193,6 +194,7 @@ def bad_records(wall_ms: int) -> list[Bad]:
         ("amount '19.90'", orjson.dumps(_body("bi-dev", "bad-amtstr", type="purchase", amount="19.90")), "bad_amount"),
         ("amount -5", orjson.dumps(_body("bi-eva", "bad-negamt", type="purchase", amount=-5.0)), "bad_amount"),
         ("amount true", orjson.dumps(_body("bi-finn", "bad-boolamt", type="purchase", amount=True)), "bad_amount"),
+        ("amount 1e308", orjson.dumps(_body("bi-ana", "bad-hugeamt", type="purchase", amount=1e308)), "bad_amount"),
         ("700 bytes", orjson.dumps(_body("bi-ana", "bad-big", properties={"pad": "x" * 600})), "oversized"),
     ]
     out = []
@@ -307,8 +309,8 @@ def dup_moves_clock_records() -> list[Record]:
 
 
 def huge_amount_records() -> list[Event]:
-    """Two purchases of 1e308 (finite, so accepted: their sum is inf), then silence until the user
-    churns while another user keeps the topic's event time moving for 80 days."""
+    """Two purchases of 1e308 (finite, but their sum is inf), then silence until the user would
+    churn, while another user keeps the topic's event time moving for 80 days."""
     events = [Event("ha-rich", START_MS + i * DAY_MS, "purchase", f"ha-rich-{i}", 1e308) for i in range(2)]
     events += [Event("ha-clock", START_MS + i * DAY_MS + HOUR_MS, "view", f"ha-clock-{i}") for i in range(80)]
     return sorted(events, key=lambda e: e.ts_ms)
@@ -399,8 +401,8 @@ def outcome(kafka_service: Service, redis_service: Service, tmp_path_factory: py
             worker=bad.worker, runs=runs, redis_url=redis_url, bootstrap=bootstrap,
         )
     finally:
-        for run in runs.values():
-            run.worker.stop()
+        with ThreadPoolExecutor(len(runs)) as pool:  # SIGTERM all at once: each takes ~1-2 s to stop
+            list(pool.map(lambda r: r.worker.stop(), runs.values()))
 
 
 def _positions(out: Outcome) -> list[tuple[int, int]]:
@@ -482,9 +484,6 @@ def test_the_worker_is_still_alive_and_healthy(outcome: Outcome) -> None:
     assert w.stop() == 0, w.output()[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "streams/pipeline.py Pipeline._process folds each event into the partition clock (admit) before the "
-    "in-batch duplicate check: a rejected copy with a later ts moves S_p and makes the good events after it late"))
 def test_a_rejected_duplicate_does_not_move_the_partition_clock(outcome: Outcome) -> None:
     run = outcome.runs["dupclock"]
     assert not run.error, run.error
@@ -494,15 +493,13 @@ def test_a_rejected_duplicate_does_not_move_the_partition_clock(outcome: Outcome
     assert state.n_events == len(dup_moves_clock_records()) - 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "streams/codec.py accepts any finite amount (1e308); two such purchases make revenue inf, store.py "
-    "serialises the churned_rev delta with orjson as null and write_batch.lua:60 HINCRBYFLOAT fails: the "
-    "cycle raises, after the script already wrote part of the bucket (Lua errors do not roll back)"))
-def test_amounts_that_overflow_revenue_do_not_fail_a_cycle(outcome: Outcome) -> None:
+def test_amounts_that_would_overflow_revenue_are_rejected_and_fail_no_cycle(outcome: Outcome) -> None:
     run = outcome.runs["huge"]
     assert not run.error, run.error
     log = run.worker.output()
+    dlq = [orjson.loads(v or b"") for *_, v in read_raw(outcome.bootstrap, run.topics["dlq"], 2)]
     states = {u: UserState.from_bytes(b) for u, b in dump_state(outcome.redis_url, run.prefix).items()}
+    assert sorted(d["reason"] for d in dlq) == ["bad_amount", "bad_amount"], dlq
     assert states["ha-clock"].n_events == 80
     assert "worker cycle failed" not in log, log[log.find("worker cycle failed"):][:1500]
     client = redis_lib.Redis.from_url(outcome.redis_url)

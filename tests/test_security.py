@@ -26,15 +26,14 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -44,9 +43,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.events import Event
 from streams.consumer import KafkaSink
 from streams.local import REDIS_TUNING, Service, free_port, valkey_binary
-from streams.publisher import aiokafka_client_kwargs
 from streams.redact import MASK, RedactingFormatter, install, secret_values
-from streams.settings import Settings
+from streams.settings import Settings, aiokafka_client_kwargs
 from tests.harness import Worker, dump_state, publish_events, wait_progress, wait_quiet
 from tests.test_bad_input_e2e import _topics
 
@@ -140,8 +138,8 @@ def secured(kafka_service: Service, auth_redis_port: int, tmp_path_factory: pyte
             wait_quiet(secured.url, prefix, quiet_s=1.5)
         yield secured
     finally:
-        for w in secured.workers.values():
-            w.stop()
+        with ThreadPoolExecutor(len(secured.workers)) as pool:  # SIGTERM both at once
+            list(pool.map(lambda w: w.stop(), secured.workers.values()))
 
 
 def _get(host: str, port: int, path: str) -> bytes:
@@ -200,7 +198,7 @@ def test_worker_debug_logs_never_contain_the_passwords(secured: Secured) -> None
 
 
 def test_redis_auth_end_to_end_with_the_password_from_env_or_url(secured: Secured) -> None:
-    unauthenticated = redis_lib.Redis(port=secured.port)
+    unauthenticated = redis_lib.Redis(host="127.0.0.1", port=secured.port, retry=None)  # redis-py retries auth errors ~4 s
     with pytest.raises(redis_lib.AuthenticationError):
         unauthenticated.ping()  # AUTH is really required
     unauthenticated.close()
@@ -363,10 +361,6 @@ class TlsListener:
         self.sock.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "streams/consumer.py builds AIOKafkaProducer/AIOKafkaConsumer from settings.kafka_client_kwargs(), which "
-    "has no ssl_context: aiokafka raises ValueError for SSL/SASL_SSL. Fix: use streams.publisher."
-    "aiokafka_client_kwargs(settings) in KafkaSink.start and StreamConsumer.start"))
 def test_worker_producer_speaks_tls_when_the_protocol_is_ssl(tls_cert: tuple[str, str]) -> None:
     from aiokafka.errors import KafkaError
 

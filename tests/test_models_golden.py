@@ -1,0 +1,144 @@
+"""Golden digests of the models' results, so hot-path optimisations provably change no bit.
+
+Simulated histories (streams.simulate, seeds 2 and 3) go through ``models.engine.advance`` twice:
+in 6-hour batches per touched user (as the stream cuts them) and all at once per user. Each run
+is summarised by SHA-256 digests of every final state's ``to_bytes()``, of every alert's
+``to_dict()`` (sorted), and of ``repr`` of ``score()`` of every user at three as-of times. The
+digests were recorded from the code before the optimisations (tests/data/golden_models.json);
+any change to the float arithmetic, however small, changes them.
+
+Regenerate only when a result is meant to change: ``.venv/bin/python -m tests.test_models_golden --write``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from models.engine import advance
+from models.events import Event
+from models.model import ChurnModel, load_model
+from models.scoring import score
+from models.state import UserState
+from streams.simulate import generate
+
+__all__ = ["GOLDEN_PATH", "SEEDS", "digests", "histories", "replay_all_at_once", "replay_batched"]
+
+GOLDEN_PATH = Path(__file__).resolve().parent / "data" / "golden_models.json"
+SEEDS = (2, 3)
+USERS = 500
+DAYS = 120
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+DAY_MS = 86_400_000
+BATCH_MS = 6 * 3_600_000
+END_MS = START_MS + DAYS * DAY_MS
+FINAL_MS = END_MS + 30 * DAY_MS  # every review of the silent tail has run by then
+AS_OF_MS = (START_MS + 60 * DAY_MS + 12_345_000, END_MS, END_MS + 45 * DAY_MS)
+
+
+def histories(seed: int, n_users: int = USERS, days: int = DAYS) -> dict[str, list[Event]]:
+    """Events per user, in event-time order."""
+    events, _ = generate(seed, n_users, START_MS, days)
+    per_user: dict[str, list[Event]] = defaultdict(list)
+    for ev in events:
+        per_user[ev.user_id].append(ev)
+    return dict(per_user)
+
+
+def replay_batched(per_user: dict[str, list[Event]], model: ChurnModel) -> tuple[dict[str, UserState], list[dict[str, object]]]:
+    """Each user advanced once per 6-hour batch in which it has events, then all to FINAL_MS."""
+    batches: dict[int, dict[str, list[Event]]] = defaultdict(lambda: defaultdict(list))
+    for user, evs in per_user.items():
+        for ev in evs:
+            batches[(ev.ts_ms - START_MS) // BATCH_MS][user].append(ev)
+    states: dict[str, UserState] = {}
+    alerts: list[dict[str, object]] = []
+    for b in sorted(batches):
+        until = START_MS + (b + 1) * BATCH_MS
+        for user, evs in batches[b].items():
+            out = advance(user, states.get(user), evs, until, model)
+            states[user] = out.state
+            alerts.extend(a.to_dict() for a in out.alerts)
+    for user in sorted(states):
+        out = advance(user, states[user], (), FINAL_MS, model)
+        states[user] = out.state
+        alerts.extend(a.to_dict() for a in out.alerts)
+    return states, alerts
+
+
+def replay_all_at_once(per_user: dict[str, list[Event]], model: ChurnModel) -> tuple[dict[str, UserState], list[dict[str, object]]]:
+    """Each user's whole history in one ``advance`` up to FINAL_MS."""
+    states: dict[str, UserState] = {}
+    alerts: list[dict[str, object]] = []
+    for user, evs in per_user.items():
+        out = advance(user, None, evs, FINAL_MS, model)
+        states[user] = out.state
+        alerts.extend(a.to_dict() for a in out.alerts)
+    return states, alerts
+
+
+def _sha(parts: list[bytes]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(len(p).to_bytes(4, "little"))
+        h.update(p)
+    return h.hexdigest()
+
+
+def _digest_run(states: dict[str, UserState], alerts: list[dict[str, object]], model: ChurnModel) -> dict[str, object]:
+    users = sorted(states)
+    rows = sorted(json.dumps(a, sort_keys=True) for a in alerts)
+    scored = [
+        f"{u}@{t}:{score(states[u], t // 1000, model)!r}".encode() for u in users for t in AS_OF_MS
+    ]
+    return {
+        "users": len(users),
+        "alerts": len(rows),
+        "states": _sha([u.encode() + b"=" + states[u].to_bytes() for u in users]),
+        "alerts_sha": _sha([r.encode() for r in rows]),
+        "scores": _sha(scored),
+    }
+
+
+def digests(model: ChurnModel | None = None) -> dict[str, dict[str, object]]:
+    """Digests of both replays of every seed (and of the prior model on the first), keyed ``seed<n>/<run>``."""
+    model = model or load_model()
+    out: dict[str, dict[str, object]] = {}
+    for seed in SEEDS:
+        per_user = histories(seed)
+        out[f"seed{seed}/batched"] = _digest_run(*replay_batched(per_user, model), model)
+        out[f"seed{seed}/all_at_once"] = _digest_run(*replay_all_at_once(per_user, model), model)
+        if seed == SEEDS[0]:  # the built-in priors: no purchase BG/NBD, no calibration (other branches)
+            prior = ChurnModel()
+            out[f"seed{seed}/prior_model"] = _digest_run(*replay_all_at_once(per_user, prior), prior)
+    return out
+
+
+@pytest.fixture(scope="module")
+def computed() -> dict[str, dict[str, object]]:
+    return digests()
+
+
+@pytest.mark.parametrize("key", [f"seed{s}/{r}" for s in SEEDS for r in ("batched", "all_at_once")] + [f"seed{SEEDS[0]}/prior_model"])
+def test_models_match_golden_digests(computed: dict[str, dict[str, object]], key: str) -> None:
+    golden = json.loads(GOLDEN_PATH.read_text(encoding="utf-8"))
+    assert computed[key] == golden[key]
+
+
+def test_golden_replay_exercises_alerts_and_purchasers(computed: dict[str, dict[str, object]]) -> None:
+    # A golden file of users who never alert would pin nothing of the alert path.
+    for key, d in computed.items():
+        assert d["users"] == USERS and int(d["alerts"]) > USERS, key  # type: ignore[call-overload]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        GOLDEN_PATH.write_text(json.dumps(digests(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {GOLDEN_PATH}")
+    else:
+        print(json.dumps(digests(), indent=2, sort_keys=True))
