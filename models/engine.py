@@ -13,7 +13,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 from models.events import Event
 from models.model import ChurnModel
@@ -26,6 +26,8 @@ __all__ = ["Alert", "AlertKind", "Outcome", "advance", "alert_id"]
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
 ALERT_SCHEMA = "churnwatch-alert/1"
 _RISK_TOLERANCE_S = 60  # precision of the at-risk crossing time found by bisection
+_PROBE_S = 20  # width of the bracket the crossing search aims for before replaying the bisection
+_INTERPOLATIONS = 6  # at most this many secant steps before the bisection replay
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,16 +176,62 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
     enter = model.risk_enter
     if st.at_risk_since_s == 0 and a.risk < enter:
         risk_after = SilentRisk(a, model).at  # constants of the assessment worked out once
-        if risk_after(nxt) >= enter:
-            lo, hi = now_s, nxt  # risk(lo) < enter <= risk(hi)
-            while hi - lo > _RISK_TOLERANCE_S:
-                mid = (lo + hi) // 2
-                if risk_after(mid) >= enter:
-                    hi = mid
-                else:
-                    lo = mid
-            nxt = hi
+        r_cap = risk_after(nxt)
+        if r_cap >= enter:
+            nxt = _crossing(risk_after, enter, now_s, a.risk, nxt, r_cap)
     return nxt
+
+
+def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: float, hi: int, r_hi: float) -> int:
+    """The ``hi`` of the bisection ``lo, hi = (lo + hi) // 2 ...`` on ``risk_after(t) >= enter``
+    down to ``_RISK_TOLERANCE_S`` (risk(lo) < enter <= risk(hi)), with fewer evaluations.
+
+    The bisection's answer depends only on the test at its midpoints, and the test is monotonic
+    in t (risk never falls in silence, models.risk). So a bracket ``a < crossing <= b`` found
+    cheaply answers every midpoint outside it for free: the search first closes in on the
+    crossing by secant steps (the risk curve is smooth: they land within seconds after two or
+    three tries), probes ``_PROBE_S`` on the other side of the last guess, then replays the
+    bisection, evaluating only midpoints that fall inside the bracket. Same midpoints, same
+    answers, same result (tests/test_models_golden.py checks it against the plain bisection):
+    about 6 evaluations instead of about 15 on simulated users.
+    """
+    a, b = lo, hi  # risk(a) < enter <= risk(b)
+    x0, r0, x1, r1 = lo, r_lo, hi, r_hi  # the last two points: secant steps
+    for _ in range(_INTERPOLATIONS):
+        if b - a <= _PROBE_S:
+            break
+        rise, run = r1 - r0, x1 - x0
+        if rise * run > 0.0:  # a secant step, kept strictly inside the bracket (inf-safe)
+            f = x1 + (enter - r1) * run / rise
+            g = a + 1 if f < a + 1 else b - 1 if f > b - 1 else int(f)
+        else:
+            g = (a + b) // 2
+        step = abs(g - x1)
+        rg = risk_after(g)
+        if rg >= enter:
+            b = g
+        else:
+            a = g
+        x0, r0, x1, r1 = x1, r1, g, rg
+        if step <= _PROBE_S:  # converged to within a probe: test the other side of the guess
+            g = g - _PROBE_S if rg >= enter else g + _PROBE_S
+            if a < g < b:
+                if risk_after(g) >= enter:
+                    b = g
+                else:
+                    a = g
+            break
+    while hi - lo > _RISK_TOLERANCE_S:
+        mid = (lo + hi) // 2
+        if mid >= b:
+            hi = mid
+        elif mid <= a:
+            lo = mid
+        elif risk_after(mid) >= enter:
+            hi = b = mid
+        else:
+            lo = a = mid
+    return hi
 
 
 def _expired(st: UserState, now_s: int, model: ChurnModel) -> bool:

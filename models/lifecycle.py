@@ -131,13 +131,20 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     overdue_days = model.overdue_factor * gap
     reactivated = st.stage_since_s != 0 and st.stage == _REACTIVATED
     # Rough times first; only the earliest one still ahead is worked out to the second.
-    rough = [last + churned_days * DAY_S, last + dormant_days * DAY_S, last + overdue_days * DAY_S, first + model.new_days * DAY_S]
+    # (rough time, kind) pairs sort as the kinds sorted by rough time, ties in kind order.
+    floor = now - 2
+    rough = [
+        (r, kind)
+        for kind, r in enumerate((last + churned_days * DAY_S, last + dormant_days * DAY_S, last + overdue_days * DAY_S, first + model.new_days * DAY_S))
+        if r >= floor
+    ]
     if reactivated:
-        rough.append(st.stage_since_s + model.new_days * DAY_S)
+        r = st.stage_since_s + model.new_days * DAY_S
+        if r >= floor:
+            rough.append((r, 4))
+    rough.sort()
     best = 0
-    for kind in sorted(range(len(rough)), key=rough.__getitem__):
-        if rough[kind] < now - 2:
-            continue
+    for _, kind in rough:
         if kind == 0:
             t = _first_second(last, churned_days, lambda t: (t - last) * _INV_DAY >= churned_days)
         elif kind == 1:

@@ -38,6 +38,8 @@ _GROUPS: Final[dict[str, tuple[int, ...]]] = {
 }
 _FIRST: Final[float] = 1e9  # cancellation: always the first reason
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
+_P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
+_P_HIGH: Final[float] = 1.0 - 1e-12
 
 
 def _importance(key: str, values: Sequence[float], model: "ChurnModel") -> float:
@@ -50,7 +52,9 @@ def _importance(key: str, values: Sequence[float], model: "ChurnModel") -> float
 
 
 def _logit(p: float) -> float:
-    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    # min(max(p, 1e-12), 1 - 1e-12), spelled as the builtins decide (they cost more than the log).
+    p = _P_LOW if _P_LOW > p else p
+    p = _P_HIGH if _P_HIGH < p else p
     return math.log(p / (1.0 - p))
 
 
@@ -135,4 +139,4 @@ def reasons(
     elif stage == "new":
         found.append((_LAST, "new"))
     found.sort(key=lambda item: -item[0])  # stable: equal importance keeps the order above
-    return tuple(_text(key, st, sig, p_stay, source, model) for _, key in found[:MAX_REASONS])
+    return tuple([_text(key, st, sig, p_stay, source, model) for _, key in found[:MAX_REASONS]])

@@ -199,7 +199,12 @@ class SilentRisk:
         z = self._intercept
         values = self._a.features
         for i, w, moves in self._terms:
-            z += w * (self._silence_feature(i, extra, p) if moves else values[i])
+            if not moves:
+                z += w * values[i]
+            elif i == 3:  # inactive_7d, the one silence feature fitted models weigh
+                z += w * -math.log1p(self._sig.act_7d * math.exp(-extra / 7.0))
+            else:
+                z += w * self._silence_feature(i, extra, p)
         # models.risk.churn_risk of models.risk.sigmoid(z)
         if z >= 0.0:
             leave = 1.0 / (1.0 + math.exp(-z))
@@ -211,8 +216,6 @@ class SilentRisk:
     def _silence_feature(self, i: int, x: float, p_stay_after: float) -> float:
         """Feature ``i`` of models.risk.features_after after ``x`` more days (same expressions)."""
         sig = self._sig
-        if i == 3:
-            return -math.log1p(sig.act_7d * math.exp(-x / 7.0))
         if i == 9:
             return 1.0 - p_stay_after
         return features_after(sig, self._a.features, x, p_stay_after)[i]

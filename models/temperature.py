@@ -110,8 +110,9 @@ def stay_after(sig: Signals, extra_days: float, model: "ChurnModel") -> tuple[fl
     visits, purchases = params(model)
     p = mbgnbd.p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days + extra_days)
     source: StaySource = "visits"
-    if purchases is not None and sig.n_purchases > 0:
+    # BG/NBD says 1.0 without a repeat purchase (x = 0), never below p: no need to ask it.
+    if purchases is not None and sig.n_purchases > 0 and sig.purchase_x != 0:
         q = p_alive(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T + extra_days)
         if q < p:
             p, source = q, "purchases"
-    return calibrated(p, model), source
+    return (p if _cache_calibration is None else calibrated(p, model)), source  # cache filled by params()

@@ -27,7 +27,7 @@ from streams import metrics
 from streams.cmd_topics import ensure_topics, quiet_kafka_logs
 from streams.consumer import KafkaSink, StreamConsumer
 from streams.pipeline import REDIS_TRANSIENT, Pipeline
-from streams.settings import Settings, SettingsError
+from streams.settings import Settings
 from streams.store import Store, StoreMismatch, churn_summary
 
 __all__ = ["add_arguments", "run", "build_app", "WorkerRuntime"]
@@ -211,8 +211,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     model = load_model(settings.model_path or None)
     quiet_kafka_logs()
-    if settings.redis_cluster:
-        raise SettingsError("CHURNWATCH_REDIS_CLUSTER=true is not supported yet: point REDIS_URL at one Redis node")
     _ensure_topics_or_warn(settings)
     _preflight_store(settings)
 

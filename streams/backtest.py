@@ -6,10 +6,11 @@ system would have behaved is one that runs the very same function over the same 
 user's state is advanced incrementally from one as-of date to the next (``advance`` is built so
 that applying part 1 then part 2 equals applying everything), so history is read and sorted once.
 
-With ground-truth labels (``user_id,churned_at[,persona]``) it measures what a CRM cares about:
-how well risk ranks the users who will churn within the horizon (ROC AUC, top-decile lift), how
-often an at-risk alert is right (precision), how many churners were flagged (recall) and how
-early (lead time). The definitions are spelled out in docs/SCORES.md and next to each function.
+With ground-truth labels (``user_id,churned_at[,persona]``, churn = the last activity) it
+measures what a CRM cares about: how well risk ranks the users who are gone by the end of the
+horizon (ROC AUC, top-decile lift, see :class:`_Panels` for which rows are judged), how often an
+at-risk alert is right (precision), how many churners were flagged (recall) and how early (lead
+time). The definitions are spelled out in docs/SCORES.md and next to each function.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import gzip
 import json
 import logging
 import math
+import operator
 import sys
 import time
 import tomllib
@@ -308,8 +310,7 @@ def replay(
     return result
 
 
-def _event_order(ev: Event) -> tuple[int, str]:
-    return (ev.ts_ms, ev.event_id)
+_event_order = operator.attrgetter("sort_key")  # Event.sort_key: the engine's order of application
 
 
 def _ts_ms(ev: Event) -> int:
@@ -399,17 +400,26 @@ def roc_curve(scores: Sequence[float], labels: Sequence[bool]) -> tuple[list[flo
     return fpr, tpr
 
 
-def _expected_positives_in_top(scores: Sequence[float], labels: Sequence[bool], k: int) -> float:
-    """Positives among the ``k`` highest scores, ties at the cut split pro rata (the expectation
-    over random tie-breaks), so a constant score gets lift 1 and not an accident of order."""
-    if k <= 0:
-        return 0.0
-    ranked = sorted(zip(scores, labels), key=lambda p: -p[0])
-    k = min(k, len(ranked))
-    cut = ranked[k - 1][0]
-    above = [y for s, y in ranked if s > cut]
-    tied = [y for s, y in ranked if s == cut]
-    return sum(above) + (k - len(above)) * sum(tied) / len(tied)
+class _Ranking:
+    """Scores ranked highest first with running positive counts, so the positives among the top
+    ``k`` cost two bisections whatever ``k`` (lift tables ask for ten cuts of the same ranking)."""
+
+    def __init__(self, scores: Sequence[float], labels: Sequence[bool]) -> None:
+        pairs = sorted(zip(scores, labels), key=lambda p: -p[0])
+        self.neg_scores = [-s for s, _ in pairs]  # ascending, for bisect
+        self.cum = [0]
+        for _, y in pairs:
+            self.cum.append(self.cum[-1] + (1 if y else 0))
+
+    def positives_in_top(self, k: int) -> float:
+        """Positives among the ``k`` highest scores, ties at the cut split pro rata (the expectation
+        over random tie-breaks), so a constant score gets lift 1 and not an accident of order."""
+        k = min(k, len(self.neg_scores))
+        if k <= 0:
+            return 0.0
+        cut = self.neg_scores[k - 1]
+        lo, hi = bisect.bisect_left(self.neg_scores, cut), bisect.bisect_right(self.neg_scores, cut)
+        return self.cum[lo] + (k - lo) * (self.cum[hi] - self.cum[lo]) / (hi - lo)
 
 
 def top_fraction_lift(scores: Sequence[float], labels: Sequence[bool], fraction: float = 0.1) -> float | None:
@@ -425,7 +435,7 @@ def top_fraction_lift(scores: Sequence[float], labels: Sequence[bool], fraction:
     if n == 0 or positives == 0:
         return None
     k = max(1, math.ceil(n * fraction - 1e-9))
-    return (_expected_positives_in_top(scores, labels, k) / k) / (positives / n)
+    return (_Ranking(scores, labels).positives_in_top(k) / k) / (positives / n)
 
 
 def lift_table(scores: Sequence[float], labels: Sequence[bool], bins: int = 10) -> list[dict[str, float]]:
@@ -436,11 +446,12 @@ def lift_table(scores: Sequence[float], labels: Sequence[bool], bins: int = 10) 
     if n == 0 or positives == 0:
         return []
     base = positives / n
+    ranking = _Ranking(scores, labels)
     out = []
     prev_k, prev_pos = 0, 0.0
     for i in range(1, bins + 1):
         k = max(1, math.ceil(n * i / bins - 1e-9))
-        cum_pos = _expected_positives_in_top(scores, labels, k)
+        cum_pos = ranking.positives_in_top(k)
         size = k - prev_k
         out.append({
             "share": k / n,
@@ -756,6 +767,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     events = read_events_csv(args.events, type_map)
     read_s = time.perf_counter() - started
     logger.info("read %s events in %.1f s", len(events), read_s)
+    if args.plot_user and not any(ev.user_id == args.plot_user for ev in events):
+        raise UserError(f"--plot-user {args.plot_user!r}: no events of this user in the input")
     if as_of[0] <= min((ev.ts_ms for ev in events), default=as_of[0]):
         logger.warning("the first as-of date %s is not after the first event: nothing to score then", format_time(as_of[0]))
 
@@ -840,15 +853,13 @@ def _plot_metrics(out: Path, panel: _Panel, metrics: Mapping[str, Any]) -> None:
 
     fpr, tpr = roc_curve(panel.risk, panel.churns)
     roc_png, lift_png = _sibling(out, ".roc.png"), _sibling(out, ".lift.png")
-    plots.roc_chart(fpr, tpr, metrics["roc_auc"], roc_png, f"churn within {metrics['horizon_days']:g} days")
+    plots.roc_chart(fpr, tpr, metrics["roc_auc"], roc_png, f"gone within {metrics['horizon_days']:g} days")
     plots.lift_chart(metrics["lift_by_decile"], lift_png)
     print(f"  charts: {roc_png}, {lift_png}")
 
 
 def _plot_user(user: str, events: Sequence[Event], model: ChurnModel, as_of: Sequence[int], labels: Labels | None, png: Path) -> None:
     mine = [ev for ev in events if ev.user_id == user]
-    if not mine:
-        raise UserError(f"--plot-user {user!r}: no events of this user in the input")
     day_ms = DAY_S * 1000
     start = min(ev.ts_ms for ev in mine) // day_ms * day_ms + day_ms
     end = max(as_of[-1], start)

@@ -19,9 +19,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-__all__ = ["LocalServices", "Service", "free_port", "start_kafka", "start_redis", "services"]
+__all__ = [
+    "LocalServices",
+    "RedisClusterService",
+    "Service",
+    "free_port",
+    "start_kafka",
+    "start_redis",
+    "start_redis_cluster",
+    "services",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -169,12 +178,17 @@ def start_redis(port: int | None = None, *, use_env: bool = True) -> Service:
             host = container.get_container_host_ip()
             cport = container.get_exposed_port(6379)
             return Service("redis", f"redis://{host}:{cport}", "testcontainers", container=container)
-    port = port or free_port()
+    return _spawn_valkey(port or free_port(), "redis")
+
+
+def _spawn_valkey(port: int, name: str, extra: list[str] | None = None) -> Service:
+    """One valkey-server on loopback with churnwatch's tuning, no persistence, its own work dir."""
     binary = valkey_binary()
     workdir = tempfile.mkdtemp(prefix="churnwatch-redis-")
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir]
     for key, value in REDIS_TUNING.items():
         args += [f"--{key}", value]
+    args += extra or []
     proc = subprocess.Popen(
         args,
         stdout=subprocess.DEVNULL,
@@ -184,7 +198,91 @@ def start_redis(port: int | None = None, *, use_env: bool = True) -> Service:
     )
     _wait_port(port, 10, proc, binary)
     logger.info("started %s on 127.0.0.1:%s (pid %s)", Path(binary).name, port, proc.pid)
-    return Service("redis", f"redis://127.0.0.1:{port}", binary, proc=proc, workdir=workdir)
+    return Service(name, f"redis://127.0.0.1:{port}", binary, proc=proc, workdir=workdir)
+
+
+#: Hash slots of a Redis Cluster (CLUSTER KEYSLOT is CRC16 of the key or its {tag} mod this).
+CLUSTER_SLOTS = 16_384
+
+
+@dataclass
+class RedisClusterService:
+    """A Redis Cluster of primaries only (no replicas) that we started; ``address`` is one node."""
+
+    nodes: list[Service]
+
+    @property
+    def address(self) -> str:
+        return self.nodes[0].address
+
+    @property
+    def addresses(self) -> list[str]:
+        return [n.address for n in self.nodes]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_redis_cluster(nodes: int = 3, *, timeout_s: float = 20.0) -> RedisClusterService:
+    """``nodes`` valkey-server primaries joined into one cluster, without valkey-cli (not shipped).
+
+    Each node runs with ``--cluster-enabled yes`` and its own ``--cluster-config-file``; the first
+    node CLUSTER MEETs the others, each node claims one contiguous range of the 16384 slots with
+    CLUSTER ADDSLOTSRANGE, and we wait until CLUSTER INFO says ``cluster_state:ok`` on every node
+    (gossip must have spread the whole slot map before a client may rely on MOVED-free routing).
+    """
+    import redis
+
+    if nodes < 1:
+        raise ValueError(f"a Redis Cluster needs at least 1 node, got {nodes} nodes")
+    started: list[Service] = []
+    clients: list[Any] = []
+    bus_ports: list[int] = []
+    try:
+        for _ in range(nodes):
+            port = free_port()
+            bus_ports.append(free_port())
+            # The config file lives in the node's work dir (--dir), removed with it on stop. The bus
+            # port is chosen too: the default port + 10000 may be taken or above 65535.
+            extra = ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                     "--cluster-port", str(bus_ports[-1]), "--cluster-node-timeout", "5000"]
+            started.append(_spawn_valkey(port, "redis-cluster", extra))
+        ports = [int(s.address.rsplit(":", 1)[1]) for s in started]
+        clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=5.0) for p in ports]
+        for port, bus_port in zip(ports[1:], bus_ports[1:]):
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus_port)
+        for i, client in enumerate(clients):
+            first = i * CLUSTER_SLOTS // nodes
+            last = (i + 1) * CLUSTER_SLOTS // nodes - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = [_cluster_state(c) for c in clients]
+            if all(s == "ok" for s in states):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Redis Cluster on ports {ports} not ok after {timeout_s:.0f} s: cluster_state {states}")
+            time.sleep(0.05)
+        logger.info("started a %s-node Redis Cluster on ports %s", nodes, ports)
+        return RedisClusterService(started)
+    except BaseException:
+        for svc in started:
+            svc.stop()
+        raise
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _cluster_state(client: Any) -> str:
+    """``cluster_state`` from CLUSTER INFO of one node (``ok`` once it serves every slot)."""
+    info = client.execute_command("CLUSTER", "INFO")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("cluster_state:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 @dataclass

@@ -51,7 +51,17 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-REDIS_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, asyncio.TimeoutError, OSError)
+#: Errors after which the whole cycle is retried (nothing was committed): outages, and a cluster
+#: that is failing over or moving slots.
+REDIS_TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+    asyncio.TimeoutError,
+    OSError,
+)
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
 

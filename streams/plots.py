@@ -153,7 +153,7 @@ def user_timeline(
     if churned_at_ms is not None:
         for ax in (ax_act, ax_score, ax_risk):
             ax.axvline(_dt(churned_at_ms), color="black", lw=2)
-        ax_risk.plot([], [], color="black", lw=2, label="churned (ground truth)")
+        ax_risk.plot([], [], color="black", lw=2, label="gone: last activity (ground truth)")
     ax_risk.legend(loc="upper left", fontsize=8)
     ax_risk.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
     ax_risk.set_xlim(times[0], times[-1])

@@ -8,9 +8,15 @@ A worker cycle costs three round trips whatever its size: one pipeline of ``read
 Failures: this module raises; the caller (``streams.pipeline``) retries with back-off. A script
 missing after a Redis restart (NOSCRIPT) is reloaded and the round trip repeated once here.
 
-Redis Cluster (``settings.redis_cluster``) is not implemented yet: every script already touches
-one hash tag ``{b}`` only, but redis-py cluster pipelines refuse EVALSHA, so the calls would have
-to be grouped by node by hand. A worker asked for cluster mode refuses to start.
+Redis Cluster (``settings.redis_cluster``, ``REDIS_URL`` = any one node): every script call touches
+one hash tag ``{b}`` (one slot) and progress/meta are single keys, so each call has one owner node.
+redis-py's ClusterPipeline refuses ``pipe.evalsha`` by name, but queued as a plain EVALSHA command
+it is routed by its first key's slot like any keyed command: the pipeline sends one batch per
+primary, concurrently, and re-sends calls answered MOVED/ASK/TRYAGAIN one by one (redis-py 8.1,
+``redis/asyncio/cluster.py`` ``PipelineStrategy._execute``). So a cycle still costs one round trip
+per node touched, in parallel. Scripts are loaded on every primary (SCRIPT LOAD goes to all
+primaries); a node that answers NOSCRIPT (restarted, or a replica promoted) gets them again and only
+the refused calls are repeated - they did not run, so no write is applied twice.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from models.engine import Alert
@@ -194,18 +201,25 @@ def _s(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class _Calls(list[tuple[Any, ...]]):
+    """Records a cycle's script calls so the cluster path can repeat only those refused (NOSCRIPT)."""
+
+    def execute_command(self, *args: Any) -> None:
+        self.append(args)
+
+
 class Store:
     """Async access to the state in Redis (redis.asyncio with hiredis). One per worker process."""
 
-    def __init__(self, settings: Settings, client: aioredis.Redis | None = None) -> None:
-        if settings.redis_cluster:
-            raise ValueError("redis_cluster=true is not supported yet: point REDIS_URL at a single Redis node")
+    def __init__(self, settings: Settings, client: aioredis.Redis | RedisCluster | None = None) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.buckets = settings.buckets
         self.groups = settings.groups_per_bucket
         self.due_limit = 2_000
-        self._client = client or aioredis.Redis.from_url(
+        self.cluster = settings.redis_cluster
+        client_cls = RedisCluster if self.cluster else aioredis.Redis
+        self._client = client or client_cls.from_url(
             settings.redis_url,
             password=settings.redis_password or None,
             socket_timeout=5.0,
@@ -216,7 +230,7 @@ class Store:
         self._sha: dict[str, str] = {}
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> aioredis.Redis | RedisCluster:
         return self._client
 
     async def close(self) -> None:
@@ -250,6 +264,8 @@ class Store:
 
     async def _run(self, op: str, build: Callable[[Any], object]) -> list[Any]:
         """One pipelined round trip; on NOSCRIPT (Redis restarted) reload the scripts and repeat once."""
+        if self.cluster:
+            return await self._run_cluster(op, build)
         for attempt in (0, 1):
             pipe = self._client.pipeline(transaction=False)
             build(pipe)
@@ -265,6 +281,42 @@ class Store:
                 REDIS_SECONDS.labels(op).observe(time.perf_counter() - t0)
         raise AssertionError("unreachable")
 
+    async def _run_cluster(self, op: str, build: Callable[[Any], object]) -> list[Any]:
+        """As ``_run`` on a cluster: one pipeline per primary, in parallel (see the module docstring).
+
+        NOSCRIPT comes from one node while the others may have applied their calls, so only the
+        refused calls are sent again, after loading the scripts on every primary.
+        """
+        calls = _Calls()
+        build(calls)
+        results: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in (0, 1):
+            pipe = self._client.pipeline(transaction=False)
+            for i in todo:
+                pipe.execute_command(*calls[i])
+            t0 = time.perf_counter()
+            try:
+                replies = await pipe.execute(raise_on_error=False)
+            finally:
+                REDIS_SECONDS.labels(op).observe(time.perf_counter() - t0)
+            refused: list[int] = []
+            for i, reply in zip(todo, replies):
+                if isinstance(reply, NoScriptError):
+                    refused.append(i)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    results[i] = reply
+            if not refused:
+                return results
+            if attempt:
+                raise NoScriptError(f"{len(refused)} script calls still refused after loading the scripts again")
+            logger.warning("a Redis Cluster node lost the churnwatch scripts (restarted?): loading them again")
+            await self._load_scripts()
+            todo = refused
+        raise AssertionError("unreachable")
+
     # -- the worker cycle ---------------------------------------------------------------------
 
     async def read(self, reads: Sequence[BucketRead]) -> list[BucketReadResult]:
@@ -276,11 +328,13 @@ class Store:
         due_limit = str(self.due_limit)
         dumps = orjson.dumps
 
-        def build(pipe: aioredis.client.Pipeline) -> None:
+        # execute_command("EVALSHA", ...) is what pipe.evalsha sends, byte for byte; ClusterPipeline
+        # blocks the evalsha name only (see the module docstring), so both paths spell it this way.
+        def build(pipe: Any) -> None:  # a Pipeline, or _Calls on a cluster
             for r in reads:
                 parts = dumps([(fld, "" if due is None else due) for fld, due in r.parts])
                 users = dumps([x for pair in r.users for x in pair])
-                pipe.evalsha(sha, 1, keys.offsets(r.bucket), keys.tag(r.bucket), due_limit, parts, users)
+                pipe.execute_command("EVALSHA", sha, 1, keys.offsets(r.bucket), keys.tag(r.bucket), due_limit, parts, users)
 
         replies = await self._run("read", build)
         out: list[BucketReadResult] = []
@@ -307,7 +361,7 @@ class Store:
         keys = self.keys
         dumps = orjson.dumps
 
-        def build(pipe: aioredis.client.Pipeline) -> None:
+        def build(pipe: Any) -> None:  # a Pipeline, or _Calls on a cluster
             for w in writes:
                 b = w.bucket
                 states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else s.risk) for s in w.states])
@@ -315,8 +369,8 @@ class Store:
                     [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
                 )
                 blobs = [b"" if s.blob is None else s.blob for s in w.states]
-                pipe.evalsha(
-                    sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, dumps(w.parts), states, stats,
+                pipe.execute_command(
+                    "EVALSHA", sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, dumps(w.parts), states, stats,
                     *blobs,
                 )
 
@@ -334,7 +388,7 @@ class Store:
         for p, (offset, max_ms) in progress.items():
             args += (p, offset, max_ms)
         key = self.keys.progress(topic)
-        (raw,) = await self._run("progress", lambda pipe: pipe.evalsha(sha, 1, key, *args))
+        (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", sha, 1, key, *args))
         return _parse_progress(dict(zip(raw[::2], raw[1::2])))
 
     async def read_progress(self, topic: str) -> dict[int, tuple[int, int]]:

@@ -13,16 +13,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import orjson
 import redis as redis_lib
+from redis.cluster import RedisCluster
 from kafka import KafkaProducer
 
 from models.events import Event
 from streams.local import free_port
 
-__all__ = ["Worker", "publish_events", "wait_progress", "wait_quiet", "dump_state", "event_json", "read_progress"]
+__all__ = ["Worker", "publish_events", "wait_progress", "wait_quiet", "dump_state", "event_json", "read_progress",
+           "redis_client"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,8 +50,17 @@ def publish_events(bootstrap: str, topic: str, events: Iterable[Event], extra: S
     return last
 
 
-def read_progress(redis_url: str, topic: str, prefix: str = "cw") -> dict[int, int]:
+def redis_client(redis_url: str) -> Any:
+    """A sync client for ``redis_url``; a Redis Cluster node gets a cluster client (SCAN every primary)."""
     client = redis_lib.Redis.from_url(redis_url)
+    if int(client.info("cluster").get("cluster_enabled", 0)) != 1:
+        return client
+    client.close()
+    return RedisCluster.from_url(redis_url)
+
+
+def read_progress(redis_url: str, topic: str, prefix: str = "cw") -> dict[int, int]:
+    client = redis_client(redis_url)
     try:
         raw = client.hgetall(f"{prefix}:progress:{topic}")
     finally:
@@ -92,7 +103,7 @@ def wait_quiet(redis_url: str, prefix: str = "cw", quiet_s: float = 1.5, timeout
 
 def dump_state(redis_url: str, prefix: str = "cw") -> dict[str, bytes]:
     """Every user's state record, by user id (the exact bytes the store holds)."""
-    client = redis_lib.Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     out: dict[str, bytes] = {}
     try:
         for key in client.scan_iter(match=f"{prefix}:{{*}}:u:*", count=1000):

@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import random
 from pathlib import Path
 
@@ -309,6 +310,25 @@ def test_top_decile_lift_hand_cases() -> None:
     assert top_fraction_lift([0.5, 0.4], [False, False]) is None
     with pytest.raises(ValueError):
         top_fraction_lift([0.5], [True], 0.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scores_and_labels, st.sampled_from([0.1, 0.25, 0.5, 1.0]))
+def test_top_lift_matches_a_plain_count(pairs: list[tuple[float, bool]], fraction: float) -> None:
+    """Against a direct count: positives strictly above the cut, plus the tied ones pro rata."""
+    scores = [s for s, _ in pairs]
+    labels = [y for _, y in pairs]
+    n, positives = len(pairs), sum(labels)
+    lift = top_fraction_lift(scores, labels, fraction)
+    if positives == 0:
+        assert lift is None
+        return
+    k = max(1, math.ceil(round(n * fraction, 9)))  # round: 30 x 0.1 is 3.0000000000000004 in floats
+    cut = sorted(scores, reverse=True)[k - 1]
+    above = [y for s, y in pairs if s > cut]
+    tied = [y for s, y in pairs if s == cut]
+    expected = sum(above) + (k - len(above)) * sum(tied) / len(tied)
+    assert lift == pytest.approx((expected / k) / (positives / n))
 
 
 def test_lift_table_hand_case() -> None:

@@ -136,6 +136,42 @@ def test_golden_replay_exercises_alerts_and_purchasers(computed: dict[str, dict[
         assert d["users"] == USERS and int(d["alerts"]) > USERS, key  # type: ignore[call-overload]
 
 
+def test_crossing_search_equals_plain_bisection() -> None:
+    # The engine's crossing search replays the bisection with fewer evaluations; on real
+    # assessments (another seed than the golden ones, several silences and caps) it must give
+    # the bisection's answer to the second, or the review times (and so the states) would move.
+    from models.engine import _RISK_TOLERANCE_S, _crossing
+    from models.scoring import SilentRisk, assess
+    from models.state import DAY_S
+
+    model = load_model()
+    checked = 0
+    per_user = histories(5, 200, 90)
+    for user, evs in per_user.items():
+        st = advance(user, None, evs[: len(evs) // 2], evs[len(evs) // 2].ts_ms, model).state
+        for off_days in (0, 1, 2, 4, 6, 10):
+            now = st.last_seen_s + off_days * DAY_S
+            a = assess(st, now, model)
+            if a.risk >= model.risk_enter or a.stage == "churned":
+                continue
+            at = SilentRisk(a, model).at
+            for cap_days in (1, 3, 7):
+                cap = now + cap_days * DAY_S
+                r_cap = at(cap)
+                if r_cap < model.risk_enter:
+                    continue
+                lo, hi = now, cap
+                while hi - lo > _RISK_TOLERANCE_S:
+                    mid = (lo + hi) // 2
+                    if at(mid) >= model.risk_enter:
+                        hi = mid
+                    else:
+                        lo = mid
+                assert _crossing(at, model.risk_enter, now, a.risk, cap, r_cap) == hi
+                checked += 1
+    assert checked > 50  # the sample must actually contain crossings
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
         GOLDEN_PATH.write_text(json.dumps(digests(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
