@@ -271,21 +271,12 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, 
     return out
 
 
-def _auc(p: np.ndarray, y: np.ndarray) -> float | None:
-    from scipy.stats import rankdata
-
-    pos = int(y.sum())
-    neg = int(y.size - pos)
-    if pos == 0 or neg == 0:
-        return None
-    ranks = rankdata(p)
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
 def _holdout_report(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     eps = 1e-12
     table = reliability(p, y)
-    auc = _auc(p, y)
+    from streams.backtest import roc_auc  # one AUC for train and backtest
+
+    auc = roc_auc(p.tolist(), (y == 1).tolist())
     return {
         "rows": int(y.size),
         "churn_rate": round(float(y.mean()), 4),
