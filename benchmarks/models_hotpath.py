@@ -7,7 +7,9 @@ real ones (the golden replay's users, tests/test_models_golden.py, part way thro
 histories), so the mix of buyers, stages and silences is the simulator's. The replay rate is
 the golden test's batched replay (6-hour batches per touched user, then the silent tail).
 
-Each figure is the median of ``--repeat`` runs (the machine is shared and noisy).
+Each figure is the median of ``--repeat`` runs, in CPU time of the process (the machine is
+shared and noisy). To compare with older code, run the same file from a tree holding the old
+models/ (its imports are only ``advance``, ``_review``, ``score`` and the golden test's replay).
 ``.venv/bin/python -m benchmarks.models_hotpath [--repeat 3] [--users 500]``
 """
 
@@ -41,11 +43,13 @@ def _states_at(per_user: dict[str, list[Event]], model: ChurnModel, until_ms: in
 
 
 def _per_call_us(fn: Callable[[], int], repeat: int) -> float:
+    # CPU time of this process, not wall time: on a machine shared with other work the wall
+    # clock mostly measures the neighbours (the code is single-threaded pure Python).
     runs = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         n = fn()
-        runs.append((time.perf_counter() - t0) / n * 1e6)
+        runs.append((time.process_time() - t0) / n * 1e6)
     return statistics.median(runs)
 
 
