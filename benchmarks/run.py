@@ -227,6 +227,7 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
     """Ingest->state and ingest->alert at 25/50/75% of e2e1's rate, one worker in --clock live."""
     from benchmarks.e2e import make_topics, start_ready
     from benchmarks.latency import measure_level
+    from benchmarks.observe import cpu_seconds, metric_sum, scrape
     from streams.keys import Keys
     import redis as redis_lib
 
@@ -243,11 +244,17 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
     rows: dict[str, Any] = {"max_rate (e2e1 events/s)": round(max_rate), "seconds_per_level": seconds,
                             "warmup_left_out_s": warmup}
     try:
+        assert worker.proc is not None
         for pct in (25, 50, 75):
             rate = max_rate * pct / 100
+            before, cpu0, t0 = scrape(worker.metrics_port), cpu_seconds(worker.proc.pid), time.monotonic()
             res = asyncio.run(measure_level(ctx["kafka"], ctx["redis"], topic, topics.alerts, rate, seconds, warmup,
                                             f"l{pct}", Keys("cw").progress(topic)))
+            after, cpu1, t1 = scrape(worker.metrics_port), cpu_seconds(worker.proc.pid), time.monotonic()
             r = res.rows()
+            cycles = metric_sum(after, "churnwatch_batch_seconds_count") - metric_sum(before, "churnwatch_batch_seconds_count")
+            cycle_s = metric_sum(after, "churnwatch_batch_seconds_sum") - metric_sum(before, "churnwatch_batch_seconds_sum")
+            records = metric_sum(after, "churnwatch_batch_size_events_sum") - metric_sum(before, "churnwatch_batch_size_events_sum")
             print(f"  {pct}%: {r}", flush=True)
             label = f"{pct}% ({r['target_events_per_s']:,}/s)"
             rows[f"{label}: achieved events/s"] = r["achieved_events_per_s"]
@@ -255,6 +262,10 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
             rows[f"{label}: ingest->alert created p50 / p99 / max ms (n)"] = _lat(r, "alert")
             rows[f"{label}: ingest->alert received p50 / p99 / max ms (n)"] = _lat(r, "alert_received")
             rows[f"{label}: progress poll gap mean / max ms"] = r["progress_poll_gap_ms (mean / max)"]
+            rows[f"{label}: worker cycles/s, records/cycle, ms/cycle, cores busy"] = (
+                f"{cycles / (t1 - t0):.1f}, {records / cycles if cycles else 0:.0f}, "
+                f"{1000 * cycle_s / cycles if cycles else 0:.1f}, {(cpu1 - cpu0) / (t1 - t0):.2f}")
+            rows[f"{label}: load average (1 min) after"] = load_average().split(" / ")[0]
             ctx.setdefault("latency_levels", {})[pct] = r
             time.sleep(2.0)
     finally:

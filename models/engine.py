@@ -106,7 +106,8 @@ def advance(
     out = Outcome(st)
     for ev in sorted(events, key=_order):
         ts_s = ev.ts_ms // 1000
-        _run_due_reviews(user_id, st, ev.ts_ms, model, out)
+        if 0 < st.next_review_s and st.next_review_s * 1000 < ev.ts_ms:  # mostly not: skip the call
+            _run_due_reviews(user_id, st, ev.ts_ms, model, out)
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
         apply_event(st, ev)
         if new_day or ev.type in ("cancel", "purchase"):

@@ -138,5 +138,8 @@ def reasons(
         found.append((_LAST, "back"))
     elif stage == "new":
         found.append((_LAST, "new"))
+    if not any(importance > _LAST for importance, _ in found):
+        # Nothing stands out, yet an alert must say why: the chance of staying always can.
+        found.append((_importance("cooling", values, model) + 0.5 * gone, "cooling"))
     found.sort(key=lambda item: -item[0])  # stable: equal importance keeps the order above
     return tuple([_text(key, st, sig, p_stay, source, model) for _, key in found[:MAX_REASONS]])
