@@ -28,6 +28,7 @@ import orjson
 
 from streams.cli import UserError
 from streams.settings import Settings, parse_duration_ms
+from streams.simulate import positive_int
 
 __all__ = [
     "ALERT_KINDS",
@@ -242,21 +243,11 @@ def format_alert(alert: Mapping[str, Any]) -> str:
     return line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of alerts, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 alert, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print each alert as one JSON line (the record as published)")
     parser.add_argument("--from-beginning", action="store_true", help="start at the oldest alert kept by the broker")
     parser.add_argument("--kind", default=None, metavar="KIND[,KIND]", help=f"only these kinds ({', '.join(ALERT_KINDS)})")
-    parser.add_argument("--max", type=_positive_int, default=None, metavar="N", help="stop after N alerts")
+    parser.add_argument("--max", type=positive_int("alerts"), default=None, metavar="N", help="stop after N alerts")
     parser.add_argument("--timeout", default=None, metavar="S",
                         help="stop when no new alert came for S seconds (also 500ms, 2m); default: follow forever")
 
