@@ -25,7 +25,6 @@ __all__ = [
     "histogram_mean",
     "percentile",
     "summary_ms",
-    "redis_info",
     "load_average",
     "slope_per_minute",
     "wait_until",
@@ -71,7 +70,8 @@ class CpuClock:
         return self
 
     def stop(self) -> dict[str, float]:
-        assert self.started is not None, "start() first"
+        if self.started is None:
+            raise RuntimeError("CpuClock.stop() before start()")
         self.used = {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
         return self.used
 
@@ -121,11 +121,6 @@ def summary_ms(values: Iterable[float]) -> dict[str, float | int]:
         return {"n": 0}
     return {"n": len(data), "p50_ms": round(percentile(data, 50), 1), "p99_ms": round(percentile(data, 99), 1),
             "max_ms": round(data[-1], 1)}
-
-
-def redis_info(client: object, section: str = "memory") -> dict[str, object]:
-    """``INFO <section>`` of a redis-py client as a dict."""
-    return client.info(section)  # type: ignore[attr-defined, no-any-return]
 
 
 def load_average() -> str:

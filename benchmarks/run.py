@@ -379,7 +379,7 @@ def _target_lines(sections: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:,.1f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, list) and value and isinstance(value[0], tuple):
@@ -434,7 +434,7 @@ def _render(results: dict[str, Any]) -> str:
     for name in order:
         sec = sections[name]
         method = METHODS.get("e2e" if name.startswith("e2e") else name.split("_")[0], "")
-        lines += [f"### {name}", "", f"_{sec.get('doc', '')}_ Run {sec['when']}, scale {sec['scale']}, "
+        lines += [f"### {name}", "", f"_{sec.get('doc', '')}_ Run {sec['when']} (code {sec.get('code', '?')}), scale {sec['scale']}, "
                   f"load average before / after: {sec.get('load_before', '?')} -> {sec.get('load_after', '?')}.", ""]
         if method:
             lines += [f"How: {method}", ""]
@@ -474,6 +474,21 @@ def _render_samples(samples: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
+def _code_version() -> str:
+    """``git describe``-like id of the code measured (``+dirty`` with uncommitted changes)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "streams", "models"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
 def _load_previous() -> dict[str, Any]:
     try:
         data = json.loads(RAW.read_text())
@@ -501,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help=f"comma-separated sections (default: {','.join(DEFAULT_SECTIONS)}); all: {','.join(SECTIONS)}")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply event and user counts (0.1 for a quick look)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch RESULTS.md / results.json")
+    ap.add_argument("--render", action="store_true", help="rewrite RESULTS.md from results.json; run nothing")
     ap.add_argument("--max-rate", type=float, default=None, help="events/s taken as the max rate by latency/soak (default: e2e1's)")
     ap.add_argument("--soak-seconds", type=float, default=600.0, help="soak: seconds of producing (default 600)")
     ap.add_argument("--soak-rate", type=float, default=None, help="soak: events/s (default 40%% of the max rate)")
@@ -514,6 +530,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.run: error: --scale must be > 0, got {args.scale}", file=sys.stderr)
         return 2
     previous = _load_previous()
+    if args.render:
+        _write({"machine": json.loads(RAW.read_text()).get("machine", "?") if RAW.exists() else "?", "sections": previous})
+        print(f"benchmarks: {RESULTS} rewritten from {RAW}")
+        return 0
     logdir = tempfile.mkdtemp(prefix="churnwatch-bench-")
     kafka = start_kafka()
     redis = start_redis()
@@ -527,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"{platform.python_implementation()} {platform.python_version()}",
         "sections": dict(previous),
     }
-    print(f"benchmarks: sections {chosen}, scale {args.scale}, logs in {logdir}, load {load_average()}", flush=True)
+    code = _code_version()
+    print(f"benchmarks: sections {chosen}, scale {args.scale}, code {code}, logs in {logdir}, load {load_average()}",
+          flush=True)
     failed = []
     try:
         for name in chosen:
@@ -545,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {key}: {value}", flush=True)
             print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
             results["sections"][name] = {
-                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scale": args.scale,
+                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scale": args.scale, "code": code,
                 "load_before": load_before, "load_after": load_average(), "doc": (SECTIONS[name].__doc__ or "").strip(),
                 "rows": rows,
             }
