@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import Any, Final, Iterable, Literal, Mapping, NamedTuple, Sequence
+from typing import Any, Final, Iterable, Literal, Mapping, NamedTuple, Sequence, get_args
 
 import numpy as np
 
@@ -57,16 +57,7 @@ Segment = Literal[
     "important to win back",
     "hibernating",
 ]
-SEGMENTS: Final[tuple[Segment, ...]] = (
-    "new",
-    "champions",
-    "loyal",
-    "important to develop",
-    "important to retain",
-    "about to sleep",
-    "important to win back",
-    "hibernating",
-)
+SEGMENTS: Final[tuple[Segment, ...]] = get_args(Segment)
 
 
 class RfmScores(NamedTuple):
