@@ -125,9 +125,8 @@ async def follow_alerts(
     that are sure to be seen.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.errors import KafkaConnectionError
 
-    from streams.publisher import check_kafka_reachable
+    from streams.publisher import check_kafka_reachable, start_client
     from streams.settings import aiokafka_client_kwargs
 
     topic = settings.topic_alerts
@@ -137,11 +136,7 @@ async def follow_alerts(
     consumer = AIOKafkaConsumer(
         **aiokafka_client_kwargs(settings), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
     )
-    try:
-        await consumer.start()
-    except KafkaConnectionError as exc:
-        await consumer.stop()
-        raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+    await start_client(consumer, settings)
     shown = 0
     skipped = 0
     try:

@@ -390,26 +390,24 @@ class Pipeline:
     # -- retries ------------------------------------------------------------------------------
 
     async def _retry_redis(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
-        delay = BACKOFF_START_S
-        while True:
-            if self.abandon_requested():
-                raise CycleAbandoned(f"abandoned before Redis {what}")
-            try:
-                return await fn(*args)
-            except REDIS_TRANSIENT as exc:
-                metrics.REDIS_ERRORS.inc()
-                logger.warning("Redis %s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(BACKOFF_MAX_S, delay * 2)
+        return await self._retry(f"Redis {what}", REDIS_TRANSIENT, fn, *args)
 
     async def _retry_kafka(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
+        return await self._retry(f"producing {what}", (KafkaError,), fn, *args)
+
+    async def _retry(
+        self, what: str, errors: tuple[type[BaseException], ...], fn: Callable[..., Awaitable[T]], *args: object
+    ) -> T:
+        """Call ``fn`` until it succeeds, backing off exponentially; a rebalance abandons the cycle."""
         delay = BACKOFF_START_S
         while True:
             if self.abandon_requested():
-                raise CycleAbandoned(f"abandoned before producing {what}")
+                raise CycleAbandoned(f"abandoned before {what}")
             try:
                 return await fn(*args)
-            except KafkaError as exc:
-                logger.warning("producing %s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
+            except errors as exc:
+                if errors is REDIS_TRANSIENT:
+                    metrics.REDIS_ERRORS.inc()
+                logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)

@@ -40,6 +40,7 @@ from streams.history import iter_events_csv, parse_ts_ms
 from streams.settings import Settings, aiokafka_client_kwargs
 
 __all__ = [
+    "start_client",
     "BulkStats",
     "check_kafka_reachable",
     "ensure_events_topic",
@@ -234,6 +235,17 @@ def kafka_python_client_kwargs(settings: Settings) -> dict[str, Any]:
     return kw
 
 
+async def start_client(client: Any, settings: Settings) -> None:
+    """Start an aiokafka consumer or producer; an unreachable broker is one readable line."""
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        await client.stop()
+        raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+
+
 Record = tuple[str, bytes]  # (user id = key, value)
 
 
@@ -257,7 +269,6 @@ async def publish_bulk_async(
     ``progress(n_sent)`` is called about every 20k records (for a person watching).
     """
     from aiokafka import AIOKafkaProducer
-    from aiokafka.errors import KafkaConnectionError
 
     if rate < 0 or math.isnan(rate):
         raise ValueError(f"rate must be 0 (unlimited) or more events per second, got {rate}")
@@ -265,11 +276,7 @@ async def publish_bulk_async(
     producer = AIOKafkaProducer(
         **aiokafka_client_kwargs(settings), acks="all", linger_ms=LINGER_MS, max_batch_size=BATCH_BYTES
     )
-    try:
-        await producer.start()
-    except KafkaConnectionError as exc:
-        await producer.stop()
-        raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+    await start_client(producer, settings)
     t0 = time.monotonic()
     n = 0
     last: dict[int, int] = {}
