@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.local import stop_process
+
 __all__ = ["Profiler", "py_spy_binary", "summarise"]
 
 #: Frames every sample of the loop passes through: their inclusive share says nothing.
@@ -57,13 +59,7 @@ class Profiler:
         """SIGINT makes py-spy write its output and exit."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, signal.SIGINT, timeout_s=30)
 
 
 def _short(frame: str) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "RedisClusterService",
     "Service",
     "free_port",
+    "stop_process",
     "start_kafka",
     "start_redis",
     "start_redis_cluster",
@@ -45,6 +46,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 5.0) -> int:
+    """Ask a child to stop with ``sig``, kill it if it has not exited within ``timeout_s``; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return int(proc.returncode)
 
 
 def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None, what: str) -> None:
@@ -74,13 +87,8 @@ class Service:
         if self._stopped:
             return
         self._stopped = True
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s=5)
         if self.container is not None:
             with contextlib.suppress(Exception):
                 self.container.stop()  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from redis.cluster import RedisCluster
 from kafka import KafkaProducer
 
 from models.events import Event
-from streams.local import free_port
+from streams.local import free_port, stop_process
 
 __all__ = ["Worker", "publish_events", "wait_progress", "wait_quiet", "dump_state", "event_json", "read_progress",
            "redis_client"]
@@ -150,14 +150,7 @@ class Worker:
         self.expected_exit = True
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
+        return stop_process(self.proc, timeout_s=20)
 
     def output(self) -> str:
         try:
