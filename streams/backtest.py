@@ -20,13 +20,17 @@ import bisect
 import contextlib
 import csv
 import gzip
+import heapq
 import json
 import logging
 import math
+import multiprocessing
 import operator
+import os
 import sys
 import time
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +44,7 @@ from models.state import DAY_S, UserState
 from streams.cli import UserError
 from streams.history import parse_ts_ms, read_events_csv, read_labels_csv
 from streams.settings import Settings, parse_duration_ms
+from streams.simulate import positive_int
 
 __all__ = [
     "SCORE_COLUMNS",
@@ -51,6 +56,7 @@ __all__ = [
     "add_arguments",
     "alert_episodes",
     "alert_outcomes",
+    "available_cpus",
     "covers",
     "evaluate",
     "format_time",
@@ -265,6 +271,7 @@ def replay(
     on_row: Callable[[ScoreRow], None],
     progress: Progress | None = None,
     on_alert: Callable[[Alert], None] | None = None,
+    jobs: int = 1,
 ) -> Replay:
     """Score every user seen before each as-of time from the events strictly before it.
 
@@ -274,12 +281,48 @@ def replay(
     ``models.scoring.score`` at the as-of time. A state the engine marks as expired is dropped,
     as the store drops it. Rows are handed to ``on_row`` in (as-of, user id) order, and every
     alert the stream would have published to ``on_alert`` (per user in time order).
+
+    Users never interact, so ``jobs`` > 1 splits them into shards replayed by forked processes
+    (where the platform forks) and merges the shards' rows and alerts back into the same order:
+    the output is the same for any ``jobs``.
     """
     ordered = sorted(events, key=_event_order)
+    dates = sorted(set(as_of_ms))
+    users = {ev.user_id for ev in ordered}
+    if jobs > 1 and len(users) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        return _replay_forked(ordered, dates, model, on_row, progress, on_alert, jobs, users)
     result = Replay(n_events=len(ordered))
     if ordered:
         result.data_end_ms = ordered[-1].ts_ms
-    dates = sorted(set(as_of_ms))
+
+    def rows(i: int, got: list[ScoreRow]) -> None:
+        for row in got:
+            on_row(row)
+
+    def alerts(i: int, got: list[tuple[str, list[Alert]]]) -> None:
+        for _, mine in got:
+            for alert in mine:
+                on_alert(alert)  # type: ignore[misc]
+
+    def step(i: int, j: int, n: int) -> None:
+        if progress is not None and j % 256 == 0:
+            progress.update((i + j / n) / len(dates))
+
+    _replay_users(ordered, dates, model, result, rows, alerts if on_alert is not None else None, step)
+    return result
+
+
+def _replay_users(
+    ordered: Sequence[Event],
+    dates: Sequence[int],
+    model: ChurnModel,
+    result: Replay,
+    on_rows: Callable[[int, list[ScoreRow]], None],
+    on_alerts: Callable[[int, list[tuple[str, list[Alert]]]], None] | None,
+    step: Callable[[int, int, int], None] = lambda i, j, n: None,
+) -> None:
+    """The replay of :func:`replay` over the users of ``ordered`` (sorted events); hands each
+    as-of date's rows and ``(user, alerts)`` to the callbacks, in user id order."""
     states: dict[str, UserState] = {}
     pos = 0
     for i, date_ms in enumerate(dates):
@@ -292,21 +335,84 @@ def replay(
             result.first_seen_ms.setdefault(user, mine[0].ts_ms)
         now_s = date_ms // 1000
         users = sorted(states.keys() | fresh.keys())
+        rows: list[ScoreRow] = []
+        alerts: list[tuple[str, list[Alert]]] = []
         for j, user in enumerate(users):
-            if progress is not None and j % 256 == 0:
-                progress.update((i + j / len(users)) / len(dates))
+            step(i, j, len(users))
             out = advance(user, states.get(user), fresh.get(user, ()), date_ms, model)
-            for alert in out.alerts:
-                if alert.kind != "stage_changed":
-                    result.alerts.setdefault(user, []).append((alert.kind, alert.event_time_ms))
-                if on_alert is not None:
-                    on_alert(alert)
+            if out.alerts:
+                for alert in out.alerts:
+                    if alert.kind != "stage_changed":
+                        result.alerts.setdefault(user, []).append((alert.kind, alert.event_time_ms))
+                if on_alerts is not None:
+                    alerts.append((user, out.alerts))
             if out.expire:
                 states.pop(user, None)
                 continue
             states[user] = out.state
-            on_row(score_row(user, date_ms, score(out.state, now_s, model)))
-            result.n_rows += 1
+            rows.append(score_row(user, date_ms, score(out.state, now_s, model)))
+        result.n_rows += len(rows)
+        if on_alerts is not None:
+            on_alerts(i, alerts)
+        on_rows(i, rows)
+
+
+#: What forked shard processes read (set just before the pool forks; never pickled).
+_FORKED: tuple[list[list[Event]], list[int], ChurnModel, bool] | None = None
+
+
+def _replay_shard(k: int) -> tuple[int, Replay, list[list[ScoreRow]], list[list[tuple[str, list[Alert]]]]]:
+    assert _FORKED is not None
+    shards, dates, model, want_alerts = _FORKED
+    result = Replay()
+    rows: list[list[ScoreRow]] = []
+    alerts: list[list[tuple[str, list[Alert]]]] = []
+    _replay_users(shards[k], dates, model, result, lambda i, got: rows.append(got),
+                  (lambda i, got: alerts.append(got)) if want_alerts else None)
+    return k, result, rows, alerts
+
+
+def _replay_forked(
+    ordered: list[Event],
+    dates: list[int],
+    model: ChurnModel,
+    on_row: Callable[[ScoreRow], None],
+    progress: Progress | None,
+    on_alert: Callable[[Alert], None] | None,
+    jobs: int,
+    users: set[str],
+) -> Replay:
+    """:func:`replay` with the users split into shards (a few per process, so the work evens out
+    and the progress bar moves) replayed in forked processes, merged by user id per date."""
+    global _FORKED
+    n_shards = min(len(users), 4 * jobs)
+    shard_of = {user: zlib.crc32(user.encode()) % n_shards for user in users}
+    shards: list[list[Event]] = [[] for _ in range(n_shards)]
+    for ev in ordered:
+        shards[shard_of[ev.user_id]].append(ev)
+    result = Replay(n_events=len(ordered), data_end_ms=ordered[-1].ts_ms if ordered else 0)
+    parts: list[tuple[Replay, list[list[ScoreRow]], list[list[tuple[str, list[Alert]]]]]] = [None] * n_shards  # type: ignore[list-item]
+    _FORKED = (shards, dates, model, on_alert is not None)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, n_shards)) as pool:
+            for done, (k, part, rows, alerts) in enumerate(pool.imap_unordered(_replay_shard, range(n_shards)), start=1):
+                parts[k] = (part, rows, alerts)
+                if progress is not None:
+                    progress.update(done / n_shards)
+    finally:
+        _FORKED = None
+    for part, _, _ in parts:
+        result.alerts.update(part.alerts)
+        result.first_seen_ms.update(part.first_seen_ms)
+        result.n_rows += part.n_rows
+    by_user = operator.attrgetter("user_id")
+    for i in range(len(dates)):
+        if on_alert is not None:
+            for _, mine in heapq.merge(*(alerts[i] for _, _, alerts in parts), key=operator.itemgetter(0)):
+                for alert in mine:
+                    on_alert(alert)
+        for row in heapq.merge(*(rows[i] for _, rows, _ in parts), key=by_user):
+            on_row(row)
     return result
 
 
@@ -739,7 +845,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alerts-out", metavar="FILE.jsonl", help="also write every alert the stream would have published (JSON lines)")
     parser.add_argument("--plot-user", metavar="USER_ID", help="also draw this user's health, temperature and risk over time")
     parser.add_argument("--plot-out", metavar="PNG", help="where to write --plot-user's picture (default: next to --out)")
+    parser.add_argument("--jobs", type=positive_int("processes", "process"), default=None,
+                        help="processes replaying users in parallel (default: the CPUs this process may use); same output for any number")
     parser.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _sibling(out: Path, suffix: str) -> Path:
@@ -763,6 +879,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not out.parent.exists():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
 
+    jobs = args.jobs or available_cpus()
     started = time.perf_counter()
     events = read_events_csv(args.events, type_map)
     read_s = time.perf_counter() - started
@@ -788,12 +905,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             alerts_fh.write(json.dumps(alert.to_dict()) + "\n")  # type: ignore[union-attr]
 
         replay_started = time.perf_counter()
-        result = replay(events, as_of, model, on_row, progress, on_alert if alerts_fh else None)
+        result = replay(events, as_of, model, on_row, progress, on_alert if alerts_fh else None, jobs=jobs)
         replay_s = time.perf_counter() - replay_started
     progress.close()
     total_s = time.perf_counter() - started
 
     report: dict[str, Any] = {
+        "jobs": jobs,
         "events": result.n_events,
         "users": len(result.first_seen_ms),
         "as_of_dates": len(as_of),

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 SESSION_TIMEOUT_MS = 6_000  # Tansu takes about half of it to finish a group join
 HEARTBEAT_INTERVAL_MS = 2_000
 ERROR_BACKOFF_MAX_S = 2.0
+COMMIT_INTERVAL_S = 1.0  # Kafka commit hints: at most this often, never awaited by a cycle
 
 
 def wall_ms() -> int:
@@ -110,6 +111,9 @@ class StreamConsumer:
         self._unresumed: set[TopicPartition] = set()  # assigned, but progress not read yet
         self.assigned: set[TopicPartition] = set()
         self.cycles = 0
+        self._to_commit: dict[TopicPartition, int] = {}  # newest applied offsets not yet hinted
+        self._commit_task: asyncio.Task[None] | None = None
+        self._committed_at = 0.0
         self._started: set[str] = set()  # parts already started: start() is retried after failures
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
 
@@ -151,6 +155,12 @@ class StreamConsumer:
             pass
         try:
             if "consumer" in self._started:
+                if self._commit_task is not None:
+                    await asyncio.wait([self._commit_task], timeout=5.0)
+                self._committed_at = 0.0
+                self._hint_commit()
+                if self._commit_task is not None:
+                    await asyncio.wait([self._commit_task], timeout=5.0)
                 await self.consumer.stop()
         finally:
             if "sink" in self._started:
@@ -249,6 +259,29 @@ class StreamConsumer:
                 await asyncio.sleep(delay)
                 delay = min(ERROR_BACKOFF_MAX_S, delay * 2)
 
+    def _hint_commit(self) -> None:
+        """Commit the applied offsets to Kafka in the background, at most every COMMIT_INTERVAL_S.
+
+        Only a hint for tools (lag dashboards, kafka-consumer-groups): Redis progress decides where
+        a partition resumes, so a cycle never waits for the group coordinator's round trip.
+        """
+        if not self._to_commit or (self._commit_task is not None and not self._commit_task.done()):
+            return
+        now = time.monotonic()
+        if now - self._committed_at < COMMIT_INTERVAL_S:
+            return
+        offsets = {tp: off for tp, off in self._to_commit.items() if tp in self.assigned}
+        self._to_commit.clear()
+        self._committed_at = now
+        if offsets:
+            self._commit_task = asyncio.ensure_future(self._commit(offsets))
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self.consumer.commit(offsets)
+        except (KafkaError, AssertionError) as exc:  # a rebalance or an outage: the next hint will do
+            logger.debug("Kafka commit hint failed: %s", exc)
+
     def _contiguous(self, batch: dict[TopicPartition, list], rebalanced: bool) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
         """The records of ``batch`` that continue each partition where this worker expects them.
 
@@ -310,12 +343,9 @@ class StreamConsumer:
         for p in self.pipeline.clock.partitions:
             lag_s = (now - self.pipeline.clock.cutoff_ms(p, now)) / 1000
             metrics.WATERMARK_LAG.labels(str(p)).set(lag_s)
-        if result.progress:
-            offsets = {TopicPartition(self.topic, p): off + 1 for p, (off, _) in result.progress.items()}
-            try:
-                await consumer.commit(offsets)  # a hint for tools; Redis progress is what counts
-            except KafkaError as exc:
-                logger.debug("Kafka commit hint failed: %s", exc)
+        for p, (off, _) in result.progress.items():
+            self._to_commit[TopicPartition(self.topic, p)] = off + 1
+        self._hint_commit()  # also on idle cycles: the last offsets get hinted too
         if not result.idle:
             logger.debug(
                 "cycle %s: %s records, %s events applied, %s rejected, %s users, %s alerts",

@@ -18,16 +18,18 @@ import csv
 import gzip
 import io
 import math
-from datetime import datetime, timezone
+import operator
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, Iterator
 
-from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
+from models.events import DEFAULT_TYPE_MAP, Event, EventType, TypeMap
 
 __all__ = ["parse_ts_ms", "iter_events_csv", "read_events_csv", "read_labels_csv"]
 
 _MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier times are almost surely seconds or junk
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def parse_ts_ms(text: str) -> int:
@@ -61,13 +63,13 @@ def _open_text(path: Path) -> IO[str]:
     return open(path, encoding="utf-8", newline="")
 
 
-def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row by column name); the header row is optional and detected by its names."""
+def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, list[str], dict[str, int]]]:
+    """(line number, row, column name -> index); the header row is optional and detected by its names."""
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     with _open_text(path) as handle:
         reader = csv.reader(handle)
-        columns: tuple[str, ...] = wanted
+        index = {name: i for i, name in enumerate(wanted)}
         first = True
         for lineno, row in enumerate(reader, start=1):
             if not row or (len(row) == 1 and not row[0].strip()) or row[0].startswith("#"):
@@ -79,29 +81,76 @@ def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, dict[str, 
                     missing = [c for c in wanted[:2] if c not in names]
                     if missing:
                         raise ValueError(f"{path.name}: header has no {missing} column")
-                    columns = names
+                    index = {}
+                    for i, name in enumerate(names):
+                        index[name] = i  # a repeated name: the last one counts
                     continue
-            yield lineno, {name: value for name, value in zip(columns, row)}
+            yield lineno, row, index
+
+
+def _fast_iso_ms(text: str, days: dict[str, int]) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS[.fff]Z`` (what warehouses and ``churnwatch simulate`` write) without
+    datetime, the date part cached in ``days``; None for any other shape (then parse_ts_ms reads
+    it). tests/test_history.py checks it agrees with parse_ts_ms."""
+    n = len(text)
+    if (n != 20 and n != 24) or text[-1] != "Z" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+        return None
+    clock = text[11:13] + text[14:16] + text[17:19]
+    if n == 24:
+        if text[19] != ".":
+            return None
+        clock += text[20:23]
+    if not (clock.isdigit() and clock.isascii()):
+        return None
+    hh, mm, ss = int(clock[0:2]), int(clock[2:4]), int(clock[4:6])
+    if hh > 23 or mm > 59 or ss > 59:
+        return None
+    day_ms = days.get(text[:10])
+    if day_ms is None:
+        try:
+            day = date.fromisoformat(text[:10])
+        except ValueError:
+            return None
+        day_ms = days[text[:10]] = (day.toordinal() - _EPOCH_ORDINAL) * 86_400_000
+    return day_ms + ((hh * 60 + mm) * 60 + ss) * 1000 + (int(clock[6:9]) if n == 24 else 0)
 
 
 def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[Event]:
     """Events of ``path`` in file order; a bad row raises ValueError naming file and line."""
     p = Path(path)
-    for lineno, row in _rows(p, _COLUMNS):
+    kinds: dict[str, EventType] = {}  # event name -> canonical type
+    days: dict[str, int] = {}  # ISO date -> epoch ms of its midnight
+    for lineno, row, index in _rows(p, _COLUMNS):
+        n = len(row)
         try:
-            user = row.get("user_id", "").strip()
+            i = index.get("user_id", n)
+            user = row[i].strip() if i < n else ""
             if not user:
                 raise ValueError("empty user_id")
-            ts_ms = parse_ts_ms(row.get("ts", ""))
-            name = row.get("event_type", "").strip()
-            if not name:
-                raise ValueError("empty event_type")
-            kind = type_map.canonical(name)
-            raw_amount = (row.get("amount") or "").strip()
-            amount = float(raw_amount) if raw_amount else 0.0
-            if not math.isfinite(amount):
-                raise ValueError(f"amount {raw_amount!r} is not a finite number")
-            event_id = (row.get("event_id") or "").strip() or f"{p.name}:{lineno}"
+            i = index.get("ts", n)
+            ts = row[i] if i < n else ""
+            ts_ms = _fast_iso_ms(ts, days)
+            if ts_ms is None:
+                ts_ms = parse_ts_ms(ts)
+            i = index.get("event_type", n)
+            name = row[i] if i < n else ""
+            kind = kinds.get(name)
+            if kind is None:
+                stripped = name.strip()
+                if not stripped:
+                    raise ValueError("empty event_type")
+                kind = type_map.canonical(stripped)
+                if len(kinds) < 4096:  # free-text names: bounded
+                    kinds[name] = kind
+            amount = 0.0
+            i = index.get("amount", n)
+            raw_amount = row[i].strip() if i < n else ""
+            if raw_amount:  # checked on every row, kept on purchases only
+                amount = float(raw_amount)
+                if not math.isfinite(amount):
+                    raise ValueError(f"amount {raw_amount!r} is not a finite number")
+            i = index.get("event_id", n)
+            event_id = (row[i].strip() if i < n else "") or f"{p.name}:{lineno}"
         except ValueError as exc:
             raise ValueError(f"{p.name} line {lineno}: {exc}") from None
         yield Event(user, ts_ms, kind, event_id, amount if kind == "purchase" else 0.0)
@@ -117,8 +166,11 @@ def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> l
     [('view', 1767225600000, 0.0), ('purchase', 1767312000000, 12.5)]
     """
     events = list(iter_events_csv(path, type_map))
-    events.sort(key=lambda ev: (ev.ts_ms, ev.event_id))  # Event.sort_key
+    events.sort(key=_ORDER)
     return events
+
+
+_ORDER = operator.attrgetter("ts_ms", "event_id")  # Event.sort_key, without a Python call per event
 
 
 def read_labels_csv(path: str | Path) -> dict[str, int]:
@@ -126,9 +178,11 @@ def read_labels_csv(path: str | Path) -> dict[str, int]:
     the user did not churn and is left out. The earliest time wins if a user appears twice."""
     p = Path(path)
     out: dict[str, int] = {}
-    for lineno, row in _rows(p, ("user_id", "churned_at")):
-        user = row.get("user_id", "").strip()
-        raw = (row.get("churned_at") or "").strip()
+    for lineno, row, index in _rows(p, ("user_id", "churned_at")):
+        n = len(row)
+        i, j = index.get("user_id", n), index.get("churned_at", n)
+        user = row[i].strip() if i < n else ""
+        raw = row[j].strip() if j < n else ""
         if not user:
             raise ValueError(f"{p.name} line {lineno}: empty user_id")
         if not raw:

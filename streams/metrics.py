@@ -48,6 +48,13 @@ BATCH_SECONDS = Histogram(
     "Wall time of one worker cycle (decode to progress write)",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+CYCLE_PHASE_SECONDS = Histogram(
+    "churnwatch_cycle_phase_seconds",
+    "Wall time of each phase of a worker cycle: decode, read (Redis), advance (scoring), produce "
+    "(alerts and DLQ acknowledged), write (Redis states), progress (Redis)",
+    ["phase"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 REDIS_SECONDS = Histogram(
     "churnwatch_redis_seconds",
     "Wall time of one pipelined Redis round trip",

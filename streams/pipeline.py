@@ -43,7 +43,7 @@ from streams.clock import NEVER, TopicClock
 from streams.codec import Decoder, Rejection, dlq_value
 from streams.keys import locate
 from streams.settings import Settings
-from streams.store import BucketRead, BucketWrite, Fenced, StateWrite, Store, stats_delta
+from streams.store import UNCHANGED, BucketRead, BucketWrite, Fenced, StateWrite, Store, stats_delta
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Pipeline"]
 
@@ -62,6 +62,7 @@ REDIS_TRANSIENT = (
     asyncio.TimeoutError,
     OSError,
 )
+NO_DUE = 2**62  # a bucket's due index holds nothing (seconds)
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
 
@@ -137,8 +138,10 @@ class Pipeline:
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.abandon_requested: Callable[[], bool] = lambda: False
         self._cycle = 0
-        self._swept_s: dict[int, int] = {}  # p -> review second up to which p's due index was emptied
-        self._due_truncated: set[int] = set()  # partitions whose last due read hit the limit
+        # p -> per bucket, a lower bound of the earliest due review in Redis (seconds; 0: unknown).
+        # Only this worker writes p's due entries (the offset fence), so the bound stays true
+        # between reads: each sweep learns the next due score, each state write can only lower it.
+        self._due_min: dict[int, list[int]] = {}
 
     # -- partition ownership ------------------------------------------------------------------
 
@@ -146,14 +149,12 @@ class Pipeline:
         """Own p from its stored progress; returns the offset to seek to (0: from the start)."""
         stream_ms = progress[1] if progress and progress[1] > 0 else None
         self.clock.assign(partition, stream_ms, wall_now_ms)
-        self._swept_s.pop(partition, None)
-        self._due_truncated.discard(partition)
+        self._due_min[partition] = [0] * self.store.buckets  # unknown until the first sweep
         return progress[0] + 1 if progress else 0
 
     def revoke(self, partition: int) -> None:
         self.clock.revoke(partition)
-        self._swept_s.pop(partition, None)
-        self._due_truncated.discard(partition)
+        self._due_min.pop(partition, None)
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
         for _, max_ms in progress.values():
@@ -235,22 +236,26 @@ class Pipeline:
                 ub.offsets.append(rec.offset)
             last_offset[p] = records[-1].offset
         unknown = self.decoder.unknown_types - unknown_before
+        t_decoded = time.perf_counter()
 
-        # 2. review clocks; which partitions' due indexes need a sweep
+        # 2. review clocks; which buckets' due indexes hold a review due before them (a review due
+        # at second s runs once the clock is past s * 1000 ms, models.engine.advance)
         until_ms: dict[int, int | None] = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
-        sweep: dict[int, int] = {}
+        buckets, groups = self.store.buckets, self.store.groups
+        sweep: dict[int, dict[int, int]] = {}  # bucket -> {p: sweep up to this second}
         for p, until in until_ms.items():
-            if until is None:
+            due_min = self._due_min.get(p)
+            if until is None or due_min is None:
                 continue
             until_s = until // 1000
-            if until_s > self._swept_s.get(p, NEVER) or p in self._due_truncated:
-                sweep[p] = until_s
+            for b in range(buckets):
+                if due_min[b] * 1000 < until:
+                    sweep.setdefault(b, {})[p] = until_s
         if not last_offset and not sweep:
             result.idle = True
             return result
 
         # 3. read plan: one script call per bucket touched
-        buckets, groups = self.store.buckets, self.store.groups
         fields = {p: f"{topic}:{p}" for p in clock.partitions}
         plan: dict[int, tuple[dict[int, int | None], list[tuple[int, str]]]] = {}
         where: dict[str, tuple[int, int]] = {}
@@ -262,12 +267,11 @@ class Pipeline:
                 entry = plan[b] = ({}, [])
             entry[0].setdefault(ub.partition, None)
             entry[1].append((g, uid))
-        if sweep:
-            for b in range(buckets):
-                entry = plan.get(b)
-                if entry is None:
-                    entry = plan[b] = ({}, [])
-                entry[0].update(sweep)
+        for b, due_parts in sweep.items():
+            entry = plan.get(b)
+            if entry is None:
+                entry = plan[b] = ({}, [])
+            entry[0].update(due_parts)
         for p in last_offset:  # every bucket of a partition with records gets its offset fenced
             for entry in plan.values():
                 entry[0].setdefault(p, None)
@@ -276,13 +280,15 @@ class Pipeline:
         ]
         result.buckets = len(reads)
         replies = await self._retry_redis("read", self.store.read, reads)
+        t_read = time.perf_counter()
 
         # 4. advance every user with events or a due review
         model = self.model
         alerts_out: list[tuple[bytes | None, bytes]] = []
         alert_kinds = result.alerts
         writes: list[BucketWrite] = []
-        truncated: set[int] = set()
+        learned: list[tuple[int, int, int]] = []  # (p, bucket, lower bound of its next due second)
+        lowered: list[tuple[int, int, int]] = []  # (p, bucket, due second written)
         due_limit = self.store.due_limit
         for read, reply in zip(reads, replies):
             b = read.bucket
@@ -306,9 +312,10 @@ class Pipeline:
                 else:
                     events = ub.events
                 todo[uid] = (g, ub.partition, blob, events)
-            for p, dues in zip(parts, reply.dues):
-                if len(dues) >= due_limit:
-                    truncated.add(p)
+            for p, dues, nxt in zip(parts, reply.dues, reply.next_due):
+                if p in sweep.get(b, ()):
+                    # more than due_limit due: sweep again next cycle; else the next one after
+                    learned.append((p, b, 0 if len(dues) >= due_limit else NO_DUE if nxt is None else nxt))
                 for due in dues:
                     if due.user_id not in todo:
                         todo[due.user_id] = (due.group, p, due.blob, [])
@@ -339,8 +346,15 @@ class Pipeline:
                     write.states.append(StateWrite(g, uid, None, fields[p], 0, None))
                 else:
                     st = out.state
-                    risk = risk_at(st, st.last_review_s or until // 1000, model) if st.at_risk_since_s else None
-                    write.states.append(StateWrite(g, uid, st.to_bytes(), fields[p], st.next_review_s, risk))
+                    risk: float | None = None
+                    if st.at_risk_since_s:
+                        risk = risk_at(st, st.last_review_s or until // 1000, model)
+                    elif old is not None and not old.at_risk_since_s:
+                        risk = UNCHANGED  # not in the ranking before either
+                    due = UNCHANGED if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
+                    write.states.append(StateWrite(g, uid, st.to_bytes(), fields[p], due, risk))
+                    if st.next_review_s:
+                        lowered.append((p, b, st.next_review_s))
                 stats_delta(old, new_state, out.alerts, stats)
                 for alert in out.alerts:
                     alert_kinds[alert.kind] = alert_kinds.get(alert.kind, 0) + 1
@@ -348,12 +362,14 @@ class Pipeline:
             if write.states or write.stats or any(new for _, _, new in write.parts):
                 writes.append(write)
 
+        t_advanced = time.perf_counter()
         # 5. alerts and DLQ acknowledged before any state is written
         if alerts_out:
             await self._retry_kafka("alerts", self.producer.send_all, self.settings.topic_alerts, alerts_out)
         if dlq:
             await self._retry_kafka("dlq", self.producer.send_all, self.settings.topic_dlq, dlq)
 
+        t_produced = time.perf_counter()
         # 6. fenced state writes, then progress
         self._cycle += 1
         token = f"{self.worker_id}:{self._cycle}"
@@ -364,9 +380,14 @@ class Pipeline:
                 len(fenced), fenced[0].field, fenced[0].actual,
             )
             raise CycleAbandoned("fenced", fenced)
-        for p, until_s in sweep.items():
-            self._swept_s[p] = until_s
-        self._due_truncated = truncated
+        t_written = time.perf_counter()
+        for p, b, due_s in learned:
+            if p in self._due_min:
+                self._due_min[p][b] = due_s
+        for p, b, due_s in lowered:
+            due_min = self._due_min.get(p)
+            if due_min is not None and due_s < due_min[b]:
+                due_min[b] = due_s
         if last_offset:
             progress = {}
             for p, off in last_offset.items():
@@ -383,8 +404,13 @@ class Pipeline:
             metrics.EVENTS_REJECTED.labels(reason).inc(n)
         for kind, n in alert_kinds.items():
             metrics.ALERTS.labels(kind).inc(n)
+        t_end = time.perf_counter()
         metrics.BATCH_SIZE.observe(result.consumed)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - t_start)
+        metrics.BATCH_SECONDS.observe(t_end - t_start)
+        phase = metrics.CYCLE_PHASE_SECONDS.labels
+        for name, seconds in (("decode", t_decoded - t_start), ("read", t_read - t_decoded), ("advance", t_advanced - t_read),
+                              ("produce", t_produced - t_advanced), ("write", t_written - t_produced), ("progress", t_end - t_written)):
+            phase(name).observe(seconds)
         return result
 
     # -- retries ------------------------------------------------------------------------------

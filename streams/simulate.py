@@ -353,8 +353,10 @@ def parse_start_ms(text: str) -> int:
         raise ValueError(f"--start: {exc} (example: 2026-01-01)") from None
 
 
-def positive_int(unit: str) -> Callable[[str], int]:
-    """An argparse type: a whole number >= 1 of ``unit`` (plural), with a message naming the unit."""
+def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number >= 1 of ``unit`` (plural; ``one``, the singular, when it
+    is not ``unit`` without its final s), with a message naming the unit."""
+    singular = one or unit.removesuffix("s")
 
     def parse(text: str) -> int:
         try:
@@ -362,7 +364,7 @@ def positive_int(unit: str) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a whole number of {unit}, got {text!r}") from None
         if value < 1:
-            raise argparse.ArgumentTypeError(f"must be at least 1 {unit.rstrip('s')}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be at least 1 {singular}, got {value}")
         return value
 
     return parse

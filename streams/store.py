@@ -48,6 +48,7 @@ __all__ = [
     "DueUser",
     "BucketWrite",
     "StateWrite",
+    "UNCHANGED",
     "Fenced",
     "StoreMismatch",
     "Store",
@@ -59,6 +60,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: ``StateWrite.due_s`` / ``.risk``: the stored index entry is already right (spares Redis two
+#: sorted-set calls per user on most events; the state record read this cycle says so).
+UNCHANGED = -1
 
 #: Key layout + state record format version, kept in ``cw:meta`` (a worker refuses a mismatch).
 STORE_FORMAT = "1"
@@ -95,6 +100,7 @@ class BucketReadResult:
     offsets: list[str]  # per part: last applied offset as stored ("" when none), the CAS expectation
     blobs: list[bytes | None]  # per user
     dues: list[list[DueUser]]  # per part
+    next_due: list[int | None]  # per part swept: lowest due second above the sweep's bound (None: none)
 
 
 @dataclass(slots=True)
@@ -103,8 +109,8 @@ class StateWrite:
     user_id: str
     blob: bytes | None  # None: delete the user (expired)
     due_field: str  # "<topic>:<p>" of the user's due index
-    due_s: int  # next_review_s; 0 removes the due entry
-    risk: float | None  # score in the at-risk ranking; None removes it
+    due_s: int  # next_review_s; 0 removes the due entry, UNCHANGED leaves it as stored
+    risk: float | None  # score in the at-risk ranking; None removes it, UNCHANGED: not there, leave it
 
 
 @dataclass(slots=True)
@@ -339,7 +345,7 @@ class Store:
         replies = await self._run("read", build)
         out: list[BucketReadResult] = []
         for raw in replies:
-            offsets_raw, blobs, dues_raw = raw
+            offsets_raw, blobs, dues_raw, nexts_raw = raw
             dues: list[list[DueUser]] = []
             for flat in dues_raw:
                 part: list[DueUser] = []
@@ -347,7 +353,8 @@ class Store:
                     group, _, uid = flat[j].decode().partition(":")
                     part.append(DueUser(int(group), uid, int(float(flat[j + 1])), flat[j + 2]))
                 dues.append(part)
-            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues))
+            nexts = [None if n is None else int(float(n)) for n in nexts_raw]
+            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts))
         return out
 
     async def write(self, writes: Sequence[BucketWrite], token: str) -> list[Fenced]:
@@ -364,7 +371,8 @@ class Store:
         def build(pipe: Any) -> None:  # a Pipeline, or _Calls on a cluster
             for w in writes:
                 b = w.bucket
-                states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else s.risk) for s in w.states])
+                states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk)
+                                for s in w.states])
                 stats = dumps(
                     [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
                 )

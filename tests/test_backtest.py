@@ -121,6 +121,23 @@ def test_cli_alerts_are_the_engines_alerts(sim: dict, run_with_labels: dict) -> 
     assert sorted(got, key=lambda a: a["alert_id"]) == sorted(expected, key=lambda a: a["alert_id"])
 
 
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_output_does_not_depend_on_the_number_of_jobs(sim: dict, run_with_labels: dict, tmp_path: Path, jobs: str) -> None:
+    """Users replayed in one process or in forked shards: the same scores, alerts and metrics, byte for byte."""
+    out = tmp_path / "scores.csv"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["backtest", "--events", str(sim["events"]), "--as-of", AS_OF, "--out", str(out), "--labels", str(sim["truth"]),
+                     "--alerts-out", str(tmp_path / "alerts.jsonl"), "--no-progress", "--jobs", jobs])
+    assert code == 0
+    assert out.read_bytes() == run_with_labels["out"].read_bytes()
+    assert (tmp_path / "alerts.jsonl").read_bytes() == run_with_labels["alerts"].read_bytes()
+    ours, theirs = (json.loads(p.with_name("scores.metrics.json").read_text()) for p in (out, run_with_labels["out"]))
+    for report in (ours, theirs):
+        for key in ("jobs", "seconds_read", "seconds_replay", "events_per_s", "events_per_s_replay_only"):
+            report.pop(key)
+    assert ours == theirs
+
+
 def test_cli_writes_metrics_json_and_charts(run_with_labels: dict) -> None:
     out: Path = run_with_labels["out"]
     metrics = json.loads(out.with_name("scores.metrics.json").read_text())
@@ -210,6 +227,16 @@ def test_bad_arguments_give_one_readable_line(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.startswith("churnwatch backtest: error:") and "\n" not in err and fragment in err
+
+
+@pytest.mark.parametrize(("jobs", "fragment"), [("0", "must be at least 1 process,"), ("many", "whole number of processes")])
+def test_bad_jobs_give_one_readable_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: str, fragment: str) -> None:
+    events = _write(tmp_path / "e.csv", _history(("view", "view")))
+    with pytest.raises(SystemExit) as exc:
+        main(["backtest", "--events", str(events), "--out", str(tmp_path / "o.csv"), "--as-of", "2026-02-01", "--jobs", jobs])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2
+    assert err[-1].startswith("churnwatch backtest: error: argument --jobs:") and fragment in err[-1]
 
 
 def test_missing_column_gives_one_readable_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

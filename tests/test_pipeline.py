@@ -210,3 +210,36 @@ def test_a_write_fenced_by_another_worker_abandons_the_cycle(base_settings: Sett
     assert before == after, "an abandoned cycle leaves the clock as it was"
     state = dump_state(redis_url)
     assert list(state) == ["bea"]
+
+
+def test_a_sweep_reads_only_buckets_with_a_review_due(base_settings: Settings, redis_url: str) -> None:
+    """Once a partition's due indexes were read, a cycle touches a bucket for reviews only when its
+    earliest due review is before the review clock: a cycle with nothing due and no records is idle."""
+    recs = records(history(users=25, days=40))
+    client = redis_lib.Redis.from_url(redis_url)
+    keys = [f"sweep:{{{b}}}:due:{base_settings.topic_events}:0" for b in range(base_settings.buckets)]
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> None:
+        pipeline = await make("sweep")
+        await feed(pipeline, recs, 40)
+        assert (await pipeline.process({}, WALL_MS)).idle, "the clock did not move: nothing to read"
+        dues = {b: [s for _, s in client.zrange(k, 0, -1, withscores=True)] for b, k in enumerate(keys)}
+        assert sum(map(len, dues.values())) > 10, "users wait for reviews, or the test proves nothing"
+        # one event of a new user moves the clock two days past the last event
+        last = max(orjson.loads(r.value)["ts"] for r in recs)
+        late = Event("zed", last + 2 * DAY_MS + 5_000, "view", "zed-1")
+        pipeline.clock.observe_fetch(0, 1, caught_up=True, wall_now_ms=WALL_MS)
+        result = await pipeline.process({0: [Rec(len(recs), b"zed", event_json(late))]}, WALL_MS)
+        until_s = pipeline.clock.review_until_ms(0, WALL_MS) // 1000  # type: ignore[operator]
+        due_now = {b for b, scores in dues.items() if any(s < until_s for s in scores)}
+        assert due_now and len(due_now) < base_settings.buckets, "some buckets due, not all"
+        assert result.buckets == len(due_now | {bucket_of("zed", base_settings.buckets)})
+        assert result.due_users == sum(1 for scores in dues.values() for s in scores if s < until_s)
+        after = {b: [s for _, s in client.zrange(k, 0, -1, withscores=True)] for b, k in enumerate(keys)}
+        assert all(s >= until_s for scores in after.values() for s in scores), "every due review ran"
+        assert (await pipeline.process({}, WALL_MS)).idle
+
+    try:
+        run(base_settings, scenario)
+    finally:
+        client.close()

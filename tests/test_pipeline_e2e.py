@@ -23,7 +23,7 @@ from models.events import Event
 from models.state import UserState
 from streams.cmd_topics import ensure_topics
 from streams.settings import Settings
-from tests.harness import Worker, dump_state, publish_events, wait_progress
+from tests.harness import Worker, dump_state, publish_events, read_progress, wait_progress
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +131,23 @@ def test_silent_and_declining_users_raise_alerts_steady_does_not(
     assert states["steady"].n_events == 3 * DAYS
     assert states["silent"].n_events == 3 * 28 and states["decliner"].n_events == 3 * 28 + 5
     assert states["silent"].at_risk_since_s > 0 and states["steady"].at_risk_since_s == 0
+
+    # Kafka commits are a hint sent in the background about once a second: they catch up with
+    # Redis progress (what tools like kafka-consumer-groups show as the group's position).
+    from kafka import KafkaConsumer, TopicPartition
+
+    progress = read_progress(redis_url, topics["events"])
+    probe = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=topics["group"], enable_auto_commit=False)
+    try:
+        deadline, committed = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            committed = {p: probe.committed(TopicPartition(topics["events"], p)) for p in progress}
+            if all(committed[p] == off + 1 for p, off in progress.items()):
+                break
+            time.sleep(0.5)
+        assert committed == {p: off + 1 for p, off in progress.items()}, (committed, progress)
+    finally:
+        probe.close()
 
 
 def _get(url: str) -> tuple[int, str]:

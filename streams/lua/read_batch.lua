@@ -7,19 +7,26 @@
 -- ARGV    = tag ("<prefix>:{b}"), due_limit,
 --           parts JSON [[field "<topic>:<p>", due_max_s or ""], ...], users JSON [group, user_id, ...]
 -- Returns { offsets[n_parts] (string or false), blobs[n_users] (bytes or false),
---           dues[n_parts] = { member, score, blob-or-false, ... } (members "<g>:<user_id>") }
+--           dues[n_parts] = { member, score, blob-or-false, ... } (members "<g>:<user_id>"),
+--           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept) }
+-- The next score lets the worker skip this bucket's due index until something in it is due.
 local tag = ARGV[1]
 local due_limit = tonumber(ARGV[2])
 local parts = cjson.decode(ARGV[3])
 local users = cjson.decode(ARGV[4])
-local offsets, dues = {}, {}
+local offsets, dues, nexts = {}, {}, {}
 for p = 1, #parts do
   local field, due_max = parts[p][1], parts[p][2]
   offsets[p] = redis.call('HGET', KEYS[1], field)
   local found = {}
+  nexts[p] = false
   if due_max ~= '' then
-    local members = redis.call('ZRANGEBYSCORE', tag .. ':due:' .. field, '-inf', due_max,
-                               'WITHSCORES', 'LIMIT', 0, due_limit)
+    local due_key = tag .. ':due:' .. field
+    local members = redis.call('ZRANGEBYSCORE', due_key, '-inf', due_max, 'WITHSCORES', 'LIMIT', 0, due_limit)
+    local after = redis.call('ZRANGEBYSCORE', due_key, '(' .. due_max, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #after > 0 then
+      nexts[p] = after[2]
+    end
     for m = 1, #members, 2 do
       local member = members[m]
       local sep = string.find(member, ':', 1, true)
@@ -34,4 +41,4 @@ local blobs = {}
 for u = 1, #users, 2 do
   blobs[#blobs + 1] = redis.call('HGET', tag .. ':u:' .. users[u], users[u + 1])
 end
-return { offsets, blobs, dues }
+return { offsets, blobs, dues, nexts }

@@ -6,8 +6,9 @@
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:stats   KEYS[3] = <prefix>:{b}:risk
 -- ARGV    = tag, token,
 --           parts JSON  [[field "<topic>:<p>", expected or "", new or ""], ...],
---           states JSON [[group, user_id, due field "<topic>:<p>", due score (0: not due),
---                         risk score or "" (not at risk)], ...],
+--           states JSON [[group, user_id, due field "<topic>:<p>", due score (0: not due; -1: as
+--                         stored, leave the due index alone), risk score or "" (not at risk) or
+--                         "=" (was not at risk either: leave the ranking alone)], ...],
 --           stats JSON  [[field, delta, "i" | "f"], ...],
 --           then one state record per state ("" deletes the user: expired)
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
@@ -42,12 +43,12 @@ for s = 1, #states do
     redis.call('HSET', tag .. ':u:' .. group, user, blob)
     if due_score == 0 then
       redis.call('ZREM', due_key, member)
-    else
+    elseif due_score > 0 then
       redis.call('ZADD', due_key, due_score, member)
     end
     if risk == '' then
       redis.call('ZREM', KEYS[3], user)
-    else
+    elseif risk ~= '=' then
       redis.call('ZADD', KEYS[3], risk, user)
     end
   end
