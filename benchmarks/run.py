@@ -232,8 +232,8 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
     import redis as redis_lib
 
     max_rate = _max_rate(ctx)
-    seconds = max(8.0, 22.0 * min(1.0, ctx["scale"] * 2))
-    warmup = 3.0
+    seconds = max(12.0, 30.0 * min(1.0, ctx["scale"] * 2))
+    warmup = 8.0  # measured: the first ~5-8 s after a rate change carry the previous level's backlog
     topic = f"bench-latency-{int(time.time())}"
     topics = make_topics(ctx["kafka"], topic, "lat")
     client = redis_lib.Redis.from_url(ctx["redis"])
@@ -411,8 +411,10 @@ METHODS: dict[str, str] = {
                "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
                "1% of the events are `cancel`s of users seen >= 1 s earlier, which turn churned at once; latency = "
                "the alert record's Kafka CreateTime (set by the worker's producer) - the cancel's send time; "
-               "'received' is when a consumer with `fetch_max_wait_ms=5` got it. The first 3 s of each rate are "
-               "left out. The producer shares the 2 cores with the worker.",
+               "'received' is when a consumer with `fetch_max_wait_ms=5` got it. The first 8 s of each rate are "
+               "left out: after a change of rate the worker's batches take ~5-8 s to settle (a level started on a "
+               "cold worker showed p99 2-4x higher over its first 5 s than over the rest). The producer shares the 2 "
+               "cores with the worker, the broker and Redis.",
     "memory": "Realistic states (a simulated population advanced by `models.engine.advance`) copied to 1M user ids "
               "and written with `streams.store.Store.write` (the worker's fenced write script) into a flushed Redis; "
               "INFO used_memory after - before, divided by users. Shares by key kind from MEMORY USAGE (exact, "

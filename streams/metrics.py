@@ -64,7 +64,9 @@ REDIS_SECONDS = Histogram(
 REDIS_ERRORS = Counter("churnwatch_redis_errors_total", "Redis calls that failed (connection, timeout, script)")
 ALERTS = Counter("churnwatch_alerts_total", "Alerts produced", ["kind"])
 WATERMARK_LAG = Gauge("churnwatch_watermark_lag_seconds", "Wall clock minus the partition's review clock", ["partition"])
-CONSUMER_LAG = Gauge("churnwatch_consumer_lag_events", "Highwater minus position", ["partition"])
+CONSUMER_LAG = Gauge(
+    "churnwatch_consumer_lag_events", "Records in the partition not applied to Redis yet (highwater minus next offset to apply)", ["partition"]
+)
 PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the events topic owned by this worker")
 READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")
 USERS_TRACKED = Gauge("churnwatch_users_tracked", "Users with state in Redis (all workers)")

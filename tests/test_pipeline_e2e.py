@@ -9,6 +9,7 @@ record with its reason, and leave every user's state in Redis.
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -125,6 +126,8 @@ def test_silent_and_declining_users_raise_alerts_steady_does_not(
     assert 'churnwatch_events_rejected_total{reason="malformed_json"} 1.0' in text
     assert f"churnwatch_events_processed_total {float(len(history()))}" in text
     assert "churnwatch_partitions_assigned 8.0" in text
+    lags = re.findall(r'^churnwatch_consumer_lag_events\{partition="(\d+)"\} (\S+)$', text, re.M)
+    assert sorted(int(p) for p, _ in lags) == list(range(8)) and all(float(v) == 0.0 for _, v in lags), lags
 
     states = {user: UserState.from_bytes(blob) for user, blob in dump_state(redis_url).items()}
     assert set(states) == {"steady", "silent", "decliner"}

@@ -89,6 +89,16 @@ PANELS: tuple[Panel, ...] = (
         description="One pipelined round trip: read (states of a batch), write (states + offsets), progress.",
     ),
     Panel(
+        "Cycle time by phase (mean)",
+        ((
+            "{{phase}}",
+            f"sum by (phase) (rate(churnwatch_cycle_phase_seconds_sum[{RATE}])) / sum by (phase) (rate(churnwatch_cycle_phase_seconds_count[{RATE}]))",
+        ),),
+        unit="s",
+        stacked=True,
+        description="Where a cycle's wall time goes: decode, read (Redis), advance (scoring), produce (alert acks), write (Redis), progress.",
+    ),
+    Panel(
         "Redis errors",
         (("{{instance}}", f"sum by (instance) (rate(churnwatch_redis_errors_total[{RATE}]))"),),
         unit="ops",
