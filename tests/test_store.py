@@ -109,6 +109,27 @@ def test_a_retried_write_is_applied_once(redis_url: str) -> None:
     assert with_store(redis_url, scenario)["users"] == 1
 
 
+def test_a_retried_sweep_write_is_applied_once_though_another_partition_wrote_the_bucket(redis_url: str) -> None:
+    """A write that moves no offset (only due reviews) cannot be fenced by its offsets: its token
+    must still be recognised after another writer (another worker's or lane's partition) wrote the
+    same bucket in between, or the retry would add its stats twice."""
+    async def scenario(store: Store) -> dict[str, float]:
+        b, g = locate("dora", store.buckets, store.groups)
+        other = "ev:9"
+
+        def sweep_only() -> BucketWrite:
+            return BucketWrite(b, [(FIELD, "", "")], [StateWrite(g, "dora", _state(T0).to_bytes(), FIELD, 0, None)],
+                               {"stage:dormant": 1})
+
+        assert await store.write([sweep_only()], "w1:7") == []
+        assert await store.write([BucketWrite(b, [(other, "", "3")], [], {"users": 1})], "w2:1") == []
+        assert await store.write([sweep_only()], "w1:7") == []  # the retry after a lost reply
+        return await store.stats()
+
+    stats = with_store(redis_url, scenario)
+    assert stats["stage:dormant"] == 1 and stats["users"] == 1
+
+
 def test_progress_only_increases(redis_url: str) -> None:
     async def scenario(store: Store) -> tuple[Any, Any, Any]:
         first = await store.write_progress(TOPIC, {0: (10, 5_000), 1: (3, 9_000)})

@@ -2,6 +2,8 @@
 -- Effectively-once: the write happens only if cw:{b}:off still holds, for every partition, the
 -- offset the read returned (else another worker owns the partition now: "fenced"). A retry of a
 -- write whose reply was lost is recognised by its token and not applied twice (stats are deltas).
+-- The token is kept per partition ("<topic>:<p>|token"): only the partition's owner writes it, so
+-- another worker (or lane) writing the same bucket for other partitions cannot overwrite it.
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:stats   KEYS[3] = <prefix>:{b}:risk
 -- ARGV    = tag, token,
@@ -13,10 +15,17 @@
 --           then one state record per state ("" deletes the user: expired)
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
 local tag, token = ARGV[1], ARGV[2]
-if redis.call('HGET', KEYS[1], ':token') == token then
+local parts = cjson.decode(ARGV[3])
+local done = #parts > 0
+for p = 1, #parts do
+  if redis.call('HGET', KEYS[1], parts[p][1] .. '|token') ~= token then
+    done = false
+    break
+  end
+end
+if done then
   return { 2 }
 end
-local parts = cjson.decode(ARGV[3])
 for p = 1, #parts do
   local actual = redis.call('HGET', KEYS[1], parts[p][1]) or ''
   if actual ~= parts[p][2] then
@@ -66,5 +75,7 @@ for s = 1, #stats do
     redis.call('HDEL', KEYS[2], field)
   end
 end
-redis.call('HSET', KEYS[1], ':token', token)
+for p = 1, #parts do
+  redis.call('HSET', KEYS[1], parts[p][1] .. '|token', token)
+end
 return { 1 }
