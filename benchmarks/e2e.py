@@ -144,6 +144,9 @@ def drain(
         "events_per_worker_cpu_s": round(counted / worker_cpu) if worker_cpu else None,
         "worker_cpu_share (cores busy)": round(worker_cpu / seconds, 2) if seconds else None,
     }
+    if cpu is not None and cpu.waited is not None and seconds:
+        waited = sum(v for k, v in cpu.waited.items() if k.startswith("worker"))
+        rows["worker_runqueue_share (runnable, waiting for a core)"] = round(waited / seconds / workers, 2)
     for name in ("redis", "kafka"):
         if name in used:
             rows[f"{name}_cpu_s"] = round(used[name], 2)

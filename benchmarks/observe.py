@@ -59,21 +59,36 @@ def rss_bytes(pid: int) -> int:
 
 @dataclass
 class CpuClock:
-    """CPU seconds of some processes between ``start()`` and ``stop()``."""
+    """CPU seconds of some processes between ``start()`` and ``stop()``, and how long their main
+    threads waited for a core (runnable, not running: the machine's contention, not our waits)."""
 
     pids: Mapping[str, int]
     started: dict[str, float] | None = None
     used: dict[str, float] | None = None
+    waited: dict[str, float] | None = None
+    _wait0: dict[str, float] | None = None
 
     def start(self) -> "CpuClock":
         self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._wait0 = {name: runqueue_seconds(pid) for name, pid in self.pids.items()}
         return self
 
     def stop(self) -> dict[str, float]:
-        if self.started is None:
+        if self.started is None or self._wait0 is None:
             raise RuntimeError("CpuClock.stop() before start()")
         self.used = {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
+        self.waited = {name: runqueue_seconds(pid) - self._wait0[name] for name, pid in self.pids.items()}
         return self.used
+
+
+def runqueue_seconds(pid: int) -> float:
+    """Seconds the process' main thread has spent runnable but waiting for a CPU
+    (``/proc/<pid>/schedstat``, second field; 0.0 where the kernel does not keep it)."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return 0.0
 
 
 def scrape(port: int, host: str = "127.0.0.1", timeout_s: float = 2.0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
