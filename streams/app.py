@@ -21,13 +21,15 @@ import shutil
 import tempfile
 from typing import Any, Callable
 
+import redis.exceptions
+
 from models.model import ChurnModel, load_model
 from models.state import STAGES
 from streams import metrics
 from streams.cmd_topics import ensure_topics, quiet_kafka_logs
 from streams.consumer import KafkaSink, StreamConsumer
 from streams.pipeline import REDIS_TRANSIENT, Pipeline
-from streams.settings import Settings
+from streams.settings import Settings, redact_url
 from streams.store import Store, StoreMismatch, churn_summary
 
 __all__ = ["add_arguments", "run", "build_app", "WorkerRuntime"]
@@ -78,6 +80,10 @@ class WorkerRuntime:
                 break
             except StoreMismatch as exc:
                 logger.error("%s", exc)
+                self.exit_code = 2
+                return False
+            except REDIS_AUTH as exc:
+                logger.error("%s", credentials_refused(self.settings, exc))
                 self.exit_code = 2
                 return False
             except Exception as exc:  # Redis or broker unreachable: both have many error types
@@ -269,6 +275,16 @@ def _ensure_topics_or_warn(settings: Settings) -> None:
         logger.warning("could not check/create topics (%s); continuing", exc)
 
 
+#: Redis refused who we are: a wrong password or user, or an ACL without our commands. Waiting
+#: does not fix that, so the worker stops with one line instead of retrying forever.
+REDIS_AUTH = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
+
+
+def credentials_refused(settings: Settings, exc: BaseException) -> str:
+    return (f"Redis at {redact_url(settings.redis_url)} refused the credentials ({exc}): check the password in "
+            f"REDIS_URL or CHURNWATCH_REDIS_PASSWORD")
+
+
 def _preflight_store(settings: Settings) -> None:
     """Refuse to start against Redis data written with other buckets/groups (one readable line)."""
 
@@ -285,5 +301,9 @@ def _preflight_store(settings: Settings) -> None:
         from streams.cli import UserError
 
         raise UserError(str(exc)) from None
+    except REDIS_AUTH as exc:  # before REDIS_TRANSIENT: these are ConnectionErrors too, but retrying cannot help
+        from streams.cli import UserError
+
+        raise UserError(credentials_refused(settings, exc)) from None
     except REDIS_TRANSIENT as exc:
         logger.warning("Redis is not answering yet (%s); the worker keeps trying", exc)

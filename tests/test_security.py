@@ -21,11 +21,13 @@ import contextlib
 import fcntl
 import io
 import logging
+import os
 import shutil
 import socket
 import ssl
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,7 +47,7 @@ from streams.consumer import KafkaSink
 from streams.local import REDIS_TUNING, Service, free_port, valkey_binary
 from streams.redact import MASK, RedactingFormatter, install, secret_values
 from streams.settings import Settings, aiokafka_client_kwargs
-from tests.harness import Worker, dump_state, publish_events, wait_progress, wait_quiet
+from tests.harness import ROOT, Worker, dump_state, publish_events, wait_progress, wait_quiet
 from tests.test_bad_input_e2e import _topics
 
 pytestmark = pytest.mark.integration
@@ -57,7 +59,7 @@ DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000  # 2026-01-01
 USERS = [f"sec-user-{RUN}-{i}" for i in range(4)]
 BAD_USER = f"sec-baduser-{RUN}"  # only in a record the DLQ gets
-ALLOWED_LABELS = {"reason", "op", "kind", "partition", "stage", "le"}  # of churnwatch_* (docs/ARCHITECTURE.md)
+ALLOWED_LABELS = {"reason", "op", "kind", "partition", "stage", "phase", "le"}  # of churnwatch_* (docs/ARCHITECTURE.md)
 
 
 # -- a Redis that requires a password ---------------------------------------------------------
@@ -205,6 +207,22 @@ def test_redis_auth_end_to_end_with_the_password_from_env_or_url(secured: Secure
     states = {name: dump_state(secured.url, prefix) for name, prefix in secured.prefixes.items()}
     assert set(states["env_password"]) == set(USERS)
     assert states["env_password"] == states["url_password"], "both workers applied the same events"
+
+
+@pytest.mark.parametrize("how", ["wrong password", "no password"])
+def test_a_worker_refused_by_redis_stops_with_one_line(kafka_service: Service, auth_redis_port: int, how: str) -> None:
+    """Waiting cannot fix refused credentials: the worker exits 2 with one readable line (that
+    does not echo the password it tried) instead of retrying forever."""
+    wrong = "not-the-" + REDIS_SECRET[:4]
+    url = f"redis://:{wrong}@127.0.0.1:{auth_redis_port}/0" if how == "wrong password" else f"redis://127.0.0.1:{auth_redis_port}/0"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_service.address, "REDIS_URL": url,
+           "CHURNWATCH_METRICS_PORT": str(free_port())}
+    proc = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("churnwatch worker: error: Redis at redis://") and "refused the credentials" in last, proc.stderr
+    assert wrong not in proc.stderr + proc.stdout
 
 
 # -- (c) no user ids in metrics ---------------------------------------------------------------
