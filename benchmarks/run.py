@@ -378,8 +378,11 @@ def _target_lines(sections: dict[str, Any]) -> list[tuple[str, str, str]]:
                 verdict(p99 < 250 if p99 is not None else None)))
     mem = _rows(sections, "memory").get("bytes_per_user")
     out.append(("<= 300 bytes per tracked user", f"{mem} bytes" if mem else "-", verdict(mem <= 300 if mem else None)))
-    bt = {k.split(":")[0]: v for k, v in _rows(sections, "backtest").items() if k.endswith("events/s (read + replay)")}
-    out.append((">= 100k events/s backtest", "; ".join(f"{k}: {v:,} /s" for k, v in bt.items()) or "-",
+    rows = _rows(sections, "backtest")
+    bt = {k.split(":")[0]: v for k, v in rows.items() if k.endswith("events/s (read + replay)")}
+    alone = {k.split(":")[0]: v for k, v in rows.items() if k.endswith("events/s (replay only)")}
+    measured = "; ".join(f"{k}: {v:,} /s (replay alone {alone[k]:,})" if k in alone else f"{k}: {v:,} /s" for k, v in bt.items())
+    out.append((">= 100k events/s backtest (CSV read + replay)", measured or "-",
                 verdict(all(v >= 100_000 for v in bt.values()) if bt else None)))
     return out
 

@@ -311,7 +311,6 @@ class StreamConsumer:
         n = sum(len(r) for r in batch.values())
         if n:
             metrics.EVENTS_CONSUMED.inc(n)
-        highwaters: dict[int, int] = {}
         for tp in list(self.assigned):  # caught up = nothing left below the highwater of the last fetch reply
             try:
                 highwater = consumer.highwater(tp)
@@ -319,8 +318,9 @@ class StreamConsumer:
             except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
                 continue
             caught_up = highwater is not None and position >= highwater
-            if highwater is not None:
-                highwaters[tp.partition] = highwater
+            applied = self._next.get(tp.partition)
+            if highwater is not None and applied is not None:  # not in Redis yet, this batch included
+                metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - applied))
             delivered = len(batch.get(tp, ()))
             self.pipeline.clock.observe_fetch(tp.partition, delivered, caught_up, now)
         async with self._cycle_lock:
@@ -343,10 +343,6 @@ class StreamConsumer:
         for tp, records in batch.items():
             if tp.partition in self._next:
                 self._next[tp.partition] = records[-1].offset + 1
-        for p, highwater in highwaters.items():  # records in the log not applied to Redis yet
-            applied = self._next.get(p)
-            if applied is not None:
-                metrics.CONSUMER_LAG.labels(str(p)).set(max(0, highwater - applied))
         self.cycles += 1
         for p in self.pipeline.clock.partitions:
             lag_s = (now - self.pipeline.clock.cutoff_ms(p, now)) / 1000
