@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Callable, Iterable, Literal
 
-from models.events import Event
+from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event
 from models.lifecycle import next_change_s
@@ -104,7 +103,7 @@ def advance(
     """
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
-    for ev in sorted(events, key=_order):
+    for ev in sorted(events, key=EVENT_ORDER):
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s and st.next_review_s * 1000 < ev.ts_ms:  # mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out)
@@ -117,7 +116,6 @@ def advance(
     return out
 
 
-_order = attrgetter("ts_ms", "event_id")  # Event.sort_key, without a Python call per event
 
 
 def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome) -> None:

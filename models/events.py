@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, Mapping
+from operator import attrgetter
+from typing import Callable, Final, Literal, Mapping
 
-__all__ = ["EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP"]
+__all__ = ["EVENT_ORDER", "EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP"]
 
 EventType = Literal["view", "click", "message", "purchase", "cancel", "other"]
 EVENT_TYPES: Final[tuple[EventType, ...]] = ("view", "click", "message", "purchase", "cancel", "other")
@@ -29,10 +30,10 @@ class Event:
     event_id: str = ""
     amount: float = 0.0
 
-    @property
-    def sort_key(self) -> tuple[int, str]:
-        """Order of application inside a batch: event time, then id, so order of arrival never matters."""
-        return (self.ts_ms, self.event_id)
+
+#: The order events are applied in: event time, then id, so the order of arrival never matters.
+#: A C-level key (no Python call per event): ``sorted(events, key=EVENT_ORDER)``.
+EVENT_ORDER: Final[Callable[[Event], tuple[int, str]]] = attrgetter("ts_ms", "event_id")
 
 
 @dataclass(frozen=True, slots=True)

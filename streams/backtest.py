@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 from models.engine import Alert, advance
-from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
+from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap
 from models.model import ChurnModel, load_model
 from models.scoring import Scores, score
 from models.state import DAY_S, UserState
@@ -286,7 +286,7 @@ def replay(
     (where the platform forks) and merges the shards' rows and alerts back into the same order:
     the output is the same for any ``jobs``.
     """
-    ordered = sorted(events, key=_event_order)
+    ordered = sorted(events, key=EVENT_ORDER)
     dates = sorted(set(as_of_ms))
     users = {ev.user_id for ev in ordered}
     if jobs > 1 and len(users) > 1 and "fork" in multiprocessing.get_all_start_methods():
@@ -416,7 +416,6 @@ def _replay_forked(
     return result
 
 
-_event_order = operator.attrgetter("sort_key")  # Event.sort_key: the engine's order of application
 
 
 def _ts_ms(ev: Event) -> int:
@@ -426,7 +425,7 @@ def _ts_ms(ev: Event) -> int:
 def timeline(user_id: str, events: Iterable[Event], model: ChurnModel, start_ms: int, end_ms: int, step_ms: int = DAY_S * 1000) -> tuple[list[ScoreRow], list[Alert]]:
     """One user's scores every ``step_ms`` from ``start_ms`` to ``end_ms`` and every alert the
     engine raised on the way (the same ``advance``/``score`` calls as the replay)."""
-    mine = sorted((ev for ev in events if ev.user_id == user_id), key=_event_order)
+    mine = sorted((ev for ev in events if ev.user_id == user_id), key=EVENT_ORDER)
     rows: list[ScoreRow] = []
     alerts: list[Alert] = []
     state: UserState | None = None

@@ -9,7 +9,7 @@ or epoch milliseconds. Event names pass through a :class:`models.events.TypeMap`
 ``order``/``payment`` become ``purchase`` and unknown names become ``other``.
 
 Rows without an ``event_id`` get ``<file name>:<line number>``, which keeps the order of
-same-millisecond events stable between runs (ids only break ties, see ``Event.sort_key``).
+same-millisecond events stable between runs (ids only break ties, see ``models.events.EVENT_ORDER``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import csv
 import gzip
 import io
 import math
-import operator
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, Iterator
 
-from models.events import DEFAULT_TYPE_MAP, Event, EventType, TypeMap
+from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
 
 __all__ = ["parse_ts_ms", "iter_events_csv", "read_events_csv", "read_labels_csv"]
 
@@ -166,11 +165,8 @@ def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> l
     [('view', 1767225600000, 0.0), ('purchase', 1767312000000, 12.5)]
     """
     events = list(iter_events_csv(path, type_map))
-    events.sort(key=_ORDER)
+    events.sort(key=EVENT_ORDER)
     return events
-
-
-_ORDER = operator.attrgetter("ts_ms", "event_id")  # Event.sort_key, without a Python call per event
 
 
 def read_labels_csv(path: str | Path) -> dict[str, int]:

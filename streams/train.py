@@ -49,7 +49,7 @@ import numpy as np
 
 from models import bgnbd, mbgnbd
 from models.engine import advance
-from models.events import Event
+from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
 from models.rfm import fit_population as rfm_population
@@ -148,7 +148,7 @@ class Snapshots:
 
 def _by_user(events: Iterable[Event]) -> dict[str, list[Event]]:
     out: dict[str, list[Event]] = {}
-    for ev in sorted(events, key=lambda e: (e.ts_ms, e.event_id)):  # Event.sort_key
+    for ev in sorted(events, key=EVENT_ORDER):
         out.setdefault(ev.user_id, []).append(ev)
     return out
 
