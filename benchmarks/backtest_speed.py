@@ -1,7 +1,7 @@
 """Speed of ``churnwatch backtest`` on a simulated events file, for several sets of as-of dates.
 
 Run as users run it: ``python -m streams.cli backtest ... --no-progress`` in a subprocess, on a
-CSV written by ``streams.simulate.write_events_csv``. The command's own figures (it writes them
+CSV written by ``streams.offline.simulate.write_events_csv``. The command's own figures (it writes them
 to ``<out>.metrics.json``) split reading the CSV from the replay; the wall time of the whole
 process (interpreter start and imports included) is measured here.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from models.events import Event
-from streams.simulate import write_events_csv
+from streams.offline.simulate import write_events_csv
 
 __all__ = ["AS_OF_SETS", "measure_backtest"]
 

@@ -19,9 +19,9 @@ import redis as redis_lib
 
 from benchmarks.observe import CpuClock, histogram_mean, metric_sum, rss_bytes, scrape, wait_until, flush_sync
 from benchmarks.pyspy import Profiler, summarise
-from streams.cmd_topics import ensure_topics
+from streams.worker.topics import ensure_topics
 from streams.settings import Settings
-from streams.store import StoreReader
+from streams.worker.store import StoreReader
 from tests.harness import Worker, read_progress
 
 __all__ = ["Topics", "make_topics", "drain", "start_ready", "users_tracked"]

@@ -1,11 +1,11 @@
 """Redis bytes per tracked user: realistic user states written through the worker's own write path.
 
 Why not the worker: 1M users through Kafka would take minutes and measure the same bytes. The
-states are real engine output: a simulated population (streams.simulate) is advanced to the end
+states are real engine output: a simulated population (streams.offline.simulate) is advanced to the end
 of its window with ``models.engine.advance``; user ``i`` of the 1M gets the state, due time, risk
 and stats delta of simulated user ``i mod n`` under its own id, its partition from Kafka's
 default partitioner (murmur2, as the publisher's clients do) and its bucket and group from
-streams.keys, and everything is written with ``streams.store.Store.write`` (the fenced
+streams.worker.keys, and everything is written with ``streams.worker.store.Store.write`` (the fenced
 ``write_batch`` script the worker runs). Users whose simulated state the engine would already
 drop (churned past retention) are not templates: the store would not hold them either.
 """
@@ -26,9 +26,9 @@ from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel, load_model
 from models.scoring import risk_at
-from streams.keys import locate
+from streams.worker.keys import locate
 from streams.settings import Settings
-from streams.store import BucketWrite, StateWrite, Store, stats_delta
+from streams.worker.store import BucketWrite, StateWrite, Store, stats_delta
 
 __all__ = ["Template", "templates_from", "measure_memory", "kafka_partition"]
 

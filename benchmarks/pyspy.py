@@ -22,7 +22,7 @@ from streams.local import stop_process
 __all__ = ["Profiler", "py_spy_binary", "summarise"]
 
 #: Frames every sample of the loop passes through: their inclusive share says nothing.
-_ENTRY = ("streams/cli.py:", "streams/app.py:run", "streams/consumer.py:StreamConsumer.run")
+_ENTRY = ("streams/cli/__init__.py:", "streams/worker/service.py:run", "streams/worker/consumer.py:StreamConsumer.run")
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]*?)(?::(?P<line>\d+))?\)$")
 
 

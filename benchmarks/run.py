@@ -67,10 +67,10 @@ _PAGES = ("/app/home", "/app/reports", "/app/settings", "/pricing")
 
 
 def simulated_records(n: int, users: int, seed: int = 3, start_ms: int = 1_767_225_600_000, days: int = 5) -> list[tuple[str, bytes]]:
-    """The first ``n`` events (event-time order) of a simulated population (streams.simulate:
+    """The first ``n`` events (event-time order) of a simulated population (streams.offline.simulate:
     sessions, personas, purchases, cancels) as ``(user_id, value)`` records: the publisher's JSON
     plus a small ``properties`` object such as products attach (~140 B in all)."""
-    from streams.simulate import generate
+    from streams.offline.simulate import generate
 
     events, _ = generate(seed, users, start_ms, days)
     out = []
@@ -89,7 +89,7 @@ def simulated_records(n: int, users: int, seed: int = 3, start_ms: int = 1_767_2
 
 #: Workloads of the throughput sections: name -> what they are.
 WORKLOADS: dict[str, str] = {
-    "realistic": "simulated sessions (streams.simulate, 100k users, first 500k events of 5 days): ~4 events per "
+    "realistic": "simulated sessions (streams.offline.simulate, 100k users, first 500k events of 5 days): ~4 events per "
                  "active user-day, so about one event in four starts a review",
     "review_heavy": "make_events: each of 100k users sends one event per ~28 h of event time, so every event "
                     "starts a review (worst case per event)",
@@ -100,7 +100,7 @@ def _filled_topic(ctx: Ctx, workload: str = "realistic") -> tuple[str, dict[int,
     """A topic holding ``n`` records of ``workload`` (made once per run): name, last offsets, produce rate."""
     cache = ctx.setdefault("filled", {})
     if workload not in cache:
-        from streams.cmd_topics import ensure_topics
+        from streams.worker.topics import ensure_topics
         from streams.publisher import publish_bulk_async
         from streams.settings import Settings
 
@@ -123,7 +123,7 @@ def _filled_topic(ctx: Ctx, workload: str = "realistic") -> tuple[str, dict[int,
 def _population(ctx: Ctx) -> tuple[list[Any], int]:
     """The simulated population shared by ``memory`` and ``backtest``: events and the window end."""
     if "population" not in ctx:
-        from streams.simulate import generate
+        from streams.offline.simulate import generate
 
         start_ms, days = 1_767_225_600_000, 120
         users = max(200, int(10_000 * ctx["scale"]))
@@ -228,7 +228,7 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
     from benchmarks.e2e import make_topics, start_ready
     from benchmarks.latency import measure_level
     from benchmarks.observe import cpu_seconds, metric_sum, scrape
-    from streams.keys import Keys
+    from streams.worker.keys import Keys
     import redis as redis_lib
 
     max_rate = _max_rate(ctx)
@@ -419,7 +419,7 @@ METHODS: dict[str, str] = {
                "cold worker showed p99 2-4x higher over its first 5 s than over the rest). The producer shares the 2 "
                "cores with the worker, the broker and Redis.",
     "memory": "Realistic states (a simulated population advanced by `models.engine.advance`) copied to 1M user ids "
-              "and written with `streams.store.Store.write` (the worker's fenced write script) into a flushed Redis; "
+              "and written with `streams.worker.store.Store.write` (the worker's fenced write script) into a flushed Redis; "
               "INFO used_memory after - before, divided by users. Shares by key kind from MEMORY USAGE (exact, "
               "SAMPLES 0) of every key; OBJECT ENCODING of every key.",
     "backtest": "`python -m streams.cli backtest` as a subprocess on a CSV of the simulated population; the command's "

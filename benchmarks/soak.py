@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.observe import cpu_seconds, metric_sum, rss_bytes, scrape, slope_per_minute
-from streams.keys import Keys
+from streams.worker.keys import Keys
 
 __all__ = ["Sample", "run_soak", "SPEEDUP"]
 

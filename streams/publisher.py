@@ -13,7 +13,7 @@ Two producers, each where it is best (ENVIRONMENT.md, measured on Tansu):
 
 Both key records by user id (Kafka's murmur2 partitioner in both clients, so the same user lands
 on the same partition whichever path published it: the worker's per-partition clocks need that)
-and write the JSON value the worker's decoder reads (``streams.codec``).
+and write the JSON value the worker's decoder reads (``streams.worker.codec``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import orjson
 
 from models.events import Event
 from streams.cli import UserError
-from streams.codec import Decoder, Rejection
-from streams.history import iter_events_csv, parse_ts_ms
+from streams.worker.codec import Decoder, Rejection
+from streams.offline.history import iter_events_csv, parse_ts_ms
 from streams.settings import Settings, aiokafka_client_kwargs
 
 __all__ = [
@@ -131,7 +131,7 @@ class EventPublisher:
         amount: float | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Queue one event; ValueError if the worker would reject it (same rules as ``streams.codec``)."""
+        """Queue one event; ValueError if the worker would reject it (same rules as ``streams.worker.codec``)."""
         body: dict[str, Any] = {
             "event_id": event_id or str(uuid.uuid4()),
             "user_id": user_id,
@@ -338,7 +338,7 @@ def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
     JSON lines: one object per line as the worker reads it (``user_id``, ``type``, ``ts``,
     optional ``event_id``, ``amount``, ``properties``); a missing ``event_id`` gets
     ``<file name>:<line>`` so publishing the same file twice gives the same ids. CSV: the history
-    format of ``streams.history``. Each record is checked with the worker's own decoder; a bad
+    format of ``streams.offline.history``. Each record is checked with the worker's own decoder; a bad
     line raises ValueError naming the file and the line number.
     """
     p = Path(path)
@@ -375,7 +375,7 @@ def ensure_events_topic(settings: Settings) -> None:
     """Create the topics if missing, before the first record: a broker that auto-creates topics
     picks its own partition count (Tansu: 4), which would fix the key -> partition map for good.
     Without admin rights on a managed cluster this only warns; the topics are then the admins' job."""
-    from streams.cmd_topics import ensure_topics
+    from streams.worker.topics import ensure_topics
 
     check_kafka_reachable(settings)
     try:
@@ -387,7 +387,7 @@ def ensure_events_topic(settings: Settings) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", required=True, metavar="EVENTS.jsonl|EVENTS.csv[.gz]",
                         help="events to publish, in file order (JSON lines or CSV user_id,ts,event_type,amount)")
-    from streams.simulate import rate
+    from streams.offline.simulate import rate
 
     parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
                         help="publishing rate; 0 = as fast as possible (default)")

@@ -12,8 +12,8 @@ from kafka import KafkaProducer
 from models.engine import Alert, alert_id
 from models.scoring import Scores
 from streams.cli import main
-from streams.cmd_topics import ensure_topics
-from streams.cmd_alerts import SeenIds, follow_alerts, format_alert, parse_kinds, parse_seconds
+from streams.worker.topics import ensure_topics
+from streams.cli.alerts import SeenIds, follow_alerts, format_alert, parse_kinds, parse_seconds
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

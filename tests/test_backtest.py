@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from models.engine import advance
 from models.model import load_model
 from models.scoring import score
-from streams.backtest import (
+from streams.offline.backtest import (
     AlertEpisode,
     Labels,
     Progress,
@@ -39,8 +39,8 @@ from streams.backtest import (
     top_fraction_lift,
 )
 from streams.cli import main
-from streams.history import read_events_csv
-from streams.simulate import generate, write_events_csv, write_truth_csv
+from streams.offline.history import read_events_csv
+from streams.offline.simulate import generate, write_events_csv, write_truth_csv
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DAY_MS = 86_400_000

@@ -45,7 +45,7 @@ one ``event_id`` used by two different users            both accepted (ids are p
 ``amount`` 0 on a purchase, extra unknown fields        accepted
 ``amount`` exactly ``MAX_AMOUNT``                       accepted
 ------------------------------------------------------  ------------------------------------
-separate runs (both were bugs, fixed in streams/pipeline.py and streams/codec.py):
+separate runs (both were bugs, fixed in streams/worker/pipeline.py and streams/worker/codec.py):
 same id again stamped 3 days later, then the user's     one DLQ ``duplicate_event_id``; the
   next good events (one partition)                      rejected copy does not move the
                                                         partition's stream time, so the good
@@ -60,7 +60,7 @@ counts the same reasons, every record as consumed and every good one as processe
 state bytes and the alert ids equal the clean run's; the worker still answers ``/healthz`` and
 stops with exit code 0.
 
-Duplicates are caught only inside one batch (streams/codec.py): the copies are published right
+Duplicates are caught only inside one batch (streams/worker/codec.py): the copies are published right
 after their original with one producer flush and read by a worker started afterwards with
 batches of up to 10,000 records, so each pair arrives in one fetch.
 """
@@ -88,8 +88,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.events import Event
 from models.state import UserState
-from streams.cmd_topics import ensure_topics
-from streams.codec import MAX_AMOUNT
+from streams.worker.topics import ensure_topics
+from streams.worker.codec import MAX_AMOUNT
 from streams.local import Service
 from streams.settings import Settings
 from tests.harness import Worker, dump_state, event_json, publish_events, wait_progress, wait_quiet

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from benchmarks import run as bench_run
 from benchmarks.observe import percentile, slope_per_minute, summary_ms
 from benchmarks.pyspy import summarise
-from streams.codec import Decoder, Rejection
+from streams.worker.codec import Decoder, Rejection
 
 finite = st.floats(min_value=0, max_value=1e6, allow_nan=False)
 
@@ -83,8 +83,8 @@ def test_target_verdicts_follow_the_figures(rate: int, bytes_per_user: int) -> N
 def test_profile_summary_counts_self_and_inclusive_time(tmp_path: Path) -> None:
     raw = tmp_path / "stacks.txt"
     raw.write_text(
-        "process 1;StreamConsumer.run (/work/main/streams/consumer.py:10);advance (/work/main/models/engine.py:97) 30\n"
-        "process 1;StreamConsumer.run (/work/main/streams/consumer.py:10);read (/x/site-packages/redis/asyncio/client.py:5) 10\n"
+        "process 1;StreamConsumer.run (/work/main/streams/worker/consumer.py:10);advance (/work/main/models/engine.py:97) 30\n"
+        "process 1;StreamConsumer.run (/work/main/streams/worker/consumer.py:10);read (/x/site-packages/redis/asyncio/client.py:5) 10\n"
     )
     s = summarise(raw)
     assert s["samples"] == 40

@@ -1,4 +1,4 @@
-"""Event-time rules of streams.clock: lateness, review cutoffs, borrowing S_all, live mode."""
+"""Event-time rules of streams.worker.clock: lateness, review cutoffs, borrowing S_all, live mode."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.clock import NEVER, PartitionClock, TopicClock
+from streams.worker.clock import NEVER, PartitionClock, TopicClock
 
 L = 10_000  # allowed lateness, ms
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.events import Event
-from streams.codec import MAX_USER_ID_CHARS, MIN_EVENT_MS, REASONS, Decoder, Rejection, dlq_value
+from streams.worker.codec import MAX_USER_ID_CHARS, MIN_EVENT_MS, REASONS, Decoder, Rejection, dlq_value
 
 NOW_MS = 1_800_000_000_000
 TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -1,4 +1,4 @@
-"""``streams.history``: the fast reading of the common ISO shape agrees with the general parser."""
+"""``streams.offline.history``: the fast reading of the common ISO shape agrees with the general parser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.history import _fast_iso_ms, parse_ts_ms, read_events_csv
+from streams.offline.history import _fast_iso_ms, parse_ts_ms, read_events_csv
 
 _TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(lambda d: d.replace(tzinfo=timezone.utc))
 

@@ -1,6 +1,6 @@
 """Golden digests of the models' results, so hot-path optimisations provably change no bit.
 
-Simulated histories (streams.simulate, seeds 2 and 3) go through ``models.engine.advance`` twice:
+Simulated histories (streams.offline.simulate, seeds 2 and 3) go through ``models.engine.advance`` twice:
 in 6-hour batches per touched user (as the stream cuts them) and all at once per user. Each run
 is summarised by SHA-256 digests of every final state's ``to_bytes()``, of every alert's
 ``to_dict()`` (sorted), and of ``repr`` of ``score()`` of every user at three as-of times. The
@@ -25,7 +25,7 @@ from models.events import Event
 from models.model import ChurnModel, load_model
 from models.scoring import score
 from models.state import UserState
-from streams.simulate import generate
+from streams.offline.simulate import generate
 
 __all__ = ["GOLDEN_PATH", "SEEDS", "digests", "histories", "replay_all_at_once", "replay_batched"]
 

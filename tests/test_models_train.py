@@ -13,15 +13,15 @@ import pytest
 from models.events import Event, TypeMap
 from models.model import load_model
 from streams import cli
-from streams.history import parse_ts_ms, read_events_csv, read_labels_csv
-from streams.simulate import generate, write_events_csv, write_truth_csv
-from streams.train import DAY_MS, build_snapshots, churn_times, reliability, train
+from streams.offline.history import parse_ts_ms, read_events_csv, read_labels_csv
+from streams.offline.simulate import generate, write_events_csv, write_truth_csv
+from streams.offline.train import DAY_MS, build_snapshots, churn_times, reliability, train
 
 START_MS = 1_767_225_600_000  # 2026-01-01
 
 
 # ---------------------------------------------------------------------------------------------
-# The history reader (streams/history.py)
+# The history reader (streams/offline/history.py)
 
 
 def test_reader_takes_iso_and_epoch_ms_any_order_header_or_not_and_gzip(tmp_path: Path) -> None:

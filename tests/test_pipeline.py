@@ -14,12 +14,12 @@ import redis as redis_lib
 
 from models.events import Event
 from models.model import load_model
-from streams.cmd_topics import ensure_topics
-from streams.consumer import KafkaSink
-from streams.keys import bucket_of
-from streams.pipeline import CycleAbandoned, Pipeline
+from streams.worker.topics import ensure_topics
+from streams.worker.consumer import KafkaSink
+from streams.worker.keys import bucket_of
+from streams.worker.pipeline import CycleAbandoned, Pipeline
 from streams.settings import Settings
-from streams.store import BucketWrite, Fenced, Store
+from streams.worker.store import BucketWrite, Fenced, Store
 from tests.harness import dump_state, event_json
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from models.events import Event
 from models.state import UserState
-from streams.cmd_topics import ensure_topics
+from streams.worker.topics import ensure_topics
 from streams.settings import Settings
 from tests.harness import Worker, dump_state, publish_events, read_progress, wait_progress
 

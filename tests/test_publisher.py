@@ -12,11 +12,11 @@ from kafka import KafkaConsumer, TopicPartition
 
 from models.events import Event
 from streams.cli import main
-from streams.cmd_topics import ensure_topics
-from streams.codec import Decoder
+from streams.worker.topics import ensure_topics
+from streams.worker.codec import Decoder
 from streams.publisher import EventPublisher, event_value, publish_bulk, read_records
 from streams.settings import Settings
-from streams.simulate import generate, parse_start_ms, write_events_csv
+from streams.offline.simulate import generate, parse_start_ms, write_events_csv
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ from models.model import load_model
 from models.scoring import score
 from models.state import STAGES, UserState
 from streams.cli import main
-from streams.cmd_topics import ensure_topics
+from streams.worker.topics import ensure_topics
 from streams.publisher import publish_bulk
 from streams.settings import Settings
-from streams.simulate import format_ts, generate, parse_start_ms
-from streams.store import StoreReader, utc_day
+from streams.offline.simulate import format_ts, generate, parse_start_ms
+from streams.worker.store import StoreReader, utc_day
 from tests.harness import Worker, dump_state, read_progress, wait_progress
 
 pytestmark = pytest.mark.integration

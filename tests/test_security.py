@@ -43,7 +43,7 @@ import redis as redis_lib
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.events import Event
-from streams.consumer import KafkaSink
+from streams.worker.consumer import KafkaSink
 from streams.local import REDIS_TUNING, Service, free_port, valkey_binary
 from streams.redact import MASK, RedactingFormatter, install, secret_values
 from streams.settings import Settings, aiokafka_client_kwargs

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from models.events import Event
-from streams.simulate import (
+from streams.offline.simulate import (
     DAY_MS,
     PERSONAS,
     Truth,
@@ -161,7 +161,7 @@ def test_csv_writers_round_trip(tmp_path: Path) -> None:
         assert parse_start_ms(row["ts"]) == ev.ts_ms
         assert (row["amount"] != "") == (ev.type == "purchase")
     # the history reader of train/backtest reads the file back to the same events (ids aside)
-    from streams.history import read_events_csv
+    from streams.offline.history import read_events_csv
 
     again = read_events_csv(tmp_path / "events.csv.gz")
     key = lambda e: (e.ts_ms, e.user_id, e.type, e.amount)  # noqa: E731

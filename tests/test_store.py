@@ -11,9 +11,9 @@ import redis as redis_lib
 from models.engine import Alert
 from models.scoring import Scores
 from models.state import STAGES, UserState
-from streams.keys import Keys, due_member, locate
+from streams.worker.keys import Keys, due_member, locate
 from streams.settings import Settings
-from streams.store import (
+from streams.worker.store import (
     BucketRead,
     BucketWrite,
     StateWrite,

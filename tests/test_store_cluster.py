@@ -21,11 +21,11 @@ from hypothesis import given, settings as hsettings, strategies as hst
 from redis.cluster import RedisCluster, key_slot
 
 from models.state import UserState
-from streams.cmd_topics import ensure_topics
-from streams.keys import Keys, locate
+from streams.worker.topics import ensure_topics
+from streams.worker.keys import Keys, locate
 from streams.local import RedisClusterService, Service, start_redis_cluster
 from streams.settings import Settings
-from streams.store import BucketRead, BucketWrite, StateWrite, Store, _Calls
+from streams.worker.store import BucketRead, BucketWrite, StateWrite, Store, _Calls
 from tests import test_store
 from tests.harness import Worker, dump_state, publish_events, wait_progress, wait_quiet
 from tests.test_pipeline_e2e import history

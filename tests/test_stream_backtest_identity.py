@@ -22,11 +22,11 @@ from models.engine import advance
 from models.model import load_model
 from models.scoring import score
 from models.state import UserState
-from streams.backtest import SCORE_COLUMNS, format_time, score_row
+from streams.offline.backtest import SCORE_COLUMNS, format_time, score_row
 from streams.cli import main
-from streams.cmd_topics import ensure_topics
+from streams.worker.topics import ensure_topics
 from streams.settings import Settings
-from streams.simulate import generate
+from streams.offline.simulate import generate
 from tests.harness import Worker, dump_state, publish_events, wait_progress
 
 pytestmark = pytest.mark.integration

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Callable, Final, Iterable, Literal, Sequence
 
 from models.events import Event, EventType
-from streams.history import parse_ts_ms
+from streams.offline.history import parse_ts_ms
 
 if TYPE_CHECKING:
     from streams.settings import Settings

@@ -24,10 +24,10 @@ from typing import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
 
-from streams import metrics
-from streams.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
+from streams.worker import metrics
+from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
 from streams.settings import Settings, aiokafka_client_kwargs
-from streams.store import Store
+from streams.worker.store import Store
 
 __all__ = ["KafkaSink", "StreamConsumer", "wall_ms"]
 
@@ -45,7 +45,7 @@ def wall_ms() -> int:
 
 
 class KafkaSink:
-    """``streams.pipeline.Producer`` over aiokafka: acks=all, no linger, not idempotent
+    """``streams.worker.pipeline.Producer`` over aiokafka: acks=all, no linger, not idempotent
     (Tansu rejects aiokafka's InitProducerId)."""
 
     def __init__(self, settings: Settings) -> None:

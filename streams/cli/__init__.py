@@ -23,17 +23,17 @@ class UserError(Exception):
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("streams.cmd_demo", "start broker, Redis, workers and the simulator; show alerts as they come"),
-    "worker": ("streams.app", "run a stream worker (Faust app with a batch consumer)"),
-    "topics": ("streams.cmd_topics", "create the topics (explicit partition counts)"),
+    "demo": ("streams.cli.demo", "start broker, Redis, workers and the simulator; show alerts as they come"),
+    "worker": ("streams.worker.service", "run a stream worker (Faust app with a batch consumer)"),
+    "topics": ("streams.worker.topics", "create the topics (explicit partition counts)"),
     "publish": ("streams.publisher", "publish events from a JSON-lines or CSV file"),
-    "simulate": ("streams.simulate", "publish a simulated population with known behaviour and write its ground truth"),
-    "alerts": ("streams.cmd_alerts", "follow the at-risk topic and print alerts (readable or JSON lines)"),
-    "score": ("streams.cmd_report", "show one user's live scores and reasons"),
-    "top": ("streams.cmd_report", "the users most likely to churn, ranked"),
-    "churn-rate": ("streams.cmd_report", "churn rate by count, percent and revenue"),
-    "backtest": ("streams.backtest", "score historical events as of given dates with the stream's own code"),
-    "train": ("streams.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),
+    "simulate": ("streams.offline.simulate", "publish a simulated population with known behaviour and write its ground truth"),
+    "alerts": ("streams.cli.alerts", "follow the at-risk topic and print alerts (readable or JSON lines)"),
+    "score": ("streams.cli.report", "show one user's live scores and reasons"),
+    "top": ("streams.cli.report", "the users most likely to churn, ranked"),
+    "churn-rate": ("streams.cli.report", "churn rate by count, percent and revenue"),
+    "backtest": ("streams.offline.backtest", "score historical events as of given dates with the stream's own code"),
+    "train": ("streams.offline.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),
 }
 
 
@@ -95,11 +95,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # Run the imported module's main: under ``python -m`` this file is also ``__main__``, whose
-    # UserError is another class than the ``streams.cli.UserError`` the commands raise.
-    from streams.cli import main as _main
-
-    sys.exit(_main())

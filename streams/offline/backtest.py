@@ -42,9 +42,9 @@ from models.model import ChurnModel, load_model
 from models.scoring import Scores, score
 from models.state import DAY_S, UserState
 from streams.cli import UserError
-from streams.history import parse_ts_ms, read_events_csv, read_labels_csv
+from streams.offline.history import parse_ts_ms, read_events_csv, read_labels_csv
 from streams.settings import Settings, parse_duration_ms
-from streams.simulate import positive_int
+from streams.offline.simulate import positive_int
 
 __all__ = [
     "SCORE_COLUMNS",
@@ -159,7 +159,7 @@ class Labels:
 
 
 def read_labels(path: str | Path) -> Labels:
-    """``user_id,churned_at[,persona]`` (CSV, optionally gzipped) read by ``streams.history``;
+    """``user_id,churned_at[,persona]`` (CSV, optionally gzipped) read by ``streams.offline.history``;
     the persona column, when present, splits recall and lead time by kind of user."""
     churned = read_labels_csv(path)
     persona: dict[str, str] = {}
@@ -966,7 +966,7 @@ def _plot_metrics(out: Path, panel: _Panel, metrics: Mapping[str, Any]) -> None:
     if metrics["roc_auc"] is None:
         logger.warning("only one class among the judged rows: no ROC or lift chart")
         return
-    from streams import plots
+    from streams.offline import plots
 
     fpr, tpr = roc_curve(panel.risk, panel.churns)
     roc_png, lift_png = _sibling(out, ".roc.png"), _sibling(out, ".lift.png")
@@ -983,7 +983,7 @@ def _plot_user(user: str, events: Sequence[Event], model: ChurnModel, as_of: Seq
     rows, alerts = timeline(user, mine, model, start, end)
     churned = labels.churned_at_ms.get(user) if labels else None
     persona = labels.persona.get(user) if labels else None
-    from streams import plots
+    from streams.offline import plots
 
     plots.user_timeline(rows, alerts, [ev.ts_ms for ev in mine], png, title=f"user {user}" + (f" ({persona})" if persona else ""),
                         churned_at_ms=churned, risk_enter=model.risk_enter, risk_exit=model.risk_exit)

@@ -28,7 +28,7 @@ import orjson
 
 from streams.cli import UserError
 from streams.settings import Settings, parse_duration_ms
-from streams.simulate import positive_int
+from streams.offline.simulate import positive_int
 
 __all__ = [
     "ALERT_KINDS",

@@ -59,7 +59,7 @@ from models.signals import compute_signals
 from models.state import DAY_S, UserState
 from models.temperature import VISIT_KEY, calibrated
 from streams.cli import UserError
-from streams.history import read_events_csv, read_labels_csv
+from streams.offline.history import read_events_csv, read_labels_csv
 from streams.settings import parse_duration_ms
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -274,7 +274,7 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, 
 def _holdout_report(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     eps = 1e-12
     table = reliability(p, y)
-    from streams.backtest import roc_auc  # one AUC for train and backtest
+    from streams.offline.backtest import roc_auc  # one AUC for train and backtest
 
     auc = roc_auc(p.tolist(), (y == 1).tolist())
     return {
@@ -483,7 +483,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: "Settings") -> int:
-    from streams.backtest import load_type_map, parse_as_of
+    from streams.offline.backtest import load_type_map, parse_as_of
 
     events_path = Path(args.events)
     if not events_path.exists():

@@ -1,6 +1,6 @@
 """CRM reports from Redis: ``churnwatch score USER``, ``churnwatch top``, ``churnwatch churn-rate``.
 
-All three read through the store's read API (``streams.store.StoreReader``) and score with the
+All three read through the store's read API (``streams.worker.store.StoreReader``) and score with the
 same pure ``models.scoring.score`` the workers use. "Now" is the *stream time* of the events
 topic, the largest event time any worker has applied (Redis progress), never the wall clock:
 a replay of last year's history reports as of last year, and a stalled stream does not make
@@ -23,8 +23,8 @@ from models.scoring import Scores, score
 from models.state import UserState
 from streams.cli import UserError
 from streams.settings import Settings, redact_url
-from streams.simulate import format_ts, positive_int
-from streams.store import StoreReader
+from streams.offline.simulate import format_ts, positive_int
+from streams.worker.store import StoreReader
 
 __all__ = [
     "UserReport",
@@ -138,7 +138,7 @@ def top_users(reader: StoreReader, settings: Settings, n: int, *, include_churne
 
 def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, Any]:
     """Users who churned in the ``days`` UTC days up to the stream time: count, share, revenue."""
-    from streams.store import churn_summary
+    from streams.worker.store import churn_summary
 
     now_ms = stream_time_ms(reader, settings)
     summary = churn_summary(reader.stats(), now_ms // 1000, days)

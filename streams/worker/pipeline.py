@@ -3,8 +3,8 @@
 ``Pipeline.process`` takes the records of one ``getmany`` (any objects with ``offset``, ``key``,
 ``value`` and ``timestamp``) and does, in this order (ARCHITECTURE.md, "Effectively-once"):
 
-1. decode + validate each record (``streams.codec``), fold event time and reject late events
-   (``streams.clock``), reject an ``event_id`` seen twice for one user in the batch;
+1. decode + validate each record (``streams.worker.codec``), fold event time and reject late events
+   (``streams.worker.clock``), reject an ``event_id`` seen twice for one user in the batch;
 2. one pipelined Redis read (one script call per bucket touched: offsets, states, due users);
 3. ``models.engine.advance`` once per user with events or a due review, up to the partition's
    review clock; events at or below the bucket's stored offset are skipped (replay fence);
@@ -38,12 +38,12 @@ from models.events import Event
 from models.model import ChurnModel
 from models.scoring import risk_at
 from models.state import UserState
-from streams import metrics
-from streams.clock import NEVER, TopicClock
-from streams.codec import Decoder, Rejection, dlq_value
-from streams.keys import locate
+from streams.worker import metrics
+from streams.worker.clock import NEVER, TopicClock
+from streams.worker.codec import Decoder, Rejection, dlq_value
+from streams.worker.keys import locate
 from streams.settings import Settings
-from streams.store import UNCHANGED, BucketRead, BucketWrite, Fenced, StateWrite, Store, stats_delta
+from streams.worker.store import UNCHANGED, BucketRead, BucketWrite, Fenced, StateWrite, Store, stats_delta
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Pipeline"]
 

@@ -1,4 +1,4 @@
-"""``churnwatch worker``: the Faust app shell around the batch consumer (streams.consumer).
+"""``churnwatch worker``: the Faust app shell around the batch consumer (streams.worker.consumer).
 
 Faust provides the lifecycle (start, SIGTERM/SIGINT, supervised services), a timer and the web
 server for ``/metrics``, ``/healthz`` and ``/readyz``. It does *no* Kafka work: no agents, and its
@@ -25,12 +25,12 @@ import redis.exceptions
 
 from models.model import ChurnModel, load_model
 from models.state import STAGES
-from streams import metrics
-from streams.cmd_topics import ensure_topics, quiet_kafka_logs
-from streams.consumer import KafkaSink, StreamConsumer
-from streams.pipeline import REDIS_TRANSIENT, Pipeline
+from streams.worker import metrics
+from streams.worker.topics import ensure_topics, quiet_kafka_logs
+from streams.worker.consumer import KafkaSink, StreamConsumer
+from streams.worker.pipeline import REDIS_TRANSIENT, Pipeline
 from streams.settings import Settings, redact_url
-from streams.store import Store, StoreMismatch, churn_summary
+from streams.worker.store import Store, StoreMismatch, churn_summary
 
 __all__ = ["add_arguments", "run", "build_app", "WorkerRuntime"]
 

@@ -5,7 +5,7 @@ Key layout and the effectively-once rules are in docs/ARCHITECTURE.md; the scrip
 A worker cycle costs three round trips whatever its size: one pipeline of ``read_batch`` calls
 (one per bucket touched), one pipeline of ``write_batch`` calls, one ``progress`` call.
 
-Failures: this module raises; the caller (``streams.pipeline``) retries with back-off. A script
+Failures: this module raises; the caller (``streams.worker.pipeline``) retries with back-off. A script
 missing after a Redis restart (NOSCRIPT) is reloaded and the round trip repeated once here.
 
 Redis Cluster (``settings.redis_cluster``, ``REDIS_URL`` = any one node): every script call touches
@@ -37,8 +37,8 @@ from redis.exceptions import NoScriptError
 
 from models.engine import Alert
 from models.state import STAGES, UserState
-from streams.keys import Keys, locate
-from streams.metrics import REDIS_SECONDS
+from streams.worker.keys import Keys, locate
+from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
 
 __all__ = [
@@ -75,7 +75,7 @@ class StoreMismatch(ValueError):
 
 
 def _script(name: str) -> str:
-    return resources.files("streams").joinpath("lua", name).read_text(encoding="utf-8")
+    return resources.files("streams.worker").joinpath("lua", name).read_text(encoding="utf-8")
 
 
 @dataclass(slots=True)

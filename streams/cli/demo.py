@@ -4,15 +4,15 @@ What it runs, in order (and stops in reverse, on ``--duration``, Ctrl-C or SIGTE
 
 1. a Kafka-protocol broker (Tansu) and a Redis-protocol server (valkey) on free loopback ports
    via ``streams.local``, unless ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` name existing ones;
-2. the three topics (``streams.cmd_topics.ensure_topics``);
+2. the three topics (``streams.worker.topics.ensure_topics``);
 3. ``--workers`` worker processes (``python -m streams.cli worker``), each with its own metrics
    port (``/metrics``, ``/healthz``, ``/readyz``) and log file under ``.churnwatch/demo/``;
 4. the simulator: ``--users`` users over ``--days`` days ending today (UTC), published as fast as
    the broker acks in event-time order (a replay: the workers see months pass in seconds);
-5. the alerts follower (``streams.cmd_alerts.follow_alerts``, the code ``churnwatch alerts``
+5. the alerts follower (``streams.cli.alerts.follow_alerts``, the code ``churnwatch alerts``
    runs), printing at-risk and recovered alerts as the workers publish them;
 6. a summary: alerts by kind, the 10 users most at risk, the 30-day churn rate, the time from
-   start to the first alert and the throughput, read from Redis with ``streams.cmd_report``.
+   start to the first alert and the throughput, read from Redis with ``streams.cli.report``.
 
 Every server and worker is started in its own session, so a Ctrl-C in the terminal reaches the
 demo only and the demo stops them in order (workers first, so they leave the group and flush;
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from streams.cmd_alerts import ALERT_KINDS, follow_alerts, format_alert, parse_kinds, parse_seconds
+from streams.cli.alerts import ALERT_KINDS, follow_alerts, format_alert, parse_kinds, parse_seconds
 from streams.local import Service, free_port, start_kafka, start_redis
 from streams.settings import Settings
-from streams.simulate import DAY_MS, format_ts, generate, parse_start_ms, persona_counts, positive_int
+from streams.offline.simulate import DAY_MS, format_ts, generate, parse_start_ms, persona_counts, positive_int
 
 __all__ = ["DemoOptions", "WorkerProcess", "add_arguments", "run", "orchestrate"]
 
@@ -205,7 +205,7 @@ class _Demo:
         self.settings = self.settings.with_(kafka_bootstrap_servers=kafka.address, redis_url=redis.address)
 
     async def create_topics(self) -> None:
-        from streams.cmd_topics import ensure_topics
+        from streams.worker.topics import ensure_topics
         from streams.publisher import check_kafka_reachable
 
         await asyncio.to_thread(check_kafka_reachable, self.settings)
@@ -283,7 +283,7 @@ class _Demo:
 
     async def watch_progress(self) -> None:
         """Status every few seconds from Redis progress (the source of truth), until stopped."""
-        from streams.store import Store
+        from streams.worker.store import Store
 
         store = Store(self.settings)
         last_status = time.monotonic()
@@ -324,8 +324,8 @@ class _Demo:
     # -- summary and shutdown -------------------------------------------------------------------
 
     async def summary(self) -> None:
-        from streams.cmd_report import churn_rate, top_users
-        from streams.store import StoreReader
+        from streams.cli.report import churn_rate, top_users
+        from streams.worker.store import StoreReader
 
         t = self.tally
         self.say("")

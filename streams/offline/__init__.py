@@ -1,0 +1,1 @@
+"""Offline work that never touches a stream: history files, replay (backtest), training, simulation, plots."""

@@ -1,0 +1,1 @@
+"""The worker runtime: consumer, pipeline, event-time clock, codec, Redis store and scripts, metrics."""
