@@ -1,6 +1,6 @@
 """Publishing activity events: the small API product services call, a bulk path, and ``churnwatch publish``.
 
-Two producers, each where it is best (ENVIRONMENT.md, measured on Tansu):
+Two producers, each where it is best (measured on Tansu):
 
 - :class:`EventPublisher` is on kafka-python: synchronous, so it drops into any web handler or
   script without an event loop, and its idempotent producer works on Tansu (aiokafka's fails),
@@ -18,12 +18,10 @@ and write the JSON value the worker's decoder reads (``streams.worker.codec``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import math
 import socket
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,9 +32,10 @@ from typing import IO, Any, Iterable, Iterator, Mapping
 import orjson
 
 from models.events import Event
-from streams.cli import UserError
+from streams.errors import UserError
 from streams.worker.codec import Decoder, Rejection
-from streams.offline.history import iter_events_csv, parse_ts_ms
+from streams.offline.history import iter_events_csv
+from streams.timefmt import parse_ts_ms
 from streams.settings import Settings, aiokafka_client_kwargs
 
 __all__ = [
@@ -45,13 +44,11 @@ __all__ = [
     "check_kafka_reachable",
     "ensure_events_topic",
     "EventPublisher",
-    "add_arguments",
     "aiokafka_client_kwargs",
     "event_value",
     "kafka_python_client_kwargs",
     "publish_bulk",
     "read_records",
-    "run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -382,31 +379,3 @@ def ensure_events_topic(settings: Settings) -> None:
         ensure_topics(settings, timeout_s=10)
     except Exception as exc:  # authorisation, old broker: publishing may still work
         logger.warning("could not check or create topic %s: %s", settings.topic_events, exc)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--file", required=True, metavar="EVENTS.jsonl|EVENTS.csv[.gz]",
-                        help="events to publish, in file order (JSON lines or CSV user_id,ts,event_type,amount)")
-    from streams.offline.simulate import rate
-
-    parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
-                        help="publishing rate; 0 = as fast as possible (default)")
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    path = Path(args.file)
-    # Check the whole file first, so a bad line never leaves half a file published.
-    n = sum(1 for _ in read_records(path, settings))
-    if n == 0:
-        raise UserError(f"{path}: no events in the file")
-    ensure_events_topic(settings)
-    stats = publish_bulk(settings, read_records(path, settings), rate=args.rate)
-    print(f"published {stats.events:,} events from {path} to {settings.topic_events} in {stats.seconds:.1f} s "
-          f"({stats.events_per_s:,.0f} events/s)")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from streams.cli import main
-
-    sys.exit(main(["publish", *sys.argv[1:]]))

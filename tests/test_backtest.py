@@ -18,26 +18,23 @@ from hypothesis import strategies as st
 from models.engine import advance
 from models.model import load_model
 from models.scoring import score
-from streams.offline.backtest import (
+from streams.cli.argtypes import parse_as_of
+from streams.offline.evaluate import (
     AlertEpisode,
     Labels,
-    Progress,
-    ScoreRow,
     _panel_collector,
     alert_episodes,
     alert_outcomes,
     covers,
-    format_time,
     lead_time_ms,
     lift_table,
-    load_type_map,
     median,
-    parse_as_of,
     roc_auc,
     roc_curve,
-    score_row,
     top_fraction_lift,
 )
+from streams.offline.replay import Progress, ScoreRow, load_type_map, score_row
+from streams.timefmt import format_day_or_time
 from streams.cli import main
 from streams.offline.history import read_events_csv
 from streams.offline.simulate import generate, write_events_csv, write_truth_csv
@@ -268,14 +265,14 @@ def test_missing_plot_user_is_a_user_error(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_parse_as_of_range_includes_the_end_on_a_step() -> None:
-    assert [format_time(t) for t in parse_as_of("2026-02-01/2026-02-15/7d")] == ["2026-02-01", "2026-02-08", "2026-02-15"]
-    assert [format_time(t) for t in parse_as_of("2026-02-01/2026-02-14/7d")] == ["2026-02-01", "2026-02-08"]
+    assert [format_day_or_time(t) for t in parse_as_of("2026-02-01/2026-02-15/7d")] == ["2026-02-01", "2026-02-08", "2026-02-15"]
+    assert [format_day_or_time(t) for t in parse_as_of("2026-02-01/2026-02-14/7d")] == ["2026-02-01", "2026-02-08"]
     assert len(parse_as_of("2026-02-01/2026-02-02/6h")) == 5
 
 
 def test_parse_as_of_list_is_sorted_and_unique() -> None:
     got = parse_as_of("2026-03-01, 2026-02-01T12:00:00Z,2026-03-01")
-    assert [format_time(t) for t in got] == ["2026-02-01T12:00:00Z", "2026-03-01"]
+    assert [format_day_or_time(t) for t in got] == ["2026-02-01T12:00:00Z", "2026-03-01"]
     assert got[1] - got[0] == 28 * DAY_MS - DAY_MS // 2
 
 

@@ -1,34 +1,12 @@
-"""``streams.offline.history``: the fast reading of the common ISO shape agrees with the general parser."""
+"""``streams.offline.history``: reading history files (the time parsing itself: tests/test_timefmt.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from streams.offline.history import _fast_iso_ms, parse_ts_ms, read_events_csv
-
-_TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(lambda d: d.replace(tzinfo=timezone.utc))
-
-
-@settings(max_examples=300, deadline=None)
-@given(_TIMES, st.booleans())
-def test_fast_iso_agrees_with_the_general_parser(when: datetime, millis: bool) -> None:
-    text = when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond // 1000:03d}" if millis else "") + "Z"
-    assert _fast_iso_ms(text, {}) == parse_ts_ms(text)
-
-
-@pytest.mark.parametrize("text", [
-    "2026-01-02T03:04:05+00:00", "2026-01-02 03:04:05Z", "2026-01-02T03:04:05.1Z", "2026-01-02T24:00:00Z",
-    "2026-02-30T00:00:00Z", "2026-01-02T0a:04:05Z", "2026-01-02T03:04:05.12xZ", " 2026-01-02T03:04:05Z",
-    "2026-01-02T03:04:5Z", "1767323045000", "2026-01-02T०३:04:05Z",
-])
-def test_other_shapes_are_left_to_the_general_parser(text: str) -> None:
-    assert _fast_iso_ms(text, {}) is None
-
+from streams.offline.history import read_events_csv
 
 def test_rows_read_the_same_with_or_without_header_and_in_any_column_order(tmp_path: Path) -> None:
     plain = tmp_path / "plain.csv"

@@ -16,7 +16,8 @@ from streams.worker.topics import ensure_topics
 from streams.worker.codec import Decoder
 from streams.publisher import EventPublisher, event_value, publish_bulk, read_records
 from streams.settings import Settings
-from streams.offline.simulate import generate, parse_start_ms, write_events_csv
+from streams.cli.argtypes import parse_start_ms
+from streams.offline.simulate import generate, write_events_csv
 
 pytestmark = pytest.mark.integration
 

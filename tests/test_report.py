@@ -20,7 +20,9 @@ from streams.cli import main
 from streams.worker.topics import ensure_topics
 from streams.publisher import publish_bulk
 from streams.settings import Settings
-from streams.offline.simulate import format_ts, generate, parse_start_ms
+from streams.cli.argtypes import parse_start_ms
+from streams.offline.simulate import generate
+from streams.timefmt import format_ts
 from streams.worker.store import StoreReader, utc_day
 from tests.harness import Worker, dump_state, read_progress, wait_progress
 

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from models.events import Event
+from streams.cli.argtypes import parse_start_ms
+from streams.timefmt import format_ts
 from streams.offline.simulate import (
     DAY_MS,
     PERSONAS,
     Truth,
-    format_ts,
     generate,
-    parse_start_ms,
     persona_counts,
     write_events_csv,
     write_truth_csv,

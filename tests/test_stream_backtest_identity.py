@@ -22,7 +22,8 @@ from models.engine import advance
 from models.model import load_model
 from models.scoring import score
 from models.state import UserState
-from streams.offline.backtest import SCORE_COLUMNS, format_time, score_row
+from streams.offline.replay import SCORE_COLUMNS, score_row
+from streams.timefmt import format_day_or_time
 from streams.cli import main
 from streams.worker.topics import ensure_topics
 from streams.settings import Settings
@@ -88,11 +89,11 @@ def test_stream_and_backtest_agree(kafka_bootstrap: str, redis_url: str, unique_
     # The backtest's side: the command, on the same events, weekly as-of dates up to the same time.
     events_csv, scores_csv, alerts_out = tmp_path / "events.csv", tmp_path / "scores.csv", tmp_path / "alerts.jsonl"
     _write_events(events_csv, list(reversed(events)))
-    as_of = f"{format_time(START_MS + 7 * DAY_MS)}/{format_time(as_of_ms)}/7d"
+    as_of = f"{format_day_or_time(START_MS + 7 * DAY_MS)}/{format_day_or_time(as_of_ms)}/7d"
     assert main(["backtest", "--events", str(events_csv), "--as-of", as_of, "--out", str(scores_csv),
                  "--alerts-out", str(alerts_out), "--no-progress"]) == 0
     with open(scores_csv, newline="", encoding="utf-8") as fh:
-        backtest_rows = {r["user_id"]: [r[c] for c in SCORE_COLUMNS] for r in csv.DictReader(fh) if r["as_of"] == format_time(as_of_ms)}
+        backtest_rows = {r["user_id"]: [r[c] for c in SCORE_COLUMNS] for r in csv.DictReader(fh) if r["as_of"] == format_day_or_time(as_of_ms)}
     backtest_alerts = {a["alert_id"]: a for a in map(json.loads, alerts_out.read_text().splitlines())}
 
     assert len(backtest_rows) == len({ev.user_id for ev in events})

@@ -1,6 +1,8 @@
 """The ``churnwatch`` command: one subcommand per module, loaded only when used.
 
-Each command module exposes ``add_arguments(parser)`` and ``run(args, settings) -> int``.
+Each command is a module of this package exposing ``add_arguments(parser)`` and
+``run(args, settings) -> int``; only the module of the command given is imported, and command
+modules import their heavy dependencies (numpy, scipy, Kafka clients) inside ``run``.
 A bad argument or setting prints one readable line and exits 2, never a traceback.
 """
 
@@ -12,28 +14,25 @@ import logging
 import sys
 from typing import NoReturn, Sequence
 
+from streams.errors import UserError
 from streams.settings import Settings, SettingsError
 
-__all__ = ["main", "COMMANDS", "UserError"]
-
-
-class UserError(Exception):
-    """Something the user can fix (a missing file, an unreachable server): one line, exit 2."""
+__all__ = ["main", "COMMANDS"]
 
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("streams.cli.demo", "start broker, Redis, workers and the simulator; show alerts as they come"),
-    "worker": ("streams.worker.service", "run a stream worker (Faust app with a batch consumer)"),
-    "topics": ("streams.worker.topics", "create the topics (explicit partition counts)"),
-    "publish": ("streams.publisher", "publish events from a JSON-lines or CSV file"),
-    "simulate": ("streams.offline.simulate", "publish a simulated population with known behaviour and write its ground truth"),
+    "worker": ("streams.cli.worker", "run a stream worker (Faust app with a batch consumer)"),
+    "topics": ("streams.cli.topics", "create the topics (explicit partition counts)"),
+    "publish": ("streams.cli.publish", "publish events from a JSON-lines or CSV file"),
+    "simulate": ("streams.cli.simulate", "publish a simulated population with known behaviour and write its ground truth"),
     "alerts": ("streams.cli.alerts", "follow the at-risk topic and print alerts (readable or JSON lines)"),
-    "score": ("streams.cli.report", "show one user's live scores and reasons"),
-    "top": ("streams.cli.report", "the users most likely to churn, ranked"),
-    "churn-rate": ("streams.cli.report", "churn rate by count, percent and revenue"),
-    "backtest": ("streams.offline.backtest", "score historical events as of given dates with the stream's own code"),
-    "train": ("streams.offline.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),
+    "score": ("streams.cli.score", "show one user's live scores and reasons"),
+    "top": ("streams.cli.top", "the users most likely to churn, ranked"),
+    "churn-rate": ("streams.cli.churn_rate", "churn rate by count, percent and revenue"),
+    "backtest": ("streams.cli.backtest", "score historical events as of given dates with the stream's own code"),
+    "train": ("streams.cli.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),
 }
 
 
@@ -44,7 +43,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+_GLOBAL_OPTIONS_WITH_VALUE = ("--log-level", "--bootstrap-servers", "--redis-url")
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (global options before it take one value each), if any."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in COMMANDS:
+            return token
+        if token in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return None  # not a command: argparse says so in one line
+    return None
+
+
+def _parser(command: str | None) -> argparse.ArgumentParser:
+    """The full parser, with the arguments of ``command`` only: its module is the only one imported,
+    so ``churnwatch alerts --help`` does not pay for numpy and scipy."""
     parser = _Parser(prog="churnwatch", description="Real-time customer churn detection on Kafka and Redis.")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default from CHURNWATCH_LOG_LEVEL or INFO)")
     parser.add_argument("--bootstrap-servers", default=None, help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)")
@@ -53,26 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            p.set_defaults(_missing=True)
-            continue
-        adder = getattr(mod, f"add_{name.replace('-', '_')}_arguments", None) or getattr(mod, "add_arguments")
-        adder(p)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
-        return 2
-    if getattr(args, "_missing", False):
-        print(f"churnwatch: error: the {args.command!r} command is not built yet", file=sys.stderr)
         return 2
     try:
         settings = Settings.from_env(
@@ -88,8 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         redact_logs(settings)  # libraries log secrets too (kafka-python's admin config at DEBUG)
         mod = importlib.import_module(args._module)
-        runner = getattr(mod, f"run_{args.command.replace('-', '_')}", None) or getattr(mod, "run")
-        return int(runner(args, settings) or 0)
+        return int(mod.run(args, settings) or 0)
     except (SettingsError, UserError, FileNotFoundError, ValueError) as exc:
         print(f"churnwatch {args.command}: error: {exc}", file=sys.stderr)
         return 2

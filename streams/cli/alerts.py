@@ -8,7 +8,7 @@ generator serves the demo, so what the demo shows is what a CRM integration woul
 The follower joins no consumer group: it assigns itself every partition of the topic, so any
 number of people can watch without taking partitions from each other and nothing is committed.
 Without ``--from-beginning`` it shows alerts published from now on: Tansu reports end offsets a
-little early (ENVIRONMENT.md), so after seeking to the end it also skips records whose broker
+little early, so after seeking to the end it also skips records whose broker
 timestamp is older than the moment it started.
 """
 
@@ -21,14 +21,14 @@ import math
 import sys
 import time
 from collections import OrderedDict
-from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Collection, Mapping
 
 import orjson
 
-from streams.cli import UserError
+from streams.errors import UserError
 from streams.settings import Settings, parse_duration_ms
-from streams.offline.simulate import positive_int
+from streams.timefmt import format_minute
+from streams.cli.argtypes import positive_int
 
 __all__ = [
     "ALERT_KINDS",
@@ -141,7 +141,7 @@ async def follow_alerts(
     skipped = 0
     try:
         # Listing topics reads metadata without asking the broker to auto-create the topic
-        # (Tansu would make a 4-partition one, ENVIRONMENT.md).
+        # (Tansu would make a 4-partition one).
         if topic not in await consumer.topics():
             raise UserError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap_servers} (create it: churnwatch topics)")
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -197,12 +197,6 @@ def _decode(value: bytes | None) -> dict[str, Any] | None:
     return obj
 
 
-def _when(ms: object) -> str:
-    if not isinstance(ms, (int, float)):
-        return "????-??-?? ??:??"
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
 def format_alert(alert: Mapping[str, Any]) -> str:
     """One readable line (times are event time, UTC).
 
@@ -217,7 +211,8 @@ def format_alert(alert: Mapping[str, Any]) -> str:
         head = f"STAGE {alert.get('previous_stage') or '?'} -> {stage}"
     else:
         head = kind.replace("_", " ").upper()
-    parts = [_when(alert.get("event_time_ms")), head, f"user {alert.get('user_id', '?')}"]
+    when = alert.get("event_time_ms")
+    parts = [format_minute(int(when)) if isinstance(when, (int, float)) else "????-??-?? ??:??", head, f"user {alert.get('user_id', '?')}"]
     for label, key, fmt in (("risk", "risk", "{:.2f}"), ("health", "health", "{:.0f}"), ("temp", "temperature", "{:.0f}")):
         value = alert.get(key)
         if isinstance(value, (int, float)):
@@ -262,9 +257,3 @@ async def _print_alerts(settings: Settings, *, json_lines: bool, **follow: Any) 
             sys.stdout.write(format_alert(alert) + "\n")
         sys.stdout.flush()
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from streams.cli import main
-
-    sys.exit(main(["alerts", *sys.argv[1:]]))

@@ -12,7 +12,7 @@ What it runs, in order (and stops in reverse, on ``--duration``, Ctrl-C or SIGTE
 5. the alerts follower (``streams.cli.alerts.follow_alerts``, the code ``churnwatch alerts``
    runs), printing at-risk and recovered alerts as the workers publish them;
 6. a summary: alerts by kind, the 10 users most at risk, the 30-day churn rate, the time from
-   start to the first alert and the throughput, read from Redis with ``streams.cli.report``.
+   start to the first alert and the throughput, read from Redis with ``streams.views``.
 
 Every server and worker is started in its own session, so a Ctrl-C in the terminal reaches the
 demo only and the demo stops them in order (workers first, so they leave the group and flush;
@@ -40,7 +40,9 @@ from typing import Any, TextIO
 from streams.cli.alerts import ALERT_KINDS, follow_alerts, format_alert, parse_kinds, parse_seconds
 from streams.local import Service, free_port, start_kafka, start_redis
 from streams.settings import Settings
-from streams.offline.simulate import DAY_MS, format_ts, generate, parse_start_ms, persona_counts, positive_int
+from streams.cli.argtypes import parse_start_ms, positive_int
+from streams.offline.simulate import generate, persona_counts
+from streams.timefmt import DAY_MS, format_ts
 
 __all__ = ["DemoOptions", "WorkerProcess", "add_arguments", "run", "orchestrate"]
 
@@ -324,7 +326,7 @@ class _Demo:
     # -- summary and shutdown -------------------------------------------------------------------
 
     async def summary(self) -> None:
-        from streams.cli.report import churn_rate, top_users
+        from streams.views import churn_rate, top_users
         from streams.worker.store import StoreReader
 
         t = self.tally
@@ -496,9 +498,3 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         logging.getLogger().setLevel(logging.WARNING)
     return asyncio.run(orchestrate(settings, opts))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from streams.cli import main
-
-    sys.exit(main(["demo", *sys.argv[1:]]))

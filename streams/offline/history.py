@@ -5,7 +5,9 @@ be evaluated on another. The format is the one users export from a warehouse:
 
 ``user_id,ts,event_type[,amount][,event_id]`` with or without a header row, optionally
 gzip-compressed (``.gz``), rows in any order. ``ts`` is ISO-8601 (``Z``/offset; naive means UTC)
-or epoch milliseconds. Event names pass through a :class:`models.events.TypeMap`, so
+or epoch milliseconds, read by ``streams.timefmt`` exactly as the stream reads them (epoch numbers
+before 2000 are taken for seconds and refused; ISO dates before 2000 are history, e.g. CDNOW).
+Event names pass through a :class:`models.events.TypeMap`, so
 ``order``/``payment`` become ``purchase`` and unknown names become ``other``.
 
 Rows without an ``event_id`` get ``<file name>:<line number>``, which keeps the order of
@@ -18,42 +20,15 @@ import csv
 import gzip
 import io
 import math
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, Iterator
 
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
+from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
-__all__ = ["parse_ts_ms", "iter_events_csv", "read_events_csv", "read_labels_csv"]
+__all__ = ["iter_events_csv", "read_events_csv", "read_labels_csv"]
 
-_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: earlier times are almost surely seconds or junk
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def parse_ts_ms(text: str) -> int:
-    """Epoch milliseconds from ISO-8601 or an epoch-ms number.
-
-    >>> parse_ts_ms("2026-01-02T03:04:05Z"), parse_ts_ms("1767323045000")
-    (1767323045000, 1767323045000)
-    >>> parse_ts_ms("2026-01-02")
-    1767312000000
-    """
-    value = text.strip()
-    if not value:
-        raise ValueError("empty timestamp")
-    if value[0].isdigit() and value.replace(".", "", 1).isdigit():
-        ms = float(value)
-        if not math.isfinite(ms) or ms < _MIN_MS:
-            raise ValueError(f"timestamp {value!r} is not epoch milliseconds after 2000-01-01")
-        return int(ms)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError:
-        raise ValueError(f"timestamp {value!r} is neither ISO-8601 nor epoch milliseconds") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return int(round(parsed.timestamp() * 1000))
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -87,38 +62,10 @@ def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, list[str],
             yield lineno, row, index
 
 
-def _fast_iso_ms(text: str, days: dict[str, int]) -> int | None:
-    """``YYYY-MM-DDTHH:MM:SS[.fff]Z`` (what warehouses and ``churnwatch simulate`` write) without
-    datetime, the date part cached in ``days``; None for any other shape (then parse_ts_ms reads
-    it). tests/test_history.py checks it agrees with parse_ts_ms."""
-    n = len(text)
-    if (n != 20 and n != 24) or text[-1] != "Z" or text[10] != "T" or text[13] != ":" or text[16] != ":":
-        return None
-    clock = text[11:13] + text[14:16] + text[17:19]
-    if n == 24:
-        if text[19] != ".":
-            return None
-        clock += text[20:23]
-    if not (clock.isdigit() and clock.isascii()):
-        return None
-    hh, mm, ss = int(clock[0:2]), int(clock[2:4]), int(clock[4:6])
-    if hh > 23 or mm > 59 or ss > 59:
-        return None
-    day_ms = days.get(text[:10])
-    if day_ms is None:
-        try:
-            day = date.fromisoformat(text[:10])
-        except ValueError:
-            return None
-        day_ms = days[text[:10]] = (day.toordinal() - _EPOCH_ORDINAL) * 86_400_000
-    return day_ms + ((hh * 60 + mm) * 60 + ss) * 1000 + (int(clock[6:9]) if n == 24 else 0)
-
-
 def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[Event]:
     """Events of ``path`` in file order; a bad row raises ValueError naming file and line."""
     p = Path(path)
     kinds: dict[str, EventType] = {}  # event name -> canonical type
-    days: dict[str, int] = {}  # ISO date -> epoch ms of its midnight
     for lineno, row, index in _rows(p, _COLUMNS):
         n = len(row)
         try:
@@ -128,9 +75,9 @@ def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> I
                 raise ValueError("empty user_id")
             i = index.get("ts", n)
             ts = row[i] if i < n else ""
-            ts_ms = _fast_iso_ms(ts, days)
-            if ts_ms is None:
-                ts_ms = parse_ts_ms(ts)
+            ts_ms = parse_ts_ms(ts)
+            if ts_ms < MIN_EVENT_MS and ts.strip().replace(".", "", 1).isdigit():
+                raise ValueError(f"timestamp {ts!r} is not epoch milliseconds after 2000-01-01")
             i = index.get("event_type", n)
             name = row[i] if i < n else ""
             kind = kinds.get(name)

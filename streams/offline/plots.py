@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from models.engine import Alert
-    from streams.offline.backtest import ScoreRow
+    from streams.offline.replay import ScoreRow
 
 __all__ = ["lift_chart", "roc_chart", "user_timeline"]
 

@@ -37,39 +37,29 @@ True
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import logging
 import math
 import random
-import sys
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, Final, Iterable, Literal, Sequence
+from typing import IO, TYPE_CHECKING, Final, Iterable, Literal, Sequence
 
 from models.events import Event, EventType
-from streams.offline.history import parse_ts_ms
+from streams.timefmt import format_ts
 
 if TYPE_CHECKING:
-    from streams.settings import Settings
+    pass
 
 __all__ = [
     "PERSONAS",
     "PERSONA_SHARES",
     "Persona",
     "Truth",
-    "add_arguments",
-    "format_ts",
     "generate",
-    "parse_start_ms",
     "persona_counts",
-    "positive_int",
-    "rate",
-    "run",
     "write_events_csv",
     "write_truth_csv",
 ]
@@ -295,16 +285,6 @@ def generate(seed: int, n_users: int, start_ms: int, days: int) -> tuple[list[Ev
 # ---------------------------------------------------------------------------------------------
 
 
-def format_ts(ms: int) -> str:
-    """Epoch ms -> ISO-8601 UTC with milliseconds.
-
-    >>> format_ts(1_767_225_600_123)
-    '2026-01-01T00:00:00.123Z'
-    """
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
 def _open_write(path: str | Path) -> IO[str]:
     if str(path).endswith(".gz"):
         return gzip.open(path, "wt", encoding="utf-8", newline="")  # type: ignore[return-value]
@@ -341,92 +321,9 @@ def write_truth_csv(path: str | Path, truth: Iterable[Truth]) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def parse_start_ms(text: str) -> int:
-    """``2026-01-01`` or a full ISO-8601 time (UTC unless it says otherwise) -> epoch ms.
-
-    >>> parse_start_ms("2026-01-01")
-    1767225600000
-    """
-    try:
-        return parse_ts_ms(text)
-    except ValueError as exc:
-        raise ValueError(f"--start: {exc} (example: 2026-01-01)") from None
-
-
-def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:
-    """An argparse type: a whole number >= 1 of ``unit`` (plural; ``one``, the singular, when it
-    is not ``unit`` without its final s), with a message naming the unit."""
-    singular = one or unit.removesuffix("s")
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number of {unit}, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be at least 1 {singular}, got {value}")
-        return value
-
-    return parse
-
-
-def rate(text: str) -> float:
-    """An argparse type: events per second, 0 meaning as fast as possible."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of events per second, got {text!r}") from None
-    if value < 0 or math.isnan(value):
-        raise argparse.ArgumentTypeError(f"must be 0 (as fast as possible) or more events per second, got {text!r}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=positive_int("users"), default=2000, help="population size (default 2000)")
-    parser.add_argument("--days", type=positive_int("days"), default=120, help="simulated days (default 120)")
-    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    parser.add_argument("--start", default="2026-01-01", help="first simulated day, UTC (default 2026-01-01)")
-    parser.add_argument("--events-out", default=None, metavar="FILE.csv[.gz]", help="write the events as CSV")
-    parser.add_argument("--truth-out", default=None, metavar="FILE.csv", help="write the ground truth as CSV")
-    parser.add_argument("--publish", action=argparse.BooleanOptionalAction, default=True,
-                        help="publish to the events topic in event-time order (default: yes)")
-    parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
-                        help="publishing rate in events per second; 0 = as fast as possible (default)")
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    start_ms = parse_start_ms(args.start)
-    t0 = time.monotonic()
-    events, truth = generate(args.seed, args.users, start_ms, args.days)
-    churned = sum(t.churned_at_ms is not None for t in truth)
-    mix = ", ".join(f"{n} {p}" for p, n in persona_counts(truth).items())
-    print(f"simulated {len(truth):,} users ({mix}), {len(events):,} events over {args.days} days "
-          f"from {args.start}; {churned:,} users churn in the window ({time.monotonic() - t0:.1f} s)")
-    if args.events_out:
-        write_events_csv(args.events_out, events)
-        print(f"events -> {args.events_out}")
-    if args.truth_out:
-        write_truth_csv(args.truth_out, truth)
-        print(f"ground truth -> {args.truth_out}")
-    if args.publish:
-        from streams.publisher import ensure_events_topic, publish_bulk
-
-        ensure_events_topic(settings)
-        stats = publish_bulk(settings, events, rate=args.rate)
-        print(f"published {stats.events:,} events to {settings.topic_events} in {stats.seconds:.1f} s "
-              f"({stats.events_per_s:,.0f} events/s)")
-    return 0
-
-
 def persona_counts(truth: Sequence[Truth]) -> dict[str, int]:
     """Users per persona, in the order of :data:`PERSONAS` (absent personas left out)."""
     counts = {p: 0 for p in PERSONAS}
     for t in truth:
         counts[t.persona] += 1
     return {p: n for p, n in counts.items() if n}
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from streams.cli import main
-
-    sys.exit(main(["simulate", *sys.argv[1:]]))

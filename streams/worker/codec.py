@@ -32,12 +32,12 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Final
 
 import orjson
 
 from models.events import DEFAULT_TYPE_MAP, Event, EventType, TypeMap
+from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
 __all__ = [
     "REASONS",
@@ -65,7 +65,6 @@ REASONS: Final[tuple[str, ...]] = (
     "duplicate_event_id",
 )
 
-MIN_EVENT_MS: Final[int] = 946_684_800_000  # 2000-01-01T00:00:00Z: anything earlier is a unit mistake
 MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
@@ -177,27 +176,19 @@ class Decoder:
 
 
 def _timestamp_ms(ts: object) -> int | Rejection:
+    """A JSON ``ts`` -> epoch ms through the one parser (streams.timefmt), or the DLQ reason."""
     kind = type(ts)
     if kind is int:
         return ts  # type: ignore[return-value]
     if kind is float:
         if not math.isfinite(ts):  # type: ignore[arg-type]
             return Rejection("bad_timestamp", f"ts {ts!r} is not finite")
-        return int(ts)  # type: ignore[call-overload]
+        return math.floor(ts)  # type: ignore[call-overload]
     if kind is str:
-        text: str = ts  # type: ignore[assignment]
-        if text.isdigit() and text.isascii():
-            return int(text)
         try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return Rejection("bad_timestamp", f"ts {text[:64]!r} is neither ISO-8601 nor epoch milliseconds")
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        try:
-            return int(parsed.timestamp() * 1000)
-        except (OverflowError, ValueError, OSError):
-            return Rejection("bad_timestamp", f"ts {text[:64]!r} is out of range")
+            return parse_ts_ms(ts)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return Rejection("bad_timestamp", str(exc).replace("timestamp", "ts", 1))
     return Rejection("bad_type", f"ts is a {kind.__name__}, expected ISO-8601 text or epoch milliseconds")
 
 

@@ -14,7 +14,6 @@ timer refreshes the readiness and business gauges from Redis.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import shutil
@@ -29,28 +28,16 @@ from streams.worker import metrics
 from streams.worker.topics import ensure_topics, quiet_kafka_logs
 from streams.worker.consumer import KafkaSink, StreamConsumer
 from streams.worker.pipeline import REDIS_TRANSIENT, Pipeline
+from streams.errors import UserError
 from streams.settings import Settings, redact_url
 from streams.worker.store import Store, StoreMismatch, churn_summary
 
-__all__ = ["add_arguments", "run", "build_app", "WorkerRuntime"]
+__all__ = ["run_worker", "build_app", "WorkerRuntime"]
 
 logger = logging.getLogger(__name__)
 
 GAUGE_INTERVAL_S = 2.0
 STOP_TIMEOUT_S = 30.0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics-port", type=int, default=None, help="port of /metrics, /healthz, /readyz (default 9108)")
-    parser.add_argument("--metrics-bind", default=None, help="address to bind the metrics server to (default 127.0.0.1)")
-    parser.add_argument("--clock", choices=("event", "live"), default=None,
-                        help="event: reviews follow event time only; live: idle partitions also follow the wall clock")
-    parser.add_argument("--model", default=None, metavar="FILE", help="model file (default: models/default_model.json)")
-    parser.add_argument("--partitions", type=int, default=None, help="partitions of topics this worker creates if missing (default 8)")
-    parser.add_argument("--group", default=None, help="consumer group (default churnwatch)")
-    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
-    parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
-    parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
 
 
 class WorkerRuntime:
@@ -203,18 +190,8 @@ def _stop_worker(app: Any) -> None:
         worker._schedule_shutdown(signal.SIGTERM)  # noqa: SLF001 - mode's own shutdown path
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    settings = settings.with_(
-        metrics_port=args.metrics_port,
-        metrics_bind=args.metrics_bind,
-        clock=args.clock,
-        model_path=args.model,
-        partitions=args.partitions,
-        group_id=args.group,
-        topic_events=args.events_topic,
-        topic_alerts=args.alerts_topic,
-        topic_dlq=args.dlq_topic,
-    )
+def run_worker(settings: Settings) -> int:
+    """Run one worker until SIGTERM/SIGINT (or a fatal error); the process exit code."""
     model = load_model(settings.model_path or None)
     quiet_kafka_logs()
     _ensure_topics_or_warn(settings)
@@ -298,12 +275,8 @@ def _preflight_store(settings: Settings) -> None:
     try:
         asyncio.run(check())
     except StoreMismatch as exc:
-        from streams.cli import UserError
-
         raise UserError(str(exc)) from None
     except REDIS_AUTH as exc:  # before REDIS_TRANSIENT: these are ConnectionErrors too, but retrying cannot help
-        from streams.cli import UserError
-
         raise UserError(credentials_refused(settings, exc)) from None
     except REDIS_TRANSIENT as exc:
         logger.warning("Redis is not answering yet (%s); the worker keeps trying", exc)

@@ -7,7 +7,6 @@ but a topic with another partition count is reported, because it changes the key
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 
@@ -16,7 +15,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.settings import Settings
 
-__all__ = ["ensure_topics", "quiet_kafka_logs", "add_arguments", "run"]
+__all__ = ["ensure_topics", "quiet_kafka_logs"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,24 +78,3 @@ def _partition_count(admin: KafkaAdminClient, topic: str) -> int | None:
     return None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--partitions", type=int, default=None, help="partitions per topic (default: settings, 8)")
-    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
-    parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
-    parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    settings = settings.with_(
-        partitions=args.partitions, topic_events=args.events_topic, topic_alerts=args.alerts_topic, topic_dlq=args.dlq_topic
-    )
-    quiet_kafka_logs()
-    try:
-        outcome = ensure_topics(settings)
-    except ConnectionError as exc:
-        from streams.cli import UserError
-
-        raise UserError(str(exc)) from None
-    for name, state in outcome.items():
-        print(f"{name}: {state}")
-    return 0

@@ -1,44 +1,29 @@
-"""CRM reports from Redis: ``churnwatch score USER``, ``churnwatch top``, ``churnwatch churn-rate``.
+"""What a reader of the live state sees: one user's scores, the ranked at-risk list, the churn rate.
 
-All three read through the store's read API (``streams.worker.store.StoreReader``) and score with the
-same pure ``models.scoring.score`` the workers use. "Now" is the *stream time* of the events
-topic, the largest event time any worker has applied (Redis progress), never the wall clock:
-a replay of last year's history reports as of last year, and a stalled stream does not make
-everybody look dormant.
+The CRM commands (``churnwatch score``, ``top``, ``churn-rate``), the demo and any page read
+through here: the store's read API (``streams.worker.store.StoreReader``) and the same pure
+``models.scoring.score`` the workers use. "Now" is the *stream time* of the events topic, the
+largest event time any worker has applied (Redis progress), never the wall clock: a replay of
+last year's history reports as of last year, and a stalled stream does not make everybody look
+dormant.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
-import orjson
 
 from models.model import ChurnModel, load_model
 from models.scoring import Scores, score
 from models.state import UserState
-from streams.cli import UserError
+from streams.errors import UserError
 from streams.settings import Settings, redact_url
-from streams.offline.simulate import format_ts, positive_int
+from streams.timefmt import format_ts
 from streams.worker.store import StoreReader
 
-__all__ = [
-    "UserReport",
-    "add_churn_rate_arguments",
-    "add_score_arguments",
-    "add_top_arguments",
-    "churn_rate",
-    "run_churn_rate",
-    "run_score",
-    "run_top",
-    "stream_time_ms",
-    "top_users",
-    "user_report",
-]
+__all__ = ["UserReport", "churn_rate", "open_reader", "stream_time_ms", "top_users", "user_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +58,7 @@ class UserReport:
 
 
 @contextlib.contextmanager
-def _reader(settings: Settings) -> Iterator[StoreReader]:
+def open_reader(settings: Settings) -> Iterator[StoreReader]:
     """The store's read API, with Redis connection failures turned into one readable line."""
     from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
@@ -152,86 +137,4 @@ def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, 
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# Commands
-# ---------------------------------------------------------------------------------------------
 
-
-def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("user", metavar="USER", help="the user id")
-    parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
-
-
-def add_top_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", type=positive_int("users"), default=20, help="how many users (default 20)")
-    parser.add_argument("--include-churned", action="store_true", help="also list users who have churned already (risk 1)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-
-
-def add_churn_rate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=positive_int("days"), default=30, help="window in days up to the stream time (default 30)")
-    parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
-
-
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
-def run_score(args: argparse.Namespace, settings: Settings) -> int:
-    with _reader(settings) as reader:
-        report = user_report(reader, settings, args.user)
-    if report is None:
-        raise UserError(f"user {args.user!r} is not tracked (never seen, or expired after churn)")
-    if args.json:
-        print(orjson.dumps(report.to_dict()).decode())
-        return 0
-    d = report.to_dict()
-    s = report.scores
-    print(f"user {report.user_id} as of {_when(report.as_of_ms)} UTC (stream time)")
-    print(f"  stage {s.stage}, risk {s.risk:.2f}, health {s.health:.0f}, temperature {s.temperature:.0f}"
-          + (f", segment {s.segment}" if s.segment else ""))
-    print(f"  action: {s.action.replace('_', ' ')}")
-    for reason in s.reasons:
-        print(f"  - {reason}")
-    print(f"  first seen {d['first_seen']}, last seen {d['last_seen']}, {d['events']} events on {d['active_days']} days"
-          + (f", {d['purchases']} purchases worth {d['revenue']:,.2f}" if d["purchases"] else ""))
-    if d["at_risk_since"]:
-        print(f"  at risk since {d['at_risk_since']}")
-    return 0
-
-
-def run_top(args: argparse.Namespace, settings: Settings) -> int:
-    with _reader(settings) as reader:
-        reports = top_users(reader, settings, args.n, include_churned=args.include_churned)
-    if args.json:
-        for r in reports:
-            print(orjson.dumps(r.to_dict()).decode())
-        return 0
-    if not reports:
-        print("no user is at risk")
-        return 0
-    print(f"{'#':>3}  {'user':<16} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<11} {'action':<9} reason")
-    for i, r in enumerate(reports, start=1):
-        s = r.scores
-        reason = s.reasons[0] if s.reasons else ""
-        print(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} {s.health:>6.0f} {s.temperature:>5.0f}  {s.stage:<11} "
-              f"{s.action.replace('_', ' '):<9} {reason}")
-    return 0
-
-
-def run_churn_rate(args: argparse.Namespace, settings: Settings) -> int:
-    with _reader(settings) as reader:
-        result = churn_rate(reader, settings, args.days)
-    if args.json:
-        print(orjson.dumps(result).decode())
-        return 0
-    print(f"churn over the {result['days']} days to {result['as_of'][:16].replace('T', ' ')} UTC (stream time): "
-          f"{result['churned']:,} users churned = {100 * result['churn_rate']:.1f}% of {result['active_at_start']:,} "
-          f"active at the start; revenue of churned users {result['churned_revenue']:,.2f}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from streams.cli import main
-
-    sys.exit(main(sys.argv[1:]))

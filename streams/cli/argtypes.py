@@ -1,0 +1,89 @@
+"""Argument types of the commands: each parses one value or says, in one line, what was expected."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+from streams.settings import parse_duration_ms
+from streams.timefmt import parse_ts_ms
+
+__all__ = ["parse_as_of", "parse_start_ms", "positive_int", "rate"]
+
+
+def parse_start_ms(text: str) -> int:
+    """``2026-01-01`` or a full ISO-8601 time (UTC unless it says otherwise) -> epoch ms.
+
+    >>> parse_start_ms("2026-01-01")
+    1767225600000
+    """
+    try:
+        return parse_ts_ms(text)
+    except ValueError as exc:
+        raise ValueError(f"--start: {exc} (example: 2026-01-01)") from None
+
+
+def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number >= 1 of ``unit`` (plural; ``one``, the singular, when it
+    is not ``unit`` without its final s), with a message naming the unit."""
+    singular = one or unit.removesuffix("s")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number of {unit}, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1 {singular}, got {value}")
+        return value
+
+    return parse
+
+
+def rate(text: str) -> float:
+    """An argparse type: events per second, 0 meaning as fast as possible."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of events per second, got {text!r}") from None
+    if value < 0 or math.isnan(value):
+        raise argparse.ArgumentTypeError(f"must be 0 (as fast as possible) or more events per second, got {text!r}")
+    return value
+
+
+def _parse_date_ms(text: str) -> int:
+    """An ISO date or date-time (UTC unless it says otherwise) -> epoch ms."""
+    try:
+        return parse_ts_ms(text)
+    except ValueError as exc:
+        raise ValueError(f"--as-of: {exc} (examples: 2026-02-01, 2026-02-01T12:00:00Z)") from None
+
+
+def parse_as_of(text: str) -> list[int]:
+    """Comma-separated ISO dates, or ``START/END/STEP`` (END included when on a step) -> sorted epoch ms.
+
+    >>> from streams.timefmt import format_day_or_time
+    >>> [format_day_or_time(t) for t in parse_as_of("2026-02-01/2026-02-15/7d")]
+    ['2026-02-01', '2026-02-08', '2026-02-15']
+    >>> [format_day_or_time(t) for t in parse_as_of("2026-03-01, 2026-02-01T12:00:00Z")]
+    ['2026-02-01T12:00:00Z', '2026-03-01']
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("--as-of is empty: give ISO dates separated by commas, or START/END/STEP such as 2026-02-01/2026-06-01/7d")
+    if "/" in text:
+        parts = text.split("/")
+        if len(parts) != 3:
+            raise ValueError(f"--as-of {text!r}: a range is START/END/STEP, such as 2026-02-01/2026-06-01/7d")
+        start, end = _parse_date_ms(parts[0]), _parse_date_ms(parts[1])
+        step = parse_duration_ms(parts[2], name="--as-of STEP")
+        if step <= 0:
+            raise ValueError(f"--as-of STEP must be a positive duration, got {parts[2]!r}")
+        if end < start:
+            raise ValueError(f"--as-of range ends ({parts[1]}) before it starts ({parts[0]})")
+        return list(range(start, end + 1, step))
+    dates = sorted({_parse_date_ms(part) for part in text.split(",") if part.strip()})
+    if not dates:
+        raise ValueError(f"--as-of {text!r} holds no date")
+    return dates

@@ -1,0 +1,186 @@
+"""``churnwatch backtest``: score history as of given dates with the stream's own code, and measure it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from models.engine import Alert
+from models.events import Event
+from models.model import ChurnModel, load_model
+from models.state import DAY_S
+from streams.cli.argtypes import parse_as_of, positive_int
+from streams.errors import UserError
+from streams.offline.evaluate import Labels, _Panel, _panel_collector, evaluate, read_labels, roc_curve
+from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_type_map, open_text, replay, timeline
+from streams.offline.history import read_events_csv
+from streams.settings import Settings, parse_duration_ms
+from streams.timefmt import format_day_or_time
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["add_arguments", "available_cpus", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", required=True, metavar="FILE", help="CSV (optionally .gz): user_id,ts,event_type[,amount]; any order")
+    parser.add_argument("--as-of", required=True, dest="as_of", metavar="DATES",
+                        help="comma-separated ISO dates, or START/END/STEP such as 2026-02-01/2026-06-01/7d")
+    parser.add_argument("--out", required=True, metavar="SCORES.csv", help="one row per (user_id, as_of); .gz to compress")
+    parser.add_argument("--labels", metavar="FILE", help="user_id,churned_at[,persona]: measure AUC, lift, precision, recall, lead time")
+    parser.add_argument("--horizon", default=None, help="churn horizon for the metrics (default: the model's, 30d)")
+    parser.add_argument("--model", metavar="FILE", help="model file (default: CHURNWATCH_MODEL_PATH, else the shipped one)")
+    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table: name -> view/click/message/purchase/cancel")
+    parser.add_argument("--alerts-out", metavar="FILE.jsonl", help="also write every alert the stream would have published (JSON lines)")
+    parser.add_argument("--plot-user", metavar="USER_ID", help="also draw this user's health, temperature and risk over time")
+    parser.add_argument("--plot-out", metavar="PNG", help="where to write --plot-user's picture (default: next to --out)")
+    parser.add_argument("--jobs", type=positive_int("processes", "process"), default=None,
+                        help="processes replaying users in parallel (default: the CPUs this process may use); same output for any number")
+    parser.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _sibling(out: Path, suffix: str) -> Path:
+    """``scores.csv.gz`` + ``.roc.png`` -> ``scores.roc.png``, in the same folder."""
+    name = out.name
+    for ext in (".gz", ".csv"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    return out.with_name(name + suffix)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    as_of = parse_as_of(args.as_of)
+    model = load_model(args.model or settings.model_path or None)
+    horizon_ms = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else int(model.horizon_days * DAY_S * 1000)
+    if horizon_ms <= 0:
+        raise ValueError(f"--horizon must be a positive duration, got {args.horizon!r}")
+    type_map = load_type_map(args.config)
+    labels = read_labels(args.labels) if args.labels else None
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+
+    jobs = args.jobs or available_cpus()
+    started = time.perf_counter()
+    events = read_events_csv(args.events, type_map)
+    read_s = time.perf_counter() - started
+    logger.info("read %s events in %.1f s", len(events), read_s)
+    if args.plot_user and not any(ev.user_id == args.plot_user for ev in events):
+        raise UserError(f"--plot-user {args.plot_user!r}: no events of this user in the input")
+    if as_of[0] <= min((ev.ts_ms for ev in events), default=as_of[0]):
+        logger.warning("the first as-of date %s is not after the first event: nothing to score then", format_day_or_time(as_of[0]))
+
+    panels, collect = _panel_collector(labels, horizon_ms, max((ev.ts_ms for ev in events), default=0)) if labels else (None, None)
+    progress = Progress("backtest", enabled=not args.no_progress)
+    with contextlib.ExitStack() as stack:
+        writer = csv.writer(stack.enter_context(open_text(out, "w")))
+        writer.writerow(SCORE_COLUMNS)
+        alerts_fh = stack.enter_context(open_text(args.alerts_out, "w")) if args.alerts_out else None
+
+        def on_row(row: ScoreRow) -> None:
+            writer.writerow(row.as_csv())
+            if collect is not None:
+                collect(row)
+
+        def on_alert(alert: Alert) -> None:
+            alerts_fh.write(json.dumps(alert.to_dict()) + "\n")  # type: ignore[union-attr]
+
+        replay_started = time.perf_counter()
+        result = replay(events, as_of, model, on_row, progress, on_alert if alerts_fh else None, jobs=jobs)
+        replay_s = time.perf_counter() - replay_started
+    progress.close()
+    total_s = time.perf_counter() - started
+
+    report: dict[str, Any] = {
+        "jobs": jobs,
+        "events": result.n_events,
+        "users": len(result.first_seen_ms),
+        "as_of_dates": len(as_of),
+        "rows": result.n_rows,
+        "model_version": model.version,
+        "seconds_read": round(read_s, 3),
+        "seconds_replay": round(replay_s, 3),
+        "events_per_s": round(result.n_events / total_s) if total_s > 0 else None,
+        "events_per_s_replay_only": round(result.n_events / replay_s) if replay_s > 0 else None,
+    }
+    print(f"backtest: {report['events']} events, {report['users']} users, {len(as_of)} as-of dates -> {result.n_rows} rows in {out}")
+    print(f"  {total_s:.1f} s ({report['events_per_s']} events/s; read {read_s:.1f} s, replay {replay_s:.1f} s)")
+    if labels is not None and panels is not None:
+        metrics = evaluate(panels, result, labels, as_of, horizon_ms)
+        report["detection"] = metrics
+        _print_metrics(metrics)
+        _plot_metrics(out, panels.open, metrics)
+    metrics_path = _sibling(out, ".metrics.json")
+    metrics_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"  metrics: {metrics_path}")
+    if args.alerts_out:
+        print(f"  alerts: {args.alerts_out}")
+    if args.plot_user:
+        png = Path(args.plot_out) if args.plot_out else _sibling(out, f".user-{_safe(args.plot_user)}.png")
+        _plot_user(args.plot_user, events, model, as_of, labels, png)
+        print(f"  timeline of the user: {png}")
+    return 0
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:64]
+
+
+def _print_metrics(m: Mapping[str, Any]) -> None:
+    a, h = m["alerts"], m["churn_ahead"]
+    print(f"  horizon {m['horizon_days']:g} d, window {m['window'][0]} .. {m['window'][1]}, data end {m['data_end']}")
+    print(f"  gone by the horizon, users not reported churned: {m['rows_judged']} rows (base rate {m['base_rate']},"
+          f" {m['rows_already_gone']} already gone): ROC AUC {m['roc_auc']}, top-decile lift {m['top_decile_lift']}")
+    print(f"  last visit within the horizon, users still to make it: {h['rows_judged']} rows (base rate {h['base_rate']}):"
+          f" ROC AUC {h['roc_auc']}, top-decile lift {h['top_decile_lift']}")
+    print(f"  alerts: precision {a['precision']} ({a['right']} right, {a['wrong']} wrong, {a['not_known_yet']} not known yet,"
+          f" {a['raised_after_churn']} after churn)")
+    print(f"  recall {m['recall']} ({m['churners_flagged_before_churn']} of {m['churners_in_window']} churners flagged before churn),"
+          f" median lead {m['median_lead_days']} d; {m['churners_flagged_only_after_churn']} more flagged after leaving,"
+          f" median {m['median_days_to_flag_after_churn']} d later")
+    for persona, p in m["by_persona"].items():
+        print(f"    {persona}: {p['flagged']} of {p['churners']} flagged before churn, median lead {p['median_lead_days']} d;"
+              f" {p['flagged_only_after_churn']} only after, median {p['median_days_to_flag_after_churn']} d later")
+
+
+def _plot_metrics(out: Path, panel: _Panel, metrics: Mapping[str, Any]) -> None:
+    """ROC and lift charts of the headline view (users not reported churned)."""
+    if metrics["roc_auc"] is None:
+        logger.warning("only one class among the judged rows: no ROC or lift chart")
+        return
+    from streams.offline import plots
+
+    fpr, tpr = roc_curve(panel.risk, panel.churns)
+    roc_png, lift_png = _sibling(out, ".roc.png"), _sibling(out, ".lift.png")
+    plots.roc_chart(fpr, tpr, metrics["roc_auc"], roc_png, f"gone within {metrics['horizon_days']:g} days")
+    plots.lift_chart(metrics["lift_by_decile"], lift_png)
+    print(f"  charts: {roc_png}, {lift_png}")
+
+
+def _plot_user(user: str, events: Sequence[Event], model: ChurnModel, as_of: Sequence[int], labels: Labels | None, png: Path) -> None:
+    mine = [ev for ev in events if ev.user_id == user]
+    day_ms = DAY_S * 1000
+    start = min(ev.ts_ms for ev in mine) // day_ms * day_ms + day_ms
+    end = max(as_of[-1], start)
+    rows, alerts = timeline(user, mine, model, start, end)
+    churned = labels.churned_at_ms.get(user) if labels else None
+    persona = labels.persona.get(user) if labels else None
+    from streams.offline import plots
+
+    plots.user_timeline(rows, alerts, [ev.ts_ms for ev in mine], png, title=f"user {user}" + (f" ({persona})" if persona else ""),
+                        churned_at_ms=churned, risk_enter=model.risk_enter, risk_exit=model.risk_exit)

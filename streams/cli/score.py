@@ -1,0 +1,43 @@
+"""``churnwatch score USER``: one user's live scores and reasons, as of the stream time."""
+
+from __future__ import annotations
+
+import argparse
+
+import orjson
+
+from streams.errors import UserError
+from streams.settings import Settings
+from streams.timefmt import format_minute
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("user", metavar="USER", help="the user id")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.views import open_reader, user_report
+
+    with open_reader(settings) as reader:
+        report = user_report(reader, settings, args.user)
+    if report is None:
+        raise UserError(f"user {args.user!r} is not tracked (never seen, or expired after churn)")
+    if args.json:
+        print(orjson.dumps(report.to_dict()).decode())
+        return 0
+    d = report.to_dict()
+    s = report.scores
+    print(f"user {report.user_id} as of {format_minute(report.as_of_ms)} UTC (stream time)")
+    print(f"  stage {s.stage}, risk {s.risk:.2f}, health {s.health:.0f}, temperature {s.temperature:.0f}"
+          + (f", segment {s.segment}" if s.segment else ""))
+    print(f"  action: {s.action.replace('_', ' ')}")
+    for reason in s.reasons:
+        print(f"  - {reason}")
+    print(f"  first seen {d['first_seen']}, last seen {d['last_seen']}, {d['events']} events on {d['active_days']} days"
+          + (f", {d['purchases']} purchases worth {d['revenue']:,.2f}" if d["purchases"] else ""))
+    if d["at_risk_since"]:
+        print(f"  at risk since {d['at_risk_since']}")
+    return 0

@@ -1,0 +1,38 @@
+"""``churnwatch worker``: run a stream worker (the runtime is streams.worker.service)."""
+
+from __future__ import annotations
+
+import argparse
+
+from streams.settings import Settings
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics-port", type=int, default=None, help="port of /metrics, /healthz, /readyz (default 9108)")
+    parser.add_argument("--metrics-bind", default=None, help="address to bind the metrics server to (default 127.0.0.1)")
+    parser.add_argument("--clock", choices=("event", "live"), default=None,
+                        help="event: reviews follow event time only; live: idle partitions also follow the wall clock")
+    parser.add_argument("--model", default=None, metavar="FILE", help="model file (default: models/default_model.json)")
+    parser.add_argument("--partitions", type=int, default=None, help="partitions of topics this worker creates if missing (default 8)")
+    parser.add_argument("--group", default=None, help="consumer group (default churnwatch)")
+    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
+    parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
+    parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker.service import run_worker
+
+    return run_worker(settings.with_(
+        metrics_port=args.metrics_port,
+        metrics_bind=args.metrics_bind,
+        clock=args.clock,
+        model_path=args.model,
+        partitions=args.partitions,
+        group_id=args.group,
+        topic_events=args.events_topic,
+        topic_alerts=args.alerts_topic,
+        topic_dlq=args.dlq_topic,
+    ))

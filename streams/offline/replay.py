@@ -1,0 +1,348 @@
+"""Replay history with the stream's own code: every user's scores as of given dates, and the alerts.
+
+Why a replay of ``models.engine.advance`` and not a separate batch scorer: the stream's alerts
+come from reviews the engine runs on event time, so the only backtest that says how the live
+system would have behaved is one that runs the very same function over the same events. Each
+user's state is advanced incrementally from one as-of date to the next (``advance`` is built so
+that applying part 1 then part 2 equals applying everything), so history is read and sorted once.
+How good the scores are is measured by ``streams.offline.evaluate``; the command is
+``streams.cli.backtest``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import heapq
+import json
+import logging
+import math
+import multiprocessing
+import operator
+import sys
+import time
+import tomllib
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Sequence, TextIO
+
+from models.engine import Alert, advance
+from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap
+from models.model import ChurnModel
+from models.scoring import Scores, score
+from models.state import DAY_S, UserState
+from streams.timefmt import format_day_or_time
+
+__all__ = ["SCORE_COLUMNS", "Progress", "Replay", "ScoreRow", "load_type_map", "open_text", "replay", "score_row", "timeline"]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the scores file; numbers are rounded as in the alerts (``Alert.to_dict``).
+SCORE_COLUMNS: tuple[str, ...] = ("user_id", "as_of", "risk", "health", "temperature", "stage", "segment", "action", "reason")
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: as-of dates, event type configuration, labels
+# ---------------------------------------------------------------------------------------------
+
+
+def load_type_map(path: str | Path | None) -> TypeMap:
+    """The ``event_types`` mapping (name -> canonical type) of a JSON or TOML file.
+
+    Without a file the built-in aliases apply (``DEFAULT_TYPE_MAP``). With one, only the names it
+    lists are mapped (plus the canonical names themselves); everything else counts as "other".
+    """
+    if not path:
+        return DEFAULT_TYPE_MAP
+    target = Path(path)
+    text = target.read_text(encoding="utf-8")
+    try:
+        data: Any = tomllib.loads(text) if target.suffix.lower() == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"config {target}: cannot parse it ({exc})") from None
+    mapping = data.get("event_types") if isinstance(data, dict) else None
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+        raise ValueError(f"config {target}: needs an 'event_types' table of name -> canonical type strings")
+    return TypeMap(dict(mapping))
+
+
+def open_text(path: str | Path, mode: str = "r") -> IO[str]:
+    """A text file, gzipped when its name ends in ``.gz``."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, mode + "t", encoding="utf-8", newline="")  # type: ignore[return-value]
+    return open(path, mode, encoding="utf-8", newline="")
+
+
+# ---------------------------------------------------------------------------------------------
+# The replay: the stream's code, as of each date
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """One user's scores at one as-of time, rounded as the alerts round them."""
+
+    user_id: str
+    as_of_ms: int
+    risk: float
+    health: float
+    temperature: float
+    stage: str
+    segment: str
+    action: str
+    reason: str
+
+    def as_csv(self) -> list[str]:
+        return [self.user_id, format_day_or_time(self.as_of_ms), f"{self.risk:.4f}", f"{self.health:.1f}", f"{self.temperature:.1f}",
+                self.stage, self.segment, self.action, self.reason]
+
+
+def score_row(user_id: str, as_of_ms: int, s: Scores) -> ScoreRow:
+    return ScoreRow(user_id, as_of_ms, round(s.risk, 4), round(s.health, 1), round(s.temperature, 1), s.stage,
+                    s.segment or "", s.action, s.reasons[0] if s.reasons else "")
+
+
+class Progress:
+    """A progress bar on stderr, drawn only once a run has lasted ``after_s`` seconds, so short
+    runs and tests print nothing. On a terminal it redraws one line; into a file or pipe it
+    writes a plain line at most every ``log_every_s``. Wall time here is display only."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, after_s: float = 2.0, enabled: bool = True,
+                 log_every_s: float = 10.0) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._start = time.monotonic()
+        self._after = after_s
+        self._every = 0.25 if self.tty else log_every_s
+        self._last = -math.inf
+        self._drawn = False
+
+    def update(self, fraction: float) -> None:
+        """Show that ``fraction`` (0-1) of the work is done (drawn only now and then)."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._start < self._after or now - self._last < self._every:
+            return
+        self._last = now
+        self._draw(fraction, now)
+
+    def _draw(self, fraction: float, now: float) -> None:
+        frac = min(1.0, max(0.0, fraction))
+        width = 30
+        filled = int(frac * width)
+        line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {100 * frac:5.1f}% {now - self._start:6.1f}s"
+        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        """Draw 100% and end the line, if anything was drawn at all."""
+        if self._drawn:
+            self._draw(1.0, time.monotonic())
+            if self.tty:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+@dataclass(slots=True)
+class Replay:
+    """What a replay leaves behind besides the rows it handed out: every user's at-risk and
+    recovered alerts as ``(kind, event_time_ms)`` (the engine's own, at the review time that
+    raised them; compact because metrics need no more) and counts."""
+
+    alerts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    first_seen_ms: dict[str, int] = field(default_factory=dict)  # each user's earliest event used
+    n_events: int = 0
+    n_rows: int = 0
+    data_end_ms: int = 0  # the latest event time in the input (labels beyond it cannot be observed)
+
+
+def replay(
+    events: Iterable[Event],
+    as_of_ms: Sequence[int],
+    model: ChurnModel,
+    on_row: Callable[[ScoreRow], None],
+    progress: Progress | None = None,
+    on_alert: Callable[[Alert], None] | None = None,
+    jobs: int = 1,
+) -> Replay:
+    """Score every user seen before each as-of time from the events strictly before it.
+
+    Events are sorted once by event time; between two as-of times each user is advanced with
+    only the events of that interval (``advance(..., until_ms=as_of)``, which also runs the
+    reviews that came due, exactly as the worker's review clock does), then scored with
+    ``models.scoring.score`` at the as-of time. A state the engine marks as expired is dropped,
+    as the store drops it. Rows are handed to ``on_row`` in (as-of, user id) order, and every
+    alert the stream would have published to ``on_alert`` (per user in time order).
+
+    Users never interact, so ``jobs`` > 1 splits them into shards replayed by forked processes
+    (where the platform forks) and merges the shards' rows and alerts back into the same order:
+    the output is the same for any ``jobs``.
+    """
+    ordered = sorted(events, key=EVENT_ORDER)
+    dates = sorted(set(as_of_ms))
+    users = {ev.user_id for ev in ordered}
+    if jobs > 1 and len(users) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        return _replay_forked(ordered, dates, model, on_row, progress, on_alert, jobs, users)
+    result = Replay(n_events=len(ordered))
+    if ordered:
+        result.data_end_ms = ordered[-1].ts_ms
+
+    def rows(i: int, got: list[ScoreRow]) -> None:
+        for row in got:
+            on_row(row)
+
+    def alerts(i: int, got: list[tuple[str, list[Alert]]]) -> None:
+        for _, mine in got:
+            for alert in mine:
+                on_alert(alert)  # type: ignore[misc]
+
+    def step(i: int, j: int, n: int) -> None:
+        if progress is not None and j % 256 == 0:
+            progress.update((i + j / n) / len(dates))
+
+    _replay_users(ordered, dates, model, result, rows, alerts if on_alert is not None else None, step)
+    return result
+
+
+def _replay_users(
+    ordered: Sequence[Event],
+    dates: Sequence[int],
+    model: ChurnModel,
+    result: Replay,
+    on_rows: Callable[[int, list[ScoreRow]], None],
+    on_alerts: Callable[[int, list[tuple[str, list[Alert]]]], None] | None,
+    step: Callable[[int, int, int], None] = lambda i, j, n: None,
+) -> None:
+    """The replay of :func:`replay` over the users of ``ordered`` (sorted events); hands each
+    as-of date's rows and ``(user, alerts)`` to the callbacks, in user id order."""
+    states: dict[str, UserState] = {}
+    pos = 0
+    for i, date_ms in enumerate(dates):
+        end = bisect.bisect_left(ordered, date_ms, lo=pos, key=_ts_ms)
+        fresh: dict[str, list[Event]] = {}
+        for ev in ordered[pos:end]:
+            fresh.setdefault(ev.user_id, []).append(ev)
+        pos = end
+        for user, mine in fresh.items():
+            result.first_seen_ms.setdefault(user, mine[0].ts_ms)
+        now_s = date_ms // 1000
+        users = sorted(states.keys() | fresh.keys())
+        rows: list[ScoreRow] = []
+        alerts: list[tuple[str, list[Alert]]] = []
+        for j, user in enumerate(users):
+            step(i, j, len(users))
+            out = advance(user, states.get(user), fresh.get(user, ()), date_ms, model)
+            if out.alerts:
+                for alert in out.alerts:
+                    if alert.kind != "stage_changed":
+                        result.alerts.setdefault(user, []).append((alert.kind, alert.event_time_ms))
+                if on_alerts is not None:
+                    alerts.append((user, out.alerts))
+            if out.expire:
+                states.pop(user, None)
+                continue
+            states[user] = out.state
+            rows.append(score_row(user, date_ms, score(out.state, now_s, model)))
+        result.n_rows += len(rows)
+        if on_alerts is not None:
+            on_alerts(i, alerts)
+        on_rows(i, rows)
+
+
+#: What forked shard processes read (set just before the pool forks; never pickled).
+_FORKED: tuple[list[list[Event]], list[int], ChurnModel, bool] | None = None
+
+
+def _replay_shard(k: int) -> tuple[int, Replay, list[list[ScoreRow]], list[list[tuple[str, list[Alert]]]]]:
+    assert _FORKED is not None
+    shards, dates, model, want_alerts = _FORKED
+    result = Replay()
+    rows: list[list[ScoreRow]] = []
+    alerts: list[list[tuple[str, list[Alert]]]] = []
+    _replay_users(shards[k], dates, model, result, lambda i, got: rows.append(got),
+                  (lambda i, got: alerts.append(got)) if want_alerts else None)
+    return k, result, rows, alerts
+
+
+def _replay_forked(
+    ordered: list[Event],
+    dates: list[int],
+    model: ChurnModel,
+    on_row: Callable[[ScoreRow], None],
+    progress: Progress | None,
+    on_alert: Callable[[Alert], None] | None,
+    jobs: int,
+    users: set[str],
+) -> Replay:
+    """:func:`replay` with the users split into shards (a few per process, so the work evens out
+    and the progress bar moves) replayed in forked processes, merged by user id per date."""
+    global _FORKED
+    n_shards = min(len(users), 4 * jobs)
+    shard_of = {user: zlib.crc32(user.encode()) % n_shards for user in users}
+    shards: list[list[Event]] = [[] for _ in range(n_shards)]
+    for ev in ordered:
+        shards[shard_of[ev.user_id]].append(ev)
+    result = Replay(n_events=len(ordered), data_end_ms=ordered[-1].ts_ms if ordered else 0)
+    parts: list[tuple[Replay, list[list[ScoreRow]], list[list[tuple[str, list[Alert]]]]]] = [None] * n_shards  # type: ignore[list-item]
+    _FORKED = (shards, dates, model, on_alert is not None)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, n_shards)) as pool:
+            for done, (k, part, rows, alerts) in enumerate(pool.imap_unordered(_replay_shard, range(n_shards)), start=1):
+                parts[k] = (part, rows, alerts)
+                if progress is not None:
+                    progress.update(done / n_shards)
+    finally:
+        _FORKED = None
+    for part, _, _ in parts:
+        result.alerts.update(part.alerts)
+        result.first_seen_ms.update(part.first_seen_ms)
+        result.n_rows += part.n_rows
+    by_user = operator.attrgetter("user_id")
+    for i in range(len(dates)):
+        if on_alert is not None:
+            for _, mine in heapq.merge(*(alerts[i] for _, _, alerts in parts), key=operator.itemgetter(0)):
+                for alert in mine:
+                    on_alert(alert)
+        for row in heapq.merge(*(rows[i] for _, rows, _ in parts), key=by_user):
+            on_row(row)
+    return result
+
+
+def _ts_ms(ev: Event) -> int:
+    return ev.ts_ms
+
+
+def timeline(user_id: str, events: Iterable[Event], model: ChurnModel, start_ms: int, end_ms: int, step_ms: int = DAY_S * 1000) -> tuple[list[ScoreRow], list[Alert]]:
+    """One user's scores every ``step_ms`` from ``start_ms`` to ``end_ms`` and every alert the
+    engine raised on the way (the same ``advance``/``score`` calls as the replay)."""
+    mine = sorted((ev for ev in events if ev.user_id == user_id), key=EVENT_ORDER)
+    rows: list[ScoreRow] = []
+    alerts: list[Alert] = []
+    state: UserState | None = None
+    pos = 0
+    for date_ms in range(start_ms, end_ms + 1, step_ms):
+        end = bisect.bisect_left(mine, date_ms, lo=pos, key=_ts_ms)
+        out = advance(user_id, state, mine[pos:end], date_ms, model)
+        pos = end
+        alerts.extend(out.alerts)
+        state = out.state
+        if state.n_events or state.cancelled_s:
+            rows.append(score_row(user_id, date_ms, score(state, date_ms // 1000, model)))
+    return rows, alerts
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: small pure functions (unit-tested against hand-computed cases)
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+

@@ -1,0 +1,136 @@
+"""Event-time text <-> epoch milliseconds: the one parser and the formatters every part uses.
+
+The stream's decoder, the CSV history reader (backtest, training, publishing a file) and the
+commands all read timestamps here, so the same text is the same millisecond everywhere: a
+fractional millisecond is *floored* (``...:26.1236Z`` is 123 ms, as Java's
+``Instant.toEpochMilli`` and Kafka do), computed in integers (a float detour turns ``.001`` into
+0.999... ms). ``tests/test_timefmt.py`` checks the fast path against the general one.
+
+>>> parse_ts_ms("2026-01-02T03:04:05.1236Z"), parse_ts_ms("1767323045123")
+(1767323045123, 1767323045123)
+>>> format_ts(1767323045123)
+'2026-01-02T03:04:05.123Z'
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Final
+
+__all__ = [
+    "DAY_MS",
+    "MIN_EVENT_MS",
+    "format_day_or_time",
+    "format_minute",
+    "format_ts",
+    "parse_iso_ms",
+    "parse_ts_ms",
+]
+
+DAY_MS: Final[int] = 86_400_000
+#: 2000-01-01T00:00:00Z: an earlier event time is almost surely epoch seconds or junk.
+MIN_EVENT_MS: Final[int] = 946_684_800_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_ORDINAL: Final[int] = date(1970, 1, 1).toordinal()
+_ONE_MS: Final = timedelta(milliseconds=1)
+
+
+@lru_cache(maxsize=8192)
+def _day_ms(day: str) -> int:
+    """``YYYY-MM-DD`` -> epoch ms of its midnight UTC (cached: a stream has few distinct days)."""
+    return (date.fromisoformat(day).toordinal() - _EPOCH_ORDINAL) * DAY_MS
+
+
+def _fast_iso_ms(text: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS[.fff]Z`` (what warehouses, SDKs and ``churnwatch simulate`` write)
+    without building a datetime; None for any other shape, which the general path then reads."""
+    n = len(text)
+    if (n != 20 and n != 24) or text[-1] != "Z" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+        return None
+    clock = text[11:13] + text[14:16] + text[17:19]
+    if n == 24:
+        if text[19] != ".":
+            return None
+        clock += text[20:23]
+    if not (clock.isdigit() and clock.isascii()):
+        return None
+    hh, mm, ss = int(clock[0:2]), int(clock[2:4]), int(clock[4:6])
+    if hh > 23 or mm > 59 or ss > 59:
+        return None
+    try:
+        day_ms = _day_ms(text[:10])
+    except ValueError:
+        return None
+    return day_ms + ((hh * 60 + mm) * 60 + ss) * 1000 + (int(clock[6:9]) if n == 24 else 0)
+
+
+def _datetime_iso_ms(text: str) -> int:
+    """The general path: any ISO-8601 shape ``datetime.fromisoformat`` reads, floored to the ms."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"timestamp {text[:64]!r} is neither ISO-8601 nor epoch milliseconds") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    try:
+        return (parsed - _EPOCH) // _ONE_MS
+    except OverflowError:
+        raise ValueError(f"timestamp {text[:64]!r} is out of range") from None
+
+
+def parse_iso_ms(text: str) -> int:
+    """ISO-8601 text (``Z`` or an offset; naive text is UTC) -> epoch ms, floored.
+
+    >>> parse_iso_ms("2026-01-02"), parse_iso_ms("2026-01-02T01:00:00+01:00")
+    (1767312000000, 1767312000000)
+    """
+    fast = _fast_iso_ms(text)
+    return fast if fast is not None else _datetime_iso_ms(text)
+
+
+def parse_ts_ms(text: str) -> int:
+    """ISO-8601 text or epoch milliseconds written as digits (a fraction is floored) -> epoch ms.
+
+    Range checks (``MIN_EVENT_MS``, clock skew) are the caller's: the decoder turns them into DLQ
+    reasons, the CSV reader into an error naming the line.
+
+    >>> parse_ts_ms(" 1767323045000.9 ")
+    1767323045000
+    """
+    value = text.strip()
+    if not value:
+        raise ValueError("empty timestamp")
+    if value[0].isdigit() and value.replace(".", "", 1).isdigit():
+        ms = float(value) if "." in value else int(value)
+        if not math.isfinite(ms):
+            raise ValueError(f"timestamp {value[:64]!r} is out of range")
+        return math.floor(ms)
+    return parse_iso_ms(value)
+
+
+def format_ts(ms: int) -> str:
+    """Epoch ms -> ISO-8601 UTC with milliseconds, the form :func:`parse_ts_ms` reads back exactly.
+
+    >>> format_ts(1_767_225_600_123)
+    '2026-01-01T00:00:00.123Z'
+    """
+    dt = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def format_day_or_time(ms: int) -> str:
+    """Epoch ms -> ``2026-02-01`` at midnight UTC, else ``2026-02-01T12:00:00Z`` (as-of dates).
+
+    >>> format_day_or_time(1_769_904_000_000), format_day_or_time(1_769_947_200_000)
+    ('2026-02-01', '2026-02-01T12:00:00Z')
+    """
+    moment = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d") if ms % DAY_MS == 0 else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_minute(ms: int) -> str:
+    """Epoch ms -> ``2026-02-01 12:00`` (UTC), for lines people read in a terminal."""
+    return datetime.fromtimestamp(ms // 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
