@@ -351,12 +351,11 @@ def test_compose_churnwatch_environment_is_valid_settings() -> None:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # kafka-python's schema loading, at import
 def test_compose_commands_are_churnwatch_commands() -> None:
-    from streams.cli import _parser
+    from streams.cli import _command_in, _parser
 
-    parser = _parser()
     for name in CHURNWATCH_SERVICES:
         argv = [str(a) for a in compose()["services"][name]["command"]]
-        args = parser.parse_args(argv)  # exits (SystemExit) on an unknown command or option
+        args = _parser(_command_in(argv)).parse_args(argv)  # exits (SystemExit) on an unknown command or option
         assert args.command == argv[0]
 
 
