@@ -7,10 +7,11 @@ events; ``churnwatch train`` writes a new file, workers load it at start.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from models.compiled import CompiledModel, compile_model
 from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 
 __all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "load_model"]
@@ -61,6 +62,8 @@ class ChurnModel:
     # Free text on where the numbers come from, and training figures (sizes, held-out calibration).
     notes: str = ""
     training: Mapping[str, Any] = field(default_factory=dict)
+    # The numbers above as the hot path reads them, built once here (models.compiled).
+    compiled: CompiledModel = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.risk_exit < self.risk_enter < 1.0:
@@ -89,16 +92,19 @@ class ChurnModel:
                 isinstance(slope, (int, float)) and isinstance(intercept, (int, float)) and 0 < slope < 1e6 and abs(intercept) < 1e6
             ):
                 raise ValueError(f"alive_calibration must be {{slope > 0, intercept}} (log-odds), got {dict(self.alive_calibration)}")
+        object.__setattr__(self, "compiled", compile_model(self))  # frozen: set once, at construction
 
     def to_json(self) -> str:
-        return json.dumps({"format": MODEL_FORMAT, **asdict(self)}, indent=2, sort_keys=True)
+        data = asdict(self)
+        del data["compiled"]  # derived, not part of the file
+        return json.dumps({"format": MODEL_FORMAT, **data}, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ChurnModel":
         data = json.loads(text)
         if data.pop("format", None) != MODEL_FORMAT:
             raise ValueError(f"not a {MODEL_FORMAT} model file")
-        known = set(cls.__dataclass_fields__)
+        known = {f.name for f in fields(cls) if f.init}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"model file has unknown fields: {sorted(unknown)}")

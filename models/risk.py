@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
-from models.signals import Signals
+from models.signals import Signals, silent_after
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -46,8 +46,8 @@ __all__ = [
     "feature_vector",
     "features_after",
     "churn_risk",
+    "combine",
     "risk_probability",
-    "risk_terms",
     "sigmoid",
 ]
 
@@ -71,7 +71,8 @@ FEATURES: Final[tuple[str, ...]] = (
     "revenue_log",  # log(1 + total purchase value)
 )
 #: Features that grow with silence: their weights must be >= 0 (module docstring).
-SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:10])
+_N_SILENCE: Final[int] = 10  # the first features move with silence, the others do not
+SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:_N_SILENCE])
 
 #: Weights used until ``train`` fits some (the ``ChurnModel`` defaults, when no model file is
 #: given): the fit on simulated histories in models/default_model.json, rounded to one digit.
@@ -133,37 +134,11 @@ def feature_vector(sig: Signals, p_stay: float, revenue: float) -> list[float]:
 
 
 def features_after(sig: Signals, values: Sequence[float], extra_days: float, p_stay_after: float) -> list[float]:
-    """The feature vector after ``extra_days`` more silence, from the signals now (the engine's
-    search for the moment risk crosses the alert threshold: a few microseconds per point
-    instead of recomputing everything from the state). Only the silence features change; they
-    follow the same formulas as models.signals, up to float rounding."""
-    x = extra_days
-    f7, f28, f90 = math.exp(-x / 7.0), math.exp(-x / 28.0), math.exp(-x / 90.0)
-    out = list(values)
-    silence = sig.silence_days + x
-    out[0] = math.log1p(silence)
-    out[1] = math.log1p(silence / sig.visit_gap_days)
-    if sig.n_purchases > 0:
-        out[2] = math.log1p((sig.purchase_silence_days + x) / sig.purchase_gap_days)
-    a7, a28, a90 = sig.act_7d * f7, sig.act_28d * f28, sig.act_90d * f90
-    out[3] = -math.log1p(a7)
-    out[4] = -math.log1p(a28)
-    out[5] = -math.log1p(a90)
-    age = sig.age_days + x
-    if a28 > 0.0 and age > 0.0:
-        c7, c28 = -7.0 * math.expm1(-age / 7.0), -28.0 * math.expm1(-age / 28.0)
-        trend = (a7 / a28) * (c28 / c7)
-        trend_long = (a28 / a90) * (-90.0 * math.expm1(-age / 90.0) / c28) if a90 > 0.0 else 1.0
-    else:
-        trend = trend_long = 1.0
-    out[6] = 1.0 - trend if trend < 1.0 else 0.0
-    out[7] = 1.0 - trend_long if trend_long < 1.0 else 0.0
-    v, c, m = sig.view_28d * f28, sig.click_28d * f28, sig.message_28d * f28
-    breadth = v / (1.0 + v) + c / (1.0 + c) + m / (1.0 + m)
-    if sig.n_purchases > 0:
-        breadth += math.exp(-(sig.purchase_silence_days + x) / 28.0)
-    out[8] = 1.0 - breadth / 4.0
-    out[9] = 1.0 - p_stay_after
+    """The feature vector after ``extra_days`` more silence, from the signals and features now
+    (the engine's search for the moment risk crosses the alert threshold): the silence features
+    of models.signals.silent_after, the others as they are (they do not move with silence)."""
+    out = feature_vector(silent_after(sig, extra_days), p_stay_after, 0.0)
+    out[_N_SILENCE:] = values[_N_SILENCE:]
     return out
 
 
@@ -175,38 +150,24 @@ def sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
-# The weights of the last model seen, keyed on the model object (models are immutable): only
-# the non-zero ones, with their feature index, in FEATURES order. Skipping a zero weight leaves z
-# bit-identical (z + 0.0 * v == z for finite v, up to the sign of a zero z, which the sigmoid
-# ignores), and most silence features carry weight 0 in fitted models.
-_cache_model: object = None
-_cache_terms: tuple[tuple[int, float], ...] = ()
-
-
 def churn_risk(values: Sequence[float], p_alive: float, model: "ChurnModel") -> float:
     """P(churned by the end of the horizon) = P(gone already) + P(alive) x P(leaves | alive)
     = 1 - p_alive x (1 - leave_probability(values)), with ``p_alive`` the temperature / 100."""
-    return 1.0 - p_alive * (1.0 - risk_probability(values, model))
+    return combine(p_alive, risk_probability(values, model))
+
+
+def combine(p_alive: float, leave: float) -> float:
+    """Risk from its two parts: 1 - P(alive) x (1 - P(leaves | alive)) (module docstring)."""
+    return 1.0 - p_alive * (1.0 - leave)
 
 
 def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     """P(leaves within model.horizon_days | still a user now) of a feature vector: the logistic
     model itself (hot path: plain floats)."""
     z = model.risk_intercept
-    for i, w in risk_terms(model):
+    for i, w, _ in model.compiled.terms:
         z += w * values[i]
     return sigmoid(z)
-
-
-def risk_terms(model: "ChurnModel") -> tuple[tuple[int, float], ...]:
-    """(feature index, weight) of the non-zero weights of ``model``, in :data:`FEATURES` order:
-    the terms :func:`risk_probability` sums after the intercept (cached per model object)."""
-    global _cache_model, _cache_terms
-    if model is not _cache_model:
-        weights = (float(model.risk_weights.get(name, 0.0)) for name in FEATURES)
-        _cache_terms = tuple((i, w) for i, w in enumerate(weights) if w != 0.0)
-        _cache_model = model
-    return _cache_terms
 
 
 class LogisticRisk:

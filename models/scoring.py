@@ -15,9 +15,7 @@ Pure and cheap: plain float math, no numpy, no clock (``now_s`` is an event time
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Final
 
 from models.actions import Action, recommend
 from models.health import health
@@ -25,15 +23,12 @@ from models.lifecycle import stage_of
 from models.model import ChurnModel
 from models.reasons import reasons
 from models.rfm import rfm_segment
-from models.risk import SILENCE_FEATURES, FEATURES, churn_risk, feature_vector, features_after, risk_probability, risk_terms
+from models.risk import churn_risk, combine, feature_vector, features_after, risk_probability
 from models.signals import Signals, compute_signals
 from models.state import DAY_S, Stage, UserState
-from models.temperature import P_MIN, StaySource, calibration, p_stay, params
+from models.temperature import StaySource, p_stay, stay_after
 
 __all__ = ["Action", "Assessment", "Scores", "SilentRisk", "assess", "features_at", "risk_after", "risk_at", "score", "scores_from"]
-
-_SILENCE_INDEX: Final[frozenset[int]] = frozenset(i for i, name in enumerate(FEATURES) if name in SILENCE_FEATURES)
-
 
 @dataclass(frozen=True, slots=True)
 class Scores:
@@ -72,7 +67,7 @@ def assess(st: UserState, now_s: int, model: ChurnModel) -> Assessment:
     values = feature_vector(sig, p, st.revenue)
     stage = stage_of(st, sig, model)
     leave = risk_probability(values, model)
-    risk = 1.0 if stage == "churned" else 1.0 - p * (1.0 - leave)  # models.risk.churn_risk
+    risk = 1.0 if stage == "churned" else combine(p, leave)
     return Assessment(sig, stage, risk, p, source, values, leave)
 
 
@@ -104,121 +99,30 @@ def risk_at(st: UserState, now_s: int, model: ChurnModel) -> float:
 def risk_after(a: Assessment, t_s: int, model: ChurnModel) -> float:
     """The linear risk at ``t_s`` (>= the assessment's time) if the user stays silent, from the
     assessment alone (models.risk.features_after): ``risk_at(st, t_s, model)`` up to float
-    rounding while the stage is not churned, at a quarter of its cost.
-
-    Equal, bit for bit, to ``churn_risk(features_after(...), stay_after(...))``: the engine
-    evaluates it through :class:`SilentRisk`, which does the same arithmetic."""
+    rounding while the stage is not churned, at a fraction of its cost (the engine evaluates it
+    through :class:`SilentRisk`)."""
     return SilentRisk(a, model).at(t_s)
 
 
-_terms_model: object = None
-_terms: tuple[tuple[int, float, bool], ...] = ()
-
-
-def _silence_terms(model: ChurnModel) -> tuple[tuple[int, float, bool], ...]:
-    """models.risk.risk_terms with, per term, whether its feature moves with silence (cached
-    per model object, as models.risk caches the weights)."""
-    global _terms_model, _terms
-    if model is not _terms_model:
-        _terms = tuple((i, w, i in _SILENCE_INDEX) for i, w in risk_terms(model))
-        _terms_model = model
-    return _terms
-
-
 class SilentRisk:
-    """:func:`risk_after` of one assessment at many times (the engine's crossing search).
+    """:func:`risk_after` of one assessment at many times (the engine's crossing search): the
+    risk formula itself (models.temperature.stay_after, models.risk.features_after and
+    models.risk.churn_risk) evaluated on the assessment's signals."""
 
-    Everything that does not change with silence is worked out once here: the parameters and
-    the constant parts of both P(alive) formulas, and which weighted features move. Per time,
-    only the moving features with a non-zero weight are computed, with the very expressions of
-    models.risk.features_after and models.temperature.stay_after (same operations in the same
-    order, so the same bits): subexpressions are cached, never rearranged, and the log-odds are
-    summed in feature order as models.risk.risk_probability does.
-    """
-
-    __slots__ = ("_a", "_sig", "_now_s", "_terms", "_visit", "_buy", "_cal", "_intercept")
+    __slots__ = ("_a", "_model")
 
     def __init__(self, a: Assessment, model: ChurnModel) -> None:
-        sig = a.signals
         self._a = a
-        self._sig = sig
-        self._now_s = sig.now_s
-        self._terms = _silence_terms(model)
-        self._intercept = model.risk_intercept
-        visits, purchases = params(model)
-        x = float(sig.active_days - 1 if sig.active_days > 1 else 0)  # as stay_after passes it
-        t_x = sig.tenure_days
-        # models.mbgnbd.p_alive: log(a/(b+x)) + (r+x) log((alpha+T)/(alpha+t_x)), T >= t_x
-        self._visit = (t_x, visits.alpha, math.log(visits.a / (visits.b + x)), visits.r + x, visits.alpha + t_x, sig.age_days)
-        self._buy: tuple[float, float, float, float, float] | None = None
-        if purchases is not None and sig.n_purchases > 0 and sig.purchase_x != 0:
-            # models.bgnbd.p_alive (scalar path) with x > 0; x == 0 gives 1.0, never below the
-            # visit P(alive), so it cannot decide. T = purchase_T + extra >= t_x: no check needed.
-            xf, txf = float(sig.purchase_x), float(sig.purchase_t_x)
-            self._buy = (
-                purchases.alpha, math.log(purchases.a / (purchases.b + xf - 1.0)), purchases.r + xf,
-                purchases.alpha + txf, sig.purchase_T,
-            )
-        self._cal = calibration(model)
+        self._model = model
 
     def at(self, t_s: int) -> float:
         """Risk at ``t_s`` if the user stays silent until then."""
-        extra = (t_s - self._now_s) / DAY_S
+        a = self._a
+        extra = (t_s - a.signals.now_s) / DAY_S
         if extra <= 0.0:
-            return self._a.risk
-        t_x, alpha, log_ab, rx, alpha_tx, age = self._visit
-        T = age + extra
-        T = T if T > t_x else t_x
-        z = log_ab + rx * math.log((alpha + T) / alpha_tx)
-        if z > 0.0:
-            e = math.exp(-z)
-            p = e / (1.0 + e)
-        else:
-            p = 1.0 / (1.0 + math.exp(z))
-        buy = self._buy
-        if buy is not None:
-            b_alpha, b_log_ab, b_rx, b_alpha_tx, b_T = buy
-            z = b_log_ab + b_rx * math.log((b_alpha + (b_T + extra)) / b_alpha_tx)
-            if z > 0:
-                e = math.exp(-z)
-                q = e / (1.0 + e)
-            else:
-                q = 1.0 / (1.0 + math.exp(z))
-            if q < p:
-                p = q
-        cal = self._cal
-        if cal is not None:  # models.temperature.calibrated
-            q = p if p > P_MIN else P_MIN
-            q = q if q < 1.0 - P_MIN else 1.0 - P_MIN
-            z = cal[0] * math.log(q / (1.0 - q)) + cal[1]
-            if z >= 0.0:
-                p = 1.0 / (1.0 + math.exp(-z))
-            else:
-                e = math.exp(z)
-                p = e / (1.0 + e)
-        z = self._intercept
-        values = self._a.features
-        for i, w, moves in self._terms:
-            if not moves:
-                z += w * values[i]
-            elif i == 3:  # inactive_7d, the one silence feature fitted models weigh
-                z += w * -math.log1p(self._sig.act_7d * math.exp(-extra / 7.0))
-            else:
-                z += w * self._silence_feature(i, extra, p)
-        # models.risk.churn_risk of models.risk.sigmoid(z)
-        if z >= 0.0:
-            leave = 1.0 / (1.0 + math.exp(-z))
-        else:
-            e = math.exp(z)
-            leave = e / (1.0 + e)
-        return 1.0 - p * (1.0 - leave)
-
-    def _silence_feature(self, i: int, x: float, p_stay_after: float) -> float:
-        """Feature ``i`` of models.risk.features_after after ``x`` more days (same expressions)."""
-        sig = self._sig
-        if i == 9:
-            return 1.0 - p_stay_after
-        return features_after(sig, self._a.features, x, p_stay_after)[i]
+            return a.risk
+        p, _ = stay_after(a.signals, extra, self._model)
+        return churn_risk(features_after(a.signals, a.features, extra, p), p, self._model)
 
 
 def features_at(st: UserState, now_s: int, model: ChurnModel) -> tuple[Stage, list[float]]:

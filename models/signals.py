@@ -33,8 +33,7 @@ __all__ = [
     "compute_signals",
     "is_cancelled",
     "recent_gap_days",
-    "trend_at",
-    "trend_long_at",
+    "silent_after",
     "visit_gap_days",
 ]
 
@@ -108,10 +107,29 @@ def _window_cover(age_days: float, tau_days: float) -> float:
     return -tau_days * math.expm1(-age_days / tau_days)
 
 
+def _trends(a7: float, a28: float, a90: float, age: float) -> tuple[float, float]:
+    """(7-day rate / 4-week rate, 4-week rate / 90-day rate) of counts already decayed to the
+    time of interest, for a user ``age`` days old; 1.0 where undefined."""
+    if age <= 0.0 or a28 <= 0.0:
+        return 1.0, 1.0
+    c7 = _window_cover(age, 7.0)
+    c28 = _window_cover(age, 28.0)
+    trend = (a7 / a28) * (c28 / c7)
+    trend_long = (a28 / a90) * (_window_cover(age, 90.0) / c28) if a90 > 0.0 else 1.0
+    return trend, trend_long
+
+
+def _breadth(view: float, click: float, message: float, n_purchases: int, purchase_silence: float) -> float:
+    """0-1: the kinds of activity (view, click, message, purchase) used over about 4 weeks."""
+    breadth = view / (1.0 + view) + click / (1.0 + click) + message / (1.0 + message)
+    if n_purchases > 0:
+        breadth += math.exp(-purchase_silence / 28.0)
+    return breadth / 4.0
+
+
 def _decay_and_trends(st: UserState, now_s: int) -> tuple[float, float, float, float, float, float, float]:
     """(silence days, age days, f7, f28, f90, trend, trend_long) at ``now_s``: the decay factors
-    of the 7/28/90-day counters and the two rate ratios, 1.0 where undefined. One function, so
-    the engine's crossing search (:func:`trend_at`) sees bit-identical trends."""
+    of the 7/28/90-day counters and the two rate ratios, 1.0 where undefined."""
     silence_s = now_s - st.last_seen_s
     silence = silence_s * _INV_DAY if silence_s > 0 else 0.0
     age_s = (now_s if now_s > st.last_seen_s else st.last_seen_s) - st.first_seen_s
@@ -122,33 +140,8 @@ def _decay_and_trends(st: UserState, now_s: int) -> tuple[float, float, float, f
         f90 = math.exp(-silence / 90.0)
     else:
         f7 = f28 = f90 = 1.0
-    a28 = st.act_28d * f28
-    if age <= 0.0 or a28 <= 0.0:
-        return silence, age, f7, f28, f90, 1.0, 1.0
-    c7 = _window_cover(age, 7.0)
-    c28 = _window_cover(age, 28.0)
-    trend = (st.act_7d * f7 / a28) * (c28 / c7)
-    a90 = st.act_90d * f90
-    trend_long = (a28 / a90) * (_window_cover(age, 90.0) / c28) if a90 > 0.0 else 1.0
+    trend, trend_long = _trends(st.act_7d * f7, st.act_28d * f28, st.act_90d * f90, age)
     return silence, age, f7, f28, f90, trend, trend_long
-
-
-def trend_at(st: UserState, now_s: int) -> float:
-    """7-day daily rate over 4-week daily rate at ``now_s``; 1.0 when undefined.
-
-    Non-increasing in silence: the 7-day counter decays faster than the 4-week one, and the
-    young-account correction moves by less than that difference (see module docstring).
-
-    >>> st = UserState(first_seen_s=0, last_seen_s=0, n_events=1, active_days=1, act_7d=1.0, act_28d=1.0)
-    >>> trend_at(st, 0), round(trend_at(st, 14 * DAY_S), 3)
-    (1.0, 0.406)
-    """
-    return _decay_and_trends(st, now_s)[5]
-
-
-def trend_long_at(st: UserState, now_s: int) -> float:
-    """4-week daily rate over 90-day daily rate at ``now_s`` (slow declines); 1.0 when undefined."""
-    return _decay_and_trends(st, now_s)[6]
 
 
 def recent_gap_days(st: UserState, usual_gap_days: float) -> float:
@@ -171,7 +164,6 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     tenure = (st.last_seen_s - st.first_seen_s) * _INV_DAY if st.n_events else 0.0
     gap = visit_gap_days(st, population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS))
     view, click, message = st.view_28d * f28, st.click_28d * f28, st.message_28d * f28
-    breadth = view / (1.0 + view) + click / (1.0 + click) + message / (1.0 + message)
 
     n_p = st.n_purchases
     if n_p > 0:
@@ -184,7 +176,6 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
         if p_gap < _MIN_GAP_DAYS:
             p_gap = _MIN_GAP_DAYS
         p_overdue = p_silence / p_gap
-        breadth += math.exp(-p_silence / 28.0)
     else:
         x, t_x, T = 0, 0.0, 0.0
         p_silence = p_gap = p_overdue = 0.0
@@ -201,5 +192,34 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
         view, click, message,
         trend, trend_long, recent, gap, silence / gap,
         n_p, x, t_x, T, p_silence, p_gap, p_overdue,
-        breadth / 4.0, cancelled, c_days,
+        _breadth(view, click, message, n_p, p_silence), cancelled, c_days,
+    )
+
+
+def silent_after(sig: Signals, extra_days: float) -> Signals:
+    """The signals ``extra_days`` later if the user stays silent, from the signals now: what
+    :func:`compute_signals` would give then, up to float rounding (the counters decay from
+    their values now, not from the state), with the same formulas. The engine's search for a
+    risk crossing evaluates many such points per review."""
+    x = extra_days
+    f7, f28, f90 = math.exp(-x / 7.0), math.exp(-x / 28.0), math.exp(-x / 90.0)
+    a7, a28, a90 = sig.act_7d * f7, sig.act_28d * f28, sig.act_90d * f90
+    age = sig.age_days + x
+    silence = sig.silence_days + x
+    trend, trend_long = _trends(a7, a28, a90, age)
+    view, click, message = sig.view_28d * f28, sig.click_28d * f28, sig.message_28d * f28
+    n_p = sig.n_purchases
+    if n_p > 0:
+        p_silence = sig.purchase_silence_days + x
+        p_overdue = p_silence / sig.purchase_gap_days
+        p_T = sig.purchase_T + x
+    else:
+        p_silence = p_overdue = p_T = 0.0
+    return Signals(
+        sig.now_s + int(round(x * DAY_S)), silence, age, sig.tenure_days, sig.active_days,
+        a7, a28, a90, view, click, message,
+        trend, trend_long, sig.recent_gap_days, sig.visit_gap_days, silence / sig.visit_gap_days,
+        n_p, sig.purchase_x, sig.purchase_t_x, p_T, p_silence, sig.purchase_gap_days, p_overdue,
+        _breadth(view, click, message, n_p, p_silence), sig.cancelled,
+        sig.cancelled_days + x if sig.cancelled else 0.0,
     )

@@ -1,7 +1,7 @@
 """Per-user state: a few numbers that summarise a whole history, updated in O(1) per event.
 
 Why decayed counters and not day buckets: 90 day-buckets cost ~1.1 kB per user in Redis and
-fall off the listpack cliff at 128 entries (../shared/ENVIRONMENT.md); a counter that decays
+fall off the listpack cliff at 128 entries (measured: docs/ARCHITECTURE.md, benchmarks/memory.py); a counter that decays
 with mean life tau carries the same meaning as "events in the last tau days" in 8 bytes.
 
 Every counter is kept *at* ``last_seen_s`` (the user's largest event time), so applying the
@@ -23,7 +23,6 @@ __all__ = [
     "DAY_S",
     "DECAY_DAYS",
     "GAP_EWMA_ALPHA",
-    "RECORD_BYTES",
     "STAGES",
     "Stage",
     "UserState",
@@ -46,7 +45,6 @@ _FORMAT_VERSION: Final[int] = 2
 _STRUCT: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
 # Format 1 (114 bytes) had no gap_ewma_days; records of it are still read (see from_bytes).
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
-RECORD_BYTES: Final[int] = _STRUCT.size
 #: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
 GAP_EWMA_ALPHA: Final[float] = 0.4
 

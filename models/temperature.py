@@ -19,46 +19,22 @@ visit, as long as visits keep their own rhythm.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Final, Literal, Mapping
+from typing import TYPE_CHECKING, Final, Literal
 
 from models import mbgnbd
-from models.bgnbd import BgNbdParams, p_alive
+from models.bgnbd import p_alive
+from models.compiled import DEFAULT_VISIT_PARAMS, VISIT_KEY
 from models.signals import Signals
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "calibration", "p_stay", "params", "purchase_params", "stay_after", "visit_params"]
+__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "p_stay", "stay_after"]
 
 StaySource = Literal["visits", "purchases"]
 
-VISIT_KEY: Final[str] = "visit_mbgnbd"
-#: Visit rhythm population used until ``train`` fits one (days): mean rate r/alpha = 1 visit
-#: every 3 days, heterogeneous (r = 1); a 1-in-7 chance (a / (a + b)) of dropping out after any active day.
-DEFAULT_VISIT_PARAMS: Final[BgNbdParams] = BgNbdParams(r=1.0, alpha=3.0, a=0.5, b=3.0)
-
-# Parsed parameters of the last model seen: parsing and validating a mapping per call would cost
-# more than the formula. Keyed on the model object itself (models are immutable).
-_cache_model: object = None
-_cache_params: tuple[BgNbdParams, BgNbdParams | None] = (DEFAULT_VISIT_PARAMS, None)
-_cache_calibration: tuple[float, float] | None = None
 #: P(alive) is clipped to [P_MIN, 1 - P_MIN] before calibration (log-odds stay finite).
 P_MIN: Final[float] = 1e-12
-
-
-def params(model: "ChurnModel") -> tuple[BgNbdParams, BgNbdParams | None]:
-    """(visit MBG/NBD, purchase BG/NBD or None) of ``model``, parsed once per model object."""
-    global _cache_model, _cache_params, _cache_calibration
-    if model is not _cache_model:
-        visit: Mapping[str, float] | None = model.population.get(VISIT_KEY)
-        _cache_params = (
-            BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS,
-            BgNbdParams.from_mapping(model.bgnbd) if model.bgnbd else None,
-        )
-        cal = model.alive_calibration
-        _cache_calibration = (float(cal["slope"]), float(cal["intercept"])) if cal else None
-        _cache_model = model
-    return _cache_params
 
 
 def calibrated(p: float, model: "ChurnModel") -> float:
@@ -69,8 +45,7 @@ def calibrated(p: float, model: "ChurnModel") -> float:
     >>> round(calibrated(0.3, m), 12), calibrated(0.3, ChurnModel())
     (0.3, 0.3)
     """
-    params(model)
-    cal = _cache_calibration
+    cal = model.compiled.calibration
     if cal is None:
         return p
     q = p if p > P_MIN else P_MIN
@@ -82,23 +57,6 @@ def calibrated(p: float, model: "ChurnModel") -> float:
     return e / (1.0 + e)
 
 
-def calibration(model: "ChurnModel") -> tuple[float, float] | None:
-    """(slope, intercept) of ``model``'s P(alive) calibration on the log-odds, None without one
-    (what :func:`calibrated` applies; parsed once per model object)."""
-    params(model)
-    return _cache_calibration
-
-
-def visit_params(model: "ChurnModel") -> BgNbdParams:
-    """The visit-rhythm population of ``model`` (fitted, or the default)."""
-    return params(model)[0]
-
-
-def purchase_params(model: "ChurnModel") -> BgNbdParams | None:
-    """The purchase BG/NBD population of ``model``; None when the model has none."""
-    return params(model)[1]
-
-
 def p_stay(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]:
     """Temperature / 100 and which rhythm decided it (the lower of the two), calibrated."""
     return stay_after(sig, 0.0, model)
@@ -107,7 +65,8 @@ def p_stay(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]:
 def stay_after(sig: Signals, extra_days: float, model: "ChurnModel") -> tuple[float, StaySource]:
     """:func:`p_stay` after ``extra_days`` more silence, from the signals now (the engine's search
     for a risk crossing): only T grows, in both models."""
-    visits, purchases = params(model)
+    compiled = model.compiled
+    visits, purchases = compiled.visits, compiled.purchases
     p = mbgnbd.p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days + extra_days)
     source: StaySource = "visits"
     # BG/NBD says 1.0 without a repeat purchase (x = 0), never below p: no need to ask it.
@@ -115,4 +74,4 @@ def stay_after(sig: Signals, extra_days: float, model: "ChurnModel") -> tuple[fl
         q = p_alive(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T + extra_days)
         if q < p:
             p, source = q, "purchases"
-    return (p if _cache_calibration is None else calibrated(p, model)), source  # cache filled by params()
+    return (p if compiled.calibration is None else calibrated(p, model)), source

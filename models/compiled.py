@@ -1,0 +1,52 @@
+"""The model file's numbers in the form the hot path reads them, worked out once per model.
+
+``ChurnModel`` builds its :class:`CompiledModel` when it is constructed (so when a model file is
+loaded): parsing the BG/NBD mappings, the calibration and the weight table per scored user would
+cost more than the formulas themselves. One object per model, no module-level cache: two models
+in one process (a test, ``train`` comparing a fitted model with its base) never see each other's
+numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Mapping
+
+from models.bgnbd import BgNbdParams
+from models.risk import FEATURES, SILENCE_FEATURES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from models.model import ChurnModel
+
+__all__ = ["CompiledModel", "DEFAULT_VISIT_PARAMS", "VISIT_KEY", "compile_model"]
+
+VISIT_KEY: Final[str] = "visit_mbgnbd"
+#: Visit rhythm population used until ``train`` fits one (days): mean rate r/alpha = 1 visit
+#: every 3 days, heterogeneous (r = 1); a 1-in-7 chance (a / (a + b)) of dropping out after any active day.
+DEFAULT_VISIT_PARAMS: Final[BgNbdParams] = BgNbdParams(r=1.0, alpha=3.0, a=0.5, b=3.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModel:
+    """What models.temperature and models.risk read per scoring, parsed from one ``ChurnModel``."""
+
+    visits: BgNbdParams  # MBG/NBD on active days (fitted, or DEFAULT_VISIT_PARAMS)
+    purchases: BgNbdParams | None  # BG/NBD on purchases, None when the model has none
+    calibration: tuple[float, float] | None  # (slope, intercept) of P(alive) on the log-odds
+    # (feature index, weight, moves with silence) of the non-zero risk weights, in FEATURES
+    # order. Skipping a zero weight leaves the log-odds bit-identical (z + 0.0 * v == z for a
+    # finite v, up to the sign of a zero z, which the sigmoid ignores).
+    terms: tuple[tuple[int, float, bool], ...]
+
+
+def compile_model(model: "ChurnModel") -> CompiledModel:
+    """The compiled form of ``model`` (called by ``ChurnModel.__post_init__``)."""
+    visit: Mapping[str, float] | None = model.population.get(VISIT_KEY)
+    cal = model.alive_calibration
+    weights = [float(model.risk_weights.get(name, 0.0)) for name in FEATURES]
+    return CompiledModel(
+        visits=BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS,
+        purchases=BgNbdParams.from_mapping(model.bgnbd) if model.bgnbd else None,
+        calibration=(float(cal["slope"]), float(cal["intercept"])) if cal else None,
+        terms=tuple((i, w, FEATURES[i] in SILENCE_FEATURES) for i, w in enumerate(weights) if w != 0.0),
+    )
