@@ -32,12 +32,22 @@ def group_of(user_id: str, buckets: int, groups: int) -> int:
     return (zlib.crc32(user_id.encode("utf-8", "surrogatepass")) // buckets) % groups
 
 
+def offset_field(topic: str, partition: int) -> str:
+    """Field of ``cw:{b}:off`` (and suffix of the due index key) for one partition of a topic."""
+    return f"{topic}:{partition}"
+
+
 def due_member(group: int, user_id: str) -> str:
     """Members of the due index carry the group so the read script finds the state without Python."""
     return f"{group}:{user_id}"
 
 
 def parse_due_member(member: str) -> tuple[int, str]:
+    """``due_member`` read back (the store decodes the read script's due lists with it).
+
+    >>> parse_due_member(due_member(7, "a:b"))
+    (7, 'a:b')
+    """
     group, _, user_id = member.partition(":")
     return int(group), user_id
 
@@ -55,7 +65,7 @@ class Keys:
         return f"{self.prefix}:{{{bucket}}}:u:{group}"
 
     def due(self, bucket: int, topic: str, partition: int) -> str:
-        return f"{self.prefix}:{{{bucket}}}:due:{topic}:{partition}"
+        return f"{self.prefix}:{{{bucket}}}:due:{offset_field(topic, partition)}"
 
     def offsets(self, bucket: int) -> str:
         return f"{self.prefix}:{{{bucket}}}:off"
@@ -72,8 +82,3 @@ class Keys:
     @property
     def meta(self) -> str:
         return f"{self.prefix}:meta"
-
-
-def offset_field(topic: str, partition: int) -> str:
-    """Field of ``cw:{b}:off`` for one partition."""
-    return f"{topic}:{partition}"

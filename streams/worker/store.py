@@ -37,7 +37,7 @@ from redis.exceptions import NoScriptError
 
 from models.engine import Alert
 from models.state import STAGES, UserState
-from streams.worker.keys import Keys, locate
+from streams.worker.keys import Keys, locate, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
 
@@ -350,8 +350,8 @@ class Store:
             for flat in dues_raw:
                 part: list[DueUser] = []
                 for j in range(0, len(flat), 3):
-                    group, _, uid = flat[j].decode().partition(":")
-                    part.append(DueUser(int(group), uid, int(float(flat[j + 1])), flat[j + 2]))
+                    group, uid = parse_due_member(flat[j].decode())
+                    part.append(DueUser(group, uid, int(float(flat[j + 1])), flat[j + 2]))
                 dues.append(part)
             nexts = [None if n is None else int(float(n)) for n in nexts_raw]
             out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts))

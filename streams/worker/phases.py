@@ -1,0 +1,359 @@
+"""The pure phases of a worker cycle: decode, plan the reads, advance users (no Redis, no Kafka).
+
+``streams.worker.pipeline`` runs them in this order and does the I/O between them::
+
+    decode_batch -> plan_sweep -> plan_reads -> [Redis read] -> advance_users
+                 -> [produce alerts + DLQ] -> [Redis write] -> [progress]
+
+Each phase takes what the previous one returned and plain values (the partition clocks, the
+model, the reply of the read), so each is unit-tested on its own (tests/test_phases.py).
+Hot path: no per-event Redis call or coroutine; a handful of dict operations per event.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol, Sequence
+
+import orjson
+
+from models.engine import advance
+from models.events import Event
+from models.model import ChurnModel
+from models.scoring import risk_at
+from models.state import UserState
+from streams.worker.clock import PartitionClock
+from streams.worker.codec import Decoder, Rejection, dlq_value
+from streams.worker.keys import locate, offset_field
+from streams.worker.store import UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta
+
+__all__ = [
+    "NO_DUE",
+    "RecordLike",
+    "CycleResult",
+    "UserBatch",
+    "Decoded",
+    "decode_batch",
+    "plan_sweep",
+    "BucketPlan",
+    "plan_reads",
+    "Advanced",
+    "advance_users",
+]
+
+logger = logging.getLogger(__name__)
+
+NO_DUE = 2**62  # a bucket's due index holds nothing (seconds)
+KafkaRecord = tuple[bytes | None, bytes]  # (key, value) to produce
+
+
+class RecordLike(Protocol):
+    """What the pipeline reads of a Kafka record (aiokafka's ConsumerRecord has all of it)."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+
+
+@dataclass(slots=True)
+class CycleResult:
+    consumed: int = 0
+    processed: int = 0  # events applied to states (after the replay fence)
+    skipped: int = 0  # events at or below a bucket's stored offset (already applied)
+    rejected: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
+    users: int = 0  # users advanced
+    due_users: int = 0  # of which because a review was due
+    expired: int = 0
+    buckets: int = 0  # buckets read/written
+    progress: dict[int, tuple[int, int]] = field(default_factory=dict)  # written: p -> (offset, S_p)
+    idle: bool = False  # nothing to do: no records and no review clock moved
+
+
+@dataclass(slots=True)
+class UserBatch:
+    """One user's events in this batch, with their offsets for the per-bucket replay fence."""
+
+    partition: int
+    events: list[Event] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Decoded:
+    """The batch after decoding: good events grouped by user, and the records for the DLQ."""
+
+    users: dict[str, UserBatch] = field(default_factory=dict)
+    last_offset: dict[int, int] = field(default_factory=dict)  # p -> offset of its last record
+    consumed: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
+    dlq: list[KafkaRecord] = field(default_factory=list)
+    unknown_types: int = 0
+
+
+# -- 1. decode ----------------------------------------------------------------------------------
+
+
+def decode_batch(
+    batch: Mapping[int, Sequence[RecordLike]],
+    clocks: Mapping[int, PartitionClock],
+    decoder: Decoder,
+    wall_now_ms: int,
+    *,
+    topic: str,
+    max_dlq_value_bytes: int,
+) -> Decoded:
+    """Decode and validate every record, fold event time per partition, reject late events and an
+    ``event_id`` seen twice for one user in the batch; group the rest by user.
+
+    Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
+    """
+    out = Decoded()
+    unknown_before = decoder.unknown_types
+    decode = decoder.decode
+    users = out.users
+    seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
+    seen_pairs: set[tuple[str, str]] = set()  # (user_id, event_id) once ids collide across users
+
+    def reject(p: int, rec: RecordLike, rej: Rejection) -> None:
+        out.rejected[rej.reason] = out.rejected.get(rej.reason, 0) + 1
+        out.dlq.append((rec.key, dlq_value(rej, topic=topic, partition=p, offset=rec.offset, timestamp_ms=rec.timestamp,
+                                           value=rec.value, max_value_bytes=max_dlq_value_bytes)))
+
+    for p, records in batch.items():
+        pclock = clocks.get(p)
+        if not records or pclock is None:
+            continue
+        out.consumed += len(records)
+        admit = pclock.admit
+        for rec in records:
+            ev = decode(rec.value, wall_now_ms)
+            if isinstance(ev, Rejection):
+                reject(p, rec, ev)
+                continue
+            uid, eid = ev.user_id, ev.event_id
+            owner = seen_ids.get(eid)
+            # Duplicates are rejected before the clock sees them: a rejected copy must not
+            # move the partition's stream time (and so make good events late).
+            if owner is not None and (owner == uid or (uid, eid) in seen_pairs):
+                reject(p, rec, Rejection("duplicate_event_id", f"event_id {eid[:64]!r} seen twice in the batch for one user"))
+                continue
+            if not admit(ev.ts_ms):
+                reject(p, rec, Rejection("late", f"ts {ev.ts_ms} ms is before the partition's cutoff {pclock.cutoff_ms} ms"))
+                continue
+            if owner is None:
+                seen_ids[eid] = uid
+            else:
+                seen_pairs.add((uid, eid))
+            ub = users.get(uid)
+            if ub is None:
+                ub = users[uid] = UserBatch(p)
+            ub.events.append(ev)
+            ub.offsets.append(rec.offset)
+        out.last_offset[p] = records[-1].offset
+    out.unknown_types = decoder.unknown_types - unknown_before
+    return out
+
+
+# -- 2. plan the reads --------------------------------------------------------------------------
+
+
+def plan_sweep(until_ms: Mapping[int, int | None], due_min: Mapping[int, Sequence[int]], buckets: int) -> dict[int, dict[int, int]]:
+    """``{bucket: {p: sweep up to this second}}`` for the buckets whose earliest due review (a
+    lower bound per partition and bucket, 0 = unknown) is before p's review clock ``until_ms``.
+
+    A review due at second s runs once the clock is past ``s * 1000`` ms (models.engine.advance).
+
+    >>> plan_sweep({0: 10_500, 1: None}, {0: [5, 11, 0], 1: [0, 0, 0]}, 3)
+    {0: {0: 10}, 2: {0: 10}}
+    """
+    sweep: dict[int, dict[int, int]] = {}
+    for p, until in until_ms.items():
+        bounds = due_min.get(p)
+        if until is None or bounds is None:
+            continue
+        until_s = until // 1000
+        for b in range(buckets):
+            if bounds[b] * 1000 < until:
+                sweep.setdefault(b, {})[p] = until_s
+    return sweep
+
+
+@dataclass(slots=True)
+class BucketPlan:
+    """What one cycle reads from one bucket: partitions (with the second to sweep their due index
+    up to, or None for the offset alone) and the batch's users located in it."""
+
+    bucket: int
+    parts: dict[int, int | None] = field(default_factory=dict)
+    users: list[tuple[int, str]] = field(default_factory=list)  # (group, user_id)
+
+    def read(self, topic: str) -> BucketRead:
+        return BucketRead(self.bucket, [(offset_field(topic, p), due) for p, due in self.parts.items()], self.users)
+
+
+def plan_reads(
+    users: Mapping[str, UserBatch], sweep: Mapping[int, Mapping[int, int]], last_offset: Mapping[int, int], buckets: int, groups: int
+) -> list[BucketPlan]:
+    """One read per bucket touched: the batch's users, the due sweeps, and in every bucket read the
+    offset of every partition with records (each gets its offset fenced by the write).
+
+    >>> [(bp.bucket, bp.parts, bp.users) for bp in plan_reads({"u1": UserBatch(0)}, {3: {1: 99}}, {0: 7}, 64, 256)]
+    [(54, {0: None}, [(125, 'u1')]), (3, {1: 99, 0: None}, [])]
+    """
+    plans: dict[int, BucketPlan] = {}
+    for uid, ub in users.items():
+        b, g = locate(uid, buckets, groups)
+        plan = plans.get(b)
+        if plan is None:
+            plan = plans[b] = BucketPlan(b)
+        plan.parts.setdefault(ub.partition, None)
+        plan.users.append((g, uid))
+    for b, due_parts in sweep.items():
+        plan = plans.get(b)
+        if plan is None:
+            plan = plans[b] = BucketPlan(b)
+        plan.parts.update(due_parts)
+    for p in last_offset:
+        for plan in plans.values():
+            plan.parts.setdefault(p, None)
+    return list(plans.values())
+
+
+# -- 3. advance users ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Advanced:
+    """What advancing the cycle's users produced: the bucket writes, the alerts to send first, and
+    what was learnt about each (partition, bucket)'s earliest due review."""
+
+    writes: list[BucketWrite] = field(default_factory=list)
+    alerts: list[KafkaRecord] = field(default_factory=list)
+    learned: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, lower bound of next due s)
+    lowered: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, due second written)
+
+
+@dataclass(slots=True)
+class _Todo:
+    """A user to advance in this cycle: where it lives, its stored record, its new events."""
+
+    group: int
+    partition: int
+    blob: bytes | None
+    events: list[Event]
+
+
+def advance_users(
+    plans: Sequence[BucketPlan],
+    replies: Sequence[BucketReadResult],
+    decoded: Decoded,
+    until_ms: Mapping[int, int | None],
+    model: ChurnModel,
+    *,
+    topic: str,
+    due_limit: int,
+    result: CycleResult,
+) -> Advanced:
+    """``models.engine.advance`` for every user with events or a due review, bucket by bucket;
+    counts into ``result``."""
+    out = Advanced()
+    for plan, reply in zip(plans, replies):
+        expected = dict(zip(plan.parts, reply.offsets))
+        write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset))
+        todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
+        for uid, item in todo.items():
+            _advance_user(uid, item, plan.bucket, until_ms.get(item.partition), model, topic, write, out, result)
+        if write.states or write.stats or any(new for _, _, new in write.parts):
+            out.writes.append(write)
+    return out
+
+
+def _offset_parts(topic: str, expected: Mapping[int, str], last_offset: Mapping[int, int]) -> list[tuple[str, str, str]]:
+    """``(field, expected, new)`` per partition: the new offset only where it moves forward."""
+    parts = []
+    for p, exp in expected.items():
+        new = ""
+        if p in last_offset and last_offset[p] > (int(exp) if exp else -1):
+            new = str(last_offset[p])
+        parts.append((offset_field(topic, p), exp, new))
+    return parts
+
+
+def _bucket_todo(
+    plan: BucketPlan,
+    reply: BucketReadResult,
+    expected: Mapping[int, str],
+    users: Mapping[str, UserBatch],
+    due_limit: int,
+    out: Advanced,
+    result: CycleResult,
+) -> dict[str, _Todo]:
+    """The bucket's users with events (minus those at or below the bucket's offset: the replay
+    fence) and the users whose review is due; learns each swept index's next due second."""
+    todo: dict[str, _Todo] = {}
+    for (g, uid), blob in zip(plan.users, reply.blobs):
+        ub = users[uid]
+        exp = expected[ub.partition]
+        fence = int(exp) if exp else -1
+        events = ub.events
+        if fence >= ub.offsets[0]:
+            events = [ev for ev, off in zip(ub.events, ub.offsets) if off > fence]
+            result.skipped += len(ub.events) - len(events)
+        todo[uid] = _Todo(g, ub.partition, blob, events)
+    for p, due_s, dues, nxt in zip(plan.parts, plan.parts.values(), reply.dues, reply.next_due):
+        if due_s is not None:
+            # more than due_limit due: sweep again next cycle; else the next one after
+            out.learned.append((p, plan.bucket, 0 if len(dues) >= due_limit else NO_DUE if nxt is None else nxt))
+        for due in dues:
+            if due.user_id not in todo:
+                todo[due.user_id] = _Todo(due.group, p, due.blob, [])
+                result.due_users += 1
+    return todo
+
+
+def _advance_user(
+    uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, topic: str, write: BucketWrite, out: Advanced,
+    result: CycleResult,
+) -> None:
+    """Advance one user to ``until`` (its partition's review clock) and queue its state write."""
+    events, due_field = item.events, offset_field(topic, item.partition)
+    old: UserState | None = None
+    if item.blob:
+        try:
+            old = UserState.from_bytes(item.blob)
+        except ValueError as exc:
+            logger.warning("unreadable state record in bucket %s (%s): starting that user afresh", bucket, exc)
+    if until is None:
+        if not events:
+            return
+        until = max(ev.ts_ms for ev in events)
+    if old is None and not events:  # a due entry without a state: clean it up
+        write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
+        return
+    outcome = advance(uid, old, events, until, model)
+    result.users += 1
+    result.processed += len(events)
+    new_state: UserState | None = outcome.state
+    if outcome.expire:
+        result.expired += 1
+        new_state = None
+        write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
+    else:
+        st = outcome.state
+        risk: float | None = None
+        if st.at_risk_since_s:
+            risk = risk_at(st, st.last_review_s or until // 1000, model)
+        elif old is not None and not old.at_risk_since_s:
+            risk = UNCHANGED  # not in the ranking before either
+        due = UNCHANGED if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
+        write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk))
+        if st.next_review_s:
+            out.lowered.append((item.partition, bucket, st.next_review_s))
+    stats_delta(old, new_state, outcome.alerts, write.stats)
+    kinds = result.alerts
+    for alert in outcome.alerts:
+        kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
+        out.alerts.append((uid.encode(), orjson.dumps(alert.to_dict())))

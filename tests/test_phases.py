@@ -1,0 +1,143 @@
+"""The pure phases of a worker cycle (streams.worker.phases), without Redis or Kafka, and the size
+rule of the worker's code (no function over 80 lines)."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from models.events import Event
+from models.model import load_model
+from streams.worker.clock import PartitionClock
+from streams.worker.codec import Decoder
+from streams.worker.keys import locate
+from streams.worker.phases import (
+    NO_DUE,
+    BucketPlan,
+    CycleResult,
+    Decoded,
+    UserBatch,
+    advance_users,
+    decode_batch,
+    plan_reads,
+    plan_sweep,
+)
+from streams.worker.store import BucketReadResult, DueUser
+from tests.harness import event_json
+
+DAY_MS = 86_400_000
+START_MS = 1_767_225_600_000
+WALL_MS = START_MS + 400 * DAY_MS
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Rec:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+
+
+def _decode(batch: dict[int, list[Rec]], clocks: dict[int, PartitionClock] | None = None) -> Decoded:
+    clocks = clocks if clocks is not None else {p: PartitionClock(3_600_000) for p in batch}
+    return decode_batch(batch, clocks, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024)
+
+
+def test_decode_groups_events_by_user_and_keeps_offsets() -> None:
+    evs = [Event("a", START_MS, "view", "a1"), Event("b", START_MS + 1, "click", "b1"), Event("a", START_MS + 2, "view", "a2")]
+    out = _decode({0: [Rec(i + 10, b"k", event_json(ev)) for i, ev in enumerate(evs)]})
+    assert out.consumed == 3 and out.last_offset == {0: 12} and not out.dlq
+    assert {u: (ub.partition, [e.event_id for e in ub.events], ub.offsets) for u, ub in out.users.items()} == {
+        "a": (0, ["a1", "a2"], [10, 12]), "b": (0, ["b1"], [11])}
+
+
+def test_decode_rejects_duplicates_and_late_events_without_moving_the_clock() -> None:
+    clock = PartitionClock(allowed_lateness_ms=1_000)
+    recs = [Rec(0, b"a", event_json(Event("a", START_MS + 10_000, "view", "x"))),
+            Rec(1, b"a", event_json(Event("a", START_MS + 99_000, "view", "x"))),  # same id, same user
+            Rec(2, b"a", event_json(Event("a", START_MS, "view", "old"))),  # late
+            Rec(3, b"b", event_json(Event("b", START_MS + 10_500, "view", "x"))),  # same id, other user: fine
+            Rec(4, b"b", b"not json")]
+    out = _decode({0: recs}, {0: clock})
+    assert out.rejected == {"duplicate_event_id": 1, "late": 1, "malformed_json": 1}
+    assert clock.stream_ms == START_MS + 10_500, "a rejected duplicate does not move stream time"
+    assert [orjson.loads(v)["offset"] for _, v in out.dlq] == [1, 2, 4]
+    assert sorted(out.users) == ["a", "b"] and out.last_offset == {0: 4}
+
+
+def test_decode_ignores_partitions_without_a_clock() -> None:
+    out = _decode({0: [Rec(0, b"a", event_json(Event("a", START_MS, "view", "a1")))]}, clocks={})
+    assert out.consumed == 0 and not out.users and not out.last_offset
+
+
+def test_plan_sweep_only_buckets_with_a_review_before_the_clock() -> None:
+    assert plan_sweep({0: 10_500}, {0: [10, 11, NO_DUE, 0]}, 4) == {0: {0: 10}, 3: {0: 10}}
+    assert plan_sweep({0: None}, {0: [0, 0]}, 2) == {}, "no event time yet: nothing to sweep"
+    assert plan_sweep({1: 5_000}, {}, 2) == {}, "a partition not owned any more"
+
+
+def test_plan_reads_fences_every_partition_with_records_in_every_bucket_read() -> None:
+    users = {"u1": UserBatch(0), "u2": UserBatch(1)}
+    plans = plan_reads(users, {5: {2: 77}}, {0: 9, 1: 4}, 8, 4)
+    by_bucket = {p.bucket: p for p in plans}
+    b1, g1 = locate("u1", 8, 4)
+    assert (g1, "u1") in by_bucket[b1].users
+    assert by_bucket[5].parts == {2: 77, 0: None, 1: None}
+    assert all({0, 1} <= set(p.parts) for p in plans)
+    read = by_bucket[5].read("ev")
+    assert read.parts == [("ev:2", 77), ("ev:0", None), ("ev:1", None)]
+
+
+def _reply(plan: BucketPlan, offsets: dict[int, str], blobs: dict[str, bytes | None] | None = None,
+           dues: dict[int, list[DueUser]] | None = None, nexts: dict[int, int | None] | None = None) -> BucketReadResult:
+    blobs, dues, nexts = blobs or {}, dues or {}, nexts or {}
+    return BucketReadResult([offsets.get(p, "") for p in plan.parts], [blobs.get(u) for _, u in plan.users],
+                            [dues.get(p, []) for p in plan.parts], [nexts.get(p) for p in plan.parts])
+
+
+def test_advance_users_skips_events_at_or_below_the_bucket_offset_and_writes_new_offsets() -> None:
+    model = load_model()
+    evs = [Event("a", START_MS + i * DAY_MS, "view", f"a{i}") for i in range(4)]
+    decoded = _decode({3: [Rec(i + 100, b"a", event_json(ev)) for i, ev in enumerate(evs)]})
+    plans = plan_reads(decoded.users, {}, decoded.last_offset, 8, 4)
+    result = CycleResult()
+    out = advance_users(plans, [_reply(plans[0], {3: "101"})], decoded, {3: START_MS + 3 * DAY_MS}, model,
+                        topic="ev", due_limit=100, result=result)
+    assert result.skipped == 2 and result.processed == 2 and result.users == 1
+    (write,) = out.writes
+    assert write.parts == [("ev:3", "101", "103")]
+    (state,) = write.states
+    assert state.user_id == "a" and state.due_field == "ev:3" and state.blob
+    assert write.stats["users"] == 1
+    assert out.lowered and out.lowered[0][:2] == (3, plans[0].bucket)
+
+
+def test_advance_users_reviews_due_users_and_learns_the_next_due_second() -> None:
+    model = load_model()
+    plan = BucketPlan(2, {0: 50}, [])
+    decoded = Decoded()
+    due = DueUser(1, "gone", 40, None)  # a due entry whose state was dropped: cleaned up
+    result = CycleResult()
+    out = advance_users([plan], [_reply(plan, {0: "7"}, dues={0: [due]}, nexts={0: 90})], decoded, {0: 51_000}, model,
+                        topic="ev", due_limit=100, result=result)
+    assert out.learned == [(0, 2, 90)]
+    assert result.due_users == 1 and result.users == 0
+    (write,) = out.writes
+    assert [(s.user_id, s.blob, s.due_s) for s in write.states] == [("gone", None, 0)]
+    assert write.parts == [("ev:0", "7", "")], "no records: the offset stays"
+    full = advance_users([plan], [_reply(plan, {0: "7"}, dues={0: [due]}, nexts={0: 90})], decoded, {0: 51_000}, model,
+                         topic="ev", due_limit=1, result=CycleResult())
+    assert full.learned == [(0, 2, 0)], "as many due as the limit: sweep again next cycle"
+
+
+def test_no_function_of_the_worker_is_over_80_lines() -> None:
+    long = []
+    for path in sorted((ROOT / "streams" / "worker").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:  # type: ignore[operator]
+                long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")  # type: ignore[operator]
+    assert not long, long
