@@ -59,7 +59,8 @@ _BULK_WINDOW = 20_000  # records in flight before the bulk path waits for acks (
 
 
 def event_value(ev: Event) -> bytes:
-    """The record value of a validated event (``amount`` only for purchases).
+    """The record value of a validated event (``amount`` only for purchases; ``account_id`` when
+    set; the subscription fields on subscription events, ``mrr`` exact from cents).
 
     >>> event_value(Event("u1", 1767225600000, "purchase", "e1", 9.5))
     b'{"event_id":"e1","user_id":"u1","type":"purchase","ts":1767225600000,"amount":9.5}'
@@ -67,6 +68,15 @@ def event_value(ev: Event) -> bytes:
     body: dict[str, object] = {"event_id": ev.event_id, "user_id": ev.user_id, "type": ev.type, "ts": ev.ts_ms}
     if ev.type == "purchase":
         body["amount"] = ev.amount
+    if ev.account_id:
+        body["account_id"] = ev.account_id
+    sub = ev.subscription
+    if sub is not None:
+        body["status"] = sub.status
+        body["plan"] = sub.plan
+        body["mrr"] = sub.mrr_cents / 100  # shortest repr of n/100 is the exact decimal
+        if sub.trial_ends_ms:
+            body["trial_ends"] = sub.trial_ends_ms
     return orjson.dumps(body)
 
 

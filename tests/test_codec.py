@@ -205,3 +205,44 @@ def test_fuzz_arbitrary_json_values_never_raise(value: object) -> None:
     except TypeError:
         return
     _check(Decoder().decode(raw, NOW_MS))
+
+
+SUB = {**GOOD, "type": "subscription", "status": "active", "plan": "Pro", "mrr": 49.99}
+
+
+def test_subscription_event_carries_exact_cents_account_and_trial_end() -> None:
+    from models.events import Subscription
+
+    ev = decode({**SUB, "account_id": "acme", "status": "trial", "trial_ends": "2026-01-15T00:00:00Z"})
+    assert isinstance(ev, Event) and (ev.type, ev.account_id, ev.account) == ("subscription", "acme", "acme")
+    assert ev.subscription == Subscription("trial", "Pro", 4999, 1_768_435_200_000)
+    cancelled = decode({**SUB, "status": "cancelled", "mrr": 0})
+    assert isinstance(cancelled, Event) and cancelled.subscription == Subscription("cancelled", "Pro", 0)
+    plain = decode({**GOOD, "status": "junk"})  # subscription fields on other events: ignored
+    assert isinstance(plain, Event) and plain.subscription is None and plain.account == "u-1"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "paused"},
+        {"status": None},
+        {"mrr": "49.99"},  # a number, like amount
+        {"mrr": -1},
+        {"mrr": 9.999},  # fractions of a cent
+        {"mrr": True},
+        {"mrr": 1e300},
+        {"status": "cancelled", "mrr": 10},  # cancelled means mrr 0
+        {"plan": 7},
+        {"plan": "x" * 65},
+        {"trial_ends": "tomorrow"},
+        {"trial_ends": [1]},
+    ],
+)
+def test_bad_subscription_fields_go_to_the_dlq(change: dict[str, object]) -> None:
+    assert reason({**SUB, **change}) == "bad_subscription"
+
+
+@pytest.mark.parametrize("account_id", [5, ["a"], "a" * (MAX_USER_ID_CHARS + 1)])
+def test_bad_account_id_is_a_bad_type(account_id: object) -> None:
+    assert reason({**GOOD, "account_id": account_id}) == "bad_type"

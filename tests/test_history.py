@@ -25,3 +25,40 @@ def test_a_bad_amount_is_an_error_on_any_row(tmp_path: Path) -> None:
     bad.write_text("user_id,ts,event_type,amount\nu1,2026-01-02T00:00:00Z,view,lots\n")
     with pytest.raises(ValueError, match="bad.csv line 2"):
         read_events_csv(bad)
+
+
+def test_account_and_subscription_columns_are_read_by_name(tmp_path: Path) -> None:
+    from models.events import Subscription
+
+    f = tmp_path / "subs.csv"
+    f.write_text("user_id,ts,event_type,amount,account_id,status,plan,mrr,trial_ends\n"
+                 "u1,2026-01-02T00:00:00Z,subscription,,acme,trial,Pro,49.99,2026-01-16T00:00:00Z\n"
+                 "u1,2026-01-16T00:00:00Z,subscription,,acme,active,Pro,49.99,\n"
+                 "u2,2026-01-17T00:00:00Z,view,,acme,active,Pro,junk,\n"  # ignored off subscription rows
+                 "u3,2026-01-18T00:00:00Z,click,,,,,,\n")
+    evs = read_events_csv(f)
+    assert [(e.user_id, e.account, e.subscription) for e in evs] == [
+        ("u1", "acme", Subscription("trial", "Pro", 4999, 1_768_521_600_000)),
+        ("u1", "acme", Subscription("active", "Pro", 4999)),
+        ("u2", "acme", None),
+        ("u3", "u3", None),
+    ]
+
+
+@pytest.mark.parametrize("row, message", [
+    ("u1,2026-01-02T00:00:00Z,subscription,,acme,paused,Pro,10", "status 'paused'"),
+    ("u1,2026-01-02T00:00:00Z,subscription,,acme,active,Pro,9.999", "fractions of a cent"),
+    ("u1,2026-01-02T00:00:00Z,subscription,,acme,cancelled,Pro,10", "mrr 0"),
+])
+def test_a_bad_subscription_row_names_file_line_and_value(tmp_path: Path, row: str, message: str) -> None:
+    f = tmp_path / "bad.csv"
+    f.write_text("user_id,ts,event_type,amount,account_id,status,plan,mrr\n" + row + "\n")
+    with pytest.raises(ValueError, match=f"bad.csv line 2: .*{message}"):
+        read_events_csv(f)
+
+
+def test_a_subscription_row_without_a_header_is_an_error(tmp_path: Path) -> None:
+    f = tmp_path / "noheader.csv"
+    f.write_text("u1,2026-01-02T00:00:00Z,subscription,,e1\n")
+    with pytest.raises(ValueError, match="header with a status column"):
+        read_events_csv(f)

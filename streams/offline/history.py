@@ -10,6 +10,12 @@ before 2000 are taken for seconds and refused; ISO dates before 2000 are history
 Event names pass through a :class:`models.events.TypeMap`, so
 ``order``/``payment`` become ``purchase`` and unknown names become ``other``.
 
+Accounts and subscriptions (docs/REVENUE.md) come in further columns, read by their names in the
+header row only (a file without a header keeps the positional layout above): ``account_id`` on any
+row, and on ``subscription`` rows ``status``, ``plan``, ``mrr`` (money, at most two decimals) and
+optionally ``trial_ends`` (a time like ``ts``), e.g.
+``user_id,ts,event_type,amount,account_id,status,plan,mrr``. On other rows those are ignored.
+
 Rows without an ``event_id`` get ``<file name>:<line number>``, which keeps the order of
 same-millisecond events stable between runs (ids only break ties, see ``models.events.EVENT_ORDER``).
 """
@@ -23,12 +29,13 @@ import math
 from pathlib import Path
 from typing import IO, Iterator
 
-from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
+from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, Subscription, TypeMap
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
 __all__ = ["iter_events_csv", "read_events_csv", "read_labels_csv"]
 
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
+_EXTRA = ("account_id", "status", "plan", "mrr", "trial_ends")  # by header name only
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -62,11 +69,29 @@ def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, list[str],
             yield lineno, row, index
 
 
+def _cell(row: list[str], i: int | None) -> str:
+    return row[i].strip() if i is not None and i < len(row) else ""
+
+
+def _subscription(row: list[str], columns: tuple[int | None, ...]) -> Subscription:
+    """The subscription columns of one ``subscription`` row (named in the header)."""
+    if columns[1] is None:
+        raise ValueError("a subscription row needs a header with a status column")
+    raw_ends = _cell(row, columns[4])
+    ends_ms = parse_ts_ms(raw_ends) if raw_ends else 0
+    return Subscription.parse(_cell(row, columns[1]), _cell(row, columns[2]), _cell(row, columns[3]), ends_ms)
+
+
 def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[Event]:
     """Events of ``path`` in file order; a bad row raises ValueError naming file and line."""
     p = Path(path)
     kinds: dict[str, EventType] = {}  # event name -> canonical type
+    seen_index: dict[str, int] | None = None
+    extra: tuple[int | None, ...] = (None,) * 5  # account_id, status, plan, mrr, trial_ends
     for lineno, row, index in _rows(p, _COLUMNS):
+        if index is not seen_index:  # once per file: the optional columns, by name
+            seen_index = index
+            extra = tuple(index.get(c) for c in _EXTRA)  # none without a header row
         n = len(row)
         try:
             i = index.get("user_id", n)
@@ -97,9 +122,11 @@ def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> I
                     raise ValueError(f"amount {raw_amount!r} is not a finite number")
             i = index.get("event_id", n)
             event_id = (row[i].strip() if i < n else "") or f"{p.name}:{lineno}"
+            account = _cell(row, extra[0])
+            sub = _subscription(row, extra) if kind == "subscription" else None
         except ValueError as exc:
             raise ValueError(f"{p.name} line {lineno}: {exc}") from None
-        yield Event(user, ts_ms, kind, event_id, amount if kind == "purchase" else 0.0)
+        yield Event(user, ts_ms, kind, event_id, amount if kind == "purchase" else 0.0, account, sub)
 
 
 def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> list[Event]:

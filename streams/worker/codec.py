@@ -15,6 +15,12 @@ Accepted value (a JSON object)::
   number or a string of digits. Epoch *seconds* are read as milliseconds and land in ``too_old``.
 - ``amount``: optional number from 0 to ``MAX_AMOUNT`` (missing or null: 0, also for purchases); the cap keeps
   revenue sums finite in the state and in Redis' float counters.
+- ``account_id``: optional string of at most 256 characters, the customer company (missing, null
+  or "": the user is its own account).
+- On ``subscription`` events only (docs/REVENUE.md): ``status`` (``trial``, ``active``,
+  ``past_due``, ``cancelled``), ``plan`` (text, at most 64 characters, optional), ``mrr`` (a
+  number in money units with at most two decimals; 0 or missing when cancelled) and an optional
+  ``trial_ends`` time in either ``ts`` form. A bad one is DLQ reason ``bad_subscription``.
 - ``properties`` and any other field: ignored.
 
 The Kafka key is not read here: state is keyed by ``user_id`` from the value. A record whose key
@@ -36,7 +42,7 @@ from typing import Final
 
 import orjson
 
-from models.events import DEFAULT_TYPE_MAP, Event, EventType, TypeMap
+from models.events import DEFAULT_TYPE_MAP, Event, EventType, Subscription, TypeMap
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
 __all__ = [
@@ -63,6 +69,7 @@ REASONS: Final[tuple[str, ...]] = (
     "bad_amount",
     "late",
     "duplicate_event_id",
+    "bad_subscription",
 )
 
 MAX_USER_ID_CHARS: Final[int] = 256
@@ -83,7 +90,7 @@ class Decoder:
 
     >>> d = Decoder()
     >>> d.decode(b'{"event_id":"e1","user_id":"u1","type":"page_view","ts":"2026-01-01T00:00:00Z"}', 1_800_000_000_000)
-    Event(user_id='u1', ts_ms=1767225600000, type='view', event_id='e1', amount=0.0)
+    Event(user_id='u1', ts_ms=1767225600000, type='view', event_id='e1', amount=0.0, account_id='', subscription=None)
     >>> d.decode(b'{"event_id":"e1","user_id":"","type":"view","ts":0}', 1_800_000_000_000).reason
     'empty_user_id'
     """
@@ -172,7 +179,35 @@ class Decoder:
                 self._types[name] = cached
         if not cached[1]:
             self.unknown_types += 1
-        return Event(user_id, ts_ms, cached[0], event_id, amount)
+        account_id = obj.get("account_id")
+        if account_id is None:
+            account_id = ""
+        elif type(account_id) is not str or len(account_id) > MAX_USER_ID_CHARS:
+            return Rejection("bad_type", f"account_id must be a string of at most {MAX_USER_ID_CHARS} characters")
+        if cached[0] == "subscription":
+            sub = _subscription(obj)
+            if type(sub) is Rejection:
+                return sub  # type: ignore[return-value]
+            return Event(user_id, ts_ms, "subscription", event_id, amount, account_id, sub)  # type: ignore[arg-type]
+        return Event(user_id, ts_ms, cached[0], event_id, amount, account_id)
+
+
+def _subscription(obj: dict[str, object]) -> Subscription | Rejection:
+    """The subscription fields of a ``subscription`` event, checked by the models' own rules."""
+    mrr = obj.get("mrr")
+    if mrr is not None and (type(mrr) is not int and type(mrr) is not float):
+        return Rejection("bad_subscription", f"mrr is a {type(mrr).__name__}, expected a number")
+    ends = obj.get("trial_ends")
+    ends_ms = 0
+    if ends is not None:
+        parsed = _timestamp_ms(ends)
+        if type(parsed) is not int:
+            return Rejection("bad_subscription", f"trial_ends: {parsed.detail}")  # type: ignore[union-attr]
+        ends_ms = parsed
+    try:
+        return Subscription.parse(obj.get("status"), obj.get("plan"), mrr, ends_ms)
+    except ValueError as exc:
+        return Rejection("bad_subscription", str(exc)[:200])
 
 
 def _timestamp_ms(ts: object) -> int | Rejection:
