@@ -1,0 +1,568 @@
+"""Subscription revenue per account: MRR movements as billing analytics classify them, and churn in money.
+
+Definitions (docs/REVENUE.md, after ChartMogul's published ones): an account's MRR is the sum of
+its subscriptions' ``mrr`` while ``active`` or ``past_due`` (a trial or a cancellation is 0). Each
+change of an account's MRR at one time is one movement: **new** (0 -> >0, never paid before),
+**reactivation** (0 -> >0, paid before), **expansion** (up), **contraction** (down, still > 0:
+a downgrade, or one of several subscriptions cancelled), **churn** (> 0 -> 0: nothing else stays
+active). ``past_due`` keeps its MRR: it is a risk signal (:class:`AccountView`), not churn.
+
+A subscription is identified by (account, user): the user a ``subscription`` event is keyed by
+owns that subscription, and each event states it "as it is from ``ts`` on". So:
+
+- Order-independent within one timestamp: the movement at time T is the account's MRR just
+  before T against its MRR after *all* statements at T; a second statement at T retracts the
+  movement it already reported (:class:`Change`) and reports the new one. Two different
+  statements of one subscription at the same T: the larger ``(status, mrr, plan, trial_ends)``
+  wins, whatever the arrival order.
+- Idempotent: a statement equal to the one in force changes nothing (a duplicate, a replay, a
+  monthly renewal restating the plan), and neither does one older than the one in force.
+- A statement older than T that would change the past (late) is ignored and counted.
+
+Pure: no I/O, no clock. Money is integers in cents; rates are exact :class:`fractions.Fraction`.
+A worker keeps one :class:`AccountState` per account (``to_bytes``: 86 bytes + the plan name with
+one subscription) and folds each :class:`Change` into period counters (:class:`Ledger`).
+
+>>> from models.events import Event, Subscription
+>>> def sub(user, day, status, mrr, acct="acme"):
+...     return Event(user, 1_767_225_600_000 + day * 86_400_000, "subscription", f"e{day}{user}", 0.0, acct,
+...                  Subscription(status, "Pro", mrr))
+>>> book = RevenueBook("month")
+>>> for ev in (sub("u1", 0, "active", 5000), sub("u2", 3, "active", 1000), sub("u2", 40, "cancelled", 0),
+...            sub("u1", 45, "cancelled", 0)):
+...     _ = book.update(ev)
+>>> [(m.kind, m.delta_cents) for m in book.movements]
+[('new', 5000), ('expansion', 1000), ('contraction', -1000), ('churn', -5000)]
+>>> jan, feb = book.ledger.get(1_767_225_600_000, 1_772_323_200_000)
+>>> (feb.start_mrr_cents, feb.churned_cents, feb.contraction_cents, feb.gross_mrr_churn_rate)
+(6000, 5000, 1000, Fraction(1, 1))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from fractions import Fraction
+from typing import Final, Literal
+
+from models.events import SUBSCRIPTION_STATUSES, Event, Subscription
+
+__all__ = [
+    "MOVEMENT_KINDS",
+    "PERIODS",
+    "AccountState",
+    "AccountView",
+    "Change",
+    "CohortRow",
+    "Cohorts",
+    "Ledger",
+    "Movement",
+    "MovementKind",
+    "Period",
+    "PeriodFigures",
+    "RevenueBook",
+    "next_period_ms",
+    "period_start_ms",
+]
+
+MovementKind = Literal["new", "expansion", "contraction", "churn", "reactivation"]
+MOVEMENT_KINDS: Final[tuple[MovementKind, ...]] = ("new", "expansion", "contraction", "churn", "reactivation")
+Period = Literal["day", "week", "month"]
+PERIODS: Final[tuple[Period, ...]] = ("day", "week", "month")
+
+DAY_MS: Final[int] = 86_400_000
+_PAYING: Final[frozenset[str]] = frozenset(("active", "past_due"))
+_STATUS_RANK: Final[dict[str, int]] = {s: i for i, s in enumerate(SUBSCRIPTION_STATUSES)}
+_FORMAT: Final[int] = 1
+_HEAD = struct.Struct("<BqqqqqH")  # format, at, before, spell start, first paid, contracted, n subs
+_SUB = struct.Struct("<QqqBqqH")  # key, since, stated, status, mrr cents, trial ends, plan bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# Periods (UTC calendar)
+# ---------------------------------------------------------------------------------------------
+
+
+def period_start_ms(ts_ms: int, period: Period) -> int:
+    """Start of the UTC day, ISO week (Monday) or calendar month containing ``ts_ms``.
+
+    >>> period_start_ms(1_767_571_200_000, "week")  # Mon 2026-01-05 00:00 -> itself
+    1767571200000
+    >>> period_start_ms(1_768_000_000_000, "month")  # 2026-01-09 -> 2026-01-01
+    1767225600000
+    """
+    day = ts_ms - ts_ms % DAY_MS
+    if period == "day":
+        return day
+    if period == "week":
+        return day - ((day // DAY_MS + 3) % 7) * DAY_MS  # 1970-01-01 was a Thursday
+    if period == "month":
+        d = datetime.fromtimestamp(day // 1000, tz=timezone.utc)
+        return int(datetime(d.year, d.month, 1, tzinfo=timezone.utc).timestamp()) * 1000
+    raise ValueError(f"period {period!r} is not one of {PERIODS}")
+
+
+def next_period_ms(start_ms: int, period: Period) -> int:
+    """Start of the period after the one starting at ``start_ms``."""
+    if period == "day":
+        return start_ms + DAY_MS
+    if period == "week":
+        return start_ms + 7 * DAY_MS
+    return period_start_ms(period_start_ms(start_ms, "month") + 32 * DAY_MS, "month")
+
+
+# ---------------------------------------------------------------------------------------------
+# Per account
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One change of an account's MRR at ``ts_ms``.
+
+    ``spell_start_ms``: when the paying spell this movement belongs to began (``ts_ms`` itself
+    for new and reactivation), so a period can tell customers it had at its start.
+    ``first_paid_ms``: when the account first paid (its cohort).
+    """
+
+    ts_ms: int
+    kind: MovementKind
+    mrr_before_cents: int
+    mrr_after_cents: int
+    spell_start_ms: int
+    first_paid_ms: int
+
+    @property
+    def delta_cents(self) -> int:
+        return self.mrr_after_cents - self.mrr_before_cents
+
+    @property
+    def customers_delta(self) -> int:
+        """+1 when the account becomes a paying customer, -1 when it stops, else 0."""
+        return 1 if self.mrr_before_cents == 0 else -1 if self.mrr_after_cents == 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one statement did to the movements: ``retract`` one reported earlier (same T), ``add`` one.
+
+    ``late``: the statement was older than the account's latest time and would have changed
+    the past, so it was ignored.
+    """
+
+    retract: Movement | None = None
+    add: Movement | None = None
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """An account's subscription state for people and for the account roll-up (risk signals)."""
+
+    mrr_cents: int
+    customer: bool  # paying now (MRR > 0)
+    status: str  # "past_due" if any subscription is, else "active", "trial", "cancelled" or "none"
+    plans: tuple[str, ...]  # plans of the subscriptions in force (not cancelled), sorted
+    past_due_since_ms: int  # 0 = no failed payment open
+    trial_ends_ms: int  # earliest trial end of a subscription in trial; 0 = none
+    contracted_ms: int  # latest downgrade or partial cancellation; 0 = none
+    first_paid_ms: int  # 0 = never paid
+
+
+@dataclass(frozen=True, slots=True)
+class _Sub:
+    since_ms: int  # when this content started to hold (kept by restatements: "past due since")
+    stated_ms: int  # the latest time it was stated (decides same-time conflicts and staleness)
+    sub: Subscription
+
+    def rank(self) -> tuple[int, int, str, int]:
+        s = self.sub
+        return (_STATUS_RANK[s.status], s.mrr_cents, s.plan, s.trial_ends_ms)
+
+
+def _sub_key(user_id: str) -> int:
+    """The subscription's id inside its account: 8 bytes of the user id's hash (state stays small)."""
+    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=8).digest(), "little")
+
+
+@dataclass(slots=True)
+class AccountState:
+    """One account's subscriptions and what its next movement is measured against.
+
+    ``at_ms`` is the latest time a statement changed something (T); ``before_cents``,
+    ``spell_start_ms`` and ``first_paid_ms`` describe the account just before T, so the movement
+    at T can be re-measured while more statements of the same T arrive.
+    """
+
+    at_ms: int = 0
+    before_cents: int = 0
+    spell_start_ms: int = 0  # 0 = not paying just before T
+    first_paid_ms: int = 0  # 0 = never paid before T
+    contracted_ms: int = 0  # latest contraction settled before T
+    subs: dict[int, _Sub] = field(default_factory=dict)
+
+    def mrr_cents(self) -> int:
+        return sum(s.sub.mrr_cents for s in self.subs.values() if s.sub.status in _PAYING)
+
+    def update(self, event: Event) -> AccountState:
+        """Apply one subscription event (others are ignored); see :meth:`apply` for what it moved."""
+        self.apply(event)
+        return self
+
+    def apply(self, event: Event) -> Change:
+        """Apply one subscription event and say which movement it retracted and added."""
+        stmt = event.subscription
+        if stmt is None:
+            return Change()
+        ts, key = event.ts_ms, _sub_key(event.user_id)
+        cur = self.subs.get(key)
+        if cur is not None and cur.sub == stmt and cur.since_ms <= ts:
+            if ts > cur.stated_ms:  # restated (a renewal, a replay): nothing moves
+                self.subs[key] = _Sub(cur.since_ms, ts, stmt)
+            return Change()
+        if ts < self.at_ms:
+            if cur is not None and cur.stated_ms > ts:
+                return Change()  # superseded by a newer statement: a harmless replay
+            return Change(late=True)
+        new = _Sub(ts, ts, stmt)
+        if ts > self.at_ms:
+            if self.at_ms:
+                self._settle()
+            self.at_ms = ts
+            if cur is not None and cur.stated_ms == ts and cur.rank() >= new.rank():
+                return Change()  # restated at this very time with more weight: it stays
+            self.subs[key] = new
+            return Change(add=self._movement())
+        if cur is not None and cur.stated_ms == ts and cur.rank() >= new.rank():
+            return Change()  # same time: the larger statement wins, whatever the order
+        old = self._movement()
+        self.subs[key] = new
+        mv = self._movement()
+        return Change() if mv == old else Change(retract=old, add=mv)
+
+    def _movement(self) -> Movement | None:
+        before, after, t = self.before_cents, self.mrr_cents(), self.at_ms
+        if after == before:
+            return None
+        if before == 0:
+            kind: MovementKind = "reactivation" if self.first_paid_ms else "new"
+        elif after == 0:
+            kind = "churn"
+        else:
+            kind = "expansion" if after > before else "contraction"
+        spell = t if before == 0 else self.spell_start_ms
+        return Movement(t, kind, before, after, spell, self.first_paid_ms or t)
+
+    def _settle(self) -> None:
+        """Time moves past T: what held after T becomes "before"; cancelled subscriptions go."""
+        after = self.mrr_cents()
+        if after and not self.before_cents:
+            self.spell_start_ms = self.at_ms
+            self.first_paid_ms = self.first_paid_ms or self.at_ms
+        elif not after:
+            self.spell_start_ms = 0
+        if 0 < after < self.before_cents:
+            self.contracted_ms = self.at_ms
+        self.before_cents = after
+        for k in [k for k, s in self.subs.items() if s.sub.status == "cancelled"]:
+            del self.subs[k]
+
+    def get(self) -> AccountView:
+        mrr = self.mrr_cents()
+        live = [s for s in self.subs.values() if s.sub.status != "cancelled"]
+        statuses = {s.sub.status for s in self.subs.values()}
+        status = next((s for s in ("past_due", "active", "trial", "cancelled") if s in statuses), "none")
+        past_due = [s.since_ms for s in live if s.sub.status == "past_due"]
+        trials = [s.sub.trial_ends_ms for s in live if s.sub.status == "trial" and s.sub.trial_ends_ms]
+        mv = self._movement()
+        contracted = self.at_ms if mv is not None and mv.kind == "contraction" else self.contracted_ms
+        first_paid = self.first_paid_ms or (self.at_ms if mrr else 0)
+        return AccountView(mrr, mrr > 0, status, tuple(sorted(s.sub.plan for s in live)), min(past_due, default=0),
+                           min(trials, default=0), contracted, first_paid)
+
+    def to_bytes(self) -> bytes:
+        """Compact record for Redis (format 1): a 43-byte head, then 43 bytes + the plan per subscription."""
+        parts = [_HEAD.pack(_FORMAT, self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
+                            self.contracted_ms, len(self.subs))]
+        for key, s in self.subs.items():
+            plan = s.sub.plan.encode()
+            parts.append(_SUB.pack(key, s.since_ms, s.stated_ms, _STATUS_RANK[s.sub.status], s.sub.mrr_cents,
+                                   s.sub.trial_ends_ms, len(plan)))
+            parts.append(plan)
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AccountState:
+        fmt, at, before, spell, first, contracted, n = _HEAD.unpack_from(data, 0)
+        if fmt != _FORMAT:
+            raise ValueError(f"account state format {fmt} is not {_FORMAT}")
+        st = cls(at, before, spell, first, contracted)
+        pos = _HEAD.size
+        for _ in range(n):
+            key, since, stated, status, mrr, ends, plan_len = _SUB.unpack_from(data, pos)
+            pos += _SUB.size
+            plan = data[pos:pos + plan_len].decode()
+            pos += plan_len
+            st.subs[key] = _Sub(since, stated, Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends))
+        return st
+
+
+# ---------------------------------------------------------------------------------------------
+# Per period
+# ---------------------------------------------------------------------------------------------
+
+
+def _rate(num: int, den: int) -> Fraction | None:
+    return Fraction(num, den) if den else None
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodFigures:
+    """Churn in money and count over ``[start_ms, end_ms)`` (docs/REVENUE.md has the formulas).
+
+    Money in cents; rates as exact fractions of 1 (None when the denominator is 0).
+    ``churned_customers`` counts every account lost in the period; ``logo_churn`` only those that
+    were customers at its start (ChartMogul's B2B formula), and ``logo_churn_rate`` divides that
+    by ``customers_start``. NRR and GRR count the expansion, contraction and churn of the
+    accounts that were customers at the start only.
+    """
+
+    start_ms: int
+    end_ms: int
+    start_mrr_cents: int
+    new_cents: int
+    expansion_cents: int
+    contraction_cents: int
+    churned_cents: int
+    reactivation_cents: int
+    end_mrr_cents: int
+    customers_start: int
+    new_customers: int
+    reactivated_customers: int
+    churned_customers: int
+    customers_end: int
+    logo_churn: int
+    logo_churn_rate: Fraction | None
+    gross_mrr_churn_rate: Fraction | None
+    net_mrr_churn_rate: Fraction | None
+    nrr: Fraction | None
+    grr: Fraction | None
+    quick_ratio: Fraction | None
+
+    @property
+    def won(self) -> int:
+        return self.new_customers + self.reactivated_customers
+
+    @property
+    def net_new_mrr_cents(self) -> int:
+        return self.end_mrr_cents - self.start_mrr_cents
+
+
+_TOTALS: Final[tuple[str, ...]] = (
+    "new", "expansion", "contraction", "churned", "reactivation",  # cents
+    "n_new", "n_reactivated", "n_churned", "n_churned_existing",  # customers
+    "expansion_existing", "contraction_existing", "churned_existing",  # cents, customers at start
+)
+
+
+class Ledger:
+    """Movements summed per calendar period (plain integer counters: what a worker would HINCRBY).
+
+    ``update`` adds a movement, ``revert`` takes it back (a retraction), ``apply`` does both for a
+    :class:`Change`; ``get`` turns counters into :class:`PeriodFigures`. The start MRR of a period
+    is the sum of every earlier movement, so the figures do not depend on arrival order.
+    """
+
+    __slots__ = ("period", "totals")
+
+    def __init__(self, period: Period) -> None:
+        if period not in PERIODS:
+            raise ValueError(f"period {period!r} is not one of {PERIODS}")
+        self.period: Period = period
+        self.totals: dict[int, dict[str, int]] = {}
+
+    def update(self, mv: Movement, sign: int = 1) -> Ledger:
+        start = period_start_ms(mv.ts_ms, self.period)
+        t = self.totals.get(start)
+        if t is None:
+            t = self.totals[start] = dict.fromkeys(_TOTALS, 0)
+        existing = mv.spell_start_ms < start  # a customer when the period began
+        amount = abs(mv.delta_cents) * sign
+        if mv.kind == "new":
+            t["new"] += amount
+            t["n_new"] += sign
+        elif mv.kind == "reactivation":
+            t["reactivation"] += amount
+            t["n_reactivated"] += sign
+        elif mv.kind == "churn":
+            t["churned"] += amount
+            t["n_churned"] += sign
+            if existing:
+                t["churned_existing"] += amount
+                t["n_churned_existing"] += sign
+        else:
+            t[mv.kind] += amount
+            if existing:
+                t[mv.kind + "_existing"] += amount
+        return self
+
+    def revert(self, mv: Movement) -> Ledger:
+        return self.update(mv, -1)
+
+    def apply(self, change: Change) -> Ledger:
+        if change.retract is not None:
+            self.revert(change.retract)
+        if change.add is not None:
+            self.update(change.add)
+        return self
+
+    def get(self, from_ms: int, to_ms: int) -> list[PeriodFigures]:
+        """Figures of every period overlapping ``[from_ms, to_ms)``, oldest first."""
+        first = period_start_ms(from_ms, self.period)
+        mrr = customers = 0
+        for start in sorted(self.totals):  # everything before the first period: the opening balance
+            if start < first:
+                t = self.totals[start]
+                mrr += t["new"] + t["expansion"] + t["reactivation"] - t["contraction"] - t["churned"]
+                customers += t["n_new"] + t["n_reactivated"] - t["n_churned"]
+        out: list[PeriodFigures] = []
+        start = first
+        while start < to_ms:
+            end = next_period_ms(start, self.period)
+            fig = _figures(start, end, mrr, customers, self.totals.get(start) or dict.fromkeys(_TOTALS, 0))
+            out.append(fig)
+            mrr, customers, start = fig.end_mrr_cents, fig.customers_end, end
+        return out
+
+
+def _figures(start: int, end: int, mrr: int, customers: int, t: dict[str, int]) -> PeriodFigures:
+    gains = t["new"] + t["expansion"] + t["reactivation"]
+    losses = t["contraction"] + t["churned"]
+    kept = mrr - t["contraction_existing"] - t["churned_existing"]
+    return PeriodFigures(
+        start, end, mrr, t["new"], t["expansion"], t["contraction"], t["churned"], t["reactivation"],
+        mrr + gains - losses, customers, t["n_new"], t["n_reactivated"], t["n_churned"],
+        customers + t["n_new"] + t["n_reactivated"] - t["n_churned"], t["n_churned_existing"],
+        logo_churn_rate=_rate(t["n_churned_existing"], customers),
+        gross_mrr_churn_rate=_rate(losses, mrr),
+        net_mrr_churn_rate=_rate(losses - t["expansion"] - t["reactivation"], mrr),
+        nrr=_rate(kept + t["expansion_existing"], mrr),
+        grr=_rate(kept, mrr),
+        quick_ratio=_rate(gains, losses),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Cohorts by the month an account first paid
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CohortRow:
+    """One signup-month cohort: its size and new-business MRR, then per month from the signup
+    month on ``(month_start_ms, customers, mrr_cents, customer_retention, mrr_retention)`` as at
+    the end of that month (retention relative to size and new-business MRR)."""
+
+    cohort_ms: int
+    customers: int
+    value_cents: int
+    months: tuple[tuple[int, int, int, Fraction | None, Fraction | None], ...]
+
+
+class Cohorts:
+    """Customers and MRR of each signup-month cohort, month by month (counters, like :class:`Ledger`)."""
+
+    __slots__ = ("size", "value", "deltas")
+
+    def __init__(self) -> None:
+        self.size: dict[int, int] = {}
+        self.value: dict[int, int] = {}
+        self.deltas: dict[tuple[int, int], list[int]] = {}  # (cohort, month) -> [customers, mrr cents]
+
+    def update(self, mv: Movement, sign: int = 1) -> Cohorts:
+        cohort = period_start_ms(mv.first_paid_ms, "month")
+        if mv.kind == "new":
+            self.size[cohort] = self.size.get(cohort, 0) + sign
+            self.value[cohort] = self.value.get(cohort, 0) + sign * mv.mrr_after_cents
+        d = self.deltas.setdefault((cohort, period_start_ms(mv.ts_ms, "month")), [0, 0])
+        d[0] += sign * mv.customers_delta
+        d[1] += sign * mv.delta_cents
+        return self
+
+    def apply(self, change: Change) -> Cohorts:
+        if change.retract is not None:
+            self.update(change.retract, -1)
+        if change.add is not None:
+            self.update(change.add)
+        return self
+
+    def get(self, to_ms: int) -> list[CohortRow]:
+        """Every cohort that started before ``to_ms``, with its months up to the one containing ``to_ms - 1``."""
+        last = period_start_ms(to_ms - 1, "month")
+        rows = []
+        for cohort in sorted(c for c in self.size if c <= last and self.size[c]):
+            customers = mrr = 0
+            months = []
+            month = cohort
+            while month <= last:
+                d = self.deltas.get((cohort, month), (0, 0))
+                customers, mrr = customers + d[0], mrr + d[1]
+                months.append((month, customers, mrr, _rate(customers, self.size[cohort]), _rate(mrr, self.value[cohort])))
+                month = next_period_ms(month, "month")
+            rows.append(CohortRow(cohort, self.size[cohort], self.value[cohort], tuple(months)))
+        return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# All accounts (what the report runs)
+# ---------------------------------------------------------------------------------------------
+
+
+class RevenueBook:
+    """Accounts, their movements, a :class:`Ledger` and :class:`Cohorts`, fed event by event.
+
+    :attr:`movements` lists the movements in force (a retracted one is gone), for the report's
+    detail and for tests; a worker keeps only the counters.
+    """
+
+    __slots__ = ("accounts", "ledger", "cohorts", "late", "_moves")
+
+    def __init__(self, period: Period = "month") -> None:
+        self.accounts: dict[str, AccountState] = {}
+        self.ledger = Ledger(period)
+        self.cohorts = Cohorts()
+        self.late = 0
+        self._moves: dict[tuple[int, str], Movement] = {}  # (ts, account) -> its movement then
+
+    def update(self, event: Event) -> RevenueBook:
+        if event.subscription is None:
+            return self
+        account = event.account
+        st = self.accounts.get(account)
+        if st is None:
+            st = self.accounts[account] = AccountState()
+        change = st.apply(event)
+        self.late += change.late
+        self.ledger.apply(change)
+        self.cohorts.apply(change)
+        if change.retract is not None:
+            del self._moves[(event.ts_ms, account)]
+        if change.add is not None:
+            self._moves[(event.ts_ms, account)] = change.add
+        return self
+
+    @property
+    def movements(self) -> list[Movement]:
+        """Movements in force, by time then account."""
+        return [self._moves[k] for k in sorted(self._moves)]
+
+    def movements_by_account(self) -> dict[str, list[Movement]]:
+        out: dict[str, list[Movement]] = {}
+        for (_, account), mv in sorted(self._moves.items()):
+            out.setdefault(account, []).append(mv)
+        return out
+
+    def get(self, from_ms: int, to_ms: int) -> list[PeriodFigures]:
+        return self.ledger.get(from_ms, to_ms)

@@ -1,0 +1,214 @@
+"""models.revenue: ChartMogul's movement examples, trials, failed payments, period formulas,
+order independence within a timestamp, idempotence and the compact state."""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.events import Event, Subscription
+from models.revenue import AccountState, Ledger, RevenueBook, next_period_ms, period_start_ms
+
+JAN = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+DAY = 86_400_000
+FEB, MAR, APR = JAN + 31 * DAY, JAN + 59 * DAY, JAN + 90 * DAY
+
+
+def sub(user: str, at_ms: int, status: str, mrr_cents: int, plan: str = "Pro", account: str = "acme", ends: int = 0,
+        eid: str | None = None) -> Event:
+    return Event(user, at_ms, "subscription", eid or f"{user}@{at_ms}:{status}", 0.0, account,
+                 Subscription(status, plan, mrr_cents, ends))  # type: ignore[arg-type]
+
+
+def run(events: list[Event], period: str = "month") -> RevenueBook:
+    book = RevenueBook(period)  # type: ignore[arg-type]
+    for ev in events:
+        book.update(ev)
+    return book
+
+
+def kinds(book: RevenueBook) -> list[tuple[str, int]]:
+    return [(m.kind, m.delta_cents) for m in book.movements]
+
+
+def test_chartmogul_syncalytics_example() -> None:
+    """help.chartmogul.com "MRR movements" walk-through: yearly Gold 2,000/12, two Silver monthly,
+    Silver cancelled while Gold stays (contraction), Gold cancelled (churn), three Gold back (reactivation)."""
+    book = run([
+        sub("admin", JAN, "active", 16667, "Gold yearly x4"),
+        sub("ops", JAN + 3 * DAY, "active", 6000, "Silver x2"),
+        sub("ops", JAN + 17 * DAY, "cancelled", 0, "Silver x2"),
+        sub("admin", JAN + 365 * DAY, "cancelled", 0, "Gold yearly x4"),
+        sub("admin", JAN + 400 * DAY, "active", 15000, "Gold x3"),
+    ])
+    assert kinds(book) == [("new", 16667), ("expansion", 6000), ("contraction", -6000), ("churn", -16667),
+                           ("reactivation", 15000)]
+
+
+def test_trials_convert_as_new_and_lapse_without_churn() -> None:
+    book = run([
+        sub("a", JAN, "trial", 4999, ends=JAN + 14 * DAY, account="conv"),
+        sub("a", JAN + 14 * DAY, "active", 4999, account="conv"),
+        sub("b", JAN + 2 * DAY, "trial", 4999, ends=JAN + 16 * DAY, account="lapse"),
+        sub("b", JAN + 16 * DAY, "cancelled", 0, account="lapse"),
+    ])
+    assert kinds(book) == [("new", 4999)]
+    assert book.accounts["lapse"].get().customer is False
+    assert book.accounts["conv"].get().first_paid_ms == JAN + 14 * DAY
+    (jan,) = book.get(JAN, FEB)
+    assert (jan.new_customers, jan.churned_customers, jan.logo_churn) == (1, 0, 0)
+    view = run([sub("c", JAN, "trial", 100, ends=JAN + 9 * DAY)]).accounts["acme"].get()
+    assert (view.status, view.trial_ends_ms, view.mrr_cents) == ("trial", JAN + 9 * DAY, 0)
+
+
+def test_past_due_keeps_mrr_then_recovers_or_churns() -> None:
+    book = run([
+        sub("a", JAN, "active", 2000, account="x"),
+        sub("a", FEB, "past_due", 2000, account="x"),
+        sub("a", FEB + 5 * DAY, "past_due", 2000, account="x"),  # dunning retry restates it
+        sub("a", FEB + 9 * DAY, "active", 2000, account="x"),
+        sub("b", JAN, "active", 3000, account="y"),
+        sub("b", FEB, "past_due", 3000, account="y"),
+        sub("b", FEB + 12 * DAY, "cancelled", 0, account="y"),
+    ])
+    assert [(m.kind, m.ts_ms) for m in book.movements] == [("new", JAN), ("new", JAN), ("churn", FEB + 12 * DAY)]
+    mid = run([sub("a", JAN, "active", 2000), sub("a", FEB, "past_due", 2000), sub("a", FEB + 5 * DAY, "past_due", 2000)])
+    view = mid.accounts["acme"].get()
+    assert (view.status, view.mrr_cents, view.customer, view.past_due_since_ms) == ("past_due", 2000, True, FEB)
+
+
+def test_downgrade_is_contraction_and_a_risk_signal() -> None:
+    book = run([sub("a", JAN, "active", 9900, "Business"), sub("a", JAN + 20 * DAY, "active", 4900, "Pro")])
+    assert kinds(book) == [("new", 9900), ("contraction", -5000)]
+    view = book.accounts["acme"].get()
+    assert (view.contracted_ms, view.plans) == (JAN + 20 * DAY, ("Pro",))
+    book.update(sub("a", JAN + 30 * DAY, "active", 9900, "Business"))  # settles the contraction
+    assert book.accounts["acme"].contracted_ms == JAN + 20 * DAY
+
+
+def test_period_figures_follow_the_published_formulas() -> None:
+    """A month with 100.00 at its start: 10 churned, 10 contraction, 10 expansion (ChartMogul's own
+    example: gross 20 %, net 10 %), plus a customer who joins and leaves inside the month."""
+    start = [sub("u", JAN + i * DAY, "active", 2500, account=f"a{i}") for i in range(4)]  # 4 x 25.00
+    feb = [
+        sub("u", FEB + DAY, "cancelled", 0, account="a0"),
+        sub("u", FEB + 2 * DAY, "active", 1500, account="a1"),  # 25 -> 15: contraction 10
+        sub("u", FEB + 3 * DAY, "active", 3500, account="a2"),  # 25 -> 35: expansion 10
+        sub("u", FEB + 4 * DAY, "active", 1500, account="a0"),  # a0 back: reactivation 15.00
+        sub("u", FEB + 5 * DAY, "cancelled", 0, account="a0"),  # joined (back) and left inside February
+        sub("u", FEB + 6 * DAY, "active", 700, account="new"),
+    ]
+    _, f = run(start + feb).get(JAN, MAR)
+    assert (f.start_mrr_cents, f.churned_cents, f.contraction_cents, f.expansion_cents) == (10000, 2500 + 1500, 1000, 1000)
+    assert (f.reactivation_cents, f.new_cents, f.end_mrr_cents) == (1500, 700, 8200)
+    assert (f.customers_start, f.new_customers, f.reactivated_customers, f.churned_customers, f.customers_end) == (4, 1, 1, 2, 4)
+    assert f.logo_churn == 1 and f.logo_churn_rate == Fraction(1, 4)  # a0's second exit began in February
+    assert f.gross_mrr_churn_rate == Fraction(4000 + 1000, 10000)
+    assert f.net_mrr_churn_rate == Fraction(4000 + 1000 - 1000 - 1500, 10000)
+    assert f.grr == Fraction(10000 - 2500 - 1000, 10000)  # only customers of Feb 1st: a0's first churn, a1
+    assert f.nrr == Fraction(10000 - 2500 - 1000 + 1000, 10000)
+    assert f.quick_ratio == Fraction(700 + 1000 + 1500, 4000 + 1000)
+    assert (f.won, f.net_new_mrr_cents) == (2, f.end_mrr_cents - f.start_mrr_cents)
+
+
+def test_chartmogul_rate_example_numbers() -> None:
+    """Start 100.00; lose 10 to churn and 10 to contraction; one customer +10 -> gross 20 %, net 10 %."""
+    start = [sub("u", JAN, "active", 1000, account=f"a{i}") for i in range(10)]
+    feb = [sub("u", FEB, "cancelled", 0, account="a0"), sub("u", FEB, "active", 500, account="a1"),
+           sub("u", FEB, "active", 500, account="a2"), sub("u", FEB, "active", 2000, account="a3")]
+    _, f = run(start + feb).get(JAN, MAR)
+    assert (f.gross_mrr_churn_rate, f.net_mrr_churn_rate) == (Fraction(20, 100), Fraction(10, 100))
+
+
+def test_empty_periods_have_no_rates() -> None:
+    (f,) = run([]).get(JAN, FEB)
+    assert (f.start_mrr_cents, f.gross_mrr_churn_rate, f.nrr, f.quick_ratio, f.logo_churn_rate) == (0, None, None, None, None)
+
+
+def test_cohorts_by_first_paid_month() -> None:
+    book = run([
+        sub("u", JAN + DAY, "active", 1000, account="a"), sub("u", JAN + 2 * DAY, "active", 3000, account="b"),
+        sub("u", FEB + DAY, "active", 2000, account="a"),  # expansion
+        sub("u", MAR + DAY, "cancelled", 0, account="b"),
+        sub("u", FEB + DAY, "active", 500, account="c"),
+    ])
+    jan, feb = book.cohorts.get(APR)
+    assert (jan.cohort_ms, jan.customers, jan.value_cents) == (JAN, 2, 4000)
+    assert [m[1:] for m in jan.months] == [(2, 4000, 1, 1), (2, 5000, 1, Fraction(5, 4)), (1, 2000, Fraction(1, 2), Fraction(1, 2))]
+    assert (feb.cohort_ms, feb.customers, [m[1] for m in feb.months]) == (FEB, 1, [1, 1])
+
+
+def test_duplicates_replays_and_restatements_move_nothing() -> None:
+    history = [sub("a", JAN, "active", 1000), sub("b", JAN + DAY, "active", 500), sub("a", FEB, "active", 2000),
+               sub("b", MAR, "cancelled", 0)]
+    once = run(history)
+    noisy = run([e for ev in history for e in (ev, sub(ev.user_id, ev.ts_ms, ev.subscription.status,  # type: ignore[union-attr]
+                                                           ev.subscription.mrr_cents, eid="dup"))]  # type: ignore[union-attr]
+                + [sub("a", FEB + 10 * DAY, "active", 2000)] + history)  # a renewal restating it, then a replay
+    assert noisy.movements == once.movements and noisy.late == 0
+    assert noisy.get(JAN, APR) == once.get(JAN, APR)
+
+
+def test_a_late_statement_that_would_change_the_past_is_counted_and_ignored() -> None:
+    book = run([sub("a", JAN, "active", 1000), sub("a", FEB, "active", 2000), sub("b", JAN + DAY, "active", 300)])
+    assert book.late == 1 and kinds(book) == [("new", 1000), ("expansion", 1000)]
+
+
+_STATUSES = st.sampled_from(["trial", "active", "past_due", "cancelled"])
+_STMT = st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.integers(0, 4), _STATUSES, st.sampled_from([0, 999, 1999, 4999]),
+                  st.sampled_from(["Basic", "Pro"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_STMT, max_size=25), st.randoms(use_true_random=False))
+def test_order_within_a_timestamp_never_matters(stmts: list[tuple[str, int, str, int, str]], rnd: random.Random) -> None:
+    events = [sub(u, JAN + t * 10 * DAY, s, 0 if s == "cancelled" else m, p, eid=f"e{i}") for i, (u, t, s, m, p) in enumerate(stmts)]
+    by_time = sorted(events, key=lambda e: e.ts_ms)
+    shuffled = sorted(events, key=lambda e: (e.ts_ms, rnd.random()))
+    a, b = run(by_time), run(shuffled)
+    assert a.movements == b.movements
+    assert a.get(JAN, APR) == b.get(JAN, APR)
+    if events:
+        assert a.accounts["acme"].mrr_cents() == b.accounts["acme"].mrr_cents()
+    # the movements reconcile with the account's MRR, and every period hands over to the next
+    figs = a.get(JAN, APR)
+    assert all(f.end_mrr_cents == g.start_mrr_cents for f, g in zip(figs, figs[1:]))
+    assert figs[-1].end_mrr_cents == (a.accounts["acme"].mrr_cents() if events else 0)
+
+
+def test_state_round_trips_through_bytes_and_stays_small() -> None:
+    st_ = AccountState()
+    for ev in [sub("a", JAN, "trial", 4999, ends=JAN + 14 * DAY), sub("a", JAN + 14 * DAY, "active", 4999),
+               sub("b", FEB, "past_due", 999, "Add-on")]:
+        st_.update(ev)
+    back = AccountState.from_bytes(st_.to_bytes())
+    assert back == st_ and back.get() == st_.get()
+    one = AccountState().update(sub("a", JAN, "active", 4999))
+    assert len(one.to_bytes()) == 43 + 43 + len("Pro")
+    nxt = sub("a", FEB, "active", 9999)
+    assert AccountState.from_bytes(one.to_bytes()).apply(nxt) == AccountState().update(sub("a", JAN, "active", 4999)).apply(nxt)
+
+
+def test_ledger_counters_revert_exactly() -> None:
+    book = run([sub("a", JAN, "active", 1000), sub("a", FEB, "active", 3000)])
+    ledger = Ledger("month")
+    for mv in book.movements:
+        ledger.update(mv)
+    for mv in book.movements:
+        ledger.revert(mv)
+    assert all(v == 0 for t in ledger.totals.values() for v in t.values())
+
+
+@pytest.mark.parametrize("ts, period, start", [
+    (JAN + 5 * DAY + 123, "day", JAN + 5 * DAY),
+    (JAN, "week", JAN - 3 * DAY),  # Thu 2026-01-01 -> Mon 2025-12-29
+    (JAN + 4 * DAY, "week", JAN + 4 * DAY),  # Mon 2026-01-05
+    (FEB + 27 * DAY + DAY - 1, "month", FEB),
+])
+def test_period_starts(ts: int, period: str, start: int) -> None:
+    assert period_start_ms(ts, period) == start  # type: ignore[arg-type]
+    assert next_period_ms(JAN + 334 * DAY, "month") == JAN + 365 * DAY  # December -> next January
