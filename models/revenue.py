@@ -44,6 +44,7 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from fractions import Fraction
 from typing import Final, Literal
 
@@ -63,7 +64,9 @@ __all__ = [
     "Period",
     "PeriodFigures",
     "RevenueBook",
+    "money_text",
     "next_period_ms",
+    "percent_text",
     "period_start_ms",
 ]
 
@@ -111,6 +114,27 @@ def next_period_ms(start_ms: int, period: Period) -> int:
     if period == "week":
         return start_ms + 7 * DAY_MS
     return period_start_ms(period_start_ms(start_ms, "month") + 32 * DAY_MS, "month")
+
+
+def money_text(cents: int) -> str:
+    """Cents as an exact decimal amount.
+
+    >>> money_text(123456), money_text(-5), money_text(0)
+    ('1234.56', '-0.05', '0.00')
+    """
+    return f"{'-' if cents < 0 else ''}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def percent_text(rate: Fraction | None, places: int = 4) -> str:
+    """A rate as a percentage rounded half-even to ``places`` decimals ("" for no rate).
+
+    >>> percent_text(Fraction(1, 3)), percent_text(Fraction(-1, 8)), percent_text(None)
+    ('33.3333', '-12.5000', '')
+    """
+    if rate is None:
+        return ""
+    q = round(rate * 100, places)
+    return str((Decimal(q.numerator) / Decimal(q.denominator)).quantize(Decimal(1).scaleb(-places)))
 
 
 # ---------------------------------------------------------------------------------------------

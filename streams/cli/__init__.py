@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "churn-rate": ("streams.cli.churn_rate", "churn rate by count, percent and revenue"),
     "backtest": ("streams.cli.backtest", "score historical events as of given dates with the stream's own code"),
     "train": ("streams.cli.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),
+    "report": ("streams.cli.revenue", "churn in money and count over a history file: MRR movements, churn rates, NRR, cohorts"),
+    "accounts": ("streams.cli.accounts", "account facts (name, owner, segment, renewal): import a CSV to the compacted accounts topic"),
 }
 
 

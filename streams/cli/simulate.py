@@ -6,7 +6,9 @@ import argparse
 import time
 
 from streams.cli.argtypes import parse_start_ms, positive_int, rate
+from streams.errors import UserError
 from streams.offline.simulate import generate, persona_counts, write_events_csv, write_truth_csv
+from streams.offline.simulate_accounts import generate_accounts, monthly_truth, write_mrr_truth_csv
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "run"]
@@ -19,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", default="2026-01-01", help="first simulated day, UTC (default 2026-01-01)")
     parser.add_argument("--events-out", default=None, metavar="FILE.csv[.gz]", help="write the events as CSV")
     parser.add_argument("--truth-out", default=None, metavar="FILE.csv", help="write the ground truth as CSV")
+    parser.add_argument("--accounts", type=positive_int("accounts"), default=None, metavar="N",
+                        help="simulate N customer companies with several users, plans, trials, upgrades, downgrades, "
+                             "failed payments and cancellations instead of --users (docs/REVENUE.md)")
+    parser.add_argument("--mrr-truth-out", default=None, metavar="FILE.csv",
+                        help="with --accounts: write the generator's own monthly MRR movements and logo churn")
     parser.add_argument("--publish", action=argparse.BooleanOptionalAction, default=True,
                         help="publish to the events topic in event-time order (default: yes)")
     parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
@@ -27,15 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     start_ms = parse_start_ms(args.start)
+    if args.mrr_truth_out and not args.accounts:
+        raise UserError("--mrr-truth-out needs --accounts N (only accounts have subscriptions)")
     t0 = time.monotonic()
-    events, truth = generate(args.seed, args.users, start_ms, args.days)
+    if args.accounts:
+        sim = generate_accounts(args.seed, args.accounts, start_ms, args.days)
+        events, truth = list(sim.events), list(sim.users)
+        print(f"simulated {len(sim.accounts):,} accounts with {len(truth):,} users and "
+              f"{len(sim.movements):,} MRR movements")
+    else:
+        events, truth = generate(args.seed, args.users, start_ms, args.days)
     churned = sum(t.churned_at_ms is not None for t in truth)
     mix = ", ".join(f"{n} {p}" for p, n in persona_counts(truth).items())
     print(f"simulated {len(truth):,} users ({mix}), {len(events):,} events over {args.days} days "
           f"from {args.start}; {churned:,} users churn in the window ({time.monotonic() - t0:.1f} s)")
     if args.events_out:
-        write_events_csv(args.events_out, events)
+        write_events_csv(args.events_out, events, accounts=bool(args.accounts))
         print(f"events -> {args.events_out}")
+    if args.mrr_truth_out:
+        write_mrr_truth_csv(args.mrr_truth_out, monthly_truth(sim.movements, start_ms, args.days))
+        print(f"monthly MRR truth -> {args.mrr_truth_out}")
     if args.truth_out:
         write_truth_csv(args.truth_out, truth)
         print(f"ground truth -> {args.truth_out}")

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Iterable, Literal, Sequence
 
 from models.events import Event, EventType
+from models.revenue import money_text
 from streams.timefmt import format_ts
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ _GAP_SHAPE: Final[float] = 4.0  # Gamma shape of gaps between sessions: coeffici
 _SIGNUP_SPAN: Final[float] = 0.7  # users sign up over this fraction of the window
 _MIN_LAPSE_DAYS: Final[int] = 21
 _MAX_LAPSE_DAYS: Final[int] = 56
+_ACCOUNT_COLUMNS: Final[tuple[str, ...]] = ("account_id", "status", "plan", "mrr", "trial_ends")
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,15 +293,25 @@ def _open_write(path: str | Path) -> IO[str]:
     return open(path, "w", encoding="utf-8", newline="")
 
 
-def write_events_csv(path: str | Path, events: Iterable[Event]) -> int:
+def write_events_csv(path: str | Path, events: Iterable[Event], *, accounts: bool = False) -> int:
     """``user_id,ts,event_type,amount`` (ISO-8601 UTC, amount empty unless a purchase); gzipped when
-    the name ends in ``.gz``. Returns the number of rows."""
+    the name ends in ``.gz``. Returns the number of rows. ``accounts`` adds the columns
+    ``account_id,status,plan,mrr,trial_ends`` (docs/REVENUE.md; ``mrr`` exact from cents)."""
     n = 0
     with _open_write(path) as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(("user_id", "ts", "event_type", "amount"))
+        w.writerow(("user_id", "ts", "event_type", "amount") + (_ACCOUNT_COLUMNS if accounts else ()))
         for ev in events:
-            w.writerow((ev.user_id, format_ts(ev.ts_ms), ev.type, f"{ev.amount:.2f}" if ev.type == "purchase" else ""))
+            row = [ev.user_id, format_ts(ev.ts_ms), ev.type, f"{ev.amount:.2f}" if ev.type == "purchase" else ""]
+            if accounts:
+                sub = ev.subscription
+                row.append(ev.account_id)
+                if sub is None:
+                    row.extend(("", "", "", ""))
+                else:
+                    row.extend((sub.status, sub.plan, money_text(sub.mrr_cents),
+                                format_ts(sub.trial_ends_ms) if sub.trial_ends_ms else ""))
+            w.writerow(row)
             n += 1
     return n
 

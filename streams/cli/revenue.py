@@ -1,0 +1,133 @@
+"""``churnwatch report``: churn in money and count over a history file, with models.revenue.
+
+The file is read as ``train`` and ``backtest`` read history (streams/offline/history.py), events
+are applied in ``(ts, event_id)`` order, and every figure comes from ``models.revenue`` — the code a
+worker will run on the stream. Definitions: docs/REVENUE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from models.events import EVENT_ORDER
+from models.revenue import PERIODS, CohortRow, PeriodFigures, RevenueBook, money_text, percent_text
+from streams.errors import UserError
+from streams.offline.history import iter_events_csv
+from streams.settings import Settings
+from streams.timefmt import parse_ts_ms
+
+__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "run"]
+
+_MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
+_RATES = ("logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "nrr", "grr")
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def figures_dict(f: PeriodFigures) -> dict[str, Any]:
+    """One period for people and programs: money as exact decimal text and in cents, rates in
+    percent rounded half-even to 4 decimals (null when undefined), the quick ratio to 4 decimals."""
+    cents = {
+        "start_mrr": f.start_mrr_cents, "new": f.new_cents, "expansion": f.expansion_cents,
+        "contraction": f.contraction_cents, "churned": f.churned_cents, "reactivation": f.reactivation_cents,
+        "end_mrr": f.end_mrr_cents, "net_new_mrr": f.net_new_mrr_cents,
+    }
+    out: dict[str, Any] = {"period_start": _day(f.start_ms), "period_end": _day(f.end_ms)}
+    out.update({k: money_text(v) for k, v in cents.items()})
+    out.update({f"{k}_cents": v for k, v in cents.items()})
+    out.update({
+        "customers_start": f.customers_start, "new_customers": f.new_customers,
+        "reactivated_customers": f.reactivated_customers, "churned_customers": f.churned_customers,
+        "customers_end": f.customers_end, "won": f.won, "lost": f.churned_customers, "logo_churn": f.logo_churn,
+    })
+    for name in _RATES:
+        text = percent_text(getattr(f, name))
+        out[name.replace("_rate", "") + "_pct"] = text or None
+    q = f.quick_ratio
+    out["quick_ratio"] = percent_text(q / 100) if q is not None else None
+    return out
+
+
+def cohort_dict(c: CohortRow) -> dict[str, Any]:
+    return {
+        "cohort": _day(c.cohort_ms)[:7], "customers": c.customers, "new_mrr": money_text(c.value_cents),
+        "months": [{"month": _day(m)[:7], "customers": n, "mrr": money_text(mrr), "customer_retention_pct": percent_text(cr) or None,
+                    "mrr_retention_pct": percent_text(rr) or None} for m, n, mrr, cr, rr in c.months],
+    }
+
+
+def build_report(path: str | Path, from_ms: int, to_ms: int, period: str) -> tuple[RevenueBook, list[PeriodFigures]]:
+    """Every subscription event of ``path`` through a :class:`RevenueBook`, then the periods."""
+    events = [ev for ev in iter_events_csv(path) if ev.subscription is not None]
+    events.sort(key=EVENT_ORDER)
+    book = RevenueBook(period)  # type: ignore[arg-type]
+    for ev in events:
+        book.update(ev)
+    return book, book.get(from_ms, to_ms)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", required=True, metavar="FILE.csv[.gz]",
+                        help="history with subscription events (columns user_id,ts,event_type,amount,account_id,status,plan,mrr)")
+    parser.add_argument("--from", dest="from_", required=True, metavar="DATE", help="first day, UTC (e.g. 2026-01-01)")
+    parser.add_argument("--to", required=True, metavar="DATE", help="end, exclusive, UTC (e.g. 2026-07-01)")
+    parser.add_argument("--period", choices=PERIODS, default="month", help="day, week (ISO, from Monday) or month (default)")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+
+
+def _when(text: str, flag: str) -> int:
+    try:
+        return parse_ts_ms(text)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc} (example: 2026-01-01)") from None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from_ms, to_ms = _when(args.from_, "--from"), _when(args.to, "--to")
+    if to_ms <= from_ms:
+        raise UserError(f"--to {args.to} is not after --from {args.from_}")
+    if not Path(args.events).is_file():
+        raise UserError(f"--events: {args.events} is not a file")
+    book, figures = build_report(args.events, from_ms, to_ms, args.period)
+    cohorts = book.cohorts.get(to_ms)
+    if args.json:
+        print(orjson.dumps({
+            "events": str(args.events), "period": args.period, "from": _day(from_ms), "to": _day(to_ms),
+            "accounts": len(book.accounts), "late_statements": book.late,
+            "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts],
+        }).decode())
+        return 0
+    _print_periods(figures)
+    if cohorts:
+        _print_cohorts(cohorts)
+    print(f"{len(book.accounts):,} accounts; money in the file's currency; rates in %; "
+          f"definitions in docs/REVENUE.md" + (f"; {book.late} late statements ignored" if book.late else ""))
+    return 0
+
+
+def _print_periods(figures: list[PeriodFigures]) -> None:
+    head = ("period", "start MRR", "new", "expansion", "contraction", "churned", "reactiv.", "end MRR",
+            "cust.", "won", "lost", "logo %", "gross %", "net %", "NRR %", "GRR %", "quick")
+    rows = []
+    for f in figures:
+        d = figures_dict(f)
+        rows.append((d["period_start"], *(d[k] for k in _MONEY[:7]), str(f.customers_start), str(f.won),
+                     str(f.churned_customers), *((d[k] or "-") for k in ("logo_churn_pct", "gross_mrr_churn_pct",
+                                                                          "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio"))))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    for r in (head, *rows):
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def _print_cohorts(cohorts: list[CohortRow]) -> None:
+    print("\nMRR retention by signup-month cohort (% of the cohort's new-business MRR; customers in brackets)")
+    for c in cohorts:
+        cells = [f"{percent_text(rr, 1) or '-'} ({n})" for _, n, _, _, rr in c.months]
+        print(f"  {_day(c.cohort_ms)[:7]}  {c.customers:>4} cust.  {money_text(c.value_cents):>10}  " + "  ".join(cells))

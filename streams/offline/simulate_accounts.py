@@ -1,0 +1,305 @@
+"""Simulated customer companies with several users, plans and a billing history, and its own MRR truth.
+
+Why: churn in money (docs/REVENUE.md) needs histories where the right answer is known by
+construction. Each account follows a plan timeline that this module writes itself, and labels every
+change of the account's MRR *as it makes it* (a trial converting is new business, an upgrade
+expansion, a downgrade or a dropped add-on contraction, cancelling everything churn, coming back
+reactivation), so :func:`monthly_truth` is computed from the generator's own intentions, never by
+models/revenue.py, and a report that reproduces it is checked against something independent.
+
+An account has 1-6 users (activity from :mod:`streams.offline.simulate`'s personas: decliners and
+quitters in accounts that are more likely to leave). Its main subscription is keyed by its first
+user, an optional add-on by its second (a subscription is identified by account and user).
+Timeline: 60% start with a 14-day trial (65% of those convert at ``trial_ends``, the rest are
+cancelled without ever paying), the others pay from signup; then at each 30-day renewal the
+account may restate its subscription (a renewal notice: no movement), upgrade, downgrade, add or
+drop the add-on, fail a payment (``past_due``, then recover or be cancelled 3-10 days later) or
+cancel (add-on and main plan at the same instant). A cancelled account comes back with a
+30% chance 20-60 days later. About 3% of subscription events are sent twice (duplicates).
+Everything derives from the seed.
+
+>>> s = generate_accounts(seed=1, n_accounts=5, start_ms=1_767_225_600_000, days=60)
+>>> s == generate_accounts(seed=1, n_accounts=5, start_ms=1_767_225_600_000, days=60)
+True
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Final, Iterable
+
+from models.events import Event, Subscription
+from models.revenue import money_text, percent_text
+from streams.offline.simulate import DAY_MS, Persona, Truth, _simulate_user
+
+__all__ = ["PLANS", "ADDON", "AccountSim", "MonthTruth", "TruthMovement", "generate_accounts", "monthly_truth",
+           "write_mrr_truth_csv"]
+
+#: (plan, price per seat in cents), cheapest first; an account pays price x seats.
+PLANS: Final[tuple[tuple[str, int], ...]] = (("Basic", 1999), ("Pro", 4999), ("Business", 14999))
+ADDON: Final[tuple[str, int]] = ("Analytics add-on", 999)
+_TRIAL_DAYS: Final[int] = 14
+_RENEWAL_MS: Final[int] = 30 * DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class TruthMovement:
+    """A change of one account's MRR as the generator meant it (``delta_cents`` signed)."""
+
+    account_id: str
+    ts_ms: int
+    kind: str
+    delta_cents: int
+    spell_start_ms: int  # when the paying spell it belongs to began
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSim:
+    """A simulated population of accounts: events in ``(ts_ms, event_id)`` order and the truth."""
+
+    events: tuple[Event, ...]
+    movements: tuple[TruthMovement, ...]
+    accounts: tuple[str, ...]
+    users: tuple[Truth, ...]  # each user's persona truth, as ``simulate --truth-out`` writes it
+
+
+class _Account:
+    """One account's billing timeline; ``state`` and ``record`` are the generator's own book."""
+
+    def __init__(self, rng: random.Random, account_id: str, users: list[str], end_ms: int) -> None:
+        self.rng, self.account_id, self.users, self.end_ms = rng, account_id, users, end_ms
+        self.seats = len(users)
+        self.events: list[Event] = []
+        self.movements: list[TruthMovement] = []
+        self.mrr = 0
+        self.ever_paid = False
+        self.spell_start = 0
+        self.plan = 0
+        self.addon = False
+
+    def stmt(self, user: str, ts: int, status: str, plan: str, mrr: int, ends: int = 0) -> None:
+        if ts >= self.end_ms:
+            return
+        sub = Subscription(status, plan, mrr, ends)  # type: ignore[arg-type]
+        for _ in range(2 if self.rng.random() < 0.03 else 1):  # a duplicate now and then
+            eid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            self.events.append(Event(user, ts, "subscription", eid, 0.0, self.account_id, sub))
+
+    def move(self, ts: int, mrr_after: int, kind: str) -> None:
+        """Record the movement the generator intends; it knows which kind it is making."""
+        if ts >= self.end_ms:
+            return
+        if kind in ("new", "reactivation"):
+            self.spell_start = ts
+            self.ever_paid = True
+        self.movements.append(TruthMovement(self.account_id, ts, kind, mrr_after - self.mrr, self.spell_start))
+        self.mrr = mrr_after
+
+    def main_mrr(self) -> int:
+        return PLANS[self.plan][1] * self.seats
+
+    def subscribe(self, ts: int, plan: int | None = None) -> None:
+        self.plan, self.addon = self.rng.choice((0, 0, 1, 1, 2)) if plan is None else plan, False
+        self.stmt(self.users[0], ts, "active", PLANS[self.plan][0], self.main_mrr())
+        self.move(ts, self.main_mrr(), "reactivation" if self.ever_paid else "new")
+
+    def cancel_all(self, ts: int) -> None:
+        if self.addon:
+            self.stmt(self.users[1], ts, "cancelled", ADDON[0], 0)
+        self.stmt(self.users[0], ts, "cancelled", PLANS[self.plan][0], 0)
+        self.move(ts, 0, "churn")
+
+    def change_plan(self, ts: int, to: int) -> None:
+        kind = "expansion" if to > self.plan else "contraction"
+        self.plan = to
+        self.stmt(self.users[0], ts, "active", PLANS[to][0], self.main_mrr())
+        self.move(ts, self.main_mrr() + (ADDON[1] if self.addon else 0), kind)
+
+
+def _run_account(a: _Account, signup: int, churny: bool) -> None:
+    rng = a.rng
+    if rng.random() < 0.6:
+        plan = rng.randrange(len(PLANS))
+        ends = signup + _TRIAL_DAYS * DAY_MS
+        a.stmt(a.users[0], signup, "trial", PLANS[plan][0], PLANS[plan][1] * a.seats, ends)
+        if rng.random() >= 0.65:
+            a.stmt(a.users[0], ends, "cancelled", PLANS[plan][0], 0)
+            return
+        a.subscribe(ends, plan)
+        start = ends
+    else:
+        start = signup
+        a.subscribe(start)
+    renewal = start + _RENEWAL_MS
+    p_cancel, p_down = (0.12, 0.10) if churny else (0.02, 0.04)
+    while renewal < a.end_ms:
+        u = rng.random()
+        back: int | None = None
+        if u < p_cancel:
+            a.cancel_all(renewal)
+            back = renewal
+        elif u < p_cancel + 0.06:  # failed payment
+            a.stmt(a.users[0], renewal, "past_due", PLANS[a.plan][0], a.main_mrr())
+            settle = renewal + rng.randint(3, 10) * DAY_MS + rng.randrange(DAY_MS)
+            if rng.random() < 0.6:
+                a.stmt(a.users[0], settle, "active", PLANS[a.plan][0], a.main_mrr())
+            else:
+                a.cancel_all(settle)
+                back = settle
+        elif u < p_cancel + 0.14 and a.plan < len(PLANS) - 1:
+            a.change_plan(renewal, a.plan + 1)
+        elif u < p_cancel + 0.14 + p_down and a.plan > 0:
+            a.change_plan(renewal, a.plan - 1)
+        elif u < 0.45 and len(a.users) > 1 and not a.addon and rng.random() < 0.3:
+            t = renewal + rng.randrange(DAY_MS)
+            a.addon = True
+            a.stmt(a.users[1], t, "active", ADDON[0], ADDON[1])
+            a.move(t, a.mrr + ADDON[1], "expansion")
+        elif a.addon and rng.random() < 0.25:
+            t = renewal + rng.randrange(DAY_MS)
+            a.addon = False
+            a.stmt(a.users[1], t, "cancelled", ADDON[0], 0)
+            a.move(t, a.mrr - ADDON[1], "contraction")
+        elif rng.random() < 0.5:  # a renewal notice restating the plan: nothing moves
+            a.stmt(a.users[0], renewal, "active", PLANS[a.plan][0], a.main_mrr())
+        if back is not None:
+            if rng.random() >= 0.3:
+                return
+            renewal = back + rng.randint(20, 60) * DAY_MS + rng.randrange(DAY_MS)
+            if renewal >= a.end_ms:
+                return
+            a.subscribe(renewal)
+        renewal += _RENEWAL_MS
+
+
+def _activity(rng: random.Random, users: list[str], account_id: str, churny: bool, signup: int, end_ms: int,
+              truth: list[Truth]) -> list[Event]:
+    personas: tuple[Persona, ...] = ("decliner", "quitter", "steady") if churny else ("steady", "steady", "returner", "buyer")
+    out: list[Event] = []
+    for user in users:
+        evs, t = _simulate_user(rng, user, rng.choice(personas), signup, end_ms)
+        out.extend(replace(e, account_id=account_id) for e in evs)
+        truth.append(t)
+    return out
+
+
+def generate_accounts(seed: int, n_accounts: int, start_ms: int, days: int) -> AccountSim:
+    """Events (activity and subscriptions) of ``n_accounts`` accounts over ``days`` from ``start_ms``."""
+    if n_accounts < 0:
+        raise ValueError(f"n_accounts must not be negative, got {n_accounts}")
+    if days < 1:
+        raise ValueError(f"days must be at least 1 day, got {days}")
+    end_ms = start_ms + days * DAY_MS
+    width = max(4, len(str(n_accounts)))
+    events: list[Event] = []
+    movements: list[TruthMovement] = []
+    names = []
+    user_truth: list[Truth] = []
+    for i in range(n_accounts):
+        rng = random.Random(f"churnwatch-acct:{seed}:{i}")
+        account_id = f"acct{i:0{width}d}"
+        names.append(account_id)
+        users = [f"{account_id}-u{j}" for j in range(1 + min(5, int(rng.expovariate(1 / 1.5))))]
+        signup = start_ms + int(rng.random() * 0.7 * days * DAY_MS)
+        churny = rng.random() < 0.35
+        a = _Account(rng, account_id, users, end_ms)
+        _run_account(a, signup, churny)
+        events.extend(a.events)
+        events.extend(_activity(rng, users, account_id, churny, signup, end_ms, user_truth))
+        movements.extend(a.movements)
+    events.sort(key=lambda e: (e.ts_ms, e.event_id))
+    movements.sort(key=lambda m: (m.ts_ms, m.account_id))
+    return AccountSim(tuple(events), tuple(movements), tuple(names), tuple(user_truth))
+
+
+# ---------------------------------------------------------------------------------------------
+# The generator's own monthly figures
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MonthTruth:
+    """One calendar month of the generator's truth: money in cents, rates as exact fractions."""
+
+    month_ms: int
+    start_mrr_cents: int
+    new_cents: int
+    expansion_cents: int
+    contraction_cents: int
+    churned_cents: int
+    reactivation_cents: int
+    end_mrr_cents: int
+    customers_start: int
+    churned_customers: int
+    logo_churn: int  # churned customers that were customers at the month's start
+    logo_churn_rate: Fraction | None
+    gross_mrr_churn_rate: Fraction | None
+    net_mrr_churn_rate: Fraction | None
+
+
+def _month_starts(start_ms: int, end_ms: int) -> list[int]:
+    """Starts of the calendar months overlapping ``[start_ms, end_ms)``, plus the one after them."""
+    d = datetime.fromtimestamp(start_ms // 1000, tz=timezone.utc)
+    y, m = d.year, d.month
+    out: list[int] = []
+    while not out or out[-1] < end_ms:
+        out.append(int(datetime(y, m, 1, tzinfo=timezone.utc).timestamp()) * 1000)
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def monthly_truth(movements: Iterable[TruthMovement], start_ms: int, days: int) -> list[MonthTruth]:
+    """Per calendar month of the window: its MRR at the start, each movement class, logo churn and
+    gross/net MRR churn, straight from the generator's labelled movements."""
+    moves = list(movements)
+    end_ms = start_ms + days * DAY_MS
+    bounds = _month_starts(start_ms, end_ms)
+    out = []
+    for month, nxt in zip(bounds, bounds[1:]):
+        before = [m for m in moves if m.ts_ms < month]
+        inside = [m for m in moves if month <= m.ts_ms < nxt]
+        per_account: dict[str, int] = {}
+        for m in before:
+            per_account[m.account_id] = per_account.get(m.account_id, 0) + m.delta_cents
+        start_mrr = sum(per_account.values())
+        total = {k: sum(abs(m.delta_cents) for m in inside if m.kind == k)
+                 for k in ("new", "expansion", "contraction", "churn", "reactivation")}
+        churned = [m for m in inside if m.kind == "churn"]
+        logo = sum(m.spell_start_ms < month for m in churned)
+        customers = sum(v > 0 for v in per_account.values())
+        losses = total["churn"] + total["contraction"]
+        out.append(MonthTruth(
+            month, start_mrr, total["new"], total["expansion"], total["contraction"], total["churn"], total["reactivation"],
+            start_mrr + total["new"] + total["expansion"] + total["reactivation"] - losses, customers, len(churned), logo,
+            Fraction(logo, customers) if customers else None,
+            Fraction(losses, start_mrr) if start_mrr else None,
+            Fraction(losses - total["expansion"] - total["reactivation"], start_mrr) if start_mrr else None,
+        ))
+    return out
+
+
+def write_mrr_truth_csv(path: str | Path, months: Iterable[MonthTruth]) -> int:
+    """``month,start_mrr,new,expansion,contraction,churned,reactivation,end_mrr,customers_start,
+    churned_customers,logo_churn,logo_churn_pct,gross_mrr_churn_pct,net_mrr_churn_pct``: money as
+    exact decimals, percentages rounded half-even to 4 decimals (empty when MRR at the start was 0)."""
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(("month", "start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr",
+                    "customers_start", "churned_customers", "logo_churn", "logo_churn_pct", "gross_mrr_churn_pct",
+                    "net_mrr_churn_pct"))
+        for m in months:
+            month = datetime.fromtimestamp(m.month_ms // 1000, tz=timezone.utc).strftime("%Y-%m")
+            w.writerow((month, *(money_text(c) for c in (m.start_mrr_cents, m.new_cents, m.expansion_cents, m.contraction_cents,
+                                                     m.churned_cents, m.reactivation_cents, m.end_mrr_cents)),
+                        m.customers_start, m.churned_customers, m.logo_churn, percent_text(m.logo_churn_rate),
+                        percent_text(m.gross_mrr_churn_rate), percent_text(m.net_mrr_churn_rate)))
+            n += 1
+    return n
+

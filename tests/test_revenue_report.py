@@ -1,0 +1,135 @@
+"""``churnwatch report`` against the account simulator's own truth: monthly MRR movements, logo
+churn and gross/net MRR churn reproduced exactly (to the cent, rates as exact fractions)."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from models.revenue import percent_text
+from streams.cli import main
+from streams.cli.revenue import build_report
+from streams.offline.simulate import write_events_csv
+from streams.offline.simulate_accounts import AccountSim, generate_accounts, monthly_truth, write_mrr_truth_csv
+
+START_MS = 1_767_225_600_000  # 2026-01-01
+DAYS = 182  # to 2026-07-02: six whole months and a sliver of July
+ACCOUNTS = 300
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[AccountSim, Path, Path]:
+    d = tmp_path_factory.mktemp("revenue")
+    sim = generate_accounts(11, ACCOUNTS, START_MS, DAYS)
+    write_events_csv(d / "events.csv.gz", sim.events, accounts=True)
+    write_mrr_truth_csv(d / "mrr.csv", monthly_truth(sim.movements, START_MS, DAYS))
+    return sim, d / "events.csv.gz", d / "mrr.csv"
+
+
+def test_the_simulation_has_every_kind_of_change(history: tuple[AccountSim, Path, Path]) -> None:
+    sim, _, _ = history
+    kinds = Counter(m.kind for m in sim.movements)
+    assert all(kinds[k] >= 5 for k in ("new", "expansion", "contraction", "churn", "reactivation")), kinds
+    statuses = Counter(e.subscription.status for e in sim.events if e.subscription is not None)
+    assert all(statuses[s] >= 5 for s in ("trial", "active", "past_due", "cancelled")), statuses
+    subs = [(e.user_id, e.ts_ms, e.subscription) for e in sim.events if e.subscription is not None]
+    assert len(subs) > len(set(subs)), "some subscription events are sent twice"
+    per_account = Counter(e.account_id for e in sim.events if e.type != "subscription")
+    assert len(per_account) == ACCOUNTS and sum(len({e.user_id for e in sim.events if e.account_id == a}) > 1
+                                                 for a in list(per_account)[:60]) >= 20
+    churn_at_once = Counter((m.account_id, m.ts_ms) for m in sim.movements)
+    assert max(churn_at_once.values()) == 1  # the generator's truth: one net movement per account and time
+
+
+def test_report_reproduces_the_generators_monthly_truth_exactly(history: tuple[AccountSim, Path, Path]) -> None:
+    sim, events, _ = history
+    truth = monthly_truth(sim.movements, START_MS, DAYS)
+    _, figures = build_report(events, START_MS, START_MS + DAYS * 86_400_000, "month")
+    assert [f.start_ms for f in figures] == [t.month_ms for t in truth] and len(truth) == 7
+    for t, f in zip(truth, figures):
+        assert (f.start_mrr_cents, f.new_cents, f.expansion_cents, f.contraction_cents, f.churned_cents,
+                f.reactivation_cents, f.end_mrr_cents) == (
+            t.start_mrr_cents, t.new_cents, t.expansion_cents, t.contraction_cents, t.churned_cents,
+            t.reactivation_cents, t.end_mrr_cents), t.month_ms
+        assert (f.customers_start, f.churned_customers, f.logo_churn) == (t.customers_start, t.churned_customers, t.logo_churn)
+        assert (f.logo_churn_rate, f.gross_mrr_churn_rate, f.net_mrr_churn_rate) == (
+            t.logo_churn_rate, t.gross_mrr_churn_rate, t.net_mrr_churn_rate)
+    assert sum(t.contraction_cents for t in truth) > 0 and sum(t.churned_cents for t in truth) > 0
+
+
+def test_report_command_json_matches_the_truth_file(history: tuple[AccountSim, Path, Path],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    _, events, truth_csv = history
+    assert main(["report", "--events", str(events), "--from", "2026-01-01", "--to", "2026-07-02", "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    with open(truth_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(report["periods"]) == len(rows) == 7 and report["late_statements"] == 0
+    for row, got in zip(rows, report["periods"]):
+        assert got["period_start"][:7] == row["month"]
+        for col in ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr"):
+            assert got[col] == row[col], (row["month"], col)
+        assert (got["customers_start"], got["lost"], got["logo_churn"]) == (
+            int(row["customers_start"]), int(row["churned_customers"]), int(row["logo_churn"]))
+        for mine, theirs in (("logo_churn_pct", "logo_churn_pct"), ("gross_mrr_churn_pct", "gross_mrr_churn_pct"),
+                             ("net_mrr_churn_pct", "net_mrr_churn_pct")):
+            assert (got[mine] or "") == row[theirs], (row["month"], mine)
+    assert report["cohorts"] and report["cohorts"][0]["months"][0]["mrr_retention_pct"] == "100.0000"
+
+
+def test_row_order_and_weekly_periods_do_not_change_the_money(history: tuple[AccountSim, Path, Path], tmp_path: Path) -> None:
+    sim, events, _ = history
+    shuffled = list(sim.events)
+    random.Random(5).shuffle(shuffled)
+    write_events_csv(tmp_path / "shuffled.csv", shuffled, accounts=True)
+    end = START_MS + DAYS * 86_400_000
+    _, a = build_report(events, START_MS, end, "month")
+    _, b = build_report(tmp_path / "shuffled.csv", START_MS, end, "month")
+    assert a == b
+    _, weeks = build_report(events, START_MS, end, "week")
+    months_total = sum(f.churned_cents + f.contraction_cents - f.expansion_cents for f in a)
+    weeks_total = sum(f.churned_cents + f.contraction_cents - f.expansion_cents for f in weeks)
+    assert months_total == weeks_total and weeks[-1].end_mrr_cents == a[-1].end_mrr_cents
+
+
+def test_text_report_and_bad_arguments(history: tuple[AccountSim, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _, events, _ = history
+    assert main(["report", "--events", str(events), "--from", "2026-02-01", "--to", "2026-04-01"]) == 0
+    out = capsys.readouterr().out
+    assert "gross %" in out and "2026-02-01" in out and "2026-03-01" in out and "2026-04-01" not in out.split("\n\n")[0]
+    for argv, message in (
+        (["--from", "2026-03-01", "--to", "2026-02-01"], "is not after"),
+        (["--from", "soon", "--to", "2026-02-01"], "--from: timestamp 'soon'"),
+    ):
+        assert main(["report", "--events", str(events), *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert main(["report", "--events", str(events) + ".missing", "--from", "2026-01-01", "--to", "2026-02-01"]) == 2
+    assert "is not a file" in capsys.readouterr().err
+
+
+def test_percent_text_rounds_half_even() -> None:
+    from fractions import Fraction
+
+    assert percent_text(Fraction(1, 800000)) == "0.0001"  # 0.000125 % -> 0.0001
+    assert percent_text(Fraction(3, 800000)) == "0.0004"  # 0.000375 % -> 0.0004
+
+
+def test_simulate_accounts_command_writes_events_and_truth_the_report_agrees_with(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events, mrr = tmp_path / "e.csv", tmp_path / "mrr.csv"
+    assert main(["simulate", "--accounts", "40", "--days", "75", "--seed", "3", "--no-publish",
+                 "--events-out", str(events), "--mrr-truth-out", str(mrr)]) == 0
+    capsys.readouterr()
+    assert main(["report", "--events", str(events), "--from", "2026-01-01", "--to", "2026-03-17", "--json"]) == 0
+    got = orjson.loads(capsys.readouterr().out)["periods"]
+    with open(mrr, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(p["start_mrr"], p["end_mrr"], p["churned"]) for p in got] == [(r["start_mrr"], r["end_mrr"], r["churned"]) for r in rows]
+    assert main(["simulate", "--users", "5", "--no-publish", "--mrr-truth-out", str(mrr)]) == 2
+    assert "needs --accounts" in capsys.readouterr().err
