@@ -52,6 +52,7 @@ class Settings:
     topic_events: str = "activity-events"
     topic_alerts: str = "churn-at-risk"
     topic_dlq: str = "activity-events-dlq"
+    topic_accounts: str = "customer-accounts"  # account facts, compacted, key = account id
     partitions: int = 8
     replication_factor: int = 1
     group_id: str = "churnwatch"

@@ -1,0 +1,205 @@
+"""``churnwatch accounts import FILE.csv``: account facts to the compacted accounts topic.
+
+Account facts (name, owner, segment, renewal date) are a table keyed by account id, as Kafka
+Streams reads a compacted topic: the latest record of a key is the account's facts, a record with
+no value (a tombstone) deletes it. The topic is created with ``cleanup.policy=compact``. Tansu
+0.6.0 accepts that config (CreateTopics answers no error) but neither reports it back
+(DescribeConfigs is empty) nor compacts its memory storage, so a reader must take the last record
+per key, which :func:`read_accounts` does and which is right on a compacting broker too.
+
+The file: a header row with ``account_id`` and any of ``name``, ``owner``, ``segment``,
+``renewal_date`` (a date or ISO time, UTC); other columns are ignored. A bad row is reported with
+its line number and nothing is sent. Each row states the account's whole record (a column left
+out or empty is empty in the table, not "unchanged"). Rows whose ``delete`` column says
+``yes``/``true``/``1`` send a tombstone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.cli import UserError
+from streams.offline.history import parse_ts_ms
+from streams.settings import Settings
+
+__all__ = ["AccountFacts", "add_arguments", "ensure_accounts_topic", "publish_accounts", "read_accounts",
+           "read_accounts_csv", "run"]
+
+logger = logging.getLogger(__name__)
+
+_FIELDS = ("name", "owner", "segment", "renewal_date")
+_MAX_ID_CHARS = 256
+_MAX_TEXT_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFacts:
+    """One account's facts; ``renewal_date`` is ``YYYY-MM-DD`` (UTC) or "" when unknown.
+    ``deleted``: publish a tombstone instead (the account leaves the table)."""
+
+    account_id: str
+    name: str = ""
+    owner: str = ""
+    segment: str = ""
+    renewal_date: str = ""
+    deleted: bool = False
+
+    def value(self) -> bytes | None:
+        if self.deleted:
+            return None
+        body = asdict(self)
+        del body["deleted"]
+        return orjson.dumps(body)
+
+
+def _row_facts(row: dict[str, str]) -> AccountFacts:
+    account = (row.get("account_id") or "").strip()
+    if not account or len(account) > _MAX_ID_CHARS:
+        raise ValueError(f"account_id must be 1 to {_MAX_ID_CHARS} characters, got {account[:40]!r}")
+    values = {f: (row.get(f) or "").strip() for f in _FIELDS}
+    for f, v in values.items():
+        if len(v) > _MAX_TEXT_CHARS:
+            raise ValueError(f"{f} has {len(v)} characters, at most {_MAX_TEXT_CHARS}")
+    if values["renewal_date"]:
+        ms = parse_ts_ms(values["renewal_date"])
+        values["renewal_date"] = time.strftime("%Y-%m-%d", time.gmtime(ms // 1000))
+    deleted = (row.get("delete") or "").strip().lower() in ("yes", "true", "1")
+    return AccountFacts(account, **values, deleted=deleted)
+
+
+def read_accounts_csv(path: str | Path) -> list[AccountFacts]:
+    """The rows of an account file, checked; a later row of the same account replaces an earlier one."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p} is not a file")
+    out: dict[str, AccountFacts] = {}
+    with open(p, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        names = [n.strip().lower() for n in reader.fieldnames or []]
+        if "account_id" not in names:
+            raise UserError(f"{p.name}: the header row has no account_id column (found {', '.join(names) or 'none'})")
+        reader.fieldnames = names
+        for row in reader:
+            try:
+                facts = _row_facts(row)
+            except ValueError as exc:
+                raise UserError(f"{p.name} line {reader.line_num}: {exc}") from None
+            out.pop(facts.account_id, None)
+            out[facts.account_id] = facts
+    return list(out.values())
+
+
+def ensure_accounts_topic(settings: Settings) -> str:
+    """Create the accounts topic as a compacted topic ("created" or "exists")."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from streams.publisher import kafka_python_client_kwargs
+
+    admin = KafkaAdminClient(client_id="churnwatch-accounts", **kafka_python_client_kwargs(settings))
+    try:
+        if settings.topic_accounts in set(admin.list_topics()):
+            return "exists"
+        topic = NewTopic(settings.topic_accounts, settings.partitions, settings.replication_factor,
+                         topic_configs={"cleanup.policy": "compact"})
+        try:
+            admin.create_topics([topic])
+        except TopicAlreadyExistsError:
+            return "exists"
+        return "created"
+    finally:
+        admin.close()
+
+
+def publish_accounts(settings: Settings, accounts: list[AccountFacts], *, timeout_s: float = 30.0) -> int:
+    """Send every account (key = account id) and wait for the broker's acks."""
+    from kafka import KafkaProducer
+
+    from streams.publisher import kafka_python_client_kwargs
+
+    producer = KafkaProducer(**kafka_python_client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=20)
+    try:
+        futures = [producer.send(settings.topic_accounts, key=a.account_id.encode(), value=a.value()) for a in accounts]
+        producer.flush(timeout_s)
+        for f in futures:
+            f.get(timeout_s)
+    finally:
+        producer.close(10)
+    return len(accounts)
+
+
+def read_accounts(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
+    """The accounts table: the last record per key up to each partition's end, tombstones removing.
+
+    Reads up to the highwater of each fetch (the end offsets Tansu reports are wrong, see
+    ENVIRONMENT.md), stopping when every partition is caught up or after ``timeout_s``.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    from streams.publisher import kafka_python_client_kwargs
+
+    consumer = KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False,
+                             auto_offset_reset="earliest", group_id=None)
+    table: dict[str, dict[str, Any]] = {}
+    try:
+        parts = [TopicPartition(settings.topic_accounts, p) for p in sorted(consumer.partitions_for_topic(settings.topic_accounts) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        pending = set(parts)
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                for r in records:
+                    key = r.key.decode()
+                    if r.value is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = orjson.loads(r.value)
+            for tp in list(pending):
+                high = consumer.highwater(tp)
+                if high is not None and consumer.position(tp) >= high:
+                    pending.discard(tp)
+        if pending:
+            raise UserError(f"read the accounts topic {settings.topic_accounts} for {timeout_s:.0f} s without reaching its end")
+    finally:
+        consumer.close()
+    return table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="publish the accounts of a CSV file (account_id,name,owner,segment,renewal_date)")
+    imp.add_argument("file", metavar="FILE.csv")
+    imp.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
+    show = sub.add_parser("list", help="print the accounts table as JSON lines (latest facts per account)")
+    show.add_argument("--timeout", type=float, default=10.0, help="seconds to read the topic to its end (default 10)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.publisher import check_kafka_reachable
+    from streams.worker.topics import quiet_kafka_logs
+
+    quiet_kafka_logs()
+    if args.action == "import":
+        accounts = read_accounts_csv(args.file)
+        if args.dry_run:
+            print(f"{len(accounts):,} accounts in {args.file}: OK (nothing sent)")
+            return 0
+        check_kafka_reachable(settings)
+        state = ensure_accounts_topic(settings)
+        n = publish_accounts(settings, accounts)
+        gone = sum(a.deleted for a in accounts)
+        print(f"published {n:,} accounts ({gone:,} deletions) to {settings.topic_accounts} ({state}, cleanup.policy=compact)")
+        return 0
+    check_kafka_reachable(settings)
+    for facts in sorted(read_accounts(settings, timeout_s=args.timeout).values(), key=lambda f: f["account_id"]):
+        print(orjson.dumps(facts).decode())
+    return 0

@@ -1,0 +1,73 @@
+"""``churnwatch accounts import``: account facts to a compacted topic on the real broker, read back as a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.cli import UserError, main
+from streams.cli.accounts import read_accounts, read_accounts_csv
+from streams.settings import Settings
+
+FILE = ("account_id,name,owner,segment,renewal_date,notes\n"
+        "acct1,Acme Ltd,dana,enterprise,2026-09-30,big\n"
+        "acct2,Globex,li,smb,,\n"
+        "acct3,Initech,li,smb,2026-03-01T12:00:00Z,\n")
+
+
+def test_file_rows_are_checked_and_the_last_row_of_an_account_wins(tmp_path: Path) -> None:
+    f = tmp_path / "a.csv"
+    f.write_text(FILE + "acct2,Globex Corp,sam,mid-market,2027-01-15,\n")
+    facts = {a.account_id: a for a in read_accounts_csv(f)}
+    assert (facts["acct2"].name, facts["acct2"].owner, facts["acct2"].renewal_date) == ("Globex Corp", "sam", "2027-01-15")
+    assert facts["acct3"].renewal_date == "2026-03-01" and len(facts) == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text("account_id,renewal_date\nacct1,2026-01-01\n,2026-01-01\n")
+    with pytest.raises(UserError, match="bad.csv line 3: account_id"):
+        read_accounts_csv(bad)
+
+
+@pytest.mark.integration
+def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: str, unique_name: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    topic = f"accounts-{unique_name}"
+    monkeypatch.setenv("CHURNWATCH_TOPIC_ACCOUNTS", topic)
+    monkeypatch.setenv("CHURNWATCH_PARTITIONS", "3")
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(FILE)
+    second.write_text("account_id,owner,delete\nacct2,sam,\nacct3,,yes\n")  # acct2 changes owner, acct3 leaves
+    assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "import", str(first)]) == 0
+    assert "published 3 accounts" in capsys.readouterr().out
+    assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "import", str(second)]) == 0
+    assert "(1 deletions)" in capsys.readouterr().out
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        described = admin.describe_topics([topic])
+        assert len(described[0]["partitions"]) == 3  # created explicitly, not auto-created with 4
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        reported = configs.get("topic", {}).get(topic, {}) if isinstance(configs, dict) else {}
+        assert reported.get("cleanup.policy", "compact") == "compact"  # Tansu 0.6.0 reports no configs at all
+    finally:
+        admin.close()
+    # every record is keyed by its account id: one key -> one partition, the latest record last
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=2000)
+    consumer.assign([TopicPartition(topic, p) for p in range(3)])
+    keys: dict[bytes, set[int]] = {}
+    for r in consumer:
+        keys.setdefault(r.key, set()).add(r.partition)
+    consumer.close()
+    assert sorted(keys) == [b"acct1", b"acct2", b"acct3"] and all(len(p) == 1 for p in keys.values())
+
+    table = read_accounts(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_accounts=topic))
+    assert sorted(table) == ["acct1", "acct2"]
+    assert table["acct1"] == {"account_id": "acct1", "name": "Acme Ltd", "owner": "dana", "segment": "enterprise",
+                              "renewal_date": "2026-09-30"}
+    assert table["acct2"]["owner"] == "sam" and table["acct2"]["name"] == ""  # a row states the whole record
+    assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "list"]) == 0
+    assert [line.count('"account_id"') for line in capsys.readouterr().out.splitlines()] == [1, 1]
