@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import UserError, main
-from streams.cli.accounts import read_accounts, read_accounts_csv
+from streams.cli import main
+from streams.cli.accounts import read_accounts_csv
+from streams.errors import UserError
 from streams.settings import Settings
+from streams.worker.accounts import read_accounts
 
 FILE = ("account_id,name,owner,segment,renewal_date,notes\n"
         "acct1,Acme Ltd,dana,enterprise,2026-09-30,big\n"

@@ -79,7 +79,8 @@ def test_every_command_is_a_module_of_the_cli_package() -> None:
     assert all(module.startswith("streams.cli.") for module, _ in COMMANDS.values())
 
 
-@pytest.mark.parametrize("command", ["alerts", "topics", "publish", "simulate", "worker", "score", "top", "churn-rate"])
+@pytest.mark.parametrize("command", ["alerts", "topics", "publish", "simulate", "worker", "score", "top", "churn-rate",
+                                     "report", "accounts"])
 def test_help_of_a_light_command_loads_no_numerical_library(command: str) -> None:
     """Only the chosen command's module is imported, and light commands stay light."""
     code = (

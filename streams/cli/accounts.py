@@ -1,11 +1,7 @@
-"""``churnwatch accounts import FILE.csv``: account facts to the compacted accounts topic.
+"""``churnwatch accounts import FILE.csv`` / ``accounts list``: account facts to and from the accounts table.
 
-Account facts (name, owner, segment, renewal date) are a table keyed by account id, as Kafka
-Streams reads a compacted topic: the latest record of a key is the account's facts, a record with
-no value (a tombstone) deletes it. The topic is created with ``cleanup.policy=compact``. Tansu
-0.6.0 accepts that config (CreateTopics answers no error) but neither reports it back
-(DescribeConfigs is empty) nor compacts its memory storage, so a reader must take the last record
-per key, which :func:`read_accounts` does and which is right on a compacting broker too.
+Account facts (name, owner, segment, renewal date) are a table keyed by account id on a compacted
+topic (streams/worker/accounts.py says how it is created and read).
 
 The file: a header row with ``account_id`` and any of ``name``, ``owner``, ``segment``,
 ``renewal_date`` (a date or ISO time, UTC); other columns are ignored. A bad row is reported with
@@ -20,44 +16,23 @@ import argparse
 import csv
 import logging
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from streams.cli import UserError
-from streams.offline.history import parse_ts_ms
+from streams.errors import UserError
 from streams.settings import Settings
+from streams.timefmt import parse_ts_ms
+from streams.worker.accounts import AccountFacts, ensure_accounts_topic, read_accounts
 
-__all__ = ["AccountFacts", "add_arguments", "ensure_accounts_topic", "publish_accounts", "read_accounts",
-           "read_accounts_csv", "run"]
+__all__ = ["add_arguments", "publish_accounts", "read_accounts_csv", "run"]
 
 logger = logging.getLogger(__name__)
 
 _FIELDS = ("name", "owner", "segment", "renewal_date")
 _MAX_ID_CHARS = 256
 _MAX_TEXT_CHARS = 200
-
-
-@dataclass(frozen=True, slots=True)
-class AccountFacts:
-    """One account's facts; ``renewal_date`` is ``YYYY-MM-DD`` (UTC) or "" when unknown.
-    ``deleted``: publish a tombstone instead (the account leaves the table)."""
-
-    account_id: str
-    name: str = ""
-    owner: str = ""
-    segment: str = ""
-    renewal_date: str = ""
-    deleted: bool = False
-
-    def value(self) -> bytes | None:
-        if self.deleted:
-            return None
-        body = asdict(self)
-        del body["deleted"]
-        return orjson.dumps(body)
 
 
 def _row_facts(row: dict[str, str]) -> AccountFacts:
@@ -97,28 +72,6 @@ def read_accounts_csv(path: str | Path) -> list[AccountFacts]:
     return list(out.values())
 
 
-def ensure_accounts_topic(settings: Settings) -> str:
-    """Create the accounts topic as a compacted topic ("created" or "exists")."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    from streams.publisher import kafka_python_client_kwargs
-
-    admin = KafkaAdminClient(client_id="churnwatch-accounts", **kafka_python_client_kwargs(settings))
-    try:
-        if settings.topic_accounts in set(admin.list_topics()):
-            return "exists"
-        topic = NewTopic(settings.topic_accounts, settings.partitions, settings.replication_factor,
-                         topic_configs={"cleanup.policy": "compact"})
-        try:
-            admin.create_topics([topic])
-        except TopicAlreadyExistsError:
-            return "exists"
-        return "created"
-    finally:
-        admin.close()
-
-
 def publish_accounts(settings: Settings, accounts: list[AccountFacts], *, timeout_s: float = 30.0) -> int:
     """Send every account (key = account id) and wait for the broker's acks."""
     from kafka import KafkaProducer
@@ -134,44 +87,6 @@ def publish_accounts(settings: Settings, accounts: list[AccountFacts], *, timeou
     finally:
         producer.close(10)
     return len(accounts)
-
-
-def read_accounts(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
-    """The accounts table: the last record per key up to each partition's end, tombstones removing.
-
-    Reads up to the highwater of each fetch (the end offsets Tansu reports are wrong, see
-    ENVIRONMENT.md), stopping when every partition is caught up or after ``timeout_s``.
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    from streams.publisher import kafka_python_client_kwargs
-
-    consumer = KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False,
-                             auto_offset_reset="earliest", group_id=None)
-    table: dict[str, dict[str, Any]] = {}
-    try:
-        parts = [TopicPartition(settings.topic_accounts, p) for p in sorted(consumer.partitions_for_topic(settings.topic_accounts) or ())]
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        pending = set(parts)
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                for r in records:
-                    key = r.key.decode()
-                    if r.value is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = orjson.loads(r.value)
-            for tp in list(pending):
-                high = consumer.highwater(tp)
-                if high is not None and consumer.position(tp) >= high:
-                    pending.discard(tp)
-        if pending:
-            raise UserError(f"read the accounts topic {settings.topic_accounts} for {timeout_s:.0f} s without reaching its end")
-    finally:
-        consumer.close()
-    return table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,102 @@
+"""The accounts table: account facts on a compacted topic keyed by account id (docs/REVENUE.md).
+
+Kafka Streams reads such a topic as a table: the latest record of a key is the account's facts,
+a record without a value (a tombstone) deletes it. The topic is created with
+``cleanup.policy=compact``. Tansu 0.6.0 accepts that config (CreateTopics answers no error) but
+neither reports it back (DescribeConfigs is empty) nor compacts its memory storage, so a reader
+takes the last record per key, which :func:`read_accounts` does and which is right on a
+compacting broker too. ``churnwatch accounts import`` (streams/cli/accounts.py) writes it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from streams.errors import UserError
+from streams.settings import Settings
+
+__all__ = ["AccountFacts", "ensure_accounts_topic", "read_accounts"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFacts:
+    """One account's facts; ``renewal_date`` is ``YYYY-MM-DD`` (UTC) or "" when unknown.
+    ``deleted``: publish a tombstone instead (the account leaves the table)."""
+
+    account_id: str
+    name: str = ""
+    owner: str = ""
+    segment: str = ""
+    renewal_date: str = ""
+    deleted: bool = False
+
+    def value(self) -> bytes | None:
+        if self.deleted:
+            return None
+        body = asdict(self)
+        del body["deleted"]
+        return orjson.dumps(body)
+
+
+def ensure_accounts_topic(settings: Settings) -> str:
+    """Create the accounts topic as a compacted topic ("created" or "exists")."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from streams.publisher import kafka_python_client_kwargs
+
+    admin = KafkaAdminClient(client_id="churnwatch-accounts", **kafka_python_client_kwargs(settings))
+    try:
+        if settings.topic_accounts in set(admin.list_topics()):
+            return "exists"
+        topic = NewTopic(settings.topic_accounts, settings.partitions, settings.replication_factor,
+                         topic_configs={"cleanup.policy": "compact"})
+        try:
+            admin.create_topics([topic])
+        except TopicAlreadyExistsError:
+            return "exists"
+        return "created"
+    finally:
+        admin.close()
+
+
+def read_accounts(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
+    """The accounts table: the last record per key up to each partition's end, tombstones removing.
+
+    Reads up to the highwater of each fetch (the end offsets Tansu reports are wrong, see
+    ENVIRONMENT.md), stopping when every partition is caught up or after ``timeout_s``.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    from streams.publisher import kafka_python_client_kwargs
+
+    consumer = KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False,
+                             auto_offset_reset="earliest", group_id=None)
+    table: dict[str, dict[str, Any]] = {}
+    try:
+        parts = [TopicPartition(settings.topic_accounts, p) for p in sorted(consumer.partitions_for_topic(settings.topic_accounts) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        pending = set(parts)
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                for r in records:
+                    key = r.key.decode()
+                    if r.value is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = orjson.loads(r.value)
+            for tp in list(pending):
+                high = consumer.highwater(tp)
+                if high is not None and consumer.position(tp) >= high:
+                    pending.discard(tp)
+        if pending:
+            raise UserError(f"read the accounts topic {settings.topic_accounts} for {timeout_s:.0f} s without reaching its end")
+    finally:
+        consumer.close()
+    return table
