@@ -122,7 +122,7 @@ def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> I
                     raise ValueError(f"amount {raw_amount!r} is not a finite number")
             i = index.get("event_id", n)
             event_id = (row[i].strip() if i < n else "") or f"{p.name}:{lineno}"
-            account = _cell(row, extra[0])
+            account = _cell(row, extra[0]) if extra[0] is not None else ""
             sub = _subscription(row, extra) if kind == "subscription" else None
         except ValueError as exc:
             raise ValueError(f"{p.name} line {lineno}: {exc}") from None
