@@ -55,6 +55,8 @@ class Subscription:
         ``mrr`` is a number or numeric text in money units (19.99), at most two decimals;
         missing (None or "") means 0.
         """
+        if type(status) is str:
+            status = status.strip().lower()
         if status not in SUBSCRIPTION_STATUSES:
             raise ValueError(f"subscription status {status!r} is not one of {SUBSCRIPTION_STATUSES}")
         if plan is None:

@@ -246,3 +246,14 @@ def test_bad_subscription_fields_go_to_the_dlq(change: dict[str, object]) -> Non
 @pytest.mark.parametrize("account_id", [5, ["a"], "a" * (MAX_USER_ID_CHARS + 1)])
 def test_bad_account_id_is_a_bad_type(account_id: object) -> None:
     assert reason({**GOOD, "account_id": account_id}) == "bad_type"
+
+
+@settings(max_examples=200, deadline=None)
+@given(cents=st.integers(0, 10**14), status=st.sampled_from(["trial", "active", "past_due"]), ends=st.integers(0, 2**41))
+def test_a_published_subscription_decodes_to_the_same_event(cents: int, status: str, ends: int) -> None:
+    """publisher.event_value writes mrr as cents/100; the codec reads the same cents back, exactly."""
+    from models.events import Subscription
+    from streams.publisher import event_value
+
+    ev = Event("u-1", TS_MS, "subscription", "e-1", 0.0, "acme", Subscription(status, "Pro", cents, ends))  # type: ignore[arg-type]
+    assert decode(event_value(ev)) == ev
