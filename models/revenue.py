@@ -16,8 +16,10 @@ owns that subscription, and each event states it "as it is from ``ts`` on". So:
   statements of one subscription at the same T: the larger ``(status, mrr, plan, trial_ends)``
   wins, whatever the arrival order.
 - Idempotent: a statement equal to the one in force changes nothing (a duplicate, a replay, a
-  monthly renewal restating the plan), and neither does one older than the one in force.
-- A statement older than T that would change the past (late) is ignored and counted.
+  monthly renewal restating the plan), and neither does one older than the content in force (a
+  replay of history).
+- A statement that would change the past (older than T, or contradicting what a later
+  restatement says held at its time) is ignored and counted as late.
 
 Pure: no I/O, no clock. Money is integers in cents; rates are exact :class:`fractions.Fraction`.
 A worker keeps one :class:`AccountState` per account (``to_bytes``: 86 bytes + the plan name with
@@ -246,9 +248,11 @@ class AccountState:
             if ts > cur.stated_ms:  # restated (a renewal, a replay): nothing moves
                 self.subs[key] = _Sub(cur.since_ms, ts, stmt)
             return Change()
+        if cur is not None and cur.stated_ms > ts:
+            # Stated later than this: older than the content in force, a replay of history; inside
+            # the span that content is known to hold, a contradiction of the past (late).
+            return Change(late=cur.since_ms <= ts)
         if ts < self.at_ms:
-            if cur is not None and cur.stated_ms > ts:
-                return Change()  # superseded by a newer statement: a harmless replay
             return Change(late=True)
         new = _Sub(ts, ts, stmt)
         if ts > self.at_ms:

@@ -156,6 +156,14 @@ def test_duplicates_replays_and_restatements_move_nothing() -> None:
 def test_a_late_statement_that_would_change_the_past_is_counted_and_ignored() -> None:
     book = run([sub("a", JAN, "active", 1000), sub("a", FEB, "active", 2000), sub("b", JAN + DAY, "active", 300)])
     assert book.late == 1 and kinds(book) == [("new", 1000), ("expansion", 1000)]
+    # a renewal restates a@FEB at MAR (the account's latest change stays FEB); a different
+    # statement a@FEB+1 arriving after it contradicts what is known to hold from FEB to MAR: late
+    book.update(sub("a", MAR, "active", 2000))
+    assert book.accounts["acme"].at_ms == FEB
+    book.update(sub("a", FEB + DAY, "active", 9000))
+    assert book.late == 2 and book.accounts["acme"].mrr_cents() == 2000
+    book.update(sub("a", JAN + 5 * DAY, "active", 1000))  # a replay of January: harmless
+    assert book.late == 2
 
 
 _STATUSES = st.sampled_from(["trial", "active", "past_due", "cancelled"])
