@@ -1,4 +1,4 @@
-"""Subscription revenue per account: MRR movements as billing analytics classify them, and churn in money.
+"""Subscription revenue per account: MRR movements as billing analytics classify them.
 
 Definitions (docs/REVENUE.md, after ChartMogul's published ones): an account's MRR is the sum of
 its subscriptions' ``mrr`` while ``active`` or ``past_due`` (a trial or a cancellation is 0). Each
@@ -21,23 +21,23 @@ owns that subscription, and each event states it "as it is from ``ts`` on". So:
 - A statement that would change the past (older than T, or contradicting what a later
   restatement says held at its time) is ignored and counted as late.
 
-Pure: no I/O, no clock. Money is integers in cents; rates are exact :class:`fractions.Fraction`.
-A worker keeps one :class:`AccountState` per account (``to_bytes``: 86 bytes + the plan name with
-one subscription) and folds each :class:`Change` into period counters (:class:`Ledger`).
+Pure: no I/O, no clock; money is integers in cents. A worker keeps one :class:`AccountState` per
+account (``to_bytes``: 86 bytes + the plan name with one subscription) and folds each
+:class:`Change` into period counters (``models.revenue_ledger.Ledger``).
 
 >>> from models.events import Event, Subscription
->>> def sub(user, day, status, mrr, acct="acme"):
-...     return Event(user, 1_767_225_600_000 + day * 86_400_000, "subscription", f"e{day}{user}", 0.0, acct,
+>>> def sub(user, day, status, mrr):
+...     return Event(user, 1_767_225_600_000 + day * 86_400_000, "subscription", f"e{day}{user}", 0.0, "acme",
 ...                  Subscription(status, "Pro", mrr))
->>> book = RevenueBook("month")
->>> for ev in (sub("u1", 0, "active", 5000), sub("u2", 3, "active", 1000), sub("u2", 40, "cancelled", 0),
-...            sub("u1", 45, "cancelled", 0)):
-...     _ = book.update(ev)
->>> [(m.kind, m.delta_cents) for m in book.movements]
-[('new', 5000), ('expansion', 1000), ('contraction', -1000), ('churn', -5000)]
->>> jan, feb = book.ledger.get(1_767_225_600_000, 1_772_323_200_000)
->>> (feb.start_mrr_cents, feb.churned_cents, feb.contraction_cents, feb.gross_mrr_churn_rate)
-(6000, 5000, 1000, Fraction(1, 1))
+>>> acme = AccountState()
+>>> [acme.apply(ev).add.kind for ev in (sub("u1", 0, "active", 5000), sub("u2", 3, "active", 1000),
+...                                     sub("u2", 40, "cancelled", 0), sub("u1", 45, "cancelled", 0))]
+['new', 'expansion', 'contraction', 'churn']
+>>> acme.apply(sub("u1", 50, "active", 5000)).add.delta_cents  # back: reactivation
+5000
+>>> same_time = acme.apply(sub("u2", 50, "active", 1000))  # another statement at the same time
+>>> (same_time.retract.delta_cents, same_time.add.kind, same_time.add.delta_cents)
+(5000, 'reactivation', 6000)
 """
 
 from __future__ import annotations
@@ -45,103 +45,20 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from decimal import Decimal
-from fractions import Fraction
 from typing import Final, Literal
 
 from models.events import SUBSCRIPTION_STATUSES, Event, Subscription
 
-__all__ = [
-    "MOVEMENT_KINDS",
-    "PERIODS",
-    "AccountState",
-    "AccountView",
-    "Change",
-    "CohortRow",
-    "Cohorts",
-    "Ledger",
-    "Movement",
-    "MovementKind",
-    "Period",
-    "PeriodFigures",
-    "RevenueBook",
-    "money_text",
-    "next_period_ms",
-    "percent_text",
-    "period_start_ms",
-]
+__all__ = ["MOVEMENT_KINDS", "AccountState", "AccountView", "Change", "Movement", "MovementKind"]
 
 MovementKind = Literal["new", "expansion", "contraction", "churn", "reactivation"]
 MOVEMENT_KINDS: Final[tuple[MovementKind, ...]] = ("new", "expansion", "contraction", "churn", "reactivation")
-Period = Literal["day", "week", "month"]
-PERIODS: Final[tuple[Period, ...]] = ("day", "week", "month")
 
-DAY_MS: Final[int] = 86_400_000
 _PAYING: Final[frozenset[str]] = frozenset(("active", "past_due"))
 _STATUS_RANK: Final[dict[str, int]] = {s: i for i, s in enumerate(SUBSCRIPTION_STATUSES)}
 _FORMAT: Final[int] = 1
 _HEAD = struct.Struct("<BqqqqqH")  # format, at, before, spell start, first paid, contracted, n subs
 _SUB = struct.Struct("<QqqBqqH")  # key, since, stated, status, mrr cents, trial ends, plan bytes
-
-
-# ---------------------------------------------------------------------------------------------
-# Periods (UTC calendar)
-# ---------------------------------------------------------------------------------------------
-
-
-def period_start_ms(ts_ms: int, period: Period) -> int:
-    """Start of the UTC day, ISO week (Monday) or calendar month containing ``ts_ms``.
-
-    >>> period_start_ms(1_767_571_200_000, "week")  # Mon 2026-01-05 00:00 -> itself
-    1767571200000
-    >>> period_start_ms(1_768_000_000_000, "month")  # 2026-01-09 -> 2026-01-01
-    1767225600000
-    """
-    day = ts_ms - ts_ms % DAY_MS
-    if period == "day":
-        return day
-    if period == "week":
-        return day - ((day // DAY_MS + 3) % 7) * DAY_MS  # 1970-01-01 was a Thursday
-    if period == "month":
-        d = datetime.fromtimestamp(day // 1000, tz=timezone.utc)
-        return int(datetime(d.year, d.month, 1, tzinfo=timezone.utc).timestamp()) * 1000
-    raise ValueError(f"period {period!r} is not one of {PERIODS}")
-
-
-def next_period_ms(start_ms: int, period: Period) -> int:
-    """Start of the period after the one starting at ``start_ms``."""
-    if period == "day":
-        return start_ms + DAY_MS
-    if period == "week":
-        return start_ms + 7 * DAY_MS
-    return period_start_ms(period_start_ms(start_ms, "month") + 32 * DAY_MS, "month")
-
-
-def money_text(cents: int) -> str:
-    """Cents as an exact decimal amount.
-
-    >>> money_text(123456), money_text(-5), money_text(0)
-    ('1234.56', '-0.05', '0.00')
-    """
-    return f"{'-' if cents < 0 else ''}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
-def percent_text(rate: Fraction | None, places: int = 4) -> str:
-    """A rate as a percentage rounded half-even to ``places`` decimals ("" for no rate).
-
-    >>> percent_text(Fraction(1, 3)), percent_text(Fraction(-1, 8)), percent_text(None)
-    ('33.3333', '-12.5000', '')
-    """
-    if rate is None:
-        return ""
-    q = round(rate * 100, places)
-    return str((Decimal(q.numerator) / Decimal(q.denominator)).quantize(Decimal(1).scaleb(-places)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Per account
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,262 +252,3 @@ class AccountState:
             pos += plan_len
             st.subs[key] = _Sub(since, stated, Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends))
         return st
-
-
-# ---------------------------------------------------------------------------------------------
-# Per period
-# ---------------------------------------------------------------------------------------------
-
-
-def _rate(num: int, den: int) -> Fraction | None:
-    return Fraction(num, den) if den else None
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodFigures:
-    """Churn in money and count over ``[start_ms, end_ms)`` (docs/REVENUE.md has the formulas).
-
-    Money in cents; rates as exact fractions of 1 (None when the denominator is 0).
-    ``churned_customers`` counts every account lost in the period; ``logo_churn`` only those that
-    were customers at its start (ChartMogul's B2B formula), and ``logo_churn_rate`` divides that
-    by ``customers_start``. NRR and GRR count the expansion, contraction and churn of the
-    accounts that were customers at the start only.
-    """
-
-    start_ms: int
-    end_ms: int
-    start_mrr_cents: int
-    new_cents: int
-    expansion_cents: int
-    contraction_cents: int
-    churned_cents: int
-    reactivation_cents: int
-    end_mrr_cents: int
-    customers_start: int
-    new_customers: int
-    reactivated_customers: int
-    churned_customers: int
-    customers_end: int
-    logo_churn: int
-    logo_churn_rate: Fraction | None
-    gross_mrr_churn_rate: Fraction | None
-    net_mrr_churn_rate: Fraction | None
-    nrr: Fraction | None
-    grr: Fraction | None
-    quick_ratio: Fraction | None
-
-    @property
-    def won(self) -> int:
-        return self.new_customers + self.reactivated_customers
-
-    @property
-    def net_new_mrr_cents(self) -> int:
-        return self.end_mrr_cents - self.start_mrr_cents
-
-
-_TOTALS: Final[tuple[str, ...]] = (
-    "new", "expansion", "contraction", "churned", "reactivation",  # cents
-    "n_new", "n_reactivated", "n_churned", "n_churned_existing",  # customers
-    "expansion_existing", "contraction_existing", "churned_existing",  # cents, customers at start
-)
-
-
-class Ledger:
-    """Movements summed per calendar period (plain integer counters: what a worker would HINCRBY).
-
-    ``update`` adds a movement, ``revert`` takes it back (a retraction), ``apply`` does both for a
-    :class:`Change`; ``get`` turns counters into :class:`PeriodFigures`. The start MRR of a period
-    is the sum of every earlier movement, so the figures do not depend on arrival order.
-    """
-
-    __slots__ = ("period", "totals")
-
-    def __init__(self, period: Period) -> None:
-        if period not in PERIODS:
-            raise ValueError(f"period {period!r} is not one of {PERIODS}")
-        self.period: Period = period
-        self.totals: dict[int, dict[str, int]] = {}
-
-    def update(self, mv: Movement, sign: int = 1) -> Ledger:
-        start = period_start_ms(mv.ts_ms, self.period)
-        t = self.totals.get(start)
-        if t is None:
-            t = self.totals[start] = dict.fromkeys(_TOTALS, 0)
-        existing = mv.spell_start_ms < start  # a customer when the period began
-        amount = abs(mv.delta_cents) * sign
-        if mv.kind == "new":
-            t["new"] += amount
-            t["n_new"] += sign
-        elif mv.kind == "reactivation":
-            t["reactivation"] += amount
-            t["n_reactivated"] += sign
-        elif mv.kind == "churn":
-            t["churned"] += amount
-            t["n_churned"] += sign
-            if existing:
-                t["churned_existing"] += amount
-                t["n_churned_existing"] += sign
-        else:
-            t[mv.kind] += amount
-            if existing:
-                t[mv.kind + "_existing"] += amount
-        return self
-
-    def revert(self, mv: Movement) -> Ledger:
-        return self.update(mv, -1)
-
-    def apply(self, change: Change) -> Ledger:
-        if change.retract is not None:
-            self.revert(change.retract)
-        if change.add is not None:
-            self.update(change.add)
-        return self
-
-    def get(self, from_ms: int, to_ms: int) -> list[PeriodFigures]:
-        """Figures of every period overlapping ``[from_ms, to_ms)``, oldest first."""
-        first = period_start_ms(from_ms, self.period)
-        mrr = customers = 0
-        for start in sorted(self.totals):  # everything before the first period: the opening balance
-            if start < first:
-                t = self.totals[start]
-                mrr += t["new"] + t["expansion"] + t["reactivation"] - t["contraction"] - t["churned"]
-                customers += t["n_new"] + t["n_reactivated"] - t["n_churned"]
-        out: list[PeriodFigures] = []
-        start = first
-        while start < to_ms:
-            end = next_period_ms(start, self.period)
-            fig = _figures(start, end, mrr, customers, self.totals.get(start) or dict.fromkeys(_TOTALS, 0))
-            out.append(fig)
-            mrr, customers, start = fig.end_mrr_cents, fig.customers_end, end
-        return out
-
-
-def _figures(start: int, end: int, mrr: int, customers: int, t: dict[str, int]) -> PeriodFigures:
-    gains = t["new"] + t["expansion"] + t["reactivation"]
-    losses = t["contraction"] + t["churned"]
-    kept = mrr - t["contraction_existing"] - t["churned_existing"]
-    return PeriodFigures(
-        start, end, mrr, t["new"], t["expansion"], t["contraction"], t["churned"], t["reactivation"],
-        mrr + gains - losses, customers, t["n_new"], t["n_reactivated"], t["n_churned"],
-        customers + t["n_new"] + t["n_reactivated"] - t["n_churned"], t["n_churned_existing"],
-        logo_churn_rate=_rate(t["n_churned_existing"], customers),
-        gross_mrr_churn_rate=_rate(losses, mrr),
-        net_mrr_churn_rate=_rate(losses - t["expansion"] - t["reactivation"], mrr),
-        nrr=_rate(kept + t["expansion_existing"], mrr),
-        grr=_rate(kept, mrr),
-        quick_ratio=_rate(gains, losses),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Cohorts by the month an account first paid
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CohortRow:
-    """One signup-month cohort: its size and new-business MRR, then per month from the signup
-    month on ``(month_start_ms, customers, mrr_cents, customer_retention, mrr_retention)`` as at
-    the end of that month (retention relative to size and new-business MRR)."""
-
-    cohort_ms: int
-    customers: int
-    value_cents: int
-    months: tuple[tuple[int, int, int, Fraction | None, Fraction | None], ...]
-
-
-class Cohorts:
-    """Customers and MRR of each signup-month cohort, month by month (counters, like :class:`Ledger`)."""
-
-    __slots__ = ("size", "value", "deltas")
-
-    def __init__(self) -> None:
-        self.size: dict[int, int] = {}
-        self.value: dict[int, int] = {}
-        self.deltas: dict[tuple[int, int], list[int]] = {}  # (cohort, month) -> [customers, mrr cents]
-
-    def update(self, mv: Movement, sign: int = 1) -> Cohorts:
-        cohort = period_start_ms(mv.first_paid_ms, "month")
-        if mv.kind == "new":
-            self.size[cohort] = self.size.get(cohort, 0) + sign
-            self.value[cohort] = self.value.get(cohort, 0) + sign * mv.mrr_after_cents
-        d = self.deltas.setdefault((cohort, period_start_ms(mv.ts_ms, "month")), [0, 0])
-        d[0] += sign * mv.customers_delta
-        d[1] += sign * mv.delta_cents
-        return self
-
-    def apply(self, change: Change) -> Cohorts:
-        if change.retract is not None:
-            self.update(change.retract, -1)
-        if change.add is not None:
-            self.update(change.add)
-        return self
-
-    def get(self, to_ms: int) -> list[CohortRow]:
-        """Every cohort that started before ``to_ms``, with its months up to the one containing ``to_ms - 1``."""
-        last = period_start_ms(to_ms - 1, "month")
-        rows = []
-        for cohort in sorted(c for c in self.size if c <= last and self.size[c]):
-            customers = mrr = 0
-            months = []
-            month = cohort
-            while month <= last:
-                d = self.deltas.get((cohort, month), (0, 0))
-                customers, mrr = customers + d[0], mrr + d[1]
-                months.append((month, customers, mrr, _rate(customers, self.size[cohort]), _rate(mrr, self.value[cohort])))
-                month = next_period_ms(month, "month")
-            rows.append(CohortRow(cohort, self.size[cohort], self.value[cohort], tuple(months)))
-        return rows
-
-
-# ---------------------------------------------------------------------------------------------
-# All accounts (what the report runs)
-# ---------------------------------------------------------------------------------------------
-
-
-class RevenueBook:
-    """Accounts, their movements, a :class:`Ledger` and :class:`Cohorts`, fed event by event.
-
-    :attr:`movements` lists the movements in force (a retracted one is gone), for the report's
-    detail and for tests; a worker keeps only the counters.
-    """
-
-    __slots__ = ("accounts", "ledger", "cohorts", "late", "_moves")
-
-    def __init__(self, period: Period = "month") -> None:
-        self.accounts: dict[str, AccountState] = {}
-        self.ledger = Ledger(period)
-        self.cohorts = Cohorts()
-        self.late = 0
-        self._moves: dict[tuple[int, str], Movement] = {}  # (ts, account) -> its movement then
-
-    def update(self, event: Event) -> RevenueBook:
-        if event.subscription is None:
-            return self
-        account = event.account
-        st = self.accounts.get(account)
-        if st is None:
-            st = self.accounts[account] = AccountState()
-        change = st.apply(event)
-        self.late += change.late
-        self.ledger.apply(change)
-        self.cohorts.apply(change)
-        if change.retract is not None:
-            del self._moves[(event.ts_ms, account)]
-        if change.add is not None:
-            self._moves[(event.ts_ms, account)] = change.add
-        return self
-
-    @property
-    def movements(self) -> list[Movement]:
-        """Movements in force, by time then account."""
-        return [self._moves[k] for k in sorted(self._moves)]
-
-    def movements_by_account(self) -> dict[str, list[Movement]]:
-        out: dict[str, list[Movement]] = {}
-        for (_, account), mv in sorted(self._moves.items()):
-            out.setdefault(account, []).append(mv)
-        return out
-
-    def get(self, from_ms: int, to_ms: int) -> list[PeriodFigures]:
-        return self.ledger.get(from_ms, to_ms)

@@ -1,4 +1,4 @@
-"""models.revenue: ChartMogul's movement examples, trials, failed payments, period formulas,
+"""models.revenue and models.revenue_ledger: ChartMogul's movement examples, trials, failed payments, period formulas,
 order independence within a timestamp, idempotence and the compact state."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.events import Event, Subscription
-from models.revenue import AccountState, Ledger, RevenueBook, next_period_ms, period_start_ms
+from models.revenue import AccountState
+from models.revenue_ledger import Ledger, RevenueBook, next_period_ms, period_start_ms
 
 JAN = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DAY = 86_400_000

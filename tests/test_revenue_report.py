@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from models.revenue import percent_text
+from models.revenue_ledger import percent_text
 from streams.cli import main
 from streams.cli.revenue import build_report
 from streams.offline.simulate import write_events_csv
@@ -143,7 +143,7 @@ def test_simulated_accounts_published_decode_to_the_same_events(kafka_bootstrap:
     worker's codec reads back as the very same events (account ids, statuses, exact cents, trial ends)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from models.revenue import RevenueBook
+    from models.revenue_ledger import RevenueBook
     from streams.worker.codec import Decoder
 
     topic = f"acc-{unique_name}"

@@ -1,8 +1,8 @@
-"""``churnwatch report``: churn in money and count over a history file, with models.revenue.
+"""``churnwatch report``: churn in money and count over a history file.
 
 The file is read as ``train`` and ``backtest`` read history (streams/offline/history.py), events
-are applied in ``(ts, event_id)`` order, and every figure comes from ``models.revenue`` — the code a
-worker will run on the stream. Definitions: docs/REVENUE.md.
+are applied in ``(ts, event_id)`` order, and every figure comes from ``models.revenue`` and
+``models.revenue_ledger``, the code a worker will run on the stream. Definitions: docs/REVENUE.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from models.events import EVENT_ORDER
-from models.revenue import PERIODS, CohortRow, PeriodFigures, RevenueBook, money_text, percent_text
+from models.revenue_ledger import PERIODS, CohortRow, PeriodFigures, RevenueBook, money_text, percent_text
 from streams.errors import UserError
 from streams.offline.history import iter_events_csv
 from streams.settings import Settings

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Iterable, Literal, Sequence
 
 from models.events import Event, EventType
-from models.revenue import money_text
+from models.revenue_ledger import money_text
 from streams.timefmt import format_ts
 
 if TYPE_CHECKING:

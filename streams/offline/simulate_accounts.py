@@ -5,7 +5,7 @@ construction. Each account follows a plan timeline that this module writes itsel
 change of the account's MRR *as it makes it* (a trial converting is new business, an upgrade
 expansion, a downgrade or a dropped add-on contraction, cancelling everything churn, coming back
 reactivation), so :func:`monthly_truth` is computed from the generator's own intentions, never by
-models/revenue.py, and a report that reproduces it is checked against something independent.
+models/revenue*.py, and a report that reproduces it is checked against something independent.
 
 An account has 1-6 users (activity from :mod:`streams.offline.simulate`'s personas: decliners and
 quitters in accounts that are more likely to leave). Its main subscription is keyed by its first
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Final, Iterable
 
 from models.events import Event, Subscription
-from models.revenue import money_text, percent_text
+from models.revenue_ledger import money_text, percent_text
 from streams.offline.simulate import DAY_MS, Persona, Truth, _simulate_user
 
 __all__ = ["PLANS", "ADDON", "AccountSim", "MonthTruth", "TruthMovement", "generate_accounts", "monthly_truth",
