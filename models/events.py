@@ -3,102 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from operator import attrgetter
 from typing import Callable, Final, Literal, Mapping
 
-__all__ = [
-    "EVENT_ORDER",
-    "EVENT_TYPES",
-    "EventType",
-    "Event",
-    "MAX_MRR_CENTS",
-    "MAX_PLAN_CHARS",
-    "SUBSCRIPTION_STATUSES",
-    "Subscription",
-    "SubscriptionStatus",
-    "TypeMap",
-    "DEFAULT_TYPE_MAP",
-    "mrr_cents",
-]
+from models.subscription import Subscription
+
+__all__ = ["EVENT_ORDER", "EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP"]
 
 EventType = Literal["view", "click", "message", "purchase", "cancel", "other", "subscription"]
 EVENT_TYPES: Final[tuple[EventType, ...]] = ("view", "click", "message", "purchase", "cancel", "other", "subscription")
-
-SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled"]
-SUBSCRIPTION_STATUSES: Final[tuple[SubscriptionStatus, ...]] = ("trial", "active", "past_due", "cancelled")
-MAX_MRR_CENTS: Final[int] = 100_000_000_000_000  # 1e12 in money: above that it is a unit mistake
-MAX_PLAN_CHARS: Final[int] = 64  # plan names are kept in the per-account state: bounded
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """What a ``subscription`` event states: the subscription as it is from the event's time on.
-
-    ``mrr_cents`` is the monthly recurring revenue in whole cents (exact money; 0 when
-    cancelled); ``trial_ends_ms`` is 0 when not given. Build it with :meth:`parse`, which
-    checks the contract (see docs/REVENUE.md).
-
-    >>> Subscription.parse("active", "Pro", "49.99")
-    Subscription(status='active', plan='Pro', mrr_cents=4999, trial_ends_ms=0)
-    """
-
-    status: SubscriptionStatus
-    plan: str
-    mrr_cents: int
-    trial_ends_ms: int = 0
-
-    @staticmethod
-    def parse(status: object, plan: object, mrr: object, trial_ends_ms: int = 0) -> "Subscription":
-        """Checked fields -> Subscription; ValueError naming the value otherwise.
-
-        ``mrr`` is a number or numeric text in money units (19.99), at most two decimals;
-        missing (None or "") means 0.
-        """
-        if type(status) is str:
-            status = status.strip().lower()
-        if status not in SUBSCRIPTION_STATUSES:
-            raise ValueError(f"subscription status {status!r} is not one of {SUBSCRIPTION_STATUSES}")
-        if plan is None:
-            plan = ""
-        if type(plan) is not str:
-            raise ValueError(f"subscription plan is a {type(plan).__name__}, expected text")
-        plan = plan.strip()
-        if len(plan) > MAX_PLAN_CHARS:
-            raise ValueError(f"subscription plan has {len(plan)} characters, at most {MAX_PLAN_CHARS}")
-        cents = mrr_cents(mrr)
-        if status == "cancelled" and cents:
-            raise ValueError(f"a cancelled subscription has mrr 0, got {cents / 100:.2f}")
-        if trial_ends_ms < 0:
-            raise ValueError(f"trial_ends {trial_ends_ms} ms is negative")
-        return Subscription(status, plan, cents, trial_ends_ms)  # type: ignore[arg-type]
-
-
-def mrr_cents(value: object) -> int:
-    """Money (a number or numeric text, at most two decimals) -> whole cents, exactly.
-
-    A float goes through its shortest repr, so the JSON number 19.99 is 1999 cents, not 1998.
-
-    >>> mrr_cents("19.99"), mrr_cents(19.99), mrr_cents(5), mrr_cents(None)
-    (1999, 1999, 500, 0)
-    """
-    if value is None or value == "":
-        return 0
-    if type(value) is bool:
-        raise ValueError(f"mrr {value!r} is not a number")
-    try:
-        amount = Decimal(repr(value) if type(value) is float else str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"mrr {value!r} is not a number") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"mrr {value!r} is not a finite amount >= 0")
-    cents = amount * 100
-    if cents != cents.to_integral_value():
-        raise ValueError(f"mrr {value!r} has fractions of a cent")
-    if cents > MAX_MRR_CENTS:
-        raise ValueError(f"mrr {value!r} is above {MAX_MRR_CENTS // 100}")
-    return int(cents)
-
 
 @dataclass(slots=True, unsafe_hash=True)
 class Event:

@@ -25,7 +25,8 @@ Pure: no I/O, no clock; money is integers in cents. A worker keeps one :class:`A
 account (``to_bytes``: 86 bytes + the plan name with one subscription) and folds each
 :class:`Change` into period counters (``models.revenue_ledger.Ledger``).
 
->>> from models.events import Event, Subscription
+>>> from models.events import Event
+>>> from models.subscription import Subscription
 >>> def sub(user, day, status, mrr):
 ...     return Event(user, 1_767_225_600_000 + day * 86_400_000, "subscription", f"e{day}{user}", 0.0, "acme",
 ...                  Subscription(status, "Pro", mrr))
@@ -47,7 +48,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from models.events import SUBSCRIPTION_STATUSES, Event, Subscription
+from models.events import Event
+from models.subscription import SUBSCRIPTION_STATUSES, Subscription
 
 __all__ = ["MOVEMENT_KINDS", "AccountState", "AccountView", "Change", "Movement", "MovementKind"]
 

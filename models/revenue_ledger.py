@@ -4,7 +4,8 @@ Counters only (integers in cents and counts), updated and reverted movement by m
 worker can keep them with ``HINCRBY`` and the figures never depend on arrival order; rates are
 exact :class:`fractions.Fraction` (docs/REVENUE.md has every formula and its source).
 
->>> from models.events import Event, Subscription
+>>> from models.events import Event
+>>> from models.subscription import Subscription
 >>> def sub(user, day, status, mrr, acct="acme"):
 ...     return Event(user, 1_767_225_600_000 + day * 86_400_000, "subscription", f"e{day}{user}", 0.0, acct,
 ...                  Subscription(status, "Pro", mrr))

@@ -211,7 +211,7 @@ SUB = {**GOOD, "type": "subscription", "status": "active", "plan": "Pro", "mrr":
 
 
 def test_subscription_event_carries_exact_cents_account_and_trial_end() -> None:
-    from models.events import Subscription
+    from models.subscription import Subscription
 
     ev = decode({**SUB, "account_id": "acme", "status": "trial", "trial_ends": "2026-01-15T00:00:00Z"})
     assert isinstance(ev, Event) and (ev.type, ev.account_id, ev.account) == ("subscription", "acme", "acme")
@@ -252,7 +252,7 @@ def test_bad_account_id_is_a_bad_type(account_id: object) -> None:
 @given(cents=st.integers(0, 10**14), status=st.sampled_from(["trial", "active", "past_due"]), ends=st.integers(0, 2**41))
 def test_a_published_subscription_decodes_to_the_same_event(cents: int, status: str, ends: int) -> None:
     """publisher.event_value writes mrr as cents/100; the codec reads the same cents back, exactly."""
-    from models.events import Subscription
+    from models.subscription import Subscription
     from streams.publisher import event_value
 
     ev = Event("u-1", TS_MS, "subscription", "e-1", 0.0, "acme", Subscription(status, "Pro", cents, ends))  # type: ignore[arg-type]

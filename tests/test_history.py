@@ -28,7 +28,7 @@ def test_a_bad_amount_is_an_error_on_any_row(tmp_path: Path) -> None:
 
 
 def test_account_and_subscription_columns_are_read_by_name(tmp_path: Path) -> None:
-    from models.events import Subscription
+    from models.subscription import Subscription
 
     f = tmp_path / "subs.csv"
     f.write_text("user_id,ts,event_type,amount,account_id,status,plan,mrr,trial_ends\n"

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.events import Event, Subscription
+from models.events import Event
+from models.subscription import Subscription
 from models.revenue import AccountState
 from models.revenue_ledger import Ledger, RevenueBook, next_period_ms, period_start_ms
 

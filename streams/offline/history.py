@@ -29,7 +29,8 @@ import math
 from pathlib import Path
 from typing import IO, Iterator
 
-from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, Subscription, TypeMap
+from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
+from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
 __all__ = ["iter_events_csv", "read_events_csv", "read_labels_csv"]

@@ -34,7 +34,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Final, Iterable
 
-from models.events import Event, Subscription
+from models.events import Event
+from models.subscription import Subscription
 from models.revenue_ledger import money_text, percent_text
 from streams.offline.simulate import DAY_MS, Persona, Truth, _simulate_user
 

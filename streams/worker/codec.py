@@ -42,7 +42,8 @@ from typing import Final
 
 import orjson
 
-from models.events import DEFAULT_TYPE_MAP, Event, EventType, Subscription, TypeMap
+from models.events import DEFAULT_TYPE_MAP, Event, EventType, TypeMap
+from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
 __all__ = [
