@@ -14,6 +14,7 @@ __all__ = [
     "EVENTS_PROCESSED",
     "EVENTS_REJECTED",
     "EVENTS_UNKNOWN_TYPE",
+    "EVENTS_DERIVED_ID",
     "BATCH_SIZE",
     "BATCH_SECONDS",
     "REDIS_SECONDS",
@@ -37,6 +38,9 @@ EVENTS_PROCESSED = Counter("churnwatch_events_processed_total", "Events applied 
 EVENTS_REJECTED = Counter("churnwatch_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
 EVENTS_UNKNOWN_TYPE = Counter(
     "churnwatch_events_unknown_type_total", "Events accepted with an unknown type name (counted as 'other')"
+)
+EVENTS_DERIVED_ID = Counter(
+    "churnwatch_events_derived_id_total", "Events accepted without an event_id (id derived from the event's content)"
 )
 BATCH_SIZE = Histogram(
     "churnwatch_batch_size_events",

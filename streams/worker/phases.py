@@ -91,6 +91,7 @@ class Decoded:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
     dlq: list[KafkaRecord] = field(default_factory=list)
     unknown_types: int = 0
+    derived_ids: int = 0  # events sent without an event_id (derived from their content)
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ def decode_batch(
     Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
     """
     out = Decoded()
-    unknown_before = decoder.unknown_types
+    unknown_before, derived_before = decoder.unknown_types, decoder.derived_ids
     decode = decoder.decode
     users = out.users
     seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
@@ -154,6 +155,7 @@ def decode_batch(
             ub.offsets.append(rec.offset)
         out.last_offset[p] = records[-1].offset
     out.unknown_types = decoder.unknown_types - unknown_before
+    out.derived_ids = decoder.derived_ids - derived_before
     return out
 
 

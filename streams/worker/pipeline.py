@@ -43,6 +43,7 @@ from streams.worker.phases import (
     NO_DUE,
     Advanced,
     CycleResult,
+    Decoded,
     KafkaRecord,
     RecordLike,
     advance_users,
@@ -181,7 +182,7 @@ class Pipeline:
         if decoded.last_offset:
             result.progress = await self._write_progress(decoded.last_offset)
         timer.mark("progress")
-        _count(result, decoded.unknown_types, timer)
+        _count(result, decoded, timer)
         return result
 
     async def _produce(self, alerts: Sequence[KafkaRecord], dlq: Sequence[KafkaRecord]) -> None:
@@ -263,11 +264,13 @@ class _PhaseTimer:
         self.last = now
 
 
-def _count(result: CycleResult, unknown_types: int, timer: _PhaseTimer) -> None:
+def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
     """The cycle's counters and timings, once it is complete."""
     metrics.EVENTS_PROCESSED.inc(result.processed)
-    if unknown_types:
-        metrics.EVENTS_UNKNOWN_TYPE.inc(unknown_types)
+    if decoded.unknown_types:
+        metrics.EVENTS_UNKNOWN_TYPE.inc(decoded.unknown_types)
+    if decoded.derived_ids:
+        metrics.EVENTS_DERIVED_ID.inc(decoded.derived_ids)
     for reason, n in result.rejected.items():
         metrics.EVENTS_REJECTED.labels(reason).inc(n)
     for kind, n in result.alerts.items():
