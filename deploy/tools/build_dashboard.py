@@ -118,6 +118,14 @@ PANELS: tuple[Panel, ...] = (
         description="Rejected records per second by reason (see the DLQ topic for the originals).",
     ),
     Panel(
+        "Input and state faults",
+        (
+            ("without event_id", f"sum(rate(churnwatch_events_derived_id_total[{RATE}]))"),
+        ),
+        unit="ops",
+        description="Events accepted without an event_id (id derived from the content). Each line is a fault with a runbook entry.",
+    ),
+    Panel(
         "Workers up",
         (("up", 'sum(up{job="churnwatch"})'),),
         kind="stat",
