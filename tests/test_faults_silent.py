@@ -28,14 +28,20 @@ def small() -> list[Event]:
     return history(seed=11, users=30, days=42)
 
 
-def _reference(clean: Run, last: dict[int, int]) -> tuple[dict[str, bytes], set[str]]:
-    """The clean run: one worker reads everything; its states and alert ids."""
-    w = clean.worker()
-    clean.wait(last)
-    _wait_alerts_landed(clean, w)
-    clean.stop()
-    state = clean.state()
-    ids, _ = clean.alerts()
+@pytest.fixture(scope="module")
+def reference(kafka_service, redis_service, tmp_path_factory, small: list[Event]) -> tuple[dict[str, bytes], set[str]]:  # type: ignore[no-untyped-def]
+    """The clean run, once per module: one worker reads every event; its states and alert ids."""
+    clean = Run(kafka_service.address, redis_service.address, tmp_path_factory.mktemp("clean"), f"clean{time.time_ns() % 10**9}")
+    try:
+        last = publish_events(clean.bootstrap, clean.topics["events"], small)
+        w = clean.worker()
+        clean.wait(last)
+        _wait_alerts_landed(clean, w)
+        clean.stop()
+        state = clean.state()
+        ids, _ = clean.alerts()
+    finally:
+        clean.stop()
     assert len(state) == 30, "the clean run must track every user"
     assert ids, "the history must raise alerts, or the comparison proves nothing"
     return state, ids
@@ -72,12 +78,10 @@ def _wait_alerts_landed(run: Run, w: Worker) -> None:
 
 
 def test_events_without_event_id_are_accepted_with_derived_ids(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
-                                                                unique_name: str, small: list[Event]) -> None:
-    clean = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-clean")
+                                                                unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    ref_state, ref_ids = reference
     fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-noid")
     try:
-        last = publish_events(kafka_bootstrap, clean.topics["events"], small)
-        ref_state, ref_ids = _reference(clean, last)
         bare = []
         for ev in small:
             body = orjson.loads(event_json(ev))
@@ -91,6 +95,84 @@ def test_events_without_event_id_are_accepted_with_derived_ids(kafka_bootstrap: 
         assert metric(w, "churnwatch_events_rejected_total") == 0
         _assert_same(fault, ref_state, ref_ids)
     finally:
-        clean.stop()
         fault.stop()
 
+
+
+def _recreate(bootstrap: str, topic: str) -> None:
+    """Delete ``topic`` and create it again, empty, with the same 8 partitions."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([topic])
+        deadline = time.monotonic() + 30
+        while topic in admin.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        admin.create_topics([NewTopic(topic, 8, 1)])
+    finally:
+        admin.close()
+
+
+def _parts(events: list[Event], *shares: float) -> list[list[Event]]:
+    cuts = [0] + [int(len(events) * s) for s in shares] + [len(events)]
+    return [events[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def test_a_replaced_topic_is_applied_from_its_start(kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str,
+                                                    small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """The topic comes back empty while a worker runs (progress beyond the new log end), then is
+    replaced again while no worker runs, by a log longer than the old one (the record at the
+    stored offset is another one). Both are detected; the new logs are applied from offset 0."""
+    ref_state, ref_ids = reference
+    fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-reset")
+    try:
+        first, second, third = _parts(small, 0.4, 0.5)
+        topic = fault.topics["events"]
+        w = fault.worker()
+        fault.wait(publish_events(kafka_bootstrap, topic, first))
+        _recreate(kafka_bootstrap, topic)  # while the worker runs
+        wait_for("the running worker to see the log end below its progress",
+                 lambda: metric(w, "churnwatch_topic_resets_total", 'reason="beyond_log_end"') >= 1, 60, (w,))
+        fault.wait(publish_events(kafka_bootstrap, topic, second))
+        _wait_alerts_landed(fault, w)
+        fault.stop()
+        _recreate(kafka_bootstrap, topic)  # while no worker runs: a longer log than the one before
+        last = publish_events(kafka_bootstrap, topic, third)
+        w2 = fault.worker()
+        wait_for("the resumed worker to recognise the replaced log",
+                 lambda: metric(w2, "churnwatch_topic_resets_total") >= 1, 60, (w2,))
+        fault.wait(last)
+        _wait_alerts_landed(fault, w2)
+        assert "the topic was replaced" in w.output() + w2.output()
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
+
+
+def test_redis_that_lost_its_data_is_rebuilt_from_the_topic(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                             unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """Redis comes back empty (a restart without persistence) while a worker runs: the worker
+    sees the incarnation marker gone, stops applying and rebuilds from offset 0; the alerts it
+    sends again carry the ids of the first run."""
+    import redis as redis_lib
+
+    ref_state, ref_ids = reference
+    fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-lost")
+    try:
+        first, second = _parts(small, 0.5)
+        topic = fault.topics["events"]
+        w = fault.worker()
+        fault.wait(publish_events(kafka_bootstrap, topic, first))
+        client = redis_lib.Redis.from_url(redis_url)
+        client.flushdb()  # what a restart without persistence leaves
+        client.close()
+        wait_for("the worker to notice", lambda: metric(w, "churnwatch_redis_data_lost_total") >= 1, 30, (w,))
+        last = publish_events(kafka_bootstrap, topic, second)
+        fault.wait({p: off for p, off in last.items()})
+        _wait_alerts_landed(fault, w)
+        assert "REDIS LOST ITS DATA" in w.output()
+        assert metric(w, "churnwatch_history_incomplete") == 0, "the topic still holds every event"
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()

@@ -23,6 +23,9 @@ __all__ = [
     "WATERMARK_LAG",
     "CONSUMER_LAG",
     "PARTITIONS_ASSIGNED",
+    "TOPIC_RESETS",
+    "REDIS_DATA_LOST",
+    "HISTORY_INCOMPLETE",
     "READY",
     "USERS_TRACKED",
     "USERS_BY_STAGE",
@@ -70,6 +73,20 @@ ALERTS = Counter("churnwatch_alerts_total", "Alerts produced", ["kind"])
 WATERMARK_LAG = Gauge("churnwatch_watermark_lag_seconds", "Wall clock minus the partition's review clock", ["partition"])
 CONSUMER_LAG = Gauge(
     "churnwatch_consumer_lag_events", "Records in the partition not applied to Redis yet (highwater minus next offset to apply)", ["partition"]
+)
+TOPIC_RESETS = Counter(
+    "churnwatch_topic_resets_total",
+    "Partitions whose log was replaced (stored progress beyond the log end, or another record at the stored offset): "
+    "applied again from offset 0",
+    ["reason"],
+)
+REDIS_DATA_LOST = Counter(
+    "churnwatch_redis_data_lost_total", "Times this worker found Redis without its data (incarnation marker gone) and rebuilt"
+)
+HISTORY_INCOMPLETE = Gauge(
+    "churnwatch_history_incomplete",
+    "1 when a partition's state was built from scratch but its log no longer starts at offset 0 (history lost to retention)",
+    ["partition"],
 )
 PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the events topic owned by this worker")
 READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")

@@ -13,6 +13,7 @@ Hot path: no per-event Redis call or coroutine; a handful of dict operations per
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
@@ -35,6 +36,7 @@ __all__ = [
     "UserBatch",
     "Decoded",
     "decode_batch",
+    "record_fingerprint",
     "plan_sweep",
     "BucketPlan",
     "plan_reads",
@@ -87,6 +89,7 @@ class Decoded:
 
     users: dict[str, UserBatch] = field(default_factory=dict)
     last_offset: dict[int, int] = field(default_factory=dict)  # p -> offset of its last record
+    last_fingerprint: dict[int, str] = field(default_factory=dict)  # p -> record_fingerprint of it
     consumed: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
     dlq: list[KafkaRecord] = field(default_factory=list)
@@ -154,9 +157,22 @@ def decode_batch(
             ub.events.append(ev)
             ub.offsets.append(rec.offset)
         out.last_offset[p] = records[-1].offset
+        out.last_fingerprint[p] = record_fingerprint(records[-1])
     out.unknown_types = decoder.unknown_types - unknown_before
     out.derived_ids = decoder.derived_ids - derived_before
     return out
+
+
+def record_fingerprint(rec: RecordLike) -> str:
+    """A checksum of a record's key and value, stored with a partition's progress: the record at
+    the stored offset must still be this one when the partition is resumed, or the topic was
+    replaced (deleted and created again, a move to another cluster) and its offsets mean
+    other records now.
+
+    >>> record_fingerprint(type("R", (), {"key": b"u1", "value": b"{}"})())
+    'ba73ada9'
+    """
+    return f"{zlib.crc32(rec.value or b'', zlib.crc32(rec.key or b'')):08x}"
 
 
 # -- 2. plan the reads --------------------------------------------------------------------------

@@ -180,7 +180,7 @@ class Pipeline:
         timer.mark("write")
         self._learn_due(advanced)
         if decoded.last_offset:
-            result.progress = await self._write_progress(decoded.last_offset)
+            result.progress = await self._write_progress(decoded.last_offset, decoded.last_fingerprint)
         timer.mark("progress")
         _count(result, decoded, timer)
         return result
@@ -214,12 +214,12 @@ class Pipeline:
             if due_min is not None and due_s < due_min[b]:
                 due_min[b] = due_s
 
-    async def _write_progress(self, last_offset: Mapping[int, int]) -> dict[int, tuple[int, int]]:
+    async def _write_progress(self, last_offset: Mapping[int, int], fingerprints: Mapping[int, str]) -> dict[int, tuple[int, int]]:
         progress = {}
         for p, off in last_offset.items():
             s = self.clock.partitions[p].stream_ms
             progress[p] = (off, s if s != NEVER else 0)
-        everything = await self._retry_redis("progress", self.store.write_progress, self.topic, progress)
+        everything = await self._retry_redis("progress", self.store.write_progress, self.topic, progress, fingerprints)
         self.observe_global(everything)
         return progress
 

@@ -26,6 +26,7 @@ import datetime as _dt
 import functools
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -37,7 +38,7 @@ from redis.exceptions import NoScriptError
 
 from models.engine import Alert
 from models.state import STAGES, UserState
-from streams.worker.keys import Keys, locate, parse_due_member
+from streams.worker.keys import Keys, locate, offset_field, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
 
@@ -51,6 +52,8 @@ __all__ = [
     "UNCHANGED",
     "Fenced",
     "StoreMismatch",
+    "StoreLost",
+    "Resume",
     "Store",
     "StoreReader",
     "stats_delta",
@@ -72,6 +75,26 @@ _CHURNED = STAGES.index("churned")
 
 class StoreMismatch(ValueError):
     """Redis holds data written with other buckets/groups/format than this worker's settings."""
+
+
+class StoreLost(Exception):
+    """Redis lost the data this worker was writing to (restart without persistence, failover to
+    an empty replica, flush): the incarnation marker is gone or is another one. Nothing may be
+    written until the worker has rebuilt its partitions (streams.worker.consumer)."""
+
+    def __init__(self, had: str, found: str) -> None:
+        super().__init__(f"Redis store incarnation {found or '(none)'} is not {had}: Redis lost its data")
+        self.had, self.found = had, found
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a partition resumes: its progress as stored, and the checksum of the last applied
+    record (``record_fingerprint``; "" when unknown) to recognise a replaced topic."""
+
+    offset: int
+    max_ms: int
+    fingerprint: str
 
 
 def _script(name: str) -> str:
@@ -101,6 +124,7 @@ class BucketReadResult:
     blobs: list[bytes | None]  # per user
     dues: list[list[DueUser]]  # per part
     next_due: list[int | None]  # per part swept: lowest due second above the sweep's bound (None: none)
+    marker: str = ""  # the bucket's incarnation marker as read
 
 
 @dataclass(slots=True)
@@ -234,6 +258,7 @@ class Store:
         )
         self._sources = {name: _script(f"{name}.lua") for name in ("read_batch", "write_batch", "progress")}
         self._sha: dict[str, str] = {}
+        self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
 
     @property
     def client(self) -> aioredis.Redis | RedisCluster:
@@ -246,12 +271,15 @@ class Store:
         return bool(await self._client.ping())
 
     async def connect(self) -> None:
-        """Check ``cw:meta`` against our settings (first worker writes it) and load the scripts."""
+        """Check ``cw:meta`` against our settings (first worker writes it), learn the store's
+        incarnation (the first worker on an empty Redis makes one and marks every bucket with
+        it), and load the scripts."""
         meta_key = self.keys.meta
         want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
         pipe = self._client.pipeline(transaction=False)
         for k, v in want.items():
             pipe.hsetnx(meta_key, k, v)
+        pipe.hsetnx(meta_key, "incarnation", uuid.uuid4().hex[:16])
         pipe.hgetall(meta_key)
         *_, raw = await pipe.execute()
         have = {_s(k): _s(v) for k, v in raw.items()}
@@ -262,7 +290,24 @@ class Store:
                 f"{', '.join(f'{k}={v}' for k, v in want.items())}: use the same buckets/groups_per_bucket "
                 f"(or another key_prefix)"
             )
+        self.incarnation = have["incarnation"]
+        await self._mark_buckets()
         await self._load_scripts()
+
+    async def _mark_buckets(self) -> None:
+        """Every bucket carries the incarnation (field ``|inc`` of its off hash; kept if present):
+        the read script returns it and the write script refuses to write without it."""
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hsetnx(self.keys.offsets(b), "|inc", self.incarnation)
+        await pipe.execute()
+
+    async def check_incarnation(self) -> None:
+        """Raise ``StoreLost`` unless Redis still holds the incarnation this worker connected to
+        (the idle-time check; busy cycles check every bucket they read or write)."""
+        found = _s(await self._client.hget(self.keys.meta, "incarnation"))
+        if found != self.incarnation:
+            raise StoreLost(self.incarnation, found)
 
     async def _load_scripts(self) -> None:
         for name, source in self._sources.items():
@@ -345,7 +390,9 @@ class Store:
         replies = await self._run("read", build)
         out: list[BucketReadResult] = []
         for raw in replies:
-            offsets_raw, blobs, dues_raw, nexts_raw = raw
+            offsets_raw, blobs, dues_raw, nexts_raw, marker = raw
+            if _s(marker) != self.incarnation:
+                raise StoreLost(self.incarnation, _s(marker))
             dues: list[list[DueUser]] = []
             for flat in dues_raw:
                 part: list[DueUser] = []
@@ -354,7 +401,7 @@ class Store:
                     part.append(DueUser(group, uid, int(float(flat[j + 1])), flat[j + 2]))
                 dues.append(part)
             nexts = [None if n is None else int(float(n)) for n in nexts_raw]
-            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts))
+            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts, _s(marker)))
         return out
 
     async def write(self, writes: Sequence[BucketWrite], token: str) -> list[Fenced]:
@@ -367,6 +414,7 @@ class Store:
         sha = self._sha["write_batch"]
         keys = self.keys
         dumps = orjson.dumps
+        inc = self.incarnation
 
         def build(pipe: Any) -> None:  # a Pipeline, or _Calls on a cluster
             for w in writes:
@@ -378,29 +426,60 @@ class Store:
                 )
                 blobs = [b"" if s.blob is None else s.blob for s in w.states]
                 pipe.execute_command(
-                    "EVALSHA", sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, dumps(w.parts), states, stats,
-                    *blobs,
+                    "EVALSHA", sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, inc, dumps(w.parts),
+                    states, stats, *blobs,
                 )
 
         replies = await self._run("write", build)
         fenced: list[Fenced] = []
         for w, reply in zip(writes, replies):
+            if int(reply[0]) == 3:
+                raise StoreLost(self.incarnation, _s(reply[1]))
             if int(reply[0]) == 0:
                 fenced.append(Fenced(w.bucket, _s(reply[1]), _s(reply[2])))
         return fenced
 
-    async def write_progress(self, topic: str, progress: Mapping[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
-        """Record ``{partition: (last offset, max event ms)}``; returns the topic's whole progress."""
+    async def write_progress(
+        self, topic: str, progress: Mapping[int, tuple[int, int]], fingerprints: Mapping[int, str] | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """Record ``{partition: (last offset, max event ms)}`` (and the checksum of each last
+        record); returns the topic's whole progress of this incarnation."""
         sha = self._sha["progress"]
+        fps = fingerprints or {}
         args: list[object] = [len(progress)]
         for p, (offset, max_ms) in progress.items():
-            args += (p, offset, max_ms)
+            args += (p, offset, max_ms, fps.get(p, ""), self.incarnation)
         key = self.keys.progress(topic)
         (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", sha, 1, key, *args))
-        return _parse_progress(dict(zip(raw[::2], raw[1::2])))
+        return _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
 
     async def read_progress(self, topic: str) -> dict[int, tuple[int, int]]:
-        return _parse_progress(await self._client.hgetall(self.keys.progress(topic)))
+        """``{partition: (last applied offset, max event ms)}`` (reports read any incarnation)."""
+        return {p: (r.offset, r.max_ms) for p, r in (await self.read_resume(topic, any_incarnation=True)).items()}
+
+    async def read_resume(self, topic: str, *, any_incarnation: bool = False) -> dict[int, Resume]:
+        """Where each partition resumes. Values written in another incarnation of the store (by a
+        worker that had not noticed that Redis lost its data) are left out: they describe data
+        that is gone."""
+        raw = await self._client.hgetall(self.keys.progress(topic))
+        out: dict[int, Resume] = {}
+        for k, v in raw.items():
+            offset, max_ms, fp, inc = (_s(v).split(":") + ["", ""])[:4]
+            if any_incarnation or inc == self.incarnation or (not inc and not fp):
+                out[int(_s(k))] = Resume(int(offset), int(max_ms or 0), fp)
+        return out
+
+    async def restart_partition(self, topic: str, partition: int, max_ms: int) -> None:
+        """Forget how far ``partition`` was applied, keeping its event time and every user's
+        state: its log was replaced (a topic deleted and created again, storage lost, a move to
+        a new cluster), so its offsets start again at 0. Per bucket first, then the progress, so
+        a crash in between is detected again at the next assignment."""
+        field = offset_field(topic, partition)
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hdel(self.keys.offsets(b), field, field + "|token")
+        await pipe.execute()
+        await self._client.hset(self.keys.progress(topic), str(partition), f"-1:{max_ms}::{self.incarnation}")
 
     # -- read API for reports and the CLI ----------------------------------------------------
 
@@ -436,11 +515,13 @@ class Store:
         return int((await self.stats()).get("users", 0))
 
 
-def _parse_progress(raw: Mapping[bytes | str, bytes | str]) -> dict[int, tuple[int, int]]:
+def _parse_progress(raw: Mapping[bytes | str, bytes | str], incarnation: str) -> dict[int, tuple[int, int]]:
+    """``{partition: (offset, max_ms)}`` of the values written in ``incarnation``."""
     out: dict[int, tuple[int, int]] = {}
     for k, v in raw.items():
-        offset, _, max_ms = _s(v).partition(":")
-        out[int(_s(k))] = (int(offset), int(max_ms or 0))
+        offset, max_ms, _, inc = (_s(v).split(":") + ["", ""])[:4]
+        if inc == incarnation:
+            out[int(_s(k))] = (int(offset), int(max_ms or 0))
     return out
 
 
