@@ -121,6 +121,9 @@ PANELS: tuple[Panel, ...] = (
         "Input and state faults",
         (
             ("without event_id", f"sum(rate(churnwatch_events_derived_id_total[{RATE}]))"),
+            ("topic replaced ({{reason}})", f"sum by (reason) (rate(churnwatch_topic_resets_total[{RATE}]))"),
+            ("Redis lost its data", f"sum(rate(churnwatch_redis_data_lost_total[{RATE}]))"),
+            ("history incomplete (partitions)", "sum(max by (partition) (churnwatch_history_incomplete))"),
         ),
         unit="ops",
         description="Events accepted without an event_id (id derived from the content). Each line is a fault with a runbook entry.",
