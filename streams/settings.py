@@ -74,6 +74,7 @@ class Settings:
     max_event_bytes: int = 64 * 1024
     # Model and ops
     model_path: str = ""
+    model_takeover: bool = False  # record this worker's model in Redis; workers with another stop (rolling upgrade)
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9108
     log_level: str = "INFO"

@@ -176,3 +176,47 @@ def test_redis_that_lost_its_data_is_rebuilt_from_the_topic(kafka_bootstrap: str
         _assert_same(fault, ref_state, ref_ids)
     finally:
         fault.stop()
+
+
+def test_a_worker_with_another_model_refuses_or_takes_over(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                            unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """The model in use is recorded in Redis. A worker started with another model file refuses to
+    start (exit 2, one line) and changes nothing; with --take-over-model it records its model and
+    the old worker stops taking work (exit 3), so one model scores each partition at a time."""
+    import redis as redis_lib
+
+    from models.model import load_model
+    from streams.worker.store import model_id
+
+    ref_state, ref_ids = reference
+    new_model = load_model().with_(version="test-v2", risk_enter=0.3)
+    path = tmp_path / "model-v2.json"
+    new_model.save(path)
+    fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-model")
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        first, second = _parts(small, 0.5)
+        topic = fault.topics["events"]
+        old = fault.worker()
+        fault.wait(publish_events(kafka_bootstrap, topic, first))
+        meta = f"{fault.prefix}:meta"
+        assert client.hget(meta, "model").decode() == model_id(load_model())
+        refused = fault.worker(CHURNWATCH_MODEL_PATH=str(path))
+        refused.expected_exit = True
+        assert refused.proc is not None and refused.proc.wait(timeout=60) == 2
+        assert "records model" in refused.output() and "Traceback" not in refused.output()
+        fault.wait(publish_events(kafka_bootstrap, topic, second))
+        _wait_alerts_landed(fault, old)
+        _assert_same(fault, ref_state, ref_ids)  # the refused worker changed nothing
+
+        new = fault.worker(CHURNWATCH_MODEL_PATH=str(path), CHURNWATCH_MODEL_TAKEOVER="true")
+        old.expected_exit = True
+        assert old.proc is not None and old.proc.wait(timeout=60) == 3
+        assert "this worker stops taking work" in old.output()
+        assert client.hget(meta, "model").decode() == model_id(new_model)
+        wait_for("the new model's worker to own the partitions",
+                 lambda: metric(new, "churnwatch_partitions_assigned") == 8, 60, (new,))
+        assert metric(new, "churnwatch_model_info", model_id(new_model)) == 1
+    finally:
+        client.close()
+        fault.stop()

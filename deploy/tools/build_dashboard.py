@@ -124,6 +124,7 @@ PANELS: tuple[Panel, ...] = (
             ("topic replaced ({{reason}})", f"sum by (reason) (rate(churnwatch_topic_resets_total[{RATE}]))"),
             ("Redis lost its data", f"sum(rate(churnwatch_redis_data_lost_total[{RATE}]))"),
             ("history incomplete (partitions)", "sum(max by (partition) (churnwatch_history_incomplete))"),
+            ("workers on model {{model}}", "count by (model) (churnwatch_model_info == 1)"),
         ),
         unit="ops",
         description="Events accepted without an event_id (id derived from the content). Each line is a fault with a runbook entry.",

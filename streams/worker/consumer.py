@@ -17,6 +17,8 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
   stored checksum; while running, a highwater below the next offset to apply means the log went
   backwards. Either way the partition starts again at offset 0 of the new log, user states kept
   (``Store.restart_partition``), counted in ``churnwatch_topic_resets_total{reason}``;
+- a worker that took over with another model (``ModelReplaced``, same once-a-second check): this
+  worker stops taking work and exits (code 3), so one model scores each partition at a time;
 - Redis that lost its data (``StoreLost``, from the incarnation marker checked by every cycle and
   once a second when idle): the worker stops applying, takes the store's new incarnation and
   rebuilds its partitions from offset 0 of the topic; a partition whose log no longer starts at 0
@@ -39,7 +41,7 @@ from streams.worker import metrics
 from streams.worker.clock import NEVER
 from streams.worker.phases import record_fingerprint
 from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
-from streams.worker.store import Resume, Store, StoreLost
+from streams.worker.store import ModelReplaced, Resume, Store, StoreLost
 
 __all__ = ["KafkaSink", "StreamConsumer", "wall_ms"]
 
@@ -134,6 +136,7 @@ class StreamConsumer:
         self._verify: dict[int, tuple[int, str]] = {}  # p -> (offset, checksum) its record must still have
         self._fresh: set[int] = set()  # started from offset 0: the log should start there too
         self._lost: StoreLost | None = None  # Redis lost its data: rebuild before anything else
+        self.replaced: ModelReplaced | None = None  # another model took over: this worker stops
         self._store_checked_at = 0.0
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
 
@@ -294,6 +297,11 @@ class StreamConsumer:
                 delay = 0.05
             except StoreLost as exc:
                 self._lost = exc
+            except ModelReplaced as exc:
+                logger.error("%s: this worker stops taking work (rolling model upgrade; docs/OPERATE.md, "
+                             "\"Model upgrades\"). Runbook: ChurnwatchModelMismatch", exc)
+                self.replaced = exc
+                self._stopping = True
             except asyncio.CancelledError:
                 raise
             except Exception:

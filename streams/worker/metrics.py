@@ -26,6 +26,7 @@ __all__ = [
     "TOPIC_RESETS",
     "REDIS_DATA_LOST",
     "HISTORY_INCOMPLETE",
+    "MODEL_INFO",
     "READY",
     "USERS_TRACKED",
     "USERS_BY_STAGE",
@@ -88,6 +89,7 @@ HISTORY_INCOMPLETE = Gauge(
     "1 when a partition's state was built from scratch but its log no longer starts at offset 0 (history lost to retention)",
     ["partition"],
 )
+MODEL_INFO = Gauge("churnwatch_model_info", "1 for the model this worker scores with (<version>@<digest>)", ["model"])
 PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the events topic owned by this worker")
 READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")
 USERS_TRACKED = Gauge("churnwatch_users_tracked", "Users with state in Redis (all workers)")

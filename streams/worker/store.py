@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import functools
+import hashlib
 import logging
 import time
 import uuid
@@ -37,6 +38,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from models.engine import Alert
+from models.model import ChurnModel
 from models.state import STAGES, UserState
 from streams.worker.keys import Keys, locate, offset_field, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
@@ -53,6 +55,9 @@ __all__ = [
     "Fenced",
     "StoreMismatch",
     "StoreLost",
+    "ModelMismatch",
+    "ModelReplaced",
+    "model_id",
     "Resume",
     "Store",
     "StoreReader",
@@ -85,6 +90,28 @@ class StoreLost(Exception):
     def __init__(self, had: str, found: str) -> None:
         super().__init__(f"Redis store incarnation {found or '(none)'} is not {had}: Redis lost its data")
         self.had, self.found = had, found
+
+
+class ModelMismatch(StoreMismatch):
+    """Redis records another model in use than this worker's (see ``model_id``)."""
+
+
+class ModelReplaced(Exception):
+    """Another worker took over with another model (a rolling upgrade): this one stops."""
+
+    def __init__(self, mine: str, now: str) -> None:
+        super().__init__(f"the model in use is now {now}; this worker runs {mine}")
+        self.mine, self.now = mine, now
+
+
+def model_id(model: ChurnModel) -> str:
+    """``<version>@<digest>``: the version names the model, the digest of every number catches
+    two files under one version.
+
+    >>> model_id(ChurnModel()).startswith("builtin-1@")
+    True
+    """
+    return f"{model.version}@{hashlib.sha256(model.to_json().encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +286,8 @@ class Store:
         self._sources = {name: _script(f"{name}.lua") for name in ("read_batch", "write_batch", "progress")}
         self._sha: dict[str, str] = {}
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
+        self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
+        self.take_over_model = False  # connect() records our model even if another is recorded
 
     @property
     def client(self) -> aioredis.Redis | RedisCluster:
@@ -273,13 +302,15 @@ class Store:
     async def connect(self) -> None:
         """Check ``cw:meta`` against our settings (first worker writes it), learn the store's
         incarnation (the first worker on an empty Redis makes one and marks every bucket with
-        it), and load the scripts."""
+        it), record or check the model in use, and load the scripts."""
         meta_key = self.keys.meta
         want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
         pipe = self._client.pipeline(transaction=False)
         for k, v in want.items():
             pipe.hsetnx(meta_key, k, v)
         pipe.hsetnx(meta_key, "incarnation", uuid.uuid4().hex[:16])
+        if self.model:
+            (pipe.hset if self.take_over_model else pipe.hsetnx)(meta_key, "model", self.model)
         pipe.hgetall(meta_key)
         *_, raw = await pipe.execute()
         have = {_s(k): _s(v) for k, v in raw.items()}
@@ -290,6 +321,14 @@ class Store:
                 f"{', '.join(f'{k}={v}' for k, v in want.items())}: use the same buckets/groups_per_bucket "
                 f"(or another key_prefix)"
             )
+        if self.model and have.get("model") != self.model:
+            raise ModelMismatch(
+                f"Redis records model {have.get('model')} in use; this worker has {self.model}. Start it with the "
+                f"same model file, or roll the new model out with --take-over-model (docs/OPERATE.md, "
+                f"\"Model upgrades\")"
+            )
+        if self.take_over_model and self.model:
+            logger.warning("model %s recorded in Redis: workers with another model stop taking work", self.model)
         self.incarnation = have["incarnation"]
         await self._mark_buckets()
         await self._load_scripts()
@@ -303,11 +342,14 @@ class Store:
         await pipe.execute()
 
     async def check_incarnation(self) -> None:
-        """Raise ``StoreLost`` unless Redis still holds the incarnation this worker connected to
-        (the idle-time check; busy cycles check every bucket they read or write)."""
-        found = _s(await self._client.hget(self.keys.meta, "incarnation"))
+        """Raise ``StoreLost`` unless Redis still holds the incarnation this worker connected to,
+        ``ModelReplaced`` if another model was recorded since (the idle-time check; busy cycles
+        check the marker of every bucket they read or write)."""
+        found, model = (_s(v) for v in await self._client.hmget(self.keys.meta, ["incarnation", "model"]))
         if found != self.incarnation:
             raise StoreLost(self.incarnation, found)
+        if self.model and model != self.model:
+            raise ModelReplaced(self.model, model)
 
     async def _load_scripts(self) -> None:
         for name, source in self._sources.items():
