@@ -16,6 +16,8 @@ from typing import Callable
 import orjson
 import pytest
 
+from kafka import KafkaProducer
+
 from models.events import Event
 from tests.harness import Worker, event_json, publish_events, read_progress
 from tests.test_faults import Run, _assert_same, history
@@ -220,3 +222,89 @@ def test_a_worker_with_another_model_refuses_or_takes_over(kafka_bootstrap: str,
     finally:
         client.close()
         fault.stop()
+
+
+def test_records_not_keyed_by_user_are_rerouted_to_one_partition_per_user(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str, small: list[Event]) -> None:
+    """Producers that do not key by user id, two workers: ten users sent with a null key (all in
+    one partition, as a sticky partitioner does), ten keyed by device id, ten by user id. Each
+    mis-keyed record is produced again keyed by its user id, so every user lives in one partition,
+    and the end state equals a clean run where every event was keyed by user id.
+
+    The copies reach a user's partition after the other users' events of the same days, so both
+    runs allow 60 days of lateness (no copy is late); a copy reaching its partition later than the
+    allowed lateness would go to the DLQ as ``late`` as from any producer."""
+    env = {"CHURNWATCH_ALLOWED_LATENESS_MS": "60d"}
+    fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-keys")
+    clean = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-keysref")
+    try:
+        w = clean.worker(**env)
+        clean.wait(publish_events(kafka_bootstrap, clean.topics["events"], small))
+        _wait_alerts_landed(clean, w)
+        clean.stop()
+        ref_state, (ref_ids, _) = clean.state(), clean.alerts()
+        assert ref_ids and len(ref_state) == 30
+
+        workers = (fault.worker(**env), fault.worker(**env))
+        wait_for("two workers sharing the partitions",
+                 lambda: [metric(w, "churnwatch_partitions_assigned") for w in workers] == [4.0, 4.0], 60, workers)
+        n = {"null_key": 0, "other_key": 0}
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+        for ev in small:
+            u = int(ev.user_id.rsplit("-", 1)[1])
+            if u < 10:
+                n["null_key"] += 1
+                producer.send(fault.topics["events"], key=None, value=event_json(ev), partition=u % 8)
+            else:
+                if u < 20:
+                    n["other_key"] += 1
+                producer.send(fault.topics["events"], key=(f"device-{u}" if u < 20 else ev.user_id).encode(), value=event_json(ev))
+        producer.flush()
+        producer.close()
+        wait_for("every mis-keyed record re-routed",
+                 lambda: sum(metric(w, "churnwatch_events_rerouted_total") for w in workers) >= sum(n.values()), 60, workers)
+        for reason, count in n.items():
+            assert sum(metric(w, "churnwatch_events_rerouted_total", f'reason="{reason}"') for w in workers) == count
+        fault.wait(_log_end(kafka_bootstrap, fault.topics["events"]))
+        for w in workers:
+            _wait_alerts_landed(fault, w)
+        assert sum(metric(w, "churnwatch_events_rejected_total") for w in workers) == 0, "no copy was late"
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
+        clean.stop()
+
+
+def test_records_not_keyed_by_user_go_to_the_dlq_when_configured(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    from streams.worker.codec import REASONS
+
+    assert "key_not_user_id" in REASONS
+    fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-keydlq")
+    try:
+        good = [Event("kd-amy", 1_767_225_600_000 + i * 86_400_000, "view", f"kd-{i}") for i in range(3)]
+        bad = [(None, event_json(Event("kd-bob", 1_767_225_600_000, "view", "kd-b1"))),
+               (b"kd-amy", event_json(Event("kd-bob", 1_767_225_600_000, "view", "kd-b2")))]
+        w = fault.worker(CHURNWATCH_MISKEYED="dlq")
+        fault.wait(publish_events(kafka_bootstrap, fault.topics["events"], good, extra=bad))
+        wait_for("both rejections counted", lambda: metric(w, "churnwatch_events_rejected_total", 'reason="key_not_user_id"') == 2,
+                 30, (w,))
+        assert metric(w, "churnwatch_events_rerouted_total") == 0
+        assert sorted(fault.state()) == ["kd-amy"]
+    finally:
+        fault.stop()
+
+
+def _log_end(bootstrap: str, topic: str) -> dict[int, int]:
+    """The last offset of each partition holding records (read, not asked: Tansu's end offsets are wrong)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
+    tps = [TopicPartition(topic, p) for p in range(8)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    last: dict[int, int] = {}
+    for rec in consumer:
+        last[rec.partition] = rec.offset
+    consumer.close()
+    return last

@@ -121,6 +121,8 @@ PANELS: tuple[Panel, ...] = (
         "Input and state faults",
         (
             ("without event_id", f"sum(rate(churnwatch_events_derived_id_total[{RATE}]))"),
+            ("not keyed by user id ({{reason}})", f"sum by (reason) (rate(churnwatch_events_rerouted_total[{RATE}]))"),
+            ("second copies dropped", f"sum(rate(churnwatch_rerouted_duplicates_total[{RATE}]))"),
             ("topic replaced ({{reason}})", f"sum by (reason) (rate(churnwatch_topic_resets_total[{RATE}]))"),
             ("Redis lost its data", f"sum(rate(churnwatch_redis_data_lost_total[{RATE}]))"),
             ("history incomplete (partitions)", "sum(max by (partition) (churnwatch_history_incomplete))"),

@@ -28,8 +28,8 @@ Accepted value (a JSON object)::
 - ``properties`` and any other field: only read to derive a missing ``event_id``.
 
 The Kafka key is not read here: state is keyed by ``user_id`` from the value. A record whose key
-differs from its ``user_id`` is accepted, but its user's events must all go to one partition for
-the per-partition clocks and fences to hold, so producers must key by user id.
+differs from its ``user_id`` is re-routed to its user's partition (or rejected as
+``key_not_user_id``) by the pipeline: ``streams.worker.routing``.
 
 Duplicates: an ``event_id`` seen twice for the same user inside one batch is rejected as
 ``duplicate_event_id`` (by the pipeline, which sees the batch). Duplicates across batches are not
@@ -77,6 +77,7 @@ REASONS: Final[tuple[str, ...]] = (
     "late",
     "duplicate_event_id",
     "bad_subscription",
+    "key_not_user_id",
 )
 
 MAX_USER_ID_CHARS: Final[int] = 256

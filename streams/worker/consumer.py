@@ -40,6 +40,7 @@ from streams.settings import Settings, aiokafka_client_kwargs
 from streams.worker import metrics
 from streams.worker.clock import NEVER
 from streams.worker.phases import record_fingerprint
+from streams.worker.routing import KafkaCopy
 from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
 from streams.worker.store import ModelReplaced, Resume, Store, StoreLost
 
@@ -92,11 +93,12 @@ class KafkaSink:
             await self._producer.stop()
             self._producer = None
 
-    async def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes]] | Sequence[KafkaCopy]) -> None:
+        """Send ``(key, value)`` or ``(key, value, headers)`` records; returns once all are acked."""
         if self._producer is None:
             raise KafkaConnectionError("producer not started")
         send = self._producer.send
-        futures = [await send(topic, value=value, key=key) for key, value in records]
+        futures = [await send(topic, value=r[1], key=r[0], headers=r[2] if len(r) > 2 else None) for r in records]  # type: ignore[misc]
         await asyncio.gather(*futures)
 
 
@@ -259,7 +261,8 @@ class StreamConsumer:
         """Seek a newly owned partition; where a checksum is stored, to the last applied record
         itself, which ``_check_log`` compares before anything after it is applied."""
         p = tp.partition
-        start = self.pipeline.assign(p, (resume.offset, resume.max_ms) if resume else None, now_ms)
+        start = self.pipeline.assign(p, (resume.offset, resume.max_ms) if resume else None, now_ms,
+                                     resume.origins if resume else None)
         self._verify.pop(p, None)
         self._fresh.discard(p)
         if resume is not None and resume.fingerprint and resume.offset >= 0:

@@ -15,6 +15,8 @@ __all__ = [
     "EVENTS_REJECTED",
     "EVENTS_UNKNOWN_TYPE",
     "EVENTS_DERIVED_ID",
+    "EVENTS_REROUTED",
+    "REROUTED_DUPLICATES",
     "BATCH_SIZE",
     "BATCH_SECONDS",
     "REDIS_SECONDS",
@@ -45,6 +47,14 @@ EVENTS_UNKNOWN_TYPE = Counter(
 )
 EVENTS_DERIVED_ID = Counter(
     "churnwatch_events_derived_id_total", "Events accepted without an event_id (id derived from the event's content)"
+)
+EVENTS_REROUTED = Counter(
+    "churnwatch_events_rerouted_total",
+    "Records whose Kafka key is not their user id, produced again keyed by the user id (reason null_key, other_key)",
+    ["reason"],
+)
+REROUTED_DUPLICATES = Counter(
+    "churnwatch_rerouted_duplicates_total", "Re-routed copies dropped because their origin record was applied already"
 )
 BATCH_SIZE = Histogram(
     "churnwatch_batch_size_events",

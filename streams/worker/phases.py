@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import orjson
 
@@ -27,6 +27,7 @@ from models.state import UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder, Rejection, dlq_value
 from streams.worker.keys import locate, offset_field
+from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.store import UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta
 
 __all__ = [
@@ -95,6 +96,7 @@ class Decoded:
     dlq: list[KafkaRecord] = field(default_factory=list)
     unknown_types: int = 0
     derived_ids: int = 0  # events sent without an event_id (derived from their content)
+    routed: Routed = field(default_factory=Routed)  # mis-keyed records re-routed, copies dropped
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -108,9 +110,12 @@ def decode_batch(
     *,
     topic: str,
     max_dlq_value_bytes: int,
+    router: Router | None = None,
 ) -> Decoded:
-    """Decode and validate every record, fold event time per partition, reject late events and an
-    ``event_id`` seen twice for one user in the batch; group the rest by user.
+    """Decode and validate every record, route records whose key is not their user id
+    (``streams.worker.routing``; not checked without a ``router``), fold event time per partition,
+    reject late events and an ``event_id`` seen twice for one user in the batch; group the rest
+    by user.
 
     Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
     """
@@ -138,6 +143,8 @@ def decode_batch(
                 reject(p, rec, ev)
                 continue
             uid, eid = ev.user_id, ev.event_id
+            if router is not None and not _owned_here(router, p, rec, uid, out, reject):
+                continue
             owner = seen_ids.get(eid)
             # Duplicates are rejected before the clock sees them: a rejected copy must not
             # move the partition's stream time (and so make good events late).
@@ -161,6 +168,21 @@ def decode_batch(
     out.unknown_types = decoder.unknown_types - unknown_before
     out.derived_ids = decoder.derived_ids - derived_before
     return out
+
+
+def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,
+                reject: Callable[[int, RecordLike, Rejection], None]) -> bool:
+    """Whether the event belongs to this partition: keyed by its user id and not a copy applied
+    before. A mis-keyed record is re-routed (or rejected) here, before the clock sees it."""
+    problem = key_problem(rec.key, uid)
+    if problem is not None:
+        if router.mode == "dlq":
+            reject(p, rec, Rejection("key_not_user_id", f"record key is not the user id ({problem})"))
+        else:
+            router.reroute(p, rec.offset, uid.encode("utf-8", "surrogatepass"), rec.value, problem, out.routed)
+        return False
+    origin = origin_of(getattr(rec, "headers", None))
+    return origin is None or router.copy_is_new(p, origin, out.routed)
 
 
 def record_fingerprint(rec: RecordLike) -> str:

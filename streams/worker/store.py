@@ -122,6 +122,7 @@ class Resume:
     offset: int
     max_ms: int
     fingerprint: str
+    origins: dict[int, int] = field(default_factory=dict)  # re-routed copies applied: origin p -> offset
 
 
 def _script(name: str) -> str:
@@ -503,13 +504,24 @@ class Store:
         """Where each partition resumes. Values written in another incarnation of the store (by a
         worker that had not noticed that Redis lost its data) are left out: they describe data
         that is gone."""
-        raw = await self._client.hgetall(self.keys.progress(topic))
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.progress(topic))
+        pipe.hgetall(self.keys.reroute(topic))
+        raw, rerouted = await pipe.execute()
+        origins = {int(_s(k)): {int(q): o for q, o in orjson.loads(v).items()} for k, v in rerouted.items()}
         out: dict[int, Resume] = {}
         for k, v in raw.items():
             offset, max_ms, fp, inc = (_s(v).split(":") + ["", ""])[:4]
             if any_incarnation or inc == self.incarnation or (not inc and not fp):
-                out[int(_s(k))] = Resume(int(offset), int(max_ms or 0), fp)
+                p = int(_s(k))
+                out[p] = Resume(int(offset), int(max_ms or 0), fp, origins.get(p, {}))
         return out
+
+    async def write_origins(self, topic: str, origins: Mapping[int, Mapping[int, int]]) -> None:
+        """Per partition, the highest origin offset of the re-routed copies applied there
+        (streams.worker.routing); written after the states and before the progress."""
+        await self._client.hset(self.keys.reroute(topic), mapping={str(p): orjson.dumps({str(q): o for q, o in m.items()})
+                                                                  for p, m in origins.items()})
 
     async def restart_partition(self, topic: str, partition: int, max_ms: int) -> None:
         """Forget how far ``partition`` was applied, keeping its event time and every user's
@@ -520,6 +532,7 @@ class Store:
         pipe = self._client.pipeline(transaction=False)
         for b in range(self.buckets):
             pipe.hdel(self.keys.offsets(b), field, field + "|token")
+        pipe.hdel(self.keys.reroute(topic), str(partition))
         await pipe.execute()
         await self._client.hset(self.keys.progress(topic), str(partition), f"-1:{max_ms}::{self.incarnation}")
 
