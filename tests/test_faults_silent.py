@@ -8,6 +8,7 @@ Waits are on conditions (Redis progress, metric values), never sleeps followed b
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -308,3 +309,72 @@ def _log_end(bootstrap: str, topic: str) -> dict[int, int]:
         last[rec.partition] = rec.offset
     consumer.close()
     return last
+
+
+def test_a_grown_partition_count_stops_the_workers_and_relayout_moves_the_state(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str, small: list[Event]) -> None:
+    """The events topic grows from 8 to 16 partitions while a worker runs. Tansu cannot add
+    partitions, so the topic has 16 from the start, the state is recorded as laid out for 8 (as
+    the first worker would have recorded before the growth), the first half of the history is
+    written with murmur2(key) % 8 and the second with % 16, as producers do before and after.
+    The worker stops at the first record in a new partition; `churnwatch relayout` with the
+    workers stopped moves the state; the end state equals a clean run on 16 partitions."""
+    import subprocess
+    import sys
+
+    import redis as redis_lib
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from streams.worker.relayout import partition_of
+
+    clean = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-p16")
+    fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-grow")
+    for run in (clean, fault):  # events topics of 16 partitions
+        run.topics["events"] += "-16"
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin.create_topics([NewTopic(run.topics["events"], 16, 1)])
+        admin.close()
+    try:
+        w = clean.worker()
+        clean.wait(publish_events(kafka_bootstrap, clean.topics["events"], small))
+        _wait_alerts_landed(clean, w)
+        clean.stop()
+        ref_state, (ref_ids, _) = clean.state(), clean.alerts()
+
+        topic = fault.topics["events"]
+        client = redis_lib.Redis.from_url(redis_url)
+        client.hset(f"{fault.prefix}:meta", f"partitions:{topic}", 8)  # built before the growth
+        client.close()
+        first, second = _parts(small, 0.5)
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+        last: dict[int, int] = {}
+        for ev in first:
+            md = producer.send(topic, key=ev.user_id.encode(), value=event_json(ev), partition=partition_of(ev.user_id, 8)).get(30)
+            last[md.partition] = md.offset
+        w = fault.worker()
+        fault.wait(last)
+        moved = {ev.user_id for ev in small if partition_of(ev.user_id, 8) != partition_of(ev.user_id, 16)}
+        assert moved, "some users move partition, or the test proves nothing"
+        for ev in second:  # the producers now see 16 partitions
+            md = producer.send(topic, key=ev.user_id.encode(), value=event_json(ev)).get(30)
+            last[md.partition] = max(last.get(md.partition, -1), md.offset)
+        producer.close()
+        wait_for("the worker to stop taking work", lambda: metric(w, "churnwatch_partition_layout_changed") == 1, 60, (w,))
+        assert "stops taking work" in w.output() and "churnwatch relayout" in w.output()
+        assert all(p < 8 for p in read_progress(redis_url, topic, fault.prefix)), "nothing of a new partition applied"
+        assert metric(w, "churnwatch_state_partitions") == 8 and metric(w, "churnwatch_topic_partitions") == 16
+        fault.stop()
+
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
+               "CHURNWATCH_KEY_PREFIX": fault.prefix, "CHURNWATCH_TOPIC_EVENTS": topic}
+        out = subprocess.run([sys.executable, "-m", "streams.cli", "relayout"], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "from 8 to 16 partitions" in out.stdout
+        w2 = fault.worker()
+        fault.wait(last)
+        _wait_alerts_landed(fault, w2)
+        assert metric(w2, "churnwatch_partition_layout_changed") == 0
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        clean.stop()
+        fault.stop()

@@ -19,6 +19,9 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
   (``Store.restart_partition``), counted in ``churnwatch_topic_resets_total{reason}``;
 - a worker that took over with another model (``ModelReplaced``, same once-a-second check): this
   worker stops taking work and exits (code 3), so one model scores each partition at a time;
+- a partition count that changed: records in a partition beyond the count the state is laid out
+  for (``Store.layout``) stop every worker (``LayoutChanged``, also seen through Redis by the
+  others) before anything of them is applied; ``churnwatch relayout`` moves the state;
 - Redis that lost its data (``StoreLost``, from the incarnation marker checked by every cycle and
   once a second when idle): the worker stops applying, takes the store's new incarnation and
   rebuilds its partitions from offset 0 of the topic; a partition whose log no longer starts at 0
@@ -42,7 +45,7 @@ from streams.worker.clock import NEVER
 from streams.worker.phases import record_fingerprint
 from streams.worker.routing import KafkaCopy
 from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
-from streams.worker.store import ModelReplaced, Resume, Store, StoreLost
+from streams.worker.store import LayoutChanged, ModelReplaced, Resume, Store, StoreLost
 
 __all__ = ["KafkaSink", "StreamConsumer", "wall_ms"]
 
@@ -139,6 +142,8 @@ class StreamConsumer:
         self._fresh: set[int] = set()  # started from offset 0: the log should start there too
         self._lost: StoreLost | None = None  # Redis lost its data: rebuild before anything else
         self.replaced: ModelReplaced | None = None  # another model took over: this worker stops
+        self.layout: int | None = None  # partition count the state is laid out for (Redis meta)
+        self.halted: str | None = None  # why this worker takes no work (the partition count changed)
         self._store_checked_at = 0.0
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
 
@@ -250,6 +255,7 @@ class StreamConsumer:
                 await asyncio.sleep(delay)
                 delay = min(ERROR_BACKOFF_MAX_S, delay * 2)
                 continue
+            await self._check_layout()
             now = wall_ms()
             self.pipeline.observe_global({p: (r.offset, r.max_ms) for p, r in progress.items()})
             for tp in sorted(self._unresumed, key=lambda t: t.partition):
@@ -291,8 +297,8 @@ class StreamConsumer:
                 batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 if self._stopping:
                     break
-                if self._unresumed:
-                    continue  # resumed (and re-seeked) on the next turn
+                if self._unresumed or self.halted:
+                    continue  # resumed (and re-seeked) on the next turn; or taking no work
                 rebalanced = generation != self._generation
                 batch = await self._check_log(batch, rebalanced)
                 await self._cycle(self._contiguous(batch, rebalanced=rebalanced))
@@ -300,6 +306,8 @@ class StreamConsumer:
                 delay = 0.05
             except StoreLost as exc:
                 self._lost = exc
+            except LayoutChanged as exc:
+                self._halt(str(exc))
             except ModelReplaced as exc:
                 logger.error("%s: this worker stops taking work (rolling model upgrade; docs/OPERATE.md, "
                              "\"Model upgrades\"). Runbook: ChurnwatchModelMismatch", exc)
@@ -318,6 +326,12 @@ class StreamConsumer:
 
         Not judged right after a rebalance: the fetch may predate the seek.
         """
+        beyond = sorted(tp.partition for tp, recs in batch.items() if recs and self.layout and tp.partition >= self.layout)
+        if beyond:
+            why = (f"{self.topic}[{beyond[0]}] received records but the state is laid out for {self.layout} partitions: "
+                   f"the topic's partition count grew and users moved partition")
+            await self.store.mark_layout_changed(self.topic, why)
+            raise LayoutChanged(why)
         if rebalanced:
             return batch  # _contiguous re-seeks what it cannot take, partitions to verify included
         out = dict(batch)
@@ -380,11 +394,39 @@ class StreamConsumer:
                          tp.topic, tp.partition, first_offset)
 
     async def _check_store(self) -> None:
-        """Once a second: does Redis still hold our data? (Busy cycles check every bucket they touch.)"""
+        """Once a second: does Redis still hold our data, our model, our partition layout?
+        (Busy cycles check the incarnation in every bucket they touch.)"""
         now = time.monotonic()
         if now - self._store_checked_at >= STORE_CHECK_INTERVAL_S:
             self._store_checked_at = now
-            await self.store.check_incarnation()
+            await self.store.check_incarnation(self.topic)
+
+    async def _check_layout(self) -> None:
+        """At assignment: the topic's partition count against the one the state is laid out for.
+        A different count is reported (gauges, WARNING); the workers stop taking work as soon as
+        a record arrives in a partition beyond the layout (``_check_log``), which is when users
+        start to live in two partitions."""
+        count = len(self.consumer.partitions_for_topic(self.topic) or ())
+        if not count:
+            return
+        self.layout = await self.store.layout(self.topic, count)
+        metrics.TOPIC_PARTITIONS.set(count)
+        metrics.STATE_PARTITIONS.set(self.layout)
+        if count != self.layout:
+            logger.warning("%s has %s partitions but the state is laid out for %s: users whose partition changes are "
+                           "stopped at their first record in a new partition; run `churnwatch relayout` "
+                           "(docs/OPERATE.md, \"Partition count changes\")", self.topic, count, self.layout)
+
+    def _halt(self, why: str) -> None:
+        """Stop taking work (the partition count changed): pause every partition, say what to do."""
+        if self.halted is None:
+            logger.error("%s: this worker stops taking work. Next: stop all workers, run `churnwatch relayout` "
+                         "(moves the state to the topic's partition count), start them again "
+                         "(docs/OPERATE.md, \"Partition count changes\"). Runbook: ChurnwatchPartitionCountChanged", why)
+        self.halted = why
+        metrics.LAYOUT_CHANGED.set(1)
+        metrics.READY.set(0)
+        self.consumer.pause(*self.assigned)
 
     async def _rebuild(self) -> None:
         """Redis lost its data: take the store's new incarnation and apply every owned partition

@@ -29,6 +29,9 @@ __all__ = [
     "REDIS_DATA_LOST",
     "HISTORY_INCOMPLETE",
     "MODEL_INFO",
+    "TOPIC_PARTITIONS",
+    "STATE_PARTITIONS",
+    "LAYOUT_CHANGED",
     "READY",
     "USERS_TRACKED",
     "USERS_BY_STAGE",
@@ -100,6 +103,11 @@ HISTORY_INCOMPLETE = Gauge(
     ["partition"],
 )
 MODEL_INFO = Gauge("churnwatch_model_info", "1 for the model this worker scores with (<version>@<digest>)", ["model"])
+TOPIC_PARTITIONS = Gauge("churnwatch_topic_partitions", "Partitions of the events topic (broker metadata, at assignment)")
+STATE_PARTITIONS = Gauge("churnwatch_state_partitions", "Partition count the state in Redis is laid out for")
+LAYOUT_CHANGED = Gauge(
+    "churnwatch_partition_layout_changed", "1 when this worker stopped taking work because the partition count changed"
+)
 PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the events topic owned by this worker")
 READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")
 USERS_TRACKED = Gauge("churnwatch_users_tracked", "Users with state in Redis (all workers)")

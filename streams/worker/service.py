@@ -119,7 +119,7 @@ class WorkerRuntime:
             metrics.READY.set(0)
             logger.debug("gauge refresh failed: %s", exc)
             return
-        self.ready = bool(self.consumer.assigned) and self.started
+        self.ready = bool(self.consumer.assigned) and self.started and self.consumer.halted is None
         metrics.READY.set(1 if self.ready else 0)
         metrics.USERS_TRACKED.set(stats.get("users", 0))
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))

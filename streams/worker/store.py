@@ -57,6 +57,7 @@ __all__ = [
     "StoreLost",
     "ModelMismatch",
     "ModelReplaced",
+    "LayoutChanged",
     "model_id",
     "Resume",
     "Store",
@@ -102,6 +103,11 @@ class ModelReplaced(Exception):
     def __init__(self, mine: str, now: str) -> None:
         super().__init__(f"the model in use is now {now}; this worker runs {mine}")
         self.mine, self.now = mine, now
+
+
+class LayoutChanged(Exception):
+    """The events topic's partition count is not the one the state is laid out for: users moved
+    partition. Workers stop taking work until ``churnwatch relayout`` moved the state."""
 
 
 def model_id(model: ChurnModel) -> str:
@@ -342,15 +348,60 @@ class Store:
             pipe.hsetnx(self.keys.offsets(b), "|inc", self.incarnation)
         await pipe.execute()
 
-    async def check_incarnation(self) -> None:
+    async def check_incarnation(self, topic: str = "") -> None:
         """Raise ``StoreLost`` unless Redis still holds the incarnation this worker connected to,
-        ``ModelReplaced`` if another model was recorded since (the idle-time check; busy cycles
-        check the marker of every bucket they read or write)."""
-        found, model = (_s(v) for v in await self._client.hmget(self.keys.meta, ["incarnation", "model"]))
+        ``ModelReplaced`` if another model was recorded since, ``LayoutChanged`` if a worker found
+        ``topic``'s partition count changed (the idle-time check; busy cycles check the marker of
+        every bucket they read or write)."""
+        found, model, layout = (_s(v) for v in await self._client.hmget(
+            self.keys.meta, ["incarnation", "model", f"layout_changed:{topic}"]))
         if found != self.incarnation:
             raise StoreLost(self.incarnation, found)
         if self.model and model != self.model:
             raise ModelReplaced(self.model, model)
+        if layout:
+            raise LayoutChanged(layout)
+
+    async def layout(self, topic: str, partitions_now: int) -> int:
+        """The partition count ``topic``'s state is laid out for (recorded by the first worker:
+        the count it found)."""
+        field = f"partitions:{topic}"
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hsetnx(self.keys.meta, field, partitions_now)
+        pipe.hget(self.keys.meta, field)
+        _, raw = await pipe.execute()
+        return int(_s(raw))
+
+    async def mark_layout_changed(self, topic: str, why: str) -> None:
+        """Tell every worker to stop taking work: ``topic``'s partition count changed."""
+        await self._client.hsetnx(self.keys.meta, f"layout_changed:{topic}", why)
+
+    async def relayout(self, topic: str, partitions: int, partition_of: Callable[[str, int], int]) -> dict[str, int]:
+        """Move the state of ``topic`` to ``partitions`` partitions (workers stopped): every due
+        entry goes to the index of its user's new partition (``partition_of(user_id, count)``);
+        user records, stats and rankings are per bucket and stay. Offsets and progress of the
+        old partitions stay (their logs did not change); new partitions start at offset 0.
+        Returns counts: ``moved`` due entries, ``old_partitions``, ``partitions``."""
+        old = int(_s(await self._client.hget(self.keys.meta, f"partitions:{topic}")) or partitions)
+        moved = 0
+        for b in range(self.buckets):
+            for p in range(old):
+                key = self.keys.due(b, topic, p)
+                entries = await self._client.zrange(key, 0, -1, withscores=True)
+                pipe = self._client.pipeline(transaction=False)
+                for member, score in entries:
+                    _, user_id = parse_due_member(_s(member))
+                    q = partition_of(user_id, partitions)
+                    if q != p:
+                        pipe.zadd(self.keys.due(b, topic, q), {member: score})
+                        pipe.zrem(key, member)
+                        moved += 1
+                await pipe.execute()
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(self.keys.meta, f"partitions:{topic}", partitions)
+        pipe.hdel(self.keys.meta, f"layout_changed:{topic}")
+        await pipe.execute()
+        return {"moved": moved, "old_partitions": old, "partitions": partitions}
 
     async def _load_scripts(self) -> None:
         for name, source in self._sources.items():
