@@ -143,8 +143,11 @@ def decode_batch(
                 reject(p, rec, ev)
                 continue
             uid, eid = ev.user_id, ev.event_id
-            if router is not None and not _owned_here(router, p, rec, uid, out, reject):
-                continue
+            if router is not None:  # the common case, keyed by the user and no copy, costs one compare
+                key = rec.key
+                if (key is None or key != uid.encode("utf-8", "surrogatepass") or getattr(rec, "headers", None)) \
+                        and not _owned_here(router, p, rec, uid, out, reject):
+                    continue
             owner = seen_ids.get(eid)
             # Duplicates are rejected before the clock sees them: a rejected copy must not
             # move the partition's stream time (and so make good events late).
