@@ -172,3 +172,17 @@ def test_decode_reroutes_records_not_keyed_by_their_user_and_drops_second_copies
     dlq = decode_batch({0: recs[:2]}, {0: PartitionClock(3_600_000)}, Decoder(), WALL_MS, topic="ev",
                        max_dlq_value_bytes=1024, router=Router("dlq"))
     assert dlq.rejected == {"key_not_user_id": 2} and not dlq.routed.copies and not dlq.users
+
+
+def test_the_miskeyed_setting_chooses_reroute_or_dlq() -> None:
+    import pytest
+
+    from streams.settings import Settings, SettingsError
+    from streams.worker.pipeline import Pipeline
+    from streams.worker.store import Store
+
+    for mode in ("reroute", "dlq"):
+        settings = Settings.from_env({"CHURNWATCH_MISKEYED": mode})
+        assert Pipeline(settings, Store(settings), None, load_model()).router.mode == mode  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="miskeyed"):
+        Settings(miskeyed="drop")
