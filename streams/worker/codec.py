@@ -181,6 +181,27 @@ class Decoder:
                 return Rejection("bad_amount", f"amount {amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
             amount = float(amount)
 
+        etype = self._type(name)
+        account_id = obj.get("account_id")
+        if account_id is None:
+            account_id = ""
+        elif type(account_id) is not str or len(account_id) > MAX_USER_ID_CHARS:
+            return Rejection("bad_type", f"account_id must be a string of at most {MAX_USER_ID_CHARS} characters")
+        sub = None
+        if etype == "subscription":
+            sub = _subscription(obj)
+            if type(sub) is Rejection:
+                return sub  # type: ignore[return-value]
+        if not event_id:
+            self.derived_ids += 1
+            event_id = derived_event_id(obj, ts_ms, amount)
+        if sub is not None:
+            return Event(user_id, ts_ms, "subscription", event_id, amount, account_id, sub)  # type: ignore[arg-type]
+        return Event(user_id, ts_ms, etype, event_id, amount, account_id)
+
+    def _type(self, name: str) -> EventType:
+        """The canonical type of a type name (cached: free text, so the cache is bounded); unknown
+        names count in ``unknown_types``."""
         cached = self._types.get(name)
         if cached is None:
             canonical = self.type_map.canonical(name)
@@ -190,22 +211,7 @@ class Decoder:
                 self._types[name] = cached
         if not cached[1]:
             self.unknown_types += 1
-        account_id = obj.get("account_id")
-        if account_id is None:
-            account_id = ""
-        elif type(account_id) is not str or len(account_id) > MAX_USER_ID_CHARS:
-            return Rejection("bad_type", f"account_id must be a string of at most {MAX_USER_ID_CHARS} characters")
-        sub = None
-        if cached[0] == "subscription":
-            sub = _subscription(obj)
-            if type(sub) is Rejection:
-                return sub  # type: ignore[return-value]
-        if not event_id:
-            self.derived_ids += 1
-            event_id = derived_event_id(obj, ts_ms, amount)
-        if sub is not None:
-            return Event(user_id, ts_ms, "subscription", event_id, amount, account_id, sub)  # type: ignore[arg-type]
-        return Event(user_id, ts_ms, cached[0], event_id, amount, account_id)
+        return cached[0]
 
 
 def _subscription(obj: dict[str, object]) -> Subscription | Rejection:
