@@ -72,8 +72,10 @@ class Settings:
     max_clock_skew_ms: int = 3_600_000  # events further in the future than this go to the DLQ
     idle_partition_ms: int = 5_000  # live mode: a caught-up partition idle this long follows wall time
     max_event_bytes: int = 64 * 1024
+    miskeyed: str = "reroute"  # records whose key is not the user id: "reroute" to the user's partition, or "dlq"
     # Model and ops
     model_path: str = ""
+    model_takeover: bool = False  # record this worker's model in Redis; workers with another stop (rolling upgrade)
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9108
     log_level: str = "INFO"
@@ -84,6 +86,8 @@ class Settings:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
+        if self.miskeyed not in ("reroute", "dlq"):
+            raise SettingsError(f"miskeyed must be 'reroute' or 'dlq', got {self.miskeyed!r}")
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError(f"metrics_port must be a TCP port (0-65535), got {self.metrics_port}")
 

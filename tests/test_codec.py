@@ -88,7 +88,6 @@ def test_bad_bytes(value: bytes | None, expected: str) -> None:
 @pytest.mark.parametrize(
     "change, expected",
     [
-        ({"event_id": None}, "missing_field"),
         ({"event_id": ""}, "missing_field"),
         ({"user_id": None}, "missing_field"),
         ({"type": None}, "missing_field"),
@@ -257,3 +256,17 @@ def test_a_published_subscription_decodes_to_the_same_event(cents: int, status: 
 
     ev = Event("u-1", TS_MS, "subscription", "e-1", 0.0, "acme", Subscription(status, "Pro", cents, ends))  # type: ignore[arg-type]
     assert decode(event_value(ev)) == ev
+
+
+def test_a_missing_event_id_is_derived_from_the_content() -> None:
+    no_id = {k: v for k, v in GOOD.items() if k != "event_id"}
+    d = Decoder()
+    first = d.decode(orjson.dumps(no_id), NOW_MS)
+    assert isinstance(first, Event) and first.event_id.startswith("d-") and d.derived_ids == 1
+    # the same event sent again, with the time as text, keys in another order and "event_id": null
+    again = d.decode(orjson.dumps({"ts": "2026-01-01T00:00:00Z", "event_id": None, "type": "click", "user_id": "u-1"}), NOW_MS)
+    assert isinstance(again, Event) and again.event_id == first.event_id, "a re-sent event keeps its id"
+    for change in ({"ts": TS_MS + 1}, {"user_id": "u-2"}, {"type": "view"}, {"properties": {"page": "/"}}):
+        other = d.decode(orjson.dumps({**no_id, **change}), NOW_MS)
+        assert isinstance(other, Event) and other.event_id != first.event_id, change
+    assert decode(GOOD).event_id == "e-1", "a given id is kept as sent"  # type: ignore[union-attr]

@@ -141,3 +141,48 @@ def test_no_function_of_the_worker_is_over_80_lines() -> None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:  # type: ignore[operator]
                 long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")  # type: ignore[operator]
     assert not long, long
+
+
+@dataclass
+class HRec:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def test_decode_reroutes_records_not_keyed_by_their_user_and_drops_second_copies() -> None:
+    from streams.worker.routing import ORIGIN_HEADER, Router
+
+    router = Router("reroute")
+    router.assign(0, {5: 40})
+    ev = [event_json(Event("a", START_MS + i, "view", f"a{i}")) for i in range(5)]
+    recs = [HRec(0, None, ev[0]), HRec(1, b"e-1", ev[1]), HRec(2, b"a", ev[2]),
+            HRec(3, b"a", ev[3], headers=((ORIGIN_HEADER, b"5:40"),)),  # a copy applied before
+            HRec(4, b"a", ev[4], headers=((ORIGIN_HEADER, b"5:41"),))]
+    clocks = {0: PartitionClock(3_600_000)}
+    out = decode_batch({0: recs}, clocks, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024, router=router)
+    assert out.routed.rerouted == {"null_key": 1, "other_key": 1} and out.routed.duplicates == 1
+    assert [(k, h) for k, _, h in out.routed.copies] == [(b"a", [(ORIGIN_HEADER, b"0:0")]), (b"a", [(ORIGIN_HEADER, b"0:1")])]
+    assert out.users["a"].offsets == [2, 4] and out.last_offset == {0: 4}
+    assert clocks[0].stream_ms == START_MS + 4
+    assert out.routed.origins == {0: {5: 41}} and router.merged(out.routed) == {0: {5: 41}}
+
+    dlq = decode_batch({0: recs[:2]}, {0: PartitionClock(3_600_000)}, Decoder(), WALL_MS, topic="ev",
+                       max_dlq_value_bytes=1024, router=Router("dlq"))
+    assert dlq.rejected == {"key_not_user_id": 2} and not dlq.routed.copies and not dlq.users
+
+
+def test_the_miskeyed_setting_chooses_reroute_or_dlq() -> None:
+    import pytest
+
+    from streams.settings import Settings, SettingsError
+    from streams.worker.pipeline import Pipeline
+    from streams.worker.store import Store
+
+    for mode in ("reroute", "dlq"):
+        settings = Settings.from_env({"CHURNWATCH_MISKEYED": mode})
+        assert Pipeline(settings, Store(settings), None, load_model()).router.mode == mode  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="miskeyed"):
+        Settings(miskeyed="drop")

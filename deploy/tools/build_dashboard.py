@@ -118,6 +118,32 @@ PANELS: tuple[Panel, ...] = (
         description="Rejected records per second by reason (see the DLQ topic for the originals).",
     ),
     Panel(
+        "Input and state faults",
+        (
+            ("without event_id", f"sum(rate(churnwatch_events_derived_id_total[{RATE}]))"),
+            ("not keyed by user id ({{reason}})", f"sum by (reason) (rate(churnwatch_events_rerouted_total[{RATE}]))"),
+            ("second copies dropped", f"sum(rate(churnwatch_rerouted_duplicates_total[{RATE}]))"),
+            ("topic replaced ({{reason}})", f"sum by (reason) (rate(churnwatch_topic_resets_total[{RATE}]))"),
+            ("Redis lost its data", f"sum(rate(churnwatch_redis_data_lost_total[{RATE}]))"),
+        ),
+        unit="ops",
+        description="Per second: events without event_id (id derived), events not keyed by user id (re-routed), second "
+                    "copies dropped, partitions applied again from offset 0 (topic replaced), rebuilds after Redis lost "
+                    "its data. Each line is a fault with a runbook entry.",
+    ),
+    Panel(
+        "Layout, history and model",
+        (
+            ("history incomplete (partitions)", "sum(max by (partition) (churnwatch_history_incomplete))"),
+            ("workers on model {{model}}", "count by (model) (churnwatch_model_info == 1)"),
+            ("topic partitions", "max(churnwatch_topic_partitions)"),
+            ("state laid out for partitions", "max(churnwatch_state_partitions)"),
+            ("workers stopped: partition count changed", "sum(churnwatch_partition_layout_changed)"),
+        ),
+        description="Partitions whose history is incomplete, workers per model file, the topic's partition count "
+                    "against the one the state is laid out for, workers stopped because it changed.",
+    ),
+    Panel(
         "Workers up",
         (("up", 'sum(up{job="churnwatch"})'),),
         kind="stat",

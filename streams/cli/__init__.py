@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("streams.cli.demo", "start broker, Redis, workers and the simulator; show alerts as they come"),
     "worker": ("streams.cli.worker", "run a stream worker (Faust app with a batch consumer)"),
     "topics": ("streams.cli.topics", "create the topics (explicit partition counts)"),
+    "relayout": ("streams.cli.relayout", "move the state to the events topic's new partition count (workers stopped)"),
     "publish": ("streams.cli.publish", "publish events from a JSON-lines or CSV file"),
     "simulate": ("streams.cli.simulate", "publish a simulated population with known behaviour and write its ground truth"),
     "alerts": ("streams.cli.alerts", "follow the at-risk topic and print alerts (readable or JSON lines)"),

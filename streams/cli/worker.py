@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", choices=("event", "live"), default=None,
                         help="event: reviews follow event time only; live: idle partitions also follow the wall clock")
     parser.add_argument("--model", default=None, metavar="FILE", help="model file (default: models/default_model.json)")
+    parser.add_argument("--take-over-model", action="store_true", default=None,
+                        help="record this worker's model as the one in use: workers with another model stop (rolling upgrade)")
     parser.add_argument("--partitions", type=int, default=None, help="partitions of topics this worker creates if missing (default 8)")
     parser.add_argument("--group", default=None, help="consumer group (default churnwatch)")
     parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         metrics_bind=args.metrics_bind,
         clock=args.clock,
         model_path=args.model,
+        model_takeover=args.take_over_model,
         partitions=args.partitions,
         group_id=args.group,
         topic_events=args.events_topic,

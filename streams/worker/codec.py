@@ -8,7 +8,11 @@ Accepted value (a JSON object)::
     {"event_id": "e-1", "user_id": "u-1", "type": "purchase", "ts": "2026-01-05T10:00:00Z",
      "amount": 19.9, "properties": {...}}
 
-- ``event_id``: non-empty string. ``user_id``: non-empty string of at most 256 characters.
+- ``event_id``: optional non-empty string. Absent or null, it is derived from the event's content
+  (``derived_event_id``: user, time, type name, amount and properties), so a re-sent copy of the
+  same event gets the same id and is still recognised as a duplicate; counted in
+  ``Decoder.derived_ids`` (metric ``churnwatch_events_derived_id_total``).
+- ``user_id``: non-empty string of at most 256 characters.
 - ``type``: string, canonicalised by ``models.events.TypeMap``; unknown names are accepted as
   ``"other"`` and counted in ``Decoder.unknown_types`` (metric ``churnwatch_events_unknown_type_total``).
 - ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
@@ -21,11 +25,11 @@ Accepted value (a JSON object)::
   ``past_due``, ``cancelled``), ``plan`` (text, at most 64 characters, optional), ``mrr`` (a
   number in money units with at most two decimals; 0 or missing when cancelled) and an optional
   ``trial_ends`` time in either ``ts`` form. A bad one is DLQ reason ``bad_subscription``.
-- ``properties`` and any other field: ignored.
+- ``properties`` and any other field: only read to derive a missing ``event_id``.
 
 The Kafka key is not read here: state is keyed by ``user_id`` from the value. A record whose key
-differs from its ``user_id`` is accepted, but its user's events must all go to one partition for
-the per-partition clocks and fences to hold, so producers must key by user id.
+differs from its ``user_id`` is re-routed to its user's partition (or rejected as
+``key_not_user_id``) by the pipeline: ``streams.worker.routing``.
 
 Duplicates: an ``event_id`` seen twice for the same user inside one batch is rejected as
 ``duplicate_event_id`` (by the pipeline, which sees the batch). Duplicates across batches are not
@@ -36,6 +40,7 @@ same offsets (crash, rebalance) is handled by the per-bucket offset fence instea
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Final
@@ -51,6 +56,7 @@ __all__ = [
     "Rejection",
     "Decoder",
     "dlq_value",
+    "derived_event_id",
     "MIN_EVENT_MS",
     "MAX_USER_ID_CHARS",
 ]
@@ -71,6 +77,7 @@ REASONS: Final[tuple[str, ...]] = (
     "late",
     "duplicate_event_id",
     "bad_subscription",
+    "key_not_user_id",
 )
 
 MAX_USER_ID_CHARS: Final[int] = 256
@@ -96,7 +103,7 @@ class Decoder:
     'empty_user_id'
     """
 
-    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "unknown_types", "_types")
+    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "unknown_types", "derived_ids", "_types")
 
     def __init__(
         self,
@@ -113,6 +120,7 @@ class Decoder:
         self.max_clock_skew_ms = max_clock_skew_ms
         self.type_map = type_map
         self.unknown_types = 0
+        self.derived_ids = 0
         self._types: dict[str, tuple[EventType, bool]] = {}
 
     def decode(self, value: bytes | None, wall_now_ms: int) -> Event | Rejection:
@@ -136,13 +144,15 @@ class Decoder:
         user_id = obj.get("user_id")
         name = obj.get("type")
         ts = obj.get("ts")
-        if event_id is None or user_id is None or name is None or ts is None:
-            missing = [k for k in ("event_id", "user_id", "type", "ts") if obj.get(k) is None]
+        if user_id is None or name is None or ts is None:
+            missing = [k for k in ("user_id", "type", "ts") if obj.get(k) is None]
             return Rejection("missing_field", "missing " + ", ".join(missing))
-        if type(event_id) is not str:
+        if event_id is None:
+            event_id = ""  # derived below, once the rest is known to be valid
+        elif type(event_id) is not str:
             return Rejection("bad_type", f"event_id is a {type(event_id).__name__}, expected a string")
-        if not event_id:
-            return Rejection("missing_field", "event_id is empty")
+        elif not event_id:
+            return Rejection("missing_field", "event_id is empty (leave it out to have it derived)")
         if type(user_id) is not str:
             return Rejection("bad_type", f"user_id is a {type(user_id).__name__}, expected a string")
         if not user_id:
@@ -171,6 +181,27 @@ class Decoder:
                 return Rejection("bad_amount", f"amount {amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
             amount = float(amount)
 
+        etype = self._type(name)
+        account_id = obj.get("account_id")
+        if account_id is None:
+            account_id = ""
+        elif type(account_id) is not str or len(account_id) > MAX_USER_ID_CHARS:
+            return Rejection("bad_type", f"account_id must be a string of at most {MAX_USER_ID_CHARS} characters")
+        sub = None
+        if etype == "subscription":
+            sub = _subscription(obj)
+            if type(sub) is Rejection:
+                return sub  # type: ignore[return-value]
+        if not event_id:
+            self.derived_ids += 1
+            event_id = derived_event_id(obj, ts_ms, amount)
+        if sub is not None:
+            return Event(user_id, ts_ms, "subscription", event_id, amount, account_id, sub)  # type: ignore[arg-type]
+        return Event(user_id, ts_ms, etype, event_id, amount, account_id)
+
+    def _type(self, name: str) -> EventType:
+        """The canonical type of a type name (cached: free text, so the cache is bounded); unknown
+        names count in ``unknown_types``."""
         cached = self._types.get(name)
         if cached is None:
             canonical = self.type_map.canonical(name)
@@ -180,17 +211,7 @@ class Decoder:
                 self._types[name] = cached
         if not cached[1]:
             self.unknown_types += 1
-        account_id = obj.get("account_id")
-        if account_id is None:
-            account_id = ""
-        elif type(account_id) is not str or len(account_id) > MAX_USER_ID_CHARS:
-            return Rejection("bad_type", f"account_id must be a string of at most {MAX_USER_ID_CHARS} characters")
-        if cached[0] == "subscription":
-            sub = _subscription(obj)
-            if type(sub) is Rejection:
-                return sub  # type: ignore[return-value]
-            return Event(user_id, ts_ms, "subscription", event_id, amount, account_id, sub)  # type: ignore[arg-type]
-        return Event(user_id, ts_ms, cached[0], event_id, amount, account_id)
+        return cached[0]
 
 
 def _subscription(obj: dict[str, object]) -> Subscription | Rejection:
@@ -209,6 +230,26 @@ def _subscription(obj: dict[str, object]) -> Subscription | Rejection:
         return Subscription.parse(obj.get("status"), obj.get("plan"), mrr, ends_ms)
     except ValueError as exc:
         return Rejection("bad_subscription", str(exc)[:200])
+
+
+def derived_event_id(obj: dict[str, object], ts_ms: int, amount: float) -> str:
+    """The id of an event sent without one: a hash of everything the event says, so the same event
+    sent twice (a producer's retry, a re-published file) gets the same id and is recognised.
+
+    ``ts`` counts as its value in milliseconds and ``amount`` as the number read, so
+    ``"2026-01-01T00:00:00Z"`` and ``1767225600000`` are the same time; any other field (type name,
+    account, subscription fields, properties, extras) counts as sent. Two events that differ in
+    nothing get the same id: they are one event sent twice.
+
+    >>> derived_event_id({"user_id": "u1", "type": "view", "ts": "2026-01-01T00:00:00Z"}, 1767225600000, 0.0)
+    'd-6fb2b23bc95c97b25a915ff8'
+    >>> derived_event_id({"user_id": "u1", "type": "view", "properties": {"page": "/"}}, 1767225600000, 0.0) != \\
+    ...     derived_event_id({"user_id": "u1", "type": "view"}, 1767225600000, 0.0)
+    True
+    """
+    content = {k: v for k, v in obj.items() if k != "event_id"}
+    content["ts"], content["amount"] = ts_ms, amount
+    return "d-" + hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
 
 
 def _timestamp_ms(ts: object) -> int | Rejection:

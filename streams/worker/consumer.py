@@ -11,6 +11,21 @@ Rebalance rules (aiokafka calls the listener between fetches, and awaits it):
 Records are taken only where they continue what this worker last applied (or resumed from):
 a fetch made before a rebalance can hand out records from the old position after the seek, so a
 partition whose records do not start at the expected offset is re-seeked there and skipped.
+
+Faults recognised here (docs/OPERATE.md has the runbook of each):
+- a replaced log: at assignment the record at the stored offset is read again and must match the
+  stored checksum; while running, a highwater below the next offset to apply means the log went
+  backwards. Either way the partition starts again at offset 0 of the new log, user states kept
+  (``Store.restart_partition``), counted in ``churnwatch_topic_resets_total{reason}``;
+- a worker that took over with another model (``ModelReplaced``, same once-a-second check): this
+  worker stops taking work and exits (code 3), so one model scores each partition at a time;
+- a partition count that changed: records in a partition beyond the count the state is laid out
+  for (``Store.layout``) stop every worker (``LayoutChanged``, also seen through Redis by the
+  others) before anything of them is applied; ``churnwatch relayout`` moves the state;
+- Redis that lost its data (``StoreLost``, from the incarnation marker checked by every cycle and
+  once a second when idle): the worker stops applying, takes the store's new incarnation and
+  rebuilds its partitions from offset 0 of the topic; a partition whose log no longer starts at 0
+  is reported (``churnwatch_history_incomplete``) because its rebuild cannot be complete.
 """
 
 from __future__ import annotations
@@ -24,10 +39,13 @@ from typing import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
 
-from streams.worker import metrics
-from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
 from streams.settings import Settings, aiokafka_client_kwargs
-from streams.worker.store import Store
+from streams.worker import metrics
+from streams.worker.clock import NEVER
+from streams.worker.phases import record_fingerprint
+from streams.worker.routing import KafkaCopy
+from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
+from streams.worker.store import LayoutChanged, ModelReplaced, Resume, Store, StoreLost
 
 __all__ = ["KafkaSink", "StreamConsumer", "wall_ms"]
 
@@ -37,6 +55,7 @@ SESSION_TIMEOUT_MS = 6_000  # Tansu takes about half of it to finish a group joi
 HEARTBEAT_INTERVAL_MS = 2_000
 ERROR_BACKOFF_MAX_S = 2.0
 COMMIT_INTERVAL_S = 1.0  # Kafka commit hints: at most this often, never awaited by a cycle
+STORE_CHECK_INTERVAL_S = 1.0  # idle workers check the store's incarnation this often
 
 
 def wall_ms() -> int:
@@ -77,11 +96,12 @@ class KafkaSink:
             await self._producer.stop()
             self._producer = None
 
-    async def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes]] | Sequence[KafkaCopy]) -> None:
+        """Send ``(key, value)`` or ``(key, value, headers)`` records; returns once all are acked."""
         if self._producer is None:
             raise KafkaConnectionError("producer not started")
         send = self._producer.send
-        futures = [await send(topic, value=value, key=key) for key, value in records]
+        futures = [await send(topic, value=r[1], key=r[0], headers=r[2] if len(r) > 2 else None) for r in records]  # type: ignore[misc]
         await asyncio.gather(*futures)
 
 
@@ -118,6 +138,13 @@ class StreamConsumer:
         self._commit_task: asyncio.Task[None] | None = None
         self._committed_at = 0.0
         self._started: set[str] = set()  # parts already started: start() is retried after failures
+        self._verify: dict[int, tuple[int, str]] = {}  # p -> (offset, checksum) its record must still have
+        self._fresh: set[int] = set()  # started from offset 0: the log should start there too
+        self._lost: StoreLost | None = None  # Redis lost its data: rebuild before anything else
+        self.replaced: ModelReplaced | None = None  # another model took over: this worker stops
+        self.layout: int | None = None  # partition count the state is laid out for (Redis meta)
+        self.halted: str | None = None  # why this worker takes no work (the partition count changed)
+        self._store_checked_at = 0.0
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -194,6 +221,8 @@ class StreamConsumer:
                     if tp.topic == self.topic:
                         self.pipeline.revoke(tp.partition)
                         self._next.pop(tp.partition, None)
+                        self._verify.pop(tp.partition, None)
+                        self._fresh.discard(tp.partition)
                         self.assigned.discard(tp)
                         self._unresumed.discard(tp)
                         for gauge in (metrics.CONSUMER_LAG, metrics.WATERMARK_LAG):
@@ -219,22 +248,37 @@ class StreamConsumer:
         delay = 0.05
         while self._unresumed and not self._stopping:
             try:
-                progress = await self.store.read_progress(self.topic)
+                progress = await self.store.read_resume(self.topic)
             except REDIS_TRANSIENT as exc:
                 metrics.REDIS_ERRORS.inc()
                 logger.warning("cannot read progress from Redis (%s); retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(ERROR_BACKOFF_MAX_S, delay * 2)
                 continue
+            await self._check_layout()
             now = wall_ms()
-            self.pipeline.observe_global(progress)
+            self.pipeline.observe_global({p: (r.offset, r.max_ms) for p, r in progress.items()})
             for tp in sorted(self._unresumed, key=lambda t: t.partition):
-                start = self.pipeline.assign(tp.partition, progress.get(tp.partition), now)
-                self.consumer.seek(tp, start)
-                self._next[tp.partition] = start
-                logger.info("%s[%s] resumes at offset %s", tp.topic, tp.partition, start)
+                self._seek_resume(tp, progress.get(tp.partition), now)
             self._unresumed.clear()
             self._generation += 1
+
+    def _seek_resume(self, tp: TopicPartition, resume: Resume | None, now_ms: int) -> None:
+        """Seek a newly owned partition; where a checksum is stored, to the last applied record
+        itself, which ``_check_log`` compares before anything after it is applied."""
+        p = tp.partition
+        start = self.pipeline.assign(p, (resume.offset, resume.max_ms) if resume else None, now_ms,
+                                     resume.origins if resume else None)
+        self._verify.pop(p, None)
+        self._fresh.discard(p)
+        if resume is not None and resume.fingerprint and resume.offset >= 0:
+            start = resume.offset
+            self._verify[p] = (resume.offset, resume.fingerprint)
+        elif start == 0:
+            self._fresh.add(p)
+        self.consumer.seek(tp, start)
+        self._next[p] = start
+        logger.info("%s[%s] resumes at offset %s", tp.topic, p, start if p not in self._verify else f"{start + 1} (checking {start})")
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -245,22 +289,167 @@ class StreamConsumer:
         timeout_ms = self.settings.batch_timeout_ms
         while not self._stopping:
             try:
+                if self._lost is not None:
+                    await self._rebuild()
                 if self._unresumed:
                     await self._resume()
                 generation = self._generation
                 batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 if self._stopping:
                     break
-                if self._unresumed:
-                    continue  # resumed (and re-seeked) on the next turn
-                await self._cycle(self._contiguous(batch, rebalanced=generation != self._generation))
+                if self._unresumed or self.halted:
+                    continue  # resumed (and re-seeked) on the next turn; or taking no work
+                rebalanced = generation != self._generation
+                batch = await self._check_log(batch, rebalanced)
+                await self._cycle(self._contiguous(batch, rebalanced=rebalanced))
+                await self._check_store()
                 delay = 0.05
+            except StoreLost as exc:
+                self._lost = exc
+            except LayoutChanged as exc:
+                self._halt(str(exc))
+            except ModelReplaced as exc:
+                logger.error("%s: this worker stops taking work (rolling model upgrade; docs/OPERATE.md, "
+                             "\"Model upgrades\"). Runbook: ChurnwatchModelMismatch", exc)
+                self.replaced = exc
+                self._stopping = True
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("worker cycle failed; retrying in %.2f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(ERROR_BACKOFF_MAX_S, delay * 2)
+
+    async def _check_log(self, batch: dict[TopicPartition, list], rebalanced: bool) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
+        """Is each partition's log still the one its progress describes? Returns ``batch`` without
+        the records that must not be applied (the re-read last record; a replaced log's).
+
+        Not judged right after a rebalance: the fetch may predate the seek.
+        """
+        beyond = sorted(tp.partition for tp, recs in batch.items() if recs and self.layout and tp.partition >= self.layout)
+        if beyond:
+            why = (f"{self.topic}[{beyond[0]}] received records but the state is laid out for {self.layout} partitions: "
+                   f"the topic's partition count grew and users moved partition")
+            await self.store.mark_layout_changed(self.topic, why)
+            raise LayoutChanged(why)
+        if rebalanced:
+            return batch  # _contiguous re-seeks what it cannot take, partitions to verify included
+        out = dict(batch)
+        async with self._cycle_lock:
+            for tp in list(self.assigned):
+                p, records = tp.partition, out.get(tp)
+                highwater, expected = self.consumer.highwater(tp), self._next.get(p)
+                if p in self._verify:
+                    out[tp] = await self._verify_first(tp, records or [], highwater)
+                elif highwater is not None and expected is not None and highwater < expected:
+                    await self._restart(tp, "beyond_log_end", f"the log now ends at offset {highwater}, below the next "
+                                                              f"offset to apply {expected}")
+                    out.pop(tp, None)
+                elif p in self._fresh and records:
+                    self._fresh.discard(p)
+                    self._report_history(tp, records[0].offset)
+        return out
+
+    async def _verify_first(self, tp: TopicPartition, records: list, highwater: int | None) -> list:  # type: ignore[type-arg]
+        """The check of a resumed partition: its first record must be the last one applied."""
+        p = tp.partition
+        offset, fingerprint = self._verify[p]
+        if records and records[0].offset == offset and record_fingerprint(records[0]) == fingerprint:
+            del self._verify[p]
+            self._next[p] = offset + 1
+            return records[1:]
+        if records and records[0].offset > offset:  # gone (retention, compaction): nothing to compare
+            del self._verify[p]
+            self._next[p] = offset + 1
+            return records
+        if records:
+            why = (f"the record at offset {offset} is not the one applied there" if records[0].offset == offset
+                   else f"the log was read from offset {records[0].offset}, below the stored offset {offset}")
+            await self._restart(tp, "replaced", why)
+        elif highwater is not None and highwater <= offset:
+            await self._restart(tp, "beyond_log_end", f"the log ends at offset {highwater}, the stored progress is at {offset}")
+        return []
+
+    async def _restart(self, tp: TopicPartition, reason: str, why: str) -> None:
+        """A partition's log was replaced: start again at its offset 0, keeping user states."""
+        p = tp.partition
+        clock = self.pipeline.clock.partitions.get(p)
+        max_ms = clock.stream_ms if clock is not None and clock.stream_ms != NEVER else 0
+        logger.error(
+            "%s[%s]: %s: the topic was replaced (deleted and created again, storage lost, or another cluster). "
+            "Applying its new log from offset 0; user states are kept. Runbook: ChurnwatchTopicReset", tp.topic, p, why)
+        metrics.TOPIC_RESETS.labels(reason).inc()
+        await self.store.restart_partition(self.topic, p, max_ms)
+        self._verify.pop(p, None)
+        self._fresh.add(p)
+        self._next[p] = 0
+        self.consumer.seek(tp, 0)
+
+    def _report_history(self, tp: TopicPartition, first_offset: int) -> None:
+        """A partition applied from scratch should start at offset 0; later means lost history."""
+        metrics.HISTORY_INCOMPLETE.labels(str(tp.partition)).set(1 if first_offset > 0 else 0)
+        if first_offset > 0:
+            logger.error("%s[%s]: state built from scratch but the log starts at offset %s: the events before it are "
+                         "gone (retention), so users' state is incomplete. Runbook: ChurnwatchHistoryIncomplete",
+                         tp.topic, tp.partition, first_offset)
+
+    async def _check_store(self) -> None:
+        """Once a second: does Redis still hold our data, our model, our partition layout?
+        (Busy cycles check the incarnation in every bucket they touch.)"""
+        now = time.monotonic()
+        if now - self._store_checked_at >= STORE_CHECK_INTERVAL_S:
+            self._store_checked_at = now
+            await self.store.check_incarnation(self.topic)
+
+    async def _check_layout(self) -> None:
+        """At assignment: the topic's partition count against the one the state is laid out for.
+        A different count is reported (gauges, WARNING); the workers stop taking work as soon as
+        a record arrives in a partition beyond the layout (``_check_log``), which is when users
+        start to live in two partitions."""
+        count = len(self.consumer.partitions_for_topic(self.topic) or ())
+        if not count:
+            return
+        self.layout = await self.store.layout(self.topic, count)
+        metrics.TOPIC_PARTITIONS.set(count)
+        metrics.STATE_PARTITIONS.set(self.layout)
+        if count != self.layout:
+            logger.warning("%s has %s partitions but the state is laid out for %s: users whose partition changes are "
+                           "stopped at their first record in a new partition; run `churnwatch relayout` "
+                           "(docs/OPERATE.md, \"Partition count changes\")", self.topic, count, self.layout)
+
+    def _halt(self, why: str) -> None:
+        """Stop taking work (the partition count changed): pause every partition, say what to do."""
+        if self.halted is None:
+            logger.error("%s: this worker stops taking work. Next: stop all workers, run `churnwatch relayout` "
+                         "(moves the state to the topic's partition count), start them again "
+                         "(docs/OPERATE.md, \"Partition count changes\"). Runbook: ChurnwatchPartitionCountChanged", why)
+        self.halted = why
+        metrics.LAYOUT_CHANGED.set(1)
+        metrics.READY.set(0)
+        self.consumer.pause(*self.assigned)
+
+    async def _rebuild(self) -> None:
+        """Redis lost its data: take the store's new incarnation and apply every owned partition
+        again from offset 0 (or from where another worker's rebuild got to). Nothing was written
+        since the loss was seen: every write checks the marker."""
+        lost, self._lost = self._lost, None
+        parts = sorted(tp.partition for tp in self.assigned)
+        logger.error("REDIS LOST ITS DATA (%s). Stopped applying; rebuilding partitions %s of %s from the topic's "
+                     "retained history. Runbook: ChurnwatchRedisDataLost", lost, parts, self.topic)
+        metrics.REDIS_DATA_LOST.inc()
+        async with self._cycle_lock:
+            for tp in self.assigned:
+                self.pipeline.revoke(tp.partition)
+                self._next.pop(tp.partition, None)
+                self._verify.pop(tp.partition, None)
+            self.pipeline.clock.global_ms = NEVER
+            self._unresumed |= self.assigned
+            try:
+                await self.store.connect()
+            except BaseException:
+                self._lost = lost
+                raise
+            self._generation += 1
 
     def _hint_commit(self) -> None:
         """Commit the applied offsets to Kafka in the background, at most every COMMIT_INTERVAL_S.
@@ -297,7 +486,9 @@ class StreamConsumer:
             if not records or tp.topic != self.topic or expected is None:
                 continue
             first = records[0].offset
-            if first == expected or (first > expected and not rebalanced):
+            if tp.partition in self._verify:  # not checked yet (a rebalance came between): read again
+                self.consumer.seek(tp, expected)
+            elif first == expected or (first > expected and not rebalanced):
                 out[tp] = records
             else:
                 logger.debug("%s[%s]: fetched from %s, expected %s: re-seeking", tp.topic, tp.partition, first, expected)
@@ -320,7 +511,8 @@ class StreamConsumer:
             caught_up = highwater is not None and position >= highwater
             applied = self._next.get(tp.partition)
             if highwater is not None and applied is not None:  # not in Redis yet, this batch included
-                metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - applied))
+                # beyond the log end: none of the log's records is applied (never 0 while skipping)
+                metrics.CONSUMER_LAG.labels(str(tp.partition)).set(highwater - applied if highwater >= applied else highwater)
             delivered = len(batch.get(tp, ()))
             self.pipeline.clock.observe_fetch(tp.partition, delivered, caught_up, now)
         async with self._cycle_lock:

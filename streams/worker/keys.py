@@ -79,6 +79,10 @@ class Keys:
     def progress(self, topic: str) -> str:
         return f"{self.prefix}:progress:{topic}"
 
+    def reroute(self, topic: str) -> str:
+        """HASH ``<p>`` -> JSON ``{origin partition: highest origin offset applied}`` (routing.py)."""
+        return f"{self.prefix}:reroute:{topic}"
+
     @property
     def meta(self) -> str:
         return f"{self.prefix}:meta"

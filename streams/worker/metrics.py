@@ -14,6 +14,9 @@ __all__ = [
     "EVENTS_PROCESSED",
     "EVENTS_REJECTED",
     "EVENTS_UNKNOWN_TYPE",
+    "EVENTS_DERIVED_ID",
+    "EVENTS_REROUTED",
+    "REROUTED_DUPLICATES",
     "BATCH_SIZE",
     "BATCH_SECONDS",
     "REDIS_SECONDS",
@@ -22,6 +25,13 @@ __all__ = [
     "WATERMARK_LAG",
     "CONSUMER_LAG",
     "PARTITIONS_ASSIGNED",
+    "TOPIC_RESETS",
+    "REDIS_DATA_LOST",
+    "HISTORY_INCOMPLETE",
+    "MODEL_INFO",
+    "TOPIC_PARTITIONS",
+    "STATE_PARTITIONS",
+    "LAYOUT_CHANGED",
     "READY",
     "USERS_TRACKED",
     "USERS_BY_STAGE",
@@ -37,6 +47,17 @@ EVENTS_PROCESSED = Counter("churnwatch_events_processed_total", "Events applied 
 EVENTS_REJECTED = Counter("churnwatch_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
 EVENTS_UNKNOWN_TYPE = Counter(
     "churnwatch_events_unknown_type_total", "Events accepted with an unknown type name (counted as 'other')"
+)
+EVENTS_DERIVED_ID = Counter(
+    "churnwatch_events_derived_id_total", "Events accepted without an event_id (id derived from the event's content)"
+)
+EVENTS_REROUTED = Counter(
+    "churnwatch_events_rerouted_total",
+    "Records whose Kafka key is not their user id, produced again keyed by the user id (reason null_key, other_key)",
+    ["reason"],
+)
+REROUTED_DUPLICATES = Counter(
+    "churnwatch_rerouted_duplicates_total", "Re-routed copies dropped because their origin record was applied already"
 )
 BATCH_SIZE = Histogram(
     "churnwatch_batch_size_events",
@@ -66,6 +87,26 @@ ALERTS = Counter("churnwatch_alerts_total", "Alerts produced", ["kind"])
 WATERMARK_LAG = Gauge("churnwatch_watermark_lag_seconds", "Wall clock minus the partition's review clock", ["partition"])
 CONSUMER_LAG = Gauge(
     "churnwatch_consumer_lag_events", "Records in the partition not applied to Redis yet (highwater minus next offset to apply)", ["partition"]
+)
+TOPIC_RESETS = Counter(
+    "churnwatch_topic_resets_total",
+    "Partitions whose log was replaced (stored progress beyond the log end, or another record at the stored offset): "
+    "applied again from offset 0",
+    ["reason"],
+)
+REDIS_DATA_LOST = Counter(
+    "churnwatch_redis_data_lost_total", "Times this worker found Redis without its data (incarnation marker gone) and rebuilt"
+)
+HISTORY_INCOMPLETE = Gauge(
+    "churnwatch_history_incomplete",
+    "1 when a partition's state was built from scratch but its log no longer starts at offset 0 (history lost to retention)",
+    ["partition"],
+)
+MODEL_INFO = Gauge("churnwatch_model_info", "1 for the model this worker scores with (<version>@<digest>)", ["model"])
+TOPIC_PARTITIONS = Gauge("churnwatch_topic_partitions", "Partitions of the events topic (broker metadata, at assignment)")
+STATE_PARTITIONS = Gauge("churnwatch_state_partitions", "Partition count the state in Redis is laid out for")
+LAYOUT_CHANGED = Gauge(
+    "churnwatch_partition_layout_changed", "1 when this worker stopped taking work because the partition count changed"
 )
 PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the events topic owned by this worker")
 READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")

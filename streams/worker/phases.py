@@ -13,8 +13,9 @@ Hot path: no per-event Redis call or coroutine; a handful of dict operations per
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import orjson
 
@@ -26,6 +27,7 @@ from models.state import UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder, Rejection, dlq_value
 from streams.worker.keys import locate, offset_field
+from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.store import UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "UserBatch",
     "Decoded",
     "decode_batch",
+    "record_fingerprint",
     "plan_sweep",
     "BucketPlan",
     "plan_reads",
@@ -87,10 +90,13 @@ class Decoded:
 
     users: dict[str, UserBatch] = field(default_factory=dict)
     last_offset: dict[int, int] = field(default_factory=dict)  # p -> offset of its last record
+    last_fingerprint: dict[int, str] = field(default_factory=dict)  # p -> record_fingerprint of it
     consumed: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
     dlq: list[KafkaRecord] = field(default_factory=list)
     unknown_types: int = 0
+    derived_ids: int = 0  # events sent without an event_id (derived from their content)
+    routed: Routed = field(default_factory=Routed)  # mis-keyed records re-routed, copies dropped
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -104,14 +110,17 @@ def decode_batch(
     *,
     topic: str,
     max_dlq_value_bytes: int,
+    router: Router | None = None,
 ) -> Decoded:
-    """Decode and validate every record, fold event time per partition, reject late events and an
-    ``event_id`` seen twice for one user in the batch; group the rest by user.
+    """Decode and validate every record, route records whose key is not their user id
+    (``streams.worker.routing``; not checked without a ``router``), fold event time per partition,
+    reject late events and an ``event_id`` seen twice for one user in the batch; group the rest
+    by user.
 
     Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
     """
     out = Decoded()
-    unknown_before = decoder.unknown_types
+    unknown_before, derived_before = decoder.unknown_types, decoder.derived_ids
     decode = decoder.decode
     users = out.users
     seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
@@ -134,6 +143,11 @@ def decode_batch(
                 reject(p, rec, ev)
                 continue
             uid, eid = ev.user_id, ev.event_id
+            if router is not None:  # the common case, keyed by the user and no copy, costs one compare
+                key = rec.key
+                if (key is None or key != uid.encode("utf-8", "surrogatepass") or getattr(rec, "headers", None)) \
+                        and not _owned_here(router, p, rec, uid, out, reject):
+                    continue
             owner = seen_ids.get(eid)
             # Duplicates are rejected before the clock sees them: a rejected copy must not
             # move the partition's stream time (and so make good events late).
@@ -153,8 +167,37 @@ def decode_batch(
             ub.events.append(ev)
             ub.offsets.append(rec.offset)
         out.last_offset[p] = records[-1].offset
+        out.last_fingerprint[p] = record_fingerprint(records[-1])
     out.unknown_types = decoder.unknown_types - unknown_before
+    out.derived_ids = decoder.derived_ids - derived_before
     return out
+
+
+def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,
+                reject: Callable[[int, RecordLike, Rejection], None]) -> bool:
+    """Whether the event belongs to this partition: keyed by its user id and not a copy applied
+    before. A mis-keyed record is re-routed (or rejected) here, before the clock sees it."""
+    problem = key_problem(rec.key, uid)
+    if problem is not None:
+        if router.mode == "dlq":
+            reject(p, rec, Rejection("key_not_user_id", f"record key is not the user id ({problem})"))
+        else:
+            router.reroute(p, rec.offset, uid.encode("utf-8", "surrogatepass"), rec.value, problem, out.routed)
+        return False
+    origin = origin_of(getattr(rec, "headers", None))
+    return origin is None or router.copy_is_new(p, origin, out.routed)
+
+
+def record_fingerprint(rec: RecordLike) -> str:
+    """A checksum of a record's key and value, stored with a partition's progress: the record at
+    the stored offset must still be this one when the partition is resumed, or the topic was
+    replaced (deleted and created again, a move to another cluster) and its offsets mean
+    other records now.
+
+    >>> record_fingerprint(type("R", (), {"key": b"u1", "value": b"{}"})())
+    'ba73ada9'
+    """
+    return f"{zlib.crc32(rec.value or b'', zlib.crc32(rec.key or b'')):08x}"
 
 
 # -- 2. plan the reads --------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from streams.worker.phases import (
     NO_DUE,
     Advanced,
     CycleResult,
+    Decoded,
     KafkaRecord,
     RecordLike,
     advance_users,
@@ -50,6 +51,7 @@ from streams.worker.phases import (
     plan_reads,
     plan_sweep,
 )
+from streams.worker.routing import KafkaCopy, Router
 from streams.worker.store import BucketWrite, Fenced, Store
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Pipeline", "REDIS_TRANSIENT", "NO_DUE"]
@@ -76,7 +78,7 @@ BACKOFF_MAX_S = 2.0
 class Producer(Protocol):
     """Where alerts and DLQ records go; ``send_all`` returns once the broker acknowledged all."""
 
-    async def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None: ...
+    async def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes]] | Sequence[KafkaCopy]) -> None: ...
 
 
 class CycleAbandoned(Exception):
@@ -108,6 +110,7 @@ class Pipeline:
         self.topic = settings.topic_events
         self.clock = clock or TopicClock(settings.allowed_lateness_ms, settings.idle_partition_ms, settings.clock)
         self.decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
+        self.router = Router("dlq" if settings.miskeyed == "dlq" else "reroute")
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.abandon_requested: Callable[[], bool] = lambda: False
         self._cycle = 0
@@ -118,15 +121,19 @@ class Pipeline:
 
     # -- partition ownership ------------------------------------------------------------------
 
-    def assign(self, partition: int, progress: tuple[int, int] | None, wall_now_ms: int) -> int:
-        """Own p from its stored progress; returns the offset to seek to (0: from the start)."""
+    def assign(self, partition: int, progress: tuple[int, int] | None, wall_now_ms: int,
+               origins: Mapping[int, int] | None = None) -> int:
+        """Own p from its stored progress (and the origin offsets of the re-routed copies applied
+        to it); returns the offset to seek to (0: from the start)."""
         stream_ms = progress[1] if progress and progress[1] > 0 else None
         self.clock.assign(partition, stream_ms, wall_now_ms)
+        self.router.assign(partition, origins or {})
         self._due_min[partition] = [0] * self.store.buckets  # unknown until the first sweep
         return progress[0] + 1 if progress else 0
 
     def revoke(self, partition: int) -> None:
         self.clock.revoke(partition)
+        self.router.revoke(partition)
         self._due_min.pop(partition, None)
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
@@ -158,7 +165,7 @@ class Pipeline:
         timer = _PhaseTimer()
         clock, store, topic = self.clock, self.store, self.topic
         decoded = decode_batch(batch, clock.partitions, self.decoder, wall_now_ms, topic=topic,
-                               max_dlq_value_bytes=self.settings.max_event_bytes)
+                               max_dlq_value_bytes=self.settings.max_event_bytes, router=self.router)
         timer.mark("decode")
         result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
@@ -173,19 +180,25 @@ class Pipeline:
         advanced = advance_users(plans, replies, decoded, until_ms, self.model, topic=topic, due_limit=store.due_limit,
                                  result=result)
         timer.mark("advance")
-        await self._produce(advanced.alerts, decoded.dlq)
+        await self._produce(advanced.alerts, decoded.dlq, decoded.routed.copies)
         timer.mark("produce")
         await self._write(advanced.writes)
         timer.mark("write")
         self._learn_due(advanced)
+        if decoded.routed.origins:  # before the progress: a replay of these records finds them applied
+            await self._retry_redis("progress", self.store.write_origins, topic, self.router.merged(decoded.routed))
         if decoded.last_offset:
-            result.progress = await self._write_progress(decoded.last_offset)
+            result.progress = await self._write_progress(decoded.last_offset, decoded.last_fingerprint)
+        self.router.commit(decoded.routed)
         timer.mark("progress")
-        _count(result, decoded.unknown_types, timer)
+        _count(result, decoded, timer)
         return result
 
-    async def _produce(self, alerts: Sequence[KafkaRecord], dlq: Sequence[KafkaRecord]) -> None:
-        """Alerts and DLQ records, acknowledged before any state is written (at-least-once)."""
+    async def _produce(self, alerts: Sequence[KafkaRecord], dlq: Sequence[KafkaRecord], copies: Sequence[KafkaCopy]) -> None:
+        """Re-routed copies, alerts and DLQ records, acknowledged before any state is written
+        (at-least-once: a replay makes them again; copies are then dropped by their owner)."""
+        if copies:
+            await self._retry_kafka("re-routed records", self.producer.send_all, self.topic, copies)
         if alerts:
             await self._retry_kafka("alerts", self.producer.send_all, self.settings.topic_alerts, alerts)
         if dlq:
@@ -213,12 +226,12 @@ class Pipeline:
             if due_min is not None and due_s < due_min[b]:
                 due_min[b] = due_s
 
-    async def _write_progress(self, last_offset: Mapping[int, int]) -> dict[int, tuple[int, int]]:
+    async def _write_progress(self, last_offset: Mapping[int, int], fingerprints: Mapping[int, str]) -> dict[int, tuple[int, int]]:
         progress = {}
         for p, off in last_offset.items():
             s = self.clock.partitions[p].stream_ms
             progress[p] = (off, s if s != NEVER else 0)
-        everything = await self._retry_redis("progress", self.store.write_progress, self.topic, progress)
+        everything = await self._retry_redis("progress", self.store.write_progress, self.topic, progress, fingerprints)
         self.observe_global(everything)
         return progress
 
@@ -263,11 +276,17 @@ class _PhaseTimer:
         self.last = now
 
 
-def _count(result: CycleResult, unknown_types: int, timer: _PhaseTimer) -> None:
+def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
     """The cycle's counters and timings, once it is complete."""
     metrics.EVENTS_PROCESSED.inc(result.processed)
-    if unknown_types:
-        metrics.EVENTS_UNKNOWN_TYPE.inc(unknown_types)
+    if decoded.unknown_types:
+        metrics.EVENTS_UNKNOWN_TYPE.inc(decoded.unknown_types)
+    if decoded.derived_ids:
+        metrics.EVENTS_DERIVED_ID.inc(decoded.derived_ids)
+    for reason, n in decoded.routed.rerouted.items():
+        metrics.EVENTS_REROUTED.labels(reason).inc(n)
+    if decoded.routed.duplicates:
+        metrics.REROUTED_DUPLICATES.inc(decoded.routed.duplicates)
     for reason, n in result.rejected.items():
         metrics.EVENTS_REJECTED.labels(reason).inc(n)
     for kind, n in result.alerts.items():

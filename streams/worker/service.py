@@ -30,7 +30,7 @@ from streams.worker.consumer import KafkaSink, StreamConsumer
 from streams.worker.pipeline import REDIS_TRANSIENT, Pipeline
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
-from streams.worker.store import Store, StoreMismatch, churn_summary
+from streams.worker.store import Store, StoreMismatch, churn_summary, model_id
 
 __all__ = ["run_worker", "build_app", "WorkerRuntime"]
 
@@ -47,12 +47,14 @@ class WorkerRuntime:
         self.settings = settings
         self.model = model
         self.store = Store(settings)
+        self.store.model, self.store.take_over_model = model_id(model), settings.model_takeover
         self.sink = KafkaSink(settings)
         self.pipeline = Pipeline(settings, self.store, self.sink, model)
         self.consumer = StreamConsumer(settings, self.store, self.pipeline, self.sink)
         self.started = False
         self.ready = False  # partitions assigned and Redis answered at the last gauge refresh
         self.exit_code = 0
+        self.on_fatal: Callable[[], None] = lambda: None  # stops the process (set by build_app)
         self._run_task: asyncio.Task[None] | None = None
 
     async def start(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
@@ -82,8 +84,16 @@ class WorkerRuntime:
         else:
             return False
         self.started = True
-        self._run_task = asyncio.ensure_future(self.consumer.run())
+        metrics.MODEL_INFO.labels(self.store.model).set(1)
+        self._run_task = asyncio.ensure_future(self._run())
         return True
+
+    async def _run(self) -> None:
+        """The consumer loop; a worker whose model was replaced (rolling upgrade) stops with code 3."""
+        await self.consumer.run()
+        if self.consumer.replaced is not None:
+            self.exit_code = 3
+            self.on_fatal()
 
     async def stop(self) -> None:
         """Let the cycle in flight finish (or abandon it if stuck retrying), then disconnect."""
@@ -109,7 +119,7 @@ class WorkerRuntime:
             metrics.READY.set(0)
             logger.debug("gauge refresh failed: %s", exc)
             return
-        self.ready = bool(self.consumer.assigned) and self.started
+        self.ready = bool(self.consumer.assigned) and self.started and self.consumer.halted is None
         metrics.READY.set(1 if self.ready else 0)
         metrics.USERS_TRACKED.set(stats.get("users", 0))
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))
@@ -144,6 +154,7 @@ def build_app(settings: Settings, runtime: WorkerRuntime, datadir: str) -> Any:
         autodiscover=False,
     )
     app.boot_strategy = ShellBoot(app)
+    runtime.on_fatal = lambda: _stop_worker(app)
 
     @app.service
     class ConsumerService(Service):  # type: ignore[misc]
@@ -195,7 +206,7 @@ def run_worker(settings: Settings) -> int:
     model = load_model(settings.model_path or None)
     quiet_kafka_logs()
     _ensure_topics_or_warn(settings)
-    _preflight_store(settings)
+    _preflight_store(settings, model)
 
     _use_uvloop()
     import faust
@@ -262,11 +273,13 @@ def credentials_refused(settings: Settings, exc: BaseException) -> str:
             f"REDIS_URL or CHURNWATCH_REDIS_PASSWORD")
 
 
-def _preflight_store(settings: Settings) -> None:
-    """Refuse to start against Redis data written with other buckets/groups (one readable line)."""
+def _preflight_store(settings: Settings, model: ChurnModel) -> None:
+    """Refuse to start against Redis data written with other buckets/groups or another model in use
+    (one readable line); with ``model_takeover``, record this worker's model."""
 
     async def check() -> None:
         store = Store(settings)
+        store.model, store.take_over_model = model_id(model), settings.model_takeover
         try:
             await store.connect()
         finally:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import functools
+import hashlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -36,8 +38,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from models.engine import Alert
+from models.model import ChurnModel
 from models.state import STAGES, UserState
-from streams.worker.keys import Keys, locate, parse_due_member
+from streams.worker.keys import Keys, locate, offset_field, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
 
@@ -51,6 +54,12 @@ __all__ = [
     "UNCHANGED",
     "Fenced",
     "StoreMismatch",
+    "StoreLost",
+    "ModelMismatch",
+    "ModelReplaced",
+    "LayoutChanged",
+    "model_id",
+    "Resume",
     "Store",
     "StoreReader",
     "stats_delta",
@@ -72,6 +81,54 @@ _CHURNED = STAGES.index("churned")
 
 class StoreMismatch(ValueError):
     """Redis holds data written with other buckets/groups/format than this worker's settings."""
+
+
+class StoreLost(Exception):
+    """Redis lost the data this worker was writing to (restart without persistence, failover to
+    an empty replica, flush): the incarnation marker is gone or is another one. Nothing may be
+    written until the worker has rebuilt its partitions (streams.worker.consumer)."""
+
+    def __init__(self, had: str, found: str) -> None:
+        super().__init__(f"Redis store incarnation {found or '(none)'} is not {had}: Redis lost its data")
+        self.had, self.found = had, found
+
+
+class ModelMismatch(StoreMismatch):
+    """Redis records another model in use than this worker's (see ``model_id``)."""
+
+
+class ModelReplaced(Exception):
+    """Another worker took over with another model (a rolling upgrade): this one stops."""
+
+    def __init__(self, mine: str, now: str) -> None:
+        super().__init__(f"the model in use is now {now}; this worker runs {mine}")
+        self.mine, self.now = mine, now
+
+
+class LayoutChanged(Exception):
+    """The events topic's partition count is not the one the state is laid out for: users moved
+    partition. Workers stop taking work until ``churnwatch relayout`` moved the state."""
+
+
+def model_id(model: ChurnModel) -> str:
+    """``<version>@<digest>``: the version names the model, the digest of every number catches
+    two files under one version.
+
+    >>> model_id(ChurnModel()).startswith("builtin-1@")
+    True
+    """
+    return f"{model.version}@{hashlib.sha256(model.to_json().encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a partition resumes: its progress as stored, and the checksum of the last applied
+    record (``record_fingerprint``; "" when unknown) to recognise a replaced topic."""
+
+    offset: int
+    max_ms: int
+    fingerprint: str
+    origins: dict[int, int] = field(default_factory=dict)  # re-routed copies applied: origin p -> offset
 
 
 def _script(name: str) -> str:
@@ -101,6 +158,7 @@ class BucketReadResult:
     blobs: list[bytes | None]  # per user
     dues: list[list[DueUser]]  # per part
     next_due: list[int | None]  # per part swept: lowest due second above the sweep's bound (None: none)
+    marker: str = ""  # the bucket's incarnation marker as read
 
 
 @dataclass(slots=True)
@@ -234,6 +292,9 @@ class Store:
         )
         self._sources = {name: _script(f"{name}.lua") for name in ("read_batch", "write_batch", "progress")}
         self._sha: dict[str, str] = {}
+        self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
+        self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
+        self.take_over_model = False  # connect() records our model even if another is recorded
 
     @property
     def client(self) -> aioredis.Redis | RedisCluster:
@@ -246,12 +307,17 @@ class Store:
         return bool(await self._client.ping())
 
     async def connect(self) -> None:
-        """Check ``cw:meta`` against our settings (first worker writes it) and load the scripts."""
+        """Check ``cw:meta`` against our settings (first worker writes it), learn the store's
+        incarnation (the first worker on an empty Redis makes one and marks every bucket with
+        it), record or check the model in use, and load the scripts."""
         meta_key = self.keys.meta
         want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
         pipe = self._client.pipeline(transaction=False)
         for k, v in want.items():
             pipe.hsetnx(meta_key, k, v)
+        pipe.hsetnx(meta_key, "incarnation", uuid.uuid4().hex[:16])
+        if self.model:
+            (pipe.hset if self.take_over_model else pipe.hsetnx)(meta_key, "model", self.model)
         pipe.hgetall(meta_key)
         *_, raw = await pipe.execute()
         have = {_s(k): _s(v) for k, v in raw.items()}
@@ -262,7 +328,80 @@ class Store:
                 f"{', '.join(f'{k}={v}' for k, v in want.items())}: use the same buckets/groups_per_bucket "
                 f"(or another key_prefix)"
             )
+        if self.model and have.get("model") != self.model:
+            raise ModelMismatch(
+                f"Redis records model {have.get('model')} in use; this worker has {self.model}. Start it with the "
+                f"same model file, or roll the new model out with --take-over-model (docs/OPERATE.md, "
+                f"\"Model upgrades\")"
+            )
+        if self.take_over_model and self.model:
+            logger.warning("model %s recorded in Redis: workers with another model stop taking work", self.model)
+        self.incarnation = have["incarnation"]
+        await self._mark_buckets()
         await self._load_scripts()
+
+    async def _mark_buckets(self) -> None:
+        """Every bucket carries the incarnation (field ``|inc`` of its off hash; kept if present):
+        the read script returns it and the write script refuses to write without it."""
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hsetnx(self.keys.offsets(b), "|inc", self.incarnation)
+        await pipe.execute()
+
+    async def check_incarnation(self, topic: str = "") -> None:
+        """Raise ``StoreLost`` unless Redis still holds the incarnation this worker connected to,
+        ``ModelReplaced`` if another model was recorded since, ``LayoutChanged`` if a worker found
+        ``topic``'s partition count changed (the idle-time check; busy cycles check the marker of
+        every bucket they read or write)."""
+        found, model, layout = (_s(v) for v in await self._client.hmget(
+            self.keys.meta, ["incarnation", "model", f"layout_changed:{topic}"]))
+        if found != self.incarnation:
+            raise StoreLost(self.incarnation, found)
+        if self.model and model != self.model:
+            raise ModelReplaced(self.model, model)
+        if layout:
+            raise LayoutChanged(layout)
+
+    async def layout(self, topic: str, partitions_now: int) -> int:
+        """The partition count ``topic``'s state is laid out for (recorded by the first worker:
+        the count it found)."""
+        field = f"partitions:{topic}"
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hsetnx(self.keys.meta, field, partitions_now)
+        pipe.hget(self.keys.meta, field)
+        _, raw = await pipe.execute()
+        return int(_s(raw))
+
+    async def mark_layout_changed(self, topic: str, why: str) -> None:
+        """Tell every worker to stop taking work: ``topic``'s partition count changed."""
+        await self._client.hsetnx(self.keys.meta, f"layout_changed:{topic}", why)
+
+    async def relayout(self, topic: str, partitions: int, partition_of: Callable[[str, int], int]) -> dict[str, int]:
+        """Move the state of ``topic`` to ``partitions`` partitions (workers stopped): every due
+        entry goes to the index of its user's new partition (``partition_of(user_id, count)``);
+        user records, stats and rankings are per bucket and stay. Offsets and progress of the
+        old partitions stay (their logs did not change); new partitions start at offset 0.
+        Returns counts: ``moved`` due entries, ``old_partitions``, ``partitions``."""
+        old = int(_s(await self._client.hget(self.keys.meta, f"partitions:{topic}")) or partitions)
+        moved = 0
+        for b in range(self.buckets):
+            for p in range(old):
+                key = self.keys.due(b, topic, p)
+                entries = await self._client.zrange(key, 0, -1, withscores=True)
+                pipe = self._client.pipeline(transaction=False)
+                for member, score in entries:
+                    _, user_id = parse_due_member(_s(member))
+                    q = partition_of(user_id, partitions)
+                    if q != p:
+                        pipe.zadd(self.keys.due(b, topic, q), {member: score})
+                        pipe.zrem(key, member)
+                        moved += 1
+                await pipe.execute()
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(self.keys.meta, f"partitions:{topic}", partitions)
+        pipe.hdel(self.keys.meta, f"layout_changed:{topic}")
+        await pipe.execute()
+        return {"moved": moved, "old_partitions": old, "partitions": partitions}
 
     async def _load_scripts(self) -> None:
         for name, source in self._sources.items():
@@ -345,7 +484,9 @@ class Store:
         replies = await self._run("read", build)
         out: list[BucketReadResult] = []
         for raw in replies:
-            offsets_raw, blobs, dues_raw, nexts_raw = raw
+            offsets_raw, blobs, dues_raw, nexts_raw, marker = raw
+            if _s(marker) != self.incarnation:
+                raise StoreLost(self.incarnation, _s(marker))
             dues: list[list[DueUser]] = []
             for flat in dues_raw:
                 part: list[DueUser] = []
@@ -354,7 +495,7 @@ class Store:
                     part.append(DueUser(group, uid, int(float(flat[j + 1])), flat[j + 2]))
                 dues.append(part)
             nexts = [None if n is None else int(float(n)) for n in nexts_raw]
-            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts))
+            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts, _s(marker)))
         return out
 
     async def write(self, writes: Sequence[BucketWrite], token: str) -> list[Fenced]:
@@ -367,6 +508,7 @@ class Store:
         sha = self._sha["write_batch"]
         keys = self.keys
         dumps = orjson.dumps
+        inc = self.incarnation
 
         def build(pipe: Any) -> None:  # a Pipeline, or _Calls on a cluster
             for w in writes:
@@ -378,29 +520,72 @@ class Store:
                 )
                 blobs = [b"" if s.blob is None else s.blob for s in w.states]
                 pipe.execute_command(
-                    "EVALSHA", sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, dumps(w.parts), states, stats,
-                    *blobs,
+                    "EVALSHA", sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, inc, dumps(w.parts),
+                    states, stats, *blobs,
                 )
 
         replies = await self._run("write", build)
         fenced: list[Fenced] = []
         for w, reply in zip(writes, replies):
+            if int(reply[0]) == 3:
+                raise StoreLost(self.incarnation, _s(reply[1]))
             if int(reply[0]) == 0:
                 fenced.append(Fenced(w.bucket, _s(reply[1]), _s(reply[2])))
         return fenced
 
-    async def write_progress(self, topic: str, progress: Mapping[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
-        """Record ``{partition: (last offset, max event ms)}``; returns the topic's whole progress."""
+    async def write_progress(
+        self, topic: str, progress: Mapping[int, tuple[int, int]], fingerprints: Mapping[int, str] | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """Record ``{partition: (last offset, max event ms)}`` (and the checksum of each last
+        record); returns the topic's whole progress of this incarnation."""
         sha = self._sha["progress"]
+        fps = fingerprints or {}
         args: list[object] = [len(progress)]
         for p, (offset, max_ms) in progress.items():
-            args += (p, offset, max_ms)
+            args += (p, offset, max_ms, fps.get(p, ""), self.incarnation)
         key = self.keys.progress(topic)
         (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", sha, 1, key, *args))
-        return _parse_progress(dict(zip(raw[::2], raw[1::2])))
+        return _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
 
     async def read_progress(self, topic: str) -> dict[int, tuple[int, int]]:
-        return _parse_progress(await self._client.hgetall(self.keys.progress(topic)))
+        """``{partition: (last applied offset, max event ms)}`` (reports read any incarnation)."""
+        return {p: (r.offset, r.max_ms) for p, r in (await self.read_resume(topic, any_incarnation=True)).items()}
+
+    async def read_resume(self, topic: str, *, any_incarnation: bool = False) -> dict[int, Resume]:
+        """Where each partition resumes. Values written in another incarnation of the store (by a
+        worker that had not noticed that Redis lost its data) are left out: they describe data
+        that is gone."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.progress(topic))
+        pipe.hgetall(self.keys.reroute(topic))
+        raw, rerouted = await pipe.execute()
+        origins = {int(_s(k)): {int(q): o for q, o in orjson.loads(v).items()} for k, v in rerouted.items()}
+        out: dict[int, Resume] = {}
+        for k, v in raw.items():
+            offset, max_ms, fp, inc = (_s(v).split(":") + ["", ""])[:4]
+            if any_incarnation or inc == self.incarnation or (not inc and not fp):
+                p = int(_s(k))
+                out[p] = Resume(int(offset), int(max_ms or 0), fp, origins.get(p, {}))
+        return out
+
+    async def write_origins(self, topic: str, origins: Mapping[int, Mapping[int, int]]) -> None:
+        """Per partition, the highest origin offset of the re-routed copies applied there
+        (streams.worker.routing); written after the states and before the progress."""
+        await self._client.hset(self.keys.reroute(topic), mapping={str(p): orjson.dumps({str(q): o for q, o in m.items()})
+                                                                  for p, m in origins.items()})
+
+    async def restart_partition(self, topic: str, partition: int, max_ms: int) -> None:
+        """Forget how far ``partition`` was applied, keeping its event time and every user's
+        state: its log was replaced (a topic deleted and created again, storage lost, a move to
+        a new cluster), so its offsets start again at 0. Per bucket first, then the progress, so
+        a crash in between is detected again at the next assignment."""
+        field = offset_field(topic, partition)
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hdel(self.keys.offsets(b), field, field + "|token")
+        pipe.hdel(self.keys.reroute(topic), str(partition))
+        await pipe.execute()
+        await self._client.hset(self.keys.progress(topic), str(partition), f"-1:{max_ms}::{self.incarnation}")
 
     # -- read API for reports and the CLI ----------------------------------------------------
 
@@ -436,11 +621,13 @@ class Store:
         return int((await self.stats()).get("users", 0))
 
 
-def _parse_progress(raw: Mapping[bytes | str, bytes | str]) -> dict[int, tuple[int, int]]:
+def _parse_progress(raw: Mapping[bytes | str, bytes | str], incarnation: str) -> dict[int, tuple[int, int]]:
+    """``{partition: (offset, max_ms)}`` of the values written in ``incarnation``."""
     out: dict[int, tuple[int, int]] = {}
     for k, v in raw.items():
-        offset, _, max_ms = _s(v).partition(":")
-        out[int(_s(k))] = (int(offset), int(max_ms or 0))
+        offset, max_ms, _, inc = (_s(v).split(":") + ["", ""])[:4]
+        if inc == incarnation:
+            out[int(_s(k))] = (int(offset), int(max_ms or 0))
     return out
 
 

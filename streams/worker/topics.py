@@ -15,7 +15,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.settings import Settings
 
-__all__ = ["ensure_topics", "quiet_kafka_logs"]
+__all__ = ["ensure_topics", "partition_count", "quiet_kafka_logs"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ def quiet_kafka_logs() -> None:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for name in ("kafka", "aiokafka"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def partition_count(settings: Settings, topic: str) -> int | None:
+    """The partition count of ``topic`` as the broker describes it (None: unknown)."""
+    admin = KafkaAdminClient(client_id="churnwatch-topics", **settings.kafka_client_kwargs())
+    try:
+        return _partition_count(admin, topic)
+    finally:
+        admin.close()
 
 
 def _partition_count(admin: KafkaAdminClient, topic: str) -> int | None:

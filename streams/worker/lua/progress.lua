@@ -1,22 +1,29 @@
 -- progress.lua: record how far each partition is applied; values only ever increase.
--- Field <p> = "<offset>:<max_event_ms>" (the offset of the last applied record, and S_p).
+-- Field <p> = "<offset>:<max_event_ms>:<fingerprint>:<incarnation>": the offset of the last
+-- applied record, S_p, a checksum of that record (to recognise a replaced topic at the next
+-- assignment) and the store incarnation it was written in (a value of another incarnation
+-- belongs to data Redis lost: it is replaced, never merged). Older values "<offset>:<ms>" read
+-- as fingerprint "" and incarnation "".
 -- Why a script: "only increases" must hold even if two workers race for one partition.
 --
 -- KEYS[1] = <prefix>:progress:<topic>
--- ARGV    = n, n x (partition, offset, max_event_ms)
+-- ARGV    = n, n x (partition, offset, max_event_ms, fingerprint, incarnation)
 -- Returns the whole hash (flat field, value list) so the caller learns S_all for free.
 local n = tonumber(ARGV[1])
 local i = 2
 for k = 1, n do
-  local field, offset, max_ms = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  i = i + 3
+  local field, offset, max_ms, fp, inc = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
   local cur = redis.call('HGET', KEYS[1], field)
   if cur then
-    local sep = string.find(cur, ':', 1, true)
-    local cur_offset, cur_ms = string.sub(cur, 1, sep - 1), string.sub(cur, sep + 1)
-    if tonumber(cur_offset) > tonumber(offset) then offset = cur_offset end
-    if tonumber(cur_ms) > tonumber(max_ms) then max_ms = cur_ms end
+    local c_off, c_ms, c_fp, c_inc = string.match(cur, '^([^:]*):([^:]*):?([^:]*):?([^:]*)$')
+    if c_inc == inc then
+      if tonumber(c_off) > tonumber(offset) then
+        offset, fp = c_off, c_fp
+      end
+      if tonumber(c_ms) > tonumber(max_ms) then max_ms = c_ms end
+    end
   end
-  redis.call('HSET', KEYS[1], field, offset .. ':' .. max_ms)
+  redis.call('HSET', KEYS[1], field, offset .. ':' .. max_ms .. ':' .. fp .. ':' .. inc)
 end
 return redis.call('HGETALL', KEYS[1])

@@ -8,7 +8,9 @@
 --           parts JSON [[field "<topic>:<p>", due_max_s or ""], ...], users JSON [group, user_id, ...]
 -- Returns { offsets[n_parts] (string or false), blobs[n_users] (bytes or false),
 --           dues[n_parts] = { member, score, blob-or-false, ... } (members "<g>:<user_id>"),
---           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept) }
+--           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept),
+--           the bucket's incarnation marker (field "|inc" of the off hash) or false }
+-- The marker is checked by the worker every cycle: gone or different means Redis lost its data.
 -- The next score lets the worker skip this bucket's due index until something in it is due.
 local tag = ARGV[1]
 local due_limit = tonumber(ARGV[2])
@@ -41,4 +43,4 @@ local blobs = {}
 for u = 1, #users, 2 do
   blobs[#blobs + 1] = redis.call('HGET', tag .. ':u:' .. users[u], users[u + 1])
 end
-return { offsets, blobs, dues, nexts }
+return { offsets, blobs, dues, nexts, redis.call('HGET', KEYS[1], '|inc') }

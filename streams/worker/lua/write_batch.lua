@@ -5,17 +5,26 @@
 -- The token is kept per partition ("<topic>:<p>|token"): only the partition's owner writes it, so
 -- another worker (or lane) writing the same bucket for other partitions cannot overwrite it.
 --
+-- The bucket's incarnation marker (field "|inc" of the off hash, set when the store is
+-- initialised) must be the worker's: if Redis lost its data the marker is gone and nothing is
+-- written ({3}): the worker rebuilds instead of writing into an empty store.
+--
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:stats   KEYS[3] = <prefix>:{b}:risk
--- ARGV    = tag, token,
+-- ARGV    = tag, token, incarnation,
 --           parts JSON  [[field "<topic>:<p>", expected or "", new or ""], ...],
 --           states JSON [[group, user_id, due field "<topic>:<p>", due score (0: not due; -1: as
 --                         stored, leave the due index alone), risk score or "" (not at risk) or
 --                         "=" (was not at risk either: leave the ranking alone)], ...],
 --           stats JSON  [[field, delta, "i" | "f"], ...],
 --           then one state record per state ("" deletes the user: expired)
--- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
+-- Returns {1} written, {2} already written by this token, {0, field, actual} fenced,
+-- {3, marker} the bucket's incarnation is not the worker's (Redis lost its data).
 local tag, token = ARGV[1], ARGV[2]
-local parts = cjson.decode(ARGV[3])
+local marker = redis.call('HGET', KEYS[1], '|inc') or ''
+if marker ~= ARGV[3] then
+  return { 3, marker }
+end
+local parts = cjson.decode(ARGV[4])
 local done = #parts > 0
 for p = 1, #parts do
   if redis.call('HGET', KEYS[1], parts[p][1] .. '|token') ~= token then
@@ -37,11 +46,11 @@ for p = 1, #parts do
     redis.call('HSET', KEYS[1], parts[p][1], parts[p][3])
   end
 end
-local states = cjson.decode(ARGV[4])
+local states = cjson.decode(ARGV[5])
 for s = 1, #states do
   local st = states[s]
   local group, user, due_field, due_score, risk = st[1], st[2], st[3], st[4], st[5]
-  local blob = ARGV[5 + s]
+  local blob = ARGV[6 + s]
   local member = group .. ':' .. user
   local due_key = tag .. ':due:' .. due_field
   if blob == '' then
@@ -62,7 +71,7 @@ for s = 1, #states do
     end
   end
 end
-local stats = cjson.decode(ARGV[5])
+local stats = cjson.decode(ARGV[6])
 for s = 1, #stats do
   local field, delta, kind = stats[s][1], stats[s][2], stats[s][3]
   local now

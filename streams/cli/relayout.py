@@ -1,0 +1,30 @@
+"""``churnwatch relayout``: with the workers stopped, move the state to the events topic's new
+partition count (streams.worker.relayout; docs/OPERATE.md, "Partition count changes")."""
+
+from __future__ import annotations
+
+import argparse
+
+from streams.settings import Settings
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.errors import UserError
+    from streams.worker.relayout import relayout
+    from streams.worker.topics import quiet_kafka_logs
+
+    settings = settings.with_(topic_events=args.events_topic)
+    quiet_kafka_logs()
+    try:
+        done = relayout(settings)
+    except ConnectionError as exc:
+        raise UserError(str(exc)) from None
+    print(f"{settings.topic_events}: state moved from {done['old_partitions']} to {done['partitions']} partitions "
+          f"({done['moved']} due entries moved); start the workers")
+    return 0

@@ -1,0 +1,55 @@
+"""Move the state to the events topic's new partition count (``churnwatch relayout``).
+
+Why: a user's events go to partition ``murmur2(user id) % count``. When the count grows, users
+move partition, and their due reviews sit in the review index of the old one, reviewed by its
+owner on its clock while their new events are applied by another worker: two owners, two clocks.
+The workers stop taking work at the first record in a new partition (``ChurnwatchPartitionCountChanged``);
+this runs with every worker stopped, then they start again. It reads the topic's partition count
+from the broker and moves each due entry to the index of its user's new partition; user records,
+statistics, rankings, offsets and progress of the old partitions stay as they are (their logs did
+not change), and the new partitions start at offset 0. A user's events applied before the stop
+were applied in its old partition, in order; those after it are applied in the new one, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kafka.partitioner.default import murmur2
+
+from streams.settings import Settings
+from streams.worker.store import Store
+from streams.worker.topics import partition_count
+
+__all__ = ["partition_of", "relayout"]
+
+
+def partition_of(user_id: str, partitions: int) -> int:
+    """The partition the producers' default partitioner (Java client, kafka-python, aiokafka) picks
+    for a record keyed by ``user_id``.
+
+    >>> partition_of("user-0001", 8), partition_of("user-0001", 16)
+    (0, 8)
+    """
+    return (murmur2(user_id.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF) % partitions
+
+
+def relayout(settings: Settings) -> dict[str, int]:
+    """Lay the state of ``settings.topic_events`` out for the topic's partition count now.
+
+    Returns ``moved`` (due entries), ``old_partitions`` and ``partitions``; raises
+    ``ConnectionError`` when the broker does not describe the topic.
+    """
+    count = partition_count(settings, settings.topic_events)
+    if count is None:
+        raise ConnectionError(f"cannot read the partition count of topic {settings.topic_events!r} from "
+                              f"{settings.kafka_bootstrap_servers}")
+
+    async def move() -> dict[str, int]:
+        store = Store(settings)
+        try:
+            return await store.relayout(settings.topic_events, count, partition_of)
+        finally:
+            await store.close()
+
+    return asyncio.run(move())

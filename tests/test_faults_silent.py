@@ -1,0 +1,382 @@
+"""Faults that used to corrupt state silently (issue 15), against the real broker, Redis and workers.
+
+Each test reproduces one fault on a small history (30 users, 6 weeks) and ends in an exact
+comparison with a clean run of the same good events: every user's state bytes and the set of
+alert ids (or in the documented stop), and checks the metric that makes the fault visible.
+Waits are on conditions (Redis progress, metric values), never sleeps followed by asserts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import orjson
+import pytest
+
+from kafka import KafkaProducer
+
+from models.events import Event
+from tests.harness import Worker, event_json, publish_events, read_progress, wait_progress, wait_quiet
+from tests.test_faults import Run, history
+from tests.test_faults import _assert_same as _assert_same_slow
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def small() -> list[Event]:
+    return history(seed=11, users=30, days=42)
+
+
+@pytest.fixture(scope="module")
+def reference(kafka_service, redis_service, tmp_path_factory, small: list[Event]) -> tuple[dict[str, bytes], set[str]]:  # type: ignore[no-untyped-def]
+    """The clean run, once per module: one worker reads every event; its states and alert ids."""
+    clean = QuickRun(kafka_service.address, redis_service.address, tmp_path_factory.mktemp("clean"), f"clean{time.time_ns() % 10**9}")
+    try:
+        last = publish_events(clean.bootstrap, clean.topics["events"], small)
+        w = clean.worker()
+        clean.wait(last)
+        _wait_alerts_landed(clean, w)
+        clean.stop()
+        state = clean.state()
+        ids, _ = alert_ids(clean)
+    finally:
+        clean.stop()
+    assert len(state) == 30, "the clean run must track every user"
+    assert ids, "the history must raise alerts, or the comparison proves nothing"
+    return state, ids
+
+
+def metric(worker: Worker, name: str, labels: str = "") -> float:
+    """The sum of the worker's samples of ``name`` (whose label text contains ``labels``)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or (line.startswith(name + "{") and labels in line.split("}")[0]):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 60.0, workers: tuple[Worker, ...] = ()) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:  # metrics server not up yet
+            pass
+        time.sleep(0.2)
+    logs = "\n".join(w.output()[-4000:] for w in workers)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def read_all(bootstrap: str, topic: str, partitions: int = 8) -> dict[int, list]:  # type: ignore[type-arg]
+    """Every record of ``topic`` per partition, read up to the highwater of the fetch replies
+    (no idle timeout to wait out; Tansu's reported end offsets are wrong)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    out: dict[int, list] = {p: [] for p in range(partitions)}  # type: ignore[type-arg]
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            for tp, recs in consumer.poll(timeout_ms=200).items():
+                out[tp.partition].extend(recs)
+            marks = [consumer.highwater(tp) for tp in tps]
+            if all(h is not None for h in marks) and all(consumer.position(tp) >= h for tp, h in zip(tps, marks)):
+                return out
+    finally:
+        consumer.close()
+    raise AssertionError(f"could not read {topic} to its end in 30 s")
+
+
+def alert_ids(run: Run) -> tuple[set[str], int]:
+    ids = [orjson.loads(r.value)["alert_id"] for recs in read_all(run.bootstrap, run.topics["alerts"]).values() for r in recs]
+    return set(ids), len(ids)
+
+
+def _assert_same(run: Run, ref_state: dict[str, bytes], ref_ids: set[str]) -> None:
+    """Every user's state bytes and the set of alert ids equal the reference's."""
+    run.alerts = lambda: alert_ids(run)  # type: ignore[method-assign]
+    _assert_same_slow(run, ref_state, ref_ids)
+
+
+class QuickRun(Run):
+    """A run whose "done" waits 1.5 s without a state change (the workers here borrow the topic's
+    clock after 1 s idle, so the last sweeps have run by then)."""
+
+    def wait(self, last: dict[int, int], timeout_s: float = 120.0) -> None:
+        wait_progress(self.redis_url, self.topics["events"], last, timeout_s, self.workers, prefix=self.prefix)
+        wait_quiet(self.redis_url, self.prefix, quiet_s=1.5)
+
+
+def _wait_alerts_landed(run: Run, w: Worker) -> None:
+    """Alerts are acknowledged before a cycle's state write: once progress is complete the alert
+    counter is final; wait until the topic holds that many records."""
+    sent = metric(w, "churnwatch_alerts_total")
+    wait_for("alerts on the topic", lambda: alert_ids(run)[1] >= sent, 30, (w,))
+
+
+def test_events_without_event_id_are_accepted_with_derived_ids(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                                unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    ref_state, ref_ids = reference
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-noid")
+    try:
+        bare = []
+        for ev in small:
+            body = orjson.loads(event_json(ev))
+            del body["event_id"]
+            bare.append((ev.user_id.encode(), orjson.dumps(body)))
+        last = publish_events(kafka_bootstrap, fault.topics["events"], [], extra=bare)
+        w = fault.worker()
+        fault.wait(last)
+        _wait_alerts_landed(fault, w)
+        assert metric(w, "churnwatch_events_derived_id_total") == len(small)
+        assert metric(w, "churnwatch_events_rejected_total") == 0
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
+
+
+
+def _recreate(bootstrap: str, topic: str) -> None:
+    """Delete ``topic`` and create it again, empty, with the same 8 partitions."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([topic])
+        deadline = time.monotonic() + 30
+        while topic in admin.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        admin.create_topics([NewTopic(topic, 8, 1)])
+    finally:
+        admin.close()
+
+
+def _parts(events: list[Event], *shares: float) -> list[list[Event]]:
+    cuts = [0] + [int(len(events) * s) for s in shares] + [len(events)]
+    return [events[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def test_a_replaced_topic_is_applied_from_its_start(kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str,
+                                                    small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """The topic comes back empty while a worker runs (progress beyond the new log end), then is
+    replaced again while no worker runs, by a log longer than the old one (the record at the
+    stored offset is another one). Both are detected; the new logs are applied from offset 0."""
+    ref_state, ref_ids = reference
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-reset")
+    try:
+        first, second, third = _parts(small, 0.4, 0.5)
+        topic = fault.topics["events"]
+        w = fault.worker()
+        fault.wait(publish_events(kafka_bootstrap, topic, first))
+        _recreate(kafka_bootstrap, topic)  # while the worker runs
+        wait_for("the running worker to see the log end below its progress",
+                 lambda: metric(w, "churnwatch_topic_resets_total", 'reason="beyond_log_end"') >= 1, 60, (w,))
+        fault.wait(publish_events(kafka_bootstrap, topic, second))
+        _wait_alerts_landed(fault, w)
+        fault.stop()
+        _recreate(kafka_bootstrap, topic)  # while no worker runs: a longer log than the one before
+        last = publish_events(kafka_bootstrap, topic, third)
+        w2 = fault.worker()
+        wait_for("the resumed worker to recognise the replaced log",
+                 lambda: metric(w2, "churnwatch_topic_resets_total") >= 1, 60, (w2,))
+        fault.wait(last)
+        _wait_alerts_landed(fault, w2)
+        assert "the topic was replaced" in w.output() + w2.output()
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
+
+
+def test_redis_that_lost_its_data_is_rebuilt_from_the_topic(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                             unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """Redis comes back empty (a restart without persistence) while a worker runs: the worker
+    sees the incarnation marker gone, stops applying and rebuilds from offset 0; the alerts it
+    sends again carry the ids of the first run."""
+    import redis as redis_lib
+
+    ref_state, ref_ids = reference
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-lost")
+    try:
+        first, second = _parts(small, 0.5)
+        topic = fault.topics["events"]
+        w = fault.worker()
+        fault.wait(publish_events(kafka_bootstrap, topic, first))
+        client = redis_lib.Redis.from_url(redis_url)
+        client.flushdb()  # what a restart without persistence leaves
+        client.close()
+        wait_for("the worker to notice", lambda: metric(w, "churnwatch_redis_data_lost_total") >= 1, 30, (w,))
+        last = publish_events(kafka_bootstrap, topic, second)
+        fault.wait({p: off for p, off in last.items()})
+        _wait_alerts_landed(fault, w)
+        assert "REDIS LOST ITS DATA" in w.output()
+        assert metric(w, "churnwatch_history_incomplete") == 0, "the topic still holds every event"
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
+
+
+def test_a_worker_with_another_model_refuses_or_takes_over(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                            unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """The model in use is recorded in Redis. A worker started with another model file refuses to
+    start (exit 2, one line) and changes nothing; with --take-over-model it records its model and
+    the old worker stops taking work (exit 3), so one model scores each partition at a time."""
+    import redis as redis_lib
+
+    from models.model import load_model
+    from streams.worker.store import model_id
+
+    ref_state, ref_ids = reference
+    new_model = load_model().with_(version="test-v2", risk_enter=0.3)
+    path = tmp_path / "model-v2.json"
+    new_model.save(path)
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-model")
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        first, second = _parts(small, 0.5)
+        topic = fault.topics["events"]
+        old = fault.worker()
+        fault.wait(publish_events(kafka_bootstrap, topic, first))
+        meta = f"{fault.prefix}:meta"
+        assert client.hget(meta, "model").decode() == model_id(load_model())
+        refused = fault.worker(CHURNWATCH_MODEL_PATH=str(path))
+        refused.expected_exit = True
+        assert refused.proc is not None and refused.proc.wait(timeout=60) == 2
+        assert "records model" in refused.output() and "Traceback" not in refused.output()
+        fault.wait(publish_events(kafka_bootstrap, topic, second))
+        _wait_alerts_landed(fault, old)
+        _assert_same(fault, ref_state, ref_ids)  # the refused worker changed nothing
+
+        new = fault.worker(CHURNWATCH_MODEL_PATH=str(path), CHURNWATCH_MODEL_TAKEOVER="true")
+        old.expected_exit = True
+        assert old.proc is not None and old.proc.wait(timeout=60) == 3
+        assert "this worker stops taking work" in old.output()
+        assert client.hget(meta, "model").decode() == model_id(new_model)
+        wait_for("the new model's worker to own the partitions",
+                 lambda: metric(new, "churnwatch_partitions_assigned") == 8, 60, (new,))
+        assert metric(new, "churnwatch_model_info", model_id(new_model)) == 1
+    finally:
+        client.close()
+        fault.stop()
+
+
+def test_records_not_keyed_by_user_are_rerouted_to_one_partition_per_user(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str, small: list[Event]) -> None:
+    """Producers that do not key by user id, two workers: ten users sent with a null key (all in
+    one partition, as a sticky partitioner does), ten keyed by device id, ten by user id. Each
+    mis-keyed record is produced again keyed by its user id, so every user lives in one partition,
+    and the end state equals a clean run where every event was keyed by user id.
+
+    The copies reach a user's partition after the other users' events of the same days, so both
+    runs allow 60 days of lateness (no copy is late); a copy reaching its partition later than the
+    allowed lateness would go to the DLQ as ``late`` as from any producer."""
+    env = {"CHURNWATCH_ALLOWED_LATENESS_MS": "60d"}
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-keys")
+    clean = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-keysref")
+    try:
+        w = clean.worker(**env)
+        clean.wait(publish_events(kafka_bootstrap, clean.topics["events"], small))
+        _wait_alerts_landed(clean, w)
+        clean.stop()
+        ref_state, (ref_ids, _) = clean.state(), alert_ids(clean)
+        assert ref_ids and len(ref_state) == 30
+
+        workers = (fault.worker(**env), fault.worker(**env))
+        wait_for("two workers sharing the partitions",
+                 lambda: [metric(w, "churnwatch_partitions_assigned") for w in workers] == [4.0, 4.0], 60, workers)
+        n = {"null_key": 0, "other_key": 0}
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+        for ev in small:
+            u = int(ev.user_id.rsplit("-", 1)[1])
+            if u < 10:
+                n["null_key"] += 1
+                producer.send(fault.topics["events"], key=None, value=event_json(ev), partition=u % 8)
+            else:
+                if u < 20:
+                    n["other_key"] += 1
+                producer.send(fault.topics["events"], key=(f"device-{u}" if u < 20 else ev.user_id).encode(), value=event_json(ev))
+        producer.flush()
+        producer.close()
+        wait_for("every mis-keyed record re-routed",
+                 lambda: sum(metric(w, "churnwatch_events_rerouted_total") for w in workers) >= sum(n.values()), 60, workers)
+        for reason, count in n.items():
+            assert sum(metric(w, "churnwatch_events_rerouted_total", f'reason="{reason}"') for w in workers) == count
+        fault.wait({p: recs[-1].offset for p, recs in read_all(kafka_bootstrap, fault.topics["events"]).items() if recs})
+        for w in workers:
+            _wait_alerts_landed(fault, w)
+        assert sum(metric(w, "churnwatch_events_rejected_total") for w in workers) == 0, "no copy was late"
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
+        clean.stop()
+
+
+def test_a_grown_partition_count_stops_the_workers_and_relayout_moves_the_state(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """The events topic grows from 8 to 16 partitions while a worker runs. Tansu cannot add
+    partitions, so the topic has 16 from the start, the state is recorded as laid out for 8 (as
+    the first worker would have recorded before the growth), the first half of the history is
+    written with murmur2(key) % 8 and the second with % 16, as producers do before and after.
+    The worker stops at the first record in a new partition; `churnwatch relayout` with the
+    workers stopped moves the state; the end state equals the clean run (8 partitions: a user's
+    state and alerts do not depend on which partition it lives in)."""
+    import subprocess
+    import sys
+
+    import redis as redis_lib
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from streams.worker.relayout import partition_of
+
+    ref_state, ref_ids = reference
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-grow")
+    fault.topics["events"] += "-16"  # an events topic of 16 partitions
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(fault.topics["events"], 16, 1)])
+    admin.close()
+    try:
+        topic = fault.topics["events"]
+        client = redis_lib.Redis.from_url(redis_url)
+        client.hset(f"{fault.prefix}:meta", f"partitions:{topic}", 8)  # built before the growth
+        client.close()
+        first, second = _parts(small, 0.5)
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+        last: dict[int, int] = {}
+        for ev in first:
+            md = producer.send(topic, key=ev.user_id.encode(), value=event_json(ev), partition=partition_of(ev.user_id, 8)).get(30)
+            last[md.partition] = md.offset
+        w = fault.worker()
+        fault.wait(last)
+        moved = {ev.user_id for ev in small if partition_of(ev.user_id, 8) != partition_of(ev.user_id, 16)}
+        assert moved, "some users move partition, or the test proves nothing"
+        for ev in second:  # the producers now see 16 partitions
+            md = producer.send(topic, key=ev.user_id.encode(), value=event_json(ev)).get(30)
+            last[md.partition] = max(last.get(md.partition, -1), md.offset)
+        producer.close()
+        wait_for("the worker to stop taking work", lambda: metric(w, "churnwatch_partition_layout_changed") == 1, 60, (w,))
+        assert "stops taking work" in w.output() and "churnwatch relayout" in w.output()
+        assert all(p < 8 for p in read_progress(redis_url, topic, fault.prefix)), "nothing of a new partition applied"
+        assert metric(w, "churnwatch_state_partitions") == 8 and metric(w, "churnwatch_topic_partitions") == 16
+        fault.stop()
+
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
+               "CHURNWATCH_KEY_PREFIX": fault.prefix, "CHURNWATCH_TOPIC_EVENTS": topic}
+        out = subprocess.run([sys.executable, "-m", "streams.cli", "relayout"], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "from 8 to 16 partitions" in out.stdout
+        w2 = fault.worker()
+        fault.wait(last)
+        _wait_alerts_landed(fault, w2)
+        assert metric(w2, "churnwatch_partition_layout_changed") == 0
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
