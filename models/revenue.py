@@ -176,7 +176,7 @@ class AccountState:
         new = _Sub(ts, ts, stmt)
         if ts > self.at_ms:
             if self.at_ms:
-                self._settle()
+                self._settle(ts)
             self.at_ms = ts
             if cur is not None and cur.stated_ms == ts and cur.rank() >= new.rank():
                 return Change()  # restated at this very time with more weight: it stays
@@ -202,8 +202,10 @@ class AccountState:
         spell = t if before == 0 else self.spell_start_ms
         return Movement(t, kind, before, after, spell, self.first_paid_ms or t)
 
-    def _settle(self) -> None:
-        """Time moves past T: what held after T becomes "before"; cancelled subscriptions go."""
+    def _settle(self, next_ms: int) -> None:
+        """Time moves past T to ``next_ms``: what held after T becomes "before"; cancelled
+        subscriptions go, except one already restated at ``next_ms`` (a same-time rival must still
+        lose to it, whatever the order the two arrive in)."""
         after = self.mrr_cents()
         if after and not self.before_cents:
             self.spell_start_ms = self.at_ms
@@ -213,7 +215,7 @@ class AccountState:
         if 0 < after < self.before_cents:
             self.contracted_ms = self.at_ms
         self.before_cents = after
-        for k in [k for k, s in self.subs.items() if s.sub.status == "cancelled"]:
+        for k in [k for k, s in self.subs.items() if s.sub.status == "cancelled" and s.stated_ms < next_ms]:
             del self.subs[k]
 
     def get(self) -> AccountView:

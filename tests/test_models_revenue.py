@@ -7,7 +7,7 @@ import random
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.events import Event
@@ -175,6 +175,8 @@ _STMT = st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.integers(0, 4), _STATU
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_STMT, max_size=25), st.randoms(use_true_random=False))
+@example([("u2", 0, "cancelled", 0, "Basic"), ("u1", 1, "trial", 0, "Basic"), ("u2", 1, "active", 999, "Basic"),
+          ("u2", 1, "cancelled", 0, "Basic")], random.Random(3))  # a cancellation restated at T, rival at T
 def test_order_within_a_timestamp_never_matters(stmts: list[tuple[str, int, str, int, str]], rnd: random.Random) -> None:
     events = [sub(u, JAN + t * 10 * DAY, s, 0 if s == "cancelled" else m, p, eid=f"e{i}") for i, (u, t, s, m, p) in enumerate(stmts)]
     by_time = sorted(events, key=lambda e: e.ts_ms)

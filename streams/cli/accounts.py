@@ -17,7 +17,6 @@ import csv
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 
