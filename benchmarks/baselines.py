@@ -80,7 +80,7 @@ def count_features(index: Mapping[str, UserEvents], users: Sequence[str], as_of_
     >>> idx = index_events([("a", 0, "post", None), ("a", 10 * DAY_MS, "like", None)])
     >>> scores, X = count_features(idx, ["a", "a"], [5 * DAY_MS, 40 * DAY_MS], ["post", "like"])
     >>> scores["events_28d"].tolist(), scores["days_since_last"].tolist()
-    [[-1.0, -0.0], [5.0, 30.0]]
+    ([-1.0, -0.0], [5.0, 30.0])
     >>> (np.expm1(X) + 0.5).astype(int).tolist()
     [[1, 0, 1, 0], [0, 0, 0, 0]]
     """

@@ -76,13 +76,17 @@ SIMULATE_MIX = "steady=0.22,decliner=0.08,quitter=0.25,one_time=0.05,buyer=0.28,
 
 #: Plan tiers of the second fightchurn configuration: limits on posts per month (the column after
 #: bill_period), monthly and annual billing. Format of fightchurn's ``conf/<model>_plans.csv``.
+#: fightchurn lets a customer pick a plan whose limit is within [1/3, 3] x its own rate (any rate up to
+#: 3 x the first limit for the first plan), so the limits overlap: every rate up to 9,000 fits one.
 _TIERS_PLANS = """plan,mrr,bill_period,post
 basic,9.99,1,30
 plus,14.99,1,90
-pro,24.99,1,1000
+pro,24.99,1,300
+team,49.99,1,3000
 basic_annual,8.99,12,30
 plus_annual,13.49,12,90
-pro_annual,22.49,12,1000
+pro_annual,22.49,12,300
+team_annual,44.99,12,3000
 """
 
 #: name -> (fightchurn config file, overrides of it, plan table or None, customers at the start).
@@ -124,6 +128,10 @@ class Population:
     as_of: str  # START/END/STEP of the judged dates (``churnwatch backtest --as-of``)
     churn_after: str  # ``churnwatch train --churn-after`` for the model trained without labels
     end_ms: int  # the data's end (labels are observable up to here)
+    #: Which (user, as-of) rows rank: "open" = what the backtest judges (users the default model
+    #: does not report churned), "subscribed" = users whose subscription still runs at the as-of
+    #: time (a billing system knows it; the gone are not at risk, they are gone).
+    panel: str = "open"
     files: dict[str, str] = field(default_factory=dict)  # train/test events/labels paths
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -132,7 +140,7 @@ def is_held_out(user_id: str) -> bool:
     """The judged half of the users (the other half trains): a hash of the id, not its order.
 
     >>> [is_held_out(u) for u in ("u1", "u2", "u3", "u4")]
-    [True, False, True, False]
+    [False, False, False, True]
     """
     return zlib.crc32(user_id.encode("utf-8")) % 2 == 1
 
@@ -441,10 +449,10 @@ def _fightchurn(name: str, spec: dict[str, Any], folder: Path, jobs: int) -> tup
             name=name, about=spec["about"] + f"; seed {spec['seed']}",
             label="the last subscription ends before the end of the window; churned_at = its end (persona = channel)",
             horizon_days=30, as_of=f"2020-02-01/{(dt.date.fromisoformat(end) - dt.timedelta(days=30)).isoformat()}/7d",
-            churn_after="30d", end_ms=_day_ms(end), files=written["files"], counts=written["counts"])
+            churn_after="30d", end_ms=_day_ms(end), panel="subscribed", files=written["files"], counts=written["counts"])
         return pop, {**facts, "events": len(rows)}
 
-    pop, facts = _cached(folder, {"v": 1, **spec}, make)
+    pop, facts = _cached(folder, {"v": 2, **spec}, make)
     return pop, facts, read_rows(pop.files["events_test"])
 
 

@@ -9,9 +9,11 @@ half and a judged half):
    on the population's weekly as-of dates and horizon; its own metrics give the alert figures
    (precision, recall before churn, median lead, at-risk alerts per user-month, flap rate);
 3. the simple baselines (``benchmarks.baselines``) on the same rows;
-4. ROC AUC and top-decile lift of every scorer on one common set of rows: the (user, as-of) rows
-   the default model's backtest judges (its "open" panel: users it does not report churned,
-   horizon inside the data), labelled as the backtest labels them (gone by the horizon).
+4. ROC AUC and top-decile lift of every scorer on one common set of rows (:func:`common_rows`):
+   for CDNOW and the simulator the (user, as-of) rows the default model's backtest judges (its
+   "open" panel: users it does not report churned), for the subscription populations every
+   user still subscribed at the as-of time; horizon inside the data, labelled as the backtest
+   labels them (gone by the end of the horizon).
 
 Then the issue's "done when" checks next to the figures, and the CDNOW check: the default
 model's temperature on the 1/10 CDNOW sample as of 1997-10-01 ranking "buys again in the next 39
@@ -35,7 +37,7 @@ import numpy as np
 from benchmarks import baselines, populations
 from benchmarks.populations import Population, Row
 
-__all__ = ["CHECKS", "SCORERS", "main", "render", "run"]
+__all__ = ["CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "render", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +139,27 @@ def _alert_figures(metrics: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def common_rows(panel: str, default_scores: Mapping[tuple[str, int], tuple[float, str, float]], index: Mapping[str, Any],
+                churned_at: Mapping[str, int], as_of_ms: Sequence[int], horizon_ms: int, data_end_ms: int) -> list[tuple[str, int]]:
+    """The (user, as-of) rows every scorer is ranked on (``Population.panel``), horizon inside the data.
+
+    "open": the rows the default model's backtest judges (users it does not report churned);
+    "subscribed": every user seen before the as-of time whose subscription still runs then,
+    whatever any model says (a row a model has no score for ranks as risk 1).
+
+    >>> common_rows("subscribed", {}, {"a": type("E", (), {"ts": [0]})(), "b": type("E", (), {"ts": [5]})()}, {"a": 3}, [1, 4, 6], 2, 100)
+    [('a', 1), ('b', 6)]
+    >>> common_rows("open", {("a", 1): (0.2, "active", 50.0), ("a", 4): (1.0, "churned", 0.0)}, {}, {}, [1, 4], 2, 100)
+    [('a', 1)]
+    """
+    if panel == "open":
+        return sorted(k for k, (_, stage, _) in default_scores.items() if stage != "churned" and k[1] + horizon_ms <= data_end_ms)
+    if panel != "subscribed":
+        raise ValueError(f"panel must be 'open' or 'subscribed', got {panel!r}")
+    return [(user, d) for user in sorted(index) for d in sorted(as_of_ms)
+            if d + horizon_ms <= data_end_ms and index[user].ts[0] < d and churned_at.get(user, d + 1) > d]
+
+
 def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Sequence[Row], folder: Path,
                         model: str | None = None) -> dict[str, Any]:
     """Every scorer of the table on one population (module docstring)."""
@@ -164,12 +187,13 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
         alerts[name] = _alert_figures(metrics)
     timings["backtest_s"] = time.perf_counter() - t0
 
-    # The common rows: what the default model's backtest judges ("open" panel).
     t0 = time.perf_counter()
     data_end = max(ts for _, ts, _, _ in test_rows)
-    keys = sorted(k for k, (_, stage, _) in scores["default"].items() if stage != "churned" and k[1] + horizon_ms <= data_end)
+    churned_at = read_labels_csv(pop.files["labels_test"])
+    test_index = baselines.index_events(test_rows)
+    keys = common_rows(pop.panel, scores["default"], test_index, churned_at, as_of, horizon_ms, data_end)
     users, dates = [k[0] for k in keys], [k[1] for k in keys]
-    y = baselines.labels_at(users, dates, read_labels_csv(pop.files["labels_test"]), horizon_ms)
+    y = baselines.labels_at(users, dates, churned_at, horizon_ms)
     ranked: dict[str, np.ndarray] = {}
     missing: dict[str, int] = {}
     for name in MODELS:
@@ -178,7 +202,7 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
         ranked[name] = np.array([mine[k][0] if k in mine else 1.0 for k in keys])  # no row: the state expired, gone
     train_rows = populations.read_rows(pop.files["events_train"])
     types = baselines.top_types(train_rows)
-    simple, X_test = baselines.count_features(baselines.index_events(test_rows), users, dates, types)
+    simple, X_test = baselines.count_features(test_index, users, dates, types)
     ranked.update(simple)
     train_index = baselines.index_events(train_rows)
     tr_users, tr_dates = baselines.panel_rows(train_index, as_of, horizon_ms, max(ts for _, ts, _, _ in train_rows))
@@ -191,7 +215,7 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
     result = {
         "about": pop.about, "label": pop.label, "horizon_days": pop.horizon_days, "as_of": pop.as_of,
         "churn_after_for_training": pop.churn_after, "facts": dict(facts), "counts": pop.counts,
-        "rows_judged": len(keys), "rows_churn_within_horizon": int(y.sum()),
+        "panel": pop.panel, "rows_judged": len(keys), "rows_churn_within_horizon": int(y.sum()),
         "base_rate": None if base_rate is None else round(base_rate, 4),
         "event_types_of_the_regression": types, "logistic_training_rows": len(tr_y),
         "rows_without_a_score": {k: v for k, v in missing.items() if v},
@@ -325,9 +349,10 @@ def render(results: Mapping[str, Any]) -> str:
              f"Run {results['when']}, model: {results['model']}, {results['machine']}, {results['jobs']} processes, "
              f"{results['seconds']:.0f} s in all (load average {results.get('load_average', '?')}; the machine is shared).", "",
              "Every population is split by user (hash of the id): models are trained on one half, and every scorer is "
-             "judged on the other half. AUC and lift are on the same rows for every scorer: the (user, as-of) rows the "
-             "default model's backtest judges (users it does not report churned, horizon inside the data), positive when "
-             "the user is gone by the end of the horizon. Alert figures come from each model's own backtest of the judged "
+             "judged on the other half. AUC and lift are on the same rows for every scorer, positive when the user is gone "
+             "by the end of the horizon, horizon inside the data: for the subscription populations (fightchurn) every user "
+             "still subscribed at the as-of date (panel \"subscribed\"); elsewhere the (user, as-of) rows the default model's "
+             "backtest judges, users it does not report churned (panel \"open\"). Alert figures come from each model's own backtest of the judged "
              "half: precision = at-risk alerts followed by churn within the horizon; recall = churners flagged before "
              "churning; lead = days from the first alert of the run-up to the churn; flap = at-risk alerts within 14 days "
              "after a recovered alert of the same user. Baselines send no alerts.", "",
@@ -348,7 +373,7 @@ def render(results: Mapping[str, Any]) -> str:
                   f"without labels uses `--churn-after {pop['churn_after_for_training']}`.", "",
                   f"Judged half: {c.get('users_test')} users ({c.get('churners_test')} churn), {c.get('events_test'):,} events; "
                   f"training half: {c.get('users_train')} users ({c.get('churners_train')} churn), {c.get('events_train'):,} events. "
-                  f"Rows judged: {pop['rows_judged']:,}, of which {pop['rows_churn_within_horizon']:,} churn within the horizon "
+                  f"Rows ranked (panel \"{pop.get('panel', 'open')}\"): {pop['rows_judged']:,}, of which {pop['rows_churn_within_horizon']:,} churn within the horizon "
                   f"(base rate {pop['base_rate']}). Facts: {pop['facts']}.", "",
                   "| scorer | ROC AUC | top-decile lift | alert precision (x base) | recall before churn | median lead (d) | "
                   "at-risk alerts / user / month | flap rate |", "|---|---|---|---|---|---|---|---|"]

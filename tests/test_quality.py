@@ -133,3 +133,16 @@ def test_render_shows_every_population_scorer_and_check() -> None:
     for label in quality.LABELS.values():
         assert f"| {label} |" in text
     assert "**not met**" in text
+
+
+def test_common_rows_open_follows_the_backtest_subscribed_the_labels() -> None:
+    index = baselines.index_events([("a", 0, "post", None), ("b", 5 * DAY, "post", None), ("c", 50 * DAY, "post", None)])
+    dates = [DAY, 10 * DAY, 20 * DAY, 90 * DAY]
+    # subscribed: seen before the date, subscription still running (a ends on day 10), horizon inside the data
+    rows = quality.common_rows("subscribed", {}, index, {"a": 10 * DAY}, dates, 30 * DAY, 60 * DAY)
+    assert rows == [("a", DAY), ("b", 10 * DAY), ("b", 20 * DAY)]
+    default = {("a", DAY): (0.1, "active", 90.0), ("a", 10 * DAY): (1.0, "churned", 0.0), ("b", 10 * DAY): (0.3, "new", 80.0),
+               ("b", 90 * DAY): (0.3, "active", 80.0)}
+    assert quality.common_rows("open", default, index, {}, dates, 30 * DAY, 60 * DAY) == [("a", DAY), ("b", 10 * DAY)]
+    with pytest.raises(ValueError, match="panel"):
+        quality.common_rows("everyone", {}, index, {}, dates, 30 * DAY, 60 * DAY)
