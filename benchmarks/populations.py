@@ -296,6 +296,8 @@ def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[li
         sim.plans = pd.read_csv(io.StringIO(spec["plans"]), index_col=0)
     # The day-of-week multipliers are drawn on first use and shared by every customer: draw them
     # all now, in date order, so they do not depend on which customer meets a date first.
+    # (The cache is a class attribute: empty it, or a previous configuration's days would be reused.)
+    Customer.date_multipliers = {}
     np.random.seed(spec["seed"])
     day = sim.start_date
     while day <= sim.end_date + dt.timedelta(days=400):

@@ -146,3 +146,17 @@ def test_common_rows_open_follows_the_backtest_subscribed_the_labels() -> None:
     assert quality.common_rows("open", default, index, {}, dates, 30 * DAY, 60 * DAY) == [("a", DAY), ("b", 10 * DAY)]
     with pytest.raises(ValueError, match="panel"):
         quality.common_rows("everyone", {}, index, {}, dates, 30 * DAY, 60 * DAY)
+
+
+def test_fightchurn_population_depends_only_on_its_spec(tmp_path: Path) -> None:
+    """Runs where the quality extra is installed (`make quality`'s venv); CI skips it."""
+    pytest.importorskip("fightchurn.churnsim.churnsim")
+    tiny = {name: {**spec, "init_customers": 6} for name, spec in populations.FIGHTCHURN_CONFIGS.items()}
+    a, b = tiny["fightchurn-socialnet7"], tiny["fightchurn-tiers"]
+    alone = populations.fightchurn_rows(b, tmp_path / "1", jobs=1)[:2]
+    populations.fightchurn_rows(a, tmp_path / "2", jobs=1)  # another configuration first, in the same process
+    after = populations.fightchurn_rows(b, tmp_path / "3", jobs=2)[:2]
+    assert alone == after
+    rows, labels = alone
+    assert {r[2] for r in rows} <= {"post", "newfriend", "like", "adview", "dislike", "unfriend", "message", "reply"}
+    assert all(labels[u] > min(ts for uu, ts, _, _ in rows if uu == u) for u in labels)
