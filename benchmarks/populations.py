@@ -393,9 +393,8 @@ def _cached(folder: Path, spec: dict[str, Any], make: Callable[[], tuple[Populat
 
 
 def build(work: Path, jobs: int = 1, names: Sequence[str] | None = None) -> Iterator[tuple[Population, dict[str, Any], list[Row]]]:
-    """Every population of the table (or those in ``names``): (population, facts, events).
-    Events are read back from the cached test file's source only when rebuilt, so the baselines
-    get them from :func:`read_rows`."""
+    """Every population of the table (or those in ``names``): (population, facts, the judged
+    half's events with their own type names, read back from its file for the baselines)."""
     wanted = set(names) if names else None
 
     def want(name: str) -> bool:

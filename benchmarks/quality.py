@@ -160,23 +160,13 @@ def common_rows(panel: str, default_scores: Mapping[tuple[str, int], tuple[float
             if d + horizon_ms <= data_end_ms and index[user].ts[0] < d and churned_at.get(user, d + 1) > d]
 
 
-def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Sequence[Row], folder: Path,
-                        model: str | None = None) -> dict[str, Any]:
-    """Every scorer of the table on one population (module docstring)."""
-    from streams.cli.argtypes import parse_as_of
-    from streams.offline.history import read_labels_csv
-
-    started = time.perf_counter()
-    folder.mkdir(parents=True, exist_ok=True)
+def _run_models(pop: Population, folder: Path, model: str | None, timings: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train both models on the training half, backtest the three on the judged half:
+    (scores by model, alert figures by model)."""
     log = folder / "commands.log"
     log.write_text("")
-    horizon_ms = pop.horizon_days * DAY_MS
-    as_of = parse_as_of(pop.as_of)
-    timings: dict[str, float] = {}
-
     t0 = time.perf_counter()
-    paths: dict[str, Path | str | None] = {"default": model}
-    paths.update(_train(pop, folder, log, model))
+    paths: dict[str, Path | str | None] = {"default": model, **_train(pop, folder, log, model)}
     timings["train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     scores: dict[str, dict[tuple[str, int], tuple[float, str, float]]] = {}
@@ -186,40 +176,58 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
         scores[name] = _read_scores(path)
         alerts[name] = _alert_figures(metrics)
     timings["backtest_s"] = time.perf_counter() - t0
+    return scores, alerts
 
-    t0 = time.perf_counter()
-    data_end = max(ts for _, ts, _, _ in test_rows)
-    churned_at = read_labels_csv(pop.files["labels_test"])
-    test_index = baselines.index_events(test_rows)
-    keys = common_rows(pop.panel, scores["default"], test_index, churned_at, as_of, horizon_ms, data_end)
-    users, dates = [k[0] for k in keys], [k[1] for k in keys]
-    y = baselines.labels_at(users, dates, churned_at, horizon_ms)
-    ranked: dict[str, np.ndarray] = {}
-    missing: dict[str, int] = {}
-    for name in MODELS:
-        mine = scores[name]
-        missing[name] = sum(1 for k in keys if k not in mine)
-        ranked[name] = np.array([mine[k][0] if k in mine else 1.0 for k in keys])  # no row: the state expired, gone
+
+def _baseline_scores(pop: Population, test_index: Mapping[str, Any], users: Sequence[str], dates: Sequence[int],
+                     as_of: Sequence[int], horizon_ms: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The three baselines on the judged rows; the regression fitted on the training half's rows."""
+    from streams.offline.history import read_labels_csv
+
     train_rows = populations.read_rows(pop.files["events_train"])
     types = baselines.top_types(train_rows)
-    simple, X_test = baselines.count_features(test_index, users, dates, types)
-    ranked.update(simple)
+    ranked, X_test = baselines.count_features(test_index, users, dates, types)
     train_index = baselines.index_events(train_rows)
     tr_users, tr_dates = baselines.panel_rows(train_index, as_of, horizon_ms, max(ts for _, ts, _, _ in train_rows))
     tr_y = baselines.labels_at(tr_users, tr_dates, read_labels_csv(pop.files["labels_train"]), horizon_ms)
     _, X_train = baselines.count_features(train_index, tr_users, tr_dates, types)
     ranked["logistic_per_type"] = baselines.fit_predict_logistic(X_train, tr_y, X_test)
-    table = {name: {**_ranking(ranked[name], y), **(alerts.get(name) or {})} for name in SCORERS}
+    return ranked, {"event_types_of_the_regression": types, "logistic_training_rows": len(tr_y)}
+
+
+def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Sequence[Row], folder: Path,
+                        model: str | None = None) -> dict[str, Any]:
+    """Every scorer of the table on one population (module docstring)."""
+    from streams.cli.argtypes import parse_as_of
+    from streams.offline.history import read_labels_csv
+
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    horizon_ms = pop.horizon_days * DAY_MS
+    as_of = parse_as_of(pop.as_of)
+    timings: dict[str, float] = {}
+    scores, alerts = _run_models(pop, folder, model, timings)
+
+    t0 = time.perf_counter()
+    churned_at = read_labels_csv(pop.files["labels_test"])
+    test_index = baselines.index_events(test_rows)
+    data_end = max(ts for _, ts, _, _ in test_rows)
+    keys = common_rows(pop.panel, scores["default"], test_index, churned_at, as_of, horizon_ms, data_end)
+    users, dates = [k[0] for k in keys], [k[1] for k in keys]
+    y = baselines.labels_at(users, dates, churned_at, horizon_ms)
+    # a row a model has no score for: the state expired (long gone), risk 1
+    ranked = {name: np.array([scores[name].get(k, (1.0,))[0] for k in keys]) for name in MODELS}
+    missing = {name: n for name in MODELS if (n := sum(1 for k in keys if k not in scores[name]))}
+    simple, about_lr = _baseline_scores(pop, test_index, users, dates, as_of, horizon_ms)
+    ranked.update(simple)
+    table = {name: {**_ranking(ranked[name], y), **alerts.get(name, {})} for name in SCORERS}
     timings["baselines_and_metrics_s"] = time.perf_counter() - t0
-    base_rate = float(y.mean()) if len(y) else None
     result = {
         "about": pop.about, "label": pop.label, "horizon_days": pop.horizon_days, "as_of": pop.as_of,
         "churn_after_for_training": pop.churn_after, "facts": dict(facts), "counts": pop.counts,
         "panel": pop.panel, "rows_judged": len(keys), "rows_churn_within_horizon": int(y.sum()),
-        "base_rate": None if base_rate is None else round(base_rate, 4),
-        "event_types_of_the_regression": types, "logistic_training_rows": len(tr_y),
-        "rows_without_a_score": {k: v for k, v in missing.items() if v},
-        "scorers": table, "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "base_rate": round(float(y.mean()), 4) if len(y) else None, **about_lr,
+        "rows_without_a_score": missing, "scorers": table, "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
     result["checks"] = checks(result)
     result["seconds"]["total_s"] = round(time.perf_counter() - started, 1)

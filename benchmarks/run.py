@@ -451,6 +451,10 @@ METHODS: dict[str, str] = {
                 "own split (CSV read, replay) from its metrics JSON, and the wall time of the whole process.",
     "profile": "The e2e1 workload (or the review-heavy one) again, with `py-spy record --nonblocking --rate 250` attached to the worker from "
                "its first batch to its last; idle samples excluded (shares of on-CPU time).",
+    "quality": "Offline, no broker or Redis: `benchmarks/quality.py` builds (or reuses, under .churnwatch/quality) four populations "
+               "nobody here designed, trains two models per population on half its users with `churnwatch train`, backtests them "
+               "and the default on the other half with `churnwatch backtest`, and ranks simple baselines on the same rows. The whole "
+               "table, with the issue's thresholds next to each figure, is benchmarks/QUALITY.md.",
     "soak": "One worker (event clock) while this process produces at 40% of the max rate for 10 minutes, event "
             "time 1,440x faster than the wall clock (10 min = 10 days, so users also go silent, get reviewed, turn "
             "at risk and churn), 20 new users/s trickling in and 15 active users/s stopping. Samples every 10 s.",

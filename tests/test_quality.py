@@ -160,3 +160,20 @@ def test_fightchurn_population_depends_only_on_its_spec(tmp_path: Path) -> None:
     rows, labels = alone
     assert {r[2] for r in rows} <= {"post", "newfriend", "like", "adview", "dislike", "unfriend", "message", "reply"}
     assert all(labels[u] > min(ts for uu, ts, _, _ in rows if uu == u) for u in labels)
+
+
+def test_one_population_end_to_end_through_the_commands(tmp_path: Path) -> None:
+    """The pipeline of `make quality` on a tiny simulated population: train and backtest run as
+    commands, every scorer gets figures on the same rows, the checks are filled in."""
+    rows, labels, persona = populations.simulate_rows(5, 160, "2026-01-01", 75, populations.SIMULATE_MIX)
+    written = populations.write_split(rows, labels, persona, tmp_path / "data")
+    pop = populations.Population(name="tiny", about="tiny", label="truth", horizon_days=14, as_of="2026-01-22/2026-02-26/7d",
+                                 churn_after="21d", end_ms=1_767_225_600_000 + 75 * DAY, files=written["files"], counts=written["counts"])
+    test_rows = populations.read_rows(pop.files["events_test"])
+    result = quality.evaluate_population(pop, {}, test_rows, tmp_path / "run")
+    assert result["rows_judged"] > 100 and 0 < result["rows_churn_within_horizon"] < result["rows_judged"]
+    for name in quality.SCORERS:
+        auc = result["scorers"][name]["roc_auc"]
+        assert auc is not None and 0.0 <= auc <= 1.0
+    assert result["scorers"]["default"]["at_risk_alerts"] is not None
+    assert set(result["checks"]) == {key for key, _ in quality.CHECKS}
