@@ -5,7 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: demo test bench clean
+# `make quality` has its own venv: fightchurn pins ~40 packages of its book (pytest, packaging<24,
+# xgboost, ...) that must not change the test environment.
+QVENV ?= .venv-quality
+
+.PHONY: demo test bench quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +28,14 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.run $(ARGS)
 
+$(QVENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(QVENV)
+	$(QVENV)/bin/python -m pip install -q --upgrade pip
+	$(QVENV)/bin/python -m pip install -q -e '.[quality]'
+	touch $@
+
+quality: $(QVENV)/.installed
+	$(QVENV)/bin/python -m benchmarks.run --only quality $(ARGS)
+
 clean:
-	rm -rf $(VENV) .churnwatch .pytest_cache .hypothesis
+	rm -rf $(VENV) $(QVENV) .churnwatch .pytest_cache .hypothesis

@@ -3,7 +3,9 @@
 Benchmarks print figures; they never pass or fail on speed. Each section is a function that
 returns rows for the results file; ``--only`` picks sections, ``--scale`` shrinks the sizes for a
 quick look (figures from a scaled run are labelled as such). ``soak`` (>= 10 minutes) and
-``profile`` (the e2e1 run again under py-spy) are not in the default run: ``--only soak``.
+``profile`` (the e2e1 run again under py-spy) are not in the default run: ``--only soak``. Nor is
+``quality`` (the quality table on populations nobody here designed, ``make quality``), which writes
+its own ``quality.json`` and ``QUALITY.md`` and needs no broker or Redis.
 
 Results accumulate: ``results.json`` keeps the latest figures of every section with the time,
 scale and load they were measured at, so ``--only soak`` adds the soak without dropping the rest.
@@ -334,6 +336,26 @@ def section_soak(ctx: Ctx) -> dict[str, Any]:
     return rows
 
 
+def section_quality(ctx: Ctx) -> dict[str, Any]:
+    """The quality table (benchmarks/quality.py): AUC, lift, alert figures of the models and simple baselines on
+    CDNOW, two fightchurn configurations and a simulate mix; full table in benchmarks/QUALITY.md."""
+    from benchmarks.quality import CHECKS, run
+
+    results = run(jobs=2)
+    rows: dict[str, Any] = {}
+    for name, pop in results["populations"].items():
+        s = pop["scorers"]
+        best = max((s[k]["roc_auc"] or 0.0, k) for k in ("events_28d", "days_since_last", "logistic_per_type"))
+        rows[f"{name}: ROC AUC default / trained (labels) / trained (no labels) / best baseline"] = (
+            f"{s['default']['roc_auc']} / {s['trained_labels']['roc_auc']} / {s['trained_no_labels']['roc_auc']} / {best[0]} ({best[1]})")
+        met = sum(1 for key, _ in CHECKS if pop["checks"][key]["met"])
+        rows[f"{name}: done-when checks met"] = f"{met} of {len(CHECKS)}"
+    if "cdnow_check" in results:
+        rows["CDNOW check: temperature AUC, buys again in 39 weeks"] = results["cdnow_check"]["temperature_roc_auc"]
+    rows["seconds (all populations)"] = results["seconds"]
+    return rows
+
+
 SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
     "ceiling": section_ceiling,
     "e2e1": section_e2e1,
@@ -345,7 +367,10 @@ SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
     "profile": section_profile,
     "profile_review_heavy": section_profile_review_heavy,
     "soak": section_soak,
+    "quality": section_quality,
 }
+#: Sections that need no broker and no Redis (run alone, they start neither).
+OFFLINE_SECTIONS = frozenset({"quality"})
 DEFAULT_SECTIONS = ("ceiling", "e2e1", "e2e2", "e2e1_review_heavy", "latency", "memory", "backtest")
 
 
@@ -426,6 +451,10 @@ METHODS: dict[str, str] = {
                 "own split (CSV read, replay) from its metrics JSON, and the wall time of the whole process.",
     "profile": "The e2e1 workload (or the review-heavy one) again, with `py-spy record --nonblocking --rate 250` attached to the worker from "
                "its first batch to its last; idle samples excluded (shares of on-CPU time).",
+    "quality": "Offline, no broker or Redis: `benchmarks/quality.py` builds (or reuses, under .churnwatch/quality) four populations "
+               "nobody here designed, trains two models per population on half its users with `churnwatch train`, backtests them "
+               "and the default on the other half with `churnwatch backtest`, and ranks simple baselines on the same rows. The whole "
+               "table, with the issue's thresholds next to each figure, is benchmarks/QUALITY.md.",
     "soak": "One worker (event clock) while this process produces at 40% of the max rate for 10 minutes, event "
             "time 1,440x faster than the wall clock (10 min = 10 days, so users also go silent, get reviewed, turn "
             "at risk and churn), 20 new users/s trickling in and 15 active users/s stopping. Samples every 10 s.",
@@ -547,11 +576,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks: {RESULTS} rewritten from {RAW}")
         return 0
     logdir = tempfile.mkdtemp(prefix="churnwatch-bench-")
-    kafka = start_kafka()
-    redis = start_redis()
-    ctx: Ctx = {"kafka": kafka.address, "redis": redis.address, "n": int(500_000 * args.scale),
+    services = not set(chosen) <= OFFLINE_SECTIONS
+    kafka = start_kafka() if services else None
+    redis = start_redis() if services else None
+    ctx: Ctx = {"kafka": kafka.address if kafka else None, "redis": redis.address if redis else None, "n": int(500_000 * args.scale),
                 "users": max(100, int(100_000 * args.scale)), "scale": args.scale, "logdir": logdir,
-                "kafka_pid": kafka.proc.pid if kafka.proc else None, "redis_pid": redis.proc.pid if redis.proc else None,
+                "kafka_pid": kafka.proc.pid if kafka and kafka.proc else None,
+                "redis_pid": redis.proc.pid if redis and redis.proc else None,
                 "previous": previous, "max_rate_arg": args.max_rate, "soak_rate": args.soak_rate,
                 "soak_seconds": args.soak_seconds}
     results: dict[str, Any] = {
@@ -584,8 +615,10 @@ def main(argv: list[str] | None = None) -> int:
                 "rows": rows,
             }
     finally:
-        redis.stop()
-        kafka.stop()
+        if redis is not None:
+            redis.stop()
+        if kafka is not None:
+            kafka.stop()
     if not args.no_write:
         _write(results)
     if failed:

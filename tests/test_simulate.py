@@ -16,9 +16,11 @@ from streams.cli.argtypes import parse_start_ms
 from streams.timefmt import format_ts
 from streams.offline.simulate import (
     DAY_MS,
+    PERSONA_SHARES,
     PERSONAS,
     Truth,
     generate,
+    parse_mix,
     persona_counts,
     write_events_csv,
     write_truth_csv,
@@ -173,6 +175,22 @@ def test_csv_writers_round_trip(tmp_path: Path) -> None:
         assert r["persona"] == t.persona
         assert parse_start_ms(r["signup"]) == t.signup_ms
         assert (parse_start_ms(r["churned_at"]) if r["churned_at"] else None) == t.churned_at_ms
+
+
+def test_mix_sets_the_personas_and_default_mix_is_unchanged() -> None:
+    events, truth = generate(3, 400, START, 60, parse_mix("quitter=1, buyer=1"))
+    assert {t.persona for t in truth} == {"quitter", "buyer"}
+    assert 120 < sum(t.persona == "buyer" for t in truth) < 280
+    # the default mix spelled out is the default: same users, same events
+    spelled = ",".join(f"{p}={w}" for p, w in PERSONA_SHARES.items())
+    assert generate(3, 50, START, 30, parse_mix(spelled)) == generate(3, 50, START, 30)
+
+
+@pytest.mark.parametrize("text, message", [("steady", "persona=weight"), ("steady=-1", ">= 0"), ("steady=nan", ">= 0"),
+                                           ("", "at least one persona"), ("bogus=1", "persona=weight")])
+def test_bad_mix_is_refused_with_the_part_named(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_mix(text)
 
 
 def test_bad_sizes_are_refused() -> None:

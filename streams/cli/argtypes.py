@@ -9,7 +9,7 @@ from typing import Callable
 from streams.settings import parse_duration_ms
 from streams.timefmt import parse_ts_ms
 
-__all__ = ["parse_as_of", "parse_start_ms", "positive_int", "rate"]
+__all__ = ["parse_as_of", "parse_start_ms", "persona_mix", "positive_int", "rate"]
 
 
 def parse_start_ms(text: str) -> int:
@@ -39,6 +39,16 @@ def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def persona_mix(text: str) -> dict[str, float]:
+    """An argparse type: ``--mix`` of ``churnwatch simulate`` (``streams.offline.simulate.parse_mix``)."""
+    from streams.offline.simulate import parse_mix
+
+    try:
+        return dict(parse_mix(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--mix ")) from None
 
 
 def rate(text: str) -> float:

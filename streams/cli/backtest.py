@@ -149,7 +149,8 @@ def _print_metrics(m: Mapping[str, Any]) -> None:
     print(f"  last visit within the horizon, users still to make it: {h['rows_judged']} rows (base rate {h['base_rate']}):"
           f" ROC AUC {h['roc_auc']}, top-decile lift {h['top_decile_lift']}")
     print(f"  alerts: precision {a['precision']} ({a['right']} right, {a['wrong']} wrong, {a['not_known_yet']} not known yet,"
-          f" {a['raised_after_churn']} after churn)")
+          f" {a['raised_after_churn']} after churn); {a['at_risk_per_user_month']} at-risk alerts per user-month,"
+          f" {a['flap_rate_14d']} of them within 14 d of a recovered")
     print(f"  recall {m['recall']} ({m['churners_flagged_before_churn']} of {m['churners_in_window']} churners flagged before churn),"
           f" median lead {m['median_lead_days']} d; {m['churners_flagged_only_after_churn']} more flagged after leaving,"
           f" median {m['median_days_to_flag_after_churn']} d later")

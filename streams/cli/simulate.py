@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from streams.cli.argtypes import parse_start_ms, positive_int, rate
+from streams.cli.argtypes import parse_start_ms, persona_mix, positive_int, rate
 from streams.errors import UserError
-from streams.offline.simulate import generate, persona_counts, write_events_csv, write_truth_csv
+from streams.offline.simulate import PERSONA_SHARES, generate, persona_counts, write_events_csv, write_truth_csv
 from streams.offline.simulate_accounts import generate_accounts, monthly_truth, write_mrr_truth_csv
 from streams.settings import Settings
 
@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=positive_int("days"), default=120, help="simulated days (default 120)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--start", default="2026-01-01", help="first simulated day, UTC (default 2026-01-01)")
+    parser.add_argument("--mix", type=persona_mix, default=None, metavar="PERSONA=W,...",
+                        help="persona weights such as steady=0.2,decliner=0.3,buyer=0.5 (default: "
+                             + ",".join(f"{p}={w:g}" for p, w in PERSONA_SHARES.items()) + ")")
     parser.add_argument("--events-out", default=None, metavar="FILE.csv[.gz]", help="write the events as CSV")
     parser.add_argument("--truth-out", default=None, metavar="FILE.csv", help="write the ground truth as CSV")
     parser.add_argument("--accounts", type=positive_int("accounts"), default=None, metavar="N",
@@ -36,6 +39,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     start_ms = parse_start_ms(args.start)
     if args.mrr_truth_out and not args.accounts:
         raise UserError("--mrr-truth-out needs --accounts N (only accounts have subscriptions)")
+    if args.mix and args.accounts:
+        raise UserError("--mix sets the personas of --users populations; --accounts has its own behaviour")
     t0 = time.monotonic()
     if args.accounts:
         sim = generate_accounts(args.seed, args.accounts, start_ms, args.days)
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"simulated {len(sim.accounts):,} accounts with {len(truth):,} users and "
               f"{len(sim.movements):,} MRR movements")
     else:
-        events, truth = generate(args.seed, args.users, start_ms, args.days)
+        events, truth = generate(args.seed, args.users, start_ms, args.days, args.mix)
     churned = sum(t.churned_at_ms is not None for t in truth)
     mix = ", ".join(f"{n} {p}" for p, n in persona_counts(truth).items())
     print(f"simulated {len(truth):,} users ({mix}), {len(events):,} events over {args.days} days "

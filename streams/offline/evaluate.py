@@ -21,6 +21,9 @@ from streams.offline.history import read_labels_csv
 from streams.offline.replay import Replay, ScoreRow, open_text
 from streams.timefmt import format_day_or_time
 
+#: An at-risk alert less than this many days after a "recovered" of the same user is a flap.
+FLAP_QUIET_DAYS = 14
+
 __all__ = [
     "AlertEpisode",
     "Labels",
@@ -28,6 +31,7 @@ __all__ = [
     "alert_outcomes",
     "covers",
     "evaluate",
+    "flaps",
     "lead_time_ms",
     "lift_table",
     "median",
@@ -248,6 +252,26 @@ def lead_time_ms(episodes: Sequence[AlertEpisode], churned_at_ms: int, horizon_m
     return max(leads) if leads else None
 
 
+def flaps(alerts: Iterable[tuple[str, int]], first_ms: int, last_ms: int, quiet_ms: int) -> tuple[int, int]:
+    """(at-risk alerts raised in [first_ms, last_ms], those of them raised less than ``quiet_ms``
+    after a "recovered" of the same user) from one user's ``(kind, event_time_ms)`` alerts in
+    time order: the second over the first is the flap rate, alerts a CRM gets about a user it
+    was just told had recovered.
+
+    >>> flaps([("at_risk", 0), ("recovered", 10), ("at_risk", 15), ("recovered", 20), ("at_risk", 90)], 0, 100, 14)
+    (3, 1)
+    """
+    raised = flapped = 0
+    recovered: int | None = None
+    for kind, t in alerts:
+        if kind == "recovered":
+            recovered = t
+        elif kind == "at_risk" and first_ms <= t <= last_ms:
+            raised += 1
+            flapped += recovered is not None and t - recovered < quiet_ms
+    return raised, flapped
+
+
 def alert_outcomes(episodes: Sequence[AlertEpisode], churned_at_ms: int | None, horizon_ms: int, known_until_ms: int) -> tuple[int, int, int]:
     """(right, wrong, unknown) counts of a user's alert episodes raised before the churn (if any).
 
@@ -360,6 +384,10 @@ def evaluate(panels: _Panels, result: Replay, labels: Labels, as_of_ms: Sequence
     churners of recall and lead time. Churn after the last event of the input is unobservable.
     Churners not flagged before they left get the delay from their churn to the first at-risk
     alert after it, if any: how long the CRM waits to hear about a user who left abruptly.
+
+    Alert volume: at-risk alerts raised in the window per user-month (each user counted from
+    the window's start, or first sight, to its end, in 30-day months) and the share of them raised
+    within ``FLAP_QUIET_DAYS`` after a recovered alert of the same user (:func:`flaps`).
     """
     first, last = min(as_of_ms), max(as_of_ms)
     day_ms = DAY_S * 1000
@@ -370,7 +398,8 @@ def evaluate(panels: _Panels, result: Replay, labels: Labels, as_of_ms: Sequence
         rs, ys = by_date.setdefault(d, ([], []))
         rs.append(r)
         ys.append(y)
-    right = wrong = unknown = after_churn = 0
+    right = wrong = unknown = after_churn = raised = flapped = 0
+    user_months = 0.0
     churners: dict[str, int] = {}
     leads: dict[str, list[float]] = {}
     delays: dict[str, list[float]] = {}
@@ -381,6 +410,10 @@ def evaluate(panels: _Panels, result: Replay, labels: Labels, as_of_ms: Sequence
         r, w, u = alert_outcomes(in_window, churned, horizon_ms, known_until)
         right, wrong, unknown = right + r, wrong + w, unknown + u
         after_churn += sum(1 for ep in in_window if churned is not None and ep.opened_ms >= churned)
+        n_raised, n_flapped = flaps(result.alerts.get(user, ()), first, last, FLAP_QUIET_DAYS * day_ms)
+        raised, flapped = raised + n_raised, flapped + n_flapped
+        if first_seen < last:
+            user_months += (last - max(first, first_seen)) / (30 * day_ms)
         if churned is None or not first < churned <= last or first_seen >= churned:
             continue
         persona = labels.persona.get(user, "")
@@ -417,6 +450,9 @@ def evaluate(panels: _Panels, result: Replay, labels: Labels, as_of_ms: Sequence
             "not_known_yet": unknown,
             "raised_after_churn": after_churn,
             "precision": _rounded(right / judged) if judged else None,
+            "at_risk_alerts_in_window": raised,
+            "at_risk_per_user_month": _rounded(raised / user_months) if user_months > 0 else None,
+            f"flap_rate_{FLAP_QUIET_DAYS}d": _rounded(flapped / raised) if raised else None,
         },
         "churners_in_window": n_churners,
         "churners_flagged_before_churn": len(all_leads),

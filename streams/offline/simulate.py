@@ -45,7 +45,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final, Iterable, Literal, Sequence
+from typing import IO, TYPE_CHECKING, Final, Iterable, Literal, Mapping, Sequence, cast
 
 from models.events import Event, EventType
 from models.revenue_ledger import money_text
@@ -60,6 +60,7 @@ __all__ = [
     "Persona",
     "Truth",
     "generate",
+    "parse_mix",
     "persona_counts",
     "write_events_csv",
     "write_truth_csv",
@@ -178,8 +179,8 @@ class _User:
         return self.events[-1].ts_ms if self.events else None
 
 
-def _pick_persona(rng: random.Random) -> Persona:
-    return rng.choices(PERSONAS, [PERSONA_SHARES[p] for p in PERSONAS])[0]
+def _pick_persona(rng: random.Random, shares: Mapping[Persona, float]) -> Persona:
+    return rng.choices(PERSONAS, [shares.get(p, 0.0) for p in PERSONAS])[0]
 
 
 def _simulate_user(rng: random.Random, user_id: str, persona: Persona, start_ms: int, end_ms: int) -> tuple[list[Event], Truth]:
@@ -257,24 +258,30 @@ def _simulate_user(rng: random.Random, user_id: str, persona: Persona, start_ms:
     return u.events, Truth(user_id, persona, signup, churned)
 
 
-def generate(seed: int, n_users: int, start_ms: int, days: int) -> tuple[list[Event], list[Truth]]:
+def generate(seed: int, n_users: int, start_ms: int, days: int,
+             mix: Mapping[Persona, float] | None = None) -> tuple[list[Event], list[Truth]]:
     """Events of ``n_users`` simulated users over ``days`` from ``start_ms``, sorted by
     ``(ts_ms, event_id)``, and one :class:`Truth` per user (in user order).
 
     Each user draws from its own generator seeded by ``(seed, index)``, so a user's history
-    does not depend on how many users come after it.
+    does not depend on how many users come after it. ``mix``: persona -> relative weight
+    (:func:`parse_mix`; default :data:`PERSONA_SHARES`), so a population unlike the one the
+    shipped model was fitted on is one option away.
     """
     if n_users < 0:
         raise ValueError(f"n_users must not be negative, got {n_users}")
     if days < 1:
         raise ValueError(f"days must be at least 1 day, got {days}")
     end_ms = start_ms + days * DAY_MS
+    shares = PERSONA_SHARES if mix is None else mix
+    if not any(shares.get(p, 0.0) > 0 for p in PERSONAS):
+        raise ValueError(f"persona mix {dict(shares)} gives no persona a positive weight")
     width = max(6, len(str(n_users)))
     events: list[Event] = []
     truth: list[Truth] = []
     for i in range(n_users):
         rng = random.Random(f"churnwatch-sim:{seed}:{i}")
-        persona = _pick_persona(rng)
+        persona = _pick_persona(rng, shares)
         evs, t = _simulate_user(rng, f"u{i:0{width}d}", persona, start_ms, end_ms)
         events.extend(evs)
         truth.append(t)
@@ -331,6 +338,33 @@ def write_truth_csv(path: str | Path, truth: Iterable[Truth]) -> int:
 # ---------------------------------------------------------------------------------------------
 # The command
 # ---------------------------------------------------------------------------------------------
+
+
+def parse_mix(text: str) -> dict[Persona, float]:
+    """``--mix``: ``persona=weight`` pairs separated by commas -> persona -> weight; personas
+    left out get 0, weights are relative (they need not sum to 1).
+
+    >>> parse_mix("steady=2, quitter=1")
+    {'steady': 2.0, 'quitter': 1.0}
+    """
+    out: dict[Persona, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, raw = part.partition("=")
+        name = name.strip()
+        if not sep or name not in PERSONAS:
+            raise ValueError(f"--mix {part!r}: expected persona=weight with a persona among {', '.join(PERSONAS)}")
+        try:
+            weight = float(raw)
+        except ValueError:
+            raise ValueError(f"--mix {part!r}: weight {raw.strip()!r} is not a number") from None
+        if not (weight >= 0 and math.isfinite(weight)):
+            raise ValueError(f"--mix {part!r}: weight must be a finite number >= 0, got {raw.strip()!r}")
+        out[cast(Persona, name)] = weight
+    if not any(w > 0 for w in out.values()):
+        raise ValueError(f"--mix {text!r}: give at least one persona a weight > 0, such as steady=0.5,quitter=0.5")
+    return out
 
 
 def persona_counts(truth: Sequence[Truth]) -> dict[str, int]:

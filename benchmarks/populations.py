@@ -1,0 +1,477 @@
+"""Populations nobody here designed, written as the backtest's inputs (the quality table, issue 11).
+
+Why these: a score tuned on ``churnwatch simulate`` can only be trusted on products that behave
+like the simulator. The quality table therefore replays populations whose behaviour and labels
+come from elsewhere:
+
+- **CDNOW** (real purchases of a 1997 cohort of a CD retailer, shipped in the ``lifetimes``
+  wheel; its 1/10 sample ``lifetimes/datasets/CDNOW_sample.txt``, 2,357 customers, the one of
+  Fader, Hardie & Lee 2005, because replay cost follows users x as-of dates): one ``purchase`` event per transaction
+  line, amount = dollars, at midnight UTC of its day. Churned = no purchase in the last 39 weeks
+  of the data (1997-10-01 .. 1998-06-30, the holdout of Fader, Hardie & Lee 2005);
+  ``churned_at`` = the last purchase. Buyers in those weeks count as retained (right-censored).
+- **fightchurn** (the churn simulator of the book *Fighting Churn with Data*, ``fightchurn`` on
+  PyPI): its own classes (``ChurnSimulation``, ``LogNormalBehaviorModel``, ``UtilityModel``,
+  ``Customer``) with its own ``socialnet7`` config files, driven in memory: its
+  ``run_simulation`` only adds the PostgreSQL writes, which we replace by collecting each
+  ``Customer``'s events and subscriptions. Eight event types of its own; monthly subscriptions;
+  churn decided each month from the utility of the month's activity. Churned = the last
+  subscription ends inside the window; ``churned_at`` = that end. A second configuration adds
+  plan tiers with usage limits, upgrades, downgrades, annual billing, discounts, a price cost in
+  the utility and churn unrelated to behaviour (``FIGHTCHURN_CONFIGS``).
+- **simulate-mix**: ``churnwatch simulate`` with a persona mix unlike the one the shipped model
+  was fitted on (``SIMULATE_MIX``); labels = its ground truth.
+
+Each population is split by user (a hash of the id, so neither signup order nor file order
+matters): one half for training, the other half is what every scorer is judged on. Everything
+derives from fixed seeds; files are cached under a folder keyed by the population's spec.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import random
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from streams.timefmt import format_ts
+
+__all__ = [
+    "CDNOW_HOLDOUT_START",
+    "FIGHTCHURN_CONFIGS",
+    "Population",
+    "Row",
+    "SIMULATE_MIX",
+    "build",
+    "cdnow_labels",
+    "cdnow_rows",
+    "fightchurn_rows",
+    "is_held_out",
+    "parse_cdnow",
+    "simulate_rows",
+    "write_split",
+]
+
+DAY_MS = 86_400_000
+#: One event: (user_id, ts_ms, event type as the product names it, amount or None).
+Row = tuple[str, int, str, "float | None"]
+
+CDNOW_HOLDOUT_START = "1997-10-01"  # Fader, Hardie & Lee (2005): calibration 1997-01-01..09-30
+CDNOW_END = "1998-07-01"  # the data's last day is 1998-06-30
+
+#: Persona weights of the simulate-mix population (the shipped model's are PERSONA_SHARES: 38%
+#: steady, 14% decliner, 12% quitter, 10% one-time, 16% buyer, 10% returner).
+SIMULATE_MIX = "steady=0.22,decliner=0.08,quitter=0.25,one_time=0.05,buyer=0.28,returner=0.12"
+
+#: Plan tiers of the second fightchurn configuration: limits on posts per month (the column after
+#: bill_period), monthly and annual billing. Format of fightchurn's ``conf/<model>_plans.csv``.
+#: fightchurn lets a customer pick a plan whose limit is within [1/3, 3] x its own rate (any rate up to
+#: 3 x the first limit for the first plan), so the limits overlap: every rate up to 9,000 fits one.
+_TIERS_PLANS = """plan,mrr,bill_period,post
+basic,9.99,1,30
+plus,14.99,1,90
+pro,24.99,1,300
+team,49.99,1,3000
+basic_annual,8.99,12,30
+plus_annual,13.49,12,90
+pro_annual,22.49,12,300
+team_annual,44.99,12,3000
+"""
+
+#: name -> (fightchurn config file, overrides of it, plan table or None, customers at the start).
+FIGHTCHURN_CONFIGS: dict[str, dict[str, Any]] = {
+    "fightchurn-socialnet7": {
+        "config": "socialnet7",
+        "overrides": {"start_date": "2020-01-01", "end_date": "2020-07-01"},
+        "plans": None,
+        "init_customers": 500,
+        "seed": 71,
+        "about": "fightchurn's own socialnet7 configuration (one plan at 9.99/month, 3 channels, growth 10%/month)",
+    },
+    "fightchurn-tiers": {
+        "config": "socialnet7",
+        "overrides": {
+            "start_date": "2020-01-01", "end_date": "2020-07-01", "growth_rate": 0.05,
+            "acausal_churn": 0.01, "discount_prob": 0.25, "weekday_scale": 0.1, "weekend_scale": -0.3,
+            "population": {"web": 0.5, "appstore1": 0.3, "appstore2": 0.2},
+            "utility": {"mrr": -0.2},
+            "transition": {"upsell": {"scale": 0.05, "offset": 3.0}, "downsell": {"scale": 0.05, "offset": -1.0}},
+        },
+        "plans": _TIERS_PLANS,
+        "init_customers": 500,
+        "seed": 72,
+        "about": "socialnet7 behaviour with post limits per plan tier, upgrades/downgrades, annual billing, "
+                 "discounts, a price cost in the utility and 1%/month churn unrelated to behaviour",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """A population written as the backtest's inputs, with how to judge it."""
+
+    name: str
+    about: str
+    label: str  # what "churned" means here, in words
+    horizon_days: int
+    as_of: str  # START/END/STEP of the judged dates (``churnwatch backtest --as-of``)
+    churn_after: str  # ``churnwatch train --churn-after`` for the model trained without labels
+    end_ms: int  # the data's end (labels are observable up to here)
+    #: Which (user, as-of) rows rank: "open" = what the backtest judges (users the default model
+    #: does not report churned), "subscribed" = users whose subscription still runs at the as-of
+    #: time (a billing system knows it; the gone are not at risk, they are gone).
+    panel: str = "open"
+    files: dict[str, str] = field(default_factory=dict)  # train/test events/labels paths
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def is_held_out(user_id: str) -> bool:
+    """The judged half of the users (the other half trains): a hash of the id, not its order.
+
+    >>> [is_held_out(u) for u in ("u1", "u2", "u3", "u4")]
+    [False, False, False, True]
+    """
+    return zlib.crc32(user_id.encode("utf-8")) % 2 == 1
+
+
+def _day_ms(text: str) -> int:
+    return calendar.timegm(dt.date.fromisoformat(text).timetuple()) * 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# CDNOW
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_cdnow(lines: Iterable[str]) -> list[Row]:
+    """CDNOW transaction lines -> events: ``id date cds dollars`` (the master file) or ``id
+    sample_id date cds dollars`` (the 1/10 sample); one purchase at midnight UTC of its day.
+
+    >>> parse_cdnow([" customer_id  date number_of_cds  dollar_value", " 00001 19970101  1   11.77", " 00004 0001 19970118  2   29.73", ""])
+    [('00001', 852076800000, 'purchase', 11.77), ('00004', 853545600000, 'purchase', 29.73)]
+    """
+    out: list[Row] = []
+    for lineno, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts or parts[0] == "customer_id":  # blank, or the master file's header
+            continue
+        if len(parts) not in (4, 5):
+            raise ValueError(f"CDNOW line {lineno}: expected 4 or 5 fields, got {len(parts)}: {line.strip()!r}")
+        user, day, dollars = parts[0], parts[-3], parts[-1]
+        ts = calendar.timegm(dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])).timetuple()) * 1000
+        out.append((user, ts, "purchase", float(dollars)))
+    return out
+
+
+def cdnow_labels(rows: Sequence[Row], quiet_from_ms: int) -> dict[str, int]:
+    """user -> churn time: the last purchase of every customer who bought nothing from
+    ``quiet_from_ms`` on (the holdout weeks).
+
+    >>> cdnow_labels([("a", 5, "purchase", 1.0), ("a", 9, "purchase", 1.0), ("b", 3, "purchase", 1.0), ("b", 12, "purchase", 1.0)], 10)
+    {'a': 9}
+    """
+    last: dict[str, int] = {}
+    for user, ts, _, _ in rows:
+        last[user] = max(ts, last.get(user, ts))
+    return {user: ts for user, ts in sorted(last.items()) if ts < quiet_from_ms}
+
+
+def _cdnow_file(name: str) -> Path:
+    """A data file of the installed ``lifetimes`` wheel, found without importing lifetimes
+    (its fitters import old pandas/numpy API we do not need)."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("lifetimes") or []
+    except metadata.PackageNotFoundError:
+        raise RuntimeError("the quality table needs the 'quality' extra: pip install -e '.[quality]' (lifetimes)") from None
+    for f in files:
+        if str(f).endswith(f"datasets/{name}"):
+            return Path(str(f.locate()))
+    raise RuntimeError(f"lifetimes is installed but has no datasets/{name}")
+
+
+def cdnow_rows(name: str = "CDNOW_sample.txt") -> list[Row]:
+    return parse_cdnow(_cdnow_file(name).read_text(encoding="ascii").splitlines())
+
+
+# ---------------------------------------------------------------------------------------------
+# fightchurn, in memory
+# ---------------------------------------------------------------------------------------------
+
+#: The running simulation of the parent process, read by forked workers (never pickled).
+_SIM: Any = None
+
+
+def _fc_config(spec: dict[str, Any], out_dir: Path) -> Any:
+    """fightchurn's own config files (``default.yaml`` + ``<model>.yaml``, merged as its hydra
+    entry point merges them) with the spec's overrides and seed."""
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    conf = resources.files("fightchurn.churnsim") / "conf"
+    base = OmegaConf.merge(OmegaConf.load(str(conf / "default.yaml")), OmegaConf.load(str(conf / f"{spec['config']}.yaml")))
+    cfg = OmegaConf.merge(base, OmegaConf.create(spec["overrides"]))
+    for key in ("defaults", "hydra"):
+        cfg.pop(key, None)
+    cfg.random_seed = spec["seed"]
+    cfg.init_customers = spec["init_customers"]
+    os.environ["CHURN_OUT_DIR"] = str(out_dir)  # where its classes copy their inputs
+    return cfg
+
+
+def _fc_seed(seed: int, index: int) -> None:
+    """Both generators fightchurn draws from (``random`` and ``numpy.random``), per customer, so
+    a customer's history depends on neither the process that simulates it nor its neighbours."""
+    import numpy as np
+
+    random.seed(f"fightchurn:{seed}:{index}")
+    np.random.seed(zlib.crc32(f"fightchurn:{seed}:{index}".encode()))
+
+
+def _fc_customer(task: tuple[int, int, str]) -> tuple[list[tuple[int, str, float | None]], int | None, str, int]:
+    """Simulate customer ``index`` starting in the month ``start`` with the forked ``_SIM``:
+    (events as (ts_ms, type, value), subscription end if it churned, channel, plan changes)."""
+    seed, index, start = task
+    sim = _SIM
+    _fc_seed(seed, index)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a line every 100 customers
+        customer = sim.simulate_customer(dt.date.fromisoformat(start))
+    names = dict(zip(customer.behavior_rates.index, customer.behavior_rates["behavior"]))
+    end_ms = _day_ms(sim.end_date.isoformat())
+    events = []
+    for when, kind, _user, value in customer.events:
+        ts = calendar.timegm(when.timetuple()) * 1000
+        if ts < end_ms:
+            events.append((ts, str(names[kind]), None if value is None else float(value)))
+    last_end = customer.subscriptions[-1][2]
+    churned = _day_ms(last_end.isoformat()) if last_end <= sim.end_date else None
+    plans = len({s[0] for s in customer.subscriptions})
+    return events, churned, str(customer.channel), plans
+
+
+def _fc_month_plan(cfg: Any) -> list[str]:
+    """Start month of every customer, as ``ChurnSimulation.run_simulation`` creates them:
+    ``init_customers`` in the first month, then growth compounding monthly."""
+    from dateutil.relativedelta import relativedelta
+
+    start, end = dt.date.fromisoformat(cfg.start_date), dt.date.fromisoformat(cfg.end_date)
+    months = [start.isoformat()] * int(cfg.init_customers)
+    month, n = start + relativedelta(months=1), math.ceil(cfg.init_customers * cfg.growth_rate)
+    while month < end:
+        months += [month.isoformat()] * n
+        month, n = month + relativedelta(months=1), math.ceil(n * (1.0 + cfg.growth_rate))
+    return months
+
+
+def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[list[Row], dict[str, int], dict[str, str], dict[str, Any]]:
+    """(events, churn times, channel per customer, facts) of one ``FIGHTCHURN_CONFIGS`` entry."""
+    global _SIM
+    import numpy as np
+    import pandas as pd
+
+    from fightchurn.churnsim.churnsim import ChurnSimulation
+    from fightchurn.churnsim.customer import Customer
+
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = _fc_config(spec, work)
+    Customer.ID_FILE = str(work / "customer_id.txt")  # ids of its own; ours are the task index
+    Customer.ID_LOCK_FILE = str(work / "customer_id.lock")
+    random.seed(spec["seed"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        sim = ChurnSimulation(cfg)  # seeds numpy with cfg.random_seed while building its models
+    if spec["plans"]:
+        sim.plans = pd.read_csv(io.StringIO(spec["plans"]), index_col=0)
+    # The day-of-week multipliers are drawn on first use and shared by every customer: draw them
+    # all now, in date order, so they do not depend on which customer meets a date first.
+    # (The cache is a class attribute: empty it, or a previous configuration's days would be reused.)
+    Customer.date_multipliers = {}
+    np.random.seed(spec["seed"])
+    day = sim.start_date
+    while day <= sim.end_date + dt.timedelta(days=400):
+        Customer.get_day_multiplier(day, cfg)
+        day += dt.timedelta(days=1)
+    tasks = [(spec["seed"], i, month) for i, month in enumerate(_fc_month_plan(cfg))]
+    _SIM = sim
+    try:
+        if jobs > 1:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                results = pool.map(_fc_customer, tasks, chunksize=16)
+        else:
+            results = [_fc_customer(t) for t in tasks]
+    finally:
+        _SIM = None
+    width = len(str(len(tasks)))
+    rows: list[Row] = []
+    labels: dict[str, int] = {}
+    channels: dict[str, str] = {}
+    changed = 0
+    for i, (events, churned, channel, plans) in enumerate(results):
+        user = f"c{i:0{width}d}"
+        rows.extend((user, ts, kind, value) for ts, kind, value in events)
+        channels[user] = channel
+        changed += plans > 1
+        if churned is not None:
+            labels[user] = churned
+    facts = {"customers": len(tasks), "customers_with_plan_changes": changed,
+             "event_types": sorted({r[2] for r in rows})}
+    return rows, labels, channels, facts
+
+
+# ---------------------------------------------------------------------------------------------
+# churnwatch simulate with another mix
+# ---------------------------------------------------------------------------------------------
+
+
+def simulate_rows(seed: int, users: int, start: str, days: int, mix: str) -> tuple[list[Row], dict[str, int], dict[str, str]]:
+    from streams.offline.simulate import generate, parse_mix
+
+    events, truth = generate(seed, users, _day_ms(start), days, parse_mix(mix))
+    rows: list[Row] = [(e.user_id, e.ts_ms, e.type, e.amount if e.type == "purchase" else None) for e in events]
+    labels = {t.user_id: t.churned_at_ms for t in truth if t.churned_at_ms is not None}
+    return rows, labels, {t.user_id: t.persona for t in truth}
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def write_split(rows: Iterable[Row], labels: dict[str, int], persona: dict[str, str], folder: Path) -> dict[str, Any]:
+    """Events and labels of each half (:func:`is_held_out`) as the backtest reads them:
+    ``events_{train,test}.csv`` (``user_id,ts,event_type,amount``) and ``labels_{train,test}.csv``
+    (``user_id,churned_at,persona``, every user listed, churned_at empty when retained)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {f"{kind}_{half}": folder / f"{kind}_{half}.csv" for kind in ("events", "labels") for half in ("train", "test")}
+    counts = {"events_train": 0, "events_test": 0}
+    users: set[str] = set()
+    with open(paths["events_train"], "w", newline="") as f_train, open(paths["events_test"], "w", newline="") as f_test:
+        writers = {False: csv.writer(f_train, lineterminator="\n"), True: csv.writer(f_test, lineterminator="\n")}
+        for w in writers.values():
+            w.writerow(("user_id", "ts", "event_type", "amount"))
+        for user, ts, kind, amount in rows:
+            held = is_held_out(user)
+            writers[held].writerow((user, format_ts(ts), kind, "" if amount is None else f"{amount:.2f}"))
+            counts["events_test" if held else "events_train"] += 1
+            users.add(user)
+    for half, held in (("train", False), ("test", True)):
+        mine = sorted(u for u in users | labels.keys() if is_held_out(u) == held)
+        with open(paths[f"labels_{half}"], "w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(("user_id", "churned_at", "persona"))
+            for user in mine:
+                w.writerow((user, format_ts(labels[user]) if user in labels else "", persona.get(user, "")))
+        counts[f"users_{half}"] = len(mine)
+        counts[f"churners_{half}"] = sum(1 for u in mine if u in labels)
+    return {"files": {k: str(v) for k, v in paths.items()}, "counts": counts}
+
+
+def _cached(folder: Path, spec: dict[str, Any], make: Callable[[], tuple[Population, dict[str, Any]]]) -> tuple[Population, dict[str, Any]]:
+    """Reuse ``folder`` when it was written from the same ``spec`` (the generators are seeded)."""
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        data = json.loads(manifest.read_text())
+        if data.get("key") == key and all(Path(p).exists() for p in data["population"]["files"].values()):
+            return Population(**data["population"]), data["facts"]
+    pop, facts = make()
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"key": key, "population": asdict(pop), "facts": facts}, indent=2) + "\n")
+    return pop, facts
+
+
+def build(work: Path, jobs: int = 1, names: Sequence[str] | None = None) -> Iterator[tuple[Population, dict[str, Any], list[Row]]]:
+    """Every population of the table (or those in ``names``): (population, facts, the judged
+    half's events with their own type names, read back from its file for the baselines)."""
+    wanted = set(names) if names else None
+
+    def want(name: str) -> bool:
+        return wanted is None or name in wanted
+
+    if want("cdnow"):
+        yield _cdnow(work / "cdnow")
+    for name, spec in FIGHTCHURN_CONFIGS.items():
+        if want(name):
+            yield _fightchurn(name, spec, work / name, jobs)
+    if want("simulate-mix"):
+        yield _simulate(work / "simulate-mix")
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Events of a file written by :func:`write_split`, with the product's own type names."""
+    from streams.timefmt import parse_ts_ms
+
+    out: list[Row] = []
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for user, ts, kind, amount in reader:
+            out.append((user, parse_ts_ms(ts), kind, float(amount) if amount else None))
+    return out
+
+
+def _cdnow(folder: Path) -> tuple[Population, dict[str, Any], list[Row]]:
+    spec = {"v": 1, "file": "CDNOW_sample.txt", "quiet_from": CDNOW_HOLDOUT_START}
+
+    def make() -> tuple[Population, dict[str, Any]]:
+        rows = cdnow_rows(spec["file"])
+        labels = cdnow_labels(rows, _day_ms(CDNOW_HOLDOUT_START))
+        written = write_split(rows, labels, {}, folder)
+        pop = Population(
+            name="cdnow",
+            about="CDNOW 1/10 sample (lifetimes wheel): real purchases of the 1997 Q1 cohort of a CD retailer, to 1998-06-30",
+            label=f"no purchase from {CDNOW_HOLDOUT_START} to 1998-06-30 (39 weeks); churned_at = the last purchase",
+            horizon_days=273, as_of="1997-04-01/1997-09-30/7d", churn_after="120d", end_ms=_day_ms(CDNOW_END),
+            files=written["files"], counts=written["counts"])
+        return pop, {"transactions": len(rows), "customers": len({r[0] for r in rows})}
+
+    pop, facts = _cached(folder, spec, make)
+    return pop, facts, read_rows(pop.files["events_test"])
+
+
+def _fightchurn(name: str, spec: dict[str, Any], folder: Path, jobs: int) -> tuple[Population, dict[str, Any], list[Row]]:
+    def make() -> tuple[Population, dict[str, Any]]:
+        rows, labels, channels, facts = fightchurn_rows(spec, folder / "fightchurn-out", jobs)
+        written = write_split(rows, labels, channels, folder)
+        end = spec["overrides"]["end_date"]
+        pop = Population(
+            name=name, about=spec["about"] + f"; seed {spec['seed']}",
+            label="the last subscription ends before the end of the window; churned_at = its end (persona = channel)",
+            horizon_days=30, as_of=f"2020-02-01/{(dt.date.fromisoformat(end) - dt.timedelta(days=30)).isoformat()}/7d",
+            churn_after="30d", end_ms=_day_ms(end), panel="subscribed", files=written["files"], counts=written["counts"])
+        return pop, {**facts, "events": len(rows)}
+
+    pop, facts = _cached(folder, {"v": 2, **spec}, make)
+    return pop, facts, read_rows(pop.files["events_test"])
+
+
+def _simulate(folder: Path) -> tuple[Population, dict[str, Any], list[Row]]:
+    spec = {"v": 1, "seed": 11, "users": 3000, "start": "2026-01-01", "days": 180, "mix": SIMULATE_MIX}
+
+    def make() -> tuple[Population, dict[str, Any]]:
+        rows, labels, persona = simulate_rows(spec["seed"], spec["users"], spec["start"], spec["days"], spec["mix"])
+        written = write_split(rows, labels, persona, folder)
+        start = dt.date.fromisoformat(spec["start"])
+        pop = Population(
+            name="simulate-mix", about=f"churnwatch simulate --seed 11 --users 3000 --days 180 --mix {SIMULATE_MIX}",
+            label="the simulator's ground truth: last event of a user who stops for good (returners are not churned)",
+            horizon_days=30,
+            as_of=f"{(start + dt.timedelta(days=35)).isoformat()}/{(start + dt.timedelta(days=150)).isoformat()}/7d",
+            churn_after="45d", end_ms=_day_ms((start + dt.timedelta(days=spec["days"])).isoformat()),
+            files=written["files"], counts=written["counts"])
+        return pop, {"events": len(rows), "users": spec["users"]}
+
+    pop, facts = _cached(folder, spec, make)
+    return pop, facts, read_rows(pop.files["events_test"])

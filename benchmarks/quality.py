@@ -1,0 +1,417 @@
+"""The quality table: every scorer on populations nobody here designed (``make quality``).
+
+What one run does, per population of ``benchmarks.populations`` (split by user into a training
+half and a judged half):
+
+1. ``churnwatch train`` on the training half, once with the labels (``--labels``) and once
+   without (``--churn-after``), as a user would run it (subprocesses, default options);
+2. ``churnwatch backtest`` of the judged half with the default model and both trained models,
+   on the population's weekly as-of dates and horizon; its own metrics give the alert figures
+   (precision, recall before churn, median lead, at-risk alerts per user-month, flap rate);
+3. the simple baselines (``benchmarks.baselines``) on the same rows;
+4. ROC AUC and top-decile lift of every scorer on one common set of rows (:func:`common_rows`):
+   for CDNOW and the simulator the (user, as-of) rows the default model's backtest judges (its
+   "open" panel: users it does not report churned), for the subscription populations every
+   user still subscribed at the as-of time; horizon inside the data, labelled as the backtest
+   labels them (gone by the end of the horizon).
+
+Then the issue's "done when" checks next to the figures, and the CDNOW check: the default
+model's temperature on the 1/10 CDNOW sample as of 1997-10-01 ranking "buys again in the next 39
+weeks" (the issue measured 0.773). Writes ``benchmarks/quality.json`` and ``benchmarks/QUALITY.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from benchmarks import baselines, populations
+from benchmarks.populations import Population, Row
+
+__all__ = ["CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "render", "run"]
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+JSON_OUT = Path(__file__).with_name("quality.json")
+MD_OUT = Path(__file__).with_name("QUALITY.md")
+DAY_MS = 86_400_000
+
+#: Scorers in table order: the models first, then the baselines.
+MODELS = ("default", "trained_labels", "trained_no_labels")
+SCORERS = MODELS + baselines.BASELINES
+LABELS = {
+    "default": "default model",
+    "trained_labels": "trained, --labels",
+    "trained_no_labels": "trained, --churn-after",
+    "events_28d": "baseline: events in last 28 d (negated)",
+    "days_since_last": "baseline: days since last event",
+    "logistic_per_type": "baseline: logistic regression, per-type counts 7/28 d",
+}
+#: The issue's "done when" on every population, as (key, words).
+CHECKS = (
+    ("default_beats_baselines", "default AUC > best simple baseline's AUC"),
+    ("trained_beats_lr", "a trained model's AUC >= per-type logistic regression + 0.02"),
+    ("alert_precision", "default's at-risk precision >= 3.5 x base churn rate"),
+    ("alert_recall", "default's recall before churn >= 0.4"),
+    ("flap_rate", "default's flap rate < 5%"),
+)
+CDNOW_CHECK_AUC = 0.77  # the issue's 0.773, to two decimals
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands it runs
+# ---------------------------------------------------------------------------------------------
+
+
+def _cli(args: Sequence[str], log: Path) -> None:
+    """``churnwatch ARGS`` in a subprocess (the user's way in); output appended to ``log``."""
+    env = {k: v for k, v in os.environ.items() if k != "CHURNWATCH_MODEL_PATH"}
+    with open(log, "a") as fh:
+        fh.write(f"$ churnwatch {' '.join(args)}\n")
+        fh.flush()
+        done = subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"churnwatch {args[0]} failed (exit {done.returncode}); see {log}")
+
+
+def _read_scores(path: Path) -> dict[tuple[str, int], tuple[float, str, float]]:
+    """(user, as-of ms) -> (risk, stage, temperature) of a backtest scores file."""
+    from streams.timefmt import parse_ts_ms
+
+    out: dict[tuple[str, int], tuple[float, str, float]] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out[(row["user_id"], parse_ts_ms(row["as_of"]))] = (float(row["risk"]), row["stage"], float(row["temperature"]))
+    return out
+
+
+def _train(pop: Population, folder: Path, log: Path, model: str | None) -> dict[str, Path]:
+    base = ["--base-model", model] if model else []
+    common = ["train", "--events", pop.files["events_train"], "--horizon", f"{pop.horizon_days}d", *base]
+    out = {"trained_labels": folder / "trained_labels.json", "trained_no_labels": folder / "trained_no_labels.json"}
+    _cli([*common, "--labels", pop.files["labels_train"], "--out", str(out["trained_labels"])], log)
+    _cli([*common, "--churn-after", pop.churn_after, "--out", str(out["trained_no_labels"])], log)
+    return out
+
+
+def _backtest(pop: Population, name: str, model: Path | str | None, folder: Path, log: Path) -> tuple[Path, dict[str, Any]]:
+    scores = folder / f"scores_{name}.csv"
+    _cli(["backtest", "--events", pop.files["events_test"], "--labels", pop.files["labels_test"], "--as-of", pop.as_of,
+          "--horizon", f"{pop.horizon_days}d", "--out", str(scores), "--no-progress",
+          *(["--model", str(model)] if model else [])], log)
+    metrics = json.loads(scores.with_name(f"scores_{name}.metrics.json").read_text())
+    return scores, metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# One population
+# ---------------------------------------------------------------------------------------------
+
+
+def _ranking(scores: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    from streams.offline.evaluate import roc_auc, top_fraction_lift
+
+    labels = [bool(v) for v in y]
+    values = [float(v) for v in scores]
+    auc = roc_auc(values, labels)
+    lift = top_fraction_lift(values, labels, 0.1)
+    return {"roc_auc": None if auc is None else round(auc, 4), "top_decile_lift": None if lift is None else round(lift, 3)}
+
+
+def _alert_figures(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    d = metrics.get("detection", {})
+    a = d.get("alerts", {})
+    return {
+        "precision": a.get("precision"), "recall": d.get("recall"), "median_lead_days": d.get("median_lead_days"),
+        "at_risk_per_user_month": a.get("at_risk_per_user_month"), "flap_rate": a.get("flap_rate_14d"),
+        "at_risk_alerts": a.get("at_risk_alerts_in_window"), "churners_in_window": d.get("churners_in_window"),
+        "own_panel_roc_auc": d.get("roc_auc"),
+    }
+
+
+def common_rows(panel: str, default_scores: Mapping[tuple[str, int], tuple[float, str, float]], index: Mapping[str, Any],
+                churned_at: Mapping[str, int], as_of_ms: Sequence[int], horizon_ms: int, data_end_ms: int) -> list[tuple[str, int]]:
+    """The (user, as-of) rows every scorer is ranked on (``Population.panel``), horizon inside the data.
+
+    "open": the rows the default model's backtest judges (users it does not report churned);
+    "subscribed": every user seen before the as-of time whose subscription still runs then,
+    whatever any model says (a row a model has no score for ranks as risk 1).
+
+    >>> common_rows("subscribed", {}, {"a": type("E", (), {"ts": [0]})(), "b": type("E", (), {"ts": [5]})()}, {"a": 3}, [1, 4, 6], 2, 100)
+    [('a', 1), ('b', 6)]
+    >>> common_rows("open", {("a", 1): (0.2, "active", 50.0), ("a", 4): (1.0, "churned", 0.0)}, {}, {}, [1, 4], 2, 100)
+    [('a', 1)]
+    """
+    if panel == "open":
+        return sorted(k for k, (_, stage, _) in default_scores.items() if stage != "churned" and k[1] + horizon_ms <= data_end_ms)
+    if panel != "subscribed":
+        raise ValueError(f"panel must be 'open' or 'subscribed', got {panel!r}")
+    return [(user, d) for user in sorted(index) for d in sorted(as_of_ms)
+            if d + horizon_ms <= data_end_ms and index[user].ts[0] < d and churned_at.get(user, d + 1) > d]
+
+
+def _run_models(pop: Population, folder: Path, model: str | None, timings: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train both models on the training half, backtest the three on the judged half:
+    (scores by model, alert figures by model)."""
+    log = folder / "commands.log"
+    log.write_text("")
+    t0 = time.perf_counter()
+    paths: dict[str, Path | str | None] = {"default": model, **_train(pop, folder, log, model)}
+    timings["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores: dict[str, dict[tuple[str, int], tuple[float, str, float]]] = {}
+    alerts: dict[str, dict[str, Any]] = {}
+    for name in MODELS:
+        path, metrics = _backtest(pop, name, paths[name], folder, log)
+        scores[name] = _read_scores(path)
+        alerts[name] = _alert_figures(metrics)
+    timings["backtest_s"] = time.perf_counter() - t0
+    return scores, alerts
+
+
+def _baseline_scores(pop: Population, test_index: Mapping[str, Any], users: Sequence[str], dates: Sequence[int],
+                     as_of: Sequence[int], horizon_ms: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The three baselines on the judged rows; the regression fitted on the training half's rows."""
+    from streams.offline.history import read_labels_csv
+
+    train_rows = populations.read_rows(pop.files["events_train"])
+    types = baselines.top_types(train_rows)
+    ranked, X_test = baselines.count_features(test_index, users, dates, types)
+    train_index = baselines.index_events(train_rows)
+    tr_users, tr_dates = baselines.panel_rows(train_index, as_of, horizon_ms, max(ts for _, ts, _, _ in train_rows))
+    tr_y = baselines.labels_at(tr_users, tr_dates, read_labels_csv(pop.files["labels_train"]), horizon_ms)
+    _, X_train = baselines.count_features(train_index, tr_users, tr_dates, types)
+    ranked["logistic_per_type"] = baselines.fit_predict_logistic(X_train, tr_y, X_test)
+    return ranked, {"event_types_of_the_regression": types, "logistic_training_rows": len(tr_y)}
+
+
+def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Sequence[Row], folder: Path,
+                        model: str | None = None) -> dict[str, Any]:
+    """Every scorer of the table on one population (module docstring)."""
+    from streams.cli.argtypes import parse_as_of
+    from streams.offline.history import read_labels_csv
+
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    horizon_ms = pop.horizon_days * DAY_MS
+    as_of = parse_as_of(pop.as_of)
+    timings: dict[str, float] = {}
+    scores, alerts = _run_models(pop, folder, model, timings)
+
+    t0 = time.perf_counter()
+    churned_at = read_labels_csv(pop.files["labels_test"])
+    test_index = baselines.index_events(test_rows)
+    data_end = max(ts for _, ts, _, _ in test_rows)
+    keys = common_rows(pop.panel, scores["default"], test_index, churned_at, as_of, horizon_ms, data_end)
+    users, dates = [k[0] for k in keys], [k[1] for k in keys]
+    y = baselines.labels_at(users, dates, churned_at, horizon_ms)
+    # a row a model has no score for: the state expired (long gone), risk 1
+    ranked = {name: np.array([scores[name].get(k, (1.0,))[0] for k in keys]) for name in MODELS}
+    missing = {name: n for name in MODELS if (n := sum(1 for k in keys if k not in scores[name]))}
+    simple, about_lr = _baseline_scores(pop, test_index, users, dates, as_of, horizon_ms)
+    ranked.update(simple)
+    table = {name: {**_ranking(ranked[name], y), **alerts.get(name, {})} for name in SCORERS}
+    timings["baselines_and_metrics_s"] = time.perf_counter() - t0
+    result = {
+        "about": pop.about, "label": pop.label, "horizon_days": pop.horizon_days, "as_of": pop.as_of,
+        "churn_after_for_training": pop.churn_after, "facts": dict(facts), "counts": pop.counts,
+        "panel": pop.panel, "rows_judged": len(keys), "rows_churn_within_horizon": int(y.sum()),
+        "base_rate": round(float(y.mean()), 4) if len(y) else None, **about_lr,
+        "rows_without_a_score": missing, "scorers": table, "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }
+    result["checks"] = checks(result)
+    result["seconds"]["total_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The issue's "done when" per population: measured value, target and met (None: not measurable).
+
+    >>> r = {"base_rate": 0.04, "scorers": {"default": {"roc_auc": 0.8, "precision": 0.2, "recall": 0.5, "flap_rate": 0.01},
+    ...      "trained_labels": {"roc_auc": 0.81}, "trained_no_labels": {"roc_auc": 0.7}, "events_28d": {"roc_auc": 0.75},
+    ...      "days_since_last": {"roc_auc": 0.7}, "logistic_per_type": {"roc_auc": 0.78}}}
+    >>> {k: v["met"] for k, v in checks(r).items()}
+    {'default_beats_baselines': True, 'trained_beats_lr': True, 'alert_precision': True, 'alert_recall': True, 'flap_rate': True}
+    """
+    s = result["scorers"]
+    auc = {k: v.get("roc_auc") for k, v in s.items()}
+    best_base = max(((auc[k], k) for k in baselines.BASELINES if auc.get(k) is not None), default=(None, None))
+    best_trained = max(((auc[k], k) for k in ("trained_labels", "trained_no_labels") if auc.get(k) is not None), default=(None, None))
+    d = s["default"]
+    base = result.get("base_rate")
+    lr = auc.get("logistic_per_type")
+
+    def check(measured: Any, target: str, met: bool | None) -> dict[str, Any]:
+        return {"measured": measured, "target": target, "met": met}
+
+    out = {
+        "default_beats_baselines": check(
+            f"{auc['default']} vs {best_base[0]} ({best_base[1]})", f"> {best_base[0]}",
+            None if auc["default"] is None or best_base[0] is None else auc["default"] > best_base[0]),
+        "trained_beats_lr": check(
+            f"{best_trained[0]} ({best_trained[1]}) vs {lr}", f">= {None if lr is None else round(lr + 0.02, 4)}",
+            None if best_trained[0] is None or lr is None else best_trained[0] >= lr + 0.02 - 1e-9),
+        "alert_precision": check(
+            None if d.get("precision") is None or not base else f"{d['precision']} = {d['precision'] / base:.2f} x {base}",
+            f">= {None if base is None else round(3.5 * base, 4)}" + (" (unreachable: above 1)" if base and 3.5 * base > 1 else ""),
+            None if d.get("precision") is None or base is None or 3.5 * base > 1 else d["precision"] >= 3.5 * base),
+        "alert_recall": check(d.get("recall"), ">= 0.4", None if d.get("recall") is None else d["recall"] >= 0.4),
+        "flap_rate": check(d.get("flap_rate"), "< 0.05", None if d.get("flap_rate") is None else d["flap_rate"] < 0.05),
+    }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The CDNOW check
+# ---------------------------------------------------------------------------------------------
+
+
+def cdnow_check(folder: Path, model: str | None = None) -> dict[str, Any]:
+    """Temperature of the default model on the whole CDNOW 1/10 sample as of 1997-10-01, as a
+    ranking of "buys again in the next 39 weeks" (a user with no row, state expired, ranks last)."""
+    from streams.offline.evaluate import roc_auc
+    from streams.timefmt import parse_ts_ms
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = populations.cdnow_rows("CDNOW_sample.txt")
+    cut = parse_ts_ms(populations.CDNOW_HOLDOUT_START)
+    events = folder / "cdnow_sample_events.csv"
+    with open(events, "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(("user_id", "ts", "event_type", "amount"))
+        for user, ts, kind, amount in rows:
+            if ts < cut:
+                w.writerow((user, populations.format_ts(ts), kind, f"{amount:.2f}"))
+    log = folder / "commands.log"
+    log.write_text("")
+    out = folder / "cdnow_sample_scores.csv"
+    _cli(["backtest", "--events", str(events), "--as-of", populations.CDNOW_HOLDOUT_START, "--out", str(out), "--no-progress",
+          *(["--model", model] if model else [])], log)
+    scores = _read_scores(out)
+    users = sorted({r[0] for r in rows if r[1] < cut})
+    again = {r[0] for r in rows if r[1] >= cut}
+    temperature = [scores[(u, cut)][2] if (u, cut) in scores else 0.0 for u in users]
+    auc = roc_auc(temperature, [u in again for u in users])
+    return {"customers": len(users), "buy_again": len(again & set(users)), "no_row": sum(1 for u in users if (u, cut) not in scores),
+            "temperature_roc_auc": None if auc is None else round(auc, 4), "target": f">= {CDNOW_CHECK_AUC} (issue: 0.773)",
+            "met": None if auc is None else auc >= CDNOW_CHECK_AUC}
+
+
+# ---------------------------------------------------------------------------------------------
+# Run, render
+# ---------------------------------------------------------------------------------------------
+
+
+def run(work: Path | None = None, jobs: int = 2, names: Sequence[str] | None = None, model: str | None = None,
+        write: bool = True) -> dict[str, Any]:
+    """Build (or reuse) the populations, evaluate every scorer, write quality.json and QUALITY.md."""
+    from benchmarks.observe import load_average
+
+    work = work or ROOT / ".churnwatch" / "quality"
+    started = time.perf_counter()
+    load_before = load_average()
+    results: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": model or "shipped default",
+                               "machine": f"{os.cpu_count()} cores", "jobs": jobs, "populations": {}}
+    for pop, facts, test_rows in populations.build(work, jobs, names):
+        t0 = time.perf_counter()
+        print(f"quality: {pop.name}: {pop.counts}", flush=True)
+        results["populations"][pop.name] = evaluate_population(pop, facts, test_rows, work / pop.name / "run", model)
+        print(f"quality: {pop.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    if names is None or "cdnow" in names:
+        results["cdnow_check"] = cdnow_check(work / "cdnow-check", model)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["load_average"] = f"{load_before} -> {load_average()}"
+    if write:
+        JSON_OUT.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        MD_OUT.write_text(render(results))
+    return results
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measurable" if met is None else ("met" if met else "**not met**")  # None: no alerts, or a target above 1
+
+
+def render(results: Mapping[str, Any]) -> str:
+    """QUALITY.md: the table per population, the checks next to the figures."""
+    lines = ["# Quality on data we did not design", "",
+             "Written by `make quality` (`python -m benchmarks.run --only quality`); do not edit by hand. "
+             "How it is measured: `benchmarks/quality.py`; the populations: `benchmarks/populations.py`.", "",
+             f"Run {results['when']}, model: {results['model']}, {results['machine']}, {results['jobs']} processes, "
+             f"{results['seconds']:.0f} s in all (load average {results.get('load_average', '?')}; the machine is shared).", "",
+             "Every population is split by user (hash of the id): models are trained on one half, and every scorer is "
+             "judged on the other half. AUC and lift are on the same rows for every scorer, positive when the user is gone "
+             "by the end of the horizon, horizon inside the data: for the subscription populations (fightchurn) every user "
+             "still subscribed at the as-of date (panel \"subscribed\"); elsewhere the (user, as-of) rows the default model's "
+             "backtest judges, users it does not report churned (panel \"open\"). Alert figures come from each model's own backtest of the judged "
+             "half: precision = at-risk alerts followed by churn within the horizon; recall = churners flagged before "
+             "churning; lead = days from the first alert of the run-up to the churn; flap = at-risk alerts within 14 days "
+             "after a recovered alert of the same user. Baselines send no alerts.", "",
+             "## Done when (issue 11)", "", "| population | check | measured | target | verdict |", "|---|---|---|---|---|"]
+    for name, pop in results["populations"].items():
+        for key, words in CHECKS:
+            c = pop["checks"][key]
+            lines.append(f"| {name} | {words} | {c['measured']} | {c['target']} | {_verdict(c['met'])} |")
+    cd = results.get("cdnow_check")
+    if cd:
+        lines.append(f"| cdnow (1/10 sample, all {cd['customers']} customers) | default temperature as of 1997-10-01 ranks "
+                     f"\"buys again in 39 weeks\" | AUC {cd['temperature_roc_auc']} | {cd['target']} | {_verdict(cd['met'])} |")
+    lines.append("")
+    for name, pop in results["populations"].items():
+        c = pop["counts"]
+        lines += [f"## {name}", "", f"{pop['about']}.", "",
+                  f"Churned: {pop['label']}. Horizon {pop['horizon_days']} days; as-of dates {pop['as_of']}; the model trained "
+                  f"without labels uses `--churn-after {pop['churn_after_for_training']}`.", "",
+                  f"Judged half: {c.get('users_test')} users ({c.get('churners_test')} churn), {c.get('events_test'):,} events; "
+                  f"training half: {c.get('users_train')} users ({c.get('churners_train')} churn), {c.get('events_train'):,} events. "
+                  f"Rows ranked (panel \"{pop.get('panel', 'open')}\"): {pop['rows_judged']:,}, of which {pop['rows_churn_within_horizon']:,} churn within the horizon "
+                  f"(base rate {pop['base_rate']}). Facts: {pop['facts']}.", "",
+                  "| scorer | ROC AUC | top-decile lift | alert precision (x base) | recall before churn | median lead (d) | "
+                  "at-risk alerts / user / month | flap rate |", "|---|---|---|---|---|---|---|---|"]
+        for key in SCORERS:
+            s = pop["scorers"][key]
+            prec = s.get("precision")
+            ratio = f" ({prec / pop['base_rate']:.1f}x)" if prec is not None and pop["base_rate"] else ""
+            lines.append(f"| {LABELS[key]} | {_f(s['roc_auc'])} | {_f(s['top_decile_lift'], 2)} | {_f(prec)}{ratio} | "
+                         f"{_f(s.get('recall'))} | {_f(s.get('median_lead_days'), 1)} | {_f(s.get('at_risk_per_user_month'))} | "
+                         f"{_f(s.get('flap_rate'))} |")
+        if pop.get("rows_without_a_score"):
+            lines += ["", f"Rows with no score (state expired; counted as risk 1): {pop['rows_without_a_score']}."]
+        lines += ["", f"Seconds: {pop['seconds']}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="benchmarks.quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help="comma-separated populations (default: all)")
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the fightchurn simulation (default 2)")
+    ap.add_argument("--model", default=None, help="model file to judge as the default (default: the shipped one)")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or None
+    results = run(jobs=args.jobs, names=names, model=args.model, write=not args.no_write)
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The quality table's own pure parts: population loaders on tiny slices, baselines and checks on
+toy cases (no fightchurn, no lifetimes, no network: the table itself is a benchmark, `make quality`)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from benchmarks import baselines, populations, quality
+from streams.offline.evaluate import flaps, read_labels
+from streams.offline.history import read_events_csv
+
+DAY = 86_400_000
+
+# A slice of the CDNOW master file and of the 1/10 sample, as the lifetimes wheel ships them.
+MASTER = """ customer_id  date number_of_cds  dollar_value
+ 00001 19970101  1   11.77
+ 00002 19970112  1   12.00
+ 00002 19970112  5   77.00
+ 00003 19970102  2   20.76
+ 00003 19971130  2   20.76
+"""
+SAMPLE = """ 00004 0001 19970101  2   29.33
+ 00004 0001 19970118  2   29.73
+ 00004 0001 19970802  1   14.96
+"""
+
+
+def test_cdnow_lines_of_both_files_become_purchases() -> None:
+    rows = populations.parse_cdnow(MASTER.splitlines()) + populations.parse_cdnow(SAMPLE.splitlines())
+    assert [r[0] for r in rows] == ["00001", "00002", "00002", "00003", "00003", "00004", "00004", "00004"]
+    assert {r[2] for r in rows} == {"purchase"}
+    assert rows[0][1] == 852_076_800_000  # 1997-01-01T00:00:00Z
+    assert rows[2][3] == 77.0
+    with pytest.raises(ValueError, match="line 1"):
+        populations.parse_cdnow(["00001 19970101"])
+
+
+def test_cdnow_churn_is_no_purchase_in_the_holdout_weeks() -> None:
+    rows = populations.parse_cdnow(MASTER.splitlines())
+    labels = populations.cdnow_labels(rows, 875_664_000_000)  # 1997-10-01
+    assert labels == {"00001": 852_076_800_000, "00002": 853_027_200_000}  # 00003 bought on 1997-11-30
+
+
+def test_split_is_by_user_and_files_read_back(tmp_path: Path) -> None:
+    rows = [(f"u{i}", 1_767_225_600_000 + i * DAY, "post" if i % 2 else "like", None) for i in range(40)]
+    rows.append(("u3", 1_767_225_600_000, "purchase", 12.5))
+    labels = {"u1": 1_767_225_600_000 + 5 * DAY, "u2": 1_767_225_600_000 + 6 * DAY}
+    out = populations.write_split(rows, labels, {"u1": "web"}, tmp_path)
+    files, counts = out["files"], out["counts"]
+    assert counts["events_train"] + counts["events_test"] == len(rows)
+    test_users = {e.user_id for e in read_events_csv(files["events_test"])}
+    train_users = {e.user_id for e in read_events_csv(files["events_train"])}
+    assert test_users and train_users and not test_users & train_users
+    assert all(populations.is_held_out(u) for u in test_users)
+    # own type names kept (the reader maps them only when it scores)
+    back = populations.read_rows(files["events_test"]) + populations.read_rows(files["events_train"])
+    assert sorted(back, key=lambda r: (r[0], r[1], r[2])) == sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+    both = {**read_labels(files["labels_test"]).churned_at_ms, **read_labels(files["labels_train"]).churned_at_ms}
+    assert both == labels
+    with open(files["labels_train"] if not populations.is_held_out("u1") else files["labels_test"]) as fh:
+        assert {"user_id": "u1", "churned_at": "2026-01-06T00:00:00.000Z", "persona": "web"} in list(csv.DictReader(fh))
+
+
+def test_fightchurn_customers_start_as_its_run_simulation_creates_them() -> None:
+    cfg = SimpleNamespace(start_date="2020-01-01", end_date="2020-04-01", init_customers=10, growth_rate=0.1)
+    months = populations._fc_month_plan(cfg)
+    # 10 at the start, then ceil(10 * 0.1) = 1, then ceil(1 * 1.1) = 2 (ChurnSimulation.run_simulation)
+    assert months == ["2020-01-01"] * 10 + ["2020-02-01"] + ["2020-03-01"] * 2
+
+
+def test_count_baselines_on_a_toy_history() -> None:
+    rows = [("a", d * DAY, "post", None) for d in (0, 20, 25, 29)] + [("a", 29 * DAY, "like", None), ("b", 1 * DAY, "like", None)]
+    index = baselines.index_events(rows)
+    simple, X = baselines.count_features(index, ["a", "b", "a"], [30 * DAY, 30 * DAY, 60 * DAY], ["post", "like"])
+    assert simple["events_28d"].tolist() == [-4.0, 0.0, -0.0]  # events in [as_of - 28 d, as_of)
+    assert simple["days_since_last"].tolist() == [1.0, 29.0, 31.0]
+    assert np.expm1(X).round().astype(int).tolist() == [[2, 1, 3, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert baselines.top_types(rows) == ["post", "like"]
+    users, dates = baselines.panel_rows(index, [DAY // 2, 30 * DAY, 60 * DAY], 30 * DAY, 70 * DAY)
+    assert list(zip(users, dates)) == [("a", DAY // 2), ("a", 30 * DAY), ("b", 30 * DAY)]
+    assert baselines.labels_at(users, dates, {"b": 5 * DAY}, 30 * DAY).tolist() == [0, 0, 1]
+
+
+def test_logistic_baseline_learns_which_type_means_leaving() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.poisson(3.0, size=(400, 2)).astype(float)
+    y = (X[:, 1] > X[:, 0]).astype(int)  # the second type (an "unfriend") means leaving
+    p = baselines.fit_predict_logistic(np.log1p(X), y, np.log1p(np.array([[5.0, 0.0], [0.0, 5.0]])))
+    assert p[1] > 0.5 > p[0]
+
+
+def test_flaps_count_at_risk_alerts_soon_after_a_recovery() -> None:
+    alerts = [("at_risk", 0), ("recovered", 5 * DAY), ("at_risk", 10 * DAY), ("recovered", 11 * DAY), ("at_risk", 40 * DAY)]
+    assert flaps(alerts, 0, 100 * DAY, 14 * DAY) == (3, 1)
+    assert flaps(alerts, 20 * DAY, 100 * DAY, 14 * DAY) == (1, 0)  # window: only the last one
+    assert flaps([], 0, 1, 1) == (0, 0)
+
+
+def _result(**auc: float) -> dict:
+    scorers = {k: {"roc_auc": v} for k, v in auc.items()}
+    scorers["default"].update(precision=0.12, recall=0.35, flap_rate=0.08)
+    return {"base_rate": 0.04, "scorers": scorers}
+
+
+def test_checks_say_met_and_not_met_with_the_numbers() -> None:
+    r = _result(default=0.70, trained_labels=0.79, trained_no_labels=0.75, events_28d=0.74, days_since_last=0.72, logistic_per_type=0.78)
+    c = quality.checks(r)
+    assert c["default_beats_baselines"]["met"] is False and "0.78 (logistic_per_type)" in c["default_beats_baselines"]["measured"]
+    assert c["trained_beats_lr"]["met"] is False  # 0.79 < 0.78 + 0.02
+    assert c["alert_precision"]["met"] is False  # 0.12 < 3.5 x 0.04
+    assert c["alert_recall"]["met"] is False and c["flap_rate"]["met"] is False
+    r["base_rate"] = 0.5  # 3.5 x base above 1: no precision can meet it
+    assert quality.checks(r)["alert_precision"]["met"] is None
+    assert "unreachable" in quality.checks(r)["alert_precision"]["target"]
+
+
+def test_render_shows_every_population_scorer_and_check() -> None:
+    r = _result(default=0.70, trained_labels=0.79, trained_no_labels=0.75, events_28d=0.74, days_since_last=0.72, logistic_per_type=0.78)
+    for k in quality.SCORERS:
+        r["scorers"][k].setdefault("top_decile_lift", 2.0)
+    pop = {**r, "about": "toy", "label": "gone", "horizon_days": 30, "as_of": "2020-02-01/2020-03-01/7d", "churn_after_for_training": "30d",
+           "facts": {}, "counts": {"users_test": 5, "churners_test": 1, "events_test": 50, "users_train": 5, "churners_train": 1, "events_train": 40},
+           "rows_judged": 20, "rows_churn_within_horizon": 1, "seconds": {}}
+    pop["checks"] = quality.checks(pop)
+    text = quality.render({"when": "now", "model": "shipped default", "machine": "2 cores", "jobs": 2, "seconds": 1.0,
+                           "populations": {"toy": pop}})
+    assert text.count("| toy |") == len(quality.CHECKS)
+    for label in quality.LABELS.values():
+        assert f"| {label} |" in text
+    assert "**not met**" in text
+
+
+def test_common_rows_open_follows_the_backtest_subscribed_the_labels() -> None:
+    index = baselines.index_events([("a", 0, "post", None), ("b", 5 * DAY, "post", None), ("c", 50 * DAY, "post", None)])
+    dates = [DAY, 10 * DAY, 20 * DAY, 90 * DAY]
+    # subscribed: seen before the date, subscription still running (a ends on day 10), horizon inside the data
+    rows = quality.common_rows("subscribed", {}, index, {"a": 10 * DAY}, dates, 30 * DAY, 60 * DAY)
+    assert rows == [("a", DAY), ("b", 10 * DAY), ("b", 20 * DAY)]
+    default = {("a", DAY): (0.1, "active", 90.0), ("a", 10 * DAY): (1.0, "churned", 0.0), ("b", 10 * DAY): (0.3, "new", 80.0),
+               ("b", 90 * DAY): (0.3, "active", 80.0)}
+    assert quality.common_rows("open", default, index, {}, dates, 30 * DAY, 60 * DAY) == [("a", DAY), ("b", 10 * DAY)]
+    with pytest.raises(ValueError, match="panel"):
+        quality.common_rows("everyone", {}, index, {}, dates, 30 * DAY, 60 * DAY)
+
+
+def test_fightchurn_population_depends_only_on_its_spec(tmp_path: Path) -> None:
+    """Runs where the quality extra is installed (`make quality`'s venv); CI skips it."""
+    pytest.importorskip("fightchurn.churnsim.churnsim")
+    tiny = {name: {**spec, "init_customers": 6} for name, spec in populations.FIGHTCHURN_CONFIGS.items()}
+    a, b = tiny["fightchurn-socialnet7"], tiny["fightchurn-tiers"]
+    alone = populations.fightchurn_rows(b, tmp_path / "1", jobs=1)[:2]
+    populations.fightchurn_rows(a, tmp_path / "2", jobs=1)  # another configuration first, in the same process
+    after = populations.fightchurn_rows(b, tmp_path / "3", jobs=2)[:2]
+    assert alone == after
+    rows, labels = alone
+    assert {r[2] for r in rows} <= {"post", "newfriend", "like", "adview", "dislike", "unfriend", "message", "reply"}
+    assert all(labels[u] > min(ts for uu, ts, _, _ in rows if uu == u) for u in labels)
+
+
+def test_one_population_end_to_end_through_the_commands(tmp_path: Path) -> None:
+    """The pipeline of `make quality` on a tiny simulated population: train and backtest run as
+    commands, every scorer gets figures on the same rows, the checks are filled in."""
+    rows, labels, persona = populations.simulate_rows(5, 160, "2026-01-01", 75, populations.SIMULATE_MIX)
+    written = populations.write_split(rows, labels, persona, tmp_path / "data")
+    pop = populations.Population(name="tiny", about="tiny", label="truth", horizon_days=14, as_of="2026-01-22/2026-02-26/7d",
+                                 churn_after="21d", end_ms=1_767_225_600_000 + 75 * DAY, files=written["files"], counts=written["counts"])
+    test_rows = populations.read_rows(pop.files["events_test"])
+    result = quality.evaluate_population(pop, {}, test_rows, tmp_path / "run")
+    assert result["rows_judged"] > 100 and 0 < result["rows_churn_within_horizon"] < result["rows_judged"]
+    for name in quality.SCORERS:
+        auc = result["scorers"][name]["roc_auc"]
+        assert auc is not None and 0.0 <= auc <= 1.0
+    assert result["scorers"]["default"]["at_risk_alerts"] is not None
+    assert set(result["checks"]) == {key for key, _ in quality.CHECKS}
