@@ -9,7 +9,7 @@ ARGS ?=
 # xgboost, ...) that must not change the test environment.
 QVENV ?= .venv-quality
 
-.PHONY: demo test bench quality clean
+.PHONY: demo test bench quality clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/churnwatch demo $(ARGS)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# The console's browser test drives Debian's chromium (Playwright's own download fails offline):
+# install it when missing and we may (CI runs as root on Debian); otherwise that test says why it skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser test ..."; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "note: installing chromium failed: the browser test will be skipped"; \
+	  else echo "note: no chromium and no root/apt-get to install it: the browser test will be skipped"; fi; }
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.run $(ARGS)

@@ -79,6 +79,13 @@ class Settings:
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9108
     log_level: str = "INFO"
+    # Console and CRM webhooks (streams/console, streams/forward)
+    console_bind: str = "127.0.0.1"
+    console_port: int = 8088
+    console_token: str = field(default="", repr=False)  # bearer token the JSON API requires when set
+    forward_secret: str = field(default="", repr=False)  # HMAC-SHA256 key of the webhook signature
+    forward_group: str = "churnwatch-forward"  # consumer group of the forwarder (its committed offsets)
+    topic_alerts_dlq: str = "churn-at-risk-dlq"  # alerts a webhook receiver refused for good
 
     def __post_init__(self) -> None:
         for name in ("partitions", "buckets", "groups_per_bucket", "batch_max_records", "replication_factor"):
@@ -88,6 +95,8 @@ class Settings:
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         if self.miskeyed not in ("reroute", "dlq"):
             raise SettingsError(f"miskeyed must be 'reroute' or 'dlq', got {self.miskeyed!r}")
+        if not 0 <= self.console_port <= 65535:
+            raise SettingsError(f"console_port must be a TCP port (0-65535), got {self.console_port}")
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError(f"metrics_port must be a TCP port (0-65535), got {self.metrics_port}")
 

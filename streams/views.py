@@ -101,11 +101,17 @@ def top_users(reader: StoreReader, settings: Settings, n: int, *, include_churne
 
     Users already churned are left out unless asked for: their risk is 1 by definition and they
     would crowd out the ones a check-in can still keep (they belong to win-back, see churn-rate).
-    The store's risk index holds churned users too (at risk 1), so it is read in a window that
-    doubles until ``n`` others are found or the index is exhausted.
+    Without them this is the first page of the console's *save* list (``streams.console.data``),
+    so the CLI, the pages and the API rank alike. With them, the store's risk index is read in a
+    window that doubles until ``n`` users are found or the index is exhausted.
     """
     now_ms = stream_time_ms(reader, settings)
     model = _model(settings)
+    if not include_churned:  # the console's save list, first page: one ranking for the CLI, pages and API
+        from streams.console.data import at_risk_page
+
+        page = reader.run(lambda store: at_risk_page(store, model, now_ms, "save", n))
+        return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in page.rows]
     reports: dict[str, UserReport | None] = {}
     window = n if include_churned else 4 * n + 50
     while True:

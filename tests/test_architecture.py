@@ -23,6 +23,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "models": ("streams",),
     "streams.worker": ("streams.cli", "streams.offline"),
     "streams.offline": ("streams.cli", "streams.worker"),
+    "streams.console": ("streams.cli", "streams.offline"),  # reads the store; the CLI only starts it
+    "streams.forward": ("streams.cli", "streams.offline", "streams.worker", "streams.console"),
 }
 
 
@@ -54,7 +56,7 @@ def test_imports_follow_the_direction_of_the_layers(package: str) -> None:
         for line, name in _imports(p)
         if _forbidden(name, RULES[package])
     ]
-    assert len(list(folder.rglob("*.py"))) >= 5
+    assert len(list(folder.rglob("*.py"))) >= 3
     assert offenders == []
 
 
@@ -80,7 +82,7 @@ def test_every_command_is_a_module_of_the_cli_package() -> None:
 
 
 @pytest.mark.parametrize("command", ["alerts", "topics", "publish", "simulate", "worker", "score", "top", "churn-rate",
-                                     "report", "accounts"])
+                                     "report", "accounts", "console", "forward"])
 def test_help_of_a_light_command_loads_no_numerical_library(command: str) -> None:
     """Only the chosen command's module is imported, and light commands stay light."""
     code = (

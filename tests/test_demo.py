@@ -84,6 +84,7 @@ def test_demo_runs_for_a_duration_prints_alerts_and_summary(tmp_path: Path) -> N
     assert code == 0, out
     assert ALERT_LINE.search(out), out
     assert len(re.findall(r"metrics http://127.0.0.1:\d+/metrics", out)) == 2  # two workers, their /metrics
+    assert re.search(r"console +http://127.0.0.1:\d+/ ", out), out  # the console's address
     assert "=== summary ===" in out
     assert re.search(r"alerts by kind +at_risk [1-9]", out), out
     assert "churn rate (30 days)" in out and "first alert after" in out

@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("streams.cli.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),
     "report": ("streams.cli.revenue", "churn in money and count over a history file: MRR movements, churn rates, NRR, cohorts"),
     "accounts": ("streams.cli.accounts", "account facts (name, owner, segment, renewal): import a CSV to the compacted accounts topic"),
+    "console": ("streams.cli.console", "serve the account managers' pages and the JSON API from the live state"),
+    "forward": ("streams.cli.forward", "POST each alert to a CRM webhook (signed, retried, dead-lettered)"),
 }
 
 

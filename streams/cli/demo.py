@@ -7,6 +7,7 @@ What it runs, in order (and stops in reverse, on ``--duration``, Ctrl-C or SIGTE
 2. the three topics (``streams.worker.topics.ensure_topics``);
 3. ``--workers`` worker processes (``python -m streams.cli worker``), each with its own metrics
    port (``/metrics``, ``/healthz``, ``/readyz``) and log file under ``.churnwatch/demo/``;
+   the console (``churnwatch console``, http://127.0.0.1:8088/ or a free port), its address printed;
 4. the simulator: ``--users`` users over ``--days`` days ending today (UTC), published as fast as
    the broker acks in event-time order (a replay: the workers see months pass in seconds);
 5. the alerts follower (``streams.cli.alerts.follow_alerts``, the code ``churnwatch alerts``
@@ -85,6 +86,7 @@ class WorkerProcess:
     metrics_port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    command: tuple[str, ...] = ("worker",)  # ("console", "--port", P) for the console (issue 13)
 
     @property
     def url(self) -> str:
@@ -109,7 +111,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
+                [sys.executable, "-m", "streams.cli", *self.command],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -172,6 +174,7 @@ class _Demo:
         self.force = False
         self.services: list[Service] = []
         self.workers: list[WorkerProcess] = []
+        self.console: WorkerProcess | None = None
         self.tally = _Tally()
         self.reason = ""
 
@@ -240,6 +243,19 @@ class _Demo:
             await self._sleep(0.5)
         if not pending:
             self.say(f"{self.elapsed()} workers ready")
+
+    def start_console(self) -> None:
+        """``churnwatch console`` on the demo's state: port 8088, or a free one if that is taken."""
+        import socket
+
+        from streams.local import free_port
+
+        with socket.socket() as probe:
+            port = 8088 if probe.connect_ex(("127.0.0.1", 8088)) != 0 else free_port()
+        self.console = WorkerProcess(0, port, self.opts.workdir / "console.log", command=("console", "--port", str(port)))
+        self.console.start(self.settings)
+        self.say(f"{self.elapsed()} console        {self.console.url}/  (My book, quadrant, churn; JSON API /api/v1, "
+                 f"/openapi.json), log {self.console.log_path}")
 
     def check_workers(self) -> None:
         for w in self.workers:
@@ -383,6 +399,8 @@ class _Demo:
                 w.proc.send_signal(signal.SIGTERM)
         for w in self.workers:
             w.stop(wait)
+        if self.console is not None:
+            self.console.stop(wait)
         for svc in reversed(self.services):
             svc.stop()
 
@@ -416,6 +434,8 @@ async def orchestrate(settings: Settings, opts: DemoOptions, out: TextIO = sys.s
             await demo.create_topics()
         if not demo.stop.is_set():
             await demo.start_workers()
+        if not demo.stop.is_set():
+            demo.start_console()
         if not demo.stop.is_set():
             ready = asyncio.Event()
             tasks.append(asyncio.create_task(demo.follow(ready), name="follow"))

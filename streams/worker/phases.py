@@ -19,13 +19,13 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import orjson
 
-from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
 from models.scoring import risk_at
 from models.state import UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder, Rejection, dlq_value
+from streams.worker.history import advance_sampled
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.store import UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta
@@ -376,7 +376,7 @@ def _advance_user(
     if old is None and not events:  # a due entry without a state: clean it up
         write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
         return
-    outcome = advance(uid, old, events, until, model)
+    outcome, points = advance_sampled(uid, old, events, until, model)  # advance(...) + console weekly history
     result.users += 1
     result.processed += len(events)
     new_state: UserState | None = outcome.state
@@ -384,6 +384,7 @@ def _advance_user(
         result.expired += 1
         new_state = None
         write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
+        write.history.append((item.group, uid, b""))  # console score history goes with the user
     else:
         st = outcome.state
         risk: float | None = None
@@ -393,6 +394,7 @@ def _advance_user(
             risk = UNCHANGED  # not in the ranking before either
         due = UNCHANGED if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
         write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk))
+        write.history.extend((item.group, uid, point) for point in points)  # console score history
         if st.next_review_s:
             out.lowered.append((item.partition, bucket, st.next_review_s))
     stats_delta(old, new_state, outcome.alerts, write.stats)

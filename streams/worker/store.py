@@ -40,6 +40,7 @@ from redis.exceptions import NoScriptError
 from models.engine import Alert
 from models.model import ChurnModel
 from models.state import STAGES, UserState
+from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, locate, offset_field, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
@@ -177,6 +178,8 @@ class BucketWrite:
     parts: list[tuple[str, str, str]]  # (offset field, expected as read, new or "" to keep)
     states: list[StateWrite] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    # console score history (streams/worker/history.py): (group, user_id, 5-byte point or b"" to delete)
+    history: list[tuple[int, str, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +293,7 @@ class Store:
             socket_connect_timeout=3.0,
             health_check_interval=30,
         )
-        self._sources = {name: _script(f"{name}.lua") for name in ("read_batch", "write_batch", "progress")}
+        self._sources = {name: _script(f"{name}.lua") for name in ("read_batch", "write_batch", "progress", "history")}
         self._sha: dict[str, str] = {}
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
         self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
@@ -506,6 +509,7 @@ class Store:
         if not writes:
             return []
         sha = self._sha["write_batch"]
+        hist_sha = self._sha["history"]
         keys = self.keys
         dumps = orjson.dumps
         inc = self.incarnation
@@ -523,8 +527,14 @@ class Store:
                     "EVALSHA", sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, inc, dumps(w.parts),
                     states, stats, *blobs,
                 )
+                if w.history and w.parts:  # console score history: applied only if the write above was
+                    points = [x for g, uid, point in w.history for x in (g, uid, point)]
+                    pipe.execute_command("EVALSHA", hist_sha, 1, keys.offsets(b), keys.tag(b), token, w.parts[0][0],
+                                         HISTORY_WEEKS, *points)
 
         replies = await self._run("write", build)
+        if any(w.history and w.parts for w in writes):
+            replies = [r for r in replies if not isinstance(r, int)]  # history.lua answers a count
         fenced: list[Fenced] = []
         for w, reply in zip(writes, replies):
             if int(reply[0]) == 3:
@@ -658,6 +668,10 @@ class StoreReader:
 
     def progress(self, topic: str) -> dict[int, tuple[int, int]]:
         return self._do(self._store.read_progress(topic))
+
+    def run(self, query: Callable[[Store], Any]) -> Any:
+        """Run an async read query ``query(store)`` (e.g. the console's pages) on this reader's loop."""
+        return self._do(query(self._store))
 
     def close(self) -> None:
         self._do(self._store.close())

@@ -1,0 +1,46 @@
+"""``churnwatch forward --url URL``: POST each alert to a CRM webhook (streams/forward)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from streams.cli.alerts import parse_seconds
+from streams.cli.argtypes import positive_int
+from streams.settings import Settings
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="the receiver's URL (http:// or https://); the secret is CHURNWATCH_FORWARD_SECRET")
+    parser.add_argument("--timeout", default="10s", metavar="S", help="per request (default 10s)")
+    parser.add_argument("--max-attempts", type=positive_int("attempts"), default=8,
+                        help="tries before an alert goes to the dead-letter topic (default 8)")
+    parser.add_argument("--backoff-max", default="30s", metavar="S", help="longest wait between tries (default 30s)")
+    parser.add_argument("--from-beginning", action="store_true",
+                        help="a new forwarder group starts at the oldest alert (default: new alerts only)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.forward.service import ForwardOptions, forward
+
+    opts = ForwardOptions(
+        url=args.url, secret=settings.forward_secret.encode(), timeout_s=parse_seconds(args.timeout, name="--timeout"),
+        max_attempts=args.max_attempts, backoff_max_s=parse_seconds(args.backoff_max, name="--backoff-max"),
+        from_beginning=args.from_beginning,
+    )
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"forwarding {settings.topic_alerts} to {args.url} (group {settings.forward_group}, "
+              f"dead letters to {settings.topic_alerts_dlq}); Ctrl-C stops", flush=True)
+        stats = await forward(settings, opts, stop)
+        print(f"stopped: {stats.delivered} delivered, {stats.dead_lettered} dead-lettered, {stats.retries} retries", flush=True)
+        return 0
+
+    return asyncio.run(main())

@@ -1,0 +1,243 @@
+"""The console's JSON API, ``/api/v1/...``, and its OpenAPI document at ``/openapi.json``.
+
+Read-only; when ``CHURNWATCH_CONSOLE_TOKEN`` is set every API call needs ``Authorization: Bearer
+<token>``. Errors are JSON, ``{"error": {"status", "code", "message"}}``, with 400 (a parameter
+it cannot use), 401 (token), 404 (unknown user, owner or account) and 503 (no worker has written
+any state yet). The document is written by hand next to the handlers it describes and tested
+against them (tests/test_console_api.py, schemathesis).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Any, get_args
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from models.actions import Action
+from models.rfm import SEGMENTS
+from models.state import STAGES
+from streams.console.data import LISTS, BadRequest, Filters, NotFound, at_risk_page, churn_view, user_view
+from streams.console.deps import Deps, Unavailable
+
+__all__ = ["routes", "openapi", "error_response", "API_VERSION"]
+
+API_VERSION = "1.0.0"
+ACTIONS = get_args(Action)
+_PERIOD = re.compile(r"^([0-9]{1,3})d?$")
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="churnwatch"'} if status == 401 else None
+    return JSONResponse({"error": {"status": status, "code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _authorized(request: Request, token: str) -> bool:
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _endpoint(handler):  # type: ignore[no-untyped-def]
+    """Token check, then the handler; the console's errors become JSON 4xx/503."""
+
+    async def endpoint(request: Request) -> Response:
+        deps: Deps = request.app.state.deps
+        if not _authorized(request, deps.settings.console_token):
+            return error_response(401, "unauthorized", "this API needs 'Authorization: Bearer <token>' (CHURNWATCH_CONSOLE_TOKEN)")
+        try:
+            return JSONResponse(await handler(request, deps))
+        except BadRequest as exc:
+            return error_response(400, "bad_request", str(exc))
+        except NotFound as exc:
+            return error_response(404, "not_found", str(exc))
+        except Unavailable as exc:
+            return error_response(503, "no_data", str(exc))
+
+    return endpoint
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
+    value = request.query_params.get(name) or default
+    if value is not None and value not in allowed:
+        raise BadRequest(f"{name} must be one of {', '.join(allowed)}, got {value[:40]!r}")
+    return value
+
+
+def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number {lo}-{hi}, got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name} must be {lo}-{hi}, got {value}")
+    return value
+
+
+async def at_risk(request: Request, deps: Deps) -> dict[str, Any]:
+    owner = await deps.owners.check(request.query_params.get("owner"))
+    list_name = _choice(request, "list", LISTS, "save")
+    filters = Filters(_choice(request, "stage", STAGES), _choice(request, "segment", SEGMENTS), _choice(request, "action", ACTIONS))
+    limit = _int(request, "limit", 50, 1, 500)
+    now_ms = await deps.now_ms()
+    page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
+                              request.query_params.get("cursor") or None, filters, owner)
+    from streams.timefmt import format_ts
+
+    return {"as_of": format_ts(page.as_of_ms), "owner": page.owner, "list": page.list,
+            "items": [r.to_dict() for r in page.rows], "next_cursor": page.next_cursor}
+
+
+async def user(request: Request, deps: Deps) -> dict[str, Any]:
+    from streams.views import UserReport
+    from streams.console.data import point_dict
+
+    view = await user_view(deps.store, deps.model, await deps.now_ms(), request.path_params["user_id"])
+    body = UserReport(view.user_id, view.as_of_ms, view.scores, view.state).to_dict()
+    st = view.state
+    body["activity_28d"] = {"view": round(st.view_28d, 1), "click": round(st.click_28d, 1),
+                            "message": round(st.message_28d, 1), "all": round(st.act_28d, 1)}
+    body["history"] = [point_dict(p) for p in view.history]
+    return body
+
+
+async def account(request: Request, deps: Deps) -> dict[str, Any]:
+    raise NotFound(f"account {request.path_params['account_id'][:60]!r} is unknown: accounts are not tracked yet")
+
+
+async def churn(request: Request, deps: Deps) -> dict[str, Any]:
+    raw = request.query_params.get("period") or "30d"
+    m = _PERIOD.match(raw)
+    if not m:
+        raise BadRequest(f"period must be a number of days like 30d, got {raw[:40]!r}")
+    return await churn_view(deps.store, await deps.now_ms(), int(m.group(1)))
+
+
+async def owners(request: Request, deps: Deps) -> dict[str, Any]:
+    return {"owners": await deps.owners.names()}
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi())
+
+
+routes = [
+    Route("/openapi.json", openapi_json),
+    Route("/api/v1/at-risk", _endpoint(at_risk)),
+    Route("/api/v1/users/{user_id:path}", _endpoint(user)),
+    Route("/api/v1/accounts/{account_id:path}", _endpoint(account)),
+    Route("/api/v1/churn", _endpoint(churn)),
+    Route("/api/v1/owners", _endpoint(owners)),
+]
+
+
+# -- the OpenAPI document ----------------------------------------------------------------------
+
+_NUM = {"type": "number"}
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required if required is not None else list(props)}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(ref: str) -> dict[str, Any]:
+    return {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "a parameter it cannot use", 401: "missing or wrong bearer token", 404: "not found",
+            503: "no worker has written state yet"}
+    return {str(c): _error(text[c]) for c in codes}
+
+
+def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``/api/v1``."""
+    point = _obj({"week_start": {"type": "string", "format": "date"}, "health": _NUM, "temperature": _NUM, "risk": _NUM})
+    row = _obj({
+        "user_id": _STR, "risk": _NUM, "health": _NUM, "temperature": _NUM, "stage": {"enum": list(STAGES)},
+        "segment": {"type": ["string", "null"]}, "action": {"enum": list(ACTIONS)}, "reason": _NSTR,
+        "trend": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
+    })
+    user = _obj({
+        "user_id": _STR, "as_of": _STR, "risk": _NUM, "health": _NUM, "temperature": _NUM, "stage": {"enum": list(STAGES)},
+        "segment": {"type": ["string", "null"]}, "action": {"enum": list(ACTIONS)}, "reasons": {"type": "array", "items": _STR},
+        "first_seen": _NSTR, "last_seen": _NSTR, "events": {"type": "integer"}, "active_days": {"type": "integer"},
+        "purchases": {"type": "integer"}, "revenue": _NUM, "at_risk_since": _NSTR,
+        "activity_28d": _obj({"view": _NUM, "click": _NUM, "message": _NUM, "all": _NUM}),
+        "history": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
+    })
+    week = _obj({"week_end": {"type": "string", "format": "date"}, "churned": {"type": "integer"}, "won": {"type": "integer"},
+                 "churn_rate": _NUM, "churned_revenue": _NUM})
+    churn = _obj({
+        "as_of": _STR, "period_days": {"type": "integer"}, "users": {"type": "integer"}, "at_risk": {"type": "integer"},
+        "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}}, "churned": {"type": "integer"},
+        "active_at_start": {"type": "integer"}, "churn_rate": _NUM, "churned_revenue": _NUM,
+        "weekly": {"type": "array", "items": week}, "revenue_retention": {"type": "null"}, "cohorts": {"type": "null"},
+    })
+    page = _obj({"as_of": _STR, "owner": _STR, "list": {"enum": list(LISTS)}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/Row"}},
+                 "next_cursor": _NSTR})
+    err = _obj({"error": _obj({"status": {"type": "integer"}, "code": _STR, "message": _STR})})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "churnwatch console API", "version": API_VERSION,
+                 "description": "Live churn scores from the churnwatch state in Redis, as of the stream time. Read-only."},
+        "components": {
+            "schemas": {"TrendPoint": point, "Row": row, "AtRiskPage": page, "User": user, "Churn": churn, "Error": err,
+                        "Owners": _obj({"owners": {"type": "array", "items": _STR}})},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "required only when CHURNWATCH_CONSOLE_TOKEN is set"}},
+        },
+        "security": [{"bearer": []}, {}],
+        "paths": {
+            "/api/v1/at-risk": {"get": {
+                "operationId": "listAtRisk",
+                "summary": "Users to save (open at-risk alert) or to win back (churned), most at risk first, paged by cursor",
+                "parameters": [
+                    _q("owner", _STR, "account owner; 'all' (the default) is the only one until accounts exist"),
+                    _q("list", {"enum": list(LISTS), "default": "save"}, "save: at risk, not churned; win_back: churned"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "rows per page"),
+                    _q("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page (opaque; others are refused with 400)"),
+                    _q("stage", {"enum": list(STAGES)}, "only this lifecycle stage"),
+                    _q("segment", {"enum": list(SEGMENTS)}, "only this RFM segment"),
+                    _q("action", {"enum": list(ACTIONS)}, "only this recommended action"),
+                ],
+                "responses": {"200": _ok("AtRiskPage"), **_errors(400, 401, 404, 503)},
+            }},
+            "/api/v1/users/{user_id}": {"get": {
+                "operationId": "getUser", "summary": "One user's live scores, reasons, activity and weekly history",
+                "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _STR}],
+                "responses": {"200": _ok("User"), **_errors(401, 404, 503)},
+            }},
+            "/api/v1/accounts/{account_id}": {"get": {
+                "operationId": "getAccount", "summary": "One account (accounts are not tracked yet: always 404)",
+                "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": _STR}],
+                "responses": {"404": _error("not found"), "401": _error("missing or wrong bearer token")},
+            }},
+            "/api/v1/churn": {"get": {
+                "operationId": "getChurn", "summary": "Churn by count, share and revenue over a period; weekly won and lost",
+                "parameters": [_q("period", {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)d?$", "default": "30d"}, "days up to the stream time, 1-365")],
+                "responses": {"200": _ok("Churn"), **_errors(400, 401, 503)},
+            }},
+            "/api/v1/owners": {"get": {
+                "operationId": "listOwners", "summary": "Account owners one can filter by",
+                "responses": {"200": _ok("Owners"), **_errors(401)},
+            }},
+        },
+    }

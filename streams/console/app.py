@@ -1,0 +1,49 @@
+"""The console's ASGI application: pages, JSON API, OpenAPI document and the stylesheet.
+
+``create_app(settings)`` builds it; ``churnwatch console`` serves it with uvicorn. One Redis
+client (the worker's async ``Store``) is shared by all requests and closed on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from streams.console import api, pages
+from streams.console.deps import Deps
+from streams.settings import Settings
+
+__all__ = ["create_app"]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods: JSON under /api, a page elsewhere."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if request.url.path.startswith("/api/"):
+        return api.error_response(status, "not_found" if status == 404 else "http_error", str(getattr(exc, "detail", exc)))
+    return pages._render("message.html", status, title="Not found" if status == 404 else "Error",
+                         message=f"nothing at {request.url.path}", nav=None)
+
+
+def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
+    deps = deps or Deps.from_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await deps.store.close()
+
+    app = Starlette(
+        routes=[*api.routes, *pages.routes, Mount("/static", StaticFiles(packages=[("streams.console", "static")]), name="static")],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.deps = deps
+    return app

@@ -1,0 +1,382 @@
+"""What the console shows, read from Redis through the worker's store: ranked pages, users, churn.
+
+Everything is read live from the state the workers keep (no second database) and scored with the
+same ``models.scoring.score`` at the *stream time* (the largest event time applied, Redis
+progress), like ``churnwatch score`` and ``churnwatch top``.
+
+Ranked lists come from the at-risk index (``cw:{b}:risk``, one sorted set per bucket, scored with
+the risk at the user's last review), never from a scan. The index keeps churned users at risk 1,
+so per bucket they occupy the top ranks: the *win back* list is those, the *save* list is the
+ranks below them. The index's risk is the one of the last review and risk keeps rising while a
+user is silent, so the rows are ranked by their *live* risk within blocks of the index:
+a block is the next ``block_size_for(limit)`` entries in index order (a k-way merge of the
+buckets fetched by rank with ZREVRANGE, O(log n) to reach any rank), scored live and sorted;
+a page walks through a block and on into the next. ``churnwatch top`` is the first page of the
+save list. The cursor is the rank where the block starts in every bucket plus the rows of the
+block already shown, so page 1,000 costs what page 1 costs. A row whose live stage no longer
+fits the list (the worker has not reviewed it yet) or that a filter excludes is skipped. The
+index moves while someone pages: a user whose rank changes between two pages can be shown
+twice or skipped, as in any live list.
+
+Owners (account managers) come with the accounts (issue 12): until a store of owners exists,
+``all`` is the only owner, and ``Owners`` is the one place that will learn to narrow a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import zlib
+from importlib import resources
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+import orjson
+
+from models.model import ChurnModel
+from models.scoring import Assessment, Scores, assess, score, scores_from
+from models.state import STAGES, UserState
+from streams.settings import Settings
+from streams.worker.history import HistoryPoint, decode_points, week_of
+from streams.worker.keys import locate
+from streams.worker.store import Store, churn_summary, utc_day
+
+__all__ = [
+    "ListName",
+    "LISTS",
+    "BadRequest",
+    "NotFound",
+    "Owners",
+    "Filters",
+    "Row",
+    "Page",
+    "UserView",
+    "stream_time_ms",
+    "at_risk_page",
+    "block_size_for",
+    "user_view",
+    "churn_view",
+    "point_dict",
+    "trend_with_now",
+]
+
+ListName = Literal["save", "win_back"]
+LISTS: tuple[ListName, ...] = ("save", "win_back")
+_CHURNED = 1.0  # index score of a churned user (models: a churned user's risk is 1)
+_CURSOR_VERSION = 1
+
+
+class BadRequest(ValueError):
+    """A query parameter the console cannot use (the message names it): HTTP 400."""
+
+
+class NotFound(LookupError):
+    """No such user, owner or account: HTTP 404."""
+
+
+class Owners:
+    """Account owners. None are stored yet (issue 12), so ``all`` is the only owner."""
+
+    ALL = "all"
+
+    async def names(self) -> list[str]:
+        return [self.ALL]
+
+    async def check(self, owner: str | None) -> str:
+        owner = owner or self.ALL
+        if owner not in await self.names():
+            raise NotFound(f"owner {owner!r} is unknown (owners come with accounts; only 'all' exists yet)")
+        return owner
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    stage: str | None = None
+    segment: str | None = None
+    action: str | None = None
+
+    def accepts(self, s: Scores) -> bool:
+        return ((self.stage is None or s.stage == self.stage) and (self.segment is None or s.segment == self.segment)
+                and (self.action is None or s.action == self.action))
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    user_id: str
+    scores: Scores
+    state: UserState
+    history: list[HistoryPoint]
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.scores
+        return {
+            "user_id": self.user_id,
+            "risk": round(s.risk, 4),
+            "health": round(s.health, 1),
+            "temperature": round(s.temperature, 1),
+            "stage": s.stage,
+            "segment": s.segment,
+            "action": s.action,
+            "reason": s.reasons[0] if s.reasons else None,
+            "trend": [point_dict(p) for p in self.history],
+        }
+
+
+def point_dict(p: HistoryPoint) -> dict[str, Any]:
+    from streams.timefmt import format_ts
+
+    return {"week_start": format_ts(p.start_s * 1000)[:10], "health": p.health, "temperature": p.temperature,
+            "risk": round(p.risk, 3)}
+
+
+@dataclass(slots=True)
+class Page:
+    list: ListName
+    owner: str
+    as_of_ms: int
+    rows: list[Row]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
+class UserView:
+    user_id: str
+    as_of_ms: int
+    scores: Scores
+    state: UserState
+    history: list[HistoryPoint] = field(default_factory=list)
+
+
+async def stream_time_ms(store: Store, settings: Settings) -> int:
+    """Largest event time applied on any partition of the events topic; 0 before any worker wrote."""
+    progress = await store.read_progress(settings.topic_events)
+    return max((max_ms for _, max_ms in progress.values()), default=0)
+
+
+# -- cursor: the rank reached in each bucket ---------------------------------------------------
+
+
+def _encode_cursor(list_name: ListName, ranks: Sequence[int], block_size: int, skip: int) -> str:
+    raw = orjson.dumps([_CURSOR_VERSION, list_name, list(ranks), block_size, skip])
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, list_name: ListName, buckets: int) -> tuple[list[int], int, int]:
+    try:
+        raw = zlib.decompress(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        version, name, ranks, block_size, skip = orjson.loads(raw)
+    except (ValueError, TypeError, zlib.error, orjson.JSONDecodeError):
+        raise BadRequest(f"cursor {cursor[:40]!r} is not a cursor this API gave out") from None
+    if version != _CURSOR_VERSION or name != list_name:
+        raise BadRequest(f"cursor belongs to list {name!r}, not {list_name!r}")
+    ints = [*ranks, block_size, skip] if isinstance(ranks, list) else [None]
+    if not all(type(r) is int and r >= 0 for r in ints) or len(ranks) != buckets or not 1 <= block_size <= 2_050:
+        raise BadRequest("cursor does not match this store's buckets (was it made for another deployment?)")
+    return ranks, block_size, skip
+
+
+# -- the ranked page ---------------------------------------------------------------------------
+
+
+async def _start_ranks(store: Store, list_name: ListName) -> list[int]:
+    """First rank of the list in each bucket: 0 for win back, below the churned users for save."""
+    if list_name == "win_back":
+        return [0] * store.buckets
+    pipe = store.client.pipeline(transaction=False)
+    for b in range(store.buckets):
+        pipe.zcount(store.keys.risk(b), _CHURNED, "+inf")
+    return [int(n) for n in await pipe.execute()]
+
+
+async def _fetch(store: Store, ranks: dict[int, int], chunk: int) -> dict[int, list[tuple[str, float]]]:
+    """``chunk`` index entries per bucket from the given ranks, highest first: one round trip."""
+    pipe = store.client.pipeline(transaction=False)
+    order = list(ranks)
+    for b in order:
+        pipe.zrevrange(store.keys.risk(b), ranks[b], ranks[b] + chunk - 1, withscores=True)
+    out = {}
+    for b, part in zip(order, await pipe.execute()):
+        out[b] = [(m.decode() if isinstance(m, bytes) else m, float(s)) for m, s in part]
+    return out
+
+
+_LOAD_SCRIPTS: dict[int, Any] = {}
+
+
+def _load_script(store: Store) -> Any:
+    """``lua/load_users.lua`` registered on this store's client (redis-py loads it again on NOSCRIPT)."""
+    script = _LOAD_SCRIPTS.get(id(store.client))
+    if script is None:
+        source = resources.files("streams.console").joinpath("lua", "load_users.lua").read_text(encoding="utf-8")
+        script = _LOAD_SCRIPTS[id(store.client)] = store.client.register_script(source)
+    return script
+
+
+async def _load(store: Store, user_ids: Sequence[str]) -> list[tuple[bytes | None, bytes | None]]:
+    """State record and score history of each user: one script call per bucket, one round trip."""
+    by_bucket: dict[int, list[tuple[int, int, str]]] = {}
+    for i, uid in enumerate(user_ids):
+        b, g = locate(uid, store.buckets, store.groups)
+        by_bucket.setdefault(b, []).append((i, g, uid))
+    script = _load_script(store)
+    pipe = store.client.pipeline(transaction=False)
+    for b, users in by_bucket.items():
+        await script(keys=[store.keys.tag(b)], args=[x for _, g, uid in users for x in (g, uid)], client=pipe)
+    out: list[tuple[bytes | None, bytes | None]] = [(None, None)] * len(user_ids)
+    for users, raw in zip(by_bucket.values(), await pipe.execute()):
+        for j, (i, _, _) in enumerate(users):
+            out[i] = (raw[2 * j] or None, raw[2 * j + 1] or None)
+    return out
+
+
+def _fits(list_name: ListName, index_risk: float, stage: str) -> bool:
+    if list_name == "win_back":
+        return index_risk >= _CHURNED and stage == "churned"
+    return index_risk < _CHURNED and stage != "churned"
+
+
+async def _block(store: Store, list_name: ListName, ranks: list[int], size: int) -> tuple[list[tuple[str, float]], list[int], bool]:
+    """The next ``size`` index entries from ``ranks`` in index order (risk, then user id, highest first).
+
+    Returns the entries, the ranks after them, and whether every bucket is exhausted. A k-way merge
+    of per-bucket chunks; a bucket whose chunk runs out is refilled before merging on.
+    """
+    ranks = list(ranks)
+    chunk = max(4, 2 * size // store.buckets + 2)
+    buffers: dict[int, list[tuple[str, float]]] = {}
+    exhausted: set[int] = set()
+    heap: list[tuple[float, tuple[int, ...], int]] = []  # (-risk, user id descending, bucket)
+    out: list[tuple[str, float]] = []
+    while len(out) < size:
+        need = {b: ranks[b] for b in range(store.buckets) if b not in exhausted and not buffers.get(b)}
+        if need:
+            for b, got in (await _fetch(store, need, chunk)).items():
+                if len(got) < chunk:
+                    exhausted.add(b)
+                if list_name == "win_back" and got and got[-1][1] < _CHURNED:
+                    got = [e for e in got if e[1] >= _CHURNED]
+                    exhausted.add(b)
+                buffers[b] = got
+                if got:
+                    heapq.heappush(heap, (-got[0][1], _desc(got[0][0]), b))
+        if not heap:
+            break
+        while heap and len(out) < size:
+            _, _, b = heapq.heappop(heap)
+            out.append(buffers[b].pop(0))
+            ranks[b] += 1
+            if buffers[b]:
+                heapq.heappush(heap, (-buffers[b][0][1], _desc(buffers[b][0][0]), b))
+            elif b not in exhausted:
+                break  # refill this bucket before merging further
+    done = not heap and all(b in exhausted for b in range(store.buckets))
+    return out, ranks, done
+
+
+async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: ListName, limit: int,
+                       cursor: str | None = None, filters: Filters = Filters(), owner: str = Owners.ALL) -> Page:
+    """One page of the *save* or *win back* list, most at risk (live) first (module docstring)."""
+    if list_name not in LISTS:
+        raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
+    if limit < 1:
+        raise BadRequest(f"limit must be at least 1 row, got {limit}")
+    if cursor:
+        ranks, block_size, skip = _decode_cursor(cursor, list_name, store.buckets)
+    else:
+        ranks, block_size, skip = await _start_ranks(store, list_name), block_size_for(limit), 0
+    rows: list[Row] = []
+    next_cursor: str | None = None
+    while len(rows) < limit:
+        entries, end_ranks, done = await _block(store, list_name, ranks, block_size)
+        # rank on the cheap assessment (risk, stage); full scores and history only for the rows shown,
+        # or for all candidates when a filter needs the segment or the action
+        ranked: list[tuple[float, str, UserState, Assessment, bytes | None]] = []
+        full = filters.segment is not None or filters.action is not None
+        for (uid, index_risk), (blob, hist) in zip(entries, await _load(store, [u for u, _ in entries])):
+            if blob is None:
+                continue
+            state = UserState.from_bytes(blob)
+            a = assess(state, max(now_ms, state.last_seen_s * 1000) // 1000, model)
+            if not _fits(list_name, index_risk, a.stage) or (filters.stage is not None and a.stage != filters.stage):
+                continue
+            if full and not filters.accepts(scores_from(state, a, model)):
+                continue
+            ranked.append((a.risk, uid, state, a, hist))
+        ranked.sort(key=lambda r: (-r[0], r[1]))
+        take = ranked[skip: skip + limit - len(rows)]
+        rows += [Row(uid, scores_from(state, a, model), state, decode_points(hist)) for _, uid, state, a, hist in take]
+        if skip + len(take) < len(ranked):  # the page ends inside this block
+            next_cursor = _encode_cursor(list_name, ranks, block_size, skip + len(take))
+            break
+        if done or not entries:
+            break
+        ranks, skip = end_ranks, 0
+        if len(rows) >= limit:
+            next_cursor = _encode_cursor(list_name, ranks, block_size, 0)
+    return Page(list_name, owner, now_ms, rows, next_cursor)
+
+
+def block_size_for(limit: int) -> int:
+    """Index entries ranked together by live risk for pages of ``limit`` rows (``churnwatch top``'s window)."""
+    return min(4 * limit + 50, 2_050)
+
+
+def _desc(user_id: str) -> tuple[int, ...]:
+    """Sort key giving user ids in *descending* order in a min-heap (the index's order on ties)."""
+    return tuple(-c for c in user_id.encode("utf-8", "surrogatepass")) + (1,)
+
+
+# -- one user ----------------------------------------------------------------------------------
+
+
+async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) -> UserView:
+    """One user's live scores and weekly history; ``NotFound`` if the user is not tracked."""
+    ((blob, hist),) = await _load(store, [user_id])
+    if blob is None:
+        raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
+    state = UserState.from_bytes(blob)
+    as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
+    return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist))
+
+
+def trend_with_now(history: list[HistoryPoint], now_s: int, s: Scores) -> list[HistoryPoint]:
+    """The stored weekly points with the live scores as the point of the current week."""
+    week = week_of(now_s)
+    live = HistoryPoint(week, round(s.health), round(s.temperature), s.risk)
+    return [p for p in history if p.week != week] + [live]
+
+
+# -- churn -------------------------------------------------------------------------------------
+
+
+async def churn_view(store: Store, now_ms: int, days: int, weeks: int = 12) -> dict[str, Any]:
+    """Churn over ``days`` up to the stream time, plus weekly series of won and lost customers."""
+    from streams.timefmt import format_ts
+
+    if not 1 <= days <= 365:
+        raise BadRequest(f"period must be 1-365 days, got {days}")
+    stats = await store.stats()
+    now_s = now_ms // 1000
+    summary = churn_summary(stats, now_s, days)
+    series = []
+    for w in range(weeks - 1, -1, -1):
+        end_s = now_s - w * 7 * 86_400
+        week = churn_summary(stats, end_s, 7)
+        won = sum(int(stats.get("new:" + utc_day(end_s - d * 86_400), 0)) for d in range(7))
+        series.append({"week_end": format_ts(end_s * 1000)[:10], "churned": week.churned, "won": won,
+                       "churn_rate": round(week.rate, 4), "churned_revenue": round(week.revenue, 2)})
+    by_stage = {name: int(stats.get("stage:" + name, 0)) for name in STAGES}
+    return {
+        "as_of": format_ts(now_ms),
+        "period_days": days,
+        "users": int(stats.get("users", 0)),
+        "at_risk": int(stats.get("at_risk", 0)),
+        "by_stage": by_stage,
+        "churned": summary.churned,
+        "active_at_start": summary.active_at_start,
+        "churn_rate": round(summary.rate, 4),
+        "churned_revenue": round(summary.revenue, 2),
+        "weekly": series,
+        "revenue_retention": None,  # needs subscriptions and MRR (accounts, issue 12)
+        "cohorts": None,  # signup-month cohort retention needs per-cohort counters (not stored yet)
+    }

@@ -1,0 +1,35 @@
+"""What every console handler needs: settings, the store, the model, the owners, the stream time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from models.model import ChurnModel, load_model
+from streams.console.data import Owners, stream_time_ms
+from streams.settings import Settings
+from streams.worker.store import Store
+
+__all__ = ["Deps", "Unavailable"]
+
+
+class Unavailable(RuntimeError):
+    """No worker has written state yet (no progress in Redis): HTTP 503, and a page that says so."""
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: Store
+    model: ChurnModel
+    owners: Owners = field(default_factory=Owners)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Deps":
+        return cls(settings, Store(settings), load_model(settings.model_path or None))
+
+    async def now_ms(self) -> int:
+        """The stream time, as ``churnwatch score`` uses it; ``Unavailable`` before any progress."""
+        now = await stream_time_ms(self.store, self.settings)
+        if now <= 0:
+            raise Unavailable(f"no progress for topic {self.settings.topic_events!r} in Redis yet: has a worker processed any events?")
+        return now

@@ -1,0 +1,170 @@
+"""The console's server-rendered pages: My book, the quadrant, a customer, churn.
+
+Each handler reads through ``streams.console.data`` (the same queries as the JSON API) and
+renders a Jinja2 template shipped as package data; charts are SVG from ``streams.console.svg``.
+No script runs in the browser: filters are a GET form, paging is a link with the cursor.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, get_args
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from models.actions import Action
+from models.rfm import SEGMENTS
+from models.state import STAGES
+from streams.console import svg
+from streams.console.data import (LISTS, BadRequest, Filters, NotFound, at_risk_page, churn_view, trend_with_now,
+                                  user_view)
+from streams.console.deps import Deps, Unavailable
+from streams.worker.history import HistoryPoint, week_start_s
+
+__all__ = ["routes", "templates"]
+
+ACTIONS = get_args(Action)
+_QUADRANT_USERS = 300
+
+templates = Environment(loader=PackageLoader("streams.console", "templates"), autoescape=select_autoescape(["html"]))
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+templates.filters["when"] = _day
+templates.filters["label"] = lambda s: (s or "").replace("_", " ")
+
+
+def _render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    return HTMLResponse(templates.get_template(name).render(**ctx), status_code=status)
+
+
+def _page(handler):  # type: ignore[no-untyped-def]
+    """The handler, with the console's errors as a readable page (same status codes as the API)."""
+
+    async def endpoint(request: Request) -> Response:
+        deps: Deps = request.app.state.deps
+        try:
+            return await handler(request, deps)
+        except BadRequest as exc:
+            return _render("message.html", 400, title="Cannot show that", message=str(exc), nav=None)
+        except NotFound as exc:
+            return _render("message.html", 404, title="Not found", message=str(exc), nav=None)
+        except Unavailable as exc:
+            return _render("message.html", 503, title="No data yet", message=str(exc), nav=None)
+
+    return endpoint
+
+
+def _pick(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name) or None
+    if value is not None and value not in allowed:
+        raise BadRequest(f"{name} must be one of {', '.join(allowed)}, got {value[:40]!r}")
+    return value
+
+
+def _sparks(points: list[HistoryPoint]) -> dict[str, Markup]:
+    return {
+        "health": Markup(svg.sparkline([p.health for p in points], lo=0, hi=100, color=svg.COLORS["health"], label="health trend")),
+        "temperature": Markup(svg.sparkline([p.temperature for p in points], lo=0, hi=100, color=svg.COLORS["temperature"],
+                                            label="temperature trend")),
+    }
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/book", status_code=302)
+
+
+async def book(request: Request, deps: Deps) -> Response:
+    owner = await deps.owners.check(request.query_params.get("owner"))
+    list_name = _pick(request, "list", LISTS) or "save"
+    filters = Filters(_pick(request, "stage", STAGES), _pick(request, "segment", SEGMENTS), _pick(request, "action", ACTIONS))
+    try:
+        limit = int(request.query_params.get("limit") or 50)
+    except ValueError:
+        raise BadRequest("limit must be a whole number of rows") from None
+    now_ms = await deps.now_ms()
+    page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
+                              request.query_params.get("cursor") or None, filters, owner)
+    now_s = now_ms // 1000
+    rows = [(r, _sparks(trend_with_now(r.history, max(now_s, r.state.last_seen_s), r.scores))) for r in page.rows]
+    query = {k: v for k, v in {"owner": owner, "list": list_name, "stage": filters.stage, "segment": filters.segment,
+                               "action": filters.action, "limit": str(limit)}.items() if v}
+    stats = await deps.store.stats()
+    return _render("book.html", nav="book", page=page, rows=rows, owners=await deps.owners.names(), owner=owner,
+                   list_name=list_name, filters=filters, stages=STAGES, segments=SEGMENTS, actions=ACTIONS, query=query,
+                   first=not request.query_params.get("cursor"), at_risk=int(stats.get("at_risk", 0)),
+                   churned=int(stats.get("stage:churned", 0)), users=int(stats.get("users", 0)))
+
+
+async def quadrant(request: Request, deps: Deps) -> Response:
+    now_ms = await deps.now_ms()
+    page = await at_risk_page(deps.store, deps.model, now_ms, "save", _QUADRANT_USERS)
+    points = [(r.scores.health, r.scores.temperature, r.scores.action,
+               f"{r.user_id}: health {r.scores.health:.0f}, temperature {r.scores.temperature:.0f}, risk {r.scores.risk:.2f}, "
+               f"{r.scores.action.replace('_', ' ')}",
+               f"/users/{r.user_id}") for r in page.rows]
+    zones: dict[str, int] = {}
+    for r in page.rows:
+        zones[r.scores.action] = zones.get(r.scores.action, 0) + 1
+    chart = svg.quadrant(points, cut_health=deps.model.action_health, cut_temperature=deps.model.action_temperature)
+    return _render("quadrant.html", nav="quadrant", chart=Markup(chart), n=len(points), zones=zones, as_of_ms=now_ms,
+                   cut_h=deps.model.action_health)
+
+
+async def customer(request: Request, deps: Deps) -> Response:
+    view = await user_view(deps.store, deps.model, await deps.now_ms(), request.path_params["user_id"])
+    s, st = view.scores, view.state
+    points = trend_with_now(view.history, view.as_of_ms // 1000, s)
+    by_week = {p.week: p for p in points}
+    weeks = list(range(points[0].week, points[-1].week + 1))  # weeks without a point stay gaps
+    labels = [datetime.fromtimestamp(week_start_s(w), tz=timezone.utc).strftime("%b %d") for w in weeks]
+
+    def values(attr: str) -> list[float | None]:
+        return [getattr(by_week[w], attr) if w in by_week else None for w in weeks]
+
+    scores_chart = svg.line_chart(labels, [("health", svg.COLORS["health"], values("health")),
+                                           ("temperature", svg.COLORS["temperature"], values("temperature"))],
+                                  lo=0, hi=100, y_ticks=(0, 50, 100))
+    risk_chart = svg.line_chart(labels, [("churn risk", svg.COLORS["risk"], values("risk"))], lo=0, hi=1,
+                                y_ticks=(0, deps.model.risk_enter, 1), y_format="{:.2f}")
+    a = s.signals if s.signals is not None else st  # counts decayed to the stream time (the state keeps them at last seen)
+    activity = [("views", a.view_28d), ("clicks", a.click_28d), ("messages", a.message_28d),
+                ("other (incl. purchases)", max(a.act_28d - a.view_28d - a.click_28d - a.message_28d, 0.0))]
+    from streams.views import UserReport
+
+    d = UserReport(view.user_id, view.as_of_ms, s, st).to_dict()  # the numbers of `churnwatch score --json`
+    return _render("user.html", nav=None, v=view, d=d, s=s, st=st, scores_chart=Markup(scores_chart), risk_chart=Markup(risk_chart),
+                   activity=activity, activity_max=max([a for _, a in activity] + [1.0]), weeks=len(weeks))
+
+
+async def churn(request: Request, deps: Deps) -> Response:
+    try:
+        days = int(request.query_params.get("days") or 30)
+    except ValueError:
+        raise BadRequest("days must be a whole number") from None
+    view = await churn_view(deps.store, await deps.now_ms(), days)
+    weekly = view["weekly"]
+    labels = [w["week_end"][5:] for w in weekly]
+    won_lost = svg.bars(labels, [("won (new)", svg.COLORS["won"], [w["won"] for w in weekly]),
+                                 ("lost (churned)", svg.COLORS["lost"], [w["churned"] for w in weekly])])
+    top = max([w["churn_rate"] for w in weekly] + [0.01])
+    rate = svg.line_chart(labels, [("weekly churn rate", svg.COLORS["risk"], [w["churn_rate"] for w in weekly])], lo=0, hi=top,
+                          y_ticks=(0, top / 2, top), y_format="{:.1%}")
+    revenue = svg.bars(labels, [("revenue of churned users", svg.COLORS["lost"], [w["churned_revenue"] for w in weekly])])
+    return _render("churn.html", nav="churn", c=view, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue))
+
+
+routes = [
+    Route("/", home),
+    Route("/book", _page(book)),
+    Route("/quadrant", _page(quadrant)),
+    Route("/users/{user_id:path}", _page(customer)),
+    Route("/churn", _page(churn)),
+]

@@ -1,0 +1,146 @@
+"""SVG charts drawn by the project for the console: sparklines, line charts, the quadrant, bars.
+
+Why our own: the pages must work without internet access and without third-party code copied
+into the repository; four small chart kinds are a few lines each. Every function returns an SVG
+string (text escaped) that the templates insert as markup.
+
+>>> sparkline([1, 3, 2], lo=0, hi=4).startswith('<svg')
+True
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Sequence
+
+__all__ = ["sparkline", "line_chart", "quadrant", "bars", "COLORS", "ACTION_COLORS"]
+
+COLORS = {"health": "#2a7ab0", "temperature": "#d9822b", "risk": "#c23b3b", "won": "#3c9d5d", "lost": "#c23b3b",
+          "grid": "#e3e6ea", "ink": "#4a5560"}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def sparkline(values: Sequence[float], *, lo: float, hi: float, width: int = 90, height: int = 22,
+              color: str = COLORS["health"], label: str = "") -> str:
+    """A small trend line; the last value is a dot. One value draws the dot alone."""
+    if not values:
+        return ""
+    span = (hi - lo) or 1.0
+    n = len(values)
+    step = (width - 6) / max(n - 1, 1)
+    pts = [(3 + i * step if n > 1 else width - 3, height - 3 - (v - lo) / span * (height - 6)) for i, v in enumerate(values)]
+    path = " ".join(f"{_fmt(x)},{_fmt(y)}" for x, y in pts)
+    lx, ly = pts[-1]
+    return (f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(label)}"><polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>'
+            f'<circle cx="{_fmt(lx)}" cy="{_fmt(ly)}" r="2.5" fill="{color}"/></svg>')
+
+
+def line_chart(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[float | None]]], *, lo: float, hi: float,
+               width: int = 600, height: int = 220, y_ticks: Sequence[float] = (), y_format: str = "{:g}") -> str:
+    """Lines over shared x positions; ``series`` = (name, colour, values), None = no value there."""
+    left, right, top, bottom = 40, 24, 26, 28
+    iw, ih = width - left - right, height - top - bottom
+    n = len(x_labels)
+    span = (hi - lo) or 1.0
+    x = lambda i: left + (i * iw / max(n - 1, 1) if n > 1 else iw)  # noqa: E731
+    y = lambda v: top + ih - (v - lo) / span * ih  # noqa: E731
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
+    for t in y_ticks:
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y(t))}" y2="{_fmt(y(t))}" stroke="{COLORS["grid"]}"/>'
+                   f'<text x="{left - 6}" y="{_fmt(y(t) + 4)}" text-anchor="end" class="tick">{escape(y_format.format(t))}</text>')
+    every = max(1, n // 8)
+    for i, lab in enumerate(x_labels):
+        if i % every == 0 or i == n - 1:
+            out.append(f'<text x="{_fmt(x(i))}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>')
+    lx = left
+    for name, color, values in series:
+        known = [(i, v) for i, v in enumerate(values) if v is not None]
+        pts = " ".join(f"{_fmt(x(i))},{_fmt(y(v))}" for i, v in known)
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
+        out.extend(f'<circle cx="{_fmt(x(i))}" cy="{_fmt(y(v))}" r="2.5" fill="{color}"/>' for i, v in known)
+        out.append(f'<rect x="{lx}" y="6" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{lx + 14}" y="15" class="legend">{escape(name)}</text>')
+        lx += 14 + 8 * len(name) + 18
+    out.append("</svg>")
+    return "".join(out)
+
+
+ACTION_COLORS = {"check_in": "#d9822b", "educate": "#8e5bb5", "upsell": "#2a7ab0", "win_back": "#c23b3b", "none": "#7d8a96"}
+
+
+def quadrant(points: Sequence[tuple[float, float, str, str, str]], *, cut_health: float, cut_temperature: float,
+             size: int = 560) -> str:
+    """Health (x) against temperature (y), 0-100, with the four action zones of the seeds.
+
+    ``points`` = (health, temperature, action, label, href): a dot per user, coloured by the
+    recommended action (which also looks at stage and purchases), linking to the user's page.
+    """
+    pad, legend = 40, 30
+    inner = size - 2 * pad
+    x = lambda h: pad + h / 100 * inner  # noqa: E731
+    y = lambda t: legend + pad + inner - t / 100 * inner  # noqa: E731
+    cx, cy = x(cut_health), y(cut_temperature)
+    top, bottom, right = legend + pad, legend + pad + inner, pad + inner
+    zones = [  # (x0, y0, x1, y1, fill, label, anchor corner)
+        (pad, top, cx, cy, "#f7f0fb", "EDUCATE: pays, does not use", "tl"),
+        (cx, top, right, cy, "#eef7f1", "KEEP: uses and pays", "tr"),
+        (pad, cy, cx, bottom, "#fbefef", "WIN BACK / CHECK IN: neither", "bl"),
+        (cx, cy, right, bottom, "#edf4fa", "UPSELL: uses, does not pay", "br"),
+    ]
+    h_svg = size + legend
+    out = [f'<svg class="quadrant" width="{size}" height="{h_svg}" viewBox="0 0 {size} {h_svg}" role="img">']
+    for x0, y0, x1, y1, fill, label, corner in zones:
+        out.append(f'<rect x="{_fmt(x0)}" y="{_fmt(y0)}" width="{_fmt(x1 - x0)}" height="{_fmt(y1 - y0)}" fill="{fill}"/>')
+        tx, anchor = (x0 + 6, "start") if corner[1] == "l" else (x1 - 6, "end")
+        ty = y0 + 15 if corner[0] == "t" else y1 - 7
+        out.append(f'<text x="{_fmt(tx)}" y="{_fmt(ty)}" text-anchor="{anchor}" class="zone">{escape(label)}</text>')
+    out.append(f'<rect x="{pad}" y="{top}" width="{inner}" height="{inner}" fill="none" stroke="{COLORS["ink"]}"/>')
+    for h, t, action, label, href in points:
+        color = ACTION_COLORS.get(action, ACTION_COLORS["none"])
+        out.append(f'<a href="{escape(href)}"><circle cx="{_fmt(x(h))}" cy="{_fmt(y(t))}" r="4" fill="{color}" '
+                   f'fill-opacity="0.75" stroke="#fff" stroke-width="0.8"><title>{escape(label)}</title></circle></a>')
+    lx = pad
+    for action, color in ACTION_COLORS.items():
+        name = action.replace("_", " ")
+        out.append(f'<circle cx="{lx + 5}" cy="14" r="5" fill="{color}"/><text x="{lx + 14}" y="18" class="legend">{escape(name)}</text>')
+        lx += 24 + 7 * len(name) + 10
+    out.append(f'<text x="{pad + inner / 2}" y="{h_svg - 8}" text-anchor="middle" class="axis">health</text>'
+               f'<text x="12" y="{top + inner / 2}" text-anchor="middle" class="axis" transform="rotate(-90 12 {top + inner / 2})">temperature</text>')
+    for v in (0, 50, 100):
+        out.append(f'<text x="{_fmt(x(v))}" y="{bottom + 14}" text-anchor="middle" class="tick">{v}</text>'
+                   f'<text x="{pad - 6}" y="{_fmt(y(v) + 4)}" text-anchor="end" class="tick">{v}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def bars(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[float]]], *, width: int = 600,
+         height: int = 220) -> str:
+    """Grouped bars (e.g. customers won and lost per week), legend on top."""
+    left, right, top, bottom = 48, 24, 26, 28
+    iw, ih = width - left - right, height - top - bottom
+    n, k = len(x_labels), max(len(series), 1)
+    hi = max([v for _, _, vals in series for v in vals] + [1])
+    group = iw / max(n, 1)
+    bw = max(group * 0.8 / k, 1)
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
+    for frac in (0, 0.5, 1):
+        yv = top + ih - frac * ih
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(yv)}" y2="{_fmt(yv)}" stroke="{COLORS["grid"]}"/>'
+                   f'<text x="{left - 6}" y="{_fmt(yv + 4)}" text-anchor="end" class="tick">{hi * frac:,.0f}</text>')
+    for j, (name, color, vals) in enumerate(series):
+        for i, v in enumerate(vals):
+            h = v / hi * ih
+            out.append(f'<rect x="{_fmt(left + i * group + group * 0.1 + j * bw)}" y="{_fmt(top + ih - h)}" width="{_fmt(bw)}" '
+                       f'height="{_fmt(h)}" fill="{color}"><title>{escape(name)} {escape(x_labels[i])}: {v:,.0f}</title></rect>')
+        out.append(f'<rect x="{left + j * 110}" y="6" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{left + j * 110 + 14}" y="15" class="legend">{escape(name)}</text>')
+    every = max(1, n // 8)
+    for i, lab in enumerate(x_labels):
+        if i % every == 0 or i == n - 1:
+            out.append(f'<text x="{_fmt(left + (i + 0.5) * group)}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>')
+    out.append("</svg>")
+    return "".join(out)

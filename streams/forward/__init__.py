@@ -1,0 +1,1 @@
+"""CRM webhooks: ``churnwatch forward`` POSTs each alert, signed, retried, dead-lettered (issue 13)."""

@@ -1,0 +1,180 @@
+"""The forwarder: follow the alerts topic and POST each alert to a CRM webhook, at least once.
+
+Order of things (why nothing is lost): the forwarder reads in a consumer group of its own
+(``settings.forward_group``) and commits a partition's offset only after every alert before it
+was *settled*: delivered (2xx, or 409 = the receiver had it already), or written to the
+dead-letter topic (``settings.topic_alerts_dlq``, acknowledged by the broker) because the
+receiver refused it for good (other 4xx) or kept failing for ``max_attempts`` tries. A crash in
+between re-sends the same alerts with the same ``Idempotency-Key`` (the alert id): receivers
+de-duplicate on it. Within a partition alerts go one after another (a user's alerts stay in
+order); partitions are sent concurrently. Dead letters are at-least-once too (a crash before the
+commit writes them again). The request rules are in ``streams.forward.webhook``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import orjson
+
+from streams.forward.webhook import backoff_s, headers, verdict
+from streams.settings import Settings
+
+__all__ = ["ForwardOptions", "ForwardStats", "forward", "settle"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardOptions:
+    url: str
+    secret: bytes
+    timeout_s: float = 10.0
+    max_attempts: int = 8
+    backoff_start_s: float = 0.5
+    backoff_max_s: float = 30.0
+    from_beginning: bool = False  # where a new group starts; afterwards its committed offsets rule
+    idle_exit_s: float | None = None  # stop once nothing came for this long (tests, one-off runs)
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"--url must be an http:// or https:// URL, got {self.url!r}")
+        if not self.secret:
+            raise ValueError("the webhook secret is empty: set CHURNWATCH_FORWARD_SECRET (receivers verify the signature with it)")
+        if self.timeout_s <= 0 or self.max_attempts < 1:
+            raise ValueError(f"timeout must be above 0 s and attempts at least 1, got {self.timeout_s} s and {self.max_attempts}")
+
+
+@dataclass(slots=True)
+class ForwardStats:
+    delivered: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    skipped: int = 0  # records that are not alerts (also dead-lettered)
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+async def settle(session: Any, opts: ForwardOptions, body: bytes, alert_id: str, stats: ForwardStats) -> tuple[str, str] | None:
+    """POST until delivered; None when delivered, else ``(reason, detail)`` for the dead-letter topic."""
+    import aiohttp
+
+    detail = ""
+    for attempt in range(1, opts.max_attempts + 1):
+        try:
+            async with session.post(opts.url, data=body, headers=headers(opts.secret, body, alert_id, attempt),
+                                    timeout=aiohttp.ClientTimeout(total=opts.timeout_s)) as reply:
+                text = (await reply.text(errors="replace"))[:500]
+                outcome = verdict(reply.status)
+                if outcome == "delivered":
+                    return None
+                detail = f"HTTP {reply.status}: {text}"
+                if outcome == "refused":
+                    return "refused", detail
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+        if attempt < opts.max_attempts:
+            stats.retries += 1
+            await asyncio.sleep(backoff_s(attempt, start_s=opts.backoff_start_s, max_s=opts.backoff_max_s))
+    return "retries_exhausted", detail
+
+
+def _dlq_value(reason: str, detail: str, rec: Any, opts: ForwardOptions, attempts: int) -> bytes:
+    return orjson.dumps({
+        "reason": reason, "detail": detail, "url": opts.url, "max_attempts": attempts,
+        "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+        "alert": orjson.loads(rec.value) if reason != "not_an_alert" else None,
+        "original": rec.value.decode("utf-8", "replace") if rec.value is not None else None,
+    })
+
+
+async def _partition(session: Any, producer: Any, settings: Settings, opts: ForwardOptions, records: Sequence[Any],
+                     stats: ForwardStats) -> None:
+    """Settle one partition's records in offset order; dead letters are acknowledged before returning."""
+    for rec in records:
+        try:
+            alert = orjson.loads(rec.value) if rec.value is not None else None
+            alert_id = str(alert["alert_id"]) if isinstance(alert, dict) and alert.get("alert_id") else None
+        except orjson.JSONDecodeError:
+            alert_id = None
+        if alert_id is None:
+            stats.skipped += 1
+            outcome: tuple[str, str] | None = ("not_an_alert", "no alert_id in the record")
+        else:
+            outcome = await settle(session, opts, rec.value, alert_id, stats)
+        if outcome is None:
+            stats.delivered += 1
+            continue
+        reason, detail = outcome
+        stats.dead_lettered += 1
+        stats.by_reason[reason] = stats.by_reason.get(reason, 0) + 1
+        logger.warning("alert at %s[%s]@%s dead-lettered (%s): %s", rec.topic, rec.partition, rec.offset, reason, detail[:200])
+        await producer.send_and_wait(settings.topic_alerts_dlq, key=rec.key, value=_dlq_value(reason, detail, rec, opts, opts.max_attempts))
+
+
+def _ensure_topics(settings: Settings) -> None:
+    """The alerts topic must exist (``churnwatch topics``); the dead-letter topic is created if missing."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from streams.errors import UserError
+
+    admin = KafkaAdminClient(client_id="churnwatch-forward", **settings.kafka_client_kwargs())
+    try:
+        existing = set(admin.list_topics())
+        if settings.topic_alerts not in existing:
+            raise UserError(f"topic {settings.topic_alerts!r} does not exist on {settings.kafka_bootstrap_servers} "
+                            f"(create it: churnwatch topics)")
+        if settings.topic_alerts_dlq not in existing:
+            try:
+                admin.create_topics([NewTopic(settings.topic_alerts_dlq, settings.partitions, settings.replication_factor)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+async def forward(settings: Settings, opts: ForwardOptions, stop: asyncio.Event | None = None) -> ForwardStats:
+    """Run until ``stop`` is set (or idle for ``opts.idle_exit_s``); returns what was done."""
+    import aiohttp
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from streams.publisher import check_kafka_reachable, start_client
+    from streams.settings import aiokafka_client_kwargs
+
+    stop = stop or asyncio.Event()
+    stats = ForwardStats()
+    await asyncio.to_thread(check_kafka_reachable, settings)
+    await asyncio.to_thread(_ensure_topics, settings)
+    consumer = AIOKafkaConsumer(
+        settings.topic_alerts, **aiokafka_client_kwargs(settings), group_id=settings.forward_group,
+        enable_auto_commit=False, auto_offset_reset="earliest" if opts.from_beginning else "latest",
+        session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_poll_interval_ms=30 * 60_000,
+    )
+    producer = AIOKafkaProducer(**aiokafka_client_kwargs(settings), acks="all", linger_ms=0)
+    await start_client(producer, settings)
+    try:
+        await start_client(consumer, settings)
+        try:
+            async with aiohttp.ClientSession() as session:
+                last_record = time.monotonic()
+                while not stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                    if not batches:
+                        if opts.idle_exit_s is not None and time.monotonic() - last_record >= opts.idle_exit_s:
+                            break
+                        continue
+                    last_record = time.monotonic()
+                    await asyncio.gather(*(_partition(session, producer, settings, opts, recs, stats) for recs in batches.values()))
+                    # every record of the batch is settled: only now may the group move past them
+                    await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+                    logger.info("forwarded: %s delivered, %s dead-lettered, %s retries so far",
+                                stats.delivered, stats.dead_lettered, stats.retries)
+        finally:
+            await consumer.stop()
+    finally:
+        await producer.stop()
+    return stats

@@ -1,0 +1,73 @@
+"""One webhook delivery: the signed request, and what the receiver's answer means.
+
+Pure functions (no I/O) so the rules are testable alone; ``streams.forward.service`` does the
+sending. Every POST carries the alert JSON as it came from the topic (the exact bytes), and:
+
+- ``Idempotency-Key: <alert_id>`` (the same on every retry and redelivery: at-least-once);
+- ``X-Churnwatch-Signature: sha256=<hex>``, HMAC-SHA256 of the body with the shared secret
+  (``CHURNWATCH_FORWARD_SECRET``); a receiver recomputes it over the raw body and compares in
+  constant time (``verify``);
+- ``X-Churnwatch-Attempt: <n>``, 1 on the first try.
+
+>>> sig = sign(b"k", b'{"alert_id":"a1"}')
+>>> sig.startswith("sha256="), verify(b"k", b'{"alert_id":"a1"}', sig), verify(b"k", b"{}", sig)
+(True, True, False)
+>>> [verdict(s) for s in (200, 204, 409, 500, 429, 408, 400, 410, 422)]
+['delivered', 'delivered', 'delivered', 'retry', 'retry', 'retry', 'refused', 'refused', 'refused']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Literal
+
+__all__ = ["SIGNATURE_HEADER", "IDEMPOTENCY_HEADER", "ATTEMPT_HEADER", "Verdict", "sign", "verify", "verdict",
+           "headers", "backoff_s"]
+
+SIGNATURE_HEADER = "X-Churnwatch-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+ATTEMPT_HEADER = "X-Churnwatch-Attempt"
+
+Verdict = Literal["delivered", "retry", "refused"]
+
+#: 4xx answers that say "not now" rather than "never": retried like 5xx and network errors.
+_RETRY_4XX = frozenset({408, 425, 429})
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: bytes, body: bytes, signature: str) -> bool:
+    """What a receiver does: recompute over the raw body, compare in constant time."""
+    return hmac.compare_digest(sign(secret, body), signature)
+
+
+def verdict(status: int) -> Verdict:
+    """2xx and 409 (the receiver has this idempotency key already) are delivered; 408, 425, 429
+    and 5xx are retried; any other answer is a refusal for good (dead-letter topic)."""
+    if 200 <= status < 300 or status == 409:
+        return "delivered"
+    if status >= 500 or status in _RETRY_4XX:
+        return "retry"
+    return "refused"
+
+
+def headers(secret: bytes, body: bytes, alert_id: str, attempt: int) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "churnwatch-forward/1",
+        IDEMPOTENCY_HEADER: alert_id,
+        SIGNATURE_HEADER: sign(secret, body),
+        ATTEMPT_HEADER: str(attempt),
+    }
+
+
+def backoff_s(attempt: int, *, start_s: float, max_s: float) -> float:
+    """Wait before try ``attempt + 1``: doubling from ``start_s``, capped at ``max_s``.
+
+    >>> [backoff_s(a, start_s=0.5, max_s=4.0) for a in (1, 2, 3, 4, 5)]
+    [0.5, 1.0, 2.0, 4.0, 4.0]
+    """
+    return min(max_s, start_s * 2 ** (attempt - 1))

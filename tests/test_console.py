@@ -1,0 +1,184 @@
+"""The console and its JSON API on the state a real worker built from a simulated population.
+
+One worker applies 300 simulated users x 120 days (module fixture, its own key prefix); then the
+API is compared with the CLI (``churnwatch top --json``, ``churnwatch score --json``), paged to
+the end of both lists, tested against its own OpenAPI document (schemathesis), and the pages are
+driven in headless Chromium (tests/test_console_browser.py uses the same fixture module).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+from starlette.testclient import TestClient
+
+from streams.console.app import create_app
+from streams.settings import Settings
+from streams.worker.history import HISTORY_WEEKS, decode_points
+from streams.worker.keys import locate
+from tests.console_state import built_state, cli_json  # noqa: F401  (module fixture)
+from tests.harness import redis_client
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def client(built_state: Settings) -> Any:
+    with TestClient(create_app(built_state)) as c:
+        yield c
+
+
+def _ids(items: list[dict[str, Any]]) -> list[str]:
+    return [i["user_id"] for i in items]
+
+
+def test_first_page_is_the_ranking_of_churnwatch_top(built_state: Settings, client: TestClient) -> None:
+    top = cli_json(built_state, ["top", "-n", "15", "--json"])
+    assert len(top) == 15, "the simulated population should have 15 users at risk"
+    page = client.get("/api/v1/at-risk", params={"limit": 15}).json()
+    assert _ids(page["items"]) == [t["user_id"] for t in top]
+    for row, t in zip(page["items"], top):
+        assert (row["risk"], row["health"], row["temperature"], row["stage"], row["action"]) == \
+            (t["risk"], t["health"], t["temperature"], t["stage"], t["action"])
+
+
+def _all_pages(client: TestClient, list_name: str, limit: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(1000):
+        params = {"list": list_name, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        reply = client.get("/api/v1/at-risk", params=params)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        rows += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return rows
+    raise AssertionError("paging did not end")
+
+
+def test_paging_walks_each_list_once(built_state: Settings, client: TestClient) -> None:
+    """Pages of 7 cover exactly the index's members (save: not churned, win back: churned), once each."""
+    r = redis_client(built_state.redis_url)
+    try:
+        index = set()
+        for b in range(built_state.buckets):
+            index |= {m.decode() for m in r.zrange(f"{built_state.key_prefix}:{{{b}}}:risk", 0, -1)}
+    finally:
+        r.close()
+    save = _all_pages(client, "save", 7)
+    win_back = _all_pages(client, "win_back", 7)
+    assert save and win_back
+    for rows in (save, win_back):
+        assert len(_ids(rows)) == len(set(_ids(rows)))
+    assert all(row["stage"] != "churned" for row in save)
+    assert all(row["stage"] == "churned" and row["action"] == "win_back" for row in win_back)
+    assert set(_ids(save)) | set(_ids(win_back)) == index, "every user of the index is on one list"
+    one_page = client.get("/api/v1/at-risk", params={"list": "save", "limit": 500}).json()
+    assert set(_ids(one_page["items"])) == set(_ids(save)) and one_page["next_cursor"] is None
+    risks = [row["risk"] for row in one_page["items"][:15]]
+    assert risks == sorted(risks, reverse=True), "the first block is ranked by live risk"
+
+
+def test_user_equals_churnwatch_score_and_has_weekly_history(built_state: Settings, client: TestClient) -> None:
+    top = client.get("/api/v1/at-risk", params={"limit": 3}).json()["items"]
+    for row in top:
+        user_id = row["user_id"]
+        (cli,) = cli_json(built_state, ["score", user_id, "--json"])
+        body = client.get(f"/api/v1/users/{user_id}").json()
+        assert {k: body[k] for k in cli} == cli
+        assert 2 <= len(body["history"]) <= HISTORY_WEEKS
+        weeks = [p["week_start"] for p in body["history"]]
+        assert weeks == sorted(set(weeks))
+        assert row["trend"] == body["history"]
+
+
+def test_history_records_are_small_and_capped(built_state: Settings) -> None:
+    r = redis_client(built_state.redis_url)
+    try:
+        sizes = []
+        for key in r.scan_iter(match=f"{built_state.key_prefix}:{{*}}:hist:*", count=1000):
+            for user, raw in r.hgetall(key).items():
+                b, g = locate(user.decode(), built_state.buckets, built_state.groups_per_bucket)
+                assert key.decode() == f"{built_state.key_prefix}:{{{b}}}:hist:{g}"
+                assert r.hexists(f"{built_state.key_prefix}:{{{b}}}:u:{g}", user), "no history without a state"
+                sizes.append(len(raw))
+                assert decode_points(raw)
+    finally:
+        r.close()
+    assert sizes and max(sizes) == 5 * HISTORY_WEEKS, "120 days fill the 12 weeks of the users still there"
+
+
+def test_errors_are_json_4xx(client: TestClient) -> None:
+    cases = [
+        ("/api/v1/at-risk?cursor=nonsense", 400), ("/api/v1/at-risk?limit=0", 400), ("/api/v1/at-risk?list=all", 400),
+        ("/api/v1/at-risk?owner=alice", 404), ("/api/v1/users/nobody-at-all", 404), ("/api/v1/accounts/a1", 404),
+        ("/api/v1/churn?period=forever", 400), ("/api/v1/nothing-here", 404),
+    ]
+    for path, status in cases:
+        reply = client.get(path)
+        assert reply.status_code == status, (path, reply.text)
+        error = reply.json()["error"]
+        assert error["status"] == status and error["message"], path
+    save = client.get("/api/v1/at-risk", params={"limit": 2}).json()
+    reply = client.get("/api/v1/at-risk", params={"list": "win_back", "cursor": save["next_cursor"]})
+    assert reply.status_code == 400 and "save" in reply.json()["error"]["message"]
+
+
+def test_bearer_token_when_configured(built_state: Settings) -> None:
+    with TestClient(create_app(built_state.with_(console_token="s3cret-token"))) as c:
+        denied = c.get("/api/v1/churn")
+        assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Bearer")
+        assert denied.json()["error"]["code"] == "unauthorized"
+        assert c.get("/api/v1/churn", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = c.get("/api/v1/churn", headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 200 and ok.json()["users"] > 0
+        assert c.get("/openapi.json").status_code == 200, "the document itself is public"
+
+
+def test_churn_matches_churnwatch_churn_rate(built_state: Settings, client: TestClient) -> None:
+    (cli,) = cli_json(built_state, ["churn-rate", "--days", "30", "--json"])
+    body = client.get("/api/v1/churn", params={"period": "30d"}).json()
+    assert (body["churned"], body["churn_rate"], body["churned_revenue"], body["active_at_start"]) == \
+        (cli["churned"], cli["churn_rate"], cli["churned_revenue"], cli["active_at_start"])
+    assert len(body["weekly"]) == 12 and sum(w["won"] for w in body["weekly"]) > 0
+
+
+def test_pages_render(built_state: Settings, client: TestClient) -> None:
+    for path in ("/book", "/book?list=win_back", "/book?action=check_in", "/quadrant", "/churn"):
+        reply = client.get(path)
+        assert reply.status_code == 200, path
+        assert "<svg" in reply.text or "<table" in reply.text
+        assert "http://" not in reply.text.replace("http://www.w3.org", ""), "no external resource"
+    assert client.get("/book?stage=bogus").status_code == 400
+    assert client.get("/users/nobody-at-all").status_code == 404
+    assert client.get("/static/console.css").status_code == 200
+
+
+# -- the API against its own OpenAPI document ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_schema(built_state: Settings) -> Any:
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(built_state))
+
+
+def test_api_conforms_to_its_openapi_document(api_schema: Any) -> None:
+    """Every operation, with generated parameters (valid and not), answers as its document says."""
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/api/v1/at-risk", "/api/v1/users/{user_id}", "/api/v1/churn"}
+    for op in operations:
+
+        @hypothesis.given(case=op.as_strategy())
+        @hypothesis.settings(max_examples=40, deadline=None, derandomize=True, database=None,
+                             suppress_health_check=list(hypothesis.HealthCheck))
+        def check(case: Any) -> None:
+            # a cursor is opaque: one the API never gave out is rightly refused (400) though "schema-valid"
+            forged = bool(case.query and case.query.get("cursor"))
+            case.call_and_validate(excluded_checks=[positive_data_acceptance] if forged else None)
+
+        check()

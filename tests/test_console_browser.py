@@ -1,0 +1,106 @@
+"""The console's real pages in headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+The console is served by uvicorn on 127.0.0.1 over the state a real worker wrote from simulated
+events (tests/console_state.py). The test opens My book, follows the first user to their page,
+checks that the numbers shown equal ``churnwatch score USER --json``, and saves the screenshots
+the README shows (docs/img/console_*.png). Without a Chromium (``make test`` installs Debian's
+when it can) the test is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from streams.console.app import create_app
+from streams.local import free_port
+from streams.settings import Settings
+from tests.console_state import built_state, cli_json  # noqa: F401  (module fixture)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+IMG = ROOT / "docs" / "img"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def console_url(built_state: Settings) -> Iterator[str]:
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(built_state), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the console did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def page(console_url: str) -> Iterator[object]:
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium; `make test` does it when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        browser = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
+                                                        viewport={"width": 1360, "height": 900})
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def test_my_book_to_a_user_shows_the_numbers_of_churnwatch_score(built_state: Settings, console_url: str, page: object) -> None:
+    p = page  # playwright Page
+    p.goto(f"{console_url}/book")  # type: ignore[attr-defined]
+    rows = p.locator("table#book tbody tr")  # type: ignore[attr-defined]
+    assert rows.count() >= 10
+    top = cli_json(built_state, ["top", "-n", "10", "--json"])
+    shown = [rows.nth(i).get_attribute("data-user") for i in range(10)]
+    assert shown == [t["user_id"] for t in top], "My book ranks as churnwatch top"
+    IMG.mkdir(parents=True, exist_ok=True)
+    p.screenshot(path=str(IMG / "console_book.png"), full_page=False)  # type: ignore[attr-defined]
+
+    first = rows.nth(0).locator("a.user")
+    user_id = first.inner_text()
+    first.click()
+    p.wait_for_url(f"**/users/{user_id}")  # type: ignore[attr-defined]
+    assert p.inner_text("#user-id") == user_id  # type: ignore[attr-defined]
+    (cli,) = cli_json(built_state, ["score", user_id, "--json"])
+
+    def value(css: str) -> str:
+        return p.get_attribute(css, "data-value")  # type: ignore[attr-defined]
+
+    assert float(value("#risk")) == cli["risk"] and p.inner_text("#risk") == f"{cli['risk']:.2f}"  # type: ignore[attr-defined]
+    assert float(value("#health")) == cli["health"] and float(value("#temperature")) == cli["temperature"]
+    assert (value("#stage"), value("#segment") or None, value("#action")) == (cli["stage"], cli["segment"], cli["action"])
+    assert value("#as-of") == cli["as_of"] and float(value("#revenue")) == cli["revenue"]
+    assert int(p.inner_text("#events")) == cli["events"] and int(p.inner_text("#active-days")) == cli["active_days"]  # type: ignore[attr-defined]
+    reasons = p.locator("#reasons li").all_inner_texts() if cli["reasons"] else []  # type: ignore[attr-defined]
+    assert reasons == cli["reasons"]
+    assert p.locator("svg.chart").count() == 2  # type: ignore[attr-defined]
+    p.screenshot(path=str(IMG / "console_user.png"), full_page=True)  # type: ignore[attr-defined]
+
+    for name in ("quadrant", "churn"):
+        p.click(f"header nav >> text={'Quadrant' if name == 'quadrant' else 'Churn'}")  # type: ignore[attr-defined]
+        p.wait_for_url(f"**/{name}")  # type: ignore[attr-defined]
+        assert p.locator("svg").count() >= 1  # type: ignore[attr-defined]
+        p.screenshot(path=str(IMG / f"console_{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+    p.goto(f"{console_url}/book?list=win_back")  # type: ignore[attr-defined]
+    stages = p.locator("table#book tbody tr .stage").all_inner_texts()  # type: ignore[attr-defined]
+    assert stages and set(stages) == {"churned"}

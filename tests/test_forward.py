@@ -1,0 +1,127 @@
+"""``churnwatch forward`` against a local HTTP receiver that fails, times out and sees duplicates.
+
+Alerts go to a real topic on the session's broker; the receiver (aiohttp on 127.0.0.1) verifies
+every signature and answers by alert number: some 503 once, some stall past the client timeout
+once (so the retry is a duplicate it answers 409), some 422 always (refused for good), one 500
+always (retries exhausted). The forwarder is also cancelled mid-stream (a crash: no commit) and
+started again. In the end every alert is either accepted by the receiver or in the dead-letter
+topic with the right reason, never both, and every request's signature verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.forward.service import ForwardOptions, forward
+from streams.forward.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
+from streams.local import Service
+from streams.settings import Settings
+from streams.worker.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+SECRET = b"test-shared-secret"
+N = 60
+
+
+class Receiver:
+    """A CRM endpoint with bad days, keyed by the alert number ``n``."""
+
+    def __init__(self) -> None:
+        self.accepted: dict[str, int] = {}  # alert id -> times it was answered 2xx/409
+        self.attempts: dict[str, int] = {}
+        self.bad_signatures = 0
+        self.key_mismatches = 0
+        self.first_request = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not verify(SECRET, body, request.headers.get(SIGNATURE_HEADER, "")):
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        alert = orjson.loads(body)
+        alert_id, n = alert["alert_id"], alert["n"]
+        if request.headers.get(IDEMPOTENCY_HEADER) != alert_id:
+            self.key_mismatches += 1
+        self.attempts[alert_id] = self.attempts.get(alert_id, 0) + 1
+        self.first_request.set()
+        if n % 10 == 7:
+            return web.Response(status=422, text="unknown customer")
+        if n == 11:
+            return web.Response(status=500, text="always broken")
+        if n % 10 == 3 and self.attempts[alert_id] == 1:
+            return web.Response(status=503, text="busy")
+        if alert_id in self.accepted:
+            self.accepted[alert_id] += 1
+            return web.Response(status=409, text="duplicate")
+        self.accepted[alert_id] = 1
+        if n % 10 == 5 and self.attempts[alert_id] == 1:
+            await asyncio.sleep(2.0)  # processed, but the answer comes after the client gave up
+        return web.Response(status=200, text="ok")
+
+
+def _dead_letters(settings: Settings) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=2000)
+    try:
+        tps = [TopicPartition(settings.topic_alerts_dlq, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        return [orjson.loads(rec.value) for rec in consumer]
+    finally:
+        consumer.close()
+
+
+def test_forward_loses_nothing_and_signs_everything(kafka_service: Service, unique_name: str) -> None:
+    settings = Settings(kafka_bootstrap_servers=kafka_service.address, topic_alerts=f"al-{unique_name}",
+                        topic_events=f"ev-{unique_name}", topic_dlq=f"dlq-{unique_name}",
+                        topic_alerts_dlq=f"adlq-{unique_name}", forward_group=f"fw-{unique_name}")
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=kafka_service.address, acks="all")
+    for n in range(N):
+        alert = {"alert_id": f"al{n:03d}", "kind": "at_risk", "user_id": f"u{n % 9}", "risk": 0.5, "n": n}
+        producer.send(settings.topic_alerts, key=f"u{n % 9}".encode(), value=orjson.dumps(alert))
+    producer.send(settings.topic_alerts, key=b"u1", value=b"not json at all")
+    producer.flush()
+    producer.close()
+    receiver = Receiver()
+    stats = asyncio.run(_run(settings, receiver))
+
+    assert receiver.bad_signatures == 0 and receiver.key_mismatches == 0
+    dead = _dead_letters(settings)
+    dead_ids = {d["alert"]["alert_id"]: d["reason"] for d in dead if d["alert"] is not None}
+    assert [d["reason"] for d in dead if d["alert"] is None] == ["not_an_alert"]
+    assert dead_ids == {**{f"al{n:03d}": "refused" for n in range(N) if n % 10 == 7}, "al011": "retries_exhausted"}
+    assert set(receiver.accepted) | set(dead_ids) == {f"al{n:03d}" for n in range(N)}, "nothing lost"
+    assert not set(receiver.accepted) & set(dead_ids)
+    assert all(receiver.attempts[a] >= 2 for a in receiver.accepted if int(a[2:]) % 10 in (3, 5)), "failures were retried"
+    assert any(count > 1 for count in receiver.accepted.values()), "the timeouts made duplicates the receiver answered"
+    assert receiver.attempts["al011"] in (3, 6) and stats.retries > 0  # 6: tried again after the crash
+
+
+async def _run(settings: Settings, receiver: Receiver) -> Any:
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    opts = ForwardOptions(url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout_s=1.0, max_attempts=3,
+                          backoff_start_s=0.05, backoff_max_s=0.2, from_beginning=True, idle_exit_s=4.0)
+    try:
+        # a crash mid-stream: cancelled after the first requests, before its batch is committed
+        first = asyncio.create_task(forward(settings, opts))
+        await asyncio.wait_for(receiver.first_request.wait(), 60)
+        await asyncio.sleep(0.3)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await asyncio.wait_for(forward(settings, opts), 180)
+    finally:
+        await runner.cleanup()
