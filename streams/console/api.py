@@ -13,6 +13,7 @@ import hmac
 import re
 from typing import Any, get_args
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,9 +31,16 @@ ACTIONS = get_args(Action)
 _PERIOD = re.compile(r"^([0-9]{1,3})d?$")
 
 
+class _JSON(JSONResponse):
+    """orjson instead of json: a page of 50 rows with their weekly trend is ~700 small objects."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer realm="churnwatch"'} if status == 401 else None
-    return JSONResponse({"error": {"status": status, "code": code, "message": message}}, status_code=status, headers=headers)
+    return _JSON({"error": {"status": status, "code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def _authorized(request: Request, token: str) -> bool:
@@ -50,7 +58,7 @@ def _endpoint(handler):  # type: ignore[no-untyped-def]
         if not _authorized(request, deps.settings.console_token):
             return error_response(401, "unauthorized", "this API needs 'Authorization: Bearer <token>' (CHURNWATCH_CONSOLE_TOKEN)")
         try:
-            return JSONResponse(await handler(request, deps))
+            return _JSON(await handler(request, deps))
         except BadRequest as exc:
             return error_response(400, "bad_request", str(exc))
         except NotFound as exc:
@@ -125,7 +133,7 @@ async def owners(request: Request, deps: Deps) -> dict[str, Any]:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi())
+    return _JSON(openapi())
 
 
 routes = [

@@ -25,6 +25,7 @@ Owners (account managers) come with the accounts (issue 12): until a store of ow
 from __future__ import annotations
 
 import base64
+import functools
 import heapq
 import zlib
 from importlib import resources
@@ -37,7 +38,7 @@ from models.model import ChurnModel
 from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
-from streams.worker.history import HistoryPoint, decode_points, week_of
+from streams.worker.history import HistoryPoint, decode_points, week_of, week_start_s
 from streams.worker.keys import locate
 from streams.worker.store import Store, churn_summary, utc_day
 
@@ -56,6 +57,7 @@ __all__ = [
     "block_size_for",
     "user_view",
     "churn_view",
+    "counters",
     "point_dict",
     "trend_with_now",
 ]
@@ -123,10 +125,14 @@ class Row:
 
 
 def point_dict(p: HistoryPoint) -> dict[str, Any]:
+    return {"week_start": _week_day(p.week), "health": p.health, "temperature": p.temperature, "risk": round(p.risk, 3)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _week_day(week: int) -> str:
     from streams.timefmt import format_ts
 
-    return {"week_start": format_ts(p.start_s * 1000)[:10], "health": p.health, "temperature": p.temperature,
-            "risk": round(p.risk, 3)}
+    return format_ts(week_start_s(week) * 1000)[:10]
 
 
 @dataclass(slots=True)
@@ -324,6 +330,19 @@ def block_size_for(limit: int) -> int:
 def _desc(user_id: str) -> tuple[int, ...]:
     """Sort key giving user ids in *descending* order in a min-heap (the index's order on ties)."""
     return tuple(-c for c in user_id.encode("utf-8", "surrogatepass")) + (1,)
+
+
+async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
+    """A few business counters summed over the buckets (HMGET: the per-day fields stay in Redis)."""
+    pipe = store.client.pipeline(transaction=False)
+    for b in range(store.buckets):
+        pipe.hmget(store.keys.stats(b), list(names))
+    totals = dict.fromkeys(names, 0)
+    for values in await pipe.execute():
+        for name, v in zip(names, values):
+            if v is not None:
+                totals[name] += int(float(v))
+    return totals
 
 
 # -- one user ----------------------------------------------------------------------------------

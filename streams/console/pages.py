@@ -20,8 +20,8 @@ from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console import svg
-from streams.console.data import (LISTS, BadRequest, Filters, NotFound, at_risk_page, churn_view, trend_with_now,
-                                  user_view)
+from streams.console.data import (LISTS, BadRequest, Filters, NotFound, at_risk_page, churn_view, counters,
+                                  trend_with_now, user_view)
 from streams.console.deps import Deps, Unavailable
 from streams.worker.history import HistoryPoint, week_start_s
 
@@ -96,11 +96,11 @@ async def book(request: Request, deps: Deps) -> Response:
     rows = [(r, _sparks(trend_with_now(r.history, max(now_s, r.state.last_seen_s), r.scores))) for r in page.rows]
     query = {k: v for k, v in {"owner": owner, "list": list_name, "stage": filters.stage, "segment": filters.segment,
                                "action": filters.action, "limit": str(limit)}.items() if v}
-    stats = await deps.store.stats()
+    stats = await counters(deps.store, ("users", "at_risk", "stage:churned"))
     return _render("book.html", nav="book", page=page, rows=rows, owners=await deps.owners.names(), owner=owner,
                    list_name=list_name, filters=filters, stages=STAGES, segments=SEGMENTS, actions=ACTIONS, query=query,
-                   first=not request.query_params.get("cursor"), at_risk=int(stats.get("at_risk", 0)),
-                   churned=int(stats.get("stage:churned", 0)), users=int(stats.get("users", 0)))
+                   first=not request.query_params.get("cursor"), at_risk=stats["at_risk"],
+                   churned=stats["stage:churned"], users=stats["users"])
 
 
 async def quadrant(request: Request, deps: Deps) -> Response:
