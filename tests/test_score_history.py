@@ -57,3 +57,15 @@ def test_same_outcome_as_advance_and_points_independent_of_batches() -> None:
             shared = set(again[2]) & set(one[2])
             assert all(again[2][w] == one[2][w] for w in shared), "a week's point does not depend on batching"
         assert 1 <= len(one[2]) <= HISTORY_WEEKS
+
+
+def test_a_point_holds_the_numbers_of_score() -> None:
+    from models.scoring import score
+    from streams.worker.history import _point, encode_point
+
+    for uid, events in list(_users(8).items()):
+        out = advance(uid, None, events, events[-1].ts_ms + 1, MODEL)
+        for days in (0, 3, 20):
+            now_s = out.state.last_seen_s + days * 86_400
+            s = score(out.state, now_s, MODEL)
+            assert _point(7, out.state, now_s, MODEL) == encode_point(7, s.health, s.temperature, s.risk)

@@ -30,7 +30,8 @@ from typing import Sequence
 from models.engine import Outcome, advance
 from models.events import Event
 from models.model import ChurnModel
-from models.scoring import score
+from models.health import health
+from models.scoring import assess
 from models.state import UserState
 
 __all__ = ["HISTORY_WEEKS", "POINT_BYTES", "HistoryPoint", "week_of", "week_start_s", "encode_point",
@@ -90,6 +91,12 @@ def decode_points(raw: bytes | None) -> list[HistoryPoint]:
     return out
 
 
+def _point(week: int, st: UserState, now_s: int, model: ChurnModel) -> bytes:
+    """The three numbers of ``models.scoring.score`` without the rest (reasons cost most of a score)."""
+    a = assess(st, now_s, model)
+    return encode_point(week, health(a.signals, model.population), 100.0 * a.p_stay, a.risk)
+
+
 def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event], until_ms: int,
                     model: ChurnModel) -> tuple[Outcome, list[bytes]]:
     """``advance(user_id, old, events, until_ms, model)`` and a point for every week it completes.
@@ -118,8 +125,7 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
         out = advance(user_id, st, part, b_ms, model)
         st = out.state
         alerts += out.alerts
-        s = score(st, b_ms // 1000, model)
-        points.append(encode_point(w - 1, s.health, s.temperature, s.risk))
+        points.append(_point(w - 1, st, b_ms // 1000, model))
     final = advance(user_id, st, rest, until_ms, model)
     final.alerts[:0] = alerts
     return final, points

@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import orjson
 
+from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
 from models.scoring import risk_at
@@ -299,16 +300,17 @@ def advance_users(
     topic: str,
     due_limit: int,
     result: CycleResult,
+    history: bool = True,
 ) -> Advanced:
     """``models.engine.advance`` for every user with events or a due review, bucket by bucket;
-    counts into ``result``."""
+    counts into ``result``. ``history``: also the console's weekly points (streams/worker/history.py)."""
     out = Advanced()
     for plan, reply in zip(plans, replies):
         expected = dict(zip(plan.parts, reply.offsets))
         write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset))
         todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
         for uid, item in todo.items():
-            _advance_user(uid, item, plan.bucket, until_ms.get(item.partition), model, topic, write, out, result)
+            _advance_user(uid, item, plan.bucket, until_ms.get(item.partition), model, topic, write, out, result, history)
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out
@@ -359,7 +361,7 @@ def _bucket_todo(
 
 def _advance_user(
     uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, topic: str, write: BucketWrite, out: Advanced,
-    result: CycleResult,
+    result: CycleResult, history: bool = True,
 ) -> None:
     """Advance one user to ``until`` (its partition's review clock) and queue its state write."""
     events, due_field = item.events, offset_field(topic, item.partition)
@@ -376,7 +378,10 @@ def _advance_user(
     if old is None and not events:  # a due entry without a state: clean it up
         write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
         return
-    outcome, points = advance_sampled(uid, old, events, until, model)  # advance(...) + console weekly history
+    if history:  # advance(...) + the console's weekly points
+        outcome, points = advance_sampled(uid, old, events, until, model)
+    else:
+        outcome, points = advance(uid, old, events, until, model), []
     result.users += 1
     result.processed += len(events)
     new_state: UserState | None = outcome.state

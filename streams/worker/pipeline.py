@@ -178,7 +178,7 @@ class Pipeline:
         replies = await self._retry_redis("read", store.read, [plan.read(topic) for plan in plans])
         timer.mark("read")
         advanced = advance_users(plans, replies, decoded, until_ms, self.model, topic=topic, due_limit=store.due_limit,
-                                 result=result)
+                                 result=result, history=self.settings.score_history)
         timer.mark("advance")
         await self._produce(advanced.alerts, decoded.dlq, decoded.routed.copies)
         timer.mark("produce")
