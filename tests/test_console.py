@@ -182,3 +182,14 @@ def test_api_conforms_to_its_openapi_document(api_schema: Any) -> None:
             case.call_and_validate(excluded_checks=[positive_data_acceptance] if forged else None)
 
         check()
+
+
+def test_redis_down_is_a_503_not_a_traceback(built_state: Settings) -> None:
+    from streams.local import free_port
+
+    nowhere = built_state.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(nowhere)) as c:
+        reply = c.get("/api/v1/at-risk")
+        assert reply.status_code == 503 and reply.json()["error"]["code"] == "redis_unavailable"
+        page = c.get("/book")
+        assert page.status_code == 503 and "Redis does not answer" in page.text

@@ -22,7 +22,7 @@ from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console.data import LISTS, BadRequest, Filters, NotFound, at_risk_page, churn_view, user_view
-from streams.console.deps import Deps, Unavailable
+from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 
 __all__ = ["routes", "openapi", "error_response", "API_VERSION"]
 
@@ -65,6 +65,8 @@ def _endpoint(handler):  # type: ignore[no-untyped-def]
             return error_response(404, "not_found", str(exc))
         except Unavailable as exc:
             return error_response(503, "no_data", str(exc))
+        except REDIS_DOWN as exc:
+            return error_response(503, "redis_unavailable", f"cannot read the state in Redis: {type(exc).__name__}")
 
     return endpoint
 
@@ -167,7 +169,7 @@ def _ok(ref: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "a parameter it cannot use", 401: "missing or wrong bearer token", 404: "not found",
-            503: "no worker has written state yet"}
+            503: "no worker has written state yet, or Redis does not answer"}
     return {str(c): _error(text[c]) for c in codes}
 
 

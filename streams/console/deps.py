@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+
 from models.model import ChurnModel, load_model
 from streams.console.data import Owners, stream_time_ms
 from streams.settings import Settings
 from streams.worker.store import Store
 
-__all__ = ["Deps", "Unavailable"]
+__all__ = ["Deps", "Unavailable", "REDIS_DOWN"]
+
+#: Redis errors that make a page or an API call answer 503 instead of a traceback.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class Unavailable(RuntimeError):

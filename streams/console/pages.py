@@ -22,7 +22,7 @@ from models.state import STAGES
 from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, at_risk_page, churn_view, counters,
                                   trend_with_now, user_view)
-from streams.console.deps import Deps, Unavailable
+from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.worker.history import HistoryPoint, week_start_s
 
 __all__ = ["routes", "templates"]
@@ -58,6 +58,9 @@ def _page(handler):  # type: ignore[no-untyped-def]
             return _render("message.html", 404, title="Not found", message=str(exc), nav=None)
         except Unavailable as exc:
             return _render("message.html", 503, title="No data yet", message=str(exc), nav=None)
+        except REDIS_DOWN as exc:
+            return _render("message.html", 503, title="Redis does not answer", nav=None,
+                           message=f"cannot read the state in Redis ({type(exc).__name__}); the page works again once it answers")
 
     return endpoint
 
