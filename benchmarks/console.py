@@ -12,7 +12,8 @@ Then ``churnwatch console`` runs as a subprocess (uvicorn, one process, as users
 process sends sequential requests over loopback (httpx, keep-alive): the first page of the save
 list (50 rows), pages deep in the list (cursor of page 20), one user, and the My book page. The
 floor measured in the same run is ``GET /openapi.json`` (framework + HTTP, no Redis); the
-figures are also given as a ratio to it.
+figures are also given as a ratio to it, and as CPU milliseconds per request of the console and
+Redis processes (from /proc), which depend least on what else the machine runs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, Sequence
 import redis as redis_lib
 
 from benchmarks.memory import kafka_partition
-from benchmarks.observe import flush_sync, summary_ms
+from benchmarks.observe import cpu_seconds, flush_sync, summary_ms
 from models.events import Event
 from models.model import load_model
 from models.scoring import risk_at
@@ -118,14 +119,19 @@ def _history_bytes(client: redis_lib.Redis, prefix: str) -> tuple[int, int]:
     return total, users
 
 
-def _timed(client: Any, url: str, n: int) -> list[float]:
+def _timed(client: Any, url: str, n: int, cpu: dict[str, float] | None = None, pids: Sequence[int] = ()) -> list[float]:
+    """``n`` sequential GETs, their wall times in ms; ``cpu[url]`` = CPU ms per request of ``pids``
+    (console and Redis: what the request costs whatever else the machine runs)."""
     out = []
+    cpu0 = sum(cpu_seconds(p) for p in pids)
     for _ in range(n):
         t0 = time.perf_counter()
         reply = client.get(url)
         out.append((time.perf_counter() - t0) * 1000)
         if reply.status_code != 200:
             raise RuntimeError(f"GET {url}: HTTP {reply.status_code} {reply.text[:300]}")
+    if cpu is not None:
+        cpu[url] = round((sum(cpu_seconds(p) for p in pids) - cpu0) * 1000 / n, 2)
     return out
 
 
@@ -134,7 +140,8 @@ def _pct(ms: list[float]) -> dict[str, float]:
     return {"p50": s["p50_ms"], "p99": s["p99_ms"], "max": s["max_ms"]}
 
 
-def measure_console(redis_url: str, events: Sequence[Event], end_ms: int, users: int, requests: int = 300) -> dict[str, Any]:
+def measure_console(redis_url: str, events: Sequence[Event], end_ms: int, users: int, requests: int = 300,
+                    redis_pid: int | None = None) -> dict[str, Any]:
     import httpx
 
     client = redis_lib.Redis.from_url(redis_url)
@@ -166,11 +173,13 @@ def measure_console(redis_url: str, events: Sequence[Event], end_ms: int, users:
                 cursor = http.get("/api/v1/at-risk", params={"limit": 50, **({"cursor": cursor} if cursor else {})}).json()["next_cursor"]
             first = http.get("/api/v1/at-risk?limit=50").json()["items"][0]["user_id"]
             _timed(http, "/api/v1/at-risk?limit=50", 20)  # warm-up
-            floor = _pct(_timed(http, "/openapi.json", requests))
-            api = _pct(_timed(http, "/api/v1/at-risk?limit=50", requests))
+            cpu: dict[str, float] = {}
+            pids = [proc.pid, *([redis_pid] if redis_pid else [])]
+            floor = _pct(_timed(http, "/openapi.json", requests, cpu, pids))
+            api = _pct(_timed(http, "/api/v1/at-risk?limit=50", requests, cpu, pids))
             deep = _pct(_timed(http, f"/api/v1/at-risk?limit=50&cursor={cursor}", requests))
             user = _pct(_timed(http, f"/api/v1/users/{first}", requests))
-            book = _pct(_timed(http, "/book", requests))
+            book = _pct(_timed(http, "/book", requests, cpu, pids))
     finally:
         stop_process(proc)
     return {
@@ -182,6 +191,8 @@ def measure_console(redis_url: str, events: Sequence[Event], end_ms: int, users:
         "api_at_risk_page20_ms_p50_p99_max": f"{deep['p50']} / {deep['p99']} / {deep['max']}",
         "api_user_ms_p50_p99_max": f"{user['p50']} / {user['p99']} / {user['max']}",
         "book_page_ms_p50_p99_max": f"{book['p50']} / {book['p99']} / {book['max']}",
+        "cpu_ms_per_request_console_plus_redis": f"openapi {cpu['/openapi.json']}, at-risk {cpu['/api/v1/at-risk?limit=50']}, "
+                                                 f"book {cpu['/book']}",
         "api_p99_target_50ms": "met" if api["p99"] < 50 else "not met",
         "api_p50_over_floor": round(api["p50"] / max(floor["p50"], 1e-9), 1),
         "book_p50_over_floor": round(book["p50"] / max(floor["p50"], 1e-9), 1),

@@ -302,7 +302,7 @@ def section_console(ctx: Ctx) -> dict[str, Any]:
     from benchmarks.console import measure_console
 
     events, end_ms = _population(ctx)
-    return measure_console(ctx["redis"], events, end_ms, max(1_000, int(1_000_000 * ctx["scale"])))
+    return measure_console(ctx["redis"], events, end_ms, max(1_000, int(1_000_000 * ctx["scale"])), redis_pid=ctx["redis_pid"])
 
 
 def section_backtest(ctx: Ctx) -> dict[str, Any]:

@@ -184,14 +184,25 @@ def _decode_cursor(cursor: str, list_name: ListName, buckets: int) -> tuple[list
 # -- the ranked page ---------------------------------------------------------------------------
 
 
-async def _start_ranks(store: Store, list_name: ListName) -> list[int]:
-    """First rank of the list in each bucket: 0 for win back, below the churned users for save."""
-    if list_name == "win_back":
-        return [0] * store.buckets
+async def _start(store: Store, list_name: ListName, chunk: int) -> tuple[list[int], dict[int, list[tuple[str, float]]]]:
+    """First rank of the list in each bucket (0 for win back, below the churned users for save) and
+    the first ``chunk`` entries of each bucket: one round trip."""
     pipe = store.client.pipeline(transaction=False)
     for b in range(store.buckets):
-        pipe.zcount(store.keys.risk(b), _CHURNED, "+inf")
-    return [int(n) for n in await pipe.execute()]
+        key = store.keys.risk(b)
+        if list_name == "win_back":
+            pipe.zrevrangebyscore(key, "+inf", _CHURNED, start=0, num=chunk, withscores=True)
+        else:
+            pipe.zcount(key, _CHURNED, "+inf")
+            pipe.zrevrangebyscore(key, f"({_CHURNED}", "-inf", start=0, num=chunk, withscores=True)
+    replies = await pipe.execute()
+    if list_name == "win_back":
+        return [0] * store.buckets, {b: _entries(part) for b, part in enumerate(replies)}
+    return [int(n) for n in replies[::2]], {b: _entries(part) for b, part in enumerate(replies[1::2])}
+
+
+def _entries(part: Sequence[tuple[bytes | str, float]]) -> list[tuple[str, float]]:
+    return [(m.decode() if isinstance(m, bytes) else m, float(s)) for m, s in part]
 
 
 async def _fetch(store: Store, ranks: dict[int, int], chunk: int) -> dict[int, list[tuple[str, float]]]:
@@ -200,10 +211,7 @@ async def _fetch(store: Store, ranks: dict[int, int], chunk: int) -> dict[int, l
     order = list(ranks)
     for b in order:
         pipe.zrevrange(store.keys.risk(b), ranks[b], ranks[b] + chunk - 1, withscores=True)
-    out = {}
-    for b, part in zip(order, await pipe.execute()):
-        out[b] = [(m.decode() if isinstance(m, bytes) else m, float(s)) for m, s in part]
-    return out
+    return {b: _entries(part) for b, part in zip(order, await pipe.execute())}
 
 
 _LOAD_SCRIPTS: dict[int, Any] = {}
@@ -241,14 +249,21 @@ def _fits(list_name: ListName, index_risk: float, stage: str) -> bool:
     return index_risk < _CHURNED and stage != "churned"
 
 
-async def _block(store: Store, list_name: ListName, ranks: list[int], size: int) -> tuple[list[tuple[str, float]], list[int], bool]:
+def _chunk(store: Store, size: int) -> int:
+    """Entries fetched per bucket for a block of ``size``: 2.5x the mean share, so a refill is rare."""
+    return max(6, 5 * size // (2 * store.buckets) + 4)
+
+
+async def _block(store: Store, list_name: ListName, ranks: list[int], size: int,
+                 first: dict[int, list[tuple[str, float]]] | None = None) -> tuple[list[tuple[str, float]], list[int], bool]:
     """The next ``size`` index entries from ``ranks`` in index order (risk, then user id, highest first).
 
     Returns the entries, the ranks after them, and whether every bucket is exhausted. A k-way merge
-    of per-bucket chunks; a bucket whose chunk runs out is refilled before merging on.
+    of per-bucket chunks; a bucket whose chunk runs out is refilled before merging on. ``first``:
+    chunks already fetched from ``ranks`` (``_start``).
     """
     ranks = list(ranks)
-    chunk = max(4, 2 * size // store.buckets + 2)
+    chunk = _chunk(store, size)
     buffers: dict[int, list[tuple[str, float]]] = {}
     exhausted: set[int] = set()
     heap: list[tuple[float, tuple[int, ...], int]] = []  # (-risk, user id descending, bucket)
@@ -256,7 +271,9 @@ async def _block(store: Store, list_name: ListName, ranks: list[int], size: int)
     while len(out) < size:
         need = {b: ranks[b] for b in range(store.buckets) if b not in exhausted and not buffers.get(b)}
         if need:
-            for b, got in (await _fetch(store, need, chunk)).items():
+            got_now = first if first is not None else await _fetch(store, need, chunk)
+            first = None
+            for b, got in got_now.items():
                 if len(got) < chunk:
                     exhausted.add(b)
                 if list_name == "win_back" and got and got[-1][1] < _CHURNED:
@@ -286,14 +303,17 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
         raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
     if limit < 1:
         raise BadRequest(f"limit must be at least 1 row, got {limit}")
+    first = None
     if cursor:
         ranks, block_size, skip = _decode_cursor(cursor, list_name, store.buckets)
     else:
-        ranks, block_size, skip = await _start_ranks(store, list_name), block_size_for(limit), 0
+        block_size, skip = block_size_for(limit), 0
+        ranks, first = await _start(store, list_name, _chunk(store, block_size))
     rows: list[Row] = []
     next_cursor: str | None = None
     while len(rows) < limit:
-        entries, end_ranks, done = await _block(store, list_name, ranks, block_size)
+        entries, end_ranks, done = await _block(store, list_name, ranks, block_size, first)
+        first = None
         # rank on the cheap assessment (risk, stage); full scores and history only for the rows shown,
         # or for all candidates when a filter needs the segment or the action
         ranked: list[tuple[float, str, UserState, Assessment, bytes | None]] = []
