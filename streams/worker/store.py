@@ -509,7 +509,7 @@ class Store:
         if not writes:
             return []
         sha = self._sha["write_batch"]
-        hist_sha = self._sha["history"]
+        hist_sha = self._sha.get("history")  # console score history (only used when a write carries points)
         keys = self.keys
         dumps = orjson.dumps
         inc = self.incarnation
