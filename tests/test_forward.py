@@ -113,7 +113,8 @@ async def _run(settings: Settings, receiver: Receiver) -> Any:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     opts = ForwardOptions(url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout_s=1.0, max_attempts=3,
-                          backoff_start_s=0.05, backoff_max_s=0.2, from_beginning=True, idle_exit_s=4.0)
+                          backoff_start_s=0.05, backoff_max_s=0.2, from_beginning=True, idle_exit_s=2.5,
+                          session_timeout_ms=6_000)
     try:
         # a crash mid-stream: cancelled after the first requests, before its batch is committed
         first = asyncio.create_task(forward(settings, opts))

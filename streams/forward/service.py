@@ -39,6 +39,7 @@ class ForwardOptions:
     backoff_max_s: float = 30.0
     from_beginning: bool = False  # where a new group starts; afterwards its committed offsets rule
     idle_exit_s: float | None = None  # stop once nothing came for this long (tests, one-off runs)
+    session_timeout_ms: int = 10_000  # consumer group session; a join takes about half of it (Tansu)
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -152,7 +153,7 @@ async def forward(settings: Settings, opts: ForwardOptions, stop: asyncio.Event 
     consumer = AIOKafkaConsumer(
         settings.topic_alerts, **aiokafka_client_kwargs(settings), group_id=settings.forward_group,
         enable_auto_commit=False, auto_offset_reset="earliest" if opts.from_beginning else "latest",
-        session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_poll_interval_ms=30 * 60_000,
+        session_timeout_ms=opts.session_timeout_ms, heartbeat_interval_ms=1_000, max_poll_interval_ms=30 * 60_000,
     )
     producer = AIOKafkaProducer(**aiokafka_client_kwargs(settings), acks="all", linger_ms=0)
     await start_client(producer, settings)
