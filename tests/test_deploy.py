@@ -552,6 +552,22 @@ def test_rules_use_only_exposed_metrics() -> None:
             assert not unknown, f"{rule.get('alert') or rule.get('record')}: unknown metrics {sorted(unknown)}"
 
 
+def test_recorded_series_are_read_only_after_their_rule_in_the_same_group() -> None:
+    """Rule groups are evaluated independently (under ``promtool test rules`` in random order),
+    so a rule reading a series recorded in another group, or later in its own group, sees the
+    previous evaluation's value: the alert-volume summary then said 1.181k instead of 1.2k in
+    about one promtool run of five."""
+    groups = _load_yaml(RULES)["groups"]
+    recorded = recorded_names()
+    for group in groups:
+        seen: set[str] = set()
+        for rule in group["rules"]:
+            early = (promql_metric_names(rule["expr"]) & recorded) - seen
+            assert not early, f"{rule.get('alert') or rule.get('record')} reads {sorted(early)} before it is recorded in group {group['name']}"
+            if "record" in rule:
+                seen.add(rule["record"])
+
+
 def test_alerts_have_severity_summary_and_a_runbook_anchor() -> None:
     anchors = github_anchors(OPERATE.read_text())
     for rule in alert_rules():
