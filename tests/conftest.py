@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -22,6 +23,15 @@ if str(ROOT) not in sys.path:
 from streams.local import Service, start_kafka, start_redis  # noqa: E402
 
 _names = itertools.count()
+
+# Property tests must not depend on the machine's speed: no per-example deadline and no "data
+# generation too slow" health check (both measure wall time, and CI shares 2 cores). Under CI
+# (the ``CI`` variable, set by .ci/run and by hosted runners) the examples are also derived from
+# each test's source instead of a fresh random seed, so a run repeats the previous one exactly;
+# locally they stay random, to keep finding new cases.
+settings.register_profile("churnwatch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", parent=settings.get_profile("churnwatch"), derandomize=True, database=None)
+settings.load_profile("ci" if os.environ.get("CI") else "churnwatch")
 
 
 @pytest.fixture(scope="session")
