@@ -36,12 +36,28 @@ def _settings(bootstrap: str, name: str) -> Settings:
     return settings
 
 
-def _produce(bootstrap: str, topic: str, values: list[tuple[str, bytes]], timestamp_ms: int | None = None) -> None:
+def _produce(bootstrap: str, topic: str, values: list[tuple[str, bytes]], timestamp_ms: int | None = None,
+             partition: int | None = None) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for key, value in values:
-        producer.send(topic, key=key.encode(), value=value, timestamp_ms=timestamp_ms)
+        producer.send(topic, key=key.encode(), value=value, timestamp_ms=timestamp_ms, partition=partition)
     producer.flush()
     producer.close()
+
+
+def _end_markers(settings: Settings, kind: str = "at_risk") -> set[str]:
+    """One more alert at the end of every partition; their ids.
+
+    A follower that has shown all of them has read every partition to its end, whatever the
+    broker's speed: the tests stop on a count (``max_alerts``) instead of an idle timeout,
+    which a slow first fetch on a loaded machine would cut short.
+    """
+    ids = set()
+    for p in range(settings.partitions):
+        value = _alert(f"end-{p}", kind, minutes=120, previous="active" if kind == "stage_changed" else None)
+        _produce(settings.kafka_bootstrap_servers, settings.topic_alerts, [(f"end-{p}", value)], partition=p)
+        ids.add(orjson.loads(value)["alert_id"])
+    return ids
 
 
 async def _collect(settings: Settings, **kwargs: object) -> list[dict]:
@@ -54,12 +70,19 @@ def test_follow_from_beginning_deduplicates_and_filters(kafka_bootstrap: str, un
     rec = _alert("u1", "recovered", minutes=60)
     _produce(kafka_bootstrap, settings.topic_alerts,
              [("u1", a1), ("u2", a2), ("u1", a1), ("u1", b"not json"), ("u1", rec), ("u2", a2)])
-    everything = asyncio.run(_collect(settings, from_beginning=True, idle_timeout_s=1.5))
-    assert sorted(a["alert_id"] for a in everything) == sorted(orjson.loads(v)["alert_id"] for v in (a1, a2, rec))
-    at_risk = asyncio.run(_collect(settings, from_beginning=True, kinds=parse_kinds("at-risk"), idle_timeout_s=1.5))
-    assert sorted(a["user_id"] for a in at_risk) == ["u1", "u2"]
+    ends = _end_markers(settings)
+    everything = asyncio.run(asyncio.wait_for(_collect(settings, from_beginning=True, max_alerts=3 + len(ends)), 60))
+    assert sorted(a["alert_id"] for a in everything) == sorted([orjson.loads(v)["alert_id"] for v in (a1, a2, rec)] + list(ends))
+    at_risk = asyncio.run(asyncio.wait_for(
+        _collect(settings, from_beginning=True, kinds=parse_kinds("at-risk"), max_alerts=2 + len(ends)), 60))
+    assert sorted(a["user_id"] for a in at_risk if a["alert_id"] not in ends) == ["u1", "u2"]
     first = asyncio.run(_collect(settings, from_beginning=True, max_alerts=1))
     assert len(first) == 1
+
+
+def test_follow_stops_after_the_idle_timeout(kafka_bootstrap: str, unique_name: str) -> None:
+    settings = _settings(kafka_bootstrap, unique_name)
+    assert asyncio.run(asyncio.wait_for(_collect(settings, from_beginning=True, idle_timeout_s=0.5), 60)) == []
 
 
 def test_follow_shows_only_new_alerts_without_from_beginning(kafka_bootstrap: str, unique_name: str) -> None:
@@ -84,16 +107,17 @@ def test_alerts_command_prints_lines_and_json(kafka_bootstrap: str, unique_name:
     settings = _settings(kafka_bootstrap, unique_name)
     stage = _alert("u7", "stage_changed", minutes=1, previous="active")
     _produce(kafka_bootstrap, settings.topic_alerts, [("u7", _alert("u7")), ("u7", stage), ("u7", stage)])
+    ends = _end_markers(settings, "stage_changed")  # --max, not --timeout: see _end_markers
     monkeypatch.setenv("CHURNWATCH_TOPIC_ALERTS", settings.topic_alerts)
-    args = ["--bootstrap-servers", kafka_bootstrap, "alerts", "--from-beginning", "--timeout", "1.5"]
-    assert main(args) == 0
-    lines = capsys.readouterr().out.splitlines()
+    args = ["--bootstrap-servers", kafka_bootstrap, "alerts", "--from-beginning"]
+    assert main([*args, "--max", str(2 + len(ends))]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if " user end-" not in x]
     assert len(lines) == 2
     assert any(line.startswith("2026-02-03 12:00 AT RISK user u7 risk 0.82 health 31 temp 40 stage declining -> check in: activity down 80%")
                for line in lines)
     assert any("STAGE active -> declining user u7" in line for line in lines)
-    assert main([*args, "--json", "--kind", "stage_changed"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    assert main([*args, "--max", str(1 + len(ends)), "--json", "--kind", "stage_changed"]) == 0
+    out = [x for x in capsys.readouterr().out.splitlines() if orjson.loads(x)["alert_id"] not in ends]
     assert [orjson.loads(x)["kind"] for x in out] == ["stage_changed"]
     assert orjson.loads(out[0]) == orjson.loads(stage)
 
