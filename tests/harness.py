@@ -18,13 +18,14 @@ from typing import Any, Iterable, Sequence
 import orjson
 import redis as redis_lib
 from redis.cluster import RedisCluster
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from models.events import Event
 from streams.local import free_port, stop_process
 
-__all__ = ["Worker", "publish_events", "wait_progress", "wait_quiet", "dump_state", "event_json", "read_progress",
-           "redis_client"]
+__all__ = ["Worker", "publish_events", "read_topic", "wait_progress", "wait_reviewed", "wait_quiet", "dump_state",
+           "event_json", "read_progress", "redis_client"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +49,33 @@ def publish_events(bootstrap: str, topic: str, events: Iterable[Event], extra: S
         last[md.partition] = max(last.get(md.partition, -1), md.offset)
     producer.close()
     return last
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60.0) -> list[ConsumerRecord]:
+    """Every record ``topic`` holds, in partition/offset order.
+
+    Reads until each partition's position reaches the highwater of a fetch reply (Tansu's
+    ``end_offsets`` are wrong, ENVIRONMENT.md), not until the broker was quiet for a while: a
+    slow first fetch on a loaded machine cannot cut the result short.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    out: list[ConsumerRecord] = []
+    try:
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for records in consumer.poll(timeout_ms=200).values():
+                out += records
+            ends = {tp.partition: consumer.highwater(tp) for tp in tps}
+            if all(end is not None and consumer.position(tp) >= end for tp, end in zip(tps, ends.values())):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: read {len(out)} records, highwaters {ends} not reached in {timeout_s} s")
+    finally:
+        consumer.close()
+    return sorted(out, key=lambda r: (r.partition, r.offset))
 
 
 def redis_client(redis_url: str) -> Any:
@@ -84,6 +112,50 @@ def wait_progress(
         time.sleep(0.2)
     logs = "\n".join(w.output()[-3000:] for w in workers)
     raise AssertionError(f"progress {progress} did not reach {last} in {timeout_s} s\n{logs}")
+
+
+def wait_reviewed(redis_url: str, topic: str, prefix: str = "cw", allowed_lateness_ms: int | None = None,
+                  buckets: int | None = None, timeout_s: float = 60.0) -> None:
+    """Until every review due before each partition's final review clock ran (event-time mode).
+
+    Once a partition is caught up and idle, its worker borrows the topic's clock and sweeps the
+    reviews due before it (streams.worker.clock): this is that end state, read from Redis, so no
+    stretch of wall time has to pass for it. ``allowed_lateness_ms``/``buckets``: the workers'
+    settings (defaults: ``Settings``'s).
+    """
+    from streams.settings import Settings
+    from streams.worker.clock import TopicClock
+    from streams.worker.keys import Keys
+
+    defaults = Settings()
+    lateness = defaults.allowed_lateness_ms if allowed_lateness_ms is None else allowed_lateness_ms
+    n_buckets = defaults.buckets if buckets is None else buckets
+    keys = Keys(prefix)
+    deadline = time.monotonic() + timeout_s
+    pending: dict[int, int] = {}
+    while True:
+        client = redis_client(redis_url)
+        try:
+            progress = {int(k): int(v.partition(b":")[2] or 0) for k, v in client.hgetall(keys.progress(topic)).items()}
+            clock = TopicClock(lateness, idle_partition_ms=0)
+            for p, max_ms in progress.items():
+                clock.assign(p, max_ms, wall_now_ms=0)
+                clock.observe_fetch(p, 0, caught_up=True, wall_now_ms=0)
+            pending = {}
+            for p in progress:
+                until_ms = clock.review_until_ms(p, wall_now_ms=0)
+                if until_ms is None:
+                    continue
+                n = sum(client.zcount(keys.due(b, topic, p), "-inf", f"({until_ms // 1000}") for b in range(n_buckets))
+                if n:
+                    pending[p] = n
+        finally:
+            client.close()
+        if progress and not pending:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"reviews still due (partition: count) {pending} after {timeout_s} s")
+        time.sleep(0.2)
 
 
 def wait_quiet(redis_url: str, prefix: str = "cw", quiet_s: float = 1.5, timeout_s: float = 30.0) -> None:

@@ -83,7 +83,6 @@ from typing import Iterator
 import orjson
 import pytest
 import redis as redis_lib
-from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.events import Event
@@ -91,8 +90,8 @@ from models.state import UserState
 from streams.worker.topics import ensure_topics
 from streams.worker.codec import MAX_AMOUNT
 from streams.local import Service
-from streams.settings import Settings
-from tests.harness import Worker, dump_state, event_json, publish_events, wait_progress, wait_quiet
+from streams.settings import Settings, parse_duration_ms
+from tests.harness import Worker, dump_state, event_json, publish_events, read_topic, wait_progress, wait_quiet, wait_reviewed
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +108,7 @@ WORKER_ENV = {
     "CHURNWATCH_ALLOWED_LATENESS_MS": "6h",
     "CHURNWATCH_IDLE_PARTITION_MS": "1000",  # caught-up partitions borrow the topic's clock after 1 s
 }
+LATENESS_MS = parse_duration_ms(WORKER_ENV["CHURNWATCH_ALLOWED_LATENESS_MS"], name="allowed lateness")
 
 Record = tuple[bytes | None, bytes | None]
 
@@ -243,34 +243,9 @@ def interleave(good: list[Record], wall_ms: int) -> tuple[list[Record], list[Bad
 # -- reading back -------------------------------------------------------------------------------
 
 
-def read_raw(bootstrap: str, topic: str, expect: int | None = None) -> list[tuple[int, int, bytes | None, bytes | None]]:
-    """(partition, offset, key, value) of every record of ``topic``, in partition/offset order.
-
-    Reads until ``expect`` records arrived and then nothing more for 0.5 s (so extras are seen),
-    or, without ``expect``, until nothing arrived for 2 s; gives up after 20 s.
-    """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    out: list[tuple[int, int, bytes | None, bytes | None]] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + 20
-        last_new = time.monotonic()
-        while time.monotonic() < deadline:
-            got = consumer.poll(timeout_ms=100)
-            for records in got.values():
-                out += [(r.partition, r.offset, r.key, r.value) for r in records]
-            now = time.monotonic()
-            if got:
-                last_new = now
-            elif expect is not None and len(out) >= expect and now - last_new >= 0.5:
-                break
-            elif expect is None and now - last_new >= 2.0:
-                break
-    finally:
-        consumer.close()
-    return sorted(out, key=lambda r: (r[0], r[1]))
+def read_raw(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    """(partition, offset, key, value) of every record of ``topic``, in partition/offset order."""
+    return [(r.partition, r.offset, r.key, r.value) for r in read_topic(bootstrap, topic, PARTITIONS)]
 
 
 def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -331,6 +306,7 @@ class Run:
         """Until everything published is applied and the states stopped changing."""
         try:
             wait_progress(redis_url, self.topics["events"], self.last, 60, [self.worker], prefix=self.prefix)
+            wait_reviewed(redis_url, self.topics["events"], self.prefix, allowed_lateness_ms=LATENESS_MS)
             wait_quiet(redis_url, self.prefix, quiet_s=2.5)
         except AssertionError as exc:
             self.error = str(exc)[:3000]
@@ -391,10 +367,9 @@ def outcome(kafka_service: Service, redis_service: Service, tmp_path_factory: py
             list(pool.map(lambda r: r.wait(redis_url), runs.values()))
         bad, clean = runs["bad"], runs["clean"]
         assert not bad.error and not clean.error, bad.error or clean.error
-        n_bad = sum(1 for t in tags if t is not None)
         yield Outcome(
             topics=bad.topics, seq=seq, tags=tags,
-            source=read_raw(bootstrap, bad.topics["events"], len(seq)), dlq=read_raw(bootstrap, bad.topics["dlq"], n_bad),
+            source=read_raw(bootstrap, bad.topics["events"]), dlq=read_raw(bootstrap, bad.topics["dlq"]),
             metrics=scrape(bad.worker.metrics_port),
             state=dump_state(redis_url, bad.prefix), clean_state=dump_state(redis_url, clean.prefix),
             alerts=_alert_ids(bootstrap, bad.topics["alerts"]), clean_alerts=_alert_ids(bootstrap, clean.topics["alerts"]),
@@ -487,7 +462,7 @@ def test_the_worker_is_still_alive_and_healthy(outcome: Outcome) -> None:
 def test_a_rejected_duplicate_does_not_move_the_partition_clock(outcome: Outcome) -> None:
     run = outcome.runs["dupclock"]
     assert not run.error, run.error
-    dlq = [orjson.loads(v or b"") for *_, v in read_raw(outcome.bootstrap, run.topics["dlq"], 1)]
+    dlq = [orjson.loads(v or b"") for *_, v in read_raw(outcome.bootstrap, run.topics["dlq"])]
     state = UserState.from_bytes(dump_state(outcome.redis_url, run.prefix)["dc-user"])
     assert [d["reason"] for d in dlq] == ["duplicate_event_id"], [(d["reason"], d["detail"]) for d in dlq]
     assert state.n_events == len(dup_moves_clock_records()) - 1
@@ -497,7 +472,7 @@ def test_amounts_that_would_overflow_revenue_are_rejected_and_fail_no_cycle(outc
     run = outcome.runs["huge"]
     assert not run.error, run.error
     log = run.worker.output()
-    dlq = [orjson.loads(v or b"") for *_, v in read_raw(outcome.bootstrap, run.topics["dlq"], 2)]
+    dlq = [orjson.loads(v or b"") for *_, v in read_raw(outcome.bootstrap, run.topics["dlq"])]
     states = {u: UserState.from_bytes(b) for u, b in dump_state(outcome.redis_url, run.prefix).items()}
     assert sorted(d["reason"] for d in dlq) == ["bad_amount", "bad_amount"], dlq
     assert states["ha-clock"].n_events == 80

@@ -20,7 +20,7 @@ from streams.worker.keys import bucket_of
 from streams.worker.pipeline import CycleAbandoned, Pipeline
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, Fenced, Store
-from tests.harness import dump_state, event_json
+from tests.harness import dump_state, event_json, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -106,15 +106,7 @@ async def feed(pipeline: Pipeline, recs: Sequence[Rec], size: int) -> list[str]:
 
 
 def alert_ids(settings: Settings) -> list[str]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, consumer_timeout_ms=1500)
-    tp = TopicPartition(settings.topic_alerts, 0)
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
-    ids = [orjson.loads(r.value)["alert_id"] for r in consumer]
-    consumer.close()
-    return ids
+    return [orjson.loads(r.value)["alert_id"] for r in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts, settings.partitions)]
 
 
 def test_state_and_alerts_do_not_depend_on_batch_size(base_settings: Settings, redis_url: str) -> None:
@@ -168,14 +160,7 @@ def test_rejections_go_to_the_dlq_with_their_reason(base_settings: Settings) -> 
         return result.rejected
 
     assert run(base_settings, scenario) == {"duplicate_event_id": 1, "late": 1, "not_utf8": 1, "malformed_json": 1}
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=base_settings.kafka_bootstrap_servers, consumer_timeout_ms=1500)
-    tp = TopicPartition(base_settings.topic_dlq, 0)
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
-    dlq = [orjson.loads(r.value) for r in consumer]
-    consumer.close()
+    dlq = [orjson.loads(r.value) for r in read_topic(base_settings.kafka_bootstrap_servers, base_settings.topic_dlq, base_settings.partitions)]
     assert sorted((d["offset"], d["reason"]) for d in dlq) == [
         (5, "duplicate_event_id"), (6, "late"), (7, "not_utf8"), (8, "malformed_json")]
 

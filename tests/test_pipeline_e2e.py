@@ -18,13 +18,12 @@ from typing import Iterator
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from models.events import Event
 from models.state import UserState
 from streams.worker.topics import ensure_topics
 from streams.settings import Settings
-from tests.harness import Worker, dump_state, publish_events, read_progress, wait_progress
+from tests.harness import Worker, dump_state, publish_events, read_progress, read_topic, wait_progress
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +51,8 @@ def history() -> list[Event]:
     return events
 
 
-def read_topic(bootstrap: str, topic: str, partitions: int = 8) -> list[tuple[bytes | None, dict[str, object]]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        return [(rec.key, orjson.loads(rec.value)) for rec in consumer]
-    finally:
-        consumer.close()
+def read_json(bootstrap: str, topic: str, partitions: int = 8) -> list[tuple[bytes | None, dict[str, object]]]:
+    return [(rec.key, orjson.loads(rec.value)) for rec in read_topic(bootstrap, topic, partitions)]
 
 
 @pytest.fixture()
@@ -94,7 +86,7 @@ def test_silent_and_declining_users_raise_alerts_steady_does_not(
     deadline = time.monotonic() + 60
     alerts: list[dict[str, object]] = []
     while time.monotonic() < deadline:
-        alerts = [a for _, a in read_topic(kafka_bootstrap, topics["alerts"])]
+        alerts = [a for _, a in read_json(kafka_bootstrap, topics["alerts"])]
         at_risk = {a["user_id"] for a in alerts if a["kind"] == "at_risk"}
         if {"silent", "decliner"} <= at_risk:
             break
@@ -109,7 +101,7 @@ def test_silent_and_declining_users_raise_alerts_steady_does_not(
         assert 0.0 <= float(alert["risk"]) <= 1.0 and alert["alert_id"]  # type: ignore[arg-type]
         assert int(alert["event_time_ms"]) > START_MS + 28 * DAY_MS, "the alert comes after the change of behaviour"  # type: ignore[call-overload]
 
-    dlq = read_topic(kafka_bootstrap, topics["dlq"])
+    dlq = read_json(kafka_bootstrap, topics["dlq"])
     assert len(dlq) == 1, dlq
     key, record = dlq[0]
     assert key == b"steady" and record["reason"] == "malformed_json" and record["value"] == malformed.decode()

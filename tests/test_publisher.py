@@ -8,7 +8,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from models.events import Event
 from streams.cli import main
@@ -18,6 +17,7 @@ from streams.publisher import EventPublisher, event_value, publish_bulk, read_re
 from streams.settings import Settings
 from streams.cli.argtypes import parse_start_ms
 from streams.offline.simulate import generate, write_events_csv
+from tests.harness import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -30,21 +30,9 @@ def _topic(bootstrap: str, name: str, partitions: int = 4) -> str:
     return name
 
 
-def _read_all(bootstrap: str, topic: str, expected: int, partitions: int = 4) -> list[tuple[int, bytes, bytes]]:
-    """(partition, key, value) of the first ``expected`` records, in partition-offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    out: list[tuple[int, bytes, bytes]] = []
-    try:
-        for rec in consumer:
-            out.append((rec.partition, rec.key, rec.value))
-            if len(out) >= expected:
-                break
-    finally:
-        consumer.close()
-    return out
+def _read_all(bootstrap: str, topic: str, partitions: int = 4) -> list[tuple[int, bytes, bytes]]:
+    """(partition, key, value) of every record, in partition-offset order."""
+    return [(rec.partition, rec.key, rec.value) for rec in read_topic(bootstrap, topic, partitions)]
 
 
 def test_publish_api_writes_what_the_worker_decodes(kafka_bootstrap: str, unique_name: str) -> None:
@@ -56,7 +44,7 @@ def test_publish_api_writes_what_the_worker_decodes(kafka_bootstrap: str, unique
         pub.publish("u2", "click", ts=1_770_120_000_001)
         pub.flush()
     assert meta.topic == topic
-    records = _read_all(kafka_bootstrap, topic, 3)
+    records = _read_all(kafka_bootstrap, topic)
     assert len(records) == 3
     decoder = Decoder()
     events = {}
@@ -102,8 +90,8 @@ def test_bulk_path_keeps_order_per_user_and_partitions_like_the_api(kafka_bootst
     assert stats.events == len(events)
     with EventPublisher(settings.with_(topic_events=api)) as pub:
         assert pub.publish_many(events) == len(events)
-    bulk_records = _read_all(kafka_bootstrap, bulk, len(events))
-    api_records = _read_all(kafka_bootstrap, api, len(events))
+    bulk_records = _read_all(kafka_bootstrap, bulk)
+    api_records = _read_all(kafka_bootstrap, api)
     assert sorted(v for _, _, v in bulk_records) == sorted(event_value(e) for e in events)
     partition_of = {k: p for p, k, _ in api_records}
     assert all(partition_of[k] == p for p, k, _ in bulk_records)  # same murmur2 partitioner
@@ -132,7 +120,7 @@ def test_publish_command_jsonl_and_csv(kafka_bootstrap: str, unique_name: str, t
     assert main([*env, "publish", "--file", str(csv_path)]) == 0
     out = capsys.readouterr().out
     assert "published 2 events" in out and f"published {len(events)} events" in out
-    records = _read_all(kafka_bootstrap, topic, 2 + len(events))
+    records = _read_all(kafka_bootstrap, topic)
     decoded = [Decoder().decode(v, NOW_MS) for _, _, v in records]
     ids = {e.event_id for e in decoded}  # type: ignore[union-attr]
     assert {"events.jsonl:1", "x1"} <= ids

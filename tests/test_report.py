@@ -24,7 +24,7 @@ from streams.cli.argtypes import parse_start_ms
 from streams.offline.simulate import generate
 from streams.timefmt import format_ts
 from streams.worker.store import StoreReader, utc_day
-from tests.harness import Worker, dump_state, read_progress, wait_progress
+from tests.harness import Worker, dump_state, read_progress, read_topic, wait_progress, wait_reviewed
 
 pytestmark = pytest.mark.integration
 
@@ -48,22 +48,16 @@ def built(kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path
         events, _ = generate(seed=21, n_users=150, start_ms=parse_start_ms("2026-01-01"), days=120)
         stats = publish_bulk(settings, events)
         wait_progress(redis_url, names["events"], stats.last_offsets, timeout_s=120, workers=[worker])
+        # and the reviews the idle worker sweeps afterwards: else they could change states between
+        # the snapshot below and the reports that read Redis again
+        wait_reviewed(redis_url, names["events"])
         yield settings
     finally:
         assert worker.stop() == 0, worker.output()[-3000:]
 
 
 def _alerts(settings: Settings) -> list[dict]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=1500)
-    try:
-        tps = [TopicPartition(settings.topic_alerts, p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        return [orjson.loads(rec.value) for rec in consumer]
-    finally:
-        consumer.close()
+    return [orjson.loads(rec.value) for rec in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts, settings.partitions)]
 
 
 def _stream_time_ms(settings: Settings) -> int:

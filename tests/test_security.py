@@ -47,7 +47,7 @@ from streams.worker.consumer import KafkaSink
 from streams.local import REDIS_TUNING, Service, free_port, valkey_binary
 from streams.redact import MASK, RedactingFormatter, install, secret_values
 from streams.settings import Settings, aiokafka_client_kwargs
-from tests.harness import ROOT, Worker, dump_state, publish_events, wait_progress, wait_quiet
+from tests.harness import ROOT, Worker, dump_state, publish_events, wait_progress, wait_quiet, wait_reviewed
 from tests.test_bad_input_e2e import _topics
 
 pytestmark = pytest.mark.integration
@@ -137,6 +137,7 @@ def secured(kafka_service: Service, auth_redis_port: int, tmp_path_factory: pyte
         for name, w in secured.workers.items():
             wait_progress(secured.url, base["events"], last, 90, [w], prefix=secured.prefixes[name])
         for prefix in secured.prefixes.values():
+            wait_reviewed(secured.url, base["events"], prefix)
             wait_quiet(secured.url, prefix, quiet_s=1.5)
         yield secured
     finally:

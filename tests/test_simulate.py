@@ -203,9 +203,8 @@ def test_bad_sizes_are_refused() -> None:
 @pytest.mark.integration
 def test_simulate_command_writes_files_and_publishes(kafka_bootstrap: str, unique_name: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from kafka import KafkaConsumer, TopicPartition
-
     from streams.cli import main
+    from tests.harness import read_topic
 
     topic = f"sim-{unique_name}"
     monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
@@ -221,13 +220,8 @@ def test_simulate_command_writes_files_and_publishes(kafka_bootstrap: str, uniqu
         assert len(list(csv.DictReader(fh))) == len(events)
     with open(truth_out, newline="") as fh:
         assert [r["user_id"] for r in csv.DictReader(fh)] == [t.user_id for t in truth]
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
-    tps = [TopicPartition(topic, p) for p in range(3)]
-    consumer.assign(tps)  # the command created the topic with the configured 3 partitions
-    consumer.seek_to_beginning(*tps)
     ts = {}
-    for rec in consumer:
+    for rec in read_topic(kafka_bootstrap, topic, 3):  # the command created the topic with the configured 3 partitions
         ts.setdefault(rec.partition, []).append(orjson.loads(rec.value)["ts"])
-    consumer.close()
     assert sum(len(v) for v in ts.values()) == len(events)
     assert all(v == sorted(v) for v in ts.values())  # event-time order inside each partition

@@ -27,7 +27,7 @@ from streams.local import RedisClusterService, Service, start_redis_cluster
 from streams.settings import Settings
 from streams.worker.store import BucketRead, BucketWrite, StateWrite, Store, _Calls
 from tests import test_store
-from tests.harness import Worker, dump_state, publish_events, wait_progress, wait_quiet
+from tests.harness import Worker, dump_state, publish_events, wait_progress, wait_quiet, wait_reviewed
 from tests.test_pipeline_e2e import history
 
 pytestmark = pytest.mark.integration
@@ -271,6 +271,7 @@ def test_worker_on_a_cluster_leaves_the_same_states_as_on_one_node(
         for mode, url in (("single", single_url), ("cluster", cluster_url)):
             wait_progress(url, events, last, timeout_s=120, workers=[workers[mode]])
         for url in (single_url, cluster_url):
+            wait_reviewed(url, events)
             wait_quiet(url)
         single, clustered = dump_state(single_url), dump_state(cluster_url)
     finally:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from models.engine import advance
 from models.model import load_model
@@ -28,7 +27,7 @@ from streams.cli import main
 from streams.worker.topics import ensure_topics
 from streams.settings import Settings
 from streams.offline.simulate import generate
-from tests.harness import Worker, dump_state, publish_events, wait_progress
+from tests.harness import Worker, dump_state, publish_events, read_topic, wait_progress
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +38,7 @@ USERS = 60
 
 
 def _read_topic(bootstrap: str, topic: str, partitions: int = 8) -> list[dict[str, object]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        return [orjson.loads(rec.value) for rec in consumer]
-    finally:
-        consumer.close()
+    return [orjson.loads(rec.value) for rec in read_topic(bootstrap, topic, partitions)]
 
 
 def _write_events(path: Path, events: list) -> None:
