@@ -78,28 +78,31 @@ class _Demo:
         return code, "".join(self.lines)
 
 
-def test_demo_runs_for_a_duration_prints_alerts_and_summary(tmp_path: Path) -> None:
+def test_demo_runs_for_a_duration_and_prints_a_summary(tmp_path: Path) -> None:
+    """What the demo shows by a wall-clock deadline depends on the machine's speed: the alert
+    and report lines are checked in the Ctrl-C test, which waits for an alert first."""
     demo = _Demo(tmp_path, "--duration", "30")
     code, out = demo.finish(timeout_s=180)
     assert code == 0, out
-    assert ALERT_LINE.search(out), out
+    assert "--duration reached" in out
     assert len(re.findall(r"metrics http://127.0.0.1:\d+/metrics", out)) == 2  # two workers, their /metrics
     assert re.search(r"console +http://127.0.0.1:\d+/ ", out), out  # the console's address
     assert "=== summary ===" in out
-    assert re.search(r"alerts by kind +at_risk [1-9]", out), out
-    assert "churn rate (30 days)" in out and "first alert after" in out
     assert out.rstrip().endswith("stopped")
     assert _tagged_processes(demo.tag) == []
 
 
-def test_ctrl_c_during_the_replay_stops_everything(tmp_path: Path) -> None:
+def test_ctrl_c_after_alerts_prints_them_in_the_summary_and_stops_everything(tmp_path: Path) -> None:
     demo = _Demo(tmp_path)  # no --duration: runs until interrupted
-    assert demo.wait_for(r"AT RISK user|replay done", timeout_s=150), "".join(demo.lines)
+    assert demo.wait_for(r"^\s+\d{4}-\d\d-\d\d \d\d:\d\d AT RISK user u\d+ ", timeout_s=150), "".join(demo.lines)
     assert len(_tagged_processes(demo.tag)) >= 3  # broker, Redis and the workers are running
     demo.proc.send_signal(signal.SIGINT)
     code, out = demo.finish(timeout_s=90)
     assert code == 0, out
+    assert ALERT_LINE.search(out), out
     assert "SIGINT: stopping" in out and "=== summary ===" in out
+    assert re.search(r"alerts by kind +at_risk [1-9]", out), out
+    assert "churn rate (30 days)" in out and "first alert after" in out
     assert _tagged_processes(demo.tag) == []
 
 
