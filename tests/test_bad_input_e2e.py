@@ -305,7 +305,7 @@ class Run:
     def wait(self, redis_url: str) -> None:
         """Until everything published is applied and the states stopped changing."""
         try:
-            wait_progress(redis_url, self.topics["events"], self.last, 60, [self.worker], prefix=self.prefix)
+            wait_progress(redis_url, self.topics["events"], self.last, 120, [self.worker], prefix=self.prefix)
             wait_reviewed(redis_url, self.topics["events"], self.prefix, allowed_lateness_ms=LATENESS_MS)
             wait_quiet(redis_url, self.prefix, quiet_s=2.5)
         except AssertionError as exc:
