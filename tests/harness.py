@@ -159,7 +159,11 @@ def wait_reviewed(redis_url: str, topic: str, prefix: str = "cw", allowed_latene
 
 
 def wait_quiet(redis_url: str, prefix: str = "cw", quiet_s: float = 1.5, timeout_s: float = 30.0) -> None:
-    """Until no user state changed for ``quiet_s``: the last sweeps after the final batch have run."""
+    """Until no user state changed for ``quiet_s``.
+
+    Alone it is a guess (a worker starved of CPU looks quiet too): call :func:`wait_reviewed`
+    first, which waits for the last sweeps themselves; this then checks nothing else moves.
+    """
     deadline = time.monotonic() + timeout_s
     last = dump_state(redis_url, prefix)
     since = time.monotonic()
