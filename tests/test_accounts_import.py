@@ -11,6 +11,7 @@ from streams.cli.accounts import read_accounts_csv
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.worker.accounts import read_accounts
+from tests.harness import read_topic
 
 FILE = ("account_id,name,owner,segment,renewal_date,notes\n"
         "acct1,Acme Ltd,dana,enterprise,2026-09-30,big\n"
@@ -34,7 +35,6 @@ def test_file_rows_are_checked_and_the_last_row_of_an_account_wins(tmp_path: Pat
 def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: str, unique_name: str, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from kafka import KafkaConsumer, TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
     topic = f"accounts-{unique_name}"
@@ -58,12 +58,9 @@ def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: st
     finally:
         admin.close()
     # every record is keyed by its account id: one key -> one partition, the latest record last
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=2000)
-    consumer.assign([TopicPartition(topic, p) for p in range(3)])
     keys: dict[bytes, set[int]] = {}
-    for r in consumer:
+    for r in read_topic(kafka_bootstrap, topic, 3):
         keys.setdefault(r.key, set()).add(r.partition)
-    consumer.close()
     assert sorted(keys) == [b"acct1", b"acct2", b"acct3"] and all(len(p) == 1 for p in keys.values())
 
     table = read_accounts(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_accounts=topic))

@@ -141,10 +141,9 @@ def test_simulated_accounts_published_decode_to_the_same_events(kafka_bootstrap:
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """The contract end to end through the real broker: what ``simulate --accounts`` publishes, the
     worker's codec reads back as the very same events (account ids, statuses, exact cents, trial ends)."""
-    from kafka import KafkaConsumer, TopicPartition
-
     from models.revenue_ledger import RevenueBook
     from streams.worker.codec import Decoder
+    from tests.harness import read_topic
 
     topic = f"acc-{unique_name}"
     monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
@@ -152,13 +151,8 @@ def test_simulated_accounts_published_decode_to_the_same_events(kafka_bootstrap:
     assert main(["--bootstrap-servers", kafka_bootstrap, "simulate", "--accounts", "12", "--days", "70", "--seed", "4"]) == 0
     capsys.readouterr()
     sim = generate_accounts(4, 12, START_MS, 70)
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
-    tps = [TopicPartition(topic, p) for p in range(2)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
     decoder = Decoder()
-    got = [decoder.decode(r.value, START_MS + 400 * 86_400_000) for r in consumer]
-    consumer.close()
+    got = [decoder.decode(r.value, START_MS + 400 * 86_400_000) for r in read_topic(kafka_bootstrap, topic, 2)]
     assert sorted(got, key=lambda e: e.event_id) == sorted(sim.events, key=lambda e: e.event_id)  # type: ignore[union-attr]
     book = RevenueBook()
     for ev in sorted(got, key=lambda e: (e.ts_ms, e.event_id)):  # type: ignore[union-attr]
