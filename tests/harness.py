@@ -126,19 +126,21 @@ def wait_reviewed(redis_url: str, topic: str, prefix: str = "cw", allowed_latene
     from streams.settings import Settings
     from streams.worker.clock import TopicClock
     from streams.worker.keys import Keys
+    from streams.worker.store import _parse_progress  # the one parser of progress values
 
     defaults = Settings()
     lateness = defaults.allowed_lateness_ms if allowed_lateness_ms is None else allowed_lateness_ms
     n_buckets = defaults.buckets if buckets is None else buckets
     keys = Keys(prefix)
     deadline = time.monotonic() + timeout_s
-    pending: dict[int, int] = {}
+    pending: dict[int, Any] = {}
     while True:
         client = redis_client(redis_url)
         try:
-            progress = {int(k): int(v.partition(b":")[2] or 0) for k, v in client.hgetall(keys.progress(topic)).items()}
+            incarnation = (client.hget(keys.meta, "incarnation") or b"").decode()
+            progress = _parse_progress(client.hgetall(keys.progress(topic)), incarnation)  # what the workers read
             clock = TopicClock(lateness, idle_partition_ms=0)
-            for p, max_ms in progress.items():
+            for p, (_, max_ms) in progress.items():
                 clock.assign(p, max_ms, wall_now_ms=0)
                 clock.observe_fetch(p, 0, caught_up=True, wall_now_ms=0)
             pending = {}
@@ -146,15 +148,16 @@ def wait_reviewed(redis_url: str, topic: str, prefix: str = "cw", allowed_latene
                 until_ms = clock.review_until_ms(p, wall_now_ms=0)
                 if until_ms is None:
                     continue
-                n = sum(client.zcount(keys.due(b, topic, p), "-inf", f"({until_ms // 1000}") for b in range(n_buckets))
-                if n:
-                    pending[p] = n
+                due = [m for b in range(n_buckets)
+                       for m in client.zrangebyscore(keys.due(b, topic, p), "-inf", f"({until_ms // 1000}", withscores=True)]
+                if due:
+                    pending[p] = (until_ms // 1000, due[:3])
         finally:
             client.close()
         if progress and not pending:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"reviews still due (partition: count) {pending} after {timeout_s} s")
+            raise AssertionError(f"reviews still due (partition: (review clock s, first due members)) {pending} after {timeout_s} s")
         time.sleep(0.2)
 
 

@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaProducer
 
 from models.events import Event
-from tests.harness import Worker, event_json, publish_events, read_progress, wait_progress, wait_quiet
+from tests.harness import Worker, event_json, publish_events, read_progress, read_topic, wait_progress, wait_quiet
 from tests.test_faults import Run, history
 from tests.test_faults import _assert_same as _assert_same_slow
 
@@ -75,26 +75,11 @@ def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 60.0, work
 
 
 def read_all(bootstrap: str, topic: str, partitions: int = 8) -> dict[int, list]:  # type: ignore[type-arg]
-    """Every record of ``topic`` per partition, read up to the highwater of the fetch replies
-    (no idle timeout to wait out; Tansu's reported end offsets are wrong)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
+    """Every record of ``topic`` per partition (harness.read_topic: up to the fetch highwaters)."""
     out: dict[int, list] = {p: [] for p in range(partitions)}  # type: ignore[type-arg]
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            for tp, recs in consumer.poll(timeout_ms=200).items():
-                out[tp.partition].extend(recs)
-            marks = [consumer.highwater(tp) for tp in tps]
-            if all(h is not None for h in marks) and all(consumer.position(tp) >= h for tp, h in zip(tps, marks)):
-                return out
-    finally:
-        consumer.close()
-    raise AssertionError(f"could not read {topic} to its end in 30 s")
+    for rec in read_topic(bootstrap, topic, partitions, timeout_s=30):
+        out[rec.partition].append(rec)
+    return out
 
 
 def alert_ids(run: Run) -> tuple[set[str], int]:
