@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from streams.forward.service import ForwardOptions, forward
 from streams.forward.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from streams.local import Service
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
+from tests.harness import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -67,14 +68,7 @@ class Receiver:
 
 
 def _dead_letters(settings: Settings) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=2000)
-    try:
-        tps = [TopicPartition(settings.topic_alerts_dlq, p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        return [orjson.loads(rec.value) for rec in consumer]
-    finally:
-        consumer.close()
+    return [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts_dlq, settings.partitions)]
 
 
 def test_forward_loses_nothing_and_signs_everything(kafka_service: Service, unique_name: str) -> None:
