@@ -35,7 +35,11 @@ browser:
 	      || echo "note: installing chromium failed: the browser test will be skipped"; \
 	  else echo "note: no chromium and no root/apt-get to install it: the browser test will be skipped"; fi; }
 
-bench: $(VENV)/.installed
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.run $(ARGS)
 
 $(QVENV)/.installed: pyproject.toml

@@ -65,7 +65,12 @@ class Settings:
     groups_per_bucket: int = 256  # small hashes of user records per bucket
     # Batching
     batch_max_records: int = 10_000
-    batch_timeout_ms: int = 100
+    batch_timeout_ms: int = 100  # getmany's wait when nothing is buffered: bounds idle wake-ups only
+    # How long the broker may hold a fetch. Apache Kafka answers as soon as fetch_min_bytes (1) are
+    # there, so this only paces idle polling; Tansu 0.6.0 holds *every* fetch reply, data or not,
+    # for the whole wait (half of it from 250 ms up): aiokafka's default 500 put ~250 ms into each
+    # fetch, most of the worker's ingest->alert latency. 10 ms: ~100 idle fetches/s (a few % of a core).
+    fetch_max_wait_ms: int = 10
     # Time
     clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
     allowed_lateness_ms: int = 6 * 3_600_000

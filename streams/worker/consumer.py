@@ -167,6 +167,11 @@ class StreamConsumer:
                 heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
                 fetch_max_bytes=64 * 1024 * 1024,
+                # Latency: the broker's hold on a fetch (settings.py says why it is short). A larger
+                # fetch_min_bytes would only make low rates wait for the max wait: when the worker
+                # is behind, a fetch already returns everything up to the byte limits.
+                fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                fetch_min_bytes=1,
                 **aiokafka_client_kwargs(settings),
             )
             try:
@@ -283,7 +288,14 @@ class StreamConsumer:
     # -- the loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Until ``stop``: fetch a batch, process it, commit a hint. Errors back off and continue."""
+        """Until ``stop``: fetch a batch, process it, commit a hint. Errors back off and continue.
+
+        Caught up (a batch smaller than ``batch_max_records``), fetching is paused during the
+        cycle: aiokafka otherwise prefetches the moment a batch is taken, so what arrives during
+        cycle k is read at the start of cycle k+1 and applied only at the end of k+2 (2-3 cycles
+        of latency); paused, it is read when k ends and applied in k+1 (1-2 cycles + one fetch,
+        ``fetch_max_wait_ms``). Behind (full batches), prefetching keeps the cycles back to back.
+        """
         delay = 0.05
         max_records = self.settings.batch_max_records
         timeout_ms = self.settings.batch_timeout_ms
@@ -300,8 +312,15 @@ class StreamConsumer:
                 if self._unresumed or self.halted:
                     continue  # resumed (and re-seeked) on the next turn; or taking no work
                 rebalanced = generation != self._generation
-                batch = await self._check_log(batch, rebalanced)
-                await self._cycle(self._contiguous(batch, rebalanced=rebalanced))
+                live = 0 < sum(len(r) for r in batch.values()) < max_records
+                if live:  # before any await: the fetcher task has not sent its prefetch yet
+                    self.consumer.pause(*self.consumer.assignment())
+                try:
+                    batch = await self._check_log(batch, rebalanced)
+                    await self._cycle(self._contiguous(batch, rebalanced=rebalanced))
+                finally:
+                    if live and self.halted is None:  # a halted worker stays paused (_halt)
+                        self.consumer.resume(*self.consumer.paused())
                 await self._check_store()
                 delay = 0.05
             except StoreLost as exc:
