@@ -43,17 +43,20 @@ class Progress:
     seen: int = 0
     first_s: float = 0.0
     last_s: float = 0.0
+    cpu_first_s: float = 0.0  # CPU seconds of the whole process (every thread) at the first event
+    cpu_last_s: float = 0.0
     users: set[str] = field(default_factory=set)
 
     def tick(self, user: str) -> bool:
         """One event done; True once the expected count is reached (the result file is then written)."""
         now = time.time()
         if not self.seen:
-            self.first_s = now
+            self.first_s, self.cpu_first_s = now, time.process_time()
         self.seen += 1
         self.last_s = now
         self.users.add(user)
         if self.seen == self.expected:
+            self.cpu_last_s = time.process_time()
             self.write()
             return True
         return False

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.observe import cpu_seconds
 from streams.local import stop_process
 
 __all__ = ["PEERS", "run_peer"]
@@ -36,10 +35,8 @@ def run_peer(name: str, *, bootstrap: str, topic: str, events: int, logdir: Path
          "--state-dir", str(state / "state")],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )
-    cpu = 0.0
     try:
         while not out.exists():
-            cpu = max(cpu, cpu_seconds(proc.pid))
             if proc.poll() is not None and not out.exists():
                 raise RuntimeError(f"{name} exited with {proc.returncode} before {events} events; log: {log.name}")
             if time.monotonic() - t0 > timeout_s:
@@ -54,4 +51,6 @@ def run_peer(name: str, *, bootstrap: str, topic: str, events: int, logdir: Path
     return {"events": res["seen"], "users": res["users"], "seconds": round(seconds, 2),
             "events_per_s": round((res["seen"] - 1) / seconds) if seconds > 0 else None,
             "startup_s (spawn -> first event)": round(res["first_s"] - wall0, 1),
-            "cpu_s (whole process, sampled)": round(cpu, 1)}
+            "cpu_s (first -> last event, whole process)": round(res["cpu_last_s"] - res["cpu_first_s"], 2),
+            "events_per_cpu_s": round(res["seen"] / (res["cpu_last_s"] - res["cpu_first_s"]))
+            if res["cpu_last_s"] > res["cpu_first_s"] else None}
