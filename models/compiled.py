@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
 from models.bgnbd import BgNbdParams
-from models.risk import FEATURES, SILENCE_FEATURES
+from models.risk import FEATURES, moves_with_silence, slot_features
+from models.vocabulary import Vocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["CompiledModel", "DEFAULT_VISIT_PARAMS", "VISIT_KEY", "compile_model"]
+__all__ = ["CompiledModel", "DEFAULT_VISIT_PARAMS", "VISIT_KEY", "compile_model", "slot_labels"]
 
 VISIT_KEY: Final[str] = "visit_mbgnbd"
 #: Visit rhythm population used until ``train`` fits one (days): mean rate r/alpha = 1 visit
@@ -37,16 +38,31 @@ class CompiledModel:
     # order. Skipping a zero weight leaves the log-odds bit-identical (z + 0.0 * v == z for a
     # finite v, up to the sign of a zero z, which the sigmoid ignores).
     terms: tuple[tuple[int, float, bool], ...]
+    vocabulary: Vocabulary  # slots and roles of the product's event names
+    features: tuple[str, ...]  # names of models.risk.feature_vector's values, in order
 
 
 def compile_model(model: "ChurnModel") -> CompiledModel:
     """The compiled form of ``model`` (called by ``ChurnModel.__post_init__``)."""
     visit: Mapping[str, float] | None = model.population.get(VISIT_KEY)
     cal = model.alive_calibration
-    weights = [float(model.risk_weights.get(name, 0.0)) for name in FEATURES]
+    vocabulary = Vocabulary(tuple(model.tracked_types), {k: tuple(v) for k, v in model.roles.items()})
+    features = FEATURES + slot_features(slot_labels(vocabulary))
+    unknown = set(model.risk_weights) - set(features)
+    if unknown:
+        raise ValueError(f"risk_weights name features {sorted(unknown)} that this model's tracked_types do not have")
+    weights = [float(model.risk_weights.get(name, 0.0)) for name in features]
     return CompiledModel(
         visits=BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS,
         purchases=BgNbdParams.from_mapping(model.bgnbd) if model.bgnbd else None,
         calibration=(float(cal["slope"]), float(cal["intercept"])) if cal else None,
-        terms=tuple((i, w, FEATURES[i] in SILENCE_FEATURES) for i, w in enumerate(weights) if w != 0.0),
+        terms=tuple((i, w, moves_with_silence(features[i])) for i, w in enumerate(weights) if w != 0.0),
+        vocabulary=vocabulary,
+        features=features,
     )
+
+
+def slot_labels(vocabulary: Vocabulary) -> tuple[str, ...]:
+    """What the slots are called in feature names and reasons: the tracked event names, or
+    ``kind<i>`` for hashed slots."""
+    return tuple(vocabulary.slot_name(i) or f"kind{i}" for i in range(vocabulary.n_slots))

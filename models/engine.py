@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal
+from typing import Callable, Final, Iterable, Literal
 
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
-from models.state import DAY_S, STAGES, Stage, UserState, apply_event
+from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
+from models.vocabulary import ACTIVITY
 from models.lifecycle import next_change_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
@@ -103,13 +104,16 @@ def advance(
     """
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
+    vocabulary = model.compiled.vocabulary
     for ev in sorted(events, key=EVENT_ORDER):
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s and st.next_review_s * 1000 < ev.ts_ms:  # mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out)
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
-        apply_event(st, ev)
-        if new_day or ev.type in ("cancel", "purchase"):
+        apply_event(st, ev, vocabulary)
+        # While an at-risk alert is open every event is a review point: activity later the same
+        # day can bring the risk under risk_exit, and silence never would (models.risk).
+        if new_day or st.at_risk_since_s or vocabulary.lookup(ev.type)[1] != ACTIVITY:
             _review(user_id, st, ts_s, model, out)
     _run_due_reviews(user_id, st, until_ms, model, out)
     out.expire = _expired(st, until_ms // 1000, model)
@@ -134,8 +138,8 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     new_stage = STAGES.index(a.stage)
     stage_changed = new_stage != st.stage or st.stage_since_s == 0
     previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
-    opens = st.at_risk_since_s == 0 and a.risk >= model.risk_enter and a.stage != "churned"
-    closes = not opens and st.at_risk_since_s != 0 and a.risk <= model.risk_exit
+    opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model)
+    closes = not opens and st.at_risk_since_s != 0 and (a.risk <= model.risk_exit or a.stage not in _REACHABLE)
     scores = scores_from(st, a, model) if (stage_changed and previous is not None) or opens or closes else None
     if stage_changed:
         st.stage = new_stage
@@ -146,12 +150,31 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
             )
     if opens and scores is not None:
         st.at_risk_since_s = now_s
+        st.alert_risk = f32(a.risk)
         out.alerts.append(Alert(alert_id(user_id, "at_risk", "", now_ms), "at_risk", user_id, now_ms, scores))
     elif closes and scores is not None:
         st.at_risk_since_s = 0
-        out.alerts.append(Alert(alert_id(user_id, "recovered", "", now_ms), "recovered", user_id, now_ms, scores))
+        st.quiet_until_s = now_s + int(model.quiet_days * DAY_S)
+        if a.stage in _REACHABLE:  # lapsed users leave the save list silently: win-back is a list
+            out.alerts.append(Alert(alert_id(user_id, "recovered", "", now_ms), "recovered", user_id, now_ms, scores))
     st.last_review_s = now_s
     st.next_review_s = _next_review(st, now_s, model, a)
+
+
+#: Stages in which a user can still be saved: at-risk alerts are for them. Dormant and churned
+#: users are the win-back list (``churnwatch top --win-back``), not a stream of alerts.
+_REACHABLE: Final[frozenset[str]] = frozenset(("new", "active", "declining", "reactivated"))
+#: No at-risk alert on a user's first day: one burst of events says nothing yet.
+_MIN_AGE_DAYS: Final[float] = 1.0
+
+
+def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel) -> bool:
+    """At-risk opens for a reachable user at least a day old whose risk reached ``risk_enter``, and, within the
+    quiet period after the last at-risk closed, only on a material rise above the risk it had
+    opened at (no flapping)."""
+    if a.risk < model.risk_enter or a.stage not in _REACHABLE or a.signals.age_days < _MIN_AGE_DAYS:
+        return False
+    return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + model.material_rise
 
 
 def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) -> int:
@@ -173,11 +196,19 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
     if nxt <= now_s or nxt > cap:
         nxt = cap
     enter = model.risk_enter
-    if st.at_risk_since_s == 0 and a.risk < enter:
-        risk_after = SilentRisk(a, model).at  # constants of the assessment worked out once
-        r_cap = risk_after(nxt)
-        if r_cap >= enter:
-            nxt = _crossing(risk_after, enter, now_s, a.risk, nxt, r_cap)
+    if st.at_risk_since_s == 0:
+        old_enough_s = st.first_seen_s + int(_MIN_AGE_DAYS * DAY_S)
+        if now_s < old_enough_s < nxt:
+            nxt = old_enough_s  # at-risk may open from then on
+        if now_s < st.quiet_until_s:  # within the quiet period only a material rise opens
+            enter = max(enter, st.alert_risk + model.material_rise)
+            if st.quiet_until_s < nxt:
+                nxt = st.quiet_until_s  # then the plain threshold holds again: look then
+        if a.risk < enter:
+            risk_after = SilentRisk(a, model).at
+            r_cap = risk_after(nxt)
+            if r_cap >= enter:
+                nxt = _crossing(risk_after, enter, now_s, a.risk, nxt, r_cap)
     return nxt
 
 

@@ -1,23 +1,27 @@
-"""The activity event as the scoring code sees it: canonical type, epoch-millisecond time."""
+"""The activity event as the scoring code sees it: the product's event name, epoch-millisecond time."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Callable, Final, Literal, Mapping
+from typing import Callable, Final, Mapping
 
 from models.subscription import Subscription
 
 __all__ = ["EVENT_ORDER", "EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP"]
 
-EventType = Literal["view", "click", "message", "purchase", "cancel", "other", "subscription"]
-EVENT_TYPES: Final[tuple[EventType, ...]] = ("view", "click", "message", "purchase", "cancel", "other", "subscription")
+#: An event name as the product spells it (trimmed, lower-case): "view", "post", "unfriend", ...
+EventType = str
+#: The names ``churnwatch simulate`` uses (any other name is as welcome); ``subscription`` events
+#: carry a subscription statement (models.subscription, the revenue side).
+EVENT_TYPES: Final[tuple[str, ...]] = ("view", "click", "message", "purchase", "cancel", "other", "subscription")
+
 
 @dataclass(slots=True, unsafe_hash=True)
 class Event:
     """One validated event. Times are integers in epoch milliseconds (UTC).
 
-    ``type`` is already canonical (see :class:`TypeMap`); ``amount`` is the purchase value
+    ``type`` is the product's event name (see :class:`TypeMap`); ``amount`` is the purchase value
     (0 for everything else). ``event_id`` only serves de-duplication and tie-breaking.
     ``account_id`` is the customer company ("" = the user is its own account, see
     :attr:`account`); ``subscription`` is set on ``subscription`` events only.
@@ -48,45 +52,31 @@ EVENT_ORDER: Final[Callable[[Event], tuple[int, str]]] = attrgetter("ts_ms", "ev
 
 @dataclass(frozen=True, slots=True)
 class TypeMap:
-    """Maps the product's free-text event names to canonical types; unknown names are "other".
+    """Renames the product's event names (optional, from a config); every other name is kept as
+    the product spells it, trimmed and lower-cased. The product's own vocabulary is what the
+    scores and reasons speak (models.vocabulary decides which names are tracked and which play
+    a role such as purchase or cancellation).
 
-    >>> TypeMap({"page_view": "view", "order": "purchase"}).canonical("order")
+    >>> TypeMap({"order": "purchase"}).canonical("order")
     'purchase'
-    >>> TypeMap({}).canonical("video_play")
-    'other'
-    >>> TypeMap({}).canonical("click")
-    'click'
+    >>> TypeMap({}).canonical(" Video_Play ")
+    'video_play'
     """
 
-    aliases: Mapping[str, EventType]
+    aliases: Mapping[str, str]
 
     def __post_init__(self) -> None:
         for name, target in self.aliases.items():
-            if target not in EVENT_TYPES:
-                raise ValueError(f"event type alias {name!r} maps to {target!r}, not one of {EVENT_TYPES}")
+            if not isinstance(target, str) or not target.strip():
+                raise ValueError(f"event type alias {name!r} maps to {target!r}, not a non-empty event name")
 
-    def canonical(self, name: str) -> EventType:
+    def canonical(self, name: str) -> str:
         target = self.aliases.get(name)
         if target is not None:
             return target
         lowered = name.strip().lower()
-        if lowered in EVENT_TYPES:
-            return lowered  # type: ignore[return-value]
-        return self.aliases.get(lowered, "other")
+        return self.aliases.get(lowered, lowered)
 
 
-DEFAULT_TYPE_MAP: Final[TypeMap] = TypeMap(
-    {
-        "page_view": "view",
-        "pageview": "view",
-        "screen_view": "view",
-        "tap": "click",
-        "chat": "message",
-        "msg": "message",
-        "order": "purchase",
-        "payment": "purchase",
-        "checkout": "purchase",
-        "cancellation": "cancel",
-        "unsubscribe": "cancel",
-    }
-)
+#: No renaming: events keep the product's names.
+DEFAULT_TYPE_MAP: Final[TypeMap] = TypeMap({})

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from models.compiled import CompiledModel, compile_model
+from models.vocabulary import DEFAULT_ROLES
 from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 
 __all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "load_model"]
@@ -52,6 +53,15 @@ class ChurnModel:
     risk_weights: Mapping[str, float] = field(default_factory=lambda: dict(PRIOR_WEIGHTS))
     risk_intercept: float = PRIOR_INTERCEPT
     risk_means: Mapping[str, float] = field(default_factory=dict)
+    # The product's vocabulary (models.vocabulary): event names tracked one by one (at most 16;
+    # empty = hashed kinds) and the names that play a role (purchase, cancel, ...).
+    tracked_types: Sequence[str] = ()
+    roles: Mapping[str, Sequence[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_ROLES.items()})
+    # Alerts worth a call (models.engine): a closed at-risk alert re-opens only after
+    # ``quiet_days`` or on a rise of ``material_rise`` above the risk it opened at; at-risk opens
+    # only for reachable users (not dormant or churned: those are the win-back list).
+    quiet_days: float = 21.0
+    material_rise: float = 0.1
     # BG/NBD population parameters (r, alpha, a, b), alpha in days; None until fitted.
     bgnbd: Mapping[str, float] | None = None
     # Calibration of P(alive) (models.temperature): p -> sigmoid(slope x logit(p) + intercept),
@@ -70,6 +80,8 @@ class ChurnModel:
             raise ValueError(
                 f"need 0 < risk_exit < risk_enter < 1, got risk_exit={self.risk_exit}, risk_enter={self.risk_enter}"
             )
+        if not 0.0 <= self.material_rise < 1.0 or self.quiet_days < 0:
+            raise ValueError(f"need quiet_days >= 0 days and material_rise in [0, 1), got {self.quiet_days}, {self.material_rise}")
         for name in ("horizon_days", "new_days", "dormant_days", "churned_days", "retention_days", "review_interval_days"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 days, got {getattr(self, name)}")

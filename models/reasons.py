@@ -58,9 +58,52 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def _kinds_used(sig: Signals) -> int:
-    used = (sig.view_28d >= 0.5) + (sig.click_28d >= 0.5) + (sig.message_28d >= 0.5)
-    return used + (sig.n_purchases > 0 and sig.purchase_silence_days < 28.0)
+def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
+    vocabulary = model.compiled.vocabulary
+    used = [i for i, n in enumerate(sig.slot_28d) if n >= 0.5]
+    kinds = len(sig.slot_28d)
+    if vocabulary.tracked:
+        names = ", ".join(vocabulary.tracked[i] for i in used) or "none"
+        return f"uses {len(used)} of the {kinds} main kinds of activity in 4 weeks ({names})"
+    return f"uses {len(used)} kind{'s' if len(used) != 1 else ''} of activity in 4 weeks"
+
+
+def _slot_trend(sig: Signals, i: int) -> float:
+    """7-day rate over 4-week rate of slot ``i`` (models.signals' young-account correction left out)."""
+    n28 = sig.slot_28d[i]
+    return (sig.slot_7d[i] / n28) * 4.0 if n28 > 0.0 else 1.0
+
+
+def _type_decline(sig: Signals, model: "ChurnModel") -> tuple[str, float] | None:
+    """(name, trend) of the tracked type with the largest 4-week baseline that fell to under
+    half its rate in the last week; None without tracked names or such a type."""
+    vocabulary = model.compiled.vocabulary
+    if not vocabulary.tracked:
+        return None
+    best: tuple[float, int] | None = None
+    for i, n28 in enumerate(sig.slot_28d):
+        if n28 >= 4.0 and _slot_trend(sig, i) < 0.5 and (best is None or n28 > best[0]):
+            best = (n28, i)
+    return None if best is None else (vocabulary.tracked[best[1]], _slot_trend(sig, best[1]))
+
+
+def _leaving_signs(sig: Signals, values: Sequence[float], model: "ChurnModel") -> list[tuple[float, str]]:
+    """Tracked types whose share of activity the model ties to leaving (``share:`` weight > 0)
+    and that the user did in the last week: (log-odds against the training mean, text)."""
+    out: list[tuple[float, str]] = []
+    compiled = model.compiled
+    vocabulary = compiled.vocabulary
+    if not vocabulary.tracked:
+        return out
+    base = len(compiled.features) - len(sig.slot_28d)
+    for i, name in enumerate(vocabulary.tracked):
+        feature = f"share:{name}"
+        w = model.risk_weights.get(feature, 0.0)
+        if w > 0.0 and sig.slot_7d[i] >= 1.0:
+            lift = w * (values[base + i] - model.risk_means.get(feature, 0.0))
+            if lift > 0.0:
+                out.append((lift, f"{sig.slot_7d[i]:.0f} {name} in the last week"))
+    return out
 
 
 def _text(key: str, st: UserState, sig: Signals, p_stay: float, source: StaySource, model: "ChurnModel") -> str:
@@ -73,6 +116,11 @@ def _text(key: str, st: UserState, sig: Signals, p_stay: float, source: StaySour
         return f"no return for {sig.silence_days:.0f} days after {sig.active_days} active day{'s' if sig.active_days != 1 else ''}"
     if key == "purchase":
         return f"usual re-order every {sig.purchase_gap_days:.0f} days, none for {sig.purchase_silence_days:.0f} days"
+    if key == "type_decline":
+        found = _type_decline(sig, model)
+        if found is not None:
+            return f"{found[0]} down {100.0 * (1.0 - found[1]):.0f}% against the user's 4-week baseline"
+        key = "decline"
     if key == "decline":
         return f"activity down {100.0 * (1.0 - sig.trend):.0f}% against the user's 4-week baseline"
     if key == "low":
@@ -83,7 +131,7 @@ def _text(key: str, st: UserState, sig: Signals, p_stay: float, source: StaySour
             text += f", fewer than {100.0 * (1.0 - share):.0f}% of users"
         return text
     if key == "narrow":
-        return f"uses {_kinds_used(sig)} of 4 kinds of activity (views, clicks, messages, purchases) in 4 weeks"
+        return _kinds_used(sig, model)
     if key == "cooling":
         if source == "purchases":
             return f"chance of still being a buying customer {100.0 * p_stay:.0f}% (BG/NBD on purchases)"
@@ -126,7 +174,7 @@ def reasons(
     if sig.purchase_x >= 1 and sig.purchase_overdue >= 1.5:
         found.append((_importance("purchase", values, model) + (gone if source == "purchases" else 0.0), "purchase"))
     if sig.trend <= 0.7 and sig.act_28d > 0.0:
-        found.append((_importance("decline", values, model), "decline"))
+        found.append((_importance("decline", values, model), "type_decline"))
     edges = model.population.get(ACT_QUANTILES)
     if (percentile(sig.act_28d, edges) < 0.25) if edges else sig.act_28d < 2.0:
         found.append((_importance("low", values, model), "low"))
@@ -138,8 +186,12 @@ def reasons(
         found.append((_LAST, "back"))
     elif stage == "new":
         found.append((_LAST, "new"))
-    if not any(importance > _LAST for importance, _ in found):
-        # Nothing stands out, yet an alert must say why: the chance of staying always can.
-        found.append((_importance("cooling", values, model) + 0.5 * gone, "cooling"))
-    found.sort(key=lambda item: -item[0])  # stable: equal importance keeps the order above
-    return tuple([_text(key, st, sig, p_stay, source, model) for _, key in found[:MAX_REASONS]])
+    signs = _leaving_signs(sig, values, model)
+    if not signs and not any(importance > _LAST for importance, _ in found):
+        # Nothing crossed its line, yet an alert must say why: the fact that adds most to the
+        # risk, among those that always speak against the user (never "still coming back 99%").
+        found.append(max((_importance(k, values, model), k) for k in ("silence", "low", "narrow")))
+    texts = [(importance, _text(key, st, sig, p_stay, source, model)) for importance, key in found]
+    texts.extend(signs)
+    texts.sort(key=lambda item: -item[0])  # stable: equal importance keeps the order above
+    return tuple([text for _, text in texts[:MAX_REASONS]])

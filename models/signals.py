@@ -61,9 +61,8 @@ class Signals:
     act_7d: float
     act_28d: float
     act_90d: float
-    view_28d: float
-    click_28d: float
-    message_28d: float
+    slot_7d: list[float]  # per slot (models.vocabulary): 7-day and 4-week counts
+    slot_28d: list[float]
     trend: float  # 7-day daily rate / 4-week daily rate (1.0 with no activity at all)
     trend_long: float  # 4-week daily rate / 90-day daily rate (1.0 with no activity at all)
     recent_gap_days: float  # recent completed intervals between active days (usual one without two active days)
@@ -76,7 +75,7 @@ class Signals:
     purchase_silence_days: float  # since the last purchase (0 without purchases)
     purchase_gap_days: float  # usual interval between purchases (0 without purchases)
     purchase_overdue: float  # purchase silence / purchase_gap_days (0 without purchases)
-    breadth: float  # 0-1: how many kinds of activity (view, click, message, purchase) in 4 weeks
+    breadth: float  # 0-1: share of the kinds of activity (slots, plus purchases) used in 4 weeks
     cancelled: bool  # a cancellation and no activity on a later day
     cancelled_days: float  # since that cancellation (0 when not cancelled)
 
@@ -119,12 +118,17 @@ def _trends(a7: float, a28: float, a90: float, age: float) -> tuple[float, float
     return trend, trend_long
 
 
-def _breadth(view: float, click: float, message: float, n_purchases: int, purchase_silence: float) -> float:
-    """0-1: the kinds of activity (view, click, message, purchase) used over about 4 weeks."""
-    breadth = view / (1.0 + view) + click / (1.0 + click) + message / (1.0 + message)
+def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float) -> float:
+    """0-1: the kinds of activity (the slots, and purchases) used over about 4 weeks, each kind
+    counting n / (1 + n) of its 4-week count n (breadth of use: Gold, *Fighting Churn with Data*,
+    2020, ch. 7 — users of more features churn less)."""
+    breadth = 0.0
+    for n in slot_28d:
+        if n > 0.0:
+            breadth += n / (1.0 + n)
     if n_purchases > 0:
         breadth += math.exp(-purchase_silence / 28.0)
-    return breadth / 4.0
+    return breadth / (len(slot_28d) + 1)
 
 
 def _decay_and_trends(st: UserState, now_s: int) -> tuple[float, float, float, float, float, float, float]:
@@ -163,7 +167,8 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     silence, age, f7, f28, f90, trend, trend_long = _decay_and_trends(st, now_s)
     tenure = (st.last_seen_s - st.first_seen_s) * _INV_DAY if st.n_events else 0.0
     gap = visit_gap_days(st, population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS))
-    view, click, message = st.view_28d * f28, st.click_28d * f28, st.message_28d * f28
+    slot_7d = [n * f7 for n in st.slot_7d]
+    slot_28d = [n * f28 for n in st.slot_28d]
 
     n_p = st.n_purchases
     if n_p > 0:
@@ -189,10 +194,10 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     return Signals(
         now_s, silence, age, tenure, st.active_days,
         st.act_7d * f7, st.act_28d * f28, st.act_90d * f90,
-        view, click, message,
+        slot_7d, slot_28d,
         trend, trend_long, recent, gap, silence / gap,
         n_p, x, t_x, T, p_silence, p_gap, p_overdue,
-        _breadth(view, click, message, n_p, p_silence), cancelled, c_days,
+        _breadth(slot_28d, n_p, p_silence), cancelled, c_days,
     )
 
 
@@ -207,7 +212,8 @@ def silent_after(sig: Signals, extra_days: float) -> Signals:
     age = sig.age_days + x
     silence = sig.silence_days + x
     trend, trend_long = _trends(a7, a28, a90, age)
-    view, click, message = sig.view_28d * f28, sig.click_28d * f28, sig.message_28d * f28
+    slot_7d = [n * f7 for n in sig.slot_7d]
+    slot_28d = [n * f28 for n in sig.slot_28d]
     n_p = sig.n_purchases
     if n_p > 0:
         p_silence = sig.purchase_silence_days + x
@@ -217,9 +223,9 @@ def silent_after(sig: Signals, extra_days: float) -> Signals:
         p_silence = p_overdue = p_T = 0.0
     return Signals(
         sig.now_s + int(round(x * DAY_S)), silence, age, sig.tenure_days, sig.active_days,
-        a7, a28, a90, view, click, message,
+        a7, a28, a90, slot_7d, slot_28d,
         trend, trend_long, sig.recent_gap_days, sig.visit_gap_days, silence / sig.visit_gap_days,
         n_p, sig.purchase_x, sig.purchase_t_x, p_T, p_silence, sig.purchase_gap_days, p_overdue,
-        _breadth(view, click, message, n_p, p_silence), sig.cancelled,
+        _breadth(slot_28d, n_p, p_silence), sig.cancelled,
         sig.cancelled_days + x if sig.cancelled else 0.0,
     )

@@ -1,23 +1,31 @@
 """Per-user state: a few numbers that summarise a whole history, updated in O(1) per event.
 
 Why decayed counters and not day buckets: 90 day-buckets cost ~1.1 kB per user in Redis and
-fall off the listpack cliff at 128 entries (measured: docs/ARCHITECTURE.md, benchmarks/memory.py); a counter that decays
-with mean life tau carries the same meaning as "events in the last tau days" in 8 bytes.
+fall off the listpack cliff at 128 entries (measured: benchmarks/memory.py); a counter that
+decays with mean life tau carries the same meaning as "events in the last tau days" in 4 bytes.
 
 Every counter is kept *at* ``last_seen_s`` (the user's largest event time), so applying the
 same events in any order gives the same numbers (up to float rounding): an event later than
 ``last_seen_s`` decays the counters forward and adds 1, an earlier one adds ``exp(-age/tau)``.
 Times are whole epoch seconds (uint32 in Redis) to keep the record small; events carry ms.
+
+The counters are float32 *in memory too* (every update is rounded to the nearest float32, the
+per-type ones live in ``array('f')``): the record then round-trips exactly, so a state that
+went through Redis between two batches is bit for bit the state the backtest keeps in memory.
+Per type (models.vocabulary: the product's tracked names, or hashed kinds) the state keeps a
+7-day and a 4-week counter: 8 bytes a type, 147 bytes with 8 types.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from models.events import Event
+from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, PURCHASE, Vocabulary
 
 __all__ = [
     "DAY_S",
@@ -28,25 +36,42 @@ __all__ = [
     "UserState",
     "apply_event",
     "decayed",
+    "f32",
 ]
 
 DAY_S: Final[int] = 86_400
-#: Mean lives, in days, of the activity counters ``act_1d`` ... ``act_90d``.
-DECAY_DAYS: Final[tuple[int, int, int, int]] = (1, 7, 28, 90)
+#: Mean lives, in days, of the activity counters ``act_7d`` ... ``act_90d``.
+DECAY_DAYS: Final[tuple[int, int, int]] = (7, 28, 90)
 _TAU_S: Final[tuple[float, ...]] = tuple(d * DAY_S for d in DECAY_DAYS)
-_TAU_1_S, _TAU_7_S, _TAU_28_S, _TAU_90_S = _TAU_S  # the same floats, without indexing per event
+_TAU_7_S, _TAU_28_S, _TAU_90_S = _TAU_S  # the same floats, without indexing per event
 
 Stage = Literal["new", "active", "declining", "dormant", "churned", "reactivated"]
 STAGES: Final[tuple[Stage, ...]] = ("new", "active", "declining", "dormant", "churned", "reactivated")
 
-_FORMAT_VERSION: Final[int] = 2
-# version, stage, then 9 uint32 times, 3 uint32 counts, 9 float64 numbers: 122 bytes (<= 128, the
-# listpack value limit the servers are started with).
-_STRUCT: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
-# Format 1 (114 bytes) had no gap_ewma_days; records of it are still read (see from_bytes).
+_FORMAT_VERSION: Final[int] = 3
+# version, stage, slots, 10 uint32 times, 3 uint32 counts, 3 float32 counters, float64 revenue,
+# float32 recent interval and alert risk: 83 bytes, then 2 float32 per slot (147 with 8 slots).
+_STRUCT: Final[struct.Struct] = struct.Struct("<BBB10I3I3fdff")
+# Formats 1 (114 bytes) and 2 (122 bytes) are still read (see from_bytes).
+_STRUCT_V2: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
 #: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
 GAP_EWMA_ALPHA: Final[float] = 0.4
+_F1 = array("f", [0.0])
+
+
+def f32(x: float) -> float:
+    """``x`` rounded to the nearest float32 (the grid every stored counter lives on).
+
+    >>> f32(0.1) == 0.1, f32(f32(0.1)) == f32(0.1)
+    (False, True)
+    """
+    _F1[0] = x
+    return _F1[0]
+
+
+def _zeros(n: int) -> array:
+    return array("f", bytes(4 * n))
 
 
 @dataclass(slots=True)
@@ -62,22 +87,23 @@ class UserState:
     at_risk_since_s: int = 0  # 0 while no at-risk alert is open (hysteresis memory)
     next_review_s: int = 0  # event time at which the user must be looked at even without events
     last_review_s: int = 0
+    quiet_until_s: int = 0  # a closed at-risk alert may re-open before this only on a material rise
     n_events: int = 0
     active_days: int = 0  # distinct UTC days with activity (in-order approximation for late events)
     n_purchases: int = 0
-    act_1d: float = 0.0  # decayed event counts, all activity types, at last_seen_s
-    act_7d: float = 0.0
+    act_7d: float = 0.0  # decayed event counts, all activity types, at last_seen_s (float32 grid)
     act_28d: float = 0.0
     act_90d: float = 0.0
-    view_28d: float = 0.0  # per-type counts for breadth of use
-    click_28d: float = 0.0
-    message_28d: float = 0.0
     revenue: float = 0.0
     # Recent interval between active days, days: exponentially weighted over the intervals in
     # event order (late events do not enter it), GAP_EWMA_ALPHA on the newest. Meaningful once
     # active_days >= 2 (the count says so: 0.0 is never read as "no data").
     gap_ewma_days: float = 0.0
+    alert_risk: float = 0.0  # risk when the last at-risk alert closed (the flap guard's reference)
     stage: int = 0  # index into STAGES
+    # Per slot (models.vocabulary), at last_seen_s: 7-day and 4-week decayed counts.
+    slot_7d: array = field(default_factory=lambda: _zeros(DEFAULT_VOCABULARY.n_slots))
+    slot_28d: array = field(default_factory=lambda: _zeros(DEFAULT_VOCABULARY.n_slots))
 
     @property
     def stage_name(self) -> Stage:
@@ -88,77 +114,48 @@ class UserState:
         return self.n_events == 0
 
     def to_bytes(self) -> bytes:
-        """Fixed 122-byte record, format 2 (listpack-friendly with ``hash-max-listpack-value`` >= 128)."""
+        """The format-3 record: 83 bytes + 8 per slot (module docstring)."""
         return _STRUCT.pack(
-            _FORMAT_VERSION,
-            self.stage,
-            self.first_seen_s,
-            self.last_seen_s,
-            self.first_purchase_s,
-            self.last_purchase_s,
-            self.cancelled_s,
-            self.stage_since_s,
-            self.at_risk_since_s,
-            self.next_review_s,
-            self.last_review_s,
-            self.n_events,
-            self.active_days,
-            self.n_purchases,
-            self.act_1d,
-            self.act_7d,
-            self.act_28d,
-            self.act_90d,
-            self.view_28d,
-            self.click_28d,
-            self.message_28d,
-            self.revenue,
-            self.gap_ewma_days,
-        )
+            _FORMAT_VERSION, self.stage, len(self.slot_7d),
+            self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
+            self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
+            self.n_events, self.active_days, self.n_purchases,
+            self.act_7d, self.act_28d, self.act_90d, self.revenue, self.gap_ewma_days, self.alert_risk,
+        ) + self.slot_7d.tobytes() + self.slot_28d.tobytes()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserState":
-        """The state of a record of format 2, or of format 1 (114 bytes, read with the recent
-        interval taken as the lifetime average: the best that record knows)."""
-        if len(raw) == _STRUCT.size and raw[0] == _FORMAT_VERSION:
-            v = _STRUCT.unpack(raw)
+        """The state of a record of format 3, or of the older formats 2 and 1 (their counters are
+        read onto the float32 grid, per-type counts start at 0, and a format-1 record's recent
+        interval is its lifetime average: the best that record knows)."""
+        if raw[:1] == b"\x03" and len(raw) >= _STRUCT.size:
+            v = _STRUCT.unpack_from(raw)
+            n = v[2]
+            if len(raw) != _STRUCT.size + 8 * n:
+                raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {_STRUCT.size + 8 * n}")
+            s7, s28 = array("f"), array("f")
+            s7.frombytes(raw[_STRUCT.size:_STRUCT.size + 4 * n])
+            s28.frombytes(raw[_STRUCT.size + 4 * n:])
+            return cls(*v[3:16], *v[16:22], v[1], s7, s28)
+        if len(raw) == _STRUCT_V2.size and raw[0] == 2:
+            v = _STRUCT_V2.unpack(raw)
             gap = v[22]
         elif len(raw) == _STRUCT_V1.size and raw[0] == 1:
             v = _STRUCT_V1.unpack(raw)
             gap = (v[3] - v[2]) / DAY_S / (v[12] - 1) if v[12] > 1 else 0.0
         else:
-            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v1)")
+            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v2, v1)")
         return cls(
-            first_seen_s=v[2],
-            last_seen_s=v[3],
-            first_purchase_s=v[4],
-            last_purchase_s=v[5],
-            cancelled_s=v[6],
-            stage_since_s=v[7],
-            at_risk_since_s=v[8],
-            next_review_s=v[9],
-            last_review_s=v[10],
-            n_events=v[11],
-            active_days=v[12],
-            n_purchases=v[13],
-            act_1d=v[14],
-            act_7d=v[15],
-            act_28d=v[16],
-            act_90d=v[17],
-            view_28d=v[18],
-            click_28d=v[19],
-            message_28d=v[20],
-            revenue=v[21],
-            gap_ewma_days=gap,
-            stage=v[1],
+            *v[2:11], 0, *v[11:14], f32(v[15]), f32(v[16]), f32(v[17]), v[21], f32(gap), 0.0, v[1],
         )
 
     def copy(self) -> "UserState":
         # Field by field: dataclasses.replace/fields cost ~10 us here, this ~1 us.
         return UserState(
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
-            self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.n_events,
-            self.active_days, self.n_purchases, self.act_1d, self.act_7d, self.act_28d, self.act_90d,
-            self.view_28d, self.click_28d, self.message_28d, self.revenue, self.gap_ewma_days, self.stage,
+            self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
+            self.n_events, self.active_days, self.n_purchases, self.act_7d, self.act_28d, self.act_90d,
+            self.revenue, self.gap_ewma_days, self.alert_risk, self.stage, array("f", self.slot_7d), array("f", self.slot_28d),
         )
 
 
@@ -173,27 +170,32 @@ def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:
     return count * math.exp(-(now_s - since_s) / (tau_days * DAY_S))
 
 
-def apply_event(state: UserState, event: Event) -> None:
+def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> None:
     """Fold one event into ``state`` in place. Commutative over events (see module docstring).
 
     Cancellation is not activity: it only records when the user last said they are leaving
     (the latest cancellation, so cancel - return - cancel ends cancelled; models.signals decides
-    whether activity after it is a return).
+    whether activity after it is a return). A state whose slots do not match ``vocabulary``
+    (a model with other tracked types) restarts its per-type counts.
     """
     ts = event.ts_ms // 1000
-    kind = event.type
-    if kind == "cancel":
+    slot, role = vocabulary.lookup(event.type)
+    if role == CANCEL:
         if ts > state.cancelled_s:
             state.cancelled_s = ts
         if state.n_events == 0:
             state.first_seen_s = state.last_seen_s = ts
         return
+    s7, s28 = state.slot_7d, state.slot_28d
+    if len(s7) != vocabulary.n_slots:
+        s7 = state.slot_7d = _zeros(vocabulary.n_slots)
+        s28 = state.slot_28d = _zeros(vocabulary.n_slots)
     # In order (the usual case) the event adds 1.0 to every counter; a late one what is left of it.
     if state.n_events == 0:
         state.first_seen_s = ts
         state.last_seen_s = ts
         state.active_days = 1
-        w1 = w7 = w28 = w90 = 1.0
+        w7 = w28 = w90 = 1.0
     elif ts >= state.last_seen_s:
         last = state.last_seen_s
         gap = ts - last
@@ -201,37 +203,34 @@ def apply_event(state: UserState, event: Event) -> None:
             state.active_days += 1
             interval = gap / DAY_S
             if state.active_days == 2:
-                state.gap_ewma_days = interval
+                state.gap_ewma_days = f32(interval)
             else:
-                state.gap_ewma_days += GAP_EWMA_ALPHA * (interval - state.gap_ewma_days)
+                state.gap_ewma_days = f32(state.gap_ewma_days + GAP_EWMA_ALPHA * (interval - state.gap_ewma_days))
         if gap:
+            f7 = math.exp(-gap / _TAU_7_S)
             f28 = math.exp(-gap / _TAU_28_S)
-            state.act_1d *= math.exp(-gap / _TAU_1_S)
-            state.act_7d *= math.exp(-gap / _TAU_7_S)
+            state.act_7d *= f7
             state.act_28d *= f28
             state.act_90d *= math.exp(-gap / _TAU_90_S)
-            state.view_28d *= f28
-            state.click_28d *= f28
-            state.message_28d *= f28
+            for i in range(len(s7)):
+                if s28[i]:  # a zero stays zero (and the 7-day count is zero whenever the 4-week one is)
+                    s7[i] *= f7
+                    s28[i] *= f28
         state.last_seen_s = ts
-        w1 = w7 = w28 = w90 = 1.0
+        w7 = w28 = w90 = 1.0
     else:  # late (but accepted) event: it adds what is left of it today
         age = state.last_seen_s - ts
-        w1, w7, w28, w90 = math.exp(-age / _TAU_1_S), math.exp(-age / _TAU_7_S), math.exp(-age / _TAU_28_S), math.exp(-age / _TAU_90_S)
+        w7, w28, w90 = math.exp(-age / _TAU_7_S), math.exp(-age / _TAU_28_S), math.exp(-age / _TAU_90_S)
         if ts < state.first_seen_s:
             state.first_seen_s = ts
     state.n_events += 1
-    state.act_1d += w1
-    state.act_7d += w7
-    state.act_28d += w28
-    state.act_90d += w90
-    if kind == "view":
-        state.view_28d += w28
-    elif kind == "click":
-        state.click_28d += w28
-    elif kind == "message":
-        state.message_28d += w28
-    elif kind == "purchase":
+    state.act_7d = f32(state.act_7d + w7)
+    state.act_28d = f32(state.act_28d + w28)
+    state.act_90d = f32(state.act_90d + w90)
+    if slot >= 0:
+        s7[slot] += w7
+        s28[slot] += w28
+    if role == PURCHASE:
         amount = event.amount if event.amount > 0 else 0.0
         state.revenue += amount
         state.n_purchases += 1

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 #: Redis settings churnwatch relies on: small hashes of user records stay listpacks.
 REDIS_TUNING: dict[str, str] = {
     "hash-max-listpack-entries": "512",
-    "hash-max-listpack-value": "128",
+    "hash-max-listpack-value": "256",
 }
 
 

@@ -16,8 +16,8 @@ def test_rows_read_the_same_with_or_without_header_and_in_any_column_order(tmp_p
                         ",view,2026-01-01T10:00:00+02:00,u1\n")
     a = [(e.user_id, e.ts_ms, e.type, e.amount) for e in read_events_csv(plain)]
     b = [(e.user_id, e.ts_ms, e.type, e.amount) for e in read_events_csv(shuffled)]
-    assert a == b == [("u2", 1767225600000, "view", 0.0), ("u1", 1767254400000, "view", 0.0),
-                      ("u1", 1767312000250, "purchase", 12.5)]
+    assert a == b == [("u2", 1767225600000, "page_view", 0.0), ("u1", 1767254400000, "view", 0.0),
+                      ("u1", 1767312000250, "order", 12.5)]
 
 
 def test_a_bad_amount_is_an_error_on_any_row(tmp_path: Path) -> None:

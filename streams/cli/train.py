@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from models.model import ChurnModel, load_model
+from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
 from streams.cli.argtypes import parse_as_of
 from streams.errors import UserError
 from streams.offline.history import read_events_csv, read_labels_csv
@@ -15,6 +16,16 @@ from streams.offline.train import train
 from streams.settings import Settings, parse_duration_ms
 
 __all__ = ["add_arguments", "run"]
+
+
+def _types(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--types {text!r} is not a whole number of event types") from None
+    if not 1 <= n <= MAX_SLOTS:
+        raise argparse.ArgumentTypeError(f"--types must be 1 to {MAX_SLOTS} event types, got {n}")
+    return n
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="snapshot dates: ISO dates separated by commas, or START/END/STEP (default: weekly)")
     parser.add_argument("--base-model", dest="base_model", metavar="FILE",
                         help="take thresholds from this model file (default: the built-in defaults)")
-    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table: name -> canonical type")
+    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table: name -> the name to use")
+    parser.add_argument("--types", type=_types, default=DEFAULT_SLOTS,
+                        help=f"how many of the product's event types to track one by one (default {DEFAULT_SLOTS}, at most {MAX_SLOTS})")
     parser.add_argument("--holdout", type=float, default=0.2, help="share of users held out for the calibration report (default 0.2)")
     parser.add_argument("--l2", type=float, default=1e-3, help="L2 penalty per example on standardised weights (default 0.001)")
     parser.add_argument("--notes", default="", help="free text stored in the model file (where the data came from)")
@@ -52,7 +65,7 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     t0 = time.monotonic()
     model, report = train(events, base=base, horizon_ms=horizon, labels_ms=labels, churn_after_ms=churn_after,
                           as_of_ms=as_of, holdout=args.holdout, l2=args.l2, notes=args.notes,
-                          alert_share=args.alert_share or None, version_prefix=args.version_prefix)
+                          alert_share=args.alert_share or None, version_prefix=args.version_prefix, n_types=args.types)
     model.save(args.out)
     held = report["holdout"]
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
@@ -65,6 +78,12 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
                   f"{held['mean_risk']:.3f}, ROC AUC {held['roc_auc']}, Brier {held['brier']}, largest decile gap {held['max_decile_gap']}")
             print("  reliability by decile (predicted -> observed): "
                   + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
+    if "versus_default" in report:
+        v = report["versus_default"]
+        verdict = "beats" if v["trained_beats_default"] else "does NOT beat"
+        print(f"held-out users: the trained model {verdict} the default ({v['default_version']}): ROC AUC "
+              f"{v['trained_roc_auc']} vs {v['default_roc_auc']} on {v['rows']:,} rows"
+              + ("" if v["trained_beats_default"] else " -- keep the default"))
     if "alerts" in report:
         a = report["alerts"]
         print(f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}: "

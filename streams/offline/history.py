@@ -86,7 +86,7 @@ def _subscription(row: list[str], columns: tuple[int | None, ...]) -> Subscripti
 def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[Event]:
     """Events of ``path`` in file order; a bad row raises ValueError naming file and line."""
     p = Path(path)
-    kinds: dict[str, EventType] = {}  # event name -> canonical type
+    kinds: dict[str, EventType] = {}  # event name as written -> as the product's vocabulary spells it
     seen_index: dict[str, int] | None = None
     extra: tuple[int | None, ...] = (None,) * 5  # account_id, status, plan, mrr, trial_ends
     for lineno, row, index in _rows(p, _COLUMNS):
@@ -117,7 +117,7 @@ def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> I
             amount = 0.0
             i = index.get("amount", n)
             raw_amount = row[i].strip() if i < n else ""
-            if raw_amount:  # checked on every row, kept on purchases only
+            if raw_amount:  # checked and kept on every row (as the stream's decoder does); the model reads it on purchases
                 amount = float(raw_amount)
                 if not math.isfinite(amount):
                     raise ValueError(f"amount {raw_amount!r} is not a finite number")
@@ -127,7 +127,7 @@ def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> I
             sub = _subscription(row, extra) if kind == "subscription" else None
         except ValueError as exc:
             raise ValueError(f"{p.name} line {lineno}: {exc}") from None
-        yield Event(user, ts_ms, kind, event_id, amount if kind == "purchase" else 0.0, account, sub)
+        yield Event(user, ts_ms, kind, event_id, amount, account, sub)
 
 
 def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> list[Event]:

@@ -49,10 +49,11 @@ from models import bgnbd, mbgnbd
 from models.engine import advance
 from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
-from models.model import ChurnModel
+from models.model import ChurnModel, load_model
 from models.rfm import fit_population as rfm_population
-from models.risk import FEATURES, LogisticRisk
-from models.scoring import features_at
+from models.risk import FEATURES, LogisticRisk, moves_with_silence
+from models.scoring import features_at, risk_at
+from models.vocabulary import CANCEL, DEFAULT_SLOTS, Vocabulary
 from models.signals import compute_signals
 from models.state import DAY_S, UserState
 from models.temperature import VISIT_KEY, calibrated
@@ -293,6 +294,43 @@ def _is_holdout(user: str, share: float) -> bool:
     return (zlib.crc32(user.encode("utf-8")) % 10_000) < share * 10_000
 
 
+def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAULT_SLOTS) -> tuple[str, ...]:
+    """The event names to track one by one: the base model's if it declares some, else the
+    ``n_types`` names used by the most users (ties: more events, then the name), cancellations
+    left out (they are not activity)."""
+    if base.tracked_types:
+        return tuple(base.tracked_types)
+    vocabulary = Vocabulary((), {k: tuple(v) for k, v in base.roles.items()})
+    users: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for ev in events:
+        if vocabulary.lookup(ev.type)[1] == CANCEL:
+            continue
+        users.setdefault(ev.type, set()).add(ev.user_id)
+        counts[ev.type] = counts.get(ev.type, 0) + 1
+    ranked = sorted(users, key=lambda name: (-len(users[name]), -counts[name], name))
+    return tuple(ranked[:n_types])
+
+
+def default_risks(per_user: Mapping[str, Sequence[Event]], users: set[str], dates: Sequence[int], default: ChurnModel) -> dict[tuple[str, int], float]:
+    """Risk of the ``default`` model for ``users`` at every date they are scored: the comparison
+    the training report makes on held-out users."""
+    out: dict[tuple[str, int], float] = {}
+    for user in sorted(users):
+        evs = per_user[user]
+        ts = [ev.ts_ms for ev in evs]
+        state: UserState | None = None
+        pos = 0
+        for date in dates:
+            end = bisect.bisect_left(ts, date, lo=pos)
+            if end == 0:
+                continue
+            state = advance(user, state, evs[pos:end], date, default).state
+            pos = end
+            out[(user, date)] = risk_at(state, date // 1000, default)
+    return out
+
+
 def content_version(model: ChurnModel, prefix: str = "trained") -> str:
     """``<prefix>-<12 hex>``: a hash of everything in the file except the version itself."""
     if not prefix or not all(c.isalnum() or c in "-_." for c in prefix):
@@ -316,6 +354,8 @@ def train(
     notes: str = "",
     version_prefix: str = "trained",
     alert_share: float | None = 0.1,
+    n_types: int = DEFAULT_SLOTS,
+    default: ChurnModel | None = None,
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Fit a model on ``events`` (module docstring); returns it and its training report.
 
@@ -361,6 +401,7 @@ def train(
             f"inside it (labels from {source}); give a longer history, a shorter --horizon or earlier --as-of dates"
         )
 
+    base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={})
     t0 = time.monotonic()
     finals = end_states(per_user, data_end, base)
     population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
@@ -396,8 +437,9 @@ def train(
     positives = int(y[fit_rows].sum())
     if positives == 0 or positives == int(fit_rows.sum()):
         raise ValueError(f"labels have one class only ({positives} of {int(fit_rows.sum())} training rows churn): nothing to learn")
-    fitter = LogisticRisk(l2=l2).fit(X[fit_rows], y[fit_rows])
-    means = {name: round(float(v), 6) for name, v in zip(FEATURES, X[fit_rows].mean(axis=0))}
+    names = model.compiled.features
+    fitter = LogisticRisk(names, l2=l2, nonnegative=[f for f in names if moves_with_silence(f)]).fit(X[fit_rows], y[fit_rows])
+    means = {name: round(float(v), 6) for name, v in zip(names, X[fit_rows].mean(axis=0))}
     population = dict(model.population)
     population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
     leave = fitter.predict_proba(X)
@@ -421,7 +463,24 @@ def train(
         # users who in hindsight still were (what `churnwatch backtest` judges)
         "holdout_leave_given_alive": _holdout_report(leave[test & alive], y[test & alive]) if (test & alive).any() else {},
     }
-    weights = {name: round(w, 6) for name, w in fitter.weights.items()}
+    if test.any():
+        # Does the trained model beat the default (no fitted weight) on the held-out users?
+        default = default if default is not None else load_model()
+        held_users = {u for u, t in zip(snaps.users, test) if t}
+        theirs = default_risks(per_user, held_users, usable, default)
+        rows = [i for i in np.flatnonzero(test) if (snaps.users[i], snaps.as_of_ms[i]) in theirs]
+        if rows:
+            from streams.offline.evaluate import roc_auc
+
+            d_auc = roc_auc([theirs[(snaps.users[i], snaps.as_of_ms[i])] for i in rows], [bool(y[i]) for i in rows])
+            t_auc = roc_auc([float(risk[i]) for i in rows], [bool(y[i]) for i in rows])
+            report["versus_default"] = {
+                "default_version": default.version, "rows": len(rows),
+                "default_roc_auc": None if d_auc is None else round(d_auc, 4),
+                "trained_roc_auc": None if t_auc is None else round(t_auc, 4),
+                "trained_beats_default": None if d_auc is None or t_auc is None else bool(t_auc > d_auc),
+            }
+    weights = {name: round(w, 6) for name, w in fitter.weights.items() if w != 0.0}
     thresholds: dict[str, float] = {}
     if alert_share is not None:
         enter = round(float(np.quantile(risk[~test], 1.0 - alert_share)), 4)
