@@ -18,7 +18,7 @@ from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
 from models.vocabulary import ACTIVITY
-from models.lifecycle import next_change_s
+from models.lifecycle import REACHABLE, next_change_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["Alert", "AlertKind", "Outcome", "advance", "alert_id"]
@@ -163,7 +163,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
 
 #: Stages in which a user can still be saved: at-risk alerts are for them. Dormant and churned
 #: users are the win-back list (``churnwatch top --win-back``), not a stream of alerts.
-_REACHABLE: Final[frozenset[str]] = frozenset(("new", "active", "declining", "reactivated"))
+_REACHABLE: Final[frozenset[str]] = REACHABLE
 #: No at-risk alert on a user's first day: one burst of events says nothing yet.
 _MIN_AGE_DAYS: Final[float] = 1.0
 

@@ -34,11 +34,15 @@ from models.state import DAY_S, STAGES, Stage, UserState
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["TREND_MAX_GAP_DAYS", "churned_after_days", "dormant_after_days", "next_change_s", "stage_of"]
+__all__ = ["LAPSED", "REACHABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "dormant_after_days", "next_change_s", "stage_of"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
 #: holds too few visits for a rate to mean anything.
 TREND_MAX_GAP_DAYS: Final[float] = 3.5
+#: Stages of users who can still be saved (at-risk alerts and the save list are for them), and
+#: of users already lapsed (the win-back list: models.ranking).
+REACHABLE: Final[frozenset[str]] = frozenset(("new", "active", "declining", "reactivated"))
+LAPSED: Final[frozenset[str]] = frozenset(("dormant", "churned"))
 _CHURNED: Final[int] = STAGES.index("churned")
 _REACTIVATED: Final[int] = STAGES.index("reactivated")
 _DECLINING: Final[int] = STAGES.index("declining")

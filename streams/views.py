@@ -96,35 +96,20 @@ def user_report(reader: StoreReader, settings: Settings, user_id: str, model: Ch
     return UserReport(user_id, now_ms, score(state, now_ms // 1000, model or _model(settings)), state)
 
 
-def top_users(reader: StoreReader, settings: Settings, n: int, *, include_churned: bool = False) -> list[UserReport]:
-    """The ``n`` users with an open at-risk alert and the highest risk, scored now, highest risk first.
+def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, share: float | None = None,
+              kind: str = "save") -> list[UserReport]:
+    """Today's ranked list at the stream time (models.ranking.daily_list): ``save`` = reachable
+    users by churn risk, ``win_back`` = lapsed users by their chance of still being reachable;
+    within a budget of ``n`` users or a ``share`` of the candidates (default: 20 users)."""
+    from models.ranking import daily_list
 
-    Users already churned are left out unless asked for: their risk is 1 by definition and they
-    would crowd out the ones a check-in can still keep (they belong to win-back, see churn-rate).
-    Without them this is the first page of the console's *save* list (``streams.console.data``),
-    so the CLI, the pages and the API rank alike. With them, the store's risk index is read in a
-    window that doubles until ``n`` users are found or the index is exhausted.
-    """
     now_ms = stream_time_ms(reader, settings)
     model = _model(settings)
-    if not include_churned:  # the console's save list, first page: one ranking for the CLI, pages and API
-        from streams.console.data import at_risk_page
-
-        page = reader.run(lambda store: at_risk_page(store, model, now_ms, "save", n))
-        return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in page.rows]
-    reports: dict[str, UserReport | None] = {}
-    window = n if include_churned else 4 * n + 50
-    while True:
-        ranked = reader.top_at_risk(window)
-        for user_id, _ in ranked:
-            if user_id not in reports:
-                reports[user_id] = user_report(reader, settings, user_id, model, now_ms)
-        out = [r for r in reports.values() if r is not None and (include_churned or r.scores.stage != "churned")]
-        if len(out) >= n or len(ranked) < window:
-            break
-        window *= 2
-    out.sort(key=lambda r: (-r.scores.risk, r.user_id))
-    return out[:n]
+    if n is None and share is None:
+        n = 20
+    ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
+                        n=n, share=share)
+    return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in ranked]
 
 
 def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, Any]:
@@ -141,6 +126,3 @@ def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, 
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
     }
-
-
-

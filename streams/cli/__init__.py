@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("streams.cli.simulate", "publish a simulated population with known behaviour and write its ground truth"),
     "alerts": ("streams.cli.alerts", "follow the at-risk topic and print alerts (readable or JSON lines)"),
     "score": ("streams.cli.score", "show one user's live scores and reasons"),
-    "top": ("streams.cli.top", "the users most likely to churn, ranked"),
+    "top": ("streams.cli.top", "today's ranked list within a budget: users to save, or --win-back the lapsed"),
     "churn-rate": ("streams.cli.churn_rate", "churn rate by count, percent and revenue"),
     "backtest": ("streams.cli.backtest", "score historical events as of given dates with the stream's own code"),
     "train": ("streams.cli.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),

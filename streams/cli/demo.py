@@ -45,7 +45,7 @@ from streams.cli.argtypes import parse_start_ms, positive_int
 from streams.offline.simulate import generate, persona_counts
 from streams.timefmt import DAY_MS, format_ts
 
-__all__ = ["DemoOptions", "WorkerProcess", "add_arguments", "run", "orchestrate"]
+__all__ = ["DemoOptions", "WorkerProcess", "add_arguments", "alert_precision_line", "run", "orchestrate"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _STATUS_EVERY_S = 5.0
@@ -163,6 +163,24 @@ class _Tally:
     replay_done_s: float | None = None
     processed: int = 0
     stream_time_ms: int = 0
+    at_risk: list[tuple[str, int]] = field(default_factory=list)  # (user, event time ms) of at-risk alerts
+    churned_at: dict[str, int] = field(default_factory=dict)  # the simulator's truth
+    end_ms: int = 0  # end of the simulated window
+
+
+def alert_precision_line(at_risk: list[tuple[str, int]], churned_at: dict[str, int], end_ms: int, horizon_ms: int = 30 * DAY_MS) -> str:
+    """The share of at-risk alerts followed by churn within the horizon, against the simulator's
+    truth (its ``churned_at`` is the user's last event); alerts whose horizon passes the end of
+    the simulated window are not judged.
+
+    >>> alert_precision_line([("a", 0), ("b", 0), ("c", 10**12)], {"a": 5}, 10**11)
+    'at-risk alerts        1 of 2 judged (50%) followed by churn within 30 days (simulator truth); 1 too recent to judge'
+    """
+    judged = [(u, t) for u, t in at_risk if t + horizon_ms <= end_ms]
+    hits = sum(1 for u, t in judged if u in churned_at and t <= churned_at[u] <= t + horizon_ms)
+    share = f" ({100.0 * hits / len(judged):.0f}%)" if judged else ""
+    return (f"at-risk alerts        {hits:,} of {len(judged):,} judged{share} followed by churn within "
+            f"{horizon_ms // DAY_MS} days (simulator truth); {len(at_risk) - len(judged):,} too recent to judge")
 
 
 class _Demo:
@@ -267,6 +285,8 @@ class _Demo:
         async for alert in follow_alerts(self.settings, from_beginning=False, ready=ready):
             kind = str(alert.get("kind"))
             self.tally.by_kind[kind] = self.tally.by_kind.get(kind, 0) + 1
+            if kind == "at_risk":
+                self.tally.at_risk.append((str(alert.get("user_id")), int(alert.get("event_time_ms") or 0)))
             if self.tally.first_alert_s is None:
                 self.tally.first_alert_s = time.monotonic() - self.tally.t0
             if kind in self.opts.show:
@@ -282,6 +302,8 @@ class _Demo:
             start_ms = today - opts.days * DAY_MS
         events, truth = await asyncio.to_thread(generate, opts.seed, opts.users, start_ms, opts.days)
         churners = sum(t.churned_at_ms is not None for t in truth)
+        self.tally.churned_at = {t.user_id: t.churned_at_ms for t in truth if t.churned_at_ms is not None}
+        self.tally.end_ms = start_ms + opts.days * DAY_MS
         mix = ", ".join(f"{n} {p}" for p, n in persona_counts(truth).items())
         self.say(f"{self.elapsed()} simulated      {len(truth):,} users ({mix})")
         self.say(f"{self.elapsed()}                {len(events):,} events from {format_ts(start_ms)[:10]} to "
@@ -382,10 +404,11 @@ class _Demo:
         self.say(f"churn rate (30 days)  {churn['churned']:,} users = {100 * churn['churn_rate']:.1f}% of "
                  f"{churn['active_at_start']:,} active at the start; revenue of churned users {churn['churned_revenue']:,.2f} "
                  f"(as of {churn['as_of'][:16].replace('T', ' ')}, stream time)")
+        self.say(alert_precision_line(t.at_risk, t.churned_at, t.end_ms))
         if not top:
-            self.say("top 10 at risk        nobody is at risk")
+            self.say("top 10 to save        nobody reachable")
             return
-        self.say("top 10 at risk")
+        self.say("top 10 to save (reachable users, most likely to churn first; `churnwatch top --win-back` lists the lapsed)")
         for i, r in enumerate(top, start=1):
             s = r.scores
             self.say(f"  {i:>2}. {r.user_id:<10} risk {s.risk:.2f}  health {s.health:3.0f}  temp {s.temperature:3.0f}  "

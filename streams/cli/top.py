@@ -1,4 +1,5 @@
-"""``churnwatch top``: the users most likely to churn, ranked, from the at-risk index."""
+"""``churnwatch top``: today's ranked list within a budget, to save (reachable users by risk) or
+to win back (lapsed users most likely still reachable), models.ranking."""
 
 from __future__ import annotations
 
@@ -12,9 +13,22 @@ from streams.settings import Settings
 __all__ = ["add_arguments", "run"]
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"share {text!r} is not a number such as 0.02 or 2%") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"share {text!r} must be above 0 and at most 1 (100%) of the candidate users")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", type=positive_int("users"), default=20, help="how many users (default 20)")
-    parser.add_argument("--include-churned", action="store_true", help="also list users who have churned already (risk 1)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("-n", type=positive_int("users"), default=None, help="budget: how many users (default 20)")
+    budget.add_argument("--share", type=_share, default=None, help="budget: this share of the candidate users, such as 0.02 or 2%%")
+    parser.add_argument("--win-back", dest="win_back", action="store_true",
+                        help="the win-back list (lapsed users, most likely still reachable first) instead of the save list")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
 
@@ -22,13 +36,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.views import open_reader, top_users
 
     with open_reader(settings) as reader:
-        reports = top_users(reader, settings, args.n, include_churned=args.include_churned)
+        reports = top_users(reader, settings, args.n, share=args.share, kind="win_back" if args.win_back else "save")
     if args.json:
         for r in reports:
             print(orjson.dumps(r.to_dict()).decode())
         return 0
     if not reports:
-        print("no user is at risk")
+        print("no lapsed user to win back" if args.win_back else "no reachable user to rank")
         return 0
     print(f"{'#':>3}  {'user':<16} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<11} {'action':<9} reason")
     for i, r in enumerate(reports, start=1):

@@ -48,10 +48,10 @@ SCORE_COLUMNS: tuple[str, ...] = ("user_id", "as_of", "risk", "health", "tempera
 
 
 def load_type_map(path: str | Path | None) -> TypeMap:
-    """The ``event_types`` mapping (name -> canonical type) of a JSON or TOML file.
+    """The ``event_types`` renaming (name -> the name to use) of a JSON or TOML file.
 
-    Without a file the built-in aliases apply (``DEFAULT_TYPE_MAP``). With one, only the names it
-    lists are mapped (plus the canonical names themselves); everything else counts as "other".
+    Without a file every event keeps the product's name (``DEFAULT_TYPE_MAP``); with one, the
+    names it lists are renamed and every other name is kept.
     """
     if not path:
         return DEFAULT_TYPE_MAP
@@ -63,7 +63,7 @@ def load_type_map(path: str | Path | None) -> TypeMap:
         raise ValueError(f"config {target}: cannot parse it ({exc})") from None
     mapping = data.get("event_types") if isinstance(data, dict) else None
     if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
-        raise ValueError(f"config {target}: needs an 'event_types' table of name -> canonical type strings")
+        raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings")
     return TypeMap(dict(mapping))
 
 

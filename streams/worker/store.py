@@ -615,6 +615,19 @@ class Store:
         merged.sort(key=lambda x: (-x[1], x[0]))
         return merged[:n]
 
+    async def user_states(self) -> dict[str, UserState]:
+        """Every tracked user's state (the daily ranked lists read them all): one pipelined
+        HGETALL per user hash, a bucket at a time."""
+        out: dict[str, UserState] = {}
+        for b in range(self.buckets):
+            pipe = self._client.pipeline(transaction=False)
+            for g in range(self.groups):
+                pipe.hgetall(self.keys.users(b, g))
+            for part in await pipe.execute():
+                for user, blob in part.items():
+                    out[_s(user)] = UserState.from_bytes(blob)
+        return out
+
     async def stats(self) -> dict[str, float]:
         """Business counters summed over all buckets (``users``, ``stage:*``, ``at_risk``, per-day)."""
         pipe = self._client.pipeline(transaction=False)
@@ -662,6 +675,9 @@ class StoreReader:
 
     def stats(self) -> dict[str, float]:
         return self._do(self._store.stats())
+
+    def user_states(self) -> dict[str, UserState]:
+        return self._do(self._store.user_states())
 
     def users_tracked(self) -> int:
         return self._do(self._store.users_tracked())

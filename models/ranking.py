@@ -1,0 +1,82 @@
+"""The daily ranked lists: whom to call today to *save*, and whom to try to *win back*.
+
+Two jobs, two lists (the at-risk alert stream only serves the first):
+
+- **save**: users still reachable (stage new, active, declining or reactivated) ranked by churn
+  risk, highest first. A budget (a number of calls, or a share of the reachable users per day)
+  replaces a fixed threshold, so the list has the size a team can work through whatever the
+  model's scale.
+- **win back**: users already lapsed (dormant, or churned and not yet expired) ranked by the
+  chance they are still reachable (temperature, P(alive)), then by what they spent: a list to
+  work through, never a stream of alerts.
+
+Pure: states in, ranked rows out (the CLI reads the states from Redis, the backtest from files).
+Ranking uses the cheap assessment; the full scores (health, reasons, action) are built only for
+the users who make the list.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+from models.lifecycle import LAPSED, REACHABLE
+from models.model import ChurnModel
+from models.scoring import Scores, assess, scores_from
+from models.state import UserState
+
+__all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "budget_size", "daily_list"]
+
+ListKind = Literal["save", "win_back"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    user_id: str
+    scores: Scores
+    state: UserState
+
+
+def budget_size(candidates: int, n: int | None = None, share: float | None = None) -> int:
+    """How many users a budget of ``n`` calls or a ``share`` of the candidates allows (share
+    rounds up: a non-empty list for a share > 0).
+
+    >>> budget_size(1000, n=20), budget_size(1000, share=0.015), budget_size(5, n=20)
+    (20, 15, 5)
+    """
+    if (n is None) == (share is None):
+        raise ValueError("give exactly one budget: n (users) or share (of the candidates)")
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"budget n must be >= 1 user, got {n}")
+        return min(n, candidates)
+    assert share is not None
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"budget share must be in (0, 1] of the candidate users, got {share}")
+    return min(candidates, math.ceil(share * candidates))
+
+
+def daily_list(
+    states: Iterable[tuple[str, UserState]],
+    now_s: int,
+    model: ChurnModel,
+    kind: ListKind = "save",
+    *,
+    n: int | None = None,
+    share: float | None = None,
+) -> list[Ranked]:
+    """The ``kind`` list at event time ``now_s`` within the budget (module docstring)."""
+    keep = REACHABLE if kind == "save" else LAPSED
+    rows = []
+    for user_id, st in states:
+        if st.n_events == 0:
+            continue
+        a = assess(st, max(now_s, st.last_seen_s), model)
+        if a.stage not in keep:
+            continue
+        key = (-a.risk,) if kind == "save" else (-a.p_stay, -st.revenue)
+        rows.append((key, user_id, st, a))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    size = budget_size(len(rows), n, share) if rows else 0
+    return [Ranked(u, scores_from(st, a, model), st) for _, u, st, a in rows[:size]]
