@@ -104,6 +104,7 @@ class ChurnModel:
                 isinstance(slope, (int, float)) and isinstance(intercept, (int, float)) and 0 < slope < 1e6 and abs(intercept) < 1e6
             ):
                 raise ValueError(f"alive_calibration must be {{slope > 0, intercept}} (log-odds), got {dict(self.alive_calibration)}")
+        object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
         object.__setattr__(self, "compiled", compile_model(self))  # frozen: set once, at construction
 
     def to_json(self) -> str:

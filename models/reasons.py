@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, Sequence
 
 from models.health import ACT_QUANTILES, percentile
 from models.risk import FEATURES, risk_probability
-from models.signals import Signals
+from models.signals import Signals, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["MAX_REASONS", "reasons"]
 
 MAX_REASONS: Final[int] = 3
+#: The chance of staying is a reason only well below a coin flip: a reason must speak against
+#: the user, never say they are fine ("chance of still coming back 99%").
+_COOLING_BELOW: Final[float] = 0.45
 _IDX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURES)}
 # Reason key -> the risk features whose contributions rank it.
 _GROUPS: Final[dict[str, tuple[int, ...]]] = {
@@ -69,9 +72,8 @@ def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
 
 
 def _slot_trend(sig: Signals, i: int) -> float:
-    """7-day rate over 4-week rate of slot ``i`` (models.signals' young-account correction left out)."""
-    n28 = sig.slot_28d[i]
-    return (sig.slot_7d[i] / n28) * 4.0 if n28 > 0.0 else 1.0
+    """7-day rate over 4-week rate of slot ``i``, as models.signals measures the total's."""
+    return rate_ratio(sig.slot_7d[i], sig.slot_28d[i], sig.age_days)
 
 
 def _type_decline(sig: Signals, model: "ChurnModel") -> tuple[str, float] | None:
@@ -180,7 +182,7 @@ def reasons(
         found.append((_importance("low", values, model), "low"))
     if sig.breadth < 0.3:
         found.append((_importance("narrow", values, model), "narrow"))
-    if p_stay < 0.5:
+    if p_stay < _COOLING_BELOW:
         found.append((_importance("cooling", values, model) + 0.5 * gone, "cooling"))
     if stage == "reactivated":
         found.append((_LAST, "back"))

@@ -84,34 +84,40 @@ SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:_N_SILENCE])
 #: does not move (any sign: some activities mean leaving, an "unfriend" share among them).
 SLOT_PREFIXES: Final[tuple[str, str]] = ("inactive:", "share:")
 
-#: The default risk: NO weight here was fitted on any data set. Each is a monotone effect with a
-#: documented direction from the literature, set to one log-odds unit per natural unit of its
-#: feature (per e-fold of activity, per e-fold of overdue silence, per whole decline or
-#: narrowing), tenure at a quarter of that:
+#: The default risk: NO weight here was fitted on any data set. Each term is a monotone effect
+#: whose direction the literature documents; its size follows one rule, *equal say*: one
+#: log-odds unit across the feature's natural range, stated a priori (the "improper linear
+#: model" of Dawes, "The robust beauty of improper linear models", American Psychologist 34(7),
+#: 1979, and Wainer, "Estimating coefficients in linear models: it don't make no nevermind",
+#: Psychological Bulletin 83(2), 1976: equal weights on comparable scales predict nearly as well
+#: as fitted ones, and better on new populations):
 #:
-#: - activity level (``inactive_28d``): fewer events in the last four weeks, more churn —
-#:   Gold, *Fighting Churn with Data* (Manning 2020), ch. 3 and 5 (churn falls across the
-#:   cohorts of every activity metric, log scale);
-#: - silence against the user's own rhythm (``visit_overdue_log``, and P(alive) in the risk's
-#:   "already gone" part): Fader, Hardie & Lee, "Counting your customers the easy way", Marketing
-#:   Science 24(2), 2005 (BG/NBD), Batislam, Denizel & Filiztekin 2007 (MBG/NBD);
-#: - decline against the user's own baseline (``decline``, ``decline_long``): Gold 2020 ch. 7
-#:   (ratio and change metrics);
-#: - breadth of use (``narrowness``): Gold 2020 ch. 7; Kim, Lee & Ahn, adoption breadth;
-#: - hazard falling with tenure (``tenure_log`` < 0): Fader & Hardie, "How to project customer
-#:   retention", J. Interactive Marketing 21(1), 2007 (heterogeneity makes retention rise with
-#:   tenure).
+#: - activity level (``inactive_28d``, -log(1 + events in 4 weeks); range about 2 e-folds, so
+#:   0.5): fewer events, more churn — Gold, *Fighting Churn with Data* (Manning 2020), ch. 3 and 5;
+#: - silence against the user's own rhythm (``visit_overdue_log``, log(1 + silence / usual
+#:   interval); range about 2, so 0.5), and P(alive) in the risk's "already gone" part: Fader,
+#:   Hardie & Lee, "Counting your customers the easy way", Marketing Science 24(2), 2005
+#:   (BG/NBD); Batislam, Denizel & Filiztekin 2007 (MBG/NBD);
+#: - decline against the user's own baseline, over a week (``decline``: 1 - 7-day rate / 4-week
+#:   rate) and over a month (``decline_long``: 1 - 4-week rate / 90-day rate), each from 0 to
+#:   1, so 1.0 each: Gold 2020, ch. 7 (ratio and change metrics);
+#: - breadth of use (``narrowness``: 1 - share of the kinds of activity used; about 0.4 between
+#:   a one-kind and a many-kind user with 8 kinds, so 2.5): Gold 2020, ch. 7;
+#: - churn hazard falling with tenure (``tenure_log`` < 0; log(1 + days) ranges about 4 between a
+#:   week and a year, so -0.25): Fader & Hardie, "How to project customer retention", Journal of
+#:   Interactive Marketing 21(1), 2007 (heterogeneity makes retention rise with tenure).
 #:
 #: The intercept only sets the scale (ranking does not depend on it). Measured failure of the
 #: weights shipped before (fitted on ``churnwatch simulate`` seed 1: ``buyer`` +1.27,
 #: ``gap_trend`` +1.44, ``active_days_log`` +0.34): ROC AUC 0.45 on fightchurn's simulator,
 #: where ``-health`` alone gives 0.74, and risk rising with tenure while churn falls with it.
+#: How these weights were chosen, and what was looked at: docs/SCORES.md.
 PRIOR_WEIGHTS: Final[Mapping[str, float]] = {
-    "visit_overdue_log": 1.0,
-    "inactive_28d": 1.0,
-    "decline": 0.5,
+    "visit_overdue_log": 0.5,
+    "inactive_28d": 0.5,
+    "decline": 1.0,
     "decline_long": 1.0,
-    "narrowness": 1.0,
+    "narrowness": 2.5,
     "tenure_log": -0.25,
 }
 PRIOR_INTERCEPT: Final[float] = -1.0

@@ -33,6 +33,7 @@ __all__ = [
     "compute_signals",
     "is_cancelled",
     "recent_gap_days",
+    "rate_ratio",
     "silent_after",
     "visit_gap_days",
 ]
@@ -106,6 +107,18 @@ def _window_cover(age_days: float, tau_days: float) -> float:
     return -tau_days * math.expm1(-age_days / tau_days)
 
 
+def rate_ratio(a7: float, a28: float, age: float) -> float:
+    """7-day daily rate over 4-week daily rate of two decayed counts of one activity, for a user
+    ``age`` days old (the young-account correction of the module docstring); 1.0 when undefined.
+
+    >>> round(rate_ratio(1.0, 4.0, 365.0), 6), rate_ratio(0.0, 0.0, 30.0)
+    (1.0, 1.0)
+    """
+    if age <= 0.0 or a28 <= 0.0:
+        return 1.0
+    return (a7 / a28) * (_window_cover(age, 28.0) / _window_cover(age, 7.0))
+
+
 def _trends(a7: float, a28: float, a90: float, age: float) -> tuple[float, float]:
     """(7-day rate / 4-week rate, 4-week rate / 90-day rate) of counts already decayed to the
     time of interest, for a user ``age`` days old; 1.0 where undefined."""
@@ -167,8 +180,10 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     silence, age, f7, f28, f90, trend, trend_long = _decay_and_trends(st, now_s)
     tenure = (st.last_seen_s - st.first_seen_s) * _INV_DAY if st.n_events else 0.0
     gap = visit_gap_days(st, population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS))
-    slot_7d = [n * f7 for n in st.slot_7d]
-    slot_28d = [n * f28 for n in st.slot_28d]
+    behind = ((now_s if now_s > st.last_seen_s else st.last_seen_s) - st.slots_at_s) * _INV_DAY  # models.state._add_to_slot
+    g7, g28 = math.exp(-behind / 7.0), math.exp(-behind / 28.0)
+    slot_7d = [n * g7 for n in st.slot_7d]
+    slot_28d = [n * g28 for n in st.slot_28d]
 
     n_p = st.n_purchases
     if n_p > 0:

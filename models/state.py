@@ -13,7 +13,7 @@ The counters are float32 *in memory too* (every update is rounded to the nearest
 per-type ones live in ``array('f')``): the record then round-trips exactly, so a state that
 went through Redis between two batches is bit for bit the state the backtest keeps in memory.
 Per type (models.vocabulary: the product's tracked names, or hashed kinds) the state keeps a
-7-day and a 4-week counter: 8 bytes a type, 147 bytes with 8 types.
+7-day and a 4-week counter: 8 bytes a type, 151 bytes with 8 types.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ Stage = Literal["new", "active", "declining", "dormant", "churned", "reactivated
 STAGES: Final[tuple[Stage, ...]] = ("new", "active", "declining", "dormant", "churned", "reactivated")
 
 _FORMAT_VERSION: Final[int] = 3
-# version, stage, slots, 10 uint32 times, 3 uint32 counts, 3 float32 counters, float64 revenue,
-# float32 recent interval and alert risk: 83 bytes, then 2 float32 per slot (147 with 8 slots).
-_STRUCT: Final[struct.Struct] = struct.Struct("<BBB10I3I3fdff")
+# version, stage, slots, 11 uint32 times, 3 uint32 counts, 3 float32 counters, float64 revenue,
+# float32 recent interval and alert risk: 87 bytes, then 2 float32 per slot (151 with 8 slots).
+_STRUCT: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdff")
 # Formats 1 (114 bytes) and 2 (122 bytes) are still read (see from_bytes).
 _STRUCT_V2: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
@@ -88,6 +88,7 @@ class UserState:
     next_review_s: int = 0  # event time at which the user must be looked at even without events
     last_review_s: int = 0
     quiet_until_s: int = 0  # a closed at-risk alert may re-open before this only on a material rise
+    slots_at_s: int = 0  # the time the per-slot counters are kept at (see apply_event)
     n_events: int = 0
     active_days: int = 0  # distinct UTC days with activity (in-order approximation for late events)
     n_purchases: int = 0
@@ -101,7 +102,7 @@ class UserState:
     gap_ewma_days: float = 0.0
     alert_risk: float = 0.0  # risk when the last at-risk alert closed (the flap guard's reference)
     stage: int = 0  # index into STAGES
-    # Per slot (models.vocabulary), at last_seen_s: 7-day and 4-week decayed counts.
+    # Per slot (models.vocabulary), at slots_at_s: 7-day and 4-week decayed counts.
     slot_7d: array = field(default_factory=lambda: _zeros(DEFAULT_VOCABULARY.n_slots))
     slot_28d: array = field(default_factory=lambda: _zeros(DEFAULT_VOCABULARY.n_slots))
 
@@ -114,12 +115,12 @@ class UserState:
         return self.n_events == 0
 
     def to_bytes(self) -> bytes:
-        """The format-3 record: 83 bytes + 8 per slot (module docstring)."""
+        """The format-3 record: 87 bytes + 8 per slot (module docstring)."""
         return _STRUCT.pack(
             _FORMAT_VERSION, self.stage, len(self.slot_7d),
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
-            self.n_events, self.active_days, self.n_purchases,
+            self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
             self.act_7d, self.act_28d, self.act_90d, self.revenue, self.gap_ewma_days, self.alert_risk,
         ) + self.slot_7d.tobytes() + self.slot_28d.tobytes()
 
@@ -136,7 +137,7 @@ class UserState:
             s7, s28 = array("f"), array("f")
             s7.frombytes(raw[_STRUCT.size:_STRUCT.size + 4 * n])
             s28.frombytes(raw[_STRUCT.size + 4 * n:])
-            return cls(*v[3:16], *v[16:22], v[1], s7, s28)
+            return cls(*v[3:17], *v[17:23], v[1], s7, s28)
         if len(raw) == _STRUCT_V2.size and raw[0] == 2:
             v = _STRUCT_V2.unpack(raw)
             gap = v[22]
@@ -146,7 +147,7 @@ class UserState:
         else:
             raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v2, v1)")
         return cls(
-            *v[2:11], 0, *v[11:14], f32(v[15]), f32(v[16]), f32(v[17]), v[21], f32(gap), 0.0, v[1],
+            *v[2:11], 0, v[3], *v[11:14], f32(v[15]), f32(v[16]), f32(v[17]), v[21], f32(gap), 0.0, v[1],
         )
 
     def copy(self) -> "UserState":
@@ -154,7 +155,7 @@ class UserState:
         return UserState(
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
-            self.n_events, self.active_days, self.n_purchases, self.act_7d, self.act_28d, self.act_90d,
+            self.slots_at_s, self.n_events, self.active_days, self.n_purchases, self.act_7d, self.act_28d, self.act_90d,
             self.revenue, self.gap_ewma_days, self.alert_risk, self.stage, array("f", self.slot_7d), array("f", self.slot_28d),
         )
 
@@ -168,6 +169,30 @@ def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:
     if now_s <= since_s:
         return count
     return count * math.exp(-(now_s - since_s) / (tau_days * DAY_S))
+
+
+def _add_to_slot(state: UserState, slot: int, ts: int) -> None:
+    """One event of ``slot`` at ``ts``. The slots are kept at ``slots_at_s``, not at last_seen_s:
+    an event adds its weight as seen from there (exp(+age/tau), at most e^(1/7) while the
+    reference is less than a day behind), and only an event a day or more past the reference
+    brings every slot forward to its time. So a busy user pays the decay of all slots once a
+    day, not once per event; the order of the events still does not matter (module docstring)."""
+    s7, s28 = state.slot_7d, state.slot_28d
+    d = ts - state.slots_at_s
+    if d >= DAY_S:
+        f7, f28 = math.exp(-d / _TAU_7_S), math.exp(-d / _TAU_28_S)
+        for i in range(len(s7)):
+            if s28[i]:  # a zero stays zero (and the 7-day count is zero whenever the 4-week one is)
+                s7[i] *= f7
+                s28[i] *= f28
+        state.slots_at_s = ts
+        d = 0
+    if d == 0:
+        s7[slot] += 1.0
+        s28[slot] += 1.0
+    else:
+        s7[slot] += math.exp(d / _TAU_7_S)
+        s28[slot] += math.exp(d / _TAU_28_S)
 
 
 def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> None:
@@ -186,14 +211,15 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
         if state.n_events == 0:
             state.first_seen_s = state.last_seen_s = ts
         return
-    s7, s28 = state.slot_7d, state.slot_28d
-    if len(s7) != vocabulary.n_slots:
-        s7 = state.slot_7d = _zeros(vocabulary.n_slots)
-        s28 = state.slot_28d = _zeros(vocabulary.n_slots)
+    if len(state.slot_7d) != vocabulary.n_slots:
+        state.slot_7d = _zeros(vocabulary.n_slots)
+        state.slot_28d = _zeros(vocabulary.n_slots)
+        state.slots_at_s = state.last_seen_s if state.n_events else ts
     # In order (the usual case) the event adds 1.0 to every counter; a late one what is left of it.
     if state.n_events == 0:
         state.first_seen_s = ts
         state.last_seen_s = ts
+        state.slots_at_s = ts
         state.active_days = 1
         w7 = w28 = w90 = 1.0
     elif ts >= state.last_seen_s:
@@ -212,10 +238,6 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
             state.act_7d *= f7
             state.act_28d *= f28
             state.act_90d *= math.exp(-gap / _TAU_90_S)
-            for i in range(len(s7)):
-                if s28[i]:  # a zero stays zero (and the 7-day count is zero whenever the 4-week one is)
-                    s7[i] *= f7
-                    s28[i] *= f28
         state.last_seen_s = ts
         w7 = w28 = w90 = 1.0
     else:  # late (but accepted) event: it adds what is left of it today
@@ -228,8 +250,7 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
     state.act_28d = f32(state.act_28d + w28)
     state.act_90d = f32(state.act_90d + w90)
     if slot >= 0:
-        s7[slot] += w7
-        s28[slot] += w28
+        _add_to_slot(state, slot, ts)
     if role == PURCHASE:
         amount = event.amount if event.amount > 0 else 0.0
         state.revenue += amount

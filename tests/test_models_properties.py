@@ -141,7 +141,7 @@ def test_state_record_round_trips_exactly(events: list[Event], stage: int, since
     state = _state_of(events)
     state.stage, state.stage_since_s, state.next_review_s, state.at_risk_since_s = stage, since, review, since
     raw = state.to_bytes()
-    assert len(raw) <= 83 + 8 * 16 <= 256  # stays a listpack value on servers started with hash-max-listpack-value 256
+    assert len(raw) <= 87 + 8 * 16 <= 256  # stays a listpack value on servers started with hash-max-listpack-value 256
     back = UserState.from_bytes(raw)
     assert back == state
     assert back.to_bytes() == raw
@@ -152,6 +152,19 @@ def _constant_sweep(events: list[Event], until_ms: int, model: ChurnModel, step_
     with pytest.MonkeyPatch.context() as m:
         m.setattr(engine, "_next_review", lambda st_, now_s, model_, scores: now_s + step_s)
         return advance("u", None, events, until_ms, model)
+
+
+def _lasting(changes: list, min_ms: int) -> list:  # type: ignore[type-arg]
+    """Stage changes without the stages that lasted less than ``min_ms``, merged where that leaves
+    the same stage twice in a row."""
+    out: list = []  # type: ignore[type-arg]
+    for i, x in enumerate(changes):
+        if i + 1 < len(changes) and changes[i + 1].event_time_ms - x.event_time_ms < min_ms:
+            continue
+        if out and out[-1].scores.stage == x.scores.stage:
+            continue
+        out.append(x)
+    return out
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -167,7 +180,9 @@ def test_smart_reviews_raise_the_alerts_a_constant_sweep_raises(events: list[Eve
     for kind in ("stage_changed", "at_risk", "recovered"):
         a = [x for x in smart.alerts if x.kind == kind]
         b = [x for x in swept.alerts if x.kind == kind]
-        assert [x.scores.stage for x in a if kind == "stage_changed"] == [x.scores.stage for x in b if kind == "stage_changed"]
+        if kind == "stage_changed":  # a stage shorter than the sweep's step can fall between two looks
+            a, b = _lasting(a, step_s * 1000), _lasting(b, step_s * 1000)
+            assert [x.scores.stage for x in a] == [x.scores.stage for x in b]
         assert len(a) == len(b), kind
         for x, y in zip(a, b):
             assert x.event_time_ms - 60_000 <= y.event_time_ms <= x.event_time_ms + step_s * 1000, kind
@@ -195,6 +210,6 @@ def test_format_1_records_are_still_read() -> None:
     st_ = UserState.from_bytes(raw)
     assert (st_.first_seen_s, st_.last_seen_s, st_.active_days, st_.n_events, st_.stage) == (first, last, days, 40, 1)
     assert st_.gap_ewma_days == pytest.approx(30.0 / (days - 1))
-    assert len(st_.to_bytes()) == 83 + 8 * 8  # read into format 3, 8 hashed kinds
+    assert len(st_.to_bytes()) == 87 + 8 * 8  # read into format 3, 8 hashed kinds
     with pytest.raises(ValueError, match="not format v3"):
         UserState.from_bytes(raw[:-1])

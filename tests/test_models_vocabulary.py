@@ -1,0 +1,152 @@
+"""The product's vocabulary, the default risk with no fitted weight, alerts worth a call, and the
+daily ranked lists (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+
+import pytest
+
+from models.engine import advance
+from models.events import Event
+from models.model import ChurnModel, load_model
+from models.ranking import budget_size, daily_list
+from models.risk import PRIOR_WEIGHTS, moves_with_silence
+from models.scoring import score
+from models.state import DAY_S, UserState, apply_event
+from models.vocabulary import CANCEL, DEFAULT_SLOTS, PURCHASE, Vocabulary
+from streams.offline.simulate import generate
+
+START_MS = 1_767_225_600_000  # 2026-01-01
+DAY_MS = DAY_S * 1000
+
+
+@pytest.fixture(scope="module")
+def population() -> dict[str, list[Event]]:
+    events, _ = generate(21, 300, START_MS, 120)
+    per_user: dict[str, list[Event]] = defaultdict(list)
+    for ev in events:
+        per_user[ev.user_id].append(ev)
+    return dict(per_user)
+
+
+def test_names_keep_their_slot_and_roles_have_name_defaults() -> None:
+    v = Vocabulary(("post", "unfriend", "like"))
+    assert [v.lookup(n) for n in ("post", "unfriend", "like")] == [(0, 0), (1, 0), (2, 0)]
+    assert v.lookup("share") == (-1, 0), "an untracked name counts in the total only"
+    assert v.lookup("checkout")[1] == PURCHASE and v.lookup("unsubscribe") == (-1, CANCEL)
+    custom = Vocabulary(("post",), {"purchase": ("renewal",), "cancel": ("goodbye",)})
+    assert custom.lookup("renewal")[1] == PURCHASE and custom.lookup("goodbye") == (-1, CANCEL)
+    assert custom.lookup("order")[1] == 0, "declared roles replace the defaults"
+    hashed = Vocabulary()
+    assert hashed.n_slots == DEFAULT_SLOTS and all(0 <= hashed.lookup(f"type{i}")[0] < DEFAULT_SLOTS for i in range(50))
+    with pytest.raises(ValueError, match="at most 16"):
+        Vocabulary(tuple(f"t{i}" for i in range(17)))
+    with pytest.raises(ValueError, match="unknown roles"):
+        Vocabulary((), {"refund": ("refund",)})
+
+
+def test_record_is_87_bytes_plus_8_per_tracked_type_and_round_trips() -> None:
+    model = ChurnModel(tracked_types=tuple(f"t{i}" for i in range(8)))
+    st = advance("u", None, [Event("u", START_MS + i * 3_600_000, f"t{i % 10}", f"e{i}") for i in range(60)],
+                 START_MS + 10 * DAY_MS, model).state
+    raw = st.to_bytes()
+    assert len(raw) == 87 + 8 * 8
+    assert UserState.from_bytes(raw) == st and UserState.from_bytes(raw).to_bytes() == raw
+    assert sum(st.slot_28d) < st.act_28d, "t8 and t9 are untracked: in the total only"
+    other = ChurnModel(tracked_types=("t0", "t1"))
+    again = advance("u", st, [Event("u", START_MS + 11 * DAY_MS, "t1", "x")], START_MS + 12 * DAY_MS, other).state
+    assert len(again.slot_7d) == 2 and again.slot_28d[1] == 1.0, "another vocabulary restarts the per-type counts"
+
+
+def test_shipped_default_has_no_fitted_weight() -> None:
+    model = load_model()
+    assert dict(model.risk_weights) == dict(PRIOR_WEIGHTS)
+    assert not model.training and not model.population and model.bgnbd is None and not model.alive_calibration
+    assert model.risk_weights["tenure_log"] < 0, "churn hazard falls with tenure"
+    assert all(w > 0 for n, w in model.risk_weights.items() if moves_with_silence(n))
+
+
+def test_risk_weights_on_slot_features_keep_risk_monotonic_in_silence() -> None:
+    ChurnModel(tracked_types=("post", "unfriend"), risk_weights={"share:unfriend": 2.0, "share:post": -1.0, "inactive:post": 0.5})
+    with pytest.raises(ValueError, match="grows with silence"):
+        ChurnModel(tracked_types=("post",), risk_weights={"inactive:post": -0.5})
+    with pytest.raises(ValueError, match="tracked_types do not have"):
+        ChurnModel(tracked_types=("post",), risk_weights={"share:like": 1.0})
+
+
+def test_reasons_speak_the_products_names() -> None:
+    model = ChurnModel(tracked_types=("post", "like", "unfriend"), risk_weights={"share:unfriend": 3.0, "decline": 1.0},
+                       risk_means={"share:unfriend": 0.0})
+    events = [Event("u", START_MS + d * DAY_MS + h * 60_000, "post", f"p{d}-{h}") for d in range(28) for h in range(5)]
+
+    events += [Event("u", START_MS + 29 * DAY_MS + i * 60_000, "unfriend", f"x{i}") for i in range(3)]
+    st = advance("u", None, events, START_MS + 30 * DAY_MS, model).state
+    why = score(st, (START_MS + 29 * DAY_MS) // 1000 + 3600, model).reasons
+    assert "3 unfriend in the last week" in why, why
+    plain = model.with_(risk_weights={"decline": 1.0})
+    st = advance("u", st, [Event("u", START_MS + 37 * DAY_MS, "like", "l")], START_MS + 38 * DAY_MS, plain).state
+    why = score(st, (START_MS + 38 * DAY_MS) // 1000, plain).reasons
+    assert any(r.startswith("post down") and "4-week baseline" in r for r in why), why
+
+
+def test_no_alert_reason_says_the_user_is_fine(population: dict[str, list[Event]]) -> None:
+    model = load_model()
+    seen = 0
+    for user, evs in population.items():
+        for alert in advance(user, None, evs, START_MS + 150 * DAY_MS, model).alerts:
+            if alert.kind != "at_risk":
+                continue
+            seen += 1
+            assert alert.scores.reasons and alert.scores.stage in ("new", "active", "declining", "reactivated")
+            for reason in alert.scores.reasons:
+                m = re.search(r"chance of still .*? (\d+)%", reason)
+                assert m is None or int(m.group(1)) < 50, reason
+    assert seen > 20
+
+
+def test_at_risk_reopens_only_after_the_quiet_period_or_a_material_rise(population: dict[str, list[Event]]) -> None:
+    model = load_model()
+    reopened = 0
+    for user, evs in population.items():
+        last_open: float | None = None
+        last_close: int | None = None
+        for alert in advance(user, None, evs, START_MS + 150 * DAY_MS, model).alerts:
+            if alert.kind == "recovered":
+                last_close = alert.event_time_ms
+            elif alert.kind == "at_risk":
+                if last_close is not None and last_open is not None and alert.event_time_ms - last_close < model.quiet_days * DAY_MS:
+                    assert alert.scores.risk >= last_open + model.material_rise - 1e-6
+                    reopened += 1
+                last_open = alert.scores.risk
+    assert reopened >= 0  # the guard holds for every re-opening (there may be none on this sample)
+
+
+def test_daily_lists_split_save_from_win_back_within_a_budget(population: dict[str, list[Event]]) -> None:
+    model = load_model()
+    now_ms = START_MS + 120 * DAY_MS
+    states = {u: advance(u, None, evs, now_ms, model).state for u, evs in population.items()}
+    save = daily_list(states.items(), now_ms // 1000, model, "save", n=15)
+    assert len(save) == 15 and all(r.scores.stage in ("new", "active", "declining", "reactivated") for r in save)
+    risks = [r.scores.risk for r in save]
+    assert risks == sorted(risks, reverse=True)
+    reachable = sum(1 for u, st in states.items() if score(st, now_ms // 1000, model).stage not in ("dormant", "churned"))
+    assert len(daily_list(states.items(), now_ms // 1000, model, "save", share=0.1)) == budget_size(reachable, share=0.1)
+    back = daily_list(states.items(), now_ms // 1000, model, "win_back", n=10)
+    assert back and all(r.scores.stage in ("dormant", "churned") for r in back)
+    temps = [r.scores.temperature for r in back]
+    assert temps == sorted(temps, reverse=True)
+    with pytest.raises(ValueError, match="exactly one budget"):
+        budget_size(10)
+
+
+def test_model_file_round_trips_the_vocabulary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = ChurnModel(tracked_types=("post", "like"), roles={"purchase": ["renewal"], "cancel": ["goodbye"]},
+                       risk_weights={"share:like": -0.5})
+    path = tmp_path / "m.json"
+    model.save(path)
+    back = load_model(path)
+    assert back == model and back.compiled.features[-1] == "share:like"
+    assert "compiled" not in json.loads(path.read_text())
