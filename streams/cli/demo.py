@@ -12,7 +12,8 @@ What it runs, in order (and stops in reverse, on ``--duration``, Ctrl-C or SIGTE
    the broker acks in event-time order (a replay: the workers see months pass in seconds);
 5. the alerts follower (``streams.cli.alerts.follow_alerts``, the code ``churnwatch alerts``
    runs), printing at-risk and recovered alerts as the workers publish them;
-6. a summary: alerts by kind, the 10 users most at risk, the 30-day churn rate, the time from
+6. a summary: alerts by kind, the share of at-risk alerts followed by churn (simulator truth), the
+   10 reachable users most likely to churn, the 30-day churn rate, the time from
    start to the first alert and the throughput, read from Redis with ``streams.views``.
 
 Every server and worker is started in its own session, so a Ctrl-C in the terminal reaches the
