@@ -17,7 +17,7 @@ from typing import Callable, Final, Iterable, Literal
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
-from models.vocabulary import ACTIVITY
+from models.vocabulary import ACTIVITY, SUBSCRIPTION
 from models.lifecycle import REACHABLE, next_change_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
@@ -109,11 +109,14 @@ def advance(
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s and st.next_review_s * 1000 < ev.ts_ms:  # mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out)
+        role = vocabulary.lookup(ev.type)[1]
+        if role == SUBSCRIPTION:
+            continue  # a billing statement, not usage (models.revenue keeps it)
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
         apply_event(st, ev, vocabulary)
         # While an at-risk alert is open every event is a review point: activity later the same
         # day can bring the risk under risk_exit, and silence never would (models.risk).
-        if new_day or st.at_risk_since_s or vocabulary.lookup(ev.type)[1] != ACTIVITY:
+        if new_day or st.at_risk_since_s or role != ACTIVITY:
             _review(user_id, st, ts_s, model, out)
     _run_due_reviews(user_id, st, until_ms, model, out)
     out.expire = _expired(st, until_ms // 1000, model)

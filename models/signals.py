@@ -111,7 +111,7 @@ def rate_ratio(a7: float, a28: float, age: float) -> float:
     """7-day daily rate over 4-week daily rate of two decayed counts of one activity, for a user
     ``age`` days old (the young-account correction of the module docstring); 1.0 when undefined.
 
-    >>> round(rate_ratio(1.0, 4.0, 365.0), 6), rate_ratio(0.0, 0.0, 30.0)
+    >>> round(rate_ratio(1.0, 4.0, 365.0), 4), rate_ratio(0.0, 0.0, 30.0)
     (1.0, 1.0)
     """
     if age <= 0.0 or a28 <= 0.0:

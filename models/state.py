@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from models.events import Event
-from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, PURCHASE, Vocabulary
+from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, PURCHASE, SUBSCRIPTION, Vocabulary
 
 __all__ = [
     "DAY_S",
@@ -205,6 +205,8 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
     """
     ts = event.ts_ms // 1000
     slot, role = vocabulary.lookup(event.type)
+    if role == SUBSCRIPTION:
+        return  # a billing statement, not usage: models.revenue keeps it
     if role == CANCEL:
         if ts > state.cancelled_s:
             state.cancelled_s = ts

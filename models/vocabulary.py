@@ -13,9 +13,8 @@ name goes to which slot:
 
 Roles are declared by name (``roles`` in the model file), with defaults that recognise the
 usual spellings: ``purchase`` (an activity that also carries an amount and feeds BG/NBD),
-``cancel`` (not activity: the user says they leave). Room is left for the subscription events
-of the revenue work (``subscription_start``, ``subscription_end``: counted as activity until
-something reads them).
+``cancel`` (not activity: the user says they leave), ``subscription`` (a billing statement of
+the revenue side, models.subscription: not usage, so the usage state leaves it to models.revenue).
 """
 
 from __future__ import annotations
@@ -33,17 +32,20 @@ __all__ = [
     "MAX_SLOTS",
     "PURCHASE",
     "ROLES",
+    "SUBSCRIPTION",
     "Vocabulary",
 ]
 
 ACTIVITY: Final[int] = 0
 PURCHASE: Final[int] = 1
 CANCEL: Final[int] = 2
-#: Role names as the model file writes them -> role code (subscription roles are activity for now).
-ROLES: Final[Mapping[str, int]] = {"purchase": PURCHASE, "cancel": CANCEL, "subscription_start": ACTIVITY, "subscription_end": ACTIVITY}
+SUBSCRIPTION: Final[int] = 3
+#: Role names as the model file writes them -> role code.
+ROLES: Final[Mapping[str, int]] = {"purchase": PURCHASE, "cancel": CANCEL, "subscription": SUBSCRIPTION}
 DEFAULT_ROLES: Final[Mapping[str, tuple[str, ...]]] = {
     "purchase": ("purchase", "order", "payment", "checkout", "buy", "transaction"),
     "cancel": ("cancel", "cancellation", "unsubscribe", "cancel_subscription", "subscription_cancel", "account_delete", "delete_account"),
+    "subscription": ("subscription",),
 }
 #: Slots when no names are declared (hashed), and the most a model may declare.
 DEFAULT_SLOTS: Final[int] = 8
@@ -84,7 +86,8 @@ class Vocabulary:
         return self.tracked[slot] if self.tracked else None
 
     def lookup(self, name: str) -> tuple[int, int]:
-        """(slot or -1, role) of an event name; cancellations take no slot (they are not activity)."""
+        """(slot or -1, role) of an event name; cancellations and subscription statements take no
+        slot (they are not activity)."""
         found = self._names.get(name)
         if found is None:
             found = self._resolve(name)
@@ -98,8 +101,8 @@ class Vocabulary:
             if name in names:
                 role = ROLES[role_name]
                 break
-        if role == CANCEL:
-            return -1, CANCEL
+        if role in (CANCEL, SUBSCRIPTION):
+            return -1, role
         if self.tracked:
             return (self.tracked.index(name) if name in self.tracked else -1), role
         if role == PURCHASE:

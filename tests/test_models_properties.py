@@ -155,11 +155,11 @@ def _constant_sweep(events: list[Event], until_ms: int, model: ChurnModel, step_
 
 
 def _lasting(changes: list, min_ms: int) -> list:  # type: ignore[type-arg]
-    """Stage changes without the stages that lasted less than ``min_ms``, merged where that leaves
+    """Stage changes without the stages that lasted ``min_ms`` or less, merged where that leaves
     the same stage twice in a row."""
     out: list = []  # type: ignore[type-arg]
     for i, x in enumerate(changes):
-        if i + 1 < len(changes) and changes[i + 1].event_time_ms - x.event_time_ms < min_ms:
+        if i + 1 < len(changes) and changes[i + 1].event_time_ms - x.event_time_ms <= min_ms:
             continue
         if out and out[-1].scores.stage == x.scores.stage:
             continue
