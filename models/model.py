@@ -61,7 +61,7 @@ class ChurnModel:
     # ``quiet_days`` or on a rise of ``material_rise`` above the risk it opened at; at-risk opens
     # only for reachable users (not dormant or churned: those are the win-back list).
     quiet_days: float = 21.0
-    material_rise: float = 0.1
+    material_rise: float = 0.2
     # BG/NBD population parameters (r, alpha, a, b), alpha in days; None until fitted.
     bgnbd: Mapping[str, float] | None = None
     # Calibration of P(alive) (models.temperature): p -> sigmoid(slope x logit(p) + intercept),
