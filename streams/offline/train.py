@@ -2,6 +2,9 @@
 
 What it fits, in this order:
 
+0. **Vocabulary**: the event types the state tracks one by one (models.vocabulary): the base
+   model's ``tracked_types`` if it declares some, else the ``--types`` (8) names used by the most
+   users; the per-type features (``inactive:<name>``, ``share:<name>``, models.risk) follow.
 1. **Population** (from every user's state at the end of the history, built by
    ``models.engine.advance`` like the stream builds it): BG/NBD on purchases
    (``models.bgnbd.fit``, days), MBG/NBD on active days (``models.mbgnbd.fit``), the typical
@@ -11,7 +14,9 @@ What it fits, in this order:
    events strictly before it through the same ``advance``/``features_at`` code the stream and
    the backtest run, labelled 1 when the user churns within the horizon after it. A logistic
    model (``models.risk.LogisticRisk.fit``) is fitted on 80% of the users; the other 20% give the
-   calibration report (reliability by decile, Brier score, ROC AUC) stored in the file.
+   calibration report (reliability by decile, Brier score, ROC AUC) stored in the file, and the
+   comparison with the shipped default (no fitted weight) on the same held-out users and dates:
+   the report says whether the trained model beats it (``versus_default``).
 3. **Health reference**: deciles of 4-week activity over the snapshots.
 
 Labels: when is a user churned, and at what time? The time of the last activity before leaving
