@@ -137,7 +137,7 @@ def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> l
     >>> d = tempfile.mkdtemp(); f = os.path.join(d, "e.csv")
     >>> _ = open(f, "w").write("user_id,ts,event_type,amount\\nu1,2026-01-02T00:00:00Z,order,12.5\\nu1,1767225600000,page_view,\\n")
     >>> [(e.type, e.ts_ms, e.amount) for e in read_events_csv(f)]
-    [('view', 1767225600000, 0.0), ('purchase', 1767312000000, 12.5)]
+    [('page_view', 1767225600000, 0.0), ('order', 1767312000000, 12.5)]
     """
     events = list(iter_events_csv(path, type_map))
     events.sort(key=EVENT_ORDER)

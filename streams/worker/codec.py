@@ -13,8 +13,9 @@ Accepted value (a JSON object)::
   same event gets the same id and is still recognised as a duplicate; counted in
   ``Decoder.derived_ids`` (metric ``churnwatch_events_derived_id_total``).
 - ``user_id``: non-empty string of at most 256 characters.
-- ``type``: string, canonicalised by ``models.events.TypeMap``; unknown names are accepted as
-  ``"other"`` and counted in ``Decoder.unknown_types`` (metric ``churnwatch_events_unknown_type_total``).
+- ``type``: string, the product's own event name (trimmed, lower-case; ``models.events.TypeMap``
+  renames only what a config lists); ``Decoder.unknown_types`` (metric
+  ``churnwatch_events_unknown_type_total``) counts names a map turns into ``"other"``.
 - ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
   number or a string of digits. Epoch *seconds* are read as milliseconds and land in ``too_old``.
 - ``amount``: optional number from 0 to ``MAX_AMOUNT`` (missing or null: 0, also for purchases); the cap keeps
@@ -98,7 +99,7 @@ class Decoder:
 
     >>> d = Decoder()
     >>> d.decode(b'{"event_id":"e1","user_id":"u1","type":"page_view","ts":"2026-01-01T00:00:00Z"}', 1_800_000_000_000)
-    Event(user_id='u1', ts_ms=1767225600000, type='view', event_id='e1', amount=0.0, account_id='', subscription=None)
+    Event(user_id='u1', ts_ms=1767225600000, type='page_view', event_id='e1', amount=0.0, account_id='', subscription=None)
     >>> d.decode(b'{"event_id":"e1","user_id":"","type":"view","ts":0}', 1_800_000_000_000).reason
     'empty_user_id'
     """
