@@ -221,7 +221,7 @@ def test_a_worker_with_another_model_refuses_or_takes_over(kafka_bootstrap: str,
     from streams.worker.store import model_id
 
     ref_state, ref_ids = reference
-    new_model = load_model().with_(version="test-v2", risk_enter=0.3)
+    new_model = load_model().with_(version="test-v2", risk_enter=0.3, risk_exit=0.2)
     path = tmp_path / "model-v2.json"
     new_model.save(path)
     fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-model")
