@@ -142,7 +142,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     stage_changed = new_stage != st.stage or st.stage_since_s == 0
     previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
     opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model)
-    closes = not opens and st.at_risk_since_s != 0 and (a.risk <= model.risk_exit or a.stage not in _REACHABLE)
+    closes = not opens and st.at_risk_since_s != 0 and a.risk <= model.risk_exit
     scores = scores_from(st, a, model) if (stage_changed and previous is not None) or opens or closes else None
     if stage_changed:
         st.stage = new_stage
@@ -158,8 +158,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     elif closes and scores is not None:
         st.at_risk_since_s = 0
         st.quiet_until_s = now_s + int(model.quiet_days * DAY_S)
-        if a.stage in _REACHABLE:  # lapsed users leave the save list silently: win-back is a list
-            out.alerts.append(Alert(alert_id(user_id, "recovered", "", now_ms), "recovered", user_id, now_ms, scores))
+        out.alerts.append(Alert(alert_id(user_id, "recovered", "", now_ms), "recovered", user_id, now_ms, scores))
     st.last_review_s = now_s
     st.next_review_s = _next_review(st, now_s, model, a)
 
@@ -172,7 +171,9 @@ _MIN_AGE_DAYS: Final[float] = 1.0
 
 
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel) -> bool:
-    """At-risk opens for a reachable user at least a day old whose risk reached ``risk_enter``, and, within the
+    """At-risk opens for a reachable user (not dormant or churned: those are the win-back list)
+    at least a day old whose risk reached ``risk_enter``; an open one stays open while the user
+    lapses (the console's win-back list reads it), and, within the
     quiet period after the last at-risk closed, only on a material rise above the risk it had
     opened at (no flapping)."""
     if a.risk < model.risk_enter or a.stage not in _REACHABLE or a.signals.age_days < _MIN_AGE_DAYS:

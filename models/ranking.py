@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import Iterable, Literal
 
 from models.lifecycle import LAPSED, REACHABLE
+from models.compiled import slot_labels
 from models.model import ChurnModel
+from models.signals import Signals
 from models.scoring import Scores, assess, scores_from
 from models.state import UserState
 
-__all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "budget_size", "daily_list"]
+__all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -80,3 +82,15 @@ def daily_list(
     rows.sort(key=lambda r: (r[0], r[1]))
     size = budget_size(len(rows), n, share) if rows else 0
     return [Ranked(u, scores_from(st, a, model), st) for _, u, st, a in rows[:size]]
+
+
+def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:
+    """Events of the last ~4 weeks per kind, in the product's words (the tracked types, or the
+    hashed kinds), then the rest (untracked types, purchases) and the total: what the console
+    shows next to a user's scores."""
+    labels = slot_labels(model.compiled.vocabulary)
+    out = [(label, n) for label, n in zip(labels, sig.slot_28d)]
+    rest = sig.act_28d - sum(sig.slot_28d)
+    out.append(("other", rest if rest > 0.0 else 0.0))
+    out.append(("all", sig.act_28d))
+    return out

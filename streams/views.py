@@ -98,15 +98,26 @@ def user_report(reader: StoreReader, settings: Settings, user_id: str, model: Ch
 
 def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, share: float | None = None,
               kind: str = "save") -> list[UserReport]:
-    """Today's ranked list at the stream time (models.ranking.daily_list): ``save`` = reachable
-    users by churn risk, ``win_back`` = lapsed users by their chance of still being reachable;
-    within a budget of ``n`` users or a ``share`` of the candidates (default: 20 users)."""
+    """Today's ranked list at the stream time.
+
+    ``save`` with ``n`` (default 20): the users with an open at-risk alert (reachable by
+    construction, models.engine) by live risk, the console's *save* list, first page
+    (``streams.console.data``), so the CLI, the pages and the API rank alike. ``share`` instead:
+    the budget alternative to the threshold, every reachable user ranked by risk and cut at that
+    share of them (models.ranking.daily_list). ``win_back``: lapsed users by their chance of still
+    being reachable (models.ranking.daily_list), within ``n`` or ``share``.
+    """
     from models.ranking import daily_list
 
     now_ms = stream_time_ms(reader, settings)
     model = _model(settings)
     if n is None and share is None:
         n = 20
+    if kind == "save" and share is None:
+        from streams.console.data import at_risk_page
+
+        page = reader.run(lambda store: at_risk_page(store, model, now_ms, "save", n))
+        return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in page.rows]
     ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
                         n=n, share=share)
     return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in ranked]

@@ -125,9 +125,9 @@ def test_silent_and_declining_users_raise_alerts_steady_does_not(
     assert set(states) == {"steady", "silent", "decliner"}
     assert states["steady"].n_events == 3 * DAYS
     assert states["silent"].n_events == 3 * 28 and states["decliner"].n_events == 3 * 28 + 5
-    # silent since day 28 and reviewed up to the stream time: lapsed, so off the save list (its
-    # at-risk alert closed without a "recovered"; the stage-change alerts say where it went)
-    assert STAGES[states["silent"].stage] in ("dormant", "churned") and states["silent"].at_risk_since_s == 0
+    # silent since day 28: lapsed, its at-risk stays open (it moves to the win-back list; no new
+    # at-risk alert opens for a lapsed user)
+    assert STAGES[states["silent"].stage] in ("dormant", "churned") and states["silent"].at_risk_since_s > 0
     assert states["steady"].at_risk_since_s == 0
 
     # Kafka commits are a hint sent in the background about once a second: they catch up with

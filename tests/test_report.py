@@ -93,21 +93,28 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
     if len(set(users)) == len(users) and all(u in states and STAGES[states[u].stage] == "churned" for u in users):
         assert math.isclose(churn["churned_revenue"], round(revenue_now, 2), abs_tol=0.011)
 
-    # top: today's save list (reachable users by risk now) and win-back list (lapsed users by
-    # temperature, then revenue), computed from the raw states
-    save, lapsed = [], []
+    # top: open at-risk users (reachable by construction) by risk now, computed from the raw
+    # states; with --share the budgeted daily list of every reachable user; --win-back the lapsed
+    # users by temperature, then revenue
+    opened, save, lapsed = [], [], []
     for user, st in states.items():
         s = score(st, max(now_ms, st.last_seen_s * 1000) // 1000, model)
+        if st.at_risk_since_s and s.stage != "churned":
+            opened.append((-s.risk, user))
         if s.stage in ("new", "active", "declining", "reactivated"):
             save.append((-s.risk, user))
         else:
             lapsed.append(((-s.temperature / 100.0, -st.revenue), user))
+    opened.sort()
     save.sort()
     lapsed.sort()
     assert main(["top", "-n", "5", "--json"]) == 0
     top = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [t["user_id"] for t in top] == [u for _, u in save[:5]]
-    assert all(t["stage"] not in ("dormant", "churned") for t in top)
+    assert [t["user_id"] for t in top] == [u for _, u in opened[:5]]
+    assert all(t["at_risk_since"] and t["stage"] != "churned" for t in top)
+    assert main(["top", "--share", "10%", "--json"]) == 0
+    budget = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [t["user_id"] for t in budget] == [u for _, u in save[: math.ceil(0.1 * len(save))]]
     assert main(["top", "--share", "50%", "--win-back", "--json"]) == 0
     back = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [t["user_id"] for t in back] == [u for _, u in lapsed[: math.ceil(0.5 * len(lapsed))]]

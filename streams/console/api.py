@@ -111,9 +111,10 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
 
     view = await user_view(deps.store, deps.model, await deps.now_ms(), request.path_params["user_id"])
     body = UserReport(view.user_id, view.as_of_ms, view.scores, view.state).to_dict()
-    st = view.state
-    body["activity_28d"] = {"view": round(st.view_28d, 1), "click": round(st.click_28d, 1),
-                            "message": round(st.message_28d, 1), "all": round(st.act_28d, 1)}
+    from models.ranking import activity_by_kind
+
+    sig = view.scores.signals
+    body["activity_28d"] = {k: round(n, 1) for k, n in activity_by_kind(sig, deps.model)} if sig is not None else {}
     body["history"] = [point_dict(p) for p in view.history]
     return body
 

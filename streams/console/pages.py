@@ -137,9 +137,10 @@ async def customer(request: Request, deps: Deps) -> Response:
                                   lo=0, hi=100, y_ticks=(0, 50, 100))
     risk_chart = svg.line_chart(labels, [("churn risk", svg.COLORS["risk"], values("risk"))], lo=0, hi=1,
                                 y_ticks=(0, deps.model.risk_enter, 1), y_format="{:.2f}")
-    a = s.signals if s.signals is not None else st  # counts decayed to the stream time (the state keeps them at last seen)
-    activity = [("views", a.view_28d), ("clicks", a.click_28d), ("messages", a.message_28d),
-                ("other (incl. purchases)", max(a.act_28d - a.view_28d - a.click_28d - a.message_28d, 0.0))]
+    from models.ranking import activity_by_kind
+
+    # counts decayed to the stream time, per kind in the product's words (models.ranking)
+    activity = [(k, n) for k, n in activity_by_kind(s.signals, deps.model) if k != "all"] if s.signals is not None else []
     from streams.views import UserReport
 
     d = UserReport(view.user_id, view.as_of_ms, s, st).to_dict()  # the numbers of `churnwatch score --json`
