@@ -94,11 +94,12 @@ def _assert_same(run: Run, ref_state: dict[str, bytes], ref_ids: set[str]) -> No
 
 
 class QuickRun(Run):
-    """A run whose "done" waits 1.5 s without a state change (the workers here borrow the topic's
-    clock after 1 s idle, so the last sweeps have run by then)."""
+    """A run whose "done" is: progress complete, every review due before the workers' review
+    clocks ran (``Run.wait_reviewed``), then 1.5 s without a state change as a guard."""
 
     def wait(self, last: dict[int, int], timeout_s: float = 120.0) -> None:
         wait_progress(self.redis_url, self.topics["events"], last, timeout_s, self.workers, prefix=self.prefix)
+        self.wait_reviewed()
         wait_quiet(self.redis_url, self.prefix, quiet_s=1.5)
 
 
