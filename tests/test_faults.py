@@ -19,6 +19,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.events import Event
+from streams.settings import Settings
 from tests.harness import Worker, dump_state, publish_events, read_progress, read_topic, wait_progress, wait_quiet, wait_reviewed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -91,8 +92,23 @@ class Run:
 
     def wait(self, last: dict[int, int], timeout_s: float = 120.0) -> None:
         wait_progress(self.redis_url, self.topics["events"], last, timeout_s, self.workers, prefix=self.prefix)
-        wait_reviewed(self.redis_url, self.topics["events"], self.prefix)
+        self.wait_reviewed()
         wait_quiet(self.redis_url, self.prefix, quiet_s=2.5)
+
+    def wait_reviewed(self) -> None:
+        """harness.wait_reviewed with the review clock the workers compute: their allowed lateness
+        and bucket count (a test that starts workers with 60 days of lateness must not be checked
+        against the default 6 h, or every review due in between looks missed)."""
+        settings = self.settings()
+        wait_reviewed(self.redis_url, self.topics["events"], self.prefix,
+                      allowed_lateness_ms=settings.allowed_lateness_ms, buckets=settings.buckets)
+
+    def settings(self) -> Settings:
+        """The settings the run's workers read (the environment each worker process gets)."""
+        seen = [Settings.from_env({**os.environ, **w.env}) for w in self.workers] or [Settings.from_env(os.environ)]
+        clocks = {(s.allowed_lateness_ms, s.buckets) for s in seen}
+        assert len(clocks) == 1, f"workers of one run disagree on (allowed lateness ms, buckets): {clocks}"
+        return seen[0]
 
     def stop(self) -> None:
         for w in self.workers:

@@ -94,11 +94,12 @@ def _assert_same(run: Run, ref_state: dict[str, bytes], ref_ids: set[str]) -> No
 
 
 class QuickRun(Run):
-    """A run whose "done" waits 1.5 s without a state change (the workers here borrow the topic's
-    clock after 1 s idle, so the last sweeps have run by then)."""
+    """A run whose "done" is: progress complete, every review due before the workers' review
+    clocks ran (``Run.wait_reviewed``), then 1.5 s without a state change as a guard."""
 
     def wait(self, last: dict[int, int], timeout_s: float = 120.0) -> None:
         wait_progress(self.redis_url, self.topics["events"], last, timeout_s, self.workers, prefix=self.prefix)
+        self.wait_reviewed()
         wait_quiet(self.redis_url, self.prefix, quiet_s=1.5)
 
 
@@ -303,6 +304,34 @@ def test_records_not_keyed_by_user_are_rerouted_to_one_partition_per_user(
     finally:
         fault.stop()
         clean.stop()
+
+
+def test_an_idle_worker_follows_the_topic_clock_another_worker_moves(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str, small: list[Event]) -> None:
+    """Two workers; the first 20 days go to every partition, the rest only to the users of
+    partition 0. The worker not owning partition 0 then gets no records, yet its caught-up idle
+    partitions follow the topic's stream time (ARCHITECTURE.md, the review clock), which only the
+    other worker's progress moves: every review due before that clock runs (harness.wait_reviewed
+    computes it from the stored progress of all partitions)."""
+    from streams.worker.relayout import partition_of
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-idle")
+    try:
+        workers = (fault.worker(), fault.worker())
+        wait_for("two workers sharing the partitions",
+                 lambda: [metric(w, "churnwatch_partitions_assigned") for w in workers] == [4.0, 4.0], 60, workers)
+        cut_ms = small[0].ts_ms + 20 * 86_400_000
+        first = [ev for ev in small if ev.ts_ms < cut_ms]
+        rest = [ev for ev in small if ev.ts_ms >= cut_ms and partition_of(ev.user_id, 8) == 0]
+        assert rest and any(partition_of(ev.user_id, 8) != 0 for ev in first)
+        fault.wait(publish_events(kafka_bootstrap, fault.topics["events"], first))
+        fault.wait(publish_events(kafka_bootstrap, fault.topics["events"], rest))
+        from models.state import UserState
+
+        reviewed = [UserState.from_bytes(blob).last_review_s for uid, blob in fault.state().items() if partition_of(uid, 8) != 0]
+        assert reviewed and max(reviewed) * 1000 >= cut_ms, "users outside partition 0 were reviewed after the cut"
+    finally:
+        fault.stop()
 
 
 def test_a_grown_partition_count_stops_the_workers_and_relayout_moves_the_state(

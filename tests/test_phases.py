@@ -174,6 +174,32 @@ def test_decode_reroutes_records_not_keyed_by_their_user_and_drops_second_copies
     assert dlq.rejected == {"key_not_user_id": 2} and not dlq.routed.copies and not dlq.users
 
 
+def test_a_rerouted_user_is_advanced_and_indexed_only_by_the_partition_of_its_copy() -> None:
+    """The partition that read a mis-keyed record neither advances the user nor writes a due entry
+    (it only fences its offset); the copy's partition writes the state, the due entry in its own
+    index and lowers its own due bound (the owner of an index is the only one who lowers it)."""
+    from streams.worker.routing import ORIGIN_HEADER, Router
+
+    model = load_model()
+    router = Router("reroute")
+    router.assign(3, {})
+    router.assign(5, {})
+    ev = event_json(Event("a", START_MS, "view", "a0"))
+    clocks = {3: PartitionClock(3_600_000), 5: PartitionClock(3_600_000)}
+    batch = {3: [HRec(7, None, ev)], 5: [HRec(20, b"a", ev, headers=((ORIGIN_HEADER, b"3:7"),))]}
+    decoded = decode_batch(batch, clocks, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024, router=router)
+    assert {u: ub.partition for u, ub in decoded.users.items()} == {"a": 5}
+    assert clocks[3].stream_ms < START_MS, "the origin partition's clock did not see the event"
+    plans = plan_reads(decoded.users, {}, decoded.last_offset, 8, 4)
+    out = advance_users(plans, [_reply(plan, {}) for plan in plans], decoded, {3: None, 5: START_MS + DAY_MS}, model,
+                        topic="ev", due_limit=100, result=CycleResult())
+    states = [(w.bucket, s.user_id, s.due_field) for w in out.writes for s in w.states]
+    b, _ = locate("a", 8, 4)
+    assert states == [(b, "a", "ev:5")]
+    assert out.lowered and {(p, bucket) for p, bucket, _ in out.lowered} == {(5, b)}
+    assert [part for w in out.writes for part in w.parts if part[0] == "ev:3"] == [("ev:3", "", "7")]
+
+
 def test_the_miskeyed_setting_chooses_reroute_or_dlq() -> None:
     import pytest
 

@@ -142,6 +142,23 @@ def test_progress_only_increases(redis_url: str) -> None:
     assert stored == second
 
 
+def test_stream_times_are_every_partitions_progress_of_this_incarnation(redis_url: str) -> None:
+    """What an idle worker folds into the topic's stream time: also partitions another worker
+    wrote, never a value left from another incarnation of the store."""
+    async def scenario(store: Store) -> Any:
+        await store.write_progress(TOPIC, {0: (10, 5_000)})
+        await store.client.hset(store.keys.progress(TOPIC), "7", "99:8000000::gone")  # another incarnation
+        other = Store(_settings(redis_url))  # a second worker, same Redis
+        await other.connect()
+        try:
+            await other.write_progress(TOPIC, {1: (3, 9_000)})
+        finally:
+            await other.close()
+        return await store.stream_times(TOPIC)
+
+    assert with_store(redis_url, scenario) == {0: (10, 5_000), 1: (3, 9_000)}
+
+
 def test_meta_mismatch_is_refused(redis_url: str) -> None:
     with_store(redis_url, lambda store: store.ping(), buckets=4)
     with pytest.raises(StoreMismatch, match="buckets=4"):

@@ -13,7 +13,8 @@ Pure: wall time and fetch facts are arguments, so every rule here is unit-testab
   Once p is caught up (position >= highwater from the last fetch reply; Tansu's reported end
   offsets are wrong) *and* has delivered nothing for ``idle_partition_ms``, it follows
   ``max(S_p, S_all) - allowed_lateness`` with ``S_all`` the largest stream time of any partition of
-  the topic; in ``live`` mode also ``wall_now - allowed_lateness``. The idle condition (on top of
+  the topic (the worker folds it in from every partition's stored progress, also once a second
+  while idle); in ``live`` mode also ``wall_now - allowed_lateness``. The idle condition (on top of
   ARCHITECTURE.md's "caught up") is there because a partition is momentarily caught up many times
   while a producer is mid-burst; borrowing another partition's clock then would make the records
   still in flight on p late. Silence is still noticed, ``idle_partition_ms`` later.

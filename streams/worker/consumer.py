@@ -414,11 +414,15 @@ class StreamConsumer:
 
     async def _check_store(self) -> None:
         """Once a second: does Redis still hold our data, our model, our partition layout?
-        (Busy cycles check the incarnation in every bucket they touch.)"""
+        (Busy cycles check the incarnation in every bucket they touch.) And the topic's stream
+        time from every partition's stored progress: only this worker's own progress writes tell
+        it otherwise, so a worker whose partitions went quiet would keep their borrowed review
+        clocks behind the partitions another worker still moves, and their reviews would wait."""
         now = time.monotonic()
         if now - self._store_checked_at >= STORE_CHECK_INTERVAL_S:
             self._store_checked_at = now
             await self.store.check_incarnation(self.topic)
+            self.pipeline.observe_global(await self.store.stream_times(self.topic))
 
     async def _check_layout(self) -> None:
         """At assignment: the topic's partition count against the one the state is laid out for.

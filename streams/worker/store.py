@@ -557,6 +557,11 @@ class Store:
         (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", sha, 1, key, *args))
         return _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
 
+    async def stream_times(self, topic: str) -> dict[int, tuple[int, int]]:
+        """``{partition: (last applied offset, max event ms)}`` written in this incarnation: what a
+        worker folds into the topic's stream time (``TopicClock.observe_global``)."""
+        return _parse_progress(await self._client.hgetall(self.keys.progress(topic)), self.incarnation)
+
     async def read_progress(self, topic: str) -> dict[int, tuple[int, int]]:
         """``{partition: (last applied offset, max event ms)}`` (reports read any incarnation)."""
         return {p: (r.offset, r.max_ms) for p, r in (await self.read_resume(topic, any_incarnation=True)).items()}
