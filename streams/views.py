@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 
 from models.model import ChurnModel, load_model
+from models.revenue_ledger import Ledger, PeriodFigures, next_period_ms, period_start_ms
 from models.scoring import Scores, score
 from models.state import UserState
 from streams.errors import UserError
@@ -23,7 +24,7 @@ from streams.settings import Settings, redact_url
 from streams.timefmt import format_ts
 from streams.worker.store import StoreReader
 
-__all__ = ["UserReport", "churn_rate", "open_reader", "stream_time_ms", "top_users", "user_report"]
+__all__ = ["UserReport", "churn_rate", "live_revenue", "open_reader", "stream_time_ms", "top_users", "user_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +138,18 @@ def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, 
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
     }
+
+
+def live_revenue(reader: StoreReader, period: str, from_ms: int | None, to_ms: int | None,
+                 now_ms: int) -> list[PeriodFigures]:
+    """Churn in money and count per period from the workers' live counters (docs/REVENUE.md):
+    the same ``models.revenue_ledger.Ledger`` as ``churnwatch report``, filled from Redis.
+
+    Without ``from_ms``/``to_ms``: the period containing ``now_ms`` (the stream time).
+    """
+    ledger = Ledger.from_totals(period, reader.revenue_totals(period))  # type: ignore[arg-type]
+    if from_ms is None:
+        from_ms = period_start_ms(now_ms, period)  # type: ignore[arg-type]
+    if to_ms is None:
+        to_ms = next_period_ms(period_start_ms(max(from_ms, now_ms), period), period)  # type: ignore[arg-type]
+    return ledger.get(from_ms, to_ms)

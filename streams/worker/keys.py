@@ -76,6 +76,14 @@ class Keys:
     def risk(self, bucket: int) -> str:
         return f"{self.prefix}:{{{bucket}}}:risk"
 
+    def accounts(self, bucket: int) -> str:
+        """Account revenue states (``models.revenue.AccountState``) by account id."""
+        return f"{self.prefix}:{{{bucket}}}:acct"
+
+    def revenue(self, bucket: int, period: str) -> str:
+        """Period counters of the bucket's accounts (``streams.worker.revenue.counter_field``)."""
+        return f"{self.prefix}:{{{bucket}}}:rev:{period}"
+
     def progress(self, topic: str) -> str:
         return f"{self.prefix}:progress:{topic}"
 

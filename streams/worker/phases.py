@@ -29,6 +29,7 @@ from streams.worker.codec import Decoder, Rejection, dlq_value
 from streams.worker.history import advance_sampled
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
+from streams.worker.revenue import AccountCopy, KafkaCopy, account_copy, is_account_copy
 from streams.worker.store import UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta
 
 __all__ = [
@@ -98,6 +99,8 @@ class Decoded:
     unknown_types: int = 0
     derived_ids: int = 0  # events sent without an event_id (derived from their content)
     routed: Routed = field(default_factory=Routed)  # mis-keyed records re-routed, copies dropped
+    accounts: list[AccountCopy] = field(default_factory=list)  # account copies read (streams.worker.revenue)
+    account_copies: list[KafkaCopy] = field(default_factory=list)  # subscription events to route to their account
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -117,6 +120,10 @@ def decode_batch(
     (``streams.worker.routing``; not checked without a ``router``), fold event time per partition,
     reject late events and an ``event_id`` seen twice for one user in the batch; group the rest
     by user.
+
+    Subscription events: each one kept is also queued to be copied to its account's partition;
+    copies read here (``streams.worker.revenue``) go to ``accounts``, not to the users (their
+    originals were scored) nor to the clock (their time was folded where they were read).
 
     Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
     """
@@ -143,6 +150,9 @@ def decode_batch(
             if isinstance(ev, Rejection):
                 reject(p, rec, ev)
                 continue
+            if ev.subscription is not None and is_account_copy(getattr(rec, "headers", None)):
+                out.accounts.append(AccountCopy(p, rec.offset, ev))
+                continue
             uid, eid = ev.user_id, ev.event_id
             if router is not None:  # the common case, keyed by the user and no copy, costs one compare
                 key = rec.key
@@ -167,6 +177,8 @@ def decode_batch(
                 ub = users[uid] = UserBatch(p)
             ub.events.append(ev)
             ub.offsets.append(rec.offset)
+            if ev.subscription is not None:
+                out.account_copies.append(account_copy(ev, p, rec.offset, rec.value))
         out.last_offset[p] = records[-1].offset
         out.last_fingerprint[p] = record_fingerprint(records[-1])
     out.unknown_types = decoder.unknown_types - unknown_before

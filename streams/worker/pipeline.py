@@ -9,9 +9,12 @@
    offsets, states, due users);
 3. advance: ``models.engine.advance`` once per user with events or a due review, up to the
    partition's review clock; events at or below the bucket's stored offset are skipped (replay fence);
-4. produce: alerts and DLQ records, acks awaited - *before* the state write, so a crash in
-   between re-sends the same alert ids instead of losing them (at-least-once);
-5. write: one pipelined Redis write (one fenced script call per bucket);
+4. produce: subscription events copied to their account's partition, alerts and DLQ records,
+   acks awaited - *before* the state write, so a crash in between re-sends the same alert ids
+   instead of losing them (at-least-once);
+5. write: one pipelined Redis write (one fenced script call per bucket), then, when the batch
+   held account copies (``streams.worker.revenue``), one read and one fenced write per account
+   bucket: account states and the period MRR counters;
 6. progress: the partitions' progress write.
 
 Phases 1-3 without their I/O are the pure functions of ``streams.worker.phases``.
@@ -52,6 +55,7 @@ from streams.worker.phases import (
     plan_sweep,
 )
 from streams.worker.routing import KafkaCopy, Router
+from streams.worker.revenue import AccountsAdvanced, advance_accounts, plan_account_reads
 from streams.worker.store import BucketWrite, Fenced, Store
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Pipeline", "REDIS_TRANSIENT", "NO_DUE"]
@@ -180,9 +184,11 @@ class Pipeline:
         advanced = advance_users(plans, replies, decoded, until_ms, self.model, topic=topic, due_limit=store.due_limit,
                                  result=result, history=self.settings.score_history)
         timer.mark("advance")
-        await self._produce(advanced.alerts, decoded.dlq, decoded.routed.copies)
+        await self._produce(advanced.alerts, decoded.dlq, decoded.routed.copies + decoded.account_copies)
         timer.mark("produce")
         await self._write(advanced.writes)
+        if decoded.accounts:
+            await self._accounts(decoded)
         timer.mark("write")
         self._learn_due(advanced)
         if decoded.routed.origins:  # before the progress: a replay of these records finds them applied
@@ -195,10 +201,11 @@ class Pipeline:
         return result
 
     async def _produce(self, alerts: Sequence[KafkaRecord], dlq: Sequence[KafkaRecord], copies: Sequence[KafkaCopy]) -> None:
-        """Re-routed copies, alerts and DLQ records, acknowledged before any state is written
-        (at-least-once: a replay makes them again; copies are then dropped by their owner)."""
+        """Re-routed and account copies, alerts and DLQ records, acknowledged before any state is
+        written (at-least-once: a replay makes them again; re-routed copies are then dropped by their
+        owner, and a subscription statement copied twice changes nothing)."""
         if copies:
-            await self._retry_kafka("re-routed records", self.producer.send_all, self.topic, copies)
+            await self._retry_kafka("copies", self.producer.send_all, self.topic, copies)
         if alerts:
             await self._retry_kafka("alerts", self.producer.send_all, self.settings.topic_alerts, alerts)
         if dlq:
@@ -215,6 +222,20 @@ class Pipeline:
                 len(fenced), fenced[0].field, fenced[0].actual,
             )
             raise CycleAbandoned("fenced", fenced)
+
+    async def _accounts(self, decoded: Decoded) -> None:
+        """The cycle's account copies: read their buckets, apply, one fenced write per bucket."""
+        reads = plan_account_reads(decoded.accounts, self.topic, self.store.buckets)
+        replies = await self._retry_redis("read accounts", self.store.read_accounts, reads)
+        done = advance_accounts(decoded.accounts, reads, replies, self.topic, decoded.last_offset)
+        self._cycle += 1
+        fenced = await self._retry_redis("write accounts", self.store.write_accounts, done.writes,
+                                         f"{self.worker_id}:{self._cycle}")
+        if fenced:
+            logger.warning("account write fenced in %s bucket(s): %s now at offset %s; re-reading",
+                           len(fenced), fenced[0].field, fenced[0].actual)
+            raise CycleAbandoned("fenced", fenced)
+        _count_revenue(done)
 
     def _learn_due(self, advanced: Advanced) -> None:
         """After the write: what the sweeps learnt, and the due seconds written (can only lower)."""
@@ -259,6 +280,19 @@ class Pipeline:
                 logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
+
+
+def _count_revenue(done: AccountsAdvanced) -> None:
+    """Totals for Prometheus (never per account): movements added and retracted, late statements."""
+    for mv in done.added:
+        metrics.MRR_MOVEMENTS.labels(mv.kind).inc()
+        metrics.MRR_MOVEMENT_CENTS.labels(mv.kind).inc(abs(mv.delta_cents))
+    for mv in done.retracted:
+        metrics.MRR_MOVEMENTS_RETRACTED.labels(mv.kind).inc()
+        metrics.MRR_MOVEMENT_CENTS_RETRACTED.labels(mv.kind).inc(abs(mv.delta_cents))
+    if done.late:
+        metrics.SUBSCRIPTION_LATE.inc(done.late)
+    metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)
 
 
 class _PhaseTimer:

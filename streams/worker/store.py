@@ -41,7 +41,7 @@ from models.engine import Alert
 from models.model import ChurnModel
 from models.state import STAGES, UserState
 from streams.worker.history import HISTORY_WEEKS
-from streams.worker.keys import Keys, locate, offset_field, parse_due_member
+from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
 
@@ -293,7 +293,8 @@ class Store:
             socket_connect_timeout=3.0,
             health_check_interval=30,
         )
-        self._sources = {name: _script(f"{name}.lua") for name in ("read_batch", "write_batch", "progress", "history")}
+        self._sources = {name: _script(f"{name}.lua")
+                         for name in ("read_batch", "write_batch", "progress", "history", "read_accounts", "write_accounts")}
         self._sha: dict[str, str] = {}
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
         self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
@@ -543,6 +544,46 @@ class Store:
                 fenced.append(Fenced(w.bucket, _s(reply[1]), _s(reply[2])))
         return fenced
 
+    async def read_accounts(self, reads: Sequence[Any]) -> list[Any]:
+        """Account offsets and states of every account bucket the cycle touches: one round trip.
+
+        ``reads`` are ``streams.worker.revenue.AccountRead``; returns their ``AccountReadResult``.
+        """
+        from streams.worker.revenue import AccountReadResult
+
+        if not reads:
+            return []
+        sha, keys = self._sha["read_accounts"], self.keys
+
+        def build(pipe: Any) -> None:
+            for r in reads:
+                pipe.execute_command("EVALSHA", sha, 2, keys.offsets(r.bucket), keys.accounts(r.bucket), len(r.fields),
+                                     *r.fields, *r.accounts)
+
+        replies = await self._run("read_accounts", build)
+        return [AccountReadResult([_s(o) for o in offsets], [b or None for b in blobs]) for offsets, blobs in replies]
+
+    async def write_accounts(self, writes: Sequence[Any], token: str) -> list[Fenced]:
+        """Every account bucket's states and period counters, each atomically and fenced
+        (``streams.worker.revenue.AccountWrite``); returns the refused buckets."""
+        from models.revenue_ledger import PERIODS
+
+        if not writes:
+            return []
+        sha, keys, dumps = self._sha["write_accounts"], self.keys, orjson.dumps
+
+        def build(pipe: Any) -> None:
+            for w in writes:
+                b = w.bucket
+                counters = [(3 + i, fld, delta) for i, period in enumerate(PERIODS)
+                            for fld, delta in w.counters.get(period, {}).items()]
+                pipe.execute_command("EVALSHA", sha, 5, keys.offsets(b), keys.accounts(b),
+                                     *(keys.revenue(b, period) for period in PERIODS), token, dumps(w.parts),
+                                     dumps(counters), dumps(list(w.states)), *w.states.values())
+
+        replies = await self._run("write_accounts", build)
+        return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
+
     async def write_progress(
         self, topic: str, progress: Mapping[int, tuple[int, int]], fingerprints: Mapping[int, str] | None = None
     ) -> dict[int, tuple[int, int]]:
@@ -643,6 +684,26 @@ class Store:
     async def users_tracked(self) -> int:
         return int((await self.stats()).get("users", 0))
 
+    async def revenue_totals(self, period: str) -> dict[int, dict[str, int]]:
+        """The period counters of all accounts (``models.revenue_ledger.Ledger.totals``), summed
+        over the buckets: period start ms -> counter -> value."""
+        from streams.worker.revenue import parse_counter_field
+
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hgetall(self.keys.revenue(b, period))
+        totals: dict[int, dict[str, int]] = {}
+        for part in await pipe.execute():
+            for k, v in part.items():
+                start, name = parse_counter_field(k)
+                t = totals.setdefault(start, {})
+                t[name] = t.get(name, 0) + int(v)
+        return totals
+
+    async def load_account(self, account_id: str) -> bytes | None:
+        """An account's revenue state record (``models.revenue.AccountState.from_bytes``), or None."""
+        return await self._client.hget(self.keys.accounts(bucket_of(account_id, self.buckets)), account_id)
+
 
 def _parse_progress(raw: Mapping[bytes | str, bytes | str], incarnation: str) -> dict[int, tuple[int, int]]:
     """``{partition: (offset, max_ms)}`` of the values written in ``incarnation``."""
@@ -688,6 +749,12 @@ class StoreReader:
     def run(self, query: Callable[[Store], Any]) -> Any:
         """Run an async read query ``query(store)`` (e.g. the console's pages) on this reader's loop."""
         return self._do(query(self._store))
+
+    def revenue_totals(self, period: str) -> dict[int, dict[str, int]]:
+        return self._do(self._store.revenue_totals(period))
+
+    def load_account(self, account_id: str) -> bytes | None:
+        return self._do(self._store.load_account(account_id))
 
     def close(self) -> None:
         self._do(self._store.close())

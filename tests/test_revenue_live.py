@@ -1,0 +1,153 @@
+"""Live MRR: the worker's account phase gives the figures ``churnwatch report`` gives for the same events.
+
+The pure phase (``streams.worker.revenue``) against ``RevenueBook`` batch by batch, and the real
+worker (real broker, real Redis) read back through ``churnwatch churn-rate``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+
+from models.events import EVENT_ORDER, Event
+from models.revenue_ledger import PERIODS, Ledger, RevenueBook
+from streams.cli.revenue import figures_dict
+from streams.offline.simulate_accounts import generate_accounts
+from streams.settings import Settings
+from streams.worker.revenue import (
+    AccountCopy,
+    AccountReadResult,
+    account_copy,
+    advance_accounts,
+    is_account_copy,
+    parse_counter_field,
+    plan_account_reads,
+)
+from streams.worker.topics import ensure_topics
+from tests.harness import Worker, account_barrier, publish_contract_events, wait_progress
+
+START_MS = 1_767_225_600_000  # 2026-01-01
+DAY_MS = 86_400_000
+TOPIC = "ev"
+
+
+class _Redis:
+    """What the account scripts keep, in dicts: the phase is pure, so this is all a test needs."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[tuple[int, str], str] = {}
+        self.states: dict[str, bytes] = {}
+        self.counters: dict[str, dict[int, dict[str, int]]] = {p: {} for p in PERIODS}
+
+    def cycle(self, copies: list[AccountCopy], last_offset: dict[int, int]) -> int:
+        reads = plan_account_reads(copies, TOPIC, 64)
+        replies = [AccountReadResult([self.offsets.get((r.bucket, f), "") for f in r.fields],
+                                     [self.states.get(a) for a in r.accounts]) for r in reads]
+        done = advance_accounts(copies, reads, replies, TOPIC, last_offset)
+        for w in done.writes:
+            for fld, exp, new in w.parts:
+                assert self.offsets.get((w.bucket, fld), "") == exp
+                self.offsets[(w.bucket, fld)] = new
+            self.states.update(w.states)
+            for period, deltas in w.counters.items():
+                for raw, v in deltas.items():
+                    start, name = parse_counter_field(raw)
+                    t = self.counters[period].setdefault(start, {})
+                    t[name] = t.get(name, 0) + v
+        return done.skipped
+
+
+def _subscription_events(seed: int, accounts: int, days: int) -> list[Event]:
+    return [e for e in generate_accounts(seed, accounts, START_MS, days).events if e.subscription is not None]
+
+
+def test_copies_carry_the_account_key_and_header() -> None:
+    ev = Event("u1", START_MS, "subscription", "e1", 0.0, "acme")
+    key, value, headers = account_copy(ev, 2, 40, b"{}")
+    assert key == b"acme" and value == b"{}" and is_account_copy(headers)
+    assert account_copy(Event("solo", START_MS, "subscription", "e2"), 0, 1, b"")[0] == b"solo"  # own account
+    assert not is_account_copy(None) and not is_account_copy([("churnwatch-origin", b"0:1")])
+
+
+def test_phase_in_batches_equals_the_report_and_replays_change_nothing() -> None:
+    events = _subscription_events(5, 60, 120)
+    book = RevenueBook("month")
+    for ev in sorted(events, key=EVENT_ORDER):
+        book.update(ev)
+    rng = random.Random(1)
+    redis = _Redis()
+    offset, i = 0, 0
+    while i < len(events):
+        n = rng.randint(1, 40)
+        batch = events[i:i + n]
+        rng.shuffle(batch)  # arrival order inside a cycle does not matter: sorted per account
+        copies = [AccountCopy(0, offset + j, ev) for j, ev in enumerate(batch)]
+        assert redis.cycle(copies, {0: offset + len(batch) - 1}) == 0
+        if rng.random() < 0.3:  # the same cycle read again (a crash after the write): all fenced out
+            assert redis.cycle(copies, {0: offset + len(batch) - 1}) == len(batch)
+        offset, i = offset + len(batch), i + n
+    for period in PERIODS:
+        live = Ledger.from_totals(period, redis.counters[period]).get(START_MS, START_MS + 120 * DAY_MS)
+        offline = RevenueBook(period)
+        for ev in sorted(events, key=EVENT_ORDER):
+            offline.update(ev)
+        assert live == offline.get(START_MS, START_MS + 120 * DAY_MS), period
+    assert sum(1 for m in book.movements if m.kind == "churn") >= 3
+
+
+# -- through the real broker, Redis and worker ----------------------------------------------------
+
+
+@pytest.fixture()
+def one_partition(kafka_bootstrap: str, unique_name: str) -> dict[str, str]:
+    names = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}",
+             "group": f"g-{unique_name}"}
+    ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_events=names["events"],
+                           topic_alerts=names["alerts"], topic_dlq=names["dlq"], partitions=1))
+    return names
+
+
+@pytest.fixture()
+def live_worker(kafka_bootstrap: str, redis_url: str, one_partition: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(kafka_bootstrap, redis_url, one_partition, tmp_path / "worker.log",
+               env={"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_BATCH_MAX_RECORDS": "500",
+                    "CHURNWATCH_PARTITIONS": "1"}).start()
+    yield w
+    assert w.stop() == 0, w.output()[-3000:]
+
+
+@pytest.mark.integration
+def test_live_figures_equal_the_report_after_streaming(
+    kafka_bootstrap: str, redis_url: str, one_partition: dict[str, str], live_worker: Worker,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One partition: the copies are read in the order they were made, so every statement reaches
+    its account in time order and the live figures must equal the report's, to the cent."""
+    from streams.cli import main
+
+    days = 75
+    sim = generate_accounts(3, 40, START_MS, days)
+    topic = one_partition["events"]
+    last = publish_contract_events(kafka_bootstrap, topic, sim.events)
+    wait_progress(redis_url, topic, last, timeout_s=180, workers=[live_worker])
+    account_barrier(kafka_bootstrap, redis_url, topic, 1, 1, START_MS + days * DAY_MS, workers=[live_worker])
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
+    for period in ("month", "week"):
+        book = RevenueBook(period)  # type: ignore[arg-type]
+        for ev in sorted(sim.events, key=EVENT_ORDER):
+            book.update(ev)
+        want = [figures_dict(f) for f in book.get(START_MS, START_MS + days * DAY_MS)]
+        assert main(["churn-rate", "--period", period, "--from", "2026-01-01", "--to", "2026-03-17", "--json"]) == 0
+        got = orjson.loads(capsys.readouterr().out)["revenue"]
+        assert got["period"] == period and got["periods"] == want
+    assert sum(int(p["churned_cents"]) for p in want) > 0 and any(int(p["contraction_cents"]) for p in want)
+
+    assert main(["churn-rate"]) == 0  # the text form: the current month of stream time
+    text = capsys.readouterr().out
+    assert "month from 2026-03-01: MRR" in text and "gross MRR churn" in text
