@@ -80,6 +80,14 @@ class Keys:
         """Account revenue states (``models.revenue.AccountState``) by account id."""
         return f"{self.prefix}:{{{bucket}}}:acct"
 
+    def account_extras(self, bucket: int) -> str:
+        """Per account JSON: last downgrade, open account alert (``streams.worker.revenue``)."""
+        return f"{self.prefix}:{{{bucket}}}:ax"
+
+    def members(self, bucket: int, account_id: str) -> str:
+        """An account's members (``models.account_health.Member``) by member key."""
+        return f"{self.prefix}:{{{bucket}}}:m:{account_id}"
+
     def revenue(self, bucket: int, period: str) -> str:
         """Period counters of the bucket's accounts (``streams.worker.revenue.counter_field``)."""
         return f"{self.prefix}:{{{bucket}}}:rev:{period}"

@@ -29,7 +29,15 @@ from streams.worker.codec import Decoder, Rejection, dlq_value
 from streams.worker.history import advance_sampled
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
-from streams.worker.revenue import AccountCopy, KafkaCopy, account_copy, is_account_copy
+from streams.worker.revenue import (
+    MEMBER_HEADER,
+    AccountCopy,
+    KafkaCopy,
+    MemberCopy,
+    account_copy,
+    is_account_copy,
+    parse_member_copy,
+)
 from streams.worker.store import UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta
 
 __all__ = [
@@ -99,8 +107,9 @@ class Decoded:
     unknown_types: int = 0
     derived_ids: int = 0  # events sent without an event_id (derived from their content)
     routed: Routed = field(default_factory=Routed)  # mis-keyed records re-routed, copies dropped
-    accounts: list[AccountCopy] = field(default_factory=list)  # account copies read (streams.worker.revenue)
+    accounts: list[AccountCopy | MemberCopy] = field(default_factory=list)  # copies read (streams.worker.revenue)
     account_copies: list[KafkaCopy] = field(default_factory=list)  # subscription events to route to their account
+    member_of: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # user -> (account, p, offset)
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -146,17 +155,21 @@ def decode_batch(
         out.consumed += len(records)
         admit = pclock.admit
         for rec in records:
+            headers = getattr(rec, "headers", None)
+            if headers and is_account_copy(headers, MEMBER_HEADER):
+                _member(p, rec, out, reject)
+                continue
             ev = decode(rec.value, wall_now_ms)
             if isinstance(ev, Rejection):
                 reject(p, rec, ev)
                 continue
-            if ev.subscription is not None and is_account_copy(getattr(rec, "headers", None)):
+            if ev.subscription is not None and headers and is_account_copy(headers):
                 out.accounts.append(AccountCopy(p, rec.offset, ev))
                 continue
             uid, eid = ev.user_id, ev.event_id
             if router is not None:  # the common case, keyed by the user and no copy, costs one compare
                 key = rec.key
-                if (key is None or key != uid.encode("utf-8", "surrogatepass") or getattr(rec, "headers", None)) \
+                if (key is None or key != uid.encode("utf-8", "surrogatepass") or headers) \
                         and not _owned_here(router, p, rec, uid, out, reject):
                     continue
             owner = seen_ids.get(eid)
@@ -177,6 +190,8 @@ def decode_batch(
                 ub = users[uid] = UserBatch(p)
             ub.events.append(ev)
             ub.offsets.append(rec.offset)
+            if ev.account_id:
+                out.member_of[uid] = (ev.account_id, p, rec.offset)
             if ev.subscription is not None:
                 out.account_copies.append(account_copy(ev, p, rec.offset, rec.value))
         out.last_offset[p] = records[-1].offset
@@ -211,6 +226,16 @@ def record_fingerprint(rec: RecordLike) -> str:
     'ba73ada9'
     """
     return f"{zlib.crc32(rec.value or b'', zlib.crc32(rec.key or b'')):08x}"
+
+
+def _member(p: int, rec: RecordLike, out: Decoded, reject: Callable[[int, RecordLike, Rejection], None]) -> None:
+    """A member copy (``streams.worker.members``): for the account phase, never for the users."""
+    parsed = parse_member_copy(rec.value)
+    if parsed is None:
+        reject(p, rec, Rejection("malformed_json", "a churnwatch-member copy that is not one"))
+        return
+    account, ts_ms, member = parsed
+    out.accounts.append(MemberCopy(p, rec.offset, account, ts_ms, member))
 
 
 # -- 2. plan the reads --------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import time
 import uuid
 from typing import Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar
 
+import orjson
 import redis.exceptions
 from aiokafka.errors import KafkaError
 
@@ -54,6 +55,7 @@ from streams.worker.phases import (
     plan_reads,
     plan_sweep,
 )
+from streams.worker.members import member_copies
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, advance_accounts, plan_account_reads
 from streams.worker.store import BucketWrite, Fenced, Store
@@ -184,7 +186,9 @@ class Pipeline:
         advanced = advance_users(plans, replies, decoded, until_ms, self.model, topic=topic, due_limit=store.due_limit,
                                  result=result, history=self.settings.score_history)
         timer.mark("advance")
-        await self._produce(advanced.alerts, decoded.dlq, decoded.routed.copies + decoded.account_copies)
+        members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
+        copies = decoded.routed.copies + decoded.account_copies + members
+        await self._produce(advanced.alerts, decoded.dlq, copies)
         timer.mark("produce")
         await self._write(advanced.writes)
         if decoded.accounts:
@@ -228,6 +232,8 @@ class Pipeline:
         reads = plan_account_reads(decoded.accounts, self.topic, self.store.buckets)
         replies = await self._retry_redis("read accounts", self.store.read_accounts, reads)
         done = advance_accounts(decoded.accounts, reads, replies, self.topic, decoded.last_offset)
+        if done.alerts:  # before the write, as for users: a replay re-sends the same ids
+            await self._retry_kafka("account alerts", self.producer.send_all, self.settings.topic_alerts, done.alerts)
         self._cycle += 1
         fenced = await self._retry_redis("write accounts", self.store.write_accounts, done.writes,
                                          f"{self.worker_id}:{self._cycle}")
@@ -292,6 +298,8 @@ def _count_revenue(done: AccountsAdvanced) -> None:
         metrics.MRR_MOVEMENT_CENTS_RETRACTED.labels(mv.kind).inc(abs(mv.delta_cents))
     if done.late:
         metrics.SUBSCRIPTION_LATE.inc(done.late)
+    for alert in done.alerts:
+        metrics.ALERTS.labels(orjson.loads(alert[1])["kind"]).inc()
     metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)
 
 

@@ -31,6 +31,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final, Mapping, Sequence
 
+import orjson
+
+from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Member, rollup
+from models.engine import alert_id
 from models.events import EVENT_ORDER, Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Ledger
@@ -38,6 +42,11 @@ from streams.worker.keys import bucket_of, offset_field
 
 __all__ = [
     "ACCOUNT_HEADER",
+    "MEMBER_HEADER",
+    "MemberCopy",
+    "member_copy",
+    "parse_member_copy",
+    "account_alert",
     "AccountCopy",
     "AccountRead",
     "AccountReadResult",
@@ -47,6 +56,7 @@ __all__ = [
     "account_field",
     "is_account_copy",
     "plan_account_reads",
+    "account_rollup",
     "advance_accounts",
     "counter_field",
     "parse_counter_field",
@@ -55,6 +65,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ACCOUNT_HEADER: Final[str] = "churnwatch-account"
+MEMBER_HEADER: Final[str] = "churnwatch-member"
+ACCOUNT_ALERT_SCHEMA: Final[int] = 1
+_RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
 
 
@@ -68,11 +81,32 @@ def account_copy(ev: Event, partition: int, offset: int, value: bytes | None) ->
     return ev.account.encode("utf-8", "surrogatepass"), value, [(ACCOUNT_HEADER, f"{partition}:{offset}".encode())]
 
 
-def is_account_copy(headers: object) -> bool:
-    """Whether a record carries the account header (a copy made by :func:`account_copy`)."""
+def is_account_copy(headers: object, name: str = ACCOUNT_HEADER) -> bool:
+    """Whether a record carries the account header (a copy made by :func:`account_copy`), or
+    with ``name=MEMBER_HEADER`` the member header (:func:`member_copy`)."""
     if not headers:
         return False
-    return any(name == ACCOUNT_HEADER for name, _ in headers)  # type: ignore[attr-defined]
+    return any(h == name for h, _ in headers)  # type: ignore[attr-defined]
+
+
+def member_copy(account: str, ts_ms: int, member: Member, partition: int, offset: int) -> KafkaCopy:
+    """A user's summary (``models.account_health.Member``) for its account's partition owner.
+
+    >>> key, value, headers = member_copy("acme", 5000, Member(7, 5, 1, 0.0, 1.0, 2.0), 0, 9)
+    >>> parse_member_copy(value) == ("acme", 5000, Member(7, 5, 1, 0.0, 1.0, 2.0)), key, headers
+    (True, b'acme', [('churnwatch-member', b'0:9')])
+    """
+    value = orjson.dumps({"account_id": account, "ts": ts_ms, "member": member.to_bytes().hex()})
+    return account.encode("utf-8", "surrogatepass"), value, [(MEMBER_HEADER, f"{partition}:{offset}".encode())]
+
+
+def parse_member_copy(value: bytes | None) -> tuple[str, int, Member] | None:
+    """``(account, ts_ms, member)`` of a member copy, or None when it is not one (then: DLQ)."""
+    try:
+        obj = orjson.loads(value or b"")
+        return str(obj["account_id"]), int(obj["ts"]), Member.from_bytes(bytes.fromhex(obj["member"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, struct.error):
+        return None
 
 
 def account_field(topic: str, partition: int) -> str:
@@ -97,11 +131,30 @@ def parse_counter_field(raw: bytes | str) -> tuple[int, str]:
 
 @dataclass(slots=True)
 class AccountCopy:
-    """One account copy read in this cycle: where it was read (for the fence) and its event."""
+    """One subscription copy read in this cycle: where it was read (for the fence) and its event."""
 
     partition: int
     offset: int
     event: Event
+
+    @property
+    def account(self) -> str:
+        return self.event.account
+
+    @property
+    def ts_ms(self) -> int:
+        return self.event.ts_ms
+
+
+@dataclass(slots=True)
+class MemberCopy:
+    """One member copy read in this cycle: a user's summary for its account."""
+
+    partition: int
+    offset: int
+    account: str
+    ts_ms: int
+    member: Member
 
 
 @dataclass(slots=True)
@@ -114,16 +167,20 @@ class AccountRead:
 @dataclass(slots=True)
 class AccountReadResult:
     offsets: list[str]  # per field, as stored ("" when none): the CAS expectation
-    blobs: list[bytes | None]  # per account
+    blobs: list[bytes | None]  # per account: AccountState record
+    extras: list[bytes | None] = field(default_factory=list)  # per account: JSON (downgrade, open alert)
+    members: list[dict[bytes, bytes]] = field(default_factory=list)  # per account: member key -> record
 
 
 @dataclass(slots=True)
 class AccountWrite:
-    """One bucket's account write: offsets to move (fenced), states, period counter deltas."""
+    """One bucket's account write: offsets to move (fenced), states, extras, members, counters."""
 
     bucket: int
     parts: list[tuple[str, str, str]]  # (field, expected as read, new)
     states: dict[str, bytes] = field(default_factory=dict)
+    extras: dict[str, bytes] = field(default_factory=dict)
+    members: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)  # period -> {field: delta}
 
 
@@ -132,21 +189,25 @@ class AccountsAdvanced:
     writes: list[AccountWrite] = field(default_factory=list)
     added: list[Movement] = field(default_factory=list)
     retracted: list[Movement] = field(default_factory=list)
+    alerts: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     applied: int = 0  # statements applied (after the fence)
     skipped: int = 0  # copies at or below the bucket's account offset (already applied)
     late: int = 0
 
 
-def plan_account_reads(copies: Sequence[AccountCopy], topic: str, buckets: int) -> list[AccountRead]:
+Copy = AccountCopy | MemberCopy
+
+
+def plan_account_reads(copies: Sequence[Copy], topic: str, buckets: int) -> list[AccountRead]:
     """One read per account bucket touched by the cycle's copies.
 
     >>> ev = Event("u1", 1, "subscription", "e", 0.0, "acme")
     >>> [(r.bucket, r.fields, r.accounts) for r in plan_account_reads([AccountCopy(2, 5, ev)], "t", 64)]
-    [(53, ['acct|t:2'], ['acme'])]
+    [(62, ['acct|t:2'], ['acme'])]
     """
     plans: dict[int, AccountRead] = {}
     for c in copies:
-        account = c.event.account
+        account = c.account
         b = bucket_of(account, buckets)
         plan = plans.get(b)
         if plan is None:
@@ -159,43 +220,62 @@ def plan_account_reads(copies: Sequence[AccountCopy], topic: str, buckets: int) 
     return list(plans.values())
 
 
+@dataclass(slots=True)
+class _Account:
+    """One account while the cycle applies its copies."""
+
+    state: AccountState
+    extras: dict[str, object]
+    members: dict[int, Member]
+    changed: dict[bytes, bytes] = field(default_factory=dict)
+
+
 def advance_accounts(
-    copies: Sequence[AccountCopy], reads: Sequence[AccountRead], replies: Sequence[AccountReadResult], topic: str,
+    copies: Sequence[Copy], reads: Sequence[AccountRead], replies: Sequence[AccountReadResult], topic: str,
     last_offset: Mapping[int, int],
 ) -> AccountsAdvanced:
-    """Apply the copies past each bucket's fence to their accounts, in event order; fold every
-    :class:`models.revenue.Change` into per-period ``Ledger`` deltas (what the write HINCRBYs)."""
+    """Apply the copies past each bucket's fence to their accounts in event order: subscriptions
+    through ``AccountState`` (every :class:`models.revenue.Change` folded into per-period
+    ``Ledger`` deltas, what the write HINCRBYs), members replaced; then the account's roll-up at
+    its latest copy's time decides its at-risk alert."""
     out = AccountsAdvanced()
-    by_account: dict[str, list[AccountCopy]] = {}
+    by_account: dict[str, list[Copy]] = {}
     for c in copies:
-        by_account.setdefault(c.event.account, []).append(c)
+        by_account.setdefault(c.account, []).append(c)
     for read, reply in zip(reads, replies):
         expected = dict(zip(read.fields, reply.offsets))
         ledgers = {period: Ledger(period) for period in PERIODS}
         write = AccountWrite(read.bucket, [])
-        for account, blob in zip(read.accounts, reply.blobs):
-            state = _load(blob, read.bucket)
+        extras = reply.extras or [None] * len(read.accounts)
+        members = reply.members or [{}] * len(read.accounts)
+        for account, blob, extra, mem in zip(read.accounts, reply.blobs, extras, members):
             todo = []
             for c in by_account[account]:
                 exp = expected[account_field(topic, c.partition)]
                 if exp and c.offset <= int(exp):
                     out.skipped += 1
                 else:
-                    todo.append(c.event)
+                    todo.append(c)
             if not todo:
                 continue
-            todo.sort(key=EVENT_ORDER)
-            for ev in todo:
-                change = state.apply(ev)
-                out.late += change.late
-                out.applied += 1
-                for ledger in ledgers.values():
-                    ledger.apply(change)
-                if change.retract is not None:
-                    out.retracted.append(change.retract)
-                if change.add is not None:
-                    out.added.append(change.add)
-            write.states[account] = state.to_bytes()
+            acc = _Account(_load(blob, read.bucket), orjson.loads(extra) if extra else {},
+                           {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
+            had_state = blob is not None
+            todo.sort(key=lambda c: (c.ts_ms, 1 if isinstance(c, MemberCopy) else 0, getattr(c, "offset")))
+            for c in todo:
+                if isinstance(c, MemberCopy):
+                    acc.members[c.member.key] = c.member
+                    acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
+                    continue
+                _apply_subscription(acc, c.event, ledgers, out)
+                had_state = True
+            now_ms = max(c.ts_ms for c in todo)
+            _decide_alert(account, acc, now_ms, out)
+            if had_state:
+                write.states[account] = acc.state.to_bytes()
+            write.extras[account] = orjson.dumps(acc.extras)
+            if acc.changed:
+                write.members[account] = acc.changed
         for fld, exp in expected.items():
             p = int(fld.rsplit(":", 1)[1])
             write.parts.append((fld, exp, str(last_offset[p])))
@@ -205,6 +285,65 @@ def advance_accounts(
                 write.counters[period] = deltas
         out.writes.append(write)
     return out
+
+
+def _apply_subscription(acc: _Account, ev: Event, ledgers: Mapping[str, Ledger], out: AccountsAdvanced) -> None:
+    before = acc.state.get().plans
+    change = acc.state.apply(ev)
+    out.late += change.late
+    out.applied += 1
+    for ledger in ledgers.values():
+        ledger.apply(change)
+    if change.retract is not None:
+        out.retracted.append(change.retract)
+    if change.add is not None:
+        out.added.append(change.add)
+        if change.add.kind == "contraction":
+            acc.extras["down"] = [ev.ts_ms, list(before), list(acc.state.get().plans)]
+
+
+def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
+                   now_ms: int) -> AccountRollup:
+    """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers)."""
+    down = extras.get("down")
+    downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2])) if down else None  # type: ignore[index]
+    view = state.get() if state is not None and (state.subs or state.first_paid_ms) else None
+    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000)
+
+
+def _decide_alert(account: str, acc: _Account, now_ms: int, out: AccountsAdvanced) -> None:
+    """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
+    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis)."""
+    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
+    since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
+    kind = None
+    if not since and r.risk >= ACCOUNT_AT_RISK:
+        kind = "account_churned" if r.stage == "churned" else "account_at_risk"
+        acc.extras["at_risk_since_ms"] = now_ms
+    elif since and r.risk < _RECOVERED_BELOW:
+        kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
+    if kind is not None:
+        out.alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, r))))
+
+
+def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:
+    return {
+        "schema": ACCOUNT_ALERT_SCHEMA,
+        "delivery": "at-least-once; de-duplicate on alert_id",
+        "alert_id": alert_id(account, kind, "", now_ms),
+        "kind": kind,
+        "account_id": account,
+        "event_time_ms": now_ms,
+        "risk": r.risk,
+        "health": r.health,
+        "temperature": r.temperature,
+        "stage": r.stage,
+        "mrr": r.mrr_cents / 100,
+        "users": r.users,
+        "silent_users": r.silent,
+        "action": r.action,
+        "reasons": list(r.reasons),
+    }
 
 
 def _load(blob: bytes | None, bucket: int) -> AccountState:

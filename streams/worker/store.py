@@ -545,10 +545,8 @@ class Store:
         return fenced
 
     async def read_accounts(self, reads: Sequence[Any]) -> list[Any]:
-        """Account offsets and states of every account bucket the cycle touches: one round trip.
-
-        ``reads`` are ``streams.worker.revenue.AccountRead``; returns their ``AccountReadResult``.
-        """
+        """Account offsets, states, extras and members of every account bucket the cycle touches:
+        one round trip. ``reads`` are ``streams.worker.revenue.AccountRead``."""
         from streams.worker.revenue import AccountReadResult
 
         if not reads:
@@ -557,15 +555,19 @@ class Store:
 
         def build(pipe: Any) -> None:
             for r in reads:
-                pipe.execute_command("EVALSHA", sha, 2, keys.offsets(r.bucket), keys.accounts(r.bucket), len(r.fields),
-                                     *r.fields, *r.accounts)
+                b = r.bucket
+                pipe.execute_command("EVALSHA", sha, 3, keys.offsets(b), keys.accounts(b), keys.account_extras(b),
+                                     keys.tag(b), len(r.fields), *r.fields, *r.accounts)
 
-        replies = await self._run("read_accounts", build)
-        return [AccountReadResult([_s(o) for o in offsets], [b or None for b in blobs]) for offsets, blobs in replies]
+        out = []
+        for offsets, blobs, extras, members in await self._run("read_accounts", build):
+            out.append(AccountReadResult([_s(o) for o in offsets], [b or None for b in blobs], [e or None for e in extras],
+                                         [dict(zip(m[::2], m[1::2])) for m in members]))
+        return out
 
     async def write_accounts(self, writes: Sequence[Any], token: str) -> list[Fenced]:
-        """Every account bucket's states and period counters, each atomically and fenced
-        (``streams.worker.revenue.AccountWrite``); returns the refused buckets."""
+        """Every account bucket's states, members, extras and period counters, each atomically and
+        fenced (``streams.worker.revenue.AccountWrite``); returns the refused buckets."""
         from models.revenue_ledger import PERIODS
 
         if not writes:
@@ -575,11 +577,21 @@ class Store:
         def build(pipe: Any) -> None:
             for w in writes:
                 b = w.bucket
-                counters = [(3 + i, fld, delta) for i, period in enumerate(PERIODS)
+                counters = [(4 + i, fld, delta) for i, period in enumerate(PERIODS)
                             for fld, delta in w.counters.get(period, {}).items()]
-                pipe.execute_command("EVALSHA", sha, 5, keys.offsets(b), keys.accounts(b),
-                                     *(keys.revenue(b, period) for period in PERIODS), token, dumps(w.parts),
-                                     dumps(counters), dumps(list(w.states)), *w.states.values())
+                accounts, blobs = [], []
+                for account in {**w.states, **w.extras, **w.members}:
+                    members = w.members.get(account, {})
+                    state = w.states.get(account)
+                    extras = w.extras.get(account, b"")
+                    accounts.append((account, 0 if state is None else 1, extras.decode(), len(members)))
+                    if state is not None:
+                        blobs.append(state)
+                    for k, v in members.items():
+                        blobs += (k, v)
+                pipe.execute_command("EVALSHA", sha, 6, keys.offsets(b), keys.accounts(b), keys.account_extras(b),
+                                     *(keys.revenue(b, period) for period in PERIODS), keys.tag(b), token, dumps(w.parts),
+                                     dumps(counters), dumps(accounts), *blobs)
 
         replies = await self._run("write_accounts", build)
         return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
@@ -700,9 +712,16 @@ class Store:
                 t[name] = t.get(name, 0) + int(v)
         return totals
 
-    async def load_account(self, account_id: str) -> bytes | None:
-        """An account's revenue state record (``models.revenue.AccountState.from_bytes``), or None."""
-        return await self._client.hget(self.keys.accounts(bucket_of(account_id, self.buckets)), account_id)
+    async def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
+        """What Redis keeps of an account: its revenue state record (``AccountState.from_bytes``),
+        its extras (JSON) and its members (``Member.from_bytes`` by member key)."""
+        b = bucket_of(account_id, self.buckets)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hget(self.keys.accounts(b), account_id)
+        pipe.hget(self.keys.account_extras(b), account_id)
+        pipe.hgetall(self.keys.members(b, account_id))
+        state, extras, members = await pipe.execute()
+        return state, extras, members
 
 
 def _parse_progress(raw: Mapping[bytes | str, bytes | str], incarnation: str) -> dict[int, tuple[int, int]]:
@@ -753,7 +772,7 @@ class StoreReader:
     def revenue_totals(self, period: str) -> dict[int, dict[str, int]]:
         return self._do(self._store.revenue_totals(period))
 
-    def load_account(self, account_id: str) -> bytes | None:
+    def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
         return self._do(self._store.load_account(account_id))
 
     def close(self) -> None:
