@@ -4,7 +4,7 @@ Account managers look after companies, not users: a company leaves when its peop
 the product or its billing says so. Inputs, all kept small per account:
 
 - one :class:`Member` per user of the account (25 bytes: when last seen, lifecycle stage, the
-  open at-risk alert's risk, the user's 4- and 13-week activity then), written by the
+  open at-risk alert's risk, the user's 4-week activity then and what its 13-week rate expects), written by the
   worker that owns the user each time the user's state moves (so the roll-up is incremental);
 - the subscription (``models.revenue.AccountView``) and the last downgrade (:class:`Downgrade`);
 - the renewal date from the accounts table.
@@ -12,8 +12,8 @@ the product or its billing says so. Inputs, all kept small per account:
 Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
 
 - users = members seen in the last 90 days; silent = of those, silent for 14 days or more;
-- usage = the users' 4-week activity decayed to now against their 13-week activity scaled to 4
-  weeks (1.0 at a steady rate; 0.6 = usage fell 40 %);
+- usage = the users' 4-week activity decayed to now against their 4-week activity expected from
+  their 13-week rate (``models.signals`` trend_long; 1.0 at a steady rate; 0.6 = usage fell 40 %);
 - user risk ``r_u = 0.8 * silent share`` (all silent: 0.8), raised to the largest open user risk
   when the account has a single user; billing risk ``r_b`` = the largest of: past due 0.5, a
   downgrade in the last 30 days 0.35, renewal within 30 days while usage fell 40 % or more 0.4,
@@ -23,7 +23,7 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   the share of users not silent and usage (capped at 1);
 - stage: churned, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid).
 
->>> m = [Member(1, 1_000_000, 1, 0.0, 20.0, 60.0), Member(2, 1_000_000 - 20 * 86_400, 3, 0.0, 5.0, 40.0)]
+>>> m = [Member(1, 1_000_000, 1, 0.0, 20.0, 20.0), Member(2, 1_000_000 - 20 * 86_400, 3, 0.0, 5.0, 12.0)]
 >>> r = rollup(m, None, None, 0, 1_000_000)
 >>> (r.users, r.silent, r.stage, r.reasons[0])
 (2, 1, 'prospect', '1 of 2 active users silent for 2 weeks')
@@ -45,7 +45,7 @@ DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _SILENT_S: Final[int] = 14 * DAY_S
-_MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and 90d at last seen
+_MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and its base at last seen
 
 
 def member_key(user_id: str) -> int:
@@ -62,11 +62,11 @@ class Member:
     stage: int
     risk: float  # risk of the user's open at-risk alert; 0 while none is open
     act_28d: float  # decayed 4-week activity at last_seen_s (models.signals)
-    act_90d: float  # decayed 13-week activity at last_seen_s
+    base_28d: float  # act_28d expected from the 13-week rate at last_seen_s (act_28d / trend_long)
 
     def to_bytes(self) -> bytes:
         """25 bytes (``_MEMBER``)."""
-        return _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.act_90d)
+        return _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.base_28d)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Member:
@@ -101,12 +101,13 @@ def _plans(plans: tuple[str, ...]) -> str:
 
 
 def _usage(users: Sequence[Member], now_s: int) -> float:
-    """4-week activity now against the 13-week rate: both decayed to ``now_s`` (1.0 when steady)."""
+    """4-week activity now against its 13-week base, both decayed to ``now_s`` at their own pace
+    (28 and 90 days): 1.0 while steady, falling with silence or fewer events."""
     recent = base = 0.0
     for m in users:
         age = max(0, now_s - m.last_seen_s)
         recent += m.act_28d * math.exp(-age / (28.0 * DAY_S))
-        base += m.act_90d * math.exp(-age / (90.0 * DAY_S)) * 28.0 / 90.0
+        base += m.base_28d * math.exp(-age / (90.0 * DAY_S))
     return recent / base if base > 0 else 1.0
 
 
@@ -137,7 +138,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = (now_ms - down.ts_ms) // 86_400_000
         reasons.append((0.35, f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)} {days} days ago",
                         "review how the plan fits their use"))
-    if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.6:
+    if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75:
         r_b = max(r_b, 0.4)
         days = (renewal_ms - now_ms) // 86_400_000
         reasons.append((0.4, f"renewal in {days} days while usage fell {round(100 * (1 - usage))}%", "book a renewal call"))

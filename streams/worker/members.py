@@ -55,8 +55,9 @@ def member_copies(
                 continue
             risk = sw.risk if isinstance(sw.risk, float) and sw.risk != UNCHANGED else 0.0
             sig = compute_signals(new, new.last_seen_s, model)
-            member = Member(member_key(sw.user_id), new.last_seen_s, new.stage, risk, sig.act_28d, sig.act_90d)
-            ts_ms = max(new.last_seen_s, new.last_review_s) * 1000
+            base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
+            member = Member(member_key(sw.user_id), new.last_seen_s, new.stage, risk, sig.act_28d, base)
+            ts_ms = new.last_seen_s * 1000  # the user's own event time: the same whatever the batching
             account, p, offset = where
             out.append(member_copy(account, ts_ms, member, p, offset))
     return out

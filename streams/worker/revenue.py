@@ -237,7 +237,7 @@ def advance_accounts(
     """Apply the copies past each bucket's fence to their accounts in event order: subscriptions
     through ``AccountState`` (every :class:`models.revenue.Change` folded into per-period
     ``Ledger`` deltas, what the write HINCRBYs), members replaced; then the account's roll-up at
-    its latest copy's time decides its at-risk alert."""
+    each copy's time decides its at-risk alert."""
     out = AccountsAdvanced()
     by_account: dict[str, list[Copy]] = {}
     for c in copies:
@@ -262,15 +262,14 @@ def advance_accounts(
                            {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
             had_state = blob is not None
             todo.sort(key=lambda c: (c.ts_ms, 1 if isinstance(c, MemberCopy) else 0, getattr(c, "offset")))
-            for c in todo:
+            for c in todo:  # the alert is decided after each copy: the same copies, the same alerts, however batched
                 if isinstance(c, MemberCopy):
                     acc.members[c.member.key] = c.member
                     acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
-                    continue
-                _apply_subscription(acc, c.event, ledgers, out)
-                had_state = True
-            now_ms = max(c.ts_ms for c in todo)
-            _decide_alert(account, acc, now_ms, out)
+                else:
+                    _apply_subscription(acc, c.event, ledgers, out)
+                    had_state = True
+                _decide_alert(account, acc, c.ts_ms, out)
             if had_state:
                 write.states[account] = acc.state.to_bytes()
             write.extras[account] = orjson.dumps(acc.extras)
