@@ -48,7 +48,7 @@ def history() -> list[Event]:
     events: list[Event] = []
     active = {"a1": ("acme", 0, 60), "a2": ("acme", 0, 60), "a3": ("acme", 0, 38), "a4": ("acme", 0, 38),
               "a5": ("acme", 0, 38), "g1": ("globex", 0, 60), "g2": ("globex", 0, 60), "i1": ("initech", 0, 45),
-              "i2": ("initech", 0, 45), "m1": ("umbrella", 30, 41), "m2": ("umbrella", 30, 41)}
+              "i2": ("initech", 0, 45), "m1": ("umbrella", 30, 33), "m2": ("umbrella", 30, 33)}
     for i, (user, (account, first, end)) in enumerate(sorted(active.items())):
         for d in range(first, end):
             if user in ("a1", "a2") and d >= 30 and d % 7 != (user == "a2"):
@@ -64,7 +64,7 @@ def history() -> list[Event]:
         _sub("i1", "initech", 0, "active", "Basic", 1_999),
         _sub("i1", "initech", 30, "active", "Pro", 4_999),  # upgrade
         _sub("i1", "initech", 45, "cancelled", "Pro", 0),  # cancellation
-        _sub("m1", "umbrella", 30, "trial", "Pro", 0, trial_ends_day=44),
+        _sub("m1", "umbrella", 30, "trial", "Pro", 0, trial_ends_day=50),  # its users fall silent after 3 days
     ]
     return sorted(events, key=EVENT_ORDER)
 
@@ -161,6 +161,13 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert [a["kind"] for a in by_account["initech"]] == ["account_churned"]
     assert by_account["initech"][0]["reasons"][0] == "subscription cancelled"  # type: ignore[index]
     assert all(len({a["alert_id"] for a in v}) == len(v) for v in by_account.values())
+    # umbrella's users fell silent after 3 days: nothing arrives for it, its reviews come due by themselves
+    umbrella = by_account["umbrella"]
+    assert [a["kind"] for a in umbrella] == ["account_at_risk", "trial_ending", "trial_ending"], umbrella
+    assert [(a["hours_left"], a["event_time_ms"]) for a in umbrella if a["kind"] == "trial_ending"] == [
+        (72, START_MS + 47 * DAY_MS), (24, START_MS + 49 * DAY_MS)]
+    assert umbrella[0]["event_time_ms"] == _day(32, 10) + 14 * DAY_MS  # when m2 (minute 10) had been silent 14 days too
+    assert umbrella[1]["action"] == "help them convert before the trial ends" and umbrella[1]["health"] < 50
     user_alerts = [a for _, a in read_topic(kafka_bootstrap, names["alerts"], PARTITIONS) if "user_id" in a]
     assert any(a["user_id"] in ("a3", "a4", "a5") for a in user_alerts), "user alerts go on as before"
 
@@ -169,7 +176,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     alice = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [a["account_id"] for a in alice] == ["umbrella", "acme", "globex"], alice
     assert [a["risk"] for a in alice] == sorted((a["risk"] for a in alice), reverse=True)
-    assert alice[0]["stage"] == "at_risk" and alice[0]["reasons"][0] == "2 of 2 active users silent for 2 weeks"
+    assert alice[0]["stage"] == "at_risk" and alice[0]["reasons"][0] == "2 of 2 active users silent for 3 weeks"
     assert alice[1]["reasons"][2] == "downgraded from Enterprise to Pro 19 days ago" and alice[1]["mrr"] == 99.0, orjson.dumps(alice).decode()
     assert alice[1]["reasons"][1].startswith("renewal in 20 days while usage fell"), orjson.dumps(alice).decode()
     assert alice[2]["mrr"] == 59.98 and alice[2]["reasons"][0].startswith("payment failed 9 days ago")

@@ -88,6 +88,11 @@ class Keys:
         """An account's members (``models.account_health.Member``) by member key."""
         return f"{self.prefix}:{{{bucket}}}:m:{account_id}"
 
+    def account_due(self, topic: str, partition: int) -> str:
+        """ZSET account -> next review second, of the accounts whose copies arrive on p (one key
+        per partition: only p's owner writes it)."""
+        return f"{self.prefix}:adue:{offset_field(topic, partition)}"
+
     def revenue(self, bucket: int, period: str) -> str:
         """Period counters of the bucket's accounts (``streams.worker.revenue.counter_field``)."""
         return f"{self.prefix}:{{{bucket}}}:rev:{period}"

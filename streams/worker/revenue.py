@@ -42,6 +42,8 @@ from streams.worker.keys import bucket_of, offset_field
 
 __all__ = [
     "ACCOUNT_HEADER",
+    "AccountTick",
+    "TRIAL_REMINDERS_H",
     "MEMBER_HEADER",
     "MemberCopy",
     "member_copy",
@@ -68,6 +70,9 @@ ACCOUNT_HEADER: Final[str] = "churnwatch-account"
 MEMBER_HEADER: Final[str] = "churnwatch-member"
 ACCOUNT_ALERT_SCHEMA: Final[int] = 1
 _RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
+TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
+_WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
+_SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent after 14 days
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
 
 
@@ -190,12 +195,24 @@ class AccountsAdvanced:
     added: list[Movement] = field(default_factory=list)
     retracted: list[Movement] = field(default_factory=list)
     alerts: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    dues: dict[int, dict[str, int]] = field(default_factory=dict)  # p -> account -> next review s (0: none)
     applied: int = 0  # statements applied (after the fence)
     skipped: int = 0  # copies at or below the bucket's account offset (already applied)
     late: int = 0
 
 
-Copy = AccountCopy | MemberCopy
+@dataclass(slots=True)
+class AccountTick:
+    """An account's review came due (its due index, ``cw:adue:<topic>:<p>``): evaluate it at
+    ``ts_ms``, the due time itself, so a replay reviews at the same time."""
+
+    partition: int
+    account: str
+    ts_ms: int
+    offset: int = -1  # not a record: never behind the fence
+
+
+Copy = AccountCopy | MemberCopy | AccountTick
 
 
 def plan_account_reads(copies: Sequence[Copy], topic: str, buckets: int) -> list[AccountRead]:
@@ -252,7 +269,7 @@ def advance_accounts(
             todo = []
             for c in by_account[account]:
                 exp = expected[account_field(topic, c.partition)]
-                if exp and c.offset <= int(exp):
+                if exp and 0 <= c.offset <= int(exp):
                     out.skipped += 1
                 else:
                     todo.append(c)
@@ -266,10 +283,16 @@ def advance_accounts(
                 if isinstance(c, MemberCopy):
                     acc.members[c.member.key] = c.member
                     acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
-                else:
+                elif isinstance(c, AccountCopy):
                     _apply_subscription(acc, c.event, ledgers, out)
                     had_state = True
-                _decide_alert(account, acc, c.ts_ms, out)
+                # The account's own time only moves forward: copies from a lagging partition and
+                # reviews due before what was seen are judged at the latest time seen.
+                now_ms = max(c.ts_ms, int(acc.extras.get("seen_ms", 0) or 0))  # type: ignore[call-overload]
+                acc.extras["seen_ms"] = now_ms
+                r = _decide_alert(account, acc, now_ms, out)
+                _decide_reminders(account, acc, now_ms, r, out)
+            out.dues.setdefault(todo[-1].partition, {})[account] = _next_due_s(acc, int(acc.extras["seen_ms"]))  # type: ignore[call-overload]
             if had_state:
                 write.states[account] = acc.state.to_bytes()
             write.extras[account] = orjson.dumps(acc.extras)
@@ -277,7 +300,7 @@ def advance_accounts(
                 write.members[account] = acc.changed
         for fld, exp in expected.items():
             p = int(fld.rsplit(":", 1)[1])
-            write.parts.append((fld, exp, str(last_offset[p])))
+            write.parts.append((fld, exp, str(last_offset[p]) if p in last_offset else exp))  # ticks alone: kept
         for period, ledger in ledgers.items():
             deltas = {counter_field(start, name): v for start, t in ledger.totals.items() for name, v in t.items() if v}
             if deltas:
@@ -310,7 +333,7 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     return rollup(members, view, downgrade, renewal_ms, now_ms // 1000)
 
 
-def _decide_alert(account: str, acc: _Account, now_ms: int, out: AccountsAdvanced) -> None:
+def _decide_alert(account: str, acc: _Account, now_ms: int, out: AccountsAdvanced) -> AccountRollup:
     """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
     the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis)."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
@@ -323,6 +346,42 @@ def _decide_alert(account: str, acc: _Account, now_ms: int, out: AccountsAdvance
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
     if kind is not None:
         out.alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, r))))
+    return r
+
+
+def _decide_reminders(account: str, acc: _Account, now_ms: int, r: AccountRollup, out: AccountsAdvanced) -> None:
+    """Trial ending: a reminder 72 h and one 24 h before ``trial_ends`` for a trial whose users say
+    it will not convert (health below 50: silent users, falling usage). Each reminder is decided
+    once per trial end (kept in the extras), with a stable id (account, kind, trial end)."""
+    ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
+    if not ends or now_ms >= ends:
+        return
+    done = acc.extras.get("reminded")
+    sent: list[int] = list(done[1]) if isinstance(done, list) and done[0] == ends else []
+    for hours in TRIAL_REMINDERS_H:
+        if hours in sent or now_ms < ends - hours * 3_600_000:
+            continue
+        sent.append(hours)
+        if r.health < _WONT_CONVERT_HEALTH:
+            alert = account_alert(account, "trial_ending", now_ms, r)
+            alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
+            alert["trial_ends_ms"], alert["hours_left"] = ends, (ends - now_ms) // 3_600_000
+            alert["action"] = "help them convert before the trial ends"
+            out.alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
+    acc.extras["reminded"] = [ends, sent]
+
+
+def _next_due_s(acc: _Account, now_ms: int) -> int:
+    """When the account must be looked at again without copies (0: never): a member turning
+    silent, a trial reminder falling due."""
+    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
+             if m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+    ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
+    if ends:
+        done = acc.extras.get("reminded")
+        sent = done[1] if isinstance(done, list) and done[0] == ends else []
+        times += [ends - h * 3_600_000 for h in TRIAL_REMINDERS_H if h not in sent and ends - h * 3_600_000 > now_ms]
+    return (min(times) + 999) // 1000 if times else 0
 
 
 def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:

@@ -596,6 +596,34 @@ class Store:
         replies = await self._run("write_accounts", build)
         return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
 
+    async def due_accounts(self, topic: str, until_s: dict[int, int], limit: int) -> dict[int, tuple[list[tuple[str, int]], int | None]]:
+        """Per partition p: the accounts due at or before ``until_s[p]`` (at most ``limit``, earliest
+        first) and the next due second after them (None: nothing more). One round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for p, bound in until_s.items():
+            key = self.keys.account_due(topic, p)
+            pipe.zrangebyscore(key, "-inf", bound, start=0, num=limit, withscores=True)
+            pipe.zrangebyscore(key, f"({bound}", "+inf", start=0, num=1, withscores=True)
+        replies = await pipe.execute()
+        out = {}
+        for i, p in enumerate(until_s):
+            due, nxt = replies[2 * i], replies[2 * i + 1]
+            out[p] = ([(_s(a), int(s)) for a, s in due], int(nxt[0][1]) if nxt else None)
+        return out
+
+    async def write_account_dues(self, topic: str, dues: Mapping[int, Mapping[str, int]]) -> None:
+        """The accounts' next reviews (0 removes the entry). Idempotent: a replay writes the same."""
+        pipe = self._client.pipeline(transaction=False)
+        for p, accounts in dues.items():
+            key = self.keys.account_due(topic, p)
+            later = {a: s for a, s in accounts.items() if s}
+            if later:
+                pipe.zadd(key, later)
+            gone = [a for a, s in accounts.items() if not s]
+            if gone:
+                pipe.zrem(key, *gone)
+        await pipe.execute()
+
     async def write_progress(
         self, topic: str, progress: Mapping[int, tuple[int, int]], fingerprints: Mapping[int, str] | None = None
     ) -> dict[int, tuple[int, int]]:
