@@ -146,7 +146,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if trial_soon and usage < 0.5:
         r_b = max(r_b, 0.5)
         hours = (view.trial_ends_ms - now_ms) // 3_600_000  # type: ignore[union-attr]
-        reasons.append((0.5, f"trial ends in {hours} h with usage at {round(100 * usage)}% of its peak", "help them convert before the trial ends"))
+        reasons.append((0.5, f"trial ends in {hours} h with usage at {round(100 * usage)}% of the usual", "help them convert before the trial ends"))
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
     risk = 1.0 if churned else 1 - (1 - r_u) * (1 - r_b)
     if churned:
