@@ -180,7 +180,7 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     from models.account_health import Member
     from models.revenue import AccountState
     from streams.timefmt import parse_ts_ms
-    from streams.worker.revenue import account_rollup
+    from streams.worker.account_alerts import account_rollup
 
     blob, extras, members = reader.load_account(account_id)
     if blob is None and not members:

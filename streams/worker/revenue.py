@@ -33,22 +33,22 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Member, rollup
-from models.engine import alert_id
-from models.events import EVENT_ORDER, Event
+from models.account_health import Member
+from models.events import Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Ledger
+from streams.worker.account_alerts import AccountWork, decide_alert, decide_reminders, next_due_s
 from streams.worker.keys import bucket_of, offset_field
 
 __all__ = [
     "ACCOUNT_HEADER",
     "AccountTick",
-    "TRIAL_REMINDERS_H",
+
     "MEMBER_HEADER",
     "MemberCopy",
     "member_copy",
     "parse_member_copy",
-    "account_alert",
+
     "AccountCopy",
     "AccountRead",
     "AccountReadResult",
@@ -58,7 +58,7 @@ __all__ = [
     "account_field",
     "is_account_copy",
     "plan_account_reads",
-    "account_rollup",
+
     "advance_accounts",
     "counter_field",
     "parse_counter_field",
@@ -68,11 +68,6 @@ logger = logging.getLogger(__name__)
 
 ACCOUNT_HEADER: Final[str] = "churnwatch-account"
 MEMBER_HEADER: Final[str] = "churnwatch-member"
-ACCOUNT_ALERT_SCHEMA: Final[int] = 1
-_RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
-TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
-_WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
-_SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent after 14 days
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
 
 
@@ -237,24 +232,14 @@ def plan_account_reads(copies: Sequence[Copy], topic: str, buckets: int) -> list
     return list(plans.values())
 
 
-@dataclass(slots=True)
-class _Account:
-    """One account while the cycle applies its copies."""
-
-    state: AccountState
-    extras: dict[str, object]
-    members: dict[int, Member]
-    changed: dict[bytes, bytes] = field(default_factory=dict)
-
-
 def advance_accounts(
     copies: Sequence[Copy], reads: Sequence[AccountRead], replies: Sequence[AccountReadResult], topic: str,
     last_offset: Mapping[int, int],
 ) -> AccountsAdvanced:
     """Apply the copies past each bucket's fence to their accounts in event order: subscriptions
     through ``AccountState`` (every :class:`models.revenue.Change` folded into per-period
-    ``Ledger`` deltas, what the write HINCRBYs), members replaced; then the account's roll-up at
-    each copy's time decides its at-risk alert."""
+    ``Ledger`` deltas, what the write HINCRBYs), members replaced, due reviews run; after each,
+    ``streams.worker.account_alerts`` decides the account's alerts and its next review."""
     out = AccountsAdvanced()
     by_account: dict[str, list[Copy]] = {}
     for c in copies:
@@ -275,7 +260,7 @@ def advance_accounts(
                     todo.append(c)
             if not todo:
                 continue
-            acc = _Account(_load(blob, read.bucket), orjson.loads(extra) if extra else {},
+            acc = AccountWork(_load(blob, read.bucket), orjson.loads(extra) if extra else {},
                            {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
             had_state = blob is not None
             todo.sort(key=lambda c: (c.ts_ms, 1 if isinstance(c, MemberCopy) else 0, getattr(c, "offset")))
@@ -290,9 +275,9 @@ def advance_accounts(
                 # reviews due before what was seen are judged at the latest time seen.
                 now_ms = max(c.ts_ms, int(acc.extras.get("seen_ms", 0) or 0))  # type: ignore[call-overload]
                 acc.extras["seen_ms"] = now_ms
-                r = _decide_alert(account, acc, now_ms, out)
-                _decide_reminders(account, acc, now_ms, r, out)
-            out.dues.setdefault(todo[-1].partition, {})[account] = _next_due_s(acc, int(acc.extras["seen_ms"]))  # type: ignore[call-overload]
+                r = decide_alert(account, acc, now_ms, out.alerts)
+                decide_reminders(account, acc, now_ms, r, out.alerts)
+            out.dues.setdefault(todo[-1].partition, {})[account] = next_due_s(acc, int(acc.extras["seen_ms"]))  # type: ignore[call-overload]
             if had_state:
                 write.states[account] = acc.state.to_bytes()
             write.extras[account] = orjson.dumps(acc.extras)
@@ -309,7 +294,7 @@ def advance_accounts(
     return out
 
 
-def _apply_subscription(acc: _Account, ev: Event, ledgers: Mapping[str, Ledger], out: AccountsAdvanced) -> None:
+def _apply_subscription(acc: AccountWork, ev: Event, ledgers: Mapping[str, Ledger], out: AccountsAdvanced) -> None:
     before = acc.state.get().plans
     change = acc.state.apply(ev)
     out.late += change.late
@@ -322,86 +307,6 @@ def _apply_subscription(acc: _Account, ev: Event, ledgers: Mapping[str, Ledger],
         out.added.append(change.add)
         if change.add.kind == "contraction":
             acc.extras["down"] = [ev.ts_ms, list(before), list(acc.state.get().plans)]
-
-
-def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
-                   now_ms: int) -> AccountRollup:
-    """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers)."""
-    down = extras.get("down")
-    downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2])) if down else None  # type: ignore[index]
-    view = state.get() if state is not None and (state.subs or state.first_paid_ms) else None
-    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000)
-
-
-def _decide_alert(account: str, acc: _Account, now_ms: int, out: AccountsAdvanced) -> AccountRollup:
-    """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
-    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis)."""
-    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
-    since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
-    kind = None
-    if not since and r.risk >= ACCOUNT_AT_RISK:
-        kind = "account_churned" if r.stage == "churned" else "account_at_risk"
-        acc.extras["at_risk_since_ms"] = now_ms
-    elif since and r.risk < _RECOVERED_BELOW:
-        kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
-    if kind is not None:
-        out.alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, r))))
-    return r
-
-
-def _decide_reminders(account: str, acc: _Account, now_ms: int, r: AccountRollup, out: AccountsAdvanced) -> None:
-    """Trial ending: a reminder 72 h and one 24 h before ``trial_ends`` for a trial whose users say
-    it will not convert (health below 50: silent users, falling usage). Each reminder is decided
-    once per trial end (kept in the extras), with a stable id (account, kind, trial end)."""
-    ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
-    if not ends or now_ms >= ends:
-        return
-    done = acc.extras.get("reminded")
-    sent: list[int] = list(done[1]) if isinstance(done, list) and done[0] == ends else []
-    for hours in TRIAL_REMINDERS_H:
-        if hours in sent or now_ms < ends - hours * 3_600_000:
-            continue
-        sent.append(hours)
-        if r.health < _WONT_CONVERT_HEALTH:
-            alert = account_alert(account, "trial_ending", now_ms, r)
-            alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
-            alert["trial_ends_ms"], alert["hours_left"] = ends, (ends - now_ms) // 3_600_000
-            alert["action"] = "help them convert before the trial ends"
-            out.alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
-    acc.extras["reminded"] = [ends, sent]
-
-
-def _next_due_s(acc: _Account, now_ms: int) -> int:
-    """When the account must be looked at again without copies (0: never): a member turning
-    silent, a trial reminder falling due."""
-    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
-             if m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
-    ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
-    if ends:
-        done = acc.extras.get("reminded")
-        sent = done[1] if isinstance(done, list) and done[0] == ends else []
-        times += [ends - h * 3_600_000 for h in TRIAL_REMINDERS_H if h not in sent and ends - h * 3_600_000 > now_ms]
-    return (min(times) + 999) // 1000 if times else 0
-
-
-def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:
-    return {
-        "schema": ACCOUNT_ALERT_SCHEMA,
-        "delivery": "at-least-once; de-duplicate on alert_id",
-        "alert_id": alert_id(account, kind, "", now_ms),
-        "kind": kind,
-        "account_id": account,
-        "event_time_ms": now_ms,
-        "risk": r.risk,
-        "health": r.health,
-        "temperature": r.temperature,
-        "stage": r.stage,
-        "mrr": r.mrr_cents / 100,
-        "users": r.users,
-        "silent_users": r.silent,
-        "action": r.action,
-        "reasons": list(r.reasons),
-    }
 
 
 def _load(blob: bytes | None, bucket: int) -> AccountState:
