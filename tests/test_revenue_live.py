@@ -192,3 +192,38 @@ def test_live_figures_equal_the_report_after_streaming(
     assert main(["churn-rate"]) == 0  # the text form: the current month of stream time
     text = capsys.readouterr().out
     assert "month from 2026-03-01: MRR" in text and "gross MRR churn" in text
+
+
+def test_decode_routes_subscriptions_and_diverts_copies() -> None:
+    """Originals are scored and copied (a user without account_id is its own account); copies go
+    to the account phase, never to the users or the clock; a broken member copy goes to the DLQ."""
+    from dataclasses import dataclass, field as dc_field
+
+    from models.account_health import Member
+    from streams.publisher import event_value
+    from streams.worker.clock import TopicClock
+    from streams.worker.codec import Decoder
+    from streams.worker.phases import decode_batch
+    from streams.worker.revenue import member_copy
+    from models.subscription import Subscription
+
+    @dataclass
+    class Rec:
+        offset: int
+        key: bytes | None
+        value: bytes
+        timestamp: int = 0
+        headers: list = dc_field(default_factory=list)  # type: ignore[type-arg]
+
+    solo = Event("solo", START_MS, "subscription", "s1", 0.0, "", Subscription("active", "Pro", 4999))
+    acme = Event("u1", START_MS + 1, "view", "v1", 0.0, "acme")
+    key, value, headers = account_copy(solo, 0, 0, event_value(solo))
+    mkey, mvalue, mheaders = member_copy("acme", START_MS, Member(1, 2, 1, 0.0, 1.0, 1.0), 0, 1)
+    records = [Rec(0, b"solo", event_value(solo)), Rec(1, b"u1", event_value(acme)), Rec(2, key, value, headers=headers),
+               Rec(3, mkey, mvalue, headers=mheaders), Rec(4, mkey, b"{}", headers=mheaders)]
+    clock = TopicClock(3_600_000, 60_000, "event")
+    clock.assign(0, None, START_MS)
+    out = decode_batch({0: records}, clock.partitions, Decoder(), START_MS + 1_000, topic="t", max_dlq_value_bytes=1000)
+    assert set(out.users) == {"solo", "u1"} and out.member_of == {"u1": ("acme", 0, 1)}
+    assert [(k, h) for k, _, h in out.account_copies] == [(b"solo", [("churnwatch-account", b"0:0")])]
+    assert [type(c).__name__ for c in out.accounts] == ["AccountCopy", "MemberCopy"] and out.rejected == {"malformed_json": 1}

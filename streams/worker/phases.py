@@ -156,15 +156,11 @@ def decode_batch(
         admit = pclock.admit
         for rec in records:
             headers = getattr(rec, "headers", None)
-            if headers and is_account_copy(headers, MEMBER_HEADER):
-                _member(p, rec, out, reject)
+            if headers and _account_copy_read(p, rec, headers, decoder, wall_now_ms, out, reject):
                 continue
             ev = decode(rec.value, wall_now_ms)
             if isinstance(ev, Rejection):
                 reject(p, rec, ev)
-                continue
-            if ev.subscription is not None and headers and is_account_copy(headers):
-                out.accounts.append(AccountCopy(p, rec.offset, ev))
                 continue
             uid, eid = ev.user_id, ev.event_id
             if router is not None:  # the common case, keyed by the user and no copy, costs one compare
@@ -190,10 +186,8 @@ def decode_batch(
                 ub = users[uid] = UserBatch(p)
             ub.events.append(ev)
             ub.offsets.append(rec.offset)
-            if ev.account_id:
-                out.member_of[uid] = (ev.account_id, p, rec.offset)
-            if ev.subscription is not None:
-                out.account_copies.append(account_copy(ev, p, rec.offset, rec.value))
+            if ev.account_id or ev.subscription is not None:  # for the account: a member, a subscription
+                _account_event(p, rec, ev, out)
         out.last_offset[p] = records[-1].offset
         out.last_fingerprint[p] = record_fingerprint(records[-1])
     out.unknown_types = decoder.unknown_types - unknown_before
@@ -228,14 +222,35 @@ def record_fingerprint(rec: RecordLike) -> str:
     return f"{zlib.crc32(rec.value or b'', zlib.crc32(rec.key or b'')):08x}"
 
 
-def _member(p: int, rec: RecordLike, out: Decoded, reject: Callable[[int, RecordLike, Rejection], None]) -> None:
-    """A member copy (``streams.worker.members``): for the account phase, never for the users."""
-    parsed = parse_member_copy(rec.value)
-    if parsed is None:
-        reject(p, rec, Rejection("malformed_json", "a churnwatch-member copy that is not one"))
-        return
-    account, ts_ms, member = parsed
-    out.accounts.append(MemberCopy(p, rec.offset, account, ts_ms, member))
+def _account_copy_read(p: int, rec: RecordLike, headers: object, decoder: Decoder, wall_now_ms: int, out: Decoded,
+                       reject: Callable[[int, RecordLike, Rejection], None]) -> bool:
+    """A member or subscription copy made for an account (``streams.worker.revenue``) goes to the
+    account phase, never to the users (their originals were scored) nor to the clock. True when
+    the record was one."""
+    if is_account_copy(headers, MEMBER_HEADER):
+        parsed = parse_member_copy(rec.value)
+        if parsed is None:
+            reject(p, rec, Rejection("malformed_json", "a churnwatch-member copy that is not one"))
+        else:
+            out.accounts.append(MemberCopy(p, rec.offset, *parsed))
+        return True
+    if not is_account_copy(headers):
+        return False
+    ev = decoder.decode(rec.value, wall_now_ms)
+    if isinstance(ev, Rejection) or ev.subscription is None:
+        reject(p, rec, ev if isinstance(ev, Rejection) else Rejection("bad_subscription", "an account copy without a subscription"))
+    else:
+        out.accounts.append(AccountCopy(p, rec.offset, ev))
+    return True
+
+
+def _account_event(p: int, rec: RecordLike, ev: Event, out: Decoded) -> None:
+    """An applied event for the accounts: a user naming its account is a member; a subscription
+    is copied to its account's partition (a user without ``account_id`` is its own account)."""
+    if ev.account_id:
+        out.member_of[ev.user_id] = (ev.account_id, p, rec.offset)
+    if ev.subscription is not None:
+        out.account_copies.append(account_copy(ev, p, rec.offset, rec.value))
 
 
 # -- 2. plan the reads --------------------------------------------------------------------------
