@@ -593,7 +593,7 @@ def _render(results: dict[str, Any]) -> str:
     order = [s for s in SECTIONS if s in sections]
     for name in order:
         sec = sections[name]
-        method = METHODS.get("e2e" if name.startswith("e2e") else name.split("_")[0], "")
+        method = METHODS.get(name) or METHODS.get("e2e" if name.startswith("e2e") else name.split("_")[0], "")
         lines += [f"### {name}", "", f"_{sec.get('doc', '')}_ Run {sec['when']} (code {sec.get('code', '?')}), scale {sec['scale']}, "
                   f"load average before / after: {sec.get('load_before', '?')} -> {sec.get('load_after', '?')}.", ""]
         if method:
