@@ -14,8 +14,8 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
 - users = members seen in the last 90 days; silent = of those, silent for 14 days or more;
 - usage = the users' 4-week activity decayed to now against their 4-week activity expected from
   their 13-week rate (``models.signals`` trend_long; 1.0 at a steady rate; 0.6 = usage fell 40 %);
-- user risk ``r_u = 0.8 * silent share`` (all silent: 0.8), raised to the largest open user risk
-  when the account has a single user; billing risk ``r_b`` = the largest of: past due 0.5, a
+- user risk ``r_u = 0.8 * silent share`` (all silent: 0.8; a user's own at-risk alert stays the
+  user's, and a one-user account would otherwise flap as its second user appears); billing risk ``r_b`` = the largest of: past due 0.5, a
   downgrade in the last 30 days 0.35, renewal within 30 days while usage fell 40 % or more 0.4,
   a trial ending within 3 days with usage under half its peak 0.5; cancelled with nothing left:
   churned, risk 1;
@@ -118,9 +118,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     silent = [m for m in users if now_s - m.last_seen_s >= _SILENT_S]
     usage = _usage(users, now_s)
     share_silent = len(silent) / len(users) if users else 0.0
-    r_u = 0.8 * share_silent
-    if len(users) == 1:
-        r_u = max(r_u, users[0].risk)
+    r_u = 0.8 * share_silent  # a user's own at-risk alert stays the user's: the account counts silence
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     if silent:
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)

@@ -76,7 +76,7 @@ def _owner_book(args: argparse.Namespace, settings: Settings) -> int:
     from streams.views import account_book, open_reader
 
     with open_reader(settings) as reader:
-        reports = account_book(reader, settings, args.owner, args.n, at_risk_only=not args.all)
+        reports = account_book(reader, settings, args.owner, args.n or 20, at_risk_only=not args.all)
     if not reports and not args.json:
         print(f"no account of {args.owner} is at risk")
         return 0

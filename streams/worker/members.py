@@ -53,7 +53,8 @@ def member_copies(
             before = _state(old.get(sw.user_id))
             if before is not None and not _moved(before, new):
                 continue
-            risk = sw.risk if isinstance(sw.risk, float) and sw.risk != UNCHANGED else 0.0
+            # the risk of the user's open at-risk alert only (the ranking score is not an alert)
+            risk = sw.risk if new.at_risk_since_s and isinstance(sw.risk, float) and sw.risk != UNCHANGED else 0.0
             sig = compute_signals(new, new.last_seen_s, model)
             base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
             member = Member(member_key(sw.user_id), new.last_seen_s, new.stage, risk, sig.act_28d, base)
