@@ -30,7 +30,8 @@ from streams.worker.keys import locate
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, StateWrite, Store, stats_delta
 
-__all__ = ["Template", "templates_from", "measure_memory", "kafka_partition"]
+__all__ = ["AccountTemplate", "Template", "account_templates", "templates_from", "measure_account_memory", "measure_memory",
+           "kafka_partition"]
 
 CHUNK_USERS = 10_000
 
@@ -185,3 +186,98 @@ async def _connect_only(settings: Settings) -> None:
         await store.connect()
     finally:
         await store.close()
+
+
+# -- accounts ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTemplate:
+    """What the account phase keeps of one simulated account: state record, extras, members."""
+
+    state: bytes | None
+    extras: bytes
+    members: tuple[tuple[bytes, bytes], ...]
+
+
+def account_templates(seed: int, n_accounts: int, start_ms: int, days: int, model: ChurnModel | None = None) -> list[AccountTemplate]:
+    """Simulated accounts (streams.offline.simulate_accounts) through the worker's own pure code:
+    their subscription events through ``advance_accounts``, their users advanced by the engine and
+    summarised as ``streams.worker.members`` does."""
+    from models.account_health import Member, member_key
+    from models.signals import compute_signals
+    from streams.offline.simulate_accounts import generate_accounts
+    from streams.worker.revenue import AccountCopy, AccountReadResult, advance_accounts, plan_account_reads
+
+    model = model or load_model()
+    sim = generate_accounts(seed, n_accounts, start_ms, days)
+    end_ms = start_ms + days * 86_400_000
+    copies = [AccountCopy(0, i, ev) for i, ev in enumerate(e for e in sim.events if e.subscription is not None)]
+    reads = plan_account_reads(copies, "t", 64)
+    done = advance_accounts(copies, reads, [AccountReadResult([""] * len(r.fields), [None] * len(r.accounts)) for r in reads],
+                            "t", {0: len(copies)})
+    states = {a: (w.states.get(a), w.extras[a]) for w in done.writes for a in w.extras}
+    by_user: dict[str, list[Event]] = collections.defaultdict(list)
+    for ev in sim.events:
+        by_user[ev.user_id].append(ev)
+    members: dict[str, list[tuple[bytes, bytes]]] = collections.defaultdict(list)
+    for uid, evs in by_user.items():
+        st = advance(uid, None, evs, end_ms, model).state
+        sig = compute_signals(st, st.last_seen_s, model)
+        base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
+        m = Member(member_key(uid), st.last_seen_s, st.stage, 0.0, sig.act_28d, base)
+        members[evs[0].account].append((str(m.key).encode(), m.to_bytes()))
+    return [AccountTemplate(*states.get(a, (None, b"{}")), tuple(members[a])) for a in sim.accounts]
+
+
+async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplate], accounts: int) -> float:
+    from streams.worker.keys import bucket_of
+    from streams.worker.revenue import AccountWrite
+
+    store = Store(settings)
+    await store.connect()
+    try:
+        t0 = time.perf_counter()
+        for chunk, start in enumerate(range(0, accounts, CHUNK_USERS)):
+            writes: dict[int, AccountWrite] = {}
+            for i in range(start, min(accounts, start + CHUNK_USERS)):
+                aid, t = f"account-{i:07d}", templates[i % len(templates)]
+                b = bucket_of(aid, store.buckets)
+                w = writes.get(b)
+                if w is None:
+                    w = writes[b] = AccountWrite(b, [("acct|bench:0", "", "")])
+                if t.state is not None:
+                    w.states[aid] = t.state
+                w.extras[aid] = t.extras
+                w.members[aid] = dict(t.members)
+            fenced = await store.write_accounts(list(writes.values()), f"bench-accounts-{chunk}")
+            if fenced:
+                raise RuntimeError(f"account memory benchmark write fenced: {fenced[0]}")
+        return time.perf_counter() - t0
+    finally:
+        await store.close()
+
+
+def measure_account_memory(redis_url: str, templates: Sequence[AccountTemplate], accounts: int) -> dict[str, Any]:
+    """Write ``accounts`` accounts into a flushed Redis with ``Store.write_accounts``; bytes per account."""
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        flush_sync(client)
+        settings = Settings(redis_url=redis_url)
+        asyncio.run(_connect_only(settings))
+        before = int(client.info("memory")["used_memory"])
+        seconds = asyncio.run(_write_accounts(settings, templates, accounts))
+        grown = int(client.info("memory")["used_memory"]) - before
+    finally:
+        client.close()
+    n_members = [len(t.members) for t in templates]
+    return {
+        "accounts": accounts,
+        "simulated_templates": len(templates),
+        "members_per_account_mean / max": f"{sum(n_members) / len(n_members):.1f} / {max(n_members)}",
+        "state_record_bytes_mean": round(sum(len(t.state or b"") for t in templates) / len(templates)),
+        "member_record_bytes": 25,
+        "bytes_per_account": round(grown / accounts),
+        "bytes_per_account_member": round(grown / sum(n_members[i % len(templates)] for i in range(accounts))),
+        "write_accounts_per_s (Store.write_accounts, one client)": round(accounts / seconds),
+    }

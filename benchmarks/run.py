@@ -365,6 +365,14 @@ def section_console(ctx: Ctx) -> dict[str, Any]:
     return measure_console(ctx["redis"], events, end_ms, max(1_000, int(1_000_000 * ctx["scale"])), redis_pid=ctx["redis_pid"])
 
 
+def section_memory_accounts(ctx: Ctx) -> dict[str, Any]:
+    """Redis bytes per account (revenue state, extras, members) at 100k accounts (scale 1)."""
+    from benchmarks.memory import account_templates, measure_account_memory
+
+    templates = account_templates(7, 500, 1_767_225_600_000, 120)
+    return measure_account_memory(ctx["redis"], templates, max(1_000, int(100_000 * ctx["scale"])))
+
+
 def section_backtest(ctx: Ctx) -> dict[str, Any]:
     """`churnwatch backtest` on a simulated file (10k users, 120 days at scale 1), as a subprocess."""
     from benchmarks.backtest_speed import measure_backtest
@@ -435,6 +443,7 @@ SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
     "peers": section_peers,
     "memory": section_memory,
     "console": section_console,
+    "memory_accounts": section_memory_accounts,
     "backtest": section_backtest,
     "profile": section_profile,
     "profile_review_heavy": section_profile_review_heavy,
@@ -443,7 +452,7 @@ SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
 }
 #: Sections that need no broker and no Redis (run alone, they start neither).
 OFFLINE_SECTIONS = frozenset({"quality"})
-DEFAULT_SECTIONS = ("ceiling", "e2e1", "e2e2", "e2e1_review_heavy", "latency", "peers", "memory", "console", "backtest")
+DEFAULT_SECTIONS = ("ceiling", "e2e1", "e2e2", "e2e1_review_heavy", "latency", "peers", "memory", "memory_accounts", "console", "backtest")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,6 +562,10 @@ METHODS: dict[str, str] = {
                "`/openapi.json` (the floor: framework and HTTP, no Redis), `/api/v1/at-risk?limit=50` (first page and "
                "page 20 by cursor), `/api/v1/users/{id}`, `/book` (50 rows with sparklines). History bytes per user "
                "from MEMORY USAGE (SAMPLES 0) of every history key.",
+    "memory_accounts": "500 simulated accounts (`simulate --accounts`, 120 days: 1-6 users, plans, trials, failed payments) "
+                       "through the worker's own pure code (subscription events through `advance_accounts`, users advanced by "
+                       "the engine and summarised as `streams.worker.members` does), copied to N account ids and written with "
+                       "`Store.write_accounts` (the worker's fenced script) into a flushed Redis; INFO used_memory after - before.",
     "backtest": "`python -m streams.cli backtest` as a subprocess on a CSV of the simulated population; the command's "
                 "own split (CSV read, replay) from its metrics JSON, and the wall time of the whole process.",
     "profile": "The e2e1 workload (or the review-heavy one) again, with `py-spy record --nonblocking --rate 250` attached to the worker from "
@@ -580,7 +593,7 @@ def _render(results: dict[str, Any]) -> str:
     order = [s for s in SECTIONS if s in sections]
     for name in order:
         sec = sections[name]
-        method = METHODS.get("e2e" if name.startswith("e2e") else name.split("_")[0], "")
+        method = METHODS.get(name) or METHODS.get("e2e" if name.startswith("e2e") else name.split("_")[0], "")
         lines += [f"### {name}", "", f"_{sec.get('doc', '')}_ Run {sec['when']} (code {sec.get('code', '?')}), scale {sec['scale']}, "
                   f"load average before / after: {sec.get('load_before', '?')} -> {sec.get('load_after', '?')}.", ""]
         if method:

@@ -174,6 +174,14 @@ class Ledger:
         self.period: Period = period
         self.totals: dict[int, dict[str, int]] = {}
 
+    @classmethod
+    def from_totals(cls, period: Period, totals: dict[int, dict[str, int]]) -> Ledger:
+        """A ledger from stored counters (a worker's Redis hashes; a missing counter is 0)."""
+        ledger = cls(period)
+        for start, t in totals.items():
+            ledger.totals[start] = {name: t.get(name, 0) for name in _TOTALS}
+        return ledger
+
     def update(self, mv: Movement, sign: int = 1) -> Ledger:
         start = period_start_ms(mv.ts_ms, self.period)
         t = self.totals.get(start)

@@ -53,6 +53,7 @@ class Settings:
     topic_alerts: str = "churn-at-risk"
     topic_dlq: str = "activity-events-dlq"
     topic_accounts: str = "customer-accounts"  # account facts, compacted, key = account id
+    topic_digest: str = "owner-digest"  # the owners' daily books, key = "<owner>|<day>" (churnwatch digest)
     partitions: int = 8
     replication_factor: int = 1
     group_id: str = "churnwatch"

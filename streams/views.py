@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 
 from models.model import ChurnModel, load_model
+from models.revenue_ledger import Ledger, PeriodFigures, next_period_ms, period_start_ms
 from models.scoring import Scores, score
 from models.state import UserState
 from streams.errors import UserError
@@ -23,7 +24,7 @@ from streams.settings import Settings, redact_url
 from streams.timefmt import format_ts
 from streams.worker.store import StoreReader
 
-__all__ = ["UserReport", "churn_rate", "open_reader", "stream_time_ms", "top_users", "user_report"]
+__all__ = ["AccountReport", "account_book", "account_report", "UserReport", "churn_rate", "live_revenue", "open_reader", "stream_time_ms", "top_users", "user_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +138,73 @@ def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, 
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
     }
+
+
+def live_revenue(reader: StoreReader, period: str, from_ms: int | None, to_ms: int | None,
+                 now_ms: int) -> list[PeriodFigures]:
+    """Churn in money and count per period from the workers' live counters (docs/REVENUE.md):
+    the same ``models.revenue_ledger.Ledger`` as ``churnwatch report``, filled from Redis.
+
+    Without ``from_ms``/``to_ms``: the period containing ``now_ms`` (the stream time).
+    """
+    ledger = Ledger.from_totals(period, reader.revenue_totals(period))  # type: ignore[arg-type]
+    if from_ms is None:
+        from_ms = period_start_ms(now_ms, period)  # type: ignore[arg-type]
+    if to_ms is None:
+        to_ms = next_period_ms(period_start_ms(max(from_ms, now_ms), period), period)  # type: ignore[arg-type]
+    return ledger.get(from_ms, to_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    """One account as its owner sees it: facts from the accounts table, roll-up from Redis."""
+
+    account_id: str
+    name: str
+    owner: str
+    renewal_date: str
+    rollup: Any  # models.account_health.AccountRollup
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.rollup
+        return {"account_id": self.account_id, "name": self.name, "owner": self.owner, "renewal_date": self.renewal_date,
+                "risk": r.risk, "health": r.health, "temperature": r.temperature, "stage": r.stage,
+                "mrr": r.mrr_cents / 100, "users": r.users, "silent_users": r.silent, "usage": r.usage,
+                "action": r.action, "reasons": list(r.reasons)}
+
+
+def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int) -> AccountReport | None:
+    """The account's roll-up at ``now_ms`` (stream time), or None when Redis knows nothing of it."""
+    import orjson
+
+    from models.account_health import Member
+    from models.revenue import AccountState
+    from streams.timefmt import parse_ts_ms
+    from streams.worker.account_alerts import account_rollup
+
+    blob, extras, members = reader.load_account(account_id)
+    if blob is None and not members:
+        return None
+    renewal = facts.get("renewal_date") or ""
+    r = account_rollup(AccountState.from_bytes(blob) if blob else None, orjson.loads(extras) if extras else {},
+                       [Member.from_bytes(v) for v in members.values()], parse_ts_ms(renewal) if renewal else 0, now_ms)
+    return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal, r)
+
+
+def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,
+                 now_ms: int | None = None) -> list[AccountReport]:
+    """The owner's accounts from the accounts table, ranked by risk (highest first); by default
+    only those at risk (``models.account_health.ACCOUNT_AT_RISK``) and not churned already."""
+    from models.account_health import ACCOUNT_AT_RISK
+    from streams.worker.accounts import read_accounts
+
+    table = read_accounts(settings)
+    mine = {a: f for a, f in table.items() if (f.get("owner") or "") == owner}
+    if not mine:
+        raise UserError(f"no account in {settings.topic_accounts!r} has owner {owner!r}")
+    now = now_ms if now_ms is not None else stream_time_ms(reader, settings)
+    out = [r for r in (account_report(reader, a, f, now) for a, f in sorted(mine.items())) if r is not None]
+    if at_risk_only:
+        out = [r for r in out if r.rollup.risk >= ACCOUNT_AT_RISK and r.rollup.stage != "churned"]
+    out.sort(key=lambda r: (-r.rollup.risk, r.account_id))
+    return out[:n]

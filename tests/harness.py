@@ -25,7 +25,7 @@ from models.events import Event
 from streams.local import free_port, stop_process
 
 __all__ = ["Worker", "publish_events", "read_topic", "wait_progress", "wait_reviewed", "wait_quiet", "dump_state",
-           "event_json", "read_progress", "redis_client"]
+           "event_json", "read_progress", "redis_client", "publish_contract_events", "account_barrier", "partition_of"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +76,73 @@ def read_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 6
     finally:
         consumer.close()
     return sorted(out, key=lambda r: (r.partition, r.offset))
+
+
+def publish_contract_events(bootstrap: str, topic: str, events: Iterable[Event]) -> dict[int, int]:
+    """Publish with the full event contract (account ids, subscription fields: ``publisher.event_value``),
+    key = user id, in the given order; returns the last offset written per partition."""
+    from streams.publisher import event_value
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks="all")
+    futures = [producer.send(topic, key=ev.user_id.encode(), value=event_value(ev)) for ev in events]
+    producer.flush()
+    last: dict[int, int] = {}
+    for fut in futures:
+        md = fut.get(timeout=30)
+        last[md.partition] = max(last.get(md.partition, -1), md.offset)
+    producer.close()
+    return last
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the producers' default partitioner (murmur2, as Java's) gives ``key``."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def account_barrier(bootstrap: str, redis_url: str, topic: str, partitions: int, round_no: int, ts_ms: int,
+                    timeout_s: float = 90.0, workers: Sequence["Worker"] = (), prefix: str = "cw") -> None:
+    """Until every account copy already in the topic is applied (call it after ``wait_progress``).
+
+    One trial subscription (no MRR: no movement) per partition, for an account that hashes there,
+    stating plan ``barrier-<round_no>``: its copy lands after every copy made before, and a
+    partition is read in offset order, so once Redis holds that plan for every barrier account,
+    everything before it was applied.
+    """
+    from models.revenue import AccountState
+    from models.subscription import Subscription
+    from streams.worker.keys import bucket_of
+
+    names: list[str] = []
+    for q in range(partitions):
+        i = 0
+        while partition_of(f"barrier-{q}-{i}", partitions) != q:
+            i += 1
+        names.append(f"barrier-{q}-{i}")
+    plan = f"barrier-{round_no}"
+    events = [Event(name, ts_ms, "subscription", f"{name}-{round_no}", 0.0, name, Subscription("trial", plan, 0))
+              for name in names]
+    publish_contract_events(bootstrap, topic, events)
+    client = redis_client(redis_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            done = 0
+            for name in names:
+                raw = client.hget(f"{prefix}:{{{bucket_of(name, 64)}}}:acct", name)
+                if raw is not None and AccountState.from_bytes(raw).get().plans == (plan,):
+                    done += 1
+            if done == len(names):
+                return
+            for w in workers:
+                if w.proc is not None and w.proc.poll() is not None and not w.expected_exit:
+                    raise AssertionError(f"worker exited with {w.proc.returncode}:\n{w.output()}")
+            time.sleep(0.2)
+    finally:
+        client.close()
+    logs = "\n".join(w.output()[-3000:] for w in workers)
+    raise AssertionError(f"account barrier {round_no} not applied in {timeout_s} s\n{logs}")
 
 
 def redis_client(redis_url: str) -> Any:

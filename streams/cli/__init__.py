@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("streams.cli.backtest", "score historical events as of given dates with the stream's own code"),
     "train": ("streams.cli.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),
     "report": ("streams.cli.revenue", "churn in money and count over a history file: MRR movements, churn rates, NRR, cohorts"),
+    "digest": ("streams.cli.digest", "an owner's daily digest: the accounts to save today (print, or publish to the digest topic)"),
     "accounts": ("streams.cli.accounts", "account facts (name, owner, segment, renewal): import a CSV to the compacted accounts topic"),
     "console": ("streams.cli.console", "serve the account managers' pages and the JSON API from the live state"),
     "forward": ("streams.cli.forward", "POST each alert to a CRM webhook (signed, retried, dead-lettered)"),

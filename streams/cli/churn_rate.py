@@ -1,4 +1,9 @@
-"""``churnwatch churn-rate``: users who churned in a window: count, share and revenue."""
+"""``churnwatch churn-rate``: users who churned in a window, and accounts' churn in money and count.
+
+The users' part comes from the workers' per-day stage counters; the money part from the live
+period counters of subscription revenue (docs/REVENUE.md), read into the same ledger code
+``churnwatch report`` runs over a history file, so both print the same figures for the same events.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,54 @@ import argparse
 
 import orjson
 
+from models.revenue_ledger import PERIODS
 from streams.cli.argtypes import positive_int
+from streams.errors import UserError
 from streams.settings import Settings
+from streams.timefmt import parse_ts_ms
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=positive_int("days"), default=30, help="window in days up to the stream time (default 30)")
+    parser.add_argument("--period", choices=PERIODS, default="month",
+                        help="revenue figures per day, week (ISO, from Monday) or month (default)")
+    parser.add_argument("--from", dest="from_", metavar="DATE", help="revenue from this day, UTC (default: the current period)")
+    parser.add_argument("--to", metavar="DATE", help="revenue up to this day, exclusive (default: end of the current period)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.views import churn_rate, open_reader
+def _when(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_ts_ms(text)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc} (example: 2026-01-01)") from None
 
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.cli.revenue import figures_dict
+    from streams.views import churn_rate, live_revenue, open_reader, stream_time_ms
+
+    from_ms, to_ms = _when(args.from_, "--from"), _when(args.to, "--to")
+    if from_ms is not None and to_ms is not None and to_ms <= from_ms:
+        raise UserError(f"--to {args.to} is not after --from {args.from_}")
     with open_reader(settings) as reader:
         result = churn_rate(reader, settings, args.days)
+        figures = live_revenue(reader, args.period, from_ms, to_ms, stream_time_ms(reader, settings))
+    result["revenue"] = {"period": args.period, "periods": [figures_dict(f) for f in figures]}
     if args.json:
         print(orjson.dumps(result).decode())
         return 0
     print(f"churn over the {result['days']} days to {result['as_of'][:16].replace('T', ' ')} UTC (stream time): "
           f"{result['churned']:,} users churned = {100 * result['churn_rate']:.1f}% of {result['active_at_start']:,} "
           f"active at the start; revenue of churned users {result['churned_revenue']:,.2f}")
+    for f in result["revenue"]["periods"]:
+        print(f"{args.period} from {f['period_start']}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "
+              f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}); "
+              f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
+              f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "
+              f"net MRR churn {f['net_mrr_churn_pct'] or '-'}%")
     return 0

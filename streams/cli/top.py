@@ -1,5 +1,6 @@
 """``churnwatch top``: today's ranked list within a budget, to save (reachable users by risk) or
-to win back (lapsed users most likely still reachable), models.ranking."""
+to win back (lapsed users most likely still reachable), models.ranking. With
+``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--share", type=_share, default=None, help="budget: this share of the candidate users, such as 0.02 or 2%%")
     parser.add_argument("--win-back", dest="win_back", action="store_true",
                         help="the win-back list (lapsed users, most likely still reachable first) instead of the save list")
+    parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table)")
+    parser.add_argument("--all", action="store_true", help="with --owner: every account of the owner, not only those at risk")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.views import open_reader, top_users
 
+    if args.owner is not None:
+        return _owner_book(args, settings)
     with open_reader(settings) as reader:
         reports = top_users(reader, settings, args.n, share=args.share, kind="win_back" if args.win_back else "save")
     if args.json:
@@ -50,4 +55,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         reason = s.reasons[0] if s.reasons else ""
         print(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} {s.health:>6.0f} {s.temperature:>5.0f}  {s.stage:<11} "
               f"{s.action.replace('_', ' '):<9} {reason}")
+    return 0
+
+
+def print_book(reports: list, json: bool) -> None:  # type: ignore[type-arg]
+    """The owner's book as a table (or JSON lines): shared with ``churnwatch digest``."""
+    if json:
+        for r in reports:
+            print(orjson.dumps(r.to_dict()).decode())
+        return
+    print(f"{'#':>3}  {'account':<16} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<9} {'MRR':>9}  action / reason")
+    for i, r in enumerate(reports, start=1):
+        a = r.rollup
+        reason = a.reasons[0] if a.reasons else ""
+        print(f"{i:>3}  {r.account_id:<16} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<9} "
+              f"{a.mrr_cents / 100:>9.2f}  {a.action}: {reason}")
+
+
+def _owner_book(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.views import account_book, open_reader
+
+    with open_reader(settings) as reader:
+        reports = account_book(reader, settings, args.owner, args.n or 20, at_risk_only=not args.all)
+    if not reports and not args.json:
+        print(f"no account of {args.owner} is at risk")
+        return 0
+    print_book(reports, args.json)
     return 0

@@ -76,6 +76,27 @@ class Keys:
     def risk(self, bucket: int) -> str:
         return f"{self.prefix}:{{{bucket}}}:risk"
 
+    def accounts(self, bucket: int) -> str:
+        """Account revenue states (``models.revenue.AccountState``) by account id."""
+        return f"{self.prefix}:{{{bucket}}}:acct"
+
+    def account_extras(self, bucket: int) -> str:
+        """Per account JSON: last downgrade, open account alert (``streams.worker.revenue``)."""
+        return f"{self.prefix}:{{{bucket}}}:ax"
+
+    def members(self, bucket: int, account_id: str) -> str:
+        """An account's members (``models.account_health.Member``) by member key."""
+        return f"{self.prefix}:{{{bucket}}}:m:{account_id}"
+
+    def account_due(self, topic: str, partition: int) -> str:
+        """ZSET account -> next review second, of the accounts whose copies arrive on p (one key
+        per partition: only p's owner writes it)."""
+        return f"{self.prefix}:adue:{offset_field(topic, partition)}"
+
+    def revenue(self, bucket: int, period: str) -> str:
+        """Period counters of the bucket's accounts (``streams.worker.revenue.counter_field``)."""
+        return f"{self.prefix}:{{{bucket}}}:rev:{period}"
+
     def progress(self, topic: str) -> str:
         return f"{self.prefix}:progress:{topic}"
 

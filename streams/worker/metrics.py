@@ -39,6 +39,14 @@ __all__ = [
     "CHURNED_30D",
     "CHURN_RATE_30D",
     "CHURNED_REVENUE_30D",
+    "MRR_MOVEMENTS",
+    "MRR_MOVEMENT_CENTS",
+    "MRR_MOVEMENTS_RETRACTED",
+    "MRR_MOVEMENT_CENTS_RETRACTED",
+    "SUBSCRIPTIONS_APPLIED",
+    "SUBSCRIPTION_LATE",
+    "MRR",
+    "PAYING_ACCOUNTS",
     "render",
 ]
 
@@ -117,6 +125,22 @@ CHURNED_30D = Gauge("churnwatch_churned_users_30d", "Users who churned in the la
 CHURN_RATE_30D = Gauge(
     "churnwatch_churn_rate_30d_ratio", "Churned in 30 d / users active at the start of the 30 d"
 )
+# Revenue (docs/REVENUE.md): totals only, labelled by movement kind, never by account. A
+# movement re-measured at the same instant is retracted (counted apart: counters only grow).
+MRR_MOVEMENTS = Counter("churnwatch_mrr_movements_total", "MRR movements recorded, by kind", ["kind"])
+MRR_MOVEMENT_CENTS = Counter("churnwatch_mrr_movement_cents_total", "MRR moved, in cents, by kind", ["kind"])
+MRR_MOVEMENTS_RETRACTED = Counter(
+    "churnwatch_mrr_movements_retracted_total", "MRR movements retracted (re-measured at the same time), by kind", ["kind"]
+)
+MRR_MOVEMENT_CENTS_RETRACTED = Counter(
+    "churnwatch_mrr_movement_cents_retracted_total", "MRR of retracted movements, in cents, by kind", ["kind"]
+)
+SUBSCRIPTIONS_APPLIED = Counter("churnwatch_subscriptions_applied_total", "Subscription statements applied to accounts")
+SUBSCRIPTION_LATE = Counter(
+    "churnwatch_subscription_late_total", "Subscription statements older than their account's latest change (not applied)"
+)
+MRR = Gauge("churnwatch_mrr_cents", "MRR of all accounts now, in cents (all workers)")
+PAYING_ACCOUNTS = Gauge("churnwatch_paying_accounts", "Accounts with MRR > 0 now (all workers)")
 CHURNED_REVENUE_30D = Gauge("churnwatch_churned_revenue_30d", "Revenue of the users who churned in 30 d")
 
 

@@ -29,6 +29,15 @@ from streams.worker.codec import Decoder, Rejection, dlq_value
 from streams.worker.history import advance_sampled
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
+from streams.worker.revenue import (
+    MEMBER_HEADER,
+    AccountCopy,
+    KafkaCopy,
+    MemberCopy,
+    account_copy,
+    is_account_copy,
+    parse_member_copy,
+)
 from streams.worker.store import UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta
 
 __all__ = [
@@ -98,6 +107,9 @@ class Decoded:
     unknown_types: int = 0
     derived_ids: int = 0  # events sent without an event_id (derived from their content)
     routed: Routed = field(default_factory=Routed)  # mis-keyed records re-routed, copies dropped
+    accounts: list[AccountCopy | MemberCopy] = field(default_factory=list)  # copies read (streams.worker.revenue)
+    account_copies: list[KafkaCopy] = field(default_factory=list)  # subscription events to route to their account
+    member_of: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # user -> (account, p, offset)
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -117,6 +129,10 @@ def decode_batch(
     (``streams.worker.routing``; not checked without a ``router``), fold event time per partition,
     reject late events and an ``event_id`` seen twice for one user in the batch; group the rest
     by user.
+
+    Subscription events: each one kept is also queued to be copied to its account's partition;
+    copies read here (``streams.worker.revenue``) go to ``accounts``, not to the users (their
+    originals were scored) nor to the clock (their time was folded where they were read).
 
     Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
     """
@@ -139,6 +155,9 @@ def decode_batch(
         out.consumed += len(records)
         admit = pclock.admit
         for rec in records:
+            headers = getattr(rec, "headers", None)
+            if headers and _account_copy_read(p, rec, headers, decoder, wall_now_ms, out, reject):
+                continue
             ev = decode(rec.value, wall_now_ms)
             if isinstance(ev, Rejection):
                 reject(p, rec, ev)
@@ -146,7 +165,7 @@ def decode_batch(
             uid, eid = ev.user_id, ev.event_id
             if router is not None:  # the common case, keyed by the user and no copy, costs one compare
                 key = rec.key
-                if (key is None or key != uid.encode("utf-8", "surrogatepass") or getattr(rec, "headers", None)) \
+                if (key is None or key != uid.encode("utf-8", "surrogatepass") or headers) \
                         and not _owned_here(router, p, rec, uid, out, reject):
                     continue
             owner = seen_ids.get(eid)
@@ -167,6 +186,8 @@ def decode_batch(
                 ub = users[uid] = UserBatch(p)
             ub.events.append(ev)
             ub.offsets.append(rec.offset)
+            if ev.account_id or ev.subscription is not None:  # for the account: a member, a subscription
+                _account_event(p, rec, ev, out)
         out.last_offset[p] = records[-1].offset
         out.last_fingerprint[p] = record_fingerprint(records[-1])
     out.unknown_types = decoder.unknown_types - unknown_before
@@ -199,6 +220,37 @@ def record_fingerprint(rec: RecordLike) -> str:
     'ba73ada9'
     """
     return f"{zlib.crc32(rec.value or b'', zlib.crc32(rec.key or b'')):08x}"
+
+
+def _account_copy_read(p: int, rec: RecordLike, headers: object, decoder: Decoder, wall_now_ms: int, out: Decoded,
+                       reject: Callable[[int, RecordLike, Rejection], None]) -> bool:
+    """A member or subscription copy made for an account (``streams.worker.revenue``) goes to the
+    account phase, never to the users (their originals were scored) nor to the clock. True when
+    the record was one."""
+    if is_account_copy(headers, MEMBER_HEADER):
+        parsed = parse_member_copy(rec.value)
+        if parsed is None:
+            reject(p, rec, Rejection("malformed_json", "a churnwatch-member copy that is not one"))
+        else:
+            out.accounts.append(MemberCopy(p, rec.offset, *parsed))
+        return True
+    if not is_account_copy(headers):
+        return False
+    ev = decoder.decode(rec.value, wall_now_ms)
+    if isinstance(ev, Rejection) or ev.subscription is None:
+        reject(p, rec, ev if isinstance(ev, Rejection) else Rejection("bad_subscription", "an account copy without a subscription"))
+    else:
+        out.accounts.append(AccountCopy(p, rec.offset, ev))
+    return True
+
+
+def _account_event(p: int, rec: RecordLike, ev: Event, out: Decoded) -> None:
+    """An applied event for the accounts: a user naming its account is a member; a subscription
+    is copied to its account's partition (a user without ``account_id`` is its own account)."""
+    if ev.account_id:
+        out.member_of[ev.user_id] = (ev.account_id, p, rec.offset)
+    if ev.subscription is not None:
+        out.account_copies.append(account_copy(ev, p, rec.offset, rec.value))
 
 
 # -- 2. plan the reads --------------------------------------------------------------------------

@@ -9,9 +9,12 @@
    offsets, states, due users);
 3. advance: ``models.engine.advance`` once per user with events or a due review, up to the
    partition's review clock; events at or below the bucket's stored offset are skipped (replay fence);
-4. produce: alerts and DLQ records, acks awaited - *before* the state write, so a crash in
-   between re-sends the same alert ids instead of losing them (at-least-once);
-5. write: one pipelined Redis write (one fenced script call per bucket);
+4. produce: subscription events copied to their account's partition, alerts and DLQ records,
+   acks awaited - *before* the state write, so a crash in between re-sends the same alert ids
+   instead of losing them (at-least-once);
+5. write: one pipelined Redis write (one fenced script call per bucket), then, when the batch
+   held account copies (``streams.worker.revenue``), one read and one fenced write per account
+   bucket: account states and the period MRR counters;
 6. progress: the partitions' progress write.
 
 Phases 1-3 without their I/O are the pure functions of ``streams.worker.phases``.
@@ -31,6 +34,7 @@ import time
 import uuid
 from typing import Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar
 
+import orjson
 import redis.exceptions
 from aiokafka.errors import KafkaError
 
@@ -51,7 +55,9 @@ from streams.worker.phases import (
     plan_reads,
     plan_sweep,
 )
+from streams.worker.members import member_copies
 from streams.worker.routing import KafkaCopy, Router
+from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
 from streams.worker.store import BucketWrite, Fenced, Store
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Pipeline", "REDIS_TRANSIENT", "NO_DUE"]
@@ -118,6 +124,8 @@ class Pipeline:
         # Only this worker writes p's due entries (the offset fence), so the bound stays true
         # between reads: each sweep learns the next due score, each state write can only lower it.
         self._due_min: dict[int, list[int]] = {}
+        # p -> a lower bound of its accounts' earliest due review (s; 0: unknown), as for users.
+        self._account_due_min: dict[int, int] = {}
 
     # -- partition ownership ------------------------------------------------------------------
 
@@ -129,12 +137,14 @@ class Pipeline:
         self.clock.assign(partition, stream_ms, wall_now_ms)
         self.router.assign(partition, origins or {})
         self._due_min[partition] = [0] * self.store.buckets  # unknown until the first sweep
+        self._account_due_min[partition] = 0
         return progress[0] + 1 if progress else 0
 
     def revoke(self, partition: int) -> None:
         self.clock.revoke(partition)
         self.router.revoke(partition)
         self._due_min.pop(partition, None)
+        self._account_due_min.pop(partition, None)
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
         for _, max_ms in progress.values():
@@ -170,7 +180,8 @@ class Pipeline:
         result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
         sweep = plan_sweep(until_ms, self._due_min, store.buckets)
-        if not decoded.last_offset and not sweep:
+        ticks = await self._account_ticks(until_ms)
+        if not decoded.last_offset and not sweep and not ticks:
             result.idle = True
             return result
         plans = plan_reads(decoded.users, sweep, decoded.last_offset, store.buckets, store.groups)
@@ -180,9 +191,13 @@ class Pipeline:
         advanced = advance_users(plans, replies, decoded, until_ms, self.model, topic=topic, due_limit=store.due_limit,
                                  result=result, history=self.settings.score_history)
         timer.mark("advance")
-        await self._produce(advanced.alerts, decoded.dlq, decoded.routed.copies)
+        members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
+        copies = decoded.routed.copies + decoded.account_copies + members
+        await self._produce(advanced.alerts, decoded.dlq, copies)
         timer.mark("produce")
         await self._write(advanced.writes)
+        if decoded.accounts or ticks:
+            await self._accounts(decoded, ticks)
         timer.mark("write")
         self._learn_due(advanced)
         if decoded.routed.origins:  # before the progress: a replay of these records finds them applied
@@ -195,10 +210,11 @@ class Pipeline:
         return result
 
     async def _produce(self, alerts: Sequence[KafkaRecord], dlq: Sequence[KafkaRecord], copies: Sequence[KafkaCopy]) -> None:
-        """Re-routed copies, alerts and DLQ records, acknowledged before any state is written
-        (at-least-once: a replay makes them again; copies are then dropped by their owner)."""
+        """Re-routed and account copies, alerts and DLQ records, acknowledged before any state is
+        written (at-least-once: a replay makes them again; re-routed copies are then dropped by their
+        owner, and a subscription statement copied twice changes nothing)."""
         if copies:
-            await self._retry_kafka("re-routed records", self.producer.send_all, self.topic, copies)
+            await self._retry_kafka("copies", self.producer.send_all, self.topic, copies)
         if alerts:
             await self._retry_kafka("alerts", self.producer.send_all, self.settings.topic_alerts, alerts)
         if dlq:
@@ -215,6 +231,45 @@ class Pipeline:
                 len(fenced), fenced[0].field, fenced[0].actual,
             )
             raise CycleAbandoned("fenced", fenced)
+
+    async def _account_ticks(self, until_ms: Mapping[int, int | None]) -> list[AccountTick]:
+        """Accounts whose review came due on the partitions' review clocks (as users' reviews:
+        due at second s once the clock is past ``s * 1000``); learns each partition's next due."""
+        bounds = {p: (until - 1) // 1000 for p, until in until_ms.items()
+                  if until is not None and p in self._account_due_min and self._account_due_min[p] * 1000 < until}
+        if not bounds:
+            return []
+        limit = self.store.due_limit
+        found = await self._retry_redis("account dues", self.store.due_accounts, self.topic, bounds, limit)
+        ticks = []
+        for p, (due, nxt) in found.items():
+            ticks += [AccountTick(p, account, due_s * 1000) for account, due_s in due]
+            self._account_due_min[p] = 0 if len(due) >= limit else NO_DUE if nxt is None else nxt
+        return ticks
+
+    async def _accounts(self, decoded: Decoded, ticks: Sequence[AccountTick] = ()) -> None:
+        """The cycle's account copies and due accounts: read their buckets, apply, one fenced
+        write per bucket, then their next reviews."""
+        copies = [*decoded.accounts, *ticks]
+        reads = plan_account_reads(copies, self.topic, self.store.buckets)
+        replies = await self._retry_redis("read accounts", self.store.read_accounts, reads)
+        done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset)
+        if done.alerts:  # before the write, as for users: a replay re-sends the same ids
+            await self._retry_kafka("account alerts", self.producer.send_all, self.settings.topic_alerts, done.alerts)
+        self._cycle += 1
+        fenced = await self._retry_redis("write accounts", self.store.write_accounts, done.writes,
+                                         f"{self.worker_id}:{self._cycle}")
+        if fenced:
+            logger.warning("account write fenced in %s bucket(s): %s now at offset %s; re-reading",
+                           len(fenced), fenced[0].field, fenced[0].actual)
+            raise CycleAbandoned("fenced", fenced)
+        if done.dues:  # after the fenced write; a crash in between reviews again at the old time (same ids)
+            await self._retry_redis("account dues", self.store.write_account_dues, self.topic, done.dues)
+            for p, accounts in done.dues.items():
+                lowest = min((s for s in accounts.values() if s), default=None)
+                if p in self._account_due_min and lowest is not None and lowest < self._account_due_min[p]:
+                    self._account_due_min[p] = lowest
+        _count_revenue(done)
 
     def _learn_due(self, advanced: Advanced) -> None:
         """After the write: what the sweeps learnt, and the due seconds written (can only lower)."""
@@ -259,6 +314,21 @@ class Pipeline:
                 logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
+
+
+def _count_revenue(done: AccountsAdvanced) -> None:
+    """Totals for Prometheus (never per account): movements added and retracted, late statements."""
+    for mv in done.added:
+        metrics.MRR_MOVEMENTS.labels(mv.kind).inc()
+        metrics.MRR_MOVEMENT_CENTS.labels(mv.kind).inc(abs(mv.delta_cents))
+    for mv in done.retracted:
+        metrics.MRR_MOVEMENTS_RETRACTED.labels(mv.kind).inc()
+        metrics.MRR_MOVEMENT_CENTS_RETRACTED.labels(mv.kind).inc(abs(mv.delta_cents))
+    if done.late:
+        metrics.SUBSCRIPTION_LATE.inc(done.late)
+    for alert in done.alerts:
+        metrics.ALERTS.labels(orjson.loads(alert[1])["kind"]).inc()
+    metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)
 
 
 class _PhaseTimer:

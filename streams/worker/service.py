@@ -23,6 +23,7 @@ from typing import Any, Callable
 import redis.exceptions
 
 from models.model import ChurnModel, load_model
+from models.revenue_ledger import Ledger
 from models.state import STAGES
 from streams.worker import metrics
 from streams.worker.topics import ensure_topics, quiet_kafka_logs
@@ -114,6 +115,7 @@ class WorkerRuntime:
         try:
             await self.store.ping()
             stats = await self.store.stats()
+            months = await self.store.revenue_totals("month")
         except Exception as exc:  # a timer must never take the worker down
             self.ready = False
             metrics.READY.set(0)
@@ -125,6 +127,11 @@ class WorkerRuntime:
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))
         for stage in STAGES:
             metrics.USERS_BY_STAGE.labels(stage).set(stats.get(f"stage:{stage}", 0))
+        if months:
+            latest = max(months)
+            now = Ledger.from_totals("month", months).get(latest, latest + 1)[0]
+            metrics.MRR.set(now.end_mrr_cents)
+            metrics.PAYING_ACCOUNTS.set(now.customers_end)
         now_ms = self.pipeline.clock.global_ms
         if now_ms > 0:
             summary = churn_summary(stats, now_ms // 1000, 30)

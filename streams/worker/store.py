@@ -41,7 +41,7 @@ from models.engine import Alert
 from models.model import ChurnModel
 from models.state import STAGES, UserState
 from streams.worker.history import HISTORY_WEEKS
-from streams.worker.keys import Keys, locate, offset_field, parse_due_member
+from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
 
@@ -293,7 +293,8 @@ class Store:
             socket_connect_timeout=3.0,
             health_check_interval=30,
         )
-        self._sources = {name: _script(f"{name}.lua") for name in ("read_batch", "write_batch", "progress", "history")}
+        self._sources = {name: _script(f"{name}.lua")
+                         for name in ("read_batch", "write_batch", "progress", "history", "read_accounts", "write_accounts")}
         self._sha: dict[str, str] = {}
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
         self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
@@ -543,6 +544,86 @@ class Store:
                 fenced.append(Fenced(w.bucket, _s(reply[1]), _s(reply[2])))
         return fenced
 
+    async def read_accounts(self, reads: Sequence[Any]) -> list[Any]:
+        """Account offsets, states, extras and members of every account bucket the cycle touches:
+        one round trip. ``reads`` are ``streams.worker.revenue.AccountRead``."""
+        from streams.worker.revenue import AccountReadResult
+
+        if not reads:
+            return []
+        sha, keys = self._sha["read_accounts"], self.keys
+
+        def build(pipe: Any) -> None:
+            for r in reads:
+                b = r.bucket
+                pipe.execute_command("EVALSHA", sha, 3, keys.offsets(b), keys.accounts(b), keys.account_extras(b),
+                                     keys.tag(b), len(r.fields), *r.fields, *r.accounts)
+
+        out = []
+        for offsets, blobs, extras, members in await self._run("read_accounts", build):
+            out.append(AccountReadResult([_s(o) for o in offsets], [b or None for b in blobs], [e or None for e in extras],
+                                         [dict(zip(m[::2], m[1::2])) for m in members]))
+        return out
+
+    async def write_accounts(self, writes: Sequence[Any], token: str) -> list[Fenced]:
+        """Every account bucket's states, members, extras and period counters, each atomically and
+        fenced (``streams.worker.revenue.AccountWrite``); returns the refused buckets."""
+        from models.revenue_ledger import PERIODS
+
+        if not writes:
+            return []
+        sha, keys, dumps = self._sha["write_accounts"], self.keys, orjson.dumps
+
+        def build(pipe: Any) -> None:
+            for w in writes:
+                b = w.bucket
+                counters = [(4 + i, fld, delta) for i, period in enumerate(PERIODS)
+                            for fld, delta in w.counters.get(period, {}).items()]
+                accounts, blobs = [], []
+                for account in {**w.states, **w.extras, **w.members}:
+                    members = w.members.get(account, {})
+                    state = w.states.get(account)
+                    extras = w.extras.get(account, b"")
+                    accounts.append((account, 0 if state is None else 1, extras.decode(), len(members)))
+                    if state is not None:
+                        blobs.append(state)
+                    for k, v in members.items():
+                        blobs += (k, v)
+                pipe.execute_command("EVALSHA", sha, 6, keys.offsets(b), keys.accounts(b), keys.account_extras(b),
+                                     *(keys.revenue(b, period) for period in PERIODS), keys.tag(b), token, dumps(w.parts),
+                                     dumps(counters), dumps(accounts), *blobs)
+
+        replies = await self._run("write_accounts", build)
+        return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
+
+    async def due_accounts(self, topic: str, until_s: dict[int, int], limit: int) -> dict[int, tuple[list[tuple[str, int]], int | None]]:
+        """Per partition p: the accounts due at or before ``until_s[p]`` (at most ``limit``, earliest
+        first) and the next due second after them (None: nothing more). One round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for p, bound in until_s.items():
+            key = self.keys.account_due(topic, p)
+            pipe.zrangebyscore(key, "-inf", bound, start=0, num=limit, withscores=True)
+            pipe.zrangebyscore(key, f"({bound}", "+inf", start=0, num=1, withscores=True)
+        replies = await pipe.execute()
+        out = {}
+        for i, p in enumerate(until_s):
+            due, nxt = replies[2 * i], replies[2 * i + 1]
+            out[p] = ([(_s(a), int(s)) for a, s in due], int(nxt[0][1]) if nxt else None)
+        return out
+
+    async def write_account_dues(self, topic: str, dues: Mapping[int, Mapping[str, int]]) -> None:
+        """The accounts' next reviews (0 removes the entry). Idempotent: a replay writes the same."""
+        pipe = self._client.pipeline(transaction=False)
+        for p, accounts in dues.items():
+            key = self.keys.account_due(topic, p)
+            later = {a: s for a, s in accounts.items() if s}
+            if later:
+                pipe.zadd(key, later)
+            gone = [a for a, s in accounts.items() if not s]
+            if gone:
+                pipe.zrem(key, *gone)
+        await pipe.execute()
+
     async def write_progress(
         self, topic: str, progress: Mapping[int, tuple[int, int]], fingerprints: Mapping[int, str] | None = None
     ) -> dict[int, tuple[int, int]]:
@@ -648,6 +729,33 @@ class Store:
     async def users_tracked(self) -> int:
         return int((await self.stats()).get("users", 0))
 
+    async def revenue_totals(self, period: str) -> dict[int, dict[str, int]]:
+        """The period counters of all accounts (``models.revenue_ledger.Ledger.totals``), summed
+        over the buckets: period start ms -> counter -> value."""
+        from streams.worker.revenue import parse_counter_field
+
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hgetall(self.keys.revenue(b, period))
+        totals: dict[int, dict[str, int]] = {}
+        for part in await pipe.execute():
+            for k, v in part.items():
+                start, name = parse_counter_field(k)
+                t = totals.setdefault(start, {})
+                t[name] = t.get(name, 0) + int(v)
+        return totals
+
+    async def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
+        """What Redis keeps of an account: its revenue state record (``AccountState.from_bytes``),
+        its extras (JSON) and its members (``Member.from_bytes`` by member key)."""
+        b = bucket_of(account_id, self.buckets)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hget(self.keys.accounts(b), account_id)
+        pipe.hget(self.keys.account_extras(b), account_id)
+        pipe.hgetall(self.keys.members(b, account_id))
+        state, extras, members = await pipe.execute()
+        return state, extras, members
+
 
 def _parse_progress(raw: Mapping[bytes | str, bytes | str], incarnation: str) -> dict[int, tuple[int, int]]:
     """``{partition: (offset, max_ms)}`` of the values written in ``incarnation``."""
@@ -693,6 +801,12 @@ class StoreReader:
     def run(self, query: Callable[[Store], Any]) -> Any:
         """Run an async read query ``query(store)`` (e.g. the console's pages) on this reader's loop."""
         return self._do(query(self._store))
+
+    def revenue_totals(self, period: str) -> dict[int, dict[str, int]]:
+        return self._do(self._store.revenue_totals(period))
+
+    def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
+        return self._do(self._store.load_account(account_id))
 
     def close(self) -> None:
         self._do(self._store.close())

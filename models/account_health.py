@@ -1,0 +1,160 @@
+"""An account's health, temperature, risk, stage, reasons and action from its users and its subscription.
+
+Account managers look after companies, not users: a company leaves when its people stop using
+the product or its billing says so. Inputs, all kept small per account:
+
+- one :class:`Member` per user of the account (25 bytes: when last seen, lifecycle stage, the
+  open at-risk alert's risk, the user's 4-week activity then and what its 13-week rate expects), written by the
+  worker that owns the user each time the user's state moves (so the roll-up is incremental);
+- the subscription (``models.revenue.AccountView``) and the last downgrade (:class:`Downgrade`);
+- the renewal date from the accounts table.
+
+Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
+
+- users = members seen in the last 90 days; silent = of those, silent for 14 days or more;
+- usage = the users' 4-week activity decayed to now against their 4-week activity expected from
+  their 13-week rate (``models.signals`` trend_long; 1.0 at a steady rate; 0.6 = usage fell 40 %);
+- user risk ``r_u = 0.8 * silent share`` (all silent: 0.8; a user's own at-risk alert stays the
+  user's, and a one-user account would otherwise flap as its second user appears); billing risk ``r_b`` = the largest of: past due 0.5, a
+  downgrade in the last 30 days 0.35, renewal within 30 days while usage fell 40 % or more 0.4,
+  a trial ending within 3 days with usage under half its peak 0.5; cancelled with nothing left:
+  churned, risk 1;
+- ``risk = 1 - (1 - r_u)(1 - r_b)``; temperature = 100 (1 - risk); health = 100 times the mean of
+  the share of users not silent and usage (capped at 1);
+- stage: churned, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid).
+
+>>> m = [Member(1, 1_000_000, 1, 0.0, 20.0, 20.0), Member(2, 1_000_000 - 20 * 86_400, 3, 0.0, 5.0, 12.0)]
+>>> r = rollup(m, None, None, 0, 1_000_000)
+>>> (r.users, r.silent, r.stage, r.reasons[0])
+(2, 1, 'prospect', '1 of 2 active users silent for 2 weeks')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from dataclasses import dataclass
+from typing import Final, Sequence
+
+from models.revenue import AccountView
+
+__all__ = ["ACCOUNT_AT_RISK", "AccountRollup", "Downgrade", "Member", "member_key", "rollup"]
+
+DAY_S: Final[int] = 86_400
+ACCOUNT_AT_RISK: Final[float] = 0.5
+_USERS_WINDOW_S: Final[int] = 90 * DAY_S
+_SILENT_S: Final[int] = 14 * DAY_S
+_MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and its base at last seen
+
+
+def member_key(user_id: str) -> int:
+    """8 bytes of the user id's hash: members are stored without their id (state stays small)."""
+    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=8).digest(), "little")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One user of an account as the account needs it (``STAGES`` index as in models.state)."""
+
+    key: int
+    last_seen_s: int
+    stage: int
+    risk: float  # risk of the user's open at-risk alert; 0 while none is open
+    act_28d: float  # decayed 4-week activity at last_seen_s (models.signals)
+    base_28d: float  # act_28d expected from the 13-week rate at last_seen_s (act_28d / trend_long)
+
+    def to_bytes(self) -> bytes:
+        """25 bytes (``_MEMBER``)."""
+        return _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.base_28d)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Member:
+        return cls(*_MEMBER.unpack(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Downgrade:
+    """The account's latest contraction: the plans before and after, and when."""
+
+    ts_ms: int
+    plans_before: tuple[str, ...]
+    plans_after: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRollup:
+    health: int  # 0-100
+    temperature: int  # 0-100
+    risk: float  # 0-1
+    stage: str
+    users: int
+    silent: int
+    usage: float  # 0-1+, 4-week activity now against the users' peaks
+    mrr_cents: int
+    reasons: tuple[str, ...]
+    action: str
+
+
+def _plans(plans: tuple[str, ...]) -> str:
+    return " + ".join(plans) if plans else "nothing"
+
+
+def _usage(users: Sequence[Member], now_s: int) -> float:
+    """4-week activity now against its 13-week base, both decayed to ``now_s`` at their own pace
+    (28 and 90 days): 1.0 while steady, falling with silence or fewer events."""
+    recent = base = 0.0
+    for m in users:
+        age = max(0, now_s - m.last_seen_s)
+        recent += m.act_28d * math.exp(-age / (28.0 * DAY_S))
+        base += m.base_28d * math.exp(-age / (90.0 * DAY_S))
+    return recent / base if base > 0 else 1.0
+
+
+def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
+           now_s: int) -> AccountRollup:
+    """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown. See the module docstring."""
+    users = [m for m in members if now_s - m.last_seen_s < _USERS_WINDOW_S]
+    silent = [m for m in users if now_s - m.last_seen_s >= _SILENT_S]
+    usage = _usage(users, now_s)
+    share_silent = len(silent) / len(users) if users else 0.0
+    r_u = 0.8 * share_silent  # a user's own at-risk alert stays the user's: the account counts silence
+    reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
+    if silent:
+        weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
+        reasons.append((r_u, f"{len(silent)} of {len(users)} active users silent for {weeks} week{'s' if weeks != 1 else ''}",
+                        "re-engage the silent users"))
+    r_b = 0.0
+    now_ms = now_s * 1000
+    mrr = view.mrr_cents if view is not None else 0
+    if view is not None and view.past_due_since_ms:
+        r_b = max(r_b, 0.5)
+        days = (now_ms - view.past_due_since_ms) // 86_400_000
+        reasons.append((0.5, f"payment failed {days} days ago (past due)", "fix the payment with the billing contact"))
+    if down is not None and 0 <= now_ms - down.ts_ms < 30 * 86_400_000:
+        r_b = max(r_b, 0.35)
+        days = (now_ms - down.ts_ms) // 86_400_000
+        reasons.append((0.35, f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)} {days} days ago",
+                        "review how the plan fits their use"))
+    if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75:
+        r_b = max(r_b, 0.4)
+        days = (renewal_ms - now_ms) // 86_400_000
+        reasons.append((0.4, f"renewal in {days} days while usage fell {round(100 * (1 - usage))}%", "book a renewal call"))
+    trial_soon = view is not None and view.status == "trial" and view.trial_ends_ms and 0 <= view.trial_ends_ms - now_ms <= 3 * 86_400_000
+    if trial_soon and usage < 0.5:
+        r_b = max(r_b, 0.5)
+        hours = (view.trial_ends_ms - now_ms) // 3_600_000  # type: ignore[union-attr]
+        reasons.append((0.5, f"trial ends in {hours} h with usage at {round(100 * usage)}% of the usual", "help them convert before the trial ends"))
+    churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
+    risk = 1.0 if churned else 1 - (1 - r_u) * (1 - r_b)
+    if churned:
+        reasons.insert(0, (1.0, "subscription cancelled", "win back"))
+    health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0
+    stage = ("churned" if churned else "at_risk" if risk >= ACCOUNT_AT_RISK else
+             "trial" if view is not None and view.status == "trial" else
+             "past_due" if view is not None and view.status == "past_due" else
+             "customer" if mrr > 0 else "prospect")
+    reasons.sort(key=lambda r: -r[0])
+    action = reasons[0][2] if reasons and risk >= ACCOUNT_AT_RISK else "none"
+    return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
+                         mrr, tuple(text for _, text, _ in reasons), action)

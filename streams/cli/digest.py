@@ -1,0 +1,93 @@
+"""``churnwatch digest``: the owner's daily digest, the accounts to save today.
+
+The day is the UTC day of the stream time (event time, never the wall clock). The digest is the
+owner's book (``churnwatch top --owner``) of that day: each at-risk account with its health,
+temperature, MRR, the main reason and the action. ``--publish`` sends one message per owner to
+the digest topic (``CHURNWATCH_TOPIC_DIGEST``), key ``<owner>|<day>``: one message per owner per
+day however often it runs (a repeat restates the same key; readers keep the last). Run it once a
+day (cron, a Kubernetes CronJob) after the day's events are in.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import orjson
+
+from streams.cli.argtypes import positive_int
+from streams.errors import UserError
+from streams.settings import Settings
+
+__all__ = ["add_arguments", "digest_message", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--owner", metavar="NAME", help="one owner's digest")
+    who.add_argument("--all-owners", action="store_true", help="every owner in the accounts table")
+    parser.add_argument("-n", type=positive_int("accounts"), default=20, help="at most this many accounts each (default 20)")
+    parser.add_argument("--publish", action="store_true", help="send each digest to the digest topic (key <owner>|<day>)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per owner instead of tables")
+
+
+def digest_message(owner: str, day: str, reports: list[Any]) -> dict[str, Any]:
+    """The digest record: owner, day, and the accounts to save, most at risk first."""
+    return {"digest_id": f"{owner}|{day}", "owner": owner, "day": day,
+            "accounts": [r.to_dict() for r in reports]}
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.cli.top import print_book
+    from streams.timefmt import format_ts
+    from streams.views import account_book, open_reader, stream_time_ms
+    from streams.worker.accounts import read_accounts
+
+    owners = [args.owner] if args.owner else sorted({f.get("owner") or "" for f in read_accounts(settings).values()} - {""})
+    if not owners:
+        raise UserError(f"no account in {settings.topic_accounts!r} has an owner")
+    messages = []
+    with open_reader(settings) as reader:
+        now_ms = stream_time_ms(reader, settings)
+        day = format_ts(now_ms)[:10]
+        for owner in owners:
+            reports = account_book(reader, settings, owner, args.n, now_ms=now_ms)
+            messages.append((owner, reports, digest_message(owner, day, reports)))
+    if args.publish:
+        _publish(settings, [(m["digest_id"].encode(), orjson.dumps(m)) for _, _, m in messages])
+    for owner, reports, message in messages:
+        if args.json:
+            print(orjson.dumps(message).decode())
+        else:
+            print(f"{owner}, {day}: {len(reports)} account{'s' if len(reports) != 1 else ''} to save today")
+            if reports:
+                print_book(reports, False)
+    return 0
+
+
+def _publish(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    """To the digest topic, created first when missing (explicit partition count, never the
+    broker's auto-creation default)."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from streams.publisher import kafka_python_client_kwargs
+
+    admin = KafkaAdminClient(client_id="churnwatch-digest", **kafka_python_client_kwargs(settings))
+    try:
+        if settings.topic_digest not in set(admin.list_topics()):
+            try:
+                admin.create_topics([NewTopic(settings.topic_digest, settings.partitions, settings.replication_factor)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+    producer = KafkaProducer(**kafka_python_client_kwargs(settings), acks="all")
+    try:
+        for key, value in records:
+            producer.send(settings.topic_digest, key=key, value=value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()

@@ -1,0 +1,122 @@
+"""An account's alerts and next review, decided by the owner of its partition (streams/worker/revenue.py).
+
+After each copy or due review of an account, in event order: its roll-up
+(``models.account_health.rollup``) opens an at-risk alert at ``ACCOUNT_AT_RISK`` (``account_churned``
+when the subscription is gone) and closes it below 0.4 (``account_recovered``); a trial whose
+users say it will not convert gets a reminder 72 h and 24 h before it ends; and the account's
+next deadline (a member turning silent, a reminder) goes to its partition's due index. Alerts
+are at-least-once with stable ids (account, kind, event time; a reminder: its hours and the trial
+end), so a replay sends the same ids. Pure: no Redis, no Kafka.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Mapping, Sequence
+
+import orjson
+
+from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Member, rollup
+from models.engine import alert_id
+from models.revenue import AccountState
+
+__all__ = ["ACCOUNT_ALERT_SCHEMA", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "decide_alert",
+           "decide_reminders", "next_due_s"]
+
+KafkaRecord = tuple[bytes | None, bytes]
+
+ACCOUNT_ALERT_SCHEMA: Final[int] = 1
+_RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
+TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
+_WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
+_SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent after 14 days
+
+
+@dataclass(slots=True)
+class AccountWork:
+    """One account while the cycle applies its copies."""
+
+    state: AccountState
+    extras: dict[str, object]
+    members: dict[int, Member]
+    changed: dict[bytes, bytes] = field(default_factory=dict)
+
+
+def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
+                   now_ms: int) -> AccountRollup:
+    """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers)."""
+    down = extras.get("down")
+    downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2])) if down else None  # type: ignore[index]
+    view = state.get() if state is not None and (state.subs or state.first_paid_ms) else None
+    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000)
+
+
+def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[KafkaRecord]) -> AccountRollup:
+    """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
+    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis)."""
+    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
+    since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
+    kind = None
+    if not since and r.risk >= ACCOUNT_AT_RISK:
+        kind = "account_churned" if r.stage == "churned" else "account_at_risk"
+        acc.extras["at_risk_since_ms"] = now_ms
+    elif since and r.risk < _RECOVERED_BELOW:
+        kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
+    if kind is not None:
+        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, r))))
+    return r
+
+
+def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRollup, alerts: list[KafkaRecord]) -> None:
+    """Trial ending: a reminder 72 h and one 24 h before ``trial_ends`` for a trial whose users say
+    it will not convert (health below 50: silent users, falling usage). Each reminder is decided
+    once per trial end (kept in the extras), with a stable id (account, kind, trial end)."""
+    ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
+    if not ends or now_ms >= ends:
+        return
+    done = acc.extras.get("reminded")
+    sent: list[int] = list(done[1]) if isinstance(done, list) and done[0] == ends else []
+    for hours in TRIAL_REMINDERS_H:
+        if hours in sent or now_ms < ends - hours * 3_600_000:
+            continue
+        sent.append(hours)
+        if r.health < _WONT_CONVERT_HEALTH:
+            alert = account_alert(account, "trial_ending", now_ms, r)
+            alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
+            alert["trial_ends_ms"], alert["hours_left"] = ends, (ends - now_ms) // 3_600_000
+            alert["action"] = "help them convert before the trial ends"
+            alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
+    acc.extras["reminded"] = [ends, sent]
+
+
+def next_due_s(acc: AccountWork, now_ms: int) -> int:
+    """When the account must be looked at again without copies (0: never): a member turning
+    silent, a trial reminder falling due."""
+    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
+             if m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+    ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
+    if ends:
+        done = acc.extras.get("reminded")
+        sent = done[1] if isinstance(done, list) and done[0] == ends else []
+        times += [ends - h * 3_600_000 for h in TRIAL_REMINDERS_H if h not in sent and ends - h * 3_600_000 > now_ms]
+    return (min(times) + 999) // 1000 if times else 0
+
+
+def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:
+    return {
+        "schema": ACCOUNT_ALERT_SCHEMA,
+        "delivery": "at-least-once; de-duplicate on alert_id",
+        "alert_id": alert_id(account, kind, "", now_ms),
+        "kind": kind,
+        "account_id": account,
+        "event_time_ms": now_ms,
+        "risk": r.risk,
+        "health": r.health,
+        "temperature": r.temperature,
+        "stage": r.stage,
+        "mrr": r.mrr_cents / 100,
+        "users": r.users,
+        "silent_users": r.silent,
+        "action": r.action,
+        "reasons": list(r.reasons),
+    }

@@ -1,0 +1,59 @@
+-- write_accounts.lua: one cycle's account states, members, extras and period counters of one
+-- bucket {b}, atomically, fenced by the account offsets read (streams/worker/revenue.py).
+-- Exactly-once: written only if every field still holds what the read returned (else another
+-- worker owns the partition now: "fenced"); a retry of a write whose reply was lost is recognised
+-- by its token (kept per field, "<field>|token") and not applied twice (the counters are deltas).
+--
+-- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:acct   KEYS[3] = <prefix>:{b}:ax
+-- KEYS[4], KEYS[5], KEYS[6] = <prefix>:{b}:rev:day, :rev:week, :rev:month
+-- ARGV    = tag, token, parts JSON [[field, expected or "", new], ...],
+--           counters JSON [[key index 4..6, field "<period start ms>:<counter>", delta], ...],
+--           accounts JSON [[account, has state 0/1, extras JSON or "", members n], ...],
+--           then per account: its state record (if it has one), then n member key/record pairs
+-- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
+local tag, token = ARGV[1], ARGV[2]
+local parts = cjson.decode(ARGV[3])
+local done = #parts > 0
+for p = 1, #parts do
+  if redis.call('HGET', KEYS[1], parts[p][1] .. '|token') ~= token then
+    done = false
+    break
+  end
+end
+if done then
+  return { 2 }
+end
+for p = 1, #parts do
+  local actual = redis.call('HGET', KEYS[1], parts[p][1]) or ''
+  if actual ~= parts[p][2] then
+    return { 0, parts[p][1], actual }
+  end
+end
+local accounts = cjson.decode(ARGV[5])
+local at = 6
+for a = 1, #accounts do
+  local account, has_state, extras, n = accounts[a][1], accounts[a][2], accounts[a][3], accounts[a][4]
+  if has_state == 1 then
+    redis.call('HSET', KEYS[2], account, ARGV[at])
+    at = at + 1
+  end
+  if extras ~= '' then
+    redis.call('HSET', KEYS[3], account, extras)
+  end
+  for m = 1, n do
+    redis.call('HSET', tag .. ':m:' .. account, ARGV[at], ARGV[at + 1])
+    at = at + 2
+  end
+end
+local counters = cjson.decode(ARGV[4])
+for c = 1, #counters do
+  local key, field = KEYS[counters[c][1]], counters[c][2]
+  if redis.call('HINCRBY', key, field, counters[c][3]) == 0 then
+    redis.call('HDEL', key, field)  -- a retraction back to zero takes no room
+  end
+end
+for p = 1, #parts do
+  redis.call('HSET', KEYS[1], parts[p][1], parts[p][3])
+  redis.call('HSET', KEYS[1], parts[p][1] .. '|token', token)
+end
+return { 1 }

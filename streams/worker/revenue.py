@@ -1,0 +1,319 @@
+"""Live MRR: subscription events routed to their account's partition, applied, counted per period.
+
+Why a route: an account's revenue state (``models.revenue.AccountState``) needs every statement
+of the account in one place, in time order, but subscription events are keyed by *user* (the
+contract), and the users of one account hash to different partitions. So, as Kafka Streams
+repartitions by a new key, each subscription event read by its user's partition owner is produced
+once more to the events topic, keyed by its account id (the producers' partitioner, murmur2, puts
+every copy of one account in one partition), with a header ``churnwatch-account: <p>:<offset>``
+naming where it was read. The owner of the account's partition applies the copies; the copies
+never reach user scoring (the original did), so user-level results do not change. Why the events
+topic and not a topic of its own: partition p of two topics would need one owner and one clock,
+which Kafka's group assignment does not promise (the same reason as the mis-keyed re-route).
+
+Exactly-once in Redis, at-least-once on the wire: account states and the period counters of one
+account bucket ``{b}`` are written by one fenced Lua call per cycle (``lua/write_accounts.lua``),
+which also moves the bucket's account offset of the copies' partition (field
+``acct|<topic>:<p>`` of ``cw:{b}:off``); a replayed copy at or below it is skipped. A copy made
+twice (a crash between producing it and recording progress) is a duplicate statement, which
+``AccountState`` ignores by design.
+
+Order: the cycle's statements of one account are applied in ``(ts, event_id)`` order. A statement
+older than the account's latest change (copies from two partitions read at very different
+speeds, e.g. a backlog) is counted as late (metric ``churnwatch_subscription_late_total``) and
+not applied, as in ``churnwatch report``. Pure: no Redis, no Kafka (tests/test_worker_revenue.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import Final, Mapping, Sequence
+
+import orjson
+
+from models.account_health import Member
+from models.events import Event
+from models.revenue import AccountState, Movement
+from models.revenue_ledger import PERIODS, Ledger
+from streams.worker.account_alerts import AccountWork, decide_alert, decide_reminders, next_due_s
+from streams.worker.keys import bucket_of, offset_field
+
+__all__ = [
+    "ACCOUNT_HEADER",
+    "AccountTick",
+
+    "MEMBER_HEADER",
+    "MemberCopy",
+    "member_copy",
+    "parse_member_copy",
+
+    "AccountCopy",
+    "AccountRead",
+    "AccountReadResult",
+    "AccountWrite",
+    "AccountsAdvanced",
+    "account_copy",
+    "account_field",
+    "is_account_copy",
+    "plan_account_reads",
+
+    "advance_accounts",
+    "counter_field",
+    "parse_counter_field",
+]
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT_HEADER: Final[str] = "churnwatch-account"
+MEMBER_HEADER: Final[str] = "churnwatch-member"
+KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
+
+
+def account_copy(ev: Event, partition: int, offset: int, value: bytes | None) -> KafkaCopy:
+    """The copy of a subscription event that goes to its account's partition (value unchanged).
+
+    >>> from models.events import Event
+    >>> account_copy(Event("u1", 1, "subscription", "e", 0.0, "acme"), 3, 17, b"{}")
+    (b'acme', b'{}', [('churnwatch-account', b'3:17')])
+    """
+    return ev.account.encode("utf-8", "surrogatepass"), value, [(ACCOUNT_HEADER, f"{partition}:{offset}".encode())]
+
+
+def is_account_copy(headers: object, name: str = ACCOUNT_HEADER) -> bool:
+    """Whether a record carries the account header (a copy made by :func:`account_copy`), or
+    with ``name=MEMBER_HEADER`` the member header (:func:`member_copy`)."""
+    if not headers:
+        return False
+    return any(h == name for h, _ in headers)  # type: ignore[attr-defined]
+
+
+def member_copy(account: str, ts_ms: int, member: Member, partition: int, offset: int) -> KafkaCopy:
+    """A user's summary (``models.account_health.Member``) for its account's partition owner.
+
+    >>> key, value, headers = member_copy("acme", 5000, Member(7, 5, 1, 0.0, 1.0, 2.0), 0, 9)
+    >>> parse_member_copy(value) == ("acme", 5000, Member(7, 5, 1, 0.0, 1.0, 2.0)), key, headers
+    (True, b'acme', [('churnwatch-member', b'0:9')])
+    """
+    value = orjson.dumps({"account_id": account, "ts": ts_ms, "member": member.to_bytes().hex()})
+    return account.encode("utf-8", "surrogatepass"), value, [(MEMBER_HEADER, f"{partition}:{offset}".encode())]
+
+
+def parse_member_copy(value: bytes | None) -> tuple[str, int, Member] | None:
+    """``(account, ts_ms, member)`` of a member copy, or None when it is not one (then: DLQ)."""
+    try:
+        obj = orjson.loads(value or b"")
+        return str(obj["account_id"]), int(obj["ts"]), Member.from_bytes(bytes.fromhex(obj["member"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, struct.error):
+        return None
+
+
+def account_field(topic: str, partition: int) -> str:
+    """Field of ``cw:{b}:off`` holding the last copy offset of p applied to the bucket's accounts."""
+    return "acct|" + offset_field(topic, partition)
+
+
+def counter_field(start_ms: int, name: str) -> str:
+    """Field of ``cw:{b}:rev:<period>``: one ``models.revenue_ledger.Ledger`` counter of one period.
+
+    >>> counter_field(1767225600000, "new"), parse_counter_field(b"1767225600000:n_new")
+    ('1767225600000:new', (1767225600000, 'n_new'))
+    """
+    return f"{start_ms}:{name}"
+
+
+def parse_counter_field(raw: bytes | str) -> tuple[int, str]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    start, _, name = text.partition(":")
+    return int(start), name
+
+
+@dataclass(slots=True)
+class AccountCopy:
+    """One subscription copy read in this cycle: where it was read (for the fence) and its event."""
+
+    partition: int
+    offset: int
+    event: Event
+
+    @property
+    def account(self) -> str:
+        return self.event.account
+
+    @property
+    def ts_ms(self) -> int:
+        return self.event.ts_ms
+
+
+@dataclass(slots=True)
+class MemberCopy:
+    """One member copy read in this cycle: a user's summary for its account."""
+
+    partition: int
+    offset: int
+    account: str
+    ts_ms: int
+    member: Member
+
+
+@dataclass(slots=True)
+class AccountRead:
+    bucket: int
+    fields: list[str]  # account offset fields of the partitions whose copies touch the bucket
+    accounts: list[str]
+
+
+@dataclass(slots=True)
+class AccountReadResult:
+    offsets: list[str]  # per field, as stored ("" when none): the CAS expectation
+    blobs: list[bytes | None]  # per account: AccountState record
+    extras: list[bytes | None] = field(default_factory=list)  # per account: JSON (downgrade, open alert)
+    members: list[dict[bytes, bytes]] = field(default_factory=list)  # per account: member key -> record
+
+
+@dataclass(slots=True)
+class AccountWrite:
+    """One bucket's account write: offsets to move (fenced), states, extras, members, counters."""
+
+    bucket: int
+    parts: list[tuple[str, str, str]]  # (field, expected as read, new)
+    states: dict[str, bytes] = field(default_factory=dict)
+    extras: dict[str, bytes] = field(default_factory=dict)
+    members: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)  # period -> {field: delta}
+
+
+@dataclass(slots=True)
+class AccountsAdvanced:
+    writes: list[AccountWrite] = field(default_factory=list)
+    added: list[Movement] = field(default_factory=list)
+    retracted: list[Movement] = field(default_factory=list)
+    alerts: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    dues: dict[int, dict[str, int]] = field(default_factory=dict)  # p -> account -> next review s (0: none)
+    applied: int = 0  # statements applied (after the fence)
+    skipped: int = 0  # copies at or below the bucket's account offset (already applied)
+    late: int = 0
+
+
+@dataclass(slots=True)
+class AccountTick:
+    """An account's review came due (its due index, ``cw:adue:<topic>:<p>``): evaluate it at
+    ``ts_ms``, the due time itself, so a replay reviews at the same time."""
+
+    partition: int
+    account: str
+    ts_ms: int
+    offset: int = -1  # not a record: never behind the fence
+
+
+Copy = AccountCopy | MemberCopy | AccountTick
+
+
+def plan_account_reads(copies: Sequence[Copy], topic: str, buckets: int) -> list[AccountRead]:
+    """One read per account bucket touched by the cycle's copies.
+
+    >>> ev = Event("u1", 1, "subscription", "e", 0.0, "acme")
+    >>> [(r.bucket, r.fields, r.accounts) for r in plan_account_reads([AccountCopy(2, 5, ev)], "t", 64)]
+    [(62, ['acct|t:2'], ['acme'])]
+    """
+    plans: dict[int, AccountRead] = {}
+    for c in copies:
+        account = c.account
+        b = bucket_of(account, buckets)
+        plan = plans.get(b)
+        if plan is None:
+            plan = plans[b] = AccountRead(b, [], [])
+        fld = account_field(topic, c.partition)
+        if fld not in plan.fields:
+            plan.fields.append(fld)
+        if account not in plan.accounts:
+            plan.accounts.append(account)
+    return list(plans.values())
+
+
+def advance_accounts(
+    copies: Sequence[Copy], reads: Sequence[AccountRead], replies: Sequence[AccountReadResult], topic: str,
+    last_offset: Mapping[int, int],
+) -> AccountsAdvanced:
+    """Apply the copies past each bucket's fence to their accounts in event order: subscriptions
+    through ``AccountState`` (every :class:`models.revenue.Change` folded into per-period
+    ``Ledger`` deltas, what the write HINCRBYs), members replaced, due reviews run; after each,
+    ``streams.worker.account_alerts`` decides the account's alerts and its next review."""
+    out = AccountsAdvanced()
+    by_account: dict[str, list[Copy]] = {}
+    for c in copies:
+        by_account.setdefault(c.account, []).append(c)
+    for read, reply in zip(reads, replies):
+        expected = dict(zip(read.fields, reply.offsets))
+        ledgers = {period: Ledger(period) for period in PERIODS}
+        write = AccountWrite(read.bucket, [])
+        extras = reply.extras or [None] * len(read.accounts)
+        members = reply.members or [{}] * len(read.accounts)
+        for account, blob, extra, mem in zip(read.accounts, reply.blobs, extras, members):
+            todo = []
+            for c in by_account[account]:
+                exp = expected[account_field(topic, c.partition)]
+                if exp and 0 <= c.offset <= int(exp):
+                    out.skipped += 1
+                else:
+                    todo.append(c)
+            if not todo:
+                continue
+            acc = AccountWork(_load(blob, read.bucket), orjson.loads(extra) if extra else {},
+                           {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
+            had_state = blob is not None
+            todo.sort(key=lambda c: (c.ts_ms, 1 if isinstance(c, MemberCopy) else 0, getattr(c, "offset")))
+            for c in todo:  # the alert is decided after each copy: the same copies, the same alerts, however batched
+                if isinstance(c, MemberCopy):
+                    acc.members[c.member.key] = c.member
+                    acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
+                elif isinstance(c, AccountCopy):
+                    _apply_subscription(acc, c.event, ledgers, out)
+                    had_state = True
+                # The account's own time only moves forward: copies from a lagging partition and
+                # reviews due before what was seen are judged at the latest time seen.
+                now_ms = max(c.ts_ms, int(acc.extras.get("seen_ms", 0) or 0))  # type: ignore[call-overload]
+                acc.extras["seen_ms"] = now_ms
+                r = decide_alert(account, acc, now_ms, out.alerts)
+                decide_reminders(account, acc, now_ms, r, out.alerts)
+            out.dues.setdefault(todo[-1].partition, {})[account] = next_due_s(acc, int(acc.extras["seen_ms"]))  # type: ignore[call-overload]
+            if had_state:
+                write.states[account] = acc.state.to_bytes()
+            write.extras[account] = orjson.dumps(acc.extras)
+            if acc.changed:
+                write.members[account] = acc.changed
+        for fld, exp in expected.items():
+            p = int(fld.rsplit(":", 1)[1])
+            write.parts.append((fld, exp, str(last_offset[p]) if p in last_offset else exp))  # ticks alone: kept
+        for period, ledger in ledgers.items():
+            deltas = {counter_field(start, name): v for start, t in ledger.totals.items() for name, v in t.items() if v}
+            if deltas:
+                write.counters[period] = deltas
+        out.writes.append(write)
+    return out
+
+
+def _apply_subscription(acc: AccountWork, ev: Event, ledgers: Mapping[str, Ledger], out: AccountsAdvanced) -> None:
+    before = acc.state.get().plans
+    change = acc.state.apply(ev)
+    out.late += change.late
+    out.applied += 1
+    for ledger in ledgers.values():
+        ledger.apply(change)
+    if change.retract is not None:
+        out.retracted.append(change.retract)
+    if change.add is not None:
+        out.added.append(change.add)
+        if change.add.kind == "contraction":
+            acc.extras["down"] = [ev.ts_ms, list(before), list(acc.state.get().plans)]
+
+
+def _load(blob: bytes | None, bucket: int) -> AccountState:
+    if not blob:
+        return AccountState()
+    try:
+        return AccountState.from_bytes(blob)
+    except (ValueError, struct.error, UnicodeDecodeError) as exc:
+        logger.warning("unreadable account record in bucket %s (%s): starting that account afresh", bucket, exc)
+        return AccountState()

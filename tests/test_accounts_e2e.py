@@ -1,0 +1,198 @@
+"""Accounts end to end through the real broker, Redis and worker: owners, plans and their signals.
+
+Four accounts of two owners over 60 days of event time, published in phases of 6 days (the
+worker catches up between them, as it keeps up with a live stream: statements of one account sent
+by different users reach the account in time order, and members are never weeks apart): acme (5 users; upgrade, then a downgrade; 3 users go silent), globex (an add-on
+from a second user, then a failed payment), initech (upgrade, then cancelled) and umbrella (a
+trial whose two users go silent). Checks the account alerts and their reasons, the owner's ranked
+book, the daily digest and the live MRR figures against ``churnwatch report``'s code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from models.events import EVENT_ORDER, Event
+from models.revenue_ledger import RevenueBook
+from models.subscription import Subscription
+from streams.cli import main
+from streams.cli.revenue import figures_dict
+from streams.settings import Settings
+from streams.worker.topics import ensure_topics
+from tests.harness import Worker, account_barrier, publish_contract_events, wait_progress
+
+pytestmark = pytest.mark.integration
+
+START_MS = 1_767_225_600_000  # 2026-01-01
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+DAYS = 60
+PARTITIONS = 4
+
+
+def _day(d: int, minute: int = 0) -> int:
+    return START_MS + d * DAY_MS + 10 * HOUR_MS + minute * 60_000
+
+
+def _sub(user: str, account: str, d: int, status: str, plan: str, mrr_cents: int, trial_ends_day: int = 0) -> Event:
+    ends = START_MS + trial_ends_day * DAY_MS if trial_ends_day else 0
+    return Event(user, _day(d, 30), "subscription", f"s-{user}-{d}", 0.0, account, Subscription(status, plan, mrr_cents, ends))  # type: ignore[arg-type]
+
+
+def history() -> list[Event]:
+    events: list[Event] = []
+    active = {"a1": ("acme", 0, 60), "a2": ("acme", 0, 60), "a3": ("acme", 0, 38), "a4": ("acme", 0, 38),
+              "a5": ("acme", 0, 38), "g1": ("globex", 0, 60), "g2": ("globex", 0, 60), "i1": ("initech", 0, 45),
+              "i2": ("initech", 0, 45), "m1": ("umbrella", 30, 33), "m2": ("umbrella", 30, 33)}
+    for i, (user, (account, first, end)) in enumerate(sorted(active.items())):
+        for d in range(first, end):
+            if user in ("a1", "a2") and d >= 30 and d % 7 != (user == "a2"):
+                continue  # acme's two remaining users come once a week only from day 30
+            events.append(Event(user, _day(d, i), "view", f"v-{user}-{d}", 0.0, account))
+    events += [
+        _sub("a1", "acme", 0, "active", "Business", 29_900),
+        _sub("a1", "acme", 20, "active", "Enterprise", 49_900),  # upgrade
+        _sub("a1", "acme", 40, "active", "Pro", 9_900),  # downgrade
+        _sub("g1", "globex", 0, "active", "Pro", 4_999),
+        _sub("g2", "globex", 20, "active", "Add-on", 999),  # a second subscription, from another user
+        _sub("g1", "globex", 50, "past_due", "Pro", 4_999),  # failed payment
+        _sub("i1", "initech", 0, "active", "Basic", 1_999),
+        _sub("i1", "initech", 30, "active", "Pro", 4_999),  # upgrade
+        _sub("i1", "initech", 45, "cancelled", "Pro", 0),  # cancellation
+        _sub("m1", "umbrella", 30, "trial", "Pro", 0, trial_ends_day=50),  # its users fall silent after 3 days
+    ]
+    return sorted(events, key=EVENT_ORDER)
+
+
+OWNERS = """account_id,name,owner,segment,renewal_date
+acme,Acme Corp,alice,enterprise,2026-03-22
+globex,Globex,alice,mid-market,2026-09-01
+umbrella,Umbrella,alice,smb,
+initech,Initech,bob,smb,2026-06-01
+"""
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes | None, dict[str, object]]]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        return [(rec.key, orjson.loads(rec.value)) for rec in consumer]
+    finally:
+        consumer.close()
+
+
+@pytest.fixture()
+def names(kafka_bootstrap: str, unique_name: str) -> dict[str, str]:
+    n = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}",
+         "group": f"g-{unique_name}", "accounts": f"acc-{unique_name}", "digest": f"dig-{unique_name}"}
+    ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_events=n["events"], topic_alerts=n["alerts"],
+                           topic_dlq=n["dlq"], partitions=PARTITIONS))
+    return n
+
+
+@pytest.fixture()
+def worker(kafka_bootstrap: str, redis_url: str, names: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(kafka_bootstrap, redis_url, names, tmp_path / "worker.log",
+               env={"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_BATCH_MAX_RECORDS": "200",
+                    "CHURNWATCH_PARTITIONS": str(PARTITIONS)}).start()
+    yield w
+    assert w.stop() == 0, w.output()[-3000:]
+
+
+def test_accounts_owners_alerts_book_digest_and_live_mrr(
+    kafka_bootstrap: str, redis_url: str, names: dict[str, str], worker: Worker, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    for var, value in (("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap), ("REDIS_URL", redis_url),
+                       ("CHURNWATCH_TOPIC_EVENTS", names["events"]), ("CHURNWATCH_TOPIC_ALERTS", names["alerts"]),
+                       ("CHURNWATCH_TOPIC_ACCOUNTS", names["accounts"]), ("CHURNWATCH_TOPIC_DIGEST", names["digest"]),
+                       ("CHURNWATCH_PARTITIONS", str(PARTITIONS))):
+        monkeypatch.setenv(var, value)
+    owners = tmp_path / "owners.csv"
+    owners.write_text(OWNERS)
+    assert main(["accounts", "import", str(owners)]) == 0
+
+    events = history()
+    topic = names["events"]
+    for lo in range(0, DAYS, 6):  # the worker catches up every 6 days of event time, as it keeps up live
+        hi = min(lo + 6, DAYS)
+        phase = [e for e in events if START_MS + lo * DAY_MS <= e.ts_ms < START_MS + hi * DAY_MS]
+        last = publish_contract_events(kafka_bootstrap, topic, phase)
+        wait_progress(redis_url, topic, last, timeout_s=120, workers=[worker])
+    account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, _day(DAYS - 1, 50), workers=[worker])
+    capsys.readouterr()
+
+    # -- live MRR figures: what `churnwatch report` computes over the same events
+    book = RevenueBook("month")
+    for ev in events:
+        book.update(ev)
+    want = [figures_dict(f) for f in book.get(START_MS, START_MS + DAYS * DAY_MS)]
+    assert main(["churn-rate", "--from", "2026-01-01", "--to", "2026-03-02", "--json"]) == 0
+    live = orjson.loads(capsys.readouterr().out)["revenue"]["periods"]
+    assert live == want
+    jan, feb, mar = live
+    assert (jan["new"], jan["expansion"], jan["end_mrr"]) == ("368.98", "239.99", "608.97")
+    assert (feb["contraction"], feb["churned"], feb["lost"], feb["end_mrr"]) == ("400.00", "49.99", 1, "158.98")
+    assert mar["start_mrr"] == "158.98" and feb["gross_mrr_churn_pct"] == "73.8936"
+
+    # -- account alerts, with reasons, one episode each
+    alerts = [a for _, a in read_topic(kafka_bootstrap, names["alerts"], PARTITIONS) if "account_id" in a]
+    by_account: dict[str, list[dict[str, object]]] = {}
+    for a in alerts:
+        by_account.setdefault(str(a["account_id"]), []).append(a)
+    assert {a["kind"] for a in by_account["acme"]} == {"account_at_risk"}
+    acme = by_account["acme"][0]
+    days = (int(acme["event_time_ms"]) - _day(40, 30)) // DAY_MS  # type: ignore[call-overload]
+    assert acme["reasons"][0] == "3 of 5 active users silent for 2 weeks"  # type: ignore[index]
+    assert f"downgraded from Enterprise to Pro {days} days ago" in acme["reasons"]  # type: ignore[operator]
+    assert acme["action"] == "re-engage the silent users" and float(acme["risk"]) >= 0.5  # type: ignore[arg-type]
+    assert acme["event_time_ms"] > _day(37 + 14) and len(by_account["acme"]) == 1  # one episode
+    globex = by_account["globex"][0]
+    assert globex["kind"] == "account_at_risk" and globex["reasons"] == ["payment failed 0 days ago (past due)"]
+    assert globex["event_time_ms"] == _day(50, 30) and globex["mrr"] == 59.98
+    assert globex["action"] == "fix the payment with the billing contact"
+    assert [a["kind"] for a in by_account["initech"]] == ["account_churned"]
+    assert by_account["initech"][0]["reasons"][0] == "subscription cancelled"  # type: ignore[index]
+    assert all(len({a["alert_id"] for a in v}) == len(v) for v in by_account.values())
+    # umbrella's users fell silent after 3 days: nothing arrives for it, its reviews come due by themselves
+    umbrella = by_account["umbrella"]
+    assert [a["kind"] for a in umbrella] == ["account_at_risk", "trial_ending", "trial_ending"], umbrella
+    assert [(a["hours_left"], a["event_time_ms"]) for a in umbrella if a["kind"] == "trial_ending"] == [
+        (72, START_MS + 47 * DAY_MS), (24, START_MS + 49 * DAY_MS)]
+    assert umbrella[0]["event_time_ms"] == _day(32, 10) + 14 * DAY_MS  # when m2 (minute 10) had been silent 14 days too
+    assert umbrella[1]["action"] == "help them convert before the trial ends" and umbrella[1]["health"] < 50
+    user_alerts = [a for _, a in read_topic(kafka_bootstrap, names["alerts"], PARTITIONS) if "user_id" in a]
+    assert any(a["user_id"] in ("a3", "a4", "a5") for a in user_alerts), "user alerts go on as before"
+
+    # -- the owner's book: alice's at-risk accounts, ranked; bob's only account has churned
+    assert main(["top", "--owner", "alice", "--json"]) == 0
+    alice = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["account_id"] for a in alice] == ["umbrella", "acme", "globex"], alice
+    assert [a["risk"] for a in alice] == sorted((a["risk"] for a in alice), reverse=True)
+    assert alice[0]["stage"] == "at_risk" and alice[0]["reasons"][0] == "2 of 2 active users silent for 3 weeks"
+    assert alice[1]["reasons"][2] == "downgraded from Enterprise to Pro 19 days ago" and alice[1]["mrr"] == 99.0, orjson.dumps(alice).decode()
+    assert alice[1]["reasons"][1].startswith("renewal in 20 days while usage fell"), orjson.dumps(alice).decode()
+    assert alice[2]["mrr"] == 59.98 and alice[2]["reasons"][0].startswith("payment failed 9 days ago")
+    assert main(["top", "--owner", "bob"]) == 0
+    assert capsys.readouterr().out.strip() == "no account of bob is at risk"
+    assert main(["top", "--owner", "nobody"]) == 2
+
+    # -- the daily digest: one message per owner per day, on the digest topic
+    capsys.readouterr()
+    for _ in range(2):  # run twice: the same keys, so still one message per owner and day
+        assert main(["digest", "--all-owners", "--publish", "--json"]) == 0
+    printed = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(m["owner"], m["day"]) for m in printed[:2]] == [("alice", "2026-03-01"), ("bob", "2026-03-01")]
+    assert [a["account_id"] for a in printed[0]["accounts"]] == ["umbrella", "acme", "globex"]
+    digests = read_topic(kafka_bootstrap, names["digest"], PARTITIONS)
+    assert sorted(k for k, _ in digests) == [b"alice|2026-03-01"] * 2 + [b"bob|2026-03-01"] * 2  # keyed: readers keep the last
+    assert main(["digest", "--owner", "alice"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("alice, 2026-03-01: 3 accounts to save today") and "re-engage the silent users" in text

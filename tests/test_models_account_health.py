@@ -1,0 +1,60 @@
+"""The account roll-up's written rules (models/account_health.py): each reason, the risk it
+carries, and the member record's size."""
+
+from __future__ import annotations
+
+from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, member_key, rollup
+from models.revenue import AccountView
+
+DAY_S = 86_400
+NOW_S = 1_772_323_200  # 2026-03-01
+NOW_MS = NOW_S * 1000
+
+
+def _view(mrr: int = 9_900, status: str = "active", past_due_ms: int = 0, trial_ends_ms: int = 0, first_paid_ms: int = 1) -> AccountView:
+    return AccountView(mrr, mrr > 0, status, ("Pro",), past_due_ms, trial_ends_ms, 0, first_paid_ms)
+
+
+def _steady(key: int, silent_days: float = 0) -> Member:
+    return Member(key, int(NOW_S - silent_days * DAY_S), 1, 0.0, 20.0, 20.0)
+
+
+def test_member_record_is_25_bytes_and_round_trips() -> None:
+    m = Member(member_key("u1"), NOW_S, 2, 0.5, 3.25, 7.5)
+    assert len(m.to_bytes()) == 25 and Member.from_bytes(m.to_bytes()) == m
+
+
+def test_a_healthy_paying_account_is_a_customer_with_no_reason() -> None:
+    r = rollup([_steady(1), _steady(2)], _view(), None, 0, NOW_S)
+    assert (r.stage, r.risk, r.health, r.temperature, r.reasons, r.action) == ("customer", 0.0, 100, 100, (), "none")
+
+
+def test_silent_users_are_counted_and_named() -> None:
+    members = [_steady(1), _steady(2), _steady(3, 15), _steady(4, 16), _steady(5, 30)]
+    r = rollup(members, _view(), None, 0, NOW_S)
+    assert r.reasons[0] == "3 of 5 active users silent for 2 weeks" and r.silent == 3 and r.users == 5
+    assert abs(r.risk - 0.48) < 1e-9 and r.risk < ACCOUNT_AT_RISK  # silence alone: 0.8 x 3/5
+    gone = rollup([_steady(1, 100)], _view(), None, 0, NOW_S)
+    assert gone.users == 0  # not seen for 90 days: no longer one of the account's users
+
+
+def test_billing_signals_each_raise_the_risk_with_their_reason() -> None:
+    past_due = rollup([_steady(1)], _view(past_due_ms=NOW_MS - 9 * DAY_S * 1000), None, 0, NOW_S)
+    assert past_due.reasons == ("payment failed 9 days ago (past due)",) and past_due.risk == 0.5
+    assert past_due.action == "fix the payment with the billing contact" and past_due.stage == "at_risk"
+    down = rollup([_steady(1)], _view(), Downgrade(NOW_MS - 9 * DAY_S * 1000, ("Pro",), ("Basic",)), 0, NOW_S)
+    assert down.reasons == ("downgraded from Pro to Basic 9 days ago",) and down.risk == 0.35
+    old = rollup([_steady(1)], _view(), Downgrade(NOW_MS - 40 * DAY_S * 1000, ("Pro",), ("Basic",)), 0, NOW_S)
+    assert old.reasons == ()  # a downgrade older than 30 days is no longer a signal
+    falling = [Member(1, NOW_S, 1, 0.0, 10.0, 20.0)]  # 4-week activity at half what its 13-week rate expects
+    renewal = rollup(falling, _view(), None, NOW_MS + 21 * DAY_S * 1000, NOW_S)
+    assert renewal.reasons == ("renewal in 21 days while usage fell 50%",) and renewal.risk == 0.4
+    assert rollup([_steady(1)], _view(), None, NOW_MS + 21 * DAY_S * 1000, NOW_S).reasons == ()  # steady: no reason
+
+
+def test_a_cancelled_account_is_churned_and_a_trial_is_not_revenue() -> None:
+    churned = rollup([_steady(1)], _view(mrr=0, status="cancelled"), None, 0, NOW_S)
+    assert (churned.stage, churned.risk, churned.action, churned.reasons[0]) == ("churned", 1.0, "win back", "subscription cancelled")
+    trial = rollup([Member(1, NOW_S, 1, 0.0, 2.0, 20.0)], _view(mrr=0, status="trial", trial_ends_ms=NOW_MS + 30 * 3_600_000,
+                                                                first_paid_ms=0), None, 0, NOW_S)
+    assert trial.reasons[0] == "trial ends in 30 h with usage at 10% of the usual" and trial.stage == "at_risk"

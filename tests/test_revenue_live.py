@@ -1,0 +1,229 @@
+"""Live MRR: the worker's account phase gives the figures ``churnwatch report`` gives for the same events.
+
+The pure phase (``streams.worker.revenue``) against ``RevenueBook`` batch by batch, and the real
+worker (real broker, real Redis) read back through ``churnwatch churn-rate``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+
+from models.events import EVENT_ORDER, Event
+from models.revenue_ledger import PERIODS, Ledger, RevenueBook
+from streams.cli.revenue import figures_dict
+from streams.offline.simulate_accounts import generate_accounts
+from streams.settings import Settings
+from streams.worker.revenue import (
+    AccountCopy,
+    MemberCopy,
+    AccountReadResult,
+    account_copy,
+    advance_accounts,
+    is_account_copy,
+    parse_counter_field,
+    plan_account_reads,
+)
+from streams.worker.topics import ensure_topics
+from tests.harness import Worker, account_barrier, publish_contract_events, wait_progress
+
+START_MS = 1_767_225_600_000  # 2026-01-01
+DAY_MS = 86_400_000
+TOPIC = "ev"
+
+
+class _Redis:
+    """What the account scripts keep, in dicts: the phase is pure, so this is all a test needs."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[tuple[int, str], str] = {}
+        self.states: dict[str, bytes] = {}
+        self.extras: dict[str, bytes] = {}
+        self.members: dict[str, dict[bytes, bytes]] = {}
+        self.counters: dict[str, dict[int, dict[str, int]]] = {p: {} for p in PERIODS}
+        self.alerts: list[dict[str, object]] = []
+
+    def cycle(self, copies: list, last_offset: dict[int, int]) -> int:  # type: ignore[type-arg]
+        reads = plan_account_reads(copies, TOPIC, 64)
+        replies = [AccountReadResult([self.offsets.get((r.bucket, f), "") for f in r.fields],
+                                     [self.states.get(a) for a in r.accounts], [self.extras.get(a) for a in r.accounts],
+                                     [dict(self.members.get(a, {})) for a in r.accounts]) for r in reads]
+        done = advance_accounts(copies, reads, replies, TOPIC, last_offset)
+        self.alerts += [orjson.loads(v) for _, v in done.alerts]
+        for w in done.writes:
+            for fld, exp, new in w.parts:
+                assert self.offsets.get((w.bucket, fld), "") == exp
+                self.offsets[(w.bucket, fld)] = new
+            self.states.update(w.states)
+            self.extras.update(w.extras)
+            for a, m in w.members.items():
+                self.members.setdefault(a, {}).update(m)
+            for period, deltas in w.counters.items():
+                for raw, v in deltas.items():
+                    start, name = parse_counter_field(raw)
+                    t = self.counters[period].setdefault(start, {})
+                    t[name] = t.get(name, 0) + v
+        return done.skipped
+
+
+def _subscription_events(seed: int, accounts: int, days: int) -> list[Event]:
+    return [e for e in generate_accounts(seed, accounts, START_MS, days).events if e.subscription is not None]
+
+
+def test_copies_carry_the_account_key_and_header() -> None:
+    ev = Event("u1", START_MS, "subscription", "e1", 0.0, "acme")
+    key, value, headers = account_copy(ev, 2, 40, b"{}")
+    assert key == b"acme" and value == b"{}" and is_account_copy(headers)
+    assert account_copy(Event("solo", START_MS, "subscription", "e2"), 0, 1, b"")[0] == b"solo"  # own account
+    assert not is_account_copy(None) and not is_account_copy([("churnwatch-origin", b"0:1")])
+
+
+def test_phase_in_batches_equals_the_report_and_replays_change_nothing() -> None:
+    events = _subscription_events(5, 60, 120)
+    book = RevenueBook("month")
+    for ev in sorted(events, key=EVENT_ORDER):
+        book.update(ev)
+    rng = random.Random(1)
+    redis = _Redis()
+    offset, i = 0, 0
+    while i < len(events):
+        n = rng.randint(1, 40)
+        batch = events[i:i + n]
+        rng.shuffle(batch)  # arrival order inside a cycle does not matter: sorted per account
+        copies = [AccountCopy(0, offset + j, ev) for j, ev in enumerate(batch)]
+        assert redis.cycle(copies, {0: offset + len(batch) - 1}) == 0
+        if rng.random() < 0.3:  # the same cycle read again (a crash after the write): all fenced out
+            assert redis.cycle(copies, {0: offset + len(batch) - 1}) == len(batch)
+        offset, i = offset + len(batch), i + n
+    for period in PERIODS:
+        live = Ledger.from_totals(period, redis.counters[period]).get(START_MS, START_MS + 120 * DAY_MS)
+        offline = RevenueBook(period)
+        for ev in sorted(events, key=EVENT_ORDER):
+            offline.update(ev)
+        assert live == offline.get(START_MS, START_MS + 120 * DAY_MS), period
+    assert sum(1 for m in book.movements if m.kind == "churn") >= 3
+
+
+def test_account_alerts_do_not_depend_on_how_the_copies_are_batched() -> None:
+    """The same copies in the same order, cut into cycles differently (and some cycles read twice):
+    the same alerts, with the same ids, and the same states."""
+    from models.account_health import Member, member_key
+
+    copies: list = []  # type: ignore[type-arg]
+    for ev in _subscription_events(9, 30, 90):
+        copies.append(AccountCopy(0, len(copies), ev))
+    for d in range(0, 90, 3):  # members of a few accounts, going quiet one by one
+        for k, user in enumerate(("x1", "x2", "x3")):
+            if d < 30 * (k + 1):
+                m = Member(member_key(user), (START_MS + d * DAY_MS) // 1000, 1, 0.0, 10.0, 10.0)
+                copies.append(MemberCopy(0, len(copies), "acct-x", START_MS + d * DAY_MS, m))
+    copies.sort(key=lambda c: c.ts_ms)
+    copies = [type(c)(0, i, *(((c.event,)) if isinstance(c, AccountCopy) else (c.account, c.ts_ms, c.member)))
+              for i, c in enumerate(copies)]
+    results = []
+    for seed in (1, 2):
+        rng, redis, i = random.Random(seed), _Redis(), 0
+        while i < len(copies):
+            n = rng.randint(1, 25)
+            batch = copies[i:i + n]
+            redis.cycle(batch, {0: batch[-1].offset})
+            if rng.random() < 0.2:
+                assert redis.cycle(batch, {0: batch[-1].offset}) == len(batch)
+            i += n
+        results.append((redis.alerts, redis.states, redis.extras))
+    assert results[0] == results[1]
+    kinds = {a["kind"] for a in results[0][0]}
+    assert "account_at_risk" in kinds and "account_churned" in kinds, kinds
+
+
+# -- through the real broker, Redis and worker ----------------------------------------------------
+
+
+@pytest.fixture()
+def one_partition(kafka_bootstrap: str, unique_name: str) -> dict[str, str]:
+    names = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}",
+             "group": f"g-{unique_name}"}
+    ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_events=names["events"],
+                           topic_alerts=names["alerts"], topic_dlq=names["dlq"], partitions=1))
+    return names
+
+
+@pytest.fixture()
+def live_worker(kafka_bootstrap: str, redis_url: str, one_partition: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(kafka_bootstrap, redis_url, one_partition, tmp_path / "worker.log",
+               env={"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_BATCH_MAX_RECORDS": "500",
+                    "CHURNWATCH_PARTITIONS": "1"}).start()
+    yield w
+    assert w.stop() == 0, w.output()[-3000:]
+
+
+@pytest.mark.integration
+def test_live_figures_equal_the_report_after_streaming(
+    kafka_bootstrap: str, redis_url: str, one_partition: dict[str, str], live_worker: Worker,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One partition: the copies are read in the order they were made, so every statement reaches
+    its account in time order and the live figures must equal the report's, to the cent."""
+    from streams.cli import main
+
+    days = 75
+    sim = generate_accounts(3, 40, START_MS, days)
+    topic = one_partition["events"]
+    last = publish_contract_events(kafka_bootstrap, topic, sim.events)
+    wait_progress(redis_url, topic, last, timeout_s=180, workers=[live_worker])
+    account_barrier(kafka_bootstrap, redis_url, topic, 1, 1, START_MS + days * DAY_MS, workers=[live_worker])
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
+    for period in ("month", "week"):
+        book = RevenueBook(period)  # type: ignore[arg-type]
+        for ev in sorted(sim.events, key=EVENT_ORDER):
+            book.update(ev)
+        want = [figures_dict(f) for f in book.get(START_MS, START_MS + days * DAY_MS)]
+        assert main(["churn-rate", "--period", period, "--from", "2026-01-01", "--to", "2026-03-17", "--json"]) == 0
+        got = orjson.loads(capsys.readouterr().out)["revenue"]
+        assert got["period"] == period and got["periods"] == want
+    assert sum(int(p["churned_cents"]) for p in want) > 0 and any(int(p["contraction_cents"]) for p in want)
+
+    assert main(["churn-rate"]) == 0  # the text form: the current month of stream time
+    text = capsys.readouterr().out
+    assert "month from 2026-03-01: MRR" in text and "gross MRR churn" in text
+
+
+def test_decode_routes_subscriptions_and_diverts_copies() -> None:
+    """Originals are scored and copied (a user without account_id is its own account); copies go
+    to the account phase, never to the users or the clock; a broken member copy goes to the DLQ."""
+    from dataclasses import dataclass, field as dc_field
+
+    from models.account_health import Member
+    from streams.publisher import event_value
+    from streams.worker.clock import TopicClock
+    from streams.worker.codec import Decoder
+    from streams.worker.phases import decode_batch
+    from streams.worker.revenue import member_copy
+    from models.subscription import Subscription
+
+    @dataclass
+    class Rec:
+        offset: int
+        key: bytes | None
+        value: bytes
+        timestamp: int = 0
+        headers: list = dc_field(default_factory=list)  # type: ignore[type-arg]
+
+    solo = Event("solo", START_MS, "subscription", "s1", 0.0, "", Subscription("active", "Pro", 4999))
+    acme = Event("u1", START_MS + 1, "view", "v1", 0.0, "acme")
+    key, value, headers = account_copy(solo, 0, 0, event_value(solo))
+    mkey, mvalue, mheaders = member_copy("acme", START_MS, Member(1, 2, 1, 0.0, 1.0, 1.0), 0, 1)
+    records = [Rec(0, b"solo", event_value(solo)), Rec(1, b"u1", event_value(acme)), Rec(2, key, value, headers=headers),
+               Rec(3, mkey, mvalue, headers=mheaders), Rec(4, mkey, b"{}", headers=mheaders)]
+    clock = TopicClock(3_600_000, 60_000, "event")
+    clock.assign(0, None, START_MS)
+    out = decode_batch({0: records}, clock.partitions, Decoder(), START_MS + 1_000, topic="t", max_dlq_value_bytes=1000)
+    assert set(out.users) == {"solo", "u1"} and out.member_of == {"u1": ("acme", 0, 1)}
+    assert [(k, h) for k, _, h in out.account_copies] == [(b"solo", [("churnwatch-account", b"0:0")])]
+    assert [type(c).__name__ for c in out.accounts] == ["AccountCopy", "MemberCopy"] and out.rejected == {"malformed_json": 1}
