@@ -15,7 +15,7 @@ from models.model import ChurnModel, load_model
 from models.ranking import budget_size, daily_list
 from models.risk import PRIOR_WEIGHTS, moves_with_silence
 from models.scoring import score
-from models.state import DAY_S, UserState, apply_event
+from models.state import DAY_S, UserState
 from models.vocabulary import CANCEL, DEFAULT_SLOTS, PURCHASE, Vocabulary
 from streams.offline.simulate import generate
 

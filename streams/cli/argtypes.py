@@ -9,19 +9,25 @@ from typing import Callable
 from streams.settings import parse_duration_ms
 from streams.timefmt import parse_ts_ms
 
-__all__ = ["parse_as_of", "parse_start_ms", "persona_mix", "positive_int", "rate"]
+__all__ = ["parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate"]
 
 
-def parse_start_ms(text: str) -> int:
-    """``2026-01-01`` or a full ISO-8601 time (UTC unless it says otherwise) -> epoch ms.
+def parse_date_ms(text: str, flag: str) -> int:
+    """``2026-01-01`` or a full ISO-8601 time (UTC unless it says otherwise) given to ``flag``
+    -> epoch ms; otherwise one line naming the flag and an example.
 
-    >>> parse_start_ms("2026-01-01")
+    >>> parse_date_ms("2026-01-01", "--from")
     1767225600000
     """
     try:
         return parse_ts_ms(text)
     except ValueError as exc:
-        raise ValueError(f"--start: {exc} (example: 2026-01-01)") from None
+        raise ValueError(f"{flag}: {exc} (example: 2026-01-01)") from None
+
+
+def parse_start_ms(text: str) -> int:
+    """``--start``: see :func:`parse_date_ms`."""
+    return parse_date_ms(text, "--start")
 
 
 def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:

@@ -12,10 +12,9 @@ import argparse
 import orjson
 
 from models.revenue_ledger import PERIODS
-from streams.cli.argtypes import positive_int
+from streams.cli.argtypes import parse_date_ms, positive_int
 from streams.errors import UserError
 from streams.settings import Settings
-from streams.timefmt import parse_ts_ms
 
 __all__ = ["add_arguments", "run"]
 
@@ -29,20 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
 
 
-def _when(text: str | None, flag: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        return parse_ts_ms(text)
-    except ValueError as exc:
-        raise UserError(f"{flag}: {exc} (example: 2026-01-01)") from None
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.cli.revenue import figures_dict
     from streams.views import churn_rate, live_revenue, open_reader, stream_time_ms
 
-    from_ms, to_ms = _when(args.from_, "--from"), _when(args.to, "--to")
+    from_ms, to_ms = (None if args.from_ is None else parse_date_ms(args.from_, "--from"),
+                      None if args.to is None else parse_date_ms(args.to, "--to"))
     if from_ms is not None and to_ms is not None and to_ms <= from_ms:
         raise UserError(f"--to {args.to} is not after --from {args.from_}")
     with open_reader(settings) as reader:

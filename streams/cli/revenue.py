@@ -16,10 +16,10 @@ import orjson
 
 from models.events import EVENT_ORDER
 from models.revenue_ledger import PERIODS, CohortRow, PeriodFigures, RevenueBook, money_text, percent_text
+from streams.cli.argtypes import parse_date_ms
 from streams.errors import UserError
 from streams.offline.history import iter_events_csv
 from streams.settings import Settings
-from streams.timefmt import parse_ts_ms
 
 __all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "run"]
 
@@ -82,15 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object instead of tables")
 
 
-def _when(text: str, flag: str) -> int:
-    try:
-        return parse_ts_ms(text)
-    except ValueError as exc:
-        raise UserError(f"{flag}: {exc} (example: 2026-01-01)") from None
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from_ms, to_ms = _when(args.from_, "--from"), _when(args.to, "--to")
+    from_ms, to_ms = parse_date_ms(args.from_, "--from"), parse_date_ms(args.to, "--to")
     if to_ms <= from_ms:
         raise UserError(f"--to {args.to} is not after --from {args.from_}")
     if not Path(args.events).is_file():
