@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import orjson
 import redis as redis_lib
 from redis.cluster import RedisCluster
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -23,24 +22,20 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from models.events import Event
 from streams.local import free_port, stop_process
+from streams.publisher import event_value
 
 __all__ = ["Worker", "publish_events", "read_topic", "wait_progress", "wait_reviewed", "wait_quiet", "dump_state",
-           "event_json", "read_progress", "redis_client", "publish_contract_events", "account_barrier", "partition_of"]
+           "read_progress", "redis_client", "account_barrier", "partition_of"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def event_json(ev: Event) -> bytes:
-    body: dict[str, object] = {"event_id": ev.event_id, "user_id": ev.user_id, "type": ev.type, "ts": ev.ts_ms}
-    if ev.type == "purchase":
-        body["amount"] = ev.amount
-    return orjson.dumps(body)
-
-
 def publish_events(bootstrap: str, topic: str, events: Iterable[Event], extra: Sequence[tuple[bytes | None, bytes]] = ()) -> dict[int, int]:
-    """Publish in the given order (key = user id); returns the last offset written per partition."""
+    """Publish with the full event contract (``streams.publisher.event_value``: account ids and
+    subscription fields too), key = user id, in the given order, then ``extra`` (key, value) records;
+    returns the last offset written per partition."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks="all")
-    futures = [producer.send(topic, key=ev.user_id.encode(), value=event_json(ev)) for ev in events]
+    futures = [producer.send(topic, key=ev.user_id.encode(), value=event_value(ev)) for ev in events]
     futures += [producer.send(topic, key=k, value=v) for k, v in extra]
     producer.flush()
     last: dict[int, int] = {}
@@ -78,22 +73,6 @@ def read_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 6
     return sorted(out, key=lambda r: (r.partition, r.offset))
 
 
-def publish_contract_events(bootstrap: str, topic: str, events: Iterable[Event]) -> dict[int, int]:
-    """Publish with the full event contract (account ids, subscription fields: ``publisher.event_value``),
-    key = user id, in the given order; returns the last offset written per partition."""
-    from streams.publisher import event_value
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks="all")
-    futures = [producer.send(topic, key=ev.user_id.encode(), value=event_value(ev)) for ev in events]
-    producer.flush()
-    last: dict[int, int] = {}
-    for fut in futures:
-        md = fut.get(timeout=30)
-        last[md.partition] = max(last.get(md.partition, -1), md.offset)
-    producer.close()
-    return last
-
-
 def partition_of(key: str, partitions: int) -> int:
     """The partition the producers' default partitioner (murmur2, as Java's) gives ``key``."""
     from kafka.partitioner.default import murmur2
@@ -123,7 +102,7 @@ def account_barrier(bootstrap: str, redis_url: str, topic: str, partitions: int,
     plan = f"barrier-{round_no}"
     events = [Event(name, ts_ms, "subscription", f"{name}-{round_no}", 0.0, name, Subscription("trial", plan, 0))
               for name in names]
-    publish_contract_events(bootstrap, topic, events)
+    publish_events(bootstrap, topic, events)
     client = redis_client(redis_url)
     deadline = time.monotonic() + timeout_s
     try:

@@ -24,7 +24,7 @@ from streams.cli import main
 from streams.cli.revenue import figures_dict
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
-from tests.harness import Worker, account_barrier, publish_contract_events, wait_progress
+from tests.harness import Worker, account_barrier, publish_events, wait_progress
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     for lo in range(0, DAYS, 6):  # the worker catches up every 6 days of event time, as it keeps up live
         hi = min(lo + 6, DAYS)
         phase = [e for e in events if START_MS + lo * DAY_MS <= e.ts_ms < START_MS + hi * DAY_MS]
-        last = publish_contract_events(kafka_bootstrap, topic, phase)
+        last = publish_events(kafka_bootstrap, topic, phase)
         wait_progress(redis_url, topic, last, timeout_s=120, workers=[worker])
     account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, _day(DAYS - 1, 50), workers=[worker])
     capsys.readouterr()

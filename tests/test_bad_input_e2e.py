@@ -91,7 +91,8 @@ from streams.worker.topics import ensure_topics
 from streams.worker.codec import MAX_AMOUNT
 from streams.local import Service
 from streams.settings import Settings, parse_duration_ms
-from tests.harness import Worker, dump_state, event_json, publish_events, read_topic, wait_progress, wait_quiet, wait_reviewed
+from streams.publisher import event_value
+from tests.harness import Worker, dump_state, publish_events, read_topic, wait_progress, wait_quiet, wait_reviewed
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +141,7 @@ def good_records() -> list[Record]:
             kind = rng.choice(("view", "view", "click", "message", "purchase"))
             amount = round(rng.uniform(5, 60), 2) if kind == "purchase" else 0.0
             ev = Event(user, t, kind, f"{user}-{n}", amount)  # type: ignore[arg-type]
-            timed.append((t, ev.event_id, user.encode(), event_json(ev)))
+            timed.append((t, ev.event_id, user.encode(), event_value(ev)))
             t += int(rng.uniform(0.5, 2.5) * DAY_MS)
     edge = [  # accepted on purpose
         orjson.dumps(_body("bi-cleo", "teleport-1", START_MS + 5 * DAY_MS + HOUR_MS, type="teleport")),

@@ -20,7 +20,8 @@ import pytest
 from kafka import KafkaProducer
 
 from models.events import Event
-from tests.harness import Worker, event_json, publish_events, read_progress, read_topic, wait_progress, wait_quiet
+from streams.publisher import event_value
+from tests.harness import Worker, publish_events, read_progress, read_topic, wait_progress, wait_quiet
 from tests.test_faults import Run, history
 from tests.test_faults import _assert_same as _assert_same_slow
 
@@ -117,7 +118,7 @@ def test_events_without_event_id_are_accepted_with_derived_ids(kafka_bootstrap: 
     try:
         bare = []
         for ev in small:
-            body = orjson.loads(event_json(ev))
+            body = orjson.loads(event_value(ev))
             del body["event_id"]
             bare.append((ev.user_id.encode(), orjson.dumps(body)))
         last = publish_events(kafka_bootstrap, fault.topics["events"], [], extra=bare)
@@ -285,11 +286,11 @@ def test_records_not_keyed_by_user_are_rerouted_to_one_partition_per_user(
             u = int(ev.user_id.rsplit("-", 1)[1])
             if u < 10:
                 n["null_key"] += 1
-                producer.send(fault.topics["events"], key=None, value=event_json(ev), partition=u % 8)
+                producer.send(fault.topics["events"], key=None, value=event_value(ev), partition=u % 8)
             else:
                 if u < 20:
                     n["other_key"] += 1
-                producer.send(fault.topics["events"], key=(f"device-{u}" if u < 20 else ev.user_id).encode(), value=event_json(ev))
+                producer.send(fault.topics["events"], key=(f"device-{u}" if u < 20 else ev.user_id).encode(), value=event_value(ev))
         producer.flush()
         producer.close()
         wait_for("every mis-keyed record re-routed",
@@ -366,14 +367,14 @@ def test_a_grown_partition_count_stops_the_workers_and_relayout_moves_the_state(
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
         last: dict[int, int] = {}
         for ev in first:
-            md = producer.send(topic, key=ev.user_id.encode(), value=event_json(ev), partition=partition_of(ev.user_id, 8)).get(30)
+            md = producer.send(topic, key=ev.user_id.encode(), value=event_value(ev), partition=partition_of(ev.user_id, 8)).get(30)
             last[md.partition] = md.offset
         w = fault.worker()
         fault.wait(last)
         moved = {ev.user_id for ev in small if partition_of(ev.user_id, 8) != partition_of(ev.user_id, 16)}
         assert moved, "some users move partition, or the test proves nothing"
         for ev in second:  # the producers now see 16 partitions
-            md = producer.send(topic, key=ev.user_id.encode(), value=event_json(ev)).get(30)
+            md = producer.send(topic, key=ev.user_id.encode(), value=event_value(ev)).get(30)
             last[md.partition] = max(last.get(md.partition, -1), md.offset)
         producer.close()
         wait_for("the worker to stop taking work", lambda: metric(w, "churnwatch_partition_layout_changed") == 1, 60, (w,))

@@ -26,7 +26,7 @@ from streams.worker.phases import (
     plan_sweep,
 )
 from streams.worker.store import BucketReadResult, DueUser
-from tests.harness import event_json
+from streams.publisher import event_value
 
 DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000
@@ -49,7 +49,7 @@ def _decode(batch: dict[int, list[Rec]], clocks: dict[int, PartitionClock] | Non
 
 def test_decode_groups_events_by_user_and_keeps_offsets() -> None:
     evs = [Event("a", START_MS, "view", "a1"), Event("b", START_MS + 1, "click", "b1"), Event("a", START_MS + 2, "view", "a2")]
-    out = _decode({0: [Rec(i + 10, b"k", event_json(ev)) for i, ev in enumerate(evs)]})
+    out = _decode({0: [Rec(i + 10, b"k", event_value(ev)) for i, ev in enumerate(evs)]})
     assert out.consumed == 3 and out.last_offset == {0: 12} and not out.dlq
     assert {u: (ub.partition, [e.event_id for e in ub.events], ub.offsets) for u, ub in out.users.items()} == {
         "a": (0, ["a1", "a2"], [10, 12]), "b": (0, ["b1"], [11])}
@@ -57,10 +57,10 @@ def test_decode_groups_events_by_user_and_keeps_offsets() -> None:
 
 def test_decode_rejects_duplicates_and_late_events_without_moving_the_clock() -> None:
     clock = PartitionClock(allowed_lateness_ms=1_000)
-    recs = [Rec(0, b"a", event_json(Event("a", START_MS + 10_000, "view", "x"))),
-            Rec(1, b"a", event_json(Event("a", START_MS + 99_000, "view", "x"))),  # same id, same user
-            Rec(2, b"a", event_json(Event("a", START_MS, "view", "old"))),  # late
-            Rec(3, b"b", event_json(Event("b", START_MS + 10_500, "view", "x"))),  # same id, other user: fine
+    recs = [Rec(0, b"a", event_value(Event("a", START_MS + 10_000, "view", "x"))),
+            Rec(1, b"a", event_value(Event("a", START_MS + 99_000, "view", "x"))),  # same id, same user
+            Rec(2, b"a", event_value(Event("a", START_MS, "view", "old"))),  # late
+            Rec(3, b"b", event_value(Event("b", START_MS + 10_500, "view", "x"))),  # same id, other user: fine
             Rec(4, b"b", b"not json")]
     out = _decode({0: recs}, {0: clock})
     assert out.rejected == {"duplicate_event_id": 1, "late": 1, "malformed_json": 1}
@@ -70,7 +70,7 @@ def test_decode_rejects_duplicates_and_late_events_without_moving_the_clock() ->
 
 
 def test_decode_ignores_partitions_without_a_clock() -> None:
-    out = _decode({0: [Rec(0, b"a", event_json(Event("a", START_MS, "view", "a1")))]}, clocks={})
+    out = _decode({0: [Rec(0, b"a", event_value(Event("a", START_MS, "view", "a1")))]}, clocks={})
     assert out.consumed == 0 and not out.users and not out.last_offset
 
 
@@ -102,7 +102,7 @@ def _reply(plan: BucketPlan, offsets: dict[int, str], blobs: dict[str, bytes | N
 def test_advance_users_skips_events_at_or_below_the_bucket_offset_and_writes_new_offsets() -> None:
     model = load_model()
     evs = [Event("a", START_MS + i * DAY_MS, "view", f"a{i}") for i in range(4)]
-    decoded = _decode({3: [Rec(i + 100, b"a", event_json(ev)) for i, ev in enumerate(evs)]})
+    decoded = _decode({3: [Rec(i + 100, b"a", event_value(ev)) for i, ev in enumerate(evs)]})
     plans = plan_reads(decoded.users, {}, decoded.last_offset, 8, 4)
     result = CycleResult()
     out = advance_users(plans, [_reply(plans[0], {3: "101"})], decoded, {3: START_MS + 3 * DAY_MS}, model,
@@ -157,7 +157,7 @@ def test_decode_reroutes_records_not_keyed_by_their_user_and_drops_second_copies
 
     router = Router("reroute")
     router.assign(0, {5: 40})
-    ev = [event_json(Event("a", START_MS + i, "view", f"a{i}")) for i in range(5)]
+    ev = [event_value(Event("a", START_MS + i, "view", f"a{i}")) for i in range(5)]
     recs = [HRec(0, None, ev[0]), HRec(1, b"e-1", ev[1]), HRec(2, b"a", ev[2]),
             HRec(3, b"a", ev[3], headers=((ORIGIN_HEADER, b"5:40"),)),  # a copy applied before
             HRec(4, b"a", ev[4], headers=((ORIGIN_HEADER, b"5:41"),))]
@@ -184,7 +184,7 @@ def test_a_rerouted_user_is_advanced_and_indexed_only_by_the_partition_of_its_co
     router = Router("reroute")
     router.assign(3, {})
     router.assign(5, {})
-    ev = event_json(Event("a", START_MS, "view", "a0"))
+    ev = event_value(Event("a", START_MS, "view", "a0"))
     clocks = {3: PartitionClock(3_600_000), 5: PartitionClock(3_600_000)}
     batch = {3: [HRec(7, None, ev)], 5: [HRec(20, b"a", ev, headers=((ORIGIN_HEADER, b"3:7"),))]}
     decoded = decode_batch(batch, clocks, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024, router=router)

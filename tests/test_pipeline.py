@@ -20,7 +20,8 @@ from streams.worker.keys import bucket_of
 from streams.worker.pipeline import CycleAbandoned, Pipeline
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, Fenced, Store
-from tests.harness import dump_state, event_json, read_topic
+from streams.publisher import event_value
+from tests.harness import dump_state, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ def history(seed: int = 3, users: int = 25, days: int = 70) -> list[Event]:
 
 
 def records(events: Sequence[Event]) -> list[Rec]:
-    return [Rec(i, ev.user_id.encode(), event_json(ev)) for i, ev in enumerate(events)]
+    return [Rec(i, ev.user_id.encode(), event_value(ev)) for i, ev in enumerate(events)]
 
 
 @pytest.fixture()
@@ -149,8 +150,8 @@ def test_replayed_offsets_are_skipped_by_the_bucket_fence(base_settings: Setting
 def test_rejections_go_to_the_dlq_with_their_reason(base_settings: Settings) -> None:
     good = [Event("amy", START_MS + i * DAY_MS, "view", f"amy-{i}") for i in range(5)]
     recs = records(good)
-    recs.append(Rec(5, b"amy", event_json(good[4])))  # same event id again in the batch
-    recs.append(Rec(6, b"amy", event_json(Event("amy", START_MS - 3 * DAY_MS, "view", "amy-old"))))  # late
+    recs.append(Rec(5, b"amy", event_value(good[4])))  # same event id again in the batch
+    recs.append(Rec(6, b"amy", event_value(Event("amy", START_MS - 3 * DAY_MS, "view", "amy-old"))))  # late
     recs.append(Rec(7, b"amy", b"\xff\xfe"))
     recs.append(Rec(8, None, None))
 
@@ -214,7 +215,7 @@ def test_a_sweep_reads_only_buckets_with_a_review_due(base_settings: Settings, r
         last = max(orjson.loads(r.value)["ts"] for r in recs)
         late = Event("zed", last + 2 * DAY_MS + 5_000, "view", "zed-1")
         pipeline.clock.observe_fetch(0, 1, caught_up=True, wall_now_ms=WALL_MS)
-        result = await pipeline.process({0: [Rec(len(recs), b"zed", event_json(late))]}, WALL_MS)
+        result = await pipeline.process({0: [Rec(len(recs), b"zed", event_value(late))]}, WALL_MS)
         until_s = pipeline.clock.review_until_ms(0, WALL_MS) // 1000  # type: ignore[operator]
         due_now = {b for b, scores in dues.items() if any(s < until_s for s in scores)}
         assert due_now and len(due_now) < base_settings.buckets, "some buckets due, not all"

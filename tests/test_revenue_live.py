@@ -29,7 +29,7 @@ from streams.worker.revenue import (
     plan_account_reads,
 )
 from streams.worker.topics import ensure_topics
-from tests.harness import Worker, account_barrier, publish_contract_events, wait_progress
+from tests.harness import Worker, account_barrier, publish_events, wait_progress
 
 START_MS = 1_767_225_600_000  # 2026-01-01
 DAY_MS = 86_400_000
@@ -173,7 +173,7 @@ def test_live_figures_equal_the_report_after_streaming(
     days = 75
     sim = generate_accounts(3, 40, START_MS, days)
     topic = one_partition["events"]
-    last = publish_contract_events(kafka_bootstrap, topic, sim.events)
+    last = publish_events(kafka_bootstrap, topic, sim.events)
     wait_progress(redis_url, topic, last, timeout_s=180, workers=[live_worker])
     account_barrier(kafka_bootstrap, redis_url, topic, 1, 1, START_MS + days * DAY_MS, workers=[live_worker])
 
