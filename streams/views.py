@@ -192,13 +192,14 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
 
 
 def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,
-                 now_ms: int | None = None) -> list[AccountReport]:
+                 now_ms: int | None = None, table: dict[str, dict[str, Any]] | None = None) -> list[AccountReport]:
     """The owner's accounts from the accounts table, ranked by risk (highest first); by default
-    only those at risk (``models.account_health.ACCOUNT_AT_RISK``) and not churned already."""
+    only those at risk (``models.account_health.ACCOUNT_AT_RISK``) and not churned already.
+    ``table``: the accounts table already read (the console keeps one), else read here."""
     from models.account_health import ACCOUNT_AT_RISK
     from streams.worker.accounts import read_accounts
 
-    table = read_accounts(settings)
+    table = table if table is not None else read_accounts(settings)
     mine = {a: f for a, f in table.items() if (f.get("owner") or "") == owner}
     if not mine:
         raise UserError(f"no account in {settings.topic_accounts!r} has owner {owner!r}")

@@ -13,9 +13,16 @@ import subprocess
 import sys
 from typing import Any, Iterator
 
+import dataclasses
+
 import orjson
 import pytest
 import redis
+
+from models.events import EVENT_ORDER, Event
+from models.subscription import Subscription
+from streams.cli.accounts import publish_accounts
+from streams.worker.accounts import AccountFacts, ensure_accounts_topic
 
 from streams.local import Service
 from streams.cli.argtypes import parse_start_ms
@@ -23,11 +30,33 @@ from streams.offline.simulate import generate
 from streams.publisher import publish_bulk
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
-from tests.harness import ROOT, Worker, wait_progress, wait_quiet
+from tests.harness import ROOT, Worker, account_barrier, wait_progress, wait_quiet
 
-__all__ = ["built_state", "cli_json"]
+__all__ = ["built_state", "cli_json", "OWNERS"]
 
 USERS = 300
+OWNERS = ("alice", "bob")
+
+
+def with_accounts(events: list[Event], truth: list[Any]) -> tuple[list[Event], list[AccountFacts]]:
+    """Five accounts of two owners over some simulated users: alice's of users who churn (one
+    cancels when its last user has gone, to win back) and of users who stay, bob's mixed."""
+    churners = [t for t in truth if t.churned_at_ms is not None]
+    stayers = [t.user_id for t in truth if t.churned_at_ms is None]
+    plan = {"northwind": ("Northwind", "alice", [t.user_id for t in churners[0:4]]),
+            "contoso": ("Contoso", "alice", [t.user_id for t in churners[4:7]]),
+            "fabrikam": ("Fabrikam", "alice", stayers[0:4]),
+            "initrode": ("Initrode", "bob", stayers[4:8]),
+            "hooli": ("Hooli", "bob", [t.user_id for t in churners[7:9]] + stayers[8:10])}
+    account_of = {u: a for a, (_, _, users) in plan.items() for u in users}
+    out = [dataclasses.replace(e, account_id=account_of[e.user_id]) if e.user_id in account_of else e for e in events]
+    for a, (_, _, users) in plan.items():
+        first = min(e.ts_ms for e in out if e.account_id == a)
+        out.append(Event(users[0], first + 60_000, "subscription", f"s-{a}-0", 0.0, a, Subscription("active", "Pro", 4_999)))
+    gone = min(max(t.churned_at_ms for t in churners[4:7]) + 86_400_000, max(e.ts_ms for e in events))
+    out.append(Event(churners[4].user_id, gone, "subscription", "s-contoso-1", 0.0, "contoso", Subscription("cancelled", "Pro", 0)))
+    facts = [AccountFacts(a, name, owner, "smb", "2026-06-01") for a, (name, owner, _) in plan.items()]
+    return sorted(out, key=EVENT_ORDER), facts
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +66,19 @@ def built_state(kafka_service: Service, redis_service: Service, tmp_path_factory
     prefix = f"cw{name}"
     settings = Settings(kafka_bootstrap_servers=kafka_service.address, redis_url=redis_service.address,
                         topic_events=names["events"], topic_alerts=names["alerts"], topic_dlq=names["dlq"],
-                        topic_alerts_dlq=f"adlq-{name}", group_id=names["group"], key_prefix=prefix)
+                        topic_alerts_dlq=f"adlq-{name}", group_id=names["group"], key_prefix=prefix,
+                        topic_accounts=f"acc-{name}")
     ensure_topics(settings)
+    ensure_accounts_topic(settings)
     log = tmp_path_factory.mktemp("console") / "worker.log"
     worker = Worker(kafka_service.address, redis_service.address, names, log, env={"CHURNWATCH_KEY_PREFIX": prefix}).start()
     try:
-        events, _ = generate(seed=21, n_users=USERS, start_ms=parse_start_ms("2026-01-01"), days=120)
+        events, facts = with_accounts(*generate(seed=21, n_users=USERS, start_ms=parse_start_ms("2026-01-01"), days=120))
+        publish_accounts(settings, facts)
         stats = publish_bulk(settings, events)
         wait_progress(redis_service.address, names["events"], stats.last_offsets, timeout_s=180, workers=[worker], prefix=prefix)
+        account_barrier(kafka_service.address, redis_service.address, names["events"], settings.partitions, 1,
+                        max(e.ts_ms for e in events), workers=[worker], prefix=prefix)
         wait_quiet(redis_service.address, prefix=prefix)
     finally:
         assert worker.stop() == 0, worker.output()[-3000:]
@@ -58,7 +92,8 @@ def built_state(kafka_service: Service, redis_service: Service, tmp_path_factory
 def cli_json(settings: Settings, argv: list[str]) -> list[dict[str, Any]]:
     """Run the real command ``churnwatch ARGV`` (a subprocess) against ``settings``; its JSON lines."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "REDIS_URL": settings.redis_url,
-           "CHURNWATCH_TOPIC_EVENTS": settings.topic_events, "CHURNWATCH_KEY_PREFIX": settings.key_prefix}
+           "CHURNWATCH_TOPIC_EVENTS": settings.topic_events, "CHURNWATCH_KEY_PREFIX": settings.key_prefix,
+           "CHURNWATCH_TOPIC_ACCOUNTS": settings.topic_accounts}
     done = subprocess.run([sys.executable, "-m", "streams.cli", *argv], cwd=ROOT, env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, f"churnwatch {' '.join(argv)} exited {done.returncode}: {done.stderr.decode()[-2000:]}"
     return [orjson.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]

@@ -20,7 +20,7 @@ from streams.console.app import create_app
 from streams.settings import Settings
 from streams.worker.history import HISTORY_WEEKS, decode_points
 from streams.worker.keys import locate
-from tests.console_state import built_state, cli_json  # noqa: F401  (module fixture)
+from tests.console_state import OWNERS, built_state, cli_json  # noqa: F401  (module fixture)
 from tests.harness import redis_client
 
 pytestmark = pytest.mark.integration
@@ -116,7 +116,7 @@ def test_history_records_are_small_and_capped(built_state: Settings) -> None:
 def test_errors_are_json_4xx(client: TestClient) -> None:
     cases = [
         ("/api/v1/at-risk?cursor=nonsense", 400), ("/api/v1/at-risk?limit=0", 400), ("/api/v1/at-risk?list=all", 400),
-        ("/api/v1/at-risk?owner=alice", 404), ("/api/v1/users/nobody-at-all", 404), ("/api/v1/accounts/a1", 404),
+        ("/api/v1/at-risk?owner=mallory", 404), ("/api/v1/users/nobody-at-all", 404), ("/api/v1/accounts/a1", 404),
         ("/api/v1/churn?period=forever", 400), ("/api/v1/nothing-here", 404),
     ]
     for path, status in cases:
@@ -170,7 +170,8 @@ def api_schema(built_state: Settings) -> Any:
 def test_api_conforms_to_its_openapi_document(api_schema: Any) -> None:
     """Every operation, with generated parameters (valid and not), answers as its document says."""
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/api/v1/at-risk", "/api/v1/users/{user_id}", "/api/v1/churn"}
+    assert {op.path for op in operations} >= {"/api/v1/at-risk", "/api/v1/users/{user_id}", "/api/v1/churn",
+                                              "/api/v1/accounts/{account_id}"}
     for op in operations:
 
         @hypothesis.given(case=op.as_strategy())
@@ -193,3 +194,36 @@ def test_redis_down_is_a_503_not_a_traceback(built_state: Settings) -> None:
         assert reply.status_code == 503 and reply.json()["error"]["code"] == "redis_unavailable"
         page = c.get("/book")
         assert page.status_code == 503 and "Redis does not answer" in page.text
+
+
+# -- owners and accounts -----------------------------------------------------------------------
+
+
+def test_owner_book_is_the_ranking_of_churnwatch_top_owner(built_state: Settings, client: TestClient) -> None:
+    assert client.get("/api/v1/owners").json()["owners"] == ["all", *OWNERS]
+    seen = 0
+    for owner in OWNERS:
+        top = cli_json(built_state, ["top", "--owner", owner, "--json"])
+        page = client.get("/api/v1/at-risk", params={"owner": owner}).json()
+        assert page["owner"] == owner and page["items"] == top, owner
+        seen += len(top)
+    assert seen, "some account of the simulated owners is at risk"
+    every = cli_json(built_state, ["top", "--owner", "alice", "--all", "--json"])
+    churned = [a for a in every if a["stage"] == "churned"]
+    win_back = client.get("/api/v1/at-risk", params={"owner": "alice", "list": "win_back"}).json()["items"]
+    assert churned and win_back == churned, "contoso cancelled: alice's account to win back"
+
+
+def test_account_equals_churnwatch_top_owner_and_has_members(built_state: Settings, client: TestClient) -> None:
+    every = cli_json(built_state, ["top", "--owner", "alice", "--all", "--json"])
+    assert {a["account_id"] for a in every} == {"northwind", "contoso", "fabrikam"}
+    for cli in every:
+        body = client.get(f"/api/v1/accounts/{cli['account_id']}").json()
+        assert {k: body[k] for k in cli} == cli
+        assert len(body["members"]) == cli["users"] and body["subscriptions"]
+    assert client.get("/api/v1/accounts/no-such-account").status_code == 404
+    for path in ("/book?owner=alice", "/book?owner=alice&list=win_back", "/accounts/northwind"):
+        reply = client.get(path)
+        assert reply.status_code == 200 and "<table" in reply.text, path
+    assert "/accounts/" in client.get("/book?owner=alice").text
+    assert client.get("/accounts/no-such-account").status_code == 404

@@ -21,7 +21,8 @@ from starlette.routing import Route
 from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
-from streams.console.data import LISTS, BadRequest, Filters, NotFound, at_risk_page, churn_view, user_view
+from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
+                                  owner_book, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 
 __all__ = ["routes", "openapi", "error_response", "API_VERSION"]
@@ -97,10 +98,14 @@ async def at_risk(request: Request, deps: Deps) -> dict[str, Any]:
     filters = Filters(_choice(request, "stage", STAGES), _choice(request, "segment", SEGMENTS), _choice(request, "action", ACTIONS))
     limit = _int(request, "limit", 50, 1, 500)
     now_ms = await deps.now_ms()
-    page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
-                              request.query_params.get("cursor") or None, filters, owner)
     from streams.timefmt import format_ts
 
+    if owner != deps.owners.ALL:  # the owner's book: accounts, as `churnwatch top --owner NAME --json`
+        book = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms)  # type: ignore[arg-type]
+        return {"as_of": format_ts(now_ms), "owner": owner, "list": list_name, "items": [r.to_dict() for r in book],
+                "next_cursor": None}
+    page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
+                              request.query_params.get("cursor") or None, filters, owner)
     return {"as_of": format_ts(page.as_of_ms), "owner": page.owner, "list": page.list,
             "items": [r.to_dict() for r in page.rows], "next_cursor": page.next_cursor}
 
@@ -120,7 +125,9 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
 
 
 async def account(request: Request, deps: Deps) -> dict[str, Any]:
-    raise NotFound(f"account {request.path_params['account_id'][:60]!r} is unknown: accounts are not tracked yet")
+    now_ms = await deps.now_ms()
+    report, state, members = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
+    return account_dict(report, state, members, now_ms)
 
 
 async def churn(request: Request, deps: Deps) -> dict[str, Any]:
@@ -202,7 +209,19 @@ def openapi() -> dict[str, Any]:
         "active_at_start": {"type": "integer"}, "churn_rate": _NUM, "churned_revenue": _NUM,
         "weekly": {"type": "array", "items": week}, "revenue_retention": {"type": "null"}, "cohorts": {"type": "null"},
     })
-    page = _obj({"as_of": _STR, "owner": _STR, "list": {"enum": list(LISTS)}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/Row"}},
+    account_row = _obj({
+        "account_id": _STR, "name": _STR, "owner": _STR, "renewal_date": _STR, "risk": _NUM, "health": {"type": "integer"},
+        "temperature": {"type": "integer"}, "stage": _STR, "mrr": _NUM, "users": {"type": "integer"},
+        "silent_users": {"type": "integer"}, "usage": _NUM, "action": _STR, "reasons": {"type": "array", "items": _STR},
+    })
+    account = {**account_row, "properties": {
+        **account_row["properties"], "as_of": _STR,
+        "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR})},
+        "members": {"type": "array", "items": _obj({"stage": {"enum": list(STAGES)}, "risk": _NUM, "last_seen": _STR})},
+    }, "required": [*account_row["required"], "as_of", "subscriptions", "members"]}
+    page = _obj({"as_of": _STR, "owner": _STR, "list": {"enum": list(LISTS)},
+                 "items": {"type": "array", "items": {"anyOf": [{"$ref": "#/components/schemas/Row"},
+                                                                {"$ref": "#/components/schemas/AccountRow"}]}},
                  "next_cursor": _NSTR})
     err = _obj({"error": _obj({"status": {"type": "integer"}, "code": _STR, "message": _STR})})
     return {
@@ -211,6 +230,7 @@ def openapi() -> dict[str, Any]:
                  "description": "Live churn scores from the churnwatch state in Redis, as of the stream time. Read-only."},
         "components": {
             "schemas": {"TrendPoint": point, "Row": row, "AtRiskPage": page, "User": user, "Churn": churn, "Error": err,
+                        "AccountRow": account_row, "Account": account,
                         "Owners": _obj({"owners": {"type": "array", "items": _STR}})},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "required only when CHURNWATCH_CONSOLE_TOKEN is set"}},
@@ -219,9 +239,10 @@ def openapi() -> dict[str, Any]:
         "paths": {
             "/api/v1/at-risk": {"get": {
                 "operationId": "listAtRisk",
-                "summary": "Users to save (open at-risk alert) or to win back (churned), most at risk first, paged by cursor",
+                "summary": ("Users to save (open at-risk alert) or to win back (churned), most at risk first, paged by cursor; with "
+                            "an owner, that owner's accounts (AccountRow) ranked as `churnwatch top --owner`, one page"),
                 "parameters": [
-                    _q("owner", _STR, "account owner; 'all' (the default) is the only one until accounts exist"),
+                    _q("owner", _STR, "account owner from the accounts table (/api/v1/owners); 'all' (the default): users, not accounts"),
                     _q("list", {"enum": list(LISTS), "default": "save"}, "save: at risk, not churned; win_back: churned"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "rows per page"),
                     _q("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page (opaque; others are refused with 400)"),
@@ -237,9 +258,10 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": _ok("User"), **_errors(401, 404, 503)},
             }},
             "/api/v1/accounts/{account_id}": {"get": {
-                "operationId": "getAccount", "summary": "One account (accounts are not tracked yet: always 404)",
+                "operationId": "getAccount",
+                "summary": "One account's roll-up (as `churnwatch top --owner --json`), subscriptions and members",
                 "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": _STR}],
-                "responses": {"404": _error("not found"), "401": _error("missing or wrong bearer token")},
+                "responses": {"200": _ok("Account"), **_errors(401, 404, 503)},
             }},
             "/api/v1/churn": {"get": {
                 "operationId": "getChurn", "summary": "Churn by count, share and revenue over a period; weekly won and lost",

@@ -18,8 +18,9 @@ fits the list (the worker has not reviewed it yet) or that a filter excludes is 
 index moves while someone pages: a user whose rank changes between two pages can be shown
 twice or skipped, as in any live list.
 
-Owners (account managers) come with the accounts (issue 12): until a store of owners exists,
-``all`` is the only owner, and ``Owners`` is the one place that will learn to narrow a page.
+Owners (account managers) are those of the accounts table; an owner's book is their accounts
+ranked as ``churnwatch top --owner`` ranks them (``streams.views.account_book``, run on a thread
+with the synchronous store reader, so the page, the API and the CLI share one implementation).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ __all__ = [
     "user_view",
     "churn_view",
     "counters",
+    "owner_book",
+    "account_view",
+    "account_dict",
     "point_dict",
     "trend_with_now",
 ]
@@ -77,17 +81,35 @@ class NotFound(LookupError):
 
 
 class Owners:
-    """Account owners. None are stored yet (issue 12), so ``all`` is the only owner."""
+    """Account owners from the accounts table (``streams.worker.accounts.read_accounts``), read at
+    most every ``ttl_s`` seconds (a read opens a Kafka consumer); ``all`` is every user."""
 
     ALL = "all"
 
+    def __init__(self, settings: Settings | None = None, ttl_s: float = 30.0) -> None:
+        self._settings, self._ttl_s = settings, ttl_s
+        self._table: dict[str, dict[str, Any]] = {}
+        self._read_at = -float("inf")
+
+    async def table(self) -> dict[str, dict[str, Any]]:
+        """The accounts table, account id -> facts (name, owner, segment, renewal_date)."""
+        import asyncio
+        import time
+
+        if self._settings is not None and time.monotonic() - self._read_at > self._ttl_s:
+            from streams.worker.accounts import read_accounts
+
+            self._table = await asyncio.to_thread(read_accounts, self._settings)
+            self._read_at = time.monotonic()
+        return self._table
+
     async def names(self) -> list[str]:
-        return [self.ALL]
+        return [self.ALL, *sorted({f.get("owner") or "" for f in (await self.table()).values()} - {""})]
 
     async def check(self, owner: str | None) -> str:
         owner = owner or self.ALL
         if owner not in await self.names():
-            raise NotFound(f"owner {owner!r} is unknown (owners come with accounts; only 'all' exists yet)")
+            raise NotFound(f"owner {owner[:60]!r} has no account in the accounts table")
         return owner
 
 
@@ -419,3 +441,70 @@ async def churn_view(store: Store, now_ms: int, days: int, weeks: int = 12) -> d
         "revenue_retention": None,  # needs subscriptions and MRR (accounts, issue 12)
         "cohorts": None,  # signup-month cohort retention needs per-cohort counters (not stored yet)
     }
+
+
+# -- owners and accounts -----------------------------------------------------------------------
+
+
+def _book(settings: Settings, owner: str, n: int, list_name: ListName, now_ms: int,
+          table: dict[str, dict[str, Any]]) -> list[Any]:
+    from streams.views import account_book
+    from streams.worker.store import StoreReader
+
+    with StoreReader(settings) as reader:
+        if list_name == "save":
+            return account_book(reader, settings, owner, n, now_ms=now_ms, table=table)
+        every = account_book(reader, settings, owner, len(table), at_risk_only=False, now_ms=now_ms, table=table)
+        return [r for r in every if r.rollup.stage == "churned"][:n]
+
+
+async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: ListName, limit: int,
+                     now_ms: int) -> list[Any]:
+    """The owner's accounts (``streams.views.AccountReport``): ``save``, those at risk ranked as
+    ``churnwatch top --owner`` ranks them; ``win_back``, the churned ones, highest risk first."""
+    import asyncio
+
+    if list_name not in LISTS:
+        raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
+    table = await owners.table()
+    if not any((f.get("owner") or "") == owner for f in table.values()):
+        raise NotFound(f"owner {owner[:60]!r} has no account in the accounts table")
+    return await asyncio.to_thread(_book, settings, owner, limit, list_name, now_ms, table)
+
+
+def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int) -> tuple[Any, Any, list[Any]]:
+    from models.account_health import Member
+    from models.revenue import AccountState
+    from streams.views import account_report
+    from streams.worker.store import StoreReader
+
+    with StoreReader(settings) as reader:
+        report = account_report(reader, account_id, facts, now_ms)
+        blob, _, members = reader.load_account(account_id)
+    state = AccountState.from_bytes(blob) if blob else None
+    return report, state, sorted((Member.from_bytes(v) for v in members.values()), key=lambda m: (-m.risk, -m.last_seen_s))
+
+
+async def account_view(settings: Settings, owners: Owners, account_id: str, now_ms: int) -> tuple[Any, Any, list[Any]]:
+    """The account's roll-up (``streams.views.AccountReport``, as ``churnwatch top --owner``
+    reports it), its revenue state (``models.revenue.AccountState`` or None) and its members,
+    most at risk first. Members are stored without their user id (``models.account_health.member_key``)."""
+    import asyncio
+
+    facts = (await owners.table()).get(account_id, {})
+    report, state, members = await asyncio.to_thread(_account, settings, account_id, facts, now_ms)
+    if report is None:
+        raise NotFound(f"account {account_id[:60]!r} is unknown")
+    return report, state, members
+
+
+def account_dict(report: Any, state: Any, members: list[Any], now_ms: int) -> dict[str, Any]:
+    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions and members."""
+    from streams.timefmt import format_ts
+
+    subs = [] if state is None else sorted(state.subs.values(), key=lambda s: -s.sub.mrr_cents)
+    return {**report.to_dict(), "as_of": format_ts(now_ms),
+            "subscriptions": [{"plan": s.sub.plan, "status": s.sub.status, "mrr": s.sub.mrr_cents / 100,
+                               "since": format_ts(s.since_ms)} for s in subs],
+            "members": [{"stage": STAGES[m.stage], "risk": round(m.risk, 4), "last_seen": format_ts(m.last_seen_s * 1000)}
+                        for m in members]}

@@ -30,7 +30,7 @@ class Deps:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
-        return cls(settings, Store(settings), load_model(settings.model_path or None))
+        return cls(settings, Store(settings), load_model(settings.model_path or None), Owners(settings))
 
     async def now_ms(self) -> int:
         """The stream time, as ``churnwatch score`` uses it; ``Unavailable`` before any progress."""

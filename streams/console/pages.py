@@ -20,8 +20,8 @@ from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console import svg
-from streams.console.data import (LISTS, BadRequest, Filters, NotFound, at_risk_page, churn_view, counters,
-                                  trend_with_now, user_view)
+from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
+                                  counters, owner_book, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.worker.history import HistoryPoint, week_start_s
 
@@ -93,14 +93,18 @@ async def book(request: Request, deps: Deps) -> Response:
     except ValueError:
         raise BadRequest("limit must be a whole number of rows") from None
     now_ms = await deps.now_ms()
-    page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
-                              request.query_params.get("cursor") or None, filters, owner)
-    now_s = now_ms // 1000
-    rows = [(r, _sparks(trend_with_now(r.history, max(now_s, r.state.last_seen_s), r.scores))) for r in page.rows]
+    page, rows, accounts = None, [], None
+    if owner != deps.owners.ALL:  # the owner's accounts, ranked as `churnwatch top --owner`
+        accounts = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms)  # type: ignore[arg-type]
+    else:
+        page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
+                                  request.query_params.get("cursor") or None, filters, owner)
+        now_s = now_ms // 1000
+        rows = [(r, _sparks(trend_with_now(r.history, max(now_s, r.state.last_seen_s), r.scores))) for r in page.rows]
     query = {k: v for k, v in {"owner": owner, "list": list_name, "stage": filters.stage, "segment": filters.segment,
                                "action": filters.action, "limit": str(limit)}.items() if v}
     stats = await counters(deps.store, ("users", "at_risk", "stage:churned"))
-    return _render("book.html", nav="book", page=page, rows=rows, owners=await deps.owners.names(), owner=owner,
+    return _render("book.html", nav="book", page=page, rows=rows, accounts=accounts, as_of_ms=now_ms, owners=await deps.owners.names(), owner=owner,
                    list_name=list_name, filters=filters, stages=STAGES, segments=SEGMENTS, actions=ACTIONS, query=query,
                    first=not request.query_params.get("cursor"), at_risk=stats["at_risk"],
                    churned=stats["stage:churned"], users=stats["users"])
@@ -148,6 +152,13 @@ async def customer(request: Request, deps: Deps) -> Response:
                    activity=activity, activity_max=max([a for _, a in activity] + [1.0]), weeks=len(weeks))
 
 
+async def account(request: Request, deps: Deps) -> Response:
+    now_ms = await deps.now_ms()
+    report, state, members = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
+    d = account_dict(report, state, members, now_ms)  # the numbers of the API and `churnwatch top --owner --json`
+    return _render("account.html", nav=None, r=report, a=report.rollup, d=d, as_of_ms=now_ms)
+
+
 async def churn(request: Request, deps: Deps) -> Response:
     try:
         days = int(request.query_params.get("days") or 30)
@@ -170,5 +181,6 @@ routes = [
     Route("/book", _page(book)),
     Route("/quadrant", _page(quadrant)),
     Route("/users/{user_id:path}", _page(customer)),
+    Route("/accounts/{account_id:path}", _page(account)),
     Route("/churn", _page(churn)),
 ]
