@@ -104,3 +104,26 @@ def test_my_book_to_a_user_shows_the_numbers_of_churnwatch_score(built_state: Se
     p.goto(f"{console_url}/book?list=win_back")  # type: ignore[attr-defined]
     stages = p.locator("table#book tbody tr .stage").all_inner_texts()  # type: ignore[attr-defined]
     assert stages and set(stages) == {"churned"}
+
+
+def test_an_owner_book_to_an_account_shows_the_numbers_of_churnwatch_top_owner(built_state: Settings, console_url: str,
+                                                                                page: object) -> None:
+    p = page  # playwright Page
+    p.goto(f"{console_url}/book")  # type: ignore[attr-defined]
+    p.select_option("select[name=owner]", "alice")  # type: ignore[attr-defined]
+    p.click("form.filters button[type=submit]")  # type: ignore[attr-defined]
+    p.wait_for_url("**/book?owner=alice*")  # type: ignore[attr-defined]
+    top = cli_json(built_state, ["top", "--owner", "alice", "--json"])
+    rows = p.locator("table#book tbody tr")  # type: ignore[attr-defined]
+    assert top and [rows.nth(i).get_attribute("data-account") for i in range(rows.count())] == [t["account_id"] for t in top]
+    rows.nth(0).locator("a.account").click()
+    p.wait_for_url(f"**/accounts/{top[0]['account_id']}")  # type: ignore[attr-defined]
+
+    def value(css: str) -> str:
+        return p.get_attribute(css, "data-value")  # type: ignore[attr-defined]
+
+    assert value("#account-id") == top[0]["account_id"] and float(value("#risk")) == top[0]["risk"]
+    assert (int(value("#health")), int(value("#temperature")), value("#stage")) == \
+        (top[0]["health"], top[0]["temperature"], top[0]["stage"])
+    assert p.locator("#reasons li").all_inner_texts() == top[0]["reasons"]  # type: ignore[attr-defined]
+    assert p.locator("#members tr").count() == top[0]["users"] + 1  # type: ignore[attr-defined]

@@ -25,9 +25,11 @@ with the synchronous store reader, so the page, the API and the CLI share one im
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import heapq
+import time
 import zlib
 from importlib import resources
 from dataclasses import dataclass, field
@@ -93,9 +95,6 @@ class Owners:
 
     async def table(self) -> dict[str, dict[str, Any]]:
         """The accounts table, account id -> facts (name, owner, segment, renewal_date)."""
-        import asyncio
-        import time
-
         if self._settings is not None and time.monotonic() - self._read_at > self._ttl_s:
             from streams.worker.accounts import read_accounts
 
@@ -462,8 +461,6 @@ async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: 
                      now_ms: int) -> list[Any]:
     """The owner's accounts (``streams.views.AccountReport``): ``save``, those at risk ranked as
     ``churnwatch top --owner`` ranks them; ``win_back``, the churned ones, highest risk first."""
-    import asyncio
-
     if list_name not in LISTS:
         raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
     table = await owners.table()
@@ -489,8 +486,6 @@ async def account_view(settings: Settings, owners: Owners, account_id: str, now_
     """The account's roll-up (``streams.views.AccountReport``, as ``churnwatch top --owner``
     reports it), its revenue state (``models.revenue.AccountState`` or None) and its members,
     most at risk first. Members are stored without their user id (``models.account_health.member_key``)."""
-    import asyncio
-
     facts = (await owners.table()).get(account_id, {})
     report, state, members = await asyncio.to_thread(_account, settings, account_id, facts, now_ms)
     if report is None:
