@@ -6,9 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+from models.events import Event, TypeMap
 from models.model import ChurnModel, load_model
 from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
-from streams.cli.argtypes import parse_as_of
+from streams.cli.argtypes import parse_as_of, parse_date_ms
 from streams.errors import UserError
 from streams.offline.history import read_events_csv, read_labels_csv
 from streams.offline.replay import load_type_map
@@ -29,7 +30,15 @@ def _types(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", required=True, metavar="FILE", help="CSV (optionally .gz): user_id,ts,event_type[,amount]; any order")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", metavar="FILE", help="CSV (optionally .gz): user_id,ts,event_type[,amount]; any order")
+    source.add_argument("--from-topic", dest="from_topic", action="store_true",
+                        help="read the history the events topic retains: every partition from its earliest offset to its "
+                             "highwater at the start, decoded as the worker decodes it (rejected records are counted and skipped)")
+    parser.add_argument("--topic", default=None, metavar="NAME", help="with --from-topic: the topic (default: the events topic, "
+                        "CHURNWATCH_TOPIC_EVENTS)")
+    parser.add_argument("--until", default=None, metavar="TIME",
+                        help="train on events before this time only, such as 2026-06-01 (ISO date or time, UTC unless it says otherwise)")
     parser.add_argument("--out", required=True, metavar="MODEL.json", help="where to write the model file")
     how = parser.add_mutually_exclusive_group()
     how.add_argument("--labels", metavar="FILE", help="user_id,churned_at: who churned when (else cancel events + inactivity)")
@@ -52,12 +61,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="set risk_enter/risk_exit so about this share of users is flagged (default 0.1; 0 keeps the base model's)")
 
 
+def _history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) -> list[Event]:
+    """The events to train on: a CSV file or the events topic's retained data, before ``--until``."""
+    until_ms = parse_date_ms(args.until, "--until") if args.until else None
+    if not args.from_topic:
+        if args.topic:
+            raise UserError("--topic needs --from-topic (or leave it out and give --events FILE)")
+        events_path = Path(args.events)
+        if not events_path.exists():
+            raise UserError(f"--events {events_path} does not exist")
+        events = read_events_csv(events_path, type_map)
+        if until_ms is not None:
+            kept = [ev for ev in events if ev.ts_ms < until_ms]
+            print(f"--until: {len(events) - len(kept):,} of {len(events):,} events are at or after it and left out")
+            events = kept
+    else:
+        from streams.worker.retained import read_retained
+        from streams.worker.topics import quiet_kafka_logs
+
+        quiet_kafka_logs()
+        topic = args.topic or settings.topic_events
+        if not topic.strip():
+            raise UserError("--topic must name a topic")
+        read = read_retained(settings, topic, until_ms=until_ms, type_map=type_map)
+        print(read.summary(topic))
+        events = read.events
+    if not events:
+        raise UserError("no events to train on" + (" before --until" if until_ms is not None else ""))
+    return events
+
+
 def run(args: argparse.Namespace, settings: "Settings") -> int:
-    events_path = Path(args.events)
-    if not events_path.exists():
-        raise UserError(f"--events {events_path} does not exist")
     base = load_model(args.base_model) if args.base_model else ChurnModel()
-    events = read_events_csv(events_path, load_type_map(args.config))
+    events = _history(args, settings, load_type_map(args.config))
     labels = read_labels_csv(args.labels) if args.labels else None
     horizon = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else None
     churn_after = parse_duration_ms(args.churn_after, name="--churn-after") if args.churn_after else None

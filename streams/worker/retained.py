@@ -1,0 +1,200 @@
+"""The history an events topic still retains, decoded exactly as the worker decodes it (``train --from-topic``).
+
+Why here, next to the codec: a model trained on the topic must see the events the stream would
+apply, with the same validation (``streams.worker.codec.Decoder``), not a second reading of the
+JSON contract. What it reads and skips:
+
+- every partition from its earliest retained offset up to its **high-water mark at the start**:
+  the highwater of the first fetch reply for that partition (Tansu's reported end offsets are
+  wrong, docs in ENVIRONMENT.md; the fetch replies' highwater is right). Records produced after
+  that are not read, and the read never waits for the topic to go quiet;
+- churnwatch's own copies (a re-routed record, ``churnwatch-origin``; an account or member copy,
+  ``churnwatch-account``/``churnwatch-member``): their originals are in the topic and are read;
+- records the codec rejects (malformed JSON, missing fields, bad amounts, ...): counted by the
+  codec's reason and skipped, never fatal; a repeat of a (user, ``event_id``) already read
+  (``duplicate_event_id``, as the worker rejects repeats in a batch);
+- with ``until_ms``, events at or after that time (``after_until``).
+
+The worker's lateness rule is not applied: history is merged into event-time order
+(``models.events.EVENT_ORDER``) across partitions, as the CSV reader sorts its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Protocol
+
+from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap
+from streams.errors import UserError
+from streams.settings import Settings
+from streams.worker.codec import Decoder, Rejection
+from streams.worker.revenue import ACCOUNT_HEADER, MEMBER_HEADER
+from streams.worker.routing import ORIGIN_HEADER
+
+__all__ = ["COPY_HEADERS", "Collector", "Retained", "read_retained"]
+
+logger = logging.getLogger(__name__)
+
+#: Headers of the records churnwatch writes back into the events topic (copies of originals).
+COPY_HEADERS: frozenset[str] = frozenset((ORIGIN_HEADER, ACCOUNT_HEADER, MEMBER_HEADER))
+
+
+class _Record(Protocol):
+    partition: int
+    offset: int
+    value: bytes | None
+    headers: Any
+
+
+@dataclass(slots=True)
+class Retained:
+    """The events read (event-time order) and what was skipped, by cause."""
+
+    events: list[Event] = field(default_factory=list)
+    records: int = 0  # records read below the start highwaters
+    copies: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)  # codec reason (and duplicate_event_id) -> records
+    after_until: int = 0
+    ends: dict[int, int] = field(default_factory=dict)  # partition -> highwater at the start
+
+    def summary(self, topic: str) -> str:
+        """One line for the user: what was read and what was skipped.
+
+        >>> Retained(records=5, copies=1, rejected={"malformed_json": 1}, ends={0: 3, 1: 2}).summary("ev")
+        'topic ev: 5 records in 2 partitions up to their highwater at the start: 0 events; skipped 1 copies, 1 rejected (malformed_json 1)'
+        """
+        bad = sum(self.rejected.values())
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items()))
+        parts = [f"{self.copies} copies", f"{bad} rejected" + (f" ({reasons})" if reasons else "")]
+        if self.after_until:
+            parts.append(f"{self.after_until} at or after --until")
+        return (f"topic {topic}: {self.records:,} records in {len(self.ends)} partitions up to their highwater at the start: "
+                f"{len(self.events):,} events; skipped " + ", ".join(parts))
+
+
+class Collector:
+    """Folds records into a :class:`Retained` (pure: the wall clock is an argument, no I/O).
+
+    >>> c = Collector(Decoder(), wall_now_ms=1_800_000_000_000)
+    >>> ok = b'{"event_id":"e1","user_id":"u1","type":"view","ts":"2026-01-01T00:00:00Z"}'
+    >>> R = type("R", (), {})
+    >>> for off, value, headers in ((0, ok, []), (1, b"{nope", []), (2, ok, []), (3, ok, [("churnwatch-origin", b"0:0")])):
+    ...     r = R(); r.partition, r.offset, r.value, r.headers = 0, off, value, headers; c.add(r)
+    >>> out = c.result()
+    >>> len(out.events), out.copies, out.rejected
+    (1, 1, {'malformed_json': 1, 'duplicate_event_id': 1})
+    """
+
+    def __init__(self, decoder: Decoder, wall_now_ms: int, until_ms: int | None = None) -> None:
+        self.decoder = decoder
+        self.wall_now_ms = wall_now_ms
+        self.until_ms = until_ms
+        self._out = Retained()
+        self._seen: set[tuple[str, str]] = set()
+
+    def add(self, record: _Record) -> None:
+        out = self._out
+        out.records += 1
+        headers = record.headers
+        if headers and any(name in COPY_HEADERS for name, _ in headers):
+            out.copies += 1
+            return
+        ev = self.decoder.decode(record.value, self.wall_now_ms)
+        if isinstance(ev, Rejection):
+            self._reject(ev.reason)
+            return
+        key = (ev.user_id, ev.event_id)
+        if key in self._seen:
+            self._reject("duplicate_event_id")
+            return
+        self._seen.add(key)
+        if self.until_ms is not None and ev.ts_ms >= self.until_ms:
+            out.after_until += 1
+            return
+        out.events.append(ev)
+
+    def _reject(self, reason: str) -> None:
+        self._out.rejected[reason] = self._out.rejected.get(reason, 0) + 1
+
+    def result(self, ends: dict[int, int] | None = None) -> Retained:
+        """The events merged into event-time order (every partition), with the start highwaters."""
+        out = self._out
+        out.events.sort(key=EVENT_ORDER)
+        if ends is not None:
+            out.ends = dict(ends)
+        return out
+
+
+def _consumer(settings: Settings) -> Any:
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    from streams.publisher import kafka_python_client_kwargs
+
+    try:
+        return KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False, group_id=None,
+                             auto_offset_reset="earliest", allow_auto_create_topics=False, max_poll_records=10_000,
+                             # Tansu holds every fetch for this long, data or not (settings.fetch_max_wait_ms)
+                             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    except KafkaError as exc:
+        raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+
+
+def read_retained(settings: Settings, topic: str, *, until_ms: int | None = None, type_map: TypeMap = DEFAULT_TYPE_MAP,
+                  stall_s: float = 60.0) -> Retained:
+    """Every event ``topic`` retains (module docstring). A partition that makes no progress
+    towards its start highwater for ``stall_s`` seconds is one readable error, not a hang."""
+    from kafka import TopicPartition
+
+    collector = Collector(Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
+                                  type_map=type_map), int(time.time() * 1000), until_ms)
+    consumer = _consumer(settings)
+    try:
+        found = consumer.partitions_for_topic(topic)
+        if not found:
+            raise UserError(f"topic {topic} does not exist at {settings.kafka_bootstrap_servers} (see `churnwatch topics`)")
+        tps = [TopicPartition(topic, p) for p in sorted(found)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = _read(consumer, tps, collector, stall_s, topic)
+    finally:
+        consumer.close()
+    out = collector.result(ends)
+    logger.info("%s", out.summary(topic))
+    return out
+
+
+def _read(consumer: Any, tps: Iterable[Any], collector: Collector, stall_s: float, topic: str) -> dict[int, int]:
+    """Poll until every partition's position reaches its first known highwater; records at or
+    beyond it are later than the start and left out. Returns partition -> that highwater."""
+    ends: dict[int, int] = {}
+    pending = list(tps)
+    last_progress = time.monotonic()
+    while pending:
+        for tp, records in consumer.poll(timeout_ms=200).items():
+            end = ends.get(tp.partition)
+            if end is None:
+                end = ends[tp.partition] = consumer.highwater(tp)
+            for rec in records:
+                if end is None or rec.offset < end:
+                    collector.add(rec)
+            if records:
+                last_progress = time.monotonic()
+        still = []
+        for tp in pending:
+            if tp.partition not in ends and consumer.highwater(tp) is not None:
+                ends[tp.partition] = consumer.highwater(tp)
+            end = ends.get(tp.partition)
+            if end is None or consumer.position(tp) < end:
+                still.append(tp)
+            else:
+                consumer.pause(tp)  # done: fetch nothing more from it
+        pending = still
+        if pending and time.monotonic() - last_progress > stall_s:
+            where = ", ".join(f"{tp.partition}@{consumer.position(tp)}/{ends.get(tp.partition)}" for tp in pending)
+            raise UserError(f"topic {topic}: no progress for {stall_s:.0f} s towards the highwater at the start "
+                            f"(partition@position/highwater: {where})")
+    return ends
