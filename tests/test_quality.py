@@ -177,3 +177,24 @@ def test_one_population_end_to_end_through_the_commands(tmp_path: Path) -> None:
         assert auc is not None and 0.0 <= auc <= 1.0
     assert result["scorers"]["default"]["at_risk_alerts"] is not None
     assert set(result["checks"]) == {key for key, _ in quality.CHECKS}
+
+
+def test_cdnow_check_shows_both_models_next_to_lifetimes() -> None:
+    model = {"no_row": 0, "visit_mbgnbd_days": {"r": 1.0}, "purchase_bgnbd_days": None, "horizon_days": 30.0,
+             "p_active_within_horizon_roc_auc": 0.77}
+    cd = {"customers": 10, "buy_again": 3, "temperature_roc_auc": 0.76, "target": ">= 0.77", "met": False,
+          "default": {**model, "temperature_roc_auc": 0.76}, "trained": {**model, "temperature_roc_auc": 0.78},
+          "lifetimes": {"params_days": {"r": 0.24}, "expected_purchases_39w_roc_auc": 0.7725, "p_alive_roc_auc": 0.3158}}
+    text = quality.render({"when": "now", "model": "shipped default", "machine": "2 cores", "jobs": 2, "seconds": 1.0,
+                           "populations": {}, "cdnow_check": cd})
+    assert "| AUC 0.76 | >= 0.77 | **not met** |" in text
+    assert "| temperature of the model trained on the calibration period ranks it | AUC 0.78 | >= 0.77 | met |" in text
+    assert "| lifetimes BG/NBD: expected purchases in the next 39 weeks | 0.7725 |" in text
+    assert "| lifetimes BG/NBD: P(alive) | 0.3158 |" in text
+
+
+def test_visit_histories_count_distinct_days_before_the_cut() -> None:
+    rows = [("a", 0, "purchase", 1.0), ("a", 3600_000, "purchase", 1.0), ("a", 2 * DAY, "purchase", 1.0), ("a", 9 * DAY, "purchase", 1.0),
+            ("b", DAY, "purchase", 1.0)]
+    x, t_x, T = quality._visit_histories(rows, ["a", "b"], 5 * DAY)
+    assert x.tolist() == [1.0, 0.0] and t_x.tolist() == [2.0, 0.0] and T.tolist() == [5.0, 4.0]
