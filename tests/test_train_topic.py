@@ -106,3 +106,26 @@ def test_a_topic_that_does_not_exist_is_one_line(kafka_bootstrap: str, unique_na
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == (f"churnwatch train: error: topic missing-{unique_name} does not exist at {kafka_bootstrap} "
                                  "(see `churnwatch topics`)")
+
+
+def test_the_collector_skips_as_the_worker_would_and_merges_partitions_in_event_time() -> None:
+    """Pure: no broker. Mis-keyed records count once (reroute) or not at all (dlq mode); events
+    at or after --until are left out; partitions are merged by event time."""
+    from types import SimpleNamespace
+
+    from streams.publisher import event_value
+    from streams.worker.codec import Decoder
+    from streams.worker.retained import Collector
+
+    def rec(p: int, off: int, ev: Event, key: bytes | None) -> SimpleNamespace:
+        return SimpleNamespace(partition=p, offset=off, key=key, value=event_value(ev), headers=[])
+
+    a, b, c = (Event("u1", START_MS + 2000, "view", "e1"), Event("u2", START_MS + 1000, "post", "e2"),
+               Event("u3", START_MS + 5000, "view", "e3"))
+    records = [rec(0, 0, a, b"u1"), rec(1, 0, b, None), rec(1, 1, c, b"u3")]
+    for mode, expected, rejected in (("reroute", [b, a], {}), ("dlq", [a], {"key_not_user_id": 1})):
+        collector = Collector(Decoder(), wall_now_ms=START_MS + DAY_MS, until_ms=START_MS + 5000, miskeyed=mode)
+        for r in records:
+            collector.add(r)
+        out = collector.result({0: 1, 1: 2})
+        assert out.events == expected and out.rejected == rejected and out.after_until == 1 and out.records == 3

@@ -9,7 +9,9 @@ JSON contract. What it reads and skips:
   wrong, docs in ENVIRONMENT.md; the fetch replies' highwater is right). Records produced after
   that are not read, and the read never waits for the topic to go quiet;
 - churnwatch's own copies (a re-routed record, ``churnwatch-origin``; an account or member copy,
-  ``churnwatch-account``/``churnwatch-member``): their originals are in the topic and are read;
+  ``churnwatch-account``/``churnwatch-member``): their originals are in the topic and are read
+  (a record not keyed by its user id counts once, as the worker applies it once; with
+  ``CHURNWATCH_MISKEYED=dlq`` the worker never applies it, and it is skipped as ``key_not_user_id``);
 - records the codec rejects (malformed JSON, missing fields, bad amounts, ...): counted by the
   codec's reason and skipped, never fatal; a repeat of a (user, ``event_id``) already read
   (``duplicate_event_id``, as the worker rejects repeats in a batch);
@@ -31,7 +33,7 @@ from streams.errors import UserError
 from streams.settings import Settings
 from streams.worker.codec import Decoder, Rejection
 from streams.worker.revenue import ACCOUNT_HEADER, MEMBER_HEADER
-from streams.worker.routing import ORIGIN_HEADER
+from streams.worker.routing import ORIGIN_HEADER, key_problem
 
 __all__ = ["COPY_HEADERS", "Collector", "Retained", "read_retained"]
 
@@ -44,6 +46,7 @@ COPY_HEADERS: frozenset[str] = frozenset((ORIGIN_HEADER, ACCOUNT_HEADER, MEMBER_
 class _Record(Protocol):
     partition: int
     offset: int
+    key: bytes | None
     value: bytes | None
     headers: Any
 
@@ -79,18 +82,19 @@ class Collector:
 
     >>> c = Collector(Decoder(), wall_now_ms=1_800_000_000_000)
     >>> ok = b'{"event_id":"e1","user_id":"u1","type":"view","ts":"2026-01-01T00:00:00Z"}'
-    >>> R = type("R", (), {})
+    >>> R = type("R", (), {"partition": 0, "key": b"u1"})
     >>> for off, value, headers in ((0, ok, []), (1, b"{nope", []), (2, ok, []), (3, ok, [("churnwatch-origin", b"0:0")])):
-    ...     r = R(); r.partition, r.offset, r.value, r.headers = 0, off, value, headers; c.add(r)
+    ...     r = R(); r.offset, r.value, r.headers = off, value, headers; c.add(r)
     >>> out = c.result()
     >>> len(out.events), out.copies, out.rejected
     (1, 1, {'malformed_json': 1, 'duplicate_event_id': 1})
     """
 
-    def __init__(self, decoder: Decoder, wall_now_ms: int, until_ms: int | None = None) -> None:
+    def __init__(self, decoder: Decoder, wall_now_ms: int, until_ms: int | None = None, miskeyed: str = "reroute") -> None:
         self.decoder = decoder
         self.wall_now_ms = wall_now_ms
         self.until_ms = until_ms
+        self.miskeyed = miskeyed
         self._out = Retained()
         self._seen: set[tuple[str, str]] = set()
 
@@ -104,6 +108,9 @@ class Collector:
         ev = self.decoder.decode(record.value, self.wall_now_ms)
         if isinstance(ev, Rejection):
             self._reject(ev.reason)
+            return
+        if self.miskeyed == "dlq" and key_problem(record.key, ev.user_id) is not None:
+            self._reject("key_not_user_id")
             return
         key = (ev.user_id, ev.event_id)
         if key in self._seen:
@@ -150,7 +157,7 @@ def read_retained(settings: Settings, topic: str, *, until_ms: int | None = None
     from kafka import TopicPartition
 
     collector = Collector(Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
-                                  type_map=type_map), int(time.time() * 1000), until_ms)
+                                  type_map=type_map), int(time.time() * 1000), until_ms, settings.miskeyed)
     consumer = _consumer(settings)
     try:
         found = consumer.partitions_for_topic(topic)
