@@ -429,7 +429,11 @@ def section_quality(ctx: Ctx) -> dict[str, Any]:
         met = sum(1 for key, _ in CHECKS if pop["checks"][key]["met"])
         rows[f"{name}: done-when checks met"] = f"{met} of {len(CHECKS)}"
     if "cdnow_check" in results:
-        rows["CDNOW check: temperature AUC, buys again in 39 weeks"] = results["cdnow_check"]["temperature_roc_auc"]
+        cd = results["cdnow_check"]
+        rows["CDNOW check: temperature AUC, buys again in 39 weeks"] = cd["temperature_roc_auc"]
+        if "trained" in cd:
+            rows["CDNOW check: the same, model trained on the calibration period / lifetimes' expected purchases"] = (
+                f"{cd['trained']['temperature_roc_auc']} / {cd['lifetimes']['expected_purchases_39w_roc_auc']}")
     rows["seconds (all populations)"] = results["seconds"]
     return rows
 
