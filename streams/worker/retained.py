@@ -143,6 +143,7 @@ def _consumer(settings: Settings) -> Any:
     try:
         return KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False, group_id=None,
                              auto_offset_reset="earliest", allow_auto_create_topics=False, max_poll_records=10_000,
+                             bootstrap_timeout_ms=10_000,
                              # Tansu holds every fetch for this long, data or not (settings.fetch_max_wait_ms)
                              fetch_max_wait_ms=settings.fetch_max_wait_ms,
                              max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
