@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from pathlib import Path
 
@@ -78,9 +77,9 @@ def _history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) ->
             events = kept
     else:
         from streams.worker.retained import read_retained
+        from streams.worker.topics import quiet_kafka_logs
 
-        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-            logging.getLogger("kafka").setLevel(logging.CRITICAL)  # it logs each retry at ERROR; a failure is our one line
+        quiet_kafka_logs()
         topic = args.topic or settings.topic_events
         if not topic.strip():
             raise UserError("--topic must name a topic")
