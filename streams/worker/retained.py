@@ -5,8 +5,8 @@ apply, with the same validation (``streams.worker.codec.Decoder``), not a second
 JSON contract. What it reads and skips:
 
 - every partition from its earliest retained offset up to its **high-water mark at the start**:
-  the highwater of the first fetch reply for that partition (Tansu's reported end offsets are
-  wrong, docs in ENVIRONMENT.md; the fetch replies' highwater is right). Records produced after
+  the highwater of the first fetch reply for that partition (Tansu 0.6.0 reports wrong end
+  offsets; the highwater in its fetch replies is right). Records produced after
   that are not read, and the read never waits for the topic to go quiet;
 - churnwatch's own copies (a re-routed record, ``churnwatch-origin``; an account or member copy,
   ``churnwatch-account``/``churnwatch-member``): their originals are in the topic and are read
@@ -146,7 +146,7 @@ def read_retained(settings: Settings, topic: str, *, until_ms: int | None = None
                                   type_map=type_map), int(time.time() * 1000), until_ms, settings.miskeyed)
     ends = asyncio.run(_read(settings, topic, collector, stall_s))
     out = collector.result(ends)
-    logger.info("%s", out.summary(topic))
+    logger.debug("%s", out.summary(topic))  # the command prints it
     return out
 
 
