@@ -146,10 +146,20 @@ def test_churn_matches_churnwatch_churn_rate(built_state: Settings, client: Test
     assert (body["churned"], body["churn_rate"], body["churned_revenue"], body["active_at_start"]) == \
         (cli["churned"], cli["churn_rate"], cli["churned_revenue"], cli["active_at_start"])
     assert len(body["weekly"]) == 12 and sum(w["won"] for w in body["weekly"]) > 0
+    # accounts' revenue: the periods and cohorts churn-rate prints for the same range, to the cent
+    rev = body["revenue"]
+    first, last = rev["periods"][0]["period_start"], rev["periods"][-1]["period_end"]
+    (cli,) = cli_json(built_state, ["churn-rate", "--period", "month", "--from", first, "--to", last, "--json"])
+    assert rev["period"] == "month" and rev["periods"] == cli["revenue"]["periods"] and rev["cohorts"] == cli["revenue"]["cohorts"]
+    assert rev["cohorts"] and any(p["lost"] for p in rev["periods"]), "contoso cancelled"
+    (now,) = cli_json(built_state, ["churn-rate", "--json"])  # the current month
+    assert now["revenue"]["periods"] == rev["periods"][-1:] and rev["periods"][-1]["nrr_pct"] is not None
+    weekly = client.get("/api/v1/churn", params={"revenue_period": "week"}).json()["revenue"]
+    assert weekly["period"] == "week" and weekly["periods"][-1]["end_mrr"] == rev["periods"][-1]["end_mrr"]
 
 
 def test_pages_render(built_state: Settings, client: TestClient) -> None:
-    for path in ("/book", "/book?list=win_back", "/book?action=check_in", "/quadrant", "/churn"):
+    for path in ("/book", "/book?list=win_back", "/book?action=check_in", "/quadrant", "/churn", "/churn?revenue_period=week"):
         reply = client.get(path)
         assert reply.status_code == 200, path
         assert "<svg" in reply.text or "<table" in reply.text

@@ -22,12 +22,13 @@ from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
-                                  owner_book, user_view)
+                                  owner_book, revenue_view, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 
 __all__ = ["routes", "openapi", "error_response", "API_VERSION"]
 
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
+_MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
 ACTIONS = get_args(Action)
 _PERIOD = re.compile(r"^([0-9]{1,3})d?$")
 
@@ -135,7 +136,12 @@ async def churn(request: Request, deps: Deps) -> dict[str, Any]:
     m = _PERIOD.match(raw)
     if not m:
         raise BadRequest(f"period must be a number of days like 30d, got {raw[:40]!r}")
-    return await churn_view(deps.store, await deps.now_ms(), int(m.group(1)))
+    from models.revenue_ledger import PERIODS
+
+    now_ms = await deps.now_ms()
+    body = await churn_view(deps.store, now_ms, int(m.group(1)))
+    body["revenue"] = await revenue_view(deps.store, now_ms, _choice(request, "revenue_period", PERIODS, "month") or "month")
+    return body
 
 
 async def owners(request: Request, deps: Deps) -> dict[str, Any]:
@@ -203,11 +209,24 @@ def openapi() -> dict[str, Any]:
     })
     week = _obj({"week_end": {"type": "string", "format": "date"}, "churned": {"type": "integer"}, "won": {"type": "integer"},
                  "churn_rate": _NUM, "churned_revenue": _NUM})
+    int_, money, pct = {"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$"}, _NSTR
+    figures = _obj({
+        "period_start": {"type": "string", "format": "date"}, "period_end": {"type": "string", "format": "date"},
+        **{k: money for k in _MONEY}, **{f"{k}_cents": int_ for k in _MONEY},
+        **{k: int_ for k in ("customers_start", "new_customers", "reactivated_customers", "churned_customers", "customers_end",
+                             "won", "lost", "logo_churn")},
+        **{k: pct for k in ("logo_churn_pct", "gross_mrr_churn_pct", "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio")},
+    })
+    cohort = _obj({"cohort": _STR, "customers": int_, "new_mrr": money, "months": {"type": "array", "items": _obj({
+        "month": _STR, "customers": int_, "mrr": money, "customer_retention_pct": pct, "mrr_retention_pct": pct})}})
+    revenue = _obj({"period": {"enum": ["day", "week", "month"]},
+                    "periods": {"type": "array", "items": {"$ref": "#/components/schemas/PeriodFigures"}},
+                    "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}}})
     churn = _obj({
         "as_of": _STR, "period_days": {"type": "integer"}, "users": {"type": "integer"}, "at_risk": {"type": "integer"},
         "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}}, "churned": {"type": "integer"},
         "active_at_start": {"type": "integer"}, "churn_rate": _NUM, "churned_revenue": _NUM,
-        "weekly": {"type": "array", "items": week}, "revenue_retention": {"type": "null"}, "cohorts": {"type": "null"},
+        "weekly": {"type": "array", "items": week}, "revenue": revenue,
     })
     account_row = _obj({
         "account_id": _STR, "name": _STR, "owner": _STR, "renewal_date": _STR, "risk": _NUM, "health": {"type": "integer"},
@@ -230,6 +249,7 @@ def openapi() -> dict[str, Any]:
                  "description": "Live churn scores from the churnwatch state in Redis, as of the stream time. Read-only."},
         "components": {
             "schemas": {"TrendPoint": point, "Row": row, "AtRiskPage": page, "User": user, "Churn": churn, "Error": err,
+                        "PeriodFigures": figures, "Cohort": cohort,
                         "AccountRow": account_row, "Account": account,
                         "Owners": _obj({"owners": {"type": "array", "items": _STR}})},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
@@ -264,8 +284,13 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": _ok("Account"), **_errors(401, 404, 503)},
             }},
             "/api/v1/churn": {"get": {
-                "operationId": "getChurn", "summary": "Churn by count, share and revenue over a period; weekly won and lost",
-                "parameters": [_q("period", {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)d?$", "default": "30d"}, "days up to the stream time, 1-365")],
+                "operationId": "getChurn",
+                "summary": ("Users' churn by count, share and revenue over a period, weekly won and lost; accounts' churn in "
+                            "money and count per period (MRR movements, NRR, GRR, won and lost) and retention by "
+                            "signup-month cohort: the figures of `churnwatch churn-rate --json`"),
+                "parameters": [_q("period", {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)d?$", "default": "30d"}, "days up to the stream time, 1-365"),
+                               _q("revenue_period", {"enum": ["day", "week", "month"], "default": "month"},
+                                  "revenue figures per day, ISO week or month: the last 12 up to the stream time")],
                 "responses": {"200": _ok("Churn"), **_errors(400, 401, 503)},
             }},
             "/api/v1/owners": {"get": {

@@ -60,6 +60,7 @@ __all__ = [
     "block_size_for",
     "user_view",
     "churn_view",
+    "revenue_view",
     "counters",
     "owner_book",
     "account_view",
@@ -437,9 +438,27 @@ async def churn_view(store: Store, now_ms: int, days: int, weeks: int = 12) -> d
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
         "weekly": series,
-        "revenue_retention": None,  # needs subscriptions and MRR (accounts, issue 12)
-        "cohorts": None,  # signup-month cohort retention needs per-cohort counters (not stored yet)
     }
+
+
+async def revenue_view(store: Store, now_ms: int, period: str = "month", periods: int = 12) -> dict[str, Any]:
+    """Accounts' churn in money and count for the last ``periods`` periods up to the stream time
+    (leading periods before any revenue left out) and the signup-month cohorts: the workers' live
+    counters read by ``streams.views`` into ``churnwatch report``'s ledger, so every figure is the
+    one ``churnwatch churn-rate --period P --from F --to T --json`` prints for the same range."""
+    from models.revenue_ledger import PERIODS, cohort_dict, figures_dict, period_start_ms
+    from streams.views import cohort_rows, revenue_figures
+
+    if period not in PERIODS:
+        raise BadRequest(f"revenue_period must be one of {', '.join(PERIODS)}, got {period[:40]!r}")
+    start = period_start_ms(now_ms, period)  # type: ignore[arg-type]
+    for _ in range(periods - 1):
+        start = period_start_ms(start - 1, period)  # type: ignore[arg-type]
+    figures = revenue_figures(await store.revenue_totals(period), period, start, None, now_ms)
+    while len(figures) > 1 and not (figures[0].start_mrr_cents or figures[0].end_mrr_cents or figures[0].churned_customers):
+        figures.pop(0)
+    cohorts = cohort_rows(await store.cohort_counters(), figures[-1].end_ms)
+    return {"period": period, "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts]}
 
 
 # -- owners and accounts -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
-                                  counters, owner_book, trend_with_now, user_view)
+                                  counters, owner_book, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.worker.history import HistoryPoint, week_start_s
 
@@ -164,7 +164,11 @@ async def churn(request: Request, deps: Deps) -> Response:
         days = int(request.query_params.get("days") or 30)
     except ValueError:
         raise BadRequest("days must be a whole number") from None
-    view = await churn_view(deps.store, await deps.now_ms(), days)
+    from models.revenue_ledger import PERIODS
+
+    now_ms = await deps.now_ms()
+    view = await churn_view(deps.store, now_ms, days)
+    rev = await revenue_view(deps.store, now_ms, _pick(request, "revenue_period", PERIODS) or "month")
     weekly = view["weekly"]
     labels = [w["week_end"][5:] for w in weekly]
     won_lost = svg.bars(labels, [("won (new)", svg.COLORS["won"], [w["won"] for w in weekly]),
@@ -173,7 +177,19 @@ async def churn(request: Request, deps: Deps) -> Response:
     rate = svg.line_chart(labels, [("weekly churn rate", svg.COLORS["risk"], [w["churn_rate"] for w in weekly])], lo=0, hi=top,
                           y_ticks=(0, top / 2, top), y_format="{:.1%}")
     revenue = svg.bars(labels, [("revenue of churned users", svg.COLORS["lost"], [w["churned_revenue"] for w in weekly])])
-    return _render("churn.html", nav="churn", c=view, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue))
+    return _render("churn.html", nav="churn", c=view, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue),
+                   rev=rev, **_revenue_charts(rev))
+
+
+def _revenue_charts(rev: dict[str, Any]) -> dict[str, Markup]:
+    """MRR over time (start MRR and the five movements) and accounts won against lost, per period."""
+    periods = rev["periods"]
+    labels = [p["period_start"][5:] if rev["period"] != "month" else p["period_start"][:7] for p in periods]
+    mrr = svg.mrr_chart(labels, [p["start_mrr_cents"] / 100 for p in periods],
+                        [{k: p[f"{k}_cents"] / 100 for k in svg.MOVEMENT_COLORS} for p in periods])
+    accounts = svg.bars(labels, [("won (new + reactivated)", svg.COLORS["won"], [p["won"] for p in periods]),
+                                 ("lost (churned)", svg.COLORS["lost"], [p["lost"] for p in periods])])
+    return {"mrr_chart": Markup(mrr), "accounts_chart": Markup(accounts)}
 
 
 routes = [

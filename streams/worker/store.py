@@ -568,7 +568,7 @@ class Store:
     async def write_accounts(self, writes: Sequence[Any], token: str) -> list[Fenced]:
         """Every account bucket's states, members, extras and period counters, each atomically and
         fenced (``streams.worker.revenue.AccountWrite``); returns the refused buckets."""
-        from models.revenue_ledger import PERIODS
+        from streams.worker.revenue import COUNTER_SETS
 
         if not writes:
             return []
@@ -577,8 +577,8 @@ class Store:
         def build(pipe: Any) -> None:
             for w in writes:
                 b = w.bucket
-                counters = [(4 + i, fld, delta) for i, period in enumerate(PERIODS)
-                            for fld, delta in w.counters.get(period, {}).items()]
+                counters = [(4 + i, fld, delta) for i, name in enumerate(COUNTER_SETS)
+                            for fld, delta in w.counters.get(name, {}).items()]
                 accounts, blobs = [], []
                 for account in {**w.states, **w.extras, **w.members}:
                     members = w.members.get(account, {})
@@ -589,8 +589,8 @@ class Store:
                         blobs.append(state)
                     for k, v in members.items():
                         blobs += (k, v)
-                pipe.execute_command("EVALSHA", sha, 6, keys.offsets(b), keys.accounts(b), keys.account_extras(b),
-                                     *(keys.revenue(b, period) for period in PERIODS), keys.tag(b), token, dumps(w.parts),
+                pipe.execute_command("EVALSHA", sha, 3 + len(COUNTER_SETS), keys.offsets(b), keys.accounts(b), keys.account_extras(b),
+                                     *(keys.revenue(b, name) for name in COUNTER_SETS), keys.tag(b), token, dumps(w.parts),
                                      dumps(counters), dumps(accounts), *blobs)
 
         replies = await self._run("write_accounts", build)
@@ -745,6 +745,19 @@ class Store:
                 t[name] = t.get(name, 0) + int(v)
         return totals
 
+    async def cohort_counters(self) -> dict[str, int]:
+        """The signup-month cohort counters of all accounts (``models.revenue_ledger.Cohorts.counters``),
+        summed over the buckets."""
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hgetall(self.keys.revenue(b, "cohort"))
+        totals: dict[str, int] = {}
+        for part in await pipe.execute():
+            for k, v in part.items():
+                name = _s(k)
+                totals[name] = totals.get(name, 0) + int(v)
+        return totals
+
     async def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
         """What Redis keeps of an account: its revenue state record (``AccountState.from_bytes``),
         its extras (JSON) and its members (``Member.from_bytes`` by member key)."""
@@ -804,6 +817,9 @@ class StoreReader:
 
     def revenue_totals(self, period: str) -> dict[int, dict[str, int]]:
         return self._do(self._store.revenue_totals(period))
+
+    def cohort_counters(self) -> dict[str, int]:
+        return self._do(self._store.cohort_counters())
 
     def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
         return self._do(self._store.load_account(account_id))
