@@ -3,7 +3,7 @@
 Account managers look after companies, not users: a company leaves when its people stop using
 the product or its billing says so. Inputs, all kept small per account:
 
-- one :class:`Member` per user of the account (25 bytes: when last seen, lifecycle stage, the
+- one :class:`Member` per user of the account (25 bytes + the user id: when last seen, lifecycle stage, the
   open at-risk alert's risk, the user's 4-week activity then and what its 13-week rate expects), written by the
   worker that owns the user each time the user's state moves (so the roll-up is incremental);
 - the subscription (``models.revenue.AccountView``) and the last downgrade (:class:`Downgrade`);
@@ -39,13 +39,16 @@ from typing import Final, Sequence
 
 from models.revenue import AccountView
 
-__all__ = ["ACCOUNT_AT_RISK", "AccountRollup", "Downgrade", "Member", "member_key", "rollup"]
+__all__ = ["ACCOUNT_AT_RISK", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "member_key", "rollup"]
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _SILENT_S: Final[int] = 14 * DAY_S
 _MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and its base at last seen
+# a member record keeps the user id when it has at most this many bytes: 25 + 200 stays under the
+# listpack value limit (``hash-max-listpack-value`` 256) of the account's member hash
+MEMBER_ID_BYTES: Final[int] = 200
 
 
 def member_key(user_id: str) -> int:
@@ -63,14 +66,23 @@ class Member:
     risk: float  # risk of the user's open at-risk alert; 0 while none is open
     act_28d: float  # decayed 4-week activity at last_seen_s (models.signals)
     base_28d: float  # act_28d expected from the 13-week rate at last_seen_s (act_28d / trend_long)
+    user_id: str = ""  # for the console's link to the user's page; "" when unknown or too long to keep
 
     def to_bytes(self) -> bytes:
-        """25 bytes (``_MEMBER``)."""
-        return _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.base_28d)
+        """25 bytes (``_MEMBER``), then the user id (UTF-8) when it is at most ``MEMBER_ID_BYTES``.
+
+        >>> m = Member(member_key("u1"), 5, 1, 0.0, 1.0, 2.0, "u1")
+        >>> len(m.to_bytes()), Member.from_bytes(m.to_bytes()) == m, Member.from_bytes(m.to_bytes()[:25]).user_id
+        (27, True, '')
+        """
+        head = _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.base_28d)
+        uid = self.user_id.encode("utf-8", "surrogatepass")
+        return head + uid if len(uid) <= MEMBER_ID_BYTES else head
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Member:
-        return cls(*_MEMBER.unpack(data))
+        """A record of :meth:`to_bytes` (or of the 25-byte format before user ids were kept)."""
+        return cls(*_MEMBER.unpack_from(data), data[_MEMBER.size:].decode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)

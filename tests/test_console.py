@@ -237,3 +237,46 @@ def test_account_equals_churnwatch_top_owner_and_has_members(built_state: Settin
         assert reply.status_code == 200 and "<table" in reply.text, path
     assert "/accounts/" in client.get("/book?owner=alice").text
     assert client.get("/accounts/no-such-account").status_code == 404
+
+
+# -- a customer's past alerts and an account's members -----------------------------------------
+
+
+def _topic_alerts(settings: Settings) -> list[dict[str, Any]]:
+    import orjson
+
+    from tests.harness import read_topic
+
+    return [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts, settings.partitions)]
+
+
+def test_users_and_accounts_list_the_alerts_the_worker_emitted(built_state: Settings, client: TestClient) -> None:
+    """Each user's list is the alerts worth a call the worker sent for it, newest first, capped;
+    an account's is its account alerts; members carry their user ids and link to their pages."""
+    from streams.worker.alert_log import ALERT_LOG_CAP, logged_kind
+
+    sent = _topic_alerts(built_state)
+    by_user: dict[str, dict[str, dict[str, Any]]] = {}
+    for a in sent:
+        if "user_id" in a and logged_kind(a):
+            by_user.setdefault(a["user_id"], {})[a["alert_id"]] = a  # at-least-once: de-duplicated on the id
+    top = client.get("/api/v1/at-risk", params={"limit": 5}).json()["items"]
+    assert top and all(row["user_id"] in by_user for row in top), "users to save got an at-risk alert"
+    for user_id in [row["user_id"] for row in top] + sorted(by_user)[:5]:
+        want = sorted(by_user[user_id].values(), key=lambda a: a["event_time_ms"], reverse=True)[:ALERT_LOG_CAP]
+        got = client.get(f"/api/v1/users/{user_id}").json()["alerts"]
+        assert [(a["alert_id"], a["kind"], a["event_time_ms"], a["reasons"]) for a in got] == \
+            [(a["alert_id"], a["kind"], a["event_time_ms"], a["reasons"]) for a in want], user_id
+    assert any(a["kind"] == "at_risk" and a["reasons"] for a in client.get(f"/api/v1/users/{top[0]['user_id']}").json()["alerts"])
+    page = client.get(f"/users/{top[0]['user_id']}").text
+    assert 'id="alerts"' in page and by_user[top[0]["user_id"]] and next(iter(by_user[top[0]["user_id"]])) in page
+
+    contoso = client.get("/api/v1/accounts/contoso").json()
+    want_ids = sorted((a for a in sent if a.get("account_id") == "contoso"), key=lambda a: a["event_time_ms"], reverse=True)
+    assert [a["alert_id"] for a in contoso["alerts"]] == list(dict.fromkeys(a["alert_id"] for a in want_ids))[:ALERT_LOG_CAP]
+    assert contoso["alerts"][0]["kind"] == "account_churned"
+    members = [m["user_id"] for m in contoso["members"]]
+    assert members and all(members), "every member is listed by its user id"
+    html = client.get("/accounts/contoso").text
+    assert all(f'href="/users/{u}"' in html for u in members)
+    assert all(client.get(f"/api/v1/users/{u}").status_code == 200 for u in members)

@@ -122,13 +122,14 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
     sig = view.scores.signals
     body["activity_28d"] = {k: round(n, 1) for k, n in activity_by_kind(sig, deps.model)} if sig is not None else {}
     body["history"] = [point_dict(p) for p in view.history]
+    body["alerts"] = view.alerts
     return body
 
 
 async def account(request: Request, deps: Deps) -> dict[str, Any]:
     now_ms = await deps.now_ms()
-    report, state, members = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
-    return account_dict(report, state, members, now_ms)
+    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
+    return account_dict(report, state, members, now_ms, alerts)
 
 
 async def churn(request: Request, deps: Deps) -> dict[str, Any]:
@@ -206,7 +207,10 @@ def openapi() -> dict[str, Any]:
         "purchases": {"type": "integer"}, "revenue": _NUM, "at_risk_since": _NSTR,
         "activity_28d": _obj({"view": _NUM, "click": _NUM, "message": _NUM, "all": _NUM}),
         "history": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
+        "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
     })
+    alert = _obj({"alert_id": _STR, "kind": _STR, "time": _STR, "event_time_ms": {"type": "integer"}, "stage": _NSTR,
+                  "risk": _NUM, "reasons": {"type": "array", "items": _STR}})
     week = _obj({"week_end": {"type": "string", "format": "date"}, "churned": {"type": "integer"}, "won": {"type": "integer"},
                  "churn_rate": _NUM, "churned_revenue": _NUM})
     int_, money, pct = {"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$"}, _NSTR
@@ -236,8 +240,10 @@ def openapi() -> dict[str, Any]:
     account = {**account_row, "properties": {
         **account_row["properties"], "as_of": _STR,
         "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR})},
-        "members": {"type": "array", "items": _obj({"stage": {"enum": list(STAGES)}, "risk": _NUM, "last_seen": _STR})},
-    }, "required": [*account_row["required"], "as_of", "subscriptions", "members"]}
+        "members": {"type": "array", "items": _obj({"user_id": _NSTR, "stage": {"enum": list(STAGES)}, "risk": _NUM,
+                                                    "last_seen": _STR})},
+        "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
+    }, "required": [*account_row["required"], "as_of", "subscriptions", "members", "alerts"]}
     page = _obj({"as_of": _STR, "owner": _STR, "list": {"enum": list(LISTS)},
                  "items": {"type": "array", "items": {"anyOf": [{"$ref": "#/components/schemas/Row"},
                                                                 {"$ref": "#/components/schemas/AccountRow"}]}},
@@ -249,7 +255,7 @@ def openapi() -> dict[str, Any]:
                  "description": "Live churn scores from the churnwatch state in Redis, as of the stream time. Read-only."},
         "components": {
             "schemas": {"TrendPoint": point, "Row": row, "AtRiskPage": page, "User": user, "Churn": churn, "Error": err,
-                        "PeriodFigures": figures, "Cohort": cohort,
+                        "PeriodFigures": figures, "Cohort": cohort, "AlertEntry": alert,
                         "AccountRow": account_row, "Account": account,
                         "Owners": _obj({"owners": {"type": "array", "items": _STR}})},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
@@ -273,13 +279,15 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": _ok("AtRiskPage"), **_errors(400, 401, 404, 503)},
             }},
             "/api/v1/users/{user_id}": {"get": {
-                "operationId": "getUser", "summary": "One user's live scores, reasons, activity and weekly history",
+                "operationId": "getUser",
+                "summary": "One user's live scores, reasons, activity, weekly history and last alerts worth a call (newest first)",
                 "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _STR}],
                 "responses": {"200": _ok("User"), **_errors(401, 404, 503)},
             }},
             "/api/v1/accounts/{account_id}": {"get": {
                 "operationId": "getAccount",
-                "summary": "One account's roll-up (as `churnwatch top --owner --json`), subscriptions and members",
+                "summary": ("One account's roll-up (as `churnwatch top --owner --json`), subscriptions, members (with their "
+                            "user ids) and last alerts (newest first)"),
                 "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": _STR}],
                 "responses": {"200": _ok("Account"), **_errors(401, 404, 503)},
             }},

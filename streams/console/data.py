@@ -173,6 +173,7 @@ class UserView:
     scores: Scores
     state: UserState
     history: list[HistoryPoint] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # the last alerts worth a call, newest first
 
 
 async def stream_time_ms(store: Store, settings: Settings) -> int:
@@ -392,12 +393,15 @@ async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
 
 async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) -> UserView:
     """One user's live scores and weekly history; ``NotFound`` if the user is not tracked."""
-    ((blob, hist),) = await _load(store, [user_id])
+    from streams.worker.alert_log import decode_entries
+
+    ((blob, hist),), logged = await asyncio.gather(
+        _load(store, [user_id]), store.client.lrange(store.keys.alert_log(locate(user_id, store.buckets, store.groups)[0], user_id), 0, -1))
     if blob is None:
         raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
     state = UserState.from_bytes(blob)
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
-    return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist))
+    return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist), decode_entries(logged))
 
 
 def trend_with_now(history: list[HistoryPoint], now_s: int, s: Scores) -> list[HistoryPoint]:
@@ -488,37 +492,42 @@ async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: 
     return await asyncio.to_thread(_book, settings, owner, limit, list_name, now_ms, table)
 
 
-def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int) -> tuple[Any, Any, list[Any]]:
+def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int) -> tuple[Any, Any, list[Any], list[Any]]:
     from models.account_health import Member
     from models.revenue import AccountState
     from streams.views import account_report
+    from streams.worker.alert_log import EXTRAS_FIELD, decode_entries
     from streams.worker.store import StoreReader
 
     with StoreReader(settings) as reader:
         report = account_report(reader, account_id, facts, now_ms)
-        blob, _, members = reader.load_account(account_id)
+        blob, extras, members = reader.load_account(account_id)
     state = AccountState.from_bytes(blob) if blob else None
-    return report, state, sorted((Member.from_bytes(v) for v in members.values()), key=lambda m: (-m.risk, -m.last_seen_s))
+    logged = orjson.loads(extras).get(EXTRAS_FIELD, []) if extras else []
+    return (report, state, sorted((Member.from_bytes(v) for v in members.values()), key=lambda m: (-m.risk, -m.last_seen_s)),
+            decode_entries(logged))
 
 
-async def account_view(settings: Settings, owners: Owners, account_id: str, now_ms: int) -> tuple[Any, Any, list[Any]]:
+async def account_view(settings: Settings, owners: Owners, account_id: str, now_ms: int) -> tuple[Any, Any, list[Any], list[Any]]:
     """The account's roll-up (``streams.views.AccountReport``, as ``churnwatch top --owner``
-    reports it), its revenue state (``models.revenue.AccountState`` or None) and its members,
-    most at risk first. Members are stored without their user id (``models.account_health.member_key``)."""
+    reports it), its revenue state (``models.revenue.AccountState`` or None), its members, most at
+    risk first (with their user id where the member record carries it,
+    ``models.account_health.Member``), and its last alerts, newest first (``streams.worker.alert_log``)."""
     facts = (await owners.table()).get(account_id, {})
-    report, state, members = await asyncio.to_thread(_account, settings, account_id, facts, now_ms)
+    report, state, members, alerts = await asyncio.to_thread(_account, settings, account_id, facts, now_ms)
     if report is None:
         raise NotFound(f"account {account_id[:60]!r} is unknown")
-    return report, state, members
+    return report, state, members, alerts
 
 
-def account_dict(report: Any, state: Any, members: list[Any], now_ms: int) -> dict[str, Any]:
-    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions and members."""
+def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alerts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions, members and alerts."""
     from streams.timefmt import format_ts
 
     subs = [] if state is None else sorted(state.subs.values(), key=lambda s: -s.sub.mrr_cents)
     return {**report.to_dict(), "as_of": format_ts(now_ms),
             "subscriptions": [{"plan": s.sub.plan, "status": s.sub.status, "mrr": s.sub.mrr_cents / 100,
                                "since": format_ts(s.since_ms)} for s in subs],
-            "members": [{"stage": STAGES[m.stage], "risk": round(m.risk, 4), "last_seen": format_ts(m.last_seen_s * 1000)}
-                        for m in members]}
+            "members": [{"user_id": m.user_id or None, "stage": STAGES[m.stage], "risk": round(m.risk, 4),
+                         "last_seen": format_ts(m.last_seen_s * 1000)} for m in members],
+            "alerts": list(alerts)}

@@ -148,14 +148,16 @@ async def customer(request: Request, deps: Deps) -> Response:
     from streams.views import UserReport
 
     d = UserReport(view.user_id, view.as_of_ms, s, st).to_dict()  # the numbers of `churnwatch score --json`
-    return _render("user.html", nav=None, v=view, d=d, s=s, st=st, scores_chart=Markup(scores_chart), risk_chart=Markup(risk_chart),
+    from streams.worker.alert_log import ALERT_LOG_CAP
+
+    return _render("user.html", nav=None, v=view, d=d, s=s, st=st, cap=ALERT_LOG_CAP, scores_chart=Markup(scores_chart), risk_chart=Markup(risk_chart),
                    activity=activity, activity_max=max([a for _, a in activity] + [1.0]), weeks=len(weeks))
 
 
 async def account(request: Request, deps: Deps) -> Response:
     now_ms = await deps.now_ms()
-    report, state, members = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
-    d = account_dict(report, state, members, now_ms)  # the numbers of the API and `churnwatch top --owner --json`
+    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
+    d = account_dict(report, state, members, now_ms, alerts)  # the numbers of the API and `churnwatch top --owner --json`
     return _render("account.html", nav=None, r=report, a=report.rollup, d=d, as_of_ms=now_ms)
 
 

@@ -37,6 +37,7 @@ from models.account_health import Member
 from models.events import Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
+from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import AccountWork, decide_alert, decide_reminders, next_due_s
 from streams.worker.keys import bucket_of, offset_field
 
@@ -280,8 +281,11 @@ def advance_accounts(
                 # reviews due before what was seen are judged at the latest time seen.
                 now_ms = max(c.ts_ms, int(acc.extras.get("seen_ms", 0) or 0))  # type: ignore[call-overload]
                 acc.extras["seen_ms"] = now_ms
+                n_alerts = len(out.alerts)
                 r = decide_alert(account, acc, now_ms, out.alerts)
                 decide_reminders(account, acc, now_ms, r, out.alerts)
+                for _, value in out.alerts[n_alerts:]:  # the console's list of the account's alerts
+                    append_to_extras(acc.extras, orjson.loads(value))
             out.dues.setdefault(todo[-1].partition, {})[account] = next_due_s(acc, int(acc.extras["seen_ms"]))  # type: ignore[call-overload]
             if had_state:
                 write.states[account] = acc.state.to_bytes()

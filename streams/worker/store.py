@@ -40,6 +40,7 @@ from redis.exceptions import NoScriptError
 from models.engine import Alert
 from models.model import ChurnModel
 from models.state import STAGES, UserState
+from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
@@ -180,6 +181,8 @@ class BucketWrite:
     stats: dict[str, float] = field(default_factory=dict)
     # console score history (streams/worker/history.py): (group, user_id, 5-byte point or b"" to delete)
     history: list[tuple[int, str, bytes]] = field(default_factory=list)
+    # console alert lists (streams/worker/alert_log.py): (user_id, alert id or "" to delete, entry)
+    alerts: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +297,8 @@ class Store:
             health_check_interval=30,
         )
         self._sources = {name: _script(f"{name}.lua")
-                         for name in ("read_batch", "write_batch", "progress", "history", "read_accounts", "write_accounts")}
+                         for name in ("read_batch", "write_batch", "progress", "history", "alert_log", "read_accounts",
+                                      "write_accounts")}
         self._sha: dict[str, str] = {}
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
         self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
@@ -532,10 +536,13 @@ class Store:
                     points = [x for g, uid, point in w.history for x in (g, uid, point)]
                     pipe.execute_command("EVALSHA", hist_sha, 1, keys.offsets(b), keys.tag(b), token, w.parts[0][0],
                                          HISTORY_WEEKS, *points)
+                if w.alerts and w.parts:  # console alert lists: likewise
+                    pipe.execute_command("EVALSHA", self._sha["alert_log"], 1, keys.offsets(b), keys.tag(b), token,
+                                         w.parts[0][0], ALERT_LOG_CAP, *(x for triple in w.alerts for x in triple))
 
         replies = await self._run("write", build)
-        if any(w.history and w.parts for w in writes):
-            replies = [r for r in replies if not isinstance(r, int)]  # history.lua answers a count
+        if any((w.history or w.alerts) and w.parts for w in writes):
+            replies = [r for r in replies if not isinstance(r, int)]  # history.lua and alert_log.lua answer a count
         fenced: list[Fenced] = []
         for w, reply in zip(writes, replies):
             if int(reply[0]) == 3:
