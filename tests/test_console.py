@@ -16,6 +16,9 @@ import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
+from models.rfm import SEGMENTS
+from models.state import STAGES
+from streams.console.api import ACTIONS
 from streams.console.app import create_app
 from streams.settings import Settings
 from streams.worker.history import HISTORY_WEEKS, decode_points
@@ -188,8 +191,14 @@ def test_api_conforms_to_its_openapi_document(api_schema: Any) -> None:
         @hypothesis.settings(max_examples=40, deadline=None, derandomize=True, database=None,
                              suppress_health_check=list(hypothesis.HealthCheck))
         def check(case: Any) -> None:
-            # a cursor is opaque: one the API never gave out is rightly refused (400) though "schema-valid"
-            forged = bool(case.query and case.query.get("cursor"))
+            # a cursor is opaque: one the API never gave out is rightly refused (400) though "schema-valid";
+            # the filters' values depend on the list (users: lifecycle stage, RFM segment, user action;
+            # an owner's accounts: account stage and action): a value of the other kind is refused (400)
+            q = case.query or {}
+            users = (q.get("owner") or "all") == "all"
+            other_kind = users and (q.get("stage", STAGES[0]) not in STAGES or q.get("segment", SEGMENTS[0]) not in SEGMENTS
+                                    or q.get("action", ACTIONS[0]) not in ACTIONS)
+            forged = bool(q.get("cursor")) or other_kind
             case.call_and_validate(excluded_checks=[positive_data_acceptance] if forged else None)
 
         check()
@@ -280,3 +289,35 @@ def test_users_and_accounts_list_the_alerts_the_worker_emitted(built_state: Sett
     html = client.get("/accounts/contoso").text
     assert all(f'href="/users/{u}"' in html for u in members)
     assert all(client.get(f"/api/v1/users/{u}").status_code == 200 for u in members)
+
+
+def test_owner_book_pages_and_filters(built_state: Settings, client: TestClient) -> None:
+    """An owner's book pages by cursor through `churnwatch top --owner --all`'s order and filters by
+    the account's stage, action and segment; a cursor of another owner or list is refused."""
+    every = cli_json(built_state, ["top", "--owner", "alice", "--all", "--json"])
+    save = [a for a in cli_json(built_state, ["top", "--owner", "alice", "--json"])]
+    rows, cursor = [], None
+    for _ in range(10):
+        body = client.get("/api/v1/at-risk", params={"owner": "alice", "limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        rows += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert rows == save and len(save) >= 1
+    churned = [a for a in every if a["stage"] == "churned"]
+    for key, value in (("stage", "churned"), ("action", "win back"), ("segment", "smb")):
+        got = client.get("/api/v1/at-risk", params={"owner": "alice", "list": "win_back", key: value}).json()["items"]
+        assert got == churned, key
+    assert client.get("/api/v1/at-risk", params={"owner": "alice", "segment": "enterprise"}).json()["items"] == []
+    action = save[0]["action"]
+    assert client.get("/api/v1/at-risk", params={"owner": "alice", "action": action}).json()["items"] == \
+        [a for a in save if a["action"] == action]
+    assert client.get("/api/v1/at-risk", params={"owner": "alice", "stage": "declining"}).status_code == 400
+    assert client.get("/api/v1/at-risk", params={"stage": "past_due"}).status_code == 400
+    if len(save) > 1:
+        first = client.get("/api/v1/at-risk", params={"owner": "alice", "limit": 1}).json()
+        assert client.get("/api/v1/at-risk", params={"owner": "bob", "cursor": first["next_cursor"]}).status_code == 400
+        html = client.get("/book", params={"owner": "alice", "limit": 1}).text
+        assert 'id="next"' in html and "cursor=" in html
+    html = client.get("/book", params={"owner": "alice", "list": "win_back", "segment": "smb"}).text
+    assert all(f'data-account="{a["account_id"]}"' in html for a in churned)

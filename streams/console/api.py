@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from models.account_health import ACCOUNT_ACTIONS, ACCOUNT_STAGES
 from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
@@ -96,15 +97,20 @@ def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
 async def at_risk(request: Request, deps: Deps) -> dict[str, Any]:
     owner = await deps.owners.check(request.query_params.get("owner"))
     list_name = _choice(request, "list", LISTS, "save")
-    filters = Filters(_choice(request, "stage", STAGES), _choice(request, "segment", SEGMENTS), _choice(request, "action", ACTIONS))
     limit = _int(request, "limit", 50, 1, 500)
     now_ms = await deps.now_ms()
     from streams.timefmt import format_ts
 
     if owner != deps.owners.ALL:  # the owner's book: accounts, as `churnwatch top --owner NAME --json`
-        book = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms)  # type: ignore[arg-type]
-        return {"as_of": format_ts(now_ms), "owner": owner, "list": list_name, "items": [r.to_dict() for r in book],
-                "next_cursor": None}
+        segment = request.query_params.get("segment") or None
+        if segment is not None and len(segment) > 100:
+            raise BadRequest(f"segment must be at most 100 characters, got {len(segment)}")
+        filters = Filters(_choice(request, "stage", ACCOUNT_STAGES), segment, _choice(request, "action", ACCOUNT_ACTIONS))
+        book = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms,  # type: ignore[arg-type]
+                                request.query_params.get("cursor") or None, filters)
+        return {"as_of": format_ts(now_ms), "owner": owner, "list": list_name, "items": [r.to_dict() for r in book.accounts],
+                "next_cursor": book.next_cursor}
+    filters = Filters(_choice(request, "stage", STAGES), _choice(request, "segment", SEGMENTS), _choice(request, "action", ACTIONS))
     page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
                               request.query_params.get("cursor") or None, filters, owner)
     return {"as_of": format_ts(page.as_of_ms), "owner": page.owner, "list": page.list,
@@ -266,15 +272,19 @@ def openapi() -> dict[str, Any]:
             "/api/v1/at-risk": {"get": {
                 "operationId": "listAtRisk",
                 "summary": ("Users to save (open at-risk alert) or to win back (churned), most at risk first, paged by cursor; with "
-                            "an owner, that owner's accounts (AccountRow) ranked as `churnwatch top --owner`, one page"),
+                            "an owner, that owner's accounts (AccountRow) ranked as `churnwatch top --owner`, paged and filtered alike"),
                 "parameters": [
                     _q("owner", _STR, "account owner from the accounts table (/api/v1/owners); 'all' (the default): users, not accounts"),
                     _q("list", {"enum": list(LISTS), "default": "save"}, "save: at risk, not churned; win_back: churned"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "rows per page"),
                     _q("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page (opaque; others are refused with 400)"),
-                    _q("stage", {"enum": list(STAGES)}, "only this lifecycle stage"),
-                    _q("segment", {"enum": list(SEGMENTS)}, "only this RFM segment"),
-                    _q("action", {"enum": list(ACTIONS)}, "only this recommended action"),
+                    _q("stage", {"enum": list(dict.fromkeys([*STAGES, *ACCOUNT_STAGES]))},
+                       "only this stage: a user's lifecycle stage, or with an owner an account's stage (another value: 400)"),
+                    _q("segment", {"type": "string", "minLength": 1, "maxLength": 100},
+                       f"only this segment: a user's RFM segment ({', '.join(SEGMENTS)}; another value: 400), or with an "
+                       "owner the account's segment in the accounts table"),
+                    _q("action", {"enum": list(dict.fromkeys([*ACTIONS, *ACCOUNT_ACTIONS]))},
+                       "only this recommended action: a user's, or with an owner an account's (another value: 400)"),
                 ],
                 "responses": {"200": _ok("AtRiskPage"), **_errors(400, 401, 404, 503)},
             }},

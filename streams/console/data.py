@@ -63,6 +63,8 @@ __all__ = [
     "revenue_view",
     "counters",
     "owner_book",
+    "owner_segments",
+    "BookPage",
     "account_view",
     "account_dict",
     "point_dict",
@@ -468,28 +470,68 @@ async def revenue_view(store: Store, now_ms: int, period: str = "month", periods
 # -- owners and accounts -----------------------------------------------------------------------
 
 
-def _book(settings: Settings, owner: str, n: int, list_name: ListName, now_ms: int,
-          table: dict[str, dict[str, Any]]) -> list[Any]:
+def _book(settings: Settings, owner: str, list_name: ListName, now_ms: int, table: dict[str, dict[str, Any]]) -> list[Any]:
     from streams.views import account_book
     from streams.worker.store import StoreReader
 
     with StoreReader(settings) as reader:
         if list_name == "save":
-            return account_book(reader, settings, owner, n, now_ms=now_ms, table=table)
+            return account_book(reader, settings, owner, len(table), now_ms=now_ms, table=table)
         every = account_book(reader, settings, owner, len(table), at_risk_only=False, now_ms=now_ms, table=table)
-        return [r for r in every if r.rollup.stage == "churned"][:n]
+        return [r for r in every if r.rollup.stage == "churned"]
+
+
+@dataclass(slots=True)
+class BookPage:
+    """One page of an owner's book: accounts (``streams.views.AccountReport``) and the next page's cursor."""
+
+    accounts: list[Any]
+    next_cursor: str | None
+
+
+def _encode_book_cursor(owner: str, list_name: ListName, offset: int) -> str:
+    raw = orjson.dumps([_CURSOR_VERSION, "book:" + list_name, owner, offset])
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+
+
+def _decode_book_cursor(cursor: str, owner: str, list_name: ListName) -> int:
+    try:
+        version, name, who, offset = orjson.loads(zlib.decompress(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))))
+    except (ValueError, TypeError, zlib.error, orjson.JSONDecodeError):
+        raise BadRequest(f"cursor {cursor[:40]!r} is not a cursor this API gave out") from None
+    if version != _CURSOR_VERSION or name != "book:" + list_name or who != owner or type(offset) is not int or offset < 0:
+        raise BadRequest(f"cursor does not belong to the {list_name!r} list of owner {owner[:60]!r}")
+    return offset
 
 
 async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: ListName, limit: int,
-                     now_ms: int) -> list[Any]:
-    """The owner's accounts (``streams.views.AccountReport``): ``save``, those at risk ranked as
-    ``churnwatch top --owner`` ranks them; ``win_back``, the churned ones, highest risk first."""
+                     now_ms: int, cursor: str | None = None, filters: Filters = Filters()) -> BookPage:
+    """A page of the owner's accounts: ``save``, those at risk ranked as ``churnwatch top --owner``
+    ranks them (the first page of ``limit`` is ``top --owner -n limit``); ``win_back``, the churned
+    ones, highest risk first. ``filters``: the account's stage and action
+    (``models.account_health.ACCOUNT_STAGES``/``ACCOUNT_ACTIONS``) and its segment in the accounts
+    table. The book is ranked afresh for every page (an owner has hundreds of accounts, not
+    millions) and the cursor holds the rank reached."""
     if list_name not in LISTS:
         raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
+    if limit < 1:
+        raise BadRequest(f"limit must be at least 1 row, got {limit}")
     table = await owners.table()
     if not any((f.get("owner") or "") == owner for f in table.values()):
         raise NotFound(f"owner {owner[:60]!r} has no account in the accounts table")
-    return await asyncio.to_thread(_book, settings, owner, limit, list_name, now_ms, table)
+    offset = _decode_book_cursor(cursor, owner, list_name) if cursor else 0
+    ranked = await asyncio.to_thread(_book, settings, owner, list_name, now_ms, table)
+    ranked = [r for r in ranked if (filters.stage is None or r.rollup.stage == filters.stage)
+              and (filters.action is None or r.rollup.action == filters.action)
+              and (filters.segment is None or (table.get(r.account_id, {}).get("segment") or "") == filters.segment)]
+    rows = ranked[offset: offset + limit]
+    more = offset + limit < len(ranked)
+    return BookPage(rows, _encode_book_cursor(owner, list_name, offset + limit) if more else None)
+
+
+async def owner_segments(owners: Owners, owner: str) -> list[str]:
+    """The segments of the owner's accounts in the accounts table (the filter's choices)."""
+    return sorted({f.get("segment") or "" for f in (await owners.table()).values() if (f.get("owner") or "") == owner} - {""})
 
 
 def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int) -> tuple[Any, Any, list[Any], list[Any]]:

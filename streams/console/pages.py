@@ -16,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from models.account_health import ACCOUNT_ACTIONS, ACCOUNT_STAGES
 from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
-                                  counters, owner_book, revenue_view, trend_with_now, user_view)
+                                  counters, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.worker.history import HistoryPoint, week_start_s
 
@@ -87,25 +88,32 @@ async def home(request: Request) -> Response:
 async def book(request: Request, deps: Deps) -> Response:
     owner = await deps.owners.check(request.query_params.get("owner"))
     list_name = _pick(request, "list", LISTS) or "save"
-    filters = Filters(_pick(request, "stage", STAGES), _pick(request, "segment", SEGMENTS), _pick(request, "action", ACTIONS))
     try:
         limit = int(request.query_params.get("limit") or 50)
     except ValueError:
         raise BadRequest("limit must be a whole number of rows") from None
     now_ms = await deps.now_ms()
-    page, rows, accounts = None, [], None
+    cursor = request.query_params.get("cursor") or None
+    page, rows, accounts, next_cursor = None, [], None, None
+    choices = {"stages": STAGES, "segments": SEGMENTS, "actions": ACTIONS}
     if owner != deps.owners.ALL:  # the owner's accounts, ranked as `churnwatch top --owner`
-        accounts = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms)  # type: ignore[arg-type]
+        choices = {"stages": ACCOUNT_STAGES, "segments": tuple(await owner_segments(deps.owners, owner)), "actions": ACCOUNT_ACTIONS}
+        filters = Filters(_pick(request, "stage", ACCOUNT_STAGES), _pick(request, "segment", choices["segments"]),
+                          _pick(request, "action", ACCOUNT_ACTIONS))
+        book_page = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms, cursor, filters)  # type: ignore[arg-type]
+        accounts, next_cursor = book_page.accounts, book_page.next_cursor
     else:
+        filters = Filters(_pick(request, "stage", STAGES), _pick(request, "segment", SEGMENTS), _pick(request, "action", ACTIONS))
         page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
-                                  request.query_params.get("cursor") or None, filters, owner)
+                                  cursor, filters, owner)
+        next_cursor = page.next_cursor
         now_s = now_ms // 1000
         rows = [(r, _sparks(trend_with_now(r.history, max(now_s, r.state.last_seen_s), r.scores))) for r in page.rows]
     query = {k: v for k, v in {"owner": owner, "list": list_name, "stage": filters.stage, "segment": filters.segment,
                                "action": filters.action, "limit": str(limit)}.items() if v}
     stats = await counters(deps.store, ("users", "at_risk", "stage:churned"))
-    return _render("book.html", nav="book", page=page, rows=rows, accounts=accounts, as_of_ms=now_ms, owners=await deps.owners.names(), owner=owner,
-                   list_name=list_name, filters=filters, stages=STAGES, segments=SEGMENTS, actions=ACTIONS, query=query,
+    return _render("book.html", nav="book", page=page, rows=rows, accounts=accounts, next_cursor=next_cursor, as_of_ms=now_ms,
+                   owners=await deps.owners.names(), owner=owner, list_name=list_name, filters=filters, **choices, query=query,
                    first=not request.query_params.get("cursor"), at_risk=stats["at_risk"],
                    churned=stats["stage:churned"], users=stats["users"])
 
