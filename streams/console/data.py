@@ -398,12 +398,13 @@ async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) 
     from streams.worker.alert_log import decode_entries
 
     ((blob, hist),), logged = await asyncio.gather(
-        _load(store, [user_id]), store.client.lrange(store.keys.alert_log(locate(user_id, store.buckets, store.groups)[0], user_id), 0, -1))
+        _load(store, [user_id]), store.client.hget(store.keys.alert_log(*locate(user_id, store.buckets, store.groups)), user_id))
     if blob is None:
         raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
     state = UserState.from_bytes(blob)
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
-    return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist), decode_entries(logged))
+    return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist),
+                    decode_entries(logged.split(b"\n") if logged else []))
 
 
 def trend_with_now(history: list[HistoryPoint], now_s: int, s: Scores) -> list[HistoryPoint]:

@@ -197,7 +197,7 @@ def _revenue_charts(rev: dict[str, Any]) -> dict[str, Markup]:
     labels = [p["period_start"][5:] if rev["period"] != "month" else p["period_start"][:7] for p in periods]
     mrr = svg.mrr_chart(labels, [p["start_mrr_cents"] / 100 for p in periods],
                         [{k: p[f"{k}_cents"] / 100 for k in svg.MOVEMENT_COLORS} for p in periods])
-    accounts = svg.bars(labels, [("won (new + reactivated)", svg.COLORS["won"], [p["won"] for p in periods]),
+    accounts = svg.bars(labels, [("won", svg.COLORS["won"], [p["won"] for p in periods]),
                                  ("lost (churned)", svg.COLORS["lost"], [p["lost"] for p in periods])])
     return {"mrr_chart": Markup(mrr), "accounts_chart": Markup(accounts)}
 

@@ -7,8 +7,9 @@ each alert worth a call that it emits to its customer's list in the same pipelin
 state (users: ``lua/alert_log.lua``, right after the bucket's ``write_batch`` and applied only if
 that write applied, like the score history; accounts: inside the account's extras, written by the
 fenced ``write_accounts``). An entry is compact JSON, ``[alert id, kind, event time ms, stage,
-risk, reasons]``, the list newest first, at most ``ALERT_LOG_CAP`` entries, de-duplicated on the
-alert id (a redelivered batch appends nothing new). Pure: no Redis, no Kafka.
+risk, reasons]`` (a user's ``recovered`` entry without reasons: its why is the risk that fell),
+the list newest first, at most ``ALERT_LOG_CAP`` entries, de-duplicated on the alert id (a
+redelivered batch appends nothing new). Pure: no Redis, no Kafka.
 
 Kept for users: ``at_risk``, ``recovered`` and stage changes to churned or reactivated (the
 alerts a CRM acts on; other stage changes are frequent and the stage is on the page anyway);
@@ -35,6 +36,7 @@ ALERT_LOG_CAP: Final[int] = 10  # entries kept per customer, newest first
 EXTRAS_FIELD: Final[str] = "log"  # an account's list, inside its extras JSON
 _REASONS: Final[int] = 3  # the alert's reasons (models.reasons gives at most 3)
 _STAGES_LOGGED: Final[frozenset[str]] = frozenset({"churned", "reactivated"})
+_NO_REASONS: Final[frozenset[str]] = frozenset({"recovered"})
 
 
 def logged_kind(alert: Mapping[str, Any]) -> bool:
@@ -44,8 +46,10 @@ def logged_kind(alert: Mapping[str, Any]) -> bool:
 
 
 def _row(alert: Mapping[str, Any]) -> list[Any]:
+    # a recovery's why is its risk: the reasons it still lists are those of the alert it closes (half the bytes)
+    reasons = [] if alert["kind"] in _NO_REASONS else list(alert.get("reasons") or [])[:_REASONS]
     return [str(alert["alert_id"]), str(alert["kind"]), int(alert["event_time_ms"]), alert.get("stage"),
-            round(float(alert.get("risk") or 0.0), 4), list(alert.get("reasons") or [])[:_REASONS]]
+            round(float(alert.get("risk") or 0.0), 4), reasons]
 
 
 def entry(alert: Mapping[str, Any]) -> bytes:

@@ -443,7 +443,7 @@ def _advance_user(
         new_state = None
         write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
         write.history.append((item.group, uid, b""))  # console score history goes with the user
-        write.alerts.append((uid, "", b""))  # and so does its alert list
+        write.alerts.append((item.group, uid, "", b""))  # and so does its alert list
     else:
         st = outcome.state
         risk: float | None = None
@@ -463,4 +463,4 @@ def _advance_user(
         d = alert.to_dict()
         out.alerts.append((uid.encode(), orjson.dumps(d)))
         if logged_kind(d) and not outcome.expire:  # the console's list of the user's alerts (streams/worker/alert_log.py)
-            write.alerts.append((uid, alert.alert_id, entry(d)))
+            write.alerts.append((item.group, uid, alert.alert_id, entry(d)))

@@ -181,8 +181,8 @@ class BucketWrite:
     stats: dict[str, float] = field(default_factory=dict)
     # console score history (streams/worker/history.py): (group, user_id, 5-byte point or b"" to delete)
     history: list[tuple[int, str, bytes]] = field(default_factory=list)
-    # console alert lists (streams/worker/alert_log.py): (user_id, alert id or "" to delete, entry)
-    alerts: list[tuple[str, str, bytes]] = field(default_factory=list)
+    # console alert lists (streams/worker/alert_log.py): (group, user_id, alert id or "" to delete, entry)
+    alerts: list[tuple[int, str, str, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,12 +536,13 @@ class Store:
                     points = [x for g, uid, point in w.history for x in (g, uid, point)]
                     pipe.execute_command("EVALSHA", hist_sha, 1, keys.offsets(b), keys.tag(b), token, w.parts[0][0],
                                          HISTORY_WEEKS, *points)
-                if w.alerts and w.parts:  # console alert lists: likewise
+                if w.alerts and w.parts and alert_log:  # console alert lists: likewise
                     pipe.execute_command("EVALSHA", self._sha["alert_log"], 1, keys.offsets(b), keys.tag(b), token,
-                                         w.parts[0][0], ALERT_LOG_CAP, *(x for triple in w.alerts for x in triple))
+                                         w.parts[0][0], ALERT_LOG_CAP, *(x for quad in w.alerts for x in quad))
 
+        alert_log = self.settings.alert_log
         replies = await self._run("write", build)
-        if any((w.history or w.alerts) and w.parts for w in writes):
+        if any((w.history or (w.alerts and alert_log)) and w.parts for w in writes):
             replies = [r for r in replies if not isinstance(r, int)]  # history.lua and alert_log.lua answer a count
         fenced: list[Fenced] = []
         for w, reply in zip(writes, replies):
