@@ -155,8 +155,7 @@ def test_churn_matches_churnwatch_churn_rate(built_state: Settings, client: Test
     (cli,) = cli_json(built_state, ["churn-rate", "--period", "month", "--from", first, "--to", last, "--json"])
     assert rev["period"] == "month" and rev["periods"] == cli["revenue"]["periods"] and rev["cohorts"] == cli["revenue"]["cohorts"]
     assert rev["cohorts"] and any(p["lost"] for p in rev["periods"]), "contoso cancelled"
-    (now,) = cli_json(built_state, ["churn-rate", "--json"])  # the current month
-    assert now["revenue"]["periods"] == rev["periods"][-1:] and rev["periods"][-1]["nrr_pct"] is not None
+    assert rev["periods"][-1]["nrr_pct"] is not None  # the current month (the browser test compares it with churn-rate's)
     weekly = client.get("/api/v1/churn", params={"revenue_period": "week"}).json()["revenue"]
     assert weekly["period"] == "week" and weekly["periods"][-1]["end_mrr"] == rev["periods"][-1]["end_mrr"]
 
@@ -295,7 +294,7 @@ def test_owner_book_pages_and_filters(built_state: Settings, client: TestClient)
     """An owner's book pages by cursor through `churnwatch top --owner --all`'s order and filters by
     the account's stage, action and segment; a cursor of another owner or list is refused."""
     every = cli_json(built_state, ["top", "--owner", "alice", "--all", "--json"])
-    save = [a for a in cli_json(built_state, ["top", "--owner", "alice", "--json"])]
+    save = cli_json(built_state, ["top", "--owner", "alice", "--json"])
     rows, cursor = [], None
     for _ in range(10):
         body = client.get("/api/v1/at-risk", params={"owner": "alice", "limit": 1, **({"cursor": cursor} if cursor else {})}).json()

@@ -15,7 +15,6 @@ Kept for users: ``at_risk``, ``recovered`` and stage changes to churned or react
 alerts a CRM acts on; other stage changes are frequent and the stage is on the page anyway);
 for accounts: every account alert (at risk, churned, recovered, trial ending).
 
->>> from models.engine import Alert
 >>> e = entry({"alert_id": "a1", "kind": "at_risk", "event_time_ms": 5000, "stage": "declining", "risk": 0.71234,
 ...            "reasons": ["x", "y", "z", "w"]})
 >>> e
