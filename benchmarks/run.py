@@ -576,6 +576,11 @@ METHODS: dict[str, str] = {
                        "through the worker's own pure code (subscription events through `advance_accounts`, users advanced by "
                        "the engine and summarised as `streams.worker.members` does), copied to N account ids and written with "
                        "`Store.write_accounts` (the worker's fenced script) into a flushed Redis; INFO used_memory after - before.",
+    "memory_alert_lists": "The simulated population (10k users, 120 days at scale 1) advanced by `models.engine.advance`; each "
+                          "user's alerts worth a call (at_risk, recovered, stage changes to churned or reactivated) as the "
+                          "worker logs them (`streams.worker.alert_log.entry`), copied to N alerted user ids and written with "
+                          "`Store.write` (the `alert_log.lua` script, no states) into a flushed Redis; INFO used_memory after - "
+                          "before, divided by users.",
     "backtest": "`python -m streams.cli backtest` as a subprocess on a CSV of the simulated population; the command's "
                 "own split (CSV read, replay) from its metrics JSON, and the wall time of the whole process.",
     "profile": "The e2e1 workload (or the review-heavy one) again, with `py-spy record --nonblocking --rate 250` attached to the worker from "
