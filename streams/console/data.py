@@ -395,12 +395,12 @@ async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
 
 async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) -> UserView:
     """One user's live scores and weekly history; ``NotFound`` if the user is not tracked."""
-    from streams.worker.alert_log import decode_entries
-
-    ((blob, hist),), logged = await asyncio.gather(
-        _load(store, [user_id]), store.client.hget(store.keys.alert_log(*locate(user_id, store.buckets, store.groups)), user_id))
+    ((blob, hist),) = await _load(store, [user_id])
     if blob is None:
         raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
+    from streams.worker.alert_log import decode_entries
+
+    logged = await store.client.hget(store.keys.alert_log(*locate(user_id, store.buckets, store.groups)), user_id)
     state = UserState.from_bytes(blob)
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
     return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist),
