@@ -367,7 +367,7 @@ def section_console(ctx: Ctx) -> dict[str, Any]:
 
 def section_memory_alert_lists(ctx: Ctx) -> dict[str, Any]:
     """Redis bytes of the console's alert lists per alerted user at 100k alerted users (scale 1)."""
-    from benchmarks.memory import alert_lists_from, measure_alert_lists
+    from benchmarks.alert_lists import alert_lists_from, measure_alert_lists
 
     events, end_ms = _population(ctx)
     return measure_alert_lists(ctx["redis"], alert_lists_from(events, end_ms), max(1_000, int(100_000 * ctx["scale"])))
