@@ -55,4 +55,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
               f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "
               f"net MRR churn {f['net_mrr_churn_pct'] or '-'}%")
+    if cohorts:
+        from streams.cli.revenue import print_cohorts
+
+        print_cohorts(cohorts)
     return 0

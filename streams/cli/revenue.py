@@ -20,7 +20,7 @@ from streams.errors import UserError
 from streams.offline.history import iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "run"]  # the dicts: models.revenue_ledger
+__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "print_cohorts", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     _print_periods(figures)
     if cohorts:
-        _print_cohorts(cohorts)
+        print_cohorts(cohorts)
     print(f"{len(book.accounts):,} accounts; money in the file's currency; rates in %; "
           f"definitions in docs/REVENUE.md" + (f"; {book.late} late statements ignored" if book.late else ""))
     return 0
@@ -85,7 +85,7 @@ def _print_periods(figures: list[PeriodFigures]) -> None:
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
 
 
-def _print_cohorts(cohorts: list[CohortRow]) -> None:
+def print_cohorts(cohorts: list[CohortRow]) -> None:
     print("\nMRR retention by signup-month cohort (% of the cohort's new-business MRR; customers in brackets)")
     for c in cohorts:
         cells = [f"{percent_text(rr, 1) or '-'} ({n})" for _, n, _, _, rr in c.months]
