@@ -225,7 +225,7 @@ def account_templates(seed: int, n_accounts: int, start_ms: int, days: int, mode
         st = advance(uid, None, evs, end_ms, model).state
         sig = compute_signals(st, st.last_seen_s, model)
         base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
-        m = Member(member_key(uid), st.last_seen_s, st.stage, 0.0, sig.act_28d, base)
+        m = Member(member_key(uid), st.last_seen_s, st.stage, 0.0, sig.act_28d, base, uid)
         members[evs[0].account].append((str(m.key).encode(), m.to_bytes()))
     return [AccountTemplate(*states.get(a, (None, b"{}")), tuple(members[a])) for a in sim.accounts]
 
@@ -276,7 +276,7 @@ def measure_account_memory(redis_url: str, templates: Sequence[AccountTemplate],
         "simulated_templates": len(templates),
         "members_per_account_mean / max": f"{sum(n_members) / len(n_members):.1f} / {max(n_members)}",
         "state_record_bytes_mean": round(sum(len(t.state or b"") for t in templates) / len(templates)),
-        "member_record_bytes": 25,
+        "member_record_bytes_mean (25 + user id)": round(sum(len(v) for t in templates for _, v in t.members) / max(1, sum(n_members)), 1),
         "bytes_per_account": round(grown / accounts),
         "bytes_per_account_member": round(grown / sum(n_members[i % len(templates)] for i in range(accounts))),
         "write_accounts_per_s (Store.write_accounts, one client)": round(accounts / seconds),

@@ -365,6 +365,14 @@ def section_console(ctx: Ctx) -> dict[str, Any]:
     return measure_console(ctx["redis"], events, end_ms, max(1_000, int(1_000_000 * ctx["scale"])), redis_pid=ctx["redis_pid"])
 
 
+def section_memory_alert_lists(ctx: Ctx) -> dict[str, Any]:
+    """Redis bytes of the console's alert lists per alerted user at 100k alerted users (scale 1)."""
+    from benchmarks.alert_lists import alert_lists_from, measure_alert_lists
+
+    events, end_ms = _population(ctx)
+    return measure_alert_lists(ctx["redis"], alert_lists_from(events, end_ms), max(1_000, int(100_000 * ctx["scale"])))
+
+
 def section_memory_accounts(ctx: Ctx) -> dict[str, Any]:
     """Redis bytes per account (revenue state, extras, members) at 100k accounts (scale 1)."""
     from benchmarks.memory import account_templates, measure_account_memory
@@ -448,6 +456,7 @@ SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
     "memory": section_memory,
     "console": section_console,
     "memory_accounts": section_memory_accounts,
+    "memory_alert_lists": section_memory_alert_lists,
     "backtest": section_backtest,
     "profile": section_profile,
     "profile_review_heavy": section_profile_review_heavy,
@@ -456,7 +465,8 @@ SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
 }
 #: Sections that need no broker and no Redis (run alone, they start neither).
 OFFLINE_SECTIONS = frozenset({"quality"})
-DEFAULT_SECTIONS = ("ceiling", "e2e1", "e2e2", "e2e1_review_heavy", "latency", "peers", "memory", "memory_accounts", "console", "backtest")
+DEFAULT_SECTIONS = ("ceiling", "e2e1", "e2e2", "e2e1_review_heavy", "latency", "peers", "memory", "memory_accounts", "memory_alert_lists",
+                    "console", "backtest")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,6 +580,11 @@ METHODS: dict[str, str] = {
                        "through the worker's own pure code (subscription events through `advance_accounts`, users advanced by "
                        "the engine and summarised as `streams.worker.members` does), copied to N account ids and written with "
                        "`Store.write_accounts` (the worker's fenced script) into a flushed Redis; INFO used_memory after - before.",
+    "memory_alert_lists": "The simulated population (10k users, 120 days at scale 1) advanced by `models.engine.advance`; each "
+                          "user's alerts worth a call (at_risk, recovered, stage changes to churned or reactivated) as the "
+                          "worker logs them (`streams.worker.alert_log.entry`), copied to N alerted user ids and written with "
+                          "`Store.write` (the `alert_log.lua` script, no states) into a flushed Redis; INFO used_memory after - "
+                          "before, divided by users.",
     "backtest": "`python -m streams.cli backtest` as a subprocess on a CSV of the simulated population; the command's "
                 "own split (CSV read, replay) from its metrics JSON, and the wall time of the whole process.",
     "profile": "The e2e1 workload (or the review-heavy one) again, with `py-spy record --nonblocking --rate 250` attached to the worker from "

@@ -3,7 +3,7 @@
 Account managers look after companies, not users: a company leaves when its people stop using
 the product or its billing says so. Inputs, all kept small per account:
 
-- one :class:`Member` per user of the account (25 bytes: when last seen, lifecycle stage, the
+- one :class:`Member` per user of the account (25 bytes + the user id: when last seen, lifecycle stage, the
   open at-risk alert's risk, the user's 4-week activity then and what its 13-week rate expects), written by the
   worker that owns the user each time the user's state moves (so the roll-up is incremental);
 - the subscription (``models.revenue.AccountView``) and the last downgrade (:class:`Downgrade`);
@@ -39,13 +39,21 @@ from typing import Final, Sequence
 
 from models.revenue import AccountView
 
-__all__ = ["ACCOUNT_AT_RISK", "AccountRollup", "Downgrade", "Member", "member_key", "rollup"]
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "member_key", "rollup"]
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
+ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "at_risk", "trial", "past_due", "customer", "prospect")
+_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _WIN_BACK = (
+    "re-engage the silent users", "fix the payment with the billing contact", "review how the plan fits their use",
+    "book a renewal call", "help them convert before the trial ends", "win back")
+ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _WIN_BACK, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _SILENT_S: Final[int] = 14 * DAY_S
 _MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and its base at last seen
+# a member record keeps the user id when it has at most this many bytes: 25 + 200 stays under the
+# listpack value limit (``hash-max-listpack-value`` 256) of the account's member hash
+MEMBER_ID_BYTES: Final[int] = 200
 
 
 def member_key(user_id: str) -> int:
@@ -63,14 +71,23 @@ class Member:
     risk: float  # risk of the user's open at-risk alert; 0 while none is open
     act_28d: float  # decayed 4-week activity at last_seen_s (models.signals)
     base_28d: float  # act_28d expected from the 13-week rate at last_seen_s (act_28d / trend_long)
+    user_id: str = ""  # for the console's link to the user's page; "" when unknown or too long to keep
 
     def to_bytes(self) -> bytes:
-        """25 bytes (``_MEMBER``)."""
-        return _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.base_28d)
+        """25 bytes (``_MEMBER``), then the user id (UTF-8) when it is at most ``MEMBER_ID_BYTES``.
+
+        >>> m = Member(member_key("u1"), 5, 1, 0.0, 1.0, 2.0, "u1")
+        >>> len(m.to_bytes()), Member.from_bytes(m.to_bytes()) == m, Member.from_bytes(m.to_bytes()[:25]).user_id
+        (27, True, '')
+        """
+        head = _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.base_28d)
+        uid = self.user_id.encode("utf-8", "surrogatepass")
+        return head + uid if len(uid) <= MEMBER_ID_BYTES else head
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Member:
-        return cls(*_MEMBER.unpack(data))
+        """A record of :meth:`to_bytes` (or of the 25-byte format before user ids were kept)."""
+        return cls(*_MEMBER.unpack_from(data), data[_MEMBER.size:].decode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,32 +140,32 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if silent:
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
         reasons.append((r_u, f"{len(silent)} of {len(users)} active users silent for {weeks} week{'s' if weeks != 1 else ''}",
-                        "re-engage the silent users"))
+                        _RE_ENGAGE))
     r_b = 0.0
     now_ms = now_s * 1000
     mrr = view.mrr_cents if view is not None else 0
     if view is not None and view.past_due_since_ms:
         r_b = max(r_b, 0.5)
         days = (now_ms - view.past_due_since_ms) // 86_400_000
-        reasons.append((0.5, f"payment failed {days} days ago (past due)", "fix the payment with the billing contact"))
+        reasons.append((0.5, f"payment failed {days} days ago (past due)", _FIX_PAYMENT))
     if down is not None and 0 <= now_ms - down.ts_ms < 30 * 86_400_000:
         r_b = max(r_b, 0.35)
         days = (now_ms - down.ts_ms) // 86_400_000
         reasons.append((0.35, f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)} {days} days ago",
-                        "review how the plan fits their use"))
+                        _REVIEW_PLAN))
     if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75:
         r_b = max(r_b, 0.4)
         days = (renewal_ms - now_ms) // 86_400_000
-        reasons.append((0.4, f"renewal in {days} days while usage fell {round(100 * (1 - usage))}%", "book a renewal call"))
+        reasons.append((0.4, f"renewal in {days} days while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
     trial_soon = view is not None and view.status == "trial" and view.trial_ends_ms and 0 <= view.trial_ends_ms - now_ms <= 3 * 86_400_000
     if trial_soon and usage < 0.5:
         r_b = max(r_b, 0.5)
         hours = (view.trial_ends_ms - now_ms) // 3_600_000  # type: ignore[union-attr]
-        reasons.append((0.5, f"trial ends in {hours} h with usage at {round(100 * usage)}% of the usual", "help them convert before the trial ends"))
+        reasons.append((0.5, f"trial ends in {hours} h with usage at {round(100 * usage)}% of the usual", _CONVERT_TRIAL))
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
     risk = 1.0 if churned else 1 - (1 - r_u) * (1 - r_b)
     if churned:
-        reasons.insert(0, (1.0, "subscription cancelled", "win back"))
+        reasons.insert(0, (1.0, "subscription cancelled", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0
     stage = ("churned" if churned else "at_risk" if risk >= ACCOUNT_AT_RISK else
              "trial" if view is not None and view.status == "trial" else

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from fractions import Fraction
-from typing import Final, Literal
+from typing import Any, Final, Literal, Mapping
 
 from models.events import Event
 from models.revenue import AccountState, Change, Movement
@@ -39,6 +39,8 @@ __all__ = [
     "Period",
     "PeriodFigures",
     "RevenueBook",
+    "cohort_dict",
+    "figures_dict",
     "money_text",
     "next_period_ms",
     "percent_text",
@@ -297,6 +299,38 @@ class Cohorts:
             self.update(change.add)
         return self
 
+    def counters(self) -> dict[str, int]:
+        """The counters as flat fields, what a worker HINCRBYs (zeros left out):
+        ``<cohort ms>:size``, ``<cohort ms>:value`` and ``<cohort ms>:<month ms>:customers|mrr``.
+
+        >>> c = Cohorts()
+        >>> c.size, c.value, c.deltas = {0: 2}, {0: 900}, {(0, 0): [2, 900]}
+        >>> Cohorts.from_counters(c.counters()).get(1) == c.get(1), sorted(c.counters())
+        (True, ['0:0:customers', '0:0:mrr', '0:size', '0:value'])
+        """
+        out = {f"{c}:size": n for c, n in self.size.items() if n}
+        out.update({f"{c}:value": v for c, v in self.value.items() if v})
+        for (c, m), (n, mrr) in self.deltas.items():
+            if n:
+                out[f"{c}:{m}:customers"] = n
+            if mrr:
+                out[f"{c}:{m}:mrr"] = mrr
+        return out
+
+    @classmethod
+    def from_counters(cls, counters: Mapping[str, int]) -> Cohorts:
+        """Cohorts from :meth:`counters` fields (summed over a worker's buckets)."""
+        out = cls()
+        for name, v in counters.items():
+            parts = name.split(":")
+            if len(parts) == 2:
+                target = out.size if parts[1] == "size" else out.value
+                target[int(parts[0])] = target.get(int(parts[0]), 0) + v
+            else:
+                d = out.deltas.setdefault((int(parts[0]), int(parts[1])), [0, 0])
+                d[0 if parts[2] == "customers" else 1] += v
+        return out
+
     def get(self, to_ms: int) -> list[CohortRow]:
         """Every cohort that started before ``to_ms``, with its months up to the one containing ``to_ms - 1``."""
         last = period_start_ms(to_ms - 1, "month")
@@ -308,9 +342,9 @@ class Cohorts:
             while month <= last:
                 d = self.deltas.get((cohort, month), (0, 0))
                 customers, mrr = customers + d[0], mrr + d[1]
-                months.append((month, customers, mrr, _rate(customers, self.size[cohort]), _rate(mrr, self.value[cohort])))
+                months.append((month, customers, mrr, _rate(customers, self.size[cohort]), _rate(mrr, self.value.get(cohort, 0))))
                 month = next_period_ms(month, "month")
-            rows.append(CohortRow(cohort, self.size[cohort], self.value[cohort], tuple(months)))
+            rows.append(CohortRow(cohort, self.size[cohort], self.value.get(cohort, 0), tuple(months)))
         return rows
 
 
@@ -365,3 +399,47 @@ class RevenueBook:
 
     def get(self, from_ms: int, to_ms: int) -> list[PeriodFigures]:
         return self.ledger.get(from_ms, to_ms)
+
+
+# ---------------------------------------------------------------------------------------------
+# For people and programs: what `report`, `churn-rate --json` and the console print
+# ---------------------------------------------------------------------------------------------
+
+_RATES: Final[tuple[str, ...]] = ("logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "nrr", "grr")
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def figures_dict(f: PeriodFigures) -> dict[str, Any]:
+    """One period for people and programs: money as exact decimal text and in cents, rates in
+    percent rounded half-even to 4 decimals (null when undefined), the quick ratio to 4 decimals."""
+    cents = {
+        "start_mrr": f.start_mrr_cents, "new": f.new_cents, "expansion": f.expansion_cents,
+        "contraction": f.contraction_cents, "churned": f.churned_cents, "reactivation": f.reactivation_cents,
+        "end_mrr": f.end_mrr_cents, "net_new_mrr": f.net_new_mrr_cents,
+    }
+    out: dict[str, Any] = {"period_start": _day(f.start_ms), "period_end": _day(f.end_ms)}
+    out.update({k: money_text(v) for k, v in cents.items()})
+    out.update({f"{k}_cents": v for k, v in cents.items()})
+    out.update({
+        "customers_start": f.customers_start, "new_customers": f.new_customers,
+        "reactivated_customers": f.reactivated_customers, "churned_customers": f.churned_customers,
+        "customers_end": f.customers_end, "won": f.won, "lost": f.churned_customers, "logo_churn": f.logo_churn,
+    })
+    for name in _RATES:
+        text = percent_text(getattr(f, name))
+        out[name.replace("_rate", "") + "_pct"] = text or None
+    q = f.quick_ratio
+    out["quick_ratio"] = percent_text(q / 100) if q is not None else None
+    return out
+
+
+def cohort_dict(c: CohortRow) -> dict[str, Any]:
+    """One signup-month cohort with its months (money as exact text, retention in percent or null)."""
+    return {
+        "cohort": _day(c.cohort_ms)[:7], "customers": c.customers, "new_mrr": money_text(c.value_cents),
+        "months": [{"month": _day(m)[:7], "customers": n, "mrr": money_text(mrr), "customer_retention_pct": percent_text(cr) or None,
+                    "mrr_retention_pct": percent_text(rr) or None} for m, n, mrr, cr, rr in c.months],
+    }

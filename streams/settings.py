@@ -87,6 +87,7 @@ class Settings:
     log_level: str = "INFO"
     # Console and CRM webhooks (streams/console, streams/forward)
     score_history: bool = True  # workers keep 12 weekly score points per user for the console (~20% of advance CPU)
+    alert_log: bool = True  # workers keep each user's last 10 alerts worth a call for the console (per alerted user)
     console_bind: str = "127.0.0.1"
     console_port: int = 8088
     console_token: str = field(default="", repr=False)  # bearer token the JSON API requires when set

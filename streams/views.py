@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 
 from models.model import ChurnModel, load_model
-from models.revenue_ledger import Ledger, PeriodFigures, next_period_ms, period_start_ms
+from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, next_period_ms, period_start_ms
 from models.scoring import Scores, score
 from models.state import UserState
 from streams.errors import UserError
@@ -24,7 +24,8 @@ from streams.settings import Settings, redact_url
 from streams.timefmt import format_ts
 from streams.worker.store import StoreReader
 
-__all__ = ["AccountReport", "account_book", "account_report", "UserReport", "churn_rate", "live_revenue", "open_reader", "stream_time_ms", "top_users", "user_report"]
+__all__ = ["AccountReport", "account_book", "account_report", "UserReport", "churn_rate", "cohort_rows", "live_cohorts",
+           "live_revenue", "open_reader", "revenue_figures", "revenue_range", "stream_time_ms", "top_users", "user_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,28 @@ def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, 
     }
 
 
+def revenue_range(period: str, from_ms: int | None, to_ms: int | None, now_ms: int) -> tuple[int, int]:
+    """``[from, to)`` of the revenue figures; without ``from_ms``/``to_ms``: the period containing
+    ``now_ms`` (the stream time)."""
+    if from_ms is None:
+        from_ms = period_start_ms(now_ms, period)  # type: ignore[arg-type]
+    if to_ms is None:
+        to_ms = next_period_ms(period_start_ms(max(from_ms, now_ms), period), period)  # type: ignore[arg-type]
+    return from_ms, to_ms
+
+
+def revenue_figures(totals: dict[int, dict[str, int]], period: str, from_ms: int | None, to_ms: int | None,
+                    now_ms: int) -> list[PeriodFigures]:
+    """The periods of :func:`revenue_range` from the workers' summed counters (``Store.revenue_totals``)."""
+    start, end = revenue_range(period, from_ms, to_ms, now_ms)
+    return Ledger.from_totals(period, totals).get(start, end)  # type: ignore[arg-type]
+
+
+def cohort_rows(counters: dict[str, int], to_ms: int) -> list[CohortRow]:
+    """Signup-month cohorts up to ``to_ms`` from the workers' summed counters (``Store.cohort_counters``)."""
+    return Cohorts.from_counters(counters).get(to_ms)
+
+
 def live_revenue(reader: StoreReader, period: str, from_ms: int | None, to_ms: int | None,
                  now_ms: int) -> list[PeriodFigures]:
     """Churn in money and count per period from the workers' live counters (docs/REVENUE.md):
@@ -147,12 +170,13 @@ def live_revenue(reader: StoreReader, period: str, from_ms: int | None, to_ms: i
 
     Without ``from_ms``/``to_ms``: the period containing ``now_ms`` (the stream time).
     """
-    ledger = Ledger.from_totals(period, reader.revenue_totals(period))  # type: ignore[arg-type]
-    if from_ms is None:
-        from_ms = period_start_ms(now_ms, period)  # type: ignore[arg-type]
-    if to_ms is None:
-        to_ms = next_period_ms(period_start_ms(max(from_ms, now_ms), period), period)  # type: ignore[arg-type]
-    return ledger.get(from_ms, to_ms)
+    return revenue_figures(reader.revenue_totals(period), period, from_ms, to_ms, now_ms)
+
+
+def live_cohorts(reader: StoreReader, to_ms: int) -> list[CohortRow]:
+    """Retention by signup-month cohort from the workers' live counters: ``churnwatch report``'s
+    ``models.revenue_ledger.Cohorts``, with the months up to the one containing ``to_ms - 1``."""
+    return cohort_rows(reader.cohort_counters(), to_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ def built_state(kafka_service: Service, redis_service: Service, tmp_path_factory
                         topic_accounts=f"acc-{name}")
     ensure_topics(settings)
     ensure_accounts_topic(settings)
+    _CLI.clear()  # answers of the commands on an earlier module's state
     log = tmp_path_factory.mktemp("console") / "worker.log"
     worker = Worker(kafka_service.address, redis_service.address, names, log, env={"CHURNWATCH_KEY_PREFIX": prefix}).start()
     try:
@@ -89,11 +90,22 @@ def built_state(kafka_service: Service, redis_service: Service, tmp_path_factory
     client.close()
 
 
+_CLI: dict[tuple[str, tuple[str, ...]], bytes] = {}
+
+
 def cli_json(settings: Settings, argv: list[str]) -> list[dict[str, Any]]:
-    """Run the real command ``churnwatch ARGV`` (a subprocess) against ``settings``; its JSON lines."""
+    """Run the real command ``churnwatch ARGV`` (a subprocess) against ``settings``; its JSON lines.
+    The state is written once per module and never changes after, so each command runs once."""
+    key = (settings.key_prefix, tuple(argv))
+    if key not in _CLI:
+        _CLI[key] = _run_cli(settings, argv)
+    return [orjson.loads(line) for line in _CLI[key].decode().splitlines() if line.strip()]
+
+
+def _run_cli(settings: Settings, argv: list[str]) -> bytes:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "REDIS_URL": settings.redis_url,
            "CHURNWATCH_TOPIC_EVENTS": settings.topic_events, "CHURNWATCH_KEY_PREFIX": settings.key_prefix,
            "CHURNWATCH_TOPIC_ACCOUNTS": settings.topic_accounts}
     done = subprocess.run([sys.executable, "-m", "streams.cli", *argv], cwd=ROOT, env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, f"churnwatch {' '.join(argv)} exited {done.returncode}: {done.stderr.decode()[-2000:]}"
-    return [orjson.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
+    return done.stdout

@@ -18,10 +18,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from models.events import EVENT_ORDER, Event
-from models.revenue_ledger import RevenueBook
+from models.revenue_ledger import RevenueBook, figures_dict
 from models.subscription import Subscription
 from streams.cli import main
-from streams.cli.revenue import figures_dict
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
 from tests.harness import Worker, account_barrier, publish_events, wait_progress

@@ -16,6 +16,9 @@ import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
+from models.rfm import SEGMENTS
+from models.state import STAGES
+from streams.console.api import ACTIONS
 from streams.console.app import create_app
 from streams.settings import Settings
 from streams.worker.history import HISTORY_WEEKS, decode_points
@@ -146,10 +149,19 @@ def test_churn_matches_churnwatch_churn_rate(built_state: Settings, client: Test
     assert (body["churned"], body["churn_rate"], body["churned_revenue"], body["active_at_start"]) == \
         (cli["churned"], cli["churn_rate"], cli["churned_revenue"], cli["active_at_start"])
     assert len(body["weekly"]) == 12 and sum(w["won"] for w in body["weekly"]) > 0
+    # accounts' revenue: the periods and cohorts churn-rate prints for the same range, to the cent
+    rev = body["revenue"]
+    first, last = rev["periods"][0]["period_start"], rev["periods"][-1]["period_end"]
+    (cli,) = cli_json(built_state, ["churn-rate", "--period", "month", "--from", first, "--to", last, "--json"])
+    assert rev["period"] == "month" and rev["periods"] == cli["revenue"]["periods"] and rev["cohorts"] == cli["revenue"]["cohorts"]
+    assert rev["cohorts"] and any(p["lost"] for p in rev["periods"]), "contoso cancelled"
+    assert rev["periods"][-1]["nrr_pct"] is not None  # the current month (the browser test compares it with churn-rate's)
+    weekly = client.get("/api/v1/churn", params={"revenue_period": "week"}).json()["revenue"]
+    assert weekly["period"] == "week" and weekly["periods"][-1]["end_mrr"] == rev["periods"][-1]["end_mrr"]
 
 
 def test_pages_render(built_state: Settings, client: TestClient) -> None:
-    for path in ("/book", "/book?list=win_back", "/book?action=check_in", "/quadrant", "/churn"):
+    for path in ("/book", "/book?list=win_back", "/book?action=check_in", "/quadrant", "/churn", "/churn?revenue_period=week"):
         reply = client.get(path)
         assert reply.status_code == 200, path
         assert "<svg" in reply.text or "<table" in reply.text
@@ -178,8 +190,14 @@ def test_api_conforms_to_its_openapi_document(api_schema: Any) -> None:
         @hypothesis.settings(max_examples=40, deadline=None, derandomize=True, database=None,
                              suppress_health_check=list(hypothesis.HealthCheck))
         def check(case: Any) -> None:
-            # a cursor is opaque: one the API never gave out is rightly refused (400) though "schema-valid"
-            forged = bool(case.query and case.query.get("cursor"))
+            # a cursor is opaque: one the API never gave out is rightly refused (400) though "schema-valid";
+            # the filters' values depend on the list (users: lifecycle stage, RFM segment, user action;
+            # an owner's accounts: account stage and action): a value of the other kind is refused (400)
+            q = case.query or {}
+            users = (q.get("owner") or "all") == "all"
+            other_kind = users and (q.get("stage", STAGES[0]) not in STAGES or q.get("segment", SEGMENTS[0]) not in SEGMENTS
+                                    or q.get("action", ACTIONS[0]) not in ACTIONS)
+            forged = bool(q.get("cursor")) or other_kind
             case.call_and_validate(excluded_checks=[positive_data_acceptance] if forged else None)
 
         check()
@@ -227,3 +245,78 @@ def test_account_equals_churnwatch_top_owner_and_has_members(built_state: Settin
         assert reply.status_code == 200 and "<table" in reply.text, path
     assert "/accounts/" in client.get("/book?owner=alice").text
     assert client.get("/accounts/no-such-account").status_code == 404
+
+
+# -- a customer's past alerts and an account's members -----------------------------------------
+
+
+def _topic_alerts(settings: Settings) -> list[dict[str, Any]]:
+    import orjson
+
+    from tests.harness import read_topic
+
+    return [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts, settings.partitions)]
+
+
+def test_users_and_accounts_list_the_alerts_the_worker_emitted(built_state: Settings, client: TestClient) -> None:
+    """Each user's list is the alerts worth a call the worker sent for it, newest first, capped;
+    an account's is its account alerts; members carry their user ids and link to their pages."""
+    from streams.worker.alert_log import ALERT_LOG_CAP, logged_kind
+
+    sent = _topic_alerts(built_state)
+    by_user: dict[str, dict[str, dict[str, Any]]] = {}
+    for a in sent:
+        if "user_id" in a and logged_kind(a):
+            by_user.setdefault(a["user_id"], {})[a["alert_id"]] = a  # at-least-once: de-duplicated on the id
+    top = client.get("/api/v1/at-risk", params={"limit": 5}).json()["items"]
+    assert top and all(row["user_id"] in by_user for row in top), "users to save got an at-risk alert"
+    for user_id in [row["user_id"] for row in top] + sorted(by_user)[:5]:
+        want = sorted(by_user[user_id].values(), key=lambda a: a["event_time_ms"], reverse=True)[:ALERT_LOG_CAP]
+        got = client.get(f"/api/v1/users/{user_id}").json()["alerts"]
+        assert [(a["alert_id"], a["kind"], a["event_time_ms"], a["reasons"]) for a in got] == \
+            [(a["alert_id"], a["kind"], a["event_time_ms"], [] if a["kind"] == "recovered" else a["reasons"]) for a in want], user_id
+    assert any(a["kind"] == "at_risk" and a["reasons"] for a in client.get(f"/api/v1/users/{top[0]['user_id']}").json()["alerts"])
+    page = client.get(f"/users/{top[0]['user_id']}").text
+    assert 'id="alerts"' in page and by_user[top[0]["user_id"]] and next(iter(by_user[top[0]["user_id"]])) in page
+
+    contoso = client.get("/api/v1/accounts/contoso").json()
+    want_ids = sorted((a for a in sent if a.get("account_id") == "contoso"), key=lambda a: a["event_time_ms"], reverse=True)
+    assert [a["alert_id"] for a in contoso["alerts"]] == list(dict.fromkeys(a["alert_id"] for a in want_ids))[:ALERT_LOG_CAP]
+    assert contoso["alerts"][0]["kind"] == "account_churned"
+    members = [m["user_id"] for m in contoso["members"]]
+    assert members and all(members), "every member is listed by its user id"
+    html = client.get("/accounts/contoso").text
+    assert all(f'href="/users/{u}"' in html for u in members)
+    assert all(client.get(f"/api/v1/users/{u}").status_code == 200 for u in members)
+
+
+def test_owner_book_pages_and_filters(built_state: Settings, client: TestClient) -> None:
+    """An owner's book pages by cursor through `churnwatch top --owner --all`'s order and filters by
+    the account's stage, action and segment; a cursor of another owner or list is refused."""
+    every = cli_json(built_state, ["top", "--owner", "alice", "--all", "--json"])
+    save = cli_json(built_state, ["top", "--owner", "alice", "--json"])
+    rows, cursor = [], None
+    for _ in range(10):
+        body = client.get("/api/v1/at-risk", params={"owner": "alice", "limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        rows += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert rows == save and len(save) >= 1
+    churned = [a for a in every if a["stage"] == "churned"]
+    for key, value in (("stage", "churned"), ("action", "win back"), ("segment", "smb")):
+        got = client.get("/api/v1/at-risk", params={"owner": "alice", "list": "win_back", key: value}).json()["items"]
+        assert got == churned, key
+    assert client.get("/api/v1/at-risk", params={"owner": "alice", "segment": "enterprise"}).json()["items"] == []
+    action = save[0]["action"]
+    assert client.get("/api/v1/at-risk", params={"owner": "alice", "action": action}).json()["items"] == \
+        [a for a in save if a["action"] == action]
+    assert client.get("/api/v1/at-risk", params={"owner": "alice", "stage": "declining"}).status_code == 400
+    assert client.get("/api/v1/at-risk", params={"stage": "past_due"}).status_code == 400
+    if len(save) > 1:
+        first = client.get("/api/v1/at-risk", params={"owner": "alice", "limit": 1}).json()
+        assert client.get("/api/v1/at-risk", params={"owner": "bob", "cursor": first["next_cursor"]}).status_code == 400
+        html = client.get("/book", params={"owner": "alice", "limit": 1}).text
+        assert 'id="next"' in html and "cursor=" in html
+    html = client.get("/book", params={"owner": "alice", "list": "win_back", "segment": "smb"}).text
+    assert all(f'data-account="{a["account_id"]}"' in html for a in churned)

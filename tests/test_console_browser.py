@@ -99,6 +99,11 @@ def test_my_book_to_a_user_shows_the_numbers_of_churnwatch_score(built_state: Se
         p.click(f"header nav >> text={'Quadrant' if name == 'quadrant' else 'Churn'}")  # type: ignore[attr-defined]
         p.wait_for_url(f"**/{name}")  # type: ignore[attr-defined]
         assert p.locator("svg").count() >= 1  # type: ignore[attr-defined]
+        if name == "churn":  # accounts' revenue retention: the figures of `churnwatch churn-rate` (current month)
+            (cli,) = cli_json(built_state, ["churn-rate", "--json"])
+            month = cli["revenue"]["periods"][-1]
+            assert (value("#nrr"), value("#grr"), value("#mrr")) == (month["nrr_pct"] or "", month["grr_pct"] or "", month["end_mrr"])
+            assert p.locator("#cohorts tr[data-cohort]").count() == len(cli["revenue"]["cohorts"]) > 0  # type: ignore[attr-defined]
         p.screenshot(path=str(IMG / f"console_{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
     p.goto(f"{console_url}/book?list=win_back")  # type: ignore[attr-defined]
@@ -127,3 +132,9 @@ def test_an_owner_book_to_an_account_shows_the_numbers_of_churnwatch_top_owner(b
         (top[0]["health"], top[0]["temperature"], top[0]["stage"])
     assert p.locator("#reasons li").all_inner_texts() == top[0]["reasons"]  # type: ignore[attr-defined]
     assert p.locator("#members tr").count() == top[0]["users"] + 1  # type: ignore[attr-defined]
+    p.screenshot(path=str(IMG / "console_account.png"), full_page=True)  # type: ignore[attr-defined]
+    member = p.locator("#members a.user").first  # type: ignore[attr-defined]
+    user_id = member.inner_text()
+    member.click()  # members are listed by user id and link to their pages
+    p.wait_for_url(f"**/users/{user_id}")  # type: ignore[attr-defined]
+    assert p.inner_text("#user-id") == user_id  # type: ignore[attr-defined]

@@ -14,8 +14,7 @@ import orjson
 import pytest
 
 from models.events import EVENT_ORDER, Event
-from models.revenue_ledger import PERIODS, Ledger, RevenueBook
-from streams.cli.revenue import figures_dict
+from models.revenue_ledger import PERIODS, Cohorts, Ledger, RevenueBook, cohort_dict, figures_dict
 from streams.offline.simulate_accounts import generate_accounts
 from streams.settings import Settings
 from streams.worker.revenue import (
@@ -45,6 +44,7 @@ class _Redis:
         self.extras: dict[str, bytes] = {}
         self.members: dict[str, dict[bytes, bytes]] = {}
         self.counters: dict[str, dict[int, dict[str, int]]] = {p: {} for p in PERIODS}
+        self.cohorts: dict[str, int] = {}
         self.alerts: list[dict[str, object]] = []
 
     def cycle(self, copies: list, last_offset: dict[int, int]) -> int:  # type: ignore[type-arg]
@@ -62,6 +62,8 @@ class _Redis:
             self.extras.update(w.extras)
             for a, m in w.members.items():
                 self.members.setdefault(a, {}).update(m)
+            for raw, v in w.counters.pop("cohort", {}).items():
+                self.cohorts[raw] = self.cohorts.get(raw, 0) + v
             for period, deltas in w.counters.items():
                 for raw, v in deltas.items():
                     start, name = parse_counter_field(raw)
@@ -106,6 +108,9 @@ def test_phase_in_batches_equals_the_report_and_replays_change_nothing() -> None
             offline.update(ev)
         assert live == offline.get(START_MS, START_MS + 120 * DAY_MS), period
     assert sum(1 for m in book.movements if m.kind == "churn") >= 3
+    end = START_MS + 120 * DAY_MS
+    assert Cohorts.from_counters(redis.cohorts).get(end) == book.cohorts.get(end), "live cohorts: the report's"
+    assert len(book.cohorts.get(end)) >= 3
 
 
 def test_account_alerts_do_not_depend_on_how_the_copies_are_batched() -> None:
@@ -187,6 +192,7 @@ def test_live_figures_equal_the_report_after_streaming(
         assert main(["churn-rate", "--period", period, "--from", "2026-01-01", "--to", "2026-03-17", "--json"]) == 0
         got = orjson.loads(capsys.readouterr().out)["revenue"]
         assert got["period"] == period and got["periods"] == want
+        assert got["cohorts"] == [cohort_dict(c) for c in book.cohorts.get(START_MS + 75 * DAY_MS)] and got["cohorts"]
     assert sum(int(p["churned_cents"]) for p in want) > 0 and any(int(p["contraction_cents"]) for p in want)
 
     assert main(["churn-rate"]) == 0  # the text form: the current month of stream time

@@ -245,3 +245,43 @@ def test_top_at_risk_merges_buckets_and_sync_reader(redis_url: str) -> None:
         top = reader.top_at_risk(3)
         assert top == sorted(users.items(), key=lambda kv: -kv[1])[:3]
         assert reader.load_user("user-0") is not None and reader.load_user("nobody") is None
+
+
+def test_alert_lists_follow_applied_writes_only_capped_and_without_duplicates(redis_url: str) -> None:
+    """The console's per-user alert list (lua/alert_log.lua): appended only when the bucket's state
+    write applied, once per alert id (a retried write adds nothing), newest first, at most the cap;
+    deleted with the user."""
+    from streams.worker.alert_log import ALERT_LOG_CAP, decode_entries, entry
+
+    async def scenario(store: Store) -> tuple[list[Any], list[Any], int]:
+        b, g = locate("dave", store.buckets, store.groups)
+
+        def alert(i: int) -> tuple[int, str, str, bytes]:
+            d = {"alert_id": f"id{i:02d}", "kind": "at_risk", "event_time_ms": (T0 + i) * 1000, "stage": "declining",
+                 "risk": 0.7, "reasons": [f"reason {i}"]}
+            return (g, "dave", str(d["alert_id"]), entry(d))
+
+        def write(offset: int, token: str, alerts: list[tuple[int, str, str, bytes]], expected: str,
+                  st: UserState | None = _state(T0)) -> Any:
+            blob = None if st is None else st.to_bytes()
+            w = BucketWrite(b, [(FIELD, expected, str(offset))], [StateWrite(g, "dave", blob, FIELD, 0, None)], alerts=alerts)
+            return store.write([w], token)
+
+        async def stored() -> list[Any]:
+            raw = await store.client.hget(store.keys.alert_log(b, g), "dave")
+            return decode_entries(raw.split(b"\n") if raw else [])
+
+        assert await write(1, "t1", [alert(0), alert(1)], "") == []
+        assert await write(1, "t1", [alert(0), alert(1)], "") == []  # the same write retried: nothing added
+        assert len(await write(9, "t-stale", [alert(5)], "0")) == 1  # fenced: nothing added
+        first = await stored()
+        for i in range(2, 14):
+            assert await write(i, f"t{i}", [alert(i), alert(i - 1)], str(i - 1)) == []  # a repeated id is not added again
+        capped = await stored()
+        assert await write(20, "t20", [(g, "dave", "", b"")], "13", None) == []  # the user expires: the list goes too
+        return first, capped, int(await store.client.hexists(store.keys.alert_log(b, g), "dave"))
+
+    first, capped, exists = with_store(redis_url, scenario)
+    assert [a["alert_id"] for a in first] == ["id01", "id00"], "newest first, once each"
+    assert [a["alert_id"] for a in capped] == [f"id{i:02d}" for i in range(13, 13 - ALERT_LOG_CAP, -1)]
+    assert capped[0]["reasons"] == ["reason 13"] and exists == 0

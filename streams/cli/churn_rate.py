@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.cli.revenue import figures_dict
-    from streams.views import churn_rate, live_revenue, open_reader, stream_time_ms
+    from models.revenue_ledger import cohort_dict, figures_dict
+    from streams.views import churn_rate, live_cohorts, live_revenue, open_reader, revenue_range, stream_time_ms
 
     from_ms, to_ms = (None if args.from_ is None else parse_date_ms(args.from_, "--from"),
                       None if args.to is None else parse_date_ms(args.to, "--to"))
@@ -38,8 +38,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"--to {args.to} is not after --from {args.from_}")
     with open_reader(settings) as reader:
         result = churn_rate(reader, settings, args.days)
-        figures = live_revenue(reader, args.period, from_ms, to_ms, stream_time_ms(reader, settings))
-    result["revenue"] = {"period": args.period, "periods": [figures_dict(f) for f in figures]}
+        now_ms = stream_time_ms(reader, settings)
+        figures = live_revenue(reader, args.period, from_ms, to_ms, now_ms)
+        cohorts = live_cohorts(reader, revenue_range(args.period, from_ms, to_ms, now_ms)[1])
+    result["revenue"] = {"period": args.period, "periods": [figures_dict(f) for f in figures],
+                         "cohorts": [cohort_dict(c) for c in cohorts]}
     if args.json:
         print(orjson.dumps(result).decode())
         return 0
@@ -52,4 +55,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
               f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "
               f"net MRR churn {f['net_mrr_churn_pct'] or '-'}%")
+    if cohorts:
+        from streams.cli.revenue import print_cohorts
+
+        print_cohorts(cohorts)
     return 0

@@ -10,57 +10,23 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from models.events import EVENT_ORDER
-from models.revenue_ledger import PERIODS, CohortRow, PeriodFigures, RevenueBook, money_text, percent_text
+from models.revenue_ledger import PERIODS, CohortRow, PeriodFigures, RevenueBook, cohort_dict, figures_dict, money_text, percent_text
 from streams.cli.argtypes import parse_date_ms
 from streams.errors import UserError
 from streams.offline.history import iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "run"]
+__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "print_cohorts", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
-_RATES = ("logo_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate", "nrr", "grr")
 
 
 def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
-
-
-def figures_dict(f: PeriodFigures) -> dict[str, Any]:
-    """One period for people and programs: money as exact decimal text and in cents, rates in
-    percent rounded half-even to 4 decimals (null when undefined), the quick ratio to 4 decimals."""
-    cents = {
-        "start_mrr": f.start_mrr_cents, "new": f.new_cents, "expansion": f.expansion_cents,
-        "contraction": f.contraction_cents, "churned": f.churned_cents, "reactivation": f.reactivation_cents,
-        "end_mrr": f.end_mrr_cents, "net_new_mrr": f.net_new_mrr_cents,
-    }
-    out: dict[str, Any] = {"period_start": _day(f.start_ms), "period_end": _day(f.end_ms)}
-    out.update({k: money_text(v) for k, v in cents.items()})
-    out.update({f"{k}_cents": v for k, v in cents.items()})
-    out.update({
-        "customers_start": f.customers_start, "new_customers": f.new_customers,
-        "reactivated_customers": f.reactivated_customers, "churned_customers": f.churned_customers,
-        "customers_end": f.customers_end, "won": f.won, "lost": f.churned_customers, "logo_churn": f.logo_churn,
-    })
-    for name in _RATES:
-        text = percent_text(getattr(f, name))
-        out[name.replace("_rate", "") + "_pct"] = text or None
-    q = f.quick_ratio
-    out["quick_ratio"] = percent_text(q / 100) if q is not None else None
-    return out
-
-
-def cohort_dict(c: CohortRow) -> dict[str, Any]:
-    return {
-        "cohort": _day(c.cohort_ms)[:7], "customers": c.customers, "new_mrr": money_text(c.value_cents),
-        "months": [{"month": _day(m)[:7], "customers": n, "mrr": money_text(mrr), "customer_retention_pct": percent_text(cr) or None,
-                    "mrr_retention_pct": percent_text(rr) or None} for m, n, mrr, cr, rr in c.months],
-    }
 
 
 def build_report(path: str | Path, from_ms: int, to_ms: int, period: str) -> tuple[RevenueBook, list[PeriodFigures]]:
@@ -99,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     _print_periods(figures)
     if cohorts:
-        _print_cohorts(cohorts)
+        print_cohorts(cohorts)
     print(f"{len(book.accounts):,} accounts; money in the file's currency; rates in %; "
           f"definitions in docs/REVENUE.md" + (f"; {book.late} late statements ignored" if book.late else ""))
     return 0
@@ -119,7 +85,7 @@ def _print_periods(figures: list[PeriodFigures]) -> None:
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
 
 
-def _print_cohorts(cohorts: list[CohortRow]) -> None:
+def print_cohorts(cohorts: list[CohortRow]) -> None:
     print("\nMRR retention by signup-month cohort (% of the cohort's new-business MRR; customers in brackets)")
     for c in cohorts:
         cells = [f"{percent_text(rr, 1) or '-'} ({n})" for _, n, _, _, rr in c.months]

@@ -18,16 +18,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from models.account_health import ACCOUNT_ACTIONS, ACCOUNT_STAGES
 from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
-                                  owner_book, user_view)
+                                  owner_book, revenue_view, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 
 __all__ = ["routes", "openapi", "error_response", "API_VERSION"]
 
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
+_MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
 ACTIONS = get_args(Action)
 _PERIOD = re.compile(r"^([0-9]{1,3})d?$")
 
@@ -95,15 +97,20 @@ def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
 async def at_risk(request: Request, deps: Deps) -> dict[str, Any]:
     owner = await deps.owners.check(request.query_params.get("owner"))
     list_name = _choice(request, "list", LISTS, "save")
-    filters = Filters(_choice(request, "stage", STAGES), _choice(request, "segment", SEGMENTS), _choice(request, "action", ACTIONS))
     limit = _int(request, "limit", 50, 1, 500)
     now_ms = await deps.now_ms()
     from streams.timefmt import format_ts
 
     if owner != deps.owners.ALL:  # the owner's book: accounts, as `churnwatch top --owner NAME --json`
-        book = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms)  # type: ignore[arg-type]
-        return {"as_of": format_ts(now_ms), "owner": owner, "list": list_name, "items": [r.to_dict() for r in book],
-                "next_cursor": None}
+        segment = request.query_params.get("segment") or None
+        if segment is not None and len(segment) > 100:
+            raise BadRequest(f"segment must be at most 100 characters, got {len(segment)}")
+        filters = Filters(_choice(request, "stage", ACCOUNT_STAGES), segment, _choice(request, "action", ACCOUNT_ACTIONS))
+        book = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms,  # type: ignore[arg-type]
+                                request.query_params.get("cursor") or None, filters)
+        return {"as_of": format_ts(now_ms), "owner": owner, "list": list_name, "items": [r.to_dict() for r in book.accounts],
+                "next_cursor": book.next_cursor}
+    filters = Filters(_choice(request, "stage", STAGES), _choice(request, "segment", SEGMENTS), _choice(request, "action", ACTIONS))
     page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
                               request.query_params.get("cursor") or None, filters, owner)
     return {"as_of": format_ts(page.as_of_ms), "owner": page.owner, "list": page.list,
@@ -121,13 +128,14 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
     sig = view.scores.signals
     body["activity_28d"] = {k: round(n, 1) for k, n in activity_by_kind(sig, deps.model)} if sig is not None else {}
     body["history"] = [point_dict(p) for p in view.history]
+    body["alerts"] = view.alerts
     return body
 
 
 async def account(request: Request, deps: Deps) -> dict[str, Any]:
     now_ms = await deps.now_ms()
-    report, state, members = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
-    return account_dict(report, state, members, now_ms)
+    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
+    return account_dict(report, state, members, now_ms, alerts)
 
 
 async def churn(request: Request, deps: Deps) -> dict[str, Any]:
@@ -135,7 +143,12 @@ async def churn(request: Request, deps: Deps) -> dict[str, Any]:
     m = _PERIOD.match(raw)
     if not m:
         raise BadRequest(f"period must be a number of days like 30d, got {raw[:40]!r}")
-    return await churn_view(deps.store, await deps.now_ms(), int(m.group(1)))
+    from models.revenue_ledger import PERIODS
+
+    now_ms = await deps.now_ms()
+    body = await churn_view(deps.store, now_ms, int(m.group(1)))
+    body["revenue"] = await revenue_view(deps.store, now_ms, _choice(request, "revenue_period", PERIODS, "month") or "month")
+    return body
 
 
 async def owners(request: Request, deps: Deps) -> dict[str, Any]:
@@ -200,14 +213,30 @@ def openapi() -> dict[str, Any]:
         "purchases": {"type": "integer"}, "revenue": _NUM, "at_risk_since": _NSTR,
         "activity_28d": _obj({"view": _NUM, "click": _NUM, "message": _NUM, "all": _NUM}),
         "history": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
+        "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
     })
+    alert = _obj({"alert_id": _STR, "kind": _STR, "time": _STR, "event_time_ms": {"type": "integer"}, "stage": _NSTR,
+                  "risk": _NUM, "reasons": {"type": "array", "items": _STR}})
     week = _obj({"week_end": {"type": "string", "format": "date"}, "churned": {"type": "integer"}, "won": {"type": "integer"},
                  "churn_rate": _NUM, "churned_revenue": _NUM})
+    int_, money, pct = {"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$"}, _NSTR
+    figures = _obj({
+        "period_start": {"type": "string", "format": "date"}, "period_end": {"type": "string", "format": "date"},
+        **{k: money for k in _MONEY}, **{f"{k}_cents": int_ for k in _MONEY},
+        **{k: int_ for k in ("customers_start", "new_customers", "reactivated_customers", "churned_customers", "customers_end",
+                             "won", "lost", "logo_churn")},
+        **{k: pct for k in ("logo_churn_pct", "gross_mrr_churn_pct", "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio")},
+    })
+    cohort = _obj({"cohort": _STR, "customers": int_, "new_mrr": money, "months": {"type": "array", "items": _obj({
+        "month": _STR, "customers": int_, "mrr": money, "customer_retention_pct": pct, "mrr_retention_pct": pct})}})
+    revenue = _obj({"period": {"enum": ["day", "week", "month"]},
+                    "periods": {"type": "array", "items": {"$ref": "#/components/schemas/PeriodFigures"}},
+                    "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}}})
     churn = _obj({
         "as_of": _STR, "period_days": {"type": "integer"}, "users": {"type": "integer"}, "at_risk": {"type": "integer"},
         "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}}, "churned": {"type": "integer"},
         "active_at_start": {"type": "integer"}, "churn_rate": _NUM, "churned_revenue": _NUM,
-        "weekly": {"type": "array", "items": week}, "revenue_retention": {"type": "null"}, "cohorts": {"type": "null"},
+        "weekly": {"type": "array", "items": week}, "revenue": revenue,
     })
     account_row = _obj({
         "account_id": _STR, "name": _STR, "owner": _STR, "renewal_date": _STR, "risk": _NUM, "health": {"type": "integer"},
@@ -217,8 +246,10 @@ def openapi() -> dict[str, Any]:
     account = {**account_row, "properties": {
         **account_row["properties"], "as_of": _STR,
         "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR})},
-        "members": {"type": "array", "items": _obj({"stage": {"enum": list(STAGES)}, "risk": _NUM, "last_seen": _STR})},
-    }, "required": [*account_row["required"], "as_of", "subscriptions", "members"]}
+        "members": {"type": "array", "items": _obj({"user_id": _NSTR, "stage": {"enum": list(STAGES)}, "risk": _NUM,
+                                                    "last_seen": _STR})},
+        "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
+    }, "required": [*account_row["required"], "as_of", "subscriptions", "members", "alerts"]}
     page = _obj({"as_of": _STR, "owner": _STR, "list": {"enum": list(LISTS)},
                  "items": {"type": "array", "items": {"anyOf": [{"$ref": "#/components/schemas/Row"},
                                                                 {"$ref": "#/components/schemas/AccountRow"}]}},
@@ -230,6 +261,7 @@ def openapi() -> dict[str, Any]:
                  "description": "Live churn scores from the churnwatch state in Redis, as of the stream time. Read-only."},
         "components": {
             "schemas": {"TrendPoint": point, "Row": row, "AtRiskPage": page, "User": user, "Churn": churn, "Error": err,
+                        "PeriodFigures": figures, "Cohort": cohort, "AlertEntry": alert,
                         "AccountRow": account_row, "Account": account,
                         "Owners": _obj({"owners": {"type": "array", "items": _STR}})},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
@@ -240,32 +272,43 @@ def openapi() -> dict[str, Any]:
             "/api/v1/at-risk": {"get": {
                 "operationId": "listAtRisk",
                 "summary": ("Users to save (open at-risk alert) or to win back (churned), most at risk first, paged by cursor; with "
-                            "an owner, that owner's accounts (AccountRow) ranked as `churnwatch top --owner`, one page"),
+                            "an owner, that owner's accounts (AccountRow) ranked as `churnwatch top --owner`, paged and filtered alike"),
                 "parameters": [
                     _q("owner", _STR, "account owner from the accounts table (/api/v1/owners); 'all' (the default): users, not accounts"),
                     _q("list", {"enum": list(LISTS), "default": "save"}, "save: at risk, not churned; win_back: churned"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "rows per page"),
                     _q("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page (opaque; others are refused with 400)"),
-                    _q("stage", {"enum": list(STAGES)}, "only this lifecycle stage"),
-                    _q("segment", {"enum": list(SEGMENTS)}, "only this RFM segment"),
-                    _q("action", {"enum": list(ACTIONS)}, "only this recommended action"),
+                    _q("stage", {"enum": list(dict.fromkeys([*STAGES, *ACCOUNT_STAGES]))},
+                       "only this stage: a user's lifecycle stage, or with an owner an account's stage (another value: 400)"),
+                    _q("segment", {"type": "string", "minLength": 1, "maxLength": 100},
+                       f"only this segment: a user's RFM segment ({', '.join(SEGMENTS)}; another value: 400), or with an "
+                       "owner the account's segment in the accounts table"),
+                    _q("action", {"enum": list(dict.fromkeys([*ACTIONS, *ACCOUNT_ACTIONS]))},
+                       "only this recommended action: a user's, or with an owner an account's (another value: 400)"),
                 ],
                 "responses": {"200": _ok("AtRiskPage"), **_errors(400, 401, 404, 503)},
             }},
             "/api/v1/users/{user_id}": {"get": {
-                "operationId": "getUser", "summary": "One user's live scores, reasons, activity and weekly history",
+                "operationId": "getUser",
+                "summary": "One user's live scores, reasons, activity, weekly history and last alerts worth a call (newest first)",
                 "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _STR}],
                 "responses": {"200": _ok("User"), **_errors(401, 404, 503)},
             }},
             "/api/v1/accounts/{account_id}": {"get": {
                 "operationId": "getAccount",
-                "summary": "One account's roll-up (as `churnwatch top --owner --json`), subscriptions and members",
+                "summary": ("One account's roll-up (as `churnwatch top --owner --json`), subscriptions, members (with their "
+                            "user ids) and last alerts (newest first)"),
                 "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": _STR}],
                 "responses": {"200": _ok("Account"), **_errors(401, 404, 503)},
             }},
             "/api/v1/churn": {"get": {
-                "operationId": "getChurn", "summary": "Churn by count, share and revenue over a period; weekly won and lost",
-                "parameters": [_q("period", {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)d?$", "default": "30d"}, "days up to the stream time, 1-365")],
+                "operationId": "getChurn",
+                "summary": ("Users' churn by count, share and revenue over a period, weekly won and lost; accounts' churn in "
+                            "money and count per period (MRR movements, NRR, GRR, won and lost) and retention by "
+                            "signup-month cohort: the figures of `churnwatch churn-rate --json`"),
+                "parameters": [_q("period", {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)d?$", "default": "30d"}, "days up to the stream time, 1-365"),
+                               _q("revenue_period", {"enum": ["day", "week", "month"], "default": "month"},
+                                  "revenue figures per day, ISO week or month: the last 12 up to the stream time")],
                 "responses": {"200": _ok("Churn"), **_errors(400, 401, 503)},
             }},
             "/api/v1/owners": {"get": {

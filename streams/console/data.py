@@ -60,8 +60,11 @@ __all__ = [
     "block_size_for",
     "user_view",
     "churn_view",
+    "revenue_view",
     "counters",
     "owner_book",
+    "owner_segments",
+    "BookPage",
     "account_view",
     "account_dict",
     "point_dict",
@@ -172,6 +175,7 @@ class UserView:
     scores: Scores
     state: UserState
     history: list[HistoryPoint] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # the last alerts worth a call, newest first
 
 
 async def stream_time_ms(store: Store, settings: Settings) -> int:
@@ -394,9 +398,13 @@ async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) 
     ((blob, hist),) = await _load(store, [user_id])
     if blob is None:
         raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
+    from streams.worker.alert_log import decode_entries
+
+    logged = await store.client.hget(store.keys.alert_log(*locate(user_id, store.buckets, store.groups)), user_id)
     state = UserState.from_bytes(blob)
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
-    return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist))
+    return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist),
+                    decode_entries(logged.split(b"\n") if logged else []))
 
 
 def trend_with_now(history: list[HistoryPoint], now_s: int, s: Scores) -> list[HistoryPoint]:
@@ -437,69 +445,132 @@ async def churn_view(store: Store, now_ms: int, days: int, weeks: int = 12) -> d
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
         "weekly": series,
-        "revenue_retention": None,  # needs subscriptions and MRR (accounts, issue 12)
-        "cohorts": None,  # signup-month cohort retention needs per-cohort counters (not stored yet)
     }
+
+
+async def revenue_view(store: Store, now_ms: int, period: str = "month", periods: int = 12) -> dict[str, Any]:
+    """Accounts' churn in money and count for the last ``periods`` periods up to the stream time
+    (leading periods before any revenue left out) and the signup-month cohorts: the workers' live
+    counters read by ``streams.views`` into ``churnwatch report``'s ledger, so every figure is the
+    one ``churnwatch churn-rate --period P --from F --to T --json`` prints for the same range."""
+    from models.revenue_ledger import PERIODS, cohort_dict, figures_dict, period_start_ms
+    from streams.views import cohort_rows, revenue_figures
+
+    if period not in PERIODS:
+        raise BadRequest(f"revenue_period must be one of {', '.join(PERIODS)}, got {period[:40]!r}")
+    start = period_start_ms(now_ms, period)  # type: ignore[arg-type]
+    for _ in range(periods - 1):
+        start = period_start_ms(start - 1, period)  # type: ignore[arg-type]
+    figures = revenue_figures(await store.revenue_totals(period), period, start, None, now_ms)
+    while len(figures) > 1 and not (figures[0].start_mrr_cents or figures[0].end_mrr_cents or figures[0].churned_customers):
+        figures.pop(0)
+    cohorts = cohort_rows(await store.cohort_counters(), figures[-1].end_ms)
+    return {"period": period, "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts]}
 
 
 # -- owners and accounts -----------------------------------------------------------------------
 
 
-def _book(settings: Settings, owner: str, n: int, list_name: ListName, now_ms: int,
-          table: dict[str, dict[str, Any]]) -> list[Any]:
+def _book(settings: Settings, owner: str, list_name: ListName, now_ms: int, table: dict[str, dict[str, Any]]) -> list[Any]:
     from streams.views import account_book
     from streams.worker.store import StoreReader
 
     with StoreReader(settings) as reader:
         if list_name == "save":
-            return account_book(reader, settings, owner, n, now_ms=now_ms, table=table)
+            return account_book(reader, settings, owner, len(table), now_ms=now_ms, table=table)
         every = account_book(reader, settings, owner, len(table), at_risk_only=False, now_ms=now_ms, table=table)
-        return [r for r in every if r.rollup.stage == "churned"][:n]
+        return [r for r in every if r.rollup.stage == "churned"]
+
+
+@dataclass(slots=True)
+class BookPage:
+    """One page of an owner's book: accounts (``streams.views.AccountReport``) and the next page's cursor."""
+
+    accounts: list[Any]
+    next_cursor: str | None
+
+
+def _encode_book_cursor(owner: str, list_name: ListName, offset: int) -> str:
+    raw = orjson.dumps([_CURSOR_VERSION, "book:" + list_name, owner, offset])
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+
+
+def _decode_book_cursor(cursor: str, owner: str, list_name: ListName) -> int:
+    try:
+        version, name, who, offset = orjson.loads(zlib.decompress(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))))
+    except (ValueError, TypeError, zlib.error, orjson.JSONDecodeError):
+        raise BadRequest(f"cursor {cursor[:40]!r} is not a cursor this API gave out") from None
+    if version != _CURSOR_VERSION or name != "book:" + list_name or who != owner or type(offset) is not int or offset < 0:
+        raise BadRequest(f"cursor does not belong to the {list_name!r} list of owner {owner[:60]!r}")
+    return offset
 
 
 async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: ListName, limit: int,
-                     now_ms: int) -> list[Any]:
-    """The owner's accounts (``streams.views.AccountReport``): ``save``, those at risk ranked as
-    ``churnwatch top --owner`` ranks them; ``win_back``, the churned ones, highest risk first."""
+                     now_ms: int, cursor: str | None = None, filters: Filters = Filters()) -> BookPage:
+    """A page of the owner's accounts: ``save``, those at risk ranked as ``churnwatch top --owner``
+    ranks them (the first page of ``limit`` is ``top --owner -n limit``); ``win_back``, the churned
+    ones, highest risk first. ``filters``: the account's stage and action
+    (``models.account_health.ACCOUNT_STAGES``/``ACCOUNT_ACTIONS``) and its segment in the accounts
+    table. The book is ranked afresh for every page (an owner has hundreds of accounts, not
+    millions) and the cursor holds the rank reached."""
     if list_name not in LISTS:
         raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
+    if limit < 1:
+        raise BadRequest(f"limit must be at least 1 row, got {limit}")
     table = await owners.table()
     if not any((f.get("owner") or "") == owner for f in table.values()):
         raise NotFound(f"owner {owner[:60]!r} has no account in the accounts table")
-    return await asyncio.to_thread(_book, settings, owner, limit, list_name, now_ms, table)
+    offset = _decode_book_cursor(cursor, owner, list_name) if cursor else 0
+    ranked = await asyncio.to_thread(_book, settings, owner, list_name, now_ms, table)
+    ranked = [r for r in ranked if (filters.stage is None or r.rollup.stage == filters.stage)
+              and (filters.action is None or r.rollup.action == filters.action)
+              and (filters.segment is None or (table.get(r.account_id, {}).get("segment") or "") == filters.segment)]
+    rows = ranked[offset: offset + limit]
+    more = offset + limit < len(ranked)
+    return BookPage(rows, _encode_book_cursor(owner, list_name, offset + limit) if more else None)
 
 
-def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int) -> tuple[Any, Any, list[Any]]:
+async def owner_segments(owners: Owners, owner: str) -> list[str]:
+    """The segments of the owner's accounts in the accounts table (the filter's choices)."""
+    return sorted({f.get("segment") or "" for f in (await owners.table()).values() if (f.get("owner") or "") == owner} - {""})
+
+
+def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int) -> tuple[Any, Any, list[Any], list[Any]]:
     from models.account_health import Member
     from models.revenue import AccountState
     from streams.views import account_report
+    from streams.worker.alert_log import EXTRAS_FIELD, decode_entries
     from streams.worker.store import StoreReader
 
     with StoreReader(settings) as reader:
         report = account_report(reader, account_id, facts, now_ms)
-        blob, _, members = reader.load_account(account_id)
+        blob, extras, members = reader.load_account(account_id)
     state = AccountState.from_bytes(blob) if blob else None
-    return report, state, sorted((Member.from_bytes(v) for v in members.values()), key=lambda m: (-m.risk, -m.last_seen_s))
+    logged = orjson.loads(extras).get(EXTRAS_FIELD, []) if extras else []
+    return (report, state, sorted((Member.from_bytes(v) for v in members.values()), key=lambda m: (-m.risk, -m.last_seen_s)),
+            decode_entries(logged))
 
 
-async def account_view(settings: Settings, owners: Owners, account_id: str, now_ms: int) -> tuple[Any, Any, list[Any]]:
+async def account_view(settings: Settings, owners: Owners, account_id: str, now_ms: int) -> tuple[Any, Any, list[Any], list[Any]]:
     """The account's roll-up (``streams.views.AccountReport``, as ``churnwatch top --owner``
-    reports it), its revenue state (``models.revenue.AccountState`` or None) and its members,
-    most at risk first. Members are stored without their user id (``models.account_health.member_key``)."""
+    reports it), its revenue state (``models.revenue.AccountState`` or None), its members, most at
+    risk first (with their user id where the member record carries it,
+    ``models.account_health.Member``), and its last alerts, newest first (``streams.worker.alert_log``)."""
     facts = (await owners.table()).get(account_id, {})
-    report, state, members = await asyncio.to_thread(_account, settings, account_id, facts, now_ms)
+    report, state, members, alerts = await asyncio.to_thread(_account, settings, account_id, facts, now_ms)
     if report is None:
         raise NotFound(f"account {account_id[:60]!r} is unknown")
-    return report, state, members
+    return report, state, members, alerts
 
 
-def account_dict(report: Any, state: Any, members: list[Any], now_ms: int) -> dict[str, Any]:
-    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions and members."""
+def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alerts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions, members and alerts."""
     from streams.timefmt import format_ts
 
     subs = [] if state is None else sorted(state.subs.values(), key=lambda s: -s.sub.mrr_cents)
     return {**report.to_dict(), "as_of": format_ts(now_ms),
             "subscriptions": [{"plan": s.sub.plan, "status": s.sub.status, "mrr": s.sub.mrr_cents / 100,
                                "since": format_ts(s.since_ms)} for s in subs],
-            "members": [{"stage": STAGES[m.stage], "risk": round(m.risk, 4), "last_seen": format_ts(m.last_seen_s * 1000)}
-                        for m in members]}
+            "members": [{"user_id": m.user_id or None, "stage": STAGES[m.stage], "risk": round(m.risk, 4),
+                         "last_seen": format_ts(m.last_seen_s * 1000)} for m in members],
+            "alerts": list(alerts)}

@@ -16,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from models.account_health import ACCOUNT_ACTIONS, ACCOUNT_STAGES
 from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
-                                  counters, owner_book, trend_with_now, user_view)
+                                  counters, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.worker.history import HistoryPoint, week_start_s
 
@@ -87,25 +88,32 @@ async def home(request: Request) -> Response:
 async def book(request: Request, deps: Deps) -> Response:
     owner = await deps.owners.check(request.query_params.get("owner"))
     list_name = _pick(request, "list", LISTS) or "save"
-    filters = Filters(_pick(request, "stage", STAGES), _pick(request, "segment", SEGMENTS), _pick(request, "action", ACTIONS))
     try:
         limit = int(request.query_params.get("limit") or 50)
     except ValueError:
         raise BadRequest("limit must be a whole number of rows") from None
     now_ms = await deps.now_ms()
-    page, rows, accounts = None, [], None
+    cursor = request.query_params.get("cursor") or None
+    page, rows, accounts, next_cursor = None, [], None, None
+    choices = {"stages": STAGES, "segments": SEGMENTS, "actions": ACTIONS}
     if owner != deps.owners.ALL:  # the owner's accounts, ranked as `churnwatch top --owner`
-        accounts = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms)  # type: ignore[arg-type]
+        choices = {"stages": ACCOUNT_STAGES, "segments": tuple(await owner_segments(deps.owners, owner)), "actions": ACCOUNT_ACTIONS}
+        filters = Filters(_pick(request, "stage", ACCOUNT_STAGES), _pick(request, "segment", choices["segments"]),
+                          _pick(request, "action", ACCOUNT_ACTIONS))
+        book_page = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms, cursor, filters)  # type: ignore[arg-type]
+        accounts, next_cursor = book_page.accounts, book_page.next_cursor
     else:
+        filters = Filters(_pick(request, "stage", STAGES), _pick(request, "segment", SEGMENTS), _pick(request, "action", ACTIONS))
         page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
-                                  request.query_params.get("cursor") or None, filters, owner)
+                                  cursor, filters, owner)
+        next_cursor = page.next_cursor
         now_s = now_ms // 1000
         rows = [(r, _sparks(trend_with_now(r.history, max(now_s, r.state.last_seen_s), r.scores))) for r in page.rows]
     query = {k: v for k, v in {"owner": owner, "list": list_name, "stage": filters.stage, "segment": filters.segment,
                                "action": filters.action, "limit": str(limit)}.items() if v}
     stats = await counters(deps.store, ("users", "at_risk", "stage:churned"))
-    return _render("book.html", nav="book", page=page, rows=rows, accounts=accounts, as_of_ms=now_ms, owners=await deps.owners.names(), owner=owner,
-                   list_name=list_name, filters=filters, stages=STAGES, segments=SEGMENTS, actions=ACTIONS, query=query,
+    return _render("book.html", nav="book", page=page, rows=rows, accounts=accounts, next_cursor=next_cursor, as_of_ms=now_ms,
+                   owners=await deps.owners.names(), owner=owner, list_name=list_name, filters=filters, **choices, query=query,
                    first=not request.query_params.get("cursor"), at_risk=stats["at_risk"],
                    churned=stats["stage:churned"], users=stats["users"])
 
@@ -148,14 +156,16 @@ async def customer(request: Request, deps: Deps) -> Response:
     from streams.views import UserReport
 
     d = UserReport(view.user_id, view.as_of_ms, s, st).to_dict()  # the numbers of `churnwatch score --json`
-    return _render("user.html", nav=None, v=view, d=d, s=s, st=st, scores_chart=Markup(scores_chart), risk_chart=Markup(risk_chart),
+    from streams.worker.alert_log import ALERT_LOG_CAP
+
+    return _render("user.html", nav=None, v=view, d=d, s=s, st=st, cap=ALERT_LOG_CAP, scores_chart=Markup(scores_chart), risk_chart=Markup(risk_chart),
                    activity=activity, activity_max=max([a for _, a in activity] + [1.0]), weeks=len(weeks))
 
 
 async def account(request: Request, deps: Deps) -> Response:
     now_ms = await deps.now_ms()
-    report, state, members = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
-    d = account_dict(report, state, members, now_ms)  # the numbers of the API and `churnwatch top --owner --json`
+    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
+    d = account_dict(report, state, members, now_ms, alerts)  # the numbers of the API and `churnwatch top --owner --json`
     return _render("account.html", nav=None, r=report, a=report.rollup, d=d, as_of_ms=now_ms)
 
 
@@ -164,7 +174,11 @@ async def churn(request: Request, deps: Deps) -> Response:
         days = int(request.query_params.get("days") or 30)
     except ValueError:
         raise BadRequest("days must be a whole number") from None
-    view = await churn_view(deps.store, await deps.now_ms(), days)
+    from models.revenue_ledger import PERIODS
+
+    now_ms = await deps.now_ms()
+    view = await churn_view(deps.store, now_ms, days)
+    rev = await revenue_view(deps.store, now_ms, _pick(request, "revenue_period", PERIODS) or "month")
     weekly = view["weekly"]
     labels = [w["week_end"][5:] for w in weekly]
     won_lost = svg.bars(labels, [("won (new)", svg.COLORS["won"], [w["won"] for w in weekly]),
@@ -173,7 +187,19 @@ async def churn(request: Request, deps: Deps) -> Response:
     rate = svg.line_chart(labels, [("weekly churn rate", svg.COLORS["risk"], [w["churn_rate"] for w in weekly])], lo=0, hi=top,
                           y_ticks=(0, top / 2, top), y_format="{:.1%}")
     revenue = svg.bars(labels, [("revenue of churned users", svg.COLORS["lost"], [w["churned_revenue"] for w in weekly])])
-    return _render("churn.html", nav="churn", c=view, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue))
+    return _render("churn.html", nav="churn", c=view, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue),
+                   rev=rev, **_revenue_charts(rev))
+
+
+def _revenue_charts(rev: dict[str, Any]) -> dict[str, Markup]:
+    """MRR over time (start MRR and the five movements) and accounts won against lost, per period."""
+    periods = rev["periods"]
+    labels = [p["period_start"][5:] if rev["period"] != "month" else p["period_start"][:7] for p in periods]
+    mrr = svg.mrr_chart(labels, [p["start_mrr_cents"] / 100 for p in periods],
+                        [{k: p[f"{k}_cents"] / 100 for k in svg.MOVEMENT_COLORS} for p in periods])
+    accounts = svg.bars(labels, [("won", svg.COLORS["won"], [p["won"] for p in periods]),
+                                 ("lost (churned)", svg.COLORS["lost"], [p["lost"] for p in periods])])
+    return {"mrr_chart": Markup(mrr), "accounts_chart": Markup(accounts)}
 
 
 routes = [

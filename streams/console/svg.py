@@ -13,10 +13,13 @@ from __future__ import annotations
 from html import escape
 from typing import Sequence
 
-__all__ = ["sparkline", "line_chart", "quadrant", "bars", "COLORS", "ACTION_COLORS"]
+__all__ = ["sparkline", "line_chart", "quadrant", "bars", "mrr_chart", "COLORS", "ACTION_COLORS", "MOVEMENT_COLORS"]
 
 COLORS = {"health": "#2a7ab0", "temperature": "#d9822b", "risk": "#c23b3b", "won": "#3c9d5d", "lost": "#c23b3b",
           "grid": "#e3e6ea", "ink": "#4a5560"}
+# MRR movements (ChartMogul's classes): gains drawn above the axis, losses below
+MOVEMENT_COLORS = {"new": "#3c9d5d", "expansion": "#8cc79c", "reactivation": "#2a7ab0", "contraction": "#e6a15c",
+                   "churned": "#c23b3b"}
 
 
 def _fmt(x: float) -> str:
@@ -142,5 +145,56 @@ def bars(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[floa
     for i, lab in enumerate(x_labels):
         if i % every == 0 or i == n - 1:
             out.append(f'<text x="{_fmt(left + (i + 0.5) * group)}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def mrr_chart(x_labels: Sequence[str], start_mrr: Sequence[float], movements: Sequence[dict[str, float]], *,
+              width: int = 600, height: int = 240) -> str:
+    """MRR over time: per period the start MRR (line) and the five movements as stacked bars,
+    gains (new, expansion, reactivation) above the zero line and losses (contraction, churned)
+    below it; ``movements`` = one dict per period, amounts as positive numbers.
+
+    >>> mrr_chart(["Jan"], [0.0], [{"new": 50.0, "churned": 10.0}]).count("<rect")  # two bars, six legend keys
+    8
+    """
+    left, right, top, bottom = 56, 24, 26, 28
+    iw, ih = width - left - right, height - top - bottom
+    n = len(x_labels)
+    gains, losses = ("new", "expansion", "reactivation"), ("contraction", "churned")
+    hi = max([*start_mrr, *(sum(m.get(k, 0.0) for k in gains) for m in movements), 1.0])
+    lo = -max([*(sum(m.get(k, 0.0) for k in losses) for m in movements), 0.0])
+    span = hi - lo
+    y = lambda v: top + (hi - v) / span * ih  # noqa: E731
+    group = iw / max(n, 1)
+    bw = max(group * 0.5, 1)
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
+    for v in sorted({lo, 0.0, hi}):
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y(v))}" y2="{_fmt(y(v))}" stroke="{COLORS["grid"] if v else COLORS["ink"]}"/>'
+                   f'<text x="{left - 6}" y="{_fmt(y(v) + 4)}" text-anchor="end" class="tick">{v:,.0f}</text>')
+    for i, m in enumerate(movements):
+        x0 = left + i * group + (group - bw) / 2
+        up = down = 0.0
+        for k in (*gains, *losses):
+            v = m.get(k, 0.0)
+            if v <= 0:
+                continue
+            y0, y1 = (y(up + v), y(up)) if k in gains else (y(-down), y(-down - v))
+            up, down = (up + v, down) if k in gains else (up, down + v)
+            out.append(f'<rect x="{_fmt(x0)}" y="{_fmt(y0)}" width="{_fmt(bw)}" height="{_fmt(y1 - y0)}" fill="{MOVEMENT_COLORS[k]}">'
+                       f'<title>{escape(k)} {escape(x_labels[i])}: {v:,.2f}</title></rect>')
+    cx = lambda i: left + (i + 0.5) * group  # noqa: E731
+    pts = " ".join(f"{_fmt(cx(i))},{_fmt(y(v))}" for i, v in enumerate(start_mrr))
+    out.append(f'<polyline fill="none" stroke="{COLORS["ink"]}" stroke-width="2" points="{pts}"/>')
+    out.extend(f'<circle cx="{_fmt(cx(i))}" cy="{_fmt(y(v))}" r="3" fill="{COLORS["ink"]}"><title>start MRR '
+               f'{escape(x_labels[i])}: {v:,.2f}</title></circle>' for i, v in enumerate(start_mrr))
+    lx = left
+    for name, color in (("start MRR", COLORS["ink"]), *MOVEMENT_COLORS.items()):
+        out.append(f'<rect x="{lx}" y="6" width="10" height="10" fill="{color}"/><text x="{lx + 14}" y="15" class="legend">{escape(name)}</text>')
+        lx += 14 + 7 * len(name) + 14
+    every = max(1, n // 8)
+    for i, lab in enumerate(x_labels):
+        if i % every == 0 or i == n - 1:
+            out.append(f'<text x="{_fmt(cx(i))}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>')
     out.append("</svg>")
     return "".join(out)

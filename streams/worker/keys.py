@@ -76,6 +76,10 @@ class Keys:
     def risk(self, bucket: int) -> str:
         return f"{self.prefix}:{{{bucket}}}:risk"
 
+    def alert_log(self, bucket: int, group: int) -> str:
+        """HASH user_id -> the user's last alerts worth a call, newest first (``streams.worker.alert_log``)."""
+        return f"{self.prefix}:{{{bucket}}}:al:{group}"
+
     def accounts(self, bucket: int) -> str:
         """Account revenue states (``models.revenue.AccountState``) by account id."""
         return f"{self.prefix}:{{{bucket}}}:acct"

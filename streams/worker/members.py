@@ -57,7 +57,7 @@ def member_copies(
             risk = sw.risk if new.at_risk_since_s and isinstance(sw.risk, float) and sw.risk != UNCHANGED else 0.0
             sig = compute_signals(new, new.last_seen_s, model)
             base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
-            member = Member(member_key(sw.user_id), new.last_seen_s, new.stage, risk, sig.act_28d, base)
+            member = Member(member_key(sw.user_id), new.last_seen_s, new.stage, risk, sig.act_28d, base, sw.user_id)
             ts_ms = new.last_seen_s * 1000  # the user's own event time: the same whatever the batching
             account, p, offset = where
             out.append(member_copy(account, ts_ms, member, p, offset))

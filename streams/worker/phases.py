@@ -26,6 +26,7 @@ from models.scoring import risk_at
 from models.state import UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder, Rejection, dlq_value
+from streams.worker.alert_log import entry, logged_kind
 from streams.worker.history import advance_sampled
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
@@ -442,6 +443,7 @@ def _advance_user(
         new_state = None
         write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
         write.history.append((item.group, uid, b""))  # console score history goes with the user
+        write.alerts.append((item.group, uid, "", b""))  # and so does its alert list
     else:
         st = outcome.state
         risk: float | None = None
@@ -458,4 +460,7 @@ def _advance_user(
     kinds = result.alerts
     for alert in outcome.alerts:
         kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
-        out.alerts.append((uid.encode(), orjson.dumps(alert.to_dict())))
+        d = alert.to_dict()
+        out.alerts.append((uid.encode(), orjson.dumps(d)))
+        if logged_kind(d) and not outcome.expire:  # the console's list of the user's alerts (streams/worker/alert_log.py)
+            write.alerts.append((item.group, uid, alert.alert_id, entry(d)))

@@ -36,7 +36,8 @@ import orjson
 from models.account_health import Member
 from models.events import Event
 from models.revenue import AccountState, Movement
-from models.revenue_ledger import PERIODS, Ledger
+from models.revenue_ledger import PERIODS, Cohorts, Ledger
+from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import AccountWork, decide_alert, decide_reminders, next_due_s
 from streams.worker.keys import bucket_of, offset_field
 
@@ -59,6 +60,7 @@ __all__ = [
     "is_account_copy",
     "plan_account_reads",
 
+    "COUNTER_SETS",
     "advance_accounts",
     "counter_field",
     "parse_counter_field",
@@ -69,6 +71,9 @@ logger = logging.getLogger(__name__)
 ACCOUNT_HEADER: Final[str] = "churnwatch-account"
 MEMBER_HEADER: Final[str] = "churnwatch-member"
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
+# the counter hashes of an account bucket: a Ledger per period, and the signup-month cohorts
+# (``models.revenue_ledger.Cohorts.counters``), all HINCRBYed by the same fenced write
+COUNTER_SETS: Final[tuple[str, ...]] = (*PERIODS, "cohort")
 
 
 def account_copy(ev: Event, partition: int, offset: int, value: bytes | None) -> KafkaCopy:
@@ -181,7 +186,7 @@ class AccountWrite:
     states: dict[str, bytes] = field(default_factory=dict)
     extras: dict[str, bytes] = field(default_factory=dict)
     members: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
-    counters: dict[str, dict[str, int]] = field(default_factory=dict)  # period -> {field: delta}
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)  # COUNTER_SETS name -> {field: delta}
 
 
 @dataclass(slots=True)
@@ -247,6 +252,7 @@ def advance_accounts(
     for read, reply in zip(reads, replies):
         expected = dict(zip(read.fields, reply.offsets))
         ledgers = {period: Ledger(period) for period in PERIODS}
+        cohorts = Cohorts()
         write = AccountWrite(read.bucket, [])
         extras = reply.extras or [None] * len(read.accounts)
         members = reply.members or [{}] * len(read.accounts)
@@ -269,14 +275,17 @@ def advance_accounts(
                     acc.members[c.member.key] = c.member
                     acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
                 elif isinstance(c, AccountCopy):
-                    _apply_subscription(acc, c.event, ledgers, out)
+                    _apply_subscription(acc, c.event, ledgers, cohorts, out)
                     had_state = True
                 # The account's own time only moves forward: copies from a lagging partition and
                 # reviews due before what was seen are judged at the latest time seen.
                 now_ms = max(c.ts_ms, int(acc.extras.get("seen_ms", 0) or 0))  # type: ignore[call-overload]
                 acc.extras["seen_ms"] = now_ms
+                n_alerts = len(out.alerts)
                 r = decide_alert(account, acc, now_ms, out.alerts)
                 decide_reminders(account, acc, now_ms, r, out.alerts)
+                for _, value in out.alerts[n_alerts:]:  # the console's list of the account's alerts
+                    append_to_extras(acc.extras, orjson.loads(value))
             out.dues.setdefault(todo[-1].partition, {})[account] = next_due_s(acc, int(acc.extras["seen_ms"]))  # type: ignore[call-overload]
             if had_state:
                 write.states[account] = acc.state.to_bytes()
@@ -290,17 +299,21 @@ def advance_accounts(
             deltas = {counter_field(start, name): v for start, t in ledger.totals.items() for name, v in t.items() if v}
             if deltas:
                 write.counters[period] = deltas
+        if cohorts.deltas:
+            write.counters["cohort"] = cohorts.counters()
         out.writes.append(write)
     return out
 
 
-def _apply_subscription(acc: AccountWork, ev: Event, ledgers: Mapping[str, Ledger], out: AccountsAdvanced) -> None:
+def _apply_subscription(acc: AccountWork, ev: Event, ledgers: Mapping[str, Ledger], cohorts: Cohorts,
+                        out: AccountsAdvanced) -> None:
     before = acc.state.get().plans
     change = acc.state.apply(ev)
     out.late += change.late
     out.applied += 1
     for ledger in ledgers.values():
         ledger.apply(change)
+    cohorts.apply(change)
     if change.retract is not None:
         out.retracted.append(change.retract)
     if change.add is not None:

@@ -40,6 +40,7 @@ from redis.exceptions import NoScriptError
 from models.engine import Alert
 from models.model import ChurnModel
 from models.state import STAGES, UserState
+from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
 from streams.worker.metrics import REDIS_SECONDS
@@ -180,6 +181,8 @@ class BucketWrite:
     stats: dict[str, float] = field(default_factory=dict)
     # console score history (streams/worker/history.py): (group, user_id, 5-byte point or b"" to delete)
     history: list[tuple[int, str, bytes]] = field(default_factory=list)
+    # console alert lists (streams/worker/alert_log.py): (group, user_id, alert id or "" to delete, entry)
+    alerts: list[tuple[int, str, str, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +297,8 @@ class Store:
             health_check_interval=30,
         )
         self._sources = {name: _script(f"{name}.lua")
-                         for name in ("read_batch", "write_batch", "progress", "history", "read_accounts", "write_accounts")}
+                         for name in ("read_batch", "write_batch", "progress", "history", "alert_log", "read_accounts",
+                                      "write_accounts")}
         self._sha: dict[str, str] = {}
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
         self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
@@ -532,10 +536,14 @@ class Store:
                     points = [x for g, uid, point in w.history for x in (g, uid, point)]
                     pipe.execute_command("EVALSHA", hist_sha, 1, keys.offsets(b), keys.tag(b), token, w.parts[0][0],
                                          HISTORY_WEEKS, *points)
+                if w.alerts and w.parts and alert_log:  # console alert lists: likewise
+                    pipe.execute_command("EVALSHA", self._sha["alert_log"], 1, keys.offsets(b), keys.tag(b), token,
+                                         w.parts[0][0], ALERT_LOG_CAP, *(x for quad in w.alerts for x in quad))
 
+        alert_log = self.settings.alert_log
         replies = await self._run("write", build)
-        if any(w.history and w.parts for w in writes):
-            replies = [r for r in replies if not isinstance(r, int)]  # history.lua answers a count
+        if any((w.history or (w.alerts and alert_log)) and w.parts for w in writes):
+            replies = [r for r in replies if not isinstance(r, int)]  # history.lua and alert_log.lua answer a count
         fenced: list[Fenced] = []
         for w, reply in zip(writes, replies):
             if int(reply[0]) == 3:
@@ -568,7 +576,7 @@ class Store:
     async def write_accounts(self, writes: Sequence[Any], token: str) -> list[Fenced]:
         """Every account bucket's states, members, extras and period counters, each atomically and
         fenced (``streams.worker.revenue.AccountWrite``); returns the refused buckets."""
-        from models.revenue_ledger import PERIODS
+        from streams.worker.revenue import COUNTER_SETS
 
         if not writes:
             return []
@@ -577,8 +585,8 @@ class Store:
         def build(pipe: Any) -> None:
             for w in writes:
                 b = w.bucket
-                counters = [(4 + i, fld, delta) for i, period in enumerate(PERIODS)
-                            for fld, delta in w.counters.get(period, {}).items()]
+                counters = [(4 + i, fld, delta) for i, name in enumerate(COUNTER_SETS)
+                            for fld, delta in w.counters.get(name, {}).items()]
                 accounts, blobs = [], []
                 for account in {**w.states, **w.extras, **w.members}:
                     members = w.members.get(account, {})
@@ -589,8 +597,8 @@ class Store:
                         blobs.append(state)
                     for k, v in members.items():
                         blobs += (k, v)
-                pipe.execute_command("EVALSHA", sha, 6, keys.offsets(b), keys.accounts(b), keys.account_extras(b),
-                                     *(keys.revenue(b, period) for period in PERIODS), keys.tag(b), token, dumps(w.parts),
+                pipe.execute_command("EVALSHA", sha, 3 + len(COUNTER_SETS), keys.offsets(b), keys.accounts(b), keys.account_extras(b),
+                                     *(keys.revenue(b, name) for name in COUNTER_SETS), keys.tag(b), token, dumps(w.parts),
                                      dumps(counters), dumps(accounts), *blobs)
 
         replies = await self._run("write_accounts", build)
@@ -745,6 +753,19 @@ class Store:
                 t[name] = t.get(name, 0) + int(v)
         return totals
 
+    async def cohort_counters(self) -> dict[str, int]:
+        """The signup-month cohort counters of all accounts (``models.revenue_ledger.Cohorts.counters``),
+        summed over the buckets."""
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hgetall(self.keys.revenue(b, "cohort"))
+        totals: dict[str, int] = {}
+        for part in await pipe.execute():
+            for k, v in part.items():
+                name = _s(k)
+                totals[name] = totals.get(name, 0) + int(v)
+        return totals
+
     async def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
         """What Redis keeps of an account: its revenue state record (``AccountState.from_bytes``),
         its extras (JSON) and its members (``Member.from_bytes`` by member key)."""
@@ -804,6 +825,9 @@ class StoreReader:
 
     def revenue_totals(self, period: str) -> dict[int, dict[str, int]]:
         return self._do(self._store.revenue_totals(period))
+
+    def cohort_counters(self) -> dict[str, int]:
+        return self._do(self._store.cohort_counters())
 
     def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
         return self._do(self._store.load_account(account_id))
