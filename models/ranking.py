@@ -13,6 +13,14 @@ Two jobs, two lists (the at-risk alert stream only serves the first):
 Pure: states in, ranked rows out (the CLI reads the states from Redis, the backtest from files).
 Ranking uses the cheap assessment; the full scores (health, reasons, action) are built only for
 the users who make the list.
+
+Without reading every state (``churnwatch top --share`` at millions of users): the worker keeps
+an index of the users on the save list (:func:`on_save_list`, the stage of their last review)
+ranked by :func:`save_bound`, a risk no higher than theirs can be before their next review.
+Nothing a review decides changes before that review (models.engine schedules it so), so until
+then the stage is the stored one and the live risk at most the bound: reading the index by
+descending bound and stopping once the budget's last row outranks every bound not read yet gives
+exactly :func:`daily_list`'s rows; users whose review is due are read and assessed live.
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ from models.lifecycle import LAPSED, REACHABLE
 from models.compiled import slot_labels
 from models.model import ChurnModel
 from models.signals import Signals
-from models.scoring import Scores, assess, scores_from
-from models.state import UserState
+from models.scoring import Scores, assess, risk_at, scores_from
+from models.state import STAGES, UserState
 
-__all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list"]
+__all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
+           "save_bound", "save_key"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -82,6 +91,33 @@ def daily_list(
     rows.sort(key=lambda r: (r[0], r[1]))
     size = budget_size(len(rows), n, share) if rows else 0
     return [Ranked(u, scores_from(st, a, model), st) for _, u, st, a in rows[:size]]
+
+
+def save_key(st: UserState, now_s: int, model: ChurnModel) -> tuple[float, object] | None:
+    """``(live risk, assessment)`` of ``st`` at ``now_s`` if it belongs on the save list then, else
+    None: :func:`daily_list`'s test, for readers that pick the states themselves."""
+    if st.n_events == 0:
+        return None
+    a = assess(st, max(now_s, st.last_seen_s), model)
+    return (a.risk, a) if a.stage in REACHABLE else None
+
+
+_REACHABLE_INDEX = frozenset(STAGES.index(s) for s in REACHABLE)
+
+
+def on_save_list(st: UserState) -> bool:
+    """On the save list as of the user's last review: tracked, reviewed, stage reachable. Until
+    the next review this is what :func:`daily_list` finds live (module docstring)."""
+    return st.n_events > 0 and st.stage_since_s > 0 and st.stage in _REACHABLE_INDEX
+
+
+def save_bound(st: UserState, model: ChurnModel) -> float:
+    """The risk ``st`` reaches at its next review if the user stays silent: no live risk before
+    that review is higher (risk never falls in silence, models.risk), so it ranks the save-list
+    index. 1.0 without a next review."""
+    if st.next_review_s <= 0:
+        return 1.0
+    return risk_at(st, max(st.next_review_s, st.last_seen_s), model)
 
 
 def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:

@@ -17,15 +17,17 @@ from typing import Any, Iterator
 
 from models.model import ChurnModel, load_model
 from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, next_period_ms, period_start_ms
-from models.scoring import Scores, score
+from models.ranking import Ranked, budget_size
+from models.scoring import Scores, score, scores_from
 from models.state import UserState
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
 from streams.timefmt import format_ts
-from streams.worker.store import StoreReader
+from streams.worker.store import REACH_SCALE, Store, StoreReader
 
-__all__ = ["AccountReport", "account_book", "account_report", "UserReport", "churn_rate", "cohort_rows", "live_cohorts",
-           "live_revenue", "open_reader", "revenue_figures", "revenue_range", "stream_time_ms", "top_users", "user_report"]
+__all__ = ["AccountReport", "account_book", "account_report", "UserReport", "churn_rate", "cohort_rows", "indexed_save_list",
+           "live_cohorts", "live_revenue", "open_reader", "revenue_figures", "revenue_range", "stream_time_ms", "top_users",
+           "user_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +122,71 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
 
         page = reader.run(lambda store: at_risk_page(store, model, now_ms, "save", n))
         return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in page.rows]
-    ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
-                        n=n, share=share)
+    if kind == "save":
+        ranked = reader.run(lambda store: indexed_save_list(store, settings.topic_events, model, now_ms // 1000, n=n, share=share))
+    else:
+        ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
+                            n=n, share=share)
     return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in ranked]
+
+
+#: A user due for review this close after "now" is read live: the schedule may see a declining
+#: trend up to a minute late (models.lifecycle.next_change_s's tolerance).
+_DUE_MARGIN_S = 120
+
+
+async def indexed_save_list(store: Store, topic: str, model: ChurnModel, now_s: int, *, n: int | None = None,
+                            share: float | None = None) -> list[Ranked]:
+    """``models.ranking.daily_list(every state, now_s, model, "save", ...)`` without reading every
+    state: the users whose review is due are read and assessed live, the others come from the
+    save-list index (``cw:{b}:r:<g>``, models.ranking) by descending bound, a k-way merge of the
+    index's small sorted sets read a chunk per set at a time, until the budget's last row outranks
+    every bound not read yet (module docstring of models.ranking). The count of the list (the
+    share's base) is the ``reachable`` counter, corrected by the due users' live stages."""
+    from models.ranking import on_save_list, save_key
+
+    progress = await store.read_progress(topic)
+    due = await store.due_users(topic, sorted(progress), now_s + _DUE_MARGIN_S)
+    stale = {u for _, _, u in due}
+    count = int((await store.stats()).get("reachable", 0))
+    rows: dict[str, tuple[float, UserState, Any]] = {}
+    for (_, _, uid), st in zip(due, await store.load_users(due)):
+        if st is None:
+            continue
+        count -= on_save_list(st)
+        key = save_key(st, now_s, model)
+        if key is not None:
+            count += 1
+            rows[uid] = (key[0], st, key[1])
+    size = budget_size(count, n, share) if count > 0 else 0
+    if size == 0:
+        return []
+    sets = [(b, g) for b in range(store.buckets) for g in range(store.groups)]
+    read = dict.fromkeys(sets, 0)  # entries read so far per set; gone when exhausted
+    chunk = max(2, -(-2 * size // len(sets)))
+    last: dict[tuple[int, int], int] = {}
+    pending = sets
+    while pending:
+        parts = await store.reach_ranks([(b, g, read[b, g], read[b, g] + chunk - 1) for b, g in pending])
+        fresh: list[tuple[int, int, str]] = []
+        for (b, g), part in zip(pending, parts):
+            read[b, g] += len(part)
+            if len(part) < chunk:
+                del read[b, g]  # exhausted
+            else:
+                last[b, g] = part[-1][1]
+            fresh.extend((b, g, uid) for uid, _ in part if uid not in stale)
+        for (_, _, uid), st in zip(fresh, await store.load_users(fresh)):
+            key = save_key(st, now_s, model) if st is not None else None
+            if key is not None:
+                rows[uid] = (key[0], st, key[1])  # type: ignore[assignment]
+        ranked = sorted(rows.items(), key=lambda r: (-r[1][0], r[0]))
+        floor = ranked[size - 1][1][0] if len(ranked) >= size else -1.0
+        # a set's unread entries score at most its last one, above the live risk they stand for
+        pending = [k for k in read if last[k] / REACH_SCALE > floor]
+        chunk *= 2
+    ranked = sorted(rows.items(), key=lambda r: (-r[1][0], r[0]))[:size]
+    return [Ranked(uid, scores_from(st, a, model), st) for uid, (_, st, a) in ranked]
 
 
 def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, Any]:

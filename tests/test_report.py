@@ -112,9 +112,10 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
     top = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [t["user_id"] for t in top] == [u for _, u in opened[:5]]
     assert all(t["at_risk_since"] and t["stage"] != "churned" for t in top)
-    assert main(["top", "--share", "10%", "--json"]) == 0
-    budget = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [t["user_id"] for t in budget] == [u for _, u in save[: math.ceil(0.1 * len(save))]]
+    for share in (0.02, 0.1, 1.0):  # from the worker's save-list index, as from every state
+        assert main(["top", "--share", f"{100 * share:g}%", "--json"]) == 0
+        budget = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [t["user_id"] for t in budget] == [u for _, u in save[: math.ceil(share * len(save))]]
     assert main(["top", "--share", "50%", "--win-back", "--json"]) == 0
     back = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [t["user_id"] for t in back] == [u for _, u in lapsed[: math.ceil(0.5 * len(lapsed))]]

@@ -59,11 +59,11 @@ def _state(seen_s: int, stage: str = "active", at_risk: bool = False, due_s: int
 
 
 def _write_one(store: Store, user: str, st: UserState | None, *, expected: str = "", new: str = "", token: str = "t1",
-               risk: float | None = None, stats: dict[str, float] | None = None) -> Awaitable[list[Any]]:
+               risk: float | None = None, stats: dict[str, float] | None = None, reach: float | None = None) -> Awaitable[list[Any]]:
     b, g = locate(user, store.buckets, store.groups)
     blob = None if st is None else st.to_bytes()
     due = 0 if st is None else st.next_review_s
-    w = BucketWrite(b, [(FIELD, expected, new)], [StateWrite(g, user, blob, FIELD, due, risk)], stats or {})
+    w = BucketWrite(b, [(FIELD, expected, new)], [StateWrite(g, user, blob, FIELD, due, risk, reach)], stats or {})
     return store.write([w], token)
 
 
@@ -183,11 +183,11 @@ def test_stats_deltas_follow_states_and_churn_alerts(redis_url: str) -> None:
 
     first: dict[str, float] = {}
     stats_delta(None, old, [], first)
-    assert first == {"users": 1, "stage:active": 1, f"new:{utc_day(old.first_seen_s)}": 1}
+    assert first == {"users": 1, "stage:active": 1, "reachable": 1, f"new:{utc_day(old.first_seen_s)}": 1}
     second: dict[str, float] = {}
     stats_delta(old, new, [churn_alert], second)
     day = utc_day(T0 + 50 * DAY)
-    assert second == {"users": 0, "stage:active": -1, "stage:churned": 1, "at_risk": 1, f"churned:{day}": 1,
+    assert second == {"users": 0, "stage:active": -1, "stage:churned": 1, "reachable": -1, "at_risk": 1, f"churned:{day}": 1,
                       f"churned_rev:{day}": 30.0}
 
     async def scenario(store: Store) -> dict[str, float]:
@@ -208,8 +208,10 @@ def test_expiry_removes_state_due_and_risk_entries(redis_url: str) -> None:
     user = "frank"
 
     async def scenario(store: Store) -> None:
-        await _write_one(store, user, _state(T0, at_risk=True, due_s=T0 + DAY), new="5", token="e1", risk=0.8)
+        await _write_one(store, user, _state(T0, at_risk=True, due_s=T0 + DAY), new="5", token="e1", risk=0.8, reach=0.85)
         assert await store.top_at_risk(5) == [(user, 0.8)]
+        b, g = locate(user, store.buckets, store.groups)
+        assert await store.reach_ranks([(b, g, 0, -1)]) == [[(user, 850_001)]]
         await _write_one(store, user, None, expected="5", new="6", token="e2")
 
     with_store(redis_url, scenario)
@@ -220,6 +222,7 @@ def test_expiry_removes_state_due_and_risk_entries(redis_url: str) -> None:
         assert client.hget(keys.users(b, g), user) is None
         assert client.zscore(keys.due(b, TOPIC, 3), due_member(g, user)) is None
         assert client.zscore(keys.risk(b), user) is None
+        assert client.zscore(keys.reach(b, g), user) is None
     finally:
         client.close()
 

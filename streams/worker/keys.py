@@ -64,6 +64,11 @@ class Keys:
     def users(self, bucket: int, group: int) -> str:
         return f"{self.prefix}:{{{bucket}}}:u:{group}"
 
+    def reach(self, bucket: int, group: int) -> str:
+        """Save-list index of one user hash's users (ZSET user -> ``store.reach_score``), a listpack
+        like the hash it follows (``models.ranking``)."""
+        return f"{self.prefix}:{{{bucket}}}:r:{group}"
+
     def due(self, bucket: int, topic: str, partition: int) -> str:
         return f"{self.prefix}:{{{bucket}}}:due:{offset_field(topic, partition)}"
 

@@ -22,6 +22,7 @@ import orjson
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
+from models.ranking import on_save_list, save_bound
 from models.scoring import risk_at
 from models.state import UserState
 from streams.worker.clock import PartitionClock
@@ -54,6 +55,7 @@ __all__ = [
     "plan_reads",
     "Advanced",
     "advance_users",
+    "index_scores",
 ]
 
 logger = logging.getLogger(__name__)
@@ -412,6 +414,22 @@ def _bucket_todo(
     return todo
 
 
+def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel) -> tuple[float | None, float | None]:
+    """The user's scores in the at-risk ranking and in the save-list index (``StateWrite.risk``,
+    ``.reach``): None where the user is not in it, UNCHANGED where it was not there before either."""
+    risk: float | None = None
+    if st.at_risk_since_s:
+        risk = risk_at(st, st.last_review_s or until_ms // 1000, model)
+    elif old is not None and not old.at_risk_since_s:
+        risk = UNCHANGED  # not in the ranking before either
+    reach: float | None = None
+    if on_save_list(st):
+        reach = save_bound(st, model)
+    elif old is not None and not on_save_list(old):
+        reach = UNCHANGED
+    return risk, reach
+
+
 def _advance_user(
     uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, topic: str, write: BucketWrite, out: Advanced,
     result: CycleResult, history: bool = True,
@@ -446,13 +464,9 @@ def _advance_user(
         write.alerts.append((item.group, uid, "", b""))  # and so does its alert list
     else:
         st = outcome.state
-        risk: float | None = None
-        if st.at_risk_since_s:
-            risk = risk_at(st, st.last_review_s or until // 1000, model)
-        elif old is not None and not old.at_risk_since_s:
-            risk = UNCHANGED  # not in the ranking before either
+        risk, reach = index_scores(old, st, until, model)
         due = UNCHANGED if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
-        write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk))
+        write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk, reach))
         write.history.extend((item.group, uid, point) for point in points)  # console score history
         if st.next_review_s:
             out.lowered.append((item.partition, bucket, st.next_review_s))

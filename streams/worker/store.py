@@ -39,6 +39,7 @@ from redis.exceptions import NoScriptError
 
 from models.engine import Alert
 from models.model import ChurnModel
+from models.ranking import on_save_list
 from models.state import STAGES, UserState
 from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
@@ -75,6 +76,24 @@ logger = logging.getLogger(__name__)
 #: ``StateWrite.due_s`` / ``.risk``: the stored index entry is already right (spares Redis two
 #: sorted-set calls per user on most events; the state record read this cycle says so).
 UNCHANGED = -1
+
+#: Scores of the save-list index are integers (compact in a listpack): micro-units of risk, rounded
+#: up past float noise so a stored score is always above the bound it stands for.
+REACH_SCALE = 1_000_000
+
+
+def reach_score(bound: float | None) -> int | str:
+    """``StateWrite.reach`` as the write script takes it: "" removes, "=" leaves, else the score.
+
+    >>> reach_score(0.25), reach_score(None), reach_score(UNCHANGED)
+    (250001, '', '=')
+    """
+    if bound is None:
+        return ""
+    if bound == UNCHANGED:
+        return "="
+    return int((bound + 1e-9) * REACH_SCALE) + 1
+
 
 #: Key layout + state record format version, kept in ``cw:meta`` (a worker refuses a mismatch).
 STORE_FORMAT = "1"
@@ -171,6 +190,7 @@ class StateWrite:
     due_field: str  # "<topic>:<p>" of the user's due index
     due_s: int  # next_review_s; 0 removes the due entry, UNCHANGED leaves it as stored
     risk: float | None  # score in the at-risk ranking; None removes it, UNCHANGED: not there, leave it
+    reach: float | None = None  # save-list index (models.ranking.save_bound); None removes, UNCHANGED leaves
 
 
 @dataclass(slots=True)
@@ -211,7 +231,8 @@ def _day_name(day: int) -> str:
 def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[Alert], out: dict[str, float]) -> None:
     """Add to ``out`` the change of bucket counters from ``old`` (stored) to ``new`` (None: expired).
 
-    Counters: ``users``, ``stage:<name>``, ``at_risk`` (levels), ``new:<day>`` (users first seen that
+    Counters: ``users``, ``stage:<name>``, ``at_risk``, ``reachable`` (on the save list as of the
+    last review, models.ranking.on_save_list) (levels), ``new:<day>`` (users first seen that
     UTC day), ``churned:<day>`` and ``churned_rev:<day>`` (one per stage change to churned, dated by
     the review that saw it, with the user's revenue then). Levels are derived from states, events
     from alerts, so a replayed or re-batched history adds the same numbers.
@@ -222,12 +243,16 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
         out[k] = out.get(k, 0) - 1
         if old.at_risk_since_s:
             out["at_risk"] = out.get("at_risk", 0) - 1
+        if on_save_list(old):
+            out["reachable"] = out.get("reachable", 0) - 1
     if new is not None:
         out["users"] = out.get("users", 0) + 1
         k = "stage:" + STAGES[new.stage]
         out[k] = out.get(k, 0) + 1
         if new.at_risk_since_s:
             out["at_risk"] = out.get("at_risk", 0) + 1
+        if on_save_list(new):
+            out["reachable"] = out.get("reachable", 0) + 1
         if old is None:
             k = "new:" + utc_day(new.first_seen_s)
             out[k] = out.get(k, 0) + 1
@@ -522,8 +547,8 @@ class Store:
         def build(pipe: Any) -> None:  # a Pipeline, or _Calls on a cluster
             for w in writes:
                 b = w.bucket
-                states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk)
-                                for s in w.states])
+                states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk,
+                                 reach_score(s.reach)) for s in w.states])
                 stats = dumps(
                     [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
                 )
@@ -721,6 +746,34 @@ class Store:
                 for user, blob in part.items():
                     out[_s(user)] = UserState.from_bytes(blob)
         return out
+
+    async def due_users(self, topic: str, partitions: Iterable[int], until_s: int) -> list[tuple[int, int, str]]:
+        """``(bucket, group, user)`` of every user whose review is due at or before ``until_s``."""
+        pipe = self._client.pipeline(transaction=False)
+        asked = [(b, p) for b in range(self.buckets) for p in partitions]
+        for b, p in asked:
+            pipe.zrangebyscore(self.keys.due(b, topic, p), "-inf", until_s)
+        out = []
+        for (b, _), members in zip(asked, await pipe.execute()):
+            for m in members:
+                g, user = parse_due_member(_s(m))
+                out.append((b, g, user))
+        return out
+
+    async def load_users(self, where: Sequence[tuple[int, int, str]]) -> list[UserState | None]:
+        """The states of ``(bucket, group, user)``s, in order (None: not stored)."""
+        pipe = self._client.pipeline(transaction=False)
+        for b, g, user in where:
+            pipe.hget(self.keys.users(b, g), user)
+        return [None if raw is None else UserState.from_bytes(raw) for raw in await pipe.execute()] if where else []
+
+    async def reach_ranks(self, asked: Sequence[tuple[int, int, int, int]]) -> list[list[tuple[str, int]]]:
+        """Save-list index entries ``(user, score)`` of ``(bucket, group, start, stop)``, highest
+        first (ranks start..stop inclusive, as ZREVRANGE)."""
+        pipe = self._client.pipeline(transaction=False)
+        for b, g, start, stop in asked:
+            pipe.zrevrange(self.keys.reach(b, g), start, stop, withscores=True)
+        return [[(_s(m), int(sc)) for m, sc in part] for part in await pipe.execute()] if asked else []
 
     async def stats(self) -> dict[str, float]:
         """Business counters summed over all buckets (``users``, ``stage:*``, ``at_risk``, per-day)."""

@@ -14,7 +14,8 @@
 --           parts JSON  [[field "<topic>:<p>", expected or "", new or ""], ...],
 --           states JSON [[group, user_id, due field "<topic>:<p>", due score (0: not due; -1: as
 --                         stored, leave the due index alone), risk score or "" (not at risk) or
---                         "=" (was not at risk either: leave the ranking alone)], ...],
+--                         "=" (was not at risk either: leave the ranking alone), save-list index
+--                         score or "" (not on the list) or "=" (leave it): ZSET <tag>:r:<group>], ...],
 --           stats JSON  [[field, delta, "i" | "f"], ...],
 --           then one state record per state ("" deletes the user: expired)
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced,
@@ -49,7 +50,7 @@ end
 local states = cjson.decode(ARGV[5])
 for s = 1, #states do
   local st = states[s]
-  local group, user, due_field, due_score, risk = st[1], st[2], st[3], st[4], st[5]
+  local group, user, due_field, due_score, risk, reach = st[1], st[2], st[3], st[4], st[5], st[6]
   local blob = ARGV[6 + s]
   local member = group .. ':' .. user
   local due_key = tag .. ':due:' .. due_field
@@ -57,6 +58,7 @@ for s = 1, #states do
     redis.call('HDEL', tag .. ':u:' .. group, user)
     redis.call('ZREM', due_key, member)
     redis.call('ZREM', KEYS[3], user)
+    redis.call('ZREM', tag .. ':r:' .. group, user)
   else
     redis.call('HSET', tag .. ':u:' .. group, user, blob)
     if due_score == 0 then
@@ -68,6 +70,11 @@ for s = 1, #states do
       redis.call('ZREM', KEYS[3], user)
     elseif risk ~= '=' then
       redis.call('ZADD', KEYS[3], risk, user)
+    end
+    if reach == '' then
+      redis.call('ZREM', tag .. ':r:' .. group, user)
+    elseif reach ~= '=' then
+      redis.call('ZADD', tag .. ':r:' .. group, reach, user)
     end
   end
 end

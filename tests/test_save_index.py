@@ -1,0 +1,70 @@
+"""``churnwatch top --share`` from the save-list index gives exactly the rows of ranking every
+stored state (the path it replaced), on the same Redis state, also when reviews are overdue.
+
+States are real engine output (simulated users advanced by ``models.engine.advance``) written
+with the worker's own write script and index scores (``streams.worker.phases.index_scores``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+import pytest
+
+from models.engine import advance
+from models.model import ChurnModel, load_model
+from models.ranking import daily_list
+from models.state import UserState
+from streams.offline.simulate import generate
+from streams.settings import Settings
+from streams.views import indexed_save_list
+from streams.worker.keys import locate
+from streams.worker.phases import index_scores
+from streams.worker.store import BucketWrite, StateWrite, Store, stats_delta
+from tests.test_models_properties import MODEL
+
+T0_MS = 1_767_225_600_000
+DAY_MS = 86_400_000
+TOPIC = "events-save-index"
+
+
+async def _write(store: Store, states: dict[str, UserState], until_ms: int, model: ChurnModel) -> None:
+    writes: dict[int, BucketWrite] = {}
+    for uid, st in states.items():
+        b, g = locate(uid, store.buckets, store.groups)
+        w = writes.setdefault(b, BucketWrite(b, [(f"{TOPIC}:0", "", "")]))
+        risk, reach = index_scores(None, st, until_ms, model)
+        w.states.append(StateWrite(g, uid, st.to_bytes(), f"{TOPIC}:0", st.next_review_s, risk, reach))
+        stats_delta(None, st, [], w.stats)
+    assert await store.write(list(writes.values()), "save-index-test") == []
+    await store.write_progress(TOPIC, {0: (1, until_ms)})
+
+
+async def _compare(redis_url: str, model: ChurnModel) -> collections.Counter[str]:
+    events, _ = generate(5, 400, T0_MS, 90)
+    end_ms = T0_MS + 90 * DAY_MS
+    by_user: dict[str, list] = collections.defaultdict(list)  # type: ignore[type-arg]
+    for ev in events:
+        by_user[ev.user_id].append(ev)
+    states = {u: o.state for u, evs in by_user.items() if not (o := advance(u, None, evs, end_ms, model)).expire}
+    store = Store(Settings(redis_url=redis_url, buckets=4, groups_per_bucket=8))
+    await store.connect()
+    seen: collections.Counter[str] = collections.Counter()
+    try:
+        await _write(store, states, end_ms, model)
+        for later_days in (0, 0.5, 3, 20):  # later: reviews overdue, read live
+            now_s = (end_ms + int(later_days * DAY_MS)) // 1000
+            for budget in ({"share": 0.02}, {"share": 0.1}, {"share": 0.5}, {"share": 1.0}, {"n": 7}):
+                want = daily_list(states.items(), now_s, model, "save", **budget)  # type: ignore[arg-type]
+                got = await indexed_save_list(store, TOPIC, model, now_s, **budget)  # type: ignore[arg-type]
+                assert [(r.user_id, r.scores) for r in got] == [(r.user_id, r.scores) for r in want], (later_days, budget)
+                seen["rows"] += len(got)
+    finally:
+        await store.close()
+    return seen
+
+
+@pytest.mark.parametrize("model", [load_model(None), MODEL], ids=["default", "trained-looking"])
+def test_share_list_from_the_index_equals_ranking_every_state(redis_url: str, model: ChurnModel) -> None:
+    assert asyncio.run(_compare(redis_url, model))["rows"] > 100
