@@ -90,7 +90,7 @@ async def _fill(settings: Settings, templates: Sequence[_Template], users: int, 
                 p = kafka_partition(uid.encode(), partitions)
                 w = writes.get(b) or writes.setdefault(b, BucketWrite(b, []))
                 parts[b].add(p)
-                w.states.append(StateWrite(g, uid, t.blob, fields[p], t.due_s, t.risk))
+                w.states.append(StateWrite(g, uid, t.blob, fields[p], t.due_s, t.risk, t.reach))
                 w.history.extend((g, uid, point) for point in t.points)
                 for k, v in t.stats:
                     w.stats[k] = w.stats.get(k, 0) + v

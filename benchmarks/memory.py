@@ -25,13 +25,13 @@ from benchmarks.observe import flush_sync
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel, load_model
-from models.scoring import risk_at
 from streams.worker.keys import locate
+from streams.worker.phases import index_scores
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, StateWrite, Store, stats_delta
 
 __all__ = ["AccountTemplate", "Template", "account_templates", "templates_from", "measure_account_memory", "measure_memory",
-           "kafka_partition"]
+           "measure_top_share", "kafka_partition"]
 
 CHUNK_USERS = 10_000
 
@@ -42,6 +42,7 @@ class Template:
     due_s: int
     risk: float | None
     stats: tuple[tuple[str, float], ...]
+    reach: float | None = None  # save-list index score (streams.worker.phases.index_scores)
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
@@ -61,10 +62,10 @@ def templates_from(events: Sequence[Event], end_ms: int, model: ChurnModel | Non
         if res.expire:
             continue
         st = res.state
-        risk = risk_at(st, st.last_review_s or end_ms // 1000, model) if st.at_risk_since_s else None
+        risk, reach = index_scores(None, st, end_ms, model)
         stats: dict[str, float] = {}
         stats_delta(None, st, res.alerts, stats)
-        out.append(Template(st.to_bytes(), st.next_review_s, risk, tuple(stats.items())))
+        out.append(Template(st.to_bytes(), st.next_review_s, risk, tuple(stats.items()), reach))
     return out
 
 
@@ -87,7 +88,7 @@ async def _write_all(settings: Settings, templates: Sequence[Template], users: i
                 if w is None:
                     w = writes[b] = BucketWrite(b, [])
                 parts[b].add(p)
-                w.states.append(StateWrite(g, uid, t.blob, fields[p], t.due_s, t.risk))
+                w.states.append(StateWrite(g, uid, t.blob, fields[p], t.due_s, t.risk, t.reach))
                 for k, v in t.stats:
                     w.stats[k] = w.stats.get(k, 0) + v
             for b, w in writes.items():
@@ -129,6 +130,8 @@ def _kind(key: str) -> str:
         return "due index zsets"
     if key.endswith(":risk"):
         return "at-risk zsets"
+    if ":r:" in key:
+        return "save-list index zsets"
     if key.endswith(":stats"):
         return "stats hashes"
     if key.endswith(":off"):
@@ -157,6 +160,7 @@ def measure_memory(redis_url: str, templates: Sequence[Template], users: int, *,
     total_usage = sum(usage.values()) or 1
     at_risk = sum(1 for i in range(users) if templates[i % len(templates)].risk is not None)
     due = sum(1 for i in range(users) if templates[i % len(templates)].due_s)
+    reach = sum(1 for i in range(users) if templates[i % len(templates)].reach is not None)
     rows: dict[str, Any] = {
         "users": users,
         "user_id_example (length)": f"user-00000001 ({len('user-00000001')} chars)",
@@ -164,6 +168,7 @@ def measure_memory(redis_url: str, templates: Sequence[Template], users: int, *,
         "simulated_templates": len(templates),
         "users_in_due_index_pct": round(100 * due / users, 1),
         "users_at_risk_pct": round(100 * at_risk / users, 1),
+        "users_on_save_list_pct": round(100 * reach / users, 1),
         "used_memory_growth_mb": round(grown / 2**20, 1),
         "bytes_per_user": round(per_user),
         "rss_growth_mb": round((int(after["used_memory_rss"]) - int(before["used_memory_rss"])) / 2**20, 1),
@@ -178,6 +183,49 @@ def measure_memory(redis_url: str, templates: Sequence[Template], users: int, *,
             f"{counts[kind]} / {100 * share:.1f}% / {usage[kind] / users:.0f} / {enc}"
         )
     return rows
+
+
+def measure_top_share(redis_url: str, now_ms: int, share: float = 0.02, *, topic: str = "activity-events",
+                      partitions: int = 8, redis_pid: int | None = None) -> dict[str, Any]:
+    """``churnwatch top --share`` on the users :func:`measure_memory` wrote, at ``now_ms``: the
+    save-list index (``streams.views.indexed_save_list``) against ranking every stored state
+    (the path it replaced), same state, same answer checked."""
+    from benchmarks.observe import cpu_seconds
+    from models.ranking import daily_list
+    from streams.views import indexed_save_list
+
+    model = load_model()
+
+    async def run() -> dict[str, Any]:
+        store = Store(Settings(redis_url=redis_url))
+        await store.connect()
+        try:
+            await store.write_progress(topic, {p: (0, now_ms) for p in range(partitions)})
+            timed: dict[str, tuple[float, float, float, list[str]]] = {}
+            for name in ("index", "every state"):
+                r0 = cpu_seconds(redis_pid) if redis_pid else 0.0
+                t0, c0 = time.perf_counter(), time.process_time()
+                if name == "index":
+                    rows = await indexed_save_list(store, topic, model, now_ms // 1000, share=share)
+                else:
+                    rows = daily_list((await store.user_states()).items(), now_ms // 1000, model, "save", share=share)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                redis_cpu = (cpu_seconds(redis_pid) - r0) if redis_pid else float("nan")
+                timed[name] = (wall, cpu, redis_cpu, [r.user_id for r in rows])
+            return timed
+        finally:
+            await store.close()
+
+    timed = asyncio.run(run())
+    (iw, ic, ir, irows), (aw, ac, ar, arows) = timed["index"], timed["every state"]
+    if irows != arows:
+        raise RuntimeError("top --share from the index differs from ranking every state")
+    return {
+        f"top --share {share:g}: rows (same from both paths)": len(irows),
+        "top --share from the index: wall s / client CPU s / Redis CPU s": f"{iw:.2f} / {ic:.2f} / {ir:.2f}",
+        "top --share reading every state: wall s / client CPU s / Redis CPU s": f"{aw:.2f} / {ac:.2f} / {ar:.2f}",
+        "top --share: every state / index, wall": round(aw / iw, 1) if iw else None,
+    }
 
 
 async def _connect_only(settings: Settings) -> None:

@@ -349,12 +349,15 @@ def section_peers(ctx: Ctx) -> dict[str, Any]:
 
 
 def section_memory(ctx: Ctx) -> dict[str, Any]:
-    """Redis bytes per tracked user at 1M users (scale 1), through Store.write."""
-    from benchmarks.memory import measure_memory, templates_from
+    """Redis bytes per tracked user at 1M users (scale 1), through Store.write; then `top --share 2%`
+    on those users from the save-list index against reading every state."""
+    from benchmarks.memory import measure_memory, measure_top_share, templates_from
 
     events, end_ms = _population(ctx)
     templates = templates_from(events, end_ms)
-    return measure_memory(ctx["redis"], templates, max(1_000, int(1_000_000 * ctx["scale"])))
+    rows = measure_memory(ctx["redis"], templates, max(1_000, int(1_000_000 * ctx["scale"])))
+    rows.update(measure_top_share(ctx["redis"], end_ms, redis_pid=ctx.get("redis_pid")))
+    return rows
 
 
 def section_console(ctx: Ctx) -> dict[str, Any]:
