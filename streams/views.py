@@ -11,6 +11,7 @@ dormant.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -23,7 +24,9 @@ from models.state import UserState
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
 from streams.timefmt import format_ts
-from streams.worker.store import REACH_SCALE, Store, StoreReader
+from streams.worker.store import REACH_SCALE, Store, StoreReader, model_id
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["AccountReport", "account_book", "account_report", "UserReport", "churn_rate", "cohort_rows", "indexed_save_list",
            "live_cohorts", "live_revenue", "open_reader", "revenue_figures", "revenue_range", "stream_time_ms", "top_users",
@@ -108,7 +111,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     construction, models.engine) by live risk, the console's *save* list, first page
     (``streams.console.data``), so the CLI, the pages and the API rank alike. ``share`` instead:
     the budget alternative to the threshold, every reachable user ranked by risk and cut at that
-    share of them (models.ranking.daily_list). ``win_back``: lapsed users by their chance of still
+    share of them (models.ranking.daily_list), read from the save-list index when Redis has one
+    for this model (:func:`indexed_save_list`), else from every state. ``win_back``: lapsed users by their chance of still
     being reachable (models.ranking.daily_list), within ``n`` or ``share``.
     """
     from models.ranking import daily_list
@@ -122,9 +126,11 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
 
         page = reader.run(lambda store: at_risk_page(store, model, now_ms, "save", n))
         return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in page.rows]
-    if kind == "save":
+    if kind == "save" and reader.run(lambda store: store.save_index_model()) == model_id(model):
         ranked = reader.run(lambda store: indexed_save_list(store, settings.topic_events, model, now_ms // 1000, n=n, share=share))
     else:
+        if kind == "save":
+            logger.info("no save-list index for this model in Redis (store older than the index, or model taken over): reading every state")
         ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
                             n=n, share=share)
     return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in ranked]

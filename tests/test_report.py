@@ -23,7 +23,7 @@ from streams.settings import Settings
 from streams.cli.argtypes import parse_start_ms
 from streams.offline.simulate import generate
 from streams.timefmt import format_ts
-from streams.worker.store import StoreReader, utc_day
+from streams.worker.store import StoreReader, model_id, utc_day
 from tests.harness import Worker, dump_state, read_progress, read_topic, wait_progress, wait_reviewed
 
 pytestmark = pytest.mark.integration
@@ -112,6 +112,8 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
     top = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [t["user_id"] for t in top] == [u for _, u in opened[:5]]
     assert all(t["at_risk_since"] and t["stage"] != "churned" for t in top)
+    with StoreReader(settings) as reader:  # the worker built the save-list index with this model
+        assert reader.run(lambda store: store.save_index_model()) == model_id(model)
     for share in (0.02, 0.1, 1.0):  # from the worker's save-list index, as from every state
         assert main(["top", "--share", f"{100 * share:g}%", "--json"]) == 0
         budget = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -68,3 +68,32 @@ async def _compare(redis_url: str, model: ChurnModel) -> collections.Counter[str
 @pytest.mark.parametrize("model", [load_model(None), MODEL], ids=["default", "trained-looking"])
 def test_share_list_from_the_index_equals_ranking_every_state(redis_url: str, model: ChurnModel) -> None:
     assert asyncio.run(_compare(redis_url, model))["rows"] > 100
+
+
+async def _marks(redis_url: str) -> list[str]:
+    """save_index as recorded after each step: a worker on an empty store, a reader, users written,
+    a worker on a store from before the index (no marker, users), a model taken over."""
+    async def connect(model: str, take_over: bool = False) -> Store:
+        store = Store(Settings(redis_url=redis_url, buckets=4, groups_per_bucket=8))
+        store.model, store.take_over_model = model, take_over
+        await store.connect()
+        return store
+
+    seen = []
+    first = await connect("m1@a")
+    seen.append(await first.save_index_model())
+    st = UserState(first_seen_s=T0_MS // 1000, last_seen_s=T0_MS // 1000, n_events=1, active_days=1)
+    await _write(first, {"u1": st}, T0_MS, load_model(None))
+    await first.client.hdel(first.keys.meta, "save_index")  # as a store written before the index
+    second = await connect("m1@a")
+    seen.append(await second.save_index_model())
+    await second.client.hset(second.keys.meta, "save_index", "m1@a")
+    third = await connect("m2@b", take_over=True)
+    seen.append(await third.save_index_model())
+    for s in (first, second, third):
+        await s.close()
+    return seen
+
+
+def test_the_index_is_trusted_only_when_built_from_the_first_user_with_the_readers_model(redis_url: str) -> None:
+    assert asyncio.run(_marks(redis_url)) == ["m1@a", "", ""]

@@ -371,7 +371,30 @@ class Store:
             logger.warning("model %s recorded in Redis: workers with another model stop taking work", self.model)
         self.incarnation = have["incarnation"]
         await self._mark_buckets()
+        await self._mark_save_index(have.get("save_index"))
         await self._load_scripts()
+
+    async def _mark_save_index(self, recorded: str | None) -> None:
+        """``save_index`` in cw:meta names the model whose bounds fill the save-list index of every
+        stored user (``cw:{b}:r:<g>``), so readers with that model may rank from it
+        (``streams.views.top_users``). Recorded by a worker that finds no user stored yet; a store
+        from before the index, or one whose model was taken over, has none or "" (readers then read
+        every state)."""
+        if not self.model or recorded == self.model:
+            return
+        if recorded is None:
+            pipe = self._client.pipeline(transaction=False)
+            for b in range(self.buckets):
+                pipe.hget(self.keys.stats(b), "users")
+            if not any(int(v or 0) for v in await pipe.execute()):
+                await self._client.hsetnx(self.keys.meta, "save_index", self.model)
+        elif self.take_over_model:
+            await self._client.hset(self.keys.meta, "save_index", "")
+            logger.warning("save-list index built with model %s: top --share reads every state from now on", recorded)
+
+    async def save_index_model(self) -> str:
+        """The model the save-list index was built with ("" when it cannot be used)."""
+        return _s(await self._client.hget(self.keys.meta, "save_index"))
 
     async def _mark_buckets(self) -> None:
         """Every bucket carries the incarnation (field ``|inc`` of its off hash; kept if present):
