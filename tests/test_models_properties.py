@@ -187,7 +187,7 @@ def test_smart_reviews_miss_nothing_a_look_in_between_would_see(events: list[Eve
     """A silent user is reviewed at the next moment anything a review decides can change: between
     two points where the state changes (an event applied, a review), a review at any moment
     before the next scheduled one would change nothing: same stage, no at-risk alert opening
-    (up to the 60 s precision of the crossing search) or closing. Looked at every hour, one
+    (up to the 60 s precision of the crossing search) or closing. Looked at every 3 hours, one
     second before the next review and at random moments.
 
     Why not compare with a run that reviews every few hours instead: that run's alerts differ
@@ -207,7 +207,7 @@ def test_smart_reviews_miss_nothing_a_look_in_between_would_see(events: list[Eve
         end = min(t1, st_.next_review_s) if st_.next_review_s else t1
         if end <= t0 + 1:
             continue
-        looks = {*range(t0 + 3600, end, 3600), end - 1, *(rnd.randrange(t0 + 1, end) for _ in range(8))}
+        looks = {*range(t0 + 3 * 3600, end, 3 * 3600), end - 1, *(rnd.randrange(t0 + 1, end) for _ in range(8))}
         for t in sorted(looks):
             change = _decides_something(st_, t, model)
             if change == "at_risk opens" and t >= st_.next_review_s - 60:
