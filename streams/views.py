@@ -145,54 +145,74 @@ async def indexed_save_list(store: Store, topic: str, model: ChurnModel, now_s: 
                             share: float | None = None) -> list[Ranked]:
     """``models.ranking.daily_list(every state, now_s, model, "save", ...)`` without reading every
     state: the users whose review is due are read and assessed live, the others come from the
-    save-list index (``cw:{b}:r:<g>``, models.ranking) by descending bound, a k-way merge of the
-    index's small sorted sets read a chunk per set at a time, until the budget's last row outranks
-    every bound not read yet (module docstring of models.ranking). The count of the list (the
-    share's base) is the ``reachable`` counter, corrected by the due users' live stages."""
+    save-list index (``cw:{b}:r:<g>``, models.ranking) in descending order of their bound, a k-way
+    merge of the index's small sorted sets, until the budget's last row outranks every bound not
+    read yet (module docstring of models.ranking). The list's size (the share's base) is the
+    ``reachable`` counter, corrected by the due users' live stages."""
     from models.ranking import on_save_list, save_key
 
     progress = await store.read_progress(topic)
     due = await store.due_users(topic, sorted(progress), now_s + _DUE_MARGIN_S)
-    stale = {u for _, _, u in due}
     count = int((await store.stats()).get("reachable", 0))
     rows: dict[str, tuple[float, UserState, Any]] = {}
     for (_, _, uid), st in zip(due, await store.load_users(due)):
-        if st is None:
-            continue
-        count -= on_save_list(st)
-        key = save_key(st, now_s, model)
-        if key is not None:
-            count += 1
-            rows[uid] = (key[0], st, key[1])
+        if st is not None:
+            count -= on_save_list(st)
+            if (key := save_key(st, now_s, model)) is not None:
+                count += 1
+                rows[uid] = (key[0], st, key[1])
     size = budget_size(count, n, share) if count > 0 else 0
-    if size == 0:
-        return []
-    sets = [(b, g) for b in range(store.buckets) for g in range(store.groups)]
-    read = dict.fromkeys(sets, 0)  # entries read so far per set; gone when exhausted
-    chunk = max(2, -(-2 * size // len(sets)))
-    last: dict[tuple[int, int], int] = {}
-    pending = sets
-    while pending:
-        parts = await store.reach_ranks([(b, g, read[b, g], read[b, g] + chunk - 1) for b, g in pending])
-        fresh: list[tuple[int, int, str]] = []
-        for (b, g), part in zip(pending, parts):
-            read[b, g] += len(part)
-            if len(part) < chunk:
-                del read[b, g]  # exhausted
-            else:
-                last[b, g] = part[-1][1]
-            fresh.extend((b, g, uid) for uid, _ in part if uid not in stale)
-        for (_, _, uid), st in zip(fresh, await store.load_users(fresh)):
-            key = save_key(st, now_s, model) if st is not None else None
-            if key is not None:
-                rows[uid] = (key[0], st, key[1])  # type: ignore[assignment]
-        ranked = sorted(rows.items(), key=lambda r: (-r[1][0], r[0]))
-        floor = ranked[size - 1][1][0] if len(ranked) >= size else -1.0
-        # a set's unread entries score at most its last one, above the live risk they stand for
-        pending = [k for k in read if last[k] / REACH_SCALE > floor]
-        chunk *= 2
+    if size:
+        await _merge_index(store, model, now_s, size, rows, {u for _, _, u in due})
     ranked = sorted(rows.items(), key=lambda r: (-r[1][0], r[0]))[:size]
     return [Ranked(uid, scores_from(st, a, model), st) for uid, (_, st, a) in ranked]
+
+
+async def _merge_index(store: Store, model: ChurnModel, now_s: int, size: int,
+                       rows: dict[str, tuple[float, UserState, Any]], skip: set[str]) -> None:
+    """Add to ``rows`` (user -> live risk, state, assessment) the index's users in descending
+    order of bound until the ``size``-th live risk is above every bound not loaded yet. Entries
+    are cheap (a user id and an integer), states are not: the sets are read a chunk at a time
+    (their heads first), and states are loaded only for entries that are the highest left."""
+    import heapq
+
+    from models.ranking import save_key
+
+    heap: list[tuple[int, str, int, int]] = []  # (-score, user, bucket, group): read, not loaded
+    read: dict[tuple[int, int], int] = {}
+    frontier: dict[tuple[int, int], int] = {}  # sets not exhausted: score of the last entry read
+    chunk = 1
+
+    async def fetch(sets: list[tuple[int, int]]) -> None:
+        parts = await store.reach_ranks([(b, g, read.get((b, g), 0), read.get((b, g), 0) + chunk - 1) for b, g in sets])
+        for (b, g), part in zip(sets, parts):
+            read[b, g] = read.get((b, g), 0) + len(part)
+            frontier.pop((b, g), None)
+            if len(part) == chunk:
+                frontier[b, g] = part[-1][1]
+            for uid, sc in part:
+                if uid not in skip:
+                    heapq.heappush(heap, (-sc, uid, b, g))
+
+    await fetch([(b, g) for b in range(store.buckets) for g in range(store.groups)])
+    while heap or frontier:
+        live = sorted((r[0] for r in rows.values()), reverse=True)
+        floor = live[size - 1] * REACH_SCALE if len(live) >= size else -1.0
+        top_set = max(frontier.values(), default=0)
+        top_read = -heap[0][0] if heap else 0
+        if max(top_set, top_read) <= floor:
+            return  # a bound's user has a live risk below the bound: none left can rank in
+        if heap and top_read >= top_set:
+            batch = []
+            while heap and -heap[0][0] >= top_set and len(batch) < max(64, size - len(live)):
+                _, uid, b, g = heapq.heappop(heap)
+                batch.append((b, g, uid))
+            for (_, _, uid), st in zip(batch, await store.load_users(batch)):
+                if st is not None and (key := save_key(st, now_s, model)) is not None:
+                    rows[uid] = (key[0], st, key[1])
+        else:
+            chunk *= 2
+            await fetch([k for k, f in frontier.items() if f >= top_read and f > floor])
 
 
 def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, Any]:

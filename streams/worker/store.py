@@ -325,6 +325,7 @@ class Store:
                          for name in ("read_batch", "write_batch", "progress", "history", "alert_log", "read_accounts",
                                       "write_accounts")}
         self._sha: dict[str, str] = {}
+        self._reach_source = _script("reach_ranks.lua")  # sent with EVAL by readers (see the script)
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
         self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
         self.take_over_model = False  # connect() records our model even if another is recorded
@@ -792,11 +793,20 @@ class Store:
 
     async def reach_ranks(self, asked: Sequence[tuple[int, int, int, int]]) -> list[list[tuple[str, int]]]:
         """Save-list index entries ``(user, score)`` of ``(bucket, group, start, stop)``, highest
-        first (ranks start..stop inclusive, as ZREVRANGE)."""
+        first (ranks start..stop inclusive, as ZREVRANGE): one ``lua/reach_ranks.lua`` call per bucket."""
+        by_bucket: dict[int, list[int]] = {}
+        for i, (b, _, _, _) in enumerate(asked):
+            by_bucket.setdefault(b, []).append(i)
+        source = self._reach_source
         pipe = self._client.pipeline(transaction=False)
-        for b, g, start, stop in asked:
-            pipe.zrevrange(self.keys.reach(b, g), start, stop, withscores=True)
-        return [[(_s(m), int(sc)) for m, sc in part] for part in await pipe.execute()] if asked else []
+        for b, idx in by_bucket.items():
+            triples = " ".join(f"{g} {start} {stop}" for _, g, start, stop in (asked[i] for i in idx))
+            pipe.execute_command("EVAL", source, 1, self.keys.stats(b), self.keys.tag(b), triples)
+        out: list[list[tuple[str, int]]] = [[] for _ in asked]
+        for idx, parts in zip(by_bucket.values(), await pipe.execute() if asked else []):
+            for i, flat in zip(idx, parts):
+                out[i] = [(_s(flat[j]), int(flat[j + 1])) for j in range(0, len(flat), 2)]
+        return out
 
     async def stats(self) -> dict[str, float]:
         """Business counters summed over all buckets (``users``, ``stage:*``, ``at_risk``, per-day)."""
