@@ -92,7 +92,7 @@ def _script_keys(call: tuple[Any, ...], keys: Keys, bucket: int) -> list[str]:
     declared = [str(k) for k in call[3 : 3 + numkeys]]
     tag = str(call[3 + numkeys])
     assert tag == keys.tag(bucket), "the first argument after KEYS is the bucket's tag"
-    derived = [tag + suffix for suffix in (f":u:{g}" for g in range(GROUPS))]
+    derived = [tag + suffix for g in range(GROUPS) for suffix in (f":u:{g}", f":r:{g}")]
     derived += [keys.due(bucket, test_store.TOPIC, p) for p in range(8)]
     return declared + derived
 
@@ -152,7 +152,7 @@ def _write_all_buckets(store: Store, token: str, new: str, expected: str = "") -
         if any(w.bucket == b for w in writes):
             continue
         st = test_store._state(test_store.T0 + i)
-        writes.append(BucketWrite(b, [(test_store.FIELD, expected, new)], [StateWrite(g, user, st.to_bytes(), test_store.FIELD, 0, None)]))
+        writes.append(BucketWrite(b, [(test_store.FIELD, expected, new)], [StateWrite(g, user, st.to_bytes(), test_store.FIELD, 0, None, 0.5)]))
     assert len(writes) == BUCKETS
     return store.write(writes, token)
 
@@ -224,6 +224,8 @@ def test_a_slot_moved_under_the_client_is_followed(cluster_url: str) -> None:
         await store.connect()
         try:
             assert await _write_all_buckets(store, "m1", "1") == []
+            found = await store.reach_ranks([(b, g, 0, -1) for b in range(BUCKETS) for g in range(GROUPS)])
+            assert sum(len(x) for x in found) == BUCKETS, "the save-list index is read on every node"
             slot = key_slot(store.keys.offsets(0).encode())
             sync = RedisCluster.from_url(cluster_url)
             try:

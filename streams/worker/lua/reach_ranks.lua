@@ -8,7 +8,7 @@
 -- Returns one flat list per triple: user, score, user, score, ... (highest score first)
 local tag = ARGV[1]
 local n = {}
-for x in string.gmatch(ARGV[2], '%d+') do
+for x in string.gmatch(ARGV[2], '%-?%d+') do
   n[#n + 1] = x
 end
 local out = {}
