@@ -202,16 +202,16 @@ async def _merge_index(store: Store, model: ChurnModel, now_s: int, size: int,
         top_read = -heap[0][0] if heap else 0
         if max(top_set, top_read) <= floor:
             return  # a bound's user has a live risk below the bound: none left can rank in
-        if heap and top_read >= top_set:
+        if heap and top_read >= top_set:  # the highest bounds left are read: load a batch from the top
             batch = []
-            while heap and -heap[0][0] >= top_set and len(batch) < max(64, size - len(live)):
+            while heap and len(batch) < max(512, size - len(live)):
                 _, uid, b, g = heapq.heappop(heap)
                 batch.append((b, g, uid))
             for (_, _, uid), st in zip(batch, await store.load_users(batch)):
                 if st is not None and (key := save_key(st, now_s, model)) is not None:
                     rows[uid] = (key[0], st, key[1])
-        else:
-            chunk *= 2
+        else:  # some set may hold a higher bound than any read: read on in those
+            chunk = min(2 * chunk, 128)  # zset-max-listpack-entries: a set is rarely longer
             await fetch([k for k, f in frontier.items() if f >= top_read and f > floor])
 
 
