@@ -149,7 +149,9 @@ def test_state_record_round_trips_exactly(events: list[Event], stage: int, since
 
 def _change_points(events: list[Event], until_ms: int, model: ChurnModel) -> list[tuple[int, UserState]]:
     """Every point at which ``advance`` changes the state (an event applied, a review run), in
-    order, with a copy of the state right after it."""
+    order, with a copy of the state right after it. Patches the engine module's own functions: a
+    compiled engine would call its functions directly (patch a pure-Python copy then), which the
+    assertion below turns into a failure instead of a test that checks nothing."""
     points: list[tuple[int, UserState]] = []
     review, apply = engine._review, engine.apply_event
 
@@ -164,7 +166,8 @@ def _change_points(events: list[Event], until_ms: int, model: ChurnModel) -> lis
     with pytest.MonkeyPatch.context() as m:
         m.setattr(engine, "_review", reviewed)
         m.setattr(engine, "apply_event", applied)
-        advance("u", None, events, until_ms, model)
+        engine.advance("u", None, events, until_ms, model)
+    assert points, "no change point recorded: the patches did not take"
     return points
 
 
