@@ -112,8 +112,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     (``streams.console.data``), so the CLI, the pages and the API rank alike. ``share`` instead:
     the budget alternative to the threshold, every reachable user ranked by risk and cut at that
     share of them (models.ranking.daily_list), read from the save-list index when Redis has one
-    for this model (:func:`indexed_save_list`), else from every state. ``win_back``: lapsed users by their chance of still
-    being reachable (models.ranking.daily_list), within ``n`` or ``share``.
+    for this model (:func:`indexed_save_list`), else from every state. ``win_back``: lapsed users
+    by their chance of still being reachable (models.ranking.daily_list), within ``n`` or ``share``.
     """
     from models.ranking import daily_list
 
@@ -130,7 +130,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
         ranked = reader.run(lambda store: indexed_save_list(store, settings.topic_events, model, now_ms // 1000, n=n, share=share))
     else:
         if kind == "save":
-            logger.info("no save-list index for this model in Redis (store older than the index, or model taken over): reading every state")
+            logger.info("no save-list index for this model in Redis (store older than the index, or model taken over): "
+                        "reading every state")
         ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
                             n=n, share=share)
     return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in ranked]
