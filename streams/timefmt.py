@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Final
+from typing import Callable, Final
 
 __all__ = [
     "DAY_MS",
@@ -27,6 +27,7 @@ __all__ = [
     "format_ts",
     "parse_iso_ms",
     "parse_ts_ms",
+    "ts_reader",
 ]
 
 DAY_MS: Final[int] = 86_400_000
@@ -110,6 +111,50 @@ def parse_ts_ms(text: str) -> int:
     return parse_iso_ms(value)
 
 
+#: ``"00:00"``..``"59:59"`` -> ms past the hour, ``"000"``..``"999"`` -> ms: a dict lookup both
+#: checks the digits (ASCII only, as the fast path wants) and converts them.
+_MINUTE_SECOND_MS: Final[dict[str, int]] = {f"{m:02d}:{s:02d}": (m * 60 + s) * 1000 for m in range(60) for s in range(60)}
+_MILLI: Final[dict[str, int]] = {f"{i:03d}": i for i in range(1000)}
+_MAX_HOURS: Final[int] = 1 << 17  # cached hours per reader (15 years): bounded for any input
+
+
+def ts_reader() -> Callable[[str], int]:
+    """A :func:`parse_ts_ms` for the many timestamps of one file: the same millisecond for every
+    text (or the same ValueError), faster on the shapes history files are made of.
+
+    A history has few distinct hours, so ``YYYY-MM-DDTHH:MM:SS[.fff]Z`` is read as a cached hour
+    (checked and computed once by the fast path) plus three small table lookups, and plain epoch
+    milliseconds as one ``int``; every other text goes to :func:`parse_ts_ms` itself.
+    ``tests/test_timefmt.py`` compares the two on random texts.
+
+    >>> read = ts_reader()
+    >>> read("2026-01-02T03:04:05.123Z"), read("2026-01-02T03:59:00Z"), read("1767323045123")
+    (1767323045123, 1767326340000, 1767323045123)
+    """
+    hours: dict[str, int] = {}
+    minute_second_ms, milli = _MINUTE_SECOND_MS, _MILLI
+
+    def read(text: str) -> int:
+        n = len(text)
+        if (n == 24 or n == 20) and text[-1] == "Z" and text[13] == ":":
+            mmss = minute_second_ms.get(text[14:19])
+            ms = milli.get(text[20:23]) if n == 24 and text[19] == "." else (0 if n == 20 else None)
+            if mmss is not None and ms is not None:
+                hour = hours.get(text[:13])
+                if hour is None:
+                    hour = _fast_iso_ms(text[:13] + ":00:00Z")
+                    if hour is None:
+                        return parse_ts_ms(text)
+                    if len(hours) < _MAX_HOURS:
+                        hours[text[:13]] = hour
+                return hour + mmss + ms
+        elif text.isdigit() and text.isascii():
+            return int(text)
+        return parse_ts_ms(text)
+
+    return read
+
+
 def format_ts(ms: int) -> str:
     """Epoch ms -> ISO-8601 UTC with milliseconds, the form :func:`parse_ts_ms` reads back exactly.
 
@@ -120,6 +165,7 @@ def format_ts(ms: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+@lru_cache(maxsize=1024)  # the backtest formats one as-of date for every row of the date
 def format_day_or_time(ms: int) -> str:
     """Epoch ms -> ``2026-02-01`` at midnight UTC, else ``2026-02-01T12:00:00Z`` (as-of dates).
 

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.engine import advance
+from models.events import DEFAULT_TYPE_MAP
 from models.model import load_model
 from models.scoring import score
 from streams.cli.argtypes import parse_as_of
@@ -33,6 +34,7 @@ from streams.offline.evaluate import (
     roc_curve,
     top_fraction_lift,
 )
+from streams.offline.parallel import DateOutput, replay_text, user_ranges
 from streams.offline.replay import Progress, ScoreRow, load_type_map, score_row
 from streams.timefmt import format_day_or_time
 from streams.cli import main
@@ -118,7 +120,7 @@ def test_cli_alerts_are_the_engines_alerts(sim: dict, run_with_labels: dict) -> 
     assert sorted(got, key=lambda a: a["alert_id"]) == sorted(expected, key=lambda a: a["alert_id"])
 
 
-@pytest.mark.parametrize("jobs", ["1", "3"])
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
 def test_output_does_not_depend_on_the_number_of_jobs(sim: dict, run_with_labels: dict, tmp_path: Path, jobs: str) -> None:
     """Users replayed in one process or in forked shards: the same scores, alerts and metrics, byte for byte."""
     out = tmp_path / "scores.csv"
@@ -250,6 +252,38 @@ def test_bad_labels_give_one_readable_line(tmp_path: Path, capsys: pytest.Captur
                  "--labels", str(labels), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "churned_at" in err
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_the_first_bad_line_is_reported_whatever_the_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: str) -> None:
+    """Each process reads its own users' rows: the error is still the file's first bad line, and no output is written."""
+    rows = [f"u{k:02d},2026-01-0{1 + k % 5}T00:00:00Z,view" for k in range(40)]
+    rows[30] = "u05,later,view"  # a user of the first shard
+    rows[25] = "u39,soon,view"  # an earlier line, of a user of the last shard
+    events = _write(tmp_path / "e.csv", "user_id,ts,event_type\n" + "\n".join(rows) + "\n")
+    code = main(["backtest", "--events", str(events), "--as-of", "2026-02-01", "--out", str(tmp_path / "o.csv"), "--no-progress",
+                 "--jobs", jobs])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "e.csv line 27: timestamp 'soon'" in err
+    assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("jobs", [2, 5])
+def test_shards_of_any_size_give_the_one_process_output(jobs: int) -> None:
+    """More processes than users, a user on a range boundary, empty ranges: the same output as one process."""
+    text = "user_id,ts,event_type\n" + "".join(f"u{d % 3},2026-01-{d:02d}T10:00:00Z,view\n" for d in range(1, 29))
+    dates = parse_as_of("2026-01-05/2026-02-20/7d")
+    model = load_model()
+
+    def run(n: int) -> tuple[list[str], list[str], int]:
+        parts: list[DateOutput] = []
+        result = replay_text(text, "e.csv", DEFAULT_TYPE_MAP, dates, model, lambda summary: None, parts.append, jobs=n,
+                             want_alerts=True)
+        return ["".join(p.rows_csv for p in parts)], ["".join(p.alerts_jsonl for p in parts)], result.n_rows
+
+    assert run(jobs) == run(1)
+    ranges = user_ranges(text, 3)
+    assert ranges == [("", "u1"), ("u1", "u1"), ("u1", None)]  # quantiles of 9 u0, 10 u1, 9 u2: one range is empty
 
 
 def test_missing_plot_user_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

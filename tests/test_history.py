@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.offline.history import read_events_csv
+from streams.offline.history import RowError, read_events_csv, text_events
 
 def test_rows_read_the_same_with_or_without_header_and_in_any_column_order(tmp_path: Path) -> None:
     plain = tmp_path / "plain.csv"
@@ -62,3 +62,42 @@ def test_a_subscription_row_without_a_header_is_an_error(tmp_path: Path) -> None
     f.write_text("u1,2026-01-02T00:00:00Z,subscription,,e1\n")
     with pytest.raises(ValueError, match="header with a status column"):
         read_events_csv(f)
+
+
+def _plain_history() -> str:
+    return ("# exported 2026-01-03\nuser_id,ts,event_type,amount,event_id\n"
+            "u2,2026-01-02T00:00:00.250Z,order,12.5,\n\nu10,1767225600000,page_view,,e7\n"
+            "u1,2026-01-01T10:00:00+02:00,View,,\nu2,2026-01-02T00:00:00.250Z,click,,\n")
+
+
+def test_a_text_reads_as_the_csv_module_reads_it() -> None:
+    """Split at newlines and commas (the fast way) or through csv (quotes, CRLF): the same events."""
+    plain = _plain_history()
+    quoted = plain.replace("u10,", '"u10",')
+    crlf = plain.replace("\n", "\r\n")
+    events = text_events(plain, "h.csv")
+    assert [(e.user_id, e.ts_ms, e.type, e.event_id) for e in events] == [
+        ("u2", 1767312000250, "order", "h.csv:3"), ("u10", 1767225600000, "page_view", "e7"),
+        ("u1", 1767254400000, "view", "h.csv:6"), ("u2", 1767312000250, "click", "h.csv:7")]
+    assert text_events(quoted, "h.csv") == text_events(crlf, "h.csv") == events
+
+
+@pytest.mark.parametrize("bounds", [["u10"], ["u1", "u2"], ["u0", "u9"], ["u2", "u2"]])
+def test_ranges_of_users_split_the_events_without_loss(bounds: list[str]) -> None:
+    text = _plain_history()
+    everything = text_events(text, "h.csv")
+    ranges = list(zip([""] + bounds, bounds + [None]))
+    parts = [text_events(text, "h.csv", users=r) for r in ranges]
+    assert sorted((e for part in parts for e in part), key=everything.index) == everything
+    for (low, end), part in zip(ranges, parts):
+        assert all(low <= e.user_id and (end is None or e.user_id < end) for e in part)
+
+
+def test_a_bad_row_outside_the_range_is_not_read_but_an_empty_user_always_is() -> None:
+    text = "user_id,ts,event_type\nu1,2026-01-02T00:00:00Z,view\nu9,soon,view\n"
+    assert [e.user_id for e in text_events(text, "h.csv", users=("", "u5"))] == ["u1"]
+    with pytest.raises(RowError, match="h.csv line 3: timestamp 'soon'") as caught:
+        text_events(text, "h.csv", users=("u5", None))
+    assert caught.value.lineno == 3
+    with pytest.raises(RowError, match="line 2: empty user_id"):
+        text_events("user_id,ts,event_type\n ,2026-01-02T00:00:00Z,view\n", "h.csv", users=("u5", None))

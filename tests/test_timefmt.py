@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.offline.history import read_events_csv
-from streams.timefmt import _datetime_iso_ms, _fast_iso_ms, format_ts, parse_ts_ms
+from streams.timefmt import _datetime_iso_ms, _fast_iso_ms, format_ts, parse_ts_ms, ts_reader
 from streams.worker.codec import Decoder
 
 # From 2000-01-02: an offset up to +14:00 on 2000-01-01 is still before MIN_EVENT_MS (the stream says too_old).
@@ -61,3 +61,34 @@ def test_a_fraction_of_a_millisecond_is_floored_everywhere(tmp_path: Path) -> No
 @given(st.integers(946_684_800_000, 4_102_444_800_000))
 def test_format_reads_back_exactly(ms: int) -> None:
     assert parse_ts_ms(format_ts(ms)) == ms
+
+
+_READ = ts_reader()  # shared by every example below: its hour cache fills as a file's would
+_NOISE = st.sampled_from(list("0123456789:.-TZ+ x٣") + ["", "00", "60", "24", "99"])
+
+
+@st.composite
+def _near_iso(draw: st.DrawFn) -> str:
+    """Timestamps as history files write them, and the same with a piece swapped for a near miss."""
+    when = draw(_TIMES)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S") + draw(st.sampled_from(["", f".{when.microsecond // 1000:03d}"])) + "Z"
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(_NOISE) + text[at + 1:]
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_near_iso(), st.integers(0, 10**13).map(str), st.text(max_size=26)))
+def test_the_file_reader_reads_every_text_as_the_parser_does(text: str) -> None:
+    """``ts_reader`` (the CSV reader's cached path) gives parse_ts_ms's millisecond or its error."""
+    try:
+        expected: int | str = parse_ts_ms(text)
+    except ValueError as exc:
+        expected = f"ValueError: {exc}"
+    for _ in range(2):  # the second time from the hour cache
+        try:
+            got: int | str = _READ(text)
+        except ValueError as exc:
+            got = f"ValueError: {exc}"
+        assert got == expected

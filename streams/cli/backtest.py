@@ -10,17 +10,17 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import IO, Any, Callable, Mapping, Sequence
 
-from models.engine import Alert
 from models.events import Event
 from models.model import ChurnModel, load_model
 from models.state import DAY_S
 from streams.cli.argtypes import parse_as_of, positive_int
 from streams.errors import UserError
-from streams.offline.evaluate import Labels, _Panel, _panel_collector, evaluate, read_labels, roc_curve
-from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_type_map, open_text, replay, timeline
-from streams.offline.history import read_events_csv
+from streams.offline.evaluate import Labels, _Panel, _Panels, _panel_collector, evaluate, read_labels, roc_curve
+from streams.offline.history import read_text
+from streams.offline.parallel import DateOutput, ReadSummary, replay_text
+from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_type_map, open_text, timeline
 from streams.settings import Settings, parse_duration_ms
 from streams.timefmt import format_day_or_time
 
@@ -77,34 +77,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     jobs = args.jobs or available_cpus()
     started = time.perf_counter()
-    events = read_events_csv(args.events, type_map)
-    read_s = time.perf_counter() - started
-    logger.info("read %s events in %.1f s", len(events), read_s)
-    if args.plot_user and not any(ev.user_id == args.plot_user for ev in events):
-        raise UserError(f"--plot-user {args.plot_user!r}: no events of this user in the input")
-    if as_of[0] <= min((ev.ts_ms for ev in events), default=as_of[0]):
-        logger.warning("the first as-of date %s is not after the first event: nothing to score then", format_day_or_time(as_of[0]))
-
-    panels, collect = _panel_collector(labels, horizon_ms, max((ev.ts_ms for ev in events), default=0)) if labels else (None, None)
+    text = read_text(args.events)
     progress = Progress("backtest", enabled=not args.no_progress)
     with contextlib.ExitStack() as stack:
-        writer = csv.writer(stack.enter_context(open_text(out, "w")))
-        writer.writerow(SCORE_COLUMNS)
-        alerts_fh = stack.enter_context(open_text(args.alerts_out, "w")) if args.alerts_out else None
-
-        def on_row(row: ScoreRow) -> None:
-            writer.writerow(row.as_csv())
-            if collect is not None:
-                collect(row)
-
-        def on_alert(alert: Alert) -> None:
-            alerts_fh.write(json.dumps(alert.to_dict()) + "\n")  # type: ignore[union-attr]
-
-        replay_started = time.perf_counter()
-        result = replay(events, as_of, model, on_row, progress, on_alert if alerts_fh else None, jobs=jobs)
-        replay_s = time.perf_counter() - replay_started
+        sink = _Outputs(args, as_of, out, labels, horizon_ms, stack, started)
+        result = replay_text(text, Path(args.events).name, type_map, as_of, model, sink.on_read, sink.on_date, jobs=jobs,
+                             want_alerts=bool(args.alerts_out), want_rows=labels is not None, plot_user=args.plot_user,
+                             progress=progress)
     progress.close()
     total_s = time.perf_counter() - started
+    read_s = sink.read_s
+    replay_s = total_s - read_s
+    panels = sink.panels
 
     report: dict[str, Any] = {
         "jobs": jobs,
@@ -132,9 +116,52 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  alerts: {args.alerts_out}")
     if args.plot_user:
         png = Path(args.plot_out) if args.plot_out else _sibling(out, f".user-{_safe(args.plot_user)}.png")
-        _plot_user(args.plot_user, events, model, as_of, labels, png)
+        _plot_user(args.plot_user, sink.plot_events, model, as_of, labels, png)
         print(f"  timeline of the user: {png}")
     return 0
+
+
+class _Outputs:
+    """Where the replay's output goes: the scores file, the alerts file and the labels' panels.
+    Opened only once the whole history has been read without error, so a bad file leaves no
+    output behind."""
+
+    def __init__(self, args: argparse.Namespace, as_of: Sequence[int], out: Path, labels: Labels | None, horizon_ms: int,
+                 stack: contextlib.ExitStack, started: float) -> None:
+        self.args, self.as_of, self.out, self.labels, self.horizon_ms = args, as_of, out, labels, horizon_ms
+        self.stack, self.started = stack, started
+        self.read_s = 0.0
+        self.plot_events: list[Event] = []
+        self.panels: _Panels | None = None
+        self.collect: Callable[[ScoreRow], None] | None = None
+        self.scores: IO[str] | None = None
+        self.alerts: IO[str] | None = None
+
+    def on_read(self, summary: ReadSummary) -> None:
+        """Every row is read and fine: check the flags against the data, open the outputs."""
+        self.read_s = time.perf_counter() - self.started
+        logger.info("read %s events in %.1f s", summary.n_events, self.read_s)
+        user = self.args.plot_user
+        if user and not summary.plot_events:
+            raise UserError(f"--plot-user {user!r}: no events of this user in the input")
+        self.plot_events = summary.plot_events
+        if self.as_of[0] <= (summary.first_ms if summary.first_ms is not None else self.as_of[0]):
+            logger.warning("the first as-of date %s is not after the first event: nothing to score then", format_day_or_time(self.as_of[0]))
+        if self.labels is not None:
+            self.panels, self.collect = _panel_collector(self.labels, self.horizon_ms, summary.last_ms or 0)
+        self.scores = self.stack.enter_context(open_text(self.out, "w"))
+        csv.writer(self.scores).writerow(SCORE_COLUMNS)
+        if self.args.alerts_out:
+            self.alerts = self.stack.enter_context(open_text(self.args.alerts_out, "w"))
+
+    def on_date(self, part: DateOutput) -> None:
+        """One shard's output for one date (they come in date, then user id order)."""
+        if self.alerts is not None:
+            self.alerts.write(part.alerts_jsonl)
+        self.scores.write(part.rows_csv)  # type: ignore[union-attr]
+        if part.rows is not None and self.collect is not None:
+            for row in part.rows:
+                self.collect(row)
 
 
 def _safe(text: str) -> str:

@@ -399,7 +399,7 @@ def evaluate(panels: _Panels, result: Replay, labels: Labels, as_of_ms: Sequence
         rs.append(r)
         ys.append(y)
     right = wrong = unknown = after_churn = raised = flapped = 0
-    user_months = 0.0
+    spans: list[float] = []  # user-months, summed exactly: the same figure whatever order the users come in
     churners: dict[str, int] = {}
     leads: dict[str, list[float]] = {}
     delays: dict[str, list[float]] = {}
@@ -413,7 +413,7 @@ def evaluate(panels: _Panels, result: Replay, labels: Labels, as_of_ms: Sequence
         n_raised, n_flapped = flaps(result.alerts.get(user, ()), first, last, FLAP_QUIET_DAYS * day_ms)
         raised, flapped = raised + n_raised, flapped + n_flapped
         if first_seen < last:
-            user_months += (last - max(first, first_seen)) / (30 * day_ms)
+            spans.append((last - max(first, first_seen)) / (30 * day_ms))
         if churned is None or not first < churned <= last or first_seen >= churned:
             continue
         persona = labels.persona.get(user, "")
@@ -425,6 +425,7 @@ def evaluate(panels: _Panels, result: Replay, labels: Labels, as_of_ms: Sequence
         late = [ep.opened_ms - churned for ep in episodes if ep.opened_ms >= churned]
         if late:
             delays.setdefault(persona, []).append(min(late) / day_ms)
+    user_months = math.fsum(spans)
     judged = right + wrong
     n_churners = sum(churners.values())
     all_leads = [d for v in leads.values() for d in v]

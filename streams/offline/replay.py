@@ -6,23 +6,20 @@ system would have behaved is one that runs the very same function over the same 
 user's state is advanced incrementally from one as-of date to the next (``advance`` is built so
 that applying part 1 then part 2 equals applying everything), so history is read and sorted once.
 How good the scores are is measured by ``streams.offline.evaluate``; the command is
-``streams.cli.backtest``.
+``streams.cli.backtest``, which runs this replay over a file in several processes
+(``streams.offline.parallel``).
 """
 
 from __future__ import annotations
 
 import bisect
 import gzip
-import heapq
 import json
 import logging
 import math
-import multiprocessing
-import operator
 import sys
 import time
 import tomllib
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Sequence, TextIO
@@ -34,7 +31,7 @@ from models.scoring import Scores, score
 from models.state import DAY_S, UserState
 from streams.timefmt import format_day_or_time
 
-__all__ = ["SCORE_COLUMNS", "Progress", "Replay", "ScoreRow", "load_type_map", "open_text", "replay", "score_row", "timeline"]
+__all__ = ["SCORE_COLUMNS", "Progress", "Replay", "ScoreRow", "load_type_map", "open_text", "replay_users", "score_row", "timeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,55 +158,7 @@ class Replay:
     data_end_ms: int = 0  # the latest event time in the input (labels beyond it cannot be observed)
 
 
-def replay(
-    events: Iterable[Event],
-    as_of_ms: Sequence[int],
-    model: ChurnModel,
-    on_row: Callable[[ScoreRow], None],
-    progress: Progress | None = None,
-    on_alert: Callable[[Alert], None] | None = None,
-    jobs: int = 1,
-) -> Replay:
-    """Score every user seen before each as-of time from the events strictly before it.
-
-    Events are sorted once by event time; between two as-of times each user is advanced with
-    only the events of that interval (``advance(..., until_ms=as_of)``, which also runs the
-    reviews that came due, exactly as the worker's review clock does), then scored with
-    ``models.scoring.score`` at the as-of time. A state the engine marks as expired is dropped,
-    as the store drops it. Rows are handed to ``on_row`` in (as-of, user id) order, and every
-    alert the stream would have published to ``on_alert`` (per user in time order).
-
-    Users never interact, so ``jobs`` > 1 splits them into shards replayed by forked processes
-    (where the platform forks) and merges the shards' rows and alerts back into the same order:
-    the output is the same for any ``jobs``.
-    """
-    ordered = sorted(events, key=EVENT_ORDER)
-    dates = sorted(set(as_of_ms))
-    users = {ev.user_id for ev in ordered}
-    if jobs > 1 and len(users) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        return _replay_forked(ordered, dates, model, on_row, progress, on_alert, jobs, users)
-    result = Replay(n_events=len(ordered))
-    if ordered:
-        result.data_end_ms = ordered[-1].ts_ms
-
-    def rows(i: int, got: list[ScoreRow]) -> None:
-        for row in got:
-            on_row(row)
-
-    def alerts(i: int, got: list[tuple[str, list[Alert]]]) -> None:
-        for _, mine in got:
-            for alert in mine:
-                on_alert(alert)  # type: ignore[misc]
-
-    def step(i: int, j: int, n: int) -> None:
-        if progress is not None and j % 256 == 0:
-            progress.update((i + j / n) / len(dates))
-
-    _replay_users(ordered, dates, model, result, rows, alerts if on_alert is not None else None, step)
-    return result
-
-
-def _replay_users(
+def replay_users(
     ordered: Sequence[Event],
     dates: Sequence[int],
     model: ChurnModel,
@@ -218,8 +167,16 @@ def _replay_users(
     on_alerts: Callable[[int, list[tuple[str, list[Alert]]]], None] | None,
     step: Callable[[int, int, int], None] = lambda i, j, n: None,
 ) -> None:
-    """The replay of :func:`replay` over the users of ``ordered`` (sorted events); hands each
-    as-of date's rows and ``(user, alerts)`` to the callbacks, in user id order."""
+    """Score every user of ``ordered`` (events sorted by ``EVENT_ORDER``) as of each of ``dates``
+    (sorted) from the events strictly before it, and collect the alerts on the way.
+
+    Between two as-of times each user is advanced with only the events of that interval
+    (``advance(..., until_ms=as_of)``, which also runs the reviews that came due, exactly as the
+    worker's review clock does), then scored with ``models.scoring.score`` at the as-of time. A
+    state the engine marks as expired is dropped, as the store drops it. Each date's rows and
+    ``(user, alerts)`` go to the callbacks in user id order; ``step(i, j, n)`` is called before
+    the j-th of the n users of date i (progress).
+    """
     states: dict[str, UserState] = {}
     pos = 0
     for i, date_ms in enumerate(dates):
@@ -252,65 +209,6 @@ def _replay_users(
         if on_alerts is not None:
             on_alerts(i, alerts)
         on_rows(i, rows)
-
-
-#: What forked shard processes read (set just before the pool forks; never pickled).
-_FORKED: tuple[list[list[Event]], list[int], ChurnModel, bool] | None = None
-
-
-def _replay_shard(k: int) -> tuple[int, Replay, list[list[ScoreRow]], list[list[tuple[str, list[Alert]]]]]:
-    assert _FORKED is not None
-    shards, dates, model, want_alerts = _FORKED
-    result = Replay()
-    rows: list[list[ScoreRow]] = []
-    alerts: list[list[tuple[str, list[Alert]]]] = []
-    _replay_users(shards[k], dates, model, result, lambda i, got: rows.append(got),
-                  (lambda i, got: alerts.append(got)) if want_alerts else None)
-    return k, result, rows, alerts
-
-
-def _replay_forked(
-    ordered: list[Event],
-    dates: list[int],
-    model: ChurnModel,
-    on_row: Callable[[ScoreRow], None],
-    progress: Progress | None,
-    on_alert: Callable[[Alert], None] | None,
-    jobs: int,
-    users: set[str],
-) -> Replay:
-    """:func:`replay` with the users split into shards (a few per process, so the work evens out
-    and the progress bar moves) replayed in forked processes, merged by user id per date."""
-    global _FORKED
-    n_shards = min(len(users), 4 * jobs)
-    shard_of = {user: zlib.crc32(user.encode()) % n_shards for user in users}
-    shards: list[list[Event]] = [[] for _ in range(n_shards)]
-    for ev in ordered:
-        shards[shard_of[ev.user_id]].append(ev)
-    result = Replay(n_events=len(ordered), data_end_ms=ordered[-1].ts_ms if ordered else 0)
-    parts: list[tuple[Replay, list[list[ScoreRow]], list[list[tuple[str, list[Alert]]]]]] = [None] * n_shards  # type: ignore[list-item]
-    _FORKED = (shards, dates, model, on_alert is not None)
-    try:
-        with multiprocessing.get_context("fork").Pool(min(jobs, n_shards)) as pool:
-            for done, (k, part, rows, alerts) in enumerate(pool.imap_unordered(_replay_shard, range(n_shards)), start=1):
-                parts[k] = (part, rows, alerts)
-                if progress is not None:
-                    progress.update(done / n_shards)
-    finally:
-        _FORKED = None
-    for part, _, _ in parts:
-        result.alerts.update(part.alerts)
-        result.first_seen_ms.update(part.first_seen_ms)
-        result.n_rows += part.n_rows
-    by_user = operator.attrgetter("user_id")
-    for i in range(len(dates)):
-        if on_alert is not None:
-            for _, mine in heapq.merge(*(alerts[i] for _, _, alerts in parts), key=operator.itemgetter(0)):
-                for alert in mine:
-                    on_alert(alert)
-        for row in heapq.merge(*(rows[i] for _, rows, _ in parts), key=by_user):
-            on_row(row)
-    return result
 
 
 def _ts_ms(ev: Event) -> int:

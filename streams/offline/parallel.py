@@ -1,0 +1,297 @@
+"""The backtest over a history file on every core: each process reads and replays one range of user ids.
+
+Users never interact, so the replay splits by user. Splitting by *ranges* of user ids rather
+than by hash is what makes the merge free: the output is in (as-of date, user id) order, so a
+date's rows are the shards' rows for that date put end to end, in shard order. Each shard
+formats its own rows (CSV text) and alerts (JSON lines), and the parent only writes the texts
+in order, so the output is byte for byte that of one process, for any number of processes
+(``tests/test_backtest.py`` checks 1, 2 and 3).
+
+Reading is split the same way: every process has the whole file's text (read once, before the
+fork) and turns into events only the rows of its own users, so the rows are parsed once in all.
+The range boundaries are quantiles of a sample of rows' user ids, so shards get about as many
+events each. A bad row is reported as in a one-process read: the first bad line of the file
+(every shard reports its first, the parent keeps the earliest), before any replay starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gc
+import io
+import json
+import multiprocessing
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from models.engine import Alert
+from models.events import EVENT_ORDER, Event, TypeMap
+from models.model import ChurnModel
+from streams.offline.history import RowError, header_user_column, text_events
+from streams.offline.replay import Progress, Replay, ScoreRow, replay_users
+
+__all__ = ["DateOutput", "ReadSummary", "replay_text", "user_ranges"]
+
+_SAMPLE_ROWS = 4096  # rows whose user ids place the range boundaries
+
+
+@dataclass(slots=True)
+class DateOutput:
+    """One shard's output for one as-of date, in user id order: the scores file's rows as CSV
+    text, the alerts as JSON lines (when asked for) and the rows themselves (when asked for)."""
+
+    rows_csv: str
+    alerts_jsonl: str = ""
+    rows: list[ScoreRow] | None = None
+
+
+@dataclass(slots=True)
+class ReadSummary:
+    """What reading the file found, known before any replay starts."""
+
+    n_events: int = 0
+    first_ms: int | None = None  # earliest and latest event time
+    last_ms: int | None = None
+    plot_events: list[Event] = field(default_factory=list)  # the events of the user asked for, if any
+    error: tuple[int, str] | None = None  # the first bad row: (line number, message)
+
+    def add(self, other: "ReadSummary") -> None:
+        """Fold another shard's summary in (the earliest error wins)."""
+        self.n_events += other.n_events
+        if other.first_ms is not None:
+            self.first_ms = other.first_ms if self.first_ms is None else min(self.first_ms, other.first_ms)
+            self.last_ms = other.last_ms if self.last_ms is None else max(self.last_ms, other.last_ms)  # type: ignore[type-var]
+        self.plot_events.extend(other.plot_events)
+        if other.error is not None and (self.error is None or other.error[0] < self.error[0]):
+            self.error = other.error
+
+
+def user_ranges(text: str, shards: int) -> list[tuple[str, str | None]]:
+    """``shards`` ranges [first, end) of user ids covering every id, split at quantiles of the
+    user ids of rows sampled evenly over ``text`` (so each range holds about as many rows).
+
+    The boundaries only balance the work: any boundaries give the same output.
+
+    >>> user_ranges("user_id,ts,event_type\\nb,1,v\\na,1,v\\nc,1,v\\nd,1,v\\n", 2)
+    [('', 'c'), ('c', None)]
+    """
+    col = header_user_column(text)
+    sample: list[str] = []
+    step = max(1, len(text) // _SAMPLE_ROWS)
+    last = 0
+    for pos in range(0, len(text), step):
+        start = text.find("\n", pos) + 1
+        if start == 0:
+            break
+        if start <= last:  # a line longer than the step: sampled once
+            continue
+        last = start
+        line_end = text.find("\n", start)
+        cells = text[start: line_end if line_end >= 0 else len(text)].split(",")
+        user = cells[col].strip() if col < len(cells) else ""
+        if user:
+            sample.append(user)
+    sample.sort()
+    bounds = [sample[len(sample) * k // shards] for k in range(1, shards)] if sample else []
+    starts = [""] + bounds
+    return [(start, bounds[k] if k < len(bounds) else None) for k, start in enumerate(starts)]
+
+
+class _Shard:
+    """One range of users: read its rows of the file, then replay them date by date."""
+
+    def __init__(self, text: str, name: str, type_map: TypeMap, users: tuple[str, str | None], dates: Sequence[int],
+                 model: ChurnModel, want_alerts: bool, want_rows: bool, plot_user: str | None) -> None:
+        self.text, self.name, self.type_map, self.users = text, name, type_map, users
+        self.dates, self.model = dates, model
+        self.want_alerts, self.want_rows, self.plot_user = want_alerts, want_rows, plot_user
+        self.events: list[Event] = []
+        self.result = Replay()
+
+    def read(self) -> ReadSummary:
+        """Parse this shard's rows (a bad row ends the reading with its line) and sort them."""
+        try:
+            events = text_events(self.text, self.name, self.type_map, self.users)
+        except RowError as exc:
+            return ReadSummary(error=(exc.lineno, str(exc)))
+        except ValueError as exc:  # the header: no line of its own
+            return ReadSummary(error=(0, str(exc)))
+        events.sort(key=EVENT_ORDER)
+        self.events = events
+        gc.freeze()  # every event lives to the end: keep them out of every collection from here on
+        summary = ReadSummary(n_events=len(events))
+        if events:
+            summary.first_ms = min(ev.ts_ms for ev in events)
+            summary.last_ms = events[-1].ts_ms
+        if self.plot_user is not None:
+            summary.plot_events = [ev for ev in events if ev.user_id == self.plot_user]
+        return summary
+
+    def replay(self, on_date: Callable[[int, DateOutput], None], on_step: Callable[[float], None]) -> Replay:
+        """The replay of the shard's users; each date's output goes to ``on_date`` when done."""
+        pending: dict[int, str] = {}
+        n_dates = len(self.dates)
+
+        def alerts(i: int, got: list[tuple[str, list[Alert]]]) -> None:
+            pending[i] = "".join(json.dumps(alert.to_dict()) + "\n" for _, mine in got for alert in mine)
+
+        def rows(i: int, got: list[ScoreRow]) -> None:
+            buf = io.StringIO()
+            csv.writer(buf).writerows(row.as_csv() for row in got)
+            on_date(i, DateOutput(buf.getvalue(), pending.pop(i, ""), got if self.want_rows else None))
+
+        def step(i: int, j: int, n: int) -> None:
+            if j % 512 == 0:
+                on_step((i + j / n) / n_dates)
+
+        replay_users(self.events, self.dates, self.model, self.result, rows, alerts if self.want_alerts else None, step)
+        return self.result
+
+
+def _serve(shard: _Shard, conn: Connection) -> None:
+    """A forked shard process: read, report, wait for "go", replay sending each date, report.
+    The parent closing the pipe (it stopped: a bad row elsewhere, an error) ends it quietly."""
+    try:
+        conn.send(("read", shard.read()))
+        if conn.recv() != "go":
+            return
+        result = shard.replay(lambda i, out: conn.send(("date", i, out)), lambda f: conn.send(("step", f)))
+        conn.send(("done", result))
+    except (EOFError, BrokenPipeError):
+        pass
+    except BaseException:  # the parent shows it: a shard must never die silently
+        with contextlib.suppress(OSError):
+            conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def replay_text(
+    text: str,
+    name: str,
+    type_map: TypeMap,
+    dates: Sequence[int],
+    model: ChurnModel,
+    on_read: Callable[[ReadSummary], None],
+    on_date: Callable[[DateOutput], None],
+    *,
+    jobs: int = 1,
+    want_alerts: bool = False,
+    want_rows: bool = False,
+    plot_user: str | None = None,
+    progress: Progress | None = None,
+) -> Replay:
+    """:func:`streams.offline.replay.replay` over the history file ``text`` (named ``name``) in
+    ``jobs`` processes, reading included.
+
+    ``on_read`` gets the summary of the whole file once every row is read and before the replay
+    (raise there to stop); a bad row raises its ValueError before that. ``on_date`` then gets the
+    output of each date in (date, user id) order.
+    """
+    dates = sorted(set(dates))
+    forks = jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
+    ranges = user_ranges(text, jobs) if forks else [("", None)]
+    shards = [_Shard(text, name, type_map, users, dates, model, want_alerts, want_rows, plot_user) for users in ranges]
+    if len(shards) == 1:
+        return _run_here(shards[0], on_read, on_date, progress)
+    return _run_forked(shards, on_read, on_date, progress)
+
+
+def _checked(summary: ReadSummary) -> ReadSummary:
+    if summary.error is not None:
+        raise ValueError(summary.error[1])
+    return summary
+
+
+def _run_here(shard: _Shard, on_read: Callable[[ReadSummary], None], on_date: Callable[[DateOutput], None],
+              progress: Progress | None) -> Replay:
+    summary = _checked(shard.read())
+    on_read(summary)
+    try:
+        result = shard.replay(lambda i, out: on_date(out), progress.update if progress is not None else lambda f: None)
+    finally:
+        gc.unfreeze()
+    result.n_events, result.data_end_ms = summary.n_events, summary.last_ms or 0
+    return result
+
+
+def _run_forked(shards: list[_Shard], on_read: Callable[[ReadSummary], None], on_date: Callable[[DateOutput], None],
+                progress: Progress | None) -> Replay:
+    """The shards in forked processes; their dates are written as soon as every shard has sent them."""
+    context = multiprocessing.get_context("fork")
+    conns: list[Connection] = []
+    procs = []
+    finished = False
+    try:
+        for shard in shards:
+            mine, theirs = context.Pipe()
+            proc = context.Process(target=_serve, args=(shard, theirs), daemon=True, name="churnwatch-backtest-shard")
+            proc.start()
+            theirs.close()
+            conns.append(mine)
+            procs.append(proc)
+        summary = ReadSummary()
+        for conn in conns:
+            summary.add(_receive(conn, "read")[1])
+        on_read(_checked(summary))
+        for conn in conns:
+            conn.send("go")
+        result = _collect(conns, len(shards[0].dates), on_date, progress)
+        finished = True
+    finally:
+        for conn in conns:
+            conn.close()  # a shard still waiting for "go" reads EOF and ends
+        for proc in procs:
+            if not finished:
+                proc.kill()  # stopped early: the work of the other shards is of no use
+            proc.join()
+    result.n_events, result.data_end_ms = summary.n_events, summary.last_ms or 0
+    return result
+
+
+def _receive(conn: Connection, *kinds: str) -> tuple[Any, ...]:
+    """The next message of a shard, which must be of one of ``kinds``; its failure as RuntimeError."""
+    try:
+        message = conn.recv()
+    except EOFError:
+        raise RuntimeError("a backtest shard process ended without a word (killed?)") from None
+    if message[0] == "error":
+        raise RuntimeError(f"a backtest shard process failed:\n{message[1]}")
+    if message[0] not in kinds:
+        raise RuntimeError(f"a backtest shard process sent {message[0]!r}, expected one of {kinds}")
+    return message  # type: ignore[no-any-return]
+
+
+def _collect(conns: list[Connection], n_dates: int, on_date: Callable[[DateOutput], None], progress: Progress | None) -> Replay:
+    """Receive every shard's dates, hand date i on once all shards sent it, merge the results."""
+    got: list[dict[int, DateOutput]] = [{} for _ in conns]
+    steps = [0.0] * len(conns)
+    results: list[Replay | None] = [None] * len(conns)
+    written = 0
+    while any(r is None for r in results):
+        for conn in wait([c for c, r in zip(conns, results) if r is None]):
+            k = conns.index(conn)  # type: ignore[arg-type]
+            message = _receive(conn, "step", "date", "done")  # type: ignore[arg-type]
+            if message[0] == "step":
+                steps[k] = message[1]
+                if progress is not None:
+                    progress.update(sum(steps) / len(steps))
+            elif message[0] == "date":
+                got[k][message[1]] = message[2]
+            else:
+                results[k] = message[1]
+        while written < n_dates and all(written in mine for mine in got):
+            for mine in got:
+                on_date(mine.pop(written))
+            written += 1
+    merged = Replay()
+    for part in results:
+        assert part is not None
+        merged.alerts.update(part.alerts)
+        merged.first_seen_ms.update(part.first_seen_ms)
+        merged.n_rows += part.n_rows
+    return merged
