@@ -3,12 +3,14 @@
 Run as users run it: ``python -m streams.cli backtest ... --no-progress`` in a subprocess, on a
 CSV written by ``streams.offline.simulate.write_events_csv``. The command's own figures (it writes them
 to ``<out>.metrics.json``) split reading the CSV from the replay; the wall time of the whole
-process (interpreter start and imports included) is measured here.
+process (interpreter start and imports included) and the CPU time of it and its shard processes
+are measured here (on a shared machine the CPU figure moves less than the wall time).
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,7 @@ def measure_backtest(events: Sequence[Event], as_of_sets: dict[str, str] | None 
         rows["csv_mb"] = round(csv_path.stat().st_size / 2**20, 1)
         for label, as_of in (as_of_sets or AS_OF_SETS).items():
             out = Path(tmp) / "scores.csv"
+            cpu0 = _children_cpu_s()
             t0 = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, "-m", "streams.cli", "backtest", "--events", str(csv_path), "--as-of", as_of,
@@ -47,6 +50,7 @@ def measure_backtest(events: Sequence[Event], as_of_sets: dict[str, str] | None 
                 cwd=ROOT, capture_output=True, text=True, timeout=900,
             )
             wall = time.perf_counter() - t0
+            cpu = _children_cpu_s() - cpu0  # the command and its shard processes, all waited for
             if proc.returncode != 0:
                 raise RuntimeError(f"backtest --as-of {as_of} exited {proc.returncode}: {proc.stderr[-2000:]}")
             report = json.loads((Path(tmp) / "scores.metrics.json").read_text())
@@ -56,4 +60,12 @@ def measure_backtest(events: Sequence[Event], as_of_sets: dict[str, str] | None 
             rows[f"{label}: events/s (replay only)"] = report["events_per_s_replay_only"]
             rows[f"{label}: events/s (whole command, wall)"] = round(n / wall)
             rows[f"{label}: seconds read / replay / wall"] = f"{report['seconds_read']} / {report['seconds_replay']} / {wall:.1f}"
+            rows[f"{label}: CPU seconds (all processes)"] = round(cpu, 2)
+            rows[f"{label}: events per CPU-second"] = round(n / cpu) if cpu > 0 else None
     return rows
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU of every finished child process (and theirs) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
