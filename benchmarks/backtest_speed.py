@@ -61,6 +61,8 @@ def measure_backtest(events: Sequence[Event], as_of_sets: dict[str, str] | None 
             rows[f"{label}: events/s (whole command, wall)"] = round(n / wall)
             rows[f"{label}: seconds read / replay / wall"] = f"{report['seconds_read']} / {report['seconds_replay']} / {wall:.1f}"
             rows[f"{label}: CPU seconds (all processes)"] = round(cpu, 2)
+            rows[f"{label}: CPU seconds read / replay, per shard process"] = ", ".join(
+                f"{p['cpu_seconds_read']} / {p['cpu_seconds_replay']}" for p in report.get("processes", ()))
             rows[f"{label}: events per CPU-second"] = round(n / cpu) if cpu > 0 else None
     return rows
 

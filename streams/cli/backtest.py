@@ -101,6 +101,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "seconds_replay": round(replay_s, 3),
         "events_per_s": round(result.n_events / total_s) if total_s > 0 else None,
         "events_per_s_replay_only": round(result.n_events / replay_s) if replay_s > 0 else None,
+        "processes": [{"events": n, "cpu_seconds_read": read_cpu, "cpu_seconds_replay": replay_cpu} for n, read_cpu, replay_cpu in result.work],
     }
     print(f"backtest: {report['events']} events, {report['users']} users, {len(as_of)} as-of dates -> {result.n_rows} rows in {out}")
     print(f"  {total_s:.1f} s ({report['events_per_s']} events/s; read {read_s:.1f} s, replay {replay_s:.1f} s)")

@@ -22,6 +22,7 @@ import gc
 import io
 import json
 import multiprocessing
+import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -111,9 +112,11 @@ class _Shard:
         self.want_alerts, self.want_rows, self.plot_user = want_alerts, want_rows, plot_user
         self.events: list[Event] = []
         self.result = Replay()
+        self.read_cpu_s = 0.0
 
     def read(self) -> ReadSummary:
         """Parse this shard's rows (a bad row ends the reading with its line) and sort them."""
+        started = time.process_time()
         try:
             events = text_events(self.text, self.name, self.type_map, self.users)
         except RowError as exc:
@@ -129,6 +132,7 @@ class _Shard:
             summary.last_ms = events[-1].ts_ms
         if self.plot_user is not None:
             summary.plot_events = [ev for ev in events if ev.user_id == self.plot_user]
+        self.read_cpu_s = time.process_time() - started
         return summary
 
     def replay(self, on_date: Callable[[int, DateOutput], None], on_step: Callable[[float], None]) -> Replay:
@@ -148,7 +152,9 @@ class _Shard:
             if j % 512 == 0:
                 on_step((i + j / n) / n_dates)
 
+        started = time.process_time()
         replay_users(self.events, self.dates, self.model, self.result, rows, alerts if self.want_alerts else None, step)
+        self.result.work.append((len(self.events), round(self.read_cpu_s, 3), round(time.process_time() - started, 3)))
         return self.result
 
 
@@ -294,4 +300,5 @@ def _collect(conns: list[Connection], n_dates: int, on_date: Callable[[DateOutpu
         merged.alerts.update(part.alerts)
         merged.first_seen_ms.update(part.first_seen_ms)
         merged.n_rows += part.n_rows
+        merged.work.extend(part.work)
     return merged

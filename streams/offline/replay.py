@@ -156,6 +156,8 @@ class Replay:
     n_events: int = 0
     n_rows: int = 0
     data_end_ms: int = 0  # the latest event time in the input (labels beyond it cannot be observed)
+    #: per process of a parallel replay: events, CPU seconds reading them, CPU seconds replaying them
+    work: list[tuple[int, float, float]] = field(default_factory=list)
 
 
 def replay_users(
