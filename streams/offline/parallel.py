@@ -128,8 +128,7 @@ class _Shard:
         gc.freeze()  # every event lives to the end: keep them out of every collection from here on
         summary = ReadSummary(n_events=len(events))
         if events:
-            summary.first_ms = min(ev.ts_ms for ev in events)
-            summary.last_ms = events[-1].ts_ms
+            summary.first_ms, summary.last_ms = events[0].ts_ms, events[-1].ts_ms
         if self.plot_user is not None:
             summary.plot_events = [ev for ev in events if ev.user_id == self.plot_user]
         self.read_cpu_s = time.process_time() - started
@@ -191,8 +190,8 @@ def replay_text(
     plot_user: str | None = None,
     progress: Progress | None = None,
 ) -> Replay:
-    """:func:`streams.offline.replay.replay` over the history file ``text`` (named ``name``) in
-    ``jobs`` processes, reading included.
+    """The backtest's replay (:func:`streams.offline.replay.replay_users`) of the history file
+    ``text`` (named ``name``) in ``jobs`` processes, reading included.
 
     ``on_read`` gets the summary of the whole file once every row is read and before the replay
     (raise there to stop); a bad row raises its ValueError before that. ``on_date`` then gets the
@@ -215,9 +214,9 @@ def _checked(summary: ReadSummary) -> ReadSummary:
 
 def _run_here(shard: _Shard, on_read: Callable[[ReadSummary], None], on_date: Callable[[DateOutput], None],
               progress: Progress | None) -> Replay:
-    summary = _checked(shard.read())
-    on_read(summary)
     try:
+        summary = _checked(shard.read())
+        on_read(summary)
         result = shard.replay(lambda i, out: on_date(out), progress.update if progress is not None else lambda f: None)
     finally:
         gc.unfreeze()
