@@ -11,7 +11,7 @@ Reading is split the same way: every process has the whole file's text (read onc
 fork) and turns into events only the rows of its own users, so the rows are parsed once in all.
 The range boundaries are quantiles of a sample of rows' user ids, so shards get about as many
 events each. A bad row is reported as in a one-process read: the first bad line of the file
-(every shard reports its first, the parent keeps the earliest), before any replay starts.
+(every shard reports its first, the parent keeps the earliest), before any output is written.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class DateOutput:
 
 @dataclass(slots=True)
 class ReadSummary:
-    """What reading the file found, known before any replay starts."""
+    """What reading the file found, known before any output is written."""
 
     n_events: int = 0
     first_ms: int | None = None  # earliest and latest event time
@@ -158,11 +158,12 @@ class _Shard:
 
 
 def _serve(shard: _Shard, conn: Connection) -> None:
-    """A forked shard process: read, report, wait for "go", replay sending each date, report.
-    The parent closing the pipe (it stopped: a bad row elsewhere, an error) ends it quietly."""
+    """A forked shard process: read, report, replay sending each date, report. It does not wait
+    for the other shards' reading: if that fails, the parent kills it, and it wrote nothing."""
     try:
-        conn.send(("read", shard.read()))
-        if conn.recv() != "go":
+        summary = shard.read()
+        conn.send(("read", summary))
+        if summary.error is not None:
             return
         result = shard.replay(lambda i, out: conn.send(("date", i, out)), lambda f: conn.send(("step", f)))
         conn.send(("done", result))
@@ -226,7 +227,8 @@ def _run_here(shard: _Shard, on_read: Callable[[ReadSummary], None], on_date: Ca
 
 def _run_forked(shards: list[_Shard], on_read: Callable[[ReadSummary], None], on_date: Callable[[DateOutput], None],
                 progress: Progress | None) -> Replay:
-    """The shards in forked processes; their dates are written as soon as every shard has sent them."""
+    """The shards in forked processes; their dates are handed on once the whole file is read
+    and as soon as every shard has sent them (until then they wait in their pipes)."""
     context = multiprocessing.get_context("fork")
     conns: list[Connection] = []
     procs = []
@@ -243,13 +245,11 @@ def _run_forked(shards: list[_Shard], on_read: Callable[[ReadSummary], None], on
         for conn in conns:
             summary.add(_receive(conn, "read")[1])
         on_read(_checked(summary))
-        for conn in conns:
-            conn.send("go")
         result = _collect(conns, len(shards[0].dates), on_date, progress)
         finished = True
     finally:
         for conn in conns:
-            conn.close()  # a shard still waiting for "go" reads EOF and ends
+            conn.close()
         for proc in procs:
             if not finished:
                 proc.kill()  # stopped early: the work of the other shards is of no use
