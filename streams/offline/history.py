@@ -121,9 +121,10 @@ def _plain(text: str) -> str | None:
     return text
 
 
-def header_user_column(text: str) -> int:
-    """Which column of ``text``'s rows holds the user id: as its header row names it, else the first."""
-    for row in csv.reader(io.StringIO(text, newline="")):
+def header_user_column(text: str, look: int = 1 << 16) -> int:
+    """Which column of ``text``'s rows holds the user id: as its header row names it, else the
+    first. Only the first ``look`` characters are read (a header row is near the top)."""
+    for row in csv.reader(io.StringIO(text[:look], newline="")):
         if not _skipped(row):
             names = [c.strip().lower() for c in row]
             return len(names) - 1 - names[::-1].index("user_id") if "user_id" in names else 0  # the last of repeats, as _header
