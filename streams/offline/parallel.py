@@ -123,9 +123,9 @@ class _Shard:
             return ReadSummary(error=(exc.lineno, str(exc)))
         except ValueError as exc:  # the header: no line of its own
             return ReadSummary(error=(0, str(exc)))
+        gc.freeze()  # every event lives to the end: keep them out of every collection from here on
         events.sort(key=EVENT_ORDER)
         self.events = events
-        gc.freeze()  # every event lives to the end: keep them out of every collection from here on
         summary = ReadSummary(n_events=len(events))
         if events:
             summary.first_ms, summary.last_ms = events[0].ts_ms, events[-1].ts_ms
