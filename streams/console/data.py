@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import functools
-import heapq
+import hashlib
+import logging
 import time
 import zlib
 from importlib import resources
@@ -36,13 +38,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
 import orjson
+from redis.exceptions import NoScriptError
 
 from models.model import ChurnModel
 from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
 from streams.worker.history import HistoryPoint, decode_points, week_of, week_start_s
-from streams.worker.keys import locate
 from streams.worker.store import Store, churn_summary, utc_day
 
 __all__ = [
@@ -73,6 +75,8 @@ __all__ = [
 
 ListName = Literal["save", "win_back"]
 LISTS: tuple[ListName, ...] = ("save", "win_back")
+logger = logging.getLogger(__name__)
+
 _CHURNED = 1.0  # index score of a churned user (models: a churned user's risk is 1)
 _CURSOR_VERSION = 1
 
@@ -86,8 +90,15 @@ class NotFound(LookupError):
 
 
 class Owners:
-    """Account owners from the accounts table (``streams.worker.accounts.read_accounts``), read at
-    most every ``ttl_s`` seconds (a read opens a Kafka consumer); ``all`` is every user."""
+    """Account owners from the accounts table (``streams.worker.accounts.read_accounts``); ``all``
+    is every user.
+
+    A read opens a Kafka consumer (tens to thousands of ms), so no request waits for one but the
+    first: once the table is older than ``ttl_s`` it is read again in the background and the old
+    one served meanwhile. A failed read is logged and tried again after ``ttl_s``; until one
+    succeeds there is no owner but ``all``, whose pages need no table (the at-risk list of every
+    user never touches Kafka).
+    """
 
     ALL = "all"
 
@@ -95,14 +106,28 @@ class Owners:
         self._settings, self._ttl_s = settings, ttl_s
         self._table: dict[str, dict[str, Any]] = {}
         self._read_at = -float("inf")
+        self._refresh: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        from streams.worker.accounts import read_accounts
+
+        self._read_at = time.monotonic()  # also after a failure: the next try waits ttl_s
+        self._table = await asyncio.to_thread(read_accounts, self._settings)  # type: ignore[arg-type]
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self._read()
+        except Exception as exc:  # noqa: BLE001  (a refresh must not kill the console; the old table stays)
+            logger.warning("could not refresh the accounts table, keeping the one read before: %s", exc)
 
     async def table(self) -> dict[str, dict[str, Any]]:
         """The accounts table, account id -> facts (name, owner, segment, renewal_date)."""
-        if self._settings is not None and time.monotonic() - self._read_at > self._ttl_s:
-            from streams.worker.accounts import read_accounts
-
-            self._table = await asyncio.to_thread(read_accounts, self._settings)
-            self._read_at = time.monotonic()
+        if self._settings is None or time.monotonic() - self._read_at <= self._ttl_s:
+            return self._table
+        if self._read_at == -float("inf"):  # the first read: there is nothing to serve meanwhile
+            await self._refresh_quietly()
+        elif self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.create_task(self._refresh_quietly())
         return self._table
 
     async def names(self) -> list[str]:
@@ -110,7 +135,7 @@ class Owners:
 
     async def check(self, owner: str | None) -> str:
         owner = owner or self.ALL
-        if owner not in await self.names():
+        if owner != self.ALL and owner not in await self.names():
             raise NotFound(f"owner {owner[:60]!r} has no account in the accounts table")
         return owner
 
@@ -208,63 +233,71 @@ def _decode_cursor(cursor: str, list_name: ListName, buckets: int) -> tuple[list
 
 # -- the ranked page ---------------------------------------------------------------------------
 
-
-async def _start(store: Store, list_name: ListName, chunk: int) -> tuple[list[int], dict[int, list[tuple[str, float]]]]:
-    """First rank of the list in each bucket (0 for win back, below the churned users for save) and
-    the first ``chunk`` entries of each bucket: one round trip."""
-    pipe = store.client.pipeline(transaction=False)
-    for b in range(store.buckets):
-        key = store.keys.risk(b)
-        if list_name == "win_back":
-            pipe.zrevrangebyscore(key, "+inf", _CHURNED, start=0, num=chunk, withscores=True)
-        else:
-            pipe.zcount(key, _CHURNED, "+inf")
-            pipe.zrevrangebyscore(key, f"({_CHURNED}", "-inf", start=0, num=chunk, withscores=True)
-    replies = await pipe.execute()
-    if list_name == "win_back":
-        return [0] * store.buckets, {b: _entries(part) for b, part in enumerate(replies)}
-    return [int(n) for n in replies[::2]], {b: _entries(part) for b, part in enumerate(replies[1::2])}
+_Entry = tuple[bytes, float]  # (user id as stored, index score)
 
 
-def _entries(part: Sequence[tuple[bytes | str, float]]) -> list[tuple[str, float]]:
-    return [(m.decode() if isinstance(m, bytes) else m, float(s)) for m, s in part]
+@functools.lru_cache(maxsize=None)
+def _script(name: str) -> tuple[str, str]:
+    """(source, SHA1) of ``lua/<name>``: called by EVALSHA, loaded on NOSCRIPT."""
+    source = resources.files("streams.console").joinpath("lua", name).read_text(encoding="utf-8")
+    return source, hashlib.sha1(source.encode()).hexdigest()
 
 
-async def _fetch(store: Store, ranks: dict[int, int], chunk: int) -> dict[int, list[tuple[str, float]]]:
-    """``chunk`` index entries per bucket from the given ranks, highest first: one round trip."""
-    pipe = store.client.pipeline(transaction=False)
+async def _eval_buckets(store: Store, name: str, common: Sequence[Any],
+                        calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+    """``lua/<name>`` over the ``(key, args)`` of some buckets: one reply per key, in order.
+
+    One EVALSHA for all of them (a page costs one command instead of one per bucket); on a
+    cluster, whose script calls must keep to one slot, one per bucket in one pipeline (routed by
+    key, streams/worker/store.py). Plain commands, not redis-py's ``Script``: no reply callbacks.
+    On NOSCRIPT (Redis restarted) the script is loaded and the round trip repeated once; the
+    scripts only read.
+    """
+    if not calls:
+        return []
+    source, sha = _script(name)
+    groups = [[c] for c in calls] if store.cluster else [calls]
+    for attempt in (0, 1):
+        pipe = store.client.pipeline(transaction=False)
+        for group in groups:
+            argv = [*common]
+            for _, args in group:
+                argv += (len(args), *args)
+            pipe.execute_command("EVALSHA", sha, len(group), *(key for key, _ in group), *argv)
+        try:
+            return [reply for replies in await pipe.execute() for reply in replies]
+        except NoScriptError:
+            if attempt:
+                raise
+            await store.client.script_load(source)
+    raise AssertionError("unreachable")
+
+
+async def _fetch(store: Store, ranks: dict[int, int], chunk: int) -> dict[int, tuple[int, list[_Entry]]]:
+    """``chunk`` index entries per bucket from the given ranks, highest first (rank -1: from the
+    first rank below the churned users): bucket -> (first rank, entries). One round trip."""
     order = list(ranks)
-    for b in order:
-        pipe.zrevrange(store.keys.risk(b), ranks[b], ranks[b] + chunk - 1, withscores=True)
-    return {b: _entries(part) for b, part in zip(order, await pipe.execute())}
+    replies = await _eval_buckets(store, "index_chunk.lua", (chunk,), [(store.keys.risk(b), (ranks[b],)) for b in order])
+    out = {}
+    for b, flat in zip(order, replies):
+        out[b] = (int(flat[0]), [(flat[i], float(flat[i + 1])) for i in range(1, len(flat), 2)])
+    return out
 
 
-_LOAD_SCRIPTS: dict[int, Any] = {}
-
-
-def _load_script(store: Store) -> Any:
-    """``lua/load_users.lua`` registered on this store's client (redis-py loads it again on NOSCRIPT)."""
-    script = _LOAD_SCRIPTS.get(id(store.client))
-    if script is None:
-        source = resources.files("streams.console").joinpath("lua", "load_users.lua").read_text(encoding="utf-8")
-        script = _LOAD_SCRIPTS[id(store.client)] = store.client.register_script(source)
-    return script
-
-
-async def _load(store: Store, user_ids: Sequence[str]) -> list[tuple[bytes | None, bytes | None]]:
-    """State record and score history of each user: one script call per bucket, one round trip."""
-    by_bucket: dict[int, list[tuple[int, int, str]]] = {}
+async def _load(store: Store, user_ids: Sequence[bytes]) -> list[tuple[bytes | None, bytes | None]]:
+    """State record and score history of each user: one round trip."""
+    buckets, groups = store.buckets, store.groups
+    by_bucket: dict[int, tuple[list[int], list[Any]]] = {}
     for i, uid in enumerate(user_ids):
-        b, g = locate(uid, store.buckets, store.groups)
-        by_bucket.setdefault(b, []).append((i, g, uid))
-    script = _load_script(store)
-    pipe = store.client.pipeline(transaction=False)
-    for b, users in by_bucket.items():
-        await script(keys=[store.keys.tag(b)], args=[x for _, g, uid in users for x in (g, uid)], client=pipe)
+        h = zlib.crc32(uid)  # streams.worker.keys.locate, on the stored bytes
+        where, args = by_bucket.setdefault(h % buckets, ([], []))
+        where.append(i)
+        args += ((h // buckets) % groups, uid)
+    replies = await _eval_buckets(store, "load_users.lua", (), [(store.keys.tag(b), args) for b, (_, args) in by_bucket.items()])
     out: list[tuple[bytes | None, bytes | None]] = [(None, None)] * len(user_ids)
-    for users, raw in zip(by_bucket.values(), await pipe.execute()):
-        for j, (i, _, _) in enumerate(users):
-            out[i] = (raw[2 * j] or None, raw[2 * j + 1] or None)
+    for (where, _), raw in zip(by_bucket.values(), replies):
+        for j, i in enumerate(where):
+            out[i] = (raw[2 * j], raw[2 * j + 1])
     return out
 
 
@@ -279,46 +312,41 @@ def _chunk(store: Store, size: int) -> int:
     return max(6, 5 * size // (2 * store.buckets) + 4)
 
 
-async def _block(store: Store, list_name: ListName, ranks: list[int], size: int,
-                 first: dict[int, list[tuple[str, float]]] | None = None) -> tuple[list[tuple[str, float]], list[int], bool]:
+async def _block(store: Store, list_name: ListName, ranks: list[int] | None,
+                 size: int) -> tuple[list[_Entry], list[int], list[int], bool]:
     """The next ``size`` index entries from ``ranks`` in index order (risk, then user id, highest first).
 
-    Returns the entries, the ranks after them, and whether every bucket is exhausted. A k-way merge
-    of per-bucket chunks; a bucket whose chunk runs out is refilled before merging on. ``first``:
-    chunks already fetched from ``ranks`` (``_start``).
+    ``ranks`` None: from the start of the list (rank 0 for win back, below the churned users for
+    save). Returns the entries, the ranks where they start and after them, and whether every
+    bucket is exhausted. A
+    merge of per-bucket chunks: the entries fetched are sorted together and cut at ``size``; a
+    bucket whose whole chunk falls above the cut may hold more above it, so it is refilled and the
+    cut taken again (rare: a chunk is 2.5x a bucket's mean share).
     """
-    ranks = list(ranks)
     chunk = _chunk(store, size)
-    buffers: dict[int, list[tuple[str, float]]] = {}
+    from_start = 0 if list_name == "win_back" else -1
+    start = dict.fromkeys(range(store.buckets), from_start) if ranks is None else dict(enumerate(ranks))
+    first: dict[int, int] = {}  # rank of each bucket's first fetched entry
+    fetched: dict[int, list[_Entry]] = {b: [] for b in start}
     exhausted: set[int] = set()
-    heap: list[tuple[float, tuple[int, ...], int]] = []  # (-risk, user id descending, bucket)
-    out: list[tuple[str, float]] = []
-    while len(out) < size:
-        need = {b: ranks[b] for b in range(store.buckets) if b not in exhausted and not buffers.get(b)}
-        if need:
-            got_now = first if first is not None else await _fetch(store, need, chunk)
-            first = None
-            for b, got in got_now.items():
-                if len(got) < chunk:
-                    exhausted.add(b)
-                if list_name == "win_back" and got and got[-1][1] < _CHURNED:
-                    got = [e for e in got if e[1] >= _CHURNED]
-                    exhausted.add(b)
-                buffers[b] = got
-                if got:
-                    heapq.heappush(heap, (-got[0][1], _desc(got[0][0]), b))
-        if not heap:
+    need = start
+    while True:
+        for b, (rank, got) in (await _fetch(store, need, chunk)).items():
+            first.setdefault(b, rank)
+            if len(got) < chunk:
+                exhausted.add(b)
+            if list_name == "win_back" and got and got[-1][1] < _CHURNED:
+                got = [e for e in got if e[1] >= _CHURNED]
+                exhausted.add(b)
+            fetched[b] += got
+        merged = sorted(((s, m, b) for b, got in fetched.items() for m, s in got), reverse=True)[:size]
+        taken = collections.Counter(b for _, _, b in merged)
+        need = {b: first[b] + len(fetched[b]) for b in fetched if b not in exhausted and taken[b] == len(fetched[b])}
+        if not need:
             break
-        while heap and len(out) < size:
-            _, _, b = heapq.heappop(heap)
-            out.append(buffers[b].pop(0))
-            ranks[b] += 1
-            if buffers[b]:
-                heapq.heappush(heap, (-buffers[b][0][1], _desc(buffers[b][0][0]), b))
-            elif b not in exhausted:
-                break  # refill this bucket before merging further
-    done = not heap and all(b in exhausted for b in range(store.buckets))
-    return out, ranks, done
+    done = all(b in exhausted and taken[b] == len(fetched[b]) for b in fetched)
+    order = sorted(first)
+    return [(m, s) for s, m, _ in merged], [first[b] for b in order], [first[b] + taken[b] for b in order], done
 
 
 async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: ListName, limit: int,
@@ -328,34 +356,19 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
         raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
     if limit < 1:
         raise BadRequest(f"limit must be at least 1 row, got {limit}")
-    first = None
+    ranks: list[int] | None = None
     if cursor:
         ranks, block_size, skip = _decode_cursor(cursor, list_name, store.buckets)
     else:
         block_size, skip = block_size_for(limit), 0
-        ranks, first = await _start(store, list_name, _chunk(store, block_size))
     rows: list[Row] = []
     next_cursor: str | None = None
     while len(rows) < limit:
-        entries, end_ranks, done = await _block(store, list_name, ranks, block_size, first)
-        first = None
-        # rank on the cheap assessment (risk, stage); full scores and history only for the rows shown,
-        # or for all candidates when a filter needs the segment or the action
-        ranked: list[tuple[float, str, UserState, Assessment, bytes | None]] = []
-        full = filters.segment is not None or filters.action is not None
-        for (uid, index_risk), (blob, hist) in zip(entries, await _load(store, [u for u, _ in entries])):
-            if blob is None:
-                continue
-            state = UserState.from_bytes(blob)
-            a = assess(state, max(now_ms, state.last_seen_s * 1000) // 1000, model)
-            if not _fits(list_name, index_risk, a.stage) or (filters.stage is not None and a.stage != filters.stage):
-                continue
-            if full and not filters.accepts(scores_from(state, a, model)):
-                continue
-            ranked.append((a.risk, uid, state, a, hist))
-        ranked.sort(key=lambda r: (-r[0], r[1]))
+        entries, ranks, end_ranks, done = await _block(store, list_name, ranks, block_size)
+        ranked = _rank(entries, await _load(store, [u for u, _ in entries]), now_ms, list_name, filters, model)
         take = ranked[skip: skip + limit - len(rows)]
-        rows += [Row(uid, scores_from(state, a, model), state, decode_points(hist)) for _, uid, state, a, hist in take]
+        rows += [Row(uid.decode("utf-8", "surrogatepass"), scores_from(state, a, model), state, decode_points(hist))
+                 for _, uid, state, a, hist in take]
         if skip + len(take) < len(ranked):  # the page ends inside this block
             next_cursor = _encode_cursor(list_name, ranks, block_size, skip + len(take))
             break
@@ -367,14 +380,32 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
     return Page(list_name, owner, now_ms, rows, next_cursor)
 
 
+def _rank(entries: Sequence[_Entry], loaded: Sequence[tuple[bytes | None, bytes | None]], now_ms: int, list_name: ListName,
+          filters: Filters, model: ChurnModel) -> list[tuple[float, bytes, UserState, Assessment, bytes | None]]:
+    """A block's users that fit the list and the filters, by live risk (then user id).
+
+    Ranked on the cheap assessment (risk, stage); the full scores are made only for the rows
+    shown, or for every candidate when a filter needs the segment or the action.
+    """
+    ranked = []
+    full = filters.segment is not None or filters.action is not None
+    for (uid, index_risk), (blob, hist) in zip(entries, loaded):
+        if blob is None:
+            continue
+        state = UserState.from_bytes(blob)
+        a = assess(state, max(now_ms, state.last_seen_s * 1000) // 1000, model)
+        if not _fits(list_name, index_risk, a.stage) or (filters.stage is not None and a.stage != filters.stage):
+            continue
+        if full and not filters.accepts(scores_from(state, a, model)):
+            continue
+        ranked.append((a.risk, uid, state, a, hist))
+    ranked.sort(key=lambda r: (-r[0], r[1]))
+    return ranked
+
+
 def block_size_for(limit: int) -> int:
     """Index entries ranked together by live risk for pages of ``limit`` rows (``churnwatch top``'s window)."""
     return min(4 * limit + 50, 2_050)
-
-
-def _desc(user_id: str) -> tuple[int, ...]:
-    """Sort key giving user ids in *descending* order in a min-heap (the index's order on ties)."""
-    return tuple(-c for c in user_id.encode("utf-8", "surrogatepass")) + (1,)
 
 
 async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
@@ -395,7 +426,7 @@ async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
 
 async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) -> UserView:
     """One user's live scores and weekly history; ``NotFound`` if the user is not tracked."""
-    ((blob, hist),) = await _load(store, [user_id])
+    ((blob, hist),) = await _load(store, [user_id.encode("utf-8", "surrogatepass")])
     if blob is None:
         raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
     from streams.worker.alert_log import decode_entries
