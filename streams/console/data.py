@@ -284,8 +284,9 @@ async def _fetch(store: Store, ranks: dict[int, int], chunk: int) -> dict[int, t
     return out
 
 
-async def _load(store: Store, user_ids: Sequence[bytes]) -> list[tuple[bytes | None, bytes | None]]:
-    """State record and score history of each user: one round trip."""
+async def _load(store: Store, user_ids: Sequence[bytes], kinds: Sequence[str] = ("u", "hist")) -> list[list[bytes | None]]:
+    """Per user, its records of ``kinds`` (``u``: state, ``hist``: score history; None where
+    absent): one round trip."""
     buckets, groups = store.buckets, store.groups
     by_bucket: dict[int, tuple[list[int], list[Any]]] = {}
     for i, uid in enumerate(user_ids):
@@ -293,11 +294,13 @@ async def _load(store: Store, user_ids: Sequence[bytes]) -> list[tuple[bytes | N
         where, args = by_bucket.setdefault(h % buckets, ([], []))
         where.append(i)
         args += ((h // buckets) % groups, uid)
-    replies = await _eval_buckets(store, "load_users.lua", (), [(store.keys.tag(b), args) for b, (_, args) in by_bucket.items()])
-    out: list[tuple[bytes | None, bytes | None]] = [(None, None)] * len(user_ids)
+    replies = await _eval_buckets(store, "load_users.lua", (" ".join(kinds),),
+                                  [(store.keys.tag(b), args) for b, (_, args) in by_bucket.items()])
+    k = len(kinds)
+    out: list[list[bytes | None]] = [[]] * len(user_ids)
     for (where, _), raw in zip(by_bucket.values(), replies):
         for j, i in enumerate(where):
-            out[i] = (raw[2 * j], raw[2 * j + 1])
+            out[i] = raw[k * j: k * j + k]
     return out
 
 
@@ -365,10 +368,12 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
     next_cursor: str | None = None
     while len(rows) < limit:
         entries, ranks, end_ranks, done = await _block(store, list_name, ranks, block_size)
-        ranked = _rank(entries, await _load(store, [u for u, _ in entries]), now_ms, list_name, filters, model)
+        states = [blob for blob, in await _load(store, [u for u, _ in entries], ("u",))]
+        ranked = _rank(entries, states, now_ms, list_name, filters, model)
         take = ranked[skip: skip + limit - len(rows)]
+        histories = await _load(store, [uid for _, uid, _, _ in take], ("hist",)) if take else []
         rows += [Row(uid.decode("utf-8", "surrogatepass"), scores_from(state, a, model), state, decode_points(hist))
-                 for _, uid, state, a, hist in take]
+                 for (_, uid, state, a), (hist,) in zip(take, histories)]
         if skip + len(take) < len(ranked):  # the page ends inside this block
             next_cursor = _encode_cursor(list_name, ranks, block_size, skip + len(take))
             break
@@ -380,8 +385,8 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
     return Page(list_name, owner, now_ms, rows, next_cursor)
 
 
-def _rank(entries: Sequence[_Entry], loaded: Sequence[tuple[bytes | None, bytes | None]], now_ms: int, list_name: ListName,
-          filters: Filters, model: ChurnModel) -> list[tuple[float, bytes, UserState, Assessment, bytes | None]]:
+def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int, list_name: ListName,
+          filters: Filters, model: ChurnModel) -> list[tuple[float, bytes, UserState, Assessment]]:
     """A block's users that fit the list and the filters, by live risk (then user id).
 
     Ranked on the cheap assessment (risk, stage); the full scores are made only for the rows
@@ -389,7 +394,7 @@ def _rank(entries: Sequence[_Entry], loaded: Sequence[tuple[bytes | None, bytes 
     """
     ranked = []
     full = filters.segment is not None or filters.action is not None
-    for (uid, index_risk), (blob, hist) in zip(entries, loaded):
+    for (uid, index_risk), blob in zip(entries, states):
         if blob is None:
             continue
         state = UserState.from_bytes(blob)
@@ -398,7 +403,7 @@ def _rank(entries: Sequence[_Entry], loaded: Sequence[tuple[bytes | None, bytes 
             continue
         if full and not filters.accepts(scores_from(state, a, model)):
             continue
-        ranked.append((a.risk, uid, state, a, hist))
+        ranked.append((a.risk, uid, state, a))
     ranked.sort(key=lambda r: (-r[0], r[1]))
     return ranked
 
