@@ -25,24 +25,29 @@ from benchmarks.observe import flush_sync
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel, load_model
+from streams.worker.history import advance_sampled
 from streams.worker.keys import locate
 from streams.worker.phases import index_scores
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, StateWrite, Store, stats_delta
 
 __all__ = ["AccountTemplate", "Template", "account_templates", "templates_from", "measure_account_memory", "measure_memory",
-           "measure_top_share", "kafka_partition"]
+           "measure_top_share", "kafka_partition", "write_users"]
 
 CHUNK_USERS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class Template:
+    """One simulated user's stored records: state, due time, at-risk index score, stats delta
+    and, with ``history=True``, the weekly score-history points (streams.worker.history)."""
+
     blob: bytes
     due_s: int
     risk: float | None
     stats: tuple[tuple[str, float], ...]
     reach: float | None = None  # save-list index score (streams.worker.phases.index_scores)
+    points: tuple[bytes, ...] = ()  # weekly score history (streams.worker.history), with history=True
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
@@ -50,26 +55,33 @@ def kafka_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def templates_from(events: Sequence[Event], end_ms: int, model: ChurnModel | None = None) -> list[Template]:
-    """Every simulated user's state at ``end_ms`` as the worker would store it."""
+def templates_from(events: Sequence[Event], end_ms: int, model: ChurnModel | None = None, *,
+                   history: bool = False) -> list[Template]:
+    """Every simulated user's state at ``end_ms`` as the worker would store it; with ``history``
+    also the weekly score history, advanced as the worker does (``advance_sampled``)."""
     model = model or load_model()
     by_user: dict[str, list[Event]] = collections.defaultdict(list)
     for ev in events:
         by_user[ev.user_id].append(ev)
     out: list[Template] = []
     for uid, evs in by_user.items():
-        res = advance(uid, None, evs, end_ms, model)
+        if history:
+            res, points = advance_sampled(uid, None, evs, end_ms, model)
+        else:
+            res, points = advance(uid, None, evs, end_ms, model), []
         if res.expire:
             continue
         st = res.state
         risk, reach = index_scores(None, st, end_ms, model)
         stats: dict[str, float] = {}
         stats_delta(None, st, res.alerts, stats)
-        out.append(Template(st.to_bytes(), st.next_review_s, risk, tuple(stats.items()), reach))
+        out.append(Template(st.to_bytes(), st.next_review_s, risk, tuple(stats.items()), reach, tuple(points)))
     return out
 
 
-async def _write_all(settings: Settings, templates: Sequence[Template], users: int, topic: str, partitions: int) -> float:
+async def write_users(settings: Settings, templates: Sequence[Template], users: int, topic: str, partitions: int) -> float:
+    """Users ``user-00000000``.. as copies of the templates, through ``Store.write`` (the worker's
+    write and history scripts), in chunks of ``CHUNK_USERS``; returns the seconds it took."""
     store = Store(settings)
     await store.connect()
     try:
@@ -89,6 +101,7 @@ async def _write_all(settings: Settings, templates: Sequence[Template], users: i
                     w = writes[b] = BucketWrite(b, [])
                 parts[b].add(p)
                 w.states.append(StateWrite(g, uid, t.blob, fields[p], t.due_s, t.risk, t.reach))
+                w.history.extend((g, uid, point) for point in t.points)
                 for k, v in t.stats:
                     w.stats[k] = w.stats.get(k, 0) + v
             for b, w in writes.items():
@@ -148,7 +161,7 @@ def measure_memory(redis_url: str, templates: Sequence[Template], users: int, *,
         settings = Settings(redis_url=redis_url)
         asyncio.run(_connect_only(settings))  # meta + scripts, so "before" already holds them
         before = client.info("memory")
-        seconds = asyncio.run(_write_all(settings, templates, users, topic, partitions))
+        seconds = asyncio.run(write_users(settings, templates, users, topic, partitions))
         after = client.info("memory")
         usage, encodings, counts = _usage_by_kind(client, settings.key_prefix)
         server = client.info("server")

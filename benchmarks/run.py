@@ -365,7 +365,8 @@ def section_console(ctx: Ctx) -> dict[str, Any]:
     from benchmarks.console import measure_console
 
     events, end_ms = _population(ctx)
-    return measure_console(ctx["redis"], events, end_ms, max(1_000, int(1_000_000 * ctx["scale"])), redis_pid=ctx["redis_pid"])
+    return measure_console(ctx["redis"], events, end_ms, max(1_000, int(1_000_000 * ctx["scale"])), redis_pid=ctx["redis_pid"],
+                           kafka=ctx["kafka"])
 
 
 def section_memory_alert_lists(ctx: Ctx) -> dict[str, Any]:
@@ -580,9 +581,13 @@ METHODS: dict[str, str] = {
               "SAMPLES 0) of every key; OBJECT ENCODING of every key.",
     "console": "Realistic states and weekly history (a simulated population advanced by the worker's "
                "`advance_sampled`) copied to 1M user ids and written with `Store.write` (state and history scripts); "
-               "`churnwatch console` as a subprocess; sequential GETs over loopback with keep-alive (httpx), 300 each: "
-               "`/openapi.json` (the floor: framework and HTTP, no Redis), `/api/v1/at-risk?limit=50` (first page and "
-               "page 20 by cursor), `/api/v1/users/{id}`, `/book` (50 rows with sparklines). History bytes per user "
+               "`churnwatch console` as a subprocess (reading the run's broker for the accounts table); sequential GETs "
+               "on one keep-alive connection over loopback (`http.client`), 300 each: `/openapi.json` (the floor: "
+               "framework and HTTP, no Redis), `/api/v1/at-risk?limit=50` (first page and page 20 by cursor), "
+               "`/api/v1/users/{id}`, `/book` (50 rows with sparklines). Wall times are what the client sees; "
+               "\"time in the application\" is the console's `Server-Timing` (request in to response start); CPU ms "
+               "per request of the console, Redis and the client process from /proc, with the load average around "
+               "each series: on a shared 2-core box the wall time is mostly waiting for a core. History bytes per user "
                "from MEMORY USAGE (SAMPLES 0) of every history key.",
     "memory_accounts": "500 simulated accounts (`simulate --accounts`, 120 days: 1-6 users, plans, trials, failed payments) "
                        "through the worker's own pure code (subscription events through `advance_accounts`, users advanced by "

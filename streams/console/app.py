@@ -1,13 +1,18 @@
 """The console's ASGI application: pages, JSON API, OpenAPI document and the stylesheet.
 
 ``create_app(settings)`` builds it; ``churnwatch console`` serves it with uvicorn. One Redis
-client (the worker's async ``Store``) is shared by all requests and closed on shutdown.
+client (the worker's async ``Store``) is shared by all requests and closed on shutdown. Every
+answer carries ``Server-Timing: app;dur=<ms>``, the time the application took to start it (what
+a browser's tools and the benchmark read apart from the network and the client).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import AsyncIterator
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,7 +25,7 @@ from streams.console import api, pages
 from streams.console.deps import Deps
 from streams.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "ServerTiming"]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -30,6 +35,27 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return api.error_response(status, "not_found" if status == 404 else "http_error", str(getattr(exc, "detail", exc)))
     return pages._render("message.html", status, title="Not found" if status == 404 else "Error",
                          message=f"nothing at {request.url.path}", nav=None)
+
+
+class ServerTiming:
+    """ASGI middleware: adds ``Server-Timing: app;dur=<ms>`` (request in to response start)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                took = f"app;dur={(time.perf_counter() - t0) * 1000:.2f}".encode()
+                message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", took)]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
 
 def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
@@ -45,5 +71,6 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
+    app.add_middleware(ServerTiming)
     app.state.deps = deps
     return app

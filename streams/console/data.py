@@ -415,11 +415,8 @@ def block_size_for(limit: int) -> int:
 
 async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
     """A few business counters summed over the buckets (HMGET: the per-day fields stay in Redis)."""
-    pipe = store.client.pipeline(transaction=False)
-    for b in range(store.buckets):
-        pipe.hmget(store.keys.stats(b), list(names))
     totals = dict.fromkeys(names, 0)
-    for values in await pipe.execute():
+    for values in await _eval_buckets(store, "hmget.lua", (), [(store.keys.stats(b), names) for b in range(store.buckets)]):
         for name, v in zip(names, values):
             if v is not None:
                 totals[name] += int(float(v))
