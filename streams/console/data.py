@@ -9,8 +9,8 @@ the risk at the user's last review), never from a scan. The index keeps churned 
 so per bucket they occupy the top ranks: the *win back* list is those, the *save* list is the
 ranks below them. The index's risk is the one of the last review and risk keeps rising while a
 user is silent, so the rows are ranked by their *live* risk within blocks of the index:
-a block is the next ``block_size_for(limit)`` entries in index order (a k-way merge of the
-buckets fetched by rank with ZREVRANGE, O(log n) to reach any rank), scored live and sorted;
+a block is the next ``block_size_for(limit)`` entries in index order (runs of every bucket
+fetched by rank, O(log n) to reach any rank, and merged), scored live and sorted;
 a page walks through a block and on into the next. ``churnwatch top`` is the first page of the
 save list. The cursor is the rank where the block starts in every bucket plus the rows of the
 block already shown, so page 1,000 costs what page 1 costs. A row whose live stage no longer

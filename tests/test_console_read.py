@@ -1,0 +1,101 @@
+"""The console's read path against a reference: the merged runs of the at-risk index are exactly
+the union of the buckets in index order (score, then user id, highest first), from any ranks, in
+one script call for all buckets and in the per-bucket calls a Redis Cluster needs.
+
+Real valkey, small random indexes with ties and churned users (score 1): no worker, no broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from streams.console import data
+from streams.settings import Settings
+from streams.worker.keys import locate
+from streams.worker.store import Store
+from tests.harness import redis_client
+
+BUCKETS = 8
+
+
+def _fill(url: str, seed: int) -> dict[int, list[tuple[bytes, float]]]:
+    """Random indexes (a few ties, some churned users): bucket -> entries in index order."""
+    rng = random.Random(seed)
+    r = redis_client(url)
+    index: dict[int, list[tuple[bytes, float]]] = {}
+    try:
+        for b in range(BUCKETS):
+            n = rng.choice([0, 1, 5, 30, 80])
+            entries = {f"u{b}-{rng.randrange(10**6)}-é".encode(): rng.choice([1.0, 0.5, round(rng.random(), 2)])
+                       for _ in range(n)}
+            if entries:
+                r.zadd(f"cw:{{{b}}}:risk", {m: s for m, s in entries.items()})
+            index[b] = sorted(((m, s) for m, s in entries.items()), key=lambda e: (e[1], e[0]), reverse=True)
+    finally:
+        r.close()
+    return index
+
+
+def _reference(index: dict[int, list[tuple[bytes, float]]], list_name: str, ranks: list[int] | None,
+               size: int) -> tuple[list[tuple[bytes, float]], list[int], list[int]]:
+    if ranks is None:
+        ranks = [0 if list_name == "win_back" else sum(1 for _, s in index[b] if s >= 1.0) for b in range(BUCKETS)]
+    rest = [(s, m, b) for b in range(BUCKETS) for m, s in index[b][ranks[b]:] if list_name == "save" or s >= 1.0]
+    got = sorted(rest, reverse=True)[:size]
+    ends = list(ranks)
+    for _, _, b in got:
+        ends[b] += 1
+    return [(m, s) for s, m, _ in got], list(ranks), ends
+
+
+@pytest.mark.parametrize("cluster_calls", [False, True])
+def test_merged_runs_equal_the_sorted_union(redis_url: str, cluster_calls: bool) -> None:
+    async def check() -> None:
+        store = Store(Settings(redis_url=redis_url, buckets=BUCKETS))
+        store.cluster = cluster_calls  # the per-bucket calls of a cluster, on one node
+        rng = random.Random(7)
+        try:
+            for seed in range(4):
+                await store.client.flushdb()
+                index = _fill(redis_url, seed)
+                for list_name in ("save", "win_back"):
+                    ranks: list[int] | None = None
+                    for size in (rng.choice([1, 3, 17, 60]) for _ in range(12)):
+                        want, want_start, want_end = _reference(index, list_name, ranks, size)
+                        entries, start, end, done = await data._block(store, list_name, ranks, size)  # type: ignore[arg-type]
+                        assert (entries, start, end) == (want, want_start, want_end), (seed, list_name, size)
+                        more = bool(_reference(index, list_name, end, 1)[0])
+                        assert not (done and more) and (done or len(entries) == size), (seed, list_name, size)
+                        ranks = end
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+
+
+def test_loads_and_counters_in_one_call_per_round_trip(redis_url: str) -> None:
+    async def check() -> Any:
+        store = Store(Settings(redis_url=redis_url, buckets=BUCKETS, groups_per_bucket=4))
+        try:
+            users = [f"user-{i}".encode() for i in range(40)] + ["ü-ser".encode()]
+            for uid in users:
+                b, g = locate(uid.decode(), store.buckets, store.groups)
+                await store.client.hset(store.keys.users(b, g), uid, b"state:" + uid)
+                await store.client.hset(f"{store.keys.tag(b)}:hist:{g}", uid, b"hist:" + uid)
+            await store.client.hset(store.keys.stats(3), mapping={"users": 5, "at_risk": "2"})
+            await store.client.hset(store.keys.stats(5), mapping={"users": "7"})
+            both = await data._load(store, [*users, b"nobody"])
+            states = await data._load(store, users[::-1], ("u",))
+            counts = await data.counters(store, ("users", "at_risk", "none"))
+            return users, both, states, counts
+        finally:
+            await store.close()
+
+    users, both, states, counts = asyncio.run(check())
+    assert both == [[b"state:" + u, b"hist:" + u] for u in users] + [[None, None]]
+    assert states == [[b"state:" + u] for u in users[::-1]]
+    assert counts == {"users": 12, "at_risk": 2, "none": 0}
