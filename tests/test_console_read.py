@@ -3,6 +3,7 @@ the union of the buckets in index order (score, then user id, highest first), fr
 one script call for all buckets and in the per-bucket calls a Redis Cluster needs.
 
 Real valkey, small random indexes with ties and churned users (score 1): no worker, no broker.
+tests/test_store_cluster.py runs the same checks on a real 3-node cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 from typing import Any
 
 import pytest
+from redis.cluster import RedisCluster
 
 from streams.console import data
 from streams.settings import Settings
@@ -22,10 +24,14 @@ from tests.harness import redis_client
 BUCKETS = 8
 
 
-def _fill(url: str, seed: int) -> dict[int, list[tuple[bytes, float]]]:
+def _client(url: str, cluster: bool) -> Any:
+    return RedisCluster.from_url(url) if cluster else redis_client(url)
+
+
+def _fill(url: str, seed: int, cluster: bool) -> dict[int, list[tuple[bytes, float]]]:
     """Random indexes (a few ties, some churned users): bucket -> entries in index order."""
     rng = random.Random(seed)
-    r = redis_client(url)
+    r = _client(url, cluster)
     index: dict[int, list[tuple[bytes, float]]] = {}
     try:
         for b in range(BUCKETS):
@@ -52,16 +58,19 @@ def _reference(index: dict[int, list[tuple[bytes, float]]], list_name: str, rank
     return [(m, s) for s, m, _ in got], list(ranks), ends
 
 
-@pytest.mark.parametrize("cluster_calls", [False, True])
-def test_merged_runs_equal_the_sorted_union(redis_url: str, cluster_calls: bool) -> None:
+def check_merged_runs(url: str, cluster: bool, per_bucket_calls: bool) -> None:
+    """``data._block`` from the start and on from its own ranks, for both lists, against the reference."""
     async def check() -> None:
-        store = Store(Settings(redis_url=redis_url, buckets=BUCKETS))
-        store.cluster = cluster_calls  # the per-bucket calls of a cluster, on one node
+        store = Store(Settings(redis_url=url, buckets=BUCKETS, redis_cluster=cluster))
+        store.cluster = per_bucket_calls  # on one node: the per-bucket calls a cluster needs
         rng = random.Random(7)
         try:
             for seed in range(4):
-                await store.client.flushdb()
-                index = _fill(redis_url, seed)
+                r = _client(url, cluster)
+                for b in range(BUCKETS):
+                    r.delete(f"cw:{{{b}}}:risk")
+                r.close()
+                index = _fill(url, seed, cluster)
                 for list_name in ("save", "win_back"):
                     ranks: list[int] | None = None
                     for size in (rng.choice([1, 3, 17, 60]) for _ in range(12)):
@@ -77,9 +86,15 @@ def test_merged_runs_equal_the_sorted_union(redis_url: str, cluster_calls: bool)
     asyncio.run(check())
 
 
-def test_loads_and_counters_in_one_call_per_round_trip(redis_url: str) -> None:
+@pytest.mark.parametrize("per_bucket_calls", [False, True])
+def test_merged_runs_equal_the_sorted_union(redis_url: str, per_bucket_calls: bool) -> None:
+    check_merged_runs(redis_url, False, per_bucket_calls)
+
+
+def check_loads_and_counters(url: str, cluster: bool) -> None:
+    """``data._load`` (both records, states only, in any order, absent users) and ``data.counters``."""
     async def check() -> Any:
-        store = Store(Settings(redis_url=redis_url, buckets=BUCKETS, groups_per_bucket=4))
+        store = Store(Settings(redis_url=url, buckets=BUCKETS, groups_per_bucket=4, redis_cluster=cluster))
         try:
             users = [f"user-{i}".encode() for i in range(40)] + ["ü-ser".encode()]
             for uid in users:
@@ -99,3 +114,7 @@ def test_loads_and_counters_in_one_call_per_round_trip(redis_url: str) -> None:
     assert both == [[b"state:" + u, b"hist:" + u] for u in users] + [[None, None]]
     assert states == [[b"state:" + u] for u in users[::-1]]
     assert counts == {"users": 12, "at_risk": 2, "none": 0}
+
+
+def test_loads_and_counters_in_one_call_per_round_trip(redis_url: str) -> None:
+    check_loads_and_counters(redis_url, False)

@@ -26,7 +26,7 @@ from streams.worker.keys import Keys, locate
 from streams.local import RedisClusterService, Service, start_redis_cluster
 from streams.settings import Settings
 from streams.worker.store import BucketRead, BucketWrite, StateWrite, Store, _Calls
-from tests import test_store
+from tests import test_console_read, test_store
 from tests.harness import Worker, dump_state, publish_events, wait_progress, wait_quiet, wait_reviewed
 from tests.test_pipeline_e2e import history
 
@@ -80,6 +80,12 @@ test_scripts_are_reloaded_after_a_script_flush = test_store.test_scripts_are_rel
 test_stats_deltas_follow_states_and_churn_alerts = test_store.test_stats_deltas_follow_states_and_churn_alerts
 test_expiry_removes_state_due_and_risk_entries = test_store.test_expiry_removes_state_due_and_risk_entries
 test_top_at_risk_merges_buckets_and_sync_reader = test_store.test_top_at_risk_merges_buckets_and_sync_reader
+
+
+def test_console_reads_on_a_cluster(cluster_url: str) -> None:
+    """The console's merged index runs, loads and counters: one script call per bucket, routed by slot."""
+    test_console_read.check_merged_runs(cluster_url, True, True)
+    test_console_read.check_loads_and_counters(cluster_url, True)
 
 
 def _cluster_store(url: str) -> Store:
