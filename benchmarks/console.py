@@ -16,7 +16,9 @@ the first page of the save list (50 rows), page 20 by cursor, one user, and the 
 The machine is shared, so each series reports, besides the wall time the client sees, what
 depends less on the neighbours: the time inside the application (its ``Server-Timing`` header,
 request in to response start), CPU milliseconds per request of the console, of Redis and of this
-client (from /proc and ``time.process_time``), and the 1-minute load average before and after.
+client (from /proc and ``time.process_time``), the milliseconds per request the console and Redis
+spent runnable but waiting for a core (the kernel's run-queue delay, /proc/<pid>/task/*/schedstat),
+and the 1-minute load average before and after.
 """
 
 from __future__ import annotations
@@ -85,11 +87,24 @@ def _get(conn: http.client.HTTPConnection, path: str) -> tuple[bytes, float | No
     return body, float(timing.split("dur=")[1]) if "dur=" in timing else None
 
 
+def _waited_ms(pid: int) -> float:
+    """Milliseconds the threads of ``pid`` have spent runnable but waiting for a core (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e6
+
+
 def _series(conn: http.client.HTTPConnection, path: str, n: int, pids: dict[str, int]) -> dict[str, Any]:
     """``n`` sequential GETs of ``path``: wall and application time percentiles, CPU ms per
-    request of each process in ``pids`` and of this client, load before and after."""
+    request of each process in ``pids`` and of this client, their run-queue waits per request,
+    load before and after."""
     load0 = os.getloadavg()[0]
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    waited0 = {name: _waited_ms(pid) for name, pid in pids.items()}
     client0 = time.process_time()
     wall, app = [], []
     for _ in range(n):
@@ -100,11 +115,14 @@ def _series(conn: http.client.HTTPConnection, path: str, n: int, pids: dict[str,
             app.append(took)
     cpu = {name: (cpu_seconds(pid) - cpu0[name]) * 1000 / n for name, pid in pids.items()}
     cpu["client"] = (time.process_time() - client0) * 1000 / n
+    waited = {name: (_waited_ms(pid) - waited0[name]) / n for name, pid in pids.items()}
+    mean = sum(wall) / n
     wall.sort()
     app.sort()
     pct = lambda data, q: round(percentile(data, q), 1) if data else None  # noqa: E731
     return {"p50": pct(wall, 50), "p99": pct(wall, 99), "max": round(wall[-1], 1), "app_p50": pct(app, 50),
-            "app_p99": pct(app, 99), "cpu": {k: round(v, 2) for k, v in cpu.items()},
+            "app_p99": pct(app, 99), "cpu": {k: round(v, 2) for k, v in cpu.items()}, "mean": round(mean, 1),
+            "waited": {k: round(v, 1) for k, v in waited.items()},
             "load": f"{load0:.1f} -> {os.getloadavg()[0]:.1f}"}
 
 
@@ -177,6 +195,8 @@ def measure_console(redis_url: str, events: Sequence[Event], end_ms: int, users:
     for name, s in runs.items():
         rows[f"{name}: time in the application, ms p50 / p99"] = f"{s['app_p50']} / {s['app_p99']}"
         rows[f"{name}: CPU ms per request (" + " / ".join(s["cpu"]) + ")"] = " / ".join(str(v) for v in s["cpu"].values())
+        rows[f"{name}: mean wall ms; of it waiting for a core (" + " / ".join(s["waited"]) + ")"] = (
+            f"{s['mean']}; " + " / ".join(str(v) for v in s["waited"].values()))
         rows[f"{name}: load average (1 min) before -> after"] = s["load"]
     server_cpu = sum(v for k, v in api["cpu"].items() if k != "client")
     rows["api: wall p50 / server CPU per request (console + Redis)"] = round(api["p50"] / max(server_cpu, 1e-9), 1)
