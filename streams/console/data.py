@@ -45,6 +45,7 @@ from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
 from streams.worker.history import HistoryPoint, decode_points, week_of, week_start_s
+from streams.worker.keys import locate
 from streams.worker.store import Store, churn_summary, utc_day
 
 __all__ = [
