@@ -70,3 +70,8 @@ def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: st
     assert table["acct2"]["owner"] == "sam" and table["acct2"]["name"] == ""  # a row states the whole record
     assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "list"]) == 0
     assert [line.count('"account_id"') for line in capsys.readouterr().out.splitlines()] == [1, 1]
+
+
+def test_no_accounts_topic_is_an_empty_table(kafka_bootstrap: str, unique_name: str) -> None:
+    """Before any import the topic does not exist: the console's owner picker gets no owner, not an error."""
+    assert read_accounts(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_accounts=f"no-accounts-{unique_name}")) == {}

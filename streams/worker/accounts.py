@@ -79,6 +79,8 @@ def read_accounts(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, d
     table: dict[str, dict[str, Any]] = {}
     try:
         parts = [TopicPartition(settings.topic_accounts, p) for p in sorted(consumer.partitions_for_topic(settings.topic_accounts) or ())]
+        if not parts:  # no account imported yet: the topic does not exist (seeking nothing would raise)
+            return table
         consumer.assign(parts)
         consumer.seek_to_beginning()
         pending = set(parts)
