@@ -15,7 +15,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# setup.py compiles the scoring core (mypyc, ~20 s of CPU) into models/*.so; a change to a compiled
+# module rebuilds it (until then models/_native.py runs that module's pure Python, never stale C).
+NATIVE_SOURCES := $(foreach m,events vocabulary state signals mbgnbd temperature risk health lifecycle scoring engine _native,models/$(m).py)
+
+$(VENV)/.installed: pyproject.toml setup.py $(NATIVE_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 

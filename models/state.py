@@ -137,7 +137,8 @@ class UserState:
             s7, s28 = array("f"), array("f")
             s7.frombytes(raw[_STRUCT.size:_STRUCT.size + 4 * n])
             s28.frombytes(raw[_STRUCT.size + 4 * n:])
-            return cls(*v[3:17], *v[17:23], v[1], s7, s28)
+            return cls(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
+                       v[17], v[18], v[19], v[20], v[21], v[22], v[1], s7, s28)
         if len(raw) == _STRUCT_V2.size and raw[0] == 2:
             v = _STRUCT_V2.unpack(raw)
             gap = v[22]
@@ -147,7 +148,8 @@ class UserState:
         else:
             raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v2, v1)")
         return cls(
-            *v[2:11], 0, v[3], *v[11:14], f32(v[15]), f32(v[16]), f32(v[17]), v[21], f32(gap), 0.0, v[1],
+            v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], 0, v[3], v[11], v[12], v[13],
+            f32(v[15]), f32(v[16]), f32(v[17]), v[21], f32(gap), 0.0, v[1],
         )
 
     def copy(self) -> "UserState":

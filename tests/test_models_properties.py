@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models import engine
+from models._native import import_pure
 from models.engine import Outcome, advance
 from models.events import EVENT_TYPES, Event
 from models.model import ChurnModel
@@ -45,6 +46,10 @@ MODEL = ChurnModel(
 MODELS = [ChurnModel(), MODEL]
 
 _types = st.sampled_from(EVENT_TYPES)
+#: The engine and its assessment as Python (models/_native.py): _change_points patches the engine's own
+#: functions, which the compiled engine would call directly.
+_PURE = import_pure(["engine", "scoring"])
+engine = _PURE["engine"]
 
 
 @st.composite
@@ -65,7 +70,7 @@ def histories(draw: st.DrawFn, max_events: int = 40, span_days: int = 120) -> li
 
 def _same_outcome(a: Outcome, b: Outcome) -> None:
     sa, sb = a.state, b.state
-    for name in sa.__slots__:  # type: ignore[attr-defined]
+    for name in (f.name for f in dataclasses.fields(sa)):  # the compiled core's classes have no __slots__
         va, vb = getattr(sa, name), getattr(sb, name)
         if isinstance(va, float):
             assert va == pytest.approx(vb, rel=1e-9, abs=1e-12), name
@@ -173,7 +178,7 @@ def _change_points(events: list[Event], until_ms: int, model: ChurnModel) -> lis
 
 def _decides_something(st_: UserState, now_s: int, model: ChurnModel) -> str:
     """What a review of ``st_`` at ``now_s`` would change, or "" (models.engine._review)."""
-    a = assess(st_, now_s, model)
+    a = _PURE["scoring"].assess(st_, now_s, model)  # st_ is the pure engine's state
     if STAGES.index(a.stage) != st_.stage:
         return f"stage {STAGES[st_.stage]} -> {a.stage}"
     if st_.at_risk_since_s == 0 and engine._may_open(st_, a, now_s, model):

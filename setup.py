@@ -1,0 +1,72 @@
+"""Builds the compiled scoring core: mypyc over the hot modules of models/ (models/_native.py).
+
+Optional by design: without a C compiler or mypy, with ``CHURNWATCH_PURE=1``, or if mypyc
+fails, the package installs as pure Python and gives the same results, only slower. mypyc runs
+in ``build_ext`` alone (not in the metadata steps pip also runs). Everything else about the
+package is in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+GROUP = "models._native_core"  # mypyc's shared library, inside the package: models/_native_core__mypyc.*.so
+
+
+def _native():  # models/_native.py by path: importing the package would run its import hook
+    spec = importlib.util.spec_from_file_location("_churnwatch_native", HERE / "models" / "_native.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _say(text: str) -> None:
+    print(f"churnwatch: {text}", file=sys.stderr)
+
+
+class MypycBuildExt(build_ext):
+    """Replaces the placeholder extension by mypyc's; any failure leaves the pure Python."""
+
+    def finalize_options(self) -> None:
+        if self.distribution.ext_modules:  # the placeholder: CHURNWATCH_PURE is not set
+            try:
+                from mypyc.build import mypycify
+
+                paths = [f"models/{m}.py" for m in _native().COMPILED_MODULES]
+                # Only the compiled modules must type-check; the rest of models/ is imported silently.
+                self.distribution.ext_modules = mypycify(
+                    ["--ignore-missing-imports", "--follow-imports=silent", *paths], opt_level="3", group_name=GROUP)
+            except (Exception, SystemExit) as exc:  # ImportError, mypyc's exit on a type error
+                _say(f"mypyc failed ({exc!r}); the pure Python runs")
+                self.distribution.ext_modules = []
+        super().finalize_options()
+
+    def run(self) -> None:
+        if not self.extensions:
+            return
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - no compiler, a compile error
+            _say(f"compiled scoring core not built ({exc!r}); the pure Python runs")
+            self.extensions = []
+            return
+        native = _native()
+        (HERE / "models" / native.SOURCES_FILE).write_text(json.dumps(native.source_digests(HERE / "models"), indent=1))
+        _say("compiled scoring core built (mypyc)")
+
+
+def _ext_modules() -> list[Extension]:
+    if os.environ.get("CHURNWATCH_PURE") == "1":
+        return []
+    return [Extension(f"{GROUP}__placeholder", sources=[])]  # replaced in MypycBuildExt.run
+
+
+setup(ext_modules=_ext_modules(), cmdclass={"build_ext": MypycBuildExt})

@@ -1,0 +1,127 @@
+"""The compiled scoring core (mypyc, models/_native.py) computes exactly what the pure Python does.
+
+On random histories, batch splits, models and times, the compiled modules this process runs and
+fresh pure-Python copies of the same files (``import_pure``) must give the same state bytes, the
+same alerts (ids, kinds, times, every score bit for bit) and the same scores. Also: the switch
+(``CHURNWATCH_PURE=1``), the stale-build guard, and the doctests of the compiled files (pytest
+cannot collect those where the extension module shadows the file: conftest.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import importlib.machinery
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models import _native
+from models.engine import advance
+from models.events import Event
+from models.model import ChurnModel
+from models.scoring import risk_at, score
+from models.state import DAY_S, UserState
+from tests.test_models_properties import MODEL, histories
+
+PURE = _native.import_pure(["engine", "events", "model", "scoring", "state"])
+TRACKED = ChurnModel(tracked_types=("view", "click", "message", "other"), risk_weights={"inactive:view": 0.4, "share:click": -0.3})
+MODELS = [ChurnModel(), MODEL, TRACKED]
+
+compiled_only = pytest.mark.skipif(_native.active() != "compiled", reason=f"the compiled core does not run here ({_native.why_pure()})")
+
+
+def _pure_model(model: ChurnModel) -> Any:
+    """The same model built from the pure modules' own classes."""
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.init}
+    return PURE["model"].ChurnModel(**fields)
+
+
+def _pure_events(events: list[Event]) -> list[Any]:
+    cls = PURE["events"].Event
+    return [cls(e.user_id, e.ts_ms, e.type, e.event_id, e.amount, e.account_id, e.subscription) for e in events]
+
+
+def _alerts(outcome: Any) -> list[tuple[object, ...]]:
+    """Everything an alert carries, floats as they are (== on floats: bit for bit but for -0.0)."""
+    out = []
+    for a in outcome.alerts:
+        s = a.scores
+        out.append((a.alert_id, a.kind, a.user_id, a.event_time_ms, a.previous_stage, s.health.hex(), s.temperature.hex(),
+                    s.risk.hex(), s.stage, s.segment, s.action, s.reasons))
+    return out
+
+
+def _scores(s: Any) -> tuple[object, ...]:
+    return (s.health.hex(), s.temperature.hex(), s.risk.hex(), s.stage, s.segment, s.action, s.reasons)
+
+
+@compiled_only
+@settings(max_examples=60)
+@given(histories(), st.data(), st.sampled_from(range(len(MODELS))))
+def test_compiled_core_equals_the_pure_python(events: list[Event], data: st.DataObject, which: int) -> None:
+    model = MODELS[which]
+    pmodel, pevents = _pure_model(model), _pure_events(events)
+    cut = data.draw(st.integers(0, len(events)), label="batch split")
+    extra_ms = data.draw(st.integers(0, 90 * DAY_S * 1000), label="reviews after the last event")
+    cut_ms = events[cut - 1].ts_ms + 1 if cut else events[0].ts_ms
+    end_ms = events[-1].ts_ms + 1 + extra_ms
+    pure_advance = PURE["engine"].advance
+    c1, p1 = advance("u", None, events[:cut], cut_ms, model), pure_advance("u", None, pevents[:cut], cut_ms, pmodel)
+    assert c1.state.to_bytes() == p1.state.to_bytes()
+    c2 = advance("u", c1.state, events[cut:], end_ms, model)
+    p2 = pure_advance("u", PURE["state"].UserState.from_bytes(p1.state.to_bytes()), pevents[cut:], end_ms, pmodel)
+    assert c2.state.to_bytes() == p2.state.to_bytes()
+    assert _alerts(c1) + _alerts(c2) == _alerts(p1) + _alerts(p2)
+    assert [a.to_dict() for a in c2.alerts] == [a.to_dict() for a in p2.alerts]
+    assert c2.expire == p2.expire
+    now_s = end_ms // 1000 + data.draw(st.integers(0, 60 * DAY_S), label="scored later")
+    assert _scores(score(c2.state, now_s, model)) == _scores(PURE["scoring"].score(p2.state, now_s, pmodel))
+    assert risk_at(c2.state, now_s, model).hex() == PURE["scoring"].risk_at(p2.state, now_s, pmodel).hex()
+
+
+@compiled_only
+def test_the_pure_copies_are_python_and_the_rest_compiled() -> None:
+    import models.engine
+
+    assert PURE["engine"].__file__.endswith("engine.py") and not models.engine.__file__.endswith(".py")
+    assert PURE["state"].UserState is not UserState  # their own classes: nothing compiled leaks in
+
+
+@pytest.mark.parametrize("name", _native.COMPILED_MODULES)
+def test_doctests_of_the_compiled_files_pass_on_their_pure_python(name: str) -> None:
+    module: ModuleType = _native.import_pure([name])[name]
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+def test_churnwatch_pure_runs_the_python_files() -> None:
+    code = "import models._native as n, models.engine as e, models.state as s; print(n.active(), e.__file__, s.__file__)"
+    env = {**os.environ, _native.PURE_ENV: "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "pure" and out[1].endswith("engine.py") and out[2].endswith("state.py")
+
+
+def test_a_missing_or_stale_build_runs_the_pure_python(tmp_path: Path) -> None:
+    """Never stale compiled code: an edited .py (another source than the build's) runs as Python."""
+    for m in _native.COMPILED_MODULES:
+        shutil.copy(Path(_native.__file__).with_name(f"{m}.py"), tmp_path / f"{m}.py")
+    assert (_native.why_pure(tmp_path, {}) or "").startswith("not built")
+    for m in _native.COMPILED_MODULES:
+        (tmp_path / f"{m}{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"")
+    assert "build record" in (_native.why_pure(tmp_path, {}) or "")
+    (tmp_path / _native.SOURCES_FILE).write_text(json.dumps(_native.source_digests(tmp_path)))
+    assert _native.why_pure(tmp_path, {}) is None
+    assert _native.why_pure(tmp_path, {_native.PURE_ENV: "1"}) == f"{_native.PURE_ENV}=1"
+    with open(tmp_path / "risk.py", "a") as f:
+        f.write("\n# edited\n")
+    assert (_native.why_pure(tmp_path, {}) or "").startswith("stale: risk.py")
