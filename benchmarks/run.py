@@ -29,6 +29,7 @@ import orjson
 
 from benchmarks.ceiling import measure_ceiling
 from benchmarks.observe import flush_sync, load_average
+from models._native import active, why_pure
 from streams.local import start_kafka, start_redis
 
 __all__ = ["main", "SECTIONS", "DEFAULT_SECTIONS", "WORKLOADS", "make_events", "simulated_records"]
@@ -214,6 +215,8 @@ def _section_e2e(ctx: Ctx, workers: int, workload: str = "realistic", profile: b
     topics = make_topics(ctx["kafka"], topic, tag)
     profile_to = Path(ctx["logdir"]) / f"{tag}.pyspy.txt" if profile else None
     rows: dict[str, Any] = {"workload": WORKLOADS[workload], "event_bytes_mean": ctx["event_bytes"][workload]}
+    # The worker inherits this environment and tree, so it runs the same core (CHURNWATCH_PURE=1: pure).
+    rows["scoring_core (models/_native.py)"] = f"{active()} ({why_pure() or 'built'})"
     rows.update(drain(bootstrap=ctx["kafka"], redis_url=ctx["redis"], topics=topics, last_offsets=last, workers=workers,
                       logdir=Path(ctx["logdir"]), service_pids=_services_pids(ctx), profile_to=profile_to))
     rows["ratio_to_ceiling"] = _ratio(rows["events_per_s"], _ceiling(ctx))
