@@ -36,7 +36,9 @@ class MypycBuildExt(build_ext):
     """Replaces the placeholder extension by mypyc's; any failure leaves the pure Python."""
 
     def finalize_options(self) -> None:
-        if self.distribution.ext_modules:  # the placeholder: CHURNWATCH_PURE is not set
+        # pip's metadata steps (egg_info, dist_info) finalize this command too: mypyc only for a build.
+        building = not {"egg_info", "dist_info"}.issuperset(self.distribution.commands)
+        if self.distribution.ext_modules and building:  # the placeholder: CHURNWATCH_PURE is not set
             try:
                 from mypyc.build import mypycify
 

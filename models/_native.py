@@ -16,6 +16,7 @@ same name).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.abc
@@ -27,9 +28,9 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Final, Mapping, Sequence
+from typing import Any, Final, Mapping, Sequence
 
-__all__ = ["COMPILED_MODULES", "PURE_ENV", "SOURCES_FILE", "active", "import_pure", "install", "source_digests", "why_pure"]
+__all__ = ["COMPILED_MODULES", "PURE_ENV", "SOURCES_FILE", "active", "import_pure", "init_args", "install", "source_digests", "why_pure"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,8 @@ def import_pure(names: Sequence[str]) -> dict[str, ModuleType]:
     install()
     assert _finder is not None
     package = sys.modules["models"]
-    saved = {k: v for k, v in sys.modules.items() if k.startswith("models.")}
+    own = __name__  # this module stays: one finder, one decision per process
+    saved = {k: v for k, v in sys.modules.items() if k.startswith("models.") and k != own}
     saved_attrs = {k.split(".", 1)[1]: getattr(package, k.split(".", 1)[1], None) for k in saved}
     was_pure = _finder.pure
     for k in saved:
@@ -126,10 +128,16 @@ def import_pure(names: Sequence[str]) -> dict[str, ModuleType]:
         return {n: importlib.import_module(f"models.{n}") for n in names}
     finally:
         _finder.pure = was_pure
-        for k in [k for k in sys.modules if k.startswith("models.")]:
+        for k in [k for k in sys.modules if k.startswith("models.") and k != own]:
             del sys.modules[k]
         sys.modules.update(saved)
         for attr, mod in saved_attrs.items():
             if mod is not None:
                 setattr(package, attr, mod)
 
+
+def init_args(obj: Any) -> tuple[type, tuple[object, ...]]:
+    """``__reduce__`` of a dataclass whose ``__init__`` is written out for mypyc: pickle (the
+    backtest's ``--jobs`` sends alerts between processes) must rebuild a compiled object by
+    calling the class with its fields, not build an empty one first."""
+    return type(obj), tuple(getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init)

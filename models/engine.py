@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Final, Iterable, Literal
 
+from models._native import init_args
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
@@ -62,6 +63,9 @@ class Alert:
             "reasons": list(s.reasons),
         }
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return init_args(self)  # pickle: a frozen compiled class cannot be filled in after it is built
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -82,6 +86,9 @@ class Outcome:
         self.state = state
         self.alerts = [] if alerts is None else alerts
         self.expire = expire
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return init_args(self)
 
 
 def alert_id(user_id: str, kind: str, detail: str, event_time_ms: int) -> str:

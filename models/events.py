@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Callable, Final, Mapping
 
+from models._native import init_args
 from models.subscription import Subscription
 
 __all__ = ["EVENT_ORDER", "EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP"]
@@ -57,6 +58,9 @@ class Event:
         self.amount = amount
         self.account_id = account_id
         self.subscription = subscription
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return init_args(self)
 
     @property
     def account(self) -> str:

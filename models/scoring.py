@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models._native import init_args
 from models.actions import Action, recommend
 from models.health import health
 from models.lifecycle import stage_of
@@ -40,6 +41,9 @@ class Scores:
     action: Action
     reasons: tuple[str, ...]  # plain words, most important first
     signals: Signals | None = None  # what the scores were computed from (for reports and tests)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return init_args(self)  # pickle: a frozen compiled class cannot be filled in after it is built
 
 
 @dataclass(slots=True)
@@ -74,6 +78,9 @@ class Assessment:
         self.stay_source = stay_source
         self.features = features
         self.leave = leave
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return init_args(self)
 
 
 def assess(st: UserState, now_s: int, model: ChurnModel) -> Assessment:

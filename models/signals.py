@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from models._native import init_args
 from models.bgnbd import summary_from_state
 from models.state import DAY_S, UserState
 
@@ -134,6 +135,9 @@ class Signals:
         self.breadth = breadth
         self.cancelled = cancelled
         self.cancelled_days = cancelled_days
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return init_args(self)
 
 
 def is_cancelled(st: UserState) -> bool:

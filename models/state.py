@@ -24,6 +24,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from models._native import init_args
 from models.events import Event
 from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, PURCHASE, SUBSCRIPTION, Vocabulary
 
@@ -156,6 +157,9 @@ class UserState:
         self.stage = stage
         self.slot_7d = _zeros(DEFAULT_VOCABULARY.n_slots) if slot_7d is None else slot_7d
         self.slot_28d = _zeros(DEFAULT_VOCABULARY.n_slots) if slot_28d is None else slot_28d
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return init_args(self)
 
     @property
     def stage_name(self) -> Stage:

@@ -125,3 +125,14 @@ def test_a_missing_or_stale_build_runs_the_pure_python(tmp_path: Path) -> None:
     with open(tmp_path / "risk.py", "a") as f:
         f.write("\n# edited\n")
     assert (_native.why_pure(tmp_path, {}) or "").startswith("stale: risk.py")
+
+
+def test_outcomes_pickle_both_ways() -> None:
+    """``backtest --jobs`` sends alerts (scores, signals) between processes: compiled classes too."""
+    import pickle
+
+    events = [Event("u", 1_767_225_600_000 + i * DAY_S * 1000, "purchase", f"e{i}", 3.0) for i in range(30)]
+    out = advance("u", None, events, events[-1].ts_ms + 90 * DAY_S * 1000, MODEL)
+    back = pickle.loads(pickle.dumps(out))
+    assert back.state.to_bytes() == out.state.to_bytes() and back.alerts == out.alerts and out.alerts
+    assert pickle.loads(pickle.dumps(events)) == events
