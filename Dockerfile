@@ -24,7 +24,7 @@ WORKDIR /src
 # then the project itself without resolving anything again.
 COPY deploy/constraints.txt deploy/constraints.txt
 RUN /opt/churnwatch/bin/pip install --no-deps -r deploy/constraints.txt
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY models models
 COPY streams streams
 RUN /opt/churnwatch/bin/pip install --no-deps . \

@@ -61,7 +61,13 @@ class MypycBuildExt(build_ext):
             self.extensions = []
             return
         native = _native()
-        (HERE / "models" / native.SOURCES_FILE).write_text(json.dumps(native.source_digests(HERE / "models"), indent=1))
+        record = json.dumps(native.source_digests(HERE / "models"), indent=1)
+        # Beside the extension modules: in the tree (editable install: built in place) and, for a
+        # wheel, in the build directory (build_py copied the package before this step ran).
+        targets = {HERE / "models"} | ({Path(self.build_lib) / "models"} if not self.inplace else set())
+        for target in targets:
+            if target.is_dir():
+                (target / native.SOURCES_FILE).write_text(record)
         _say("compiled scoring core built (mypyc)")
 
 
