@@ -22,7 +22,7 @@ from models._native import import_pure
 from models.engine import Outcome, advance
 from models.events import EVENT_TYPES, Event
 from models.model import ChurnModel
-from models.scoring import assess, risk_at, score
+from models.scoring import risk_at, score
 from models.state import DAY_S, STAGES, UserState, apply_event
 
 T0_MS = 1_767_225_600_000  # 2026-01-01
