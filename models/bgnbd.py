@@ -434,10 +434,11 @@ def summary_from_state(state: UserState, now_s: int, unit_s: float = DAY_S) -> S
     the first purchase.
 
     - ``x``: the paper counts at most one transaction per customer-day (same-day purchases
-      collapse). The state keeps only the purchase count, not the distinct days, so ``x`` is
-      ``n_purchases - 1`` capped at the number of UTC day boundaries between the first and last
-      purchase (the most distinct later days there can be). All purchases on one day -> x = 0,
-      as in the paper; several purchases on some days and not others -> x may still overstate.
+      collapse), and so does the state: ``n_purchases`` is the number of distinct UTC days with
+      a purchase (models.state), so ``x = n_purchases - 1``. It is still capped at the number of
+      UTC day boundaries between the first and last purchase, which a state of this version
+      never exceeds but a format-3 record written before purchase days were counted (a count
+      of purchases) may.
     - ``t_x = last_purchase_s - first_purchase_s``; ``T = now_s - first_purchase_s``, raised to
       ``t_x`` if a review runs before the last purchase time (late events).
 

@@ -9,7 +9,7 @@ lists; the stream only bisects them (a few hundred nanoseconds, no numpy on the 
 The three measures of a purchaser at event time ``now_s`` (from models.state.UserState):
 
 - recency: days since the last purchase (``rfm_recency_days``; fewer days -> higher score),
-- frequency: number of purchases (``rfm_frequency``),
+- frequency: distinct days with a purchase (``rfm_frequency``; two orders on one day are one visit to the shop),
 - monetary: total purchase value (``rfm_monetary``).
 
 Users who never purchased have no RFM scores and no segment (None), and so does everyone

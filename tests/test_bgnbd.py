@@ -23,7 +23,10 @@ from scipy import special
 
 from models import bgnbd
 from models.bgnbd import BgNbdParams, Summary
+from models.events import Event
+from models.model import ChurnModel
 from models.state import DAY_S, UserState
+from streams.offline import train
 
 DATA = Path(__file__).with_name("data") / "CDNOW_sample.txt"
 CALIBRATION_END = dt.date(1997, 9, 30)
@@ -35,6 +38,7 @@ PUBLISHED_LL = -9582.4
 
 
 class Cohort(NamedTuple):
+    customers: list[str]
     x: np.ndarray
     t_x: np.ndarray
     T: np.ndarray
@@ -57,7 +61,7 @@ def _load_cdnow() -> Cohort:
         t_x.append((last - first).days / 7.0)
         T.append((CALIBRATION_END - first).days / 7.0)
         holdout.append(sum(1 for d in purchase_days if d > CALIBRATION_END))
-    return Cohort(np.array(x, dtype=float), np.array(t_x), np.array(T), np.array(holdout, dtype=float))
+    return Cohort(list(days), np.array(x, dtype=float), np.array(t_x), np.array(T), np.array(holdout, dtype=float))
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +151,64 @@ def test_p_alive_ranks_cdnow_holdout_buyers(cdnow: Cohort, cdnow_fit: bgnbd.FitR
     gone = alive[repeaters & (cdnow.holdout == 0)]
     auc = (np.sum(back[:, None] > gone[None, :]) + 0.5 * np.sum(back[:, None] == gone[None, :])) / (back.size * gone.size)
     assert auc > 0.65
+
+
+# --------------------------------------------------------------------------------------------
+# CDNOW through the engine and `churnwatch train`'s population fit
+
+
+def _cdnow_calibration_events() -> list[Event]:
+    """Every transaction of the calibration period as a purchase event at midnight UTC of its
+    day, as benchmarks/populations.py feeds the sample to ``churnwatch train``."""
+    out = []
+    for lineno, line in enumerate(DATA.read_text(encoding="ascii").splitlines()):
+        if not line.strip():
+            continue
+        customer, _sample_id, date, _cds, dollars = line.split()
+        day = dt.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
+        if day <= CALIBRATION_END:
+            ts_ms = (day - dt.date(1970, 1, 1)).days * DAY_S * 1000
+            out.append(Event(customer, ts_ms, "purchase", f"t{lineno}", float(dollars)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cdnow_states() -> tuple[dict[str, UserState], int]:
+    """Every customer's state at the end of calibration, from ``train``'s own replay (all
+    purchases through ``models.engine.advance``); train's end is the last event time, which in
+    this sample is 1997-09-30 (the paper's T is counted to that date too)."""
+    events = _cdnow_calibration_events()
+    end_ms = max(ev.ts_ms for ev in events)
+    assert dt.date(1970, 1, 1) + dt.timedelta(days=end_ms // 1000 // DAY_S) == CALIBRATION_END
+    per_user: dict[str, list[Event]] = {}
+    for ev in sorted(events, key=lambda e: (e.ts_ms, e.event_id)):
+        per_user.setdefault(ev.user_id, []).append(ev)
+    return train.end_states(per_user, end_ms, ChurnModel()), end_ms // 1000
+
+
+def test_engine_state_gives_the_papers_cdnow_summaries(cdnow: Cohort, cdnow_states: tuple[dict[str, UserState], int]) -> None:
+    """Same-day transactions are one repeat purchase period: the state's (x, t_x, T) in weeks is
+    the paper's for every customer (CDNOW has 177 customer-days with several transactions)."""
+    states, end_s = cdnow_states
+    got = {c: bgnbd.summary_from_state(states[c], end_s, unit_s=7 * DAY_S) for c in cdnow.customers}
+    assert all(s is not None for s in got.values())
+    assert np.array_equal(np.array([got[c].x for c in cdnow.customers]), cdnow.x)  # type: ignore[union-attr]
+    np.testing.assert_allclose([got[c].t_x for c in cdnow.customers], cdnow.t_x, atol=1e-9)  # type: ignore[union-attr]
+    np.testing.assert_allclose([got[c].T for c in cdnow.customers], cdnow.T, atol=1e-9)  # type: ignore[union-attr]
+
+
+def test_train_population_fit_recovers_published_estimates(cdnow_states: tuple[dict[str, UserState], int]) -> None:
+    """``churnwatch train``'s purchase BG/NBD (days) on the calibration period is the paper's
+    fit: r, alpha (weeks), a, b within 0.001 of the published values (their last digit), and the
+    log-likelihood the paper's -9582.4 less the change of unit (x ln 7 per repeat purchase)."""
+    states, end_s = cdnow_states
+    _, params, report = train.fit_population(states, end_s, ChurnModel())
+    assert params is not None and report["purchase_bgnbd"]["converged"]
+    fitted = BgNbdParams.from_mapping(params).in_time_unit(1 / 7.0)
+    for name, published in PUBLISHED.items():
+        assert getattr(fitted, name) == pytest.approx(published, abs=1e-3), name
+    repeat = sum(bgnbd.summary_from_state(st_, end_s).x for st_ in states.values())  # type: ignore[union-attr]
+    assert report["purchase_bgnbd"]["log_likelihood"] == pytest.approx(PUBLISHED_LL - repeat * math.log(7.0), abs=0.1)
 
 
 # --------------------------------------------------------------------------------------------

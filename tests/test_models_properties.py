@@ -233,6 +233,47 @@ def test_copy_is_equal_and_independent(events: list[Event]) -> None:
     assert twin != state
 
 
+@st.composite
+def purchase_times(draw: st.DrawFn) -> list[int]:
+    """Purchase times (s): a few days of a 40-day span, often several purchases on one day."""
+    days = draw(st.lists(st.integers(0, 40), min_size=1, max_size=8))
+    return [T0_MS // 1000 + d * DAY_S + draw(st.integers(0, DAY_S - 1)) for d in days for _ in range(draw(st.integers(1, 4)))]
+
+
+def _purchase(ts_s: int, i: int) -> Event:
+    return Event("u", ts_s * 1000, "purchase", f"p{i:03d}", 10.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(purchase_times(), st.randoms(use_true_random=False))
+def test_purchases_count_distinct_utc_days_and_never_twice(times: list[int], rnd: random.Random) -> None:
+    """In event order ``n_purchases`` is the number of distinct UTC purchase days (BG/NBD's
+    repeat purchase periods). In any order (late events of an earlier batch) it stays between 1
+    and that number, is 1 exactly when first and last purchase share a day, and applying every
+    purchase again (a redelivery, a duplicate) changes nothing."""
+    events = [_purchase(t, i) for i, t in enumerate(times)]
+    exact = {t // DAY_S for t in times}
+    in_order = UserState()
+    for ev in sorted(events, key=lambda e: (e.ts_ms, e.event_id)):
+        apply_event(in_order, ev)
+    assert in_order.n_purchases == len(exact)
+    assert (in_order.first_purchase_s, in_order.last_purchase_s) == (min(times), max(times))
+    shuffled = events[:]
+    rnd.shuffle(shuffled)
+    any_order = UserState()
+    for ev in shuffled:
+        apply_event(any_order, ev)
+    n = any_order.n_purchases
+    assert (any_order.first_purchase_s, any_order.last_purchase_s) == (min(times), max(times))
+    assert 1 <= n <= len(exact)
+    assert (n == 1) == (len(exact) == 1)
+    for state in (in_order, any_order):
+        before = state.n_purchases
+        for ev in shuffled:
+            apply_event(state, ev)
+        assert state.n_purchases == before
+
+
 def test_format_1_records_are_still_read() -> None:
     """Records written before the recent-interval field (114 bytes) load, with the lifetime
     average interval standing in for the recent one."""

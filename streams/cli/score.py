@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for reason in s.reasons:
         print(f"  - {reason}")
     print(f"  first seen {d['first_seen']}, last seen {d['last_seen']}, {d['events']} events on {d['active_days']} days"
-          + (f", {d['purchases']} purchases worth {d['revenue']:,.2f}" if d["purchases"] else ""))
+          + (f", bought on {d['purchases']} days for {d['revenue']:,.2f}" if d["purchases"] else ""))
     if d["at_risk_since"]:
         print(f"  at risk since {d['at_risk_since']}")
     return 0

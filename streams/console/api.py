@@ -210,7 +210,7 @@ def openapi() -> dict[str, Any]:
         "user_id": _STR, "as_of": _STR, "risk": _NUM, "health": _NUM, "temperature": _NUM, "stage": {"enum": list(STAGES)},
         "segment": {"type": ["string", "null"]}, "action": {"enum": list(ACTIONS)}, "reasons": {"type": "array", "items": _STR},
         "first_seen": _NSTR, "last_seen": _NSTR, "events": {"type": "integer"}, "active_days": {"type": "integer"},
-        "purchases": {"type": "integer"}, "revenue": _NUM, "at_risk_since": _NSTR,
+        "purchases": {"type": "integer", "description": "distinct UTC days with a purchase"}, "revenue": _NUM, "at_risk_since": _NSTR,
         "activity_28d": _obj({"view": _NUM, "click": _NUM, "message": _NUM, "all": _NUM}),
         "history": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
         "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
