@@ -255,8 +255,10 @@ def test_scalar_path_equals_vectorised(params: BgNbdParams, history: tuple[float
     vector = bgnbd.expected_purchases(params, np.array([t, t]), *arr)
     assert math.isfinite(scalar)
     assert scalar == pytest.approx(float(vector[1]), rel=1e-9, abs=1e-12)
+    # abs 1e-12 purchases, as above: near t = 0 both paths are ~1e-14 and differ by cancellation
+    # (hypothesis found 2.60e-14 against 2.40e-14).
     assert bgnbd.expected_purchases_new(params, t) == pytest.approx(
-        float(bgnbd.expected_purchases_new(params, np.array([t]))[0]), rel=1e-12, abs=1e-15
+        float(bgnbd.expected_purchases_new(params, np.array([t]))[0]), rel=1e-12, abs=1e-12
     )
 
 
