@@ -294,13 +294,18 @@ class BucketPlan:
 
 
 def plan_reads(
-    users: Mapping[str, UserBatch], sweep: Mapping[int, Mapping[int, int]], last_offset: Mapping[int, int], buckets: int, groups: int
+    users: Mapping[str, UserBatch], sweep: Mapping[int, Mapping[int, int]], buckets: int, groups: int
 ) -> list[BucketPlan]:
-    """One read per bucket touched: the batch's users, the due sweeps, and in every bucket read the
-    offset of every partition with records (each gets its offset fenced by the write).
+    """One read per bucket touched: the batch's users, the due sweeps, and in each bucket the offsets
+    of the partitions whose users it holds in this cycle (with events or due), which its write fences.
 
-    >>> [(bp.bucket, bp.parts, bp.users) for bp in plan_reads({"u1": UserBatch(0)}, {3: {1: 99}}, {0: 7}, 64, 256)]
-    [(54, {0: None}, [(125, 'u1')]), (3, {1: 99, 0: None}, [])]
+    Only those: a bucket's offset of p is the replay fence of p's events in that bucket, so it must
+    move when the bucket applies p's events, and a write is fenced on every partition it writes
+    users of; fencing every partition with records in every bucket read (as before) cost a read,
+    a compare, a write and a token per bucket and partition on each cycle, whatever its size.
+
+    >>> [(bp.bucket, bp.parts, bp.users) for bp in plan_reads({"u1": UserBatch(0)}, {3: {1: 99}}, 64, 256)]
+    [(54, {0: None}, [(125, 'u1')]), (3, {1: 99}, [])]
     """
     plans: dict[int, BucketPlan] = {}
     for uid, ub in users.items():
@@ -315,9 +320,6 @@ def plan_reads(
         if plan is None:
             plan = plans[b] = BucketPlan(b)
         plan.parts.update(due_parts)
-    for p in last_offset:
-        for plan in plans.values():
-            plan.parts.setdefault(p, None)
     return list(plans.values())
 
 

@@ -184,7 +184,7 @@ class Pipeline:
         if not decoded.last_offset and not sweep and not ticks:
             result.idle = True
             return result
-        plans = plan_reads(decoded.users, sweep, decoded.last_offset, store.buckets, store.groups)
+        plans = plan_reads(decoded.users, sweep, store.buckets, store.groups)
         result.buckets = len(plans)
         replies = await self._retry_redis("read", store.read, [plan.read(topic) for plan in plans])
         timer.mark("read")
