@@ -156,6 +156,60 @@ def _script(name: str) -> str:
     return resources.files("streams.worker").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+#: Scripts written for one bucket and run through the ``lua/buckets.lua`` driver (several buckets a call).
+_PER_BUCKET = ("read_batch", "write_batch", "read_accounts", "write_accounts")
+#: Shared Lua put in front of a script when it is loaded (Lua scripts cannot import).
+_PRELUDES = {"write_batch": ("fence",), "write_accounts": ("fence",)}
+#: A call of a per-bucket script carries buckets until it holds about this many users or accounts:
+#: a small cycle is one call, a full 10k batch about ten (one script blocks Redis while it runs).
+BUCKET_CALL_ITEMS = 1_000
+
+
+def _script_source(name: str) -> str:
+    """The text loaded for script ``name``: its preludes, then the file, wrapped as the function
+    ``bucket`` with the driver after it when it is a per-bucket script."""
+    prelude = "".join(_script(f"{p}.lua") + "\n" for p in _PRELUDES.get(name, ()))
+    body = _script(f"{name}.lua")
+    if name not in _PER_BUCKET:
+        return prelude + body
+    return f"{prelude}local function bucket(KEYS, ARGV)\n{body}\nend\n{_script('buckets.lua')}"
+
+
+@dataclass(slots=True)
+class _BucketCall:
+    """One bucket's keys and arguments for a per-bucket script; ``items`` sizes the calls."""
+
+    keys: list[str]
+    args: list[Any]
+    items: int
+
+
+def _bucket_calls(calls: Sequence[_BucketCall], one_per_call: bool) -> list[tuple[list[str], list[Any]]]:
+    """Group buckets into driver calls: ``(keys, args)`` with the shape JSON first in ``args``.
+
+    >>> _bucket_calls([_BucketCall(["k1"], ["a"], 600), _BucketCall(["k2"], ["b", "c"], 600)], False)
+    [(['k1'], [b'[[1,1]]', 'a']), (['k2'], [b'[[1,2]]', 'b', 'c'])]
+    >>> _bucket_calls([_BucketCall(["k1"], ["a"], 1), _BucketCall(["k2"], ["b", "c"], 1)], False)
+    [(['k1', 'k2'], [b'[[1,1],[1,2]]', 'a', 'b', 'c'])]
+    """
+    out: list[tuple[list[str], list[Any]]] = []
+    shape: list[tuple[int, int]] = []
+    keys: list[str] = []
+    args: list[Any] = []
+    items = 0
+    for call in calls:
+        if shape and (one_per_call or items + call.items > BUCKET_CALL_ITEMS):
+            out.append((keys, [orjson.dumps(shape), *args]))
+            shape, keys, args, items = [], [], [], 0
+        shape.append((len(call.keys), len(call.args)))
+        keys += call.keys
+        args += call.args
+        items += call.items
+    if shape:
+        out.append((keys, [orjson.dumps(shape), *args]))
+    return out
+
+
 @dataclass(slots=True)
 class BucketRead:
     """What one cycle needs from bucket ``bucket``: offsets (+ due users) per partition, user states."""
@@ -321,7 +375,7 @@ class Store:
             socket_connect_timeout=3.0,
             health_check_interval=30,
         )
-        self._sources = {name: _script(f"{name}.lua")
+        self._sources = {name: _script_source(name)
                          for name in ("read_batch", "write_batch", "progress", "history", "alert_log", "read_accounts",
                                       "write_accounts")}
         self._sha: dict[str, str] = {}
@@ -521,24 +575,36 @@ class Store:
 
     # -- the worker cycle ---------------------------------------------------------------------
 
-    async def read(self, reads: Sequence[BucketRead]) -> list[BucketReadResult]:
-        """Offsets, states and due users of every bucket the cycle touches: one round trip."""
-        if not reads:
-            return []
-        sha = self._sha["read_batch"]
-        keys = self.keys
-        due_limit = str(self.due_limit)
-        dumps = orjson.dumps
+    async def _run_buckets(self, op: str, name: str, calls: Sequence[_BucketCall],
+                           extra: Callable[[Any], object] | None = None) -> tuple[list[Any], list[Any]]:
+        """Run per-bucket script ``name`` for every bucket of ``calls`` in one round trip (several
+        buckets per call on one Redis, one per call on a cluster); ``extra`` queues more commands
+        after them in the same pipeline. Returns (one reply per bucket, the extra replies)."""
+        sha = self._sha[name]
+        grouped = _bucket_calls(calls, one_per_call=self.cluster)
 
         # execute_command("EVALSHA", ...) is what pipe.evalsha sends, byte for byte; ClusterPipeline
         # blocks the evalsha name only (see the module docstring), so both paths spell it this way.
         def build(pipe: Any) -> None:  # a Pipeline, or _Calls on a cluster
-            for r in reads:
-                parts = dumps([(fld, "" if due is None else due) for fld, due in r.parts])
-                users = dumps([x for pair in r.users for x in pair])
-                pipe.execute_command("EVALSHA", sha, 1, keys.offsets(r.bucket), keys.tag(r.bucket), due_limit, parts, users)
+            for keys, args in grouped:
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            if extra is not None:
+                extra(pipe)
 
-        replies = await self._run("read", build)
+        replies = await self._run(op, build)
+        return [r for reply in replies[:len(grouped)] for r in reply], replies[len(grouped):]
+
+    async def read(self, reads: Sequence[BucketRead]) -> list[BucketReadResult]:
+        """Offsets, states and due users of every bucket the cycle touches: one round trip."""
+        if not reads:
+            return []
+        keys, dumps, due_limit = self.keys, orjson.dumps, str(self.due_limit)
+        calls = [_BucketCall([keys.offsets(r.bucket)],
+                             [keys.tag(r.bucket), due_limit, dumps([(fld, "" if due is None else due) for fld, due in r.parts]),
+                              dumps([x for pair in r.users for x in pair])],
+                             len(r.users) + 1)
+                 for r in reads]
+        replies, _ = await self._run_buckets("read", "read_batch", calls)
         out: list[BucketReadResult] = []
         for raw in replies:
             offsets_raw, blobs, dues_raw, nexts_raw, marker = raw
@@ -562,37 +628,31 @@ class Store:
         """
         if not writes:
             return []
-        sha = self._sha["write_batch"]
+        keys, dumps, inc = self.keys, orjson.dumps, self.incarnation
+        calls = []
+        for w in writes:
+            b = w.bucket
+            states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk,
+                             reach_score(s.reach)) for s in w.states])
+            stats = dumps([(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v])
+            calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
+                                     [keys.tag(b), token, inc, dumps(w.parts), states, stats,
+                                      *(b"" if s.blob is None else s.blob for s in w.states)],
+                                     len(w.states) + 1))
         hist_sha = self._sha.get("history")  # console score history (only used when a write carries points)
-        keys = self.keys
-        dumps = orjson.dumps
-        inc = self.incarnation
-
-        def build(pipe: Any) -> None:  # a Pipeline, or _Calls on a cluster
-            for w in writes:
-                b = w.bucket
-                states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk,
-                                 reach_score(s.reach)) for s in w.states])
-                stats = dumps(
-                    [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
-                )
-                blobs = [b"" if s.blob is None else s.blob for s in w.states]
-                pipe.execute_command(
-                    "EVALSHA", sha, 3, keys.offsets(b), keys.stats(b), keys.risk(b), keys.tag(b), token, inc, dumps(w.parts),
-                    states, stats, *blobs,
-                )
-                if w.history and w.parts:  # console score history: applied only if the write above was
-                    points = [x for g, uid, point in w.history for x in (g, uid, point)]
-                    pipe.execute_command("EVALSHA", hist_sha, 1, keys.offsets(b), keys.tag(b), token, w.parts[0][0],
-                                         HISTORY_WEEKS, *points)
-                if w.alerts and w.parts and alert_log:  # console alert lists: likewise
-                    pipe.execute_command("EVALSHA", self._sha["alert_log"], 1, keys.offsets(b), keys.tag(b), token,
-                                         w.parts[0][0], ALERT_LOG_CAP, *(x for quad in w.alerts for x in quad))
-
         alert_log = self.settings.alert_log
-        replies = await self._run("write", build)
-        if any((w.history or (w.alerts and alert_log)) and w.parts for w in writes):
-            replies = [r for r in replies if not isinstance(r, int)]  # history.lua and alert_log.lua answer a count
+
+        def console(pipe: Any) -> None:  # history points, alert lists: applied only if the bucket's write was (token)
+            for w in writes:
+                if w.history and w.parts:
+                    points = [x for g, uid, point in w.history for x in (g, uid, point)]
+                    pipe.execute_command("EVALSHA", hist_sha, 1, keys.offsets(w.bucket), keys.tag(w.bucket), token,
+                                         w.parts[0][0], HISTORY_WEEKS, *points)
+                if w.alerts and w.parts and alert_log:  # console alert lists: likewise
+                    pipe.execute_command("EVALSHA", self._sha["alert_log"], 1, keys.offsets(w.bucket), keys.tag(w.bucket),
+                                         token, w.parts[0][0], ALERT_LOG_CAP, *(x for quad in w.alerts for x in quad))
+
+        replies, _ = await self._run_buckets("write", "write_batch", calls, console)
         fenced: list[Fenced] = []
         for w, reply in zip(writes, replies):
             if int(reply[0]) == 3:
@@ -608,16 +668,13 @@ class Store:
 
         if not reads:
             return []
-        sha, keys = self._sha["read_accounts"], self.keys
-
-        def build(pipe: Any) -> None:
-            for r in reads:
-                b = r.bucket
-                pipe.execute_command("EVALSHA", sha, 3, keys.offsets(b), keys.accounts(b), keys.account_extras(b),
-                                     keys.tag(b), len(r.fields), *r.fields, *r.accounts)
-
+        keys = self.keys
+        calls = [_BucketCall([keys.offsets(r.bucket), keys.accounts(r.bucket), keys.account_extras(r.bucket)],
+                             [keys.tag(r.bucket), len(r.fields), *r.fields, *r.accounts], len(r.accounts) + 1)
+                 for r in reads]
+        replies, _ = await self._run_buckets("read_accounts", "read_accounts", calls)
         out = []
-        for offsets, blobs, extras, members in await self._run("read_accounts", build):
+        for offsets, blobs, extras, members in replies:
             out.append(AccountReadResult([_s(o) for o in offsets], [b or None for b in blobs], [e or None for e in extras],
                                          [dict(zip(m[::2], m[1::2])) for m in members]))
         return out
@@ -629,28 +686,27 @@ class Store:
 
         if not writes:
             return []
-        sha, keys, dumps = self._sha["write_accounts"], self.keys, orjson.dumps
-
-        def build(pipe: Any) -> None:
-            for w in writes:
-                b = w.bucket
-                counters = [(4 + i, fld, delta) for i, name in enumerate(COUNTER_SETS)
-                            for fld, delta in w.counters.get(name, {}).items()]
-                accounts, blobs = [], []
-                for account in {**w.states, **w.extras, **w.members}:
-                    members = w.members.get(account, {})
-                    state = w.states.get(account)
-                    extras = w.extras.get(account, b"")
-                    accounts.append((account, 0 if state is None else 1, extras.decode(), len(members)))
-                    if state is not None:
-                        blobs.append(state)
-                    for k, v in members.items():
-                        blobs += (k, v)
-                pipe.execute_command("EVALSHA", sha, 3 + len(COUNTER_SETS), keys.offsets(b), keys.accounts(b), keys.account_extras(b),
-                                     *(keys.revenue(b, name) for name in COUNTER_SETS), keys.tag(b), token, dumps(w.parts),
-                                     dumps(counters), dumps(accounts), *blobs)
-
-        replies = await self._run("write_accounts", build)
+        keys, dumps = self.keys, orjson.dumps
+        calls = []
+        for w in writes:
+            b = w.bucket
+            counters = [(4 + i, fld, delta) for i, name in enumerate(COUNTER_SETS)
+                        for fld, delta in w.counters.get(name, {}).items()]
+            accounts, blobs = [], []
+            for account in {**w.states, **w.extras, **w.members}:
+                members = w.members.get(account, {})
+                state = w.states.get(account)
+                extras = w.extras.get(account, b"")
+                accounts.append((account, 0 if state is None else 1, extras.decode(), len(members)))
+                if state is not None:
+                    blobs.append(state)
+                for k, v in members.items():
+                    blobs += (k, v)
+            calls.append(_BucketCall([keys.offsets(b), keys.accounts(b), keys.account_extras(b),
+                                      *(keys.revenue(b, name) for name in COUNTER_SETS)],
+                                     [keys.tag(b), token, dumps(w.parts), dumps(counters), dumps(accounts), *blobs],
+                                     len(accounts) + 1))
+        replies, _ = await self._run_buckets("write_accounts", "write_accounts", calls)
         return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
 
     async def due_accounts(self, topic: str, until_s: dict[int, int], limit: int) -> dict[int, tuple[list[tuple[str, int]], int | None]]:

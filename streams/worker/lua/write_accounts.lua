@@ -3,6 +3,7 @@
 -- Exactly-once: written only if every field still holds what the read returned (else another
 -- worker owns the partition now: "fenced"); a retry of a write whose reply was lost is recognised
 -- by its token (kept per field, "<field>|token") and not applied twice (the counters are deltas).
+-- fence_retried / fence_check / fence_mark come from fence.lua, loaded in front of this file.
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:acct   KEYS[3] = <prefix>:{b}:ax
 -- KEYS[4], KEYS[5], KEYS[6], KEYS[7] = <prefix>:{b}:rev:day, :rev:week, :rev:month, :rev:cohort
@@ -14,21 +15,12 @@
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
 local tag, token = ARGV[1], ARGV[2]
 local parts = cjson.decode(ARGV[3])
-local done = #parts > 0
-for p = 1, #parts do
-  if redis.call('HGET', KEYS[1], parts[p][1] .. '|token') ~= token then
-    done = false
-    break
-  end
-end
-if done then
+if fence_retried(KEYS[1], parts, token) then
   return { 2 }
 end
-for p = 1, #parts do
-  local actual = redis.call('HGET', KEYS[1], parts[p][1]) or ''
-  if actual ~= parts[p][2] then
-    return { 0, parts[p][1], actual }
-  end
+local fenced = fence_check(KEYS[1], parts)
+if fenced then
+  return fenced
 end
 local accounts = cjson.decode(ARGV[5])
 local at = 6
@@ -53,8 +45,5 @@ for c = 1, #counters do
     redis.call('HDEL', key, field)  -- a retraction back to zero takes no room
   end
 end
-for p = 1, #parts do
-  redis.call('HSET', KEYS[1], parts[p][1], parts[p][3])
-  redis.call('HSET', KEYS[1], parts[p][1] .. '|token', token)
-end
+fence_mark(KEYS[1], parts, token)
 return { 1 }

@@ -4,6 +4,7 @@
 -- write whose reply was lost is recognised by its token and not applied twice (stats are deltas).
 -- The token is kept per partition ("<topic>:<p>|token"): only the partition's owner writes it, so
 -- another worker (or lane) writing the same bucket for other partitions cannot overwrite it.
+-- fence_retried / fence_check / fence_mark come from fence.lua, loaded in front of this file.
 --
 -- The bucket's incarnation marker (field "|inc" of the off hash, set when the store is
 -- initialised) must be the worker's: if Redis lost its data the marker is gone and nothing is
@@ -26,26 +27,12 @@ if marker ~= ARGV[3] then
   return { 3, marker }
 end
 local parts = cjson.decode(ARGV[4])
-local done = #parts > 0
-for p = 1, #parts do
-  if redis.call('HGET', KEYS[1], parts[p][1] .. '|token') ~= token then
-    done = false
-    break
-  end
-end
-if done then
+if fence_retried(KEYS[1], parts, token) then
   return { 2 }
 end
-for p = 1, #parts do
-  local actual = redis.call('HGET', KEYS[1], parts[p][1]) or ''
-  if actual ~= parts[p][2] then
-    return { 0, parts[p][1], actual }
-  end
-end
-for p = 1, #parts do
-  if parts[p][3] ~= '' then
-    redis.call('HSET', KEYS[1], parts[p][1], parts[p][3])
-  end
+local fenced = fence_check(KEYS[1], parts)
+if fenced then
+  return fenced
 end
 local states = cjson.decode(ARGV[5])
 for s = 1, #states do
@@ -91,7 +78,5 @@ for s = 1, #stats do
     redis.call('HDEL', KEYS[2], field)
   end
 end
-for p = 1, #parts do
-  redis.call('HSET', KEYS[1], parts[p][1] .. '|token', token)
-end
+fence_mark(KEYS[1], parts, token)
 return { 1 }
