@@ -11,6 +11,7 @@ import redis as redis_lib
 from models.engine import Alert
 from models.scoring import Scores
 from models.state import STAGES, UserState
+from streams.worker import store as store_mod
 from streams.worker.keys import Keys, due_member, locate
 from streams.settings import Settings
 from streams.worker.store import (
@@ -128,6 +129,37 @@ def test_a_retried_sweep_write_is_applied_once_though_another_partition_wrote_th
 
     stats = with_store(redis_url, scenario)
     assert stats["stage:dormant"] == 1 and stats["users"] == 1
+
+
+@pytest.mark.parametrize("items_per_call", [1, 1_000])
+def test_buckets_in_one_call_or_many_are_each_fenced_and_applied_alone(redis_url: str, items_per_call: int,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """lua/buckets.lua runs the per-bucket script for several buckets in one call: a fenced bucket
+    refuses only its own write, whether the buckets share a call or not."""
+    monkeypatch.setattr(store_mod, "BUCKET_CALL_ITEMS", items_per_call)
+    users = {}
+    for i in range(200):  # one user per bucket
+        users.setdefault(locate(f"user-{i}", 4, 8)[0], f"user-{i}")
+
+    def writes(expected: str, new: str, fenced_bucket: int = -1) -> list[BucketWrite]:
+        out = []
+        for b, user in sorted(users.items()):
+            g = locate(user, 4, 8)[1]
+            exp = "999" if b == fenced_bucket else expected
+            out.append(BucketWrite(b, [(FIELD, exp, new)], [StateWrite(g, user, _state(T0 + int(new)).to_bytes(), FIELD, 0, None)]))
+        return out
+
+    async def scenario(store: Store) -> tuple[Any, Any, Any]:
+        assert await store.write(writes("", "1"), "t1") == []
+        fenced = await store.write(writes("1", "2", fenced_bucket=2), "t2")
+        reads = await store.read([BucketRead(b, [(FIELD, None)], [(locate(u, 4, 8)[1], u)]) for b, u in sorted(users.items())])
+        return fenced, reads, {u: await store.load_user(u) for u in users.values()}
+
+    fenced, reads, loaded = with_store(redis_url, scenario)
+    assert [(f.bucket, f.actual) for f in fenced] == [(2, "1")]
+    assert [r.offsets for r in reads] == [["2"], ["2"], ["1"], ["2"]]
+    assert [r.blobs[0] == loaded[users[b]].to_bytes() for b, r in enumerate(reads)] == [True] * 4
+    assert [loaded[users[b]].last_seen_s - T0 for b in range(4)] == [2, 2, 1, 2]
 
 
 def test_progress_only_increases(redis_url: str) -> None:

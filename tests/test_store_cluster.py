@@ -96,8 +96,9 @@ def _script_keys(call: tuple[Any, ...], keys: Keys, bucket: int) -> list[str]:
     """Every key one recorded EVALSHA call touches: its KEYS plus those the script derives from the tag."""
     numkeys = int(call[2])
     declared = [str(k) for k in call[3 : 3 + numkeys]]
-    tag = str(call[3 + numkeys])
-    assert tag == keys.tag(bucket), "the first argument after KEYS is the bucket's tag"
+    assert call[4 + numkeys : 6 + numkeys] == ("", ""), "on a cluster the driver's arguments are plain, not packed"
+    tag = str(call[6 + numkeys])
+    assert tag == keys.tag(bucket), "the bucket's first argument (after the driver's three) is its tag"
     derived = [tag + suffix for g in range(GROUPS) for suffix in (f":u:{g}", f":r:{g}")]
     derived += [keys.due(bucket, test_store.TOPIC, p) for p in range(8)]
     return declared + derived
@@ -121,7 +122,8 @@ def test_every_key_of_a_script_call_shares_one_slot(users: list[str]) -> None:
 
         async def record(build: Any, _calls: _Calls = calls) -> list[Any]:
             build(_calls)
-            return [[[], [], [], [], b""] if op == "read" else [1]] * len(_calls)  # read: + the incarnation marker
+            # one bucket per call, each call's reply a list of bucket replies (lua/buckets.lua)
+            return [[[[], [], [], [], b""] if op == "read" else [1]]] * len(_calls)  # read: + the incarnation marker
 
         store._run = lambda _op, build: record(build)  # type: ignore[method-assign]
         asyncio.run(store.read(jobs) if op == "read" else store.write(jobs, "t"))  # type: ignore[arg-type]

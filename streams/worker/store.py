@@ -2,14 +2,19 @@
 
 Key layout and the effectively-once rules are in docs/ARCHITECTURE.md; the scripts are the
 ``lua/*.lua`` files next to this module, loaded once with SCRIPT LOAD and run with EVALSHA.
-A worker cycle costs three round trips whatever its size: one pipeline of ``read_batch`` calls
-(one per bucket touched), one pipeline of ``write_batch`` calls, one ``progress`` call.
+A worker cycle costs three round trips whatever its size: the reads of every bucket touched, the
+writes, the progress. The per-bucket scripts (``read_batch``, ``write_batch``, ``read_accounts``,
+``write_accounts``) are each written for one bucket and loaded behind ``lua/buckets.lua``, a
+driver that runs them bucket after bucket in one call: on a single Redis one call carries the
+buckets of about ``BUCKET_CALL_ITEMS`` users, keys and arguments packed in one string (a cycle of
+a few hundred records is one call, not 64, and redis-py packs 3 arguments, not ~1,000). The
+fenced writes share ``lua/fence.lua`` (the offset fence and retry token), loaded in front of them.
 
 Failures: this module raises; the caller (``streams.worker.pipeline``) retries with back-off. A script
 missing after a Redis restart (NOSCRIPT) is reloaded and the round trip repeated once here.
 
 Redis Cluster (``settings.redis_cluster``, ``REDIS_URL`` = any one node): every script call touches
-one hash tag ``{b}`` (one slot) and progress/meta are single keys, so each call has one owner node.
+one hash tag ``{b}`` (one slot: the driver gets one bucket a call, its keys declared) and progress/meta are single keys, so each call has one owner node.
 redis-py's ClusterPipeline refuses ``pipe.evalsha`` by name, but queued as a plain EVALSHA command
 it is routed by its first key's slot like any keyed command: the pipeline sends one batch per
 primary, concurrently, and re-sends calls answered MOVED/ASK/TRYAGAIN one by one (redis-py 8.1,
@@ -184,30 +189,50 @@ class _BucketCall:
     items: int
 
 
-def _bucket_calls(calls: Sequence[_BucketCall], one_per_call: bool) -> list[tuple[list[str], list[Any]]]:
-    """Group buckets into driver calls: ``(keys, args)`` with the shape JSON first in ``args``.
+def _bucket_calls(calls: Sequence[_BucketCall], packed: bool) -> list[tuple[list[str], list[Any]]]:
+    """Group buckets into driver calls (``lua/buckets.lua``): ``(keys, args)`` of each EVALSHA.
 
-    >>> _bucket_calls([_BucketCall(["k1"], ["a"], 600), _BucketCall(["k2"], ["b", "c"], 600)], False)
-    [(['k1'], [b'[[1,1]]', 'a']), (['k2'], [b'[[1,2]]', 'b', 'c'])]
-    >>> _bucket_calls([_BucketCall(["k1"], ["a"], 1), _BucketCall(["k2"], ["b", "c"], 1)], False)
-    [(['k1', 'k2'], [b'[[1,1],[1,2]]', 'a', 'b', 'c'])]
+    ``packed`` (single Redis): keys and arguments travel in one string with their lengths, no
+    KEYS; else one bucket a call with its keys declared (Redis Cluster routes by them).
+
+    >>> _bucket_calls([_BucketCall(["k1"], ["a"], 600), _BucketCall(["k2"], ["b", 7], 600)], False)
+    [(['k1'], [b'[[1,1]]', '', '', 'a']), (['k2'], [b'[[1,2]]', '', '', 'b', 7])]
+    >>> _bucket_calls([_BucketCall(["k1"], ["a"], 1), _BucketCall(["k2"], [b"bc", 7], 1)], True)
+    [([], [b'[[1,1],[1,2]]', b'[2,1,2,2,1]', b'k1ak2bc7'])]
     """
     out: list[tuple[list[str], list[Any]]] = []
-    shape: list[tuple[int, int]] = []
-    keys: list[str] = []
-    args: list[Any] = []
+    group: list[_BucketCall] = []
     items = 0
     for call in calls:
-        if shape and (one_per_call or items + call.items > BUCKET_CALL_ITEMS):
-            out.append((keys, [orjson.dumps(shape), *args]))
-            shape, keys, args, items = [], [], [], 0
-        shape.append((len(call.keys), len(call.args)))
-        keys += call.keys
-        args += call.args
+        if group and (not packed or items + call.items > BUCKET_CALL_ITEMS):
+            out.append(_driver_call(group, packed))
+            group, items = [], 0
+        group.append(call)
         items += call.items
-    if shape:
-        out.append((keys, [orjson.dumps(shape), *args]))
+    if group:
+        out.append(_driver_call(group, packed))
     return out
+
+
+def _driver_call(group: Sequence[_BucketCall], packed: bool) -> tuple[list[str], list[Any]]:
+    shape = orjson.dumps([(len(c.keys), len(c.args)) for c in group])
+    if not packed:
+        return [k for c in group for k in c.keys], [shape, "", "", *(a for c in group for a in c.args)]
+    items = [_as_bytes(x) for c in group for x in (*c.keys, *c.args)]
+    return [], [shape, orjson.dumps([len(x) for x in items]), b"".join(items)]
+
+
+def _as_bytes(value: Any) -> bytes:
+    """An argument as Redis receives it (as redis-py would encode it: str utf-8, numbers as text)."""
+    if type(value) is bytes:
+        return value
+    if type(value) is str:
+        return value.encode()
+    if type(value) is int:
+        return str(value).encode()
+    if type(value) is float:
+        return repr(value).encode()
+    raise TypeError(f"cannot send a {type(value).__name__} to Redis")
 
 
 @dataclass(slots=True)
@@ -581,7 +606,7 @@ class Store:
         buckets per call on one Redis, one per call on a cluster); ``extra`` queues more commands
         after them in the same pipeline. Returns (one reply per bucket, the extra replies)."""
         sha = self._sha[name]
-        grouped = _bucket_calls(calls, one_per_call=self.cluster)
+        grouped = _bucket_calls(calls, packed=not self.cluster)
 
         # execute_command("EVALSHA", ...) is what pipe.evalsha sends, byte for byte; ClusterPipeline
         # blocks the evalsha name only (see the module docstring), so both paths spell it this way.
