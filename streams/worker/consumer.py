@@ -146,6 +146,7 @@ class StreamConsumer:
         self.halted: str | None = None  # why this worker takes no work (the partition count changed)
         self._store_checked_at = 0.0
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
+        pipeline.applying = self._resume_fetching
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -287,14 +288,24 @@ class StreamConsumer:
 
     # -- the loop -----------------------------------------------------------------------------
 
+    def _resume_fetching(self) -> None:
+        """Let the fetcher ask for the next records (see ``run``); a halted worker stays paused."""
+        if self.halted is None and self.consumer is not None:
+            paused = self.consumer.paused()
+            if paused:
+                self.consumer.resume(*paused)
+
     async def run(self) -> None:
         """Until ``stop``: fetch a batch, process it, commit a hint. Errors back off and continue.
 
-        Caught up (a batch smaller than ``batch_max_records``), fetching is paused during the
-        cycle: aiokafka otherwise prefetches the moment a batch is taken, so what arrives during
-        cycle k is read at the start of cycle k+1 and applied only at the end of k+2 (2-3 cycles
-        of latency); paused, it is read when k ends and applied in k+1 (1-2 cycles + one fetch,
-        ``fetch_max_wait_ms``). Behind (full batches), prefetching keeps the cycles back to back.
+        Caught up (a batch smaller than ``batch_max_records``), fetching is paused while the cycle
+        decodes, reads and scores: aiokafka otherwise prefetches the moment a batch is taken, so
+        what arrives during cycle k is read at the start of cycle k+1 and applied only at the end
+        of k+2 (2-3 cycles of latency). It resumes when the cycle starts applying (produce, write,
+        progress: ``Pipeline.applying``), so the next fetch - which the broker holds for up to
+        ``fetch_max_wait_ms`` - overlaps the cycle's tail instead of following it, and brings what
+        arrived until about the cycle's end. Behind (full batches), prefetching keeps the cycles
+        back to back.
         """
         delay = 0.05
         max_records = self.settings.batch_max_records
@@ -306,13 +317,17 @@ class StreamConsumer:
                 if self._unresumed:
                     await self._resume()
                 generation = self._generation
+                asked = time.perf_counter()
                 batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 if self._stopping:
                     break
                 if self._unresumed or self.halted:
                     continue  # resumed (and re-seeked) on the next turn; or taking no work
                 rebalanced = generation != self._generation
-                live = 0 < sum(len(r) for r in batch.values()) < max_records
+                n = sum(len(r) for r in batch.values())
+                if n:  # how long a cycle waited for its records (the broker holds a fetch up to its max wait)
+                    metrics.CYCLE_PHASE_SECONDS.labels("fetch").observe(time.perf_counter() - asked)
+                live = 0 < n < max_records
                 if live:  # before any await: the fetcher task has not sent its prefetch yet
                     self.consumer.pause(*self.consumer.assignment())
                 try:

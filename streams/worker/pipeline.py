@@ -119,6 +119,9 @@ class Pipeline:
         self.router = Router("dlq" if settings.miskeyed == "dlq" else "reroute")
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.abandon_requested: Callable[[], bool] = lambda: False
+        # Called once a cycle has scored its batch and starts applying it (produce, write,
+        # progress): the consumer resumes fetching then, so the next fetch overlaps this tail.
+        self.applying: Callable[[], None] = lambda: None
         self._cycle = 0
         # p -> per bucket, a lower bound of the earliest due review in Redis (seconds; 0: unknown).
         # Only this worker writes p's due entries (the offset fence), so the bound stays true
@@ -191,6 +194,7 @@ class Pipeline:
         advanced = advance_users(plans, replies, decoded, until_ms, self.model, topic=topic, due_limit=store.due_limit,
                                  result=result, history=self.settings.score_history)
         timer.mark("advance")
+        self.applying()
         members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
         copies = decoded.routed.copies + decoded.account_copies + members
         await self._produce(advanced.alerts, decoded.dlq, copies)
