@@ -129,6 +129,36 @@ def test_state_and_alerts_do_not_depend_on_batch_size(base_settings: Settings, r
     assert stats[:8] == stats[8:], "bucket stats agree too"
 
 
+def test_a_cycle_signals_applying_after_scoring_before_alerts_and_states(base_settings: Settings) -> None:
+    """``Pipeline.applying`` (the consumer resumes fetching then) comes once per cycle, after the
+    batch is scored and before anything of it leaves: alerts produced, states written."""
+    recs = records(history(users=8, days=40))
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> list[str]:
+        pipeline = await make("applying")
+        order: list[str] = []
+        send, write = pipeline.producer.send_all, pipeline.store.write
+
+        async def send_all(topic: str, batch: Any) -> None:
+            order.append("produce")
+            await send(topic, batch)
+
+        async def store_write(writes: Any, token: str) -> Any:
+            order.append("write")
+            return await write(writes, token)
+
+        pipeline.applying = lambda: order.append("applying")
+        pipeline.producer.send_all = send_all  # type: ignore[method-assign]
+        pipeline.store.write = store_write  # type: ignore[method-assign]
+        pipeline.clock.observe_fetch(0, len(recs), caught_up=True, wall_now_ms=WALL_MS)
+        await pipeline.process({0: recs}, WALL_MS)
+        return order
+
+    order = run(base_settings, scenario)
+    assert "produce" in order and "write" in order, "the history must raise alerts, or the order proves nothing"
+    assert order[0] == "applying" and order.count("applying") == 1
+
+
 def test_replayed_offsets_are_skipped_by_the_bucket_fence(base_settings: Settings, redis_url: str) -> None:
     recs = records(history(users=10, days=30))
 
