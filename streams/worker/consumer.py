@@ -436,8 +436,7 @@ class StreamConsumer:
         now = time.monotonic()
         if now - self._store_checked_at >= STORE_CHECK_INTERVAL_S:
             self._store_checked_at = now
-            await self.store.check_incarnation(self.topic)
-            self.pipeline.observe_global(await self.store.stream_times(self.topic))
+            self.pipeline.observe_global(await self.store.check_and_stream_times(self.topic))
 
     async def _check_layout(self) -> None:
         """At assignment: the topic's partition count against the one the state is laid out for.

@@ -489,14 +489,23 @@ class Store:
         ``ModelReplaced`` if another model was recorded since, ``LayoutChanged`` if a worker found
         ``topic``'s partition count changed (the idle-time check; busy cycles check the marker of
         every bucket they read or write)."""
-        found, model, layout = (_s(v) for v in await self._client.hmget(
-            self.keys.meta, ["incarnation", "model", f"layout_changed:{topic}"]))
+        await self.check_and_stream_times(topic, progress=False)
+
+    async def check_and_stream_times(self, topic: str, *, progress: bool = True) -> dict[int, tuple[int, int]]:
+        """``check_incarnation`` and ``stream_times`` in one round trip (the worker's once-a-second look)."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hmget(self.keys.meta, ["incarnation", "model", f"layout_changed:{topic}"])
+        if progress:
+            pipe.hgetall(self.keys.progress(topic))
+        replies = await pipe.execute()
+        found, model, layout = (_s(v) for v in replies[0])
         if found != self.incarnation:
             raise StoreLost(self.incarnation, found)
         if self.model and model != self.model:
             raise ModelReplaced(self.model, model)
         if layout:
             raise LayoutChanged(layout)
+        return _parse_progress(replies[1], self.incarnation) if progress else {}
 
     async def layout(self, topic: str, partitions_now: int) -> int:
         """The partition count ``topic``'s state is laid out for (recorded by the first worker:
