@@ -320,6 +320,13 @@ def _lat(r: dict[str, Any], name: str) -> str:
     return f"{r[f'{name}_p50_ms']} / {r[f'{name}_p99_ms']} / {r[f'{name}_max_ms']} ({r[f'{name}_n']:,})"
 
 
+def section_cycle(ctx: Ctx) -> dict[str, Any]:
+    """The worker's cycle in-process at 200/400/1,600 records: worker and Redis CPU per cycle, fixed and per record."""
+    from benchmarks.cycle import measure_cycles
+
+    return measure_cycles(ctx["kafka"], ctx["redis"], cycles=max(10, int(60 * min(1.0, ctx["scale"] * 2))))
+
+
 def section_peers(ctx: Ctx) -> dict[str, Any]:
     """The same per-user work in Faust, Quix Streams and Bytewax, on e2e1's topic and events, against e2e1 of this run."""
     from benchmarks.peers.runner import PEERS, run_peer
@@ -462,6 +469,7 @@ SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
     "e2e2": section_e2e2,
     "e2e1_review_heavy": section_e2e1_review_heavy,
     "latency": section_latency,
+    "cycle": section_cycle,
     "peers": section_peers,
     "memory": section_memory,
     "console": section_console,
@@ -475,8 +483,8 @@ SECTIONS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
 }
 #: Sections that need no broker and no Redis (run alone, they start neither).
 OFFLINE_SECTIONS = frozenset({"quality"})
-DEFAULT_SECTIONS = ("ceiling", "e2e1", "e2e2", "e2e1_review_heavy", "latency", "peers", "memory", "memory_accounts", "memory_alert_lists",
-                    "console", "backtest")
+DEFAULT_SECTIONS = ("ceiling", "e2e1", "e2e2", "e2e1_review_heavy", "latency", "cycle", "peers", "memory", "memory_accounts",
+                    "memory_alert_lists", "console", "backtest")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,6 +609,11 @@ METHODS: dict[str, str] = {
                           "worker logs them (`streams.worker.alert_log.entry`), copied to N alerted user ids and written with "
                           "`Store.write` (the `alert_log.lua` script, no states) into a flushed Redis; INFO used_memory after - "
                           "before, divided by users.",
+    "cycle": "`benchmarks/cycle.py`: the worker's `Pipeline.process` in the benchmark process (the worker's GC settings), its "
+             "`KafkaSink` on the broker and its `Store` on a flushed valkey, fed batches of the latency section's events "
+             "(event time = wall time, 50k users, `--clock live`, 8 partitions, after 150k warm-up records); per batch size, "
+             "the cycle's thread CPU time and Redis's `INFO cpu` per cycle, commands from `INFO commandstats`; a least-squares "
+             "line through the sizes gives the fixed cost per cycle and the cost per record. CPU time, so it holds on a busy box.",
     "backtest": "`python -m streams.cli backtest` as a subprocess on a CSV of the simulated population; the command's "
                 "own split (CSV read, replay) from its metrics JSON, the wall time of the whole process and the CPU time of it and "
                 "its shard processes (per CPU-second ratios divide by the ceiling's events per CPU-second).",

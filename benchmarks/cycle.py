@@ -1,0 +1,147 @@
+"""The fixed cost of a worker cycle: ``Pipeline.process`` in-process at a few batch sizes, in CPU time.
+
+Why in-process and in CPU time: at half of the max rate a worker runs cycles of a few hundred
+records, so what a cycle costs whatever its size (script calls, packing, round trips) decides
+whether it keeps up; the end-to-end latency section measures the outcome but, on a shared
+machine, its wall times mostly measure the neighbours. Here the worker's own cycle code runs
+against the real broker (its ``KafkaSink``) and the real valkey, fed batches of the latency
+section's events (event time = wall time, 50k users, ``--clock live``) over 8 partitions, and
+what is counted is the worker thread's CPU time (``time.thread_time``) and the Redis server's
+(``INFO cpu``) per cycle, and Redis commands per cycle (``INFO commandstats``). A straight line
+through the sizes splits each into a fixed part per cycle and a part per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import orjson
+import redis as redis_lib
+from kafka.partitioner.default import murmur2
+
+from benchmarks.observe import flush_sync
+from models.model import load_model
+from streams.settings import Settings
+
+__all__ = ["measure_cycles", "fit_line"]
+
+PARTITIONS = 8
+POOL_USERS = 50_000  # as benchmarks.latency
+WARM_RECORDS = 150_000  # every user of the pool seen a few times, as after the latency section's first level
+
+
+@dataclass
+class _Rec:
+    offset: int
+    key: bytes
+    value: bytes
+    timestamp: int = 0
+
+
+def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares ``y = a + b x``: (a, b).
+
+    >>> fit_line([(1, 3), (2, 5), (4, 9)])
+    (1.0, 2.0)
+    """
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    b = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+    return round(my - b * mx, 6), round(b, 6)
+
+
+def measure_cycles(bootstrap: str, redis_url: str, sizes: Sequence[int] = (200, 400, 1600), cycles: int = 60) -> dict[str, Any]:
+    """Rows for RESULTS.md (see the module docstring)."""
+    return asyncio.run(_measure(bootstrap, redis_url, sizes, cycles))
+
+
+async def _measure(bootstrap: str, redis_url: str, sizes: Sequence[int], cycles: int) -> dict[str, Any]:
+    from streams.worker.consumer import KafkaSink
+    from streams.worker.pipeline import Pipeline
+    from streams.worker.store import Store
+    from streams.worker.topics import ensure_topics
+
+    from streams.worker.service import _tune_gc
+
+    client = redis_lib.Redis.from_url(redis_url)
+    flush_sync(client)
+    thresholds = gc.get_threshold()
+    _tune_gc()  # as the worker process runs
+    topic = f"bench-cycle-{int(time.time())}"
+    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, clock="live", topic_events=topic,
+                        topic_alerts=topic + "-alerts", topic_dlq=topic + "-dlq", partitions=PARTITIONS)
+    ensure_topics(settings)
+    store, sink = Store(settings), KafkaSink(settings)
+    await store.connect()
+    await sink.start()
+    pipeline = Pipeline(settings, store, sink, load_model(settings.model_path or None))
+    feed = _Feed(pipeline, int(time.time() * 1000))
+    rows: dict[str, Any] = {}
+    points_worker, points_redis = [], []
+    try:
+        while feed.k < WARM_RECORDS:
+            await feed.cycle(5_000)
+        for n in sizes:
+            for _ in range(5):
+                await feed.cycle(n)
+            cmd0, cpu0 = client.info("commandstats"), _redis_cpu(client)
+            t0 = time.thread_time()
+            for _ in range(cycles):
+                await feed.cycle(n)
+            worker_ms = 1000 * (time.thread_time() - t0) / cycles
+            redis_ms = 1000 * (_redis_cpu(client) - cpu0) / cycles
+            cmd1 = client.info("commandstats")
+            calls = {k.removeprefix("cmdstat_"): (v["calls"] - cmd0.get(k, {}).get("calls", 0)) / cycles for k, v in cmd1.items()}
+            points_worker.append((n, worker_ms))
+            points_redis.append((n, redis_ms))
+            rows[f"{n} records a cycle: worker CPU ms / Redis CPU ms per cycle"] = f"{worker_ms:.2f} / {redis_ms:.2f}"
+            rows[f"{n} records a cycle: script calls (EVALSHA) / HGET / HSET per cycle"] = (
+                f"{calls.get('evalsha', 0):.1f} / {calls.get('hget', 0):.0f} / {calls.get('hset', 0):.0f}")
+    finally:
+        await sink.stop()
+        await store.close()
+        client.close()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+    for name, points in (("worker", points_worker), ("Redis", points_redis)):
+        fixed, per = fit_line(points)
+        rows[f"{name} CPU: fixed ms per cycle, us per record (line through the sizes)"] = f"{fixed:.2f}, {1000 * per:.1f}"
+    return rows
+
+
+def _redis_cpu(client: Any) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+class _Feed:
+    """Batches of the latency section's events, partitioned as the producer's murmur2 would."""
+
+    def __init__(self, pipeline: Any, start_ms: int) -> None:
+        self.pipeline = pipeline
+        self.k = 0
+        self.offsets = [0] * PARTITIONS
+        for p in range(PARTITIONS):
+            pipeline.assign(p, None, start_ms)
+
+    async def cycle(self, n: int) -> None:
+        now = int(time.time() * 1000)
+        batch: dict[int, list[_Rec]] = {}
+        for _ in range(n):
+            user = f"lat-u{(self.k * 7919) % POOL_USERS}"
+            value = orjson.dumps({"event_id": f"c-{self.k}", "user_id": user, "type": "view" if self.k % 3 else "click",
+                                  "ts": now, "properties": {"page": "/app/home"}})
+            self.k += 1
+            key = user.encode()
+            p = (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
+            batch.setdefault(p, []).append(_Rec(self.offsets[p], key, value, now))
+            self.offsets[p] += 1
+        for p in range(PARTITIONS):
+            self.pipeline.clock.observe_fetch(p, len(batch.get(p, ())), True, now)
+        await self.pipeline.process(batch, now)
