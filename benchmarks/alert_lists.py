@@ -7,14 +7,11 @@ alerts worth a call become the entries the worker logs, copied to N user ids and
 
 from __future__ import annotations
 
-import asyncio
 import collections
 from typing import Any, Sequence
 
-import redis as redis_lib
 
-from benchmarks.memory import CHUNK_USERS, _connect_only
-from benchmarks.observe import flush_sync
+from benchmarks.memory import CHUNK_USERS, memory_growth
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel, load_model
@@ -69,16 +66,7 @@ def measure_alert_lists(redis_url: str, lists: Sequence[Sequence[tuple[str, byte
     Each user's alerts come in one write, as a replay would bring them."""
     from streams.worker.alert_log import ALERT_LOG_CAP
 
-    client = redis_lib.Redis.from_url(redis_url)
-    try:
-        flush_sync(client)
-        settings = Settings(redis_url=redis_url)
-        asyncio.run(_connect_only(settings))
-        before = int(client.info("memory")["used_memory"])
-        asyncio.run(_write_alert_lists(settings, lists, users, topic))
-        grown = int(client.info("memory")["used_memory"]) - before
-    finally:
-        client.close()
+    grown, _ = memory_growth(redis_url, lambda settings: _write_alert_lists(settings, lists, users, topic))
     kept = [min(len(x), ALERT_LOG_CAP) for x in lists]
     entries = sum(kept[i % len(lists)] for i in range(users))
     sizes = [len(e) for x in lists for _, e in x[-ALERT_LOG_CAP:]]

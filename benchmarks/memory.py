@@ -16,7 +16,7 @@ import asyncio
 import collections
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import redis as redis_lib
 from kafka.partitioner.default import murmur2
@@ -31,10 +31,11 @@ from streams.worker.phases import index_scores
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, StateWrite, Store, stats_delta
 
-__all__ = ["AccountTemplate", "Template", "account_templates", "templates_from", "measure_account_memory", "measure_memory",
+__all__ = ["AccountTemplate", "Template", "account_templates", "templates_from", "measure_account_memory", "measure_memory", "memory_growth",
            "measure_top_share", "kafka_partition", "write_users"]
 
 CHUNK_USERS = 10_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,18 +320,24 @@ async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplat
         await store.close()
 
 
-def measure_account_memory(redis_url: str, templates: Sequence[AccountTemplate], accounts: int) -> dict[str, Any]:
-    """Write ``accounts`` accounts into a flushed Redis with ``Store.write_accounts``; bytes per account."""
+def memory_growth(redis_url: str, write: Callable[[Settings], Awaitable[T]]) -> tuple[int, T]:
+    """Bytes of ``used_memory`` that ``write(settings)`` adds to a flushed Redis, and its result;
+    meta and scripts are loaded first, so "before" already holds them."""
     client = redis_lib.Redis.from_url(redis_url)
     try:
         flush_sync(client)
         settings = Settings(redis_url=redis_url)
         asyncio.run(_connect_only(settings))
         before = int(client.info("memory")["used_memory"])
-        seconds = asyncio.run(_write_accounts(settings, templates, accounts))
-        grown = int(client.info("memory")["used_memory"]) - before
+        result = asyncio.run(write(settings))
+        return int(client.info("memory")["used_memory"]) - before, result
     finally:
         client.close()
+
+
+def measure_account_memory(redis_url: str, templates: Sequence[AccountTemplate], accounts: int) -> dict[str, Any]:
+    """Write ``accounts`` accounts into a flushed Redis with ``Store.write_accounts``; bytes per account."""
+    grown, seconds = memory_growth(redis_url, lambda settings: _write_accounts(settings, templates, accounts))
     n_members = [len(t.members) for t in templates]
     return {
         "accounts": accounts,

@@ -11,7 +11,7 @@ True
 from __future__ import annotations
 
 from html import escape
-from typing import Sequence
+from typing import Callable, Sequence
 
 __all__ = ["sparkline", "line_chart", "quadrant", "bars", "mrr_chart", "COLORS", "ACTION_COLORS", "MOVEMENT_COLORS"]
 
@@ -24,6 +24,14 @@ MOVEMENT_COLORS = {"new": "#3c9d5d", "expansion": "#8cc79c", "reactivation": "#2
 
 def _fmt(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _x_ticks(x_labels: Sequence[str], x: Callable[[int], float], height: int) -> list[str]:
+    """About eight x labels and always the last one: a year of weeks stays readable."""
+    n = len(x_labels)
+    every = max(1, n // 8)
+    return [f'<text x="{_fmt(x(i))}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>'
+            for i, lab in enumerate(x_labels) if i % every == 0 or i == n - 1]
 
 
 def sparkline(values: Sequence[float], *, lo: float, hi: float, width: int = 90, height: int = 22,
@@ -55,10 +63,7 @@ def line_chart(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequenc
     for t in y_ticks:
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y(t))}" y2="{_fmt(y(t))}" stroke="{COLORS["grid"]}"/>'
                    f'<text x="{left - 6}" y="{_fmt(y(t) + 4)}" text-anchor="end" class="tick">{escape(y_format.format(t))}</text>')
-    every = max(1, n // 8)
-    for i, lab in enumerate(x_labels):
-        if i % every == 0 or i == n - 1:
-            out.append(f'<text x="{_fmt(x(i))}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>')
+    out.extend(_x_ticks(x_labels, x, height))
     lx = left
     for name, color, values in series:
         known = [(i, v) for i, v in enumerate(values) if v is not None]
@@ -141,10 +146,7 @@ def bars(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[floa
                        f'height="{_fmt(h)}" fill="{color}"><title>{escape(name)} {escape(x_labels[i])}: {v:,.0f}</title></rect>')
         out.append(f'<rect x="{left + j * 110}" y="6" width="10" height="10" fill="{color}"/>'
                    f'<text x="{left + j * 110 + 14}" y="15" class="legend">{escape(name)}</text>')
-    every = max(1, n // 8)
-    for i, lab in enumerate(x_labels):
-        if i % every == 0 or i == n - 1:
-            out.append(f'<text x="{_fmt(left + (i + 0.5) * group)}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>')
+    out.extend(_x_ticks(x_labels, lambda i: left + (i + 0.5) * group, height))
     out.append("</svg>")
     return "".join(out)
 
@@ -192,9 +194,6 @@ def mrr_chart(x_labels: Sequence[str], start_mrr: Sequence[float], movements: Se
     for name, color in (("start MRR", COLORS["ink"]), *MOVEMENT_COLORS.items()):
         out.append(f'<rect x="{lx}" y="6" width="10" height="10" fill="{color}"/><text x="{lx + 14}" y="15" class="legend">{escape(name)}</text>')
         lx += 14 + 7 * len(name) + 14
-    every = max(1, n // 8)
-    for i, lab in enumerate(x_labels):
-        if i % every == 0 or i == n - 1:
-            out.append(f'<text x="{_fmt(cx(i))}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>')
+    out.extend(_x_ticks(x_labels, cx, height))
     out.append("</svg>")
     return "".join(out)
