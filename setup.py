@@ -62,9 +62,12 @@ class MypycBuildExt(build_ext):
             return
         native = _native()
         record = json.dumps(native.source_digests(HERE / "models"), indent=1)
-        # Beside the extension modules: in the tree (editable install: built in place) and, for a
-        # wheel, in the build directory (build_py copied the package before this step ran).
-        targets = {HERE / "models"} | ({Path(self.build_lib) / "models"} if not self.inplace else set())
+        # Beside the extension modules only: in the tree when they were built there (in place, or
+        # an editable install), else in the build directory (a wheel: build_py copied the package
+        # before this step ran). A record in the tree for modules built elsewhere would vouch for
+        # the tree's older .so files.
+        in_tree = self.inplace or bool(getattr(self, "editable_mode", False))
+        targets = {HERE / "models"} if in_tree else {Path(self.build_lib) / "models"}
         for target in targets:
             if target.is_dir():
                 (target / native.SOURCES_FILE).write_text(record)

@@ -62,7 +62,8 @@ def why_pure(directory: Path = _HERE, environ: Mapping[str, str] = os.environ) -
     """Why the pure Python runs (None: the compiled core can run) for the package in ``directory``."""
     if environ.get(PURE_ENV) == "1":
         return f"{PURE_ENV}=1"
-    missing = [m for m in COMPILED_MODULES if m not in _built_modules(directory)]
+    # Every module's shim and mypyc's shared library, which each shim loads.
+    missing = [m for m in (*COMPILED_MODULES, "_native_core__mypyc") if m not in _built_modules(directory)]
     if missing:
         return f"not built ({', '.join(missing)} missing)"
     try:

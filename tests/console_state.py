@@ -30,7 +30,7 @@ from streams.offline.simulate import generate
 from streams.publisher import publish_bulk
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
-from tests.harness import ROOT, Worker, account_barrier, wait_progress, wait_quiet
+from tests.harness import ROOT, Worker, account_barrier, wait_progress, wait_quiet, wait_reviewed
 
 __all__ = ["built_state", "cli_json", "OWNERS"]
 
@@ -80,6 +80,7 @@ def built_state(kafka_service: Service, redis_service: Service, tmp_path_factory
         wait_progress(redis_service.address, names["events"], stats.last_offsets, timeout_s=180, workers=[worker], prefix=prefix)
         account_barrier(kafka_service.address, redis_service.address, names["events"], settings.partitions, 1,
                         max(e.ts_ms for e in events), workers=[worker], prefix=prefix)
+        wait_reviewed(redis_service.address, names["events"], prefix)  # the last sweeps, accounts' too
         wait_quiet(redis_service.address, prefix=prefix)
     finally:
         assert worker.stop() == 0, worker.output()[-3000:]

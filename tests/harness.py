@@ -162,7 +162,8 @@ def wait_progress(
 
 def wait_reviewed(redis_url: str, topic: str, prefix: str = "cw", allowed_lateness_ms: int | None = None,
                   buckets: int | None = None, timeout_s: float = 60.0) -> None:
-    """Until every review due before each partition's final review clock ran (event-time mode).
+    """Until every user and account review due before each partition's final review clock ran
+    (event-time mode).
 
     Once a partition is caught up and idle, its worker borrows the topic's clock and sweeps the
     reviews due before it (streams.worker.clock): this is that end state, read from Redis, so no
@@ -196,6 +197,8 @@ def wait_reviewed(redis_url: str, topic: str, prefix: str = "cw", allowed_latene
                     continue
                 due = [m for b in range(n_buckets)
                        for m in client.zrangebyscore(keys.due(b, topic, p), "-inf", f"({until_ms // 1000}", withscores=True)]
+                # accounts are reviewed on the same clock (streams.worker.pipeline's account dues)
+                due += client.zrangebyscore(keys.account_due(topic, p), "-inf", f"({until_ms // 1000}", withscores=True)
                 if due:
                     pending[p] = (until_ms // 1000, due[:3])
         finally:

@@ -118,6 +118,9 @@ def test_a_missing_or_stale_build_runs_the_pure_python(tmp_path: Path) -> None:
     assert (_native.why_pure(tmp_path, {}) or "").startswith("not built")
     for m in _native.COMPILED_MODULES:
         (tmp_path / f"{m}{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"")
+    # every shim loads mypyc's shared library: without it, import would fail, not fall back
+    assert (_native.why_pure(tmp_path, {}) or "") == "not built (_native_core__mypyc missing)"
+    (tmp_path / f"_native_core__mypyc{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"")
     assert "build record" in (_native.why_pure(tmp_path, {}) or "")
     (tmp_path / _native.SOURCES_FILE).write_text(json.dumps(_native.source_digests(tmp_path)))
     assert _native.why_pure(tmp_path, {}) is None

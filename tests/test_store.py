@@ -186,7 +186,7 @@ def test_stream_times_are_every_partitions_progress_of_this_incarnation(redis_ur
             await other.write_progress(TOPIC, {1: (3, 9_000)})
         finally:
             await other.close()
-        return await store.stream_times(TOPIC)
+        return await store.check_and_stream_times(TOPIC)
 
     assert with_store(redis_url, scenario) == {0: (10, 5_000), 1: (3, 9_000)}
 

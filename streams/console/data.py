@@ -45,7 +45,6 @@ from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
 from streams.worker.history import HistoryPoint, decode_points, week_of, week_start_s
-from streams.worker.keys import locate
 from streams.worker.store import Store, churn_summary, utc_day
 
 __all__ = [
@@ -286,8 +285,8 @@ async def _fetch(store: Store, ranks: dict[int, int], chunk: int) -> dict[int, t
 
 
 async def _load(store: Store, user_ids: Sequence[bytes], kinds: Sequence[str] = ("u", "hist")) -> list[list[bytes | None]]:
-    """Per user, its records of ``kinds`` (``u``: state, ``hist``: score history; None where
-    absent): one round trip."""
+    """Per user, its records of ``kinds`` (``u``: state, ``hist``: score history, ``al``: alert
+    list; None where absent): one round trip."""
     buckets, groups = store.buckets, store.groups
     by_bucket: dict[int, tuple[list[int], list[Any]]] = {}
     for i, uid in enumerate(user_ids):
@@ -429,12 +428,12 @@ async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
 
 async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) -> UserView:
     """One user's live scores and weekly history; ``NotFound`` if the user is not tracked."""
-    ((blob, hist),) = await _load(store, [user_id.encode("utf-8", "surrogatepass")])
+    # "al" is keys.alert_log's kind: the alert list comes in the same call as the state.
+    ((blob, hist, logged),) = await _load(store, [user_id.encode("utf-8", "surrogatepass")], ("u", "hist", "al"))
     if blob is None:
         raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
     from streams.worker.alert_log import decode_entries
 
-    logged = await store.client.hget(store.keys.alert_log(*locate(user_id, store.buckets, store.groups)), user_id)
     state = UserState.from_bytes(blob)
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
     return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist),

@@ -484,19 +484,16 @@ class Store:
             pipe.hsetnx(self.keys.offsets(b), "|inc", self.incarnation)
         await pipe.execute()
 
-    async def check_incarnation(self, topic: str = "") -> None:
-        """Raise ``StoreLost`` unless Redis still holds the incarnation this worker connected to,
-        ``ModelReplaced`` if another model was recorded since, ``LayoutChanged`` if a worker found
-        ``topic``'s partition count changed (the idle-time check; busy cycles check the marker of
-        every bucket they read or write)."""
-        await self.check_and_stream_times(topic, progress=False)
-
-    async def check_and_stream_times(self, topic: str, *, progress: bool = True) -> dict[int, tuple[int, int]]:
-        """``check_incarnation`` and ``stream_times`` in one round trip (the worker's once-a-second look)."""
+    async def check_and_stream_times(self, topic: str) -> dict[int, tuple[int, int]]:
+        """The worker's once-a-second look, one round trip: raise ``StoreLost`` unless Redis still
+        holds the incarnation this worker connected to, ``ModelReplaced`` if another model was
+        recorded since, ``LayoutChanged`` if a worker found ``topic``'s partition count changed
+        (busy cycles check the marker of every bucket they read or write); then return
+        ``{partition: (last applied offset, max event ms)}`` written in this incarnation, what a
+        worker folds into the topic's stream time (``TopicClock.observe_global``)."""
         pipe = self._client.pipeline(transaction=False)
         pipe.hmget(self.keys.meta, ["incarnation", "model", f"layout_changed:{topic}"])
-        if progress:
-            pipe.hgetall(self.keys.progress(topic))
+        pipe.hgetall(self.keys.progress(topic))
         replies = await pipe.execute()
         found, model, layout = (_s(v) for v in replies[0])
         if found != self.incarnation:
@@ -505,7 +502,7 @@ class Store:
             raise ModelReplaced(self.model, model)
         if layout:
             raise LayoutChanged(layout)
-        return _parse_progress(replies[1], self.incarnation) if progress else {}
+        return _parse_progress(replies[1], self.incarnation)
 
     async def layout(self, topic: str, partitions_now: int) -> int:
         """The partition count ``topic``'s state is laid out for (recorded by the first worker:
@@ -784,11 +781,6 @@ class Store:
         key = self.keys.progress(topic)
         (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", sha, 1, key, *args))
         return _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
-
-    async def stream_times(self, topic: str) -> dict[int, tuple[int, int]]:
-        """``{partition: (last applied offset, max event ms)}`` written in this incarnation: what a
-        worker folds into the topic's stream time (``TopicClock.observe_global``)."""
-        return _parse_progress(await self._client.hgetall(self.keys.progress(topic)), self.incarnation)
 
     async def read_progress(self, topic: str) -> dict[int, tuple[int, int]]:
         """``{partition: (last applied offset, max event ms)}`` (reports read any incarnation)."""

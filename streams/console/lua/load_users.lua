@@ -3,7 +3,7 @@
 -- cluster, one call per bucket: a call's keys must share a slot).
 --
 -- KEYS    = <prefix>:{b} of each bucket (names the slot; the script builds the bucket's keys)
--- ARGV[1] = which records, per user in order: 'u' (state), 'hist' (score history) or 'u hist'
+-- ARGV[1] = which records, per user in order: 'u' (state), 'hist' (score history), 'al' (alert list), space-separated
 -- ARGV    = then per key: 2n, then n pairs group, user_id
 -- Returns, per key, the records of its users in that order (false where absent)
 local kinds = {}
