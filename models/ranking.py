@@ -33,7 +33,7 @@ from models.lifecycle import LAPSED, REACHABLE
 from models.compiled import slot_labels
 from models.model import ChurnModel
 from models.signals import Signals
-from models.scoring import Scores, assess, risk_at, scores_from
+from models.scoring import Assessment, Scores, assess, risk_at, scores_from
 from models.state import STAGES, UserState
 
 __all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
@@ -81,10 +81,8 @@ def daily_list(
     keep = REACHABLE if kind == "save" else LAPSED
     rows = []
     for user_id, st in states:
-        if st.n_events == 0:
-            continue
-        a = assess(st, max(now_s, st.last_seen_s), model)
-        if a.stage not in keep:
+        a = _listed(st, now_s, model, keep)
+        if a is None:
             continue
         key = (-a.risk,) if kind == "save" else (-a.p_stay, -st.revenue)
         rows.append((key, user_id, st, a))
@@ -96,10 +94,17 @@ def daily_list(
 def save_key(st: UserState, now_s: int, model: ChurnModel) -> tuple[float, object] | None:
     """``(live risk, assessment)`` of ``st`` at ``now_s`` if it belongs on the save list then, else
     None: :func:`daily_list`'s test, for readers that pick the states themselves."""
+    a = _listed(st, now_s, model, REACHABLE)
+    return None if a is None else (a.risk, a)
+
+
+def _listed(st: UserState, now_s: int, model: ChurnModel, keep: frozenset[str]) -> Assessment | None:
+    """The live assessment of a tracked user whose stage is in ``keep`` at ``now_s`` (a user's
+    events are never in its future: assessed at their last event at the earliest), else None."""
     if st.n_events == 0:
         return None
     a = assess(st, max(now_s, st.last_seen_s), model)
-    return (a.risk, a) if a.stage in REACHABLE else None
+    return a if a.stage in keep else None
 
 
 _REACHABLE_INDEX = frozenset(STAGES.index(s) for s in REACHABLE)
