@@ -35,7 +35,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -76,6 +76,7 @@ __all__ = [
     "utc_day",
 ]
 
+N = TypeVar("N", int, float)  # a summed counter (Store._summed)
 logger = logging.getLogger(__name__)
 
 #: ``StateWrite.due_s`` / ``.risk``: the stored index entry is already right (spares Redis two
@@ -892,14 +893,17 @@ class Store:
 
     async def stats(self) -> dict[str, float]:
         """Business counters summed over all buckets (``users``, ``stage:*``, ``at_risk``, per-day)."""
+        return {_s(k): v for k, v in (await self._summed(self.keys.stats, float)).items()}
+
+    async def _summed(self, key_of: Callable[[int], str], number: Callable[[bytes], N]) -> dict[bytes, N]:
+        """Field -> value of the hash ``key_of(bucket)`` summed over every bucket, one round trip."""
         pipe = self._client.pipeline(transaction=False)
         for b in range(self.buckets):
-            pipe.hgetall(self.keys.stats(b))
-        total: dict[str, float] = {}
+            pipe.hgetall(key_of(b))
+        total: dict[bytes, N] = {}
         for part in await pipe.execute():
             for k, v in part.items():
-                key = _s(k)
-                total[key] = total.get(key, 0) + float(v)
+                total[k] = total[k] + number(v) if k in total else number(v)
         return total
 
     async def users_tracked(self) -> int:
@@ -910,29 +914,17 @@ class Store:
         over the buckets: period start ms -> counter -> value."""
         from streams.worker.revenue import parse_counter_field
 
-        pipe = self._client.pipeline(transaction=False)
-        for b in range(self.buckets):
-            pipe.hgetall(self.keys.revenue(b, period))
         totals: dict[int, dict[str, int]] = {}
-        for part in await pipe.execute():
-            for k, v in part.items():
-                start, name = parse_counter_field(k)
-                t = totals.setdefault(start, {})
-                t[name] = t.get(name, 0) + int(v)
+        for k, v in (await self._summed(lambda b: self.keys.revenue(b, period), int)).items():
+            start, name = parse_counter_field(k)
+            t = totals.setdefault(start, {})
+            t[name] = t.get(name, 0) + v
         return totals
 
     async def cohort_counters(self) -> dict[str, int]:
         """The signup-month cohort counters of all accounts (``models.revenue_ledger.Cohorts.counters``),
         summed over the buckets."""
-        pipe = self._client.pipeline(transaction=False)
-        for b in range(self.buckets):
-            pipe.hgetall(self.keys.revenue(b, "cohort"))
-        totals: dict[str, int] = {}
-        for part in await pipe.execute():
-            for k, v in part.items():
-                name = _s(k)
-                totals[name] = totals.get(name, 0) + int(v)
-        return totals
+        return {_s(k): v for k, v in (await self._summed(lambda b: self.keys.revenue(b, "cohort"), int)).items()}
 
     async def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
         """What Redis keeps of an account: its revenue state record (``AccountState.from_bytes``),
