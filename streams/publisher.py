@@ -36,6 +36,7 @@ from streams.errors import UserError
 from streams.worker.codec import Decoder, Rejection
 from streams.offline.history import iter_events_csv
 from streams.timefmt import parse_ts_ms
+from streams.kafka_admin import kafka_python_client_kwargs
 from streams.settings import Settings, aiokafka_client_kwargs
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "EventPublisher",
     "aiokafka_client_kwargs",
     "event_value",
-    "kafka_python_client_kwargs",
     "publish_bulk",
     "read_records",
 ]
@@ -232,14 +232,6 @@ def check_kafka_reachable(settings: Settings, timeout_s: float = 3.0) -> None:
         except OSError as exc:
             errors.append(f"{address[0]}:{address[1]} ({exc.strerror or exc})")
     raise UserError(f"cannot reach Kafka at {', '.join(errors)}")
-
-
-def kafka_python_client_kwargs(settings: Settings) -> dict[str, Any]:
-    """Connection and security options for kafka-python clients (adds the CA file)."""
-    kw = settings.kafka_client_kwargs()
-    if settings.kafka_ssl_cafile:
-        kw["ssl_cafile"] = settings.kafka_ssl_cafile
-    return kw
 
 
 async def start_client(client: Any, settings: Settings) -> None:

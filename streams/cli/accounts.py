@@ -75,7 +75,7 @@ def publish_accounts(settings: Settings, accounts: list[AccountFacts], *, timeou
     """Send every account (key = account id) and wait for the broker's acks."""
     from kafka import KafkaProducer
 
-    from streams.publisher import kafka_python_client_kwargs
+    from streams.kafka_admin import kafka_python_client_kwargs
 
     producer = KafkaProducer(**kafka_python_client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=20)
     try:
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.publisher import check_kafka_reachable
-    from streams.worker.topics import quiet_kafka_logs
+    from streams.kafka_admin import quiet_kafka_logs
 
     quiet_kafka_logs()
     if args.action == "import":

@@ -69,21 +69,10 @@ def _publish(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
     """To the digest topic, created first when missing (explicit partition count, never the
     broker's auto-creation default)."""
     from kafka import KafkaProducer
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
 
-    from streams.publisher import kafka_python_client_kwargs
+    from streams.kafka_admin import create_topics, kafka_python_client_kwargs
 
-    admin = KafkaAdminClient(client_id="churnwatch-digest", **kafka_python_client_kwargs(settings))
-    try:
-        if settings.topic_digest not in set(admin.list_topics()):
-            try:
-                admin.create_topics([NewTopic(settings.topic_digest, settings.partitions, settings.replication_factor)])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()
-
+    create_topics(settings, {settings.topic_digest: None}, client_id="churnwatch-digest")
     producer = KafkaProducer(**kafka_python_client_kwargs(settings), acks="all")
     try:
         for key, value in records:

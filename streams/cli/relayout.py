@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.errors import UserError
     from streams.worker.relayout import relayout
-    from streams.worker.topics import quiet_kafka_logs
+    from streams.kafka_admin import quiet_kafka_logs
 
     settings = settings.with_(topic_events=args.events_topic)
     quiet_kafka_logs()

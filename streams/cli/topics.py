@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from streams.settings import Settings
-from streams.worker.topics import ensure_topics, quiet_kafka_logs
+from streams.kafka_admin import quiet_kafka_logs
+from streams.worker.topics import ensure_topics
 
 __all__ = ["add_arguments", "run"]
 

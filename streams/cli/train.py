@@ -77,7 +77,7 @@ def _history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) ->
             events = kept
     else:
         from streams.worker.retained import read_retained
-        from streams.worker.topics import quiet_kafka_logs
+        from streams.kafka_admin import quiet_kafka_logs
 
         quiet_kafka_logs()
         topic = args.topic or settings.topic_events

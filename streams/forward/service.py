@@ -118,24 +118,13 @@ async def _partition(session: Any, producer: Any, settings: Settings, opts: Forw
 
 def _ensure_topics(settings: Settings) -> None:
     """The alerts topic must exist (``churnwatch topics``); the dead-letter topic is created if missing."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
     from streams.errors import UserError
+    from streams.kafka_admin import create_topics, list_topics
 
-    admin = KafkaAdminClient(client_id="churnwatch-forward", **settings.kafka_client_kwargs())
-    try:
-        existing = set(admin.list_topics())
-        if settings.topic_alerts not in existing:
-            raise UserError(f"topic {settings.topic_alerts!r} does not exist on {settings.kafka_bootstrap_servers} "
-                            f"(create it: churnwatch topics)")
-        if settings.topic_alerts_dlq not in existing:
-            try:
-                admin.create_topics([NewTopic(settings.topic_alerts_dlq, settings.partitions, settings.replication_factor)])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()
+    if settings.topic_alerts not in list_topics(settings):
+        raise UserError(f"topic {settings.topic_alerts!r} does not exist on {settings.kafka_bootstrap_servers} "
+                        f"(create it: churnwatch topics)")
+    create_topics(settings, {settings.topic_alerts_dlq: None}, client_id="churnwatch-forward")
 
 
 async def forward(settings: Settings, opts: ForwardOptions, stop: asyncio.Event | None = None) -> ForwardStats:

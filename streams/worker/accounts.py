@@ -43,25 +43,11 @@ class AccountFacts:
 
 
 def ensure_accounts_topic(settings: Settings) -> str:
-    """Create the accounts topic as a compacted topic ("created" or "exists")."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    """Create the accounts topic as a compacted topic ("created", "exists" or "exists with N partitions")."""
+    from streams.kafka_admin import create_topics
 
-    from streams.publisher import kafka_python_client_kwargs
-
-    admin = KafkaAdminClient(client_id="churnwatch-accounts", **kafka_python_client_kwargs(settings))
-    try:
-        if settings.topic_accounts in set(admin.list_topics()):
-            return "exists"
-        topic = NewTopic(settings.topic_accounts, settings.partitions, settings.replication_factor,
-                         topic_configs={"cleanup.policy": "compact"})
-        try:
-            admin.create_topics([topic])
-        except TopicAlreadyExistsError:
-            return "exists"
-        return "created"
-    finally:
-        admin.close()
+    return create_topics(settings, {settings.topic_accounts: {"cleanup.policy": "compact"}},
+                         client_id="churnwatch-accounts")[settings.topic_accounts]
 
 
 def read_accounts(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
@@ -72,7 +58,7 @@ def read_accounts(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, d
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    from streams.publisher import kafka_python_client_kwargs
+    from streams.kafka_admin import kafka_python_client_kwargs
 
     consumer = KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False,
                              auto_offset_reset="earliest", group_id=None)

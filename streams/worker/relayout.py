@@ -19,7 +19,7 @@ from kafka.partitioner.default import murmur2
 
 from streams.settings import Settings
 from streams.worker.store import Store
-from streams.worker.topics import partition_count
+from streams.kafka_admin import partition_count
 
 __all__ = ["partition_of", "relayout"]
 

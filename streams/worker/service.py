@@ -26,7 +26,8 @@ from models.model import ChurnModel, load_model
 from models.revenue_ledger import Ledger
 from models.state import STAGES
 from streams.worker import metrics
-from streams.worker.topics import ensure_topics, quiet_kafka_logs
+from streams.kafka_admin import quiet_kafka_logs
+from streams.worker.topics import ensure_topics
 from streams.worker.consumer import KafkaSink, StreamConsumer
 from streams.worker.pipeline import REDIS_TRANSIENT, Pipeline
 from streams.errors import UserError

@@ -1,0 +1,118 @@
+"""Kafka administration every role shares: client options, creating topics, partition counts.
+
+Why one place: the worker's topics, the accounts table, the digest and the forwarder's dead
+letters are each created by the role that owns them, and each must get an explicit partition
+count (a broker that auto-creates topics picks its own: Tansu 4, which would fix the key ->
+partition map for good) and the same connection and security options (the CA file included).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Mapping
+
+from streams.settings import Settings
+
+__all__ = ["create_topics", "kafka_python_client_kwargs", "list_topics", "partition_count", "quiet_kafka_logs"]
+
+logger = logging.getLogger(__name__)
+
+
+def kafka_python_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection and security options for kafka-python clients (adds the CA file)."""
+    kw = settings.kafka_client_kwargs()
+    if settings.kafka_ssl_cafile:
+        kw["ssl_cafile"] = settings.kafka_ssl_cafile
+    return kw
+
+
+def create_topics(settings: Settings, topics: Mapping[str, Mapping[str, str] | None], *,
+                  client_id: str = "churnwatch-topics", timeout_s: float = 0.0) -> dict[str, str]:
+    """Create each missing topic of ``topics`` (name -> topic configs or None) with
+    ``settings.partitions`` partitions; leave existing ones alone (idempotent).
+
+    Returns ``{topic: "created" | "exists" | "exists with N partitions"}``: a topic with another
+    partition count is reported and logged, because it changes the key -> partition map. Retries
+    while no broker answers, up to ``timeout_s`` (0: one try).
+    """
+    from kafka.errors import TopicAlreadyExistsError
+    from kafka.admin import NewTopic
+
+    admin = _admin(settings, client_id, timeout_s)
+    outcome: dict[str, str] = {}
+    try:
+        existing = set(admin.list_topics())
+        for name, configs in topics.items():
+            if name in existing:
+                outcome[name] = "exists"
+                continue
+            try:
+                admin.create_topics([NewTopic(name, settings.partitions, settings.replication_factor,
+                                              topic_configs=dict(configs or {}))])
+                outcome[name] = "created"
+            except TopicAlreadyExistsError:
+                outcome[name] = "exists"
+        for name, state in outcome.items():
+            count = _partition_count(admin, name) if state == "exists" else None
+            if count is not None and count != settings.partitions:
+                outcome[name] = f"exists with {count} partitions"
+                logger.warning("topic %s exists with %s partitions, settings say %s", name, count, settings.partitions)
+    finally:
+        admin.close()
+    return outcome
+
+
+def list_topics(settings: Settings) -> set[str]:
+    """The topics the cluster has (a listing never auto-creates one, unlike a metadata request
+    naming the topic on brokers that auto-create)."""
+    admin = _admin(settings, "churnwatch-topics", 0.0)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def partition_count(settings: Settings, topic: str) -> int | None:
+    """The partition count of ``topic`` as the broker describes it (None: unknown)."""
+    admin = _admin(settings, "churnwatch-topics", 0.0)
+    try:
+        return _partition_count(admin, topic)
+    finally:
+        admin.close()
+
+
+def quiet_kafka_logs() -> None:
+    """kafka-python and aiokafka log every connection at INFO: noise next to ours unless DEBUG."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("kafka", "aiokafka"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _admin(settings: Settings, client_id: str, timeout_s: float) -> Any:
+    """An admin client, retried every 0.5 s while no broker answers, up to ``timeout_s``."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return KafkaAdminClient(client_id=client_id, **kafka_python_client_kwargs(settings))
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"no Kafka broker answered at {settings.kafka_bootstrap_servers} "
+                                      f"in {timeout_s:.0f} s: {exc}") from exc
+            time.sleep(0.5)
+
+
+def _partition_count(admin: Any, topic: str) -> int | None:
+    from kafka.errors import KafkaError
+
+    try:
+        described = admin.describe_topics([topic])
+    except KafkaError:
+        return None
+    for entry in described:
+        if (entry.get("name") or entry.get("topic")) == topic and entry.get("partitions") is not None:
+            return len(entry["partitions"])
+    return None
