@@ -1,8 +1,12 @@
 """The recommended action for the CRM, from the stage and the health/temperature quadrant.
 
 Health says whether the user *uses* the product (health >= model.action_health); temperature
-says whether a purchaser is still *paying* (temperature >= model.action_temperature; someone who
-never bought is not paying). First rule that matches:
+(the one shown, models.temperature.p_back_within) says whether a purchaser is still *paying*:
+temperature >= model.action_temperature, 50 by default, i.e. more likely than not to be back, and
+for a repeat buyer to buy again, within the model's horizon (someone who never bought is not
+paying). The cut of 50 is the temperature's own meaning, a coin flip on "back within 30 days",
+not a fitted number; the console's quadrant draws its zones at the same cuts, so a dot's place
+and its colour agree. First rule that matches:
 
 1. churned -> ``win_back``
 2. paying but not using -> ``educate`` (they pay for something they do not use: show them how)

@@ -39,6 +39,8 @@ __all__ = [
     "fit",
     "log_likelihood",
     "p_alive",
+    "p_buys_within",
+    "rate_hit_within",
     "summary_from_state",
 ]
 
@@ -297,6 +299,35 @@ def p_alive(params: BgNbdParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> 
     z = np.log(a / (b + x_safe - 1.0)) + (r + x_safe) * np.log((alpha + Ts) / (alpha + txs))
     # 1 / (1 + exp(z)) == exp(-logaddexp(0, z)), stable for any z.
     return np.where(repeat, np.exp(-np.logaddexp(0.0, z)), 1.0)
+
+
+def rate_hit_within(params: BgNbdParams, x: float, T: float, t: float) -> float:
+    """P(at least one transaction in (T, T + t] | alive at T, x, T) = 1 - ((alpha+T)/(alpha+T+t))^(r+x):
+    the customer's rate given the history and being alive is gamma(r + x, alpha + T), and this
+    is one minus its Laplace transform at ``t`` (via expm1/log1p: exact for small t). Shared by
+    BG/NBD and MBG/NBD (models.mbgnbd.p_active_within): in both a customer alive at T can only
+    die right after a transaction, so the first one after T comes at the customer's rate.
+
+    >>> round(rate_hit_within(BgNbdParams(1.0, 3.0, 0.5, 3.0), 0, 30.0, 30.0), 4)
+    0.4762
+    """
+    if not (t >= 0.0 and math.isfinite(t)):
+        raise ValueError(f"window t must be a finite number of time units >= 0, got {t!r}")
+    return -math.expm1(-(params.r + x) * math.log1p(t / (params.alpha + T)))
+
+
+def p_buys_within(params: BgNbdParams, x: float, t_x: float, T: float, t: float) -> float:
+    """P(at least one purchase in (T, T + t] | x, t_x, T) = P(alive) x :func:`rate_hit_within`.
+
+    Not P(alive): a customer who is alive but buys slowly may well not buy within ``t``. As
+    ``t`` grows it rises to P(alive); it falls with T (both factors do).
+
+    >>> p = BgNbdParams(0.243, 4.414, 0.793, 2.426)
+    >>> round(p_buys_within(p, 2, 30.43, 38.86, 39.0), 4), round(p_buys_within(p, 2, 30.43, 38.86, 1e12), 4)
+    (0.5546, 0.7266)
+    """
+    _check_scalar(x, t_x, T)
+    return p_alive(params, x, t_x, T) * rate_hit_within(params, x, T, t)
 
 
 # --------------------------------------------------------------------------------------------

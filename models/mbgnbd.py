@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize, special
 
-from models.bgnbd import BgNbdParams, FitResult
+from models.bgnbd import BgNbdParams, FitResult, rate_hit_within
 
 __all__ = ["fit", "log_likelihood", "p_active_within", "p_alive"]
 
@@ -78,13 +78,8 @@ def p_active_within(params: BgNbdParams, x: float, t_x: float, T: float, t: floa
     >>> round(p_active_within(p, 0, 0.0, 30.0, 30.0), 3), round(p_active_within(p, 0, 0.0, 30.0, 1e9), 3)
     (0.168, 0.353)
     """
-    if not (t >= 0.0 and math.isfinite(t)):
-        raise ValueError(f"window t must be a finite number of days >= 0, got {t!r}")
     T = T if T > t_x else t_x
-    r, alpha = params.r, params.alpha
-    # 1 - ((alpha+T)/(alpha+T+t))^(r+x), via expm1/log1p: exact for small t
-    came_back = -math.expm1(-(r + x) * math.log1p(t / (alpha + T)))
-    return p_alive(params, x, t_x, T) * came_back
+    return p_alive(params, x, t_x, T) * rate_hit_within(params, x, T, t)
 
 
 def _ll_terms(r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:

@@ -7,8 +7,9 @@ Two jobs, two lists (the at-risk alert stream only serves the first):
   replaces a fixed threshold, so the list has the size a team can work through whatever the
   model's scale.
 - **win back**: users already lapsed (dormant, or churned and not yet expired) ranked by the
-  chance they are still reachable (temperature, P(alive)), then by what they spent: a list to
-  work through, never a stream of alerts.
+  temperature (the chance they are back within the horizon, models.temperature.p_back_within:
+  the column shown is the order), then by what they spent: a list to work through, never a
+  stream of alerts.
 
 Pure: states in, ranked rows out (the CLI reads the states from Redis, the backtest from files).
 Ranking uses the cheap assessment; the full scores (health, reasons, action) are built only for
@@ -35,6 +36,7 @@ from models.model import ChurnModel
 from models.signals import Signals
 from models.scoring import Assessment, Scores, assess, risk_at, scores_from
 from models.state import STAGES, UserState
+from models.temperature import p_back_within
 
 __all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
            "save_bound", "save_key"]
@@ -84,7 +86,7 @@ def daily_list(
         a = _listed(st, now_s, model, keep)
         if a is None:
             continue
-        key = (-a.risk,) if kind == "save" else (-a.p_stay, -st.revenue)
+        key = (-a.risk,) if kind == "save" else (-p_back_within(a.signals, model)[0], -st.revenue)
         rows.append((key, user_id, st, a))
     rows.sort(key=lambda r: (r[0], r[1]))
     size = budget_size(len(rows), n, share) if rows else 0

@@ -7,6 +7,11 @@ the silence that made the temperature fall, the log-odds the "already gone" part
 risk (models.risk.churn_risk); so the first reason is the one that moves the risk most. Facts
 the risk model does not weigh (the stage's own story: cancelled, back after a break, new) come
 first or last as noted below.
+
+The one reason that quotes a score quotes the temperature shown (models.temperature.p_back_within),
+in the words of what it is: "chance of coming back within 30 days: 12%", or "of buying again"
+where the purchase rhythm decided it. It is ranked by what the same silence adds to the risk
+(its "already gone" part reads P(alive), which falls with the temperature).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from models.health import ACT_QUANTILES, percentile
 from models.risk import FEATURES, risk_probability
 from models.signals import Signals, rate_ratio
 from models.state import DAY_S, UserState
-from models.temperature import StaySource
+from models.temperature import StaySource, p_back_within
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
@@ -26,8 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["MAX_REASONS", "reasons"]
 
 MAX_REASONS: Final[int] = 3
-#: The chance of staying is a reason only well below a coin flip: a reason must speak against
-#: the user, never say they are fine ("chance of still coming back 99%").
+#: The temperature is a reason only well below a coin flip: a reason must speak against the
+#: user, never say they are fine ("chance of coming back within 30 days: 99%").
 _COOLING_BELOW: Final[float] = 0.45
 _IDX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURES)}
 # Reason key -> the risk features whose contributions rank it.
@@ -108,7 +113,7 @@ def _leaving_signs(sig: Signals, values: Sequence[float], model: "ChurnModel") -
     return out
 
 
-def _text(key: str, st: UserState, sig: Signals, p_stay: float, source: StaySource, model: "ChurnModel") -> str:
+def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
     if key == "cancelled":
         days = sig.cancelled_days
         return "cancelled today" if days < 1.0 else f"cancelled {days:.0f} days ago"
@@ -135,9 +140,10 @@ def _text(key: str, st: UserState, sig: Signals, p_stay: float, source: StaySour
     if key == "narrow":
         return _kinds_used(sig, model)
     if key == "cooling":
+        back, source = temperature
         if source == "purchases":
-            return f"chance of still being a buying customer {100.0 * p_stay:.0f}% (BG/NBD on purchases)"
-        return f"chance of still coming back {100.0 * p_stay:.0f}% (from the visit rhythm)"
+            return f"chance of buying again within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (BG/NBD on purchases)"
+        return f"chance of coming back within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (from the visit rhythm)"
     if key == "back":
         days = (sig.now_s - st.stage_since_s) / DAY_S
         return f"came back after {days:.0f} days as churned" if st.stage_name == "churned" else f"came back {days:.0f} days ago"
@@ -155,18 +161,23 @@ def reasons(
     source: StaySource,
     model: "ChurnModel",
     leave: float | None = None,
+    temperature: tuple[float, StaySource] | None = None,
 ) -> tuple[str, ...]:
     """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first.
 
     ``values`` is the risk feature vector (models.risk.feature_vector) of the same signals and
-    ``leave`` its logistic probability, when the caller has it already.
+    ``leave`` its logistic probability, ``p_stay`` and ``source`` P(alive) and its rhythm
+    (models.temperature.p_stay), ``temperature`` the temperature shown / 100 and its rhythm
+    (models.temperature.p_back_within), when the caller has them already.
     """
     found: list[tuple[float, str]] = []
     # The part of the risk that says "already gone" (models.risk.churn_risk) comes from the
-    # silence against the rhythm that decided the temperature: its log-odds go to that fact
-    # first and to the temperature itself next.
+    # silence against the rhythm that decided P(alive): its log-odds go to that fact first and
+    # to the temperature (which falls with the same silence) next.
     if leave is None:
         leave = risk_probability(values, model)
+    if temperature is None:
+        temperature = p_back_within(sig, model)
     risk = 1.0 - p_stay * (1.0 - leave)
     gone = _logit(risk) - _logit(leave)
     if sig.cancelled:
@@ -182,7 +193,7 @@ def reasons(
         found.append((_importance("low", values, model), "low"))
     if sig.breadth < 0.3:
         found.append((_importance("narrow", values, model), "narrow"))
-    if p_stay < _COOLING_BELOW:
+    if temperature[0] < _COOLING_BELOW:
         found.append((_importance("cooling", values, model) + 0.5 * gone, "cooling"))
     if stage == "reactivated":
         found.append((_LAST, "back"))
@@ -191,9 +202,9 @@ def reasons(
     signs = _leaving_signs(sig, values, model)
     if not signs and not any(importance > _LAST for importance, _ in found):
         # Nothing crossed its line, yet an alert must say why: the fact that adds most to the
-        # risk, among those that always speak against the user (never "still coming back 99%").
+        # risk, among those that always speak against the user (never "coming back ...: 99%").
         found.append(max((_importance(k, values, model), k) for k in ("silence", "low", "narrow")))
-    texts = [(importance, _text(key, st, sig, p_stay, source, model)) for importance, key in found]
+    texts = [(importance, _text(key, st, sig, temperature, model)) for importance, key in found]
     texts.extend(signs)
     texts.sort(key=lambda item: -item[0])  # stable: equal importance keeps the order above
     return tuple([text for _, text in texts[:MAX_REASONS]])

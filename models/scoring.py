@@ -27,14 +27,14 @@ from models.rfm import rfm_segment
 from models.risk import churn_risk, combine, feature_vector, features_after, risk_probability
 from models.signals import Signals, compute_signals
 from models.state import DAY_S, Stage, UserState
-from models.temperature import StaySource, p_stay, stay_after
+from models.temperature import StaySource, p_back_within, p_stay, stay_after
 
 __all__ = ["Action", "Assessment", "Scores", "SilentRisk", "assess", "features_at", "risk_after", "risk_at", "score", "scores_from"]
 
 @dataclass(frozen=True, slots=True)
 class Scores:
     health: float  # 0-100: how much and how broadly the product is used
-    temperature: float  # 0-100: how likely the user stays and keeps paying
+    temperature: float  # 0-100: how likely the user is back (and buys again) within the model's horizon
     risk: float  # 0-1: probability of churning within the model's horizon
     stage: Stage
     segment: str | None  # RFM segment where purchases exist
@@ -98,13 +98,15 @@ def assess(st: UserState, now_s: int, model: ChurnModel) -> Assessment:
 
 
 def scores_from(st: UserState, a: Assessment, model: ChurnModel) -> Scores:
-    """The full scores of an assessment of ``st`` (``st`` as it was when assessed)."""
+    """The full scores of an assessment of ``st`` (``st`` as it was when assessed): the action
+    and the reasons read the temperature shown, the risk P(alive) (models.temperature)."""
     sig = a.signals
     h = health(sig, model.population)
-    temperature = 100.0 * a.p_stay
+    back, source = p_back_within(sig, model)
+    temperature = 100.0 * back
     segment = rfm_segment(st, sig.now_s, model.population) if st.n_purchases else None
     action = recommend(a.stage, h, temperature, st.n_purchases > 0, model)
-    why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave)
+    why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave, (back, source))
     return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)
 
 

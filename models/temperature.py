@@ -1,19 +1,32 @@
-"""Temperature 0-100: how likely the user is to stay and keep paying, from their own rhythm.
+"""Temperature 0-100: how likely the user is back (and, for a repeat buyer, buys again) within
+the model's horizon, from their own rhythm; and P(alive), the "already gone" part of the risk.
 
-Two survival estimates, both "is the silence we see normal for this user's rhythm?":
+Two buy-till-you-die models, both "is the silence we see normal for this user's rhythm?":
 
-- **purchases** (where the user bought and the model file carries BG/NBD parameters): BG/NBD
-  P(alive) from (x, t_x, T), :func:`models.bgnbd.p_alive`, alpha in days.
-- **visits** (everyone): MBG/NBD P(alive) on active days (:mod:`models.mbgnbd`: x = active days
-  after the first, t_x = first to last active day, T = first active day to now), with population
+- **purchases** (where the user bought again and the model file carries BG/NBD parameters):
+  BG/NBD on (x, t_x, T), :mod:`models.bgnbd`, alpha in days.
+- **visits** (everyone): MBG/NBD on active days (:mod:`models.mbgnbd`: x = active days after the
+  first, t_x = first to last active day, T = first active day to now), with population
   parameters fitted by ``train`` (``population["visit_mbgnbd"]``) or :data:`DEFAULT_VISIT_PARAMS`.
   The modified model, because plain BG/NBD says P(alive) = 1 for anyone seen on one day only.
 
-Temperature = 100 x min(P(alive | visits), P(alive | purchases)), passed through the model's
-calibration (``alive_calibration``, a monotonic map fitted by ``train`` against who in hindsight
-had already left): staying needs both coming back and, for a purchaser, buying again. A regular buyer who still visits but stopped buying cools
-down (-> upsell); a subscriber whose payments stay on schedule stays warm however rarely they
-visit, as long as visits keep their own rhythm.
+Each gives two numbers, and the lower of the two rhythms counts for both (staying needs both
+coming back and, for a purchaser, buying again: a regular buyer who still visits but stopped
+buying cools down):
+
+- **the temperature** (:func:`p_back_within`), the one number shown as temperature everywhere
+  (alerts, console, score history, ``top``) and read by the action and the reasons:
+  100 x P(alive) x P(the next active day, or purchase, falls within the horizon | alive), the
+  chance the user is back within ``model.horizon_days``. Uncalibrated (the calibration is fitted
+  for P(alive)). Why not P(alive) alone: it ranks a one-time buyer of last month above a regular
+  buyer silent for a while; being back within a window also needs the user's rate (the CDNOW
+  check of benchmarks/quality.py: 0.773 for this, 0.764 / 0.685 default / trained for P(alive)).
+- **P(alive)** (:func:`p_stay`), calibrated by ``alive_calibration`` (a monotonic map fitted by
+  ``train`` against who in hindsight had already left): what the risk's "already gone" part and
+  its ``cooling`` feature read (models.risk), and the engine's search for a risk crossing
+  (:func:`stay_after`). Never shown as a number of its own.
+
+Both fall with silence; the temperature is never above the uncalibrated P(alive).
 """
 
 from __future__ import annotations
@@ -22,14 +35,14 @@ import math
 from typing import TYPE_CHECKING, Final, Literal
 
 from models import mbgnbd
-from models.bgnbd import p_alive
+from models.bgnbd import p_alive, p_buys_within
 from models.compiled import DEFAULT_VISIT_PARAMS, VISIT_KEY
 from models.signals import Signals
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "p_stay", "stay_after"]
+__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "p_back_within", "p_stay", "stay_after"]
 
 StaySource = Literal["visits", "purchases"]
 
@@ -58,7 +71,8 @@ def calibrated(p: float, model: "ChurnModel") -> float:
 
 
 def p_stay(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]:
-    """Temperature / 100 and which rhythm decided it (the lower of the two), calibrated."""
+    """P(alive), calibrated, and which rhythm decided it (the lower of the two): the risk's
+    "already gone" part, not the temperature shown (:func:`p_back_within`)."""
     return stay_after(sig, 0.0, model)
 
 
@@ -75,3 +89,24 @@ def stay_after(sig: Signals, extra_days: float, model: "ChurnModel") -> tuple[fl
         if q < p:
             p, source = q, "purchases"
     return (p if compiled.calibration is None else calibrated(p, model)), source
+
+
+def p_back_within(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]:
+    """The temperature / 100 and which rhythm decided it: P(an active day within the model's
+    horizon) (models.mbgnbd.p_active_within), and for a repeat buyer the lower of that and
+    P(a purchase within it) (models.bgnbd.p_buys_within). Uncalibrated (module docstring).
+
+    Falls with silence (both factors do) and rises to P(alive) as the horizon grows: with the
+    default's visit prior a user seen on one day only is at 17 after a month of silence.
+    """
+    compiled = model.compiled
+    h = model.horizon_days
+    p = mbgnbd.p_active_within(compiled.visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days,
+                               sig.age_days, h)
+    source: StaySource = "visits"
+    purchases = compiled.purchases
+    if purchases is not None and sig.n_purchases > 0 and sig.purchase_x != 0:
+        q = p_buys_within(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T, h)
+        if q < p:
+            p, source = q, "purchases"
+    return p, source

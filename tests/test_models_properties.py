@@ -4,6 +4,8 @@
 - batching independence: advance(part 1 up to t) then advance(part 2) == advance(everything);
 - monotonic decay: more silence never lowers risk nor raises health or temperature;
 - bounds: health and temperature in [0, 100], risk in [0, 1];
+- one temperature: the action is the quadrant of the temperature shown, and a reason that quotes
+  a chance quotes that same number, below a coin flip;
 - the state record round-trips exactly;
 - the smart review schedule misses nothing a review in between would have seen.
 """
@@ -14,6 +16,7 @@ import dataclasses
 import inspect
 import math
 import random
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 from models._native import import_pure
 from models.engine import Outcome, advance
 from models.events import EVENT_TYPES, Event
+from models.actions import recommend
 from models.model import ChurnModel
 from models.scoring import risk_at, score
 from models.state import DAY_S, STAGES, UserState, apply_event
@@ -134,6 +138,10 @@ def test_more_silence_never_lowers_risk_nor_raises_health_or_temperature(
         assert 0.0 <= s.health <= 100.0 and 0.0 <= s.temperature <= 100.0 and 0.0 <= s.risk <= 1.0
         assert all(math.isfinite(v) for v in (s.health, s.temperature, s.risk))
         assert s.risk == risk_at(state, now, model)
+        assert s.action == recommend(s.stage, s.health, s.temperature, state.n_purchases > 0, model)
+        for reason in (r for r in s.reasons if r.startswith("chance")):
+            quoted = re.fullmatch(r"chance of (coming back|buying again) within 30 days: (\d+)% \(.*\)", reason)
+            assert quoted and quoted.group(2) == f"{s.temperature:.0f}" and s.temperature < 50.0, (reason, s.temperature)
         if before is not None:
             assert s.risk >= before.risk - 1e-12
             assert s.health <= before.health + 1e-9

@@ -119,10 +119,13 @@ def test_temperature_falls_faster_for_a_daily_user_than_for_a_weekly_one() -> No
     t_daily = score(daily, daily.last_seen_s + after, MODEL).temperature
     t_weekly = score(weekly, weekly.last_seen_s + after, MODEL).temperature
     assert t_daily < t_weekly
-    # Temperature of a non-buyer is the MBG/NBD P(alive) of its active days.
+    # Temperature of a non-buyer is the MBG/NBD P(an active day within the horizon) of its active
+    # days: P(alive) times the chance that the next one falls within it.
     sig = compute_signals(daily, daily.last_seen_s + after, MODEL)
-    expected = mbgnbd.p_alive(DEFAULT_VISIT_PARAMS, sig.active_days - 1, sig.tenure_days, sig.age_days)
+    args = (DEFAULT_VISIT_PARAMS, sig.active_days - 1, sig.tenure_days, sig.age_days)
+    expected = mbgnbd.p_active_within(*args, MODEL.horizon_days)
     assert t_daily == pytest.approx(100 * expected)
+    assert expected < mbgnbd.p_alive(*args)
 
 
 def test_temperature_of_a_buyer_uses_bgnbd_when_the_model_has_it() -> None:
@@ -136,10 +139,11 @@ def test_temperature_of_a_buyer_uses_bgnbd_when_the_model_has_it() -> None:
     s = score(st, st.last_seen_s, model)
     summary = bgnbd.summary_from_state(st, st.last_seen_s)
     assert summary is not None
-    expected = bgnbd.p_alive(BgNbdParams(**params), summary.x, summary.t_x, summary.T)
+    expected = bgnbd.p_buys_within(BgNbdParams(**params), summary.x, summary.t_x, summary.T, model.horizon_days)
     assert s.temperature == pytest.approx(100 * expected)
-    assert s.temperature < 50 <= s.health
-    assert s.action == "upsell"  # using the product, no longer paying
+    assert s.temperature < model.action_temperature and s.health >= model.action_health
+    assert s.action == "upsell"  # using the product, no longer paying: the quadrant of the number shown
+    assert f"chance of buying again within 30 days: {s.temperature:.0f}% (BG/NBD on purchases)" in s.reasons
     # Without BG/NBD parameters the visit rhythm decides (the tested fallback).
     fallback = score(st, st.last_seen_s, MODEL)
     assert fallback.temperature > 50

@@ -102,7 +102,7 @@ def test_no_alert_reason_says_the_user_is_fine(population: dict[str, list[Event]
             seen += 1
             assert alert.scores.reasons and alert.scores.stage in ("new", "active", "declining", "reactivated")
             for reason in alert.scores.reasons:
-                m = re.search(r"chance of still .*? (\d+)%", reason)
+                m = re.search(r"chance of .*?(\d+)%", reason)
                 assert m is None or int(m.group(1)) < 50, reason
     assert seen > 20
 

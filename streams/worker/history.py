@@ -33,6 +33,7 @@ from models.model import ChurnModel
 from models.health import health
 from models.scoring import assess
 from models.state import UserState
+from models.temperature import p_back_within
 
 __all__ = ["HISTORY_WEEKS", "POINT_BYTES", "HistoryPoint", "week_of", "week_start_s", "encode_point",
            "decode_points", "advance_sampled", "state_time_s"]
@@ -94,7 +95,7 @@ def decode_points(raw: bytes | None) -> list[HistoryPoint]:
 def _point(week: int, st: UserState, now_s: int, model: ChurnModel) -> bytes:
     """The three numbers of ``models.scoring.score`` without the rest (reasons cost most of a score)."""
     a = assess(st, now_s, model)
-    return encode_point(week, health(a.signals, model.population), 100.0 * a.p_stay, a.risk)
+    return encode_point(week, health(a.signals, model.population), 100.0 * p_back_within(a.signals, model)[0], a.risk)
 
 
 def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event], until_ms: int,
