@@ -113,7 +113,7 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     the budget alternative to the threshold, every reachable user ranked by risk and cut at that
     share of them (models.ranking.daily_list), read from the save-list index when Redis has one
     for this model (:func:`indexed_save_list`), else from every state. ``win_back``: lapsed users
-    by their chance of still being reachable (models.ranking.daily_list), within ``n`` or ``share``.
+    by temperature, the chance they are back within the horizon (models.ranking.daily_list), within ``n`` or ``share``.
     """
     from models.ranking import daily_list
 

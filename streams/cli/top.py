@@ -1,5 +1,5 @@
 """``churnwatch top``: today's ranked list within a budget, to save (reachable users by risk) or
-to win back (lapsed users most likely still reachable), models.ranking. With
+to win back (lapsed users by temperature, then spend), models.ranking. With
 ``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("-n", type=positive_int("users"), default=None, help="budget: how many users (default 20)")
     budget.add_argument("--share", type=_share, default=None, help="budget: this share of the candidate users, such as 0.02 or 2%%")
     parser.add_argument("--win-back", dest="win_back", action="store_true",
-                        help="the win-back list (lapsed users, most likely still reachable first) instead of the save list")
+                        help="the win-back list (lapsed users, warmest first: most likely back within the horizon) instead of the save list")
     parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table)")
     parser.add_argument("--all", action="store_true", help="with --owner: every account of the owner, not only those at risk")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")

@@ -174,6 +174,8 @@ routes = [
 _NUM = {"type": "number"}
 _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
+_TEMP = {"type": "number", "description": "0-100: the chance in percent that the user is back, and for a repeat buyer buys "
+         "again, within the model's horizon (models.temperature.p_back_within); the action and the reasons read it"}
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -200,14 +202,14 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``/api/v1``."""
-    point = _obj({"week_start": {"type": "string", "format": "date"}, "health": _NUM, "temperature": _NUM, "risk": _NUM})
+    point = _obj({"week_start": {"type": "string", "format": "date"}, "health": _NUM, "temperature": _TEMP, "risk": _NUM})
     row = _obj({
-        "user_id": _STR, "risk": _NUM, "health": _NUM, "temperature": _NUM, "stage": {"enum": list(STAGES)},
+        "user_id": _STR, "risk": _NUM, "health": _NUM, "temperature": _TEMP, "stage": {"enum": list(STAGES)},
         "segment": {"type": ["string", "null"]}, "action": {"enum": list(ACTIONS)}, "reason": _NSTR,
         "trend": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
     })
     user = _obj({
-        "user_id": _STR, "as_of": _STR, "risk": _NUM, "health": _NUM, "temperature": _NUM, "stage": {"enum": list(STAGES)},
+        "user_id": _STR, "as_of": _STR, "risk": _NUM, "health": _NUM, "temperature": _TEMP, "stage": {"enum": list(STAGES)},
         "segment": {"type": ["string", "null"]}, "action": {"enum": list(ACTIONS)}, "reasons": {"type": "array", "items": _STR},
         "first_seen": _NSTR, "last_seen": _NSTR, "events": {"type": "integer"}, "active_days": {"type": "integer"},
         "purchases": {"type": "integer", "description": "distinct UTC days with a purchase"}, "revenue": _NUM, "at_risk_since": _NSTR,

@@ -125,7 +125,7 @@ def user_timeline(
                   ncol=len(ordered), fontsize=8, frameon=False, borderaxespad=0.2)
 
     ax_score.plot(times, [r.health for r in rows], color="#1e8449", lw=2, label="health (use of the product)")
-    ax_score.plot(times, [r.temperature for r in rows], color="#d35400", lw=2, label="temperature (likely to stay)")
+    ax_score.plot(times, [r.temperature for r in rows], color="#d35400", lw=2, label="temperature (back within the horizon)")
     ax_score.set_ylim(0, 100)
     ax_score.set_ylabel("score 0-100")
     ax_score.legend(loc="lower left", fontsize=8)
