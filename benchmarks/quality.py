@@ -440,9 +440,9 @@ def _render_cdnow(cd: Mapping[str, Any]) -> list[str]:
         "active days by maximum likelihood and stores them in the model file; the default's priors are fitted on nothing). "
         "A customer without a row (state expired) ranks last.", "",
         "| scorer | ROC AUC | parameters (days) |", "|---|---|---|",
-        f"| default model: temperature (= P(alive), unfitted visit prior) | {_f(d['temperature_roc_auc'], 4)} | visits {d['visit_mbgnbd_days']}; "
+        f"| default model: temperature (= P(an active day within the horizon), unfitted visit prior) | {_f(d['temperature_roc_auc'], 4)} | visits {d['visit_mbgnbd_days']}; "
         f"{d['no_row']} customers without a row |",
-        f"| trained model: temperature (= calibrated min of P(alive) on visits and on purchases) | {_f(t['temperature_roc_auc'], 4)} | "
+        f"| trained model: temperature (= min of P(an active day / a purchase within the horizon), uncalibrated) | {_f(t['temperature_roc_auc'], 4)} | "
         f"visits {t['visit_mbgnbd_days']}, purchases {t['purchase_bgnbd_days']}; {t['no_row']} without a row |",
         f"| lifetimes BG/NBD: expected purchases in the next 39 weeks | {_f(lt['expected_purchases_39w_roc_auc'], 4)} | {lt['params_days']} |",
         f"| lifetimes BG/NBD: P(alive) | {_f(lt['p_alive_roc_auc'], 4)} | same |",
@@ -450,8 +450,9 @@ def _render_cdnow(cd: Mapping[str, Any]) -> list[str]:
         f"{_f(d['p_active_within_horizon_roc_auc'], 4)} | `models.mbgnbd.p_active_within` |",
         f"| diagnostic, not a score: the same with the trained model's visit parameters | {_f(t['p_active_within_horizon_roc_auc'], 4)} | |",
         "",
-        "Temperature is P(alive): whether the customer is still a customer, not how soon they buy. \"Buys again within 39 "
-        "weeks\" also needs the rate, which is why lifetimes' own P(alive) ranks it far below its expected purchases.", "",
+        "Temperature is P(back within the model's horizon) = P(alive) x P(the next one falls within it | alive), not P(alive) "
+        "alone: \"buys again within 39 weeks\" also needs the rate, which is why lifetimes' own P(alive) ranks it far below "
+        "its expected purchases. The diagnostic rows are the visit part alone, computed outside the engine.", "",
     ]
 
 
