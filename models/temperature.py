@@ -10,8 +10,8 @@ Two buy-till-you-die models, both "is the silence we see normal for this user's 
   parameters fitted by ``train`` (``population["visit_mbgnbd"]``) or :data:`DEFAULT_VISIT_PARAMS`.
   The modified model, because plain BG/NBD says P(alive) = 1 for anyone seen on one day only.
 
-Each gives two numbers, and the lower of the two rhythms counts for both (staying needs both
-coming back and, for a purchaser, buying again: a regular buyer who still visits but stopped
+Each gives two numbers, and for each number the lower of the two rhythms counts (staying needs
+both coming back and, for a purchaser, buying again: a regular buyer who still visits but stopped
 buying cools down):
 
 - **the temperature** (:func:`p_back_within`), the one number shown as temperature everywhere
@@ -20,7 +20,8 @@ buying cools down):
   chance the user is back within ``model.horizon_days``. Uncalibrated (the calibration is fitted
   for P(alive)). Why not P(alive) alone: it ranks a one-time buyer of last month above a regular
   buyer silent for a while; being back within a window also needs the user's rate (the CDNOW
-  check of benchmarks/quality.py: 0.773 for this, 0.764 / 0.685 default / trained for P(alive)).
+  check of benchmarks/quality.py: 0.7726 / 0.7720 default / trained for this, 0.7638 / 0.6849 for
+  P(alive), 0.7725 for BG/NBD's own expected purchases).
 - **P(alive)** (:func:`p_stay`), calibrated by ``alive_calibration`` (a monotonic map fitted by
   ``train`` against who in hindsight had already left): what the risk's "already gone" part and
   its ``cooling`` feature read (models.risk), and the engine's search for a risk crossing
