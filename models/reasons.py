@@ -3,7 +3,7 @@
 Each reason is a fact about the user that holds now ("no visit for 2.5x the usual interval of
 3.0 days") and is tied to the risk features that carry it. Importance is that group's share of
 the risk log-odds against an average user, sum of weight x (value - training mean), plus, for
-the silence that made the temperature fall, the log-odds the "already gone" part adds to the
+the silence that made P(alive) fall, the log-odds the "already gone" part adds to the
 risk (models.risk.churn_risk); so the first reason is the one that moves the risk most. Facts
 the risk model does not weigh (the stage's own story: cancelled, back after a break, new) come
 first or last as noted below.
