@@ -324,7 +324,7 @@ class LogisticRisk:
         if prior is not None:
             bad = [n for n, v in zip(self.features, raw0) if not math.isfinite(v) or (n in self.nonnegative and v < 0.0)]
             if bad or set(prior) - set(self.features):
-                raise ValueError(f"prior weights must be finite, >= 0 for {sorted(self.nonnegative)} and name fitted features; "
+                raise ValueError(f"prior weights (log-odds per unit) must be finite, >= 0 for {sorted(self.nonnegative)} and name fitted features; "
                                  f"got {dict(prior)}")
         w0 = np.where(live, raw0 * sd, 0.0)  # the prior on the standardised scale
 

@@ -418,6 +418,10 @@ def train(
     users is flagged at any date (``risk_enter`` = that upper quantile of the training rows'
     risk, ``risk_exit`` = the quantile of twice the share), so the alert volume is a choice and
     not an accident of the base rate. None keeps the base model's thresholds.
+
+    ``default`` (the shipped default when None): the model the held-out comparison judges against
+    and, with ``from_default``, the weights the penalty pulls towards. ``l2``: the penalty per
+    example on standardised weights; None chooses it by cross-validation (:func:`choose_l2`).
     """
     base = base if base is not None else ChurnModel()
     if not events:
