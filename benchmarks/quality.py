@@ -39,7 +39,7 @@ import numpy as np
 from benchmarks import baselines, populations
 from benchmarks.populations import Population, Row
 
-__all__ = ["CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "render", "run"]
+__all__ = ["BOOTSTRAP_REPS", "CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "render", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,46 +130,8 @@ def _ranking(scores: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     return {"roc_auc": None if auc is None else round(auc, 4), "top_decile_lift": None if lift is None else round(lift, 3)}
 
 
-#: Bootstrap resamples of users for the AUC standard errors (:func:`auc_spread`).
+#: Bootstrap resamples of users for the AUC standard errors (``evaluate.auc_spread``).
 BOOTSTRAP_REPS = 200
-
-
-def _auc_ranks(scores: np.ndarray, y: np.ndarray) -> float:
-    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties as half (same value as evaluate.roc_auc)."""
-    from scipy.stats import rankdata
-
-    pos = y == 1
-    n1, n0 = int(pos.sum()), int((~pos).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    return float((rankdata(scores)[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def auc_spread(ranked: Mapping[str, np.ndarray], y: np.ndarray, users: Sequence[str], pairs: Sequence[tuple[str, str]],
-               reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, float]:
-    """Standard errors, by a bootstrap over users, of each scorer's AUC and of the AUC differences
-    ``pairs`` (a minus b): the rows of one user are resampled together, because weekly rows of
-    one user are not independent. Why: the checks compare AUCs 0.02 apart on populations with
-    40-60 churning users, and a reader must see whether such a gap is more than noise.
-
-    >>> y = np.array([0, 1, 0, 1]); r = {"a": np.array([0.1, 0.9, 0.2, 0.8]), "b": np.array([0.9, 0.1, 0.8, 0.2])}
-    >>> sorted(auc_spread(r, y, ["u", "u", "v", "v"], [("a", "b")], reps=20))
-    ['a', 'a-b', 'b']
-    """
-    rng = np.random.default_rng(seed)
-    ids: dict[str, list[int]] = {}
-    for i, u in enumerate(users):
-        ids.setdefault(u, []).append(i)
-    groups = [np.array(v) for v in ids.values()]
-    draws: dict[str, list[float]] = {k: [] for k in [*ranked, *(f"{a}-{b}" for a, b in pairs)]}
-    for _ in range(reps):
-        rows = np.concatenate([groups[j] for j in rng.integers(0, len(groups), len(groups))])
-        aucs = {k: _auc_ranks(v[rows], y[rows]) for k, v in ranked.items()}
-        for k, v in aucs.items():
-            draws[k].append(v)
-        for a, b in pairs:
-            draws[f"{a}-{b}"].append(aucs[a] - aucs[b])
-    return {k: round(float(np.nanstd(v, ddof=1)), 4) for k, v in draws.items()}
 
 
 def _alert_figures(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,7 +229,9 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
     table = {name: {**_ranking(ranked[name], y), **alerts.get(name, {})} for name in SCORERS}
     base = max(baselines.BASELINES, key=lambda k: table[k]["roc_auc"] or 0.0)
     trained = max(("trained_labels", "trained_no_labels"), key=lambda k: table[k]["roc_auc"] or 0.0)
-    spread = auc_spread(ranked, y, users, [("default", base), (trained, "logistic_per_type")])
+    from streams.offline.evaluate import auc_spread
+
+    spread = auc_spread(ranked, y, users, [("default", base), (trained, "logistic_per_type")], reps=BOOTSTRAP_REPS)
     for name in SCORERS:
         table[name]["roc_auc_se"] = spread[name]
     timings["baselines_and_metrics_s"] = time.perf_counter() - t0

@@ -534,14 +534,20 @@ def train(
         theirs = default_risks(per_user, held_users, usable, default)
         rows = [i for i in np.flatnonzero(test) if (snaps.users[i], snaps.as_of_ms[i]) in theirs]
         if rows:
-            from streams.offline.evaluate import roc_auc
+            from streams.offline.evaluate import auc_spread, roc_auc
 
-            d_auc = roc_auc([theirs[(snaps.users[i], snaps.as_of_ms[i])] for i in rows], [bool(y[i]) for i in rows])
+            d_scores = [theirs[(snaps.users[i], snaps.as_of_ms[i])] for i in rows]
+            d_auc = roc_auc(d_scores, [bool(y[i]) for i in rows])
             t_auc = roc_auc([float(risk[i]) for i in rows], [bool(y[i]) for i in rows])
+            # a user-level bootstrap: with a few churning users held out the verdict may be noise
+            spread = auc_spread({"trained": risk[rows], "default": np.array(d_scores)}, y[rows],
+                                [snaps.users[i] for i in rows], [("trained", "default")])
             report["versus_default"] = {
                 "default_version": default.version, "rows": len(rows),
+                "churning_users": len({snaps.users[i] for i in rows if y[i]}),
                 "default_roc_auc": None if d_auc is None else round(d_auc, 4),
                 "trained_roc_auc": None if t_auc is None else round(t_auc, 4),
+                "difference_se": spread["trained-default"],
                 "trained_beats_default": None if d_auc is None or t_auc is None else bool(t_auc > d_auc),
             }
     weights = {name: round(w, 6) for name, w in fitter.weights.items() if w != 0.0}
