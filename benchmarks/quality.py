@@ -39,7 +39,7 @@ import numpy as np
 from benchmarks import baselines, populations
 from benchmarks.populations import Population, Row
 
-__all__ = ["CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "render", "run"]
+__all__ = ["BOOTSTRAP_REPS", "CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "render", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,10 @@ def _ranking(scores: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     auc = roc_auc(values, labels)
     lift = top_fraction_lift(values, labels, 0.1)
     return {"roc_auc": None if auc is None else round(auc, 4), "top_decile_lift": None if lift is None else round(lift, 3)}
+
+
+#: Bootstrap resamples of users for the AUC standard errors (``evaluate.auc_spread``).
+BOOTSTRAP_REPS = 200
 
 
 def _alert_figures(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,13 +227,20 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
     simple, about_lr = _baseline_scores(pop, test_index, users, dates, as_of, horizon_ms)
     ranked.update(simple)
     table = {name: {**_ranking(ranked[name], y), **alerts.get(name, {})} for name in SCORERS}
+    base = max(baselines.BASELINES, key=lambda k: table[k]["roc_auc"] or 0.0)
+    trained = max(("trained_labels", "trained_no_labels"), key=lambda k: table[k]["roc_auc"] or 0.0)
+    from streams.offline.evaluate import auc_spread
+
+    spread = auc_spread(ranked, y, users, [("default", base), (trained, "logistic_per_type")], reps=BOOTSTRAP_REPS)
+    for name in SCORERS:
+        table[name]["roc_auc_se"] = spread[name]
     timings["baselines_and_metrics_s"] = time.perf_counter() - t0
     result = {
         "about": pop.about, "label": pop.label, "horizon_days": pop.horizon_days, "as_of": pop.as_of,
         "churn_after_for_training": pop.churn_after, "facts": dict(facts), "counts": pop.counts,
         "panel": pop.panel, "rows_judged": len(keys), "rows_churn_within_horizon": int(y.sum()),
         "base_rate": round(float(y.mean()), 4) if len(y) else None, **about_lr,
-        "rows_without_a_score": missing, "scorers": table, "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "rows_without_a_score": missing, "scorers": table, "auc_difference_se": {k: v for k, v in spread.items() if "-" in k}, "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
     result["checks"] = checks(result)
     result["seconds"]["total_s"] = round(time.perf_counter() - started, 1)
@@ -256,12 +267,22 @@ def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     def check(measured: Any, target: str, met: bool | None) -> dict[str, Any]:
         return {"measured": measured, "target": target, "met": met}
 
+    se = result.get("auc_difference_se", {})
+
+    def gap(a: str | None, b: str | None) -> str:
+        """The difference and its bootstrap standard error, when measured."""
+        key = f"{a}-{b}"
+        if a is None or b is None or key not in se or auc.get(a) is None or auc.get(b) is None:
+            return ""
+        return f" (difference {auc[a] - auc[b]:+.3f} +- {se[key]:.3f})"
+
     out = {
         "default_beats_baselines": check(
-            f"{auc['default']} vs {best_base[0]} ({best_base[1]})", f"> {best_base[0]}",
+            f"{auc['default']} vs {best_base[0]} ({best_base[1]}){gap('default', best_base[1])}", f"> {best_base[0]}",
             None if auc["default"] is None or best_base[0] is None else auc["default"] > best_base[0]),
         "trained_beats_lr": check(
-            f"{best_trained[0]} ({best_trained[1]}) vs {lr}", f">= {None if lr is None else round(lr + 0.02, 4)}",
+            f"{best_trained[0]} ({best_trained[1]}) vs {lr}{gap(best_trained[1], 'logistic_per_type')}",
+            f">= {None if lr is None else round(lr + 0.02, 4)}",
             None if best_trained[0] is None or lr is None else best_trained[0] >= lr + 0.02 - 1e-9),
         "alert_precision": check(
             None if d.get("precision") is None or not base else f"{d['precision']} = {d['precision'] / base:.2f} x {base}",
@@ -470,7 +491,9 @@ def render(results: Mapping[str, Any]) -> str:
              "backtest judges, users it does not report churned (panel \"open\"). Alert figures come from each model's own backtest of the judged "
              "half: precision = at-risk alerts followed by churn within the horizon; recall = churners flagged before "
              "churning; lead = days from the first alert of the run-up to the churn; flap = at-risk alerts within 14 days "
-             "after a recovered alert of the same user. Baselines send no alerts.", "",
+             "after a recovered alert of the same user. Baselines send no alerts. AUC +- its standard error, and the checks' "
+             f"AUC differences +- theirs, come from a bootstrap over users ({BOOTSTRAP_REPS} resamples, the rows of a user "
+             "together): a gap smaller than about twice its error is not a measured difference.", "",
              "## Done when (issue 11)", "", "| population | check | measured | target | verdict |", "|---|---|---|---|---|"]
     for name, pop in results["populations"].items():
         for key, words in CHECKS:
@@ -502,7 +525,8 @@ def render(results: Mapping[str, Any]) -> str:
             s = pop["scorers"][key]
             prec = s.get("precision")
             ratio = f" ({prec / pop['base_rate']:.1f}x)" if prec is not None and pop["base_rate"] else ""
-            lines.append(f"| {LABELS[key]} | {_f(s['roc_auc'])} | {_f(s['top_decile_lift'], 2)} | {_f(prec)}{ratio} | "
+            auc_se = f" +- {s['roc_auc_se']:.3f}" if s.get("roc_auc_se") is not None else ""
+            lines.append(f"| {LABELS[key]} | {_f(s['roc_auc'])}{auc_se} | {_f(s['top_decile_lift'], 2)} | {_f(prec)}{ratio} | "
                          f"{_f(s.get('recall'))} | {_f(s.get('median_lead_days'), 1)} | {_f(s.get('at_risk_per_user_month'))} | "
                          f"{_f(s.get('flap_rate'))} |")
         if pop.get("rows_without_a_score"):

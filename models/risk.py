@@ -286,13 +286,18 @@ class LogisticRisk:
         z = self.intercept + np.asarray(X, dtype=np.float64) @ w
         return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
 
-    def fit(self, X: "np.ndarray", y: "np.ndarray", sample_weight: "np.ndarray | None" = None) -> "LogisticRisk":
-        """Penalised maximum likelihood: mean log-loss + l2/2 * |w|^2 on standardised columns (the
-        same penalty per example as ``learn_one``).
+    def fit(self, X: "np.ndarray", y: "np.ndarray", sample_weight: "np.ndarray | None" = None,
+            prior: Mapping[str, float] | None = None) -> "LogisticRisk":
+        """Penalised maximum likelihood: mean log-loss + l2/2 * |w - prior|^2 on standardised
+        columns (the same penalty per example as ``learn_one`` when there is no prior).
 
         Standardising makes one penalty fit every feature's scale; a positive scale keeps each
         weight's sign, so the bounds (>= 0 for ``nonnegative``) carry over to the raw weights.
-        Constant columns get weight 0. Raises ValueError on a single class or bad shapes.
+        ``prior`` (raw weights, feature -> log-odds per unit; absent features 0) is where the
+        penalty pulls the weights: ``churnwatch train`` passes the default's documented effects,
+        so the data only has to pay for its corrections to them, and a small or noisy history
+        stays near the default instead of near "no effect". Constant columns get weight 0.
+        Raises ValueError on a single class, bad shapes, or a prior the bounds forbid.
         """
         import numpy as np
         from scipy import optimize
@@ -315,17 +320,25 @@ class LogisticRisk:
         live = sd > 1e-12
         Z = np.where(live, (Xa - mu) / np.where(live, sd, 1.0), 0.0)
         k = Z.shape[1]
+        raw0 = np.array([float((prior or {}).get(name, 0.0)) for name in self.features])
+        if prior is not None:
+            bad = [n for n, v in zip(self.features, raw0) if not math.isfinite(v) or (n in self.nonnegative and v < 0.0)]
+            if bad or set(prior) - set(self.features):
+                raise ValueError(f"prior weights (log-odds per unit) must be finite, >= 0 for {sorted(self.nonnegative)} and name fitted features; "
+                                 f"got {dict(prior)}")
+        w0 = np.where(live, raw0 * sd, 0.0)  # the prior on the standardised scale
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             b, w = theta[0], theta[1:]
             z = b + Z @ w
             # log(1 + e^z) - y z, stable for any z
-            loss = float(np.sum(sw * (np.logaddexp(0.0, z) - ya * z))) / total + 0.5 * self.l2 * float(w @ w)
+            d = w - w0
+            loss = float(np.sum(sw * (np.logaddexp(0.0, z) - ya * z))) / total + 0.5 * self.l2 * float(d @ d)
             p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
             r = sw * (p - ya) / total
             grad = np.empty_like(theta)
             grad[0] = r.sum()
-            grad[1:] = Z.T @ r + self.l2 * w
+            grad[1:] = Z.T @ r + self.l2 * d
             return loss, grad
 
         bounds: list[tuple[float | None, float | None]] = [(None, None)]
@@ -336,8 +349,7 @@ class LogisticRisk:
                 bounds.append((0.0, None))
             else:
                 bounds.append((None, None))
-        theta0 = np.zeros(k + 1)
-        theta0[0] = math.log(pos / (total - pos))
+        theta0 = np.concatenate(([math.log(pos / (total - pos))], w0))
         res = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                                 options={"maxiter": 2000, "gtol": 1e-8})
         b, w = float(res.x[0]), res.x[1:]

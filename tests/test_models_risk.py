@@ -103,3 +103,30 @@ def test_weights_survive_the_model_file(tmp_path) -> None:  # type: ignore[no-un
     x = {name: 1.0 for name in FEATURES}
     assert loaded.predict_proba_one(x) == pytest.approx(sigmoid(-1.5 + sum(weights.values())))
     assert math.isclose(sigmoid(800.0), 1.0) and sigmoid(-800.0) >= 0.0
+
+
+def test_a_strong_penalty_keeps_the_prior_and_a_weak_one_lets_the_data_speak() -> None:
+    rng = np.random.default_rng(12)
+    X, y = _logistic_data(rng, np.array([1.0, 0.0]), -1.0, 5_000)
+    prior = {"a": 0.2, "b": -0.3}
+    held = LogisticRisk(features=("a", "b"), nonnegative=("a",), l2=1e6).fit(X, y, prior=prior)
+    assert held.weights["a"] == pytest.approx(0.2, abs=1e-4) and held.weights["b"] == pytest.approx(-0.3, abs=1e-4)
+    free = LogisticRisk(features=("a", "b"), nonnegative=("a",), l2=0.0).fit(X, y, prior=prior)
+    assert free.weights["a"] == pytest.approx(1.0, abs=0.15) and abs(free.weights["b"]) < 0.1
+    with pytest.raises(ValueError, match="prior weights"):
+        LogisticRisk(features=("a", "b"), nonnegative=("a",)).fit(X, y, prior={"a": -1.0})
+    with pytest.raises(ValueError, match="prior weights"):
+        LogisticRisk(features=("a", "b"), nonnegative=("a",)).fit(X, y, prior={"zzz": 1.0})
+
+
+def test_cross_validation_pulls_noise_to_the_prior_and_lets_signal_through() -> None:
+    from streams.offline.train import choose_l2
+
+    rng = np.random.default_rng(13)
+    users = [f"u{i // 10}" for i in range(4_000)]  # 10 rows per user, as weekly snapshots
+    X = rng.normal(size=(4_000, 6))
+    noise = (rng.random(4_000) < 0.1).astype(float)
+    l2_noise, losses = choose_l2(tuple("abcdef"), X, noise, users, prior={})
+    assert l2_noise >= 1.0 and set(losses) == {"0.001", "0.01", "0.1", "1", "10"}
+    signal = (rng.random(4_000) < 1.0 / (1.0 + np.exp(2.0 - 1.5 * X[:, 0]))).astype(float)
+    assert choose_l2(tuple("abcdef"), X, signal, users, prior={})[0] <= 0.1

@@ -126,6 +126,9 @@ def test_train_writes_a_loadable_versioned_model(trained: Path, capsys: pytest.C
     assert model.training["holdout_leave_given_alive"]["rows"] > 0
     assert model.alive_calibration["slope"] > 0
     assert 0.0 < model.risk_exit < model.risk_enter < 1.0
+    penalty = model.training["penalty"]  # chosen by cross-validation, pulling towards the default
+    assert penalty["towards"] == "default" and f"{penalty['l2']:g}" in penalty["cv_log_loss"]
+    assert penalty["cv_log_loss"][f"{penalty['l2']:g}"] == min(penalty["cv_log_loss"].values())
 
 
 def test_same_history_gives_the_same_version(sim: dict[str, Path], trained: Path, tmp_path: Path) -> None:

@@ -14,12 +14,15 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from models.state import DAY_S
 from streams.offline.history import read_labels_csv
 from streams.offline.replay import Replay, ScoreRow, open_text
 from streams.timefmt import format_day_or_time
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 #: An at-risk alert less than this many days after a "recovered" of the same user is a flap.
 FLAP_QUIET_DAYS = 14
@@ -29,6 +32,7 @@ __all__ = [
     "Labels",
     "alert_episodes",
     "alert_outcomes",
+    "auc_spread",
     "covers",
     "evaluate",
     "flaps",
@@ -97,6 +101,49 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     rank_sum = sum(r for r, y in zip(ranks, labels) if y)
     u = rank_sum - n_pos * (n_pos + 1) / 2.0
     return u / (n_pos * n_neg)
+
+
+def _auc_ranks(scores: "np.ndarray", y: "np.ndarray") -> float:
+    """:func:`roc_auc` of numpy arrays (rank-sum formula, ties as half; nan for one class)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    return float((rankdata(scores)[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def auc_spread(ranked: Mapping[str, "np.ndarray"], y: "np.ndarray", users: Sequence[str], pairs: Sequence[tuple[str, str]],
+               reps: int = 200, seed: int = 0) -> dict[str, float]:
+    """Standard errors, by a bootstrap over users, of each scorer's AUC and of the AUC differences
+    ``pairs`` (a minus b): the rows of one user are resampled together, because weekly rows of
+    one user are not independent. Why: AUCs 0.02 apart on 40-60 churning users (the quality
+    table's fightchurn populations, train's held-out users of a small product) may be noise, and
+    a reader must see whether a gap is more than that.
+
+    >>> import numpy as np
+    >>> y = np.array([0, 1, 0, 1]); r = {"a": np.array([0.1, 0.9, 0.2, 0.8]), "b": np.array([0.9, 0.1, 0.8, 0.2])}
+    >>> sorted(auc_spread(r, y, ["u", "u", "v", "v"], [("a", "b")], reps=20))
+    ['a', 'a-b', 'b']
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids: dict[str, list[int]] = {}
+    for i, u in enumerate(users):
+        ids.setdefault(u, []).append(i)
+    groups = [np.array(v) for v in ids.values()]
+    draws: dict[str, list[float]] = {k: [] for k in [*ranked, *(f"{a}-{b}" for a, b in pairs)]}
+    for _ in range(reps):
+        rows = np.concatenate([groups[j] for j in rng.integers(0, len(groups), len(groups))])
+        aucs = {k: _auc_ranks(v[rows], y[rows]) for k, v in ranked.items()}
+        for k, v in aucs.items():
+            draws[k].append(v)
+        for a, b in pairs:
+            draws[f"{a}-{b}"].append(aucs[a] - aucs[b])
+    return {k: round(float(np.nanstd(v, ddof=1)), 4) for k, v in draws.items()}
 
 
 def roc_curve(scores: Sequence[float], labels: Sequence[bool]) -> tuple[list[float], list[float]]:
