@@ -43,7 +43,11 @@ _GROUPS: Final[dict[str, tuple[int, ...]]] = {
     "low": (_IDX["inactive_7d"], _IDX["inactive_28d"], _IDX["inactive_90d"]),
     "narrow": (_IDX["narrowness"],),
     "cooling": (_IDX["cooling"],),
+    "negative": (_IDX["negative_share"],),
 }
+#: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
+#: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
+_NEGATIVE_MIN_LIFT: Final[float] = 0.25
 _FIRST: Final[float] = 1e9  # cancellation: always the first reason
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
 _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
@@ -113,6 +117,25 @@ def _leaving_signs(sig: Signals, values: Sequence[float], model: "ChurnModel") -
     return out
 
 
+def _plural(name: str, n: int) -> str:
+    return name if n == 1 or name.endswith("s") else name + "s"
+
+
+def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
+    """"3 unfriends in the last 4 weeks": the product's own names of the negative feedback the
+    user gave (the state's mask of the role's names used while the count was alive). Four weeks
+    because the risk reads the 4-week share (models.risk ``negative_share``)."""
+    vocabulary = model.compiled.vocabulary
+    known = len(vocabulary.roles.get("negative", ()))
+    names = [vocabulary.negative_name(i) for i in range(16) if st.negative_names >> i & 1 and i < known]
+    n = round(sig.negative_28d)
+    n = n if n >= 1 else 1
+    if len(names) == 1:
+        return f"{n} {_plural(names[0], n)} in the last 4 weeks"
+    what = "negative-feedback event" if n == 1 else "negative-feedback events"
+    return f"{n} {what} in the last 4 weeks" + (f" ({', '.join(names)})" if names else "")
+
+
 def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
     if key == "cancelled":
         days = sig.cancelled_days
@@ -139,6 +162,8 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         return text
     if key == "narrow":
         return _kinds_used(sig, model)
+    if key == "negative":
+        return _negative_text(st, sig, model)
     if key == "cooling":
         back, source = temperature
         if source == "purchases":
@@ -193,6 +218,10 @@ def reasons(
         found.append((_importance("low", values, model), "low"))
     if sig.breadth < 0.3:
         found.append((_importance("narrow", values, model), "narrow"))
+    if sig.negative_28d >= 0.5:
+        lift = _importance("negative", values, model)
+        if lift >= _NEGATIVE_MIN_LIFT:  # only where it raises the risk (a model may weigh it otherwise)
+            found.append((lift, "negative"))
     if temperature[0] < _COOLING_BELOW:
         found.append((_importance("cooling", values, model) + 0.5 * gone, "cooling"))
     if stage == "reactivated":

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FEATURES",
     "LogisticRisk",
+    "NEGATIVE_SHARE_FULL",
     "PRIOR_INTERCEPT",
     "PRIOR_WEIGHTS",
     "SILENCE_FEATURES",
@@ -72,11 +73,15 @@ FEATURES: Final[tuple[str, ...]] = (
     "buyer",  # 1 when the user ever purchased
     "purchases_log",  # log(1 + purchases)
     "revenue_log",  # log(1 + total purchase value)
+    "negative_share",  # negative feedback's share of 4-week activity / NEGATIVE_SHARE_FULL, at most 1
 )
 #: Features that grow with silence: their weights must be >= 0 (module docstring).
 _N_SILENCE: Final[int] = 10  # the first features move with silence, the others do not
 _REVENUE: Final[int] = 15
 SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:_N_SILENCE])
+#: Share of a user's 4-week activity that is negative feedback at which ``negative_share``
+#: reaches its end (1): stated a priori, not measured (PRIOR_WEIGHTS below).
+NEGATIVE_SHARE_FULL: Final[float] = 0.2
 
 #: Per-slot features (models.vocabulary), named ``<prefix>:<event name>`` (``kind<i>`` for a
 #: hashed slot): ``inactive:`` = -log(1 + the type's 4-week count), which grows with silence
@@ -105,7 +110,22 @@ SLOT_PREFIXES: Final[tuple[str, str]] = ("inactive:", "share:")
 #:   a one-kind and a many-kind user with 8 kinds, so 2.5): Gold 2020, ch. 7;
 #: - churn hazard falling with tenure (``tenure_log`` < 0; log(1 + days) ranges about 4 between a
 #:   week and a year, so -0.25): Fader & Hardie, "How to project customer retention", Journal of
-#:   Interactive Marketing 21(1), 2007 (heterogeneity makes retention rise with tenure).
+#:   Interactive Marketing 21(1), 2007 (heterogeneity makes retention rise with tenure);
+#: - negative feedback (``negative_share``: the share of the user's 4-week activity that is
+#:   events of the ``negative`` role, models.vocabulary: dislikes, unfriends, complaints, refunds,
+#:   downgrades, ...; divided by :data:`NEGATIVE_SHARE_FULL` and capped at 1, so 0 to 1, and 1.0):
+#:   dissatisfaction precedes switching — Keaveney, "Customer switching behavior in service
+#:   industries", Journal of Marketing 59(2), 1995 (core service and service-encounter failures,
+#:   and failed responses to them, behind most switching); Reichheld, "The one number you need
+#:   to grow", Harvard Business Review 81(12), 2003 (detractors defect); Gold 2020, ch. 7 (ratio
+#:   metrics such as dislikes per post: the *share*, not the count, so a heavy user is not read
+#:   as unhappy for acting a lot). A share, not a log-count: the count falls with silence and
+#:   would let risk fall while a user stays away; the share does not move with silence. Its end,
+#:   a fifth of the user's activity, is stated a priori: negative actions are a small minority of
+#:   what users do in a product, so a user for whom one action in five is negative is at the far
+#:   end of the range; a larger share, on a few events, says nothing more reliable. Users without
+#:   such events get 0: most users who leave never complain (Keaveney 1995; TARP's complaint
+#:   studies), so the absence of complaint is the norm and moves nobody's risk.
 #:
 #: The intercept only sets the scale (ranking does not depend on it). Measured failure of the
 #: weights shipped before (fitted on ``churnwatch simulate`` seed 1: ``buyer`` +1.27,
@@ -119,6 +139,7 @@ PRIOR_WEIGHTS: Final[Mapping[str, float]] = {
     "decline_long": 1.0,
     "narrowness": 2.5,
     "tenure_log": -0.25,
+    "negative_share": 1.0,
 }
 PRIOR_INTERCEPT: Final[float] = -1.0
 
@@ -167,11 +188,21 @@ def feature_vector(sig: Signals, p_stay: float, revenue: float) -> list[float]:
         1.0 if sig.n_purchases > 0 else 0.0,
         math.log1p(sig.n_purchases),
         math.log1p(revenue if revenue > 0.0 else 0.0),
+        _negative_share(sig),
     ]
     out.extend([-math.log1p(n) for n in sig.slot_28d])
     a28 = sig.act_28d
     out.extend([n / a28 if a28 > 0.0 else 0.0 for n in sig.slot_28d])
     return out
+
+
+def _negative_share(sig: Signals) -> float:
+    """``negative_share``: negative feedback's share of the 4-week activity over NEGATIVE_SHARE_FULL,
+    at most 1 (both counts decay alike, so silence does not move it)."""
+    if sig.negative_28d <= 0.0 or sig.act_28d <= 0.0:
+        return 0.0
+    share = sig.negative_28d / (sig.act_28d * NEGATIVE_SHARE_FULL)
+    return share if share < 1.0 else 1.0
 
 
 def features_after(sig: Signals, values: Sequence[float], extra_days: float, p_stay_after: float) -> list[float]:

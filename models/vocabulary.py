@@ -14,7 +14,24 @@ name goes to which slot:
 Roles are declared by name (``roles`` in the model file), with defaults that recognise the
 usual spellings: ``purchase`` (an activity that also carries an amount and feeds BG/NBD),
 ``cancel`` (not activity: the user says they leave), ``subscription`` (a billing statement of
-the revenue side, models.subscription: not usage, so the usage state leaves it to models.revenue).
+the revenue side, models.subscription: not usage, so the usage state leaves it to models.revenue),
+``negative`` (negative feedback: activity that says the user is dissatisfied; the state counts
+it in counters of its own, models.state, besides the total, and the default risk reads its share
+of the user's activity, models.risk).
+
+The default ``negative`` names were chosen from generic product-analytics vocabulary, before any
+population was scored with them, one family each of what a dissatisfied user does in a product:
+rates content or the product down (``dislike``, ``thumbs_down``, ``downvote``, ``unlike``),
+cuts a tie the product lives on (``unfollow``, ``unfriend``, ``block``, ``mute``), reports
+abuse (``report_abuse``), tells the company it is unhappy (``complaint``,
+``negative_feedback``), takes money back (``refund``, ``refund_request``, ``chargeback``), pays
+for less (``downgrade``) or removes the product (``uninstall``). Left out on purpose: ``report``
+alone (in a B2B tool running a report is use, not complaint), ``return`` alone (coming back to
+the app, or a shop's return), ``hide`` (often tidying), and every name that only a particular
+product's data would suggest is negative (an ad view is not dissatisfaction by its name).
+A product overrides the list with ``roles.negative`` in its model file (at most 16 names: the
+state remembers which of them a user used in a 16-bit mask, for the reasons; sixteen because
+the record has no byte to spare, models.state).
 """
 
 from __future__ import annotations
@@ -29,7 +46,9 @@ __all__ = [
     "DEFAULT_ROLES",
     "DEFAULT_SLOTS",
     "DEFAULT_VOCABULARY",
+    "MAX_NEGATIVE_NAMES",
     "MAX_SLOTS",
+    "NEGATIVE",
     "PURCHASE",
     "ROLES",
     "SUBSCRIPTION",
@@ -40,13 +59,21 @@ ACTIVITY: Final[int] = 0
 PURCHASE: Final[int] = 1
 CANCEL: Final[int] = 2
 SUBSCRIPTION: Final[int] = 3
+NEGATIVE: Final[int] = 4
 #: Role names as the model file writes them -> role code.
-ROLES: Final[Mapping[str, int]] = {"purchase": PURCHASE, "cancel": CANCEL, "subscription": SUBSCRIPTION}
+ROLES: Final[Mapping[str, int]] = {"purchase": PURCHASE, "cancel": CANCEL, "subscription": SUBSCRIPTION, "negative": NEGATIVE}
 DEFAULT_ROLES: Final[Mapping[str, tuple[str, ...]]] = {
     "purchase": ("purchase", "order", "payment", "checkout", "buy", "transaction"),
     "cancel": ("cancel", "cancellation", "unsubscribe", "cancel_subscription", "subscription_cancel", "account_delete", "delete_account"),
     "subscription": ("subscription",),
+    "negative": (
+        "dislike", "thumbs_down", "downvote", "unlike", "unfollow", "unfriend", "block", "mute",
+        "report_abuse", "complaint", "negative_feedback", "refund", "refund_request", "chargeback",
+        "downgrade", "uninstall",
+    ),
 }
+#: Most ``negative`` names a model may declare (the state's mask of names used has 16 bits).
+MAX_NEGATIVE_NAMES: Final[int] = 16
 #: Slots when no names are declared (hashed), and the most a model may declare.
 DEFAULT_SLOTS: Final[int] = 8
 MAX_SLOTS: Final[int] = 16
@@ -58,8 +85,10 @@ class Vocabulary:
     """Slots and roles of event names (module docstring).
 
     >>> v = Vocabulary(("post", "like"))
-    >>> v.lookup("like"), v.lookup("order"), v.lookup("share"), v.lookup("cancellation")
-    ((1, 0), (-1, 1), (-1, 0), (-1, 2))
+    >>> v.lookup("like"), v.lookup("order"), v.lookup("share"), v.lookup("cancellation"), v.lookup("unfriend")
+    ((1, 0), (-1, 1), (-1, 0), (-1, 2), (-1, 4))
+    >>> Vocabulary().lookup("dislike"), Vocabulary().negative_index("unfriend"), Vocabulary().negative_name(5)
+    ((-1, 4), 5, 'unfriend')
     >>> Vocabulary().lookup("post")[0] in range(DEFAULT_SLOTS)
     True
     """
@@ -76,6 +105,8 @@ class Vocabulary:
         unknown = set(self.roles) - set(ROLES)
         if unknown:
             raise ValueError(f"roles name unknown roles {sorted(unknown)}; known: {sorted(ROLES)}")
+        if len(self.roles.get("negative", ())) > MAX_NEGATIVE_NAMES:
+            raise ValueError(f"roles.negative names {len(self.roles['negative'])} event types, at most {MAX_NEGATIVE_NAMES}")
 
     @property
     def n_slots(self) -> int:
@@ -85,9 +116,19 @@ class Vocabulary:
         """The event name of ``slot``, None for hashed slots (several names may share one)."""
         return self.tracked[slot] if self.tracked else None
 
+    def negative_index(self, name: str) -> int:
+        """Position of ``name`` in the ``negative`` role's names (-1 when not there)."""
+        names = self.roles.get("negative", ())
+        return list(names).index(name) if name in names else -1
+
+    def negative_name(self, index: int) -> str:
+        """The ``negative`` role's ``index``-th name."""
+        return str(self.roles.get("negative", ())[index])
+
     def lookup(self, name: str) -> tuple[int, int]:
         """(slot or -1, role) of an event name; cancellations and subscription statements take no
-        slot (they are not activity)."""
+        slot (they are not activity), nor do purchases and negative feedback without tracked
+        names (they have counters of their own, models.state)."""
         found = self._names.get(name)
         if found is None:
             found = self._resolve(name)
@@ -105,8 +146,8 @@ class Vocabulary:
             return -1, role
         if self.tracked:
             return (self.tracked.index(name) if name in self.tracked else -1), role
-        if role == PURCHASE:
-            return -1, role  # purchases have their own counters (models.state)
+        if role in (PURCHASE, NEGATIVE):
+            return -1, role  # their own counters (models.state), not mixed into a hashed kind
         return zlib.crc32(name.encode()) % DEFAULT_SLOTS, role
 
 

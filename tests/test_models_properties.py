@@ -50,7 +50,7 @@ MODEL = ChurnModel(
 )
 MODELS = [ChurnModel(), MODEL]
 
-_types = st.sampled_from(EVENT_TYPES)
+_types = st.sampled_from(EVENT_TYPES + ("dislike", "unfriend"))  # and negative feedback (models.vocabulary)
 #: The engine and its assessment as Python (models/_native.py): _change_points patches the engine's own
 #: functions, which the compiled engine would call directly.
 _PURE = import_pure(["engine", "scoring"])
@@ -155,7 +155,7 @@ def test_state_record_round_trips_exactly(events: list[Event], stage: int, since
     state = _state_of(events)
     state.stage, state.stage_since_s, state.next_review_s, state.at_risk_since_s = stage, since, review, since
     raw = state.to_bytes()
-    assert len(raw) <= 87 + 8 * 16 <= 256  # stays a listpack value on servers started with hash-max-listpack-value 256
+    assert len(raw) <= 93 + 8 * 16 <= 256  # stays a listpack value on servers started with hash-max-listpack-value 256
     back = UserState.from_bytes(raw)
     assert back == state
     assert back.to_bytes() == raw
@@ -296,6 +296,6 @@ def test_format_1_records_are_still_read() -> None:
     st_ = UserState.from_bytes(raw)
     assert (st_.first_seen_s, st_.last_seen_s, st_.active_days, st_.n_events, st_.stage) == (first, last, days, 40, 1)
     assert st_.gap_ewma_days == pytest.approx(30.0 / (days - 1))
-    assert len(st_.to_bytes()) == 87 + 8 * 8  # read into format 3, 8 hashed kinds
-    with pytest.raises(ValueError, match="not format v3"):
+    assert len(st_.to_bytes()) == 93 + 8 * 8  # read into format 4, 8 hashed kinds
+    with pytest.raises(ValueError, match="not format v4"):
         UserState.from_bytes(raw[:-1])

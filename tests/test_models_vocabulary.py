@@ -16,7 +16,7 @@ from models.ranking import budget_size, daily_list
 from models.risk import PRIOR_WEIGHTS, moves_with_silence
 from models.scoring import score
 from models.state import DAY_S, UserState
-from models.vocabulary import CANCEL, DEFAULT_SLOTS, PURCHASE, Vocabulary
+from models.vocabulary import CANCEL, DEFAULT_ROLES, DEFAULT_SLOTS, NEGATIVE, PURCHASE, Vocabulary
 from streams.offline.simulate import generate
 
 START_MS = 1_767_225_600_000  # 2026-01-01
@@ -34,7 +34,7 @@ def population() -> dict[str, list[Event]]:
 
 def test_names_keep_their_slot_and_roles_have_name_defaults() -> None:
     v = Vocabulary(("post", "unfriend", "like"))
-    assert [v.lookup(n) for n in ("post", "unfriend", "like")] == [(0, 0), (1, 0), (2, 0)]
+    assert [v.lookup(n) for n in ("post", "unfriend", "like")] == [(0, 0), (1, NEGATIVE), (2, 0)]
     assert v.lookup("share") == (-1, 0), "an untracked name counts in the total only"
     assert v.lookup("checkout")[1] == PURCHASE and v.lookup("unsubscribe") == (-1, CANCEL)
     custom = Vocabulary(("post",), {"purchase": ("renewal",), "cancel": ("goodbye",)})
@@ -48,12 +48,12 @@ def test_names_keep_their_slot_and_roles_have_name_defaults() -> None:
         Vocabulary((), {"refund": ("refund",)})
 
 
-def test_record_is_87_bytes_plus_8_per_tracked_type_and_round_trips() -> None:
+def test_record_is_93_bytes_plus_8_per_tracked_type_and_round_trips() -> None:
     model = ChurnModel(tracked_types=tuple(f"t{i}" for i in range(8)))
     st = advance("u", None, [Event("u", START_MS + i * 3_600_000, f"t{i % 10}", f"e{i}") for i in range(60)],
                  START_MS + 10 * DAY_MS, model).state
     raw = st.to_bytes()
-    assert len(raw) == 87 + 8 * 8
+    assert len(raw) == 93 + 8 * 8
     assert UserState.from_bytes(raw) == st and UserState.from_bytes(raw).to_bytes() == raw
     assert sum(st.slot_28d) < st.act_28d, "t8 and t9 are untracked: in the total only"
     other = ChurnModel(tracked_types=("t0", "t1"))
@@ -150,3 +150,45 @@ def test_model_file_round_trips_the_vocabulary(tmp_path) -> None:  # type: ignor
     back = load_model(path)
     assert back == model and back.compiled.features[-1] == "share:like"
     assert "compiled" not in json.loads(path.read_text())
+
+
+def test_negative_feedback_role_has_generic_defaults_and_its_own_counters() -> None:
+    hashed = Vocabulary()
+    for name in ("dislike", "unfriend", "unfollow", "block", "complaint", "refund", "downgrade", "uninstall"):  # generic
+        assert hashed.lookup(name) == (-1, NEGATIVE), f"{name}: own counters, not a hashed kind"
+    assert hashed.lookup("adview")[1] == 0 and hashed.lookup("report")[1] == 0, "not negative by their names"
+    assert Vocabulary((), {"negative": ("thumbsdown",)}).lookup("dislike")[1] == 0, "declared roles replace the defaults"
+    assert load_model().roles["negative"] == list(DEFAULT_ROLES["negative"])
+    evs = [Event("u", START_MS + i * 3_600_000, t, f"e{i}") for i, t in enumerate(["post", "dislike", "post", "unfriend"])]
+    st = advance("u", None, evs, START_MS + DAY_MS, load_model()).state
+    assert (st.negative_28d, st.act_28d) == pytest.approx((2.0, 4.0), rel=0.02) and sum(st.slot_28d) == pytest.approx(2.0, rel=0.02)
+    raw = st.to_bytes()
+    assert UserState.from_bytes(raw) == st and len(raw) == 93 + 8 * DEFAULT_SLOTS
+    v3 = UserState.from_bytes(b"\x03" + raw[1:87] + raw[93:])  # a record written before the role: no negative counts
+    assert (v3.negative_28d, v3.negative_names, v3.act_28d, list(v3.slot_28d)) == (0.0, 0, st.act_28d, list(st.slot_28d))
+
+
+def _risk_of(kinds: list[str], silent_days: float = 0.0) -> tuple[float, tuple[str, ...]]:
+    """Risk and reasons of a user active every day for 4 weeks with ``kinds`` on each day."""
+    model = load_model()
+    evs = [Event("u", START_MS + d * DAY_MS + j * 60_000, k, f"{d}-{j}") for d in range(28) for j, k in enumerate(kinds)]
+    st = advance("u", None, evs, START_MS + 28 * DAY_MS, model).state
+    s = score(st, st.last_seen_s + int(silent_days * DAY_S), model)
+    return s.risk, s.reasons
+
+
+def test_negative_share_raises_risk_monotonically_and_leaves_others_alone() -> None:
+    base = ["post", "like", "share", "comment"] * 2
+    none, none_why = _risk_of(base + ["post", "post"])
+    some, some_why = _risk_of(base + ["post", "dislike"])  # a tenth of the activity
+    more, more_why = _risk_of(base + ["dislike", "unfriend"])  # a fifth
+    assert none < some < more, (none, some, more)
+    assert not any("dislike" in r or "negative" in r for r in none_why), none_why
+    assert any(re.fullmatch(r"\d+ dislikes in the last 4 weeks", r) for r in some_why), some_why
+    assert any(re.fullmatch(r"\d+ negative-feedback events in the last 4 weeks \(dislike, unfriend\)", r) for r in more_why), more_why
+    assert _risk_of(base + ["post", "dislike"], silent_days=10.0)[0] >= some, "silence never lowers risk"
+    # A model that weighs negative feedback as reassuring gives no such reason.
+    model = load_model().with_(risk_weights={**PRIOR_WEIGHTS, "negative_share": -1.0})
+    evs = [Event("u", START_MS + d * DAY_MS + j * 60_000, k, f"{d}-{j}") for d in range(28) for j, k in enumerate(base + ["dislike"])]
+    st = advance("u", None, evs, START_MS + 28 * DAY_MS, model).state
+    assert not any("dislike" in r for r in score(st, st.last_seen_s, model).reasons)
