@@ -318,7 +318,7 @@ class LogisticRisk:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
 
     def fit(self, X: "np.ndarray", y: "np.ndarray", sample_weight: "np.ndarray | None" = None,
-            prior: Mapping[str, float] | None = None) -> "LogisticRisk":
+            prior: Mapping[str, float] | None = None, l2_by_feature: Mapping[str, float] | None = None) -> "LogisticRisk":
         """Penalised maximum likelihood: mean log-loss + l2/2 * |w - prior|^2 on standardised
         columns (the same penalty per example as ``learn_one`` when there is no prior).
 
@@ -328,6 +328,9 @@ class LogisticRisk:
         penalty pulls the weights: ``churnwatch train`` passes the default's documented effects,
         so the data only has to pay for its corrections to them, and a small or noisy history
         stays near the default instead of near "no effect". Constant columns get weight 0.
+        ``l2_by_feature`` (feature -> penalty >= 0) replaces ``l2`` for the features it names:
+        a prior may be surer of some effects than of others (train: the default's general
+        effects against the product's per-type ones, which it cannot know).
         Raises ValueError on a single class, bad shapes, or a prior the bounds forbid.
         """
         import numpy as np
@@ -358,18 +361,21 @@ class LogisticRisk:
                 raise ValueError(f"prior weights (log-odds per unit) must be finite, >= 0 for {sorted(self.nonnegative)} and name fitted features; "
                                  f"got {dict(prior)}")
         w0 = np.where(live, raw0 * sd, 0.0)  # the prior on the standardised scale
+        lam = np.array([float((l2_by_feature or {}).get(name, self.l2)) for name in self.features])
+        if not (np.all(np.isfinite(lam)) and np.all(lam >= 0.0)) or set(l2_by_feature or {}) - set(self.features):
+            raise ValueError(f"l2_by_feature must give fitted features a finite penalty >= 0 (per example), got {dict(l2_by_feature or {})}")
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             b, w = theta[0], theta[1:]
             z = b + Z @ w
             # log(1 + e^z) - y z, stable for any z
             d = w - w0
-            loss = float(np.sum(sw * (np.logaddexp(0.0, z) - ya * z))) / total + 0.5 * self.l2 * float(d @ d)
+            loss = float(np.sum(sw * (np.logaddexp(0.0, z) - ya * z))) / total + 0.5 * float(d @ (lam * d))
             p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
             r = sw * (p - ya) / total
             grad = np.empty_like(theta)
             grad[0] = r.sum()
-            grad[1:] = Z.T @ r + self.l2 * d
+            grad[1:] = Z.T @ r + lam * d
             return loss, grad
 
         bounds: list[tuple[float | None, float | None]] = [(None, None)]

@@ -113,20 +113,32 @@ def test_a_strong_penalty_keeps_the_prior_and_a_weak_one_lets_the_data_speak() -
     assert held.weights["a"] == pytest.approx(0.2, abs=1e-4) and held.weights["b"] == pytest.approx(-0.3, abs=1e-4)
     free = LogisticRisk(features=("a", "b"), nonnegative=("a",), l2=0.0).fit(X, y, prior=prior)
     assert free.weights["a"] == pytest.approx(1.0, abs=0.15) and abs(free.weights["b"]) < 0.1
+    one_held = LogisticRisk(features=("a", "b"), l2=0.0).fit(X, y, prior=prior, l2_by_feature={"a": 1e6})
+    assert one_held.weights["a"] == pytest.approx(0.2, abs=1e-4) and abs(one_held.weights["b"]) < 0.1
+    with pytest.raises(ValueError, match="l2_by_feature"):
+        LogisticRisk(features=("a", "b")).fit(X, y, l2_by_feature={"a": -1.0})
     with pytest.raises(ValueError, match="prior weights"):
         LogisticRisk(features=("a", "b"), nonnegative=("a",)).fit(X, y, prior={"a": -1.0})
     with pytest.raises(ValueError, match="prior weights"):
         LogisticRisk(features=("a", "b"), nonnegative=("a",)).fit(X, y, prior={"zzz": 1.0})
 
 
-def test_cross_validation_pulls_noise_to_the_prior_and_lets_signal_through() -> None:
-    from streams.offline.train import choose_l2
+def test_cross_validation_keeps_a_right_default_and_leaves_a_wrong_one() -> None:
+    from streams.offline.train import choose_prior
 
-    rng = np.random.default_rng(13)
-    users = [f"u{i // 10}" for i in range(4_000)]  # 10 rows per user, as weekly snapshots
-    X = rng.normal(size=(4_000, 6))
-    noise = (rng.random(4_000) < 0.1).astype(float)
-    l2_noise, losses = choose_l2(tuple("abcdef"), X, noise, users, prior={})
-    assert l2_noise >= 1.0 and set(losses) == {"0.001", "0.01", "0.1", "1", "10"}
-    signal = (rng.random(4_000) < 1.0 / (1.0 + np.exp(2.0 - 1.5 * X[:, 0]))).astype(float)
-    assert choose_l2(tuple("abcdef"), X, signal, users, prior={})[0] <= 0.1
+    rng = np.random.default_rng(14)
+    users = [f"u{i // 8}" for i in range(800)]  # 8 rows per user, as weekly snapshots
+    names = tuple(f"g{i}" for i in range(12)) + ("share:x", "share:y")
+    X = rng.normal(size=(800, len(names)))
+    default = {"g0": 1.0, "g1": -1.0, "g2": 0.8}
+    effect = X[:, 0] - X[:, 1] + 0.8 * X[:, 2]
+    grid = (0.01, 1.0, 10.0)
+    like = (rng.random(800) < 1.0 / (1.0 + np.exp(2.0 - effect))).astype(float)
+    kept = choose_prior(names, X, like, users, default, grid=grid)  # 100 users: too few to move it
+    assert (kept.centre, kept.l2, kept.l2_types) == ("default", 10.0, 10.0)
+    assert set(kept.cv_log_loss["default"]) == {f"{a:g}/{b:g}" for a in grid for b in grid}
+    wrong = (rng.random(800) < 1.0 / (1.0 + np.exp(2.0 + effect))).astype(float)  # every sign reversed
+    left = choose_prior(names, X, wrong, users, default, grid=grid)
+    assert left.centre == "zero" and left.above_best == (0.0, 0.0)
+    fitted = LogisticRisk(names, l2=left.l2).fit(X, wrong, prior=left.prior(default), l2_by_feature=left.by_feature(names))
+    assert fitted.weights["g0"] < 0 < fitted.weights["g1"] and fitted.weights["g2"] < 0

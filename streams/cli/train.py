@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=float, default=0.2, help="share of users held out for the calibration report (default 0.2)")
     parser.add_argument("--l2", type=float, default=None,
                         help="L2 penalty per example on standardised weights, pulling them towards the default's "
-                             "(default: chosen by 5-fold cross-validation by user among 0.001, 0.01, 0.1, 1, 10)")
+                             "(default: the penalty among 0.001, 0.01, 0.1, 1, 10 and where it pulls, the default's "
+                             "weights or 0, chosen by 5-fold cross-validation by user)")
     parser.add_argument("--notes", default="", help="free text stored in the model file (where the data came from)")
     parser.add_argument("--version-prefix", dest="version_prefix", default="trained",
                         help="the model version is <prefix>-<content hash> (default: trained)")
@@ -110,9 +111,13 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
     pen = report["penalty"]
-    how = f"cross-validated over {', '.join(pen['cv_log_loss'])}" if pen["cv_log_loss"] else "given"
-    print(f"penalty l2 {pen['l2']:g} towards the {pen['towards']} weights ({how}; {pen['fit_churners']} churning of "
-          f"{pen['fit_users']} users fitted)")
+    cv = pen["cv_log_loss"]
+    above, se = pen.get("cv_above_best", (0.0, 0.0))
+    how = ("cross-validated by user over " + " and ".join(cv) + " x penalties 0.001-10; best out-of-fold log-loss "
+           + ", ".join(f"{c} {min(v.values()):.4f}" for c, v in cv.items() if v)
+           + f"; the choice is {above:.4f} +- {se:.4f} above the best ({pen['cv_best']}), the most default-like within one error") if cv else "given"
+    print(f"penalty l2 {pen['l2']:g} towards the {pen['towards']} weights, l2 {pen['l2_types']:g} on the per-type weights "
+          f"towards 0 ({how}; {pen['fit_churners']} churning of {pen['fit_users']} users fitted)")
     for key, label in (("holdout", "risk"), ("holdout_leave_given_alive", "leave | still a user")):
         held = report[key]
         if held:

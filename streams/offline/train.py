@@ -13,10 +13,11 @@ What it fits, in this order:
 2. **Risk weights**: snapshots of every user as of each ``--as-of`` date, features from the
    events strictly before it through the same ``advance``/``features_at`` code the stream and
    the backtest run, labelled 1 when the user churns within the horizon after it. A logistic
-   model (``models.risk.LogisticRisk.fit``) is fitted on 80% of the users, as corrections to the
-   shipped default's documented effects (the L2 penalty pulls the weights towards the default's,
-   not towards 0, with a strength chosen by 5-fold cross-validation over users,
-   :func:`choose_l2`: a history with few churning users stays near the default); the other 20% give the
+   model (``models.risk.LogisticRisk.fit``) is fitted on 80% of the users with an L2 penalty
+   whose centre (the default's documented effects, or 0) and strengths (one on the general
+   effects, one on the per-type ones) 5-fold cross-validation over those users chooses
+   (:func:`choose_prior`: a history with few churning users stays at the default, one that
+   contradicts it leaves it); the other 20% give the
    calibration report (reliability by decile, Brier score, ROC AUC) stored in the file, and the
    comparison with the shipped default (no fitted weight) on the same held-out users and dates:
    the report says whether the trained model beats it (``versus_default``).
@@ -59,7 +60,7 @@ from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
 from models.rfm import fit_population as rfm_population
-from models.risk import FEATURES, LogisticRisk, moves_with_silence
+from models.risk import FEATURES, SLOT_PREFIXES, LogisticRisk, moves_with_silence
 from models.scoring import features_at, risk_at
 from models.vocabulary import CANCEL, DEFAULT_SLOTS, Vocabulary
 from models.signals import compute_signals
@@ -339,10 +340,13 @@ def default_risks(per_user: Mapping[str, Sequence[Event]], users: set[str], date
     return out
 
 
-#: Penalties tried by :func:`choose_l2`, per example on standardised weights, pulling towards
-#: the default's weights: from the old fixed 0.001 (the data decides almost alone) to 10 (the
-#: default's effects with a refitted intercept), one decade apart.
+#: Penalties tried by :func:`choose_prior`, per example on standardised weights, pulling towards
+#: the prior's centre: from the old fixed 0.001 (the data decides almost alone) to 10 (the
+#: centre's effects with a refitted intercept), one decade apart.
 L2_GRID: Final[tuple[float, ...]] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: Centres tried by :func:`choose_prior`: the default's documented weights, and 0 (the plain
+#: ridge penalty, for products whose history contradicts the default's effects). First wins ties.
+CENTRES: Final[tuple[str, ...]] = ("default", "zero")
 _CV_FOLDS: Final[int] = 5
 
 
@@ -351,35 +355,103 @@ def _fold(user: str) -> int:
     return zlib.crc32(f"cv:{user}".encode("utf-8")) % _CV_FOLDS
 
 
-def choose_l2(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequence[str],
-              prior: Mapping[str, float] | None, grid: Sequence[float] = L2_GRID) -> tuple[float, dict[str, float]]:
-    """The penalty of ``grid`` with the lowest out-of-fold log-loss, folds by user (every
-    snapshot of a user in one fold: a user's weekly rows repeat one behaviour, so rows of one
-    user on both sides would reward memorising users). Returns it and the log-loss per penalty.
+def _per_type(name: str) -> bool:
+    """A feature of one of the product's own event types (``inactive:<name>``, ``share:<name>``)."""
+    return name.startswith(SLOT_PREFIXES)
 
-    Why by the data and not one constant: how far a product's history may move the weights
-    away from the default depends on how much it says (the churning users, not the rows), and
-    that differs by an order of magnitude between products (measured: 30-50 churning users in
-    the fightchurn populations' fits, 400 in simulate-mix's)."""
-    folds = np.array([_fold(u) for u in users])
+
+def _cv_losses(names: Sequence[str], X: np.ndarray, y: np.ndarray, folds: np.ndarray,
+               prior: Mapping[str, float] | None, l2: float, l2_by_feature: Mapping[str, float] | None = None) -> np.ndarray | None:
+    """Out-of-fold log-loss of every row under one penalty (NaN for rows of a fold that could not
+    be fitted; None when no fold could)."""
     nonneg = [f for f in names if moves_with_silence(f)]
-    losses: dict[str, float] = {}
-    for l2 in grid:
-        total, rows = 0.0, 0
-        for k in range(_CV_FOLDS):
-            test, fit = folds == k, folds != k
-            if not test.any() or not 0 < y[fit].sum() < fit.sum():
-                continue
-            p = LogisticRisk(names, l2=l2, nonnegative=nonneg).fit(X[fit], y[fit], prior=prior).predict_proba(X[test])
-            p = np.clip(p, 1e-12, 1 - 1e-12)
-            total += float(-np.sum(y[test] * np.log(p) + (1 - y[test]) * np.log(1 - p)))
-            rows += int(test.sum())
-        if rows:
-            losses[f"{l2:g}"] = round(total / rows, 6)
-    if not losses:
-        return grid[0], losses
-    best = min(losses, key=lambda k: (losses[k], -float(k)))  # ties: the stronger pull to the default
-    return float(best), losses
+    out = np.full(y.shape, np.nan)
+    for k in range(_CV_FOLDS):
+        test, fit = folds == k, folds != k
+        if not test.any() or not 0 < y[fit].sum() < fit.sum():
+            continue
+        model = LogisticRisk(names, l2=l2, nonnegative=nonneg).fit(X[fit], y[fit], prior=prior, l2_by_feature=l2_by_feature)
+        p = np.clip(model.predict_proba(X[test]), 1e-12, 1 - 1e-12)
+        out[test] = -(y[test] * np.log(p) + (1 - y[test]) * np.log(1 - p))
+    return None if np.isnan(out).all() else out
+
+
+@dataclass(frozen=True, slots=True)
+class PriorChoice:
+    """Where the penalty pulls the general weights (``centre``: the default's or 0), how hard
+    (``l2``), how hard the per-type weights are pulled to 0 (``l2_types``), the out-of-fold
+    log-loss of every combination tried (centre -> "l2/l2_types" -> loss), the best one, and
+    the chosen one's loss above it with its standard error over users (:func:`choose_prior`)."""
+
+    centre: str
+    l2: float
+    l2_types: float
+    cv_log_loss: dict[str, dict[str, float]]
+    best: str = ""
+    above_best: tuple[float, float] = (0.0, 0.0)
+
+    def prior(self, default: Mapping[str, float]) -> dict[str, float]:
+        return dict(default) if self.centre == "default" else {}
+
+    def by_feature(self, names: Sequence[str]) -> dict[str, float]:
+        return {n: self.l2_types for n in names if _per_type(n)}
+
+
+def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequence[str],
+                 default: Mapping[str, float], grid: Sequence[float] = L2_GRID,
+                 centres: Sequence[str] = CENTRES) -> PriorChoice:
+    """Where the penalty pulls and how hard, by out-of-fold log-loss over 5 folds by user (all
+    the snapshots of a user in one fold: a user's weekly rows repeat one behaviour, so one user
+    on both sides would reward memorising users). Tried: towards the default's weights, with one
+    penalty on its general effects and one pulling the per-type weights to 0 (every pair of
+    ``grid``), and towards 0 with one penalty (the plain ridge). Chosen: the combination that
+    trusts the default most (its centre first, then the stronger pulls) among those within one
+    standard error of the best loss (the error over users of the difference to the best).
+
+    Why by the data: how far a history may move the weights away from the default depends on
+    how much it says (the churning users, not the rows: 28-47 in the fightchurn fits, 150-400
+    in CDNOW's and simulate-mix's). Why a centre: the default's effects are the literature's,
+    right on most products but maybe not on this one; pulled towards 0 the history alone
+    speaks. Why two strengths: the default has an opinion on the general effects (level,
+    decline, silence, breadth, tenure) and none on the product's own event types, which it
+    cannot know; with one penalty a history that needs a strong pull on the general effects
+    also loses every per-type one. Why one standard error: 30 combinations on 30-50 churning
+    users (fightchurn) differ by 0.0003-0.002 in loss, less than its error (0.002-0.003): the
+    smallest would pick by chance, and leaving the default needs evidence (the
+    one-standard-error rule of CART and glmnet). Log-loss, a proper score: the logistic part is
+    combined with P(alive) as a probability, so its calibration moves the ranking too.
+    Cost: (len(grid)^2 + len(grid)) x 5 small L-BFGS fits."""
+    folds = np.array([_fold(u) for u in users])
+    user_ids = np.unique(np.asarray(users), return_inverse=True)[1]
+    per_type = [n for n in names if _per_type(n)]
+    table: dict[str, dict[str, float]] = {}
+    tried: list[tuple[tuple[int, float, float], str, float, float, str, np.ndarray]] = []
+    for rank, centre in enumerate(centres):
+        prior = dict(default) if centre == "default" else {}
+        pairs = [(a, b) for a in grid for b in grid] if centre == "default" and per_type else [(a, a) for a in grid]
+        table[centre] = {}
+        for l2, l2_types in pairs:
+            rows = _cv_losses(names, X, y, folds, prior, l2, {n: l2_types for n in per_type})
+            if rows is not None:
+                key = f"{l2:g}/{l2_types:g}"
+                table[centre][key] = round(float(np.nanmean(rows)), 6)
+                tried.append(((rank, -l2, -l2_types), centre, l2, l2_types, key, rows))
+    if not tried:
+        return PriorChoice(centres[0], grid[0], grid[0], table)
+    best = min(tried, key=lambda t: table[t[1]][t[4]])
+    ok = ~np.isnan(best[5])
+    n = int(ok.sum())
+
+    def margin(rows: np.ndarray) -> tuple[float, float]:
+        """(mean difference to the best per row, its standard error over users)."""
+        per_user = np.bincount(user_ids[ok], weights=(rows - best[5])[ok])[np.bincount(user_ids[ok]) > 0]
+        return float(per_user.sum() / n), float(np.sqrt(per_user.size * per_user.var()) / n)
+
+    for _, centre, l2, l2_types, key, rows in sorted(tried, key=lambda t: t[0]):
+        diff, err = margin(rows)
+        if diff <= err:  # the best itself always qualifies (0 <= 0)
+            break
+    return PriorChoice(centre, l2, l2_types, table, best=f"{best[1]} {best[4]}", above_best=(round(diff, 6), round(err, 6)))
 
 
 def content_version(model: ChurnModel, prefix: str = "trained") -> str:
@@ -421,7 +493,7 @@ def train(
 
     ``default`` (the shipped default when None): the model the held-out comparison judges against
     and, with ``from_default``, the weights the penalty pulls towards. ``l2``: the penalty per
-    example on standardised weights; None chooses it by cross-validation (:func:`choose_l2`).
+    example on standardised weights; None chooses it, where it pulls and the per-type penalty by cross-validation (:func:`choose_prior`).
     """
     base = base if base is not None else ChurnModel()
     if not events:
@@ -497,10 +569,15 @@ def train(
     default = default if default is not None else load_model()
     prior = {k: v for k, v in default.risk_weights.items() if k in names} if from_default else None
     fit_users = [u for u, keep in zip(snaps.users, fit_rows) if keep]
-    cv: dict[str, float] = {}
+    t0 = time.monotonic()
     if l2 is None:
-        l2, cv = choose_l2(names, X[fit_rows], y[fit_rows], fit_users, prior)
-    fitter = LogisticRisk(names, l2=l2, nonnegative=[f for f in names if moves_with_silence(f)]).fit(X[fit_rows], y[fit_rows], prior=prior)
+        choice = choose_prior(names, X[fit_rows], y[fit_rows], fit_users, prior or {},
+                              centres=CENTRES if prior is not None else ("zero",))
+    else:  # given: one penalty, towards the default (or 0 without from_default)
+        choice = PriorChoice("default" if prior is not None else "zero", l2, l2, {})
+    fitter = LogisticRisk(names, l2=choice.l2, nonnegative=[f for f in names if moves_with_silence(f)]).fit(
+        X[fit_rows], y[fit_rows], prior=choice.prior(prior or {}), l2_by_feature=choice.by_feature(names))
+    logger.info("penalty chosen and weights fitted on %s rows in %.1f s", int(fit_rows.sum()), time.monotonic() - t0)
     means = {name: round(float(v), 6) for name, v in zip(names, X[fit_rows].mean(axis=0))}
     population = dict(model.population)
     population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
@@ -519,8 +596,9 @@ def train(
         "train_churn_rate": round(float(y[~test].mean()), 4),
         "fits": fit_report,
         "alive_calibration": calibration,
-        "penalty": {"l2": l2, "towards": "default" if prior is not None else "zero",
-                    "cv_log_loss": cv, "fit_users": len(set(fit_users)),
+        "penalty": {"l2": choice.l2, "l2_types": choice.l2_types, "towards": choice.centre,
+                    "cv_best": choice.best, "cv_above_best": list(choice.above_best),
+                    "cv_log_loss": choice.cv_log_loss, "fit_users": len(set(fit_users)),
                     "fit_churners": len({u for u, v in zip(fit_users, y[fit_rows]) if v})},
         # risk as the stream reports it, on every held-out row it would score
         "holdout": _holdout_report(risk[test], y[test]) if test.any() else {},
