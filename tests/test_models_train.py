@@ -174,9 +174,12 @@ def test_risk_is_calibrated_on_another_population(sim: dict[str, Path], trained:
 
 def test_inactivity_labels_work_without_a_labels_file(sim: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "m.json"
-    assert cli.main(["train", "--events", str(sim["events11"]), "--churn-after", "30d", "--horizon", "21d", "--out", str(out)]) == 0
+    # a given penalty (the cross-validated choice is the fixture's): no selection, pulled to the default
+    assert cli.main(["train", "--events", str(sim["events11"]), "--churn-after", "30d", "--horizon", "21d", "--l2", "0.1",
+                     "--out", str(out)]) == 0
     model = load_model(out)
     assert model.horizon_days == 21.0
+    assert model.training["penalty"]["towards"] == "default" and model.training["penalty"]["cv_log_loss"] == {}
     assert model.training["labels"] == "cancel events and inactivity of 30 days"
 
 
