@@ -416,7 +416,7 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     decline, silence, breadth, tenure) and none on the product's own event types, which it
     cannot know; with one penalty a history that needs a strong pull on the general effects
     also loses every per-type one. Why one standard error: 30 combinations on 30-50 churning
-    users (fightchurn) differ by 0.0003-0.002 in loss, less than its error (0.002-0.003): the
+    users (fightchurn) differ by 0.0003-0.004 in loss, less than its error (0.002-0.004): the
     smallest would pick by chance, and leaving the default needs evidence (the
     one-standard-error rule of CART and glmnet). Log-loss, a proper score: the logistic part is
     combined with P(alive) as a probability, so its calibration moves the ranking too.
