@@ -283,7 +283,7 @@ def test_top_at_risk_merges_buckets_and_sync_reader(redis_url: str) -> None:
 
 
 def test_alert_lists_follow_applied_writes_only_capped_and_without_duplicates(redis_url: str) -> None:
-    """The console's per-user alert list (lua/alert_log.lua): appended only when the bucket's state
+    """The console's per-user alert list (in lua/write_batch.lua): appended only when the bucket's state
     write applied, once per alert id (a retried write adds nothing), newest first, at most the cap;
     deleted with the user."""
     from streams.worker.alert_log import ALERT_LOG_CAP, decode_entries, entry

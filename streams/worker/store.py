@@ -402,7 +402,7 @@ class Store:
             health_check_interval=30,
         )
         self._sources = {name: _script_source(name)
-                         for name in ("read_batch", "write_batch", "progress", "history", "alert_log", "read_accounts",
+                         for name in ("read_batch", "write_batch", "progress", "history", "read_accounts",
                                       "write_accounts")}
         self._sha: dict[str, str] = {}
         self._reach_source = _script("reach_ranks.lua")  # sent with EVAL by readers (see the script)
@@ -661,28 +661,27 @@ class Store:
         if not writes:
             return []
         keys, dumps, inc = self.keys, orjson.dumps, self.incarnation
+        alert_log = self.settings.alert_log
         calls = []
         for w in writes:
             b = w.bucket
             states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk,
                              reach_score(s.reach)) for s in w.states])
-            stats = dumps([(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v])
+            stats = [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
+            alerts = w.alerts if alert_log else []  # console alert lists, in the same atomic write as the states
             calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
-                                     [keys.tag(b), token, inc, dumps(w.parts), states, stats,
-                                      *(b"" if s.blob is None else s.blob for s in w.states)],
-                                     len(w.states) + 1))
+                                     [keys.tag(b), token, inc, dumps(w.parts), states, dumps(stats) if stats else "",
+                                      dumps([ALERT_LOG_CAP, *((g, uid, aid) for g, uid, aid, _ in alerts)]) if alerts else "",
+                                      *(b"" if s.blob is None else s.blob for s in w.states), *(e for *_, e in alerts)],
+                                     len(w.states) + len(alerts) + 1))
         hist_sha = self._sha.get("history")  # console score history (only used when a write carries points)
-        alert_log = self.settings.alert_log
 
-        def console(pipe: Any) -> None:  # history points, alert lists: applied only if the bucket's write was (token)
+        def console(pipe: Any) -> None:  # history points: applied only if the bucket's write was (token)
             for w in writes:
                 if w.history and w.parts:
                     points = [x for g, uid, point in w.history for x in (g, uid, point)]
                     pipe.execute_command("EVALSHA", hist_sha, 1, keys.offsets(w.bucket), keys.tag(w.bucket), token,
                                          w.parts[0][0], HISTORY_WEEKS, *points)
-                if w.alerts and w.parts and alert_log:  # console alert lists: likewise
-                    pipe.execute_command("EVALSHA", self._sha["alert_log"], 1, keys.offsets(w.bucket), keys.tag(w.bucket),
-                                         token, w.parts[0][0], ALERT_LOG_CAP, *(x for quad in w.alerts for x in quad))
 
         replies, _ = await self._run_buckets("write", "write_batch", calls, console)
         fenced: list[Fenced] = []

@@ -16,10 +16,32 @@ local tag = ARGV[1]
 local due_limit = tonumber(ARGV[2])
 local parts = cjson.decode(ARGV[3])
 local users = cjson.decode(ARGV[4])
+-- One HMGET for the marker and every offset (a HGET each cost a call per partition and bucket).
+local fields = { '|inc' }
+for p = 1, #parts do
+  fields[p + 1] = parts[p][1]
+end
+local seen = {}
+for i = 1, #fields, 1000 do  -- unpack() stays far below Lua's C stack limit (8,000) for any partition count
+  local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
+  for j = 1, #part do
+    seen[i + j - 1] = part[j]
+  end
+end
 local offsets, dues, nexts = {}, {}, {}
+-- Users' keys by group, built once a call (turning a number into text costs more than a HGET).
+local users_keys = {}
+local function users_key(group)
+  local k = users_keys[group]
+  if not k then
+    k = tag .. ':u:' .. group
+    users_keys[group] = k
+  end
+  return k
+end
 for p = 1, #parts do
   local field, due_max = parts[p][1], parts[p][2]
-  offsets[p] = redis.call('HGET', KEYS[1], field)
+  offsets[p] = seen[p + 1]
   local found = {}
   nexts[p] = false
   if due_max ~= '' then
@@ -34,13 +56,13 @@ for p = 1, #parts do
       local sep = string.find(member, ':', 1, true)
       found[#found + 1] = member
       found[#found + 1] = members[m + 1]
-      found[#found + 1] = redis.call('HGET', tag .. ':u:' .. string.sub(member, 1, sep - 1), string.sub(member, sep + 1))
+      found[#found + 1] = redis.call('HGET', users_key(string.sub(member, 1, sep - 1)), string.sub(member, sep + 1))
     end
   end
   dues[p] = found
 end
 local blobs = {}
 for u = 1, #users, 2 do
-  blobs[#blobs + 1] = redis.call('HGET', tag .. ':u:' .. users[u], users[u + 1])
+  blobs[#blobs + 1] = redis.call('HGET', users_key(users[u]), users[u + 1])
 end
-return { offsets, blobs, dues, nexts, redis.call('HGET', KEYS[1], '|inc') }
+return { offsets, blobs, dues, nexts, seen[1] }
