@@ -22,8 +22,8 @@ import orjson
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
-from models.ranking import on_save_list, save_bound
-from models.scoring import risk_at
+from models.ranking import on_save_list, save_bound, save_bound_after
+from models.scoring import Assessment, risk_at
 from models.state import UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder, Rejection, dlq_value
@@ -416,9 +416,12 @@ def _bucket_todo(
     return todo
 
 
-def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel) -> tuple[float | None, float | None]:
+def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel,
+                 review: Assessment | None = None) -> tuple[float | None, float | None]:
     """The user's scores in the at-risk ranking and in the save-list index (``StateWrite.risk``,
-    ``.reach``): None where the user is not in it, UNCHANGED where it was not there before either."""
+    ``.reach``): None where the user is not in it, UNCHANGED where it was not there before either.
+    ``review``: the assessment of the review that left ``st`` (``models.engine.Outcome.review``),
+    whose signals give the index's bound without scoring the user again (about 1.2 us a user)."""
     risk: float | None = None
     if st.at_risk_since_s:
         risk = risk_at(st, st.last_review_s or until_ms // 1000, model)
@@ -426,7 +429,7 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
         risk = UNCHANGED  # not in the ranking before either
     reach: float | None = None
     if on_save_list(st):
-        reach = save_bound(st, model)
+        reach = save_bound(st, model) if review is None else save_bound_after(review, st, model)
     elif old is not None and not on_save_list(old):
         reach = UNCHANGED
     return risk, reach
@@ -466,7 +469,7 @@ def _advance_user(
         write.alerts.append((item.group, uid, "", b""))  # and so does its alert list
     else:
         st = outcome.state
-        risk, reach = index_scores(old, st, until, model)
+        risk, reach = index_scores(old, st, until, model, outcome.review)
         due = UNCHANGED if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
         write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk, reach))
         write.history.extend((item.group, uid, point) for point in points)  # console score history
