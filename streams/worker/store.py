@@ -665,8 +665,9 @@ class Store:
         calls = []
         for w in writes:
             b = w.bucket
-            states = dumps([(s.group, s.user_id, s.due_field, s.due_s, "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk,
-                             reach_score(s.reach)) for s in w.states])
+            states = dumps([x for s in w.states for x in (s.group, s.user_id, s.due_field, s.due_s,
+                                                          "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk,
+                                                          reach_score(s.reach))])
             stats = [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
             alerts = w.alerts if alert_log else []  # console alert lists, in the same atomic write as the states
             calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],

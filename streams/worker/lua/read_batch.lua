@@ -21,24 +21,19 @@ local fields = { '|inc' }
 for p = 1, #parts do
   fields[p + 1] = parts[p][1]
 end
-local seen = {}
-for i = 1, #fields, 1000 do  -- unpack() stays far below Lua's C stack limit (8,000) for any partition count
-  local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
-  for j = 1, #part do
-    seen[i + j - 1] = part[j]
+local seen
+if #fields <= 1000 then
+  seen = redis.call('HMGET', KEYS[1], unpack(fields))
+else  -- unpack() stays far below Lua's C stack limit (8,000) for any partition count
+  seen = {}
+  for i = 1, #fields, 1000 do
+    local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
+    for j = 1, #part do
+      seen[i + j - 1] = part[j]
+    end
   end
 end
 local offsets, dues, nexts = {}, {}, {}
--- Users' keys by group, built once a call (turning a number into text costs more than a HGET).
-local users_keys = {}
-local function users_key(group)
-  local k = users_keys[group]
-  if not k then
-    k = tag .. ':u:' .. group
-    users_keys[group] = k
-  end
-  return k
-end
 for p = 1, #parts do
   local field, due_max = parts[p][1], parts[p][2]
   offsets[p] = seen[p + 1]
@@ -56,13 +51,21 @@ for p = 1, #parts do
       local sep = string.find(member, ':', 1, true)
       found[#found + 1] = member
       found[#found + 1] = members[m + 1]
-      found[#found + 1] = redis.call('HGET', users_key(string.sub(member, 1, sep - 1)), string.sub(member, sep + 1))
+      found[#found + 1] = redis.call('HGET', tag .. ':u:' .. string.sub(member, 1, sep - 1), string.sub(member, sep + 1))
     end
   end
   dues[p] = found
 end
-local blobs = {}
+-- Users' keys by group, each built once a call (turning a number into text costs about as much
+-- as the HGET).
+local blobs, users_keys = {}, {}
 for u = 1, #users, 2 do
-  blobs[#blobs + 1] = redis.call('HGET', users_key(users[u]), users[u + 1])
+  local group = users[u]
+  local key = users_keys[group]
+  if not key then
+    key = tag .. ':u:' .. group
+    users_keys[group] = key
+  end
+  blobs[#blobs + 1] = redis.call('HGET', key, users[u + 1])
 end
 return { offsets, blobs, dues, nexts, seen[1] }

@@ -18,11 +18,12 @@
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:stats   KEYS[3] = <prefix>:{b}:risk
 -- ARGV    = tag, token, incarnation,
 --           parts JSON  [[field "<topic>:<p>", expected or "", new or ""], ...],
---           states JSON [[group, user_id, due field "<topic>:<p>", due score (0: not due; -1:
+--           states JSON [group, user_id, due field "<topic>:<p>", due score (0: not due; -1:
 --                         as stored, leave the due index alone), risk score or "" (not at risk)
 --                         or "=" (was not at risk either: leave the ranking alone), save-list
 --                         index score or "" (not on the list) or "=" (leave it): ZSET
---                         <tag>:r:<group>], ...],
+--                         <tag>:r:<group>, ...] (six values a state, flat: a table per state
+--                         cost cjson three times as much as the values themselves),
 --           stats JSON  [[field, delta, "i" | "f"], ...] or "" (none),
 --           alerts JSON [cap, [group, user_id, alert id or "" (delete the list)], ...] or "" (none),
 --           then one state record per state ("" deletes the user: expired),
@@ -49,20 +50,22 @@ end
 local users_keys, save_keys, due_keys = {}, {}, {}
 
 local states = cjson.decode(ARGV[5])
+local n_states = #states / 6
 local risk_key = KEYS[3]
-for s = 1, #states do
-  local st = states[s]
-  local group, user, due_score, risk, reach = st[1], st[2], st[4], st[5], st[6]
+for s = 1, n_states do
+  local i = 6 * s - 5
+  local group, user, due_field, due_score, risk, reach = states[i], states[i + 1], states[i + 2], states[i + 3],
+                                                         states[i + 4], states[i + 5]
   local blob = ARGV[7 + s]
   local users_key, save_key = users_keys[group], save_keys[group]
   if not users_key then
     users_key, save_key = tag .. ':u:' .. group, tag .. ':r:' .. group
     users_keys[group], save_keys[group] = users_key, save_key
   end
-  local due_key = due_keys[st[3]]
+  local due_key = due_keys[due_field]
   if not due_key then
-    due_key = tag .. ':due:' .. st[3]
-    due_keys[st[3]] = due_key
+    due_key = tag .. ':due:' .. due_field
+    due_keys[due_field] = due_key
   end
   if blob == '' then
     redis.call('HDEL', users_key, user)
@@ -104,7 +107,7 @@ for s = 1, #stats do
 end
 
 local alerts = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or {}
-local cap, at = alerts[1], 7 + #states
+local cap, at = alerts[1], 7 + n_states
 for a = 2, #alerts do
   local key, user, id = tag .. ':al:' .. alerts[a][1], alerts[a][2], alerts[a][3]
   if id == '' then
