@@ -197,9 +197,9 @@ def _bucket_calls(calls: Sequence[_BucketCall], packed: bool) -> list[tuple[list
     KEYS; else one bucket a call with its keys declared (Redis Cluster routes by them).
 
     >>> _bucket_calls([_BucketCall(["k1"], ["a"], 600), _BucketCall(["k2"], ["b", 7], 600)], False)
-    [(['k1'], [b'[[1,1]]', '', '', 'a']), (['k2'], [b'[[1,2]]', '', '', 'b', 7])]
+    [(['k1'], [b'[1,1]', '', '', 'a']), (['k2'], [b'[1,2]', '', '', 'b', 7])]
     >>> _bucket_calls([_BucketCall(["k1"], ["a"], 1), _BucketCall(["k2"], [b"bc", 7], 1)], True)
-    [([], [b'[[1,1],[1,2]]', b'[2,1,2,2,1]', b'k1ak2bc7'])]
+    [([], [b'[1,1,1,2]', b'[2,1,2,2,1]', b'k1ak2bc7'])]
     """
     out: list[tuple[list[str], list[Any]]] = []
     group: list[_BucketCall] = []
@@ -216,7 +216,7 @@ def _bucket_calls(calls: Sequence[_BucketCall], packed: bool) -> list[tuple[list
 
 
 def _driver_call(group: Sequence[_BucketCall], packed: bool) -> tuple[list[str], list[Any]]:
-    shape = orjson.dumps([(len(c.keys), len(c.args)) for c in group])
+    shape = orjson.dumps([n for c in group for n in (len(c.keys), len(c.args))])
     if not packed:
         return [k for c in group for k in c.keys], [shape, "", "", *(a for c in group for a in c.args)]
     items = [_as_bytes(x) for c in group for x in (*c.keys, *c.args)]
@@ -632,7 +632,7 @@ class Store:
             return []
         keys, dumps, due_limit = self.keys, orjson.dumps, str(self.due_limit)
         calls = [_BucketCall([keys.offsets(r.bucket)],
-                             [keys.tag(r.bucket), due_limit, dumps([(fld, "" if due is None else due) for fld, due in r.parts]),
+                             [keys.tag(r.bucket), due_limit, dumps([x for fld, due in r.parts for x in (fld, "" if due is None else due)]),
                               dumps([x for pair in r.users for x in pair])],
                              len(r.users) + 1)
                  for r in reads]
@@ -671,7 +671,7 @@ class Store:
             stats = [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
             alerts = w.alerts if alert_log else []  # console alert lists, in the same atomic write as the states
             calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
-                                     [keys.tag(b), token, inc, dumps(w.parts), states, dumps(stats) if stats else "",
+                                     [keys.tag(b), token, inc, dumps([x for part in w.parts for x in part]), states, dumps(stats) if stats else "",
                                       dumps([ALERT_LOG_CAP, *((g, uid, aid) for g, uid, aid, _ in alerts)]) if alerts else "",
                                       *(b"" if s.blob is None else s.blob for s in w.states), *(e for *_, e in alerts)],
                                      len(w.states) + len(alerts) + 1))
@@ -736,7 +736,7 @@ class Store:
                     blobs += (k, v)
             calls.append(_BucketCall([keys.offsets(b), keys.accounts(b), keys.account_extras(b),
                                       *(keys.revenue(b, name) for name in COUNTER_SETS)],
-                                     [keys.tag(b), token, dumps(w.parts), dumps(counters), dumps(accounts), *blobs],
+                                     [keys.tag(b), token, dumps([x for part in w.parts for x in part]), dumps(counters), dumps(accounts), *blobs],
                                      len(accounts) + 1))
         replies, _ = await self._run_buckets("write_accounts", "write_accounts", calls)
         return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]

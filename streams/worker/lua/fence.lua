@@ -2,7 +2,8 @@
 -- write_accounts.lua). Lua scripts cannot import, so the store puts this text in front of each
 -- of them when it loads them (streams/worker/store.py, _script_source): one source, two scripts.
 --
--- parts = {{field, expected as read or "", new offset or ""}, ...}; a field is "<topic>:<p>" (or
+-- parts = {{field, expected as read or "", new offset or ""}, ...} (fence_parts: they travel as
+-- one flat JSON array, three values a part); a field is "<topic>:<p>" (or
 -- "acct|<topic>:<p>") of the off hash <prefix>:{b}:off, and "<field>|token" holds the token of
 -- the partition's last write to the bucket (per partition: only p's owner ever writes it).
 -- Why one HMGET and one HSET: a bucket written for 8 partitions cost 32 calls a cycle with a
@@ -25,6 +26,16 @@ local function fence_call(cmd, key, args)
     end
   end
   return out
+end
+
+-- The parts from their flat JSON array [field, expected, new, ...] (cjson builds a nested array
+-- several times slower than Lua builds the same tables).
+local function fence_parts(json)
+  local flat, parts = cjson.decode(json), {}
+  for i = 1, #flat, 3 do
+    parts[#parts + 1] = { flat[i], flat[i + 1], flat[i + 2] }
+  end
+  return parts
 end
 
 -- One HMGET: the bucket's incarnation marker (field "|inc", or false), then per part its offset

@@ -5,7 +5,8 @@
 --
 -- KEYS[1] = <prefix>:{b}:off
 -- ARGV    = tag ("<prefix>:{b}"), due_limit,
---           parts JSON [[field "<topic>:<p>", due_max_s or ""], ...], users JSON [group, user_id, ...]
+--           parts JSON [field "<topic>:<p>", due_max_s or "", ...], users JSON [group, user_id, ...]
+--           (flat arrays: cjson builds nested ones several times slower)
 -- Returns { offsets[n_parts] (string or false), blobs[n_users] (bytes or false),
 --           dues[n_parts] = { member, score, blob-or-false, ... } (members "<g>:<user_id>"),
 --           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept),
@@ -14,7 +15,11 @@
 -- The next score lets the worker skip this bucket's due index until something in it is due.
 local tag = ARGV[1]
 local due_limit = tonumber(ARGV[2])
-local parts = cjson.decode(ARGV[3])
+local flat = cjson.decode(ARGV[3])
+local parts = {}
+for i = 1, #flat, 2 do
+  parts[#parts + 1] = { flat[i], flat[i + 1] }
+end
 local users = cjson.decode(ARGV[4])
 -- One HMGET for the marker and every offset (a HGET each cost a call per partition and bucket).
 local fields = { '|inc' }

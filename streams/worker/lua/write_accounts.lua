@@ -7,14 +7,14 @@
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:acct   KEYS[3] = <prefix>:{b}:ax
 -- KEYS[4], KEYS[5], KEYS[6], KEYS[7] = <prefix>:{b}:rev:day, :rev:week, :rev:month, :rev:cohort
--- ARGV    = tag, token, parts JSON [[field, expected or "", new], ...],
+-- ARGV    = tag, token, parts JSON [field, expected or "", new, ...] (flat),
 --           counters JSON [[key index 4..7, field ("<period start ms>:<counter>", cohorts:
 --           models.revenue_ledger.Cohorts.counters), delta], ...],
 --           accounts JSON [[account, has state 0/1, extras JSON or "", members n], ...],
 --           then per account: its state record (if it has one), then n member key/record pairs
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
 local tag, token = ARGV[1], ARGV[2]
-local parts = cjson.decode(ARGV[3])
+local parts = fence_parts(ARGV[3])
 local seen = fence_read(KEYS[1], parts)
 if fence_retried(seen, parts, token) then
   return { 2 }
