@@ -30,6 +30,7 @@ from streams.settings import Settings
 __all__ = ["measure_cycles", "fit_line"]
 
 PARTITIONS = 8
+_NOT_STATE = frozenset({"evalsha", "info", "config|resetstat"})  # commandstats rows that are not the cycle's state work
 POOL_USERS = 50_000  # as benchmarks.latency
 WARM_RECORDS = 150_000  # every user of the pool seen a few times, as after the latency section's first level
 
@@ -103,6 +104,9 @@ async def _measure(bootstrap: str, redis_url: str, sizes: Sequence[int], cycles:
             rows[f"{n} records a cycle: worker CPU ms / Redis CPU ms per cycle"] = f"{worker_ms:.2f} / {redis_ms:.2f}"
             rows[f"{n} records a cycle: script calls (EVALSHA) / HGET / HSET per cycle"] = (
                 f"{calls.get('evalsha', 0):.1f} / {calls.get('hget', 0):.0f} / {calls.get('hset', 0):.0f}")
+            inner = sum(c for name, c in calls.items() if name not in _NOT_STATE)
+            rows[f"{n} records a cycle: Redis commands per record (inside the scripts too) / ZADD per record"] = (
+                f"{inner / n:.2f} / {calls.get('zadd', 0) / n:.2f}")
     finally:
         await sink.stop()
         await store.close()

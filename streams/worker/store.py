@@ -104,6 +104,7 @@ def reach_score(bound: float | None) -> int | str:
 #: Key layout + state record format version, kept in ``cw:meta`` (a worker refuses a mismatch).
 STORE_FORMAT = "1"
 _CHURNED = STAGES.index("churned")
+_STAGE_KEYS = tuple("stage:" + name for name in STAGES)  # stats fields of the stage counts
 
 
 class StoreMismatch(ValueError):
@@ -315,27 +316,38 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     last review, models.ranking.on_save_list) (levels), ``new:<day>`` (users first seen that
     UTC day), ``churned:<day>`` and ``churned_rev:<day>`` (one per stage change to churned, dated by
     the review that saw it, with the user's revenue then). Levels are derived from states, events
-    from alerts, so a replayed or re-batched history adds the same numbers.
+    from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
+    not move is left out (most writes move none: a dict update per level and user was ~5% of the
+    worker's CPU).
     """
-    if old is not None:
+    if old is not None and new is not None:
+        if old.stage != new.stage:
+            k, n = _STAGE_KEYS[old.stage], _STAGE_KEYS[new.stage]
+            out[k] = out.get(k, 0) - 1
+            out[n] = out.get(n, 0) + 1
+        if (not old.at_risk_since_s) != (not new.at_risk_since_s):
+            out["at_risk"] = out.get("at_risk", 0) + (1 if new.at_risk_since_s else -1)
+        listed = on_save_list(new)
+        if on_save_list(old) != listed:
+            out["reachable"] = out.get("reachable", 0) + (1 if listed else -1)
+    elif old is not None:
         out["users"] = out.get("users", 0) - 1
-        k = "stage:" + STAGES[old.stage]
+        k = _STAGE_KEYS[old.stage]
         out[k] = out.get(k, 0) - 1
         if old.at_risk_since_s:
             out["at_risk"] = out.get("at_risk", 0) - 1
         if on_save_list(old):
             out["reachable"] = out.get("reachable", 0) - 1
-    if new is not None:
+    elif new is not None:
         out["users"] = out.get("users", 0) + 1
-        k = "stage:" + STAGES[new.stage]
+        k = _STAGE_KEYS[new.stage]
         out[k] = out.get(k, 0) + 1
         if new.at_risk_since_s:
             out["at_risk"] = out.get("at_risk", 0) + 1
         if on_save_list(new):
             out["reachable"] = out.get("reachable", 0) + 1
-        if old is None:
-            k = "new:" + utc_day(new.first_seen_s)
-            out[k] = out.get(k, 0) + 1
+        k = "new:" + utc_day(new.first_seen_s)
+        out[k] = out.get(k, 0) + 1
     for alert in alerts:
         if alert.kind == "stage_changed" and alert.scores.stage == "churned":
             day = utc_day(alert.event_time_ms // 1000)
