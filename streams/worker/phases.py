@@ -366,8 +366,10 @@ def advance_users(
         expected = dict(zip(plan.parts, reply.offsets))
         write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset))
         todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
+        fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         for uid, item in todo.items():
-            _advance_user(uid, item, plan.bucket, until_ms.get(item.partition), model, topic, write, out, result, history)
+            _advance_user(uid, item, plan.bucket, until_ms.get(item.partition), model, fields[item.partition], write, out,
+                          result, history)
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out
@@ -436,11 +438,12 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
 
 
 def _advance_user(
-    uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, topic: str, write: BucketWrite, out: Advanced,
-    result: CycleResult, history: bool = True,
+    uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, due_field: str, write: BucketWrite,
+    out: Advanced, result: CycleResult, history: bool = True,
 ) -> None:
-    """Advance one user to ``until`` (its partition's review clock) and queue its state write."""
-    events, due_field = item.events, offset_field(topic, item.partition)
+    """Advance one user to ``until`` (its partition's review clock) and queue its state write;
+    ``due_field``: its partition's field, ``offset_field(topic, item.partition)``."""
+    events = item.events
     old: UserState | None = None
     if item.blob:
         try:
