@@ -2,7 +2,7 @@
 
 Real engine alerts: a simulated population advanced by ``models.engine.advance``; each user's
 alerts worth a call become the entries the worker logs, copied to N user ids and written through
-``streams.worker.store.Store.write`` (the ``alert_log.lua`` script the worker runs), no states.
+``streams.worker.store.Store.write`` (the fenced ``write_batch.lua`` the worker runs), no states.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ async def _write_alert_lists(settings: Settings, lists: Sequence[Sequence[tuple[
 
 def measure_alert_lists(redis_url: str, lists: Sequence[Sequence[tuple[str, bytes]]], users: int, *,
                         topic: str = "activity-events") -> dict[str, Any]:
-    """Write the alert lists of ``users`` alerted users (``Store.write``, lua/alert_log.lua) into a
+    """Write the alert lists of ``users`` alerted users (``Store.write``, lua/write_batch.lua) into a
     flushed Redis; bytes per alerted user and per entry (the lists alone: no states are written).
     Each user's alerts come in one write, as a replay would bring them."""
     from streams.worker.alert_log import ALERT_LOG_CAP

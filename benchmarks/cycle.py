@@ -7,7 +7,9 @@ machine, its wall times mostly measure the neighbours. Here the worker's own cyc
 against the real broker (its ``KafkaSink``) and the real valkey, fed batches of the latency
 section's events (event time = wall time, 50k users, ``--clock live``) over 8 partitions, and
 what is counted is the worker thread's CPU time (``time.thread_time``) and the Redis server's
-(``INFO cpu``) per cycle, and Redis commands per cycle (``INFO commandstats``). A straight line
+(``INFO cpu``) per cycle, and Redis commands per cycle (``INFO commandstats``: its times are
+elapsed, so on a busy box they include waits for a core; the scripts' time includes their
+commands', and the rest is the scripts' own Lua work: decoding and cutting arguments, keys). A straight line
 through the sizes splits each into a fixed part per cycle and a part per record.
 """
 
@@ -30,6 +32,7 @@ from streams.settings import Settings
 __all__ = ["measure_cycles", "fit_line"]
 
 PARTITIONS = 8
+_NOT_STATE = frozenset({"evalsha", "info", "config|resetstat"})  # commandstats rows that are not the cycle's state work
 POOL_USERS = 50_000  # as benchmarks.latency
 WARM_RECORDS = 150_000  # every user of the pool seen a few times, as after the latency section's first level
 
@@ -103,6 +106,13 @@ async def _measure(bootstrap: str, redis_url: str, sizes: Sequence[int], cycles:
             rows[f"{n} records a cycle: worker CPU ms / Redis CPU ms per cycle"] = f"{worker_ms:.2f} / {redis_ms:.2f}"
             rows[f"{n} records a cycle: script calls (EVALSHA) / HGET / HSET per cycle"] = (
                 f"{calls.get('evalsha', 0):.1f} / {calls.get('hget', 0):.0f} / {calls.get('hset', 0):.0f}")
+            inner = sum(c for name, c in calls.items() if name not in _NOT_STATE)
+            rows[f"{n} records a cycle: Redis commands per record (inside the scripts too) / ZADD per record"] = (
+                f"{inner / n:.2f} / {calls.get('zadd', 0) / n:.2f}")
+            usec = {k.removeprefix("cmdstat_"): (v["usec"] - cmd0.get(k, {}).get("usec", 0)) / cycles / n for k, v in cmd1.items()}
+            rows[f"{n} records a cycle: Redis us per record in scripts / in their commands (HGET, HSET, ZADD, HMGET)"] = (
+                f"{usec.get('evalsha', 0):.2f} / {sum(usec.get(c, 0) for c in ('hget', 'hset', 'zadd', 'hmget')):.2f} "
+                f"({', '.join(f'{usec.get(c, 0):.2f}' for c in ('hget', 'hset', 'zadd', 'hmget'))})")
     finally:
         await sink.stop()
         await store.close()

@@ -607,7 +607,7 @@ METHODS: dict[str, str] = {
     "memory_alert_lists": "The simulated population (10k users, 120 days at scale 1) advanced by `models.engine.advance`; each "
                           "user's alerts worth a call (at_risk, recovered, stage changes to churned or reactivated) as the "
                           "worker logs them (`streams.worker.alert_log.entry`), copied to N alerted user ids and written with "
-                          "`Store.write` (the `alert_log.lua` script, no states) into a flushed Redis; INFO used_memory after - "
+                          "`Store.write` (the fenced `write_batch.lua`, no states) into a flushed Redis; INFO used_memory after - "
                           "before, divided by users.",
     "cycle": "`benchmarks/cycle.py`: the worker's `Pipeline.process` in the benchmark process (the worker's GC settings), its "
              "`KafkaSink` on the broker and its `Store` on a flushed valkey, fed batches of the latency section's events "

@@ -34,12 +34,12 @@ from models.lifecycle import LAPSED, REACHABLE
 from models.compiled import slot_labels
 from models.model import ChurnModel
 from models.signals import Signals
-from models.scoring import Assessment, Scores, assess, risk_at, scores_from
+from models.scoring import Assessment, Scores, SilentRisk, assess, risk_at, scores_from
 from models.state import STAGES, UserState
 from models.temperature import p_back_within
 
 __all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
-           "save_bound", "save_key"]
+           "save_bound", "save_bound_after", "save_key"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -125,6 +125,19 @@ def save_bound(st: UserState, model: ChurnModel) -> float:
     if st.next_review_s <= 0:
         return 1.0
     return risk_at(st, max(st.next_review_s, st.last_seen_s), model)
+
+
+def save_bound_after(a: Assessment, st: UserState, model: ChurnModel) -> float:
+    """:func:`save_bound` from the assessment of the review that left ``st`` (nothing changed the
+    state after it: ``models.engine.Outcome.review``), without scoring the user again: the risk
+    the review's signals reach in silence at the next review (models.scoring.SilentRisk), equal
+    to :func:`save_bound` up to float rounding (the index's scores round up past it), or lower
+    where the stage at that review would be churned (there :func:`save_bound` says 1.0). Before
+    that review the stage is the stored one and the live risk at most this, so it bounds the
+    save-list index as well."""
+    if st.next_review_s <= 0:
+        return 1.0
+    return SilentRisk(a, model).at(max(st.next_review_s, st.last_seen_s))
 
 
 def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:

@@ -12,9 +12,10 @@ import collections
 
 import pytest
 
-from models.engine import advance
+from models.engine import Outcome, advance
 from models.model import ChurnModel, load_model
-from models.ranking import daily_list
+from models.ranking import daily_list, on_save_list, save_bound, save_bound_after
+from models.scoring import Assessment
 from models.state import UserState
 from streams.offline.simulate import generate
 from streams.settings import Settings
@@ -29,30 +30,36 @@ DAY_MS = 86_400_000
 TOPIC = "events-save-index"
 
 
-async def _write(store: Store, states: dict[str, UserState], until_ms: int, model: ChurnModel) -> None:
+async def _write(store: Store, states: dict[str, UserState], until_ms: int, model: ChurnModel,
+                 reviews: dict[str, Assessment | None] | None = None) -> None:
     writes: dict[int, BucketWrite] = {}
     for uid, st in states.items():
         b, g = locate(uid, store.buckets, store.groups)
         w = writes.setdefault(b, BucketWrite(b, [(f"{TOPIC}:0", "", "")]))
-        risk, reach = index_scores(None, st, until_ms, model)
+        risk, reach = index_scores(None, st, until_ms, model, (reviews or {}).get(uid))
         w.states.append(StateWrite(g, uid, st.to_bytes(), f"{TOPIC}:0", st.next_review_s, risk, reach))
         stats_delta(None, st, [], w.stats)
     assert await store.write(list(writes.values()), "save-index-test") == []
     await store.write_progress(TOPIC, {0: (1, until_ms)})
 
 
-async def _compare(redis_url: str, model: ChurnModel) -> collections.Counter[str]:
+def _advanced(model: ChurnModel) -> tuple[dict[str, Outcome], int]:
     events, _ = generate(5, 400, T0_MS, 90)
     end_ms = T0_MS + 90 * DAY_MS
     by_user: dict[str, list] = collections.defaultdict(list)  # type: ignore[type-arg]
     for ev in events:
         by_user[ev.user_id].append(ev)
-    states = {u: o.state for u, evs in by_user.items() if not (o := advance(u, None, evs, end_ms, model)).expire}
+    return {u: o for u, evs in by_user.items() if not (o := advance(u, None, evs, end_ms, model)).expire}, end_ms
+
+
+async def _compare(redis_url: str, model: ChurnModel, from_review: bool = False) -> collections.Counter[str]:
+    outcomes, end_ms = _advanced(model)
+    states = {u: o.state for u, o in outcomes.items()}
     store = Store(Settings(redis_url=redis_url, buckets=4, groups_per_bucket=8))
     await store.connect()
     seen: collections.Counter[str] = collections.Counter()
     try:
-        await _write(store, states, end_ms, model)
+        await _write(store, states, end_ms, model, {u: o.review for u, o in outcomes.items()} if from_review else None)
         for later_days in (0, 0.5, 3, 20):  # later: reviews overdue, read live
             now_s = (end_ms + int(later_days * DAY_MS)) // 1000
             for budget in ({"share": 0.02}, {"share": 0.1}, {"share": 0.5}, {"share": 1.0}, {"n": 7}):
@@ -65,9 +72,25 @@ async def _compare(redis_url: str, model: ChurnModel) -> collections.Counter[str
     return seen
 
 
-@pytest.mark.parametrize("model", [load_model(None), MODEL], ids=["default", "trained-looking"])
-def test_share_list_from_the_index_equals_ranking_every_state(redis_url: str, model: ChurnModel) -> None:
-    assert asyncio.run(_compare(redis_url, model))["rows"] > 100
+@pytest.mark.parametrize("model, from_review", [(load_model(None), False), (MODEL, False), (load_model(None), True)],
+                         ids=["default", "trained-looking", "bounds-from-the-engine's-review"])
+def test_share_list_from_the_index_equals_ranking_every_state(redis_url: str, model: ChurnModel, from_review: bool) -> None:
+    assert asyncio.run(_compare(redis_url, model, from_review))["rows"] > 100
+
+
+def test_the_bound_from_the_last_review_is_save_bound_up_to_rounding() -> None:
+    """The worker's index bound from ``Outcome.review`` (no second scoring) is ``save_bound`` up
+    to float rounding, or lower where ``save_bound`` says 1.0 (churned at the next review)."""
+    model = load_model(None)
+    outcomes, _ = _advanced(model)
+    compared = 0
+    for o in outcomes.values():
+        if o.review is None or not on_save_list(o.state):
+            continue
+        exact, fast = save_bound(o.state, model), save_bound_after(o.review, o.state, model)
+        assert fast <= exact + 1e-12 and (exact == 1.0 or abs(fast - exact) <= 1e-12), (exact, fast)
+        compared += 1
+    assert compared > 20
 
 
 async def _marks(redis_url: str) -> list[str]:

@@ -219,7 +219,7 @@ def test_stats_deltas_follow_states_and_churn_alerts(redis_url: str) -> None:
     second: dict[str, float] = {}
     stats_delta(old, new, [churn_alert], second)
     day = utc_day(T0 + 50 * DAY)
-    assert second == {"users": 0, "stage:active": -1, "stage:churned": 1, "reachable": -1, "at_risk": 1, f"churned:{day}": 1,
+    assert second == {"stage:active": -1, "stage:churned": 1, "reachable": -1, "at_risk": 1, f"churned:{day}": 1,
                       f"churned_rev:{day}": 30.0}
 
     async def scenario(store: Store) -> dict[str, float]:
@@ -234,6 +234,21 @@ def test_stats_deltas_follow_states_and_churn_alerts(redis_url: str) -> None:
     summary = churn_summary(total, T0 + 55 * DAY)
     assert (summary.churned, summary.revenue) == (1, 30.0)
     assert summary.active_at_start == 2 and summary.rate == 0.5
+
+
+def test_a_state_change_moves_the_counters_of_removing_the_old_state_and_adding_the_new() -> None:
+    """stats_delta(old, new) counts only what moved: it equals removing ``old`` plus adding ``new``
+    (without the first-seen day, which only a new user counts), zeros left out."""
+    states = [_state(T0, stage=s, at_risk=r) for s in STAGES for r in (False, True)]
+    states.append(UserState(first_seen_s=T0, last_seen_s=T0, n_events=1, active_days=1))  # never reviewed
+    for old in states:
+        for new in states:
+            moved: dict[str, float] = {}
+            stats_delta(old, new, [], moved)
+            apart: dict[str, float] = {}
+            stats_delta(old, None, [], apart)
+            stats_delta(None, new, [], apart)
+            assert moved == {k: v for k, v in apart.items() if v and not k.startswith("new:")}, (old, new)
 
 
 def test_expiry_removes_state_due_and_risk_entries(redis_url: str) -> None:
@@ -283,7 +298,7 @@ def test_top_at_risk_merges_buckets_and_sync_reader(redis_url: str) -> None:
 
 
 def test_alert_lists_follow_applied_writes_only_capped_and_without_duplicates(redis_url: str) -> None:
-    """The console's per-user alert list (lua/alert_log.lua): appended only when the bucket's state
+    """The console's per-user alert list (in lua/write_batch.lua): appended only when the bucket's state
     write applied, once per alert id (a retried write adds nothing), newest first, at most the cap;
     deleted with the user."""
     from streams.worker.alert_log import ALERT_LOG_CAP, decode_entries, entry

@@ -3,10 +3,9 @@
 Why in Redis: the alerts live in the alerts topic, which a page cannot search by customer; a
 stream engineer keeps a tiny materialised view next to the state instead. Alerts are rare (a
 handful per customer over months), so the cost is per alert, never per event: the worker appends
-each alert worth a call that it emits to its customer's list in the same pipelined write as the
-state (users: ``lua/alert_log.lua``, right after the bucket's ``write_batch`` and applied only if
-that write applied, like the score history; accounts: inside the account's extras, written by the
-fenced ``write_accounts``). An entry is compact JSON, ``[alert id, kind, event time ms, stage,
+each alert worth a call that it emits to its customer's list in the same atomic, fenced write as
+the state (users: inside the bucket's ``lua/write_batch.lua``; accounts: inside the account's
+extras, written by ``write_accounts``). An entry is compact JSON, ``[alert id, kind, event time ms, stage,
 risk, reasons]`` (a user's ``recovered`` entry without reasons: its why is the risk that fell),
 the list newest first, at most ``ALERT_LOG_CAP`` entries, de-duplicated on the alert id (a
 redelivered batch appends nothing new). Pure: no Redis, no Kafka.

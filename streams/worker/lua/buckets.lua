@@ -7,7 +7,8 @@
 -- calls a cycle and of packing ~1,000 small arguments (client CPU) go away whatever the cycle's
 -- size. On Redis Cluster every call carries one bucket (one slot), its keys declared as usual.
 --
--- ARGV[1] = JSON [[number of keys, number of arguments], ...], one pair per bucket.
+-- ARGV[1] = JSON [number of keys, number of arguments, ...], one pair per bucket (flat: cjson
+--           builds no table per bucket).
 -- ARGV[2], ARGV[3] = "", "" (plain: KEYS and ARGV[4..] hold each bucket's keys and arguments,
 --           bucket after bucket), or JSON [length, ...] of every key and argument, and all of them
 --           concatenated in that order (packed; no KEYS: single Redis only).
@@ -24,8 +25,8 @@ local function take()
   return s
 end
 local out = {}
-for i = 1, #shape do
-  local nk, na = shape[i][1], shape[i][2]
+for i = 1, #shape / 2 do
+  local nk, na = shape[2 * i - 1], shape[2 * i]
   local keys, args = {}, {}
   if lengths then
     for j = 1, nk do

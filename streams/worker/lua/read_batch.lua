@@ -5,7 +5,8 @@
 --
 -- KEYS[1] = <prefix>:{b}:off
 -- ARGV    = tag ("<prefix>:{b}"), due_limit,
---           parts JSON [[field "<topic>:<p>", due_max_s or ""], ...], users JSON [group, user_id, ...]
+--           parts JSON [field "<topic>:<p>", due_max_s or "", ...], users JSON [group, user_id, ...]
+--           (flat arrays: cjson builds nested ones several times slower)
 -- Returns { offsets[n_parts] (string or false), blobs[n_users] (bytes or false),
 --           dues[n_parts] = { member, score, blob-or-false, ... } (members "<g>:<user_id>"),
 --           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept),
@@ -14,12 +15,33 @@
 -- The next score lets the worker skip this bucket's due index until something in it is due.
 local tag = ARGV[1]
 local due_limit = tonumber(ARGV[2])
-local parts = cjson.decode(ARGV[3])
+local flat = cjson.decode(ARGV[3])
+local parts = {}
+for i = 1, #flat, 2 do
+  parts[#parts + 1] = { flat[i], flat[i + 1] }
+end
 local users = cjson.decode(ARGV[4])
+-- One HMGET for the marker and every offset (a HGET each cost a call per partition and bucket).
+local fields = { '|inc' }
+for p = 1, #parts do
+  fields[p + 1] = parts[p][1]
+end
+local seen
+if #fields <= 1000 then
+  seen = redis.call('HMGET', KEYS[1], unpack(fields))
+else  -- unpack() stays far below Lua's C stack limit (8,000) for any partition count
+  seen = {}
+  for i = 1, #fields, 1000 do
+    local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
+    for j = 1, #part do
+      seen[i + j - 1] = part[j]
+    end
+  end
+end
 local offsets, dues, nexts = {}, {}, {}
 for p = 1, #parts do
   local field, due_max = parts[p][1], parts[p][2]
-  offsets[p] = redis.call('HGET', KEYS[1], field)
+  offsets[p] = seen[p + 1]
   local found = {}
   nexts[p] = false
   if due_max ~= '' then
@@ -39,8 +61,16 @@ for p = 1, #parts do
   end
   dues[p] = found
 end
-local blobs = {}
+-- Users' keys by group, each built once a call (turning a number into text costs about as much
+-- as the HGET).
+local blobs, users_keys = {}, {}
 for u = 1, #users, 2 do
-  blobs[#blobs + 1] = redis.call('HGET', tag .. ':u:' .. users[u], users[u + 1])
+  local group = users[u]
+  local key = users_keys[group]
+  if not key then
+    key = tag .. ':u:' .. group
+    users_keys[group] = key
+  end
+  blobs[#blobs + 1] = redis.call('HGET', key, users[u + 1])
 end
-return { offsets, blobs, dues, nexts, redis.call('HGET', KEYS[1], '|inc') }
+return { offsets, blobs, dues, nexts, seen[1] }

@@ -4,68 +4,95 @@
 -- write whose reply was lost is recognised by its token and not applied twice (stats are deltas).
 -- The token is kept per partition ("<topic>:<p>|token"): only the partition's owner writes it, so
 -- another worker (or lane) writing the same bucket for other partitions cannot overwrite it.
--- fence_retried / fence_check / fence_mark come from fence.lua, loaded in front of this file.
+-- fence_read / fence_retried / fence_check / fence_mark come from fence.lua, loaded in front of this file.
 --
 -- The bucket's incarnation marker (field "|inc" of the off hash, set when the store is
 -- initialised) must be the worker's: if Redis lost its data the marker is gone and nothing is
 -- written ({3}): the worker rebuilds instead of writing into an empty store.
 --
+-- The users' alert lists (the console's "alerts it got", streams/worker/alert_log.py) are written
+-- here too, so a list never misses an entry whose state was written: a list is one hash field per
+-- user of <tag>:al:<group>, entries newest first joined by "\n"; an alert whose id is already in
+-- the list is not added again (a redelivered batch); at most `cap` entries are kept.
+--
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:stats   KEYS[3] = <prefix>:{b}:risk
 -- ARGV    = tag, token, incarnation,
---           parts JSON  [[field "<topic>:<p>", expected or "", new or ""], ...],
---           states JSON [[group, user_id, due field "<topic>:<p>", due score (0: not due; -1: as
---                         stored, leave the due index alone), risk score or "" (not at risk) or
---                         "=" (was not at risk either: leave the ranking alone), save-list index
---                         score or "" (not on the list) or "=" (leave it): ZSET <tag>:r:<group>], ...],
---           stats JSON  [[field, delta, "i" | "f"], ...],
---           then one state record per state ("" deletes the user: expired)
+--           parts JSON  [field "<topic>:<p>", expected or "", new or "", ...] (flat),
+--           states JSON [group, user_id, due field "<topic>:<p>", due score (0: not due; -1:
+--                         as stored, leave the due index alone), risk score or "" (not at risk)
+--                         or "=" (was not at risk either: leave the ranking alone), save-list
+--                         index score or "" (not on the list) or "=" (leave it): ZSET
+--                         <tag>:r:<group>, ...] (six values a state, flat: a table per state
+--                         cost cjson three times as much as the values themselves),
+--           stats JSON  [[field, delta, "i" | "f"], ...] or "" (none),
+--           alerts JSON [cap, [group, user_id, alert id or "" (delete the list)], ...] or "" (none),
+--           then one state record per state ("" deletes the user: expired),
+--           then one list entry per alert, in the alerts' order (oldest first)
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced,
 -- {3, marker} the bucket's incarnation is not the worker's (Redis lost its data).
 local tag, token = ARGV[1], ARGV[2]
-local marker = redis.call('HGET', KEYS[1], '|inc') or ''
+local parts = fence_parts(ARGV[4])
+local seen = fence_read(KEYS[1], parts)
+local marker = seen[1] or ''
 if marker ~= ARGV[3] then
   return { 3, marker }
 end
-local parts = cjson.decode(ARGV[4])
-if fence_retried(KEYS[1], parts, token) then
+if fence_retried(seen, parts, token) then
   return { 2 }
 end
-local fenced = fence_check(KEYS[1], parts)
+local fenced = fence_check(seen, parts)
 if fenced then
   return fenced
 end
+
+-- Keys by group or due field, each built once a call: a concatenation allocates and interns a
+-- string, and turning a number into text costs more than the HSET it names.
+local users_keys, save_keys, due_keys = {}, {}, {}
+
 local states = cjson.decode(ARGV[5])
-for s = 1, #states do
-  local st = states[s]
-  local group, user, due_field, due_score, risk, reach = st[1], st[2], st[3], st[4], st[5], st[6]
-  local blob = ARGV[6 + s]
-  local member = group .. ':' .. user
-  local due_key = tag .. ':due:' .. due_field
+local n_states = #states / 6
+local risk_key = KEYS[3]
+for s = 1, n_states do
+  local i = 6 * s - 5
+  local group, user, due_field, due_score, risk, reach = states[i], states[i + 1], states[i + 2], states[i + 3],
+                                                         states[i + 4], states[i + 5]
+  local blob = ARGV[7 + s]
+  local users_key, save_key = users_keys[group], save_keys[group]
+  if not users_key then
+    users_key, save_key = tag .. ':u:' .. group, tag .. ':r:' .. group
+    users_keys[group], save_keys[group] = users_key, save_key
+  end
+  local due_key = due_keys[due_field]
+  if not due_key then
+    due_key = tag .. ':due:' .. due_field
+    due_keys[due_field] = due_key
+  end
   if blob == '' then
-    redis.call('HDEL', tag .. ':u:' .. group, user)
-    redis.call('ZREM', due_key, member)
-    redis.call('ZREM', KEYS[3], user)
-    redis.call('ZREM', tag .. ':r:' .. group, user)
+    redis.call('HDEL', users_key, user)
+    redis.call('ZREM', due_key, group .. ':' .. user)
+    redis.call('ZREM', risk_key, user)
+    redis.call('ZREM', save_key, user)
   else
-    redis.call('HSET', tag .. ':u:' .. group, user, blob)
+    redis.call('HSET', users_key, user, blob)
     if due_score == 0 then
-      redis.call('ZREM', due_key, member)
+      redis.call('ZREM', due_key, group .. ':' .. user)
     elseif due_score > 0 then
-      redis.call('ZADD', due_key, due_score, member)
+      redis.call('ZADD', due_key, due_score, group .. ':' .. user)
     end
     if risk == '' then
-      redis.call('ZREM', KEYS[3], user)
+      redis.call('ZREM', risk_key, user)
     elseif risk ~= '=' then
-      redis.call('ZADD', KEYS[3], risk, user)
+      redis.call('ZADD', risk_key, risk, user)
     end
     if reach == '' then
-      redis.call('ZREM', tag .. ':r:' .. group, user)
+      redis.call('ZREM', save_key, user)
     elseif reach ~= '=' then
-      redis.call('ZADD', tag .. ':r:' .. group, reach, user)
+      redis.call('ZADD', save_key, reach, user)
     end
   end
 end
-local stats = cjson.decode(ARGV[6])
+
+local stats = ARGV[6] ~= '' and cjson.decode(ARGV[6]) or {}
 for s = 1, #stats do
   local field, delta, kind = stats[s][1], stats[s][2], stats[s][3]
   local now
@@ -78,5 +105,27 @@ for s = 1, #stats do
     redis.call('HDEL', KEYS[2], field)
   end
 end
+
+local alerts = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or {}
+local cap, at = alerts[1], 7 + n_states
+for a = 2, #alerts do
+  local key, user, id = tag .. ':al:' .. alerts[a][1], alerts[a][2], alerts[a][3]
+  if id == '' then
+    redis.call('HDEL', key, user)
+  else
+    local old = redis.call('HGET', key, user) or ''
+    if not string.find(old, '["' .. id .. '"', 1, true) then
+      local out = { ARGV[at + a - 1] }
+      for line in string.gmatch(old, '[^\n]+') do
+        if #out >= cap then
+          break
+        end
+        out[#out + 1] = line
+      end
+      redis.call('HSET', key, user, table.concat(out, '\n'))
+    end
+  end
+end
+
 fence_mark(KEYS[1], parts, token)
 return { 1 }
