@@ -1,7 +1,7 @@
 """Churn risk: the calibrated probability that a user has churned by the end of the horizon.
 
 Two parts (:func:`churn_risk`): the user may already be gone without saying so, with probability
-1 - P(alive) (the temperature, models.temperature); if not, they may leave within the horizon,
+1 - P(alive) (models.temperature.p_stay; not the temperature shown); if not, they may leave within the horizon,
 with the probability a logistic model gives from the signals (:func:`risk_probability`). So
 risk = 1 - P(alive) x (1 - P(leave | alive)). ``churnwatch train`` fits the logistic part on
 users who, in hindsight, were still there at each snapshot date, and calibrates P(alive) against
@@ -224,7 +224,8 @@ def sigmoid(z: float) -> float:
 
 def churn_risk(values: Sequence[float], p_alive: float, model: "ChurnModel") -> float:
     """P(churned by the end of the horizon) = P(gone already) + P(alive) x P(leaves | alive)
-    = 1 - p_alive x (1 - leave_probability(values)), with ``p_alive`` the temperature / 100."""
+    = 1 - p_alive x (1 - leave_probability(values)), with ``p_alive`` the calibrated P(alive)
+    (models.temperature.p_stay), not the temperature shown."""
     return combine(p_alive, risk_probability(values, model))
 
 

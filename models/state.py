@@ -20,7 +20,8 @@ Per type (models.vocabulary: the product's tracked names, or hashed kinds) the s
 4-week counter of its own, kept with the per-type ones (the risk reads its 4-week share), and a
 16-bit mask of which of the role's names the user used while that counter was alive (for the
 reasons' wording): 93 bytes + 8 per type, 157 bytes with 8 types (6 more than before the role:
-Redis holds about 292 bytes per user with 8 types, benchmarks/memory.py, against a budget of 300).
+Redis holds about 297 bytes per user with 8 types, 292 before, benchmarks/memory.py, against a
+budget of 300).
 """
 
 from __future__ import annotations

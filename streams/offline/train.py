@@ -78,7 +78,7 @@ DAY_MS = DAY_S * 1000
 _WARMUP_MS = 28 * DAY_MS  # first default as-of date: four weeks after the first event
 _STEP_MS = 7 * DAY_MS  # default as-of step
 _MIN_FIT_USERS = 20  # fewer users than this with repeat activity: keep the default/base population
-_COOLING = FEATURES.index("cooling")  # 1 - temperature / 100 = 1 - P(alive)
+_COOLING = FEATURES.index("cooling")  # 1 - P(alive) (models.temperature.p_stay, not the temperature shown)
 
 
 # ---------------------------------------------------------------------------------------------
