@@ -454,6 +454,33 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     return PriorChoice(centre, l2, l2_types, table, best=f"{best[1]} {best[4]}", above_best=(round(diff, 6), round(err, 6)))
 
 
+def _versus_default(per_user: Mapping[str, Sequence[Event]], snaps: Snapshots, test: np.ndarray, y: np.ndarray,
+                    risk: np.ndarray, usable: Sequence[int], default: ChurnModel) -> dict[str, Any]:
+    """Does the trained model (``risk``) beat the default (no fitted weight) on the held-out rows
+    (``test``) the default can score too? Empty when there are none."""
+    held_users = {u for u, t in zip(snaps.users, test) if t}
+    theirs = default_risks(per_user, held_users, usable, default)
+    rows = [i for i in np.flatnonzero(test) if (snaps.users[i], snaps.as_of_ms[i]) in theirs]
+    if not rows:
+        return {}
+    from streams.offline.evaluate import auc_spread, roc_auc
+
+    d_scores = [theirs[(snaps.users[i], snaps.as_of_ms[i])] for i in rows]
+    d_auc = roc_auc(d_scores, [bool(y[i]) for i in rows])
+    t_auc = roc_auc([float(risk[i]) for i in rows], [bool(y[i]) for i in rows])
+    # a user-level bootstrap: with a few churning users held out the verdict may be noise
+    spread = auc_spread({"trained": risk[rows], "default": np.array(d_scores)}, y[rows],
+                        [snaps.users[i] for i in rows], [("trained", "default")])
+    return {
+        "default_version": default.version, "rows": len(rows),
+        "churning_users": len({snaps.users[i] for i in rows if y[i]}),
+        "default_roc_auc": None if d_auc is None else round(d_auc, 4),
+        "trained_roc_auc": None if t_auc is None else round(t_auc, 4),
+        "difference_se": spread["trained-default"],
+        "trained_beats_default": None if d_auc is None or t_auc is None else bool(t_auc > d_auc),
+    }
+
+
 def content_version(model: ChurnModel, prefix: str = "trained") -> str:
     """``<prefix>-<12 hex>``: a hash of everything in the file except the version itself."""
     if not prefix or not all(c.isalnum() or c in "-_." for c in prefix):
@@ -607,27 +634,9 @@ def train(
         "holdout_leave_given_alive": _holdout_report(leave[test & alive], y[test & alive]) if (test & alive).any() else {},
     }
     if test.any():
-        # Does the trained model beat the default (no fitted weight) on the held-out users?
-        held_users = {u for u, t in zip(snaps.users, test) if t}
-        theirs = default_risks(per_user, held_users, usable, default)
-        rows = [i for i in np.flatnonzero(test) if (snaps.users[i], snaps.as_of_ms[i]) in theirs]
-        if rows:
-            from streams.offline.evaluate import auc_spread, roc_auc
-
-            d_scores = [theirs[(snaps.users[i], snaps.as_of_ms[i])] for i in rows]
-            d_auc = roc_auc(d_scores, [bool(y[i]) for i in rows])
-            t_auc = roc_auc([float(risk[i]) for i in rows], [bool(y[i]) for i in rows])
-            # a user-level bootstrap: with a few churning users held out the verdict may be noise
-            spread = auc_spread({"trained": risk[rows], "default": np.array(d_scores)}, y[rows],
-                                [snaps.users[i] for i in rows], [("trained", "default")])
-            report["versus_default"] = {
-                "default_version": default.version, "rows": len(rows),
-                "churning_users": len({snaps.users[i] for i in rows if y[i]}),
-                "default_roc_auc": None if d_auc is None else round(d_auc, 4),
-                "trained_roc_auc": None if t_auc is None else round(t_auc, 4),
-                "difference_se": spread["trained-default"],
-                "trained_beats_default": None if d_auc is None or t_auc is None else bool(t_auc > d_auc),
-            }
+        versus = _versus_default(per_user, snaps, test, y, risk, usable, default)
+        if versus:
+            report["versus_default"] = versus
     weights = {name: round(w, 6) for name, w in fitter.weights.items() if w != 0.0}
     thresholds: dict[str, float] = {}
     if alert_share is not None:
