@@ -31,11 +31,14 @@ from models.events import Event
 from models.model import ChurnModel
 from models.scoring import risk_at, score
 from models.state import DAY_S, UserState
+from models.vocabulary import DEFAULT_ROLES
 from tests.test_models_properties import MODEL, histories
 
 PURE = _native.import_pure(["engine", "events", "model", "scoring", "state"])
 TRACKED = ChurnModel(tracked_types=("view", "click", "message", "other"), risk_weights={"inactive:view": 0.4, "share:click": -0.3})
-MODELS = [ChurnModel(), MODEL, TRACKED]
+#: A tracked type that is also negative feedback (its slot and the role's counter), and a role of two names.
+NEGATIVE_TRACKED = ChurnModel(tracked_types=("view", "dislike"), roles={**DEFAULT_ROLES, "negative": ["unfriend", "dislike"]})
+MODELS = [ChurnModel(), MODEL, TRACKED, NEGATIVE_TRACKED]
 
 compiled_only = pytest.mark.skipif(_native.active() != "compiled", reason=f"the compiled core does not run here ({_native.why_pure()})")
 
@@ -61,6 +64,13 @@ def _alerts(outcome: Any) -> list[tuple[object, ...]]:
     return out
 
 
+def _review(a: Any) -> tuple[object, ...] | None:
+    """The last review's assessment (models.engine.Outcome.review), floats bit for bit."""
+    if a is None:
+        return None
+    return (a.stage, a.risk.hex(), a.p_stay.hex(), a.stay_source, a.leave.hex(), [v.hex() for v in a.features])
+
+
 def _scores(s: Any) -> tuple[object, ...]:
     return (s.health.hex(), s.temperature.hex(), s.risk.hex(), s.stage, s.segment, s.action, s.reasons)
 
@@ -84,6 +94,7 @@ def test_compiled_core_equals_the_pure_python(events: list[Event], data: st.Data
     assert _alerts(c1) + _alerts(c2) == _alerts(p1) + _alerts(p2)
     assert [a.to_dict() for a in c2.alerts] == [a.to_dict() for a in p2.alerts]
     assert c2.expire == p2.expire
+    assert _review(c2.review) == _review(p2.review)  # what the worker's save-list index bound reads
     now_s = end_ms // 1000 + data.draw(st.integers(0, 60 * DAY_S), label="scored later")
     assert _scores(score(c2.state, now_s, model)) == _scores(PURE["scoring"].score(p2.state, now_s, pmodel))
     assert risk_at(c2.state, now_s, model).hex() == PURE["scoring"].risk_at(p2.state, now_s, pmodel).hex()
