@@ -205,8 +205,8 @@ class UserState:
         counts start at 0; formats 2 and 1: counters are read onto the float32 grid, per-type
         counts start at 0, and a format-1 record's recent interval is its lifetime average: the
         best that record knows)."""
-        if raw[:1] in (b"\x04", b"\x03") and len(raw) >= _STRUCT_V3.size:
-            fmt = _STRUCT if raw[0] == 4 else _STRUCT_V3
+        fmt = _STRUCT if raw[:1] == b"\x04" else _STRUCT_V3
+        if raw[:1] in (b"\x04", b"\x03") and len(raw) >= fmt.size:  # shorter: a ValueError below, not struct.error
             v = fmt.unpack_from(raw)
             n = v[2]
             if len(raw) != fmt.size + 8 * n:

@@ -168,6 +168,16 @@ def test_negative_feedback_role_has_generic_defaults_and_its_own_counters() -> N
     assert (v3.negative_28d, v3.negative_names, v3.act_28d, list(v3.slot_28d)) == (0.0, 0, st.act_28d, list(st.slot_28d))
 
 
+@pytest.mark.parametrize("size", [87, 90, 92, 94])
+def test_a_cut_format_4_record_is_a_value_error(size: int) -> None:
+    """A truncated or corrupt record is a ValueError (the worker then starts that user afresh and
+    logs it), never struct.error: a record between the format-3 and format-4 header sizes once
+    raised that, which the worker's cycle does not catch (the cycle failed and was retried)."""
+    raw = advance("u", None, [Event("u", START_MS, "dislike", "e0")], START_MS + DAY_MS, load_model()).state.to_bytes()
+    with pytest.raises(ValueError, match="user state record"):
+        UserState.from_bytes(raw[:size])
+
+
 def _risk_of(kinds: list[str], silent_days: float = 0.0) -> tuple[float, tuple[str, ...]]:
     """Risk and reasons of a user active every day for 4 weeks with ``kinds`` on each day."""
     model = load_model()
