@@ -87,6 +87,27 @@ def test_round_trip_state_offsets_and_due(redis_url: str) -> None:
     assert loaded == st
 
 
+def test_the_fence_reads_and_marks_many_partitions_in_chunks(redis_url: str) -> None:
+    """One bucket written for 1,200 partitions: the fence's HMGET (2,401 fields), its HSET (4,800
+    arguments) and read_batch's HMGET go in chunks (fence.lua fence_call: unpack() has a C stack
+    limit), and every offset lands where it belongs, then fences a stale write."""
+    fields = [f"{TOPIC}:{p}" for p in range(1_200)]
+    b, g = locate("erin", 4, 8)
+
+    async def scenario(store: Store) -> tuple[Any, list[Any]]:
+        parts = [(f, "", str(i)) for i, f in enumerate(fields)]
+        w = BucketWrite(b, parts, [StateWrite(g, "erin", _state(T0).to_bytes(), fields[7], 0, None)])
+        assert await store.write([w], "many") == []
+        (read,) = await store.read([BucketRead(b, [(f, None) for f in fields], [(g, "erin")])])
+        again = [(f, str(i) if i != 1_100 else "stale", str(i + 1)) for i, f in enumerate(fields)]
+        fenced = await store.write([BucketWrite(b, again, [])], "many-2")
+        return read, fenced
+
+    read, fenced = with_store(redis_url, scenario)
+    assert read.offsets == [str(i) for i in range(1_200)] and read.blobs == [_state(T0).to_bytes()]
+    assert [(f.field, f.actual) for f in fenced] == [(fields[1_100], "1100")]
+
+
 def test_fence_rejects_a_stale_expected_offset_and_writes_nothing(redis_url: str) -> None:
     async def scenario(store: Store) -> tuple[Any, Any, UserState | None]:
         await _write_one(store, "bob", _state(T0), new="100", token="a")

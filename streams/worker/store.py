@@ -166,7 +166,7 @@ def _script(name: str) -> str:
 #: Scripts written for one bucket and run through the ``lua/buckets.lua`` driver (several buckets a call).
 _PER_BUCKET = ("read_batch", "write_batch", "read_accounts", "write_accounts")
 #: Shared Lua put in front of a script when it is loaded (Lua scripts cannot import).
-_PRELUDES = {"write_batch": ("fence",), "write_accounts": ("fence",)}
+_PRELUDES = {"read_batch": ("fence",), "write_batch": ("fence",), "write_accounts": ("fence",)}
 #: A call of a per-bucket script carries buckets until it holds about this many users or accounts:
 #: a small cycle is one call, a full 10k batch about ten (one script blocks Redis while it runs).
 BUCKET_CALL_ITEMS = 1_000

@@ -1,6 +1,7 @@
 -- fence.lua: the offset fence and retry token of the fenced write scripts (write_batch.lua,
--- write_accounts.lua). Lua scripts cannot import, so the store puts this text in front of each
--- of them when it loads them (streams/worker/store.py, _script_source): one source, two scripts.
+-- write_accounts.lua), and the chunked HMGET/HSET (fence_call) read_batch.lua reads offsets with.
+-- Lua scripts cannot import, so the store puts this text in front of each of them when it loads
+-- them (streams/worker/store.py, _script_source): one source, three scripts.
 --
 -- parts = {{field, expected as read or "", new offset or ""}, ...} (fence_parts: they travel as
 -- one flat JSON array, three values a part); a field is "<topic>:<p>" (or

@@ -26,18 +26,7 @@ local fields = { '|inc' }
 for p = 1, #parts do
   fields[p + 1] = parts[p][1]
 end
-local seen
-if #fields <= 1000 then
-  seen = redis.call('HMGET', KEYS[1], unpack(fields))
-else  -- unpack() stays far below Lua's C stack limit (8,000) for any partition count
-  seen = {}
-  for i = 1, #fields, 1000 do
-    local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
-    for j = 1, #part do
-      seen[i + j - 1] = part[j]
-    end
-  end
-end
+local seen = fence_call('HMGET', KEYS[1], fields)  -- fence.lua: in chunks for any partition count
 local offsets, dues, nexts = {}, {}, {}
 for p = 1, #parts do
   local field, due_max = parts[p][1], parts[p][2]
