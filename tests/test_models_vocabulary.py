@@ -168,6 +168,26 @@ def test_negative_feedback_role_has_generic_defaults_and_its_own_counters() -> N
     assert (v3.negative_28d, v3.negative_names, v3.act_28d, list(v3.slot_28d)) == (0.0, 0, st.act_28d, list(st.slot_28d))
 
 
+def test_negative_names_edge_cases_sixteen_at_most_and_model_files_without_the_role(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """At most 16 names (the state's mask); a model file written before the role (no
+    ``roles.negative``, no ``negative_share`` weight) loads, counts no negative feedback
+    and reads its names as ordinary activity (no negative-feedback reason)."""
+    with pytest.raises(ValueError, match="at most 16"):
+        ChurnModel(roles={**DEFAULT_ROLES, "negative": [f"n{i}" for i in range(17)]})
+    data = json.loads(load_model().to_json())
+    del data["roles"]["negative"], data["risk_weights"]["negative_share"]
+    path = tmp_path / "before-the-role.json"
+    path.write_text(json.dumps(data))
+    old = load_model(path)
+    assert old.compiled.vocabulary.lookup("dislike")[1] == 0 and old.compiled.vocabulary.negative_index("dislike") == -1
+    evs = [Event("u", START_MS + d * DAY_MS, t, f"e{d}") for d, t in enumerate(["post", "dislike", "post", "dislike"])]
+    st = advance("u", None, evs, START_MS + 5 * DAY_MS, old).state
+    assert (st.negative_28d, st.negative_names) == (0.0, 0)
+    assert st.act_28d == pytest.approx(4.0, rel=0.2) and sum(st.slot_28d) == pytest.approx(st.act_28d), "activity, hashed"
+    reasons = score(st, START_MS // 1000 + 9 * DAY_S, old).reasons
+    assert reasons and not any("negative" in r or "dislike" in r for r in reasons), reasons
+
+
 @pytest.mark.parametrize("size", [87, 90, 92, 94])
 def test_a_cut_format_4_record_is_a_value_error(size: int) -> None:
     """A truncated or corrupt record is a ValueError (the worker then starts that user afresh and
