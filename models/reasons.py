@@ -117,8 +117,12 @@ def _leaving_signs(sig: Signals, values: Sequence[float], model: "ChurnModel") -
     return out
 
 
-def _plural(name: str, n: int) -> str:
-    return name if n == 1 or name.endswith("s") else name + "s"
+def _counted(name: str, n: int) -> str:
+    """"3 dislikes"; a name that is not one word keeps its spelling ("2 thumbs_down events", not
+    "2 thumbs_downs")."""
+    if not name.isalpha():
+        return f"{n} {name} event" if n == 1 else f"{n} {name} events"
+    return f"{n} {name}" if n == 1 or name.endswith("s") else f"{n} {name}s"
 
 
 def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
@@ -131,7 +135,7 @@ def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
     n = round(sig.negative_28d)
     n = n if n >= 1 else 1
     if len(names) == 1:
-        return f"{n} {_plural(names[0], n)} in the last 4 weeks"
+        return f"{_counted(names[0], n)} in the last 4 weeks"
     what = "negative-feedback event" if n == 1 else "negative-feedback events"
     return f"{n} {what} in the last 4 weeks" + (f" ({', '.join(names)})" if names else "")
 

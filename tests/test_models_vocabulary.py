@@ -222,3 +222,8 @@ def test_negative_share_raises_risk_monotonically_and_leaves_others_alone() -> N
     evs = [Event("u", START_MS + d * DAY_MS + j * 60_000, k, f"{d}-{j}") for d in range(28) for j, k in enumerate(base + ["dislike"])]
     st = advance("u", None, evs, START_MS + 28 * DAY_MS, model).state
     assert not any("dislike" in r for r in score(st, st.last_seen_s, model).reasons)
+    # A name of more than one word keeps its spelling: "2 thumbs_down events", not "2 thumbs_downs".
+    model = load_model().with_(roles={**DEFAULT_ROLES, "negative": ["thumbs_down"]})
+    evs = [Event("u", START_MS + d * DAY_MS + j * 60_000, k, f"{d}-{j}") for d in range(28) for j, k in enumerate(base + ["thumbs_down"])]
+    st = advance("u", None, evs, START_MS + 28 * DAY_MS, model).state
+    assert any(re.fullmatch(r"\d+ thumbs_down events in the last 4 weeks", r) for r in score(st, st.last_seen_s, model).reasons)
