@@ -7,6 +7,7 @@ events; ``churnwatch train`` writes a new file, workers load it at start.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -110,7 +111,7 @@ class ChurnModel:
     def to_json(self) -> str:
         data = asdict(self)
         del data["compiled"]  # derived, not part of the file
-        return json.dumps({"format": MODEL_FORMAT, **data}, indent=2, sort_keys=True)
+        return json.dumps({"format": MODEL_FORMAT, **_finite(data)}, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> "ChurnModel":
@@ -138,3 +139,16 @@ def load_model(path: str | Path | None = None) -> ChurnModel:
     if path:
         raise FileNotFoundError(f"model file {target} does not exist")
     return ChurnModel()
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None: the file is strict JSON (other readers
+    refuse ``NaN``), and a report figure that cannot be computed (an AUC error with one class
+    held out) reads as unknown. Weights never get here non-finite (``check_weights``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

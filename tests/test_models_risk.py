@@ -142,3 +142,19 @@ def test_cross_validation_keeps_a_right_default_and_leaves_a_wrong_one() -> None
     assert left.centre == "zero" and left.above_best == (0.0, 0.0)
     fitted = LogisticRisk(names, l2=left.l2).fit(X, wrong, prior=left.prior(default), l2_by_feature=left.by_feature(names))
     assert fitted.weights["g0"] < 0 < fitted.weights["g1"] and fitted.weights["g2"] < 0
+
+
+def test_a_model_file_is_strict_json_when_a_report_figure_is_not_finite() -> None:
+    """A training report figure that cannot be computed (an AUC error with one class held out is
+    NaN) is written as null: other readers refuse the ``NaN`` token Python would write."""
+    import dataclasses
+    import json
+
+    from models.model import ChurnModel, load_model
+
+    model = dataclasses.replace(load_model(), training={"versus_default": {"difference_se": float("nan"), "rows": 3},
+                                                        "cv": [1.0, float("inf")]})
+    text = model.to_json()
+    assert "NaN" not in text and "Infinity" not in text
+    back = ChurnModel.from_json(text)
+    assert back.training == {"versus_default": {"difference_se": None, "rows": 3}, "cv": [1.0, None]}

@@ -66,22 +66,6 @@ def read_labels(path: str | Path) -> Labels:
     return Labels(churned, persona)
 
 
-def _average_ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing the average of the ranks they span."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        shared = (i + j) / 2.0 + 1.0
-        for k in range(i, j + 1):
-            ranks[order[k]] = shared
-        i = j + 1
-    return ranks
-
-
 def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """Area under the ROC curve via the rank statistic (Mann-Whitney U / (n_pos * n_neg)).
 
@@ -93,22 +77,19 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """
     if len(scores) != len(labels):
         raise ValueError(f"{len(scores)} scores but {len(labels)} labels")
-    n_pos = sum(1 for y in labels if y)
-    n_neg = len(labels) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = _average_ranks(scores)
-    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
-    u = rank_sum - n_pos * (n_pos + 1) / 2.0
-    return u / (n_pos * n_neg)
+    import numpy as np
+
+    auc = _auc_ranks(np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool))
+    return None if math.isnan(auc) else auc
 
 
 def _auc_ranks(scores: "np.ndarray", y: "np.ndarray") -> float:
-    """:func:`roc_auc` of numpy arrays (rank-sum formula, ties as half; nan for one class)."""
+    """:func:`roc_auc` of numpy arrays, its one implementation: the rank-sum formula, ties at their
+    average rank (so counting half), nan for one class."""
     import numpy as np
     from scipy.stats import rankdata
 
-    pos = y == 1
+    pos = y.astype(bool)
     n1, n0 = int(pos.sum()), int((~pos).sum())
     if n1 == 0 or n0 == 0:
         return float("nan")
