@@ -328,7 +328,8 @@ class LogisticRisk:
         ``prior`` (raw weights, feature -> log-odds per unit; absent features 0) is where the
         penalty pulls the weights: ``churnwatch train`` passes the default's documented effects,
         so the data only has to pay for its corrections to them, and a small or noisy history
-        stays near the default instead of near "no effect". Constant columns get weight 0.
+        stays near the default instead of near "no effect". Constant columns keep the prior's
+        weight (0 without a prior): the history cannot speak to them.
         ``l2_by_feature`` (feature -> penalty >= 0) replaces ``l2`` for the features it names:
         a prior may be surer of some effects than of others (train: the default's general
         effects against the product's per-type ones, which it cannot know).
@@ -391,7 +392,9 @@ class LogisticRisk:
         res = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                                 options={"maxiter": 2000, "gtol": 1e-8})
         b, w = float(res.x[0]), res.x[1:]
-        raw = np.where(live, w / np.where(live, sd, 1.0), 0.0)
+        # a constant column says nothing: its weight stays the prior's (0 without one), so an
+        # effect the history never showed (no negative feedback yet) keeps the default's say
+        raw = np.where(live, w / np.where(live, sd, 1.0), raw0)
         self.weights = {name: float(v) for name, v in zip(self.features, raw)}
         for name in self.nonnegative:  # exact zeros, not -0.0 or -1e-17 after the division
             self.weights[name] = max(self.weights[name], 0.0)

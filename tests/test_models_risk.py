@@ -81,6 +81,12 @@ def test_constant_columns_get_no_weight() -> None:
     X = np.hstack([X, np.full((5000, 1), 3.0)])
     model = LogisticRisk(features=("a", "const"), nonnegative=()).fit(X, y)
     assert model.weights["const"] == 0.0
+    # with a prior the history cannot speak to the constant column: the prior's weight stays,
+    # and the intercept absorbs it, so the fitted predictions are those of a fit without it
+    with_prior = LogisticRisk(features=("a", "const"), nonnegative=()).fit(X, y, prior={"a": 0.5, "const": 0.7})
+    assert with_prior.weights["const"] == 0.7
+    np.testing.assert_allclose(with_prior.predict_proba(X), LogisticRisk(features=("a", "const"), nonnegative=()).fit(
+        X, y, prior={"a": 0.5}).predict_proba(X), rtol=1e-9)
 
 
 def test_model_file_refuses_weights_that_would_let_silence_lower_risk() -> None:
