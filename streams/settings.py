@@ -72,6 +72,10 @@ class Settings:
     # for the whole wait (half of it from 250 ms up): aiokafka's default 500 put ~250 ms into each
     # fetch, most of the worker's ingest->alert latency. 10 ms: ~100 idle fetches/s (a few % of a core).
     fetch_max_wait_ms: int = 10
+    # Cycles in progress at once: 1 runs each cycle to its end (read, score, alerts acked, state
+    # written, progress) before the next fetch; 2 reads and scores the next batch while this one's
+    # alert acks and state write are in flight (writes still applied one cycle after the other).
+    pipeline_depth: int = 2
     # Time
     clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
     allowed_lateness_ms: int = 6 * 3_600_000
@@ -96,7 +100,8 @@ class Settings:
     topic_alerts_dlq: str = "churn-at-risk-dlq"  # alerts a webhook receiver refused for good
 
     def __post_init__(self) -> None:
-        for name in ("partitions", "buckets", "groups_per_bucket", "batch_max_records", "replication_factor"):
+        for name in ("partitions", "buckets", "groups_per_bucket", "batch_max_records", "replication_factor",
+                     "pipeline_depth"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.clock not in ("event", "live"):

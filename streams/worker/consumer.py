@@ -31,6 +31,7 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -44,7 +45,7 @@ from streams.worker import metrics
 from streams.worker.clock import NEVER
 from streams.worker.phases import record_fingerprint
 from streams.worker.routing import KafkaCopy
-from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Pipeline
+from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pipeline
 from streams.worker.store import LayoutChanged, ModelReplaced, Resume, Store, StoreLost
 
 __all__ = ["KafkaSink", "StreamConsumer", "wall_ms"]
@@ -130,7 +131,11 @@ class StreamConsumer:
         self._revoking = False
         self._stopping = False
         self._generation = 0  # bumped on every rebalance callback
-        self._next: dict[int, int] = {}  # partition -> offset the next applied record must have
+        self._next: dict[int, int] = {}  # partition -> offset the next record taken must have
+        # partition -> offset after the records of the settled cycles: where the records of cycles
+        # still in flight are read again if one of them fails (== _next when none is in flight)
+        self._applied: dict[int, int] = {}
+        self._flights: collections.deque[tuple[Flight, dict[TopicPartition, list]]] = collections.deque()  # type: ignore[type-arg]
         self._unresumed: set[TopicPartition] = set()  # assigned, but progress not read yet
         self.assigned: set[TopicPartition] = set()
         self.cycles = 0
@@ -188,7 +193,7 @@ class StreamConsumer:
         """Finish the cycle in flight (or abandon it if it is stuck retrying), then leave the group."""
         self._stopping = True
         async with self._cycle_lock:
-            pass
+            await self._drain()
         try:
             if "consumer" in self._started:
                 if self._commit_task is not None:
@@ -222,11 +227,13 @@ class StreamConsumer:
         self._generation += 1
         self._revoking = True
         try:
-            async with self._cycle_lock:  # the cycle in flight finishes, or abandons if stuck
+            async with self._cycle_lock:  # the cycles in flight finish, or abandon if stuck
+                await self._drain()
                 for tp in revoked:
                     if tp.topic == self.topic:
                         self.pipeline.revoke(tp.partition)
                         self._next.pop(tp.partition, None)
+                        self._applied.pop(tp.partition, None)
                         self._verify.pop(tp.partition, None)
                         self._fresh.discard(tp.partition)
                         self.assigned.discard(tp)
@@ -242,6 +249,8 @@ class StreamConsumer:
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Runs after the group rebalanced: resume each new partition from Redis progress."""
         self._generation += 1
+        async with self._cycle_lock:
+            await self._drain()
         mine = {tp for tp in assigned if tp.topic == self.topic}
         self.assigned |= mine
         self._unresumed |= mine
@@ -283,7 +292,7 @@ class StreamConsumer:
         elif start == 0:
             self._fresh.add(p)
         self.consumer.seek(tp, start)
-        self._next[p] = start
+        self._next[p] = self._applied[p] = start
         logger.info("%s[%s] resumes at offset %s", tp.topic, p, start if p not in self._verify else f"{start + 1} (checking {start})")
 
     # -- the loop -----------------------------------------------------------------------------
@@ -305,7 +314,9 @@ class StreamConsumer:
         progress: ``Pipeline.applying``), so the next fetch - which the broker holds for up to
         ``fetch_max_wait_ms`` - overlaps the cycle's tail instead of following it, and brings what
         arrived until about the cycle's end. Behind (full batches), prefetching keeps the cycles
-        back to back.
+        back to back. With ``pipeline_depth`` 2 a cycle returns here once scored, its tail still
+        running (``Pipeline.submit``): the next fetch and the next cycle's decode, read and scoring
+        overlap its alert acks and state write.
         """
         delay = 0.05
         max_records = self.settings.batch_max_records
@@ -322,6 +333,8 @@ class StreamConsumer:
                 if self._stopping:
                     break
                 if self._unresumed or self.halted:
+                    async with self._cycle_lock:
+                        await self._drain()
                     continue  # resumed (and re-seeked) on the next turn; or taking no work
                 rebalanced = generation != self._generation
                 n = sum(len(r) for r in batch.values())
@@ -390,11 +403,11 @@ class StreamConsumer:
         offset, fingerprint = self._verify[p]
         if records and records[0].offset == offset and record_fingerprint(records[0]) == fingerprint:
             del self._verify[p]
-            self._next[p] = offset + 1
+            self._next[p] = self._applied[p] = offset + 1
             return records[1:]
         if records and records[0].offset > offset:  # gone (retention, compaction): nothing to compare
             del self._verify[p]
-            self._next[p] = offset + 1
+            self._next[p] = self._applied[p] = offset + 1
             return records
         if records:
             why = (f"the record at offset {offset} is not the one applied there" if records[0].offset == offset
@@ -406,6 +419,7 @@ class StreamConsumer:
 
     async def _restart(self, tp: TopicPartition, reason: str, why: str) -> None:
         """A partition's log was replaced: start again at its offset 0, keeping user states."""
+        await self._drain()  # the cycles in flight first: they applied records of the old log
         p = tp.partition
         clock = self.pipeline.clock.partitions.get(p)
         max_ms = clock.stream_ms if clock is not None and clock.stream_ms != NEVER else 0
@@ -416,7 +430,7 @@ class StreamConsumer:
         await self.store.restart_partition(self.topic, p, max_ms)
         self._verify.pop(p, None)
         self._fresh.add(p)
-        self._next[p] = 0
+        self._next[p] = self._applied[p] = 0
         self.consumer.seek(tp, 0)
 
     def _report_history(self, tp: TopicPartition, first_offset: int) -> None:
@@ -469,6 +483,8 @@ class StreamConsumer:
         """Redis lost its data: take the store's new incarnation and apply every owned partition
         again from offset 0 (or from where another worker's rebuild got to). Nothing was written
         since the loss was seen: every write checks the marker."""
+        async with self._cycle_lock:
+            await self._drain()  # their writes fail (the marker is gone); all is read again after the rebuild
         lost, self._lost = self._lost, None
         parts = sorted(tp.partition for tp in self.assigned)
         logger.error("REDIS LOST ITS DATA (%s). Stopped applying; rebuilding partitions %s of %s from the topic's "
@@ -478,6 +494,7 @@ class StreamConsumer:
             for tp in self.assigned:
                 self.pipeline.revoke(tp.partition)
                 self._next.pop(tp.partition, None)
+                self._applied.pop(tp.partition, None)
                 self._verify.pop(tp.partition, None)
             self.pipeline.clock.global_ms = NEVER
             self._unresumed |= self.assigned
@@ -533,6 +550,8 @@ class StreamConsumer:
         return out
 
     async def _cycle(self, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+        """Submit ``batch`` to the pipeline, then settle cycles until fewer than ``pipeline_depth``
+        are in flight (1: this one too, before the next fetch); finished ones are settled anyway."""
         consumer = self.consumer
         now = wall_ms()
         generation = self._generation
@@ -546,7 +565,7 @@ class StreamConsumer:
             except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
                 continue
             caught_up = highwater is not None and position >= highwater
-            applied = self._next.get(tp.partition)
+            applied = self._applied.get(tp.partition)
             if highwater is not None and applied is not None:  # not in Redis yet, this batch included
                 # beyond the log end: none of the log's records is applied (never 0 while skipping)
                 metrics.CONSUMER_LAG.labels(str(tp.partition)).set(highwater - applied if highwater >= applied else highwater)
@@ -557,21 +576,39 @@ class StreamConsumer:
                 batch = self._contiguous(batch, rebalanced=True)
             by_partition = {tp.partition: records for tp, records in batch.items()}
             try:
-                result = await self.pipeline.process(by_partition, now)
-            except CycleAbandoned as exc:
-                logger.warning("cycle abandoned (%s): its records will be read again", exc)
-                for tp, records in batch.items():
-                    if records and tp.partition in self._next:
-                        consumer.seek(tp, self._next[tp.partition])
-                return
-            except BaseException:
+                flight = await self.pipeline.submit(by_partition, now)
+            except BaseException as exc:
                 for tp, records in batch.items():  # nothing of this batch may be skipped
                     if records and tp.partition in self._next:
                         consumer.seek(tp, self._next[tp.partition])
+                if not isinstance(exc, CycleAbandoned):
+                    raise
+                logger.warning("cycle abandoned (%s): its records will be read again", exc)
+                return
+            for tp, records in batch.items():
+                if tp.partition in self._next:
+                    self._next[tp.partition] = records[-1].offset + 1
+            self._flights.append((flight, batch))
+            depth = self.settings.pipeline_depth
+            while self._flights and (len(self._flights) >= depth or self._flights[0][0].done):
+                await self._settle_oldest(now)
+
+    async def _settle_oldest(self, now: int) -> None:
+        """Settle the oldest cycle in flight: its records count as applied. If it failed, every
+        cycle in flight failed with it (``Pipeline.settle``): all their records are read again."""
+        flight, batch = self._flights[0]
+        try:
+            result = await self.pipeline.settle(flight)
+        except BaseException as exc:
+            self._rewind()
+            if not isinstance(exc, CycleAbandoned):
                 raise
+            logger.warning("cycle abandoned (%s): its records and those of the cycles after it will be read again", exc)
+            return
+        self._flights.popleft()
         for tp, records in batch.items():
-            if tp.partition in self._next:
-                self._next[tp.partition] = records[-1].offset + 1
+            if tp.partition in self._applied:
+                self._applied[tp.partition] = records[-1].offset + 1
         self.cycles += 1
         for p in self.pipeline.clock.partitions:
             lag_s = (now - self.pipeline.clock.cutoff_ms(p, now)) / 1000
@@ -586,3 +623,26 @@ class StreamConsumer:
                 sum(result.alerts.values()),
             )
 
+    def _rewind(self) -> None:
+        """Every cycle in flight failed: read their partitions again from the last settled offsets."""
+        for _, batch in self._flights:
+            for tp, records in batch.items():
+                p = tp.partition
+                if records and p in self._applied and tp in self.assigned:
+                    self.consumer.seek(tp, self._applied[p])
+                    self._next[p] = self._applied[p]
+        self._flights.clear()
+
+    async def _drain(self) -> None:
+        """Settle every cycle in flight (rebalance, stop, rebuild: called under the cycle lock).
+        Failures are handled as the loop would, without raising: Redis that lost its data is
+        rebuilt next, anything else is logged (the records are read again)."""
+        while self._flights:
+            try:
+                await self._settle_oldest(wall_ms())
+            except StoreLost as exc:
+                self._lost = exc
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("worker cycle failed; its records will be read again")

@@ -1,6 +1,6 @@
 """One worker cycle, Kafka-free: decode, event time, read states, advance users, alert, write.
 
-``Pipeline.process`` takes the records of one ``getmany`` (any objects with ``offset``, ``key``,
+``Pipeline.submit`` takes the records of one ``getmany`` (any objects with ``offset``, ``key``,
 ``value`` and ``timestamp``) and does, in this order (ARCHITECTURE.md, "Effectively-once"):
 
 1. decode: validate each record (``streams.worker.codec``), fold event time and reject late events
@@ -9,13 +9,30 @@
    offsets, states, due users);
 3. advance: ``models.engine.advance`` once per user with events or a due review, up to the
    partition's review clock; events at or below the bucket's stored offset are skipped (replay fence);
+
+then starts the cycle's *tail* in a task and returns (a ``Flight``):
+
 4. produce: subscription events copied to their account's partition, alerts and DLQ records,
    acks awaited - *before* the state write, so a crash in between re-sends the same alert ids
    instead of losing them (at-least-once);
-5. write: one pipelined Redis write (one fenced script call per bucket), then, when the batch
-   held account copies (``streams.worker.revenue``), one read and one fenced write per account
-   bucket: account states and the period MRR counters;
-6. progress: the partitions' progress write.
+5. write, once the previous cycle's tail is done: one pipelined Redis write (one fenced script
+   call per bucket), then, when the batch held account copies or accounts came due
+   (``streams.worker.revenue``), one read and one fenced write per account bucket;
+6. progress: the partitions' progress write (with the stream time after this cycle's records).
+
+``Pipeline.settle`` waits for a flight's tail, oldest first. ``process`` is submit + settle: one
+cycle to its end, as with ``pipeline_depth`` 1. With depth 2 the consumer submits cycle N+1
+while N's tail runs: N+1's fetch, decode, read and scoring overlap N's waits for the broker's
+acks and for Redis. The rules that make this safe:
+
+- writes are applied in cycle order (a tail writes only after the previous tail succeeded), and
+  each cycle's alerts, DLQ records and copies are acked before its own write;
+- N+1's read may come before or after N's write reaches Redis, so N's writes are laid over it
+  (``streams.worker.pending``): N+1 scores from N's states, fences on N's offsets and does not
+  sweep a review N already ran - the same read a serial worker would have made;
+- a tail that fails (fenced, revoked, Redis lost) abandons every later cycle before it writes
+  anything and restores the clocks and re-routing state to before the failed cycle: the caller
+  reads again from its first offsets.
 
 Phases 1-3 without their I/O are the pure functions of ``streams.worker.phases``.
 
@@ -29,9 +46,11 @@ the partition now) abandons the cycle: the caller re-reads from the batch's firs
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar
 
 import orjson
@@ -56,11 +75,12 @@ from streams.worker.phases import (
     plan_sweep,
 )
 from streams.worker.members import member_copies
+from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
 from streams.worker.store import BucketWrite, Fenced, Store
 
-__all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Pipeline", "REDIS_TRANSIENT", "NO_DUE"]
+__all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +116,37 @@ class CycleAbandoned(Exception):
         self.fenced = list(fenced)
 
 
+@dataclass(slots=True, eq=False)
+class _Work:
+    """What a scored cycle still has to apply in its tail."""
+
+    decoded: Decoded
+    advanced: Advanced
+    copies: list[KafkaCopy]
+    account_bounds: dict[int, int]
+    stream_ms: dict[int, int]  # p -> S_p after this cycle's records (its progress)
+    origins: dict[int, dict[int, int]]  # re-routed copies' origin offsets to record (Router.merged)
+    timer: "_PhaseTimer"
+
+
+@dataclass(slots=True, eq=False)
+class Flight:
+    """One submitted cycle: scored, its tail (produce, write, progress) running in ``task`` (None:
+    nothing to apply, e.g. idle). ``clocks``/``routes``: the state to restore if it fails."""
+
+    result: CycleResult
+    work: _Work | None = None
+    clocks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    routes: object = None
+    pending: PendingWrites | None = None  # its writes, laid over later reads until applied
+    task: "asyncio.Future[CycleResult] | None" = None
+
+    @property
+    def done(self) -> bool:
+        """Its tail finished (or it had none): ``Pipeline.settle`` returns at once."""
+        return self.task is None or self.task.done()
+
+
 class Pipeline:
     """The cycle logic of one worker; owns the clocks of its partitions."""
 
@@ -129,6 +180,8 @@ class Pipeline:
         self._due_min: dict[int, list[int]] = {}
         # p -> a lower bound of its accounts' earliest due review (s; 0: unknown), as for users.
         self._account_due_min: dict[int, int] = {}
+        self._flights: collections.deque[Flight] = collections.deque()  # submitted, not settled, in order
+        self._pending: list[PendingWrites] = []  # writes of cycles in flight not yet applied, oldest first
 
     # -- partition ownership ------------------------------------------------------------------
 
@@ -156,25 +209,81 @@ class Pipeline:
 
     # -- the cycle ----------------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Cycles submitted whose tail has not been settled yet."""
+        return len(self._flights)
+
     async def process(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> CycleResult:
-        """Run one cycle over ``batch`` (partition -> records in offset order) and sweeps due now.
+        """Run one whole cycle over ``batch`` (partition -> records in offset order) and the sweeps
+        due now: ``submit`` then ``settle``, with no other cycle in flight before it.
 
         Raises ``CycleAbandoned`` when the cycle must be re-read (revoked or fenced); the clocks
         are then as before the call.
         """
-        clock = self.clock
-        snapshots = {p: c.snapshot() for p, c in clock.partitions.items()}
-        try:
-            return await self._process(batch, wall_now_ms)
-        except BaseException:
-            for p, snap in snapshots.items():
-                c = clock.partitions.get(p)
-                if c is not None:
-                    c.restore(snap)
-            raise
+        while self._flights:
+            await self.settle(self._flights[0])
+        return await self.settle(await self.submit(batch, wall_now_ms))
 
-    async def _process(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> CycleResult:
-        """The phases in order; see the module docstring for why alerts go before states."""
+    async def submit(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> Flight:
+        """Decode, read and score ``batch``, then start its tail (produce and await acks, then, once
+        every earlier cycle's tail is done, the fenced write, accounts and progress) in a task.
+
+        While earlier cycles' writes are in flight, their results are laid over this cycle's read
+        (``streams.worker.pending``). Raises ``CycleAbandoned`` (revoked while retrying) with the
+        clocks as before the call; earlier cycles in flight are not affected.
+        """
+        clocks = {p: c.snapshot() for p, c in self.clock.partitions.items()}
+        routes = self.router.snapshot()
+        try:
+            flight = await self._prepare(batch, wall_now_ms)
+        except BaseException:
+            self._restore(clocks, routes)
+            raise
+        flight.clocks, flight.routes = clocks, routes
+        if flight.work is not None:
+            previous = self._flights[-1].task if self._flights else None
+            flight.task = asyncio.ensure_future(self._tail(flight, previous))
+            self._flights.append(flight)
+        return flight
+
+    async def settle(self, flight: Flight) -> CycleResult:
+        """Wait for ``flight``'s tail (the oldest in flight: cycles settle in order) and return its
+        result. When it failed, every later cycle (built on it) is abandoned too, before anything
+        of theirs was written, the clocks are restored to before ``flight`` and its exception is
+        raised: the caller reads again from ``flight``'s first offsets."""
+        if flight.task is None:
+            return flight.result
+        if not self._flights or self._flights[0] is not flight:
+            raise ValueError("cycles settle in the order they were submitted")
+        try:
+            result = await flight.task
+        except BaseException:
+            await self._abort(flight)
+            raise
+        self._flights.popleft()
+        return result
+
+    async def _abort(self, failed: Flight) -> None:
+        """``failed``'s tail did not apply: stop the cycles built on it (none of them wrote: a tail
+        writes only after the previous one succeeded), restore the clocks and routes as before it."""
+        later = [f.task for f in self._flights if f is not failed and f.task is not None]
+        for task in later:
+            task.cancel()
+        await asyncio.gather(*later, return_exceptions=True)
+        self._flights.clear()
+        self._pending.clear()
+        self._restore(failed.clocks, failed.routes)
+
+    def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object) -> None:
+        for p, snap in clocks.items():
+            c = self.clock.partitions.get(p)
+            if c is not None:
+                c.restore(snap)
+        self.router.restore(routes)
+
+    async def _prepare(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> Flight:
+        """Decode, plan, read (with the writes still in flight laid over it) and advance."""
         timer = _PhaseTimer()
         clock, store, topic = self.clock, self.store, self.topic
         decoded = decode_batch(batch, clock.partitions, self.decoder, wall_now_ms, topic=topic,
@@ -183,32 +292,58 @@ class Pipeline:
         result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
         sweep = plan_sweep(until_ms, self._due_min, store.buckets)
-        ticks = await self._account_ticks(until_ms)
-        if not decoded.last_offset and not sweep and not ticks:
+        bounds = self._account_bounds(until_ms)
+        if not decoded.last_offset and not sweep and not bounds:
             result.idle = True
-            return result
+            return Flight(result)
+        stream_ms = {p: clock.partitions[p].stream_ms for p in decoded.last_offset}
+        origins = self.router.merged(decoded.routed) if decoded.routed.origins else {}
+        self.router.commit(decoded.routed)  # later cycles drop these copies; undone if this one fails
         plans = plan_reads(decoded.users, sweep, store.buckets, store.groups)
         result.buckets = len(plans)
+        pending = list(self._pending)  # before the read: a write done after it is laid over it too
         replies = await self._retry_redis("read", store.read, [plan.read(topic) for plan in plans])
+        overlay_reads(plans, replies, pending, topic, store.due_limit)
         timer.mark("read")
         advanced = advance_users(plans, replies, decoded, until_ms, self.model, topic=topic, due_limit=store.due_limit,
                                  result=result, history=self.settings.score_history)
         timer.mark("advance")
         self.applying()
         members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
-        copies = decoded.routed.copies + decoded.account_copies + members
-        await self._produce(advanced.alerts, decoded.dlq, copies)
+        work = _Work(decoded, advanced, decoded.routed.copies + decoded.account_copies + members, bounds, stream_ms,
+                     origins, timer)
+        flight = Flight(result, work=work)
+        if advanced.writes and self.settings.pipeline_depth > 1:
+            flight.pending = pending_writes(advanced.writes)
+            self._pending.append(flight.pending)
+        return flight
+
+    async def _tail(self, flight: Flight, previous: asyncio.Future[CycleResult] | None) -> CycleResult:
+        """Produce and await the acks, wait for the previous cycle's tail, then write the states
+        (fenced), the accounts, the origins and the progress; see the module docstring for why
+        alerts go before states."""
+        work, result = flight.work, flight.result
+        assert work is not None
+        decoded, timer = work.decoded, work.timer
+        await self._produce(work.advanced.alerts, decoded.dlq, work.copies)
         timer.mark("produce")
-        await self._write(advanced.writes)
+        if previous is not None:
+            await asyncio.wait([previous])
+            if previous.cancelled() or previous.exception() is not None:
+                raise CycleAbandoned("an earlier cycle was not applied")
+            timer.mark("queued")
+        await self._write(work.advanced.writes)
+        if flight.pending is not None:
+            self._pending.remove(flight.pending)
+        ticks = await self._account_ticks(work.account_bounds) if work.account_bounds else []
         if decoded.accounts or ticks:
             await self._accounts(decoded, ticks)
         timer.mark("write")
-        self._learn_due(advanced)
-        if decoded.routed.origins:  # before the progress: a replay of these records finds them applied
-            await self._retry_redis("progress", self.store.write_origins, topic, self.router.merged(decoded.routed))
+        self._learn_due(work.advanced)
+        if work.origins:  # before the progress: a replay of these records finds them applied
+            await self._retry_redis("progress", self.store.write_origins, self.topic, work.origins)
         if decoded.last_offset:
-            result.progress = await self._write_progress(decoded.last_offset, decoded.last_fingerprint)
-        self.router.commit(decoded.routed)
+            result.progress = await self._write_progress(decoded.last_offset, work.stream_ms, decoded.last_fingerprint)
         timer.mark("progress")
         _count(result, decoded, timer)
         return result
@@ -216,13 +351,15 @@ class Pipeline:
     async def _produce(self, alerts: Sequence[KafkaRecord], dlq: Sequence[KafkaRecord], copies: Sequence[KafkaCopy]) -> None:
         """Re-routed and account copies, alerts and DLQ records, acknowledged before any state is
         written (at-least-once: a replay makes them again; re-routed copies are then dropped by their
-        owner, and a subscription statement copied twice changes nothing)."""
-        if copies:
-            await self._retry_kafka("copies", self.producer.send_all, self.topic, copies)
-        if alerts:
-            await self._retry_kafka("alerts", self.producer.send_all, self.settings.topic_alerts, alerts)
-        if dlq:
-            await self._retry_kafka("dlq", self.producer.send_all, self.settings.topic_dlq, dlq)
+        owner, and a subscription statement copied twice changes nothing). All are queued before
+        any ack is awaited: one round trip to the broker, not one per kind."""
+        sends = [self._retry_kafka(what, self.producer.send_all, topic, records)
+                 for what, topic, records in (("copies", self.topic, copies), ("alerts", self.settings.topic_alerts, alerts),
+                                              ("dlq", self.settings.topic_dlq, dlq)) if records]
+        if len(sends) == 1:
+            await sends[0]
+        elif sends:
+            await asyncio.gather(*sends)
 
     async def _write(self, writes: Sequence[BucketWrite]) -> None:
         """The fenced state writes; a fenced bucket abandons the cycle (another worker owns p)."""
@@ -236,19 +373,22 @@ class Pipeline:
             )
             raise CycleAbandoned("fenced", fenced)
 
-    async def _account_ticks(self, until_ms: Mapping[int, int | None]) -> list[AccountTick]:
-        """Accounts whose review came due on the partitions' review clocks (as users' reviews:
-        due at second s once the clock is past ``s * 1000``); learns each partition's next due."""
-        bounds = {p: (until - 1) // 1000 for p, until in until_ms.items()
-                  if until is not None and p in self._account_due_min and self._account_due_min[p] * 1000 < until}
-        if not bounds:
-            return []
+    def _account_bounds(self, until_ms: Mapping[int, int | None]) -> dict[int, int]:
+        """Per partition, the second up to which its accounts' reviews are due and may not have
+        been read yet (as users' reviews: due at second s once the clock is past ``s * 1000``)."""
+        return {p: (until - 1) // 1000 for p, until in until_ms.items()
+                if until is not None and p in self._account_due_min and self._account_due_min[p] * 1000 < until}
+
+    async def _account_ticks(self, bounds: Mapping[int, int]) -> list[AccountTick]:
+        """Accounts whose review came due up to ``bounds`` (``_account_bounds``); learns each
+        partition's next due. Read in the tail, after the previous cycle's accounts were written."""
         limit = self.store.due_limit
-        found = await self._retry_redis("account dues", self.store.due_accounts, self.topic, bounds, limit)
+        found = await self._retry_redis("account dues", self.store.due_accounts, self.topic, dict(bounds), limit)
         ticks = []
         for p, (due, nxt) in found.items():
             ticks += [AccountTick(p, account, due_s * 1000) for account, due_s in due]
-            self._account_due_min[p] = 0 if len(due) >= limit else NO_DUE if nxt is None else nxt
+            if p in self._account_due_min:
+                self._account_due_min[p] = 0 if len(due) >= limit else NO_DUE if nxt is None else nxt
         return ticks
 
     async def _accounts(self, decoded: Decoded, ticks: Sequence[AccountTick] = ()) -> None:
@@ -285,10 +425,13 @@ class Pipeline:
             if due_min is not None and due_s < due_min[b]:
                 due_min[b] = due_s
 
-    async def _write_progress(self, last_offset: Mapping[int, int], fingerprints: Mapping[int, str]) -> dict[int, tuple[int, int]]:
+    async def _write_progress(self, last_offset: Mapping[int, int], stream_ms: Mapping[int, int],
+                              fingerprints: Mapping[int, str]) -> dict[int, tuple[int, int]]:
+        """Each partition's last offset with its stream time *after this cycle's records* (later
+        cycles may have folded more by now: a resume must not find their events late)."""
         progress = {}
         for p, off in last_offset.items():
-            s = self.clock.partitions[p].stream_ms
+            s = stream_ms[p]
             progress[p] = (off, s if s != NEVER else 0)
         everything = await self._retry_redis("progress", self.store.write_progress, self.topic, progress, fingerprints)
         self.observe_global(everything)

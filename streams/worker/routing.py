@@ -121,8 +121,20 @@ class Router:
         """The whole origin map of each partition ``routed`` touched, as it will be once committed."""
         return {p: {**self._applied.get(p, {}), **origins} for p, origins in routed.origins.items()}
 
+    def snapshot(self) -> dict[int, dict[int, int]]:
+        """The applied origin offsets, to ``restore`` if the cycles committed after it are abandoned."""
+        return {p: dict(origins) for p, origins in self._applied.items()}
+
+    def restore(self, snapshot: object) -> None:
+        """Back to a ``snapshot`` (partitions revoked since then stay revoked)."""
+        if isinstance(snapshot, dict):
+            for p in self._applied:
+                if p in snapshot:
+                    self._applied[p] = dict(snapshot[p])
+
     def commit(self, routed: Routed) -> None:
-        """The cycle's writes succeeded: its copies count as applied."""
+        """The cycle's copies count as applied: later cycles drop them (the pipeline commits when
+        it scores a cycle and restores a snapshot if the cycle is abandoned)."""
         for p, origins in routed.origins.items():
             if p in self._applied:
                 self._applied[p].update(origins)
