@@ -313,7 +313,7 @@ class Pipeline:
         work = _Work(decoded, advanced, decoded.routed.copies + decoded.account_copies + members, bounds, stream_ms,
                      origins, timer)
         flight = Flight(result, work=work)
-        if advanced.writes and self.settings.pipeline_depth > 1:
+        if advanced.writes:  # whatever the depth: a caller may submit again before settling
             flight.pending = pending_writes(advanced.writes)
             self._pending.append(flight.pending)
         return flight

@@ -1,0 +1,183 @@
+"""The overlapped cycle (``pipeline_depth`` 2) against the real broker and Redis: every next read
+is forced to reach Redis *before* the previous cycle's write (the write waits at a gate until the
+next cycle is scored), and still the states, indexes, stats and alerts are the serial worker's;
+a fenced write abandons the cycles built on it; a crash with a cycle in flight replays exactly.
+
+No timing: the interleavings are forced by gates, not by sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from typing import Any, Awaitable, Callable, Sequence
+
+import pytest
+import redis as redis_lib
+
+from models.events import Event
+from streams.settings import Settings
+from streams.worker.pipeline import CycleAbandoned, Flight, Pipeline
+from streams.worker.topics import ensure_topics
+from tests.harness import dump_state, read_progress
+from tests.test_pipeline import WALL_MS, Rec, alert_ids, base_settings, feed, history, records, run  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+Make = Callable[..., Awaitable[Pipeline]]
+
+
+def gate_writes(pipeline: Pipeline) -> dict[int, asyncio.Event]:
+    """Hold the pipeline's k-th state write (k = 0, 1, ...) until ``gates[k]`` is set."""
+    gates: dict[int, asyncio.Event] = collections.defaultdict(asyncio.Event)
+    calls = itertools.count()
+    write = pipeline.store.write
+
+    async def gated(writes: Any, token: str) -> Any:
+        await gates[next(calls)].wait()
+        return await write(writes, token)
+
+    pipeline.store.write = gated  # type: ignore[method-assign]
+    return gates
+
+
+async def feed_overlapped(pipeline: Pipeline, recs: Sequence[Rec], size: int, hold: int | None = None) -> list[Flight]:
+    """As test_pipeline.feed, two cycles in flight: cycle k's write is released only once cycle
+    k+1 has read and scored, so every read comes before the previous write reaches Redis.
+    ``hold``: once cycle ``hold + 1`` is scored, release cycle ``hold``'s write and return the
+    flights in flight, unsettled (cycle ``hold + 1``'s write is never released)."""
+    gates = gate_writes(pipeline)
+    reads = pipeline.store.read
+    stale = 0
+
+    async def counted(plans: Any) -> Any:
+        nonlocal stale
+        stale += pipeline.in_flight > 0
+        return await reads(plans)
+
+    pipeline.store.read = counted  # type: ignore[method-assign]
+    flights: list[Flight] = []
+    for k, i in enumerate(range(0, len(recs), size)):
+        pipeline.clock.observe_fetch(0, len(recs[i:i + size]), caught_up=False, wall_now_ms=WALL_MS)
+        flights.append(await pipeline.submit({0: recs[i:i + size]}, WALL_MS))
+        if len(flights) == 2:
+            gates[k - 1].set()
+            if k - 1 == hold:
+                return flights
+            await pipeline.settle(flights.pop(0))
+    assert stale >= len(recs) // size - 1, "every read but the first came while a write was held"
+    for k in range(len(recs) + 1):
+        gates[k].set()
+    for flight in flights:
+        await pipeline.settle(flight)
+    pipeline.clock.observe_fetch(0, 0, caught_up=True, wall_now_ms=WALL_MS)
+    await pipeline.process({}, WALL_MS)
+    return []
+
+
+def dump_all(redis_url: str, prefix: str) -> dict[str, Any]:
+    """Everything a run keeps per bucket (states, due and ranking indexes, stats, histories and
+    alert lists), by key without the prefix. Not the bucket offsets: a bucket swept for reviews
+    moves its offset to the batch's last one, and a swept index is read when the worker's lower
+    bound of its earliest review says so, which may be a cycle later when the cycles overlap."""
+    client = redis_lib.Redis.from_url(redis_url)
+    out: dict[str, Any] = {}
+    try:
+        for key in client.scan_iter(match=f"{prefix}:{{*", count=1000):
+            name = key.decode()[len(prefix):]
+            if name.endswith(":off"):
+                continue
+            kind = client.type(key)
+            if kind == b"hash":
+                out[name] = client.hgetall(key)
+            elif kind == b"zset":
+                out[name] = client.zrange(key, 0, -1, withscores=True)
+    finally:
+        client.close()
+    return out
+
+
+def test_overlapped_cycles_read_stale_and_still_write_what_serial_ones_write(base_settings: Settings, redis_url: str) -> None:
+    recs = records(history(users=25, days=70))
+    settings = base_settings.with_(pipeline_depth=2)
+
+    async def scenario(make: Make) -> None:
+        await feed(await make("serial"), recs, 7)  # same batches, one cycle at a time
+        await feed_overlapped(await make("overlap"), recs, 7)
+
+    run(settings, scenario)
+    serial, overlap = dump_all(redis_url, "serial"), dump_all(redis_url, "overlap")
+    assert len(dump_state(redis_url, "serial")) == 25
+    assert any(":due:" in k for k in serial), "reviews are scheduled, or the sweeps prove nothing"
+    assert overlap == serial, "same states, due and ranking indexes, stats, histories, alert lists"
+    ids = alert_ids(settings)
+    assert ids and len(ids) == 2 * len(set(ids)), "each run sent every alert id exactly once"
+
+
+def test_a_fenced_write_abandons_the_cycles_built_on_it(base_settings: Settings, redis_url: str) -> None:
+    events = [Event("bea", 1_767_225_600_000 + i * 86_400_000, "view", f"bea-{i}") for i in range(10)]
+    recs = records(events)
+
+    async def scenario(make: Make) -> None:
+        rival, racer = await make(), await make()
+        gates = gate_writes(racer)
+        before = racer.clock.partitions[0].snapshot()
+        first = await racer.submit({0: recs[:3]}, WALL_MS)
+        second = await racer.submit({0: recs[3:6]}, WALL_MS)  # scored from the first's pending state
+        assert racer.in_flight == 2
+        await rival.process({0: recs}, WALL_MS)  # another worker applies the partition meanwhile
+        rivals = dump_state(redis_url)
+        gates[0].set()
+        gates[1].set()
+        with pytest.raises(CycleAbandoned) as info:
+            await racer.settle(first)
+        assert {f.actual for f in info.value.fenced} == {"9"}
+        assert racer.in_flight == 0 and second.done and second.task is not None
+        assert second.task.cancelled() or isinstance(second.task.exception(), CycleAbandoned)
+        assert racer.clock.partitions[0].snapshot() == before, "clocks as before the first abandoned cycle"
+        assert dump_state(redis_url) == rivals, "nothing of the abandoned cycles was written"
+        assert read_progress(redis_url, base_settings.topic_events) == {0: 9}
+
+    run(base_settings, scenario)
+
+
+def test_a_crash_with_cycles_in_flight_replays_to_the_serial_result(base_settings: Settings, redis_url: str,
+                                                                       unique_name: str) -> None:
+    """The worker dies after cycle 5's state write but before its progress, with cycle 6 scored
+    and its alerts sent: a new worker resumes from cycle 4's progress (the bucket offsets skip
+    cycle 5's events) and ends with the serial run's states and alert ids."""
+    recs = records(history(users=12, days=40))
+    size = 9
+    clean = base_settings.with_(topic_alerts=f"al-clean-{unique_name}", topic_dlq=f"dlq-clean-{unique_name}")
+    ensure_topics(clean)
+
+    async def serial(make: Make) -> None:
+        await feed(await make("clean"), recs, size)
+
+    async def crash(make: Make) -> None:
+        first = await make("crash")
+        progress = first.store.write_progress
+        reached, never = asyncio.Event(), asyncio.Event()
+
+        async def write_progress(topic: str, parts: Any, fps: Any = None) -> Any:
+            if max(off for off, _ in parts.values()) >= 6 * size - 1:  # cycle 5's: its state write is done
+                reached.set()
+                await never.wait()  # the crash comes first
+            return await progress(topic, parts, fps)
+
+        first.store.write_progress = write_progress  # type: ignore[method-assign]
+        flights = await feed_overlapped(first, recs, size, hold=5)
+        await reached.wait()
+        for f in flights:  # the crash: nothing more of the first worker runs
+            if f.task is not None:
+                f.task.cancel()
+        await asyncio.gather(*(f.task for f in flights if f.task is not None), return_exceptions=True)
+        done = read_progress(redis_url, base_settings.topic_events, "crash")[0]
+        assert done == 5 * size - 1, "cycle 5's progress was never written"
+        second = await make("crash")  # resumes from the stored progress
+        await feed_overlapped(second, recs[done + 1:], size)
+
+    run(clean, serial)
+    run(base_settings, crash)
+    assert dump_all(redis_url, "crash") == dump_all(redis_url, "clean")
+    assert set(alert_ids(base_settings)) == set(alert_ids(clean)), "no alert missing, none extra (duplicates allowed)"
