@@ -300,12 +300,12 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
                 f"{cycles / (t1 - t0):.1f}, {records / cycles if cycles else 0:.0f}, "
                 f"{1000 * cycle_s / cycles if cycles else 0:.1f}, {(cpu1 - cpu0) / (t1 - t0):.2f}")
             phases = []
-            for phase in ("fetch", "decode", "read", "advance", "produce", "write", "progress"):
+            for phase in ("fetch", "decode", "read", "advance", "produce", "queued", "write", "progress"):
                 name = "churnwatch_cycle_phase_seconds"
                 n = metric_sum(after, name + "_count", phase=phase) - metric_sum(before, name + "_count", phase=phase)
                 total = metric_sum(after, name + "_sum", phase=phase) - metric_sum(before, name + "_sum", phase=phase)
                 phases.append(f"{1000 * total / n:.1f}" if n else "-")
-            rows[f"{label}: ms per cycle in fetch wait / decode / read / advance / produce / write / progress"] = " / ".join(phases)
+            rows[f"{label}: ms per cycle in fetch wait / decode / read / advance / produce / queued / write / progress"] = " / ".join(phases)
             rows[f"{label}: load average (1 min) after"] = load_average().split(" / ")[0]
             ctx.setdefault("latency_levels", {})[pct] = r
             time.sleep(2.0)

@@ -65,6 +65,7 @@ from streams.worker.codec import Decoder
 from streams.worker.phases import (
     NO_DUE,
     Advanced,
+    BucketPlan,
     CycleResult,
     Decoded,
     KafkaRecord,
@@ -78,7 +79,7 @@ from streams.worker.members import member_copies
 from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
-from streams.worker.store import BucketWrite, Fenced, Store
+from streams.worker.store import BucketReadResult, BucketWrite, Fenced, Store
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE"]
 
@@ -97,6 +98,9 @@ REDIS_TRANSIENT = (
     asyncio.TimeoutError,
     OSError,
 )
+#: Users advanced between two turns of the event loop while other cycles' tails are in flight
+#: (~30 us each with the compiled core: ~10 ms).
+ADVANCE_SLICE_USERS = 300
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
 
@@ -305,8 +309,7 @@ class Pipeline:
         replies = await self._retry_redis("read", store.read, [plan.read(topic) for plan in plans])
         overlay_reads(plans, replies, pending, topic, store.due_limit)
         timer.mark("read")
-        advanced = advance_users(plans, replies, decoded, until_ms, self.model, topic=topic, due_limit=store.due_limit,
-                                 result=result, history=self.settings.score_history)
+        advanced = await self._advance(plans, replies, decoded, until_ms, result)
         timer.mark("advance")
         self.applying()
         members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
@@ -317,6 +320,32 @@ class Pipeline:
             flight.pending = pending_writes(advanced.writes)
             self._pending.append(flight.pending)
         return flight
+
+    async def _advance(self, plans: Sequence[BucketPlan], replies: Sequence[BucketReadResult], decoded: Decoded,
+                       until_ms: Mapping[int, int | None], result: CycleResult) -> Advanced:
+        """``advance_users``; while other cycles' tails are in flight, in slices of about
+        ``ADVANCE_SLICE_USERS`` users with a turn of the event loop between them, so a tail's acks
+        and Redis replies are acted on within a slice (~10 ms) instead of after the whole batch.
+        Slicing by bucket changes nothing: each bucket is advanced on its own, in the same order."""
+        store, history = self.store, self.settings.score_history
+        if not self._flights:
+            return advance_users(plans, replies, decoded, until_ms, self.model, topic=self.topic, due_limit=store.due_limit,
+                                 result=result, history=history)
+        out, i = Advanced(), 0
+        while i < len(plans):
+            j, users = i, 0
+            while j < len(plans) and users < ADVANCE_SLICE_USERS:
+                users += len(plans[j].users) + sum(map(len, replies[j].dues))
+                j += 1
+            part = advance_users(plans[i:j], replies[i:j], decoded, until_ms, self.model, topic=self.topic,
+                                 due_limit=store.due_limit, result=result, history=history)
+            out.writes += part.writes
+            out.alerts += part.alerts
+            out.learned += part.learned
+            out.lowered += part.lowered
+            i = j
+            await asyncio.sleep(0)
+        return out
 
     async def _tail(self, flight: Flight, previous: asyncio.Future[CycleResult] | None) -> CycleResult:
         """Produce and await the acks, wait for the previous cycle's tail, then write the states
