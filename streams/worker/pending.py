@@ -18,7 +18,7 @@ the result is the read a serial worker would have made. Pure: no Redis, no clock
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from streams.worker.keys import due_member, offset_field
@@ -28,57 +28,40 @@ from streams.worker.store import UNCHANGED, BucketReadResult, BucketWrite, DueUs
 __all__ = ["PendingWrites", "pending_writes", "overlay_reads"]
 
 
-@dataclass(slots=True, eq=False)
-class PendingWrites:
-    """One cycle's writes as Redis will hold them once applied: user records by user id (a user
-    lives in one bucket) with their bucket, and the moved offsets by (bucket, offset field)."""
+@dataclass(slots=True)
+class _Layer:
+    """One cycle's write of one bucket, indexed: moved offsets by field, records by user id."""
 
-    users: dict[str, tuple[int, StateWrite]] = field(default_factory=dict)
-    offsets: dict[tuple[int, str], str] = field(default_factory=dict)
+    offsets: dict[str, str]
+    users: dict[str, StateWrite]
+
+
+class PendingWrites:
+    """One cycle's writes as Redis will hold them once applied. Indexed per bucket on first use:
+    a serial worker never looks (its next read comes after the write), an overlapped one only at
+    the buckets its next read touches."""
+
+    __slots__ = ("_writes", "_layers")
+
+    def __init__(self, writes: Sequence[BucketWrite]) -> None:
+        self._writes = {w.bucket: w for w in writes}
+        self._layers: dict[int, _Layer | None] = {}
+
+    def layer(self, bucket: int) -> _Layer | None:
+        """The bucket's write, or None when this cycle did not write it."""
+        try:
+            return self._layers[bucket]
+        except KeyError:
+            w = self._writes.get(bucket)
+            layer = None if w is None else _Layer({f: new for f, _, new in w.parts if new},
+                                                  {sw.user_id: sw for sw in w.states})
+            self._layers[bucket] = layer
+            return layer
 
 
 def pending_writes(writes: Sequence[BucketWrite]) -> PendingWrites:
-    """Index one cycle's bucket writes for ``overlay_reads``."""
-    out = PendingWrites()
-    users, offsets = out.users, out.offsets
-    for w in writes:
-        b = w.bucket
-        for fld, _, new in w.parts:
-            if new:
-                offsets[(b, fld)] = new
-        for sw in w.states:
-            users[sw.user_id] = (b, sw)
-    return out
-
-
-@dataclass(slots=True)
-class _User:
-    """A user as the pending writes leave it: ``due`` None = its due entry as Redis holds it."""
-
-    user_id: str
-    bucket: int
-    group: int
-    blob: bytes | None
-    due_field: str
-    due: int | None
-
-
-def _lookup(pending: Sequence[PendingWrites], uid: str) -> _User | None:
-    """The newest pending record of ``uid``; its due entry from the newest write that set one."""
-    found: _User | None = None
-    for pw in reversed(pending):
-        hit = pw.users.get(uid)
-        if hit is None:
-            continue
-        b, sw = hit
-        due = None if sw.due_s == UNCHANGED else sw.due_s
-        if found is None:
-            found = _User(uid, b, sw.group, sw.blob, sw.due_field, due)
-        elif found.due is None and sw.due_field == found.due_field:
-            found.due = due
-        if found.due is not None:
-            break
-    return found
+    """One cycle's bucket writes, for ``overlay_reads``."""
+    return PendingWrites(writes)
 
 
 def overlay_reads(plans: Sequence[BucketPlan], replies: Sequence[BucketReadResult], pending: Sequence[PendingWrites],
@@ -87,50 +70,76 @@ def overlay_reads(plans: Sequence[BucketPlan], replies: Sequence[BucketReadResul
     first) that may not be applied yet (see the module docstring)."""
     if not pending:
         return
-    scheduled: dict[tuple[int, str], list[_User]] | None = None
     for plan, reply in zip(plans, replies):
-        b = plan.bucket
+        layers = [layer for layer in (pw.layer(plan.bucket) for pw in reversed(pending)) if layer is not None]
+        if not layers:
+            continue  # newest first from here on
         for i, p in enumerate(plan.parts):
-            for pw in reversed(pending):
-                new = pw.offsets.get((b, offset_field(topic, p)))
-                if new is not None:
-                    reply.offsets[i] = new
-                    break
-        for j, (_, uid) in enumerate(plan.users):
-            user = _lookup(pending, uid)
-            if user is not None:
-                reply.blobs[j] = user.blob
-        for i, (p, due_max) in enumerate(plan.parts.items()):
-            if due_max is None:
-                continue
-            if scheduled is None:
-                scheduled = _scheduled(pending)
             fld = offset_field(topic, p)
-            reply.dues[i], reply.next_due[i] = _merge_dues(
-                reply.dues[i], reply.next_due[i], due_max, fld, scheduled.get((b, fld), []), pending, due_limit)
+            new = next((layer.offsets[fld] for layer in layers if fld in layer.offsets), None)
+            if new is not None:
+                reply.offsets[i] = new
+        blobs = reply.blobs
+        for j, (_, uid) in enumerate(plan.users):
+            for layer in layers:
+                sw = layer.users.get(uid)
+                if sw is not None:
+                    blobs[j] = sw.blob
+                    break
+        scheduled: dict[str, list[_User]] | None = None
+        for i, (p, due_max) in enumerate(plan.parts.items()):
+            if due_max is not None:
+                scheduled = _scheduled(layers) if scheduled is None else scheduled
+                fld = offset_field(topic, p)
+                reply.dues[i], reply.next_due[i] = _merge_dues(
+                    reply.dues[i], reply.next_due[i], due_max, fld, layers, scheduled.get(fld, []), due_limit)
 
 
-def _scheduled(pending: Sequence[PendingWrites]) -> dict[tuple[int, str], list[_User]]:
-    """Per (bucket, due field): the users whose pending writes leave a due entry there."""
-    out: dict[tuple[int, str], list[_User]] = {}
-    seen: set[str] = set()
-    for pw in pending:
-        for uid in pw.users:
-            if uid not in seen:
-                seen.add(uid)
-                user = _lookup(pending, uid)
-                if user is not None and user.due:
-                    out.setdefault((user.bucket, user.due_field), []).append(user)
+@dataclass(slots=True)
+class _User:
+    """A user as the pending writes leave it: ``due`` None = its due entry as Redis holds it."""
+
+    user_id: str
+    group: int
+    blob: bytes | None
+    due_field: str
+    due: int | None
+
+
+def _lookup(layers: Sequence[_Layer], uid: str) -> _User | None:
+    """The newest pending record of ``uid``; its due entry from the newest write that set one."""
+    found: _User | None = None
+    for layer in layers:
+        sw = layer.users.get(uid)
+        if sw is None:
+            continue
+        due = None if sw.due_s == UNCHANGED else sw.due_s
+        if found is None:
+            found = _User(uid, sw.group, sw.blob, sw.due_field, due)
+        elif found.due is None and sw.due_field == found.due_field:
+            found.due = due
+        if found.due is not None:
+            break
+    return found
+
+
+def _scheduled(layers: Sequence[_Layer]) -> dict[str, list[_User]]:
+    """Per due field: the users whose pending writes leave a due entry there (due > 0)."""
+    out: dict[str, list[_User]] = {}
+    for uid in {uid for layer in layers for uid in layer.users}:
+        user = _lookup(layers, uid)
+        if user is not None and user.due:
+            out.setdefault(user.due_field, []).append(user)
     return out
 
 
-def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld: str, scheduled: list[_User],
-                pending: Sequence[PendingWrites], due_limit: int) -> tuple[list[DueUser], int | None]:
+def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld: str, layers: Sequence[_Layer],
+                scheduled: Sequence[_User], due_limit: int) -> tuple[list[DueUser], int | None]:
     """One swept due index as Redis holds it after the pending writes: (due users in index
     order, a lower bound of the next due second after ``due_max``; 0 when the read was cut)."""
     out: dict[str, DueUser] = {}
     for d in stale:
-        user = _lookup(pending, d.user_id)
+        user = _lookup(layers, d.user_id)
         if user is None:
             out[d.user_id] = d
         elif user.due is None or user.due_field != fld:  # the writes left this index entry alone
@@ -138,7 +147,7 @@ def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld:
         elif 0 < user.due <= due_max:
             out[d.user_id] = DueUser(user.group, d.user_id, user.due, user.blob)
     nxt = stale_next
-    for user in scheduled:  # entries the writes added or moved (due > 0)
+    for user in scheduled:  # entries the writes added or moved
         due = user.due or 0
         if due > due_max:
             nxt = due if nxt is None else min(nxt, due)
