@@ -86,7 +86,7 @@ def overlay_reads(plans: Sequence[BucketPlan], replies: Sequence[BucketReadResul
                 if sw is not None:
                     blobs[j] = sw.blob
                     break
-        scheduled: dict[str, list[_User]] | None = None
+        scheduled: dict[str, list[tuple[str, int, int, bytes | None]]] | None = None
         for i, (p, due_max) in enumerate(plan.parts.items()):
             if due_max is not None:
                 scheduled = _scheduled(layers) if scheduled is None else scheduled
@@ -123,18 +123,24 @@ def _lookup(layers: Sequence[_Layer], uid: str) -> _User | None:
     return found
 
 
-def _scheduled(layers: Sequence[_Layer]) -> dict[str, list[_User]]:
-    """Per due field: the users whose pending writes leave a due entry there (due > 0)."""
-    out: dict[str, list[_User]] = {}
+def _scheduled(layers: Sequence[_Layer]) -> dict[str, list[tuple[str, int, int, bytes | None]]]:
+    """Per due field: ``(user id, group, due second, record)`` of the users whose pending writes
+    leave a due entry there (due > 0)."""
+    out: dict[str, list[tuple[str, int, int, bytes | None]]] = {}
+    if len(layers) == 1:  # the usual case (depth 2): no older write to inherit an unchanged due from
+        for uid, sw in layers[0].users.items():
+            if sw.due_s > 0:
+                out.setdefault(sw.due_field, []).append((uid, sw.group, sw.due_s, sw.blob))
+        return out
     for uid in {uid for layer in layers for uid in layer.users}:
         user = _lookup(layers, uid)
         if user is not None and user.due:
-            out.setdefault(user.due_field, []).append(user)
+            out.setdefault(user.due_field, []).append((uid, user.group, user.due, user.blob))
     return out
 
 
 def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld: str, layers: Sequence[_Layer],
-                scheduled: Sequence[_User], due_limit: int) -> tuple[list[DueUser], int | None]:
+                scheduled: Sequence[tuple[str, int, int, bytes | None]], due_limit: int) -> tuple[list[DueUser], int | None]:
     """One swept due index as Redis holds it after the pending writes: (due users in index
     order, a lower bound of the next due second after ``due_max``; 0 when the read was cut)."""
     out: dict[str, DueUser] = {}
@@ -147,12 +153,11 @@ def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld:
         elif 0 < user.due <= due_max:
             out[d.user_id] = DueUser(user.group, d.user_id, user.due, user.blob)
     nxt = stale_next
-    for user in scheduled:  # entries the writes added or moved
-        due = user.due or 0
+    for uid, group, due, blob in scheduled:  # entries the writes added or moved
         if due > due_max:
             nxt = due if nxt is None else min(nxt, due)
-        elif user.user_id not in out:
-            out[user.user_id] = DueUser(user.group, user.user_id, due, user.blob)
+        elif uid not in out:
+            out[uid] = DueUser(group, uid, due, blob)
     if len(stale) >= due_limit:
         nxt = 0  # the read was cut at due_limit: more may be due, sweep again next cycle
     dues = sorted(out.values(), key=lambda d: (d.due_s, due_member(d.group, d.user_id).encode("utf-8", "surrogatepass")))
