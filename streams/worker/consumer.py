@@ -6,7 +6,8 @@ commits skipped events on rebalances on Tansu (measured: 7 runs in 10 lost event
 of truth for where a partition resumes; Kafka commits are only a hint for tools.
 
 Rebalance rules (aiokafka calls the listener between fetches, and awaits it):
-- revoked: ask the cycle in flight to give up if it is stuck retrying, wait for it, drop the clocks;
+- revoked: ask the cycles in flight (``pipeline_depth`` of them at most) to give up if they are stuck
+  retrying, wait for them, drop the clocks;
 - assigned: read progress from Redis and seek each partition to ``offset + 1`` (start if none).
 Records are taken only where they continue what this worker last applied (or resumed from):
 a fetch made before a rebalance can hand out records from the old position after the seek, so a
