@@ -147,6 +147,13 @@ def drain(
     if cpu is not None and cpu.waited is not None and seconds:
         waited = sum(v for k, v in cpu.waited.items() if k.startswith("worker"))
         rows["worker_runqueue_share (runnable, waiting for a core)"] = round(waited / seconds / workers, 2)
+        # What is left is waiting for I/O (Redis, broker acks, fetches): the overlapped cycle
+        # (CHURNWATCH_PIPELINE_DEPTH=2) exists to shrink it. On a shared box the wall-clock rate
+        # measures the neighbours too; this share does not, nor (roughly) the rate without the
+        # waits for a core, which assumes those waits would simply vanish on a quiet box.
+        rows["worker_busy_or_runnable_share (1 - waiting for I/O)"] = round((worker_cpu + waited) / seconds / workers, 2)
+        if waited < seconds * workers:
+            rows["events_per_s without the waits for a core (estimate)"] = round(counted / (seconds - waited / workers))
     for name in ("redis", "kafka"):
         if name in used:
             rows[f"{name}_cpu_s"] = round(used[name], 2)
