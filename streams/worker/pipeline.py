@@ -142,6 +142,7 @@ class Flight:
     work: _Work | None = None
     clocks: dict[int, tuple[int, int]] = field(default_factory=dict)
     routes: object = None
+    dues: dict[int, list[int]] = field(default_factory=dict)  # the due bounds before it (Pipeline._due_min)
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
 
@@ -239,12 +240,13 @@ class Pipeline:
         """
         clocks = {p: c.snapshot() for p, c in self.clock.partitions.items()}
         routes = self.router.snapshot()
+        dues = {p: list(bounds) for p, bounds in self._due_min.items()}
         try:
             flight = await self._prepare(batch, wall_now_ms)
         except BaseException:
-            self._restore(clocks, routes)
+            self._restore(clocks, routes, dues)
             raise
-        flight.clocks, flight.routes = clocks, routes
+        flight.clocks, flight.routes, flight.dues = clocks, routes, dues
         if flight.work is not None:
             previous = self._flights[-1].task if self._flights else None
             flight.task = asyncio.ensure_future(self._tail(flight, previous))
@@ -277,14 +279,18 @@ class Pipeline:
         await asyncio.gather(*later, return_exceptions=True)
         self._flights.clear()
         self._pending.clear()
-        self._restore(failed.clocks, failed.routes)
+        self._restore(failed.clocks, failed.routes, failed.dues)
 
-    def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object) -> None:
+    def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object, dues: Mapping[int, list[int]]) -> None:
+        """Back to before an abandoned cycle (partitions revoked since then stay revoked)."""
         for p, snap in clocks.items():
             c = self.clock.partitions.get(p)
             if c is not None:
                 c.restore(snap)
         self.router.restore(routes)
+        for p, bounds in dues.items():
+            if p in self._due_min:
+                self._due_min[p] = bounds
 
     async def _prepare(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> Flight:
         """Decode, plan, read (with the writes still in flight laid over it) and advance."""
@@ -310,6 +316,7 @@ class Pipeline:
         overlay_reads(plans, replies, pending, topic, store.due_limit)
         timer.mark("read")
         advanced = await self._advance(plans, replies, decoded, until_ms, result)
+        self._learn_due(advanced)  # the next cycle plans its sweeps as if this write were applied (it reads so)
         timer.mark("advance")
         self.applying()
         members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
@@ -368,7 +375,6 @@ class Pipeline:
         if decoded.accounts or ticks:
             await self._accounts(decoded, ticks)
         timer.mark("write")
-        self._learn_due(work.advanced)
         if work.origins:  # before the progress: a replay of these records finds them applied
             await self._retry_redis("progress", self.store.write_origins, self.topic, work.origins)
         if decoded.last_offset:
@@ -445,7 +451,9 @@ class Pipeline:
         _count_revenue(done)
 
     def _learn_due(self, advanced: Advanced) -> None:
-        """After the write: what the sweeps learnt, and the due seconds written (can only lower)."""
+        """What the cycle's sweeps learnt and the due seconds it writes (these can only lower), once
+        it is scored: the next cycle reads through its pending writes, so it must plan its sweeps
+        from them too (or it sweeps again every index this one swept); undone if it is abandoned."""
         for p, b, due_s in advanced.learned:
             if p in self._due_min:
                 self._due_min[p][b] = due_s
