@@ -31,8 +31,8 @@ acks and for Redis. The rules that make this safe:
   (``streams.worker.pending``): N+1 scores from N's states, fences on N's offsets and does not
   sweep a review N already ran - the same read a serial worker would have made;
 - a tail that fails (fenced, revoked, Redis lost) abandons every later cycle before it writes
-  anything and restores the clocks and re-routing state to before the failed cycle: the caller
-  reads again from its first offsets.
+  anything and restores the clocks, the re-routing state and the due-index bounds to before the
+  failed cycle: the caller reads again from its first offsets.
 
 Phases 1-3 without their I/O are the pure functions of ``streams.worker.phases``.
 
