@@ -107,8 +107,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
               kind: str = "save") -> list[UserReport]:
     """Today's ranked list at the stream time.
 
-    ``save`` with ``n`` (default 20): the users with an open at-risk alert (reachable by
-    construction, models.engine) by live risk, the console's *save* list, first page
+    ``save`` with ``n`` (default 20): the users with an open at-risk alert still reachable (a
+    dormant user keeps its alert open but is lapsed) by live risk, the console's *save* list, first page
     (``streams.console.data``), so the CLI, the pages and the API rank alike. ``share`` instead:
     the budget alternative to the threshold, every reachable user ranked by risk and cut at that
     share of them (models.ranking.daily_list), read from the save-list index when Redis has one

@@ -93,15 +93,16 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
     if len(set(users)) == len(users) and all(u in states and STAGES[states[u].stage] == "churned" for u in users):
         assert math.isclose(churn["churned_revenue"], round(revenue_now, 2), abs_tol=0.011)
 
-    # top: open at-risk users (reachable by construction) by risk now, computed from the raw
-    # states; with --share the budgeted daily list of every reachable user; --win-back the lapsed
-    # users by temperature, then revenue
+    # top: open at-risk users still reachable (an open alert stays open while a user lapses) by
+    # risk now, computed from the raw states; with --share the budgeted daily list of every
+    # reachable user; --win-back the lapsed users by temperature, then revenue
     opened, save, lapsed = [], [], []
     for user, st in states.items():
         s = score(st, max(now_ms, st.last_seen_s * 1000) // 1000, model)
-        if st.at_risk_since_s and s.stage != "churned":
+        reachable = s.stage in ("new", "active", "declining", "reactivated")
+        if st.at_risk_since_s and reachable:
             opened.append((-s.risk, user))
-        if s.stage in ("new", "active", "declining", "reactivated"):
+        if reachable:
             save.append((-s.risk, user))
         else:
             lapsed.append(((-s.temperature / 100.0, -st.revenue), user))

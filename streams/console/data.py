@@ -7,7 +7,7 @@ progress), like ``churnwatch score`` and ``churnwatch top``.
 Ranked lists come from the at-risk index (``cw:{b}:risk``, one sorted set per bucket, scored with
 the risk at the user's last review), never from a scan. The index keeps churned users at risk 1,
 so per bucket they occupy the top ranks: the *win back* list is those, the *save* list is the
-ranks below them. The index's risk is the one of the last review and risk keeps rising while a
+reachable users (stage new, active, declining or reactivated) of the ranks below them. The index's risk is the one of the last review and risk keeps rising while a
 user is silent, so the rows are ranked by their *live* risk within blocks of the index:
 a block is the next ``block_size_for(limit)`` entries in index order (runs of every bucket
 fetched by rank, O(log n) to reach any rank, and merged), scored live and sorted;
@@ -40,6 +40,7 @@ from typing import Any, Literal, Sequence
 import orjson
 from redis.exceptions import NoScriptError
 
+from models.lifecycle import REACHABLE
 from models.model import ChurnModel
 from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
@@ -305,9 +306,13 @@ async def _load(store: Store, user_ids: Sequence[bytes], kinds: Sequence[str] = 
 
 
 def _fits(list_name: ListName, index_risk: float, stage: str) -> bool:
+    """Win back: the churned users at the top of the index. Save: users still reachable
+    (models.lifecycle.REACHABLE, as ``models.ranking``'s save list): a dormant user keeps an open
+    alert but is lapsed, and at live risk ~1 would head the list every day, above everyone who
+    can still be saved (``churnwatch top --win-back`` lists the dormant with the churned)."""
     if list_name == "win_back":
         return index_risk >= _CHURNED and stage == "churned"
-    return index_risk < _CHURNED and stage != "churned"
+    return index_risk < _CHURNED and stage in REACHABLE
 
 
 def _chunk(store: Store, size: int) -> int:
