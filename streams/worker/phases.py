@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping, Protocol, Sequence
 
 import orjson
@@ -335,6 +335,12 @@ class Advanced:
     alerts: list[KafkaRecord] = field(default_factory=list)
     learned: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, lower bound of next due s)
     lowered: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, due second written)
+
+    def extend(self, other: "Advanced") -> None:
+        """Append ``other``'s lists to these (a cycle advanced in slices): every field, so one
+        added later cannot be dropped by a caller that merges them one by one."""
+        for f in fields(self):
+            getattr(self, f.name).extend(getattr(other, f.name))
 
 
 @dataclass(slots=True)

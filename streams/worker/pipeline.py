@@ -346,10 +346,7 @@ class Pipeline:
                 j += 1
             part = advance_users(plans[i:j], replies[i:j], decoded, until_ms, self.model, topic=self.topic,
                                  due_limit=store.due_limit, result=result, history=history)
-            out.writes += part.writes
-            out.alerts += part.alerts
-            out.learned += part.learned
-            out.lowered += part.lowered
+            out.extend(part)
             i = j
             await asyncio.sleep(0)
         return out
@@ -391,10 +388,7 @@ class Pipeline:
         sends = [self._retry_kafka(what, self.producer.send_all, topic, records)
                  for what, topic, records in (("copies", self.topic, copies), ("alerts", self.settings.topic_alerts, alerts),
                                               ("dlq", self.settings.topic_dlq, dlq)) if records]
-        if len(sends) == 1:
-            await sends[0]
-        elif sends:
-            await asyncio.gather(*sends)
+        await asyncio.gather(*sends)
 
     async def _write(self, writes: Sequence[BucketWrite]) -> None:
         """The fenced state writes; a fenced bucket abandons the cycle (another worker owns p)."""
