@@ -194,20 +194,29 @@ def breakdown(eps: Iterable[Episode], facet: Callable[[Episode], str]) -> list[d
 
 
 def headline(metrics: Mapping[str, Any]) -> str:
-    """The backtest's own alert figures (``evaluate``), one line."""
+    """The backtest's own alert figures (``evaluate``), one line. Precision is also set against
+    the base rate of the "ahead" panel (users whose last activity is still ahead): precision
+    leaves out alerts raised after the churn, while half the "open" panel's churners may already
+    be gone, so the "ahead" rate is the one an alert that is not yet late competes with."""
     a = metrics["alerts"]
     base, prec = metrics.get("base_rate"), a.get("precision")
+    ahead = metrics.get("churn_ahead", {}).get("base_rate")
     ratio = f" = {prec / base:.2f}x the base rate {base}" if prec is not None and base else ""
+    if prec is not None and ahead:
+        ratio += f" ({prec / ahead:.2f}x the 'ahead' base rate {ahead})"
     return (f"precision {prec}{ratio}; recall before churn {metrics.get('recall')}; {a['at_risk_per_user_month']} at-risk "
             f"alerts per user-month; flap rate {a[f'flap_rate_{FLAP_QUIET_DAYS}d']}; ROC AUC {metrics.get('roc_auc')}; "
             f"median lead {metrics.get('median_lead_days')} d; recall by persona "
             + ", ".join(f"{p} {v['recall']}" for p, v in metrics.get("by_persona", {}).items()))
 
 
-def render(title: str, eps: Sequence[Episode], metrics: Mapping[str, Any], facets: Sequence[str] = ()) -> str:
+def render(title: str, eps: Sequence[Episode], metrics: Mapping[str, Any], facets: Sequence[str] = (), demo_line: str = "") -> str:
     """Markdown: the headline figures, the episode totals, then one table per facet."""
     total = breakdown(eps, lambda _ep: "all")[0] if eps else {"episodes": 0}
-    lines = [f"## {title}", "", headline(metrics) + ".", "",
+    lines = [f"## {title}", "", headline(metrics) + ".", ""]
+    if demo_line:
+        lines += [f"The demo's summary line on these alerts: {demo_line.strip()}.", ""]
+    lines += [
              f"{total['episodes']} at-risk episodes opened in the window: right {total.get('right', 0)}, wrong "
              f"{total.get('wrong', 0)}, unknown {total.get('unknown', 0)}, raised after the churn {total.get('after churn', 0)}.", ""]
     for name, facet in FACETS.items():
@@ -274,7 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result, alerts, metrics = replay_alerts(events, dates, model, labels, horizon_ms)
     eps = episodes(alerts, labels, first, last, horizon_ms, result.data_end_ms)
     facets = [f for f in args.only.split(",") if f]
-    print(render(f"{title}: model {model.version}", eps, metrics, facets))
+    demo_line = ""
+    if args.demo:
+        from streams.cli.demo import alert_precision_line
+
+        at_risk = [(u, a.event_time_ms) for u, mine in alerts.items() for a in mine if a.kind == "at_risk"]
+        demo_line = alert_precision_line(at_risk, dict(labels.churned_at_ms), result.data_end_ms, horizon_ms)
+    print(render(f"{title}: model {model.version}", eps, metrics, facets, demo_line))
     print(f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
