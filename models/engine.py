@@ -20,6 +20,7 @@ from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
 from models.vocabulary import ACTIVITY, SUBSCRIPTION
 from models.lifecycle import REACHABLE, next_change_s
+from models.reasons import IMPROVED, Purpose
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["Alert", "AlertKind", "Outcome", "advance", "alert_id"]
@@ -168,13 +169,18 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
     opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model)
     closes = not opens and st.at_risk_since_s != 0 and a.risk <= model.risk_exit
-    scores = scores_from(st, a, model) if (stage_changed and previous is not None) or opens or closes else None
+    # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
+    # a stage for the worse, the recovery for recovered and a stage for the better.
+    told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
+    purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
+    scores = scores_from(st, a, model, purpose) if (stage_changed and previous is not None) or opens or closes else None
     if stage_changed:
         st.stage = new_stage
         st.stage_since_s = now_s
         if previous is not None and scores is not None:
+            change = scores if told == purpose else scores_from(st, a, model, told)
             out.alerts.append(
-                Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, scores, previous)
+                Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, change, previous)
             )
     if opens and scores is not None:
         st.at_risk_since_s = now_s

@@ -1,23 +1,38 @@
-"""Reasons in plain words, most important first, at most three.
+"""Reasons in plain words, most important first, at most three: the factors that push the risk up.
 
 Each reason is a fact about the user that holds now ("no visit for 2.5x the usual interval of
-3.0 days") and is tied to the risk features that carry it. Importance is that group's share of
-the risk log-odds against an average user, sum of weight x (value - training mean), plus, for
-the silence that made P(alive) fall, the log-odds the "already gone" part adds to the
-risk (models.risk.churn_risk); so the first reason is the one that moves the risk most. Facts
-the risk model does not weigh (the stage's own story: cancelled, back after a break, new) come
-first or last as noted below.
+3.0 days") and is tied to the risk features that carry it. Its *contribution* is that group's
+share of the risk log-odds against a reference user, sum of weight x (value - reference), plus,
+for the silence that made P(alive) fall, the log-odds the "already gone" part adds to the risk
+(models.risk.churn_risk). The reference is the model's training mean of each feature; the
+shipped default was fitted on nothing and has no means, so each of its effects is measured from
+the edge of its own fact (:data:`NEUTRAL`): silence of 1.5 usual intervals, 2 events in 4 weeks,
+a 30% drop, breadth 0.3, no negative feedback, 30 days of tenure. So for the default a reason's
+fact holds exactly when its contribution is positive.
+
+What an alert says follows from what it announces (``purpose``):
+
+- ``at_risk`` (also a stage change for the worse): exactly the factors whose contribution is
+  positive, largest first, worded against the user; never a fact that reads as good news ("chance
+  of coming back 99%", "activity up", "uses 4 of 4 kinds", "came back 3 days ago"). When none
+  reaches :data:`MIN_LIFT`, the one that adds most, also if its fact is weak ("a user for only 5
+  days: churn is likeliest early on", the tenure hazard) rather than a neutral fact.
+- ``recovered`` (also a stage change to a healthier stage, :data:`IMPROVED`): the factors that
+  pull the risk down (contribution negative), most first, worded as what they are ("activity up
+  40% against the user's 4-week baseline"), after the return itself for a reactivated user; if
+  none, the fall of the risk since the alert opened (none without an alert).
+- ``scores`` (live scores: the console, ``score``): as ``at_risk``, with the stage's own story
+  (back after a break, new) last, and nothing when nothing pushes the risk up.
 
 The one reason that quotes a score quotes the temperature shown (models.temperature.p_back_within),
 in the words of what it is: "chance of coming back within 30 days: 12%", or "of buying again"
-where the purchase rhythm decided it. It is ranked by what the same silence adds to the risk
-(its "already gone" part reads P(alive), which falls with the temperature).
+where the purchase rhythm decided it; against the user only well below a coin flip.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Final, Sequence
+from typing import TYPE_CHECKING, Final, Literal, Sequence
 
 from models.health import ACT_QUANTILES, percentile
 from models.risk import FEATURES, risk_probability
@@ -28,22 +43,44 @@ from models.temperature import StaySource, p_back_within
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["MAX_REASONS", "reasons"]
+__all__ = ["IMPROVED", "MAX_REASONS", "MIN_LIFT", "NEUTRAL", "Purpose", "explain", "reasons", "reference"]
 
 MAX_REASONS: Final[int] = 3
-#: The temperature is a reason only well below a coin flip: a reason must speak against the
-#: user, never say they are fine ("chance of coming back within 30 days: 99%").
+Purpose = Literal["scores", "at_risk", "recovered"]
+#: Stages a user moves to when things get better: a change to one is told like a recovery.
+IMPROVED: Final[frozenset[str]] = frozenset(("active", "reactivated"))
+#: A factor is a reason once it adds this many log-odds (a twentieth of one effect's full say):
+#: under it, a fact is true but moves nothing worth a call.
+MIN_LIFT: Final[float] = 0.05
+#: The temperature is a reason for risk only well below a coin flip, and for recovery only above
+#: it: a reason must speak for what the alert says.
 _COOLING_BELOW: Final[float] = 0.45
+_WARM_FROM: Final[float] = 0.5
+#: The reference user of a model without training means (module docstring): each value is the
+#: edge of the fact its reason states, chosen with the facts, not measured.
+NEUTRAL: Final[dict[str, float]] = {
+    "visit_overdue_log": math.log1p(1.5),  # "no visit for 1.5x the usual interval"
+    "purchase_overdue_log": math.log1p(1.5),
+    "inactive_28d": -math.log1p(2.0),  # "only 2 events in the last 4 weeks"
+    "decline": 0.3,  # "activity down 30% against the user's 4-week baseline"
+    "decline_long": 0.3,
+    "narrowness": 0.7,  # breadth 0.3: two or three kinds of activity
+    "tenure_log": math.log1p(30.0),  # the first month, when churn hazard is highest
+    "negative_share": 0.0,  # no complaint is the norm (models.risk PRIOR_WEIGHTS)
+}
 _IDX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURES)}
 # Reason key -> the risk features whose contributions rank it.
 _GROUPS: Final[dict[str, tuple[int, ...]]] = {
     "silence": (_IDX["silence_log"], _IDX["visit_overdue_log"]),
     "purchase": (_IDX["purchase_overdue_log"],),
     "decline": (_IDX["decline"],),
+    "decline_long": (_IDX["decline_long"],),
     "low": (_IDX["inactive_7d"], _IDX["inactive_28d"], _IDX["inactive_90d"]),
     "narrow": (_IDX["narrowness"],),
     "cooling": (_IDX["cooling"],),
     "negative": (_IDX["negative_share"],),
+    "tenure": (_IDX["tenure_log"],),
+    "gaps": (_IDX["gap_trend"],),
 }
 #: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
@@ -54,12 +91,22 @@ _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] b
 _P_HIGH: Final[float] = 1.0 - 1e-12
 
 
+def reference(name: str, model: "ChurnModel") -> float:
+    """The value of feature ``name`` that contributes nothing: the training mean, else :data:`NEUTRAL`."""
+    means = model.risk_means
+    if name in means:
+        return float(means[name])
+    return NEUTRAL.get(name, 0.0)
+
+
 def _importance(key: str, values: Sequence[float], model: "ChurnModel") -> float:
-    weights, means = model.risk_weights, model.risk_means
+    weights = model.risk_weights
     total = 0.0
     for i in _GROUPS[key]:
         name = FEATURES[i]
-        total += weights.get(name, 0.0) * (values[i] - means.get(name, 0.0))
+        w = weights.get(name, 0.0)
+        if w != 0.0:
+            total += w * (values[i] - reference(name, model))
     return total
 
 
@@ -68,6 +115,11 @@ def _logit(p: float) -> float:
     p = _P_LOW if _P_LOW > p else p
     p = _P_HIGH if _P_HIGH < p else p
     return math.log(p / (1.0 - p))
+
+
+def _kinds(sig: Signals, model: "ChurnModel") -> tuple[int, int]:
+    """(kinds of activity used in 4 weeks, kinds there are)."""
+    return sum(1 for n in sig.slot_28d if n >= 0.5), len(sig.slot_28d)
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
@@ -98,10 +150,10 @@ def _type_decline(sig: Signals, model: "ChurnModel") -> tuple[str, float] | None
     return None if best is None else (vocabulary.tracked[best[1]], _slot_trend(sig, best[1]))
 
 
-def _leaving_signs(sig: Signals, values: Sequence[float], model: "ChurnModel") -> list[tuple[float, str]]:
+def _leaving_signs(sig: Signals, values: Sequence[float], model: "ChurnModel") -> list[tuple[float, str, str]]:
     """Tracked types whose share of activity the model ties to leaving (``share:`` weight > 0)
-    and that the user did in the last week: (log-odds against the training mean, text)."""
-    out: list[tuple[float, str]] = []
+    and that the user did in the last week: (log-odds against the training mean, key, text)."""
+    out: list[tuple[float, str, str]] = []
     compiled = model.compiled
     vocabulary = compiled.vocabulary
     if not vocabulary.tracked:
@@ -113,7 +165,7 @@ def _leaving_signs(sig: Signals, values: Sequence[float], model: "ChurnModel") -
         if w > 0.0 and sig.slot_7d[i] >= 1.0:
             lift = w * (values[base + i] - model.risk_means.get(feature, 0.0))
             if lift > 0.0:
-                out.append((lift, f"{sig.slot_7d[i]:.0f} {name} in the last week"))
+                out.append((lift, feature, f"{sig.slot_7d[i]:.0f} {name} in the last week"))
     return out
 
 
@@ -140,6 +192,93 @@ def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
     return f"{n} {what} in the last 4 weeks" + (f" ({', '.join(names)})" if names else "")
 
 
+def _typical_tenure(model: "ChurnModel") -> float:
+    """Days of tenure of the reference user (the tenure hazard speaks before them)."""
+    return math.expm1(reference("tenure_log", model))
+
+
+def _gap_ratio(sig: Signals) -> float:
+    return sig.recent_gap_days / sig.visit_gap_days if sig.visit_gap_days > 0.0 else 1.0
+
+
+def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
+    """Whether the fact of ``key`` reads against the user clearly enough to be a reason."""
+    if key == "silence":
+        return sig.visit_overdue >= 1.5
+    if key == "purchase":
+        return sig.purchase_x >= 1 and sig.purchase_overdue >= 1.5
+    if key == "decline":
+        return sig.act_28d > 0.0 and sig.trend <= 0.7
+    if key == "decline_long":
+        return sig.act_90d > 0.0 and sig.trend_long <= 0.7
+    if key == "low":
+        edges = model.population.get(ACT_QUANTILES)
+        return (percentile(sig.act_28d, edges) < 0.25) if edges else sig.act_28d < 2.0
+    if key == "narrow":
+        used, kinds = _kinds(sig, model)
+        return sig.breadth < 0.3 and 2 * used <= kinds
+    if key == "cooling":
+        return back < _COOLING_BELOW
+    if key == "negative":
+        return sig.negative_28d >= 0.5
+    if key == "tenure":
+        return model.risk_weights.get("tenure_log", 0.0) < 0.0 and sig.tenure_days < _typical_tenure(model)
+    if key == "gaps":
+        return _gap_ratio(sig) >= 1.5
+    return False
+
+
+def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
+    """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
+    reason for risk: weaker than :func:`_against`, never reassuring)."""
+    if key == "silence":
+        return sig.visit_overdue > 1.0
+    if key == "purchase":
+        return sig.purchase_x >= 1 and sig.purchase_overdue > 1.0
+    if key == "decline":
+        return sig.act_28d > 0.0 and sig.trend < 0.9
+    if key == "decline_long":
+        return sig.act_90d > 0.0 and sig.trend_long < 0.9
+    if key == "low":
+        edges = model.population.get(ACT_QUANTILES)
+        return (percentile(sig.act_28d, edges) < 0.5) if edges else sig.act_28d < 4.0
+    if key == "narrow":
+        used, kinds = _kinds(sig, model)
+        return used < 2 or 2 * used < kinds
+    if key == "cooling":
+        return back < _WARM_FROM
+    if key == "tenure":
+        return _against(key, sig, back, model)
+    if key == "gaps":
+        return _gap_ratio(sig) > 1.0
+    return False
+
+
+def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
+    """Whether the fact of ``key`` reads in the user's favour (a reason for recovery)."""
+    if key == "silence":
+        return sig.visit_overdue <= 1.0
+    if key == "decline":
+        return sig.act_28d > 0.0 and sig.trend >= 0.9
+    if key == "decline_long":
+        return sig.act_90d > 0.0 and sig.trend_long >= 0.9
+    if key == "low":
+        edges = model.population.get(ACT_QUANTILES)
+        return (percentile(sig.act_28d, edges) >= 0.5) if edges else sig.act_28d >= 4.0
+    if key == "narrow":
+        used, kinds = _kinds(sig, model)
+        return used >= 2 and 2 * used >= kinds
+    if key == "purchase":
+        return sig.purchase_x >= 1 and sig.purchase_overdue <= 1.0
+    if key == "cooling":
+        return back >= _WARM_FROM
+    if key == "tenure":
+        return model.risk_weights.get("tenure_log", 0.0) < 0.0 and sig.tenure_days >= _typical_tenure(model)
+    if key == "gaps":
+        return _gap_ratio(sig) <= 1.0
+    return False
+
+
 def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
     if key == "cancelled":
         days = sig.cancelled_days
@@ -157,6 +296,8 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         key = "decline"
     if key == "decline":
         return f"activity down {100.0 * (1.0 - sig.trend):.0f}% against the user's 4-week baseline"
+    if key == "decline_long":
+        return f"activity over 4 weeks down {100.0 * (1.0 - sig.trend_long):.0f}% against the user's 3-month rate"
     if key == "low":
         edges = model.population.get(ACT_QUANTILES)
         text = f"only {sig.act_28d:.1f} events in the last 4 weeks"
@@ -173,12 +314,121 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         if source == "purchases":
             return f"chance of buying again within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (BG/NBD on purchases)"
         return f"chance of coming back within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (from the visit rhythm)"
+    if key == "tenure":
+        if sig.tenure_days < 1.0:
+            return "active on a single day so far: churn is likeliest early on"
+        return f"a user for only {sig.tenure_days:.0f} days: churn is likeliest early on"
+    if key == "gaps":
+        return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
     if key == "back":
         days = (sig.now_s - st.stage_since_s) / DAY_S
         return f"came back after {days:.0f} days as churned" if st.stage_name == "churned" else f"came back {days:.0f} days ago"
     if key == "new":
         return f"new user, first seen {sig.age_days:.0f} days ago"
     raise KeyError(key)  # pragma: no cover
+
+
+def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
+    """The words of a fact in the user's favour (``recovered`` alerts)."""
+    if key == "silence":
+        if sig.silence_days < 1.0:
+            return f"active today, usual interval {sig.visit_gap_days:.1f} days"
+        return f"last active {sig.silence_days:.0f} days ago, within the usual interval of {sig.visit_gap_days:.1f} days"
+    if key == "decline":
+        if sig.trend >= 1.05:
+            return f"activity up {100.0 * (sig.trend - 1.0):.0f}% against the user's 4-week baseline"
+        return "activity steady against the user's 4-week baseline"
+    if key == "decline_long":
+        if sig.trend_long >= 1.05:
+            return f"activity over 4 weeks up {100.0 * (sig.trend_long - 1.0):.0f}% against the user's 3-month rate"
+        return "activity over 4 weeks steady against the user's 3-month rate"
+    if key == "purchase":
+        return f"re-ordered {sig.purchase_silence_days:.0f} days ago, usual every {sig.purchase_gap_days:.0f} days"
+    if key == "low":
+        return f"{sig.act_28d:.0f} events in the last 4 weeks"
+    if key == "narrow":
+        return _kinds_used(sig, model)
+    if key == "cooling":
+        return _text("cooling", st, sig, temperature, model)
+    if key == "tenure":
+        return f"a user for {sig.tenure_days:.0f} days"
+    if key == "gaps":
+        return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
+    raise KeyError(key)  # pragma: no cover
+
+
+def _contributions(sig: Signals, values: Sequence[float], source: StaySource, gone: float,
+                   model: "ChurnModel") -> dict[str, float]:
+    """Each reason key's contribution to the risk log-odds (module docstring). The "already gone"
+    part goes to the silence of the rhythm that decided P(alive), and half of it to the
+    temperature, which falls with the same silence."""
+    out = {key: _importance(key, values, model) for key in _GROUPS}
+    out["silence" if source == "visits" else "purchase"] += gone
+    out["cooling"] += 0.5 * gone
+    return out
+
+
+def explain(
+    st: UserState,
+    sig: Signals,
+    stage: str,
+    values: Sequence[float],
+    p_stay: float,
+    source: StaySource,
+    model: "ChurnModel",
+    leave: float | None = None,
+    temperature: tuple[float, StaySource] | None = None,
+    purpose: Purpose = "scores",
+) -> list[tuple[str, float, str]]:
+    """(key, contribution in log-odds, text) of the reasons :func:`reasons` gives, in its order
+    (the cancellation and the stage's story carry no contribution: +-inf ranks)."""
+    if leave is None:
+        leave = risk_probability(values, model)
+    if temperature is None:
+        temperature = p_back_within(sig, model)
+    back = temperature[0]
+    gone = _logit(1.0 - p_stay * (1.0 - leave)) - _logit(leave)
+    lifts = _contributions(sig, values, source, gone, model)
+    found: list[tuple[float, str, str]] = []
+    if purpose == "recovered":
+        if stage == "reactivated":
+            found.append((_FIRST, "back", _text("back", st, sig, temperature, model)))
+        for key, lift in lifts.items():
+            if lift <= -MIN_LIFT and _for(key, sig, back, model):
+                found.append((-lift, key, _good_text(key, st, sig, temperature, model)))
+        found.sort(key=lambda item: -item[0])
+        risk = 1.0 - p_stay * (1.0 - leave)
+        if not found and st.at_risk_since_s and risk < st.alert_risk:
+            text = f"risk down to {100.0 * risk:.0f}% from {100.0 * st.alert_risk:.0f}% when the alert opened"
+            return [("risk_fell", 0.0, text)]
+        return [(key, -lift, text) for lift, key, text in found[:MAX_REASONS]]
+    if sig.cancelled:
+        found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model)))
+    for key, lift in lifts.items():
+        floor = _NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT
+        if lift >= floor and _against(key, sig, back, model):
+            text_key = "type_decline" if key == "decline" else key
+            found.append((lift, key, _text(text_key, st, sig, temperature, model)))
+    found.extend(_leaving_signs(sig, values, model))
+    if len(found) == 0:
+        # Nothing crossed its line, yet risk must say why: the factor that adds most, among
+        # those whose fact does not read in the user's favour (the tenure hazard, a silence a
+        # little past the rhythm, ...), never a neutral or reassuring fact; failing that, for an
+        # alert, that the risk is the sum of small signs.
+        weak = [(lift, key) for key, lift in lifts.items() if lift > 0.0 and _not_for(key, sig, back, model)]
+        if weak:
+            lift, key = max(weak)
+            found.append((lift, key, _text(key, st, sig, temperature, model)))
+        elif purpose == "at_risk":
+            risk = 1.0 - p_stay * (1.0 - leave)
+            found.append((0.0, "small_signs", f"risk {100.0 * risk:.0f}% within {model.horizon_days:.0f} days from many small signs, none large"))
+    if purpose == "scores":
+        if stage == "reactivated":
+            found.append((_LAST, "back", _text("back", st, sig, temperature, model)))
+        elif stage == "new":
+            found.append((_LAST, "new", _text("new", st, sig, temperature, model)))
+    found.sort(key=lambda item: -item[0])  # stable: equal contributions keep the order above
+    return [(key, lift, text) for lift, key, text in found[:MAX_REASONS]]
 
 
 def reasons(
@@ -191,53 +441,14 @@ def reasons(
     model: "ChurnModel",
     leave: float | None = None,
     temperature: tuple[float, StaySource] | None = None,
+    purpose: Purpose = "scores",
 ) -> tuple[str, ...]:
-    """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first.
+    """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first, for
+    ``purpose`` (module docstring).
 
     ``values`` is the risk feature vector (models.risk.feature_vector) of the same signals and
     ``leave`` its logistic probability, ``p_stay`` and ``source`` P(alive) and its rhythm
     (models.temperature.p_stay), ``temperature`` the temperature shown / 100 and its rhythm
     (models.temperature.p_back_within), when the caller has them already.
     """
-    found: list[tuple[float, str]] = []
-    # The part of the risk that says "already gone" (models.risk.churn_risk) comes from the
-    # silence against the rhythm that decided P(alive): its log-odds go to that fact first and
-    # to the temperature (which falls with the same silence) next.
-    if leave is None:
-        leave = risk_probability(values, model)
-    if temperature is None:
-        temperature = p_back_within(sig, model)
-    risk = 1.0 - p_stay * (1.0 - leave)
-    gone = _logit(risk) - _logit(leave)
-    if sig.cancelled:
-        found.append((_FIRST, "cancelled"))
-    if sig.visit_overdue >= 1.5:
-        found.append((_importance("silence", values, model) + (gone if source == "visits" else 0.0), "silence"))
-    if sig.purchase_x >= 1 and sig.purchase_overdue >= 1.5:
-        found.append((_importance("purchase", values, model) + (gone if source == "purchases" else 0.0), "purchase"))
-    if sig.trend <= 0.7 and sig.act_28d > 0.0:
-        found.append((_importance("decline", values, model), "type_decline"))
-    edges = model.population.get(ACT_QUANTILES)
-    if (percentile(sig.act_28d, edges) < 0.25) if edges else sig.act_28d < 2.0:
-        found.append((_importance("low", values, model), "low"))
-    if sig.breadth < 0.3:
-        found.append((_importance("narrow", values, model), "narrow"))
-    if sig.negative_28d >= 0.5:
-        lift = _importance("negative", values, model)
-        if lift >= _NEGATIVE_MIN_LIFT:  # only where it raises the risk (a model may weigh it otherwise)
-            found.append((lift, "negative"))
-    if temperature[0] < _COOLING_BELOW:
-        found.append((_importance("cooling", values, model) + 0.5 * gone, "cooling"))
-    if stage == "reactivated":
-        found.append((_LAST, "back"))
-    elif stage == "new":
-        found.append((_LAST, "new"))
-    signs = _leaving_signs(sig, values, model)
-    if not signs and not any(importance > _LAST for importance, _ in found):
-        # Nothing crossed its line, yet an alert must say why: the fact that adds most to the
-        # risk, among those that always speak against the user (never "coming back ...: 99%").
-        found.append(max((_importance(k, values, model), k) for k in ("silence", "low", "narrow")))
-    texts = [(importance, _text(key, st, sig, temperature, model)) for importance, key in found]
-    texts.extend(signs)
-    texts.sort(key=lambda item: -item[0])  # stable: equal importance keeps the order above
-    return tuple([text for _, text in texts[:MAX_REASONS]])
+    return tuple([text for _, _, text in explain(st, sig, stage, values, p_stay, source, model, leave, temperature, purpose)])

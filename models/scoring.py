@@ -22,7 +22,7 @@ from models.actions import Action, recommend
 from models.health import health
 from models.lifecycle import stage_of
 from models.model import ChurnModel
-from models.reasons import reasons
+from models.reasons import Purpose, reasons
 from models.rfm import rfm_segment
 from models.risk import churn_risk, combine, feature_vector, features_after, risk_probability
 from models.signals import Signals, compute_signals
@@ -97,16 +97,17 @@ def assess(st: UserState, now_s: int, model: ChurnModel) -> Assessment:
     return Assessment(sig, stage, risk, p, source, values, leave)
 
 
-def scores_from(st: UserState, a: Assessment, model: ChurnModel) -> Scores:
+def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpose = "scores") -> Scores:
     """The full scores of an assessment of ``st`` (``st`` as it was when assessed): the action
-    and the reasons read the temperature shown, the risk P(alive) (models.temperature)."""
+    and the reasons read the temperature shown, the risk P(alive) (models.temperature).
+    ``purpose``: what the reasons must support (models.reasons: an at-risk or a recovered alert)."""
     sig = a.signals
     h = health(sig, model.population)
     back, source = p_back_within(sig, model)
     temperature = 100.0 * back
     segment = rfm_segment(st, sig.now_s, model.population) if st.n_purchases else None
     action = recommend(a.stage, h, temperature, st.n_purchases > 0, model)
-    why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave, (back, source))
+    why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose)
     return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)
 
 

@@ -45,7 +45,7 @@ from models.model import ChurnModel
 from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
-from streams.worker.history import HistoryPoint, decode_points, week_of, week_start_s
+from streams.worker.history import HistoryPoint, complete_points, decode_points, week_of, week_start_s
 from streams.worker.store import Store, churn_summary, utc_day
 
 __all__ = [
@@ -377,8 +377,10 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
         ranked = _rank(entries, states, now_ms, list_name, filters, model)
         take = ranked[skip: skip + limit - len(rows)]
         histories = await _load(store, [uid for _, uid, _, _ in take], ("hist",)) if take else []
-        rows += [Row(uid.decode("utf-8", "surrogatepass"), scores_from(state, a, model), state, decode_points(hist))
-                 for (_, uid, state, a), (hist,) in zip(take, histories)]
+        for (_, uid, state, a), (hist,) in zip(take, histories):
+            user = uid.decode("utf-8", "surrogatepass")
+            trend = complete_points(user, state, decode_points(hist), a.signals.now_s, model)
+            rows.append(Row(user, scores_from(state, a, model), state, trend))
         if skip + len(take) < len(ranked):  # the page ends inside this block
             next_cursor = _encode_cursor(list_name, ranks, block_size, skip + len(take))
             break
@@ -441,7 +443,8 @@ async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) 
 
     state = UserState.from_bytes(blob)
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
-    return UserView(user_id, as_of, score(state, as_of // 1000, model), state, decode_points(hist),
+    return UserView(user_id, as_of, score(state, as_of // 1000, model), state,
+                    complete_points(user_id, state, decode_points(hist), as_of // 1000, model),
                     decode_entries(logged.split(b"\n") if logged else []))
 
 

@@ -5,10 +5,18 @@ past, and the console shows each user's trend over the last weeks. The point of 
 user's scores at the end of w (Monday 00:00 UTC of the next week), from the state at that
 instant: ``advance_sampled`` splits the worker's ``models.engine.advance`` call at each week
 start it crosses, which by ``advance``'s batching guarantee gives the same outcome as one call,
-and scores the state in between. So the points do not depend on batch boundaries, and a user
-costs one extra ``advance`` and ``score`` per week, not per event. A week in which the user was
-neither active nor reviewed gets its point when the user is next touched (at most
-``HISTORY_WEEKS`` back). The console adds the current week from the live scores.
+and scores the state in between. A user costs one extra ``advance`` and ``score`` per week, not
+per event.
+
+The points are a function of event time only, whatever the batches: week start B is sampled
+by the call whose events or review clock first pass it, also when only the user's own events
+pass it (they may run ahead of the partition's review clock by the allowed lateness: the reviews
+before B would run before those events anyway, so the state as of B is the same). A week in
+which the user was neither active nor reviewed has no stored point until the user is next
+touched; :func:`complete_points` works those out on read from the stored state (which has not
+moved since), so the console shows, as of any event time, the points one call over every event
+would have made (tests/test_score_history.py checks it for every cut into batches). The console
+adds the current week from the live scores.
 
 Layout (``cw:{b}:hist:<g>``, HASH user_id -> points, a listpack like the state hashes): each
 point is 5 bytes, ``>HBBB`` = week number since 1970-01-05, health 0-100, temperature 0-100,
@@ -36,7 +44,7 @@ from models.state import UserState
 from models.temperature import p_back_within
 
 __all__ = ["HISTORY_WEEKS", "POINT_BYTES", "HistoryPoint", "week_of", "week_start_s", "encode_point",
-           "decode_points", "advance_sampled", "state_time_s"]
+           "decode_points", "advance_sampled", "complete_points", "state_time_s"]
 
 HISTORY_WEEKS = 12
 POINT_BYTES = 5
@@ -102,9 +110,10 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
                     model: ChurnModel) -> tuple[Outcome, list[bytes]]:
     """``advance(user_id, old, events, until_ms, model)`` and a point for every week it completes.
 
-    Split at each week start B in (state time, until]: ``advance`` up to B with the events before
-    B, score at B (the end of the week before), go on; the last part runs to ``until_ms``. The
-    outcome equals one call (``advance``'s docstring: in-order parts give the same result).
+    Split at each week start B in (state time, max(until, last event)]: ``advance`` up to B with
+    the events before B, score at B (the end of the week before), go on; the last part runs to
+    ``until_ms``. The outcome equals one call (``advance``'s docstring: in-order parts give the
+    same result; a B past ``until_ms`` has events at or after it, before which those reviews run).
     """
     if old is not None:
         start_s = state_time_s(old)
@@ -112,7 +121,13 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
         start_s = min(ev.ts_ms for ev in events) // 1000
     else:
         return advance(user_id, old, events, until_ms, model), []
-    last = week_of(until_ms // 1000)
+    # Up to the later of the review clock and the user's last event: a week start that only the
+    # user's events pass is sampled now, before they move the state past it (module docstring).
+    reach_ms = until_ms
+    for ev in events:
+        if ev.ts_ms > reach_ms:
+            reach_ms = ev.ts_ms
+    last = week_of(reach_ms // 1000)
     weeks = range(max(week_of(start_s) + 1, last - HISTORY_WEEKS + 1), last + 1)
     if not weeks:
         return advance(user_id, old, events, until_ms, model), []
@@ -120,13 +135,33 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
     for w in weeks:
         b_ms = week_start_s(w) * 1000
         part = [ev for ev in rest if ev.ts_ms < b_ms]
-        if st is None and not part:
+        if (st is None or not st.n_events) and not part:
             continue  # the user does not exist yet at this week's start
         rest = [ev for ev in rest if ev.ts_ms >= b_ms]
         out = advance(user_id, st, part, b_ms, model)
         st = out.state
         alerts += out.alerts
-        points.append(_point(w - 1, st, b_ms // 1000, model))
+        if st.n_events:  # billing statements alone are no use of the product (models.engine): no scores yet
+            points.append(_point(w - 1, st, b_ms // 1000, model))
     final = advance(user_id, st, rest, until_ms, model)
     final.alerts[:0] = alerts
     return final, points
+
+
+def complete_points(user_id: str, st: UserState, stored: Sequence[HistoryPoint], as_of_s: int,
+                    model: ChurnModel) -> list[HistoryPoint]:
+    """The stored points plus those of the weeks completed between the state's time and
+    ``as_of_s`` that no call has sampled yet (the user was not touched since), from ``st`` advanced
+    with no events to each week start: exactly what ``advance_sampled`` will store when the user
+    is next touched. At most :data:`HISTORY_WEEKS` points, oldest first."""
+    weeks = range(max(week_of(state_time_s(st)) + 1, week_of(as_of_s) - HISTORY_WEEKS + 1), week_of(as_of_s) + 1)
+    if not st.n_events or not weeks:
+        return list(stored)[-HISTORY_WEEKS:]
+    have = {p.week for p in stored}
+    extra: list[HistoryPoint] = []
+    for w in weeks:
+        b_s = week_start_s(w)
+        st = advance(user_id, st, (), b_s * 1000, model).state
+        if w - 1 not in have:
+            extra.extend(decode_points(_point(w - 1, st, b_s, model)))
+    return sorted([*stored, *extra], key=lambda p: p.week)[-HISTORY_WEEKS:]
