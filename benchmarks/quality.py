@@ -210,8 +210,9 @@ def _baseline_scores(pop: Population, test_index: Mapping[str, Any], users: Sequ
     of the same panel. Why the same panel: on a subscription population the judged rows are the
     users still subscribed, and ``churnwatch train --labels`` fits its "leaves | still a user"
     part on those users too; a regression also fitted on users already gone (label 1, every
-    count 0) learnt "no events = gone" and ranked the subscribed worse (socialnet7: 0.801 on
-    the judged rows, against 0.837 fitted on the subscribed rows of the same training half).
+    count 0) learnt "no events = gone" and ranked the subscribed worse (measured on the same
+    judged rows, December 2026: socialnet7 0.727 fitted on every row, 0.739 on the subscribed
+    ones; tiers 0.650 and 0.675).
     """
     from streams.offline.history import read_labels_csv
 
@@ -517,7 +518,9 @@ def render(results: Mapping[str, Any]) -> str:
              "backtest judges, users it does not report churned (panel \"open\"). Alert figures come from each model's own backtest of the judged "
              "half: precision = at-risk alerts followed by churn within the horizon; recall = churners flagged before "
              "churning; lead = days from the first alert of the run-up to the churn; flap = at-risk alerts within 14 days "
-             "after a recovered alert of the same user. Baselines send no alerts. AUC +- its standard error, and the checks' "
+             "after a recovered alert of the same user. Baselines send no alerts; the regression baseline is fitted on the "
+             "training half's rows of the same panel (on fightchurn: the users still subscribed, as `train --labels` fits). "
+             "AUC +- its standard error, and the checks' "
              f"AUC differences +- theirs, come from a bootstrap over users ({BOOTSTRAP_REPS} resamples, the rows of a user "
              "together): a gap smaller than about twice its error is not a measured difference.", "",
              "## Done when (issue 11)", "", "| population | check | measured | target | verdict |", "|---|---|---|---|---|"]
