@@ -148,6 +148,32 @@ def test_common_rows_open_follows_the_backtest_subscribed_the_labels() -> None:
         quality.common_rows("everyone", {}, index, {}, dates, 30 * DAY, 60 * DAY)
 
 
+def test_the_regression_baseline_trains_on_the_panel_it_is_judged_on() -> None:
+    """On a subscription population a user whose subscription has ended is not a training row
+    (it would teach "no events = gone"); on an open panel every user seen before the date is."""
+    index = baselines.index_events([("a", 0, "post", None), ("b", 5 * DAY, "post", None)])
+    dates = [DAY, 10 * DAY, 20 * DAY]
+    sub = quality.regression_rows("subscribed", index, {"a": 10 * DAY}, dates, 30 * DAY, 60 * DAY)
+    assert sub == ([u for u, _ in quality.common_rows("subscribed", {}, index, {"a": 10 * DAY}, dates, 30 * DAY, 60 * DAY)],
+                   [d for _, d in quality.common_rows("subscribed", {}, index, {"a": 10 * DAY}, dates, 30 * DAY, 60 * DAY)])
+    assert ("a", 20 * DAY) not in set(zip(*sub)) and ("b", 20 * DAY) in set(zip(*sub))
+    opened = quality.regression_rows("open", index, {"a": 10 * DAY}, dates, 30 * DAY, 60 * DAY)
+    assert set(zip(*opened)) == {("a", DAY), ("a", 10 * DAY), ("b", 10 * DAY), ("a", 20 * DAY), ("b", 20 * DAY)}
+
+
+def test_a_fightchurn_customer_without_a_plan_for_its_usage_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fightchurn asserts when no plan fits a customer's usage (the tiers leave gaps): that
+    customer never signs up, instead of the whole population failing."""
+
+    class NoPlan:
+        def simulate_customer(self, start: object) -> None:
+            raise AssertionError
+
+    monkeypatch.setattr(populations, "_SIM", NoPlan())
+    monkeypatch.setattr(populations, "_fc_seed", lambda seed, index: None)
+    assert populations._fc_customer((1, 0, "2020-01-01")) == ([], None, "", 0)
+
+
 def test_fightchurn_population_depends_only_on_its_spec(tmp_path: Path) -> None:
     """Runs where the quality extra is installed (`make quality`'s venv); CI skips it."""
     pytest.importorskip("fightchurn.churnsim.churnsim")
