@@ -62,6 +62,11 @@ class Assessment:
     revenue: float  # the user's revenue (the one input of the features the signals do not carry)
     leave: float  # P(leaves within the horizon | alive), the logistic part of the risk
     _features: list[float] | None = field(default=None, init=False, repr=False, compare=False)
+    # SilentRisk's last evaluation (time s, risk): the engine's last look ahead is mostly at the
+    # next review, where the save-list index's bound asks again (models.ranking.save_bound_after)
+    _silent_t: int = field(default=-1, init=False, repr=False, compare=False)
+    _silent_r: float = field(default=0.0, init=False, repr=False, compare=False)
+    _silent_m: ChurnModel | None = field(default=None, init=False, repr=False, compare=False)  # ... and for which model
 
     def __init__(
         self,
@@ -82,6 +87,9 @@ class Assessment:
         self.revenue = revenue
         self.leave = leave
         self._features = None
+        self._silent_t = -1
+        self._silent_r = 0.0
+        self._silent_m = None
 
     @property
     def features(self) -> list[float]:
@@ -155,15 +163,20 @@ class SilentRisk:
         self._model = model
 
     def at(self, t_s: int) -> float:
-        """Risk at ``t_s`` if the user stays silent until then."""
+        """Risk at ``t_s`` if the user stays silent until then (the last time asked is remembered
+        on the assessment: the same inputs, the same number)."""
         a = self._a
+        if t_s == a._silent_t and a._silent_m is self._model:
+            return a._silent_r
         extra = (t_s - a.signals.now_s) / DAY_S
         if extra <= 0.0:
             return a.risk
         p, _ = stay_after(a.signals, extra, self._model)
         # models.risk.features_after's vector, reading only the weighed features (the revenue one
         # from the assessment's revenue: silence leaves it)
-        return combine(p, leave_probability(silent_after(a.signals, extra), p, a.revenue, self._model))
+        r = combine(p, leave_probability(silent_after(a.signals, extra), p, a.revenue, self._model))
+        a._silent_t, a._silent_r, a._silent_m = t_s, r, self._model
+        return r
 
 
 def features_at(st: UserState, now_s: int, model: ChurnModel) -> tuple[Stage, list[float]]:
