@@ -47,8 +47,10 @@ __all__ = [
     "moves_with_silence",
     "slot_features",
     "SLOT_PREFIXES",
+    "feature_value",
     "feature_vector",
     "features_after",
+    "leave_probability",
     "churn_risk",
     "combine",
     "risk_probability",
@@ -170,30 +172,53 @@ def check_weights(weights: Mapping[str, float], intercept: float) -> None:
 
 def feature_vector(sig: Signals, p_stay: float, revenue: float) -> list[float]:
     """The values of :data:`FEATURES`, then of the slot features (``inactive:`` of every slot,
-    then ``share:`` of every slot), for one user (plain floats)."""
-    out = [
-        math.log1p(sig.silence_days),
-        math.log1p(sig.visit_overdue),
-        math.log1p(sig.purchase_overdue),
-        -math.log1p(sig.act_7d),
-        -math.log1p(sig.act_28d),
-        -math.log1p(sig.act_90d),
-        1.0 - sig.trend if sig.trend < 1.0 else 0.0,
-        1.0 - sig.trend_long if sig.trend_long < 1.0 else 0.0,
-        1.0 - sig.breadth,
-        1.0 - p_stay,
-        math.log(sig.recent_gap_days / sig.visit_gap_days),
-        math.log1p(sig.tenure_days),
-        math.log1p(sig.active_days),
-        1.0 if sig.n_purchases > 0 else 0.0,
-        math.log1p(sig.n_purchases),
-        math.log1p(revenue if revenue > 0.0 else 0.0),
-        _negative_share(sig),
-    ]
-    out.extend([-math.log1p(n) for n in sig.slot_28d])
+    then ``share:`` of every slot), for one user (plain floats): :func:`feature_value` of each."""
+    return [feature_value(i, sig, p_stay, revenue) for i in range(len(FEATURES) + 2 * len(sig.slot_28d))]
+
+
+def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
+    """Feature ``i`` of :func:`feature_vector` alone (the one formula of each feature): the risk
+    reads only the features its model weighs (:func:`leave_probability`), a handful of the 33."""
+    if i < _N_SILENCE:
+        if i == 0:
+            return math.log1p(sig.silence_days)
+        if i == 1:
+            return math.log1p(sig.visit_overdue)
+        if i == 2:
+            return math.log1p(sig.purchase_overdue)
+        if i == 3:
+            return -math.log1p(sig.act_7d)
+        if i == 4:
+            return -math.log1p(sig.act_28d)
+        if i == 5:
+            return -math.log1p(sig.act_90d)
+        if i == 6:
+            return 1.0 - sig.trend if sig.trend < 1.0 else 0.0
+        if i == 7:
+            return 1.0 - sig.trend_long if sig.trend_long < 1.0 else 0.0
+        if i == 8:
+            return 1.0 - sig.breadth
+        return 1.0 - p_stay
+    if i < len(FEATURES):
+        if i == 10:
+            return math.log(sig.recent_gap_days / sig.visit_gap_days)
+        if i == 11:
+            return math.log1p(sig.tenure_days)
+        if i == 12:
+            return math.log1p(sig.active_days)
+        if i == 13:
+            return 1.0 if sig.n_purchases > 0 else 0.0
+        if i == 14:
+            return math.log1p(sig.n_purchases)
+        if i == _REVENUE:
+            return math.log1p(revenue if revenue > 0.0 else 0.0)
+        return _negative_share(sig)
+    j = i - len(FEATURES)
+    slots = sig.slot_28d
+    if j < len(slots):
+        return -math.log1p(slots[j])
     a28 = sig.act_28d
-    out.extend([n / a28 if a28 > 0.0 else 0.0 for n in sig.slot_28d])
-    return out
+    return slots[j - len(slots)] / a28 if a28 > 0.0 else 0.0
 
 
 def _negative_share(sig: Signals) -> float:
@@ -240,6 +265,17 @@ def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     z = model.risk_intercept
     for i, w, _ in model.compiled.terms:
         z += w * values[i]
+    return sigmoid(z)
+
+
+def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "ChurnModel") -> float:
+    """``risk_probability(feature_vector(sig, p_stay, revenue), model)`` bit for bit, computing
+    only the features the model weighs (:func:`feature_value`, in the same order): the engine
+    scores every review and its crossing search this way, and builds the whole vector only for
+    an alert's reasons."""
+    z = model.risk_intercept
+    for i, w, _ in model.compiled.terms:
+        z += w * feature_value(i, sig, p_stay, revenue)
     return sigmoid(z)
 
 

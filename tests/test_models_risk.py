@@ -6,9 +6,18 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from models.engine import advance
+from models.events import Event
 from models.model import ChurnModel
-from models.risk import FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, sigmoid
+from models.risk import (FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, churn_risk, feature_value, feature_vector,
+                         features_after, leave_probability, risk_probability, sigmoid)
+from models.scoring import SilentRisk, assess, risk_at
+from models.state import DAY_S
+from models.temperature import stay_after
+from tests.test_models_properties import histories
 
 
 def _logistic_data(rng: np.random.Generator, weights: np.ndarray, intercept: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,3 +173,39 @@ def test_a_model_file_is_strict_json_when_a_report_figure_is_not_finite() -> Non
     assert "NaN" not in text and "Infinity" not in text
     back = ChurnModel.from_json(text)
     assert back.training == {"versus_default": {"difference_se": None, "rows": 3}, "cv": [1.0, None]}
+
+
+# -- the sparse risk: only the weighed features, bit for bit the vector's --------------------
+
+_TRACKED = ("view", "click", "message")
+#: Every feature weighed (and a zero weight), slots tracked: each formula of feature_value is read.
+_ALL_WEIGHED = ChurnModel(tracked_types=_TRACKED, risk_weights={
+    **{name: 0.05 * (i + 1) for i, name in enumerate(FEATURES) if name != "buyer"},
+    **{f"inactive:{t}": 0.3 for t in _TRACKED}, **{f"share:{t}": -0.2 for t in _TRACKED}})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.integers(0, 120 * DAY_S), st.floats(0.0, 90.0), st.sampled_from([ChurnModel(), _ALL_WEIGHED]))
+def test_the_sparse_risk_is_the_whole_vectors_bit_for_bit(events: list[Event], later_s: int, extra_days: float,
+                                                          model: ChurnModel) -> None:
+    """``leave_probability`` (the engine's risk) reads only the weighed features; it must give
+    ``risk_probability(feature_vector(...))`` exactly, and ``SilentRisk`` the old
+    ``churn_risk(features_after(...))``, so states, alerts and index scores stay bit-identical."""
+    state = advance("u", None, events, events[-1].ts_ms + 1, model).state
+    now_s = state.last_seen_s + later_s
+    a = assess(state, now_s, model)
+    vector = feature_vector(a.signals, a.p_stay, state.revenue)
+    assert [feature_value(i, a.signals, a.p_stay, state.revenue) for i in range(len(vector))] == vector
+    assert len(vector) == len(model.compiled.features) and a.features == vector
+    assert leave_probability(a.signals, a.p_stay, state.revenue, model).hex() == risk_probability(vector, model).hex()
+    assert a.leave.hex() == risk_probability(vector, model).hex()
+    t_s = now_s + int(extra_days * DAY_S)
+    x = (t_s - now_s) / DAY_S
+    if x > 0.0:
+        p, _ = stay_after(a.signals, x, model)
+        old = churn_risk(features_after(a.signals, vector, x, p), p, model)
+    else:
+        old = a.risk
+    assert SilentRisk(a, model).at(t_s).hex() == old.hex()
+    expected = 1.0 if a.stage == "churned" else churn_risk(vector, a.p_stay, model)
+    assert risk_at(state, now_s, model).hex() == expected.hex()

@@ -21,7 +21,7 @@ from streams.worker.pipeline import CycleAbandoned, Pipeline
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, Fenced, Store
 from streams.publisher import event_value
-from tests.harness import dump_state, read_topic
+from tests.harness import dump_state, read_progress, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -143,9 +143,9 @@ def test_a_cycle_signals_applying_after_scoring_before_alerts_and_states(base_se
             order.append("produce")
             await send(topic, batch)
 
-        async def store_write(writes: Any, token: str) -> Any:
+        async def store_write(writes: Any, token: str, *progress: Any) -> Any:
             order.append("write")
-            return await write(writes, token)
+            return await write(writes, token, *progress)
 
         pipeline.applying = lambda: order.append("applying")
         pipeline.producer.send_all = send_all  # type: ignore[method-assign]
@@ -157,6 +157,38 @@ def test_a_cycle_signals_applying_after_scoring_before_alerts_and_states(base_se
     order = run(base_settings, scenario)
     assert "produce" in order and "write" in order, "the history must raise alerts, or the order proves nothing"
     assert order[0] == "applying" and order.count("applying") == 1
+
+
+def test_a_cycle_writes_its_progress_in_the_state_writes_round_trip(base_settings: Settings, redis_url: str) -> None:
+    """No account work, no re-routed copies: the progress goes with the fenced state writes
+    (Store.write with a ProgressWrite), not in a round trip of its own, and lands as before."""
+    recs = records(history(users=8, days=30))
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> tuple[list[str], Any]:
+        pipeline = await make("folded")
+        calls: list[str] = []
+        write, write_progress = pipeline.store.write, pipeline.store.write_progress
+
+        async def store_write(writes: Any, token: str, *progress: Any) -> Any:
+            calls.append("write+progress" if progress else "write")
+            return await write(writes, token, *progress)
+
+        async def progress_alone(*args: Any) -> Any:
+            calls.append("progress")
+            return await write_progress(*args)
+
+        pipeline.store.write = store_write  # type: ignore[method-assign]
+        pipeline.store.write_progress = progress_alone  # type: ignore[method-assign]
+        await pipeline.process({0: recs[:half]}, WALL_MS)  # the first cycle also looks for accounts come due
+        del calls[:]
+        result = await pipeline.process({0: recs[half:]}, WALL_MS)
+        return calls, result.progress
+
+    half = len(recs) // 2
+    calls, progress = run(base_settings, scenario)
+    assert calls == ["write+progress"]
+    assert list(progress) == [0] and progress[0][0] == len(recs) - 1
+    assert read_progress(redis_url, base_settings.topic_events, "folded") == {0: len(recs) - 1}
 
 
 def test_replayed_offsets_are_skipped_by_the_bucket_fence(base_settings: Settings, redis_url: str) -> None:
@@ -206,11 +238,11 @@ def test_a_write_fenced_by_another_worker_abandons_the_cycle(base_settings: Sett
 
         raced = False
 
-        async def write(self, writes: Sequence[BucketWrite], token: str) -> list[Fenced]:
+        async def write(self, writes: Sequence[BucketWrite], token: str, progress: Any = None) -> list[Fenced]:
             if not self.raced:
                 self.raced = True
                 await rival[0].process({0: recs}, WALL_MS)
-            return await super().write(writes, token)
+            return await super().write(writes, token, progress)
 
     async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> tuple[Any, Any]:
         rival.append(await make())

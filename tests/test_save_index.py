@@ -93,6 +93,29 @@ def test_the_bound_from_the_last_review_is_save_bound_up_to_rounding() -> None:
     assert compared > 20
 
 
+def test_the_review_gives_the_at_risk_score_and_the_bound_exactly_as_a_fresh_scoring() -> None:
+    """``index_scores`` with the last review: the at-risk ranking's score is that review's risk,
+    bit for bit the risk ``risk_at`` finds again (a review moves nothing the risk reads); the
+    save-list bound from the review's remembered look ahead (``SilentRisk``'s last evaluation,
+    mostly at the next review) is what a fresh evaluation of the same assessment gives."""
+    model = load_model(None)
+    outcomes, end_ms = _advanced(model)
+    at_risk = listed = 0
+    for o in outcomes.values():
+        if o.review is None:
+            continue
+        a = o.review
+        fresh = Assessment(a.signals, a.stage, a.risk, a.p_stay, a.stay_source, a.revenue, a.leave)  # nothing remembered
+        (risk, reach), (risk0, reach0) = index_scores(None, o.state, end_ms, model, a), index_scores(None, o.state, end_ms, model)
+        if o.state.at_risk_since_s:
+            assert risk is not None and risk0 is not None and risk.hex() == risk0.hex()
+            at_risk += 1
+        if on_save_list(o.state):
+            assert reach is not None and reach == save_bound_after(fresh, o.state, model)
+            listed += 1
+    assert at_risk > 10 and listed > 20
+
+
 async def _marks(redis_url: str) -> list[str]:
     """save_index as recorded after each step: a worker on an empty store, a reader, users written,
     a worker on a store from before the index (no marker, users), a model taken over."""

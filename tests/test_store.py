@@ -17,6 +17,7 @@ from streams.settings import Settings
 from streams.worker.store import (
     BucketRead,
     BucketWrite,
+    ProgressWrite,
     StateWrite,
     Store,
     StoreMismatch,
@@ -85,6 +86,34 @@ def test_round_trip_state_offsets_and_due(redis_url: str) -> None:
     assert early.dues == [[]], "not due yet at T0"
     assert [(d.user_id, d.due_s, d.blob) for d in late.dues[0]] == [("alice", T0 + DAY, st.to_bytes())]
     assert loaded == st
+
+
+def test_the_progress_sent_with_the_states_lands_only_if_every_bucket_write_did(redis_url: str) -> None:
+    """``Store.write`` with a ``ProgressWrite``: one round trip, the progress behind the states; a
+    bucket fenced (another worker owns p) leaves the progress as it was, as a crash between the
+    two writes would, and ``applied`` stays None (the caller then writes it on its own)."""
+    users = ["alice", "bob", "carol", "dave", "erin", "fay"]
+    placed = {locate(u, 4, 8)[0]: u for u in users}  # one user in each of several buckets
+
+    def writes(expected: str, new: str) -> list[BucketWrite]:
+        return [BucketWrite(b, [(FIELD, expected, new)], [StateWrite(locate(u, 4, 8)[1], u, _state(T0).to_bytes(), FIELD, 0, None)])
+                for b, u in placed.items()]
+
+    async def scenario(store: Store) -> tuple[Any, ...]:
+        first = ProgressWrite(TOPIC, {3: (41, T0 * 1000)}, {3: "fp41"})
+        assert await store.write(writes("", "41"), "c1", first) == []
+        after_first = await store.read_resume(TOPIC)
+        stale = writes("41", "50")
+        stale[-1].parts[0] = (FIELD, "40", "50")  # one bucket's offset is not what this worker read
+        second = ProgressWrite(TOPIC, {3: (50, T0 * 1000 + 9)}, {3: "fp50"})
+        fenced = await store.write(stale, "c2", second)
+        return first.applied, after_first, fenced, second.applied, await store.read_resume(TOPIC)
+
+    applied, after_first, fenced, refused, after_second = with_store(redis_url, scenario)
+    assert len(placed) > 1, "the test needs several buckets"
+    assert applied == {3: (41, T0 * 1000)} and (after_first[3].offset, after_first[3].fingerprint) == (41, "fp41")
+    assert [f.actual for f in fenced] == ["41"]
+    assert refused is None and after_second == after_first, "a cycle with a fenced bucket writes no progress"
 
 
 def test_the_fence_reads_and_marks_many_partitions_in_chunks(redis_url: str) -> None:

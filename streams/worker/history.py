@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Sequence
 
 from models.engine import Outcome, advance
@@ -51,6 +52,7 @@ POINT_BYTES = 5
 _POINT = struct.Struct(">HBBB")
 _WEEK_S = 7 * 86_400
 _MONDAY_S = 4 * 86_400  # 1970-01-05, the first Monday after the epoch
+_TS_MS = attrgetter("ts_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
     if old is not None:
         start_s = state_time_s(old)
     elif events:
-        start_s = min(ev.ts_ms for ev in events) // 1000
+        start_s = min(map(_TS_MS, events)) // 1000
     else:
         return advance(user_id, old, events, until_ms, model), []
     # Up to the later of the review clock and the user's last event: a week start that only the

@@ -404,10 +404,10 @@ def _bucket_todo(
     """The bucket's users with events (minus those at or below the bucket's offset: the replay
     fence) and the users whose review is due; learns each swept index's next due second."""
     todo: dict[str, _Todo] = {}
+    fences = {p: int(exp) if exp else -1 for p, exp in expected.items()}  # parsed once a bucket, not once a user
     for (g, uid), blob in zip(plan.users, reply.blobs):
         ub = users[uid]
-        exp = expected[ub.partition]
-        fence = int(exp) if exp else -1
+        fence = fences[ub.partition]
         events = ub.events
         if fence >= ub.offsets[0]:
             events = [ev for ev, off in zip(ub.events, ub.offsets) if off > fence]
@@ -429,10 +429,13 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
     """The user's scores in the at-risk ranking and in the save-list index (``StateWrite.risk``,
     ``.reach``): None where the user is not in it, UNCHANGED where it was not there before either.
     ``review``: the assessment of the review that left ``st`` (``models.engine.Outcome.review``),
-    whose signals give the index's bound without scoring the user again (about 1.2 us a user)."""
+    whose signals give the index's bound without scoring the user again (about 1.2 us a user),
+    and the ranking's score exactly: that review assessed the user at ``st.last_review_s``, and
+    a review changes none of what the risk reads (only stage fields, which the risk reads just
+    to say "churned", and a churned verdict does not depend on them)."""
     risk: float | None = None
     if st.at_risk_since_s:
-        risk = risk_at(st, st.last_review_s or until_ms // 1000, model)
+        risk = review.risk if review is not None else risk_at(st, st.last_review_s or until_ms // 1000, model)
     elif old is not None and not old.at_risk_since_s:
         risk = UNCHANGED  # not in the ranking before either
     reach: float | None = None
@@ -481,7 +484,8 @@ def _advance_user(
         risk, reach = index_scores(old, st, until, model, outcome.review)
         due = UNCHANGED if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
         write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk, reach))
-        write.history.extend((item.group, uid, point) for point in points)  # console score history
+        if points:  # console score history
+            write.history.extend([(item.group, uid, point) for point in points])
         if st.next_review_s:
             out.lowered.append((item.partition, bucket, st.next_review_s))
     stats_delta(old, new_state, outcome.alerts, write.stats)

@@ -18,7 +18,10 @@ then starts the cycle's *tail* in a task and returns (a ``Flight``):
 5. write, once the previous cycle's tail is done: one pipelined Redis write (one fenced script
    call per bucket), then, when the batch held account copies or accounts came due
    (``streams.worker.revenue``), one read and one fenced write per account bucket;
-6. progress: the partitions' progress write (with the stream time after this cycle's records).
+6. progress: the partitions' progress write (with the stream time after this cycle's records),
+   in the state write's round trip, behind its scripts, and applied only if every bucket write
+   of the cycle did (``lua/progress.lua``'s guard); on its own, after them, when account work or
+   re-routed copies' origins must land first, or on a cluster.
 
 ``Pipeline.settle`` waits for a flight's tail, oldest first. ``process`` is submit + settle: one
 cycle to its end, as with ``pipeline_depth`` 1. With depth 2 the consumer submits cycle N+1
@@ -79,7 +82,7 @@ from streams.worker.members import member_copies
 from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
-from streams.worker.store import BucketReadResult, BucketWrite, Fenced, Store
+from streams.worker.store import BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE"]
 
@@ -365,7 +368,11 @@ class Pipeline:
             if previous.cancelled() or previous.exception() is not None:
                 raise CycleAbandoned("an earlier cycle was not applied")
             timer.mark("queued")
-        await self._write(work.advanced.writes)
+        # The progress goes in the state write's round trip unless something must land between them.
+        folded = None
+        if decoded.last_offset and not (work.account_bounds or decoded.accounts or work.origins):
+            folded = ProgressWrite(self.topic, self._progress(decoded.last_offset, work.stream_ms), decoded.last_fingerprint)
+        await self._write(work.advanced.writes, folded)
         if flight.pending is not None:
             self._pending.remove(flight.pending)
         ticks = await self._account_ticks(work.account_bounds) if work.account_bounds else []
@@ -374,7 +381,10 @@ class Pipeline:
         timer.mark("write")
         if work.origins:  # before the progress: a replay of these records finds them applied
             await self._retry_redis("progress", self.store.write_origins, self.topic, work.origins)
-        if decoded.last_offset:
+        if folded is not None and folded.applied is not None:
+            result.progress = dict(folded.progress)
+            self.observe_global(folded.applied)
+        elif decoded.last_offset:
             result.progress = await self._write_progress(decoded.last_offset, work.stream_ms, decoded.last_fingerprint)
         timer.mark("progress")
         _count(result, decoded, timer)
@@ -390,11 +400,15 @@ class Pipeline:
                                               ("dlq", self.settings.topic_dlq, dlq)) if records]
         await asyncio.gather(*sends)
 
-    async def _write(self, writes: Sequence[BucketWrite]) -> None:
-        """The fenced state writes; a fenced bucket abandons the cycle (another worker owns p)."""
+    async def _write(self, writes: Sequence[BucketWrite], progress: ProgressWrite | None = None) -> None:
+        """The fenced state writes (and the progress, if given and they all apply); a fenced bucket
+        abandons the cycle (another worker owns p)."""
         self._cycle += 1
         token = f"{self.worker_id}:{self._cycle}"
-        fenced = await self._retry_redis("write", self.store.write, writes, token)
+        if progress is None:
+            fenced = await self._retry_redis("write", self.store.write, writes, token)
+        else:
+            fenced = await self._retry_redis("write", self.store.write, writes, token, progress)
         if fenced:
             logger.warning(
                 "cycle fenced in %s bucket(s): %s now at offset %s (another worker owns it); re-reading",
@@ -460,13 +474,16 @@ class Pipeline:
                               fingerprints: Mapping[int, str]) -> dict[int, tuple[int, int]]:
         """Each partition's last offset with its stream time *after this cycle's records* (later
         cycles may have folded more by now: a resume must not find their events late)."""
-        progress = {}
-        for p, off in last_offset.items():
-            s = stream_ms[p]
-            progress[p] = (off, s if s != NEVER else 0)
+        progress = self._progress(last_offset, stream_ms)
         everything = await self._retry_redis("progress", self.store.write_progress, self.topic, progress, fingerprints)
         self.observe_global(everything)
         return progress
+
+    @staticmethod
+    def _progress(last_offset: Mapping[int, int], stream_ms: Mapping[int, int]) -> dict[int, tuple[int, int]]:
+        """Each partition's last offset with its stream time *after this cycle's records* (later
+        cycles may have folded more by now: a resume must not find their events late)."""
+        return {p: (off, stream_ms[p] if stream_ms[p] != NEVER else 0) for p, off in last_offset.items()}
 
     # -- retries ------------------------------------------------------------------------------
 

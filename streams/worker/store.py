@@ -2,8 +2,9 @@
 
 Key layout and the effectively-once rules are in docs/ARCHITECTURE.md; the scripts are the
 ``lua/*.lua`` files next to this module, loaded once with SCRIPT LOAD and run with EVALSHA.
-A worker cycle costs three round trips whatever its size: the reads of every bucket touched, the
-writes, the progress. The per-bucket scripts (``read_batch``, ``write_batch``, ``read_accounts``,
+A worker cycle costs two round trips whatever its size: the reads of every bucket touched, then the
+writes with the progress behind them (a third, the progress on its own, on a cluster or when the
+cycle has account work or re-routed copies to record first). The per-bucket scripts (``read_batch``, ``write_batch``, ``read_accounts``,
 ``write_accounts``) are each written for one bucket and loaded behind ``lua/buckets.lua``, a
 driver that runs them bucket after bucket in one call: on a single Redis one call carries the
 buckets of about ``BUCKET_CALL_ITEMS`` users, keys and arguments packed in one string (a cycle of
@@ -58,6 +59,7 @@ __all__ = [
     "BucketReadResult",
     "DueUser",
     "BucketWrite",
+    "ProgressWrite",
     "StateWrite",
     "UNCHANGED",
     "Fenced",
@@ -284,6 +286,17 @@ class BucketWrite:
     history: list[tuple[int, str, bytes]] = field(default_factory=list)
     # console alert lists (streams/worker/alert_log.py): (group, user_id, alert id or "" to delete, entry)
     alerts: list[tuple[int, str, str, bytes]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ProgressWrite:
+    """A cycle's progress (``Store.write_progress``'s arguments) sent with its state writes
+    (``Store.write``); ``applied``: the topic's whole progress once written there, else None."""
+
+    topic: str
+    progress: Mapping[int, tuple[int, int]]  # p -> (last offset, max event ms)
+    fingerprints: Mapping[int, str]  # p -> record_fingerprint of that last record
+    applied: dict[int, tuple[int, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -665,10 +678,14 @@ class Store:
             out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts, _s(marker)))
         return out
 
-    async def write(self, writes: Sequence[BucketWrite], token: str) -> list[Fenced]:
+    async def write(self, writes: Sequence[BucketWrite], token: str, progress: ProgressWrite | None = None) -> list[Fenced]:
         """Apply every bucket's results, each atomically and fenced; returns the refused buckets.
 
         ``token`` names this cycle: a retry after a lost reply is recognised and not applied twice.
+        ``progress``: the cycle's progress, written in the same round trip after the states, only
+        if every bucket write applied (``lua/progress.lua``'s guard); ``progress.applied`` then
+        holds the topic's whole progress, else stays None and the caller writes it on its own
+        (``write_progress``). Not on a cluster: the progress key is not in the buckets' slots.
         """
         if not writes:
             return []
@@ -688,21 +705,31 @@ class Store:
                                       *(b"" if s.blob is None else s.blob for s in w.states), *(e for *_, e in alerts)],
                                      len(w.states) + len(alerts) + 1))
         hist_sha = self._sha.get("history")  # console score history (only used when a write carries points)
+        guarded = progress is not None and progress.progress and not self.cluster and all(w.parts for w in writes)
 
-        def console(pipe: Any) -> None:  # history points: applied only if the bucket's write was (token)
-            for w in writes:
+        def after(pipe: Any) -> None:  # applied only if the bucket's write was (token)
+            for w in writes:  # history points
                 if w.history and w.parts:
                     points = [x for g, uid, point in w.history for x in (g, uid, point)]
                     pipe.execute_command("EVALSHA", hist_sha, 1, keys.offsets(w.bucket), keys.tag(w.bucket), token,
                                          w.parts[0][0], HISTORY_WEEKS, *points)
+            if guarded:
+                assert progress is not None
+                pipe.execute_command("EVALSHA", self._sha["progress"], 1 + len(writes), keys.progress(progress.topic),
+                                     *(keys.offsets(w.bucket) for w in writes), *self._progress_args(progress),
+                                     token, *(w.parts[0][0] for w in writes))
 
-        replies, _ = await self._run_buckets("write", "write_batch", calls, console)
+        replies, extra = await self._run_buckets("write", "write_batch", calls, after)
         fenced: list[Fenced] = []
         for w, reply in zip(writes, replies):
             if int(reply[0]) == 3:
                 raise StoreLost(self.incarnation, _s(reply[1]))
             if int(reply[0]) == 0:
                 fenced.append(Fenced(w.bucket, _s(reply[1]), _s(reply[2])))
+        if guarded and extra[-1] and not fenced:
+            assert progress is not None
+            raw = extra[-1]
+            progress.applied = _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
         return fenced
 
     async def read_accounts(self, reads: Sequence[Any]) -> list[Any]:
@@ -786,14 +813,17 @@ class Store:
     ) -> dict[int, tuple[int, int]]:
         """Record ``{partition: (last offset, max event ms)}`` (and the checksum of each last
         record); returns the topic's whole progress of this incarnation."""
-        sha = self._sha["progress"]
-        fps = fingerprints or {}
-        args: list[object] = [len(progress)]
-        for p, (offset, max_ms) in progress.items():
-            args += (p, offset, max_ms, fps.get(p, ""), self.incarnation)
+        args = self._progress_args(ProgressWrite(topic, progress, fingerprints or {}))
         key = self.keys.progress(topic)
-        (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", sha, 1, key, *args))
+        (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", self._sha["progress"], 1, key, *args))
         return _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
+
+    def _progress_args(self, pw: ProgressWrite) -> list[object]:
+        """``lua/progress.lua``'s ARGV before its guard: n, then (p, offset, max ms, fingerprint, incarnation)."""
+        args: list[object] = [len(pw.progress)]
+        for p, (offset, max_ms) in pw.progress.items():
+            args += (p, offset, max_ms, pw.fingerprints.get(p, ""), self.incarnation)
+        return args
 
     async def read_progress(self, topic: str) -> dict[int, tuple[int, int]]:
         """``{partition: (last applied offset, max event ms)}`` (reports read any incarnation)."""

@@ -6,11 +6,26 @@
 -- as fingerprint "" and incarnation "".
 -- Why a script: "only increases" must hold even if two workers race for one partition.
 --
--- KEYS[1] = <prefix>:progress:<topic>
--- ARGV    = n, n x (partition, offset, max_event_ms, fingerprint, incarnation)
--- Returns the whole hash (flat field, value list) so the caller learns S_all for free.
+-- Sent in the same pipeline as a cycle's fenced state writes (streams.worker.store.Store.write with
+-- a ProgressWrite), it is guarded: written only if every bucket write of the cycle applied, i.e.
+-- each bucket's offsets hash holds the cycle's token (a fenced or lost bucket write leaves the
+-- progress as it was, as when the worker stopped between its write and its progress).
+--
+-- KEYS[1] = <prefix>:progress:<topic>, then (guarded) the <prefix>:{b}:off of each bucket written
+-- ARGV    = n, n x (partition, offset, max_event_ms, fingerprint, incarnation),
+--           then (guarded) the cycle's token and one offset field "<topic>:<p>" per bucket key
+-- Returns the whole hash (flat field, value list) so the caller learns S_all for free; false
+-- when guarded and a bucket write did not apply (nothing written).
 local n = tonumber(ARGV[1])
 local i = 2
+if #KEYS > 1 then
+  local token = ARGV[2 + 5 * n]
+  for k = 2, #KEYS do
+    if redis.call('HGET', KEYS[k], ARGV[1 + 5 * n + k] .. '|token') ~= token then
+      return false
+    end
+  end
+end
 for k = 1, n do
   local field, offset, max_ms, fp, inc = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
