@@ -326,8 +326,8 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         return sig.breadth < 0.3 and 2 * used <= kinds
     if key == "cooling":
         return back < _COOLING_BELOW
-    if key == "negative":
-        return sig.negative_28d >= 0.5
+    if key == "negative":  # a trained model may tie complaining to staying: then its absence is the reason
+        return sig.negative_28d >= 0.5 or model.risk_weights.get("negative_share", 0.0) < 0.0
     if key == "tenure":
         w = model.risk_weights.get("tenure_log", 0.0)
         return (w < 0.0 and sig.tenure_days < _typical_tenure(model)) or (w > 0.0 and sig.tenure_days > _typical_tenure(model))
@@ -373,7 +373,7 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key in _COMPARED or key.startswith(SLOT_PREFIXES):
         return True
     if key == "negative":
-        return sig.negative_28d < 0.5
+        return sig.negative_28d < 0.5 or model.risk_weights.get("negative_share", 0.0) < 0.0
     if key == "silence":
         return sig.visit_overdue <= 1.0
     if key == "decline":
@@ -429,6 +429,8 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "narrow":
         return _kinds_used(sig, model)
     if key == "negative":
+        if sig.negative_28d < 0.5:
+            return "no negative feedback in the last 4 weeks" + _LEARNED
         return _negative_text(st, sig, model)
     if key == "cooling":
         back, source = temperature
@@ -482,6 +484,8 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
         text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
         return text + _LEARNED_GOOD if _gap_ratio(sig) > 1.0 else text
     if key == "negative":
+        if sig.negative_28d >= 0.5:
+            return _negative_text(st, sig, model) + _LEARNED_GOOD
         return "no negative feedback in the last 4 weeks"
     raise KeyError(key)  # pragma: no cover
 

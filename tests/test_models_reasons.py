@@ -40,11 +40,12 @@ TRAINED = load_model().with_(
                 "purchases_log": 0.15, "revenue_log": 0.62, "negative_share": 0.0},
 )
 #: A trained-looking model of a product with its own names that weighs every feature only a trained
-#: model weighs, some against the general reading (more active days and buys: more risk).
+#: model weighs, some against the general reading (more active days and buys: more risk); not
+#: revenue, which the alerts' signals do not carry (the test of each feature below weighs it).
 TYPES = ("view", "click", "message", "dislike")
 TYPED = TRAINED.with_(
     tracked_types=TYPES,
-    risk_weights={**TRAINED.risk_weights, "active_days_log": 0.3, "buyer": 0.4, "purchases_log": -0.3, "revenue_log": -0.1,
+    risk_weights={**TRAINED.risk_weights, "active_days_log": 0.3, "buyer": 0.4, "purchases_log": -0.3,
                   "inactive_90d": 0.3, "tenure_log": 0.2, "gap_trend": -0.4, "inactive:view": 0.5, "inactive:message": 0.3,
                   "share:dislike": 2.0, "share:click": -1.0},
     risk_means={**TRAINED.risk_means, "inactive:view": -1.5, "inactive:click": -1.0, "inactive:message": -0.7,
@@ -74,6 +75,7 @@ _AGAINST = [
     (r" in the last 4 weeks: \d+% of the user's activity", "share:"),
     (r"^(only \d+ \S+|no \S+|one kind of activity (not used|used only \d+ times?)) in the last 4 weeks", "inactive:"),
     (r"^\d+ .* in the last 4 weeks( \(.*\))?$", "negative"),
+    (r"^no negative feedback in the last 4 weeks \(a sign of churn in this product's history\)$", "negative"),
     (r"from many small signs, none large$", "small_signs"),
 ]
 _FOR = [
@@ -93,6 +95,7 @@ _FOR = [
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
     (r"^spent [\d.]+ so far", "revenue"),
     (r"^no negative feedback in the last 4 weeks$", "negative"),
+    (r"^\d+ .* in the last 4 weeks( \(.*\))? \(a sign of staying in this product's history\)$", "negative"),
     (r" in the last 4 weeks: \d+% of the user's activity", "share:"),
     (r"^(\d+ \S+|no \S+|one kind of activity (not used|used \d+ times?)) in the last 4 weeks", "inactive:"),
     (r"^risk down to \d+% from \d+% when the alert opened$", "risk_fell"),
