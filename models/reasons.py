@@ -413,7 +413,7 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "type_decline":
         found = _type_decline(sig, model)
         if found is not None:
-            return f"{found[0]} down {100.0 * (1.0 - found[1]):.0f}% against the user's 4-week baseline"
+            return f"{_plural(found[0])} down {100.0 * (1.0 - found[1]):.0f}% against the user's 4-week baseline"
         key = "decline"
     if key == "decline":
         return f"activity down {100.0 * (1.0 - sig.trend):.0f}% against the user's 4-week baseline"
