@@ -27,7 +27,7 @@ What an alert says follows from what it announces (``purpose``):
 Every feature a model can weigh has words (:func:`feature_key`; tests/test_models_reasons.py
 fails for a feature added without them). The per-type features of models.risk speak the
 product's names: "no posts in the last 4 weeks, against 6.2 for a typical user"
-(``inactive:post``), "3 unfriends in the last 4 weeks: 12% of the user's activity, against 1%
+(``inactive:post``), "3 unfriends in the last 4 weeks: 12% of the user's activity, against 1.5%
 for a typical user" (``share:unfriend``), "likes down 60% against the user's 4-week baseline"
 (the decline, told by the tracked type that fell most); the default's hashed slots are "one
 kind of activity". The facts only a trained model weighs (events in the last week or 3 months,
@@ -199,7 +199,8 @@ def _counted(name: str, n: int) -> str:
 
 
 def _num(x: float) -> str:
-    """A count or amount as the reasons print it: one decimal under 10 (decayed counts)."""
+    """A count, amount or percentage as the reasons print it: one decimal under 10 (decayed
+    counts; a rare event's share of activity, "0.3%", is not "0%")."""
     return f"{x:.1f}" if x < 10.0 else f"{x:.0f}"
 
 
@@ -221,7 +222,7 @@ def _versus(name: str, model: "ChurnModel", percent: bool = False) -> str:
     typ = _typical(name, model)
     if typ is None:
         return ""
-    return f", against {100.0 * typ:.0f}% for a typical user" if percent else f", against {_num(typ)} for a typical user"
+    return f", against {_num(100.0 * typ)}% for a typical user" if percent else f", against {_num(typ)} for a typical user"
 
 
 def feature_key(name: str) -> str:
@@ -264,7 +265,7 @@ def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float
 
 def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool) -> str:
     """"no posts in the last 4 weeks, against 6.2 for a typical user" (``inactive:``), "3
-    unfriends in the last 4 weeks: 12% of the user's activity, against 1% for a typical user"
+    unfriends in the last 4 weeks: 12% of the user's activity, against 1.5% for a typical user"
     (``share:``), in the product's names; a hashed slot is "one kind of activity"."""
     compiled = model.compiled
     i = compiled.features.index(key)
@@ -278,7 +279,7 @@ def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnMod
         what = f"no {_plural(name)}" if n == 0 else only + _counted(name, n)
     if key.startswith(SLOT_PREFIXES[0]):
         return f"{what} in the last 4 weeks{_versus(key, model)}"
-    return f"{what} in the last 4 weeks: {100.0 * values[i]:.0f}% of the user's activity{_versus(key, model, percent=True)}"
+    return f"{what} in the last 4 weeks: {_num(100.0 * values[i])}% of the user's activity{_versus(key, model, percent=True)}"
 
 
 def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
