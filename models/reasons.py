@@ -269,7 +269,7 @@ def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnMod
     (``share:``), in the product's names; a hashed slot is "one kind of activity"."""
     compiled = model.compiled
     i = compiled.features.index(key)
-    slot = (i - _N_FIXED) % len(sig.slot_28d)
+    slot = (i - _N_FIXED) % ((len(compiled.features) - _N_FIXED) // 2)
     name = compiled.vocabulary.slot_name(slot)
     n = int(sig.slot_28d[slot] + 0.5)
     only = "only " if against and key.startswith(SLOT_PREFIXES[0]) and n > 0 else ""
@@ -508,10 +508,13 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
     temperature, which falls with the same silence."""
     out = {key: _importance(key, values, model) for key in _GROUPS}
     compiled = model.compiled
-    for i, w, _ in compiled.terms:
-        if i >= _N_FIXED:  # per-slot features: each its own reason, in the product's names
-            name = compiled.features[i]
-            out[name] = w * (values[i] - reference(name, model))
+    # per-slot features: each its own reason, in the product's names (none for a state kept in
+    # another vocabulary's slots, whose per-slot values are not this model's features)
+    if len(values) == len(compiled.features):
+        for i, w, _ in compiled.terms:
+            if i >= _N_FIXED:
+                name = compiled.features[i]
+                out[name] = w * (values[i] - reference(name, model))
     out["silence" if source == "visits" else "purchase"] += gone
     out["cooling"] += 0.5 * gone
     return out
