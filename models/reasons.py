@@ -24,6 +24,18 @@ What an alert says follows from what it announces (``purpose``):
 - ``scores`` (live scores: the console, ``score``): as ``at_risk``, with the stage's own story
   (back after a break, new) last, and nothing when nothing pushes the risk up.
 
+Every feature a model can weigh has words (:func:`feature_key`; tests/test_models_reasons.py
+fails for a feature added without them). The per-type features of models.risk speak the
+product's names: "no posts in the last 4 weeks, against 6.2 for a typical user"
+(``inactive:post``), "3 unfriends in the last 4 weeks: 12% of the user's activity, against 1.5%
+for a typical user" (``share:unfriend``), "likes down 60% against the user's 4-week baseline"
+(the decline, told by the tracked type that fell most); the default's hashed slots are "one
+kind of activity". The facts only a trained model weighs (events in the last week or 3 months,
+active days, buying, purchases, spend, and the per-type ones) are told against the reference
+user, whichever side the model weighs; a fact that reads well in general and is a reason for
+risk says so ("40 active days so far, against 12 for a typical user (a sign of churn in this
+product's history)").
+
 The one reason that quotes a score quotes the temperature shown (models.temperature.p_back_within),
 in the words of what it is: "chance of coming back within 30 days: 12%", or "of buying again"
 where the purchase rhythm decided it; against the user only well below a coin flip.
@@ -35,7 +47,7 @@ import math
 from typing import TYPE_CHECKING, Final, Literal, Sequence
 
 from models.health import ACT_QUANTILES, percentile
-from models.risk import FEATURES, risk_probability
+from models.risk import FEATURES, SLOT_PREFIXES, risk_probability
 from models.signals import Signals, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
@@ -43,7 +55,7 @@ from models.temperature import StaySource, p_back_within
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["IMPROVED", "MAX_REASONS", "MIN_LIFT", "NEUTRAL", "Purpose", "explain", "reasons", "reference"]
+__all__ = ["IMPROVED", "MAX_REASONS", "MIN_LIFT", "NEUTRAL", "Purpose", "explain", "feature_key", "reasons", "reference"]
 
 MAX_REASONS: Final[int] = 3
 Purpose = Literal["scores", "at_risk", "recovered"]
@@ -69,19 +81,36 @@ NEUTRAL: Final[dict[str, float]] = {
     "negative_share": 0.0,  # no complaint is the norm (models.risk PRIOR_WEIGHTS)
 }
 _IDX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURES)}
-# Reason key -> the risk features whose contributions rank it.
+# Reason key -> the risk features whose contributions rank it (every feature of models.risk
+# FEATURES is in one group; the per-slot features are their own keys, "inactive:post"). Ties
+# keep this order: the default's factors first, then those only a trained model weighs.
 _GROUPS: Final[dict[str, tuple[int, ...]]] = {
     "silence": (_IDX["silence_log"], _IDX["visit_overdue_log"]),
     "purchase": (_IDX["purchase_overdue_log"],),
     "decline": (_IDX["decline"],),
     "decline_long": (_IDX["decline_long"],),
-    "low": (_IDX["inactive_7d"], _IDX["inactive_28d"], _IDX["inactive_90d"]),
+    "low": (_IDX["inactive_28d"],),
     "narrow": (_IDX["narrowness"],),
     "cooling": (_IDX["cooling"],),
     "negative": (_IDX["negative_share"],),
     "tenure": (_IDX["tenure_log"],),
     "gaps": (_IDX["gap_trend"],),
+    "low_7d": (_IDX["inactive_7d"],),
+    "low_90d": (_IDX["inactive_90d"],),
+    "active_days": (_IDX["active_days_log"],),
+    "buyer": (_IDX["buyer"],),
+    "purchases": (_IDX["purchases_log"],),
+    "revenue": (_IDX["revenue_log"],),
 }
+#: Keys whose words compare the user with the reference user ("3 likes in the last 4 weeks,
+#: against 12 for a typical user"), whichever side pushes the risk up: the contribution alone
+#: decides whether they are a reason (a trained model weighs them either way).
+_COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue"))
+#: Said of a fact that reads well in general when the trained model weighs it against the user
+#: (more active days, a buyer, a long tenure): the words must say why it is a reason for risk.
+_LEARNED: Final[str] = " (a sign of churn in this product's history)"
+_LEARNED_GOOD: Final[str] = " (a sign of staying in this product's history)"
+_N_FIXED: Final[int] = len(FEATURES)
 #: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
 _NEGATIVE_MIN_LIFT: Final[float] = 0.25
@@ -150,31 +179,107 @@ def _type_decline(sig: Signals, model: "ChurnModel") -> tuple[str, float] | None
     return None if best is None else (vocabulary.tracked[best[1]], _slot_trend(sig, best[1]))
 
 
-def _leaving_signs(sig: Signals, values: Sequence[float], model: "ChurnModel") -> list[tuple[float, str, str]]:
-    """Tracked types whose share of activity the model ties to leaving (``share:`` weight > 0)
-    and that the user did in the last week: (log-odds against the training mean, key, text)."""
-    out: list[tuple[float, str, str]] = []
-    compiled = model.compiled
-    vocabulary = compiled.vocabulary
-    if not vocabulary.tracked:
-        return out
-    base = len(compiled.features) - len(sig.slot_28d)
-    for i, name in enumerate(vocabulary.tracked):
-        feature = f"share:{name}"
-        w = model.risk_weights.get(feature, 0.0)
-        if w > 0.0 and sig.slot_7d[i] >= 1.0:
-            lift = w * (values[base + i] - model.risk_means.get(feature, 0.0))
-            if lift > 0.0:
-                out.append((lift, feature, f"{sig.slot_7d[i]:.0f} {name} in the last week"))
-    return out
+def _plural(name: str) -> str:
+    """"posts", "replies"; a name that is not one word keeps its spelling ("thumbs_down events")."""
+    if not name.isalpha():
+        return f"{name} events"
+    if name.endswith("s"):
+        return name
+    if name.endswith("y") and len(name) > 1 and name[-2] not in "aeiou":
+        return name[:-1] + "ies"
+    return name + "s"
 
 
 def _counted(name: str, n: int) -> str:
     """"3 dislikes"; a name that is not one word keeps its spelling ("2 thumbs_down events", not
     "2 thumbs_downs")."""
-    if not name.isalpha():
-        return f"{n} {name} event" if n == 1 else f"{n} {name} events"
-    return f"{n} {name}" if n == 1 or name.endswith("s") else f"{n} {name}s"
+    if n == 1:
+        return f"1 {name} event" if not name.isalpha() else f"1 {name}"
+    return f"{n} {_plural(name)}"
+
+
+def _num(x: float) -> str:
+    """A count, amount or percentage as the reasons print it: one decimal under 10 (decayed
+    counts; a rare event's share of activity, "0.3%", is not "0%")."""
+    return f"{x:.1f}" if x < 10.0 else f"{x:.0f}"
+
+
+def _typical(name: str, model: "ChurnModel") -> float | None:
+    """The reference user's value of feature ``name`` in its fact's own unit (a count, days, a
+    share); None when the model has no training mean for it (nothing to compare with)."""
+    means = model.risk_means
+    if name not in means:
+        return None
+    ref = float(means[name])
+    if name.startswith("inactive"):
+        return math.expm1(-ref)
+    if name.endswith("_log"):
+        return math.expm1(ref)
+    return ref
+
+
+def _versus(name: str, model: "ChurnModel", percent: bool = False) -> str:
+    typ = _typical(name, model)
+    if typ is None:
+        return ""
+    return f", against {_num(100.0 * typ)}% for a typical user" if percent else f", against {_num(typ)} for a typical user"
+
+
+def feature_key(name: str) -> str:
+    """The reason key that words the risk feature ``name`` (a per-slot feature, "inactive:post",
+    is its own key); KeyError for a feature no reason words."""
+    if name.startswith(SLOT_PREFIXES):
+        return name
+    i = _IDX[name]
+    for key, idx in _GROUPS.items():
+        if i in idx:
+            return key
+    raise KeyError(name)
+
+
+def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool) -> str:
+    """The words of a :data:`_COMPARED` key: the user's value against the reference user's, and
+    why a fact that reads well in general is a reason for risk (or one that reads badly, for
+    recovery) when the trained model weighs it that way."""
+    name = FEATURES[_GROUPS[key][0]]
+    vs = _versus(name, model)
+    above = values[_IDX[name]] > reference(name, model)
+    if key == "low_7d":
+        return f"{'only ' if against else ''}{_num(sig.act_7d)} events in the last week{vs}"
+    if key == "low_90d":
+        return f"{'only ' if against else ''}{_num(sig.act_90d)} events in the last 3 months{vs}"
+    if key == "active_days":
+        text = f"{sig.active_days} active day{'s' if sig.active_days != 1 else ''} so far{vs}"
+    elif key == "buyer":
+        text = f"a buyer ({_counted('purchase', sig.n_purchases)})" if sig.n_purchases > 0 else "never bought"
+    elif key == "purchases":
+        text = (f"{_counted('purchase', sig.n_purchases)} so far" if sig.n_purchases > 0 else "no purchase so far") + vs
+    else:  # revenue
+        text = f"spent {_num(math.expm1(values[_IDX[name]]))} so far{vs}"
+    if against and above:
+        return text + _LEARNED  # more days, purchases or spend: good news unless the model says otherwise
+    if not against and not above:
+        return text + _LEARNED_GOOD
+    return text
+
+
+def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool) -> str:
+    """"no posts in the last 4 weeks, against 6.2 for a typical user" (``inactive:``), "3
+    unfriends in the last 4 weeks: 12% of the user's activity, against 1.5% for a typical user"
+    (``share:``), in the product's names; a hashed slot is "one kind of activity"."""
+    compiled = model.compiled
+    i = compiled.features.index(key)
+    slot = (i - _N_FIXED) % ((len(compiled.features) - _N_FIXED) // 2)
+    name = compiled.vocabulary.slot_name(slot)
+    n = int(sig.slot_28d[slot] + 0.5)
+    only = "only " if against and key.startswith(SLOT_PREFIXES[0]) and n > 0 else ""
+    if name is None:
+        what = "one kind of activity not used" if n == 0 else f"one kind of activity used {only}{n} time{'s' if n != 1 else ''}"
+    else:
+        what = f"no {_plural(name)}" if n == 0 else only + _counted(name, n)
+    if key.startswith(SLOT_PREFIXES[0]):
+        return f"{what} in the last 4 weeks{_versus(key, model)}"
+    return f"{what} in the last 4 weeks: {_num(100.0 * values[i])}% of the user's activity{_versus(key, model, percent=True)}"
 
 
 def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
@@ -202,7 +307,10 @@ def _gap_ratio(sig: Signals) -> float:
 
 
 def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
-    """Whether the fact of ``key`` reads against the user clearly enough to be a reason."""
+    """Whether the fact of ``key`` reads against the user clearly enough to be a reason (the
+    words of a compared or per-slot key always do: they state the comparison)."""
+    if key in _COMPARED or key.startswith(SLOT_PREFIXES):
+        return True
     if key == "silence":
         return sig.visit_overdue >= 1.5
     if key == "purchase":
@@ -219,11 +327,14 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         return sig.breadth < 0.3 and 2 * used <= kinds
     if key == "cooling":
         return back < _COOLING_BELOW
-    if key == "negative":
-        return sig.negative_28d >= 0.5
+    if key == "negative":  # a trained model may tie complaining to staying: then its absence is the reason
+        return sig.negative_28d >= 0.5 or model.risk_weights.get("negative_share", 0.0) < 0.0
     if key == "tenure":
-        return model.risk_weights.get("tenure_log", 0.0) < 0.0 and sig.tenure_days < _typical_tenure(model)
+        w = model.risk_weights.get("tenure_log", 0.0)
+        return (w < 0.0 and sig.tenure_days < _typical_tenure(model)) or (w > 0.0 and sig.tenure_days > _typical_tenure(model))
     if key == "gaps":
+        if model.risk_weights.get("gap_trend", 0.0) < 0.0:
+            return _gap_ratio(sig) <= 1.0 / 1.5  # a trained model that ties a quickening rhythm to leaving
         return _gap_ratio(sig) >= 1.5
     return False
 
@@ -231,6 +342,8 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
 def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
     reason for risk: weaker than :func:`_against`, never reassuring)."""
+    if key in _COMPARED or key.startswith(SLOT_PREFIXES):
+        return True
     if key == "silence":
         return sig.visit_overdue > 1.0
     if key == "purchase":
@@ -250,12 +363,18 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "tenure":
         return _against(key, sig, back, model)
     if key == "gaps":
+        if model.risk_weights.get("gap_trend", 0.0) < 0.0:
+            return _gap_ratio(sig) < 1.0
         return _gap_ratio(sig) > 1.0
     return False
 
 
 def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` reads in the user's favour (a reason for recovery)."""
+    if key in _COMPARED or key.startswith(SLOT_PREFIXES):
+        return True
+    if key == "negative":
+        return sig.negative_28d < 0.5 or model.risk_weights.get("negative_share", 0.0) < 0.0
     if key == "silence":
         return sig.visit_overdue <= 1.0
     if key == "decline":
@@ -273,8 +392,11 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "cooling":
         return back >= _WARM_FROM
     if key == "tenure":
-        return model.risk_weights.get("tenure_log", 0.0) < 0.0 and sig.tenure_days >= _typical_tenure(model)
+        w = model.risk_weights.get("tenure_log", 0.0)
+        return (w < 0.0 and sig.tenure_days >= _typical_tenure(model)) or (w > 0.0 and sig.tenure_days <= _typical_tenure(model))
     if key == "gaps":
+        if model.risk_weights.get("gap_trend", 0.0) < 0.0:
+            return _gap_ratio(sig) >= 1.0
         return _gap_ratio(sig) <= 1.0
     return False
 
@@ -292,7 +414,7 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "type_decline":
         found = _type_decline(sig, model)
         if found is not None:
-            return f"{found[0]} down {100.0 * (1.0 - found[1]):.0f}% against the user's 4-week baseline"
+            return f"{_plural(found[0])} down {100.0 * (1.0 - found[1]):.0f}% against the user's 4-week baseline"
         key = "decline"
     if key == "decline":
         return f"activity down {100.0 * (1.0 - sig.trend):.0f}% against the user's 4-week baseline"
@@ -308,6 +430,8 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "narrow":
         return _kinds_used(sig, model)
     if key == "negative":
+        if sig.negative_28d < 0.5:
+            return "no negative feedback in the last 4 weeks" + _LEARNED
         return _negative_text(st, sig, model)
     if key == "cooling":
         back, source = temperature
@@ -315,11 +439,14 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
             return f"chance of buying again within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (BG/NBD on purchases)"
         return f"chance of coming back within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (from the visit rhythm)"
     if key == "tenure":
+        if sig.tenure_days > _typical_tenure(model):
+            return f"a user for {sig.tenure_days:.0f} days, longer than the typical {_typical_tenure(model):.0f}{_LEARNED}"
         if sig.tenure_days < 1.0:
             return "active on a single day so far: churn is likeliest early on"
         return f"a user for only {sig.tenure_days:.0f} days: churn is likeliest early on"
     if key == "gaps":
-        return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
+        text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
+        return text + _LEARNED if _gap_ratio(sig) < 1.0 else text
     if key == "back":
         days = (sig.now_s - st.stage_since_s) / DAY_S
         return f"came back after {days:.0f} days as churned" if st.stage_name == "churned" else f"came back {days:.0f} days ago"
@@ -351,10 +478,27 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
     if key == "cooling":
         return _text("cooling", st, sig, temperature, model)
     if key == "tenure":
+        if sig.tenure_days < _typical_tenure(model):
+            return f"a user for {sig.tenure_days:.0f} days, less than the typical {_typical_tenure(model):.0f}{_LEARNED_GOOD}"
         return f"a user for {sig.tenure_days:.0f} days"
     if key == "gaps":
-        return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
+        text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
+        return text + _LEARNED_GOOD if _gap_ratio(sig) > 1.0 else text
+    if key == "negative":
+        if sig.negative_28d >= 0.5:
+            return _negative_text(st, sig, model) + _LEARNED_GOOD
+        return "no negative feedback in the last 4 weeks"
     raise KeyError(key)  # pragma: no cover
+
+
+def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], temperature: tuple[float, StaySource],
+           model: "ChurnModel", against: bool) -> str:
+    """The words of reason ``key``, against the user (``against``) or in their favour."""
+    if key in _COMPARED:
+        return _compared_text(key, st, sig, values, model, against)
+    if key.startswith(SLOT_PREFIXES):
+        return _slot_text(key, sig, values, model, against)
+    return _text(key, st, sig, temperature, model) if against else _good_text(key, st, sig, temperature, model)
 
 
 def _contributions(sig: Signals, values: Sequence[float], source: StaySource, gone: float,
@@ -363,6 +507,14 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
     part goes to the silence of the rhythm that decided P(alive), and half of it to the
     temperature, which falls with the same silence."""
     out = {key: _importance(key, values, model) for key in _GROUPS}
+    compiled = model.compiled
+    # per-slot features: each its own reason, in the product's names (none for a state kept in
+    # another vocabulary's slots, whose per-slot values are not this model's features)
+    if len(values) == len(compiled.features):
+        for i, w, _ in compiled.terms:
+            if i >= _N_FIXED:
+                name = compiled.features[i]
+                out[name] = w * (values[i] - reference(name, model))
     out["silence" if source == "visits" else "purchase"] += gone
     out["cooling"] += 0.5 * gone
     return out
@@ -395,7 +547,7 @@ def explain(
             found.append((_FIRST, "back", _text("back", st, sig, temperature, model)))
         for key, lift in lifts.items():
             if lift <= -MIN_LIFT and _for(key, sig, back, model):
-                found.append((-lift, key, _good_text(key, st, sig, temperature, model)))
+                found.append((-lift, key, _words(key, st, sig, values, temperature, model, False)))
         found.sort(key=lambda item: -item[0])
         risk = 1.0 - p_stay * (1.0 - leave)
         if not found and st.at_risk_since_s and risk < st.alert_risk:
@@ -408,8 +560,7 @@ def explain(
         floor = _NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT
         if lift >= floor and _against(key, sig, back, model):
             text_key = "type_decline" if key == "decline" else key
-            found.append((lift, key, _text(text_key, st, sig, temperature, model)))
-    found.extend(_leaving_signs(sig, values, model))
+            found.append((lift, key, _words(text_key, st, sig, values, temperature, model, True)))
     if len(found) == 0:
         # Nothing crossed its line, yet risk must say why: the factor that adds most, among
         # those whose fact does not read in the user's favour (the tenure hazard, a silence a
@@ -418,7 +569,7 @@ def explain(
         weak = [(lift, key) for key, lift in lifts.items() if lift > 0.0 and _not_for(key, sig, back, model)]
         if weak:
             lift, key = max(weak)
-            found.append((lift, key, _text(key, st, sig, temperature, model)))
+            found.append((lift, key, _words(key, st, sig, values, temperature, model, True)))
         elif purpose == "at_risk":
             risk = 1.0 - p_stay * (1.0 - leave)
             found.append((0.0, "small_signs", f"risk {100.0 * risk:.0f}% within {model.horizon_days:.0f} days from many small signs, none large"))

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from models.engine import Alert, advance
 from models.events import Event
 from models.model import ChurnModel, load_model
-from models.reasons import IMPROVED, reference
-from models.risk import FEATURES, PRIOR_WEIGHTS, combine, feature_vector, risk_probability
+from models.state import UserState
+from models.reasons import IMPROVED, explain, feature_key, reference
+from models.risk import FEATURES, PRIOR_WEIGHTS, SLOT_PREFIXES, combine, feature_vector, moves_with_silence, risk_probability
 from models.scoring import assess, scores_from
 from models.temperature import p_stay
 from tests.test_models_golden import FINAL_MS, histories as golden_histories
@@ -38,7 +39,19 @@ TRAINED = load_model().with_(
                 "cooling": 0.24, "gap_trend": -0.12, "tenure_log": 2.54, "active_days_log": 1.95, "buyer": 0.14,
                 "purchases_log": 0.15, "revenue_log": 0.62, "negative_share": 0.0},
 )
-MODELS = [load_model(), ChurnModel(), TRAINED]
+#: A trained-looking model of a product with its own names that weighs every feature only a trained
+#: model weighs, some against the general reading (more active days and buys: more risk); not
+#: revenue, which the alerts' signals do not carry (the test of each feature below weighs it).
+TYPES = ("view", "click", "message", "dislike")
+TYPED = TRAINED.with_(
+    tracked_types=TYPES,
+    risk_weights={**TRAINED.risk_weights, "active_days_log": 0.3, "buyer": 0.4, "purchases_log": -0.3,
+                  "inactive_90d": 0.3, "tenure_log": 0.2, "gap_trend": -0.4, "inactive:view": 0.5, "inactive:message": 0.3,
+                  "share:dislike": 2.0, "share:click": -1.0},
+    risk_means={**TRAINED.risk_means, "inactive:view": -1.5, "inactive:click": -1.0, "inactive:message": -0.7,
+                "inactive:dislike": -0.3, "share:view": 0.4, "share:click": 0.3, "share:message": 0.2, "share:dislike": 0.05},
+)
+MODELS = [load_model(), ChurnModel(), TRAINED, TYPED]
 
 #: Reason words -> the factor they state; the first pattern that matches decides.
 _AGAINST = [
@@ -51,9 +64,18 @@ _AGAINST = [
     (r"^uses \d+ ", "narrow"),
     (r"^chance of (coming back|buying again) within", "cooling"),
     (r"^(a user for only \d+ days|active on a single day so far): churn is likeliest early on$", "tenure"),
+    (r"^a user for \d+ days, longer than the typical \d+ \(a sign of churn in this product's history\)$", "tenure"),
     (r"^recent gaps between active days", "gaps"),
-    (r" in the last 4 weeks( \(.*\))?$", "negative"),
-    (r" in the last week$", "share"),
+    (r"^(only )?[\d.]+ events in the last week", "low_7d"),
+    (r"^(only )?[\d.]+ events in the last 3 months", "low_90d"),
+    (r"^\d+ active days? so far", "active_days"),
+    (r"^(a buyer \(|never bought)", "buyer"),
+    (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
+    (r"^spent [\d.]+ so far", "revenue"),
+    (r" in the last 4 weeks: [\d.]+% of the user's activity", "share:"),
+    (r"^(only \d+ \S+|no \S+|one kind of activity (not used|used only \d+ times?)) in the last 4 weeks", "inactive:"),
+    (r"^\d+ .* in the last 4 weeks( \(.*\))?$", "negative"),
+    (r"^no negative feedback in the last 4 weeks \(a sign of churn in this product's history\)$", "negative"),
     (r"from many small signs, none large$", "small_signs"),
 ]
 _FOR = [
@@ -64,8 +86,18 @@ _FOR = [
     (r"^\d+ events in the last 4 weeks$", "low"),
     (r"^uses \d+ ", "narrow"),
     (r"^chance of (coming back|buying again) within", "cooling"),
-    (r"^a user for \d+ days$", "tenure"),
+    (r"^a user for \d+ days(, less than the typical \d+ \(a sign of staying in this product's history\))?$", "tenure"),
     (r"^recent gaps between active days", "gaps"),
+    (r"^[\d.]+ events in the last week", "low_7d"),
+    (r"^[\d.]+ events in the last 3 months", "low_90d"),
+    (r"^\d+ active days? so far", "active_days"),
+    (r"^(a buyer \(|never bought)", "buyer"),
+    (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
+    (r"^spent [\d.]+ so far", "revenue"),
+    (r"^no negative feedback in the last 4 weeks$", "negative"),
+    (r"^\d+ .* in the last 4 weeks( \(.*\))? \(a sign of staying in this product's history\)$", "negative"),
+    (r" in the last 4 weeks: [\d.]+% of the user's activity", "share:"),
+    (r"^(\d+ \S+|no \S+|one kind of activity (not used|used \d+ times?)) in the last 4 weeks", "inactive:"),
     (r"^risk down to \d+% from \d+% when the alert opened$", "risk_fell"),
     (r"^came back (after \d+ days as churned|\d+ days ago)$", "back"),
 ]
@@ -80,13 +112,28 @@ _FINE = [
 ]
 _GROUP = {
     "silence": ("silence_log", "visit_overdue_log"), "purchase": ("purchase_overdue_log",), "decline": ("decline",),
-    "decline_long": ("decline_long",), "low": ("inactive_7d", "inactive_28d", "inactive_90d"), "narrow": ("narrowness",),
+    "decline_long": ("decline_long",), "low": ("inactive_28d",), "narrow": ("narrowness",),
     "cooling": ("cooling",), "negative": ("negative_share",), "tenure": ("tenure_log",), "gaps": ("gap_trend",),
+    "low_7d": ("inactive_7d",), "low_90d": ("inactive_90d",), "active_days": ("active_days_log",), "buyer": ("buyer",),
+    "purchases": ("purchases_log",), "revenue": ("revenue_log",),
 }
 
 
 def _key(text: str, table: list[tuple[str, str]]) -> str | None:
     return next((key for pattern, key in table if re.search(pattern, text)), None)
+
+
+def _slot_feature(key: str, text: str, model: ChurnModel) -> str:
+    """The per-slot feature ("share:post") a reason of ``key`` "share:"/"inactive:" names by its
+    product's name ("no posts", "3 replies"); other keys unchanged."""
+    if key not in SLOT_PREFIXES:
+        return key
+    m = re.match(r"^(?:only )?(?:no|\d+) (\S+) in the last 4 weeks", text)
+    assert m is not None, text  # a hashed slot: no model here has one with weights
+    word = m.group(1)
+    names = [n for n in model.compiled.vocabulary.tracked if word in (n, n + "s", n[:-1] + "ies")]
+    assert len(names) == 1, (text, names)
+    return key + names[0]
 
 
 def _fine(text: str) -> bool:
@@ -109,6 +156,8 @@ def _contributions(alert: Alert, model: ChurnModel) -> dict[str, float]:
     gone = _logit(combine(p, leave)) - _logit(leave)
     out = {key: sum(model.risk_weights.get(n, 0.0) * (values[FEATURES.index(n)] - reference(n, model)) for n in names)
            for key, names in _GROUP.items()}
+    for name, v in zip(model.compiled.features[len(FEATURES):], values[len(FEATURES):]):
+        out[name] = model.risk_weights.get(name, 0.0) * (v - reference(name, model))
     out["silence" if source == "visits" else "purchase"] += gone
     out["cooling"] += 0.5 * gone
     out["small_signs"] = sum(c for c in out.values() if c > 0.0)
@@ -128,6 +177,7 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
         for text in reasons:
             key = _key(text, _AGAINST)
             assert key is not None and not _fine(text), (text, reasons)
+            key = _slot_feature(key, text, model)
             if key in lifts:
                 assert lifts[key] > 0.0, (text, lifts)
                 if key != "small_signs":
@@ -138,6 +188,7 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
             key = _key(text, _FOR)
             assert key is not None, (text, reasons)
             assert key != "cooling" or _fine(text), text  # a chance of coming back above a coin flip
+            key = _slot_feature(key, text, model)
             if key in lifts:
                 assert lifts[key] < 0.0, (text, lifts)
 
@@ -179,3 +230,72 @@ def test_a_temperature_that_pulls_the_risk_down_is_no_reason() -> None:
             assert any(r.startswith("chance of coming back") for r in s.reasons) is listed, s.reasons
             if purpose == "at_risk":
                 check_alert(alert, model)
+
+
+def test_every_feature_a_model_can_weigh_has_words() -> None:
+    """A feature added to models.risk without words fails here: every fixed feature belongs to
+    a reason, and this test's own table of words knows it."""
+    worded = {n for names in _GROUP.values() for n in names}
+    for name in FEATURES:
+        key = feature_key(name)
+        assert name in _GROUP.get(key, ()), (name, key)
+    assert worded == set(FEATURES)
+    for name in TYPED.compiled.features[len(FEATURES):]:
+        assert feature_key(name) == name and name.startswith(SLOT_PREFIXES)
+
+
+def _users() -> list[tuple[UserState, int]]:
+    """A few users whose facts differ (state, now in s): lapsed buyer, sudden decline, narrow
+    newcomer, veteran with quickening visits, unhappy user, heavy user with a long history."""
+    d, t0 = DAY_MS, 1_767_225_600_000
+    plans: list[tuple[list[tuple[int, str, float]], int]] = [
+        ([(i * 3 * d, TYPES[i % 3], 0.0) for i in range(20)] + [(i * 9 * d + 1, "purchase", 20.0 + i) for i in range(6)], 80),
+        ([(i * d + k * 60_000, TYPES[k % 3], 0.0) for i in range(50) for k in range(4)] + [(56 * d, "view", 0.0)], 57),
+        ([(i * 3_600_000, "view", 0.0) for i in range(3)], 2),
+        ([(i * 7 * d, "message", 0.0) for i in range(25)] + [(175 * d + i * d, "message", 0.0) for i in range(5)], 180),
+        ([(i * d, TYPES[i % 4], 0.0) for i in range(30)] + [(30 * d + i, "dislike", 0.0) for i in range(6)], 31),
+        ([(i * d // 2, TYPES[i % 3], 0.0) for i in range(400)] + [(i * 15 * d, "purchase", 90.0) for i in range(14)], 201),
+    ]
+    out = []
+    for plan, days in plans:
+        evs = [Event("u", t0 + t, kind, f"e{j:04d}", amount) for j, (t, kind, amount) in enumerate(sorted(plan))]
+        state = advance("u", None, evs, t0 + days * d, TYPED).state
+        out.append((state, (t0 + days * d) // 1000))
+    return out
+
+
+def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> None:
+    """Each feature in turn, the only weight of a trained-looking model (either sign where the
+    sign is free), its training mean set so it adds 1 log-odds to a user's risk: an at-risk alert
+    gives it as a reason, in words that read against the user; set to take 1 away, a recovery
+    gives it in words that read for them (means inside the users' range). Compared and per-type facts always; a fact with its own
+    line (silence of 1.5 intervals, ...) for at least one of the users."""
+    users = _users()
+    assessed = [assess(state, now_s, TYPED).features for state, now_s in users]
+    for j, name in enumerate(TYPED.compiled.features):
+        low, high = min(f[j] for f in assessed), max(f[j] for f in assessed)
+        for w in ((8.0,) if moves_with_silence(name) else (8.0, -8.0)):
+            for purpose, lift in (("at_risk", 1.0), ("recovered", -1.0)):
+                table = _AGAINST if purpose == "at_risk" else _FOR
+                key = feature_key(name)
+                given = 0
+                for (state, now_s), features in zip(users, assessed):
+                    value = features[j]
+                    if not low <= value - lift / w <= high:
+                        continue  # a training mean no user of the pool has: not a population
+                    model = TYPED.with_(risk_weights={name: w}, risk_means={name: value - lift / w})
+                    a = assess(state, now_s, model)
+                    found = explain(state, a.signals, a.stage, a.features, a.p_stay, a.stay_source, model,
+                                    a.leave, None, purpose)  # type: ignore[arg-type]
+                    mine = [text for k, _, text in found if k == key]
+                    for text in mine:
+                        said = _key(text, table)
+                        assert said is not None and _slot_feature(said, text, model) == key, (name, w, purpose, text)
+                        assert purpose != "at_risk" or not _fine(text), text
+                    given += len(mine)
+                    if key in _COMPARED_KEYS or name.startswith(SLOT_PREFIXES):
+                        assert mine, (name, w, purpose, found)
+                assert given, (name, w, purpose)
+
+
+_COMPARED_KEYS = ("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue")
