@@ -244,8 +244,18 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     gap = visit_gap_days(st, population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS))
     behind = ((now_s if now_s > st.last_seen_s else st.last_seen_s) - st.slots_at_s) * _INV_DAY  # models.state._add_to_slot
     g7, g28 = math.exp(-behind / 7.0), math.exp(-behind / 28.0)
-    slot_7d = [n * g7 for n in st.slot_7d]
-    slot_28d = [n * g28 for n in st.slot_28d]
+    n_slots = model.compiled.vocabulary.n_slots
+    if len(st.slot_7d) == n_slots:
+        slot_7d = [n * g7 for n in st.slot_7d]
+        slot_28d = [n * g28 for n in st.slot_28d]
+        negative = st.negative_28d * g28
+    else:
+        # Slots of another vocabulary (a state kept under another model, or one whose only
+        # events are not activity, such as a cancellation): read as models.state.apply_event
+        # restarts them at the next activity, empty, so the features match the model's slots.
+        slot_7d = [0.0] * n_slots
+        slot_28d = [0.0] * n_slots
+        negative = 0.0
 
     n_p = st.n_purchases
     if n_p > 0:
@@ -275,7 +285,7 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
         trend, trend_long, recent, gap, silence / gap,
         n_p, x, t_x, T, p_silence, p_gap, p_overdue,
         _breadth(slot_28d, n_p, p_silence), cancelled, c_days,
-        st.negative_28d * g28,
+        negative,
     )
 
 

@@ -209,3 +209,21 @@ def test_the_sparse_risk_is_the_whole_vectors_bit_for_bit(events: list[Event], l
     assert SilentRisk(a, model).at(t_s).hex() == old.hex()
     expected = 1.0 if a.stage == "churned" else churn_risk(vector, a.p_stay, model)
     assert risk_at(state, now_s, model).hex() == expected.hex()
+
+
+@pytest.mark.parametrize("model", [_ALL_WEIGHED, ChurnModel(tracked_types=_TRACKED)])
+def test_slots_of_another_vocabulary_read_empty(model: ChurnModel) -> None:
+    """A state whose only event is a cancellation keeps the default's 8 hashed slots (no
+    activity sized them: models.state.apply_event); a model tracking 3 types must still see 3
+    empty slots, as the next activity would leave them, not 8 (hypothesis found the mismatch:
+    33 values against 23 features). The same holds for a state kept under another model."""
+    day0 = 1_700_000_000_000
+    cancelled = advance("u", None, [Event("u", day0, "cancel")], day0 + 1, model).state
+    under_default = advance("u", None, [Event("u", day0, "view"), Event("u", day0 + 3_600_000, "unfriend")],
+                            day0 + 3_600_001, ChurnModel()).state
+    for state in (cancelled, under_default):
+        a = assess(state, state.last_seen_s + 5 * DAY_S, model)
+        assert len(a.signals.slot_28d) == len(_TRACKED) and a.signals.negative_28d == 0.0
+        vector = feature_vector(a.signals, a.p_stay, state.revenue)
+        assert len(vector) == len(model.compiled.features)
+        assert leave_probability(a.signals, a.p_stay, state.revenue, model).hex() == risk_probability(vector, model).hex()
