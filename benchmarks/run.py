@@ -295,7 +295,12 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
             rows[f"{label}: ingest->state p50 / p99 / max ms (n)"] = _lat(r, "state")
             rows[f"{label}: ingest->alert created p50 / p99 / max ms (n)"] = _lat(r, "alert")
             rows[f"{label}: ingest->alert received p50 / p99 / max ms (n)"] = _lat(r, "alert_received")
+            rows[f"{label}: broker ack->alert received p50 / p99 / max ms (n)"] = _lat(r, "alert_from_ack")
             rows[f"{label}: progress poll gap mean / max ms"] = r["progress_poll_gap_ms (mean / max)"]
+            if r["breakdown"]:
+                b = r["breakdown"]
+                tail = next(k for k in b if k.startswith("mean_of"))
+                rows[f"{label}: alert received, ms in {b['parts']}: median / {tail}"] = f"{b['median_ms']} | {b[tail]}"
             rows[f"{label}: worker cycles/s, records/cycle, ms/cycle, cores busy"] = (
                 f"{cycles / (t1 - t0):.1f}, {records / cycles if cycles else 0:.0f}, "
                 f"{1000 * cycle_s / cycles if cycles else 0:.1f}, {(cpu1 - cpu0) / (t1 - t0):.2f}")

@@ -330,7 +330,7 @@ class StreamConsumer:
                 if self._unresumed:
                     await self._resume()
                 generation = self._generation
-                asked = time.perf_counter()
+                asked, asked_ms = time.perf_counter(), wall_ms()
                 batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 if self._stopping:
                     break
@@ -350,7 +350,7 @@ class StreamConsumer:
                     self.consumer.pause(*self.consumer.assignment())
                 try:
                     batch = await self._check_log(batch, rebalanced)
-                    await self._cycle(self._contiguous(batch, rebalanced=rebalanced))
+                    await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
                 finally:
                     if live and self.halted is None:  # a halted worker stays paused (_halt)
                         self.consumer.resume(*self.consumer.paused())
@@ -554,9 +554,10 @@ class StreamConsumer:
                 self.consumer.seek(tp, expected)
         return out
 
-    async def _cycle(self, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
-        """Submit ``batch`` to the pipeline, then settle cycles until fewer than ``pipeline_depth``
-        are in flight (1: this one too, before the next fetch); finished ones are settled anyway."""
+    async def _cycle(self, batch: dict[TopicPartition, list], asked_ms: int | None = None) -> None:  # type: ignore[type-arg]
+        """Submit ``batch`` (asked for at ``asked_ms``) to the pipeline, then settle cycles until fewer
+        than ``pipeline_depth`` are in flight (1: this one too, before the next fetch); finished ones
+        are settled anyway."""
         consumer = self.consumer
         now = wall_ms()
         generation = self._generation
@@ -581,7 +582,7 @@ class StreamConsumer:
                 batch = self._contiguous(batch, rebalanced=True)
             by_partition = {tp.partition: records for tp, records in batch.items()}
             try:
-                flight = await self.pipeline.submit(by_partition, now)
+                flight = await self.pipeline.submit(by_partition, now, asked_ms)
             except BaseException as exc:
                 for tp, records in batch.items():  # nothing of this batch may be skipped
                     if records and tp.partition in self._next:
