@@ -1,9 +1,9 @@
 """Latency at a steady produce rate: ingest -> state written, and ingest -> alert published.
 
 One ``churnwatch worker --clock live`` runs while this process produces events at a fixed rate
-with event time = wall time. Each event carries its send time (``properties.sent_ms``, taken just
-before ``producer.send``; linger 5 ms, acks=all), and every acknowledged offset is remembered
-with that send time. How each latency is measured:
+with event time = wall time. Each event carries its send time (``properties.sent_ms``, taken when
+it is made; every ~2 ms each partition's new events leave as one batch, acks=all), and every
+acknowledged offset is remembered with that send time. How each latency is measured:
 
 - **ingest -> state updated**: a poller reads the partition progress hash in Redis every ~5 ms
   (the worker writes it right after the fenced state writes of a batch). When partition p's
@@ -21,7 +21,7 @@ with that send time. How each latency is measured:
 Where an alert's time went (``breakdown``): every user alert carries the worker's
 ``churnwatch-timing`` header (when it asked for the batch, got it, had scored it), and this process
 notes when the broker acknowledged each cancel. Per alert, in order: **producer** (send -> ack:
-this producer's linger and request), **behind** (ack -> the worker asked for records: it was busy
+the ~2 ms turn that batches it, and the produce request), **behind** (ack -> the worker asked for records: it was busy
 with earlier cycles), **fetch** (the later of ack and ask -> records in hand: the broker's fetch
 hold and aiokafka's one fetch in flight), **scoring** (decode, read, advance of its cycle),
 **to send** (scored -> the alert's CreateTime: the tail task waiting for the event loop),
@@ -45,13 +45,13 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from benchmarks.observe import summary_ms
 from streams.worker.pipeline import TIMING_HEADER
 
 __all__ = ["LevelResult", "measure_level"]
 
-LINGER_MS = 5
 READER_FETCH_MAX_WAIT_MS = 5  # Tansu holds every fetch this long, data or not
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
@@ -89,6 +89,12 @@ def _now_ms() -> float:
 
 
 Alert = tuple[str, int, float, "bytes | None"]  # (user, Kafka CreateTime, received at, timing header)
+
+
+async def _send(producer: AIOKafkaProducer, topic: str, p: int, batch: Any, done: Any) -> "asyncio.Future[Any]":
+    fut = await producer.send_batch(batch, topic, partition=p)
+    fut.add_done_callback(done)
+    return fut
 
 
 class AlertReader:
@@ -195,27 +201,37 @@ async def measure_level(
     last_acked: dict[int, int] = {}
     stop = asyncio.Event()
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, acks="all", max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all", max_batch_size=256 * 1024)
     client = aioredis.Redis.from_url(redis_url)
     await producer.start()
     reader = AlertReader(bootstrap, alerts_topic, partitions)
     await asyncio.get_running_loop().run_in_executor(None, reader.start)  # positioned before any alert of this level
 
-    def remember(sent_ms: float, cancel: str | None) -> Any:
+    def remember(p: int, sent: list[tuple[float, str | None]]) -> Any:
+        """Once partition p's batch is acked: each event's offset -> its send time; cancels' ack time."""
         def done(fut: asyncio.Future[Any]) -> None:
             if fut.cancelled() or fut.exception() is not None:
                 return
-            if cancel is not None:
-                cancel_acked[cancel] = _now_ms()
-            md = fut.result()
-            sent_at[md.partition][md.offset] = sent_ms
-            if md.offset > last_acked.get(md.partition, -1):
-                last_acked[md.partition] = md.offset
+            acked, base = _now_ms(), fut.result().offset
+            offsets = sent_at[p]
+            for i, (sent_ms, cancel) in enumerate(sent):
+                offsets[base + i] = sent_ms
+                if cancel is not None:
+                    cancel_acked[cancel] = acked
+            if base + len(sent) - 1 > last_acked.get(p, -1):
+                last_acked[p] = base + len(sent) - 1
         return done
 
     async def send_all() -> None:
+        """Events made at ``rate``; every turn (~2 ms) each partition's new events leave as one
+        batch (``send_batch``): one future per batch, not per event, which halves this producer's
+        CPU (it shares the 2 cores with the worker, Redis and the broker; the max rate it is
+        compared with was measured without it). The keys' partitions are the default partitioner's."""
         pending: collections.deque[tuple[str, float]] = collections.deque()  # cancel users waiting
         futures: list[asyncio.Future[Any]] = []
+        partition_of = DefaultPartitioner()
+        partition_cache: dict[bytes, int] = {}
+        all_partitions = list(range(partitions))
         t0 = time.monotonic()
         k = 0
         n_cancel = 0
@@ -224,6 +240,7 @@ async def measure_level(
             if elapsed >= seconds:
                 break
             target = int(elapsed * rate)
+            batches: dict[int, tuple[Any, list[tuple[float, str | None]]]] = {}
             while k < target:
                 now = _now_ms()
                 ts = int(now)
@@ -241,15 +258,25 @@ async def measure_level(
                     kind = "view" if k % 3 else "click"
                 value = orjson.dumps({"event_id": f"{tag}-{k}", "user_id": user, "type": kind, "ts": ts,
                                       "properties": {"sent_ms": round(now, 3), "page": "/app/home"}})
-                fut = await producer.send(events_topic, value=value, key=user.encode())
-                fut.add_done_callback(remember(now, user if kind == "cancel" else None))
-                futures.append(fut)
+                key = user.encode()
+                p = partition_cache.get(key)
+                if p is None:  # murmur2 in pure Python: once per user
+                    p = partition_cache[key] = partition_of(key, all_partitions, all_partitions)
+                if p not in batches:
+                    batches[p] = (producer.create_batch(), [])
+                batch, sent = batches[p]
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+                    futures.append(await _send(producer, events_topic, p, batch, remember(p, sent)))
+                    batch, sent = batches[p] = (producer.create_batch(), [])
+                    batch.append(key=key, value=value, timestamp=None)
+                sent.append((now, user if kind == "cancel" else None))
                 k += 1
-                if k % 200 == 0:
-                    await asyncio.sleep(0)  # let the progress poller and the alert reader run
-            if len(futures) > 20_000:
+            for p, (batch, sent) in batches.items():
+                if sent:
+                    futures.append(await _send(producer, events_topic, p, batch, remember(p, sent)))
+            if len(futures) > 2_000:
                 futures = [f for f in futures if not f.done()]
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.002)  # let the progress poller run
         await producer.flush()
         await asyncio.gather(*futures, return_exceptions=True)
         result.sent = k
