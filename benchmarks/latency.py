@@ -2,7 +2,7 @@
 
 One ``churnwatch worker --clock live`` runs while this process produces events at a fixed rate
 with event time = wall time. Each event carries its send time (``properties.sent_ms``, taken when
-it is made; every ~2 ms each partition's new events leave as one batch, acks=all), and every
+it is made; every ``TURN_S`` each partition's new events leave as one batch, acks=all), and every
 acknowledged offset is remembered with that send time. How each latency is measured:
 
 - **ingest -> state updated**: a poller reads the partition progress hash in Redis every ~5 ms
@@ -21,7 +21,7 @@ acknowledged offset is remembered with that send time. How each latency is measu
 Where an alert's time went (``breakdown``): every user alert carries the worker's
 ``churnwatch-timing`` header (when it asked for the batch, got it, had scored it), and this process
 notes when the broker acknowledged each cancel. Per alert, in order: **producer** (send -> ack:
-the ~2 ms turn that batches it, and the produce request), **behind** (ack -> the worker asked for records: it was busy
+the turn that batches it, and the produce request), **behind** (ack -> the worker asked for records: it was busy
 with earlier cycles), **fetch** (the later of ack and ask -> records in hand: the broker's fetch
 hold and aiokafka's one fetch in flight), **scoring** (decode, read, advance of its cycle),
 **to send** (scored -> the alert's CreateTime: the tail task waiting for the event loop),
@@ -52,6 +52,7 @@ from streams.worker.pipeline import TIMING_HEADER
 
 __all__ = ["LevelResult", "measure_level"]
 
+TURN_S = 0.005  # events made in one turn leave together: as the 5 ms linger of a producer would batch them
 READER_FETCH_MAX_WAIT_MS = 5  # Tansu holds every fetch this long, data or not
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
@@ -223,7 +224,7 @@ async def measure_level(
         return done
 
     async def send_all() -> None:
-        """Events made at ``rate``; every turn (~2 ms) each partition's new events leave as one
+        """Events made at ``rate``; every turn (``TURN_S``) each partition's new events leave as one
         batch (``send_batch``): one future per batch, not per event, which halves this producer's
         CPU (it shares the 2 cores with the worker, Redis and the broker; the max rate it is
         compared with was measured without it). The keys' partitions are the default partitioner's."""
@@ -276,7 +277,7 @@ async def measure_level(
                     futures.append(await _send(producer, events_topic, p, batch, remember(p, sent)))
             if len(futures) > 2_000:
                 futures = [f for f in futures if not f.done()]
-            await asyncio.sleep(0.002)  # let the progress poller run
+            await asyncio.sleep(TURN_S)  # let the progress poller run
         await producer.flush()
         await asyncio.gather(*futures, return_exceptions=True)
         result.sent = k
