@@ -225,11 +225,16 @@ async def measure_level(
 
     async def send_all() -> None:
         """Events made at ``rate``; every turn (``TURN_S``) each partition's new events leave as one
-        batch (``send_batch``): one future per batch, not per event, which halves this producer's
-        CPU (it shares the 2 cores with the worker, Redis and the broker; the max rate it is
-        compared with was measured without it). The keys' partitions are the default partitioner's."""
+        batch (``send_batch``) unless its previous batch is not acked yet (then they wait and join
+        the next: as many batches reach the broker as a lingering producer makes, and Tansu's
+        fetch slows down with the number of batches in a log). One future per batch, not per
+        event, halves this producer's CPU (it shares the 2 cores with the worker, Redis and the
+        broker; the max rate it is compared with was measured without it). The keys' partitions
+        are the default partitioner's."""
         pending: collections.deque[tuple[str, float]] = collections.deque()  # cancel users waiting
         futures: list[asyncio.Future[Any]] = []
+        batches: dict[int, tuple[Any, list[tuple[float, str | None]]]] = {}  # p -> open batch, its events
+        in_flight: dict[int, asyncio.Future[Any]] = {}  # p -> its batch sent and not acked yet
         partition_of = DefaultPartitioner()
         partition_cache: dict[bytes, int] = {}
         all_partitions = list(range(partitions))
@@ -241,7 +246,6 @@ async def measure_level(
             if elapsed >= seconds:
                 break
             target = int(elapsed * rate)
-            batches: dict[int, tuple[Any, list[tuple[float, str | None]]]] = {}
             while k < target:
                 now = _now_ms()
                 ts = int(now)
@@ -272,12 +276,16 @@ async def measure_level(
                     batch.append(key=key, value=value, timestamp=None)
                 sent.append((now, user if kind == "cancel" else None))
                 k += 1
-            for p, (batch, sent) in batches.items():
-                if sent:
-                    futures.append(await _send(producer, events_topic, p, batch, remember(p, sent)))
+            for p in [p for p, (_, sent) in batches.items() if sent and (p not in in_flight or in_flight[p].done())]:
+                batch, sent = batches.pop(p)  # one batch in flight per partition, as a lingering producer's
+                in_flight[p] = await _send(producer, events_topic, p, batch, remember(p, sent))
+                futures.append(in_flight[p])
             if len(futures) > 2_000:
                 futures = [f for f in futures if not f.done()]
             await asyncio.sleep(TURN_S)  # let the progress poller run
+        for p, (batch, sent) in batches.items():
+            if sent:
+                futures.append(await _send(producer, events_topic, p, batch, remember(p, sent)))
         await producer.flush()
         await asyncio.gather(*futures, return_exceptions=True)
         result.sent = k
