@@ -2,7 +2,7 @@
 
 One ``churnwatch worker --clock live`` runs while this process produces events at a fixed rate
 with event time = wall time. Each event carries its send time (``properties.sent_ms``, taken when
-it is made; every ``TURN_S`` each partition's new events leave as one batch, acks=all), and every
+it is made, just before ``producer.send``; linger 5 ms, acks=all), and every
 acknowledged offset is remembered with that send time. How each latency is measured:
 
 - **ingest -> state updated**: a poller reads the partition progress hash in Redis every ~5 ms
@@ -21,7 +21,7 @@ acknowledged offset is remembered with that send time. How each latency is measu
 Where an alert's time went (``breakdown``): every user alert carries the worker's
 ``churnwatch-timing`` header (when it asked for the batch, got it, had scored it), and this process
 notes when the broker acknowledged each cancel. Per alert, in order: **producer** (send -> ack:
-the turn that batches it, and the produce request), **behind** (ack -> the worker asked for records: it was busy
+its linger and the produce request), **behind** (ack -> the worker asked for records: it was busy
 with earlier cycles), **fetch** (the later of ack and ask -> records in hand: the broker's fetch
 hold and aiokafka's one fetch in flight), **scoring** (decode, read, advance of its cycle),
 **to send** (scored -> the alert's CreateTime: the tail task waiting for the event loop),
@@ -45,14 +45,13 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
 from benchmarks.observe import summary_ms
 from streams.worker.pipeline import TIMING_HEADER
 
 __all__ = ["LevelResult", "measure_level"]
 
-TURN_S = 0.005  # events made in one turn leave together: as the 5 ms linger of a producer would batch them
+LINGER_MS = 5
 READER_FETCH_MAX_WAIT_MS = 5  # Tansu holds every fetch this long, data or not
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
@@ -90,12 +89,6 @@ def _now_ms() -> float:
 
 
 Alert = tuple[str, int, float, "bytes | None"]  # (user, Kafka CreateTime, received at, timing header)
-
-
-async def _send(producer: AIOKafkaProducer, topic: str, p: int, batch: Any, done: Any) -> "asyncio.Future[Any]":
-    fut = await producer.send_batch(batch, topic, partition=p)
-    fut.add_done_callback(done)
-    return fut
 
 
 class AlertReader:
@@ -202,42 +195,27 @@ async def measure_level(
     last_acked: dict[int, int] = {}
     stop = asyncio.Event()
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all", max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, acks="all", max_batch_size=256 * 1024)
     client = aioredis.Redis.from_url(redis_url)
     await producer.start()
     reader = AlertReader(bootstrap, alerts_topic, partitions)
     await asyncio.get_running_loop().run_in_executor(None, reader.start)  # positioned before any alert of this level
 
-    def remember(p: int, sent: list[tuple[float, str | None]]) -> Any:
-        """Once partition p's batch is acked: each event's offset -> its send time; cancels' ack time."""
+    def remember(sent_ms: float, cancel: str | None) -> Any:
         def done(fut: asyncio.Future[Any]) -> None:
             if fut.cancelled() or fut.exception() is not None:
                 return
-            acked, base = _now_ms(), fut.result().offset
-            offsets = sent_at[p]
-            for i, (sent_ms, cancel) in enumerate(sent):
-                offsets[base + i] = sent_ms
-                if cancel is not None:
-                    cancel_acked[cancel] = acked
-            if base + len(sent) - 1 > last_acked.get(p, -1):
-                last_acked[p] = base + len(sent) - 1
+            if cancel is not None:
+                cancel_acked[cancel] = _now_ms()
+            md = fut.result()
+            sent_at[md.partition][md.offset] = sent_ms
+            if md.offset > last_acked.get(md.partition, -1):
+                last_acked[md.partition] = md.offset
         return done
 
     async def send_all() -> None:
-        """Events made at ``rate``; every turn (``TURN_S``) each partition's new events leave as one
-        batch (``send_batch``) unless its previous batch is not acked yet (then they wait and join
-        the next: as many batches reach the broker as a lingering producer makes, and Tansu's
-        fetch slows down with the number of batches in a log). One future per batch, not per
-        event, halves this producer's CPU (it shares the 2 cores with the worker, Redis and the
-        broker; the max rate it is compared with was measured without it). The keys' partitions
-        are the default partitioner's."""
         pending: collections.deque[tuple[str, float]] = collections.deque()  # cancel users waiting
         futures: list[asyncio.Future[Any]] = []
-        batches: dict[int, tuple[Any, list[tuple[float, str | None]]]] = {}  # p -> open batch, its events
-        in_flight: dict[int, asyncio.Future[Any]] = {}  # p -> its batch sent and not acked yet
-        partition_of = DefaultPartitioner()
-        partition_cache: dict[bytes, int] = {}
-        all_partitions = list(range(partitions))
         t0 = time.monotonic()
         k = 0
         n_cancel = 0
@@ -263,29 +241,15 @@ async def measure_level(
                     kind = "view" if k % 3 else "click"
                 value = orjson.dumps({"event_id": f"{tag}-{k}", "user_id": user, "type": kind, "ts": ts,
                                       "properties": {"sent_ms": round(now, 3), "page": "/app/home"}})
-                key = user.encode()
-                p = partition_cache.get(key)
-                if p is None:  # murmur2 in pure Python: once per user
-                    p = partition_cache[key] = partition_of(key, all_partitions, all_partitions)
-                if p not in batches:
-                    batches[p] = (producer.create_batch(), [])
-                batch, sent = batches[p]
-                if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
-                    futures.append(await _send(producer, events_topic, p, batch, remember(p, sent)))
-                    batch, sent = batches[p] = (producer.create_batch(), [])
-                    batch.append(key=key, value=value, timestamp=None)
-                sent.append((now, user if kind == "cancel" else None))
+                fut = await producer.send(events_topic, value=value, key=user.encode())
+                fut.add_done_callback(remember(now, user if kind == "cancel" else None))
+                futures.append(fut)
                 k += 1
-            for p in [p for p, (_, sent) in batches.items() if sent and (p not in in_flight or in_flight[p].done())]:
-                batch, sent = batches.pop(p)  # one batch in flight per partition, as a lingering producer's
-                in_flight[p] = await _send(producer, events_topic, p, batch, remember(p, sent))
-                futures.append(in_flight[p])
-            if len(futures) > 2_000:
+                if k % 200 == 0:
+                    await asyncio.sleep(0)  # let the progress poller run
+            if len(futures) > 20_000:
                 futures = [f for f in futures if not f.done()]
-            await asyncio.sleep(TURN_S)  # let the progress poller run
-        for p, (batch, sent) in batches.items():
-            if sent:
-                futures.append(await _send(producer, events_topic, p, batch, remember(p, sent)))
+            await asyncio.sleep(0.002)
         await producer.flush()
         await asyncio.gather(*futures, return_exceptions=True)
         result.sent = k

@@ -566,9 +566,8 @@ METHODS: dict[str, str] = {
            "progress reaching the last produced offset of every partition (every state written). CPU seconds of the "
            "worker, Redis and broker processes over that window come from /proc, so `events_per_worker_cpu_s` is the "
            "figure that least depends on what else ran on the machine.",
-    "latency": "One worker with `--clock live`; this process produces at a fixed rate (aiokafka, acks=all; every 5 ms "
-               "each partition's new events leave as one batch, `send_batch`) with event time = wall time and each "
-               "event's send time (when it is made) in `properties.sent_ms`. Ingest->state: a "
+    "latency": "One worker with `--clock live`; this process produces at a fixed rate (aiokafka, linger 5 ms, acks=all) "
+               "with event time = wall time and each event's send time in `properties.sent_ms`. Ingest->state: a "
                "poller reads the Redis partition progress every ~5 ms; offsets that became covered between two polls "
                "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
                "1% of the events are `cancel`s of users seen >= 1 s earlier, which turn churned at once; latency = "

@@ -69,8 +69,9 @@ class Settings:
     # Near the log's end, a cycle takes at most the records its head (decode, read, score) gets
     # through in about this long, from the measured time per record (streams/worker/batching.py):
     # a burst is applied in short cycles whose alerts leave one after the other, instead of one
-    # long cycle holding them all. Deeper backlogs are drained in full batches. 0: no cap.
-    batch_target_ms: int = 50
+    # long cycle holding them all. Deeper backlogs are drained in full batches. 0 (the default):
+    # no cap - not shown to lower the p99 on the shared 2-core box (SCALING.md, "Levers").
+    batch_target_ms: int = 0
     batch_timeout_ms: int = 100  # getmany's wait when nothing is buffered: bounds idle wake-ups only
     # How long the broker may hold a fetch. Apache Kafka answers as soon as fetch_min_bytes (1) are
     # there, so this only paces idle polling; Tansu 0.6.0 holds *every* fetch reply, data or not,

@@ -75,7 +75,7 @@ BATCH_SIZE = Histogram(
 )
 BATCH_CAP = Gauge(
     "churnwatch_batch_cap_records",
-    "Records the worker asks for per cycle near the log's end (CHURNWATCH_BATCH_TARGET_MS / head seconds per record)",
+    "Records the worker asks for per cycle near the log's end (CHURNWATCH_BATCH_TARGET_MS / head seconds per record; batch_max_records when off)",
 )
 BATCH_SECONDS = Histogram(
     "churnwatch_batch_seconds",
