@@ -41,9 +41,9 @@ class RecordCap:
 
     def observe(self, records: int, head_s: float) -> None:
         """A cycle of ``records`` records spent ``head_s`` seconds (wall) in its head."""
-        if records < _MIN_SAMPLE or head_s <= 0:
+        per = head_s / records if records >= _MIN_SAMPLE else 0.0
+        if not per > 0:  # too few records to say, or a clock that did not move
             return
-        per = head_s / records
         old = self._per_record_s
         self._per_record_s = per if old is None else old + _ALPHA * (per - old)
 
@@ -52,8 +52,8 @@ class RecordCap:
         """The cap for a cycle near the log's end (``limit`` without a backlog)."""
         if not self.target_ms or self._per_record_s is None:
             return self.max_records
-        fit = int(self.target_ms / 1000 / self._per_record_s)
-        return max(min(MIN_RECORDS, self.max_records), min(self.max_records, fit))
+        fit = min(float(self.max_records), self.target_ms / 1000 / self._per_record_s)
+        return max(min(MIN_RECORDS, self.max_records), int(fit))
 
     def limit(self, backlog: int) -> int:
         """Records for the next cycle, ``backlog`` records being known to wait in the log."""
