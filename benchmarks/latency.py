@@ -1,9 +1,9 @@
 """Latency at a steady produce rate: ingest -> state written, and ingest -> alert published.
 
 One ``churnwatch worker --clock live`` runs while this process produces events at a fixed rate
-with event time = wall time. Each event carries its send time (``properties.sent_ms``, taken just
-before ``producer.send``; linger 5 ms, acks=all), and every acknowledged offset is remembered
-with that send time. How each latency is measured:
+with event time = wall time. Each event carries its send time (``properties.sent_ms``, taken when
+it is made, just before ``producer.send``; linger 5 ms, acks=all), and every
+acknowledged offset is remembered with that send time. How each latency is measured:
 
 - **ingest -> state updated**: a poller reads the partition progress hash in Redis every ~5 ms
   (the worker writes it right after the fenced state writes of a batch). When partition p's
@@ -15,8 +15,19 @@ with that send time. How each latency is measured:
   publishes a ``stage_changed`` alert for that user in the cycle that reads the cancel. Latency
   = the alert record's Kafka timestamp (CreateTime, set by the worker's producer when it sends
   the alert, before the broker ack and before the state write) - the cancel's ``sent_ms``. Also
-  reported: when a CRM-like consumer (``fetch_max_wait_ms=5``) *received* it, which adds the
-  broker ack and the consumer's fetch.
+  reported: when a CRM-like consumer (``fetch_max_wait_ms=5``, in its own process: ``AlertReader``)
+  *received* it, which adds the broker's append and the consumer's fetch.
+
+Where an alert's time went (``breakdown``): every user alert carries the worker's
+``churnwatch-timing`` header (when it asked for the batch, got it, had scored it), and this process
+notes when the broker acknowledged each cancel. Per alert, in order: **producer** (send -> ack:
+its linger and the produce request), **behind** (ack -> the worker asked for records: it was busy
+with earlier cycles), **fetch** (the later of ack and ask -> records in hand: the broker's fetch
+hold and aiokafka's one fetch in flight), **scoring** (decode, read, advance of its cycle),
+**to send** (scored -> the alert's CreateTime: the tail task waiting for the event loop),
+**delivery** (CreateTime -> received by the reader: the broker's append and the reader's fetch).
+Reported as the median of each part over all alerts and the mean over the alerts at or above
+the p99 of ingest -> received.
 
 All clocks are this machine's ``time.time()`` (one host, so send and alert timestamps compare).
 The first ``warmup_s`` of each rate are left out (the worker's batch size settles to the rate).
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,18 +47,101 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from benchmarks.observe import summary_ms
+from streams.worker.pipeline import TIMING_HEADER
 
 __all__ = ["LevelResult", "measure_level"]
 
 LINGER_MS = 5
+READER_FETCH_MAX_WAIT_MS = 5  # Tansu holds every fetch this long, data or not
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
 CANCEL_AFTER_MS = 1_000
 POOL_USERS = 50_000
 
 
+BREAKDOWN = ("producer", "behind", "fetch", "scoring", "to send", "delivery")
+
+
+def split_alert(sent: float, acked: float, timing: bytes, created: float, received: float) -> tuple[float, ...]:
+    """One alert's delay in BREAKDOWN's parts (ms; they add up to ``received - sent``)."""
+    asked, fetched, scored = (float(x) for x in timing.split(b","))
+    start = max(asked, acked)
+    return (acked - sent, start - acked, fetched - start, scored - fetched, created - scored, received - created)
+
+
+def breakdown_rows(parts: list[tuple[float, ...]], totals: list[float]) -> dict[str, str]:
+    """Median of each part over all alerts, and mean over those at or above the p99 total."""
+    known = [(p, t) for p, t in zip(parts, totals) if p[0] == p[0]]  # NaN: no header or no ack seen
+    if not known:
+        return {}
+    cut = sorted(totals)[min(len(totals) - 1, int(0.99 * len(totals)))]
+    parts = [p for p, _ in known]
+    tail = [p for p, t in known if t >= cut] or [max(known, key=lambda pt: pt[1])[0]]
+    med = [sorted(col)[len(col) // 2] for col in zip(*parts)]
+    mean = [sum(col) / len(col) for col in zip(*tail)]
+    return {"parts": " / ".join(BREAKDOWN),
+            "median_ms": " / ".join(f"{v:.1f}" for v in med),
+            f"mean_of_{len(tail)}_at_or_above_p99_ms": " / ".join(f"{v:.1f}" for v in mean)}
+
+
 def _now_ms() -> float:
     return time.time_ns() / 1e6
+
+
+Alert = tuple[str, int, float, "bytes | None"]  # (user, Kafka CreateTime, received at, timing header)
+
+
+class AlertReader:
+    """The CRM-like reader of the alerts topic, in a process of its own: in this one its receipt
+    times would wait for the producer's turns of the event loop (measured: up to ~150 ms of
+    "delivery" at the p99 on a busy box), which no real consumer of alerts shares."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_read_alerts, args=(bootstrap, topic, partitions, child), daemon=True)
+
+    def start(self) -> None:
+        """Blocks until the reader is positioned at the end of every partition."""
+        self._proc.start()
+        if not self._conn.poll(60.0) or self._conn.recv() != "ready":
+            raise RuntimeError("alert reader did not start")
+
+    def stop(self) -> list[Alert]:
+        """Blocks until the reader has handed over what it read."""
+        self._conn.send("stop")
+        alerts: list[Alert] = self._conn.recv() if self._conn.poll(60.0) else []
+        self._proc.join(10.0)
+        return alerts
+
+
+def _read_alerts(bootstrap: str, topic: str, partitions: int, conn: Any) -> None:
+    asyncio.run(_read_alerts_async(bootstrap, topic, partitions, conn))
+
+
+async def _read_alerts_async(bootstrap: str, topic: str, partitions: int, conn: Any) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                fetch_max_wait_ms=READER_FETCH_MAX_WAIT_MS)
+    await consumer.start()
+    alerts: list[Alert] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)  # resolve the seek now, before any alert of this level exists
+        conn.send("ready")
+        while not conn.poll():
+            batch = await consumer.getmany(timeout_ms=50)
+            t = _now_ms()
+            for records in batch.values():
+                for rec in records:
+                    body = orjson.loads(rec.value)
+                    timing = next((v for k, v in rec.headers or () if k == TIMING_HEADER), None)
+                    alerts.append((str(body.get("user_id")), rec.timestamp, t, timing))
+    finally:
+        await consumer.stop()
+    conn.send(alerts)
 
 
 @dataclass
@@ -57,9 +152,11 @@ class LevelResult:
     state_ms: list[float] = field(default_factory=list)
     alert_created_ms: list[float] = field(default_factory=list)
     alert_received_ms: list[float] = field(default_factory=list)
+    alert_from_ack_ms: list[float] = field(default_factory=list)  # broker ack of the cancel -> received
     cancels: int = 0
     max_poll_gap_ms: float = 0.0
     mean_poll_gap_ms: float = 0.0
+    breakdown: list[tuple[float, ...]] = field(default_factory=list)  # per alert, BREAKDOWN's parts in ms
 
     def rows(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -68,10 +165,11 @@ class LevelResult:
             "events": self.sent,
         }
         for name, values in (("state", self.state_ms), ("alert", self.alert_created_ms),
-                             ("alert_received", self.alert_received_ms)):
+                             ("alert_received", self.alert_received_ms), ("alert_from_ack", self.alert_from_ack_ms)):
             for k, v in summary_ms(values).items():
                 out[f"{name}_{k}"] = v
         out["cancel_users"] = self.cancels
+        out["breakdown"] = breakdown_rows(self.breakdown, self.alert_received_ms)
         out["progress_poll_gap_ms (mean / max)"] = f"{self.mean_poll_gap_ms:.1f} / {self.max_poll_gap_ms:.1f}"
         return out
 
@@ -92,26 +190,23 @@ async def measure_level(
     result = LevelResult(rate)
     sent_at: dict[int, dict[int, float]] = collections.defaultdict(dict)  # p -> offset -> sent_ms
     cancel_sent: dict[str, float] = {}
+    cancel_acked: dict[str, float] = {}
     changes: list[tuple[int, int, int, float]] = []  # (p, from, to, poll time)
-    alerts: list[tuple[str, int, float]] = []  # (user, kafka timestamp, received)
     last_acked: dict[int, int] = {}
     stop = asyncio.Event()
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, acks="all", max_batch_size=256 * 1024)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5)
     client = aioredis.Redis.from_url(redis_url)
     await producer.start()
-    await consumer.start()
-    tps = [TopicPartition(alerts_topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)  # resolve the seek now, before any alert of this level exists
+    reader = AlertReader(bootstrap, alerts_topic, partitions)
+    await asyncio.get_running_loop().run_in_executor(None, reader.start)  # positioned before any alert of this level
 
-    def remember(sent_ms: float) -> Any:
+    def remember(sent_ms: float, cancel: str | None) -> Any:
         def done(fut: asyncio.Future[Any]) -> None:
             if fut.cancelled() or fut.exception() is not None:
                 return
+            if cancel is not None:
+                cancel_acked[cancel] = _now_ms()
             md = fut.result()
             sent_at[md.partition][md.offset] = sent_ms
             if md.offset > last_acked.get(md.partition, -1):
@@ -147,11 +242,11 @@ async def measure_level(
                 value = orjson.dumps({"event_id": f"{tag}-{k}", "user_id": user, "type": kind, "ts": ts,
                                       "properties": {"sent_ms": round(now, 3), "page": "/app/home"}})
                 fut = await producer.send(events_topic, value=value, key=user.encode())
-                fut.add_done_callback(remember(now))
+                fut.add_done_callback(remember(now, user if kind == "cancel" else None))
                 futures.append(fut)
                 k += 1
                 if k % 200 == 0:
-                    await asyncio.sleep(0)  # let the progress poller and the alert reader run
+                    await asyncio.sleep(0)  # let the progress poller run
             if len(futures) > 20_000:
                 futures = [f for f in futures if not f.done()]
             await asyncio.sleep(0.002)
@@ -180,15 +275,6 @@ async def measure_level(
         result.max_poll_gap_ms = max(gaps, default=0.0)
         result.mean_poll_gap_ms = sum(gaps) / len(gaps) if gaps else 0.0
 
-    async def read_alerts() -> None:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=50)
-            t = _now_ms()
-            for records in batch.values():
-                for rec in records:
-                    body = orjson.loads(rec.value)
-                    alerts.append((str(body.get("user_id")), rec.timestamp, t))
-
     async def caught_up(timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -201,7 +287,6 @@ async def measure_level(
     # where each partition stands before this level: earlier offsets are not ours
     start = {int(k): int(v.split(b":", 1)[0]) for k, v in (await client.hgetall(progress_key)).items()}
     poller = asyncio.ensure_future(poll_progress(start))
-    reader = asyncio.ensure_future(read_alerts())
     t_start_ms = _now_ms()
     try:
         await send_all()
@@ -209,9 +294,9 @@ async def measure_level(
         await asyncio.sleep(1.0)  # alerts of the last batch
     finally:
         stop.set()
-        await asyncio.gather(poller, reader, return_exceptions=True)
+        await asyncio.gather(poller, return_exceptions=True)
+        alerts = await asyncio.get_running_loop().run_in_executor(None, reader.stop)
         await producer.stop()
-        await consumer.stop()
         await client.aclose()
 
     cutoff = t_start_ms + warmup_s * 1000
@@ -222,10 +307,17 @@ async def measure_level(
             if s is not None and s >= cutoff:
                 result.state_ms.append(t - s)
     first: set[str] = set()
-    for user, ts, received in alerts:  # at-least-once: a re-sent alert counts once, the first
+    for user, ts, received, timing in alerts:  # at-least-once: a re-sent alert counts once, the first
         s = cancel_sent.get(user)
         if s is not None and s >= cutoff and user not in first:
             first.add(user)
             result.alert_created_ms.append(ts - s)
             result.alert_received_ms.append(received - s)
+            acked = cancel_acked.get(user)
+            if acked is not None:
+                result.alert_from_ack_ms.append(received - acked)
+            if timing is not None and acked is not None:
+                result.breakdown.append(split_alert(s, acked, timing, ts, received))
+            else:
+                result.breakdown.append((float("nan"),) * len(BREAKDOWN))
     return result

@@ -295,7 +295,12 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
             rows[f"{label}: ingest->state p50 / p99 / max ms (n)"] = _lat(r, "state")
             rows[f"{label}: ingest->alert created p50 / p99 / max ms (n)"] = _lat(r, "alert")
             rows[f"{label}: ingest->alert received p50 / p99 / max ms (n)"] = _lat(r, "alert_received")
+            rows[f"{label}: broker ack->alert received p50 / p99 / max ms (n)"] = _lat(r, "alert_from_ack")
             rows[f"{label}: progress poll gap mean / max ms"] = r["progress_poll_gap_ms (mean / max)"]
+            if r["breakdown"]:
+                b = r["breakdown"]
+                tail = next(k for k in b if k.startswith("mean_of"))
+                rows[f"{label}: alert received, ms in {b['parts']}: median / {tail}"] = f"{b['median_ms']} | {b[tail]}"
             rows[f"{label}: worker cycles/s, records/cycle, ms/cycle, cores busy"] = (
                 f"{cycles / (t1 - t0):.1f}, {records / cycles if cycles else 0:.0f}, "
                 f"{1000 * cycle_s / cycles if cycles else 0:.1f}, {(cpu1 - cpu0) / (t1 - t0):.2f}")
@@ -567,7 +572,12 @@ METHODS: dict[str, str] = {
                "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
                "1% of the events are `cancel`s of users seen >= 1 s earlier, which turn churned at once; latency = "
                "the alert record's Kafka CreateTime (set by the worker's producer) - the cancel's send time; "
-               "'received' is when a consumer with `fetch_max_wait_ms=5` got it. The first 8 s of each rate are "
+               "'received' is when a consumer with `fetch_max_wait_ms=5`, in a process of its own, got it; 'broker "
+               "ack->' counts from the broker's ack of the cancel instead of its send. Breakdown of each alert "
+               "(the worker's `churnwatch-timing` header: asked, fetched, scored): producer (send -> ack), behind "
+               "(ack -> the worker asked for records), fetch, scoring (decode, read, advance), to send (scored -> "
+               "CreateTime), delivery (CreateTime -> received); median, and mean of the alerts at or above the p99. "
+               "The first 8 s of each rate are "
                "left out: after a change of rate the worker's batches take ~5-8 s to settle (a level started on a "
                "cold worker showed p99 2-4x higher over its first 5 s than over the rest). The producer shares the 2 "
                "cores with the worker, the broker and Redis.",

@@ -66,12 +66,19 @@ class Settings:
     groups_per_bucket: int = 256  # small hashes of user records per bucket
     # Batching
     batch_max_records: int = 10_000
+    # Near the log's end, a cycle takes at most the records its head (decode, read, score) gets
+    # through in about this long, from the measured time per record (streams/worker/batching.py):
+    # a burst is applied in short cycles whose alerts leave one after the other, instead of one
+    # long cycle holding them all. Deeper backlogs are drained in full batches. 0 (the default):
+    # no cap - not shown to lower the p99 on the shared 2-core box (SCALING.md, "Levers").
+    batch_target_ms: int = 0
     batch_timeout_ms: int = 100  # getmany's wait when nothing is buffered: bounds idle wake-ups only
     # How long the broker may hold a fetch. Apache Kafka answers as soon as fetch_min_bytes (1) are
     # there, so this only paces idle polling; Tansu 0.6.0 holds *every* fetch reply, data or not,
     # for the whole wait (half of it from 250 ms up): aiokafka's default 500 put ~250 ms into each
-    # fetch, most of the worker's ingest->alert latency. 10 ms: ~100 idle fetches/s (a few % of a core).
-    fetch_max_wait_ms: int = 10
+    # fetch, most of the worker's ingest->alert latency. 5 ms: ~200 idle fetches/s; measured idle
+    # cost (worker + broker) 0.11 of a core at 10 ms, 0.15 at 4, 0.22 at 2.
+    fetch_max_wait_ms: int = 5
     # Cycles in progress at once: 1 runs each cycle to its end (read, score, alerts acked, state
     # written, progress) before the next fetch; 2 reads and scores the next batch while this one's
     # alert acks and state write are in flight (writes still applied one cycle after the other).
@@ -104,6 +111,11 @@ class Settings:
                      "pipeline_depth"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_target_ms < 0:
+            raise SettingsError(f"batch_target_ms must be 0 (no cap) or more, got {self.batch_target_ms} ms")
+        if not 1 <= self.fetch_max_wait_ms <= 60_000:
+            raise SettingsError(f"fetch_max_wait_ms must be between 1 and 60000 ms (0 makes an idle worker poll the "
+                                f"broker without pause), got {self.fetch_max_wait_ms} ms")
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         if self.miskeyed not in ("reroute", "dlq"):

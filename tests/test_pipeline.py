@@ -17,7 +17,7 @@ from models.model import load_model
 from streams.worker.topics import ensure_topics
 from streams.worker.consumer import KafkaSink
 from streams.worker.keys import bucket_of
-from streams.worker.pipeline import CycleAbandoned, Pipeline
+from streams.worker.pipeline import TIMING_HEADER, CycleAbandoned, Pipeline
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, Fenced, Store
 from streams.publisher import event_value
@@ -291,3 +291,20 @@ def test_a_sweep_reads_only_buckets_with_a_review_due(base_settings: Settings, r
         run(base_settings, scenario)
     finally:
         client.close()
+
+
+def test_alerts_carry_when_their_batch_was_asked_for_fetched_and_scored(base_settings: Settings) -> None:
+    """The ``churnwatch-timing`` header (asked, fetched, scored; epoch ms) on every user alert."""
+    recs = records(history(users=8, days=40))
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> None:
+        pipeline = await make("timing")
+        await pipeline.settle(await pipeline.submit({0: recs}, WALL_MS, WALL_MS - 7))
+
+    run(base_settings, scenario)
+    alerts = read_topic(base_settings.kafka_bootstrap_servers, base_settings.topic_alerts, base_settings.partitions)
+    assert alerts, "the history must raise alerts, or the header proves nothing"
+    for rec in alerts:
+        timing = dict(rec.headers)[TIMING_HEADER]
+        asked, fetched, scored = (int(x) for x in timing.split(b","))
+        assert (asked, fetched) == (WALL_MS - 7, WALL_MS) and scored > 0

@@ -79,8 +79,10 @@ PANELS: tuple[Panel, ...] = (
             ("p50", _q(0.5, "churnwatch_batch_size_events")),
             ("p95", _q(0.95, "churnwatch_batch_size_events")),
             ("cycles/s", f"sum(rate(churnwatch_batch_size_events_count[{RATE}]))"),
+            ("cap {{instance}}", "churnwatch_batch_cap_records"),
         ),
-        description="Records per cycle; small batches at high throughput mean per-cycle overhead dominates.",
+        description="Records per cycle; small batches at high throughput mean per-cycle overhead dominates. "
+                    "Cap: what a worker asks for near the log's end (CHURNWATCH_BATCH_TARGET_MS).",
     ),
     Panel(
         "Redis latency p99 by operation",

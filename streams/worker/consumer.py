@@ -43,6 +43,7 @@ from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
 
 from streams.settings import Settings, aiokafka_client_kwargs
 from streams.worker import metrics
+from streams.worker.batching import RecordCap
 from streams.worker.clock import NEVER
 from streams.worker.phases import record_fingerprint
 from streams.worker.routing import KafkaCopy
@@ -151,6 +152,8 @@ class StreamConsumer:
         self.layout: int | None = None  # partition count the state is laid out for (Redis meta)
         self.halted: str | None = None  # why this worker takes no work (the partition count changed)
         self._store_checked_at = 0.0
+        self._cap = RecordCap(settings.batch_target_ms, settings.batch_max_records)  # records per getmany
+        self._backlog = 0  # records below the highwaters of the last fetch replies, not taken yet
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
         pipeline.applying = self._resume_fetching
 
@@ -321,7 +324,6 @@ class StreamConsumer:
         then exposed the fetcher's delay after a resume, ~46 ms a cycle against ~12).
         """
         delay = 0.05
-        max_records = self.settings.batch_max_records
         timeout_ms = self.settings.batch_timeout_ms
         while not self._stopping:
             try:
@@ -330,7 +332,8 @@ class StreamConsumer:
                 if self._unresumed:
                     await self._resume()
                 generation = self._generation
-                asked = time.perf_counter()
+                asked, asked_ms = time.perf_counter(), wall_ms()
+                max_records = self._cap.limit(self._backlog)
                 batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 if self._stopping:
                     break
@@ -350,7 +353,7 @@ class StreamConsumer:
                     self.consumer.pause(*self.consumer.assignment())
                 try:
                     batch = await self._check_log(batch, rebalanced)
-                    await self._cycle(self._contiguous(batch, rebalanced=rebalanced))
+                    await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
                 finally:
                     if live and self.halted is None:  # a halted worker stays paused (_halt)
                         self.consumer.resume(*self.consumer.paused())
@@ -554,15 +557,17 @@ class StreamConsumer:
                 self.consumer.seek(tp, expected)
         return out
 
-    async def _cycle(self, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
-        """Submit ``batch`` to the pipeline, then settle cycles until fewer than ``pipeline_depth``
-        are in flight (1: this one too, before the next fetch); finished ones are settled anyway."""
+    async def _cycle(self, batch: dict[TopicPartition, list], asked_ms: int | None = None) -> None:  # type: ignore[type-arg]
+        """Submit ``batch`` (asked for at ``asked_ms``) to the pipeline, then settle cycles until fewer
+        than ``pipeline_depth`` are in flight (1: this one too, before the next fetch); finished ones
+        are settled anyway."""
         consumer = self.consumer
         now = wall_ms()
         generation = self._generation
         n = sum(len(r) for r in batch.values())
         if n:
             metrics.EVENTS_CONSUMED.inc(n)
+        backlog = 0
         for tp in list(self.assigned):  # caught up = nothing left below the highwater of the last fetch reply
             try:
                 highwater = consumer.highwater(tp)
@@ -570,18 +575,24 @@ class StreamConsumer:
             except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
                 continue
             caught_up = highwater is not None and position >= highwater
+            if highwater is not None and position < highwater:
+                backlog += highwater - position
             applied = self._applied.get(tp.partition)
             if highwater is not None and applied is not None:  # not in Redis yet, this batch included
                 # beyond the log end: none of the log's records is applied (never 0 while skipping)
                 metrics.CONSUMER_LAG.labels(str(tp.partition)).set(highwater - applied if highwater >= applied else highwater)
             delivered = len(batch.get(tp, ()))
             self.pipeline.clock.observe_fetch(tp.partition, delivered, caught_up, now)
+        self._backlog = backlog
         async with self._cycle_lock:
             if generation != self._generation:  # a rebalance ran while we looked at positions
                 batch = self._contiguous(batch, rebalanced=True)
             by_partition = {tp.partition: records for tp, records in batch.items()}
             try:
-                flight = await self.pipeline.submit(by_partition, now)
+                head = time.perf_counter()
+                flight = await self.pipeline.submit(by_partition, now, asked_ms)
+                self._cap.observe(n, time.perf_counter() - head)
+                metrics.BATCH_CAP.set(self._cap.cap)
             except BaseException as exc:
                 for tp, records in batch.items():  # nothing of this batch may be skipped
                     if records and tp.partition in self._next:

@@ -18,6 +18,7 @@ __all__ = [
     "EVENTS_REROUTED",
     "REROUTED_DUPLICATES",
     "BATCH_SIZE",
+    "BATCH_CAP",
     "BATCH_SECONDS",
     "REDIS_SECONDS",
     "REDIS_ERRORS",
@@ -71,6 +72,10 @@ BATCH_SIZE = Histogram(
     "churnwatch_batch_size_events",
     "Records per worker cycle",
     buckets=(1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000),
+)
+BATCH_CAP = Gauge(
+    "churnwatch_batch_cap_records",
+    "Records the worker asks for per cycle near the log's end (CHURNWATCH_BATCH_TARGET_MS / head seconds per record; batch_max_records when off)",
 )
 BATCH_SECONDS = Histogram(
     "churnwatch_batch_seconds",

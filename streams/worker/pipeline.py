@@ -84,7 +84,8 @@ from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
 from streams.worker.store import BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store
 
-__all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE"]
+__all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE",
+           "TIMING_HEADER", "timing_header"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,10 @@ REDIS_TRANSIENT = (
 #: Users advanced between two turns of the event loop while other cycles' tails are in flight
 #: (~30 us each with the compiled core: ~10 ms).
 ADVANCE_SLICE_USERS = 300
+#: Header on every user alert: when the worker asked for the batch that raised it, got it, and had
+#: scored it (epoch ms, "asked,fetched,scored"); with the record's CreateTime (sent) it splits an
+#: alert's delay into the broker's fetch, the wait behind earlier cycles, scoring and the send.
+TIMING_HEADER = "churnwatch-timing"
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
 
@@ -134,6 +139,7 @@ class _Work:
     stream_ms: dict[int, int]  # p -> S_p after this cycle's records (its progress)
     origins: dict[int, dict[int, int]]  # re-routed copies' origin offsets to record (Router.merged)
     timer: "_PhaseTimer"
+    timing: bytes = b""  # the alerts' ``churnwatch-timing`` header (``timing_header``)
 
 
 @dataclass(slots=True, eq=False)
@@ -233,19 +239,21 @@ class Pipeline:
             await self.settle(self._flights[0])
         return await self.settle(await self.submit(batch, wall_now_ms))
 
-    async def submit(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> Flight:
+    async def submit(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int, asked_ms: int | None = None) -> Flight:
         """Decode, read and score ``batch``, then start its tail (produce and await acks, then, once
         every earlier cycle's tail is done, the fenced write, accounts and progress) in a task.
 
         While earlier cycles' writes are in flight, their results are laid over this cycle's read
         (``streams.worker.pending``). Raises ``CycleAbandoned`` (revoked while retrying) with the
-        clocks as before the call; earlier cycles in flight are not affected.
+        clocks as before the call; earlier cycles in flight are not affected. ``asked_ms``: when the
+        consumer asked for these records (wall ms; ``wall_now_ms`` is when it got them), for the
+        alerts' timing header.
         """
         clocks = {p: c.snapshot() for p, c in self.clock.partitions.items()}
         routes = self.router.snapshot()
         dues = {p: list(bounds) for p, bounds in self._due_min.items()}
         try:
-            flight = await self._prepare(batch, wall_now_ms)
+            flight = await self._prepare(batch, wall_now_ms, wall_now_ms if asked_ms is None else asked_ms)
         except BaseException:
             self._restore(clocks, routes, dues)
             raise
@@ -295,7 +303,7 @@ class Pipeline:
             if p in self._due_min:
                 self._due_min[p] = bounds
 
-    async def _prepare(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> Flight:
+    async def _prepare(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int, asked_ms: int) -> Flight:
         """Decode, plan, read (with the writes still in flight laid over it) and advance."""
         timer = _PhaseTimer()
         clock, store, topic = self.clock, self.store, self.topic
@@ -324,7 +332,7 @@ class Pipeline:
         self.applying()
         members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
         work = _Work(decoded, advanced, decoded.routed.copies + decoded.account_copies + members, bounds, stream_ms,
-                     origins, timer)
+                     origins, timer, timing_header(asked_ms, wall_now_ms, int(time.time() * 1000)))
         flight = Flight(result, work=work)
         if advanced.writes:  # whatever the depth: a caller may submit again before settling
             flight.pending = pending_writes(advanced.writes)
@@ -361,7 +369,11 @@ class Pipeline:
         work, result = flight.work, flight.result
         assert work is not None
         decoded, timer = work.decoded, work.timer
-        await self._produce(work.advanced.alerts, decoded.dlq, work.copies)
+        alerts = work.advanced.alerts
+        if alerts:
+            headers = [(TIMING_HEADER, work.timing)]
+            alerts = [(key, value, headers) for key, value in alerts]
+        await self._produce(alerts, decoded.dlq, work.copies)
         timer.mark("produce")
         if previous is not None:
             await asyncio.wait([previous])
@@ -390,7 +402,7 @@ class Pipeline:
         _count(result, decoded, timer)
         return result
 
-    async def _produce(self, alerts: Sequence[KafkaRecord], dlq: Sequence[KafkaRecord], copies: Sequence[KafkaCopy]) -> None:
+    async def _produce(self, alerts: Sequence[KafkaRecord] | Sequence[KafkaCopy], dlq: Sequence[KafkaRecord], copies: Sequence[KafkaCopy]) -> None:
         """Re-routed and account copies, alerts and DLQ records, acknowledged before any state is
         written (at-least-once: a replay makes them again; re-routed copies are then dropped by their
         owner, and a subscription statement copied twice changes nothing). All are queued before
@@ -524,6 +536,11 @@ def _count_revenue(done: AccountsAdvanced) -> None:
     for alert in done.alerts:
         metrics.ALERTS.labels(orjson.loads(alert[1])["kind"]).inc()
     metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)
+
+
+def timing_header(asked_ms: int, fetched_ms: int, scored_ms: int) -> bytes:
+    """The value of ``TIMING_HEADER``."""
+    return b"%d,%d,%d" % (asked_ms, fetched_ms, scored_ms)
 
 
 class _PhaseTimer:
