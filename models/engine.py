@@ -174,11 +174,13 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
     purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
     scores = scores_from(st, a, model, purpose) if (stage_changed and previous is not None) or opens or closes else None
+    change = None  # the stage change's scores, also from the state before this review moved it
+    if stage_changed and previous is not None and scores is not None:
+        change = scores if told == purpose else scores_from(st, a, model, told)
     if stage_changed:
         st.stage = new_stage
         st.stage_since_s = now_s
-        if previous is not None and scores is not None:
-            change = scores if told == purpose else scores_from(st, a, model, told)
+        if change is not None:
             out.alerts.append(
                 Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, change, previous)
             )

@@ -12,8 +12,8 @@ fact holds exactly when its contribution is positive.
 
 What an alert says follows from what it announces (``purpose``):
 
-- ``at_risk`` (also a stage change for the worse): exactly the factors whose contribution is
-  positive, largest first, worded against the user; never a fact that reads as good news ("chance
+- ``at_risk`` (also a stage change for the worse): only factors whose contribution is positive
+  (at least :data:`MIN_LIFT`, the few largest, largest first), worded against the user; never a fact that reads as good news ("chance
   of coming back 99%", "activity up", "uses 4 of 4 kinds", "came back 3 days ago"). When none
   reaches :data:`MIN_LIFT`, the one that adds most, also if its fact is weak ("a user for only 5
   days: churn is likeliest early on", the tenure hazard) rather than a neutral fact.
@@ -47,7 +47,7 @@ import math
 from typing import TYPE_CHECKING, Final, Literal, Sequence
 
 from models.health import ACT_QUANTILES, percentile
-from models.risk import FEATURES, SLOT_PREFIXES, risk_probability
+from models.risk import FEATURES, SLOT_PREFIXES, combine, risk_probability
 from models.signals import Signals, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
@@ -539,7 +539,7 @@ def explain(
     if temperature is None:
         temperature = p_back_within(sig, model)
     back = temperature[0]
-    gone = _logit(1.0 - p_stay * (1.0 - leave)) - _logit(leave)
+    gone = _logit(combine(p_stay, leave)) - _logit(leave)
     lifts = _contributions(sig, values, source, gone, model)
     found: list[tuple[float, str, str]] = []
     if purpose == "recovered":
@@ -549,7 +549,7 @@ def explain(
             if lift <= -MIN_LIFT and _for(key, sig, back, model):
                 found.append((-lift, key, _words(key, st, sig, values, temperature, model, False)))
         found.sort(key=lambda item: -item[0])
-        risk = 1.0 - p_stay * (1.0 - leave)
+        risk = combine(p_stay, leave)
         if not found and st.at_risk_since_s and risk < st.alert_risk:
             text = f"risk down to {100.0 * risk:.0f}% from {100.0 * st.alert_risk:.0f}% when the alert opened"
             return [("risk_fell", 0.0, text)]
@@ -571,7 +571,7 @@ def explain(
             lift, key = max(weak)
             found.append((lift, key, _words(key, st, sig, values, temperature, model, True)))
         elif purpose == "at_risk":
-            risk = 1.0 - p_stay * (1.0 - leave)
+            risk = combine(p_stay, leave)
             found.append((0.0, "small_signs", f"risk {100.0 * risk:.0f}% within {model.horizon_days:.0f} days from many small signs, none large"))
     if purpose == "scores":
         if stage == "reactivated":

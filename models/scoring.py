@@ -153,8 +153,9 @@ def risk_after(a: Assessment, t_s: int, model: ChurnModel) -> float:
 
 class SilentRisk:
     """:func:`risk_after` of one assessment at many times (the engine's crossing search): the
-    risk formula itself (models.temperature.stay_after, models.risk.features_after and
-    models.risk.churn_risk) evaluated on the assessment's signals."""
+    risk formula itself evaluated on the assessment's signals: models.temperature.stay_after and
+    models.risk.leave_probability over only the weighed features, bit for bit what
+    models.risk.features_after and models.risk.churn_risk give (tests/test_models_risk.py)."""
 
     __slots__ = ("_a", "_model")
 

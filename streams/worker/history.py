@@ -8,7 +8,10 @@ start it crosses, which by ``advance``'s batching guarantee gives the same outco
 and scores the state in between. A user costs one extra ``advance`` and ``score`` per week, not
 per event.
 
-The points are a function of event time only, whatever the batches: week start B is sampled
+The points are a function of event time only, whatever the batches, as long as each user's own
+events arrive in time order across a week start (an event before B arriving after one of the same
+user's events at or after B, within the allowed lateness, is not in B's point: B was sampled
+when that later event passed it, as a closed window misses a late record). Week start B is sampled
 by the call whose events or review clock first pass it, also when only the user's own events
 pass it (they may run ahead of the partition's review clock by the allowed lateness: the reviews
 before B would run before those events anyway, so the state as of B is the same). A week in

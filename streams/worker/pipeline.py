@@ -397,6 +397,10 @@ class Pipeline:
             result.progress = dict(folded.progress)
             self.observe_global(folded.applied)
         elif decoded.last_offset:
+            # Not folded, or the folded write's guard refused although no bucket write was fenced (the
+            # token changed between the bucket scripts and the progress script: another worker took a
+            # bucket just after our write applied): written on its own, as before folding; harmless,
+            # since the progress only moves forward and our states are written.
             result.progress = await self._write_progress(decoded.last_offset, work.stream_ms, decoded.last_fingerprint)
         timer.mark("progress")
         _count(result, decoded, timer)
