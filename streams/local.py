@@ -42,7 +42,38 @@ REDIS_TUNING: dict[str, str] = {
 }
 
 
+#: Listening ports are picked below the kernel's ephemeral range (Linux default 32768-60999), from
+#: which every outgoing connection takes its local port.
+_LISTEN_PORTS = (20000, 32767)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A port nothing listens on now, for a server started a moment later.
+
+    Why not the kernel's ``bind(0)``: that port comes from the ephemeral range, and between this
+    check and the server's bind any client socket (a Kafka or Redis connection of this or another
+    process) may be given it as its local port: "address already in use", one run in many on a
+    busy machine. A random port below the ephemeral range is taken only by another listener.
+    """
+    import random
+
+    low, high = _LISTEN_PORTS[0], min(_LISTEN_PORTS[1], _ephemeral_low() - 1)
+    pick = random.SystemRandom()
+    for _ in range(50 if high > low else 0):
+        port = pick.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
