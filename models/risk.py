@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
-from models.signals import Signals, silent_after
+from models.signals import Signals
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -49,7 +49,6 @@ __all__ = [
     "SLOT_PREFIXES",
     "feature_value",
     "feature_vector",
-    "features_after",
     "leave_probability",
     "churn_risk",
     "combine",
@@ -228,15 +227,6 @@ def _negative_share(sig: Signals) -> float:
         return 0.0
     share = sig.negative_28d / (sig.act_28d * NEGATIVE_SHARE_FULL)
     return share if share < 1.0 else 1.0
-
-
-def features_after(sig: Signals, values: Sequence[float], extra_days: float, p_stay_after: float) -> list[float]:
-    """The feature vector after ``extra_days`` more silence, from the signals and features now
-    (the engine's search for the moment risk crosses the alert threshold): the features of
-    models.signals.silent_after, by the same :func:`feature_vector`."""
-    out = feature_vector(silent_after(sig, extra_days), p_stay_after, 0.0)
-    out[_REVENUE] = values[_REVENUE]  # the one feature the signals do not carry; silence leaves it
-    return out
 
 
 def sigmoid(z: float) -> float:

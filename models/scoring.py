@@ -145,7 +145,7 @@ def risk_at(st: UserState, now_s: int, model: ChurnModel) -> float:
 
 def risk_after(a: Assessment, t_s: int, model: ChurnModel) -> float:
     """The linear risk at ``t_s`` (>= the assessment's time) if the user stays silent, from the
-    assessment alone (models.risk.features_after): ``risk_at(st, t_s, model)`` up to float
+    assessment alone (models.signals.silent_after): ``risk_at(st, t_s, model)`` up to float
     rounding while the stage is not churned, at a fraction of its cost (the engine evaluates it
     through :class:`SilentRisk`)."""
     return SilentRisk(a, model).at(t_s)
@@ -155,7 +155,8 @@ class SilentRisk:
     """:func:`risk_after` of one assessment at many times (the engine's crossing search): the
     risk formula itself evaluated on the assessment's signals: models.temperature.stay_after and
     models.risk.leave_probability over only the weighed features, bit for bit what
-    models.risk.features_after and models.risk.churn_risk give (tests/test_models_risk.py)."""
+    models.risk.churn_risk gives on the whole vector of models.signals.silent_after
+    (tests/test_models_risk.py)."""
 
     __slots__ = ("_a", "_model")
 
@@ -173,7 +174,7 @@ class SilentRisk:
         if extra <= 0.0:
             return a.risk
         p, _ = stay_after(a.signals, extra, self._model)
-        # models.risk.features_after's vector, reading only the weighed features (the revenue one
+        # the vector of silent_after's signals, reading only the weighed features (the revenue one
         # from the assessment's revenue: silence leaves it)
         r = combine(p, leave_probability(silent_after(a.signals, extra), p, a.revenue, self._model))
         a._silent_t, a._silent_r, a._silent_m = t_s, r, self._model

@@ -13,8 +13,9 @@ from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
 from models.risk import (FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, churn_risk, feature_value, feature_vector,
-                         features_after, leave_probability, risk_probability, sigmoid)
+                         leave_probability, risk_probability, sigmoid)
 from models.scoring import SilentRisk, assess, risk_at
+from models.signals import silent_after
 from models.state import DAY_S
 from models.temperature import stay_after
 from tests.test_models_properties import histories
@@ -190,7 +191,7 @@ def test_the_sparse_risk_is_the_whole_vectors_bit_for_bit(events: list[Event], l
                                                           model: ChurnModel) -> None:
     """``leave_probability`` (the engine's risk) reads only the weighed features; it must give
     ``risk_probability(feature_vector(...))`` exactly, and ``SilentRisk`` the old
-    ``churn_risk(features_after(...))``, so states, alerts and index scores stay bit-identical."""
+    ``churn_risk`` of the whole vector after the silence, so states, alerts and index scores stay bit-identical."""
     state = advance("u", None, events, events[-1].ts_ms + 1, model).state
     now_s = state.last_seen_s + later_s
     a = assess(state, now_s, model)
@@ -203,7 +204,7 @@ def test_the_sparse_risk_is_the_whole_vectors_bit_for_bit(events: list[Event], l
     x = (t_s - now_s) / DAY_S
     if x > 0.0:
         p, _ = stay_after(a.signals, x, model)
-        old = churn_risk(features_after(a.signals, vector, x, p), p, model)
+        old = churn_risk(feature_vector(silent_after(a.signals, x), p, state.revenue), p, model)
     else:
         old = a.risk
     assert SilentRisk(a, model).at(t_s).hex() == old.hex()
