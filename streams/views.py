@@ -41,6 +41,7 @@ class UserReport:
     as_of_ms: int
     scores: Scores
     state: UserState
+    savable: float | None = None  # on the save list: its key, models.ranking.save_score
 
     def to_dict(self) -> dict[str, Any]:
         s, st = self.scores, self.state
@@ -48,6 +49,7 @@ class UserReport:
             "user_id": self.user_id,
             "as_of": format_ts(self.as_of_ms),
             "risk": round(s.risk, 4),
+            **({"savable": round(self.savable, 4)} if self.savable is not None else {}),
             "health": round(s.health, 1),
             "temperature": round(s.temperature, 1),
             "stage": s.stage,
@@ -125,7 +127,7 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
         from streams.console.data import at_risk_page
 
         page = reader.run(lambda store: at_risk_page(store, model, now_ms, "save", n))
-        return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in page.rows]
+        return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state, r.savable) for r in page.rows]
     if kind == "save" and reader.run(lambda store: store.save_index_model()) == model_id(model):
         ranked = reader.run(lambda store: indexed_save_list(store, settings.topic_events, model, now_ms // 1000, n=n, share=share))
     else:
@@ -134,7 +136,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
                         "reading every state")
         ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
                             n=n, share=share)
-    return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in ranked]
+    return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state, r.savable if kind == "save" else None)
+            for r in ranked]
 
 
 #: A user due for review this close after "now" is read live: the schedule may see a declining
@@ -166,7 +169,7 @@ async def indexed_save_list(store: Store, topic: str, model: ChurnModel, now_s: 
     if size:
         await _merge_index(store, model, now_s, size, rows, {u for _, _, u in due})
     ranked = sorted(rows.items(), key=lambda r: (-r[1][0], r[0]))[:size]
-    return [Ranked(uid, scores_from(st, a, model), st) for uid, (_, st, a) in ranked]
+    return [Ranked(uid, scores_from(st, a, model), st, key) for uid, (key, st, a) in ranked]
 
 
 async def _merge_index(store: Store, model: ChurnModel, now_s: int, size: int,

@@ -80,7 +80,7 @@ def test_share_list_from_the_index_equals_ranking_every_state(redis_url: str, mo
 
 def test_the_bound_from_the_last_review_is_save_bound_up_to_rounding() -> None:
     """The worker's index bound from ``Outcome.review`` (no second scoring) is ``save_bound`` up
-    to float rounding, or lower where ``save_bound`` says 1.0 (churned at the next review)."""
+    to float rounding."""
     model = load_model(None)
     outcomes, _ = _advanced(model)
     compared = 0
@@ -88,14 +88,14 @@ def test_the_bound_from_the_last_review_is_save_bound_up_to_rounding() -> None:
         if o.review is None or not on_save_list(o.state):
             continue
         exact, fast = save_bound(o.state, model), save_bound_after(o.review, o.state, model)
-        assert fast <= exact + 1e-12 and (exact == 1.0 or abs(fast - exact) <= 1e-12), (exact, fast)
+        assert abs(fast - exact) <= 1e-12, (exact, fast)
         compared += 1
     assert compared > 20
 
 
 def test_the_review_gives_the_at_risk_score_and_the_bound_exactly_as_a_fresh_scoring() -> None:
-    """``index_scores`` with the last review: the at-risk ranking's score is that review's risk,
-    bit for bit the risk ``risk_at`` finds again (a review moves nothing the risk reads); the
+    """``index_scores`` with the last review: the at-risk ranking's score is that review's
+    ``index_score``, bit for bit the one a fresh assessment finds again (a review moves nothing the risk reads); the
     save-list bound from the review's remembered look ahead (``SilentRisk``'s last evaluation,
     mostly at the next review) is what a fresh evaluation of the same assessment gives."""
     model = load_model(None)

@@ -204,7 +204,9 @@ def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``/api/v1``."""
     point = _obj({"week_start": {"type": "string", "format": "date"}, "health": _NUM, "temperature": _TEMP, "risk": _NUM})
     row = _obj({
-        "user_id": _STR, "risk": _NUM, "health": _NUM, "temperature": _TEMP, "stage": {"enum": list(STAGES)},
+        "user_id": _STR, "risk": _NUM,
+        "savable": {**_NUM, "description": "P(alive) x P(leaves | alive): the part of the risk a call can act on; the save list's order"},
+        "health": _NUM, "temperature": _TEMP, "stage": {"enum": list(STAGES)},
         "segment": {"type": ["string", "null"]}, "action": {"enum": list(ACTIONS)}, "reason": _NSTR,
         "trend": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
     })

@@ -42,6 +42,7 @@ from redis.exceptions import NoScriptError
 
 from models.lifecycle import REACHABLE
 from models.model import ChurnModel
+from models.ranking import save_score
 from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
@@ -158,12 +159,14 @@ class Row:
     scores: Scores
     state: UserState
     history: list[HistoryPoint]
+    savable: float = 0.0  # the save list's key (models.ranking.save_score)
 
     def to_dict(self) -> dict[str, Any]:
         s = self.scores
         return {
             "user_id": self.user_id,
             "risk": round(s.risk, 4),
+            "savable": round(self.savable, 4),
             "health": round(s.health, 1),
             "temperature": round(s.temperature, 1),
             "stage": s.stage,
@@ -380,7 +383,7 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
         for (_, uid, state, a), (hist,) in zip(take, histories):
             user = uid.decode("utf-8", "surrogatepass")
             trend = complete_points(user, state, decode_points(hist), a.signals.now_s, model)
-            rows.append(Row(user, scores_from(state, a, model), state, trend))
+            rows.append(Row(user, scores_from(state, a, model), state, trend, save_score(a)))
         if skip + len(take) < len(ranked):  # the page ends inside this block
             next_cursor = _encode_cursor(list_name, ranks, block_size, skip + len(take))
             break
@@ -394,7 +397,8 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
 
 def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int, list_name: ListName,
           filters: Filters, model: ChurnModel) -> list[tuple[float, bytes, UserState, Assessment]]:
-    """A block's users that fit the list and the filters, by live risk (then user id).
+    """A block's users that fit the list and the filters, by live score (then user id): the save
+    list by the savable part of the risk (models.ranking.save_score), the win-back list by risk.
 
     Ranked on the cheap assessment (risk, stage); the full scores are made only for the rows
     shown, or for every candidate when a filter needs the segment or the action.
@@ -410,7 +414,7 @@ def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int
             continue
         if full and not filters.accepts(scores_from(state, a, model)):
             continue
-        ranked.append((a.risk, uid, state, a))
+        ranked.append((save_score(a) if list_name == "save" else a.risk, uid, state, a))
     ranked.sort(key=lambda r: (-r[0], r[1]))
     return ranked
 

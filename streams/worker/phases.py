@@ -22,8 +22,8 @@ import orjson
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
-from models.ranking import on_save_list, save_bound, save_bound_after
-from models.scoring import Assessment, risk_at
+from models.ranking import index_score, on_save_list, save_bound, save_bound_after
+from models.scoring import Assessment, assess
 from models.state import UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder, Rejection, dlq_value
@@ -427,15 +427,16 @@ def _bucket_todo(
 def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel,
                  review: Assessment | None = None) -> tuple[float | None, float | None]:
     """The user's scores in the at-risk ranking and in the save-list index (``StateWrite.risk``,
-    ``.reach``): None where the user is not in it, UNCHANGED where it was not there before either.
+    ``.reach``; models.ranking.index_score and save_bound): None where the user is not in it,
+    UNCHANGED where it was not there before either.
     ``review``: the assessment of the review that left ``st`` (``models.engine.Outcome.review``),
     whose signals give the index's bound without scoring the user again (about 1.2 us a user),
     and the ranking's score exactly: that review assessed the user at ``st.last_review_s``, and
-    a review changes none of what the risk reads (only stage fields, which the risk reads just
-    to say "churned", and a churned verdict does not depend on them)."""
+    a review changes none of what the score reads (only stage fields, which it reads just to say
+    "churned", and a churned verdict does not depend on them)."""
     risk: float | None = None
     if st.at_risk_since_s:
-        risk = review.risk if review is not None else risk_at(st, st.last_review_s or until_ms // 1000, model)
+        risk = index_score(review if review is not None else assess(st, st.last_review_s or until_ms // 1000, model))
     elif old is not None and not old.at_risk_since_s:
         risk = UNCHANGED  # not in the ranking before either
     reach: float | None = None
