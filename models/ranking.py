@@ -16,8 +16,14 @@ Two jobs, two lists (the at-risk alert stream only serves the first):
   whatever the model's scale.
 - **win back**: users already lapsed (dormant, or churned and not yet expired) ranked by the
   temperature (the chance they are back within the horizon, models.temperature.p_back_within:
-  the column shown is the order), then by what they spent: a list to work through, never a
-  stream of alerts.
+  the column shown is the order), then by what they spent (:func:`win_back_key`): a list to
+  work through, never a stream of alerts.
+
+Each list has one order wherever it is read: ``churnwatch top`` (``--win-back``), the console's
+two tabs and the API rank by :func:`save_score` and :func:`win_back_key`. Two candidate sets,
+as before: ``top -n`` and the console's pages list the users with an open at-risk alert (the
+at-risk index, scored by :func:`index_score` so its blocks come in nearly that order),
+``top --share`` every user of the stage.
 
 Pure: states in, ranked rows out (the CLI reads the states from Redis, the backtest from files).
 Ranking uses the cheap assessment; the full scores (health, reasons, action) are built only for
@@ -57,7 +63,7 @@ from models.state import STAGES, UserState
 from models.temperature import p_back_within
 
 __all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
-           "index_score", "save_bound", "save_bound_after", "save_key", "save_score"]
+           "index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -105,7 +111,7 @@ def daily_list(
         a = _listed(st, now_s, model, keep)
         if a is None:
             continue
-        key = (-save_score(a),) if kind == "save" else (-p_back_within(a.signals, model)[0], -st.revenue)
+        key = (-save_score(a),) if kind == "save" else tuple(-k for k in win_back_key(a, st, model))
         rows.append((key, user_id, st, a))
     rows.sort(key=lambda r: (r[0], r[1]))
     size = budget_size(len(rows), n, share) if rows else 0
@@ -129,12 +135,19 @@ def save_score(a: Assessment) -> float:
     return savable(a.p_stay, a.leave)
 
 
-def index_score(a: Assessment) -> float:
+def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float, float]:
+    """The win-back list's order, highest first: the temperature / 100 (the chance the user is
+    back within the horizon), then what they spent."""
+    return p_back_within(a.signals, model)[0], st.revenue
+
+
+def index_score(a: Assessment, model: ChurnModel) -> float:
     """The user's score in the at-risk index (users with an open at-risk alert, one sorted set per
-    bucket: the console's *save* and *win back* pages and ``churnwatch top -n``,
-    streams.console.data): 1 for a churned user, so the churned head every bucket (the win-back
-    page), else :func:`save_score`, the save page's order, taken at the user's last review."""
-    return 1.0 if a.stage == "churned" else save_score(a)
+    bucket: the console's *save* and *win back* pages, ``churnwatch top -n`` and ``--win-back
+    -n``, streams.console.data), taken at the user's last review: a lapsed user 1 + the
+    temperature / 100 (at least 1, so the lapsed head every bucket in win-back order), any other
+    :func:`save_score` (below 1, in save order)."""
+    return 1.0 + p_back_within(a.signals, model)[0] if a.stage in LAPSED else save_score(a)
 
 
 def save_key(st: UserState, now_s: int, model: ChurnModel) -> tuple[float, object] | None:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from models.engine import advance
 from models.model import ChurnModel, load_model
-from models.ranking import daily_list, index_score, save_bound, save_bound_after, save_key, save_score
+from models.lifecycle import REACHABLE
+from models.ranking import daily_list, index_score, save_bound, save_bound_after, save_key, save_score, win_back_key
 from models.scoring import assess
 from models.state import DAY_S, UserState
 from tests.test_models_properties import MODELS, T0_MS, histories
@@ -47,13 +48,20 @@ def test_a_user_silent_far_past_their_rhythm_ranks_below_a_reachable_declining_o
     assert save_score(a) <= a.risk and save_score(b) <= b.risk
     ranked = daily_list([("gone", gone), ("slowing", slowing)], now_s, DEFAULT, "save", n=2)
     assert [r.user_id for r in ranked] == ["slowing", "gone"]
-    assert index_score(b) > index_score(a), "the console's save page (at-risk index) ranks them alike"
+    assert index_score(b, DEFAULT) > index_score(a, DEFAULT), "the console's save page (at-risk index) ranks them alike"
 
 
-def test_a_churned_user_heads_the_at_risk_index() -> None:
-    gone = _daily(20)
-    a = assess(gone, gone.last_seen_s + 200 * DAY_S, DEFAULT)
-    assert a.stage == "churned" and index_score(a) == 1.0
+def test_the_lapsed_head_the_at_risk_index_in_win_back_order() -> None:
+    """Lapsed users score 1 + temperature / 100 (the win-back page's order), all others below 1."""
+    short, long = _daily(20), _daily(60)
+    lapsed = [assess(st, st.last_seen_s + d * DAY_S, DEFAULT) for st in (short, long) for d in (25, 60, 200)]
+    assert {a.stage for a in lapsed} == {"dormant", "churned"}
+    scores = [index_score(a, DEFAULT) for a in lapsed]
+    assert all(1.0 <= s <= 2.0 for s in scores)
+    for a, s in zip(lapsed, scores):
+        assert abs(s - 1.0 - win_back_key(a, short, DEFAULT)[0]) <= 1e-12
+    reachable = assess(long, long.last_seen_s + 2 * DAY_S, DEFAULT)
+    assert reachable.stage in REACHABLE and index_score(reachable, DEFAULT) == save_score(reachable) < 1.0
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

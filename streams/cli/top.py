@@ -1,5 +1,6 @@
-"""``churnwatch top``: today's ranked list within a budget, to save (reachable users by risk) or
-to win back (lapsed users by temperature, then spend), models.ranking. With
+"""``churnwatch top``: today's ranked list within a budget, to save (reachable users by the savable
+part of their risk, shown as ``save``) or to win back (lapsed users by temperature, then spend),
+models.ranking. With
 ``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py)."""
 
 from __future__ import annotations

@@ -436,7 +436,7 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
     "churned", and a churned verdict does not depend on them)."""
     risk: float | None = None
     if st.at_risk_since_s:
-        risk = index_score(review if review is not None else assess(st, st.last_review_s or until_ms // 1000, model))
+        risk = index_score(review if review is not None else assess(st, st.last_review_s or until_ms // 1000, model), model)
     elif old is not None and not old.at_risk_since_s:
         risk = UNCHANGED  # not in the ranking before either
     reach: float | None = None
