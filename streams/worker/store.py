@@ -873,7 +873,8 @@ class Store:
         return None if raw is None else UserState.from_bytes(raw)
 
     async def top_at_risk(self, n: int) -> list[tuple[str, float]]:
-        """The ``n`` users with an open at-risk alert and the highest risk, highest first."""
+        """The ``n`` users with an open at-risk alert and the highest index score
+        (models.ranking.index_score: the lapsed, warmest first, then the savable risk), highest first."""
         if n <= 0:
             return []
         pipe = self._client.pipeline(transaction=False)
