@@ -56,11 +56,11 @@ from typing import Iterable, Literal
 from models.lifecycle import LAPSED, REACHABLE
 from models.compiled import slot_labels
 from models.model import ChurnModel
-from models.signals import Signals
-from models.risk import savable
+from models.signals import Signals, compute_signals
+from models.risk import leave_probability, savable
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
-from models.state import STAGES, UserState
-from models.temperature import p_back_within
+from models.state import DAY_S, STAGES, UserState
+from models.temperature import p_back_within, p_stay, stay_after
 
 __all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
            "index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key"]
@@ -183,8 +183,10 @@ def save_bound(st: UserState, model: ChurnModel) -> float:
     1.0 without a next review."""
     if st.next_review_s <= 0:
         return 1.0
-    a = assess(st, max(st.last_review_s, st.last_seen_s), model)
-    return savable(a.p_stay, SilentRisk(a, model).leave_at(max(st.next_review_s, st.last_seen_s)))
+    t0, t1 = max(st.last_review_s, st.last_seen_s), max(st.next_review_s, st.last_seen_s)
+    sig = compute_signals(st, t1, model)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
+    p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model)
+    return savable(p0, leave_probability(sig, p_stay(sig, model)[0], st.revenue, model))
 
 
 def save_bound_after(a: Assessment, st: UserState, model: ChurnModel) -> float:
