@@ -8,8 +8,9 @@ Two jobs, two lists (the at-risk alert stream only serves the first):
   alive)): its other part, 1 - P(alive), is the chance the user is gone already, and a call
   cannot save a user who has left. Ranked by the whole risk, the list was headed by users silent
   for 7-12 times their own rhythm (a daily user stays "declining" for three weeks of silence
-  before the lifecycle calls them dormant), temperature 0-6, risk 0.98-1.00, nearly all of them
-  gone for good in the simulator's truth (docs/SCORES.md); by the savable part such a user ranks
+  before the lifecycle calls them dormant), temperature 0-6, risk 0.98-1.00: in the simulator's
+  truth gone for good, or on a long pause they end by themselves (docs/SCORES.md, "The daily
+  lists"); by the savable part such a user ranks
   below a reachable one who is slowing down, and their place is the win-back list once the
   lifecycle calls them lapsed. A budget (a number of calls, or a share of the reachable users
   per day) replaces a fixed threshold, so the list has the size a team can work through
