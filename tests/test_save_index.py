@@ -36,7 +36,7 @@ async def _write(store: Store, states: dict[str, UserState], until_ms: int, mode
     for uid, st in states.items():
         b, g = locate(uid, store.buckets, store.groups)
         w = writes.setdefault(b, BucketWrite(b, [(f"{TOPIC}:0", "", "")]))
-        risk, reach = index_scores(None, st, until_ms, model, (reviews or {}).get(uid))
+        risk, reach, _ = index_scores(None, st, until_ms, model, (reviews or {}).get(uid))
         w.states.append(StateWrite(g, uid, st.to_bytes(), f"{TOPIC}:0", st.next_review_s, risk, reach))
         stats_delta(None, st, [], w.stats)
     assert await store.write(list(writes.values()), "save-index-test") == []
@@ -106,9 +106,10 @@ def test_the_review_gives_the_at_risk_score_and_the_bound_exactly_as_a_fresh_sco
             continue
         a = o.review
         fresh = Assessment(a.signals, a.stage, a.risk, a.p_stay, a.stay_source, a.revenue, a.leave)  # nothing remembered
-        (risk, reach), (risk0, reach0) = index_scores(None, o.state, end_ms, model, a), index_scores(None, o.state, end_ms, model)
+        (risk, reach, alert), (risk0, reach0, alert0) = index_scores(None, o.state, end_ms, model, a), index_scores(None, o.state, end_ms, model)
         if o.state.at_risk_since_s:
             assert risk is not None and risk0 is not None and risk.hex() == risk0.hex()
+            assert alert.hex() == alert0.hex() == a.risk.hex(), "account members read the alert's risk, not the index score"
             at_risk += 1
         if on_save_list(o.state):
             assert reach is not None and reach == save_bound_after(fresh, o.state, model)
