@@ -73,7 +73,7 @@ def templates_from(events: Sequence[Event], end_ms: int, model: ChurnModel | Non
         if res.expire:
             continue
         st = res.state
-        risk, reach = index_scores(None, st, end_ms, model)
+        risk, reach, _ = index_scores(None, st, end_ms, model)
         stats: dict[str, float] = {}
         stats_delta(None, st, res.alerts, stats)
         out.append(Template(st.to_bytes(), st.next_review_s, risk, tuple(stats.items()), reach, tuple(points)))

@@ -2,14 +2,29 @@
 
 Two jobs, two lists (the at-risk alert stream only serves the first):
 
-- **save**: users still reachable (stage new, active, declining or reactivated) ranked by churn
-  risk, highest first. A budget (a number of calls, or a share of the reachable users per day)
-  replaces a fixed threshold, so the list has the size a team can work through whatever the
-  model's scale.
+- **save**: users still reachable (stage new, active, declining or reactivated) ranked by the
+  *savable* part of their churn risk, highest first (:func:`save_score`: P(alive) x P(leaves
+  within the horizon | alive), models.risk.savable). The risk is 1 - P(alive) x (1 - P(leaves |
+  alive)): its other part, 1 - P(alive), is the chance the user is gone already, and a call
+  cannot save a user who has left. Ranked by the whole risk, the list was headed by users silent
+  for 7-12 times their own rhythm (a daily user stays "declining" for three weeks of silence
+  before the lifecycle calls them dormant), temperature 0-6, risk 0.98-1.00: in the simulator's
+  truth gone for good, or on a long pause they end by themselves (docs/SCORES.md, "The daily
+  lists"); by the savable part such a user ranks
+  below a reachable one who is slowing down, and their place is the win-back list once the
+  lifecycle calls them lapsed. A budget (a number of calls, or a share of the reachable users
+  per day) replaces a fixed threshold, so the list has the size a team can work through
+  whatever the model's scale.
 - **win back**: users already lapsed (dormant, or churned and not yet expired) ranked by the
   temperature (the chance they are back within the horizon, models.temperature.p_back_within:
-  the column shown is the order), then by what they spent: a list to work through, never a
-  stream of alerts.
+  the column shown is the order), then by what they spent (:func:`win_back_key`): a list to
+  work through, never a stream of alerts.
+
+Each list has one order wherever it is read: ``churnwatch top`` (``--win-back``), the console's
+two tabs and the API rank by :func:`save_score` and :func:`win_back_key`. Two candidate sets,
+as before: ``top -n`` and the console's pages list the users with an open at-risk alert (the
+at-risk index, scored by :func:`index_score` so its blocks come in nearly that order),
+``top --share`` every user of the stage.
 
 Pure: states in, ranked rows out (the CLI reads the states from Redis, the backtest from files).
 Ranking uses the cheap assessment; the full scores (health, reasons, action) are built only for
@@ -17,11 +32,20 @@ the users who make the list.
 
 Without reading every state (``churnwatch top --share`` at millions of users): the worker keeps
 an index of the users on the save list (:func:`on_save_list`, the stage of their last review)
-ranked by :func:`save_bound`, a risk no higher than theirs can be before their next review.
-Nothing a review decides changes before that review (models.engine schedules it so), so until
-then the stage is the stored one and the live risk at most the bound: reading the index by
-descending bound and stopping once the budget's last row outranks every bound not read yet gives
-exactly :func:`daily_list`'s rows; users whose review is due are read and assessed live.
+ranked by :func:`save_bound`, a savable risk no higher than theirs can be before their next
+review. Nothing a review decides changes before that review (models.engine schedules it so), so
+until then the stage is the stored one and the live score at most the bound: reading the index
+by descending bound and stopping once the budget's last row outranks every bound not read yet
+gives exactly :func:`daily_list`'s rows; users whose review is due are read and assessed live.
+
+Why the bound holds although the savable risk can fall in silence: while a user stays silent
+P(alive) only falls (models.temperature) and P(leaves | alive) only rises (models.risk: no
+feature silence moves has a negative weight). So between the state's last look (its last review
+or last event, ``t0``) and its next review ``t1``, the savable risk is at most P(alive) at ``t0``
+times P(leaves | alive) at ``t1``: the product of each factor's largest value, not the score
+at either end. It holds for lists read at or after ``t0``, as lists read at the stream time are
+(a live-mode review can run ahead of the stream time on a partition idle for longer than the
+allowed lateness: a list read then may miss a user whose score was higher before that review).
 """
 
 from __future__ import annotations
@@ -33,13 +57,14 @@ from typing import Iterable, Literal
 from models.lifecycle import LAPSED, REACHABLE
 from models.compiled import slot_labels
 from models.model import ChurnModel
-from models.signals import Signals
-from models.scoring import Assessment, Scores, SilentRisk, assess, risk_at, scores_from
-from models.state import STAGES, UserState
-from models.temperature import p_back_within
+from models.signals import Signals, compute_signals
+from models.risk import leave_probability, savable
+from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
+from models.state import DAY_S, STAGES, UserState
+from models.temperature import p_back_within, p_stay, stay_after
 
 __all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
-           "save_bound", "save_bound_after", "save_key"]
+           "index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -49,6 +74,7 @@ class Ranked:
     user_id: str
     scores: Scores
     state: UserState
+    savable: float = 0.0  # the save list's key (:func:`save_score`), shown next to the risk
 
 
 def budget_size(candidates: int, n: int | None = None, share: float | None = None) -> int:
@@ -86,18 +112,51 @@ def daily_list(
         a = _listed(st, now_s, model, keep)
         if a is None:
             continue
-        key = (-a.risk,) if kind == "save" else (-p_back_within(a.signals, model)[0], -st.revenue)
+        key = (-save_score(a),) if kind == "save" else tuple(-k for k in win_back_key(a, st, model))
         rows.append((key, user_id, st, a))
     rows.sort(key=lambda r: (r[0], r[1]))
     size = budget_size(len(rows), n, share) if rows else 0
-    return [Ranked(u, scores_from(st, a, model), st) for _, u, st, a in rows[:size]]
+    return [Ranked(u, scores_from(st, a, model), st, save_score(a)) for _, u, st, a in rows[:size]]
+
+
+def save_score(a: Assessment) -> float:
+    """What the save list ranks by: the savable part of the assessed risk, P(alive) x P(leaves
+    within the horizon | alive) (module docstring), never above the risk.
+
+    A daily user silent for 19 days and a user of every ~6 days silent for 14, both "declining":
+
+    >>> from models.model import ChurnModel
+    >>> m, day = ChurnModel(), 86_400
+    >>> gone = UserState(first_seen_s=0, last_seen_s=60 * day, n_events=240, active_days=60)
+    >>> slowing = UserState(first_seen_s=0, last_seen_s=77 * day, n_events=40, active_days=12)
+    >>> a, b = assess(gone, 79 * day, m), assess(slowing, 91 * day, m)
+    >>> (a.stage, b.stage), a.risk > b.risk, save_score(a) < save_score(b)
+    (('declining', 'declining'), True, True)
+    """
+    return savable(a.p_stay, a.leave)
+
+
+def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float, float]:
+    """The win-back list's order, highest first: the temperature / 100 (the chance the user is
+    back within the horizon), then what they spent."""
+    return p_back_within(a.signals, model)[0], st.revenue
+
+
+def index_score(a: Assessment, model: ChurnModel) -> float:
+    """The user's score in the at-risk index (users with an open at-risk alert, one sorted set per
+    bucket: the console's *save* and *win back* pages, ``churnwatch top -n`` and ``--win-back
+    -n``, streams.console.data), taken at the user's last review: a lapsed user 1 + the
+    temperature / 100 (at least 1, so the lapsed head every bucket in win-back order), any other
+    :func:`save_score` (below 1, in save order)."""
+    return 1.0 + p_back_within(a.signals, model)[0] if a.stage in LAPSED else save_score(a)
 
 
 def save_key(st: UserState, now_s: int, model: ChurnModel) -> tuple[float, object] | None:
-    """``(live risk, assessment)`` of ``st`` at ``now_s`` if it belongs on the save list then, else
-    None: :func:`daily_list`'s test, for readers that pick the states themselves."""
+    """``(live save score, assessment)`` of ``st`` at ``now_s`` if it belongs on the save list
+    then, else None: :func:`daily_list`'s test and key, for readers that pick the states
+    themselves."""
     a = _listed(st, now_s, model, REACHABLE)
-    return None if a is None else (a.risk, a)
+    return None if a is None else (save_score(a), a)
 
 
 def _listed(st: UserState, now_s: int, model: ChurnModel, keep: frozenset[str]) -> Assessment | None:
@@ -119,25 +178,27 @@ def on_save_list(st: UserState) -> bool:
 
 
 def save_bound(st: UserState, model: ChurnModel) -> float:
-    """The risk ``st`` reaches at its next review if the user stays silent: no live risk before
-    that review is higher (risk never falls in silence, models.risk), so it ranks the save-list
-    index. 1.0 without a next review."""
+    """A save score no live one of ``st`` exceeds before its next review (module docstring):
+    P(alive) at the state's last look ``t0`` (its last review or event, whichever is later) times
+    P(leaves | alive) at that next review if the user stays silent. It ranks the save-list index.
+    1.0 without a next review."""
     if st.next_review_s <= 0:
         return 1.0
-    return risk_at(st, max(st.next_review_s, st.last_seen_s), model)
+    t0, t1 = max(st.last_review_s, st.last_seen_s), max(st.next_review_s, st.last_seen_s)
+    sig = compute_signals(st, t1, model)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
+    p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model)
+    return savable(p0, leave_probability(sig, p_stay(sig, model)[0], st.revenue, model))
 
 
 def save_bound_after(a: Assessment, st: UserState, model: ChurnModel) -> float:
     """:func:`save_bound` from the assessment of the review that left ``st`` (nothing changed the
-    state after it: ``models.engine.Outcome.review``), without scoring the user again: the risk
-    the review's signals reach in silence at the next review (models.scoring.SilentRisk), equal
-    to :func:`save_bound` up to float rounding (the index's scores round up past it), or lower
-    where the stage at that review would be churned (there :func:`save_bound` says 1.0). Before
-    that review the stage is the stored one and the live risk at most this, so it bounds the
-    save-list index as well."""
+    state after it: ``models.engine.Outcome.review``), without scoring the user again: that
+    review's P(alive) times the P(leaves | alive) its signals reach in silence at the next review
+    (models.scoring.SilentRisk, mostly remembered from the engine's last look ahead), equal to
+    :func:`save_bound` up to float rounding (the index's scores round up past it)."""
     if st.next_review_s <= 0:
         return 1.0
-    return SilentRisk(a, model).at(max(st.next_review_s, st.last_seen_s))
+    return savable(a.p_stay, SilentRisk(a, model).leave_at(max(st.next_review_s, st.last_seen_s)))
 
 
 def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:

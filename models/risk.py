@@ -53,6 +53,7 @@ __all__ = [
     "churn_risk",
     "combine",
     "risk_probability",
+    "savable",
     "sigmoid",
 ]
 
@@ -247,6 +248,15 @@ def churn_risk(values: Sequence[float], p_alive: float, model: "ChurnModel") -> 
 def combine(p_alive: float, leave: float) -> float:
     """Risk from its two parts: 1 - P(alive) x (1 - P(leaves | alive)) (module docstring)."""
     return 1.0 - p_alive * (1.0 - leave)
+
+
+def savable(p_alive: float, leave: float) -> float:
+    """The part of the risk a call can still act on: P(alive) x P(leaves | alive), the chance the
+    user is still there *and* leaves within the horizon. The rest of the risk, 1 - P(alive), is
+    a user probably gone already: win-back work, not a save (models.ranking). Never above the
+    risk; unlike it, it falls in long silence, where P(alive) falls faster than the other part
+    rises."""
+    return p_alive * leave
 
 
 def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:

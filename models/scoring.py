@@ -66,6 +66,7 @@ class Assessment:
     # next review, where the save-list index's bound asks again (models.ranking.save_bound_after)
     _silent_t: int = field(default=-1, init=False, repr=False, compare=False)
     _silent_r: float = field(default=0.0, init=False, repr=False, compare=False)
+    _silent_l: float = field(default=0.0, init=False, repr=False, compare=False)  # ... its leave part
     _silent_m: ChurnModel | None = field(default=None, init=False, repr=False, compare=False)  # ... and for which model
 
     def __init__(
@@ -89,6 +90,7 @@ class Assessment:
         self._features = None
         self._silent_t = -1
         self._silent_r = 0.0
+        self._silent_l = 0.0
         self._silent_m = None
 
     @property
@@ -173,12 +175,31 @@ class SilentRisk:
         extra = (t_s - a.signals.now_s) / DAY_S
         if extra <= 0.0:
             return a.risk
+        self._look(t_s, extra)
+        return a._silent_r
+
+    def leave_at(self, t_s: int) -> float:
+        """The risk's logistic part, P(leaves within the horizon | alive), at ``t_s`` if the user
+        stays silent until then: never below the assessment's (models.risk: no feature silence
+        moves has a negative weight), so at the next review it bounds every value before it
+        (models.ranking.save_bound_after)."""
+        a = self._a
+        if t_s == a._silent_t and a._silent_m is self._model:
+            return a._silent_l
+        extra = (t_s - a.signals.now_s) / DAY_S
+        if extra <= 0.0:
+            return a.leave
+        self._look(t_s, extra)
+        return a._silent_l
+
+    def _look(self, t_s: int, extra: float) -> None:
+        """Evaluate both parts ``extra`` days of silence after the assessment and remember them."""
+        a = self._a
         p, _ = stay_after(a.signals, extra, self._model)
         # the vector of silent_after's signals, reading only the weighed features (the revenue one
         # from the assessment's revenue: silence leaves it)
-        r = combine(p, leave_probability(silent_after(a.signals, extra), p, a.revenue, self._model))
-        a._silent_t, a._silent_r, a._silent_m = t_s, r, self._model
-        return r
+        leave = leave_probability(silent_after(a.signals, extra), p, a.revenue, self._model)
+        a._silent_t, a._silent_r, a._silent_l, a._silent_m = t_s, combine(p, leave), leave, self._model
 
 
 def features_at(st: UserState, now_s: int, model: ChurnModel) -> tuple[Stage, list[float]]:

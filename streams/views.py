@@ -41,6 +41,7 @@ class UserReport:
     as_of_ms: int
     scores: Scores
     state: UserState
+    savable: float | None = None  # on the save list: its key, models.ranking.save_score
 
     def to_dict(self) -> dict[str, Any]:
         s, st = self.scores, self.state
@@ -48,6 +49,7 @@ class UserReport:
             "user_id": self.user_id,
             "as_of": format_ts(self.as_of_ms),
             "risk": round(s.risk, 4),
+            **({"savable": round(self.savable, 4)} if self.savable is not None else {}),
             "health": round(s.health, 1),
             "temperature": round(s.temperature, 1),
             "stage": s.stage,
@@ -107,13 +109,15 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
               kind: str = "save") -> list[UserReport]:
     """Today's ranked list at the stream time.
 
-    ``save`` with ``n`` (default 20): the users with an open at-risk alert still reachable (a
-    dormant user keeps its alert open but is lapsed) by live risk, the console's *save* list, first page
-    (``streams.console.data``), so the CLI, the pages and the API rank alike. ``share`` instead:
-    the budget alternative to the threshold, every reachable user ranked by risk and cut at that
-    share of them (models.ranking.daily_list), read from the save-list index when Redis has one
-    for this model (:func:`indexed_save_list`), else from every state. ``win_back``: lapsed users
-    by temperature, the chance they are back within the horizon (models.ranking.daily_list), within ``n`` or ``share``.
+    With ``n`` (default 20): the console's first page of the list (``streams.console.data``), so
+    the CLI, the pages and the API rank alike: ``save``, the users with an open at-risk alert
+    still reachable (a dormant user keeps its alert open but is lapsed) by the live savable part
+    of their risk (models.ranking.save_score); ``win_back``, those lapsed, by temperature (the
+    chance they are back within the horizon), then spend (models.ranking.win_back_key).
+    ``share`` instead: the budget alternative to the threshold, every user of the list's stages
+    ranked the same way and cut at that share of them (models.ranking.daily_list); the save list
+    is read from the save-list index when Redis has one for this model
+    (:func:`indexed_save_list`), else from every state.
     """
     from models.ranking import daily_list
 
@@ -121,11 +125,12 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     model = _model(settings)
     if n is None and share is None:
         n = 20
-    if kind == "save" and share is None:
+    if share is None:
         from streams.console.data import at_risk_page
 
-        page = reader.run(lambda store: at_risk_page(store, model, now_ms, "save", n))
-        return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in page.rows]
+        page = reader.run(lambda store: at_risk_page(store, model, now_ms, kind, n))  # type: ignore[arg-type]
+        return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state,
+                           r.savable if kind == "save" else None) for r in page.rows]
     if kind == "save" and reader.run(lambda store: store.save_index_model()) == model_id(model):
         ranked = reader.run(lambda store: indexed_save_list(store, settings.topic_events, model, now_ms // 1000, n=n, share=share))
     else:
@@ -134,7 +139,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
                         "reading every state")
         ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
                             n=n, share=share)
-    return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state) for r in ranked]
+    return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state, r.savable if kind == "save" else None)
+            for r in ranked]
 
 
 #: A user due for review this close after "now" is read live: the schedule may see a declining
@@ -166,7 +172,7 @@ async def indexed_save_list(store: Store, topic: str, model: ChurnModel, now_s: 
     if size:
         await _merge_index(store, model, now_s, size, rows, {u for _, _, u in due})
     ranked = sorted(rows.items(), key=lambda r: (-r[1][0], r[0]))[:size]
-    return [Ranked(uid, scores_from(st, a, model), st) for uid, (_, st, a) in ranked]
+    return [Ranked(uid, scores_from(st, a, model), st, key) for uid, (key, st, a) in ranked]
 
 
 async def _merge_index(store: Store, model: ChurnModel, now_s: int, size: int,

@@ -108,7 +108,10 @@ def test_my_book_to_a_user_shows_the_numbers_of_churnwatch_score(built_state: Se
 
     p.goto(f"{console_url}/book?list=win_back")  # type: ignore[attr-defined]
     stages = p.locator("table#book tbody tr .stage").all_inner_texts()  # type: ignore[attr-defined]
-    assert stages and set(stages) == {"churned"}
+    assert stages and set(stages) <= {"dormant", "churned"}
+    back = cli_json(built_state, ["top", "--win-back", "-n", "10", "--json"])
+    shown = [rows.nth(i).get_attribute("data-user") for i in range(min(10, rows.count()))]
+    assert shown == [t["user_id"] for t in back], "To win back ranks as churnwatch top --win-back"
 
 
 def test_an_owner_book_to_an_account_shows_the_numbers_of_churnwatch_top_owner(built_state: Settings, console_url: str,

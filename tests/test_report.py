@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from models.model import load_model
-from models.scoring import score
+from models.ranking import save_score
+from models.scoring import assess, score
 from models.state import STAGES, UserState
 from streams.cli import main
 from streams.worker.topics import ensure_topics
@@ -94,16 +95,18 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
         assert math.isclose(churn["churned_revenue"], round(revenue_now, 2), abs_tol=0.011)
 
     # top: open at-risk users still reachable (an open alert stays open while a user lapses) by
-    # risk now, computed from the raw states; with --share the budgeted daily list of every
-    # reachable user; --win-back the lapsed users by temperature, then revenue
+    # the savable part of their risk now (models.ranking.save_score), computed from the raw
+    # states; with --share the budgeted daily list of every reachable user; --win-back the
+    # lapsed users by temperature, then revenue
     opened, save, lapsed = [], [], []
     for user, st in states.items():
         s = score(st, max(now_ms, st.last_seen_s * 1000) // 1000, model)
         reachable = s.stage in ("new", "active", "declining", "reactivated")
+        savable = save_score(assess(st, max(now_ms, st.last_seen_s * 1000) // 1000, model))
         if st.at_risk_since_s and reachable:
-            opened.append((-s.risk, user))
+            opened.append((-savable, user))
         if reachable:
-            save.append((-s.risk, user))
+            save.append((-savable, user))
         else:
             lapsed.append(((-s.temperature / 100.0, -st.revenue), user))
     opened.sort()

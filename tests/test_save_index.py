@@ -15,7 +15,7 @@ import pytest
 from models.engine import Outcome, advance
 from models.model import ChurnModel, load_model
 from models.ranking import daily_list, on_save_list, save_bound, save_bound_after
-from models.scoring import Assessment
+from models.scoring import Assessment, risk_at
 from models.state import UserState
 from streams.offline.simulate import generate
 from streams.settings import Settings
@@ -36,7 +36,7 @@ async def _write(store: Store, states: dict[str, UserState], until_ms: int, mode
     for uid, st in states.items():
         b, g = locate(uid, store.buckets, store.groups)
         w = writes.setdefault(b, BucketWrite(b, [(f"{TOPIC}:0", "", "")]))
-        risk, reach = index_scores(None, st, until_ms, model, (reviews or {}).get(uid))
+        risk, reach, _ = index_scores(None, st, until_ms, model, (reviews or {}).get(uid))
         w.states.append(StateWrite(g, uid, st.to_bytes(), f"{TOPIC}:0", st.next_review_s, risk, reach))
         stats_delta(None, st, [], w.stats)
     assert await store.write(list(writes.values()), "save-index-test") == []
@@ -80,7 +80,7 @@ def test_share_list_from_the_index_equals_ranking_every_state(redis_url: str, mo
 
 def test_the_bound_from_the_last_review_is_save_bound_up_to_rounding() -> None:
     """The worker's index bound from ``Outcome.review`` (no second scoring) is ``save_bound`` up
-    to float rounding, or lower where ``save_bound`` says 1.0 (churned at the next review)."""
+    to float rounding."""
     model = load_model(None)
     outcomes, _ = _advanced(model)
     compared = 0
@@ -88,14 +88,14 @@ def test_the_bound_from_the_last_review_is_save_bound_up_to_rounding() -> None:
         if o.review is None or not on_save_list(o.state):
             continue
         exact, fast = save_bound(o.state, model), save_bound_after(o.review, o.state, model)
-        assert fast <= exact + 1e-12 and (exact == 1.0 or abs(fast - exact) <= 1e-12), (exact, fast)
+        assert abs(fast - exact) <= 1e-12, (exact, fast)
         compared += 1
     assert compared > 20
 
 
 def test_the_review_gives_the_at_risk_score_and_the_bound_exactly_as_a_fresh_scoring() -> None:
-    """``index_scores`` with the last review: the at-risk ranking's score is that review's risk,
-    bit for bit the risk ``risk_at`` finds again (a review moves nothing the risk reads); the
+    """``index_scores`` with the last review: the at-risk ranking's score is that review's
+    ``index_score``, bit for bit the one a fresh assessment finds again (a review moves nothing the risk reads); the
     save-list bound from the review's remembered look ahead (``SilentRisk``'s last evaluation,
     mostly at the next review) is what a fresh evaluation of the same assessment gives."""
     model = load_model(None)
@@ -106,9 +106,10 @@ def test_the_review_gives_the_at_risk_score_and_the_bound_exactly_as_a_fresh_sco
             continue
         a = o.review
         fresh = Assessment(a.signals, a.stage, a.risk, a.p_stay, a.stay_source, a.revenue, a.leave)  # nothing remembered
-        (risk, reach), (risk0, reach0) = index_scores(None, o.state, end_ms, model, a), index_scores(None, o.state, end_ms, model)
+        (risk, reach, alert), (risk0, reach0, alert0) = index_scores(None, o.state, end_ms, model, a), index_scores(None, o.state, end_ms, model)
         if o.state.at_risk_since_s:
             assert risk is not None and risk0 is not None and risk.hex() == risk0.hex()
+            assert alert.hex() == alert0.hex() == a.risk.hex(), "account members read the alert's risk, not the index score"
             at_risk += 1
         if on_save_list(o.state):
             assert reach is not None and reach == save_bound_after(fresh, o.state, model)
@@ -143,3 +144,24 @@ async def _marks(redis_url: str) -> list[str]:
 
 def test_the_index_is_trusted_only_when_built_from_the_first_user_with_the_readers_model(redis_url: str) -> None:
     assert asyncio.run(_marks(redis_url)) == ["m1@a", "", ""]
+
+
+def test_account_members_carry_the_alerts_risk_not_the_index_score() -> None:
+    """The at-risk index holds the list key (models.ranking.index_score); an account member's
+    risk is the open alert's risk at its last review, as before the lists ranked by savable risk."""
+    from streams.worker.members import member_copies
+    from streams.worker.revenue import parse_member_copy
+
+    model = load_model(None)
+    outcomes, end_ms = _advanced(model)
+    alerted = {u: o for u, o in outcomes.items() if o.state.at_risk_since_s}
+    write = BucketWrite(0, [])
+    for uid, o in alerted.items():
+        risk, reach, alert_risk = index_scores(None, o.state, end_ms, model, o.review)
+        write.states.append(StateWrite(0, uid, o.state.to_bytes(), f"{TOPIC}:0", o.state.next_review_s, risk, reach, alert_risk))
+    copies = member_copies({u: ("acme", 0, 1) for u in alerted}, [], [], [write], model)
+    got = {m.user_id: m.risk for _, value, _ in copies for _, _, m in [parse_member_copy(value)]}  # type: ignore[misc]
+    assert len(got) == len(alerted) > 10
+    for uid, o in alerted.items():
+        want = o.review.risk if o.review is not None else risk_at(o.state, o.state.last_review_s, model)
+        assert abs(got[uid] - want) <= 1e-6, (uid, got[uid], want)  # the member record stores a float32

@@ -409,10 +409,12 @@ class _Demo:
         if not top:
             self.say("top 10 to save        nobody reachable")
             return
-        self.say("top 10 to save (reachable users, most likely to churn first; `churnwatch top --win-back` lists the lapsed)")
+        self.say("top 10 to save (reachable users by the savable part of the risk, P(alive) x P(leaves | alive): still there "
+                 "and likely to go; `churnwatch top --win-back` lists the lapsed)")
         for i, r in enumerate(top, start=1):
             s = r.scores
-            self.say(f"  {i:>2}. {r.user_id:<10} risk {s.risk:.2f}  health {s.health:3.0f}  temp {s.temperature:3.0f}  "
+            self.say(f"  {i:>2}. {r.user_id:<10} risk {s.risk:.2f}  savable {r.savable or 0.0:.2f}  health {s.health:3.0f}  "
+                     f"temp {s.temperature:3.0f}  "
                      f"{s.stage:<11} -> {s.action.replace('_', ' ')}" + (f": {s.reasons[0]}" if s.reasons else ""))
 
     def shutdown(self) -> None:

@@ -1,5 +1,6 @@
-"""``churnwatch top``: today's ranked list within a budget, to save (reachable users by risk) or
-to win back (lapsed users by temperature, then spend), models.ranking. With
+"""``churnwatch top``: today's ranked list within a budget, to save (reachable users by the savable
+part of their risk, shown as ``save``) or to win back (lapsed users by temperature, then spend),
+models.ranking. With
 ``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py)."""
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not reports:
         print("no lapsed user to win back" if args.win_back else "no reachable user to rank")
         return 0
-    print(f"{'#':>3}  {'user':<16} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<11} {'action':<9} reason")
+    save = not args.win_back  # the save list's order is the savable part of the risk (models.ranking)
+    print(f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
+          + f"{'health':>6} {'temp':>5}  {'stage':<11} {'action':<9} reason")
     for i, r in enumerate(reports, start=1):
         s = r.scores
         reason = s.reasons[0] if s.reasons else ""
-        print(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} {s.health:>6.0f} {s.temperature:>5.0f}  {s.stage:<11} "
-              f"{s.action.replace('_', ' '):<9} {reason}")
+        print(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} " + (f"{r.savable or 0.0:>5.2f} " if save else "")
+              + f"{s.health:>6.0f} {s.temperature:>5.0f}  {s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
     return 0
 
 

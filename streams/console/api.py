@@ -204,7 +204,9 @@ def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``/api/v1``."""
     point = _obj({"week_start": {"type": "string", "format": "date"}, "health": _NUM, "temperature": _TEMP, "risk": _NUM})
     row = _obj({
-        "user_id": _STR, "risk": _NUM, "health": _NUM, "temperature": _TEMP, "stage": {"enum": list(STAGES)},
+        "user_id": _STR, "risk": _NUM,
+        "savable": {**_NUM, "description": "P(alive) x P(leaves | alive): the part of the risk a call can act on; the save list's order"},
+        "health": _NUM, "temperature": _TEMP, "stage": {"enum": list(STAGES)},
         "segment": {"type": ["string", "null"]}, "action": {"enum": list(ACTIONS)}, "reason": _NSTR,
         "trend": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
     })
@@ -273,11 +275,12 @@ def openapi() -> dict[str, Any]:
         "paths": {
             "/api/v1/at-risk": {"get": {
                 "operationId": "listAtRisk",
-                "summary": ("Users to save (open at-risk alert) or to win back (churned), most at risk first, paged by cursor; with "
+                "summary": ("Users with an open at-risk alert to save (reachable, by the savable part of the risk) or to win back "
+                            "(dormant or churned, warmest first, then by spend), paged by cursor; with "
                             "an owner, that owner's accounts (AccountRow) ranked as `churnwatch top --owner`, paged and filtered alike"),
                 "parameters": [
                     _q("owner", _STR, "account owner from the accounts table (/api/v1/owners); 'all' (the default): users, not accounts"),
-                    _q("list", {"enum": list(LISTS), "default": "save"}, "save: at risk, not churned; win_back: churned"),
+                    _q("list", {"enum": list(LISTS), "default": "save"}, "save: at risk, still reachable; win_back: lapsed (dormant or churned)"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "rows per page"),
                     _q("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page (opaque; others are refused with 400)"),
                     _q("stage", {"enum": list(dict.fromkeys([*STAGES, *ACCOUNT_STAGES]))},

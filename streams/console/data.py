@@ -4,19 +4,22 @@ Everything is read live from the state the workers keep (no second database) and
 same ``models.scoring.score`` at the *stream time* (the largest event time applied, Redis
 progress), like ``churnwatch score`` and ``churnwatch top``.
 
-Ranked lists come from the at-risk index (``cw:{b}:risk``, one sorted set per bucket, scored with
-the risk at the user's last review), never from a scan. The index keeps churned users at risk 1,
-so per bucket they occupy the top ranks: the *win back* list is those, the *save* list is the
-reachable users (stage new, active, declining or reactivated) of the ranks below them. The index's risk is the one of the last review and risk keeps rising while a
-user is silent, so the rows are ranked by their *live* risk within blocks of the index:
-a block is the next ``block_size_for(limit)`` entries in index order (runs of every bucket
-fetched by rank, O(log n) to reach any rank, and merged), scored live and sorted;
-a page walks through a block and on into the next. ``churnwatch top`` is the first page of the
-save list. The cursor is the rank where the block starts in every bucket plus the rows of the
-block already shown, so page 1,000 costs what page 1 costs. A row whose live stage no longer
+Ranked lists come from the at-risk index (``cw:{b}:risk``, one sorted set per bucket of the users
+with an open at-risk alert, scored at the user's last review by ``models.ranking.index_score``),
+never from a scan. Lapsed users (dormant, churned) score 1 + their temperature / 100, the others
+the savable part of their risk (below 1), so per bucket the lapsed occupy the top ranks: the
+*win back* list is those, the *save* list the reachable users (stage new, active, declining or
+reactivated) of the ranks below them. Both orders move while a user is silent (the temperature
+falls, the savable risk rises and later falls), so the rows are ranked by their *live* key
+(``models.ranking.save_score``, ``win_back_key``: the order of ``churnwatch top``) within blocks
+of the index: a block is the next ``block_size_for(limit)`` entries in index order (runs of every
+bucket fetched by rank, O(log n) to reach any rank, and merged), scored live and sorted; a page
+walks through a block and on into the next. ``churnwatch top -n`` (``--win-back``) is the first
+page of the list. The cursor is the rank where the block starts in every bucket plus the rows of
+the block already shown, so page 1,000 costs what page 1 costs. A row whose live stage no longer
 fits the list (the worker has not reviewed it yet) or that a filter excludes is skipped. The
-index moves while someone pages: a user whose rank changes between two pages can be shown
-twice or skipped, as in any live list.
+index moves while someone pages: a user whose rank changes between two pages can be shown twice
+or skipped, as in any live list.
 
 Owners (account managers) are those of the accounts table; an owner's book is their accounts
 ranked as ``churnwatch top --owner`` ranks them (``streams.views.account_book``, run on a thread
@@ -40,8 +43,9 @@ from typing import Any, Literal, Sequence
 import orjson
 from redis.exceptions import NoScriptError
 
-from models.lifecycle import REACHABLE
+from models.lifecycle import LAPSED, REACHABLE
 from models.model import ChurnModel
+from models.ranking import save_score, win_back_key
 from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
@@ -78,7 +82,7 @@ ListName = Literal["save", "win_back"]
 LISTS: tuple[ListName, ...] = ("save", "win_back")
 logger = logging.getLogger(__name__)
 
-_CHURNED = 1.0  # index score of a churned user (models: a churned user's risk is 1)
+_LAPSED = 1.0  # index scores of lapsed users start here (models.ranking.index_score), the others are below
 _CURSOR_VERSION = 1
 
 
@@ -158,12 +162,14 @@ class Row:
     scores: Scores
     state: UserState
     history: list[HistoryPoint]
+    savable: float = 0.0  # the save list's key (models.ranking.save_score)
 
     def to_dict(self) -> dict[str, Any]:
         s = self.scores
         return {
             "user_id": self.user_id,
             "risk": round(s.risk, 4),
+            "savable": round(self.savable, 4),
             "health": round(s.health, 1),
             "temperature": round(s.temperature, 1),
             "stage": s.stage,
@@ -305,14 +311,14 @@ async def _load(store: Store, user_ids: Sequence[bytes], kinds: Sequence[str] = 
     return out
 
 
-def _fits(list_name: ListName, index_risk: float, stage: str) -> bool:
-    """Win back: the churned users at the top of the index. Save: users still reachable
-    (models.lifecycle.REACHABLE, as ``models.ranking``'s save list): a dormant user keeps an open
-    alert but is lapsed, and at live risk ~1 would head the list every day, above everyone who
-    can still be saved (``churnwatch top --win-back`` lists the dormant with the churned)."""
+def _fits(list_name: ListName, index_score: float, stage: str) -> bool:
+    """Win back: the lapsed users (dormant or churned, models.lifecycle.LAPSED) at the top of the
+    index. Save: users still reachable (models.lifecycle.REACHABLE), as ``models.ranking``'s two
+    lists: a dormant user keeps an open alert but is lapsed. A user whose live stage left the
+    part of the index its last review put it in waits for its next review (skipped)."""
     if list_name == "win_back":
-        return index_risk >= _CHURNED and stage == "churned"
-    return index_risk < _CHURNED and stage in REACHABLE
+        return index_score >= _LAPSED and stage in LAPSED
+    return index_score < _LAPSED and stage in REACHABLE
 
 
 def _chunk(store: Store, size: int) -> int:
@@ -343,8 +349,8 @@ async def _block(store: Store, list_name: ListName, ranks: list[int] | None,
             first.setdefault(b, rank)
             if len(got) < chunk:
                 exhausted.add(b)
-            if list_name == "win_back" and got and got[-1][1] < _CHURNED:
-                got = [e for e in got if e[1] >= _CHURNED]
+            if list_name == "win_back" and got and got[-1][1] < _LAPSED:
+                got = [e for e in got if e[1] >= _LAPSED]
                 exhausted.add(b)
             fetched[b] += got
         merged = sorted(((s, m, b) for b, got in fetched.items() for m, s in got), reverse=True)[:size]
@@ -380,7 +386,7 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
         for (_, uid, state, a), (hist,) in zip(take, histories):
             user = uid.decode("utf-8", "surrogatepass")
             trend = complete_points(user, state, decode_points(hist), a.signals.now_s, model)
-            rows.append(Row(user, scores_from(state, a, model), state, trend))
+            rows.append(Row(user, scores_from(state, a, model), state, trend, save_score(a)))
         if skip + len(take) < len(ranked):  # the page ends inside this block
             next_cursor = _encode_cursor(list_name, ranks, block_size, skip + len(take))
             break
@@ -393,8 +399,10 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
 
 
 def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int, list_name: ListName,
-          filters: Filters, model: ChurnModel) -> list[tuple[float, bytes, UserState, Assessment]]:
-    """A block's users that fit the list and the filters, by live risk (then user id).
+          filters: Filters, model: ChurnModel) -> list[tuple[tuple[float, ...], bytes, UserState, Assessment]]:
+    """A block's users that fit the list and the filters, by live score (then user id): the save
+    list by the savable part of the risk (models.ranking.save_score), the win-back list by
+    temperature, then spend (models.ranking.win_back_key), as ``churnwatch top`` ranks them.
 
     Ranked on the cheap assessment (risk, stage); the full scores are made only for the rows
     shown, or for every candidate when a filter needs the segment or the action.
@@ -410,8 +418,9 @@ def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int
             continue
         if full and not filters.accepts(scores_from(state, a, model)):
             continue
-        ranked.append((a.risk, uid, state, a))
-    ranked.sort(key=lambda r: (-r[0], r[1]))
+        key = (save_score(a),) if list_name == "save" else win_back_key(a, state, model)
+        ranked.append((tuple(-k for k in key), uid, state, a))
+    ranked.sort(key=lambda r: (r[0], r[1]))
     return ranked
 
 

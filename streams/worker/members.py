@@ -22,7 +22,7 @@ from models.model import ChurnModel
 from models.signals import compute_signals
 from models.state import DAY_S, UserState
 from streams.worker.revenue import KafkaCopy, member_copy
-from streams.worker.store import UNCHANGED, BucketReadResult, BucketWrite
+from streams.worker.store import BucketReadResult, BucketWrite
 
 __all__ = ["member_copies"]
 
@@ -53,8 +53,8 @@ def member_copies(
             before = _state(old.get(sw.user_id))
             if before is not None and not _moved(before, new):
                 continue
-            # the risk of the user's open at-risk alert only (the ranking score is not an alert)
-            risk = sw.risk if new.at_risk_since_s and isinstance(sw.risk, float) and sw.risk != UNCHANGED else 0.0
+            # the risk of the user's open at-risk alert only (the ranking's score is not a risk)
+            risk = sw.alert_risk if new.at_risk_since_s else 0.0
             sig = compute_signals(new, new.last_seen_s, model)
             base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
             member = Member(member_key(sw.user_id), new.last_seen_s, new.stage, risk, sig.act_28d, base, sw.user_id)

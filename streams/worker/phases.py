@@ -22,8 +22,8 @@ import orjson
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
-from models.ranking import on_save_list, save_bound, save_bound_after
-from models.scoring import Assessment, risk_at
+from models.ranking import index_score, on_save_list, save_bound, save_bound_after
+from models.scoring import Assessment, assess
 from models.state import UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder, Rejection, dlq_value
@@ -425,17 +425,21 @@ def _bucket_todo(
 
 
 def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel,
-                 review: Assessment | None = None) -> tuple[float | None, float | None]:
+                 review: Assessment | None = None) -> tuple[float | None, float | None, float]:
     """The user's scores in the at-risk ranking and in the save-list index (``StateWrite.risk``,
-    ``.reach``): None where the user is not in it, UNCHANGED where it was not there before either.
+    ``.reach``; models.ranking.index_score and save_bound): None where the user is not in it,
+    UNCHANGED where it was not there before either; and the risk of the open at-risk alert's
+    last review (``StateWrite.alert_risk``, 0 without an open alert).
     ``review``: the assessment of the review that left ``st`` (``models.engine.Outcome.review``),
     whose signals give the index's bound without scoring the user again (about 1.2 us a user),
-    and the ranking's score exactly: that review assessed the user at ``st.last_review_s``, and
-    a review changes none of what the risk reads (only stage fields, which the risk reads just
-    to say "churned", and a churned verdict does not depend on them)."""
+    and the ranking's score and the risk exactly: that review assessed the user at
+    ``st.last_review_s``, and a review changes none of what they read (only stage fields, which
+    they read just to say "dormant" or "churned", verdicts that do not depend on them)."""
     risk: float | None = None
+    alert_risk = 0.0
     if st.at_risk_since_s:
-        risk = review.risk if review is not None else risk_at(st, st.last_review_s or until_ms // 1000, model)
+        a = review if review is not None else assess(st, st.last_review_s or until_ms // 1000, model)
+        risk, alert_risk = index_score(a, model), a.risk
     elif old is not None and not old.at_risk_since_s:
         risk = UNCHANGED  # not in the ranking before either
     reach: float | None = None
@@ -443,7 +447,7 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
         reach = save_bound(st, model) if review is None else save_bound_after(review, st, model)
     elif old is not None and not on_save_list(old):
         reach = UNCHANGED
-    return risk, reach
+    return risk, reach, alert_risk
 
 
 def _advance_user(
@@ -481,9 +485,9 @@ def _advance_user(
         write.alerts.append((item.group, uid, "", b""))  # and so does its alert list
     else:
         st = outcome.state
-        risk, reach = index_scores(old, st, until, model, outcome.review)
+        risk, reach, alert_risk = index_scores(old, st, until, model, outcome.review)
         due = UNCHANGED if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
-        write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk, reach))
+        write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk, reach, alert_risk))
         if points:  # console score history
             write.history.extend([(item.group, uid, point) for point in points])
         if st.next_review_s:

@@ -272,8 +272,9 @@ class StateWrite:
     blob: bytes | None  # None: delete the user (expired)
     due_field: str  # "<topic>:<p>" of the user's due index
     due_s: int  # next_review_s; 0 removes the due entry, UNCHANGED leaves it as stored
-    risk: float | None  # score in the at-risk ranking; None removes it, UNCHANGED: not there, leave it
+    risk: float | None  # score in the at-risk ranking (models.ranking.index_score); None removes it, UNCHANGED: not there, leave it
     reach: float | None = None  # save-list index (models.ranking.save_bound); None removes, UNCHANGED leaves
+    alert_risk: float = 0.0  # the risk of the open at-risk alert's last review (account members read it), else 0
 
 
 @dataclass(slots=True)
@@ -873,7 +874,8 @@ class Store:
         return None if raw is None else UserState.from_bytes(raw)
 
     async def top_at_risk(self, n: int) -> list[tuple[str, float]]:
-        """The ``n`` users with an open at-risk alert and the highest risk, highest first."""
+        """The ``n`` users with an open at-risk alert and the highest index score
+        (models.ranking.index_score: the lapsed, warmest first, then the savable risk), highest first."""
         if n <= 0:
             return []
         pipe = self._client.pipeline(transaction=False)

@@ -1,0 +1,88 @@
+"""The save list ranks by the savable part of the risk, and the save-list index's bound holds.
+
+- a user silent far past their own rhythm (still "declining": a daily user is not dormant before
+  21 days) ranks below a reachable user who is slowing down, though their risk is higher;
+- the bound (models.ranking.save_bound, save_bound_after) is at least every live save score
+  between the state's last look and its next review, for any history (hypothesis), although the
+  savable risk may fall in silence: the property the index's exactness rests on
+  (tests/test_save_index.py checks the lists themselves on Redis).
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models.engine import advance
+from models.model import ChurnModel, load_model
+from models.lifecycle import REACHABLE
+from models.ranking import daily_list, index_score, save_bound, save_bound_after, save_key, save_score, win_back_key
+from models.scoring import assess
+from models.state import DAY_S, UserState
+from tests.test_models_properties import MODELS, T0_MS, histories
+
+DEFAULT = load_model(None)
+
+
+def _daily(days: int, start_day: int = 0) -> UserState:
+    """A user active once a day from ``start_day`` for ``days`` days (advanced by the engine)."""
+    from models.events import Event
+
+    events = [Event("u", T0_MS + (start_day + d) * DAY_S * 1000 + 3_600_000, "view", f"e{d}") for d in range(days)]
+    return advance("u", None, events, events[-1].ts_ms, DEFAULT).state
+
+
+def test_a_user_silent_far_past_their_rhythm_ranks_below_a_reachable_declining_one() -> None:
+    gone = _daily(60)  # daily for two months, then silent
+    from models.events import Event
+
+    # every 3 days for two months, last seen 7 days ago: overdue, declining, likely still there
+    slowing_events = [Event("v", T0_MS + (3 * d) * DAY_S * 1000, "view", f"e{d}") for d in range(25)]
+    slowing = advance("v", None, slowing_events, slowing_events[-1].ts_ms, DEFAULT).state
+    now_s = slowing.last_seen_s + 7 * DAY_S
+    assert now_s - gone.last_seen_s > 14 * DAY_S, "the daily user is silent more than 14x their rhythm"
+    a, b = assess(gone, now_s, DEFAULT), assess(slowing, now_s, DEFAULT)
+    assert (a.stage, b.stage) == ("declining", "declining"), "both still reachable by the lifecycle"
+    assert a.risk > b.risk, "by the whole risk the one gone for weeks would come first"
+    assert save_score(a) < 0.1 * save_score(b)
+    assert save_score(a) <= a.risk and save_score(b) <= b.risk
+    ranked = daily_list([("gone", gone), ("slowing", slowing)], now_s, DEFAULT, "save", n=2)
+    assert [r.user_id for r in ranked] == ["slowing", "gone"]
+    assert index_score(b, DEFAULT) > index_score(a, DEFAULT), "the console's save page (at-risk index) ranks them alike"
+
+
+def test_the_lapsed_head_the_at_risk_index_in_win_back_order() -> None:
+    """Lapsed users score 1 + temperature / 100 (the win-back page's order), all others below 1."""
+    short, long = _daily(20), _daily(60)
+    lapsed = [assess(st, st.last_seen_s + d * DAY_S, DEFAULT) for st in (short, long) for d in (25, 60, 200)]
+    assert {a.stage for a in lapsed} == {"dormant", "churned"}
+    scores = [index_score(a, DEFAULT) for a in lapsed]
+    assert all(1.0 <= s <= 2.0 for s in scores)
+    for a, s in zip(lapsed, scores):
+        assert abs(s - 1.0 - win_back_key(a, short, DEFAULT)[0]) <= 1e-12
+    reachable = assess(long, long.last_seen_s + 2 * DAY_S, DEFAULT)
+    assert reachable.stage in REACHABLE and index_score(reachable, DEFAULT) == save_score(reachable) < 1.0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(max_events=30, span_days=90), st.sampled_from(MODELS + [DEFAULT]), st.integers(0, 30 * DAY_S),
+       st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6))
+def test_the_bound_is_above_every_live_save_score_before_the_next_review(
+    events: list, model: ChurnModel, after_s: int, at: list[float]  # type: ignore[type-arg]
+) -> None:
+    until_ms = events[-1].ts_ms + after_s * 1000
+    o = advance("u", None, events, until_ms, model)
+    s = o.state
+    if s.next_review_s <= 0:
+        assert save_bound(s, model) == 1.0
+        return
+    bound = save_bound(s, model)
+    if o.review is not None:
+        assert abs(save_bound_after(o.review, s, model) - bound) <= 1e-12
+    t0 = max(s.last_review_s, s.last_seen_s)
+    t1 = max(s.next_review_s, s.last_seen_s)
+    for f in [*at, 0.0, 1.0]:
+        t = t0 + int(f * (t1 - t0))
+        key = save_key(s, t, model)
+        if key is not None:
+            assert key[0] <= bound + 1e-12, (t - t0, t1 - t0, key[0], bound)
