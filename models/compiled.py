@@ -78,29 +78,48 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
 
 
 def product_kinds(declared: object, vocabulary: Vocabulary) -> tuple[tuple[int, ...], bool]:
-    """(slot indices, purchases a kind) of the product's kinds of activity ``declared`` (a list
-    of slot labels and :data:`PURCHASE_KIND`, ``population["kinds"]``); None: every slot and
-    purchases, as before the kinds were known (so older model files score as they did).
-    ValueError on a label the vocabulary has no slot for, or on no kind at all.
+    """(slot indices, purchases a kind) of the product's kinds of activity ``declared``
+    (``population["kinds"]``: slot labels as :func:`slot_labels` names them, :data:`PURCHASE_KIND`,
+    or event names, which count as the slot or role the vocabulary gives them, so a product can
+    declare ``["view", "click", "message", "purchase"]`` without knowing where the default hashes
+    each name); None: every slot and purchases, as before the kinds were known (so model files
+    written before score as they did). A tracked purchase name is that kind once, by its slot.
+    ValueError on an entry that names no slot nor purchases, or on no kind at all.
 
     >>> v = Vocabulary(("post", "like"))
     >>> product_kinds(["like"], v), product_kinds(None, v), product_kinds(["purchase", "post"], v)
     (((1,), False), ((0, 1), True), ((0,), True))
     >>> product_kinds(["order", "purchase"], Vocabulary(("order", "view")))  # "order" is a purchase name
     ((0,), False)
+    >>> product_kinds(["click", "kind0", "checkout"], Vocabulary()) == ((Vocabulary().lookup("click")[0],), True)
+    True
     """
     labels = slot_labels(vocabulary)
     if declared is None:
         return tuple(range(len(labels))), True
     if not isinstance(declared, (list, tuple)) or not declared or not all(isinstance(k, str) for k in declared):
-        raise ValueError(f"population {KINDS_KEY} must be a non-empty list of kinds of activity (slot names or {PURCHASE_KIND!r}), got {declared!r}")
-    unknown = sorted(set(declared) - set(labels) - {PURCHASE_KIND})
+        raise ValueError(f"population {KINDS_KEY} must be a non-empty list of kinds of activity (slot or event names, "
+                         f"{PURCHASE_KIND!r}), got {declared!r}")
+    slots: set[int] = set()
+    purchases = False
+    unknown: list[str] = []
+    for name in declared:
+        if name in labels:
+            slots.add(labels.index(name))
+        elif name == PURCHASE_KIND:
+            purchases = True
+        else:
+            slot, role = vocabulary.lookup(name)
+            if slot >= 0:
+                slots.add(slot)
+            elif role == PURCHASE:
+                purchases = True
+            else:
+                unknown.append(name)
     if unknown:
-        raise ValueError(f"population {KINDS_KEY} names {unknown}, which this model's vocabulary has no slot for; slots: {list(labels)}")
-    slots = tuple(i for i, label in enumerate(labels) if label in declared)
-    # a tracked purchase name already is a kind of its own (its slot): purchases are not counted twice
+        raise ValueError(f"population {KINDS_KEY} names {sorted(unknown)}, which this model's vocabulary has no slot for; slots: {list(labels)}")
     carried = any(vocabulary.lookup(labels[i])[1] == PURCHASE for i in slots) if vocabulary.tracked else False
-    return slots, PURCHASE_KIND in declared and not carried
+    return tuple(sorted(slots)), purchases and not carried
 
 
 def slot_labels(vocabulary: Vocabulary) -> tuple[str, ...]:

@@ -83,11 +83,19 @@ def test_tracked_names_say_which_kinds_and_a_tracked_purchase_counts_once() -> N
 
 
 @pytest.mark.parametrize("kinds, match", [
-    ([], "non-empty list"), ("kind0", "non-empty list"), (["kind9"], r"\['kind9'\].*no slot"), (["post", "purchase"], r"\['post'\]"),
+    ([], "non-empty list"), ("view", "non-empty list"), (["kind1"], r"\['kind1'\].*no slot"), (["view", "post", "order"], r"\['post'\]"),
 ])
 def test_kinds_naming_no_slot_are_refused(kinds: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        ChurnModel(population={KINDS_KEY: kinds})
+        ChurnModel(tracked_types=("view",), population={KINDS_KEY: kinds})
+
+
+def test_a_product_declares_its_kinds_by_event_name() -> None:
+    """By hand, with the product's own names: the default finds the hashed kind of each."""
+    default = load_model()
+    by_name = default.with_(population={KINDS_KEY: [*TYPES, "checkout"]}).compiled
+    by_slot = default.with_(population={KINDS_KEY: [*_kinds_of(TYPES, default), PURCHASE_KIND]}).compiled
+    assert (by_name.kinds, by_name.purchase_kind, by_name.n_kinds) == (by_slot.kinds, True, 4)
 
 
 def test_train_lists_the_kinds_a_share_of_users_used() -> None:
