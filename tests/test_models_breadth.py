@@ -108,3 +108,15 @@ def test_train_lists_the_kinds_a_share_of_users_used() -> None:
     assert product_kinds_used(rare, model) == list(f"kind{i}" for i in range(v.n_slots)), "none qualifies: every slot"
     assert product_kinds_used(rare[-2:] * 2, model) == [f"kind{v.lookup('view')[0]}"]
     assert Vocabulary(("view",)).n_slots == 1
+
+
+def test_train_on_a_base_with_declared_kinds_writes_the_kinds_of_its_own_vocabulary() -> None:
+    """The base's kinds name the base's slots; train picks tracked types and lists their kinds."""
+    from streams.offline.simulate import generate
+    from streams.offline.train import train
+
+    events, truth = generate(5, 120, START_MS, 70)
+    labels = {t.user_id: t.churned_at_ms for t in truth if t.churned_at_ms is not None}
+    base = load_model().with_(population={KINDS_KEY: [*_kinds_of(TYPES, load_model()), "purchase"]})  # hashed kinds
+    model = train(events, base=base, labels_ms=labels, l2=0.01, alert_share=None)[0]
+    assert model.tracked_types and model.population[KINDS_KEY] == list(model.tracked_types)

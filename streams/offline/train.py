@@ -9,7 +9,9 @@ What it fits, in this order:
    ``models.engine.advance`` like the stream builds it): BG/NBD on purchases
    (``models.bgnbd.fit``, days), MBG/NBD on active days (``models.mbgnbd.fit``), the typical
    intervals between active days and between purchases (priors of a user's own cadence), and
-   the RFM quintile edges (``models.rfm.fit_population``).
+   the RFM quintile edges (``models.rfm.fit_population``), and the product's kinds of activity
+   that breadth of use counts against (:func:`product_kinds_used`; a base model's own kinds are
+   replaced: they name the base's slots).
 2. **Risk weights**: snapshots of every user as of each ``--as-of`` date, features from the
    events strictly before it through the same ``advance``/``features_at`` code the stream and
    the backtest run, labelled 1 when the user churns within the horizon after it. A logistic
@@ -591,7 +593,9 @@ def train(
             f"inside it (labels from {source}); give a longer history, a shorter --horizon or earlier --as-of dates"
         )
 
-    base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={})
+    # the base's kinds name its own slots: fit_population finds the kinds of the chosen vocabulary
+    population = {k: v for k, v in base.population.items() if k != KINDS_KEY}
+    base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={}, population=population)
     t0 = time.monotonic()
     finals = end_states(per_user, data_end, base)
     population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
