@@ -14,14 +14,20 @@ from typing import TYPE_CHECKING, Final, Mapping
 
 from models.bgnbd import BgNbdParams
 from models.risk import FEATURES, moves_with_silence, slot_features
-from models.vocabulary import Vocabulary
+from models.vocabulary import PURCHASE, Vocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["CompiledModel", "DEFAULT_VISIT_PARAMS", "VISIT_KEY", "compile_model", "slot_labels"]
+__all__ = ["CompiledModel", "DEFAULT_VISIT_PARAMS", "KINDS_KEY", "PURCHASE_KIND", "VISIT_KEY", "compile_model", "product_kinds", "slot_labels"]
 
 VISIT_KEY: Final[str] = "visit_mbgnbd"
+#: ``population["kinds"]``: the product's kinds of activity (slot labels, :func:`slot_labels`, and
+#: :data:`PURCHASE_KIND` when the product has purchases), which breadth of use counts against
+#: (models.signals.breadth); ``train`` writes the kinds its history used. Absent: every slot and
+#: purchases, all the model can tell apart.
+KINDS_KEY: Final[str] = "kinds"
+PURCHASE_KIND: Final[str] = "purchase"
 #: Visit rhythm population used until ``train`` fits one (days): mean rate r/alpha = 1 visit
 #: every 3 days, heterogeneous (r = 1); a 1-in-7 chance (a / (a + b)) of dropping out after any active day.
 DEFAULT_VISIT_PARAMS: Final[BgNbdParams] = BgNbdParams(r=1.0, alpha=3.0, a=0.5, b=3.0)
@@ -40,6 +46,11 @@ class CompiledModel:
     terms: tuple[tuple[int, float, bool], ...]
     vocabulary: Vocabulary  # slots and roles of the product's event names
     features: tuple[str, ...]  # names of models.risk.feature_vector's values, in order
+    # The product's kinds of activity (KINDS_KEY): slot indices, whether purchases are one, and
+    # how many kinds that makes (breadth's denominator, the M of the reasons' "N of M kinds").
+    kinds: tuple[int, ...]
+    purchase_kind: bool
+    n_kinds: int
 
 
 def compile_model(model: "ChurnModel") -> CompiledModel:
@@ -52,6 +63,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
     if unknown:
         raise ValueError(f"risk_weights name features {sorted(unknown)} that this model's tracked_types do not have")
     weights = [float(model.risk_weights.get(name, 0.0)) for name in features]
+    kinds, purchase_kind = product_kinds(model.population.get(KINDS_KEY), vocabulary)
     return CompiledModel(
         visits=BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS,
         purchases=BgNbdParams.from_mapping(model.bgnbd) if model.bgnbd else None,
@@ -59,7 +71,55 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         terms=tuple((i, w, moves_with_silence(features[i])) for i, w in enumerate(weights) if w != 0.0),
         vocabulary=vocabulary,
         features=features,
+        kinds=kinds,
+        purchase_kind=purchase_kind,
+        n_kinds=len(kinds) + (1 if purchase_kind else 0),
     )
+
+
+def product_kinds(declared: object, vocabulary: Vocabulary) -> tuple[tuple[int, ...], bool]:
+    """(slot indices, purchases a kind) of the product's kinds of activity ``declared``
+    (``population["kinds"]``: slot labels as :func:`slot_labels` names them, :data:`PURCHASE_KIND`,
+    or event names, which count as the slot or role the vocabulary gives them, so a product can
+    declare ``["view", "click", "message", "purchase"]`` without knowing where the default hashes
+    each name); None: every slot and purchases, as before the kinds were known (so model files
+    written before score as they did). A tracked purchase name is that kind once, by its slot.
+    ValueError on an entry that names no slot nor purchases, or on no kind at all.
+
+    >>> v = Vocabulary(("post", "like"))
+    >>> product_kinds(["like"], v), product_kinds(None, v), product_kinds(["purchase", "post"], v)
+    (((1,), False), ((0, 1), True), ((0,), True))
+    >>> product_kinds(["order", "purchase"], Vocabulary(("order", "view")))  # "order" is a purchase name
+    ((0,), False)
+    >>> product_kinds(["click", "kind0", "checkout"], Vocabulary()) == ((Vocabulary().lookup("click")[0],), True)
+    True
+    """
+    labels = slot_labels(vocabulary)
+    if declared is None:
+        return tuple(range(len(labels))), True
+    if not isinstance(declared, (list, tuple)) or not declared or not all(isinstance(k, str) for k in declared):
+        raise ValueError(f"population {KINDS_KEY} must be a non-empty list of kinds of activity (slot or event names, "
+                         f"{PURCHASE_KIND!r}), got {declared!r}")
+    slots: set[int] = set()
+    purchases = False
+    unknown: list[str] = []
+    for name in declared:
+        if name in labels:
+            slots.add(labels.index(name))
+        elif name == PURCHASE_KIND:
+            purchases = True
+        else:
+            slot, role = vocabulary.lookup(name)
+            if slot >= 0:
+                slots.add(slot)
+            elif role == PURCHASE:
+                purchases = True
+            else:
+                unknown.append(name)
+    if unknown:
+        raise ValueError(f"population {KINDS_KEY} names {sorted(unknown)}, which this model's vocabulary has no slot for; slots: {list(labels)}")
+    carried = any(vocabulary.lookup(labels[i])[1] == PURCHASE for i in slots) if vocabulary.tracked else False
+    return tuple(sorted(slots)), purchases and not carried
 
 
 def slot_labels(vocabulary: Vocabulary) -> tuple[str, ...]:

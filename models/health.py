@@ -5,7 +5,8 @@ health = 100 x (0.45 intensity + 0.25 breadth + 0.30 momentum), each part in [0,
 - **intensity**: where the user's last-4-weeks activity sits among the population's, a
   percentile interpolated between the deciles ``train`` stores in ``population["act_28d"]``.
   Without them (untrained model) a saturating curve, 1 - exp(-events per day).
-- **breadth**: share of the kinds of activity used over 4 weeks (models.signals).
+- **breadth**: share of the product's kinds of activity used over 4 weeks (models.signals: the
+  model's ``population["kinds"]``, else every kind the model tells apart).
 - **momentum**: the last week's rate against the user's own 4-week rate, capped at 1, so
   using the product less than one used to costs health and using it more cannot hide
   a thin week.

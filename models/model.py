@@ -68,7 +68,8 @@ class ChurnModel:
     # Calibration of P(alive) (models.temperature): p -> sigmoid(slope x logit(p) + intercept),
     # fitted by ``train`` against who in hindsight had left; empty = the models' own P(alive).
     alive_calibration: Mapping[str, float] = field(default_factory=dict)
-    # Population reference points (quantiles, typical intervals, visit BG/NBD, RFM edges); filled by ``train``.
+    # Population reference points (quantiles, typical intervals, visit BG/NBD, RFM edges, the
+    # product's kinds of activity that breadth counts against: models.compiled); filled by ``train``.
     population: Mapping[str, Any] = field(default_factory=dict)
     # Free text on where the numbers come from, and training figures (sizes, held-out calibration).
     notes: str = ""

@@ -46,9 +46,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final, Literal, Sequence
 
+from models.compiled import KINDS_KEY
 from models.health import ACT_QUANTILES, percentile
 from models.risk import FEATURES, SLOT_PREFIXES, combine, risk_probability
-from models.signals import Signals, rate_ratio
+from models.signals import Signals, kinds_used, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
 
@@ -147,18 +148,23 @@ def _logit(p: float) -> float:
 
 
 def _kinds(sig: Signals, model: "ChurnModel") -> tuple[int, int]:
-    """(kinds of activity used in 4 weeks, kinds there are)."""
-    return sum(1 for n in sig.slot_28d if n >= 0.5), len(sig.slot_28d)
+    """(kinds of activity used in 4 weeks, kinds the product has): models.signals.kinds_used out
+    of the breadth's own denominator, so the words and the risk count the same kinds."""
+    slots, bought = kinds_used(sig, model)
+    return len(slots) + (1 if bought else 0), model.compiled.n_kinds
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
     vocabulary = model.compiled.vocabulary
-    used = [i for i, n in enumerate(sig.slot_28d) if n >= 0.5]
-    kinds = len(sig.slot_28d)
+    slots, bought = kinds_used(sig, model)
+    used = len(slots) + (1 if bought else 0)
+    kinds = model.compiled.n_kinds
     if vocabulary.tracked:
-        names = ", ".join(vocabulary.tracked[i] for i in used) or "none"
-        return f"uses {len(used)} of the {kinds} main kinds of activity in 4 weeks ({names})"
-    return f"uses {len(used)} kind{'s' if len(used) != 1 else ''} of activity in 4 weeks"
+        names = ", ".join([*(vocabulary.tracked[i] for i in slots), *(["purchases"] if bought else [])]) or "none"
+        return f"uses {used} of the {kinds} main kinds of activity in 4 weeks ({names})"
+    if KINDS_KEY in model.population:  # the product's kinds are known: say how many there are
+        return f"uses {used} of {kinds} kinds of activity in 4 weeks"
+    return f"uses {used} kind{'s' if used != 1 else ''} of activity in 4 weeks"
 
 
 def _slot_trend(sig: Signals, i: int) -> float:

@@ -109,7 +109,11 @@ SLOT_PREFIXES: Final[tuple[str, str]] = ("inactive:", "share:")
 #:   rate) and over a month (``decline_long``: 1 - 4-week rate / 90-day rate), each from 0 to
 #:   1, so 1.0 each: Gold 2020, ch. 7 (ratio and change metrics);
 #: - breadth of use (``narrowness``: 1 - share of the kinds of activity used; about 0.4 between
-#:   a one-kind and a many-kind user with 8 kinds, so 2.5): Gold 2020, ch. 7;
+#:   a one-kind and a many-kind user with 8 kinds, so 2.5): Gold 2020, ch. 7. The share is of
+#:   the *product's* kinds when the model file names them (``population["kinds"]``,
+#:   models.compiled, written by ``train``); the shipped default knows no product and counts its
+#:   8 hashed kinds and purchases, the scale the 2.5 was stated for (docs/SCORES.md, "Breadth of
+#:   use");
 #: - churn hazard falling with tenure (``tenure_log`` < 0; log(1 + days) ranges about 4 between a
 #:   week and a year, so -0.25): Fader & Hardie, "How to project customer retention", Journal of
 #:   Interactive Marketing 21(1), 2007 (heterogeneity makes retention rise with tenure);

@@ -198,7 +198,7 @@ class SilentRisk:
         p, _ = stay_after(a.signals, extra, self._model)
         # the vector of silent_after's signals, reading only the weighed features (the revenue one
         # from the assessment's revenue: silence leaves it)
-        leave = leave_probability(silent_after(a.signals, extra), p, a.revenue, self._model)
+        leave = leave_probability(silent_after(a.signals, extra, self._model), p, a.revenue, self._model)
         a._silent_t, a._silent_r, a._silent_l, a._silent_m = t_s, combine(p, leave), leave, self._model
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "Signals",
     "compute_signals",
     "is_cancelled",
+    "kinds_used",
     "recent_gap_days",
     "rate_ratio",
     "silent_after",
@@ -49,6 +50,9 @@ DEFAULT_PURCHASE_GAP_DAYS: Final[float] = 30.0
 _PRIOR_INTERVALS: Final[float] = 1.0
 _MIN_GAP_DAYS: Final[float] = 1.0  # active days are counted per UTC day: no cadence below a day
 _INV_DAY: Final[float] = 1.0 / DAY_S
+#: A purchase counts as "used" in the reasons while its share of breadth, exp(-days / 28), is a
+#: third or more, as a slot's n / (1 + n) is from n = 0.5.
+_PURCHASE_USED_DAYS: Final[float] = 28.0 * math.log(3.0)
 
 
 @dataclass(slots=True)
@@ -77,7 +81,7 @@ class Signals:
     purchase_silence_days: float  # since the last purchase (0 without purchases)
     purchase_gap_days: float  # usual interval between purchases (0 without purchases)
     purchase_overdue: float  # purchase silence / purchase_gap_days (0 without purchases)
-    breadth: float  # 0-1: share of the kinds of activity (slots, plus purchases) used in 4 weeks
+    breadth: float  # 0-1: share of the product's kinds of activity (models.compiled kinds) used in 4 weeks
     cancelled: bool  # a cancellation and no activity on a later day
     cancelled_days: float  # since that cancellation (0 when not cancelled)
     negative_28d: float  # negative-feedback events (models.vocabulary NEGATIVE), 4-week count
@@ -193,17 +197,33 @@ def _trends(a7: float, a28: float, a90: float, age: float) -> tuple[float, float
     return trend, trend_long
 
 
-def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float) -> float:
-    """0-1: the kinds of activity (the slots, and purchases) used over about 4 weeks, each kind
-    counting n / (1 + n) of its 4-week count n (breadth of use: Gold, *Fighting Churn with Data*,
-    2020, ch. 7 — users of more features churn less)."""
+def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, model: "ChurnModel") -> float:
+    """0-1: the share of the product's kinds of activity the user used over about 4 weeks, each
+    kind counting n / (1 + n) of its 4-week count n, purchases exp(-days since the last / 28)
+    (breadth of use: Gold, *Fighting Churn with Data*, 2020, ch. 7 — users of more features churn
+    less). Counted against the kinds the *product* has (models.compiled ``kinds``: those its
+    history used, written by ``train``), not against every kind the model can tell apart: a
+    product with three event types and no purchases is not "narrow" for a user of all three."""
+    c = model.compiled
     breadth = 0.0
-    for n in slot_28d:
+    for i in c.kinds:
+        n = slot_28d[i]
         if n > 0.0:
             breadth += n / (1.0 + n)
-    if n_purchases > 0:
+    if n_purchases > 0 and c.purchase_kind:
         breadth += math.exp(-purchase_silence / 28.0)
-    return breadth / (len(slot_28d) + 1)
+    return breadth / c.n_kinds
+
+
+def kinds_used(sig: Signals, model: "ChurnModel") -> tuple[list[int], bool]:
+    """(slots, purchases) among the product's kinds that the user used in about 4 weeks: those
+    whose share in :func:`_breadth` is at least a third (a 4-week count of 0.5 or more, a purchase
+    within 28 ln 3 = 31 days). The reasons' "uses N of M kinds" counts these, out of the same
+    M as the breadth (``model.compiled.n_kinds``)."""
+    c = model.compiled
+    slots = [i for i in c.kinds if sig.slot_28d[i] >= 0.5]
+    bought = c.purchase_kind and sig.n_purchases > 0 and sig.purchase_silence_days <= _PURCHASE_USED_DAYS
+    return slots, bought
 
 
 def _decay_and_trends(st: UserState, now_s: int) -> tuple[float, float, float, float, float, float, float]:
@@ -284,12 +304,12 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
         slot_7d, slot_28d,
         trend, trend_long, recent, gap, silence / gap,
         n_p, x, t_x, T, p_silence, p_gap, p_overdue,
-        _breadth(slot_28d, n_p, p_silence), cancelled, c_days,
+        _breadth(slot_28d, n_p, p_silence, model), cancelled, c_days,
         negative,
     )
 
 
-def silent_after(sig: Signals, extra_days: float) -> Signals:
+def silent_after(sig: Signals, extra_days: float, model: "ChurnModel") -> Signals:
     """The signals ``extra_days`` later if the user stays silent, from the signals now: what
     :func:`compute_signals` would give then, up to float rounding (the counters decay from
     their values now, not from the state), with the same formulas. The engine's search for a
@@ -314,7 +334,7 @@ def silent_after(sig: Signals, extra_days: float) -> Signals:
         a7, a28, a90, slot_7d, slot_28d,
         trend, trend_long, sig.recent_gap_days, sig.visit_gap_days, silence / sig.visit_gap_days,
         n_p, sig.purchase_x, sig.purchase_t_x, p_T, p_silence, sig.purchase_gap_days, p_overdue,
-        _breadth(slot_28d, n_p, p_silence), sig.cancelled,
+        _breadth(slot_28d, n_p, p_silence, model), sig.cancelled,
         sig.cancelled_days + x if sig.cancelled else 0.0,
         sig.negative_28d * f28,
     )

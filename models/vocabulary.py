@@ -11,6 +11,10 @@ name goes to which slot:
   (CRC-32) into :data:`DEFAULT_SLOTS` slots, so breadth of use and per-kind decline still work
   on any product without a configuration; reasons say "one kind of activity".
 
+Breadth of use counts the kinds the *product* has (``population["kinds"]``, models.compiled:
+slots, or event names, and purchases), which ``train`` writes from the history; a model without
+them counts every slot and purchases, all it can tell apart.
+
 Roles are declared by name (``roles`` in the model file), with defaults that recognise the
 usual spellings: ``purchase`` (an activity that also carries an amount and feeds BG/NBD),
 ``cancel`` (not activity: the user says they leave), ``subscription`` (a billing statement of

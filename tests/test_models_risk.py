@@ -204,7 +204,7 @@ def test_the_sparse_risk_is_the_whole_vectors_bit_for_bit(events: list[Event], l
     x = (t_s - now_s) / DAY_S
     if x > 0.0:
         p, _ = stay_after(a.signals, x, model)
-        old = churn_risk(feature_vector(silent_after(a.signals, x), p, state.revenue), p, model)
+        old = churn_risk(feature_vector(silent_after(a.signals, x, model), p, state.revenue), p, model)
     else:
         old = a.risk
     assert SilentRisk(a, model).at(t_s).hex() == old.hex()

@@ -121,6 +121,9 @@ def test_train_writes_a_loadable_versioned_model(trained: Path, capsys: pytest.C
     assert "visit_mbgnbd" in model.population and "act_28d" in model.population
     assert model.bgnbd is not None and set(model.bgnbd) == {"r", "alpha", "a", "b"}
     assert all(k in model.population for k in ("rfm_recency_days", "rfm_frequency", "rfm_monetary"))
+    # breadth counts the product's kinds: its tracked types, the tracked purchase name once
+    assert model.population["kinds"] == list(model.tracked_types) and "purchase" in model.tracked_types
+    assert model.compiled.n_kinds == len(model.tracked_types)
     held = model.training["holdout"]
     assert held["rows"] > 0 and len(held["reliability"]) == 10
     assert model.training["holdout_leave_given_alive"]["rows"] > 0

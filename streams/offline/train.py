@@ -9,7 +9,9 @@ What it fits, in this order:
    ``models.engine.advance`` like the stream builds it): BG/NBD on purchases
    (``models.bgnbd.fit``, days), MBG/NBD on active days (``models.mbgnbd.fit``), the typical
    intervals between active days and between purchases (priors of a user's own cadence), and
-   the RFM quintile edges (``models.rfm.fit_population``).
+   the RFM quintile edges (``models.rfm.fit_population``), and the product's kinds of activity
+   that breadth of use counts against (:func:`product_kinds_used`; a base model's own kinds are
+   replaced: they name the base's slots).
 2. **Risk weights**: snapshots of every user as of each ``--as-of`` date, features from the
    events strictly before it through the same ``advance``/``features_at`` code the stream and
    the backtest run, labelled 1 when the user churns within the horizon after it. A logistic
@@ -55,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Final, Iterable, Mapping, Sequence
 import numpy as np
 
 from models import bgnbd, mbgnbd
+from models.compiled import KINDS_KEY, PURCHASE_KIND, slot_labels
 from models.engine import advance
 from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
@@ -78,6 +81,10 @@ DAY_MS = DAY_S * 1000
 _WARMUP_MS = 28 * DAY_MS  # first default as-of date: four weeks after the first event
 _STEP_MS = 7 * DAY_MS  # default as-of step
 _MIN_FIT_USERS = 20  # fewer users than this with repeat activity: keep the default/base population
+#: A kind of activity is one of the product's (breadth's denominator, models.compiled KINDS_KEY)
+#: once at least this share of the history's users used it: stated a priori, so that a stray
+#: event name (a test event, a feature a handful of staff used) does not make every user narrower.
+KIND_MIN_USERS = 0.01
 _COOLING = FEATURES.index("cooling")  # 1 - P(alive) (models.temperature.p_stay, not the temperature shown)
 
 
@@ -254,7 +261,30 @@ def fit_population(states: Mapping[str, UserState], end_s: int, base: ChurnModel
         purchase_params = {k: _sig(v) for k, v in res_p.params.to_dict().items()}
         report["purchase_bgnbd"] = {"users": len(summaries), "log_likelihood": round(res_p.log_likelihood, 3), "converged": res_p.converged}
     population.update(rfm_population(users, end_s))
+    population[KINDS_KEY] = product_kinds_used(users, base)
     return population, purchase_params, report
+
+
+def product_kinds_used(users: Sequence[UserState], model: ChurnModel) -> list[str]:
+    """The product's kinds of activity (``population["kinds"]``, models.compiled): the slots of
+    ``model``'s vocabulary, and purchases, that at least :data:`KIND_MIN_USERS` of ``users`` ever
+    used (a slot counter above 0: decayed, never reset under one vocabulary); every slot when
+    none qualifies (no history to tell)."""
+    labels = slot_labels(model.compiled.vocabulary)
+    least = max(1.0, KIND_MIN_USERS * len(users))
+    counts = [0] * len(labels)
+    buyers = 0
+    for st in users:
+        if len(st.slot_28d) == len(labels):
+            for i, n in enumerate(st.slot_28d):
+                if n > 0.0:
+                    counts[i] += 1
+        if st.n_purchases > 0:
+            buyers += 1
+    kinds = [label for label, c in zip(labels, counts) if c >= least]
+    if buyers >= least and PURCHASE_KIND not in kinds:  # a tracked name "purchase" is that kind already
+        kinds.append(PURCHASE_KIND)
+    return kinds or list(labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,7 +593,9 @@ def train(
             f"inside it (labels from {source}); give a longer history, a shorter --horizon or earlier --as-of dates"
         )
 
-    base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={})
+    # the base's kinds name its own slots: fit_population finds the kinds of the chosen vocabulary
+    population = {k: v for k, v in base.population.items() if k != KINDS_KEY}
+    base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={}, population=population)
     t0 = time.monotonic()
     finals = end_states(per_user, data_end, base)
     population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
