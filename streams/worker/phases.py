@@ -141,7 +141,7 @@ def decode_batch(
     """
     out = Decoded()
     unknown_before, derived_before = decoder.unknown_types, decoder.derived_ids
-    decode = decoder.decode
+    decode_many = decoder.decode_many
     users = out.users
     seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
     seen_pairs: set[tuple[str, str]] = set()  # (user_id, event_id) once ids collide across users
@@ -157,11 +157,10 @@ def decode_batch(
             continue
         out.consumed += len(records)
         admit = pclock.admit
-        for rec in records:
+        for rec, ev in zip(records, decode_many([rec.value for rec in records], wall_now_ms)):
             headers = getattr(rec, "headers", None)
-            if headers and _account_copy_read(p, rec, headers, decoder, wall_now_ms, out, reject):
+            if headers and _account_copy_read(p, rec, headers, ev, out, reject):
                 continue
-            ev = decode(rec.value, wall_now_ms)
             if isinstance(ev, Rejection):
                 reject(p, rec, ev)
                 continue
@@ -225,11 +224,12 @@ def record_fingerprint(rec: RecordLike) -> str:
     return f"{zlib.crc32(rec.value or b'', zlib.crc32(rec.key or b'')):08x}"
 
 
-def _account_copy_read(p: int, rec: RecordLike, headers: object, decoder: Decoder, wall_now_ms: int, out: Decoded,
+def _account_copy_read(p: int, rec: RecordLike, headers: object, ev: Event | Rejection, out: Decoded,
                        reject: Callable[[int, RecordLike, Rejection], None]) -> bool:
     """A member or subscription copy made for an account (``streams.worker.revenue``) goes to the
     account phase, never to the users (their originals were scored) nor to the clock. True when
-    the record was one."""
+    the record was one. ``ev`` is the record's value decoded as an event (for a member copy, a
+    rejection that counted nothing: it has no ``user_id``)."""
     if is_account_copy(headers, MEMBER_HEADER):
         parsed = parse_member_copy(rec.value)
         if parsed is None:
@@ -239,7 +239,6 @@ def _account_copy_read(p: int, rec: RecordLike, headers: object, decoder: Decode
         return True
     if not is_account_copy(headers):
         return False
-    ev = decoder.decode(rec.value, wall_now_ms)
     if isinstance(ev, Rejection) or ev.subscription is None:
         reject(p, rec, ev if isinstance(ev, Rejection) else Rejection("bad_subscription", "an account copy without a subscription"))
     else:
