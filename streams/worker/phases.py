@@ -49,6 +49,7 @@ __all__ = [
     "UserBatch",
     "Decoded",
     "decode_batch",
+    "Decoding",
     "record_fingerprint",
     "plan_sweep",
     "BucketPlan",
@@ -139,25 +140,46 @@ def decode_batch(
 
     Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
     """
-    out = Decoded()
-    unknown_before, derived_before = decoder.unknown_types, decoder.derived_ids
-    decode_many = decoder.decode_many
-    users = out.users
-    seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
-    seen_pairs: set[tuple[str, str]] = set()  # (user_id, event_id) once ids collide across users
-
-    def reject(p: int, rec: RecordLike, rej: Rejection) -> None:
-        out.rejected[rej.reason] = out.rejected.get(rej.reason, 0) + 1
-        out.dlq.append((rec.key, dlq_value(rej, topic=topic, partition=p, offset=rec.offset, timestamp_ms=rec.timestamp,
-                                           value=rec.value, max_value_bytes=max_dlq_value_bytes)))
-
+    decoding = Decoding(clocks, decoder, wall_now_ms, topic=topic, max_dlq_value_bytes=max_dlq_value_bytes, router=router)
     for p, records in batch.items():
-        pclock = clocks.get(p)
+        decoding.feed(p, records)
+    return decoding.result()
+
+
+class Decoding:
+    """:func:`decode_batch` a slice of records at a time, so the pipeline can turn the event loop
+    between slices. Feeding each partition's records in consecutive slices (offset order) gives
+    what one call over the whole batch gives: the duplicate ids are remembered batch-wide here,
+    the clocks fold record by record, and a partition's last offset is its last slice's."""
+
+    __slots__ = ("out", "clocks", "decoder", "wall_now_ms", "topic", "max_dlq_value_bytes", "router", "seen_ids",
+                 "seen_pairs", "_unknown_before", "_derived_before")
+
+    def __init__(self, clocks: Mapping[int, PartitionClock], decoder: Decoder, wall_now_ms: int, *, topic: str,
+                 max_dlq_value_bytes: int, router: Router | None = None) -> None:
+        self.out = Decoded()
+        self.clocks, self.decoder, self.wall_now_ms, self.router = clocks, decoder, wall_now_ms, router
+        self.topic, self.max_dlq_value_bytes = topic, max_dlq_value_bytes
+        self.seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
+        self.seen_pairs: set[tuple[str, str]] = set()  # (user_id, event_id) once ids collide across users
+        self._unknown_before, self._derived_before = decoder.unknown_types, decoder.derived_ids
+
+    def reject(self, p: int, rec: RecordLike, rej: Rejection) -> None:
+        out = self.out
+        out.rejected[rej.reason] = out.rejected.get(rej.reason, 0) + 1
+        out.dlq.append((rec.key, dlq_value(rej, topic=self.topic, partition=p, offset=rec.offset, timestamp_ms=rec.timestamp,
+                                           value=rec.value, max_value_bytes=self.max_dlq_value_bytes)))
+
+    def feed(self, p: int, records: Sequence[RecordLike]) -> None:
+        """The next records of partition ``p``, in offset order."""
+        pclock = self.clocks.get(p)
         if not records or pclock is None:
-            continue
+            return
+        out, router, reject, seen_ids, seen_pairs = self.out, self.router, self.reject, self.seen_ids, self.seen_pairs
+        users = out.users
         out.consumed += len(records)
         admit = pclock.admit
-        for rec, ev in zip(records, decode_many([rec.value for rec in records], wall_now_ms)):
+        for rec, ev in zip(records, self.decoder.decode_many([rec.value for rec in records], self.wall_now_ms)):
             headers = getattr(rec, "headers", None)
             if headers and _account_copy_read(p, rec, headers, ev, out, reject):
                 continue
@@ -192,9 +214,12 @@ def decode_batch(
                 _account_event(p, rec, ev, out)
         out.last_offset[p] = records[-1].offset
         out.last_fingerprint[p] = record_fingerprint(records[-1])
-    out.unknown_types = decoder.unknown_types - unknown_before
-    out.derived_ids = decoder.derived_ids - derived_before
-    return out
+
+    def result(self) -> Decoded:
+        """The batch decoded so far (with the decoder's counts since this decoding began)."""
+        self.out.unknown_types = self.decoder.unknown_types - self._unknown_before
+        self.out.derived_ids = self.decoder.derived_ids - self._derived_before
+        return self.out
 
 
 def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,
