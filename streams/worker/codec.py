@@ -218,9 +218,12 @@ class Decoder:
         if type(name) is not str:
             return Rejection("bad_type", f"type is a {type(name).__name__}, expected a string")
 
-        ts_ms = _timestamp_ms(ts)
-        if type(ts_ms) is not int:
-            return ts_ms  # type: ignore[return-value]
+        if type(ts) is int:  # the common form, without the call
+            ts_ms = ts
+        else:
+            ts_ms = _timestamp_ms(ts)
+            if type(ts_ms) is not int:
+                return ts_ms  # type: ignore[return-value]
         if ts_ms < MIN_EVENT_MS:
             return Rejection("too_old", f"ts {ts_ms} ms is before 2000-01-01")
         if ts_ms > wall_now_ms + self.max_clock_skew_ms:
@@ -237,7 +240,8 @@ class Decoder:
                 return Rejection("bad_amount", f"amount {amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
             amount = float(amount)
 
-        etype = self._type(name)
+        cached = self._types.get(name)  # a known name seen before, without the call
+        etype = cached[0] if cached is not None and cached[1] else self._type(name)
         account_id = obj.get("account_id")
         if account_id is None:
             account_id = ""
