@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.events import Event
-from streams.worker.codec import MAX_USER_ID_CHARS, MIN_EVENT_MS, REASONS, Decoder, Rejection, dlq_value
+from streams.worker.codec import MAX_USER_ID_CHARS, MIN_EVENT_MS, PARSE_CHUNK, REASONS, Decoder, Rejection, dlq_value
 
 NOW_MS = 1_800_000_000_000
 TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -301,6 +301,9 @@ def test_a_batch_decodes_as_its_records_one_by_one(values: list[bytes | None]) -
     rejection (reason and detail) for each bad record in its place, the same counts."""
     one, many = Decoder(max_event_bytes=200), Decoder(max_event_bytes=200)
     assert many.decode_many(values, NOW_MS) == [one.decode(v, NOW_MS) for v in values]
+    assert (many.unknown_types, many.derived_ids) == (one.unknown_types, one.derived_ids)
+    longer = values * (PARSE_CHUNK // 5)  # over a chunk: parsed in several calls
+    assert many.decode_many(longer, NOW_MS) == [one.decode(v, NOW_MS) for v in longer]
     assert (many.unknown_types, many.derived_ids) == (one.unknown_types, one.derived_ids)
 
 

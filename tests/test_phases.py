@@ -229,14 +229,16 @@ _slice_value = st.one_of(
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), _slice_value, st.booleans()), max_size=30), st.lists(st.integers(1, 5), min_size=1))
-def test_decoding_in_slices_equals_one_call(records: list[tuple[int, bytes, bool]], cuts: list[int]) -> None:
+@given(st.lists(st.tuples(st.integers(0, 2), _slice_value, st.booleans()), max_size=30), st.sampled_from([1, 3, 70]),
+       st.lists(st.integers(1, 90), min_size=1))
+def test_decoding_in_slices_equals_one_call(records: list[tuple[int, bytes, bool]], times: int, cuts: list[int]) -> None:
     """The pipeline decodes a batch a slice at a time (turning the event loop in between): any
-    cut of each partition's records gives what one call over the batch gives, clocks included."""
+    cut of each partition's records gives what one call over the batch gives, clocks included.
+    (Repeated, a partition's records run over ``PARSE_CHUNK``: both sides decode in chunks.)"""
     from streams.worker.routing import Router
 
     batch: dict[int, list[HRec]] = {}
-    for p, value, keyed in records:
+    for p, value, keyed in records * times:
         user = orjson.loads(value).get("user_id") if value.startswith(b'{"event_id') else None
         batch.setdefault(p, []).append(HRec(len(batch.get(p, [])), user.encode() if keyed and user else None, value))
     routers = [Router("reroute"), Router("reroute")]
@@ -253,4 +255,6 @@ def test_decoding_in_slices_equals_one_call(records: list[tuple[int, bytes, bool
             decoding.feed(p, recs[i:i + step])
             i, k = i + step, k + 1
     assert decoding.result() == whole
+    placed = sum(len(ub.offsets) for ub in whole.users.values()) + sum(whole.rejected.values()) + sum(whole.routed.rerouted.values())
+    assert placed == whole.consumed == sum(map(len, batch.values())), "every record is applied, rejected or re-routed once"
     assert [c.snapshot() for c in clocks[1].values()] == [c.snapshot() for c in clocks[0].values()]

@@ -61,6 +61,7 @@ __all__ = [
     "dlq_value",
     "derived_event_id",
     "parse_many",
+    "PARSE_CHUNK",
     "MIN_EVENT_MS",
     "MAX_USER_ID_CHARS",
 ]
@@ -86,6 +87,10 @@ REASONS: Final[tuple[str, ...]] = (
 
 MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
+#: Records per ``orjson.loads`` in ``Decoder.decode_many``: enough to spread the call's cost, few
+#: enough that the parsed objects are still in the CPU's cache when they are validated (one call
+#: per 1,250-record partition batch cost more per record than one per record; 64: ~25% less).
+PARSE_CHUNK: Final[int] = 64
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
 
 
@@ -176,9 +181,18 @@ class Decoder:
 
     def decode_many(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
         """The values of one fetched batch, each exactly as :meth:`decode` reads it (the same
-        events, rejections and counts), with one ``orjson.loads`` for the batch instead of one per
-        record (``parse_many``). When the batch does not parse as a whole (a malformed record in
-        it), it is read record by record, so every bad record keeps its own reason."""
+        events, rejections and counts), with one ``orjson.loads`` per ``PARSE_CHUNK`` records
+        instead of one per record (``parse_many``). A chunk that does not parse as a whole (a
+        malformed record in it) is read record by record, so every bad record keeps its own reason."""
+        if len(values) <= PARSE_CHUNK:
+            return self._decode_chunk(values, wall_now_ms)
+        out: list[Event | Rejection] = []
+        for i in range(0, len(values), PARSE_CHUNK):
+            out += self._decode_chunk(values[i:i + PARSE_CHUNK], wall_now_ms)
+        return out
+
+    def _decode_chunk(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
+        """``decode_many`` of at most ``PARSE_CHUNK`` values."""
         limit = self.max_event_bytes
         joinable = [v for v in values if v is not None and len(v) <= limit]
         objs = parse_many(joinable) if len(joinable) > 1 else None
