@@ -1,8 +1,9 @@
 """Kafka record value -> ``models.events.Event`` or a ``Rejection`` with a stable reason; DLQ records.
 
 Pure (no I/O, no clock: ``wall_now_ms`` is an argument; the random separator of ``parse_many``
-never shows in a result) and built for the hot path: one ``orjson.loads`` per fetched batch
-(``Decoder.decode_many``), a handful of type checks per record, no exceptions on the good path.
+never shows in a result) and built for the hot path: one ``orjson.loads`` per ``PARSE_CHUNK``
+records of a fetched batch (``Decoder.decode_many``), a handful of type checks per record, no
+exceptions on the good path.
 
 Accepted value (a JSON object)::
 
@@ -113,7 +114,7 @@ def parse_many(values: Sequence[bytes]) -> list[object] | None:
     Why not simply ``b"[" + b",".join(values) + b"]"``: a malformed value can parse as part of
     the array and shift every value after it, with the right count. ``1,2``, ``[3`` and ``4]`` are
     three malformed records that join into three elements (1, 2 and [3, 4]). So the values are
-    separated by a string nobody can write in advance (a fresh random token per batch): when each
+    separated by a string nobody can write in advance (a fresh random token per call): when each
     separator comes back as a top-level element in its place, the text between two of them is
     one whole JSON value, so every element is exactly its record's own parse.
 
