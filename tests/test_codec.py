@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.events import Event
-from streams.worker.codec import MAX_USER_ID_CHARS, MIN_EVENT_MS, REASONS, Decoder, Rejection, dlq_value
+from streams.worker.codec import MAX_USER_ID_CHARS, MIN_EVENT_MS, PARSE_CHUNK, REASONS, Decoder, Rejection, dlq_value
 
 NOW_MS = 1_800_000_000_000
 TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -268,3 +268,51 @@ def test_a_missing_event_id_is_derived_from_the_content() -> None:
         other = d.decode(orjson.dumps({**no_id, **change}), NOW_MS)
         assert isinstance(other, Event) and other.event_id != first.event_id, change
     assert decode(GOOD).event_id == "e-1", "a given id is kept as sent"  # type: ignore[union-attr]
+
+
+# A batch's values: events good and bad, other JSON, and fragments that are not one JSON text but
+# may join with their neighbours into a valid array (``1,2`` + ``[3`` + ``4]``).
+_FRAGMENTS = [b"1,2", b"[3", b"4]", b'{"a":1},{"b":2}', b'{"k":"}', b'{"}', b'{"k":[{}', b"{}]}", b"", b" ", b",",
+              b'"', b"]", b"[", b"\xff", b"\xef\xbb\xbf{}", b'{"user_id":"u-1",', b'"type":"click","ts":1}', b"null"]
+_batch_value = st.one_of(
+    st.sampled_from(_FRAGMENTS),
+    st.none(),  # a tombstone
+    st.binary(max_size=20),
+    st.builds(lambda obj: orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS),
+              st.dictionaries(st.sampled_from(["event_id", "user_id", "type", "ts", "amount", "account_id"]),
+                              st.sampled_from(["e-1", "u-1", "click", "Unknown_Kind", TS_MS, 1.5, -1, None, ""]), max_size=6)),
+    st.builds(lambda change: orjson.dumps({**GOOD, **change}), st.fixed_dictionaries({}, optional={
+        "event_id": st.sampled_from([None, "e-2", ""]), "type": st.sampled_from(["view", "Sign Up", "other"]),
+        "ts": st.integers(MIN_EVENT_MS - 10, NOW_MS + 4_000_000), "amount": st.floats(-1, 10)})),
+    st.builds(lambda n: b'{"user_id":"u-1","type":"view","ts":1767225600000,"pad":"' + b"x" * n + b'"}', st.integers(0, 200)),
+)
+
+
+# Runs of values that join into one element more, or one fewer, than they are: together they keep
+# a batch's count while shifting every value after them.
+_SPLICES = [[b"1,2"], [b'{"a":1},{"b":2}'], [b"[3", b"4]"], [b'{"k":"}', b'{"}'], [b'{"k":[{}', b"{}]}"], [orjson.dumps(GOOD)]]
+_spliced = st.lists(st.sampled_from(_SPLICES), max_size=6).map(lambda runs: [v for run in runs for v in run])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_batch_value, max_size=12) | _spliced)
+def test_a_batch_decodes_as_its_records_one_by_one(values: list[bytes | None]) -> None:
+    """One orjson call per batch gives what one call per record gives: the same events, the same
+    rejection (reason and detail) for each bad record in its place, the same counts."""
+    one, many = Decoder(max_event_bytes=200), Decoder(max_event_bytes=200)
+    assert many.decode_many(values, NOW_MS) == [one.decode(v, NOW_MS) for v in values]
+    assert (many.unknown_types, many.derived_ids) == (one.unknown_types, one.derived_ids)
+    longer = values * (PARSE_CHUNK // 5)  # over a chunk: parsed in several calls
+    assert many.decode_many(longer, NOW_MS) == [one.decode(v, NOW_MS) for v in longer]
+    assert (many.unknown_types, many.derived_ids) == (one.unknown_types, one.derived_ids)
+
+
+def test_fragments_that_join_into_a_valid_array_are_read_one_by_one() -> None:
+    """The plain join of ``1,2``, ``[3`` and ``4]`` parses as three values: not taken as theirs."""
+    from streams.worker.codec import parse_many
+
+    shifted = [b"1,2", b"[3", b"4]"]
+    assert orjson.loads(b"[" + b",".join(shifted) + b"]") == [1, 2, [3, 4]]
+    assert parse_many(shifted) is None
+    assert [r.reason for r in Decoder().decode_many(shifted, NOW_MS)] == ["malformed_json"] * 3  # type: ignore[union-attr]
+    assert parse_many([b'{"a":1}', b"2"]) == [{"a": 1}, 2]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.events import Event
 from models.model import load_model
@@ -19,6 +21,7 @@ from streams.worker.phases import (
     BucketPlan,
     CycleResult,
     Decoded,
+    Decoding,
     UserBatch,
     advance_users,
     decode_batch,
@@ -216,3 +219,42 @@ def test_the_miskeyed_setting_chooses_reroute_or_dlq() -> None:
         assert Pipeline(settings, Store(settings), None, load_model()).router.mode == mode  # type: ignore[arg-type]
     with pytest.raises(SettingsError, match="miskeyed"):
         Settings(miskeyed="drop")
+
+
+_slice_value = st.one_of(
+    st.builds(lambda u, i, dt: event_value(Event(f"u{u}", START_MS + dt, "view", f"e{i}")),
+              st.integers(0, 3), st.integers(0, 6), st.integers(-5_000_000, 5_000_000)),  # ids collide, some late
+    st.sampled_from([b"{", b"1,2", b"[3", b"4]", b'{"user_id":"u1"}']),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), _slice_value, st.booleans()), max_size=30), st.sampled_from([1, 3, 70]),
+       st.lists(st.integers(1, 90), min_size=1))
+def test_decoding_in_slices_equals_one_call(records: list[tuple[int, bytes, bool]], times: int, cuts: list[int]) -> None:
+    """The pipeline decodes a batch a slice at a time (turning the event loop in between): any
+    cut of each partition's records gives what one call over the batch gives, clocks included.
+    (Repeated, a partition's records run over ``PARSE_CHUNK``: both sides decode in chunks.)"""
+    from streams.worker.routing import Router
+
+    batch: dict[int, list[HRec]] = {}
+    for p, value, keyed in records * times:
+        user = orjson.loads(value).get("user_id") if value.startswith(b'{"event_id') else None
+        batch.setdefault(p, []).append(HRec(len(batch.get(p, [])), user.encode() if keyed and user else None, value))
+    routers = [Router("reroute"), Router("reroute")]
+    for r in routers:
+        for p in range(3):
+            r.assign(p, {})
+    clocks = [{p: PartitionClock(3_600_000) for p in range(3)} for _ in range(2)]
+    whole = decode_batch(batch, clocks[0], Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024, router=routers[0])
+    decoding = Decoding(clocks[1], Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024, router=routers[1])
+    for p, recs in batch.items():
+        i, k = 0, 0
+        while i < len(recs):
+            step = cuts[k % len(cuts)]
+            decoding.feed(p, recs[i:i + step])
+            i, k = i + step, k + 1
+    assert decoding.result() == whole
+    placed = sum(len(ub.offsets) for ub in whole.users.values()) + sum(whole.rejected.values()) + sum(whole.routed.rerouted.values())
+    assert placed == whole.consumed == sum(map(len, batch.values())), "every record is applied, rejected or re-routed once"
+    assert [c.snapshot() for c in clocks[1].values()] == [c.snapshot() for c in clocks[0].values()]

@@ -1,7 +1,9 @@
 """Kafka record value -> ``models.events.Event`` or a ``Rejection`` with a stable reason; DLQ records.
 
-Pure (no I/O, no clock: ``wall_now_ms`` is an argument) and built for the hot path: one
-``orjson.loads`` and a handful of type checks per record, no exceptions on the good path.
+Pure (no I/O, no clock: ``wall_now_ms`` is an argument; the random separator of ``parse_many``
+never shows in a result) and built for the hot path: one ``orjson.loads`` per ``PARSE_CHUNK``
+records of a fetched batch (``Decoder.decode_many``), a handful of type checks per record, no
+exceptions on the good path.
 
 Accepted value (a JSON object)::
 
@@ -43,8 +45,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import secrets
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Sequence
 
 import orjson
 
@@ -58,6 +61,8 @@ __all__ = [
     "Decoder",
     "dlq_value",
     "derived_event_id",
+    "parse_many",
+    "PARSE_CHUNK",
     "MIN_EVENT_MS",
     "MAX_USER_ID_CHARS",
 ]
@@ -83,6 +88,10 @@ REASONS: Final[tuple[str, ...]] = (
 
 MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
+#: Records per ``orjson.loads`` in ``Decoder.decode_many``: enough to spread the call's cost, few
+#: enough that the parsed objects are still in the CPU's cache when they are validated (one call
+#: per 1,250-record partition batch cost more per record than one per record; 64: ~25% less).
+PARSE_CHUNK: Final[int] = 64
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
 
 
@@ -92,6 +101,37 @@ class Rejection:
 
     reason: str
     detail: str
+
+
+#: A record without a value (a tombstone): nothing to decode.
+_TOMBSTONE: Final[Rejection] = Rejection("malformed_json", "record has no value (tombstone)")
+
+
+def parse_many(values: Sequence[bytes]) -> list[object] | None:
+    """``[orjson.loads(v) for v in values]`` in one orjson call, or None when that cannot be
+    told from the batch (a value in it is not one JSON text): the caller reads record by record.
+
+    Why not simply ``b"[" + b",".join(values) + b"]"``: a malformed value can parse as part of
+    the array and shift every value after it, with the right count. ``1,2``, ``[3`` and ``4]`` are
+    three malformed records that join into three elements (1, 2 and [3, 4]). So the values are
+    separated by a string nobody can write in advance (a fresh random token per call): when each
+    separator comes back as a top-level element in its place, the text between two of them is
+    one whole JSON value, so every element is exactly its record's own parse.
+
+    >>> parse_many([b'{"a":1}', b' [2] ', b'"x"'])
+    [{'a': 1}, [2], 'x']
+    >>> parse_many([b'1,2', b'[3', b'4]']) is None
+    True
+    """
+    token = secrets.token_hex(16)
+    try:
+        parsed = orjson.loads(b"[" + (b',"' + token.encode() + b'",').join(values) + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    n = len(values)
+    if len(parsed) != 2 * n - 1 or parsed[1::2].count(token) != n - 1:
+        return None
+    return parsed[0::2]  # type: ignore[no-any-return]
 
 
 class Decoder:
@@ -127,7 +167,7 @@ class Decoder:
     def decode(self, value: bytes | None, wall_now_ms: int) -> Event | Rejection:
         """One record value. Never raises on any input."""
         if value is None:
-            return Rejection("malformed_json", "record has no value (tombstone)")
+            return _TOMBSTONE
         if len(value) > self.max_event_bytes:
             return Rejection("oversized", f"{len(value)} bytes > max_event_bytes {self.max_event_bytes}")
         try:
@@ -138,6 +178,36 @@ class Decoder:
             except UnicodeDecodeError as uexc:
                 return Rejection("not_utf8", f"invalid UTF-8 at byte {uexc.start}")
             return Rejection("malformed_json", str(exc)[:200])
+        return self.event(obj, wall_now_ms)
+
+    def decode_many(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
+        """The values of one fetched batch, each exactly as :meth:`decode` reads it (the same
+        events, rejections and counts), with one ``orjson.loads`` per ``PARSE_CHUNK`` records
+        instead of one per record (``parse_many``). A chunk that does not parse as a whole (a
+        malformed record in it) is read record by record, so every bad record keeps its own reason."""
+        if len(values) <= PARSE_CHUNK:
+            return self._decode_chunk(values, wall_now_ms)
+        out: list[Event | Rejection] = []
+        for i in range(0, len(values), PARSE_CHUNK):
+            out += self._decode_chunk(values[i:i + PARSE_CHUNK], wall_now_ms)
+        return out
+
+    def _decode_chunk(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
+        """``decode_many`` of at most ``PARSE_CHUNK`` values."""
+        limit = self.max_event_bytes
+        joinable = [v for v in values if v is not None and len(v) <= limit]
+        objs = parse_many(joinable) if len(joinable) > 1 else None
+        if objs is None:
+            return [self.decode(v, wall_now_ms) for v in values]
+        event = self.event
+        if len(joinable) == len(values):
+            return [event(obj, wall_now_ms) for obj in objs]
+        parsed = iter(objs)  # tombstones and oversized values in between: their own rejections
+        return [event(next(parsed), wall_now_ms) if v is not None and len(v) <= limit else self.decode(v, wall_now_ms)
+                for v in values]
+
+    def event(self, obj: object, wall_now_ms: int) -> Event | Rejection:
+        """A parsed record value (any JSON) -> the event, or why it is not one."""
         if type(obj) is not dict:
             return Rejection("not_an_object", f"JSON {type(obj).__name__}, expected an object")
 
@@ -163,9 +233,12 @@ class Decoder:
         if type(name) is not str:
             return Rejection("bad_type", f"type is a {type(name).__name__}, expected a string")
 
-        ts_ms = _timestamp_ms(ts)
-        if type(ts_ms) is not int:
-            return ts_ms  # type: ignore[return-value]
+        if type(ts) is int:  # the common form, without the call
+            ts_ms = ts
+        else:
+            ts_ms = _timestamp_ms(ts)
+            if type(ts_ms) is not int:
+                return ts_ms  # type: ignore[return-value]
         if ts_ms < MIN_EVENT_MS:
             return Rejection("too_old", f"ts {ts_ms} ms is before 2000-01-01")
         if ts_ms > wall_now_ms + self.max_clock_skew_ms:
@@ -182,7 +255,8 @@ class Decoder:
                 return Rejection("bad_amount", f"amount {amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
             amount = float(amount)
 
-        etype = self._type(name)
+        cached = self._types.get(name)  # a known name seen before, without the call
+        etype = cached[0] if cached is not None and cached[1] else self._type(name)
         account_id = obj.get("account_id")
         if account_id is None:
             account_id = ""

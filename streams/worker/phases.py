@@ -26,7 +26,7 @@ from models.ranking import index_score, on_save_list, save_bound, save_bound_aft
 from models.scoring import Assessment, assess
 from models.state import UserState
 from streams.worker.clock import PartitionClock
-from streams.worker.codec import Decoder, Rejection, dlq_value
+from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import entry, logged_kind
 from streams.worker.history import advance_sampled
 from streams.worker.keys import locate, offset_field
@@ -49,6 +49,7 @@ __all__ = [
     "UserBatch",
     "Decoded",
     "decode_batch",
+    "Decoding",
     "record_fingerprint",
     "plan_sweep",
     "BucketPlan",
@@ -139,36 +140,68 @@ def decode_batch(
 
     Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
     """
-    out = Decoded()
-    unknown_before, derived_before = decoder.unknown_types, decoder.derived_ids
-    decode = decoder.decode
-    users = out.users
-    seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
-    seen_pairs: set[tuple[str, str]] = set()  # (user_id, event_id) once ids collide across users
-
-    def reject(p: int, rec: RecordLike, rej: Rejection) -> None:
-        out.rejected[rej.reason] = out.rejected.get(rej.reason, 0) + 1
-        out.dlq.append((rec.key, dlq_value(rej, topic=topic, partition=p, offset=rec.offset, timestamp_ms=rec.timestamp,
-                                           value=rec.value, max_value_bytes=max_dlq_value_bytes)))
-
+    decoding = Decoding(clocks, decoder, wall_now_ms, topic=topic, max_dlq_value_bytes=max_dlq_value_bytes, router=router)
     for p, records in batch.items():
-        pclock = clocks.get(p)
+        decoding.feed(p, records)
+    return decoding.result()
+
+
+class Decoding:
+    """:func:`decode_batch` a slice of records at a time, so the pipeline can turn the event loop
+    between slices. Feeding each partition's records in consecutive slices (offset order) gives
+    what one call over the whole batch gives: the duplicate ids are remembered batch-wide here,
+    the clocks fold record by record, and a partition's last offset is its last slice's."""
+
+    __slots__ = ("out", "clocks", "decoder", "wall_now_ms", "topic", "max_dlq_value_bytes", "router", "seen_ids",
+                 "seen_pairs", "_unknown_before", "_derived_before")
+
+    def __init__(self, clocks: Mapping[int, PartitionClock], decoder: Decoder, wall_now_ms: int, *, topic: str,
+                 max_dlq_value_bytes: int, router: Router | None = None) -> None:
+        self.out = Decoded()
+        self.clocks, self.decoder, self.wall_now_ms, self.router = clocks, decoder, wall_now_ms, router
+        self.topic, self.max_dlq_value_bytes = topic, max_dlq_value_bytes
+        self.seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
+        self.seen_pairs: set[tuple[str, str]] = set()  # (user_id, event_id) once ids collide across users
+        self._unknown_before, self._derived_before = decoder.unknown_types, decoder.derived_ids
+
+    def reject(self, p: int, rec: RecordLike, rej: Rejection) -> None:
+        out = self.out
+        out.rejected[rej.reason] = out.rejected.get(rej.reason, 0) + 1
+        out.dlq.append((rec.key, dlq_value(rej, topic=self.topic, partition=p, offset=rec.offset, timestamp_ms=rec.timestamp,
+                                           value=rec.value, max_value_bytes=self.max_dlq_value_bytes)))
+
+    def feed(self, p: int, records: Sequence[RecordLike]) -> None:
+        """The next records of partition ``p``, in offset order."""
+        pclock = self.clocks.get(p)
         if not records or pclock is None:
-            continue
+            return
+        if len(records) <= PARSE_CHUNK:
+            self._feed(p, records, pclock)
+        else:
+            for i in range(0, len(records), PARSE_CHUNK):
+                self._feed(p, records[i:i + PARSE_CHUNK], pclock)
+        self.out.last_offset[p] = records[-1].offset
+        self.out.last_fingerprint[p] = record_fingerprint(records[-1])
+
+    def _feed(self, p: int, records: Sequence[RecordLike], pclock: PartitionClock) -> None:
+        """Up to ``PARSE_CHUNK`` records: each chunk's events are grouped while the objects just
+        made are in the CPU's cache (a partition's 1,250 records at once cost ~10-25% more)."""
+        out, router, reject, seen_ids, seen_pairs = self.out, self.router, self.reject, self.seen_ids, self.seen_pairs
+        users = out.users
         out.consumed += len(records)
         admit = pclock.admit
-        for rec in records:
-            headers = getattr(rec, "headers", None)
-            if headers and _account_copy_read(p, rec, headers, decoder, wall_now_ms, out, reject):
+        with_headers = hasattr(records[0], "headers")  # aiokafka's records have them (mostly empty); a test's may not
+        for rec, ev in zip(records, self.decoder.decode_many([rec.value for rec in records], self.wall_now_ms)):
+            headers = rec.headers if with_headers else None  # type: ignore[attr-defined]
+            if headers and _account_copy_read(p, rec, headers, ev, out, reject):
                 continue
-            ev = decode(rec.value, wall_now_ms)
             if isinstance(ev, Rejection):
                 reject(p, rec, ev)
                 continue
             uid, eid = ev.user_id, ev.event_id
             if router is not None:  # the common case, keyed by the user and no copy, costs one compare
-                key = rec.key
-                if (key is None or key != uid.encode("utf-8", "surrogatepass") or headers) \
+                key = rec.key  # (orjson never decodes a lone surrogate: plain encode() is key_problem's encoding)
+                if (key is None or key != uid.encode() or headers) \
                         and not _owned_here(router, p, rec, uid, out, reject):
                     continue
             owner = seen_ids.get(eid)
@@ -191,11 +224,12 @@ def decode_batch(
             ub.offsets.append(rec.offset)
             if ev.account_id or ev.subscription is not None:  # for the account: a member, a subscription
                 _account_event(p, rec, ev, out)
-        out.last_offset[p] = records[-1].offset
-        out.last_fingerprint[p] = record_fingerprint(records[-1])
-    out.unknown_types = decoder.unknown_types - unknown_before
-    out.derived_ids = decoder.derived_ids - derived_before
-    return out
+
+    def result(self) -> Decoded:
+        """The batch decoded so far (with the decoder's counts since this decoding began)."""
+        self.out.unknown_types = self.decoder.unknown_types - self._unknown_before
+        self.out.derived_ids = self.decoder.derived_ids - self._derived_before
+        return self.out
 
 
 def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,
@@ -225,11 +259,12 @@ def record_fingerprint(rec: RecordLike) -> str:
     return f"{zlib.crc32(rec.value or b'', zlib.crc32(rec.key or b'')):08x}"
 
 
-def _account_copy_read(p: int, rec: RecordLike, headers: object, decoder: Decoder, wall_now_ms: int, out: Decoded,
+def _account_copy_read(p: int, rec: RecordLike, headers: object, ev: Event | Rejection, out: Decoded,
                        reject: Callable[[int, RecordLike, Rejection], None]) -> bool:
     """A member or subscription copy made for an account (``streams.worker.revenue``) goes to the
     account phase, never to the users (their originals were scored) nor to the clock. True when
-    the record was one."""
+    the record was one. ``ev`` is the record's value decoded as an event (for a member copy, a
+    rejection that counted nothing: it has no ``user_id``)."""
     if is_account_copy(headers, MEMBER_HEADER):
         parsed = parse_member_copy(rec.value)
         if parsed is None:
@@ -239,7 +274,6 @@ def _account_copy_read(p: int, rec: RecordLike, headers: object, decoder: Decode
         return True
     if not is_account_copy(headers):
         return False
-    ev = decoder.decode(rec.value, wall_now_ms)
     if isinstance(ev, Rejection) or ev.subscription is None:
         reject(p, rec, ev if isinstance(ev, Rejection) else Rejection("bad_subscription", "an account copy without a subscription"))
     else:
