@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, special
 
-from models.state import DAY_S, UserState
+from models.state import DAY_S, UserState, purchase_summary
 
 __all__ = [
     "BgNbdParams",
@@ -483,9 +483,4 @@ def summary_from_state(state: UserState, now_s: int, unit_s: float = DAY_S) -> S
         raise ValueError(f"unit_s must be a finite number of seconds > 0, got {unit_s!r}")
     if state.n_purchases <= 0:
         return None
-    first, last = state.first_purchase_s, max(state.last_purchase_s, state.first_purchase_s)
-    day_boundaries = last // DAY_S - first // DAY_S
-    x = min(state.n_purchases - 1, day_boundaries)
-    t_x = (last - first) / unit_s if x > 0 else 0.0  # the paper's t_x = 0 when x = 0
-    T = max(now_s - first, last - first) / unit_s
-    return Summary(x, t_x, T)
+    return Summary(*purchase_summary(state, now_s, unit_s))  # the formulas, compiled (models.state)

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from models._native import init_args
-from models.bgnbd import summary_from_state
-from models.state import DAY_S, UserState
+from models.state import DAY_S, UserState, purchase_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
@@ -279,8 +278,7 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
 
     n_p = st.n_purchases
     if n_p > 0:
-        x_f, t_x, T = summary_from_state(st, now_s)  # type: ignore[misc]  # not None: n_purchases > 0
-        x = int(x_f)
+        x, t_x, T = purchase_summary(st, now_s)  # models.bgnbd.summary_from_state's (x, t_x, T)
         p_silence_s = now_s - st.last_purchase_s
         p_silence = p_silence_s * _INV_DAY if p_silence_s > 0 else 0.0
         prior = population.get("purchase_gap_days", DEFAULT_PURCHASE_GAP_DAYS)

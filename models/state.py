@@ -46,6 +46,7 @@ __all__ = [
     "apply_event",
     "decayed",
     "f32",
+    "purchase_summary",
 ]
 
 DAY_S: Final[int] = 86_400
@@ -239,6 +240,19 @@ class UserState:
             self.revenue, self.gap_ewma_days, self.alert_risk, self.stage, array("f", self.slot_7d), array("f", self.slot_28d),
             self.negative_names, self.negative_28d,
         )
+
+
+def purchase_summary(state: UserState, now_s: int, unit_s: float = DAY_S) -> tuple[int, float, float]:
+    """BG/NBD's (x, t_x, T) of a user who purchased (``n_purchases > 0``), in units of ``unit_s``
+    seconds: the formulas of :func:`models.bgnbd.summary_from_state` (whose docstring says why
+    each is so), here in the compiled core because every review of a buyer reads them
+    (models.signals); that function checks its arguments and wraps this result."""
+    first, last = state.first_purchase_s, max(state.last_purchase_s, state.first_purchase_s)
+    day_boundaries = last // DAY_S - first // DAY_S
+    x = min(state.n_purchases - 1, day_boundaries)
+    t_x = (last - first) / unit_s if x > 0 else 0.0  # the paper's t_x = 0 when x = 0
+    T = max(now_s - first, last - first) / unit_s
+    return x, t_x, T
 
 
 def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:

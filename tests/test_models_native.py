@@ -29,12 +29,13 @@ from models import _native
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
+from models.ranking import save_bound, save_bound_after
 from models.scoring import risk_at, score
 from models.state import DAY_S, UserState
 from models.vocabulary import DEFAULT_ROLES
 from tests.test_models_properties import MODEL, histories
 
-PURE = _native.import_pure(["engine", "events", "model", "scoring", "state"])
+PURE = _native.import_pure(["engine", "events", "model", "ranking", "scoring", "state", "weekly"])
 TRACKED = ChurnModel(tracked_types=("view", "click", "message", "other"), risk_weights={"inactive:view": 0.4, "share:click": -0.3})
 #: A tracked type that is also negative feedback (its slot and the role's counter), and a role of two names.
 NEGATIVE_TRACKED = ChurnModel(tracked_types=("view", "dislike"), roles={**DEFAULT_ROLES, "negative": ["unfriend", "dislike"]})
@@ -98,6 +99,11 @@ def test_compiled_core_equals_the_pure_python(events: list[Event], data: st.Data
     now_s = end_ms // 1000 + data.draw(st.integers(0, 60 * DAY_S), label="scored later")
     assert _scores(score(c2.state, now_s, model)) == _scores(PURE["scoring"].score(p2.state, now_s, pmodel))
     assert risk_at(c2.state, now_s, model).hex() == PURE["scoring"].risk_at(p2.state, now_s, pmodel).hex()
+    # the worker's save-list index (models.ranking, compiled too)
+    assert save_bound(c2.state, model).hex() == PURE["ranking"].save_bound(p2.state, pmodel).hex()
+    if c2.review is not None:
+        bound = save_bound_after(c2.review, c2.state, model)
+        assert bound.hex() == PURE["ranking"].save_bound_after(p2.review, p2.state, pmodel).hex()
 
 
 @compiled_only
@@ -150,3 +156,23 @@ def test_outcomes_pickle_both_ways() -> None:
     back = pickle.loads(pickle.dumps(out))
     assert back.state.to_bytes() == out.state.to_bytes() and back.alerts == out.alerts and out.alerts
     assert pickle.loads(pickle.dumps(events)) == events
+
+
+@compiled_only
+@settings(max_examples=60)
+@given(histories(), st.integers(0, 60 * DAY_S))
+def test_compiled_score_history_sampling_equals_the_pure_python(events: list[Event], extra_s: int) -> None:
+    """models.weekly (the worker's weekly points, compiled): outcome and points as the pure Python's."""
+    import models.weekly as weekly
+
+    pure = PURE["weekly"]
+    assert pure.__file__.endswith("weekly.py") and not weekly.__file__.endswith(".py")
+    until_ms = events[-1].ts_ms + 1 + extra_s * 1000
+    out, points = weekly.advance_sampled("u", None, events, until_ms, MODEL)
+    pout, ppoints = pure.advance_sampled("u", None, _pure_events(events), until_ms, _pure_model(MODEL))
+    assert points == ppoints
+    assert out.state.to_bytes() == pout.state.to_bytes()
+    assert [a.to_dict() for a in out.alerts] == [a.to_dict() for a in pout.alerts]
+    for x in (-0.5, 0.5, 1.5, 2.5, 99.5, 100.5, 37.49999, 200.5):  # round half to even, clamped
+        assert weekly.encode_point(3000, x, x, x / 200) == pure.encode_point(3000, x, x, x / 200)
+
