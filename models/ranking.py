@@ -142,13 +142,20 @@ def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float
     return p_back_within(a.signals, model)[0], st.revenue
 
 
+#: The largest float below 1: a reachable user's index score stays in the save part of the index
+#: even when P(alive) is 1 and P(leaves | alive) rounds to 1.
+_BELOW_ONE = math.nextafter(1.0, 0.0)
+
+
 def index_score(a: Assessment, model: ChurnModel) -> float:
     """The user's score in the at-risk index (users with an open at-risk alert, one sorted set per
     bucket: the console's *save* and *win back* pages, ``churnwatch top -n`` and ``--win-back
     -n``, streams.console.data), taken at the user's last review: a lapsed user 1 + the
     temperature / 100 (at least 1, so the lapsed head every bucket in win-back order), any other
     :func:`save_score` (below 1, in save order)."""
-    return 1.0 + p_back_within(a.signals, model)[0] if a.stage in LAPSED else save_score(a)
+    if a.stage in LAPSED:
+        return 1.0 + p_back_within(a.signals, model)[0]
+    return min(save_score(a), _BELOW_ONE)  # 1.0 itself would put a reachable user in the lapsed range
 
 
 def save_key(st: UserState, now_s: int, model: ChurnModel) -> tuple[float, object] | None:

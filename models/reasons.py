@@ -52,6 +52,7 @@ from models.risk import FEATURES, SLOT_PREFIXES, combine, risk_probability
 from models.signals import Signals, kinds_used, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
+from models.vocabulary import PURCHASE
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
@@ -160,6 +161,13 @@ def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
     used = len(slots) + (1 if bought else 0)
     kinds = model.compiled.n_kinds
     if vocabulary.tracked:
+        own = [i for i in model.compiled.kinds if vocabulary.lookup(vocabulary.tracked[i])[1] == PURCHASE]
+        if own and model.compiled.purchase_kind:
+            # A model file without kinds counts a tracked purchase type twice (its slot and the
+            # purchases term, models.compiled.product_kinds: its breadth as before); say it once.
+            named = sorted({*slots, *(own[:1] if bought else [])})
+            used, kinds, bought = len(named), kinds - 1, False
+            slots = named
         names = ", ".join([*(vocabulary.tracked[i] for i in slots), *(["purchases"] if bought else [])]) or "none"
         return f"uses {used} of the {kinds} main kinds of activity in 4 weeks ({names})"
     if KINDS_KEY in model.population:  # the product's kinds are known: say how many there are

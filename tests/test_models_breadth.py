@@ -82,6 +82,16 @@ def test_tracked_names_say_which_kinds_and_a_tracked_purchase_counts_once() -> N
     assert sig.breadth < 2 / 3
 
 
+def test_a_model_file_without_kinds_names_a_tracked_purchase_once() -> None:
+    """Without ``kinds`` the breadth keeps its old formula (the purchase slot and the purchases
+    term both count); the words name that kind once."""
+    model = load_model().with_(tracked_types=("view", "click", "purchase"))
+    assert (model.compiled.purchase_kind, model.compiled.n_kinds) == (True, 4)
+    st = _user(model, ("view",), buys=True)
+    sig = compute_signals(st, st.last_seen_s, model)
+    assert _kinds_used(sig, model) == "uses 2 of the 3 main kinds of activity in 4 weeks (view, purchase)"
+
+
 @pytest.mark.parametrize("kinds, match", [
     ([], "non-empty list"), ("view", "non-empty list"), (["kind1"], r"\['kind1'\].*no slot"), (["view", "post", "order"], r"\['post'\]"),
 ])

@@ -282,7 +282,7 @@ async def _eval_buckets(store: Store, name: str, common: Sequence[Any],
 
 async def _fetch(store: Store, ranks: dict[int, int], chunk: int) -> dict[int, tuple[int, list[_Entry]]]:
     """``chunk`` index entries per bucket from the given ranks, highest first (rank -1: from the
-    first rank below the churned users): bucket -> (first rank, entries). One round trip."""
+    first rank below the lapsed users): bucket -> (first rank, entries). One round trip."""
     order = list(ranks)
     replies = await _eval_buckets(store, "index_chunk.lua", (chunk,), [(store.keys.risk(b), (ranks[b],)) for b in order])
     out = {}
@@ -328,9 +328,9 @@ def _chunk(store: Store, size: int) -> int:
 
 async def _block(store: Store, list_name: ListName, ranks: list[int] | None,
                  size: int) -> tuple[list[_Entry], list[int], list[int], bool]:
-    """The next ``size`` index entries from ``ranks`` in index order (risk, then user id, highest first).
+    """The next ``size`` index entries from ``ranks`` in index order (index score, then user id, highest first).
 
-    ``ranks`` None: from the start of the list (rank 0 for win back, below the churned users for
+    ``ranks`` None: from the start of the list (rank 0 for win back, below the lapsed users for
     save). Returns the entries, the ranks where they start and after them, and whether every
     bucket is exhausted. A
     merge of per-bucket chunks: the entries fetched are sorted together and cut at ``size``; a

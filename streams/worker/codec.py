@@ -90,7 +90,7 @@ MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
 #: Records per ``orjson.loads`` in ``Decoder.decode_many``: enough to spread the call's cost, few
 #: enough that the parsed objects are still in the CPU's cache when they are validated (one call
-#: per 1,250-record partition batch cost more per record than one per record; 64: ~25% less).
+#: per 1,250-record partition batch was no cheaper per record than one call per record; 64: ~25% less).
 PARSE_CHUNK: Final[int] = 64
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
 

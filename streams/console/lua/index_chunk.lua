@@ -5,9 +5,9 @@
 --
 -- KEYS    = <prefix>:{b}:risk of each bucket
 -- ARGV    = how many entries per bucket, then per key: 1, first rank (-1: the first rank below
---           the churned users, index score 1)
+--           the lapsed users, index score 1: the save list's part)
 -- Returns, per key, {first rank, member, score, member, score, ...}
--- The first rank below the churned users is the rank of the first entry below score 1 (one
+-- The first rank below the lapsed users is the rank of the first entry below score 1 (one
 -- descent of the skiplist for the range and one for the rank; ZCOUNT takes four): on a box whose
 -- caches other processes keep cold, each descent is a chain of cache misses.
 local count = tonumber(ARGV[1])
