@@ -62,6 +62,7 @@ __all__ = [
     "build",
     "cdnow_labels",
     "cdnow_rows",
+    "fightchurn_event_oracle",
     "fightchurn_rows",
     "is_held_out",
     "parse_cdnow",
@@ -277,14 +278,14 @@ def _fc_intent(sim: Any, utility: float) -> float:
     return acausal + (1.0 - acausal) * float(sim.util_mod.churn_probability(utility))
 
 
-def _fc_utility(sim: Any, customer: Any, counts: Any, mrr: float, discount: float) -> float:
+def _fc_utility(sim: Any, propensity: float, counts: Any, mrr: float, discount: float) -> float:
     """fightchurn's own ``UtilityModel.utility_function`` applied to ``counts`` (cumulative, as
-    the simulator keeps them) with the customer's hidden propensity and a given price, on a
-    stand-in, so the simulated customer is not touched."""
+    the simulator keeps them) with a satisfaction propensity and a price, on a stand-in, so no
+    simulated customer is touched."""
     from types import SimpleNamespace
 
     probe = SimpleNamespace(event_counts=counts, mrr=mrr, discount=discount, current_utility=None, utility_contribs=None,
-                            satisfaction_propensity=customer.satisfaction_propensity)
+                            satisfaction_propensity=propensity)
     return float(sim.util_mod.utility_function(probe))
 
 
@@ -331,7 +332,7 @@ def _fc_truth(sim: Any, customer: Any, decisions: list[list[Any]]) -> dict[str, 
         return np.bincount(kind[mask], weights=weight[mask], minlength=n)
 
     lo = np.iinfo(np.int64).min
-    out["recount_error"] = max((abs(_fc_utility(sim, customer, counts(lo, d[0]), d[7], d[8]) - d[1]) for d in decisions), default=0.0)
+    out["recount_error"] = max((abs(_fc_utility(sim, customer.satisfaction_propensity, counts(lo, d[0]), d[7], d[8]) - d[1]) for d in decisions), default=0.0)
     start_ms = _day_ms(customer.start_date.isoformat())
     for day in as_of_ms:
         inside = [d for d in decisions if day < d[0] <= day + horizon_ms]
@@ -343,7 +344,7 @@ def _fc_truth(sim: Any, customer: Any, decisions: list[list[Any]]) -> dict[str, 
             hazards = []
             for d in inside:
                 seen = base + rates * ((d[0] - day) / (30 * DAY_MS)) if plug else base
-                hazards.append(churn_hazard(_fc_intent(sim, _fc_utility(sim, customer, seen, d[7], d[8])), d[4], d[5], d[6]))
+                hazards.append(churn_hazard(_fc_intent(sim, _fc_utility(sim, customer.satisfaction_propensity, seen, d[7], d[8])), d[4], d[5], d[6]))
             probs.append(window_probability([d[0] for d in inside], hazards, day, horizon_ms))
         out["at_d"].append([day, *probs])
     return out
@@ -461,6 +462,63 @@ def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[li
              "event_types": sorted({r[2] for r in rows}), "churns_not_at_a_recorded_decision": unexplained,
              "oracle_recount_error_max": max((t.get("recount_error", 0.0) for t in truth.values()), default=0.0)}
     return rows, labels, channels, facts, truth
+
+
+def fightchurn_event_oracle(spec: dict[str, Any], work: Path, truth: dict[str, Any], rows: Sequence[Row],
+                            keys: Sequence[tuple[str, int]], horizon_ms: int, quantiles: int = 15) -> list[float]:
+    """The oracle a model of the events could reach: for each row (user, as-of ``d``), P(churn
+    within ``(d, d + horizon]``) by the simulator's own utility and churn functions from what
+    the events show at ``d`` (counts before ``d``, plus the counts the user's own rate so far
+    makes expected until each month end), the price and the renewal dates (a billing system
+    knows both), with the hidden satisfaction propensity inferred as a Bayesian would: over
+    ``quantiles`` quantiles of the training half's propensities (equal prior weight), each
+    weighted by the likelihood that the user survived its month ends before ``d``, with the
+    utilities the events gave at each. ``rows``: the judged users' events."""
+    import numpy as np
+
+    from fightchurn.churnsim.churnsim import ChurnSimulation
+
+    saved = random.getstate(), np.random.get_state()  # ChurnSimulation seeds both: leave them as they were
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            sim = ChurnSimulation(_fc_config(spec, work))
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+    names = [str(n) for n in sim.util_mod.behave_names]
+    props = [t["propensity"] for u, t in truth.items() if not is_held_out(u)]
+    prior = np.quantile(props, (np.arange(quantiles) + 0.5) / quantiles)
+
+    def hazard(counts: Any, d: list[Any], p: float) -> float:
+        return churn_hazard(_fc_intent(sim, _fc_utility(sim, p, counts, d[7], d[8])), d[4], d[5], d[6])
+
+    by_user: dict[str, tuple[list[int], list[int]]] = {}
+    for user, ts, kind, _ in rows:
+        times, kinds = by_user.setdefault(user, ([], []))
+        times.append(ts)
+        kinds.append(names.index(kind))
+    events = {u: (np.array(t, dtype=np.int64), np.array(k, dtype=np.int64)) for u, (t, k) in by_user.items()}
+    survived: dict[str, Any] = {}  # user -> P(stays at each month end | propensity), decisions x quantiles
+    out = []
+    for user, day in keys:
+        decisions = truth[user]["decisions"]
+        inside = [d for d in decisions if day < d[0] <= day + horizon_ms]
+        ts, kind = events.get(user, (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)))
+        if not inside or not len(ts) or ts[0] >= day:
+            out.append(0.0)
+            continue
+        if user not in survived:
+            survived[user] = np.array([[1.0 - hazard(np.bincount(kind[ts < d[0]], minlength=len(names)), d, p) for p in prior]
+                                       for d in decisions]).reshape(len(decisions), len(prior))
+        past = [i for i, d in enumerate(decisions) if d[0] <= day]
+        weight = np.prod(survived[user][past], axis=0)
+        weight = weight / weight.sum() if weight.sum() > 0 else np.full(len(prior), 1.0 / len(prior))
+        before = np.bincount(kind[ts < day], minlength=len(names)).astype(np.float64)
+        rate = before / max(day - int(ts[0]), DAY_MS)  # per ms, the user's own so far
+        seen = [before + rate * (d[0] - day) for d in inside]
+        probs = [window_probability([d[0] for d in inside], [hazard(c, d, p) for c, d in zip(seen, inside)], day, horizon_ms) for p in prior]
+        out.append(float(np.dot(weight, probs)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,10 +73,11 @@ CHECKS = (
 )
 CDNOW_CHECK_AUC = 0.77  # the issue's 0.773, to two decimals
 #: The oracle's rows (fightchurn populations only), after the table's scorers.
-ORACLES = ("oracle_decision", "oracle_at_d")
+ORACLES = ("oracle_decision", "oracle_at_d", "oracle_events_at_d")
 ORACLE_LABELS = {
     "oracle_decision": "oracle: the simulator's churn probability of the month ends in the window (knows the month's events)",
     "oracle_at_d": "oracle at d: the simulator's utility on what exists at the as-of date, true propensity and price",
+    "oracle_events_at_d": "oracle from the events at d: the same, hidden propensity inferred from the user's survival so far, own rate so far",
     "oracle_last_30d": "oracle, last 30 days: the same on the 30 days before the as-of date only",
 }
 #: The recall at which the oracle section compares precisions (the issue's alert recall).
@@ -285,7 +286,10 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
     result["checks"] = checks(result)
     if "truth" in pop.files:  # after everything else: the oracle reads the table, changes none of it
         t0 = time.perf_counter()
-        result["oracle"] = oracle_section(pop.files["truth"], keys, y, ranked, table, horizon_ms, result["base_rate"])
+        events_oracle = np.array(populations.fightchurn_event_oracle(
+            populations.FIGHTCHURN_CONFIGS[pop.name], Path(pop.files["truth"]).parent / "fightchurn-out",
+            json.loads(Path(pop.files["truth"]).read_text()), test_rows, keys, horizon_ms))
+        result["oracle"] = oracle_section(pop.files["truth"], keys, y, ranked, table, horizon_ms, result["base_rate"], events_oracle)
         result["seconds"]["oracle_s"] = round(time.perf_counter() - t0, 1)
     result["seconds"]["total_s"] = round(time.perf_counter() - started, 1)
     return result
@@ -312,20 +316,22 @@ def oracle_scores(truth: Mapping[str, Any], keys: Sequence[tuple[str, int]], hor
 
 
 def oracle_section(truth_path: str, keys: Sequence[tuple[str, int]], y: np.ndarray, ranked: Mapping[str, np.ndarray],
-                   table: dict[str, Any], horizon_ms: int, base_rate: float | None) -> dict[str, Any]:
+                   table: dict[str, Any], horizon_ms: int, base_rate: float | None, events_oracle: np.ndarray) -> dict[str, Any]:
     """The oracle's rows (added to ``table``) and what they imply for the checks: AUCs with the
     table's bootstrap (same seed, so the same resamples of users: the differences to the table's
     scorers are paired), and the precision of weekly flags at recall ``ORACLE_RECALL`` of every
-    scorer on the same rows (``oracle.precision_at_recall``)."""
+    scorer on the same rows (``oracle.precision_at_recall``). ``events_oracle``: the scores of
+    ``populations.fightchurn_event_oracle`` on the same rows."""
     from streams.offline.evaluate import auc_spread
 
     truth = json.loads(Path(truth_path).read_text())
     users = [k[0] for k in keys]
-    scores = oracle_scores(truth, keys, horizon_ms)
+    scores = {**oracle_scores(truth, keys, horizon_ms), "oracle_events_at_d": events_oracle}
     lr = "logistic_per_type"
     trained = max(("trained_labels", "trained_no_labels"), key=lambda k: table[k]["roc_auc"] or 0.0)
     both = {**ranked, **scores}
-    pairs = [("oracle_decision", "oracle_at_d"), ("oracle_at_d", lr), ("oracle_at_d", "default"), ("oracle_at_d", trained)]
+    pairs = [("oracle_decision", "oracle_at_d"), ("oracle_at_d", "oracle_events_at_d"), ("oracle_at_d", lr),
+             ("oracle_events_at_d", lr), ("oracle_events_at_d", "default"), ("oracle_events_at_d", trained)]
     spread = auc_spread({k: both[k] for k in {*scores, lr, "default", trained}}, y, users, pairs, reps=BOOTSTRAP_REPS)
     for name, values in scores.items():
         table[name] = {**_ranking(values, y), "roc_auc_se": spread[name]}
@@ -335,8 +341,9 @@ def oracle_section(truth_path: str, keys: Sequence[tuple[str, int]], y: np.ndarr
     auc = {k: table[k]["roc_auc"] for k in both}
     headroom = {
         "trained_vs_lr_needed": 0.02, "trained_vs_lr_measured": round(auc[trained] - auc[lr], 4),
-        "lr_to_oracle_at_d": round(auc["oracle_at_d"] - auc[lr], 4), "default_to_oracle_at_d": round(auc["oracle_at_d"] - auc["default"], 4),
-        "best_trained": trained,
+        "lr_to_oracle_at_d": round(auc["oracle_at_d"] - auc[lr], 4), "lr_to_oracle_events_at_d": round(auc["oracle_events_at_d"] - auc[lr], 4),
+        "default_to_oracle_events_at_d": round(auc["oracle_events_at_d"] - auc["default"], 4),
+        "best_trained_to_oracle_events_at_d": round(auc["oracle_events_at_d"] - auc[trained], 4), "best_trained": trained,
     }
     return {"about": "benchmarks.oracle", "scorers": list(scores), "auc_difference_se": {k: v for k, v in spread.items() if "-" in k},
             f"precision_at_recall_{ORACLE_RECALL}": at_recall, "headroom": headroom,
@@ -590,13 +597,17 @@ def _render_oracle(pop: Mapping[str, Any]) -> list[str]:
         label = ORACLE_LABELS.get(name) or LABELS[name]
         lines.append(f"| {label} | {_f(s[name]['roc_auc'])} | {_f(a['precision'])} ({_f(a['x_base'], 1)}x) | {_f(a['recall'])} | "
                      f"{a['flagged_rows']:,} |")
-    gap = h["lr_to_oracle_at_d"]
+    gap = h["lr_to_oracle_events_at_d"]
     need = f"{h['trained_vs_lr_needed'] / gap:.0%}" if gap > 0 else "more than all"
-    lines += ["", f"Headroom: the oracle at d is {gap:+.3f} +- {se[f'oracle_at_d-{lr}']:.3f} AUC above the per-type regression "
-              f"and {h['default_to_oracle_at_d']:+.3f} +- {se['oracle_at_d-default']:.3f} above the default; \"trained >= LR + 0.02\" "
-              f"needs {need} of that headroom (the best trained model, {trained}, is at {h['trained_vs_lr_measured']:+.3f}). "
-              f"Knowing the month's events (oracle) adds {s['oracle_decision']['roc_auc'] - s['oracle_at_d']['roc_auc']:+.3f} "
-              f"+- {se['oracle_decision-oracle_at_d']:.3f} over the oracle at d.", ""]
+
+    def diff(a: str, b: str) -> str:
+        return f"{s[a]['roc_auc'] - s[b]['roc_auc']:+.3f} +- {se[f'{a}-{b}']:.3f}"
+
+    lines += ["", f"Headroom: the oracle from the events at d is {diff('oracle_events_at_d', lr)} AUC above the per-type regression, "
+              f"{diff('oracle_events_at_d', 'default')} above the default and {diff('oracle_events_at_d', trained)} above the best "
+              f"trained model ({LABELS[trained]}, itself {h['trained_vs_lr_measured']:+.3f} over the regression): \"trained >= LR + 0.02\" "
+              f"needs {need} of the headroom over the regression. Knowing the hidden propensity adds {diff('oracle_at_d', 'oracle_events_at_d')}; "
+              f"knowing the month's events as well {diff('oracle_decision', 'oracle_at_d')}.", ""]
     return lines
 
 
@@ -624,7 +635,10 @@ def render(results: Mapping[str, Any]) -> str:
              "satisfaction propensity, price)), as a score of each judged row: \"oracle\" with the month ends inside the label "
              "window as simulated (it knows the month's events: no model can reach it), \"oracle at d\" with the same function "
              "applied to what exists at the as-of date (cumulative counts before it plus those the customer's true rates make "
-             "expected, true propensity and price): what a perfect model of the simulator could know. Its AUC is the ceiling "
+             "expected, true propensity and price), \"oracle from the events at d\" the same with the hidden propensity "
+             "inferred (the population's propensities weighted by the likelihood that the user survived its month ends so far) "
+             "and the user's own rate so far: what a perfect model of the simulator "
+             "could know from the events, the price and the renewal dates. Its AUC is the ceiling "
              "of the checks' AUC margins; it sends no alerts, so the alert columns stay empty and its section compares "
              "precisions at recall 0.4 of weekly flags.", "",
              "## Done when (issue 11)", "", "| population | check | measured | target | verdict |", "|---|---|---|---|---|"]
