@@ -607,7 +607,7 @@ def _render_oracle(pop: Mapping[str, Any]) -> list[str]:
               f"{diff('oracle_events_at_d', 'default')} above the default and {diff('oracle_events_at_d', trained)} above the best "
               f"trained model ({LABELS[trained]}, itself {h['trained_vs_lr_measured']:+.3f} over the regression): \"trained >= LR + 0.02\" "
               f"needs {need} of the headroom over the regression. Knowing the hidden propensity adds {diff('oracle_at_d', 'oracle_events_at_d')}; "
-              f"knowing the month's events as well {diff('oracle_decision', 'oracle_at_d')}.", ""]
+              f"knowing the month's events as well {diff('oracle_decision', 'oracle_at_d')}."]
     return lines
 
 

@@ -459,9 +459,11 @@ def section_quality(ctx: Ctx) -> dict[str, Any]:
         met = sum(1 for key, _ in CHECKS if pop["checks"][key]["met"])
         rows[f"{name}: done-when checks met"] = f"{met} of {len(CHECKS)}"
         if "oracle" in pop:
-            at = pop["oracle"][f"precision_at_recall_{ORACLE_RECALL}"]["oracle_at_d"]
-            rows[f"{name}: oracle ROC AUC (month's decisions / at the as-of date); at d, precision of weekly flags at recall 0.4"] = (
-                f"{s['oracle_decision']['roc_auc']} / {s['oracle_at_d']['roc_auc']}; {at['precision']} ({at['x_base']}x base)")
+            at = pop["oracle"][f"precision_at_recall_{ORACLE_RECALL}"]["oracle_events_at_d"]
+            rows[f"{name}: oracle ROC AUC (knowing the month / at d, true propensity / from the events at d); "
+                 f"from the events, precision of weekly flags at recall {ORACLE_RECALL}"] = (
+                f"{s['oracle_decision']['roc_auc']} / {s['oracle_at_d']['roc_auc']} / {s['oracle_events_at_d']['roc_auc']}; "
+                f"{at['precision']} ({at['x_base']}x base)")
     if "cdnow_check" in results:
         cd = results["cdnow_check"]
         rows["CDNOW check: temperature AUC, buys again in 39 weeks"] = cd["temperature_roc_auc"]
