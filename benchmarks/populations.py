@@ -25,6 +25,11 @@ come from elsewhere:
 Each population is split by user (a hash of the id, so neither signup order nor file order
 matters): one half for training, the other half is what every scorer is judged on. Everything
 derives from fixed seeds; files are cached under a folder keyed by the population's spec.
+
+The fightchurn populations also keep the simulator's own truth (``truth.json``, the quality
+table's oracle, ``benchmarks.oracle``): per customer, every month end the simulator decided, with
+the churn probability it used, and per as-of date the probability its utility function gives
+from what exists at that date.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from benchmarks.oracle import churn_hazard, window_probability
 from streams.timefmt import format_ts
 
 __all__ = [
@@ -56,6 +62,7 @@ __all__ = [
     "build",
     "cdnow_labels",
     "cdnow_rows",
+    "fightchurn_event_oracle",
     "fightchurn_rows",
     "is_held_out",
     "parse_cdnow",
@@ -99,6 +106,9 @@ team_annual,44.99,12,3000
 #: with 2,000 (3,230 and 2,555 customers, 163-273 churners per half): AUC errors 0.020-0.025 (were
 #: 0.038-0.042), errors of the checks' differences 0.005-0.013.
 FIGHTCHURN_CUSTOMERS = 2000
+
+#: Label window of the fightchurn populations: a monthly product, "leaves within 30 days".
+FIGHTCHURN_HORIZON_DAYS = 30
 
 #: name -> (fightchurn config file, overrides of it, plan table or None, customers at the start).
 FIGHTCHURN_CONFIGS: dict[str, dict[str, Any]] = {
@@ -223,6 +233,15 @@ def cdnow_rows(name: str = "CDNOW_sample.txt") -> list[Row]:
 
 #: The running simulation of the parent process, read by forked workers (never pickled).
 _SIM: Any = None
+#: (as-of dates in ms, horizon in ms) of the running simulation's population, for its oracle.
+_AS_OF: tuple[list[int], int] = ([], FIGHTCHURN_HORIZON_DAYS * DAY_MS)
+
+
+def _fc_as_of(spec: dict[str, Any]) -> str:
+    """The judged as-of dates of a fightchurn population: weekly from its second month to the
+    last date whose label window lies inside the data."""
+    end = dt.date.fromisoformat(spec["overrides"]["end_date"])
+    return f"2020-02-01/{(end - dt.timedelta(days=FIGHTCHURN_HORIZON_DAYS)).isoformat()}/7d"
 
 
 def _fc_config(spec: dict[str, Any], out_dir: Path) -> Any:
@@ -252,17 +271,107 @@ def _fc_seed(seed: int, index: int) -> None:
     np.random.seed(zlib.crc32(f"fightchurn:{seed}:{index}".encode()))
 
 
-def _fc_customer(task: tuple[int, int, str]) -> tuple[list[tuple[int, str, float | None]], int | None, str, int]:
+def _fc_intent(sim: Any, utility: float) -> float:
+    """P(a churn intent at a month end) as ``customer_month_end`` draws it: acausal churn first,
+    else fightchurn's ``UtilityModel.churn_probability`` of the utility."""
+    acausal = float(sim.args.acausal_churn)
+    return acausal + (1.0 - acausal) * float(sim.util_mod.churn_probability(utility))
+
+
+def _fc_utility(sim: Any, propensity: float, counts: Any, mrr: float, discount: float) -> float:
+    """fightchurn's own ``UtilityModel.utility_function`` applied to ``counts`` (cumulative, as
+    the simulator keeps them) with a satisfaction propensity and a price, on a stand-in, so no
+    simulated customer is touched."""
+    from types import SimpleNamespace
+
+    probe = SimpleNamespace(event_counts=counts, mrr=mrr, discount=discount, current_utility=None, utility_contribs=None,
+                            satisfaction_propensity=propensity)
+    return float(sim.util_mod.utility_function(probe))
+
+
+def _fc_decision(sim: Any, customer: Any, next_month: dt.date) -> list[Any]:
+    """The month end the simulator is about to decide, as it stands before the decision:
+    [time ms, utility, P(intent), P(leaves here) (``oracle.churn_hazard``), renewal, intents so
+    far, bill period, mrr, discount]. The utility is the simulator's own (its function on the
+    customer's counts); the attributes that function writes are restored, and it draws no random
+    number, so the simulation is the same with or without this record."""
+    saved = customer.current_utility, customer.utility_contribs
+    utility = float(sim.util_mod.utility_function(customer))
+    customer.current_utility, customer.utility_contribs = saved
+    p_intent = _fc_intent(sim, utility)
+    renewal = bool(next_month >= customer.next_renewal)
+    intents, period = int(customer.churn_intent_count), int(customer.bill_period)
+    return [_day_ms(next_month.isoformat()), utility, p_intent, churn_hazard(p_intent, renewal, intents, period), renewal, intents,
+            period, float(customer.mrr), float(customer.discount)]
+
+
+def _fc_truth(sim: Any, customer: Any, decisions: list[list[Any]]) -> dict[str, Any]:
+    """The oracle's inputs for one simulated customer (``benchmarks.oracle``): its decisions, and
+    per as-of date ``d`` of ``_AS_OF`` the churn probability within the label window computed
+    from what exists at ``d``: ``at_d`` with the counts before ``d`` plus the counts the
+    customer's true monthly rates make expected until each month end (a plug-in, day-of-week
+    swings and plan limits left out), ``last_30d`` with the counts of the 30 days before ``d``
+    only; both with the true propensity, price and each month end's state. ``recount_error``:
+    the largest difference between a decision's utility and the same function on the events
+    before it, counted here (0 when the counting matches the simulator's)."""
+    import numpy as np
+
+    as_of_ms, horizon_ms = _AS_OF
+    out: dict[str, Any] = {"propensity": float(customer.satisfaction_propensity), "decisions": decisions, "at_d": []}
+    if customer.users is not None or customer.event_counts is None:  # multi-user accounts: not in these configurations
+        return out
+    n = len(customer.event_counts)
+    ts = np.array([calendar.timegm(e[0].timetuple()) * 1000 for e in customer.events], dtype=np.int64)
+    kind = np.array([e[1] for e in customer.events], dtype=np.int64)
+    weight = np.array([1.0 if e[3] is None else float(e[3]) for e in customer.events])
+    rates = np.zeros(n)
+    rates[np.asarray(customer.behavior_rates.index, dtype=np.int64)] = customer.behavior_rates["monthly_rate"].to_numpy(dtype=np.float64)
+
+    def counts(lo: int, hi: int) -> Any:
+        mask = (ts >= lo) & (ts < hi)
+        return np.bincount(kind[mask], weights=weight[mask], minlength=n)
+
+    lo = np.iinfo(np.int64).min
+    out["recount_error"] = max((abs(_fc_utility(sim, customer.satisfaction_propensity, counts(lo, d[0]), d[7], d[8]) - d[1]) for d in decisions), default=0.0)
+    start_ms = _day_ms(customer.start_date.isoformat())
+    for day in as_of_ms:
+        inside = [d for d in decisions if day < d[0] <= day + horizon_ms]
+        if day <= start_ms or not inside:
+            continue
+        before, recent = counts(lo, day), counts(day - 30 * DAY_MS, day)
+        probs = []
+        for base, plug in ((before, True), (recent, False)):
+            hazards = []
+            for d in inside:
+                seen = base + rates * ((d[0] - day) / (30 * DAY_MS)) if plug else base
+                hazards.append(churn_hazard(_fc_intent(sim, _fc_utility(sim, customer.satisfaction_propensity, seen, d[7], d[8])), d[4], d[5], d[6]))
+            probs.append(window_probability([d[0] for d in inside], hazards, day, horizon_ms))
+        out["at_d"].append([day, *probs])
+    return out
+
+
+def _fc_customer(task: tuple[int, int, str]) -> tuple[list[tuple[int, str, float | None]], int | None, str, int, dict[str, Any] | None]:
     """Simulate customer ``index`` starting in the month ``start`` with the forked ``_SIM``:
-    (events as (ts_ms, type, value), subscription end if it churned, channel, plan changes)."""
+    (events as (ts_ms, type, value), subscription end if it churned, channel, plan changes, the
+    simulator's truth for the oracle (:func:`_fc_truth`))."""
     seed, index, start = task
     sim = _SIM
     _fc_seed(seed, index)
+    decisions: list[list[Any]] = []
+    decide = sim.customer_month_end
+
+    def recorded(customer: Any, next_month: dt.date) -> bool:
+        decisions.append(_fc_decision(sim, customer, next_month))
+        return decide(customer, next_month)
+
+    sim.customer_month_end = recorded  # an instance attribute: simulate_customer looks it up on self
     with contextlib.redirect_stdout(io.StringIO()):  # it prints a line every 100 customers
         try:
             customer = sim.simulate_customer(dt.date.fromisoformat(start))
         except AssertionError:  # no plan for its usage (_TIERS_PLANS): never a customer
-            return [], None, "", 0
+            return [], None, "", 0, None
+        finally:
+            del sim.customer_month_end
     names = dict(zip(customer.behavior_rates.index, customer.behavior_rates["behavior"]))
     end_ms = _day_ms(sim.end_date.isoformat())
     events = []
@@ -273,7 +382,7 @@ def _fc_customer(task: tuple[int, int, str]) -> tuple[list[tuple[int, str, float
     last_end = customer.subscriptions[-1][2]
     churned = _day_ms(last_end.isoformat()) if last_end <= sim.end_date else None
     plans = len({s[0] for s in customer.subscriptions})
-    return events, churned, str(customer.channel), plans
+    return events, churned, str(customer.channel), plans, _fc_truth(sim, customer, decisions)
 
 
 def _fc_month_plan(cfg: Any) -> list[str]:
@@ -290,9 +399,11 @@ def _fc_month_plan(cfg: Any) -> list[str]:
     return months
 
 
-def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[list[Row], dict[str, int], dict[str, str], dict[str, Any]]:
-    """(events, churn times, channel per customer, facts) of one ``FIGHTCHURN_CONFIGS`` entry."""
-    global _SIM
+def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[list[Row], dict[str, int], dict[str, str], dict[str, Any], dict[str, Any]]:
+    """(events, churn times, channel per customer, facts, the simulator's truth per customer
+    (:func:`_fc_truth`)) of one ``FIGHTCHURN_CONFIGS`` entry."""
+    global _SIM, _AS_OF
+    from streams.cli.argtypes import parse_as_of
     import numpy as np
     import pandas as pd
 
@@ -318,7 +429,7 @@ def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[li
         Customer.get_day_multiplier(day, cfg)
         day += dt.timedelta(days=1)
     tasks = [(spec["seed"], i, month) for i, month in enumerate(_fc_month_plan(cfg))]
-    _SIM = sim
+    _SIM, _AS_OF = sim, (parse_as_of(_fc_as_of(spec)), FIGHTCHURN_HORIZON_DAYS * DAY_MS)
     try:
         if jobs > 1:
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
@@ -331,21 +442,83 @@ def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[li
     rows: list[Row] = []
     labels: dict[str, int] = {}
     channels: dict[str, str] = {}
+    truth: dict[str, Any] = {}
     changed = 0
     no_plan = 0
-    for i, (events, churned, channel, plans) in enumerate(results):
+    for i, (events, churned, channel, plans, known) in enumerate(results):
         if not channel:
             no_plan += 1
             continue
         user = f"c{i:0{width}d}"
         rows.extend((user, ts, kind, value) for ts, kind, value in events)
         channels[user] = channel
+        truth[user] = known
         changed += plans > 1
         if churned is not None:
             labels[user] = churned
+    # every churn is a decision the truth holds, taken with a probability above 0
+    unexplained = sum(1 for u, t in labels.items() if not any(d[0] == t and d[3] > 0 for d in truth[u]["decisions"]))
     facts = {"customers": len(tasks) - no_plan, "customers_without_a_plan": no_plan, "customers_with_plan_changes": changed,
-             "event_types": sorted({r[2] for r in rows})}
-    return rows, labels, channels, facts
+             "event_types": sorted({r[2] for r in rows}), "churns_not_at_a_recorded_decision": unexplained,
+             "oracle_recount_error_max": max((t.get("recount_error", 0.0) for t in truth.values()), default=0.0)}
+    return rows, labels, channels, facts, truth
+
+
+def fightchurn_event_oracle(spec: dict[str, Any], work: Path, truth: dict[str, Any], rows: Sequence[Row],
+                            keys: Sequence[tuple[str, int]], horizon_ms: int, quantiles: int = 15) -> list[float]:
+    """The oracle a model of the events could reach: for each row (user, as-of ``d``), P(churn
+    within ``(d, d + horizon]``) by the simulator's own utility and churn functions from what
+    the events show at ``d`` (counts before ``d``, plus the counts the user's own rate so far
+    makes expected until each month end), the price and the renewal dates (a billing system
+    knows both), with the hidden satisfaction propensity inferred as a Bayesian would: over
+    ``quantiles`` quantiles of the training half's propensities (equal prior weight), each
+    weighted by the likelihood that the user survived its month ends before ``d``, with the
+    utilities the events gave at each. ``rows``: the judged users' events."""
+    import numpy as np
+
+    from fightchurn.churnsim.churnsim import ChurnSimulation
+
+    saved = random.getstate(), np.random.get_state()  # ChurnSimulation seeds both: leave them as they were
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            sim = ChurnSimulation(_fc_config(spec, work))
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+    names = [str(n) for n in sim.util_mod.behave_names]
+    props = [t["propensity"] for u, t in truth.items() if not is_held_out(u)]
+    prior = np.quantile(props, (np.arange(quantiles) + 0.5) / quantiles)
+
+    def hazard(counts: Any, d: list[Any], p: float) -> float:
+        return churn_hazard(_fc_intent(sim, _fc_utility(sim, p, counts, d[7], d[8])), d[4], d[5], d[6])
+
+    by_user: dict[str, tuple[list[int], list[int]]] = {}
+    for user, ts, kind, _ in rows:
+        times, kinds = by_user.setdefault(user, ([], []))
+        times.append(ts)
+        kinds.append(names.index(kind))
+    events = {u: (np.array(t, dtype=np.int64), np.array(k, dtype=np.int64)) for u, (t, k) in by_user.items()}
+    survived: dict[str, Any] = {}  # user -> P(stays at each month end | propensity), decisions x quantiles
+    out = []
+    for user, day in keys:
+        decisions = truth[user]["decisions"]
+        inside = [d for d in decisions if day < d[0] <= day + horizon_ms]
+        ts, kind = events.get(user, (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)))
+        if not inside or not len(ts) or ts[0] >= day:
+            out.append(0.0)
+            continue
+        if user not in survived:
+            survived[user] = np.array([[1.0 - hazard(np.bincount(kind[ts < d[0]], minlength=len(names)), d, p) for p in prior]
+                                       for d in decisions]).reshape(len(decisions), len(prior))
+        past = [i for i, d in enumerate(decisions) if d[0] <= day]
+        weight = np.prod(survived[user][past], axis=0)
+        weight = weight / weight.sum() if weight.sum() > 0 else np.full(len(prior), 1.0 / len(prior))
+        before = np.bincount(kind[ts < day], minlength=len(names)).astype(np.float64)
+        rate = before / max(day - int(ts[0]), DAY_MS)  # per ms, the user's own so far
+        seen = [before + rate * (d[0] - day) for d in inside]
+        probs = [window_probability([d[0] for d in inside], [hazard(c, d, p) for c, d in zip(seen, inside)], day, horizon_ms) for p in prior]
+        out.append(float(np.dot(weight, probs)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,17 +634,20 @@ def _cdnow(folder: Path) -> tuple[Population, dict[str, Any], list[Row]]:
 
 def _fightchurn(name: str, spec: dict[str, Any], folder: Path, jobs: int) -> tuple[Population, dict[str, Any], list[Row]]:
     def make() -> tuple[Population, dict[str, Any]]:
-        rows, labels, channels, facts = fightchurn_rows(spec, folder / "fightchurn-out", jobs)
+        rows, labels, channels, facts, truth = fightchurn_rows(spec, folder / "fightchurn-out", jobs)
         written = write_split(rows, labels, channels, folder)
+        (folder / "truth.json").write_text(json.dumps(truth, separators=(",", ":")) + "\n")
         end = spec["overrides"]["end_date"]
         pop = Population(
             name=name, about=spec["about"] + f"; seed {spec['seed']}",
             label="the last subscription ends before the end of the window; churned_at = its end (persona = channel)",
-            horizon_days=30, as_of=f"2020-02-01/{(dt.date.fromisoformat(end) - dt.timedelta(days=30)).isoformat()}/7d",
-            churn_after="30d", end_ms=_day_ms(end), panel="subscribed", files=written["files"], counts=written["counts"])
+            horizon_days=FIGHTCHURN_HORIZON_DAYS, as_of=_fc_as_of(spec),
+            churn_after="30d", end_ms=_day_ms(end), panel="subscribed", files={**written["files"], "truth": str(folder / "truth.json")},
+            counts=written["counts"])
         return pop, {**facts, "events": len(rows)}
 
-    pop, facts = _cached(folder, {"v": 2, **spec}, make)
+    # v3: the simulator's truth (truth.json) is written beside the same events and labels
+    pop, facts = _cached(folder, {"v": 3, **spec}, make)
     return pop, facts, read_rows(pop.files["events_test"])
 
 

@@ -15,6 +15,10 @@ half and a judged half):
    user still subscribed at the as-of time; horizon inside the data, labelled as the backtest
    labels them (gone by the end of the horizon).
 
+5. on the fightchurn populations, the oracle (``benchmarks.oracle``): the simulator's own churn
+   probabilities scored as a ranking on the same rows, the ceiling any scorer could reach, with
+   the precision of weekly flags at recall 0.4 for it and every scorer on the same rows.
+
 Then the issue's "done when" checks next to the figures, and the CDNOW check (:func:`cdnow_check`):
 temperature on the 1/10 CDNOW sample as of 1997-10-01 ranking "buys again in the next 39 weeks"
 (the issue measured 0.773), of the default model and of the model ``churnwatch train`` fits on the
@@ -36,7 +40,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from benchmarks import baselines, populations
+from benchmarks import baselines, oracle, populations
 from benchmarks.populations import Population, Row
 
 __all__ = ["BOOTSTRAP_REPS", "CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "regression_rows", "render", "run"]
@@ -68,6 +72,16 @@ CHECKS = (
     ("flap_rate", "default's flap rate < 5%"),
 )
 CDNOW_CHECK_AUC = 0.77  # the issue's 0.773, to two decimals
+#: The oracle's rows (fightchurn populations only), after the table's scorers.
+ORACLES = ("oracle_decision", "oracle_at_d", "oracle_events_at_d")
+ORACLE_LABELS = {
+    "oracle_decision": "oracle: the simulator's churn probability of the month ends in the window (knows the month's events)",
+    "oracle_at_d": "oracle at d: the simulator's utility on what exists at the as-of date, true propensity and price",
+    "oracle_events_at_d": "oracle from the events at d: the same, hidden propensity inferred from the user's survival so far, own rate so far",
+    "oracle_last_30d": "oracle, last 30 days: the same on the 30 days before the as-of date only",
+}
+#: The recall at which the oracle section compares precisions (the issue's alert recall).
+ORACLE_RECALL = 0.4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,8 +284,70 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
         "rows_without_a_score": missing, "scorers": table, "auc_difference_se": {k: v for k, v in spread.items() if "-" in k}, "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
     result["checks"] = checks(result)
+    if "truth" in pop.files:  # after everything else: the oracle reads the table, changes none of it
+        t0 = time.perf_counter()
+        events_oracle = np.array(populations.fightchurn_event_oracle(
+            populations.FIGHTCHURN_CONFIGS[pop.name], Path(pop.files["truth"]).parent / "fightchurn-out",
+            json.loads(Path(pop.files["truth"]).read_text()), test_rows, keys, horizon_ms))
+        result["oracle"] = oracle_section(pop.files["truth"], keys, y, ranked, table, horizon_ms, result["base_rate"], events_oracle)
+        result["seconds"]["oracle_s"] = round(time.perf_counter() - t0, 1)
     result["seconds"]["total_s"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def oracle_scores(truth: Mapping[str, Any], keys: Sequence[tuple[str, int]], horizon_ms: int) -> dict[str, np.ndarray]:
+    """The oracle's scores of the judged rows from a population's ``truth.json``
+    (``benchmarks.populations._fc_truth``): ``oracle_decision`` from the recorded month ends
+    (``oracle.window_probability``), ``oracle_at_d`` and ``oracle_last_30d`` as recorded per
+    as-of date (0 for a row with no month end in its window: none can end the subscription).
+
+    >>> t = {"a": {"decisions": [[40, 1.0, 0.2, 0.2, True, 0, 1, 9.0, 0.0]], "at_d": [[10, 0.15, 0.3]]}}
+    >>> {k: v.round(3).tolist() for k, v in oracle_scores(t, [("a", 10), ("a", 45)], 30).items()}
+    {'oracle_decision': [0.2, 0.0], 'oracle_at_d': [0.15, 0.0], 'oracle_last_30d': [0.3, 0.0]}
+    """
+    out = {k: np.zeros(len(keys)) for k in ("oracle_decision", "oracle_at_d", "oracle_last_30d")}
+    at_d = {user: {row[0]: row[1:] for row in t["at_d"]} for user, t in truth.items()}
+    for i, (user, day) in enumerate(keys):
+        decisions = truth[user]["decisions"]
+        out["oracle_decision"][i] = oracle.window_probability([d[0] for d in decisions], [d[3] for d in decisions], day, horizon_ms)
+        plug, recent = at_d[user].get(day, (0.0, 0.0))
+        out["oracle_at_d"][i], out["oracle_last_30d"][i] = plug, recent
+    return out
+
+
+def oracle_section(truth_path: str, keys: Sequence[tuple[str, int]], y: np.ndarray, ranked: Mapping[str, np.ndarray],
+                   table: dict[str, Any], horizon_ms: int, base_rate: float | None, events_oracle: np.ndarray) -> dict[str, Any]:
+    """The oracle's rows (added to ``table``) and what they imply for the checks: AUCs with the
+    table's bootstrap (same seed, so the same resamples of users: the differences to the table's
+    scorers are paired), and the precision of weekly flags at recall ``ORACLE_RECALL`` of every
+    scorer on the same rows (``oracle.precision_at_recall``). ``events_oracle``: the scores of
+    ``populations.fightchurn_event_oracle`` on the same rows."""
+    from streams.offline.evaluate import auc_spread
+
+    truth = json.loads(Path(truth_path).read_text())
+    users = [k[0] for k in keys]
+    scores = {**oracle_scores(truth, keys, horizon_ms), "oracle_events_at_d": events_oracle}
+    lr = "logistic_per_type"
+    trained = max(("trained_labels", "trained_no_labels"), key=lambda k: table[k]["roc_auc"] or 0.0)
+    both = {**ranked, **scores}
+    pairs = [("oracle_decision", "oracle_at_d"), ("oracle_at_d", "oracle_events_at_d"), ("oracle_at_d", lr),
+             ("oracle_events_at_d", lr), ("oracle_events_at_d", "default"), ("oracle_events_at_d", trained)]
+    spread = auc_spread({k: both[k] for k in {*scores, lr, "default", trained}}, y, users, pairs, reps=BOOTSTRAP_REPS)
+    for name, values in scores.items():
+        table[name] = {**_ranking(values, y), "roc_auc_se": spread[name]}
+    at_recall = {name: oracle.precision_at_recall(both[name], y, users, ORACLE_RECALL) for name in [*SCORERS, *scores]}
+    for v in at_recall.values():
+        v["x_base"] = None if v["precision"] is None or not base_rate else round(v["precision"] / base_rate, 2)
+    auc = {k: table[k]["roc_auc"] for k in both}
+    headroom = {
+        "trained_vs_lr_needed": 0.02, "trained_vs_lr_measured": round(auc[trained] - auc[lr], 4),
+        "lr_to_oracle_at_d": round(auc["oracle_at_d"] - auc[lr], 4), "lr_to_oracle_events_at_d": round(auc["oracle_events_at_d"] - auc[lr], 4),
+        "default_to_oracle_events_at_d": round(auc["oracle_events_at_d"] - auc["default"], 4),
+        "best_trained_to_oracle_events_at_d": round(auc["oracle_events_at_d"] - auc[trained], 4), "best_trained": trained,
+    }
+    return {"about": "benchmarks.oracle", "scorers": list(scores), "auc_difference_se": {k: v for k, v in spread.items() if "-" in k},
+            f"precision_at_recall_{ORACLE_RECALL}": at_recall, "headroom": headroom,
+            "rows_where_the_simulator_could_end_it": int((scores["oracle_decision"] > 0).sum())}
 
 
 def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -504,6 +580,37 @@ def _render_cdnow(cd: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _render_oracle(pop: Mapping[str, Any]) -> list[str]:
+    """A population's oracle: precision at recall 0.4 of every scorer on the judged rows, and the
+    headroom the AUC checks have under the ceiling."""
+    o = pop["oracle"]
+    at = o[f"precision_at_recall_{ORACLE_RECALL}"]
+    h, se, s = o["headroom"], o["auc_difference_se"], pop["scorers"]
+    lr, trained = "logistic_per_type", h["best_trained"]
+    lines = ["", f"**Oracle** (`benchmarks/oracle.py`): the simulator's own churn probabilities as scores on the same rows. "
+             f"Precision of weekly flags at the highest threshold that flags {ORACLE_RECALL:g} of the judged churners in the "
+             f"{pop['horizon_days']} days before they leave (every scorer, same rows; the alert figures above count alert "
+             "episodes instead):", "",
+             "| scorer | ROC AUC | precision at recall 0.4 (x base) | recall reached | rows flagged |", "|---|---|---|---|---|"]
+    for name in [*ORACLES, "oracle_last_30d", *SCORERS]:
+        a = at[name]
+        label = ORACLE_LABELS.get(name) or LABELS[name]
+        lines.append(f"| {label} | {_f(s[name]['roc_auc'])} | {_f(a['precision'])} ({_f(a['x_base'], 1)}x) | {_f(a['recall'])} | "
+                     f"{a['flagged_rows']:,} |")
+    gap = h["lr_to_oracle_events_at_d"]
+    need = f"{h['trained_vs_lr_needed'] / gap:.0%}" if gap > 0 else "more than all"
+
+    def diff(a: str, b: str) -> str:
+        return f"{s[a]['roc_auc'] - s[b]['roc_auc']:+.3f} +- {se[f'{a}-{b}']:.3f}"
+
+    lines += ["", f"Headroom: the oracle from the events at d is {diff('oracle_events_at_d', lr)} AUC above the per-type regression, "
+              f"{diff('oracle_events_at_d', 'default')} above the default and {diff('oracle_events_at_d', trained)} above the best "
+              f"trained model ({LABELS[trained]}, itself {h['trained_vs_lr_measured']:+.3f} over the regression): \"trained >= LR + 0.02\" "
+              f"needs {need} of the headroom over the regression. Knowing the hidden propensity adds {diff('oracle_at_d', 'oracle_events_at_d')}; "
+              f"knowing the month's events as well {diff('oracle_decision', 'oracle_at_d')}."]
+    return lines
+
+
 def render(results: Mapping[str, Any]) -> str:
     """QUALITY.md: the table per population, the checks next to the figures."""
     lines = ["# Quality on data we did not design", "",
@@ -522,7 +629,18 @@ def render(results: Mapping[str, Any]) -> str:
              "training half's rows of the same panel (on fightchurn: the users still subscribed, as `train --labels` fits). "
              "AUC +- its standard error, and the checks' "
              f"AUC differences +- theirs, come from a bootstrap over users ({BOOTSTRAP_REPS} resamples, the rows of a user "
-             "together): a gap smaller than about twice its error is not a measured difference.", "",
+             "together): a gap smaller than about twice its error is not a measured difference. "
+             "On the fightchurn populations the table also carries an **oracle**: the churn probability the simulator itself "
+             "used (it decides churn at each month end by a coin of probability f(utility of the customer's activity, hidden "
+             "satisfaction propensity, price)), as a score of each judged row: \"oracle\" with the month ends inside the label "
+             "window as simulated (it knows the month's events: no model can reach it), \"oracle at d\" with the same function "
+             "applied to what exists at the as-of date (cumulative counts before it plus those the customer's true rates make "
+             "expected, true propensity and price), \"oracle from the events at d\" the same with the hidden propensity "
+             "inferred (the population's propensities weighted by the likelihood that the user survived its month ends so far) "
+             "and the user's own rate so far: what a perfect model of the simulator "
+             "could know from the events, the price and the renewal dates. Its AUC is the ceiling "
+             "of the checks' AUC margins; it sends no alerts, so the alert columns stay empty and its section compares "
+             "precisions at recall 0.4 of weekly flags.", "",
              "## Done when (issue 11)", "", "| population | check | measured | target | verdict |", "|---|---|---|---|---|"]
     for name, pop in results["populations"].items():
         for key, words in CHECKS:
@@ -558,8 +676,15 @@ def render(results: Mapping[str, Any]) -> str:
             lines.append(f"| {LABELS[key]} | {_f(s['roc_auc'])}{auc_se} | {_f(s['top_decile_lift'], 2)} | {_f(prec)}{ratio} | "
                          f"{_f(s.get('recall'))} | {_f(s.get('median_lead_days'), 1)} | {_f(s.get('at_risk_per_user_month'))} | "
                          f"{_f(s.get('flap_rate'))} |")
+        for key in ORACLES:
+            if key in pop["scorers"]:
+                s = pop["scorers"][key]
+                lines.append(f"| {ORACLE_LABELS[key]} | {_f(s['roc_auc'])} +- {s['roc_auc_se']:.3f} | {_f(s['top_decile_lift'], 2)} | "
+                             "- | - | - | - | - |")
         if pop.get("rows_without_a_score"):
             lines += ["", f"Rows with no score (state expired; counted as risk 1): {pop['rows_without_a_score']}."]
+        if pop.get("oracle"):
+            lines += _render_oracle(pop)
         lines += ["", f"Seconds: {pop['seconds']}.", ""]
     return "\n".join(lines)
 

@@ -447,7 +447,7 @@ def section_soak(ctx: Ctx) -> dict[str, Any]:
 def section_quality(ctx: Ctx) -> dict[str, Any]:
     """The quality table (benchmarks/quality.py): AUC, lift, alert figures of the models and simple baselines on
     CDNOW, two fightchurn configurations and a simulate mix; full table in benchmarks/QUALITY.md."""
-    from benchmarks.quality import CHECKS, run
+    from benchmarks.quality import CHECKS, ORACLE_RECALL, run
 
     results = run(jobs=2)
     rows: dict[str, Any] = {}
@@ -458,6 +458,12 @@ def section_quality(ctx: Ctx) -> dict[str, Any]:
             f"{s['default']['roc_auc']} / {s['trained_labels']['roc_auc']} / {s['trained_no_labels']['roc_auc']} / {best[0]} ({best[1]})")
         met = sum(1 for key, _ in CHECKS if pop["checks"][key]["met"])
         rows[f"{name}: done-when checks met"] = f"{met} of {len(CHECKS)}"
+        if "oracle" in pop:
+            at = pop["oracle"][f"precision_at_recall_{ORACLE_RECALL}"]["oracle_events_at_d"]
+            rows[f"{name}: oracle ROC AUC (knowing the month / at d, true propensity / from the events at d); "
+                 f"from the events, precision of weekly flags at recall {ORACLE_RECALL}"] = (
+                f"{s['oracle_decision']['roc_auc']} / {s['oracle_at_d']['roc_auc']} / {s['oracle_events_at_d']['roc_auc']}; "
+                f"{at['precision']} ({at['x_base']}x base)")
     if "cdnow_check" in results:
         cd = results["cdnow_check"]
         rows["CDNOW check: temperature AUC, buys again in 39 weeks"] = cd["temperature_roc_auc"]

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from benchmarks import baselines, populations, quality
+from benchmarks import baselines, oracle, populations, quality
 from streams.offline.evaluate import flaps, read_labels
 from streams.offline.history import read_events_csv
 
@@ -169,9 +169,14 @@ def test_a_fightchurn_customer_without_a_plan_for_its_usage_is_left_out(monkeypa
         def simulate_customer(self, start: object) -> None:
             raise AssertionError
 
-    monkeypatch.setattr(populations, "_SIM", NoPlan())
+        def customer_month_end(self, customer: object, next_month: object) -> bool:
+            return False
+
+    sim = NoPlan()
+    monkeypatch.setattr(populations, "_SIM", sim)
     monkeypatch.setattr(populations, "_fc_seed", lambda seed, index: None)
-    assert populations._fc_customer((1, 0, "2020-01-01")) == ([], None, "", 0)
+    assert populations._fc_customer((1, 0, "2020-01-01")) == ([], None, "", 0, None)
+    assert "customer_month_end" not in vars(sim)  # the recording wrapper is removed
 
 
 def test_fightchurn_population_depends_only_on_its_spec(tmp_path: Path) -> None:
@@ -224,3 +229,46 @@ def test_visit_histories_count_distinct_days_before_the_cut() -> None:
             ("b", DAY, "purchase", 1.0)]
     x, t_x, T = quality._visit_histories(rows, ["a", "b"], 5 * DAY)
     assert x.tolist() == [1.0, 0.0] and t_x.tolist() == [2.0, 0.0] and T.tolist() == [5.0, 4.0]
+
+
+def test_oracle_combines_the_month_ends_inside_the_label_window() -> None:
+    """(d, d + horizon]: a month end at d is past, one at d + horizon counts; several combine as
+    the chance of not surviving them all; none gives 0."""
+    times, hazards = [10 * DAY, 40 * DAY, 69 * DAY, 70 * DAY], [0.5, 0.2, 0.25, 0.9]
+    assert oracle.window_probability(times, hazards, 10 * DAY, 30 * DAY) == pytest.approx(0.2)
+    assert oracle.window_probability(times, hazards, 39 * DAY, 30 * DAY) == pytest.approx(1 - 0.8 * 0.75)  # 70 is past 39 + 30
+    assert oracle.window_probability(times, hazards, 40 * DAY, 30 * DAY) == pytest.approx(1 - 0.75 * 0.1)
+    assert oracle.window_probability(times, hazards, 70 * DAY, 30 * DAY) == 0.0
+    with pytest.raises(ValueError, match="ms"):
+        oracle.window_probability(times, hazards, 0, 0)
+
+
+def test_oracle_hazard_follows_the_simulators_renewal_rule() -> None:
+    """fightchurn's customer_month_end: monthly plans leave at the intent; longer plans leave at
+    renewal after any intent of the period, mid-term on the 2nd (2-6 months) or 3rd (longer)."""
+    assert oracle.churn_hazard(0.3, True, 0, 1) == pytest.approx(0.3)
+    assert oracle.churn_hazard(0.3, True, 2, 12) == 1.0
+    assert oracle.churn_hazard(0.3, False, 0, 12) == 0.0 and oracle.churn_hazard(0.3, False, 2, 12) == pytest.approx(0.3)
+    assert oracle.churn_hazard(0.3, False, 1, 3) == pytest.approx(0.3) and oracle.churn_hazard(0.3, False, 0, 3) == 0.0
+    with pytest.raises(ValueError, match="probability"):
+        oracle.churn_hazard(1.5, True, 0, 1)
+
+
+def test_precision_at_recall_flags_whole_ties_and_counts_churners_once() -> None:
+    # churner a has two positive rows; b one; c and d never churn
+    scores = [0.9, 0.8, 0.8, 0.5, 0.4, 0.1]
+    y = [1, 1, 0, 0, 1, 0]
+    users = ["a", "a", "c", "d", "b", "c"]
+    half = oracle.precision_at_recall(scores, y, users, 0.5)
+    assert (half["precision"], half["recall"], half["flagged_rows"]) == (1.0, 0.5, 1)
+    full = oracle.precision_at_recall(scores, y, users, 1.0)  # b is caught at 0.4: 5 rows flagged, 3 right
+    assert (full["precision"], full["recall"], full["flagged_rows"]) == (0.6, 1.0, 5)
+    assert oracle.precision_at_recall([0.5], [0], ["a"])["precision"] is None
+
+
+def test_oracle_scores_read_the_truth_of_each_judged_row() -> None:
+    truth = {"a": {"decisions": [[40 * DAY, 1.0, 0.2, 0.2, True, 0, 1, 9.0, 0.0], [64 * DAY, 2.0, 0.5, 0.5, True, 0, 1, 9.0, 0.0]],
+                   "at_d": [[35 * DAY, 0.3, 0.4]]}}
+    got = quality.oracle_scores(truth, [("a", 35 * DAY), ("a", 45 * DAY), ("a", 80 * DAY)], 30 * DAY)
+    assert got["oracle_decision"].tolist() == pytest.approx([1 - 0.8 * 0.5, 0.5, 0.0])
+    assert got["oracle_at_d"].tolist() == [0.3, 0.0, 0.0] and got["oracle_last_30d"].tolist() == [0.4, 0.0, 0.0]
