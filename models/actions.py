@@ -11,11 +11,23 @@ and its colour agree. First rule that matches:
 1. churned -> ``win_back``
 2. paying but not using -> ``educate`` (they pay for something they do not use: show them how)
 3. declining or dormant -> ``check_in``
-4. using but not paying -> ``upsell`` (the product works for them; the money does not follow)
-5. otherwise ``none``
+4. new, neither using nor paying -> ``onboard`` (help them to their first value)
+5. using but not paying -> ``upsell`` (the product works for them; the money does not follow)
+6. otherwise ``none``
 
 Educate comes before check-in because a payer who stopped using is usually also declining,
 and showing the value they pay for is the more specific move.
+
+Onboard: churn is likeliest early in a customer's life (the hazard falls with tenure: Fader &
+Hardie, "How to project customer retention", Journal of Interactive Marketing 21(1), 2007;
+models.risk's ``tenure_log`` effect and the reason "churn is likeliest early on"), and the
+standard move against early churn is to bring a new user to the product's first value (the "aha
+moment" of customer-success playbooks) before asking for money. It is for stage ``new`` only: a
+``reactivated`` user has known the product and came back by themselves, and an older user who
+neither uses nor pays is past onboarding. It sits after educate (a new user who pays is shown
+what they pay for) and before upsell, whose condition it never shares (upsell needs a user of the
+product). Before it, these users got ``none`` though they head the daily save list
+(docs/SCORES.md, "Onboarding new users").
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Action", "recommend"]
 
-Action = Literal["educate", "check_in", "upsell", "win_back", "none"]
+Action = Literal["educate", "check_in", "onboard", "upsell", "win_back", "none"]
 
 
 def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel") -> Action:
@@ -39,6 +51,8 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     ('upsell', 'educate', 'upsell')
     >>> recommend("declining", 20, 20, False, m), recommend("churned", 90, 90, True, m), recommend("active", 80, 90, True, m)
     ('check_in', 'win_back', 'none')
+    >>> recommend("new", 20, 20, False, m), recommend("new", 20, 80, True, m), recommend("reactivated", 20, 20, False, m)
+    ('onboard', 'educate', 'none')
     """
     if stage == "churned":
         return "win_back"
@@ -48,6 +62,8 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
         return "educate"
     if stage == "declining" or stage == "dormant":
         return "check_in"
+    if stage == "new" and not using and not paying:
+        return "onboard"
     if using and not paying:
         return "upsell"
     return "none"

@@ -174,11 +174,17 @@ def test_churn_matches_churnwatch_churn_rate(built_state: Settings, client: Test
 
 
 def test_pages_render(built_state: Settings, client: TestClient) -> None:
-    for path in ("/book", "/book?list=win_back", "/book?action=check_in", "/quadrant", "/churn", "/churn?revenue_period=week"):
+    for path in ("/book", "/book?list=win_back", "/book?action=check_in", "/book?action=onboard", "/quadrant", "/churn",
+                 "/churn?revenue_period=week"):
         reply = client.get(path)
         assert reply.status_code == 200, path
         assert "<svg" in reply.text or "<table" in reply.text
         assert "http://" not in reply.text.replace("http://www.w3.org", ""), "no external resource"
+    # every action of models.actions has a colour in the quadrant's legend and a choice in My book's filter
+    quadrant, book = client.get("/quadrant").text, client.get("/book").text
+    for action in ACTIONS:
+        assert f'class="legend">{action.replace("_", " ")}</text>' in quadrant, action
+        assert f'<option value="{action}"' in book, action
     assert client.get("/book?stage=bogus").status_code == 400
     assert client.get("/users/nobody-at-all").status_code == 404
     assert client.get("/static/console.css").status_code == 200

@@ -217,7 +217,11 @@ def test_silence_until_churn_then_back_is_reactivated() -> None:
         ("active", 80, 20, True, "upsell"),
         ("active", 80, 90, False, "upsell"),
         ("active", 80, 90, True, "none"),
-        ("new", 20, 80, False, "none"),
+        ("new", 20, 80, False, "onboard"),  # neither uses nor pays, early: help them to their first value
+        ("new", 20, 20, True, "onboard"),  # bought once, not back: not paying either
+        ("new", 20, 80, True, "educate"),  # pays already: show them what they pay for
+        ("new", 80, 20, False, "upsell"),  # found their value already: the money has to follow
+        ("reactivated", 20, 20, False, "none"),  # onboarding is for the new only: they knew the product
     ],
 )
 def test_actions_follow_the_quadrant(stage: str, health: float, temperature: float, buyer: bool, expected: str) -> None:

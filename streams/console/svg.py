@@ -77,7 +77,8 @@ def line_chart(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequenc
     return "".join(out)
 
 
-ACTION_COLORS = {"check_in": "#d9822b", "educate": "#8e5bb5", "upsell": "#2a7ab0", "win_back": "#c23b3b", "none": "#7d8a96"}
+ACTION_COLORS = {"check_in": "#d9822b", "educate": "#8e5bb5", "upsell": "#2a7ab0", "win_back": "#c23b3b", "onboard": "#3c9d5d",
+                 "none": "#7d8a96"}
 
 
 def quadrant(points: Sequence[tuple[float, float, str, str, str]], *, cut_health: float, cut_temperature: float,
@@ -96,7 +97,7 @@ def quadrant(points: Sequence[tuple[float, float, str, str, str]], *, cut_health
     zones = [  # (x0, y0, x1, y1, fill, label, anchor corner)
         (pad, top, cx, cy, "#f7f0fb", "EDUCATE: pays, does not use", "tl"),
         (cx, top, right, cy, "#eef7f1", "KEEP: uses and pays", "tr"),
-        (pad, cy, cx, bottom, "#fbefef", "WIN BACK / CHECK IN: neither", "bl"),
+        (pad, cy, cx, bottom, "#fbefef", "CHECK IN / ONBOARD / WIN BACK", "bl"),
         (cx, cy, right, bottom, "#edf4fa", "UPSELL: uses, does not pay", "br"),
     ]
     h_svg = size + legend
