@@ -157,6 +157,7 @@ class LevelResult:
     max_poll_gap_ms: float = 0.0
     mean_poll_gap_ms: float = 0.0
     breakdown: list[tuple[float, ...]] = field(default_factory=list)  # per alert, BREAKDOWN's parts in ms
+    generator_cpu_s: float = 0.0  # this process while producing: the producer, its callbacks and the progress poller
 
     def rows(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -169,6 +170,7 @@ class LevelResult:
             for k, v in summary_ms(values).items():
                 out[f"{name}_{k}"] = v
         out["cancel_users"] = self.cancels
+        out["generator_cpu_us_per_event"] = round(1e6 * self.generator_cpu_s / self.sent, 1) if self.sent else None
         out["breakdown"] = breakdown_rows(self.breakdown, self.alert_received_ms)
         out["progress_poll_gap_ms (mean / max)"] = f"{self.mean_poll_gap_ms:.1f} / {self.max_poll_gap_ms:.1f}"
         return out
@@ -216,7 +218,7 @@ async def measure_level(
     async def send_all() -> None:
         pending: collections.deque[tuple[str, float]] = collections.deque()  # cancel users waiting
         futures: list[asyncio.Future[Any]] = []
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         k = 0
         n_cancel = 0
         while True:
@@ -252,6 +254,7 @@ async def measure_level(
             await asyncio.sleep(0.002)
         await producer.flush()
         await asyncio.gather(*futures, return_exceptions=True)
+        result.generator_cpu_s = time.process_time() - cpu0
         result.sent = k
         result.seconds = time.monotonic() - t0
         result.cancels = n_cancel

@@ -282,9 +282,11 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
         for pct in (25, 50, 75):
             rate = max_rate * pct / 100
             before, cpu0, t0 = scrape(worker.metrics_port), cpu_seconds(worker.proc.pid), time.monotonic()
+            services0 = {name: cpu_seconds(pid) for name, pid in _services_pids(ctx).items()}
             res = asyncio.run(measure_level(ctx["kafka"], ctx["redis"], topic, topics.alerts, rate, seconds, warmup,
                                             f"l{pct}", Keys("cw").progress(topic)))
             after, cpu1, t1 = scrape(worker.metrics_port), cpu_seconds(worker.proc.pid), time.monotonic()
+            services1 = {name: cpu_seconds(pid) for name, pid in _services_pids(ctx).items()}
             r = res.rows()
             cycles = metric_sum(after, "churnwatch_batch_seconds_count") - metric_sum(before, "churnwatch_batch_seconds_count")
             cycle_s = metric_sum(after, "churnwatch_batch_seconds_sum") - metric_sum(before, "churnwatch_batch_seconds_sum")
@@ -311,6 +313,9 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
                 total = metric_sum(after, name + "_sum", phase=phase) - metric_sum(before, name + "_sum", phase=phase)
                 phases.append(f"{1000 * total / n:.1f}" if n else "-")
             rows[f"{label}: ms per cycle in fetch wait / decode / read / advance / produce / queued / write / progress"] = " / ".join(phases)
+            rows[f"{label}: load generator CPU us/event (producer + progress poller)"] = r["generator_cpu_us_per_event"]
+            rows[f"{label}: cores busy: broker / Redis"] = " / ".join(
+                f"{(services1[n] - services0[n]) / (t1 - t0):.2f}" if n in services0 else "-" for n in ("kafka", "redis"))
             rows[f"{label}: load average (1 min) after"] = load_average().split(" / ")[0]
             ctx.setdefault("latency_levels", {})[pct] = r
             time.sleep(2.0)
