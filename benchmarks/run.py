@@ -277,6 +277,7 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
                          env={"CHURNWATCH_CLOCK": "live"})
     rows: dict[str, Any] = {"max_rate (e2e1 events/s, this run)": round(max_rate), "seconds_per_level": seconds,
                             "warmup_left_out_s": warmup}
+    stored = 0  # produce batches in the topic: Tansu's fetch lists every one of a partition (OPERATE, "Tansu")
     try:
         assert worker.proc is not None
         for pct in (25, 50, 75):
@@ -314,6 +315,11 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
                 phases.append(f"{1000 * total / n:.1f}" if n else "-")
             rows[f"{label}: ms per cycle in fetch wait / decode / read / advance / produce / queued / write / progress"] = " / ".join(phases)
             rows[f"{label}: load generator CPU us/event (producer + progress poller)"] = r["generator_cpu_us_per_event"]
+            stored += r["batches"]
+            rows[f"{label}: produce batches per partition: this level / stored since the topic was made"] = (
+                f"{r['batches'] / 8:,.0f} / {stored / 8:,.0f}")
+            if r["cancels_off_their_key_partition"]:
+                rows[f"{label}: CANCELS OFF THEIR KEY'S PARTITION (generator partitioner wrong)"] = r["cancels_off_their_key_partition"]
             rows[f"{label}: cores busy: broker / Redis"] = " / ".join(
                 f"{(services1[n] - services0[n]) / (t1 - t0):.2f}" if n in services0 else "-" for n in ("kafka", "redis"))
             rows[f"{label}: load average (1 min) after"] = load_average().split(" / ")[0]
@@ -577,7 +583,8 @@ METHODS: dict[str, str] = {
            "progress reaching the last produced offset of every partition (every state written). CPU seconds of the "
            "worker, Redis and broker processes over that window come from /proc, so `events_per_worker_cpu_s` is the "
            "figure that least depends on what else ran on the machine.",
-    "latency": "One worker with `--clock live`; this process produces at a fixed rate (aiokafka, linger 5 ms, acks=all) "
+    "latency": "One worker with `--clock live`; this process produces at a fixed rate (confluent-kafka's librdkafka producer, "
+               "linger 5 ms, acks=all, murmur2 partitioner; its CPU per event is reported) "
                "with event time = wall time and each event's send time in `properties.sent_ms`. Ingest->state: a "
                "poller reads the Redis partition progress every ~5 ms; offsets that became covered between two polls "
                "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
