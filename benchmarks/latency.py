@@ -5,7 +5,7 @@ with event time = wall time. Each event carries its send time (``properties.sent
 it is made, just before ``produce``), and every acknowledged offset is remembered with that send
 time (librdkafka's delivery reports, served by ``poll``).
 
-The load generator is confluent-kafka's ``Producer`` (librdkafka, C; linger 5 ms, acks=all, Java's
+The load generator is confluent-kafka's ``Producer`` (librdkafka, C; linger 20 ms, acks=all, Java's
 murmur2 partitioner as the other producers here): it shares the machine's 2 cores with the worker,
 Redis and the broker, while the max rate it is compared with was measured without it, and in
 production the producers are other machines. aiokafka's producer cost ~15 us of CPU per event here
@@ -63,7 +63,11 @@ from streams.worker.pipeline import TIMING_HEADER
 
 __all__ = ["LevelResult", "measure_level", "generator_config", "pick_event", "BatchCounter"]
 
-LINGER_MS = 5
+# 20 ms, not 5: Tansu's fetch lists every batch stored in a partition (docs/OPERATE.md, "Tansu"), and
+# at 5 ms librdkafka stored ~3.9k batches per partition a level against ~1.3k at 20: broker 0.58-0.71
+# of a core against 0.23-0.46, p99 at 50% 6.7 s against 0.48 s (one pair, load 1-3). The producer
+# part of an alert's delay stayed ~15 ms (median) either way: it is in the measured latency.
+LINGER_MS = 20
 READER_FETCH_MAX_WAIT_MS = 5  # Tansu holds every fetch this long, data or not
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
@@ -77,8 +81,8 @@ EVENT = b'{"event_id":"%s-%d","user_id":"%s","type":"%s","ts":%d,"properties":{"
 
 
 def generator_config(bootstrap: str) -> dict[str, Any]:
-    """The load generator's librdkafka settings: as the aiokafka producer it replaced (linger 5 ms,
-    acks=all, 256 KiB batches, not idempotent), with Java's murmur2 partitioner (librdkafka's own
+    """The load generator's librdkafka settings: as the aiokafka producer it replaced (acks=all,
+    256 KiB batches, not idempotent) but a 20 ms linger (LINGER_MS), with Java's murmur2 partitioner (librdkafka's own
     default is CRC32: the worker would re-route every record off its key's partition)."""
     return {"bootstrap.servers": bootstrap, "linger.ms": LINGER_MS, "acks": "all", "batch.size": 256 * 1024,
             "partitioner": "murmur2_random", "enable.idempotence": False,

@@ -589,7 +589,7 @@ METHODS: dict[str, str] = {
            "worker, Redis and broker processes over that window come from /proc, so `events_per_worker_cpu_s` is the "
            "figure that least depends on what else ran on the machine.",
     "latency": "One worker with `--clock live`; this process produces at a fixed rate (confluent-kafka's librdkafka producer, "
-               "linger 5 ms, acks=all, murmur2 partitioner; its CPU per event is reported) "
+               "linger 20 ms, acks=all, murmur2 partitioner; its CPU per event is reported; each level on a topic and worker of its own) "
                "with event time = wall time and each event's send time in `properties.sent_ms`. Ingest->state: a "
                "poller reads the Redis partition progress every ~5 ms; offsets that became covered between two polls "
                "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
