@@ -68,7 +68,7 @@ __all__ = ["LevelResult", "measure_level", "generator_config", "pick_event", "Ba
 # of a core against 0.23-0.46, p99 at 50% 6.7 s against 0.48 s (one pair, load 1-3). The producer
 # part of an alert's delay stayed ~15 ms (median) either way: it is in the measured latency.
 LINGER_MS = 20
-READER_FETCH_MAX_WAIT_MS = 5  # Tansu holds every fetch this long, data or not
+READER_FETCH_MAX_WAIT_MS = 5  # as the worker: a Tansu fetch that finds nothing looks again after half the wait
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
 CANCEL_AFTER_MS = 1_000
