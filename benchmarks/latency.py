@@ -2,8 +2,18 @@
 
 One ``churnwatch worker --clock live`` runs while this process produces events at a fixed rate
 with event time = wall time. Each event carries its send time (``properties.sent_ms``, taken when
-it is made, just before ``producer.send``; linger 5 ms, acks=all), and every
-acknowledged offset is remembered with that send time. How each latency is measured:
+it is made, just before ``produce``), and every acknowledged offset is remembered with that send
+time (librdkafka's delivery reports, served by ``poll``).
+
+The load generator is confluent-kafka's ``Producer`` (librdkafka, C; linger 20 ms, acks=all, Java's
+murmur2 partitioner as the other producers here): it shares the machine's 2 cores with the worker,
+Redis and the broker, while the max rate it is compared with was measured without it, and in
+production the producers are other machines. aiokafka's producer cost ~15 us of CPU per event here
+(a Python future and callbacks per event), librdkafka's a fraction of that (``generator_cpu``).
+Batches per partition are counted from librdkafka's statistics: Tansu's fetch lists every stored
+batch of a partition within the fetch's max wait (docs/OPERATE.md, "Tansu"), so they are reported.
+
+How each latency is measured:
 
 - **ingest -> state updated**: a poller reads the partition progress hash in Redis every ~5 ms
   (the worker writes it right after the fenced state writes of a batch). When partition p's
@@ -37,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import multiprocessing
 import time
 from dataclasses import dataclass, field
@@ -44,19 +55,66 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka.partitioner.default import murmur2
 
 from benchmarks.observe import summary_ms
 from streams.worker.pipeline import TIMING_HEADER
 
-__all__ = ["LevelResult", "measure_level"]
+__all__ = ["LevelResult", "measure_level", "generator_config", "pick_event", "BatchCounter"]
 
-LINGER_MS = 5
-READER_FETCH_MAX_WAIT_MS = 5  # Tansu holds every fetch this long, data or not
+# 20 ms, not 5: Tansu's fetch lists every batch stored in a partition (docs/OPERATE.md, "Tansu"), and
+# at 5 ms librdkafka stored ~3.9k batches per partition a level against ~1.3k at 20: broker 0.58-0.71
+# of a core against 0.23-0.46, p99 at 50% 6.7 s against 0.48 s (one pair, load 1-3). The producer
+# part of an alert's delay stayed ~15 ms (median) either way: it is in the measured latency.
+LINGER_MS = 20
+READER_FETCH_MAX_WAIT_MS = 5  # as the worker: a Tansu fetch that finds nothing looks again after half the wait
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
 CANCEL_AFTER_MS = 1_000
 POOL_USERS = 50_000
+POLL_EVERY = 200  # events made between two polls of the producer (its delivery reports) and turns of the loop
+STATS_INTERVAL_MS = 1_000
+# One event as the worker reads it (orjson.loads gives the same object as dumping the dict would),
+# formatted without building a dict per event: event id (tag, k), user, type, ts, sent_ms.
+EVENT = b'{"event_id":"%s-%d","user_id":"%s","type":"%s","ts":%d,"properties":{"sent_ms":%.3f,"page":"/app/home"}}'
+
+
+def generator_config(bootstrap: str) -> dict[str, Any]:
+    """The load generator's librdkafka settings: as the aiokafka producer it replaced (acks=all,
+    256 KiB batches, not idempotent) but a 20 ms linger (LINGER_MS), with Java's murmur2 partitioner (librdkafka's own
+    default is CRC32: the worker would re-route every record off its key's partition)."""
+    return {"bootstrap.servers": bootstrap, "linger.ms": LINGER_MS, "acks": "all", "batch.size": 256 * 1024,
+            "partitioner": "murmur2_random", "enable.idempotence": False,
+            "queue.buffering.max.messages": 1_000_000, "statistics.interval.ms": STATS_INTERVAL_MS}
+
+
+def pick_event(k: int, tag: str, now_ms: float, pending: collections.deque[tuple[str, float]]) -> tuple[str, str, bool]:
+    """Event ``k``'s (user, type, is a timed cancel): one new user a ``view`` every CANCEL_EVERY
+    events (queued in ``pending``), the oldest queued one a ``cancel`` half a cycle later once its view
+    is CANCEL_AFTER_MS old (a cancel turns the user churned at once: one alert), else a pool user."""
+    if k % CANCEL_EVERY == 0:
+        user = f"lat-{tag}-c{k}"
+        pending.append((user, now_ms))
+        return user, "view", False
+    if k % CANCEL_EVERY == CANCEL_EVERY // 2 and pending and pending[0][1] <= now_ms - CANCEL_AFTER_MS:
+        return pending.popleft()[0], "cancel", True
+    return f"lat-u{(k * 7919) % POOL_USERS}", "view" if k % 3 else "click", False
+
+
+class BatchCounter:
+    """Produce requests' batches per partition, summed over librdkafka's statistics callbacks
+    (``stats_cb``: per topic, ``batchcnt.cnt`` counts the batches of the last interval). Each batch is
+    one stored object in Tansu's memory storage, which a fetch lists."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.batches = 0
+
+    def update(self, stats_json: str) -> None:
+        """Called by ``Producer.poll`` every STATS_INTERVAL_MS with the statistics as JSON."""
+        topic = orjson.loads(stats_json).get("topics", {}).get(self.topic, {})
+        self.batches += int(topic.get("batchcnt", {}).get("cnt", 0))
 
 
 BREAKDOWN = ("producer", "behind", "fetch", "scoring", "to send", "delivery")
@@ -157,6 +215,9 @@ class LevelResult:
     max_poll_gap_ms: float = 0.0
     mean_poll_gap_ms: float = 0.0
     breakdown: list[tuple[float, ...]] = field(default_factory=list)  # per alert, BREAKDOWN's parts in ms
+    generator_cpu_s: float = 0.0  # this process while producing: the producer, its callbacks and the progress poller
+    batches: int = 0  # produce batches of this level (all partitions), from librdkafka's statistics
+    off_partition: int = 0  # cancels acked on another partition than murmur2(key) % partitions (must be 0)
 
     def rows(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -169,6 +230,9 @@ class LevelResult:
             for k, v in summary_ms(values).items():
                 out[f"{name}_{k}"] = v
         out["cancel_users"] = self.cancels
+        out["generator_cpu_us_per_event"] = round(1e6 * self.generator_cpu_s / self.sent, 1) if self.sent else None
+        out["batches"] = self.batches
+        out["cancels_off_their_key_partition"] = self.off_partition
         out["breakdown"] = breakdown_rows(self.breakdown, self.alert_received_ms)
         out["progress_poll_gap_ms (mean / max)"] = f"{self.mean_poll_gap_ms:.1f} / {self.max_poll_gap_ms:.1f}"
         return out
@@ -195,28 +259,39 @@ async def measure_level(
     last_acked: dict[int, int] = {}
     stop = asyncio.Event()
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, acks="all", max_batch_size=256 * 1024)
+    from confluent_kafka import Producer  # the bench extra: not needed to import this module's helpers
+
+    counter = BatchCounter(events_topic)
+    producer = Producer({**generator_config(bootstrap), "stats_cb": counter.update})
     client = aioredis.Redis.from_url(redis_url)
-    await producer.start()
     reader = AlertReader(bootstrap, alerts_topic, partitions)
     await asyncio.get_running_loop().run_in_executor(None, reader.start)  # positioned before any alert of this level
 
-    def remember(sent_ms: float, cancel: str | None) -> Any:
-        def done(fut: asyncio.Future[Any]) -> None:
-            if fut.cancelled() or fut.exception() is not None:
+    def delivered(sent_ms: float, cancel: str | None, err: Any, msg: Any) -> None:
+        """librdkafka's delivery report of one event, served by ``producer.poll`` in this thread."""
+        if err is not None:
+            return
+        p, offset = msg.partition(), msg.offset()
+        if cancel is not None:
+            cancel_acked[cancel] = _now_ms()
+            if p != (murmur2(cancel.encode()) & 0x7FFFFFFF) % partitions:
+                result.off_partition += 1
+        sent_at[p][offset] = sent_ms
+        if offset > last_acked.get(p, -1):
+            last_acked[p] = offset
+
+    def produce(value: bytes, key: bytes, report: Any) -> None:
+        while True:
+            try:
+                producer.produce(events_topic, value, key, on_delivery=report)
                 return
-            if cancel is not None:
-                cancel_acked[cancel] = _now_ms()
-            md = fut.result()
-            sent_at[md.partition][md.offset] = sent_ms
-            if md.offset > last_acked.get(md.partition, -1):
-                last_acked[md.partition] = md.offset
-        return done
+            except BufferError:  # librdkafka's queue is full: serve reports until there is room
+                producer.poll(0.005)
 
     async def send_all() -> None:
         pending: collections.deque[tuple[str, float]] = collections.deque()  # cancel users waiting
-        futures: list[asyncio.Future[Any]] = []
-        t0 = time.monotonic()
+        tag_b = tag.encode()
+        t0, cpu0 = time.monotonic(), time.process_time()
         k = 0
         n_cancel = 0
         while True:
@@ -226,32 +301,23 @@ async def measure_level(
             target = int(elapsed * rate)
             while k < target:
                 now = _now_ms()
-                ts = int(now)
-                if k % CANCEL_EVERY == 0:
-                    user = f"lat-{tag}-c{k}"
-                    kind = "view"
-                    pending.append((user, now))
-                elif k % CANCEL_EVERY == CANCEL_EVERY // 2 and pending and pending[0][1] <= now - CANCEL_AFTER_MS:
-                    user = pending.popleft()[0]
-                    kind = "cancel"
+                user, kind, timed = pick_event(k, tag, now, pending)
+                if timed:
                     cancel_sent[user] = now
                     n_cancel += 1
-                else:
-                    user = f"lat-u{(k * 7919) % POOL_USERS}"
-                    kind = "view" if k % 3 else "click"
-                value = orjson.dumps({"event_id": f"{tag}-{k}", "user_id": user, "type": kind, "ts": ts,
-                                      "properties": {"sent_ms": round(now, 3), "page": "/app/home"}})
-                fut = await producer.send(events_topic, value=value, key=user.encode())
-                fut.add_done_callback(remember(now, user if kind == "cancel" else None))
-                futures.append(fut)
+                value = EVENT % (tag_b, k, user.encode(), kind.encode(), int(now), now)
+                produce(value, user.encode(), functools.partial(delivered, now, user if timed else None))
                 k += 1
-                if k % 200 == 0:
+                if k % POLL_EVERY == 0:
+                    producer.poll(0)
                     await asyncio.sleep(0)  # let the progress poller run
-            if len(futures) > 20_000:
-                futures = [f for f in futures if not f.done()]
+            producer.poll(0)
             await asyncio.sleep(0.002)
-        await producer.flush()
-        await asyncio.gather(*futures, return_exceptions=True)
+        deadline = time.monotonic() + 30.0
+        while len(producer) and time.monotonic() < deadline:  # in flight or queued: wait for every report
+            producer.poll(0)
+            await asyncio.sleep(0.002)
+        result.generator_cpu_s = time.process_time() - cpu0
         result.sent = k
         result.seconds = time.monotonic() - t0
         result.cancels = n_cancel
@@ -282,6 +348,7 @@ async def measure_level(
             prog = {int(k): int(v.split(b":", 1)[0]) for k, v in raw.items()}
             if all(prog.get(p, -1) >= off for p, off in last_acked.items()):
                 return
+            producer.poll(0)  # the statistics of the last seconds of sending
             await asyncio.sleep(0.05)
 
     # where each partition stands before this level: earlier offsets are not ours
@@ -291,12 +358,16 @@ async def measure_level(
     try:
         await send_all()
         await caught_up(60.0)
-        await asyncio.sleep(1.0)  # alerts of the last batch
+        for _ in range(10):  # alerts of the last batch
+            producer.poll(0)
+            await asyncio.sleep(0.1)
     finally:
         stop.set()
         await asyncio.gather(poller, return_exceptions=True)
         alerts = await asyncio.get_running_loop().run_in_executor(None, reader.stop)
-        await producer.stop()
+        producer.flush(5.0)
+        producer.poll(0)  # the last statistics
+        result.batches = counter.batches
         await client.aclose()
 
     cutoff = t_start_ms + warmup_s * 1000

@@ -74,10 +74,11 @@ class Settings:
     batch_target_ms: int = 0
     batch_timeout_ms: int = 100  # getmany's wait when nothing is buffered: bounds idle wake-ups only
     # How long the broker may hold a fetch. Apache Kafka answers as soon as fetch_min_bytes (1) are
-    # there, so this only paces idle polling; Tansu 0.6.0 holds *every* fetch reply, data or not,
-    # for the whole wait (half of it from 250 ms up): aiokafka's default 500 put ~250 ms into each
-    # fetch, most of the worker's ingest->alert latency. 5 ms: ~200 idle fetches/s; measured idle
-    # cost (worker + broker) 0.11 of a core at 10 ms, 0.15 at 4, 0.22 at 2.
+    # there, so this only paces idle polling. Tansu (510f3e2) answers a fetch that finds data at once,
+    # but one that finds none looks again only after half the remaining wait (aiokafka's default 500
+    # put ~250 ms into fetches that arrived before their data), and the wait is also its budget for
+    # listing the partitions' stored batches (docs/OPERATE.md, "Tansu"). 5 ms: ~200 idle fetches/s;
+    # measured idle cost (worker + broker) 0.11 of a core at 10 ms, 0.15 at 4, 0.22 at 2.
     fetch_max_wait_ms: int = 5
     # Cycles in progress at once: 1 runs each cycle to its end (read, score, alerts acked, state
     # written, progress) before the next fetch; 2 reads and scores the next batch while this one's

@@ -163,7 +163,7 @@ async def _read(settings: Settings, topic: str, collector: Collector, stall_s: f
     consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
                                 fetch_max_bytes=64 * 1024 * 1024,
-                                fetch_max_wait_ms=settings.fetch_max_wait_ms)  # Tansu holds every fetch this long
+                                fetch_max_wait_ms=settings.fetch_max_wait_ms)  # as the worker's consumer (settings.py says why)
     await start_client(consumer, settings)
     try:
         # Listing topics reads metadata without asking the broker to auto-create the topic.

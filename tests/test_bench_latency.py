@@ -1,0 +1,45 @@
+"""The latency benchmark's load generator: which events it makes, and how it counts batches (no servers)."""
+
+from __future__ import annotations
+
+import collections
+
+import orjson
+
+from benchmarks.latency import CANCEL_AFTER_MS, CANCEL_EVERY, EVENT, BatchCounter, pick_event
+
+
+def test_each_cancel_follows_its_users_view_by_at_least_the_wait() -> None:
+    pending: collections.deque[tuple[str, float]] = collections.deque()
+    seen: dict[str, list[tuple[str, float]]] = collections.defaultdict(list)
+    cancels_at: list[int] = []
+    for k in range(20_000):
+        now = 1e12 + k * 0.25  # 4,000 events/s
+        user, kind, timed = pick_event(k, "t", now, pending)
+        seen[user].append((kind, now))
+        assert timed == (kind == "cancel")
+        if timed:
+            cancels_at.append(k)
+    assert cancels_at, "no cancel in 5 s of events"
+    for k in cancels_at:
+        assert k % CANCEL_EVERY == CANCEL_EVERY // 2
+    timed_users = [u for u, evs in seen.items() if any(kind == "cancel" for kind, _ in evs)]
+    assert len(timed_users) == len(cancels_at)  # one cancel per user: one alert each
+    for user in timed_users:
+        (view, t_view), (cancel, t_cancel) = seen[user]
+        assert (view, cancel) == ("view", "cancel") and t_cancel - t_view >= CANCEL_AFTER_MS
+
+
+def test_an_event_formats_to_the_object_the_worker_reads() -> None:
+    value = EVENT % (b"l50", 7, b"lat-u123", b"view", 1_767_225_600_123, 1_767_225_600_123.456)
+    assert orjson.loads(value) == {"event_id": "l50-7", "user_id": "lat-u123", "type": "view", "ts": 1_767_225_600_123,
+                                   "properties": {"sent_ms": 1_767_225_600_123.456, "page": "/app/home"}}
+
+
+def test_batches_are_summed_over_statistics_of_the_topic_only() -> None:
+    counter = BatchCounter("events")
+    for stats in ({"topics": {"events": {"batchcnt": {"cnt": 120}}, "other": {"batchcnt": {"cnt": 9}}}},
+                  {"topics": {"events": {"batchcnt": {"cnt": 80}}}},
+                  {"topics": {}}, {}):
+        counter.update(orjson.dumps(stats).decode())
+    assert counter.batches == 200
