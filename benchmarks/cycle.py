@@ -29,7 +29,7 @@ from benchmarks.observe import flush_sync
 from models.model import load_model
 from streams.settings import Settings
 
-__all__ = ["measure_cycles", "fit_line"]
+__all__ = ["Record", "measure_cycles", "fit_line"]
 
 PARTITIONS = 8
 _NOT_STATE = frozenset({"evalsha", "info", "config|resetstat"})  # commandstats rows that are not the cycle's state work
@@ -38,7 +38,9 @@ WARM_RECORDS = 150_000  # every user of the pool seen a few times, as after the 
 
 
 @dataclass
-class _Rec:
+class Record:
+    """A consumer record as the pipeline reads it (aiokafka's ConsumerRecord fields it uses)."""
+
     offset: int
     key: bytes
     value: bytes
@@ -142,7 +144,7 @@ class _Feed:
 
     async def cycle(self, n: int) -> None:
         now = int(time.time() * 1000)
-        batch: dict[int, list[_Rec]] = {}
+        batch: dict[int, list[Record]] = {}
         for _ in range(n):
             user = f"lat-u{(self.k * 7919) % POOL_USERS}"
             value = orjson.dumps({"event_id": f"c-{self.k}", "user_id": user, "type": "view" if self.k % 3 else "click",
@@ -150,7 +152,7 @@ class _Feed:
             self.k += 1
             key = user.encode()
             p = (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
-            batch.setdefault(p, []).append(_Rec(self.offsets[p], key, value, now))
+            batch.setdefault(p, []).append(Record(self.offsets[p], key, value, now))
             self.offsets[p] += 1
         for p in range(PARTITIONS):
             self.pipeline.clock.observe_fetch(p, len(batch.get(p, ())), True, now)

@@ -17,12 +17,12 @@ import asyncio
 import gc
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import redis as redis_lib
 from kafka.partitioner.default import murmur2
 
+from benchmarks.cycle import Record
 from benchmarks.observe import flush_sync
 from benchmarks.run import make_events
 from models._native import active
@@ -34,23 +34,15 @@ __all__ = ["measure"]
 PARTITIONS = 8
 
 
-@dataclass
-class _Rec:
-    offset: int
-    key: bytes
-    value: bytes
-    timestamp: int = 0
-
-
-def _batches(records: list[tuple[str, bytes]], size: int) -> list[dict[int, list[_Rec]]]:
+def _batches(records: list[tuple[str, bytes]], size: int) -> list[dict[int, list[Record]]]:
     offsets = [0] * PARTITIONS
-    out: list[dict[int, list[_Rec]]] = []
+    out: list[dict[int, list[Record]]] = []
     for i in range(0, len(records), size):
-        batch: dict[int, list[_Rec]] = {}
+        batch: dict[int, list[Record]] = {}
         for user, value in records[i:i + size]:
             key = user.encode()
             p = (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
-            batch.setdefault(p, []).append(_Rec(offsets[p], key, value))
+            batch.setdefault(p, []).append(Record(offsets[p], key, value))
             offsets[p] += 1
         out.append(batch)
     return out
