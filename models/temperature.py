@@ -79,14 +79,20 @@ def p_stay(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]:
 
 def stay_after(sig: Signals, extra_days: float, model: "ChurnModel") -> tuple[float, StaySource]:
     """:func:`p_stay` after ``extra_days`` more silence, from the signals now (the engine's search
-    for a risk crossing): only T grows, in both models."""
+    for a risk crossing): only T grows, in both models. A negative ``extra_days`` (the save-list
+    bound's look back to the last review, models.ranking.save_bound) never takes T below the last
+    activity t_x: that time is not before it, and a rounding of T + extra must not say so."""
     compiled = model.compiled
     visits, purchases = compiled.visits, compiled.purchases
-    p = mbgnbd.p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days + extra_days)
+    T = sig.age_days + extra_days
+    T = sig.tenure_days if T < sig.tenure_days else T
+    p = mbgnbd.p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, T)
     source: StaySource = "visits"
     # BG/NBD says 1.0 without a repeat purchase (x = 0), never below p: no need to ask it.
     if purchases is not None and sig.n_purchases > 0 and sig.purchase_x != 0:
-        q = p_alive(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T + extra_days)
+        T = sig.purchase_T + extra_days
+        T = sig.purchase_t_x if T < sig.purchase_t_x else T
+        q = p_alive(purchases, sig.purchase_x, sig.purchase_t_x, T)
         if q < p:
             p, source = q, "purchases"
     return (p if compiled.calibration is None else calibrated(p, model)), source

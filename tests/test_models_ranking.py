@@ -86,3 +86,21 @@ def test_the_bound_is_above_every_live_save_score_before_the_next_review(
         key = save_key(s, t, model)
         if key is not None:
             assert key[0] <= bound + 1e-12, (t - t0, t1 - t0, key[0], bound)
+
+
+def test_a_look_back_to_the_last_activity_never_takes_T_below_it() -> None:
+    """save_bound looks back from the next review to the last look by a negative ``extra_days``;
+    T + extra can round below t_x (CI found x=1, t_x=1.0542129629629630, T=1.0542129629629624 on
+    BG/NBD's check). stay_after floors T at t_x, in both models, instead of raising."""
+    from models.events import Event
+    from models.signals import compute_signals
+    from models.temperature import stay_after
+
+    model = next(m for m in MODELS if m.compiled.purchases is not None)  # a model with BG/NBD
+    events = [Event("u", T0_MS + d * DAY_S * 1000, "purchase", f"p{d}", 10.0) for d in (0, 3, 9)]
+    state = advance("u", None, events, events[-1].ts_ms, model).state
+    sig = compute_signals(state, state.last_seen_s + 5 * DAY_S, model)
+    assert sig.purchase_x > 0 and sig.purchase_T > sig.purchase_t_x
+    past_last = -(sig.purchase_T - sig.purchase_t_x) - 1e-9  # a hair before the last purchase
+    at_last = -(sig.age_days - sig.tenure_days)
+    assert stay_after(sig, past_last, model) == stay_after(sig, min(at_last, -(sig.purchase_T - sig.purchase_t_x)), model)
