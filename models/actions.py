@@ -11,7 +11,8 @@ and its colour agree. First rule that matches:
 1. churned -> ``win_back``
 2. paying but not using -> ``educate`` (they pay for something they do not use: show them how)
 3. declining or dormant -> ``check_in``
-4. new, neither using nor paying -> ``onboard`` (help them to their first value)
+4. neither using nor paying: new -> ``onboard`` (help them to their first value), any other
+   stage -> ``check_in`` (the quadrant's "neither" corner: someone should ask why)
 5. using but not paying -> ``upsell`` (the product works for them; the money does not follow)
 6. otherwise ``none``
 
@@ -24,7 +25,8 @@ models.risk's ``tenure_log`` effect and the reason "churn is likeliest early on"
 standard move against early churn is to bring a new user to the product's first value (the "aha
 moment" of customer-success playbooks) before asking for money. It is for stage ``new`` only: a
 ``reactivated`` user has known the product and came back by themselves, and an older user who
-neither uses nor pays is past onboarding. It sits after educate (a new user who pays is shown
+neither uses nor pays is past onboarding: they get ``check_in``, as the quadrant's corner says
+(before, ``none``: 255 of the demo's at-risk alerts, "activity down 85%" with nothing to do). It sits after educate (a new user who pays is shown
 what they pay for) and before upsell, whose condition it never shares (upsell needs a user of the
 product). Before it, these users got ``none`` though they head the daily save list
 (docs/SCORES.md, "Onboarding new users").
@@ -52,7 +54,9 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     >>> recommend("declining", 20, 20, False, m), recommend("churned", 90, 90, True, m), recommend("active", 80, 90, True, m)
     ('check_in', 'win_back', 'none')
     >>> recommend("new", 20, 20, False, m), recommend("new", 20, 80, True, m), recommend("reactivated", 20, 20, False, m)
-    ('onboard', 'educate', 'none')
+    ('onboard', 'educate', 'check_in')
+    >>> recommend("active", 20, 20, False, m), recommend("active", 20, 80, True, m), recommend("active", 20, 20, True, m)
+    ('check_in', 'educate', 'check_in')
     """
     if stage == "churned":
         return "win_back"
@@ -62,8 +66,8 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
         return "educate"
     if stage == "declining" or stage == "dormant":
         return "check_in"
-    if stage == "new" and not using and not paying:
-        return "onboard"
+    if not using and not paying:
+        return "onboard" if stage == "new" else "check_in"
     if using and not paying:
         return "upsell"
     return "none"

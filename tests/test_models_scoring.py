@@ -221,7 +221,9 @@ def test_silence_until_churn_then_back_is_reactivated() -> None:
         ("new", 20, 20, True, "onboard"),  # bought once, not back: not paying either
         ("new", 20, 80, True, "educate"),  # pays already: show them what they pay for
         ("new", 80, 20, False, "upsell"),  # found their value already: the money has to follow
-        ("reactivated", 20, 20, False, "none"),  # onboarding is for the new only: they knew the product
+        ("reactivated", 20, 20, False, "check_in"),  # onboarding is for the new only: they knew the product
+        ("active", 20, 20, False, "check_in"),  # the "neither" corner past onboarding: ask why
+        ("active", 20, 80, False, "check_in"),  # never bought: not paying, whatever the temperature
     ],
 )
 def test_actions_follow_the_quadrant(stage: str, health: float, temperature: float, buyer: bool, expected: str) -> None:
