@@ -48,7 +48,6 @@ __all__ = ["HISTORY_WEEKS", "POINT_BYTES", "HistoryPoint", "week_of", "week_star
            "decode_points", "advance_sampled", "complete_points", "state_time_s"]
 
 POINT_BYTES = 5
-_POINT = POINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +67,7 @@ def decode_points(raw: bytes | None) -> list[HistoryPoint]:
     if not raw or len(raw) % POINT_BYTES:
         return []
     out = []
-    for week, h, t, r in _POINT.iter_unpack(raw):
+    for week, h, t, r in POINT.iter_unpack(raw):
         out.append(HistoryPoint(week, h, t, r / 200))
     return out
 
