@@ -20,36 +20,23 @@ from models.scoring import Assessment, assess
 from models.state import UserState
 from models.weekly import advance_sampled
 
-__all__ = ["NO_POINTS", "Step", "advance_stored", "index_scores"]
+__all__ = ["NO_ALERTS", "NO_POINTS", "Step", "advance_stored", "index_scores"]
 
-#: No score-history points (shared: never appended to).
+#: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
+NO_ALERTS: Final[list[Alert]] = []
 
 
-class Step:
-    """What :func:`advance_stored` gave for one user. ``blob`` is the record to store (None: delete
-    the user: expired, or a due entry left without a state); ``due_s``, ``risk`` and ``reach`` as
-    ``streams.worker.store.StateWrite`` takes them (``unchanged``: leave as stored); ``old`` and
-    ``state`` the states before and after (None: none stored / expired) for the bucket's
-    counters; ``skip``: nothing to write (no review clock and no events); ``error``: why the
-    stored record could not be read (the user then starts afresh), else ""."""
-
-    __slots__ = ("old", "state", "blob", "due_s", "risk", "reach", "alert_risk", "points", "alerts", "expire", "skip",
-                 "error")
-
-    def __init__(self, old: UserState | None, error: str) -> None:
-        self.old = old
-        self.state: UserState | None = None
-        self.blob: bytes | None = None
-        self.due_s = 0
-        self.risk: float | None = None
-        self.reach: float | None = None
-        self.alert_risk = 0.0
-        self.points: list[bytes] = NO_POINTS
-        self.alerts: list[Alert] = []
-        self.expire = False
-        self.skip = False
-        self.error = error
+#: What :func:`advance_stored` gives for one user, as one tuple (the worker unpacks it in one step;
+#: a compiled object's attributes are one getter call each from Python):
+#: ``(old, state, blob, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error)``.
+#: ``blob`` is the record to store (None: delete the user: expired, or a due entry left without a
+#: state); ``due_s``, ``risk`` and ``reach`` as ``streams.worker.store.StateWrite`` takes them
+#: (``unchanged``: leave as stored); ``old`` and ``state`` the states before and after (None: none
+#: stored / expired) for the bucket's counters; ``skip``: nothing to write (no review clock and no
+#: events); ``error``: why the stored record could not be read (the user then starts afresh), else "".
+Step = tuple[UserState | None, UserState | None, bytes | None, int, float | None, float | None, float, list[bytes],
+             list[Alert], bool, bool, str]
 
 
 def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel,
@@ -82,7 +69,7 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
                    model: ChurnModel, history: bool, unchanged: int) -> Step:
     """Advance the user stored as ``blob`` (None or empty: not stored) with ``events`` to
     ``until_ms``, its partition's review clock (``has_until`` False: no clock yet, then up to its
-    last event, and a user without events is skipped), and say what to write.
+    last event, and a user without events is skipped), and say what to write (:data:`Step`).
     ``history``: also the console's weekly points (models.weekly.advance_sampled)."""
     old: UserState | None = None
     error = ""
@@ -91,27 +78,20 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
             old = UserState.from_bytes(blob)
         except ValueError as exc:
             error = str(exc)
-    out = Step(old, error)
     if not has_until:
         if not events:
-            out.skip = True
-            return out
+            return old, None, None, 0, None, None, 0.0, NO_POINTS, NO_ALERTS, False, True, error
         until_ms = max([ev.ts_ms for ev in events])
     if old is None and not events:  # a due entry without a state: clean it up
-        return out
+        return old, None, None, 0, None, None, 0.0, NO_POINTS, NO_ALERTS, False, False, error
+    points = NO_POINTS
     if history:  # advance(...) + the console's weekly points
         outcome, points = advance_sampled(user_id, old, events, until_ms, model)
-        out.points = points
     else:
         outcome = advance(user_id, old, events, until_ms, model)
-    out.alerts = outcome.alerts
     if outcome.expire:
-        out.expire = True
-        return out
+        return old, None, None, 0, None, None, 0.0, points, outcome.alerts, True, False, error
     st = outcome.state
-    out.state = st
     risk, reach, alert_risk = index_scores(old, st, until_ms, model, outcome.review, float(unchanged))
-    out.risk, out.reach, out.alert_risk = risk, reach, alert_risk
-    out.due_s = unchanged if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
-    out.blob = st.to_bytes()
-    return out
+    due_s = unchanged if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
+    return old, st, st.to_bytes(), due_s, risk, reach, alert_risk, points, outcome.alerts, False, False, error

@@ -472,30 +472,28 @@ def _advance_user(
     (``models.step.advance_stored``, compiled); ``due_field``: its partition's field,
     ``offset_field(topic, item.partition)``."""
     group, partition, blob, events = item
-    step = advance_stored(uid, blob, events, until or 0, until is not None, model, history, UNCHANGED)
-    if step.error:
-        logger.warning("unreadable state record in bucket %s (%s): starting that user afresh", bucket, step.error)
-    if step.skip:
+    old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
+        uid, blob, events, until or 0, until is not None, model, history, UNCHANGED)
+    if error:
+        logger.warning("unreadable state record in bucket %s (%s): starting that user afresh", bucket, error)
+    if skip:
         return
-    states = write.states
-    if step.blob is None:  # expired, or a due entry without a state
-        states.append(StateWrite(group, uid, None, due_field, 0, None))
-        if not step.expire:
+    if st is None:  # expired, or a due entry without a state
+        write.states.append(StateWrite(group, uid, None, due_field, 0, None))
+        if not expire:
             return
         result.expired += 1
         write.history.append((group, uid, b""))  # console score history goes with the user
         write.alerts.append((group, uid, "", b""))  # and so does its alert list
     else:
-        states.append(StateWrite(group, uid, step.blob, due_field, step.due_s, step.risk, step.reach, step.alert_risk))
-        if step.points:  # console score history
-            write.history.extend([(group, uid, point) for point in step.points])
-        nxt = step.state.next_review_s  # type: ignore[union-attr]
-        if nxt:
-            out.lowered.append((partition, bucket, nxt))
+        write.states.append(StateWrite(group, uid, record, due_field, due_s, risk, reach, alert_risk))
+        if points:  # console score history
+            write.history.extend([(group, uid, point) for point in points])
+        if st.next_review_s:
+            out.lowered.append((partition, bucket, st.next_review_s))
     result.users += 1
     result.processed += len(events)
-    alerts = step.alerts
-    stats_delta(step.old, step.state, alerts, write.stats)
+    stats_delta(old, st, alerts, write.stats)
     if not alerts:
         return
     kinds = result.alerts
@@ -503,5 +501,5 @@ def _advance_user(
         kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
         d = alert.to_dict()
         out.alerts.append((uid.encode(), orjson.dumps(d)))
-        if logged_kind(d) and not step.expire:  # the console's list of the user's alerts (streams/worker/alert_log.py)
+        if logged_kind(d) and not expire:  # the console's list of the user's alerts (streams/worker/alert_log.py)
             write.alerts.append((group, uid, alert.alert_id, entry(d)))
