@@ -1,4 +1,4 @@
-"""The review-heavy workload through the worker's cycle in-process, in CPU time per event.
+"""The e2e sections' workloads through the worker's cycle in-process, in CPU time per event.
 
 Why: the e2e section's review-heavy figure is a wall-clock rate of a worker subprocess on a
 shared box; to find and check what a review costs, this runs the same events (``make_events``,
@@ -7,7 +7,8 @@ real Tansu broker (its ``KafkaSink``), in batches of ``batch`` records over 8 pa
 ``getmany`` would give them, and counts this thread's CPU time (``time.thread_time``) per event,
 and the Redis server's (``INFO cpu``) and its commands (``INFO commandstats``) per event.
 Run it under ``py-spy record --native -- python -m benchmarks.review_cycle`` for a profile.
-``.venv/bin/python -m benchmarks.review_cycle [--events 500000] [--users 100000]``
+``--workload realistic`` runs the e2e1 section's simulated sessions (``simulated_records``) instead.
+``.venv/bin/python -m benchmarks.review_cycle [--events 500000] [--users 100000] [--workload realistic]``
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from kafka.partitioner.default import murmur2
 
 from benchmarks.cycle import Record
 from benchmarks.observe import flush_sync
-from benchmarks.run import make_events
+from benchmarks.run import WORKLOADS, make_events, simulated_records
 from models._native import active
 from models.model import load_model
 from streams.settings import Settings
@@ -48,18 +49,21 @@ def _batches(records: list[tuple[str, bytes]], size: int) -> list[dict[int, list
     return out
 
 
-def measure(bootstrap: str, redis_url: str, events: int, users: int, batch: int = 10_000) -> dict[str, Any]:
-    return asyncio.run(_measure(bootstrap, redis_url, events, users, batch))
+def measure(bootstrap: str, redis_url: str, events: int, users: int, batch: int = 10_000,
+            workload: str = "review_heavy") -> dict[str, Any]:
+    records = simulated_records(events, users) if workload == "realistic" else make_events(events, users)
+    return asyncio.run(_measure(bootstrap, redis_url, records, users, batch)) | {"workload": workload}
 
 
-async def _measure(bootstrap: str, redis_url: str, events: int, users: int, batch: int) -> dict[str, Any]:
+async def _measure(bootstrap: str, redis_url: str, records: list[tuple[str, bytes]], users: int, batch: int) -> dict[str, Any]:
     from streams.worker.consumer import KafkaSink
     from streams.worker.pipeline import Pipeline
     from streams.worker.service import _tune_gc
     from streams.worker.store import Store
     from streams.worker.topics import ensure_topics
 
-    batches = _batches(make_events(events, users), batch)
+    events = len(records)
+    batches = _batches(records, batch)
     client = redis_lib.Redis.from_url(redis_url)
     flush_sync(client)
     _tune_gc()
@@ -120,9 +124,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=10_000, help="records a cycle (a getmany)")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="review_heavy")
     args = parser.parse_args()
     with services(use_env=False) as svc:
-        print(json.dumps(measure(svc.kafka.address, svc.redis.address, args.events, args.users, args.batch), indent=1))
+        print(json.dumps(measure(svc.kafka.address, svc.redis.address, args.events, args.users, args.batch, args.workload), indent=1))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 #: event and per review. Everything else in models/ (fits, revenue, accounts) stays Python.
 COMPILED_MODULES: Final[tuple[str, ...]] = (
     "events", "vocabulary", "state", "signals", "mbgnbd", "temperature", "risk", "health", "lifecycle",
-    "scoring", "engine", "reasons", "actions", "rfm", "compiled", "ranking", "weekly",
+    "scoring", "engine", "reasons", "actions", "rfm", "compiled", "ranking", "weekly", "step",
 )
 #: ``CHURNWATCH_PURE=1`` runs the pure Python even where the compiled core is built.
 PURE_ENV: Final[str] = "CHURNWATCH_PURE"

@@ -35,7 +35,7 @@ from models.state import DAY_S, UserState
 from models.vocabulary import DEFAULT_ROLES
 from tests.test_models_properties import MODEL, histories
 
-PURE = _native.import_pure(["engine", "events", "model", "ranking", "scoring", "state", "weekly"])
+PURE = _native.import_pure(["engine", "events", "model", "ranking", "scoring", "state", "step", "weekly"])
 TRACKED = ChurnModel(tracked_types=("view", "click", "message", "other"), risk_weights={"inactive:view": 0.4, "share:click": -0.3})
 #: A tracked type that is also negative feedback (its slot and the role's counter), and a role of two names.
 NEGATIVE_TRACKED = ChurnModel(tracked_types=("view", "dislike"), roles={**DEFAULT_ROLES, "negative": ["unfriend", "dislike"]})
@@ -176,3 +176,28 @@ def test_compiled_score_history_sampling_equals_the_pure_python(events: list[Eve
     for x in (-0.5, 0.5, 1.5, 2.5, 99.5, 100.5, 37.49999, 200.5):  # round half to even, clamped
         assert weekly.encode_point(3000, x, x, x / 200) == pure.encode_point(3000, x, x, x / 200)
 
+
+
+@compiled_only
+@settings(max_examples=40)
+@given(histories(), st.data())
+def test_compiled_worker_step_equals_the_pure_python(events: list[Event], data: st.DataObject) -> None:
+    """models.step (the worker's per-user turn, compiled): record, due entry, index scores, points
+    and alerts as the pure Python's, from a stored record and from none, with and without history."""
+    import models.step as step
+
+    pure = PURE["step"]
+    assert pure.__file__.endswith("step.py") and not step.__file__.endswith(".py")
+    pmodel = _pure_model(MODEL)
+    cut = data.draw(st.integers(0, len(events)), label="batch split")
+    history = data.draw(st.booleans(), label="history")
+    until_ms = events[-1].ts_ms + 1 + data.draw(st.integers(0, 60 * DAY_S), label="clock after the last event") * 1000
+    first = advance("u", None, events[:cut], events[cut - 1].ts_ms + 1 if cut else 0, MODEL) if cut else None
+    blob = first.state.to_bytes() if first is not None else None
+    for has_until in (True, False):
+        c = step.advance_stored("u", blob, events[cut:], until_ms, has_until, MODEL, history, -1)
+        p = pure.advance_stored("u", blob, _pure_events(events[cut:]), until_ms, has_until, pmodel, history, -1)
+        assert c[2:4] + c[7:8] + c[9:] == p[2:4] + p[7:8] + p[9:]  # record, due, points, expire, skip, error
+        assert [None if x is None else x.hex() for x in c[4:7]] == [None if x is None else x.hex() for x in p[4:7]]
+        assert [a.to_dict() for a in c[8]] == [a.to_dict() for a in p[8]]
+        assert (c[1] is None) == (p[1] is None) and (c[0] is None) == (p[0] is None)

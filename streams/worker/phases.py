@@ -19,16 +19,14 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import orjson
 
-from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
-from models.ranking import index_score, on_save_list, save_bound, save_bound_after
-from models.scoring import Assessment, assess
+from models.scoring import Assessment
 from models.state import UserState
+from models.step import advance_stored, index_scores as step_index_scores
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import entry, logged_kind
-from streams.worker.history import advance_sampled
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.revenue import (
@@ -94,8 +92,14 @@ class UserBatch:
     """One user's events in this batch, with their offsets for the per-bucket replay fence."""
 
     partition: int
-    events: list[Event] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
+    events: list[Event]
+    offsets: list[int]
+
+    def __init__(self, partition: int, events: list[Event] | None = None, offsets: list[int] | None = None) -> None:
+        # Written out: one is made per user and cycle, and @dataclass's default_factory __init__ costs ~1.7x this.
+        self.partition = partition
+        self.events = [] if events is None else events
+        self.offsets = [] if offsets is None else offsets
 
 
 @dataclass(slots=True)
@@ -377,14 +381,10 @@ class Advanced:
             getattr(self, f.name).extend(getattr(other, f.name))
 
 
-@dataclass(slots=True)
-class _Todo:
-    """A user to advance in this cycle: where it lives, its stored record, its new events."""
-
-    group: int
-    partition: int
-    blob: bytes | None
-    events: list[Event]
+#: A user to advance in this cycle: (group, partition, stored record, new events). A tuple, not
+#: an object: one is made per user and cycle.
+_Todo = tuple[int, int, "bytes | None", "Sequence[Event]"]
+_NO_EVENTS: tuple[Event, ...] = ()
 
 
 def advance_users(
@@ -407,9 +407,9 @@ def advance_users(
         write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset))
         todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
+        clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
         for uid, item in todo.items():
-            _advance_user(uid, item, plan.bucket, until_ms.get(item.partition), model, fields[item.partition], write, out,
-                          result, history)
+            _advance_user(uid, item, plan.bucket, clocks[item[1]], model, fields[item[1]], write, out, result, history)
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out
@@ -446,91 +446,60 @@ def _bucket_todo(
         if fence >= ub.offsets[0]:
             events = [ev for ev, off in zip(ub.events, ub.offsets) if off > fence]
             result.skipped += len(ub.events) - len(events)
-        todo[uid] = _Todo(g, ub.partition, blob, events)
+        todo[uid] = (g, ub.partition, blob, events)
     for p, due_s, dues, nxt in zip(plan.parts, plan.parts.values(), reply.dues, reply.next_due):
         if due_s is not None:
             # more than due_limit due: sweep again next cycle; else the next one after
             out.learned.append((p, plan.bucket, 0 if len(dues) >= due_limit else NO_DUE if nxt is None else nxt))
         for due in dues:
             if due.user_id not in todo:
-                todo[due.user_id] = _Todo(due.group, p, due.blob, [])
+                todo[due.user_id] = (due.group, p, due.blob, _NO_EVENTS)
                 result.due_users += 1
     return todo
 
 
 def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel,
                  review: Assessment | None = None) -> tuple[float | None, float | None, float]:
-    """The user's scores in the at-risk ranking and in the save-list index (``StateWrite.risk``,
-    ``.reach``; models.ranking.index_score and save_bound): None where the user is not in it,
-    UNCHANGED where it was not there before either; and the risk of the open at-risk alert's
-    last review (``StateWrite.alert_risk``, 0 without an open alert).
-    ``review``: the assessment of the review that left ``st`` (``models.engine.Outcome.review``),
-    whose signals give the index's bound without scoring the user again (about 1.2 us a user),
-    and the ranking's score and the risk exactly: that review assessed the user at
-    ``st.last_review_s``, and a review changes none of what they read (only stage fields, which
-    they read just to say "dormant" or "churned", verdicts that do not depend on them)."""
-    risk: float | None = None
-    alert_risk = 0.0
-    if st.at_risk_since_s:
-        a = review if review is not None else assess(st, st.last_review_s or until_ms // 1000, model)
-        risk, alert_risk = index_score(a, model), a.risk
-    elif old is not None and not old.at_risk_since_s:
-        risk = UNCHANGED  # not in the ranking before either
-    reach: float | None = None
-    if on_save_list(st):
-        reach = save_bound(st, model) if review is None else save_bound_after(review, st, model)
-    elif old is not None and not on_save_list(old):
-        reach = UNCHANGED
-    return risk, reach, alert_risk
+    """``models.step.index_scores`` with the store's UNCHANGED mark (its docstring says what each is)."""
+    return step_index_scores(old, st, until_ms, model, review, UNCHANGED)
 
 
 def _advance_user(
     uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, due_field: str, write: BucketWrite,
     out: Advanced, result: CycleResult, history: bool = True,
 ) -> None:
-    """Advance one user to ``until`` (its partition's review clock) and queue its state write;
-    ``due_field``: its partition's field, ``offset_field(topic, item.partition)``."""
-    events = item.events
-    old: UserState | None = None
-    if item.blob:
-        try:
-            old = UserState.from_bytes(item.blob)
-        except ValueError as exc:
-            logger.warning("unreadable state record in bucket %s (%s): starting that user afresh", bucket, exc)
-    if until is None:
-        if not events:
-            return
-        until = max(ev.ts_ms for ev in events)
-    if old is None and not events:  # a due entry without a state: clean it up
-        write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
+    """Advance one user to ``until`` (its partition's review clock) and queue its state write
+    (``models.step.advance_stored``, compiled); ``due_field``: its partition's field,
+    ``offset_field(topic, item.partition)``."""
+    group, partition, blob, events = item
+    old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
+        uid, blob, events, until or 0, until is not None, model, history, UNCHANGED)
+    if error:
+        logger.warning("unreadable state record in bucket %s (%s): starting that user afresh", bucket, error)
+    if skip:
         return
-    if history:  # advance(...) + the console's weekly points
-        outcome, points = advance_sampled(uid, old, events, until, model)
+    if st is None:  # expired, or a due entry without a state
+        write.states.append(StateWrite(group, uid, None, due_field, 0, None))
+        if not expire:
+            return
+        result.expired += 1
+        write.history.append((group, uid, b""))  # console score history goes with the user
+        write.alerts.append((group, uid, "", b""))  # and so does its alert list
     else:
-        outcome, points = advance(uid, old, events, until, model), []
+        write.states.append(StateWrite(group, uid, record, due_field, due_s, risk, reach, alert_risk))
+        if points:  # console score history
+            write.history.extend([(group, uid, point) for point in points])
+        if st.next_review_s:
+            out.lowered.append((partition, bucket, st.next_review_s))
     result.users += 1
     result.processed += len(events)
-    new_state: UserState | None = outcome.state
-    if outcome.expire:
-        result.expired += 1
-        new_state = None
-        write.states.append(StateWrite(item.group, uid, None, due_field, 0, None))
-        write.history.append((item.group, uid, b""))  # console score history goes with the user
-        write.alerts.append((item.group, uid, "", b""))  # and so does its alert list
-    else:
-        st = outcome.state
-        risk, reach, alert_risk = index_scores(old, st, until, model, outcome.review)
-        due = UNCHANGED if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
-        write.states.append(StateWrite(item.group, uid, st.to_bytes(), due_field, due, risk, reach, alert_risk))
-        if points:  # console score history
-            write.history.extend([(item.group, uid, point) for point in points])
-        if st.next_review_s:
-            out.lowered.append((item.partition, bucket, st.next_review_s))
-    stats_delta(old, new_state, outcome.alerts, write.stats)
+    stats_delta(old, st, alerts, write.stats)
+    if not alerts:
+        return
     kinds = result.alerts
-    for alert in outcome.alerts:
+    for alert in alerts:
         kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
         d = alert.to_dict()
         out.alerts.append((uid.encode(), orjson.dumps(d)))
-        if logged_kind(d) and not outcome.expire:  # the console's list of the user's alerts (streams/worker/alert_log.py)
-            write.alerts.append((item.group, uid, alert.alert_id, entry(d)))
+        if logged_kind(d) and not expire:  # the console's list of the user's alerts (streams/worker/alert_log.py)
+            write.alerts.append((group, uid, alert.alert_id, entry(d)))
