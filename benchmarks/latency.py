@@ -25,7 +25,7 @@ How each latency is measured:
   publishes a ``stage_changed`` alert for that user in the cycle that reads the cancel. Latency
   = the alert record's Kafka timestamp (CreateTime, set by the worker's producer when it sends
   the alert, before the broker ack and before the state write) - the cancel's ``sent_ms``. Also
-  reported: when a CRM-like consumer (``fetch_max_wait_ms=5``, in its own process: ``AlertReader``)
+  reported: when a CRM-like consumer (the worker's ``fetch_max_wait_ms``, in its own process: ``AlertReader``)
   *received* it, which adds the broker's append and the consumer's fetch.
 
 Where an alert's time went (``breakdown``): every user alert carries the worker's
@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
+import gc
 import multiprocessing
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 import redis.asyncio as aioredis
@@ -59,16 +61,19 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
 from benchmarks.observe import summary_ms
+from streams.settings import Settings
 from streams.worker.pipeline import TIMING_HEADER
 
-__all__ = ["LevelResult", "measure_level", "generator_config", "pick_event", "BatchCounter"]
+__all__ = ["LevelResult", "measure_level", "generator_config", "pick_event", "BatchCounter", "quiet_gc"]
 
 # 20 ms, not 5: Tansu's fetch lists every batch stored in a partition (docs/OPERATE.md, "Tansu"), and
 # at 5 ms librdkafka stored ~3.9k batches per partition a level against ~1.3k at 20: broker 0.58-0.71
 # of a core against 0.23-0.46, p99 at 50% 6.7 s against 0.48 s (one pair, load 1-3). The producer
 # part of an alert's delay stayed ~15 ms (median) either way: it is in the measured latency.
 LINGER_MS = 20
-READER_FETCH_MAX_WAIT_MS = 5  # as the worker: a Tansu fetch that finds nothing looks again after half the wait
+# As the worker's default (streams.settings): on Tansu the wait is also the budget for listing the
+# alerts topic's stored batches, which grow by up to one per partition per worker cycle.
+READER_FETCH_MAX_WAIT_MS = Settings.fetch_max_wait_ms
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
 CANCEL_AFTER_MS = 1_000
@@ -146,6 +151,25 @@ def _now_ms() -> float:
     return time.time_ns() / 1e6
 
 
+@contextlib.contextmanager
+def quiet_gc() -> Iterator[None]:
+    """The collector tuned as in the worker (``streams.worker.service._tune_gc``: objects made so far
+    frozen, a larger young generation) while a level runs, restored after. Measured in a process
+    with this generator and an aiokafka consumer at 26k events/s: full collections of everything
+    imported (this module pulls in the worker's and the models' code) every 6-9 s, each stopping
+    the process 130-240 ms (load 10): the generator stopped producing, then sent the missed events
+    in one burst, and delivery reports waited. With the tuning: none in 30 s."""
+    from streams.worker.service import _tune_gc
+
+    thresholds = gc.get_threshold()
+    _tune_gc()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
 Alert = tuple[str, int, float, "bytes | None"]  # (user, Kafka CreateTime, received at, timing header)
 
 
@@ -178,6 +202,9 @@ def _read_alerts(bootstrap: str, topic: str, partitions: int, conn: Any) -> None
 
 
 async def _read_alerts_async(bootstrap: str, topic: str, partitions: int, conn: Any) -> None:
+    from streams.worker.service import _tune_gc
+
+    _tune_gc()  # its own process: a full collection stops it for as long as the generator's would (quiet_gc)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 fetch_max_wait_ms=READER_FETCH_MAX_WAIT_MS)
     await consumer.start()
@@ -356,11 +383,12 @@ async def measure_level(
     poller = asyncio.ensure_future(poll_progress(start))
     t_start_ms = _now_ms()
     try:
-        await send_all()
-        await caught_up(60.0)
-        for _ in range(10):  # alerts of the last batch
-            producer.poll(0)
-            await asyncio.sleep(0.1)
+        with quiet_gc():
+            await send_all()
+            await caught_up(60.0)
+            for _ in range(10):  # alerts of the last batch
+                producer.poll(0)
+                await asyncio.sleep(0.1)
     finally:
         stop.set()
         await asyncio.gather(poller, return_exceptions=True)

@@ -269,7 +269,7 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
     client.close()
     rows: dict[str, Any] = {"max_rate (e2e1 events/s, this run)": round(max_rate), "seconds_per_level": seconds,
                             "warmup_left_out_s": warmup,
-                            "fetch_max_wait_ms (worker)": os.environ.get("CHURNWATCH_FETCH_MAX_WAIT_MS", "5 (default)")}
+                            "fetch_max_wait_ms (worker)": os.environ.get("CHURNWATCH_FETCH_MAX_WAIT_MS", "50 (default)")}
     for pct in (25, 50, 75):
         rows.update(_latency_level(ctx, pct, max_rate * pct / 100, seconds, warmup))
         time.sleep(2.0)
@@ -595,7 +595,9 @@ METHODS: dict[str, str] = {
                "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
                "1% of the events are `cancel`s of users seen >= 1 s earlier, which turn churned at once; latency = "
                "the alert record's Kafka CreateTime (set by the worker's producer) - the cancel's send time; "
-               "'received' is when a consumer with `fetch_max_wait_ms=5`, in a process of its own, got it; 'broker "
+               "'received' is when a consumer with the worker's `fetch_max_wait_ms` (50), in a process of its own, got it; "
+               "the generator's and the reader's garbage collectors are tuned as the worker's (full collections stopped "
+               "them 130-240 ms every 6-9 s); 'broker "
                "ack->' counts from the broker's ack of the cancel instead of its send. Breakdown of each alert "
                "(the worker's `churnwatch-timing` header: asked, fetched, scored): producer (send -> ack), behind "
                "(ack -> the worker asked for records), fetch, scoring (decode, read, advance), to send (scored -> "

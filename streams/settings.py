@@ -77,9 +77,12 @@ class Settings:
     # there, so this only paces idle polling. Tansu (510f3e2) answers a fetch that finds data at once,
     # but one that finds none looks again only after half the remaining wait (aiokafka's default 500
     # put ~250 ms into fetches that arrived before their data), and the wait is also its budget for
-    # listing the partitions' stored batches (docs/OPERATE.md, "Tansu"). 5 ms: ~200 idle fetches/s;
-    # measured idle cost (worker + broker) 0.11 of a core at 10 ms, 0.15 at 4, 0.22 at 2.
-    fetch_max_wait_ms: int = 5
+    # listing the partitions' stored batches (docs/OPERATE.md, "Tansu"): at 5 ms, 15-25 s into a
+    # fresh topic at 5-26k events/s, partitions came back empty from most fetches and the p99 age of
+    # a record when handed to the cycle grew from ~85 to ~400 ms; at 50 ms it stayed ~90 ms for 40 s.
+    # The price on Tansu at low rates: up to 25 ms more in an idle fetch (500 events/s: age p50 22 ->
+    # 30 ms, p99 31 -> 53). Idle cost (worker + broker) 0.11 of a core at 10 ms, 0.15 at 4, 0.22 at 2.
+    fetch_max_wait_ms: int = 50
     # Cycles in progress at once: 1 runs each cycle to its end (read, score, alerts acked, state
     # written, progress) before the next fetch; 2 reads and scores the next batch while this one's
     # alert acks and state write are in flight (writes still applied one cycle after the other).

@@ -43,3 +43,16 @@ def test_batches_are_summed_over_statistics_of_the_topic_only() -> None:
                   {"topics": {}}, {}):
         counter.update(orjson.dumps(stats).decode())
     assert counter.batches == 200
+
+
+def test_the_generators_collector_is_tuned_as_the_workers_while_a_level_runs_and_restored_after() -> None:
+    import gc
+
+    from benchmarks.latency import quiet_gc
+
+    before = gc.get_threshold()
+    with quiet_gc():
+        assert gc.get_threshold() == (50_000, 20, 100)  # streams.worker.service._tune_gc
+        assert gc.get_freeze_count() > 0  # what was imported is out of every collection
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
