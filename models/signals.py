@@ -17,7 +17,7 @@ relies on to find the next threshold crossing by bisection.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from models._native import init_args
@@ -84,7 +84,10 @@ class Signals:
     cancelled: bool  # a cancellation and no activity on a later day
     cancelled_days: float  # since that cancellation (0 when not cancelled)
     negative_28d: float  # negative-feedback events (models.vocabulary NEGATIVE), 4-week count
-    n_events: int  # events since the user was first seen (the state's lifetime count; silence does not move it)
+    # events since the user was first seen (the state's lifetime count; silence does not move it);
+    # out of the repr: it is the state's own number (the golden digests hash the state and the
+    # scores' repr, so a copy here would change a digest without changing any result)
+    n_events: int = field(repr=False)
 
     def __init__(
         self,
