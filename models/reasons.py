@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Final, Literal, Sequence
 
 from models.compiled import KINDS_KEY
 from models.health import ACT_QUANTILES, percentile
-from models.risk import FEATURES, SLOT_PREFIXES, combine, risk_probability
+from models.risk import FEATURES, SLOT_PREFIXES, combine, lifetime_count, risk_probability
 from models.signals import Signals, kinds_used, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
@@ -227,7 +227,7 @@ def _typical(name: str, model: "ChurnModel") -> float | None:
     ref = float(means[name])
     if name.startswith("inactive"):
         return math.expm1(-ref)
-    if name.endswith("_log"):
+    if name.endswith("_log") or name.startswith(SLOT_PREFIXES[2]):
         return math.expm1(ref)
     return ref
 
@@ -280,11 +280,14 @@ def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float
 def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool) -> str:
     """"no posts in the last 4 weeks, against 6.2 for a typical user" (``inactive:``), "3
     unfriends in the last 4 weeks: 12% of the user's activity, against 1.5% for a typical user"
-    (``share:``), in the product's names; a hashed slot is "one kind of activity"."""
+    (``share:``), "about 40 posts since first seen, against 310 for a typical user"
+    (``lifetime:``), in the product's names; a hashed slot is "one kind of activity"."""
     compiled = model.compiled
     i = compiled.features.index(key)
-    slot = (i - _N_FIXED) % ((len(compiled.features) - _N_FIXED) // 2)
+    slot = (i - _N_FIXED) % compiled.vocabulary.n_slots
     name = compiled.vocabulary.slot_name(slot)
+    if key.startswith(SLOT_PREFIXES[2]):
+        return _lifetime_text(key, sig, slot, name, values[i], model, against)
     n = int(sig.slot_28d[slot] + 0.5)
     only = "only " if against and key.startswith(SLOT_PREFIXES[0]) and n > 0 else ""
     if name is None:
@@ -294,6 +297,22 @@ def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnMod
     if key.startswith(SLOT_PREFIXES[0]):
         return f"{what} in the last 4 weeks{_versus(key, model)}"
     return f"{what} in the last 4 weeks: {_num(100.0 * values[i])}% of the user's activity{_versus(key, model, percent=True)}"
+
+
+def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: float, model: "ChurnModel", against: bool) -> str:
+    """"only about 40 posts since first seen, against 310 for a typical user": the estimated
+    lifetime count of ``lifetime:<name>`` (models.risk.lifetime_count), "about" because it is the
+    4-week share x every event so far."""
+    n = int(lifetime_count(sig, slot) + 0.5)
+    if n == 0:  # no share to estimate from: say what is known, not "never"
+        what = "one kind of activity" if name is None else _plural(name)
+        return f"no {what} counted since first seen (none in the last 4 weeks){_versus(key, model)}"
+    only = "only " if against and value < reference(key, model) else ""
+    if name is None:
+        what = f"one kind of activity used {only}about {n} time{'s' if n != 1 else ''}"
+    else:
+        what = f"{only}about {_counted(name, n)}"
+    return f"{what} since first seen{_versus(key, model)}"
 
 
 def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:

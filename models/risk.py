@@ -50,6 +50,7 @@ __all__ = [
     "feature_value",
     "feature_vector",
     "leave_probability",
+    "lifetime_count",
     "churn_risk",
     "combine",
     "risk_probability",
@@ -88,8 +89,15 @@ NEGATIVE_SHARE_FULL: Final[float] = 0.2
 #: Per-slot features (models.vocabulary), named ``<prefix>:<event name>`` (``kind<i>`` for a
 #: hashed slot): ``inactive:`` = -log(1 + the type's 4-week count), which grows with silence
 #: (weight >= 0); ``share:`` = the type's share of the user's 4-week activity, which silence
-#: does not move (any sign: some activities mean leaving, an "unfriend" share among them).
-SLOT_PREFIXES: Final[tuple[str, str]] = ("inactive:", "share:")
+#: does not move (any sign: some activities mean leaving, an "unfriend" share among them);
+#: ``lifetime:`` = log(1 + the type's events since the user was first seen), estimated as that
+#: share x the state's lifetime event count (no per-type lifetime counter: zero bytes of state),
+#: which silence does not move either (any sign). Why the lifetime: how much of the product a
+#: user has already had (posts written, friends made) is not what they did in the last 4 weeks,
+#: and a satisfaction built up since signup is what a user weighs against the price; the
+#: estimate is exact for a user whose mix of activities is stable, and only ``train`` weighs it
+#: (the default has no opinion on a product's own types). docs/SCORES.md, "Lifetime volume".
+SLOT_PREFIXES: Final[tuple[str, str, str]] = ("inactive:", "share:", "lifetime:")
 
 #: The default risk: NO weight here was fitted on any data set. Each term is a monotone effect
 #: whose direction the literature documents; its size follows one rule, *equal say*: one
@@ -176,13 +184,14 @@ def check_weights(weights: Mapping[str, float], intercept: float) -> None:
 
 def feature_vector(sig: Signals, p_stay: float, revenue: float) -> list[float]:
     """The values of :data:`FEATURES`, then of the slot features (``inactive:`` of every slot,
-    then ``share:`` of every slot), for one user (plain floats): :func:`feature_value` of each."""
-    return [feature_value(i, sig, p_stay, revenue) for i in range(len(FEATURES) + 2 * len(sig.slot_28d))]
+    then ``share:``, then ``lifetime:`` of every slot), for one user (plain floats):
+    :func:`feature_value` of each."""
+    return [feature_value(i, sig, p_stay, revenue) for i in range(len(FEATURES) + len(SLOT_PREFIXES) * len(sig.slot_28d))]
 
 
 def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
     """Feature ``i`` of :func:`feature_vector` alone (the one formula of each feature): the risk
-    reads only the features its model weighs (:func:`leave_probability`), a handful of the 33."""
+    reads only the features its model weighs (:func:`leave_probability`), a handful of the 41."""
     if i < _N_SILENCE:
         if i == 0:
             return math.log1p(sig.silence_days)
@@ -219,10 +228,21 @@ def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
         return _negative_share(sig)
     j = i - len(FEATURES)
     slots = sig.slot_28d
-    if j < len(slots):
+    n = len(slots)
+    if j < n:
         return -math.log1p(slots[j])
     a28 = sig.act_28d
-    return slots[j - len(slots)] / a28 if a28 > 0.0 else 0.0
+    if j < 2 * n:
+        return slots[j - n] / a28 if a28 > 0.0 else 0.0
+    return math.log1p(lifetime_count(sig, j - 2 * n))
+
+
+def lifetime_count(sig: Signals, slot: int) -> float:
+    """Estimated events of ``slot`` since the user was first seen: the slot's share of the 4-week
+    activity x every event so far (``lifetime:``, :data:`SLOT_PREFIXES`); 0 without 4-week
+    activity to take the share from."""
+    a28 = sig.act_28d
+    return sig.slot_28d[slot] / a28 * sig.n_events if a28 > 0.0 else 0.0
 
 
 def _negative_share(sig: Signals) -> float:

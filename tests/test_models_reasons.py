@@ -74,6 +74,7 @@ _AGAINST = [
     (r"^spent [\d.]+ so far", "revenue"),
     (r" in the last 4 weeks: [\d.]+% of the user's activity", "share:"),
     (r"^(only \d+ \S+|no \S+|one kind of activity (not used|used only \d+ times?)) in the last 4 weeks", "inactive:"),
+    (r"^((only )?about \d+ \S+|one kind of activity used (only )?about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
     (r"^\d+ .* in the last 4 weeks( \(.*\))?$", "negative"),
     (r"^no negative feedback in the last 4 weeks \(a sign of churn in this product's history\)$", "negative"),
     (r"from many small signs, none large$", "small_signs"),
@@ -98,6 +99,7 @@ _FOR = [
     (r"^\d+ .* in the last 4 weeks( \(.*\))? \(a sign of staying in this product's history\)$", "negative"),
     (r" in the last 4 weeks: [\d.]+% of the user's activity", "share:"),
     (r"^(\d+ \S+|no \S+|one kind of activity (not used|used \d+ times?)) in the last 4 weeks", "inactive:"),
+    (r"^(about \d+ \S+|one kind of activity used about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
     (r"^risk down to \d+% from \d+% when the alert opened$", "risk_fell"),
     (r"^came back (after \d+ days as churned|\d+ days ago)$", "back"),
 ]
@@ -124,11 +126,11 @@ def _key(text: str, table: list[tuple[str, str]]) -> str | None:
 
 
 def _slot_feature(key: str, text: str, model: ChurnModel) -> str:
-    """The per-slot feature ("share:post") a reason of ``key`` "share:"/"inactive:" names by its
+    """The per-slot feature ("share:post") a reason of ``key`` "share:"/"inactive:"/"lifetime:" names by its
     product's name ("no posts", "3 replies"); other keys unchanged."""
     if key not in SLOT_PREFIXES:
         return key
-    m = re.match(r"^(?:only )?(?:no|\d+) (\S+) in the last 4 weeks", text)
+    m = re.match(r"^(?:only )?(?:about )?(?:no|\d+) (\S+) (?:in the last 4 weeks|since first seen|counted since)", text)
     assert m is not None, text  # a hashed slot: no model here has one with weights
     word = m.group(1)
     names = [n for n in model.compiled.vocabulary.tracked if word in (n, n + "s", n[:-1] + "ies")]

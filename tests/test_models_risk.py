@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from models.engine import advance
 from models.events import Event
-from models.model import ChurnModel
+from models.model import ChurnModel, load_model
 from models.risk import (FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, churn_risk, feature_value, feature_vector,
                          leave_probability, risk_probability, sigmoid)
 from models.scoring import SilentRisk, assess, risk_at
@@ -182,7 +182,8 @@ _TRACKED = ("view", "click", "message")
 #: Every feature weighed (and a zero weight), slots tracked: each formula of feature_value is read.
 _ALL_WEIGHED = ChurnModel(tracked_types=_TRACKED, risk_weights={
     **{name: 0.05 * (i + 1) for i, name in enumerate(FEATURES) if name != "buyer"},
-    **{f"inactive:{t}": 0.3 for t in _TRACKED}, **{f"share:{t}": -0.2 for t in _TRACKED}})
+    **{f"inactive:{t}": 0.3 for t in _TRACKED}, **{f"share:{t}": -0.2 for t in _TRACKED},
+    **{f"lifetime:{t}": -0.1 for t in _TRACKED}})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -228,3 +229,24 @@ def test_slots_of_another_vocabulary_read_empty(model: ChurnModel) -> None:
         vector = feature_vector(a.signals, a.p_stay, state.revenue)
         assert len(vector) == len(model.compiled.features)
         assert leave_probability(a.signals, a.p_stay, state.revenue, model).hex() == risk_probability(vector, model).hex()
+
+
+def test_lifetime_volume_counts_a_steady_users_types_since_signup_and_ignores_silence() -> None:
+    """``lifetime:<type>`` = log(1 + the type's 4-week share x every event so far): for a user
+    whose mix is steady (here 2 views to 1 click a day for 60 days) it is the type's count since
+    signup, though the state keeps no per-type lifetime counter; silence leaves it where it is
+    (so it may take either sign), and the default weighs none of it."""
+    day0 = 1_700_000_000_000
+    events = [Event("u", day0 + d * 86_400_000 + k * 60_000, kind) for d in range(60)
+              for k, kind in enumerate(("view", "view", "click"))]
+    model = ChurnModel(tracked_types=_TRACKED)
+    state = advance("u", None, events, events[-1].ts_ms + 1, model).state
+    names = model.compiled.features
+    a = assess(state, state.last_seen_s + DAY_S, model)
+    views, clicks, messages = (a.features[names.index(f"lifetime:{t}")] for t in _TRACKED)
+    assert math.expm1(views) == pytest.approx(120, rel=0.01) and math.expm1(clicks) == pytest.approx(60, rel=0.01)
+    assert messages == 0.0
+    later = feature_vector(silent_after(a.signals, 45.0, model), a.p_stay, state.revenue)
+    assert later[names.index("lifetime:view")] == pytest.approx(views, abs=1e-9)
+    assert not any(k.startswith("lifetime:") for k in load_model().risk_weights)
+    check_weights({"lifetime:view": -0.4, "lifetime:click": 0.3}, 0.0)  # either sign: silence does not move it

@@ -4,7 +4,8 @@ What it fits, in this order:
 
 0. **Vocabulary**: the event types the state tracks one by one (models.vocabulary): the base
    model's ``tracked_types`` if it declares some, else the ``--types`` (8) names used by the most
-   users; the per-type features (``inactive:<name>``, ``share:<name>``, models.risk) follow.
+   users; the per-type features (``inactive:<name>``, ``share:<name>``, ``lifetime:<name>``,
+   models.risk) follow.
 1. **Population** (from every user's state at the end of the history, built by
    ``models.engine.advance`` like the stream builds it): BG/NBD on purchases
    (``models.bgnbd.fit``, days), MBG/NBD on active days (``models.mbgnbd.fit``), the typical
@@ -386,7 +387,8 @@ def _fold(user: str) -> int:
 
 
 def _per_type(name: str) -> bool:
-    """A feature of one of the product's own event types (``inactive:<name>``, ``share:<name>``)."""
+    """A feature of one of the product's own event types (``inactive:<name>``, ``share:<name>``,
+    ``lifetime:<name>``)."""
     return name.startswith(SLOT_PREFIXES)
 
 
