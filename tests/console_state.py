@@ -112,7 +112,10 @@ def _build(kafka_service: Service, redis_service: Service, tmp_path_factory: pyt
     ensure_accounts_topic(settings)
     _CLI.clear()  # answers of the commands on an earlier module's state
     log = tmp_path_factory.mktemp("console") / "worker.log"
-    worker = Worker(kafka_service.address, redis_service.address, names, log, env={"CHURNWATCH_KEY_PREFIX": prefix}).start()
+    # a caught-up partition borrows the topic's clock after 1 s idle (default 5 s): the same final
+    # sweeps (wait_reviewed below), sooner
+    worker = Worker(kafka_service.address, redis_service.address, names, log,
+                    env={"CHURNWATCH_KEY_PREFIX": prefix, "CHURNWATCH_IDLE_PARTITION_MS": "1000"}).start()
     try:
         events, facts = with_accounts(*generate(seed=21, n_users=USERS, start_ms=parse_start_ms("2026-01-01"), days=120))
         publish_accounts(settings, facts)
