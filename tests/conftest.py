@@ -13,6 +13,17 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+# One BLAS thread, set before anything imports numpy (the worker, train and quality subprocesses
+# inherit it). OpenBLAS's own threads cost far more than they give on the small problems of the
+# suite: scipy's L-BFGS-B in `churnwatch train` (many fits of a few dozen weights) spent most of
+# its time waking and spinning them, on 2 shared cores: tests/test_models_train.py took 129 s
+# with them and 27 s without (load ~12, December 2026), with the same results.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+if "numpy" in sys.modules:  # too late for the variable: say so instead of silently running slow
+    import warnings
+
+    warnings.warn("numpy was imported before tests/conftest.py: OPENBLAS_NUM_THREADS=1 has no effect in this process")
+
 import pytest
 from hypothesis import HealthCheck, settings
 

@@ -25,7 +25,7 @@ from streams.console.data import block_size_for
 from streams.settings import Settings
 from streams.worker.history import HISTORY_WEEKS, decode_points
 from streams.worker.keys import locate
-from tests.console_state import OWNERS, built_state, cli_json  # noqa: F401  (module fixture)
+from tests.console_state import OWNERS, _built_prefixes, built_state, cli_json  # noqa: F401  (fixtures)
 from tests.harness import redis_client
 
 pytestmark = pytest.mark.integration

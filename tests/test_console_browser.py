@@ -21,7 +21,7 @@ import pytest
 from streams.console.app import create_app
 from streams.local import free_port
 from streams.settings import Settings
-from tests.console_state import built_state, cli_json  # noqa: F401  (module fixture)
+from tests.console_state import _built_prefixes, built_state, cli_json  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,11 @@
 """Faults against the real broker and Redis, each ending in an exact comparison with a clean run.
 
 Every test replays the same deterministic history (a few hundred users, ~8 weeks, in event-time
-order). The clean run is one worker from start to end; the fault run suffers the fault. Both
-write under their own key prefix, so the comparison is of the exact state bytes of every user,
-plus the set of alert ids (alerts are at-least-once: duplicates allowed, nothing missing or extra).
+order). The clean run is one worker from start to end, once per module (``reference``: the same
+events in the same partitions and order give the same states and alert ids whichever topic holds
+them, which test_faults_silent relies on too); the fault run suffers the fault. Both write under
+their own key prefix, so the comparison is of the exact state bytes of every user, plus the set
+of alert ids (alerts are at-least-once: duplicates allowed, nothing missing or extra).
 """
 
 from __future__ import annotations
@@ -121,24 +123,40 @@ class Run:
         return _alert_ids(self.bootstrap, self.topics["alerts"])
 
 
-@pytest.fixture()
-def runs(kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> Iterator[tuple[Run, Run]]:
-    clean = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-clean")
-    fault = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-fault", events_topic=clean.topics["events"])
-    yield clean, fault
-    clean.stop()
-    fault.stop()
+@pytest.fixture(scope="module")
+def published(kafka_service, events: list[Event]) -> tuple[str, dict[int, int]]:  # type: ignore[no-untyped-def]
+    """One topic holding the whole history, read by the clean run and by the fault runs whose
+    fault is not in the publishing (each with its own group, key prefix and alerts topic):
+    (topic, last offset per partition)."""
+    name = f"pub{os.getpid()}-{time.time_ns() % 10**9}"
+    topic = _topics(kafka_service.address, name)["events"]
+    return topic, publish_events(kafka_service.address, topic, events)
 
 
-def _clean_reference(clean: Run, last: dict[int, int]) -> tuple[dict[str, bytes], set[str]]:
-    clean.worker()
-    clean.wait(last)  # a cycle's alerts are acknowledged before its state write: all are in the topic
-    clean.stop()
+@pytest.fixture(scope="module")
+def reference(kafka_service, redis_service, tmp_path_factory, published: tuple[str, dict[int, int]]) -> tuple[dict[str, bytes], set[str]]:  # type: ignore[no-untyped-def]
+    """The clean run, once per module: one worker reads the whole history; its states and alert ids."""
+    topic, last = published
+    clean = Run(kafka_service.address, redis_service.address, tmp_path_factory.mktemp("clean"),
+                f"clean{os.getpid()}-{time.time_ns() % 10**9}", events_topic=topic)
+    try:
+        clean.worker()
+        clean.wait(last)  # a cycle's alerts are acknowledged before its state write: all are in the topic
+    finally:
+        clean.stop()
     state = clean.state()
     ids, _ = clean.alerts()
     assert len(state) > 100, "the clean run must track the users"
     assert ids, "the history must raise alerts, or the comparison proves nothing"
     return state, ids
+
+
+@pytest.fixture()
+def fault(kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> Iterator[Run]:
+    """The run that suffers the fault, on an events topic of its own (``Run.topics["events"]``)."""
+    run = Run(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-fault")
+    yield run
+    run.stop()
 
 
 def _assert_same(fault: Run, ref_state: dict[str, bytes], ref_ids: set[str]) -> None:
@@ -159,12 +177,11 @@ def _assert_same(fault: Run, ref_state: dict[str, bytes], ref_ids: set[str]) -> 
     assert ids == ref_ids, f"{len(ref_ids - ids)} alerts missing, {len(ids - ref_ids)} unexpected ({total} delivered)"
 
 
-def test_kill_9_mid_stream_and_restart(runs: tuple[Run, Run], events: list[Event]) -> None:
+def test_kill_9_mid_stream_and_restart(fault: Run, events: list[Event], reference: tuple[dict[str, bytes], set[str]]) -> None:
     """The rest of the stream is published only after the kill, so the kill lands mid-stream
-    however fast the worker is; the clean reference reads the whole topic afterwards."""
-    clean, fault = runs
+    however fast the worker is; the clean reference read the whole history in one go."""
     half = len(events) // 2
-    last = publish_events(clean.bootstrap, clean.topics["events"], events[:half])
+    last = publish_events(fault.bootstrap, fault.topics["events"], events[:half])
 
     w = fault.worker()
     deadline = time.monotonic() + 60
@@ -173,17 +190,15 @@ def test_kill_9_mid_stream_and_restart(runs: tuple[Run, Run], events: list[Event
     progress_at_kill = read_progress(fault.redis_url, fault.topics["events"], fault.prefix)
     w.kill9()
     assert progress_at_kill, "the worker must have made progress before the kill"
-    rest = publish_events(clean.bootstrap, clean.topics["events"], events[half:])
+    rest = publish_events(fault.bootstrap, fault.topics["events"], events[half:])
     last.update({p: max(last.get(p, -1), off) for p, off in rest.items()})
     assert any(progress_at_kill.get(p, -1) < off for p, off in last.items()), "the kill must land mid-stream"
     fault.worker()
     fault.wait(last)
-    ref_state, ref_ids = _clean_reference(clean, last)
-    _assert_same(fault, ref_state, ref_ids)
+    _assert_same(fault, *reference)
 
 
-def test_two_workers_leave_and_rejoin_while_events_flow(runs: tuple[Run, Run], events: list[Event]) -> None:
-    clean, fault = runs
+def test_two_workers_leave_and_rejoin_while_events_flow(fault: Run, events: list[Event], reference: tuple[dict[str, bytes], set[str]]) -> None:
     size = len(events) // 4
     parts = [events[i * size:(i + 1) * size] for i in range(3)] + [events[3 * size:]]
     fault.worker()
@@ -198,14 +213,12 @@ def test_two_workers_leave_and_rejoin_while_events_flow(runs: tuple[Run, Run], e
         fault.worker()
         time.sleep(1.0)
     fault.wait(last, timeout_s=180)
-    ref_state, ref_ids = _clean_reference(clean, last)
-    _assert_same(fault, ref_state, ref_ids)
+    _assert_same(fault, *reference)
 
 
-def test_redis_unavailable_for_10_seconds(runs: tuple[Run, Run], events: list[Event], redis_service) -> None:  # type: ignore[no-untyped-def]
-    clean, fault = runs
-    last = publish_events(clean.bootstrap, clean.topics["events"], events)
-    ref_state, ref_ids = _clean_reference(clean, last)
+def test_redis_unavailable_for_10_seconds(fault: Run, published: tuple[str, dict[int, int]], redis_service,  # type: ignore[no-untyped-def]
+                                          reference: tuple[dict[str, bytes], set[str]]) -> None:
+    fault.topics["events"], last = published
     if redis_service.proc is None:
         pytest.skip("Redis is not a local process here (container or external): cannot freeze it")
     w = fault.worker()
@@ -220,16 +233,15 @@ def test_redis_unavailable_for_10_seconds(runs: tuple[Run, Run], events: list[Ev
         os.kill(redis_service.proc.pid, signal.SIGCONT)
     fault.wait(last)
     assert w.proc.poll() is None, "the worker must still be running after Redis came back"
-    _assert_same(fault, ref_state, ref_ids)
+    _assert_same(fault, *reference)
 
 
-def test_same_batch_delivered_twice(runs: tuple[Run, Run], events: list[Event], redis_url: str) -> None:
+def test_same_batch_delivered_twice(fault: Run, published: tuple[str, dict[int, int]], redis_url: str,
+                                    reference: tuple[dict[str, bytes], set[str]]) -> None:
     """Progress is lost (as if Kafka redelivered everything): per-bucket offsets must fence it."""
     import redis as redis_lib
 
-    clean, fault = runs
-    last = publish_events(clean.bootstrap, clean.topics["events"], events)
-    ref_state, ref_ids = _clean_reference(clean, last)
+    fault.topics["events"], last = published
     fault.worker()
     fault.wait(last)
     fault.stop()
@@ -238,4 +250,4 @@ def test_same_batch_delivered_twice(runs: tuple[Run, Run], events: list[Event], 
     client.close()
     fault.worker(CHURNWATCH_GROUP_ID=f"{fault.topics['group']}-again")  # no Kafka commits either: from the start
     fault.wait(last)
-    _assert_same(fault, ref_state, ref_ids)
+    _assert_same(fault, *reference)

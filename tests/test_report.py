@@ -44,7 +44,9 @@ def built(kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path
     # Nothing applied yet: the reports have no stream time to stand on.
     assert main(["churn-rate"]) == 2
     assert "no progress" in capsys.readouterr().err
-    worker = Worker(kafka_bootstrap, redis_url, names, tmp_path / "worker.log").start()
+    # a caught-up partition borrows the topic's clock after 1 s idle (default 5 s): the same final
+    # sweeps (wait_reviewed below), sooner
+    worker = Worker(kafka_bootstrap, redis_url, names, tmp_path / "worker.log", env={"CHURNWATCH_IDLE_PARTITION_MS": "1000"}).start()
     try:
         events, _ = generate(seed=21, n_users=150, start_ms=parse_start_ms("2026-01-01"), days=120)
         stats = publish_bulk(settings, events)
