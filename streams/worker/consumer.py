@@ -117,7 +117,10 @@ class KafkaSink:
         if producer is None:
             raise KafkaConnectionError("producer not started")
         futures = []
-        batched = [r for r in records if r[0] is not None and len(r[1]) + len(r[0]) <= _BATCHED_MAX_BYTES]
+        batched: list = []  # type: ignore[type-arg]
+        single: list = []  # type: ignore[type-arg]
+        for r in records:
+            (batched if r[0] is not None and len(r[0]) + len(r[1]) <= _BATCHED_MAX_BYTES else single).append(r)
         if batched:
             partitions = list(await producer.partitions_for(topic))
             by_partition: dict[int, list[tuple[bytes, bytes, object]]] = {}
@@ -125,9 +128,8 @@ class KafkaSink:
                 by_partition.setdefault(p, []).append((r[0], r[1], r[2] if len(r) > 2 else None))  # type: ignore[misc]
             for p, rows in by_partition.items():
                 futures.extend(await self._send_partition(producer, topic, p, rows))
-        for r in records:
-            if not (r[0] is not None and len(r[1]) + len(r[0]) <= _BATCHED_MAX_BYTES):
-                futures.append(await producer.send(topic, value=r[1], key=r[0], headers=r[2] if len(r) > 2 else None))  # type: ignore[misc]
+        for r in single:
+            futures.append(await producer.send(topic, value=r[1], key=r[0], headers=r[2] if len(r) > 2 else None))
         await asyncio.gather(*futures)
 
     @staticmethod
