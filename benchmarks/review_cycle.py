@@ -108,6 +108,9 @@ async def _measure(bootstrap: str, redis_url: str, records: list[tuple[str, byte
         "redis_commands_per_event (inside scripts)": round(inner / events, 2),
         "script_calls": calls.get("evalsha", 0),
         "commands_per_event": {k: round(v / events, 2) for k, v in sorted(calls.items(), key=lambda kv: -kv[1]) if v >= events / 100},
+        # Redis' own time per command (the scripts' usec include the commands they call)
+        "redis_command_us_per_event": {k.removeprefix("cmdstat_"): round(v["usec"] / events, 2)
+                                       for k, v in sorted(stats.items(), key=lambda kv: -kv[1]["usec"]) if v["usec"] >= events / 100},
         "wall_s": round(wall_s, 1),
     }
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
 from models.bgnbd import BgNbdParams
-from models.risk import FEATURES, moves_with_silence, slot_features
+from models.risk import FEATURES, moves_with_silence, reference, slot_features
 from models.vocabulary import PURCHASE, Vocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +46,10 @@ class CompiledModel:
     terms: tuple[tuple[int, float, bool], ...]
     vocabulary: Vocabulary  # slots and roles of the product's event names
     features: tuple[str, ...]  # names of models.risk.feature_vector's values, in order
+    # By feature index: the weight (0.0 where the model has none) and the value that contributes
+    # nothing (models.risk.reference), which models.reasons ranks an alert's factors by.
+    weights: tuple[float, ...]
+    references: tuple[float, ...]
     # The product's kinds of activity (KINDS_KEY): slot indices, whether purchases are one, and
     # how many kinds that makes (breadth's denominator, the M of the reasons' "N of M kinds").
     kinds: tuple[int, ...]
@@ -62,7 +66,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
     unknown = set(model.risk_weights) - set(features)
     if unknown:
         raise ValueError(f"risk_weights name features {sorted(unknown)} that this model's tracked_types do not have")
-    weights = [float(model.risk_weights.get(name, 0.0)) for name in features]
+    weights = tuple(float(model.risk_weights.get(name, 0.0)) for name in features)
     kinds, purchase_kind = product_kinds(model.population.get(KINDS_KEY), vocabulary)
     return CompiledModel(
         visits=BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS,
@@ -71,6 +75,8 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         terms=tuple((i, w, moves_with_silence(features[i])) for i, w in enumerate(weights) if w != 0.0),
         vocabulary=vocabulary,
         features=features,
+        weights=weights,
+        references=tuple(reference(name, model) for name in features),
         kinds=kinds,
         purchase_kind=purchase_kind,
         n_kinds=len(kinds) + (1 if purchase_kind else 0),

@@ -6,7 +6,7 @@ share of the risk log-odds against a reference user, sum of weight x (value - re
 for the silence that made P(alive) fall, the log-odds the "already gone" part adds to the risk
 (models.risk.churn_risk). The reference is the model's training mean of each feature; the
 shipped default was fitted on nothing and has no means, so each of its effects is measured from
-the edge of its own fact (:data:`NEUTRAL`): silence of 1.5 usual intervals, 2 events in 4 weeks,
+the edge of its own fact (:data:`NEUTRAL`, kept with the risk features in models.risk): silence of 1.5 usual intervals, 2 events in 4 weeks,
 a 30% drop, breadth 0.3, no negative feedback, 30 days of tenure. So for the default a reason's
 fact holds exactly when its contribution is positive.
 
@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Final, Literal, Sequence
 
 from models.compiled import KINDS_KEY
 from models.health import ACT_QUANTILES, percentile
-from models.risk import FEATURES, SLOT_PREFIXES, combine, lifetime_count, risk_probability
+from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, lifetime_count, reference, risk_probability
 from models.signals import Signals, kinds_used, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
@@ -70,18 +70,6 @@ MIN_LIFT: Final[float] = 0.05
 #: it: a reason must speak for what the alert says.
 _COOLING_BELOW: Final[float] = 0.45
 _WARM_FROM: Final[float] = 0.5
-#: The reference user of a model without training means (module docstring): each value is the
-#: edge of the fact its reason states, chosen with the facts, not measured.
-NEUTRAL: Final[dict[str, float]] = {
-    "visit_overdue_log": math.log1p(1.5),  # "no visit for 1.5x the usual interval"
-    "purchase_overdue_log": math.log1p(1.5),
-    "inactive_28d": -math.log1p(2.0),  # "only 2 events in the last 4 weeks"
-    "decline": 0.3,  # "activity down 30% against the user's 4-week baseline"
-    "decline_long": 0.3,
-    "narrowness": 0.7,  # breadth 0.3: two or three kinds of activity
-    "tenure_log": math.log1p(30.0),  # the first month, when churn hazard is highest
-    "negative_share": 0.0,  # no complaint is the norm (models.risk PRIOR_WEIGHTS)
-}
 _IDX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURES)}
 # Reason key -> the risk features whose contributions rank it (every feature of models.risk
 # FEATURES is in one group; the per-slot features are their own keys, "inactive:post"). Ties
@@ -122,22 +110,16 @@ _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] b
 _P_HIGH: Final[float] = 1.0 - 1e-12
 
 
-def reference(name: str, model: "ChurnModel") -> float:
-    """The value of feature ``name`` that contributes nothing: the training mean, else :data:`NEUTRAL`."""
-    means = model.risk_means
-    if name in means:
-        return float(means[name])
-    return NEUTRAL.get(name, 0.0)
-
-
 def _importance(key: str, values: Sequence[float], model: "ChurnModel") -> float:
-    weights = model.risk_weights
+    # the model's weight and reference value of each feature, by index (models.compiled): no
+    # lookup by name per feature and alert
+    compiled = model.compiled
+    weights, refs = compiled.weights, compiled.references
     total = 0.0
     for i in _GROUPS[key]:
-        name = FEATURES[i]
-        w = weights.get(name, 0.0)
+        w = weights[i]
         if w != 0.0:
-            total += w * (values[i] - reference(name, model))
+            total += w * (values[i] - refs[i])
     return total
 
 
@@ -544,10 +526,10 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
     # per-slot features: each its own reason, in the product's names (none for a state kept in
     # another vocabulary's slots, whose per-slot values are not this model's features)
     if len(values) == len(compiled.features):
+        refs = compiled.references
         for i, w, _ in compiled.terms:
             if i >= _N_FIXED:
-                name = compiled.features[i]
-                out[name] = w * (values[i] - reference(name, model))
+                out[compiled.features[i]] = w * (values[i] - refs[i])
     out["silence" if source == "visits" else "purchase"] += gone
     out["cooling"] += 0.5 * gone
     return out

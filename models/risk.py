@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FEATURES",
+    "NEUTRAL",
     "LogisticRisk",
     "NEGATIVE_SHARE_FULL",
     "PRIOR_INTERCEPT",
@@ -53,6 +54,7 @@ __all__ = [
     "lifetime_count",
     "churn_risk",
     "combine",
+    "reference",
     "risk_probability",
     "savable",
     "sigmoid",
@@ -156,6 +158,28 @@ PRIOR_WEIGHTS: Final[Mapping[str, float]] = {
     "negative_share": 1.0,
 }
 PRIOR_INTERCEPT: Final[float] = -1.0
+
+#: The reference user of a model without training means (models.reasons' module docstring): each
+#: value is the edge of the fact its reason states, chosen with the facts, not measured.
+NEUTRAL: Final[dict[str, float]] = {
+    "visit_overdue_log": math.log1p(1.5),  # "no visit for 1.5x the usual interval"
+    "purchase_overdue_log": math.log1p(1.5),
+    "inactive_28d": -math.log1p(2.0),  # "only 2 events in the last 4 weeks"
+    "decline": 0.3,  # "activity down 30% against the user's 4-week baseline"
+    "decline_long": 0.3,
+    "narrowness": 0.7,  # breadth 0.3: two or three kinds of activity
+    "tenure_log": math.log1p(30.0),  # the first month, when churn hazard is highest
+    "negative_share": 0.0,  # no complaint is the norm (models.risk PRIOR_WEIGHTS)
+}
+
+
+def reference(name: str, model: "ChurnModel") -> float:
+    """The value of feature ``name`` that contributes nothing (models.reasons ranks the factors
+    of the risk by their distance from it): the training mean, else :data:`NEUTRAL`."""
+    means = model.risk_means
+    if name in means:
+        return float(means[name])
+    return NEUTRAL.get(name, 0.0)
 
 
 def slot_features(labels: Sequence[str]) -> tuple[str, ...]:

@@ -206,18 +206,22 @@ class UserState:
         counts start at 0; formats 2 and 1: counters are read onto the float32 grid, per-type
         counts start at 0, and a format-1 record's recent interval is its lifetime average: the
         best that record knows)."""
-        fmt = _STRUCT if raw[:1] == b"\x04" else _STRUCT_V3
-        if raw[:1] in (b"\x04", b"\x03") and len(raw) >= fmt.size:  # shorter: a ValueError below, not struct.error
+        version = raw[0] if len(raw) else 0
+        fmt = _STRUCT if version == 4 else _STRUCT_V3
+        size = fmt.size
+        if (version == 4 or version == 3) and len(raw) >= size:  # shorter: a ValueError below, not struct.error
             v = fmt.unpack_from(raw)
-            n = v[2]
-            if len(raw) != fmt.size + 8 * n:
-                raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {fmt.size + 8 * n}")
-            s7, s28 = array("f"), array("f")
-            s7.frombytes(raw[fmt.size:fmt.size + 4 * n])
-            s28.frombytes(raw[fmt.size + 4 * n:])
-            neg = (v[23], v[24]) if raw[0] == 4 else (0, 0.0)
-            return cls(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
-                       v[17], v[18], v[19], v[20], v[21], v[22], v[1], s7, s28, neg[0], neg[1])
+            n: int = v[2]
+            if len(raw) != size + 8 * n:
+                raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {size + 8 * n}")
+            # UserState(...), not cls(...): the compiled core calls its constructor directly (a
+            # record is read for every user a cycle touches); one array from each slice of bytes.
+            s7, s28 = array("f", raw[size:size + 4 * n]), array("f", raw[size + 4 * n:])
+            if version == 4:
+                return UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
+                                 v[17], v[18], v[19], v[20], v[21], v[22], v[1], s7, s28, v[23], v[24])
+            return UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
+                             v[17], v[18], v[19], v[20], v[21], v[22], v[1], s7, s28)
         if len(raw) == _STRUCT_V2.size and raw[0] == 2:
             v = _STRUCT_V2.unpack(raw)
             gap = v[22]
@@ -237,7 +241,7 @@ class UserState:
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
             self.slots_at_s, self.n_events, self.active_days, self.n_purchases, self.act_7d, self.act_28d, self.act_90d,
-            self.revenue, self.gap_ewma_days, self.alert_risk, self.stage, array("f", self.slot_7d), array("f", self.slot_28d),
+            self.revenue, self.gap_ewma_days, self.alert_risk, self.stage, self.slot_7d[:], self.slot_28d[:],
             self.negative_names, self.negative_28d,
         )
 
