@@ -29,10 +29,11 @@ def test_send_all_puts_each_record_where_aiokafka_would_in_order(kafka_bootstrap
                         topic_alerts=unique_name + "-alerts", topic_dlq=unique_name + "-dlq", partitions=4)
     ensure_topics(settings)
     topic = settings.topic_alerts
-    big = b"x" * (70 * 1024)  # over the batched size: sent on its own, as before
+    big = b"x" * (70 * 1024)  # over the batched size: sent on its own, in its place
     records: list[tuple[bytes | None, bytes] | tuple[bytes, bytes, list[tuple[str, bytes]]]] = [
         (f"user-{i % 37}".encode(), f"v{i}".encode()) for i in range(300)]
     records += [(None, b"unkeyed"), (b"user-1", big), (b"user-2", b"with headers", [("h", b"1")])]
+    records += [(b"user-1", b"after the big one"), (b"user-3", big), (b"user-3", b"small after big")]
 
     async def main() -> None:
         sink = KafkaSink(settings)

@@ -111,34 +111,40 @@ class KafkaSink:
         (streams/worker/partitioner.py), in the records' order within each partition: what
         ``send`` per record did (linger 0: the records of a call left as one batch a partition
         anyway), without its per-record partitioner, coroutine and future (~10 us an alert).
-        Unkeyed records (a random partition) and large ones (``send`` checks the size) still go
-        one by one."""
+        A large record (``send`` checks the size) goes by ``send`` in its place within its
+        partition, after the batch built so far: a key's records keep their order. Unkeyed
+        records (a random partition, no order to keep) go one by one."""
         producer = self._producer
         if producer is None:
             raise KafkaConnectionError("producer not started")
         futures = []
-        batched: list = []  # type: ignore[type-arg]
-        single: list = []  # type: ignore[type-arg]
-        for r in records:
-            (batched if r[0] is not None and len(r[0]) + len(r[1]) <= _BATCHED_MAX_BYTES else single).append(r)
-        if batched:
+        keyed = [r for r in records if r[0] is not None]
+        if keyed:
             partitions = list(await producer.partitions_for(topic))
             by_partition: dict[int, list[tuple[bytes, bytes, object]]] = {}
-            for r, p in zip(batched, partitions_of([r[0] for r in batched], partitions)):  # type: ignore[misc]
+            for r, p in zip(keyed, partitions_of([r[0] for r in keyed], partitions)):  # type: ignore[misc]
                 by_partition.setdefault(p, []).append((r[0], r[1], r[2] if len(r) > 2 else None))  # type: ignore[misc]
             for p, rows in by_partition.items():
                 futures.extend(await self._send_partition(producer, topic, p, rows))
-        for r in single:
-            futures.append(await producer.send(topic, value=r[1], key=r[0], headers=r[2] if len(r) > 2 else None))
+        for r in records:
+            if r[0] is None:
+                futures.append(await producer.send(topic, value=r[1], key=None, headers=r[2] if len(r) > 2 else None))  # type: ignore[misc]
         await asyncio.gather(*futures)
 
     @staticmethod
     async def _send_partition(producer: AIOKafkaProducer, topic: str, partition: int,
                               rows: list[tuple[bytes, bytes, object]]) -> list[asyncio.Future]:  # type: ignore[type-arg]
-        """Queue ``rows`` for ``partition`` in as few batches as the batch size allows."""
+        """Queue ``rows`` for ``partition`` in their order, in as few batches as the batch size
+        allows; a large row by ``send`` (its size check) after the batch built before it."""
         futures = []
         builder = producer.create_batch()
         for key, value, headers in rows:
+            if len(key) + len(value) > _BATCHED_MAX_BYTES:
+                if builder.record_count():
+                    futures.append(await producer.send_batch(builder, topic, partition=partition))
+                    builder = producer.create_batch()
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers, partition=partition))  # type: ignore[arg-type]
+                continue
             if builder.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
                 futures.append(await producer.send_batch(builder, topic, partition=partition))  # full: the next one
                 builder = producer.create_batch()
