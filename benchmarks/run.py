@@ -31,6 +31,7 @@ from benchmarks.ceiling import measure_ceiling
 from benchmarks.observe import flush_sync, load_average
 from models._native import active, why_pure
 from streams.local import start_kafka, start_redis
+from streams.settings import Settings
 
 __all__ = ["main", "SECTIONS", "DEFAULT_SECTIONS", "WORKLOADS", "make_events", "simulated_records"]
 
@@ -269,7 +270,7 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
     client.close()
     rows: dict[str, Any] = {"max_rate (e2e1 events/s, this run)": round(max_rate), "seconds_per_level": seconds,
                             "warmup_left_out_s": warmup,
-                            "fetch_max_wait_ms (worker)": os.environ.get("CHURNWATCH_FETCH_MAX_WAIT_MS", "50 (default)")}
+                            "fetch_max_wait_ms (worker)": os.environ.get("CHURNWATCH_FETCH_MAX_WAIT_MS", f"{Settings().fetch_max_wait_ms} (default)")}
     for pct in (25, 50, 75):
         rows.update(_latency_level(ctx, pct, max_rate * pct / 100, seconds, warmup))
         time.sleep(2.0)
@@ -595,7 +596,7 @@ METHODS: dict[str, str] = {
                "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
                "1% of the events are `cancel`s of users seen >= 1 s earlier, which turn churned at once; latency = "
                "the alert record's Kafka CreateTime (set by the worker's producer) - the cancel's send time; "
-               "'received' is when a consumer with the worker's `fetch_max_wait_ms` (50), in a process of its own, got it; "
+               f"'received' is when a consumer with the worker's `fetch_max_wait_ms` ({Settings().fetch_max_wait_ms}), in a process of its own, got it; "
                "the generator's and the reader's garbage collectors are tuned as the worker's (full collections stopped "
                "them 130-240 ms every 6-9 s); 'broker "
                "ack->' counts from the broker's ack of the cancel instead of its send. Breakdown of each alert "

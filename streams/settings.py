@@ -74,7 +74,11 @@ class Settings:
     batch_target_ms: int = 0
     batch_timeout_ms: int = 100  # getmany's wait when nothing is buffered: bounds idle wake-ups only
     # How long the broker may hold a fetch. Apache Kafka answers as soon as fetch_min_bytes (1) are
-    # there, so this only paces idle polling. Tansu (510f3e2) answers a fetch that finds data at once,
+    # there, so this mostly paces idle polling; but aiokafka keeps one fetch per broker in flight
+    # and leaves partitions with records still buffered out of the next one, so a worker more than
+    # its prefetch backoff (100 ms) behind on some partitions may see their new records wait up to
+    # this long behind a fetch of idle ones (read from aiokafka 0.14's fetcher; not measured on
+    # Apache Kafka here: lower it there if that tail matters). Tansu (510f3e2) answers a fetch that finds data at once,
     # but one that finds none looks again only after half the remaining wait (aiokafka's default 500
     # put ~250 ms into fetches that arrived before their data), and the wait is also its budget for
     # listing the partitions' stored batches (docs/OPERATE.md, "Tansu"): at 5 ms, 15-25 s into a

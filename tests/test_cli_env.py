@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_PRINT = "import os, streams.cli; print(os.environ['OPENBLAS_NUM_THREADS'])"
+_PRINT = "import os, sys, streams.cli; assert 'numpy' not in sys.modules; print(os.environ['OPENBLAS_NUM_THREADS'])"
 
 
 def _threads_seen(setting: str | None) -> str:

@@ -177,7 +177,6 @@ def test_compiled_score_history_sampling_equals_the_pure_python(events: list[Eve
         assert weekly.encode_point(3000, x, x, x / 200) == pure.encode_point(3000, x, x, x / 200)
 
 
-
 @compiled_only
 @settings(max_examples=40)
 @given(histories(), st.data())
@@ -191,9 +190,11 @@ def test_compiled_worker_step_equals_the_pure_python(events: list[Event], data: 
     pmodel = _pure_model(MODEL)
     cut = data.draw(st.integers(0, len(events)), label="batch split")
     history = data.draw(st.booleans(), label="history")
-    until_ms = events[-1].ts_ms + 1 + data.draw(st.integers(0, 60 * DAY_S), label="clock after the last event") * 1000
+    until_ms = events[-1].ts_ms + 1 + data.draw(st.integers(0, 400 * DAY_S), label="clock after the last event (past retention: expiry)") * 1000
     first = advance("u", None, events[:cut], events[cut - 1].ts_ms + 1 if cut else 0, MODEL) if cut else None
     blob = first.state.to_bytes() if first is not None else None
+    if data.draw(st.booleans(), label="unreadable record"):
+        blob = b"\xffnot a record"
     for has_until in (True, False):
         c = step.advance_stored("u", blob, events[cut:], until_ms, has_until, MODEL, history, -1)
         p = pure.advance_stored("u", blob, _pure_events(events[cut:]), until_ms, has_until, pmodel, history, -1)

@@ -470,7 +470,7 @@ def _advance_user(
 ) -> None:
     """Advance one user to ``until`` (its partition's review clock) and queue its state write
     (``models.step.advance_stored``, compiled); ``due_field``: its partition's field,
-    ``offset_field(topic, item.partition)``."""
+    ``offset_field(topic, partition)`` of the ``item`` tuple's partition."""
     group, partition, blob, events = item
     old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
         uid, blob, events, until or 0, until is not None, model, history, UNCHANGED)
