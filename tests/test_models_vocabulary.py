@@ -149,7 +149,8 @@ def test_model_file_round_trips_the_vocabulary(tmp_path) -> None:  # type: ignor
     path = tmp_path / "m.json"
     model.save(path)
     back = load_model(path)
-    assert back == model and back.compiled.features[-1] == "share:like"
+    assert back == model and back.compiled.features[-6:] == (
+        "inactive:post", "inactive:like", "share:post", "share:like", "lifetime:post", "lifetime:like")
     assert "compiled" not in json.loads(path.read_text())
 
 
