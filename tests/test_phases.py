@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from models.engine import advance
 from models.events import Event
 from models.model import load_model
-from models.state import STAGES
+from models.state import STAGES, UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder
 from streams.worker.keys import locate
@@ -173,10 +173,16 @@ def test_advance_users_deletes_a_user_whose_state_expires_with_its_history_and_a
     assert all(point for _, _, point in write.history) and not write.alerts and not write.stats, "nothing deleted"
 
 
-def test_advance_users_starts_a_user_with_an_unreadable_record_afresh(caplog: pytest.LogCaptureFixture) -> None:
+_VALID = UserState().to_bytes()  # format 4, stage byte [1] = 0
+
+
+@pytest.mark.parametrize("blob", [b"\xffnot a record", _VALID[:1] + b"\xc8" + _VALID[2:]],
+                         ids=["garbage", "format-4 length, stage byte 200"])
+def test_advance_users_starts_a_user_with_an_unreadable_record_afresh(blob: bytes, caplog: pytest.LogCaptureFixture) -> None:
     """docs/OPERATE.md (code upgrades): a stored record that cannot be read is logged (WARNING, no
     user id) and the user starts afresh from the batch's events - its history is lost and the
-    bucket counts it as a new user (the counters drift by one). No cycle error, no skip."""
+    bucket counts it as a new user (the counters drift by one). No cycle error, no skip. Also a
+    record of the right length whose stage byte is out of range (it raised IndexError: the cycle failed)."""
     model = load_model()
     evs = [Event("a", START_MS + i * DAY_MS, "view", f"a{i}") for i in range(3)]
     decoded = _decode({3: [Rec(i + 100, b"a", event_value(ev)) for i, ev in enumerate(evs)]})
@@ -185,7 +191,7 @@ def test_advance_users_starts_a_user_with_an_unreadable_record_afresh(caplog: py
     until = START_MS + 3 * DAY_MS
     result = CycleResult()
     with caplog.at_level(logging.WARNING, logger="streams.worker.phases"):
-        out = advance_users(plans, [_reply(plan, {3: "99"}, blobs={"a": b"\xffnot a record"})], decoded, {3: until}, model,
+        out = advance_users(plans, [_reply(plan, {3: "99"}, blobs={"a": blob})], decoded, {3: until}, model,
                             topic="ev", due_limit=100, result=result)
     fresh = advance("a", None, evs, until, model).state
     (write,) = out.writes
