@@ -207,6 +207,8 @@ class UserState:
         counts start at 0, and a format-1 record's recent interval is its lifetime average: the
         best that record knows)."""
         version = raw[0] if len(raw) else 0
+        if len(raw) > 1 and raw[1] >= len(STAGES):  # byte 1 is the stage in every format: else an IndexError later
+            raise ValueError(f"user state record with stage {raw[1]}: at most {len(STAGES) - 1}")
         fmt = _STRUCT if version == 4 else _STRUCT_V3
         size = fmt.size
         if (version == 4 or version == 3) and len(raw) >= size:  # shorter: a ValueError below, not struct.error

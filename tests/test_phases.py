@@ -4,15 +4,19 @@ rule of the worker's code (no function over 80 lines)."""
 from __future__ import annotations
 
 import ast
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.engine import advance
 from models.events import Event
 from models.model import load_model
+from models.state import STAGES, UserState
 from streams.worker.clock import PartitionClock
 from streams.worker.codec import Decoder
 from streams.worker.keys import locate
@@ -28,7 +32,7 @@ from streams.worker.phases import (
     plan_reads,
     plan_sweep,
 )
-from streams.worker.store import BucketReadResult, DueUser
+from streams.worker.store import BucketReadResult, DueUser, StateWrite
 from streams.publisher import event_value
 
 DAY_MS = 86_400_000
@@ -138,6 +142,66 @@ def test_advance_users_reviews_due_users_and_learns_the_next_due_second() -> Non
     full = advance_users([plan], [_reply(plan, {0: "7"}, dues={0: [due]}, nexts={0: 90})], decoded, {0: 51_000}, model,
                          topic="ev", due_limit=1, result=CycleResult())
     assert full.learned == [(0, 2, 0)], "as many due as the limit: sweep again next cycle"
+
+
+def test_advance_users_deletes_a_user_whose_state_expires_with_its_history_and_alert_list() -> None:
+    """A churned user reviewed past retention at its partition's review clock: the write deletes
+    its record (blob None: write_batch.lua HDELs the hash field and drops its due, risk and
+    save-list entries), its score history (point b"") and its alert list (alert id ""), and takes
+    it off the bucket's counters; ``result.expired`` counts it."""
+    model = load_model()
+    evs = [Event("gone", START_MS + i * DAY_MS, "purchase", f"g{i}", 5.0) for i in range(3)]
+    stored = advance("gone", None, evs, START_MS + 100 * DAY_MS, model).state
+    assert STAGES[stored.stage] == "churned" and stored.stage_since_s and stored.at_risk_since_s, "the setup: churned, at risk"
+    until = (stored.stage_since_s + int(model.retention_days * 86_400)) * 1000  # retention passed just now
+    plan = BucketPlan(2, {0: until // 1000}, [])
+    due = DueUser(1, "gone", stored.next_review_s, stored.to_bytes())
+    result = CycleResult()
+    out = advance_users([plan], [_reply(plan, {0: "7"}, dues={0: [due]})], Decoded(), {0: until}, model,
+                        topic="ev", due_limit=100, result=result)
+    assert (result.expired, result.users, result.due_users, result.processed) == (1, 1, 1, 0)
+    (write,) = out.writes
+    assert write.states == [StateWrite(1, "gone", None, "ev:0", 0, None, None, 0.0)]
+    assert write.history == [(1, "gone", b"")] and write.alerts == [(1, "gone", "", b"")]
+    assert write.stats == {"users": -1, "stage:churned": -1, "at_risk": -1}
+    assert not out.lowered and not out.alerts
+    early = CycleResult()
+    kept = advance_users([plan], [_reply(plan, {0: "7"}, dues={0: [due]})], Decoded(), {0: until - 1000}, model,
+                         topic="ev", due_limit=100, result=early)
+    (write,) = kept.writes
+    assert early.expired == 0 and [s.blob for s in write.states] == [due.blob], "a second before: kept as stored"
+    assert all(point for _, _, point in write.history) and not write.alerts and not write.stats, "nothing deleted"
+
+
+_VALID = UserState().to_bytes()  # format 4, stage byte [1] = 0
+
+
+@pytest.mark.parametrize("blob", [b"\xffnot a record", _VALID[:1] + b"\xc8" + _VALID[2:]],
+                         ids=["garbage", "format-4 length, stage byte 200"])
+def test_advance_users_starts_a_user_with_an_unreadable_record_afresh(blob: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """docs/OPERATE.md (code upgrades): a stored record that cannot be read is logged (WARNING, no
+    user id) and the user starts afresh from the batch's events - its history is lost and the
+    bucket counts it as a new user (the counters drift by one). No cycle error, no skip. Also a
+    record of the right length whose stage byte is out of range (it raised IndexError: the cycle failed)."""
+    model = load_model()
+    evs = [Event("a", START_MS + i * DAY_MS, "view", f"a{i}") for i in range(3)]
+    decoded = _decode({3: [Rec(i + 100, b"a", event_value(ev)) for i, ev in enumerate(evs)]})
+    plans = plan_reads(decoded.users, {}, 8, 4)
+    (plan,) = plans
+    until = START_MS + 3 * DAY_MS
+    result = CycleResult()
+    with caplog.at_level(logging.WARNING, logger="streams.worker.phases"):
+        out = advance_users(plans, [_reply(plan, {3: "99"}, blobs={"a": blob})], decoded, {3: until}, model,
+                            topic="ev", due_limit=100, result=result)
+    fresh = advance("a", None, evs, until, model).state
+    (write,) = out.writes
+    (state,) = write.states
+    assert (state.user_id, state.blob, state.due_field, state.due_s) == ("a", fresh.to_bytes(), "ev:3", fresh.next_review_s)
+    assert (result.users, result.processed, result.expired, result.skipped) == (1, 3, 0, 0)
+    assert write.stats["users"] == 1, "counted as a new user (documented drift)"
+    assert write.parts == [("ev:3", "99", "102")]
+    (rec,) = [r for r in caplog.records if "unreadable state record" in r.getMessage()]
+    assert rec.levelno == logging.WARNING and "afresh" in rec.getMessage() and "a" not in rec.args, "no user id"
 
 
 def test_no_function_of_the_worker_is_over_80_lines() -> None:
