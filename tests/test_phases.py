@@ -197,7 +197,7 @@ def test_advance_users_starts_a_user_with_an_unreadable_record_afresh(blob: byte
     (write,) = out.writes
     (state,) = write.states
     assert (state.user_id, state.blob, state.due_field, state.due_s) == ("a", fresh.to_bytes(), "ev:3", fresh.next_review_s)
-    assert (result.users, result.processed, result.expired, result.skipped) == (1, 3, 0, 0)
+    assert (result.users, result.processed, result.expired, result.skipped, result.unreadable) == (1, 3, 0, 0, 1)
     assert write.stats["users"] == 1, "counted as a new user (documented drift)"
     assert write.parts == [("ev:3", "99", "102")]
     (rec,) = [r for r in caplog.records if "unreadable state record" in r.getMessage()]

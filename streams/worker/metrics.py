@@ -12,6 +12,7 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "EVENTS_CONSUMED",
     "EVENTS_PROCESSED",
+    "STATES_UNREADABLE",
     "EVENTS_REJECTED",
     "EVENTS_UNKNOWN_TYPE",
     "EVENTS_DERIVED_ID",
@@ -53,6 +54,9 @@ __all__ = [
 
 EVENTS_CONSUMED = Counter("churnwatch_events_consumed_total", "Records read from the events topic")
 EVENTS_PROCESSED = Counter("churnwatch_events_processed_total", "Events applied to user state")
+STATES_UNREADABLE = Counter(
+    "churnwatch_states_unreadable_total", "Stored user states that could not be read: started afresh from the batch, or dropped on a due review"
+)
 EVENTS_REJECTED = Counter("churnwatch_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
 EVENTS_UNKNOWN_TYPE = Counter(
     "churnwatch_events_unknown_type_total", "Events accepted with an unknown type name (counted as 'other')"

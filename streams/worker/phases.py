@@ -82,6 +82,7 @@ class CycleResult:
     users: int = 0  # users advanced
     due_users: int = 0  # of which because a review was due
     expired: int = 0
+    unreadable: int = 0  # stored states that could not be read (started afresh, or dropped)
     buckets: int = 0  # buckets read/written
     progress: dict[int, tuple[int, int]] = field(default_factory=dict)  # written: p -> (offset, S_p)
     idle: bool = False  # nothing to do: no records and no review clock moved
@@ -475,7 +476,9 @@ def _advance_user(
     old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
         uid, blob, events, until or 0, until is not None, model, history, UNCHANGED)
     if error:
-        logger.warning("unreadable state record in bucket %s (%s): starting that user afresh", bucket, error)
+        result.unreadable += 1
+        what = "starting that user afresh" if st is not None else "dropping it (a review came due, no events to start from)"
+        logger.warning("unreadable state record in bucket %s (%s): %s", bucket, error, what)
     if skip:
         return
     if st is None:  # expired, or a due entry without a state
