@@ -34,8 +34,7 @@ kind of activity". The facts only a trained model weighs (events in the last wee
 active days, buying, purchases, spend, and the per-type ones) are told against the reference
 user, whichever side the model weighs; a fact that reads well in general and is a reason for
 risk says so ("40 active days so far, against 12 for a typical user (a sign of churn in this
-product's history)"); tenure x volume (``tenure_x_volume``) by its two facts ("1200 events in 90
-days as a user (more use over time than a typical user)").
+product's history)").
 
 The one reason that quotes a score quotes the temperature shown (models.temperature.p_back_within),
 in the words of what it is: "chance of coming back within 30 days: 12%", or "of buying again"
@@ -92,12 +91,11 @@ _GROUPS: Final[dict[str, tuple[int, ...]]] = {
     "buyer": (_IDX["buyer"],),
     "purchases": (_IDX["purchases_log"],),
     "revenue": (_IDX["revenue_log"],),
-    "history": (_IDX["tenure_x_volume"],),
 }
 #: Keys whose words compare the user with the reference user ("3 likes in the last 4 weeks,
 #: against 12 for a typical user"), whichever side pushes the risk up: the contribution alone
 #: decides whether they are a reason (a trained model weighs them either way).
-_COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue", "history"))
+_COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue"))
 #: Said of a fact that reads well in general when the trained model weighs it against the user
 #: (more active days, a buyer, a long tenure): the words must say why it is a reason for risk.
 _LEARNED: Final[str] = " (a sign of churn in this product's history)"
@@ -252,12 +250,8 @@ def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float
         text = f"a buyer ({_counted('purchase', sig.n_purchases)})" if sig.n_purchases > 0 else "never bought"
     elif key == "purchases":
         text = (f"{_counted('purchase', sig.n_purchases)} so far" if sig.n_purchases > 0 else "no purchase so far") + vs
-    elif key == "revenue":
+    else:  # revenue
         text = f"spent {_num(math.expm1(values[_IDX[name]]))} so far{vs}"
-    else:  # history: tenure x volume, one number with no unit of its own, so told by its two facts
-        days = round(sig.tenure_days)
-        text = (f"{_counted('event', sig.n_events)} in {days} day{'s' if days != 1 else ''} as a user"
-                f" ({'more' if above else 'less'} use over time than a typical user)")
     if against and above:
         return text + _LEARNED  # more days, purchases or spend: good news unless the model says otherwise
     if not against and not above:

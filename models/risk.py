@@ -79,24 +79,10 @@ FEATURES: Final[tuple[str, ...]] = (
     "purchases_log",  # log(1 + purchases)
     "revenue_log",  # log(1 + total purchase value)
     "negative_share",  # negative feedback's share of 4-week activity / NEGATIVE_SHARE_FULL, at most 1
-    "tenure_x_volume",  # log(1 + days from first to last activity) x log(1 + events so far)
 )
-#: ``tenure_x_volume``: how long the user has stayed *and* how much they used, as one product
-#: (log(1 + tenure days) x log(1 + the state's lifetime event count); zero bytes of state, and
-#: silence moves neither factor, so its weight may take either sign). Only ``train`` weighs it,
-#: the default has no opinion on it. Why: the churn hazard falls with tenure because staying
-#: selects the users who value the product more than their behaviour shows (Fader & Hardie
-#: 2007, heterogeneity), and how much a month survived says about that hidden value depends on
-#: how much the user used in it: for a product whose value grows with use, a heavy user who
-#: stays has shown a liking and a light one little (tenure protects more with volume); for
-#: another, a light user who stays anyway has shown one. With ``tenure_log`` and the volumes
-#: alone the model must give tenure one effect at every volume; the product lets the history
-#: say how the two combine, in either direction. Stated before it was measured: docs/SCORES.md,
-#: "Lifetime volume".
 #: Features that grow with silence: their weights must be >= 0 (module docstring).
 _N_SILENCE: Final[int] = 10  # the first features move with silence, the others do not
 _REVENUE: Final[int] = 15
-_NEGATIVE: Final[int] = 16
 SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:_N_SILENCE])
 #: Share of a user's 4-week activity that is negative feedback at which ``negative_share``
 #: reaches its end (1): stated a priori, not measured (PRIOR_WEIGHTS below).
@@ -229,7 +215,7 @@ def feature_vector(sig: Signals, p_stay: float, revenue: float) -> list[float]:
 
 def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
     """Feature ``i`` of :func:`feature_vector` alone (the one formula of each feature): the risk
-    reads only the features its model weighs (:func:`leave_probability`), a handful of the 42."""
+    reads only the features its model weighs (:func:`leave_probability`), a handful of the 41."""
     if i < _N_SILENCE:
         if i == 0:
             return math.log1p(sig.silence_days)
@@ -263,9 +249,7 @@ def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
             return math.log1p(sig.n_purchases)
         if i == _REVENUE:
             return math.log1p(revenue if revenue > 0.0 else 0.0)
-        if i == _NEGATIVE:
-            return _negative_share(sig)
-        return math.log1p(sig.tenure_days) * math.log1p(sig.n_events)
+        return _negative_share(sig)
     j = i - len(FEATURES)
     slots = sig.slot_28d
     n = len(slots)

@@ -46,7 +46,7 @@ TYPES = ("view", "click", "message", "dislike")
 TYPED = TRAINED.with_(
     tracked_types=TYPES,
     risk_weights={**TRAINED.risk_weights, "active_days_log": 0.3, "buyer": 0.4, "purchases_log": -0.3,
-                  "inactive_90d": 0.3, "tenure_log": 0.2, "gap_trend": -0.4, "tenure_x_volume": -0.02, "inactive:view": 0.5, "inactive:message": 0.3,
+                  "inactive_90d": 0.3, "tenure_log": 0.2, "gap_trend": -0.4, "inactive:view": 0.5, "inactive:message": 0.3,
                   "share:dislike": 2.0, "share:click": -1.0},
     risk_means={**TRAINED.risk_means, "inactive:view": -1.5, "inactive:click": -1.0, "inactive:message": -0.7,
                 "inactive:dislike": -0.3, "share:view": 0.4, "share:click": 0.3, "share:message": 0.2, "share:dislike": 0.05},
@@ -72,7 +72,6 @@ _AGAINST = [
     (r"^(a buyer \(|never bought)", "buyer"),
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
     (r"^spent [\d.]+ so far", "revenue"),
-    (r"^\d+ events? in \d+ days? as a user \((more use over time than a typical user\) \(a sign of churn in this product's history|less use over time than a typical user)\)$", "history"),
     (r" in the last 4 weeks: [\d.]+% of the user's activity", "share:"),
     (r"^(only \d+ \S+|no \S+|one kind of activity (not used|used only \d+ times?)) in the last 4 weeks", "inactive:"),
     (r"^((only )?about \d+ \S+|one kind of activity used (only )?about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
@@ -96,7 +95,6 @@ _FOR = [
     (r"^(a buyer \(|never bought)", "buyer"),
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
     (r"^spent [\d.]+ so far", "revenue"),
-    (r"^\d+ events? in \d+ days? as a user \((more use over time than a typical user|less use over time than a typical user\) \(a sign of staying in this product's history)\)$", "history"),
     (r"^no negative feedback in the last 4 weeks$", "negative"),
     (r"^\d+ .* in the last 4 weeks( \(.*\))? \(a sign of staying in this product's history\)$", "negative"),
     (r" in the last 4 weeks: [\d.]+% of the user's activity", "share:"),
@@ -119,7 +117,7 @@ _GROUP = {
     "decline_long": ("decline_long",), "low": ("inactive_28d",), "narrow": ("narrowness",),
     "cooling": ("cooling",), "negative": ("negative_share",), "tenure": ("tenure_log",), "gaps": ("gap_trend",),
     "low_7d": ("inactive_7d",), "low_90d": ("inactive_90d",), "active_days": ("active_days_log",), "buyer": ("buyer",),
-    "purchases": ("purchases_log",), "revenue": ("revenue_log",), "history": ("tenure_x_volume",),
+    "purchases": ("purchases_log",), "revenue": ("revenue_log",),
 }
 
 
@@ -302,4 +300,4 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
                 assert given, (name, w, purpose)
 
 
-_COMPARED_KEYS = ("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue", "history")
+_COMPARED_KEYS = ("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue")

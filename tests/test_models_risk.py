@@ -13,7 +13,7 @@ from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel, load_model
 from models.risk import (FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, churn_risk, feature_value, feature_vector,
-                         leave_probability, moves_with_silence, risk_probability, sigmoid)
+                         leave_probability, risk_probability, sigmoid)
 from models.scoring import SilentRisk, assess, risk_at
 from models.signals import silent_after
 from models.state import DAY_S
@@ -250,23 +250,3 @@ def test_lifetime_volume_counts_a_steady_users_types_since_signup_and_ignores_si
     assert later[names.index("lifetime:view")] == pytest.approx(views, abs=1e-9)
     assert not any(k.startswith("lifetime:") for k in load_model().risk_weights)
     check_weights({"lifetime:view": -0.4, "lifetime:click": 0.3}, 0.0)  # either sign: silence does not move it
-
-
-def test_tenure_x_volume_is_tenure_times_lifetime_volume_and_ignores_silence() -> None:
-    """``tenure_x_volume`` = log(1 + days from first to last activity) x log(1 + events so far):
-    for 3 events a day over 60 days it is log(60) x log(181); silence moves neither factor (so
-    its weight may take either sign), and the default weighs none of it."""
-    day0 = 1_700_000_000_000
-    events = [Event("u", day0 + d * 86_400_000 + k * 60_000, kind) for d in range(60)
-              for k, kind in enumerate(("view", "view", "click"))]
-    model = ChurnModel(tracked_types=_TRACKED)
-    state = advance("u", None, events, events[-1].ts_ms + 1, model).state
-    i = FEATURES.index("tenure_x_volume")
-    a = assess(state, state.last_seen_s + DAY_S, model)
-    tenure_days = (events[-1].ts_ms - events[0].ts_ms) / 86_400_000
-    assert a.features[i] == pytest.approx(math.log1p(tenure_days) * math.log1p(180), rel=1e-9)
-    later = feature_vector(silent_after(a.signals, 45.0, model), a.p_stay, state.revenue)
-    assert later[i] == a.features[i]
-    assert "tenure_x_volume" not in load_model().risk_weights and not moves_with_silence("tenure_x_volume")
-    check_weights({"tenure_x_volume": -0.05}, 0.0)
-    check_weights({"tenure_x_volume": 0.05}, 0.0)

@@ -5,9 +5,7 @@ What it fits, in this order:
 0. **Vocabulary**: the event types the state tracks one by one (models.vocabulary): the base
    model's ``tracked_types`` if it declares some, else the ``--types`` (8) names used by the most
    users; the per-type features (``inactive:<name>``, ``share:<name>``, ``lifetime:<name>``,
-   models.risk) follow. Beside them the general features include ``tenure_x_volume`` (tenure
-   x lifetime volume, models.risk), which only a trained model weighs: the default has no
-   opinion on how staying and use combine in a product, so its penalty pulls it to 0.
+   models.risk) follow.
 1. **Population** (from every user's state at the end of the history, built by
    ``models.engine.advance`` like the stream builds it): BG/NBD on purchases
    (``models.bgnbd.fit``, days), MBG/NBD on active days (``models.mbgnbd.fit``), the typical
