@@ -66,26 +66,39 @@ def measure_cycles(bootstrap: str, redis_url: str, sizes: Sequence[int] = (200, 
     return asyncio.run(_measure(bootstrap, redis_url, sizes, cycles))
 
 
-async def _measure(bootstrap: str, redis_url: str, sizes: Sequence[int], cycles: int) -> dict[str, Any]:
+async def start_pipeline(bootstrap: str, redis_url: str, prefix: str, **settings: Any) -> tuple[Any, Any, Any]:
+    """A worker's store, sink and pipeline on a fresh topic ``<prefix>-<seconds>`` (8 partitions),
+    as the worker process builds them: the in-process benchmarks' one setup (stop the sink and
+    close the store when done)."""
     from streams.worker.consumer import KafkaSink
     from streams.worker.pipeline import Pipeline
     from streams.worker.store import Store
     from streams.worker.topics import ensure_topics
 
+    topic = f"{prefix}-{int(time.time())}"
+    cfg = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topic,
+                   topic_alerts=topic + "-alerts", topic_dlq=topic + "-dlq", partitions=PARTITIONS, **settings)
+    ensure_topics(cfg)
+    store, sink = Store(cfg), KafkaSink(cfg)
+    await store.connect()
+    await sink.start()
+    return store, sink, Pipeline(cfg, store, sink, load_model(cfg.model_path or None))
+
+
+def redis_cpu(client: Any) -> float:
+    """Redis' own CPU seconds so far (user + system)."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+async def _measure(bootstrap: str, redis_url: str, sizes: Sequence[int], cycles: int) -> dict[str, Any]:
     from streams.worker.service import _tune_gc
 
     client = redis_lib.Redis.from_url(redis_url)
     flush_sync(client)
     thresholds = gc.get_threshold()
     _tune_gc()  # as the worker process runs
-    topic = f"bench-cycle-{int(time.time())}"
-    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, clock="live", topic_events=topic,
-                        topic_alerts=topic + "-alerts", topic_dlq=topic + "-dlq", partitions=PARTITIONS)
-    ensure_topics(settings)
-    store, sink = Store(settings), KafkaSink(settings)
-    await store.connect()
-    await sink.start()
-    pipeline = Pipeline(settings, store, sink, load_model(settings.model_path or None))
+    store, sink, pipeline = await start_pipeline(bootstrap, redis_url, "bench-cycle", clock="live")
     feed = _Feed(pipeline, int(time.time() * 1000))
     rows: dict[str, Any] = {}
     points_worker, points_redis = [], []
@@ -95,12 +108,12 @@ async def _measure(bootstrap: str, redis_url: str, sizes: Sequence[int], cycles:
         for n in sizes:
             for _ in range(5):
                 await feed.cycle(n)
-            cmd0, cpu0 = client.info("commandstats"), _redis_cpu(client)
+            cmd0, cpu0 = client.info("commandstats"), redis_cpu(client)
             t0 = time.thread_time()
             for _ in range(cycles):
                 await feed.cycle(n)
             worker_ms = 1000 * (time.thread_time() - t0) / cycles
-            redis_ms = 1000 * (_redis_cpu(client) - cpu0) / cycles
+            redis_ms = 1000 * (redis_cpu(client) - cpu0) / cycles
             cmd1 = client.info("commandstats")
             calls = {k.removeprefix("cmdstat_"): (v["calls"] - cmd0.get(k, {}).get("calls", 0)) / cycles for k, v in cmd1.items()}
             points_worker.append((n, worker_ms))
@@ -125,11 +138,6 @@ async def _measure(bootstrap: str, redis_url: str, sizes: Sequence[int], cycles:
         fixed, per = fit_line(points)
         rows[f"{name} CPU: fixed ms per cycle, us per record (line through the sizes)"] = f"{fixed:.2f}, {1000 * per:.1f}"
     return rows
-
-
-def _redis_cpu(client: Any) -> float:
-    cpu = client.info("cpu")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 class _Feed:

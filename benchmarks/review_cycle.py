@@ -23,16 +23,12 @@ from typing import Any
 import redis as redis_lib
 from kafka.partitioner.default import murmur2
 
-from benchmarks.cycle import Record
+from benchmarks.cycle import PARTITIONS, Record, redis_cpu, start_pipeline
 from benchmarks.observe import flush_sync
 from benchmarks.run import WORKLOADS, make_events, simulated_records
 from models._native import active
-from models.model import load_model
-from streams.settings import Settings
 
 __all__ = ["measure"]
-
-PARTITIONS = 8
 
 
 def _batches(records: list[tuple[str, bytes]], size: int) -> list[dict[int, list[Record]]]:
@@ -56,30 +52,19 @@ def measure(bootstrap: str, redis_url: str, events: int, users: int, batch: int 
 
 
 async def _measure(bootstrap: str, redis_url: str, records: list[tuple[str, bytes]], users: int, batch: int) -> dict[str, Any]:
-    from streams.worker.consumer import KafkaSink
-    from streams.worker.pipeline import Pipeline
     from streams.worker.service import _tune_gc
-    from streams.worker.store import Store
-    from streams.worker.topics import ensure_topics
 
     events = len(records)
     batches = _batches(records, batch)
     client = redis_lib.Redis.from_url(redis_url)
     flush_sync(client)
     _tune_gc()
-    topic = f"bench-reviews-{int(time.time())}"
-    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topic,
-                        topic_alerts=topic + "-alerts", topic_dlq=topic + "-dlq", partitions=PARTITIONS)
-    ensure_topics(settings)
-    store, sink = Store(settings), KafkaSink(settings)
-    await store.connect()
-    await sink.start()
-    pipeline = Pipeline(settings, store, sink, load_model(settings.model_path or None))
+    store, sink, pipeline = await start_pipeline(bootstrap, redis_url, "bench-reviews")
     now = int(time.time() * 1000)
     for p in range(PARTITIONS):
         pipeline.assign(p, None, now)
     client.config_resetstat()
-    cpu0, t0, w0 = _redis_cpu(client), time.thread_time(), time.perf_counter()
+    cpu0, t0, w0 = redis_cpu(client), time.thread_time(), time.perf_counter()
     alerts = users_advanced = 0
     try:
         for k, b in enumerate(batches):
@@ -90,7 +75,7 @@ async def _measure(bootstrap: str, redis_url: str, records: list[tuple[str, byte
             alerts += sum(res.alerts.values())
             users_advanced += res.users
         worker_s, wall_s = time.thread_time() - t0, time.perf_counter() - w0
-        redis_s = _redis_cpu(client) - cpu0
+        redis_s = redis_cpu(client) - cpu0
         stats = client.info("commandstats")
     finally:
         await sink.stop()
@@ -113,11 +98,6 @@ async def _measure(bootstrap: str, redis_url: str, records: list[tuple[str, byte
                                        for k, v in sorted(stats.items(), key=lambda kv: -kv[1]["usec"]) if v["usec"] >= events / 100},
         "wall_s": round(wall_s, 1),
     }
-
-
-def _redis_cpu(client: Any) -> float:
-    cpu = client.info("cpu")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 def main() -> None:
