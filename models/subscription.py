@@ -1,4 +1,5 @@
-"""What a ``subscription`` event states (docs/REVENUE.md): status, plan, MRR in exact cents, trial end.
+"""What a ``subscription`` event states (docs/REVENUE.md): status, plan, MRR in exact cents, trial end,
+end of the paid period.
 
 Kept apart from models/events.py so the activity event stays small: an Event carries one of these
 only on ``subscription`` events.
@@ -23,20 +24,23 @@ class Subscription:
     """What a ``subscription`` event states: the subscription as it is from the event's time on.
 
     ``mrr_cents`` is the monthly recurring revenue in whole cents (exact money; 0 when
-    cancelled); ``trial_ends_ms`` is 0 when not given. Build it with :meth:`parse`, which
-    checks the contract (see docs/REVENUE.md).
+    cancelled); ``trial_ends_ms`` is 0 when not given. ``period_end_ms`` is the end of the period
+    paid for (Stripe's ``current_period_end``, Chargebee's ``current_term_end``): the earliest
+    time the subscription can end without a cancellation statement, the next renewal; 0 when not
+    given. Build it with :meth:`parse`, which checks the contract (see docs/REVENUE.md).
 
     >>> Subscription.parse("active", "Pro", "49.99")
-    Subscription(status='active', plan='Pro', mrr_cents=4999, trial_ends_ms=0)
+    Subscription(status='active', plan='Pro', mrr_cents=4999, trial_ends_ms=0, period_end_ms=0)
     """
 
     status: SubscriptionStatus
     plan: str
     mrr_cents: int
     trial_ends_ms: int = 0
+    period_end_ms: int = 0
 
     @staticmethod
-    def parse(status: object, plan: object, mrr: object, trial_ends_ms: int = 0) -> "Subscription":
+    def parse(status: object, plan: object, mrr: object, trial_ends_ms: int = 0, period_end_ms: int = 0) -> "Subscription":
         """Checked fields -> Subscription; ValueError naming the value otherwise.
 
         ``mrr`` is a number or numeric text in money units (19.99), at most two decimals;
@@ -58,7 +62,9 @@ class Subscription:
             raise ValueError(f"a cancelled subscription has mrr 0, got {cents / 100:.2f}")
         if trial_ends_ms < 0:
             raise ValueError(f"trial_ends {trial_ends_ms} ms is negative")
-        return Subscription(status, plan, cents, trial_ends_ms)  # type: ignore[arg-type]
+        if period_end_ms < 0:
+            raise ValueError(f"period_end {period_end_ms} ms is negative")
+        return Subscription(status, plan, cents, trial_ends_ms, period_end_ms)  # type: ignore[arg-type]
 
 
 def mrr_cents(value: object) -> int:
