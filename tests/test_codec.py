@@ -234,6 +234,7 @@ def test_subscription_event_carries_exact_cents_account_and_trial_end() -> None:
         {"plan": "x" * 65},
         {"trial_ends": "tomorrow"},
         {"trial_ends": [1]},
+        {"trial_ends": 1e300},  # would not fit the account state's 8-byte field
     ],
 )
 def test_bad_subscription_fields_go_to_the_dlq(change: dict[str, object]) -> None:
@@ -267,6 +268,8 @@ def test_a_missing_or_null_period_end_is_not_given() -> None:
     (True, "period_end is a bool"),
     (-5, "period_end -5 ms is negative"),
     (1_769_904_000, "period_end 1769904000 ms is before 2000-01-01 (epoch seconds? send milliseconds)"),
+    (2**63, "period_end 9223372036854775808 ms is after 9999-12-31"),
+    ("10000-01-01", "period_end '10000-01-01' is neither ISO-8601 nor epoch milliseconds"),
 ])
 def test_a_bad_period_end_is_a_bad_subscription_naming_the_field(period_end: object, detail: str) -> None:
     rej = decode({**SUB, "period_end": period_end})
