@@ -29,9 +29,9 @@ Accepted value (a JSON object)::
   number in money units with at most two decimals; 0 or missing when cancelled), an optional
   ``trial_ends`` time and an optional ``period_end`` time (the end of the period paid for, the
   next renewal: Stripe's ``current_period_end``, Chargebee's ``current_term_end``), both in either
-  ``ts`` form (missing or null: not given). A bad one is DLQ reason ``bad_subscription`` whose
-  detail names the field; a ``period_end`` before 2000-01-01 is refused too (epoch *seconds*, as
-  Stripe sends them, would read as a time in 1970: send milliseconds).
+  ``ts`` form (missing or null: not given), before 10000-01-01. A bad one is DLQ reason
+  ``bad_subscription`` whose detail names the field; a ``period_end`` before 2000-01-01 is refused
+  too (epoch *seconds*, as Stripe sends them, would read as a time in 1970: send milliseconds).
 - ``properties`` and any other field: only read to derive a missing ``event_id``.
 
 The Kafka key is not read here: state is keyed by ``user_id`` from the value. A record whose key
