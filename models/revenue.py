@@ -13,16 +13,18 @@ owns that subscription, and each event states it "as it is from ``ts`` on". So:
 - Order-independent within one timestamp: the movement at time T is the account's MRR just
   before T against its MRR after *all* statements at T; a second statement at T retracts the
   movement it already reported (:class:`Change`) and reports the new one. Two different
-  statements of one subscription at the same T: the larger ``(status, mrr, plan, trial_ends)``
-  wins, whatever the arrival order.
+  statements of one subscription at the same T: the larger ``(status, mrr, plan, trial_ends,
+  period_end)`` wins, whatever the arrival order.
 - Idempotent: a statement equal to the one in force changes nothing (a duplicate, a replay, a
   monthly renewal restating the plan), and neither does one older than the content in force (a
-  replay of history).
+  replay of history). A renewal that only moves ``period_end`` (the end of the period paid for)
+  on is a restatement too: no movement, "since" kept; the subscription just renews later.
 - A statement that would change the past (older than T, or contradicting what a later
   restatement says held at its time) is ignored and counted as late.
 
 Pure: no I/O, no clock; money is integers in cents. A worker keeps one :class:`AccountState` per
-account (``to_bytes``: 86 bytes + the plan name with one subscription) and folds each
+account (``to_bytes``: 86 bytes + the plan name with one subscription, 8 more per subscription
+once one states a period end) and folds each
 :class:`Change` into period counters (``models.revenue_ledger.Ledger``).
 
 >>> from models.events import Event
@@ -58,9 +60,13 @@ MOVEMENT_KINDS: Final[tuple[MovementKind, ...]] = ("new", "expansion", "contract
 
 _PAYING: Final[frozenset[str]] = frozenset(("active", "past_due"))
 _STATUS_RANK: Final[dict[str, int]] = {s: i for i, s in enumerate(SUBSCRIPTION_STATUSES)}
-_FORMAT: Final[int] = 1
 _HEAD = struct.Struct("<BqqqqqH")  # format, at, before, spell start, first paid, contracted, n subs
-_SUB = struct.Struct("<QqqBqqH")  # key, since, stated, status, mrr cents, trial ends, plan bytes
+#: Per-subscription record by format: 1 = without period ends (written while no subscription states
+#: one, so such states keep their size and older readers), 2 = with them. Both are read.
+_SUBS: Final[dict[int, struct.Struct]] = {
+    1: struct.Struct("<QqqBqqH"),  # key, since, stated, status, mrr cents, trial ends, plan bytes
+    2: struct.Struct("<QqqBqqqH"),  # key, since, stated, status, mrr cents, trial ends, period end, plan bytes
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,7 @@ class AccountView:
     trial_ends_ms: int  # earliest trial end of a subscription in trial; 0 = none
     contracted_ms: int  # latest downgrade or partial cancellation; 0 = none
     first_paid_ms: int  # 0 = never paid
+    renews_ms: int = 0  # earliest end of a paid period (active or past due: a cancelled one has no renewal); 0 = none stated
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +129,14 @@ class _Sub:
     stated_ms: int  # the latest time it was stated (decides same-time conflicts and staleness)
     sub: Subscription
 
-    def rank(self) -> tuple[int, int, str, int]:
+    def rank(self) -> tuple[int, int, str, int, int]:
         s = self.sub
-        return (_STATUS_RANK[s.status], s.mrr_cents, s.plan, s.trial_ends_ms)
+        return (_STATUS_RANK[s.status], s.mrr_cents, s.plan, s.trial_ends_ms, s.period_end_ms)
+
+
+def _same_terms(a: Subscription, b: Subscription) -> bool:
+    """Equal but perhaps for the period end: a renewal restating the subscription one period on."""
+    return (a.status, a.mrr_cents, a.plan, a.trial_ends_ms) == (b.status, b.mrr_cents, b.plan, b.trial_ends_ms)
 
 
 def _sub_key(user_id: str) -> int:
@@ -163,8 +175,10 @@ class AccountState:
             return Change()
         ts, key = event.ts_ms, _sub_key(event.user_id)
         cur = self.subs.get(key)
-        if cur is not None and cur.sub == stmt and cur.since_ms <= ts:
-            if ts > cur.stated_ms:  # restated (a renewal, a replay): nothing moves
+        if cur is not None and _same_terms(cur.sub, stmt) and cur.since_ms <= ts:
+            # restated (a renewal, a replay): nothing moves; a later one (or, at the same time, the
+            # later period end) carries its period end
+            if ts > cur.stated_ms or (ts == cur.stated_ms and stmt.period_end_ms > cur.sub.period_end_ms):
                 self.subs[key] = _Sub(cur.since_ms, ts, stmt)
             return Change()
         if cur is not None and cur.stated_ms > ts:
@@ -225,34 +239,41 @@ class AccountState:
         status = next((s for s in ("past_due", "active", "trial", "cancelled") if s in statuses), "none")
         past_due = [s.since_ms for s in live if s.sub.status == "past_due"]
         trials = [s.sub.trial_ends_ms for s in live if s.sub.status == "trial" and s.sub.trial_ends_ms]
+        renews = [s.sub.period_end_ms for s in live if s.sub.status in _PAYING and s.sub.period_end_ms]
         mv = self._movement()
         contracted = self.at_ms if mv is not None and mv.kind == "contraction" else self.contracted_ms
         first_paid = self.first_paid_ms or (self.at_ms if mrr else 0)
         return AccountView(mrr, mrr > 0, status, tuple(sorted(s.sub.plan for s in live)), min(past_due, default=0),
-                           min(trials, default=0), contracted, first_paid)
+                           min(trials, default=0), contracted, first_paid, min(renews, default=0))
 
     def to_bytes(self) -> bytes:
-        """Compact record for Redis (format 1): a 43-byte head, then 43 bytes + the plan per subscription."""
-        parts = [_HEAD.pack(_FORMAT, self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
+        """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan
+        (format 1), or 51 bytes + the plan (format 2) once a subscription states a period end."""
+        fmt = 2 if any(s.sub.period_end_ms for s in self.subs.values()) else 1
+        parts = [_HEAD.pack(fmt, self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
                             self.contracted_ms, len(self.subs))]
         for key, s in self.subs.items():
             plan = s.sub.plan.encode()
-            parts.append(_SUB.pack(key, s.since_ms, s.stated_ms, _STATUS_RANK[s.sub.status], s.sub.mrr_cents,
-                                   s.sub.trial_ends_ms, len(plan)))
+            period_end = (s.sub.period_end_ms,) if fmt == 2 else ()
+            parts.append(_SUBS[fmt].pack(key, s.since_ms, s.stated_ms, _STATUS_RANK[s.sub.status], s.sub.mrr_cents,
+                                         s.sub.trial_ends_ms, *period_end, len(plan)))
             parts.append(plan)
         return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AccountState:
+        """A record of :meth:`to_bytes`, of either format."""
         fmt, at, before, spell, first, contracted, n = _HEAD.unpack_from(data, 0)
-        if fmt != _FORMAT:
-            raise ValueError(f"account state format {fmt} is not {_FORMAT}")
+        record = _SUBS.get(fmt)
+        if record is None:
+            raise ValueError(f"account state format {fmt} is not one of {sorted(_SUBS)}")
         st = cls(at, before, spell, first, contracted)
         pos = _HEAD.size
         for _ in range(n):
-            key, since, stated, status, mrr, ends, plan_len = _SUB.unpack_from(data, pos)
-            pos += _SUB.size
+            key, since, stated, status, mrr, ends, *rest = record.unpack_from(data, pos)
+            period_end, plan_len = rest if fmt == 2 else (0, rest[0])
+            pos += record.size
             plan = data[pos:pos + plan_len].decode()
             pos += plan_len
-            st.subs[key] = _Sub(since, stated, Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends))
+            st.subs[key] = _Sub(since, stated, Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends, period_end))
         return st

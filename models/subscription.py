@@ -11,12 +11,16 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
-__all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "SUBSCRIPTION_STATUSES", "Subscription", "SubscriptionStatus", "mrr_cents"]
+__all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_TIME_MS", "SUBSCRIPTION_STATUSES", "Subscription", "SubscriptionStatus",
+           "mrr_cents"]
 
 SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled"]
 SUBSCRIPTION_STATUSES: Final[tuple[SubscriptionStatus, ...]] = ("trial", "active", "past_due", "cancelled")
 MAX_MRR_CENTS: Final[int] = 100_000_000_000_000  # 1e12 in money: above that it is a unit mistake
 MAX_PLAN_CHARS: Final[int] = 64  # plan names are kept in the per-account state: bounded
+#: 10000-01-01T00:00:00Z: trial and period ends stay below it, so the account state's 8-byte
+#: fields hold them and every view can print them as dates
+MAX_TIME_MS: Final[int] = 253_402_300_800_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +64,11 @@ class Subscription:
         cents = mrr_cents(mrr)
         if status == "cancelled" and cents:
             raise ValueError(f"a cancelled subscription has mrr 0, got {cents / 100:.2f}")
-        if trial_ends_ms < 0:
-            raise ValueError(f"trial_ends {trial_ends_ms} ms is negative")
-        if period_end_ms < 0:
-            raise ValueError(f"period_end {period_end_ms} ms is negative")
+        for name, ms in (("trial_ends", trial_ends_ms), ("period_end", period_end_ms)):
+            if ms < 0:
+                raise ValueError(f"{name} {ms} ms is negative")
+            if ms >= MAX_TIME_MS:
+                raise ValueError(f"{name} {ms} ms is after 9999-12-31")
         return Subscription(status, plan, cents, trial_ends_ms, period_end_ms)  # type: ignore[arg-type]
 
 

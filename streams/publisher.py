@@ -77,6 +77,8 @@ def event_value(ev: Event) -> bytes:
         body["mrr"] = sub.mrr_cents / 100  # shortest repr of n/100 is the exact decimal
         if sub.trial_ends_ms:
             body["trial_ends"] = sub.trial_ends_ms
+        if sub.period_end_ms:
+            body["period_end"] = sub.period_end_ms
     return orjson.dumps(body)
 
 

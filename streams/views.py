@@ -28,9 +28,11 @@ from streams.worker.store import REACH_SCALE, Store, StoreReader, model_id
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AccountReport", "account_book", "account_report", "UserReport", "churn_rate", "cohort_rows", "indexed_save_list",
-           "live_cohorts", "live_revenue", "open_reader", "revenue_figures", "revenue_range", "stream_time_ms", "top_users",
-           "user_report"]
+__all__ = ["AccountReport", "account_book", "account_report", "account_subscriptions", "UserReport", "churn_rate", "cohort_rows",
+           "indexed_save_list", "live_cohorts", "live_revenue", "open_reader", "renewal", "renewal_text", "revenue_figures",
+           "revenue_range", "stream_time_ms", "top_users", "user_report"]
+
+_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,22 +278,77 @@ def live_cohorts(reader: StoreReader, to_ms: int) -> list[CohortRow]:
     return cohort_rows(reader.cohort_counters(), to_ms)
 
 
+def renewal(period_end_ms: int, now_ms: int) -> tuple[str | None, int | None]:
+    """(UTC date, days from ``now_ms``'s date to it) of a subscription's period end; (None, None)
+    when none is stated. Days count calendar days, so "2026-03-13" seen on 2026-03-01 is 12.
+
+    >>> renewal(1_773_360_000_000, 1_772_323_200_000 + 5 * 3_600_000)
+    ('2026-03-13', 12)
+    """
+    if not period_end_ms:
+        return None, None
+    return format_ts(period_end_ms)[:10], period_end_ms // _DAY_MS - now_ms // _DAY_MS
+
+
+def renewal_text(period_end_ms: int, now_ms: int) -> str:
+    """What an account manager reads of a period end: "renews 2026-03-13 (in 12 days)"; a period
+    end already passed with no renewal stated since says so; "" when none is stated.
+
+    >>> renewal_text(1_773_360_000_000, 1_772_323_200_000), renewal_text(1_773_360_000_000, 1_773_532_800_000)
+    ('renews 2026-03-13 (in 12 days)', 'renewal was due 2026-03-13 (2 days ago)')
+    """
+    day, days = renewal(period_end_ms, now_ms)
+    if day is None or days is None:
+        return ""
+    if days >= 0:
+        when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+        return f"renews {day} ({when})"
+    return f"renewal was due {day} ({-days} day{'s' if days < -1 else ''} ago)"
+
+
 @dataclass(frozen=True, slots=True)
 class AccountReport:
-    """One account as its owner sees it: facts from the accounts table, roll-up from Redis."""
+    """One account as its owner sees it: facts from the accounts table, roll-up from Redis.
+
+    ``renews_ms``: the earliest end of a paid period of its subscriptions (``period_end`` of the
+    events; 0 = none stated), as of ``as_of_ms``. ``renewal_date`` is the accounts table's (the
+    contract's, as the account manager entered it)."""
 
     account_id: str
     name: str
     owner: str
     renewal_date: str
     rollup: Any  # models.account_health.AccountRollup
+    renews_ms: int = 0
+    as_of_ms: int = 0
+
+    @property
+    def renews(self) -> str:
+        """"renews 2026-03-13 (in 12 days)", or "" when no subscription states a period end."""
+        return renewal_text(self.renews_ms, self.as_of_ms)
 
     def to_dict(self) -> dict[str, Any]:
         r = self.rollup
+        renews_on, renews_in_days = renewal(self.renews_ms, self.as_of_ms)
         return {"account_id": self.account_id, "name": self.name, "owner": self.owner, "renewal_date": self.renewal_date,
+                "renews_on": renews_on, "renews_in_days": renews_in_days,
                 "risk": r.risk, "health": r.health, "temperature": r.temperature, "stage": r.stage,
                 "mrr": r.mrr_cents / 100, "users": r.users, "silent_users": r.silent, "usage": r.usage,
                 "action": r.action, "reasons": list(r.reasons)}
+
+
+def account_subscriptions(state: Any, now_ms: int) -> list[dict[str, Any]]:
+    """An account's subscriptions (``models.revenue.AccountState`` or None), largest MRR first:
+    plan, status, MRR, since when, and for a paid one its period end (a cancelled or trial one
+    renews nothing). The console's and ``churnwatch accounts show``'s table."""
+    subs = [] if state is None else sorted(state.subs.values(), key=lambda s: -s.sub.mrr_cents)
+    out = []
+    for s in subs:
+        paid = s.sub.status in ("active", "past_due")
+        renews_on, renews_in_days = renewal(s.sub.period_end_ms if paid else 0, now_ms)
+        out.append({"plan": s.sub.plan, "status": s.sub.status, "mrr": s.sub.mrr_cents / 100, "since": format_ts(s.since_ms),
+                    "renews_on": renews_on, "renews_in_days": renews_in_days})
+    return out
 
 
 def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int) -> AccountReport | None:
@@ -306,10 +363,12 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     blob, extras, members = reader.load_account(account_id)
     if blob is None and not members:
         return None
-    renewal = facts.get("renewal_date") or ""
-    r = account_rollup(AccountState.from_bytes(blob) if blob else None, orjson.loads(extras) if extras else {},
-                       [Member.from_bytes(v) for v in members.values()], parse_ts_ms(renewal) if renewal else 0, now_ms)
-    return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal, r)
+    renewal_date = facts.get("renewal_date") or ""
+    state = AccountState.from_bytes(blob) if blob else None
+    r = account_rollup(state, orjson.loads(extras) if extras else {},
+                       [Member.from_bytes(v) for v in members.values()], parse_ts_ms(renewal_date) if renewal_date else 0, now_ms)
+    renews_ms = state.get().renews_ms if state is not None else 0
+    return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms)
 
 
 def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,

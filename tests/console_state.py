@@ -44,7 +44,8 @@ OWNERS = ("alice", "bob")
 
 def with_accounts(events: list[Event], truth: list[Any]) -> tuple[list[Event], list[AccountFacts]]:
     """Five accounts of two owners over some simulated users: alice's of users who churn (one
-    cancels when its last user has gone, to win back) and of users who stay, bob's mixed."""
+    cancels when its last user has gone, to win back) and of users who stay, bob's mixed; each
+    subscription is paid for a year (its ``period_end``)."""
     churners = [t for t in truth if t.churned_at_ms is not None]
     stayers = [t.user_id for t in truth if t.churned_at_ms is None]
     plan = {"northwind": ("Northwind", "alice", [t.user_id for t in churners[0:4]]),
@@ -54,9 +55,10 @@ def with_accounts(events: list[Event], truth: list[Any]) -> tuple[list[Event], l
             "hooli": ("Hooli", "bob", [t.user_id for t in churners[7:9]] + stayers[8:10])}
     account_of = {u: a for a, (_, _, users) in plan.items() for u in users}
     out = [dataclasses.replace(e, account_id=account_of[e.user_id]) if e.user_id in account_of else e for e in events]
-    for a, (_, _, users) in plan.items():
+    for a, (_, _, users) in plan.items():  # yearly plans: paid for a year from the start
         first = min(e.ts_ms for e in out if e.account_id == a)
-        out.append(Event(users[0], first + 60_000, "subscription", f"s-{a}-0", 0.0, a, Subscription("active", "Pro", 4_999)))
+        out.append(Event(users[0], first + 60_000, "subscription", f"s-{a}-0", 0.0, a,
+                         Subscription("active", "Pro", 4_999, 0, first + 60_000 + 365 * 86_400_000)))
     gone = min(max(t.churned_at_ms for t in churners[4:7]) + 86_400_000, max(e.ts_ms for e in events))
     out.append(Event(churners[4].user_id, gone, "subscription", "s-contoso-1", 0.0, "contoso", Subscription("cancelled", "Pro", 0)))
     facts = [AccountFacts(a, name, owner, "smb", "2026-06-01") for a, (name, owner, _) in plan.items()]

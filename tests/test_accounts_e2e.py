@@ -5,7 +5,8 @@ worker catches up between them, as it keeps up with a live stream: statements of
 by different users reach the account in time order, and members are never weeks apart): acme (5 users; upgrade, then a downgrade; 3 users go silent), globex (an add-on
 from a second user, then a failed payment), initech (upgrade, then cancelled) and umbrella (a
 trial whose two users go silent). Checks the account alerts and their reasons, the owner's ranked
-book, the daily digest and the live MRR figures against ``churnwatch report``'s code.
+book, when paid periods end (``accounts show``), the daily digest and the live MRR figures against
+``churnwatch report``'s code.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ def _day(d: int, minute: int = 0) -> int:
     return START_MS + d * DAY_MS + 10 * HOUR_MS + minute * 60_000
 
 
-def _sub(user: str, account: str, d: int, status: str, plan: str, mrr_cents: int, trial_ends_day: int = 0) -> Event:
+def _sub(user: str, account: str, d: int, status: str, plan: str, mrr_cents: int, trial_ends_day: int = 0,
+         period_end_day: int = 0) -> Event:
     ends = START_MS + trial_ends_day * DAY_MS if trial_ends_day else 0
-    return Event(user, _day(d, 30), "subscription", f"s-{user}-{d}", 0.0, account, Subscription(status, plan, mrr_cents, ends))  # type: ignore[arg-type]
+    period_end = START_MS + period_end_day * DAY_MS if period_end_day else 0
+    return Event(user, _day(d, 30), "subscription", f"s-{user}-{d}", 0.0, account,
+                 Subscription(status, plan, mrr_cents, ends, period_end))  # type: ignore[arg-type]
 
 
 def history() -> list[Event]:
@@ -54,15 +58,15 @@ def history() -> list[Event]:
                 continue  # acme's two remaining users come once a week only from day 30
             events.append(Event(user, _day(d, i), "view", f"v-{user}-{d}", 0.0, account))
     events += [
-        _sub("a1", "acme", 0, "active", "Business", 29_900),
-        _sub("a1", "acme", 20, "active", "Enterprise", 49_900),  # upgrade
-        _sub("a1", "acme", 40, "active", "Pro", 9_900),  # downgrade
+        _sub("a1", "acme", 0, "active", "Business", 29_900, period_end_day=31),
+        _sub("a1", "acme", 20, "active", "Enterprise", 49_900, period_end_day=31),  # upgrade
+        _sub("a1", "acme", 40, "active", "Pro", 9_900, period_end_day=71),  # downgrade: paid to 2026-03-13
         _sub("g1", "globex", 0, "active", "Pro", 4_999),
         _sub("g2", "globex", 20, "active", "Add-on", 999),  # a second subscription, from another user
         _sub("g1", "globex", 50, "past_due", "Pro", 4_999),  # failed payment
-        _sub("i1", "initech", 0, "active", "Basic", 1_999),
-        _sub("i1", "initech", 30, "active", "Pro", 4_999),  # upgrade
-        _sub("i1", "initech", 45, "cancelled", "Pro", 0),  # cancellation
+        _sub("i1", "initech", 0, "active", "Basic", 1_999, period_end_day=31),
+        _sub("i1", "initech", 30, "active", "Pro", 4_999, period_end_day=61),  # upgrade
+        _sub("i1", "initech", 45, "cancelled", "Pro", 0, period_end_day=61),  # cancellation: renews nothing
         _sub("m1", "umbrella", 30, "trial", "Pro", 0, trial_ends_day=50),  # its users fall silent after 3 days
     ]
     return sorted(events, key=EVENT_ORDER)
@@ -182,6 +186,21 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert main(["top", "--owner", "bob"]) == 0
     assert capsys.readouterr().out.strip() == "no account of bob is at risk"
     assert main(["top", "--owner", "nobody"]) == 2
+
+    # -- when the paid period ends (period_end of the subscription events): acme's last statement
+    # paid it to day 71; umbrella is in trial, globex stated none, initech's cancellation renews nothing
+    assert [(a["renews_on"], a["renews_in_days"]) for a in alice] == [(None, None), ("2026-03-13", 12), (None, None)]
+    capsys.readouterr()
+    assert main(["accounts", "show", "acme"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0].startswith("Acme Corp (acme), owner alice, contract renewal 2026-03-22, as of 2026-03-01T") and \
+        text[1] == "renews 2026-03-13 (in 12 days)", text
+    assert any(line.split() == ["Pro", "active", "99.00", "since", "2026-02-10", "renews", "2026-03-13"] for line in text), text
+    assert main(["accounts", "show", "initech", "--json"]) == 0
+    initech = orjson.loads(capsys.readouterr().out)
+    assert initech["stage"] == "churned" and initech["renews_on"] is None
+    assert [(s["status"], s["renews_on"]) for s in initech["subscriptions"]] == [("cancelled", None)]
+    assert main(["accounts", "show", "nobody"]) == 2
 
     # -- the daily digest: one message per owner per day, on the digest topic
     capsys.readouterr()

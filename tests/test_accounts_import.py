@@ -75,3 +75,34 @@ def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: st
 def test_no_accounts_topic_is_an_empty_table(kafka_bootstrap: str, unique_name: str) -> None:
     """Before any import the topic does not exist: the console's owner picker gets no owner, not an error."""
     assert read_accounts(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_accounts=f"no-accounts-{unique_name}")) == {}
+
+
+def test_show_prints_the_account_with_when_its_paid_period_ends() -> None:
+    """``accounts show``'s text: the facts, the renewal the subscriptions state, the roll-up and each
+    subscription (a cancelled one renews nothing)."""
+    from models.account_health import AccountRollup
+    from models.events import Event
+    from models.revenue import AccountState
+    from models.subscription import Subscription
+    from streams.cli.accounts import account_text
+    from streams.views import AccountReport, account_subscriptions
+
+    day, start = 86_400_000, 1_772_323_200_000  # 2026-03-01
+    state = AccountState()
+    for user, plan, status, cents, period_end in (("u1", "Pro", "active", 9_900, start + 12 * day),
+                                                  ("u2", "Add-on", "active", 999, start + 40 * day),
+                                                  ("u3", "Seats", "cancelled", 0, start + 5 * day)):
+        state.update(Event(user, start - 30 * day, "subscription", user, 0.0, "acme", Subscription(status, plan, cents, 0, period_end)))  # type: ignore[arg-type]
+    now = start + 10 * 3_600_000
+    rollup = AccountRollup(40, 38, 0.62, "at_risk", 5, 3, 0.6, 10_899, ("3 of 5 active users silent for 2 weeks",),
+                           "re-engage the silent users")
+    report = AccountReport("acme", "Acme Corp", "alice", "2026-03-22", rollup, state.get().renews_ms, now)
+    lines = account_text(report, account_subscriptions(state, now))
+    assert lines[:2] == ["Acme Corp (acme), owner alice, contract renewal 2026-03-22, as of 2026-03-01T10:00:00.000Z (stream time)",
+                         "renews 2026-03-13 (in 12 days)"]
+    assert [line.split() for line in lines[-3:]] == [
+        ["Pro", "active", "99.00", "since", "2026-01-30", "renews", "2026-03-13"],
+        ["Add-on", "active", "9.99", "since", "2026-01-30", "renews", "2026-04-10"],
+        ["Seats", "cancelled", "0.00", "since", "2026-01-30"]]
+    assert report.to_dict()["renews_on"] == "2026-03-13" and report.to_dict()["renews_in_days"] == 12
+    assert "renews" not in "\n".join(account_text(AccountReport("x", "", "", "", rollup), []))

@@ -234,10 +234,67 @@ def test_subscription_event_carries_exact_cents_account_and_trial_end() -> None:
         {"plan": "x" * 65},
         {"trial_ends": "tomorrow"},
         {"trial_ends": [1]},
+        {"trial_ends": 1e300},  # would not fit the account state's 8-byte field
     ],
 )
 def test_bad_subscription_fields_go_to_the_dlq(change: dict[str, object]) -> None:
     assert reason({**SUB, **change}) == "bad_subscription"
+
+
+PERIOD_END_MS = 1_769_904_000_000  # 2026-02-01T00:00:00Z
+
+
+@pytest.mark.parametrize("period_end", [PERIOD_END_MS, str(PERIOD_END_MS), float(PERIOD_END_MS), "2026-02-01T00:00:00Z",
+                                        "2026-02-01T01:00:00+01:00", "2026-02-01T00:00:00"])
+def test_a_period_end_in_either_ts_form_is_the_end_of_the_period_paid_for(period_end: object) -> None:
+    from models.subscription import Subscription
+
+    ev = decode({**SUB, "period_end": period_end})
+    assert isinstance(ev, Event) and ev.subscription == Subscription("active", "Pro", 4999, 0, PERIOD_END_MS)
+
+
+def test_a_missing_or_null_period_end_is_not_given() -> None:
+    for obj in (SUB, {**SUB, "period_end": None}):
+        ev = decode(obj)
+        assert isinstance(ev, Event) and ev.subscription is not None and ev.subscription.period_end_ms == 0
+    plain = decode({**GOOD, "period_end": "junk"})  # subscription fields on other events: ignored
+    assert isinstance(plain, Event) and plain.subscription is None
+
+
+@pytest.mark.parametrize("period_end, detail", [
+    ("next month", "period_end 'next month' is neither ISO-8601 nor epoch milliseconds"),
+    ("", "empty period_end"),
+    ([1], "period_end is a list"),
+    (True, "period_end is a bool"),
+    (-5, "period_end -5 ms is negative"),
+    (1_769_904_000, "period_end 1769904000 ms is before 2000-01-01 (epoch seconds? send milliseconds)"),
+    (2**63, "period_end 9223372036854775808 ms is after 9999-12-31"),
+    ("10000-01-01", "period_end '10000-01-01' is neither ISO-8601 nor epoch milliseconds"),
+])
+def test_a_bad_period_end_is_a_bad_subscription_naming_the_field(period_end: object, detail: str) -> None:
+    rej = decode({**SUB, "period_end": period_end})
+    assert isinstance(rej, Rejection) and rej.reason == "bad_subscription" and rej.detail.startswith(detail), rej
+
+
+def test_a_bad_period_end_reaches_the_dead_letter_records_with_its_reason_and_count() -> None:
+    """The worker's decode phase (``streams.worker.phases``): counted by reason (the metric's label)
+    and one DLQ record carrying reason, detail and the original value."""
+    from streams.worker.clock import PartitionClock
+    from streams.worker.phases import decode_batch
+
+    class Rec:
+        def __init__(self, offset: int, value: bytes) -> None:
+            self.offset, self.key, self.value, self.timestamp = offset, b"u-1", value, 0
+
+    bad = orjson.dumps({**SUB, "event_id": "e-2", "period_end": "soon"})
+    good = orjson.dumps({**SUB, "period_end": PERIOD_END_MS})
+    out = decode_batch({0: [Rec(7, good), Rec(8, bad)]}, {0: PartitionClock(3_600_000)}, Decoder(), NOW_MS, topic="ev",
+                       max_dlq_value_bytes=1024)
+    assert out.rejected == {"bad_subscription": 1} and len(out.dlq) == 1
+    dead = orjson.loads(out.dlq[0][1])
+    assert (dead["reason"], dead["offset"], dead["value"]) == ("bad_subscription", 8, bad.decode())
+    assert dead["detail"] == "period_end 'soon' is neither ISO-8601 nor epoch milliseconds"
+    assert [e.subscription.period_end_ms for e in out.users["u-1"].events] == [PERIOD_END_MS]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("account_id", [5, ["a"], "a" * (MAX_USER_ID_CHARS + 1)])
@@ -246,13 +303,15 @@ def test_bad_account_id_is_a_bad_type(account_id: object) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(cents=st.integers(0, 10**14), status=st.sampled_from(["trial", "active", "past_due"]), ends=st.integers(0, 2**41))
-def test_a_published_subscription_decodes_to_the_same_event(cents: int, status: str, ends: int) -> None:
-    """publisher.event_value writes mrr as cents/100; the codec reads the same cents back, exactly."""
+@given(cents=st.integers(0, 10**14), status=st.sampled_from(["trial", "active", "past_due"]), ends=st.integers(0, 2**41),
+       period_end=st.one_of(st.just(0), st.integers(MIN_EVENT_MS, 2**41)))
+def test_a_published_subscription_decodes_to_the_same_event(cents: int, status: str, ends: int, period_end: int) -> None:
+    """publisher.event_value writes mrr as cents/100; the codec reads the same cents back, exactly,
+    and the trial and period ends when set."""
     from models.subscription import Subscription
     from streams.publisher import event_value
 
-    ev = Event("u-1", TS_MS, "subscription", "e-1", 0.0, "acme", Subscription(status, "Pro", cents, ends))  # type: ignore[arg-type]
+    ev = Event("u-1", TS_MS, "subscription", "e-1", 0.0, "acme", Subscription(status, "Pro", cents, ends, period_end))  # type: ignore[arg-type]
     assert decode(event_value(ev)) == ev
 
 

@@ -258,6 +258,15 @@ def test_account_equals_churnwatch_top_owner_and_has_members(built_state: Settin
         body = client.get(f"/api/v1/accounts/{cli['account_id']}").json()
         assert {k: body[k] for k in cli} == cli
         assert len(body["members"]) == cli["users"] and body["subscriptions"]
+        # paid for a year from the first subscription event; contoso's cancellation renews nothing
+        renews = [s["renews_on"] for s in body["subscriptions"]]
+        if cli["account_id"] == "contoso":
+            assert cli["renews_on"] is None and all(r is None for r in renews)
+        else:
+            assert renews == [cli["renews_on"]] and cli["renews_in_days"] > 200
+        page = client.get(f"/accounts/{cli['account_id']}").text
+        assert ('id="renews"' in page) == (cli["renews_on"] is not None)
+        assert cli["renews_on"] is None or f'renews {cli["renews_on"]} (in {cli["renews_in_days"]} days)' in page
     assert client.get("/api/v1/accounts/no-such-account").status_code == 404
     for path in ("/book?owner=alice", "/book?owner=alice&list=win_back", "/accounts/northwind"):
         reply = client.get(path)

@@ -135,6 +135,7 @@ def test_an_owner_book_to_an_account_shows_the_numbers_of_churnwatch_top_owner(b
         (top[0]["health"], top[0]["temperature"], top[0]["stage"])
     assert p.locator("#reasons li").all_inner_texts() == top[0]["reasons"]  # type: ignore[attr-defined]
     assert p.locator("#members tr").count() == top[0]["users"] + 1  # type: ignore[attr-defined]
+    assert p.inner_text("#renews") == f"renews {top[0]['renews_on']} (in {top[0]['renews_in_days']} days)"  # type: ignore[attr-defined]
     p.screenshot(path=str(IMG / "console_account.png"), full_page=True)  # type: ignore[attr-defined]
     member = p.locator("#members a.user").first  # type: ignore[attr-defined]
     user_id = member.inner_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,36 @@ def test_account_and_subscription_columns_are_read_by_name(tmp_path: Path) -> No
         ("u2", "acme", None),
         ("u3", "u3", None),
     ]
+
+
+def test_a_period_end_column_is_read_by_name_in_either_ts_form(tmp_path: Path) -> None:
+    from models.subscription import Subscription
+
+    f = tmp_path / "periods.csv"
+    f.write_text("user_id,ts,event_type,period_end,account_id,status,plan,mrr\n"  # any column order
+                 "u1,2026-01-02T00:00:00Z,subscription,2026-02-02T00:00:00Z,acme,active,Pro,49.99\n"
+                 "u1,2026-02-02T00:00:00Z,subscription,1772409600000,acme,active,Pro,49.99\n"  # epoch ms
+                 "u2,2026-02-03T00:00:00Z,subscription,,acme,cancelled,Pro,0\n"  # not given
+                 "u3,2026-02-04T00:00:00Z,view,junk,acme,,,\n")  # ignored off subscription rows
+    evs = read_events_csv(f)
+    assert [e.subscription for e in evs] == [Subscription("active", "Pro", 4999, 0, 1_769_990_400_000),
+                                             Subscription("active", "Pro", 4999, 0, 1_772_409_600_000),
+                                             Subscription("cancelled", "Pro", 0), None]
+    no_column = tmp_path / "none.csv"  # a file without the column: 0, as before
+    no_column.write_text("user_id,ts,event_type,account_id,status,plan,mrr\nu1,2026-01-02T00:00:00Z,subscription,acme,active,Pro,5\n")
+    assert read_events_csv(no_column)[0].subscription == Subscription("active", "Pro", 500)
+
+
+@pytest.mark.parametrize("cell, message", [
+    ("next month", "period_end: timestamp 'next month' is neither ISO-8601 nor epoch milliseconds"),
+    ("1769990400", "period_end '1769990400' is not epoch milliseconds after 2000-01-01"),  # epoch seconds
+    ("-5", "period_end: timestamp '-5'"),
+])
+def test_a_bad_period_end_names_file_line_and_column(tmp_path: Path, cell: str, message: str) -> None:
+    f = tmp_path / "bad.csv"
+    f.write_text(f"user_id,ts,event_type,account_id,status,plan,mrr,period_end\nu1,2026-01-02T00:00:00Z,subscription,acme,active,Pro,5,{cell}\n")
+    with pytest.raises(ValueError, match=f"bad.csv line 2: {re.escape(message)}"):
+        read_events_csv(f)
 
 
 @pytest.mark.parametrize("row, message", [
@@ -101,3 +132,19 @@ def test_a_bad_row_outside_the_range_is_not_read_but_an_empty_user_always_is() -
     assert caught.value.lineno == 3
     with pytest.raises(RowError, match="line 2: empty user_id"):
         text_events("user_id,ts,event_type\n ,2026-01-02T00:00:00Z,view\n", "h.csv", users=("u5", None))
+
+
+def test_the_simulators_account_columns_read_back_with_trial_and_period_ends(tmp_path: Path) -> None:
+    """``write_events_csv(accounts=True)`` and this reader agree on every subscription field."""
+    from models.events import Event
+    from models.subscription import Subscription
+    from streams.offline.simulate import write_events_csv
+
+    t = 1_767_225_600_000
+    evs = [Event("u1", t, "subscription", "a", 0.0, "acme", Subscription("trial", "Pro", 0, t + 14 * 86_400_000)),
+           Event("u1", t + 1, "subscription", "b", 0.0, "acme", Subscription("active", "Pro", 4999, 0, t + 31 * 86_400_000)),
+           Event("u2", t + 2, "subscription", "c", 0.0, "", Subscription("cancelled", "Basic", 0)),
+           Event("u2", t + 3, "view", "d", 0.0, "acme")]
+    write_events_csv(tmp_path / "subs.csv", evs, accounts=True)
+    assert [(e.user_id, e.ts_ms, e.account, e.subscription) for e in read_events_csv(tmp_path / "subs.csv")] == [
+        (e.user_id, e.ts_ms, e.account, e.subscription) for e in evs]

@@ -4,6 +4,7 @@ order independence within a timestamp, idempotence and the compact state."""
 from __future__ import annotations
 
 import random
+import struct
 from fractions import Fraction
 
 import pytest
@@ -21,9 +22,9 @@ FEB, MAR, APR = JAN + 31 * DAY, JAN + 59 * DAY, JAN + 90 * DAY
 
 
 def sub(user: str, at_ms: int, status: str, mrr_cents: int, plan: str = "Pro", account: str = "acme", ends: int = 0,
-        eid: str | None = None) -> Event:
+        eid: str | None = None, period_end: int = 0) -> Event:
     return Event(user, at_ms, "subscription", eid or f"{user}@{at_ms}:{status}", 0.0, account,
-                 Subscription(status, plan, mrr_cents, ends))  # type: ignore[arg-type]
+                 Subscription(status, plan, mrr_cents, ends, period_end))  # type: ignore[arg-type]
 
 
 def run(events: list[Event], period: str = "month") -> RevenueBook:
@@ -170,15 +171,18 @@ def test_a_late_statement_that_would_change_the_past_is_counted_and_ignored() ->
 
 _STATUSES = st.sampled_from(["trial", "active", "past_due", "cancelled"])
 _STMT = st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.integers(0, 4), _STATUSES, st.sampled_from([0, 999, 1999, 4999]),
-                  st.sampled_from(["Basic", "Pro"]))
+                  st.sampled_from(["Basic", "Pro"]), st.sampled_from([0, 0, FEB, MAR]))
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_STMT, max_size=25), st.randoms(use_true_random=False))
-@example([("u2", 0, "cancelled", 0, "Basic"), ("u1", 1, "trial", 0, "Basic"), ("u2", 1, "active", 999, "Basic"),
-          ("u2", 1, "cancelled", 0, "Basic")], random.Random(3))  # a cancellation restated at T, rival at T
-def test_order_within_a_timestamp_never_matters(stmts: list[tuple[str, int, str, int, str]], rnd: random.Random) -> None:
-    events = [sub(u, JAN + t * 10 * DAY, s, 0 if s == "cancelled" else m, p, eid=f"e{i}") for i, (u, t, s, m, p) in enumerate(stmts)]
+@example([("u2", 0, "cancelled", 0, "Basic", 0), ("u1", 1, "trial", 0, "Basic", 0), ("u2", 1, "active", 999, "Basic", 0),
+          ("u2", 1, "cancelled", 0, "Basic", 0)], random.Random(3))  # a cancellation restated at T, rival at T
+@example([("u1", 0, "active", 999, "Pro", FEB), ("u1", 1, "active", 999, "Pro", MAR), ("u1", 1, "active", 999, "Pro", FEB)],
+         random.Random(1))  # a renewal and its older period end at the same time
+def test_order_within_a_timestamp_never_matters(stmts: list[tuple[str, int, str, int, str, int]], rnd: random.Random) -> None:
+    events = [sub(u, JAN + t * 10 * DAY, s, 0 if s == "cancelled" else m, p, eid=f"e{i}", period_end=pe)
+              for i, (u, t, s, m, p, pe) in enumerate(stmts)]
     by_time = sorted(events, key=lambda e: e.ts_ms)
     shuffled = sorted(events, key=lambda e: (e.ts_ms, rnd.random()))
     a, b = run(by_time), run(shuffled)
@@ -186,6 +190,7 @@ def test_order_within_a_timestamp_never_matters(stmts: list[tuple[str, int, str,
     assert a.get(JAN, APR) == b.get(JAN, APR)
     if events:
         assert a.accounts["acme"].mrr_cents() == b.accounts["acme"].mrr_cents()
+        assert a.accounts["acme"].get().renews_ms == b.accounts["acme"].get().renews_ms
     # the movements reconcile with the account's MRR, and every period hands over to the next
     figs = a.get(JAN, APR)
     assert all(f.end_mrr_cents == g.start_mrr_cents for f, g in zip(figs, figs[1:]))
@@ -203,6 +208,49 @@ def test_state_round_trips_through_bytes_and_stays_small() -> None:
     assert len(one.to_bytes()) == 43 + 43 + len("Pro")
     nxt = sub("a", FEB, "active", 9999)
     assert AccountState.from_bytes(one.to_bytes()).apply(nxt) == AccountState().update(sub("a", JAN, "active", 4999)).apply(nxt)
+
+
+def test_a_renewal_moving_the_period_end_on_moves_no_money_and_keeps_since() -> None:
+    book = run([sub("a", JAN, "active", 4999, period_end=FEB), sub("b", JAN, "active", 999, "Add-on", period_end=FEB + 5 * DAY),
+                sub("a", FEB, "past_due", 4999, period_end=MAR),  # the renewal's payment failed: the period moved on
+                sub("a", FEB + 3 * DAY, "past_due", 4999, period_end=MAR)])  # restated
+    acme = book.accounts["acme"]
+    assert kinds(book) == [("new", 5998)] and acme.get().past_due_since_ms == FEB
+    assert acme.get().renews_ms == FEB + 5 * DAY  # the earliest paid period to end: b's
+    book.update(sub("b", FEB + 5 * DAY, "active", 999, "Add-on", period_end=MAR + 5 * DAY))  # b renews: no movement
+    assert kinds(book) == [("new", 5998)] and acme.get().renews_ms == MAR and acme.at_ms == FEB
+    book.update(sub("b", FEB + 4 * DAY, "active", 999, "Add-on", period_end=FEB + 5 * DAY))  # an older statement: ignored
+    assert acme.get().renews_ms == MAR and book.late == 0
+
+
+def test_a_cancelled_or_trial_subscription_has_no_renewal() -> None:
+    st_ = AccountState().update(sub("a", JAN, "trial", 0, ends=JAN + 14 * DAY, period_end=JAN + 14 * DAY))
+    assert (st_.get().trial_ends_ms, st_.get().renews_ms) == (JAN + 14 * DAY, 0)  # a trial is not a paid period
+    st_.update(sub("a", JAN + 14 * DAY, "active", 4999, period_end=FEB + 14 * DAY))
+    assert st_.get().renews_ms == FEB + 14 * DAY
+    st_.update(sub("a", JAN + 20 * DAY, "cancelled", 0, period_end=FEB + 14 * DAY))
+    assert st_.get().renews_ms == 0 and st_.get().status == "cancelled"
+
+
+def test_state_with_period_ends_round_trips_and_old_records_stay_readable() -> None:
+    st_ = AccountState()
+    for ev in [sub("a", JAN, "active", 4999, period_end=FEB), sub("b", JAN, "active", 999, "Add-on"),
+               sub("c", JAN + DAY, "cancelled", 0)]:
+        st_.update(ev)
+    raw = st_.to_bytes()
+    assert raw[0] == 2 and len(raw) == 43 + 3 * 51 + len("ProAdd-onPro")
+    back = AccountState.from_bytes(raw)
+    assert back == st_ and back.get() == st_.get() and back.get().renews_ms == FEB
+    # format 1, as workers before period ends wrote it (and as this one still writes a state that
+    # states no period end): read with period ends 0
+    old = (struct.pack("<BqqqqqH", 1, JAN, 0, 0, 0, 0, 1)  # format, at, before, spell, first paid, contracted, n
+           + struct.pack("<QqqBqqH", 7, JAN, JAN, 1, 4999, 0, 3) + b"Pro")  # key, since, stated, active, cents, trial ends, plan
+    legacy = AccountState.from_bytes(old)
+    assert [(s.sub.status, s.sub.mrr_cents, s.sub.plan, s.sub.period_end_ms) for s in legacy.subs.values()] == [
+        ("active", 4999, "Pro", 0)]
+    assert legacy.to_bytes() == old and legacy.get().renews_ms == 0
+    with pytest.raises(ValueError, match="account state format 9"):
+        AccountState.from_bytes(b"\x09" + old[1:])
 
 
 def test_ledger_counters_revert_exactly() -> None:

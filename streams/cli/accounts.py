@@ -1,7 +1,11 @@
-"""``churnwatch accounts import FILE.csv`` / ``accounts list``: account facts to and from the accounts table.
+"""``churnwatch accounts import FILE.csv`` / ``accounts list``: account facts to and from the accounts table;
+``accounts show ACCOUNT``: one account as its owner sees it.
 
 Account facts (name, owner, segment, renewal date) are a table keyed by account id on a compacted
-topic (streams/worker/accounts.py says how it is created and read).
+topic (streams/worker/accounts.py says how it is created and read). ``show`` adds what the workers
+keep of the account (streams/views.py, the console's account page in text): risk, health, stage,
+MRR, reasons, and its subscriptions with when each paid period ends ("renews 2026-03-13 (in 12
+days)", from the subscription events' ``period_end``; docs/REVENUE.md).
 
 The file: a header row with ``account_id`` and any of ``name``, ``owner``, ``segment``,
 ``renewal_date`` (a date or ISO time, UTC); other columns are ignored. A bad row is reported with
@@ -17,6 +21,7 @@ import csv
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -25,7 +30,7 @@ from streams.settings import Settings
 from streams.timefmt import parse_ts_ms
 from streams.worker.accounts import AccountFacts, ensure_accounts_topic, read_accounts
 
-__all__ = ["add_arguments", "publish_accounts", "read_accounts_csv", "run"]
+__all__ = ["add_arguments", "account_text", "publish_accounts", "read_accounts_csv", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import", help="publish the accounts of a CSV file (account_id,name,owner,segment,renewal_date)")
     imp.add_argument("file", metavar="FILE.csv")
     imp.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
-    show = sub.add_parser("list", help="print the accounts table as JSON lines (latest facts per account)")
-    show.add_argument("--timeout", type=float, default=10.0, help="seconds to read the topic to its end (default 10)")
+    listing = sub.add_parser("list", help="print the accounts table as JSON lines (latest facts per account)")
+    listing.add_argument("--timeout", type=float, default=10.0, help="seconds to read the topic to its end (default 10)")
+    show = sub.add_parser("show", help="one account as of the stream time: risk, reasons, subscriptions and when they renew")
+    show.add_argument("account_id", metavar="ACCOUNT")
+    show.add_argument("--json", action="store_true", help="one JSON object (the console API's account, without members and alerts)")
+    show.add_argument("--timeout", type=float, default=10.0, help="seconds to read the accounts table to its end (default 10)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -114,6 +123,50 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"published {n:,} accounts ({gone:,} deletions) to {settings.topic_accounts} ({state}, cleanup.policy=compact)")
         return 0
     check_kafka_reachable(settings)
+    if args.action == "show":
+        return _show(args, settings)
     for facts in sorted(read_accounts(settings, timeout_s=args.timeout).values(), key=lambda f: f["account_id"]):
         print(orjson.dumps(facts).decode())
     return 0
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    from models.revenue import AccountState
+    from streams.views import account_report, account_subscriptions, open_reader, stream_time_ms
+
+    facts = read_accounts(settings, timeout_s=args.timeout).get(args.account_id, {})
+    with open_reader(settings) as reader:
+        now_ms = stream_time_ms(reader, settings)
+        report = account_report(reader, args.account_id, facts, now_ms)
+        blob = reader.load_account(args.account_id)[0] if report is not None else None
+    if report is None:
+        raise UserError(f"account {args.account_id[:60]!r} is unknown: no subscription event or user of it has reached a worker")
+    subs = account_subscriptions(AccountState.from_bytes(blob) if blob else None, now_ms)
+    if args.json:
+        print(orjson.dumps({**report.to_dict(), "subscriptions": subs}).decode())
+    else:
+        print("\n".join(account_text(report, subs)))
+    return 0
+
+
+def account_text(report: Any, subs: list[dict[str, Any]]) -> list[str]:
+    """The lines ``accounts show`` prints for a ``streams.views.AccountReport`` and its subscriptions
+    (``streams.views.account_subscriptions``)."""
+    from streams.timefmt import format_ts
+
+    a = report.rollup
+    head = f"{report.name or report.account_id} ({report.account_id}), owner {report.owner or '-'}"
+    if report.renewal_date:
+        head += f", contract renewal {report.renewal_date}"
+    lines = [head + f", as of {format_ts(report.as_of_ms)} (stream time)"]
+    if report.renews:
+        lines.append(report.renews)
+    lines += [f"risk {a.risk:.2f}, health {a.health}, temperature {a.temperature}, stage {a.stage.replace('_', ' ')}, "
+              f"MRR {a.mrr_cents / 100:.2f}, {a.users} user{'s' if a.users != 1 else ''} ({a.silent} silent)",
+              f"action: {a.action}"]
+    lines += ["why:", *(f"  - {r}" for r in a.reasons)] if a.reasons else ["why: no reason stands out"]
+    lines.append("subscriptions:" if subs else "subscriptions: none stated")
+    for s in subs:
+        renews = f"  renews {s['renews_on']}" if s["renews_on"] else ""
+        lines.append(f"  {s['plan']:<16} {s['status']:<9} {s['mrr']:>10.2f}  since {s['since'][:10]}{renews}")
+    return lines

@@ -243,13 +243,19 @@ def openapi() -> dict[str, Any]:
         "weekly": {"type": "array", "items": week}, "revenue": revenue,
     })
     account_row = _obj({
-        "account_id": _STR, "name": _STR, "owner": _STR, "renewal_date": _STR, "risk": _NUM, "health": {"type": "integer"},
+        "account_id": _STR, "name": _STR, "owner": _STR, "renewal_date": _STR,
+        "renews_on": {**_NSTR, "description": "UTC date the earliest paid period of its subscriptions ends (their "
+                      "period_end); null when none is stated"},
+        "renews_in_days": {"type": ["integer", "null"], "description": "calendar days from the stream time to renews_on "
+                           "(negative: due and no renewal stated since)"},
+        "risk": _NUM, "health": {"type": "integer"},
         "temperature": {"type": "integer"}, "stage": _STR, "mrr": _NUM, "users": {"type": "integer"},
         "silent_users": {"type": "integer"}, "usage": _NUM, "action": _STR, "reasons": {"type": "array", "items": _STR},
     })
     account = {**account_row, "properties": {
         **account_row["properties"], "as_of": _STR,
-        "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR})},
+        "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR,
+                                                          "renews_on": _NSTR, "renews_in_days": {"type": ["integer", "null"]}})},
         "members": {"type": "array", "items": _obj({"user_id": _NSTR, "stage": {"enum": list(STAGES)}, "risk": _NUM,
                                                     "last_seen": _STR})},
         "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},

@@ -616,11 +616,9 @@ async def account_view(settings: Settings, owners: Owners, account_id: str, now_
 def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alerts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions, members and alerts."""
     from streams.timefmt import format_ts
+    from streams.views import account_subscriptions
 
-    subs = [] if state is None else sorted(state.subs.values(), key=lambda s: -s.sub.mrr_cents)
-    return {**report.to_dict(), "as_of": format_ts(now_ms),
-            "subscriptions": [{"plan": s.sub.plan, "status": s.sub.status, "mrr": s.sub.mrr_cents / 100,
-                               "since": format_ts(s.since_ms)} for s in subs],
+    return {**report.to_dict(), "as_of": format_ts(now_ms), "subscriptions": account_subscriptions(state, now_ms),
             "members": [{"user_id": m.user_id or None, "stage": STAGES[m.stage], "risk": round(m.risk, 4),
                          "last_seen": format_ts(m.last_seen_s * 1000)} for m in members],
             "alerts": list(alerts)}

@@ -13,8 +13,9 @@ Event names pass through a :class:`models.events.TypeMap`, so
 Accounts and subscriptions (docs/REVENUE.md) come in further columns, read by their names in the
 header row only (a file without a header keeps the positional layout above): ``account_id`` on any
 row, and on ``subscription`` rows ``status``, ``plan``, ``mrr`` (money, at most two decimals) and
-optionally ``trial_ends`` (a time like ``ts``), e.g.
-``user_id,ts,event_type,amount,account_id,status,plan,mrr``. On other rows those are ignored.
+optionally ``trial_ends`` and ``period_end`` (the end of the period paid for, the next renewal),
+times like ``ts``, e.g. ``user_id,ts,event_type,amount,account_id,status,plan,mrr,period_end``.
+On other rows those are ignored.
 
 Rows without an ``event_id`` get ``<file name>:<line number>``, which keeps the order of
 same-millisecond events stable between runs (ids only break ties, see ``models.events.EVENT_ORDER``).
@@ -45,7 +46,7 @@ __all__ = ["EventRows", "RowError", "header_user_column", "iter_events_csv", "re
            "text_events"]
 
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
-_EXTRA = ("account_id", "status", "plan", "mrr", "trial_ends")  # by header name only
+_EXTRA = ("account_id", "status", "plan", "mrr", "trial_ends", "period_end")  # by header name only
 _ABSENT = 1 << 62  # the index of a column the file does not have: past the end of every row
 
 
@@ -139,9 +140,23 @@ def _subscription(row: list[str], columns: tuple[int | None, ...]) -> Subscripti
     """The subscription columns of one ``subscription`` row (named in the header)."""
     if columns[1] is None:
         raise ValueError("a subscription row needs a header with a status column")
-    raw_ends = _cell(row, columns[4])
-    ends_ms = parse_ts_ms(raw_ends) if raw_ends else 0
-    return Subscription.parse(_cell(row, columns[1]), _cell(row, columns[2]), _cell(row, columns[3]), ends_ms)
+    return Subscription.parse(_cell(row, columns[1]), _cell(row, columns[2]), _cell(row, columns[3]),
+                              _time_cell(row, columns[4], "trial_ends"), _time_cell(row, columns[5], "period_end"))
+
+
+def _time_cell(row: list[str], i: int | None, name: str) -> int:
+    """An optional time column read as ``ts`` is, 0 when empty. A ``period_end`` epoch number before
+    2000 is refused as ``ts`` is (epoch seconds, as Stripe exports them; the stream refuses it too)."""
+    raw = _cell(row, i)
+    if not raw:
+        return 0
+    try:
+        ms = parse_ts_ms(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if name == "period_end" and ms < MIN_EVENT_MS and raw.replace(".", "", 1).isdigit():
+        raise ValueError(f"{name} {raw!r} is not epoch milliseconds after 2000-01-01")
+    return ms
 
 
 class EventRows:
@@ -160,7 +175,7 @@ class EventRows:
         self._type_col = index.get("event_type", _ABSENT)
         self._amount_col = index.get("amount", _ABSENT)
         self._id_col = index.get("event_id", _ABSENT)
-        self._extra = tuple(index.get(c) for c in _EXTRA)  # account_id, status, plan, mrr, trial_ends: by header only
+        self._extra = tuple(index.get(c) for c in _EXTRA)  # account_id, status, plan, mrr, trial_ends, period_end: by header only
         self._kinds: dict[str, EventType] = {}  # event name as written -> as the product's vocabulary spells it
         self._read_ts = ts_reader()
 

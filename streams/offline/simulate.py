@@ -92,7 +92,7 @@ _GAP_SHAPE: Final[float] = 4.0  # Gamma shape of gaps between sessions: coeffici
 _SIGNUP_SPAN: Final[float] = 0.7  # users sign up over this fraction of the window
 _MIN_LAPSE_DAYS: Final[int] = 21
 _MAX_LAPSE_DAYS: Final[int] = 56
-_ACCOUNT_COLUMNS: Final[tuple[str, ...]] = ("account_id", "status", "plan", "mrr", "trial_ends")
+_ACCOUNT_COLUMNS: Final[tuple[str, ...]] = ("account_id", "status", "plan", "mrr", "trial_ends", "period_end")
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +303,8 @@ def _open_write(path: str | Path) -> IO[str]:
 def write_events_csv(path: str | Path, events: Iterable[Event], *, accounts: bool = False) -> int:
     """``user_id,ts,event_type,amount`` (ISO-8601 UTC, amount empty unless a purchase); gzipped when
     the name ends in ``.gz``. Returns the number of rows. ``accounts`` adds the columns
-    ``account_id,status,plan,mrr,trial_ends`` (docs/REVENUE.md; ``mrr`` exact from cents)."""
+    ``account_id,status,plan,mrr,trial_ends,period_end`` (docs/REVENUE.md; ``mrr`` exact from cents;
+    the times empty when not given)."""
     n = 0
     with _open_write(path) as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -314,10 +315,11 @@ def write_events_csv(path: str | Path, events: Iterable[Event], *, accounts: boo
                 sub = ev.subscription
                 row.append(ev.account_id)
                 if sub is None:
-                    row.extend(("", "", "", ""))
+                    row.extend(("", "", "", "", ""))
                 else:
                     row.extend((sub.status, sub.plan, money_text(sub.mrr_cents),
-                                format_ts(sub.trial_ends_ms) if sub.trial_ends_ms else ""))
+                                format_ts(sub.trial_ends_ms) if sub.trial_ends_ms else "",
+                                format_ts(sub.period_end_ms) if sub.period_end_ms else ""))
             w.writerow(row)
             n += 1
     return n

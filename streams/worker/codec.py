@@ -26,8 +26,12 @@ Accepted value (a JSON object)::
   or "": the user is its own account).
 - On ``subscription`` events only (docs/REVENUE.md): ``status`` (``trial``, ``active``,
   ``past_due``, ``cancelled``), ``plan`` (text, at most 64 characters, optional), ``mrr`` (a
-  number in money units with at most two decimals; 0 or missing when cancelled) and an optional
-  ``trial_ends`` time in either ``ts`` form. A bad one is DLQ reason ``bad_subscription``.
+  number in money units with at most two decimals; 0 or missing when cancelled), an optional
+  ``trial_ends`` time and an optional ``period_end`` time (the end of the period paid for, the
+  next renewal: Stripe's ``current_period_end``, Chargebee's ``current_term_end``), both in either
+  ``ts`` form (missing or null: not given), before 10000-01-01. A bad one is DLQ reason
+  ``bad_subscription`` whose detail names the field; a ``period_end`` before 2000-01-01 is refused
+  too (epoch *seconds*, as Stripe sends them, would read as a time in 1970: send milliseconds).
 - ``properties`` and any other field: only read to derive a missing ``event_id``.
 
 The Kafka key is not read here: state is keyed by ``user_id`` from the value. A record whose key
@@ -294,17 +298,30 @@ def _subscription(obj: dict[str, object]) -> Subscription | Rejection:
     mrr = obj.get("mrr")
     if mrr is not None and (type(mrr) is not int and type(mrr) is not float):
         return Rejection("bad_subscription", f"mrr is a {type(mrr).__name__}, expected a number")
-    ends = obj.get("trial_ends")
-    ends_ms = 0
-    if ends is not None:
-        parsed = _timestamp_ms(ends)
-        if type(parsed) is not int:
-            return Rejection("bad_subscription", f"trial_ends: {parsed.detail}")  # type: ignore[union-attr]
-        ends_ms = parsed
+    ends_ms = _optional_time(obj, "trial_ends")
+    if type(ends_ms) is Rejection:
+        return ends_ms
+    period_end_ms = _optional_time(obj, "period_end")
+    if type(period_end_ms) is Rejection:
+        return period_end_ms
+    if 0 < period_end_ms < MIN_EVENT_MS:  # type: ignore[operator]
+        return Rejection("bad_subscription", f"period_end {period_end_ms} ms is before 2000-01-01 (epoch seconds? send milliseconds)")
     try:
-        return Subscription.parse(obj.get("status"), obj.get("plan"), mrr, ends_ms)
+        return Subscription.parse(obj.get("status"), obj.get("plan"), mrr, ends_ms, period_end_ms)  # type: ignore[arg-type]
     except ValueError as exc:
         return Rejection("bad_subscription", str(exc)[:200])
+
+
+def _optional_time(obj: dict[str, object], name: str) -> int | Rejection:
+    """An optional time field of a subscription event (either ``ts`` form) -> epoch ms, 0 when
+    missing or null; a bad one is ``bad_subscription`` with a detail that names the field."""
+    value = obj.get(name)
+    if value is None:
+        return 0
+    parsed = _timestamp_ms(value)
+    if type(parsed) is not int:
+        return Rejection("bad_subscription", parsed.detail.replace("ts", name, 1))  # type: ignore[union-attr]
+    return parsed
 
 
 def derived_event_id(obj: dict[str, object], ts_ms: int, amount: float) -> str:
