@@ -385,3 +385,45 @@ def test_alert_lists_follow_applied_writes_only_capped_and_without_duplicates(re
     assert [a["alert_id"] for a in first] == ["id01", "id00"], "newest first, once each"
     assert [a["alert_id"] for a in capped] == [f"id{i:02d}" for i in range(13, 13 - ALERT_LOG_CAP, -1)]
     assert capped[0]["reasons"] == ["reason 13"] and exists == 0
+
+
+def test_an_unreadable_user_dropped_on_a_due_review_leaves_nothing_of_it(redis_url: str) -> None:
+    """The worker's cycle against the real scripts: a user at risk and on the save list, with
+    score history and an alert list, whose record is then damaged (truncated), comes due with no
+    events. It is dropped, and so is everything kept for it: record, due, at-risk and save-list
+    entries, history, alert list, and its share of the bucket's counters (``users``, its stage,
+    ``at_risk`` and ``reachable``: taken off by write_batch.lua from its index entries). Before,
+    the history and alert list stayed and the counters went on counting a user the store no
+    longer had."""
+    from models.model import load_model
+    from models.ranking import on_save_list
+    from streams.worker.alert_log import entry
+    from streams.worker.phases import BucketPlan, CycleResult, Decoded, advance_users
+
+    user, st = "erin", _state(T0, stage="declining", at_risk=True, due_s=T0 + DAY)
+    assert on_save_list(st), "the setup: counted as reachable"
+    levels: dict[str, float] = {}
+    stats_delta(None, st, [], levels)
+
+    async def scenario(store: Store) -> tuple[dict[bytes, bytes], list[Any], CycleResult]:
+        b, g = locate(user, store.buckets, store.groups)
+        alert = {"alert_id": "a1", "kind": "at_risk", "event_time_ms": T0 * 1000, "stage": "declining", "risk": 0.7}
+        w = BucketWrite(b, [(FIELD, "", "5")], [StateWrite(g, user, st.to_bytes(), FIELD, st.next_review_s, 0.8, 0.85)],
+                        levels, history=[(g, user, b"\x0a\x0b\x01\x02\x03")], alerts=[(g, user, "a1", entry(alert))])
+        assert await store.write([w], "t1") == []
+        await store.client.hset(store.keys.users(b, g), user, st.to_bytes()[:-3])  # damaged
+        plan = BucketPlan(b, {3: T0 + 2 * DAY}, [])
+        result = CycleResult()
+        out = advance_users([plan], await store.read([plan.read(TOPIC)]), Decoded(), {3: (T0 + 2 * DAY) * 1000},
+                            load_model(), topic=TOPIC, due_limit=100, result=result)
+        assert await store.write(out.writes, "t2") == []
+        c = store.client
+        left = [await c.hexists(store.keys.users(b, g), user), await c.zscore(store.keys.due(b, TOPIC, 3), due_member(g, user)),
+                await c.zscore(store.keys.risk(b), user), await c.zscore(store.keys.reach(b, g), user),
+                await c.hexists(f"{store.keys.tag(b)}:hist:{g}", user), await c.hexists(store.keys.alert_log(b, g), user)]
+        return await c.hgetall(store.keys.stats(b)), left, result
+
+    stats, left, result = with_store(redis_url, scenario)
+    assert (result.unreadable, result.dropped) == (1, 1)
+    assert left == [0, None, None, None, 0, 0], "record, due, risk and save-list entries, history, alert list"
+    assert {k.decode() for k in stats} == {k for k in levels if k.startswith("new:")}, f"levels all back at 0: {stats}"

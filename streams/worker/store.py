@@ -73,6 +73,7 @@ __all__ = [
     "Store",
     "StoreReader",
     "stats_delta",
+    "unreadable_delta",
     "churn_summary",
     "ChurnSummary",
     "utc_day",
@@ -287,6 +288,8 @@ class BucketWrite:
     history: list[tuple[int, str, bytes]] = field(default_factory=list)
     # console alert lists (streams/worker/alert_log.py): (group, user_id, alert id or "" to delete, entry)
     alerts: list[tuple[int, str, str, bytes]] = field(default_factory=list)
+    # users whose stored record could not be read (unreadable_delta): (group, user_id)
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -369,6 +372,26 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
             src = new if new is not None else old
             revenue = src.revenue if src is not None else 0.0
             out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(revenue)
+
+
+def unreadable_delta(blob: bytes, out: dict[str, float]) -> bool:
+    """Take off ``out`` what a stored record that can no longer be read added to its bucket's
+    counters, as far as the record still says: ``users``, and its stage count from byte 1 (the
+    stage in every format, models.state) unless that byte is itself out of range (False: the
+    stage count is left one too high). ``at_risk`` and ``reachable`` are taken off by
+    ``lua/write_batch.lua`` from the user's index entries (``BucketWrite.unreadable``), which
+    follow exactly those two. The record's ``new:<day>`` and churn counts are events, not levels:
+    they stay.
+
+    >>> d = {}; unreadable_delta(bytes([4, 1]), d), d
+    (True, {'users': -1, 'stage:active': -1})
+    """
+    out["users"] = out.get("users", 0) - 1
+    if len(blob) < 2 or blob[1] >= len(_STAGE_KEYS):
+        return False
+    k = _STAGE_KEYS[blob[1]]
+    out[k] = out.get(k, 0) - 1
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,6 +726,7 @@ class Store:
             calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
                                      [keys.tag(b), token, inc, dumps([x for part in w.parts for x in part]), states, dumps(stats) if stats else "",
                                       dumps([ALERT_LOG_CAP, *((g, uid, aid) for g, uid, aid, _ in alerts)]) if alerts else "",
+                                      dumps([x for u in w.unreadable for x in u]) if w.unreadable else "",
                                       *(b"" if s.blob is None else s.blob for s in w.states), *(e for *_, e in alerts)],
                                      len(w.states) + len(alerts) + 1))
         hist_sha = self._sha.get("history")  # console score history (only used when a write carries points)
