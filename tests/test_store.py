@@ -427,3 +427,42 @@ def test_an_unreadable_user_dropped_on_a_due_review_leaves_nothing_of_it(redis_u
     assert (result.unreadable, result.dropped) == (1, 1)
     assert left == [0, None, None, None, 0, 0], "record, due, risk and save-list entries, history, alert list"
     assert {k.decode() for k in stats} == {k for k in levels if k.startswith("new:")}, f"levels all back at 0: {stats}"
+
+
+def test_a_due_review_written_by_a_worker_that_lost_the_partition_is_fenced(redis_url: str) -> None:
+    """A cycle with only due reviews moves no offset, so the offset fence alone let two workers
+    that both read the bucket before either wrote apply the same review twice: a worker that lost
+    the partition without knowing yet (stalled past its session) and its new owner. Both writes
+    applied, and the counters moved twice for one user (stage and at-risk counts drift). The
+    fence also holds the partition's token as read: a write finding another worker's token there
+    is fenced (the cycle re-reads); a worker's own earlier writes pass (cycles overlap)."""
+    from models.model import load_model
+    from streams.worker.phases import BucketPlan, CycleResult, Decoded, advance_users
+
+    user, st = "gail", _state(T0, stage="active", due_s=T0 + DAY)
+    levels: dict[str, float] = {}
+    stats_delta(None, st, [], levels)
+    model = load_model()
+
+    async def scenario(store: Store) -> tuple[list[Any], list[Any], dict[str, float], dict[str, float]]:
+        b, g = locate(user, store.buckets, store.groups)
+        w = BucketWrite(b, [(FIELD, "", "5")], [StateWrite(g, user, st.to_bytes(), FIELD, st.next_review_s, None)], levels)
+        assert await store.write([w], "old:1") == []
+        plan = BucketPlan(b, {3: T0 + 60 * DAY}, [])
+
+        async def cycle() -> list[BucketWrite]:
+            replies = await store.read([plan.read(TOPIC)])
+            return advance_users([plan], replies, Decoded(), {3: (T0 + 60 * DAY) * 1000}, model, topic=TOPIC,
+                                 due_limit=100, result=CycleResult()).writes
+
+        stale, fresh = await cycle(), await cycle()  # both read before either wrote
+        assert stale[0].states and stale[0].stats, "the setup: a review that moves the counters"
+        new_owner = await store.write(fresh, "new:1")
+        once = await store.stats()
+        zombie = await store.write(stale, "old:2")
+        return new_owner, zombie, once, await store.stats()
+
+    new_owner, zombie, once, after = with_store(redis_url, scenario)
+    assert new_owner == [], "the new owner's write applies (the token it read was the old owner's)"
+    assert len(zombie) == 1, "the write of the worker that lost the partition is fenced"
+    assert after == once, "the review counted once"

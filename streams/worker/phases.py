@@ -407,7 +407,8 @@ def advance_users(
     out = Advanced()
     for plan, reply in zip(plans, replies):
         expected = dict(zip(plan.parts, reply.offsets))
-        write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset))
+        write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset),
+                            read_tokens=reply.tokens if len(reply.tokens) == len(expected) else None)
         todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket

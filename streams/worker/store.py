@@ -264,6 +264,7 @@ class BucketReadResult:
     dues: list[list[DueUser]]  # per part
     next_due: list[int | None]  # per part swept: lowest due second above the sweep's bound (None: none)
     marker: str = ""  # the bucket's incarnation marker as read
+    tokens: list[str] = field(default_factory=list)  # per part: its last write's token as read ("" none)
 
 
 @dataclass(slots=True)
@@ -290,6 +291,9 @@ class BucketWrite:
     alerts: list[tuple[int, str, str, bytes]] = field(default_factory=list)
     # users whose stored record could not be read (unreadable_delta): (group, user_id)
     unreadable: list[tuple[int, str]] = field(default_factory=list)
+    # per part: the partition's token as the read found it ("" none), which the write expects there
+    # unless it is this worker's (lua/fence.lua, fence_check); None: tokens not checked, offsets only
+    read_tokens: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -372,6 +376,16 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
             src = new if new is not None else old
             revenue = src.revenue if src is not None else 0.0
             out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(revenue)
+
+
+def _parts_json(w: BucketWrite) -> bytes:
+    """``w.parts`` flat for lua/write_batch.lua, each with its token as read (false: not checked).
+
+    >>> _parts_json(BucketWrite(0, [("ev:1", "5", ""), ("ev:2", "", "9")], read_tokens=["a:1", ""]))
+    b'["ev:1","5","","a:1","ev:2","","9",""]'
+    """
+    tokens: Sequence[str | bool] = w.read_tokens if w.read_tokens is not None else [False] * len(w.parts)
+    return orjson.dumps([x for part, tok in zip(w.parts, tokens) for x in (*part, tok)])
 
 
 def unreadable_delta(blob: bytes, out: dict[str, float]) -> bool:
@@ -688,7 +702,7 @@ class Store:
         replies, _ = await self._run_buckets("read", "read_batch", calls)
         out: list[BucketReadResult] = []
         for raw in replies:
-            offsets_raw, blobs, dues_raw, nexts_raw, marker = raw
+            offsets_raw, blobs, dues_raw, nexts_raw, marker, tokens = raw
             if _s(marker) != self.incarnation:
                 raise StoreLost(self.incarnation, _s(marker))
             dues: list[list[DueUser]] = []
@@ -699,7 +713,8 @@ class Store:
                     part.append(DueUser(group, uid, int(float(flat[j + 1])), flat[j + 2]))
                 dues.append(part)
             nexts = [None if n is None else int(float(n)) for n in nexts_raw]
-            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts, _s(marker)))
+            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts, _s(marker),
+                                        [_s(t) for t in tokens]))
         return out
 
     async def write(self, writes: Sequence[BucketWrite], token: str, progress: ProgressWrite | None = None) -> list[Fenced]:
@@ -724,7 +739,7 @@ class Store:
             stats = [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
             alerts = w.alerts if alert_log else []  # console alert lists, in the same atomic write as the states
             calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
-                                     [keys.tag(b), token, inc, dumps([x for part in w.parts for x in part]), states, dumps(stats) if stats else "",
+                                     [keys.tag(b), token, inc, _parts_json(w), states, dumps(stats) if stats else "",
                                       dumps([ALERT_LOG_CAP, *((g, uid, aid) for g, uid, aid, _ in alerts)]) if alerts else "",
                                       dumps([x for u in w.unreadable for x in u]) if w.unreadable else "",
                                       *(b"" if s.blob is None else s.blob for s in w.states), *(e for *_, e in alerts)],

@@ -17,7 +17,8 @@
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:stats   KEYS[3] = <prefix>:{b}:risk
 -- ARGV    = tag, token, incarnation,
---           parts JSON  [field "<topic>:<p>", expected or "", new or "", ...] (flat),
+--           parts JSON  [field "<topic>:<p>", expected or "", new or "", token as read or "" or
+--                         false (not checked: fence.lua's fence_check), ...] (flat),
 --           states JSON [group, user_id, due field "<topic>:<p>", due score (0: not due; -1:
 --                         as stored, leave the due index alone), risk score or "" (not at risk)
 --                         or "=" (was not at risk either: leave the ranking alone), save-list
@@ -33,7 +34,7 @@
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced,
 -- {3, marker} the bucket's incarnation is not the worker's (Redis lost its data).
 local tag, token = ARGV[1], ARGV[2]
-local parts = fence_parts(ARGV[4])
+local parts = fence_parts(ARGV[4], 4)
 local seen = fence_read(KEYS[1], parts)
 local marker = seen[1] or ''
 if marker ~= ARGV[3] then
@@ -42,7 +43,7 @@ end
 if fence_retried(seen, parts, token) then
   return { 2 }
 end
-local fenced = fence_check(seen, parts)
+local fenced = fence_check(seen, parts, token)
 if fenced then
   return fenced
 end
