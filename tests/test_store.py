@@ -466,3 +466,30 @@ def test_a_due_review_written_by_a_worker_that_lost_the_partition_is_fenced(redi
     assert new_owner == [], "the new owner's write applies (the token it read was the old owner's)"
     assert len(zombie) == 1, "the write of the worker that lost the partition is fenced"
     assert after == once, "the review counted once"
+
+
+def test_readers_of_many_states_leave_out_an_unreadable_record_instead_of_failing(redis_url: str,
+                                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """``churnwatch top``, the console's save and win-back lists and the save-list index read
+    many states at once: one record that cannot be read (damaged, or a newer format) made every
+    one of them fail (ValueError) until the worker happened to touch that user, which for a user
+    without a due review or new events is never. It is left out and counted in a WARNING (no
+    user id), as the worker leaves it out of the counters when it meets it."""
+    import logging
+
+    async def scenario(store: Store) -> list[UserState | None]:
+        await _write_one(store, "good", _state(T0), new="1", token="t1")
+        await _write_one(store, "bad", _state(T0), expected="1", new="2", token="t2")
+        b, g = locate("bad", store.buckets, store.groups)
+        await store.client.hset(store.keys.users(b, g), "bad", b"\x04\xc8 damaged")
+        where = [(*locate(u, store.buckets, store.groups), u) for u in ("good", "bad")]
+        return await store.load_users(where)
+
+    with caplog.at_level(logging.WARNING, logger="streams.worker.store"):
+        loaded = with_store(redis_url, scenario)
+        with StoreReader(_settings(redis_url)) as reader:
+            states = reader.user_states()
+    assert loaded[0] is not None and loaded[1] is None
+    assert set(states) == {"good"}
+    warned = [r for r in caplog.records if "unreadable" in r.getMessage()]
+    assert warned and all("bad" not in r.getMessage() for r in warned)
