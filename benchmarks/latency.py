@@ -158,15 +158,20 @@ def quiet_gc() -> Iterator[None]:
     with this generator and an aiokafka consumer at 26k events/s: full collections of everything
     imported (this module pulls in the worker's and the models' code) every 6-9 s, each stopping
     the process 130-240 ms (load 10): the generator stopped producing, then sent the missed events
-    in one burst, and delivery reports waited. With the tuning: none in 30 s."""
+    in one burst, and delivery reports waited. With the tuning: none in 30 s.
+
+    Restored as found: the thresholds, and frozen or not. A caller that had frozen objects before
+    keeps them frozen (an unconditional ``gc.unfreeze()`` gave them back to the collector); what
+    the level froze beside them stays frozen too, since ``gc`` has no partial unfreeze."""
     from streams.worker.service import _tune_gc
 
-    thresholds = gc.get_threshold()
+    thresholds, was_frozen = gc.get_threshold(), gc.get_freeze_count() > 0
     _tune_gc()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not was_frozen:
+            gc.unfreeze()
         gc.set_threshold(*thresholds)
 
 

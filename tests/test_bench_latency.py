@@ -56,3 +56,22 @@ def test_the_generators_collector_is_tuned_as_the_workers_while_a_level_runs_and
         assert gc.get_freeze_count() > 0  # what was imported is out of every collection
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_the_generators_collector_stays_frozen_after_a_level_when_it_was_frozen_before() -> None:
+    """``quiet_gc`` restores the collector it found: a caller's freeze is not undone by the level."""
+    import gc
+
+    from benchmarks.latency import quiet_gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(1_000, 11, 12)
+    gc.freeze()
+    try:
+        with quiet_gc():
+            assert gc.get_threshold() == (50_000, 20, 100)
+        assert gc.get_freeze_count() > 0, "the caller's objects are still out of every collection"
+        assert gc.get_threshold() == (1_000, 11, 12)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -32,7 +32,7 @@ from streams.worker.phases import (
     plan_reads,
     plan_sweep,
 )
-from streams.worker.store import BucketReadResult, DueUser, StateWrite
+from streams.worker.store import BucketReadResult, DueUser, StateWrite, stats_delta
 from streams.publisher import event_value
 
 DAY_MS = 86_400_000
@@ -180,9 +180,11 @@ _VALID = UserState().to_bytes()  # format 4, stage byte [1] = 0
                          ids=["garbage", "format-4 length, stage byte 200"])
 def test_advance_users_starts_a_user_with_an_unreadable_record_afresh(blob: bytes, caplog: pytest.LogCaptureFixture) -> None:
     """docs/OPERATE.md (code upgrades): a stored record that cannot be read is logged (WARNING, no
-    user id) and the user starts afresh from the batch's events - its history is lost and the
-    bucket counts it as a new user (the counters drift by one). No cycle error, no skip. Also a
-    record of the right length whose stage byte is out of range (it raised IndexError: the cycle failed)."""
+    user id) and the user starts afresh from the batch's events: its score history and alert list
+    are deleted before its new ones, and the bucket's counters lose the lost record (``users`` and,
+    where its stage byte still says it, the stage; at-risk and save-list counts by the write
+    script, ``write.unreadable``) as they gain the new one. No cycle error, no skip. Also a record
+    of the right length whose stage byte is out of range (it raised IndexError: the cycle failed)."""
     model = load_model()
     evs = [Event("a", START_MS + i * DAY_MS, "view", f"a{i}") for i in range(3)]
     decoded = _decode({3: [Rec(i + 100, b"a", event_value(ev)) for i, ev in enumerate(evs)]})
@@ -198,10 +200,42 @@ def test_advance_users_starts_a_user_with_an_unreadable_record_afresh(blob: byte
     (state,) = write.states
     assert (state.user_id, state.blob, state.due_field, state.due_s) == ("a", fresh.to_bytes(), "ev:3", fresh.next_review_s)
     assert (result.users, result.processed, result.expired, result.skipped, result.unreadable) == (1, 3, 0, 0, 1)
-    assert write.stats["users"] == 1, "counted as a new user (documented drift)"
+    gained: dict[str, float] = {}
+    stats_delta(None, fresh, advance("a", None, evs, until, model).alerts, gained)
+    lost = {"users": -1} if blob[1] >= len(STAGES) else {"users": -1, "stage:" + STAGES[blob[1]]: -1}  # its stage byte
+    expected = {k: gained.get(k, 0) + lost.get(k, 0) for k in {*gained, *lost}}
+    assert write.stats == expected and expected["users"] == 0, "the lost record off the counters, the new one on"
+    assert write.unreadable == [(state.group, "a")], "the write script takes off its at-risk and save-list counts"
+    assert write.history[0] == (state.group, "a", b"") and all(p for _, _, p in write.history[1:])
+    assert write.alerts[0] == (state.group, "a", "", b""), "the old alert list goes first"
     assert write.parts == [("ev:3", "99", "102")]
     (rec,) = [r for r in caplog.records if "unreadable state record" in r.getMessage()]
     assert rec.levelno == logging.WARNING and "afresh" in rec.getMessage() and "a" not in rec.args, "no user id"
+    assert ("stage count" in rec.getMessage()) == (blob[1] >= len(STAGES)), "says when a stage count could not be corrected"
+
+
+def test_advance_users_drops_an_unreadable_user_due_without_events_with_everything_kept_for_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A review due, no events, a record that cannot be read: nothing to start from, so the user is
+    dropped, and with it everything the store keeps for it (before: the record and its index
+    entries went, but its score history and alert list stayed and the counters went on counting
+    it). Counted as unreadable and dropped (the metric's outcome label), logged without user id."""
+    model = load_model()
+    stored = advance("lost", None, [Event("lost", START_MS, "view", "l1")], START_MS + DAY_MS, model).state
+    blob = stored.to_bytes()[:-3]  # truncated: unreadable, stage byte intact
+    plan = BucketPlan(2, {0: 10**10}, [])
+    result = CycleResult()
+    with caplog.at_level(logging.WARNING, logger="streams.worker.phases"):
+        out = advance_users([plan], [_reply(plan, {0: "7"}, dues={0: [DueUser(1, "lost", 40, blob)]})], Decoded(),
+                            {0: START_MS + 2 * DAY_MS}, model, topic="ev", due_limit=100, result=result)
+    (write,) = out.writes
+    assert write.states == [StateWrite(1, "lost", None, "ev:0", 0, None, None, 0.0)], "record, due/risk/save entries go"
+    assert write.history == [(1, "lost", b"")] and write.alerts == [(1, "lost", "", b"")]
+    assert write.stats == {"users": -1, "stage:" + STAGES[stored.stage]: -1}
+    assert write.unreadable == [(1, "lost")]
+    assert (result.unreadable, result.dropped, result.users, result.due_users) == (1, 1, 0, 1)
+    (rec,) = [r for r in caplog.records if "unreadable state record" in r.getMessage()]
+    assert "dropped" in rec.getMessage() and "lost" not in rec.getMessage()
 
 
 def test_no_function_of_the_worker_is_over_80_lines() -> None:

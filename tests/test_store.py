@@ -385,3 +385,111 @@ def test_alert_lists_follow_applied_writes_only_capped_and_without_duplicates(re
     assert [a["alert_id"] for a in first] == ["id01", "id00"], "newest first, once each"
     assert [a["alert_id"] for a in capped] == [f"id{i:02d}" for i in range(13, 13 - ALERT_LOG_CAP, -1)]
     assert capped[0]["reasons"] == ["reason 13"] and exists == 0
+
+
+def test_an_unreadable_user_dropped_on_a_due_review_leaves_nothing_of_it(redis_url: str) -> None:
+    """The worker's cycle against the real scripts: a user at risk and on the save list, with
+    score history and an alert list, whose record is then damaged (truncated), comes due with no
+    events. It is dropped, and so is everything kept for it: record, due, at-risk and save-list
+    entries, history, alert list, and its share of the bucket's counters (``users``, its stage,
+    ``at_risk`` and ``reachable``: taken off by write_batch.lua from its index entries). Before,
+    the history and alert list stayed and the counters went on counting a user the store no
+    longer had."""
+    from models.model import load_model
+    from models.ranking import on_save_list
+    from streams.worker.alert_log import entry
+    from streams.worker.phases import BucketPlan, CycleResult, Decoded, advance_users
+
+    user, st = "erin", _state(T0, stage="declining", at_risk=True, due_s=T0 + DAY)
+    assert on_save_list(st), "the setup: counted as reachable"
+    levels: dict[str, float] = {}
+    stats_delta(None, st, [], levels)
+
+    async def scenario(store: Store) -> tuple[dict[bytes, bytes], list[Any], CycleResult]:
+        b, g = locate(user, store.buckets, store.groups)
+        alert = {"alert_id": "a1", "kind": "at_risk", "event_time_ms": T0 * 1000, "stage": "declining", "risk": 0.7}
+        w = BucketWrite(b, [(FIELD, "", "5")], [StateWrite(g, user, st.to_bytes(), FIELD, st.next_review_s, 0.8, 0.85)],
+                        levels, history=[(g, user, b"\x0a\x0b\x01\x02\x03")], alerts=[(g, user, "a1", entry(alert))])
+        assert await store.write([w], "t1") == []
+        await store.client.hset(store.keys.users(b, g), user, st.to_bytes()[:-3])  # damaged
+        plan = BucketPlan(b, {3: T0 + 2 * DAY}, [])
+        result = CycleResult()
+        out = advance_users([plan], await store.read([plan.read(TOPIC)]), Decoded(), {3: (T0 + 2 * DAY) * 1000},
+                            load_model(), topic=TOPIC, due_limit=100, result=result)
+        assert await store.write(out.writes, "t2") == []
+        c = store.client
+        left = [await c.hexists(store.keys.users(b, g), user), await c.zscore(store.keys.due(b, TOPIC, 3), due_member(g, user)),
+                await c.zscore(store.keys.risk(b), user), await c.zscore(store.keys.reach(b, g), user),
+                await c.hexists(f"{store.keys.tag(b)}:hist:{g}", user), await c.hexists(store.keys.alert_log(b, g), user)]
+        return await c.hgetall(store.keys.stats(b)), left, result
+
+    stats, left, result = with_store(redis_url, scenario)
+    assert (result.unreadable, result.dropped) == (1, 1)
+    assert left == [0, None, None, None, 0, 0], "record, due, risk and save-list entries, history, alert list"
+    assert {k.decode() for k in stats} == {k for k in levels if k.startswith("new:")}, f"levels all back at 0: {stats}"
+
+
+def test_a_due_review_written_by_a_worker_that_lost_the_partition_is_fenced(redis_url: str) -> None:
+    """A cycle with only due reviews moves no offset, so the offset fence alone let two workers
+    that both read the bucket before either wrote apply the same review twice: a worker that lost
+    the partition without knowing yet (stalled past its session) and its new owner. Both writes
+    applied, and the counters moved twice for one user (stage and at-risk counts drift). The
+    fence also holds the partition's token as read: a write finding another worker's token there
+    is fenced (the cycle re-reads); a worker's own earlier writes pass (cycles overlap)."""
+    from models.model import load_model
+    from streams.worker.phases import BucketPlan, CycleResult, Decoded, advance_users
+
+    user, st = "gail", _state(T0, stage="active", due_s=T0 + DAY)
+    levels: dict[str, float] = {}
+    stats_delta(None, st, [], levels)
+    model = load_model()
+
+    async def scenario(store: Store) -> tuple[list[Any], list[Any], dict[str, float], dict[str, float]]:
+        b, g = locate(user, store.buckets, store.groups)
+        w = BucketWrite(b, [(FIELD, "", "5")], [StateWrite(g, user, st.to_bytes(), FIELD, st.next_review_s, None)], levels)
+        assert await store.write([w], "old:1") == []
+        plan = BucketPlan(b, {3: T0 + 60 * DAY}, [])
+
+        async def cycle() -> list[BucketWrite]:
+            replies = await store.read([plan.read(TOPIC)])
+            return advance_users([plan], replies, Decoded(), {3: (T0 + 60 * DAY) * 1000}, model, topic=TOPIC,
+                                 due_limit=100, result=CycleResult()).writes
+
+        stale, fresh = await cycle(), await cycle()  # both read before either wrote
+        assert stale[0].states and stale[0].stats, "the setup: a review that moves the counters"
+        new_owner = await store.write(fresh, "new:1")
+        once = await store.stats()
+        zombie = await store.write(stale, "old:2")
+        return new_owner, zombie, once, await store.stats()
+
+    new_owner, zombie, once, after = with_store(redis_url, scenario)
+    assert new_owner == [], "the new owner's write applies (the token it read was the old owner's)"
+    assert len(zombie) == 1, "the write of the worker that lost the partition is fenced"
+    assert after == once, "the review counted once"
+
+
+def test_readers_of_many_states_leave_out_an_unreadable_record_instead_of_failing(redis_url: str,
+                                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """``churnwatch top``, the console's save and win-back lists and the save-list index read
+    many states at once: one record that cannot be read (damaged, or a newer format) made every
+    one of them fail (ValueError) until the worker happened to touch that user, which for a user
+    without a due review or new events is never. It is left out and counted in a WARNING (no
+    user id), as the worker leaves it out of the counters when it meets it."""
+    import logging
+
+    async def scenario(store: Store) -> list[UserState | None]:
+        await _write_one(store, "good", _state(T0), new="1", token="t1")
+        await _write_one(store, "bad", _state(T0), expected="1", new="2", token="t2")
+        b, g = locate("bad", store.buckets, store.groups)
+        await store.client.hset(store.keys.users(b, g), "bad", b"\x04\xc8 damaged")
+        where = [(*locate(u, store.buckets, store.groups), u) for u in ("good", "bad")]
+        return await store.load_users(where)
+
+    with caplog.at_level(logging.WARNING, logger="streams.worker.store"):
+        loaded = with_store(redis_url, scenario)
+        with StoreReader(_settings(redis_url)) as reader:
+            states = reader.user_states()
+    assert loaded[0] is not None and loaded[1] is None
+    assert set(states) == {"good"}
+    warned = [r for r in caplog.records if "unreadable" in r.getMessage()]
+    assert warned and all("bad" not in r.getMessage() for r in warned)

@@ -123,7 +123,7 @@ def test_every_key_of_a_script_call_shares_one_slot(users: list[str]) -> None:
         async def record(build: Any, _calls: _Calls = calls) -> list[Any]:
             build(_calls)
             # one bucket per call, each call's reply a list of bucket replies (lua/buckets.lua)
-            return [[[[], [], [], [], b""] if op == "read" else [1]]] * len(_calls)  # read: + the incarnation marker
+            return [[[[], [], [], [], b"", []] if op == "read" else [1]]] * len(_calls)  # read: + the incarnation marker, tokens
 
         store._run = lambda _op, build: record(build)  # type: ignore[method-assign]
         asyncio.run(store.read(jobs) if op == "read" else store.write(jobs, "t"))  # type: ignore[arg-type]

@@ -55,8 +55,13 @@ __all__ = [
 EVENTS_CONSUMED = Counter("churnwatch_events_consumed_total", "Records read from the events topic")
 EVENTS_PROCESSED = Counter("churnwatch_events_processed_total", "Events applied to user state")
 STATES_UNREADABLE = Counter(
-    "churnwatch_states_unreadable_total", "Stored user states that could not be read: started afresh from the batch, or dropped on a due review"
+    "churnwatch_states_unreadable_total",
+    "Stored user states that could not be read, by outcome: restarted (afresh from the batch's events) or dropped "
+    "(a due review with no events); either way the user's history, alert list and counters went with the state",
+    ["outcome"],
 )
+for _outcome in ("restarted", "dropped"):  # both at 0 from the start: a rate over a series that appears is no rate
+    STATES_UNREADABLE.labels(_outcome)
 EVENTS_REJECTED = Counter("churnwatch_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
 EVENTS_UNKNOWN_TYPE = Counter(
     "churnwatch_events_unknown_type_total", "Events accepted with an unknown type name (counted as 'other')"

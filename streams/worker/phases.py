@@ -38,7 +38,8 @@ from streams.worker.revenue import (
     is_account_copy,
     parse_member_copy,
 )
-from streams.worker.store import UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta
+from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta,
+                                  unreadable_delta)
 
 __all__ = [
     "NO_DUE",
@@ -83,6 +84,7 @@ class CycleResult:
     due_users: int = 0  # of which because a review was due
     expired: int = 0
     unreadable: int = 0  # stored states that could not be read (started afresh, or dropped)
+    dropped: int = 0  # of which dropped: a review came due and no events to start from
     buckets: int = 0  # buckets read/written
     progress: dict[int, tuple[int, int]] = field(default_factory=dict)  # written: p -> (offset, S_p)
     idle: bool = False  # nothing to do: no records and no review clock moved
@@ -405,7 +407,8 @@ def advance_users(
     out = Advanced()
     for plan, reply in zip(plans, replies):
         expected = dict(zip(plan.parts, reply.offsets))
-        write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset))
+        write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset),
+                            read_tokens=reply.tokens if len(reply.tokens) == len(expected) else None)
         todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
@@ -465,6 +468,27 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
     return step_index_scores(old, st, until_ms, model, review, UNCHANGED)
 
 
+def _unreadable(group: int, uid: str, blob: bytes, restarted: bool, bucket: int, error: str, write: BucketWrite,
+                result: CycleResult) -> None:
+    """A stored record that cannot be read: the user starts afresh from the batch's events
+    (``restarted``) or, a review due and no events to start from, is dropped (the state write
+    deletes the record with its due, at-risk and save-list entries). Either way nothing the
+    store keeps goes on describing the lost state: its score history and alert list go (queued
+    before a restarted user's own points and alerts, which follow), and the bucket's counters
+    lose what the record added to them (``store.unreadable_delta`` and ``BucketWrite.unreadable``),
+    in the same fenced write as the state: once, whatever is redelivered."""
+    result.unreadable += 1
+    if not restarted:
+        result.dropped += 1
+    write.history.append((group, uid, b""))
+    write.alerts.append((group, uid, "", b""))
+    write.unreadable.append((group, uid))
+    staged = unreadable_delta(blob, write.stats)
+    what = "starting that user afresh" if restarted else "dropped it (a review came due, no events to start from)"
+    logger.warning("unreadable state record in bucket %s (%s): %s; its history and alert list removed, counters "
+                   "corrected%s", bucket, error, what, "" if staged else " but its stage count (stage byte unreadable)")
+
+
 def _advance_user(
     uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, due_field: str, write: BucketWrite,
     out: Advanced, result: CycleResult, history: bool = True,
@@ -475,12 +499,12 @@ def _advance_user(
     group, partition, blob, events = item
     old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
         uid, blob, events, until or 0, until is not None, model, history, UNCHANGED)
-    if error:
-        result.unreadable += 1
-        what = "starting that user afresh" if st is not None else "dropping it (a review came due, no events to start from)"
-        logger.warning("unreadable state record in bucket %s (%s): %s", bucket, error, what)
-    if skip:
+    if skip:  # no clock and no events: nothing written (never a due user: a sweep needs a clock)
+        if error:
+            logger.warning("unreadable state record in bucket %s (%s): left as stored", bucket, error)
         return
+    if error:  # (an error is a record that was there)
+        _unreadable(group, uid, blob or b"", st is not None, bucket, error, write, result)
     if st is None:  # expired, or a due entry without a state
         write.states.append(StateWrite(group, uid, None, due_field, 0, None))
         if not expire:

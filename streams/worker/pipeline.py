@@ -586,7 +586,8 @@ def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
     """The cycle's counters and timings, once it is complete."""
     metrics.EVENTS_PROCESSED.inc(result.processed)
     if result.unreadable:
-        metrics.STATES_UNREADABLE.inc(result.unreadable)
+        metrics.STATES_UNREADABLE.labels("restarted").inc(result.unreadable - result.dropped)
+        metrics.STATES_UNREADABLE.labels("dropped").inc(result.dropped)
     if decoded.unknown_types:
         metrics.EVENTS_UNKNOWN_TYPE.inc(decoded.unknown_types)
     if decoded.derived_ids:

@@ -73,6 +73,7 @@ __all__ = [
     "Store",
     "StoreReader",
     "stats_delta",
+    "unreadable_delta",
     "churn_summary",
     "ChurnSummary",
     "utc_day",
@@ -263,6 +264,7 @@ class BucketReadResult:
     dues: list[list[DueUser]]  # per part
     next_due: list[int | None]  # per part swept: lowest due second above the sweep's bound (None: none)
     marker: str = ""  # the bucket's incarnation marker as read
+    tokens: list[str] = field(default_factory=list)  # per part: its last write's token as read ("" none)
 
 
 @dataclass(slots=True)
@@ -287,6 +289,11 @@ class BucketWrite:
     history: list[tuple[int, str, bytes]] = field(default_factory=list)
     # console alert lists (streams/worker/alert_log.py): (group, user_id, alert id or "" to delete, entry)
     alerts: list[tuple[int, str, str, bytes]] = field(default_factory=list)
+    # users whose stored record could not be read (unreadable_delta): (group, user_id)
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
+    # per part: the partition's token as the read found it ("" none), which the write expects there
+    # unless it is this worker's (lua/fence.lua, fence_check); None: tokens not checked, offsets only
+    read_tokens: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -369,6 +376,36 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
             src = new if new is not None else old
             revenue = src.revenue if src is not None else 0.0
             out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(revenue)
+
+
+def _parts_json(w: BucketWrite) -> bytes:
+    """``w.parts`` flat for lua/write_batch.lua, each with its token as read (false: not checked).
+
+    >>> _parts_json(BucketWrite(0, [("ev:1", "5", ""), ("ev:2", "", "9")], read_tokens=["a:1", ""]))
+    b'["ev:1","5","","a:1","ev:2","","9",""]'
+    """
+    tokens: Sequence[str | bool] = w.read_tokens if w.read_tokens is not None else [False] * len(w.parts)
+    return orjson.dumps([x for part, tok in zip(w.parts, tokens) for x in (*part, tok)])
+
+
+def unreadable_delta(blob: bytes, out: dict[str, float]) -> bool:
+    """Take off ``out`` what a stored record that can no longer be read added to its bucket's
+    counters, as far as the record still says: ``users``, and its stage count from byte 1 (the
+    stage in every format, models.state) unless that byte is itself out of range (False: the
+    stage count is left one too high). ``at_risk`` and ``reachable`` are taken off by
+    ``lua/write_batch.lua`` from the user's index entries (``BucketWrite.unreadable``), which
+    follow exactly those two. The record's ``new:<day>`` and churn counts are events, not levels:
+    they stay.
+
+    >>> d = {}; unreadable_delta(bytes([4, 1]), d), d
+    (True, {'users': -1, 'stage:active': -1})
+    """
+    out["users"] = out.get("users", 0) - 1
+    if len(blob) < 2 or blob[1] >= len(_STAGE_KEYS):
+        return False
+    k = _STAGE_KEYS[blob[1]]
+    out[k] = out.get(k, 0) - 1
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -665,7 +702,7 @@ class Store:
         replies, _ = await self._run_buckets("read", "read_batch", calls)
         out: list[BucketReadResult] = []
         for raw in replies:
-            offsets_raw, blobs, dues_raw, nexts_raw, marker = raw
+            offsets_raw, blobs, dues_raw, nexts_raw, marker, tokens = raw
             if _s(marker) != self.incarnation:
                 raise StoreLost(self.incarnation, _s(marker))
             dues: list[list[DueUser]] = []
@@ -676,7 +713,8 @@ class Store:
                     part.append(DueUser(group, uid, int(float(flat[j + 1])), flat[j + 2]))
                 dues.append(part)
             nexts = [None if n is None else int(float(n)) for n in nexts_raw]
-            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts, _s(marker)))
+            out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts, _s(marker),
+                                        [_s(t) for t in tokens]))
         return out
 
     async def write(self, writes: Sequence[BucketWrite], token: str, progress: ProgressWrite | None = None) -> list[Fenced]:
@@ -701,8 +739,9 @@ class Store:
             stats = [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
             alerts = w.alerts if alert_log else []  # console alert lists, in the same atomic write as the states
             calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
-                                     [keys.tag(b), token, inc, dumps([x for part in w.parts for x in part]), states, dumps(stats) if stats else "",
+                                     [keys.tag(b), token, inc, _parts_json(w), states, dumps(stats) if stats else "",
                                       dumps([ALERT_LOG_CAP, *((g, uid, aid) for g, uid, aid, _ in alerts)]) if alerts else "",
+                                      dumps([x for u in w.unreadable for x in u]) if w.unreadable else "",
                                       *(b"" if s.blob is None else s.blob for s in w.states), *(e for *_, e in alerts)],
                                      len(w.states) + len(alerts) + 1))
         hist_sha = self._sha.get("history")  # console score history (only used when a write carries points)
@@ -894,8 +933,9 @@ class Store:
             for g in range(self.groups):
                 pipe.hgetall(self.keys.users(b, g))
             for part in await pipe.execute():
-                for user, blob in part.items():
-                    out[_s(user)] = UserState.from_bytes(blob)
+                for user, st in zip(part, _readable(part.values())):
+                    if st is not None:
+                        out[_s(user)] = st
         return out
 
     async def due_users(self, topic: str, partitions: Iterable[int], until_s: int) -> list[tuple[int, int, str]]:
@@ -916,7 +956,7 @@ class Store:
         pipe = self._client.pipeline(transaction=False)
         for b, g, user in where:
             pipe.hget(self.keys.users(b, g), user)
-        return [None if raw is None else UserState.from_bytes(raw) for raw in await pipe.execute()] if where else []
+        return _readable(await pipe.execute()) if where else []
 
     async def reach_ranks(self, asked: Sequence[tuple[int, int, int, int]]) -> list[list[tuple[str, int]]]:
         """Save-list index entries ``(user, score)`` of ``(bucket, group, start, stop)``, highest
@@ -980,6 +1020,25 @@ class Store:
         pipe.hgetall(self.keys.members(b, account_id))
         state, extras, members = await pipe.execute()
         return state, extras, members
+
+
+def _readable(raws: Iterable[bytes | None]) -> list[UserState | None]:
+    """The states of records, None where there is none or it cannot be read: readers of many
+    states leave such a record out (one WARNING a call, no user id) instead of failing on it; the
+    worker drops or restarts the user when it meets it (streams.worker.phases)."""
+    out: list[UserState | None] = []
+    bad, why = 0, ""
+    for raw in raws:
+        st = None
+        if raw is not None:
+            try:
+                st = UserState.from_bytes(raw)
+            except ValueError as exc:
+                bad, why = bad + 1, str(exc)
+        out.append(st)
+    if bad:
+        logger.warning("%s unreadable state record(s) left out of a read (last: %s)", bad, why)
+    return out
 
 
 def _parse_progress(raw: Mapping[bytes | str, bytes | str], incarnation: str) -> dict[int, tuple[int, int]]:

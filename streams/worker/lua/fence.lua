@@ -3,7 +3,7 @@
 -- Lua scripts cannot import, so the store puts this text in front of each of them when it loads
 -- them (streams/worker/store.py, _script_source): one source, three scripts.
 --
--- parts = {{field, expected as read or "", new offset or ""}, ...} (fence_parts: they travel as
+-- parts = {{field, expected as read or "", new offset or "" [, token as read]}, ...} (fence_parts: they travel as
 -- one flat JSON array, three values a part); a field is "<topic>:<p>" (or
 -- "acct|<topic>:<p>") of the off hash <prefix>:{b}:off, and "<field>|token" holds the token of
 -- the partition's last write to the bucket (per partition: only p's owner ever writes it).
@@ -30,11 +30,12 @@ local function fence_call(cmd, key, args)
 end
 
 -- The parts from their flat JSON array [field, expected, new, ...] (cjson builds a nested array
--- several times slower than Lua builds the same tables).
-local function fence_parts(json)
-  local flat, parts = cjson.decode(json), {}
-  for i = 1, #flat, 3 do
-    parts[#parts + 1] = { flat[i], flat[i + 1], flat[i + 2] }
+-- several times slower than Lua builds the same tables). `width` 4 (write_batch.lua): each part
+-- also carries the partition's token as the read found it ("" none; false: not checked).
+local function fence_parts(json, width)
+  local flat, parts, w = cjson.decode(json), {}, width or 3
+  for i = 1, #flat, w do
+    parts[#parts + 1] = { flat[i], flat[i + 1], flat[i + 2], w == 4 and flat[i + 3] or nil }
   end
   return parts
 end
@@ -64,13 +65,28 @@ local function fence_retried(seen, parts, token)
   return true
 end
 
+-- The worker of a token "<worker id>:<cycle>".
+local function fence_worker(token)
+  return string.match(token, '^(.*):')
+end
+
 -- {0, field, actual} for the first part whose offset is not what the read returned (another
 -- worker owns that partition now), or nil when the write may go ahead.
-local function fence_check(seen, parts)
+-- A write that moves no offset (only due reviews) leaves the offsets as they were, so two workers
+-- that read the bucket before either wrote (one that lost the partition without knowing yet,
+-- and its new owner) would both pass on offsets alone and apply the same reviews twice. So where
+-- the part carries the token as read, the partition's token must still be that one, or this
+-- worker's own (its earlier cycle's write, which the pipeline lays over the read when cycles
+-- overlap): else {0, "<field>|token", token found}.
+local function fence_check(seen, parts, token)
   for p = 1, #parts do
     local actual = seen[2 * p] or ''
     if actual ~= parts[p][2] then
       return { 0, parts[p][1], actual }
+    end
+    local read, now = parts[p][4], seen[2 * p + 1] or ''
+    if read and now ~= read and fence_worker(now) ~= fence_worker(token) then
+      return { 0, parts[p][1] .. '|token', now }
     end
   end
   return nil

@@ -10,7 +10,9 @@
 -- Returns { offsets[n_parts] (string or false), blobs[n_users] (bytes or false),
 --           dues[n_parts] = { member, score, blob-or-false, ... } (members "<g>:<user_id>"),
 --           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept),
---           the bucket's incarnation marker (field "|inc" of the off hash) or false }
+--           the bucket's incarnation marker (field "|inc" of the off hash) or false,
+--           tokens[n_parts] = each partition's last write token "<worker>:<cycle>" (or false),
+--           which the write expects (fence.lua's fence_check) }
 -- The marker is checked by the worker every cycle: gone or different means Redis lost its data.
 -- The next score lets the worker skip this bucket's due index until something in it is due.
 local tag = ARGV[1]
@@ -21,16 +23,14 @@ for i = 1, #flat, 2 do
   parts[#parts + 1] = { flat[i], flat[i + 1] }
 end
 local users = cjson.decode(ARGV[4])
--- One HMGET for the marker and every offset (a HGET each cost a call per partition and bucket).
-local fields = { '|inc' }
-for p = 1, #parts do
-  fields[p + 1] = parts[p][1]
-end
-local seen = fence_call('HMGET', KEYS[1], fields)  -- fence.lua: in chunks for any partition count
-local offsets, dues, nexts = {}, {}, {}
+-- One HMGET for the marker and every offset and token (a HGET each cost a call per partition and
+-- bucket): fence.lua's fence_read, in chunks for any partition count.
+local seen = fence_read(KEYS[1], parts)
+local offsets, tokens, dues, nexts = {}, {}, {}, {}
 for p = 1, #parts do
   local field, due_max = parts[p][1], parts[p][2]
-  offsets[p] = seen[p + 1]
+  offsets[p] = seen[2 * p]
+  tokens[p] = seen[2 * p + 1]
   local found = {}
   nexts[p] = false
   if due_max ~= '' then
@@ -62,4 +62,4 @@ for u = 1, #users, 2 do
   end
   blobs[#blobs + 1] = redis.call('HGET', key, users[u + 1])
 end
-return { offsets, blobs, dues, nexts, seen[1] }
+return { offsets, blobs, dues, nexts, seen[1], tokens }

@@ -19,7 +19,7 @@ local seen = fence_read(KEYS[1], parts)
 if fence_retried(seen, parts, token) then
   return { 2 }
 end
-local fenced = fence_check(seen, parts)
+local fenced = fence_check(seen, parts, token)  -- parts without tokens as read: offsets only
 if fenced then
   return fenced
 end

@@ -17,7 +17,8 @@
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:stats   KEYS[3] = <prefix>:{b}:risk
 -- ARGV    = tag, token, incarnation,
---           parts JSON  [field "<topic>:<p>", expected or "", new or "", ...] (flat),
+--           parts JSON  [field "<topic>:<p>", expected or "", new or "", token as read or "" or
+--                         false (not checked: fence.lua's fence_check), ...] (flat),
 --           states JSON [group, user_id, due field "<topic>:<p>", due score (0: not due; -1:
 --                         as stored, leave the due index alone), risk score or "" (not at risk)
 --                         or "=" (was not at risk either: leave the ranking alone), save-list
@@ -26,12 +27,14 @@
 --                         cost cjson three times as much as the values themselves),
 --           stats JSON  [[field, delta, "i" | "f"], ...] or "" (none),
 --           alerts JSON [cap, [group, user_id, alert id or "" (delete the list)], ...] or "" (none),
+--           unreadable JSON [group, user_id, ...] or "" (none): users whose stored record could not
+--                         be read (see below),
 --           then one state record per state ("" deletes the user: expired),
 --           then one list entry per alert, in the alerts' order (oldest first)
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced,
 -- {3, marker} the bucket's incarnation is not the worker's (Redis lost its data).
 local tag, token = ARGV[1], ARGV[2]
-local parts = fence_parts(ARGV[4])
+local parts = fence_parts(ARGV[4], 4)
 local seen = fence_read(KEYS[1], parts)
 local marker = seen[1] or ''
 if marker ~= ARGV[3] then
@@ -40,7 +43,7 @@ end
 if fence_retried(seen, parts, token) then
   return { 2 }
 end
-local fenced = fence_check(seen, parts)
+local fenced = fence_check(seen, parts, token)
 if fenced then
   return fenced
 end
@@ -49,6 +52,35 @@ end
 -- string, and turning a number into text costs more than the HSET it names.
 local users_keys, save_keys, due_keys = {}, {}, {}
 
+local function count(field, delta, kind)
+  local now
+  if kind == 'f' then
+    now = tonumber(redis.call('HINCRBYFLOAT', KEYS[2], field, delta))
+  else
+    now = redis.call('HINCRBY', KEYS[2], field, delta)
+  end
+  if now == 0 then  -- counters back at zero take no room (stage counts come and go)
+    redis.call('HDEL', KEYS[2], field)
+  end
+end
+
+-- A user whose stored record could not be read is started afresh or dropped by its state below;
+-- the bucket's counters still count what that record added. The worker takes off `users` and the
+-- stage count (stats, from what the record still says); the at-risk and save-list counts are
+-- taken here from the user's entries in those two indexes, which the writes of the record kept
+-- exactly in step with them (risk score iff at risk, save-list score iff on the list), before
+-- the state's own index writes below replace them.
+local unreadable = ARGV[8] ~= '' and cjson.decode(ARGV[8]) or {}
+for u = 1, #unreadable, 2 do
+  local group, user = unreadable[u], unreadable[u + 1]
+  if redis.call('ZSCORE', KEYS[3], user) then
+    count('at_risk', -1)
+  end
+  if redis.call('ZSCORE', tag .. ':r:' .. group, user) then
+    count('reachable', -1)
+  end
+end
+
 local states = cjson.decode(ARGV[5])
 local n_states = #states / 6
 local risk_key = KEYS[3]
@@ -56,7 +88,7 @@ for s = 1, n_states do
   local i = 6 * s - 5
   local group, user, due_field, due_score, risk, reach = states[i], states[i + 1], states[i + 2], states[i + 3],
                                                          states[i + 4], states[i + 5]
-  local blob = ARGV[7 + s]
+  local blob = ARGV[8 + s]
   local users_key, save_key = users_keys[group], save_keys[group]
   if not users_key then
     users_key, save_key = tag .. ':u:' .. group, tag .. ':r:' .. group
@@ -94,20 +126,11 @@ end
 
 local stats = ARGV[6] ~= '' and cjson.decode(ARGV[6]) or {}
 for s = 1, #stats do
-  local field, delta, kind = stats[s][1], stats[s][2], stats[s][3]
-  local now
-  if kind == 'f' then
-    now = tonumber(redis.call('HINCRBYFLOAT', KEYS[2], field, delta))
-  else
-    now = redis.call('HINCRBY', KEYS[2], field, delta)
-  end
-  if now == 0 then  -- counters back at zero take no room (stage counts come and go)
-    redis.call('HDEL', KEYS[2], field)
-  end
+  count(stats[s][1], stats[s][2], stats[s][3])
 end
 
 local alerts = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or {}
-local cap, at = alerts[1], 7 + n_states
+local cap, at = alerts[1], 8 + n_states
 for a = 2, #alerts do
   local key, user, id = tag .. ':al:' .. alerts[a][1], alerts[a][2], alerts[a][3]
   if id == '' then
