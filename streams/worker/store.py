@@ -169,7 +169,7 @@ def _script(name: str) -> str:
 #: Scripts written for one bucket and run through the ``lua/buckets.lua`` driver (several buckets a call).
 _PER_BUCKET = ("read_batch", "write_batch", "read_accounts", "write_accounts")
 #: Shared Lua put in front of a script when it is loaded (Lua scripts cannot import).
-_PRELUDES = {"read_batch": ("fence",), "write_batch": ("fence",), "write_accounts": ("fence",)}
+_PRELUDES = {"read_batch": ("fence",), "write_batch": ("fence",), "read_accounts": ("fence",), "write_accounts": ("fence",)}
 #: A call of a per-bucket script carries buckets until it holds about this many users or accounts:
 #: a small cycle is one call, a full 10k batch about ten (one script blocks Redis while it runs).
 BUCKET_CALL_ITEMS = 1_000
@@ -378,8 +378,9 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
             out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(revenue)
 
 
-def _parts_json(w: BucketWrite) -> bytes:
-    """``w.parts`` flat for lua/write_batch.lua, each with its token as read (false: not checked).
+def _parts_json(w: BucketWrite | Any) -> bytes:
+    """``w.parts`` flat for the write scripts, each with its token as read (false: not checked);
+    ``w`` a :class:`BucketWrite` or a ``streams.worker.revenue.AccountWrite``.
 
     >>> _parts_json(BucketWrite(0, [("ev:1", "5", ""), ("ev:2", "", "9")], read_tokens=["a:1", ""]))
     b'["ev:1","5","","a:1","ev:2","","9",""]'
@@ -785,9 +786,9 @@ class Store:
                  for r in reads]
         replies, _ = await self._run_buckets("read_accounts", "read_accounts", calls)
         out = []
-        for offsets, blobs, extras, members in replies:
+        for offsets, blobs, extras, members, tokens in replies:
             out.append(AccountReadResult([_s(o) for o in offsets], [b or None for b in blobs], [e or None for e in extras],
-                                         [dict(zip(m[::2], m[1::2])) for m in members]))
+                                         [dict(zip(m[::2], m[1::2])) for m in members], [_s(t) for t in tokens]))
         return out
 
     async def write_accounts(self, writes: Sequence[Any], token: str) -> list[Fenced]:
@@ -815,7 +816,7 @@ class Store:
                     blobs += (k, v)
             calls.append(_BucketCall([keys.offsets(b), keys.accounts(b), keys.account_extras(b),
                                       *(keys.revenue(b, name) for name in COUNTER_SETS)],
-                                     [keys.tag(b), token, dumps([x for part in w.parts for x in part]), dumps(counters), dumps(accounts), *blobs],
+                                     [keys.tag(b), token, _parts_json(w), dumps(counters), dumps(accounts), *blobs],
                                      len(accounts) + 1))
         replies, _ = await self._run_buckets("write_accounts", "write_accounts", calls)
         return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
