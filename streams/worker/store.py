@@ -63,6 +63,8 @@ __all__ = [
     "StateWrite",
     "UNCHANGED",
     "Fenced",
+    "UnreadableState",
+    "read_state",
     "StoreMismatch",
     "StoreLost",
     "ModelMismatch",
@@ -112,6 +114,29 @@ _STAGE_KEYS = tuple("stage:" + name for name in STAGES)  # stats fields of the s
 
 class StoreMismatch(ValueError):
     """Redis holds data written with other buckets/groups/format than this worker's settings."""
+
+
+class UnreadableState(ValueError):
+    """One user's stored state record cannot be read (damaged, or of a format this version does
+    not know): a reader of that one user says so in these words rather than failing on the
+    record (the worker restarts the user at its next event: ``streams.worker.phases``)."""
+
+
+def read_state(raw: bytes) -> UserState:
+    """The state of one user's stored record, or :class:`UnreadableState` saying what is there.
+
+    >>> try:
+    ...     read_state(b"\\x09\\x00abc")
+    ... except UnreadableState as exc:
+    ...     print(exc)
+    the stored state of this user cannot be read (format v9, 5 bytes): it will start afresh at its next event
+    """
+    try:
+        return UserState.from_bytes(raw)
+    except ValueError as exc:
+        what = f"format v{raw[0]}, {len(raw)} bytes" if raw else "an empty record"
+        logger.debug("unreadable state record: %s", exc)
+        raise UnreadableState(f"the stored state of this user cannot be read ({what}): it will start afresh at its next event") from exc
 
 
 class StoreLost(Exception):
@@ -909,9 +934,10 @@ class Store:
     # -- read API for reports and the CLI ----------------------------------------------------
 
     async def load_user(self, user_id: str) -> UserState | None:
+        """One user's state (None: not tracked); :class:`UnreadableState` when its record cannot be read."""
         b, g = locate(user_id, self.buckets, self.groups)
         raw = await self._client.hget(self.keys.users(b, g), user_id)
-        return None if raw is None else UserState.from_bytes(raw)
+        return None if raw is None else read_state(raw)  # UnreadableState: says what is there
 
     async def top_at_risk(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` users with an open at-risk alert and the highest index score
