@@ -493,3 +493,38 @@ def test_readers_of_many_states_leave_out_an_unreadable_record_instead_of_failin
     assert set(states) == {"good"}
     warned = [r for r in caplog.records if "unreadable" in r.getMessage()]
     assert warned and all("bad" not in r.getMessage() for r in warned)
+
+
+def test_a_due_account_review_written_by_a_worker_that_lost_the_partition_is_fenced(redis_url: str) -> None:
+    """The account side of the test above: an account's review due with no new copy (a member
+    turning silent, a trial reminder) moves no account offset either, so a worker that lost the
+    partition without knowing yet wrote its review over the new owner's later ones: the account's
+    extras (its clock, open alert, reminders sent) went back to the stale review, and its alerts
+    were decided again from there. The account fence holds the token as read too; the new owner's
+    own overlapped writes (both read before either wrote) pass."""
+    from streams.worker.revenue import AccountTick, account_field, advance_accounts, plan_account_reads
+
+    acct, fld = "acme", account_field(TOPIC, 3)
+
+    async def scenario(store: Store) -> tuple[list[Any], list[Any], bytes | None, bytes | None]:
+        from streams.worker.revenue import AccountWrite
+
+        b = plan_account_reads([AccountTick(3, acct, 0)], TOPIC, store.buckets)[0].bucket
+        assert await store.write_accounts([AccountWrite(b, [(fld, "", "5")], extras={acct: b"{}"})], "old:1") == []
+
+        async def review(at_ms: int) -> list[Any]:
+            ticks = [AccountTick(3, acct, at_ms)]
+            reads = plan_account_reads(ticks, TOPIC, store.buckets)
+            return advance_accounts(ticks, reads, await store.read_accounts(reads), TOPIC, {}).writes
+
+        stale, fresh, later = await review(T0 * 1000), await review(T0 * 1000), await review((T0 + DAY) * 1000)
+        assert stale[0].extras and stale[0].parts == [(fld, "5", "5")], "the setup: a review that moves no offset"
+        new_owner = await store.write_accounts(fresh, "new:1") + await store.write_accounts(later, "new:2")
+        newest = (await store.load_account(acct))[1]
+        zombie = await store.write_accounts(stale, "old:2")
+        return new_owner, zombie, newest, (await store.load_account(acct))[1]
+
+    new_owner, zombie, newest, after = with_store(redis_url, scenario)
+    assert new_owner == [], "the new owner's writes apply (its own overlapped writes included)"
+    assert [(f.field, f.actual) for f in zombie] == [(fld + "|token", "new:2")], "the stale review is fenced"
+    assert after == newest, "the account keeps the new owner's latest review"

@@ -25,6 +25,7 @@ from models.state import STAGES
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
                                   owner_book, revenue_view, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
+from streams.worker.store import UnreadableState
 
 __all__ = ["routes", "openapi", "error_response", "API_VERSION"]
 
@@ -66,6 +67,8 @@ def _endpoint(handler):  # type: ignore[no-untyped-def]
             return error_response(400, "bad_request", str(exc))
         except NotFound as exc:
             return error_response(404, "not_found", str(exc))
+        except UnreadableState as exc:  # the user page: see _errors for why 409
+            return error_response(409, "unreadable_state", str(exc))
         except Unavailable as exc:
             return error_response(503, "no_data", str(exc))
         except REDIS_DOWN as exc:
@@ -191,7 +194,10 @@ def _ok(ref: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
+    # 409, not 500 or 503: the record is there (not 404) but damaged or of a newer format; no
+    # retry helps, the user's next event starts it afresh
     text = {400: "a parameter it cannot use", 401: "missing or wrong bearer token", 404: "not found",
+            409: "the user's stored state cannot be read (damaged, or of a newer format): it starts afresh at its next event",
             503: "no worker has written state yet, or Redis does not answer"}
     return {str(c): _error(text[c]) for c in codes}
 
@@ -303,7 +309,7 @@ def openapi() -> dict[str, Any]:
                 "operationId": "getUser",
                 "summary": "One user's live scores, reasons, activity, weekly history and last alerts worth a call (newest first)",
                 "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _STR}],
-                "responses": {"200": _ok("User"), **_errors(401, 404, 503)},
+                "responses": {"200": _ok("User"), **_errors(401, 404, 409, 503)},
             }},
             "/api/v1/accounts/{account_id}": {"get": {
                 "operationId": "getAccount",

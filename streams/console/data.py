@@ -50,7 +50,7 @@ from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
 from streams.worker.history import HistoryPoint, complete_points, decode_points, week_of, week_start_s
-from streams.worker.store import Store, churn_summary, utc_day
+from streams.worker.store import Store, churn_summary, read_state, utc_day
 
 __all__ = [
     "ListName",
@@ -443,14 +443,15 @@ async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
 
 
 async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) -> UserView:
-    """One user's live scores and weekly history; ``NotFound`` if the user is not tracked."""
+    """One user's live scores and weekly history; ``NotFound`` if the user is not tracked,
+    ``streams.worker.store.UnreadableState`` if its record cannot be read."""
     # "al" is keys.alert_log's kind: the alert list comes in the same call as the state.
     ((blob, hist, logged),) = await _load(store, [user_id.encode("utf-8", "surrogatepass")], ("u", "hist", "al"))
     if blob is None:
         raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
     from streams.worker.alert_log import decode_entries
 
-    state = UserState.from_bytes(blob)
+    state = read_state(blob)
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
     return UserView(user_id, as_of, score(state, as_of // 1000, model), state,
                     complete_points(user_id, state, decode_points(hist), as_of // 1000, model),

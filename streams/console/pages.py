@@ -24,6 +24,7 @@ from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
                                   counters, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
+from streams.worker.store import UnreadableState
 from streams.worker.history import HistoryPoint, week_start_s
 
 __all__ = ["routes", "templates"]
@@ -57,6 +58,8 @@ def _page(handler):  # type: ignore[no-untyped-def]
             return _render("message.html", 400, title="Cannot show that", message=str(exc), nav=None)
         except NotFound as exc:
             return _render("message.html", 404, title="Not found", message=str(exc), nav=None)
+        except UnreadableState as exc:  # the user page; 409 as the API (api._errors says why)
+            return _render("message.html", 409, title="Cannot read this user", message=str(exc), nav=None)
         except Unavailable as exc:
             return _render("message.html", 503, title="No data yet", message=str(exc), nav=None)
         except REDIS_DOWN as exc:

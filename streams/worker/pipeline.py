@@ -446,10 +446,7 @@ class Pipeline:
         else:
             fenced = await self._retry_redis("write", self.store.write, writes, token, progress)
         if fenced:
-            logger.warning(
-                "cycle fenced in %s bucket(s): %s now at offset %s (another worker owns it); re-reading",
-                len(fenced), fenced[0].field, fenced[0].actual,
-            )
+            _log_fenced("cycle", fenced)
             raise CycleAbandoned("fenced", fenced)
 
     def _account_bounds(self, until_ms: Mapping[int, int | None]) -> dict[int, int]:
@@ -483,8 +480,7 @@ class Pipeline:
         fenced = await self._retry_redis("write accounts", self.store.write_accounts, done.writes,
                                          f"{self.worker_id}:{self._cycle}")
         if fenced:
-            logger.warning("account write fenced in %s bucket(s): %s now at offset %s; re-reading",
-                           len(fenced), fenced[0].field, fenced[0].actual)
+            _log_fenced("account write", fenced)
             raise CycleAbandoned("fenced", fenced)
         if done.dues:  # after the fenced write; a crash in between reviews again at the old time (same ids)
             await self._retry_redis("account dues", self.store.write_account_dues, self.topic, done.dues)
@@ -545,6 +541,19 @@ class Pipeline:
                 logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
+
+
+def _log_fenced(what: str, fenced: Sequence[Fenced]) -> None:
+    """One WARNING for a refused write, naming what refused it (lua/fence.lua's fence_check): the
+    partition's offset moved, or its token ("<field>|token") holds a newer owner's write, which is
+    what refuses a write of due reviews alone (it moves no offset)."""
+    first = fenced[0]
+    if first.field.endswith("|token"):
+        logger.warning("%s fenced in %s bucket(s): %s holds a newer owner's write (token %s: another worker owns it); re-reading",
+                       what, len(fenced), first.field.removesuffix("|token"), first.actual)
+    else:
+        logger.warning("%s fenced in %s bucket(s): %s now at offset %s (another worker owns it); re-reading",
+                       what, len(fenced), first.field, first.actual)
 
 
 def _count_revenue(done: AccountsAdvanced) -> None:

@@ -175,6 +175,7 @@ class AccountReadResult:
     blobs: list[bytes | None]  # per account: AccountState record
     extras: list[bytes | None] = field(default_factory=list)  # per account: JSON (downgrade, open alert)
     members: list[dict[bytes, bytes]] = field(default_factory=list)  # per account: member key -> record
+    tokens: list[str] = field(default_factory=list)  # per field: its last write's token as read ("" none)
 
 
 @dataclass(slots=True)
@@ -187,6 +188,9 @@ class AccountWrite:
     extras: dict[str, bytes] = field(default_factory=dict)
     members: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)  # COUNTER_SETS name -> {field: delta}
+    # per part: the partition's token as the read found it, which the write expects there unless it
+    # is this worker's (lua/fence.lua, fence_check): due reviews alone move no offset; None: offsets only
+    read_tokens: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -253,7 +257,7 @@ def advance_accounts(
         expected = dict(zip(read.fields, reply.offsets))
         ledgers = {period: Ledger(period) for period in PERIODS}
         cohorts = Cohorts()
-        write = AccountWrite(read.bucket, [])
+        write = AccountWrite(read.bucket, [], read_tokens=reply.tokens if len(reply.tokens) == len(read.fields) else None)
         extras = reply.extras or [None] * len(read.accounts)
         members = reply.members or [{}] * len(read.accounts)
         for account, blob, extra, mem in zip(read.accounts, reply.blobs, extras, members):

@@ -63,6 +63,8 @@ __all__ = [
     "StateWrite",
     "UNCHANGED",
     "Fenced",
+    "UnreadableState",
+    "read_state",
     "StoreMismatch",
     "StoreLost",
     "ModelMismatch",
@@ -112,6 +114,29 @@ _STAGE_KEYS = tuple("stage:" + name for name in STAGES)  # stats fields of the s
 
 class StoreMismatch(ValueError):
     """Redis holds data written with other buckets/groups/format than this worker's settings."""
+
+
+class UnreadableState(ValueError):
+    """One user's stored state record cannot be read (damaged, or of a format this version does
+    not know): a reader of that one user says so in these words rather than failing on the
+    record (the worker restarts the user at its next event: ``streams.worker.phases``)."""
+
+
+def read_state(raw: bytes) -> UserState:
+    """The state of one user's stored record, or :class:`UnreadableState` saying what is there.
+
+    >>> try:
+    ...     read_state(b"\\x09\\x00abc")
+    ... except UnreadableState as exc:
+    ...     print(exc)
+    the stored state of this user cannot be read (format v9, 5 bytes): it will start afresh at its next event
+    """
+    try:
+        return UserState.from_bytes(raw)
+    except ValueError as exc:
+        what = f"format v{raw[0]}, {len(raw)} bytes" if raw else "an empty record"
+        logger.debug("unreadable state record: %s", exc)
+        raise UnreadableState(f"the stored state of this user cannot be read ({what}): it will start afresh at its next event") from exc
 
 
 class StoreLost(Exception):
@@ -169,7 +194,7 @@ def _script(name: str) -> str:
 #: Scripts written for one bucket and run through the ``lua/buckets.lua`` driver (several buckets a call).
 _PER_BUCKET = ("read_batch", "write_batch", "read_accounts", "write_accounts")
 #: Shared Lua put in front of a script when it is loaded (Lua scripts cannot import).
-_PRELUDES = {"read_batch": ("fence",), "write_batch": ("fence",), "write_accounts": ("fence",)}
+_PRELUDES = {"read_batch": ("fence",), "write_batch": ("fence",), "read_accounts": ("fence",), "write_accounts": ("fence",)}
 #: A call of a per-bucket script carries buckets until it holds about this many users or accounts:
 #: a small cycle is one call, a full 10k batch about ten (one script blocks Redis while it runs).
 BUCKET_CALL_ITEMS = 1_000
@@ -378,8 +403,9 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
             out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(revenue)
 
 
-def _parts_json(w: BucketWrite) -> bytes:
-    """``w.parts`` flat for lua/write_batch.lua, each with its token as read (false: not checked).
+def _parts_json(w: BucketWrite | Any) -> bytes:
+    """``w.parts`` flat for the write scripts, each with its token as read (false: not checked);
+    ``w`` a :class:`BucketWrite` or a ``streams.worker.revenue.AccountWrite``.
 
     >>> _parts_json(BucketWrite(0, [("ev:1", "5", ""), ("ev:2", "", "9")], read_tokens=["a:1", ""]))
     b'["ev:1","5","","a:1","ev:2","","9",""]'
@@ -785,9 +811,9 @@ class Store:
                  for r in reads]
         replies, _ = await self._run_buckets("read_accounts", "read_accounts", calls)
         out = []
-        for offsets, blobs, extras, members in replies:
+        for offsets, blobs, extras, members, tokens in replies:
             out.append(AccountReadResult([_s(o) for o in offsets], [b or None for b in blobs], [e or None for e in extras],
-                                         [dict(zip(m[::2], m[1::2])) for m in members]))
+                                         [dict(zip(m[::2], m[1::2])) for m in members], [_s(t) for t in tokens]))
         return out
 
     async def write_accounts(self, writes: Sequence[Any], token: str) -> list[Fenced]:
@@ -815,7 +841,7 @@ class Store:
                     blobs += (k, v)
             calls.append(_BucketCall([keys.offsets(b), keys.accounts(b), keys.account_extras(b),
                                       *(keys.revenue(b, name) for name in COUNTER_SETS)],
-                                     [keys.tag(b), token, dumps([x for part in w.parts for x in part]), dumps(counters), dumps(accounts), *blobs],
+                                     [keys.tag(b), token, _parts_json(w), dumps(counters), dumps(accounts), *blobs],
                                      len(accounts) + 1))
         replies, _ = await self._run_buckets("write_accounts", "write_accounts", calls)
         return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
@@ -908,9 +934,10 @@ class Store:
     # -- read API for reports and the CLI ----------------------------------------------------
 
     async def load_user(self, user_id: str) -> UserState | None:
+        """One user's state (None: not tracked); :class:`UnreadableState` when its record cannot be read."""
         b, g = locate(user_id, self.buckets, self.groups)
         raw = await self._client.hget(self.keys.users(b, g), user_id)
-        return None if raw is None else UserState.from_bytes(raw)
+        return None if raw is None else read_state(raw)  # UnreadableState: says what is there
 
     async def top_at_risk(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` users with an open at-risk alert and the highest index score

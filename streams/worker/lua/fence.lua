@@ -1,10 +1,11 @@
 -- fence.lua: the offset fence and retry token of the fenced write scripts (write_batch.lua,
--- write_accounts.lua), and the chunked HMGET/HSET (fence_call) read_batch.lua reads offsets with.
+-- write_accounts.lua), and the chunked HMGET/HSET (fence_call) the read scripts (read_batch.lua,
+-- read_accounts.lua) read offsets and tokens with.
 -- Lua scripts cannot import, so the store puts this text in front of each of them when it loads
--- them (streams/worker/store.py, _script_source): one source, three scripts.
+-- them (streams/worker/store.py, _script_source): one source, four scripts.
 --
 -- parts = {{field, expected as read or "", new offset or "" [, token as read]}, ...} (fence_parts: they travel as
--- one flat JSON array, three values a part); a field is "<topic>:<p>" (or
+-- one flat JSON array, three or four values a part); a field is "<topic>:<p>" (or
 -- "acct|<topic>:<p>") of the off hash <prefix>:{b}:off, and "<field>|token" holds the token of
 -- the partition's last write to the bucket (per partition: only p's owner ever writes it).
 -- Why one HMGET and one HSET: a bucket written for 8 partitions cost 32 calls a cycle with a
@@ -30,7 +31,7 @@ local function fence_call(cmd, key, args)
 end
 
 -- The parts from their flat JSON array [field, expected, new, ...] (cjson builds a nested array
--- several times slower than Lua builds the same tables). `width` 4 (write_batch.lua): each part
+-- several times slower than Lua builds the same tables). `width` 4 (the write scripts): each part
 -- also carries the partition's token as the read found it ("" none; false: not checked).
 local function fence_parts(json, width)
   local flat, parts, w = cjson.decode(json), {}, width or 3

@@ -1,16 +1,24 @@
 -- read_accounts.lua: one cycle's read of one account bucket {b}: the account offsets of the
 -- partitions whose copies touch it (the CAS expectation of write_accounts), and per account its
--- revenue state, its extras (last downgrade, open alert) and its members.
+-- revenue state, its extras (last downgrade, open alert) and its members, and the token of each
+-- partition's last account write, which the write expects still there (fence.lua's fence_check:
+-- a review alone moves no offset).
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:acct   KEYS[3] = <prefix>:{b}:ax
 -- ARGV    = tag "<prefix>:{b}", number of offset fields n, the n fields ("acct|<topic>:<p>"), then
 --           the account ids (members live in <tag>:m:<account>, same slot)
 -- Returns { {offset or "" per field}, {state or false per account}, {extras or false per account},
---           {{member key, record, ...} per account} }
+--           {{member key, record, ...} per account}, {token "<worker>:<cycle>" or "" per field} }
 local tag, n = ARGV[1], tonumber(ARGV[2])
-local offsets = {}
+local parts = {}
 for i = 1, n do
-  offsets[i] = redis.call('HGET', KEYS[1], ARGV[2 + i]) or ''
+  parts[i] = { ARGV[2 + i] }
+end
+local seen = fence_read(KEYS[1], parts)  -- fence.lua: one HMGET, {marker, offset 1, token 1, ...}
+local offsets, tokens = {}, {}
+for i = 1, n do
+  offsets[i] = seen[2 * i] or ''
+  tokens[i] = seen[2 * i + 1] or ''
 end
 local accounts = {}
 for i = n + 3, #ARGV do
@@ -24,4 +32,4 @@ if #accounts > 0 then
     members[i] = redis.call('HGETALL', tag .. ':m:' .. accounts[i])
   end
 end
-return { offsets, blobs, extras, members }
+return { offsets, blobs, extras, members, tokens }

@@ -1,25 +1,27 @@
 -- write_accounts.lua: one cycle's account states, members, extras and period counters of one
 -- bucket {b}, atomically, fenced by the account offsets read (streams/worker/revenue.py).
--- Exactly-once: written only if every field still holds what the read returned (else another
--- worker owns the partition now: "fenced"); a retry of a write whose reply was lost is recognised
+-- Exactly-once: written only if every field still holds what the read returned, and its token is
+-- still the one read or this worker's own (else another worker owns the partition now: "fenced";
+-- the token matters for a write of due reviews alone, which moves no offset); a retry of a write whose reply was lost is recognised
 -- by its token (kept per field, "<field>|token") and not applied twice (the counters are deltas).
 -- fence_read / fence_retried / fence_check / fence_mark come from fence.lua, loaded in front of this file.
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:acct   KEYS[3] = <prefix>:{b}:ax
 -- KEYS[4], KEYS[5], KEYS[6], KEYS[7] = <prefix>:{b}:rev:day, :rev:week, :rev:month, :rev:cohort
--- ARGV    = tag, token, parts JSON [field, expected or "", new, ...] (flat),
+-- ARGV    = tag, token, parts JSON [field, expected or "", new, token as read or "" or false (not
+--           checked: fence.lua's fence_check), ...] (flat),
 --           counters JSON [[key index 4..7, field ("<period start ms>:<counter>", cohorts:
 --           models.revenue_ledger.Cohorts.counters), delta], ...],
 --           accounts JSON [[account, has state 0/1, extras JSON or "", members n], ...],
 --           then per account: its state record (if it has one), then n member key/record pairs
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
 local tag, token = ARGV[1], ARGV[2]
-local parts = fence_parts(ARGV[3])
+local parts = fence_parts(ARGV[3], 4)
 local seen = fence_read(KEYS[1], parts)
 if fence_retried(seen, parts, token) then
   return { 2 }
 end
-local fenced = fence_check(seen, parts, token)  -- parts without tokens as read: offsets only
+local fenced = fence_check(seen, parts, token)
 if fenced then
   return fenced
 end
