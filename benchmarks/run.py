@@ -387,8 +387,14 @@ def section_memory(ctx: Ctx) -> dict[str, Any]:
 
     events, end_ms = _population(ctx)
     templates = templates_from(events, end_ms)
-    rows = measure_memory(ctx["redis"], templates, max(1_000, int(1_000_000 * ctx["scale"])))
+    users = max(1_000, int(1_000_000 * ctx["scale"]))
+    rows = measure_memory(ctx["redis"], templates, users)
     rows.update(measure_top_share(ctx["redis"], end_ms, redis_pid=ctx.get("redis_pid")))
+    # the same users, each with a known end of the paid period (state format 5, models.state)
+    annual = templates_from(events, end_ms, period_end_day=end_ms // 86_400_000 + 200)
+    paid = measure_memory(ctx["redis"], annual, users)
+    rows["every user with a period end: state_record_bytes"] = paid["state_record_bytes"]
+    rows["every user with a period end: bytes_per_user"] = paid["bytes_per_user"]
     return rows
 
 

@@ -131,7 +131,9 @@ def advance(
 
     Events are applied in ``(ts_ms, event_id)`` order; a review due strictly before an event's
     time runs before that event. The first event of each new active day is also a review point,
-    so coming back (recovered, reactivated) is noticed on the event that shows it.
+    so coming back (recovered, reactivated) is noticed on the event that shows it; so is a
+    ``subscription`` statement that moves the end of the paid period (the risk's exit gate,
+    models.risk.exit_open), which is not activity.
 
     "Strictly before" on both sides makes batching invisible: the caller's later events are never
     earlier than ``until_ms`` (the stream sends earlier ones to the DLQ as late), so a review this
@@ -189,7 +191,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     stage_changed = new_stage != st.stage or st.stage_since_s == 0
     previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
     opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model)
-    closes = not opens and st.at_risk_since_s != 0 and a.risk <= model.risk_exit
+    closes = not opens and st.at_risk_since_s != 0 and _may_close(a, now_s, model)
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
     # a stage for the worse, the recovery for recovered and a stage for the better.
     told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
@@ -238,6 +240,22 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel) -> bo
     return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + model.material_rise
 
 
+def _may_close(a: Assessment, now_s: int, model: ChurnModel) -> bool:
+    """An open at-risk closes once the risk is back at ``risk_exit``, unless only a closed exit
+    holds it there and the exit opens again within the quiet period at a risk above
+    ``risk_exit`` (models.risk.exit_opens_s; in silence, the most it can be then): a monthly
+    subscriber's renewal pushes the period end just past the horizon, for a day or two, and a
+    "recovered" that the same renewal's reopening would take back is a flap, not a recovery
+    (measured on simulated monthly subscribers: docs/SCORES.md, "Renewal: the exit
+    opportunity"). The risk in silence never falls, so this never becomes true in silence."""
+    if a.risk > model.risk_exit:
+        return False
+    gate = exit_opens_s(a.signals.period_end_s, model.horizon_days)
+    if now_s < gate <= now_s + int(model.quiet_days * DAY_S):
+        return SilentRisk(a, model).at(gate) <= model.risk_exit
+    return True
+
+
 def _order_due_s(a: Assessment) -> int:
     """For a repeat buyer (purchases on two days or more: a purchase rhythm of their own), the
     first second at which their next order is overdue (purchase silence past their usual interval
@@ -263,7 +281,8 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
     """When to look again with no new events: the next moment an alert can be due, else the cap.
 
     Alerts change only at a stage change or when risk crosses ``risk_enter``; ``recovered``
-    needs risk to fall, which silence never does (models.risk), so it waits for an event. The
+    needs risk to fall, which silence never does (models.risk), so it waits for an event (or a
+    subscription statement). The
     next stage change comes from models.lifecycle; the risk crossing before it is found by
     bisection to ``_RISK_TOLERANCE_S`` on models.scoring.risk_after (via SilentRisk; risk is non-decreasing in
     silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the

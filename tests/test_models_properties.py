@@ -205,7 +205,7 @@ def _decides_something(st_: UserState, now_s: int, model: ChurnModel) -> str:
         return f"stage {STAGES[st_.stage]} -> {a.stage}"
     if st_.at_risk_since_s == 0 and engine._may_open(st_, a, now_s, model):
         return "at_risk opens"
-    if st_.at_risk_since_s != 0 and a.risk <= model.risk_exit:
+    if st_.at_risk_since_s != 0 and engine._may_close(a, now_s, model):
         return "at_risk closes"
     return ""
 

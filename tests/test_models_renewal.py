@@ -130,6 +130,18 @@ def test_a_renewal_statement_closes_an_open_at_risk_as_recovered() -> None:
     check_alert(after.alerts[0], LEAVING)
 
 
+def test_a_monthly_renewal_that_reopens_the_exit_within_the_quiet_period_is_no_recovery() -> None:
+    """Paid through day 60, at risk from day 30; renewed on day 58 to day 89: the exit is closed for
+    a day (89 - 30 = day 59) and opens again, at a risk as high as before, so the alert stays open."""
+    events = [_sub(T0_MS + 3_600_000, T0_MS + 60 * DAY_MS), *_daily(range(90))]
+    before = advance("u", None, events, T0_MS + 58 * DAY_MS, LEAVING)
+    assert before.state.at_risk_since_s
+    monthly = _sub(T0_MS + 58 * DAY_MS, T0_MS + 89 * DAY_MS, i=1)
+    after = advance("u", before.state, [monthly], T0_MS + 58 * DAY_MS + 1, LEAVING)
+    assert after.alerts == [] and after.state.at_risk_since_s == before.state.at_risk_since_s
+    assert risk_at(after.state, T0_MS // 1000 + 58 * DAY_S, LEAVING) <= LEAVING.risk_exit  # only the closed exit holds it
+
+
 @settings(max_examples=80, deadline=None)
 @given(histories(renewals=True), st.integers(-20, 200), st.lists(st.floats(0.0, 300.0), min_size=2, max_size=8),
        st.sampled_from(MODELS + [LEAVING]))
