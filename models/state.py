@@ -27,8 +27,9 @@ The end of the paid period (``period_end_day``: the day number since the epoch o
 ``subscription`` statement's ``period_end``, rounded up to a whole day, 0 = unknown) is 2 more
 bytes, written only when known: a record without it is format 4, byte for byte as before (the
 golden state digests and the memory of products without subscriptions do not move), one with it
-format 5 (format 4 + a uint16: 95 bytes + 8 per slot, 159 with 8 slots; Redis about 299 bytes
-per user with 8 types when every user has one, benchmarks/memory.py). A statement applies in
+format 5 (format 4 + a uint16: 95 bytes + 8 per slot, 159 with 8 slots; Redis 298 bytes per
+user with 8 types when every user has one, against 297 without, 1M users, benchmarks/memory.py:
+the user hashes +2 bytes a user, within the budget of 300). A statement applies in
 event order (models.engine sorts a batch): the state keeps no statement time, so a late
 statement of an earlier batch would override a newer one (the stream sends late events to the
 DLQ, so only a backfill can meet this in-order approximation).
