@@ -72,7 +72,7 @@ from models.model import ChurnModel, load_model
 from models.rfm import fit_population as rfm_population
 from models.risk import FEATURES, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
 from models.scoring import features_at, risk_at
-from models.vocabulary import CANCEL, DEFAULT_SLOTS, Vocabulary
+from models.vocabulary import CANCEL, DEFAULT_SLOTS, SUBSCRIPTION, Vocabulary
 from models.signals import compute_signals
 from models.state import DAY_S, UserState
 from models.temperature import VISIT_KEY, calibrated
@@ -194,10 +194,13 @@ def build_snapshots(
     exactly as ``churnwatch backtest`` replays them (``advance(..., until_ms=as_of)``)."""
     snaps = Snapshots()
     dates = sorted(set(as_of_ms))
+    vocabulary = model.compiled.vocabulary
     for user in sorted(per_user):
         evs = per_user[user]
         ts = [ev.ts_ms for ev in evs]
-        activity = [ev.ts_ms for ev in evs if ev.type != "cancel"]
+        # a subscription statement is billing, not activity: a renewal does not make a user who
+        # stopped using the product "not gone" (models.vocabulary)
+        activity = [ev.ts_ms for ev in evs if ev.type != "cancel" and vocabulary.lookup(ev.type)[1] != SUBSCRIPTION]
         churn = list(times.get(user, ()))
         state: UserState | None = None
         pos = 0
@@ -348,14 +351,14 @@ def _is_holdout(user: str, share: float) -> bool:
 def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAULT_SLOTS) -> tuple[str, ...]:
     """The event names to track one by one: the base model's if it declares some, else the
     ``n_types`` names used by the most users (ties: more events, then the name), cancellations
-    left out (they are not activity)."""
+    and subscription statements left out (they are not activity)."""
     if base.tracked_types:
         return tuple(base.tracked_types)
     vocabulary = Vocabulary((), {k: tuple(v) for k, v in base.roles.items()})
     users: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for ev in events:
-        if vocabulary.lookup(ev.type)[1] == CANCEL:
+        if vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION):
             continue
         users.setdefault(ev.type, set()).add(ev.user_id)
         counts[ev.type] = counts.get(ev.type, 0) + 1
@@ -593,7 +596,9 @@ def train(
         after = int(churn_after_ms if churn_after_ms is not None else base.churned_days * DAY_MS)
         if after <= 0:
             raise ValueError(f"churn-after must be > 0 ms, got {after}")
-        times = {u: churn_times(evs, after, data_end) for u, evs in per_user.items()}
+        statement = Vocabulary((), {k: tuple(v) for k, v in base.roles.items()})  # statements are not activity
+        times = {u: churn_times([e for e in evs if statement.lookup(e.type)[1] != SUBSCRIPTION], after, data_end)
+                 for u, evs in per_user.items()}
         known_until = data_end - after
         source = f"cancel events and inactivity of {after / DAY_MS:g} days"
     dates = sorted(set(as_of_ms)) if as_of_ms else default_as_of(data_start, known_until, horizon)
