@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -387,8 +388,17 @@ def section_memory(ctx: Ctx) -> dict[str, Any]:
 
     events, end_ms = _population(ctx)
     templates = templates_from(events, end_ms)
-    rows = measure_memory(ctx["redis"], templates, max(1_000, int(1_000_000 * ctx["scale"])))
+    users = max(1_000, int(1_000_000 * ctx["scale"]))
+    rows = measure_memory(ctx["redis"], templates, users)
     rows.update(measure_top_share(ctx["redis"], end_ms, redis_pid=ctx.get("redis_pid")))
+    # the same users and index scores, each state with a known end of the paid period (format 5,
+    # models.state): the record's 2 bytes alone (a closed exit would also lower the save-list scores)
+    annual = templates_from(events, end_ms, period_end_day=end_ms // 86_400_000 + 200)
+    paid = measure_memory(ctx["redis"], [dataclasses.replace(t, blob=a.blob) for t, a in zip(templates, annual)], users)
+    rows["every user with a period end: state_record_bytes"] = paid["state_record_bytes"]
+    rows["every user with a period end: bytes_per_user"] = paid["bytes_per_user"]
+    hashes = next(k for k in paid if k.startswith("user hashes"))
+    rows["every user with a period end: " + hashes] = paid[hashes]
     return rows
 
 

@@ -21,6 +21,7 @@ from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
 from models.vocabulary import ACTIVITY, SUBSCRIPTION
 from models.lifecycle import REACHABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
+from models.risk import exit_opens_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["Alert", "AlertKind", "Outcome", "advance", "alert_id"]
@@ -130,7 +131,9 @@ def advance(
 
     Events are applied in ``(ts_ms, event_id)`` order; a review due strictly before an event's
     time runs before that event. The first event of each new active day is also a review point,
-    so coming back (recovered, reactivated) is noticed on the event that shows it.
+    so coming back (recovered, reactivated) is noticed on the event that shows it; so is a
+    ``subscription`` statement that moves the end of the paid period (the risk's exit gate,
+    models.risk.exit_open), which is not activity.
 
     "Strictly before" on both sides makes batching invisible: the caller's later events are never
     earlier than ``until_ms`` (the stream sends earlier ones to the DLQ as late), so a review this
@@ -146,8 +149,17 @@ def advance(
         if 0 < st.next_review_s and st.next_review_s * 1000 < ev.ts_ms:  # mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out)
         role = vocabulary.lookup(ev.type)[1]
-        if role == SUBSCRIPTION:
-            continue  # a billing statement, not usage (models.revenue keeps it)
+        if role == SUBSCRIPTION:  # a billing statement, not usage (models.revenue keeps the rest)
+            before = st.period_end_day
+            apply_event(st, ev, vocabulary)  # only the end of the paid period (models.state)
+            if st.period_end_day != before:
+                # the exit gate moved (models.risk.exit_open): look now, as for the other roles
+                # that are not activity, so a renewal that moves the period end out can close an
+                # open at-risk as recovered and one that brings it in can open one
+                out.review = None
+                if st.n_events:
+                    _review(user_id, st, ts_s, model, out)
+            continue
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
         apply_event(st, ev, vocabulary)
         out.review = None  # the state moved on since the last review (if this event is one, it sets it again)
@@ -179,7 +191,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     stage_changed = new_stage != st.stage or st.stage_since_s == 0
     previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
     opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model)
-    closes = not opens and st.at_risk_since_s != 0 and a.risk <= model.risk_exit
+    closes = not opens and st.at_risk_since_s != 0 and _may_close(a, now_s, model)
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
     # a stage for the worse, the recovery for recovered and a stage for the better.
     told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
@@ -228,6 +240,22 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel) -> bo
     return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + model.material_rise
 
 
+def _may_close(a: Assessment, now_s: int, model: ChurnModel) -> bool:
+    """An open at-risk closes once the risk is back at ``risk_exit``, unless only a closed exit
+    holds it there and the exit opens again within the quiet period at a risk above
+    ``risk_exit`` (models.risk.exit_opens_s; in silence, the most it can be then): a monthly
+    subscriber's renewal pushes the period end just past the horizon, for a day or two, and a
+    "recovered" that the same renewal's reopening would take back is a flap, not a recovery
+    (measured on simulated monthly subscribers: docs/SCORES.md, "Renewal: the exit
+    opportunity"). The risk in silence never falls, so this never becomes true in silence."""
+    if a.risk > model.risk_exit:
+        return False
+    gate = exit_opens_s(a.signals.period_end_s, model.horizon_days)
+    if now_s < gate <= now_s + int(model.quiet_days * DAY_S):
+        return SilentRisk(a, model).at(gate) <= model.risk_exit
+    return True
+
+
 def _order_due_s(a: Assessment) -> int:
     """For a repeat buyer (purchases on two days or more: a purchase rhythm of their own), the
     first second at which their next order is overdue (purchase silence past their usual interval
@@ -253,12 +281,15 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
     """When to look again with no new events: the next moment an alert can be due, else the cap.
 
     Alerts change only at a stage change or when risk crosses ``risk_enter``; ``recovered``
-    needs risk to fall, which silence never does (models.risk), so it waits for an event. The
+    needs risk to fall, which silence never does (models.risk), so it waits for an event (or a
+    subscription statement). The
     next stage change comes from models.lifecycle; the risk crossing before it is found by
     bisection to ``_RISK_TOLERANCE_S`` on models.scoring.risk_after (via SilentRisk; risk is non-decreasing in
     silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the
     wait. A repeat buyer whose next order is not due yet cannot open an alert before it is
-    (:func:`_order_due_s`): the search then starts at that second. A churned user is looked at
+    (:func:`_order_due_s`): the search then starts at that second. A known renewal that opens
+    the exit before the cap (models.risk.exit_opens_s) is a step of the risk: an alert due then
+    is found at that very second. A churned user is looked at
     once more, when its state may expire, then never. A silent user thus costs a handful of
     reviews over its whole decline, not one per day.
     """
@@ -286,14 +317,25 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
             r_due = risk_after(due)
             if r_due >= enter:
                 return due
-            r_cap = risk_after(nxt)
-            if r_cap >= enter:
-                nxt = _crossing(risk_after, enter, due, r_due, nxt, r_cap)
+            lo, r_lo = due, r_due
         elif a.risk < enter:
             risk_after = SilentRisk(a, model).at
-            r_cap = risk_after(nxt)
-            if r_cap >= enter:
-                nxt = _crossing(risk_after, enter, now_s, a.risk, nxt, r_cap)
+            lo, r_lo = now_s, a.risk
+        else:
+            return nxt
+        # A known renewal opens the exit at `gate` (models.risk.exit_opens_s): the risk steps up
+        # there. The crossing is at the step itself when the risk reaches the threshold then,
+        # and _crossing on (lo, gate] finds exactly `gate` (no earlier second reaches it);
+        # otherwise the search goes on from the open gate.
+        gate = exit_opens_s(a.signals.period_end_s, model.horizon_days)
+        if lo < gate < nxt:
+            r_gate = risk_after(gate)
+            if r_gate >= enter:
+                return _crossing(risk_after, enter, lo, r_lo, gate, r_gate)
+            lo, r_lo = gate, r_gate
+        r_cap = risk_after(nxt)
+        if r_cap >= enter:
+            nxt = _crossing(risk_after, enter, lo, r_lo, nxt, r_cap)
     return nxt
 
 

@@ -40,7 +40,8 @@ gives exactly :func:`daily_list`'s rows; users whose review is due are read and 
 
 Why the bound holds although the savable risk can fall in silence: while a user stays silent
 P(alive) only falls (models.temperature) and P(leaves | alive) only rises (models.risk: no
-feature silence moves has a negative weight). So between the state's last look (its last review
+feature silence moves has a negative weight, and the exit gate of a known renewal only opens as
+time passes: 0 before, the logistic part after). So between the state's last look (its last review
 or last event, ``t0``) and its next review ``t1``, the savable risk is at most P(alive) at ``t0``
 times P(leaves | alive) at ``t1``: the product of each factor's largest value, not the score
 at either end. It holds for lists read at or after ``t0``, as lists read at the stream time are

@@ -36,6 +36,15 @@ user, whichever side the model weighs; a fact that reads well in general and is 
 risk says so ("40 active days so far, against 12 for a typical user (a sign of churn in this
 product's history)").
 
+The exit opportunity (models.risk.exit_open): while a known end of the paid period lies beyond
+the horizon, the leave part of the risk is 0 and the risk is only the "already gone" part, so
+the factors of the leave part are no reason for risk (their contributions count 0); a
+recovered alert then says so first ("paid through 2021-05-02: no renewal due within 30 days"),
+then the facts in the user's favour as with the exit open.
+When the exit is open because a known renewal falls within the horizon, an at-risk alert (and
+the live scores) say so first: "renewal due in 12 days (paid through 2020-05-02)", or, past the
+end with no renewal stated, "paid period ended 3 days ago (2020-05-02), no renewal stated".
+
 The one reason that quotes a score quotes the temperature shown (models.temperature.p_back_within),
 in the words of what it is: "chance of coming back within 30 days: 12%", or "of buying again"
 where the purchase rhythm decided it; against the user only well below a coin flip.
@@ -44,11 +53,12 @@ where the purchase rhythm decided it; against the user only well below a coin fl
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Final, Literal, Sequence
 
 from models.compiled import KINDS_KEY
 from models.health import ACT_QUANTILES, percentile
-from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, lifetime_count, reference, risk_probability
+from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import Signals, kinds_used, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
@@ -105,6 +115,7 @@ _N_FIXED: Final[int] = len(FEATURES)
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
 _NEGATIVE_MIN_LIFT: Final[float] = 0.25
 _FIRST: Final[float] = 1e9  # cancellation: always the first reason
+_RENEWAL: Final[float] = 5e8  # the exit opportunity: first after a cancellation
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
 _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
 _P_HIGH: Final[float] = 1.0 - 1e-12
@@ -516,16 +527,36 @@ def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], tempe
     return _text(key, st, sig, temperature, model) if against else _good_text(key, st, sig, temperature, model)
 
 
+def _paid_through(period_end_s: int) -> str:
+    """The last day the paid period covers (the state keeps its end rounded up to a day)."""
+    return datetime.fromtimestamp(period_end_s - 1, tz=timezone.utc).date().isoformat()
+
+
+def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:
+    """The exit opportunity in words: a renewal due (``against``), or paid beyond the horizon."""
+    end = sig.period_end_s
+    if not against:
+        return f"paid through {_paid_through(end)}: no renewal due within {model.horizon_days:.0f} days"
+    days = (end - sig.now_s) / DAY_S
+    if days > 0.0:
+        n = int(math.ceil(days))
+        return f"renewal due in {n} day{'s' if n != 1 else ''} (paid through {_paid_through(end)})"
+    n = int(-days)
+    ago = "today" if n == 0 else f"{n} day{'s' if n != 1 else ''} ago"
+    return f"paid period ended {ago} ({_paid_through(end)}), no renewal stated"
+
+
 def _contributions(sig: Signals, values: Sequence[float], source: StaySource, gone: float,
-                   model: "ChurnModel") -> dict[str, float]:
+                   model: "ChurnModel", open_: bool = True) -> dict[str, float]:
     """Each reason key's contribution to the risk log-odds (module docstring). The "already gone"
     part goes to the silence of the rhythm that decided P(alive), and half of it to the
-    temperature, which falls with the same silence."""
-    out = {key: _importance(key, values, model) for key in _GROUPS}
+    temperature, which falls with the same silence. With the exit closed (``open_`` False) the
+    leave part is not in the risk: its factors contribute nothing."""
+    out = {key: _importance(key, values, model) if open_ else 0.0 for key in _GROUPS}
     compiled = model.compiled
     # per-slot features: each its own reason, in the product's names (none for a state kept in
     # another vocabulary's slots, whose per-slot values are not this model's features)
-    if len(values) == len(compiled.features):
+    if open_ and len(values) == len(compiled.features):
         refs = compiled.references
         for i, w, _ in compiled.terms:
             if i >= _N_FIXED:
@@ -549,17 +580,25 @@ def explain(
 ) -> list[tuple[str, float, str]]:
     """(key, contribution in log-odds, text) of the reasons :func:`reasons` gives, in its order
     (the cancellation and the stage's story carry no contribution: +-inf ranks)."""
+    open_ = exit_open(sig, model)
     if leave is None:
-        leave = risk_probability(values, model)
+        leave = risk_probability(values, model) if open_ else 0.0
     if temperature is None:
         temperature = p_back_within(sig, model)
     back = temperature[0]
-    gone = _logit(combine(p_stay, leave)) - _logit(leave)
-    lifts = _contributions(sig, values, source, gone, model)
+    # With the exit closed, what speaks for the user is still what it would be with it open
+    # (a recovery is told by its facts, after the period end); what pushes the risk up is only
+    # the "already gone" part (the leave part's factors count nothing).
+    told = open_ or purpose != "recovered"
+    said = leave if told else risk_probability(values, model)
+    gone = _logit(combine(p_stay, said)) - _logit(said)
+    lifts = _contributions(sig, values, source, gone, model, open_ or not told)
     found: list[tuple[float, str, str]] = []
     if purpose == "recovered":
         if stage == "reactivated":
             found.append((_FIRST, "back", _text("back", st, sig, temperature, model)))
+        if not open_:  # a known period end beyond the horizon: the subscription cannot end
+            found.append((_RENEWAL, "renewal", _renewal_text(sig, model, False)))
         for key, lift in lifts.items():
             if lift <= -MIN_LIFT and _for(key, sig, back, model):
                 found.append((-lift, key, _words(key, st, sig, values, temperature, model, False)))
@@ -571,12 +610,14 @@ def explain(
         return [(key, -lift, text) for lift, key, text in found[:MAX_REASONS]]
     if sig.cancelled:
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model)))
+    if open_ and sig.period_end_s > 0:  # a known renewal within the horizon (or past): the exit is open
+        found.append((_RENEWAL, "renewal", _renewal_text(sig, model, True)))
     for key, lift in lifts.items():
         floor = _NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT
         if lift >= floor and _against(key, sig, back, model):
             text_key = "type_decline" if key == "decline" else key
             found.append((lift, key, _words(text_key, st, sig, values, temperature, model, True)))
-    if len(found) == 0:
+    if len(found) == (1 if open_ and sig.period_end_s > 0 else 0):  # a renewal due is no behavioural reason
         # Nothing crossed its line, yet risk must say why: the factor that adds most, among
         # those whose fact does not read in the user's favour (the tenure hazard, a silence a
         # little past the rhythm, ...), never a neutral or reassuring fact; failing that, for an

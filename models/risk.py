@@ -19,6 +19,19 @@ never falls while a user stays silent, whatever the training data: the engine fi
 risk crosses the alert threshold by bisection, and "more silence, less risk" is never shown to
 a CRM.
 
+The exit opportunity (docs/SCORES.md, "Renewal: the exit opportunity"): a subscription can only
+end at the end of the period paid for. Where a known period end (models.state ``period_end_day``,
+from ``subscription`` statements) lies after now + the horizon, the user cannot leave within the
+horizon: P(leaves | alive) is 0 (:func:`exit_open`, applied in :func:`leave_probability`, the
+one place every reader of the leave part takes it from). Only the leave part is gated: a paying
+user who stopped using is still lost, and 1 - P(alive) says so. The gate only opens as time
+passes (at :func:`exit_opens_s`), so risk stays non-decreasing in silence, with one upward step
+there that the engine schedules a review at (models.engine._next_review). This is the
+contractual setting of Fader & Hardie, "How to project customer retention", Journal of
+Interactive Marketing 21(1), 2007 (churn only at renewal opportunities, the shifted-beta-geometric
+model) and Schweidel, Fader & Bradlow, "Understanding service retention within and across
+cohorts using limited information", Journal of Marketing 72(1), 2008.
+
 The river-style object :class:`LogisticRisk` has ``learn_one``/``predict_proba_one`` for
 incremental use and a batch ``fit`` (L2-penalised maximum likelihood, scipy L-BFGS-B on
 standardised features) that ``churnwatch train`` uses.
@@ -30,6 +43,7 @@ import math
 from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
 from models.signals import Signals
+from models.state import DAY_S
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -54,6 +68,8 @@ __all__ = [
     "lifetime_count",
     "churn_risk",
     "combine",
+    "exit_open",
+    "exit_opens_s",
     "reference",
     "risk_probability",
     "savable",
@@ -288,14 +304,35 @@ def sigmoid(z: float) -> float:
 
 def churn_risk(values: Sequence[float], p_alive: float, model: "ChurnModel") -> float:
     """P(churned by the end of the horizon) = P(gone already) + P(alive) x P(leaves | alive)
-    = 1 - p_alive x (1 - leave_probability(values)), with ``p_alive`` the calibrated P(alive)
-    (models.temperature.p_stay), not the temperature shown."""
+    = 1 - p_alive x (1 - risk_probability(values)), with ``p_alive`` the calibrated P(alive)
+    (models.temperature.p_stay), not the temperature shown, for a user whose exit is open (a
+    feature vector does not carry the period end: :func:`leave_probability` gates)."""
     return combine(p_alive, risk_probability(values, model))
 
 
 def combine(p_alive: float, leave: float) -> float:
     """Risk from its two parts: 1 - P(alive) x (1 - P(leaves | alive)) (module docstring)."""
     return 1.0 - p_alive * (1.0 - leave)
+
+
+def exit_opens_s(period_end_s: int, horizon_days: float) -> int:
+    """The first second at which the end of the paid period ``period_end_s`` (0: unknown) lies
+    within ``horizon_days`` of now: from then on the subscription can end within the horizon
+    (module docstring); 0 when the period end is unknown (always open).
+
+    >>> exit_opens_s(100 * DAY_S, 30.0) == 70 * DAY_S, exit_opens_s(0, 30.0)
+    (True, 0)
+    """
+    if period_end_s <= 0:
+        return 0
+    return period_end_s - int(horizon_days * DAY_S)  # now >= this <=> period end <= now + horizon
+
+
+def exit_open(sig: Signals, model: "ChurnModel") -> bool:
+    """Whether the user can leave within the horizon at ``sig.now_s``: the end of the paid period
+    is unknown, within the horizon, or already past (a renewal not stated yet); False while a
+    known period end lies after now + ``model.horizon_days`` (module docstring)."""
+    return sig.period_end_s <= 0 or sig.now_s >= exit_opens_s(sig.period_end_s, model.horizon_days)
 
 
 def savable(p_alive: float, leave: float) -> float:
@@ -317,10 +354,13 @@ def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
 
 
 def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "ChurnModel") -> float:
-    """``risk_probability(feature_vector(sig, p_stay, revenue), model)`` bit for bit, computing
-    only the features the model weighs (:func:`feature_value`, in the same order): the engine
-    scores every review and its crossing search this way, and builds the whole vector only for
-    an alert's reasons."""
+    """P(leaves within the horizon | alive) of the user: 0 while the exit is closed
+    (:func:`exit_open`), else ``risk_probability(feature_vector(sig, p_stay, revenue), model)``
+    bit for bit, computing only the features the model weighs (:func:`feature_value`, in the
+    same order): the engine scores every review and its crossing search this way, and builds
+    the whole vector only for an alert's reasons."""
+    if sig.period_end_s > 0 and not exit_open(sig, model):
+        return 0.0
     z = model.risk_intercept
     for i, w, _ in model.compiled.terms:
         z += w * feature_value(i, sig, p_stay, revenue)

@@ -183,7 +183,9 @@ class SilentRisk:
     risk formula itself evaluated on the assessment's signals: models.temperature.stay_after and
     models.risk.leave_probability over only the weighed features, bit for bit what
     models.risk.churn_risk gives on the whole vector of models.signals.silent_after
-    (tests/test_models_risk.py)."""
+    (tests/test_models_risk.py) while the exit is open; the silent signals keep the end of the
+    paid period and move ``now_s``, so the exit gate opens at the same second as in
+    :func:`risk_at` (models.risk.exit_open)."""
 
     __slots__ = ("_a", "_model")
 
@@ -206,7 +208,8 @@ class SilentRisk:
     def leave_at(self, t_s: int) -> float:
         """The risk's logistic part, P(leaves within the horizon | alive), at ``t_s`` if the user
         stays silent until then: never below the assessment's (models.risk: no feature silence
-        moves has a negative weight), so at the next review it bounds every value before it
+        moves has a negative weight, and the exit gate only opens with time), so at the next
+        review it bounds every value before it
         (models.ranking.save_bound_after)."""
         a = self._a
         if t_s == a._silent_t and a._silent_m is self._model:

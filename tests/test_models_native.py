@@ -78,7 +78,7 @@ def _scores(s: Any) -> tuple[object, ...]:
 
 @compiled_only
 @settings(max_examples=60)
-@given(histories(), st.data(), st.sampled_from(range(len(MODELS))))
+@given(st.one_of(histories(), histories(renewals=True)), st.data(), st.sampled_from(range(len(MODELS))))
 def test_compiled_core_equals_the_pure_python(events: list[Event], data: st.DataObject, which: int) -> None:
     model = MODELS[which]
     pmodel, pevents = _pure_model(model), _pure_events(events)
@@ -160,7 +160,7 @@ def test_outcomes_pickle_both_ways() -> None:
 
 @compiled_only
 @settings(max_examples=60)
-@given(histories(), st.integers(0, 60 * DAY_S))
+@given(st.one_of(histories(), histories(renewals=True)), st.integers(0, 60 * DAY_S))
 def test_compiled_score_history_sampling_equals_the_pure_python(events: list[Event], extra_s: int) -> None:
     """models.weekly (the worker's weekly points, compiled): outcome and points as the pure Python's."""
     import models.weekly as weekly
@@ -179,7 +179,7 @@ def test_compiled_score_history_sampling_equals_the_pure_python(events: list[Eve
 
 @compiled_only
 @settings(max_examples=40)
-@given(histories(), st.data())
+@given(st.one_of(histories(), histories(renewals=True)), st.data())
 def test_compiled_worker_step_equals_the_pure_python(events: list[Event], data: st.DataObject) -> None:
     """models.step (the worker's per-user turn, compiled): record, due entry, index scores, points
     and alerts as the pure Python's, from a stored record and from none, with and without history."""

@@ -29,6 +29,7 @@ from models.actions import recommend
 from models.model import ChurnModel
 from models.scoring import risk_at, score
 from models.state import DAY_S, STAGES, UserState, apply_event
+from models.subscription import SUBSCRIPTION_STATUSES, Subscription
 
 T0_MS = 1_767_225_600_000  # 2026-01-01
 DAY_MS = DAY_S * 1000
@@ -58,8 +59,10 @@ engine = _PURE["engine"]
 
 
 @st.composite
-def histories(draw: st.DrawFn, max_events: int = 40, span_days: int = 120) -> list[Event]:
-    """One user's events: bursts of sessions with gaps, any types, purchases with amounts."""
+def histories(draw: st.DrawFn, max_events: int = 40, span_days: int = 120, renewals: bool = False) -> list[Event]:
+    """One user's events: bursts of sessions with gaps, any types, purchases with amounts; with
+    ``renewals``, also subscription statements whose periods end anywhere from 10 days before
+    to 400 days after them (or are not given), some of them cancellations (models.risk's exit gate)."""
     n = draw(st.integers(1, max_events))
     t = T0_MS + draw(st.integers(0, DAY_MS))
     out = []
@@ -70,6 +73,14 @@ def histories(draw: st.DrawFn, max_events: int = 40, span_days: int = 120) -> li
         kind = draw(_types)
         amount = draw(st.floats(0.5, 500.0)) if kind == "purchase" else 0.0
         out.append(Event("u", t, kind, f"e{i:04d}", amount))
+    if renewals:
+        for j in range(draw(st.integers(1, 4))):
+            ts = draw(st.integers(out[0].ts_ms - DAY_MS, out[-1].ts_ms + 60 * DAY_MS))
+            status = draw(st.sampled_from(SUBSCRIPTION_STATUSES))
+            end = 0 if draw(st.integers(0, 5)) == 0 else ts + draw(st.integers(-10 * DAY_MS, 400 * DAY_MS))
+            sub = Subscription(status, "Pro", 0 if status == "cancelled" else 4999, 0, max(end, 0))
+            out.append(Event("u", ts, "subscription", f"s{j:04d}", 0.0, "", sub))
+        out.sort(key=lambda e: (e.ts_ms, e.event_id))
     return out
 
 
@@ -194,7 +205,7 @@ def _decides_something(st_: UserState, now_s: int, model: ChurnModel) -> str:
         return f"stage {STAGES[st_.stage]} -> {a.stage}"
     if st_.at_risk_since_s == 0 and engine._may_open(st_, a, now_s, model):
         return "at_risk opens"
-    if st_.at_risk_since_s != 0 and a.risk <= model.risk_exit:
+    if st_.at_risk_since_s != 0 and engine._may_close(a, now_s, model):
         return "at_risk closes"
     return ""
 
@@ -324,5 +335,5 @@ def test_format_1_records_are_still_read() -> None:
     assert (st_.first_seen_s, st_.last_seen_s, st_.active_days, st_.n_events, st_.stage) == (first, last, days, 40, 1)
     assert st_.gap_ewma_days == pytest.approx(30.0 / (days - 1))
     assert len(st_.to_bytes()) == 93 + 8 * 8  # read into format 4, 8 hashed kinds
-    with pytest.raises(ValueError, match="not format v4"):
+    with pytest.raises(ValueError, match=r"not format v5 \(or v4, v3"):
         UserState.from_bytes(raw[:-1])

@@ -56,6 +56,7 @@ MODELS = [load_model(), ChurnModel(), TRAINED, TYPED]
 #: Reason words -> the factor they state; the first pattern that matches decides.
 _AGAINST = [
     (r"^cancelled", "cancelled"),
+    (r"^(renewal due in \d+ days? \(paid through \d{4}-\d\d-\d\d\)|paid period ended .*, no renewal stated)$", "renewal"),
     (r"^no (visit|return) for", "silence"),
     (r"^usual re-order every", "purchase"),
     (r"^activity over 4 weeks down \d+% against the user's 3-month rate$", "decline_long"),
@@ -80,6 +81,7 @@ _AGAINST = [
     (r"from many small signs, none large$", "small_signs"),
 ]
 _FOR = [
+    (r"^paid through \d{4}-\d\d-\d\d: no renewal due within \d+ days$", "renewal"),
     (r"^(active today|last active \d+ days ago), .*usual interval", "silence"),
     (r"^re-ordered \d+ days ago, usual every \d+ days$", "purchase"),
     (r"^activity over 4 weeks (up \d+%|steady) against", "decline_long"),
@@ -111,6 +113,7 @@ _FINE = [
     (r"uses (\d+) of the (\d+)", lambda m: 2 * int(m.group(1)) > int(m.group(2))),
     (r"no visit for (\d+\.\d)x", lambda m: float(m.group(1)) < 1.0),
     (r"^a user for \d+ days$", None),
+    (r"^paid through", None),
 ]
 _GROUP = {
     "silence": ("silence_log", "visit_overdue_log"), "purchase": ("purchase_overdue_log",), "decline": ("decline",),

@@ -198,3 +198,35 @@ def test_train_function_refuses_one_class(tmp_path: Path) -> None:
     evs = [Event(f"u{i}", START_MS + d * DAY_MS, "view", f"{i}-{d}") for i in range(30) for d in range(0, 120, 2)]
     with pytest.raises(ValueError, match="one class only"):
         train(evs, labels_ms={})
+
+
+def test_rows_whose_exit_is_closed_are_left_out_of_the_leave_fit() -> None:
+    """Annual subscribers paid through the whole history cannot leave within the horizon: their
+    snapshots are counted in the report, left out of the leave part's fit, and scored with a leave
+    part of 0 (models.risk.exit_open); the others are fitted as before."""
+    from models.subscription import Subscription
+
+    evs: list[Event] = []
+    labels: dict[str, int] = {}
+    N = 24
+    for i in range(N):
+        last = 40 + 2 * i if i % 4 == 0 else 119
+        evs += [Event(f"u{i}", START_MS + d * DAY_MS, "view", f"{i}-{d}") for d in range(0, last + 1, 2)]
+        if i % 4 == 0:
+            labels[f"u{i}"] = START_MS + (last - last % 2) * DAY_MS
+        if i % 4 == 1:  # annual, paid through day 365
+            evs.append(Event(f"u{i}", START_MS, "subscription", f"{i}-s", 0.0, "",
+                             Subscription("active", "Annual", 9900, 0, START_MS + 365 * DAY_MS)))
+    _, report = train(evs, labels_ms=labels, l2=0.1, alert_share=None)
+    annual = {f"u{i}" for i in range(N) if i % 4 == 1}
+    assert report["snapshots_exit_closed"] == len(annual) * report["as_of"]["count"]
+    # the same history without the statements: the annual users' rows are fitted again
+    _, plain = train([e for e in evs if e.type != "subscription"], labels_ms=labels, l2=0.1, alert_share=None)
+    assert plain["snapshots_exit_closed"] == 0
+    assert plain["penalty"]["fit_users"] - report["penalty"]["fit_users"] == len({u for u in annual if not _held_out(u)}) > 0
+
+
+def _held_out(user: str) -> bool:
+    from streams.offline.train import _is_holdout
+
+    return _is_holdout(user, 0.2)

@@ -110,6 +110,9 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
+    if report.get("snapshots_exit_closed"):
+        print(f"{report['snapshots_exit_closed']:,} snapshots left out of the leave part's fit: a known end of the paid "
+              f"period beyond the {report['horizon_days']:g}-day horizon (no exit to learn from; their leave part is 0)")
     pen = report["penalty"]
     cv = pen["cv_log_loss"]
     above, se = pen.get("cv_above_best", (0.0, 0.0))

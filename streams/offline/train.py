@@ -24,6 +24,12 @@ What it fits, in this order:
    calibration report (reliability by decile, Brier score, ROC AUC) stored in the file, and the
    comparison with the shipped default (no fitted weight) on the same held-out users and dates:
    the report says whether the trained model beats it (``versus_default``).
+   The logistic part is P(leaves within the horizon | alive, an exit within the horizon)
+   (models.risk.exit_open): a snapshot whose known end of the paid period lies beyond the
+   horizon could not have left in it and says nothing about leaving, so it is left out of the
+   fit, the cross-validation and the leave part's report (``snapshots_exit_closed`` counts
+   them); the risk judged on every row gives it a leave part of 0, as the stream does. A history
+   without period ends has no such row.
 3. **Health reference**: deciles of 4-week activity over the snapshots.
 
 Labels: when is a user churned, and at what time? The time of the last activity before leaving
@@ -64,9 +70,9 @@ from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
 from models.rfm import fit_population as rfm_population
-from models.risk import FEATURES, SLOT_PREFIXES, LogisticRisk, moves_with_silence
+from models.risk import FEATURES, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
 from models.scoring import features_at, risk_at
-from models.vocabulary import CANCEL, DEFAULT_SLOTS, Vocabulary
+from models.vocabulary import CANCEL, DEFAULT_SLOTS, SUBSCRIPTION, Vocabulary
 from models.signals import compute_signals
 from models.state import DAY_S, UserState
 from models.temperature import VISIT_KEY, calibrated
@@ -146,8 +152,10 @@ class Snapshots:
 
     ``gone``: the user had in truth already left at the as-of time (a churn time before it and
     no activity since) without the stream knowing yet; ``y``: churned by the end of the horizon,
-    the gone included. The "leave | still a user" model is fitted on the rows not gone; the
-    risk the stream reports (models.risk.churn_risk) is judged on all rows."""
+    the gone included; ``exit``: the user could leave within the horizon (models.risk.exit_open:
+    no known period end beyond it). The "leave | still a user" model is fitted on the rows not
+    gone whose exit is open; the risk the stream reports (models.risk.churn_risk, with the leave
+    part 0 where the exit is closed) is judged on all rows."""
 
     users: list[str] = field(default_factory=list)
     as_of_ms: list[int] = field(default_factory=list)
@@ -155,6 +163,7 @@ class Snapshots:
     y: list[int] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
     p_alive: list[float] = field(default_factory=list)
+    exit: list[int] = field(default_factory=list)
     act_28d: list[float] = field(default_factory=list)
     excluded_churned: int = 0  # rows the stream itself calls churned
 
@@ -185,10 +194,13 @@ def build_snapshots(
     exactly as ``churnwatch backtest`` replays them (``advance(..., until_ms=as_of)``)."""
     snaps = Snapshots()
     dates = sorted(set(as_of_ms))
+    vocabulary = model.compiled.vocabulary
     for user in sorted(per_user):
         evs = per_user[user]
         ts = [ev.ts_ms for ev in evs]
-        activity = [ev.ts_ms for ev in evs if ev.type != "cancel"]
+        # a subscription statement is billing, not activity: a renewal does not make a user who
+        # stopped using the product "not gone" (models.vocabulary)
+        activity = [ev.ts_ms for ev in evs if ev.type != "cancel" and vocabulary.lookup(ev.type)[1] != SUBSCRIPTION]
         churn = list(times.get(user, ()))
         state: UserState | None = None
         pos = 0
@@ -210,7 +222,9 @@ def build_snapshots(
             snaps.gone.append(1 if gone else 0)
             snaps.y.append(1 if gone or _churns_within(churn, date, horizon_ms) else 0)
             snaps.p_alive.append(1.0 - values[_COOLING])
-            snaps.act_28d.append(compute_signals(state, now_s, model).act_28d)
+            sig = compute_signals(state, now_s, model)
+            snaps.exit.append(1 if exit_open(sig, model) else 0)
+            snaps.act_28d.append(sig.act_28d)
     return snaps
 
 
@@ -337,14 +351,14 @@ def _is_holdout(user: str, share: float) -> bool:
 def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAULT_SLOTS) -> tuple[str, ...]:
     """The event names to track one by one: the base model's if it declares some, else the
     ``n_types`` names used by the most users (ties: more events, then the name), cancellations
-    left out (they are not activity)."""
+    and subscription statements left out (they are not activity)."""
     if base.tracked_types:
         return tuple(base.tracked_types)
     vocabulary = Vocabulary((), {k: tuple(v) for k, v in base.roles.items()})
     users: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for ev in events:
-        if vocabulary.lookup(ev.type)[1] == CANCEL:
+        if vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION):
             continue
         users.setdefault(ev.type, set()).add(ev.user_id)
         counts[ev.type] = counts.get(ev.type, 0) + 1
@@ -582,7 +596,9 @@ def train(
         after = int(churn_after_ms if churn_after_ms is not None else base.churned_days * DAY_MS)
         if after <= 0:
             raise ValueError(f"churn-after must be > 0 ms, got {after}")
-        times = {u: churn_times(evs, after, data_end) for u, evs in per_user.items()}
+        statement = Vocabulary((), {k: tuple(v) for k, v in base.roles.items()})  # statements are not activity
+        times = {u: churn_times([e for e in evs if statement.lookup(e.type)[1] != SUBSCRIPTION], after, data_end)
+                 for u, evs in per_user.items()}
         known_until = data_end - after
         source = f"cancel events and inactivity of {after / DAY_MS:g} days"
     dates = sorted(set(as_of_ms)) if as_of_ms else default_as_of(data_start, known_until, horizon)
@@ -612,6 +628,7 @@ def train(
     X = np.array(snaps.X, dtype=np.float64)
     y = np.array(snaps.y, dtype=np.float64)
     alive = np.array(snaps.gone) == 0
+    exit_ = np.array(snaps.exit) == 1  # the exit is open: the rows the leave part can learn from
     p_alive = np.array(snaps.p_alive, dtype=np.float64)
     test = np.array([_is_holdout(u, holdout) for u in snaps.users])
     if test.all() or not test.any():
@@ -628,8 +645,9 @@ def train(
             model = model.with_(alive_calibration=calibration)
             p_alive = np.array([calibrated(float(p), model) for p in p_alive])
             X[:, _COOLING] = 1.0 - p_alive
-    # 2. P(leaves within the horizon | still a user), on the rows of users still there.
-    fit_rows = ~test & alive
+    # 2. P(leaves within the horizon | still a user), on the rows of users still there whose
+    #    exit is open (a known period end beyond the horizon: no leaving to learn from).
+    fit_rows = ~test & alive & exit_
     positives = int(y[fit_rows].sum())
     if positives == 0 or positives == int(fit_rows.sum()):
         raise ValueError(f"labels have one class only ({positives} of {int(fit_rows.sum())} training rows churn): nothing to learn")
@@ -649,8 +667,8 @@ def train(
     means = {name: round(float(v), 6) for name, v in zip(names, X[fit_rows].mean(axis=0))}
     population = dict(model.population)
     population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
-    leave = fitter.predict_proba(X)
-    risk = 1.0 - p_alive * (1.0 - leave)  # models.risk.churn_risk, vectorised
+    leave = np.where(exit_, fitter.predict_proba(X), 0.0)  # models.risk.leave_probability's gate
+    risk = 1.0 - p_alive * (1.0 - leave)  # models.risk.combine, vectorised
     report: dict[str, Any] = {
         "events": len(events),
         "users": len(per_user),
@@ -659,6 +677,9 @@ def train(
         "as_of": {"first_ms": usable[0], "last_ms": usable[-1], "count": len(usable)},
         "snapshots": int(y.size),
         "snapshots_already_gone": int((~alive).sum()),
+        # rows whose known period end lay beyond the horizon: left out of the leave part's fit,
+        # cross-validation and report (module docstring)
+        "snapshots_exit_closed": int((~exit_).sum()),
         "excluded_churned_stage": snaps.excluded_churned,
         "train_rows": int((~test).sum()),
         "train_churn_rate": round(float(y[~test].mean()), 4),
@@ -671,8 +692,9 @@ def train(
         # risk as the stream reports it, on every held-out row it would score
         "holdout": _holdout_report(risk[test], y[test]) if test.any() else {},
         # the logistic part alone, P(leaves within the horizon | still a user), on the rows of
-        # users who in hindsight still were (what `churnwatch backtest` judges)
-        "holdout_leave_given_alive": _holdout_report(leave[test & alive], y[test & alive]) if (test & alive).any() else {},
+        # users who in hindsight still were (what `churnwatch backtest` judges) and could leave
+        "holdout_leave_given_alive": (_holdout_report(leave[test & alive & exit_], y[test & alive & exit_])
+                                      if (test & alive & exit_).any() else {}),
     }
     if test.any():
         versus = _versus_default(per_user, snaps, test, y, risk, usable, default)

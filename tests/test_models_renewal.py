@@ -1,0 +1,226 @@
+"""The exit opportunity (models.risk.exit_open): a subscription ends only at the end of the period
+paid for, so while a known period end lies beyond the horizon the risk's leave part is 0.
+
+Unit tests of the gate, the state's format 5, the engine's review at the moment the gate opens
+and the recovered alert a renewal gives; hypothesis properties over histories with subscription
+statements (tests.test_models_properties ``histories(renewals=True)``): risk non-decreasing in
+silence across the gate, order and batching independence, the smart review schedule, the
+record's round trip, and reasons that support their alerts.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models.engine import advance
+from models.events import Event
+from models.model import ChurnModel
+from models.risk import exit_open, exit_opens_s, leave_probability, risk_probability
+from models.scoring import SilentRisk, assess, risk_at, score
+from models.signals import compute_signals
+from models.state import DAY_S, MAX_PERIOD_END_DAY, UserState, apply_event, period_end_day
+from models.subscription import Subscription
+from models.temperature import p_stay
+from tests.test_models_properties import (
+    DAY_MS,
+    MODELS,
+    T0_MS,
+    _check_smart_reviews,
+    _same_outcome,
+    _state_of,
+    histories,
+)
+from tests.test_models_reasons import check_alert
+
+#: A model whose leave part is high for anybody (intercept +4): what opens an alert is the gate.
+LEAVING = ChurnModel().with_(risk_intercept=4.0)
+
+
+def _sub(ts_ms: int, period_end_ms: int, status: str = "active", i: int = 0) -> Event:
+    sub = Subscription(status, "Annual", 0 if status == "cancelled" else 9900, 0, period_end_ms)  # type: ignore[arg-type]
+    return Event("u", ts_ms, "subscription", f"s{i:03d}", 0.0, "", sub)
+
+
+def _daily(days: range) -> list[Event]:
+    return [Event("u", T0_MS + d * DAY_MS + 12 * 3_600_000, "view", f"e{d:04d}") for d in days]
+
+
+def test_the_gate_opens_a_horizon_before_the_period_end() -> None:
+    m = ChurnModel()  # 30-day horizon
+    end_s = T0_MS // 1000 + 100 * DAY_S
+    assert exit_opens_s(end_s, 30.0) == end_s - 30 * DAY_S and exit_opens_s(0, 30.0) == 0
+    st_ = _state_of(_daily(range(69)))  # daily to day 68: declining at worst at these times
+    st_.period_end_day = end_s // DAY_S
+    for now, is_open in ((end_s - 30 * DAY_S - 1, False), (end_s - 30 * DAY_S, True), (end_s, True), (end_s + 9 * DAY_S, True)):
+        sig = compute_signals(st_, now, m)
+        p, _ = p_stay(sig, m)
+        assert exit_open(sig, m) is is_open
+        ungated = risk_probability(assess(st_, now, m).features, m)
+        assert leave_probability(sig, p, st_.revenue, m) == (ungated if is_open else 0.0)
+        assert risk_at(st_, now, m) == (1.0 - p * (1.0 - ungated) if is_open else 1.0 - p)
+
+
+def test_statements_set_the_period_end_and_a_cancellation_forgets_it() -> None:
+    st_ = UserState()
+    apply_event(st_, _sub(T0_MS, T0_MS + 10 * DAY_MS + 1))
+    assert st_.period_end_day == (T0_MS + 10 * DAY_MS) // DAY_MS + 1  # rounded up to a whole day
+    assert st_.n_events == 0 and st_.act_28d == 0.0  # not usage
+    apply_event(st_, _sub(T0_MS, 0, i=1))  # no period end given: the known one stays
+    assert st_.period_end_day == (T0_MS + 10 * DAY_MS) // DAY_MS + 1
+    apply_event(st_, _sub(T0_MS, 0, "cancelled", i=2))
+    assert st_.period_end_day == 0
+    assert period_end_day(10**15) == MAX_PERIOD_END_DAY  # past 2149: kept as the last day a uint16 holds
+
+
+def test_records_without_a_period_end_stay_format_4_and_with_one_are_format_5() -> None:
+    st_ = _state_of(_daily(range(20)))
+    raw4 = st_.to_bytes()
+    assert raw4[0] == 4 and len(raw4) == 93 + 8 * len(st_.slot_7d)
+    st_.period_end_day = 20_000
+    raw5 = st_.to_bytes()
+    assert raw5[0] == 5 and len(raw5) == len(raw4) + 2
+    back = UserState.from_bytes(raw5)
+    assert back == st_ and back.to_bytes() == raw5
+    assert UserState.from_bytes(raw4).period_end_day == 0
+    for bad in (raw5[:-1], raw5 + b"\0", b"\x05" + raw4[1:]):  # a length that is not 95 + 8 per slot
+        with pytest.raises(ValueError, match="bytes"):
+            UserState.from_bytes(bad)
+    with pytest.raises(ValueError, match="stage 9"):
+        UserState.from_bytes(raw5[:1] + b"\x09" + raw5[2:])
+
+
+def test_format_3_records_are_still_read() -> None:
+    st_ = _state_of(_daily(range(20)))
+    v3 = struct.Struct("<BBB11I3I3fdff")
+    head = v3.pack(3, st_.stage, len(st_.slot_7d), st_.first_seen_s, st_.last_seen_s, 0, 0, 0, 0, 0, 0, 0, 0, st_.slots_at_s,
+                   st_.n_events, st_.active_days, 0, st_.act_7d, st_.act_28d, st_.act_90d, 0.0, st_.gap_ewma_days, 0.0)
+    back = UserState.from_bytes(head + st_.slot_7d.tobytes() + st_.slot_28d.tobytes())
+    assert (back.n_events, back.period_end_day, back.negative_28d, list(back.slot_28d)) == (st_.n_events, 0, 0.0, list(st_.slot_28d))
+
+
+def test_an_annual_subscriber_is_alerted_when_the_renewal_comes_within_the_horizon_not_before() -> None:
+    """Daily use to day 69, one kind of activity, a model that says "leaves" of everybody: without a
+    period end the at-risk alert opens on the second day; paid through day 100, it opens at day 70
+    (100 - the 30-day horizon) to the second, in silence, saying why."""
+    events = _daily(range(70))
+    plain = [a for a in advance("u", None, events, T0_MS + 90 * DAY_MS, LEAVING).alerts if a.kind == "at_risk"]
+    assert plain and plain[0].event_time_ms < T0_MS + 2 * DAY_MS
+    annual = advance("u", None, [_sub(T0_MS + 3_600_000, T0_MS + 100 * DAY_MS), *events], T0_MS + 90 * DAY_MS, LEAVING)
+    opened = [a for a in annual.alerts if a.kind == "at_risk"]
+    assert [a.event_time_ms for a in opened] == [T0_MS + 70 * DAY_MS]
+    assert opened[0].scores.reasons[0] == "renewal due in 30 days (paid through 2026-04-10)"
+    for a in annual.alerts:
+        check_alert(a, LEAVING)
+
+
+def test_a_renewal_statement_closes_an_open_at_risk_as_recovered() -> None:
+    events = [_sub(T0_MS + 3_600_000, T0_MS + 60 * DAY_MS), *_daily(range(90))]
+    before = advance("u", None, events, T0_MS + 58 * DAY_MS, LEAVING)
+    assert before.state.at_risk_since_s == T0_MS // 1000 + 30 * DAY_S  # the gate of the monthly period end
+    renewal = _sub(T0_MS + 58 * DAY_MS, T0_MS + 425 * DAY_MS, i=1)
+    after = advance("u", before.state, [renewal], T0_MS + 58 * DAY_MS + 1, LEAVING)
+    assert [(a.kind, a.event_time_ms) for a in after.alerts] == [("recovered", T0_MS + 58 * DAY_MS)]
+    assert after.alerts[0].scores.reasons[0] == "paid through 2027-03-01: no renewal due within 30 days"
+    assert after.state.at_risk_since_s == 0
+    check_alert(after.alerts[0], LEAVING)
+
+
+def test_a_monthly_renewal_that_reopens_the_exit_within_the_quiet_period_is_no_recovery() -> None:
+    """Paid through day 60, at risk from day 30; renewed on day 58 to day 89: the exit is closed for
+    a day (89 - 30 = day 59) and opens again, at a risk as high as before, so the alert stays open."""
+    events = [_sub(T0_MS + 3_600_000, T0_MS + 60 * DAY_MS), *_daily(range(90))]
+    before = advance("u", None, events, T0_MS + 58 * DAY_MS, LEAVING)
+    assert before.state.at_risk_since_s
+    monthly = _sub(T0_MS + 58 * DAY_MS, T0_MS + 89 * DAY_MS, i=1)
+    after = advance("u", before.state, [monthly], T0_MS + 58 * DAY_MS + 1, LEAVING)
+    assert after.alerts == [] and after.state.at_risk_since_s == before.state.at_risk_since_s
+    assert risk_at(after.state, T0_MS // 1000 + 58 * DAY_S, LEAVING) <= LEAVING.risk_exit  # only the closed exit holds it
+
+
+@settings(max_examples=80, deadline=None)
+@given(histories(renewals=True), st.integers(-20, 200), st.lists(st.floats(0.0, 300.0), min_size=2, max_size=8),
+       st.sampled_from(MODELS + [LEAVING]))
+def test_risk_never_falls_in_silence_across_the_gate(events: list[Event], end_day: int, silences: list[float],
+                                                     model: ChurnModel) -> None:
+    state = _state_of(events)
+    if state.n_events == 0:
+        return
+    state.period_end_day = max(state.last_seen_s // DAY_S + end_day, 1)
+    gate = exit_opens_s(state.period_end_day * DAY_S, model.horizon_days)
+    times = sorted({state.last_seen_s + int(d * DAY_S) for d in silences} | {t for t in (gate - 1, gate) if t >= state.last_seen_s})
+    a = assess(state, times[0], model)
+    before = -1.0
+    for t in times:
+        r = risk_at(state, t, model)
+        assert r >= before - 1e-12, (t - gate, r, before)
+        if assess(state, t, model).stage != "churned":  # risk 1 then (SilentRisk: while not churned)
+            assert SilentRisk(a, model).at(t) == pytest.approx(r, abs=1e-9)  # the engine's look ahead sees the step too
+        before = r
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(renewals=True), st.randoms(use_true_random=False), st.data(), st.sampled_from(MODELS + [LEAVING]))
+def test_order_and_batching_do_not_matter_with_statements(events: list[Event], rnd: random.Random, data: st.DataObject,
+                                                          model: ChurnModel) -> None:
+    end = events[-1].ts_ms + data.draw(st.integers(0, 120)) * DAY_MS
+    shuffled = events[:]
+    rnd.shuffle(shuffled)
+    whole = advance("u", None, events, end, model)
+    _same_outcome(whole, advance("u", None, shuffled, end, model))
+    cut = data.draw(st.integers(0, len(events)))
+    part1, part2 = events[:cut], events[cut:]
+    mid = data.draw(st.integers(part1[-1].ts_ms if part1 else T0_MS - DAY_MS, part2[0].ts_ms if part2 else end))
+    first = advance("u", None, part1, mid, model)
+    second = advance("u", first.state, part2, end, model)
+    first.alerts.extend(second.alerts)
+    first.state, first.expire = second.state, second.expire
+    _same_outcome(whole, first)
+    raw = whole.state.to_bytes()
+    assert UserState.from_bytes(raw) == whole.state and raw[0] == (5 if whole.state.period_end_day else 4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(max_events=25, span_days=60, renewals=True), st.sampled_from(MODELS + [LEAVING]), st.randoms(use_true_random=False))
+def test_smart_reviews_miss_no_gate_opening(events: list[Event], model: ChurnModel, rnd: random.Random) -> None:
+    """tests.test_models_properties' check of the review schedule, on histories with period ends:
+    an alert that becomes due when a renewal comes within the horizon is looked at then."""
+    _check_smart_reviews(events, model, rnd)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(renewals=True), st.integers(0, 90), st.sampled_from(MODELS + [LEAVING]))
+def test_reasons_support_alerts_with_renewals(events: list[Event], extra_days: int, model: ChurnModel) -> None:
+    """At-risk alerts never say "paid through", and say a renewal is due first (after a
+    cancellation) whenever a known one opened the exit; recovered alerts of a user paid beyond
+    the horizon say so first; alerts whose exit is open pass tests.test_models_reasons' check."""
+    out = advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, model)
+    for alert in out.alerts:
+        sig = alert.scores.signals
+        assert sig is not None and (alert.scores.reasons or alert.kind == "stage_changed")
+        reasons = alert.scores.reasons
+        renewal = [r for r in reasons if r.startswith(("renewal due", "paid period ended", "paid through"))]
+        if exit_open(sig, model):
+            if alert.kind == "at_risk":
+                assert (len(renewal) == 1) == (sig.period_end_s > 0), reasons
+                assert not renewal or reasons.index(renewal[0]) == (1 if sig.cancelled else 0), reasons
+            check_alert(alert, model)
+        elif alert.kind == "recovered" or (alert.kind == "stage_changed" and alert.scores.stage in ("active", "reactivated")):
+            assert renewal and renewal[0].startswith("paid through") and renewal[0] in reasons[:2], reasons
+        else:
+            assert not renewal, reasons  # what pushes the risk up with the exit closed: the "already gone" part only
+
+
+def test_scores_without_a_period_end_do_not_change() -> None:
+    """A statement without a period end changes nothing the golden digests hash."""
+    events = _daily(range(30))
+    plain = advance("u", None, events, T0_MS + 60 * DAY_MS, ChurnModel())
+    with_statement = advance("u", None, [_sub(T0_MS + DAY_MS, 0), *events], T0_MS + 60 * DAY_MS, ChurnModel())
+    assert plain.state.to_bytes() == with_statement.state.to_bytes()
+    assert [a.to_dict() for a in plain.alerts] == [a.to_dict() for a in with_statement.alerts]
+    assert repr(score(plain.state, T0_MS // 1000 + 61 * DAY_S, ChurnModel())) == repr(
+        score(with_statement.state, T0_MS // 1000 + 61 * DAY_S, ChurnModel()))
