@@ -53,15 +53,27 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
 
 def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[KafkaRecord]) -> AccountRollup:
     """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
-    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis)."""
+    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis).
+
+    An account whose subscription goes while its at-risk alert is open gets ``account_churned``
+    too, once: a lost logo is news to the CRM (win-back work, the MRR gone) even when its decline
+    was announced; before, the open alert swallowed it, so whether the CRM heard of the churn
+    depended on whether the members' silence reached the account before the cancellation did."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
+    churned = int(acc.extras.get("churned_ms", 0) or 0)  # type: ignore[call-overload]
     kind = None
     if not since and r.risk >= ACCOUNT_AT_RISK:
         kind = "account_churned" if r.stage == "churned" else "account_at_risk"
         acc.extras["at_risk_since_ms"] = now_ms
+    elif since and r.stage == "churned" and not churned:
+        kind = "account_churned"
     elif since and r.risk < _RECOVERED_BELOW:
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
+    if kind == "account_churned":
+        acc.extras["churned_ms"] = now_ms
+    elif kind == "account_recovered":
+        acc.extras.pop("churned_ms", None)
     if kind is not None:
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, r))))
     return r
