@@ -120,7 +120,8 @@ def test_checks_say_met_and_not_met_with_the_numbers() -> None:
 
 
 def test_render_shows_every_population_scorer_and_check() -> None:
-    r = _result(default=0.70, trained_labels=0.79, trained_no_labels=0.75, events_28d=0.74, days_since_last=0.72, logistic_per_type=0.78)
+    r = _result(default=0.70, trained_labels=0.79, trained_no_labels=0.75, events_28d=0.74, days_since_last=0.72, logistic_per_type=0.78,
+                logistic_per_type_activity=0.77)
     for k in quality.SCORERS:
         r["scorers"][k].setdefault("top_decile_lift", 2.0)
     pop = {**r, "about": "toy", "label": "gone", "horizon_days": 30, "as_of": "2020-02-01/2020-03-01/7d", "churn_after_for_training": "30d",
@@ -175,7 +176,7 @@ def test_a_fightchurn_customer_without_a_plan_for_its_usage_is_left_out(monkeypa
     sim = NoPlan()
     monkeypatch.setattr(populations, "_SIM", sim)
     monkeypatch.setattr(populations, "_fc_seed", lambda seed, index: None)
-    assert populations._fc_customer((1, 0, "2020-01-01")) == ([], None, "", 0, None)
+    assert populations._fc_customer((1, 0, "2020-01-01")) == ([], None, "", 0, None, [], 0)
     assert "customer_month_end" not in vars(sim)  # the recording wrapper is removed
 
 
@@ -195,9 +196,17 @@ def test_fightchurn_population_depends_only_on_its_spec(tmp_path: Path) -> None:
 
 def test_one_population_end_to_end_through_the_commands(tmp_path: Path) -> None:
     """The pipeline of `make quality` on a tiny simulated population: train and backtest run as
-    commands, every scorer gets figures on the same rows, the checks are filled in."""
+    commands, every scorer gets figures on the same rows, the checks are filled in. With monthly
+    billing statements in the files, as the fightchurn populations have them: both commands read
+    them and the regression is reported with and without their column."""
     rows, labels, persona = populations.simulate_rows(5, 160, "2026-01-01", 75, populations.SIMULATE_MIX)
-    written = populations.write_split(rows, labels, persona, tmp_path / "data")
+    end = 1_767_225_600_000 + 75 * DAY
+    first = {}
+    for user, ts, _, _ in rows:
+        first[user] = min(ts, first.get(user, ts))
+    statements = [(u, day, "plus", 1499, day + 30 * DAY) for u, t in first.items()
+                  for day in range(t - t % DAY, min(end, labels.get(u, end)), 30 * DAY)]
+    written = populations.write_split(rows, labels, persona, tmp_path / "data", statements)
     pop = populations.Population(name="tiny", about="tiny", label="truth", horizon_days=14, as_of="2026-01-22/2026-02-26/7d",
                                  churn_after="21d", end_ms=1_767_225_600_000 + 75 * DAY, files=written["files"], counts=written["counts"])
     test_rows = populations.read_rows(pop.files["events_test"])
