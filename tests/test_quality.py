@@ -78,8 +78,8 @@ def test_billing_statements_are_written_with_their_columns_and_read_back(tmp_pat
     c = out["counts"]
     assert c["statements_train"] + c["statements_test"] == 12 and c["events_train"] + c["events_test"] == 12
     subs = [e for f in ("events_train", "events_test") for e in read_events_csv(out["files"][f]) if e.type == "subscription"]
-    assert sorted((e.user_id, e.ts_ms, e.subscription.status, e.subscription.plan, e.subscription.mrr_cents) for e in subs) == \
-        sorted((u, ts, "active", plan, cents) for u, ts, plan, cents, _ in statements)
+    assert sorted((e.user_id, e.ts_ms, e.subscription.status, e.subscription.plan, e.subscription.mrr_cents, e.subscription.period_end_ms)
+                  for e in subs) == sorted((u, ts, "active", plan, cents, end) for u, ts, plan, cents, end in statements)
     with open(out["files"]["events_test"]) as fh:
         written = list(csv.DictReader(fh))
     assert set(written[0]) == {"user_id", "ts", "event_type", "amount", "status", "plan", "mrr", "period_end"}
