@@ -9,7 +9,20 @@ the events strictly before it with the product's own event type names:
 - ``logistic_per_type``: a logistic regression on log(1 + count) per event type over the last 7
   and the last 28 days (the ``MAX_TYPES`` most frequent types), fitted on the training half's
   rows (``models.risk.LogisticRisk``, the project's one logistic fit) and applied to the judged
-  half.
+  half;
+- ``logistic_per_type_activity``: the same regression without the billing statements' column,
+  on populations whose file has statements (the fightchurn ones) only.
+
+Billing statements (``subscription`` rows, docs/REVENUE.md) are not usage: the first two
+baselines, "events in the last 28 days" and "days since the last event", count activity only, as
+the issue defines them (a renewal statement is not the user coming back). The per-type regression
+is fitted on the per-type counts of the file, so the statements are one more type column in it:
+the baseline sees the same file the models do, the stronger and therefore the more honest
+comparison (on a monthly plan, "no statement in the last 28 days" is a missed renewal). The
+regression without that column is reported beside it, and the checks' best simple baseline is
+the best of all of them. A user's first activity (``UserEvents.ts``) still decides when the user
+is "seen" (``panel_rows``, ``benchmarks.quality.common_rows``), so the statements change no row
+that is judged.
 """
 
 from __future__ import annotations
@@ -22,15 +35,18 @@ import numpy as np
 from benchmarks.populations import Row
 from models.risk import LogisticRisk
 
-__all__ = ["BASELINES", "MAX_TYPES", "UserEvents", "count_features", "fit_predict_logistic", "index_events", "labels_at", "panel_rows", "top_types"]
+__all__ = ["BASELINES", "MAX_TYPES", "STATEMENT_TYPE", "UserEvents", "activity_columns", "count_features", "fit_predict_logistic", "index_events", "labels_at", "panel_rows", "top_types"]
 
 DAY_MS = 86_400_000
 MAX_TYPES = 16
-BASELINES = ("events_28d", "days_since_last", "logistic_per_type")
+BASELINES = ("events_28d", "days_since_last", "logistic_per_type", "logistic_per_type_activity")
+#: The type name of a billing statement (the ``subscription`` role's default name, models.vocabulary).
+STATEMENT_TYPE = "subscription"
 
 
 class UserEvents:
-    """One user's event times, sorted: all of them and per event type."""
+    """One user's event times, sorted: its activity (every event but billing statements) and
+    per event type (statements included)."""
 
     __slots__ = ("ts", "by_type")
 
@@ -40,16 +56,19 @@ class UserEvents:
 
 
 def index_events(rows: Iterable[Row]) -> dict[str, UserEvents]:
-    """user -> :class:`UserEvents` of ``rows``.
+    """user -> :class:`UserEvents` of ``rows``, for the users with any activity (a user with
+    billing statements only has not been seen using the product).
 
-    >>> idx = index_events([("a", 5, "post", None), ("a", 1, "like", None), ("a", 3, "post", None)])
-    >>> idx["a"].ts.tolist(), idx["a"].by_type["post"].tolist()
-    ([1, 3, 5], [3, 5])
+    >>> idx = index_events([("a", 5, "post", None), ("a", 1, "like", None), ("a", 3, "post", None), ("a", 0, "subscription", None),
+    ...                     ("b", 0, "subscription", None)])
+    >>> idx["a"].ts.tolist(), idx["a"].by_type["post"].tolist(), idx["a"].by_type["subscription"].tolist(), "b" in idx
+    ([1, 3, 5], [3, 5], [0], False)
     """
     times: dict[str, list[int]] = {}
     typed: dict[str, dict[str, list[int]]] = {}
     for user, ts, kind, _ in rows:
-        times.setdefault(user, []).append(ts)
+        if kind != STATEMENT_TYPE:
+            times.setdefault(user, []).append(ts)
         typed.setdefault(user, {}).setdefault(kind, []).append(ts)
     return {
         user: UserEvents(np.sort(np.array(ts, dtype=np.int64)), {k: np.sort(np.array(v, dtype=np.int64)) for k, v in typed[user].items()})
@@ -65,6 +84,17 @@ def top_types(rows: Iterable[Row], limit: int = MAX_TYPES) -> list[str]:
     """
     counts = Counter(kind for _, _, kind, _ in rows)
     return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def activity_columns(types: Sequence[str]) -> list[int]:
+    """The columns of :func:`count_features`' matrix that count activity (all but the billing
+    statements'), 7-day ones first.
+
+    >>> activity_columns(["post", "subscription", "like"])
+    [0, 2, 3, 5]
+    """
+    keep = [j for j, kind in enumerate(types) if kind != STATEMENT_TYPE]
+    return keep + [len(types) + j for j in keep]
 
 
 def _window_counts(ts: np.ndarray, as_of: np.ndarray, days: int) -> np.ndarray:

@@ -26,6 +26,16 @@ Each population is split by user (a hash of the id, so neither signup order nor 
 matters): one half for training, the other half is what every scorer is judged on. Everything
 derives from fixed seeds; files are cached under a folder keyed by the population's spec.
 
+The fightchurn populations also carry their billing system's statements (docs/REVENUE.md): one
+``subscription`` event per subscription period the simulator records (:func:`fc_statements`), at
+the period's start, status ``active``, the plan, its MRR and ``period_end`` = the end of the
+period paid for, as the billing system states it when the period begins (no look-ahead: a
+churner's last statement is the ordinary one of its last period; no ``cancelled`` statement is
+written, because fightchurn only ends a subscription at a month end where the label already
+puts ``churned_at``, so it would carry nothing an as-of date before the churn may see). The MRR
+is what fightchurn stores and charges: ``np.round(list price x (1 - discount))``, whole units
+(the 9.99 plan is stated as 10.00, 13.49 with a 15% discount as 11.00), written to the cent.
+
 The fightchurn populations also keep the simulator's own truth (``truth.json``, the quality
 table's oracle, ``benchmarks.oracle``): per customer, every month end the simulator decided, with
 the churn probability it used, and per as-of date the probability its utility function gives
@@ -58,14 +68,18 @@ __all__ = [
     "FIGHTCHURN_CONFIGS",
     "Population",
     "Row",
+    "STATEMENT_COLUMNS",
+    "Statement",
     "SIMULATE_MIX",
     "build",
     "cdnow_labels",
     "cdnow_rows",
     "fightchurn_event_oracle",
+    "fc_statements",
     "fightchurn_rows",
     "is_held_out",
     "parse_cdnow",
+    "read_rows",
     "simulate_rows",
     "write_split",
 ]
@@ -73,6 +87,12 @@ __all__ = [
 DAY_MS = 86_400_000
 #: One event: (user_id, ts_ms, event type as the product names it, amount or None).
 Row = tuple[str, int, str, "float | None"]
+#: One billing statement: (user_id, ts_ms, plan, mrr in cents, period_end_ms), status ``active``,
+#: written as a ``subscription`` event (docs/REVENUE.md).
+Statement = tuple[str, int, str, int, int]
+#: The columns a statement adds to the events file, read by their header names
+#: (streams/offline/history.py; ``period_end`` is Stripe's ``current_period_end``).
+STATEMENT_COLUMNS = ("status", "plan", "mrr", "period_end")
 
 CDNOW_HOLDOUT_START = "1997-10-01"  # Fader, Hardie & Lee (2005): calibration 1997-01-01..09-30
 CDNOW_END = "1998-07-01"  # the data's last day is 1998-06-30
@@ -350,18 +370,50 @@ def _fc_truth(sim: Any, customer: Any, decisions: list[list[Any]]) -> dict[str, 
     return out
 
 
-def _fc_customer(task: tuple[int, int, str]) -> tuple[list[tuple[int, str, float | None]], int | None, str, int, dict[str, Any] | None]:
+def fc_statements(subscriptions: Sequence[tuple[Any, ...]], stated_ends: Sequence[dt.date], end_ms: int) -> list[tuple[int, str, int, int]]:
+    """The billing statements of one customer: (ts_ms, plan, mrr cents, period_end_ms), one per
+    subscription period fightchurn records, at the period's start, those before the data's end.
+
+    ``subscriptions`` are fightchurn's tuples (plan, start, end, mrr, quantity, units, bill
+    period, discount), ``mrr`` already discounted and rounded by fightchurn (``Customer.set_plan``);
+    ``stated_ends[i]`` is the end period ``i`` had when it began (its renewal date). Why not the
+    tuple's end: fightchurn moves it to the churn month end when a customer on a longer plan
+    leaves mid-term, which the billing system could not state at the period's start.
+
+    >>> d = dt.date
+    >>> subs = [("plus", d(2020, 1, 5), d(2020, 2, 5), 15.0, 90, "post", 1, 0.0),
+    ...         ("plus_annual", d(2020, 2, 5), d(2020, 5, 5), 11.0, 90, "post", 12, 0.15)]
+    >>> [(format_ts(t), p, c, format_ts(e)) for t, p, c, e in fc_statements(subs, [d(2020, 2, 5), d(2021, 2, 5)], _day_ms("2020-07-01"))]
+    [('2020-01-05T00:00:00.000Z', 'plus', 1500, '2020-02-05T00:00:00.000Z'), ('2020-02-05T00:00:00.000Z', 'plus_annual', 1100, '2021-02-05T00:00:00.000Z')]
+    """
+    from models.subscription import mrr_cents
+
+    if len(stated_ends) != len(subscriptions):
+        raise ValueError(f"{len(stated_ends)} stated ends for {len(subscriptions)} subscriptions")
+    out = []
+    for sub, stated_end in zip(subscriptions, stated_ends):
+        ts = _day_ms(sub[1].isoformat())
+        if ts < end_ms:
+            out.append((ts, str(sub[0]), mrr_cents(round(float(sub[3]), 2)), _day_ms(stated_end.isoformat())))
+    return out
+
+
+def _fc_customer(task: tuple[int, int, str]) -> tuple[list[tuple[int, str, float | None]], int | None, str, int, dict[str, Any] | None,
+                                                      list[tuple[int, str, int, int]], int]:
     """Simulate customer ``index`` starting in the month ``start`` with the forked ``_SIM``:
     (events as (ts_ms, type, value), subscription end if it churned, channel, plan changes, the
-    simulator's truth for the oracle (:func:`_fc_truth`))."""
+    simulator's truth for the oracle (:func:`_fc_truth`), billing statements
+    (:func:`fc_statements`), billing periods used)."""
     seed, index, start = task
     sim = _SIM
     _fc_seed(seed, index)
     decisions: list[list[Any]] = []
+    stated_ends: list[dt.date] = []  # each subscription's end as it began (fightchurn may move it later)
     decide = sim.customer_month_end
 
     def recorded(customer: Any, next_month: dt.date) -> bool:
         decisions.append(_fc_decision(sim, customer, next_month))
+        stated_ends.extend(s[2] for s in customer.subscriptions[len(stated_ends):])  # before the decision can move one
         return decide(customer, next_month)
 
     sim.customer_month_end = recorded  # an instance attribute: simulate_customer looks it up on self
@@ -369,7 +421,7 @@ def _fc_customer(task: tuple[int, int, str]) -> tuple[list[tuple[int, str, float
         try:
             customer = sim.simulate_customer(dt.date.fromisoformat(start))
         except AssertionError:  # no plan for its usage (_TIERS_PLANS): never a customer
-            return [], None, "", 0, None
+            return [], None, "", 0, None, [], 0
         finally:
             del sim.customer_month_end
     names = dict(zip(customer.behavior_rates.index, customer.behavior_rates["behavior"]))
@@ -382,7 +434,10 @@ def _fc_customer(task: tuple[int, int, str]) -> tuple[list[tuple[int, str, float
     last_end = customer.subscriptions[-1][2]
     churned = _day_ms(last_end.isoformat()) if last_end <= sim.end_date else None
     plans = len({s[0] for s in customer.subscriptions})
-    return events, churned, str(customer.channel), plans, _fc_truth(sim, customer, decisions)
+    stated_ends.extend(s[2] for s in customer.subscriptions[len(stated_ends):])  # added by the last decision: never moved
+    statements = fc_statements(customer.subscriptions, stated_ends, end_ms)
+    periods = len({int(s[6]) for s in customer.subscriptions})
+    return events, churned, str(customer.channel), plans, _fc_truth(sim, customer, decisions), statements, periods
 
 
 def _fc_month_plan(cfg: Any) -> list[str]:
@@ -399,9 +454,10 @@ def _fc_month_plan(cfg: Any) -> list[str]:
     return months
 
 
-def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[list[Row], dict[str, int], dict[str, str], dict[str, Any], dict[str, Any]]:
+def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[list[Row], dict[str, int], dict[str, str], dict[str, Any],
+                                                                          dict[str, Any], list[Statement]]:
     """(events, churn times, channel per customer, facts, the simulator's truth per customer
-    (:func:`_fc_truth`)) of one ``FIGHTCHURN_CONFIGS`` entry."""
+    (:func:`_fc_truth`), billing statements (:func:`fc_statements`)) of one ``FIGHTCHURN_CONFIGS`` entry."""
     global _SIM, _AS_OF
     from streams.cli.argtypes import parse_as_of
     import numpy as np
@@ -443,25 +499,31 @@ def fightchurn_rows(spec: dict[str, Any], work: Path, jobs: int = 1) -> tuple[li
     labels: dict[str, int] = {}
     channels: dict[str, str] = {}
     truth: dict[str, Any] = {}
-    changed = 0
+    statements: list[Statement] = []
+    changed = period_changed = before_stated_end = 0
     no_plan = 0
-    for i, (events, churned, channel, plans, known) in enumerate(results):
+    for i, (events, churned, channel, plans, known, billed, periods) in enumerate(results):
         if not channel:
             no_plan += 1
             continue
         user = f"c{i:0{width}d}"
         rows.extend((user, ts, kind, value) for ts, kind, value in events)
+        statements.extend((user, *b) for b in billed)
         channels[user] = channel
         truth[user] = known
         changed += plans > 1
+        period_changed += periods > 1
         if churned is not None:
             labels[user] = churned
+            before_stated_end += bool(billed) and churned < billed[-1][3]  # left mid-term (fightchurn's longer plans)
     # every churn is a decision the truth holds, taken with a probability above 0
     unexplained = sum(1 for u, t in labels.items() if not any(d[0] == t and d[3] > 0 for d in truth[u]["decisions"]))
     facts = {"customers": len(tasks) - no_plan, "customers_without_a_plan": no_plan, "customers_with_plan_changes": changed,
              "event_types": sorted({r[2] for r in rows}), "churns_not_at_a_recorded_decision": unexplained,
-             "oracle_recount_error_max": max((t.get("recount_error", 0.0) for t in truth.values()), default=0.0)}
-    return rows, labels, channels, facts, truth
+             "oracle_recount_error_max": max((t.get("recount_error", 0.0) for t in truth.values()), default=0.0),
+             "billing_statements": len(statements), "customers_who_changed_billing_period": period_changed,
+             "churns_before_the_stated_period_end": before_stated_end}
+    return rows, labels, channels, facts, truth, statements
 
 
 def fightchurn_event_oracle(spec: dict[str, Any], work: Path, truth: dict[str, Any], rows: Sequence[Row],
@@ -494,6 +556,8 @@ def fightchurn_event_oracle(spec: dict[str, Any], work: Path, truth: dict[str, A
 
     by_user: dict[str, tuple[list[int], list[int]]] = {}
     for user, ts, kind, _ in rows:
+        if kind not in names:  # a billing statement: not one of the behaviours the utility counts
+            continue
         times, kinds = by_user.setdefault(user, ([], []))
         times.append(ts)
         kinds.append(names.index(kind))
@@ -540,22 +604,37 @@ def simulate_rows(seed: int, users: int, start: str, days: int, mix: str) -> tup
 # ---------------------------------------------------------------------------------------------
 
 
-def write_split(rows: Iterable[Row], labels: dict[str, int], persona: dict[str, str], folder: Path) -> dict[str, Any]:
+def write_split(rows: Iterable[Row], labels: dict[str, int], persona: dict[str, str], folder: Path,
+                statements: Sequence[Statement] | None = None) -> dict[str, Any]:
     """Events and labels of each half (:func:`is_held_out`) as the backtest reads them:
     ``events_{train,test}.csv`` (``user_id,ts,event_type,amount``) and ``labels_{train,test}.csv``
-    (``user_id,churned_at,persona``, every user listed, churned_at empty when retained)."""
+    (``user_id,churned_at,persona``, every user listed, churned_at empty when retained).
+
+    With ``statements`` (a billing system's, even none) the events files get the columns
+    ``status,plan,mrr,period_end`` (:data:`STATEMENT_COLUMNS`, read by header name) and one
+    ``subscription`` row per statement, after the events (a history's rows may come in any order).
+    """
+    from models.revenue_ledger import money_text
+
     folder.mkdir(parents=True, exist_ok=True)
     paths = {f"{kind}_{half}": folder / f"{kind}_{half}.csv" for kind in ("events", "labels") for half in ("train", "test")}
-    counts = {"events_train": 0, "events_test": 0}
+    billed = statements is not None
+    counts = {"events_train": 0, "events_test": 0, **({"statements_train": 0, "statements_test": 0} if billed else {})}
     users: set[str] = set()
+    blank = ("",) * len(STATEMENT_COLUMNS) if billed else ()
     with open(paths["events_train"], "w", newline="") as f_train, open(paths["events_test"], "w", newline="") as f_test:
         writers = {False: csv.writer(f_train, lineterminator="\n"), True: csv.writer(f_test, lineterminator="\n")}
         for w in writers.values():
-            w.writerow(("user_id", "ts", "event_type", "amount"))
+            w.writerow(("user_id", "ts", "event_type", "amount") + (STATEMENT_COLUMNS if billed else ()))
         for user, ts, kind, amount in rows:
             held = is_held_out(user)
-            writers[held].writerow((user, format_ts(ts), kind, "" if amount is None else f"{amount:.2f}"))
+            writers[held].writerow((user, format_ts(ts), kind, "" if amount is None else f"{amount:.2f}", *blank))
             counts["events_test" if held else "events_train"] += 1
+            users.add(user)
+        for user, ts, plan, cents, period_end_ms in statements or ():
+            held = is_held_out(user)
+            writers[held].writerow((user, format_ts(ts), "subscription", "", "active", plan, money_text(cents), format_ts(period_end_ms)))
+            counts["statements_test" if held else "statements_train"] += 1
             users.add(user)
     for half, held in (("train", False), ("test", True)):
         mine = sorted(u for u in users | labels.keys() if is_held_out(u) == held)
@@ -601,14 +680,15 @@ def build(work: Path, jobs: int = 1, names: Sequence[str] | None = None) -> Iter
 
 
 def read_rows(path: str | Path) -> list[Row]:
-    """Events of a file written by :func:`write_split`, with the product's own type names."""
+    """Events of a file written by :func:`write_split`, with the product's own type names (a
+    billing statement is a ``subscription`` row without an amount; its other columns are not read)."""
     from streams.timefmt import parse_ts_ms
 
     out: list[Row] = []
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         next(reader, None)
-        for user, ts, kind, amount in reader:
+        for user, ts, kind, amount, *_ in reader:
             out.append((user, parse_ts_ms(ts), kind, float(amount) if amount else None))
     return out
 
@@ -634,8 +714,8 @@ def _cdnow(folder: Path) -> tuple[Population, dict[str, Any], list[Row]]:
 
 def _fightchurn(name: str, spec: dict[str, Any], folder: Path, jobs: int) -> tuple[Population, dict[str, Any], list[Row]]:
     def make() -> tuple[Population, dict[str, Any]]:
-        rows, labels, channels, facts, truth = fightchurn_rows(spec, folder / "fightchurn-out", jobs)
-        written = write_split(rows, labels, channels, folder)
+        rows, labels, channels, facts, truth, statements = fightchurn_rows(spec, folder / "fightchurn-out", jobs)
+        written = write_split(rows, labels, channels, folder, statements)
         (folder / "truth.json").write_text(json.dumps(truth, separators=(",", ":")) + "\n")
         end = spec["overrides"]["end_date"]
         pop = Population(
@@ -647,7 +727,8 @@ def _fightchurn(name: str, spec: dict[str, Any], folder: Path, jobs: int) -> tup
         return pop, {**facts, "events": len(rows)}
 
     # v3: the simulator's truth (truth.json) is written beside the same events and labels
-    pop, facts = _cached(folder, {"v": 3, **spec}, make)
+    # v4: the billing statements (``subscription`` rows with status, plan, mrr, period_end)
+    pop, facts = _cached(folder, {"v": 4, **spec}, make)
     return pop, facts, read_rows(pop.files["events_test"])
 
 

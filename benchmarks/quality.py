@@ -61,7 +61,8 @@ LABELS = {
     "trained_no_labels": "trained, --churn-after",
     "events_28d": "baseline: events in last 28 d (negated)",
     "days_since_last": "baseline: days since last event",
-    "logistic_per_type": "baseline: logistic regression, per-type counts 7/28 d",
+    "logistic_per_type": "baseline: logistic regression, per-type counts 7/28 d (billing statements a type where the file has them)",
+    "logistic_per_type_activity": "baseline: the same regression without the billing statements' counts",
 }
 #: The issue's "done when" on every population, as (key, words).
 CHECKS = (
@@ -239,6 +240,9 @@ def _baseline_scores(pop: Population, test_index: Mapping[str, Any], users: Sequ
     tr_y = baselines.labels_at(tr_users, tr_dates, tr_churned, horizon_ms)
     _, X_train = baselines.count_features(train_index, tr_users, tr_dates, types)
     ranked["logistic_per_type"] = baselines.fit_predict_logistic(X_train, tr_y, X_test)
+    if baselines.STATEMENT_TYPE in types:  # the file has billing statements: the regression without them too
+        cols = baselines.activity_columns(types)
+        ranked["logistic_per_type_activity"] = baselines.fit_predict_logistic(X_train[:, cols], tr_y, X_test[:, cols])
     return ranked, {"event_types_of_the_regression": types, "logistic_training_rows": len(tr_y)}
 
 
@@ -267,13 +271,13 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
     missing = {name: n for name in MODELS if (n := sum(1 for k in keys if k not in scores[name]))}
     simple, about_lr = _baseline_scores(pop, test_index, users, dates, as_of, horizon_ms)
     ranked.update(simple)
-    table = {name: {**_ranking(ranked[name], y), **alerts.get(name, {})} for name in SCORERS}
-    base = max(baselines.BASELINES, key=lambda k: table[k]["roc_auc"] or 0.0)
+    table = {name: {**_ranking(ranked[name], y), **alerts.get(name, {})} for name in SCORERS if name in ranked}
+    base = max((k for k in baselines.BASELINES if k in table), key=lambda k: table[k]["roc_auc"] or 0.0)
     trained = max(("trained_labels", "trained_no_labels"), key=lambda k: table[k]["roc_auc"] or 0.0)
     from streams.offline.evaluate import auc_spread
 
     spread = auc_spread(ranked, y, users, [("default", base), (trained, "logistic_per_type")], reps=BOOTSTRAP_REPS)
-    for name in SCORERS:
+    for name in table:
         table[name]["roc_auc_se"] = spread[name]
     timings["baselines_and_metrics_s"] = time.perf_counter() - t0
     result = {
@@ -335,7 +339,7 @@ def oracle_section(truth_path: str, keys: Sequence[tuple[str, int]], y: np.ndarr
     spread = auc_spread({k: both[k] for k in {*scores, lr, "default", trained}}, y, users, pairs, reps=BOOTSTRAP_REPS)
     for name, values in scores.items():
         table[name] = {**_ranking(values, y), "roc_auc_se": spread[name]}
-    at_recall = {name: oracle.precision_at_recall(both[name], y, users, ORACLE_RECALL) for name in [*SCORERS, *scores]}
+    at_recall = {name: oracle.precision_at_recall(both[name], y, users, ORACLE_RECALL) for name in [*SCORERS, *scores] if name in both}
     for v in at_recall.values():
         v["x_base"] = None if v["precision"] is None or not base_rate else round(v["precision"] / base_rate, 2)
     auc = {k: table[k]["roc_auc"] for k in both}
@@ -593,6 +597,8 @@ def _render_oracle(pop: Mapping[str, Any]) -> list[str]:
              "episodes instead):", "",
              "| scorer | ROC AUC | precision at recall 0.4 (x base) | recall reached | rows flagged |", "|---|---|---|---|---|"]
     for name in [*ORACLES, "oracle_last_30d", *SCORERS]:
+        if name not in at:  # a scorer this population has not (the regression without statements)
+            continue
         a = at[name]
         label = ORACLE_LABELS.get(name) or LABELS[name]
         lines.append(f"| {label} | {_f(s[name]['roc_auc'])} | {_f(a['precision'])} ({_f(a['x_base'], 1)}x) | {_f(a['recall'])} | "
@@ -627,6 +633,10 @@ def render(results: Mapping[str, Any]) -> str:
              "churning; lead = days from the first alert of the run-up to the churn; flap = at-risk alerts within 14 days "
              "after a recovered alert of the same user. Baselines send no alerts; the regression baseline is fitted on the "
              "training half's rows of the same panel (on fightchurn: the users still subscribed, as `train --labels` fits). "
+             "The fightchurn files also carry the billing system's statements (a `subscription` row per subscription period, "
+             "at its start: plan, MRR, end of the paid period): the two count baselines count activity only (a statement "
+             "is not usage), the regression takes the statements' counts as one more type (the file the models read) and "
+             "is also shown without them; the best simple baseline of the checks is the best of all. "
              "AUC +- its standard error, and the checks' "
              f"AUC differences +- theirs, come from a bootstrap over users ({BOOTSTRAP_REPS} resamples, the rows of a user "
              "together): a gap smaller than about twice its error is not a measured difference. "
@@ -669,6 +679,8 @@ def render(results: Mapping[str, Any]) -> str:
                   "| scorer | ROC AUC | top-decile lift | alert precision (x base) | recall before churn | median lead (d) | "
                   "at-risk alerts / user / month | flap rate |", "|---|---|---|---|---|---|---|---|"]
         for key in SCORERS:
+            if key not in pop["scorers"]:  # the regression without statements, on a file without them
+                continue
             s = pop["scorers"][key]
             prec = s.get("precision")
             ratio = f" ({prec / pop['base_rate']:.1f}x)" if prec is not None and pop["base_rate"] else ""

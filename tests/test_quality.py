@@ -4,6 +4,7 @@ toy cases (no fightchurn, no lifetimes, no network: the table itself is a benchm
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -66,6 +67,49 @@ def test_split_is_by_user_and_files_read_back(tmp_path: Path) -> None:
         assert {"user_id": "u1", "churned_at": "2026-01-06T00:00:00.000Z", "persona": "web"} in list(csv.DictReader(fh))
 
 
+def test_billing_statements_are_written_with_their_columns_and_read_back(tmp_path: Path) -> None:
+    """A statement is a ``subscription`` row with status, plan, mrr and period_end by header name:
+    the history reader (train, backtest) reads it as the subscription, the baselines' reader as one
+    more row of its type, and the events keep empty statement columns."""
+    t0 = 1_767_225_600_000
+    rows = [(f"u{i}", t0 + i * DAY + 3600_000, "post", None) for i in range(12)]
+    statements = [(f"u{i}", t0 + i * DAY, "plus_annual", 1100, t0 + (i + 365) * DAY) for i in range(12)]
+    out = populations.write_split(rows, {}, {}, tmp_path, statements)
+    c = out["counts"]
+    assert c["statements_train"] + c["statements_test"] == 12 and c["events_train"] + c["events_test"] == 12
+    subs = [e for f in ("events_train", "events_test") for e in read_events_csv(out["files"][f]) if e.type == "subscription"]
+    assert sorted((e.user_id, e.ts_ms, e.subscription.status, e.subscription.plan, e.subscription.mrr_cents, e.subscription.period_end_ms)
+                  for e in subs) == sorted((u, ts, "active", plan, cents, end) for u, ts, plan, cents, end in statements)
+    with open(out["files"]["events_test"]) as fh:
+        written = list(csv.DictReader(fh))
+    assert set(written[0]) == {"user_id", "ts", "event_type", "amount", "status", "plan", "mrr", "period_end"}
+    billed = {r["user_id"]: r for r in written if r["event_type"] == "subscription"}
+    assert all(r["mrr"] == "11.00" and r["period_end"] for r in billed.values())
+    assert {r["status"] for r in written if r["event_type"] != "subscription"} == {""}
+    back = populations.read_rows(out["files"]["events_test"]) + populations.read_rows(out["files"]["events_train"])
+    assert sorted(r for r in back if r[2] == "subscription") == sorted((u, ts, "subscription", None) for u, ts, *_ in statements)
+    # files without statements keep the four columns (CDNOW, simulate-mix: their caches unchanged)
+    plain = populations.write_split(rows, {}, {}, tmp_path / "plain")
+    assert Path(plain["files"]["events_test"]).read_text().splitlines()[0] == "user_id,ts,event_type,amount"
+
+
+def test_fightchurn_statements_are_stated_at_each_period_start() -> None:
+    """One statement per subscription period, at its start, with the period's end as it stood
+    then: a longer plan left mid-term (fightchurn moves that subscription's end to the churn)
+    keeps its stated end, and nothing from the data's end on is written."""
+    d = dt.date
+    subs = [("basic", d(2020, 1, 31), d(2020, 2, 29), 9.0, 30, "post", 1, 0.1),
+            ("plus_annual", d(2020, 2, 29), d(2020, 5, 31), 11.0, 90, "post", 12, 0.15),  # left mid-term at 2020-05-31
+            ("plus", d(2020, 7, 1), d(2020, 8, 1), 15.0, 90, "post", 1, 0.0)]  # begins at the data's end: not stated
+    stated = [d(2020, 2, 29), d(2021, 2, 28), d(2020, 8, 1)]
+    end_ms = populations._day_ms("2020-07-01")
+    out = populations.fc_statements(subs, stated, end_ms)
+    assert [(t, p, c) for t, p, c, _ in out] == [(populations._day_ms("2020-01-31"), "basic", 900), (populations._day_ms("2020-02-29"), "plus_annual", 1100)]
+    assert [e for *_, e in out] == [populations._day_ms("2020-02-29"), populations._day_ms("2021-02-28")]  # not the moved 2020-05-31
+    with pytest.raises(ValueError, match="2 stated ends for 3"):
+        populations.fc_statements(subs, stated[:2], end_ms)
+
+
 def test_fightchurn_customers_start_as_its_run_simulation_creates_them() -> None:
     cfg = SimpleNamespace(start_date="2020-01-01", end_date="2020-04-01", init_customers=10, growth_rate=0.1)
     months = populations._fc_month_plan(cfg)
@@ -120,7 +164,8 @@ def test_checks_say_met_and_not_met_with_the_numbers() -> None:
 
 
 def test_render_shows_every_population_scorer_and_check() -> None:
-    r = _result(default=0.70, trained_labels=0.79, trained_no_labels=0.75, events_28d=0.74, days_since_last=0.72, logistic_per_type=0.78)
+    r = _result(default=0.70, trained_labels=0.79, trained_no_labels=0.75, events_28d=0.74, days_since_last=0.72, logistic_per_type=0.78,
+                logistic_per_type_activity=0.77)
     for k in quality.SCORERS:
         r["scorers"][k].setdefault("top_decile_lift", 2.0)
     pop = {**r, "about": "toy", "label": "gone", "horizon_days": 30, "as_of": "2020-02-01/2020-03-01/7d", "churn_after_for_training": "30d",
@@ -175,7 +220,7 @@ def test_a_fightchurn_customer_without_a_plan_for_its_usage_is_left_out(monkeypa
     sim = NoPlan()
     monkeypatch.setattr(populations, "_SIM", sim)
     monkeypatch.setattr(populations, "_fc_seed", lambda seed, index: None)
-    assert populations._fc_customer((1, 0, "2020-01-01")) == ([], None, "", 0, None)
+    assert populations._fc_customer((1, 0, "2020-01-01")) == ([], None, "", 0, None, [], 0)
     assert "customer_month_end" not in vars(sim)  # the recording wrapper is removed
 
 
@@ -184,20 +229,40 @@ def test_fightchurn_population_depends_only_on_its_spec(tmp_path: Path) -> None:
     pytest.importorskip("fightchurn.churnsim.churnsim")
     tiny = {name: {**spec, "init_customers": 6} for name, spec in populations.FIGHTCHURN_CONFIGS.items()}
     a, b = tiny["fightchurn-socialnet7"], tiny["fightchurn-tiers"]
-    alone = populations.fightchurn_rows(b, tmp_path / "1", jobs=1)[:2]
+    full = populations.fightchurn_rows(b, tmp_path / "1", jobs=1)
+    alone = full[:2]
     populations.fightchurn_rows(a, tmp_path / "2", jobs=1)  # another configuration first, in the same process
     after = populations.fightchurn_rows(b, tmp_path / "3", jobs=2)[:2]
     assert alone == after
     rows, labels = alone
     assert {r[2] for r in rows} <= {"post", "newfriend", "like", "adview", "dislike", "unfriend", "message", "reply"}
     assert all(labels[u] > min(ts for uu, ts, _, _ in rows if uu == u) for u in labels)
+    facts, statements = full[3], full[5]
+    assert facts["billing_statements"] == len(statements) > 0
+    end_ms = populations._day_ms(b["overrides"]["end_date"])
+    by_user: dict[str, list[tuple[int, str, int, int]]] = {}
+    for user, *rest in statements:
+        by_user.setdefault(user, []).append(tuple(rest))  # type: ignore[arg-type]
+    for user, billed in by_user.items():
+        assert all(ts < end_ms and ts < period_end and cents > 0 for ts, _, cents, period_end in billed)
+        assert all(nxt[0] == prev[3] for prev, nxt in zip(billed, billed[1:]))  # each period starts where the last ended
+        if user in labels:  # nothing stated at or after the churn; the last period ends at it, or later if left mid-term
+            assert billed[-1][0] < labels[user] <= billed[-1][3]
 
 
 def test_one_population_end_to_end_through_the_commands(tmp_path: Path) -> None:
     """The pipeline of `make quality` on a tiny simulated population: train and backtest run as
-    commands, every scorer gets figures on the same rows, the checks are filled in."""
+    commands, every scorer gets figures on the same rows, the checks are filled in. With monthly
+    billing statements in the files, as the fightchurn populations have them: both commands read
+    them and the regression is reported with and without their column."""
     rows, labels, persona = populations.simulate_rows(5, 160, "2026-01-01", 75, populations.SIMULATE_MIX)
-    written = populations.write_split(rows, labels, persona, tmp_path / "data")
+    end = 1_767_225_600_000 + 75 * DAY
+    first = {}
+    for user, ts, _, _ in rows:
+        first[user] = min(ts, first.get(user, ts))
+    statements = [(u, day, "plus", 1499, day + 30 * DAY) for u, t in first.items()
+                  for day in range(t - t % DAY, min(end, labels.get(u, end)), 30 * DAY)]
+    written = populations.write_split(rows, labels, persona, tmp_path / "data", statements)
     pop = populations.Population(name="tiny", about="tiny", label="truth", horizon_days=14, as_of="2026-01-22/2026-02-26/7d",
                                  churn_after="21d", end_ms=1_767_225_600_000 + 75 * DAY, files=written["files"], counts=written["counts"])
     test_rows = populations.read_rows(pop.files["events_test"])
