@@ -358,7 +358,7 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     from models.account_health import Member
     from models.revenue import AccountState
     from streams.timefmt import parse_ts_ms
-    from streams.worker.account_alerts import account_rollup
+    from streams.worker.account_alerts import account_rollup, renewal_ms
 
     blob, extras, members = reader.load_account(account_id)
     if blob is None and not members:
@@ -366,7 +366,8 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     renewal_date = facts.get("renewal_date") or ""
     state = AccountState.from_bytes(blob) if blob else None
     r = account_rollup(state, orjson.loads(extras) if extras else {},
-                       [Member.from_bytes(v) for v in members.values()], parse_ts_ms(renewal_date) if renewal_date else 0, now_ms)
+                       [Member.from_bytes(v) for v in members.values()],
+                       renewal_ms(state, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms)
     renews_ms = state.get().renews_ms if state is not None else 0
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms)
 

@@ -8,7 +8,7 @@ from models.account_health import Member, member_key
 from models.events import Event
 from models.revenue import AccountState
 from models.subscription import Subscription
-from streams.worker.account_alerts import AccountWork, decide_alert
+from streams.worker.account_alerts import AccountWork, decide_alert, next_due_s, renewal_ms
 
 DAY_MS = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -44,3 +44,29 @@ def test_a_churn_with_no_alert_open_is_one_churned_alert() -> None:
     decide_alert("acme", acc, T0 + 61 * DAY_MS, alerts)
     decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)
     assert _kinds(alerts) == ["account_churned"]
+
+
+def _billed(period_end_ms: int, act_28d: float) -> AccountWork:
+    """A paying account whose statement gave ``period_end_ms``; two users seen at T0 + 60 days with
+    4-week activity ``act_28d`` against 20 expected."""
+    sub = Subscription("active", "Pro", 4999, 0, period_end_ms)
+    state = AccountState().update(Event("u1", T0, "subscription", "s0", 0.0, "acme", sub))
+    seen_s = (T0 + 60 * DAY_MS) // 1000
+    members = {member_key(u): Member(member_key(u), seen_s, 1, 0.0, act_28d, 20.0, u) for u in ("u1", "u2")}
+    return AccountWork(state, {}, members)
+
+
+def test_the_worker_reads_the_renewal_from_the_billing_statements() -> None:
+    """The worker reads no accounts table: the statements' period end is the renewal its alerts
+    speak of, and the account is looked at again when that renewal comes within 30 days."""
+    now = T0 + 60 * DAY_MS
+    assert renewal_ms(_billed(now + 20 * DAY_MS, 8.0).state) == now + 20 * DAY_MS
+    assert renewal_ms(_billed(now + 20 * DAY_MS, 8.0).state, table_ms=now + 90 * DAY_MS) == now + 90 * DAY_MS, "the contract's date wins"
+    alerts: list[tuple[bytes | None, bytes]] = []
+    r = decide_alert("acme", _billed(now + 20 * DAY_MS, 8.0), now, alerts)
+    assert any(text.startswith("renewal in 20 days while usage fell") for text in r.reasons), r.reasons
+    far = _billed(now + 200 * DAY_MS, 8.0)
+    assert not any(text.startswith("renewal") for text in decide_alert("acme", far, now, []).reasons)
+    assert next_due_s(AccountWork(far.state, {}, {}), now) == (now + 170 * DAY_MS) // 1000, "looked at 30 days before it"
+    steady = decide_alert("acme", _billed(now + 20 * DAY_MS, 20.0), now, [])
+    assert not any(text.startswith("renewal") for text in steady.reasons), "a renewal alone is no risk while usage holds"

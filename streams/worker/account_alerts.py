@@ -21,7 +21,7 @@ from models.engine import alert_id
 from models.revenue import AccountState
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "decide_alert",
-           "decide_reminders", "next_due_s"]
+           "decide_reminders", "next_due_s", "renewal_ms"]
 
 KafkaRecord = tuple[bytes | None, bytes]
 
@@ -30,6 +30,7 @@ _RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes
 TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
 _WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
 _SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent after 14 days
+_RENEWAL_SOON_MS: Final[int] = 30 * 86_400_000  # models.account_health: "renewal in N days" within 30 days
 
 
 @dataclass(slots=True)
@@ -51,6 +52,16 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     return rollup(members, view, downgrade, renewal_ms, now_ms // 1000)
 
 
+def renewal_ms(state: AccountState | None, table_ms: int = 0) -> int:
+    """The account's next renewal: the accounts table's contract renewal date when it has one (the
+    date the account manager negotiates), else the earliest end of a paid period its billing
+    statements gave (``period_end``, models.revenue.AccountView.renews_ms); 0 when neither. The
+    worker reads no table, so its alerts use the statements'."""
+    if table_ms:
+        return table_ms
+    return state.get().renews_ms if state is not None and state.subs else 0
+
+
 def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[KafkaRecord]) -> AccountRollup:
     """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
     the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis).
@@ -59,7 +70,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     too, once: a lost logo is news to the CRM (win-back work, the MRR gone) even when its decline
     was announced; before, the open alert swallowed it, so whether the CRM heard of the churn
     depended on whether the members' silence reached the account before the cancellation did."""
-    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
+    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state), now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = int(acc.extras.get("churned_ms", 0) or 0)  # type: ignore[call-overload]
     kind = None
@@ -103,9 +114,12 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
 
 def next_due_s(acc: AccountWork, now_ms: int) -> int:
     """When the account must be looked at again without copies (0: never): a member turning
-    silent, a trial reminder falling due."""
+    silent, a trial reminder falling due, a stated renewal coming within 30 days."""
     times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
              if m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+    renews = renewal_ms(acc.state)
+    if renews and renews - _RENEWAL_SOON_MS > now_ms:
+        times.append(renews - _RENEWAL_SOON_MS)
     ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
     if ends:
         done = acc.extras.get("reminded")
