@@ -183,10 +183,11 @@ class AlertReader:
     times would wait for the producer's turns of the event loop (measured: up to ~150 ms of
     "delivery" at the p99 on a busy box), which no real consumer of alerts shares."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_read_alerts, args=(bootstrap, topic, partitions, child), daemon=True)
+        wait_ms = READER_FETCH_MAX_WAIT_MS if fetch_max_wait_ms is None else fetch_max_wait_ms
+        self._proc = ctx.Process(target=_read_alerts, args=(bootstrap, topic, partitions, wait_ms, child), daemon=True)
 
     def start(self) -> None:
         """Blocks until the reader is positioned at the end of every partition."""
@@ -202,16 +203,16 @@ class AlertReader:
         return alerts
 
 
-def _read_alerts(bootstrap: str, topic: str, partitions: int, conn: Any) -> None:
-    asyncio.run(_read_alerts_async(bootstrap, topic, partitions, conn))
+def _read_alerts(bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int, conn: Any) -> None:
+    asyncio.run(_read_alerts_async(bootstrap, topic, partitions, fetch_max_wait_ms, conn))
 
 
-async def _read_alerts_async(bootstrap: str, topic: str, partitions: int, conn: Any) -> None:
+async def _read_alerts_async(bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int, conn: Any) -> None:
     from streams.worker.service import _tune_gc
 
     _tune_gc()  # its own process: a full collection stops it for as long as the generator's would (quiet_gc)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                fetch_max_wait_ms=READER_FETCH_MAX_WAIT_MS)
+                                fetch_max_wait_ms=fetch_max_wait_ms)
     await consumer.start()
     alerts: list[Alert] = []
     try:

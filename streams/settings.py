@@ -91,6 +91,9 @@ class Settings:
     # written, progress) before the next fetch; 2 reads and scores the next batch while this one's
     # alert acks and state write are in flight (writes still applied one cycle after the other).
     pipeline_depth: int = 2
+    # Caught up with pipeline_depth >= 2: let aiokafka prefetch while a cycle decodes, reads and
+    # scores (True), or pause fetching then and fetch when the head is done (False).
+    prefetch_during_head: bool = True
     # Time
     clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
     allowed_lateness_ms: int = 6 * 3_600_000

@@ -394,7 +394,7 @@ class StreamConsumer:
                 # serial cycles only: with cycles overlapped the prefetch overlaps the next head, and
                 # a fetch resumed at the end of a head waited ~46 ms a cycle for aiokafka's fetcher
                 # (~12 ms without the pause, latency section at 50% of the max rate)
-                live = 0 < n < max_records and self.settings.pipeline_depth == 1
+                live = 0 < n < max_records and (self.settings.pipeline_depth == 1 or not self.settings.prefetch_during_head)
                 if live:  # before any await: the fetcher task has not sent its prefetch yet
                     self.consumer.pause(*self.consumer.assignment())
                 try:
