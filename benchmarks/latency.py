@@ -25,7 +25,7 @@ How each latency is measured:
   publishes a ``stage_changed`` alert for that user in the cycle that reads the cancel. Latency
   = the alert record's Kafka timestamp (CreateTime, set by the worker's producer when it sends
   the alert, before the broker ack and before the state write) - the cancel's ``sent_ms``. Also
-  reported: when a CRM-like consumer (the worker's ``fetch_max_wait_ms``, in its own process: ``AlertReader``)
+  reported: when a CRM-like consumer (fetch max wait READER_FETCH_MAX_WAIT_MS, in its own process: ``AlertReader``)
   *received* it, which adds the broker's append and the consumer's fetch.
 
 Where an alert's time went (``breakdown``): every user alert carries the worker's
@@ -61,7 +61,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
 from benchmarks.observe import summary_ms
-from streams.settings import Settings
 from streams.worker.pipeline import TIMING_HEADER
 
 __all__ = ["LevelResult", "measure_level", "generator_config", "pick_event", "BatchCounter", "quiet_gc"]
@@ -71,9 +70,15 @@ __all__ = ["LevelResult", "measure_level", "generator_config", "pick_event", "Ba
 # of a core against 0.23-0.46, p99 at 50% 6.7 s against 0.48 s (one pair, load 1-3). The producer
 # part of an alert's delay stayed ~15 ms (median) either way: it is in the measured latency.
 LINGER_MS = 20
-# As the worker's default (streams.settings): on Tansu the wait is also the budget for listing the
-# alerts topic's stored batches, which grow by up to one per partition per worker cycle.
-READER_FETCH_MAX_WAIT_MS = Settings.fetch_max_wait_ms
+# The CRM consumer's own setting, chosen as OPERATE advises a consumer that wants alerts fast: on
+# Apache Kafka a fetch answers as soon as an alert is there, whatever its max wait; on Tansu one that
+# finds none looks again only after half the remaining wait. Measured in 8 A/B levels at half the max
+# rate (benchmarks.latency_ab): "delivery" median 12.5-16.5 ms at 10 ms against 16.8-26.1 at the
+# worker's 50 (20 ms: 15-16). On Tansu the wait is also the budget for listing the alerts topic's
+# stored batches (one per partition per worker cycle, ~1.5k per partition in a level: ~8 ms of
+# listing for 8 partitions on a quiet core); each level has its own alerts topic, and no level of
+# those 8 showed a partition coming back empty (delivery at the p99 <= 39 ms while the worker kept up).
+READER_FETCH_MAX_WAIT_MS = 10
 POLL_S = 0.005
 CANCEL_EVERY = 100  # one cancel user per this many events
 CANCEL_AFTER_MS = 1_000
@@ -183,10 +188,11 @@ class AlertReader:
     times would wait for the producer's turns of the event loop (measured: up to ~150 ms of
     "delivery" at the p99 on a busy box), which no real consumer of alerts shares."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_read_alerts, args=(bootstrap, topic, partitions, child), daemon=True)
+        wait_ms = READER_FETCH_MAX_WAIT_MS if fetch_max_wait_ms is None else fetch_max_wait_ms
+        self._proc = ctx.Process(target=_read_alerts, args=(bootstrap, topic, partitions, wait_ms, child), daemon=True)
 
     def start(self) -> None:
         """Blocks until the reader is positioned at the end of every partition."""
@@ -202,16 +208,16 @@ class AlertReader:
         return alerts
 
 
-def _read_alerts(bootstrap: str, topic: str, partitions: int, conn: Any) -> None:
-    asyncio.run(_read_alerts_async(bootstrap, topic, partitions, conn))
+def _read_alerts(bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int, conn: Any) -> None:
+    asyncio.run(_read_alerts_async(bootstrap, topic, partitions, fetch_max_wait_ms, conn))
 
 
-async def _read_alerts_async(bootstrap: str, topic: str, partitions: int, conn: Any) -> None:
+async def _read_alerts_async(bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int, conn: Any) -> None:
     from streams.worker.service import _tune_gc
 
     _tune_gc()  # its own process: a full collection stops it for as long as the generator's would (quiet_gc)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                fetch_max_wait_ms=READER_FETCH_MAX_WAIT_MS)
+                                fetch_max_wait_ms=fetch_max_wait_ms)
     await consumer.start()
     alerts: list[Alert] = []
     try:

@@ -263,6 +263,8 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
     """Ingest->state and ingest->alert at 25/50/75% of e2e1's rate (measured in the same run), one worker in --clock live."""
     import redis as redis_lib
 
+    from benchmarks import latency
+
     max_rate = _max_rate(ctx)
     seconds = max(12.0, 30.0 * min(1.0, ctx["scale"] * 2))
     warmup = 8.0  # measured: the first ~5-8 s after a rate change carry the previous level's backlog
@@ -271,7 +273,8 @@ def section_latency(ctx: Ctx) -> dict[str, Any]:
     client.close()
     rows: dict[str, Any] = {"max_rate (e2e1 events/s, this run)": round(max_rate), "seconds_per_level": seconds,
                             "warmup_left_out_s": warmup,
-                            "fetch_max_wait_ms (worker)": os.environ.get("CHURNWATCH_FETCH_MAX_WAIT_MS", f"{Settings().fetch_max_wait_ms} (default)")}
+                            "fetch_max_wait_ms (worker)": os.environ.get("CHURNWATCH_FETCH_MAX_WAIT_MS", f"{Settings().fetch_max_wait_ms} (default)"),
+                            "fetch_max_wait_ms (alert reader)": latency.READER_FETCH_MAX_WAIT_MS}
     for pct in (25, 50, 75):
         rows.update(_latency_level(ctx, pct, max_rate * pct / 100, seconds, warmup))
         time.sleep(2.0)
@@ -606,7 +609,7 @@ METHODS: dict[str, str] = {
                "count as updated at the later poll (over-states by at most one poll gap, reported). Ingest->alert: "
                "1% of the events are `cancel`s of users seen >= 1 s earlier, which turn churned at once; latency = "
                "the alert record's Kafka CreateTime (set by the worker's producer) - the cancel's send time; "
-               f"'received' is when a consumer with the worker's `fetch_max_wait_ms` ({Settings().fetch_max_wait_ms}), in a process of its own, got it; "
+               "'received' is when a consumer with a 10 ms fetch max wait (the CRM consumer's own setting, docs/OPERATE.md), in a process of its own, got it; "
                "the generator's and the reader's garbage collectors are tuned as the worker's (full collections stopped "
                "them 130-240 ms every 6-9 s); 'broker "
                "ack->' counts from the broker's ack of the cancel instead of its send. Breakdown of each alert "

@@ -91,6 +91,14 @@ class Settings:
     # written, progress) before the next fetch; 2 reads and scores the next batch while this one's
     # alert acks and state write are in flight (writes still applied one cycle after the other).
     pipeline_depth: int = 2
+    # Caught up with pipeline_depth >= 2: let aiokafka prefetch while a cycle decodes, reads and
+    # scores (True), or pause fetching then and fetch when the cycle starts applying (False).
+    # aiokafka sends no fetch while a prefetched batch sits unread, so with the prefetch a cycle
+    # gets what arrived in the first milliseconds of the previous head and the rest waits a cycle
+    # more; the pause trades that for a fetch the cycle waits for. On Tansu, whose fetch lists every
+    # stored batch, that wait was 7-23 ms a cycle at half the max rate and the p99 did not improve
+    # (SCALING.md, "Levers"); not measured on Apache Kafka, where a fetch finds its offset at once.
+    prefetch_during_head: bool = True
     # Time
     clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
     allowed_lateness_ms: int = 6 * 3_600_000

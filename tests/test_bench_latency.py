@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import re
 
 import orjson
+import pytest
 
 from benchmarks.latency import CANCEL_AFTER_MS, CANCEL_EVERY, EVENT, BatchCounter, pick_event
 
@@ -75,3 +77,14 @@ def test_the_generators_collector_stays_frozen_after_a_level_when_it_was_frozen_
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_an_ab_variant_reads_its_name_and_settings_and_refuses_a_setting_without_value() -> None:
+    from benchmarks.latency_ab import parse_variant
+
+    assert parse_variant("base:") == ("base", {})
+    assert parse_variant("r10:READER=10,CHURNWATCH_PREFETCH_DURING_HEAD=true") == (
+        "r10", {"READER": "10", "CHURNWATCH_PREFETCH_DURING_HEAD": "true"})
+    for bad in ("r10:READER", ":READER=10", "x:=3"):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            parse_variant(bad)

@@ -41,11 +41,12 @@ def gate_writes(pipeline: Pipeline) -> dict[int, asyncio.Event]:
     return gates
 
 
-async def feed_overlapped(pipeline: Pipeline, recs: Sequence[Rec], size: int, hold: int | None = None) -> list[Flight]:
-    """As test_pipeline.feed, two cycles in flight: cycle k's write is released only once cycle
-    k+1 has read and scored, so every read comes before the previous write reaches Redis.
+async def feed_overlapped(pipeline: Pipeline, recs: Sequence[Rec], size: int, hold: int | None = None,
+                          depth: int = 2) -> list[Flight]:
+    """As test_pipeline.feed, ``depth`` cycles in flight: cycle k's write is released only once cycle
+    k+depth-1 has read and scored, so every read comes before the previous depth-1 writes reach Redis.
     ``hold``: once cycle ``hold + 1`` is scored, release cycle ``hold``'s write and return the
-    flights in flight, unsettled (cycle ``hold + 1``'s write is never released)."""
+    flights in flight, unsettled (cycle ``hold + 1``'s write is never released; depth 2 only)."""
     gates = gate_writes(pipeline)
     reads = pipeline.store.read
     stale = 0
@@ -60,8 +61,8 @@ async def feed_overlapped(pipeline: Pipeline, recs: Sequence[Rec], size: int, ho
     for k, i in enumerate(range(0, len(recs), size)):
         pipeline.clock.observe_fetch(0, len(recs[i:i + size]), caught_up=False, wall_now_ms=WALL_MS)
         flights.append(await pipeline.submit({0: recs[i:i + size]}, WALL_MS))
-        if len(flights) == 2:
-            gates[k - 1].set()
+        if len(flights) == depth:
+            gates[k - depth + 1].set()
             if k - 1 == hold:
                 return flights
             await pipeline.settle(flights.pop(0))
@@ -97,13 +98,15 @@ def dump_all(redis_url: str, prefix: str) -> dict[str, Any]:
     return out
 
 
-def test_overlapped_cycles_read_stale_and_still_write_what_serial_ones_write(base_settings: Settings, redis_url: str) -> None:
+@pytest.mark.parametrize("depth", [2, 3])
+def test_overlapped_cycles_read_stale_and_still_write_what_serial_ones_write(base_settings: Settings, redis_url: str,
+                                                                             depth: int) -> None:
     recs = records(history(users=25, days=70))
-    settings = base_settings.with_(pipeline_depth=2)
+    settings = base_settings.with_(pipeline_depth=depth)
 
     async def scenario(make: Make) -> None:
         await feed(await make("serial"), recs, 7)  # same batches, one cycle at a time
-        await feed_overlapped(await make("overlap"), recs, 7)
+        await feed_overlapped(await make("overlap"), recs, 7, depth=depth)
 
     run(settings, scenario)
     serial, overlap = dump_all(redis_url, "serial"), dump_all(redis_url, "overlap")

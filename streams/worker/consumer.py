@@ -51,7 +51,7 @@ from streams.worker.routing import KafkaCopy
 from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pipeline
 from streams.worker.store import LayoutChanged, ModelReplaced, Resume, Store, StoreLost
 
-__all__ = ["KafkaSink", "StreamConsumer", "wall_ms"]
+__all__ = ["KafkaSink", "StreamConsumer", "pause_while_scoring", "wall_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,23 @@ STORE_CHECK_INTERVAL_S = 1.0  # idle workers check the store's incarnation this 
 # Records up to this size are sent in batches; a larger one goes through ``send``, which refuses a
 # record over the producer's max_request_size (1 MiB) as it always did (MessageSizeTooLargeError).
 _BATCHED_MAX_BYTES = 64 * 1024
+
+
+def pause_while_scoring(records: int, max_records: int, pipeline_depth: int, prefetch_during_head: bool) -> bool:
+    """Pause fetching while a cycle of ``records`` decodes, reads and scores (resumed when it starts
+    applying), so that its successor gets what arrived until then? Only caught up (a batch short of
+    ``max_records``: a backlog keeps prefetching, cycles back to back), always with one cycle at a
+    time, with overlapped cycles only if ``prefetch_during_head`` is off. aiokafka prefetches the
+    moment a batch is taken and sends no other fetch while that prefetch sits unread, so without
+    the pause the next cycle gets what arrived in the first milliseconds of this one's head and
+    the rest waits a cycle more (the latency section's "behind"; SCALING.md, "Levers").
+
+    >>> pause_while_scoring(300, 10_000, 2, False), pause_while_scoring(10_000, 10_000, 2, False)
+    (True, False)
+    >>> pause_while_scoring(300, 10_000, 2, True), pause_while_scoring(300, 10_000, 1, True)
+    (False, True)
+    """
+    return 0 < records < max_records and (pipeline_depth == 1 or not prefetch_during_head)
 
 
 def wall_ms() -> int:
@@ -366,8 +383,10 @@ class StreamConsumer:
         arrived until about the cycle's end. Behind (full batches), prefetching keeps the cycles
         back to back. With ``pipeline_depth`` 2 a cycle returns here once scored, its tail still
         running (``Pipeline.submit``): the next fetch and the next cycle's decode, read and scoring
-        overlap its alert acks and state write, and fetching is never paused (measured: the pause
-        then exposed the fetcher's delay after a resume, ~46 ms a cycle against ~12).
+        overlap its alert acks and state write, and fetching is not paused unless
+        ``prefetch_during_head`` is off (``pause_while_scoring``): the pause gives the next cycle
+        what arrived during this head, but makes it wait for that fetch, which on Tansu lists every
+        stored batch (7-23 ms a cycle at half the max rate, no gain in the p99: SCALING.md, "Levers").
         """
         delay = 0.05
         timeout_ms = self.settings.batch_timeout_ms
@@ -391,10 +410,7 @@ class StreamConsumer:
                 n = sum(len(r) for r in batch.values())
                 if n:  # how long a cycle waited for its records (the broker holds a fetch up to its max wait)
                     metrics.CYCLE_PHASE_SECONDS.labels("fetch").observe(time.perf_counter() - asked)
-                # serial cycles only: with cycles overlapped the prefetch overlaps the next head, and
-                # a fetch resumed at the end of a head waited ~46 ms a cycle for aiokafka's fetcher
-                # (~12 ms without the pause, latency section at 50% of the max rate)
-                live = 0 < n < max_records and self.settings.pipeline_depth == 1
+                live = pause_while_scoring(n, max_records, self.settings.pipeline_depth, self.settings.prefetch_during_head)
                 if live:  # before any await: the fetcher task has not sent its prefetch yet
                     self.consumer.pause(*self.consumer.assignment())
                 try:
