@@ -206,6 +206,22 @@ def test_account_alerts_do_not_depend_on_whether_a_due_review_ran_between_copies
     assert first["event_time_ms"] < gone.ts_ms, "at risk when the members fell silent, before the cancellation"
 
 
+def test_a_new_account_is_not_reviewed_before_its_first_time() -> None:
+    """A user with only a subscription statement (no activity: last seen 0) is a member copy at
+    time 0: its account is not reviewed at 1970-01-15 when its statement comes (seen on the
+    console state's barrier accounts once deadlines were reviewed before each copy)."""
+    from models.account_health import Member, member_key
+    from models.subscription import Subscription
+
+    never = MemberCopy(0, 0, "solo", 0, Member(member_key("solo"), 0, 0, 0.0, 0.0, 0.0, "solo"))
+    trial = AccountCopy(0, 1, Event("solo", START_MS, "subscription", "t", 0.0, "solo", Subscription("trial", "Pro", 0)))
+    redis = _Redis()
+    redis.cycle([never, trial], {0: 1})
+    _tick_until(redis, START_MS + 60 * DAY_MS)
+    assert all(a["event_time_ms"] >= START_MS for a in redis.alerts), redis.alerts
+    assert redis.due["solo"] == 0 or redis.due["solo"] * 1000 >= START_MS + 60 * DAY_MS
+
+
 # -- through the real broker, Redis and worker ----------------------------------------------------
 
 

@@ -115,8 +115,8 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
 def next_due_s(acc: AccountWork, now_ms: int) -> int:
     """When the account must be looked at again without copies (0: never): a member turning
     silent, a trial reminder falling due, a stated renewal coming within 30 days."""
-    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
-             if m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()  # never seen (0): no deadline
+             if m.last_seen_s and m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
     renews = renewal_ms(acc.state)
     if renews and renews - _RENEWAL_SOON_MS > now_ms:
         times.append(renews - _RENEWAL_SOON_MS)

@@ -323,7 +323,10 @@ def _seen_ms(acc: AccountWork) -> int:
 def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAdvanced) -> None:
     """Review the account at each of its deadlines (``next_due_s``: a member turning silent, a
     reminder, a renewal coming near) up to ``until_ms`` included, in time order. Each review moves
-    the account's time past its deadline, so the loop ends."""
+    the account's time past its deadline, so the loop ends. None before the account's first time
+    (a new account's deadlines start from its first copy)."""
+    if not _seen_ms(acc):
+        return
     while (due_s := next_due_s(acc, _seen_ms(acc))) and due_s * 1000 <= until_ms:
         _decide(account, acc, due_s * 1000, out)
 
