@@ -165,20 +165,15 @@ def _tick_until(redis: _Redis, until_ms: int) -> None:
         redis.cycle([AccountTick(0, account, s * 1000)], {})
 
 
-def test_account_alerts_do_not_depend_on_whether_a_due_review_ran_between_copies() -> None:
-    """The lead's contoso (tests/test_console.py): members fall silent one by one, then the account
-    cancels. Read in one cycle, or copy by copy with the partition's clock passing each member's
-    silence deadline in between (its due review runs first): the same alerts, ids and states. Before,
-    the review at a deadline ran only when the clock passed it before the next copy arrived, so one
-    run alerted ``account_at_risk`` at the deadline ("2 of 3 active users silent") and another only
-    ``account_churned`` at the statement ("2 of 2")."""
+def _contoso() -> tuple[list, Event]:  # type: ignore[type-arg]
+    """Contoso's copies in event order: a subscription, three members (c1, c2 fall silent on days 34
+    and 38, c3 stays until day 70), the cancellation on day 80."""
     from models.account_health import Member, member_key
     from models.subscription import Subscription
 
     copies: list = [AccountCopy(0, 0, Event("c1", START_MS, "subscription", "s0", 0.0, "contoso",
                                              Subscription("active", "Pro", 9900)))]  # type: ignore[type-arg]
-    last_seen_day = {"c1": 20, "c2": 24, "c3": 70}
-    for user, last in last_seen_day.items():
+    for user, last in {"c1": 20, "c2": 24, "c3": 70}.items():
         for d in range(0, last + 1, 4 if last < 70 else 10):
             m = Member(member_key(user), (START_MS + d * DAY_MS) // 1000, 1, 0.0, 12.0, 12.0, user)
             copies.append(MemberCopy(0, 0, "contoso", START_MS + d * DAY_MS, m))
@@ -187,6 +182,17 @@ def test_account_alerts_do_not_depend_on_whether_a_due_review_ran_between_copies
     copies.sort(key=lambda c: c.ts_ms)
     for i, c in enumerate(copies):
         c.offset = i
+    return copies, gone
+
+
+def test_account_alerts_do_not_depend_on_whether_a_due_review_ran_between_copies() -> None:
+    """The lead's contoso (tests/test_console.py): members fall silent one by one, then the account
+    cancels. Read in one cycle, or copy by copy with the partition's clock passing each member's
+    silence deadline in between (its due review runs first): the same alerts, ids and states. Before,
+    the review at a deadline ran only when the clock passed it before the next copy arrived, so one
+    run alerted ``account_at_risk`` at the deadline ("2 of 3 active users silent") and another only
+    ``account_churned`` at the statement ("2 of 2")."""
+    copies, gone = _contoso()
     end_ms = START_MS + 120 * DAY_MS
 
     at_once = _Redis()
@@ -204,6 +210,24 @@ def test_account_alerts_do_not_depend_on_whether_a_due_review_ran_between_copies
     assert kinds[0] == "account_at_risk" and "account_churned" in kinds, kinds
     first = at_once.alerts[0]
     assert first["event_time_ms"] < gone.ts_ms, "at risk when the members fell silent, before the cancellation"
+
+
+@pytest.mark.xfail(strict=True, reason="not built: copies reaching the account out of event order (docs/REVENUE.md, Limits)")
+def test_account_alerts_do_not_depend_on_the_order_copies_from_two_partitions_arrive_in() -> None:
+    """What is left: c3's partition read ahead of c1's and c2's (a backlog), so c3's copies come
+    first; the account's time jumps to day 70 and c1's and c2's copies are judged there, late. In
+    event order the account is at risk on day 38; out of order, on day 70. Passing this needs the
+    copies held until a watermark passes them (docs/REVENUE.md)."""
+    copies, _ = _contoso()
+    end_ms = START_MS + 120 * DAY_MS
+    in_order, ahead = _Redis(), _Redis()
+    in_order.cycle(copies, {0: copies[-1].offset})
+    _tick_until(in_order, end_ms)
+    fast = [c for c in copies if isinstance(c, MemberCopy) and c.member.user_id == "c3"]
+    for batch in (fast, [c for c in copies if c not in fast]):
+        ahead.cycle(batch, {})
+    _tick_until(ahead, end_ms)
+    assert [(a["kind"], a["event_time_ms"]) for a in ahead.alerts] == [(a["kind"], a["event_time_ms"]) for a in in_order.alerts]
 
 
 def test_a_new_account_is_not_reviewed_before_its_first_time() -> None:
