@@ -247,8 +247,9 @@ def advance_accounts(
 ) -> AccountsAdvanced:
     """Apply the copies past each bucket's fence to their accounts in event order: subscriptions
     through ``AccountState`` (every :class:`models.revenue.Change` folded into per-period
-    ``Ledger`` deltas, what the write HINCRBYs), members replaced, due reviews run; after each,
-    ``streams.worker.account_alerts`` decides the account's alerts and its next review."""
+    ``Ledger`` deltas, what the write HINCRBYs), members replaced; before each, the account's
+    deadlines up to its time are reviewed (``_apply_in_order``); after each,
+    ``streams.worker.account_alerts`` decides the account's alerts, and at the end its next review."""
     out = AccountsAdvanced()
     by_account: dict[str, list[Copy]] = {}
     for c in copies:
