@@ -1,6 +1,7 @@
 """An account's alerts and next review, decided by the owner of its partition (streams/worker/revenue.py).
 
-After each copy or due review of an account, in event order: its roll-up
+After each copy of an account, and at each of its deadlines (``next_due_s``) before any later copy
+(streams.worker.revenue), in event order: its roll-up
 (``models.account_health.rollup``) opens an at-risk alert at ``ACCOUNT_AT_RISK`` (``account_churned``
 when the subscription is gone) and closes it below 0.4 (``account_recovered``); a trial whose
 users say it will not convert gets a reminder 72 h and 24 h before it ends; and the account's
@@ -115,8 +116,8 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
 def next_due_s(acc: AccountWork, now_ms: int) -> int:
     """When the account must be looked at again without copies (0: never): a member turning
     silent, a trial reminder falling due, a stated renewal coming within 30 days."""
-    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
-             if m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()  # never seen (0): no deadline
+             if m.last_seen_s and m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
     renews = renewal_ms(acc.state)
     if renews and renews - _RENEWAL_SOON_MS > now_ms:
         times.append(renews - _RENEWAL_SOON_MS)

@@ -247,8 +247,9 @@ def advance_accounts(
 ) -> AccountsAdvanced:
     """Apply the copies past each bucket's fence to their accounts in event order: subscriptions
     through ``AccountState`` (every :class:`models.revenue.Change` folded into per-period
-    ``Ledger`` deltas, what the write HINCRBYs), members replaced, due reviews run; after each,
-    ``streams.worker.account_alerts`` decides the account's alerts and its next review."""
+    ``Ledger`` deltas, what the write HINCRBYs), members replaced; before each, the account's
+    deadlines up to its time are reviewed (``_apply_in_order``); after each,
+    ``streams.worker.account_alerts`` decides the account's alerts, and at the end its next review."""
     out = AccountsAdvanced()
     by_account: dict[str, list[Copy]] = {}
     for c in copies:
@@ -272,25 +273,8 @@ def advance_accounts(
                 continue
             acc = AccountWork(_load(blob, read.bucket), orjson.loads(extra) if extra else {},
                            {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
-            had_state = blob is not None
-            todo.sort(key=lambda c: (c.ts_ms, 1 if isinstance(c, MemberCopy) else 0, getattr(c, "offset")))
-            for c in todo:  # the alert is decided after each copy: the same copies, the same alerts, however batched
-                if isinstance(c, MemberCopy):
-                    acc.members[c.member.key] = c.member
-                    acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
-                elif isinstance(c, AccountCopy):
-                    _apply_subscription(acc, c.event, ledgers, cohorts, out)
-                    had_state = True
-                # The account's own time only moves forward: copies from a lagging partition and
-                # reviews due before what was seen are judged at the latest time seen.
-                now_ms = max(c.ts_ms, int(acc.extras.get("seen_ms", 0) or 0))  # type: ignore[call-overload]
-                acc.extras["seen_ms"] = now_ms
-                n_alerts = len(out.alerts)
-                r = decide_alert(account, acc, now_ms, out.alerts)
-                decide_reminders(account, acc, now_ms, r, out.alerts)
-                for _, value in out.alerts[n_alerts:]:  # the console's list of the account's alerts
-                    append_to_extras(acc.extras, orjson.loads(value))
-            out.dues.setdefault(todo[-1].partition, {})[account] = next_due_s(acc, int(acc.extras["seen_ms"]))  # type: ignore[call-overload]
+            had_state = _apply_in_order(account, acc, todo, ledgers, cohorts, out) or blob is not None
+            out.dues.setdefault(todo[-1].partition, {})[account] = next_due_s(acc, _seen_ms(acc))
             if had_state:
                 write.states[account] = acc.state.to_bytes()
             write.extras[account] = orjson.dumps(acc.extras)
@@ -307,6 +291,57 @@ def advance_accounts(
             write.counters["cohort"] = cohorts.counters()
         out.writes.append(write)
     return out
+
+
+def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], ledgers: Mapping[str, Ledger], cohorts: Cohorts,
+                    out: AccountsAdvanced) -> bool:
+    """One account's copies and due reviews of the cycle, in event order (reviews before copies of
+    the same time). Before each, the account's own deadlines up to its time are reviewed at their
+    time (``_review_until``), so a review happens at a member's silence deadline whether the due
+    index's sweep reached it before the next copy came or the copy came in the same cycle; a tick
+    (a due review read from the index) only moves the account's clock up to its time. True when a
+    subscription was applied."""
+    subscribed = False
+    todo.sort(key=lambda c: (c.ts_ms, 1 if isinstance(c, MemberCopy) else 0, c.offset))
+    for c in todo:
+        _review_until(account, acc, c.ts_ms, out)
+        if isinstance(c, AccountTick):  # its deadline, if it still is one, was just reviewed
+            continue
+        if isinstance(c, MemberCopy):
+            acc.members[c.member.key] = c.member
+            acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
+        else:
+            _apply_subscription(acc, c.event, ledgers, cohorts, out)
+            subscribed = True
+        _decide(account, acc, c.ts_ms, out)
+    return subscribed
+
+
+def _seen_ms(acc: AccountWork) -> int:
+    return int(acc.extras.get("seen_ms", 0) or 0)  # type: ignore[call-overload]
+
+
+def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAdvanced) -> None:
+    """Review the account at each of its deadlines (``next_due_s``: a member turning silent, a
+    reminder, a renewal coming near) up to ``until_ms`` included, in time order. Each review moves
+    the account's time past its deadline, so the loop ends. None before the account's first time
+    (a new account's deadlines start from its first copy)."""
+    if not _seen_ms(acc):
+        return
+    while (due_s := next_due_s(acc, _seen_ms(acc))) and due_s * 1000 <= until_ms:
+        _decide(account, acc, due_s * 1000, out)
+
+
+def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -> None:
+    """The account's alerts at ``ts_ms``. Its own time only moves forward: a copy from a lagging
+    partition, older than what the account has seen, is judged at the latest time seen."""
+    now_ms = max(ts_ms, _seen_ms(acc))
+    acc.extras["seen_ms"] = now_ms
+    n_alerts = len(out.alerts)
+    r = decide_alert(account, acc, now_ms, out.alerts)
+    decide_reminders(account, acc, now_ms, r, out.alerts)
+    for _, value in out.alerts[n_alerts:]:  # the console's list of the account's alerts
+        append_to_extras(acc.extras, orjson.loads(value))
 
 
 def _apply_subscription(acc: AccountWork, ev: Event, ledgers: Mapping[str, Ledger], cohorts: Cohorts,
