@@ -29,10 +29,9 @@ bytes, written only when known: a record without it is format 4, byte for byte a
 golden state digests and the memory of products without subscriptions do not move), one with it
 format 5 (format 4 + a uint16: 95 bytes + 8 per slot, 159 with 8 slots; Redis 298 bytes per
 user with 8 types when every user has one, against 297 without, 1M users, benchmarks/memory.py:
-the user hashes +2 bytes a user, within the budget of 300). A statement applies in
-event order (models.engine sorts a batch): the state keeps no statement time, so a late
-statement of an earlier batch would override a newer one (the stream sends late events to the
-DLQ, so only a backfill can meet this in-order approximation).
+the user hashes +2 bytes a user, within the budget of 300). Only an ``active`` statement sets it,
+to the later of the known end and the stated one, so a late renewal statement cannot move it
+back (``_state_period_end``); ``cancelled``, ``past_due`` and ``trial`` set it to unknown.
 """
 
 from __future__ import annotations
@@ -440,16 +439,26 @@ def period_end_day(period_end_ms: int) -> int:
 
 
 def _state_period_end(state: UserState, event: Event) -> None:
-    """A ``subscription`` statement: its period end when given, unknown (0) after a cancellation
-    (the risk is the behavioural one again, models.risk); a statement without a period end
-    leaves the one known."""
+    """A ``subscription`` statement. ``active``: the end of the period paid for, the later of the
+    known one and the stated one (a statement without a period end leaves the known one).
+    ``cancelled``, ``past_due`` and ``trial``: unknown (0), the exit is open and the risk is the
+    behavioural one (models.risk): a cancellation ends the contract; a failed payment arrives
+    with the *next* period's end (Stripe moves ``current_period_end`` when it invoices the
+    renewal), which nobody has paid for; a trial is not a paid period (docs/REVENUE.md).
+
+    Why the later end and not the last applied: the state keeps no statement time, and the
+    stream admits events up to ``allowed_lateness`` (6 h) behind its clock, so a renewal's
+    statement may be applied before the older statement it replaces; the later end is the same
+    whatever the order. Left: a late ``cancelled``/``past_due``/``trial`` statement applied after
+    a newer ``active`` one opens the exit (the safe side: the risk is not hidden) until the next
+    ``active`` statement, where one big batch in event order keeps it closed."""
     sub = event.subscription
     if sub is None:
         return
-    if sub.status == "cancelled":
+    if sub.status != "active":
         state.period_end_day = 0
     elif sub.period_end_ms > 0:
-        state.period_end_day = period_end_day(sub.period_end_ms)
+        state.period_end_day = max(state.period_end_day, period_end_day(sub.period_end_ms))
 
 
 def _count_purchase_day(state: UserState, ts: int) -> None:

@@ -74,6 +74,29 @@ def test_statements_set_the_period_end_and_a_cancellation_forgets_it() -> None:
     assert st_.period_end_day == (T0_MS + 10 * DAY_MS) // DAY_MS + 1
     apply_event(st_, _sub(T0_MS, 0, "cancelled", i=2))
     assert st_.period_end_day == 0
+
+
+def test_a_late_statement_cannot_move_the_period_end_back() -> None:
+    """The stream admits events up to its allowed lateness: a renewal's statement may be applied
+    before the older one it replaces; the state ends where one batch in event order ends."""
+    old, renewal = _sub(T0_MS - 3_600_000, T0_MS + 2 * DAY_MS), _sub(T0_MS, T0_MS + 367 * DAY_MS, i=1)
+    in_order, late = UserState(), UserState()
+    for ev in (old, renewal):
+        apply_event(in_order, ev)
+    for ev in (renewal, old):
+        apply_event(late, ev)
+    assert late.period_end_day == in_order.period_end_day == period_end_day(T0_MS + 367 * DAY_MS)
+
+
+@pytest.mark.parametrize("status", ["past_due", "trial"])
+def test_an_unpaid_statement_opens_the_exit(status: str) -> None:
+    """A failed payment arrives with the next period's end (nobody paid for it), a trial is not
+    a paid period: neither may hold the leave part at 0."""
+    st_ = UserState()
+    apply_event(st_, _sub(T0_MS, T0_MS + 365 * DAY_MS))
+    assert st_.period_end_day
+    apply_event(st_, _sub(T0_MS + DAY_MS, T0_MS + 730 * DAY_MS, status, i=1))
+    assert st_.period_end_day == 0
     assert period_end_day(10**15) == MAX_PERIOD_END_DAY  # past 2149: kept as the last day a uint16 holds
 
 
