@@ -146,7 +146,7 @@ def advance(
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
     vocabulary = model.compiled.vocabulary
-    for ev in sorted(events, key=EVENT_ORDER):
+    for ev in _in_order(events):
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s < _ceil_s(ev.ts_ms):  # next_review_s * 1000 < ts_ms; mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out)
@@ -174,6 +174,20 @@ def advance(
     return out
 
 
+
+
+def _in_order(events: Iterable[Event]) -> list[Event]:
+    """``sorted(events, key=EVENT_ORDER)``, without the sort when the events already are in that
+    order (a partition's events of one user mostly are, and most calls carry one or two): the
+    sort builds a key tuple (and a long int) per event even for one event, the check compares
+    in place; equal keys keep their order either way (the sort is stable)."""
+    evs = events if isinstance(events, list) else list(events)
+    prev: Event | None = None
+    for ev in evs:
+        if prev is not None and (ev.ts_ms < prev.ts_ms or ev.ts_ms == prev.ts_ms and ev.event_id < prev.event_id):
+            return sorted(evs, key=EVENT_ORDER)
+        prev = ev
+    return evs
 
 
 def _ceil_s(ms: int) -> int:
