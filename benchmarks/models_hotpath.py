@@ -6,6 +6,11 @@ silent user (``models.engine._review``: assessment plus the next-review search).
 real ones (the golden replay's users, tests/test_models_golden.py, part way through their
 histories), so the mix of buyers, stages and silences is the simulator's. The replay rate is
 the golden test's batched replay (6-hour batches per touched user, then the silent tail).
+``step_realistic_us_per_event``: the worker's per-user step (``models.step.advance_stored``: read
+the record, advance with score history, index scores, write the record) over the e2e1 section's
+simulated events (streams.offline.simulate, seed 3, the first 200k events of 40k users) in
+10k-event cycles, stored records kept in a dict: the models' share of a realistic cycle without
+the broker, Redis or decode (``--no-step`` leaves it out).
 
 Each figure is the median of ``--repeat`` runs, in CPU time of the process (the machine is
 shared and noisy). To compare with older code, run the same file from a tree holding the old
@@ -53,7 +58,35 @@ def _per_call_us(fn: Callable[[], int], repeat: int) -> float:
     return statistics.median(runs)
 
 
-def measure(repeat: int = 3, users: int = 500, seed: int = 2) -> dict[str, float]:
+def _step_cycles(n: int = 200_000, users: int = 40_000, batch: int = 10_000) -> list[tuple[list[tuple[str, list[Event]]], int]]:
+    from streams.offline.simulate import generate
+
+    events = generate(3, users, 1_767_225_600_000, 5)[0][:n]
+    out = []
+    for i in range(0, len(events), batch):
+        part = events[i:i + batch]
+        per: dict[str, list[Event]] = {}
+        for ev in part:
+            per.setdefault(ev.user_id, []).append(ev)
+        out.append((list(per.items()), part[0].ts_ms))  # the cycle's review clock: its first event
+    return out
+
+
+def _run_steps(cycles: list[tuple[list[tuple[str, list[Event]]], int]], model: ChurnModel) -> int:
+    from models.step import advance_stored
+
+    stored: dict[str, bytes] = {}
+    n = 0
+    for per, until_ms in cycles:
+        for user, evs in per:
+            blob = advance_stored(user, stored.get(user), evs, until_ms, True, model, True, -1)[2]
+            if blob is not None:
+                stored[user] = blob
+            n += len(evs)
+    return n
+
+
+def measure(repeat: int = 3, users: int = 500, seed: int = 2, step: bool = True) -> dict[str, float]:
     model = load_model()
     per_user = histories(seed, users)
     states = _states_at(per_user, model, _MID_MS)
@@ -94,7 +127,11 @@ def measure(repeat: int = 3, users: int = 500, seed: int = 2) -> dict[str, float
         return n_events
 
     rate_us = _per_call_us(run_replay, repeat)
-    return {
+    extra: dict[str, float] = {}
+    if step:
+        cycles = _step_cycles()
+        extra["step_realistic_us_per_event"] = round(_per_call_us(lambda: _run_steps(cycles, model), repeat), 2)
+    return extra | {
         "users": len(items),
         "score_us": round(_per_call_us(run_score, repeat), 2),
         "advance_new_day_us": round(_per_call_us(run_new_day, repeat), 2),
@@ -109,8 +146,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median reported)")
     parser.add_argument("--users", type=int, default=500, help="simulated users (seed 2, 120 days)")
+    parser.add_argument("--no-step", action="store_true", help="leave out step_realistic_us_per_event")
     args = parser.parse_args()
-    print(json.dumps(measure(args.repeat, args.users), indent=2))
+    print(json.dumps(measure(args.repeat, args.users, step=not args.no_step), indent=2))
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ __all__ = ["Alert", "AlertKind", "Outcome", "advance", "alert_id"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
 ALERT_SCHEMA = "churnwatch-alert/1"
-_RISK_TOLERANCE_S = 60  # precision of the at-risk crossing time found by bisection
-_PROBE_S = 20  # width of the bracket the crossing search aims for before replaying the bisection
-_INTERPOLATIONS = 6  # at most this many secant steps before the bisection replay
+# Final: mypyc reads a Final constant as a C value, any other module global from the module's
+# dict at every use (a dict lookup per bisection step)
+_RISK_TOLERANCE_S: Final[int] = 60  # precision of the at-risk crossing time found by bisection
+_PROBE_S: Final[int] = 20  # width of the bracket the crossing search aims for before replaying the bisection
+_INTERPOLATIONS: Final[int] = 6  # at most this many secant steps before the bisection replay
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -144,9 +146,9 @@ def advance(
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
     vocabulary = model.compiled.vocabulary
-    for ev in sorted(events, key=EVENT_ORDER):
+    for ev in _in_order(events):
         ts_s = ev.ts_ms // 1000
-        if 0 < st.next_review_s and st.next_review_s * 1000 < ev.ts_ms:  # mostly not: skip the call
+        if 0 < st.next_review_s < _ceil_s(ev.ts_ms):  # next_review_s * 1000 < ts_ms; mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out)
         role = vocabulary.lookup(ev.type)[1]
         if role == SUBSCRIPTION:  # a billing statement, not usage (models.revenue keeps the rest)
@@ -174,11 +176,40 @@ def advance(
 
 
 
+def _in_order(events: Iterable[Event]) -> list[Event]:
+    """``sorted(events, key=EVENT_ORDER)``, without the sort when the events already are in that
+    order (a partition's events of one user mostly are, and most calls carry one or two): the
+    sort builds a key tuple (and a long int) per event even for one event, the check compares
+    in place; equal keys keep their order either way (the sort is stable)."""
+    evs = events if isinstance(events, list) else list(events)
+    prev: Event | None = None
+    for ev in evs:
+        if prev is not None and (ev.ts_ms < prev.ts_ms or ev.ts_ms == prev.ts_ms and ev.event_id < prev.event_id):
+            return sorted(evs, key=EVENT_ORDER)
+        prev = ev
+    return evs
+
+
+def _ceil_s(ms: int) -> int:
+    """The first whole second at or after ``ms``: ``s * 1000 < ms`` <=> ``s < _ceil_s(ms)``.
+
+    Why not ``s * 1000``: mypyc multiplies two ints inline only while both are under 2**30; an
+    epoch second is over, so the product took Python's long arithmetic, two objects made and
+    freed per comparison (the profile's CPyTagged_Multiply_ and part of its Py_DECREF); floor
+    division has no such limit.
+
+    >>> [_ceil_s(ms) for ms in (-1000, -1, 0, 1, 999, 1000, 1001)]
+    [-1, 0, 0, 1, 1, 1, 2]
+    """
+    return (ms + 999) // 1000
+
+
 def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome) -> None:
     # Bounded: each review moves next_review_s strictly forward, to the next threshold crossing
     # or at most review_interval later (see _next_review); a churned user is reviewed once more
     # at its expiry, then next_review_s = 0 and it costs nothing.
-    while st.n_events and 0 < st.next_review_s and st.next_review_s * 1000 < before_ms:
+    before_s = _ceil_s(before_ms)  # next_review_s * 1000 < before_ms <=> next_review_s < before_s
+    while st.n_events and 0 < st.next_review_s < before_s:
         _review(user_id, st, st.next_review_s, model, out)
 
 
@@ -186,7 +217,6 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     # Decide on alerts from the cheap assessment; build the full scores (health, reasons, ...)
     # only when an alert carries them, from the state as it was before this review changed it.
     a = assess(st, now_s, model)
-    now_ms = now_s * 1000
     new_stage = STAGES.index(a.stage)
     stage_changed = new_stage != st.stage or st.stage_since_s == 0
     previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
@@ -197,6 +227,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
     purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
     scores = scores_from(st, a, model, purpose) if (stage_changed and previous is not None) or opens or closes else None
+    now_ms = now_s * 1000 if scores is not None else 0  # for the alerts only (_ceil_s: a long product)
     change = None  # the stage change's scores, also from the state before this review moved it
     if stage_changed and previous is not None and scores is not None:
         change = scores if told == purpose else scores_from(st, a, model, told)

@@ -26,7 +26,7 @@ calls :func:`next_change_s` to know when a silent user's stage can change next.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Final
+from typing import TYPE_CHECKING, Final
 
 from models.signals import Signals
 from models.state import DAY_S, STAGES, Stage, UserState
@@ -97,13 +97,27 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel") -> Stage:
     return "active"
 
 
-def _first_second(start_s: int, days: float, holds: Callable[[int], bool]) -> int:
-    """The first whole second from ``start_s + days`` on at which ``holds`` (the very test
-    :func:`stage_of` makes, same float arithmetic) is true: exact, not one second late."""
+def _first_second(start_s: int, days: float, scale: float, threshold: float) -> int:
+    """The first whole second ``t`` from ``start_s + days`` on at which
+    ``(t - start_s) / DAY_S / scale >= threshold`` (the very test :func:`stage_of` makes, same
+    float arithmetic; ``scale`` 1.0 for a plain number of days: x / 1.0 is x exactly): exact,
+    not one second late. A test written out, not a closure: the engine asks this at every review,
+    and a closure per call and a boxed epoch second per test cost more than the test."""
     t = start_s + int(math.ceil(days * DAY_S))
-    while not holds(t):  # float rounding can leave the exact second one short
+    while not (t - start_s) * _INV_DAY / scale >= threshold:  # float rounding can leave the exact second one short
         t += 1
-    while t - 1 > start_s and holds(t - 1):
+    while t - 1 > start_s and (t - 1 - start_s) * _INV_DAY / scale >= threshold:
+        t -= 1
+    return t
+
+
+def _first_second_s(start_s: int, days: float) -> int:
+    """:func:`_first_second` for the test ``t - start_s >= days * DAY_S`` (the end of "reactivated")."""
+    limit = days * DAY_S
+    t = start_s + int(math.ceil(limit))
+    while not t - start_s >= limit:
+        t += 1
+    while t - 1 > start_s and t - 1 - start_s >= limit:
         t -= 1
     return t
 
@@ -134,32 +148,35 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     dormant_days, churned_days = dormant_after_days(gap, model), churned_after_days(gap, model)
     overdue_days = model.overdue_factor * gap
     reactivated = st.stage_since_s != 0 and st.stage == _REACTIVATED
-    # Rough times first; only the earliest one still ahead is worked out to the second.
-    # (rough time, kind) pairs sort as the kinds sorted by rough time, ties in kind order.
+    # Rough times first; only the earliest one still ahead is worked out to the second: the kinds
+    # in order of (rough time, kind), the first whose exact second is ahead wins. Picked by a
+    # scan (at most five), not sorted: no tuple per kind.
     floor = now - 2
-    rough = [
-        (r, kind)
-        for kind, r in enumerate((last + churned_days * DAY_S, last + dormant_days * DAY_S, last + overdue_days * DAY_S, first + model.new_days * DAY_S))
-        if r >= floor
-    ]
-    if reactivated:
-        r = st.stage_since_s + model.new_days * DAY_S
-        if r >= floor:
-            rough.append((r, 4))
-    rough.sort()
+    rough = [last + churned_days * DAY_S, last + dormant_days * DAY_S, last + overdue_days * DAY_S,
+             first + model.new_days * DAY_S,
+             st.stage_since_s + model.new_days * DAY_S if reactivated else -math.inf]
     best = 0
-    for _, kind in rough:
+    tried = 0  # bit per kind
+    while True:
+        kind = -1
+        r_kind = 0.0
+        for k in range(5):
+            r = rough[k]
+            if not tried >> k & 1 and r >= floor and (kind < 0 or r < r_kind):
+                kind, r_kind = k, r
+        if kind < 0:
+            break
+        tried |= 1 << kind
         if kind == 0:
-            t = _first_second(last, churned_days, lambda t: (t - last) * _INV_DAY >= churned_days)
+            t = _first_second(last, churned_days, 1.0, churned_days)
         elif kind == 1:
-            t = _first_second(last, dormant_days, lambda t: (t - last) * _INV_DAY >= dormant_days)
+            t = _first_second(last, dormant_days, 1.0, dormant_days)
         elif kind == 2:
-            t = _first_second(last, overdue_days, lambda t: (t - last) * _INV_DAY / gap >= model.overdue_factor)
+            t = _first_second(last, overdue_days, gap, model.overdue_factor)
         elif kind == 3:
-            t = _first_second(first, model.new_days, lambda t: (t - first) * _INV_DAY >= model.new_days)
+            t = _first_second(first, model.new_days, 1.0, model.new_days)
         else:
-            since = st.stage_since_s
-            t = _first_second(since, model.new_days, lambda t: t - since >= model.new_days * DAY_S)
+            t = _first_second_s(st.stage_since_s, model.new_days)
         if t > now:
             best = t
             break

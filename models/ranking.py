@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Final, Iterable, Literal
 
 from models.lifecycle import LAPSED, REACHABLE
 from models.compiled import slot_labels
@@ -145,7 +145,7 @@ def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float
 
 #: The largest float below 1: a reachable user's index score stays in the save part of the index
 #: even when P(alive) is 1 and P(leaves | alive) rounds to 1.
-_BELOW_ONE = math.nextafter(1.0, 0.0)
+_BELOW_ONE: Final[float] = math.nextafter(1.0, 0.0)
 
 
 def index_score(a: Assessment, model: ChurnModel) -> float:
@@ -176,7 +176,7 @@ def _listed(st: UserState, now_s: int, model: ChurnModel, keep: frozenset[str]) 
     return a if a.stage in keep else None
 
 
-_REACHABLE_INDEX = frozenset(STAGES.index(s) for s in REACHABLE)
+_REACHABLE_INDEX: Final[frozenset[int]] = frozenset(STAGES.index(s) for s in REACHABLE)
 
 
 def on_save_list(st: UserState) -> bool:

@@ -40,7 +40,7 @@ standardised features) that ``churnwatch train`` uses.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Final, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Final, Mapping, Sequence
 
 from models.signals import Signals
 from models.state import DAY_S
@@ -97,6 +97,9 @@ FEATURES: Final[tuple[str, ...]] = (
     "negative_share",  # negative feedback's share of 4-week activity / NEGATIVE_SHARE_FULL, at most 1
 )
 #: Features that grow with silence: their weights must be >= 0 (module docstring).
+#: math.log1p held once: mypyc has no primitive for it and looked it up on the math module at
+#: every call (a few per risk); the same function, the same numbers.
+_LOG1P: Final[Callable[[float], float]] = math.log1p
 _N_SILENCE: Final[int] = 10  # the first features move with silence, the others do not
 _REVENUE: Final[int] = 15
 SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:_N_SILENCE])
@@ -234,17 +237,17 @@ def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
     reads only the features its model weighs (:func:`leave_probability`), a handful of the 41."""
     if i < _N_SILENCE:
         if i == 0:
-            return math.log1p(sig.silence_days)
+            return _LOG1P(sig.silence_days)
         if i == 1:
-            return math.log1p(sig.visit_overdue)
+            return _LOG1P(sig.visit_overdue)
         if i == 2:
-            return math.log1p(sig.purchase_overdue)
+            return _LOG1P(sig.purchase_overdue)
         if i == 3:
-            return -math.log1p(sig.act_7d)
+            return -_LOG1P(sig.act_7d)
         if i == 4:
-            return -math.log1p(sig.act_28d)
+            return -_LOG1P(sig.act_28d)
         if i == 5:
-            return -math.log1p(sig.act_90d)
+            return -_LOG1P(sig.act_90d)
         if i == 6:
             return 1.0 - sig.trend if sig.trend < 1.0 else 0.0
         if i == 7:
@@ -256,25 +259,25 @@ def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
         if i == 10:
             return math.log(sig.recent_gap_days / sig.visit_gap_days)
         if i == 11:
-            return math.log1p(sig.tenure_days)
+            return _LOG1P(sig.tenure_days)
         if i == 12:
-            return math.log1p(sig.active_days)
+            return _LOG1P(sig.active_days)
         if i == 13:
             return 1.0 if sig.n_purchases > 0 else 0.0
         if i == 14:
-            return math.log1p(sig.n_purchases)
+            return _LOG1P(sig.n_purchases)
         if i == _REVENUE:
-            return math.log1p(revenue if revenue > 0.0 else 0.0)
+            return _LOG1P(revenue if revenue > 0.0 else 0.0)
         return _negative_share(sig)
     j = i - len(FEATURES)
     slots = sig.slot_28d
     n = len(slots)
     if j < n:
-        return -math.log1p(slots[j])
+        return -_LOG1P(slots[j])
     a28 = sig.act_28d
     if j < 2 * n:
         return slots[j - n] / a28 if a28 > 0.0 else 0.0
-    return math.log1p(lifetime_count(sig, j - 2 * n))
+    return _LOG1P(lifetime_count(sig, j - 2 * n))
 
 
 def lifetime_count(sig: Signals, slot: int) -> float:

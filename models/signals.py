@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Callable, Final
 
 from models._native import init_args
 from models.state import DAY_S, UserState, purchase_summary
@@ -49,6 +49,9 @@ DEFAULT_PURCHASE_GAP_DAYS: Final[float] = 30.0
 _PRIOR_INTERVALS: Final[float] = 1.0
 _MIN_GAP_DAYS: Final[float] = 1.0  # active days are counted per UTC day: no cadence below a day
 _INV_DAY: Final[float] = 1.0 / DAY_S
+#: math.expm1 held once: mypyc has no primitive for it and looked it up on the math module at
+#: every call (three per scoring); the same function, the same numbers.
+_EXPM1: Final[Callable[[float], float]] = math.expm1
 #: A purchase counts as "used" in the reasons while its share of breadth, exp(-days / 28), is a
 #: third or more, as a slot's n / (1 + n) is from n = 0.5.
 _PURCHASE_USED_DAYS: Final[float] = 28.0 * math.log(3.0)
@@ -180,7 +183,7 @@ def visit_gap_days(st: UserState, population_gap: float) -> float:
 
 def _window_cover(age_days: float, tau_days: float) -> float:
     """The share of a tau-day decayed window a user ``age_days`` old could have filled, times tau."""
-    return -tau_days * math.expm1(-age_days / tau_days)
+    return -tau_days * _EXPM1(-age_days / tau_days)
 
 
 def rate_ratio(a7: float, a28: float, age: float) -> float:
@@ -276,8 +279,10 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     g7, g28 = math.exp(-behind / 7.0), math.exp(-behind / 28.0)
     n_slots = model.compiled.vocabulary.n_slots
     if len(st.slot_7d) == n_slots:
-        slot_7d = [n * g7 for n in st.slot_7d]
-        slot_28d = [n * g28 for n in st.slot_28d]
+        # over tolist()'s list, not the array: mypyc walks a list in place, an array through its
+        # iterator (a call per item)
+        slot_7d = [n * g7 for n in st.slot_7d.tolist()]
+        slot_28d = [n * g28 for n in st.slot_28d.tolist()]
         negative = st.negative_28d * g28
     else:
         # Slots of another vocabulary (a state kept under another model, or one whose only
