@@ -21,17 +21,21 @@ from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Mem
 from models.engine import alert_id
 from models.revenue import AccountState
 
-__all__ = ["ACCOUNT_ALERT_SCHEMA", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "decide_alert",
-           "decide_reminders", "next_due_s", "renewal_ms"]
+__all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "decide_alert",
+           "decide_reminders", "member_deadlines_ms", "next_due_s", "other_due_ms", "renewal_ms",
+           "risk_drops_ms", "usage_counts"]
 
 KafkaRecord = tuple[bytes | None, bytes]
 
 ACCOUNT_ALERT_SCHEMA: Final[int] = 1
-_RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
+RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
 TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
 _WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
 _SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent after 14 days
 _RENEWAL_SOON_MS: Final[int] = 30 * 86_400_000  # models.account_health: "renewal in N days" within 30 days
+_TRIAL_SOON_MS: Final[int] = 3 * 86_400_000  # models.account_health: a trial ending within 3 days
+_USERS_WINDOW_MS: Final[int] = 90 * 86_400_000  # models.account_health: users = members seen in 90 days
+_DOWNGRADE_RECENT_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
 
 
 @dataclass(slots=True)
@@ -65,7 +69,7 @@ def renewal_ms(state: AccountState | None, table_ms: int = 0) -> int:
 
 def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[KafkaRecord]) -> AccountRollup:
     """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
-    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis).
+    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``RECOVERED_BELOW`` (hysteresis).
 
     An account whose subscription goes while its at-risk alert is open gets ``account_churned``
     too, once: a lost logo is news to the CRM (win-back work, the MRR gone) even when its decline
@@ -80,7 +84,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["at_risk_since_ms"] = now_ms
     elif since and r.stage == "churned" and not churned:
         kind = "account_churned"
-    elif since and r.risk < _RECOVERED_BELOW:
+    elif since and r.risk < RECOVERED_BELOW:
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
     if kind == "account_churned":
         acc.extras["churned_ms"] = now_ms
@@ -116,8 +120,23 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
 def next_due_s(acc: AccountWork, now_ms: int) -> int:
     """When the account must be looked at again without copies (0: never): a member turning
     silent, a trial reminder falling due, a stated renewal coming within 30 days."""
-    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()  # never seen (0): no deadline
-             if m.last_seen_s and m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+    times = member_deadlines_ms(acc, now_ms)
+    other = other_due_ms(acc, now_ms)
+    if other:
+        times.append(other)
+    return (min(times) + 999) // 1000 if times else 0
+
+
+def member_deadlines_ms(acc: AccountWork, now_ms: int) -> list[int]:
+    """The members' silence deadlines after ``now_ms`` (whole seconds; a member never seen has none)."""
+    return [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
+            if m.last_seen_s and m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+
+
+def other_due_ms(acc: AccountWork, now_ms: int) -> int:
+    """The account's next deadline after ``now_ms`` that is not a member's (0: none): a trial
+    reminder falling due, a stated renewal coming within 30 days. Costs nothing per member."""
+    times = []
     renews = renewal_ms(acc.state)
     if renews and renews - _RENEWAL_SOON_MS > now_ms:
         times.append(renews - _RENEWAL_SOON_MS)
@@ -126,7 +145,34 @@ def next_due_s(acc: AccountWork, now_ms: int) -> int:
         done = acc.extras.get("reminded")
         sent = done[1] if isinstance(done, list) and done[0] == ends else []
         times += [ends - h * 3_600_000 for h in TRIAL_REMINDERS_H if h not in sent and ends - h * 3_600_000 > now_ms]
-    return (min(times) + 999) // 1000 if times else 0
+    return min(times, default=0)
+
+
+def risk_drops_ms(acc: AccountWork) -> list[int]:
+    """The times after which the roll-up's risk may fall without a copy (a member leaving the 90-day
+    window of users, a downgrade older than 30 days, a renewal or a trial end passed). Between two
+    of them, with no copy, the risk only rises: members turn silent, usage decays
+    (``models.account_health``), a renewal or a trial end comes near."""
+    times = [m.last_seen_s * 1000 + _USERS_WINDOW_MS for m in acc.members.values() if m.last_seen_s]
+    down = acc.extras.get("down")
+    if down:
+        times.append(int(down[0]) + _DOWNGRADE_RECENT_MS)  # type: ignore[index]
+    renews = renewal_ms(acc.state)
+    ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
+    times += [t + 1 for t in (renews, ends) if t]
+    return times
+
+
+def usage_counts(state: AccountState, lo_ms: int, hi_ms: int) -> bool:
+    """Whether the members' usage can move the roll-up's risk between ``lo_ms`` and ``hi_ms``: a
+    renewal within 30 days or a trial ending within 3 days (``models.account_health``) at some time
+    between them."""
+    renews = renewal_ms(state)
+    if renews and renews - _RENEWAL_SOON_MS <= hi_ms and renews >= lo_ms:
+        return True
+    view = state.get() if state.subs else None
+    ends = view.trial_ends_ms if view is not None and view.status == "trial" else 0
+    return bool(ends) and ends - _TRIAL_SOON_MS <= hi_ms and ends >= lo_ms
 
 
 def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:

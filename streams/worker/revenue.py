@@ -26,6 +26,7 @@ not applied, as in ``churnwatch report``. Pure: no Redis, no Kafka (tests/test_w
 
 from __future__ import annotations
 
+import bisect
 import logging
 import struct
 from dataclasses import dataclass, field
@@ -33,12 +34,14 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import Member
+from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Member
 from models.events import Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
-from streams.worker.account_alerts import AccountWork, decide_alert, decide_reminders, next_due_s
+from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, decide_alert, decide_reminders,
+                                           member_deadlines_ms, next_due_s, other_due_ms, renewal_ms, risk_drops_ms,
+                                           usage_counts)
 from streams.worker.keys import bucket_of, offset_field
 
 __all__ = [
@@ -323,13 +326,67 @@ def _seen_ms(acc: AccountWork) -> int:
 
 def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAdvanced) -> None:
     """Review the account at each of its deadlines (``next_due_s``: a member turning silent, a
-    reminder, a renewal coming near) up to ``until_ms`` included, in time order. Each review moves
-    the account's time past its deadline, so the loop ends. None before the account's first time
-    (a new account's deadlines start from its first copy)."""
-    if not _seen_ms(acc):
+    reminder, a renewal coming near) up to ``until_ms`` included, in time order, as if each were
+    reviewed (:func:`_decide`). None before the account's first time (a new account's deadlines
+    start from its first copy).
+
+    Why not a review per deadline: each costs a roll-up over every member, so a copy arriving weeks
+    after a big account's members were last seen cost members squared (5,000 members: 11 CPU-s).
+    A member deadline only matters where a review there would alert, and between two times the
+    risk may fall at (``risk_drops_ms``) it only rises: so the first member deadline that opens an
+    alert is found by bisection, and while one is open only the first deadline after each fall can
+    close it. Reminders and a renewal coming near are reviewed each. While a member seen after the
+    review's time keeps its activity, usage need not fall: where usage counts (a renewal or a trial
+    end near), each deadline is then reviewed."""
+    seen = _seen_ms(acc)
+    if not seen:
         return
-    while (due_s := next_due_s(acc, _seen_ms(acc))) and due_s * 1000 <= until_ms:
-        _decide(account, acc, due_s * 1000, out)
+    dues = sorted({d for d in member_deadlines_ms(acc, seen) if d <= until_ms})
+    drops = sorted(risk_drops_ms(acc))
+    members = list(acc.members.values())
+    latest_seen_ms = max((m.last_seen_s * 1000 for m in members), default=0)
+    i = 0
+    while True:
+        seen = _seen_ms(acc)
+        i = bisect.bisect_right(dues, seen, i)
+        other = (other_due_ms(acc, seen) + 999) // 1000 * 1000
+        if other and other <= until_ms and (i == len(dues) or other <= dues[i]):
+            _decide(account, acc, other, out)
+            continue
+        if i == len(dues):
+            return
+        stop = drops[k] if (k := bisect.bisect_right(drops, dues[i])) < len(drops) else until_ms + 1
+        j = bisect.bisect_left(dues, min(stop, other or stop), i)
+        if latest_seen_ms > dues[i] and usage_counts(acc.state, dues[i], dues[j - 1]):
+            j = i + 1  # a member seen later keeps its activity until then: usage may rise, review each
+        first = _first_alerting(acc, members, dues, i, j)
+        if first < j:
+            _decide(account, acc, dues[first], out)
+        else:
+            acc.extras["seen_ms"] = dues[j - 1]
+
+
+def _first_alerting(acc: AccountWork, members: list[Member], dues: list[int], i: int, j: int) -> int:
+    """The first of ``dues[i:j]`` (times with the risk non-decreasing) at which a review alerts
+    (``decide_alert``), or ``j``: no open alert: the first where the risk reaches the threshold
+    (bisection); one open: the first only (``account_churned`` or the risk below the close)."""
+    def rollup_at(t: int) -> AccountRollup:
+        return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state), t)
+
+    if acc.extras.get("at_risk_since_ms"):
+        r = rollup_at(dues[i])
+        churns = r.stage == "churned" and not acc.extras.get("churned_ms")
+        return i if churns or r.risk < RECOVERED_BELOW else j
+    if rollup_at(dues[j - 1]).risk < ACCOUNT_AT_RISK:
+        return j
+    lo, hi = i, j - 1  # the risk reaches the threshold at dues[hi]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if rollup_at(dues[mid]).risk >= ACCOUNT_AT_RISK:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
 
 
 def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -> None:
