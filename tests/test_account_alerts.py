@@ -9,6 +9,7 @@ from models.events import Event
 from models.revenue import AccountState
 from models.subscription import Subscription
 from streams.worker.account_alerts import AccountWork, decide_alert, next_due_s, renewal_ms
+from streams.worker.alert_log import append_to_extras
 
 DAY_MS = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -42,6 +43,29 @@ def test_a_churn_with_no_alert_open_is_one_churned_alert() -> None:
     assert alerts == [], "an active paying account is not at risk"
     acc.state = acc.state.update(Event("u1", T0 + 61 * DAY_MS, "subscription", "s1", 0.0, "acme", Subscription("cancelled", "Pro", 0)))
     decide_alert("acme", acc, T0 + 61 * DAY_MS, alerts)
+    decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)
+    assert _kinds(alerts) == ["account_churned"]
+
+
+def _cancelled_with_old_extras(churn_logged_ms: int) -> tuple[AccountWork, list[tuple[bytes | None, bytes]]]:
+    """A churned account whose at-risk alert the previous version opened as ``account_churned`` at
+    T0 + 61 days (``at_risk_since_ms``, no ``churned_ms``), its list holding a churn at ``churn_logged_ms``."""
+    acc = _account(silent_days=1)
+    acc.state = acc.state.update(Event("u1", T0 + 61 * DAY_MS, "subscription", "s1", 0.0, "acme", Subscription("cancelled", "Pro", 0)))
+    old: list[tuple[bytes | None, bytes]] = []
+    r = decide_alert("acme", acc, churn_logged_ms, old)
+    append_to_extras(acc.extras, orjson.loads(old[0][1]))
+    acc.extras.pop("churned_ms")
+    acc.extras["at_risk_since_ms"] = T0 + 61 * DAY_MS
+    assert r.stage == "churned"
+    return acc, []
+
+
+def test_a_churn_the_previous_version_announced_is_not_announced_again() -> None:
+    acc, alerts = _cancelled_with_old_extras(T0 + 61 * DAY_MS)
+    decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)
+    assert alerts == [], "its account_churned is in the account's list since the alert opened"
+    acc, alerts = _cancelled_with_old_extras(T0 + 30 * DAY_MS)  # a churn of an earlier spell
     decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)
     assert _kinds(alerts) == ["account_churned"]
 

@@ -20,8 +20,9 @@ import orjson
 from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Member, rollup
 from models.engine import alert_id
 from models.revenue import AccountState
+from streams.worker.alert_log import EXTRAS_FIELD
 
-__all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "decide_alert",
+__all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "decide_alert",
            "decide_reminders", "member_deadlines_ms", "next_due_s", "other_due_ms", "renewal_ms",
            "risk_drops_ms", "usage_counts"]
 
@@ -77,7 +78,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     depended on whether the members' silence reached the account before the cancellation did."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state), now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
-    churned = int(acc.extras.get("churned_ms", 0) or 0)  # type: ignore[call-overload]
+    churned = churn_announced_ms(acc.extras)
     kind = None
     if not since and r.risk >= ACCOUNT_AT_RISK:
         kind = "account_churned" if r.stage == "churned" else "account_at_risk"
@@ -93,6 +94,24 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     if kind is not None:
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, r))))
     return r
+
+
+def churn_announced_ms(extras: Mapping[str, object]) -> int:
+    """When the open at-risk alert's churn was announced (0: not yet): ``churned_ms``, or for an
+    alert the previous version opened as ``account_churned`` (it kept no ``churned_ms``) that
+    alert in the account's list (``alert_log``) at or after ``at_risk_since_ms``.
+
+    >>> churn_announced_ms({"at_risk_since_ms": 5000, "log": [["id", "account_churned", 5000, "churned", 1.0, []]]})
+    5000
+    """
+    churned = int(extras.get("churned_ms", 0) or 0)  # type: ignore[call-overload]
+    since = int(extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
+    if churned or not since:
+        return churned
+    log = extras.get(EXTRAS_FIELD)
+    rows = log if isinstance(log, list) else []
+    return min((int(r[2]) for r in rows if isinstance(r, list) and len(r) > 2 and r[1] == "account_churned"
+                and isinstance(r[2], int) and r[2] >= since), default=0)
 
 
 def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRollup, alerts: list[KafkaRecord]) -> None:

@@ -39,7 +39,7 @@ from models.events import Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
-from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, decide_alert, decide_reminders,
+from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
                                            member_deadlines_ms, next_due_s, other_due_ms, renewal_ms, risk_drops_ms,
                                            usage_counts)
 from streams.worker.keys import bucket_of, offset_field
@@ -375,7 +375,7 @@ def _first_alerting(acc: AccountWork, members: list[Member], dues: list[int], i:
 
     if acc.extras.get("at_risk_since_ms"):
         r = rollup_at(dues[i])
-        churns = r.stage == "churned" and not acc.extras.get("churned_ms")
+        churns = r.stage == "churned" and not churn_announced_ms(acc.extras)
         return i if churns or r.risk < RECOVERED_BELOW else j
     if rollup_at(dues[j - 1]).risk < ACCOUNT_AT_RISK:
         return j
