@@ -310,8 +310,8 @@ def renewal_text(period_end_ms: int, now_ms: int) -> str:
 class AccountReport:
     """One account as its owner sees it: facts from the accounts table, roll-up from Redis.
 
-    ``renews_ms``: the earliest end of a paid period of its subscriptions (``period_end`` of the
-    events; 0 = none stated), as of ``as_of_ms``. ``renewal_date`` is the accounts table's (the
+    ``renews_ms``: the earliest end at or after ``as_of_ms`` of a paid period of its subscriptions
+    (``period_end`` of the events), else the latest one passed ("renewal was due"); 0 = none stated. ``renewal_date`` is the accounts table's (the
     contract's, as the account manager entered it)."""
 
     account_id: str
@@ -367,8 +367,8 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     state = AccountState.from_bytes(blob) if blob else None
     r = account_rollup(state, orjson.loads(extras) if extras else {},
                        [Member.from_bytes(v) for v in members.values()],
-                       renewal_ms(state, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms)
-    renews_ms = state.get().renews_ms if state is not None else 0
+                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms)
+    renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms)
 
 

@@ -84,8 +84,8 @@ def test_the_worker_reads_the_renewal_from_the_billing_statements() -> None:
     """The worker reads no accounts table: the statements' period end is the renewal its alerts
     speak of, and the account is looked at again when that renewal comes within 30 days."""
     now = T0 + 60 * DAY_MS
-    assert renewal_ms(_billed(now + 20 * DAY_MS, 8.0).state) == now + 20 * DAY_MS
-    assert renewal_ms(_billed(now + 20 * DAY_MS, 8.0).state, table_ms=now + 90 * DAY_MS) == now + 90 * DAY_MS, "the contract's date wins"
+    assert renewal_ms(_billed(now + 20 * DAY_MS, 8.0).state, now) == now + 20 * DAY_MS
+    assert renewal_ms(_billed(now + 20 * DAY_MS, 8.0).state, now, table_ms=now + 90 * DAY_MS) == now + 90 * DAY_MS, "the contract's date wins"
     alerts: list[tuple[bytes | None, bytes]] = []
     r = decide_alert("acme", _billed(now + 20 * DAY_MS, 8.0), now, alerts)
     assert any(text.startswith("renewal in 20 days while usage fell") for text in r.reasons), r.reasons
@@ -94,3 +94,20 @@ def test_the_worker_reads_the_renewal_from_the_billing_statements() -> None:
     assert next_due_s(AccountWork(far.state, {}, {}), now) == (now + 170 * DAY_MS) // 1000, "looked at 30 days before it"
     steady = decide_alert("acme", _billed(now + 20 * DAY_MS, 20.0), now, [])
     assert not any(text.startswith("renewal") for text in steady.reasons), "a renewal alone is no risk while usage holds"
+
+
+def test_a_period_end_passed_without_restatement_hides_no_later_renewal() -> None:
+    """An add-on whose period ended at day 10 with no statement since, the main plan renewing at
+    day 130: at day 90 the renewal is day 130, looked at on day 100, spoken of from then on."""
+    acc = _billed(T0 + 130 * DAY_MS, 8.0)
+    addon = Subscription("active", "Seats", 999, 0, T0 + 10 * DAY_MS)
+    acc.state = acc.state.update(Event("u2", T0 + DAY_MS, "subscription", "s1", 0.0, "acme", addon))
+    assert acc.state.get().renews_ms == T0 + 10 * DAY_MS, "the statements' earliest end is still the add-on's"
+    assert renewal_ms(acc.state, T0 + 90 * DAY_MS) == T0 + 130 * DAY_MS
+    assert renewal_ms(acc.state, T0 + 5 * DAY_MS) == T0 + 10 * DAY_MS
+    assert next_due_s(AccountWork(acc.state, {}, {}), T0 + 90 * DAY_MS) == (T0 + 100 * DAY_MS) // 1000
+    assert next_due_s(AccountWork(acc.state, {}, {}), T0 + 5 * DAY_MS) == (T0 + 100 * DAY_MS) // 1000, \
+        "before the add-on's end, the main plan's renewal is still looked at 30 days before it"
+    r = decide_alert("acme", acc, T0 + 110 * DAY_MS, [])
+    assert any(text.startswith("renewal in 20 days") for text in r.reasons), r.reasons
+    assert acc.state.get().renewal_shown_ms(T0 + 140 * DAY_MS) == T0 + 130 * DAY_MS, "was due: the latest passed"

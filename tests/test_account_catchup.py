@@ -34,6 +34,9 @@ def _random_account(rng: random.Random) -> AccountWork:
     state = AccountState().update(Event("u0", T0 - DAY_MS, "subscription", "s0", 0.0, "acme",
                                         Subscription("active", "Pro", 4999)))
     state = state.update(Event("u0", T0, "subscription", "s1", 0.0, "acme", sub))
+    if rng.random() < 0.4:  # an add-on with a period end of its own
+        addon = Subscription("active", "Seats", 999, 0, T0 + rng.randint(-20, 60) * DAY_MS)
+        state = state.update(Event("u9", T0, "subscription", "s2", 0.0, "acme", addon))
     members = {}
     for i in range(rng.randint(1, rng.choice([3, 25]))):
         k = member_key(f"u{i}")

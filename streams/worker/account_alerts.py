@@ -58,14 +58,23 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     return rollup(members, view, downgrade, renewal_ms, now_ms // 1000)
 
 
-def renewal_ms(state: AccountState | None, table_ms: int = 0) -> int:
-    """The account's next renewal: the accounts table's contract renewal date when it has one (the
-    date the account manager negotiates), else the earliest end of a paid period its billing
-    statements gave (``period_end``, models.revenue.AccountView.renews_ms); 0 when neither. The
+def renewal_ms(state: AccountState | None, now_ms: int, table_ms: int = 0) -> int:
+    """The account's renewal at ``now_ms``: the accounts table's contract renewal date when it has
+    one (the date the account manager negotiates), else the earliest end at or after ``now_ms`` of
+    a paid period its billing statements gave (``period_end``, models.revenue.AccountView.renews_at:
+    an add-on's end passed without a restatement hides no later renewal); 0 when neither. The
     worker reads no table, so its alerts use the statements'."""
     if table_ms:
         return table_ms
-    return state.get().renews_ms if state is not None and state.subs else 0
+    return state.get().renews_at(now_ms) if state is not None and state.subs else 0
+
+
+def _renewal_near_ms(state: AccountState, now_ms: int) -> int:
+    """The first time after ``now_ms`` a stated renewal comes within 30 days (0: none): for each
+    period end, once it is the renewal (the one before it passed) and within 30 days of it."""
+    ends = state.get().period_ends_ms if state.subs else ()
+    times = [max(e - _RENEWAL_SOON_MS, prev + 1) for prev, e in zip((0, *ends), ends)]
+    return min((t for t in times if t > now_ms), default=0)
 
 
 def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[KafkaRecord]) -> AccountRollup:
@@ -76,7 +85,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     too, once: a lost logo is news to the CRM (win-back work, the MRR gone) even when its decline
     was announced; before, the open alert swallowed it, so whether the CRM heard of the churn
     depended on whether the members' silence reached the account before the cancellation did."""
-    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state), now_ms)
+    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
     kind = None
@@ -155,10 +164,7 @@ def member_deadlines_ms(acc: AccountWork, now_ms: int) -> list[int]:
 def other_due_ms(acc: AccountWork, now_ms: int) -> int:
     """The account's next deadline after ``now_ms`` that is not a member's (0: none): a trial
     reminder falling due, a stated renewal coming within 30 days. Costs nothing per member."""
-    times = []
-    renews = renewal_ms(acc.state)
-    if renews and renews - _RENEWAL_SOON_MS > now_ms:
-        times.append(renews - _RENEWAL_SOON_MS)
+    times = [t for t in (_renewal_near_ms(acc.state, now_ms),) if t]
     ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
     if ends:
         done = acc.extras.get("reminded")
@@ -176,9 +182,9 @@ def risk_drops_ms(acc: AccountWork) -> list[int]:
     down = acc.extras.get("down")
     if down:
         times.append(int(down[0]) + _DOWNGRADE_RECENT_MS)  # type: ignore[index]
-    renews = renewal_ms(acc.state)
-    ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
-    times += [t + 1 for t in (renews, ends) if t]
+    view = acc.state.get() if acc.state.subs else None
+    if view is not None:
+        times += [t + 1 for t in (*view.period_ends_ms, view.trial_ends_ms) if t]
     return times
 
 
@@ -186,10 +192,9 @@ def usage_counts(state: AccountState, lo_ms: int, hi_ms: int) -> bool:
     """Whether the members' usage can move the roll-up's risk between ``lo_ms`` and ``hi_ms``: a
     renewal within 30 days or a trial ending within 3 days (``models.account_health``) at some time
     between them."""
-    renews = renewal_ms(state)
-    if renews and renews - _RENEWAL_SOON_MS <= hi_ms and renews >= lo_ms:
-        return True
     view = state.get() if state.subs else None
+    if view is not None and any(e - _RENEWAL_SOON_MS <= hi_ms and e >= lo_ms for e in view.period_ends_ms):
+        return True
     ends = view.trial_ends_ms if view is not None and view.status == "trial" else 0
     return bool(ends) and ends - _TRIAL_SOON_MS <= hi_ms and ends >= lo_ms
 

@@ -371,7 +371,7 @@ def _first_alerting(acc: AccountWork, members: list[Member], dues: list[int], i:
     (``decide_alert``), or ``j``: no open alert: the first where the risk reaches the threshold
     (bisection); one open: the first only (``account_churned`` or the risk below the close)."""
     def rollup_at(t: int) -> AccountRollup:
-        return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state), t)
+        return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state, t), t)
 
     if acc.extras.get("at_risk_since_ms"):
         r = rollup_at(dues[i])
