@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 import streams.worker.account_alerts as account_alerts
-from models.account_health import Member, member_key
+from models.account_health import Member, member_key, rollup, silence_risk, silent_counts
 from models.events import Event
 from models.revenue import AccountState
 from models.subscription import Subscription
@@ -84,3 +84,14 @@ def test_a_late_copy_of_a_big_account_costs_few_roll_ups(monkeypatch: pytest.Mon
     out = AccountsAdvanced()
     _review_until("big", acc, T0 + 75 * DAY_MS, out)
     assert len(out.alerts) == 1 and len(calls) < 60, (len(out.alerts), len(calls))
+
+
+def test_silent_counts_count_as_the_roll_up_does() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        members = [Member(i, rng.choice([0, rng.randint(0, 200 * 86_400)]), 1, 0.0, 1.0, 1.0) for i in range(rng.randint(0, 8))]
+        now_s = rng.randint(0, 220 * 86_400)
+        r = rollup(members, None, None, 0, now_s)
+        users, silent = silent_counts(sorted(m.last_seen_s for m in members), now_s)
+        assert (users, silent) == (r.users, r.silent)
+        assert round(1 - (1 - silence_risk(users, silent)), 4) == r.risk

@@ -34,7 +34,7 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Member
+from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Member, silence_risk, silent_counts
 from models.events import Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
@@ -77,6 +77,8 @@ KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, 
 # the counter hashes of an account bucket: a Ledger per period, and the signup-month cohorts
 # (``models.revenue_ledger.Cohorts.counters``), all HINCRBYed by the same fenced write
 COUNTER_SETS: Final[tuple[str, ...]] = (*PERIODS, "cohort")
+_MARGIN: Final[float] = 1e-3  # of risk: a bound this far from a threshold decides without a roll-up
+_DOWNGRADE_COUNTS_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
 
 
 def account_copy(ev: Event, partition: int, offset: int, value: bytes | None) -> KafkaCopy:
@@ -344,7 +346,9 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
     dues = sorted({d for d in member_deadlines_ms(acc, seen) if d <= until_ms})
     drops = sorted(risk_drops_ms(acc))
     members = list(acc.members.values())
-    latest_seen_ms = max((m.last_seen_s * 1000 for m in members), default=0)
+    seen_s = sorted(m.last_seen_s for m in members)
+    latest_seen_ms = seen_s[-1] * 1000 if seen_s else 0
+    churned = account_rollup(acc.state, acc.extras, [], 0, seen).stage == "churned"  # the subscription's: no copy, no change
     i = 0
     while True:
         seen = _seen_ms(acc)
@@ -359,11 +363,28 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
         j = bisect.bisect_left(dues, min(stop, other or stop), i)
         if latest_seen_ms > dues[i] and usage_counts(acc.state, dues[i], dues[j - 1]):
             j = i + 1  # a member seen later keeps its activity until then: usage may rise, review each
-        first = _first_alerting(acc, members, dues, i, j)
+        first = j if _quiet(acc, seen_s, churned, dues[i], dues[j - 1]) else _first_alerting(acc, members, dues, i, j)
         if first < j:
             _decide(account, acc, dues[first], out)
         else:
             acc.extras["seen_ms"] = dues[j - 1]
+
+
+def _quiet(acc: AccountWork, seen_s: list[int], churned: bool, lo_ms: int, hi_ms: int) -> bool:
+    """Whether no review between ``lo_ms`` and ``hi_ms`` (risk non-decreasing) can alert, told from
+    the users' part of the risk alone (``silent_counts``, no pass over the members): with an alert
+    open, that part alone keeps the risk above the close at ``lo_ms``; with none, no billing term
+    can count and that part stays below the threshold at ``hi_ms``. A margin covers rounding."""
+    if churned:
+        return bool(acc.extras.get("at_risk_since_ms")) and bool(churn_announced_ms(acc.extras))
+    if acc.extras.get("at_risk_since_ms"):
+        return silence_risk(*silent_counts(seen_s, lo_ms // 1000)) >= RECOVERED_BELOW + _MARGIN
+    if acc.state.subs and acc.state.get().past_due_since_ms or usage_counts(acc.state, lo_ms, hi_ms):
+        return False
+    down = acc.extras.get("down")
+    if down and int(down[0]) + _DOWNGRADE_COUNTS_MS > lo_ms:  # type: ignore[index]
+        return False
+    return silence_risk(*silent_counts(seen_s, hi_ms // 1000)) < ACCOUNT_AT_RISK - _MARGIN
 
 
 def _first_alerting(acc: AccountWork, members: list[Member], dues: list[int], i: int, j: int) -> int:
