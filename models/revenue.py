@@ -121,6 +121,22 @@ class AccountView:
     contracted_ms: int  # latest downgrade or partial cancellation; 0 = none
     first_paid_ms: int  # 0 = never paid
     renews_ms: int = 0  # earliest end of a paid period (active or past due: a cancelled one has no renewal); 0 = none stated
+    period_ends_ms: tuple[int, ...] = ()  # the ends of the paid periods stated, sorted (renews_ms is the first)
+
+    def renews_at(self, now_ms: int) -> int:
+        """The renewal at ``now_ms``: the earliest paid period end at or after it, 0 when none. A
+        period end passed without a restatement (an add-on's) is not the account's renewal while
+        another subscription renews later.
+
+        >>> AccountView(0, True, "active", (), 0, 0, 0, 0, 10, (10, 130)).renews_at(100)
+        130
+        """
+        return next((t for t in self.period_ends_ms if t >= now_ms), 0)
+
+    def renewal_shown_ms(self, now_ms: int) -> int:
+        """The period end to show at ``now_ms``: the renewal (:meth:`renews_at`), else the latest
+        one passed (a "renewal was due" text); 0 when none is stated."""
+        return self.renews_at(now_ms) or (self.period_ends_ms[-1] if self.period_ends_ms else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +260,7 @@ class AccountState:
         contracted = self.at_ms if mv is not None and mv.kind == "contraction" else self.contracted_ms
         first_paid = self.first_paid_ms or (self.at_ms if mrr else 0)
         return AccountView(mrr, mrr > 0, status, tuple(sorted(s.sub.plan for s in live)), min(past_due, default=0),
-                           min(trials, default=0), contracted, first_paid, min(renews, default=0))
+                           min(trials, default=0), contracted, first_paid, min(renews, default=0), tuple(sorted(set(renews))))
 
     def to_bytes(self) -> bytes:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan

@@ -24,11 +24,11 @@ from models.state import UserState
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
 from streams.timefmt import format_ts
-from streams.worker.store import REACH_SCALE, Store, StoreReader, model_id
+from streams.worker.store import REACH_SCALE, Store, StoreReader, UnreadableState, model_id
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AccountReport", "account_book", "account_report", "account_subscriptions", "UserReport", "churn_rate", "cohort_rows",
+__all__ = ["AccountReport", "UnreadableAccount", "account_book", "account_report", "account_subscriptions", "read_account_state", "UserReport", "churn_rate", "cohort_rows",
            "indexed_save_list", "live_cohorts", "live_revenue", "open_reader", "renewal", "renewal_text", "revenue_figures",
            "revenue_range", "stream_time_ms", "top_users", "user_report"]
 
@@ -310,8 +310,8 @@ def renewal_text(period_end_ms: int, now_ms: int) -> str:
 class AccountReport:
     """One account as its owner sees it: facts from the accounts table, roll-up from Redis.
 
-    ``renews_ms``: the earliest end of a paid period of its subscriptions (``period_end`` of the
-    events; 0 = none stated), as of ``as_of_ms``. ``renewal_date`` is the accounts table's (the
+    ``renews_ms``: the earliest end at or after ``as_of_ms`` of a paid period of its subscriptions
+    (``period_end`` of the events), else the latest one passed ("renewal was due"); 0 = none stated. ``renewal_date`` is the accounts table's (the
     contract's, as the account manager entered it)."""
 
     account_id: str
@@ -351,12 +351,43 @@ def account_subscriptions(state: Any, now_ms: int) -> list[dict[str, Any]]:
     return out
 
 
+class UnreadableAccount(UnreadableState):
+    """One account's stored revenue state cannot be read (damaged, or of a newer format): a view of
+    that one account says so (the CLI one line, the console 409, as for a user); views of many
+    accounts leave it out (one WARNING a call with their count). The worker starts it afresh at its
+    next copy (streams.worker.revenue)."""
+
+
+def read_account_state(blob: bytes | None) -> Any:
+    """The ``models.revenue.AccountState`` of a stored record (None when there is none), or
+    :class:`UnreadableAccount` saying what is there.
+
+    >>> try:
+    ...     read_account_state(b"\\x09abc")
+    ... except UnreadableAccount as exc:
+    ...     print(exc)
+    the stored revenue state of this account cannot be read (format v9, 4 bytes): it will start afresh at its next subscription event
+    """
+    import struct
+
+    from models.revenue import AccountState
+
+    if not blob:
+        return None
+    try:
+        return AccountState.from_bytes(blob)
+    except (ValueError, struct.error) as exc:
+        logger.debug("unreadable account record: %s", exc)
+        raise UnreadableAccount(f"the stored revenue state of this account cannot be read (format v{blob[0]}, {len(blob)} bytes):"
+                                " it will start afresh at its next subscription event") from exc
+
+
 def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int) -> AccountReport | None:
-    """The account's roll-up at ``now_ms`` (stream time), or None when Redis knows nothing of it."""
+    """The account's roll-up at ``now_ms`` (stream time), or None when Redis knows nothing of it;
+    :class:`UnreadableAccount` when its stored state cannot be read."""
     import orjson
 
     from models.account_health import Member
-    from models.revenue import AccountState
     from streams.timefmt import parse_ts_ms
     from streams.worker.account_alerts import account_rollup, renewal_ms
 
@@ -364,11 +395,11 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     if blob is None and not members:
         return None
     renewal_date = facts.get("renewal_date") or ""
-    state = AccountState.from_bytes(blob) if blob else None
+    state = read_account_state(blob)
     r = account_rollup(state, orjson.loads(extras) if extras else {},
                        [Member.from_bytes(v) for v in members.values()],
-                       renewal_ms(state, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms)
-    renews_ms = state.get().renews_ms if state is not None else 0
+                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms)
+    renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms)
 
 
@@ -385,7 +416,17 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
     if not mine:
         raise UserError(f"no account in {settings.topic_accounts!r} has owner {owner!r}")
     now = now_ms if now_ms is not None else stream_time_ms(reader, settings)
-    out = [r for r in (account_report(reader, a, f, now) for a, f in sorted(mine.items())) if r is not None]
+    out, bad = [], 0
+    for a, f in sorted(mine.items()):
+        try:
+            r = account_report(reader, a, f, now)
+        except UnreadableAccount:
+            bad += 1
+            continue
+        if r is not None:
+            out.append(r)
+    if bad:  # a damaged record (or one of a newer format) breaks no list; no account id in logs
+        logger.warning("%s account(s) with an unreadable stored state left out of the book", bad)
     if at_risk_only:
         out = [r for r in out if r.rollup.risk >= ACCOUNT_AT_RISK and r.rollup.stage != "churned"]
     out.sort(key=lambda r: (-r.rollup.risk, r.account_id))

@@ -68,6 +68,7 @@ def test_a_period_end_column_is_read_by_name_in_either_ts_form(tmp_path: Path) -
     ("next month", "period_end: timestamp 'next month' is neither ISO-8601 nor epoch milliseconds"),
     ("1769990400", "period_end '1769990400' is not epoch milliseconds after 2000-01-01"),  # epoch seconds
     ("-5", "period_end: timestamp '-5'"),
+    ("1999-06-01T00:00:00Z", "period_end '1999-06-01T00:00:00Z' is before 2000-01-01"),  # as the stream's codec
 ])
 def test_a_bad_period_end_names_file_line_and_column(tmp_path: Path, cell: str, message: str) -> None:
     f = tmp_path / "bad.csv"

@@ -131,17 +131,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from models.revenue import AccountState
-    from streams.views import account_report, account_subscriptions, open_reader, stream_time_ms
+    from streams.views import UnreadableAccount, account_report, account_subscriptions, open_reader, read_account_state, stream_time_ms
 
     facts = read_accounts(settings, timeout_s=args.timeout).get(args.account_id, {})
     with open_reader(settings) as reader:
         now_ms = stream_time_ms(reader, settings)
-        report = account_report(reader, args.account_id, facts, now_ms)
+        try:
+            report = account_report(reader, args.account_id, facts, now_ms)
+        except UnreadableAccount as exc:  # one line saying what is there, not the record's parse error
+            raise UserError(str(exc)) from None
         blob = reader.load_account(args.account_id)[0] if report is not None else None
     if report is None:
         raise UserError(f"account {args.account_id[:60]!r} is unknown: no subscription event or user of it has reached a worker")
-    subs = account_subscriptions(AccountState.from_bytes(blob) if blob else None, now_ms)
+    subs = account_subscriptions(read_account_state(blob), now_ms)
     if args.json:
         print(orjson.dumps({**report.to_dict(), "subscriptions": subs}).decode())
     else:

@@ -588,15 +588,14 @@ async def owner_segments(owners: Owners, owner: str) -> list[str]:
 
 def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int) -> tuple[Any, Any, list[Any], list[Any]]:
     from models.account_health import Member
-    from models.revenue import AccountState
-    from streams.views import account_report
+    from streams.views import account_report, read_account_state
     from streams.worker.alert_log import EXTRAS_FIELD, decode_entries
     from streams.worker.store import StoreReader
 
     with StoreReader(settings) as reader:
         report = account_report(reader, account_id, facts, now_ms)
         blob, extras, members = reader.load_account(account_id)
-    state = AccountState.from_bytes(blob) if blob else None
+    state = read_account_state(blob)
     logged = orjson.loads(extras).get(EXTRAS_FIELD, []) if extras else []
     return (report, state, sorted((Member.from_bytes(v) for v in members.values()), key=lambda m: (-m.risk, -m.last_seen_s)),
             decode_entries(logged))
@@ -606,7 +605,8 @@ async def account_view(settings: Settings, owners: Owners, account_id: str, now_
     """The account's roll-up (``streams.views.AccountReport``, as ``churnwatch top --owner``
     reports it), its revenue state (``models.revenue.AccountState`` or None), its members, most at
     risk first (with their user id where the member record carries it,
-    ``models.account_health.Member``), and its last alerts, newest first (``streams.worker.alert_log``)."""
+    ``models.account_health.Member``), and its last alerts, newest first (``streams.worker.alert_log``);
+    ``streams.views.UnreadableAccount`` (409) when its stored state cannot be read."""
     facts = (await owners.table()).get(account_id, {})
     report, state, members, alerts = await asyncio.to_thread(_account, settings, account_id, facts, now_ms)
     if report is None:

@@ -145,8 +145,9 @@ def _subscription(row: list[str], columns: tuple[int | None, ...]) -> Subscripti
 
 
 def _time_cell(row: list[str], i: int | None, name: str) -> int:
-    """An optional time column read as ``ts`` is, 0 when empty. A ``period_end`` epoch number before
-    2000 is refused as ``ts`` is (epoch seconds, as Stripe exports them; the stream refuses it too)."""
+    """An optional time column read as ``ts`` is, 0 when empty. A ``period_end`` before 2000 is
+    refused in either form, as the stream's codec refuses it (``MIN_EVENT_MS``, one rule): an epoch
+    number then is most likely epoch seconds, as Stripe exports them."""
     raw = _cell(row, i)
     if not raw:
         return 0
@@ -154,8 +155,10 @@ def _time_cell(row: list[str], i: int | None, name: str) -> int:
         ms = parse_ts_ms(raw)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
-    if name == "period_end" and ms < MIN_EVENT_MS and raw.replace(".", "", 1).isdigit():
-        raise ValueError(f"{name} {raw!r} is not epoch milliseconds after 2000-01-01")
+    if name == "period_end" and ms and ms < MIN_EVENT_MS:
+        if raw.replace(".", "", 1).isdigit():
+            raise ValueError(f"{name} {raw!r} is not epoch milliseconds after 2000-01-01")
+        raise ValueError(f"{name} {raw!r} is before 2000-01-01")
     return ms
 
 

@@ -20,18 +20,23 @@ import orjson
 from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Member, rollup
 from models.engine import alert_id
 from models.revenue import AccountState
+from streams.worker.alert_log import EXTRAS_FIELD
 
-__all__ = ["ACCOUNT_ALERT_SCHEMA", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "decide_alert",
-           "decide_reminders", "next_due_s", "renewal_ms"]
+__all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "decide_alert",
+           "decide_reminders", "member_deadlines_ms", "next_due_s", "other_due_ms", "renewal_ms",
+           "risk_drops_ms", "usage_counts"]
 
 KafkaRecord = tuple[bytes | None, bytes]
 
 ACCOUNT_ALERT_SCHEMA: Final[int] = 1
-_RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
+RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
 TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
 _WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
 _SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent after 14 days
 _RENEWAL_SOON_MS: Final[int] = 30 * 86_400_000  # models.account_health: "renewal in N days" within 30 days
+_TRIAL_SOON_MS: Final[int] = 3 * 86_400_000  # models.account_health: a trial ending within 3 days
+_USERS_WINDOW_MS: Final[int] = 90 * 86_400_000  # models.account_health: users = members seen in 90 days
+_DOWNGRADE_RECENT_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
 
 
 @dataclass(slots=True)
@@ -53,34 +58,43 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     return rollup(members, view, downgrade, renewal_ms, now_ms // 1000)
 
 
-def renewal_ms(state: AccountState | None, table_ms: int = 0) -> int:
-    """The account's next renewal: the accounts table's contract renewal date when it has one (the
-    date the account manager negotiates), else the earliest end of a paid period its billing
-    statements gave (``period_end``, models.revenue.AccountView.renews_ms); 0 when neither. The
+def renewal_ms(state: AccountState | None, now_ms: int, table_ms: int = 0) -> int:
+    """The account's renewal at ``now_ms``: the accounts table's contract renewal date when it has
+    one (the date the account manager negotiates), else the earliest end at or after ``now_ms`` of
+    a paid period its billing statements gave (``period_end``, models.revenue.AccountView.renews_at:
+    an add-on's end passed without a restatement hides no later renewal); 0 when neither. The
     worker reads no table, so its alerts use the statements'."""
     if table_ms:
         return table_ms
-    return state.get().renews_ms if state is not None and state.subs else 0
+    return state.get().renews_at(now_ms) if state is not None and state.subs else 0
+
+
+def _renewal_near_ms(state: AccountState, now_ms: int) -> int:
+    """The first time after ``now_ms`` a stated renewal comes within 30 days (0: none): for each
+    period end, once it is the renewal (the one before it passed) and within 30 days of it."""
+    ends = state.get().period_ends_ms if state.subs else ()
+    times = [max(e - _RENEWAL_SOON_MS, prev + 1) for prev, e in zip((0, *ends), ends)]
+    return min((t for t in times if t > now_ms), default=0)
 
 
 def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[KafkaRecord]) -> AccountRollup:
     """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
-    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``_RECOVERED_BELOW`` (hysteresis).
+    the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``RECOVERED_BELOW`` (hysteresis).
 
     An account whose subscription goes while its at-risk alert is open gets ``account_churned``
     too, once: a lost logo is news to the CRM (win-back work, the MRR gone) even when its decline
     was announced; before, the open alert swallowed it, so whether the CRM heard of the churn
     depended on whether the members' silence reached the account before the cancellation did."""
-    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state), now_ms)
+    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
-    churned = int(acc.extras.get("churned_ms", 0) or 0)  # type: ignore[call-overload]
+    churned = churn_announced_ms(acc.extras)
     kind = None
     if not since and r.risk >= ACCOUNT_AT_RISK:
         kind = "account_churned" if r.stage == "churned" else "account_at_risk"
         acc.extras["at_risk_since_ms"] = now_ms
     elif since and r.stage == "churned" and not churned:
         kind = "account_churned"
-    elif since and r.risk < _RECOVERED_BELOW:
+    elif since and r.risk < RECOVERED_BELOW:
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
     if kind == "account_churned":
         acc.extras["churned_ms"] = now_ms
@@ -89,6 +103,24 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     if kind is not None:
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, r))))
     return r
+
+
+def churn_announced_ms(extras: Mapping[str, object]) -> int:
+    """When the open at-risk alert's churn was announced (0: not yet): ``churned_ms``, or for an
+    alert the previous version opened as ``account_churned`` (it kept no ``churned_ms``) that
+    alert in the account's list (``alert_log``) at or after ``at_risk_since_ms``.
+
+    >>> churn_announced_ms({"at_risk_since_ms": 5000, "log": [["id", "account_churned", 5000, "churned", 1.0, []]]})
+    5000
+    """
+    churned = int(extras.get("churned_ms", 0) or 0)  # type: ignore[call-overload]
+    since = int(extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
+    if churned or not since:
+        return churned
+    log = extras.get(EXTRAS_FIELD)
+    rows = log if isinstance(log, list) else []
+    return min((int(r[2]) for r in rows if isinstance(r, list) and len(r) > 2 and r[1] == "account_churned"
+                and isinstance(r[2], int) and r[2] >= since), default=0)
 
 
 def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRollup, alerts: list[KafkaRecord]) -> None:
@@ -116,17 +148,55 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
 def next_due_s(acc: AccountWork, now_ms: int) -> int:
     """When the account must be looked at again without copies (0: never): a member turning
     silent, a trial reminder falling due, a stated renewal coming within 30 days."""
-    times = [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()  # never seen (0): no deadline
-             if m.last_seen_s and m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
-    renews = renewal_ms(acc.state)
-    if renews and renews - _RENEWAL_SOON_MS > now_ms:
-        times.append(renews - _RENEWAL_SOON_MS)
+    times = member_deadlines_ms(acc, now_ms)
+    other = other_due_ms(acc, now_ms)
+    if other:
+        times.append(other)
+    return (min(times) + 999) // 1000 if times else 0
+
+
+def member_deadlines_ms(acc: AccountWork, now_ms: int) -> list[int]:
+    """The members' silence deadlines after ``now_ms`` (whole seconds; a member never seen has none)."""
+    return [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
+            if m.last_seen_s and m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+
+
+def other_due_ms(acc: AccountWork, now_ms: int) -> int:
+    """The account's next deadline after ``now_ms`` that is not a member's (0: none): a trial
+    reminder falling due, a stated renewal coming within 30 days. Costs nothing per member."""
+    times = [t for t in (_renewal_near_ms(acc.state, now_ms),) if t]
     ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
     if ends:
         done = acc.extras.get("reminded")
         sent = done[1] if isinstance(done, list) and done[0] == ends else []
         times += [ends - h * 3_600_000 for h in TRIAL_REMINDERS_H if h not in sent and ends - h * 3_600_000 > now_ms]
-    return (min(times) + 999) // 1000 if times else 0
+    return min(times, default=0)
+
+
+def risk_drops_ms(acc: AccountWork) -> list[int]:
+    """The times after which the roll-up's risk may fall without a copy (a member leaving the 90-day
+    window of users, a downgrade older than 30 days, a renewal or a trial end passed). Between two
+    of them, with no copy, the risk only rises: members turn silent, usage decays
+    (``models.account_health``), a renewal or a trial end comes near."""
+    times = [m.last_seen_s * 1000 + _USERS_WINDOW_MS for m in acc.members.values() if m.last_seen_s]
+    down = acc.extras.get("down")
+    if down:
+        times.append(int(down[0]) + _DOWNGRADE_RECENT_MS)  # type: ignore[index]
+    view = acc.state.get() if acc.state.subs else None
+    if view is not None:
+        times += [t + 1 for t in (*view.period_ends_ms, view.trial_ends_ms) if t]
+    return times
+
+
+def usage_counts(state: AccountState, lo_ms: int, hi_ms: int) -> bool:
+    """Whether the members' usage can move the roll-up's risk between ``lo_ms`` and ``hi_ms``: a
+    renewal within 30 days or a trial ending within 3 days (``models.account_health``) at some time
+    between them."""
+    view = state.get() if state.subs else None
+    if view is not None and any(e - _RENEWAL_SOON_MS <= hi_ms and e >= lo_ms for e in view.period_ends_ms):
+        return True
+    ends = view.trial_ends_ms if view is not None and view.status == "trial" else 0
+    return bool(ends) and ends - _TRIAL_SOON_MS <= hi_ms and ends >= lo_ms
 
 
 def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:

@@ -26,6 +26,7 @@ not applied, as in ``churnwatch report``. Pure: no Redis, no Kafka (tests/test_w
 
 from __future__ import annotations
 
+import bisect
 import logging
 import struct
 from dataclasses import dataclass, field
@@ -33,12 +34,14 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import Member
+from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Member, silence_risk, silent_counts
 from models.events import Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
-from streams.worker.account_alerts import AccountWork, decide_alert, decide_reminders, next_due_s
+from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
+                                           member_deadlines_ms, next_due_s, other_due_ms, renewal_ms, risk_drops_ms,
+                                           usage_counts)
 from streams.worker.keys import bucket_of, offset_field
 
 __all__ = [
@@ -74,6 +77,8 @@ KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, 
 # the counter hashes of an account bucket: a Ledger per period, and the signup-month cohorts
 # (``models.revenue_ledger.Cohorts.counters``), all HINCRBYed by the same fenced write
 COUNTER_SETS: Final[tuple[str, ...]] = (*PERIODS, "cohort")
+_MARGIN: Final[float] = 1e-3  # of risk: a bound this far from a threshold decides without a roll-up
+_DOWNGRADE_COUNTS_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
 
 
 def account_copy(ev: Event, partition: int, offset: int, value: bytes | None) -> KafkaCopy:
@@ -323,13 +328,86 @@ def _seen_ms(acc: AccountWork) -> int:
 
 def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAdvanced) -> None:
     """Review the account at each of its deadlines (``next_due_s``: a member turning silent, a
-    reminder, a renewal coming near) up to ``until_ms`` included, in time order. Each review moves
-    the account's time past its deadline, so the loop ends. None before the account's first time
-    (a new account's deadlines start from its first copy)."""
-    if not _seen_ms(acc):
+    reminder, a renewal coming near) up to ``until_ms`` included, in time order, as if each were
+    reviewed (:func:`_decide`). None before the account's first time (a new account's deadlines
+    start from its first copy).
+
+    Why not a review per deadline: each costs a roll-up over every member, so a copy arriving weeks
+    after a big account's members were last seen cost members squared (5,000 members: 11 CPU-s).
+    A member deadline only matters where a review there would alert, and between two times the
+    risk may fall at (``risk_drops_ms``) it only rises: so the first member deadline that opens an
+    alert is found by bisection, and while one is open only the first deadline after each fall can
+    close it. Reminders and a renewal coming near are reviewed each. While a member seen after the
+    review's time keeps its activity, usage need not fall: where usage counts (a renewal or a trial
+    end near), each deadline is then reviewed."""
+    seen = _seen_ms(acc)
+    if not seen:
         return
-    while (due_s := next_due_s(acc, _seen_ms(acc))) and due_s * 1000 <= until_ms:
-        _decide(account, acc, due_s * 1000, out)
+    dues = sorted({d for d in member_deadlines_ms(acc, seen) if d <= until_ms})
+    drops = sorted(risk_drops_ms(acc))
+    members = list(acc.members.values())
+    seen_s = sorted(m.last_seen_s for m in members)
+    latest_seen_ms = seen_s[-1] * 1000 if seen_s else 0
+    churned = account_rollup(acc.state, acc.extras, [], 0, seen).stage == "churned"  # the subscription's: no copy, no change
+    i = 0
+    while True:
+        seen = _seen_ms(acc)
+        i = bisect.bisect_right(dues, seen, i)
+        other = (other_due_ms(acc, seen) + 999) // 1000 * 1000
+        if other and other <= until_ms and (i == len(dues) or other <= dues[i]):
+            _decide(account, acc, other, out)
+            continue
+        if i == len(dues):
+            return
+        stop = drops[k] if (k := bisect.bisect_right(drops, dues[i])) < len(drops) else until_ms + 1
+        j = bisect.bisect_left(dues, min(stop, other or stop), i)
+        if latest_seen_ms > dues[i] and usage_counts(acc.state, dues[i], dues[j - 1]):
+            j = i + 1  # a member seen later keeps its activity until then: usage may rise, review each
+        first = j if _quiet(acc, seen_s, churned, dues[i], dues[j - 1]) else _first_alerting(acc, members, dues, i, j)
+        if first < j:
+            _decide(account, acc, dues[first], out)
+        else:
+            acc.extras["seen_ms"] = dues[j - 1]
+
+
+def _quiet(acc: AccountWork, seen_s: list[int], churned: bool, lo_ms: int, hi_ms: int) -> bool:
+    """Whether no review between ``lo_ms`` and ``hi_ms`` (risk non-decreasing) can alert, told from
+    the users' part of the risk alone (``silent_counts``, no pass over the members): with an alert
+    open, that part alone keeps the risk above the close at ``lo_ms``; with none, no billing term
+    can count and that part stays below the threshold at ``hi_ms``. A margin covers rounding."""
+    if churned:
+        return bool(acc.extras.get("at_risk_since_ms")) and bool(churn_announced_ms(acc.extras))
+    if acc.extras.get("at_risk_since_ms"):
+        return silence_risk(*silent_counts(seen_s, lo_ms // 1000)) >= RECOVERED_BELOW + _MARGIN
+    if acc.state.subs and acc.state.get().past_due_since_ms or usage_counts(acc.state, lo_ms, hi_ms):
+        return False
+    down = acc.extras.get("down")
+    if down and int(down[0]) + _DOWNGRADE_COUNTS_MS > lo_ms:  # type: ignore[index]
+        return False
+    return silence_risk(*silent_counts(seen_s, hi_ms // 1000)) < ACCOUNT_AT_RISK - _MARGIN
+
+
+def _first_alerting(acc: AccountWork, members: list[Member], dues: list[int], i: int, j: int) -> int:
+    """The first of ``dues[i:j]`` (times with the risk non-decreasing) at which a review alerts
+    (``decide_alert``), or ``j``: no open alert: the first where the risk reaches the threshold
+    (bisection); one open: the first only (``account_churned`` or the risk below the close)."""
+    def rollup_at(t: int) -> AccountRollup:
+        return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state, t), t)
+
+    if acc.extras.get("at_risk_since_ms"):
+        r = rollup_at(dues[i])
+        churns = r.stage == "churned" and not churn_announced_ms(acc.extras)
+        return i if churns or r.risk < RECOVERED_BELOW else j
+    if rollup_at(dues[j - 1]).risk < ACCOUNT_AT_RISK:
+        return j
+    lo, hi = i, j - 1  # the risk reaches the threshold at dues[hi]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if rollup_at(dues[mid]).risk >= ACCOUNT_AT_RISK:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
 
 
 def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -> None:

@@ -1,0 +1,97 @@
+"""An account's catch-up reviews (streams.worker.revenue._review_until): the alerts of one review per
+deadline, at a cost about linear in members. Pure, no Redis or Kafka."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+import streams.worker.account_alerts as account_alerts
+from models.account_health import Member, member_key, rollup, silence_risk, silent_counts
+from models.events import Event
+from models.revenue import AccountState
+from models.subscription import Subscription
+from streams.worker.account_alerts import AccountWork, next_due_s
+from streams.worker.revenue import AccountsAdvanced, _decide, _review_until
+
+DAY_MS = 86_400_000
+T0 = 1_767_225_600_000  # 2026-01-01
+
+
+def _review_each(account: str, acc: AccountWork, until_ms: int, out: AccountsAdvanced) -> None:
+    """The reference: one review per deadline, as the worker did before the catch-up was cheap."""
+    while (due_s := next_due_s(acc, int(acc.extras["seen_ms"]))) and due_s * 1000 <= until_ms:  # type: ignore[call-overload]
+        _decide(account, acc, due_s * 1000, out)
+
+
+def _random_account(rng: random.Random) -> AccountWork:
+    status = rng.choice(["active", "active", "trial", "past_due", "cancelled"])
+    ends = T0 + rng.randint(1, 40) * DAY_MS + rng.randint(0, 86_399_999) if status == "trial" else 0
+    period_end = T0 + rng.randint(-20, 60) * DAY_MS if status != "trial" and rng.random() < 0.7 else 0
+    sub = Subscription(status, "Pro", 0 if status in ("trial", "cancelled") else 4999, ends, period_end)
+    state = AccountState().update(Event("u0", T0 - DAY_MS, "subscription", "s0", 0.0, "acme",
+                                        Subscription("active", "Pro", 4999)))
+    state = state.update(Event("u0", T0, "subscription", "s1", 0.0, "acme", sub))
+    if rng.random() < 0.4:  # an add-on with a period end of its own
+        addon = Subscription("active", "Seats", 999, 0, T0 + rng.randint(-20, 60) * DAY_MS)
+        state = state.update(Event("u9", T0, "subscription", "s2", 0.0, "acme", addon))
+    members = {}
+    for i in range(rng.randint(1, rng.choice([3, 25]))):
+        k = member_key(f"u{i}")
+        seen_s = (T0 + rng.randint(-100 * DAY_MS, 10 * DAY_MS)) // 1000
+        members[k] = Member(k, seen_s, 1, 0.0, rng.uniform(0, 30), rng.uniform(1, 30), f"u{i}")
+    extras: dict[str, object] = {"seen_ms": T0}
+    if rng.random() < 0.3:
+        extras["down"] = [T0 - rng.randint(0, 40) * DAY_MS, ["Pro", "Seats"], ["Pro"]]
+    if rng.random() < 0.3:
+        extras["at_risk_since_ms"] = T0 - DAY_MS
+    acc = AccountWork(state, extras, members)
+    _decide("acme", acc, T0, AccountsAdvanced())  # the account's copy at T0
+    return acc
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_catch_up_gives_the_alerts_of_one_review_per_deadline(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(150):
+        acc = _random_account(rng)
+        twin = AccountWork(acc.state, orjson_copy(acc.extras), dict(acc.members))
+        until = T0 + rng.randint(0, 120) * DAY_MS
+        fast, slow = AccountsAdvanced(), AccountsAdvanced()
+        _review_until("acme", acc, until, fast)
+        _review_each("acme", twin, until, slow)
+        assert fast.alerts == slow.alerts
+        assert acc.extras == twin.extras
+
+
+def orjson_copy(extras: dict[str, object]) -> dict[str, object]:
+    return orjson.loads(orjson.dumps(extras))
+
+
+def test_a_late_copy_of_a_big_account_costs_few_roll_ups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2,000 members last seen over 30 days, the next copy 45 days later: one review per member
+    deadline was 2,000 roll-ups over 2,000 members each (1.8 CPU-s); a few dozen now."""
+    calls = []
+    real = account_alerts.rollup
+    monkeypatch.setattr(account_alerts, "rollup", lambda *a: calls.append(1) or real(*a))
+    state = AccountState().update(Event("u0", T0, "subscription", "s0", 0.0, "big", Subscription("active", "Ent", 99900)))
+    n = 2000
+    members = {member_key(f"u{i}"): Member(member_key(f"u{i}"), (T0 + i * (30 * DAY_MS // n)) // 1000, 1, 0.0, 20.0, 20.0)
+               for i in range(n)}
+    acc = AccountWork(state, {"seen_ms": T0 + 30 * DAY_MS}, members)
+    out = AccountsAdvanced()
+    _review_until("big", acc, T0 + 75 * DAY_MS, out)
+    assert len(out.alerts) == 1 and len(calls) < 60, (len(out.alerts), len(calls))
+
+
+def test_silent_counts_count_as_the_roll_up_does() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        members = [Member(i, rng.choice([0, rng.randint(0, 200 * 86_400)]), 1, 0.0, 1.0, 1.0) for i in range(rng.randint(0, 8))]
+        now_s = rng.randint(0, 220 * 86_400)
+        r = rollup(members, None, None, 0, now_s)
+        users, silent = silent_counts(sorted(m.last_seen_s for m in members), now_s)
+        assert (users, silent) == (r.users, r.silent)
+        assert round(1 - (1 - silence_risk(users, silent)), 4) == r.risk
