@@ -62,3 +62,4 @@ def test_the_console_user_page_says_the_state_cannot_be_read(damaged: Settings) 
     assert api.json()["error"] == {"status": 409, "code": "unreadable_state", "message": SAID}
     assert page.status_code == 409 and SAID in page.text and "Traceback" not in page.text
     assert "409" in spec["paths"]["/api/v1/users/{user_id}"]["get"]["responses"], "the API's document says so too"
+    assert "409" in spec["paths"]["/api/v1/accounts/{account_id}"]["get"]["responses"], "an account's too (views.UnreadableAccount)"

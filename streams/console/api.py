@@ -197,7 +197,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     # 409, not 500 or 503: the record is there (not 404) but damaged or of a newer format; no
     # retry helps, the user's next event starts it afresh
     text = {400: "a parameter it cannot use", 401: "missing or wrong bearer token", 404: "not found",
-            409: "the user's stored state cannot be read (damaged, or of a newer format): it starts afresh at its next event",
+            409: "the user's (or account's) stored state cannot be read (damaged, or of a newer format): it starts afresh "
+                 "at its next event (an account: at its next copy)",
             503: "no worker has written state yet, or Redis does not answer"}
     return {str(c): _error(text[c]) for c in codes}
 
@@ -316,7 +317,7 @@ def openapi() -> dict[str, Any]:
                 "summary": ("One account's roll-up (as `churnwatch top --owner --json`), subscriptions, members (with their "
                             "user ids) and last alerts (newest first)"),
                 "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": _STR}],
-                "responses": {"200": _ok("Account"), **_errors(401, 404, 503)},
+                "responses": {"200": _ok("Account"), **_errors(401, 404, 409, 503)},
             }},
             "/api/v1/churn": {"get": {
                 "operationId": "getChurn",

@@ -24,6 +24,7 @@ from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
                                   counters, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
+from streams.views import UnreadableAccount
 from streams.worker.store import UnreadableState
 from streams.worker.history import HistoryPoint, week_start_s
 
@@ -59,7 +60,8 @@ def _page(handler):  # type: ignore[no-untyped-def]
         except NotFound as exc:
             return _render("message.html", 404, title="Not found", message=str(exc), nav=None)
         except UnreadableState as exc:  # the user page; 409 as the API (api._errors says why)
-            return _render("message.html", 409, title="Cannot read this user", message=str(exc), nav=None)
+            title = "Cannot read this account" if isinstance(exc, UnreadableAccount) else "Cannot read this user"
+            return _render("message.html", 409, title=title, message=str(exc), nav=None)
         except Unavailable as exc:
             return _render("message.html", 503, title="No data yet", message=str(exc), nav=None)
         except REDIS_DOWN as exc:
