@@ -27,8 +27,9 @@ from typing import Any, Sequence
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel, load_model
+from models.risk import exit_opens_s
 from models.scoring import risk_at
-from models.state import UserState
+from models.state import DAY_S, UserState
 from models.subscription import Subscription
 from streams.offline.evaluate import roc_auc
 from streams.offline.history import read_events_csv, read_labels_csv
@@ -103,7 +104,7 @@ def _risks(per: dict[str, list[Event]], stated: dict[str, list[Event]] | None, d
             st = advance(u, st, every[pos:end], d, model).state
             pos = end
             out[(u, d)] = risk_at(st, d // 1000, model)
-            closed += st.period_end_day * 86_400 > d // 1000 + model.horizon_days * 86_400
+            closed += d // 1000 < exit_opens_s(st.period_end_day * DAY_S, model.horizon_days)  # models.risk: one rule
     return out, closed
 
 
