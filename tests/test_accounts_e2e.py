@@ -186,6 +186,9 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert alice[1]["reasons"][2] == "downgraded from Enterprise to Pro 19 days ago" and alice[1]["mrr"] == 99.0, orjson.dumps(alice).decode()
     assert alice[1]["reasons"][1].startswith("renewal in 20 days while usage fell"), orjson.dumps(alice).decode()
     assert alice[2]["mrr"] == 59.98 and alice[2]["reasons"][0].startswith("payment failed 9 days ago")
+    assert main(["top", "--owner", "alice"]) == 0
+    book = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "  2026-03-22 (in 21 d)  " in book["acme"], "the contract's renewal date (accounts table) first"
     assert main(["top", "--owner", "bob"]) == 0
     assert capsys.readouterr().out.strip() == "no account of bob is at risk"
     assert main(["top", "--owner", "nobody"]) == 2

@@ -67,12 +67,12 @@ def print_book(reports: list, json: bool) -> None:  # type: ignore[type-arg]
         for r in reports:
             print(orjson.dumps(r.to_dict()).decode())
         return
-    print(f"{'#':>3}  {'account':<16} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<9} {'MRR':>9}  action / reason")
+    print(f"{'#':>3}  {'account':<16} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<9} {'MRR':>9}  {'renewal':<20}  action / reason")
     for i, r in enumerate(reports, start=1):
         a = r.rollup
         reason = a.reasons[0] if a.reasons else ""
         print(f"{i:>3}  {r.account_id:<16} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<9} "
-              f"{a.mrr_cents / 100:>9.2f}  {a.action}: {reason}")
+              f"{a.mrr_cents / 100:>9.2f}  {r.next_renewal:<20}  {a.action}: {reason}")
 
 
 def _owner_book(args: argparse.Namespace, settings: Settings) -> int:
