@@ -628,7 +628,7 @@ def train(
     X = np.array(snaps.X, dtype=np.float64)
     y = np.array(snaps.y, dtype=np.float64)
     alive = np.array(snaps.gone) == 0
-    exit_ = np.array(snaps.exit) == 1  # the exit is open: the rows the leave part can learn from
+    can_exit = np.array(snaps.exit) == 1  # the exit is open: the rows the leave part can learn from
     p_alive = np.array(snaps.p_alive, dtype=np.float64)
     test = np.array([_is_holdout(u, holdout) for u in snaps.users])
     if test.all() or not test.any():
@@ -647,7 +647,7 @@ def train(
             X[:, _COOLING] = 1.0 - p_alive
     # 2. P(leaves within the horizon | still a user), on the rows of users still there whose
     #    exit is open (a known period end beyond the horizon: no leaving to learn from).
-    fit_rows = ~test & alive & exit_
+    fit_rows = ~test & alive & can_exit
     positives = int(y[fit_rows].sum())
     if positives == 0 or positives == int(fit_rows.sum()):
         raise ValueError(f"labels have one class only ({positives} of {int(fit_rows.sum())} training rows churn): nothing to learn")
@@ -667,7 +667,7 @@ def train(
     means = {name: round(float(v), 6) for name, v in zip(names, X[fit_rows].mean(axis=0))}
     population = dict(model.population)
     population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
-    leave = np.where(exit_, fitter.predict_proba(X), 0.0)  # models.risk.leave_probability's gate
+    leave = np.where(can_exit, fitter.predict_proba(X), 0.0)  # models.risk.leave_probability's gate
     risk = 1.0 - p_alive * (1.0 - leave)  # models.risk.combine, vectorised
     report: dict[str, Any] = {
         "events": len(events),
@@ -679,7 +679,7 @@ def train(
         "snapshots_already_gone": int((~alive).sum()),
         # rows whose known period end lay beyond the horizon: left out of the leave part's fit,
         # cross-validation and report (module docstring)
-        "snapshots_exit_closed": int((~exit_).sum()),
+        "snapshots_exit_closed": int((~can_exit).sum()),
         "excluded_churned_stage": snaps.excluded_churned,
         "train_rows": int((~test).sum()),
         "train_churn_rate": round(float(y[~test].mean()), 4),
@@ -693,8 +693,8 @@ def train(
         "holdout": _holdout_report(risk[test], y[test]) if test.any() else {},
         # the logistic part alone, P(leaves within the horizon | still a user), on the rows of
         # users who in hindsight still were (what `churnwatch backtest` judges) and could leave
-        "holdout_leave_given_alive": (_holdout_report(leave[test & alive & exit_], y[test & alive & exit_])
-                                      if (test & alive & exit_).any() else {}),
+        "holdout_leave_given_alive": (_holdout_report(leave[test & alive & can_exit], y[test & alive & can_exit])
+                                      if (test & alive & can_exit).any() else {}),
     }
     if test.any():
         versus = _versus_default(per_user, snaps, test, y, risk, usable, default)
