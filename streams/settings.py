@@ -105,8 +105,9 @@ class Settings:
     max_clock_skew_ms: int = 3_600_000  # events further in the future than this go to the DLQ
     idle_partition_ms: int = 5_000  # live mode: a caught-up partition idle this long follows wall time
     # account alerts wait for the slowest producing partition at most this far behind the fastest
-    # (streams/worker/watermark.py; Kafka Streams' former default grace, 24 h)
-    account_grace_ms: int = 86_400_000
+    # (streams/worker/watermark.py): a backlog or a rebuild whose partitions drift up to a week apart
+    # still reaches accounts in event order; a stuck partition delays them no more than this
+    account_grace_ms: int = 7 * 86_400_000
     max_event_bytes: int = 64 * 1024
     miskeyed: str = "reroute"  # records whose key is not the user id: "reroute" to the user's partition, or "dlq"
     # Model and ops

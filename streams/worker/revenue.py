@@ -18,10 +18,14 @@ which also moves the bucket's account offset of the copies' partition (field
 twice (a crash between producing it and recording progress) is a duplicate statement, which
 ``AccountState`` ignores by design.
 
-Order: the cycle's statements of one account are applied in ``(ts, event_id)`` order. A statement
-older than the account's latest change (copies from two partitions read at very different
-speeds, e.g. a backlog) is counted as late (metric ``churnwatch_subscription_late_total``) and
-not applied, as in ``churnwatch report``. Pure: no Redis, no Kafka (tests/test_worker_revenue.py).
+Order: the revenue state takes the cycle's statements of one account at once, in ``(ts, offset)``
+order; a statement older than the account's latest change (copies from two partitions read at
+very different speeds, e.g. a backlog) is counted as late (``churnwatch_subscription_late_total``)
+and not applied, as in ``churnwatch report``. The alert side keeps its own copy of the revenue
+state and applies statements and member copies in event order once the watermark over the
+producing partitions passes them (``streams.worker.watermark``), holding the others in Redis:
+so an account's alerts do not depend on the order its copies arrive in. Pure: no Redis, no Kafka
+(tests/test_revenue_live.py).
 """
 
 from __future__ import annotations
