@@ -51,6 +51,8 @@ def test_decode_folds_marks_and_heartbeats_and_keeps_them_from_users_and_the_clo
 
 def test_heartbeats_go_to_every_partition_once_a_second_while_marks_move_and_every_30_s_when_not() -> None:
     beats = Heartbeats(4)
+    assert beats.due({0: 5000, 2: 7000}, 100_000) == [], "no account in use yet: no record"
+    beats.active = True
     first = beats.due({0: 5000, 2: 7000}, 100_000)
     assert [(k, h) for k, _, h in first][:1] == [(beats.keys[0], [(HEARTBEAT_HEADER, b"0:5000")])]
     assert len(first) == 2 * 4, "each own partition's mark, to each of the 4 partitions"

@@ -335,6 +335,8 @@ class Pipeline:
         for p, read in decoded.marks.items():
             if p in self._marks:
                 fold_marks(self._marks[p], list(read.items()))
+        if decoded.marks or decoded.accounts or decoded.account_copies or decoded.member_of:
+            self.heartbeats.active = True  # accounts are in use: heartbeats from now on
         result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
         release = {p: self.account_watermark_ms(p) for p in self._marks}

@@ -16,7 +16,8 @@ Kafka Streams' stream time with a grace bounds how long a window waits:
 - a producing partition also sends a *heartbeat* to every partition (a record with header
   ``churnwatch-heartbeat: <q>:<mark>``, key chosen to land there), at most once a second while its
   mark moves and every 30 s while it does not, so a quiet partition, or one whose users name no
-  account, does not hold every account back;
+  account, does not hold every account back (only once accounts are in use: a worker starts when
+  it makes or reads a copy or a heartbeat);
 - p's watermark is the minimum of the marks over all partitions of the topic, raised to the
   largest mark less the grace (``CHURNWATCH_ACCOUNT_GRACE_MS``): a partition more than the grace
   behind (a dead worker, a backlog of weeks) holds nobody back longer; its copies then count as late.
@@ -114,15 +115,21 @@ def heartbeat_keys(partitions: int) -> list[bytes]:
 class Heartbeats:
     """When this worker's partitions send heartbeats, and the records (pure: wall time is an argument)."""
 
-    __slots__ = ("keys", "sent_ms", "sent_marks")
+    __slots__ = ("keys", "sent_ms", "sent_marks", "active")
 
     def __init__(self, partitions: int) -> None:
         self.keys = heartbeat_keys(partitions)
         self.sent_ms = 0
         self.sent_marks: dict[int, int] = {}
+        # Off until accounts are in use: this worker made or read a copy or a heartbeat (one worker
+        # making copies heartbeats to every partition, so every worker turns on within a heartbeat);
+        # a deployment without accounts writes no extra record.
+        self.active = False
 
     def due(self, marks: Mapping[int, int], wall_now_ms: int) -> list[KafkaCopy]:
         """The heartbeats to send now (to every partition, one per own partition with a mark), or none."""
+        if not self.active:
+            return []
         moved = any(self.sent_marks.get(q) != m for q, m in marks.items() if m != NEVER)
         every = HEARTBEAT_EVERY_MS if moved else HEARTBEAT_QUIET_EVERY_MS
         if wall_now_ms - self.sent_ms < every:
