@@ -89,7 +89,8 @@ _MARGIN: Final[float] = 1e-3  # of risk: a bound this far from a threshold decid
 _DOWNGRADE_COUNTS_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
 #: Copies one account may hold for its watermark (streams.worker.watermark); beyond, the earliest are
 #: applied at once, in event order (counted: churnwatch_account_copies_released_total{how="bound"}).
-#: ~60-300 bytes each in Redis (``cw:{b}:aside``, field ``<account>|held``), read and written whole.
+#: ~80 bytes of JSON each (+ twice the user id for a member, ~120 a statement) in ``cw:{b}:aside``,
+#: field ``<account>|held``, read and written whole whenever the account is touched.
 MAX_HELD: Final[int] = 500
 
 
