@@ -104,6 +104,10 @@ class Settings:
     allowed_lateness_ms: int = 6 * 3_600_000
     max_clock_skew_ms: int = 3_600_000  # events further in the future than this go to the DLQ
     idle_partition_ms: int = 5_000  # live mode: a caught-up partition idle this long follows wall time
+    # account alerts wait for the slowest producing partition at most this far behind the fastest
+    # (streams/worker/watermark.py): a backlog or a rebuild whose partitions drift up to a week apart
+    # still reaches accounts in event order; a stuck partition delays them no more than this
+    account_grace_ms: int = 7 * 86_400_000
     max_event_bytes: int = 64 * 1024
     miskeyed: str = "reroute"  # records whose key is not the user id: "reroute" to the user's partition, or "dlq"
     # Model and ops
@@ -132,6 +136,8 @@ class Settings:
         if not 1 <= self.fetch_max_wait_ms <= 60_000:
             raise SettingsError(f"fetch_max_wait_ms must be between 1 and 60000 ms (0 makes an idle worker poll the "
                                 f"broker without pause), got {self.fetch_max_wait_ms} ms")
+        if self.account_grace_ms < 0:
+            raise SettingsError(f"account_grace_ms must be 0 or more, got {self.account_grace_ms} ms")
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         if self.miskeyed not in ("reroute", "dlq"):

@@ -20,7 +20,9 @@ from streams.settings import Settings
 from streams.worker.revenue import (
     AccountCopy,
     MemberCopy,
+    MAX_HELD,
     AccountReadResult,
+    AccountsAdvanced,
     AccountTick,
     account_copy,
     advance_accounts,
@@ -29,6 +31,7 @@ from streams.worker.revenue import (
     plan_account_reads,
 )
 from streams.worker.topics import ensure_topics
+from streams.worker.watermark import watermark_ms
 from tests.harness import Worker, account_barrier, publish_events, wait_progress
 
 START_MS = 1_767_225_600_000  # 2026-01-01
@@ -49,12 +52,20 @@ class _Redis:
         self.alerts: list[dict[str, object]] = []
         self.due: dict[str, int] = {}  # the due index of partition 0: account -> second (0: none)
 
-    def cycle(self, copies: list, last_offset: dict[int, int]) -> int:  # type: ignore[type-arg]
+        self.sides: dict[str, bytes] = {}  # the alert side's account states
+        self.held: dict[str, bytes] = {}  # copies held for the watermark
+        self.done: list[AccountsAdvanced] = []
+
+    def cycle(self, copies: list, last_offset: dict[int, int], release_ms: dict[int, int] | None = None,  # type: ignore[type-arg]
+              max_held: int = MAX_HELD) -> int:
         reads = plan_account_reads(copies, TOPIC, 64)
         replies = [AccountReadResult([self.offsets.get((r.bucket, f), "") for f in r.fields],
                                      [self.states.get(a) for a in r.accounts], [self.extras.get(a) for a in r.accounts],
-                                     [dict(self.members.get(a, {})) for a in r.accounts]) for r in reads]
-        done = advance_accounts(copies, reads, replies, TOPIC, last_offset)
+                                     [dict(self.members.get(a, {})) for a in r.accounts], [],
+                                     [self.sides.get(a) for a in r.accounts], [self.held.get(a) for a in r.accounts])
+                   for r in reads]
+        done = advance_accounts(copies, reads, replies, TOPIC, last_offset, release_ms, max_held)
+        self.done.append(done)
         self.alerts += [orjson.loads(v) for _, v in done.alerts]
         self.due.update(done.dues.get(0, {}))
         for w in done.writes:
@@ -62,6 +73,12 @@ class _Redis:
                 assert self.offsets.get((w.bucket, fld), "") == exp
                 self.offsets[(w.bucket, fld)] = new
             self.states.update(w.states)
+            self.sides.update(w.sides)
+            for a, raw in w.held.items():
+                if raw:
+                    self.held[a] = raw
+                else:
+                    self.held.pop(a, None)
             self.extras.update(w.extras)
             for a, m in w.members.items():
                 self.members.setdefault(a, {}).update(m)
@@ -157,12 +174,13 @@ def test_account_alerts_do_not_depend_on_how_the_copies_are_batched() -> None:
     assert "account_at_risk" in kinds and "account_churned" in kinds, kinds
 
 
-def _tick_until(redis: _Redis, until_ms: int) -> None:
+def _tick_until(redis: _Redis, until_ms: int, release: bool = False) -> None:
     """The account partition's clock passes ``until_ms``: the due reviews before it run, as the
-    worker sweeps its due index (a review due at second s once the clock is past s * 1000)."""
+    worker sweeps its due index (a review due at second s once the clock is past s * 1000);
+    ``release``: with ``until_ms`` as the account partition's watermark (held copies below it go)."""
     while due := sorted((s, a) for a, s in redis.due.items() if s and s * 1000 < until_ms):
         s, account = due[0]
-        redis.cycle([AccountTick(0, account, s * 1000)], {})
+        redis.cycle([AccountTick(0, account, s * 1000)], {}, {0: until_ms} if release else None)
 
 
 def _contoso() -> tuple[list, Event]:  # type: ignore[type-arg]
@@ -212,22 +230,109 @@ def test_account_alerts_do_not_depend_on_whether_a_due_review_ran_between_copies
     assert first["event_time_ms"] < gone.ts_ms, "at risk when the members fell silent, before the cancellation"
 
 
-@pytest.mark.xfail(strict=True, reason="not built: copies reaching the account out of event order (docs/REVENUE.md, Limits)")
-def test_account_alerts_do_not_depend_on_the_order_copies_from_two_partitions_arrive_in() -> None:
-    """What is left: c3's partition read ahead of c1's and c2's (a backlog), so c3's copies come
-    first; the account's time jumps to day 70 and c1's and c2's copies are judged there, late. In
-    event order the account is at risk on day 38; out of order, on day 70. Passing this needs the
-    copies held until a watermark passes them (docs/REVENUE.md)."""
+GRACE_MS = 100 * DAY_MS  # more than the two partitions are ever apart here
+
+
+def _made_by_two_partitions() -> list:  # type: ignore[type-arg]
+    """Contoso's copies (``_contoso``) as two producing partitions make them: c3's by partition 1,
+    the rest by partition 0, each partition's in its own order (its offsets)."""
     copies, _ = _contoso()
-    end_ms = START_MS + 120 * DAY_MS
-    in_order, ahead = _Redis(), _Redis()
-    in_order.cycle(copies, {0: copies[-1].offset})
-    _tick_until(in_order, end_ms)
-    fast = [c for c in copies if isinstance(c, MemberCopy) and c.member.user_id == "c3"]
-    for batch in (fast, [c for c in copies if c not in fast]):
-        ahead.cycle(batch, {})
-    _tick_until(ahead, end_ms)
-    assert [(a["kind"], a["event_time_ms"]) for a in ahead.alerts] == [(a["kind"], a["event_time_ms"]) for a in in_order.alerts]
+    made: dict[int, int] = {}
+    for c in copies:
+        c.origin = 1 if isinstance(c, MemberCopy) and c.member.user_id == "c3" else 0
+        c.origin_offset = made[c.origin] = made.get(c.origin, -1) + 1
+    return copies
+
+
+def _deliver(batches: list, grace_ms: int = GRACE_MS, max_held: int = MAX_HELD) -> _Redis:  # type: ignore[type-arg]
+    """The account partition reads ``batches`` (cycle by cycle) with the watermark over the two
+    producing partitions' marks (a copy's mark: its partition makes no earlier copy from then on,
+    here its own time), then both partitions' heartbeats pass the end."""
+    redis, marks, offset = _Redis(), {}, 0
+    for batch in batches:
+        for c in batch:
+            marks[c.origin] = max(marks.get(c.origin, c.ts_ms), c.ts_ms)
+            c.offset, offset = offset, offset + 1  # where the account partition reads it
+        redis.cycle(batch, {0: offset - 1}, {0: watermark_ms(marks, 2, grace_ms)}, max_held)
+    _tick_until(redis, START_MS + 120 * DAY_MS, release=True)
+    return redis
+
+
+def _alerts(redis: _Redis) -> list[tuple[object, ...]]:
+    return [(a["alert_id"], a["kind"], a["event_time_ms"], a["reasons"]) for a in redis.alerts]
+
+
+def test_account_alerts_do_not_depend_on_the_order_copies_from_two_partitions_arrive_in() -> None:
+    """c3's partition read ahead of c1's and c2's (a backlog), so c3's copies come first. Applied as
+    they came, the account's time jumped to day 70 and c1's and c2's copies were judged there: at
+    risk on day 70 instead of day 38. Held until the watermark over both partitions passes them,
+    they are applied in event order: the alerts of the copies read in event order in one cycle
+    (ids, times, reasons), and the same states."""
+    copies = _made_by_two_partitions()
+    in_order = _Redis()
+    in_order.cycle(copies, {0: len(copies) - 1})
+    _tick_until(in_order, START_MS + 120 * DAY_MS)
+    fast = [c for c in copies if c.origin == 1]
+    ahead = _deliver([fast, [c for c in copies if c.origin == 0]])
+    assert _alerts(ahead) == _alerts(in_order)
+    assert (ahead.sides, ahead.extras) == (in_order.states, in_order.extras)
+    assert ahead.held == {} and sum(d.held for d in ahead.done) >= len(fast), "c3's copies waited for partition 0"
+    assert _alerts(in_order)[0][1:3] == ("account_at_risk", START_MS + 38 * DAY_MS)
+    # applied as they come (no watermark): the alert moves, as before
+    as_they_come = _Redis()
+    for batch in (fast, [c for c in copies if c.origin == 0]):
+        as_they_come.cycle(batch, {})
+    _tick_until(as_they_come, START_MS + 120 * DAY_MS)
+    assert _alerts(as_they_come) != _alerts(in_order)
+
+
+def test_any_interleaving_of_the_partitions_within_the_grace_gives_the_same_alerts() -> None:
+    """Property: each producing partition's copies in its own order, interleaved at random with the
+    other's, cut into cycles at random, some cycles read twice (a replay): the alerts, states and
+    extras of the copies read in event order; nothing is left held; the MRR counters are the same
+    (subscriptions reach the revenue state at once)."""
+    copies = _made_by_two_partitions()
+    reference = _Redis()
+    reference.cycle(copies, {0: len(copies) - 1})
+    _tick_until(reference, START_MS + 120 * DAY_MS)
+    by_origin = {q: [c for c in copies if c.origin == q] for q in (0, 1)}
+    for seed in range(12):
+        rng = random.Random(seed)
+        queues = {q: list(cs) for q, cs in by_origin.items()}
+        arrival = []
+        while queues[0] or queues[1]:
+            q = rng.choice([q for q in queues if queues[q]])
+            arrival.append(queues[q].pop(0))
+        batches, i = [], 0
+        while i < len(arrival):
+            n = rng.randint(1, 6)
+            batches.append(arrival[i:i + n])
+            i += n
+        got = _deliver(batches)
+        assert _alerts(got) == _alerts(reference), seed
+        assert (got.sides, got.extras, got.held) == (reference.states, reference.extras, {}), seed
+        assert got.counters == reference.counters and got.states == reference.states, seed
+
+
+def test_a_partition_beyond_the_grace_holds_nobody_back_and_its_copies_count_as_behind() -> None:
+    """Partition 1 (c3) runs 50 days ahead with a grace of 10 days: the watermark follows it less
+    the grace, so c1's and c2's copies older than that are applied behind the account's time
+    (counted), and the account's alerts differ from event order: the grace bounds the wait."""
+    copies = _made_by_two_partitions()
+    fast = [c for c in copies if c.origin == 1]
+    late = _deliver([fast, [c for c in copies if c.origin == 0]], grace_ms=10 * DAY_MS)
+    assert sum(d.behind for d in late.done) > 0 and late.held == {}
+
+
+def test_held_copies_are_bounded_per_account_and_the_earliest_go_first_in_event_order() -> None:
+    """At most ``max_held`` copies an account: beyond, the earliest are applied at once (counted),
+    in event order among themselves; the rest stay held and are applied when the watermark passes."""
+    copies = _made_by_two_partitions()
+    fast = [c for c in copies if c.origin == 1]
+    bounded = _deliver([fast, [c for c in copies if c.origin == 0]], max_held=3)
+    forced = sum(d.forced for d in bounded.done)
+    assert forced == len(fast) - 3, forced
+    assert bounded.held == {} and [a["kind"] for a in bounded.alerts], "applied in the end, alerts decided"
 
 
 def test_a_new_account_is_not_reviewed_before_its_first_time() -> None:

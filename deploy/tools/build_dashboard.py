@@ -113,6 +113,22 @@ PANELS: tuple[Panel, ...] = (
         description="Wall clock minus each partition's review clock; it includes allowed lateness. A line rising at 1 s/s is a stalled clock.",
     ),
     Panel(
+        "Account watermark lag",
+        (("partition {{partition}}", "max by (partition) (churnwatch_account_watermark_lag_seconds)"),),
+        unit="s",
+        description="Wall clock minus the watermark of each partition's accounts (the slowest producing partition's cutoff, "
+                    "at most CHURNWATCH_ACCOUNT_GRACE_MS behind the fastest): account alerts wait this long.",
+    ),
+    Panel(
+        "Account copies held, released, behind",
+        (("held", f"sum(rate(churnwatch_account_copies_held_total[{RATE}]))"),
+         ("released ({{how}})", f"sum by (how) (rate(churnwatch_account_copies_released_total[{RATE}]))"),
+         ("behind", f"sum(rate(churnwatch_account_copies_behind_total[{RATE}]))")),
+        unit="ops",
+        description="Account copies held for the watermark and applied when it passed them (or at the per-account bound); "
+                    "behind: applied after their account had moved past them (a partition beyond the grace).",
+    ),
+    Panel(
         "DLQ by reason",
         (("{{reason}}", f"sum by (reason) (rate(churnwatch_events_rejected_total[{RATE}]))"),),
         unit="ops",

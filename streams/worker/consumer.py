@@ -691,6 +691,9 @@ class StreamConsumer:
         for p in self.pipeline.clock.partitions:
             lag_s = (now - self.pipeline.clock.cutoff_ms(p, now)) / 1000
             metrics.WATERMARK_LAG.labels(str(p)).set(lag_s)
+            account_ms = self.pipeline.account_watermark_ms(p)
+            if account_ms != NEVER:
+                metrics.ACCOUNT_WATERMARK_LAG.labels(str(p)).set((now - account_ms) / 1000)
         for p, (off, _) in result.progress.items():
             self._to_commit[TopicPartition(self.topic, p)] = off + 1
         self._hint_commit()  # also on idle cycles: the last offsets get hinted too

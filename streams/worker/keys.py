@@ -93,6 +93,11 @@ class Keys:
         """Per account JSON: last downgrade, open account alert (``streams.worker.revenue``)."""
         return f"{self.prefix}:{{{bucket}}}:ax"
 
+    def account_side(self, bucket: int) -> str:
+        """HASH ``<account>`` -> the alert side's ``AccountState`` and ``<account>|held`` -> the copies
+        it holds for the watermark (``streams.worker.revenue``, ``streams.worker.watermark``)."""
+        return f"{self.prefix}:{{{bucket}}}:aside"
+
     def members(self, bucket: int, account_id: str) -> str:
         """An account's members (``models.account_health.Member``) by member key."""
         return f"{self.prefix}:{{{bucket}}}:m:{account_id}"

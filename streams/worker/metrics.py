@@ -47,6 +47,10 @@ __all__ = [
     "MRR_MOVEMENT_CENTS_RETRACTED",
     "SUBSCRIPTIONS_APPLIED",
     "SUBSCRIPTION_LATE",
+    "ACCOUNT_COPIES_HELD",
+    "ACCOUNT_COPIES_RELEASED",
+    "ACCOUNT_COPIES_BEHIND",
+    "ACCOUNT_WATERMARK_LAG",
     "MRR",
     "PAYING_ACCOUNTS",
     "render",
@@ -152,6 +156,19 @@ MRR_MOVEMENT_CENTS_RETRACTED = Counter(
 SUBSCRIPTIONS_APPLIED = Counter("churnwatch_subscriptions_applied_total", "Subscription statements applied to accounts")
 SUBSCRIPTION_LATE = Counter(
     "churnwatch_subscription_late_total", "Subscription statements older than their account's latest change (not applied)"
+)
+ACCOUNT_COPIES_HELD = Counter(
+    "churnwatch_account_copies_held_total", "Account copies held for the watermark over the producing partitions"
+)
+ACCOUNT_COPIES_RELEASED = Counter(
+    "churnwatch_account_copies_released_total",
+    "Held account copies applied: how = watermark (it passed them), bound (the account held the most it may)", ["how"]
+)
+ACCOUNT_COPIES_BEHIND = Counter(
+    "churnwatch_account_copies_behind_total", "Account copies applied behind their account's time (arrived after the watermark passed them)"
+)
+ACCOUNT_WATERMARK_LAG = Gauge(
+    "churnwatch_account_watermark_lag_seconds", "Wall clock minus the watermark of the partition's accounts", ["partition"]
 )
 MRR = Gauge("churnwatch_mrr_cents", "MRR of all accounts now, in cents (all workers)")
 PAYING_ACCOUNTS = Gauge("churnwatch_paying_accounts", "Accounts with MRR > 0 now (all workers)")

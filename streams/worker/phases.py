@@ -24,7 +24,7 @@ from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
 from models.step import advance_stored, index_scores as step_index_scores
-from streams.worker.clock import PartitionClock
+from streams.worker.clock import NEVER, PartitionClock
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import entry, logged_kind
 from streams.worker.keys import locate, offset_field
@@ -35,9 +35,10 @@ from streams.worker.revenue import (
     KafkaCopy,
     MemberCopy,
     account_copy,
-    is_account_copy,
+    copy_origin,
     parse_member_copy,
 )
+from streams.worker.watermark import HEARTBEAT_HEADER
 from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta,
                                   unreadable_delta)
 
@@ -121,6 +122,7 @@ class Decoded:
     accounts: list[AccountCopy | MemberCopy] = field(default_factory=list)  # copies read (streams.worker.revenue)
     account_copies: list[KafkaCopy] = field(default_factory=list)  # subscription events to route to their account
     member_of: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # user -> (account, p, offset)
+    marks: dict[int, dict[int, int]] = field(default_factory=dict)  # p -> {producing q: mark} read (streams.worker.watermark)
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -269,22 +271,31 @@ def record_fingerprint(rec: RecordLike) -> str:
 def _account_copy_read(p: int, rec: RecordLike, headers: object, ev: Event | Rejection, out: Decoded,
                        reject: Callable[[int, RecordLike, Rejection], None]) -> bool:
     """A member or subscription copy made for an account (``streams.worker.revenue``) goes to the
-    account phase, never to the users (their originals were scored) nor to the clock. True when
-    the record was one. ``ev`` is the record's value decoded as an event (for a member copy, a
+    account phase, never to the users (their originals were scored) nor to the clock; its mark, and
+    a heartbeat's, are folded into ``out.marks`` (``streams.worker.watermark``). True when the
+    record was one of them. ``ev`` is the record's value decoded as an event (for a member copy, a
     rejection that counted nothing: it has no ``user_id``)."""
-    if is_account_copy(headers, MEMBER_HEADER):
+    where = copy_origin(headers)
+    if where is None:
+        return False
+    kind, q, q_offset, mark = where
+    if mark != NEVER:  # also for a copy the account fence skips: marks only rise, a replay folds the same
+        marks = out.marks.setdefault(p, {})
+        if mark > marks.get(q, NEVER):
+            marks[q] = mark
+    if kind == HEARTBEAT_HEADER:
+        return True
+    if kind == MEMBER_HEADER:
         parsed = parse_member_copy(rec.value)
         if parsed is None:
             reject(p, rec, Rejection("malformed_json", "a churnwatch-member copy that is not one"))
         else:
-            out.accounts.append(MemberCopy(p, rec.offset, *parsed))
+            out.accounts.append(MemberCopy(p, rec.offset, *parsed, origin=q, origin_offset=q_offset))
         return True
-    if not is_account_copy(headers):
-        return False
     if isinstance(ev, Rejection) or ev.subscription is None:
         reject(p, rec, ev if isinstance(ev, Rejection) else Rejection("bad_subscription", "an account copy without a subscription"))
     else:
-        out.accounts.append(AccountCopy(p, rec.offset, ev))
+        out.accounts.append(AccountCopy(p, rec.offset, ev, origin=q, origin_offset=q_offset))
     return True
 
 

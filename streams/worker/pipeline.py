@@ -83,6 +83,7 @@ from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
 from streams.worker.store import BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store
+from streams.worker.watermark import Heartbeats, fold_marks, mark_of, stamp_marks, watermark_ms
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE",
            "TIMING_HEADER", "timing_header"]
@@ -141,6 +142,7 @@ class _Work:
     account_bounds: dict[int, int]
     stream_ms: dict[int, int]  # p -> S_p after this cycle's records (its progress)
     origins: dict[int, dict[int, int]]  # re-routed copies' origin offsets to record (Router.merged)
+    release_ms: dict[int, int]  # p -> its accounts' watermark after this cycle's records (streams.worker.watermark)
     timer: "_PhaseTimer"
     timing: bytes = b""  # the alerts' ``churnwatch-timing`` header (``timing_header``)
 
@@ -155,6 +157,8 @@ class Flight:
     clocks: dict[int, tuple[int, int]] = field(default_factory=dict)
     routes: object = None
     dues: dict[int, list[int]] = field(default_factory=dict)  # the due bounds before it (Pipeline._due_min)
+    marks: dict[int, dict[int, int]] = field(default_factory=dict)  # the marks read before it (Pipeline._marks)
+    made_marks: dict[int, int] = field(default_factory=dict)  # q -> the mark its copies carry (streams.worker.watermark)
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
 
@@ -197,6 +201,10 @@ class Pipeline:
         self._due_min: dict[int, list[int]] = {}
         # p -> a lower bound of its accounts' earliest due review (s; 0: unknown), as for users.
         self._account_due_min: dict[int, int] = {}
+        # p -> {producing partition q: its latest mark read on p}: p's accounts' watermark
+        # (streams.worker.watermark); in memory only, learnt again from copies and heartbeats.
+        self._marks: dict[int, dict[int, int]] = {}
+        self.heartbeats = Heartbeats(settings.partitions)
         self._flights: collections.deque[Flight] = collections.deque()  # submitted, not settled, in order
         self._pending: list[PendingWrites] = []  # writes of cycles in flight not yet applied, oldest first
 
@@ -211,6 +219,7 @@ class Pipeline:
         self.router.assign(partition, origins or {})
         self._due_min[partition] = [0] * self.store.buckets  # unknown until the first sweep
         self._account_due_min[partition] = 0
+        self._marks[partition] = {}
         return progress[0] + 1 if progress else 0
 
     def revoke(self, partition: int) -> None:
@@ -218,6 +227,11 @@ class Pipeline:
         self.router.revoke(partition)
         self._due_min.pop(partition, None)
         self._account_due_min.pop(partition, None)
+        self._marks.pop(partition, None)
+
+    def account_watermark_ms(self, partition: int) -> int:
+        """The watermark of p's accounts (streams.worker.watermark): copies below it are complete."""
+        return watermark_ms(self._marks.get(partition, {}), self.settings.partitions, self.settings.account_grace_ms)
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
         for _, max_ms in progress.values():
@@ -255,12 +269,13 @@ class Pipeline:
         clocks = {p: c.snapshot() for p, c in self.clock.partitions.items()}
         routes = self.router.snapshot()
         dues = {p: list(bounds) for p, bounds in self._due_min.items()}
+        marks = {p: dict(m) for p, m in self._marks.items()}
         try:
             flight = await self._prepare(batch, wall_now_ms, wall_now_ms if asked_ms is None else asked_ms)
         except BaseException:
-            self._restore(clocks, routes, dues)
+            self._restore(clocks, routes, dues, marks)
             raise
-        flight.clocks, flight.routes, flight.dues = clocks, routes, dues
+        flight.clocks, flight.routes, flight.dues, flight.marks = clocks, routes, dues, marks
         if flight.work is not None:
             previous = self._flights[-1].task if self._flights else None
             flight.task = asyncio.ensure_future(self._tail(flight, previous))
@@ -293,9 +308,10 @@ class Pipeline:
         await asyncio.gather(*later, return_exceptions=True)
         self._flights.clear()
         self._pending.clear()
-        self._restore(failed.clocks, failed.routes, failed.dues)
+        self._restore(failed.clocks, failed.routes, failed.dues, failed.marks)
 
-    def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object, dues: Mapping[int, list[int]]) -> None:
+    def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object, dues: Mapping[int, list[int]],
+                 marks: Mapping[int, dict[int, int]]) -> None:
         """Back to before an abandoned cycle (partitions revoked since then stay revoked)."""
         for p, snap in clocks.items():
             c = self.clock.partitions.get(p)
@@ -305,19 +321,33 @@ class Pipeline:
         for p, bounds in dues.items():
             if p in self._due_min:
                 self._due_min[p] = bounds
+        for p, m in marks.items():
+            if p in self._marks:
+                self._marks[p] = m
 
     async def _prepare(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int, asked_ms: int) -> Flight:
         """Decode, plan, read (with the writes still in flight laid over it) and advance."""
         timer = _PhaseTimer()
         clock, store, topic = self.clock, self.store, self.topic
+        made = self._made_marks()  # before this batch's records move the cutoffs
         decoded = await self._decode(batch, wall_now_ms)
         timer.mark("decode")
+        for p, read in decoded.marks.items():
+            if p in self._marks:
+                fold_marks(self._marks[p], list(read.items()))
+        if decoded.marks or decoded.accounts or decoded.account_copies or decoded.member_of:
+            self.heartbeats.active = True  # accounts are in use: heartbeats from now on
         result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
+        release = {p: self.account_watermark_ms(p) for p in self._marks}
         sweep = plan_sweep(until_ms, self._due_min, store.buckets)
-        bounds = self._account_bounds(until_ms)
+        bounds = self._account_bounds(release)
         if not decoded.last_offset and not sweep and not bounds:
             result.idle = True
+            if not self._flights:  # every copy made so far is acknowledged: the cutoffs as they are now
+                beats = self.heartbeats.due(self._made_marks(), wall_now_ms)
+                if beats:
+                    await self._retry_kafka("heartbeats", self.producer.send_all, topic, beats)
             return Flight(result)
         stream_ms = {p: clock.partitions[p].stream_ms for p in decoded.last_offset}
         origins = self.router.merged(decoded.routed) if decoded.routed.origins else {}
@@ -333,9 +363,12 @@ class Pipeline:
         timer.mark("advance")
         self.applying()
         members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
-        work = _Work(decoded, advanced, decoded.routed.copies + decoded.account_copies + members, bounds, stream_ms,
-                     origins, timer, timing_header(asked_ms, wall_now_ms, int(time.time() * 1000)))
-        flight = Flight(result, work=work)
+        stamp_marks(decoded.account_copies, made)
+        stamp_marks(members, made)
+        beats = self.heartbeats.due(made, wall_now_ms)
+        work = _Work(decoded, advanced, decoded.routed.copies + decoded.account_copies + members + beats, bounds, stream_ms,
+                     origins, release, timer, timing_header(asked_ms, wall_now_ms, int(time.time() * 1000)))
+        flight = Flight(result, work=work, made_marks=made)
         if advanced.writes:  # whatever the depth: a caller may submit again before settling
             flight.pending = pending_writes(advanced.writes)
             self._pending.append(flight.pending)
@@ -409,7 +442,7 @@ class Pipeline:
             self._pending.remove(flight.pending)
         ticks = await self._account_ticks(work.account_bounds) if work.account_bounds else []
         if decoded.accounts or ticks:
-            await self._accounts(decoded, ticks)
+            await self._accounts(decoded, ticks, work.release_ms)
         timer.mark("write")
         if work.origins:  # before the progress: a replay of these records finds them applied
             await self._retry_redis("progress", self.store.write_origins, self.topic, work.origins)
@@ -449,11 +482,25 @@ class Pipeline:
             _log_fenced("cycle", fenced)
             raise CycleAbandoned("fenced", fenced)
 
-    def _account_bounds(self, until_ms: Mapping[int, int | None]) -> dict[int, int]:
-        """Per partition, the second up to which its accounts' reviews are due and may not have
-        been read yet (as users' reviews: due at second s once the clock is past ``s * 1000``)."""
-        return {p: (until - 1) // 1000 for p, until in until_ms.items()
-                if until is not None and p in self._account_due_min and self._account_due_min[p] * 1000 < until}
+    def _account_bounds(self, release_ms: Mapping[int, int]) -> dict[int, int]:
+        """Per partition, the second up to which its accounts' reviews (a deadline, held copies) are
+        due and may not have been read yet: due at second s once p's accounts' watermark is past
+        ``s * 1000`` (the users' rule, with the watermark for the review clock: a review runs only
+        once no copy before it can come)."""
+        return {p: (until - 1) // 1000 for p, until in release_ms.items()
+                if until != NEVER and p in self._account_due_min and self._account_due_min[p] * 1000 < until}
+
+    def _made_marks(self) -> dict[int, int]:
+        """q -> the mark the copies made from q now carry: q's cutoff (no event below it is applied
+        any more, so no copy below it is made), floored to the second, and no more than the marks
+        of q's cycles still in flight (their copies are not acknowledged: a retried send may land
+        after this cycle's)."""
+        out = {q: mark_of(c.cutoff_ms) for q, c in self.clock.partitions.items()}
+        for f in self._flights:
+            for q, m in f.made_marks.items():
+                if q in out and m < out[q]:
+                    out[q] = m
+        return out
 
     async def _account_ticks(self, bounds: Mapping[int, int]) -> list[AccountTick]:
         """Accounts whose review came due up to ``bounds`` (``_account_bounds``); learns each
@@ -467,13 +514,13 @@ class Pipeline:
                 self._account_due_min[p] = 0 if len(due) >= limit else NO_DUE if nxt is None else nxt
         return ticks
 
-    async def _accounts(self, decoded: Decoded, ticks: Sequence[AccountTick] = ()) -> None:
+    async def _accounts(self, decoded: Decoded, ticks: Sequence[AccountTick], release: Mapping[int, int]) -> None:
         """The cycle's account copies and due accounts: read their buckets, apply, one fenced
         write per bucket, then their next reviews."""
         copies = [*decoded.accounts, *ticks]
         reads = plan_account_reads(copies, self.topic, self.store.buckets)
         replies = await self._retry_redis("read accounts", self.store.read_accounts, reads)
-        done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset)
+        done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset, release)
         if done.alerts:  # before the write, as for users: a replay re-sends the same ids
             await self._retry_kafka("account alerts", self.producer.send_all, self.settings.topic_alerts, done.alerts)
         self._cycle += 1
@@ -566,6 +613,14 @@ def _count_revenue(done: AccountsAdvanced) -> None:
         metrics.MRR_MOVEMENT_CENTS_RETRACTED.labels(mv.kind).inc(abs(mv.delta_cents))
     if done.late:
         metrics.SUBSCRIPTION_LATE.inc(done.late)
+    if done.held:
+        metrics.ACCOUNT_COPIES_HELD.inc(done.held)
+    if done.released:
+        metrics.ACCOUNT_COPIES_RELEASED.labels("watermark").inc(done.released)
+    if done.forced:
+        metrics.ACCOUNT_COPIES_RELEASED.labels("bound").inc(done.forced)
+    if done.behind:
+        metrics.ACCOUNT_COPIES_BEHIND.inc(done.behind)
     for alert in done.alerts:
         metrics.ALERTS.labels(orjson.loads(alert[1])["kind"]).inc()
     metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)

@@ -35,13 +35,14 @@ from streams.settings import Settings
 from streams.worker.codec import Decoder, Rejection
 from streams.worker.revenue import ACCOUNT_HEADER, MEMBER_HEADER
 from streams.worker.routing import ORIGIN_HEADER, key_problem
+from streams.worker.watermark import HEARTBEAT_HEADER
 
 __all__ = ["COPY_HEADERS", "Collector", "Retained", "read_retained"]
 
 logger = logging.getLogger(__name__)
 
-#: Headers of the records churnwatch writes back into the events topic (copies of originals).
-COPY_HEADERS: frozenset[str] = frozenset((ORIGIN_HEADER, ACCOUNT_HEADER, MEMBER_HEADER))
+#: Headers of the records churnwatch writes back into the events topic (copies of originals, heartbeats).
+COPY_HEADERS: frozenset[str] = frozenset((ORIGIN_HEADER, ACCOUNT_HEADER, MEMBER_HEADER, HEARTBEAT_HEADER))
 
 
 class _Record(Protocol):

@@ -18,10 +18,14 @@ which also moves the bucket's account offset of the copies' partition (field
 twice (a crash between producing it and recording progress) is a duplicate statement, which
 ``AccountState`` ignores by design.
 
-Order: the cycle's statements of one account are applied in ``(ts, event_id)`` order. A statement
-older than the account's latest change (copies from two partitions read at very different
-speeds, e.g. a backlog) is counted as late (metric ``churnwatch_subscription_late_total``) and
-not applied, as in ``churnwatch report``. Pure: no Redis, no Kafka (tests/test_worker_revenue.py).
+Order: the revenue state takes the cycle's statements of one account at once, in ``(ts, offset)``
+order; a statement older than the account's latest change (copies from two partitions read at
+very different speeds, e.g. a backlog) is counted as late (``churnwatch_subscription_late_total``)
+and not applied, as in ``churnwatch report``. The alert side keeps its own copy of the revenue
+state and applies statements and member copies in event order once the watermark over the
+producing partitions passes them (``streams.worker.watermark``), holding the others in Redis:
+so an account's alerts do not depend on the order its copies arrive in. Pure: no Redis, no Kafka
+(tests/test_revenue_live.py).
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
                                            member_deadlines_ms, next_due_s, other_due_ms, renewal_ms, risk_drops_ms,
                                            usage_counts)
+from streams.worker.clock import NEVER
 from streams.worker.keys import bucket_of, offset_field
+from streams.worker.watermark import HEARTBEAT_HEADER, MARK_HEADER, parse_heartbeat
 
 __all__ = [
     "ACCOUNT_HEADER",
@@ -61,7 +67,9 @@ __all__ = [
     "account_copy",
     "account_field",
     "is_account_copy",
+    "copy_origin",
     "plan_account_reads",
+    "MAX_HELD",
 
     "COUNTER_SETS",
     "advance_accounts",
@@ -79,6 +87,11 @@ KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, 
 COUNTER_SETS: Final[tuple[str, ...]] = (*PERIODS, "cohort")
 _MARGIN: Final[float] = 1e-3  # of risk: a bound this far from a threshold decides without a roll-up
 _DOWNGRADE_COUNTS_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
+#: Copies one account may hold for its watermark (streams.worker.watermark); beyond, the earliest are
+#: applied at once, in event order (counted: churnwatch_account_copies_released_total{how="bound"}).
+#: ~80 bytes of JSON each (+ twice the user id for a member, ~120 a statement) in ``cw:{b}:aside``,
+#: field ``<account>|held``, read and written whole whenever the account is touched.
+MAX_HELD: Final[int] = 500
 
 
 def account_copy(ev: Event, partition: int, offset: int, value: bytes | None) -> KafkaCopy:
@@ -97,6 +110,36 @@ def is_account_copy(headers: object, name: str = ACCOUNT_HEADER) -> bool:
     if not headers:
         return False
     return any(h == name for h, _ in headers)  # type: ignore[attr-defined]
+
+
+def copy_origin(headers: object) -> tuple[str, int, int, int] | None:
+    """``(kind header, producing partition q, offset there, q's mark or NEVER)`` of an account copy,
+    a member copy or a heartbeat (``streams.worker.watermark``; a heartbeat's offset is -1), or None
+    when the record is none of them. A header value that does not parse counts as ``-1:-1``.
+
+    >>> copy_origin([("churnwatch-member", b"3:17"), ("churnwatch-mark", b"5000")])
+    ('churnwatch-member', 3, 17, 5000)
+    >>> copy_origin([("churnwatch-heartbeat", b"2:7000")]), copy_origin([("churnwatch-origin", b"0:1")])
+    (('churnwatch-heartbeat', 2, -1, 7000), None)
+    """
+    if not headers:
+        return None
+    kind, q, offset, mark = "", -1, -1, NEVER
+    for name, value in headers:  # type: ignore[attr-defined]
+        if name == ACCOUNT_HEADER or name == MEMBER_HEADER:
+            kind = name
+            part, _, off = (value or b"").decode("ascii", "replace").partition(":")
+            if part.isdigit() and off.isdigit():
+                q, offset = int(part), int(off)
+        elif name == MARK_HEADER and value and value.lstrip(b"-").isdigit():
+            mark = int(value)
+        elif name == HEARTBEAT_HEADER:
+            beat = parse_heartbeat(value or b"")
+            if beat is not None:
+                kind, q, mark = name, beat[0], beat[1]
+    if not kind or (kind == HEARTBEAT_HEADER and q < 0):
+        return None
+    return kind, q, offset, (mark if q >= 0 else NEVER)
 
 
 def member_copy(account: str, ts_ms: int, member: Member, partition: int, offset: int) -> KafkaCopy:
@@ -146,6 +189,8 @@ class AccountCopy:
     partition: int
     offset: int
     event: Event
+    origin: int = -1  # the producing partition q (its header), -1: unknown
+    origin_offset: int = -1
 
     @property
     def account(self) -> str:
@@ -165,6 +210,8 @@ class MemberCopy:
     account: str
     ts_ms: int
     member: Member
+    origin: int = -1  # the producing partition q (its header), -1: unknown
+    origin_offset: int = -1
 
 
 @dataclass(slots=True)
@@ -181,6 +228,8 @@ class AccountReadResult:
     extras: list[bytes | None] = field(default_factory=list)  # per account: JSON (downgrade, open alert)
     members: list[dict[bytes, bytes]] = field(default_factory=list)  # per account: member key -> record
     tokens: list[str] = field(default_factory=list)  # per field: its last write's token as read ("" none)
+    sides: list[bytes | None] = field(default_factory=list)  # per account: the alert side's AccountState record
+    held: list[bytes | None] = field(default_factory=list)  # per account: its held copies (JSON, ``_held_json``)
 
 
 @dataclass(slots=True)
@@ -193,6 +242,8 @@ class AccountWrite:
     extras: dict[str, bytes] = field(default_factory=dict)
     members: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)  # COUNTER_SETS name -> {field: delta}
+    sides: dict[str, bytes] = field(default_factory=dict)  # the alert side's AccountState records
+    held: dict[str, bytes] = field(default_factory=dict)  # held copies (JSON; b"": none left, delete)
     # per part: the partition's token as the read found it, which the write expects there unless it
     # is this worker's (lua/fence.lua, fence_check): due reviews alone move no offset; None: offsets only
     read_tokens: list[str] | None = None
@@ -208,6 +259,10 @@ class AccountsAdvanced:
     applied: int = 0  # statements applied (after the fence)
     skipped: int = 0  # copies at or below the bucket's account offset (already applied)
     late: int = 0
+    held: int = 0  # copies read this cycle and held for the watermark
+    released: int = 0  # held copies (of this or earlier cycles) applied as the watermark passed them
+    forced: int = 0  # held copies applied before the watermark passed them: the account held MAX_HELD
+    behind: int = 0  # copies applied behind the account's time (arrived after the watermark passed them)
 
 
 @dataclass(slots=True)
@@ -248,13 +303,18 @@ def plan_account_reads(copies: Sequence[Copy], topic: str, buckets: int) -> list
 
 def advance_accounts(
     copies: Sequence[Copy], reads: Sequence[AccountRead], replies: Sequence[AccountReadResult], topic: str,
-    last_offset: Mapping[int, int],
+    last_offset: Mapping[int, int], release_ms: Mapping[int, int] | None = None, max_held: int = MAX_HELD,
 ) -> AccountsAdvanced:
-    """Apply the copies past each bucket's fence to their accounts in event order: subscriptions
-    through ``AccountState`` (every :class:`models.revenue.Change` folded into per-period
-    ``Ledger`` deltas, what the write HINCRBYs), members replaced; before each, the account's
-    deadlines up to its time are reviewed (``_apply_in_order``); after each,
-    ``streams.worker.account_alerts`` decides the account's alerts, and at the end its next review."""
+    """Apply the copies past each bucket's fence to their accounts. Subscriptions reach the revenue
+    state at once, in arrival order (every :class:`models.revenue.Change` folded into per-period
+    ``Ledger`` deltas, what the write HINCRBYs): the MRR figures wait for nothing. The alert side
+    (its own ``AccountState``, the members, the extras) takes the copies below the account
+    partition's watermark ``release_ms[p]`` (``streams.worker.watermark``) together with those it
+    held, in event order; before each, the account's deadlines up to its time are reviewed
+    (``_apply_in_order``); after each, ``streams.worker.account_alerts`` decides the account's
+    alerts. The copies at or above the watermark are held (``<account>|held`` in ``cw:{b}:aside``,
+    written by the same fenced call), at most ``max_held`` an account, and the account is due again
+    at the earliest of them. ``release_ms`` None (or p not in it): nothing is held."""
     out = AccountsAdvanced()
     by_account: dict[str, list[Copy]] = {}
     for c in copies:
@@ -264,9 +324,10 @@ def advance_accounts(
         ledgers = {period: Ledger(period) for period in PERIODS}
         cohorts = Cohorts()
         write = AccountWrite(read.bucket, [], read_tokens=reply.tokens if len(reply.tokens) == len(read.fields) else None)
-        extras = reply.extras or [None] * len(read.accounts)
-        members = reply.members or [{}] * len(read.accounts)
-        for account, blob, extra, mem in zip(read.accounts, reply.blobs, extras, members):
+        n = len(read.accounts)
+        rows = zip(read.accounts, reply.blobs, reply.extras or [None] * n, reply.members or [{}] * n,
+                   reply.sides or [None] * n, reply.held or [None] * n)
+        for account, blob, extra, mem, side, held in rows:
             todo = []
             for c in by_account[account]:
                 exp = expected[account_field(topic, c.partition)]
@@ -276,12 +337,27 @@ def advance_accounts(
                     todo.append(c)
             if not todo:
                 continue
-            acc = AccountWork(_load(blob, read.bucket), orjson.loads(extra) if extra else {},
-                           {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
-            had_state = _apply_in_order(account, acc, todo, ledgers, cohorts, out) or blob is not None
-            out.dues.setdefault(todo[-1].partition, {})[account] = next_due_s(acc, _seen_ms(acc))
-            if had_state:
-                write.states[account] = acc.state.to_bytes()
+            p = todo[-1].partition
+            revenue = _load(blob, read.bucket)
+            subscriptions = sorted((c for c in todo if isinstance(c, AccountCopy)), key=_order)
+            for c in subscriptions:
+                _apply_revenue(revenue, c.event, ledgers, cohorts, out)
+            # the alert side: its own state (an account of an earlier version starts from the revenue state)
+            acc = AccountWork(_load(side or blob, read.bucket), orjson.loads(extra) if extra else {},
+                              {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
+            bound = None if release_ms is None else release_ms.get(p)
+            now, keep = _release(todo, _parse_held(held, p, account), bound, max_held, out)
+            _apply_in_order(account, acc, now, out)
+            due = next_due_s(acc, _seen_ms(acc))
+            if keep:
+                first = (keep[0].ts_ms + 999) // 1000  # swept once the watermark passes its second
+                due = min(due, first) if due else first
+            out.dues.setdefault(p, {})[account] = due
+            if subscriptions or blob is not None:
+                write.states[account] = revenue.to_bytes()
+                write.sides[account] = acc.state.to_bytes()
+            if keep or held:
+                write.held[account] = _held_json(keep)
             write.extras[account] = orjson.dumps(acc.extras)
             if acc.changed:
                 write.members[account] = acc.changed
@@ -298,28 +374,88 @@ def advance_accounts(
     return out
 
 
-def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], ledgers: Mapping[str, Ledger], cohorts: Cohorts,
-                    out: AccountsAdvanced) -> bool:
-    """One account's copies and due reviews of the cycle, in event order (reviews before copies of
-    the same time). Before each, the account's own deadlines up to its time are reviewed at their
-    time (``_review_until``), so a review happens at a member's silence deadline whether the due
-    index's sweep reached it before the next copy came or the copy came in the same cycle; a tick
-    (a due review read from the index) only moves the account's clock up to its time. True when a
-    subscription was applied."""
-    subscribed = False
-    todo.sort(key=lambda c: (c.ts_ms, 1 if isinstance(c, MemberCopy) else 0, c.offset))
+def _order(c: Copy) -> tuple[int, int, int, int, int]:
+    """Event order, the same whatever order the copies arrived in: time, then a due review before a
+    subscription before a member of the same time, then where the copy was made (partition, offset
+    there), then where it was read (copies without an origin: the unit tests')."""
+    if isinstance(c, AccountTick):
+        return c.ts_ms, 0, -1, -1, -1
+    return c.ts_ms, 1 if isinstance(c, AccountCopy) else 2, c.origin, c.origin_offset, c.offset
+
+
+def _release(todo: list[Copy], held: list[Copy], bound: int | None, max_held: int,
+             out: AccountsAdvanced) -> tuple[list[Copy], list[Copy]]:
+    """What the alert side applies now (the due reviews, and the copies, new or held, below the
+    watermark ``bound``; None: every copy) and what it holds, in event order. Beyond ``max_held``
+    held copies the earliest are applied now, in event order (counted and logged)."""
+    ticks = [c for c in todo if isinstance(c, AccountTick)]
+    new = [c for c in todo if not isinstance(c, AccountTick)]
+    if bound is None:
+        return ticks + held + new, []
+    keep = sorted((c for c in (*held, *new) if c.ts_ms >= bound), key=_order)
+    now = [c for c in (*held, *new) if c.ts_ms < bound]
+    out.released += sum(1 for c in held if c.ts_ms < bound)
+    if len(keep) > max_held:
+        extra = len(keep) - max_held
+        out.forced += extra
+        logger.warning("an account holds more than %s copies for the watermark: %s applied before it passed them "
+                       "(event order kept among them; docs/REVENUE.md, Limits)", max_held, extra)
+        now += keep[:extra]
+        keep = keep[extra:]
+    kept = set(map(id, keep))
+    out.held += sum(1 for c in new if id(c) in kept)
+    return ticks + now, keep
+
+
+def _held_json(keep: Sequence[Copy]) -> bytes:
+    """Held copies as stored (b"": none, the field is deleted): member copies as their 25+ byte
+    record in hex, subscription copies as the event's fields."""
+    rows: list[list[object]] = []
+    for c in keep:
+        if isinstance(c, MemberCopy):
+            rows.append(["m", c.offset, c.origin, c.origin_offset, c.ts_ms, c.member.to_bytes().hex()])
+        elif isinstance(c, AccountCopy):
+            ev, sub = c.event, c.event.subscription
+            assert sub is not None  # the decoder sends subscription events only
+            rows.append(["s", c.offset, c.origin, c.origin_offset, ev.user_id, ev.ts_ms, ev.type, ev.event_id, ev.amount,
+                         ev.account_id, sub.status, sub.plan, sub.mrr_cents, sub.trial_ends_ms, sub.period_end_ms])
+    return orjson.dumps(rows) if rows else b""
+
+
+def _parse_held(raw: bytes | None, partition: int, account: str) -> list[Copy]:
+    """:func:`_held_json` read back (``partition``: where the account's copies are read)."""
+    from models.subscription import Subscription
+
+    out: list[Copy] = []
+    for row in orjson.loads(raw) if raw else ():
+        if row[0] == "m":
+            member = Member.from_bytes(bytes.fromhex(row[5]))
+            out.append(MemberCopy(partition, row[1], account, row[4], member, row[2], row[3]))
+        else:
+            ev = Event(row[4], row[5], row[6], row[7], row[8], row[9], Subscription(*row[10:15]))
+            out.append(AccountCopy(partition, row[1], ev, row[2], row[3]))
+    return out
+
+
+def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: AccountsAdvanced) -> None:
+    """One account's copies and due reviews of the cycle, in event order (``_order``). Before each,
+    the account's own deadlines up to its time are reviewed at their time (``_review_until``), so a
+    review happens at a member's silence deadline whether the due index's sweep reached it before
+    the next copy came or the copy came in the same cycle; a tick (a due review read from the
+    index) only moves the account's clock up to its time."""
+    todo.sort(key=_order)
     for c in todo:
         _review_until(account, acc, c.ts_ms, out)
         if isinstance(c, AccountTick):  # its deadline, if it still is one, was just reviewed
             continue
+        if c.ts_ms < _seen_ms(acc):
+            out.behind += 1
         if isinstance(c, MemberCopy):
             acc.members[c.member.key] = c.member
             acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
         else:
-            _apply_subscription(acc, c.event, ledgers, cohorts, out)
-            subscribed = True
+            _apply_subscription(acc, c.event)
         _decide(account, acc, c.ts_ms, out)
-    return subscribed
 
 
 def _seen_ms(acc: AccountWork) -> int:
@@ -422,10 +558,10 @@ def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -
         append_to_extras(acc.extras, orjson.loads(value))
 
 
-def _apply_subscription(acc: AccountWork, ev: Event, ledgers: Mapping[str, Ledger], cohorts: Cohorts,
-                        out: AccountsAdvanced) -> None:
-    before = acc.state.get().plans
-    change = acc.state.apply(ev)
+def _apply_revenue(state: AccountState, ev: Event, ledgers: Mapping[str, Ledger], cohorts: Cohorts,
+                   out: AccountsAdvanced) -> None:
+    """A statement on the revenue state, at once: the period counters and movements."""
+    change = state.apply(ev)
     out.late += change.late
     out.applied += 1
     for ledger in ledgers.values():
@@ -435,8 +571,15 @@ def _apply_subscription(acc: AccountWork, ev: Event, ledgers: Mapping[str, Ledge
         out.retracted.append(change.retract)
     if change.add is not None:
         out.added.append(change.add)
-        if change.add.kind == "contraction":
-            acc.extras["down"] = [ev.ts_ms, list(before), list(acc.state.get().plans)]
+
+
+def _apply_subscription(acc: AccountWork, ev: Event) -> None:
+    """A statement on the alert side's state, in event order; a contraction is kept for the
+    roll-up's "downgraded from ... to ..." (extras ``down``)."""
+    before = acc.state.get().plans
+    change = acc.state.apply(ev)
+    if change.add is not None and change.add.kind == "contraction":
+        acc.extras["down"] = [ev.ts_ms, list(before), list(acc.state.get().plans)]
 
 
 def _load(blob: bytes | None, bucket: int) -> AccountState:

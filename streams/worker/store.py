@@ -806,14 +806,16 @@ class Store:
         if not reads:
             return []
         keys = self.keys
-        calls = [_BucketCall([keys.offsets(r.bucket), keys.accounts(r.bucket), keys.account_extras(r.bucket)],
+        calls = [_BucketCall([keys.offsets(r.bucket), keys.accounts(r.bucket), keys.account_extras(r.bucket),
+                              keys.account_side(r.bucket)],
                              [keys.tag(r.bucket), len(r.fields), *r.fields, *r.accounts], len(r.accounts) + 1)
                  for r in reads]
         replies, _ = await self._run_buckets("read_accounts", "read_accounts", calls)
         out = []
-        for offsets, blobs, extras, members, tokens in replies:
+        for offsets, blobs, extras, members, tokens, sides, held in replies:
             out.append(AccountReadResult([_s(o) for o in offsets], [b or None for b in blobs], [e or None for e in extras],
-                                         [dict(zip(m[::2], m[1::2])) for m in members], [_s(t) for t in tokens]))
+                                         [dict(zip(m[::2], m[1::2])) for m in members], [_s(t) for t in tokens],
+                                         [b or None for b in sides], [h or None for h in held]))
         return out
 
     async def write_accounts(self, writes: Sequence[Any], token: str) -> list[Fenced]:
@@ -830,17 +832,17 @@ class Store:
             counters = [(4 + i, fld, delta) for i, name in enumerate(COUNTER_SETS)
                         for fld, delta in w.counters.get(name, {}).items()]
             accounts, blobs = [], []
-            for account in {**w.states, **w.extras, **w.members}:
+            for account in {**w.states, **w.extras, **w.members, **w.held}:
                 members = w.members.get(account, {})
-                state = w.states.get(account)
+                state, side, held = w.states.get(account), w.sides.get(account), w.held.get(account)
                 extras = w.extras.get(account, b"")
-                accounts.append((account, 0 if state is None else 1, extras.decode(), len(members)))
-                if state is not None:
-                    blobs.append(state)
+                accounts.append((account, 0 if state is None else 1, extras.decode(), len(members), 0 if side is None else 1,
+                                 0 if held is None else 1 if held else 2))
+                blobs += [b for b in (state, side, held) if b]
                 for k, v in members.items():
                     blobs += (k, v)
             calls.append(_BucketCall([keys.offsets(b), keys.accounts(b), keys.account_extras(b),
-                                      *(keys.revenue(b, name) for name in COUNTER_SETS)],
+                                      *(keys.revenue(b, name) for name in COUNTER_SETS), keys.account_side(b)],
                                      [keys.tag(b), token, _parts_json(w), dumps(counters), dumps(accounts), *blobs],
                                      len(accounts) + 1))
         replies, _ = await self._run_buckets("write_accounts", "write_accounts", calls)

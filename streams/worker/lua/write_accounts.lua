@@ -8,12 +8,15 @@
 --
 -- KEYS[1] = <prefix>:{b}:off   KEYS[2] = <prefix>:{b}:acct   KEYS[3] = <prefix>:{b}:ax
 -- KEYS[4], KEYS[5], KEYS[6], KEYS[7] = <prefix>:{b}:rev:day, :rev:week, :rev:month, :rev:cohort
+-- KEYS[8] = <prefix>:{b}:aside (field <account>: the alert side's state; <account>|held: held copies)
 -- ARGV    = tag, token, parts JSON [field, expected or "", new, token as read or "" or false (not
 --           checked: fence.lua's fence_check), ...] (flat),
 --           counters JSON [[key index 4..7, field ("<period start ms>:<counter>", cohorts:
 --           models.revenue_ledger.Cohorts.counters), delta], ...],
---           accounts JSON [[account, has state 0/1, extras JSON or "", members n], ...],
---           then per account: its state record (if it has one), then n member key/record pairs
+--           accounts JSON [[account, has state 0/1, extras JSON or "", members n, has alert side 0/1,
+--           held 0 (unchanged) / 1 (set) / 2 (none left: delete)], ...],
+--           then per account: its state record (if it has one), the alert side's (if), the held copies
+--           (if set), then n member key/record pairs
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
 local tag, token = ARGV[1], ARGV[2]
 local parts = fence_parts(ARGV[3], 4)
@@ -29,9 +32,20 @@ local accounts = cjson.decode(ARGV[5])
 local at = 6
 for a = 1, #accounts do
   local account, has_state, extras, n = accounts[a][1], accounts[a][2], accounts[a][3], accounts[a][4]
+  local has_side, held = accounts[a][5], accounts[a][6]
   if has_state == 1 then
     redis.call('HSET', KEYS[2], account, ARGV[at])
     at = at + 1
+  end
+  if has_side == 1 then
+    redis.call('HSET', KEYS[8], account, ARGV[at])
+    at = at + 1
+  end
+  if held == 1 then
+    redis.call('HSET', KEYS[8], account .. '|held', ARGV[at])
+    at = at + 1
+  elseif held == 2 then
+    redis.call('HDEL', KEYS[8], account .. '|held')
   end
   if extras ~= '' then
     redis.call('HSET', KEYS[3], account, extras)

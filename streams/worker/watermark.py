@@ -1,0 +1,150 @@
+"""The account side's watermark: up to which event time every producing partition has sent its copies.
+
+Why: an account's copies (member summaries, subscription statements) are made by the owners of
+its *users'* partitions q and read by the owner of the *account's* partition p. Each q's copies
+reach p in q's order, but copies of different q's interleave as the q's are read: during a
+backlog q1 can be weeks of event time ahead of q2. Applying copies as they come then judges an
+account at the wrong times (docs/REVENUE.md, "Limits"). So, as Flink's watermarks flow with the
+records of each input channel and an operator's watermark is the minimum over its inputs, and as
+Kafka Streams' stream time with a grace bounds how long a window waits:
+
+- each copy carries its producing partition's *mark* (header ``churnwatch-mark``, epoch ms): q
+  makes no copy earlier than it from then on. The mark is q's lateness cutoff before the cycle
+  that made the copy (an event below the cutoff is rejected as ``late``, streams/worker/clock.py),
+  floored to the second (a member copy's time is its user's last seen *second*), and no more than
+  the marks of q's cycles whose copies are still unacknowledged (a retried send may land later);
+- a producing partition also sends a *heartbeat* to every partition (a record with header
+  ``churnwatch-heartbeat: <q>:<mark>``, key chosen to land there), at most once a second while its
+  mark moves and every 30 s while it does not, so a quiet partition, or one whose users name no
+  account, does not hold every account back (only once accounts are in use: a worker starts when
+  it makes or reads a copy or a heartbeat);
+- p's watermark is the minimum of the marks over all partitions of the topic, raised to the
+  largest mark less the grace (``CHURNWATCH_ACCOUNT_GRACE_MS``): a partition more than the grace
+  behind (a dead worker, a backlog of weeks) holds nobody back longer; its copies then count as late.
+
+Copies below the watermark are complete: no copy earlier can come (but from a partition beyond
+the grace, or after a handover lost a borrowed clock floor, streams/worker/clock.py). The account
+phase holds the others (streams/worker/revenue.py). Marks are kept in memory only: an owner taking
+p learns them again from the next copies and heartbeats (at most ~30 s of holding). Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Iterable, Mapping, Sequence
+
+from streams.worker.clock import NEVER
+from streams.worker.partitioner import partitions_of
+
+__all__ = ["MARK_HEADER", "HEARTBEAT_HEADER", "HEARTBEAT_EVERY_MS", "HEARTBEAT_QUIET_EVERY_MS", "KafkaCopy", "Heartbeats",
+           "fold_marks", "heartbeat_keys", "mark_of", "parse_heartbeat", "stamp_marks", "watermark_ms"]
+
+MARK_HEADER: Final[str] = "churnwatch-mark"
+HEARTBEAT_HEADER: Final[str] = "churnwatch-heartbeat"
+HEARTBEAT_EVERY_MS: Final[int] = 1_000  # while a partition's mark moves
+HEARTBEAT_QUIET_EVERY_MS: Final[int] = 30_000  # while it does not: a new owner of p learns it within this
+KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]
+
+
+def mark_of(cutoff_ms: int) -> int:
+    """A partition's mark from its lateness cutoff: floored to the second (member copies carry
+    their user's last seen second). NEVER stays NEVER.
+
+    >>> mark_of(10_500), mark_of(NEVER) == NEVER
+    (10000, True)
+    """
+    return NEVER if cutoff_ms <= NEVER else cutoff_ms // 1000 * 1000
+
+
+def watermark_ms(marks: Mapping[int, int], partitions: int, grace_ms: int) -> int:
+    """p's watermark: the least mark over partitions ``0..partitions-1`` (NEVER for one not heard
+    from), raised to the largest mark less ``grace_ms``.
+
+    >>> watermark_ms({0: 5_000, 1: 9_000}, 2, 10_000), watermark_ms({0: 5_000, 1: 9_000}, 2, 1_000)
+    (5000, 8000)
+    >>> watermark_ms({0: 5_000}, 2, 1_000), watermark_ms({}, 2, 1_000) == NEVER
+    (4000, True)
+    """
+    if grace_ms < 0:
+        raise ValueError(f"grace_ms must be >= 0 ms, got {grace_ms}")
+    least = min((marks.get(q, NEVER) for q in range(partitions)), default=NEVER)
+    most = max(marks.values(), default=NEVER)
+    return least if most == NEVER else max(least, most - grace_ms)
+
+
+def stamp_marks(copies: Iterable[KafkaCopy], marks: Mapping[int, int]) -> None:
+    """Add the mark of each copy's producing partition (the first header's ``<q>:<offset>``) to
+    its headers, in place. A copy of a partition without a mark gets none (it holds nobody back).
+
+    >>> c = (b"acme", b"{}", [("churnwatch-account", b"3:17")])
+    >>> stamp_marks([c], {3: 5000}); c[2][-1]
+    ('churnwatch-mark', b'5000')
+    """
+    for _, _, headers in copies:
+        q = int(headers[0][1].split(b":", 1)[0])
+        mark = marks.get(q, NEVER)
+        if mark != NEVER:
+            headers.append((MARK_HEADER, b"%d" % mark))
+
+
+def parse_heartbeat(value: bytes) -> tuple[int, int] | None:
+    """``(q, mark_ms)`` of a heartbeat header's value, or None when it is not one."""
+    q, _, mark = value.decode("ascii", "replace").partition(":")
+    if q.isdigit() and mark.lstrip("-").isdigit():
+        return int(q), int(mark)
+    return None
+
+
+def heartbeat_keys(partitions: int) -> list[bytes]:
+    """One record key per partition ``0..partitions-1`` that the producers' partitioner (murmur2)
+    puts there, so a heartbeat keyed by it lands where it must.
+
+    >>> from streams.worker.partitioner import partitions_of
+    >>> keys = heartbeat_keys(8); partitions_of(keys, list(range(8)))
+    [0, 1, 2, 3, 4, 5, 6, 7]
+    """
+    found: dict[int, bytes] = {}
+    i = 0
+    while len(found) < partitions:
+        batch = [b"churnwatch-heartbeat-%d" % j for j in range(i, i + 64)]
+        for key, p in zip(batch, partitions_of(batch, list(range(partitions)))):
+            found.setdefault(p, key)
+        i += 64
+    return [found[p] for p in range(partitions)]
+
+
+class Heartbeats:
+    """When this worker's partitions send heartbeats, and the records (pure: wall time is an argument)."""
+
+    __slots__ = ("keys", "sent_ms", "sent_marks", "active")
+
+    def __init__(self, partitions: int) -> None:
+        self.keys = heartbeat_keys(partitions)
+        self.sent_ms = 0
+        self.sent_marks: dict[int, int] = {}
+        # Off until accounts are in use: this worker made or read a copy or a heartbeat (one worker
+        # making copies heartbeats to every partition, so every worker turns on within a heartbeat);
+        # a deployment without accounts writes no extra record.
+        self.active = False
+
+    def due(self, marks: Mapping[int, int], wall_now_ms: int) -> list[KafkaCopy]:
+        """The heartbeats to send now (to every partition, one per own partition with a mark), or none."""
+        if not self.active:
+            return []
+        moved = any(self.sent_marks.get(q) != m for q, m in marks.items() if m != NEVER)
+        every = HEARTBEAT_EVERY_MS if moved else HEARTBEAT_QUIET_EVERY_MS
+        if wall_now_ms - self.sent_ms < every:
+            return []
+        out = self.records({q: m for q, m in marks.items() if m != NEVER})
+        if out:
+            self.sent_ms, self.sent_marks = wall_now_ms, dict(marks)
+        return out
+
+    def records(self, marks: Mapping[int, int]) -> list[KafkaCopy]:
+        return [(key, b"", [(HEARTBEAT_HEADER, b"%d:%d" % (q, m))]) for q, m in sorted(marks.items()) for key in self.keys]
+
+
+def fold_marks(into: dict[int, int], marks: Sequence[tuple[int, int]]) -> None:
+    """Fold ``(q, mark)`` pairs into ``into`` (marks only rise)."""
+    for q, m in marks:
+        if m > into.get(q, NEVER):
+            into[q] = m

@@ -1,0 +1,128 @@
+"""The account side's watermark: marks and heartbeats read off the stream, and held copies kept in
+Redis through the real account scripts (a restart between holding and releasing loses nothing).
+
+The order-independence itself is tested on the pure phase in tests/test_revenue_live.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from models.account_health import Member, member_key
+from streams.settings import Settings
+from streams.worker.clock import NEVER, PartitionClock
+from streams.worker.codec import Decoder
+from streams.worker.phases import decode_batch
+from streams.worker.revenue import AccountTick, MEMBER_HEADER, advance_accounts, member_copy, plan_account_reads
+from streams.worker.store import Store
+from streams.worker.watermark import (HEARTBEAT_EVERY_MS, HEARTBEAT_HEADER, HEARTBEAT_QUIET_EVERY_MS, MARK_HEADER,
+                                      Heartbeats, watermark_ms)
+from tests.test_revenue_live import DAY_MS, GRACE_MS, START_MS, TOPIC, _made_by_two_partitions, _Redis, _tick_until
+
+WALL_MS = START_MS + 400 * DAY_MS
+
+
+@dataclass
+class _Rec:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def test_decode_folds_marks_and_heartbeats_and_keeps_them_from_users_and_the_clock() -> None:
+    member = Member(member_key("u1"), START_MS // 1000, 1, 0.0, 1.0, 1.0, "u1")
+    key, value, headers = member_copy("acme", START_MS, member, 2, 40)
+    recs = [_Rec(0, key, value, headers=(*headers, (MARK_HEADER, b"%d" % (START_MS - 5000)))),
+            _Rec(1, b"churnwatch-heartbeat-3", b"", headers=((HEARTBEAT_HEADER, b"2:%d" % START_MS),)),
+            _Rec(2, b"churnwatch-heartbeat-3", b"", headers=((HEARTBEAT_HEADER, b"5:%d" % (START_MS + 9000)),)),
+            _Rec(3, b"churnwatch-heartbeat-3", b"", headers=((HEARTBEAT_HEADER, b"5:%d" % START_MS),))]  # older: kept the highest
+    clocks = {0: PartitionClock(3_600_000)}
+    out = decode_batch({0: recs}, clocks, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024)
+    assert out.marks == {0: {2: START_MS, 5: START_MS + 9000}}
+    assert [(c.account, c.origin, c.origin_offset) for c in out.accounts] == [("acme", 2, 40)]
+    assert not out.users and not out.dlq and clocks[0].stream_ms == NEVER and out.last_offset == {0: 3}
+
+
+def test_heartbeats_go_to_every_partition_once_a_second_while_marks_move_and_every_30_s_when_not() -> None:
+    beats = Heartbeats(4)
+    assert beats.due({0: 5000, 2: 7000}, 100_000) == [], "no account in use yet: no record"
+    beats.active = True
+    first = beats.due({0: 5000, 2: 7000}, 100_000)
+    assert [(k, h) for k, _, h in first][:1] == [(beats.keys[0], [(HEARTBEAT_HEADER, b"0:5000")])]
+    assert len(first) == 2 * 4, "each own partition's mark, to each of the 4 partitions"
+    assert beats.due({0: 6000, 2: 7000}, 100_000 + HEARTBEAT_EVERY_MS - 1) == []
+    assert len(beats.due({0: 6000, 2: 7000}, 100_000 + HEARTBEAT_EVERY_MS)) == 8, "a mark moved: after a second"
+    t = 100_000 + HEARTBEAT_EVERY_MS
+    assert beats.due({0: 6000, 2: 7000}, t + HEARTBEAT_EVERY_MS) == [], "unchanged: not every second"
+    assert len(beats.due({0: 6000, 2: 7000}, t + HEARTBEAT_QUIET_EVERY_MS)) == 8, "a new owner of p learns it"
+    assert beats.due({0: NEVER}, t + 10 * HEARTBEAT_QUIET_EVERY_MS) == [], "no time yet: nothing to say"
+
+
+def test_watermark_needs_every_partition_and_the_grace_bounds_the_slowest() -> None:
+    assert watermark_ms({0: 9_000, 1: 8_000, 2: 7_000}, 3, 10_000) == 7_000
+    assert watermark_ms({0: 9_000, 1: 8_000}, 3, 10_000) == -1_000, "partition 2 not heard from: the grace alone"
+    assert watermark_ms({0: 90_000, 1: 8_000}, 2, 10_000) == 80_000, "one partition beyond the grace holds back no more"
+
+
+async def _cycle(store: Store, copies: list[Any], release: int, token: str) -> list[dict[str, object]]:
+    """One account phase through the real scripts, as the pipeline's tail runs it."""
+    reads = plan_account_reads(copies, TOPIC, store.buckets)
+    done = advance_accounts(copies, reads, await store.read_accounts(reads), TOPIC,
+                            {0: max((c.offset for c in copies), default=-1)} if any(c.offset >= 0 for c in copies) else {},
+                            {0: release})
+    assert await store.write_accounts(done.writes, token) == []
+    await store.write_account_dues(TOPIC, done.dues)
+    return [orjson.loads(v) for _, v in done.alerts]
+
+
+def test_held_copies_live_in_redis_and_a_new_owner_releases_them_in_event_order(redis_url: str) -> None:
+    """Partition 1's copies come first and are held (written with the account, fenced); the worker
+    stops; a new owner reads partition 0's copies, the watermark passes everything, and the due
+    index brings the account back: its alerts are those of the copies read in event order."""
+    copies = _made_by_two_partitions()
+    reference = _Redis()
+    reference.cycle(copies, {0: len(copies) - 1})
+    _tick_until(reference, START_MS + 120 * DAY_MS)
+    fast = [c for c in copies if c.origin == 1]
+    slow = [c for c in copies if c.origin == 0]
+    for i, c in enumerate(fast + slow):
+        c.offset = i
+    settings = Settings(redis_url=redis_url, topic_events=TOPIC)
+    end_ms = START_MS + 120 * DAY_MS
+
+    async def first() -> tuple[list[dict[str, object]], int]:
+        store = Store(settings)
+        await store.connect()
+        try:
+            alerts = await _cycle(store, fast, watermark_ms({1: fast[-1].ts_ms}, 2, GRACE_MS), "w1:1")
+            raw = await store._client.hget(store.keys.account_side(plan_account_reads(fast, TOPIC, store.buckets)[0].bucket),
+                                           "contoso|held")
+            return alerts, len(orjson.loads(raw))
+        finally:
+            await store.close()
+
+    async def second() -> list[dict[str, object]]:
+        store = Store(settings)
+        await store.connect()
+        try:
+            alerts = await _cycle(store, slow, watermark_ms({0: slow[-1].ts_ms, 1: fast[-1].ts_ms}, 2, GRACE_MS), "w2:1")
+            for _ in range(200):  # the sweep of the due index with the watermark past the end
+                due, _ = (await store.due_accounts(TOPIC, {0: (end_ms - 1) // 1000}, 100))[0]
+                if not due:
+                    return alerts
+                alerts += await _cycle(store, [AccountTick(0, a, s * 1000) for a, s in due], end_ms, "w2:2")
+            raise AssertionError("the account kept coming due")
+        finally:
+            await store.close()
+
+    held_alerts, held = asyncio.run(first())
+    assert held_alerts == [] and held == len(fast), "partition 1's copies wait in Redis"
+    got = held_alerts + asyncio.run(second())
+    assert [(a["alert_id"], a["kind"], a["event_time_ms"], a["reasons"]) for a in got] == \
+        [(a["alert_id"], a["kind"], a["event_time_ms"], a["reasons"]) for a in reference.alerts]
