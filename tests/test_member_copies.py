@@ -134,3 +134,31 @@ def test_a_version_is_the_state_as_of_the_periods_last_event() -> None:
         last[k] = (min(first, ts_ms), m)
     assert [(ts, m) for ts, m in at_once] == [last[k] for k in sorted(last)]
     assert all(ts <= m.last_seen_s * 1000 and ts // PERIOD_MS == m.last_seen_s * 1000 // PERIOD_MS for ts, m in at_once)
+
+
+def test_versions_merge_into_one_copy_and_an_older_hour_read_behind_replaces_no_newer_member() -> None:
+    """Two versions of one member's hour (the second a duplicate sent again, and a later one) make
+    one copy: the latest content at the earliest time; a copy of an earlier hour that comes after
+    the watermark passed it (behind) leaves the member's newer record as it is."""
+    from models.account_health import Member, member_key
+
+    hour = START_MS // PERIOD_MS * PERIOD_MS + 5 * PERIOD_MS
+    def version(first_ms: int, seen_ms: int, act: float) -> MemberCopy:
+        return MemberCopy(0, 0, "acme", first_ms, Member(member_key("u1"), seen_ms // 1000, 1, 0.0, act, act, "u1"), 0, seen_ms)
+
+    early, late = version(hour + 60_000, hour + 120_000, 1.0), version(hour + 600_000, hour + 900_000, 2.0)
+    merged = _merge_versions([late, early, early])
+    assert len(merged) == 1 and merged[0].ts_ms == hour + 60_000 and merged[0].member == late.member
+    redis = _Redis()
+    for i, c in enumerate((early, late, early)):
+        c.offset = i
+    redis.cycle([early, late], {0: 1}, {0: release_ms(hour + 30 * 60_000)})
+    assert redis.held and not redis.members, "the hour has not ended everywhere: held"
+    redis.cycle([], {}, {0: release_ms(hour + PERIOD_MS + 1000)})
+    _tick_until(redis, hour + PERIOD_MS + 1000, release=True)
+    assert not redis.held and list(redis.members["acme"].values()) == [late.member.to_bytes()]
+    older = version(hour - PERIOD_MS, hour - PERIOD_MS + 1000, 0.5)
+    older.offset = 3
+    redis.cycle([older], {0: 3}, {0: release_ms(hour + 2 * PERIOD_MS)})
+    assert list(redis.members["acme"].values()) == [late.member.to_bytes()]
+    assert redis.done[-1].behind == 1
