@@ -4,8 +4,9 @@ Account managers look after companies, not users: a company leaves when its peop
 the product or its billing says so. Inputs, all kept small per account:
 
 - one :class:`Member` per user of the account (25 bytes + the user id: when last seen, lifecycle stage, the
-  open at-risk alert's risk, the user's 4-week activity then and what its 13-week rate expects), written by the
-  worker that owns the user each time the user's state moves (so the roll-up is incremental);
+  open at-risk alert's risk, the user's 4-week activity then and what its 13-week rate expects), sent by the
+  worker that owns the user once per hour the user was active, as of its last event in that hour
+  (streams/worker/members.py; so the roll-up is incremental and does not depend on the worker's cycles);
 - the subscription (``models.revenue.AccountView``) and the last downgrade (:class:`Downgrade`);
 - the renewal date from the accounts table.
 

@@ -148,20 +148,21 @@ def test_the_index_is_trusted_only_when_built_from_the_first_user_with_the_reade
 
 def test_account_members_carry_the_alerts_risk_not_the_index_score() -> None:
     """The at-risk index holds the list key (models.ranking.index_score); an account member's
-    risk is the open alert's risk at its last review, as before the lists ranked by savable risk."""
+    risk is the open alert's risk at its last review, as before the lists ranked by savable risk
+    (the member copy of a user's last active hour: its state as of its last event there)."""
     from streams.worker.members import member_copies
     from streams.worker.revenue import parse_member_copy
 
     model = load_model(None)
-    outcomes, end_ms = _advanced(model)
-    alerted = {u: o for u, o in outcomes.items() if o.state.at_risk_since_s}
-    write = BucketWrite(0, [])
-    for uid, o in alerted.items():
-        risk, reach, alert_risk = index_scores(None, o.state, end_ms, model, o.review)
-        write.states.append(StateWrite(0, uid, o.state.to_bytes(), f"{TOPIC}:0", o.state.next_review_s, risk, reach, alert_risk))
-    copies = member_copies({u: ("acme", 0, 1) for u in alerted}, [], [], [write], model)
+    events, _ = generate(5, 400, T0_MS, 90)
+    by_user: dict[str, list] = collections.defaultdict(list)  # type: ignore[type-arg]
+    for ev in events:
+        by_user[ev.user_id].append(ev)
+    at_last = {u: advance(u, None, evs, max(e.ts_ms for e in evs), model) for u, evs in by_user.items()}
+    alerted = {u: o for u, o in at_last.items() if o.state.at_risk_since_s}
+    copies = member_copies([(u, None, by_user[u]) for u in alerted], {u: ("acme", 0, 1) for u in alerted}, model)
     got = {m.user_id: m.risk for _, value, _ in copies for _, _, m in [parse_member_copy(value)]}  # type: ignore[misc]
-    assert len(got) == len(alerted) > 10
+    assert len(got) == len(alerted) >= 5
     for uid, o in alerted.items():
         want = o.review.risk if o.review is not None else risk_at(o.state, o.state.last_review_s, model)
         assert abs(got[uid] - want) <= 1e-6, (uid, got[uid], want)  # the member record stores a float32

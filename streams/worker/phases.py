@@ -387,6 +387,9 @@ class Advanced:
     alerts: list[KafkaRecord] = field(default_factory=list)
     learned: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, lower bound of next due s)
     lowered: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, due second written)
+    # users naming an account, with their stored record as read and the events applied (after the
+    # fence): what streams.worker.members makes their member copies from
+    members: list[tuple[str, bytes | None, Sequence[Event]]] = field(default_factory=list)
 
     def extend(self, other: "Advanced") -> None:
         """Append ``other``'s lists to these (a cycle advanced in slices): every field, so one
@@ -423,8 +426,11 @@ def advance_users(
         todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
+        member_of = decoded.member_of
         for uid, item in todo.items():
             _advance_user(uid, item, plan.bucket, clocks[item[1]], model, fields[item[1]], write, out, result, history)
+            if member_of and item[3] and uid in member_of:
+                out.members.append((uid, item[2], item[3]))
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out

@@ -83,7 +83,7 @@ from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
 from streams.worker.store import BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store
-from streams.worker.watermark import Heartbeats, fold_marks, mark_of, stamp_marks, watermark_ms
+from streams.worker.watermark import Heartbeats, fold_marks, mark_of, release_ms, stamp_marks, watermark_ms
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE",
            "TIMING_HEADER", "timing_header"]
@@ -339,7 +339,8 @@ class Pipeline:
             self.heartbeats.active = True  # accounts are in use: heartbeats from now on
         result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
-        release = {p: self.account_watermark_ms(p) for p in self._marks}
+        # floored to a whole period: a member copy covers one (streams.worker.watermark.release_ms)
+        release = {p: release_ms(self.account_watermark_ms(p)) for p in self._marks}
         sweep = plan_sweep(until_ms, self._due_min, store.buckets)
         bounds = self._account_bounds(release)
         if not decoded.last_offset and not sweep and not bounds:
@@ -362,7 +363,7 @@ class Pipeline:
         self._learn_due(advanced)  # the next cycle plans its sweeps as if this write were applied (it reads so)
         timer.mark("advance")
         self.applying()
-        members = member_copies(decoded.member_of, [plan.users for plan in plans], replies, advanced.writes, self.model)
+        members = member_copies(advanced.members, decoded.member_of, self.model)
         stamp_marks(decoded.account_copies, made)
         stamp_marks(members, made)
         beats = self.heartbeats.due(made, wall_now_ms)

@@ -48,7 +48,7 @@ from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account
                                            usage_counts)
 from streams.worker.clock import NEVER
 from streams.worker.keys import bucket_of, offset_field
-from streams.worker.watermark import HEARTBEAT_HEADER, MARK_HEADER, parse_heartbeat
+from streams.worker.watermark import HEARTBEAT_HEADER, MARK_HEADER, PERIOD_MS, parse_heartbeat
 
 __all__ = [
     "ACCOUNT_HEADER",
@@ -376,25 +376,32 @@ def advance_accounts(
 
 def _order(c: Copy) -> tuple[int, int, int, int, int]:
     """Event order, the same whatever order the copies arrived in: time, then a due review before a
-    subscription before a member of the same time, then where the copy was made (partition, offset
-    there), then where it was read (copies without an origin: the unit tests')."""
+    subscription before a member of the same time, then for subscriptions where the copy was made
+    (partition, offset there) and where it was read (copies without an origin: the unit tests'),
+    for members the member (one copy per member and period once merged; where a version was made
+    depends on the cycles)."""
     if isinstance(c, AccountTick):
         return c.ts_ms, 0, -1, -1, -1
-    return c.ts_ms, 1 if isinstance(c, AccountCopy) else 2, c.origin, c.origin_offset, c.offset
+    if isinstance(c, MemberCopy):
+        return c.ts_ms, 2, c.member.key, c.member.last_seen_s, c.offset
+    return c.ts_ms, 1, c.origin, c.origin_offset, c.offset
 
 
 def _release(todo: list[Copy], held: list[Copy], bound: int | None, max_held: int,
              out: AccountsAdvanced) -> tuple[list[Copy], list[Copy]]:
     """What the alert side applies now (the due reviews, and the copies, new or held, below the
-    watermark ``bound``; None: every copy) and what it holds, in event order. Beyond ``max_held``
-    held copies the earliest are applied now, in event order (counted and logged)."""
+    watermark ``bound``; None: every copy) and what it holds, in event order. The versions of one
+    member's copy of one period (``_merge_versions``) are one copy. Beyond ``max_held`` held copies
+    the earliest are applied now, in event order (counted and logged)."""
     ticks = [c for c in todo if isinstance(c, AccountTick)]
     new = [c for c in todo if not isinstance(c, AccountTick)]
+    merged = _merge_versions([*held, *new])
     if bound is None:
-        return ticks + held + new, []
-    keep = sorted((c for c in (*held, *new) if c.ts_ms >= bound), key=_order)
-    now = [c for c in (*held, *new) if c.ts_ms < bound]
-    out.released += sum(1 for c in held if c.ts_ms < bound)
+        return ticks + merged, []
+    keep = sorted((c for c in merged if c.ts_ms >= bound), key=_order)
+    now = [c for c in merged if c.ts_ms < bound]
+    waiting = {_identity(c) for c in keep}
+    out.released += sum(1 for c in held if _identity(c) not in waiting)
     if len(keep) > max_held:
         extra = len(keep) - max_held
         out.forced += extra
@@ -402,9 +409,39 @@ def _release(todo: list[Copy], held: list[Copy], bound: int | None, max_held: in
                        "(event order kept among them; docs/REVENUE.md, Limits)", max_held, extra)
         now += keep[:extra]
         keep = keep[extra:]
-    kept = set(map(id, keep))
-    out.held += sum(1 for c in new if id(c) in kept)
+    kept = {_identity(c) for c in keep}
+    out.held += sum(1 for c in new if _identity(c) in kept)
     return ticks + now, keep
+
+
+def _identity(c: Copy) -> object:
+    """What :func:`_merge_versions` merges on: a member and period; any other copy is its own."""
+    return (c.member.key, c.member.last_seen_s * 1000 // PERIOD_MS) if isinstance(c, MemberCopy) else id(c)
+
+
+def _merge_versions(copies: Sequence[Copy]) -> list[Copy]:
+    """One copy per member and period (``streams.worker.members``): of the versions that cycles of
+    the producing partition made, the content of the latest (last seen, then where it was made),
+    at the earliest time (the period's first event). A version read twice, or made twice (a
+    producing cycle replayed), merges into the same copy. Subscription copies pass unchanged."""
+    out: list[Copy] = []
+    best: dict[object, int] = {}  # (member key, period) -> index in out
+    for c in copies:
+        if not isinstance(c, MemberCopy):
+            out.append(c)
+            continue
+        k = _identity(c)
+        i = best.get(k)
+        if i is None:
+            best[k] = len(out)
+            out.append(c)
+            continue
+        have = out[i]
+        assert isinstance(have, MemberCopy)
+        latest = max(have, c, key=lambda v: (v.member.last_seen_s, v.origin, v.origin_offset, v.offset))
+        out[i] = MemberCopy(latest.partition, max(have.offset, c.offset), latest.account, min(have.ts_ms, c.ts_ms),
+                            latest.member, latest.origin, latest.origin_offset)
+    return out
 
 
 def _held_json(keep: Sequence[Copy]) -> bytes:
@@ -451,8 +488,10 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
         if c.ts_ms < _seen_ms(acc):
             out.behind += 1
         if isinstance(c, MemberCopy):
-            acc.members[c.member.key] = c.member
-            acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
+            known = acc.members.get(c.member.key)
+            if known is None or c.member.last_seen_s >= known.last_seen_s:  # an older period read behind: kept out
+                acc.members[c.member.key] = c.member
+                acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
         else:
             _apply_subscription(acc, c.event)
         _decide(account, acc, c.ts_ms, out)

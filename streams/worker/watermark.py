@@ -24,7 +24,9 @@ Kafka Streams' stream time with a grace bounds how long a window waits:
 
 Copies below the watermark are complete: no copy earlier can come (but from a partition beyond
 the grace, or after a handover lost a borrowed clock floor, streams/worker/clock.py). The account
-phase holds the others (streams/worker/revenue.py). Marks are kept in memory only: an owner taking
+phase applies copies below the watermark floored to a whole ``PERIOD_MS`` (:func:`release_ms`) and
+holds the others (streams/worker/revenue.py): a member copy is a user's summary over one period,
+complete only once the period has ended in every producing partition (streams/worker/members.py). Marks are kept in memory only: an owner taking
 p learns them again from the next copies and heartbeats (at most ~30 s of holding). Pure.
 """
 
@@ -36,13 +38,19 @@ from streams.worker.clock import NEVER
 from streams.worker.partitioner import partitions_of
 
 __all__ = ["MARK_HEADER", "HEARTBEAT_HEADER", "HEARTBEAT_EVERY_MS", "HEARTBEAT_QUIET_EVERY_MS", "KafkaCopy", "Heartbeats",
-           "fold_marks", "heartbeat_keys", "mark_of", "parse_heartbeat", "stamp_marks", "watermark_ms"]
+           "PERIOD_MS", "fold_marks", "heartbeat_keys", "mark_of", "parse_heartbeat", "release_ms", "stamp_marks",
+           "watermark_ms"]
 
 MARK_HEADER: Final[str] = "churnwatch-mark"
 HEARTBEAT_HEADER: Final[str] = "churnwatch-heartbeat"
 HEARTBEAT_EVERY_MS: Final[int] = 1_000  # while a partition's mark moves
 HEARTBEAT_QUIET_EVERY_MS: Final[int] = 30_000  # while it does not: a new owner of p learns it within this
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]
+#: A member copy sums up one user over one period of event time (UTC hours: streams/worker/members.py);
+#: the account side applies nothing of a period before every producing partition has passed its end.
+#: An hour, not a day: the tightest account rule, the 24 h trial reminder, must still leave before
+#: the trial ends (a period adds up to this much to the allowed lateness an account alert waits).
+PERIOD_MS: Final[int] = 3_600_000
 
 
 def mark_of(cutoff_ms: int) -> int:
@@ -69,6 +77,20 @@ def watermark_ms(marks: Mapping[int, int], partitions: int, grace_ms: int) -> in
     least = min((marks.get(q, NEVER) for q in range(partitions)), default=NEVER)
     most = max(marks.values(), default=NEVER)
     return least if most == NEVER else max(least, most - grace_ms)
+
+
+def release_ms(watermark: int, period_ms: int = PERIOD_MS) -> int:
+    """What the account side may apply (copies, due reviews strictly below it): the watermark floored
+    to the start of its period, so every copy of a period that has not ended everywhere waits, and
+    a member's copy of a period (its versions from several cycles, merged) is applied once, whole,
+    at its first event, with nothing of the account applied past that time before it. NEVER stays.
+
+    >>> release_ms(7_200_000 + 5_000), release_ms(NEVER) == NEVER
+    (7200000, True)
+    """
+    if period_ms <= 0:
+        raise ValueError(f"period_ms must be > 0 ms, got {period_ms}")
+    return NEVER if watermark <= NEVER else watermark // period_ms * period_ms
 
 
 def stamp_marks(copies: Iterable[KafkaCopy], marks: Mapping[int, int]) -> None:

@@ -1,0 +1,164 @@
+"""Member copies at fixed points of event time: the same copies, and the same account alerts,
+however the users' events are cut into cycles (streams/worker/members.py, docs/REVENUE.md).
+
+Pure and fast: the producing side is ``models.engine.advance`` per cycle as the worker runs it
+(up to the partition's review clock) with ``member_versions`` beside it; the account side is the
+account phase (``streams.worker.revenue.advance_accounts``) fed with what each producing cycle
+made, released with the watermark of its marks floored to the period (``release_ms``).
+"""
+
+from __future__ import annotations
+
+import random
+
+from models.engine import advance
+from models.events import EVENT_ORDER, Event
+from models.model import load_model
+from models.state import UserState
+from streams.offline.simulate_accounts import generate_accounts
+from streams.worker.clock import NEVER
+from streams.worker.members import member_versions
+from streams.worker.revenue import AccountCopy, MemberCopy, _merge_versions
+from streams.worker.watermark import PERIOD_MS, mark_of, release_ms, watermark_ms
+from tests.test_revenue_live import _Redis, _tick_until
+
+START_MS = 1_767_225_600_000  # 2026-01-01
+DAY_MS = 86_400_000
+LATENESS_MS = (0, 6 * 3_600_000)  # by seed: none (a partition's copies of an hour come while it runs), the default
+MODEL = load_model(None)
+EVENTS = sorted(generate_accounts(3, 8, START_MS, 120).events, key=EVENT_ORDER)
+END_MS = START_MS + 200 * DAY_MS
+
+
+def _produce(seed: int) -> list[tuple[int, list[MemberCopy | AccountCopy]]]:
+    """One producing partition reading ``EVENTS`` in cycles of random size (seed 0: 1 to 3 events, as
+    live; 1: 500, a backlog; others: mixed): per cycle, its mark (the lateness cutoff before it) and the copies it made, each
+    user advanced to the partition's review clock (the users with a due review too, at random).
+    Even seeds allow no lateness: the watermark then passes an hour's first copy while the hour
+    runs, which is what the period's floor (``release_ms``) is for."""
+    rng, lateness = random.Random(seed), LATENESS_MS[seed % 2]
+    states: dict[str, UserState | None] = {}
+    out: list[tuple[int, list[MemberCopy | AccountCopy]]] = []
+    stream_ms, i, offset = NEVER, 0, 0
+    while i < len(EVENTS):
+        batch = EVENTS[i:i + (rng.randint(1, 3) if seed == 0 else 500 if seed == 1 else rng.choice((1, 2, 5, 40, 300)))]
+        i += len(batch)
+        mark = mark_of(stream_ms - lateness if stream_ms != NEVER else NEVER)
+        stream_ms = max(stream_ms, batch[-1].ts_ms)
+        until = stream_ms - lateness  # the review clock: later events are never earlier (in order)
+        by_user: dict[str, list[Event]] = {}
+        for ev in batch:
+            by_user.setdefault(ev.user_id, []).append(ev)
+        made: list[MemberCopy | AccountCopy] = []
+        for ev in batch:
+            if ev.subscription is not None:
+                made.append(AccountCopy(0, 0, ev, 0, offset))
+            offset += 1
+        for uid, evs in by_user.items():
+            for ts_ms, member in member_versions(uid, states.get(uid), evs, MODEL):
+                made.append(MemberCopy(0, 0, evs[-1].account, ts_ms, member, 0, offset - 1))
+        for uid in (by_user if rng.random() < 0.5 else {*by_user, *states}):
+            states[uid] = advance(uid, states.get(uid), by_user.get(uid, []), until, MODEL).state
+        out.append((mark, made))
+    return out
+
+
+def _account_side(produced: list[tuple[int, list[MemberCopy | AccountCopy]]], seed: int) -> _Redis:
+    """The account partition reads what was produced, several producing cycles at a time, with the
+    watermark their marks give (a heartbeat with the cutoff after them now and then), floored to the
+    period; due reviews swept below it; at the end a heartbeat past everything."""
+    rng, redis, offset, mark = random.Random(seed), _Redis(), 0, NEVER
+    i = 0
+    while i < len(produced):
+        group = produced[i:i + rng.randint(1, 4)]
+        i += len(group)
+        copies = [c for _, made in group for c in made]
+        for c in copies:
+            c.offset, offset = offset, offset + 1
+        mark = max(mark, group[-1][0])
+        if rng.random() < 0.3 and i < len(produced):
+            mark = max(mark, produced[i][0])  # the heartbeat after them: the next cycle's mark
+        release = release_ms(watermark_ms({0: mark}, 1, 7 * DAY_MS))
+        if copies:
+            redis.cycle(copies, {0: offset - 1}, {0: release})
+        _tick_until(redis, release, release=True)
+    redis.cycle([], {}, {0: END_MS})
+    _tick_until(redis, END_MS, release=True)
+    return redis
+
+
+def _final_copies(produced: list[tuple[int, list[MemberCopy | AccountCopy]]]) -> list[tuple[object, ...]]:
+    merged = _merge_versions([c for _, made in produced for c in made if isinstance(c, MemberCopy)])
+    return sorted((c.member.key, c.ts_ms, c.member.to_bytes()) for c in merged if isinstance(c, MemberCopy))
+
+
+def test_member_copies_and_account_alerts_do_not_depend_on_the_cycles() -> None:
+    """Property: the same events cut into cycles of 1 to 500 events at random (live, a backlog, a
+    restart), the account side reading them in groups with heartbeats at random: the same member
+    copies once merged (one per user and active hour: state as of its last event there, time of
+    its first), the same account alerts (ids, kinds, times, reasons) and the same account states."""
+    results = []
+    for seed in range(4):
+        produced = _produce(seed)
+        redis = _account_side(produced, seed)
+        assert redis.held == {}, "nothing left held after the last heartbeat"
+        versions = sum(isinstance(c, MemberCopy) for _, made in produced for c in made)
+        alerts = sorted((a["account_id"], a["event_time_ms"], a["alert_id"], a["kind"], tuple(a["reasons"]))  # type: ignore[arg-type]
+                        for a in redis.alerts)
+        results.append((versions, _final_copies(produced), alerts, redis.sides, redis.extras, redis.members))
+    assert len({r[0] for r in results}) > 1, "the cuts made different numbers of versions"
+    for r in results[1:]:
+        assert r[1] == results[0][1]
+        assert r[2] == results[0][2]
+        assert r[3:] == results[0][3:]
+    copies, alerts = results[0][1], results[0][2]
+    periods = {(ev.user_id, ev.ts_ms // PERIOD_MS) for ev in EVENTS if ev.subscription is None}
+    assert len(copies) == len(periods), "one copy per user and active hour"
+    assert {a[3] for a in alerts} >= {"account_at_risk"}, alerts
+
+
+def test_a_version_is_the_state_as_of_the_periods_last_event() -> None:
+    """A user's events read in one call or hour by hour: each hour's copy is ``advance`` up to its
+    last event, dated at its first (whole seconds)."""
+    uid = EVENTS[0].user_id
+    evs = [ev for ev in EVENTS if ev.user_id == uid][:60]
+    at_once = member_versions(uid, None, evs, MODEL)
+    state, one_by_one = None, []
+    for ev in evs:
+        one_by_one += member_versions(uid, state, [ev], MODEL)
+        state = advance(uid, state, [ev], ev.ts_ms, MODEL).state
+    last = {}
+    for ts_ms, m in one_by_one:
+        k = m.last_seen_s * 1000 // PERIOD_MS
+        first, _ = last.get(k, (ts_ms, m))
+        last[k] = (min(first, ts_ms), m)
+    assert [(ts, m) for ts, m in at_once] == [last[k] for k in sorted(last)]
+    assert all(ts <= m.last_seen_s * 1000 and ts // PERIOD_MS == m.last_seen_s * 1000 // PERIOD_MS for ts, m in at_once)
+
+
+def test_versions_merge_into_one_copy_and_an_older_hour_read_behind_replaces_no_newer_member() -> None:
+    """Two versions of one member's hour (the second a duplicate sent again, and a later one) make
+    one copy: the latest content at the earliest time; a copy of an earlier hour that comes after
+    the watermark passed it (behind) leaves the member's newer record as it is."""
+    from models.account_health import Member, member_key
+
+    hour = START_MS // PERIOD_MS * PERIOD_MS + 5 * PERIOD_MS
+    def version(first_ms: int, seen_ms: int, act: float) -> MemberCopy:
+        return MemberCopy(0, 0, "acme", first_ms, Member(member_key("u1"), seen_ms // 1000, 1, 0.0, act, act, "u1"), 0, seen_ms)
+
+    early, late = version(hour + 60_000, hour + 120_000, 1.0), version(hour + 600_000, hour + 900_000, 2.0)
+    merged = _merge_versions([late, early, early])
+    assert len(merged) == 1 and merged[0].ts_ms == hour + 60_000 and merged[0].member == late.member
+    redis = _Redis()
+    for i, c in enumerate((early, late, early)):
+        c.offset = i
+    redis.cycle([early, late], {0: 1}, {0: release_ms(hour + 30 * 60_000)})
+    assert redis.held and not redis.members, "the hour has not ended everywhere: held"
+    redis.cycle([], {}, {0: release_ms(hour + PERIOD_MS + 1000)})
+    _tick_until(redis, hour + PERIOD_MS + 1000, release=True)
+    assert not redis.held and list(redis.members["acme"].values()) == [late.member.to_bytes()]
+    older = version(hour - PERIOD_MS, hour - PERIOD_MS + 1000, 0.5)
+    older.offset = 3
+    redis.cycle([older], {0: 3}, {0: release_ms(hour + 2 * PERIOD_MS)})
+    assert list(redis.members["acme"].values()) == [late.member.to_bytes()]
+    assert redis.done[-1].behind == 1
