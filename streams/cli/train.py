@@ -16,7 +16,7 @@ from streams.offline.replay import load_type_map
 from streams.offline.train import train
 from streams.settings import Settings, parse_duration_ms
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "read_history", "run"]
 
 
 def _types(text: str) -> int:
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="set risk_enter/risk_exit so about this share of users is flagged (default 0.1; 0 keeps the base model's)")
 
 
-def _history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) -> list[Event]:
+def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) -> list[Event]:
     """The events to train on: a CSV file or the events topic's retained data, before ``--until``."""
     until_ms = parse_date_ms(args.until, "--until") if args.until else None
     if not args.from_topic:
@@ -96,7 +96,7 @@ def _history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) ->
 
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     base = load_model(args.base_model) if args.base_model else ChurnModel()
-    events = _history(args, settings, load_type_map(args.config))
+    events = read_history(args, settings, load_type_map(args.config))
     labels = read_labels_csv(args.labels) if args.labels else None
     horizon = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else None
     churn_after = parse_duration_ms(args.churn_after, name="--churn-after") if args.churn_after else None
