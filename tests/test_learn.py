@@ -1,0 +1,124 @@
+"""``churnwatch learn``: the guard never lets a worse successor in, the adoption is a compare-and-set
+on the model in use, and a running worker takes an adopted successor at a cycle boundary (its
+later alerts carry the new model id) without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from models.model import LEARNED_KEY, ChurnModel, load_model, same_vocabulary
+from streams.offline.learn import beats
+from streams.settings import Settings
+from streams.worker.model_record import comparison_record, successor_of
+from streams.worker.store import Store, model_id
+
+AUC = st.one_of(st.none(), st.floats(0.0, 1.0))
+
+
+@given(current=AUC, successor=AUC, min_gain=st.floats(0.0, 0.5))
+def test_a_successor_not_better_on_held_out_users_is_never_adopted(current: float | None, successor: float | None,
+                                                                    min_gain: float) -> None:
+    adopt = beats({"trained_roc_auc": successor, "default_roc_auc": current}, min_gain)
+    if current is None or successor is None or successor <= current + min_gain:
+        assert not adopt
+    else:
+        assert adopt
+
+
+def _learned(base: ChurnModel, **changes: object) -> ChurnModel:
+    base_id = model_id(base)
+    return base.with_(version="learned-test", training={LEARNED_KEY: {"base": base_id, "root": base_id}}, **changes)
+
+
+def test_only_a_learned_successor_with_the_same_vocabulary_is_taken_in_place() -> None:
+    mine = load_model()
+    mine_id = model_id(mine)
+    assert successor_of(mine, mine_id, _learned(mine, risk_intercept=-2.0))
+    assert not successor_of(mine, mine_id, mine.with_(version="other", risk_intercept=-2.0)), "a file is a take-over"
+    assert not successor_of(mine, mine_id, _learned(mine, tracked_types=("view", "click"))), "another vocabulary"
+    other_root = mine.with_(version="x", training={LEARNED_KEY: {"base": "a@b", "root": "a@b"}})
+    assert not successor_of(mine, mine_id, other_root), "another chain"
+    second = _learned(mine, risk_intercept=-1.5)
+    assert successor_of(second, model_id(second), _learned(mine, risk_intercept=-2.5)), "a successor of a successor"
+    assert same_vocabulary(mine, second) and not same_vocabulary(mine, mine.with_(roles={"cancel": ["bye"]}))
+
+
+def test_adoption_is_refused_when_the_model_in_use_changed_meanwhile(redis_url: str) -> None:
+    base = load_model()
+    first, second = _learned(base, risk_intercept=-2.0), _learned(base, risk_intercept=-3.0)
+
+    async def go() -> None:
+        store = Store(Settings(redis_url=redis_url))
+        store.use_model(base)
+        try:
+            await store.connect()
+            assert (await store.model_record())[:2] == (model_id(base), base), "a worker records its model file"
+            assert await store.adopt_model(model_id(base), first, comparison_record({"adopted": True}), model_id(base)) == (True, model_id(first))
+            stale = await store.adopt_model(model_id(base), second, comparison_record({"adopted": True}), model_id(base))
+            assert stale == (False, model_id(first)), "a learner that judged against an old model publishes nothing"
+            found, record, learn = await store.model_record()
+            assert (found, record) == (model_id(first), first) and json.loads(learn) == {"adopted": True}
+            assert await store.save_index_model() == "", "the save-list index was built with other weights"
+            late = Store(Settings(redis_url=redis_url))  # a worker (re)started with the file of the chain's root
+            late.use_model(base)
+            await late.connect()
+            assert late.model == model_id(first) and late.adopted is not None, "it runs the adopted successor"
+            await late.close()
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.integration
+def test_a_running_worker_switches_to_an_adopted_successor_at_a_cycle_boundary(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path) -> None:
+    from streams.worker.pipeline import MODEL_HEADER
+    from streams.worker.store import StoreReader
+    from streams.worker.topics import ensure_topics
+    from tests.harness import Worker, publish_events, read_topic, wait_progress
+    from tests.test_faults_silent import metric, wait_for
+    from tests.test_pipeline_e2e import DAY_MS, START_MS, history
+
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}", "group": f"g-{unique_name}"}
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], partitions=8)
+    ensure_topics(settings)
+    base = load_model()
+    successor = _learned(base, risk_intercept=base.risk_intercept + 0.5)
+    events = history()
+    before = [ev for ev in events if ev.ts_ms < START_MS + 28 * DAY_MS]  # everyone active: nothing to alert on yet
+    worker = Worker(kafka_bootstrap, redis_url, topics, tmp_path / "worker.log", env={"CHURNWATCH_IDLE_PARTITION_MS": "1000"}).start()
+    try:
+        wait_progress(redis_url, topics["events"], publish_events(kafka_bootstrap, topics["events"], before), timeout_s=60, workers=[worker])
+        reader = StoreReader(settings)
+        try:
+            record = comparison_record({"current_roc_auc": 0.7, "successor_roc_auc": 0.75, "adopted": True})
+            assert reader.run(lambda s: s.adopt_model(model_id(base), successor, record, model_id(base)))[0]
+        finally:
+            reader.close()
+        wait_for("the worker to switch", lambda: metric(worker, "churnwatch_model_info", model_id(successor)) == 1, 30, (worker,))
+        wait_progress(redis_url, topics["events"], publish_events(kafka_bootstrap, topics["events"], events[len(before):]),
+                      timeout_s=60, workers=[worker])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            records = read_topic(kafka_bootstrap, topics["alerts"], 8)
+            later = [r for r in records if json.loads(r.value)["kind"] == "at_risk" and r.key in (b"silent", b"decliner")]
+            if {r.key for r in later} == {b"silent", b"decliner"}:
+                break
+            time.sleep(0.3)
+        assert {r.key for r in later} == {b"silent", b"decliner"}, worker.output()[-3000:]
+        assert {dict(r.headers)[MODEL_HEADER].decode() for r in later} == {model_id(successor)}
+        assert metric(worker, "churnwatch_model_switches_total") == 1
+        assert metric(worker, "churnwatch_model_info", model_id(base)) == 0, "one model in use per worker"
+        wait_for("the learner's figures", lambda: metric(worker, "churnwatch_learn_roc_auc", 'model="successor"') == 0.75, 10, (worker,))
+        assert "model switched at a cycle boundary" in worker.output()
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.output()[-3000:]
