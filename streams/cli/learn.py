@@ -88,10 +88,10 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
     from streams.offline.learn import propose, window
     from streams.offline.replay import load_type_map
     from streams.worker.model_record import chain_root, comparison_record
-    from streams.worker.store import StoreReader, model_id
+    from streams.views import open_reader
+    from streams.worker.store import model_id
 
-    reader = StoreReader(settings)
-    try:
+    with open_reader(settings) as reader:
         current_id, current, _ = reader.run(lambda store: store.model_record())
         if not current_id:
             raise UserError("Redis records no model in use yet: start a worker first")
@@ -131,5 +131,3 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
             reader.run(lambda store: store.adopt_model(current_id, None, comparison_record(record), ""))
         logger.info("learn: successor %s of %s %s; %s", successor_id, current_id, verdict, proposal.why)
         print(f"successor {successor_id} of {current_id}: {proposal.why} -- {verdict}")
-    finally:
-        reader.close()

@@ -598,6 +598,15 @@ class Store:
                                         successor.to_json() if successor is not None else "", comparison, root)
         return (True, new_id) if int(reply[0]) == 1 else (False, _s(reply[1]))
 
+    async def model_in_use(self, file_model: ChurnModel) -> ChurnModel:
+        """What readers score with: the learned successor of ``file_model`` Redis records in use
+        (``churnwatch learn`` adopted it), else ``file_model`` itself."""
+        found, record, _ = await self.model_record()
+        if found and found != model_id(file_model) and successor_of(file_model, model_id(file_model), record):
+            assert record is not None
+            return record
+        return file_model
+
     async def last_learn(self) -> str:
         """The learner's last comparison (JSON), "" before any."""
         return _s(await self._client.hget(self.keys.meta, LEARN_FIELD))
