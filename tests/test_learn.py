@@ -31,6 +31,26 @@ def test_a_successor_not_better_on_held_out_users_is_never_adopted(current: floa
         assert adopt
 
 
+def test_a_successor_changes_the_weights_only_and_is_judged_by_the_guard() -> None:
+    """On a small simulated population (5 churning users held out: the successor loses there, so
+    the guard keeps it out): vocabulary, population, calibration and thresholds are the current
+    model's; the file names what it succeeds and the comparison that judged it."""
+    from streams.offline.learn import propose
+    from streams.offline.simulate import generate
+
+    events, _ = generate(seed=4, n_users=150, start_ms=1_767_225_600_000, days=120)
+    current = load_model()
+    proposal = propose(events, current, model_id(current), churn_after_ms=30 * 86_400_000, l2=0.1)
+    before, after = json.loads(current.to_json()), json.loads(proposal.successor.to_json())
+    assert {k for k in before if before[k] != after[k]} <= {"risk_weights", "risk_intercept", "risk_means", "notes", "training", "version"}
+    assert after["risk_weights"] != before["risk_weights"]
+    learned = proposal.successor.training[LEARNED_KEY]
+    assert learned["base"] == learned["root"] == model_id(current)
+    assert learned["data_end_ms"] == max(ev.ts_ms for ev in events)
+    assert proposal.comparison["rows"] > 0 and proposal.adopt == beats(proposal.comparison)
+    assert successor_of(current, model_id(current), proposal.successor)
+
+
 def _learned(base: ChurnModel, **changes: object) -> ChurnModel:
     base_id = model_id(base)
     return base.with_(version="learned-test", training={LEARNED_KEY: {"base": base_id, "root": base_id}}, **changes)

@@ -72,11 +72,12 @@ def window(events: Sequence[Event], window_ms: int | None) -> list[Event]:
 
 
 def propose(events: Sequence[Event], current: ChurnModel, current_id: str, *, churn_after_ms: int | None = None,
-            as_of_ms: Sequence[int] | None = None, holdout: float = 0.2, min_gain: float = 0.0) -> Proposal:
+            as_of_ms: Sequence[int] | None = None, holdout: float = 0.2, min_gain: float = 0.0,
+            l2: float | None = None) -> Proposal:
     """Fit a successor of ``current`` (id ``current_id``) on ``events`` and judge it (module
     docstring). Raises ValueError when the history cannot label anything (too short for the
-    horizon, one class only)."""
-    fitted, report = train(events, base=current, churn_after_ms=churn_after_ms, as_of_ms=as_of_ms, holdout=holdout,
+    horizon, one class only). ``l2``: as ``train``'s (None: chosen by cross-validation)."""
+    fitted, report = train(events, base=current, churn_after_ms=churn_after_ms, as_of_ms=as_of_ms, holdout=holdout, l2=l2,
                            default=current, weights_only=True, version_prefix="learned",
                            notes=f"learned from the stream's own outcomes; succeeds {current_id}")
     comparison = dict(report.get("versus_default") or {})
