@@ -96,6 +96,52 @@ def test_adoption_is_refused_when_the_model_in_use_changed_meanwhile(redis_url: 
     asyncio.run(go())
 
 
+def test_the_command_publishes_its_verdict_and_adopts_only_what_passes(redis_url: str, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``churnwatch learn`` on a CSV history: one line per round, the comparison recorded in Redis,
+    the model in use moved only by a successor that passed the guard; bad input is one line."""
+    import csv
+
+    from streams.cli import main
+    from streams.offline.simulate import generate
+
+    assert main(["--redis-url", redis_url, "learn", "--events", str(tmp_path / "none.csv")]) == 2
+    assert "no model in use yet" in capsys.readouterr().err
+    events, _ = generate(seed=4, n_users=150, start_ms=1_767_225_600_000, days=120)
+    path = tmp_path / "events.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(("user_id", "ts", "event_type", "amount", "event_id"))
+        w.writerows((ev.user_id, ev.ts_ms, ev.type, ev.amount or "", ev.event_id) for ev in events)
+    base = load_model()
+
+    async def connect() -> None:  # what a worker with the shipped default records at start
+        store = Store(Settings(redis_url=redis_url))
+        store.use_model(base)
+        await store.connect()
+        await store.close()
+
+    asyncio.run(connect())
+    assert main(["--redis-url", redis_url, "learn", "--events", str(path), "--churn-after", "30d", "--l2", "0.1"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("successor learned-") and f"of {model_id(base)}" in line
+    reader_store = Store(Settings(redis_url=redis_url))
+
+    async def recorded() -> tuple[str, str]:
+        try:
+            found, _, learn = await reader_store.model_record()
+            return found, learn
+        finally:
+            await reader_store.close()
+
+    in_use, learn = asyncio.run(recorded())
+    last = json.loads(learn)
+    assert last["current"] == model_id(base) and last["adopted"] == ("-- adopted" in line)
+    assert in_use == (last["successor"] if last["adopted"] else model_id(base))
+    assert beats({"trained_roc_auc": last["successor_roc_auc"], "default_roc_auc": last["current_roc_auc"]}) == last["adopted"]
+    assert main(["--redis-url", redis_url, "learn", "--every", "0s"]) == 2
+
+
 @pytest.mark.integration
 def test_a_running_worker_switches_to_an_adopted_successor_at_a_cycle_boundary(
         kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path) -> None:

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=_share, default=0.2, help="share of users held out for the comparison (default 0.2)")
     parser.add_argument("--min-gain", dest="min_gain", type=_gain, default=0.0,
                         help="adopt only if the successor's held-out ROC AUC is above the current one's by more than this (default 0)")
+    parser.add_argument("--l2", type=float, default=None,
+                        help="L2 penalty as train --l2 (default: chosen by 5-fold cross-validation by user, as train does)")
     parser.add_argument("--every", default=None, metavar="DURATION", help="run a round every DURATION (such as 1d) until stopped")
     parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="compare and print; publish nothing to Redis")
     parser.add_argument("--out", default=None, metavar="MODEL.json", help="also write the successor's file here")
@@ -101,7 +103,8 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
         hist = argparse.Namespace(events=args.events, from_topic=not args.events, topic=args.topic, until=None)
         events = window(read_history(hist, settings, load_type_map(args.config)), window_ms)
         try:
-            proposal = propose(events, current, current_id, churn_after_ms=churn_after, holdout=args.holdout, min_gain=args.min_gain)
+            proposal = propose(events, current, current_id, churn_after_ms=churn_after, holdout=args.holdout, min_gain=args.min_gain,
+                               l2=args.l2)
         except ValueError as exc:
             raise UserError(f"nothing to learn from {len(events):,} events: {exc}") from None
         successor_id = model_id(proposal.successor)
