@@ -51,6 +51,35 @@ def test_a_successor_changes_the_weights_only_and_is_judged_by_the_guard() -> No
     assert successor_of(current, model_id(current), proposal.successor)
 
 
+def test_reading_the_topic_with_a_window_keeps_only_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events before the latest one minus the window are dropped while reading (memory), and the
+    result is what a filter of the whole history would give, in any partition interleaving."""
+    import orjson
+
+    from streams.offline.learn import window
+    from streams.worker import retained
+    from streams.worker.codec import Decoder
+    from models.events import Event
+
+    monkeypatch.setattr(retained, "_FIRST_DROP", 3)
+    day = 86_400_000
+    start = 1_767_225_600_000
+    Rec = type("Rec", (), {})
+    collector = retained.Collector(Decoder(), wall_now_ms=start + 400 * day, window_ms=30 * day)
+    records, kept_max = [], 0
+    for i, d in enumerate([0, 50, 5, 100, 60, 99, 71, 20, 69, 101]):  # two partitions' orders interleaved
+        rec = Rec()
+        rec.partition, rec.offset, rec.key, rec.headers = i % 2, i, b"u", []
+        rec.value = orjson.dumps({"user_id": "u", "type": "view", "ts": start + d * day, "event_id": f"e{i}"})
+        collector.add(rec)
+        records.append(Event("u", start + d * day, "view", f"e{i}"))
+        kept_max = max(kept_max, len(collector._out.events))  # noqa: SLF001 - what the reader holds
+    out = collector.result()
+    assert [ev.ts_ms for ev in out.events] == sorted(ev.ts_ms for ev in window(records, 30 * day))
+    assert out.before_window == 10 - len(out.events) and "before --window" in out.summary("ev")
+    assert kept_max < 10
+
+
 def _learned(base: ChurnModel, **changes: object) -> ChurnModel:
     base_id = model_id(base)
     return base.with_(version="learned-test", training={LEARNED_KEY: {"base": base_id, "root": base_id}}, **changes)

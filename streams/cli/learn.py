@@ -101,7 +101,7 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
             raise UserError(f"Redis records model {current_id} in use but not its file: start one worker of this version "
                             f"(it records its model file) and run learn again")
         hist = argparse.Namespace(events=args.events, from_topic=not args.events, topic=args.topic, until=None)
-        events = window(read_history(hist, settings, load_type_map(args.config)), window_ms)
+        events = window(read_history(hist, settings, load_type_map(args.config), window_ms), window_ms)
         try:
             proposal = propose(events, current, current_id, churn_after_ms=churn_after, holdout=args.holdout, min_gain=args.min_gain,
                                l2=args.l2)

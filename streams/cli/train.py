@@ -64,8 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="set risk_enter/risk_exit so about this share of users is flagged (default 0.1; 0 keeps the base model's)")
 
 
-def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) -> list[Event]:
-    """The events to train on: a CSV file or the events topic's retained data, before ``--until``."""
+def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap, window_ms: int | None = None) -> list[Event]:
+    """The events to train on: a CSV file or the events topic's retained data, before ``--until``
+    (from the topic with ``window_ms``: only the last ``window_ms`` of event time is kept while reading)."""
     until_ms = parse_date_ms(args.until, "--until") if args.until else None
     if not args.from_topic:
         if args.topic:
@@ -86,7 +87,7 @@ def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap
         topic = args.topic or settings.topic_events
         if not topic.strip():
             raise UserError("--topic must name a topic")
-        read = read_retained(settings, topic, until_ms=until_ms, type_map=type_map)
+        read = read_retained(settings, topic, until_ms=until_ms, type_map=type_map, window_ms=window_ms)
         print(read.summary(topic))
         events = read.events
     if not events:
