@@ -21,12 +21,15 @@ from streams.worker.store import Store, model_id
 AUC = st.one_of(st.none(), st.floats(0.0, 1.0))
 
 
-@given(current=AUC, successor=AUC, min_gain=st.floats(0.0, 0.5))
+@given(current=AUC, successor=AUC, min_gain=st.floats(0.0, 0.5), se=st.one_of(st.none(), st.floats(0.0, 0.1)),
+       beyond_noise=st.booleans())
 def test_a_successor_not_better_on_held_out_users_is_never_adopted(current: float | None, successor: float | None,
-                                                                    min_gain: float) -> None:
-    adopt = beats({"trained_roc_auc": successor, "default_roc_auc": current}, min_gain)
+                                                                    min_gain: float, se: float | None, beyond_noise: bool) -> None:
+    adopt = beats({"trained_roc_auc": successor, "default_roc_auc": current, "difference_se": se}, min_gain, beyond_noise)
     if current is None or successor is None or successor <= current + min_gain:
         assert not adopt
+    elif beyond_noise:
+        assert adopt == (se is not None and successor - current >= 2.0 * se)
     else:
         assert adopt
 

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=_share, default=0.2, help="share of users held out for the comparison (default 0.2)")
     parser.add_argument("--min-gain", dest="min_gain", type=_gain, default=0.0,
                         help="adopt only if the successor's held-out ROC AUC is above the current one's by more than this (default 0)")
+    parser.add_argument("--beyond-noise", dest="beyond_noise", action="store_true",
+                        help="adopt only if the gain is beyond noise: more than two bootstrap standard errors of the "
+                             "difference (what train calls 'within noise')")
     parser.add_argument("--l2", type=float, default=None,
                         help="L2 penalty as train --l2 (default: chosen by 5-fold cross-validation by user, as train does)")
     parser.add_argument("--every", default=None, metavar="DURATION", help="run a round every DURATION (such as 1d) until stopped")
@@ -104,7 +107,7 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
         events = window(read_history(hist, settings, load_type_map(args.config), window_ms), window_ms)
         try:
             proposal = propose(events, current, current_id, churn_after_ms=churn_after, holdout=args.holdout, min_gain=args.min_gain,
-                               l2=args.l2)
+                               l2=args.l2, beyond_noise=args.beyond_noise)
         except ValueError as exc:
             raise UserError(f"nothing to learn from {len(events):,} events: {exc}") from None
         successor_id = model_id(proposal.successor)
@@ -115,7 +118,7 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
             "current": current_id, "successor": successor_id, "adopted": False,
             "current_roc_auc": c.get("default_roc_auc"), "successor_roc_auc": c.get("trained_roc_auc"),
             "difference_se": c.get("difference_se"), "rows": c.get("rows", 0), "churning_users": c.get("churning_users", 0),
-            "data_end_ms": max(ev.ts_ms for ev in events), "min_gain": args.min_gain,
+            "data_end_ms": max(ev.ts_ms for ev in events), "min_gain": args.min_gain, "beyond_noise": args.beyond_noise,
         }
         verdict = "kept out"
         if proposal.adopt and not args.dry_run:

@@ -130,10 +130,12 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
             print("  reliability by decile (predicted -> observed): "
                   + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
     if "versus_default" in report:
+        from streams.offline.evaluate import within_noise
+
         v = report["versus_default"]
         verdict = "beats" if v["trained_beats_default"] else "does NOT beat"
         gap = (v["trained_roc_auc"] or 0.0) - (v["default_roc_auc"] or 0.0)
-        noise = abs(gap) < 2.0 * v["difference_se"]
+        noise = within_noise(gap, v["difference_se"])
         print(f"held-out users: the trained model {verdict} the default ({v['default_version']}): ROC AUC "
               f"{v['trained_roc_auc']} vs {v['default_roc_auc']} on {v['rows']:,} rows of {v['churning_users']} churning users "
               f"(difference {gap:+.3f} +- {v['difference_se']:.3f}, bootstrap over users"

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from models.events import Event
 from models.model import LEARNED_KEY, ChurnModel, learned_root
+from streams.offline.evaluate import within_noise
 from streams.offline.train import train
 
 __all__ = ["Proposal", "beats", "propose", "window"]
@@ -36,10 +37,11 @@ class Proposal:
     why: str
 
 
-def beats(comparison: Mapping[str, Any], min_gain: float = 0.0) -> bool:
+def beats(comparison: Mapping[str, Any], min_gain: float = 0.0, beyond_noise: bool = False) -> bool:
     """Does the successor beat the current model on held-out users? Its ROC AUC must be above the
-    current one's by more than ``min_gain`` (AUC points); an unknown AUC (one class held out, no
-    held-out row) never passes.
+    current one's by more than ``min_gain`` (AUC points), and with ``beyond_noise`` by more than
+    the noise ``train`` reports (``evaluate.within_noise``: two bootstrap standard errors of the
+    difference); an unknown AUC (one class held out, no held-out row) never passes.
 
     >>> beats({"trained_roc_auc": 0.71, "default_roc_auc": 0.70})
     True
@@ -47,11 +49,15 @@ def beats(comparison: Mapping[str, Any], min_gain: float = 0.0) -> bool:
     (False, False, False)
     >>> beats({"trained_roc_auc": 0.71, "default_roc_auc": 0.70}, min_gain=0.02)
     False
+    >>> beats({"trained_roc_auc": 0.71, "default_roc_auc": 0.70, "difference_se": 0.006}, beyond_noise=True)
+    False
     """
     if min_gain < 0:
         raise ValueError(f"min_gain must be >= 0 AUC points, got {min_gain}")
     new, old = comparison.get("trained_roc_auc"), comparison.get("default_roc_auc")
     if new is None or old is None:
+        return False
+    if beyond_noise and within_noise(float(new) - float(old), comparison.get("difference_se")):
         return False
     return float(new) > float(old) + min_gain
 
@@ -73,7 +79,7 @@ def window(events: Sequence[Event], window_ms: int | None) -> list[Event]:
 
 def propose(events: Sequence[Event], current: ChurnModel, current_id: str, *, churn_after_ms: int | None = None,
             as_of_ms: Sequence[int] | None = None, holdout: float = 0.2, min_gain: float = 0.0,
-            l2: float | None = None) -> Proposal:
+            l2: float | None = None, beyond_noise: bool = False) -> Proposal:
     """Fit a successor of ``current`` (id ``current_id``) on ``events`` and judge it (module
     docstring). Raises ValueError when the history cannot label anything (too short for the
     horizon, one class only). ``l2``: as ``train``'s (None: chosen by cross-validation)."""
@@ -85,7 +91,7 @@ def propose(events: Sequence[Event], current: ChurnModel, current_id: str, *, ch
     comparison["current"] = current_id
     comparison["labels"] = report["labels"]
     comparison["snapshots"] = report["snapshots"]
-    adopt = beats(comparison, min_gain)
+    adopt = beats(comparison, min_gain, beyond_noise)
     training = dict(fitted.training)
     training[LEARNED_KEY] = {"base": current_id, "root": learned_root(current) or current_id,
                              "data_end_ms": max(ev.ts_ms for ev in events), "comparison": comparison}
