@@ -543,8 +543,7 @@ class Store:
         recorded = have.get("model")
         if self.model and recorded != self.model and self.model_obj is not None and not self.take_over_model:
             successor = parse_record(have.get(RECORD_PREFIX + str(recorded)))
-            if successor_of(self.model_obj, self.model, successor):
-                assert successor is not None and recorded is not None
+            if recorded and successor is not None and successor_of(self.model_obj, self.model, successor):
                 logger.info("model %s in use is a learned successor of this worker's %s: running it", recorded, self.model)
                 self.adopted = ModelAdopted(recorded, successor)
                 self.use_model(successor)
@@ -602,8 +601,8 @@ class Store:
         """What readers score with: the learned successor of ``file_model`` Redis records in use
         (``churnwatch learn`` adopted it), else ``file_model`` itself."""
         found, record, _ = await self.model_record()
-        if found and found != model_id(file_model) and successor_of(file_model, model_id(file_model), record):
-            assert record is not None
+        file_id = model_id(file_model)
+        if found != file_id and record is not None and successor_of(file_model, file_id, record):
             return record
         return file_model
 
@@ -640,8 +639,7 @@ class Store:
         if self.model and model != self.model:
             if self.model_obj is not None:
                 successor = parse_record(await self._client.hget(self.keys.meta, RECORD_PREFIX + model))
-                if successor_of(self.model_obj, self.model, successor):
-                    assert successor is not None
+                if successor is not None and successor_of(self.model_obj, self.model, successor):
                     raise ModelAdopted(model, successor)
             raise ModelReplaced(self.model, model)
         if layout:
