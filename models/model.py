@@ -16,10 +16,14 @@ from models.compiled import CompiledModel, compile_model
 from models.vocabulary import DEFAULT_ROLES
 from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 
-__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "load_model"]
+__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "learned_root", "load_model", "same_vocabulary"]
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
 MODEL_FORMAT = "churnwatch-model/1"
+#: Where a learned successor's file says what it came from (``training["learned"]``, written by
+#: ``churnwatch learn``): ``base`` (the model id it succeeds), ``root`` (the model id of the file
+#: the chain started from), ``data_end_ms`` (the latest event it saw), ``comparison`` (the guard's figures).
+LEARNED_KEY = "learned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,25 @@ class ChurnModel:
 
     def with_(self, **changes: Any) -> "ChurnModel":
         return replace(self, **changes)
+
+
+def learned_root(model: ChurnModel) -> str | None:
+    """The model id of the file a chain of learned successors started from; None for a model
+    that was not learned online (a file of ``train`` or the shipped default)."""
+    learned = model.training.get(LEARNED_KEY) if isinstance(model.training, Mapping) else None
+    root = learned.get("root") if isinstance(learned, Mapping) else None
+    return str(root) if root else None
+
+
+def same_vocabulary(a: ChurnModel, b: ChurnModel) -> bool:
+    """Same tracked types (state slots) and roles: a state written under ``a`` means the same
+    under ``b``, so a running worker may swap one for the other.
+
+    >>> same_vocabulary(ChurnModel(), ChurnModel(risk_intercept=-2.0)), same_vocabulary(ChurnModel(), ChurnModel(tracked_types=("view",)))
+    (True, False)
+    """
+    roles = lambda m: {k: tuple(v) for k, v in m.roles.items()}  # noqa: E731 - a JSON list reads back as a list
+    return tuple(a.tracked_types) == tuple(b.tracked_types) and roles(a) == roles(b)
 
 
 def load_model(path: str | Path | None = None) -> ChurnModel:

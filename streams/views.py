@@ -92,8 +92,10 @@ def stream_time_ms(reader: StoreReader, settings: Settings) -> int:
     return latest
 
 
-def _model(settings: Settings) -> ChurnModel:
-    return load_model(settings.model_path or None)
+def _model(settings: Settings, reader: StoreReader) -> ChurnModel:
+    """The model file, or the learned successor of it the workers run (``churnwatch learn``)."""
+    file_model = load_model(settings.model_path or None)
+    return reader.run(lambda store: store.model_in_use(file_model))  # type: ignore[no-any-return]
 
 
 def user_report(reader: StoreReader, settings: Settings, user_id: str, model: ChurnModel | None = None,
@@ -104,7 +106,7 @@ def user_report(reader: StoreReader, settings: Settings, user_id: str, model: Ch
         return None
     now_ms = as_of_ms if as_of_ms is not None else stream_time_ms(reader, settings)
     now_ms = max(now_ms, state.last_seen_s * 1000)  # a user's own events are never in its future
-    return UserReport(user_id, now_ms, score(state, now_ms // 1000, model or _model(settings)), state)
+    return UserReport(user_id, now_ms, score(state, now_ms // 1000, model or _model(settings, reader)), state)
 
 
 def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, share: float | None = None,
@@ -124,7 +126,7 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     from models.ranking import daily_list
 
     now_ms = stream_time_ms(reader, settings)
-    model = _model(settings)
+    model = _model(settings, reader)
     if n is None and share is None:
         n = 20
     if share is None:

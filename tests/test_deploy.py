@@ -45,7 +45,7 @@ K8S_SCHEMAS = DATA / "k8s-schemas" / "v1.30.0-strict"
 
 #: Values for the variables docker-compose.yml requires (`${VAR:?...}`): test placeholders.
 COMPOSE_ENV = {"REDIS_PASSWORD": "test-redis-password", "GRAFANA_ADMIN_PASSWORD": "test-grafana-password"}
-CHURNWATCH_SERVICES = ("topics", "worker", "simulator")
+CHURNWATCH_SERVICES = ("topics", "worker", "simulator", "learner")
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +287,7 @@ def test_compose_services_are_wired_in_order() -> None:
     assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["topics"]["restart"] == "no"
     assert services["simulator"]["profiles"] == ["sim"]
+    assert services["learner"]["profiles"] == ["learn"]
     assert "profiles" not in worker and "profiles" not in services["topics"]
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
 

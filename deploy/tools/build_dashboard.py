@@ -163,6 +163,17 @@ PANELS: tuple[Panel, ...] = (
                     "against the one the state is laid out for, workers stopped because it changed.",
     ),
     Panel(
+        "Online learning (churnwatch learn)",
+        (
+            ("held-out ROC AUC, {{model}}", "max by (model) (churnwatch_learn_roc_auc)"),
+            ("last successor adopted (1) or kept out (0)", "max(churnwatch_learn_adopted)"),
+            ("switches to a learned successor, 1 h", "sum(increase(churnwatch_model_switches_total[1h]))"),
+        ),
+        description="The learner's last comparison on held-out users (the model in use against its successor), whether "
+                    "the successor passed the guard, and the workers' switches to an adopted successor (docs/OPERATE.md, "
+                    "\"Learned successors\").",
+    ),
+    Panel(
         "Workers up",
         (("up", 'sum(up{job="churnwatch"})'),),
         kind="stat",

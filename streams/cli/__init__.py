@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "churn-rate": ("streams.cli.churn_rate", "churn rate by count, percent and revenue"),
     "backtest": ("streams.cli.backtest", "score historical events as of given dates with the stream's own code"),
     "train": ("streams.cli.train", "fit risk weights (and BG/NBD, population) on labelled history; write a model file"),
+    "learn": ("streams.cli.learn", "learn a successor of the model in use from the stream's own outcomes; workers adopt it if it beats the current one"),
     "report": ("streams.cli.revenue", "churn in money and count over a history file: MRR movements, churn rates, NRR, cohorts"),
     "digest": ("streams.cli.digest", "an owner's daily digest: the accounts to save today (print, or publish to the digest topic)"),
     "accounts": ("streams.cli.accounts", "account facts (name, owner, segment, renewal): import a CSV to the compacted accounts topic"),

@@ -16,7 +16,7 @@ from streams.offline.replay import load_type_map
 from streams.offline.train import train
 from streams.settings import Settings, parse_duration_ms
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "read_history", "run"]
 
 
 def _types(text: str) -> int:
@@ -64,8 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="set risk_enter/risk_exit so about this share of users is flagged (default 0.1; 0 keeps the base model's)")
 
 
-def _history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) -> list[Event]:
-    """The events to train on: a CSV file or the events topic's retained data, before ``--until``."""
+def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap, window_ms: int | None = None) -> list[Event]:
+    """The events to train on: a CSV file or the events topic's retained data, before ``--until``
+    (from the topic with ``window_ms``: only the last ``window_ms`` of event time is kept while reading)."""
     until_ms = parse_date_ms(args.until, "--until") if args.until else None
     if not args.from_topic:
         if args.topic:
@@ -86,7 +87,7 @@ def _history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) ->
         topic = args.topic or settings.topic_events
         if not topic.strip():
             raise UserError("--topic must name a topic")
-        read = read_retained(settings, topic, until_ms=until_ms, type_map=type_map)
+        read = read_retained(settings, topic, until_ms=until_ms, type_map=type_map, window_ms=window_ms)
         print(read.summary(topic))
         events = read.events
     if not events:
@@ -96,7 +97,7 @@ def _history(args: argparse.Namespace, settings: Settings, type_map: TypeMap) ->
 
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     base = load_model(args.base_model) if args.base_model else ChurnModel()
-    events = _history(args, settings, load_type_map(args.config))
+    events = read_history(args, settings, load_type_map(args.config))
     labels = read_labels_csv(args.labels) if args.labels else None
     horizon = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else None
     churn_after = parse_duration_ms(args.churn_after, name="--churn-after") if args.churn_after else None
@@ -129,10 +130,12 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
             print("  reliability by decile (predicted -> observed): "
                   + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
     if "versus_default" in report:
+        from streams.offline.evaluate import within_noise
+
         v = report["versus_default"]
         verdict = "beats" if v["trained_beats_default"] else "does NOT beat"
         gap = (v["trained_roc_auc"] or 0.0) - (v["default_roc_auc"] or 0.0)
-        noise = abs(gap) < 2.0 * v["difference_se"]
+        noise = within_noise(gap, v["difference_se"])
         print(f"held-out users: the trained model {verdict} the default ({v['default_version']}): ROC AUC "
               f"{v['trained_roc_auc']} vs {v['default_roc_auc']} on {v['rows']:,} rows of {v['churning_users']} churning users "
               f"(difference {gap:+.3f} +- {v['difference_se']:.3f}, bootstrap over users"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
@@ -17,6 +18,10 @@ __all__ = ["Deps", "Unavailable", "REDIS_DOWN"]
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+#: How often the console looks which model the workers run (seconds).
+MODEL_CHECK_S = 5.0
+
+
 class Unavailable(RuntimeError):
     """No worker has written state yet (no progress in Redis): HTTP 503, and a page that says so."""
 
@@ -27,13 +32,21 @@ class Deps:
     store: Store
     model: ChurnModel
     owners: Owners = field(default_factory=Owners)
+    file_model: ChurnModel | None = None  # the model file; ``model`` follows its learned successor in use
+    _model_checked: float = 0.0  # monotonic time of the last look at the model in use
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
-        return cls(settings, Store(settings), load_model(settings.model_path or None), Owners(settings))
+        model = load_model(settings.model_path or None)
+        return cls(settings, Store(settings), model, Owners(settings), file_model=model)
 
     async def now_ms(self) -> int:
-        """The stream time, as ``churnwatch score`` uses it; ``Unavailable`` before any progress."""
+        """The stream time, as ``churnwatch score`` uses it; ``Unavailable`` before any progress.
+        Every ``MODEL_CHECK_S`` it also looks which model the workers run (a learned successor of
+        the file, adopted by ``churnwatch learn``), so the pages score as the workers do."""
+        if self.file_model is not None and time.monotonic() - self._model_checked >= MODEL_CHECK_S:
+            self._model_checked = time.monotonic()
+            self.model = await self.store.model_in_use(self.file_model)
         now = await stream_time_ms(self.store, self.settings)
         if now <= 0:
             raise Unavailable(f"no progress for topic {self.settings.topic_events!r} in Redis yet: has a worker processed any events?")

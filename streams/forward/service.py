@@ -59,14 +59,15 @@ class ForwardStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-async def settle(session: Any, opts: ForwardOptions, body: bytes, alert_id: str, stats: ForwardStats) -> tuple[str, str] | None:
+async def settle(session: Any, opts: ForwardOptions, body: bytes, alert_id: str, stats: ForwardStats,
+                 model: str = "") -> tuple[str, str] | None:
     """POST until delivered; None when delivered, else ``(reason, detail)`` for the dead-letter topic."""
     import aiohttp
 
     detail = ""
     for attempt in range(1, opts.max_attempts + 1):
         try:
-            async with session.post(opts.url, data=body, headers=headers(opts.secret, body, alert_id, attempt),
+            async with session.post(opts.url, data=body, headers=headers(opts.secret, body, alert_id, attempt, model),
                                     timeout=aiohttp.ClientTimeout(total=opts.timeout_s)) as reply:
                 text = (await reply.text(errors="replace"))[:500]
                 outcome = verdict(reply.status)
@@ -92,6 +93,19 @@ def _dlq_value(reason: str, detail: str, rec: Any, opts: ForwardOptions, attempt
     })
 
 
+def _model_of(rec: Any) -> str:
+    """The id of the model that scored the alert (the worker's ``churnwatch-model`` header), or "".
+
+    >>> R = type("R", (), {"headers": [("churnwatch-timing", b"1,2,3"), ("churnwatch-model", b"m@1")]})
+    >>> _model_of(R()), _model_of(type("R", (), {"headers": []})())
+    ('m@1', '')
+    """
+    for name, value in getattr(rec, "headers", None) or ():
+        if name == "churnwatch-model" and value:
+            return bytes(value).decode("utf-8", "replace")
+    return ""
+
+
 async def _partition(session: Any, producer: Any, settings: Settings, opts: ForwardOptions, records: Sequence[Any],
                      stats: ForwardStats) -> None:
     """Settle one partition's records in offset order; dead letters are acknowledged before returning."""
@@ -105,7 +119,7 @@ async def _partition(session: Any, producer: Any, settings: Settings, opts: Forw
             stats.skipped += 1
             outcome: tuple[str, str] | None = ("not_an_alert", "no alert_id in the record")
         else:
-            outcome = await settle(session, opts, rec.value, alert_id, stats)
+            outcome = await settle(session, opts, rec.value, alert_id, stats, _model_of(rec))
         if outcome is None:
             stats.delivered += 1
             continue

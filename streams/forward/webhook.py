@@ -7,7 +7,9 @@ sending. Every POST carries the alert JSON as it came from the topic (the exact 
 - ``X-Churnwatch-Signature: sha256=<hex>``, HMAC-SHA256 of the body with the shared secret
   (``CHURNWATCH_FORWARD_SECRET``); a receiver recomputes it over the raw body and compares in
   constant time (``verify``);
-- ``X-Churnwatch-Attempt: <n>``, 1 on the first try.
+- ``X-Churnwatch-Attempt: <n>``, 1 on the first try;
+- ``X-Churnwatch-Model: <version>@<digest>``, the model that scored the alert (the record's
+  ``churnwatch-model`` header; absent for alerts without it: account alerts, older workers).
 
 >>> sig = sign(b"k", b'{"alert_id":"a1"}')
 >>> sig.startswith("sha256="), verify(b"k", b'{"alert_id":"a1"}', sig), verify(b"k", b"{}", sig)
@@ -22,12 +24,13 @@ import hashlib
 import hmac
 from typing import Literal
 
-__all__ = ["SIGNATURE_HEADER", "IDEMPOTENCY_HEADER", "ATTEMPT_HEADER", "Verdict", "sign", "verify", "verdict",
+__all__ = ["SIGNATURE_HEADER", "IDEMPOTENCY_HEADER", "ATTEMPT_HEADER", "MODEL_HEADER", "Verdict", "sign", "verify", "verdict",
            "headers", "backoff_s"]
 
 SIGNATURE_HEADER = "X-Churnwatch-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ATTEMPT_HEADER = "X-Churnwatch-Attempt"
+MODEL_HEADER = "X-Churnwatch-Model"
 
 Verdict = Literal["delivered", "retry", "refused"]
 
@@ -54,14 +57,24 @@ def verdict(status: int) -> Verdict:
     return "refused"
 
 
-def headers(secret: bytes, body: bytes, alert_id: str, attempt: int) -> dict[str, str]:
-    return {
+def headers(secret: bytes, body: bytes, alert_id: str, attempt: int, model: str = "") -> dict[str, str]:
+    """The request's headers (module docstring).
+
+    >>> h = headers(b"k", b"{}", "a1", 2, "learned-1@abc"); h[ATTEMPT_HEADER], h[MODEL_HEADER]
+    ('2', 'learned-1@abc')
+    >>> MODEL_HEADER in headers(b"k", b"{}", "a1", 1)
+    False
+    """
+    out = {
         "Content-Type": "application/json",
         "User-Agent": "churnwatch-forward/1",
         IDEMPOTENCY_HEADER: alert_id,
         SIGNATURE_HEADER: sign(secret, body),
         ATTEMPT_HEADER: str(attempt),
     }
+    if model:
+        out[MODEL_HEADER] = model
+    return out
 
 
 def backoff_s(attempt: int, *, start_s: float, max_s: float) -> float:

@@ -43,6 +43,7 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "top_fraction_lift",
+    "within_noise",
 ]
 
 
@@ -94,6 +95,20 @@ def _auc_ranks(scores: "np.ndarray", y: "np.ndarray") -> float:
     if n1 == 0 or n0 == 0:
         return float("nan")
     return float((rankdata(scores)[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+#: A difference of AUCs within this many of its bootstrap standard errors is reported as noise.
+NOISE_SES = 2.0
+
+
+def within_noise(difference: float, se: float | None) -> bool:
+    """Is an AUC difference within ``NOISE_SES`` standard errors of 0 (``auc_spread``)? An unknown
+    error counts as noise.
+
+    >>> within_noise(0.01, 0.006), within_noise(0.02, 0.006), within_noise(0.05, None)
+    (True, False, True)
+    """
+    return se is None or abs(difference) < NOISE_SES * se
 
 
 def auc_spread(ranked: Mapping[str, "np.ndarray"], y: "np.ndarray", users: Sequence[str], pairs: Sequence[tuple[str, str]],

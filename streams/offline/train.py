@@ -560,6 +560,7 @@ def train(
     n_types: int = DEFAULT_SLOTS,
     default: ChurnModel | None = None,
     from_default: bool = True,
+    weights_only: bool = False,
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Fit a model on ``events`` (module docstring); returns it and its training report.
 
@@ -574,6 +575,11 @@ def train(
     ``default`` (the shipped default when None): the model the held-out comparison judges against
     and, with ``from_default``, the weights the penalty pulls towards. ``l2``: the penalty per
     example on standardised weights; None chooses it, where it pulls and the per-type penalty by cross-validation (:func:`choose_prior`).
+
+    ``weights_only``: a successor of ``base`` that a running state can take (``churnwatch learn``):
+    the vocabulary (``tracked_types``, even none, and roles), horizon, population, P(alive)
+    calibration and alert thresholds stay the base's; only the risk weights, intercept and
+    means are fitted (steps 2 only), and ``alert_share`` is ignored.
     """
     base = base if base is not None else ChurnModel()
     if not events:
@@ -611,14 +617,19 @@ def train(
             f"inside it (labels from {source}); give a longer history, a shorter --horizon or earlier --as-of dates"
         )
 
-    # the base's kinds name its own slots: fit_population finds the kinds of the chosen vocabulary
-    population = {k: v for k, v in base.population.items() if k != KINDS_KEY}
-    base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={}, population=population)
-    t0 = time.monotonic()
-    finals = end_states(per_user, data_end, base)
-    population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
-    model = base.with_(population=population, bgnbd=purchase_params, horizon_days=horizon / DAY_MS)
-    logger.info("population fitted on %s users in %.1f s", len(finals), time.monotonic() - t0)
+    if weights_only:  # the state layout and every number but the weights stay (docstring)
+        if horizon != int(base.horizon_days * DAY_MS):
+            raise ValueError(f"a successor keeps the base's horizon of {base.horizon_days:g} days, got {horizon / DAY_MS:g}")
+        model, fit_report, alert_share = base.with_(risk_weights={}, risk_means={}), {}, None
+    else:
+        # the base's kinds name its own slots: fit_population finds the kinds of the chosen vocabulary
+        population = {k: v for k, v in base.population.items() if k != KINDS_KEY}
+        base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={}, population=population)
+        t0 = time.monotonic()
+        finals = end_states(per_user, data_end, base)
+        population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
+        model = base.with_(population=population, bgnbd=purchase_params, horizon_days=horizon / DAY_MS)
+        logger.info("population fitted on %s users in %.1f s", len(finals), time.monotonic() - t0)
 
     t0 = time.monotonic()
     snaps = build_snapshots(per_user, usable, horizon, times, model)
@@ -635,8 +646,8 @@ def train(
         test = np.arange(y.size) % 5 == 0  # too few users for a split by user: split by row
     # 1. Calibrate P(alive) against who in hindsight was gone: a monotonic map of its log-odds.
     #    The snapshots' cooling column (1 - P(alive)) is then what the stream will compute.
-    calibration: dict[str, float] = {}
-    if (~alive[~test]).any() and alive[~test].any():
+    calibration: dict[str, float] = dict(model.alive_calibration) if weights_only else {}
+    if not weights_only and (~alive[~test]).any() and alive[~test].any():
         logit = np.log(np.clip(p_alive, 1e-12, 1 - 1e-12) / np.clip(1 - p_alive, 1e-12, 1.0))
         cal = LogisticRisk(features=("logit_p_alive",), nonnegative=("logit_p_alive",), l2=0.0)
         cal.fit(logit[~test, None], alive[~test].astype(np.float64))
@@ -666,7 +677,8 @@ def train(
     logger.info("penalty chosen and weights fitted on %s rows in %.1f s", int(fit_rows.sum()), time.monotonic() - t0)
     means = {name: round(float(v), 6) for name, v in zip(names, X[fit_rows].mean(axis=0))}
     population = dict(model.population)
-    population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
+    if not weights_only:
+        population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
     leave = np.where(can_exit, fitter.predict_proba(X), 0.0)  # models.risk.leave_probability's gate
     risk = 1.0 - p_alive * (1.0 - leave)  # models.risk.combine, vectorised
     report: dict[str, Any] = {

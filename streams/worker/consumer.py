@@ -20,6 +20,9 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
   (``Store.restart_partition``), counted in ``churnwatch_topic_resets_total{reason}``;
 - a worker that took over with another model (``ModelReplaced``, same once-a-second check): this
   worker stops taking work and exits (code 3), so one model scores each partition at a time;
+  a learned successor of this worker's model adopted by ``churnwatch learn`` (``ModelAdopted``,
+  same check) is taken in place instead: the cycles in flight settle with the old model, the
+  next ones score with the new (each partition switches at one offset, no restart);
 - a partition count that changed: records in a partition beyond the count the state is laid out
   for (``Store.layout``) stop every worker (``LayoutChanged``, also seen through Redis by the
   others) before anything of them is applied; ``churnwatch relayout`` moves the state;
@@ -49,6 +52,7 @@ from streams.worker.partitioner import partitions_of
 from streams.worker.phases import record_fingerprint
 from streams.worker.routing import KafkaCopy
 from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pipeline
+from streams.worker.model_record import ModelAdopted
 from streams.worker.store import LayoutChanged, ModelReplaced, Resume, Store, StoreLost
 
 __all__ = ["KafkaSink", "StreamConsumer", "pause_while_scoring", "wall_ms"]
@@ -226,6 +230,8 @@ class StreamConsumer:
         """Connect to Redis (meta check, scripts), start the producer, join the group."""
         if "store" not in self._started:
             await self.store.connect()
+            if self.store.adopted is not None:  # Redis records a learned successor of our file: run it
+                self.pipeline.set_model(self.store.adopted.model)
             self._started.add("store")
         if "sink" not in self._started:
             await self.sink.start()
@@ -425,6 +431,8 @@ class StreamConsumer:
                 self._lost = exc
             except LayoutChanged as exc:
                 self._halt(str(exc))
+            except ModelAdopted as exc:
+                await self._adopt(exc)
             except ModelReplaced as exc:
                 logger.error("%s: this worker stops taking work (rolling model upgrade; docs/OPERATE.md, "
                              "\"Model upgrades\"). Runbook: ChurnwatchModelMismatch", exc)
@@ -521,6 +529,27 @@ class StreamConsumer:
         if now - self._store_checked_at >= STORE_CHECK_INTERVAL_S:
             self._store_checked_at = now
             self.pipeline.observe_global(await self.store.check_and_stream_times(self.topic))
+
+    async def _adopt(self, adopted: ModelAdopted) -> None:
+        """A learned successor of this worker's model is in use (``churnwatch learn``): settle the
+        cycles in flight (scored with the old model), then score every later cycle with the new."""
+        async with self._cycle_lock:
+            await self._drain()
+            self.switch_model(adopted)
+
+    def switch_model(self, adopted: ModelAdopted) -> None:
+        """Run ``adopted`` from the next cycle on (no cycle in flight): the pipeline, the store's
+        record of what this worker runs, the ``churnwatch_model_info`` gauge, one log line."""
+        old = self.store.model
+        self.store.use_model(adopted.model)
+        self.pipeline.set_model(adopted.model)
+        if old:
+            with contextlib.suppress(KeyError):
+                metrics.MODEL_INFO.remove(old)
+        metrics.MODEL_INFO.labels(adopted.model_id).set(1)
+        metrics.MODEL_SWITCHES.inc()
+        logger.info("model switched at a cycle boundary: %s -> %s (learned successor; partitions %s continue at offsets %s)",
+                    old, adopted.model_id, sorted(self._next), [self._next[p] for p in sorted(self._next)])
 
     async def _check_layout(self) -> None:
         """At assignment: the topic's partition count against the one the state is laid out for.

@@ -31,6 +31,9 @@ __all__ = [
     "REDIS_DATA_LOST",
     "HISTORY_INCOMPLETE",
     "MODEL_INFO",
+    "MODEL_SWITCHES",
+    "LEARN_ROC_AUC",
+    "LEARN_ADOPTED",
     "TOPIC_PARTITIONS",
     "STATE_PARTITIONS",
     "LAYOUT_CHANGED",
@@ -129,6 +132,15 @@ HISTORY_INCOMPLETE = Gauge(
     ["partition"],
 )
 MODEL_INFO = Gauge("churnwatch_model_info", "1 for the model this worker scores with (<version>@<digest>)", ["model"])
+MODEL_SWITCHES = Counter(
+    "churnwatch_model_switches_total", "Learned successors this worker switched to at a cycle boundary (churnwatch learn)"
+)
+LEARN_ROC_AUC = Gauge(
+    "churnwatch_learn_roc_auc",
+    "The learner's last held-out comparison (all workers, from Redis): ROC AUC of the model in use and of its successor",
+    ["model"],
+)
+LEARN_ADOPTED = Gauge("churnwatch_learn_adopted", "1 if the learner's last successor passed the guard and was adopted, 0 if kept out")
 TOPIC_PARTITIONS = Gauge("churnwatch_topic_partitions", "Partitions of the events topic (broker metadata, at assignment)")
 STATE_PARTITIONS = Gauge("churnwatch_state_partitions", "Partition count the state in Redis is laid out for")
 LAYOUT_CHANGED = Gauge(

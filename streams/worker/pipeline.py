@@ -82,7 +82,7 @@ from streams.worker.members import member_copies
 from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
-from streams.worker.store import BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store
+from streams.worker.store import BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store, model_id
 from streams.worker.watermark import Heartbeats, fold_marks, mark_of, release_ms, stamp_marks, watermark_ms
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE",
@@ -113,6 +113,9 @@ DECODE_SLICE_RECORDS = 2000
 #: scored it (epoch ms, "asked,fetched,scored"); with the record's CreateTime (sent) it splits an
 #: alert's delay into the broker's fetch, the wait behind earlier cycles, scoring and the send.
 TIMING_HEADER = "churnwatch-timing"
+#: Header on every user alert: the id (``<version>@<digest>``, ``store.model_id``) of the model
+#: that scored it, so a CRM can tell alerts of a learned successor from its predecessor's.
+MODEL_HEADER = "churnwatch-model"
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
 
@@ -145,6 +148,7 @@ class _Work:
     release_ms: dict[int, int]  # p -> its accounts' watermark after this cycle's records (streams.worker.watermark)
     timer: "_PhaseTimer"
     timing: bytes = b""  # the alerts' ``churnwatch-timing`` header (``timing_header``)
+    model: bytes = b""  # the alerts' ``churnwatch-model`` header: the model that scored this cycle
 
 
 @dataclass(slots=True, eq=False)
@@ -185,6 +189,7 @@ class Pipeline:
         self.store = store
         self.producer = producer
         self.model = model
+        self.model_header = model_id(model).encode()
         self.topic = settings.topic_events
         self.clock = clock or TopicClock(settings.allowed_lateness_ms, settings.idle_partition_ms, settings.clock)
         self.decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
@@ -232,6 +237,11 @@ class Pipeline:
     def account_watermark_ms(self, partition: int) -> int:
         """The watermark of p's accounts (streams.worker.watermark): copies below it are complete."""
         return watermark_ms(self._marks.get(partition, {}), self.settings.partitions, self.settings.account_grace_ms)
+
+    def set_model(self, model: ChurnModel) -> None:
+        """Score the next cycles with ``model`` (a learned successor, at a cycle boundary: the
+        consumer settles every cycle in flight first, so each partition switches at one offset)."""
+        self.model, self.model_header = model, model_id(model).encode()
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
         for _, max_ms in progress.values():
@@ -368,7 +378,7 @@ class Pipeline:
         stamp_marks(members, made)
         beats = self.heartbeats.due(made, wall_now_ms)
         work = _Work(decoded, advanced, decoded.routed.copies + decoded.account_copies + members + beats, bounds, stream_ms,
-                     origins, release, timer, timing_header(asked_ms, wall_now_ms, int(time.time() * 1000)))
+                     origins, release, timer, timing_header(asked_ms, wall_now_ms, int(time.time() * 1000)), self.model_header)
         flight = Flight(result, work=work, made_marks=made)
         if advanced.writes:  # whatever the depth: a caller may submit again before settling
             flight.pending = pending_writes(advanced.writes)
@@ -425,7 +435,7 @@ class Pipeline:
         decoded, timer = work.decoded, work.timer
         alerts = work.advanced.alerts
         if alerts:
-            headers = [(TIMING_HEADER, work.timing)]
+            headers = [(TIMING_HEADER, work.timing), (MODEL_HEADER, work.model)]
             alerts = [(key, value, headers) for key, value in alerts]
         await self._produce(alerts, decoded.dlq, work.copies)
         timer.mark("produce")

@@ -15,7 +15,10 @@ JSON contract. What it reads and skips:
 - records the codec rejects (malformed JSON, missing fields, bad amounts, ...): counted by the
   codec's reason and skipped, never fatal; a repeat of a (user, ``event_id``) already read
   (``duplicate_event_id``, as the worker rejects repeats in a batch);
-- with ``until_ms``, events at or after that time (``after_until``).
+- with ``until_ms``, events at or after that time (``after_until``);
+- with ``window_ms`` (``churnwatch learn --window``), events older than the latest event read
+  minus the window (``before_window``): dropped while reading, whenever the events kept have
+  doubled since the last drop, so memory holds about twice the window's events, not the topic.
 
 The worker's lateness rule is not applied: history is merged into event-time order
 (``models.events.EVENT_ORDER``) across partitions, as the CSV reader sorts its rows.
@@ -45,6 +48,10 @@ logger = logging.getLogger(__name__)
 COPY_HEADERS: frozenset[str] = frozenset((ORIGIN_HEADER, ACCOUNT_HEADER, MEMBER_HEADER, HEARTBEAT_HEADER))
 
 
+#: Events kept before the first drop of those before the window (``Collector``).
+_FIRST_DROP = 100_000
+
+
 class _Record(Protocol):
     partition: int
     offset: int
@@ -62,6 +69,7 @@ class Retained:
     copies: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # codec reason (and duplicate_event_id) -> records
     after_until: int = 0
+    before_window: int = 0
     ends: dict[int, int] = field(default_factory=dict)  # partition -> highwater at the start
 
     def summary(self, topic: str) -> str:
@@ -75,6 +83,8 @@ class Retained:
         parts = [f"{self.copies} copies", f"{bad} rejected" + (f" ({reasons})" if reasons else "")]
         if self.after_until:
             parts.append(f"{self.after_until} at or after --until")
+        if self.before_window:
+            parts.append(f"{self.before_window} before --window")
         return (f"topic {topic}: {self.records:,} records in {len(self.ends)} partitions up to their highwater at the start: "
                 f"{len(self.events):,} events; skipped " + ", ".join(parts))
 
@@ -92,13 +102,19 @@ class Collector:
     (1, 1, {'malformed_json': 1, 'duplicate_event_id': 1})
     """
 
-    def __init__(self, decoder: Decoder, wall_now_ms: int, until_ms: int | None = None, miskeyed: str = "reroute") -> None:
+    def __init__(self, decoder: Decoder, wall_now_ms: int, until_ms: int | None = None, miskeyed: str = "reroute",
+                 window_ms: int | None = None) -> None:
+        if window_ms is not None and window_ms <= 0:
+            raise ValueError(f"window must be > 0 ms, got {window_ms}")
         self.decoder = decoder
         self.wall_now_ms = wall_now_ms
         self.until_ms = until_ms
         self.miskeyed = miskeyed
+        self.window_ms = window_ms
         self._out = Retained()
         self._seen: set[tuple[str, str]] = set()
+        self._latest_ms = 0  # the latest event time kept (the window's end)
+        self._drop_at = _FIRST_DROP  # events kept at which the next drop runs
 
     def add(self, record: _Record) -> None:
         out = self._out
@@ -123,12 +139,29 @@ class Collector:
             out.after_until += 1
             return
         out.events.append(ev)
+        if ev.ts_ms > self._latest_ms:
+            self._latest_ms = ev.ts_ms
+        if self.window_ms is not None and len(out.events) >= self._drop_at:
+            self._drop_before_window()
+            self._drop_at = max(_FIRST_DROP, 2 * len(out.events))
+
+    def _drop_before_window(self) -> None:
+        """Forget the events older than the window before the latest one (and their ids: a repeat
+        of a forgotten event is as old and is forgotten too)."""
+        out, start = self._out, self._latest_ms - (self.window_ms or 0)
+        kept = [ev for ev in out.events if ev.ts_ms >= start]
+        if len(kept) < len(out.events):
+            out.before_window += len(out.events) - len(kept)
+            out.events = kept
+            self._seen = {(ev.user_id, ev.event_id) for ev in kept}
 
     def _reject(self, reason: str) -> None:
         self._out.rejected[reason] = self._out.rejected.get(reason, 0) + 1
 
     def result(self, ends: dict[int, int] | None = None) -> Retained:
         """The events merged into event-time order (every partition), with the start highwaters."""
+        if self.window_ms is not None:
+            self._drop_before_window()
         out = self._out
         out.events.sort(key=EVENT_ORDER)
         if ends is not None:
@@ -137,14 +170,14 @@ class Collector:
 
 
 def read_retained(settings: Settings, topic: str, *, until_ms: int | None = None, type_map: TypeMap = DEFAULT_TYPE_MAP,
-                  stall_s: float = 60.0) -> Retained:
+                  stall_s: float = 60.0, window_ms: int | None = None) -> Retained:
     """Every event ``topic`` retains (module docstring). A partition that makes no progress
     towards its start highwater for ``stall_s`` seconds is one readable error, not a hang."""
     from streams.publisher import check_kafka_reachable
 
     check_kafka_reachable(settings)  # one line instead of the client's retries logged at ERROR
     collector = Collector(Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
-                                  type_map=type_map), int(time.time() * 1000), until_ms, settings.miskeyed)
+                                  type_map=type_map), int(time.time() * 1000), until_ms, settings.miskeyed, window_ms)
     ends = asyncio.run(_read(settings, topic, collector, stall_s))
     out = collector.result(ends)
     logger.debug("%s", out.summary(topic))  # the command prints it

@@ -15,6 +15,7 @@ timer refreshes the readiness and business gauges from Redis.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from streams.worker.consumer import KafkaSink, StreamConsumer
 from streams.worker.pipeline import REDIS_TRANSIENT, Pipeline
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
-from streams.worker.store import Store, StoreMismatch, churn_summary, model_id
+from streams.worker.store import Store, StoreMismatch, churn_summary
 
 __all__ = ["run_worker", "build_app", "WorkerRuntime"]
 
@@ -49,7 +50,8 @@ class WorkerRuntime:
         self.settings = settings
         self.model = model
         self.store = Store(settings)
-        self.store.model, self.store.take_over_model = model_id(model), settings.model_takeover
+        self.store.use_model(model)
+        self.store.take_over_model = settings.model_takeover
         self.sink = KafkaSink(settings)
         self.pipeline = Pipeline(settings, self.store, self.sink, model)
         self.consumer = StreamConsumer(settings, self.store, self.pipeline, self.sink)
@@ -117,6 +119,7 @@ class WorkerRuntime:
             await self.store.ping()
             stats = await self.store.stats()
             months = await self.store.revenue_totals("month")
+            learn = await self.store.last_learn()
         except Exception as exc:  # a timer must never take the worker down
             self.ready = False
             metrics.READY.set(0)
@@ -128,6 +131,8 @@ class WorkerRuntime:
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))
         for stage in STAGES:
             metrics.USERS_BY_STAGE.labels(stage).set(stats.get(f"stage:{stage}", 0))
+        if learn:
+            _learn_gauges(learn)
         if months:
             latest = max(months)
             now = Ledger.from_totals("month", months).get(latest, latest + 1)[0]
@@ -139,6 +144,18 @@ class WorkerRuntime:
             metrics.CHURNED_30D.set(summary.churned)
             metrics.CHURN_RATE_30D.set(summary.rate)
             metrics.CHURNED_REVENUE_30D.set(summary.revenue)
+
+
+def _learn_gauges(text: str) -> None:
+    """The learner's last comparison (``cw:meta`` field ``learn``, streams/worker/model_record.py)."""
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return
+    for label, key in (("current", "current_roc_auc"), ("successor", "successor_roc_auc")):
+        if isinstance(last.get(key), (int, float)):
+            metrics.LEARN_ROC_AUC.labels(label).set(last[key])
+    metrics.LEARN_ADOPTED.set(1 if last.get("adopted") else 0)
 
 
 def build_app(settings: Settings, runtime: WorkerRuntime, datadir: str) -> Any:
@@ -287,7 +304,8 @@ def _preflight_store(settings: Settings, model: ChurnModel) -> None:
 
     async def check() -> None:
         store = Store(settings)
-        store.model, store.take_over_model = model_id(model), settings.model_takeover
+        store.use_model(model)
+        store.take_over_model = settings.model_takeover
         try:
             await store.connect()
         finally:

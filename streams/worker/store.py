@@ -47,6 +47,7 @@ from models.engine import Alert
 from models.model import ChurnModel
 from models.ranking import on_save_list
 from models.state import STAGES, UserState
+from streams.worker.model_record import LEARN_FIELD, RECORD_PREFIX, ModelAdopted, parse_record, successor_of
 from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
@@ -498,6 +499,14 @@ class Store:
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
         self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
         self.take_over_model = False  # connect() records our model even if another is recorded
+        # The model itself (``use_model``): its record is written to cw:meta, and a learned successor
+        # of it recorded there is taken in place (streams/worker/model_record.py); None: ids only.
+        self.model_obj: ChurnModel | None = None
+        self.adopted: ModelAdopted | None = None  # connect() found a learned successor in use: run it
+
+    def use_model(self, model: ChurnModel) -> None:
+        """Score with ``model`` from now on (at start, or at a cycle boundary after ``ModelAdopted``)."""
+        self.model, self.model_obj = model_id(model), model
 
     @property
     def client(self) -> aioredis.Redis | RedisCluster:
@@ -531,6 +540,15 @@ class Store:
                 f"{', '.join(f'{k}={v}' for k, v in want.items())}: use the same buckets/groups_per_bucket "
                 f"(or another key_prefix)"
             )
+        recorded = have.get("model")
+        if self.model and recorded != self.model and self.model_obj is not None and not self.take_over_model:
+            successor = parse_record(have.get(RECORD_PREFIX + str(recorded)))
+            if recorded and successor is not None and successor_of(self.model_obj, self.model, successor):
+                logger.info("model %s in use is a learned successor of this worker's %s: running it", recorded, self.model)
+                self.adopted = ModelAdopted(recorded, successor)
+                self.use_model(successor)
+        if self.model and recorded == self.model and self.model_obj is not None and RECORD_PREFIX + self.model not in have:
+            await self._client.hsetnx(meta_key, RECORD_PREFIX + self.model, self.model_obj.to_json())
         if self.model and have.get("model") != self.model:
             raise ModelMismatch(
                 f"Redis records model {have.get('model')} in use; this worker has {self.model}. Start it with the "
@@ -562,6 +580,36 @@ class Store:
             await self._client.hset(self.keys.meta, "save_index", "")
             logger.warning("save-list index built with model %s: top --share reads every state from now on", recorded)
 
+    async def model_record(self) -> tuple[str, ChurnModel | None, str]:
+        """The model in use as Redis records it: (id, its model file if recorded, the learner's
+        last comparison JSON or "")."""
+        raw_found, learn = await self._client.hmget(self.keys.meta, ["model", LEARN_FIELD])
+        found = _s(raw_found)
+        text = await self._client.hget(self.keys.meta, RECORD_PREFIX + found) if found else None
+        return found, parse_record(text), _s(learn)
+
+    async def adopt_model(self, base: str, successor: ChurnModel | None, comparison: str, root: str) -> tuple[bool, str]:
+        """Record the learner's ``comparison``; with a ``successor``, make it the model in use if
+        ``base`` still is (one atomic script, lua/adopt_model.lua). Returns (adopted, the
+        model in use)."""
+        new_id = model_id(successor) if successor is not None else ""
+        reply = await self._client.eval(_script("adopt_model.lua"), 1, self.keys.meta, base, new_id,
+                                        successor.to_json() if successor is not None else "", comparison, root)
+        return (True, new_id) if int(reply[0]) == 1 else (False, _s(reply[1]))
+
+    async def model_in_use(self, file_model: ChurnModel) -> ChurnModel:
+        """What readers score with: the learned successor of ``file_model`` Redis records in use
+        (``churnwatch learn`` adopted it), else ``file_model`` itself."""
+        found, record, _ = await self.model_record()
+        file_id = model_id(file_model)
+        if found != file_id and record is not None and successor_of(file_model, file_id, record):
+            return record
+        return file_model
+
+    async def last_learn(self) -> str:
+        """The learner's last comparison (JSON), "" before any."""
+        return _s(await self._client.hget(self.keys.meta, LEARN_FIELD))
+
     async def save_index_model(self) -> str:
         """The model the save-list index was built with ("" when it cannot be used)."""
         return _s(await self._client.hget(self.keys.meta, "save_index"))
@@ -589,6 +637,10 @@ class Store:
         if found != self.incarnation:
             raise StoreLost(self.incarnation, found)
         if self.model and model != self.model:
+            if self.model_obj is not None:
+                successor = parse_record(await self._client.hget(self.keys.meta, RECORD_PREFIX + model))
+                if successor is not None and successor_of(self.model_obj, self.model, successor):
+                    raise ModelAdopted(model, successor)
             raise ModelReplaced(self.model, model)
         if layout:
             raise LayoutChanged(layout)
