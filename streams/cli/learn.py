@@ -54,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=_share, default=0.2, help="share of users held out for the comparison (default 0.2)")
     parser.add_argument("--min-gain", dest="min_gain", type=_gain, default=0.0,
                         help="adopt only if the successor's held-out ROC AUC is above the current one's by more than this (default 0)")
-    parser.add_argument("--beyond-noise", dest="beyond_noise", action="store_true",
+    parser.add_argument("--beyond-noise", dest="beyond_noise", action=argparse.BooleanOptionalAction, default=True,
                         help="adopt only if the gain is beyond noise: more than two bootstrap standard errors of the "
-                             "difference (what train calls 'within noise')")
+                             "difference (what train calls 'within noise'); the default, since a switch changes every "
+                             "user's scores and the alert volume. --no-beyond-noise adopts any gain above --min-gain")
     parser.add_argument("--l2", type=float, default=None,
                         help="L2 penalty as train --l2 (default: chosen by 5-fold cross-validation by user, as train does)")
     parser.add_argument("--every", default=None, metavar="DURATION", help="run a round every DURATION (such as 1d) until stopped")
