@@ -455,8 +455,9 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     standard error of the best loss (the error over users of the difference to the best).
 
     Why by the data: how far a history may move the weights away from the default depends on
-    how much it says (the churning users, not the rows: 28-47 in the fightchurn fits, 150-400
-    in CDNOW's and simulate-mix's). Why a centre: the default's effects are the literature's,
+    how much it says (the churning users, not the rows: 28-47 in the first, smaller fightchurn
+    populations; in benchmarks/QUALITY.md's cached ones of December 2026, 113-126 on
+    socialnet7, 177-206 on tiers, 154-401 in CDNOW's and simulate-mix's). Why a centre: the default's effects are the literature's,
     right on most products but maybe not on this one; pulled towards 0 the history alone
     speaks. Why two strengths: the default has an opinion on the general effects (level,
     decline, silence, breadth, tenure) and none on the product's own event types, which it
