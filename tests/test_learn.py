@@ -111,11 +111,12 @@ def test_adoption_is_refused_when_the_model_in_use_changed_meanwhile(redis_url: 
         try:
             await store.connect()
             assert (await store.model_record())[:2] == (model_id(base), base), "a worker records its model file"
-            assert await store.adopt_model(model_id(base), first, comparison_record({"adopted": True}), model_id(base)) == (True, model_id(first))
-            stale = await store.adopt_model(model_id(base), second, comparison_record({"adopted": True}), model_id(base))
+            assert await store.adopt_model(model_id(base), first, comparison_record({"adopted": True, "round": 1}), model_id(base)) == (True, model_id(first))
+            stale = await store.adopt_model(model_id(base), second, comparison_record({"adopted": True, "round": 2}), model_id(base))
             assert stale == (False, model_id(first)), "a learner that judged against an old model publishes nothing"
             found, record, learn = await store.model_record()
-            assert (found, record) == (model_id(first), first) and json.loads(learn) == {"adopted": True}
+            assert (found, record) == (model_id(first), first)
+            assert json.loads(learn) == {"adopted": True, "round": 1}, "a refused adoption is never recorded as adopted"
             assert await store.save_index_model() == "", "the save-list index was built with other weights"
             late = Store(Settings(redis_url=redis_url))  # a worker (re)started with the file of the chain's root
             late.use_model(base)

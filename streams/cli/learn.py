@@ -43,6 +43,16 @@ def _gain(text: str) -> float:
     return value
 
 
+def _l2(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--l2 must be a finite penalty >= 0, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--events", metavar="FILE", help="learn from this CSV history instead of the events topic (a dry run's input)")
@@ -58,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adopt only if the gain is beyond noise: more than two bootstrap standard errors of the "
                              "difference (what train calls 'within noise'); the default, since a switch changes every "
                              "user's scores and the alert volume. --no-beyond-noise adopts any gain above --min-gain")
-    parser.add_argument("--l2", type=float, default=None,
+    parser.add_argument("--l2", type=_l2, default=None,
                         help="L2 penalty as train --l2 (default: chosen by 5-fold cross-validation by user, as train does)")
     parser.add_argument("--every", default=None, metavar="DURATION", help="run a round every DURATION (such as 1d) until stopped")
     parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="compare and print; publish nothing to Redis")
@@ -99,29 +109,34 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
 
     with open_reader(settings) as reader:
         current_id, current, _ = reader.run(lambda store: store.model_record())
-        if not current_id:
-            raise UserError("Redis records no model in use yet: start a worker first")
-        if current is None:
-            raise UserError(f"Redis records model {current_id} in use but not its file: start one worker of this version "
-                            f"(it records its model file) and run learn again")
-        hist = argparse.Namespace(events=args.events, from_topic=not args.events, topic=args.topic, until=None)
-        events = window(read_history(hist, settings, load_type_map(args.config), window_ms), window_ms)
+    if not current_id:
+        raise UserError("Redis records no model in use yet: start a worker first")
+    if current is None:
+        raise UserError(f"Redis records model {current_id} in use but not its file: start one worker of this version "
+                        f"(it records its model file) and run learn again")
+    # The history, the fit and --out outside the Redis block: their file errors are not Redis's.
+    hist = argparse.Namespace(events=args.events, from_topic=not args.events, topic=args.topic, until=None)
+    events = window(read_history(hist, settings, load_type_map(args.config), window_ms), window_ms)
+    try:
+        proposal = propose(events, current, current_id, churn_after_ms=churn_after, holdout=args.holdout, min_gain=args.min_gain,
+                           l2=args.l2, beyond_noise=args.beyond_noise)
+    except ValueError as exc:
+        raise UserError(f"nothing to learn from {len(events):,} events: {exc}") from None
+    successor_id = model_id(proposal.successor)
+    if args.out:
         try:
-            proposal = propose(events, current, current_id, churn_after_ms=churn_after, holdout=args.holdout, min_gain=args.min_gain,
-                               l2=args.l2, beyond_noise=args.beyond_noise)
-        except ValueError as exc:
-            raise UserError(f"nothing to learn from {len(events):,} events: {exc}") from None
-        successor_id = model_id(proposal.successor)
-        if args.out:
             proposal.successor.save(args.out)
-        c = proposal.comparison
-        record: dict[str, Any] = {
-            "current": current_id, "successor": successor_id, "adopted": False,
-            "current_roc_auc": c.get("default_roc_auc"), "successor_roc_auc": c.get("trained_roc_auc"),
-            "difference_se": c.get("difference_se"), "rows": c.get("rows", 0), "churning_users": c.get("churning_users", 0),
-            "data_end_ms": max(ev.ts_ms for ev in events), "min_gain": args.min_gain, "beyond_noise": args.beyond_noise,
-        }
-        verdict = "kept out"
+        except OSError as exc:
+            raise UserError(f"cannot write the successor's file {args.out}: {exc.strerror or exc}") from None
+    c = proposal.comparison
+    record: dict[str, Any] = {
+        "current": current_id, "successor": successor_id, "adopted": False,
+        "current_roc_auc": c.get("default_roc_auc"), "successor_roc_auc": c.get("trained_roc_auc"),
+        "difference_se": c.get("difference_se"), "rows": c.get("rows", 0), "churning_users": c.get("churning_users", 0),
+        "data_end_ms": max(ev.ts_ms for ev in events), "min_gain": args.min_gain, "beyond_noise": args.beyond_noise,
+    }
+    verdict = "kept out"
+    with open_reader(settings) as reader:
         if proposal.adopt and not args.dry_run:
             record["adopted"] = True
             adopted, in_use = reader.run(lambda store: store.adopt_model(
@@ -136,5 +151,5 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
             verdict = "would be adopted (dry run)"
         elif not args.dry_run:
             reader.run(lambda store: store.adopt_model(current_id, None, comparison_record(record), ""))
-        logger.info("learn: successor %s of %s %s; %s", successor_id, current_id, verdict, proposal.why)
-        print(f"successor {successor_id} of {current_id}: {proposal.why} -- {verdict}")
+    logger.info("learn: successor %s of %s %s; %s", successor_id, current_id, verdict, proposal.why)
+    print(f"successor {successor_id} of {current_id}: {proposal.why} -- {verdict}")

@@ -124,7 +124,8 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
     from streams.views import UserReport
     from streams.console.data import point_dict
 
-    view = await user_view(deps.store, deps.model, await deps.now_ms(), request.path_params["user_id"])
+    now_ms = await deps.now_ms()  # first: it also refreshes deps.model (a successor adopted since)
+    view = await user_view(deps.store, deps.model, now_ms, request.path_params["user_id"])
     body = UserReport(view.user_id, view.as_of_ms, view.scores, view.state).to_dict()
     from models.ranking import activity_by_kind
 

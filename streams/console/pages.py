@@ -139,7 +139,8 @@ async def quadrant(request: Request, deps: Deps) -> Response:
 
 
 async def customer(request: Request, deps: Deps) -> Response:
-    view = await user_view(deps.store, deps.model, await deps.now_ms(), request.path_params["user_id"])
+    now_ms = await deps.now_ms()  # first: it also refreshes deps.model (a successor adopted since)
+    view = await user_view(deps.store, deps.model, now_ms, request.path_params["user_id"])
     s, st = view.scores, view.state
     points = trend_with_now(view.history, view.as_of_ms // 1000, s)
     by_week = {p.week: p for p in points}

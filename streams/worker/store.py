@@ -589,8 +589,9 @@ class Store:
         return found, parse_record(text), _s(learn)
 
     async def adopt_model(self, base: str, successor: ChurnModel | None, comparison: str, root: str) -> tuple[bool, str]:
-        """Record the learner's ``comparison``; with a ``successor``, make it the model in use if
-        ``base`` still is (one atomic script, lua/adopt_model.lua). Returns (adopted, the
+        """Without a ``successor``, record the learner's ``comparison``; with one, make it the
+        model in use if ``base`` still is, and record ``comparison`` only then (one atomic script,
+        lua/adopt_model.lua: a refused adoption never shows as adopted). Returns (adopted, the
         model in use)."""
         new_id = model_id(successor) if successor is not None else ""
         reply = await self._client.eval(_script("adopt_model.lua"), 1, self.keys.meta, base, new_id,
