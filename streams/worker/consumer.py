@@ -22,7 +22,8 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
   worker stops taking work and exits (code 3), so one model scores each partition at a time;
   a learned successor of this worker's model adopted by ``churnwatch learn`` (``ModelAdopted``,
   same check) is taken in place instead: the cycles in flight settle with the old model, the
-  next ones score with the new (each partition switches at one offset, no restart);
+  next ones score with the new (no restart; a partition moving to a worker that has not
+  checked yet in that second can be scored by the old model for up to a second more);
 - a partition count that changed: records in a partition beyond the count the state is laid out
   for (``Store.layout``) stop every worker (``LayoutChanged``, also seen through Redis by the
   others) before anything of them is applied; ``churnwatch relayout`` moves the state;

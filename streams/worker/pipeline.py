@@ -240,7 +240,8 @@ class Pipeline:
 
     def set_model(self, model: ChurnModel) -> None:
         """Score the next cycles with ``model`` (a learned successor, at a cycle boundary: the
-        consumer settles every cycle in flight first, so each partition switches at one offset)."""
+        consumer settles every cycle in flight first; a partition handed over within the check's
+        second can see the old model for up to a second more on its new worker)."""
         self.model, self.model_header = model, model_id(model).encode()
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
