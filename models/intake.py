@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Final
+from typing import Any, Callable, Final
 
 from models.events import Event, TypeMap
 from models.subscription import Subscription
 
-__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "EventReader", "Rejection"]
+__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "EventReader", "Rejection", "group_plain"]
 
 MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
@@ -207,3 +207,45 @@ class EventReader:
         if isinstance(parsed, Rejection):
             return Rejection("bad_subscription", parsed.detail.replace("ts", name, 1))
         return parsed
+
+
+def group_plain(records: list[Any], events: list[Event | Rejection], start: int, with_headers: bool, check_keys: bool,
+                admit: Callable[[int], bool], seen_ids: dict[str, str], users: dict[str, Any],
+                new_batch: Callable[[int], Any], partition: int) -> int:
+    """The worker's grouping of a chunk's events by user (streams.worker.phases ``Decoding``) for
+    the plain records, compiled: from ``start``, each record that is an event, has no headers, is
+    keyed by its user id's UTF-8 (when ``check_keys``), has an ``event_id`` not seen in the batch,
+    names no account and carries no subscription, and that ``admit`` (its partition clock's fold)
+    takes, is grouped: ``seen_ids[event_id] = user_id``, its event and offset appended to the
+    user's batch in ``users`` (``new_batch(partition)`` for a user not there yet). Returns the index of the
+    first record that is not such a one (``len(events)`` when all were), untouched but for an
+    ``admit`` that refused it, which changed nothing: the caller reads it the general way and
+    calls again after it, so records are handled in offset order."""
+    n = len(events)
+    i = start
+    while i < n:
+        ev = events[i]
+        if not isinstance(ev, Event):
+            return i
+        rec = records[i]
+        if with_headers and rec.headers:
+            return i
+        uid = ev.user_id
+        if check_keys:
+            key = rec.key
+            if key is None or key != uid.encode():
+                return i
+        eid = ev.event_id
+        if eid in seen_ids or ev.account_id or ev.subscription is not None:
+            return i
+        if not admit(ev.ts_ms):
+            return i
+        seen_ids[eid] = uid
+        ub = users.get(uid)
+        if ub is None:
+            ub = new_batch(partition)
+            users[uid] = ub
+        ub.events.append(ev)
+        ub.offsets.append(rec.offset)
+        i += 1
+    return n

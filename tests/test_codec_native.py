@@ -73,3 +73,45 @@ def test_the_decoder_reads_through_the_compiled_checks_where_built() -> None:
     out = d.decode_many([b'{"user_id":"u1","type":"zzz","ts":1767225600000}', b'{"user_id":"u1","type":"view","ts":"x"}'], NOW_MS)
     assert [type(r).__name__ for r in out] == ["Event", "Rejection"]
     assert out[1].reason == "bad_timestamp" and (d.unknown_types, d.derived_ids) == (0, 1)  # type: ignore[union-attr]
+
+
+_RECORD = st.tuples(
+    st.integers(0, 3), st.integers(0, 6), st.integers(-5_000_000, 5_000_000), st.sampled_from(["", "", "acme"]),
+    st.sampled_from(["keyed", "keyed", "other", "none"]),
+)
+
+
+@compiled_only
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_RECORD, max_size=40), st.booleans())
+def test_compiled_grouping_equals_the_pure_python(records: list[tuple[int, int, int, str, str]], routed: bool) -> None:
+    """``decode_batch`` with the compiled checks and grouping and with their pure copies: the
+    same users, events, offsets, DLQ records and clock."""
+    from unittest import mock
+
+    import orjson
+
+    from streams.worker import phases
+    from streams.worker.clock import PartitionClock
+    from streams.worker.routing import Router
+
+    start_ms = 1_767_225_600_000
+    batch = []
+    for i, (u, e, dt, account, key) in enumerate(records):
+        value = orjson.dumps({"event_id": f"e{e}", "user_id": f"u{u}", "type": "view", "ts": start_ms + dt, "account_id": account})
+        k = f"u{u}".encode() if key == "keyed" else (b"k" if key == "other" else None)
+        batch.append(type("Rec", (), {"offset": i, "key": k, "value": value, "timestamp": 0, "headers": ()})())
+
+    def run(module: Any) -> tuple[object, ...]:
+        decoder = Decoder()
+        decoder._reader = _reader(module, 3_600_000, PURE["events"].TypeMap({}) if module is PURE["intake"] else TypeMap({}))
+        router = Router("reroute") if routed else None
+        if router is not None:
+            router.assign(0, {})
+        clock = PartitionClock(3_600_000)
+        with mock.patch.object(phases, "group_plain", module.group_plain):
+            out = phases.decode_batch({0: batch}, {0: clock}, decoder, NOW_MS, topic="ev", max_dlq_value_bytes=1024, router=router)
+        users = {u: ([_result(e) for e in ub.events], ub.offsets) for u, ub in out.users.items()}
+        return users, out.dlq, out.rejected, out.routed.rerouted, clock.snapshot()
+
+    assert run(PURE["intake"]) == run(__import__("models.intake").intake)
