@@ -3,7 +3,9 @@
 Pure (no I/O, no clock: ``wall_now_ms`` is an argument; the random separator of ``parse_many``
 never shows in a result) and built for the hot path: one ``orjson.loads`` per ``PARSE_CHUNK``
 records of a fetched batch (``Decoder.decode_many``), a handful of type checks per record, no
-exceptions on the good path.
+exceptions on the good path. The checks of a parsed value (this docstring's contract) run compiled
+with the scoring core: ``models.intake.EventReader`` (a whole chunk in one call), which this
+module wires to the one timestamp parser and to ``derived_event_id``.
 
 Accepted value (a JSON object)::
 
@@ -168,7 +170,7 @@ class Decoder:
             except UnicodeDecodeError as uexc:
                 return Rejection("not_utf8", f"invalid UTF-8 at byte {uexc.start}")
             return Rejection("malformed_json", str(exc)[:200])
-        return self.event(obj, wall_now_ms)
+        return self._reader.event(obj, wall_now_ms)
 
     def decode_many(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
         """The values of one fetched batch, each exactly as :meth:`decode` reads it (the same
