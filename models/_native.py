@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 #: The hot path (benchmarks/models_hotpath.py, py-spy): what ``advance`` and ``score`` run per
 #: event and per review. Everything else in models/ (fits, revenue, accounts) stays Python.
 COMPILED_MODULES: Final[tuple[str, ...]] = (
-    "events", "vocabulary", "state", "signals", "mbgnbd", "temperature", "risk", "health", "lifecycle",
+    "events", "vocabulary", "state", "signals", "mbgnbd", "temperature", "risk", "health", "lifecycle", "intake",
     "scoring", "engine", "reasons", "actions", "rfm", "compiled", "ranking", "weekly", "step",
 )
 #: ``CHURNWATCH_PURE=1`` runs the pure Python even where the compiled core is built.

@@ -356,3 +356,49 @@ def test_decoding_in_slices_equals_one_call(records: list[tuple[int, bytes, bool
     placed = sum(len(ub.offsets) for ub in whole.users.values()) + sum(whole.rejected.values()) + sum(whole.routed.rerouted.values())
     assert placed == whole.consumed == sum(map(len, batch.values())), "every record is applied, rejected or re-routed once"
     assert [c.snapshot() for c in clocks[1].values()] == [c.snapshot() for c in clocks[0].values()]
+
+
+_plain_value = st.one_of(
+    st.builds(lambda u, i, dt, acct: event_value(Event(f"u{u}", START_MS + dt, "view", f"e{i}", account_id=acct)),
+              st.integers(0, 3), st.integers(0, 6), st.integers(-5_000_000, 5_000_000), st.sampled_from(["", "", "", "acme"])),
+    st.builds(lambda u, i: orjson.dumps({"user_id": f"u{u}", "type": "view", "ts": START_MS, "event_id": f"e{i}", "amount": -1}),
+              st.integers(0, 3), st.integers(0, 6)),  # rejected
+    st.sampled_from([b"{", b'{"user_id":"u1"}']),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), _plain_value, st.sampled_from(["keyed", "keyed", "other", "none", "copy"])), max_size=40),
+       st.booleans())
+def test_the_compiled_grouping_of_plain_records_equals_the_general_path(records: list[tuple[int, bytes, str]], routed: bool) -> None:
+    """``models.intake.group_plain`` takes the plain records (an event keyed by its user, no
+    headers, no account, a new id, in time) off the general per-record path: with it switched off
+    (every record read by ``Decoding._one``) a batch decodes to the same users, offsets, DLQ
+    records, re-routed copies and clocks. Mixed in: duplicate ids, late events, rejections,
+    accounts, mis-keyed records and copies carrying an origin header."""
+    from unittest import mock
+
+    from streams.worker import phases
+    from streams.worker.routing import ORIGIN_HEADER, Router
+
+    batch: dict[int, list[HRec]] = {}
+    for p, value, key in records:
+        user = orjson.loads(value).get("user_id") if value.startswith(b'{"event_id') else None
+        offset = len(batch.get(p, []))
+        headers = ((ORIGIN_HEADER, f"{1 - p}:{offset}".encode()),) if key == "copy" else ()
+        k = (user or "x").encode() if key in ("keyed", "copy") else (b"k" if key == "other" else None)
+        batch.setdefault(p, []).append(HRec(offset, k, value, headers=headers))
+
+    def run() -> tuple[Decoded, list[tuple[int, int]]]:
+        router = Router("reroute") if routed else None
+        for p in range(2):
+            if router is not None:
+                router.assign(p, {})
+        clocks = {p: PartitionClock(3_600_000) for p in range(2)}
+        out = decode_batch(batch, clocks, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024, router=router)
+        return out, [c.snapshot() for c in clocks.values()]
+
+    fast = run()
+    with mock.patch.object(phases, "group_plain", lambda recs, events, start, *rest: start):
+        general = run()
+    assert general == fast and fast[0].consumed == len(records)

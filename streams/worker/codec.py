@@ -3,7 +3,9 @@
 Pure (no I/O, no clock: ``wall_now_ms`` is an argument; the random separator of ``parse_many``
 never shows in a result) and built for the hot path: one ``orjson.loads`` per ``PARSE_CHUNK``
 records of a fetched batch (``Decoder.decode_many``), a handful of type checks per record, no
-exceptions on the good path.
+exceptions on the good path. The checks of a parsed value (this docstring's contract) run compiled
+with the scoring core: ``models.intake.EventReader`` (a whole chunk in one call), which this
+module wires to the one timestamp parser and to ``derived_event_id``.
 
 Accepted value (a JSON object)::
 
@@ -48,15 +50,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import secrets
-from dataclasses import dataclass
 from typing import Final, Sequence
 
 import orjson
 
-from models.events import DEFAULT_TYPE_MAP, Event, EventType, TypeMap
-from models.subscription import Subscription
+from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
+from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "PARSE_CHUNK",
     "MIN_EVENT_MS",
     "MAX_USER_ID_CHARS",
+    "MAX_AMOUNT",
 ]
 
 #: Every reason a record can be sent to the DLQ for (stable strings; metric label ``reason``).
@@ -90,22 +91,10 @@ REASONS: Final[tuple[str, ...]] = (
     "key_not_user_id",
 )
 
-MAX_USER_ID_CHARS: Final[int] = 256
-MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
 #: Records per ``orjson.loads`` in ``Decoder.decode_many``: enough to spread the call's cost, few
 #: enough that the parsed objects are still in the CPU's cache when they are validated (one call
 #: per 1,250-record partition batch was no cheaper per record than one call per record; 64: ~25% less).
 PARSE_CHUNK: Final[int] = 64
-_TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a record cannot become an event. ``reason`` is one of ``REASONS``; ``detail`` is for people."""
-
-    reason: str
-    detail: str
-
 
 #: A record without a value (a tombstone): nothing to decode.
 _TOMBSTONE: Final[Rejection] = Rejection("malformed_json", "record has no value (tombstone)")
@@ -148,7 +137,7 @@ class Decoder:
     'empty_user_id'
     """
 
-    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "unknown_types", "derived_ids", "_types")
+    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "_reader")
 
     def __init__(
         self,
@@ -164,9 +153,8 @@ class Decoder:
         self.max_event_bytes = max_event_bytes
         self.max_clock_skew_ms = max_clock_skew_ms
         self.type_map = type_map
-        self.unknown_types = 0
-        self.derived_ids = 0
-        self._types: dict[str, tuple[EventType, bool]] = {}
+        # The checks of a parsed value, compiled with the scoring core (models/intake.py).
+        self._reader = EventReader(MIN_EVENT_MS, max_clock_skew_ms, type_map, parse_ts_ms, derived_event_id)
 
     def decode(self, value: bytes | None, wall_now_ms: int) -> Event | Rejection:
         """One record value. Never raises on any input."""
@@ -182,7 +170,7 @@ class Decoder:
             except UnicodeDecodeError as uexc:
                 return Rejection("not_utf8", f"invalid UTF-8 at byte {uexc.start}")
             return Rejection("malformed_json", str(exc)[:200])
-        return self.event(obj, wall_now_ms)
+        return self._reader.event(obj, wall_now_ms)
 
     def decode_many(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
         """The values of one fetched batch, each exactly as :meth:`decode` reads it (the same
@@ -203,125 +191,26 @@ class Decoder:
         objs = parse_many(joinable) if len(joinable) > 1 else None
         if objs is None:
             return [self.decode(v, wall_now_ms) for v in values]
-        event = self.event
         if len(joinable) == len(values):
-            return [event(obj, wall_now_ms) for obj in objs]
+            return self._reader.events(objs, wall_now_ms)
+        event = self._reader.event
         parsed = iter(objs)  # tombstones and oversized values in between: their own rejections
         return [event(next(parsed), wall_now_ms) if v is not None and len(v) <= limit else self.decode(v, wall_now_ms)
                 for v in values]
 
     def event(self, obj: object, wall_now_ms: int) -> Event | Rejection:
-        """A parsed record value (any JSON) -> the event, or why it is not one."""
-        if type(obj) is not dict:
-            return Rejection("not_an_object", f"JSON {type(obj).__name__}, expected an object")
+        """A parsed record value (any JSON) -> the event, or why it is not one (models.intake, compiled)."""
+        return self._reader.event(obj, wall_now_ms)
 
-        event_id = obj.get("event_id")
-        user_id = obj.get("user_id")
-        name = obj.get("type")
-        ts = obj.get("ts")
-        if user_id is None or name is None or ts is None:
-            missing = [k for k in ("user_id", "type", "ts") if obj.get(k) is None]
-            return Rejection("missing_field", "missing " + ", ".join(missing))
-        if event_id is None:
-            event_id = ""  # derived below, once the rest is known to be valid
-        elif type(event_id) is not str:
-            return Rejection("bad_type", f"event_id is a {type(event_id).__name__}, expected a string")
-        elif not event_id:
-            return Rejection("missing_field", "event_id is empty (leave it out to have it derived)")
-        if type(user_id) is not str:
-            return Rejection("bad_type", f"user_id is a {type(user_id).__name__}, expected a string")
-        if not user_id:
-            return Rejection("empty_user_id", "user_id is empty")
-        if len(user_id) > MAX_USER_ID_CHARS:
-            return Rejection("bad_type", f"user_id has {len(user_id)} characters, at most {MAX_USER_ID_CHARS}")
-        if type(name) is not str:
-            return Rejection("bad_type", f"type is a {type(name).__name__}, expected a string")
+    @property
+    def unknown_types(self) -> int:
+        """Type names a map turned into ``"other"``, so far (metric ``churnwatch_events_unknown_type_total``)."""
+        return self._reader.unknown_types
 
-        if type(ts) is int:  # the common form, without the call
-            ts_ms = ts
-        else:
-            ts_ms = _timestamp_ms(ts)
-            if type(ts_ms) is not int:
-                return ts_ms  # type: ignore[return-value]
-        if ts_ms < MIN_EVENT_MS:
-            return Rejection("too_old", f"ts {ts_ms} ms is before 2000-01-01")
-        if ts_ms > wall_now_ms + self.max_clock_skew_ms:
-            return Rejection("future", f"ts {ts_ms} ms is {ts_ms - wall_now_ms} ms ahead of the wall clock")
-
-        amount = obj.get("amount")
-        if amount is None:
-            amount = 0.0
-        else:
-            kind = type(amount)
-            if kind is not float and kind is not int:
-                return Rejection("bad_amount", f"amount is a {kind.__name__}, expected a number")
-            if not (0 <= amount <= MAX_AMOUNT):  # also false for NaN and inf
-                return Rejection("bad_amount", f"amount {amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
-            amount = float(amount)
-
-        cached = self._types.get(name)  # a known name seen before, without the call
-        etype = cached[0] if cached is not None and cached[1] else self._type(name)
-        account_id = obj.get("account_id")
-        if account_id is None:
-            account_id = ""
-        elif type(account_id) is not str or len(account_id) > MAX_USER_ID_CHARS:
-            return Rejection("bad_type", f"account_id must be a string of at most {MAX_USER_ID_CHARS} characters")
-        sub = None
-        if etype == "subscription":
-            sub = _subscription(obj)
-            if type(sub) is Rejection:
-                return sub  # type: ignore[return-value]
-        if not event_id:
-            self.derived_ids += 1
-            event_id = derived_event_id(obj, ts_ms, amount)
-        if sub is not None:
-            return Event(user_id, ts_ms, "subscription", event_id, amount, account_id, sub)  # type: ignore[arg-type]
-        return Event(user_id, ts_ms, etype, event_id, amount, account_id)
-
-    def _type(self, name: str) -> EventType:
-        """The canonical type of a type name (cached: free text, so the cache is bounded); unknown
-        names count in ``unknown_types``."""
-        cached = self._types.get(name)
-        if cached is None:
-            canonical = self.type_map.canonical(name)
-            known = canonical != "other" or name.strip().lower() == "other"
-            cached = (canonical, known)
-            if len(self._types) < _TYPE_CACHE_MAX:
-                self._types[name] = cached
-        if not cached[1]:
-            self.unknown_types += 1
-        return cached[0]
-
-
-def _subscription(obj: dict[str, object]) -> Subscription | Rejection:
-    """The subscription fields of a ``subscription`` event, checked by the models' own rules."""
-    mrr = obj.get("mrr")
-    if mrr is not None and (type(mrr) is not int and type(mrr) is not float):
-        return Rejection("bad_subscription", f"mrr is a {type(mrr).__name__}, expected a number")
-    ends_ms = _optional_time(obj, "trial_ends")
-    if type(ends_ms) is Rejection:
-        return ends_ms
-    period_end_ms = _optional_time(obj, "period_end")
-    if type(period_end_ms) is Rejection:
-        return period_end_ms
-    if 0 < period_end_ms < MIN_EVENT_MS:  # type: ignore[operator]
-        return Rejection("bad_subscription", f"period_end {period_end_ms} ms is before 2000-01-01 (epoch seconds? send milliseconds)")
-    try:
-        return Subscription.parse(obj.get("status"), obj.get("plan"), mrr, ends_ms, period_end_ms)  # type: ignore[arg-type]
-    except ValueError as exc:
-        return Rejection("bad_subscription", str(exc)[:200])
-
-
-def _optional_time(obj: dict[str, object], name: str) -> int | Rejection:
-    """An optional time field of a subscription event (either ``ts`` form) -> epoch ms, 0 when
-    missing or null; a bad one is ``bad_subscription`` with a detail that names the field."""
-    value = obj.get(name)
-    if value is None:
-        return 0
-    parsed = _timestamp_ms(value)
-    if type(parsed) is not int:
-        return Rejection("bad_subscription", parsed.detail.replace("ts", name, 1))  # type: ignore[union-attr]
-    return parsed
+    @property
+    def derived_ids(self) -> int:
+        """Events whose ``event_id`` was derived, so far (metric ``churnwatch_events_derived_id_total``)."""
+        return self._reader.derived_ids
 
 
 def derived_event_id(obj: dict[str, object], ts_ms: int, amount: float) -> str:
@@ -342,23 +231,6 @@ def derived_event_id(obj: dict[str, object], ts_ms: int, amount: float) -> str:
     content = {k: v for k, v in obj.items() if k != "event_id"}
     content["ts"], content["amount"] = ts_ms, amount
     return "d-" + hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
-
-
-def _timestamp_ms(ts: object) -> int | Rejection:
-    """A JSON ``ts`` -> epoch ms through the one parser (streams.timefmt), or the DLQ reason."""
-    kind = type(ts)
-    if kind is int:
-        return ts  # type: ignore[return-value]
-    if kind is float:
-        if not math.isfinite(ts):  # type: ignore[arg-type]
-            return Rejection("bad_timestamp", f"ts {ts!r} is not finite")
-        return math.floor(ts)  # type: ignore[call-overload]
-    if kind is str:
-        try:
-            return parse_ts_ms(ts)  # type: ignore[arg-type]
-        except ValueError as exc:
-            return Rejection("bad_timestamp", str(exc).replace("timestamp", "ts", 1))
-    return Rejection("bad_type", f"ts is a {kind.__name__}, expected ISO-8601 text or epoch milliseconds")
 
 
 def dlq_value(

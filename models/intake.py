@@ -1,0 +1,251 @@
+"""A parsed event record (any JSON value) -> ``Event`` or a ``Rejection``: the codec's checks, compiled.
+
+Why here: the worker checks every record it reads (streams/worker/codec.py parses them, one
+orjson call per chunk, and hands each parsed value to :meth:`EventReader.event`); as Python these
+checks were about a fifth of the decode phase and a tenth of a realistic cycle's CPU. They are pure
+(no I/O, no clock: ``wall_now_ms`` is an argument), so they are compiled with the scoring core
+(models/_native.py). What needs a library outside models/ comes in as a function: reading a text
+timestamp (streams.timefmt) and hashing the id of an event sent without one (orjson, blake2b).
+streams/worker/codec.py documents the record format and the reasons, and re-exports
+:class:`Rejection`.
+
+>>> r = EventReader(946_684_800_000, 3_600_000, TypeMap({}), int, lambda obj, ts_ms, amount: "d-1")
+>>> r.event({"user_id": "u1", "type": " View", "ts": 1_767_225_600_000}, 1_800_000_000_000)
+Event(user_id='u1', ts_ms=1767225600000, type='view', event_id='d-1', amount=0.0, account_id='', subscription=None)
+>>> r.event({"user_id": 7, "type": "view", "ts": 0}, 1_800_000_000_000)
+Rejection(reason='bad_type', detail='user_id is a int, expected a string')
+>>> r.derived_ids, r.unknown_types
+(1, 0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Final
+
+from models.events import Event, TypeMap
+from models.subscription import Subscription
+
+__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "EventReader", "Rejection", "group_plain"]
+
+MAX_USER_ID_CHARS: Final[int] = 256
+MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
+_MAX_AMOUNT_INT: Final[int] = 1_000_000_000_000  # MAX_AMOUNT as an int: an int amount is compared exactly
+_TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record cannot become an event. ``reason`` is one of the codec's ``REASONS``; ``detail`` is for people."""
+
+    reason: str
+    detail: str
+
+
+class EventReader:
+    """Checks parsed record values with fixed limits; counts unknown event type names
+    (``unknown_types``) and events whose id it derived (``derived_ids``).
+
+    ``min_event_ms`` is 2000-01-01 (streams.timefmt.MIN_EVENT_MS: the details say that date);
+    ``parse_text_ms`` reads a ``ts`` given as text (ValueError when it cannot: DLQ reason
+    ``bad_timestamp``); ``derive_id(obj, ts_ms, amount)`` is the id of an event sent without one.
+    """
+
+    def __init__(self, min_event_ms: int, max_clock_skew_ms: int, type_map: TypeMap, parse_text_ms: Callable[[str], int],
+                 derive_id: Callable[[dict[str, object], int, float], str]) -> None:
+        self.min_event_ms = min_event_ms
+        self.max_clock_skew_ms = max_clock_skew_ms
+        self.type_map = type_map
+        self.parse_text_ms = parse_text_ms
+        self.derive_id = derive_id
+        self.unknown_types = 0
+        self.derived_ids = 0
+        self.types: dict[str, tuple[str, bool]] = {}  # type name -> (canonical, known)
+
+    def events(self, objs: list[object], wall_now_ms: int) -> list[Event | Rejection]:
+        """:meth:`event` of each parsed value, in order (one call for a chunk: the loop runs compiled)."""
+        return [self.event(obj, wall_now_ms) for obj in objs]
+
+    def event(self, obj: object, wall_now_ms: int) -> Event | Rejection:
+        """A parsed record value (any JSON) -> the event, or why it is not one."""
+        if type(obj) is not dict:
+            return Rejection("not_an_object", f"JSON {type(obj).__name__}, expected an object")
+        fields: dict[str, object] = obj
+        event_id = fields.get("event_id")
+        user_id = fields.get("user_id")
+        name = fields.get("type")
+        ts = fields.get("ts")
+        if user_id is None or name is None or ts is None:
+            missing = [k for k in ("user_id", "type", "ts") if fields.get(k) is None]
+            return Rejection("missing_field", "missing " + ", ".join(missing))
+        if event_id is None:
+            eid = ""  # derived below, once the rest is known to be valid
+        elif type(event_id) is not str:
+            return Rejection("bad_type", f"event_id is a {type(event_id).__name__}, expected a string")
+        else:
+            eid = event_id
+            if not eid:
+                return Rejection("missing_field", "event_id is empty (leave it out to have it derived)")
+        if type(user_id) is not str:
+            return Rejection("bad_type", f"user_id is a {type(user_id).__name__}, expected a string")
+        uid: str = user_id
+        if not uid:
+            return Rejection("empty_user_id", "user_id is empty")
+        if len(uid) > MAX_USER_ID_CHARS:
+            return Rejection("bad_type", f"user_id has {len(uid)} characters, at most {MAX_USER_ID_CHARS}")
+        if type(name) is not str:
+            return Rejection("bad_type", f"type is a {type(name).__name__}, expected a string")
+        type_name: str = name
+
+        if type(ts) is int:  # the common form, without the call
+            ts_ms: int = ts
+        else:
+            parsed = self.timestamp_ms(ts)
+            if isinstance(parsed, Rejection):
+                return parsed
+            ts_ms = parsed
+        if ts_ms < self.min_event_ms:
+            return Rejection("too_old", f"ts {ts_ms} ms is before 2000-01-01")
+        if ts_ms > wall_now_ms + self.max_clock_skew_ms:
+            return Rejection("future", f"ts {ts_ms} ms is {ts_ms - wall_now_ms} ms ahead of the wall clock")
+
+        raw_amount = fields.get("amount")
+        amount = 0.0
+        if raw_amount is not None:
+            if type(raw_amount) is float:
+                amount = raw_amount
+                if not (0.0 <= amount <= MAX_AMOUNT):  # also false for NaN and inf
+                    return Rejection("bad_amount", f"amount {raw_amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
+            elif type(raw_amount) is int:
+                whole: int = raw_amount
+                if not (0 <= whole <= _MAX_AMOUNT_INT):
+                    return Rejection("bad_amount", f"amount {raw_amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
+                amount = float(whole)
+            else:
+                return Rejection("bad_amount", f"amount is a {type(raw_amount).__name__}, expected a number")
+
+        etype = self.canonical_type(type_name)
+        raw_account = fields.get("account_id")
+        account_id = ""
+        if raw_account is not None:
+            if type(raw_account) is not str:
+                return Rejection("bad_type", f"account_id must be a string of at most {MAX_USER_ID_CHARS} characters")
+            account_id = raw_account
+            if len(account_id) > MAX_USER_ID_CHARS:
+                return Rejection("bad_type", f"account_id must be a string of at most {MAX_USER_ID_CHARS} characters")
+        sub: Subscription | None = None
+        if etype == "subscription":
+            checked = self.subscription(fields)
+            if isinstance(checked, Rejection):
+                return checked
+            sub = checked
+        if not eid:
+            self.derived_ids += 1
+            eid = self.derive_id(fields, ts_ms, amount)
+        if sub is not None:
+            return Event(uid, ts_ms, "subscription", eid, amount, account_id, sub)
+        return Event(uid, ts_ms, etype, eid, amount, account_id)
+
+    def canonical_type(self, name: str) -> str:
+        """The canonical type of a type name (cached: free text, so the cache is bounded); unknown
+        names count in ``unknown_types``."""
+        cached = self.types.get(name)
+        if cached is None:
+            canonical = self.type_map.canonical(name)
+            known = canonical != "other" or name.strip().lower() == "other"
+            cached = (canonical, known)
+            if len(self.types) < _TYPE_CACHE_MAX:
+                self.types[name] = cached
+        if not cached[1]:
+            self.unknown_types += 1
+        return cached[0]
+
+    def timestamp_ms(self, ts: object) -> int | Rejection:
+        """A JSON ``ts`` -> epoch ms (text through ``parse_text_ms``), or the DLQ reason."""
+        if type(ts) is int:
+            whole: int = ts
+            return whole
+        if type(ts) is float:
+            value: float = ts
+            if not math.isfinite(value):
+                return Rejection("bad_timestamp", f"ts {value!r} is not finite")
+            return math.floor(value)
+        if type(ts) is str:
+            text: str = ts
+            try:
+                return self.parse_text_ms(text)
+            except ValueError as exc:
+                return Rejection("bad_timestamp", str(exc).replace("timestamp", "ts", 1))
+        return Rejection("bad_type", f"ts is a {type(ts).__name__}, expected ISO-8601 text or epoch milliseconds")
+
+    def subscription(self, fields: dict[str, object]) -> Subscription | Rejection:
+        """The subscription fields of a ``subscription`` event, checked by the models' own rules."""
+        mrr = fields.get("mrr")
+        if mrr is not None and (type(mrr) is not int and type(mrr) is not float):
+            return Rejection("bad_subscription", f"mrr is a {type(mrr).__name__}, expected a number")
+        ends_ms = self.optional_time(fields, "trial_ends")
+        if isinstance(ends_ms, Rejection):
+            return ends_ms
+        period_end_ms = self.optional_time(fields, "period_end")
+        if isinstance(period_end_ms, Rejection):
+            return period_end_ms
+        if 0 < period_end_ms < self.min_event_ms:
+            return Rejection("bad_subscription", f"period_end {period_end_ms} ms is before 2000-01-01 (epoch seconds? send milliseconds)")
+        try:
+            return Subscription.parse(fields.get("status"), fields.get("plan"), mrr, ends_ms, period_end_ms)
+        except ValueError as exc:
+            return Rejection("bad_subscription", str(exc)[:200])
+
+    def optional_time(self, fields: dict[str, object], name: str) -> int | Rejection:
+        """An optional time field of a subscription event (either ``ts`` form) -> epoch ms, 0 when
+        missing or null; a bad one is ``bad_subscription`` with a detail that names the field."""
+        value = fields.get(name)
+        if value is None:
+            return 0
+        parsed = self.timestamp_ms(value)
+        if isinstance(parsed, Rejection):
+            return Rejection("bad_subscription", parsed.detail.replace("ts", name, 1))
+        return parsed
+
+
+def group_plain(records: list[Any], events: list[Event | Rejection], start: int, with_headers: bool, check_keys: bool,
+                admit: Callable[[int], bool], seen_ids: dict[str, str], users: dict[str, Any],
+                new_batch: Callable[[int], Any], partition: int) -> int:
+    """The worker's grouping of a chunk's events by user (streams.worker.phases ``Decoding``) for
+    the plain records, compiled: from ``start``, each record that is an event, has no headers, is
+    keyed by its user id's UTF-8 (when ``check_keys``), has an ``event_id`` not seen in the batch,
+    names no account and carries no subscription, and that ``admit`` (its partition clock's fold)
+    takes, is grouped: ``seen_ids[event_id] = user_id``, its event and offset appended to the
+    user's batch in ``users`` (``new_batch(partition)`` for a user not there yet). Returns the index of the
+    first record that is not such a one (``len(events)`` when all were), untouched but for an
+    ``admit`` that refused it, which changed nothing: the caller reads it the general way and
+    calls again after it, so records are handled in offset order."""
+    n = len(events)
+    i = start
+    while i < n:
+        ev = events[i]
+        if not isinstance(ev, Event):
+            return i
+        rec = records[i]
+        if with_headers and rec.headers:
+            return i
+        uid = ev.user_id
+        if check_keys:
+            key = rec.key
+            if key is None or key != uid.encode():
+                return i
+        eid = ev.event_id
+        if eid in seen_ids or ev.account_id or ev.subscription is not None:
+            return i
+        if not admit(ev.ts_ms):
+            return i
+        seen_ids[eid] = uid
+        ub = users.get(uid)
+        if ub is None:
+            ub = new_batch(partition)
+            users[uid] = ub
+        ub.events.append(ev)
+        ub.offsets.append(rec.offset)
+        i += 1
+    return n
