@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
 from models.bgnbd import BgNbdParams
-from models.risk import FEATURES, moves_with_silence, reference, slot_features
+from models.risk import COOLING, FEATURES, moves_with_silence, reference, slot_features
 from models.vocabulary import PURCHASE, Vocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +55,10 @@ class CompiledModel:
     kinds: tuple[int, ...]
     purchase_kind: bool
     n_kinds: int
+    # Whether the logistic part weighs ``cooling`` (1 - P(alive)): the only feature that reads
+    # P(alive). Without it P(leaves | alive) needs no P(alive), and the save-list bound, which
+    # asks only for that part at the next review (models.ranking), skips the BG/NBD evaluations.
+    reads_alive: bool
 
 
 def compile_model(model: "ChurnModel") -> CompiledModel:
@@ -80,6 +84,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         kinds=kinds,
         purchase_kind=purchase_kind,
         n_kinds=len(kinds) + (1 if purchase_kind else 0),
+        reads_alive=weights[COOLING] != 0.0,
     )
 
 

@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
 __all__ = [
+    "COOLING",
     "FEATURES",
     "NEUTRAL",
     "LogisticRisk",
@@ -101,6 +102,8 @@ FEATURES: Final[tuple[str, ...]] = (
 #: every call (a few per risk); the same function, the same numbers.
 _LOG1P: Final[Callable[[float], float]] = math.log1p
 _N_SILENCE: Final[int] = 10  # the first features move with silence, the others do not
+#: ``cooling``'s index: the one feature that reads P(alive) (models.compiled ``reads_alive``)
+COOLING: Final[int] = FEATURES.index("cooling")
 _REVENUE: Final[int] = 15
 SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:_N_SILENCE])
 #: Share of a user's 4-week activity that is negative feedback at which ``negative_share``
