@@ -353,8 +353,9 @@ def savable(p_alive: float, leave: float) -> float:
 def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     """P(leaves within model.horizon_days | still a user now) of a feature vector: the logistic
     model itself (hot path: plain floats)."""
-    z = model.risk_intercept
-    for i, w, _ in model.compiled.terms:
+    c = model.compiled
+    z = c.risk_intercept
+    for i, w, _ in c.terms:
         z += w * values[i]
     return sigmoid(z)
 
@@ -367,8 +368,9 @@ def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "Churn
     the whole vector only for an alert's reasons."""
     if sig.period_end_s > 0 and not exit_open(sig, model):
         return 0.0
-    z = model.risk_intercept
-    for i, w, _ in model.compiled.terms:
+    c = model.compiled
+    z = c.risk_intercept
+    for i, w, _ in c.terms:
         z += w * feature_value(i, sig, p_stay, revenue)
     return sigmoid(z)
 
