@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
 from models.bgnbd import BgNbdParams
-from models.risk import FEATURES, moves_with_silence, reference, slot_features
+from models.risk import COOLING, FEATURES, moves_with_silence, reference, slot_features
+from models.signals import DEFAULT_PURCHASE_GAP_DAYS, DEFAULT_VISIT_GAP_DAYS
 from models.vocabulary import PURCHASE, Vocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +56,31 @@ class CompiledModel:
     kinds: tuple[int, ...]
     purchase_kind: bool
     n_kinds: int
+    # Whether the logistic part weighs ``cooling`` (1 - P(alive)): the only feature that reads
+    # P(alive). Without it P(leaves | alive) needs no P(alive), and the save-list bound, which
+    # asks only for that part at the next review (models.ranking), skips the BG/NBD evaluations.
+    reads_alive: bool
+    # ChurnModel's numbers that every review reads, copied here: the model is a Python dataclass,
+    # so each of its attributes costs the compiled core a generic attribute lookup and an unboxing
+    # (a tenth of a review's instructions under callgrind), this class's a load from its struct.
+    # The lifecycle's thresholds (models.lifecycle), the risk's intercept (models.risk), and the
+    # visit rhythm's MBG/NBD parameters (``visits``' r, alpha, a, b: models.temperature).
+    new_days: float
+    dormant_days: float
+    churned_days: float
+    dormant_factor: float
+    churned_factor: float
+    overdue_factor: float
+    decline_ratio: float
+    risk_intercept: float
+    visit_r: float
+    visit_alpha: float
+    visit_a: float
+    visit_b: float
+    # The population's usual intervals between active days and between purchases (the priors of
+    # models.signals; its defaults until ``train`` measures them): a dict lookup per scoring saved.
+    visit_gap_days: float
+    purchase_gap_days: float
 
 
 def compile_model(model: "ChurnModel") -> CompiledModel:
@@ -68,8 +94,9 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         raise ValueError(f"risk_weights name features {sorted(unknown)} that this model's tracked_types do not have")
     weights = tuple(float(model.risk_weights.get(name, 0.0)) for name in features)
     kinds, purchase_kind = product_kinds(model.population.get(KINDS_KEY), vocabulary)
+    visits = BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS
     return CompiledModel(
-        visits=BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS,
+        visits=visits,
         purchases=BgNbdParams.from_mapping(model.bgnbd) if model.bgnbd else None,
         calibration=(float(cal["slope"]), float(cal["intercept"])) if cal else None,
         terms=tuple((i, w, moves_with_silence(features[i])) for i, w in enumerate(weights) if w != 0.0),
@@ -80,6 +107,21 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         kinds=kinds,
         purchase_kind=purchase_kind,
         n_kinds=len(kinds) + (1 if purchase_kind else 0),
+        reads_alive=weights[COOLING] != 0.0,
+        new_days=float(model.new_days),
+        dormant_days=float(model.dormant_days),
+        churned_days=float(model.churned_days),
+        dormant_factor=float(model.dormant_factor),
+        churned_factor=float(model.churned_factor),
+        overdue_factor=float(model.overdue_factor),
+        decline_ratio=float(model.decline_ratio),
+        risk_intercept=float(model.risk_intercept),
+        visit_r=float(visits.r),
+        visit_alpha=float(visits.alpha),
+        visit_a=float(visits.a),
+        visit_b=float(visits.b),
+        visit_gap_days=float(model.population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS)),
+        purchase_gap_days=float(model.population.get("purchase_gap_days", DEFAULT_PURCHASE_GAP_DAYS)),
     )
 
 

@@ -32,6 +32,7 @@ from models.signals import Signals
 from models.state import DAY_S, STAGES, Stage, UserState
 
 if TYPE_CHECKING:  # pragma: no cover
+    from models.compiled import CompiledModel
     from models.model import ChurnModel
 
 __all__ = ["LAPSED", "REACHABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "dormant_after_days", "next_change_s", "stage_of"]
@@ -51,18 +52,28 @@ _INV_DAY: Final[float] = 1.0 / DAY_S
 
 def dormant_after_days(gap_days: float, model: "ChurnModel") -> float:
     """Silence, in days, after which this user is dormant."""
-    personal = model.dormant_factor * gap_days
-    return personal if personal > model.dormant_days else model.dormant_days
+    return _dormant_after(gap_days, model.compiled)
 
 
 def churned_after_days(gap_days: float, model: "ChurnModel") -> float:
     """Silence, in days, after which this user is churned."""
-    personal = model.churned_factor * gap_days
-    return personal if personal > model.churned_days else model.churned_days
+    return _churned_after(gap_days, model.compiled)
 
 
-def _trend_exit(model: "ChurnModel") -> float:
-    return (1.0 + model.decline_ratio) / 2.0
+# The thresholds from the model's compiled form (models.compiled: its numbers are the model's,
+# read from a struct instead of the model's attributes, at every review)
+def _dormant_after(gap_days: float, c: "CompiledModel") -> float:
+    personal = c.dormant_factor * gap_days
+    return personal if personal > c.dormant_days else c.dormant_days
+
+
+def _churned_after(gap_days: float, c: "CompiledModel") -> float:
+    personal = c.churned_factor * gap_days
+    return personal if personal > c.churned_days else c.churned_days
+
+
+def _trend_exit(c: "CompiledModel") -> float:
+    return (1.0 + c.decline_ratio) / 2.0
 
 
 def stage_of(st: UserState, sig: Signals, model: "ChurnModel") -> Stage:
@@ -76,22 +87,23 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel") -> Stage:
     """
     if sig.cancelled or st.n_events == 0 and st.cancelled_s:
         return "churned"
+    c = model.compiled
     silence, gap = sig.silence_days, sig.visit_gap_days
-    if silence >= churned_after_days(gap, model):
+    if silence >= _churned_after(gap, c):
         return "churned"
-    if silence >= dormant_after_days(gap, model):
+    if silence >= _dormant_after(gap, c):
         return "dormant"
     since = st.stage_since_s
     if since and st.stage == _CHURNED:
         return "reactivated"
-    if since and st.stage == _REACTIVATED and sig.now_s - since < model.new_days * DAY_S:
+    if since and st.stage == _REACTIVATED and sig.now_s - since < c.new_days * DAY_S:
         return "reactivated"
-    if sig.age_days < model.new_days:
+    if sig.age_days < c.new_days:
         return "new"
-    if sig.visit_overdue >= model.overdue_factor:
+    if sig.visit_overdue >= c.overdue_factor:
         return "declining"
     if gap <= TREND_MAX_GAP_DAYS:
-        limit = _trend_exit(model) if since and st.stage == _DECLINING else model.decline_ratio
+        limit = _trend_exit(c) if since and st.stage == _DECLINING else c.decline_ratio
         if sig.trend < limit:
             return "declining"
     return "active"
@@ -145,16 +157,17 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
         return 0
     last, first = st.last_seen_s, st.first_seen_s
     gap = sig.visit_gap_days
-    dormant_days, churned_days = dormant_after_days(gap, model), churned_after_days(gap, model)
-    overdue_days = model.overdue_factor * gap
+    c = model.compiled
+    dormant_days, churned_days = _dormant_after(gap, c), _churned_after(gap, c)
+    overdue_days = c.overdue_factor * gap
     reactivated = st.stage_since_s != 0 and st.stage == _REACTIVATED
     # Rough times first; only the earliest one still ahead is worked out to the second: the kinds
     # in order of (rough time, kind), the first whose exact second is ahead wins. Picked by a
     # scan (at most five), not sorted: no tuple per kind.
     floor = now - 2
     rough = [last + churned_days * DAY_S, last + dormant_days * DAY_S, last + overdue_days * DAY_S,
-             first + model.new_days * DAY_S,
-             st.stage_since_s + model.new_days * DAY_S if reactivated else -math.inf]
+             first + c.new_days * DAY_S,
+             st.stage_since_s + c.new_days * DAY_S if reactivated else -math.inf]
     best = 0
     tried = 0  # bit per kind
     while True:
@@ -172,15 +185,15 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
         elif kind == 1:
             t = _first_second(last, dormant_days, 1.0, dormant_days)
         elif kind == 2:
-            t = _first_second(last, overdue_days, gap, model.overdue_factor)
+            t = _first_second(last, overdue_days, gap, c.overdue_factor)
         elif kind == 3:
-            t = _first_second(first, model.new_days, 1.0, model.new_days)
+            t = _first_second(first, c.new_days, 1.0, c.new_days)
         else:
-            t = _first_second_s(st.stage_since_s, model.new_days)
+            t = _first_second_s(st.stage_since_s, c.new_days)
         if t > now:
             best = t
             break
-    limit = model.decline_ratio
+    limit = c.decline_ratio
     if gap <= TREND_MAX_GAP_DAYS and sig.trend >= limit and not (st.stage_since_s and st.stage == _DECLINING):
         earliest = math.log(sig.trend / limit) / _TREND_SLOPE * DAY_S
         t = now + max(int(math.ceil(earliest)), tolerance_s)

@@ -39,7 +39,7 @@ from scipy import optimize, special
 
 from models.bgnbd import BgNbdParams, FitResult, rate_hit_within
 
-__all__ = ["fit", "log_likelihood", "p_active_within", "p_alive"]
+__all__ = ["fit", "log_likelihood", "p_active_within", "p_alive", "p_alive_of"]
 
 _STARTS: Final[tuple[tuple[float, float, float, float], ...]] = (
     (1.0, 1.0, 1.0, 1.0),
@@ -58,8 +58,14 @@ def p_alive(params: BgNbdParams, x: float, t_x: float, T: float) -> float:
     >>> round(p_alive(p, 100, 100.0, 103.0), 3), round(p_alive(p, 100, 100.0, 107.0), 3)
     (0.919, 0.212)
     """
+    return p_alive_of(params.r, params.alpha, params.a, params.b, x, t_x, T)
+
+
+def p_alive_of(r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float) -> float:
+    """:func:`p_alive` of the parameters given one by one: what a review reads from the model's
+    compiled form (models.compiled ``visit_r`` ...; ``BgNbdParams`` is a Python class, whose four
+    attribute lookups cost the compiled core more than the formula)."""
     T = T if T > t_x else t_x
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
     z = math.log(a / (b + x)) + (r + x) * math.log((alpha + T) / (alpha + t_x))
     if z > 0.0:
         e = math.exp(-z)

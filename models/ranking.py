@@ -195,7 +195,8 @@ def save_bound(st: UserState, model: ChurnModel) -> float:
     t0, t1 = max(st.last_review_s, st.last_seen_s), max(st.next_review_s, st.last_seen_s)
     sig = compute_signals(st, t1, model)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
     p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model)
-    return savable(p0, leave_probability(sig, p_stay(sig, model)[0], st.revenue, model))
+    p1 = p_stay(sig, model)[0] if model.compiled.reads_alive else 0.0  # else no feature reads it
+    return savable(p0, leave_probability(sig, p1, st.revenue, model))
 
 
 def save_bound_after(a: Assessment, st: UserState, model: ChurnModel) -> float:

@@ -593,30 +593,31 @@ def explain(
     said = leave if told else risk_probability(values, model)
     gone = _logit(combine(p_stay, said)) - _logit(said)
     lifts = _contributions(sig, values, source, gone, model, open_ or not told)
-    found: list[tuple[float, str, str]] = []
+    # (rank, key, text, words): a factor's words (``words``: the key they are written for) are
+    # written only if it is among the MAX_REASONS shown (:func:`_shown`)
+    found: list[tuple[float, str, str, str]] = []
     if purpose == "recovered":
         if stage == "reactivated":
-            found.append((_FIRST, "back", _text("back", st, sig, temperature, model)))
+            found.append((_FIRST, "back", _text("back", st, sig, temperature, model), ""))
         if not open_:  # a known period end beyond the horizon: the subscription cannot end
-            found.append((_RENEWAL, "renewal", _renewal_text(sig, model, False)))
+            found.append((_RENEWAL, "renewal", _renewal_text(sig, model, False), ""))
         for key, lift in lifts.items():
             if lift <= -MIN_LIFT and _for(key, sig, back, model):
-                found.append((-lift, key, _words(key, st, sig, values, temperature, model, False)))
+                found.append((-lift, key, "", key))
         found.sort(key=lambda item: -item[0])
         risk = combine(p_stay, leave)
         if not found and st.at_risk_since_s and risk < st.alert_risk:
             text = f"risk down to {100.0 * risk:.0f}% from {100.0 * st.alert_risk:.0f}% when the alert opened"
             return [("risk_fell", 0.0, text)]
-        return [(key, -lift, text) for lift, key, text in found[:MAX_REASONS]]
+        return _shown(found, -1.0, st, sig, values, temperature, model, False)
     if sig.cancelled:
-        found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model)))
+        found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))
     if open_ and sig.period_end_s > 0:  # a known renewal within the horizon (or past): the exit is open
-        found.append((_RENEWAL, "renewal", _renewal_text(sig, model, True)))
+        found.append((_RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
     for key, lift in lifts.items():
         floor = _NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT
         if lift >= floor and _against(key, sig, back, model):
-            text_key = "type_decline" if key == "decline" else key
-            found.append((lift, key, _words(text_key, st, sig, values, temperature, model, True)))
+            found.append((lift, key, "", "type_decline" if key == "decline" else key))
     if len(found) == (1 if open_ and sig.period_end_s > 0 else 0):  # a renewal due is no behavioural reason
         # Nothing crossed its line, yet risk must say why: the factor that adds most, among
         # those whose fact does not read in the user's favour (the tenure hazard, a silence a
@@ -625,17 +626,29 @@ def explain(
         weak = [(lift, key) for key, lift in lifts.items() if lift > 0.0 and _not_for(key, sig, back, model)]
         if weak:
             lift, key = max(weak)
-            found.append((lift, key, _words(key, st, sig, values, temperature, model, True)))
+            found.append((lift, key, "", key))
         elif purpose == "at_risk":
             risk = combine(p_stay, leave)
-            found.append((0.0, "small_signs", f"risk {100.0 * risk:.0f}% within {model.horizon_days:.0f} days from many small signs, none large"))
+            found.append((0.0, "small_signs", f"risk {100.0 * risk:.0f}% within {model.horizon_days:.0f} days from many small signs, none large", ""))
     if purpose == "scores":
         if stage == "reactivated":
-            found.append((_LAST, "back", _text("back", st, sig, temperature, model)))
+            found.append((_LAST, "back", _text("back", st, sig, temperature, model), ""))
         elif stage == "new":
-            found.append((_LAST, "new", _text("new", st, sig, temperature, model)))
+            found.append((_LAST, "new", _text("new", st, sig, temperature, model), ""))
     found.sort(key=lambda item: -item[0])  # stable: equal contributions keep the order above
-    return [(key, lift, text) for lift, key, text in found[:MAX_REASONS]]
+    return _shown(found, 1.0, st, sig, values, temperature, model, True)
+
+
+def _shown(found: list[tuple[float, str, str, str]], sign: float, st: UserState, sig: Signals, values: Sequence[float],
+           temperature: tuple[float, StaySource], model: "ChurnModel", against: bool) -> list[tuple[str, float, str]]:
+    """(key, ``sign`` x rank, text) of the first MAX_REASONS of the sorted ``found``, the words
+    of a factor written here (:func:`_words`, ``against`` the user or in their favour), for the
+    reasons shown only: formatting is most of a reason's cost, and an alert's candidates past
+    the third were written and dropped."""
+    out: list[tuple[str, float, str]] = []
+    for lift, key, text, words in found[:MAX_REASONS]:
+        out.append((key, sign * lift, _words(words, st, sig, values, temperature, model, against) if words else text))
+    return out
 
 
 def reasons(

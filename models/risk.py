@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
 __all__ = [
+    "COOLING",
     "FEATURES",
     "NEUTRAL",
     "LogisticRisk",
@@ -101,6 +102,8 @@ FEATURES: Final[tuple[str, ...]] = (
 #: every call (a few per risk); the same function, the same numbers.
 _LOG1P: Final[Callable[[float], float]] = math.log1p
 _N_SILENCE: Final[int] = 10  # the first features move with silence, the others do not
+#: ``cooling``'s index: the one feature that reads P(alive) (models.compiled ``reads_alive``)
+COOLING: Final[int] = FEATURES.index("cooling")
 _REVENUE: Final[int] = 15
 SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:_N_SILENCE])
 #: Share of a user's 4-week activity that is negative feedback at which ``negative_share``
@@ -350,8 +353,9 @@ def savable(p_alive: float, leave: float) -> float:
 def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     """P(leaves within model.horizon_days | still a user now) of a feature vector: the logistic
     model itself (hot path: plain floats)."""
-    z = model.risk_intercept
-    for i, w, _ in model.compiled.terms:
+    c = model.compiled
+    z = c.risk_intercept
+    for i, w, _ in c.terms:
         z += w * values[i]
     return sigmoid(z)
 
@@ -364,8 +368,9 @@ def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "Churn
     the whole vector only for an alert's reasons."""
     if sig.period_end_s > 0 and not exit_open(sig, model):
         return 0.0
-    z = model.risk_intercept
-    for i, w, _ in model.compiled.terms:
+    c = model.compiled
+    z = c.risk_intercept
+    for i, w, _ in c.terms:
         z += w * feature_value(i, sig, p_stay, revenue)
     return sigmoid(z)
 

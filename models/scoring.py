@@ -212,13 +212,18 @@ class SilentRisk:
         review it bounds every value before it
         (models.ranking.save_bound_after)."""
         a = self._a
-        if t_s == a._silent_t and a._silent_m is self._model:
+        model = self._model
+        if t_s == a._silent_t and a._silent_m is model:
             return a._silent_l
         extra = (t_s - a.signals.now_s) / DAY_S
         if extra <= 0.0:
             return a.leave
-        self._look(t_s, extra)
-        return a._silent_l
+        if model.compiled.reads_alive:
+            self._look(t_s, extra)
+            return a._silent_l
+        # P(alive) is no feature of this model (models.compiled reads_alive): the leave part
+        # alone, without the BG/NBD evaluations of the whole risk (asked once, not remembered)
+        return leave_probability(silent_after(a.signals, extra, model), 0.0, a.revenue, model)
 
     def _look(self, t_s: int, extra: float) -> None:
         """Evaluate both parts ``extra`` days of silence after the assessment and remember them."""

@@ -271,13 +271,13 @@ def recent_gap_days(st: UserState, usual_gap_days: float) -> float:
 
 def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     """All signals of ``st`` at ``now_s`` (see :class:`Signals`)."""
-    population = model.population
+    c = model.compiled  # the population's priors as numbers (models.compiled: no dict lookup)
     silence, age, f7, f28, f90, trend, trend_long = _decay_and_trends(st, now_s)
     tenure = (st.last_seen_s - st.first_seen_s) * _INV_DAY if st.n_events else 0.0
-    gap = visit_gap_days(st, population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS))
+    gap = visit_gap_days(st, c.visit_gap_days)
     behind = ((now_s if now_s > st.last_seen_s else st.last_seen_s) - st.slots_at_s) * _INV_DAY  # models.state._add_to_slot
     g7, g28 = math.exp(-behind / 7.0), math.exp(-behind / 28.0)
-    n_slots = model.compiled.vocabulary.n_slots
+    n_slots = c.vocabulary.n_slots
     if len(st.slot_7d) == n_slots:
         # over tolist()'s list, not the array: mypyc walks a list in place, an array through its
         # iterator (a call per item)
@@ -297,8 +297,7 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
         x, t_x, T = purchase_summary(st, now_s)  # models.bgnbd.summary_from_state's (x, t_x, T)
         p_silence_s = now_s - st.last_purchase_s
         p_silence = p_silence_s * _INV_DAY if p_silence_s > 0 else 0.0
-        prior = population.get("purchase_gap_days", DEFAULT_PURCHASE_GAP_DAYS)
-        p_gap = (t_x + _PRIOR_INTERVALS * prior) / (x + _PRIOR_INTERVALS)
+        p_gap = (t_x + _PRIOR_INTERVALS * c.purchase_gap_days) / (x + _PRIOR_INTERVALS)
         if p_gap < _MIN_GAP_DAYS:
             p_gap = _MIN_GAP_DAYS
         p_overdue = p_silence / p_gap

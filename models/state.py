@@ -64,8 +64,11 @@ __all__ = [
 DAY_S: Final[int] = 86_400
 #: Mean lives, in days, of the activity counters ``act_7d`` ... ``act_90d``.
 DECAY_DAYS: Final[tuple[int, int, int]] = (7, 28, 90)
-_TAU_S: Final[tuple[float, ...]] = tuple(d * DAY_S for d in DECAY_DAYS)
-_TAU_7_S, _TAU_28_S, _TAU_90_S = _TAU_S  # the same floats, without indexing per event
+# DECAY_DAYS in seconds, one by one and Final (C constants in the compiled core: unpacked from a
+# tuple, each was a module-dict lookup and an unboxing at every use, three to five per event)
+_TAU_7_S: Final[int] = 7 * DAY_S
+_TAU_28_S: Final[int] = 28 * DAY_S
+_TAU_90_S: Final[int] = 90 * DAY_S
 
 Stage = Literal["new", "active", "declining", "dormant", "churned", "reactivated"]
 STAGES: Final[tuple[Stage, ...]] = ("new", "active", "declining", "dormant", "churned", "reactivated")
@@ -86,7 +89,10 @@ _STRUCT_V2: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
 #: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
 GAP_EWMA_ALPHA: Final[float] = 0.4
-_F1: Final["array[float]"] = array("f", [0.0])  # Final: a C global in mypyc, not a dict lookup per f32
+#: One float32 as a memoryview: storing a double into it is C's (float) cast, as an array('f')
+#: item's is, without the array's argument parsing per item (three calls per event); Final: a C
+#: global in mypyc, not a dict lookup per f32.
+_F1: Final["memoryview[float]"] = memoryview(bytearray(4)).cast("f")
 
 
 def f32(x: float) -> float:

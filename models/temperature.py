@@ -83,10 +83,12 @@ def stay_after(sig: Signals, extra_days: float, model: "ChurnModel") -> tuple[fl
     bound's look back to the last review, models.ranking.save_bound) never takes T below the last
     activity t_x: that time is not before it, and a rounding of T + extra must not say so."""
     compiled = model.compiled
-    visits, purchases = compiled.visits, compiled.purchases
+    purchases = compiled.purchases
     T = sig.age_days + extra_days
     T = sig.tenure_days if T < sig.tenure_days else T
-    p = mbgnbd.p_alive(visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, T)
+    # compiled.visits' parameters, from the compiled form's struct (models.mbgnbd.p_alive_of)
+    p = mbgnbd.p_alive_of(compiled.visit_r, compiled.visit_alpha, compiled.visit_a, compiled.visit_b,
+                          float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, T)
     source: StaySource = "visits"
     # BG/NBD says 1.0 without a repeat purchase (x = 0), never below p: no need to ask it.
     if purchases is not None and sig.n_purchases > 0 and sig.purchase_x != 0:

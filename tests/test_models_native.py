@@ -15,8 +15,10 @@ import importlib.machinery
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,7 +33,7 @@ from models.events import Event
 from models.model import ChurnModel
 from models.ranking import save_bound, save_bound_after
 from models.scoring import risk_at, score
-from models.state import DAY_S, UserState
+from models.state import DAY_S, UserState, f32
 from models.vocabulary import DEFAULT_ROLES
 from tests.test_models_properties import MODEL, histories
 
@@ -202,3 +204,18 @@ def test_compiled_worker_step_equals_the_pure_python(events: list[Event], data: 
         assert [None if x is None else x.hex() for x in c[4:7]] == [None if x is None else x.hex() for x in p[4:7]]
         assert [a.to_dict() for a in c[8]] == [a.to_dict() for a in p[8]]
         assert (c[1] is None) == (p[1] is None) and (c[0] is None) == (p[0] is None)
+
+
+_F32_EDGES = [0.0, -0.0, 0.1, 1e300, -1e300, 3.4028235e38, 3.4028236e38, 1e-46, 7e-46, 1e-45, 1.2e-38, float("inf")]
+
+
+@given(st.floats(allow_nan=False, width=64))
+@settings(max_examples=300, deadline=None)
+def test_f32_rounds_as_an_array_f_item_stores(x: float) -> None:
+    """models.state.f32 (a float32 memoryview, compiled and pure) puts a double on the very grid
+    the records store it on: an ``array('f')`` item's, bytes for bytes (sign of zero, overflow to
+    inf, subnormals)."""
+    for v in (x, *_F32_EDGES):
+        grid = array("f", [v]).tobytes()
+        assert struct.pack("<f", f32(v)) == grid
+        assert struct.pack("<f", PURE["state"].f32(v)) == grid
