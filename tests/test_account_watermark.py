@@ -126,3 +126,27 @@ def test_held_copies_live_in_redis_and_a_new_owner_releases_them_in_event_order(
     got = held_alerts + asyncio.run(second())
     assert [(a["alert_id"], a["kind"], a["event_time_ms"], a["reasons"]) for a in got] == \
         [(a["alert_id"], a["kind"], a["event_time_ms"], a["reasons"]) for a in reference.alerts]
+
+
+def test_a_partition_fed_only_heartbeats_and_copies_is_idle_and_follows_the_topic_time() -> None:
+    """Partition 0's user sends an event a second, each 10 min of event time later; partition 1's
+    users are quiet but get heartbeats and copies every second (a moving mark heartbeats every
+    partition). Partition 1 must count as idle and borrow the topic's time, or its mark freezes and
+    holds every account's watermark (seen with a real worker, 8 partitions: 18,000 s behind)."""
+    from streams.worker.clock import TopicClock
+    from streams.worker.phases import clock_records
+
+    lateness, idle = 3_600_000, 5_000
+    clock = TopicClock(lateness, idle, "event")
+    for p in (0, 1):
+        clock.assign(p, START_MS, wall_now_ms=0)
+    member = member_copy("acme", START_MS, Member(member_key("u1"), START_MS // 1000, 1, 0.0, 1.0, 1.0, "u1"), 0, 1)
+    for i in range(1, 31):
+        wall, event_ms = i * 1000, START_MS + i * 600_000
+        clock.partitions[0].admit(event_ms)
+        clock.observe_global(event_ms)
+        clock.observe_fetch(0, clock_records([_Rec(i, b"u0", b"{}")]), True, wall)
+        beats = [_Rec(2 * i, b"churnwatch-heartbeat-1", b"", headers=((HEARTBEAT_HEADER, b"0:%d" % event_ms),)),
+                 _Rec(2 * i + 1, member[0], member[1], headers=tuple(member[2]))]
+        clock.observe_fetch(1, clock_records(beats), True, wall)
+    assert clock.cutoff_ms(1, 30_000) == clock.cutoff_ms(0, 30_000) == START_MS + 30 * 600_000 - lateness
