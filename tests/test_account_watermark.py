@@ -20,7 +20,7 @@ from streams.worker.phases import decode_batch
 from streams.worker.revenue import AccountTick, MEMBER_HEADER, advance_accounts, member_copy, plan_account_reads
 from streams.worker.store import Store
 from streams.worker.watermark import (HEARTBEAT_EVERY_MS, HEARTBEAT_HEADER, HEARTBEAT_QUIET_EVERY_MS, MARK_HEADER,
-                                      Heartbeats, watermark_ms)
+                                      PERIOD_MS, Heartbeats, watermark_ms)
 from tests.test_revenue_live import DAY_MS, GRACE_MS, START_MS, TOPIC, _made_by_two_partitions, _Redis, _tick_until
 
 WALL_MS = START_MS + 400 * DAY_MS
@@ -49,18 +49,22 @@ def test_decode_folds_marks_and_heartbeats_and_keeps_them_from_users_and_the_clo
     assert not out.users and not out.dlq and clocks[0].stream_ms == NEVER and out.last_offset == {0: 3}
 
 
-def test_heartbeats_go_to_every_partition_once_a_second_while_marks_move_and_every_30_s_when_not() -> None:
+def test_heartbeats_go_to_every_partition_within_a_second_of_a_new_period_and_every_30_s_else() -> None:
+    """A mark moving within a period changes no released watermark (``release_ms``): no heartbeat
+    for it, or every busy partition would heartbeat every partition every second (P x P a second)."""
+    hour = PERIOD_MS
     beats = Heartbeats(4)
     assert beats.due({0: 5000, 2: 7000}, 100_000) == [], "no account in use yet: no record"
     beats.active = True
     first = beats.due({0: 5000, 2: 7000}, 100_000)
     assert [(k, h) for k, _, h in first][:1] == [(beats.keys[0], [(HEARTBEAT_HEADER, b"0:5000")])]
     assert len(first) == 2 * 4, "each own partition's mark, to each of the 4 partitions"
-    assert beats.due({0: 6000, 2: 7000}, 100_000 + HEARTBEAT_EVERY_MS - 1) == []
-    assert len(beats.due({0: 6000, 2: 7000}, 100_000 + HEARTBEAT_EVERY_MS)) == 8, "a mark moved: after a second"
     t = 100_000 + HEARTBEAT_EVERY_MS
-    assert beats.due({0: 6000, 2: 7000}, t + HEARTBEAT_EVERY_MS) == [], "unchanged: not every second"
-    assert len(beats.due({0: 6000, 2: 7000}, t + HEARTBEAT_QUIET_EVERY_MS)) == 8, "a new owner of p learns it"
+    assert beats.due({0: 6000, 2: 7000}, t) == [], "a mark moved within its period: not after a second"
+    assert beats.due({0: hour, 2: 7000}, t - 1) == []
+    assert len(beats.due({0: hour, 2: 7000}, t)) == 8, "a mark entered another period: after a second"
+    assert beats.due({0: hour + 9000, 2: hour - 1}, t + HEARTBEAT_EVERY_MS) == [], "within their periods"
+    assert len(beats.due({0: hour + 9000, 2: hour - 1}, t + HEARTBEAT_QUIET_EVERY_MS)) == 8, "a new owner of p learns it"
     assert beats.due({0: NEVER}, t + 10 * HEARTBEAT_QUIET_EVERY_MS) == [], "no time yet: nothing to say"
 
 
