@@ -154,3 +154,19 @@ def test_a_partition_fed_only_heartbeats_and_copies_is_idle_and_follows_the_topi
                  _Rec(2 * i + 1, member[0], member[1], headers=tuple(member[2]))]
         clock.observe_fetch(1, clock_records(beats), True, wall)
     assert clock.cutoff_ms(1, 30_000) == clock.cutoff_ms(0, 30_000) == START_MS + 30 * 600_000 - lateness
+
+
+def test_a_held_copy_counts_once_whatever_versions_merge_into_it() -> None:
+    """``churnwatch_account_copies_held_total`` counts copies held, not versions: a member's copy of
+    an hour held, then two more versions of it read (one cycle, then another) while it waits."""
+    from tests.test_revenue_live import _Redis
+    from streams.worker.revenue import MemberCopy
+
+    def version(offset: int, last_seen_s: int) -> MemberCopy:
+        return MemberCopy(0, offset, "acme", START_MS, Member(member_key("u1"), last_seen_s, 1, 0.0, 1.0, 1.0, "u1"),
+                          origin=1, origin_offset=offset)
+
+    redis, hold = _Redis(), {0: START_MS - PERIOD_MS}
+    redis.cycle([version(0, START_MS // 1000)], {0: 0}, hold)
+    redis.cycle([version(1, START_MS // 1000 + 60), version(2, START_MS // 1000 + 120)], {0: 2}, hold)
+    assert [d.held for d in redis.done] == [1, 0] and redis.held, "one copy held, counted once"
