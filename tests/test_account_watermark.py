@@ -170,3 +170,22 @@ def test_a_held_copy_counts_once_whatever_versions_merge_into_it() -> None:
     redis.cycle([version(0, START_MS // 1000)], {0: 0}, hold)
     redis.cycle([version(1, START_MS // 1000 + 60), version(2, START_MS // 1000 + 120)], {0: 2}, hold)
     assert [d.held for d in redis.done] == [1, 0] and redis.held, "one copy held, counted once"
+
+
+def test_the_watermark_waits_for_the_topics_partitions_not_the_setting() -> None:
+    """A topic of 4 partitions with ``CHURNWATCH_PARTITIONS`` at 8: once the consumer knows the
+    layout (4), every account's watermark is the least mark of partitions 0-3 (not the largest less
+    the 7-day grace, partitions 4-7 never being heard), and heartbeats go to those 4."""
+    from models.model import load_model
+    from streams.worker.partitioner import partitions_of
+    from streams.worker.pipeline import Pipeline
+
+    settings = Settings(partitions=8)
+    pipeline = Pipeline(settings, Store(settings), None, load_model())  # type: ignore[arg-type]  # no I/O here
+    pipeline.assign(0, None, WALL_MS)
+    marks = {q: START_MS + q * 60_000 for q in range(4)}
+    pipeline._marks[0].update(marks)
+    assert pipeline.account_watermark_ms(0) == max(marks.values()) - settings.account_grace_ms, "as with the setting"
+    pipeline.set_partitions(4)
+    assert pipeline.account_watermark_ms(0) == START_MS
+    assert partitions_of(pipeline.heartbeats.keys, list(range(4))) == [0, 1, 2, 3]

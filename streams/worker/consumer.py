@@ -561,6 +561,7 @@ class StreamConsumer:
         if not count:
             return
         self.layout = await self.store.layout(self.topic, count)
+        self.pipeline.set_partitions(self.layout)  # the accounts' watermark waits for these partitions
         metrics.TOPIC_PARTITIONS.set(count)
         metrics.STATE_PARTITIONS.set(self.layout)
         if count != self.layout:

@@ -209,7 +209,10 @@ class Pipeline:
         # p -> {producing partition q: its latest mark read on p}: p's accounts' watermark
         # (streams.worker.watermark); in memory only, learnt again from copies and heartbeats.
         self._marks: dict[int, dict[int, int]] = {}
-        self.heartbeats = Heartbeats(settings.partitions)
+        # The topic's partitions, as the state is laid out (``set_partitions``): the producing
+        # partitions every watermark waits for, where heartbeats go. The setting until then.
+        self.partitions = settings.partitions
+        self.heartbeats = Heartbeats(self.partitions)
         self._flights: collections.deque[Flight] = collections.deque()  # submitted, not settled, in order
         self._pending: list[PendingWrites] = []  # writes of cycles in flight not yet applied, oldest first
 
@@ -236,7 +239,18 @@ class Pipeline:
 
     def account_watermark_ms(self, partition: int) -> int:
         """The watermark of p's accounts (streams.worker.watermark): copies below it are complete."""
-        return watermark_ms(self._marks.get(partition, {}), self.settings.partitions, self.settings.account_grace_ms)
+        return watermark_ms(self._marks.get(partition, {}), self.partitions, self.settings.account_grace_ms)
+
+    def set_partitions(self, partitions: int) -> None:
+        """The topic's partition count as the state is laid out (``StreamConsumer.layout``), not
+        ``CHURNWATCH_PARTITIONS`` (only what a created topic gets): with a topic of 4 and the
+        setting at 8, partitions 4-7 were waited for and never heard, so every watermark was the
+        largest mark less the grace, and every account alert 7 days late."""
+        if partitions <= 0:
+            raise ValueError(f"partitions must be > 0, got {partitions}")
+        if partitions != self.partitions:
+            self.partitions = partitions
+            self.heartbeats.address(partitions)
 
     def set_model(self, model: ChurnModel) -> None:
         """Score the next cycles with ``model`` (a learned successor, at a cycle boundary: the

@@ -141,13 +141,18 @@ class Heartbeats:
     __slots__ = ("keys", "sent_ms", "sent_marks", "active")
 
     def __init__(self, partitions: int) -> None:
-        self.keys = heartbeat_keys(partitions)
+        self.keys: list[bytes] = []
+        self.address(partitions)
         self.sent_ms = 0
         self.sent_marks: dict[int, int] = {}
         # Off until accounts are in use: this worker made or read a copy or a heartbeat (one worker
         # making copies heartbeats to every partition, so every worker turns on within a heartbeat);
         # a deployment without accounts writes no extra record.
         self.active = False
+
+    def address(self, partitions: int) -> None:
+        """Send to partitions ``0..partitions-1`` (the topic's count) from now on."""
+        self.keys = heartbeat_keys(partitions)
 
     def due(self, marks: Mapping[int, int], wall_now_ms: int) -> list[KafkaCopy]:
         """The heartbeats to send now (to every partition, one per own partition with a mark), or none."""
