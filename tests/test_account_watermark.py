@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pytest
 
 from models.account_health import Member, member_key
 from streams.settings import Settings
@@ -21,6 +22,7 @@ from streams.worker.revenue import AccountTick, MEMBER_HEADER, advance_accounts,
 from streams.worker.store import Store
 from streams.worker.watermark import (HEARTBEAT_EVERY_MS, HEARTBEAT_HEADER, HEARTBEAT_QUIET_EVERY_MS, MARK_HEADER,
                                       PERIOD_MS, Heartbeats, watermark_ms)
+from tests.test_pipeline import base_settings  # noqa: F401  (fixture)
 from tests.test_revenue_live import DAY_MS, GRACE_MS, START_MS, TOPIC, _made_by_two_partitions, _Redis, _tick_until
 
 WALL_MS = START_MS + 400 * DAY_MS
@@ -189,3 +191,27 @@ def test_the_watermark_waits_for_the_topics_partitions_not_the_setting() -> None
     pipeline.set_partitions(4)
     assert pipeline.account_watermark_ms(0) == START_MS
     assert partitions_of(pipeline.heartbeats.keys, list(range(4))) == [0, 1, 2, 3]
+
+
+@pytest.mark.integration
+def test_a_restarted_worker_heartbeats_before_any_event_names_an_account(base_settings: Settings) -> None:
+    """Accounts in use is recorded in Redis: after a restart the worker heartbeats at once, so the
+    watermark moves and the account deadlines come due though silent accounts send no event (held
+    in memory only, nothing was sent until an event named an account)."""
+    from models.events import Event
+    from streams.publisher import event_value
+    from tests.test_pipeline import WALL_MS as PIPELINE_WALL_MS, Rec, run
+
+    event = Event("u1", START_MS, "view", "v1", 0.0, "acme")
+
+    async def scenario(make: Any) -> tuple[bool, bool, int]:
+        first = await make()
+        before = first.heartbeats.active
+        await first.process({0: [Rec(0, b"u1", event_value(event))]}, PIPELINE_WALL_MS)
+        restarted = await make()  # a new store and pipeline on the same Redis, partition 0 resumed
+        await restarted.process({}, PIPELINE_WALL_MS)
+        return before, first.heartbeats.active, restarted.heartbeats.sent_ms
+
+    before, first_on, sent_ms = run(base_settings, scenario)
+    assert (before, first_on) == (False, True), "off until an event names an account"
+    assert sent_ms == PIPELINE_WALL_MS, "the restarted worker heartbeats at its first cycle"

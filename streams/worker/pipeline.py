@@ -360,8 +360,7 @@ class Pipeline:
         for p, read in decoded.marks.items():
             if p in self._marks:
                 fold_marks(self._marks[p], list(read.items()))
-        if decoded.marks or decoded.accounts or decoded.account_copies or decoded.member_of:
-            self.heartbeats.active = True  # accounts are in use: heartbeats from now on
+        await self._note_accounts(decoded)
         result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
         # floored to a whole period: a member copy covers one (streams.worker.watermark.release_ms)
@@ -399,6 +398,17 @@ class Pipeline:
             flight.pending = pending_writes(advanced.writes)
             self._pending.append(flight.pending)
         return flight
+
+    async def _note_accounts(self, decoded: Decoded) -> None:
+        """Heartbeats on once accounts are in use: this cycle read a mark, a copy, a member or a
+        statement, or Redis records that an earlier one did (the first time, recorded there). Held
+        in memory only, a restarted worker sent none until an event named an account, so the
+        watermark stayed NEVER and no account deadline (silence, reminders, renewals) came due."""
+        seen = decoded.marks or decoded.accounts or decoded.account_copies or decoded.member_of
+        if seen and not self.store.accounts_in_use:
+            await self._retry_redis("accounts in use", self.store.mark_accounts_in_use)
+        if seen or self.store.accounts_in_use:
+            self.heartbeats.active = True
 
     async def _decode(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> Decoded:
         """``decode_batch``; while other cycles' tails are in flight, ``DECODE_SLICE_RECORDS``

@@ -17,8 +17,8 @@ Kafka Streams' stream time with a grace bounds how long a window waits:
   ``churnwatch-heartbeat: <q>:<mark>``, key chosen to land there), within a second when its
   mark enters another period (``PERIOD_MS``: only whole periods are released) and every 30 s
   otherwise, so a quiet partition, or one whose users name no account, does not hold every
-  account back (only once accounts are in use: a worker starts when
-  it makes or reads a copy or a heartbeat);
+  account back (only once accounts are in use: a worker starts when it makes or reads a copy or a
+  heartbeat, or finds that recorded in Redis at its first cycle);
 - p's watermark is the minimum of the marks over all partitions of the topic, raised to the
   largest mark less the grace (``CHURNWATCH_ACCOUNT_GRACE_MS``): a partition more than the grace
   behind (a dead worker, a backlog of weeks) holds nobody back longer; its copies then count as late.
@@ -146,7 +146,8 @@ class Heartbeats:
         self.sent_ms = 0
         self.sent_marks: dict[int, int] = {}
         # Off until accounts are in use: this worker made or read a copy or a heartbeat (one worker
-        # making copies heartbeats to every partition, so every worker turns on within a heartbeat);
+        # making copies heartbeats to every partition, so every worker turns on within a heartbeat),
+        # or Redis records that one did (a restart: streams.worker.pipeline turns it on);
         # a deployment without accounts writes no extra record.
         self.active = False
 
