@@ -50,7 +50,7 @@ from streams.worker import metrics
 from streams.worker.batching import RecordCap
 from streams.worker.clock import NEVER
 from streams.worker.partitioner import partitions_of
-from streams.worker.phases import record_fingerprint
+from streams.worker.phases import clock_records, record_fingerprint
 from streams.worker.routing import KafkaCopy
 from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pipeline
 from streams.worker.model_record import ModelAdopted
@@ -561,6 +561,7 @@ class StreamConsumer:
         if not count:
             return
         self.layout = await self.store.layout(self.topic, count)
+        self.pipeline.set_partitions(self.layout)  # the accounts' watermark waits for these partitions
         metrics.TOPIC_PARTITIONS.set(count)
         metrics.STATE_PARTITIONS.set(self.layout)
         if count != self.layout:
@@ -673,8 +674,8 @@ class StreamConsumer:
             if highwater is not None and applied is not None:  # not in Redis yet, this batch included
                 # beyond the log end: none of the log's records is applied (never 0 while skipping)
                 metrics.CONSUMER_LAG.labels(str(tp.partition)).set(highwater - applied if highwater >= applied else highwater)
-            delivered = len(batch.get(tp, ()))
-            self.pipeline.clock.observe_fetch(tp.partition, delivered, caught_up, now)
+            # only what reaches the clock: a partition fed only copies and heartbeats is idle
+            self.pipeline.clock.observe_fetch(tp.partition, clock_records(batch.get(tp, ())), caught_up, now)
         self._backlog = backlog
         async with self._cycle_lock:
             if generation != self._generation:  # a rebalance ran while we looked at positions

@@ -31,6 +31,7 @@ from streams.worker.alert_log import entry, logged_kind
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.revenue import (
+    ACCOUNT_HEADER,
     MEMBER_HEADER,
     AccountCopy,
     KafkaCopy,
@@ -52,6 +53,7 @@ __all__ = [
     "decode_batch",
     "Decoding",
     "record_fingerprint",
+    "clock_records",
     "plan_sweep",
     "BucketPlan",
     "plan_reads",
@@ -269,6 +271,31 @@ def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,
         return False
     origin = origin_of(getattr(rec, "headers", None))
     return origin is None or router.copy_is_new(p, origin, out.routed)
+
+
+#: Records the worker writes for the account side: they never reach a partition's clock.
+NOT_FOR_THE_CLOCK: frozenset[str] = frozenset((ACCOUNT_HEADER, MEMBER_HEADER, HEARTBEAT_HEADER))
+
+
+def clock_records(records: Sequence[RecordLike]) -> int:
+    """How many of a fetch's ``records`` reach the partition's clock (what makes it not idle,
+    ``streams.worker.clock.TopicClock.observe_fetch``): not the account and member copies nor the
+    heartbeats. Were they counted, a partition whose users are quiet would never look idle once
+    accounts are in use (every partition gets heartbeats every few seconds), never borrow the
+    topic's stream time, and its mark would hold every account's watermark.
+
+    >>> R = type("R", (), {})
+    >>> beat, event = R(), R()
+    >>> beat.headers, event.headers = [("churnwatch-heartbeat", b"2:7000")], []
+    >>> clock_records([beat, event, beat])
+    1
+    """
+    n = 0
+    for rec in records:
+        headers = getattr(rec, "headers", None)
+        if not headers or not any(name in NOT_FOR_THE_CLOCK for name, _ in headers):
+            n += 1
+    return n
 
 
 def record_fingerprint(rec: RecordLike) -> str:

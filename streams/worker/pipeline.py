@@ -209,7 +209,10 @@ class Pipeline:
         # p -> {producing partition q: its latest mark read on p}: p's accounts' watermark
         # (streams.worker.watermark); in memory only, learnt again from copies and heartbeats.
         self._marks: dict[int, dict[int, int]] = {}
-        self.heartbeats = Heartbeats(settings.partitions)
+        # The topic's partitions, as the state is laid out (``set_partitions``): the producing
+        # partitions every watermark waits for, where heartbeats go. The setting until then.
+        self.partitions = settings.partitions
+        self.heartbeats = Heartbeats(self.partitions)
         self._flights: collections.deque[Flight] = collections.deque()  # submitted, not settled, in order
         self._pending: list[PendingWrites] = []  # writes of cycles in flight not yet applied, oldest first
 
@@ -236,7 +239,18 @@ class Pipeline:
 
     def account_watermark_ms(self, partition: int) -> int:
         """The watermark of p's accounts (streams.worker.watermark): copies below it are complete."""
-        return watermark_ms(self._marks.get(partition, {}), self.settings.partitions, self.settings.account_grace_ms)
+        return watermark_ms(self._marks.get(partition, {}), self.partitions, self.settings.account_grace_ms)
+
+    def set_partitions(self, partitions: int) -> None:
+        """The topic's partition count as the state is laid out (``StreamConsumer.layout``), not
+        ``CHURNWATCH_PARTITIONS`` (only what a created topic gets): with a topic of 4 and the
+        setting at 8, partitions 4-7 were waited for and never heard, so every watermark was the
+        largest mark less the grace, and every account alert 7 days late."""
+        if partitions <= 0:
+            raise ValueError(f"partitions must be > 0, got {partitions}")
+        if partitions != self.partitions:
+            self.partitions = partitions
+            self.heartbeats.address(partitions)
 
     def set_model(self, model: ChurnModel) -> None:
         """Score the next cycles with ``model`` (a learned successor, at a cycle boundary: the
@@ -346,8 +360,7 @@ class Pipeline:
         for p, read in decoded.marks.items():
             if p in self._marks:
                 fold_marks(self._marks[p], list(read.items()))
-        if decoded.marks or decoded.accounts or decoded.account_copies or decoded.member_of:
-            self.heartbeats.active = True  # accounts are in use: heartbeats from now on
+        await self._note_accounts(decoded)
         result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
         # floored to a whole period: a member copy covers one (streams.worker.watermark.release_ms)
@@ -385,6 +398,17 @@ class Pipeline:
             flight.pending = pending_writes(advanced.writes)
             self._pending.append(flight.pending)
         return flight
+
+    async def _note_accounts(self, decoded: Decoded) -> None:
+        """Heartbeats on once accounts are in use: this cycle read a mark, a copy, a member or a
+        statement, or Redis records that an earlier one did (the first time, recorded there). Held
+        in memory only, a restarted worker sent none until an event named an account, so the
+        watermark stayed NEVER and no account deadline (silence, reminders, renewals) came due."""
+        seen = decoded.marks or decoded.accounts or decoded.account_copies or decoded.member_of
+        if seen and not self.store.accounts_in_use:
+            await self._retry_redis("accounts in use", self.store.mark_accounts_in_use)
+        if seen or self.store.accounts_in_use:
+            self.heartbeats.active = True
 
     async def _decode(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int) -> Decoded:
         """``decode_batch``; while other cycles' tails are in flight, ``DECODE_SLICE_RECORDS``

@@ -259,7 +259,7 @@ class AccountsAdvanced:
     applied: int = 0  # statements applied (after the fence)
     skipped: int = 0  # copies at or below the bucket's account offset (already applied)
     late: int = 0
-    held: int = 0  # copies read this cycle and held for the watermark
+    held: int = 0  # copies newly held for the watermark this cycle (a member's period once, whatever its versions)
     released: int = 0  # held copies (of this or earlier cycles) applied as the watermark passed them
     forced: int = 0  # held copies applied before the watermark passed them: the account held MAX_HELD
     behind: int = 0  # copies applied behind the account's time (arrived after the watermark passed them)
@@ -409,8 +409,8 @@ def _release(todo: list[Copy], held: list[Copy], bound: int | None, max_held: in
                        "(event order kept among them; docs/REVENUE.md, Limits)", max_held, extra)
         now += keep[:extra]
         keep = keep[extra:]
-    kept = {_identity(c) for c in keep}
-    out.held += sum(1 for c in new if _identity(c) in kept)
+    # a copy counts as held once: not again when a new version merges into it while it waits
+    out.held += len({_identity(c) for c in keep} & {_identity(c) for c in new} - {_identity(c) for c in held})
     return ticks + now, keep
 
 

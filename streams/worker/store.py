@@ -109,6 +109,8 @@ def reach_score(bound: float | None) -> int | str:
 
 #: Key layout + state record format version, kept in ``cw:meta`` (a worker refuses a mismatch).
 STORE_FORMAT = "1"
+#: ``cw:meta`` field present once accounts are in use (``Store.mark_accounts_in_use``).
+ACCOUNTS_FIELD = "accounts_in_use"
 _CHURNED = STAGES.index("churned")
 _STAGE_KEYS = tuple("stage:" + name for name in STAGES)  # stats fields of the stage counts
 
@@ -503,6 +505,9 @@ class Store:
         # of it recorded there is taken in place (streams/worker/model_record.py); None: ids only.
         self.model_obj: ChurnModel | None = None
         self.adopted: ModelAdopted | None = None  # connect() found a learned successor in use: run it
+        # Accounts are in use (a copy was made or read): recorded in cw:meta (``mark_accounts_in_use``),
+        # learnt by connect(). The accounts' heartbeats follow it (streams/worker/watermark.py).
+        self.accounts_in_use = False
 
     def use_model(self, model: ChurnModel) -> None:
         """Score with ``model`` from now on (at start, or at a cycle boundary after ``ModelAdopted``)."""
@@ -558,9 +563,17 @@ class Store:
         if self.take_over_model and self.model:
             logger.warning("model %s recorded in Redis: workers with another model stop taking work", self.model)
         self.incarnation = have["incarnation"]
+        self.accounts_in_use = ACCOUNTS_FIELD in have
         await self._mark_buckets()
         await self._mark_save_index(have.get("save_index"))
         await self._load_scripts()
+
+    async def mark_accounts_in_use(self) -> None:
+        """Record in cw:meta that accounts are in use, for good: a restarted worker must send the
+        heartbeats that move the accounts' watermark before any event names an account (a silent
+        account sends none, yet its deadlines are due)."""
+        await self._client.hsetnx(self.keys.meta, ACCOUNTS_FIELD, "1")
+        self.accounts_in_use = True
 
     async def _mark_save_index(self, recorded: str | None) -> None:
         """``save_index`` in cw:meta names the model whose bounds fill the save-list index of every

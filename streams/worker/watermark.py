@@ -14,10 +14,11 @@ Kafka Streams' stream time with a grace bounds how long a window waits:
   floored to the second (a member copy's time is its user's last seen *second*), and no more than
   the marks of q's cycles whose copies are still unacknowledged (a retried send may land later);
 - a producing partition also sends a *heartbeat* to every partition (a record with header
-  ``churnwatch-heartbeat: <q>:<mark>``, key chosen to land there), at most once a second while its
-  mark moves and every 30 s while it does not, so a quiet partition, or one whose users name no
-  account, does not hold every account back (only once accounts are in use: a worker starts when
-  it makes or reads a copy or a heartbeat);
+  ``churnwatch-heartbeat: <q>:<mark>``, key chosen to land there), within a second when its
+  mark enters another period (``PERIOD_MS``: only whole periods are released) and every 30 s
+  otherwise, so a quiet partition, or one whose users name no account, does not hold every
+  account back (only once accounts are in use: a worker starts when it makes or reads a copy or a
+  heartbeat, or finds that recorded in Redis at its first cycle);
 - p's watermark is the minimum of the marks over all partitions of the topic, raised to the
   largest mark less the grace (``CHURNWATCH_ACCOUNT_GRACE_MS``): a partition more than the grace
   behind (a dead worker, a backlog of weeks) holds nobody back longer; its copies then count as late.
@@ -43,8 +44,8 @@ __all__ = ["MARK_HEADER", "HEARTBEAT_HEADER", "HEARTBEAT_EVERY_MS", "HEARTBEAT_Q
 
 MARK_HEADER: Final[str] = "churnwatch-mark"
 HEARTBEAT_HEADER: Final[str] = "churnwatch-heartbeat"
-HEARTBEAT_EVERY_MS: Final[int] = 1_000  # while a partition's mark moves
-HEARTBEAT_QUIET_EVERY_MS: Final[int] = 30_000  # while it does not: a new owner of p learns it within this
+HEARTBEAT_EVERY_MS: Final[int] = 1_000  # when a partition's mark enters another period
+HEARTBEAT_QUIET_EVERY_MS: Final[int] = 30_000  # otherwise: a new owner of p learns it within this
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]
 #: A member copy sums up one user over one period of event time (UTC hours: streams/worker/members.py);
 #: the account side applies nothing of a period before every producing partition has passed its end.
@@ -140,19 +141,29 @@ class Heartbeats:
     __slots__ = ("keys", "sent_ms", "sent_marks", "active")
 
     def __init__(self, partitions: int) -> None:
-        self.keys = heartbeat_keys(partitions)
+        self.keys: list[bytes] = []
+        self.address(partitions)
         self.sent_ms = 0
         self.sent_marks: dict[int, int] = {}
         # Off until accounts are in use: this worker made or read a copy or a heartbeat (one worker
-        # making copies heartbeats to every partition, so every worker turns on within a heartbeat);
+        # making copies heartbeats to every partition, so every worker turns on within a heartbeat),
+        # or Redis records that one did (a restart: streams.worker.pipeline turns it on);
         # a deployment without accounts writes no extra record.
         self.active = False
+
+    def address(self, partitions: int) -> None:
+        """Send to partitions ``0..partitions-1`` (the topic's count) from now on."""
+        self.keys = heartbeat_keys(partitions)
 
     def due(self, marks: Mapping[int, int], wall_now_ms: int) -> list[KafkaCopy]:
         """The heartbeats to send now (to every partition, one per own partition with a mark), or none."""
         if not self.active:
             return []
-        moved = any(self.sent_marks.get(q) != m for q, m in marks.items() if m != NEVER)
+        # Moved = entered another period: the account side uses the watermark floored to a period
+        # (release_ms), so a mark moving within one changes nothing there; counting every move
+        # heartbeated P x P records a second under traffic (every busy partition's mark moves).
+        sent = self.sent_marks
+        moved = any(q not in sent or sent[q] // PERIOD_MS != m // PERIOD_MS for q, m in marks.items() if m != NEVER)
         every = HEARTBEAT_EVERY_MS if moved else HEARTBEAT_QUIET_EVERY_MS
         if wall_now_ms - self.sent_ms < every:
             return []
