@@ -2,13 +2,15 @@
 
 Why: a user naming an account sends a version of its hour's member copy each cycle that read its
 events (streams.worker.members); they were made by a second ``advance`` over the cycle's events,
-1.2-1.4x the step itself. Now the step takes them as it passes each hour's last event
-(``models.engine.Mark``). This runs simulated accounts' events (streams.offline.simulate_accounts)
-through the worker's per-user step (``models.step.advance_stored``, compiled core, in process) in
-cycles of ``--batch`` events, the review clock six hours behind the stream, three ways, rounds
-alternating: the step alone (the floor), the step plus the copies made in a second pass (as
-before, :func:`second_pass`, from the stored record) and the step taking the marks
-(``member_copies`` of them), and checks that the two ways give the same copies, byte for byte.
+1.6-1.9x the step itself (docs/REVENUE.md). Now the step takes them as it passes each hour's
+last event (``models.engine.Mark``). This runs simulated accounts' events
+(streams.offline.simulate_accounts) through the worker's per-user step
+(``models.step.advance_stored``, compiled core, in process) in cycles of ``--batch`` events, the
+review clock six hours behind the stream, three ways, rounds alternating: the step alone (the
+floor), the step plus the copies made in a second pass (:func:`second_pass`, from the stored
+record; its numbers by ``mark_versions`` too, so a little cheaper than before) and the step
+taking the marks (``member_copies`` of them), and checks that the two give the same copies, byte
+for byte.
 ``.venv/bin/python -m benchmarks.member_versions [--accounts 60] [--days 120] [--batch 1] [--rounds 5]``
 """
 

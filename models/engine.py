@@ -202,7 +202,8 @@ def advance(
 
 
 def _mark(marks: list[Mark], period: int, st: UserState, review: Assessment | None) -> None:
-    """Append the :data:`Mark` of ``period`` (a copy: ``st`` goes on), or replace the last if of the same period."""
+    """Append the :data:`Mark` of ``period`` (a copy: ``st`` goes on), or replace the last if it
+    is of the same period."""
     mark = (period, st.copy(), review)
     if marks and marks[-1][0] == period:
         marks[-1] = mark

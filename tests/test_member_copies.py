@@ -181,7 +181,8 @@ def _by_definition(uid: str, state: UserState | None, evs: list[Event]) -> list[
         st = o.state
         if not st.n_events or st.last_seen_s * 1000 // PERIOD_MS != hour:
             continue
-        active = [ev.ts_ms for ev in chunk if MODEL.compiled.vocabulary.lookup(ev.type)[1] not in (SUBSCRIPTION, CANCEL)]
+        roles = [MODEL.compiled.vocabulary.lookup(ev.type)[1] for ev in chunk]
+        active = [ev.ts_ms for ev, role in zip(chunk, roles) if role not in (SUBSCRIPTION, CANCEL)]
         risk = 0.0
         if st.at_risk_since_s:
             risk = (o.review if o.review is not None else assess(st, st.last_review_s, MODEL)).risk

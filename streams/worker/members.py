@@ -23,8 +23,12 @@ period sends a *version* of that period's copy; the account side merges the vers
 (user, period) (the latest content, the earliest time: ``streams.worker.revenue``) and applies the
 result once the watermark over the producing partitions has passed the period's end
 (``streams.worker.watermark.release_ms``). A version resent after a crash, or read twice, merges
-into the same copy. Users without ``account_id`` are their own account: their own alerts say it
-all, and no copy is made. Not seen by the account: a user's review without events (a silence
+into the same copy. Made without a second pass over the events: the user's own step takes the
+states (``models.engine.Mark``, as ``advance`` passes each period's last event, before the
+cycle's trailing reviews) and ``models.step.mark_versions`` their numbers, compiled; a second
+``advance`` per period cost 1.6-1.9x the step (docs/REVENUE.md, "What the versions cost").
+Users without ``account_id`` are their own account: their own alerts say it all, and no copy is
+made. Not seen by the account: a user's review without events (a silence
 noticed by the user's due review carries no account id); the account measures silence itself.
 """
 
