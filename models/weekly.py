@@ -69,8 +69,10 @@ def _point(week: int, st: UserState, now_s: int, model: ChurnModel) -> bytes:
 
 
 def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event], until_ms: int,
-                    model: ChurnModel, period_ms: int = 0, marks: list[Mark] | None = None) -> tuple[Outcome, list[bytes]]:
-    """``advance(user_id, old, events, until_ms, model, period_ms, marks)`` and a point for every week it completes.
+                    model: ChurnModel, period_ms: int = 0,
+                    marks: list[Mark] | None = None) -> tuple[Outcome, list[bytes]]:
+    """``advance(user_id, old, events, until_ms, model, period_ms, marks)`` and a point for every
+    week it completes.
 
     Split at each week start B in (state time, max(until, last event)]: ``advance`` up to B with
     the events before B, score at B (the end of the week before), go on; the last part runs to

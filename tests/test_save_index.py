@@ -160,7 +160,8 @@ def test_account_members_carry_the_alerts_risk_not_the_index_score() -> None:
         by_user[ev.user_id].append(ev)
     at_last = {u: advance(u, None, evs, max(e.ts_ms for e in evs), model) for u, evs in by_user.items()}
     alerted = {u: o for u, o in at_last.items() if o.state.at_risk_since_s}
-    copies = member_copies([(u, member_marks(u, None, by_user[u], model), by_user[u]) for u in alerted], {u: ("acme", 0, 1) for u in alerted}, model)
+    inputs = [(u, member_marks(u, None, by_user[u], model), by_user[u]) for u in alerted]
+    copies = member_copies(inputs, {u: ("acme", 0, 1) for u in alerted}, model)
     got = {m.user_id: m.risk for _, value, _ in copies for _, _, m in [parse_member_copy(value)]}  # type: ignore[misc]
     assert len(got) == len(alerted) >= 5
     for uid, o in alerted.items():
