@@ -24,7 +24,7 @@ from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
-__all__ = ["Alert", "AlertKind", "Outcome", "advance", "alert_id"]
+__all__ = ["Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
 ALERT_SCHEMA = "churnwatch-alert/1"
@@ -112,6 +112,12 @@ class Outcome:
         return init_args(self)
 
 
+#: The state at a fixed point of event time, taken by :func:`advance` as it passes it: ``(period,
+#: state as of the user's last event of that period, the assessment of the review that left it or
+#: None)``; what streams.worker.members makes a member copy from.
+Mark = tuple[int, UserState, Assessment | None]
+
+
 def alert_id(user_id: str, kind: str, detail: str, event_time_ms: int) -> str:
     """Stable id: the same user, kind, detail and event time give the same id in every replay.
 
@@ -128,6 +134,8 @@ def advance(
     events: Iterable[Event],
     until_ms: int,
     model: ChurnModel,
+    period_ms: int = 0,
+    marks: list[Mark] | None = None,
 ) -> Outcome:
     """Apply ``events`` (any order) and every review due strictly before ``until_ms``.
 
@@ -142,11 +150,28 @@ def advance(
     call runs would also have run before each of them in one big call, and one due exactly at a
     later event's time runs after that event either way. Hence advance(part 1 up to t) then
     advance(part 2) == advance(everything) for in-order parts, alerts included.
+
+    ``marks`` (with ``period_ms`` > 0): also append a :data:`Mark` per period of ``period_ms``
+    (epoch-aligned) in which ``events`` fall, the state as of the period's last event, which is
+    what ``advance(.., that period's events, its last event's time)`` gives after the events
+    before it: the reviews due strictly before an event run before it, and none is due strictly
+    before an event's own time after it (a review schedules the next one later than its own
+    second; an event does not move the schedule). So one pass gives the user's step and the
+    member copies' states (streams.worker.members), instead of a second ``advance`` per period.
+    A mark of the period the list already ends with replaces it (a caller splitting its
+    events into several calls, models.weekly).
     """
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
     vocabulary = model.compiled.vocabulary
+    period = -1  # of the last event, while marking
     for ev in _in_order(events):
+        if marks is not None and period_ms > 0:
+            p = ev.ts_ms // period_ms
+            if p != period:
+                if period >= 0:  # the previous period's last event is behind: before this one's reviews
+                    _mark(marks, period, st, out.review)
+                period = p
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s < _ceil_s(ev.ts_ms):  # next_review_s * 1000 < ts_ms; mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out)
@@ -169,9 +194,21 @@ def advance(
         # day can bring the risk under risk_exit, and silence never would (models.risk).
         if new_day or st.at_risk_since_s or role != ACTIVITY:
             _review(user_id, st, ts_s, model, out)
+    if marks is not None and period >= 0:
+        _mark(marks, period, st, out.review)
     _run_due_reviews(user_id, st, until_ms, model, out)
     out.expire = _expired(st, until_ms // 1000, model)
     return out
+
+
+def _mark(marks: list[Mark], period: int, st: UserState, review: Assessment | None) -> None:
+    """Append the :data:`Mark` of ``period`` (a copy: ``st`` goes on), or replace the last if it
+    is of the same period."""
+    mark = (period, st.copy(), review)
+    if marks and marks[-1][0] == period:
+        marks[-1] = mark
+    else:
+        marks.append(mark)
 
 
 

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from typing import Final, Sequence
 
-from models.engine import Alert, advance
+from models.engine import Alert, Mark, advance
 from models.events import Event
 from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, save_bound, save_bound_after
 from models.scoring import Assessment, assess
+from models.signals import _decay_and_trends
 from models.state import UserState
+from models.vocabulary import CANCEL, SUBSCRIPTION
 from models.weekly import advance_sampled
 
-__all__ = ["NO_ALERTS", "NO_POINTS", "Step", "advance_stored", "index_scores"]
+__all__ = ["NO_ALERTS", "NO_POINTS", "Step", "Version", "advance_stored", "index_scores", "mark_versions"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -66,11 +68,14 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
 
 
 def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], until_ms: int, has_until: bool,
-                   model: ChurnModel, history: bool, unchanged: int) -> Step:
+                   model: ChurnModel, history: bool, unchanged: int, period_ms: int = 0,
+                   marks: list[Mark] | None = None) -> Step:
     """Advance the user stored as ``blob`` (None or empty: not stored) with ``events`` to
     ``until_ms``, its partition's review clock (``has_until`` False: no clock yet, then up to its
     last event, and a user without events is skipped), and say what to write (:data:`Step`).
-    ``history``: also the console's weekly points (models.weekly.advance_sampled)."""
+    ``history``: also the console's weekly points (models.weekly.advance_sampled). ``period_ms``,
+    ``marks``: ``models.engine.advance``'s, the states a user's member copies are made of
+    (streams.worker.members), taken in the same pass."""
     old: UserState | None = None
     error = ""
     if blob:
@@ -86,12 +91,53 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
         return old, None, None, 0, None, None, 0.0, NO_POINTS, NO_ALERTS, False, False, error
     points = NO_POINTS
     if history:  # advance(...) + the console's weekly points
-        outcome, points = advance_sampled(user_id, old, events, until_ms, model)
+        outcome, points = advance_sampled(user_id, old, events, until_ms, model, period_ms, marks)
     else:
-        outcome = advance(user_id, old, events, until_ms, model)
+        outcome = advance(user_id, old, events, until_ms, model, period_ms, marks)
     if outcome.expire:
         return old, None, None, 0, None, None, 0.0, points, outcome.alerts, True, False, error
     st = outcome.state
     risk, reach, alert_risk = index_scores(old, st, until_ms, model, outcome.review, float(unchanged))
     due_s = unchanged if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
     return old, st, st.to_bytes(), due_s, risk, reach, alert_risk, points, outcome.alerts, False, False, error
+
+
+#: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk,
+#: act_28d, its 13-week base)``: streams.worker.members makes the ``models.account_health.Member``.
+Version = tuple[int, int, int, float, float, float]
+
+
+def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel, period_ms: int) -> list[Version]:
+    """A :data:`Version` per mark (``models.engine.Mark``, taken over ``events`` per ``period_ms``)
+    of a period in which the user was seen: as of its last event there, dated at its first
+    activity there floored to the second. Here, not in the shell: a version per user and cycle
+    made in Python cost about as much as the user's step (measured: benchmarks/member_versions.py).
+    Periods with only billing statements or cancellations (not activity) give none."""
+    out: list[Version] = []
+    if not marks:
+        return out
+    vocabulary = model.compiled.vocabulary
+    first: dict[int, int] = {}  # period -> its first activity's time
+    for ev in events:
+        role = vocabulary.lookup(ev.type)[1]
+        if role != SUBSCRIPTION and role != CANCEL:
+            ts = ev.ts_ms
+            period = ts // period_ms
+            if period not in first or ts < first[period]:
+                first[period] = ts
+    for period, st, review in marks:
+        if not st.n_events or st.last_seen_s * 1000 // period_ms != period:
+            continue  # not seen in this period (a statement, a cancellation; or events older than the state)
+        first_ms = first[period] // 1000 * 1000 if period in first else st.last_seen_s * 1000
+        # the risk of the user's open at-risk alert at its last review (StateWrite.alert_risk, index_scores),
+        # 0 while none is open: the ranking's score is not a risk
+        risk = 0.0
+        if st.at_risk_since_s:
+            risk = (review if review is not None else assess(st, st.last_review_s, model)).risk
+        # compute_signals(st, st.last_seen_s, model)'s act_28d and trend_long, by the same function
+        # it takes them from, without the rest of the signals (most of the cost of a version)
+        _, _, _, f28, _, _, trend_long = _decay_and_trends(st, st.last_seen_s)
+        act = st.act_28d * f28
+        base = act / trend_long if trend_long > 0 else act
+        out.append((first_ms, st.last_seen_s, st.stage, risk, act, base))
+    return out

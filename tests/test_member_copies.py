@@ -162,3 +162,61 @@ def test_versions_merge_into_one_copy_and_an_older_hour_read_behind_replaces_no_
     redis.cycle([older], {0: 3}, {0: release_ms(hour + 2 * PERIOD_MS)})
     assert list(redis.members["acme"].values()) == [late.member.to_bytes()]
     assert redis.done[-1].behind == 1
+
+
+def _by_definition(uid: str, state: UserState | None, evs: list[Event]) -> list[tuple[int, bytes]]:
+    """A cycle's versions by their definition, apart from the step: ``advance`` from the stored
+    state up to each hour's last event, hour by hour; the member's numbers from ``compute_signals``
+    at its last seen second (what the compiled ``models.step.mark_versions`` must give)."""
+    from models.account_health import Member, member_key
+    from models.scoring import assess
+    from models.signals import compute_signals
+    from models.vocabulary import CANCEL, SUBSCRIPTION
+
+    out, st = [], state
+    hours = sorted({ev.ts_ms // PERIOD_MS for ev in evs})
+    for hour in hours:
+        chunk = sorted((ev for ev in evs if ev.ts_ms // PERIOD_MS == hour), key=EVENT_ORDER)
+        o = advance(uid, st, chunk, chunk[-1].ts_ms, MODEL)
+        st = o.state
+        if not st.n_events or st.last_seen_s * 1000 // PERIOD_MS != hour:
+            continue
+        roles = [MODEL.compiled.vocabulary.lookup(ev.type)[1] for ev in chunk]
+        active = [ev.ts_ms for ev, role in zip(chunk, roles) if role not in (SUBSCRIPTION, CANCEL)]
+        risk = 0.0
+        if st.at_risk_since_s:
+            risk = (o.review if o.review is not None else assess(st, st.last_review_s, MODEL)).risk
+        sig = compute_signals(st, st.last_seen_s, MODEL)
+        base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
+        member = Member(member_key(uid), st.last_seen_s, st.stage, risk, sig.act_28d, base, uid)
+        out.append((min(active) // 1000 * 1000 if active else st.last_seen_s * 1000, member.to_bytes()))
+    return out
+
+
+def test_the_steps_marks_give_the_versions_of_their_definition() -> None:
+    """The worker takes a user's versions in its own step (``models.step.advance_stored`` with
+    marks, up to the partition's review clock, with and without the console's weekly points, from
+    the stored record): byte for byte the versions of a second ``advance`` per hour, whatever the
+    cut into cycles and however far the clock lags the events."""
+    from models.step import advance_stored
+    from streams.worker.members import versions_of
+
+    users = sorted({ev.user_id for ev in EVENTS})
+    evs_of = {u: [ev for ev in EVENTS if ev.user_id == u] for u in users}
+    compared = 0
+    for seed in range(3):
+        rng = random.Random(seed)
+        for uid in users:
+            evs, blob, i = evs_of[uid], None, 0
+            while i < len(evs):
+                cycle = evs[i:i + rng.choice((1, 2, 3, 7, 40))]
+                i += len(cycle)
+                until = max(ev.ts_ms for ev in cycle) - rng.choice((0, 3_600_000, 6 * 3_600_000, 3 * DAY_MS))
+                state = UserState.from_bytes(blob) if blob else None
+                marks: list = []  # type: ignore[type-arg]
+                step = advance_stored(uid, blob, cycle, until, True, MODEL, seed != 1, -1, PERIOD_MS, marks)
+                got = [(ts, m.to_bytes()) for ts, m in versions_of(uid, marks, cycle, MODEL)]
+                assert got == _by_definition(uid, state, cycle), (seed, uid, i)
+                compared += len(got)
+                blob = step[2]
+    assert compared > 1000

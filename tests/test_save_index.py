@@ -150,7 +150,7 @@ def test_account_members_carry_the_alerts_risk_not_the_index_score() -> None:
     """The at-risk index holds the list key (models.ranking.index_score); an account member's
     risk is the open alert's risk at its last review, as before the lists ranked by savable risk
     (the member copy of a user's last active hour: its state as of its last event there)."""
-    from streams.worker.members import member_copies
+    from streams.worker.members import member_copies, member_marks
     from streams.worker.revenue import parse_member_copy
 
     model = load_model(None)
@@ -160,7 +160,8 @@ def test_account_members_carry_the_alerts_risk_not_the_index_score() -> None:
         by_user[ev.user_id].append(ev)
     at_last = {u: advance(u, None, evs, max(e.ts_ms for e in evs), model) for u, evs in by_user.items()}
     alerted = {u: o for u, o in at_last.items() if o.state.at_risk_since_s}
-    copies = member_copies([(u, None, by_user[u]) for u in alerted], {u: ("acme", 0, 1) for u in alerted}, model)
+    inputs = [(u, member_marks(u, None, by_user[u], model), by_user[u]) for u in alerted]
+    copies = member_copies(inputs, {u: ("acme", 0, 1) for u in alerted}, model)
     got = {m.user_id: m.risk for _, value, _ in copies for _, _, m in [parse_member_copy(value)]}  # type: ignore[misc]
     assert len(got) == len(alerted) >= 5
     for uid, o in alerted.items():

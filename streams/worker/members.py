@@ -23,8 +23,12 @@ period sends a *version* of that period's copy; the account side merges the vers
 (user, period) (the latest content, the earliest time: ``streams.worker.revenue``) and applies the
 result once the watermark over the producing partitions has passed the period's end
 (``streams.worker.watermark.release_ms``). A version resent after a crash, or read twice, merges
-into the same copy. Users without ``account_id`` are their own account: their own alerts say it
-all, and no copy is made. Not seen by the account: a user's review without events (a silence
+into the same copy. Made without a second pass over the events: the user's own step takes the
+states (``models.engine.Mark``, as ``advance`` passes each period's last event, before the
+cycle's trailing reviews) and ``models.step.mark_versions`` their numbers, compiled; a second
+``advance`` per period cost 1.6-1.9x the step (docs/REVENUE.md, "What the versions cost").
+Users without ``account_id`` are their own account: their own alerts say it all, and no copy is
+made. Not seen by the account: a user's review without events (a silence
 noticed by the user's due review carries no account id); the account measures silence itself.
 """
 
@@ -34,79 +38,61 @@ import logging
 from typing import Mapping, Sequence
 
 from models.account_health import Member, member_key
-from models.engine import advance
-from models.events import EVENT_ORDER, Event
+from models.engine import Mark, advance
+from models.events import Event
 from models.model import ChurnModel
-from models.scoring import Assessment, assess
-from models.signals import compute_signals
 from models.state import UserState
-from models.vocabulary import CANCEL, SUBSCRIPTION
+from models.step import mark_versions
 from streams.worker.revenue import KafkaCopy, member_copy
 from streams.worker.watermark import PERIOD_MS
 
-__all__ = ["member_copies", "member_versions"]
+__all__ = ["member_copies", "member_marks", "member_versions", "versions_of"]
 
 logger = logging.getLogger(__name__)
 
 
-def member_copies(inputs: Sequence[tuple[str, bytes | None, Sequence[Event]]],
+def member_copies(inputs: Sequence[tuple[str, list[Mark], Sequence[Event]]],
                   accounts: Mapping[str, tuple[str, int, int]], model: ChurnModel) -> list[KafkaCopy]:
-    """The cycle's member copies. ``inputs``: (user, stored record as read, events applied) of each
-    user naming an account (``streams.worker.phases.Advanced.members``); ``accounts``: user ->
-    (account id, partition, offset of the user's last event naming it)."""
+    """The cycle's member copies. ``inputs``: (user, marks its step took, events applied) of each
+    user naming an account (``streams.worker.phases.Advanced.members``; :func:`member_marks`
+    makes the same marks apart); ``accounts``: user -> (account id, partition, offset of the
+    user's last event naming it)."""
     out: list[KafkaCopy] = []
-    for uid, blob, events in inputs:
+    for uid, marks, events in inputs:
         where = accounts.get(uid)
         if where is None:
             continue
         account, p, offset = where
-        for ts_ms, member in member_versions(uid, _state(blob), events, model):
+        for ts_ms, member in versions_of(uid, marks, events, model):
             out.append(member_copy(account, ts_ms, member, p, offset))
     return out
+
+
+def member_marks(user_id: str, state: UserState | None, events: Sequence[Event], model: ChurnModel,
+                 period_ms: int = PERIOD_MS) -> list[Mark]:
+    """The marks (``models.engine.Mark``) the user's step takes, apart: ``advance`` from ``state``
+    up to its last event. The worker takes them in its own step (``models.step.advance_stored``),
+    one pass instead of two: making the versions in a second ``advance`` cost 1.2-1.4x the step."""
+    marks: list[Mark] = []
+    if events:
+        advance(user_id, state, events, max(ev.ts_ms for ev in events), model, period_ms, marks)
+    return marks
 
 
 def member_versions(user_id: str, state: UserState | None, events: Sequence[Event], model: ChurnModel,
                     period_ms: int = PERIOD_MS) -> list[tuple[int, Member]]:
     """``(time, member)`` per period in which ``events`` saw the user active: the member as of its
-    last event there (``models.engine.advance`` up to that event, from ``state``, period by period),
-    the time that of its first activity there, floored to the second. Periods with only billing
-    statements or cancellations (not activity: the user was not seen) give none."""
-    vocabulary = model.compiled.vocabulary
-    evs = sorted(events, key=EVENT_ORDER)
-    out: list[tuple[int, Member]] = []
-    st, i = state, 0
-    while i < len(evs):
-        period = evs[i].ts_ms // period_ms
-        j = i
-        while j < len(evs) and evs[j].ts_ms // period_ms == period:
-            j += 1
-        chunk = evs[i:j]
-        i = j
-        outcome = advance(user_id, st, chunk, chunk[-1].ts_ms, model)
-        st = outcome.state
-        if not st.n_events or st.last_seen_s * 1000 // period_ms != period:
-            continue  # not seen in this period (a statement, a cancellation; or events older than the state)
-        active = [ev.ts_ms for ev in chunk if vocabulary.lookup(ev.type)[1] not in (SUBSCRIPTION, CANCEL)]
-        first_ms = min(active) // 1000 * 1000 if active else st.last_seen_s * 1000
-        out.append((first_ms, _member(user_id, st, outcome.review, model)))
-    return out
+    last event there (``models.engine.advance`` up to that event, from ``state``), the time that
+    of its first activity there, floored to the second (:func:`versions_of` of :func:`member_marks`)."""
+    return versions_of(user_id, member_marks(user_id, state, events, model, period_ms), events, model, period_ms)
 
 
-def _member(user_id: str, st: UserState, review: Assessment | None, model: ChurnModel) -> Member:
-    # the risk of the user's open at-risk alert at its last review (StateWrite.alert_risk, models.step.index_scores),
-    # 0 while none is open: the ranking's score is not a risk
-    risk = 0.0
-    if st.at_risk_since_s:
-        risk = (review if review is not None else assess(st, st.last_review_s, model)).risk
-    sig = compute_signals(st, st.last_seen_s, model)
-    base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
-    return Member(member_key(user_id), st.last_seen_s, st.stage, risk, sig.act_28d, base, user_id)
-
-
-def _state(blob: bytes | None) -> UserState | None:
-    if not blob:
-        return None
-    try:
-        return UserState.from_bytes(blob)
-    except ValueError:
-        return None
+def versions_of(user_id: str, marks: list[Mark], events: Sequence[Event], model: ChurnModel,
+                period_ms: int = PERIOD_MS) -> list[tuple[int, Member]]:
+    """The versions the ``marks`` taken over ``events`` give (:func:`member_versions`; the numbers
+    from ``models.step.mark_versions``, compiled)."""
+    if not marks:
+        return []
+    key = member_key(user_id)
+    return [(ts_ms, Member(key, seen_s, stage, risk, act, base, user_id))
+            for ts_ms, seen_s, stage, risk, act, base in mark_versions(marks, events, model, period_ms)]

@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import orjson
 
+from models.engine import Mark
 from models.events import Event
 from models.intake import group_plain
 from models.model import ChurnModel
@@ -40,7 +41,7 @@ from streams.worker.revenue import (
     copy_origin,
     parse_member_copy,
 )
-from streams.worker.watermark import HEARTBEAT_HEADER
+from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
 from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta,
                                   unreadable_delta)
 
@@ -429,9 +430,10 @@ class Advanced:
     alerts: list[KafkaRecord] = field(default_factory=list)
     learned: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, lower bound of next due s)
     lowered: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, due second written)
-    # users naming an account, with their stored record as read and the events applied (after the
-    # fence): what streams.worker.members makes their member copies from
-    members: list[tuple[str, bytes | None, Sequence[Event]]] = field(default_factory=list)
+    # users naming an account, with the marks their step took (models.engine.Mark: the state as of
+    # the last event of each hour) and the events applied (after the fence): what
+    # streams.worker.members makes their member copies from
+    members: list[tuple[str, list[Mark], Sequence[Event]]] = field(default_factory=list)
 
     def extend(self, other: "Advanced") -> None:
         """Append ``other``'s lists to these (a cycle advanced in slices): every field, so one
@@ -470,9 +472,12 @@ def advance_users(
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
         member_of = decoded.member_of
         for uid, item in todo.items():
-            _advance_user(uid, item, plan.bucket, clocks[item[1]], model, fields[item[1]], write, out, result, history)
+            marks: list[Mark] | None = None
             if member_of and item[3] and uid in member_of:
-                out.members.append((uid, item[2], item[3]))
+                marks = []  # filled by the user's step: one pass for both
+                out.members.append((uid, marks, item[3]))
+            _advance_user(uid, item, plan.bucket, clocks[item[1]], model, fields[item[1]], write, out, result, history,
+                          marks)
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out
@@ -550,14 +555,16 @@ def _unreadable(group: int, uid: str, blob: bytes, restarted: bool, bucket: int,
 
 def _advance_user(
     uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, due_field: str, write: BucketWrite,
-    out: Advanced, result: CycleResult, history: bool = True,
+    out: Advanced, result: CycleResult, history: bool = True, marks: list[Mark] | None = None,
 ) -> None:
     """Advance one user to ``until`` (its partition's review clock) and queue its state write
     (``models.step.advance_stored``, compiled); ``due_field``: its partition's field,
-    ``offset_field(topic, partition)`` of the ``item`` tuple's partition."""
+    ``offset_field(topic, partition)`` of the ``item`` tuple's partition. ``marks``: also take
+    the user's member-copy marks there (``models.engine.advance``'s, per ``PERIOD_MS``)."""
     group, partition, blob, events = item
     old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
-        uid, blob, events, until or 0, until is not None, model, history, UNCHANGED)
+        uid, blob, events, until or 0, until is not None, model, history, UNCHANGED,
+        PERIOD_MS if marks is not None else 0, marks)
     if skip:  # no clock and no events: nothing written (never a due user: a sweep needs a clock)
         if error:
             logger.warning("unreadable state record in bucket %s (%s): left as stored", bucket, error)
