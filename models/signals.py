@@ -24,6 +24,7 @@ from models._native import init_args
 from models.state import DAY_S, UserState, purchase_summary
 
 if TYPE_CHECKING:  # pragma: no cover
+    from models.compiled import CompiledModel
     from models.model import ChurnModel
 
 __all__ = [
@@ -210,14 +211,15 @@ def _trends(a7: float, a28: float, a90: float, age: float) -> tuple[float, float
     return trend, trend_long
 
 
-def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, model: "ChurnModel") -> float:
+def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, c: "CompiledModel") -> float:
     """0-1: the share of the product's kinds of activity the user used over about 4 weeks, each
     kind counting n / (1 + n) of its 4-week count n, purchases exp(-days since the last / 28)
     (breadth of use: Gold, *Fighting Churn with Data*, 2020, ch. 7 — users of more features churn
     less). Counted against the kinds the *product* has (models.compiled ``kinds``: those its
     history used, written by ``train``), not against every kind the model can tell apart: a
-    product with three event types and no purchases is not "narrow" for a user of all three."""
-    c = model.compiled
+    product with three event types and no purchases is not "narrow" for a user of all three.
+    Takes the compiled model its callers already hold (``model.compiled`` is a generic attribute
+    lookup on the Python class ChurnModel, twice per review)."""
     breadth = 0.0
     for i in c.kinds:
         n = slot_28d[i]
@@ -321,7 +323,7 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
         slot_7d, slot_28d,
         trend, trend_long, recent, gap, silence / gap,
         n_p, x, t_x, T, p_silence, p_gap, p_overdue,
-        _breadth(slot_28d, n_p, p_silence, model), cancelled, c_days,
+        _breadth(slot_28d, n_p, p_silence, c), cancelled, c_days,
         negative, st.n_events, st.period_end_day * DAY_S,
     )
 
@@ -374,7 +376,7 @@ def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slot
         a7, a28, a90, slot_7d, slot_28d,
         trend, trend_long, sig.recent_gap_days, sig.visit_gap_days, silence / sig.visit_gap_days,
         n_p, sig.purchase_x, sig.purchase_t_x, p_T, p_silence, sig.purchase_gap_days, p_overdue,
-        _breadth(slot_28d, n_p, p_silence, model), sig.cancelled,
+        _breadth(slot_28d, n_p, p_silence, model.compiled), sig.cancelled,
         sig.cancelled_days + x if sig.cancelled else 0.0,
         sig.negative_28d * f28, sig.n_events, sig.period_end_s,
     )
