@@ -40,7 +40,7 @@ import math
 import struct
 from array import array
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Callable, Final, Literal
 
 from models._native import init_args
 from models.events import Event
@@ -86,6 +86,12 @@ MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # and 1 (114 bytes) are still read (see from_bytes).
 _STRUCT_V3: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdff")
 _STRUCT_V2: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
+_SIZE_V5: Final[int] = _STRUCT.size
+_SIZE_V4: Final[int] = _STRUCT_V4.size
+_SIZE_V3: Final[int] = _STRUCT_V3.size
+_UNPACK_V5: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT.unpack_from
+_UNPACK_V4: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V4.unpack_from
+_UNPACK_V3: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V3.unpack_from
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
 #: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
 GAP_EWMA_ALPHA: Final[float] = 0.4
@@ -256,10 +262,12 @@ class UserState:
         version = raw[0] if len(raw) else 0
         if len(raw) > 1 and raw[1] >= len(STAGES):  # byte 1 is the stage in every format: else an IndexError later
             raise ValueError(f"user state record with stage {raw[1]}: at most {len(STAGES) - 1}")
-        fmt = _STRUCT if version == 5 else _STRUCT_V4 if version == 4 else _STRUCT_V3
-        size = fmt.size
+        # the sizes and bound unpack_from of the formats as Final globals: ``fmt.size`` and
+        # ``fmt.unpack_from`` were a generic attribute and a method lookup per record read
+        size = _SIZE_V5 if version == 5 else _SIZE_V4 if version == 4 else _SIZE_V3
+        unpack = _UNPACK_V5 if version == 5 else _UNPACK_V4 if version == 4 else _UNPACK_V3
         if 3 <= version <= 5 and len(raw) >= size:  # shorter: a ValueError below, not struct.error
-            v = fmt.unpack_from(raw)
+            v = unpack(raw)
             n: int = v[2]
             if len(raw) != size + 8 * n:
                 raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {size + 8 * n}")
