@@ -223,7 +223,7 @@ class SilentRisk:
             return a._silent_l
         # P(alive) is no feature of this model (models.compiled reads_alive): the leave part
         # alone, without the BG/NBD evaluations of the whole risk (asked once, not remembered)
-        return leave_probability(silent_after(a.signals, extra, model), 0.0, a.revenue, model)
+        return leave_probability(silent_after(a.signals, extra, model, False), 0.0, a.revenue, model)
 
     def _look(self, t_s: int, extra: float) -> None:
         """Evaluate both parts ``extra`` days of silence after the assessment and remember them."""
@@ -231,7 +231,7 @@ class SilentRisk:
         p, _ = stay_after(a.signals, extra, self._model)
         # the vector of silent_after's signals, reading only the weighed features (the revenue one
         # from the assessment's revenue: silence leaves it)
-        leave = leave_probability(silent_after(a.signals, extra, self._model), p, a.revenue, self._model)
+        leave = leave_probability(silent_after(a.signals, extra, self._model, False), p, a.revenue, self._model)
         a._silent_t, a._silent_r, a._silent_l, a._silent_m = t_s, combine(p, leave), leave, self._model
 
 

@@ -24,6 +24,7 @@ from models._native import init_args
 from models.state import DAY_S, UserState, purchase_summary
 
 if TYPE_CHECKING:  # pragma: no cover
+    from models.compiled import CompiledModel
     from models.model import ChurnModel
 
 __all__ = [
@@ -210,14 +211,15 @@ def _trends(a7: float, a28: float, a90: float, age: float) -> tuple[float, float
     return trend, trend_long
 
 
-def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, model: "ChurnModel") -> float:
+def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, c: "CompiledModel") -> float:
     """0-1: the share of the product's kinds of activity the user used over about 4 weeks, each
     kind counting n / (1 + n) of its 4-week count n, purchases exp(-days since the last / 28)
     (breadth of use: Gold, *Fighting Churn with Data*, 2020, ch. 7 — users of more features churn
     less). Counted against the kinds the *product* has (models.compiled ``kinds``: those its
     history used, written by ``train``), not against every kind the model can tell apart: a
-    product with three event types and no purchases is not "narrow" for a user of all three."""
-    c = model.compiled
+    product with three event types and no purchases is not "narrow" for a user of all three.
+    Takes the compiled model its callers already hold (``model.compiled`` is a generic attribute
+    lookup on the Python class ChurnModel, twice per review)."""
     breadth = 0.0
     for i in c.kinds:
         n = slot_28d[i]
@@ -280,9 +282,13 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
     n_slots = c.vocabulary.n_slots
     if len(st.slot_7d) == n_slots:
         # over tolist()'s list, not the array: mypyc walks a list in place, an array through its
-        # iterator (a call per item)
-        slot_7d = [n * g7 for n in st.slot_7d.tolist()]
-        slot_28d = [n * g28 for n in st.slot_28d.tolist()]
+        # iterator (a call per item); typed list[float], so each product is a native multiply
+        # (not the generic one), and none at all where the slots are kept at this very second
+        # (n * 1.0 is n, bit for bit)
+        l7: list[float] = st.slot_7d.tolist()
+        l28: list[float] = st.slot_28d.tolist()
+        slot_7d = l7 if g7 == 1.0 else [n * g7 for n in l7]
+        slot_28d = l28 if g28 == 1.0 else [n * g28 for n in l28]
         negative = st.negative_28d * g28
     else:
         # Slots of another vocabulary (a state kept under another model, or one whose only
@@ -317,23 +323,46 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
         slot_7d, slot_28d,
         trend, trend_long, recent, gap, silence / gap,
         n_p, x, t_x, T, p_silence, p_gap, p_overdue,
-        _breadth(slot_28d, n_p, p_silence, model), cancelled, c_days,
+        _breadth(slot_28d, n_p, p_silence, c), cancelled, c_days,
         negative, st.n_events, st.period_end_day * DAY_S,
     )
 
 
-def silent_after(sig: Signals, extra_days: float, model: "ChurnModel") -> Signals:
+def _round_even(y: float) -> int:
+    """``round(y)`` for a finite float (halves to even), in the compiled core's own arithmetic:
+    ``round`` has no mypyc primitive and was a generic call (~0.7k instructions) per look ahead.
+
+    >>> [_round_even(v) for v in (0.5, 1.5, 2.5, -0.5, -1.5, -2.6, 2.4999)]
+    [0, 2, 2, 0, -2, -3, 2]
+    """
+    r = int(y)  # towards zero; y - r is exact (the fraction of a float is a float)
+    if y >= 0.0:
+        frac = y - r
+        if frac > 0.5 or (frac == 0.5 and r & 1):
+            return r + 1
+        return r
+    frac = r - y
+    if frac > 0.5 or (frac == 0.5 and r & 1):
+        return r - 1
+    return r
+
+
+def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slots: bool = True) -> Signals:
     """The signals ``extra_days`` later if the user stays silent, from the signals now: what
     :func:`compute_signals` would give then, up to float rounding (the counters decay from
     their values now, not from the state), with the same formulas. The engine's search for a
-    risk crossing evaluates many such points per review."""
+    risk crossing evaluates many such points per review.
+
+    ``week_slots=False`` leaves the per-slot 7-day counts out (an empty ``slot_7d``): for the
+    risk's logistic part (models.risk.leave_probability reads the 4-week ones only), which is
+    all a look ahead evaluates (models.scoring.SilentRisk)."""
     x = extra_days
     f7, f28, f90 = math.exp(-x / 7.0), math.exp(-x / 28.0), math.exp(-x / 90.0)
     a7, a28, a90 = sig.act_7d * f7, sig.act_28d * f28, sig.act_90d * f90
     age = sig.age_days + x
     silence = sig.silence_days + x
     trend, trend_long = _trends(a7, a28, a90, age)
-    slot_7d = [n * f7 for n in sig.slot_7d]
+    slot_7d = [n * f7 for n in sig.slot_7d] if week_slots else []
     slot_28d = [n * f28 for n in sig.slot_28d]
     n_p = sig.n_purchases
     if n_p > 0:
@@ -343,11 +372,11 @@ def silent_after(sig: Signals, extra_days: float, model: "ChurnModel") -> Signal
     else:
         p_silence = p_overdue = p_T = 0.0
     return Signals(
-        sig.now_s + int(round(x * DAY_S)), silence, age, sig.tenure_days, sig.active_days,
+        sig.now_s + _round_even(x * DAY_S), silence, age, sig.tenure_days, sig.active_days,
         a7, a28, a90, slot_7d, slot_28d,
         trend, trend_long, sig.recent_gap_days, sig.visit_gap_days, silence / sig.visit_gap_days,
         n_p, sig.purchase_x, sig.purchase_t_x, p_T, p_silence, sig.purchase_gap_days, p_overdue,
-        _breadth(slot_28d, n_p, p_silence, model), sig.cancelled,
+        _breadth(slot_28d, n_p, p_silence, model.compiled), sig.cancelled,
         sig.cancelled_days + x if sig.cancelled else 0.0,
         sig.negative_28d * f28, sig.n_events, sig.period_end_s,
     )

@@ -40,7 +40,7 @@ import math
 import struct
 from array import array
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Callable, Final, Literal
 
 from models._native import init_args
 from models.events import Event
@@ -86,6 +86,12 @@ MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # and 1 (114 bytes) are still read (see from_bytes).
 _STRUCT_V3: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdff")
 _STRUCT_V2: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
+_SIZE_V5: Final[int] = _STRUCT.size
+_SIZE_V4: Final[int] = _STRUCT_V4.size
+_SIZE_V3: Final[int] = _STRUCT_V3.size
+_UNPACK_V5: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT.unpack_from
+_UNPACK_V4: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V4.unpack_from
+_UNPACK_V3: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V3.unpack_from
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
 #: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
 GAP_EWMA_ALPHA: Final[float] = 0.4
@@ -93,6 +99,11 @@ GAP_EWMA_ALPHA: Final[float] = 0.4
 #: item's is, without the array's argument parsing per item (three calls per event); Final: a C
 #: global in mypyc, not a dict lookup per f32.
 _F1: Final["memoryview[float]"] = memoryview(bytearray(4)).cast("f")
+
+
+#: An empty float32 array: ``slots + _NO_SLOTS`` copies ``slots`` (UserState.copy) without the
+#: slice object and index parsing of ``slots[:]`` (never mutated).
+_NO_SLOTS: Final[array] = array("f")
 
 
 def f32(x: float) -> float:
@@ -228,15 +239,18 @@ class UserState:
                 self.act_7d, self.act_28d, self.act_90d, self.revenue, self.gap_ewma_days, self.alert_risk,
                 self.negative_names, self.negative_28d, self.period_end_day,
             )
-            return head + self.slot_7d.tobytes() + self.slot_28d.tobytes()
-        return _STRUCT_V4.pack(
+            return b"".join((head, self.slot_7d, self.slot_28d))
+        head = _STRUCT_V4.pack(
             4, self.stage, len(self.slot_7d),
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
             self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
             self.act_7d, self.act_28d, self.act_90d, self.revenue, self.gap_ewma_days, self.alert_risk,
             self.negative_names, self.negative_28d,
-        ) + self.slot_7d.tobytes() + self.slot_28d.tobytes()
+        )
+        # bytes.join reads each array's buffer: one new bytes, no tobytes() call (a method
+        # lookup and a copy each) and no concatenation's intermediate copies
+        return b"".join((head, self.slot_7d, self.slot_28d))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserState":
@@ -248,16 +262,21 @@ class UserState:
         version = raw[0] if len(raw) else 0
         if len(raw) > 1 and raw[1] >= len(STAGES):  # byte 1 is the stage in every format: else an IndexError later
             raise ValueError(f"user state record with stage {raw[1]}: at most {len(STAGES) - 1}")
-        fmt = _STRUCT if version == 5 else _STRUCT_V4 if version == 4 else _STRUCT_V3
-        size = fmt.size
+        # the sizes and bound unpack_from of the formats as Final globals: ``fmt.size`` and
+        # ``fmt.unpack_from`` were a generic attribute and a method lookup per record read
+        size = _SIZE_V5 if version == 5 else _SIZE_V4 if version == 4 else _SIZE_V3
+        unpack = _UNPACK_V5 if version == 5 else _UNPACK_V4 if version == 4 else _UNPACK_V3
         if 3 <= version <= 5 and len(raw) >= size:  # shorter: a ValueError below, not struct.error
-            v = fmt.unpack_from(raw)
+            v = unpack(raw)
             n: int = v[2]
             if len(raw) != size + 8 * n:
                 raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {size + 8 * n}")
             # UserState(...), not cls(...): the compiled core calls its constructor directly (a
-            # record is read for every user a cycle touches); one array from each slice of bytes.
-            s7, s28 = array("f", raw[size:size + 4 * n]), array("f", raw[size + 4 * n:])
+            # record is read for every user a cycle touches). One array from the bytes of both
+            # slot lists, then two slices of it: building an array from bytes parses its
+            # arguments (~1.5k instructions), slicing one copies memory (~0.3k).
+            both = array("f", raw[size:])
+            s7, s28 = both[:n], both[n:]
             if version == 5:
                 return UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
                                  v[17], v[18], v[19], v[20], v[21], v[22], v[1], s7, s28, v[23], v[24], v[25])
@@ -285,7 +304,8 @@ class UserState:
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
             self.slots_at_s, self.n_events, self.active_days, self.n_purchases, self.act_7d, self.act_28d, self.act_90d,
-            self.revenue, self.gap_ewma_days, self.alert_risk, self.stage, self.slot_7d[:], self.slot_28d[:],
+            self.revenue, self.gap_ewma_days, self.alert_risk, self.stage,
+            self.slot_7d + _NO_SLOTS, self.slot_28d + _NO_SLOTS,  # a new array each (cheaper than a slice)
             self.negative_names, self.negative_28d, self.period_end_day,
         )
 
@@ -321,10 +341,16 @@ def _slots_forward(state: UserState, ts: int) -> int:
     if d >= DAY_S:
         f7, f28 = math.exp(-d / _TAU_7_S), math.exp(-d / _TAU_28_S)
         s7, s28 = state.slot_7d, state.slot_28d
-        for i in range(len(s7)):
-            if s28[i]:  # a zero stays zero (and the 7-day count is zero whenever the 4-week one is)
-                s7[i] *= f7
-                s28[i] *= f28
+        # the 4-week counts read through one tolist() (an array item read is a generic call,
+        # ~180 instructions, most slots are zero), as floats: native multiplies, not the generic
+        # in-place ones; only the non-zero slots are read and written back
+        l28: list[float] = s28.tolist()
+        for i in range(len(l28)):
+            n28 = l28[i]
+            if n28 != 0.0:  # a zero stays zero (and the 7-day count is zero whenever the 4-week one is)
+                n7: float = s7[i]
+                s7[i] = n7 * f7
+                s28[i] = n28 * f28
         if state.negative_28d:
             state.negative_28d = f32(state.negative_28d * f28)
         state.slots_at_s = ts
@@ -352,12 +378,14 @@ def _add_to_slot(state: UserState, slot: int, ts: int) -> None:
     day, not once per event; the order of the events still does not matter (module docstring)."""
     s7, s28 = state.slot_7d, state.slot_28d
     d = _slots_forward(state, ts)
+    n7: float = s7[slot]  # read as floats: a native add, not the generic in-place one
+    n28: float = s28[slot]
     if d == 0:
-        s7[slot] += 1.0
-        s28[slot] += 1.0
+        s7[slot] = n7 + 1.0
+        s28[slot] = n28 + 1.0
     else:
-        s7[slot] += math.exp(d / _TAU_7_S)
-        s28[slot] += math.exp(d / _TAU_28_S)
+        s7[slot] = n7 + math.exp(d / _TAU_7_S)
+        s28[slot] = n28 + math.exp(d / _TAU_28_S)
 
 
 def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> None:

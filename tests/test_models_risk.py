@@ -15,7 +15,7 @@ from models.model import ChurnModel, load_model
 from models.risk import (FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, churn_risk, feature_value, feature_vector,
                          leave_probability, risk_probability, sigmoid)
 from models.scoring import SilentRisk, assess, risk_at
-from models.signals import silent_after
+from models.signals import _round_even, silent_after
 from models.state import DAY_S
 from models.temperature import stay_after
 from tests.test_models_properties import histories
@@ -250,3 +250,24 @@ def test_lifetime_volume_counts_a_steady_users_types_since_signup_and_ignores_si
     assert later[names.index("lifetime:view")] == pytest.approx(views, abs=1e-9)
     assert not any(k.startswith("lifetime:") for k in load_model().risk_weights)
     check_weights({"lifetime:view": -0.4, "lifetime:click": 0.3}, 0.0)  # either sign: silence does not move it
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.integers(0, 120 * DAY_S), st.floats(0.0, 90.0))
+def test_a_look_ahead_without_the_week_slots_is_the_same_signals_otherwise(events: list[Event], later_s: int,
+                                                                           extra_days: float) -> None:
+    """``silent_after(..., week_slots=False)`` (what SilentRisk evaluates) leaves the per-slot
+    7-day counts out and nothing else: every other field, ``now_s`` included, bit for bit."""
+    model = load_model()
+    state = advance("u", None, events, events[-1].ts_ms + 1, model).state
+    sig = assess(state, state.last_seen_s + later_s, model).signals
+    whole, lean = silent_after(sig, extra_days, model), silent_after(sig, extra_days, model, False)
+    assert lean.slot_7d == [] and len(whole.slot_7d) == len(sig.slot_7d)
+    lean.slot_7d = whole.slot_7d
+    assert repr(lean) == repr(whole) and (lean.n_events, lean.period_end_s) == (whole.n_events, whole.period_end_s)
+
+
+@given(st.one_of(st.floats(-1e15, 1e15), st.integers(-10**6, 10**6).map(lambda k: k / 2)))
+def test_the_look_aheads_rounding_is_pythons_round(y: float) -> None:
+    """signals._round_even (the compiled core's own halves-to-even) is ``round`` on every finite float it sees."""
+    assert _round_even(y) == round(y)
