@@ -36,7 +36,8 @@ CASES: list[tuple[list[str], str]] = [
     (["alerts", "--kind", "at_risk,bogus"], "unknown alert kind bogus"),
     (["top", "-n", "x"], "argument -n"),
     (["churn-rate", "--days", "0"], "argument --days: must be at least 1 day"),
-    (["learn", "--l2", "-1"], "argument --l2: --l2 must be a finite penalty >= 0, got -1"),
+    (["learn", "--l2", "-1"], "argument --l2: --l2 must be in [0, inf), got -1"),
+    (["learn", "--l2", "nan"], "argument --l2: --l2 must be in [0, inf), got nan"),
     (["learn", "--min-gain", "2"], "--min-gain must be in [0, 1) AUC points"),
     (["nosuchcommand"], "invalid choice"),
 ]

@@ -9,7 +9,7 @@ from typing import Callable
 from streams.settings import parse_duration_ms
 from streams.timefmt import parse_ts_ms
 
-__all__ = ["parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate"]
+__all__ = ["number_in", "parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate"]
 
 
 def parse_date_ms(text: str, flag: str) -> int:
@@ -55,6 +55,30 @@ def persona_mix(text: str) -> dict[str, float]:
         return dict(parse_mix(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--mix ")) from None
+
+
+def number_in(flag: str, low: float, high: float, *, low_open: bool = False, high_open: bool = True,
+              unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a number in an interval (open or closed at each end; NaN is in none).
+
+    >>> number_in("--holdout", 0, 1, low_open=True)("1.5")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: --holdout must be in (0, 1), got 1.5
+    """
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}{' ' + unit if unit else ''}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"{flag} must be in {interval}, got {text}")
+        return value
+
+    return parse
 
 
 def rate(text: str) -> float:

@@ -12,45 +12,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import time
 from typing import Any
 
+from streams.cli.argtypes import number_in
 from streams.errors import UserError
 from streams.settings import Settings, parse_duration_ms
 
 __all__ = ["add_arguments", "run"]
 
 logger = logging.getLogger(__name__)
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"--holdout must be a share of users in (0, 1), got {value}")
-    return value
-
-
-def _gain(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of AUC points") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"--min-gain must be in [0, 1) AUC points, got {value}")
-    return value
-
-
-def _l2(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0.0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"--l2 must be a finite penalty >= 0, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,14 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inactivity that means churn, such as 45d (default: the model's churned_days), as train --churn-after")
     parser.add_argument("--window", default=None, metavar="DURATION",
                         help="learn from the last DURATION of event time only, such as 180d (default: all that is retained)")
-    parser.add_argument("--holdout", type=_share, default=0.2, help="share of users held out for the comparison (default 0.2)")
-    parser.add_argument("--min-gain", dest="min_gain", type=_gain, default=0.0,
+    parser.add_argument("--holdout", type=number_in("--holdout", 0, 1, low_open=True), default=0.2,
+                        help="share of users held out for the comparison (default 0.2)")
+    parser.add_argument("--min-gain", dest="min_gain", type=number_in("--min-gain", 0, 1, unit="AUC points"), default=0.0,
                         help="adopt only if the successor's held-out ROC AUC is above the current one's by more than this (default 0)")
     parser.add_argument("--beyond-noise", dest="beyond_noise", action=argparse.BooleanOptionalAction, default=True,
                         help="adopt only if the gain is beyond noise: more than two bootstrap standard errors of the "
                              "difference (what train calls 'within noise'); the default, since a switch changes every "
                              "user's scores and the alert volume. --no-beyond-noise adopts any gain above --min-gain")
-    parser.add_argument("--l2", type=_l2, default=None,
+    parser.add_argument("--l2", type=number_in("--l2", 0, math.inf), default=None,
                         help="L2 penalty as train --l2 (default: chosen by 5-fold cross-validation by user, as train does)")
     parser.add_argument("--every", default=None, metavar="DURATION", help="run a round every DURATION (such as 1d) until stopped")
     parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="compare and print; publish nothing to Redis")
