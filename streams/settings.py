@@ -136,8 +136,10 @@ class Settings:
         if not 1 <= self.fetch_max_wait_ms <= 60_000:
             raise SettingsError(f"fetch_max_wait_ms must be between 1 and 60000 ms (0 makes an idle worker poll the "
                                 f"broker without pause), got {self.fetch_max_wait_ms} ms")
-        if self.account_grace_ms < 0:
-            raise SettingsError(f"account_grace_ms must be 0 or more, got {self.account_grace_ms} ms")
+        if self.account_grace_ms < 0 or self.account_grace_ms % 3_600_000:
+            # whole hours: the watermark is floored to the hour (streams.worker.watermark), and a
+            # heartbeat goes out when a mark enters another hour, which then moves it too
+            raise SettingsError(f"account_grace_ms must be 0 or more whole hours, got {self.account_grace_ms} ms")
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         if self.miskeyed not in ("reroute", "dlq"):

@@ -215,3 +215,14 @@ def test_a_restarted_worker_heartbeats_before_any_event_names_an_account(base_se
     before, first_on, sent_ms = run(base_settings, scenario)
     assert (before, first_on) == (False, True), "off until an event names an account"
     assert sent_ms == PIPELINE_WALL_MS, "the restarted worker heartbeats at its first cycle"
+
+
+def test_the_grace_is_whole_hours() -> None:
+    """The watermark is floored to the hour and heartbeats go out when a mark enters another
+    hour: a grace of 90 minutes would move the watermark with no heartbeat for up to 30 s."""
+    from streams.settings import SettingsError
+
+    assert Settings.from_env({"CHURNWATCH_ACCOUNT_GRACE_MS": "2h"}).account_grace_ms == 7_200_000
+    assert Settings.from_env({"CHURNWATCH_ACCOUNT_GRACE_MS": "0"}).account_grace_ms == 0
+    with pytest.raises(SettingsError, match="whole hours, got 5400000 ms"):
+        Settings.from_env({"CHURNWATCH_ACCOUNT_GRACE_MS": "90m"})

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inactivity that means churn, such as 45d (default: the model's churned_days), as train --churn-after")
     parser.add_argument("--window", default=None, metavar="DURATION",
                         help="learn from the last DURATION of event time only, such as 180d (default: all that is retained)")
-    parser.add_argument("--holdout", type=number_in("--holdout", 0, 1, low_open=True), default=0.2,
+    parser.add_argument("--holdout", type=number_in("--holdout", 0, 1, low_open=True, unit="as a share of users"), default=0.2,
                         help="share of users held out for the comparison (default 0.2)")
     parser.add_argument("--min-gain", dest="min_gain", type=number_in("--min-gain", 0, 1, unit="AUC points"), default=0.0,
                         help="adopt only if the successor's held-out ROC AUC is above the current one's by more than this (default 0)")
