@@ -140,7 +140,7 @@ def test_a_partition_fed_only_heartbeats_and_copies_is_idle_and_follows_the_topi
     partition). Partition 1 must count as idle and borrow the topic's time, or its mark freezes and
     holds every account's watermark (seen with a real worker, 8 partitions: 18,000 s behind)."""
     from streams.worker.clock import TopicClock
-    from streams.worker.phases import clock_records
+    from streams.worker.phases import reaches_clock
 
     lateness, idle = 3_600_000, 5_000
     clock = TopicClock(lateness, idle, "event")
@@ -151,10 +151,10 @@ def test_a_partition_fed_only_heartbeats_and_copies_is_idle_and_follows_the_topi
         wall, event_ms = i * 1000, START_MS + i * 600_000
         clock.partitions[0].admit(event_ms)
         clock.observe_global(event_ms)
-        clock.observe_fetch(0, clock_records([_Rec(i, b"u0", b"{}")]), True, wall)
+        clock.observe_fetch(0, reaches_clock([_Rec(i, b"u0", b"{}")]), True, wall)
         beats = [_Rec(2 * i, b"churnwatch-heartbeat-1", b"", headers=((HEARTBEAT_HEADER, b"0:%d" % event_ms),)),
                  _Rec(2 * i + 1, member[0], member[1], headers=tuple(member[2]))]
-        clock.observe_fetch(1, clock_records(beats), True, wall)
+        clock.observe_fetch(1, reaches_clock(beats), True, wall)
     assert clock.cutoff_ms(1, 30_000) == clock.cutoff_ms(0, 30_000) == START_MS + 30 * 600_000 - lateness
 
 

@@ -103,8 +103,9 @@ class TopicClock:
         if stream_ms > self.global_ms:
             self.global_ms = stream_ms
 
-    def observe_fetch(self, partition: int, delivered: int, caught_up: bool, wall_now_ms: int) -> None:
-        """What the last fetch said about p: how many records it delivered, whether p is caught up."""
+    def observe_fetch(self, partition: int, delivered: int | bool, caught_up: bool, wall_now_ms: int) -> None:
+        """What the last fetch said about p: whether (or how many) records it delivered for the
+        clock, whether p is caught up."""
         clock = self.partitions.get(partition)
         if clock is None:
             return

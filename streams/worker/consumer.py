@@ -50,7 +50,7 @@ from streams.worker import metrics
 from streams.worker.batching import RecordCap
 from streams.worker.clock import NEVER
 from streams.worker.partitioner import partitions_of
-from streams.worker.phases import clock_records, record_fingerprint
+from streams.worker.phases import reaches_clock, record_fingerprint
 from streams.worker.routing import KafkaCopy
 from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pipeline
 from streams.worker.model_record import ModelAdopted
@@ -675,7 +675,7 @@ class StreamConsumer:
                 # beyond the log end: none of the log's records is applied (never 0 while skipping)
                 metrics.CONSUMER_LAG.labels(str(tp.partition)).set(highwater - applied if highwater >= applied else highwater)
             # only what reaches the clock: a partition fed only copies and heartbeats is idle
-            self.pipeline.clock.observe_fetch(tp.partition, clock_records(batch.get(tp, ())), caught_up, now)
+            self.pipeline.clock.observe_fetch(tp.partition, reaches_clock(batch.get(tp, ())), caught_up, now)
         self._backlog = backlog
         async with self._cycle_lock:
             if generation != self._generation:  # a rebalance ran while we looked at positions

@@ -53,8 +53,8 @@ __all__ = [
     "Decoded",
     "decode_batch",
     "Decoding",
+    "reaches_clock",
     "record_fingerprint",
-    "clock_records",
     "plan_sweep",
     "BucketPlan",
     "plan_reads",
@@ -278,25 +278,25 @@ def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,
 NOT_FOR_THE_CLOCK: frozenset[str] = frozenset((ACCOUNT_HEADER, MEMBER_HEADER, HEARTBEAT_HEADER))
 
 
-def clock_records(records: Sequence[RecordLike]) -> int:
-    """How many of a fetch's ``records`` reach the partition's clock (what makes it not idle,
-    ``streams.worker.clock.TopicClock.observe_fetch``): not the account and member copies nor the
-    heartbeats. Were they counted, a partition whose users are quiet would never look idle once
-    accounts are in use (every partition gets heartbeats every few seconds), never borrow the
-    topic's stream time, and its mark would hold every account's watermark.
+def reaches_clock(records: Sequence[RecordLike]) -> bool:
+    """Whether any of a fetch's ``records`` reaches the partition's clock (what makes it not
+    idle, ``streams.worker.clock.TopicClock.observe_fetch``): the account and member copies and
+    the heartbeats do not. Were they counted, a partition whose users are quiet would never look
+    idle once accounts are in use (every partition gets heartbeats), never borrow the topic's
+    stream time, and its mark would hold every account's watermark. Stops at the first such
+    record: on the hot path that is nearly always the fetch's first.
 
     >>> R = type("R", (), {})
     >>> beat, event = R(), R()
     >>> beat.headers, event.headers = [("churnwatch-heartbeat", b"2:7000")], []
-    >>> clock_records([beat, event, beat])
-    1
+    >>> reaches_clock([beat, event, beat]), reaches_clock([beat, beat]), reaches_clock([])
+    (True, False, False)
     """
-    n = 0
     for rec in records:
         headers = getattr(rec, "headers", None)
         if not headers or not any(name in NOT_FOR_THE_CLOCK for name, _ in headers):
-            n += 1
-    return n
+            return True
+    return False
 
 
 def record_fingerprint(rec: RecordLike) -> str:
