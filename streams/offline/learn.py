@@ -11,7 +11,7 @@ their running state; only the risk weights, intercept and means move.
 The guard (:func:`beats`) is the comparison ``train`` reports (``versus_default``, computed
 with the *current* model in the default's place): the successor is adopted only if its held-out
 ROC AUC is above the current model's on the same held-out users and dates, by more than
-``min_gain``.
+``min_gain`` and, with ``beyond_noise`` (the command's default), by more than the noise.
 """
 
 from __future__ import annotations
