@@ -221,3 +221,58 @@ def test_a_running_worker_switches_to_an_adopted_successor_at_a_cycle_boundary(
     finally:
         code = worker.stop()
     assert code == 0, worker.output()[-3000:]
+
+
+def test_the_console_scores_with_an_adopted_successor_from_the_first_request(redis_url: str) -> None:
+    """A console started with the model file, then a successor adopted: the very first request
+    after it scores with the successor (the model refresh runs before the view is read: review
+    finding 5 of the learn merge), as the workers and ``churnwatch score`` do."""
+    from starlette.requests import Request
+
+    from models.engine import advance
+    from models.scoring import score
+    from streams.console import api
+    from streams.console.deps import Deps
+    from streams.offline.simulate import generate
+    from streams.worker.keys import locate
+    from streams.worker.phases import index_scores
+    from streams.worker.store import BucketWrite, StateWrite, stats_delta
+
+    base = load_model()
+    successor = _learned(base, risk_intercept=base.risk_intercept + 2.0)
+    t0_ms, days = 1_767_225_600_000, 60
+    events, _ = generate(3, 20, t0_ms, days)
+    uid = max({ev.user_id for ev in events}, key=lambda u: sum(ev.user_id == u for ev in events))
+    end_ms = t0_ms + days * 86_400_000
+    st = advance(uid, None, [ev for ev in events if ev.user_id == uid], end_ms, base).state
+    assert st is not None
+    settings = Settings(redis_url=redis_url)
+
+    async def go() -> tuple[dict[str, object], ChurnModel]:
+        store = Store(settings)
+        store.use_model(base)
+        await store.connect()
+        try:
+            b, g = locate(uid, store.buckets, store.groups)
+            field = f"{settings.topic_events}:0"
+            w = BucketWrite(b, [(field, "", "")])
+            risk, reach, _ = index_scores(None, st, end_ms, base)
+            w.states.append(StateWrite(g, uid, st.to_bytes(), field, st.next_review_s, risk, reach))
+            stats_delta(None, st, [], w.stats)
+            assert await store.write([w], "console-model-test") == []
+            await store.write_progress(settings.topic_events, {0: (1, end_ms)})
+            assert (await store.adopt_model(model_id(base), successor, comparison_record({"adopted": True}),
+                                            model_id(base)))[0]
+            deps = Deps(settings, store, base, file_model=base)  # started before the adoption
+            request = Request({"type": "http", "method": "GET", "path": f"/api/users/{uid}", "headers": [],
+                               "query_string": b"", "path_params": {"user_id": uid}})
+            return await api.user(request, deps), deps.model
+        finally:
+            await store.close()
+
+    body, model = asyncio.run(go())
+    now_s = max(end_ms // 1000, st.last_seen_s)
+    assert model_id(model) == model_id(successor)
+    want, old = score(st, now_s, successor).risk, score(st, now_s, base).risk
+    assert round(old, 4) != round(want, 4), "the test needs models that score the user differently"
+    assert body["risk"] == round(want, 4)
