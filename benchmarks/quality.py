@@ -379,7 +379,7 @@ def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     lr = auc.get("logistic_per_type")
 
     def check(measured: Any, target: str, met: bool | None, margin: float | None) -> dict[str, Any]:
-        return {"measured": measured, "target": target, "met": met, "margin": None if met is None else round(margin, 4)}
+        return {"measured": measured, "target": target, "met": met, "margin": None if met is None else round(margin, 4) + 0.0}  # + 0.0: no -0.0
 
     se = result.get("auc_difference_se", {})
 
