@@ -565,7 +565,7 @@ def write_markdown(results: Mapping[str, Any]) -> None:
 
     text = render(results)
     if seed_spread.JSON_OUT.exists():
-        text += "\n".join(seed_spread.render(json.loads(seed_spread.JSON_OUT.read_text())))
+        text += "\n" + "\n".join(seed_spread.render(json.loads(seed_spread.JSON_OUT.read_text())))
     MD_OUT.write_text(text)
 
 

@@ -159,7 +159,7 @@ def render(seeds: Mapping[str, Any]) -> list[str]:
     words = dict(quality.CHECKS)
     lines = [
         "## The same checks on other seeds", "",
-        f"Written by `make quality-seeds` (`python -m benchmarks.seed_spread`, {seeds['when']}, model: {seeds['model']}, "
+        f"Written by `make quality-seeds` (`python -m benchmarks.seed_spread`, started {seeds['when']}, model: {seeds['model']}, "
         f"{seeds['machine']}, {seeds['jobs']} processes, {seeds['seconds']:.0f} s, load average {seeds.get('load_average', '?')}), "
         f"against the main table's run of {seeds['table_run']} (model: {seeds['table_model']}). The verdicts of the issue are "
         "the main table's, on the original populations; this section only says how much of each verdict is the seed.", "",
