@@ -9,7 +9,7 @@ ARGS ?=
 # xgboost, ...) that must not change the test environment.
 QVENV ?= .venv-quality
 
-.PHONY: demo test bench quality clean browser
+.PHONY: demo test bench quality quality-seeds clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ $(QVENV)/.installed: pyproject.toml
 
 quality: $(QVENV)/.installed
 	$(QVENV)/bin/python -m benchmarks.run --only quality $(ARGS)
+
+# The same checks on other seeds of the generated populations (benchmarks/seed_spread.py): after
+# `make quality` (it reads quality.json), ~15 minutes on 2 cores; ARGS="--seeds NAME=S1,S2".
+quality-seeds: $(QVENV)/.installed
+	$(QVENV)/bin/python -m benchmarks.seed_spread $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(QVENV) .churnwatch .pytest_cache .hypothesis

@@ -71,15 +71,18 @@ __all__ = [
     "STATEMENT_COLUMNS",
     "Statement",
     "SIMULATE_MIX",
+    "SEEDED",
     "build",
     "cdnow_labels",
     "cdnow_rows",
     "fightchurn_event_oracle",
     "fc_statements",
     "fightchurn_rows",
+    "fightchurn_spec",
     "is_held_out",
     "parse_cdnow",
     "read_rows",
+    "seeded_folder",
     "simulate_rows",
     "write_split",
 ]
@@ -175,6 +178,8 @@ class Population:
     panel: str = "open"
     files: dict[str, str] = field(default_factory=dict)  # train/test events/labels paths
     counts: dict[str, int] = field(default_factory=dict)
+    #: The generator's seed (None: real data, or a manifest written before the field existed).
+    seed: int | None = None
 
 
 def is_held_out(user_id: str) -> bool:
@@ -648,6 +653,32 @@ def write_split(rows: Iterable[Row], labels: dict[str, int], persona: dict[str, 
     return {"files": {k: str(v) for k, v in paths.items()}, "counts": counts}
 
 
+#: The generated populations, whose seed :func:`build` can replace (CDNOW is real data: no seed).
+SEEDED = (*FIGHTCHURN_CONFIGS, "simulate-mix")
+#: The seed of simulate-mix's population in the table.
+SIMULATE_SEED = 11
+
+
+def fightchurn_spec(name: str, seed: int | None = None) -> dict[str, Any]:
+    """A ``FIGHTCHURN_CONFIGS`` entry, with ``seed`` in place of its own (every other field the same).
+
+    >>> fightchurn_spec("fightchurn-tiers", 84)["seed"], fightchurn_spec("fightchurn-tiers")["seed"]
+    (84, 72)
+    """
+    spec = FIGHTCHURN_CONFIGS[name]
+    return spec if seed is None else {**spec, "seed": seed}
+
+
+def seeded_folder(work: Path, name: str, seed: int | None) -> Path:
+    """Where :func:`build` caches a population: its own folder with its own seed (the table's),
+    ``<name>@seed<N>`` with another one, so neither overwrites the other.
+
+    >>> seeded_folder(Path("w"), "simulate-mix", None).as_posix(), seeded_folder(Path("w"), "simulate-mix", 21).as_posix()
+    ('w/simulate-mix', 'w/simulate-mix@seed21')
+    """
+    return work / (name if seed is None else f"{name}@seed{seed}")
+
+
 def _cached(folder: Path, spec: dict[str, Any], make: Callable[[], tuple[Population, dict[str, Any]]]) -> tuple[Population, dict[str, Any]]:
     """Reuse ``folder`` when it was written from the same ``spec`` (the generators are seeded)."""
     key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -662,21 +693,26 @@ def _cached(folder: Path, spec: dict[str, Any], make: Callable[[], tuple[Populat
     return pop, facts
 
 
-def build(work: Path, jobs: int = 1, names: Sequence[str] | None = None) -> Iterator[tuple[Population, dict[str, Any], list[Row]]]:
+def build(work: Path, jobs: int = 1, names: Sequence[str] | None = None,
+          seed: int | None = None) -> Iterator[tuple[Population, dict[str, Any], list[Row]]]:
     """Every population of the table (or those in ``names``): (population, facts, the judged
-    half's events with their own type names, read back from its file for the baselines)."""
+    half's events with their own type names, read back from its file for the baselines).
+
+    ``seed``: the generated populations (:data:`SEEDED`) drawn with this seed instead of their
+    own, every other field of their spec the same, cached in a folder of their own
+    (:func:`seeded_folder`); CDNOW, real data, is then left out (``benchmarks.seed_spread``)."""
     wanted = set(names) if names else None
 
     def want(name: str) -> bool:
         return wanted is None or name in wanted
 
-    if want("cdnow"):
+    if want("cdnow") and seed is None:
         yield _cdnow(work / "cdnow")
-    for name, spec in FIGHTCHURN_CONFIGS.items():
+    for name in FIGHTCHURN_CONFIGS:
         if want(name):
-            yield _fightchurn(name, spec, work / name, jobs)
+            yield _fightchurn(name, fightchurn_spec(name, seed), seeded_folder(work, name, seed), jobs)
     if want("simulate-mix"):
-        yield _simulate(work / "simulate-mix")
+        yield _simulate(seeded_folder(work, "simulate-mix", seed), SIMULATE_SEED if seed is None else seed)
 
 
 def read_rows(path: str | Path) -> list[Row]:
@@ -723,7 +759,7 @@ def _fightchurn(name: str, spec: dict[str, Any], folder: Path, jobs: int) -> tup
             label="the last subscription ends before the end of the window; churned_at = its end (persona = channel)",
             horizon_days=FIGHTCHURN_HORIZON_DAYS, as_of=_fc_as_of(spec),
             churn_after="30d", end_ms=_day_ms(end), panel="subscribed", files={**written["files"], "truth": str(folder / "truth.json")},
-            counts=written["counts"])
+            counts=written["counts"], seed=spec["seed"])
         return pop, {**facts, "events": len(rows)}
 
     # v3: the simulator's truth (truth.json) is written beside the same events and labels
@@ -732,20 +768,20 @@ def _fightchurn(name: str, spec: dict[str, Any], folder: Path, jobs: int) -> tup
     return pop, facts, read_rows(pop.files["events_test"])
 
 
-def _simulate(folder: Path) -> tuple[Population, dict[str, Any], list[Row]]:
-    spec = {"v": 1, "seed": 11, "users": 3000, "start": "2026-01-01", "days": 180, "mix": SIMULATE_MIX}
+def _simulate(folder: Path, seed: int) -> tuple[Population, dict[str, Any], list[Row]]:
+    spec = {"v": 1, "seed": seed, "users": 3000, "start": "2026-01-01", "days": 180, "mix": SIMULATE_MIX}
 
     def make() -> tuple[Population, dict[str, Any]]:
         rows, labels, persona = simulate_rows(spec["seed"], spec["users"], spec["start"], spec["days"], spec["mix"])
         written = write_split(rows, labels, persona, folder)
         start = dt.date.fromisoformat(spec["start"])
         pop = Population(
-            name="simulate-mix", about=f"churnwatch simulate --seed 11 --users 3000 --days 180 --mix {SIMULATE_MIX}",
+            name="simulate-mix", about=f"churnwatch simulate --seed {seed} --users {spec['users']} --days {spec['days']} --mix {SIMULATE_MIX}",
             label="the simulator's ground truth: last event of a user who stops for good (returners are not churned)",
             horizon_days=30,
             as_of=f"{(start + dt.timedelta(days=35)).isoformat()}/{(start + dt.timedelta(days=150)).isoformat()}/7d",
             churn_after="45d", end_ms=_day_ms((start + dt.timedelta(days=spec["days"])).isoformat()),
-            files=written["files"], counts=written["counts"])
+            files=written["files"], counts=written["counts"], seed=seed)
         return pop, {"events": len(rows), "users": spec["users"]}
 
     pop, facts = _cached(folder, spec, make)

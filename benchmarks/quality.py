@@ -43,7 +43,8 @@ import numpy as np
 from benchmarks import baselines, oracle, populations
 from benchmarks.populations import Population, Row
 
-__all__ = ["BOOTSTRAP_REPS", "CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "regression_rows", "render", "run"]
+__all__ = ["BOOTSTRAP_REPS", "CHECKS", "SCORERS", "checks", "common_rows", "evaluate_population", "main", "regression_rows", "render", "run",
+           "verdict", "write_markdown"]
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ def evaluate_population(pop: Population, facts: Mapping[str, Any], test_rows: Se
     if "truth" in pop.files:  # after everything else: the oracle reads the table, changes none of it
         t0 = time.perf_counter()
         events_oracle = np.array(populations.fightchurn_event_oracle(
-            populations.FIGHTCHURN_CONFIGS[pop.name], Path(pop.files["truth"]).parent / "fightchurn-out",
+            populations.fightchurn_spec(pop.name, pop.seed), Path(pop.files["truth"]).parent / "fightchurn-out",
             json.loads(Path(pop.files["truth"]).read_text()), test_rows, keys, horizon_ms))
         result["oracle"] = oracle_section(pop.files["truth"], keys, y, ranked, table, horizon_ms, result["base_rate"], events_oracle)
         result["seconds"]["oracle_s"] = round(time.perf_counter() - t0, 1)
@@ -355,13 +356,19 @@ def oracle_section(truth_path: str, keys: Sequence[tuple[str, int]], y: np.ndarr
 
 
 def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The issue's "done when" per population: measured value, target and met (None: not measurable).
+    """The issue's "done when" per population: measured value, target, met (None: not
+    measurable) and the margin: how far the measured figure is on the right side of the target,
+    in the check's own unit (AUC; precision in multiples of the base rate; recall; flap rate),
+    negative when not met (None: not measurable). Why a number beside the verdict: a verdict
+    within a standard error of its target can flip with the seed (``benchmarks.seed_spread``).
 
     >>> r = {"base_rate": 0.04, "scorers": {"default": {"roc_auc": 0.8, "precision": 0.2, "recall": 0.5, "flap_rate": 0.01},
     ...      "trained_labels": {"roc_auc": 0.81}, "trained_no_labels": {"roc_auc": 0.7}, "events_28d": {"roc_auc": 0.75},
     ...      "days_since_last": {"roc_auc": 0.7}, "logistic_per_type": {"roc_auc": 0.78}}}
     >>> {k: v["met"] for k, v in checks(r).items()}
     {'default_beats_baselines': True, 'trained_beats_lr': True, 'alert_precision': True, 'alert_recall': True, 'flap_rate': True}
+    >>> {k: v["margin"] for k, v in checks(r).items()}
+    {'default_beats_baselines': 0.02, 'trained_beats_lr': 0.01, 'alert_precision': 1.5, 'alert_recall': 0.1, 'flap_rate': 0.04}
     """
     s = result["scorers"]
     auc = {k: v.get("roc_auc") for k, v in s.items()}
@@ -371,8 +378,8 @@ def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     base = result.get("base_rate")
     lr = auc.get("logistic_per_type")
 
-    def check(measured: Any, target: str, met: bool | None) -> dict[str, Any]:
-        return {"measured": measured, "target": target, "met": met}
+    def check(measured: Any, target: str, met: bool | None, margin: float | None) -> dict[str, Any]:
+        return {"measured": measured, "target": target, "met": met, "margin": None if met is None else round(margin, 4) + 0.0}  # + 0.0: no -0.0
 
     se = result.get("auc_difference_se", {})
 
@@ -386,17 +393,22 @@ def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     out = {
         "default_beats_baselines": check(
             f"{auc['default']} vs {best_base[0]} ({best_base[1]}){gap('default', best_base[1])}", f"> {best_base[0]}",
-            None if auc["default"] is None or best_base[0] is None else auc["default"] > best_base[0]),
+            None if auc["default"] is None or best_base[0] is None else auc["default"] > best_base[0],
+            None if auc["default"] is None or best_base[0] is None else auc["default"] - best_base[0]),
         "trained_beats_lr": check(
             f"{best_trained[0]} ({best_trained[1]}) vs {lr}{gap(best_trained[1], 'logistic_per_type')}",
             f">= {None if lr is None else round(lr + 0.02, 4)}",
-            None if best_trained[0] is None or lr is None else best_trained[0] >= lr + 0.02 - 1e-9),
+            None if best_trained[0] is None or lr is None else best_trained[0] >= lr + 0.02 - 1e-9,
+            None if best_trained[0] is None or lr is None else best_trained[0] - lr - 0.02),
         "alert_precision": check(
             None if d.get("precision") is None or not base else f"{d['precision']} = {d['precision'] / base:.2f} x {base}",
             f">= {None if base is None else round(3.5 * base, 4)}" + (" (unreachable: above 1)" if base and 3.5 * base > 1 else ""),
-            None if d.get("precision") is None or base is None or 3.5 * base > 1 else d["precision"] >= 3.5 * base),
-        "alert_recall": check(d.get("recall"), ">= 0.4", None if d.get("recall") is None else d["recall"] >= 0.4),
-        "flap_rate": check(d.get("flap_rate"), "< 0.05", None if d.get("flap_rate") is None else d["flap_rate"] < 0.05),
+            None if d.get("precision") is None or base is None or 3.5 * base > 1 else d["precision"] >= 3.5 * base,
+            None if d.get("precision") is None or not base else d["precision"] / base - 3.5),
+        "alert_recall": check(d.get("recall"), ">= 0.4", None if d.get("recall") is None else d["recall"] >= 0.4,
+                              None if d.get("recall") is None else d["recall"] - 0.4),
+        "flap_rate": check(d.get("flap_rate"), "< 0.05", None if d.get("flap_rate") is None else d["flap_rate"] < 0.05,
+                           None if d.get("flap_rate") is None else 0.05 - d["flap_rate"]),
     }
     return out
 
@@ -541,8 +553,20 @@ def run(work: Path | None = None, jobs: int = 2, names: Sequence[str] | None = N
     results["load_average"] = f"{load_before} -> {load_average()}"
     if write:
         JSON_OUT.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        MD_OUT.write_text(render(results))
+        write_markdown(results)
     return results
+
+
+def write_markdown(results: Mapping[str, Any]) -> None:
+    """QUALITY.md: the main table (:func:`render`), then the section of ``benchmarks.seed_spread``
+    (the same checks on other seeds) if it has been run: its own figures, with the time of the
+    main table's run it was compared to."""
+    from benchmarks import seed_spread
+
+    text = render(results)
+    if seed_spread.JSON_OUT.exists():
+        text += "\n" + "\n".join(seed_spread.render(json.loads(seed_spread.JSON_OUT.read_text())))
+    MD_OUT.write_text(text)
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -553,7 +577,7 @@ def _f(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _verdict(met: bool | None) -> str:
+def verdict(met: bool | None) -> str:
     return "not measurable" if met is None else ("met" if met else "**not met**")  # None: no alerts, or a target above 1
 
 
@@ -655,15 +679,15 @@ def render(results: Mapping[str, Any]) -> str:
     for name, pop in results["populations"].items():
         for key, words in CHECKS:
             c = pop["checks"][key]
-            lines.append(f"| {name} | {words} | {c['measured']} | {c['target']} | {_verdict(c['met'])} |")
+            lines.append(f"| {name} | {words} | {c['measured']} | {c['target']} | {verdict(c['met'])} |")
     cd = results.get("cdnow_check")
     if cd:
         lines.append(f"| cdnow (1/10 sample, all {cd['customers']} customers) | default temperature as of 1997-10-01 ranks "
-                     f"\"buys again in 39 weeks\" | AUC {cd['temperature_roc_auc']} | {cd['target']} | {_verdict(cd['met'])} |")
+                     f"\"buys again in 39 weeks\" | AUC {cd['temperature_roc_auc']} | {cd['target']} | {verdict(cd['met'])} |")
         t = cd.get("trained", {}).get("temperature_roc_auc")
         if "trained" in cd:
             lines.append(f"| cdnow (same) | temperature of the model trained on the calibration period ranks it | AUC {t} | "
-                         f"{cd['target']} | {_verdict(None if t is None else t >= CDNOW_CHECK_AUC)} |")
+                         f"{cd['target']} | {verdict(None if t is None else t >= CDNOW_CHECK_AUC)} |")
     lines.append("")
     if cd and "trained" in cd:
         lines += _render_cdnow(cd)
