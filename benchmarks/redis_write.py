@@ -66,14 +66,16 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
     run = store._run
 
     captured: list[tuple[Any, ...]] = []
+    captured_reads: list[tuple[Any, ...]] = []
 
     async def timed(op: str, build: Any) -> list[Any]:  # each round trip alone (pipeline_depth=1)
-        if capture and op == "write":
+        if capture and op in ("read", "write"):
             from streams.worker.store import _Calls
 
             calls = _Calls()
             build(calls)
-            captured.extend(c[3:] for c in calls if c[1] == store._sha["write_batch"])
+            (captured if op == "write" else captured_reads).extend(
+                c[3:] for c in calls if c[1] in (store._sha["write_batch"], store._sha["read_batch"]))
         c0, s0 = redis_cpu(client), client.info("commandstats")
         try:
             return await run(op, build)
@@ -128,7 +130,7 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
             import pickle
 
             with open(capture, "wb") as f:
-                pickle.dump({"incarnation": store.incarnation, "buckets": store.buckets, "calls": captured}, f)
+                pickle.dump({"incarnation": store.incarnation, "buckets": store.buckets, "calls": captured, "reads": captured_reads}, f)
         users_tracked = int((await store.stats()).get("users", 0))
     finally:
         await store.close()
