@@ -90,12 +90,13 @@ logger = logging.getLogger(__name__)
 #: sorted-set calls per user on most events; the state record read this cycle says so).
 UNCHANGED = -1
 
+
 def unstored_scores(risk: float | None, reach: float | None) -> tuple[float | None, float | None]:
     """``StateWrite.risk`` and ``.reach`` of a user that had no record stored (new, or deleted
     when it expired): it is in neither index, so "remove it" (None) becomes "leave it" (UNCHANGED)
     and the write script sends no ZREM that would find nothing. Half of a realistic stream's
-    writes are such users' first (one ZREM each for the at-risk ranking, measured: 6% of the write
-    script's Redis CPU). Not for an unreadable record: it may have left entries (``phases``).
+    writes are such users' first (one ZREM each of the at-risk ranking: up to 7% of the write
+    script's Redis CPU, docs/SCALING.md). Not for an unreadable record: it may have left entries (``phases``).
 
     >>> unstored_scores(None, 0.5), unstored_scores(0.9, None)
     ((-1, 0.5), (0.9, -1))
