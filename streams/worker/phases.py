@@ -43,7 +43,7 @@ from streams.worker.revenue import (
 )
 from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
 from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta,
-                                  unreadable_delta)
+                                  unreadable_delta, unstored_scores)
 
 __all__ = [
     "NO_DUE",
@@ -579,6 +579,8 @@ def _advance_user(
         write.history.append((group, uid, b""))  # console score history goes with the user
         write.alerts.append((group, uid, "", b""))  # and so does its alert list
     else:
+        if not blob:  # nothing was stored: no index entry to remove (an unreadable record's may exist)
+            risk, reach = unstored_scores(risk, reach)
         write.states.append(StateWrite(group, uid, record, due_field, due_s, risk, reach, alert_risk))
         if points:  # console score history
             write.history.extend([(group, uid, point) for point in points])

@@ -63,6 +63,7 @@ __all__ = [
     "ProgressWrite",
     "StateWrite",
     "UNCHANGED",
+    "unstored_scores",
     "Fenced",
     "UnreadableState",
     "read_state",
@@ -88,6 +89,20 @@ logger = logging.getLogger(__name__)
 #: ``StateWrite.due_s`` / ``.risk``: the stored index entry is already right (spares Redis two
 #: sorted-set calls per user on most events; the state record read this cycle says so).
 UNCHANGED = -1
+
+
+def unstored_scores(risk: float | None, reach: float | None) -> tuple[float | None, float | None]:
+    """``StateWrite.risk`` and ``.reach`` of a user that had no record stored (new, or deleted
+    when it expired): it is in neither index, so "remove it" (None) becomes "leave it" (UNCHANGED)
+    and the write script sends no ZREM that would find nothing. Half of a realistic stream's
+    writes are such users' first (one ZREM each of the at-risk ranking: up to 7% of the write
+    script's Redis CPU, docs/SCALING.md). Not for an unreadable record: it may have left entries (``phases``).
+
+    >>> unstored_scores(None, 0.5), unstored_scores(0.9, None)
+    ((-1, 0.5), (0.9, -1))
+    """
+    return (UNCHANGED if risk is None else risk), (UNCHANGED if reach is None else reach)
+
 
 #: Scores of the save-list index are integers (compact in a listpack): micro-units of risk, rounded
 #: up past float noise so a stored score is always above the bound it stands for.

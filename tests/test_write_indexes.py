@@ -1,0 +1,90 @@
+"""The write path's rule for users with no record stored (``store.unstored_scores``): their first
+write sends no ZREM of the at-risk ranking or the save-list index (there is nothing to remove),
+and Redis ends up holding exactly what the old rule (a ZREM whenever a user is in neither) left:
+same keys, fields, members and scores, with damaged records (whose entries must still go) too."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Awaitable, Callable
+
+import pytest
+import redis as redis_lib
+
+from streams.worker import phases
+from streams.worker.keys import locate
+from streams.worker.pipeline import Pipeline
+from streams.settings import Settings
+from tests.test_pipeline import base_settings, feed, history, records, run  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration
+
+
+def _content(client: redis_lib.Redis, prefix: str) -> dict[str, Any]:
+    """Every key of ``prefix`` and what it holds, less what names a run (offsets hashes with the
+    write tokens, meta with the incarnation, progress)."""
+    out: dict[str, Any] = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        name = key.decode().removeprefix(prefix + ":")
+        if name.endswith(":off") or name == "meta" or name.startswith("progress:"):
+            continue
+        kind = client.type(key)
+        if kind == b"hash":
+            out[name] = client.hgetall(key)
+        elif kind == b"zset":
+            out[name] = client.zrange(key, 0, -1, withscores=True)
+        else:
+            out[name] = (kind, client.dump(key))
+    return out
+
+
+def _damage_indexed(client: redis_lib.Redis, prefix: str, buckets: int, groups: int) -> int:
+    """Overwrite with bytes no format reads the record of every user in an at-risk ranking and of
+    every other user in a save-list index: the worker restarts them at their next event, and their
+    index entries must go then although no readable record is stored."""
+    n = 0
+    for b in range(buckets):
+        users = [u for u in client.zrange(f"{prefix}:{{{b}}}:risk", 0, -1)]
+        for g in range(groups):
+            users += client.zrange(f"{prefix}:{{{b}}}:r:{g}", 0, -1)[::2]
+        for user in set(users):
+            _, g = locate(user.decode(), buckets, groups)
+            client.hset(f"{prefix}:{{{b}}}:u:{g}", user, b"\x09damaged")
+            n += 1
+    return n
+
+
+def _zrem_calls(client: redis_lib.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_zrem", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_first_writes_skip_removals_and_leave_the_same_content(base_settings: Settings, redis_url: str,  # noqa: F811
+                                                                monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    rng = random.Random(seed)
+    recs = records(history(seed=seed, users=30, days=60))
+    half = len(recs) // 2
+    sizes = (rng.randint(1, 40), rng.randint(1, 40))
+    client = redis_lib.Redis.from_url(redis_url)
+    zrems: dict[str, int] = {}
+
+    def replay(prefix: str) -> None:
+        async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> None:
+            pipeline = await make(prefix)
+            await feed(pipeline, recs[:half], sizes[0])
+            assert _damage_indexed(client, prefix, base_settings.buckets, base_settings.groups_per_bucket)
+            await feed(pipeline, recs[half:], sizes[1])
+
+        before = _zrem_calls(client)
+        run(base_settings, scenario)
+        zrems[prefix] = _zrem_calls(client) - before
+
+    replay("new")
+    with monkeypatch.context() as m:  # the old rule: every user in neither index is removed from both
+        m.setattr(phases, "unstored_scores", lambda risk, reach: (risk, reach))
+        replay("old")
+    new, old = _content(client, "new"), _content(client, "old")
+    client.close()
+    assert any(k.endswith(":risk") for k in new) and any(":r:" in k for k in new), "both indexes must be exercised"
+    assert new == old, "same keys, fields, members and scores as the old rule"
+    assert zrems["new"] < zrems["old"], "the new rule sends fewer ZREMs (one per first write less)"
