@@ -28,6 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import models.engine as engine_module
 import models.state as state_module
 from models import _native
 from models.engine import advance
@@ -283,3 +284,20 @@ def test_the_fast_f32_rounds_as_the_cast(x: float) -> None:
             a = abs(v)
             if 2.0 ** -62 <= a < 2.0 ** 62:
                 assert struct.pack("<d", module._f32_normal(v, a)) == struct.pack("<d", module._f32_cast(v))
+
+
+_ENGINES = [PURE["engine"]] + ([engine_module] if _native.active() == "compiled" else [])
+
+
+@given(st.one_of(st.floats(), st.floats(-2.0, 2.0), st.floats(-150.0, 150.0),
+                 st.builds(lambda k, p, d: (k + 0.5) / 10 ** p + d, st.integers(-10 ** 6, 10 ** 6), st.integers(0, 6),
+                           st.sampled_from([0.0, 1e-17, -1e-17, 1e-12, -1e-12, 5e-324]))),
+       st.integers(0, 6))
+@settings(max_examples=500, deadline=None)
+def test_round_places_is_round(x: float, places: int) -> None:
+    """models.engine.round_places (an alert's numbers, Alert.to_dict) gives ``round(x, places)``
+    bit for bit: random doubles, and values at or next to a decimal half (the last strategy)."""
+    want = struct.pack("<d", round(x, places)) if math.isfinite(x) else repr(round(x, places))
+    for module in _ENGINES:
+        got = module.round_places(x, places)
+        assert (struct.pack("<d", got) if math.isfinite(x) else repr(got)) == want
