@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Final, Iterable, Literal
+from typing import Final, Iterable, Literal
 
 from models._native import init_args
 from models.compiled import CompiledModel
@@ -427,13 +427,13 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
         if due > now_s:  # a repeat buyer on schedule: nothing opens before the next order is due
             if due >= nxt:
                 return nxt
-            risk_after = SilentRisk(a, model).at
-            r_due = risk_after(due)
+            look = SilentRisk(a, model)  # its .at called directly (a bound method is a generic call)
+            r_due = look.at(due)
             if r_due >= enter:
                 return due
             lo, r_lo = due, r_due
         elif a.risk < enter:
-            risk_after = SilentRisk(a, model).at
+            look = SilentRisk(a, model)  # its .at called directly (a bound method is a generic call)
             lo, r_lo = now_s, a.risk
         else:
             return nxt
@@ -443,18 +443,18 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
         # otherwise the search goes on from the open gate.
         gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
         if lo < gate < nxt:
-            r_gate = risk_after(gate)
+            r_gate = look.at(gate)
             if r_gate >= enter:
-                return _crossing(risk_after, enter, lo, r_lo, gate, r_gate)
+                return _crossing(look, enter, lo, r_lo, gate, r_gate)
             lo, r_lo = gate, r_gate
-        r_cap = risk_after(nxt)
+        r_cap = look.at(nxt)
         if r_cap >= enter:
-            nxt = _crossing(risk_after, enter, lo, r_lo, nxt, r_cap)
+            nxt = _crossing(look, enter, lo, r_lo, nxt, r_cap)
     return nxt
 
 
-def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: float, hi: int, r_hi: float) -> int:
-    """The ``hi`` of the bisection ``lo, hi = (lo + hi) // 2 ...`` on ``risk_after(t) >= enter``
+def _crossing(look: SilentRisk, enter: float, lo: int, r_lo: float, hi: int, r_hi: float) -> int:
+    """The ``hi`` of the bisection ``lo, hi = (lo + hi) // 2 ...`` on ``look.at(t) >= enter``
     down to ``_RISK_TOLERANCE_S`` (risk(lo) < enter <= risk(hi)), with fewer evaluations.
 
     The bisection's answer depends only on the test at its midpoints, and the test is monotonic
@@ -478,7 +478,7 @@ def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: f
         else:
             g = (a + b) // 2
         step = abs(g - x1)
-        rg = risk_after(g)
+        rg = look.at(g)
         if rg >= enter:
             b = g
         else:
@@ -487,7 +487,7 @@ def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: f
         if step <= _PROBE_S:  # converged to within a probe: test the other side of the guess
             g = g - _PROBE_S if rg >= enter else g + _PROBE_S
             if a < g < b:
-                if risk_after(g) >= enter:
+                if look.at(g) >= enter:
                     b = g
                 else:
                     a = g
@@ -498,7 +498,7 @@ def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: f
             hi = mid
         elif mid <= a:
             lo = mid
-        elif risk_after(mid) >= enter:
+        elif look.at(mid) >= enter:
             hi = b = mid
         else:
             lo = a = mid
