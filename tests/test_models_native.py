@@ -250,7 +250,7 @@ def _fields(state: Any) -> list[object]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(records())
 def test_the_fast_record_read_reads_what_the_struct_reads(raw: bytes) -> None:
     """models.state's compiled read of a record's head (byte arithmetic, ``_read_head``) gives the
@@ -272,7 +272,7 @@ _F32_TIES = [f32(1.0 + k / 7) + d for k in range(7) for d in (2.0 ** -24, -(2.0 
 
 @given(st.one_of(st.floats(allow_nan=False, width=64), st.floats(2.0 ** -62, 2.0 ** 62), st.floats(-(2.0 ** 62), -(2.0 ** -62)),
                  st.builds(lambda m, e: math.ldexp(m + 0.5, e) if m % 2 else math.ldexp(m - 0.5, e), st.integers(2 ** 23, 2 ** 24 - 1), st.integers(-85, 40))))
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 def test_the_fast_f32_rounds_as_the_cast(x: float) -> None:
     """models.state.f32's compiled path (float arithmetic, ``_f32_normal``, for |x| in [2 ** -62,
     2 ** 62)) rounds as C's (float) cast, bytes for bytes: also exact ties (an odd float32
@@ -293,7 +293,7 @@ _ENGINES = [PURE["engine"]] + ([engine_module] if _native.active() == "compiled"
                  st.builds(lambda k, p, d: (k + 0.5) / 10 ** p + d, st.integers(-10 ** 6, 10 ** 6), st.integers(0, 6),
                            st.sampled_from([0.0, 1e-17, -1e-17, 1e-12, -1e-12, 5e-324]))),
        st.integers(0, 6))
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 def test_round_places_is_round(x: float, places: int) -> None:
     """models.engine.round_places (an alert's numbers, Alert.to_dict) gives ``round(x, places)``
     bit for bit: random doubles, and values at or next to a decimal half (the last strategy)."""
