@@ -109,7 +109,7 @@ _F1: Final["memoryview[float]"] = memoryview(bytearray(4)).cast("f")
 #: replace were generic calls that box every value. The pure Python keeps those, the reference:
 #: tests/test_models_native.py compares both ways on random records and doubles, and the
 #: compiled core with the pure one end to end.
-_COMPILED: Final[bool] = not __file__.endswith(".py")
+_COMPILED: Final[bool] = not __file__.endswith((".py", ".pyc"))  # mypyc's: the extension module's path
 #: 2 ** (e - 150) by float32 biased exponent e (1 to 254; 0 holds 2 ** -149, the subnormals'
 #: unit): a float32's value is its 24-bit significand times this, exactly in a double.
 _F32_UNIT: Final[tuple[float, ...]] = tuple(math.ldexp(1.0, (e if e else 1) - 150) for e in range(255))
