@@ -81,6 +81,15 @@ class CompiledModel:
     # models.signals; its defaults until ``train`` measures them): a dict lookup per scoring saved.
     visit_gap_days: float
     purchase_gap_days: float
+    # The engine's thresholds and durations (models.engine: each review reads a few of them, and
+    # the risk's exit gate the horizon), copied here for the same reason as the lifecycle's.
+    horizon_days: float
+    risk_enter: float
+    risk_exit: float
+    material_rise: float
+    quiet_days: float
+    review_interval_days: float
+    retention_days: float
 
 
 def compile_model(model: "ChurnModel") -> CompiledModel:
@@ -122,6 +131,13 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         visit_b=float(visits.b),
         visit_gap_days=float(model.population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS)),
         purchase_gap_days=float(model.population.get("purchase_gap_days", DEFAULT_PURCHASE_GAP_DAYS)),
+        horizon_days=float(model.horizon_days),
+        risk_enter=float(model.risk_enter),
+        risk_exit=float(model.risk_exit),
+        material_rise=float(model.material_rise),
+        quiet_days=float(model.quiet_days),
+        review_interval_days=float(model.review_interval_days),
+        retention_days=float(model.retention_days),
     )
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Final, Iterable, Literal
+from typing import Final, Iterable, Literal
 
 from models._native import init_args
+from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
@@ -24,7 +25,7 @@ from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
-__all__ = ["Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id"]
+__all__ = ["Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "round_places"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
 ALERT_SCHEMA = "churnwatch-alert/1"
@@ -33,6 +34,42 @@ ALERT_SCHEMA = "churnwatch-alert/1"
 _RISK_TOLERANCE_S: Final[int] = 60  # precision of the at-risk crossing time found by bisection
 _PROBE_S: Final[int] = 20  # width of the bracket the crossing search aims for before replaying the bisection
 _INTERPOLATIONS: Final[int] = 6  # at most this many secant steps before the bisection replay
+_STAGE_INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(STAGES)}
+#: The scales of :func:`round_places` (10 ** places, exact doubles), by places.
+_TENS: Final[tuple[float, ...]] = (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0)
+_TWO_52: Final[float] = 4503599627370496.0
+_TWO_M50: Final[float] = 1.0 / 1125899906842624.0
+
+
+def round_places(x: float, places: int) -> float:
+    """``round(x, places)`` for 0 <= ``places`` <= 6, bit for bit, without its decimal string.
+
+    Why: an alert's three numbers (:meth:`Alert.to_dict`) took ``round``'s correctly rounded
+    path through a decimal string (dtoa, then back), about 3.5k instructions each, most of an
+    alert's formatting. What it computes: K = x * 10 ** places rounded half to even, exactly,
+    then the double nearest K / 10 ** places. Here y = |x| * 10 ** places in doubles is within
+    y * 2 ** -53 of the exact product, so where its fraction is farther than that from one half,
+    the exact product rounds to the same K (its floor or the next integer); and K / 10.0 **
+    places, both exact doubles, is one correctly rounded division: the same nearest double (no
+    tie: K / 10 ** places is a dyadic midpoint only when it is exactly representable). Near one
+    half, and for NaN, inf or |y| >= 2 ** 52, ``round`` itself (tests/test_models_native.py
+    compares both on random and near-tie values).
+
+    >>> round_places(0.12345, 4), round_places(-0.04, 1), round_places(2.5, 0), round_places(0.25, 1)
+    (0.1235, -0.0, 2.0, 0.2)
+    """
+    scale = _TENS[places]
+    a = x if x >= 0.0 else -x
+    y = a * scale
+    if y < _TWO_52:  # False for NaN
+        k = int(y)  # floor: y >= 0
+        f = y - k  # exact
+        margin = y * _TWO_M50
+        if f - 0.5 > margin:
+            return math.copysign((k + 1) / scale, x)
+        if 0.5 - f > margin:
+            return math.copysign(k / scale, x)
+    return round(x, places)
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -68,9 +105,9 @@ class Alert:
             "kind": self.kind,
             "user_id": self.user_id,
             "event_time_ms": self.event_time_ms,
-            "risk": round(s.risk, 4),
-            "health": round(s.health, 1),
-            "temperature": round(s.temperature, 1),
+            "risk": round_places(s.risk, 4),
+            "health": round_places(s.health, 1),
+            "temperature": round_places(s.temperature, 1),
             "stage": s.stage,
             "previous_stage": self.previous_stage,
             "segment": s.segment,
@@ -253,12 +290,15 @@ def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnMo
 def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome) -> None:
     # Decide on alerts from the cheap assessment; build the full scores (health, reasons, ...)
     # only when an alert carries them, from the state as it was before this review changed it.
-    a = assess(st, now_s, model)
-    new_stage = STAGES.index(a.stage)
+    # The compiled model once, handed down: ``model.compiled`` is a generic attribute lookup of
+    # the (Python) ChurnModel, ~160 instructions, once per function that read it before.
+    c = model.compiled
+    a = assess(st, now_s, model, c)
+    new_stage = _STAGE_INDEX[a.stage]  # STAGES.index(a.stage) (a method call: a generic one in the compiled core)
     stage_changed = new_stage != st.stage or st.stage_since_s == 0
     previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
-    opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model)
-    closes = not opens and st.at_risk_since_s != 0 and _may_close(a, now_s, model)
+    opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model, c)
+    closes = not opens and st.at_risk_since_s != 0 and _may_close(a, now_s, model, c)
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
     # a stage for the worse, the recovery for recovered and a stage for the better.
     told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
@@ -281,10 +321,10 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
         out.alerts.append(Alert(alert_id(user_id, "at_risk", "", now_ms), "at_risk", user_id, now_ms, scores))
     elif closes and scores is not None:
         st.at_risk_since_s = 0
-        st.quiet_until_s = now_s + int(model.quiet_days * DAY_S)
+        st.quiet_until_s = now_s + int(c.quiet_days * DAY_S)
         out.alerts.append(Alert(alert_id(user_id, "recovered", "", now_ms), "recovered", user_id, now_ms, scores))
     st.last_review_s = now_s
-    st.next_review_s = _next_review(st, now_s, model, a)
+    st.next_review_s = _next_review(st, now_s, model, a, c)
     out.review = a
 
 
@@ -295,20 +335,22 @@ _REACHABLE: Final[frozenset[str]] = REACHABLE
 _MIN_AGE_DAYS: Final[float] = 1.0
 
 
-def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel) -> bool:
+def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
     """At-risk opens for a reachable user (not dormant or churned: those are the win-back list)
     at least a day old whose risk reached ``risk_enter``, unless the user is a repeat buyer whose
     next order is not due yet (:func:`_order_due_s`); an open one stays open while the user
     lapses (the console's win-back list reads it), and, within the quiet period after the last
     at-risk closed, only on a material rise above the risk it had opened at (no flapping)."""
-    if a.risk < model.risk_enter or a.stage not in _REACHABLE or a.signals.age_days < _MIN_AGE_DAYS:
+    if c is None:
+        c = model.compiled
+    if a.risk < c.risk_enter or a.stage not in _REACHABLE or a.signals.age_days < _MIN_AGE_DAYS:
         return False
     if _order_due_s(a) > now_s:
         return False
-    return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + model.material_rise
+    return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + c.material_rise
 
 
-def _may_close(a: Assessment, now_s: int, model: ChurnModel) -> bool:
+def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
     """An open at-risk closes once the risk is back at ``risk_exit``, unless only a closed exit
     holds it there and the exit opens again within the quiet period at a risk above
     ``risk_exit`` (models.risk.exit_opens_s; in silence, the most it can be then): a monthly
@@ -316,11 +358,13 @@ def _may_close(a: Assessment, now_s: int, model: ChurnModel) -> bool:
     "recovered" that the same renewal's reopening would take back is a flap, not a recovery
     (measured on simulated monthly subscribers: docs/SCORES.md, "Renewal: the exit
     opportunity"). The risk in silence never falls, so this never becomes true in silence."""
-    if a.risk > model.risk_exit:
+    if c is None:
+        c = model.compiled
+    if a.risk > c.risk_exit:
         return False
-    gate = exit_opens_s(a.signals.period_end_s, model.horizon_days)
-    if now_s < gate <= now_s + int(model.quiet_days * DAY_S):
-        return SilentRisk(a, model).at(gate) <= model.risk_exit
+    gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
+    if now_s < gate <= now_s + int(c.quiet_days * DAY_S):
+        return SilentRisk(a, model).at(gate) <= c.risk_exit
     return True
 
 
@@ -345,7 +389,7 @@ def _order_due_s(a: Assessment) -> int:
     return sig.now_s + int(math.ceil((sig.purchase_gap_days - sig.purchase_silence_days) * DAY_S)) + 1
 
 
-def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) -> int:
+def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c: CompiledModel | None = None) -> int:
     """When to look again with no new events: the next moment an alert can be due, else the cap.
 
     Alerts change only at a stage change or when risk crosses ``risk_enter``; ``recovered``
@@ -361,33 +405,35 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
     once more, when its state may expire, then never. A silent user thus costs a handful of
     reviews over its whole decline, not one per day.
     """
+    if c is None:
+        c = model.compiled
     if a.stage == "churned":
-        expiry = st.stage_since_s + int(math.ceil(model.retention_days * DAY_S))
+        expiry = st.stage_since_s + int(math.ceil(c.retention_days * DAY_S))
         return expiry if expiry > now_s else 0
-    cap = now_s + max(1, int(model.review_interval_days * DAY_S))
-    nxt = next_change_s(st, a.signals, model)
+    cap = now_s + max(1, int(c.review_interval_days * DAY_S))
+    nxt = next_change_s(st, a.signals, model, c=c)
     if nxt <= now_s or nxt > cap:
         nxt = cap
-    enter = model.risk_enter
+    enter = c.risk_enter
     if st.at_risk_since_s == 0:
         old_enough_s = st.first_seen_s + int(_MIN_AGE_DAYS * DAY_S)
         if now_s < old_enough_s < nxt:
             nxt = old_enough_s  # at-risk may open from then on
         if now_s < st.quiet_until_s:  # within the quiet period only a material rise opens
-            enter = max(enter, st.alert_risk + model.material_rise)
+            enter = max(enter, st.alert_risk + c.material_rise)
             if st.quiet_until_s < nxt:
                 nxt = st.quiet_until_s  # then the plain threshold holds again: look then
         due = _order_due_s(a)
         if due > now_s:  # a repeat buyer on schedule: nothing opens before the next order is due
             if due >= nxt:
                 return nxt
-            risk_after = SilentRisk(a, model).at
-            r_due = risk_after(due)
+            look = SilentRisk(a, model)  # its .at called directly (a bound method is a generic call)
+            r_due = look.at(due)
             if r_due >= enter:
                 return due
             lo, r_lo = due, r_due
         elif a.risk < enter:
-            risk_after = SilentRisk(a, model).at
+            look = SilentRisk(a, model)  # its .at called directly (a bound method is a generic call)
             lo, r_lo = now_s, a.risk
         else:
             return nxt
@@ -395,20 +441,20 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment) ->
         # there. The crossing is at the step itself when the risk reaches the threshold then,
         # and _crossing on (lo, gate] finds exactly `gate` (no earlier second reaches it);
         # otherwise the search goes on from the open gate.
-        gate = exit_opens_s(a.signals.period_end_s, model.horizon_days)
+        gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
         if lo < gate < nxt:
-            r_gate = risk_after(gate)
+            r_gate = look.at(gate)
             if r_gate >= enter:
-                return _crossing(risk_after, enter, lo, r_lo, gate, r_gate)
+                return _crossing(look, enter, lo, r_lo, gate, r_gate)
             lo, r_lo = gate, r_gate
-        r_cap = risk_after(nxt)
+        r_cap = look.at(nxt)
         if r_cap >= enter:
-            nxt = _crossing(risk_after, enter, lo, r_lo, nxt, r_cap)
+            nxt = _crossing(look, enter, lo, r_lo, nxt, r_cap)
     return nxt
 
 
-def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: float, hi: int, r_hi: float) -> int:
-    """The ``hi`` of the bisection ``lo, hi = (lo + hi) // 2 ...`` on ``risk_after(t) >= enter``
+def _crossing(look: SilentRisk, enter: float, lo: int, r_lo: float, hi: int, r_hi: float) -> int:
+    """The ``hi`` of the bisection ``lo, hi = (lo + hi) // 2 ...`` on ``look.at(t) >= enter``
     down to ``_RISK_TOLERANCE_S`` (risk(lo) < enter <= risk(hi)), with fewer evaluations.
 
     The bisection's answer depends only on the test at its midpoints, and the test is monotonic
@@ -432,7 +478,7 @@ def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: f
         else:
             g = (a + b) // 2
         step = abs(g - x1)
-        rg = risk_after(g)
+        rg = look.at(g)
         if rg >= enter:
             b = g
         else:
@@ -441,7 +487,7 @@ def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: f
         if step <= _PROBE_S:  # converged to within a probe: test the other side of the guess
             g = g - _PROBE_S if rg >= enter else g + _PROBE_S
             if a < g < b:
-                if risk_after(g) >= enter:
+                if look.at(g) >= enter:
                     b = g
                 else:
                     a = g
@@ -452,7 +498,7 @@ def _crossing(risk_after: Callable[[int], float], enter: float, lo: int, r_lo: f
             hi = mid
         elif mid <= a:
             lo = mid
-        elif risk_after(mid) >= enter:
+        elif look.at(mid) >= enter:
             hi = b = mid
         else:
             lo = a = mid

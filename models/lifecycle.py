@@ -76,7 +76,7 @@ def _trend_exit(c: "CompiledModel") -> float:
     return (1.0 + c.decline_ratio) / 2.0
 
 
-def stage_of(st: UserState, sig: Signals, model: "ChurnModel") -> Stage:
+def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel | None" = None) -> Stage:
     """The stage at ``sig.now_s`` given the previous stage stored in ``st`` (module docstring).
 
     >>> from models.model import ChurnModel
@@ -87,7 +87,8 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel") -> Stage:
     """
     if sig.cancelled or st.n_events == 0 and st.cancelled_s:
         return "churned"
-    c = model.compiled
+    if c is None:  # a caller holding model.compiled hands it down (models.scoring.assess)
+        c = model.compiled
     silence, gap = sig.silence_days, sig.visit_gap_days
     if silence >= _churned_after(gap, c):
         return "churned"
@@ -139,7 +140,8 @@ def _first_second_s(start_s: int, days: float) -> int:
 _TREND_SLOPE: Final[float] = 1.0 / 7.0 - 1.0 / 28.0
 
 
-def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s: int = 60) -> int:
+def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s: int = 60,
+                  c: "CompiledModel | None" = None) -> int:
     """The earliest event time after ``sig.now_s`` at which the stage can change if the user stays
     silent, or 0 when it cannot (churned stays churned until an event).
 
@@ -157,7 +159,8 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
         return 0
     last, first = st.last_seen_s, st.first_seen_s
     gap = sig.visit_gap_days
-    c = model.compiled
+    if c is None:  # a caller holding model.compiled hands it down (models.engine)
+        c = model.compiled
     dormant_days, churned_days = _dormant_after(gap, c), _churned_after(gap, c)
     overdue_days = c.overdue_factor * gap
     reactivated = st.stage_since_s != 0 and st.stage == _REACTIVATED

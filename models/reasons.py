@@ -56,7 +56,7 @@ import math
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Final, Literal, Sequence
 
-from models.compiled import KINDS_KEY
+from models.compiled import KINDS_KEY, CompiledModel
 from models.health import ACT_QUANTILES, percentile
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import Signals, kinds_used, rate_ratio
@@ -121,10 +121,10 @@ _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] b
 _P_HIGH: Final[float] = 1.0 - 1e-12
 
 
-def _importance(key: str, values: Sequence[float], model: "ChurnModel") -> float:
+def _importance(key: str, values: Sequence[float], compiled: CompiledModel) -> float:
     # the model's weight and reference value of each feature, by index (models.compiled): no
-    # lookup by name per feature and alert
-    compiled = model.compiled
+    # lookup by name per feature and alert (and the compiled model from the caller: a generic
+    # attribute lookup per reason key saved)
     weights, refs = compiled.weights, compiled.references
     total = 0.0
     for i in _GROUPS[key]:
@@ -552,8 +552,8 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
     part goes to the silence of the rhythm that decided P(alive), and half of it to the
     temperature, which falls with the same silence. With the exit closed (``open_`` False) the
     leave part is not in the risk: its factors contribute nothing."""
-    out = {key: _importance(key, values, model) if open_ else 0.0 for key in _GROUPS}
     compiled = model.compiled
+    out = {key: _importance(key, values, compiled) if open_ else 0.0 for key in _GROUPS}
     # per-slot features: each its own reason, in the product's names (none for a state kept in
     # another vocabulary's slots, whose per-slot values are not this model's features)
     if open_ and len(values) == len(compiled.features):

@@ -48,6 +48,7 @@ from models.state import DAY_S
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from models.compiled import CompiledModel
     from models.model import ChurnModel
 
 __all__ = [
@@ -360,15 +361,18 @@ def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     return sigmoid(z)
 
 
-def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "ChurnModel") -> float:
+def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "ChurnModel",
+                      c: "CompiledModel | None" = None) -> float:
     """P(leaves within the horizon | alive) of the user: 0 while the exit is closed
     (:func:`exit_open`), else ``risk_probability(feature_vector(sig, p_stay, revenue), model)``
     bit for bit, computing only the features the model weighs (:func:`feature_value`, in the
     same order): the engine scores every review and its crossing search this way, and builds
-    the whole vector only for an alert's reasons."""
+    the whole vector only for an alert's reasons. ``c``: ``model.compiled`` where the caller holds
+    it (a generic attribute lookup saved)."""
     if sig.period_end_s > 0 and not exit_open(sig, model):
         return 0.0
-    c = model.compiled
+    if c is None:
+        c = model.compiled
     z = c.risk_intercept
     for i, w, _ in c.terms:
         z += w * feature_value(i, sig, p_stay, revenue)

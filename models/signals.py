@@ -271,9 +271,11 @@ def recent_gap_days(st: UserState, usual_gap_days: float) -> float:
     return st.gap_ewma_days if st.gap_ewma_days > _MIN_GAP_DAYS else _MIN_GAP_DAYS
 
 
-def compute_signals(st: UserState, now_s: int, model: "ChurnModel") -> Signals:
-    """All signals of ``st`` at ``now_s`` (see :class:`Signals`)."""
-    c = model.compiled  # the population's priors as numbers (models.compiled: no dict lookup)
+def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "CompiledModel | None" = None) -> Signals:
+    """All signals of ``st`` at ``now_s`` (see :class:`Signals`). ``c``: ``model.compiled`` where
+    the caller holds it (``model.compiled`` is a generic attribute lookup: models.scoring.assess)."""
+    if c is None:
+        c = model.compiled  # the population's priors as numbers (models.compiled: no dict lookup)
     silence, age, f7, f28, f90, trend, trend_long = _decay_and_trends(st, now_s)
     tenure = (st.last_seen_s - st.first_seen_s) * _INV_DAY if st.n_events else 0.0
     gap = visit_gap_days(st, c.visit_gap_days)
@@ -347,7 +349,8 @@ def _round_even(y: float) -> int:
     return r
 
 
-def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slots: bool = True) -> Signals:
+def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slots: bool = True,
+                 c: "CompiledModel | None" = None) -> Signals:
     """The signals ``extra_days`` later if the user stays silent, from the signals now: what
     :func:`compute_signals` would give then, up to float rounding (the counters decay from
     their values now, not from the state), with the same formulas. The engine's search for a
@@ -376,7 +379,7 @@ def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slot
         a7, a28, a90, slot_7d, slot_28d,
         trend, trend_long, sig.recent_gap_days, sig.visit_gap_days, silence / sig.visit_gap_days,
         n_p, sig.purchase_x, sig.purchase_t_x, p_T, p_silence, sig.purchase_gap_days, p_overdue,
-        _breadth(slot_28d, n_p, p_silence, model.compiled), sig.cancelled,
+        _breadth(slot_28d, n_p, p_silence, model.compiled if c is None else c), sig.cancelled,
         sig.cancelled_days + x if sig.cancelled else 0.0,
         sig.negative_28d * f28, sig.n_events, sig.period_end_s,
     )

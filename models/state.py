@@ -92,6 +92,8 @@ _SIZE_V3: Final[int] = _STRUCT_V3.size
 _UNPACK_V5: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT.unpack_from
 _UNPACK_V4: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V4.unpack_from
 _UNPACK_V3: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V3.unpack_from
+_PACK_V5: Final[Callable[..., bytes]] = _STRUCT.pack  # bound once: a method lookup per record written saved
+_PACK_V4: Final[Callable[..., bytes]] = _STRUCT_V4.pack
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
 #: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
 GAP_EWMA_ALPHA: Final[float] = 0.4
@@ -99,6 +101,27 @@ GAP_EWMA_ALPHA: Final[float] = 0.4
 #: item's is, without the array's argument parsing per item (three calls per event); Final: a C
 #: global in mypyc, not a dict lookup per f32.
 _F1: Final["memoryview[float]"] = memoryview(bytearray(4)).cast("f")
+
+
+#: Whether this module runs compiled (mypyc: an extension module, not its ``.py``). The record's
+#: read and ``f32`` then take the fast paths below, written in what mypyc compiles to plain C
+#: (byte indexing, int shifts, float arithmetic): the struct unpack and the memoryview they
+#: replace were generic calls that box every value. The pure Python keeps those, the reference:
+#: tests/test_models_native.py compares both ways on random records and doubles, and the
+#: compiled core with the pure one end to end.
+_COMPILED: Final[bool] = not __file__.endswith((".py", ".pyc"))  # mypyc's: the extension module's path
+#: 2 ** (e - 150) by float32 biased exponent e (1 to 254; 0 holds 2 ** -149, the subnormals'
+#: unit): a float32's value is its 24-bit significand times this, exactly in a double.
+_F32_UNIT: Final[tuple[float, ...]] = tuple(math.ldexp(1.0, (e if e else 1) - 150) for e in range(255))
+#: The same for a float64's biased exponent (1 to 2046; 0 holds 2 ** -1074).
+_F64_UNIT: Final[tuple[float, ...]] = tuple(math.ldexp(1.0, (e if e else 1) - 1075) for e in range(2047))
+#: 1.5 * 2 ** (e + 29) for e + 62 in 0..123: adding it to a double in [2 ** e, 2 ** (e + 1))
+#: rounds that double to a multiple of 2 ** (e - 23), its float32 grid (see :func:`f32`).
+_F32_ROUNDER: Final[tuple[float, ...]] = tuple(1.5 * math.ldexp(1.0, e + 29) for e in range(-62, 62))
+_TWO_62: Final[float] = 4611686018427387904.0  # 2 ** 62
+_TWO_M62: Final[float] = 1.0 / 4611686018427387904.0  # 2 ** -62
+_UNPACK_F: Final[Callable[[bytes, int], tuple[Any, ...]]] = struct.Struct("<f").unpack_from
+_UNPACK_D: Final[Callable[[bytes, int], tuple[Any, ...]]] = struct.Struct("<d").unpack_from
 
 
 #: An empty float32 array: ``slots + _NO_SLOTS`` copies ``slots`` (UserState.copy) without the
@@ -112,12 +135,41 @@ def f32(x: float) -> float:
     >>> f32(0.1) == 0.1, f32(f32(0.1)) == f32(0.1)
     (False, True)
     """
+    if _COMPILED:
+        a = x if x > 0.0 else -x
+        if _TWO_M62 <= a < _TWO_62:
+            return _f32_normal(x, a)
+    return _f32_cast(x)
+
+
+def _f32_cast(x: float) -> float:
+    """:func:`f32` as C's (float) cast does it: through a float32 memoryview (the reference)."""
     _F1[0] = x
     return _F1[0]
 
 
+def _f32_normal(x: float, a: float) -> float:
+    """:func:`f32` of ``x`` with ``a = |x|`` in [2 ** -62, 2 ** 62) (well inside float32's normal
+    range, so no overflow nor subnormal), in float arithmetic alone: with 2 ** e <= a < 2 ** (e + 1),
+    ``x + c`` for c = 1.5 * 2 ** (e + 29) lies in c's binade, whose doubles are 2 ** (e - 23) apart:
+    the float32 grid of x's binade. So the addition rounds x to that grid, to nearest, ties to the
+    even multiple (c is an even one), as the cast does, and ``- c`` is exact (Sterbenz). e is the
+    bit length of the integer part of ``a`` (scaled by 2 ** 62 below 1, exactly) less one."""
+    if a >= 1.0:
+        e = int(a).bit_length() - 1
+    else:
+        e = int(a * _TWO_62).bit_length() - 63
+    c = _F32_ROUNDER[e + 62]
+    return (x + c) - c
+
+
+#: One float32 zero: ``_ZERO * n`` is a new array of n zeros (a repeat: no argument parsing, no
+#: bytes object made first, a fifth of what ``array("f", bytes(4 * n))`` cost a new user).
+_ZERO: Final[array] = array("f", [0.0])
+
+
 def _zeros(n: int) -> array:
-    return array("f", bytes(4 * n))
+    return _ZERO * n
 
 
 @dataclass(slots=True)
@@ -231,7 +283,7 @@ class UserState:
         """The format-4 record (93 bytes + 8 per slot) while the end of the paid period is
         unknown, else format 5 (95 bytes + 8 per slot; module docstring)."""
         if self.period_end_day:
-            head = _STRUCT.pack(
+            head = _PACK_V5(
                 _FORMAT_VERSION, self.stage, len(self.slot_7d),
                 self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
                 self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
@@ -240,7 +292,7 @@ class UserState:
                 self.negative_names, self.negative_28d, self.period_end_day,
             )
             return b"".join((head, self.slot_7d, self.slot_28d))
-        head = _STRUCT_V4.pack(
+        head = _PACK_V4(
             4, self.stage, len(self.slot_7d),
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
@@ -267,10 +319,17 @@ class UserState:
         size = _SIZE_V5 if version == 5 else _SIZE_V4 if version == 4 else _SIZE_V3
         unpack = _UNPACK_V5 if version == 5 else _UNPACK_V4 if version == 4 else _UNPACK_V3
         if 3 <= version <= 5 and len(raw) >= size:  # shorter: a ValueError below, not struct.error
-            v = unpack(raw)
-            n: int = v[2]
+            n = raw[2]  # the slot count (a byte in formats 3-5)
             if len(raw) != size + 8 * n:
                 raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {size + 8 * n}")
+            if _COMPILED and version >= 4:  # the head read in C, not through the struct (module docstring of _COMPILED)
+                # each slot list as a new empty array that takes its bytes (no argument parsing
+                # of array(), no slice object)
+                s7, s28 = _NO_SLOTS + _NO_SLOTS, _NO_SLOTS + _NO_SLOTS
+                s7.frombytes(raw[size:size + 4 * n])
+                s28.frombytes(raw[size + 4 * n:])
+                return _read_head(raw, version == 5, s7, s28)
+            v = unpack(raw)
             # UserState(...), not cls(...): the compiled core calls its constructor directly (a
             # record is read for every user a cycle touches). One array from the bytes of both
             # slot lists, then two slices of it: building an array from bytes parses its
@@ -308,6 +367,47 @@ class UserState:
             self.slot_7d + _NO_SLOTS, self.slot_28d + _NO_SLOTS,  # a new array each (cheaper than a slice)
             self.negative_names, self.negative_28d, self.period_end_day,
         )
+
+
+def _u32(raw: bytes, i: int) -> int:
+    """The little-endian uint32 at byte ``i`` of ``raw``."""
+    return raw[i] | raw[i + 1] << 8 | raw[i + 2] << 16 | raw[i + 3] << 24
+
+
+def _f32_at(raw: bytes, i: int) -> float:
+    """The little-endian float32 at byte ``i`` of ``raw``, as ``struct``'s ``<f`` reads it: its
+    24-bit significand times a power of two (exact in a double); inf and NaN through the struct."""
+    bits = _u32(raw, i)
+    e = bits >> 23 & 0xFF
+    if e == 0xFF:
+        return float(_UNPACK_F(raw, i)[0])
+    m = bits & 0x7FFFFF
+    v = (m | 0x800000 if e else m) * _F32_UNIT[e]
+    return -v if bits >> 31 else v
+
+
+def _f64_at(raw: bytes, i: int) -> float:
+    """The little-endian float64 at byte ``i`` of ``raw``, as ``struct``'s ``<d`` reads it (as
+    :func:`_f32_at`: a 53-bit significand times a power of two, exact)."""
+    hi = _u32(raw, i + 4)
+    e = hi >> 20 & 0x7FF
+    if e == 0x7FF:
+        return float(_UNPACK_D(raw, i)[0])
+    m = (hi & 0xFFFFF) << 32 | _u32(raw, i)
+    v = (m | 0x10000000000000 if e else m) * _F64_UNIT[e]
+    return -v if hi >> 31 else v
+
+
+def _read_head(raw: bytes, v5: bool, s7: array, s28: array) -> UserState:
+    """The state of a format-4 (``v5`` False) or format-5 record whose size and slot count
+    ``UserState.from_bytes`` checked, with its slot arrays: the head field by field at its offset
+    in ``_STRUCT`` (what ``_STRUCT_V4``/``_STRUCT`` unpack, value for value)."""
+    return UserState(
+        _u32(raw, 3), _u32(raw, 7), _u32(raw, 11), _u32(raw, 15), _u32(raw, 19), _u32(raw, 23), _u32(raw, 27),
+        _u32(raw, 31), _u32(raw, 35), _u32(raw, 39), _u32(raw, 43), _u32(raw, 47), _u32(raw, 51), _u32(raw, 55),
+        _f32_at(raw, 59), _f32_at(raw, 63), _f32_at(raw, 67), _f64_at(raw, 71), _f32_at(raw, 79), _f32_at(raw, 83),
+        raw[1], s7, s28, raw[87] | raw[88] << 8, _f32_at(raw, 89), raw[93] | raw[94] << 8 if v5 else 0,
+    )
 
 
 def purchase_summary(state: UserState, now_s: int, unit_s: float = DAY_S) -> tuple[int, float, float]:

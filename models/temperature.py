@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from models import mbgnbd
 from models.bgnbd import p_alive, p_buys_within
-from models.compiled import DEFAULT_VISIT_PARAMS, VISIT_KEY
+from models.compiled import DEFAULT_VISIT_PARAMS, VISIT_KEY, CompiledModel
 from models.signals import Signals
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,18 +71,19 @@ def calibrated(p: float, model: "ChurnModel") -> float:
     return e / (1.0 + e)
 
 
-def p_stay(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]:
+def p_stay(sig: Signals, model: "ChurnModel", c: CompiledModel | None = None) -> tuple[float, StaySource]:
     """P(alive), calibrated, and which rhythm decided it (the lower of the two): the risk's
-    "already gone" part, not the temperature shown (:func:`p_back_within`)."""
-    return stay_after(sig, 0.0, model)
+    "already gone" part, not the temperature shown (:func:`p_back_within`). ``c``: ``model.compiled``
+    where the caller holds it (a generic attribute lookup saved)."""
+    return stay_after(sig, 0.0, model, c)
 
 
-def stay_after(sig: Signals, extra_days: float, model: "ChurnModel") -> tuple[float, StaySource]:
+def stay_after(sig: Signals, extra_days: float, model: "ChurnModel", c: CompiledModel | None = None) -> tuple[float, StaySource]:
     """:func:`p_stay` after ``extra_days`` more silence, from the signals now (the engine's search
     for a risk crossing): only T grows, in both models. A negative ``extra_days`` (the save-list
     bound's look back to the last review, models.ranking.save_bound) never takes T below the last
     activity t_x: that time is not before it, and a rounding of T + extra must not say so."""
-    compiled = model.compiled
+    compiled = model.compiled if c is None else c
     purchases = compiled.purchases
     T = sig.age_days + extra_days
     T = sig.tenure_days if T < sig.tenure_days else T

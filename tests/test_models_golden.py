@@ -154,7 +154,8 @@ def test_crossing_search_equals_plain_bisection() -> None:
             a = assess(st, now, model)
             if a.risk >= model.risk_enter or a.stage == "churned":
                 continue
-            at = SilentRisk(a, model).at
+            look = SilentRisk(a, model)
+            at = look.at
             for cap_days in (1, 3, 7):
                 cap = now + cap_days * DAY_S
                 r_cap = at(cap)
@@ -167,7 +168,7 @@ def test_crossing_search_equals_plain_bisection() -> None:
                         hi = mid
                     else:
                         lo = mid
-                assert _crossing(at, model.risk_enter, now, a.risk, cap, r_cap) == hi
+                assert _crossing(look, model.risk_enter, now, a.risk, cap, r_cap) == hi
                 checked += 1
     assert checked > 50  # the sample must actually contain crossings
 

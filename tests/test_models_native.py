@@ -13,6 +13,7 @@ import dataclasses
 import doctest
 import importlib.machinery
 import json
+import math
 import os
 import shutil
 import struct
@@ -27,6 +28,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import models.engine as engine_module
+import models.state as state_module
 from models import _native
 from models.engine import advance
 from models.events import Event
@@ -219,3 +222,82 @@ def test_f32_rounds_as_an_array_f_item_stores(x: float) -> None:
         grid = array("f", [v]).tobytes()
         assert struct.pack("<f", f32(v)) == grid
         assert struct.pack("<f", PURE["state"].f32(v)) == grid
+
+
+#: The fast paths' functions, pure and (where it runs) compiled: each is called directly.
+_STATE = [PURE["state"]] + ([state_module] if _native.active() == "compiled" else [])
+
+
+@st.composite
+def records(draw: st.DrawFn) -> bytes:
+    """A format-4 or format-5 record with any bits in its fields (NaN and inf floats, subnormals,
+    -0.0, uint32s up to 2 ** 32 - 1) and 0-16 slots: what the head's fast read must read as the
+    struct does."""
+    v5 = draw(st.booleans())
+    n = draw(st.integers(0, 16))
+    head = bytes([5 if v5 else 4, draw(st.integers(0, 5)), n]) + draw(st.binary(min_size=92 if v5 else 90, max_size=92 if v5 else 90))
+    floats = draw(st.lists(st.one_of(st.floats(width=32), st.floats(width=32, allow_nan=False).map(abs)), min_size=3, max_size=3))
+    head = head[:59] + struct.pack("<3f", *floats) + head[71:]  # the counters as float32s too, not only random bits
+    return head + draw(st.binary(min_size=8 * n, max_size=8 * n))
+
+
+def _fields(state: Any) -> list[object]:
+    """Every field, floats by their bits (NaN payloads and -0.0 included), arrays by their bytes."""
+    out: list[object] = []
+    for f in dataclasses.fields(state):
+        v = getattr(state, f.name)
+        out.append(struct.pack("<d", v) if isinstance(v, float) else v.tobytes() if isinstance(v, array) else (type(v), v))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(records())
+def test_the_fast_record_read_reads_what_the_struct_reads(raw: bytes) -> None:
+    """models.state's compiled read of a record's head (byte arithmetic, ``_read_head``) gives the
+    very state the struct unpack of the pure Python gives, bits for bits, on any record (compiled
+    and pure copies of the fast read both)."""
+    reference = PURE["state"].UserState.from_bytes(raw)  # the pure Python: the struct
+    assert not PURE["state"]._COMPILED
+    for module in _STATE:
+        n = raw[2]
+        size = len(raw) - 8 * n
+        both = array("f", raw[size:])
+        fast = module._read_head(raw, raw[0] == 5, both[:n], both[n:])
+        assert _fields(fast) == _fields(reference)
+    assert _fields(UserState.from_bytes(raw)) == _fields(reference)  # whichever read this process runs
+
+
+_F32_TIES = [f32(1.0 + k / 7) + d for k in range(7) for d in (2.0 ** -24, -(2.0 ** -25), 2.0 ** -23 * 1.5)]
+
+
+@given(st.one_of(st.floats(allow_nan=False, width=64), st.floats(2.0 ** -62, 2.0 ** 62), st.floats(-(2.0 ** 62), -(2.0 ** -62)),
+                 st.builds(lambda m, e: math.ldexp(m + 0.5, e) if m % 2 else math.ldexp(m - 0.5, e), st.integers(2 ** 23, 2 ** 24 - 1), st.integers(-85, 40))))
+@settings(max_examples=300, deadline=None)
+def test_the_fast_f32_rounds_as_the_cast(x: float) -> None:
+    """models.state.f32's compiled path (float arithmetic, ``_f32_normal``, for |x| in [2 ** -62,
+    2 ** 62)) rounds as C's (float) cast, bytes for bytes: also exact ties (an odd float32
+    significand plus or minus half its unit, the last strategy), which go to the even neighbour."""
+    for v in (x, -x, *_F32_TIES, 2.0 ** -62, -(2.0 ** -62), math.nextafter(2.0 ** 62, 0.0), 1.0, 0.999999999):
+        want = array("f", [v]).tobytes()  # the cast (struct refuses to overflow to inf)
+        for module in _STATE:
+            assert struct.pack("<f", module.f32(v)) == want
+            a = abs(v)
+            if 2.0 ** -62 <= a < 2.0 ** 62:
+                assert struct.pack("<d", module._f32_normal(v, a)) == struct.pack("<d", module._f32_cast(v))
+
+
+_ENGINES = [PURE["engine"]] + ([engine_module] if _native.active() == "compiled" else [])
+
+
+@given(st.one_of(st.floats(), st.floats(-2.0, 2.0), st.floats(-150.0, 150.0),
+                 st.builds(lambda k, p, d: (k + 0.5) / 10 ** p + d, st.integers(-10 ** 6, 10 ** 6), st.integers(0, 6),
+                           st.sampled_from([0.0, 1e-17, -1e-17, 1e-12, -1e-12, 5e-324]))),
+       st.integers(0, 6))
+@settings(max_examples=300, deadline=None)
+def test_round_places_is_round(x: float, places: int) -> None:
+    """models.engine.round_places (an alert's numbers, Alert.to_dict) gives ``round(x, places)``
+    bit for bit: random doubles, and values at or next to a decimal half (the last strategy)."""
+    want = struct.pack("<d", round(x, places)) if math.isfinite(x) else repr(round(x, places))
+    for module in _ENGINES:
+        got = module.round_places(x, places)
+        assert (struct.pack("<d", got) if math.isfinite(x) else repr(got)) == want

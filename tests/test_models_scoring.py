@@ -278,9 +278,9 @@ def test_a_silent_user_costs_a_handful_of_reviews(monkeypatch: pytest.MonkeyPatc
     calls = []
     real = engine.assess
 
-    def counting(st: UserState, now_s: int, model: ChurnModel):  # type: ignore[no-untyped-def]
+    def counting(st: UserState, now_s: int, model: ChurnModel, *compiled: object):  # type: ignore[no-untyped-def]
         calls.append(now_s)
-        return real(st, now_s, model)
+        return real(st, now_s, model, *compiled)
 
     monkeypatch.setattr(engine, "assess", counting)
     evs = _history([float(i) for i in range(30)])
