@@ -108,8 +108,8 @@ REDIS_TRANSIENT = (
 #: (~30 us each with the compiled core: ~10 ms).
 ADVANCE_SLICE_USERS = 300
 #: Users (plus one per bucket) in the first chunk of a cycle's read and in each later one
-#: (``read_chunks``): the first is read before any scoring can start, so it is small (~2 ms of Redis);
-#: each later one is read while the previous one is scored (~10 us a user against ~3 us to read it).
+#: (``read_chunks``): the first is read before any scoring can start, so it is small (~2 ms of Redis
+#: live); each later one is read while the previous one is scored, which takes longer (SCALING.md).
 READ_FIRST_CHUNK_USERS = 250
 READ_CHUNK_USERS = 1_000
 #: Records decoded between two turns of the event loop while other cycles' tails are in flight
