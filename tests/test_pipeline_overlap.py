@@ -17,6 +17,7 @@ import redis as redis_lib
 
 from models.events import Event
 from streams.settings import Settings
+from streams.worker import pipeline as pipeline_module
 from streams.worker.pipeline import CycleAbandoned, Flight, Pipeline
 from streams.worker.topics import ensure_topics
 from tests.harness import dump_state, read_progress
@@ -195,3 +196,86 @@ def test_a_crash_with_cycles_in_flight_replays_to_the_serial_result(base_setting
     run(base_settings, crash)
     assert dump_all(redis_url, "crash") == dump_all(redis_url, "clean")
     assert set(alert_ids(base_settings)) == set(alert_ids(clean)), "no alert missing, none extra (duplicates allowed)"
+
+
+def test_chunked_reads_write_what_one_read_per_cycle_writes(base_settings: Settings, redis_url: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every bucket read in a chunk of its own (``read_chunks``), each scored while the next one is
+    read, the cycles overlapped (each read before the previous write), one chunk read failing once
+    (retried): the states, indexes, stats, histories and alert ids of one read per cycle."""
+    recs = records(history(users=12, days=40))
+    size = 9
+    cycles = -(-len(recs) // size)
+    settings = base_settings.with_(pipeline_depth=2)
+
+    async def scenario(make: Make) -> None:
+        await feed(await make("serial"), recs, size)
+        monkeypatch.setattr(pipeline_module, "READ_FIRST_CHUNK_USERS", 1)
+        monkeypatch.setattr(pipeline_module, "READ_CHUNK_USERS", 1)
+        chunked = await make("chunked")
+        reads, calls = chunked.store.read, itertools.count()
+
+        async def flaky(plans: Any) -> Any:
+            if next(calls) == 7:
+                raise redis_lib.exceptions.ConnectionError("connection lost (test)")
+            return await reads(plans)
+
+        chunked.store.read = flaky  # type: ignore[method-assign]
+        await feed_overlapped(chunked, recs, size)
+        assert next(calls) > cycles + 1, "cycles were read in more than one chunk"
+
+    run(settings, scenario)
+    assert dump_all(redis_url, "chunked") == dump_all(redis_url, "serial")
+    ids = alert_ids(settings)
+    assert ids and len(ids) == 2 * len(set(ids)), "each run sent every alert id exactly once"
+
+
+def test_a_cycle_given_up_between_two_chunk_reads_is_read_again_whole(base_settings: Settings, redis_url: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cycle whose second chunk's read fails (its first chunk already scored), with the previous
+    cycle's write in flight: the clocks are as before it, the previous cycle still applies, and
+    submitting its records again ends with the serial result."""
+    recs = records(history(users=12, days=40))
+    size = 9
+    settings = base_settings.with_(pipeline_depth=2)
+
+    async def scenario(make: Make) -> None:
+        await feed(await make("serial"), recs, size)
+        monkeypatch.setattr(pipeline_module, "READ_FIRST_CHUNK_USERS", 1)
+        monkeypatch.setattr(pipeline_module, "READ_CHUNK_USERS", 1)
+        p = await make("chunked")
+        reads, state = p.store.read, {"arm": False, "fail": False}
+
+        async def read(plans: Any) -> Any:
+            if state["fail"]:
+                state["fail"] = False
+                raise CycleAbandoned("given up (test)")
+            state["fail"], state["arm"] = state["arm"], False  # the cycle's first chunk: fail the next one
+            return await reads(plans)
+
+        p.store.read = read  # type: ignore[method-assign]
+        flights: list[Flight] = []
+        abandoned = 0
+        for k, i in enumerate(range(0, len(recs), size)):
+            batch = {0: recs[i:i + size]}
+            p.clock.observe_fetch(0, len(batch[0]), caught_up=False, wall_now_ms=WALL_MS)
+            state["arm"] = k == 4
+            before = p.clock.partitions[0].snapshot()
+            try:
+                flight = await p.submit(batch, WALL_MS)
+            except CycleAbandoned:
+                abandoned += 1
+                assert p.clock.partitions[0].snapshot() == before, "clocks as before the abandoned cycle"
+                assert p.in_flight == 1, "the previous cycle is still in flight"
+                flight = await p.submit(batch, WALL_MS)
+            flights.append(flight)
+            if len(flights) == 2:
+                await p.settle(flights.pop(0))
+        for flight in flights:
+            await p.settle(flight)
+        p.clock.observe_fetch(0, 0, caught_up=True, wall_now_ms=WALL_MS)
+        await p.process({}, WALL_MS)
+        assert abandoned == 1, "cycle 4 was read in more than one chunk and given up between them"
+
+    run(settings, scenario)
+    assert dump_all(redis_url, "chunked") == dump_all(redis_url, "serial")

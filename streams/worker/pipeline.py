@@ -5,10 +5,11 @@
 
 1. decode: validate each record (``streams.worker.codec``), fold event time and reject late events
    (``streams.worker.clock``), reject an ``event_id`` seen twice for one user in the batch;
-2. plan the reads and read: one pipelined Redis read (one script call per bucket touched:
-   offsets, states, due users);
+2. plan the reads and read: pipelined Redis reads (a script call per bucket touched, several
+   buckets a call: offsets, states, due users), in chunks of whole buckets;
 3. advance: ``models.engine.advance`` once per user with events or a due review, up to the
-   partition's review clock; events at or below the bucket's stored offset are skipped (replay fence);
+   partition's review clock; events at or below the bucket's stored offset are skipped (replay fence).
+   Each chunk is advanced once its reply is in, while the next chunk is being read (``read_chunks``);
 
 then starts the cycle's *tail* in a task and returns (a ``Flight``):
 
@@ -86,7 +87,7 @@ from streams.worker.store import BucketReadResult, BucketWrite, Fenced, Progress
 from streams.worker.watermark import Heartbeats, fold_marks, mark_of, release_ms, stamp_marks, watermark_ms
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE",
-           "TIMING_HEADER", "timing_header"]
+           "TIMING_HEADER", "timing_header", "read_chunks"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,11 @@ REDIS_TRANSIENT = (
 #: Users advanced between two turns of the event loop while other cycles' tails are in flight
 #: (~30 us each with the compiled core: ~10 ms).
 ADVANCE_SLICE_USERS = 300
+#: Users (plus one per bucket) in the first chunk of a cycle's read and in each later one
+#: (``read_chunks``): the first is read before any scoring can start, so it is small (~2 ms of Redis
+#: live); each later one is read while the previous one is scored, which takes longer (SCALING.md).
+READ_FIRST_CHUNK_USERS = 250
+READ_CHUNK_USERS = 1_000
 #: Records decoded between two turns of the event loop while other cycles' tails are in flight
 #: (~1.5-2.5 us each: ~3-5 ms).
 DECODE_SLICE_RECORDS = 2000
@@ -379,11 +385,8 @@ class Pipeline:
         self.router.commit(decoded.routed)  # later cycles drop these copies; undone if this one fails
         plans = plan_reads(decoded.users, sweep, store.buckets, store.groups)
         result.buckets = len(plans)
-        pending = list(self._pending)  # before the read: a write done after it is laid over it too
-        replies = await self._retry_redis("read", store.read, [plan.read(topic) for plan in plans])
-        overlay_reads(plans, replies, pending, topic, store.due_limit)
-        timer.mark("read")
-        advanced = await self._advance(plans, replies, decoded, until_ms, result)
+        pending = list(self._pending)  # before any chunk's read: a write done after it is laid over it too
+        advanced = await self._read_advance(plans, pending, decoded, until_ms, result, timer)
         self._learn_due(advanced)  # the next cycle plans its sweeps as if this write were applied (it reads so)
         timer.mark("advance")
         self.applying()
@@ -427,6 +430,48 @@ class Pipeline:
                     since = 0
                     await asyncio.sleep(0)
         return decoding.result()
+
+    async def _read_advance(self, plans: Sequence[BucketPlan], pending: Sequence[PendingWrites], decoded: Decoded,
+                            until_ms: Mapping[int, int | None], result: CycleResult, timer: "_PhaseTimer") -> Advanced:
+        """Read the cycle's buckets in chunks (``read_chunks``) and advance each chunk once its reply
+        is in, with the next chunk's read already sent: Redis runs the read scripts of chunk k+1
+        while this process scores chunk k, so only the first (small) chunk's read is a pure wait
+        (phase "read"; the rest of the cycle's waits for Redis fall in "advance").
+
+        The same result as one read: each bucket's read is atomic on its own (the single pipelined
+        read was never atomic across buckets either: another connection's write may come between
+        two of its scripts), every chunk is corrected by the same ``pending`` (taken before the first
+        chunk's read: a write applied between two chunks' reads is laid over the later one, which
+        changes nothing), and the buckets are advanced in the same order as ``_advance`` slices
+        them. A chunk's read is retried like the whole read was (``_retry_redis``); a chunk that
+        cannot be read (revoked, store lost) fails the cycle, whose caller reads it all again.
+        """
+        topic, store = self.topic, self.store
+        chunks = read_chunks(plans, READ_FIRST_CHUNK_USERS, READ_CHUNK_USERS)
+        out = Advanced()
+        nxt: asyncio.Future[list[BucketReadResult]] | None = self._read_chunk(chunks[0]) if chunks else None
+        if not chunks:
+            timer.mark("read")
+        try:
+            for k, chunk in enumerate(chunks):
+                assert nxt is not None
+                replies = await nxt
+                nxt = self._read_chunk(chunks[k + 1]) if k + 1 < len(chunks) else None
+                if nxt is not None:
+                    await asyncio.sleep(0)  # the next chunk's request goes out before this one is scored
+                if k == 0:
+                    timer.mark("read")
+                overlay_reads(chunk, replies, pending, topic, store.due_limit)
+                out.extend(await self._advance(chunk, replies, decoded, until_ms, result))
+        finally:
+            if nxt is not None and not nxt.done():  # this cycle failed: its next read is of no use
+                nxt.cancel()
+                await asyncio.gather(nxt, return_exceptions=True)
+        return out
+
+    def _read_chunk(self, chunk: Sequence[BucketPlan]) -> "asyncio.Future[list[BucketReadResult]]":
+        """One chunk's read (retried as ``_retry_redis`` does), running in a task of its own."""
+        return asyncio.ensure_future(self._retry_redis("read", self.store.read, [plan.read(self.topic) for plan in chunk]))
 
     async def _advance(self, plans: Sequence[BucketPlan], replies: Sequence[BucketReadResult], decoded: Decoded,
                        until_ms: Mapping[int, int | None], result: CycleResult) -> Advanced:
@@ -624,6 +669,31 @@ class Pipeline:
                 logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
+
+
+def read_chunks(plans: Sequence[BucketPlan], first: int = READ_FIRST_CHUNK_USERS,
+                size: int = READ_CHUNK_USERS) -> list[list[BucketPlan]]:
+    """``plans`` cut in order into chunks of whole buckets of about ``first`` users (plus one per
+    bucket, as ``Store.read`` counts them), then about ``size`` each; none empty.
+
+    >>> from streams.worker.phases import BucketPlan
+    >>> plans = [BucketPlan(b, users=[(0, str(i)) for i in range(n)]) for b, n in enumerate([100, 200, 300, 900, 0])]
+    >>> [[p.bucket for p in chunk] for chunk in read_chunks(plans, 250, 1000)]
+    [[0], [1, 2], [3, 4]]
+    """
+    out: list[list[BucketPlan]] = []
+    chunk: list[BucketPlan] = []
+    items, limit = 0, first
+    for plan in plans:
+        n = len(plan.users) + 1
+        if chunk and items + n > limit:
+            out.append(chunk)
+            chunk, items, limit = [], 0, size
+        chunk.append(plan)
+        items += n
+    if chunk:
+        out.append(chunk)
+    return out
 
 
 def _log_fenced(what: str, fenced: Sequence[Fenced]) -> None:
