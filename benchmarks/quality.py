@@ -359,7 +359,8 @@ def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The issue's "done when" per population: measured value, target, met (None: not
     measurable) and the margin: how far the measured figure is on the right side of the target,
     in the check's own unit (AUC; precision in multiples of the base rate; recall; flap rate),
-    negative when not met (None: not measurable). Why a number beside the verdict: a verdict
+    negative when not met, 0 at the target itself (a strict target, "beats" or "< 0.05", is then
+    not met; None: not measurable, e.g. the precision without any churner). Why a number beside the verdict: a verdict
     within a standard error of its target can flip with the seed (``benchmarks.seed_spread``).
 
     >>> r = {"base_rate": 0.04, "scorers": {"default": {"roc_auc": 0.8, "precision": 0.2, "recall": 0.5, "flap_rate": 0.01},
@@ -369,6 +370,8 @@ def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     {'default_beats_baselines': True, 'trained_beats_lr': True, 'alert_precision': True, 'alert_recall': True, 'flap_rate': True}
     >>> {k: v["margin"] for k, v in checks(r).items()}
     {'default_beats_baselines': 0.02, 'trained_beats_lr': 0.01, 'alert_precision': 1.5, 'alert_recall': 0.1, 'flap_rate': 0.04}
+    >>> checks({**r, "base_rate": 0.0})["alert_precision"]  # no churner among the judged rows
+    {'measured': None, 'target': '>= 0.0', 'met': None, 'margin': None}
     """
     s = result["scorers"]
     auc = {k: v.get("roc_auc") for k, v in s.items()}
@@ -403,7 +406,7 @@ def checks(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         "alert_precision": check(
             None if d.get("precision") is None or not base else f"{d['precision']} = {d['precision'] / base:.2f} x {base}",
             f">= {None if base is None else round(3.5 * base, 4)}" + (" (unreachable: above 1)" if base and 3.5 * base > 1 else ""),
-            None if d.get("precision") is None or base is None or 3.5 * base > 1 else d["precision"] >= 3.5 * base,
+            None if d.get("precision") is None or not base or 3.5 * base > 1 else d["precision"] >= 3.5 * base,
             None if d.get("precision") is None or not base else d["precision"] / base - 3.5),
         "alert_recall": check(d.get("recall"), ">= 0.4", None if d.get("recall") is None else d["recall"] >= 0.4,
                               None if d.get("recall") is None else d["recall"] - 0.4),

@@ -15,7 +15,8 @@ Rules, fixed before any measurement (December 2026):
 - the issue's verdicts stay on the original populations (QUALITY.md's main table); the other
   seeds go in a section of their own, with each check's figures per seed and, per check, on how
   many of the three seeds (the table's + two) it is met, with the mean and spread of its margin
-  (``quality.checks``: measured minus target, in the check's unit, negative when not met);
+  (``quality.checks``: measured minus target, in the check's unit, negative when not met, 0 at
+  a strict target's tie, which is not met);
 - no model, threshold or constant changes for it; nothing is tuned on it. A new seed meeting a
   check the table misses does not make the check met.
 
