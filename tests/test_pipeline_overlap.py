@@ -8,6 +8,7 @@ No timing: the interleavings are forced by gates, not by sleeps."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import collections
 import itertools
 from typing import Any, Awaitable, Callable, Sequence
@@ -279,3 +280,118 @@ def test_a_cycle_given_up_between_two_chunk_reads_is_read_again_whole(base_setti
 
     run(settings, scenario)
     assert dump_all(redis_url, "chunked") == dump_all(redis_url, "serial")
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("release_after", [0, 1, 2])
+def test_previous_write_lands_between_two_chunk_reads(base_settings: Settings, redis_url: str,
+                                                      monkeypatch: pytest.MonkeyPatch, release_after: int, depth: int) -> None:
+    """Cycle k-1's write is released, and applied, right after chunk ``release_after`` of cycle k
+    was read: the chunks before it read the old state, the later ones the new (mixed)."""
+    recs = records(history(users=12, days=40))
+    size = 9
+    settings = base_settings.with_(pipeline_depth=depth)
+    seen = {"mixed": 0}
+
+    async def scenario(make: Make) -> None:
+        await feed(await make("serial"), recs, size)
+        monkeypatch.setattr(pipeline_module, "READ_FIRST_CHUNK_USERS", 1)
+        monkeypatch.setattr(pipeline_module, "READ_CHUNK_USERS", 1)
+        p = await make("chunked")
+        gates = gate_writes(p)
+        gated_write = p.store.write
+        applied: dict[int, asyncio.Event] = {}
+        wcount = itertools.count()
+
+        async def write(writes: Any, token: str, *rest: Any) -> Any:
+            k = next(wcount)
+            try:
+                return await gated_write(writes, token, *rest)
+            finally:
+                applied.setdefault(k, asyncio.Event()).set()
+
+        p.store.write = write  # type: ignore[method-assign]
+        reads = p.store.read
+        state = {"cycle": 0, "chunk": 0}
+
+        async def read(plans: Any) -> Any:
+            out = await reads(plans)
+            k, j = state["cycle"], state["chunk"]
+            state["chunk"] += 1
+            w = k - depth + 1  # the oldest write still held
+            if w >= 0 and j == release_after and not gates[w].is_set():
+                gates[w].set()  # that write goes now, before the next chunk's read
+                await applied.setdefault(w, asyncio.Event()).wait()
+                seen["mixed"] += 1
+            return out
+
+        p.store.read = read  # type: ignore[method-assign]
+        flights: list[Flight] = []
+        for k, i in enumerate(range(0, len(recs), size)):
+            state["cycle"], state["chunk"] = k, 0
+            p.clock.observe_fetch(0, len(recs[i:i + size]), caught_up=False, wall_now_ms=WALL_MS)
+            flights.append(await p.submit({0: recs[i:i + size]}, WALL_MS))
+            if len(flights) == depth:
+                gates[k - depth + 1].set()
+                await p.settle(flights.pop(0))
+        for g in range(len(recs) + 1):
+            gates[g].set()
+        for f in flights:
+            await p.settle(f)
+        p.clock.observe_fetch(0, 0, caught_up=True, wall_now_ms=WALL_MS)
+        await p.process({}, WALL_MS)
+
+    run(settings, scenario)
+    assert seen["mixed"] > 5
+    assert dump_all(redis_url, "chunked") == dump_all(redis_url, "serial")
+    ids = alert_ids(settings)
+    assert ids and len(ids) == 2 * len(set(ids))
+
+
+def test_cancelled_while_scoring_with_the_next_read_failed(base_settings: Settings, redis_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The submitting task is cancelled (service stop after its timeout) while it scores chunk 0
+    and the prefetched chunk 1's read already ended with CycleAbandoned (stop requested)."""
+    recs = records(history(users=12, days=40))
+    size = 9
+    settings = base_settings.with_(pipeline_depth=2)
+    errors: list[dict[str, Any]] = []
+
+    async def scenario(make: Make) -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+        monkeypatch.setattr(pipeline_module, "READ_FIRST_CHUNK_USERS", 1)
+        monkeypatch.setattr(pipeline_module, "READ_CHUNK_USERS", 1)
+        p = await make("cancel")
+        gates = gate_writes(p)
+        p.clock.observe_fetch(0, size, caught_up=False, wall_now_ms=WALL_MS)
+        first = await p.submit({0: recs[:size]}, WALL_MS)  # in flight: _advance yields between slices
+        stopping = {"on": False}
+        p.abandon_requested = lambda: stopping["on"]
+        reads, advance = p.store.read, pipeline_module.advance_users
+        calls = itertools.count()
+
+        async def read(plans: Any) -> Any:
+            out = await reads(plans)
+            if next(calls) == 0:
+                stopping["on"] = True  # stop requested while the first chunk's reply came back
+            return out
+
+        def advance_users(*a: Any, **kw: Any) -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # the service's cancel lands at _advance's next turn of the loop
+            return advance(*a, **kw)
+
+        p.store.read = read  # type: ignore[method-assign]
+        monkeypatch.setattr(pipeline_module, "advance_users", advance_users)
+        p.clock.observe_fetch(0, size, caught_up=False, wall_now_ms=WALL_MS)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.ensure_future(p.submit({0: recs[size:2 * size]}, WALL_MS))
+        gates[0].set()
+        await asyncio.wait([first.task])  # type: ignore[list-item]
+        for _ in range(3):
+            gc.collect()
+            await asyncio.sleep(0)
+
+    run(settings, scenario)
+    assert not errors, [(c.get("message"), repr(c.get("exception"))) for c in errors]  # review of the overlap merge: it was

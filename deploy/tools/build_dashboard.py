@@ -88,7 +88,7 @@ PANELS: tuple[Panel, ...] = (
         "Redis latency p99 by operation",
         (("{{op}}", _q(0.99, "churnwatch_redis_seconds", "le, op")),),
         unit="s",
-        description="One pipelined round trip: read (states of a batch), write (states + offsets), progress.",
+        description="One pipelined round trip: read (one chunk of a batch's states, sent while the previous chunk is scored, so it includes that wait), write (states + offsets), progress.",
     ),
     Panel(
         "Cycle time by phase (mean)",

@@ -100,14 +100,16 @@ BATCH_SECONDS = Histogram(
 )
 CYCLE_PHASE_SECONDS = Histogram(
     "churnwatch_cycle_phase_seconds",
-    "Wall time of each phase of a worker cycle: decode, read (Redis), advance (scoring), produce "
-    "(alerts and DLQ acknowledged), write (Redis states), progress (Redis)",
+    "Wall time of each phase of a worker cycle: decode, read (waiting for Redis's replies to the "
+    "cycle's chunked read), advance (scoring), produce (alerts and DLQ acknowledged), write (Redis "
+    "states), progress (Redis)",
     ["phase"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 REDIS_SECONDS = Histogram(
     "churnwatch_redis_seconds",
-    "Wall time of one pipelined Redis round trip",
+    "Wall time of one pipelined Redis round trip; op=read is one chunk of a cycle's read, sent "
+    "while the previous chunk is scored, so it includes the reply's wait for that scoring",
     ["op"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )

@@ -108,8 +108,9 @@ REDIS_TRANSIENT = (
 #: (~30 us each with the compiled core: ~10 ms).
 ADVANCE_SLICE_USERS = 300
 #: Users (plus one per bucket) in the first chunk of a cycle's read and in each later one
-#: (``read_chunks``): the first is read before any scoring can start, so it is small (~2 ms of Redis
-#: live); each later one is read while the previous one is scored, which takes longer (SCALING.md).
+#: (``read_chunks``): the first is read before any scoring can start, so it is small (~2 ms of
+#: Redis's time); each later one is read while the previous one is scored, which takes longer
+#: (SCALING.md).
 READ_FIRST_CHUNK_USERS = 250
 READ_CHUNK_USERS = 1_000
 #: Records decoded between two turns of the event loop while other cycles' tails are in flight
@@ -435,8 +436,8 @@ class Pipeline:
                             until_ms: Mapping[int, int | None], result: CycleResult, timer: "_PhaseTimer") -> Advanced:
         """Read the cycle's buckets in chunks (``read_chunks``) and advance each chunk once its reply
         is in, with the next chunk's read already sent: Redis runs the read scripts of chunk k+1
-        while this process scores chunk k, so only the first (small) chunk's read is a pure wait
-        (phase "read"; the rest of the cycle's waits for Redis fall in "advance").
+        while this process scores chunk k, so only the first (small) chunk's read is a pure wait.
+        Phase "read" sums the waits for the chunks' replies, phase "advance" their scoring.
 
         The same result as one read: each bucket's read is atomic on its own (the single pipelined
         read was never atomic across buckets either: another connection's write may come between
@@ -456,15 +457,15 @@ class Pipeline:
             for k, chunk in enumerate(chunks):
                 assert nxt is not None
                 replies = await nxt
+                timer.mark("read")  # the wait for this chunk's reply (whatever of it scoring did not hide)
                 nxt = self._read_chunk(chunks[k + 1]) if k + 1 < len(chunks) else None
                 if nxt is not None:
                     await asyncio.sleep(0)  # the next chunk's request goes out before this one is scored
-                if k == 0:
-                    timer.mark("read")
                 overlay_reads(chunk, replies, pending, topic, store.due_limit)
                 out.extend(await self._advance(chunk, replies, decoded, until_ms, result))
+                timer.mark("advance")
         finally:
-            if nxt is not None and not nxt.done():  # this cycle failed: its next read is of no use
+            if nxt is not None:  # this cycle failed: its next read is of no use (done or not: its error retrieved)
                 nxt.cancel()
                 await asyncio.gather(nxt, return_exceptions=True)
         return out
@@ -738,18 +739,24 @@ def timing_header(asked_ms: int, fetched_ms: int, scored_ms: int) -> bytes:
 
 
 class _PhaseTimer:
-    """Wall time of each phase of a cycle (metric ``churnwatch_cycle_phase_seconds``)."""
+    """Wall time of each phase of a cycle (metric ``churnwatch_cycle_phase_seconds``); a phase
+    marked more than once (the chunked read's waits and scoring) is the sum of its parts."""
 
-    __slots__ = ("start", "last", "phases")
+    __slots__ = ("start", "last", "seconds")
 
     def __init__(self) -> None:
         self.start = self.last = time.perf_counter()
-        self.phases: list[tuple[str, float]] = []
+        self.seconds: dict[str, float] = {}
 
     def mark(self, phase: str) -> None:
         now = time.perf_counter()
-        self.phases.append((phase, now - self.last))
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self.last
         self.last = now
+
+    @property
+    def phases(self) -> list[tuple[str, float]]:
+        """``(phase, seconds)`` in the order the phases first came."""
+        return list(self.seconds.items())
 
 
 def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
