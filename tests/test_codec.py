@@ -378,8 +378,9 @@ def test_fragments_that_join_into_a_valid_array_are_read_one_by_one() -> None:
     assert parse_many([b'{"a":1}', b"2"]) == [{"a": 1}, 2]
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
-                     | st.text(max_size=40), lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=16),
+_SCALARS = (st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(max_size=40))
+_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=16),
                      max_leaves=40)
 
 
