@@ -286,8 +286,9 @@ def dumps_kept(obj: Any) -> bytes:
     Why: what orjson returns is its write buffer (at least 1 KiB) shrunk in place; thousands of
     them kept alive leave the heap in pieces too small for the next buffer, so each call takes
     fresh memory. Measured (one process, 5,000 dumps kept): a 467-byte alert 3.0 -> 0.55 us a
-    call, a 170-byte list entry 1.2 -> 0.26 us; the worker's profile had the alert's dumps at
-    ~4 us (docs/SCALING.md). Same bytes.
+    call, a 170-byte list entry 1.2 -> 0.26 us; the in-process cycle (benchmarks/review_cycle.py)
+    had the alert's dumps at ~4 us, the worker process at ~1 us, where the copy is neither a
+    measurable cost nor a gain (docs/SCALING.md). Same bytes.
 
     >>> dumps_kept({"a": [1, "b"]})
     b'{"a":[1,"b"]}'
