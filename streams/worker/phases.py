@@ -17,9 +17,7 @@ import zlib
 from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping, Protocol, Sequence
 
-import orjson
-
-from models.engine import Mark
+from models.engine import Alert, Mark
 from models.events import Event
 from models.intake import group_plain
 from models.model import ChurnModel
@@ -27,7 +25,7 @@ from models.scoring import Assessment
 from models.state import UserState
 from models.step import advance_stored, index_scores as step_index_scores
 from streams.worker.clock import NEVER, PartitionClock
-from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
+from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value, dumps_kept
 from streams.worker.alert_log import entry, logged_kind
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
@@ -470,14 +468,7 @@ def advance_users(
         todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
-        member_of = decoded.member_of
-        for uid, item in todo.items():
-            marks: list[Mark] | None = None
-            if member_of and item[3] and uid in member_of:
-                marks = []  # filled by the user's step: one pass for both
-                out.members.append((uid, marks, item[3]))
-            _advance_user(uid, item, plan.bucket, clocks[item[1]], model, fields[item[1]], write, out, result, history,
-                          marks)
+        _advance_bucket(todo, plan.bucket, clocks, fields, decoded.member_of, model, write, out, result, history)
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out
@@ -509,12 +500,13 @@ def _bucket_todo(
     fences = {p: int(exp) if exp else -1 for p, exp in expected.items()}  # parsed once a bucket, not once a user
     for (g, uid), blob in zip(plan.users, reply.blobs):
         ub = users[uid]
-        fence = fences[ub.partition]
+        p = ub.partition
         events = ub.events
+        fence = fences[p]
         if fence >= ub.offsets[0]:
-            events = [ev for ev, off in zip(ub.events, ub.offsets) if off > fence]
+            events = [ev for ev, off in zip(events, ub.offsets) if off > fence]
             result.skipped += len(ub.events) - len(events)
-        todo[uid] = (g, ub.partition, blob, events)
+        todo[uid] = (g, p, blob, events)
     for p, due_s, dues, nxt in zip(plan.parts, plan.parts.values(), reply.dues, reply.next_due):
         if due_s is not None:
             # more than due_limit due: sweep again next cycle; else the next one after
@@ -553,48 +545,85 @@ def _unreadable(group: int, uid: str, blob: bytes, restarted: bool, bucket: int,
                    "corrected%s", bucket, error, what, "" if staged else " but its stage count (stage byte unreadable)")
 
 
-def _advance_user(
-    uid: str, item: _Todo, bucket: int, until: int | None, model: ChurnModel, due_field: str, write: BucketWrite,
-    out: Advanced, result: CycleResult, history: bool = True, marks: list[Mark] | None = None,
+def _advance_bucket(
+    todo: Mapping[str, _Todo], bucket: int, clocks: Mapping[int, int | None], fields: Mapping[int, str],
+    member_of: Mapping[str, object], model: ChurnModel, write: BucketWrite, out: Advanced, result: CycleResult,
+    history: bool,
 ) -> None:
-    """Advance one user to ``until`` (its partition's review clock) and queue its state write
-    (``models.step.advance_stored``, compiled); ``due_field``: its partition's field,
-    ``offset_field(topic, partition)`` of the ``item`` tuple's partition. ``marks``: also take
-    the user's member-copy marks there (``models.engine.advance``'s, per ``PERIOD_MS``)."""
-    group, partition, blob, events = item
-    old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
-        uid, blob, events, until or 0, until is not None, model, history, UNCHANGED,
-        PERIOD_MS if marks is not None else 0, marks)
+    """Advance each of a bucket's users to its partition's review clock ``clocks[p]`` and queue
+    its state write (``models.step.advance_stored``, compiled); ``fields[p]``: the partition's
+    field, ``offset_field(topic, p)``. A user naming an account (``member_of``) also takes its
+    member-copy marks there (``models.engine.advance``'s, per ``PERIOD_MS``).
+
+    One loop, not a call per user: around the compiled step, a Python call with its arguments,
+    the bound methods and the counters looked up again for every user cost about as much as
+    what it queues (docs/SCALING.md); the rare turns (nothing to do, an unreadable record, a
+    deletion) and the alerts are out of line."""
+    states, lowered, stats, members = write.states.append, out.lowered.append, write.stats, out.members.append
+    users = processed = 0
+    try:
+        for uid, item in todo.items():
+            group, partition, blob, events = item
+            marks: list[Mark] | None = None
+            if member_of and events and uid in member_of:
+                marks = []  # filled by the user's step: one pass for both
+                members((uid, marks, events))
+            until = clocks[partition]
+            old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
+                uid, blob, events, until or 0, until is not None, model, history, UNCHANGED,
+                PERIOD_MS if marks is not None else 0, marks)
+            if (st is None or error) and _off_path(uid, item, bucket, fields[partition], st, expire, skip, error, write,
+                                                   result):
+                continue
+            if st is not None:
+                if not blob:  # nothing was stored: no index entry to remove (an unreadable record's may exist)
+                    risk, reach = unstored_scores(risk, reach)
+                states(StateWrite(group, uid, record, fields[partition], due_s, risk, reach, alert_risk))
+                if points:  # console score history
+                    write.history.extend([(group, uid, point) for point in points])
+                if st.next_review_s:
+                    lowered((partition, bucket, st.next_review_s))
+            users += 1
+            processed += len(events)
+            stats_delta(old, st, alerts, stats)
+            if alerts:
+                _queue_alerts(uid, group, alerts, expire, write, out, result)
+    finally:  # counted as they were queued, whatever stops the loop
+        result.users += users
+        result.processed += processed
+
+
+def _off_path(uid: str, item: _Todo, bucket: int, due_field: str, st: UserState | None, expire: bool, skip: bool,
+              error: str, write: BucketWrite, result: CycleResult) -> bool:
+    """A step without a new state (nothing to do, expired, a due entry without a state) or from a
+    record that could not be read: what it writes besides the state. True: the user is done
+    (nothing more to count or write)."""
+    group, _, blob, _ = item
     if skip:  # no clock and no events: nothing written (never a due user: a sweep needs a clock)
         if error:
             logger.warning("unreadable state record in bucket %s (%s): left as stored", bucket, error)
-        return
+        return True
     if error:  # (an error is a record that was there)
         _unreadable(group, uid, blob or b"", st is not None, bucket, error, write, result)
-    if st is None:  # expired, or a due entry without a state
-        write.states.append(StateWrite(group, uid, None, due_field, 0, None))
-        if not expire:
-            return
-        result.expired += 1
-        write.history.append((group, uid, b""))  # console score history goes with the user
-        write.alerts.append((group, uid, "", b""))  # and so does its alert list
-    else:
-        if not blob:  # nothing was stored: no index entry to remove (an unreadable record's may exist)
-            risk, reach = unstored_scores(risk, reach)
-        write.states.append(StateWrite(group, uid, record, due_field, due_s, risk, reach, alert_risk))
-        if points:  # console score history
-            write.history.extend([(group, uid, point) for point in points])
-        if st.next_review_s:
-            out.lowered.append((partition, bucket, st.next_review_s))
-    result.users += 1
-    result.processed += len(events)
-    stats_delta(old, st, alerts, write.stats)
-    if not alerts:
-        return
-    kinds = result.alerts
+    if st is not None:
+        return False
+    write.states.append(StateWrite(group, uid, None, due_field, 0, None))  # expired, or a due entry without a state
+    if not expire:
+        return True
+    result.expired += 1
+    write.history.append((group, uid, b""))  # console score history goes with the user
+    write.alerts.append((group, uid, "", b""))  # and so does its alert list
+    return False
+
+
+def _queue_alerts(uid: str, group: int, alerts: Sequence[Alert], expire: bool, write: BucketWrite, out: Advanced,
+                  result: CycleResult) -> None:
+    """A user's alerts for the alerts topic and, those worth it, for its list in the console
+    (streams/worker/alert_log.py; not for a user deleted in this write): one dict each for both."""
+    kinds, key = result.alerts, uid.encode()
     for alert in alerts:
         kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
         d = alert.to_dict()
-        out.alerts.append((uid.encode(), orjson.dumps(d)))
-        if logged_kind(d) and not expire:  # the console's list of the user's alerts (streams/worker/alert_log.py)
+        out.alerts.append((key, dumps_kept(d)))  # (kept until produced)
+        if logged_kind(d) and not expire:
             write.alerts.append((group, uid, alert.alert_id, entry(d)))
