@@ -88,3 +88,43 @@ def test_first_writes_skip_removals_and_leave_the_same_content(base_settings: Se
     assert any(k.endswith(":risk") for k in new) and any(":r:" in k for k in new), "both indexes must be exercised"
     assert new == old, "same keys, fields, members and scores as the old rule"
     assert zrems["new"] < zrems["old"], "the new rule sends fewer ZREMs (one per first write less)"
+
+
+@pytest.mark.parametrize("value", [b"", b"\x09damaged"], ids=["empty", "unreadable"])
+def test_a_stored_empty_or_unreadable_record_still_leaves_both_indexes(base_settings: Settings, redis_url: str,  # noqa: F811
+                                                                       value: bytes) -> None:
+    """A record stored but empty (written by something other than the worker, whose script deletes
+    instead) or unreadable: the user restarts at its next event, and its entries in the at-risk
+    ranking and the save-list index go (review of the rediscpu merge: an empty record was taken
+    for "nothing stored" and its entries stayed)."""
+    from models.events import Event
+    from models.ranking import on_save_list
+    from models.state import UserState
+
+    evs = history(seed=3, users=30, days=60)
+    client = redis_lib.Redis.from_url(redis_url)
+    damaged: set[str] = set()
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> None:
+        pipeline = await make("e")
+        await feed(pipeline, records(evs), 10)
+        for b in range(base_settings.buckets):
+            damaged.update(u.decode() for u in client.zrange(f"e:{{{b}}}:risk", 0, -1))
+            for g in range(base_settings.groups_per_bucket):
+                damaged.update(u.decode() for u in client.zrange(f"e:{{{b}}}:r:{g}", 0, -1))
+        for u in damaged:
+            b, g = locate(u, base_settings.buckets, base_settings.groups_per_bucket)
+            client.hset(f"e:{{{b}}}:u:{g}", u, value)
+        t = evs[-1].ts_ms + 1000  # one event each, before any review of theirs comes due
+        more = [Event(u, t + i, "view", f"x{i}") for i, u in enumerate(sorted(damaged))]
+        await feed(pipeline, records(evs + more)[len(evs):], 100)
+
+    run(base_settings, scenario)
+    content = _content(client, "e")
+    client.close()
+    stored = {u.decode(): blob for k, v in content.items() if ":u:" in k for u, blob in v.items()}
+    at_risk = [u.decode() for k, v in content.items() if k.endswith(":risk") for u, _ in v]
+    saved = [u.decode() for k, v in content.items() if ":r:" in k for u, _ in v]
+    assert damaged, "the test needs users in the indexes"
+    assert all(stored.get(u) and UserState.from_bytes(stored[u]).at_risk_since_s for u in at_risk), "stale at-risk entries"
+    assert all(stored.get(u) and on_save_list(UserState.from_bytes(stored[u])) for u in saved), "stale save-list entries"

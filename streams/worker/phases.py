@@ -576,7 +576,7 @@ def _advance_bucket(
                                                    result):
                 continue
             if st is not None:
-                if not blob:  # nothing was stored: no index entry to remove (an unreadable record's may exist)
+                if blob is None:  # nothing stored: no index entry to remove (an empty or unreadable record's may exist)
                     risk, reach = unstored_scores(risk, reach)
                 states(StateWrite(group, uid, record, fields[partition], due_s, risk, reach, alert_risk))
                 if points:  # console score history

@@ -96,7 +96,8 @@ def unstored_scores(risk: float | None, reach: float | None) -> tuple[float | No
     when it expired): it is in neither index, so "remove it" (None) becomes "leave it" (UNCHANGED)
     and the write script sends no ZREM that would find nothing. Half of a realistic stream's
     writes are such users' first (one ZREM each of the at-risk ranking: up to 7% of the write
-    script's Redis CPU, docs/SCALING.md). Not for an unreadable record: it may have left entries (``phases``).
+    script's Redis CPU, docs/SCALING.md). Not for a stored record, however empty or unreadable: it may
+    have left entries (``phases``).
 
     >>> unstored_scores(None, 0.5), unstored_scores(0.9, None)
     ((-1, 0.5), (0.9, -1))
