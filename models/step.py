@@ -70,7 +70,8 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
 def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], until_ms: int, has_until: bool,
                    model: ChurnModel, history: bool, unchanged: int, period_ms: int = 0,
                    marks: list[Mark] | None = None) -> Step:
-    """Advance the user stored as ``blob`` (None or empty: not stored) with ``events`` to
+    """Advance the user stored as ``blob`` (None: not stored; an empty record is stored but
+    unreadable, so what it added to the counters and indexes is taken off) with ``events`` to
     ``until_ms``, its partition's review clock (``has_until`` False: no clock yet, then up to its
     last event, and a user without events is skipped), and say what to write (:data:`Step`).
     ``history``: also the console's weekly points (models.weekly.advance_sampled). ``period_ms``,
@@ -78,7 +79,7 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
     (streams.worker.members), taken in the same pass."""
     old: UserState | None = None
     error = ""
-    if blob:
+    if blob is not None:
         try:
             old = UserState.from_bytes(blob)
         except ValueError as exc:

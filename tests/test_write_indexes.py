@@ -94,9 +94,10 @@ def test_first_writes_skip_removals_and_leave_the_same_content(base_settings: Se
 def test_a_stored_empty_or_unreadable_record_still_leaves_both_indexes(base_settings: Settings, redis_url: str,  # noqa: F811
                                                                        value: bytes) -> None:
     """A record stored but empty (written by something other than the worker, whose script deletes
-    instead) or unreadable: the user restarts at its next event, and its entries in the at-risk
-    ranking and the save-list index go (review of the rediscpu merge: an empty record was taken
-    for "nothing stored" and its entries stayed)."""
+    instead) or unreadable: the user restarts at its next event, its entries in the at-risk
+    ranking and the save-list index go, and the bucket's counters lose what the record added
+    (reviews of the rediscpu merge: an empty record was taken for "nothing stored", so its
+    entries stayed and the user was counted twice)."""
     from models.events import Event
     from models.ranking import on_save_list
     from models.state import UserState
@@ -128,3 +129,12 @@ def test_a_stored_empty_or_unreadable_record_still_leaves_both_indexes(base_sett
     assert damaged, "the test needs users in the indexes"
     assert all(stored.get(u) and UserState.from_bytes(stored[u]).at_risk_since_s for u in at_risk), "stale at-risk entries"
     assert all(stored.get(u) and on_save_list(UserState.from_bytes(stored[u])) for u in saved), "stale save-list entries"
+    counters: dict[str, float] = {}
+    for k, v in content.items():
+        if k.endswith(":stats"):
+            for name, n in v.items():
+                counters[name.decode()] = counters.get(name.decode(), 0) + float(n)
+    states = [UserState.from_bytes(blob) for blob in stored.values()]
+    recount = {"users": len(states), "at_risk": sum(bool(st.at_risk_since_s) for st in states),
+               "reachable": sum(on_save_list(st) for st in states)}
+    assert {k: counters.get(k, 0) for k in recount} == recount, "an empty record is unreadable: what it added is taken off"
