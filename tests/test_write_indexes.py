@@ -16,26 +16,9 @@ from streams.worker.keys import locate
 from streams.worker.pipeline import Pipeline
 from streams.settings import Settings
 from tests.test_pipeline import base_settings, feed, history, records, run  # noqa: F401  (fixture)
+from tests.test_pipeline_overlap import dump_all
 
 pytestmark = pytest.mark.integration
-
-
-def _content(client: redis_lib.Redis, prefix: str) -> dict[str, Any]:
-    """Every key of ``prefix`` and what it holds, less what names a run (offsets hashes with the
-    write tokens, meta with the incarnation, progress)."""
-    out: dict[str, Any] = {}
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        name = key.decode().removeprefix(prefix + ":")
-        if name.endswith(":off") or name == "meta" or name.startswith("progress:"):
-            continue
-        kind = client.type(key)
-        if kind == b"hash":
-            out[name] = client.hgetall(key)
-        elif kind == b"zset":
-            out[name] = client.zrange(key, 0, -1, withscores=True)
-        else:
-            out[name] = (kind, client.dump(key))
-    return out
 
 
 def _damage_indexed(client: redis_lib.Redis, prefix: str, buckets: int, groups: int) -> int:
@@ -83,7 +66,7 @@ def test_first_writes_skip_removals_and_leave_the_same_content(base_settings: Se
     with monkeypatch.context() as m:  # the old rule: every user in neither index is removed from both
         m.setattr(phases, "unstored_scores", lambda risk, reach: (risk, reach))
         replay("old")
-    new, old = _content(client, "new"), _content(client, "old")
+    new, old = dump_all(redis_url, "new"), dump_all(redis_url, "old")
     client.close()
     assert any(k.endswith(":risk") for k in new) and any(":r:" in k for k in new), "both indexes must be exercised"
     assert new == old, "same keys, fields, members and scores as the old rule"
@@ -121,7 +104,7 @@ def test_a_stored_empty_or_unreadable_record_still_leaves_both_indexes(base_sett
         await feed(pipeline, records(evs + more)[len(evs):], 100)
 
     run(base_settings, scenario)
-    content = _content(client, "e")
+    content = dump_all(redis_url, "e")
     client.close()
     stored = {u.decode(): blob for k, v in content.items() if ":u:" in k for u, blob in v.items()}
     at_risk = [u.decode() for k, v in content.items() if k.endswith(":risk") for u, _ in v]
