@@ -6,7 +6,7 @@ same keys, fields, members and scores, with damaged records (whose entries must 
 from __future__ import annotations
 
 import random
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import pytest
 import redis as redis_lib
