@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.events import Event
-from streams.worker.codec import (MAX_USER_ID_CHARS, MIN_EVENT_MS, PARSE_CHUNK, REASONS, Decoder, Rejection, dlq_value,
-                                  dumps_kept)
+from streams.worker.codec import MAX_USER_ID_CHARS, MIN_EVENT_MS, PARSE_CHUNK, REASONS, Decoder, Rejection, dlq_value
 
 NOW_MS = 1_800_000_000_000
 TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -376,17 +375,3 @@ def test_fragments_that_join_into_a_valid_array_are_read_one_by_one() -> None:
     assert parse_many(shifted) is None
     assert [r.reason for r in Decoder().decode_many(shifted, NOW_MS)] == ["malformed_json"] * 3  # type: ignore[union-attr]
     assert parse_many([b'{"a":1}', b"2"]) == [{"a": 1}, 2]
-
-
-_SCALARS = (st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
-            | st.text(max_size=40))
-_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=16),
-                     max_leaves=40)
-
-
-@settings(max_examples=200, deadline=None)
-@given(_JSON)
-def test_dumps_kept_is_orjson_dumps_in_bytes_of_its_own(value: object) -> None:
-    """The copy the worker keeps (an alert's value, a list entry) is orjson's bytes exactly."""
-    kept = dumps_kept(value)
-    assert type(kept) is bytes and kept == orjson.dumps(value)

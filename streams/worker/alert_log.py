@@ -28,8 +28,6 @@ from typing import Any, Final, Iterable, Mapping
 
 import orjson
 
-from streams.worker.codec import dumps_kept
-
 __all__ = ["ALERT_LOG_CAP", "EXTRAS_FIELD", "append_to_extras", "decode_entries", "entry", "logged_kind"]
 
 ALERT_LOG_CAP: Final[int] = 10  # entries kept per customer, newest first
@@ -54,7 +52,7 @@ def _row(alert: Mapping[str, Any]) -> list[Any]:
 
 def entry(alert: Mapping[str, Any]) -> bytes:
     """One list entry of an alert (its ``to_dict`` / JSON form)."""
-    return dumps_kept(_row(alert))
+    return orjson.dumps(_row(alert))
 
 
 def decode_entries(raw: Iterable[bytes | str | list[Any]]) -> list[dict[str, Any]]:

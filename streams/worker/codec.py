@@ -51,7 +51,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from typing import Any, Final, Sequence
+from typing import Final, Sequence
 
 import orjson
 
@@ -61,7 +61,6 @@ from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
 __all__ = [
     "REASONS",
-    "dumps_kept",
     "Rejection",
     "Decoder",
     "dlq_value",
@@ -276,21 +275,3 @@ def dlq_value(
             body["value"] = base64.b64encode(value).decode("ascii")
             body["value_encoding"] = "base64"
     return orjson.dumps(body)
-
-
-
-def dumps_kept(obj: Any) -> bytes:
-    """``orjson.dumps(obj)`` for a value kept past the call by the thousand (a cycle's alerts, the
-    console's list entries), copied into bytes of its own size.
-
-    Why: what orjson returns is its write buffer (at least 1 KiB) shrunk in place; thousands of
-    them kept alive leave the heap in pieces too small for the next buffer, so each call takes
-    fresh memory. Measured (one process, 5,000 dumps kept): a 467-byte alert 3.0 -> 0.55 us a
-    call, a 170-byte list entry 1.2 -> 0.26 us; the in-process cycle (benchmarks/review_cycle.py)
-    had the alert's dumps at ~4 us, the worker process at ~1 us, where the copy is neither a
-    measurable cost nor a gain (docs/SCALING.md). Same bytes.
-
-    >>> dumps_kept({"a": [1, "b"]})
-    b'{"a":[1,"b"]}'
-    """
-    return bytes(memoryview(orjson.dumps(obj)))

@@ -17,6 +17,8 @@ import zlib
 from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping, Protocol, Sequence
 
+import orjson
+
 from models.engine import Alert, Mark
 from models.events import Event
 from models.intake import group_plain
@@ -25,7 +27,7 @@ from models.scoring import Assessment
 from models.state import UserState
 from models.step import advance_stored, index_scores as step_index_scores
 from streams.worker.clock import NEVER, PartitionClock
-from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value, dumps_kept
+from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import entry, logged_kind
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
@@ -624,6 +626,6 @@ def _queue_alerts(uid: str, group: int, alerts: Sequence[Alert], expire: bool, w
     for alert in alerts:
         kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
         d = alert.to_dict()
-        out.alerts.append((key, dumps_kept(d)))  # (kept until produced)
+        out.alerts.append((key, orjson.dumps(d)))
         if logged_kind(d) and not expire:
             write.alerts.append((group, uid, alert.alert_id, entry(d)))
