@@ -146,8 +146,9 @@ class Settings:
             raise SettingsError(f"miskeyed must be 'reroute' or 'dlq', got {self.miskeyed!r}")
         if not 0 <= self.console_port <= 65535:
             raise SettingsError(f"console_port must be a TCP port (0-65535), got {self.console_port}")
-        if not 0 <= self.metrics_port <= 65535:
-            raise SettingsError(f"metrics_port must be a TCP port (0-65535), got {self.metrics_port}")
+        if not 1 <= self.metrics_port <= 65535:
+            # the worker's web server takes no "any free port" (0 stopped it with a traceback)
+            raise SettingsError(f"metrics_port must be a TCP port (1-65535), got {self.metrics_port}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

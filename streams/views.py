@@ -71,13 +71,15 @@ class UserReport:
 @contextlib.contextmanager
 def open_reader(settings: Settings) -> Iterator[StoreReader]:
     """The store's read API, with Redis connection failures turned into one readable line."""
-    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+    from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, TimeoutError as RedisTimeoutError
 
     reader = StoreReader(settings)
     try:
         yield reader
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise UserError(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
+    except ResponseError as exc:  # e.g. a database number the server does not have (redis://host/99)
+        raise UserError(f"Redis at {redact_url(settings.redis_url)} refused: {exc}") from None
     finally:
         with contextlib.suppress(Exception):
             reader.close()

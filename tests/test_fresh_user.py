@@ -1,0 +1,138 @@
+"""Faults a fresh user met following the README (QA pass of December 2026), each pinned down.
+
+All pure or on closed ports (nothing listens): no broker, no Redis, each case well under a second
+but the two subprocess cases (~1-2 s each).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from streams.local import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got:\n{err}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv", [["topics"], ["relayout"], ["digest", "--all-owners"], ["top", "--owner", "alice"]],
+                         ids=lambda a: " ".join(a))
+def test_commands_that_read_kafka_say_so_in_one_line_when_no_broker_answers(argv: list[str],
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`digest --all-owners` and `top --owner` printed a kafka-python traceback after ~30 s of retries;
+    `topics` and `relayout` took 30 s and logged ERROR lines before their one line."""
+    code = main(["--bootstrap-servers", f"127.0.0.1:{free_port()}", *argv])
+    assert code == 2
+    assert "cannot reach Kafka" in _one_line(capsys.readouterr().err)
+
+
+def test_worker_metrics_port_0_is_one_line_not_fausts_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["worker", "--metrics-port", "0"]) == 2
+    assert "metrics_port must be a TCP port (1-65535), got 0" in _one_line(capsys.readouterr().err)
+
+
+def test_a_redis_error_reply_is_one_line() -> None:
+    """`REDIS_URL=redis://host/99` (a database the server lacks) ended in a ResponseError traceback."""
+    from redis.exceptions import ResponseError
+
+    from streams.errors import UserError
+    from streams.settings import Settings
+    from streams.views import open_reader
+
+    with pytest.raises(UserError, match=r"Redis at redis://127\.0\.0\.1:\d+/99 refused: DB index is out of range"):
+        with open_reader(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/99")):
+            raise ResponseError("DB index is out of range")
+
+
+def test_output_cut_short_by_the_reader_is_no_traceback() -> None:
+    """`churnwatch accounts list | head` printed a BrokenPipeError traceback."""
+    code = textwrap.dedent("""
+        import sys, types
+        import streams.cli as cli
+        cmd = types.ModuleType("qa_many_lines")
+        cmd.add_arguments = lambda parser: None
+        def run(args, settings):
+            for i in range(200_000):
+                print(f"line {i}")
+            return 0
+        cmd.run = run
+        sys.modules["qa_many_lines"] = cmd
+        cli.COMMANDS["many"] = ("qa_many_lines", "prints a lot")
+        sys.exit(cli.main(["many"]))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=20) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_cli_output_carries_no_kafka_client_info_lines() -> None:
+    """`simulate`, `publish`, `top --owner` and `digest` printed ~20 kafka-python INFO lines each."""
+    import logging
+
+    probe = textwrap.dedent("""
+        import logging, sys, types
+        import streams.cli as cli
+        cmd = types.ModuleType("qa_levels")
+        cmd.add_arguments = lambda parser: None
+        cmd.run = lambda args, settings: print(logging.getLogger("kafka").getEffectiveLevel(),
+                                               logging.getLogger("aiokafka").getEffectiveLevel())
+        sys.modules["qa_levels"] = cmd
+        cli.COMMANDS["levels"] = ("qa_levels", "")
+        sys.exit(cli.main(["levels"]))
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.split() == [str(logging.WARNING)] * 2
+
+
+def test_demo_summary_counts_the_replay_against_the_events_generated() -> None:
+    """Stopped by --duration mid-replay, the summary said "processed 147,083 of 0 events"."""
+    from streams.cli.demo import _Tally, processed_line
+
+    t = _Tally(processed=147_083, to_publish=185_144, publish_started_s=23.8)
+    assert processed_line(t).split()[1:] == ["147,083", "of", "185,144", "events", "(replay", "not", "finished)"]
+    assert " of 0 " not in processed_line(_Tally())
+    done = _Tally(processed=185_144, to_publish=185_144, published=185_144, publish_started_s=10.0, replay_done_s=30.0)
+    assert "185,144 events in 20.0 s" in processed_line(done)
+
+
+def test_demo_logs_go_where_gitignore_and_make_clean_look() -> None:
+    """The demo wrote its logs to streams/.churnwatch/demo, which neither .gitignore nor `make clean` names."""
+    from streams.cli.demo import DemoOptions
+
+    assert DemoOptions().workdir == ROOT / ".churnwatch" / "demo"
+    assert "rm -rf $(VENV) $(QVENV) .churnwatch" in (ROOT / "Makefile").read_text()
+
+
+def test_empty_charts_have_distinct_whole_ticks_and_no_minus_zero() -> None:
+    """The churn page of a product without accounts showed y ticks "1, 0, 0" and "-0"."""
+    from streams.console import svg
+
+    def ticks(chart: str) -> list[str]:
+        return re.findall(r'class="tick">([^<]*)</text>', chart)
+
+    y = ticks(svg.bars(["2026-11"], [("won", "#0a0", [0.0]), ("lost", "#a00", [0.0])]))[:3]
+    assert y == ["0", "1", "2"]
+    assert ticks(svg.bars(["a", "b"], [("n", "#000", [3.0, 1.0])]))[:3] == ["0", "2", "4"]
+    mrr = ticks(svg.mrr_chart(["2026-11"], [0.0], [{}]))
+    assert "-0" not in mrr and len(mrr) == len(set(mrr))
+
+
+def test_score_text_counts_in_words() -> None:
+    from streams.cli.score import _count
+
+    assert [_count(1, "event"), _count(0, "day"), _count(19, "event")] == ["1 event", "0 days", "19 events"]
