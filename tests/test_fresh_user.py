@@ -136,3 +136,13 @@ def test_score_text_counts_in_words() -> None:
     from streams.cli.score import _count
 
     assert [_count(1, "event"), _count(0, "day"), _count(19, "event")] == ["1 event", "0 days", "19 events"]
+
+
+def test_alerts_knows_the_account_alerts_its_topic_carries() -> None:
+    """`churnwatch alerts --kind account_at_risk` was refused, and account alerts printed as "user ?"."""
+    from streams.cli.alerts import format_alert, parse_kinds
+
+    assert parse_kinds("account_at_risk,trial-ending") == {"account_at_risk", "trial_ending"}
+    line = format_alert({"kind": "account_at_risk", "account_id": "acct1", "event_time_ms": 1787170715000, "risk": 0.7,
+                         "stage": "customer", "action": "check_in", "reasons": ["2 of 3 users silent"]})
+    assert "ACCOUNT AT RISK account acct1 risk 0.70" in line and "user ?" not in line
