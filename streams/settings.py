@@ -140,6 +140,9 @@ class Settings:
             # whole hours: the watermark is floored to the hour (streams.worker.watermark), and a
             # heartbeat goes out when a mark enters another hour, which then moves it too
             raise SettingsError(f"account_grace_ms must be 0 or more whole hours, got {self.account_grace_ms} ms")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            # a typo (LOUD, VERBOSE) ran silently at INFO; docs/OPERATE.md: a bad value stops the process
+            raise SettingsError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         if self.miskeyed not in ("reroute", "dlq"):

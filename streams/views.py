@@ -76,6 +76,8 @@ def open_reader(settings: Settings) -> Iterator[StoreReader]:
     reader = StoreReader(settings)
     try:
         yield reader
+    except FileNotFoundError:
+        raise  # a missing model file is no Redis fault ("cannot reach Redis at ...: model file ... does not exist")
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise UserError(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
     except ResponseError as exc:  # e.g. a database number the server does not have (redis://host/99)

@@ -146,3 +146,23 @@ def test_alerts_knows_the_account_alerts_its_topic_carries() -> None:
     line = format_alert({"kind": "account_at_risk", "account_id": "acct1", "event_time_ms": 1787170715000, "risk": 0.7,
                          "stage": "customer", "action": "check_in", "reasons": ["2 of 3 users silent"]})
     assert "ACCOUNT AT RISK account acct1 risk 0.70" in line and "user ?" not in line
+
+
+def test_a_bad_log_level_stops_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """CHURNWATCH_LOG_LEVEL=LOUD ran silently at INFO, against docs/OPERATE.md ("a bad value stops the process")."""
+    assert main(["--log-level", "LOUD", "score", "u1"]) == 2
+    assert "log_level must be DEBUG, INFO, WARNING or ERROR, got 'LOUD'" in _one_line(capsys.readouterr().err)
+
+
+def test_a_missing_model_file_is_not_called_a_redis_fault(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`CHURNWATCH_MODEL_PATH=/nope.json churnwatch score U` said "cannot reach Redis at ...: model file ... does not exist"."""
+    from streams.errors import UserError
+    from streams.settings import Settings
+    from streams.views import open_reader
+
+    with pytest.raises(FileNotFoundError, match="nope"):
+        with open_reader(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")):
+            raise FileNotFoundError(f"model file {tmp_path / 'nope.json'} does not exist")
+    with pytest.raises(UserError, match="cannot reach Redis"):
+        with open_reader(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")):
+            raise ConnectionRefusedError(111, "Connection refused")
