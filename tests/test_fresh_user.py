@@ -42,17 +42,16 @@ def test_worker_metrics_port_0_is_one_line_not_fausts_traceback(capsys: pytest.C
     assert "metrics_port must be a TCP port (1-65535), got 0" in _one_line(capsys.readouterr().err)
 
 
-def test_a_redis_error_reply_is_one_line() -> None:
+def test_a_redis_error_reply_is_one_line(redis_url: str) -> None:
     """`REDIS_URL=redis://host/99` (a database the server lacks) ended in a ResponseError traceback."""
-    from redis.exceptions import ResponseError
-
     from streams.errors import UserError
     from streams.settings import Settings
     from streams.views import open_reader
 
+    wrong_db = redis_url.rsplit("/", 1)[0] + "/99" if redis_url.count("/") > 2 else redis_url + "/99"
     with pytest.raises(UserError, match=r"Redis at redis://127\.0\.0\.1:\d+/99 refused: DB index is out of range"):
-        with open_reader(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/99")):
-            raise ResponseError("DB index is out of range")
+        with open_reader(Settings(redis_url=wrong_db)):
+            pass
 
 
 def test_output_cut_short_by_the_reader_is_no_traceback() -> None:
@@ -154,15 +153,54 @@ def test_a_bad_log_level_stops_with_one_line(capsys: pytest.CaptureFixture[str])
     assert "log_level must be DEBUG, INFO, WARNING or ERROR, got 'LOUD'" in _one_line(capsys.readouterr().err)
 
 
-def test_a_missing_model_file_is_not_called_a_redis_fault(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_missing_model_file_is_not_called_a_redis_fault(redis_url: str, tmp_path: Path) -> None:
     """`CHURNWATCH_MODEL_PATH=/nope.json churnwatch score U` said "cannot reach Redis at ...: model file ... does not exist"."""
     from streams.errors import UserError
     from streams.settings import Settings
     from streams.views import open_reader
 
     with pytest.raises(FileNotFoundError, match="nope"):
-        with open_reader(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")):
+        with open_reader(Settings(redis_url=redis_url)):
             raise FileNotFoundError(f"model file {tmp_path / 'nope.json'} does not exist")
     with pytest.raises(UserError, match="cannot reach Redis"):
         with open_reader(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")):
             raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_a_reader_with_another_key_layout_refuses_instead_of_printing_a_wrong_list(redis_url: str) -> None:
+    """`CHURNWATCH_BUCKETS=32 churnwatch top` over workers' 64 buckets printed another (wrong) top list;
+    workers refuse such a mismatch, the CLI and the console now do too (the console answers 503)."""
+    import asyncio
+
+    from streams.console.deps import Deps, Unavailable
+    from streams.errors import UserError
+    from streams.settings import Settings
+    from streams.views import open_reader
+    from streams.worker.store import Store
+
+    workers = Settings(redis_url=redis_url)
+
+    async def first_worker() -> None:
+        store = Store(workers)
+        try:
+            await store.connect()  # records the layout in cw:meta
+        finally:
+            await store.close()
+
+    asyncio.run(first_worker())
+    with open_reader(workers):
+        pass  # same layout: no complaint
+    other = workers.with_(buckets=32)
+    with pytest.raises(UserError, match="says buckets=64, groups_per_bucket=256, format=1 but these settings have buckets=32"):
+        with open_reader(other):
+            pass
+
+    async def console_page() -> None:
+        deps = Deps.from_settings(other)
+        try:
+            await deps.now_ms()
+        finally:
+            await deps.store.close()
+
+    with pytest.raises(Unavailable, match="buckets=32"):
+        asyncio.run(console_page())
