@@ -140,14 +140,18 @@ class Settings:
             # whole hours: the watermark is floored to the hour (streams.worker.watermark), and a
             # heartbeat goes out when a mark enters another hour, which then moves it too
             raise SettingsError(f"account_grace_ms must be 0 or more whole hours, got {self.account_grace_ms} ms")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            # a typo (LOUD, VERBOSE) ran silently at INFO; docs/OPERATE.md: a bad value stops the process
+            raise SettingsError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         if self.miskeyed not in ("reroute", "dlq"):
             raise SettingsError(f"miskeyed must be 'reroute' or 'dlq', got {self.miskeyed!r}")
         if not 0 <= self.console_port <= 65535:
             raise SettingsError(f"console_port must be a TCP port (0-65535), got {self.console_port}")
-        if not 0 <= self.metrics_port <= 65535:
-            raise SettingsError(f"metrics_port must be a TCP port (0-65535), got {self.metrics_port}")
+        if not 1 <= self.metrics_port <= 65535:
+            # the worker's web server takes no "any free port" (0 stopped it with a traceback)
+            raise SettingsError(f"metrics_port must be a TCP port (1-65535), got {self.metrics_port}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

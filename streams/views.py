@@ -68,16 +68,44 @@ class UserReport:
         }
 
 
+async def layout_mismatch(store: Store) -> str | None:
+    """Why this process cannot read the store with its settings, or None: the layout the first worker
+    recorded in ``cw:meta`` (buckets, groups per bucket, format) against ours. Workers refuse a
+    mismatch at start (``Store.connect``); a reader with other ``CHURNWATCH_BUCKETS`` read other keys
+    and printed a wrong list without a word (found in the QA pass of December 2026). No record yet
+    (no worker has started): nothing to compare."""
+    from streams.worker.store import STORE_FORMAT
+
+    fields = ("buckets", "groups_per_bucket", "format")
+    raw = await store._client.hmget(store.keys.meta, list(fields))  # noqa: SLF001 - Store has no read of the layout
+    have = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in zip(fields, raw)}
+    if have["buckets"] is None:
+        return None
+    want = {"buckets": str(store.buckets), "groups_per_bucket": str(store.groups), "format": STORE_FORMAT}
+    if have == want:
+        return None
+    return (f"Redis key {store.keys.meta} says {', '.join(f'{k}={have[k]}' for k in fields)} but these settings have "
+            f"{', '.join(f'{k}={want[k]}' for k in fields)}: use the workers' CHURNWATCH_BUCKETS / "
+            f"CHURNWATCH_GROUPS_PER_BUCKET (or their CHURNWATCH_KEY_PREFIX)")
+
+
 @contextlib.contextmanager
 def open_reader(settings: Settings) -> Iterator[StoreReader]:
     """The store's read API, with Redis connection failures turned into one readable line."""
-    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+    from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, TimeoutError as RedisTimeoutError
 
     reader = StoreReader(settings)
     try:
+        wrong = reader.run(layout_mismatch)
+        if wrong:
+            raise UserError(wrong)
         yield reader
+    except FileNotFoundError:
+        raise  # a missing model file is no Redis fault ("cannot reach Redis at ...: model file ... does not exist")
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise UserError(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
+    except ResponseError as exc:  # e.g. a database number the server does not have (redis://host/99)
+        raise UserError(f"Redis at {redact_url(settings.redis_url)} refused: {exc}") from None
     finally:
         with contextlib.suppress(Exception):
             reader.close()

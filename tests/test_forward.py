@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.forward.service import ForwardOptions, forward
 from streams.forward.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
@@ -120,3 +120,62 @@ async def _run(settings: Settings, receiver: Receiver) -> Any:
         return await asyncio.wait_for(forward(settings, opts), 180)
     finally:
         await runner.cleanup()
+
+
+def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafka_service: Service, unique_name: str) -> None:
+    """Ctrl-C / SIGTERM while the receiver is down: `churnwatch forward` waited out every back-off of every
+    alert in its batch (found in the QA pass: still running 11 minutes after SIGINT). It must stop within
+    a back-off's first moments, dead-letter nothing, and leave the unsettled alerts to the next run."""
+    settings = Settings(kafka_bootstrap_servers=kafka_service.address, topic_alerts=f"al-{unique_name}",
+                        topic_events=f"ev-{unique_name}", topic_dlq=f"dlq-{unique_name}",
+                        topic_alerts_dlq=f"adlq-{unique_name}", forward_group=f"fw-{unique_name}")
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=kafka_service.address, acks="all")
+    for n in range(3):
+        producer.send(settings.topic_alerts, key=b"u1", value=orjson.dumps({"alert_id": f"st{n}", "kind": "at_risk", "n": n}))
+    producer.flush()
+    producer.close()
+
+    async def scenario() -> tuple[float, set[str]]:
+        down = asyncio.Event()
+        got: set[str] = set()
+
+        async def handle(request: web.Request) -> web.Response:
+            alert = orjson.loads(await request.read())
+            if not down.is_set():
+                down.set()
+                return web.Response(status=503, text="down")
+            got.add(alert["alert_id"])
+            return web.Response(status=200)
+
+        app = web.Application()
+        app.router.add_post("/hook", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        opts = ForwardOptions(url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout_s=1.0, max_attempts=8,
+                              backoff_start_s=30.0, backoff_max_s=30.0, from_beginning=True, session_timeout_ms=6_000)
+        try:
+            stop = asyncio.Event()
+            run = asyncio.create_task(forward(settings, opts, stop))
+            await asyncio.wait_for(down.wait(), 60)
+            stop.set()  # what Ctrl-C does
+            t0 = asyncio.get_running_loop().time()
+            stats = await asyncio.wait_for(run, 20)
+            took = asyncio.get_running_loop().time() - t0
+            assert stats.dead_lettered == 0 and stats.delivered == 0
+            return took, got
+        finally:
+            await runner.cleanup()
+
+    took, got = asyncio.run(scenario())
+    assert took < 5.0, f"stop took {took:.1f} s with a 30 s back-off pending"
+    assert got == set() and _dead_letters(settings) == []
+    group = KafkaConsumer(bootstrap_servers=kafka_service.address, group_id=settings.forward_group, enable_auto_commit=False)
+    try:  # the next run starts at the first alert: nothing was committed past it
+        committed = [group.committed(TopicPartition(settings.topic_alerts, p)) for p in range(settings.partitions)]
+    finally:
+        group.close()
+    assert all(c is None or c <= 0 for c in committed), committed

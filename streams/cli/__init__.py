@@ -107,9 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        from streams.kafka_admin import quiet_kafka_logs
         from streams.redact import install as redact_logs
 
         redact_logs(settings)  # libraries log secrets too (kafka-python's admin config at DEBUG)
+        quiet_kafka_logs()  # every connection at INFO buried the output of simulate, publish, top --owner, digest
         mod = importlib.import_module(args._module)
         return int(mod.run(args, settings) or 0)
     except (SettingsError, UserError, FileNotFoundError, ValueError) as exc:
@@ -117,3 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`churnwatch accounts list | head`): not an error of ours;
+        # stdout is pointed at devnull so the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -180,11 +180,20 @@ def _print_metrics(m: Mapping[str, Any]) -> None:
           f" {a['raised_after_churn']} after churn); {a['at_risk_per_user_month']} at-risk alerts per user-month,"
           f" {a['flap_rate_14d']} of them within 14 d of a recovered")
     print(f"  recall {m['recall']} ({m['churners_flagged_before_churn']} of {m['churners_in_window']} churners flagged before churn),"
-          f" median lead {m['median_lead_days']} d; {m['churners_flagged_only_after_churn']} more flagged after leaving,"
-          f" median {m['median_days_to_flag_after_churn']} d later")
+          f" median lead {_days(m['median_lead_days'])}; {m['churners_flagged_only_after_churn']} more flagged after leaving,"
+          f" median {_days(m['median_days_to_flag_after_churn'])} later")
     for persona, p in m["by_persona"].items():
-        print(f"    {persona}: {p['flagged']} of {p['churners']} flagged before churn, median lead {p['median_lead_days']} d;"
-              f" {p['flagged_only_after_churn']} only after, median {p['median_days_to_flag_after_churn']} d later")
+        print(f"    {persona}: {p['flagged']} of {p['churners']} flagged before churn, median lead {_days(p['median_lead_days'])};"
+              f" {p['flagged_only_after_churn']} only after, median {_days(p['median_days_to_flag_after_churn'])} later")
+
+
+def _days(value: Any) -> str:
+    """A median in days, or "-" when there is none ("median lead None d" was printed).
+
+    >>> _days(17.19), _days(None)
+    ('17.19 d', '-')
+    """
+    return "-" if value is None else f"{value} d"
 
 
 def _plot_metrics(out: Path, panel: _Panel, metrics: Mapping[str, Any]) -> None:

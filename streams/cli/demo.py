@@ -46,9 +46,11 @@ from streams.cli.argtypes import parse_start_ms, positive_int
 from streams.offline.simulate import generate, persona_counts
 from streams.timefmt import DAY_MS, format_ts
 
-__all__ = ["DemoOptions", "WorkerProcess", "add_arguments", "alert_precision_line", "run", "orchestrate"]
+__all__ = ["DemoOptions", "WorkerProcess", "add_arguments", "alert_precision_line", "processed_line", "run", "orchestrate"]
 
-ROOT = Path(__file__).resolve().parents[1]
+#: the project (streams/cli/demo.py -> the folder holding streams/): logs go to .churnwatch/demo there,
+#: which .gitignore and `make clean` name (parents[1] was streams/, where neither looked)
+ROOT = Path(__file__).resolve().parents[2]
 _STATUS_EVERY_S = 5.0
 _WORKER_READY_TIMEOUT_S = 90.0
 _WORKER_STOP_TIMEOUT_S = 20.0
@@ -157,6 +159,7 @@ class _Tally:
     t0: float = field(default_factory=time.monotonic)
     by_kind: dict[str, int] = field(default_factory=lambda: {k: 0 for k in ALERT_KINDS})
     first_alert_s: float | None = None
+    to_publish: int = 0  # events the simulator generated (0 until it has)
     published: int = 0
     publish_started_s: float | None = None
     publish_s: float = 0.0
@@ -167,6 +170,18 @@ class _Tally:
     at_risk: list[tuple[str, int]] = field(default_factory=list)  # (user, event time ms) of at-risk alerts
     churned_at: dict[str, int] = field(default_factory=dict)  # the simulator's truth
     end_ms: int = 0  # end of the simulated window
+
+
+def processed_line(t: _Tally) -> str:
+    """The summary's line on the replay: its speed once done, else how far it got out of what the
+    simulator generated (the publisher's count exists only once publishing finished: "of 0" before)."""
+    if t.replay_done_s is not None and t.publish_started_s is not None:
+        took = max(t.replay_done_s - t.publish_started_s, 1e-9)
+        return (f"processed             {t.processed:,} events in {took:.1f} s from the first publish to the last "
+                f"state write ({t.processed / took:,.0f} events/s end to end)")
+    if not t.to_publish:
+        return f"processed             {t.processed:,} events (stopped before the simulated events were published)"
+    return f"processed             {t.processed:,} of {t.to_publish:,} events (replay not finished)"
 
 
 def alert_precision_line(at_risk: list[tuple[str, int]], churned_at: dict[str, int], end_ms: int, horizon_ms: int = 30 * DAY_MS) -> str:
@@ -311,6 +326,7 @@ class _Demo:
                  f"{format_ts(start_ms + opts.days * DAY_MS)[:10]}; {churners:,} users stop for good in that time")
         self.say(f"{self.elapsed()} publishing to {self.settings.topic_events} as fast as the broker acks ...")
         total = len(events)
+        self.tally.to_publish = total
         self.tally.publish_started_s = time.monotonic() - self.tally.t0
 
         def progress(n: int) -> None:
@@ -380,12 +396,7 @@ class _Demo:
             self.say(f"first alert after     {t.first_alert_s:.1f} s from the start of the demo{since_publish}")
         if t.published:
             self.say(f"published             {t.published:,} events in {t.publish_s:.1f} s ({t.published / max(t.publish_s, 1e-9):,.0f} events/s)")
-        if t.replay_done_s is not None and t.publish_started_s is not None:
-            took = max(t.replay_done_s - t.publish_started_s, 1e-9)
-            self.say(f"processed             {t.processed:,} events in {took:.1f} s from the first publish to the last "
-                     f"state write ({t.processed / took:,.0f} events/s end to end)")
-        else:
-            self.say(f"processed             {t.processed:,} of {t.published:,} events (replay not finished)")
+        self.say(processed_line(t))
 
         def reports() -> tuple[list[Any], dict[str, Any]] | str:
             reader = StoreReader(self.settings)

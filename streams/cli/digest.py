@@ -39,10 +39,12 @@ def digest_message(owner: str, day: str, reports: list[Any]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.cli.top import print_book
+    from streams.publisher import check_kafka_reachable
     from streams.timefmt import format_ts
     from streams.views import account_book, open_reader, stream_time_ms
     from streams.worker.accounts import read_accounts
 
+    check_kafka_reachable(settings)  # the accounts table is a topic: one line, not a client's traceback
     owners = [args.owner] if args.owner else sorted({f.get("owner") or "" for f in read_accounts(settings).values()} - {""})
     if not owners:
         raise UserError(f"no account in {settings.topic_accounts!r} has an owner")

@@ -21,6 +21,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = settings.with_(topic_events=args.events_topic)
     quiet_kafka_logs()
+    from streams.publisher import check_kafka_reachable
+
+    check_kafka_reachable(settings)  # one line at once, not the admin client's retries
     try:
         done = relayout(settings)
     except ConnectionError as exc:

@@ -40,8 +40,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  action: {s.action.replace('_', ' ')}")
     for reason in s.reasons:
         print(f"  - {reason}")
-    print(f"  first seen {d['first_seen']}, last seen {d['last_seen']}, {d['events']} events on {d['active_days']} days"
-          + (f", bought on {d['purchases']} days for {d['revenue']:,.2f}" if d["purchases"] else ""))
+    print(f"  first seen {d['first_seen']}, last seen {d['last_seen']}, {_count(d['events'], 'event')} on "
+          f"{_count(d['active_days'], 'day')}"
+          + (f", bought on {_count(d['purchases'], 'day')} for {d['revenue']:,.2f}" if d["purchases"] else ""))
     if d["at_risk_since"]:
         print(f"  at risk since {d['at_risk_since']}")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 event``, ``2 events``: the text is read by people ("1 events on 1 days" was printed)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -27,7 +27,8 @@ def _share(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("-n", type=positive_int("users"), default=None, help="budget: how many users (default 20)")
+    budget.add_argument("-n", type=positive_int("users"), default=None, help="budget: how many users (default 20) among those with an open at-risk alert, as the console lists them "
+                             "(--share ranks every user of the list's stages)")
     budget.add_argument("--share", type=_share, default=None, help="budget: this share of the candidate users, such as 0.02 or 2%%")
     parser.add_argument("--win-back", dest="win_back", action="store_true",
                         help="the win-back list (lapsed users, warmest first: most likely back within the horizon) instead of the save list")
@@ -72,12 +73,14 @@ def print_book(reports: list, json: bool) -> None:  # type: ignore[type-arg]
         a = r.rollup
         reason = a.reasons[0] if a.reasons else ""
         print(f"{i:>3}  {r.account_id:<16} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<9} "
-              f"{a.mrr_cents / 100:>9.2f}  {r.next_renewal:<20}  {a.action}: {reason}")
+              f"{a.mrr_cents / 100:>9.2f}  {r.next_renewal:<20}  {a.action}" + (f": {reason}" if reason else ""))
 
 
 def _owner_book(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.publisher import check_kafka_reachable
     from streams.views import account_book, open_reader
 
+    check_kafka_reachable(settings)  # the accounts table is a topic: one line, not a client's traceback
     with open_reader(settings) as reader:
         reports = account_book(reader, settings, args.owner, args.n or 20, at_risk_only=not args.all)
     if not reports and not args.json:

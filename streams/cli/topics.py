@@ -23,6 +23,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         partitions=args.partitions, topic_events=args.events_topic, topic_alerts=args.alerts_topic, topic_dlq=args.dlq_topic
     )
     quiet_kafka_logs()
+    from streams.publisher import check_kafka_reachable
+
+    check_kafka_reachable(settings)  # one line at once, not 30 s of retries (the admin client's)
     try:
         outcome = ensure_topics(settings)
     except ConnectionError as exc:

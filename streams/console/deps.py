@@ -47,6 +47,12 @@ class Deps:
         if self.file_model is not None and time.monotonic() - self._model_checked >= MODEL_CHECK_S:
             self._model_checked = time.monotonic()
             self.model = await self.store.model_in_use(self.file_model)
+            from streams.views import layout_mismatch
+
+            wrong = await layout_mismatch(self.store)
+            if wrong:  # a page over the wrong keys would be a wrong list, not an empty one
+                self._model_checked = 0.0
+                raise Unavailable(wrong)
         now = await stream_time_ms(self.store, self.settings)
         if now <= 0:
             raise Unavailable(f"no progress for topic {self.settings.topic_events!r} in Redis yet: has a worker processed any events?")

@@ -193,7 +193,7 @@ async def churn(request: Request, deps: Deps) -> Response:
     rate = svg.line_chart(labels, [("weekly churn rate", svg.COLORS["risk"], [w["churn_rate"] for w in weekly])], lo=0, hi=top,
                           y_ticks=(0, top / 2, top), y_format="{:.1%}")
     revenue = svg.bars(labels, [("revenue of churned users", svg.COLORS["lost"], [w["churned_revenue"] for w in weekly])])
-    return _render("churn.html", nav="churn", c=view, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue),
+    return _render("churn.html", nav="churn", c=view, as_of_ms=now_ms, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue),
                    rev=rev, **_revenue_charts(rev))
 
 

@@ -10,6 +10,7 @@ True
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Callable, Sequence
 
@@ -132,7 +133,8 @@ def bars(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[floa
     left, right, top, bottom = 48, 24, 26, 28
     iw, ih = width - left - right, height - top - bottom
     n, k = len(x_labels), max(len(series), 1)
-    hi = max([v for _, _, vals in series for v in vals] + [1])
+    hi = math.ceil(max([v for _, _, vals in series for v in vals] + [1]))
+    hi += hi % 2  # an even whole top, so the middle tick is a whole number too (1 gave ticks 0, "0", 1)
     group = iw / max(n, 1)
     bw = max(group * 0.8 / k, 1)
     out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
@@ -166,7 +168,7 @@ def mrr_chart(x_labels: Sequence[str], start_mrr: Sequence[float], movements: Se
     n = len(x_labels)
     gains, losses = ("new", "expansion", "reactivation"), ("contraction", "churned")
     hi = max([*start_mrr, *(sum(m.get(k, 0.0) for k in gains) for m in movements), 1.0])
-    lo = -max([*(sum(m.get(k, 0.0) for k in losses) for m in movements), 0.0])
+    lo = -max([*(sum(m.get(k, 0.0) for k in losses) for m in movements), 0.0]) or 0.0  # never -0.0: a "-0" tick
     span = hi - lo
     y = lambda v: top + (hi - v) / span * ih  # noqa: E731
     group = iw / max(n, 1)

@@ -59,9 +59,27 @@ class ForwardStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
+#: ``settle``'s outcome when told to stop between tries: neither delivered nor dead-lettered, so not
+#: committed either (the next run sends it again)
+ABANDONED = "abandoned"
+
+
+async def _wait_or_stop(stop: asyncio.Event | None, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``stop`` is set first; True when stopped (Ctrl-C must not wait out back-offs)."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return False
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
 async def settle(session: Any, opts: ForwardOptions, body: bytes, alert_id: str, stats: ForwardStats,
-                 model: str = "") -> tuple[str, str] | None:
-    """POST until delivered; None when delivered, else ``(reason, detail)`` for the dead-letter topic."""
+                 model: str = "", stop: asyncio.Event | None = None) -> tuple[str, str] | None:
+    """POST until delivered; None when delivered, else ``(reason, detail)`` for the dead-letter topic, or
+    ``(ABANDONED, detail)`` when ``stop`` was set during a back-off."""
     import aiohttp
 
     detail = ""
@@ -80,7 +98,8 @@ async def settle(session: Any, opts: ForwardOptions, body: bytes, alert_id: str,
             detail = f"{type(exc).__name__}: {exc}"[:500]
         if attempt < opts.max_attempts:
             stats.retries += 1
-            await asyncio.sleep(backoff_s(attempt, start_s=opts.backoff_start_s, max_s=opts.backoff_max_s))
+            if await _wait_or_stop(stop, backoff_s(attempt, start_s=opts.backoff_start_s, max_s=opts.backoff_max_s)):
+                return ABANDONED, detail
     return "retries_exhausted", detail
 
 
@@ -107,9 +126,15 @@ def _model_of(rec: Any) -> str:
 
 
 async def _partition(session: Any, producer: Any, settings: Settings, opts: ForwardOptions, records: Sequence[Any],
-                     stats: ForwardStats) -> None:
-    """Settle one partition's records in offset order; dead letters are acknowledged before returning."""
+                     stats: ForwardStats, stop: asyncio.Event | None = None) -> int | None:
+    """Settle one partition's records in offset order; dead letters are acknowledged before returning.
+    Returns the offset of the last record settled (None: none was), which is all the caller may commit:
+    once ``stop`` is set, the records not yet settled are left for the next run (a receiver that is down
+    made Ctrl-C wait out up to 500 alerts x every back-off, hours)."""
+    settled: int | None = None
     for rec in records:
+        if stop is not None and stop.is_set():
+            break
         try:
             alert = orjson.loads(rec.value) if rec.value is not None else None
             alert_id = str(alert["alert_id"]) if isinstance(alert, dict) and alert.get("alert_id") else None
@@ -119,15 +144,20 @@ async def _partition(session: Any, producer: Any, settings: Settings, opts: Forw
             stats.skipped += 1
             outcome: tuple[str, str] | None = ("not_an_alert", "no alert_id in the record")
         else:
-            outcome = await settle(session, opts, rec.value, alert_id, stats, _model_of(rec))
+            outcome = await settle(session, opts, rec.value, alert_id, stats, _model_of(rec), stop)
         if outcome is None:
             stats.delivered += 1
+            settled = rec.offset
             continue
         reason, detail = outcome
+        if reason == ABANDONED:
+            break
         stats.dead_lettered += 1
         stats.by_reason[reason] = stats.by_reason.get(reason, 0) + 1
         logger.warning("alert at %s[%s]@%s dead-lettered (%s): %s", rec.topic, rec.partition, rec.offset, reason, detail[:200])
         await producer.send_and_wait(settings.topic_alerts_dlq, key=rec.key, value=_dlq_value(reason, detail, rec, opts, opts.max_attempts))
+        settled = rec.offset
+    return settled
 
 
 def _ensure_topics(settings: Settings) -> None:
@@ -172,9 +202,13 @@ async def forward(settings: Settings, opts: ForwardOptions, stop: asyncio.Event 
                             break
                         continue
                     last_record = time.monotonic()
-                    await asyncio.gather(*(_partition(session, producer, settings, opts, recs, stats) for recs in batches.values()))
-                    # every record of the batch is settled: only now may the group move past them
-                    await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+                    last = await asyncio.gather(*(_partition(session, producer, settings, opts, recs, stats, stop)
+                                                  for recs in batches.values()))
+                    # every record up to ``last`` is settled (all of them unless stopped): only so far may the
+                    # group move past them
+                    done = {tp: off + 1 for tp, off in zip(batches, last) if off is not None}
+                    if done:
+                        await consumer.commit(done)
                     logger.info("forwarded: %s delivered, %s dead-lettered, %s retries so far",
                                 stats.delivered, stats.dead_lettered, stats.retries)
         finally:

@@ -1,0 +1,206 @@
+"""Faults a fresh user met following the README (QA pass of December 2026), each pinned down.
+
+All pure or on closed ports (nothing listens): no broker, no Redis, each case well under a second
+but the two subprocess cases (~1-2 s each).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from streams.local import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got:\n{err}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv", [["topics"], ["relayout"], ["digest", "--all-owners"], ["top", "--owner", "alice"]],
+                         ids=lambda a: " ".join(a))
+def test_commands_that_read_kafka_say_so_in_one_line_when_no_broker_answers(argv: list[str],
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`digest --all-owners` and `top --owner` printed a kafka-python traceback after ~30 s of retries;
+    `topics` and `relayout` took 30 s and logged ERROR lines before their one line."""
+    code = main(["--bootstrap-servers", f"127.0.0.1:{free_port()}", *argv])
+    assert code == 2
+    assert "cannot reach Kafka" in _one_line(capsys.readouterr().err)
+
+
+def test_worker_metrics_port_0_is_one_line_not_fausts_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["worker", "--metrics-port", "0"]) == 2
+    assert "metrics_port must be a TCP port (1-65535), got 0" in _one_line(capsys.readouterr().err)
+
+
+def test_a_redis_error_reply_is_one_line(redis_url: str) -> None:
+    """`REDIS_URL=redis://host/99` (a database the server lacks) ended in a ResponseError traceback."""
+    from streams.errors import UserError
+    from streams.settings import Settings
+    from streams.views import open_reader
+
+    wrong_db = redis_url.rsplit("/", 1)[0] + "/99" if redis_url.count("/") > 2 else redis_url + "/99"
+    with pytest.raises(UserError, match=r"Redis at redis://127\.0\.0\.1:\d+/99 refused: DB index is out of range"):
+        with open_reader(Settings(redis_url=wrong_db)):
+            pass
+
+
+def test_output_cut_short_by_the_reader_is_no_traceback() -> None:
+    """`churnwatch accounts list | head` printed a BrokenPipeError traceback."""
+    code = textwrap.dedent("""
+        import sys, types
+        import streams.cli as cli
+        cmd = types.ModuleType("qa_many_lines")
+        cmd.add_arguments = lambda parser: None
+        def run(args, settings):
+            for i in range(200_000):
+                print(f"line {i}")
+            return 0
+        cmd.run = run
+        sys.modules["qa_many_lines"] = cmd
+        cli.COMMANDS["many"] = ("qa_many_lines", "prints a lot")
+        sys.exit(cli.main(["many"]))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=20) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_cli_output_carries_no_kafka_client_info_lines() -> None:
+    """`simulate`, `publish`, `top --owner` and `digest` printed ~20 kafka-python INFO lines each."""
+    import logging
+
+    probe = textwrap.dedent("""
+        import logging, sys, types
+        import streams.cli as cli
+        cmd = types.ModuleType("qa_levels")
+        cmd.add_arguments = lambda parser: None
+        cmd.run = lambda args, settings: print(logging.getLogger("kafka").getEffectiveLevel(),
+                                               logging.getLogger("aiokafka").getEffectiveLevel())
+        sys.modules["qa_levels"] = cmd
+        cli.COMMANDS["levels"] = ("qa_levels", "")
+        sys.exit(cli.main(["levels"]))
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.split() == [str(logging.WARNING)] * 2
+
+
+def test_demo_summary_counts_the_replay_against_the_events_generated() -> None:
+    """Stopped by --duration mid-replay, the summary said "processed 147,083 of 0 events"."""
+    from streams.cli.demo import _Tally, processed_line
+
+    t = _Tally(processed=147_083, to_publish=185_144, publish_started_s=23.8)
+    assert processed_line(t).split()[1:] == ["147,083", "of", "185,144", "events", "(replay", "not", "finished)"]
+    assert " of 0 " not in processed_line(_Tally())
+    done = _Tally(processed=185_144, to_publish=185_144, published=185_144, publish_started_s=10.0, replay_done_s=30.0)
+    assert "185,144 events in 20.0 s" in processed_line(done)
+
+
+def test_demo_logs_go_where_gitignore_and_make_clean_look() -> None:
+    """The demo wrote its logs to streams/.churnwatch/demo, which neither .gitignore nor `make clean` names."""
+    from streams.cli.demo import DemoOptions
+
+    assert DemoOptions().workdir == ROOT / ".churnwatch" / "demo"
+    assert "rm -rf $(VENV) $(QVENV) .churnwatch" in (ROOT / "Makefile").read_text()
+
+
+def test_empty_charts_have_distinct_whole_ticks_and_no_minus_zero() -> None:
+    """The churn page of a product without accounts showed y ticks "1, 0, 0" and "-0"."""
+    from streams.console import svg
+
+    def ticks(chart: str) -> list[str]:
+        return re.findall(r'class="tick">([^<]*)</text>', chart)
+
+    y = ticks(svg.bars(["2026-11"], [("won", "#0a0", [0.0]), ("lost", "#a00", [0.0])]))[:3]
+    assert y == ["0", "1", "2"]
+    assert ticks(svg.bars(["a", "b"], [("n", "#000", [3.0, 1.0])]))[:3] == ["0", "2", "4"]
+    mrr = ticks(svg.mrr_chart(["2026-11"], [0.0], [{}]))
+    assert "-0" not in mrr and len(mrr) == len(set(mrr))
+
+
+def test_score_text_counts_in_words() -> None:
+    from streams.cli.score import _count
+
+    assert [_count(1, "event"), _count(0, "day"), _count(19, "event")] == ["1 event", "0 days", "19 events"]
+
+
+def test_alerts_knows_the_account_alerts_its_topic_carries() -> None:
+    """`churnwatch alerts --kind account_at_risk` was refused, and account alerts printed as "user ?"."""
+    from streams.cli.alerts import format_alert, parse_kinds
+
+    assert parse_kinds("account_at_risk,trial-ending") == {"account_at_risk", "trial_ending"}
+    line = format_alert({"kind": "account_at_risk", "account_id": "acct1", "event_time_ms": 1787170715000, "risk": 0.7,
+                         "stage": "customer", "action": "check_in", "reasons": ["2 of 3 users silent"]})
+    assert "ACCOUNT AT RISK account acct1 risk 0.70" in line and "user ?" not in line
+
+
+def test_a_bad_log_level_stops_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """CHURNWATCH_LOG_LEVEL=LOUD ran silently at INFO, against docs/OPERATE.md ("a bad value stops the process")."""
+    assert main(["--log-level", "LOUD", "score", "u1"]) == 2
+    assert "log_level must be DEBUG, INFO, WARNING or ERROR, got 'LOUD'" in _one_line(capsys.readouterr().err)
+
+
+def test_a_missing_model_file_is_not_called_a_redis_fault(redis_url: str, tmp_path: Path) -> None:
+    """`CHURNWATCH_MODEL_PATH=/nope.json churnwatch score U` said "cannot reach Redis at ...: model file ... does not exist"."""
+    from streams.errors import UserError
+    from streams.settings import Settings
+    from streams.views import open_reader
+
+    with pytest.raises(FileNotFoundError, match="nope"):
+        with open_reader(Settings(redis_url=redis_url)):
+            raise FileNotFoundError(f"model file {tmp_path / 'nope.json'} does not exist")
+    with pytest.raises(UserError, match="cannot reach Redis"):
+        with open_reader(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")):
+            raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_a_reader_with_another_key_layout_refuses_instead_of_printing_a_wrong_list(redis_url: str) -> None:
+    """`CHURNWATCH_BUCKETS=32 churnwatch top` over workers' 64 buckets printed another (wrong) top list;
+    workers refuse such a mismatch, the CLI and the console now do too (the console answers 503)."""
+    import asyncio
+
+    from streams.console.deps import Deps, Unavailable
+    from streams.errors import UserError
+    from streams.settings import Settings
+    from streams.views import open_reader
+    from streams.worker.store import Store
+
+    workers = Settings(redis_url=redis_url)
+
+    async def first_worker() -> None:
+        store = Store(workers)
+        try:
+            await store.connect()  # records the layout in cw:meta
+        finally:
+            await store.close()
+
+    asyncio.run(first_worker())
+    with open_reader(workers):
+        pass  # same layout: no complaint
+    other = workers.with_(buckets=32)
+    with pytest.raises(UserError, match="says buckets=64, groups_per_bucket=256, format=1 but these settings have buckets=32"):
+        with open_reader(other):
+            pass
+
+    async def console_page() -> None:
+        deps = Deps.from_settings(other)
+        try:
+            await deps.now_ms()
+        finally:
+            await deps.store.close()
+
+    with pytest.raises(Unavailable, match="buckets=32"):
+        asyncio.run(console_page())
