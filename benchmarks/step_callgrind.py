@@ -6,12 +6,14 @@ instruction count is the figure the neighbours cannot move. ``capture`` runs
 ``benchmarks.review_cycle``'s workload through the worker's pipeline (real valkey and Tansu) and
 pickles the step's arguments of cycles ``--first`` to ``--last`` (the stored records as Redis
 gave them, so the states after the earlier cycles); ``replay`` runs those calls again in one
-process, and under ``valgrind --tool=callgrind --toggle-collect=<this replay loop>`` counts only
-them. The same capture replays on any branch whose record format is the same.
+process, and callgrind, collecting only inside the compiled step and ``to_dict`` (their mypyc
+entry points), counts only them. The same capture replays on any tree whose record format is
+the same (run the replay from that tree, ``PYTHONPATH`` set to it).
 
 ``.venv/bin/python -m benchmarks.step_callgrind capture --workload review_heavy --out /tmp/rh.pkl``
-``valgrind --tool=callgrind --toggle-collect='*step_callgrind*_replay*' .venv/bin/python -m benchmarks.step_callgrind replay /tmp/rh.pkl``
-(the replay prints the events it stepped; ``callgrind_annotate`` gives the instructions).
+``valgrind --tool=callgrind --toggle-collect=CPyPy_step___advance_stored --toggle-collect=CPyPy_engine___Alert___to_dict .venv/bin/python -m benchmarks.step_callgrind replay /tmp/rh.pkl``
+(the replay prints the events it stepped; valgrind's "Collected" over them is the figure,
+``callgrind_annotate --inclusive=yes`` the functions).
 """
 
 from __future__ import annotations
