@@ -7,7 +7,8 @@ builds it (setup.py); the pure Python stays the reference, and tests/test_models
 on random inputs that both give the same state bytes, alerts and scores, bit for bit.
 
 The compiled modules (``models/<name>.cpython-*.so`` beside ``<name>.py``) are used only when
-all of them are there, ``CHURNWATCH_PURE`` is not ``1``, and each ``.py`` is the very source
+all of them are there, ``CHURNWATCH_PURE`` is not ``1``, librt (mypyc's runtime library, whose
+C the compiled state record calls: models/state.py) is installed, and each ``.py`` is the very source
 they were built from (sha256 recorded at build time in :data:`SOURCES_FILE`): an edited or
 checked-out ``.py`` never runs stale compiled code, it runs as Python until the next build.
 Otherwise an import hook loads the ``.py`` files (Python prefers an extension module of the
@@ -73,6 +74,8 @@ def why_pure(directory: Path = _HERE, environ: Mapping[str, str] = os.environ) -
     stale = [m for m, digest in source_digests(directory).items() if recorded.get(m) != digest]
     if stale:
         return f"stale: {', '.join(stale)}.py changed since the build (make .venv/.installed rebuilds)"
+    if importlib.util.find_spec("librt") is None:  # the compiled state record's writer and reads (models.state)
+        return "librt (mypyc's runtime library) is not installed: the compiled core cannot load"
     return None
 
 

@@ -42,6 +42,11 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable, Final, Literal
 
+try:  # mypyc's runtime library: the compiled core's record write and read (see _COMPILED below)
+    from librt.strings import BytesWriter, read_f32_le, read_f64_le, read_i16_le, read_i32_le, write_f32_le, write_f64_le, write_i16_le, write_i32_le
+except ImportError:  # the pure Python runs without it (the struct); the compiled core does not load without it
+    pass
+
 from models._native import init_args
 from models.events import Event
 from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, NEGATIVE, PURCHASE, SUBSCRIPTION, Vocabulary
@@ -104,24 +109,24 @@ _F1: Final["memoryview[float]"] = memoryview(bytearray(4)).cast("f")
 
 
 #: Whether this module runs compiled (mypyc: an extension module, not its ``.py``). The record's
-#: read and ``f32`` then take the fast paths below, written in what mypyc compiles to plain C
-#: (byte indexing, int shifts, float arithmetic): the struct unpack and the memoryview they
-#: replace were generic calls that box every value. The pure Python keeps those, the reference:
-#: tests/test_models_native.py compares both ways on random records and doubles, and the
-#: compiled core with the pure one end to end.
+#: write and read and ``f32`` then take the fast paths below: the record's fields through
+#: ``librt.strings`` (mypyc's runtime library), whose ``BytesWriter`` and fixed-width
+#: little-endian ``write_*``/``read_*`` mypyc compiles to inline C on a native int or double (a
+#: bounds check and a store or load), and ``f32`` in float arithmetic. The struct pack and unpack
+#: they replace were generic calls that box every value (17 ints, most of them epoch seconds
+#: above the small-int cache, and 7 floats a record written; 26 values a record read). The pure
+#: Python keeps the struct and the memoryview, the reference: tests/test_models_native.py
+#: compares both ways on random states, records and doubles, and the compiled core with the pure
+#: one end to end.
 _COMPILED: Final[bool] = not __file__.endswith((".py", ".pyc"))  # mypyc's: the extension module's path
-#: 2 ** (e - 150) by float32 biased exponent e (1 to 254; 0 holds 2 ** -149, the subnormals'
-#: unit): a float32's value is its 24-bit significand times this, exactly in a double.
-_F32_UNIT: Final[tuple[float, ...]] = tuple(math.ldexp(1.0, (e if e else 1) - 150) for e in range(255))
-#: The same for a float64's biased exponent (1 to 2046; 0 holds 2 ** -1074).
-_F64_UNIT: Final[tuple[float, ...]] = tuple(math.ldexp(1.0, (e if e else 1) - 1075) for e in range(2047))
 #: 1.5 * 2 ** (e + 29) for e + 62 in 0..123: adding it to a double in [2 ** e, 2 ** (e + 1))
 #: rounds that double to a multiple of 2 ** (e - 23), its float32 grid (see :func:`f32`).
 _F32_ROUNDER: Final[tuple[float, ...]] = tuple(1.5 * math.ldexp(1.0, e + 29) for e in range(-62, 62))
 _TWO_62: Final[float] = 4611686018427387904.0  # 2 ** 62
 _TWO_M62: Final[float] = 1.0 / 4611686018427387904.0  # 2 ** -62
-_UNPACK_F: Final[Callable[[bytes, int], tuple[Any, ...]]] = struct.Struct("<f").unpack_from
-_UNPACK_D: Final[Callable[[bytes, int], tuple[Any, ...]]] = struct.Struct("<d").unpack_from
+#: The smallest magnitude whose float32 cast is inf: FLT_MAX + half its unit (2 ** 128 - 2 ** 103,
+#: a tie that rounds to the even inf). ``struct`` refuses to pack a finite double from here up.
+_F32_OVERFLOW: Final[float] = 340282356779733661637539395458142568448.0
 
 
 #: An empty float32 array: ``slots + _NO_SLOTS`` copies ``slots`` (UserState.copy) without the
@@ -282,6 +287,10 @@ class UserState:
     def to_bytes(self) -> bytes:
         """The format-4 record (93 bytes + 8 per slot) while the end of the paid period is
         unknown, else format 5 (95 bytes + 8 per slot; module docstring)."""
+        if _COMPILED:  # the head written in C (module docstring of _COMPILED)
+            head = _write_head(self)
+            if head is not None:  # else a field out of its range: the struct below raises as the pure Python does
+                return b"".join((head, self.slot_7d, self.slot_28d))
         if self.period_end_day:
             head = _PACK_V5(
                 _FORMAT_VERSION, self.stage, len(self.slot_7d),
@@ -369,44 +378,91 @@ class UserState:
         )
 
 
+def _f32_fits(x: float) -> bool:
+    """Whether ``struct`` packs ``x`` as a float32 (``<f``): all but the finite doubles whose
+    float32 cast overflows to inf (``x - x`` is 0.0 for every finite double, NaN for inf and NaN)."""
+    return -_F32_OVERFLOW < x < _F32_OVERFLOW or x - x != 0.0
+
+
+def _put_u32(w: BytesWriter, x: int) -> None:
+    """The uint32 ``x`` (0 <= x < 2 ** 32, checked by the caller) little-endian: as the int32 of
+    the same bits, which librt writes."""
+    write_i32_le(w, x - 0x100000000 if x > 0x7FFFFFFF else x)
+
+
+def _put_u16(w: BytesWriter, x: int) -> None:
+    """The uint16 ``x`` (0 <= x < 2 ** 16, checked by the caller) little-endian, as :func:`_put_u32`."""
+    write_i16_le(w, x - 0x10000 if x > 0x7FFF else x)
+
+
+def _write_head(s: UserState) -> bytes | None:
+    """The head of ``s``'s record, the bytes ``_PACK_V4``/``_PACK_V5`` give (format 5 when the
+    end of the paid period is known), written by librt's ``BytesWriter`` (a native int or double
+    stored per field, nothing boxed; 256 bytes inside the writer, so no buffer to grow); None
+    when a field is out of what its struct code holds (the caller's struct then raises the
+    reference's error). The checks: an OR of the uint32s is negative or has a bit from 32 up
+    exactly when one of them is out of range, the same for the bytes and the uint16s."""
+    n = len(s.slot_7d)
+    if (s.first_seen_s | s.last_seen_s | s.first_purchase_s | s.last_purchase_s | s.cancelled_s | s.stage_since_s
+            | s.at_risk_since_s | s.next_review_s | s.last_review_s | s.quiet_until_s | s.slots_at_s | s.n_events
+            | s.active_days | s.n_purchases) >> 32 or (s.stage | n) >> 8 or (s.negative_names | s.period_end_day) >> 16:
+        return None
+    if not (_f32_fits(s.act_7d) and _f32_fits(s.act_28d) and _f32_fits(s.act_90d) and _f32_fits(s.gap_ewma_days)
+            and _f32_fits(s.alert_risk) and _f32_fits(s.negative_28d)):
+        return None
+    w = BytesWriter()
+    w.append(_FORMAT_VERSION if s.period_end_day else 4)
+    w.append(s.stage)
+    w.append(n)
+    _put_u32(w, s.first_seen_s)
+    _put_u32(w, s.last_seen_s)
+    _put_u32(w, s.first_purchase_s)
+    _put_u32(w, s.last_purchase_s)
+    _put_u32(w, s.cancelled_s)
+    _put_u32(w, s.stage_since_s)
+    _put_u32(w, s.at_risk_since_s)
+    _put_u32(w, s.next_review_s)
+    _put_u32(w, s.last_review_s)
+    _put_u32(w, s.quiet_until_s)
+    _put_u32(w, s.slots_at_s)
+    _put_u32(w, s.n_events)
+    _put_u32(w, s.active_days)
+    _put_u32(w, s.n_purchases)
+    write_f32_le(w, s.act_7d)  # C's (float) cast: what struct's "<f" stores
+    write_f32_le(w, s.act_28d)
+    write_f32_le(w, s.act_90d)
+    write_f64_le(w, s.revenue)
+    write_f32_le(w, s.gap_ewma_days)
+    write_f32_le(w, s.alert_risk)
+    _put_u16(w, s.negative_names)
+    write_f32_le(w, s.negative_28d)
+    if s.period_end_day:
+        _put_u16(w, s.period_end_day)
+    return w.getvalue()
+
+
 def _u32(raw: bytes, i: int) -> int:
-    """The little-endian uint32 at byte ``i`` of ``raw``."""
-    return raw[i] | raw[i + 1] << 8 | raw[i + 2] << 16 | raw[i + 3] << 24
+    """The little-endian uint32 at byte ``i`` of ``raw`` (librt reads it as an int32)."""
+    v: int = read_i32_le(raw, i)
+    return v & 0xFFFFFFFF
 
 
-def _f32_at(raw: bytes, i: int) -> float:
-    """The little-endian float32 at byte ``i`` of ``raw``, as ``struct``'s ``<f`` reads it: its
-    24-bit significand times a power of two (exact in a double); inf and NaN through the struct."""
-    bits = _u32(raw, i)
-    e = bits >> 23 & 0xFF
-    if e == 0xFF:
-        return float(_UNPACK_F(raw, i)[0])
-    m = bits & 0x7FFFFF
-    v = (m | 0x800000 if e else m) * _F32_UNIT[e]
-    return -v if bits >> 31 else v
-
-
-def _f64_at(raw: bytes, i: int) -> float:
-    """The little-endian float64 at byte ``i`` of ``raw``, as ``struct``'s ``<d`` reads it (as
-    :func:`_f32_at`: a 53-bit significand times a power of two, exact)."""
-    hi = _u32(raw, i + 4)
-    e = hi >> 20 & 0x7FF
-    if e == 0x7FF:
-        return float(_UNPACK_D(raw, i)[0])
-    m = (hi & 0xFFFFF) << 32 | _u32(raw, i)
-    v = (m | 0x10000000000000 if e else m) * _F64_UNIT[e]
-    return -v if hi >> 31 else v
+def _u16(raw: bytes, i: int) -> int:
+    """The little-endian uint16 at byte ``i`` of ``raw``."""
+    v: int = read_i16_le(raw, i)
+    return v & 0xFFFF
 
 
 def _read_head(raw: bytes, v5: bool, s7: array, s28: array) -> UserState:
     """The state of a format-4 (``v5`` False) or format-5 record whose size and slot count
     ``UserState.from_bytes`` checked, with its slot arrays: the head field by field at its offset
-    in ``_STRUCT`` (what ``_STRUCT_V4``/``_STRUCT`` unpack, value for value)."""
+    in ``_STRUCT`` (what ``_STRUCT_V4``/``_STRUCT`` unpack, value for value: librt's float reads
+    are the same load and (double) conversion as the struct's)."""
     return UserState(
         _u32(raw, 3), _u32(raw, 7), _u32(raw, 11), _u32(raw, 15), _u32(raw, 19), _u32(raw, 23), _u32(raw, 27),
         _u32(raw, 31), _u32(raw, 35), _u32(raw, 39), _u32(raw, 43), _u32(raw, 47), _u32(raw, 51), _u32(raw, 55),
-        _f32_at(raw, 59), _f32_at(raw, 63), _f32_at(raw, 67), _f64_at(raw, 71), _f32_at(raw, 79), _f32_at(raw, 83),
-        raw[1], s7, s28, raw[87] | raw[88] << 8, _f32_at(raw, 89), raw[93] | raw[94] << 8 if v5 else 0,
+        read_f32_le(raw, 59), read_f32_le(raw, 63), read_f32_le(raw, 67), read_f64_le(raw, 71), read_f32_le(raw, 79),
+        read_f32_le(raw, 83), raw[1], s7, s28, _u16(raw, 87), read_f32_le(raw, 89), _u16(raw, 93) if v5 else 0,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import importlib.machinery
+import importlib.util
 import json
 import math
 import os
@@ -224,8 +225,9 @@ def test_f32_rounds_as_an_array_f_item_stores(x: float) -> None:
         assert struct.pack("<f", PURE["state"].f32(v)) == grid
 
 
-#: The fast paths' functions, pure and (where it runs) compiled: each is called directly.
-_STATE = [PURE["state"]] + ([state_module] if _native.active() == "compiled" else [])
+#: The fast paths' functions, pure (where librt, which the record's run on, is installed) and
+#: (where it runs) compiled: each is called directly.
+_STATE = ([PURE["state"]] if importlib.util.find_spec("librt") else []) + ([state_module] if _native.active() == "compiled" else [])
 
 
 @st.composite
@@ -253,9 +255,9 @@ def _fields(state: Any) -> list[object]:
 @settings(max_examples=150, deadline=None)
 @given(records())
 def test_the_fast_record_read_reads_what_the_struct_reads(raw: bytes) -> None:
-    """models.state's compiled read of a record's head (byte arithmetic, ``_read_head``) gives the
-    very state the struct unpack of the pure Python gives, bits for bits, on any record (compiled
-    and pure copies of the fast read both)."""
+    """models.state's compiled read of a record's head (librt's fixed-width reads, ``_read_head``)
+    gives the very state the struct unpack of the pure Python gives, bits for bits, on any record
+    (compiled and pure copies of the fast read both)."""
     reference = PURE["state"].UserState.from_bytes(raw)  # the pure Python: the struct
     assert not PURE["state"]._COMPILED
     for module in _STATE:
@@ -265,6 +267,116 @@ def test_the_fast_record_read_reads_what_the_struct_reads(raw: bytes) -> None:
         fast = module._read_head(raw, raw[0] == 5, both[:n], both[n:])
         assert _fields(fast) == _fields(reference)
     assert _fields(UserState.from_bytes(raw)) == _fields(reference)  # whichever read this process runs
+
+
+_U32_FIELDS = ("first_seen_s", "last_seen_s", "first_purchase_s", "last_purchase_s", "cancelled_s", "stage_since_s",
+               "at_risk_since_s", "next_review_s", "last_review_s", "quiet_until_s", "slots_at_s", "n_events",
+               "active_days", "n_purchases")
+_F32_FIELDS = ("act_7d", "act_28d", "act_90d", "gap_ewma_days", "alert_risk", "negative_28d")
+#: Doubles at the edges of what a float32 field holds: struct refuses to pack a finite double whose
+#: cast overflows (from FLT_MAX + half its unit up), stores inf and NaN (payloads too), rounds the rest.
+_F32_EDGE_DOUBLES = [0.0, -0.0, 3.4028234663852886e38, state_module._F32_OVERFLOW,
+                     math.nextafter(state_module._F32_OVERFLOW, 0.0), -state_module._F32_OVERFLOW, 1e39, float("inf"),
+                     float("-inf"), float("nan"), struct.unpack("<d", b"\x01\x00\x00\x00\x00\x00\xf0\x7f")[0],
+                     1e-46, 7e-46, 5e-324, 0.1]
+
+
+@st.composite
+def any_states(draw: st.DrawFn) -> dict[str, Any]:
+    """A UserState's fields with any values their struct codes hold: uint32s over their whole
+    range (epoch seconds past 2038 included), doubles on and off the float32 grid (NaN, inf,
+    -0.0, subnormals; now and then one whose float32 cast overflows, which the struct refuses),
+    0-16 slots, a known or unknown end of the paid period."""
+    u32 = st.one_of(st.integers(0, 2 ** 32 - 1), st.sampled_from([0, 255, 256, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]))
+    u16 = st.one_of(st.integers(0, 0xFFFF), st.sampled_from([0, 0x7FFF, 0x8000, 0xFFFF]))
+    f = st.one_of(st.floats(width=32), st.floats(-1e30, 1e30), st.floats(width=32).map(lambda x: x * (1 + 2 ** -30)),
+                  st.sampled_from(_F32_EDGE_DOUBLES))
+    n = draw(st.integers(0, 16))
+    kw: dict[str, Any] = {name: draw(u32, label=name) for name in _U32_FIELDS}
+    kw |= {name: draw(f, label=name) for name in _F32_FIELDS}
+    kw["revenue"] = draw(st.one_of(st.floats(), st.sampled_from(_F32_EDGE_DOUBLES)))
+    kw["stage"] = draw(st.integers(0, 5))
+    kw["negative_names"] = draw(u16, label="negative_names")
+    kw["period_end_day"] = draw(st.one_of(st.just(0), u16), label="period_end_day")
+    kw["slot_7d"] = array("f", draw(st.lists(st.floats(width=32), min_size=n, max_size=n)))
+    kw["slot_28d"] = array("f", draw(st.lists(st.floats(width=32), min_size=n, max_size=n)))
+    return kw
+
+
+def _written(cls: Any, kw: dict[str, Any]) -> tuple[str, object]:
+    """``cls(**kw).to_bytes()``, or the exception it raises (its type and words)."""
+    try:
+        return "bytes", cls(**kw).to_bytes()
+    except (struct.error, OverflowError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+def _read_back(cls: Any, raw: bytes) -> object:
+    """The fields of ``cls.from_bytes(raw)``, or its error's words (a stage past the last)."""
+    try:
+        return _fields(cls.from_bytes(raw))
+    except ValueError as exc:
+        return str(exc)
+
+
+def _check_write(kw: dict[str, Any]) -> None:
+    """The state of fields ``kw`` writes as the pure Python's struct writes it, or fails as it does."""
+    reference = _written(PURE["state"].UserState, kw)  # the pure Python: the struct
+    assert _written(UserState, kw) == reference  # whichever write this process runs
+    for module in _STATE:
+        head = module._write_head(module.UserState(**kw))
+        if reference[0] == "bytes":
+            assert head is not None and head + kw["slot_7d"].tobytes() + kw["slot_28d"].tobytes() == reference[1]
+        else:
+            assert head is None  # the caller's struct then raises
+    if reference[0] == "bytes":
+        raw = reference[1]
+        assert isinstance(raw, bytes) and raw[0] == (5 if kw["period_end_day"] else 4)
+        assert _read_back(UserState, raw) == _read_back(PURE["state"].UserState, raw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(any_states())
+def test_the_fast_record_write_writes_what_the_struct_packs(kw: dict[str, Any]) -> None:
+    """models.state's compiled write of a record's head (librt's BytesWriter, ``_write_head``)
+    gives the bytes the struct pack of the pure Python gives, on any state (format 4 and 5); the
+    compiled and pure copies of the fast write both; and what it wrote reads back as the pure
+    Python reads it."""
+    _check_write(kw)
+
+
+_RANGE_EDGES = (
+    [(name, v) for name in _U32_FIELDS for v in (2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, -1, 2 ** 32, -(2 ** 31), 2 ** 64)]
+    + [(name, v) for name in _F32_FIELDS for v in _F32_EDGE_DOUBLES + [-1e39, 1e300]]
+    + [("stage", 255), ("stage", 256), ("stage", -1)]
+    + [(name, v) for name in ("negative_names", "period_end_day") for v in (0x7FFF, 0x8000, 0xFFFF, 0x10000, -1)]
+)
+
+
+@pytest.mark.parametrize(("name", "value"), _RANGE_EDGES)
+def test_the_fast_record_write_at_and_past_each_fields_range(name: str, value: object) -> None:
+    """Each field at the edges of what its struct code holds (uint32, uint16, byte: the last
+    value, the first past it, negatives; float32: the largest double the cast does not overflow
+    and the first it does, inf, NaN): the same bytes as the struct, or the same error."""
+    kw: dict[str, Any] = {"first_seen_s": 1_767_225_600, "n_events": 3, "act_7d": 0.25, "period_end_day": 20_000,
+                          "slot_7d": array("f", [1.0, 0.0]), "slot_28d": array("f", [2.0, 0.5])}
+    _check_write(kw | {name: value})
+
+
+def test_without_librt_the_pure_python_runs() -> None:
+    """librt (mypyc's runtime library) carries the compiled record's writer and reads: without it
+    the compiled core cannot load, so the pure Python runs (and writes the same record)."""
+    code = ("import sys; sys.modules['librt'] = None\n"  # as if not installed
+            "import models._native as n, models.state as s\n"
+            "st = s.UserState(first_seen_s=2 ** 31 + 5, n_events=3, act_7d=0.25, period_end_day=20000)\n"
+            "print(n.active(), n.why_pure(), s.__file__, s.UserState.from_bytes(st.to_bytes()) == st, st.to_bytes().hex(), sep='|')")
+    env = {k: v for k, v in os.environ.items() if k != _native.PURE_ENV}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip().split("|")
+    assert out[0] == "pure" and out[2].endswith("state.py") and out[3] == "True"
+    if _native.why_pure() is None:  # built here: librt is the reason
+        assert out[1].startswith("librt")
+    want = UserState(first_seen_s=2 ** 31 + 5, n_events=3, act_7d=0.25, period_end_day=20000).to_bytes()
+    assert bytes.fromhex(out[4]) == want  # this process's core (compiled where built) writes it so too
 
 
 _F32_TIES = [f32(1.0 + k / 7) + d for k in range(7) for d in (2.0 ** -24, -(2.0 ** -25), 2.0 ** -23 * 1.5)]

@@ -1,0 +1,109 @@
+"""Instructions per event of the compiled step (callgrind), on cycles captured from the cycle benchmark.
+
+Why: docs/SCALING.md quotes "instructions per event (callgrind, cycles 46-50)" for the per-user
+step (``models.step.advance_stored`` and each alert's ``Alert.to_dict``); on a shared box an
+instruction count is the figure the neighbours cannot move. ``capture`` runs
+``benchmarks.review_cycle``'s workload through the worker's pipeline (real valkey and Tansu) and
+pickles the step's arguments of cycles ``--first`` to ``--last`` (the stored records as Redis
+gave them, so the states after the earlier cycles); ``replay`` runs those calls again in one
+process, and callgrind, collecting only inside the compiled step and ``to_dict`` (their mypyc
+entry points), counts only them. The same capture replays on any tree whose record format is
+the same (run the replay from that tree, ``PYTHONPATH`` set to it).
+
+``.venv/bin/python -m benchmarks.step_callgrind capture --workload review_heavy --out /tmp/rh.pkl``
+``valgrind --tool=callgrind --toggle-collect=CPyPy_step___advance_stored --toggle-collect=CPyPy_engine___Alert___to_dict .venv/bin/python -m benchmarks.step_callgrind replay /tmp/rh.pkl``
+(the replay prints the events it stepped; valgrind's "Collected" over them is the figure,
+``callgrind_annotate --inclusive=yes`` the functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pickle
+import sys
+from typing import Any
+
+__all__ = ["capture", "replay"]
+
+
+def capture(workload: str, events: int, users: int, batch: int, first: int, last: int, out: str) -> None:
+    """Pickle each ``advance_stored`` call of cycles ``first``..``last`` (1-based); the model is
+    the shipped default (``load_model(None)``, as the benchmark's pipeline loads it)."""
+    from streams.local import services
+    from streams.worker import phases, pipeline as pipeline_mod
+
+    calls: list[tuple[Any, ...]] = []
+    cycle = [0]
+    real_step = phases.advance_stored
+    real_process = pipeline_mod.Pipeline.process
+
+    def step(uid, blob, events, until, has_until, model, history, unchanged, period=0, marks=None):  # noqa: ANN001
+        if first <= cycle[0] <= last:
+            calls.append((uid, blob, list(events), until, has_until, history, unchanged, period, marks is not None))
+        return real_step(uid, blob, events, until, has_until, model, history, unchanged, period, marks)
+
+    async def process(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        cycle[0] += 1
+        return await real_process(self, *args, **kwargs)
+
+    phases.advance_stored = step
+    pipeline_mod.Pipeline.process = process
+    from benchmarks.review_cycle import measure
+
+    with services(use_env=False) as svc:
+        res = measure(svc.kafka.address, svc.redis.address, events, users, batch, workload)
+    n_events = sum(len(c[2]) for c in calls)
+    with open(out, "wb") as f:
+        pickle.dump({"calls": calls, "events": n_events, "workload": workload,
+                     "cycles": (first, last)}, f, protocol=pickle.HIGHEST_PROTOCOL)
+    print(f"{len(calls)} steps, {n_events} events of cycles {first}-{last} ({res['core']}) -> {out}", file=sys.stderr)
+
+
+def _replay(model: Any, calls: list[tuple[Any, ...]]) -> int:
+    """The captured steps, then each alert's dict: what the count covers (toggle-collect)."""
+    from models.step import advance_stored
+
+    alerts = 0
+    for uid, blob, events, until, has_until, history, unchanged, period, marked in calls:
+        res = advance_stored(uid, blob, events, until, has_until, model, history, unchanged, period,
+                             [] if marked else None)
+        for a in res[8]:
+            a.to_dict()
+            alerts += 1
+    return alerts
+
+
+def replay(path: str) -> None:
+    """Load a capture and step it once (the count is over :func:`_replay` alone)."""
+    from models._native import active
+    from models.model import load_model
+
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    alerts = _replay(load_model(None), data["calls"])
+    print(f"{active()}: {len(data['calls'])} steps, {data['events']} events, {alerts} alerts", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("capture")
+    c.add_argument("--workload", default="review_heavy")
+    c.add_argument("--events", type=int, default=500_000)
+    c.add_argument("--users", type=int, default=100_000)
+    c.add_argument("--batch", type=int, default=10_000)
+    c.add_argument("--first", type=int, default=46)
+    c.add_argument("--last", type=int, default=50)
+    c.add_argument("--out", required=True)
+    r = sub.add_parser("replay")
+    r.add_argument("path")
+    args = parser.parse_args()
+    if args.cmd == "capture":
+        capture(args.workload, args.events, args.users, args.batch, args.first, args.last, args.out)
+    else:
+        replay(args.path)
+
+
+if __name__ == "__main__":
+    main()
