@@ -7,9 +7,11 @@ alone) is fed the throughput sections' events (realistic or review-heavy, cut in
 10k records as a draining worker's batches) against a fresh valkey, alerts going nowhere (no
 broker: the Redis work is the same), and around every round trip ``INFO cpu`` and
 ``INFO commandstats`` say what Redis spent on it. Commands a script runs count under their own
-name in commandstats, so ``evalsha`` less its commands is the scripts' own Lua work.
+name in commandstats, so ``evalsha`` less its commands is the scripts' own Lua work. The worker's
+own CPU (this process, less the ``INFO`` calls around each round trip) is given per event too.
+``--capture`` keeps every round trip's commands for ``benchmarks.redis_replay``.
 
-``python -m benchmarks.redis_write [--workload realistic|review_heavy] [--events N]``
+``python -m benchmarks.redis_write [--workload realistic|review_heavy] [--events N] [--users N] [--days D]``
 """
 
 from __future__ import annotations
@@ -38,19 +40,20 @@ class _NullSink:
         return None
 
 
-def _records(workload: str, n: int, users: int) -> list[tuple[str, bytes]]:
+def _records(workload: str, n: int, users: int, days: int = 5) -> list[tuple[str, bytes]]:
     from benchmarks.run import make_events, simulated_records
 
-    return simulated_records(n, users) if workload == "realistic" else make_events(n, users)
+    return simulated_records(n, users, days=days) if workload == "realistic" else make_events(n, users)
 
 
-async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int, capture: str = "") -> dict[str, Any]:
+async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int, capture: str = "",
+                   days: int = 5) -> dict[str, Any]:
     from models.model import load_model
     from streams.settings import Settings
     from streams.worker.pipeline import Pipeline
     from streams.worker.store import Store
 
-    records = _records(workload, n, users)
+    records = _records(workload, n, users, days)
     client = redis_lib.Redis.from_url(redis_url)
     flush_sync(client)
     cfg = Settings(redis_url=redis_url, topic_events="rw", topic_alerts="rw-alerts", topic_dlq="rw-dlq",
@@ -65,21 +68,25 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
     cmds: dict[str, dict[str, float]] = {}
     run = store._run
 
-    captured: list[tuple[Any, ...]] = []
-    captured_reads: list[tuple[Any, ...]] = []
+    captured: list[tuple[str, list[tuple[Any, ...]]]] = []  # (op, its round trip's commands), in order
+
+    overhead = [0.0]  # this process' CPU in the INFO calls (not the worker's)
 
     async def timed(op: str, build: Any) -> list[Any]:  # each round trip alone (pipeline_depth=1)
-        if capture and op in ("read", "write"):
+        if capture:
             from streams.worker.store import _Calls
 
             calls = _Calls()
             build(calls)
-            (captured if op == "write" else captured_reads).extend(
-                c[3:] for c in calls if c[1] in (store._sha["write_batch"], store._sha["read_batch"]))
+            names = {sha: name for name, sha in store._sha.items()}
+            captured.append((op, [(c[0], names.get(c[1], c[1]), *c[2:]) if c[0] == "EVALSHA" else c for c in calls]))
+        t0 = time.process_time()
         c0, s0 = redis_cpu(client), client.info("commandstats")
+        overhead[0] += time.process_time() - t0
         try:
             return await run(op, build)
         finally:
+            t0 = time.process_time()
             c1, s1 = redis_cpu(client), client.info("commandstats")
             cpu[op] = cpu.get(op, 0.0) + c1 - c0
             per = cmds.setdefault(op, {})
@@ -92,6 +99,7 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
                 if d_calls:
                     per[name + ".calls"] = per.get(name + ".calls", 0) + d_calls
                     per[name + ".usec"] = per.get(name + ".usec", 0) + d_usec
+            overhead[0] += time.process_time() - t0
 
     store._run = timed  # type: ignore[method-assign]
     tally: dict[str, int] = {}
@@ -113,6 +121,7 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
 
     store.write = counted  # type: ignore[method-assign]
     offsets = [0] * PARTITIONS
+    cpu0 = time.process_time()
     try:
         for i in range(0, len(records), cycle):
             batch: dict[int, list[Record]] = {}
@@ -125,18 +134,20 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
             for p in range(PARTITIONS):
                 pipeline.clock.observe_fetch(p, len(batch.get(p, ())), False, now)
             await pipeline.process(batch, now)
+        worker_s = time.process_time() - cpu0 - overhead[0]
         mem = int(client.info("memory")["used_memory"])
         if capture:
             import pickle
 
             with open(capture, "wb") as f:
-                pickle.dump({"incarnation": store.incarnation, "buckets": store.buckets, "calls": captured, "reads": captured_reads}, f)
+                pickle.dump({"incarnation": store.incarnation, "buckets": store.buckets, "rounds": captured}, f)
         users_tracked = int((await store.stats()).get("users", 0))
     finally:
         await store.close()
         client.close()
     rows: dict[str, Any] = {"workload": workload, "events": len(records), "users": users_tracked,
                             "redis_bytes_per_user": round(mem / users_tracked) if users_tracked else None}
+    rows["worker CPU us per event"] = round(1e6 * worker_s / len(records), 3)
     rows["per event: " + ", ".join(tally)] = ", ".join(f"{v / len(records):.3f}" for v in tally.values())
     for op, s in sorted(cpu.items()):
         rows[f"{op}: Redis CPU us per event"] = round(1e6 * s / len(records), 3)
@@ -151,8 +162,8 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
 
 
 def measure(redis_url: str, workload: str = "realistic", n: int = 500_000, users: int = 100_000, cycle: int = 10_000,
-            capture: str = "") -> dict[str, Any]:
-    return asyncio.run(_measure(redis_url, workload, n, users, cycle, capture))
+            capture: str = "", days: int = 5) -> dict[str, Any]:
+    return asyncio.run(_measure(redis_url, workload, n, users, cycle, capture, days))
 
 
 def main() -> None:
@@ -161,8 +172,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=500_000)
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--cycle", type=int, default=10_000)
+    ap.add_argument("--days", type=int, default=5, help="days of the simulated population (realistic workload)")
     ap.add_argument("--redis", default="", help="a valkey to use (default: start one)")
-    ap.add_argument("--capture", default="", help="pickle the write script calls to this file (benchmarks.redis_replay)")
+    ap.add_argument("--capture", default="", help="pickle every round trip's commands to this file (benchmarks.redis_replay)")
     args = ap.parse_args()
     from streams.local import start_redis
 
@@ -170,7 +182,7 @@ def main() -> None:
     url = args.redis or server.address  # type: ignore[union-attr]
     try:
         print(f"load {load_average()}")
-        for k, v in measure(url, args.workload, args.events, args.users, args.cycle, args.capture).items():
+        for k, v in measure(url, args.workload, args.events, args.users, args.cycle, args.capture, args.days).items():
             print(f"  {k}: {v}")
         print(f"load {load_average()}")
     finally:
