@@ -28,7 +28,7 @@ from models.state import UserState
 from models.step import advance_stored, index_scores as step_index_scores
 from streams.worker.clock import NEVER, PartitionClock
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
-from streams.worker.alert_log import entry, logged_kind
+from streams.worker.alert_log import logged_kind, user_entry
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.revenue import (
@@ -628,4 +628,4 @@ def _queue_alerts(uid: str, group: int, alerts: Sequence[Alert], expire: bool, w
         d = alert.to_dict()
         out.alerts.append((key, orjson.dumps(d)))
         if logged_kind(d) and not expire:
-            write.alerts.append((group, uid, alert.alert_id, entry(d)))
+            write.alerts.append((group, uid, alert.alert_id, user_entry(d)))
