@@ -154,13 +154,13 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 def account_text(report: Any, subs: list[dict[str, Any]]) -> list[str]:
     """The lines ``accounts show`` prints for a ``streams.views.AccountReport`` and its subscriptions
     (``streams.views.account_subscriptions``)."""
-    from streams.timefmt import format_ts
+    from streams.timefmt import format_minute
 
     a = report.rollup
     head = f"{report.name or report.account_id} ({report.account_id}), owner {report.owner or '-'}"
     if report.renewal_date:
         head += f", contract renewal {report.renewal_date}"
-    lines = [head + f", as of {format_ts(report.as_of_ms)} (stream time)"]
+    lines = [head + f", as of {format_minute(report.as_of_ms)} UTC (stream time)"]
     if report.renews:
         lines.append(report.renews)
     lines += [f"risk {a.risk:.2f}, health {a.health}, temperature {a.temperature}, stage {a.stage.replace('_', ' ')}, "
