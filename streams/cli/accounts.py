@@ -17,6 +17,7 @@ out or empty is empty in the table, not "unchanged"). Rows whose ``delete`` colu
 from __future__ import annotations
 
 import argparse
+import sys
 import csv
 import logging
 import time
@@ -125,7 +126,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     check_kafka_reachable(settings)
     if args.action == "show":
         return _show(args, settings)
-    for facts in sorted(read_accounts(settings, timeout_s=args.timeout).values(), key=lambda f: f["account_id"]):
+    table = read_accounts(settings, timeout_s=args.timeout)
+    if not table:  # said on stderr: stdout stays JSON lines for a pipe
+        print(f"no accounts in {settings.topic_accounts} (add some: churnwatch accounts import --file ACCOUNTS.csv)", file=sys.stderr)
+    for facts in sorted(table.values(), key=lambda f: f["account_id"]):
         print(orjson.dumps(facts).decode())
     return 0
 
