@@ -1,4 +1,4 @@
-"""The recommended action for the CRM, from the stage and the health/temperature quadrant.
+"""The recommended action for the CRM, from the stage, the health/temperature quadrant and the open alert.
 
 Health says whether the user *uses* the product (health >= model.action_health); temperature
 (the one shown, models.temperature.p_back_within) says whether a purchaser is still *paying*:
@@ -15,6 +15,15 @@ and its colour agree. First rule that matches:
    stage -> ``check_in`` (the quadrant's "neither" corner: someone should ask why)
 5. using but not paying -> ``upsell`` (the product works for them; the money does not follow)
 6. otherwise ``none``
+
+A user at risk (``at_risk``: an at-risk alert is open, or it is the at-risk alert itself) never
+gets ``none`` or ``upsell``: rules 5 and 6 give ``check_in`` instead. The alert tells the CRM that
+the user is likely to leave; "do nothing" or "sell them more" next to it contradicts the alert
+(QA, 2026-12: demo user u000606, risk 0.60, health 51, temperature 66, "no visit for 1.9x the
+usual gap", was told ``none``). The quadrant still decides the specific moves (educate, onboard,
+win back): they already act on the risk. models.scoring passes the flag for every view of a user
+(alerts, ``score``, ``top``, the console), so the same user shows the same action everywhere; a
+``recovered`` alert announces that the alert closes and is not flagged.
 
 Educate comes before check-in because a payer who stopped using is usually also declining,
 and showing the value they pay for is the more specific move.
@@ -44,8 +53,10 @@ __all__ = ["Action", "recommend"]
 Action = Literal["educate", "check_in", "onboard", "upsell", "win_back", "none"]
 
 
-def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel") -> Action:
-    """The action for one user (module docstring).
+def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel",
+              at_risk: bool = False) -> Action:
+    """The action for one user (module docstring); ``at_risk``: an at-risk alert is open (or
+    being opened) for the user, which turns ``none`` and ``upsell`` into ``check_in``.
 
     >>> from models.model import ChurnModel
     >>> m = ChurnModel()
@@ -57,6 +68,13 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     ('onboard', 'educate', 'check_in')
     >>> recommend("active", 20, 20, False, m), recommend("active", 20, 80, True, m), recommend("active", 20, 20, True, m)
     ('check_in', 'educate', 'check_in')
+
+    At risk, the quadrant's quiet corners become a check-in; the specific moves stay:
+
+    >>> recommend("active", 80, 90, True, m, True), recommend("active", 80, 20, True, m, True), recommend("new", 80, 90, False, m, True)
+    ('check_in', 'check_in', 'check_in')
+    >>> recommend("active", 20, 80, True, m, True), recommend("new", 20, 20, False, m, True), recommend("churned", 90, 90, True, m, True)
+    ('educate', 'onboard', 'win_back')
     """
     if stage == "churned":
         return "win_back"
@@ -68,6 +86,8 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
         return "check_in"
     if not using and not paying:
         return "onboard" if stage == "new" else "check_in"
+    if at_risk:
+        return "check_in"
     if using and not paying:
         return "upsell"
     return "none"

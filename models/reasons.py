@@ -45,6 +45,10 @@ When the exit is open because a known renewal falls within the horizon, an at-ri
 the live scores) say so first: "renewal due in 12 days (paid through 2020-05-02)", or, past the
 end with no renewal stated, "paid period ended 3 days ago (2020-05-02), no renewal stated".
 
+Counts of events are said in whole events, singular or plural as a person writes them ("only 1
+event in the last 4 weeks", not "only 1.0 events": :func:`_whole` says why and how they round),
+and days as "1 day", "today" (:func:`_days`, :func:`_ago`).
+
 The one reason that quotes a score quotes the temperature shown (models.temperature.p_back_within),
 in the words of what it is: "chance of coming back within 30 days: 12%", or "of buying again"
 where the purchase rhythm decided it; against the user only well below a coin flip.
@@ -205,6 +209,49 @@ def _counted(name: str, n: int) -> str:
     return f"{n} {_plural(name)}"
 
 
+def _whole(x: float) -> int:
+    """A decayed count as a person counts: the nearest whole number, halves up (the per-type
+    texts round the same way). The counters are exponentially weighted (models.state): 1.4 is
+    "about one event lately", and its decimal is the decay's, not the user's; printed, "only 1.0
+    events" read like a machine. Under a half is "no events": what is left is mostly weeks old.
+    Numbers in the risk and the ranking keep the exact counter: this is for the words only."""
+    return int(x + 0.5)
+
+
+def _events(x: float, what: str = "event") -> str:
+    """"no events", "1 event", "3 events" of a decayed count (:func:`_whole`).
+
+    >>> _events(0.3), _events(1.0), _events(1.49), _events(2.5)
+    ('no events', '1 event', '1 event', '3 events')
+    """
+    n = _whole(x)
+    return f"no {what}s" if n == 0 else f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def _only_events(x: float, only: bool) -> str:
+    """:func:`_events` with "only " before a count (not before "no events")."""
+    return ("only " if only and _whole(x) > 0 else "") + _events(x)
+
+
+def _days(x: float) -> str:
+    """"1 day", "12 days": whole days as the texts print them (``:.0f``), singular right.
+
+    >>> _days(1.2), _days(0.6), _days(12.4)
+    ('1 day', '1 day', '12 days')
+    """
+    n = round(x)
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _ago(x: float) -> str:
+    """"today", "1 day ago", "12 days ago" of ``x`` days.
+
+    >>> _ago(0.4), _ago(1.3), _ago(3.0)
+    ('today', '1 day ago', '3 days ago')
+    """
+    return "today" if round(x) == 0 else _days(x) + " ago"
+
+
 def _num(x: float) -> str:
     """A count, amount or percentage as the reasons print it: one decimal under 10 (decayed
     counts; a rare event's share of activity, "0.3%", is not "0%")."""
@@ -252,9 +299,9 @@ def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float
     vs = _versus(name, model)
     above = values[_IDX[name]] > reference(name, model)
     if key == "low_7d":
-        return f"{'only ' if against else ''}{_num(sig.act_7d)} events in the last week{vs}"
+        return f"{_only_events(sig.act_7d, against)} in the last week{vs}"
     if key == "low_90d":
-        return f"{'only ' if against else ''}{_num(sig.act_90d)} events in the last 3 months{vs}"
+        return f"{_only_events(sig.act_90d, against)} in the last 3 months{vs}"
     if key == "active_days":
         text = f"{sig.active_days} active day{'s' if sig.active_days != 1 else ''} so far{vs}"
     elif key == "buyer":
@@ -281,7 +328,7 @@ def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnMod
     name = compiled.vocabulary.slot_name(slot)
     if key.startswith(SLOT_PREFIXES[2]):
         return _lifetime_text(key, sig, slot, name, values[i], model, against)
-    n = int(sig.slot_28d[slot] + 0.5)
+    n = _whole(sig.slot_28d[slot])
     only = "only " if against and key.startswith(SLOT_PREFIXES[0]) and n > 0 else ""
     if name is None:
         what = "one kind of activity not used" if n == 0 else f"one kind of activity used {only}{n} time{'s' if n != 1 else ''}"
@@ -430,13 +477,14 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
 def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
     if key == "cancelled":
         days = sig.cancelled_days
-        return "cancelled today" if days < 1.0 else f"cancelled {days:.0f} days ago"
+        return "cancelled today" if days < 1.0 else f"cancelled {_days(days)} ago"
     if key == "silence":
         if sig.active_days >= 3:
             return f"no visit for {sig.visit_overdue:.1f}x the usual interval of {sig.visit_gap_days:.1f} days"
-        return f"no return for {sig.silence_days:.0f} days after {sig.active_days} active day{'s' if sig.active_days != 1 else ''}"
+        return f"no return for {_days(sig.silence_days)} after {sig.active_days} active day{'s' if sig.active_days != 1 else ''}"
     if key == "purchase":
-        return f"usual re-order every {sig.purchase_gap_days:.0f} days, none for {sig.purchase_silence_days:.0f} days"
+        every = "every day" if round(sig.purchase_gap_days) == 1 else f"every {_days(sig.purchase_gap_days)}"
+        return f"usual re-order {every}, none for {_days(sig.purchase_silence_days)}"
     if key == "type_decline":
         found = _type_decline(sig, model)
         if found is not None:
@@ -448,7 +496,7 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         return f"activity over 4 weeks down {100.0 * (1.0 - sig.trend_long):.0f}% against the user's 3-month rate"
     if key == "low":
         edges = model.population.get(ACT_QUANTILES)
-        text = f"only {sig.act_28d:.1f} events in the last 4 weeks"
+        text = f"{_only_events(sig.act_28d, True)} in the last 4 weeks"
         if edges:
             share = percentile(sig.act_28d, edges)
             text += f", fewer than {100.0 * (1.0 - share):.0f}% of users"
@@ -466,18 +514,18 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         return f"chance of coming back within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (from the visit rhythm)"
     if key == "tenure":
         if sig.tenure_days > _typical_tenure(model):
-            return f"a user for {sig.tenure_days:.0f} days, longer than the typical {_typical_tenure(model):.0f}{_LEARNED}"
+            return f"a user for {_days(sig.tenure_days)}, longer than the typical {_typical_tenure(model):.0f}{_LEARNED}"
         if sig.tenure_days < 1.0:
             return "active on a single day so far: churn is likeliest early on"
-        return f"a user for only {sig.tenure_days:.0f} days: churn is likeliest early on"
+        return f"a user for only {_days(sig.tenure_days)}: churn is likeliest early on"
     if key == "gaps":
         text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
         return text + _LEARNED if _gap_ratio(sig) < 1.0 else text
     if key == "back":
         days = (sig.now_s - st.stage_since_s) / DAY_S
-        return f"came back after {days:.0f} days as churned" if st.stage_name == "churned" else f"came back {days:.0f} days ago"
+        return f"came back after {_days(days)} as churned" if st.stage_name == "churned" else f"came back {_ago(days)}"
     if key == "new":
-        return f"new user, first seen {sig.age_days:.0f} days ago"
+        return f"new user, first seen {_ago(sig.age_days)}"
     raise KeyError(key)  # pragma: no cover
 
 
@@ -486,7 +534,7 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
     if key == "silence":
         if sig.silence_days < 1.0:
             return f"active today, usual interval {sig.visit_gap_days:.1f} days"
-        return f"last active {sig.silence_days:.0f} days ago, within the usual interval of {sig.visit_gap_days:.1f} days"
+        return f"last active {_ago(sig.silence_days)}, within the usual interval of {sig.visit_gap_days:.1f} days"
     if key == "decline":
         if sig.trend >= 1.05:
             return f"activity up {100.0 * (sig.trend - 1.0):.0f}% against the user's 4-week baseline"
@@ -496,17 +544,18 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
             return f"activity over 4 weeks up {100.0 * (sig.trend_long - 1.0):.0f}% against the user's 3-month rate"
         return "activity over 4 weeks steady against the user's 3-month rate"
     if key == "purchase":
-        return f"re-ordered {sig.purchase_silence_days:.0f} days ago, usual every {sig.purchase_gap_days:.0f} days"
+        every = "every day" if round(sig.purchase_gap_days) == 1 else f"every {_days(sig.purchase_gap_days)}"
+        return f"re-ordered {_ago(sig.purchase_silence_days)}, usual {every}"
     if key == "low":
-        return f"{sig.act_28d:.0f} events in the last 4 weeks"
+        return f"{_events(sig.act_28d)} in the last 4 weeks"
     if key == "narrow":
         return _kinds_used(sig, model)
     if key == "cooling":
         return _text("cooling", st, sig, temperature, model)
     if key == "tenure":
         if sig.tenure_days < _typical_tenure(model):
-            return f"a user for {sig.tenure_days:.0f} days, less than the typical {_typical_tenure(model):.0f}{_LEARNED_GOOD}"
-        return f"a user for {sig.tenure_days:.0f} days"
+            return f"a user for {_days(sig.tenure_days)}, less than the typical {_typical_tenure(model):.0f}{_LEARNED_GOOD}"
+        return f"a user for {_days(sig.tenure_days)}"
     if key == "gaps":
         text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
         return text + _LEARNED_GOOD if _gap_ratio(sig) > 1.0 else text

@@ -156,7 +156,10 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpos
     back, source = p_back_within(sig, model)
     temperature = 100.0 * back
     segment = rfm_segment(st, sig.now_s, model.population) if st.n_purchases else None
-    action = recommend(a.stage, h, temperature, st.n_purchases > 0, model)
+    # at risk: the at-risk alert itself (or a stage change for the worse, whose stages never
+    # get none/upsell anyway), or any view of a user whose at-risk alert is open (models.actions)
+    at_risk = purpose == "at_risk" or (purpose == "scores" and st.at_risk_since_s != 0)
+    action = recommend(a.stage, h, temperature, st.n_purchases > 0, model, at_risk)
     why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose)
     return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)
 

@@ -199,7 +199,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     capsys.readouterr()
     assert main(["accounts", "show", "acme"]) == 0
     text = capsys.readouterr().out.splitlines()
-    assert text[0].startswith("Acme Corp (acme), owner alice, contract renewal 2026-03-22, as of 2026-03-01T") and \
+    assert text[0].startswith("Acme Corp (acme), owner alice, contract renewal 2026-03-22, as of 2026-03-01 ") and text[0].endswith(" UTC (stream time)") and \
         text[1] == "renews 2026-03-13 (in 12 days)", text
     assert any(line.split() == ["Pro", "active", "99.00", "since", "2026-02-10", "renews", "2026-03-13"] for line in text), text
     assert main(["accounts", "show", "initech", "--json"]) == 0

@@ -98,7 +98,7 @@ def test_show_prints_the_account_with_when_its_paid_period_ends() -> None:
                            "re-engage the silent users")
     report = AccountReport("acme", "Acme Corp", "alice", "2026-03-22", rollup, state.get().renews_ms, now)
     lines = account_text(report, account_subscriptions(state, now))
-    assert lines[:2] == ["Acme Corp (acme), owner alice, contract renewal 2026-03-22, as of 2026-03-01T10:00:00.000Z (stream time)",
+    assert lines[:2] == ["Acme Corp (acme), owner alice, contract renewal 2026-03-22, as of 2026-03-01 10:00 UTC (stream time)",
                          "renews 2026-03-13 (in 12 days)"]
     assert [line.split() for line in lines[-3:]] == [
         ["Pro", "active", "99.00", "since", "2026-01-30", "renews", "2026-03-13"],

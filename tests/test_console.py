@@ -21,7 +21,6 @@ from models.rfm import SEGMENTS
 from models.state import STAGES
 from streams.console.api import ACTIONS
 from streams.console.app import create_app
-from streams.console.data import block_size_for
 from streams.settings import Settings
 from streams.worker.history import HISTORY_WEEKS, decode_points
 from streams.worker.keys import locate
@@ -89,7 +88,9 @@ def test_paging_walks_each_list_once(built_state: Settings, client: TestClient) 
     assert any(row["stage"] == "churned" and row["action"] == "win_back" for row in win_back)
     assert set(_ids(save)) | set(_ids(win_back)) == index, "every user of the index is on one list"
     temps = [row["temperature"] for row in win_back]
-    assert len(win_back) <= block_size_for(7) and temps == sorted(temps, reverse=True)
+    assert temps == sorted(temps, reverse=True)
+    top = cli_json(built_state, ["top", "--win-back", "-n", "500", "--json"])
+    assert _ids(win_back) == [t["user_id"] for t in top], "pages of 7 follow top's one order"
     one_page = client.get("/api/v1/at-risk", params={"list": "save", "limit": 500}).json()
     assert set(_ids(one_page["items"])) == set(_ids(save)) and one_page["next_cursor"] is None
     keys = [row["savable"] for row in one_page["items"][:15]]
@@ -268,6 +269,16 @@ def test_account_equals_churnwatch_top_owner_and_has_members(built_state: Settin
         assert ('id="renews"' in page) == (cli["renews_on"] is not None)
         assert cli["renews_on"] is None or f'renews {cli["renews_on"]} (in {cli["renews_in_days"]} days)' in page
     assert client.get("/api/v1/accounts/no-such-account").status_code == 404
+    # QA 2026-12: each member row shows what the member's own page shows (not the open alert's
+    # risk, 0 when none, nor the hour's first event), in the pages' time format
+    for cli in every:
+        body = client.get(f"/api/v1/accounts/{cli['account_id']}").json()
+        page = client.get(f"/accounts/{cli['account_id']}").text
+        for m in (m for m in body["members"] if m["user_id"]):
+            user = client.get(f"/api/v1/users/{m['user_id']}").json()
+            assert (m["risk"], m["last_seen"], m["stage"]) == (user["risk"], user["last_seen"], user["stage"]), m
+            assert f'data-value="{m["last_seen"]}">{m["last_seen"][:10]} {m["last_seen"][11:16]} UTC</td>' in page
+        assert ".000Z<" not in page and "Z</td>" not in page
     for path in ("/book?owner=alice", "/book?owner=alice&list=win_back", "/accounts/northwind"):
         reply = client.get(path)
         assert reply.status_code == 200 and "<table" in reply.text, path

@@ -118,3 +118,55 @@ def check_loads_and_counters(url: str, cluster: bool) -> None:
 
 def test_loads_and_counters_in_one_call_per_round_trip(redis_url: str) -> None:
     check_loads_and_counters(redis_url, False)
+
+
+def test_win_back_pages_follow_one_global_order_over_a_stale_index(redis_url: str) -> None:
+    """QA 2026-12: pages of 50 sorted each block of the index on its own, so a user warm now but
+    indexed low (u000459, 9.3) came after users that cooled since their review (1.4). Here the
+    index scores are the live temperature plus a random staleness (never below it, as reviews
+    make them): pages of any size must give the one order of models.ranking.daily_list."""
+    from models.model import ChurnModel
+    from models.ranking import daily_list
+    from models.state import UserState
+
+    model, day = ChurnModel(), 86_400
+    rng = random.Random(11)
+    now_s = 400 * day
+    states = {}
+    for i in range(150):  # lapsed users of various rhythms and silences (some churned, some dormant)
+        n = rng.randrange(3, 60)
+        last = now_s - rng.randrange(8, 90) * day
+        states[f"u{i:03d}"] = UserState(first_seen_s=last - rng.randrange(30, 150) * day, last_seen_s=last,
+                                        n_events=n, active_days=max(2, n // rng.randrange(1, 4)))
+    def win_back_temperature(st: UserState) -> float:
+        from models.ranking import win_back_key
+        from models.scoring import assess
+        return win_back_key(assess(st, now_s, model), st, model)[0]
+
+    want = [r.user_id for r in daily_list(states.items(), now_s, model, "win_back", n=len(states))]
+    assert len(want) > 80 and len({round(win_back_temperature(states[u]), 3) for u in want}) > 40  # distinct temperatures
+
+    async def pages(limit: int) -> list[str]:
+        store = Store(Settings(redis_url=redis_url, buckets=BUCKETS, groups_per_bucket=4))
+        try:
+            r = store.client
+            for uid, st in states.items():
+                b, g = locate(uid, store.buckets, store.groups)
+                await r.hset(store.keys.users(b, g), uid, st.to_bytes())
+                temp = win_back_temperature(st)
+                await r.zadd(store.keys.risk(b), {uid: 1.0 + min(0.999, temp + rng.choice([0.0, 0.0, rng.random()]))})
+            got: list[str] = []
+            cursor = None
+            for _ in range(200):
+                page = await data.at_risk_page(store, model, now_s * 1000, "win_back", limit, cursor)
+                got += [row.user_id for row in page.rows]
+                cursor = page.next_cursor
+                if cursor is None:
+                    return got
+            raise AssertionError("paging did not end")
+        finally:
+            await store.close()
+
+    for limit in (1, 4, 7, 50, 500):
+        got = asyncio.run(pages(limit))
+        assert got == want, (limit, [(u, round(win_back_temperature(states[u]), 4)) for u in want[60:70]], got[60:70])

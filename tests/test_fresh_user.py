@@ -204,3 +204,40 @@ def test_a_reader_with_another_key_layout_refuses_instead_of_printing_a_wrong_li
 
     with pytest.raises(Unavailable, match="buckets=32"):
         asyncio.run(console_page())
+
+
+# -- QA pass 2 (December 2026) ------------------------------------------------------------------
+
+
+def test_publish_of_a_csv_with_an_unknown_header_says_which_columns_it_expected(tmp_path: Path,
+                                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # it read the header as data: "line 1: timestamp 'time' ..." and nothing about the columns
+    bad = tmp_path / "events.csv"
+    bad.write_text("user,time,event,amount\nu1,2026-01-02T00:00:00Z,order,12.5\n")
+    assert main(["publish", "--file", str(bad)]) == 2  # fails on the check, before any broker
+    err = _one_line(capsys.readouterr().err)
+    assert "line 1" in err and "names user, time, event, amount" in err and "user_id, ts, event_type" in err, err
+    data = tmp_path / "data.csv"  # a bad data line keeps its own message: no header to explain
+    data.write_text("user_id,ts,event_type\nu1,2026-01-02T00:00:00Z,order\nu2,yesterday,order\n")
+    assert main(["publish", "--file", str(data)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "line 3" in err and "header" not in err, err
+
+
+def test_accounts_list_of_an_empty_table_says_there_are_none(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import streams.cli.accounts as accounts
+    import streams.publisher as publisher
+
+    monkeypatch.setattr(publisher, "check_kafka_reachable", lambda settings: None)
+    monkeypatch.setattr(accounts, "read_accounts", lambda settings, timeout_s: {})
+    assert main(["accounts", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("no accounts in "), (out, err)  # stdout stays JSON lines
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "0s"])
+def test_demo_duration_message_agrees_with_its_check(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # "-5" said "0 seconds or more", and then 0 was refused too
+    assert main(["demo", "--duration", value]) == 2
+    assert f"--duration must be a duration of more than 0 seconds, got '{value}'" in _one_line(capsys.readouterr().err)

@@ -149,7 +149,7 @@ def test_more_silence_never_lowers_risk_nor_raises_health_or_temperature(
         assert 0.0 <= s.health <= 100.0 and 0.0 <= s.temperature <= 100.0 and 0.0 <= s.risk <= 1.0
         assert all(math.isfinite(v) for v in (s.health, s.temperature, s.risk))
         assert s.risk == risk_at(state, now, model)
-        assert s.action == recommend(s.stage, s.health, s.temperature, state.n_purchases > 0, model)
+        assert s.action == recommend(s.stage, s.health, s.temperature, state.n_purchases > 0, model, state.at_risk_since_s != 0)
         for reason in (r for r in s.reasons if r.startswith("chance")):
             quoted = re.fullmatch(r"chance of (coming back|buying again) within 30 days: (\d+)% \(.*\)", reason)
             assert quoted and quoted.group(2) == f"{s.temperature:.0f}" and s.temperature < 50.0, (reason, s.temperature)

@@ -61,14 +61,14 @@ _AGAINST = [
     (r"^usual re-order every", "purchase"),
     (r"^activity over 4 weeks down \d+% against the user's 3-month rate$", "decline_long"),
     (r" down \d+% against the user's 4-week baseline$", "decline"),
-    (r"^only [\d.]+ events in the last 4 weeks", "low"),
+    (r"^(only \d+ events?|no events) in the last 4 weeks", "low"),
     (r"^uses \d+ ", "narrow"),
     (r"^chance of (coming back|buying again) within", "cooling"),
-    (r"^(a user for only \d+ days|active on a single day so far): churn is likeliest early on$", "tenure"),
-    (r"^a user for \d+ days, longer than the typical \d+ \(a sign of churn in this product's history\)$", "tenure"),
+    (r"^(a user for only \d+ days?|active on a single day so far): churn is likeliest early on$", "tenure"),
+    (r"^a user for \d+ days?, longer than the typical \d+ \(a sign of churn in this product's history\)$", "tenure"),
     (r"^recent gaps between active days", "gaps"),
-    (r"^(only )?[\d.]+ events in the last week", "low_7d"),
-    (r"^(only )?[\d.]+ events in the last 3 months", "low_90d"),
+    (r"^((only )?\d+ events?|no events) in the last week", "low_7d"),
+    (r"^((only )?\d+ events?|no events) in the last 3 months", "low_90d"),
     (r"^\d+ active days? so far", "active_days"),
     (r"^(a buyer \(|never bought)", "buyer"),
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
@@ -82,17 +82,17 @@ _AGAINST = [
 ]
 _FOR = [
     (r"^paid through \d{4}-\d\d-\d\d: no renewal due within \d+ days$", "renewal"),
-    (r"^(active today|last active \d+ days ago), .*usual interval", "silence"),
-    (r"^re-ordered \d+ days ago, usual every \d+ days$", "purchase"),
+    (r"^(active today|last active \d+ days? ago), .*usual interval", "silence"),
+    (r"^re-ordered (today|\d+ days? ago), usual every (day|\d+ days)$", "purchase"),
     (r"^activity over 4 weeks (up \d+%|steady) against", "decline_long"),
     (r"^activity (up \d+%|steady) against the user's 4-week baseline$", "decline"),
-    (r"^\d+ events in the last 4 weeks$", "low"),
+    (r"^(\d+ events?|no events) in the last 4 weeks$", "low"),
     (r"^uses \d+ ", "narrow"),
     (r"^chance of (coming back|buying again) within", "cooling"),
-    (r"^a user for \d+ days(, less than the typical \d+ \(a sign of staying in this product's history\))?$", "tenure"),
+    (r"^a user for \d+ days?(, less than the typical \d+ \(a sign of staying in this product's history\))?$", "tenure"),
     (r"^recent gaps between active days", "gaps"),
-    (r"^[\d.]+ events in the last week", "low_7d"),
-    (r"^[\d.]+ events in the last 3 months", "low_90d"),
+    (r"^(\d+ events?|no events) in the last week", "low_7d"),
+    (r"^(\d+ events?|no events) in the last 3 months", "low_90d"),
     (r"^\d+ active days? so far", "active_days"),
     (r"^(a buyer \(|never bought)", "buyer"),
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
@@ -103,7 +103,7 @@ _FOR = [
     (r"^(\d+ \S+|no \S+|one kind of activity (not used|used \d+ times?)) in the last 4 weeks", "inactive:"),
     (r"^(about \d+ \S+|one kind of activity used about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
     (r"^risk down to \d+% from \d+% when the alert opened$", "risk_fell"),
-    (r"^came back (after \d+ days as churned|\d+ days ago)$", "back"),
+    (r"^came back (after \d+ days? as churned|today|\d+ days? ago)$", "back"),
 ]
 #: Words that read as good news: never in an at-risk alert.
 _FINE = [
@@ -304,3 +304,18 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
 
 
 _COMPARED_KEYS = ("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue")
+
+
+#: Number slips a person would not write (QA 2026-12: "only 1.0 events in the last 4 weeks" in
+#: 185 of the demo's at-risk alerts, "came back 1 days ago").
+_SLIPS = re.compile(r"(^|[^\d.])(1 (days|events|times)|1\.0 events|0 days ago|\d+\.\d+ events)\b")
+
+
+def test_reasons_count_whole_events_and_days_in_the_singular_when_one() -> None:
+    said = 0
+    for user, evs in list(golden_histories(2).items())[:150]:
+        for alert in advance(user, None, evs, FINAL_MS, load_model()).alerts:
+            for text in alert.scores.reasons:
+                assert not _SLIPS.search(text), text
+                said += text.startswith("only 1 event in the last 4 weeks")
+    assert said > 0  # the case QA found is among them, in its new words

@@ -230,6 +230,32 @@ def test_actions_follow_the_quadrant(stage: str, health: float, temperature: flo
     assert recommend(stage, health, temperature, buyer, MODEL) == expected
 
 
+@pytest.mark.parametrize("stage, health, temperature, buyer", [
+    ("active", 80, 90, True), ("active", 80, 20, True), ("active", 80, 90, False), ("new", 80, 20, False),
+])
+def test_a_user_at_risk_is_never_told_none_or_upsell(stage: str, health: float, temperature: float, buyer: bool) -> None:
+    # QA 2026-12: u000606 (risk 0.60, health 51, temperature 66) got an at-risk alert saying "none"
+    assert recommend(stage, health, temperature, buyer, MODEL) in ("none", "upsell")
+    assert recommend(stage, health, temperature, buyer, MODEL, True) == "check_in"
+
+
+def test_open_alert_turns_the_action_into_a_check_in_in_every_view() -> None:
+    # the same user shows the same action in the alert, in score/top/console (purpose "scores"
+    # with the alert open), and not in the recovered alert that closes it
+    from models.scoring import assess, scores_from
+
+    st = _state(_history([1.0 * i for i in range(40)]))
+    now = st.last_seen_s + 3600
+    a = assess(st, now, MODEL)
+    quiet = scores_from(st, a, MODEL)
+    assert quiet.action in ("none", "upsell"), quiet  # a healthy user: the quadrant's quiet corners
+    assert scores_from(st, a, MODEL, "at_risk").action == "check_in"
+    st.at_risk_since_s = now - 86_400
+    assert scores_from(st, a, MODEL).action == "check_in"
+    assert score(st, now, MODEL).action == "check_in"
+    assert scores_from(st, a, MODEL, "recovered").action == quiet.action
+
+
 def test_reasons_are_ranked_by_their_share_of_the_risk() -> None:
     st = _state(_history([1.0 * i for i in range(40)]))
     now = st.last_seen_s + 9 * DAY_S

@@ -17,6 +17,7 @@ out or empty is empty in the table, not "unchanged"). Rows whose ``delete`` colu
 from __future__ import annotations
 
 import argparse
+import sys
 import csv
 import logging
 import time
@@ -125,7 +126,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     check_kafka_reachable(settings)
     if args.action == "show":
         return _show(args, settings)
-    for facts in sorted(read_accounts(settings, timeout_s=args.timeout).values(), key=lambda f: f["account_id"]):
+    table = read_accounts(settings, timeout_s=args.timeout)
+    if not table:  # said on stderr: stdout stays JSON lines for a pipe
+        print(f"no accounts in {settings.topic_accounts} (add some: churnwatch accounts import --file ACCOUNTS.csv)", file=sys.stderr)
+    for facts in sorted(table.values(), key=lambda f: f["account_id"]):
         print(orjson.dumps(facts).decode())
     return 0
 
@@ -154,13 +158,13 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 def account_text(report: Any, subs: list[dict[str, Any]]) -> list[str]:
     """The lines ``accounts show`` prints for a ``streams.views.AccountReport`` and its subscriptions
     (``streams.views.account_subscriptions``)."""
-    from streams.timefmt import format_ts
+    from streams.timefmt import format_minute
 
     a = report.rollup
     head = f"{report.name or report.account_id} ({report.account_id}), owner {report.owner or '-'}"
     if report.renewal_date:
         head += f", contract renewal {report.renewal_date}"
-    lines = [head + f", as of {format_ts(report.as_of_ms)} (stream time)"]
+    lines = [head + f", as of {format_minute(report.as_of_ms)} UTC (stream time)"]
     if report.renews:
         lines.append(report.renews)
     lines += [f"risk {a.risk:.2f}, health {a.health}, temperature {a.temperature}, stage {a.stage.replace('_', ' ')}, "

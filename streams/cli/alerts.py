@@ -94,17 +94,23 @@ def parse_kinds(text: str | None, *, name: str = "--kind") -> frozenset[str] | N
     return frozenset(kinds) or None
 
 
-def parse_seconds(text: str, *, name: str) -> float:
-    """A duration for a CLI option: a bare number is seconds, else ``500ms``, ``90s``, ``15m``, ``2h``.
+def parse_seconds(text: str, *, name: str, positive: bool = False) -> float:
+    """A duration for a CLI option: a bare number is seconds, else ``500ms``, ``90s``, ``15m``, ``2h``;
+    ``positive``: 0 is refused too (the message says which).
 
     >>> parse_seconds("1.5", name="--timeout"), parse_seconds("2m", name="--timeout")
     (1.5, 120.0)
+    >>> parse_seconds("0", name="--duration", positive=True)
+    Traceback (most recent call last):
+    ValueError: --duration must be a duration of more than 0 seconds, got '0'
     """
     raw = text.strip()
     try:
         value = float(raw)
     except ValueError:
         value = parse_duration_ms(raw, name=name) / 1000.0
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be a duration of more than 0 seconds, got {text!r}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a duration of 0 seconds or more, got {text!r}")
     return value

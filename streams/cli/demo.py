@@ -543,7 +543,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         days=args.days,
         workers=args.workers,
         seed=args.seed,
-        duration_s=parse_seconds(args.duration, name="--duration") if args.duration is not None else None,
+        duration_s=parse_seconds(args.duration, name="--duration", positive=True) if args.duration is not None else None,
         start_ms=parse_start_ms(args.start) if args.start else None,
         metrics_port=args.metrics_port,
         show=parse_kinds(args.show, name="--show") or frozenset(ALERT_KINDS),

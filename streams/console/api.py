@@ -138,7 +138,7 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
 
 async def account(request: Request, deps: Deps) -> dict[str, Any]:
     now_ms = await deps.now_ms()
-    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
+    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms, deps.model)
     return account_dict(report, state, members, now_ms, alerts)
 
 

@@ -40,7 +40,15 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def _stamp(iso: str | None) -> str:
+    """An API timestamp (ISO-8601 with milliseconds) as the pages print times: "2026-11-30 10:00 UTC"."""
+    from streams.timefmt import parse_ts_ms
+
+    return f"{_day(parse_ts_ms(iso))} UTC" if iso else "–"
+
+
 templates.filters["when"] = _day
+templates.filters["stamp"] = _stamp
 templates.filters["label"] = lambda s: (s or "").replace("_", " ")
 
 
@@ -170,7 +178,7 @@ async def customer(request: Request, deps: Deps) -> Response:
 
 async def account(request: Request, deps: Deps) -> Response:
     now_ms = await deps.now_ms()
-    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms)
+    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms, deps.model)
     d = account_dict(report, state, members, now_ms, alerts)  # the numbers of the API and `churnwatch top --owner --json`
     return _render("account.html", nav=None, r=report, a=report.rollup, d=d, as_of_ms=now_ms)
 
