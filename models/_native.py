@@ -8,7 +8,7 @@ on random inputs that both give the same state bytes, alerts and scores, bit for
 
 The compiled modules (``models/<name>.cpython-*.so`` beside ``<name>.py``) are used only when
 all of them are there, ``CHURNWATCH_PURE`` is not ``1``, librt (mypyc's runtime library, whose
-C the compiled state record calls: models/state.py) is installed, and each ``.py`` is the very source
+C the compiled state record calls: models/state.py) imports, and each ``.py`` is the very source
 they were built from (sha256 recorded at build time in :data:`SOURCES_FILE`): an edited or
 checked-out ``.py`` never runs stale compiled code, it runs as Python until the next build.
 Otherwise an import hook loads the ``.py`` files (Python prefers an extension module of the
@@ -74,8 +74,18 @@ def why_pure(directory: Path = _HERE, environ: Mapping[str, str] = os.environ) -
     stale = [m for m, digest in source_digests(directory).items() if recorded.get(m) != digest]
     if stale:
         return f"stale: {', '.join(stale)}.py changed since the build (make .venv/.installed rebuilds)"
-    if importlib.util.find_spec("librt") is None:  # the compiled state record's writer and reads (models.state)
-        return "librt (mypyc's runtime library) is not installed: the compiled core cannot load"
+    return _librt_missing()
+
+
+def _librt_missing() -> str | None:
+    """Why librt.strings cannot serve the compiled core (None: it can). The compiled models.state
+    binds librt's C API when it loads (the headers come with the pinned mypy, the library is pinned to
+    the matching librt at run time): an absent librt, or one of another ABI ("ABI version conflict"),
+    would stop the import of the whole core, so the pure Python runs instead."""
+    try:
+        import librt.strings  # noqa: F401
+    except (ImportError, ValueError) as exc:
+        return f"librt (mypyc's runtime library) cannot load: {exc}: the compiled core cannot run"
     return None
 
 

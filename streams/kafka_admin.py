@@ -82,10 +82,12 @@ def partition_count(settings: Settings, topic: str) -> int | None:
         admin.close()
 
 
-def quiet_kafka_logs() -> None:
-    """kafka-python and aiokafka log every connection at INFO: noise next to ours unless DEBUG."""
+def quiet_kafka_logs(service: bool = False) -> None:
+    """kafka-python and aiokafka log every connection at INFO: noise next to a command's output unless
+    DEBUG. A long-running service (``service``) keeps aiokafka's INFO: its group joins, assignments and
+    coordinator changes are what an operator reads in its log during a rebalance."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for name in ("kafka", "aiokafka"):
+        for name in ("kafka",) if service else ("kafka", "aiokafka"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -142,7 +142,7 @@ class Settings:
             raise SettingsError(f"account_grace_ms must be 0 or more whole hours, got {self.account_grace_ms} ms")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             # a typo (LOUD, VERBOSE) ran silently at INFO; docs/OPERATE.md: a bad value stops the process
-            raise SettingsError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+            raise SettingsError(f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}")
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         if self.miskeyed not in ("reroute", "dlq"):

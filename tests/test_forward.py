@@ -125,7 +125,9 @@ async def _run(settings: Settings, receiver: Receiver) -> Any:
 def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafka_service: Service, unique_name: str) -> None:
     """Ctrl-C / SIGTERM while the receiver is down: `churnwatch forward` waited out every back-off of every
     alert in its batch (found in the QA pass: still running 11 minutes after SIGINT). It must stop within
-    a back-off's first moments, dead-letter nothing, and leave the unsettled alerts to the next run."""
+    a back-off's first moments, dead-letter nothing, and leave the unsettled alerts to the next run: its
+    partition commits its batch's first offset, since a new group without a commit starts at the log's
+    end by default (``from_beginning`` False) and would skip them (found in review)."""
     settings = Settings(kafka_bootstrap_servers=kafka_service.address, topic_alerts=f"al-{unique_name}",
                         topic_events=f"ev-{unique_name}", topic_dlq=f"dlq-{unique_name}",
                         topic_alerts_dlq=f"adlq-{unique_name}", forward_group=f"fw-{unique_name}")
@@ -136,7 +138,7 @@ def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafk
     producer.flush()
     producer.close()
 
-    async def scenario() -> tuple[float, set[str]]:
+    async def scenario() -> set[str]:
         down = asyncio.Event()
         got: set[str] = set()
 
@@ -156,26 +158,24 @@ def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafk
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         opts = ForwardOptions(url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout_s=1.0, max_attempts=8,
-                              backoff_start_s=30.0, backoff_max_s=30.0, from_beginning=True, session_timeout_ms=6_000)
+                              backoff_start_s=600.0, backoff_max_s=600.0, from_beginning=True, session_timeout_ms=6_000)
         try:
             stop = asyncio.Event()
             run = asyncio.create_task(forward(settings, opts, stop))
             await asyncio.wait_for(down.wait(), 60)
             stop.set()  # what Ctrl-C does
-            t0 = asyncio.get_running_loop().time()
-            stats = await asyncio.wait_for(run, 20)
-            took = asyncio.get_running_loop().time() - t0
+            # no clock measured: waiting out the back-offs would take 8 x 600 s, far past this bound
+            stats = await asyncio.wait_for(run, 120)
             assert stats.dead_lettered == 0 and stats.delivered == 0
-            return took, got
+            return got
         finally:
             await runner.cleanup()
 
-    took, got = asyncio.run(scenario())
-    assert took < 5.0, f"stop took {took:.1f} s with a 30 s back-off pending"
+    got = asyncio.run(scenario())
     assert got == set() and _dead_letters(settings) == []
     group = KafkaConsumer(bootstrap_servers=kafka_service.address, group_id=settings.forward_group, enable_auto_commit=False)
     try:  # the next run starts at the first alert: nothing was committed past it
         committed = [group.committed(TopicPartition(settings.topic_alerts, p)) for p in range(settings.partitions)]
     finally:
         group.close()
-    assert all(c is None or c <= 0 for c in committed), committed
+    assert sorted(c for c in committed if c is not None) == [0], committed  # u1's partition, at its first alert

@@ -6,6 +6,7 @@ but the two subprocess cases (~1-2 s each).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -150,7 +151,7 @@ def test_alerts_knows_the_account_alerts_its_topic_carries() -> None:
 def test_a_bad_log_level_stops_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     """CHURNWATCH_LOG_LEVEL=LOUD ran silently at INFO, against docs/OPERATE.md ("a bad value stops the process")."""
     assert main(["--log-level", "LOUD", "score", "u1"]) == 2
-    assert "log_level must be DEBUG, INFO, WARNING or ERROR, got 'LOUD'" in _one_line(capsys.readouterr().err)
+    assert "log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got 'LOUD'" in _one_line(capsys.readouterr().err)
 
 
 def test_a_missing_model_file_is_not_called_a_redis_fault(redis_url: str, tmp_path: Path) -> None:
@@ -241,3 +242,28 @@ def test_demo_duration_message_agrees_with_its_check(value: str, capsys: pytest.
     # "-5" said "0 seconds or more", and then 0 was refused too
     assert main(["demo", "--duration", value]) == 2
     assert f"--duration must be a duration of more than 0 seconds, got '{value}'" in _one_line(capsys.readouterr().err)
+
+
+def test_only_a_closed_stdout_pipe_is_the_readers_broken_pipe(monkeypatch) -> None:
+    """A BrokenPipeError exits quietly (141) only when our stdout's reader is gone; any other broken
+    pipe (a socket's) is an error to report (found in review: every broken pipe was silenced)."""
+    import streams.cli as cli
+
+    class Out:
+        def __init__(self, fd: int) -> None:
+            self.fd = fd
+
+        def fileno(self) -> int:
+            return self.fd
+
+    read_end, write_end = os.pipe()
+    try:
+        monkeypatch.setattr(sys, "stdout", Out(write_end))
+        assert cli._stdout_closed() is False  # the reader is still there
+        os.close(read_end)
+        read_end = -1
+        assert cli._stdout_closed() is True
+    finally:
+        for fd in (read_end, write_end):
+            if fd >= 0:
+                os.close(fd)

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import os
+import select
 import sys
 from typing import NoReturn, Sequence
 
@@ -90,6 +91,21 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+
+#: Long-running commands whose logs an operator reads (streams.kafka_admin.quiet_kafka_logs).
+_SERVICES = frozenset({"worker", "forward", "learn"})
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader is gone (poll reports POLLERR on its write end): only
+    then is a BrokenPipeError the reader's doing (``| head``) and not a connection's."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no fileno (captured), no poll on this platform
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser(_command_in(argv))
@@ -111,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.redact import install as redact_logs
 
         redact_logs(settings)  # libraries log secrets too (kafka-python's admin config at DEBUG)
-        quiet_kafka_logs()  # every connection at INFO buried the output of simulate, publish, top --owner, digest
+        # every connection at INFO buried the output of simulate, publish, top --owner, digest
+        quiet_kafka_logs(service=args.command in _SERVICES)
         mod = importlib.import_module(args._module)
         return int(mod.run(args, settings) or 0)
     except (SettingsError, UserError, FileNotFoundError, ValueError) as exc:
@@ -119,7 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
+        if not _stdout_closed():  # a socket's broken pipe, not our reader's: say it, in one line
+            print(f"churnwatch {args.command}: error: {exc}", file=sys.stderr)
+            return 1
         # the reader of our output went away (`churnwatch accounts list | head`): not an error of ours;
         # stdout is pointed at devnull so the interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -205,10 +205,12 @@ async def forward(settings: Settings, opts: ForwardOptions, stop: asyncio.Event 
                     last = await asyncio.gather(*(_partition(session, producer, settings, opts, recs, stats, stop)
                                                   for recs in batches.values()))
                     # every record up to ``last`` is settled (all of them unless stopped): only so far may the
-                    # group move past them
-                    done = {tp: off + 1 for tp, off in zip(batches, last) if off is not None}
-                    if done:
-                        await consumer.commit(done)
+                    # group move past them. A partition that settled nothing still commits where it stands (its
+                    # batch's first offset): a new group starts at the log's end ("latest"), so without a commit
+                    # the next run would skip the abandoned batch and everything produced until it joins.
+                    done = {tp: (off + 1 if off is not None else recs[0].offset)
+                            for (tp, recs), off in zip(batches.items(), last)}
+                    await consumer.commit(done)
                     logger.info("forwarded: %s delivered, %s dead-lettered, %s retries so far",
                                 stats.delivered, stats.dead_lettered, stats.retries)
         finally:
