@@ -98,15 +98,21 @@ def test_forward_loses_nothing_and_signs_everything(kafka_service: Service, uniq
     assert receiver.attempts["al011"] in (3, 6) and stats.retries > 0  # 6: tried again after the crash
 
 
-async def _run(settings: Settings, receiver: Receiver) -> Any:
+async def _serve(handle: Any) -> tuple[web.AppRunner, str]:
+    """A receiver on a free local port: its runner (to clean up) and its webhook URL."""
     app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
+    app.router.add_post("/hook", handle)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    opts = ForwardOptions(url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout_s=1.0, max_attempts=3,
+    return runner, f"http://127.0.0.1:{port}/hook"
+
+
+async def _run(settings: Settings, receiver: Receiver) -> Any:
+    runner, url = await _serve(receiver.handle)
+    opts = ForwardOptions(url=url, secret=SECRET, timeout_s=1.0, max_attempts=3,
                           backoff_start_s=0.05, backoff_max_s=0.2, from_beginning=True, idle_exit_s=2.5,
                           session_timeout_ms=6_000)
     try:
@@ -150,14 +156,8 @@ def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafk
             got.add(alert["alert_id"])
             return web.Response(status=200)
 
-        app = web.Application()
-        app.router.add_post("/hook", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        opts = ForwardOptions(url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout_s=1.0, max_attempts=8,
+        runner, url = await _serve(handle)
+        opts = ForwardOptions(url=url, secret=SECRET, timeout_s=1.0, max_attempts=8,
                               backoff_start_s=600.0, backoff_max_s=600.0, from_beginning=True, session_timeout_ms=6_000)
         try:
             stop = asyncio.Event()
