@@ -21,14 +21,6 @@ fits the list (the worker has not reviewed it yet) or that a filter excludes is 
 index moves while someone pages: a user whose rank changes between two pages can be shown twice
 or skipped, as in any live list.
 
-The win-back list is exact across pages instead (``_win_back_page``): its index score is an upper
-bound of the live temperature (the temperature only falls in silence, and every event of a user
-with an open alert is reviewed), so entries are read in index order until the page's last row is
-warmer than every index score not read yet, and every page of any size is a slice of the one order
-of ``churnwatch top --win-back`` (QA 2026-12: blocks sorted on their own put u000459, 9.3, at
-position 250 after users at 1.4). Its cursor is the last row's place and the first rank per
-bucket not shown yet.
-
 Owners (account managers) are those of the accounts table; an owner's book is their accounts
 ranked as ``churnwatch top --owner`` ranks them (``streams.views.account_book``, run on a thread
 with the synchronous store reader, so the page, the API and the CLI share one implementation).
@@ -42,7 +34,6 @@ import collections
 import functools
 import hashlib
 import logging
-import math
 import time
 import zlib
 from importlib import resources
@@ -240,7 +231,7 @@ def _decode_cursor(cursor: str, list_name: ListName, buckets: int) -> tuple[list
     except (ValueError, TypeError, zlib.error, orjson.JSONDecodeError):
         raise BadRequest(f"cursor {cursor[:40]!r} is not a cursor this API gave out") from None
     if version != _CURSOR_VERSION or name != list_name:
-        raise BadRequest(f"cursor belongs to list {str(name).removesuffix(':ranked')!r}, not {list_name!r}")
+        raise BadRequest(f"cursor belongs to list {name!r}, not {list_name!r}")
     ints = [*ranks, block_size, skip] if isinstance(ranks, list) else [None]
     if not all(type(r) is int and r >= 0 for r in ints) or len(ranks) != buckets or not 1 <= block_size <= 2_050:
         raise BadRequest("cursor does not match this store's buckets (was it made for another deployment?)")
@@ -379,8 +370,6 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
         raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
     if limit < 1:
         raise BadRequest(f"limit must be at least 1 row, got {limit}")
-    if list_name == "win_back":
-        return await _win_back_page(store, model, now_ms, limit, cursor, filters, owner)
     ranks: list[int] | None = None
     if cursor:
         ranks, block_size, skip = _decode_cursor(cursor, list_name, store.buckets)
@@ -407,128 +396,6 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
         if len(rows) >= limit:
             next_cursor = _encode_cursor(list_name, ranks, block_size, 0)
     return Page(list_name, owner, now_ms, rows, next_cursor)
-
-
-# -- the win-back list: one global order ----------------------------------------------------------
-
-#: 1 + temperature is rounded to a double in the index: its temperature may read an ulp low
-_ULP_SLACK = 1e-12
-_Key = tuple[tuple[float, ...], bytes]  # a row's place: (negated win_back_key, user id), smallest first
-
-
-def _encode_win_back_cursor(starts: Sequence[int], after: _Key) -> str:
-    raw = orjson.dumps([_CURSOR_VERSION, "win_back:ranked", list(starts), list(after[0]), after[1].hex()])
-    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
-
-
-def _decode_win_back_cursor(cursor: str, buckets: int) -> tuple[list[int], _Key]:
-    try:
-        fields = orjson.loads(zlib.decompress(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))))
-        version, name = fields[:2]
-    except (ValueError, TypeError, zlib.error, orjson.JSONDecodeError):
-        raise BadRequest(f"cursor {cursor[:40]!r} is not a cursor this API gave out") from None
-    if version != _CURSOR_VERSION or name != "win_back:ranked":
-        raise BadRequest(f"cursor belongs to list {name!r}, not 'win_back'")
-    try:
-        _, _, starts, key, uid = fields
-        after = (tuple(float(k) for k in key), bytes.fromhex(uid))
-    except (ValueError, TypeError):
-        raise BadRequest(f"cursor {cursor[:40]!r} is not a cursor this API gave out") from None
-    if not isinstance(starts, list) or len(starts) != buckets or not all(type(r) is int and r >= 0 for r in starts):
-        raise BadRequest("cursor does not match this store's buckets (was it made for another deployment?)")
-    return starts, after
-
-
-def _live_key(uid: bytes, index_score: float, blob: bytes | None, now_ms: int, list_name: ListName, filters: Filters,
-              model: ChurnModel) -> tuple[_Key, UserState, Assessment] | None:
-    """A listed user's place by live score (:func:`_rank`'s test and key), None if it is not on
-    the list now (no state, live stage elsewhere, filtered out)."""
-    if blob is None:
-        return None
-    state = UserState.from_bytes(blob)
-    a = assess(state, max(now_ms, state.last_seen_s * 1000) // 1000, model)
-    if not _fits(list_name, index_score, a.stage) or (filters.stage is not None and a.stage != filters.stage):
-        return None
-    if (filters.segment is not None or filters.action is not None) and not filters.accepts(scores_from(state, a, model)):
-        return None
-    key = (save_score(a),) if list_name == "save" else win_back_key(a, state, model)
-    return (tuple(-k for k in key), uid), state, a
-
-
-async def _win_back_page(store: Store, model: ChurnModel, now_ms: int, limit: int, cursor: str | None,
-                         filters: Filters, owner: str) -> Page:
-    """One page of the win-back list in the one global order of ``churnwatch top --win-back``
-    (models.ranking.win_back_key, then user id), whatever the page size.
-
-    Why it can be exact without reading the whole list: a lapsed user's index score is 1 + the
-    temperature at its last review (models.ranking.index_score), the temperature only falls
-    while the user stays silent (models.signals), and an event of a user with an open alert is
-    reviewed at once (models.engine), so the live temperature never exceeds the index's. Entries
-    are read in index order (chunks of every bucket whose unread entries may still rank) until
-    the page's last row is warmer than every index score not read yet: nobody unread can outrank
-    it (the save list's index does the same with its bound, streams.views.indexed_save_list).
-
-    The cursor is the last row's place and, per bucket, the first rank not yet shown (or skipped):
-    a page reads from there, so what it costs is the entries between the coldest-since-review
-    user not shown yet and the proof point, not the page number. Users read again on a later
-    page are those that cooled below the rows shown since their review (the index's staleness).
-    """
-    buckets = store.buckets
-    if cursor:
-        starts, after = _decode_win_back_cursor(cursor, buckets)
-    else:
-        starts, after = [0] * buckets, None
-    chunk = _chunk(store, limit)
-    pos = dict(enumerate(starts))  # next rank to read per bucket
-    ceiling = dict.fromkeys(range(buckets), math.inf)  # index score of each bucket's last entry read: >= any unread
-    open_ = set(range(buckets))  # buckets with lapsed entries maybe left
-    marks: dict[int, list[_Key | None]] = {b: [] for b in range(buckets)}  # per entry read, in rank order: its place
-    found: list[tuple[_Key, UserState, Assessment]] = []
-    while True:
-        found.sort(key=lambda r: r[0])
-        # the temperature the page's last row reaches so far; an unread entry may rank while its
-        # index score (1 + its temperature at review) is not below it
-        floor = -found[limit - 1][0][0][0] if len(found) >= limit else -math.inf
-        need = {b: pos[b] for b in open_ if ceiling[b] - _LAPSED >= floor - _ULP_SLACK}
-        if not need:
-            break
-        fetched = await _fetch(store, need, chunk)
-        got_all: list[tuple[int, bytes, float]] = []
-        for b, (_, got) in fetched.items():
-            if len(got) < chunk:
-                open_.discard(b)
-            lapsed = [e for e in got if e[1] >= _LAPSED]
-            if len(lapsed) < len(got):
-                open_.discard(b)
-            pos[b] += len(lapsed)
-            ceiling[b] = lapsed[-1][1] if lapsed else -math.inf
-            got_all += [(b, m, sc) for m, sc in lapsed]
-        blobs = await _load(store, [m for _, m, _ in got_all], ("u",))
-        for (b, uid, sc), (blob,) in zip(got_all, blobs):
-            live = _live_key(uid, sc, blob, now_ms, "win_back", filters, model)
-            if live is None or (after is not None and live[0] <= after):
-                marks[b].append(None)  # not on the list, or shown on an earlier page
-                continue
-            marks[b].append(live[0])
-            found.append(live)
-    found.sort(key=lambda r: r[0])
-    take = found[:limit]
-    rows: list[Row] = []
-    histories = await _load(store, [uid for (_, uid), _, _ in take], ("hist",)) if take else []
-    for ((_, uid), state, a), (hist,) in zip(take, histories):
-        user = uid.decode("utf-8", "surrogatepass")
-        trend = complete_points(user, state, decode_points(hist), a.signals.now_s, model)
-        rows.append(Row(user, scores_from(state, a, model), state, trend, save_score(a)))
-    next_cursor = None
-    if take and (len(found) > limit or open_):
-        last = take[-1][0]
-        # per bucket, the first rank whose user is still to be shown: the next page reads from there
-        new_starts = []
-        for b in range(buckets):
-            first = next((i for i, k in enumerate(marks[b]) if k is not None and k > last), len(marks[b]))
-            new_starts.append(starts[b] + first)
-        next_cursor = _encode_win_back_cursor(new_starts, last)
-    return Page("win_back", owner, now_ms, rows, next_cursor)
 
 
 def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int, list_name: ListName,
