@@ -119,3 +119,13 @@ def check_loads_and_counters(url: str, cluster: bool) -> None:
 def test_loads_and_counters_in_one_call_per_round_trip(redis_url: str) -> None:
     check_loads_and_counters(redis_url, False)
 
+
+
+def test_a_cursor_with_a_rank_past_any_index_is_refused() -> None:
+    """A cursor is opaque: one with a rank no index reaches was not given out by the API and is a 400
+    (``BadRequest``), not a Redis error (2**63 - 1 overflowed the chunk script's arithmetic: a 500)."""
+    good = data._encode_cursor("save", [0, 5], 50, 3)
+    assert data._decode_cursor(good, "save", 2) == ([0, 5], 50, 3)
+    for rank in (2**40, 2**63 - 1):
+        with pytest.raises(data.BadRequest):
+            data._decode_cursor(data._encode_cursor("save", [0, rank], 50, 3), "save", 2)

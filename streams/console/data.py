@@ -224,6 +224,10 @@ def _encode_cursor(list_name: ListName, ranks: Sequence[int], block_size: int, s
     return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
 
 
+#: No index holds this many entries; a cursor's rank at or past it was not given out by this API.
+_MAX_RANK = 2**40
+
+
 def _decode_cursor(cursor: str, list_name: ListName, buckets: int) -> tuple[list[int], int, int]:
     try:
         raw = zlib.decompress(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -233,7 +237,9 @@ def _decode_cursor(cursor: str, list_name: ListName, buckets: int) -> tuple[list
     if version != _CURSOR_VERSION or name != list_name:
         raise BadRequest(f"cursor belongs to list {name!r}, not {list_name!r}")
     ints = [*ranks, block_size, skip] if isinstance(ranks, list) else [None]
-    if not all(type(r) is int and r >= 0 for r in ints) or len(ranks) != buckets or not 1 <= block_size <= 2_050:
+    # ranks far past any index (2**40 entries) are a tampered cursor: 2**63 - 1 overflowed the Lua's
+    # first + count - 1 into a Redis error, a 500 (found in review)
+    if not all(type(r) is int and 0 <= r < _MAX_RANK for r in ints) or len(ranks) != buckets or not 1 <= block_size <= 2_050:
         raise BadRequest("cursor does not match this store's buckets (was it made for another deployment?)")
     return ranks, block_size, skip
 
