@@ -218,14 +218,14 @@ def _whole(x: float) -> int:
     return int(x + 0.5)
 
 
-def _events(x: float, what: str = "event") -> str:
-    """"no events", "1 event", "3 events" of a decayed count (:func:`_whole`).
+def _events(x: float) -> str:
+    """"no events", "1 event", "3 events" of a decayed count (:func:`_whole`, then :func:`_counted`).
 
     >>> _events(0.3), _events(1.0), _events(1.49), _events(2.5)
     ('no events', '1 event', '1 event', '3 events')
     """
     n = _whole(x)
-    return f"no {what}s" if n == 0 else f"{n} {what}" if n == 1 else f"{n} {what}s"
+    return "no events" if n == 0 else _counted("event", n)
 
 
 def _only_events(x: float, only: bool) -> str:
