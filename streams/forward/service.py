@@ -126,12 +126,13 @@ def _model_of(rec: Any) -> str:
 
 
 async def _partition(session: Any, producer: Any, settings: Settings, opts: ForwardOptions, records: Sequence[Any],
-                     stats: ForwardStats, stop: asyncio.Event | None = None) -> int | None:
+                     stats: ForwardStats, stop: asyncio.Event | None = None) -> int:
     """Settle one partition's records in offset order; dead letters are acknowledged before returning.
-    Returns the offset of the last record settled (None: none was), which is all the caller may commit:
+    Returns the offset to commit: the first record not settled (after the last one when all were), which
+    is where the next run must start even if nothing settled (a new group starts at the log's end):
     once ``stop`` is set, the records not yet settled are left for the next run (a receiver that is down
     made Ctrl-C wait out up to 500 alerts x every back-off, hours)."""
-    settled: int | None = None
+    resume = records[0].offset
     for rec in records:
         if stop is not None and stop.is_set():
             break
@@ -147,7 +148,7 @@ async def _partition(session: Any, producer: Any, settings: Settings, opts: Forw
             outcome = await settle(session, opts, rec.value, alert_id, stats, _model_of(rec), stop)
         if outcome is None:
             stats.delivered += 1
-            settled = rec.offset
+            resume = rec.offset + 1
             continue
         reason, detail = outcome
         if reason == ABANDONED:
@@ -156,8 +157,8 @@ async def _partition(session: Any, producer: Any, settings: Settings, opts: Forw
         stats.by_reason[reason] = stats.by_reason.get(reason, 0) + 1
         logger.warning("alert at %s[%s]@%s dead-lettered (%s): %s", rec.topic, rec.partition, rec.offset, reason, detail[:200])
         await producer.send_and_wait(settings.topic_alerts_dlq, key=rec.key, value=_dlq_value(reason, detail, rec, opts, opts.max_attempts))
-        settled = rec.offset
-    return settled
+        resume = rec.offset + 1
+    return resume
 
 
 def _ensure_topics(settings: Settings) -> None:
@@ -202,15 +203,12 @@ async def forward(settings: Settings, opts: ForwardOptions, stop: asyncio.Event 
                             break
                         continue
                     last_record = time.monotonic()
-                    last = await asyncio.gather(*(_partition(session, producer, settings, opts, recs, stats, stop)
-                                                  for recs in batches.values()))
-                    # every record up to ``last`` is settled (all of them unless stopped): only so far may the
-                    # group move past them. A partition that settled nothing still commits where it stands (its
-                    # batch's first offset): a new group starts at the log's end ("latest"), so without a commit
-                    # the next run would skip the abandoned batch and everything produced until it joins.
-                    done = {tp: (off + 1 if off is not None else recs[0].offset)
-                            for (tp, recs), off in zip(batches.items(), last)}
-                    await consumer.commit(done)
+                    resume = await asyncio.gather(*(_partition(session, producer, settings, opts, recs, stats, stop)
+                                                    for recs in batches.values()))
+                    # only past the settled records may the group move (all of them unless stopped); a partition
+                    # that settled nothing still commits its batch's first offset: a new group starts at the log's
+                    # end ("latest"), so without it the next run would skip the abandoned batch and all until it joins
+                    await consumer.commit(dict(zip(batches, resume)))
                     logger.info("forwarded: %s delivered, %s dead-lettered, %s retries so far",
                                 stats.delivered, stats.dead_lettered, stats.retries)
         finally:
