@@ -24,10 +24,24 @@ from models.events import Event
 from streams.local import free_port, stop_process
 from streams.publisher import event_value
 
-__all__ = ["Worker", "publish_events", "read_topic", "wait_progress", "wait_reviewed", "wait_quiet", "dump_state",
+__all__ = ["Worker", "QUICK_GROUP_BROKERS", "group_session_ms", "publish_events", "read_topic", "wait_progress", "wait_reviewed", "wait_quiet", "dump_state",
            "read_progress", "redis_client", "account_barrier", "partition_of"]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Brokers that are the local Tansu (tests/conftest.py adds the session's). Workers (and the
+#: forwarder of test_forward) on them run a 3 s consumer-group session (6 s by default): on Tansu
+#: every join takes about half the session and replacing a member (a kill -9, a restart, a
+#: takeover) about 1.8 times it (docs/OPERATE.md), most of the wall time of a test with workers.
+#: Heartbeats every second still leave a worker 2 s of busy event loop before another member's
+#: request can evict it (Tansu never evicts the member asking, so a worker alone in its group is
+#: never evicted). Apache Kafka (a testcontainers broker) refuses sessions under 6 s: none there.
+QUICK_GROUP_BROKERS: set[str] = set()
+
+
+def group_session_ms(bootstrap: str) -> int:
+    """The consumer-group session for clients of ``bootstrap`` in the tests (the comment above)."""
+    return 3_000 if bootstrap in QUICK_GROUP_BROKERS else 6_000
 
 
 def publish_events(bootstrap: str, topic: str, events: Iterable[Event], extra: Sequence[tuple[bytes | None, bytes]] = ()) -> dict[int, int]:
@@ -260,7 +274,8 @@ class Worker:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "REDIS_URL": self.redis_url,
                "CHURNWATCH_TOPIC_EVENTS": self.topics["events"], "CHURNWATCH_TOPIC_ALERTS": self.topics["alerts"],
                "CHURNWATCH_TOPIC_DLQ": self.topics["dlq"], "CHURNWATCH_GROUP_ID": self.topics["group"],
-               "CHURNWATCH_METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1", **self.env}
+               "CHURNWATCH_METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1",
+               "CHURNWATCH_SESSION_TIMEOUT_MS": str(group_session_ms(self.bootstrap)), **self.env}
         log = open(self.log_path, "ab")
         self.expected_exit = False
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", *self.extra_args], cwd=ROOT, env=env,
