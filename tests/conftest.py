@@ -47,8 +47,13 @@ settings.load_profile("ci" if os.environ.get("CI") else "churnwatch")
 
 @pytest.fixture(scope="session")
 def kafka_service() -> Iterator[Service]:
+    from tests.harness import QUICK_GROUP_BROKERS
+
     svc = start_kafka(use_env=False)
+    if svc.origin != "testcontainers":  # the local Tansu: workers on it get a 3 s group session
+        QUICK_GROUP_BROKERS.add(svc.address)
     yield svc
+    QUICK_GROUP_BROKERS.discard(svc.address)
     svc.stop()
 
 

@@ -24,10 +24,30 @@ from models.events import Event
 from streams.local import free_port, stop_process
 from streams.publisher import event_value
 
-__all__ = ["Worker", "publish_events", "read_topic", "wait_progress", "wait_reviewed", "wait_quiet", "dump_state",
+__all__ = ["Worker", "QUICK_GROUP_BROKERS", "group_session_ms", "publish_events", "read_topic", "wait_progress", "wait_reviewed", "wait_quiet", "dump_state",
            "read_progress", "redis_client", "account_barrier", "partition_of"]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Brokers that are the local Tansu (tests/conftest.py adds the session's): see group_session_ms.
+QUICK_GROUP_BROKERS: set[str] = set()
+
+
+def group_session_ms(bootstrap: str, shared: bool = False) -> int:
+    """The consumer-group session of a test's client (worker, forwarder) of ``bootstrap``.
+
+    6 s (the default) but on the local Tansu, where every join takes about half the session and
+    replacing a member (a kill -9, a restart, a takeover) about 1.8 times it (docs/OPERATE.md):
+    most of the wall time of a test with workers. There, a client alone in its group gets 2 s:
+    Tansu evicts a member only when *another* member's request finds it silent for a session, so
+    a lone live member is never evicted, however busy. A client ``shared`` with other live members
+    gets 3 s: heartbeats every second leave its event loop 2 s of work without a pause before the
+    others can evict it (the fault runs' cycles are 500 records). Apache Kafka (a testcontainers
+    broker) refuses sessions under 6 s.
+    """
+    if bootstrap not in QUICK_GROUP_BROKERS:
+        return 6_000
+    return 3_000 if shared else 2_000
 
 
 def publish_events(bootstrap: str, topic: str, events: Iterable[Event], extra: Sequence[tuple[bytes | None, bytes]] = ()) -> dict[int, int]:
@@ -253,6 +273,7 @@ class Worker:
     extra_args: Sequence[str] = ()
     env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = field(default_factory=free_port)
+    shared_group: bool = False  # other live workers in its group (group_session_ms)
     proc: subprocess.Popen[bytes] | None = None
     expected_exit: bool = False
 
@@ -260,7 +281,8 @@ class Worker:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "REDIS_URL": self.redis_url,
                "CHURNWATCH_TOPIC_EVENTS": self.topics["events"], "CHURNWATCH_TOPIC_ALERTS": self.topics["alerts"],
                "CHURNWATCH_TOPIC_DLQ": self.topics["dlq"], "CHURNWATCH_GROUP_ID": self.topics["group"],
-               "CHURNWATCH_METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1", **self.env}
+               "CHURNWATCH_METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1",
+               "CHURNWATCH_SESSION_TIMEOUT_MS": str(group_session_ms(self.bootstrap, self.shared_group)), **self.env}
         log = open(self.log_path, "ab")
         self.expected_exit = False
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", *self.extra_args], cwd=ROOT, env=env,

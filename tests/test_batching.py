@@ -60,6 +60,15 @@ def test_bad_latency_settings_are_one_readable_line() -> None:
     assert Settings.from_env({"CHURNWATCH_BATCH_TARGET_MS": "0"}).batch_target_ms == 0
 
 
+def test_the_group_session_is_a_setting_of_at_least_a_second() -> None:
+    """6 s unless set (the fault tests set 3 s on Tansu, where it paces every join); below a
+    second the heartbeats (a third of it) leave a busy worker no time before it looks dead."""
+    assert Settings().session_timeout_ms == 6_000
+    assert Settings.from_env({"CHURNWATCH_SESSION_TIMEOUT_MS": "3s"}).session_timeout_ms == 3_000
+    with pytest.raises(SettingsError, match="session_timeout_ms must be at least 1000 ms"):
+        Settings(session_timeout_ms=500)
+
+
 @given(st.lists(st.floats(0, 1e4), min_size=7, max_size=7))
 def test_an_alerts_parts_add_up_to_its_delay(times: list[float]) -> None:
     sent, acked, asked, fetched, scored, created, received = [float(int(t)) for t in times]

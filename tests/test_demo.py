@@ -79,14 +79,15 @@ class _Demo:
 
 
 def test_demo_runs_for_a_duration_and_prints_a_summary(tmp_path: Path) -> None:
-    """What the demo shows by a wall-clock deadline depends on the machine's speed: the alert
-    and report lines are checked in the Ctrl-C test, which waits for an alert first."""
-    demo = _Demo(tmp_path, "--duration", "30")
+    """What the demo shows by a wall-clock deadline depends on the machine's speed: the start-up,
+    alert and report lines are checked in the Ctrl-C test, which waits for an alert first. The
+    deadline may land in any phase after the broker and Redis started (a tenth of a second here):
+    the summary is printed from whatever Redis holds then (10 s: after the replay on a quiet
+    machine, during the workers' start on a slow one)."""
+    demo = _Demo(tmp_path, "--duration", "10")
     code, out = demo.finish(timeout_s=180)
     assert code == 0, out
     assert "--duration reached" in out
-    assert len(re.findall(r"metrics http://127.0.0.1:\d+/metrics", out)) == 2  # two workers, their /metrics
-    assert re.search(r"console +http://127.0.0.1:\d+/ ", out), out  # the console's address
     assert "=== summary ===" in out
     assert out.rstrip().endswith("stopped")
     assert _tagged_processes(demo.tag) == []
@@ -99,6 +100,8 @@ def test_ctrl_c_after_alerts_prints_them_in_the_summary_and_stops_everything(tmp
     demo.proc.send_signal(signal.SIGINT)
     code, out = demo.finish(timeout_s=90)
     assert code == 0, out
+    assert len(re.findall(r"metrics http://127.0.0.1:\d+/metrics", out)) == 2  # two workers, their /metrics
+    assert re.search(r"console +http://127.0.0.1:\d+/ ", out), out  # the console's address
     assert ALERT_LINE.search(out), out
     assert "SIGINT: stopping" in out and "=== summary ===" in out
     assert re.search(r"alerts by kind +at_risk [1-9]", out), out

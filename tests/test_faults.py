@@ -88,7 +88,8 @@ class Run:
         w = Worker(self.bootstrap, self.redis_url, self.topics, self.tmp / f"{self.name}-w{len(self.workers)}.log",
                    env={"CHURNWATCH_KEY_PREFIX": self.prefix, "CHURNWATCH_BATCH_MAX_RECORDS": "500",
                         # a caught-up partition borrows the topic's clock after 1 s idle (default 5 s)
-                        "CHURNWATCH_IDLE_PARTITION_MS": "1000", **env})
+                        "CHURNWATCH_IDLE_PARTITION_MS": "1000", **env},
+                   shared_group=True)  # the faults run up to three live workers in one group
         self.workers.append(w)
         return w.start()
 

@@ -23,7 +23,7 @@ from streams.forward.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from streams.local import Service
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
-from tests.harness import read_topic
+from tests.harness import group_session_ms, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ async def _run(settings: Settings, receiver: Receiver) -> Any:
     runner, url = await _serve(receiver.handle)
     opts = ForwardOptions(url=url, secret=SECRET, timeout_s=1.0, max_attempts=3,
                           backoff_start_s=0.05, backoff_max_s=0.2, from_beginning=True, idle_exit_s=2.5,
-                          session_timeout_ms=6_000)
+                          session_timeout_ms=group_session_ms(settings.kafka_bootstrap_servers))
     try:
         # a crash mid-stream: cancelled after the first requests, before its batch is committed
         first = asyncio.create_task(forward(settings, opts))
@@ -158,7 +158,8 @@ def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafk
 
         runner, url = await _serve(handle)
         opts = ForwardOptions(url=url, secret=SECRET, timeout_s=1.0, max_attempts=8,
-                              backoff_start_s=600.0, backoff_max_s=600.0, from_beginning=True, session_timeout_ms=6_000)
+                              backoff_start_s=600.0, backoff_max_s=600.0, from_beginning=True,
+                              session_timeout_ms=group_session_ms(settings.kafka_bootstrap_servers))
         try:
             stop = asyncio.Event()
             run = asyncio.create_task(forward(settings, opts, stop))

@@ -60,8 +60,6 @@ __all__ = ["KafkaSink", "StreamConsumer", "pause_while_scoring", "wall_ms"]
 
 logger = logging.getLogger(__name__)
 
-SESSION_TIMEOUT_MS = 6_000  # Tansu takes about half of it to finish a group join
-HEARTBEAT_INTERVAL_MS = 2_000
 ERROR_BACKOFF_MAX_S = 2.0
 COMMIT_INTERVAL_S = 1.0  # Kafka commit hints: at most this often, never awaited by a cycle
 STORE_CHECK_INTERVAL_S = 1.0  # idle workers check the store's incarnation this often
@@ -243,8 +241,8 @@ class StreamConsumer:
                 group_id=settings.group_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                session_timeout_ms=SESSION_TIMEOUT_MS,
-                heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+                session_timeout_ms=settings.session_timeout_ms,  # settings.py: also paces Tansu's joins
+                heartbeat_interval_ms=settings.session_timeout_ms // 3,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
                 fetch_max_bytes=64 * 1024 * 1024,
                 # Latency: the broker's hold on a fetch (settings.py says why it is short). A larger

@@ -226,6 +226,23 @@ def _stop_worker(app: Any) -> None:
         worker._schedule_shutdown(signal.SIGTERM)  # noqa: SLF001 - mode's own shutdown path
 
 
+def _quick_exit(worker_class: Any) -> Any:
+    """``worker_class`` (faust's Worker) without most of the loop's last second.
+
+    mode's shutdown ends with a sentinel task sleeping 1.0 s on the loop before closing it, after
+    our services (consumer, producer, Redis, web server) stopped and every task was gathered or
+    cancelled: it only gives cancellations and closing transports their last callbacks, which a
+    tenth of a second of running loop does too. Every worker stop (a restart, a rolling upgrade,
+    each test that stops one) was a second longer.
+    """
+
+    class Worker(worker_class):  # type: ignore[misc, valid-type]  # same name, same log lines
+        async def _sentinel_task(self) -> None:
+            await asyncio.sleep(0.1)
+
+    return Worker
+
+
 def run_worker(settings: Settings) -> int:
     """Run one worker until SIGTERM/SIGINT (or a fatal error); the process exit code."""
     model = load_model(settings.model_path or None)
@@ -241,7 +258,7 @@ def run_worker(settings: Settings) -> int:
     datadir = tempfile.mkdtemp(prefix="churnwatch-faust-")
     runtime = WorkerRuntime(settings, model)
     app = build_app(settings, runtime, datadir)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
+    worker = _quick_exit(faust.Worker)(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
     worker.spinner = None
     app._churnwatch_worker = worker
     logger.info(
