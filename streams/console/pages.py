@@ -19,6 +19,7 @@ from starlette.routing import Route
 from models.account_health import ACCOUNT_ACTIONS, ACCOUNT_STAGES
 from models.actions import Action
 from models.model import ChurnModel
+from models.reasons import _counted
 from models.rfm import SEGMENTS
 from models.signals import Signals
 from models.state import STAGES
@@ -52,6 +53,7 @@ def _stamp(iso: str | None) -> str:
 templates.filters["when"] = _day
 templates.filters["stamp"] = _stamp
 templates.filters["label"] = lambda s: (s or "").replace("_", " ")
+templates.filters["counted"] = lambda n, name: _counted(name, int(n))  # "1 user", "3 users": the reasons' rule
 
 
 def _render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
