@@ -24,6 +24,8 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   the share of users not silent and usage (capped at 1);
 - stage: churned, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid).
 
+Whole days are said as the users' reasons say them (``models.reasons``: "1 day ago", "today").
+
 >>> m = [Member(1, 1_000_000, 1, 0.0, 20.0, 20.0), Member(2, 1_000_000 - 20 * 86_400, 3, 0.0, 5.0, 12.0)]
 >>> r = rollup(m, None, None, 0, 1_000_000)
 >>> (r.users, r.silent, r.stage, r.reasons[0])
@@ -39,6 +41,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final, Sequence
 
+from models.reasons import _ago, _days
 from models.revenue import AccountView
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "member_key", "rollup", "silence_risk",
@@ -170,22 +173,24 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     mrr = view.mrr_cents if view is not None else 0
     if view is not None and view.past_due_since_ms:
         r_b = max(r_b, 0.5)
-        days = (now_ms - view.past_due_since_ms) // 86_400_000
-        reasons.append((0.5, f"payment failed {days} days ago (past due)", _FIX_PAYMENT))
+        days = max(0, now_ms - view.past_due_since_ms) // 86_400_000  # a statement a little ahead of now: "today"
+        reasons.append((0.5, f"payment failed {_ago(days)} (past due)", _FIX_PAYMENT))
     if down is not None and 0 <= now_ms - down.ts_ms < 30 * 86_400_000:
         r_b = max(r_b, 0.35)
         days = (now_ms - down.ts_ms) // 86_400_000
-        reasons.append((0.35, f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)} {days} days ago",
+        reasons.append((0.35, f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)} {_ago(days)}",
                         _REVIEW_PLAN))
     if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75:
         r_b = max(r_b, 0.4)
         days = (renewal_ms - now_ms) // 86_400_000
-        reasons.append((0.4, f"renewal in {days} days while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
+        when = "within a day" if days == 0 else f"in {_days(days)}"
+        reasons.append((0.4, f"renewal {when} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
     trial_soon = view is not None and view.status == "trial" and view.trial_ends_ms and 0 <= view.trial_ends_ms - now_ms <= 3 * 86_400_000
     if trial_soon and usage < 0.5:
         r_b = max(r_b, 0.5)
         hours = (view.trial_ends_ms - now_ms) // 3_600_000  # type: ignore[union-attr]
-        reasons.append((0.5, f"trial ends in {hours} h with usage at {round(100 * usage)}% of the usual", _CONVERT_TRIAL))
+        ends = "within the hour" if hours == 0 else f"in {hours} h"
+        reasons.append((0.5, f"trial ends {ends} with usage at {round(100 * usage)}% of the usual", _CONVERT_TRIAL))
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
     risk = 1.0 if churned else 1 - (1 - r_u) * (1 - r_b)
     if churned:

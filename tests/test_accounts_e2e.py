@@ -161,7 +161,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
                                "2 of 5 active users silent for 2 weeks"], acme["reasons"]
     assert acme["action"] == "book a renewal call" and float(acme["risk"]) >= 0.5  # type: ignore[arg-type]
     globex = by_account["globex"][0]
-    assert globex["kind"] == "account_at_risk" and globex["reasons"] == ["payment failed 0 days ago (past due)"]
+    assert globex["kind"] == "account_at_risk" and globex["reasons"] == ["payment failed today (past due)"]
     assert globex["event_time_ms"] == _day(50, 30) and globex["mrr"] == 59.98
     assert globex["action"] == "fix the payment with the billing contact"
     assert [a["kind"] for a in by_account["initech"]] == ["account_churned"]

@@ -155,6 +155,28 @@ def test_cli_writes_metrics_json_and_charts(run_with_labels: dict) -> None:
     assert "ROC AUC" in run_with_labels["stdout"] and "recall" in run_with_labels["stdout"]
 
 
+def test_user_plot_legends_cover_no_data(sim: dict) -> None:
+    """QA 2026-12: the risk panel's legend (upper left, inside the axes) hid the first alert's
+    marker. Every legend now sits outside every panel, and every alert's marker is drawn whole."""
+    from streams.offline import plots
+    from streams.offline.replay import timeline
+
+    user = sorted((t.persona != "decliner", t.user_id) for t in sim["truths"] if t.churned_at_ms)[0][1]  # run_with_labels' user
+    mine = sorted((e for e in read_events_csv(sim["events"]) if e.user_id == user), key=lambda e: e.ts_ms)
+    start = mine[0].ts_ms // DAY_MS * DAY_MS + DAY_MS
+    model = load_model()
+    rows, alerts = timeline(user, mine, model, start, START_MS + 75 * DAY_MS)
+    assert any(a.kind == "at_risk" for a in alerts)
+    fig = plots._timeline_figure(rows, alerts, [e.ts_ms for e in mine], "", None, model.risk_enter, model.risk_exit)
+    fig.canvas.draw()
+    panels = [ax.get_window_extent() for ax in fig.axes]
+    legends = [ax.get_legend().get_window_extent() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 3 and not any(leg.overlaps(panel) for leg in legends for panel in panels)
+    markers = [line for line in fig.axes[2].get_lines() if line.get_marker() in ("v", "^")]
+    assert len(markers) == sum(a.kind in ("at_risk", "recovered") for a in alerts)
+    assert all(not line.get_clip_on() for line in markers)  # an alert on the first day is not cut in half by the edge
+
+
 def test_labels_persona_splits_recall(run_with_labels: dict) -> None:
     det = json.loads(run_with_labels["out"].with_name("scores.metrics.json").read_text())["detection"]
     per = det["by_persona"]

@@ -296,6 +296,41 @@ def _topic_alerts(settings: Settings) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts, settings.partitions)]
 
 
+def test_user_page_names_no_hashed_kind(built_state: Settings, client: TestClient) -> None:
+    """QA 2026-12: under the default model (hashed kinds) the user page listed "kind0" .. "kind7";
+    it shows the total and the breadth the reasons count instead."""
+    import re
+
+    top = client.get("/api/v1/at-risk", params={"limit": 5}).json()["items"]
+    for row in top:
+        page = client.get(f"/users/{row['user_id']}").text
+        assert not re.search(r">kind\d+<", page), row["user_id"]
+        activity = client.get(f"/api/v1/users/{row['user_id']}").json()["activity_28d"]
+        assert f"<td>all event types</td><td class=\"num\">{activity['all']:.1f}</td>" in page
+        used = re.search(r'id="kinds">Uses (\d+) kinds? of activity in 4 weeks\.', page)
+        slots = sum(n >= 0.5 for k, n in activity.items() if k.startswith("kind"))
+        assert used and int(used[1]) - slots in (0, 1), row["user_id"]  # a recent purchase is a kind too
+
+
+def test_user_page_lists_the_types_a_model_tracks_by_name() -> None:
+    from models.engine import advance
+    from models.events import Event
+    from models.model import ChurnModel, load_model
+    from models.scoring import score
+    from streams.console.pages import _activity
+
+    start_ms, day_ms = 1_767_225_600_000, 86_400_000
+    events = [Event("u", start_ms + i * day_ms, ("view", "click", "share")[i % 3], f"e{i}") for i in range(20)]
+    now_s = (start_ms + 21 * day_ms) // 1000
+    named = ChurnModel(tracked_types=("view", "click", "message"))
+    rows, note = _activity(score(advance("u", None, events, now_s * 1000, named).state, now_s, named).signals, named)
+    assert [k for k, _ in rows] == ["view", "click", "message", "other"] and note == ""  # share: untracked, in other
+    hashed = load_model()
+    st = advance("u", None, events, now_s * 1000, hashed).state
+    rows, note = _activity(score(st, now_s, hashed).signals, hashed)
+    assert [k for k, _ in rows] == ["all event types"] and note.startswith("Uses ") and "kind" in note
+
+
 def test_users_and_accounts_list_the_alerts_the_worker_emitted(built_state: Settings, client: TestClient) -> None:
     """Each user's list is the alerts worth a call the worker sent for it, newest first, capped;
     an account's is its account alerts; members carry their user ids and link to their pages."""

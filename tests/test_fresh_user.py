@@ -130,6 +130,22 @@ def test_empty_charts_have_distinct_whole_ticks_and_no_minus_zero() -> None:
     assert ticks(svg.bars(["a", "b"], [("n", "#000", [3.0, 1.0])]))[:3] == ["0", "2", "4"]
     mrr = ticks(svg.mrr_chart(["2026-11"], [0.0], [{}]))
     assert "-0" not in mrr and len(mrr) == len(set(mrr))
+    small_loss = ticks(svg.mrr_chart(["2026-11"], [50.0], [{"new": 50.0, "contraction": 0.3}]))  # a plan 30 cents cheaper
+    assert "-0" not in small_loss and len(small_loss) == len(set(small_loss))
+
+
+def test_console_pages_count_in_words() -> None:
+    """"last 1 days", "the 1 users most at risk", "1 paying accounts": counts on the pages go
+    through the reasons' singular/plural rule (the ``counted`` filter), none is written "N nouns"."""
+    from streams.console.pages import templates
+
+    folder = ROOT / "streams" / "console" / "templates"
+    slips = [(f.name, m[0]) for f in sorted(folder.glob("*.html"))
+             for m in re.finditer(r"\}\}\s+(?:paying\s+)?(?:users|days|accounts|weeks|events)\b", f.read_text())]
+    assert slips == []
+    page = templates.get_template("quadrant.html").render(n=1, as_of_ms=0, chart="", zones={}, cut_h=50)
+    assert "the 1 user most at risk" in page
+    assert [templates.filters["counted"](n, "day") for n in (0, 1, 30)] == ["0 days", "1 day", "30 days"]
 
 
 def test_score_text_counts_in_words() -> None:

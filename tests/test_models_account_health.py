@@ -58,3 +58,20 @@ def test_a_cancelled_account_is_churned_and_a_trial_is_not_revenue() -> None:
     trial = rollup([Member(1, NOW_S, 1, 0.0, 2.0, 20.0)], _view(mrr=0, status="trial", trial_ends_ms=NOW_MS + 30 * 3_600_000,
                                                                 first_paid_ms=0), None, 0, NOW_S)
     assert trial.reasons[0] == "trial ends in 30 h with usage at 10% of the usual" and trial.stage == "at_risk"
+
+
+def test_days_and_hours_read_as_a_person_writes_them() -> None:
+    """QA 2026-12: "renewal in 1 days", "payment failed 1 days ago", "payment failed 0 days ago"."""
+    falling = [Member(1, NOW_S, 1, 0.0, 10.0, 20.0)]
+    said = []
+    for days in (0, 1, 2):
+        ago_ms = NOW_MS - days * DAY_S * 1000 - 3_600_000
+        said += rollup(falling, _view(past_due_ms=ago_ms), Downgrade(ago_ms, ("Pro",), ("Basic",)),
+                       NOW_MS + days * DAY_S * 1000 + 3_600_000, NOW_S).reasons
+    assert said == ["payment failed today (past due)", "renewal within a day while usage fell 50%", "downgraded from Pro to Basic today",
+                    "payment failed 1 day ago (past due)", "renewal in 1 day while usage fell 50%", "downgraded from Pro to Basic 1 day ago",
+                    "payment failed 2 days ago (past due)", "renewal in 2 days while usage fell 50%",
+                    "downgraded from Pro to Basic 2 days ago"]
+    ends = [Member(1, NOW_S, 1, 0.0, 2.0, 20.0)]
+    trial = rollup(ends, _view(mrr=0, status="trial", trial_ends_ms=NOW_MS + 1_800_000, first_paid_ms=0), None, 0, NOW_S)
+    assert trial.reasons[0] == "trial ends within the hour with usage at 10% of the usual"

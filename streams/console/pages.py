@@ -18,7 +18,10 @@ from starlette.routing import Route
 
 from models.account_health import ACCOUNT_ACTIONS, ACCOUNT_STAGES
 from models.actions import Action
+from models.model import ChurnModel
+from models.reasons import _counted
 from models.rfm import SEGMENTS
+from models.signals import Signals
 from models.state import STAGES
 from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
@@ -50,6 +53,7 @@ def _stamp(iso: str | None) -> str:
 templates.filters["when"] = _day
 templates.filters["stamp"] = _stamp
 templates.filters["label"] = lambda s: (s or "").replace("_", " ")
+templates.filters["counted"] = lambda n, name: _counted(name, int(n))  # "1 user", "3 users": the reasons' rule
 
 
 def _render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -163,17 +167,31 @@ async def customer(request: Request, deps: Deps) -> Response:
                                   lo=0, hi=100, y_ticks=(0, 50, 100))
     risk_chart = svg.line_chart(labels, [("churn risk", svg.COLORS["risk"], values("risk"))], lo=0, hi=1,
                                 y_ticks=(0, deps.model.risk_enter, 1), y_format="{:.2f}")
-    from models.ranking import activity_by_kind
-
-    # counts decayed to the stream time, per kind in the product's words (models.ranking)
-    activity = [(k, n) for k, n in activity_by_kind(s.signals, deps.model) if k != "all"] if s.signals is not None else []
+    activity, kinds = _activity(s.signals, deps.model)
     from streams.views import UserReport
 
     d = UserReport(view.user_id, view.as_of_ms, s, st).to_dict()  # the numbers of `churnwatch score --json`
     from streams.worker.alert_log import ALERT_LOG_CAP
 
     return _render("user.html", nav=None, v=view, d=d, s=s, st=st, cap=ALERT_LOG_CAP, scores_chart=Markup(scores_chart), risk_chart=Markup(risk_chart),
-                   activity=activity, activity_max=max([a for _, a in activity] + [1.0]), weeks=len(weeks))
+                   activity=activity, activity_max=max([a for _, a in activity] + [1.0]), kinds=kinds, weeks=len(weeks))
+
+
+def _activity(sig: Signals | None, model: ChurnModel) -> tuple[list[tuple[str, float]], str]:
+    """The user's 4-week counts (decayed to the stream time) per event type in the product's
+    words (models.ranking), and "" (the names say it all). A model that tracks no names hashes
+    the types into kinds nobody can name ("kind3" means nothing to an account manager): then the
+    total alone, and how many kinds of activity the user used, as the reasons count them."""
+    from models.ranking import activity_by_kind
+    from models.reasons import _kinds_used
+
+    if sig is None:
+        return [], ""
+    counts = activity_by_kind(sig, model)
+    if model.compiled.vocabulary.tracked:
+        return [(k, n) for k, n in counts if k != "all"], ""
+    used = _kinds_used(sig, model)
+    return [("all event types", counts[-1][1])], used[:1].upper() + used[1:]
 
 
 async def account(request: Request, deps: Deps) -> Response:

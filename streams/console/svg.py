@@ -174,7 +174,7 @@ def mrr_chart(x_labels: Sequence[str], start_mrr: Sequence[float], movements: Se
     group = iw / max(n, 1)
     bw = max(group * 0.5, 1)
     out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
-    for v in sorted({lo, 0.0, hi}):
+    for v in sorted({v for v in (lo, 0.0, hi) if v == 0.0 or round(v)}):  # losses under 0.5 would tick "-0"
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y(v))}" y2="{_fmt(y(v))}" stroke="{COLORS["grid"] if v else COLORS["ink"]}"/>'
                    f'<text x="{left - 6}" y="{_fmt(y(v) + 4)}" text-anchor="end" class="tick">{v:,.0f}</text>')
     for i, m in enumerate(movements):

@@ -84,6 +84,12 @@ def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
+def _legend_beside(ax: Any) -> None:
+    """The legend right of the axes, outside them: inside, wherever it went, it could hide an
+    alert's marker or a curve (QA: the risk panel's upper-left legend covered the first alert)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
+
+
 def user_timeline(
     rows: Sequence["ScoreRow"],
     alerts: Sequence["Alert"],
@@ -96,11 +102,17 @@ def user_timeline(
 ) -> Path:
     """Activity per day with the lifecycle stage behind it, health and temperature, and churn
     risk, with the engine's alerts marked where it raised them (from ``backtest.timeline``)."""
+    return _save(_timeline_figure(rows, alerts, event_ts_ms, title, churned_at_ms, risk_enter, risk_exit), path)
+
+
+def _timeline_figure(rows: Sequence["ScoreRow"], alerts: Sequence["Alert"], event_ts_ms: Sequence[int], title: str,
+                     churned_at_ms: int | None, risk_enter: float | None, risk_exit: float | None) -> "Figure":
+    """The figure :func:`user_timeline` saves."""
     if not rows:
         raise ValueError("no scores to draw: the user has no events before the last date")
     import matplotlib.dates as mdates
 
-    fig, (ax_act, ax_score, ax_risk) = _figure(9.0, 7.0, rows=3, sharex=True, height_ratios=[1, 2, 2])
+    fig, (ax_act, ax_score, ax_risk) = _figure(11.0, 7.0, rows=3, sharex=True, height_ratios=[1, 2, 2])
     times = [_dt(r.as_of_ms) for r in rows]
 
     # Activity: events per UTC day, with the stage as a coloured band behind.
@@ -128,7 +140,7 @@ def user_timeline(
     ax_score.plot(times, [r.temperature for r in rows], color="#d35400", lw=2, label="temperature (back within the horizon)")
     ax_score.set_ylim(0, 100)
     ax_score.set_ylabel("score 0-100")
-    ax_score.legend(loc="lower left", fontsize=8)
+    _legend_beside(ax_score)
 
     ax_risk.plot(times, [r.risk for r in rows], color="#c0392b", lw=2, label="churn risk")
     if risk_enter is not None:
@@ -148,14 +160,14 @@ def user_timeline(
         for ax in (ax_score, ax_risk):
             ax.axvline(when, color=colour, lw=1.5, ls="--")
         ax_risk.plot([when], [alert.scores.risk], marker="v" if alert.kind == "at_risk" else "^", color=colour, ms=10,
-                     ls="none", label=None if label in marked else label)
+                     ls="none", label=None if label in marked else label, clip_on=False)  # whole on the first day too
         marked.add(label)
     if churned_at_ms is not None:
         for ax in (ax_act, ax_score, ax_risk):
             ax.axvline(_dt(churned_at_ms), color="black", lw=2)
         ax_risk.plot([], [], color="black", lw=2, label="gone: last activity (ground truth)")
-    ax_risk.legend(loc="upper left", fontsize=8)
+    _legend_beside(ax_risk)
     ax_risk.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
     ax_risk.set_xlim(times[0], times[-1])
     fig.suptitle(title or "one user over time")
-    return _save(fig, path)
+    return fig
