@@ -22,8 +22,10 @@ the user is likely to leave; "do nothing" or "sell them more" next to it contrad
 (QA, 2026-12: demo user u000606, risk 0.60, health 51, temperature 66, "no visit for 1.9x the
 usual gap", was told ``none``). The quadrant still decides the specific moves (educate, onboard,
 win back): they already act on the risk. models.scoring passes the flag for every view of a user
-(alerts, ``score``, ``top``, the console), so the same user shows the same action everywhere; a
-``recovered`` alert announces that the alert closes and is not flagged.
+(alerts, ``score``, ``top``, the console), so the same user shows the same action everywhere: for
+an alert, whether the at-risk alert is open once the review that raised it is done
+(models.engine), so the at-risk alert is flagged, a ``recovered`` alert (the alert closes) is
+not, and a stage change is flagged while the alert stays open, a stage for the better too.
 
 Educate comes before check-in because a payer who stopped using is usually also declining,
 and showing the value they pay for is the more specific move.

@@ -303,11 +303,18 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     # a stage for the worse, the recovery for recovered and a stage for the better.
     told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
     purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
-    scores = scores_from(st, a, model, purpose) if (stage_changed and previous is not None) or opens or closes else None
+    # Every alert of this review tells the action for the user as this review leaves them, as
+    # `churnwatch score`, `top` and the console read it (models.actions): at risk while the
+    # at-risk alert is open after it. Not from the purpose: a stage for the better while the
+    # alert stays open is told as a recovery, yet the user is still at risk (QA 2026-12).
+    open_after = 1 if opens or (st.at_risk_since_s != 0 and not closes) else 0
+    scores = None
+    if (stage_changed and previous is not None) or opens or closes:
+        scores = scores_from(st, a, model, purpose, open_after)
     now_ms = now_s * 1000 if scores is not None else 0  # for the alerts only (_ceil_s: a long product)
     change = None  # the stage change's scores, also from the state before this review moved it
     if stage_changed and previous is not None and scores is not None:
-        change = scores if told == purpose else scores_from(st, a, model, told)
+        change = scores if told == purpose else scores_from(st, a, model, told, open_after)
     if stage_changed:
         st.stage = new_stage
         st.stage_since_s = now_s

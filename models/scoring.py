@@ -147,18 +147,24 @@ def assess(st: UserState, now_s: int, model: ChurnModel, c: CompiledModel | None
     return Assessment(sig, stage, risk, p, source, st.revenue, leave)
 
 
-def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpose = "scores") -> Scores:
+def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpose = "scores",
+                open_alert: int = -1) -> Scores:
     """The full scores of an assessment of ``st`` (``st`` as it was when assessed): the action
     and the reasons read the temperature shown, the risk P(alive) (models.temperature).
-    ``purpose``: what the reasons must support (models.reasons: an at-risk or a recovered alert)."""
+    ``purpose``: what the reasons must support (models.reasons: an at-risk or a recovered alert).
+    ``open_alert``: whether the user's at-risk alert is open (1) or not (0) once the scores are
+    told, which turns none/upsell into check_in (models.actions); -1: as ``st`` says
+    (``st.at_risk_since_s``), what every view of a stored user reads. The engine says it for
+    each alert it raises, from the state as it is *after* the review (models.engine._review):
+    ``st`` is the state before it, so an alert that opens, or a recovery that closes it, would
+    otherwise be told the other way; an int, not ``bool | None``, so the compiled core takes it
+    unboxed."""
     sig = a.signals
     h = health(sig, model.population)
     back, source = p_back_within(sig, model)
     temperature = 100.0 * back
     segment = rfm_segment(st, sig.now_s, model.population) if st.n_purchases else None
-    # at risk: the at-risk alert itself (or a stage change for the worse, whose stages never
-    # get none/upsell anyway), or any view of a user whose at-risk alert is open (models.actions)
-    at_risk = purpose == "at_risk" or (purpose == "scores" and st.at_risk_since_s != 0)
+    at_risk = st.at_risk_since_s != 0 if open_alert < 0 else open_alert != 0
     action = recommend(a.stage, h, temperature, st.n_purchases > 0, model, at_risk)
     why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose)
     return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)

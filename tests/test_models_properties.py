@@ -126,6 +126,32 @@ def test_batch_split_gives_the_same_state_and_alerts(events: list[Event], data: 
     _same_outcome(whole, first)
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(max_events=30, span_days=90), st.sampled_from(MODELS + [ChurnModel(risk_exit=0.2)]))
+def test_every_alert_tells_the_action_score_tells(events: list[Event], model: ChurnModel) -> None:
+    """Every alert's action is the quadrant's with the at-risk flag as its review leaves the user
+    (models.actions), the flag ``score``, ``top`` and the console read from the stored state: the
+    at-risk alert (open), the recovered one (closed), and a stage change told as a recovery or as
+    a risk while the alert is open or not (QA 2026-12: a stage for the better while the alert
+    stayed open said upsell or none where ``score`` said check_in)."""
+    told: list[tuple[str, str, str]] = []
+    review = engine._review
+
+    def reviewed(user_id: str, st_: UserState, now_s: int, model_: ChurnModel, out: Outcome) -> None:
+        n = len(out.alerts)
+        review(user_id, st_, now_s, model_, out)
+        for a in out.alerts[n:]:  # scored on the state before the review; the flag is the one after it
+            s = a.scores
+            want = recommend(s.stage, s.health, s.temperature, st_.n_purchases > 0, model_, st_.at_risk_since_s != 0)
+            told.append((a.kind, s.action, want))
+
+    assert inspect.isfunction(engine.advance), "a compiled engine: the patch would not take"
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(engine, "_review", reviewed)
+        engine.advance("u", None, events, events[-1].ts_ms + 100 * DAY_MS, model)
+    assert all(got == want for _, got, want in told), told
+
+
 def _state_of(events: list[Event]) -> UserState:
     st_ = UserState()
     for ev in sorted(events, key=lambda e: (e.ts_ms, e.event_id)):

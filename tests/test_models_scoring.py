@@ -249,11 +249,32 @@ def test_open_alert_turns_the_action_into_a_check_in_in_every_view() -> None:
     a = assess(st, now, MODEL)
     quiet = scores_from(st, a, MODEL)
     assert quiet.action in ("none", "upsell"), quiet  # a healthy user: the quadrant's quiet corners
-    assert scores_from(st, a, MODEL, "at_risk").action == "check_in"
+    assert scores_from(st, a, MODEL, "at_risk").action == quiet.action  # the purpose words the reasons only
     st.at_risk_since_s = now - 86_400
     assert scores_from(st, a, MODEL).action == "check_in"
     assert score(st, now, MODEL).action == "check_in"
-    assert scores_from(st, a, MODEL, "recovered").action == quiet.action
+    # an alert says whether the alert is open once it is told (models.engine), whatever its reasons support
+    assert scores_from(st, a, MODEL, "at_risk", 1).action == "check_in"
+    assert scores_from(st, a, MODEL, "recovered", 0).action == quiet.action
+    assert scores_from(st, a, MODEL, "recovered", 1).action == "check_in"
+
+
+def test_a_stage_for_the_better_while_the_alert_stays_open_tells_what_score_tells() -> None:
+    # QA 2026-12: a user whose stage improves while the at-risk alert stays open got a
+    # stage_changed alert scored as a recovery, "upsell", while `churnwatch score` (and top, the
+    # console) said "check_in" for the same user at the same second
+    model = ChurnModel(risk_exit=0.2)  # the alert closes only at 0.2: the return below leaves it open
+    evs = [Event("u", (T0 + d * DAY_S + h * 3600) * 1000, "view", f"v{d:02d}{h}") for d in range(20) for h in (9, 10, 11)]
+    back = Event("u", (T0 + 22 * DAY_S + 9 * 3600) * 1000, "view", "back")  # after 3 silent days
+    before = advance("u", None, evs, back.ts_ms, model)
+    assert before.state.at_risk_since_s and STAGES[before.state.stage] == "declining"
+    out = advance("u", before.state, [back], back.ts_ms + 1, model)
+    assert [(a.kind, a.previous_stage, a.scores.stage) for a in out.alerts] == [("stage_changed", "declining", "active")]
+    assert out.state.at_risk_since_s == before.state.at_risk_since_s, "the at-risk alert stays open"
+    s = out.alerts[0].scores
+    assert s.risk > model.risk_exit
+    assert recommend(s.stage, s.health, s.temperature, False, model) == "upsell"  # the quadrant, no alert open
+    assert s.action == score(out.state, back.ts_ms // 1000, model).action == "check_in"
 
 
 def test_reasons_are_ranked_by_their_share_of_the_risk() -> None:

@@ -40,10 +40,36 @@ def test_the_simulation_has_every_kind_of_change(history: tuple[AccountSim, Path
     subs = [(e.user_id, e.ts_ms, e.subscription) for e in sim.events if e.subscription is not None]
     assert len(subs) > len(set(subs)), "some subscription events are sent twice"
     per_account = Counter(e.account_id for e in sim.events if e.type != "subscription")
-    assert len(per_account) == ACCOUNTS and sum(len({e.user_id for e in sim.events if e.account_id == a}) > 1
-                                                 for a in list(per_account)[:60]) >= 20
+    assert sum(len({e.user_id for e in sim.events if e.account_id == a}) > 1 for a in list(per_account)[:60]) >= 20
+    # the accounts nobody used are trials nobody used nor bought (streams.offline.simulate_accounts)
+    unused = set(sim.accounts) - set(per_account)
+    assert unused and len(per_account) >= 0.8 * ACCOUNTS
+    assert all({e.subscription.status for e in sim.events if e.account_id == a and e.subscription} == {"trial", "cancelled"}
+               for a in unused)
     churn_at_once = Counter((m.account_id, m.ts_ms) for m in sim.movements)
     assert max(churn_at_once.values()) == 1  # the generator's truth: one net movement per account and time
+
+
+def test_a_trials_usage_during_the_trial_tells_whether_it_converts(history: tuple[AccountSim, Path, Path]) -> None:
+    """A trial's users use the product during the trial, most of the trials that convert and fewer
+    of those that do not, and an unconverted trial's users stop at its end. Before, their
+    signups were spread over the window like a paying account's: about a third of the trials were
+    used, converted or not, so every trial-ending alert (health below 50) said health 0 and fell
+    on converting trials more than on the others; and an unconverted trial's users went on using
+    the product after it was cancelled."""
+    sim, _, _ = history
+    trials = {e.account_id: (e.ts_ms, e.subscription.trial_ends_ms) for e in sim.events
+              if e.subscription is not None and e.subscription.status == "trial"}
+    converts = {e.account_id: e.subscription.status == "active" for e in sim.events if e.subscription is not None
+                and e.account_id in trials and e.ts_ms == trials[e.account_id][1]}
+    used = {e.account_id for e in sim.events if e.subscription is None and e.account_id in trials
+            and trials[e.account_id][0] <= e.ts_ms < trials[e.account_id][1]}
+    after_cancel = {e.account_id for e in sim.events if e.subscription is None and converts.get(e.account_id) is False
+                    and e.ts_ms >= trials[e.account_id][1]}
+    share = {c: sum(a in used for a in converts if converts[a] is c) / sum(v is c for v in converts.values()) for c in (True, False)}
+    assert min(Counter(converts.values()).values()) >= 30, converts
+    assert share[True] >= 0.8 and 0.25 <= share[False] <= 0.7 and share[True] - share[False] >= 0.25, share
+    assert not after_cancel, sorted(after_cancel)
 
 
 def test_report_reproduces_the_generators_monthly_truth_exactly(history: tuple[AccountSim, Path, Path]) -> None:

@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events-out", default=None, metavar="FILE.csv[.gz]", help="write the events as CSV")
     parser.add_argument("--truth-out", default=None, metavar="FILE.csv", help="write the ground truth as CSV")
     parser.add_argument("--accounts", type=positive_int("accounts"), default=None, metavar="N",
-                        help="simulate N customer companies with several users, plans, trials, upgrades, downgrades, "
-                             "failed payments and cancellations instead of --users (docs/REVENUE.md)")
+                        help="simulate N customer companies with several users, plans, trials (used by their users "
+                             "or not), upgrades, downgrades, failed payments and cancellations instead of --users "
+                             "(docs/REVENUE.md)")
     parser.add_argument("--mrr-truth-out", default=None, metavar="FILE.csv",
                         help="with --accounts: write the generator's own monthly MRR movements and logo churn")
     parser.add_argument("--publish", action=argparse.BooleanOptionalAction, default=True,

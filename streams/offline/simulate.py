@@ -183,21 +183,27 @@ def _pick_persona(rng: random.Random, shares: Mapping[Persona, float]) -> Person
     return rng.choices(PERSONAS, [shares.get(p, 0.0) for p in PERSONAS])[0]
 
 
-def _simulate_user(rng: random.Random, user_id: str, persona: Persona, start_ms: int, end_ms: int) -> tuple[list[Event], Truth]:
+def _simulate_user(rng: random.Random, user_id: str, persona: Persona, start_ms: int, end_ms: int,
+                   signup_ms: int | None = None) -> tuple[list[Event], Truth]:
+    """One user of ``persona`` in ``[start_ms, end_ms)``. ``signup_ms``: the user signs up at the
+    first session from then on instead of at a time drawn in the window (a trial's users start
+    with the trial, streams.offline.simulate_accounts); None draws exactly what it always drew."""
     window_ms = end_ms - start_ms
     u = _User(rng, user_id, end_ms)
     if persona == "returner" and window_ms < 5 * 7 * DAY_MS:
         persona = "steady"  # no room for a lapse and a return (see the module docstring)
-    if persona == "one_time":
-        signup = start_ms + int(rng.random() * window_ms)
-    elif persona == "returner":
+    if persona == "returner":
         lapse_ms = rng.randint(_MIN_LAPSE_DAYS, _MAX_LAPSE_DAYS) * DAY_MS
         lapse_ms = min(lapse_ms, window_ms - 14 * DAY_MS)
+    if signup_ms is not None:
+        signup = u.session_after(signup_ms)
+    elif persona == "one_time":
+        signup = u.session_start(start_ms + int(rng.random() * window_ms))
+    elif persona == "returner":
         latest = start_ms + max(0, window_ms - lapse_ms - 14 * DAY_MS)
-        signup = start_ms + int(rng.random() * min(_SIGNUP_SPAN * window_ms, latest - start_ms))
+        signup = u.session_start(start_ms + int(rng.random() * min(_SIGNUP_SPAN * window_ms, latest - start_ms)))
     else:
-        signup = start_ms + int(rng.random() * _SIGNUP_SPAN * window_ms)
-    signup = u.session_start(signup)
+        signup = u.session_start(start_ms + int(rng.random() * _SIGNUP_SPAN * window_ms))
     churned: int | None = None
 
     if persona == "steady":

@@ -11,11 +11,14 @@ An account has 1-6 users (activity from :mod:`streams.offline.simulate`'s person
 quitters in accounts that are more likely to leave). Its main subscription is keyed by its first
 user, an optional add-on by its second (a subscription is identified by account and user).
 Timeline: 60% start with a 14-day trial (65% of those convert at ``trial_ends``, the rest are
-cancelled without ever paying), the others pay from signup; then at each 30-day renewal the
-account may restate its subscription (a renewal notice: no movement), upgrade, downgrade, add or
-drop the add-on, fail a payment (``past_due``, then recover or be cancelled 3-10 days later) or
-cancel (add-on and main plan at the same instant). A cancelled account comes back with a
-30% chance 20-60 days later. About 3% of subscription events are sent twice (duplicates).
+cancelled without ever paying), the others pay from signup. A trial's users are engaged (all
+start in its first week and go on as their personas; 75% of the trials that convert, 20% of
+the others), tried it once (15%, 35%) or never came (10%, 45%), so a trial-ending alert has
+usage to judge; an unconverted trial's users stop at its end (:func:`_trial_activity`). Then
+at each 30-day renewal the account may restate its subscription (a renewal notice: no
+movement), upgrade, downgrade, add or drop the add-on, fail a payment (``past_due``, then
+recover or be cancelled 3-10 days later) or cancel (add-on and main plan at the same instant).
+A cancelled account comes back with a 30% chance 20-60 days later. About 3% of subscription events are sent twice (duplicates).
 Everything derives from the seed.
 
 >>> s = generate_accounts(seed=1, n_accounts=5, start_ms=1_767_225_600_000, days=60)
@@ -46,6 +49,11 @@ __all__ = ["PLANS", "ADDON", "AccountSim", "MonthTruth", "TruthMovement", "gener
 PLANS: Final[tuple[tuple[str, int], ...]] = (("Basic", 1999), ("Pro", 4999), ("Business", 14999))
 ADDON: Final[tuple[str, int]] = ("Analytics add-on", 999)
 _TRIAL_DAYS: Final[int] = 14
+#: A trial's usage by its outcome (converts -> shares of engaged and tried, the rest dead): chosen, not
+#: measured, so that usage during the trial says much about conversion but not all (an engaged
+#: team may still not buy, a company may buy what nobody tried).
+_TRIAL_ENGAGEMENT: Final[dict[bool, tuple[float, float]]] = {True: (0.75, 0.15), False: (0.2, 0.35)}
+_TRIAL_JOIN_DAYS: Final[int] = 7  # an engaged trial's other users sign up within its first week
 _RENEWAL_MS: Final[int] = 30 * DAY_MS
 
 
@@ -67,7 +75,7 @@ class AccountSim:
     events: tuple[Event, ...]
     movements: tuple[TruthMovement, ...]
     accounts: tuple[str, ...]
-    users: tuple[Truth, ...]  # each user's persona truth, as ``simulate --truth-out`` writes it
+    users: tuple[Truth, ...]  # the persona truth of each user with events, as ``simulate --truth-out`` writes it
 
 
 class _Account:
@@ -123,15 +131,26 @@ class _Account:
         self.move(ts, self.main_mrr() + (ADDON[1] if self.addon else 0), kind)
 
 
-def _run_account(a: _Account, signup: int, churny: bool) -> None:
+@dataclass(frozen=True, slots=True)
+class _Trial:
+    """An account's trial as its billing timeline decided it: when it ends, whether it converts."""
+
+    ends_ms: int
+    converts: bool
+
+
+def _run_account(a: _Account, signup: int, churny: bool) -> _Trial | None:
+    """The account's billing timeline; its trial, if it started with one."""
     rng = a.rng
+    trial: _Trial | None = None
     if rng.random() < 0.6:
         plan = rng.randrange(len(PLANS))
         ends = signup + _TRIAL_DAYS * DAY_MS
         a.stmt(a.users[0], signup, "trial", PLANS[plan][0], PLANS[plan][1] * a.seats, ends)
         if rng.random() >= 0.65:
             a.stmt(a.users[0], ends, "cancelled", PLANS[plan][0], 0)
-            return
+            return _Trial(ends, False)
+        trial = _Trial(ends, True)
         a.subscribe(ends, plan)
         start = ends
     else:
@@ -171,22 +190,74 @@ def _run_account(a: _Account, signup: int, churny: bool) -> None:
             a.stmt(a.users[0], renewal, "active", PLANS[a.plan][0], a.main_mrr())
         if back is not None:
             if rng.random() >= 0.3:
-                return
+                return trial
             renewal = back + rng.randint(20, 60) * DAY_MS + rng.randrange(DAY_MS)
             if renewal >= a.end_ms:
-                return
+                return trial
             a.subscribe(renewal)
         renewal += _RENEWAL_MS
+    return trial
+
+
+def _personas(churny: bool) -> tuple[Persona, ...]:
+    """The personas an account's users are drawn from: decliners and quitters where it is likely to leave."""
+    return ("decliner", "quitter", "steady") if churny else ("steady", "steady", "returner", "buyer")
 
 
 def _activity(rng: random.Random, users: list[str], account_id: str, churny: bool, signup: int, end_ms: int,
               truth: list[Truth]) -> list[Event]:
-    personas: tuple[Persona, ...] = ("decliner", "quitter", "steady") if churny else ("steady", "steady", "returner", "buyer")
+    personas = _personas(churny)
     out: list[Event] = []
     for user in users:
         evs, t = _simulate_user(rng, user, rng.choice(personas), signup, end_ms)
         out.extend(replace(e, account_id=account_id) for e in evs)
         truth.append(t)
+    return out
+
+
+def _trial_engagement(rng: random.Random, converts: bool) -> str:
+    """How a trial's users take to the product: ``engaged`` (every user from the trial's first
+    week on), ``tried`` (the user who started it, one session at the start) or ``dead`` (nobody
+    comes). Shares by outcome in :data:`_TRIAL_ENGAGEMENT`."""
+    engaged, tried = _TRIAL_ENGAGEMENT[converts]
+    u = rng.random()
+    return "engaged" if u < engaged else "tried" if u < engaged + tried else "dead"
+
+
+def _trial_activity(rng: random.Random, users: list[str], account_id: str, churny: bool, signup: int, trial: _Trial,
+                    end_ms: int, truth: list[Truth]) -> list[Event]:
+    """The users of an account that starts with a trial, drawn from the trial's own generator.
+
+    Engaged: each user signs up in the trial's first week (the one who started it at once) and
+    lives as a persona of the account from then on; if the trial is not converted, access ends
+    with it: their events stop at its end (truth: a quitter, churned at the last event). Tried:
+    the first user's one session at the start (a one-time visitor). Dead: nobody uses it. A
+    converted trial that was not engaged is adopted after the purchase: its users sign up over
+    the rest of the window as in an account that paid from the start (the first user's trial
+    session before that). A user with no event in the window has no truth row: the detector never
+    sees them."""
+    personas = _personas(churny)
+    engagement = _trial_engagement(rng, trial.converts)
+    out: list[Event] = []
+    for j, user in enumerate(users):
+        evs: list[Event] = []
+        t: Truth | None = None
+        if engagement == "engaged":
+            join = signup + (0 if j == 0 else int(rng.random() * _TRIAL_JOIN_DAYS * DAY_MS))
+            evs, t = _simulate_user(rng, user, rng.choice(personas), signup, end_ms, signup_ms=join)
+            if not trial.converts and trial.ends_ms < end_ms:  # (a trial ending after the window is undecided)
+                evs = [e for e in evs if e.ts_ms < trial.ends_ms]
+                t = Truth(user, "quitter", t.signup_ms, evs[-1].ts_ms if evs else None)
+        else:
+            if engagement == "tried" and j == 0:
+                evs, t = _simulate_user(rng, user, "one_time", signup, end_ms, signup_ms=signup)
+            if trial.converts:
+                later, after = _simulate_user(rng, user, rng.choice(personas), trial.ends_ms, end_ms)
+                t = after if t is None else Truth(user, after.persona, t.signup_ms, after.churned_at_ms)
+                evs = evs + later
+        if evs and t is not None:
+            out.extend(replace(e, account_id=account_id) for e in evs)
+            truth.append(t)
     return out
 
 
@@ -210,9 +281,13 @@ def generate_accounts(seed: int, n_accounts: int, start_ms: int, days: int) -> A
         signup = start_ms + int(rng.random() * 0.7 * days * DAY_MS)
         churny = rng.random() < 0.35
         a = _Account(rng, account_id, users, end_ms)
-        _run_account(a, signup, churny)
+        trial = _run_account(a, signup, churny)
         events.extend(a.events)
-        events.extend(_activity(rng, users, account_id, churny, signup, end_ms, user_truth))
+        if trial is None:
+            events.extend(_activity(rng, users, account_id, churny, signup, end_ms, user_truth))
+        else:  # from a generator of its own: the account's (billing, other accounts) draws stay as they were
+            trial_rng = random.Random(f"churnwatch-trial:{seed}:{i}")
+            events.extend(_trial_activity(trial_rng, users, account_id, churny, signup, trial, end_ms, user_truth))
         movements.extend(a.movements)
     events.sort(key=lambda e: (e.ts_ms, e.event_id))
     movements.sort(key=lambda m: (m.ts_ms, m.account_id))
