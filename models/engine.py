@@ -254,13 +254,18 @@ def _in_order(events: Iterable[Event]) -> list[Event]:
     """``sorted(events, key=EVENT_ORDER)``, without the sort when the events already are in that
     order (a partition's events of one user mostly are, and most calls carry one or two): the
     sort builds a key tuple (and a long int) per event even for one event, the check compares
-    in place; equal keys keep their order either way (the sort is stable)."""
-    evs = events if isinstance(events, list) else list(events)
-    prev: Event | None = None
+    in place; equal keys keep their order either way (the sort is stable). The previous event's
+    key is held in locals of its own types: read through an ``Event | None``, each time was
+    boxed and compared generically in the compiled core (~0.8k instructions an event)."""
+    evs: list[Event] = events if isinstance(events, list) else list(events)
+    if not evs:
+        return evs
+    prev_ts, prev_id = evs[0].ts_ms, evs[0].event_id
     for ev in evs:
-        if prev is not None and (ev.ts_ms < prev.ts_ms or ev.ts_ms == prev.ts_ms and ev.event_id < prev.event_id):
+        ts = ev.ts_ms
+        if ts < prev_ts or ts == prev_ts and ev.event_id < prev_id:
             return sorted(evs, key=EVENT_ORDER)
-        prev = ev
+        prev_ts, prev_id = ts, ev.event_id
     return evs
 
 

@@ -17,6 +17,7 @@ relies on to find the next threshold crossing by bisection.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Final
 
@@ -53,6 +54,7 @@ _INV_DAY: Final[float] = 1.0 / DAY_S
 #: math.expm1 held once: mypyc has no primitive for it and looked it up on the math module at
 #: every call (three per scoring); the same function, the same numbers.
 _EXPM1: Final[Callable[[float], float]] = math.expm1
+_TOLIST: Final[Callable[[array], list[float]]] = array.tolist
 #: A purchase counts as "used" in the reasons while its share of breadth, exp(-days / 28), is a
 #: third or more, as a slot's n / (1 + n) is from n = 0.5.
 _PURCHASE_USED_DAYS: Final[float] = 28.0 * math.log(3.0)
@@ -287,8 +289,8 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
         # iterator (a call per item); typed list[float], so each product is a native multiply
         # (not the generic one), and none at all where the slots are kept at this very second
         # (n * 1.0 is n, bit for bit)
-        l7: list[float] = st.slot_7d.tolist()
-        l28: list[float] = st.slot_28d.tolist()
+        l7 = _TOLIST(st.slot_7d)  # array.tolist, held once (models.state: a method lookup saved)
+        l28 = _TOLIST(st.slot_28d)
         slot_7d = l7 if g7 == 1.0 else [n * g7 for n in l7]
         slot_28d = l28 if g28 == 1.0 else [n * g28 for n in l28]
         negative = st.negative_28d * g28
