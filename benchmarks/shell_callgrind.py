@@ -18,6 +18,8 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
 - overlay: ``overlay_reads`` of each chunk -> ``starmap_next``
 - advance: ``advance_users`` of each slice -> ``filter_next`` (the compiled step inside it:
   ``CPyPy_step___advance_stored``; the shell is the difference)
+- pack: the state write's script arguments (``Store._write_calls``, then ``_bucket_calls`` as on
+  one Redis) -> ``takewhile_next``
 - free: dropping the cycle's records, decoded batch, reads and writes -> ``functools_reduce``
 
 ``.venv/bin/python -m benchmarks.shell_callgrind capture --out /tmp/shell.pkl``
@@ -47,7 +49,7 @@ __all__ = ["capture", "replay", "phases"]
 
 #: The C function each phase is called through in the replay (its ``--toggle-collect``).
 WRAPPERS = {"decode": "_operator_call", "plan": "dropwhile_next", "overlay": "starmap_next",
-            "advance": "filter_next", "free": "functools_reduce"}
+            "advance": "filter_next", "pack": "takewhile_next", "free": "functools_reduce"}
 STEP = "CPyPy_step___advance_stored"
 
 
@@ -136,8 +138,9 @@ async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size
     return cycles
 
 
-def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any]) -> int:
-    """One captured cycle, each phase through its wrapper; returns the records replayed."""
+def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], wrap: bool = True) -> int:
+    """One captured cycle, each phase through its wrapper (``wrap``; else called directly, as the
+    warm-up does); returns the records replayed."""
     from aiokafka.structs import ConsumerRecord
 
     from streams.worker.codec import Decoder
@@ -192,10 +195,18 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any]) 
         chunks.clear()
         by_bucket.clear()
 
-    operator.call(decode)
-    list(itertools.dropwhile(plan, [0]))
+    if wrap:
+        operator.call(decode)
+        list(itertools.dropwhile(plan, [0]))
+    else:
+        decode()
+        plan(0)
     by_bucket.update((p.bucket, p) for p in st["plans"])
-    list(itertools.starmap(overlay, [(k,) for k in range(len(chunks))]))
+    if wrap:
+        list(itertools.starmap(overlay, [(k,) for k in range(len(chunks))]))
+    else:
+        for k in range(len(chunks)):
+            overlay(k)
     plans = [by_bucket[b] for bs, _, _ in chunks for b in bs]
     replies = [r for _, rs, _ in chunks for r in rs]
     st["slices"], i = [], 0
@@ -204,9 +215,33 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any]) 
         i += n
     st["advanced"] = Advanced()
     del plans, replies
-    list(filter(advance, range(len(st["slices"]))))
+    if wrap:
+        list(filter(advance, range(len(st["slices"]))))
+    else:
+        for k in range(len(st["slices"])):
+            advance(k)
+    store = decoder_cache.get("store")
+    if store is None:
+        from streams.settings import Settings
+        from streams.worker.store import Store
+
+        store = decoder_cache["store"] = Store(Settings(), client=object())  # type: ignore[arg-type]  # packs only
+
+    def pack(_: object) -> bool:
+        from streams.worker.store import _bucket_calls
+
+        st["packed"] = _bucket_calls(store._write_calls(st["advanced"].writes, "w:1"), packed=True)
+        return False
+
+    if wrap:
+        list(itertools.takewhile(pack, [0]))
+    else:
+        pack(0)
     n = sum(len(r) for r in c["batch"].values())
-    functools.reduce(free, [0, 0])
+    if wrap:
+        functools.reduce(free, [0, 0])
+    else:
+        free(0, 0)
     return n
 
 
@@ -221,6 +256,9 @@ def replay(path: str) -> None:
     gc.collect()
     gc.disable()
     cache: dict[str, Any] = {}
+    # Warm-up, not counted: the first cycle once without the wrappers (modules the phases import
+    # on first use, the decoder's type names, caches), so the counts are of steady cycles.
+    _replay_cycle(cycles[0], model, cache, wrap=False)
     records = sum(_replay_cycle(c, model, cache) for c in cycles)
     print(f"{active()}: {len(cycles)} cycles, {records} records", file=sys.stderr)
 
