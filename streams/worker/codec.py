@@ -116,9 +116,14 @@ def parse_many(values: Sequence[bytes]) -> list[object] | None:
     >>> parse_many([b'1,2', b'[3', b'4]']) is None
     True
     """
+    if not values:
+        return None
     token = secrets.token_hex(16)
+    framed = list(values)  # the brackets on the end values: not two copies of the whole joined text
+    framed[0] = b"[" + framed[0]
+    framed[-1] = framed[-1] + b"]"
     try:
-        parsed = orjson.loads(b"[" + (b',"' + token.encode() + b'",').join(values) + b"]")
+        parsed = orjson.loads((b',"' + token.encode() + b'",').join(framed))
     except orjson.JSONDecodeError:
         return None
     n = len(values)

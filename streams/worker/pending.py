@@ -74,18 +74,21 @@ def overlay_reads(plans: Sequence[BucketPlan], replies: Sequence[BucketReadResul
         layers = [layer for layer in (pw.layer(plan.bucket) for pw in reversed(pending)) if layer is not None]
         if not layers:
             continue  # newest first from here on
-        for i, p in enumerate(plan.parts):
-            fld = offset_field(topic, p)
-            new = next((layer.offsets[fld] for layer in layers if fld in layer.offsets), None)
-            if new is not None:
-                reply.offsets[i] = new
-        blobs = reply.blobs
-        for j, (_, uid) in enumerate(plan.users):
-            for layer in layers:
-                sw = layer.users.get(uid)
-                if sw is not None:
-                    blobs[j] = sw.blob
-                    break
+        if len(layers) == 1:  # the usual case (depth 2): one lookup per offset and user, no generator
+            _lay_one(plan, reply, layers[0], topic)
+        else:
+            for i, p in enumerate(plan.parts):
+                fld = offset_field(topic, p)
+                new = next((layer.offsets[fld] for layer in layers if fld in layer.offsets), None)
+                if new is not None:
+                    reply.offsets[i] = new
+            blobs = reply.blobs
+            for j, (_, uid) in enumerate(plan.users):
+                for layer in layers:
+                    sw = layer.users.get(uid)
+                    if sw is not None:
+                        blobs[j] = sw.blob
+                        break
         scheduled: dict[str, list[tuple[str, int, int, bytes | None]]] | None = None
         for i, (p, due_max) in enumerate(plan.parts.items()):
             if due_max is not None:
@@ -93,6 +96,20 @@ def overlay_reads(plans: Sequence[BucketPlan], replies: Sequence[BucketReadResul
                 fld = offset_field(topic, p)
                 reply.dues[i], reply.next_due[i] = _merge_dues(
                     reply.dues[i], reply.next_due[i], due_max, fld, layers, scheduled.get(fld, []), due_limit)
+
+
+def _lay_one(plan: BucketPlan, reply: BucketReadResult, layer: _Layer, topic: str) -> None:
+    """``overlay_reads``' offsets and records of one bucket under a single pending write."""
+    offsets, moved, written = reply.offsets, layer.offsets, layer.users
+    for i, p in enumerate(plan.parts):
+        new = moved.get(offset_field(topic, p))
+        if new is not None:
+            offsets[i] = new
+    blobs = reply.blobs
+    for j, (_, uid) in enumerate(plan.users):
+        sw = written.get(uid)
+        if sw is not None:
+            blobs[j] = sw.blob
 
 
 @dataclass(slots=True)
@@ -155,10 +172,13 @@ def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld:
     nxt = stale_next
     for uid, group, due, blob in scheduled:  # entries the writes added or moved
         if due > due_max:
-            nxt = due if nxt is None else min(nxt, due)
+            if nxt is None or due < nxt:
+                nxt = due
         elif uid not in out:
             out[uid] = DueUser(group, uid, due, blob)
     if len(stale) >= due_limit:
         nxt = 0  # the read was cut at due_limit: more may be due, sweep again next cycle
+    if len(out) < 2:  # most swept indexes: no order to make (and no key to build)
+        return list(out.values()), nxt
     dues = sorted(out.values(), key=lambda d: (d.due_s, due_member(d.group, d.user_id).encode("utf-8", "surrogatepass")))
     return dues, nxt

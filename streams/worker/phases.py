@@ -21,7 +21,7 @@ import orjson
 
 from models.engine import Alert, Mark
 from models.events import Event
-from models.intake import group_plain
+from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
@@ -93,21 +93,6 @@ class CycleResult:
     buckets: int = 0  # buckets read/written
     progress: dict[int, tuple[int, int]] = field(default_factory=dict)  # written: p -> (offset, S_p)
     idle: bool = False  # nothing to do: no records and no review clock moved
-
-
-@dataclass(slots=True)
-class UserBatch:
-    """One user's events in this batch, with their offsets for the per-bucket replay fence."""
-
-    partition: int
-    events: list[Event]
-    offsets: list[int]
-
-    def __init__(self, partition: int, events: list[Event] | None = None, offsets: list[int] | None = None) -> None:
-        # Written out: one is made per user and cycle, and @dataclass's default_factory __init__ costs ~1.7x this.
-        self.partition = partition
-        self.events = [] if events is None else events
-        self.offsets = [] if offsets is None else offsets
 
 
 @dataclass(slots=True)
@@ -206,11 +191,11 @@ class Decoding:
         out.consumed += len(records)
         events = self.decoder.decode_many([rec.value for rec in records], self.wall_now_ms)
         with_headers = hasattr(records[0], "headers")  # aiokafka's records have them (mostly empty); a test's may not
-        check_keys, admit, seen_ids, users = self.router is not None, pclock.admit, self.seen_ids, out.users
+        check_keys, seen_ids, users = self.router is not None, self.seen_ids, out.users
         recs = records if type(records) is list else list(records)
         n, i = len(recs), 0
         while True:
-            i = group_plain(recs, events, i, with_headers, check_keys, admit, seen_ids, users, UserBatch, p)
+            i = group_plain(recs, events, i, with_headers, check_keys, pclock, seen_ids, users, p)
             if i >= n:
                 return
             self._one(p, recs[i], events[i], with_headers, pclock)

@@ -267,7 +267,8 @@ def _driver_call(group: Sequence[_BucketCall], packed: bool) -> tuple[list[str],
     shape = orjson.dumps([n for c in group for n in (len(c.keys), len(c.args))])
     if not packed:
         return [k for c in group for k in c.keys], [shape, "", "", *(a for c in group for a in c.args)]
-    items = [_as_bytes(x) for c in group for x in (*c.keys, *c.args)]
+    # bytes as they are, without a call (most items: a user's record, an alert entry)
+    items = [x if type(x) is bytes else _as_bytes(x) for c in group for x in (*c.keys, *c.args)]
     return [], [shape, orjson.dumps([len(x) for x in items]), b"".join(items)]
 
 
@@ -836,22 +837,8 @@ class Store:
         """
         if not writes:
             return []
-        keys, dumps, inc = self.keys, orjson.dumps, self.incarnation
-        alert_log = self.settings.alert_log
-        calls = []
-        for w in writes:
-            b = w.bucket
-            states = dumps([x for s in w.states for x in (s.group, s.user_id, s.due_field, s.due_s,
-                                                          "" if s.risk is None else "=" if s.risk == UNCHANGED else s.risk,
-                                                          reach_score(s.reach))])
-            stats = [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
-            alerts = w.alerts if alert_log else []  # console alert lists, in the same atomic write as the states
-            calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
-                                     [keys.tag(b), token, inc, _parts_json(w), states, dumps(stats) if stats else "",
-                                      dumps([ALERT_LOG_CAP, *((g, uid, aid) for g, uid, aid, _ in alerts)]) if alerts else "",
-                                      dumps([x for u in w.unreadable for x in u]) if w.unreadable else "",
-                                      *(b"" if s.blob is None else s.blob for s in w.states), *(e for *_, e in alerts)],
-                                     len(w.states) + len(alerts) + 1))
+        keys = self.keys
+        calls = self._write_calls(writes, token)
         hist_sha = self._sha.get("history")  # console score history (only used when a write carries points)
         guarded = progress is not None and progress.progress and not self.cluster and all(w.parts for w in writes)
 
@@ -879,6 +866,32 @@ class Store:
             raw = extra[-1]
             progress.applied = _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
         return fenced
+
+    def _write_calls(self, writes: Sequence[BucketWrite], token: str) -> list[_BucketCall]:
+        """Each bucket write's keys and arguments for ``write_batch`` (the packing ``write`` sends)."""
+        keys, dumps, inc = self.keys, orjson.dumps, self.incarnation
+        alert_log = self.settings.alert_log
+        calls = []
+        for w in writes:
+            b = w.bucket
+            flat: list[object] = []  # 6 fields a user, and its record apart: one pass over the states
+            records: list[bytes] = []
+            fields, record = flat.extend, records.append
+            for s in w.states:
+                risk, reach = s.risk, s.reach
+                fields((s.group, s.user_id, s.due_field, s.due_s, "" if risk is None else "=" if risk == UNCHANGED else risk,
+                        "" if reach is None else "=" if reach == UNCHANGED else reach_score(reach)))
+                record(b"" if s.blob is None else s.blob)
+            states = dumps(flat)
+            stats = [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
+            alerts = w.alerts if alert_log else []  # console alert lists, in the same atomic write as the states
+            calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
+                                     [keys.tag(b), token, inc, _parts_json(w), states, dumps(stats) if stats else "",
+                                      dumps([ALERT_LOG_CAP, *((g, uid, aid) for g, uid, aid, _ in alerts)]) if alerts else "",
+                                      dumps([x for u in w.unreadable for x in u]) if w.unreadable else "",
+                                      *records, *(e for _, _, _, e in alerts)],
+                                     len(w.states) + len(alerts) + 1))
+        return calls
 
     async def read_accounts(self, reads: Sequence[Any]) -> list[Any]:
         """Account offsets, states, extras and members of every account bucket the cycle touches:

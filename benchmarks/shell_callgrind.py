@@ -1,0 +1,305 @@
+"""Instructions of the worker's shell around the compiled step (callgrind), per phase of captured cycles.
+
+Why: on the shared 2-core box a CPU timing of the shell's small phases (decode, plan, overlay,
+advance around the step, freeing a cycle's objects) moves more with the neighbours than with a
+change; an instruction count does not. ``capture`` runs the e2e1 section's realistic workload
+(``simulated_records``, batches of 10k over 8 partitions) through the worker's ``Pipeline`` with
+two cycles in flight as the consumer runs them (real valkey and Tansu), and pickles what each
+phase of cycles ``--first`` to ``--last`` took in: the records, the partition clocks and router
+before the decode, the sweep, each chunk's Redis reply as read and the writes laid over it, and
+how the advance was sliced. ``replay`` runs those phases again in one process, the records made
+as aiokafka makes them (``ConsumerRecord``), the garbage collector off (its passes would move
+with every allocation saved), and calls each phase through a C function of its own, so
+callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
+--inclusive=yes`` splits them:
+
+- decode: ``Decoding`` fed in slices of ``DECODE_SLICE_RECORDS`` -> ``_operator_call``
+- plan: ``plan_reads`` -> ``dropwhile_next``
+- overlay: ``overlay_reads`` of each chunk -> ``starmap_next``
+- advance: ``advance_users`` of each slice -> ``filter_next`` (the compiled step inside it:
+  ``CPyPy_step___advance_stored``; the shell is the difference)
+- pack: the state write's script arguments (``Store._write_calls``, then ``_bucket_calls`` as on
+  one Redis) -> ``takewhile_next``
+- free: dropping the cycle's records, decoded batch, reads and writes -> ``functools_reduce``
+
+``.venv/bin/python -m benchmarks.shell_callgrind capture --out /tmp/shell.pkl``
+``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect=_operator_call
+--toggle-collect=dropwhile_next --toggle-collect=starmap_next --toggle-collect=filter_next
+--toggle-collect=functools_reduce .venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
+``.venv/bin/python -m benchmarks.shell_callgrind phases /tmp/cg.out`` (the table per phase and event).
+The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import gc
+import itertools
+import operator
+import pickle
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+__all__ = ["capture", "replay", "phases"]
+
+#: The C function each phase is called through in the replay (its ``--toggle-collect``).
+WRAPPERS = {"decode": "_operator_call", "plan": "dropwhile_next", "overlay": "starmap_next",
+            "advance": "filter_next", "pack": "takewhile_next", "free": "functools_reduce"}
+STEP = "CPyPy_step___advance_stored"
+
+
+def capture(events: int, users: int, batch: int, first: int, last: int, out: str) -> None:
+    """Pickle the phases' inputs of cycles ``first``..``last`` (1-based) of the realistic workload."""
+    from streams.local import services
+
+    with services(use_env=False) as svc:
+        cycles = asyncio.run(_capture(svc.kafka.address, svc.redis.address, events, users, batch, first, last))
+    with open(out, "wb") as f:
+        pickle.dump(cycles, f, protocol=pickle.HIGHEST_PROTOCOL)
+    n = sum(len(r) for c in cycles for r in c["batch"].values())
+    print(f"{len(cycles)} cycles, {n} records -> {out}", file=sys.stderr)
+
+
+async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size: int, first: int,
+                   last: int) -> list[dict[str, Any]]:
+    import redis as redis_lib
+
+    from benchmarks.cycle import PARTITIONS, start_pipeline
+    from benchmarks.observe import flush_sync
+    from benchmarks.review_cycle import _batches
+    from benchmarks.run import simulated_records
+    from streams.worker import pipeline as pm
+    from streams.worker.service import _tune_gc
+
+    batches = _batches(simulated_records(events, users), size)
+    client = redis_lib.Redis.from_url(redis_url)
+    flush_sync(client)
+    client.close()
+    _tune_gc()
+    store, sink, pipeline = await start_pipeline(bootstrap, redis_url, "bench-shell")
+    cycles: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
+    real = {"decode": pm.Pipeline._decode, "overlay": pm.overlay_reads, "advance": pm.advance_users,
+            "sweep": pm.plan_sweep}
+
+    async def decode(self: Any, b: Any, wall_now_ms: int) -> Any:
+        if cur is not None:
+            cur["batch"] = {p: [(r.offset, r.key, r.value, r.timestamp) for r in recs] for p, recs in b.items()}
+            cur["before"] = pickle.dumps((self.clock.partitions, self.router, self.settings.max_event_bytes,
+                                          self.settings.max_clock_skew_ms, self.topic, wall_now_ms,
+                                          bool(self._flights), store.buckets, store.groups, store.due_limit,
+                                          self.settings.score_history))
+        return await real["decode"](self, b, wall_now_ms)
+
+    def sweep(*args: Any) -> Any:
+        got = real["sweep"](*args)
+        if cur is not None:
+            cur["sweep"] = pickle.dumps(got)
+        return got
+
+    def overlay(plans: Any, replies: Any, pending: Any, topic: str, due_limit: int) -> None:
+        if cur is not None:
+            cur["chunks"].append(pickle.dumps(([p.bucket for p in plans], replies,
+                                               [list(pw._writes.values()) for pw in pending])))
+        real["overlay"](plans, replies, pending, topic, due_limit)
+
+    def advance(plans: Any, replies: Any, decoded: Any, until_ms: Any, model: Any, **kw: Any) -> Any:
+        if cur is not None:
+            cur["slices"].append(len(plans))
+            cur["until"] = dict(until_ms)
+        return real["advance"](plans, replies, decoded, until_ms, model, **kw)
+
+    pm.Pipeline._decode, pm.overlay_reads, pm.advance_users, pm.plan_sweep = decode, overlay, advance, sweep  # type: ignore[method-assign]
+    now = int(time.time() * 1000)
+    for p in range(PARTITIONS):
+        pipeline.assign(p, None, now)
+    flights: list[Any] = []
+    try:
+        for k, b in enumerate(batches, 1):
+            cur = {"chunks": [], "slices": []} if first <= k <= last else None
+            for p in range(PARTITIONS):
+                pipeline.clock.observe_fetch(p, len(b.get(p, ())), k == len(batches), now)
+            flights.append(await pipeline.submit(b, now))
+            if cur is not None:
+                cycles.append(cur)
+            while flights and (len(flights) >= 2 or flights[0].done):  # as the consumer, pipeline_depth 2
+                await pipeline.settle(flights.pop(0))
+        while flights:
+            await pipeline.settle(flights.pop(0))
+    finally:
+        await sink.stop()
+        await store.close()
+        gc.unfreeze()
+    return cycles
+
+
+def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], wrap: bool = True) -> int:
+    """One captured cycle, each phase through its wrapper (``wrap``; else called directly, as the
+    warm-up does); returns the records replayed."""
+    from aiokafka.structs import ConsumerRecord
+
+    from streams.worker.codec import Decoder
+    from streams.worker.pending import overlay_reads, pending_writes
+    from streams.worker.phases import Advanced, CycleResult, Decoding, advance_users, plan_reads
+    from streams.worker.pipeline import DECODE_SLICE_RECORDS
+
+    (clocks, router, max_bytes, skew, topic, wall_now_ms, in_flight, buckets, groups, due_limit,
+     history) = pickle.loads(c["before"])
+    decoder = decoder_cache.setdefault("decoder", Decoder(max_event_bytes=max_bytes, max_clock_skew_ms=skew))
+    batch = {p: [ConsumerRecord(topic, p, off, ts, 0, key, value, None, len(key), len(value), [])
+                 for off, key, value, ts in recs] for p, recs in c["batch"].items()}
+    sweep = pickle.loads(c["sweep"])
+    chunks = [pickle.loads(x) for x in c["chunks"]]
+    for _, _, pending in chunks:  # each chunk laid over the same writes (as the pipeline takes them once)
+        pending[:] = [pending_writes(w) for w in pending]
+    # the writes indexed lazily by overlay_reads, as the pipeline's are: one PendingWrites object per cycle
+    shared = chunks[0][2] if chunks else []
+    for ch in chunks[1:]:
+        ch[2][:] = shared
+    st: dict[str, Any] = {}
+
+    def decode() -> None:
+        decoding = Decoding(clocks, decoder, wall_now_ms, topic=topic, max_dlq_value_bytes=max_bytes, router=router)
+        step = DECODE_SLICE_RECORDS
+        for p, records in batch.items():
+            for i in range(0, len(records), step):
+                decoding.feed(p, records if len(records) <= step else records[i:i + step])
+        st["decoded"] = decoding.result()
+
+    def plan(_: object) -> bool:
+        st["plans"] = plan_reads(st["decoded"].users, sweep, buckets, groups)
+        return False
+
+    by_bucket = {}
+
+    def overlay(k: int) -> None:
+        buckets_k, replies, pending = chunks[k]
+        overlay_reads([by_bucket[b] for b in buckets_k], replies, pending, topic, due_limit)
+
+    result = CycleResult()
+
+    def advance(k: int) -> bool:
+        plans, replies = st["slices"][k]
+        st["advanced"].extend(advance_users(plans, replies, st["decoded"], c["until"], model, topic=topic,
+                                            due_limit=due_limit, result=result, history=history))
+        return False
+
+    def free(_a: object, _b: object) -> None:
+        st.clear()
+        batch.clear()
+        chunks.clear()
+        by_bucket.clear()
+
+    if wrap:
+        operator.call(decode)
+        list(itertools.dropwhile(plan, [0]))
+    else:
+        decode()
+        plan(0)
+    by_bucket.update((p.bucket, p) for p in st["plans"])
+    if wrap:
+        list(itertools.starmap(overlay, [(k,) for k in range(len(chunks))]))
+    else:
+        for k in range(len(chunks)):
+            overlay(k)
+    plans = [by_bucket[b] for bs, _, _ in chunks for b in bs]
+    replies = [r for _, rs, _ in chunks for r in rs]
+    st["slices"], i = [], 0
+    for n in c["slices"]:
+        st["slices"].append((plans[i:i + n], replies[i:i + n]))
+        i += n
+    st["advanced"] = Advanced()
+    del plans, replies
+    if wrap:
+        list(filter(advance, range(len(st["slices"]))))
+    else:
+        for k in range(len(st["slices"])):
+            advance(k)
+    store = decoder_cache.get("store")
+    if store is None:
+        from streams.settings import Settings
+        from streams.worker.store import Store
+
+        store = decoder_cache["store"] = Store(Settings(), client=object())  # type: ignore[arg-type]  # packs only
+
+    def pack(_: object) -> bool:
+        from streams.worker.store import _bucket_calls
+
+        st["packed"] = _bucket_calls(store._write_calls(st["advanced"].writes, "w:1"), packed=True)
+        return False
+
+    if wrap:
+        list(itertools.takewhile(pack, [0]))
+    else:
+        pack(0)
+    n = sum(len(r) for r in c["batch"].values())
+    if wrap:
+        functools.reduce(free, [0, 0])
+    else:
+        free(0, 0)
+    return n
+
+
+def replay(path: str) -> None:
+    """Load a capture and replay each cycle once (the counts are over the wrappers alone)."""
+    from models._native import active
+    from models.model import load_model
+
+    with open(path, "rb") as f:
+        cycles = pickle.load(f)
+    model = load_model(None)
+    gc.collect()
+    gc.disable()
+    cache: dict[str, Any] = {}
+    # Warm-up, not counted: the first cycle once without the wrappers (modules the phases import
+    # on first use, the decoder's type names, caches), so the counts are of steady cycles.
+    _replay_cycle(cycles[0], model, cache, wrap=False)
+    records = sum(_replay_cycle(c, model, cache) for c in cycles)
+    print(f"{active()}: {len(cycles)} cycles, {records} records", file=sys.stderr)
+
+
+def phases(cg_out: str) -> None:
+    """Instructions per record of each phase (inclusive counts of the wrappers), from a callgrind file."""
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", cg_out], capture_output=True,
+                          text=True, check=True).stdout
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+\S*:(\S+) ", line + " ")
+        if m:
+            counts.setdefault(m.group(2), int(m.group(1).replace(",", "")))
+    for phase, fn in WRAPPERS.items():
+        print(f"{phase:8s} {counts.get(fn, 0):>14,}")
+    print(f"{'step':8s} {counts.get(STEP, 0):>14,}  (inside advance)")
+    print(f"{'shell':8s} {sum(counts.get(fn, 0) for fn in WRAPPERS.values()) - counts.get(STEP, 0):>14,}  (all phases less the step)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("capture")
+    c.add_argument("--events", type=int, default=500_000)
+    c.add_argument("--users", type=int, default=100_000)
+    c.add_argument("--batch", type=int, default=10_000)
+    c.add_argument("--first", type=int, default=21)
+    c.add_argument("--last", type=int, default=22)
+    c.add_argument("--out", required=True)
+    r = sub.add_parser("replay")
+    r.add_argument("path")
+    a = sub.add_parser("phases")
+    a.add_argument("callgrind_out")
+    args = parser.parse_args()
+    if args.cmd == "capture":
+        capture(args.events, args.users, args.batch, args.first, args.last, args.out)
+    elif args.cmd == "replay":
+        replay(args.path)
+    else:
+        phases(args.callgrind_out)
+
+
+if __name__ == "__main__":
+    main()
