@@ -11,9 +11,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import redis as redis_lib
 from redis.cluster import RedisCluster
@@ -307,3 +308,26 @@ class Worker:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def metric(worker: Worker, name: str, labels: str = "") -> float:
+    """The sum of the worker's samples of ``name`` (whose label text contains ``labels``)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or (line.startswith(name + "{") and labels in line.split("}")[0]):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 60.0, workers: Sequence[Worker] = ()) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:  # metrics server not up yet
+            pass
+        time.sleep(0.2)
+    logs = "\n".join(w.output()[-4000:] for w in workers)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")

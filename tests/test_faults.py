@@ -22,7 +22,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.events import Event
 from streams.settings import Settings
-from tests.harness import Worker, dump_state, publish_events, read_progress, read_topic, wait_progress, wait_quiet, wait_reviewed
+from tests.harness import Worker, dump_state, metric, publish_events, read_progress, read_topic, wait_for, wait_progress, wait_quiet, wait_reviewed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -200,10 +200,12 @@ def test_kill_9_mid_stream_and_restart(fault: Run, events: list[Event], referenc
 
 
 def test_two_workers_leave_and_rejoin_while_events_flow(fault: Run, events: list[Event], reference: tuple[dict[str, bytes], set[str]]) -> None:
+    """Each B joins (owns partitions) before it leaves: a B stopped before its first assignment
+    would test nothing of a leave (under load it could be stopped before it had even joined)."""
     size = len(events) // 4
     parts = [events[i * size:(i + 1) * size] for i in range(3)] + [events[3 * size:]]
     fault.worker()
-    fault.worker()
+    _wait_assigned(fault.worker())
     last: dict[int, int] = {}
     for i, part in enumerate(parts):  # each chunk: B leaves or rejoins while the chunk flows
         last_part = publish_events(fault.bootstrap, fault.topics["events"], part)
@@ -211,10 +213,13 @@ def test_two_workers_leave_and_rejoin_while_events_flow(fault: Run, events: list
         b = fault.workers[1 + i]
         if b.proc is not None and b.proc.poll() is None:
             b.stop()
-        fault.worker()
-        time.sleep(1.0)
+        _wait_assigned(fault.worker())
     fault.wait(last, timeout_s=180)
     _assert_same(fault, *reference)
+
+
+def _wait_assigned(worker: Worker) -> None:
+    wait_for("the worker to own partitions", lambda: metric(worker, "churnwatch_partitions_assigned") >= 1, 120, (worker,))
 
 
 def test_redis_unavailable_for_10_seconds(fault: Run, published: tuple[str, dict[int, int]], redis_service,  # type: ignore[no-untyped-def]

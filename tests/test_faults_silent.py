@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.request
 from pathlib import Path
-from typing import Callable
 
 import orjson
 import pytest
@@ -21,7 +19,7 @@ from kafka import KafkaProducer
 
 from models.events import Event
 from streams.publisher import event_value
-from tests.harness import Worker, publish_events, read_progress, read_topic, wait_progress, wait_quiet
+from tests.harness import Worker, metric, publish_events, read_progress, read_topic, wait_for, wait_progress, wait_quiet
 from tests.test_faults import Run, history
 from tests.test_faults import _assert_same as _assert_same_slow
 
@@ -50,29 +48,6 @@ def reference(kafka_service, redis_service, tmp_path_factory, small: list[Event]
     assert len(state) == 30, "the clean run must track every user"
     assert ids, "the history must raise alerts, or the comparison proves nothing"
     return state, ids
-
-
-def metric(worker: Worker, name: str, labels: str = "") -> float:
-    """The sum of the worker's samples of ``name`` (whose label text contains ``labels``)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5).read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or (line.startswith(name + "{") and labels in line.split("}")[0]):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 60.0, workers: tuple[Worker, ...] = ()) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:  # metrics server not up yet
-            pass
-        time.sleep(0.2)
-    logs = "\n".join(w.output()[-4000:] for w in workers)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 def read_all(bootstrap: str, topic: str, partitions: int = 8) -> dict[int, list]:  # type: ignore[type-arg]
