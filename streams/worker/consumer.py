@@ -469,9 +469,6 @@ class StreamConsumer:
                     await self._restart(tp, "beyond_log_end", f"the log now ends at offset {highwater}, below the next "
                                                               f"offset to apply {expected}")
                     out.pop(tp, None)
-                elif p in self._fresh and records:
-                    self._fresh.discard(p)
-                    self._report_history(tp, records[0].offset)
         return out
 
     async def _verify_first(self, tp: TopicPartition, records: list, highwater: int | None) -> list:  # type: ignore[type-arg]
@@ -694,6 +691,9 @@ class StreamConsumer:
                 return
             for tp, records in batch.items():
                 if tp.partition in self._next:
+                    if tp.partition in self._fresh:  # judged on what is applied, not on a fetch
+                        self._fresh.discard(tp.partition)  # a rebalance's unchecked fetch from 0 included
+                        self._report_history(tp, records[0].offset)
                     self._next[tp.partition] = records[-1].offset + 1
             self._flights.append((flight, batch))
             depth = self.settings.pipeline_depth
