@@ -283,3 +283,28 @@ def test_only_a_closed_stdout_pipe_is_the_readers_broken_pipe(monkeypatch) -> No
         for fd in (read_end, write_end):
             if fd >= 0:
                 os.close(fd)
+
+
+def _record(name: str, msg: str, created: float, *args: object) -> "logging.LogRecord":
+    import logging
+
+    record = logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+    record.created = created
+    return record
+
+
+def test_a_broker_outage_logs_each_kind_of_kafka_error_once_per_period_with_a_count() -> None:
+    """QA: ~1,450 aiokafka ERROR lines in 22 s from one worker while the broker was down."""
+    from streams.kafka_admin import RepeatLimit
+
+    limit = RepeatLimit(every_s=10.0)
+    shown = [r.getMessage() for r in (_record("aiokafka.conn", "Unable connect to %s", 100.0 + i / 10, f"node-{i % 3}")
+                                       for i in range(221)) if limit.filter(r)]
+    # 22 s of retries: at 100, 110 and 120 s; the later ones say how many were held back
+    assert shown == ["Unable connect to node-0",
+                     "Unable connect to node-1 (99 more like this in the last 10 s not shown)",
+                     "Unable connect to node-2 (99 more like this in the last 10 s not shown)"]
+    other = _record("aiokafka.consumer.fetcher", "Failed fetch messages from %s", 100.5, "node-1")
+    assert limit.filter(other), "another kind of error is not held back by the first"
+    assert limit.filter(_record("streams.worker.consumer", "cycle failed", 100.6)) and \
+        limit.filter(_record("streams.worker.consumer", "cycle failed", 100.7)), "churnwatch's own lines all pass"

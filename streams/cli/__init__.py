@@ -123,12 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        from streams.kafka_admin import quiet_kafka_logs
+        from streams.kafka_admin import limit_kafka_repeats, quiet_kafka_logs
         from streams.redact import install as redact_logs
 
         redact_logs(settings)  # libraries log secrets too (kafka-python's admin config at DEBUG)
         # every connection at INFO buried the output of simulate, publish, top --owner, digest
         quiet_kafka_logs(service=args.command in _SERVICES)
+        limit_kafka_repeats()  # a broker outage: one line per kind of error every 10 s, with a count
         mod = importlib.import_module(args._module)
         return int(mod.run(args, settings) or 0)
     except (SettingsError, UserError, FileNotFoundError, ValueError) as exc:
