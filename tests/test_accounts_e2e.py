@@ -212,7 +212,9 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     capsys.readouterr()
     for _ in range(2):  # run twice: the same keys, so still one message per owner and day
         assert main(["digest", "--all-owners", "--publish", "--json"]) == 0
-    printed = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out = capsys.readouterr()
+    printed = [orjson.loads(line) for line in out.out.splitlines()]
+    assert out.err.count("published 2 digests to ") == 2 and "alice|2026-03-01, bob|2026-03-01" in out.err  # QA: said nothing
     assert [(m["owner"], m["day"]) for m in printed[:2]] == [("alice", "2026-03-01"), ("bob", "2026-03-01")]
     assert [a["account_id"] for a in printed[0]["accounts"]] == ["umbrella", "acme", "globex"]
     digests = read_topic(kafka_bootstrap, names["digest"], PARTITIONS)

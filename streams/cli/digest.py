@@ -11,6 +11,7 @@ day (cron, a Kubernetes CronJob) after the day's events are in.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import orjson
@@ -57,6 +58,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             messages.append((owner, reports, digest_message(owner, day, reports)))
     if args.publish:
         _publish(settings, [(m["digest_id"].encode(), orjson.dumps(m)) for _, _, m in messages])
+        # on stderr: stdout stays the digests themselves (--json lines for a pipe)
+        print(f"published {len(messages)} digest{'s' if len(messages) != 1 else ''} to {settings.topic_digest!r} "
+              f"(keys {', '.join(str(m['digest_id']) for _, _, m in messages[:3])}{', ...' if len(messages) > 3 else ''})",
+              file=sys.stderr)
     for owner, reports, message in messages:
         if args.json:
             print(orjson.dumps(message).decode())
@@ -77,8 +82,9 @@ def _publish(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
     create_topics(settings, {settings.topic_digest: None}, client_id="churnwatch-digest")
     producer = KafkaProducer(**kafka_python_client_kwargs(settings), acks="all")
     try:
-        for key, value in records:
-            producer.send(settings.topic_digest, key=key, value=value)
+        sent = [producer.send(settings.topic_digest, key=key, value=value) for key, value in records]
         producer.flush(timeout=30)
+        for future in sent:  # flush does not raise for a record the broker refused: its future does
+            future.get(timeout=0)
     finally:
         producer.close()
