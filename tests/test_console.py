@@ -8,6 +8,7 @@ driven in headless Chromium (tests/test_console_browser.py uses the same fixture
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import hypothesis
@@ -25,7 +26,7 @@ from streams.console.data import block_size_for
 from streams.settings import Settings
 from streams.worker.history import HISTORY_WEEKS, decode_points
 from streams.worker.keys import locate
-from tests.console_state import OWNERS, _built_prefixes, built_state, cli_json  # noqa: F401  (fixtures)
+from tests.console_state import OWNERS, _built_prefixes, _run_cli, built_state, cli_json  # noqa: F401  (fixtures)
 from tests.harness import redis_client
 
 pytestmark = pytest.mark.integration
@@ -281,7 +282,14 @@ def test_account_equals_churnwatch_top_owner_and_has_members(built_state: Settin
     for path in ("/book?owner=alice", "/book?owner=alice&list=win_back", "/accounts/northwind"):
         reply = client.get(path)
         assert reply.status_code == 200 and "<table" in reply.text, path
-    assert "/accounts/" in client.get("/book?owner=alice").text
+    book = client.get("/book?owner=alice").text
+    assert "/accounts/" in book
+    # QA 2026-12-02: the renewal column of `top --owner`, and the user counts said to be everyone's
+    cells = re.findall(r'<td class="renewal">([^<]*)</td>', book)
+    text = _run_cli(built_state, ["top", "--owner", "alice"]).decode()
+    assert cells and len(cells) == len(cli_json(built_state, ["top", "--owner", "alice", "--json"]))
+    assert all(c in text for c in cells) and any(c != "-" for c in cells), (cells, text)
+    assert "all owners' customers: " in book and "all owners' customers: " not in client.get("/book").text
     assert client.get("/accounts/no-such-account").status_code == 404
 
 
