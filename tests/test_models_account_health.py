@@ -3,7 +3,7 @@ carries, and the member record's size."""
 
 from __future__ import annotations
 
-from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, member_key, rollup
+from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, hours_left, member_key, rollup
 from models.revenue import AccountView
 
 DAY_S = 86_400
@@ -75,3 +75,15 @@ def test_days_and_hours_read_as_a_person_writes_them() -> None:
     ends = [Member(1, NOW_S, 1, 0.0, 2.0, 20.0)]
     trial = rollup(ends, _view(mrr=0, status="trial", trial_ends_ms=NOW_MS + 1_800_000, first_paid_ms=0), None, 0, NOW_S)
     assert trial.reasons[0] == "trial ends within the hour with usage at 10% of the usual"
+
+
+def test_trial_hours_count_from_the_same_millisecond_and_round_to_the_hour() -> None:
+    """QA 2026-12: a reminder due at 72 h, reviewed 250 ms later, said 71 h left; the reason
+    counted from whole seconds. Both now count from the alert's millisecond, to the nearest hour."""
+    users = [Member(1, NOW_S, 1, 0.0, 2.0, 20.0)]
+    for hours in (72, 24):
+        now_ms = NOW_MS + 250
+        view = _view(mrr=0, status="trial", trial_ends_ms=NOW_MS + hours * 3_600_000, first_paid_ms=0)
+        assert hours_left(view.trial_ends_ms, now_ms) == hours
+        said = rollup(users, view, None, 0, now_ms // 1000, now_ms).reasons[0]
+        assert said == f"trial ends in {hours} h with usage at 10% of the usual"
