@@ -195,8 +195,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
                         _REVIEW_PLAN))
     if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75:
         r_b = max(r_b, 0.4)
-        days = (renewal_ms - now_ms) // 86_400_000
-        when = "within a day" if days == 0 else f"in {_days(days)}"
+        days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
+        when = "today" if days == 0 else f"in {_days(days)}"
         reasons.append((0.4, f"renewal {when} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
     trial_soon = view is not None and view.status == "trial" and view.trial_ends_ms and 0 <= view.trial_ends_ms - now_ms <= 3 * 86_400_000
     if trial_soon and usage < 0.5:

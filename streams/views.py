@@ -361,19 +361,20 @@ class AccountReport:
     def next_renewal(self) -> str:
         """The book's renewal column: the contract's date (accounts table) when it has one, else the
         paid period's end the statements gave (the rule of ``account_alerts.renewal_ms``), as
-        "2026-03-22 (in 21 d)", "2026-03-13 (2 d ago)", or "-" when neither is known.
+        "2026-03-22 (in 21 d)", "2026-03-01 (today)", "2026-03-13 (2 d ago)", or "-" when neither is
+        known. Days count calendar days (``renewal``), as the "renewal in N days" reason does.
 
         >>> now = 1_772_323_200_000  # 2026-03-01
         >>> [AccountReport("a", "", "", table, None, stated, now).next_renewal
-        ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("", 0))]
-        ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '-']
+        ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("2026-03-01", 0), ("", 0))]
+        ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '2026-03-01 (today)', '-']
         """
         from streams.timefmt import parse_ts_ms
 
         day, days = renewal(parse_ts_ms(self.renewal_date) if self.renewal_date else self.renews_ms, self.as_of_ms)
         if day is None or days is None:
             return "-"
-        return f"{day} (in {days} d)" if days >= 0 else f"{day} ({-days} d ago)"
+        return f"{day} (today)" if days == 0 else f"{day} (in {days} d)" if days > 0 else f"{day} ({-days} d ago)"
 
     def to_dict(self) -> dict[str, Any]:
         r = self.rollup
