@@ -453,10 +453,13 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
 
 
 def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,
-                 now_ms: int | None = None, table: dict[str, dict[str, Any]] | None = None) -> list[AccountReport]:
+                 now_ms: int | None = None, table: dict[str, dict[str, Any]] | None = None,
+                 churned_only: bool = False) -> list[AccountReport]:
     """The owner's accounts from the accounts table, ranked by risk (highest first); by default
-    only those at risk (``models.account_health.ACCOUNT_AT_RISK``) and not churned already.
-    ``table``: the accounts table already read (the console keeps one), else read here."""
+    only those at risk (``models.account_health.ACCOUNT_AT_RISK``) and not churned already;
+    ``churned_only``: only the churned ones, to win back (the console's win-back tab and
+    ``churnwatch top --owner --win-back``). ``table``: the accounts table already read (the
+    console keeps one), else read here."""
     from models.account_health import ACCOUNT_AT_RISK
     from streams.worker.accounts import read_accounts
 
@@ -476,7 +479,9 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
             out.append(r)
     if bad:  # a damaged record (or one of a newer format) breaks no list; no account id in logs
         logger.warning("%s account(s) with an unreadable stored state left out of the book", bad)
-    if at_risk_only:
+    if churned_only:
+        out = [r for r in out if r.rollup.stage == "churned"]
+    elif at_risk_only:
         out = [r for r in out if r.rollup.risk >= ACCOUNT_AT_RISK and r.rollup.stage != "churned"]
     out.sort(key=lambda r: (-r.rollup.risk, r.account_id))
     return out[:n]

@@ -193,6 +193,11 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert "  2026-03-22 (in 21 d)  " in book["acme"], "the contract's renewal date (accounts table) first"
     assert main(["top", "--owner", "bob"]) == 0
     assert capsys.readouterr().out.strip() == "no account of bob is at risk"
+    # QA 2026-12: --win-back with --owner printed "no account ... is at risk"; now the churned ones
+    assert main(["top", "--owner", "bob", "--win-back", "--json"]) == 0
+    assert [orjson.loads(line)["stage"] for line in capsys.readouterr().out.splitlines()] == ["churned"]
+    assert main(["top", "--owner", "alice", "--win-back"]) == 0
+    assert capsys.readouterr().out.strip() == "no churned account of alice to win back"
     assert main(["top", "--owner", "nobody"]) == 2
 
     # -- when the paid period ends (period_end of the subscription events): acme's last statement
