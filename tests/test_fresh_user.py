@@ -43,6 +43,22 @@ def test_worker_metrics_port_0_is_one_line_not_fausts_traceback(capsys: pytest.C
     assert "metrics_port must be a TCP port (1-65535), got 0" in _one_line(capsys.readouterr().err)
 
 
+def test_worker_metrics_port_in_use_is_one_line_not_fausts_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA 2026-12: a port another process listens on gave faust's 45-line OSError traceback, exit 1,
+    after the topic check. Refused before any Kafka or Redis connection (closed ports here)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["--bootstrap-servers", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0",
+                     "worker", "--metrics-port", str(port), "--metrics-bind", "127.0.0.1"])
+    assert code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("churnwatch worker: error: cannot serve metrics on 127.0.0.1:") and "in use" in line, line
+
+
 def test_a_redis_error_reply_is_one_line(redis_url: str) -> None:
     """`REDIS_URL=redis://host/99` (a database the server lacks) ended in a ResponseError traceback."""
     from streams.errors import UserError
