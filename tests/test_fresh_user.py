@@ -324,3 +324,41 @@ def test_a_broker_outage_logs_each_kind_of_kafka_error_once_per_period_with_a_co
     assert limit.filter(other), "another kind of error is not held back by the first"
     assert limit.filter(_record("streams.worker.consumer", "cycle failed", 100.6)) and \
         limit.filter(_record("streams.worker.consumer", "cycle failed", 100.7)), "churnwatch's own lines all pass"
+
+
+def test_worker_serves_healthz_while_the_broker_is_unreachable_at_start(redis_url: str, tmp_path: Path) -> None:
+    """QA 2026-12: with Kafka unreachable the worker checked its topics (up to its timeouts, ~30 s)
+    before its web server started: no /healthz, though OPERATE.md says 200 while the process
+    runs. /healthz now answers before that check has given up (its warning not yet logged), and
+    /readyz says 503 (no partitions)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.harness import Worker
+
+    def status(port: int, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
+                return int(reply.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    topics = {"events": "e", "alerts": "a", "dlq": "d", "group": "g"}
+    worker = Worker(f"127.0.0.1:{free_port()}", redis_url, topics, tmp_path / "worker.log").start()
+    try:
+        healthy = 0
+        while worker.proc is not None and worker.proc.poll() is None and "could not check/create topics" not in worker.output():
+            healthy = status(worker.metrics_port, "/healthz")
+            if healthy:
+                break
+            time.sleep(0.05)  # not a bound: only not to spin
+        gave_up = "could not check/create topics" in worker.output()
+        ready = status(worker.metrics_port, "/readyz")
+    finally:
+        code = worker.stop()
+    assert healthy == 200 and not gave_up, worker.output()[-2000:]
+    assert ready == 503
+    assert code == 0, "a stop during the topic check does not wait for it, nor is killed"

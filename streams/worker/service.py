@@ -15,10 +15,12 @@ timer refreshes the readiness and business gauges from Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
 import tempfile
+import threading
 from typing import Any, Callable
 
 import redis.exceptions
@@ -189,6 +191,9 @@ def build_app(settings: Settings, runtime: WorkerRuntime, datadir: str) -> Any:
             self.add_future(self._start())
 
         async def _start(self) -> None:
+            await _ensure_topics_off_loop(settings)  # /healthz answers meanwhile (OPERATE.md)
+            if self.should_stop:
+                return
             if not await runtime.start(lambda: self.should_stop):
                 if runtime.exit_code:
                     logger.error("worker stops: exit code %s", runtime.exit_code)
@@ -248,7 +253,6 @@ def run_worker(settings: Settings) -> int:
     model = load_model(settings.model_path or None)
     _check_metrics_port(settings)
     quiet_kafka_logs()
-    _ensure_topics_or_warn(settings)
     _preflight_store(settings, model)
 
     _use_uvloop()
@@ -317,6 +321,24 @@ def _use_uvloop() -> None:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+async def _ensure_topics_off_loop(settings: Settings) -> None:
+    """``_ensure_topics_or_warn`` on a daemon thread, once the web server is up: an unreachable
+    broker held the process up to its timeouts before faust started, with no ``/healthz`` (QA
+    2026-12: ~30 s). A daemon thread, so that a stop during the check does not wait for it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def check() -> None:
+        try:
+            _ensure_topics_or_warn(settings)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the worker stopped meanwhile
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    threading.Thread(target=check, name="churnwatch-ensure-topics", daemon=True).start()
+    await done
 
 
 def _ensure_topics_or_warn(settings: Settings) -> None:
