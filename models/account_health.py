@@ -44,7 +44,7 @@ from typing import Final, Sequence
 from models.reasons import _ago, _days
 from models.revenue import AccountView
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "member_key", "rollup", "silence_risk",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "rollup", "silence_risk",
            "silent_counts"]
 
 DAY_S: Final[int] = 86_400
@@ -155,9 +155,22 @@ def silent_counts(seen_sorted_s: Sequence[int], now_s: int) -> tuple[int, int]:
     return len(seen_sorted_s) - gone, bisect.bisect_right(seen_sorted_s, now_s - _SILENT_S) - gone
 
 
+def hours_left(ends_ms: int, now_ms: int) -> int:
+    """Whole hours from ``now_ms`` to ``ends_ms``, to the nearest hour as a person reads a clock
+    (the 72-h reminder, due at exactly 72 h but reviewed some milliseconds later, says 72, not 71);
+    the trial reason and the reminder's ``hours_left`` both use it, so they agree.
+
+    >>> hours_left(72 * 3_600_000, 250), hours_left(24 * 3_600_000 + 900, 0), hours_left(5_399_999, 0)
+    (72, 24, 1)
+    """
+    return (ends_ms - now_ms + 1_800_000) // 3_600_000
+
+
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
-           now_s: int) -> AccountRollup:
-    """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown. See the module docstring."""
+           now_s: int, now_ms: int = -1) -> AccountRollup:
+    """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
+    time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
+    milliseconds is counted from the same instant the alerts use. See the module docstring."""
     users = [m for m in members if now_s - m.last_seen_s < _USERS_WINDOW_S]
     silent = [m for m in users if now_s - m.last_seen_s >= _SILENT_S]
     usage = _usage(users, now_s)
@@ -169,7 +182,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         reasons.append((r_u, f"{len(silent)} of {len(users)} active users silent for {weeks} week{'s' if weeks != 1 else ''}",
                         _RE_ENGAGE))
     r_b = 0.0
-    now_ms = now_s * 1000
+    now_ms = now_s * 1000 if now_ms < 0 else now_ms
     mrr = view.mrr_cents if view is not None else 0
     if view is not None and view.past_due_since_ms:
         r_b = max(r_b, 0.5)
@@ -182,14 +195,14 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
                         _REVIEW_PLAN))
     if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75:
         r_b = max(r_b, 0.4)
-        days = (renewal_ms - now_ms) // 86_400_000
-        when = "within a day" if days == 0 else f"in {_days(days)}"
+        days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
+        when = "today" if days == 0 else f"in {_days(days)}"
         reasons.append((0.4, f"renewal {when} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
     trial_soon = view is not None and view.status == "trial" and view.trial_ends_ms and 0 <= view.trial_ends_ms - now_ms <= 3 * 86_400_000
     if trial_soon and usage < 0.5:
         r_b = max(r_b, 0.5)
-        hours = (view.trial_ends_ms - now_ms) // 3_600_000  # type: ignore[union-attr]
-        ends = "within the hour" if hours == 0 else f"in {hours} h"
+        left_ms = view.trial_ends_ms - now_ms  # type: ignore[union-attr]
+        ends = "within the hour" if left_ms < 3_600_000 else f"in {hours_left(left_ms, 0)} h"
         reasons.append((0.5, f"trial ends {ends} with usage at {round(100 * usage)}% of the usual", _CONVERT_TRIAL))
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
     risk = 1.0 if churned else 1 - (1 - r_u) * (1 - r_b)

@@ -361,19 +361,20 @@ class AccountReport:
     def next_renewal(self) -> str:
         """The book's renewal column: the contract's date (accounts table) when it has one, else the
         paid period's end the statements gave (the rule of ``account_alerts.renewal_ms``), as
-        "2026-03-22 (in 21 d)", "2026-03-13 (2 d ago)", or "-" when neither is known.
+        "2026-03-22 (in 21 d)", "2026-03-01 (today)", "2026-03-13 (2 d ago)", or "-" when neither is
+        known. Days count calendar days (``renewal``), as the "renewal in N days" reason does.
 
         >>> now = 1_772_323_200_000  # 2026-03-01
         >>> [AccountReport("a", "", "", table, None, stated, now).next_renewal
-        ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("", 0))]
-        ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '-']
+        ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("2026-03-01", 0), ("", 0))]
+        ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '2026-03-01 (today)', '-']
         """
         from streams.timefmt import parse_ts_ms
 
         day, days = renewal(parse_ts_ms(self.renewal_date) if self.renewal_date else self.renews_ms, self.as_of_ms)
         if day is None or days is None:
             return "-"
-        return f"{day} (in {days} d)" if days >= 0 else f"{day} ({-days} d ago)"
+        return f"{day} (today)" if days == 0 else f"{day} (in {days} d)" if days > 0 else f"{day} ({-days} d ago)"
 
     def to_dict(self) -> dict[str, Any]:
         r = self.rollup
@@ -452,10 +453,13 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
 
 
 def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,
-                 now_ms: int | None = None, table: dict[str, dict[str, Any]] | None = None) -> list[AccountReport]:
+                 now_ms: int | None = None, table: dict[str, dict[str, Any]] | None = None,
+                 churned_only: bool = False) -> list[AccountReport]:
     """The owner's accounts from the accounts table, ranked by risk (highest first); by default
-    only those at risk (``models.account_health.ACCOUNT_AT_RISK``) and not churned already.
-    ``table``: the accounts table already read (the console keeps one), else read here."""
+    only those at risk (``models.account_health.ACCOUNT_AT_RISK``) and not churned already;
+    ``churned_only``: only the churned ones, to win back (the console's win-back tab and
+    ``churnwatch top --owner --win-back``). ``table``: the accounts table already read (the
+    console keeps one), else read here."""
     from models.account_health import ACCOUNT_AT_RISK
     from streams.worker.accounts import read_accounts
 
@@ -475,7 +479,9 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
             out.append(r)
     if bad:  # a damaged record (or one of a newer format) breaks no list; no account id in logs
         logger.warning("%s account(s) with an unreadable stored state left out of the book", bad)
-    if at_risk_only:
+    if churned_only:
+        out = [r for r in out if r.rollup.stage == "churned"]
+    elif at_risk_only:
         out = [r for r in out if r.rollup.risk >= ACCOUNT_AT_RISK and r.rollup.stage != "churned"]
     out.sort(key=lambda r: (-r.rollup.risk, r.account_id))
     return out[:n]

@@ -157,7 +157,8 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     # member's deadline in event order, whether its sweep or a later copy gets there first (before,
     # at whichever came next, usually a copy once all three were silent: "3 of 5")
     assert acme["event_time_ms"] == _day(37, 3) + 14 * DAY_MS and len(by_account["acme"]) == 1  # one episode
-    assert acme["reasons"] == ["renewal in 19 days while usage fell 27%", f"downgraded from Enterprise to Pro {days} days ago",
+    # renewal days are calendar days (the book's column): the period ends at 00:00 of the 20th day
+    assert acme["reasons"] == ["renewal in 20 days while usage fell 27%", f"downgraded from Enterprise to Pro {days} days ago",
                                "2 of 5 active users silent for 2 weeks"], acme["reasons"]
     assert acme["action"] == "book a renewal call" and float(acme["risk"]) >= 0.5  # type: ignore[arg-type]
     globex = by_account["globex"][0]
@@ -184,13 +185,19 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert [a["risk"] for a in alice] == sorted((a["risk"] for a in alice), reverse=True)
     assert alice[0]["stage"] == "at_risk" and alice[0]["reasons"][0] == "2 of 2 active users silent for 3 weeks"
     assert alice[1]["reasons"][2] == "downgraded from Enterprise to Pro 19 days ago" and alice[1]["mrr"] == 99.0, orjson.dumps(alice).decode()
-    assert alice[1]["reasons"][1].startswith("renewal in 20 days while usage fell"), orjson.dumps(alice).decode()
+    assert alice[1]["reasons"][1].startswith("renewal in 21 days while usage fell"), orjson.dumps(alice).decode()
+    # QA 2026-12: the reason said 20 days next to the column's "2026-03-22 (in 21 d)" (24-h periods vs calendar days)
     assert alice[2]["mrr"] == 59.98 and alice[2]["reasons"][0].startswith("payment failed 9 days ago")
     assert main(["top", "--owner", "alice"]) == 0
     book = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "  2026-03-22 (in 21 d)  " in book["acme"], "the contract's renewal date (accounts table) first"
     assert main(["top", "--owner", "bob"]) == 0
     assert capsys.readouterr().out.strip() == "no account of bob is at risk"
+    # QA 2026-12: --win-back with --owner printed "no account ... is at risk"; now the churned ones
+    assert main(["top", "--owner", "bob", "--win-back", "--json"]) == 0
+    assert [orjson.loads(line)["stage"] for line in capsys.readouterr().out.splitlines()] == ["churned"]
+    assert main(["top", "--owner", "alice", "--win-back"]) == 0
+    assert capsys.readouterr().out.strip() == "no churned account of alice to win back"
     assert main(["top", "--owner", "nobody"]) == 2
 
     # -- when the paid period ends (period_end of the subscription events): acme's last statement

@@ -35,6 +35,9 @@ CASES: list[tuple[list[str], str]] = [
     (["simulate", "--mix", "steady=0", "--no-publish"], "give at least one persona a weight > 0"),
     (["alerts", "--kind", "at_risk,bogus"], "unknown alert kind bogus"),
     (["top", "-n", "x"], "argument -n"),
+    (["top", "--all"], "--all lists every account of an owner: give --owner NAME"),  # QA 2026-12: printed the user list
+    (["top", "--owner", "alice", "--share", "50%"], "--share ranks users"),  # QA 2026-12: "no account of alice is at risk"
+    (["top", "--owner", "alice", "--win-back", "--all"], "--win-back lists the owner's churned accounts"),
     (["churn-rate", "--days", "0"], "argument --days: must be at least 1 day"),
     (["learn", "--l2", "-1"], "argument --l2: --l2 must be in [0, inf), got -1"),
     (["learn", "--l2", "nan"], "argument --l2: --l2 must be in [0, inf), got nan"),

@@ -43,6 +43,22 @@ def test_worker_metrics_port_0_is_one_line_not_fausts_traceback(capsys: pytest.C
     assert "metrics_port must be a TCP port (1-65535), got 0" in _one_line(capsys.readouterr().err)
 
 
+def test_worker_metrics_port_in_use_is_one_line_not_fausts_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA 2026-12: a port another process listens on gave faust's 45-line OSError traceback, exit 1,
+    after the topic check. Refused before any Kafka or Redis connection (closed ports here)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["--bootstrap-servers", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0",
+                     "worker", "--metrics-port", str(port), "--metrics-bind", "127.0.0.1"])
+    assert code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("churnwatch worker: error: cannot serve metrics on 127.0.0.1:") and "in use" in line, line
+
+
 def test_a_redis_error_reply_is_one_line(redis_url: str) -> None:
     """`REDIS_URL=redis://host/99` (a database the server lacks) ended in a ResponseError traceback."""
     from streams.errors import UserError
@@ -308,3 +324,41 @@ def test_a_broker_outage_logs_each_kind_of_kafka_error_once_per_period_with_a_co
     assert limit.filter(other), "another kind of error is not held back by the first"
     assert limit.filter(_record("streams.worker.consumer", "cycle failed", 100.6)) and \
         limit.filter(_record("streams.worker.consumer", "cycle failed", 100.7)), "churnwatch's own lines all pass"
+
+
+def test_worker_serves_healthz_while_the_broker_is_unreachable_at_start(redis_url: str, tmp_path: Path) -> None:
+    """QA 2026-12: with Kafka unreachable the worker checked its topics (up to its timeouts, ~30 s)
+    before its web server started: no /healthz, though OPERATE.md says 200 while the process
+    runs. /healthz now answers before that check has given up (its warning not yet logged), and
+    /readyz says 503 (no partitions)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.harness import Worker
+
+    def status(port: int, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
+                return int(reply.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    topics = {"events": "e", "alerts": "a", "dlq": "d", "group": "g"}
+    worker = Worker(f"127.0.0.1:{free_port()}", redis_url, topics, tmp_path / "worker.log").start()
+    try:
+        healthy = 0
+        while worker.proc is not None and worker.proc.poll() is None and "could not check/create topics" not in worker.output():
+            healthy = status(worker.metrics_port, "/healthz")
+            if healthy:
+                break
+            time.sleep(0.05)  # not a bound: only not to spin
+        gave_up = "could not check/create topics" in worker.output()
+        ready = status(worker.metrics_port, "/readyz")
+    finally:
+        code = worker.stop()
+    assert healthy == 200 and not gave_up, worker.output()[-2000:]
+    assert ready == 503
+    assert code == 0, "a stop during the topic check does not wait for it, nor is killed"

@@ -3,7 +3,7 @@ carries, and the member record's size."""
 
 from __future__ import annotations
 
-from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, member_key, rollup
+from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, hours_left, member_key, rollup
 from models.revenue import AccountView
 
 DAY_S = 86_400
@@ -68,10 +68,36 @@ def test_days_and_hours_read_as_a_person_writes_them() -> None:
         ago_ms = NOW_MS - days * DAY_S * 1000 - 3_600_000
         said += rollup(falling, _view(past_due_ms=ago_ms), Downgrade(ago_ms, ("Pro",), ("Basic",)),
                        NOW_MS + days * DAY_S * 1000 + 3_600_000, NOW_S).reasons
-    assert said == ["payment failed today (past due)", "renewal within a day while usage fell 50%", "downgraded from Pro to Basic today",
+    assert said == ["payment failed today (past due)", "renewal today while usage fell 50%", "downgraded from Pro to Basic today",
                     "payment failed 1 day ago (past due)", "renewal in 1 day while usage fell 50%", "downgraded from Pro to Basic 1 day ago",
                     "payment failed 2 days ago (past due)", "renewal in 2 days while usage fell 50%",
                     "downgraded from Pro to Basic 2 days ago"]
     ends = [Member(1, NOW_S, 1, 0.0, 2.0, 20.0)]
     trial = rollup(ends, _view(mrr=0, status="trial", trial_ends_ms=NOW_MS + 1_800_000, first_paid_ms=0), None, 0, NOW_S)
     assert trial.reasons[0] == "trial ends within the hour with usage at 10% of the usual"
+
+
+def test_trial_hours_count_from_the_same_millisecond_and_round_to_the_hour() -> None:
+    """QA 2026-12: a reminder due at 72 h, reviewed 250 ms later, said 71 h left; the reason
+    counted from whole seconds. Both now count from the alert's millisecond, to the nearest hour."""
+    users = [Member(1, NOW_S, 1, 0.0, 2.0, 20.0)]
+    for hours in (72, 24):
+        now_ms = NOW_MS + 250
+        view = _view(mrr=0, status="trial", trial_ends_ms=NOW_MS + hours * 3_600_000, first_paid_ms=0)
+        assert hours_left(view.trial_ends_ms, now_ms) == hours
+        said = rollup(users, view, None, 0, now_ms // 1000, now_ms).reasons[0]
+        assert said == f"trial ends in {hours} h with usage at 10% of the usual"
+
+
+def test_the_renewal_reason_counts_the_days_the_book_column_counts() -> None:
+    """QA 2026-12: ``top --all`` showed "2026-12-09 (in 8 d)" next to "renewal in 7 days" (seen on
+    2026-12-01 in the evening): the column counted calendar days, the reason 24-h periods."""
+    from streams.timefmt import parse_ts_ms
+    from streams.views import AccountReport
+
+    now_ms = parse_ts_ms("2026-12-01T20:00:00Z")
+    renews_ms = parse_ts_ms("2026-12-09T08:00:00Z")
+    falling = [Member(1, now_ms // 1000, 1, 0.0, 10.0, 20.0)]
+    r = rollup(falling, _view(), None, renews_ms, now_ms // 1000, now_ms)
+    assert AccountReport("a", "", "", "", r, renews_ms, now_ms).next_renewal == "2026-12-09 (in 8 d)"
+    assert r.reasons[0] == "renewal in 8 days while usage fell 50%"

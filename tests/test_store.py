@@ -301,6 +301,26 @@ def test_a_state_change_moves_the_counters_of_removing_the_old_state_and_adding_
             assert moved == {k: v for k, v in apart.items() if v and not k.startswith("new:")}, (old, new)
 
 
+def test_first_seen_day_is_counted_once_however_the_history_is_batched() -> None:
+    """A user created by a subscription statement alone (first_seen_s 0) is counted on ``new:<day>``
+    of the activity that comes later, never on 1970-01-01, so one write per step or one write for
+    the lot add the same counters (regression: paced replays counted new:19700101)."""
+    billing_only = UserState(revenue=30.0)
+    active = UserState(first_seen_s=T0, last_seen_s=T0, n_events=1, active_days=1, revenue=30.0)
+    later = UserState(first_seen_s=T0, last_seen_s=T0 + DAY, n_events=2, active_days=2, revenue=30.0)
+
+    def added(history: list[UserState | None]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for old, new in zip(history, history[1:]):
+            stats_delta(old, new, [], out)
+        return {k: v for k, v in out.items() if v}
+
+    one_by_one = added([None, billing_only, active, later])
+    assert one_by_one == added([None, active, later]) == added([None, later]) == added([None, billing_only, later])
+    assert one_by_one[f"new:{utc_day(T0)}"] == 1
+    assert not any(k.startswith("new:") for k in added([None, billing_only]))
+
+
 def test_expiry_removes_state_due_and_risk_entries(redis_url: str) -> None:
     user = "frank"
 

@@ -1,7 +1,8 @@
 """``churnwatch top``: today's ranked list within a budget, to save (reachable users by the savable
 part of their risk, shown as ``save``) or to win back (lapsed users by temperature, then spend),
 models.ranking. With
-``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py)."""
+``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py); with
+``--win-back`` the owner's churned accounts, as the console's win-back tab lists them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import argparse
 import orjson
 
 from streams.cli.argtypes import positive_int
+from streams.errors import UserError
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "run"]
@@ -32,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--share", type=_share, default=None, help="budget: this share of the candidate users, such as 0.02 or 2%%")
     parser.add_argument("--win-back", dest="win_back", action="store_true",
                         help="the win-back list (lapsed users, warmest first: most likely back within the horizon) instead of the save list")
-    parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table)")
+    parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table); "
+                        "with --win-back the owner's churned accounts")
     parser.add_argument("--all", action="store_true", help="with --owner: every account of the owner, not only those at risk")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
@@ -40,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.views import open_reader, top_users
 
+    _check_combination(args)
     if args.owner is not None:
         return _owner_book(args, settings)
     with open_reader(settings) as reader:
@@ -62,6 +66,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _check_combination(args: argparse.Namespace) -> None:
+    """Refuse, in one line (exit 2), the options that do not go together rather than print a list
+    they did not ask for: ``--all`` is the owner's book's, ``--share`` ranks users, and
+    ``--owner --win-back`` lists churned accounts, which ``--all`` would contradict."""
+    if args.owner is None and args.all:
+        raise UserError("--all lists every account of an owner: give --owner NAME")
+    if args.owner is not None and args.share is not None:
+        raise UserError("--share ranks users; an owner's book takes -n accounts")
+    if args.owner is not None and args.win_back and args.all:
+        raise UserError("--win-back lists the owner's churned accounts; --all every account: give one")
+
+
 def print_book(reports: list, json: bool) -> None:  # type: ignore[type-arg]
     """The owner's book as a table (or JSON lines): shared with ``churnwatch digest``."""
     if json:
@@ -82,9 +98,10 @@ def _owner_book(args: argparse.Namespace, settings: Settings) -> int:
 
     check_kafka_reachable(settings)  # the accounts table is a topic: one line, not a client's traceback
     with open_reader(settings) as reader:
-        reports = account_book(reader, settings, args.owner, args.n or 20, at_risk_only=not args.all)
+        reports = account_book(reader, settings, args.owner, args.n or 20, at_risk_only=not args.all,
+                               churned_only=args.win_back)
     if not reports and not args.json:
-        print(f"no account of {args.owner} is at risk")
+        print(f"no churned account of {args.owner} to win back" if args.win_back else f"no account of {args.owner} is at risk")
         return 0
     print_book(reports, args.json)
     return 0

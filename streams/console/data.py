@@ -533,10 +533,8 @@ def _book(settings: Settings, owner: str, list_name: ListName, now_ms: int, tabl
     from streams.worker.store import StoreReader
 
     with StoreReader(settings) as reader:
-        if list_name == "save":
-            return account_book(reader, settings, owner, len(table), now_ms=now_ms, table=table)
-        every = account_book(reader, settings, owner, len(table), at_risk_only=False, now_ms=now_ms, table=table)
-        return [r for r in every if r.rollup.stage == "churned"]
+        return account_book(reader, settings, owner, len(table), now_ms=now_ms, table=table,
+                            churned_only=list_name == "win_back")
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Member, rollup
+from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Member, hours_left, rollup
 from models.engine import alert_id
 from models.revenue import AccountState
 from streams.worker.alert_log import EXTRAS_FIELD
@@ -55,7 +55,7 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     down = extras.get("down")
     downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2])) if down else None  # type: ignore[index]
     view = state.get() if state is not None and (state.subs or state.first_paid_ms) else None
-    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000)
+    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000, now_ms)
 
 
 def renewal_ms(state: AccountState | None, now_ms: int, table_ms: int = 0) -> int:
@@ -139,7 +139,7 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
         if r.health < _WONT_CONVERT_HEALTH:
             alert = account_alert(account, "trial_ending", now_ms, r)
             alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
-            alert["trial_ends_ms"], alert["hours_left"] = ends, (ends - now_ms) // 3_600_000
+            alert["trial_ends_ms"], alert["hours_left"] = ends, hours_left(ends, now_ms)
             alert["action"] = "help them convert before the trial ends"
             alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
     acc.extras["reminded"] = [ends, sent]

@@ -15,10 +15,12 @@ timer refreshes the readiness and business gauges from Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
 import tempfile
+import threading
 from typing import Any, Callable
 
 import redis.exceptions
@@ -189,6 +191,9 @@ def build_app(settings: Settings, runtime: WorkerRuntime, datadir: str) -> Any:
             self.add_future(self._start())
 
         async def _start(self) -> None:
+            await _ensure_topics_off_loop(settings)  # /healthz answers meanwhile (OPERATE.md)
+            if self.should_stop:
+                return
             if not await runtime.start(lambda: self.should_stop):
                 if runtime.exit_code:
                     logger.error("worker stops: exit code %s", runtime.exit_code)
@@ -246,8 +251,8 @@ def _quick_exit(worker_class: Any) -> Any:
 def run_worker(settings: Settings) -> int:
     """Run one worker until SIGTERM/SIGINT (or a fatal error); the process exit code."""
     model = load_model(settings.model_path or None)
+    _check_metrics_port(settings)
     quiet_kafka_logs()
-    _ensure_topics_or_warn(settings)
     _preflight_store(settings, model)
 
     _use_uvloop()
@@ -275,6 +280,27 @@ def run_worker(settings: Settings) -> int:
     return runtime.exit_code or code
 
 
+def _check_metrics_port(settings: Settings) -> None:
+    """Refuse, in one line, a metrics address another process holds: faust found out only once
+    started, in a 45-line traceback (OSError EADDRINUSE), after the topic and Redis checks. The
+    probe binds as the web server will (SO_REUSEADDR, so a port left in TIME_WAIT passes) and lets
+    go at once; a port taken in between still fails in faust, as before."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(settings.metrics_bind, settings.metrics_port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UserError(f"cannot serve metrics on {settings.metrics_bind}:{settings.metrics_port}: {exc}") from None
+    for family, kind, proto, _, address in infos[:1]:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise UserError(f"cannot serve metrics on {settings.metrics_bind}:{settings.metrics_port}: "
+                                f"{exc.strerror or exc} (--metrics-port, CHURNWATCH_METRICS_PORT)") from None
+
+
 def _tune_gc() -> None:
     """Fewer, cheaper collections: a cycle allocates tens of thousands of short-lived objects
     (records, events, states) that die young, yet the default thresholds (700/10/10) ran full
@@ -295,6 +321,24 @@ def _use_uvloop() -> None:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+async def _ensure_topics_off_loop(settings: Settings) -> None:
+    """``_ensure_topics_or_warn`` on a daemon thread, once the web server is up: an unreachable
+    broker held the process up to its timeouts before faust started, with no ``/healthz`` (QA
+    2026-12: ~30 s). A daemon thread, so that a stop during the check does not wait for it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def check() -> None:
+        try:
+            _ensure_topics_or_warn(settings)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the worker stopped meanwhile
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    threading.Thread(target=check, name="churnwatch-ensure-topics", daemon=True).start()
+    await done
 
 
 def _ensure_topics_or_warn(settings: Settings) -> None:

@@ -380,8 +380,9 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
 
     Counters: ``users``, ``stage:<name>``, ``at_risk``, ``reachable`` (on the save list as of the
     last review, models.ranking.on_save_list) (levels), ``new:<day>`` (users first seen that
-    UTC day), ``churned:<day>`` and ``churned_rev:<day>`` (one per stage change to churned, dated by
-    the review that saw it, with the user's revenue then). Levels are derived from states, events
+    UTC day, counted when first_seen_s turns non-zero), ``churned:<day>`` and
+    ``churned_rev:<day>`` (one per stage change to churned, dated by the review that saw it, with
+    the user's revenue then). Levels are derived from states, events
     from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
     not move is left out (most writes move none: a dict update per level and user was ~5% of the
     worker's CPU).
@@ -396,6 +397,8 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
         listed = on_save_list(new)
         if on_save_list(old) != listed:
             out["reachable"] = out.get("reachable", 0) + (1 if listed else -1)
+        if not old.first_seen_s and new.first_seen_s:
+            _count_first_seen(new, out)
     elif old is not None:
         out["users"] = out.get("users", 0) - 1
         k = _STAGE_KEYS[old.stage]
@@ -412,8 +415,8 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
             out["at_risk"] = out.get("at_risk", 0) + 1
         if on_save_list(new):
             out["reachable"] = out.get("reachable", 0) + 1
-        k = "new:" + utc_day(new.first_seen_s)
-        out[k] = out.get(k, 0) + 1
+        if new.first_seen_s:
+            _count_first_seen(new, out)
     for alert in alerts:
         if alert.kind == "stage_changed" and alert.scores.stage == "churned":
             day = utc_day(alert.event_time_ms // 1000)
@@ -421,6 +424,15 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
             src = new if new is not None else old
             revenue = src.revenue if src is not None else 0.0
             out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(revenue)
+
+
+def _count_first_seen(new: UserState, out: dict[str, float]) -> None:
+    """Count ``new`` on ``new:<day>`` of its first activity. Called once per user record: when it is
+    created with activity, or when activity first arrives on a record a subscription statement
+    created (first_seen_s 0), so that publish speed and batching do not change the count and no
+    user lands on 1970-01-01."""
+    k = "new:" + utc_day(new.first_seen_s)
+    out[k] = out.get(k, 0) + 1
 
 
 def _parts_json(w: BucketWrite | Any) -> bytes:
