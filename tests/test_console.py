@@ -114,6 +114,29 @@ def test_user_equals_churnwatch_score_and_has_weekly_history(built_state: Settin
     assert max(lengths) >= 2, lengths
 
 
+
+def test_user_page_labels_each_weekly_point_by_the_weeks_end(built_state: Settings, client: TestClient) -> None:
+    """A point is the state at the end of its week (Monday 00:00 UTC after it), and the chart's
+    last point is the live scores: the x labels were the week starts (the state at Nov 30 under
+    "Nov 23") and the title counted the current week as a 13th."""
+    from datetime import date
+
+    def day(iso: str) -> str:
+        return date.fromisoformat(iso).strftime("%b %d")
+
+    top = client.get("/api/v1/at-risk", params={"limit": 20}).json()["items"]
+    histories = {r["user_id"]: client.get(f"/api/v1/users/{r['user_id']}").json()["history"] for r in top}
+    user_id = max(histories, key=lambda u: len(histories[u]))
+    points = histories[user_id]
+    assert len(points) == HISTORY_WEEKS, "120 days fill the 12 weeks"
+    assert all(date.fromisoformat(p["week_end"]).toordinal() - date.fromisoformat(p["week_start"]).toordinal() == 7
+               for p in points)
+    page = client.get(f"/users/{user_id}").text
+    chart = page.split("<h2>Health and temperature", 1)[1].split("</svg>", 1)[0]
+    x_labels = [t for t in re.findall(r'class="tick">([^<]+)</text>', chart) if t[0].isalpha()]
+    assert x_labels == [day(p["week_end"]) for p in points] + ["now"]
+    assert f"(the last {HISTORY_WEEKS} weeks) and now" in page and f"{HISTORY_WEEKS + 1} weeks" not in page
+
 def test_history_records_are_small_and_capped(built_state: Settings) -> None:
     r = redis_client(built_state.redis_url)
     try:

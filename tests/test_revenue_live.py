@@ -351,6 +351,31 @@ def test_a_new_account_is_not_reviewed_before_its_first_time() -> None:
     assert redis.due["solo"] == 0 or redis.due["solo"] * 1000 >= START_MS + 60 * DAY_MS
 
 
+def test_late_statements_are_counted_and_logged_once_per_cycle(caplog: pytest.LogCaptureFixture) -> None:
+    """A statement older than its account's latest change (a user partition that lagged behind
+    another) is not applied: the live MRR figures miss it and stay so. That was counted in
+    ``churnwatch_subscription_late_total`` only; now one WARNING per cycle says how many and
+    where, not one per statement."""
+    from models.subscription import Subscription
+
+    def statement(user: str, day: int, account: str, offset: int) -> AccountCopy:
+        sub = Subscription("active", "Pro", 4900)
+        return AccountCopy(0, offset, Event(user, START_MS + day * DAY_MS, "subscription", f"{user}{day}", 0.0, account, sub))
+
+    redis = _Redis()
+    redis.cycle([statement("a1", 10, "acme", 0), statement("b1", 10, "beta", 1)], {0: 1})
+    with caplog.at_level("WARNING", logger="streams.worker.revenue"):
+        redis.cycle([statement("a2", 5, "acme", 2), statement("a3", 6, "acme", 3), statement("b2", 5, "beta", 4)], {0: 4})
+    assert redis.done[-1].late == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("3 subscription statement(s) of 2 account(s) (acme, beta)"), warnings[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="streams.worker.revenue"):
+        redis.cycle([statement("a4", 20, "acme", 5)], {0: 5})
+    assert redis.done[-1].late == 0 and not caplog.records, "a cycle in order says nothing"
+
+
 # -- through the real broker, Redis and worker ----------------------------------------------------
 
 

@@ -129,6 +129,14 @@ PANELS: tuple[Panel, ...] = (
                     "behind: applied after their account had moved past them (a partition beyond the grace).",
     ),
     Panel(
+        "Subscription statements applied, late",
+        (("applied", f"sum(rate(churnwatch_subscriptions_applied_total[{RATE}]))"),
+         ("late", f"sum(rate(churnwatch_subscription_late_total[{RATE}]))")),
+        unit="ops",
+        description="Subscription statements applied to the accounts' revenue state; late: older than their account's latest "
+                    "change, not applied, so the live MRR figures miss them (alert ChurnwatchSubscriptionsLate).",
+    ),
+    Panel(
         "DLQ by reason",
         (("{{reason}}", f"sum by (reason) (rate(churnwatch_events_rejected_total[{RATE}]))"),),
         unit="ops",

@@ -210,7 +210,10 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``/api/v1``."""
-    point = _obj({"week_start": {"type": "string", "format": "date"}, "health": _NUM, "temperature": _TEMP, "risk": _NUM})
+    point = _obj({"week_start": {"type": "string", "format": "date"},
+                  "week_end": {"type": "string", "format": "date",
+                               "description": "the Monday after the week: health, temperature and risk are the state at its 00:00 UTC"},
+                  "health": _NUM, "temperature": _TEMP, "risk": _NUM})
     row = _obj({
         "user_id": _STR, "risk": _NUM,
         "savable": {**_NUM, "description": "P(alive) x P(leaves | alive): the part of the risk a call can act on; the save list's order"},

@@ -181,7 +181,9 @@ class Row:
 
 
 def point_dict(p: HistoryPoint) -> dict[str, Any]:
-    return {"week_start": _week_day(p.week), "health": p.health, "temperature": p.temperature, "risk": round(p.risk, 3)}
+    """A completed week's point: the scores at ``week_end`` (Monday 00:00 UTC after the week), not at its start."""
+    return {"week_start": _week_day(p.week), "week_end": _week_day(p.week + 1), "health": p.health, "temperature": p.temperature,
+            "risk": round(p.risk, 3)}
 
 
 @functools.lru_cache(maxsize=1024)

@@ -8,7 +8,7 @@ No script runs in the browser: filters are a GET form, paging is a link with the
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, get_args
+from typing import Any, Sequence, get_args
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -157,7 +157,7 @@ async def customer(request: Request, deps: Deps) -> Response:
     points = trend_with_now(view.history, view.as_of_ms // 1000, s)
     by_week = {p.week: p for p in points}
     weeks = list(range(points[0].week, points[-1].week + 1))  # weeks without a point stay gaps
-    labels = [datetime.fromtimestamp(week_start_s(w), tz=timezone.utc).strftime("%b %d") for w in weeks]
+    labels = week_labels(weeks)
 
     def values(attr: str) -> list[float | None]:
         return [getattr(by_week[w], attr) if w in by_week else None for w in weeks]
@@ -174,7 +174,20 @@ async def customer(request: Request, deps: Deps) -> Response:
     from streams.worker.alert_log import ALERT_LOG_CAP
 
     return _render("user.html", nav=None, v=view, d=d, s=s, st=st, cap=ALERT_LOG_CAP, scores_chart=Markup(scores_chart), risk_chart=Markup(risk_chart),
-                   activity=activity, activity_max=max([a for _, a in activity] + [1.0]), kinds=kinds, weeks=len(weeks))
+                   activity=activity, activity_max=max([a for _, a in activity] + [1.0]), kinds=kinds, weeks=len(weeks) - 1)
+
+
+def week_labels(weeks: Sequence[int]) -> list[str]:
+    """The x labels of the user's weekly charts: each completed week's point by the week's end
+    (the Monday 00:00 UTC its scores are taken at, ``streams.worker.history``), the last point,
+    the live scores of the current week (``trend_with_now``), as "now". Labelled by the week's
+    start before, the chart put the state at Nov 30 under "Nov 23".
+
+    >>> week_labels([2916, 2917, 2918])  # weeks starting 2025-11-24, 12-01, 12-08
+    ['Dec 01', 'Dec 08', 'now']
+    """
+    ends = [datetime.fromtimestamp(week_start_s(w + 1), tz=timezone.utc).strftime("%b %d") for w in weeks[:-1]]
+    return [*ends, "now"] if weeks else []
 
 
 def _activity(sig: Signals | None, model: ChurnModel) -> tuple[list[tuple[str, float]], str]:

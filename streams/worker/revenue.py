@@ -316,6 +316,7 @@ def advance_accounts(
     written by the same fenced call), at most ``max_held`` an account, and the account is due again
     at the earliest of them. ``release_ms`` None (or p not in it): nothing is held."""
     out = AccountsAdvanced()
+    late_accounts: list[str] = []
     by_account: dict[str, list[Copy]] = {}
     for c in copies:
         by_account.setdefault(c.account, []).append(c)
@@ -340,8 +341,11 @@ def advance_accounts(
             p = todo[-1].partition
             revenue = _load(blob, read.bucket)
             subscriptions = sorted((c for c in todo if isinstance(c, AccountCopy)), key=_order)
+            late_before = out.late
             for c in subscriptions:
                 _apply_revenue(revenue, c.event, ledgers, cohorts, out)
+            if out.late > late_before:
+                late_accounts.append(account)
             # the alert side: its own state (an account of an earlier version starts from the revenue state)
             acc = AccountWork(_load(side or blob, read.bucket), orjson.loads(extra) if extra else {},
                               {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
@@ -371,7 +375,21 @@ def advance_accounts(
         if cohorts.deltas:
             write.counters["cohort"] = cohorts.counters()
         out.writes.append(write)
+    if late_accounts:
+        _warn_late(out.late, late_accounts)
     return out
+
+
+def _warn_late(late: int, accounts: Sequence[str]) -> None:
+    """One WARNING per cycle that dropped late statements (never one per statement: a backlog
+    replay can drop thousands). Why a WARNING and not only the counter: the live MRR figures
+    (``churn-rate``'s live part, the console) then miss those statements and stay so, with
+    nothing else telling the operator that they differ from ``churnwatch report``."""
+    shown = ", ".join(accounts[:3]) + (", ..." if len(accounts) > 3 else "")
+    logger.warning("%d subscription statement(s) of %d account(s) (%s) arrived after a later statement of their "
+                   "account and were not applied: live MRR figures miss them, `churnwatch report` over the events "
+                   "does not (docs/REVENUE.md, \"Order, and its limit\"; churnwatch_subscription_late_total)",
+                   late, len(accounts), shown)
 
 
 def _order(c: Copy) -> tuple[int, int, int, int, int]:
