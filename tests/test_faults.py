@@ -146,6 +146,7 @@ def reference(kafka_service, redis_service, tmp_path_factory, published: tuple[s
     finally:
         clean.stop()
     assert "state built from scratch" not in clean.workers[0].output(), "a complete log read from offset 0 is no lost history"
+    assert "INFO aiokafka" in clean.workers[0].output(), "a worker's log keeps the group's joins and assignments"
     state = clean.state()
     ids, _ = clean.alerts()
     assert len(state) > 100, "the clean run must track the users"

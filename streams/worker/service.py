@@ -252,7 +252,7 @@ def run_worker(settings: Settings) -> int:
     """Run one worker until SIGTERM/SIGINT (or a fatal error); the process exit code."""
     model = load_model(settings.model_path or None)
     _check_metrics_port(settings)
-    quiet_kafka_logs()
+    quiet_kafka_logs(service=True)  # as the CLI set it: the group lines are what an operator reads
     _preflight_store(settings, model)
 
     _use_uvloop()
