@@ -74,21 +74,7 @@ def overlay_reads(plans: Sequence[BucketPlan], replies: Sequence[BucketReadResul
         layers = [layer for layer in (pw.layer(plan.bucket) for pw in reversed(pending)) if layer is not None]
         if not layers:
             continue  # newest first from here on
-        if len(layers) == 1:  # the usual case (depth 2): one lookup per offset and user, no generator
-            _lay_one(plan, reply, layers[0], topic)
-        else:
-            for i, p in enumerate(plan.parts):
-                fld = offset_field(topic, p)
-                new = next((layer.offsets[fld] for layer in layers if fld in layer.offsets), None)
-                if new is not None:
-                    reply.offsets[i] = new
-            blobs = reply.blobs
-            for j, (_, uid) in enumerate(plan.users):
-                for layer in layers:
-                    sw = layer.users.get(uid)
-                    if sw is not None:
-                        blobs[j] = sw.blob
-                        break
+        _lay(plan, reply, layers, topic)
         scheduled: dict[str, list[tuple[str, int, int, bytes | None]]] | None = None
         for i, (p, due_max) in enumerate(plan.parts.items()):
             if due_max is not None:
@@ -98,18 +84,24 @@ def overlay_reads(plans: Sequence[BucketPlan], replies: Sequence[BucketReadResul
                     reply.dues[i], reply.next_due[i], due_max, fld, layers, scheduled.get(fld, []), due_limit)
 
 
-def _lay_one(plan: BucketPlan, reply: BucketReadResult, layer: _Layer, topic: str) -> None:
-    """``overlay_reads``' offsets and records of one bucket under a single pending write."""
-    offsets, moved, written = reply.offsets, layer.offsets, layer.users
+def _lay(plan: BucketPlan, reply: BucketReadResult, layers: Sequence[_Layer], topic: str) -> None:
+    """``overlay_reads``' offsets and records of one bucket: each from the newest layer that
+    holds it. Plain loops and ``dict.get`` (usually over one layer, at depth 2), not a generator
+    with a membership test and an index per offset (docs/SCALING.md, ``shellspeed``)."""
+    offsets, blobs = reply.offsets, reply.blobs
     for i, p in enumerate(plan.parts):
-        new = moved.get(offset_field(topic, p))
-        if new is not None:
-            offsets[i] = new
-    blobs = reply.blobs
+        fld = offset_field(topic, p)
+        for layer in layers:
+            new = layer.offsets.get(fld)
+            if new is not None:
+                offsets[i] = new
+                break
     for j, (_, uid) in enumerate(plan.users):
-        sw = written.get(uid)
-        if sw is not None:
-            blobs[j] = sw.blob
+        for layer in layers:
+            sw = layer.users.get(uid)
+            if sw is not None:
+                blobs[j] = sw.blob
+                break
 
 
 @dataclass(slots=True)
