@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 
+from models.account_health import GONE_STAGES
 from models.model import ChurnModel, load_model
 from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, next_period_ms, period_start_ms
 from models.ranking import Ranked, budget_size
@@ -28,7 +29,7 @@ from streams.worker.store import REACH_SCALE, Store, StoreReader, UnreadableStat
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AccountReport", "UnreadableAccount", "account_book", "account_report", "account_subscriptions", "read_account_state", "UserReport", "churn_rate", "cohort_rows",
+__all__ = ["BOOK_STAGES", "AccountReport", "UnreadableAccount", "account_book", "account_report", "account_subscriptions", "read_account_state", "UserReport", "churn_rate", "cohort_rows",
            "indexed_save_list", "live_cohorts", "live_revenue", "open_reader", "renewal", "renewal_text", "revenue_figures",
            "revenue_range", "stream_time_ms", "top_users", "user_report"]
 
@@ -351,6 +352,8 @@ class AccountReport:
     rollup: Any  # models.account_health.AccountRollup
     renews_ms: int = 0
     as_of_ms: int = 0
+    lost_mrr_cents: int = 0  # a gone account (churned): the MRR its cancellation took; else 0
+    left_ms: int = 0  # a gone account (churned, trial_lost): when its subscription went; else 0
 
     @property
     def renews(self) -> str:
@@ -383,7 +386,8 @@ class AccountReport:
                 "renews_on": renews_on, "renews_in_days": renews_in_days,
                 "risk": r.risk, "health": r.health, "temperature": r.temperature, "stage": r.stage,
                 "mrr": r.mrr_cents / 100, "users": r.users, "silent_users": r.silent, "usage": r.usage,
-                "action": r.action, "reasons": list(r.reasons)}
+                "action": r.action, "reasons": list(r.reasons),
+                "lost_mrr": self.lost_mrr_cents / 100, "left_on": format_ts(self.left_ms)[:10] if self.left_ms else None}
 
 
 def account_subscriptions(state: Any, now_ms: int) -> list[dict[str, Any]]:
@@ -449,18 +453,37 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
                        [Member.from_bytes(v) for v in members.values()],
                        renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms)
     renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
-    return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms)
+    lost, left = _left(state) if r.stage in GONE_STAGES else (0, 0)
+    return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms,
+                         lost, left)
+
+
+def _left(state: Any) -> tuple[int, int]:
+    """(MRR lost in cents, when) of an account whose subscription is gone, from its revenue state
+    (``models.revenue.AccountState``): the latest change is the cancellation (a statement changes
+    nothing else of a gone account), the MRR just before it what it took (0 for a trial); (0, 0)
+    when there is no state. The win-back list's order: an account manager calls the largest loss,
+    the most recent, first (QA 2026-12-02: the list was in account-id order, all at risk 1.00)."""
+    if state is None:
+        return 0, 0
+    return (state.before_cents if state.mrr_cents() == 0 else 0), state.at_ms
+
+
+#: The stages each list of an owner's book can hold (the console's Stage filter offers these):
+#: the save list's accounts are all at risk; the win-back list's churned or lost trials.
+BOOK_STAGES: dict[str, tuple[str, ...]] = {"save": ("at_risk",), "win_back": GONE_STAGES}
 
 
 def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,
                  now_ms: int | None = None, table: dict[str, dict[str, Any]] | None = None,
                  churned_only: bool = False) -> list[AccountReport]:
     """The owner's accounts from the accounts table, ranked by risk (highest first); by default
-    only those at risk (``models.account_health.ACCOUNT_AT_RISK``) and not churned already;
-    ``churned_only``: only the churned ones, to win back (the console's win-back tab and
-    ``churnwatch top --owner --win-back``). ``table``: the accounts table already read (the
-    console keeps one), else read here."""
-    from models.account_health import ACCOUNT_AT_RISK
+    only those at risk (stage ``at_risk``: risk at least ``models.account_health.ACCOUNT_AT_RISK``,
+    subscription not gone); ``churned_only``: only those whose subscription is gone (churned, and
+    trials lost without paying: ``GONE_STAGES``), to win back (the console's win-back tab and
+    ``churnwatch top --owner --win-back``), ranked by the MRR they took, then the latest to leave,
+    then health (all have risk 1). ``table``: the accounts table already read (the console keeps
+    one), else read here."""
     from streams.worker.accounts import read_accounts
 
     table = table if table is not None else read_accounts(settings)
@@ -480,8 +503,10 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
     if bad:  # a damaged record (or one of a newer format) breaks no list; no account id in logs
         logger.warning("%s account(s) with an unreadable stored state left out of the book", bad)
     if churned_only:
-        out = [r for r in out if r.rollup.stage == "churned"]
-    elif at_risk_only:
-        out = [r for r in out if r.rollup.risk >= ACCOUNT_AT_RISK and r.rollup.stage != "churned"]
+        out = [r for r in out if r.rollup.stage in GONE_STAGES]
+        out.sort(key=lambda r: (-r.lost_mrr_cents, -r.left_ms, -r.rollup.health, r.account_id))
+        return out[:n]
+    if at_risk_only:
+        out = [r for r in out if r.rollup.stage == "at_risk"]
     out.sort(key=lambda r: (-r.rollup.risk, r.account_id))
     return out[:n]

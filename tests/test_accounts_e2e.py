@@ -197,7 +197,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert main(["top", "--owner", "bob", "--win-back", "--json"]) == 0
     assert [orjson.loads(line)["stage"] for line in capsys.readouterr().out.splitlines()] == ["churned"]
     assert main(["top", "--owner", "alice", "--win-back"]) == 0
-    assert capsys.readouterr().out.strip() == "no churned account of alice to win back"
+    assert capsys.readouterr().out.strip() == "no churned account or lost trial of alice to win back"
     assert main(["top", "--owner", "nobody"]) == 2
 
     # -- when the paid period ends (period_end of the subscription events): acme's last statement

@@ -424,3 +424,10 @@ def test_owner_book_pages_and_filters(built_state: Settings, client: TestClient)
         assert 'id="next"' in html and "cursor=" in html
     html = client.get("/book", params={"owner": "alice", "list": "win_back", "segment": "smb"}).text
     assert all(f'data-account="{a["account_id"]}"' in html for a in churned)
+    # QA 2026-12-02 (#11, #18): the win-back tab in `top --owner --win-back`'s order (lost MRR, then
+    # the latest to leave), showing what it is ranked by; its Stage filter offers the stages it holds
+    win_back = cli_json(built_state, ["top", "--owner", "alice", "--win-back", "-n", "500", "--json"])
+    html = client.get("/book", params={"owner": "alice", "list": "win_back"}).text
+    assert re.findall(r'data-account="([^"]+)"', html) == [a["account_id"] for a in win_back][:50] and win_back
+    assert ">Lost MRR</th><th>Left on</th>" in html and '<option value="trial_lost">' in html
+    assert '<select name="stage">' not in client.get("/book", params={"owner": "alice"}).text

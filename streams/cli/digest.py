@@ -32,10 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per owner instead of tables")
 
 
-def digest_message(owner: str, day: str, reports: list[Any]) -> dict[str, Any]:
-    """The digest record: owner, day, and the accounts to save, most at risk first."""
+def digest_message(owner: str, day: str, reports: list[Any], at_risk: int | None = None) -> dict[str, Any]:
+    """The digest record: owner, day, how many of the owner's accounts are at risk (``at_risk``;
+    the accounts listed when not given) and the accounts to save (at most ``-n`` of them), most at
+    risk first."""
     return {"digest_id": f"{owner}|{day}", "owner": owner, "day": day,
-            "accounts": [r.to_dict() for r in reports]}
+            "at_risk": len(reports) if at_risk is None else at_risk, "accounts": [r.to_dict() for r in reports]}
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,7 +48,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.accounts import read_accounts
 
     check_kafka_reachable(settings)  # the accounts table is a topic: one line, not a client's traceback
-    owners = [args.owner] if args.owner else sorted({f.get("owner") or "" for f in read_accounts(settings).values()} - {""})
+    owners = [args.owner] if args.owner else None
+    table = read_accounts(settings)
+    owners = owners or sorted({f.get("owner") or "" for f in table.values()} - {""})
     if not owners:
         raise UserError(f"no account in {settings.topic_accounts!r} has an owner")
     messages = []
@@ -54,8 +58,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         now_ms = stream_time_ms(reader, settings)
         day = format_ts(now_ms)[:10]
         for owner in owners:
-            reports = account_book(reader, settings, owner, args.n, now_ms=now_ms)
-            messages.append((owner, reports, digest_message(owner, day, reports)))
+            at_risk = account_book(reader, settings, owner, len(table), now_ms=now_ms, table=table)
+            reports = at_risk[:args.n]
+            messages.append((owner, reports, digest_message(owner, day, reports, len(at_risk))))
     if args.publish:
         _publish(settings, [(m["digest_id"].encode(), orjson.dumps(m)) for _, _, m in messages])
         # on stderr: stdout stays the digests themselves (--json lines for a pipe)
@@ -66,7 +71,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(orjson.dumps(message).decode())
         else:
-            print(f"{owner}, {day}: {len(reports)} account{'s' if len(reports) != 1 else ''} to save today")
+            total = int(message["at_risk"])
+            of = f" of {total}" if total > len(reports) else ""  # -n cut the list: "20 of 39", not "20" (QA 2026-12-02)
+            print(f"{owner}, {day}: {len(reports)}{of} account{'s' if total != 1 else ''} to save today")
             if reports:
                 print_book(reports, False)
     return 0

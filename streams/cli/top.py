@@ -2,7 +2,8 @@
 part of their risk, shown as ``save``) or to win back (lapsed users by temperature, then spend),
 models.ranking. With
 ``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py); with
-``--win-back`` the owner's churned accounts, as the console's win-back tab lists them."""
+``--win-back`` the owner's accounts whose subscription is gone (churned, trials lost without
+paying), largest lost MRR first, as the console's win-back tab lists them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import argparse
 import orjson
 
 from streams.cli.argtypes import positive_int
+from streams.timefmt import format_ts
 from streams.errors import UserError
 from streams.settings import Settings
 
@@ -33,9 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(--share ranks every user of the list's stages)")
     budget.add_argument("--share", type=_share, default=None, help="budget: this share of the candidate users, such as 0.02 or 2%%")
     parser.add_argument("--win-back", dest="win_back", action="store_true",
-                        help="the win-back list (lapsed users, warmest first: most likely back within the horizon) instead of the save list")
+                        help="the win-back list (lapsed users, warmest first: most likely back within the horizon) instead of the save list; "
+                        "with -n those whose at-risk alert is open, as the console lists them (a user who lapsed without one, "
+                        "such as one who cancelled, is listed by --share only: --share 100%% is every lapsed user)")
     parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table); "
-                        "with --win-back the owner's churned accounts")
+                        "with --win-back those whose subscription is gone (churned, trials lost), largest lost MRR first")
     parser.add_argument("--all", action="store_true", help="with --owner: every account of the owner, not only those at risk")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _check_combination(args: argparse.Namespace) -> None:
     """Refuse, in one line (exit 2), the options that do not go together rather than print a list
     they did not ask for: ``--all`` is the owner's book's, ``--share`` ranks users, and
-    ``--owner --win-back`` lists churned accounts, which ``--all`` would contradict."""
+    ``--owner --win-back`` lists the accounts that left, which ``--all`` would contradict."""
     if args.owner is None and args.all:
         raise UserError("--all lists every account of an owner: give --owner NAME")
     if args.owner is not None and args.share is not None:
@@ -78,18 +82,27 @@ def _check_combination(args: argparse.Namespace) -> None:
         raise UserError("--win-back lists the owner's churned accounts; --all every account: give one")
 
 
-def print_book(reports: list, json: bool) -> None:  # type: ignore[type-arg]
-    """The owner's book as a table (or JSON lines): shared with ``churnwatch digest``."""
+def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # type: ignore[type-arg]
+    """The owner's book as a table (or JSON lines): shared with ``churnwatch digest``. Columns are
+    as wide as their widest cell ("2026-08-01 (in 120 d)" is 21 characters: a fixed 20 pushed the
+    action one character right, QA 2026-12-02). ``win_back``: the accounts that left, with the MRR
+    they took and the day they left instead of the MRR (0) and the renewal (none)."""
     if json:
         for r in reports:
             print(orjson.dumps(r.to_dict()).decode())
         return
-    print(f"{'#':>3}  {'account':<16} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<9} {'MRR':>9}  {'renewal':<20}  action / reason")
-    for i, r in enumerate(reports, start=1):
+    money = [r.lost_mrr_cents if win_back else r.rollup.mrr_cents for r in reports]
+    when = [(format_ts(r.left_ms)[:10] if r.left_ms else "-") if win_back else r.next_renewal for r in reports]
+    aw = max([16, *(len(r.account_id) for r in reports)])
+    sw = max([9, *(len(r.rollup.stage) for r in reports)])
+    ww = max([20, *(len(w) for w in when)])
+    print(f"{'#':>3}  {'account':<{aw}} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<{sw}} "
+          f"{'lost MRR' if win_back else 'MRR':>9}  {'left on' if win_back else 'renewal':<{ww}}  action / reason")
+    for i, (r, cents, w) in enumerate(zip(reports, money, when), start=1):
         a = r.rollup
         reason = a.reasons[0] if a.reasons else ""
-        print(f"{i:>3}  {r.account_id:<16} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<9} "
-              f"{a.mrr_cents / 100:>9.2f}  {r.next_renewal:<20}  {a.action}" + (f": {reason}" if reason else ""))
+        print(f"{i:>3}  {r.account_id:<{aw}} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<{sw}} "
+              f"{cents / 100:>9.2f}  {w:<{ww}}  {a.action}" + (f": {reason}" if reason else ""))
 
 
 def _owner_book(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,7 +114,8 @@ def _owner_book(args: argparse.Namespace, settings: Settings) -> int:
         reports = account_book(reader, settings, args.owner, args.n or 20, at_risk_only=not args.all,
                                churned_only=args.win_back)
     if not reports and not args.json:
-        print(f"no churned account of {args.owner} to win back" if args.win_back else f"no account of {args.owner} is at risk")
+        print(f"no churned account or lost trial of {args.owner} to win back" if args.win_back
+              else f"no account of {args.owner} is at risk")
         return 0
-    print_book(reports, args.json)
+    print_book(reports, args.json, win_back=args.win_back)
     return 0

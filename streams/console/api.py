@@ -262,6 +262,8 @@ def openapi() -> dict[str, Any]:
         "risk": _NUM, "health": {"type": "integer"},
         "temperature": {"type": "integer"}, "stage": _STR, "mrr": _NUM, "users": {"type": "integer"},
         "silent_users": {"type": "integer"}, "usage": _NUM, "action": _STR, "reasons": {"type": "array", "items": _STR},
+        "lost_mrr": {**_NUM, "description": "churned: the MRR its cancellation took (the win-back list's first key); else 0"},
+        "left_on": {**_NSTR, "description": "churned or trial_lost: UTC date the subscription went; else null"},
     })
     account = {**account_row, "properties": {
         **account_row["properties"], "as_of": _STR,

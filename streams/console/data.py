@@ -565,10 +565,11 @@ def _decode_book_cursor(cursor: str, owner: str, list_name: ListName) -> int:
 async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: ListName, limit: int,
                      now_ms: int, cursor: str | None = None, filters: Filters = Filters()) -> BookPage:
     """A page of the owner's accounts: ``save``, those at risk ranked as ``churnwatch top --owner``
-    ranks them (the first page of ``limit`` is ``top --owner -n limit``); ``win_back``, the churned
-    ones, highest risk first. ``filters``: the account's stage and action
-    (``models.account_health.ACCOUNT_STAGES``/``ACCOUNT_ACTIONS``) and its segment in the accounts
-    table. The book is ranked afresh for every page (an owner has hundreds of accounts, not
+    ranks them (the first page of ``limit`` is ``top --owner -n limit``); ``win_back``, those whose
+    subscription is gone (churned, trials lost), largest lost MRR first (``streams.views.account_book``).
+    ``filters``: the account's stage, one the list can hold (``streams.views.BOOK_STAGES``: on the
+    win-back list, churned customers or lost trials; another is a 400, not an empty page), its
+    action (``models.account_health.ACCOUNT_ACTIONS``) and its segment in the accounts table. The book is ranked afresh for every page (an owner has hundreds of accounts, not
     millions) and the cursor holds the rank reached."""
     if list_name not in LISTS:
         raise BadRequest(f"list must be one of {', '.join(LISTS)}, got {list_name!r}")
@@ -577,6 +578,11 @@ async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: 
     table = await owners.table()
     if not any((f.get("owner") or "") == owner for f in table.values()):
         raise NotFound(f"owner {owner[:60]!r} has no account in the accounts table")
+    from streams.views import BOOK_STAGES
+
+    if filters.stage is not None and filters.stage not in BOOK_STAGES[list_name]:
+        raise BadRequest(f"the {list_name} list of an owner's book holds accounts of stage {' or '.join(BOOK_STAGES[list_name])}: "
+                         f"stage {filters.stage!r} would list none")
     offset = _decode_book_cursor(cursor, owner, list_name) if cursor else 0
     ranked = await asyncio.to_thread(_book, settings, owner, list_name, now_ms, table)
     ranked = [r for r in ranked if (filters.stage is None or r.rollup.stage == filters.stage)

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from models.account_health import ACCOUNT_ACTIONS, ACCOUNT_STAGES
+from streams.views import BOOK_STAGES
 from models.actions import Action
 from models.model import ChurnModel
 from models.reasons import _counted
@@ -114,7 +115,9 @@ async def book(request: Request, deps: Deps) -> Response:
     page, rows, accounts, next_cursor = None, [], None, None
     choices = {"stages": STAGES, "segments": SEGMENTS, "actions": ACTIONS}
     if owner != deps.owners.ALL:  # the owner's accounts, ranked as `churnwatch top --owner`
-        choices = {"stages": ACCOUNT_STAGES, "segments": tuple(await owner_segments(deps.owners, owner)), "actions": ACCOUNT_ACTIONS}
+        # the Stage filter offers the stages this list can hold; none on the save list (all at risk)
+        stages = BOOK_STAGES[list_name] if len(BOOK_STAGES[list_name]) > 1 else ()
+        choices = {"stages": stages, "segments": tuple(await owner_segments(deps.owners, owner)), "actions": ACCOUNT_ACTIONS}
         filters = Filters(_pick(request, "stage", ACCOUNT_STAGES), _pick(request, "segment", choices["segments"]),
                           _pick(request, "action", ACCOUNT_ACTIONS))
         book_page = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms, cursor, filters)  # type: ignore[arg-type]

@@ -18,7 +18,9 @@ usage to judge; an unconverted trial's users stop at its end (:func:`_trial_acti
 at each 30-day renewal the account may restate its subscription (a renewal notice: no
 movement), upgrade, downgrade, add or drop the add-on, fail a payment (``past_due``, then
 recover or be cancelled 3-10 days later) or cancel (add-on and main plan at the same instant).
-A cancelled account comes back with a 30% chance 20-60 days later. About 3% of subscription events are sent twice (duplicates).
+A cancelled account comes back with a 30% chance 20-60 days later. An account whose users have
+all sent ``cancel`` (the quitter persona's explicit cancellation; most often its only user)
+cancels what is in force at the last of them, paid plan or trial, and its timeline ends there. About 3% of subscription events are sent twice (duplicates).
 Everything derives from the seed.
 
 >>> s = generate_accounts(seed=1, n_accounts=5, start_ms=1_767_225_600_000, days=60)
@@ -91,6 +93,7 @@ class _Account:
         self.spell_start = 0
         self.plan = 0
         self.addon = False
+        self.trial: tuple[int, int, int] | None = None  # a trial's (start, end, plan) while the timeline has one
 
     def stmt(self, user: str, ts: int, status: str, plan: str, mrr: int, ends: int = 0) -> None:
         if ts >= self.end_ms:
@@ -147,6 +150,7 @@ def _run_account(a: _Account, signup: int, churny: bool) -> _Trial | None:
         plan = rng.randrange(len(PLANS))
         ends = signup + _TRIAL_DAYS * DAY_MS
         a.stmt(a.users[0], signup, "trial", PLANS[plan][0], PLANS[plan][1] * a.seats, ends)
+        a.trial = (signup, ends, plan)
         if rng.random() >= 0.65:
             a.stmt(a.users[0], ends, "cancelled", PLANS[plan][0], 0)
             return _Trial(ends, False)
@@ -261,6 +265,39 @@ def _trial_activity(rng: random.Random, users: list[str], account_id: str, churn
     return out
 
 
+def _everyone_cancelled_ms(activity: list[Event]) -> int | None:
+    """When the last user of an account with activity sent ``cancel``, if every such user did
+    (their cancel is their last event: the quitter persona); None otherwise."""
+    users = {e.user_id for e in activity}
+    cancels = {e.user_id: e.ts_ms for e in activity if e.type == "cancel"}
+    return max(cancels.values()) if users and set(cancels) == users else None
+
+
+def _cancelled_by_users(rng_state: object, account_id: str, users: list[str], end_ms: int, signup: int, churny: bool,
+                        cut_ms: int) -> _Account | None:
+    """The account's billing timeline when its users cancel everything at ``cut_ms``: the same
+    timeline up to then (drawn again from the same state of its generator, so every statement
+    before is the same event), then the subscription in force cancelled at that instant, nothing
+    after. None when nothing is in force then (already cancelled: the timeline stays as it was).
+
+    Why: a single-user account whose only user sent ``cancel`` kept paying (QA 2026-12-02: 5 of the
+    10 cancelling users of 300 accounts, seed 7, e.g. acct0104 "cancelled 14 days ago" with MRR
+    49.99 and the MRR truth counting it), which no billing system does; a user's cancel while
+    others of the account stay is a seat leaving, and the plan goes on."""
+    rng = random.Random()
+    rng.setstate(rng_state)  # type: ignore[arg-type]
+    a = _Account(rng, account_id, users, cut_ms)
+    _run_account(a, signup, churny)
+    a.end_ms = end_ms
+    if a.mrr > 0:
+        a.cancel_all(cut_ms)
+    elif a.trial is not None and a.trial[0] <= cut_ms < a.trial[1]:
+        a.stmt(a.users[0], cut_ms, "cancelled", PLANS[a.trial[2]][0], 0)
+    else:
+        return None
+    return a
+
+
 def generate_accounts(seed: int, n_accounts: int, start_ms: int, days: int) -> AccountSim:
     """Events (activity and subscriptions) of ``n_accounts`` accounts over ``days`` from ``start_ms``."""
     if n_accounts < 0:
@@ -280,14 +317,19 @@ def generate_accounts(seed: int, n_accounts: int, start_ms: int, days: int) -> A
         users = [f"{account_id}-u{j}" for j in range(1 + min(5, int(rng.expovariate(1 / 1.5))))]
         signup = start_ms + int(rng.random() * 0.7 * days * DAY_MS)
         churny = rng.random() < 0.35
+        billing_rng = rng.getstate()
         a = _Account(rng, account_id, users, end_ms)
         trial = _run_account(a, signup, churny)
-        events.extend(a.events)
         if trial is None:
-            events.extend(_activity(rng, users, account_id, churny, signup, end_ms, user_truth))
+            activity = _activity(rng, users, account_id, churny, signup, end_ms, user_truth)
         else:  # from a generator of its own: the account's (billing, other accounts) draws stay as they were
             trial_rng = random.Random(f"churnwatch-trial:{seed}:{i}")
-            events.extend(_trial_activity(trial_rng, users, account_id, churny, signup, trial, end_ms, user_truth))
+            activity = _trial_activity(trial_rng, users, account_id, churny, signup, trial, end_ms, user_truth)
+        cut = _everyone_cancelled_ms(activity)
+        if cut is not None:  # its users cancelled: so does its subscription
+            a = _cancelled_by_users(billing_rng, account_id, users, end_ms, signup, churny, cut) or a
+        events.extend(a.events)
+        events.extend(activity)
         movements.extend(a.movements)
     events.sort(key=lambda e: (e.ts_ms, e.event_id))
     movements.sort(key=lambda m: (m.ts_ms, m.account_id))

@@ -17,7 +17,7 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Downgrade, Member, hours_left, rollup
+from models.account_health import ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, rollup
 from models.engine import alert_id
 from models.revenue import AccountState
 from streams.worker.alert_log import EXTRAS_FIELD
@@ -84,15 +84,21 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     An account whose subscription goes while its at-risk alert is open gets ``account_churned``
     too, once: a lost logo is news to the CRM (win-back work, the MRR gone) even when its decline
     was announced; before, the open alert swallowed it, so whether the CRM heard of the churn
-    depended on whether the members' silence reached the account before the cancellation did."""
+    depended on whether the members' silence reached the account before the cancellation did.
+
+    A trial cancelled without ever paying (stage ``trial_lost``) is no churn and nobody to save:
+    it opens no alert (QA 2026-12-02: such trials got ``account_at_risk`` weeks after they ended,
+    as their users fell silent); an at-risk alert open when it is lost (a trial ending unused)
+    ends as a customer's would, with ``account_churned`` (stage ``trial_lost``, MRR 0), so the
+    CRM's open case is closed."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
     kind = None
-    if not since and r.risk >= ACCOUNT_AT_RISK:
+    if not since and r.risk >= ACCOUNT_AT_RISK and r.stage != "trial_lost":
         kind = "account_churned" if r.stage == "churned" else "account_at_risk"
         acc.extras["at_risk_since_ms"] = now_ms
-    elif since and r.stage == "churned" and not churned:
+    elif since and r.stage in GONE_STAGES and not churned:
         kind = "account_churned"
     elif since and r.risk < RECOVERED_BELOW:
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0

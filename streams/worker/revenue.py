@@ -38,7 +38,7 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import ACCOUNT_AT_RISK, AccountRollup, Member, silence_risk, silent_counts
+from models.account_health import ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Member, silence_risk, silent_counts
 from models.events import Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
@@ -541,7 +541,8 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
     members = list(acc.members.values())
     seen_s = sorted(m.last_seen_s for m in members)
     latest_seen_ms = seen_s[-1] * 1000 if seen_s else 0
-    churned = account_rollup(acc.state, acc.extras, [], 0, seen).stage == "churned"  # the subscription's: no copy, no change
+    gone = account_rollup(acc.state, acc.extras, [], 0, seen).stage  # the subscription's: no copy, no change
+    gone = gone if gone in GONE_STAGES else ""
     i = 0
     while True:
         seen = _seen_ms(acc)
@@ -556,20 +557,23 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
         j = bisect.bisect_left(dues, min(stop, other or stop), i)
         if latest_seen_ms > dues[i] and usage_counts(acc.state, dues[i], dues[j - 1]):
             j = i + 1  # a member seen later keeps its activity until then: usage may rise, review each
-        first = j if _quiet(acc, seen_s, churned, dues[i], dues[j - 1]) else _first_alerting(acc, members, dues, i, j)
+        first = j if _quiet(acc, seen_s, gone, dues[i], dues[j - 1]) else _first_alerting(acc, members, dues, i, j)
         if first < j:
             _decide(account, acc, dues[first], out)
         else:
             acc.extras["seen_ms"] = dues[j - 1]
 
 
-def _quiet(acc: AccountWork, seen_s: list[int], churned: bool, lo_ms: int, hi_ms: int) -> bool:
+def _quiet(acc: AccountWork, seen_s: list[int], gone: str, lo_ms: int, hi_ms: int) -> bool:
     """Whether no review between ``lo_ms`` and ``hi_ms`` (risk non-decreasing) can alert, told from
     the users' part of the risk alone (``silent_counts``, no pass over the members): with an alert
     open, that part alone keeps the risk above the close at ``lo_ms``; with none, no billing term
-    can count and that part stays below the threshold at ``hi_ms``. A margin covers rounding."""
-    if churned:
-        return bool(acc.extras.get("at_risk_since_ms")) and bool(churn_announced_ms(acc.extras))
+    can count and that part stays below the threshold at ``hi_ms``. A margin covers rounding.
+    ``gone``: the account's stage when its subscription is gone (``GONE_STAGES``), else "": then
+    only the announcement of an open alert's end is left to send (a lost trial opens none)."""
+    if gone:
+        since, told = bool(acc.extras.get("at_risk_since_ms")), bool(churn_announced_ms(acc.extras))
+        return since and told if gone == "churned" else not since or told
     if acc.extras.get("at_risk_since_ms"):
         return silence_risk(*silent_counts(seen_s, lo_ms // 1000)) >= RECOVERED_BELOW + _MARGIN
     if acc.state.subs and acc.state.get().past_due_since_ms or usage_counts(acc.state, lo_ms, hi_ms):
@@ -589,9 +593,10 @@ def _first_alerting(acc: AccountWork, members: list[Member], dues: list[int], i:
 
     if acc.extras.get("at_risk_since_ms"):
         r = rollup_at(dues[i])
-        churns = r.stage == "churned" and not churn_announced_ms(acc.extras)
+        churns = r.stage in GONE_STAGES and not churn_announced_ms(acc.extras)
         return i if churns or r.risk < RECOVERED_BELOW else j
-    if rollup_at(dues[j - 1]).risk < ACCOUNT_AT_RISK:
+    last = rollup_at(dues[j - 1])
+    if last.risk < ACCOUNT_AT_RISK or last.stage == "trial_lost":
         return j
     lo, hi = i, j - 1  # the risk reaches the threshold at dues[hi]
     while lo < hi:
