@@ -17,12 +17,11 @@ relies on to find the next threshold crossing by bisection.
 from __future__ import annotations
 
 import math
-from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Final
 
 from models._native import init_args
-from models.state import DAY_S, UserState, purchase_summary
+from models.state import DAY_S, UserState, purchase_summary, slot_lists
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
@@ -54,7 +53,6 @@ _INV_DAY: Final[float] = 1.0 / DAY_S
 #: math.expm1 held once: mypyc has no primitive for it and looked it up on the math module at
 #: every call (three per scoring); the same function, the same numbers.
 _EXPM1: Final[Callable[[float], float]] = math.expm1
-_TOLIST: Final[Callable[[array], list[float]]] = array.tolist
 #: A purchase counts as "used" in the reasons while its share of breadth, exp(-days / 28), is a
 #: third or more, as a slot's n / (1 + n) is from n = 0.5.
 _PURCHASE_USED_DAYS: Final[float] = 28.0 * math.log(3.0)
@@ -284,15 +282,8 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
     behind = ((now_s if now_s > st.last_seen_s else st.last_seen_s) - st.slots_at_s) * _INV_DAY  # models.state._add_to_slot
     g7, g28 = math.exp(-behind / 7.0), math.exp(-behind / 28.0)
     n_slots = c.vocabulary.n_slots
-    if len(st.slot_7d) == n_slots:
-        # over tolist()'s list, not the array: mypyc walks a list in place, an array through its
-        # iterator (a call per item); typed list[float], so each product is a native multiply
-        # (not the generic one), and none at all where the slots are kept at this very second
-        # (n * 1.0 is n, bit for bit)
-        l7 = _TOLIST(st.slot_7d)  # array.tolist, held once (models.state: a method lookup saved)
-        l28 = _TOLIST(st.slot_28d)
-        slot_7d = l7 if g7 == 1.0 else [n * g7 for n in l7]
-        slot_28d = l28 if g28 == 1.0 else [n * g28 for n in l28]
+    if len(st.slot_counts) == 8 * n_slots:
+        slot_7d, slot_28d = slot_lists(st, g7, g28)  # none multiplied where the slots are kept at this very second
         negative = st.negative_28d * g28
     else:
         # Slots of another vocabulary (a state kept under another model, or one whose only
