@@ -221,10 +221,17 @@ def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, c
     Takes the compiled model its callers already hold (``model.compiled`` is a generic attribute
     lookup on the Python class ChurnModel, twice per review)."""
     breadth = 0.0
-    for i in c.kinds:
-        n = slot_28d[i]
-        if n > 0.0:
-            breadth += n / (1.0 + n)
+    if c.kinds_all and len(slot_28d) == len(c.kinds):
+        # the kinds are the slots 0, 1, ... n - 1: the list walked in place, the same sum in the
+        # same order (an index read per kind was a tuple item, a list item and a check each)
+        for n in slot_28d:
+            if n > 0.0:
+                breadth += n / (1.0 + n)
+    else:
+        for i in c.kinds:
+            n = slot_28d[i]
+            if n > 0.0:
+                breadth += n / (1.0 + n)
     if n_purchases > 0 and c.purchase_kind:
         breadth += math.exp(-purchase_silence / 28.0)
     return breadth / c.n_kinds
