@@ -546,6 +546,11 @@ def slot_lists(st: UserState, g7: float, g28: float) -> tuple[list[float], list[
     return (l7 if g7 == 1.0 else [n * g7 for n in l7]), (l28 if g28 == 1.0 else [n * g28 for n in l28])
 
 
+#: 0.0 for each of the most slots a record holds (its slot count is a byte; a vocabulary has at
+#: most 16): :func:`_slot_list`'s lists start as a slice of it (never changed).
+_ZEROS: Final[list[float]] = [0.0] * 256
+
+
 def _slot_list(b: bytes, at: i64, n: i64, g: float) -> list[float]:
     """:func:`slot_lists`' list of the ``n`` float32 counts at byte ``at`` of ``b``, times ``g``,
     as the compiled core makes it: one shared 0.0 stands for every count whose bits are zero
@@ -553,7 +558,8 @@ def _slot_list(b: bytes, at: i64, n: i64, g: float) -> list[float]:
     the product gives there too while ``g`` is finite and positive (a decay factor is, but for
     an underflow to 0.0: ``math.exp`` raises rather than overflow; 0.0 * -0.0 is -0.0); the
     indices native ints (mypyc's tagged ints cost a check per operation)."""
-    out = [0.0] * n
+    # one slice (``[0.0] * n`` made a one-item list first, then the repeat)
+    out = _ZEROS[:n] if n <= 256 else [0.0] * n
     same = g == 1.0
     zeros = g > 0.0 and g - g == 0.0  # 0.0 * g is 0.0
     i: i64 = 0

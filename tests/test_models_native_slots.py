@@ -165,6 +165,17 @@ def test_slot_lists_are_the_reference(case: tuple[dict[str, Any], int, int], g7:
     assert [_bits(v) for v in state_module.slot_lists(_state(state_module, kw), g7, g28)] == want
 
 
+def test_slot_lists_of_more_slots_than_a_record_holds() -> None:
+    """Past the 256 zeros the compiled lists start from (a state kept in memory only): every slot."""
+    counts = [0.0] * 299 + [2.0]
+    for module in _STATES:
+        b = module.UserState(slot_7d=counts, slot_28d=counts).slot_counts
+        assert (module._slot_list(b, 0, 300, 1.0), module._slot_list(b, 1200, 300, 0.5)) == (counts, [n * 0.5 for n in counts])
+    for module in (state_module, PURE["state"]):
+        s7, s28 = module.slot_lists(module.UserState(slot_7d=counts, slot_28d=counts), 1.0, 0.5)
+        assert (s7, s28) == (counts, [n * 0.5 for n in counts])
+
+
 @st.composite
 def event_lists(draw: st.DrawFn) -> list[Event]:
     """0-12 events of one user, times and ids often equal (ties), in any order or already sorted."""
