@@ -56,6 +56,9 @@ class CompiledModel:
     kinds: tuple[int, ...]
     purchase_kind: bool
     n_kinds: int
+    # Whether ``kinds`` is every slot in slot order (no ``kinds`` declared, or all of them): the
+    # breadth then walks the slot list itself (models.signals._breadth), not an index per kind.
+    kinds_all: bool
     # Whether the logistic part weighs ``cooling`` (1 - P(alive)): the only feature that reads
     # P(alive). Without it P(leaves | alive) needs no P(alive), and the save-list bound, which
     # asks only for that part at the next review (models.ranking), skips the BG/NBD evaluations.
@@ -116,6 +119,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         kinds=kinds,
         purchase_kind=purchase_kind,
         n_kinds=len(kinds) + (1 if purchase_kind else 0),
+        kinds_all=kinds == tuple(range(len(kinds))),
         reads_alive=weights[COOLING] != 0.0,
         new_days=float(model.new_days),
         dormant_days=float(model.dormant_days),

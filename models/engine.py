@@ -173,6 +173,7 @@ def advance(
     model: ChurnModel,
     period_ms: int = 0,
     marks: list[Mark] | None = None,
+    c: CompiledModel | None = None,
 ) -> Outcome:
     """Apply ``events`` (any order) and every review due strictly before ``until_ms``.
 
@@ -197,10 +198,14 @@ def advance(
     member copies' states (streams.worker.members), instead of a second ``advance`` per period.
     A mark of the period the list already ends with replaces it (a caller splitting its
     events into several calls, models.weekly).
+    ``c``: ``model.compiled`` where the caller holds it (a generic attribute lookup of the Python
+    ChurnModel, ~160 instructions: once per call here, handed to each review).
     """
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
-    vocabulary = model.compiled.vocabulary
+    if c is None:
+        c = model.compiled
+    vocabulary = c.vocabulary
     period = -1  # of the last event, while marking
     for ev in _in_order(events):
         if marks is not None and period_ms > 0:
@@ -211,7 +216,7 @@ def advance(
                 period = p
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s < _ceil_s(ev.ts_ms):  # next_review_s * 1000 < ts_ms; mostly not: skip the call
-            _run_due_reviews(user_id, st, ev.ts_ms, model, out)
+            _run_due_reviews(user_id, st, ev.ts_ms, model, out, c)
         role = vocabulary.lookup(ev.type)[1]
         if role == SUBSCRIPTION:  # a billing statement, not usage (models.revenue keeps the rest)
             before = st.period_end_day
@@ -222,7 +227,7 @@ def advance(
                 # open at-risk as recovered and one that brings it in can open one
                 out.review = None
                 if st.n_events:
-                    _review(user_id, st, ts_s, model, out)
+                    _review(user_id, st, ts_s, model, out, c)
             continue
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
         apply_event(st, ev, vocabulary)
@@ -230,10 +235,10 @@ def advance(
         # While an at-risk alert is open every event is a review point: activity later the same
         # day can bring the risk under risk_exit, and silence never would (models.risk).
         if new_day or st.at_risk_since_s or role != ACTIVITY:
-            _review(user_id, st, ts_s, model, out)
+            _review(user_id, st, ts_s, model, out, c)
     if marks is not None and period >= 0:
         _mark(marks, period, st, out.review)
-    _run_due_reviews(user_id, st, until_ms, model, out)
+    _run_due_reviews(user_id, st, until_ms, model, out, c)
     out.expire = _expired(st, until_ms // 1000, model)
     return out
 
@@ -283,21 +288,21 @@ def _ceil_s(ms: int) -> int:
     return (ms + 999) // 1000
 
 
-def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome) -> None:
+def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome,
+                     c: CompiledModel) -> None:
     # Bounded: each review moves next_review_s strictly forward, to the next threshold crossing
     # or at most review_interval later (see _next_review); a churned user is reviewed once more
     # at its expiry, then next_review_s = 0 and it costs nothing.
     before_s = _ceil_s(before_ms)  # next_review_s * 1000 < before_ms <=> next_review_s < before_s
     while st.n_events and 0 < st.next_review_s < before_s:
-        _review(user_id, st, st.next_review_s, model, out)
+        _review(user_id, st, st.next_review_s, model, out, c)
 
 
-def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome) -> None:
+def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome, c: CompiledModel) -> None:
     # Decide on alerts from the cheap assessment; build the full scores (health, reasons, ...)
     # only when an alert carries them, from the state as it was before this review changed it.
-    # The compiled model once, handed down: ``model.compiled`` is a generic attribute lookup of
-    # the (Python) ChurnModel, ~160 instructions, once per function that read it before.
-    c = model.compiled
+    # The compiled model ``c`` (advance's), handed down: ``model.compiled`` is a generic attribute
+    # lookup of the (Python) ChurnModel, ~160 instructions, once per function that read it before.
     a = assess(st, now_s, model, c)
     new_stage = _STAGE_INDEX[a.stage]  # STAGES.index(a.stage) (a method call: a generic one in the compiled core)
     stage_changed = new_stage != st.stage or st.stage_since_s == 0
@@ -376,7 +381,7 @@ def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | 
         return False
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
     if now_s < gate <= now_s + int(c.quiet_days * DAY_S):
-        return SilentRisk(a, model).at(gate) <= c.risk_exit
+        return SilentRisk(a, model, c).at(gate) <= c.risk_exit
     return True
 
 
@@ -439,13 +444,13 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
         if due > now_s:  # a repeat buyer on schedule: nothing opens before the next order is due
             if due >= nxt:
                 return nxt
-            look = SilentRisk(a, model)  # its .at called directly (a bound method is a generic call)
+            look = SilentRisk(a, model, c)  # its .at called directly (a bound method is a generic call)
             r_due = look.at(due)
             if r_due >= enter:
                 return due
             lo, r_lo = due, r_due
         elif a.risk < enter:
-            look = SilentRisk(a, model)  # its .at called directly (a bound method is a generic call)
+            look = SilentRisk(a, model, c)  # its .at called directly (a bound method is a generic call)
             lo, r_lo = now_s, a.risk
         else:
             return nxt

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Final, Iterable, Literal
 
 from models.lifecycle import LAPSED, REACHABLE
-from models.compiled import slot_labels
+from models.compiled import CompiledModel, slot_labels
 from models.model import ChurnModel
 from models.signals import Signals, compute_signals
 from models.risk import leave_probability, savable
@@ -199,15 +199,16 @@ def save_bound(st: UserState, model: ChurnModel) -> float:
     return savable(p0, leave_probability(sig, p1, st.revenue, model))
 
 
-def save_bound_after(a: Assessment, st: UserState, model: ChurnModel) -> float:
+def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: CompiledModel | None = None) -> float:
     """:func:`save_bound` from the assessment of the review that left ``st`` (nothing changed the
     state after it: ``models.engine.Outcome.review``), without scoring the user again: that
     review's P(alive) times the P(leaves | alive) its signals reach in silence at the next review
     (models.scoring.SilentRisk, mostly remembered from the engine's last look ahead), equal to
-    :func:`save_bound` up to float rounding (the index's scores round up past it)."""
+    :func:`save_bound` up to float rounding (the index's scores round up past it). ``c``:
+    ``model.compiled`` where the caller holds it."""
     if st.next_review_s <= 0:
         return 1.0
-    return savable(a.p_stay, SilentRisk(a, model).leave_at(max(st.next_review_s, st.last_seen_s)))
+    return savable(a.p_stay, SilentRisk(a, model, c).leave_at(max(st.next_review_s, st.last_seen_s)))
 
 
 def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:

@@ -201,11 +201,13 @@ class SilentRisk:
     paid period and move ``now_s``, so the exit gate opens at the same second as in
     :func:`risk_at` (models.risk.exit_open)."""
 
-    __slots__ = ("_a", "_model")
+    __slots__ = ("_a", "_model", "_c")
 
-    def __init__(self, a: Assessment, model: ChurnModel) -> None:
+    def __init__(self, a: Assessment, model: ChurnModel, c: CompiledModel | None = None) -> None:
         self._a = a
         self._model = model
+        # ``model.compiled`` (a generic attribute lookup of the Python ChurnModel), or the caller's
+        self._c = model.compiled if c is None else c
 
     def at(self, t_s: int) -> float:
         """Risk at ``t_s`` if the user stays silent until then (the last time asked is remembered
@@ -232,7 +234,7 @@ class SilentRisk:
         extra = (t_s - a.signals.now_s) / DAY_S
         if extra <= 0.0:
             return a.leave
-        c = model.compiled
+        c = self._c
         if c.reads_alive:
             self._look(t_s, extra)
             return a._silent_l
@@ -244,7 +246,7 @@ class SilentRisk:
         """Evaluate both parts ``extra`` days of silence after the assessment and remember them."""
         a = self._a
         model = self._model
-        c = model.compiled
+        c = self._c
         p, _ = stay_after(a.signals, extra, model, c)
         # the vector of silent_after's signals, reading only the weighed features (the revenue one
         # from the assessment's revenue: silence leaves it)

@@ -17,12 +17,11 @@ relies on to find the next threshold crossing by bisection.
 from __future__ import annotations
 
 import math
-from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Final
 
 from models._native import init_args
-from models.state import DAY_S, UserState, purchase_summary
+from models.state import DAY_S, UserState, purchase_summary, slot_lists
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
@@ -54,7 +53,6 @@ _INV_DAY: Final[float] = 1.0 / DAY_S
 #: math.expm1 held once: mypyc has no primitive for it and looked it up on the math module at
 #: every call (three per scoring); the same function, the same numbers.
 _EXPM1: Final[Callable[[float], float]] = math.expm1
-_TOLIST: Final[Callable[[array], list[float]]] = array.tolist
 #: A purchase counts as "used" in the reasons while its share of breadth, exp(-days / 28), is a
 #: third or more, as a slot's n / (1 + n) is from n = 0.5.
 _PURCHASE_USED_DAYS: Final[float] = 28.0 * math.log(3.0)
@@ -223,10 +221,17 @@ def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, c
     Takes the compiled model its callers already hold (``model.compiled`` is a generic attribute
     lookup on the Python class ChurnModel, twice per review)."""
     breadth = 0.0
-    for i in c.kinds:
-        n = slot_28d[i]
-        if n > 0.0:
-            breadth += n / (1.0 + n)
+    if c.kinds_all and len(slot_28d) == len(c.kinds):
+        # the kinds are the slots 0, 1, ... n - 1: the list walked in place, the same sum in the
+        # same order (an index read per kind was a tuple item, a list item and a check each)
+        for n in slot_28d:
+            if n > 0.0:
+                breadth += n / (1.0 + n)
+    else:
+        for i in c.kinds:
+            n = slot_28d[i]
+            if n > 0.0:
+                breadth += n / (1.0 + n)
     if n_purchases > 0 and c.purchase_kind:
         breadth += math.exp(-purchase_silence / 28.0)
     return breadth / c.n_kinds
@@ -284,15 +289,8 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
     behind = ((now_s if now_s > st.last_seen_s else st.last_seen_s) - st.slots_at_s) * _INV_DAY  # models.state._add_to_slot
     g7, g28 = math.exp(-behind / 7.0), math.exp(-behind / 28.0)
     n_slots = c.vocabulary.n_slots
-    if len(st.slot_7d) == n_slots:
-        # over tolist()'s list, not the array: mypyc walks a list in place, an array through its
-        # iterator (a call per item); typed list[float], so each product is a native multiply
-        # (not the generic one), and none at all where the slots are kept at this very second
-        # (n * 1.0 is n, bit for bit)
-        l7 = _TOLIST(st.slot_7d)  # array.tolist, held once (models.state: a method lookup saved)
-        l28 = _TOLIST(st.slot_28d)
-        slot_7d = l7 if g7 == 1.0 else [n * g7 for n in l7]
-        slot_28d = l28 if g28 == 1.0 else [n * g28 for n in l28]
+    if len(st.slot_counts) == 8 * n_slots:
+        slot_7d, slot_28d = slot_lists(st, g7, g28)  # none multiplied where the slots are kept at this very second
         negative = st.negative_28d * g28
     else:
         # Slots of another vocabulary (a state kept under another model, or one whose only

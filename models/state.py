@@ -13,8 +13,9 @@ a day only where the state can tell the day is new.
 Times are whole epoch seconds (uint32 in Redis) to keep the record small; events carry ms.
 
 The counters are float32 *in memory too* (every update is rounded to the nearest float32, the
-per-type ones live in ``array('f')``): the record then round-trips exactly, so a state that
-went through Redis between two batches is bit for bit the state the backtest keeps in memory.
+per-type ones are kept as the record's own float32 bytes, ``UserState.slot_counts``): the record
+then round-trips exactly, so a state that went through Redis between two batches is bit for bit
+the state the backtest keeps in memory.
 Per type (models.vocabulary: the product's tracked names, or hashed kinds) the state keeps a
 7-day and a 4-week counter: 8 bytes a type. Negative feedback (the ``negative`` role) has a
 4-week counter of its own, kept with the per-type ones (the risk reads its 4-week share), and a
@@ -39,8 +40,8 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from dataclasses import dataclass, field
-from typing import Any, Callable, Final, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Final, Literal, Sequence
 
 try:  # mypyc's runtime library: the compiled core's record write and read (see _COMPILED below)
     from librt.strings import BytesWriter, read_f32_le, read_f64_le, read_i16_le, read_i32_le, write_f32_le, write_f64_le, write_i16_le, write_i32_le
@@ -48,6 +49,9 @@ except ImportError:  # the pure Python runs without it (the struct); the compile
     pass
 
 from models._native import init_args
+
+if TYPE_CHECKING:  # mypyc's native 64-bit int, for the compiled loops' indices (a plain int when run as Python)
+    from mypy_extensions import i64
 from models.events import Event
 from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, NEGATIVE, PURCHASE, SUBSCRIPTION, Vocabulary
 
@@ -64,6 +68,7 @@ __all__ = [
     "f32",
     "period_end_day",
     "purchase_summary",
+    "slot_lists",
 ]
 
 DAY_S: Final[int] = 86_400
@@ -129,14 +134,8 @@ _TWO_M62: Final[float] = 1.0 / 4611686018427387904.0  # 2 ** -62
 _F32_OVERFLOW: Final[float] = 340282356779733661637539395458142568448.0
 
 
-#: An empty float32 array: ``slots + _NO_SLOTS`` copies ``slots`` (UserState.copy) without the
-#: slice object and index parsing of ``slots[:]`` (never mutated).
-_NO_SLOTS: Final[array] = array("f")
-#: The array methods the hot path calls, held once: ``a.tolist()`` in the compiled core is a
-#: method lookup on the type and then the call (~115 instructions more than calling the function
-#: itself, a few times a record). The same functions, the same results.
-_FROMBYTES: Final[Callable[[array, bytes], None]] = array.frombytes
-_TOBYTES: Final[Callable[[array], bytes]] = array.tobytes
+#: ``array.tolist``, held once: ``a.tolist()`` in the compiled core is a method lookup on the type
+#: and then the call (~115 instructions more than calling the function itself).
 _TOLIST: Final[Callable[[array], list[float]]] = array.tolist
 
 
@@ -174,13 +173,13 @@ def _f32_normal(x: float, a: float) -> float:
     return (x + c) - c
 
 
-#: One float32 zero: ``_ZERO * n`` is a new array of n zeros (a repeat: no argument parsing, no
-#: bytes object made first, a fifth of what ``array("f", bytes(4 * n))`` cost a new user).
-_ZERO: Final[array] = array("f", [0.0])
+def _zeros(n: int) -> bytes:
+    """The slot counts of ``n`` slots that were never used (float32 zeros are zero bytes)."""
+    return bytes(8 * n)
 
 
-def _zeros(n: int) -> array:
-    return _ZERO * n
+#: The slot counts of a new state of the default vocabulary (bytes are immutable: shared).
+_NEW_SLOTS: Final[bytes] = _zeros(DEFAULT_VOCABULARY.n_slots)
 
 
 @dataclass(slots=True)
@@ -211,9 +210,14 @@ class UserState:
     gap_ewma_days: float = 0.0
     alert_risk: float = 0.0  # risk when the last at-risk alert closed (the flap guard's reference)
     stage: int = 0  # index into STAGES
-    # Per slot (models.vocabulary), at slots_at_s: 7-day and 4-week decayed counts.
-    slot_7d: array = field(default_factory=lambda: _zeros(DEFAULT_VOCABULARY.n_slots))
-    slot_28d: array = field(default_factory=lambda: _zeros(DEFAULT_VOCABULARY.n_slots))
+    # Per slot (models.vocabulary), at slots_at_s: 7-day and 4-week decayed counts, as the
+    # record keeps them: n float32s (little-endian) of the 7-day counts, then n of the 4-week
+    # ones. Why bytes and not two array('f'): immutable, so a copy of the state shares them, and
+    # a record read takes them as one slice, written back with one copy; the compiled core reads
+    # and writes them with librt's fixed-width reads and writes (inline C; an array item was a
+    # generic call, a store ~360 instructions), the pure Python through a float32 memoryview
+    # (:func:`_counts`). ``slot_7d``/``slot_28d`` read them as arrays.
+    slot_counts: bytes = _NEW_SLOTS
     # Negative feedback (models.vocabulary NEGATIVE), at slots_at_s like the slots: bit i set when
     # the role's i-th name was used since the count was last ~0, and the 4-week decayed count.
     negative_names: int = 0
@@ -245,11 +249,12 @@ class UserState:
         gap_ewma_days: float = 0.0,
         alert_risk: float = 0.0,
         stage: int = 0,
-        slot_7d: array | None = None,
-        slot_28d: array | None = None,
+        slot_counts: bytes | None = None,
         negative_names: int = 0,
         negative_28d: float = 0.0,
         period_end_day: int = 0,
+        slot_7d: Sequence[float] | None = None,
+        slot_28d: Sequence[float] | None = None,
     ) -> None:
         # Written out, not generated by @dataclass: mypyc compiles this one (the generated one runs as Python).
         self.first_seen_s = first_seen_s
@@ -273,8 +278,20 @@ class UserState:
         self.gap_ewma_days = gap_ewma_days
         self.alert_risk = alert_risk
         self.stage = stage
-        self.slot_7d = _zeros(DEFAULT_VOCABULARY.n_slots) if slot_7d is None else slot_7d
-        self.slot_28d = _zeros(DEFAULT_VOCABULARY.n_slots) if slot_28d is None else slot_28d
+        # the counts as their bytes, or as two lists of floats (each rounded to float32 as an
+        # array('f') stores it), or those of a new state
+        if slot_counts is not None:
+            if len(slot_counts) % 8 or slot_7d is not None or slot_28d is not None:
+                raise ValueError("slot_counts: 8 bytes a slot, and not with slot_7d/slot_28d")
+            self.slot_counts = slot_counts
+        elif slot_7d is not None or slot_28d is not None:
+            s7 = array("f", [] if slot_7d is None else slot_7d)
+            s28 = array("f", [] if slot_28d is None else slot_28d)
+            if len(s7) != len(s28):
+                raise ValueError(f"slot_7d and slot_28d of {len(s7)} and {len(s28)} slots: one count of each a slot")
+            self.slot_counts = s7.tobytes() + s28.tobytes()
+        else:
+            self.slot_counts = _NEW_SLOTS
         self.negative_names = negative_names
         self.negative_28d = negative_28d
         self.period_end_day = period_end_day
@@ -290,34 +307,47 @@ class UserState:
     def is_new(self) -> bool:
         return self.n_events == 0
 
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_counts) // 8
+
+    @property
+    def slot_7d(self) -> array:
+        """The 7-day counts per slot, as a new float32 array (reading them: the state keeps
+        ``slot_counts``, which this array does not write to)."""
+        return _counts(self.slot_counts)[0]
+
+    @property
+    def slot_28d(self) -> array:
+        """The 4-week counts per slot, as ``slot_7d``."""
+        return _counts(self.slot_counts)[1]
+
     def to_bytes(self) -> bytes:
         """The format-4 record (93 bytes + 8 per slot) while the end of the paid period is
         unknown, else format 5 (95 bytes + 8 per slot; module docstring)."""
-        if _COMPILED:  # the head written in C (module docstring of _COMPILED)
-            head = _write_head(self)
-            if head is not None:  # else a field out of its range: the struct below raises as the pure Python does
-                return b"".join((head, self.slot_7d, self.slot_28d))
+        if _COMPILED:  # the record written in C (module docstring of _COMPILED)
+            raw = _write_head(self, True)
+            if raw is not None:  # else a field out of its range: the struct below raises as the pure Python does
+                return raw
         if self.period_end_day:
             head = _PACK_V5(
-                _FORMAT_VERSION, self.stage, len(self.slot_7d),
+                _FORMAT_VERSION, self.stage, self.n_slots,
                 self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
                 self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
                 self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
                 self.act_7d, self.act_28d, self.act_90d, self.revenue, self.gap_ewma_days, self.alert_risk,
                 self.negative_names, self.negative_28d, self.period_end_day,
             )
-            return b"".join((head, self.slot_7d, self.slot_28d))
+            return head + self.slot_counts
         head = _PACK_V4(
-            4, self.stage, len(self.slot_7d),
+            4, self.stage, self.n_slots,
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
             self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
             self.act_7d, self.act_28d, self.act_90d, self.revenue, self.gap_ewma_days, self.alert_risk,
             self.negative_names, self.negative_28d,
         )
-        # bytes.join reads each array's buffer: one new bytes, no tobytes() call (a method
-        # lookup and a copy each) and no concatenation's intermediate copies
-        return b"".join((head, self.slot_7d, self.slot_28d))
+        return head + self.slot_counts
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserState":
@@ -338,27 +368,19 @@ class UserState:
             if len(raw) != size + 8 * n:
                 raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {size + 8 * n}")
             if _COMPILED and version >= 4:  # the head read in C, not through the struct (module docstring of _COMPILED)
-                # each slot list as a new empty array that takes its bytes (no argument parsing
-                # of array(), no slice object)
-                s7, s28 = _NO_SLOTS + _NO_SLOTS, _NO_SLOTS + _NO_SLOTS
-                _FROMBYTES(s7, raw[size:size + 4 * n])
-                _FROMBYTES(s28, raw[size + 4 * n:])
-                return _read_head(raw, version == 5, s7, s28)
+                return _read_head(raw, version == 5, size)
             v = unpack(raw)
             # UserState(...), not cls(...): the compiled core calls its constructor directly (a
-            # record is read for every user a cycle touches). One array from the bytes of both
-            # slot lists, then two slices of it: building an array from bytes parses its
-            # arguments (~1.5k instructions), slicing one copies memory (~0.3k).
-            both = array("f", raw[size:])
-            s7, s28 = both[:n], both[n:]
+            # record is read for every user a cycle touches). The slot counts are the record's tail.
+            counts = raw[size:]
             if version == 5:
                 return UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
-                                 v[17], v[18], v[19], v[20], v[21], v[22], v[1], s7, s28, v[23], v[24], v[25])
+                                 v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24], v[25])
             if version == 4:
                 return UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
-                                 v[17], v[18], v[19], v[20], v[21], v[22], v[1], s7, s28, v[23], v[24])
+                                 v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24])
             return UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
-                             v[17], v[18], v[19], v[20], v[21], v[22], v[1], s7, s28)
+                             v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts)
         if len(raw) == _STRUCT_V2.size and raw[0] == 2:
             v = _STRUCT_V2.unpack(raw)
             gap = v[22]
@@ -379,7 +401,7 @@ class UserState:
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
             self.slots_at_s, self.n_events, self.active_days, self.n_purchases, self.act_7d, self.act_28d, self.act_90d,
             self.revenue, self.gap_ewma_days, self.alert_risk, self.stage,
-            self.slot_7d + _NO_SLOTS, self.slot_28d + _NO_SLOTS,  # a new array each (cheaper than a slice)
+            self.slot_counts,  # bytes: shared, never written to (a change makes new ones)
             self.negative_names, self.negative_28d, self.period_end_day,
         )
 
@@ -401,14 +423,15 @@ def _put_u16(w: BytesWriter, x: int) -> None:
     write_i16_le(w, x - 0x10000 if x > 0x7FFF else x)
 
 
-def _write_head(s: UserState) -> bytes | None:
+def _write_head(s: UserState, counts: bool = False) -> bytes | None:
     """The head of ``s``'s record, the bytes ``_PACK_V4``/``_PACK_V5`` give (format 5 when the
-    end of the paid period is known), written by librt's ``BytesWriter`` (a native int or double
-    stored per field, nothing boxed; 256 bytes inside the writer, so no buffer to grow); None
+    end of the paid period is known), then with ``counts`` its slot counts (the whole record),
+    written by librt's ``BytesWriter`` (a native int or double stored per field, nothing boxed;
+    256 bytes inside the writer, so no buffer to grow up to 20 slots); None
     when a field is out of what its struct code holds (the caller's struct then raises the
     reference's error). The checks: an OR of the uint32s is negative or has a bit from 32 up
     exactly when one of them is out of range, the same for the bytes and the uint16s."""
-    n = len(s.slot_7d)
+    n = len(s.slot_counts) // 8
     if (s.first_seen_s | s.last_seen_s | s.first_purchase_s | s.last_purchase_s | s.cancelled_s | s.stage_since_s
             | s.at_risk_since_s | s.next_review_s | s.last_review_s | s.quiet_until_s | s.slots_at_s | s.n_events
             | s.active_days | s.n_purchases) >> 32 or (s.stage | n) >> 8 or (s.negative_names | s.period_end_day) >> 16:
@@ -444,6 +467,8 @@ def _write_head(s: UserState) -> bytes | None:
     write_f32_le(w, s.negative_28d)
     if s.period_end_day:
         _put_u16(w, s.period_end_day)
+    if counts:
+        w.write(s.slot_counts)
     return w.getvalue()
 
 
@@ -459,16 +484,16 @@ def _u16(raw: bytes, i: int) -> int:
     return v & 0xFFFF
 
 
-def _read_head(raw: bytes, v5: bool, s7: array, s28: array) -> UserState:
-    """The state of a format-4 (``v5`` False) or format-5 record whose size and slot count
-    ``UserState.from_bytes`` checked, with its slot arrays: the head field by field at its offset
+def _read_head(raw: bytes, v5: bool, size: int) -> UserState:
+    """The state of a format-4 (``v5`` False) or format-5 record whose head's ``size`` and slot
+    count ``UserState.from_bytes`` checked: the head field by field at its offset
     in ``_STRUCT`` (what ``_STRUCT_V4``/``_STRUCT`` unpack, value for value: librt's float reads
     are the same load and (double) conversion as the struct's)."""
     return UserState(
         _u32(raw, 3), _u32(raw, 7), _u32(raw, 11), _u32(raw, 15), _u32(raw, 19), _u32(raw, 23), _u32(raw, 27),
         _u32(raw, 31), _u32(raw, 35), _u32(raw, 39), _u32(raw, 43), _u32(raw, 47), _u32(raw, 51), _u32(raw, 55),
         read_f32_le(raw, 59), read_f32_le(raw, 63), read_f32_le(raw, 67), read_f64_le(raw, 71), read_f32_le(raw, 79),
-        read_f32_le(raw, 83), raw[1], s7, s28, _u16(raw, 87), read_f32_le(raw, 89), _u16(raw, 93) if v5 else 0,
+        read_f32_le(raw, 83), raw[1], raw[size:], _u16(raw, 87), read_f32_le(raw, 89), _u16(raw, 93) if v5 else 0,
     )
 
 
@@ -496,23 +521,69 @@ def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:
     return count * math.exp(-(now_s - since_s) / (tau_days * DAY_S))
 
 
+def _counts(b: bytes) -> tuple[array, array]:
+    """The 7-day and the 4-week counts of the slot counts ``b`` (``UserState.slot_counts``) as
+    two new float32 arrays: how the pure Python reads and changes them (an item store rounds to
+    float32 as C's (float) cast does, the record's rounding), then writes them back as bytes."""
+    n = len(b) // 8
+    s7, s28 = array("f"), array("f")
+    s7.frombytes(b[:4 * n])
+    s28.frombytes(b[4 * n:])
+    return s7, s28
+
+
+def slot_lists(st: UserState, g7: float, g28: float) -> tuple[list[float], list[float]]:
+    """The 7-day and the 4-week counts per slot as lists of floats, times ``g7`` and ``g28``
+    (not multiplied where a factor is 1.0: ``n * 1.0`` is ``n``, bit for bit): what
+    models.signals reads (lists: the compiled core walks a list in place, typed ``list[float]``
+    each product is a native multiply)."""
+    if _COMPILED:  # read by librt from the bytes, no arrays made (the same values: the same float-to-double load)
+        b = st.slot_counts
+        n: i64 = len(b) // 8
+        return _slot_list(b, 0, n, g7), _slot_list(b, 4 * n, n, g28)
+    s7, s28 = _counts(st.slot_counts)
+    l7, l28 = _TOLIST(s7), _TOLIST(s28)
+    return (l7 if g7 == 1.0 else [n * g7 for n in l7]), (l28 if g28 == 1.0 else [n * g28 for n in l28])
+
+
+#: 0.0 for each of the most slots a record holds (its slot count is a byte; a vocabulary has at
+#: most 16): :func:`_slot_list`'s lists start as a slice of it (never changed).
+_ZEROS: Final[list[float]] = [0.0] * 256
+
+
+def _slot_list(b: bytes, at: i64, n: i64, g: float) -> list[float]:
+    """:func:`slot_lists`' list of the ``n`` float32 counts at byte ``at`` of ``b``, times ``g``,
+    as the compiled core makes it: one shared 0.0 stands for every count whose bits are zero
+    (most slots are: a boxed float made and freed per slot was most of the cost), which is what
+    the product gives there too while ``g`` is finite and positive (a decay factor is, but for
+    an underflow to 0.0: ``math.exp`` raises rather than overflow; 0.0 * -0.0 is -0.0); the
+    indices native ints (mypyc's tagged ints cost a check per operation)."""
+    # one slice (``[0.0] * n`` made a one-item list first, then the repeat)
+    out = _ZEROS[:n] if n <= 256 else [0.0] * n
+    same = g == 1.0
+    zeros = g > 0.0 and g - g == 0.0  # 0.0 * g is 0.0
+    i: i64 = 0
+    while i < n:
+        if not zeros or read_i32_le(b, at + 4 * i) != 0:
+            out[i] = read_f32_le(b, at + 4 * i) if same else read_f32_le(b, at + 4 * i) * g
+        i += 1
+    return out
+
+
 def _slots_forward(state: UserState, ts: int) -> int:
     """Bring every per-slot and negative-feedback counter forward to ``ts`` when it is a day or
     more past ``slots_at_s`` (see :func:`_add_to_slot`); the seconds from the reference to ``ts``."""
     d = ts - state.slots_at_s
     if d >= DAY_S:
         f7, f28 = math.exp(-d / _TAU_7_S), math.exp(-d / _TAU_28_S)
-        s7, s28 = state.slot_7d, state.slot_28d
-        # the 4-week counts read through one tolist() (an array item read is a generic call,
-        # ~180 instructions, most slots are zero), as floats: native multiplies, not the generic
-        # in-place ones; only the non-zero slots are read and written back
-        l28 = _TOLIST(s28)
-        for i in range(len(l28)):
-            n28 = l28[i]
+        s7, s28 = _counts(state.slot_counts)
+        for i in range(len(s28)):
+            n28: float = s28[i]
             if n28 != 0.0:  # a zero stays zero (and the 7-day count is zero whenever the 4-week one is)
                 n7: float = s7[i]
                 s7[i] = n7 * f7
                 s28[i] = n28 * f28
+        state.slot_counts = s7.tobytes() + s28.tobytes()
         if state.negative_28d:
             state.negative_28d = f32(state.negative_28d * f28)
         state.slots_at_s = ts
@@ -538,11 +609,14 @@ def _add_to_slot(state: UserState, slot: int, ts: int) -> None:
     reference is less than a day behind), and only an event a day or more past the reference
     brings every slot forward to its time. So a busy user pays the decay of all slots once a
     day, not once per event; the order of the events still does not matter (module docstring)."""
-    if _COMPILED and ts - state.slots_at_s >= DAY_S:
-        _forward_and_add(state, slot, ts)  # the same numbers, fewer array item calls
+    if _COMPILED:  # the same numbers, written by librt (no arrays made)
+        if ts - state.slots_at_s >= DAY_S:
+            _forward_and_add(state, slot, ts)
+        else:
+            _add_within_day(state, slot, ts)
         return
-    s7, s28 = state.slot_7d, state.slot_28d
     d = _slots_forward(state, ts)
+    s7, s28 = _counts(state.slot_counts)
     n7: float = s7[slot]  # read as floats: a native add, not the generic in-place one
     n28: float = s28[slot]
     if d == 0:
@@ -551,41 +625,77 @@ def _add_to_slot(state: UserState, slot: int, ts: int) -> None:
     else:
         s7[slot] = n7 + math.exp(d / _TAU_7_S)
         s28[slot] = n28 + math.exp(d / _TAU_28_S)
+    state.slot_counts = s7.tobytes() + s28.tobytes()
 
 
 def _forward_and_add(state: UserState, slot: int, ts: int) -> None:
     """:func:`_add_to_slot` of an event a day or more past ``slots_at_s`` (every slot brought
     forward, then one added), as the compiled core runs it: the reference's numbers bit for bit
-    (tests/test_models_native.py compares both on random states), with fewer ``array('f')``
-    item calls, which are generic (a read ~180 instructions, a store ~360: it parses its
-    argument). The reference read every 4-week count through ``tolist()`` (~750, a boxed float
-    each) and stored the event's own slot twice, forwarded and then plus one. Here the 4-week
-    counts are read from one ``tobytes()`` by librt's ``read_f32_le`` (a load each), and the
-    event's slot is stored once per counter: its forwarded value rounded by :func:`f32`, which
-    is what the forward's store put on the float32 grid, then the sum stored (rounded by the
-    store, as the reference's is). A count the forward skips (4-week count zero) is not
-    multiplied here either."""
+    (tests/test_models_native_slots.py compares both on random states), the new counts written
+    in one pass by librt's ``BytesWriter`` from the old ones read by ``read_f32_le`` (a load
+    each; no arrays, whose item calls are generic: a read ~180 instructions, a store ~360).
+    ``write_f32_le`` stores a double as C's (float) cast, as an ``array('f')`` item store does;
+    a count the forward skips (4-week count zero) is copied bit for bit (``read_i32_le``: no
+    double in between), as the reference leaves it. The event's own slot is written once per
+    counter: its forwarded value rounded by :func:`f32` (what the forward's store put on the
+    float32 grid), plus one, rounded by the write."""
     d = ts - state.slots_at_s
     f7, f28 = math.exp(-d / _TAU_7_S), math.exp(-d / _TAU_28_S)
-    s7, s28 = state.slot_7d, state.slot_28d
-    b28 = _TOBYTES(s28)
-    for i in range(len(b28) // 4):
-        if i != slot:
-            m28 = read_f32_le(b28, 4 * i)
-            if m28 != 0.0:  # as _slots_forward: a zero stays zero
-                m7: float = s7[i]
-                s7[i] = m7 * f7
-                s28[i] = m28 * f28
-    n7: float = s7[slot]
-    n28 = read_f32_le(b28, 4 * slot)
-    if n28 != 0.0:
-        n7 = f32(n7 * f7)
-        n28 = f32(n28 * f28)
-    s7[slot] = n7 + 1.0
-    s28[slot] = n28 + 1.0
+    b = state.slot_counts
+    n: i64 = len(b) // 8
+    at: i64 = slot
+    w = BytesWriter()
+    i: i64 = 0
+    while i < n:  # the 7-day counts
+        m28 = read_f32_le(b, 4 * (n + i))
+        if i == at:
+            n7 = read_f32_le(b, 4 * i)
+            write_f32_le(w, (f32(n7 * f7) if m28 != 0.0 else n7) + 1.0)
+        elif m28 != 0.0:  # as _slots_forward: a zero stays zero
+            write_f32_le(w, read_f32_le(b, 4 * i) * f7)
+        else:
+            write_i32_le(w, read_i32_le(b, 4 * i))
+        i += 1
+    i = 0
+    while i < n:  # the 4-week counts
+        m28 = read_f32_le(b, 4 * (n + i))
+        if i == at:
+            write_f32_le(w, (f32(m28 * f28) if m28 != 0.0 else m28) + 1.0)
+        elif m28 != 0.0:
+            write_f32_le(w, m28 * f28)
+        else:
+            write_i32_le(w, read_i32_le(b, 4 * (n + i)))
+        i += 1
+    state.slot_counts = w.getvalue()
     if state.negative_28d:  # the rest of _slots_forward
         state.negative_28d = f32(state.negative_28d * f28)
     state.slots_at_s = ts
+
+
+def _add_within_day(state: UserState, slot: int, ts: int) -> None:
+    """:func:`_add_to_slot` of an event less than a day past ``slots_at_s`` (or before it: a
+    late one), as the compiled core runs it: the event's slot plus its weight in each counter,
+    written as :func:`_forward_and_add` writes (the other counts copied bit for bit); the
+    reference's numbers bit for bit (tests/test_models_native_slots.py)."""
+    d = ts - state.slots_at_s
+    if d == 0:
+        w7 = w28 = 1.0
+    else:
+        w7, w28 = math.exp(d / _TAU_7_S), math.exp(d / _TAU_28_S)
+    b = state.slot_counts
+    n: i64 = len(b) // 8
+    at: i64 = slot
+    w = BytesWriter()
+    i: i64 = 0
+    while i < 2 * n:
+        if i == at:
+            write_f32_le(w, read_f32_le(b, 4 * i) + w7)
+        elif i == n + at:
+            write_f32_le(w, read_f32_le(b, 4 * i) + w28)
+        else:
+            write_i32_le(w, read_i32_le(b, 4 * i))
+        i += 1
+    state.slot_counts = w.getvalue()
 
 
 def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> None:
@@ -610,9 +720,8 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
         if state.n_events == 0:
             state.first_seen_s = state.last_seen_s = ts
         return
-    if len(state.slot_7d) != vocabulary.n_slots:
-        state.slot_7d = _zeros(vocabulary.n_slots)
-        state.slot_28d = _zeros(vocabulary.n_slots)
+    if len(state.slot_counts) != 8 * vocabulary.n_slots:
+        state.slot_counts = _zeros(vocabulary.n_slots)
         state.slots_at_s = state.last_seen_s if state.n_events else ts
         state.negative_names, state.negative_28d = 0, 0.0  # kept with the slots
     # In order (the usual case) the event adds 1.0 to every counter; a late one what is left of it.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Final, Sequence
 
+from models.compiled import CompiledModel
 from models.engine import Alert, Mark, advance
 from models.events import Event
 from models.model import ChurnModel
@@ -42,7 +43,8 @@ Step = tuple[UserState | None, UserState | None, bytes | None, int, float | None
 
 
 def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel,
-                 review: Assessment | None, unchanged: float) -> tuple[float | None, float | None, float]:
+                 review: Assessment | None, unchanged: float,
+                 c: CompiledModel | None = None) -> tuple[float | None, float | None, float]:
     """The user's scores in the at-risk ranking and in the save-list index (``StateWrite.risk``,
     ``.reach``; models.ranking.index_score and save_bound): None where the user is not in it,
     ``unchanged`` where it was not there before either; and the risk of the open at-risk alert's
@@ -51,7 +53,8 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
     whose signals give the index's bound without scoring the user again (about 1.2 us a user),
     and the ranking's score and the risk exactly: that review assessed the user at
     ``st.last_review_s``, and a review changes none of what they read (only stage fields, which
-    they read just to say "dormant" or "churned", verdicts that do not depend on them)."""
+    they read just to say "dormant" or "churned", verdicts that do not depend on them).
+    ``c``: ``model.compiled`` where the caller holds it."""
     risk: float | None = None
     alert_risk = 0.0
     if st.at_risk_since_s:
@@ -61,7 +64,7 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
         risk = unchanged  # not in the ranking before either
     reach: float | None = None
     if on_save_list(st):
-        reach = save_bound(st, model) if review is None else save_bound_after(review, st, model)
+        reach = save_bound(st, model) if review is None else save_bound_after(review, st, model, c)
     elif old is not None and not on_save_list(old):
         reach = unchanged
     return risk, reach, alert_risk
@@ -91,14 +94,15 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
     if old is None and not events:  # a due entry without a state: clean it up
         return old, None, None, 0, None, None, 0.0, NO_POINTS, NO_ALERTS, False, False, error
     points = NO_POINTS
+    c = model.compiled  # once per user (a generic attribute lookup), handed to each part that reads it
     if history:  # advance(...) + the console's weekly points
-        outcome, points = advance_sampled(user_id, old, events, until_ms, model, period_ms, marks)
+        outcome, points = advance_sampled(user_id, old, events, until_ms, model, period_ms, marks, c)
     else:
-        outcome = advance(user_id, old, events, until_ms, model, period_ms, marks)
+        outcome = advance(user_id, old, events, until_ms, model, period_ms, marks, c)
     if outcome.expire:
         return old, None, None, 0, None, None, 0.0, points, outcome.alerts, True, False, error
     st = outcome.state
-    risk, reach, alert_risk = index_scores(old, st, until_ms, model, outcome.review, float(unchanged))
+    risk, reach, alert_risk = index_scores(old, st, until_ms, model, outcome.review, float(unchanged), c)
     due_s = unchanged if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
     return old, st, st.to_bytes(), due_s, risk, reach, alert_risk, points, outcome.alerts, False, False, error
 

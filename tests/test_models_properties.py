@@ -17,6 +17,7 @@ import inspect
 import math
 import random
 import re
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -137,9 +138,9 @@ def test_every_alert_tells_the_action_score_tells(events: list[Event], model: Ch
     told: list[tuple[str, str, str]] = []
     review = engine._review
 
-    def reviewed(user_id: str, st_: UserState, now_s: int, model_: ChurnModel, out: Outcome) -> None:
+    def reviewed(user_id: str, st_: UserState, now_s: int, model_: ChurnModel, out: Outcome, *rest: Any) -> None:
         n = len(out.alerts)
-        review(user_id, st_, now_s, model_, out)
+        review(user_id, st_, now_s, model_, out, *rest)  # rest: the compiled model advance hands down
         for a in out.alerts[n:]:  # scored on the state before the review; the flag is the one after it
             s = a.scores
             want = recommend(s.stage, s.health, s.temperature, st_.n_purchases > 0, model_, st_.at_risk_since_s != 0)
@@ -206,8 +207,8 @@ def _change_points(events: list[Event], until_ms: int, model: ChurnModel) -> lis
     points: list[tuple[int, UserState]] = []
     review, apply = engine._review, engine.apply_event
 
-    def reviewed(user_id: str, st_: UserState, now_s: int, model_: ChurnModel, out: Outcome) -> None:
-        review(user_id, st_, now_s, model_, out)
+    def reviewed(user_id: str, st_: UserState, now_s: int, model_: ChurnModel, out: Outcome, *rest: Any) -> None:
+        review(user_id, st_, now_s, model_, out, *rest)  # rest: the compiled model advance hands down
         points.append((now_s, st_.copy()))
 
     def applied(st_: UserState, ev: Event, *args: object) -> None:
