@@ -20,7 +20,7 @@ from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
 from models.vocabulary import ACTIVITY, SUBSCRIPTION
-from models.lifecycle import REACHABLE, next_change_s
+from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
@@ -310,7 +310,8 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model, c)
     closes = not opens and st.at_risk_since_s != 0 and _may_close(a, now_s, model, c)
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
-    # a stage for the worse, the recovery for recovered and a stage for the better.
+    # a stage for the worse, the recovery for recovered and a stage for the better; and no
+    # "recovered" carries a stage for the worse (_may_close).
     told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
     purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
     # Every alert of this review tells the action for the user as this review leaves them, as
@@ -348,6 +349,8 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
 #: Stages in which a user can still be saved: at-risk alerts are for them. Dormant and churned
 #: users are the win-back list (``churnwatch top --win-back``), not a stream of alerts.
 _REACHABLE: Final[frozenset[str]] = REACHABLE
+#: Stages in which an open at-risk alert may close as "recovered" (models.lifecycle.RECOVERABLE).
+_RECOVERABLE: Final[frozenset[str]] = RECOVERABLE
 #: No at-risk alert on a user's first day: one burst of events says nothing yet.
 _MIN_AGE_DAYS: Final[float] = 1.0
 
@@ -368,16 +371,26 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: Co
 
 
 def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
-    """An open at-risk closes once the risk is back at ``risk_exit``, unless only a closed exit
-    holds it there and the exit opens again within the quiet period at a risk above
-    ``risk_exit`` (models.risk.exit_opens_s; in silence, the most it can be then): a monthly
+    """An open at-risk closes once the risk is back at ``risk_exit`` and the lifecycle no longer
+    says the user is declining (nor dormant, nor churned: :data:`_RECOVERABLE`), unless only a
+    closed exit holds the risk there and the exit opens again within the quiet period at a risk
+    above ``risk_exit`` (models.risk.exit_opens_s; in silence, the most it can be then): a monthly
     subscriber's renewal pushes the period end just past the horizon, for a day or two, and a
     "recovered" that the same renewal's reopening would take back is a flap, not a recovery
     (measured on simulated monthly subscribers: docs/SCORES.md, "Renewal: the exit
-    opportunity"). The risk in silence never falls, so this never becomes true in silence."""
+    opportunity").
+
+    Why the stage: a "recovered" alert carries the stage, and "recovered" next to "declining"
+    contradicts itself to a CRM user (QA 2026-12): the risk can fall under ``risk_exit`` on a
+    return while the 7-day rate is still short of the lifecycle's way out of declining (its
+    hysteresis, models.lifecycle rule 5). The alert then stays open, and closes at the review that
+    sees the user out of declining with the risk still at ``risk_exit``: an event (silence only
+    lowers the 7-day rate), and while an alert is open every event is a review (:func:`advance`).
+    The risk in silence never falls and the stage in silence never leaves declining, so this
+    never becomes true in silence (docs/SCORES.md, "Recovered only outside declining")."""
     if c is None:
         c = model.compiled
-    if a.risk > c.risk_exit:
+    if a.risk > c.risk_exit or a.stage not in _RECOVERABLE:
         return False
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
     if now_s < gate <= now_s + int(c.quiet_days * DAY_S):
@@ -410,8 +423,9 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
     """When to look again with no new events: the next moment an alert can be due, else the cap.
 
     Alerts change only at a stage change or when risk crosses ``risk_enter``; ``recovered``
-    needs risk to fall, which silence never does (models.risk), so it waits for an event (or a
-    subscription statement). The
+    needs risk to fall, which silence never does (models.risk), and a stage other than declining,
+    dormant or churned, which silence never brings back (models.signals: the trend only falls),
+    so it waits for an event (or a subscription statement). The
     next stage change comes from models.lifecycle; the risk crossing before it is found by
     bisection to ``_RISK_TOLERANCE_S`` on models.scoring.risk_after (via SilentRisk; risk is non-decreasing in
     silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the

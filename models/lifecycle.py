@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
     from models.model import ChurnModel
 
-__all__ = ["LAPSED", "REACHABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "dormant_after_days", "next_change_s", "stage_of"]
+__all__ = ["LAPSED", "REACHABLE", "RECOVERABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "dormant_after_days", "next_change_s", "stage_of"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
 #: holds too few visits for a rate to mean anything.
@@ -44,6 +44,10 @@ TREND_MAX_GAP_DAYS: Final[float] = 3.5
 #: of users already lapsed (the win-back list: models.ranking).
 REACHABLE: Final[frozenset[str]] = frozenset(("new", "active", "declining", "reactivated"))
 LAPSED: Final[frozenset[str]] = frozenset(("dormant", "churned"))
+#: Stages that say nothing against the user: the only ones a "recovered" alert may carry
+#: (models.engine). Declining (rule 5, with its hysteresis), dormant and churned say the user is
+#: getting worse or is gone, which a recovery would contradict (QA 2026-12).
+RECOVERABLE: Final[frozenset[str]] = frozenset(("new", "active", "reactivated"))
 _CHURNED: Final[int] = STAGES.index("churned")
 _REACTIVATED: Final[int] = STAGES.index("reactivated")
 _DECLINING: Final[int] = STAGES.index("declining")

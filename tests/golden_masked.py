@@ -9,6 +9,14 @@ Run from the root of each tree with that tree's venv, then compare::
 ``compare`` prints, per golden run, whether the alerts and the scores are identical once the named
 fields are masked, how many changed in each field, and whether the states are byte-identical;
 it exits 1 if anything but the masked fields differs.
+
+A change that moves alerts in time (an alert rule) changes whole users, not fields. ``users``
+takes the users who, in the old dump, got an alert of the given kind in one of the given stages
+(the alerts the rule targets) and proves that every *other* user's alerts, scores and state are
+identical; for the targeted ones it counts the alerts removed and added by kind and stage, and
+checks that none of the targeted alerts is left::
+
+    python3 -m tests.golden_masked users /tmp/old.json /tmp/new.json recovered declining,dormant,churned
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import collections
 import json
 import sys
 
-__all__ = ["compare", "dump"]
+__all__ = ["compare", "dump", "users"]
 
 
 def dump(path: str) -> None:
@@ -78,9 +86,57 @@ def compare(old_path: str, new_path: str, masked: tuple[str, ...]) -> bool:
     return ok
 
 
+def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...]) -> bool:
+    """True when only the users with an old ``kind`` alert in one of ``stages`` changed, and no such
+    alert is left (printing what moved for them)."""
+    with open(old_path, encoding="utf-8") as f:
+        old = json.load(f)
+    with open(new_path, encoding="utf-8") as f:
+        new = json.load(f)
+    ok = True
+
+    def by_user(rows: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = collections.defaultdict(list)
+        for r in rows:
+            d = json.loads(r)
+            out[str(d.get("user_id", d.get("u")))].append(json.dumps(d, sort_keys=True))
+        return out
+
+    def hit(row: str) -> bool:
+        d = json.loads(row)
+        return d["kind"] == kind and d["stage"] in stages
+
+    for key in old:
+        o, n = old[key], new[key]
+        oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+        everyone = set(o["states"]) | set(n["states"])
+        targeted = {u for u, rows in oa.items() if any(hit(r) for r in rows)}
+        others = [u for u in everyone - targeted
+                  if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
+        left = sum(hit(r) for rows in na.values() for r in rows)
+        ok &= not others and not left
+        moved: collections.Counter[str] = collections.Counter()
+        for u in targeted:
+            before, after = set(oa[u]), set(na.get(u, ()))
+            for sign, rows in (("-", before - after), ("+", after - before)):
+                for r in rows:
+                    d = json.loads(r)
+                    moved[f"{sign}{d['kind']}/{d['stage']}"] += 1
+        changed = {part: sum((src.get(u) != dst.get(u)) for u in targeted)
+                   for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
+        print(f"{key}: {len(everyone)} users, {len(targeted)} with a {kind} alert in {'/'.join(stages)} "
+              f"({sum(hit(r) for rows in oa.values() for r in rows)} such alerts before, {left} after); "
+              f"every other user identical (alerts, scores, state): {not others} ({len(others)} differ); "
+              f"alerts {len(o['alerts'])} -> {len(n['alerts'])}; targeted users changed: {changed}; "
+              f"moved: {', '.join(f'{k} {v}' for k, v in sorted(moved.items()))}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
+    elif sys.argv[1:2] == ["users"] and len(sys.argv) == 6:
+        sys.exit(0 if users(sys.argv[2], sys.argv[3], sys.argv[4], tuple(sys.argv[5].split(","))) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     else:

@@ -106,3 +106,40 @@ def test_show_prints_the_account_with_when_its_paid_period_ends() -> None:
         ["Seats", "cancelled", "0.00", "since", "2026-01-30"]]
     assert report.to_dict()["renews_on"] == "2026-03-13" and report.to_dict()["renews_in_days"] == 12
     assert "renews" not in "\n".join(account_text(AccountReport("x", "", "", "", rollup), []))
+
+
+def _report(name: str, stage: str = "at_risk"):  # type: ignore[no-untyped-def]
+    from models.account_health import AccountRollup
+    from streams.views import AccountReport
+
+    rollup = AccountRollup(40, 38, 0.62, stage, 5, 3, 0.6, 10_899, ("3 of 5 active users silent for 2 weeks",),
+                           "re-engage the silent users")
+    return AccountReport("acme", name, "alice", "2026-03-22", rollup, 0, 1_772_323_200_000)
+
+
+def test_owner_book_names_each_account_beside_its_id(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA 2026-12: ``top --owner`` showed the account ids only; the name the accounts table holds is
+    shown beside the id ("-" when the table has none), and the columns after it stay in place."""
+    from streams.cli.top import print_book
+
+    print_book([_report("Acme Corp"), _report("")], False)
+    head, named, unnamed = capsys.readouterr().out.splitlines()
+    assert head.split()[:4] == ["#", "account", "name", "risk"]
+    assert named.split()[1:5] == ["acme", "Acme", "Corp", "0.62"], named
+    assert unnamed.split()[1:4] == ["acme", "-", "0.62"], unnamed
+    assert named.index("0.62") == unnamed.index("0.62") == head.index("risk")  # right-aligned under its header
+
+
+def test_accounts_show_and_top_owner_say_the_stage_in_one_vocabulary(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA 2026-12: ``accounts show`` printed "at risk" where ``top --owner`` prints ``at_risk`` for the
+    same account; both print the value the docs and the JSON use."""
+    from streams.cli.accounts import account_text
+    from streams.cli.top import print_book
+
+    for stage in ("at_risk", "past_due"):
+        report = _report("Acme Corp", stage)
+        print_book([report], False)
+        book_row = capsys.readouterr().out.splitlines()[1]
+        shown = " ".join(account_text(report, []))
+        assert f" {stage} " in book_row and f"stage {stage}," in shown, (book_row, shown)
+        assert report.to_dict()["stage"] == stage

@@ -431,3 +431,19 @@ def test_owner_book_pages_and_filters(built_state: Settings, client: TestClient)
     assert re.findall(r'data-account="([^"]+)"', html) == [a["account_id"] for a in win_back][:50] and win_back
     assert ">Lost MRR</th><th>Left on</th>" in html and '<option value="trial_lost">' in html
     assert '<select name="stage">' not in client.get("/book", params={"owner": "alice"}).text
+
+
+def test_quadrant_draws_the_save_list_and_says_so(built_state: Settings, client: TestClient) -> None:
+    """QA 2026-12: the README said the quadrant shows "the 300 users most at risk"; it draws the
+    first 300 users of the save list (My book's order), which is what an account manager calls.
+    Its dots are that list's first page, and the page and the README say so."""
+    from pathlib import Path
+
+    html = client.get("/quadrant").text
+    dots = re.findall(r'href="/users/([^"]+)"', html)
+    save = _ids(client.get("/api/v1/at-risk", params={"limit": 300}).json()["items"])
+    assert dots and sorted(dots) == sorted(save), (len(dots), len(save))
+    assert f"the first {len(save)} users of the save list" in html
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    bullet = readme[readme.index("- **Quadrant**"):].split("\n- ")[0]
+    assert "first 300 users of the save list" in " ".join(bullet.split()) and "most at risk" not in bullet, bullet

@@ -151,7 +151,7 @@ def test_empty_charts_have_distinct_whole_ticks_and_no_minus_zero() -> None:
 
 
 def test_console_pages_count_in_words() -> None:
-    """"last 1 days", "the 1 users most at risk", "1 paying accounts": counts on the pages go
+    """"last 1 days", "the first 1 users of the save list", "1 paying accounts": counts on the pages go
     through the reasons' singular/plural rule (the ``counted`` filter), none is written "N nouns"."""
     from streams.console.pages import templates
 
@@ -160,7 +160,7 @@ def test_console_pages_count_in_words() -> None:
              for m in re.finditer(r"\}\}\s+(?:paying\s+)?(?:users|days|accounts|weeks|events)\b", f.read_text())]
     assert slips == []
     page = templates.get_template("quadrant.html").render(n=1, as_of_ms=0, chart="", zones={}, cut_h=50)
-    assert "the 1 user most at risk" in page
+    assert "the first 1 user of the save list" in page
     assert [templates.filters["counted"](n, "day") for n in (0, 1, 30)] == ["0 days", "1 day", "30 days"]
 
 

@@ -18,6 +18,17 @@ with the old and the new code, compare with those fields masked); say so in the 
 are identical with ``action`` and ``reasons`` masked, the states byte-identical; changed:
 66 (seed 2) and 59 (seed 3) alerts' reasons, 2 at-risk alerts' action (seed 3, upsell ->
 check_in), 612 / 590 of 1,500 scores' action (upsell/none -> check_in: an alert is open).
+
+2026-12-02 (alertsense): an open at-risk alert closes as "recovered" only outside declining,
+dormant and churned (models.engine._may_close; issue 11). This moves alerts in time, so the proof
+is per user (``python3 -m tests.golden_masked users OLD NEW recovered declining,dormant,churned``,
+main 6f4ba26 against the new code): only the users who got a "recovered" alert in one of those
+stages changed (23 of 500, seed 2; 20, seed 3), every other user's alerts, scores and state are
+identical, and no such alert is left. For them: seed 2, 27 recovered/declining removed, 14
+recovered/active added (the close when the stage leaves declining), 18 at-risk re-openings gone
+and 5 new ones (the quiet period now starts at the later close), 7 stage changes removed and 15
+added (while an alert is open every event is a review, so the lifecycle's hysteresis sees other
+moments); seed 3, 24, 8, 16 and 2, 5 and 7. The scores at the three as-of times are unchanged.
 """
 
 from __future__ import annotations

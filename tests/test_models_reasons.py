@@ -22,12 +22,13 @@ from models.engine import Alert, advance
 from models.events import Event
 from models.model import ChurnModel, load_model
 from models.state import UserState
+from models.lifecycle import LAPSED, REACHABLE
 from models.reasons import IMPROVED, explain, feature_key, reference
 from models.risk import FEATURES, PRIOR_WEIGHTS, SLOT_PREFIXES, combine, feature_vector, moves_with_silence, risk_probability
 from models.scoring import assess, scores_from
 from models.temperature import p_stay
 from tests.test_models_golden import FINAL_MS, histories as golden_histories
-from tests.test_models_properties import DAY_MS, histories
+from tests.test_models_properties import DAY_MS, T0_MS, _types, histories
 
 #: The default's effects plus weights on silence, the temperature, re-orders and recent gaps, with the
 #: feature means ``train`` measured on a simulated population (weekly snapshots, seed 5).
@@ -198,6 +199,77 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
                 assert lifts[key] < 0.0, (text, lifts)
 
 
+#: Stages that say the user is getting worse or is gone: never the stage of a "recovered" alert.
+_WORSE = frozenset(("declining",)) | LAPSED
+
+
+def check_consistent(alert: Alert, model: ChurnModel) -> None:
+    """Every part of an alert tells one story (issue 11: "the reasons of an alert must support
+    it"): its kind, the stage it carries, its risk and its reasons. An at-risk alert: a reachable
+    stage, the risk at the line, reasons against the user; a recovered alert: a stage that is not
+    declining, dormant or churned (QA 2026-12: "recovered" next to "declining" and reasons saying
+    the user is fine), the risk back at ``risk_exit``, reasons for the user; a stage change: a new
+    stage, told for the worse or the better as the stage goes (:func:`check_alert`)."""
+    s = alert.scores
+    if alert.kind == "at_risk":
+        assert s.stage in REACHABLE and s.risk >= model.risk_enter and alert.previous_stage is None, alert
+    elif alert.kind == "recovered":
+        assert s.stage not in _WORSE, f"recovered while {s.stage}: {s.reasons}"
+        assert s.risk <= model.risk_exit and alert.previous_stage is None, alert
+    else:
+        assert alert.kind == "stage_changed" and alert.previous_stage not in (None, s.stage), alert
+    check_alert(alert, model)
+
+
+@st.composite
+def slowing_histories(draw: st.DrawFn) -> list[Event]:
+    """A frequent user (most days, 1-4 events) who lapses for days, visits slowly for a while, then
+    comes back at a rate of their own: the risk can be back at ``risk_exit`` while the 7-day rate
+    is still short of the lifecycle's way out of "declining" (models.lifecycle, rule 5), where a
+    "recovered" alert said "declining" (QA 2026-12). Some with billing statements (renewals that
+    move the end of the paid period while the user is silent)."""
+    t0 = T0_MS + draw(st.integers(0, DAY_MS))
+    out: list[Event] = []
+    day = 0
+
+    def active_day(k: int) -> None:
+        for _ in range(k):
+            kind = draw(_types)
+            out.append(Event("u", t0 + day * DAY_MS + draw(st.integers(0, DAY_MS - 1)), kind, f"e{len(out):04d}",
+                             draw(st.floats(0.5, 500.0)) if kind == "purchase" else 0.0))
+
+    for _ in range(draw(st.integers(14, 40))):
+        if draw(st.integers(0, 4)):
+            active_day(draw(st.integers(1, 4)))
+        day += 1
+    day += draw(st.integers(2, 12))
+    for _ in range(draw(st.integers(0, 4))):
+        active_day(1)
+        day += draw(st.integers(2, 6))
+    share = draw(st.sampled_from((3, 6, 9)))  # in tenths: the rate of the return
+    for _ in range(draw(st.integers(1, 12))):
+        if draw(st.integers(0, 9)) < share:
+            active_day(draw(st.integers(1, 3)))
+        day += 1
+    if draw(st.booleans()):
+        from models.subscription import Subscription
+
+        for j in range(draw(st.integers(1, 3))):
+            ts = t0 + draw(st.integers(0, (day + 30) * DAY_MS))
+            out.append(Event("u", ts, "subscription", f"s{j:04d}", 0.0, "",
+                             Subscription("active", "Pro", 4999, 0, ts + draw(st.integers(1, 60)) * DAY_MS)))
+    out.sort(key=lambda e: (e.ts_ms, e.event_id))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(slowing_histories(), histories(), histories(renewals=True)), st.integers(0, 60), st.sampled_from(MODELS))
+def test_every_alert_is_consistent_with_itself(events: list[Event], extra_days: int, model: ChurnModel) -> None:
+    """Kind, stage, risk and reasons of every alert agree (:func:`check_consistent`), for every kind."""
+    for alert in advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, model).alerts:
+        check_consistent(alert, model)
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.integers(0, 90), st.sampled_from(MODELS))
 def test_alert_reasons_support_the_alert(events: list[Event], extra_days: int, model: ChurnModel) -> None:
@@ -211,7 +283,7 @@ def test_alert_reasons_support_the_alert_on_the_golden_histories() -> None:
         for user, evs in golden_histories(seed).items():
             for model in (load_model(), TRAINED):
                 for alert in advance(user, None, evs, FINAL_MS, model).alerts:
-                    check_alert(alert, model)
+                    check_consistent(alert, model)  # the reasons (check_alert), and kind, stage and risk agree
                     seen[alert.kind] = seen.get(alert.kind, 0) + 1
     assert seen["at_risk"] > 2000 and seen["recovered"] > 1000 and seen["stage_changed"] > 2000, seen
 

@@ -157,7 +157,8 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 def account_text(report: Any, subs: list[dict[str, Any]]) -> list[str]:
     """The lines ``accounts show`` prints for a ``streams.views.AccountReport`` and its subscriptions
-    (``streams.views.account_subscriptions``)."""
+    (``streams.views.account_subscriptions``). The stage is printed as the docs, the JSON and
+    ``top --owner`` write it (``at_risk``, ``past_due``): one vocabulary (QA 2026-12: "at risk" here)."""
     from streams.timefmt import format_minute
 
     a = report.rollup
@@ -167,7 +168,7 @@ def account_text(report: Any, subs: list[dict[str, Any]]) -> list[str]:
     lines = [head + f", as of {format_minute(report.as_of_ms)} UTC (stream time)"]
     if report.renews:
         lines.append(report.renews)
-    lines += [f"risk {a.risk:.2f}, health {a.health}, temperature {a.temperature}, stage {a.stage.replace('_', ' ')}, "
+    lines += [f"risk {a.risk:.2f}, health {a.health}, temperature {a.temperature}, stage {a.stage}, "
               f"MRR {a.mrr_cents / 100:.2f}, {a.users} user{'s' if a.users != 1 else ''} ({a.silent} silent)",
               f"action: {a.action}"]
     lines += ["why:", *(f"  - {r}" for r in a.reasons)] if a.reasons else ["why: no reason stands out"]

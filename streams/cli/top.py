@@ -82,26 +82,47 @@ def _check_combination(args: argparse.Namespace) -> None:
         raise UserError("--win-back lists the owner's churned accounts; --all every account: give one")
 
 
+#: Widest the book's name column gets; a longer name is cut with an ellipsis.
+_NAME_WIDTH = 24
+
+
+def _name_cell(name: str) -> str:
+    """The account's name as the book's column shows it: "-" when the accounts table has none.
+
+    >>> _name_cell(""), _name_cell("Acme Corp"), _name_cell("The Very Long Name Of A Company Inc")
+    ('-', 'Acme Corp', 'The Very Long Name Of A…')
+    """
+    name = " ".join(name.split())  # one line, whatever the table holds
+    if not name:
+        return "-"
+    return name if len(name) <= _NAME_WIDTH else name[:_NAME_WIDTH - 1] + "…"
+
+
 def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # type: ignore[type-arg]
     """The owner's book as a table (or JSON lines): shared with ``churnwatch digest``. Columns are
     as wide as their widest cell ("2026-08-01 (in 120 d)" is 21 characters: a fixed 20 pushed the
     action one character right, QA 2026-12-02). ``win_back``: the accounts that left, with the MRR
-    they took and the day they left instead of the MRR (0) and the renewal (none)."""
+    they took and the day they left instead of the MRR (0) and the renewal (none). Each row names
+    the account as the accounts table does (its ``name``, "-" when unknown) beside its id: an
+    account manager knows their customers by name (QA 2026-12: the table showed ids only). The
+    stage is the value the JSON and the docs use (``at_risk``), as ``accounts show`` prints it."""
     if json:
         for r in reports:
             print(orjson.dumps(r.to_dict()).decode())
         return
     money = [r.lost_mrr_cents if win_back else r.rollup.mrr_cents for r in reports]
     when = [(format_ts(r.left_ms)[:10] if r.left_ms else "-") if win_back else r.next_renewal for r in reports]
+    names = [_name_cell(r.name) for r in reports]
     aw = max([16, *(len(r.account_id) for r in reports)])
+    nw = max([4, *(len(n) for n in names)])
     sw = max([9, *(len(r.rollup.stage) for r in reports)])
     ww = max([20, *(len(w) for w in when)])
-    print(f"{'#':>3}  {'account':<{aw}} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<{sw}} "
+    print(f"{'#':>3}  {'account':<{aw}} {'name':<{nw}} {'risk':>5} {'health':>6} {'temp':>5}  {'stage':<{sw}} "
           f"{'lost MRR' if win_back else 'MRR':>9}  {'left on' if win_back else 'renewal':<{ww}}  action / reason")
-    for i, (r, cents, w) in enumerate(zip(reports, money, when), start=1):
+    for i, (r, name, cents, w) in enumerate(zip(reports, names, money, when), start=1):
         a = r.rollup
         reason = a.reasons[0] if a.reasons else ""
-        print(f"{i:>3}  {r.account_id:<{aw}} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<{sw}} "
+        print(f"{i:>3}  {r.account_id:<{aw}} {name:<{nw}} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<{sw}} "
               f"{cents / 100:>9.2f}  {w:<{ww}}  {a.action}" + (f": {reason}" if reason else ""))
 
 

@@ -35,6 +35,9 @@ from streams.worker.history import HistoryPoint, week_start_s
 __all__ = ["routes", "templates"]
 
 ACTIONS = get_args(Action)
+#: The quadrant draws the first this many users of the save list (My book's order: an at-risk alert open, still
+#: reachable, by the savable part of the risk), the users an account manager calls, not the highest risks
+#: (users almost surely gone already); the page and the README say so.
 _QUADRANT_USERS = 300
 
 templates = Environment(loader=PackageLoader("streams.console", "templates"), autoescape=select_autoescape(["html"]))
