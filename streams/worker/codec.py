@@ -17,7 +17,8 @@ Accepted value (a JSON object)::
   same event gets the same id and is still recognised as a duplicate; counted in
   ``Decoder.derived_ids`` (metric ``churnwatch_events_derived_id_total``).
 - ``user_id``: non-empty string of at most 256 characters.
-- ``type``: string, the product's own event name (trimmed, lower-case; ``models.events.TypeMap``
+- ``type``: non-empty string, the product's own event name (trimmed, lower-case; empty or blank:
+  ``empty_type``; ``models.events.TypeMap``
   renames only what a config lists); ``Decoder.unknown_types`` (metric
   ``churnwatch_events_unknown_type_total``) counts names a map turns into ``"other"``.
 - ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
@@ -81,6 +82,7 @@ REASONS: Final[tuple[str, ...]] = (
     "missing_field",
     "bad_type",
     "empty_user_id",
+    "empty_type",
     "bad_timestamp",
     "too_old",
     "future",
