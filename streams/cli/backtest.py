@@ -15,7 +15,7 @@ from typing import IO, Any, Callable, Mapping, Sequence
 from models.events import Event
 from models.model import ChurnModel, load_model
 from models.state import DAY_S
-from streams.cli.argtypes import parse_as_of, positive_int
+from streams.cli.argtypes import check_output_file, parse_as_of, positive_int
 from streams.errors import UserError
 from streams.offline.evaluate import Labels, _Panel, _Panels, _panel_collector, evaluate, read_labels, roc_curve
 from streams.offline.history import read_text
@@ -71,9 +71,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError(f"--horizon must be a positive duration, got {args.horizon!r}")
     type_map = load_type_map(args.config)
     labels = read_labels(args.labels) if args.labels else None
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    out = check_output_file("--out", args.out)
+    assert out is not None  # --out is required
+    check_output_file("--alerts-out", args.alerts_out)
+    check_output_file("--plot-out", args.plot_out)
 
     jobs = args.jobs or available_cpus()
     started = time.perf_counter()

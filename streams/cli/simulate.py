@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from streams.cli.argtypes import parse_start_ms, persona_mix, positive_int, rate
+from streams.cli.argtypes import check_output_file, parse_start_ms, persona_mix, positive_int, rate
 from streams.errors import UserError
 from streams.offline.simulate import PERSONA_SHARES, generate, persona_counts, write_events_csv, write_truth_csv
 from streams.offline.simulate_accounts import generate_accounts, monthly_truth, write_mrr_truth_csv
@@ -42,6 +42,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("--mrr-truth-out needs --accounts N (only accounts have subscriptions)")
     if args.mix and args.accounts:
         raise UserError("--mix sets the personas of --users populations; --accounts has its own behaviour")
+    for flag, path in (("--events-out", args.events_out), ("--truth-out", args.truth_out), ("--mrr-truth-out", args.mrr_truth_out)):
+        check_output_file(flag, path)  # before the work, not after it
     t0 = time.monotonic()
     if args.accounts:
         sim = generate_accounts(args.seed, args.accounts, start_ms, args.days)
