@@ -33,6 +33,12 @@ CASES: list[tuple[list[str], str]] = [
     (["simulate", "--mix", "steady=lots", "--no-publish"], "argument --mix: 'steady=lots': weight 'lots' is not a number"),
     (["simulate", "--mix", "gamer=1", "--no-publish"], "argument --mix: 'gamer=1': expected persona=weight"),
     (["simulate", "--mix", "steady=0", "--no-publish"], "give at least one persona a weight > 0"),
+    (["simulate", "--mix", "steady=1,steady=2", "--no-publish"], "steady is given twice"),  # QA3 #15: the later one won
+    (["simulate", "--mix", "steady=1e308,buyer=1e308", "--no-publish"], "the weights add up to more than a number can hold"),
+    (["simulate", "--accounts", "5", "--users", "10", "--no-publish"], "--users sets the size"),  # was ignored
+    (["simulate", "--start", "1990-01-01"], "the workers reject events before 2000-01-01 (too_old)"),  # every event to the DLQ
+    (["simulate", "--start", "2030-01-01"], "past now: the workers reject events ahead of the wall clock (future)"),
+    (["simulate", "--days", "100000"], "past now"),
     (["alerts", "--kind", "at_risk,bogus"], "unknown alert kind bogus"),
     (["top", "-n", "x"], "argument -n"),
     (["top", "--all"], "--all lists every account of an owner: give --owner NAME"),  # QA 2026-12: printed the user list
