@@ -22,7 +22,7 @@ Accepted value (a JSON object)::
   renames only what a config lists); ``Decoder.unknown_types`` (metric
   ``churnwatch_events_unknown_type_total``) counts names a map turns into ``"other"``.
 - ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
-  number or a string of digits. Epoch *seconds* are read as milliseconds and land in ``too_old``.
+  number or a string of digits (a fraction is floored: ``"1777579200000.5"`` is ...200000). Epoch *seconds* are read as milliseconds and land in ``too_old``.
 - ``amount``: optional number from 0 to ``MAX_AMOUNT`` (missing or null: 0, also for purchases); the cap keeps
   revenue sums finite in the state and in Redis' float counters.
 - ``account_id``: optional string of at most 256 characters, the customer company (missing, null
