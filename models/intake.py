@@ -14,6 +14,8 @@ streams/worker/codec.py documents the record format and the reasons, and re-expo
 Event(user_id='u1', ts_ms=1767225600000, type='view', event_id='d-1', amount=0.0, account_id='', subscription=None)
 >>> r.event({"user_id": 7, "type": "view", "ts": 0}, 1_800_000_000_000)
 Rejection(reason='bad_type', detail='user_id is a int, expected a string')
+>>> r.event({"user_id": "u1", "type": "  ", "ts": 1_767_225_600_000}, 1_800_000_000_000)
+Rejection(reason='empty_type', detail='type is empty or blank')
 >>> r.derived_ids, r.unknown_types
 (1, 0)
 """
@@ -126,6 +128,8 @@ class EventReader:
                 return Rejection("bad_amount", f"amount is a {type(raw_amount).__name__}, expected a number")
 
         etype = self.canonical_type(type_name)
+        if not etype:  # "" or blank: no name to track or to give a role (training would pick "" as a type)
+            return Rejection("empty_type", "type is empty or blank")
         raw_account = fields.get("account_id")
         account_id = ""
         if raw_account is not None:

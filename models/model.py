@@ -158,8 +158,13 @@ def same_vocabulary(a: ChurnModel, b: ChurnModel) -> bool:
 def load_model(path: str | Path | None = None) -> ChurnModel:
     """The model at ``path``, else the shipped default, else built-in defaults."""
     target = Path(path) if path else DEFAULT_MODEL_PATH
+    if target.is_dir():
+        raise ValueError(f"model file {target} is a folder")
     if target.exists():
-        return ChurnModel.from_json(target.read_text(encoding="utf-8"))
+        try:
+            return ChurnModel.from_json(target.read_text(encoding="utf-8"))
+        except (ValueError, TypeError) as exc:  # a CSV given as the model said only "Expecting value: line 1 column 1"
+            raise ValueError(f"model file {target}: not a churnwatch model ({exc})") from exc
     if path:
         raise FileNotFoundError(f"model file {target} does not exist")
     return ChurnModel()

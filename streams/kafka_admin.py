@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from streams.settings import Settings
 
-__all__ = ["create_topics", "kafka_python_client_kwargs", "list_topics", "partition_count", "quiet_kafka_logs"]
+__all__ = ["RETRY_LOGGER", "RepeatLimit", "create_topics", "kafka_python_client_kwargs", "limit_kafka_repeats", "list_topics",
+           "partition_count", "quiet_kafka_logs"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +92,21 @@ def quiet_kafka_logs(service: bool = False) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: Logger of churnwatch's own lines that repeat while a dependency stays down (the worker's failed
+#: cycles, its Redis retries): held back by :class:`RepeatLimit` like the Kafka clients' lines.
+RETRY_LOGGER = "streams.worker.retry"
+
+
 class RepeatLimit(logging.Filter):
     """Lets one record per (logger, message template) through every ``every_s`` seconds of the
     records' own times, and says on the next one how many it held back.
 
     During a broker outage aiokafka logs a connection error per node per retry: ~1,450 ERROR lines
-    in 22 s from one worker (QA, 2 December), which buries the worker's own lines and fills disks.
+    in 22 s from one worker (QA, 2 December), which buries the worker's own lines and fills disks;
+    with Redis down, a caught-up worker logged a traceback a second (QA3 #5: ``RETRY_LOGGER``).
     The first line of each kind still comes at once; the count keeps the volume visible."""
 
-    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka", "kafka"), every_s: float = 10.0) -> None:
+    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka", "kafka", RETRY_LOGGER), every_s: float = 10.0) -> None:
         super().__init__()
         self.prefixes, self.every_s = prefixes, every_s
         self._last: dict[tuple[str, str], tuple[float, int]] = {}  # key -> (time let through, held back)
@@ -120,7 +127,7 @@ class RepeatLimit(logging.Filter):
 
 def limit_kafka_repeats(every_s: float = 10.0) -> None:
     """Install :class:`RepeatLimit` on the root logger's handlers (child loggers' records reach
-    them without passing the parents' own filters)."""
+    them without passing the parents' own filters): the Kafka clients' lines and ``RETRY_LOGGER``'s."""
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RepeatLimit) for f in handler.filters):
             handler.addFilter(RepeatLimit(every_s=every_s))

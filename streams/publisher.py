@@ -345,6 +345,8 @@ def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such file")
+    if not p.is_file():
+        raise UserError(f"{p}: a folder, not a file" if p.is_dir() else f"{p}: not a regular file")
     if not _is_jsonl(p):
         for ev in iter_events_csv(p):
             yield ev.user_id, event_value(ev)

@@ -56,6 +56,10 @@ class Settings:
     topic_digest: str = "owner-digest"  # the owners' daily books, key = "<owner>|<day>" (churnwatch digest)
     partitions: int = 8
     replication_factor: int = 1
+    # retention of the events topic churnwatch creates (0: kept forever): a rebuild after Redis lost
+    # its data replays it, so it must cover the model's 90-day window plus the 30-day horizon, and
+    # `churnwatch learn`'s window (180 days in docker-compose.yml); the broker's default (Kafka: 7 days) did not
+    events_retention_days: int = 180
     group_id: str = "churnwatch"
     # The workers' consumer-group session: a worker silent this long (killed, hung) is evicted and
     # its partitions go to the others; heartbeats every third of it. On Tansu it also paces every
@@ -137,6 +141,8 @@ class Settings:
                      "pipeline_depth"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.events_retention_days < 0:
+            raise SettingsError(f"events_retention_days must be 0 (kept forever) or more days, got {self.events_retention_days}")
         if self.session_timeout_ms < 1_000:
             # heartbeats every third of it: below a second, a busy event loop looks dead
             raise SettingsError(f"session_timeout_ms must be at least 1000 ms, got {self.session_timeout_ms} ms")

@@ -143,3 +143,33 @@ def test_accounts_show_and_top_owner_say_the_stage_in_one_vocabulary(capsys: pyt
         shown = " ".join(account_text(report, []))
         assert f" {stage} " in book_row and f"stage {stage}," in shown, (book_row, shown)
         assert report.to_dict()["stage"] == stage
+
+
+def test_ignored_columns_and_an_account_changed_by_a_later_row_are_said_and_a_bad_delete_refused(tmp_path: Path) -> None:
+    """QA3 #17: two rows of one account with different owners, an unknown column (colour) and
+    delete=maybe all passed --dry-run silently."""
+    f = tmp_path / "a.csv"
+    f.write_text("account_id,name,owner,colour,delete\nacct1,Acme,alice,red,\nacct1,Acme,alice,red,no\nacct1,Acme,bob,red,0\n")
+    said: list[str] = []
+    facts = read_accounts_csv(f, warn=said.append)
+    assert [(a.account_id, a.owner, a.deleted) for a in facts] == [("acct1", "bob", False)]  # the last row still wins
+    assert said == ["a.csv: column colour ignored (account facts: account_id, name, owner, segment, renewal_date, delete)",
+                    "a.csv line 4: account acct1 again (line 3); this row wins: owner alice -> bob"]  # an identical repeat is no news
+    f.write_text("account_id,delete\nacct1,maybe\n")
+    with pytest.raises(UserError, match=r"a.csv line 2: delete must be yes/true/1, or no/false/0 or empty, got 'maybe'"):
+        read_accounts_csv(f, warn=said.append)
+
+
+def test_an_empty_table_hints_a_command_that_exists(kafka_bootstrap: str, unique_name: str, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """QA3 #14: the hint named ``accounts import --file``, an option that does not exist."""
+    import re
+
+    from streams.cli import _command_in, _parser
+
+    monkeypatch.setenv("CHURNWATCH_TOPIC_ACCOUNTS", f"no-accounts-{unique_name}")
+    assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "list", "--timeout", "2"]) == 0
+    hint = re.search(r"churnwatch (accounts import [^)]*)\)", capsys.readouterr().err)
+    assert hint, "the hint is there"
+    argv = hint.group(1).split()
+    assert _parser(_command_in(argv)).parse_args(argv).file == "ACCOUNTS.csv"

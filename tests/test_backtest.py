@@ -185,6 +185,23 @@ def test_labels_persona_splits_recall(run_with_labels: dict) -> None:
     assert sum(p["flagged"] for p in per.values()) == det["churners_flagged_before_churn"]
 
 
+def test_one_date_prints_no_python_none_and_a_date_past_the_data_is_said(sim: dict, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str],
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """QA3 #16: one as-of date with --labels printed "precision None ... None at-risk alerts per
+    user-month", "recall None"; an as-of date after the data's end gave rows and no word of it."""
+    out = tmp_path / "s.csv"
+    assert main(["backtest", "--events", str(sim["events"]), "--as-of", "2026-02-01", "--out", str(out),
+                 "--labels", str(sim["truth"]), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "precision" in printed and "None" not in printed, printed
+    assert not [r for r in caplog.records if "after the data's last event" in r.getMessage()]
+    assert main(["backtest", "--events", str(sim["events"]), "--as-of", "2026-02-01,2026-04-01", "--out", str(out),
+                 "--no-progress"]) == 0
+    said = [r.getMessage() for r in caplog.records if "after the data's last event" in r.getMessage()]
+    assert said and said[0].startswith("1 as-of date from 2026-04-01 is after the data's last event"), said
+
+
 def test_gzipped_output(sim: dict, tmp_path: Path) -> None:
     out = tmp_path / "s.csv.gz"
     assert main(["backtest", "--events", str(sim["events"]), "--as-of", "2026-02-20", "--out", str(out), "--no-progress"]) == 0

@@ -24,6 +24,7 @@ no ``user_id`` / no ``ts`` / ``type`` null              DLQ ``missing_field``
 ``user_id`` of 300 characters (limit 256)               DLQ ``bad_type``
 ``type`` a list, ``ts`` true, ``ts`` an object          DLQ ``bad_type``
 ``user_id`` ""                                          DLQ ``empty_user_id``
+``type`` "" / ``type`` "   "                            DLQ ``empty_type``
 ``ts`` "yesterday", ``ts`` "2026-13-45T99:00:00Z"       DLQ ``bad_timestamp``
 ``ts`` wall clock + 1 h (beyond the 5 min skew)         DLQ ``future``
 ``ts`` year 9999 (ISO), ``ts`` 1e16 ms                  DLQ ``future``
@@ -179,6 +180,8 @@ def bad_records(wall_ms: int) -> list[Bad]:
         ("ts true", orjson.dumps(_body("bi-ana", "bad-tsbool", ts=True)), "bad_type"),
         ("ts an object", orjson.dumps(_body("bi-ben", "bad-tsobj", ts={"ms": START_MS})), "bad_type"),
         ("user_id empty", orjson.dumps(_body("", "bad-emptyuid")), "empty_user_id"),
+        ("type empty", orjson.dumps(_body("bi-eva", "bad-typeempty", type="")), "empty_type"),
+        ("type blank", orjson.dumps(_body("bi-finn", "bad-typeblank", type="   ")), "empty_type"),
         ("ts yesterday", orjson.dumps(_body("bi-cleo", "bad-tsword", ts="yesterday")), "bad_timestamp"),
         ("ts month 13", orjson.dumps(_body("bi-dev", "bad-tsmonth", ts="2026-13-45T99:00:00Z")), "bad_timestamp"),
         ("ts wall+1h (skew 5m)", orjson.dumps(_body("bi-eva", "bad-future1h", ts=wall_ms + HOUR_MS)), "future"),

@@ -33,6 +33,12 @@ CASES: list[tuple[list[str], str]] = [
     (["simulate", "--mix", "steady=lots", "--no-publish"], "argument --mix: 'steady=lots': weight 'lots' is not a number"),
     (["simulate", "--mix", "gamer=1", "--no-publish"], "argument --mix: 'gamer=1': expected persona=weight"),
     (["simulate", "--mix", "steady=0", "--no-publish"], "give at least one persona a weight > 0"),
+    (["simulate", "--mix", "steady=1,steady=2", "--no-publish"], "steady is given twice"),  # QA3 #15: the later one won
+    (["simulate", "--mix", "steady=1e308,buyer=1e308", "--no-publish"], "the weights add up to more than a number can hold"),
+    (["simulate", "--accounts", "5", "--users", "10", "--no-publish"], "--users sets the size"),  # was ignored
+    (["simulate", "--start", "1990-01-01"], "the workers reject events before 2000-01-01 (too_old)"),  # every event to the DLQ
+    (["simulate", "--start", "2030-01-01"], "past now: the workers reject events ahead of the wall clock (future)"),
+    (["simulate", "--days", "100000"], "past now"),
     (["alerts", "--kind", "at_risk,bogus"], "unknown alert kind bogus"),
     (["top", "-n", "x"], "argument -n"),
     (["top", "--all"], "--all lists every account of an owner: give --owner NAME"),  # QA 2026-12: printed the user list
@@ -100,3 +106,42 @@ def test_as_a_real_process(argv: list[str]) -> None:
     assert proc.returncode == 2
     assert _one_line(proc.stderr).startswith(f"churnwatch {argv[0]}: error: ")
     assert proc.stdout == ""
+
+
+def test_folders_and_unwritable_outputs_are_one_line_before_the_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA3 #13: a folder as input file gave IsADirectoryError tracebacks; ``train --out`` and
+    ``simulate --events-out`` in a missing folder failed only after all the work; a CSV given as
+    ``--model`` said "Expecting value: line 1 column 1" without naming the file."""
+    events = tmp_path / "e.csv"
+    events.write_text("user_id,ts,event_type\nu1,2026-01-01T00:00:00Z,view\n")
+    missing = tmp_path / "nowhere" / "x.out"
+    cases = [
+        (["publish", "--file", str(tmp_path)], f"{tmp_path}: a folder, not a file"),
+        (["backtest", "--events", str(tmp_path), "--as-of", "2026-01-01", "--out", str(tmp_path / "b.csv")], "is a folder, not a file"),
+        (["train", "--events", str(tmp_path), "--out", str(tmp_path / "m.json")], "--events"),
+        (["train", "--events", str(events), "--out", str(missing)], f"--out {missing}: folder {missing.parent} does not exist"),
+        (["train", "--events", str(events), "--out", str(tmp_path)], f"--out {tmp_path}: a folder; give a file name"),
+        (["simulate", "--users", "50", "--no-publish", "--events-out", str(missing)], f"--events-out {missing}: folder"),
+        (["simulate", "--users", "50", "--no-publish", "--truth-out", str(missing)], f"--truth-out {missing}: folder"),
+        (["backtest", "--events", str(events), "--model", str(events), "--as-of", "2026-01-01", "--out", str(tmp_path / "b.csv")],
+         f"model file {events}: not a churnwatch model"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert expected in _one_line(err), (argv, err)
+        assert "simulated" not in out and "model ->" not in out, "refused before the work"
+
+
+def test_console_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA3 #13: uvicorn's ERROR and INFO lines and exit 3; now the worker's metrics-port check."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["--redis-url", f"redis://127.0.0.1:{_closed_port()}/0", "console", "--port", str(port)])
+    assert code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"churnwatch console: error: cannot serve the console on 127.0.0.1:{port}:") and "in use" in line, line

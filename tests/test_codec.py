@@ -97,6 +97,8 @@ def test_bad_bytes(value: bytes | None, expected: str) -> None:
         ({"ts": {"ms": 1}}, "bad_type"),
         ({"ts": True}, "bad_type"),
         ({"user_id": ""}, "empty_user_id"),
+        ({"type": ""}, "empty_type"),  # training would pick "" as a tracked type (QA3 #3)
+        ({"type": "   "}, "empty_type"),
         ({"ts": "yesterday"}, "bad_timestamp"),
         ({"ts": "2026-13-40T00:00:00Z"}, "bad_timestamp"),
         ({"ts": 1_767_225_600}, "too_old"),  # epoch seconds by mistake

@@ -257,6 +257,28 @@ def test_redis_down_is_a_503_not_a_traceback(built_state: Settings) -> None:
         assert page.status_code == 503 and "Redis does not answer" in page.text
 
 
+def test_a_request_after_redis_closed_the_pooled_connections_is_answered(built_state: Settings) -> None:
+    """QA3 #6: after ``CLIENT KILL TYPE normal`` (or a Redis restart) the next request answered
+    503 ``redis_unavailable`` once, though Redis was up: its pooled connection was stale. It is
+    now sent again on a new connection (Store ``reconnect_once``)."""
+    import redis
+
+    admin = redis.Redis.from_url(built_state.redis_url)
+    try:
+        before = {c["id"] for c in admin.client_list()}
+        with TestClient(create_app(built_state)) as c:
+            assert c.get("/api/v1/at-risk?limit=2").status_code == 200
+            mine = [c["id"] for c in admin.client_list() if c["id"] not in before]
+            assert mine, "the console holds a pooled connection"
+            for cid in mine:
+                admin.client_kill_filter(_id=cid)
+            reply = c.get("/api/v1/at-risk?limit=2")
+            assert reply.status_code == 200, reply.text
+            assert c.get("/book?owner=alice").status_code == 200
+    finally:
+        admin.close()
+
+
 # -- owners and accounts -----------------------------------------------------------------------
 
 

@@ -350,6 +350,24 @@ def test_compose_churnwatch_environment_is_valid_settings() -> None:
         assert settings.redis_password == COMPOSE_ENV["REDIS_PASSWORD"]
 
 
+def test_compose_events_topic_keeps_what_a_rebuild_and_the_learner_read() -> None:
+    """QA3 #9: the events topic got the broker's 7 days (KAFKA_LOG_RETENTION_HOURS) while OPERATE
+    says keep at least 90 days + the horizon (a rebuild replays it) and the learner reads 180 days.
+    The topics service creates it with an explicit retention covering both."""
+    from models.model import load_model
+    from streams.settings import parse_duration_ms
+    from streams.worker.topics import events_topic_configs
+
+    services = compose()["services"]
+    settings = Settings.from_env({k: str(v) for k, v in services["topics"]["environment"].items()})
+    retention_ms = int(events_topic_configs(settings)["retention.ms"])
+    window = str(services["learner"]["command"][services["learner"]["command"].index("--window") + 1])
+    needed = max((90 + load_model(None).horizon_days) * 86_400_000, parse_duration_ms(window))
+    assert retention_ms == -1 or retention_ms >= needed, (retention_ms, needed)
+    assert all(str(services[name]["environment"].get("CHURNWATCH_EVENTS_RETENTION_DAYS")) == str(settings.events_retention_days)
+               for name in CHURNWATCH_SERVICES), "every role that may create the topic gives it the same retention"
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # kafka-python's schema loading, at import
 def test_compose_commands_are_churnwatch_commands() -> None:
     from streams.cli import _command_in, _parser

@@ -262,3 +262,33 @@ def test_same_batch_delivered_twice(fault: Run, published: tuple[str, dict[int, 
     fault.worker(CHURNWATCH_GROUP_ID=f"{fault.topics['group']}-again")  # no Kafka commits either: from the start
     fault.wait(last)
     _assert_same(fault, *reference)
+
+
+def test_a_caught_up_worker_with_redis_down_counts_each_error_and_logs_no_traceback(kafka_bootstrap: str, unique_name: str,
+                                                                                   tmp_path: Path) -> None:
+    """QA3 #5: with Redis gone under a caught-up worker, the loop's once-a-second store check
+    failed with a traceback each time ("retrying in 0.05 s": an idle turn reset the backoff) and
+    ``churnwatch_redis_errors_total`` stayed 0, so ChurnwatchRedisErrors could not fire. Now each
+    failure is counted, logged as one line without a traceback, and repeats are held back
+    (streams.kafka_admin.RepeatLimit: one line per kind every 10 s, with a count); the backoff
+    itself is ``retry_delay``'s doctest."""
+    from streams.local import start_redis
+
+    own = start_redis(use_env=False)
+    if own.proc is None:
+        own.stop()
+        pytest.skip("Redis is not a local process here (container): cannot stop it under the worker")
+    w = Worker(kafka_bootstrap, own.address, _topics(kafka_bootstrap, unique_name), tmp_path / "w.log")
+    try:
+        w.start()
+        _wait_assigned(w)
+        own.stop()  # Redis gone: connections refused
+        wait_for("3 Redis errors counted", lambda: metric(w, "churnwatch_redis_errors_total") >= 3, 60, (w,))
+        assert w.proc is not None and w.proc.poll() is None, "the worker must survive a Redis outage"
+    finally:
+        w.stop()
+        own.stop()
+    log = w.output()
+    assert "Traceback" not in log, log[log.find("Traceback"):][:2000]
+    shown = [line for line in log.splitlines() if "Redis unavailable" in line]
+    assert shown and "retrying in 0.05 s (failure 1 in a row). Runbook: ChurnwatchRedisErrors" in shown[0], log[-3000:]

@@ -230,3 +230,13 @@ def _held_out(user: str) -> bool:
     from streams.offline.train import _is_holdout
 
     return _is_holdout(user, 0.2)
+
+
+def test_choose_types_never_picks_an_empty_name() -> None:
+    """An empty or blank type name (the codec refuses one; events built in code could still carry
+    it) is not activity to track: a model tracking "" cannot be loaded (QA3 #3)."""
+    from streams.offline.train import choose_types
+
+    base = load_model(None).with_(tracked_types=())
+    events = [Event(f"u{i}", 1_767_225_600_000 + i, name, f"e{i}-{name}") for i in range(3) for name in ("", " ", "view")]
+    assert choose_types(events, base) == ("view",)

@@ -134,3 +134,17 @@ def test_read_records_names_the_bad_line(tmp_path: Path) -> None:
         fh.write('{"user_id": "a", "type": "view", "ts": 1767261600000, "amount": "lots"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl.gz line 2: bad amount"):
         list(read_records(bad, Settings()))
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_read_records_refuses_an_empty_type_in_jsonl_as_in_csv(tmp_path: Path, name: str) -> None:
+    """An empty or blank ``type`` is refused in both formats (JSON lines used to pass it on)."""
+    jsonl = tmp_path / "e.jsonl"
+    jsonl.write_text('{"user_id": "a", "type": "view", "ts": 1767261600000}\n'
+                     + orjson.dumps({"user_id": "b14", "type": name, "ts": "2026-04-30T20:00:00Z"}).decode() + "\n")
+    with pytest.raises(ValueError, match=r"e.jsonl line 2: empty type: type is empty or blank"):
+        list(read_records(jsonl, Settings()))
+    csv_path = tmp_path / "e.csv"
+    csv_path.write_text(f"user_id,ts,event_type\na,1767261600000,view\nb14,1767261600000,{name}\n")
+    with pytest.raises(ValueError, match=r"e.csv line 3: empty event_type"):
+        list(read_records(csv_path, Settings()))

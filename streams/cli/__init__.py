@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, UserError, FileNotFoundError, ValueError) as exc:
         print(f"churnwatch {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:  # a path given where a file was meant
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"churnwatch {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError as exc:

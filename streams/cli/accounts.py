@@ -8,10 +8,12 @@ MRR, reasons, and its subscriptions with when each paid period ends ("renews 202
 days)", from the subscription events' ``period_end``; docs/REVENUE.md).
 
 The file: a header row with ``account_id`` and any of ``name``, ``owner``, ``segment``,
-``renewal_date`` (a date or ISO time, UTC); other columns are ignored. A bad row is reported with
+``renewal_date`` (a date or ISO time, UTC); other columns are ignored (named on stderr). A bad row is reported with
 its line number and nothing is sent. Each row states the account's whole record (a column left
 out or empty is empty in the table, not "unchanged"). Rows whose ``delete`` column says
-``yes``/``true``/``1`` send a tombstone.
+``yes``/``true``/``1`` send a tombstone (``no``/``false``/``0``/empty: none; anything else is a
+bad row). Ignored columns, and an account's later row that changes its facts (it wins), are said
+on stderr.
 """
 
 from __future__ import annotations
@@ -51,29 +53,56 @@ def _row_facts(row: dict[str, str]) -> AccountFacts:
     if values["renewal_date"]:
         ms = parse_ts_ms(values["renewal_date"])
         values["renewal_date"] = time.strftime("%Y-%m-%d", time.gmtime(ms // 1000))
-    deleted = (row.get("delete") or "").strip().lower() in ("yes", "true", "1")
-    return AccountFacts(account, **values, deleted=deleted)
+    flag = (row.get("delete") or "").strip().lower()
+    if flag not in _DELETE_YES + _DELETE_NO:  # "maybe" was read as no: an account kept that was meant to go?
+        raise ValueError(f"delete must be yes/true/1, or no/false/0 or empty, got {flag[:40]!r}")
+    return AccountFacts(account, **values, deleted=flag in _DELETE_YES)
 
 
-def read_accounts_csv(path: str | Path) -> list[AccountFacts]:
-    """The rows of an account file, checked; a later row of the same account replaces an earlier one."""
+_DELETE_YES = ("yes", "true", "1")
+_DELETE_NO = ("", "no", "false", "0")
+_COLUMNS = ("account_id", *_FIELDS, "delete")
+
+
+def _changes(old: AccountFacts, new: AccountFacts) -> str:
+    """What a later row of an account changes: "owner alice -> bob, deleted"."""
+    said = [f"{f} {getattr(old, f) or '(empty)'} -> {getattr(new, f) or '(empty)'}" for f in _FIELDS
+            if getattr(old, f) != getattr(new, f)]
+    return ", ".join(said + (["deleted"] if new.deleted and not old.deleted else [])) or "nothing"
+
+
+def read_accounts_csv(path: str | Path, warn: Any = None) -> list[AccountFacts]:
+    """The rows of an account file, checked; a later row of the same account replaces an earlier one.
+
+    Said on stderr (``warn``: one line each), not silently taken: columns that are not account
+    facts (ignored), and a later row of an account that changes its facts (two owners for one
+    account is more often a mistake than an update) (QA3 #17)."""
+    say = warn or (lambda line: print(line, file=sys.stderr))
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p} is not a file")
     out: dict[str, AccountFacts] = {}
+    line_of: dict[str, int] = {}
     with open(p, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         names = [n.strip().lower() for n in reader.fieldnames or []]
         if "account_id" not in names:
             raise UserError(f"{p.name}: the header row has no account_id column (found {', '.join(names) or 'none'})")
+        unknown = [n for n in names if n not in _COLUMNS]
+        if unknown:
+            say(f"{p.name}: column{'s' * (len(unknown) > 1)} {', '.join(unknown)} ignored (account facts: {', '.join(_COLUMNS)})")
         reader.fieldnames = names
         for row in reader:
             try:
                 facts = _row_facts(row)
             except ValueError as exc:
                 raise UserError(f"{p.name} line {reader.line_num}: {exc}") from None
-            out.pop(facts.account_id, None)
+            earlier = out.pop(facts.account_id, None)
+            if earlier is not None and earlier != facts:
+                say(f"{p.name} line {reader.line_num}: account {facts.account_id} again (line "
+                    f"{line_of[facts.account_id]}); this row wins: {_changes(earlier, facts)}")
             out[facts.account_id] = facts
+            line_of[facts.account_id] = reader.line_num
     return list(out.values())
 
 
@@ -128,7 +157,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _show(args, settings)
     table = read_accounts(settings, timeout_s=args.timeout)
     if not table:  # said on stderr: stdout stays JSON lines for a pipe
-        print(f"no accounts in {settings.topic_accounts} (add some: churnwatch accounts import --file ACCOUNTS.csv)", file=sys.stderr)
+        print(f"no accounts in {settings.topic_accounts} (add some: churnwatch accounts import ACCOUNTS.csv)", file=sys.stderr)
     for facts in sorted(table.values(), key=lambda f: f["account_id"]):
         print(orjson.dumps(facts).decode())
     return 0

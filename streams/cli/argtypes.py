@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Callable
 
+from streams.errors import UserError
 from streams.settings import parse_duration_ms
 from streams.timefmt import parse_ts_ms
 
-__all__ = ["number_in", "parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate"]
+__all__ = ["check_output_file", "number_in", "parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate"]
 
 
 def parse_date_ms(text: str, flag: str) -> int:
@@ -127,3 +129,22 @@ def parse_as_of(text: str) -> list[int]:
     if not dates:
         raise ValueError(f"--as-of {text!r} holds no date")
     return dates
+
+
+def check_output_file(flag: str, path: str | Path | None) -> Path | None:
+    """``path`` (None: not asked for) if a file can be written there: checked before the work, so a
+    long simulation or training does not stop at its very end on a missing folder (QA3 #13).
+
+    >>> check_output_file("--out", "/no-such-folder/x.json")
+    Traceback (most recent call last):
+    ...
+    streams.errors.UserError: --out /no-such-folder/x.json: folder /no-such-folder does not exist
+    """
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} {p}: a folder; give a file name")
+    if not p.parent.is_dir():
+        raise UserError(f"{flag} {p}: folder {p.parent} does not exist")
+    return p

@@ -15,7 +15,7 @@ from typing import IO, Any, Callable, Mapping, Sequence
 from models.events import Event
 from models.model import ChurnModel, load_model
 from models.state import DAY_S
-from streams.cli.argtypes import parse_as_of, positive_int
+from streams.cli.argtypes import check_output_file, parse_as_of, positive_int
 from streams.errors import UserError
 from streams.offline.evaluate import Labels, _Panel, _Panels, _panel_collector, evaluate, read_labels, roc_curve
 from streams.offline.history import read_text
@@ -71,9 +71,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError(f"--horizon must be a positive duration, got {args.horizon!r}")
     type_map = load_type_map(args.config)
     labels = read_labels(args.labels) if args.labels else None
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    out = check_output_file("--out", args.out)
+    assert out is not None  # --out is required
+    check_output_file("--alerts-out", args.alerts_out)
+    check_output_file("--plot-out", args.plot_out)
 
     jobs = args.jobs or available_cpus()
     started = time.perf_counter()
@@ -148,6 +149,11 @@ class _Outputs:
         self.plot_events = summary.plot_events
         if self.as_of[0] <= (summary.first_ms if summary.first_ms is not None else self.as_of[0]):
             logger.warning("the first as-of date %s is not after the first event: nothing to score then", format_day_or_time(self.as_of[0]))
+        late = [t for t in self.as_of if summary.last_ms is not None and t > summary.last_ms]
+        if late:  # scored as if everyone fell silent at the data's end (QA3 #16: no word of it)
+            logger.warning("%s as-of date%s from %s %s after the data's last event (%s): users are scored as if silent "
+                           "since then", len(late), "s" * (len(late) > 1), format_day_or_time(late[0]),
+                           "are" if len(late) > 1 else "is", format_day_or_time(summary.last_ms))
         if self.labels is not None:
             self.panels, self.collect = _panel_collector(self.labels, self.horizon_ms, summary.last_ms or 0)
         self.scores = self.stack.enter_context(open_text(self.out, "w"))
@@ -170,7 +176,7 @@ def _safe(text: str) -> str:
 
 
 def _print_metrics(m: Mapping[str, Any]) -> None:
-    a, h = m["alerts"], m["churn_ahead"]
+    m, a, h = _shown(m), _shown(m["alerts"]), _shown(m["churn_ahead"])
     print(f"  horizon {m['horizon_days']:g} d, window {m['window'][0]} .. {m['window'][1]}, data end {m['data_end']}")
     print(f"  gone by the horizon, users not reported churned: {m['rows_judged']} rows (base rate {m['base_rate']},"
           f" {m['rows_already_gone']} already gone): ROC AUC {m['roc_auc']}, top-decile lift {m['top_decile_lift']}")
@@ -185,6 +191,17 @@ def _print_metrics(m: Mapping[str, Any]) -> None:
     for persona, p in m["by_persona"].items():
         print(f"    {persona}: {p['flagged']} of {p['churners']} flagged before churn, median lead {_days(p['median_lead_days'])};"
               f" {p['flagged_only_after_churn']} only after, median {_days(p['median_days_to_flag_after_churn'])} later")
+
+
+def _shown(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """``figures`` with "-" for each figure that cannot be computed (None: one as-of date has no
+    alert to judge, one class has no AUC): "precision None" was printed (QA3 #16). Medians stay
+    None for :func:`_days`, nested tables as they are.
+
+    >>> _shown({"precision": None, "recall": 0.5, "median_lead_days": None})
+    {'precision': '-', 'recall': 0.5, 'median_lead_days': None}
+    """
+    return {k: "-" if v is None and not k.startswith("median") else v for k, v in figures.items()}
 
 
 def _days(value: Any) -> str:

@@ -20,7 +20,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.console.app import create_app
 
+    from streams.local import check_listen_address
+
     settings = settings.with_(console_port=args.port, console_bind=args.bind)
+    check_listen_address(settings.console_bind, settings.console_port, "the console", "--port, CHURNWATCH_CONSOLE_PORT")
     app = create_app(settings)
     print(f"churnwatch console on http://{settings.console_bind}:{settings.console_port}/ "
           f"(API /api/v1, OpenAPI /openapi.json{', bearer token required' if settings.console_token else ''})", flush=True)

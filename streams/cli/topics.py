@@ -1,4 +1,5 @@
-"""``churnwatch topics``: create the events, alerts and DLQ topics with explicit partition counts."""
+"""``churnwatch topics``: create the events, alerts and DLQ topics with explicit partition counts (and the events
+topic with an explicit retention: ``CHURNWATCH_EVENTS_RETENTION_DAYS``)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
     parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
     parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
+    parser.add_argument("--retention-days", type=int, default=None, metavar="DAYS",
+                        help="retention of the events topic when created (default: settings, 180; 0 = forever)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_(
-        partitions=args.partitions, topic_events=args.events_topic, topic_alerts=args.alerts_topic, topic_dlq=args.dlq_topic
+        partitions=args.partitions, events_retention_days=args.retention_days, topic_events=args.events_topic, topic_alerts=args.alerts_topic, topic_dlq=args.dlq_topic
     )
     quiet_kafka_logs()
     from streams.publisher import check_kafka_reachable
@@ -33,5 +36,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         raise UserError(str(exc)) from None
     for name, state in outcome.items():
-        print(f"{name}: {state}")
+        days = settings.events_retention_days
+        kept = f" (retention {days} days)" if days else " (retention: forever)"
+        print(f"{name}: {state}{kept if name == settings.topic_events and state == 'created' else ''}")
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from models.events import Event, TypeMap
 from models.model import ChurnModel, load_model
 from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
-from streams.cli.argtypes import parse_as_of, parse_date_ms
+from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms
 from streams.errors import UserError
 from streams.offline.history import read_events_csv, read_labels_csv
 from streams.offline.replay import load_type_map
@@ -74,6 +74,8 @@ def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap
         events_path = Path(args.events)
         if not events_path.exists():
             raise UserError(f"--events {events_path} does not exist")
+        if not events_path.is_file():
+            raise UserError(f"--events {events_path} is a folder, not a file")
         events = read_events_csv(events_path, type_map)
         if until_ms is not None:
             kept = [ev for ev in events if ev.ts_ms < until_ms]
@@ -96,6 +98,7 @@ def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap
 
 
 def run(args: argparse.Namespace, settings: "Settings") -> int:
+    check_output_file("--out", args.out)  # before the work, not after it
     base = load_model(args.base_model) if args.base_model else ChurnModel()
     events = read_history(args, settings, load_type_map(args.config))
     labels = read_labels_csv(args.labels) if args.labels else None

@@ -248,7 +248,7 @@ def openapi() -> dict[str, Any]:
                     "periods": {"type": "array", "items": {"$ref": "#/components/schemas/PeriodFigures"}},
                     "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}}})
     churn = _obj({
-        "as_of": _STR, "period_days": {"type": "integer"}, "users": {"type": "integer"}, "at_risk": {"type": "integer"},
+        "as_of": _STR, "period_days": {"type": "integer", "description": "the window in days (churn-rate --json calls it days)"}, "users": {"type": "integer"}, "at_risk": {"type": "integer"},
         "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}}, "churned": {"type": "integer"},
         "active_at_start": {"type": "integer"}, "churn_rate": _NUM, "churned_revenue": _NUM,
         "weekly": {"type": "array", "items": week}, "revenue": revenue,

@@ -38,7 +38,7 @@ class Deps:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
         model = load_model(settings.model_path or None)
-        return cls(settings, Store(settings), model, Owners(settings), file_model=model)
+        return cls(settings, Store(settings, reconnect_once=True), model, Owners(settings), file_model=model)
 
     async def now_ms(self) -> int:
         """The stream time, as ``churnwatch score`` uses it; ``Unavailable`` before any progress.

@@ -65,12 +65,27 @@ def _open_text(path: Path) -> IO[str]:
     return open(path, encoding="utf-8", newline="")
 
 
-def read_text(path: str | Path) -> str:
-    """The whole file as text (gunzipped when it ends in ``.gz``), read in one go: a history is
-    read whole anyway, and one block is several times cheaper than line by line."""
+def check_input_file(path: str | Path) -> Path:
+    """``path`` if it is a file to read; else one line saying what it is instead (a folder gave an
+    IsADirectoryError traceback: QA3 #13). FileNotFoundError and ValueError: the commands print them.
+
+    >>> check_input_file("/")
+    Traceback (most recent call last):
+    ...
+    ValueError: / is a folder, not a file
+    """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist")
+    if not p.is_file():
+        raise ValueError(f"{p} is a folder, not a file" if p.is_dir() else f"{p} is not a regular file")
+    return p
+
+
+def read_text(path: str | Path) -> str:
+    """The whole file as text (gunzipped when it ends in ``.gz``), read in one go: a history is
+    read whole anyway, and one block is several times cheaper than line by line."""
+    p = check_input_file(path)
     raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
     return raw.decode("utf-8")
 
@@ -93,8 +108,7 @@ def _header(row: list[str], path: Path, wanted: tuple[str, ...]) -> dict[str, in
 
 def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, list[str], dict[str, int]]]:
     """(line number, row, column name -> index); the header row is optional and detected by its names."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+    check_input_file(path)
     with _open_text(path) as handle:
         index = {name: i for i, name in enumerate(wanted)}
         first = True

@@ -354,6 +354,10 @@ def parse_mix(text: str) -> dict[Persona, float]:
 
     >>> parse_mix("steady=2, quitter=1")
     {'steady': 2.0, 'quitter': 1.0}
+    >>> parse_mix("steady=1,steady=2")
+    Traceback (most recent call last):
+    ...
+    ValueError: --mix 'steady=2': steady is given twice
     """
     out: dict[Persona, float] = {}
     for part in (p.strip() for p in text.split(",")):
@@ -369,9 +373,14 @@ def parse_mix(text: str) -> dict[Persona, float]:
             raise ValueError(f"--mix {part!r}: weight {raw.strip()!r} is not a number") from None
         if not (weight >= 0 and math.isfinite(weight)):
             raise ValueError(f"--mix {part!r}: weight must be a finite number >= 0, got {raw.strip()!r}")
+        if name in out:  # the later one silently won
+            raise ValueError(f"--mix {part!r}: {name} is given twice")
         out[cast(Persona, name)] = weight
     if not any(w > 0 for w in out.values()):
         raise ValueError(f"--mix {text!r}: give at least one persona a weight > 0, such as steady=0.5,quitter=0.5")
+    if not math.isfinite(sum(out.values())):  # random.choices' own "Total of weights must be finite"
+        raise ValueError(f"--mix {text!r}: the weights add up to more than a number can hold; they are relative, "
+                         f"so smaller ones say the same (steady=1,buyer=1)")
     return out
 
 

@@ -351,14 +351,15 @@ def _is_holdout(user: str, share: float) -> bool:
 def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAULT_SLOTS) -> tuple[str, ...]:
     """The event names to track one by one: the base model's if it declares some, else the
     ``n_types`` names used by the most users (ties: more events, then the name), cancellations
-    and subscription statements left out (they are not activity)."""
+    and subscription statements left out (they are not activity), and so is an empty or blank
+    name (the codec refuses one; a model tracking "" could not be loaded)."""
     if base.tracked_types:
         return tuple(base.tracked_types)
     vocabulary = Vocabulary((), {k: tuple(v) for k, v in base.roles.items()})
     users: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for ev in events:
-        if vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION):
+        if not ev.type.strip() or vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION):
             continue
         users.setdefault(ev.type, set()).add(ev.user_id)
         counts[ev.type] = counts.get(ev.type, 0) + 1

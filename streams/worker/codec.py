@@ -17,11 +17,12 @@ Accepted value (a JSON object)::
   same event gets the same id and is still recognised as a duplicate; counted in
   ``Decoder.derived_ids`` (metric ``churnwatch_events_derived_id_total``).
 - ``user_id``: non-empty string of at most 256 characters.
-- ``type``: string, the product's own event name (trimmed, lower-case; ``models.events.TypeMap``
+- ``type``: non-empty string, the product's own event name (trimmed, lower-case; empty or blank:
+  ``empty_type``; ``models.events.TypeMap``
   renames only what a config lists); ``Decoder.unknown_types`` (metric
   ``churnwatch_events_unknown_type_total``) counts names a map turns into ``"other"``.
 - ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
-  number or a string of digits. Epoch *seconds* are read as milliseconds and land in ``too_old``.
+  number or a string of digits (a fraction is floored: ``"1777579200000.5"`` is ...200000). Epoch *seconds* are read as milliseconds and land in ``too_old``.
 - ``amount``: optional number from 0 to ``MAX_AMOUNT`` (missing or null: 0, also for purchases); the cap keeps
   revenue sums finite in the state and in Redis' float counters.
 - ``account_id``: optional string of at most 256 characters, the customer company (missing, null
@@ -81,6 +82,7 @@ REASONS: Final[tuple[str, ...]] = (
     "missing_field",
     "bad_type",
     "empty_user_id",
+    "empty_type",
     "bad_timestamp",
     "too_old",
     "future",

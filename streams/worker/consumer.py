@@ -42,9 +42,13 @@ import logging
 import time
 from typing import Sequence
 
+import redis
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
 
+from streams.forward.webhook import backoff_s
+from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings, aiokafka_client_kwargs
 from streams.worker import metrics
 from streams.worker.batching import RecordCap
@@ -56,16 +60,46 @@ from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pip
 from streams.worker.model_record import ModelAdopted
 from streams.worker.store import LayoutChanged, ModelReplaced, Resume, Store, StoreLost
 
-__all__ = ["KafkaSink", "StreamConsumer", "pause_while_scoring", "wall_ms"]
+__all__ = ["KafkaSink", "StreamConsumer", "count_redis_error", "pause_while_scoring", "retry_delay", "wall_ms"]
 
 logger = logging.getLogger(__name__)
+#: The lines a failing loop repeats (one per retry): the CLI shows one per kind every 10 s with a count.
+retry_logger = logging.getLogger(RETRY_LOGGER)
 
+ERROR_BACKOFF_START_S = 0.05
 ERROR_BACKOFF_MAX_S = 2.0
 COMMIT_INTERVAL_S = 1.0  # Kafka commit hints: at most this often, never awaited by a cycle
 STORE_CHECK_INTERVAL_S = 1.0  # idle workers check the store's incarnation this often
 # Records up to this size are sent in batches; a larger one goes through ``send``, which refuses a
 # record over the producer's max_request_size (1 MiB) as it always did (MessageSizeTooLargeError).
 _BATCHED_MAX_BYTES = 64 * 1024
+
+
+def retry_delay(failures: int) -> float:
+    """The wait after the ``failures``-th failed turn of the loop in a row: doubling from 0.05 s,
+    at most ``ERROR_BACKOFF_MAX_S``. The streak ends only with a turn that reached Redis (see
+    ``StreamConsumer.run``): a caught-up worker's idle fetches in between do not reset it, which
+    kept a Redis outage at one failure (and traceback) a second, each "retrying in 0.05 s" (QA3 #5).
+
+    >>> [f"{retry_delay(n):g}" for n in (1, 2, 3, 6, 7, 50, 10**6)]
+    ['0.05', '0.1', '0.2', '1.6', '2', '2', '2']
+    """
+    return backoff_s(min(failures, 32), start_s=ERROR_BACKOFF_START_S, max_s=ERROR_BACKOFF_MAX_S)  # 2**n stays a float
+
+
+def count_redis_error(exc: BaseException) -> bool:
+    """Count ``exc`` in ``churnwatch_redis_errors_total`` if Redis raised it (an outage, a timeout,
+    a refused write such as out of memory): whatever step of the loop made the call, the alert
+    ChurnwatchRedisErrors must see it (the loop's own failures went uncounted: QA3 #5). True if counted.
+
+    >>> import redis
+    >>> count_redis_error(redis.exceptions.ConnectionError("down")), count_redis_error(ValueError("bug"))
+    (True, False)
+    """
+    if isinstance(exc, (*REDIS_TRANSIENT, redis.exceptions.RedisError)):
+        metrics.REDIS_ERRORS.inc()
+        return True
+    return False
 
 
 def pause_while_scoring(records: int, max_records: int, pipeline_depth: int, prefetch_during_head: bool) -> bool:
@@ -332,15 +366,16 @@ class StreamConsumer:
 
     async def _resume(self) -> None:
         """Seek every assigned-but-not-resumed partition to its progress; retries Redis until it answers."""
-        delay = 0.05
+        failures = 0
         while self._unresumed and not self._stopping:
             try:
                 progress = await self.store.read_resume(self.topic)
             except REDIS_TRANSIENT as exc:
-                metrics.REDIS_ERRORS.inc()
-                logger.warning("cannot read progress from Redis (%s); retrying in %.2f s", exc, delay)
+                count_redis_error(exc)
+                failures += 1
+                delay = retry_delay(failures)
+                retry_logger.warning("cannot read progress from Redis (%s); retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(ERROR_BACKOFF_MAX_S, delay * 2)
                 continue
             await self._check_layout()
             now = wall_ms()
@@ -393,7 +428,7 @@ class StreamConsumer:
         what arrived during this head, but makes it wait for that fetch, which on Tansu lists every
         stored batch (7-23 ms a cycle at half the max rate, no gain in the p99: SCALING.md, "Levers").
         """
-        delay = 0.05
+        failures = 0  # failed turns in a row (retry_delay)
         timeout_ms = self.settings.batch_timeout_ms
         while not self._stopping:
             try:
@@ -424,8 +459,8 @@ class StreamConsumer:
                 finally:
                     if live and self.halted is None:  # a halted worker stays paused (_halt)
                         self.consumer.resume(*self.consumer.paused())
-                await self._check_store()
-                delay = 0.05
+                if await self._check_store() or n:
+                    failures = 0  # Redis answered (an idle turn proves nothing: see retry_delay)
             except StoreLost as exc:
                 self._lost = exc
             except LayoutChanged as exc:
@@ -439,10 +474,16 @@ class StreamConsumer:
                 self._stopping = True
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("worker cycle failed; retrying in %.2f s", delay)
+            except Exception as exc:
+                failures += 1
+                delay = retry_delay(failures)
+                if count_redis_error(exc) and isinstance(exc, REDIS_TRANSIENT):  # an outage: no traceback to read
+                    retry_logger.warning("worker cycle failed: Redis unavailable (%s: %s); retrying in %.2f s "
+                                         "(failure %d in a row). Runbook: ChurnwatchRedisErrors",
+                                         type(exc).__name__, exc, delay, failures)
+                else:
+                    retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
                 await asyncio.sleep(delay)
-                delay = min(ERROR_BACKOFF_MAX_S, delay * 2)
 
     async def _check_log(self, batch: dict[TopicPartition, list], rebalanced: bool) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
         """Is each partition's log still the one its progress describes? Returns ``batch`` without
@@ -515,16 +556,19 @@ class StreamConsumer:
                          "gone (retention), so users' state is incomplete. Runbook: ChurnwatchHistoryIncomplete",
                          tp.topic, tp.partition, first_offset)
 
-    async def _check_store(self) -> None:
+    async def _check_store(self) -> bool:
         """Once a second: does Redis still hold our data, our model, our partition layout?
         (Busy cycles check the incarnation in every bucket they touch.) And the topic's stream
         time from every partition's stored progress: only this worker's own progress writes tell
         it otherwise, so a worker whose partitions went quiet would keep their borrowed review
-        clocks behind the partitions another worker still moves, and their reviews would wait."""
+        clocks behind the partitions another worker still moves, and their reviews would wait.
+        True if it asked Redis (and Redis answered)."""
         now = time.monotonic()
-        if now - self._store_checked_at >= STORE_CHECK_INTERVAL_S:
-            self._store_checked_at = now
-            self.pipeline.observe_global(await self.store.check_and_stream_times(self.topic))
+        if now - self._store_checked_at < STORE_CHECK_INTERVAL_S:
+            return False
+        self._store_checked_at = now
+        self.pipeline.observe_global(await self.store.check_and_stream_times(self.topic))
+        return True
 
     async def _adopt(self, adopted: ModelAdopted) -> None:
         """A learned successor of this worker's model is in use (``churnwatch learn``): settle the

@@ -62,6 +62,7 @@ import redis.exceptions
 from aiokafka.errors import KafkaError
 
 from models.model import ChurnModel
+from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.clock import NEVER, TopicClock
@@ -90,6 +91,7 @@ __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", 
            "TIMING_HEADER", "timing_header", "read_chunks"]
 
 logger = logging.getLogger(__name__)
+retry_logger = logging.getLogger(RETRY_LOGGER)  # a retry every 2 s while Redis is down: rate-limited by the CLI
 
 T = TypeVar("T")
 
@@ -667,7 +669,7 @@ class Pipeline:
             except errors as exc:
                 if errors is REDIS_TRANSIENT:
                     metrics.REDIS_ERRORS.inc()
-                logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
+                retry_logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
 

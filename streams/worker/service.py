@@ -281,24 +281,10 @@ def run_worker(settings: Settings) -> int:
 
 
 def _check_metrics_port(settings: Settings) -> None:
-    """Refuse, in one line, a metrics address another process holds: faust found out only once
-    started, in a 45-line traceback (OSError EADDRINUSE), after the topic and Redis checks. The
-    probe binds as the web server will (SO_REUSEADDR, so a port left in TIME_WAIT passes) and lets
-    go at once; a port taken in between still fails in faust, as before."""
-    import socket
+    """Refuse, in one line, a metrics address another process holds (``streams.local.check_listen_address``)."""
+    from streams.local import check_listen_address
 
-    try:
-        infos = socket.getaddrinfo(settings.metrics_bind, settings.metrics_port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UserError(f"cannot serve metrics on {settings.metrics_bind}:{settings.metrics_port}: {exc}") from None
-    for family, kind, proto, _, address in infos[:1]:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                raise UserError(f"cannot serve metrics on {settings.metrics_bind}:{settings.metrics_port}: "
-                                f"{exc.strerror or exc} (--metrics-port, CHURNWATCH_METRICS_PORT)") from None
+    check_listen_address(settings.metrics_bind, settings.metrics_port, "metrics", "--metrics-port, CHURNWATCH_METRICS_PORT")
 
 
 def _tune_gc() -> None:

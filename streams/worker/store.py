@@ -41,7 +41,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError
 
 from models.engine import Alert
 from models.model import ChurnModel
@@ -507,7 +509,15 @@ class _Calls(list[tuple[Any, ...]]):
 class Store:
     """Async access to the state in Redis (redis.asyncio with hiredis). One per worker process."""
 
-    def __init__(self, settings: Settings, client: aioredis.Redis | RedisCluster | None = None) -> None:
+    def __init__(self, settings: Settings, client: aioredis.Redis | RedisCluster | None = None, *,
+                 reconnect_once: bool = False) -> None:
+        """``reconnect_once``: a call whose pooled connection turns out closed (Redis restarted, or
+        ``CLIENT KILL``: "Connection closed by server") is sent once more on a new connection, by
+        redis-py's own ``Retry`` (``from_url`` clients have none: their pool's connections get
+        ``Retry(NoBackoff(), 0)``). For a long-lived reader, the console: its idle pool went stale
+        and the next request answered 503 (QA3 #6). Connection errors only (a timeout is not
+        retried: it would double the wait on a Redis that hangs); a Redis that is down still fails
+        at once (the reconnect is refused). The worker does without: its loop retries whole steps."""
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.buckets = settings.buckets
@@ -521,6 +531,7 @@ class Store:
             socket_timeout=5.0,
             socket_connect_timeout=3.0,
             health_check_interval=30,
+            **({"retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))} if reconnect_once and not self.cluster else {}),
         )
         self._sources = {name: _script_source(name)
                          for name in ("read_batch", "write_batch", "progress", "history", "read_accounts",

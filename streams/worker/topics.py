@@ -11,14 +11,30 @@ from __future__ import annotations
 from streams.kafka_admin import create_topics
 from streams.settings import Settings
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_topics", "events_topic_configs"]
+
+DAY_MS = 86_400_000
+
+
+def events_topic_configs(settings: Settings) -> dict[str, str]:
+    """The events topic's configs: an explicit ``retention.ms`` (``events_retention_days``; 0: -1,
+    kept forever). Why: a rebuild after Redis lost its data replays the topic, and the broker's
+    default (Kafka's 7 days, as docker-compose.yml ran it) drops what that needs (QA3 #9).
+
+    >>> events_topic_configs(Settings()), events_topic_configs(Settings(events_retention_days=0))
+    ({'retention.ms': '15552000000'}, {'retention.ms': '-1'})
+    """
+    days = settings.events_retention_days
+    return {"retention.ms": str(days * DAY_MS) if days else "-1"}
 
 
 def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> dict[str, str]:
-    """Create ``topic_events``, ``topic_alerts`` and ``topic_dlq`` with ``settings.partitions`` each.
+    """Create ``topic_events`` (with :func:`events_topic_configs`), ``topic_alerts`` and
+    ``topic_dlq`` (the broker's default retention) with ``settings.partitions`` each.
 
     Returns ``{topic: "created" | "exists" | "exists with N partitions"}``. Retries while the
-    broker is not reachable yet, up to ``timeout_s``.
+    broker is not reachable yet, up to ``timeout_s``. An existing topic is left as it is (its
+    retention too: ``kafka-configs.sh --alter`` changes it, docs/OPERATE.md).
     """
-    names = (settings.topic_events, settings.topic_alerts, settings.topic_dlq)
-    return create_topics(settings, dict.fromkeys(names), timeout_s=timeout_s)
+    topics = {settings.topic_events: events_topic_configs(settings), settings.topic_alerts: None, settings.topic_dlq: None}
+    return create_topics(settings, topics, timeout_s=timeout_s)
