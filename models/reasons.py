@@ -51,7 +51,9 @@ and days as "1 day", "today" (:func:`_days`, :func:`_ago`).
 
 The one reason that quotes a score quotes the temperature shown (models.temperature.p_back_within),
 in the words of what it is: "chance of coming back within 30 days: 12%", or "of buying again"
-where the purchase rhythm decided it; against the user only well below a coin flip.
+where the purchase rhythm decided it; against the user only well below a coin flip, and never
+while a cancellation stands: the temperature is then 0 because of the cancellation, which is the
+first reason already ("cancelled 3 days ago"), not because of a rhythm.
 """
 
 from __future__ import annotations
@@ -398,8 +400,8 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "narrow":
         used, kinds = _kinds(sig, model)
         return sig.breadth < 0.3 and 2 * used <= kinds
-    if key == "cooling":
-        return back < _COOLING_BELOW
+    if key == "cooling":  # not while a cancellation stands: it is the reason, and the temperature's 0 is its (models.temperature)
+        return back < _COOLING_BELOW and not sig.cancelled
     if key == "negative":  # a trained model may tie complaining to staying: then its absence is the reason
         return sig.negative_28d >= 0.5 or model.risk_weights.get("negative_share", 0.0) < 0.0
     if key == "tenure":
@@ -432,7 +434,7 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         used, kinds = _kinds(sig, model)
         return used < 2 or 2 * used < kinds
     if key == "cooling":
-        return back < _WARM_FROM
+        return back < _WARM_FROM and not sig.cancelled
     if key == "tenure":
         return _against(key, sig, back, model)
     if key == "gaps":

@@ -69,6 +69,7 @@ __all__ = [
     "period_end_day",
     "purchase_summary",
     "slot_lists",
+    "tracked",
 ]
 
 DAY_S: Final[int] = 86_400
@@ -766,6 +767,27 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
         amount = event.amount if event.amount > 0 else 0.0
         state.revenue += amount
         _count_purchase_day(state, ts)
+
+
+def tracked(state: UserState) -> bool:
+    """Whether ``state`` is a user churnwatch scores, counts and lists: one who used the product
+    (an activity event) or said they are leaving (a cancellation). A record built from
+    ``subscription`` statements alone is not (QA 2026-12: an unused trial's holder was scored as
+    silent since 1970, "no return for 20574 days after 0 active days", and counted "new" in the
+    stage counters while live scoring said "churned"): a billing statement is no use of the
+    product (:func:`apply_event`), so such a user has no activity yet, no silence to measure, no
+    temperature, no stage. The record is still kept (the end of the paid period it holds is the
+    risk's exit gate once activity comes, models.risk), and the account's revenue counts the
+    statements (models.revenue), but every reader treats it as no user yet: ``churnwatch score``
+    and the console's user page say "no activity yet" (streams.views.NoActivityYet), the bucket's
+    counters leave it out (streams.worker.store.stats_delta), the backtest writes no row for it,
+    the lists (models.ranking), the score history (models.weekly) and the member copies
+    (models.step) skip it.
+
+    >>> tracked(UserState(period_end_day=20600)), tracked(UserState(n_events=1)), tracked(UserState(cancelled_s=1))
+    (False, True, True)
+    """
+    return state.n_events > 0 or state.cancelled_s > 0
 
 
 def period_end_day(period_end_ms: int) -> int:

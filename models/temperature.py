@@ -28,6 +28,25 @@ buying cools down):
   (:func:`stay_after`). Never shown as a number of its own.
 
 Both fall with silence; the temperature is never above the uncalibrated P(alive).
+
+**A cancellation.** While the user's cancellation stands (models.signals ``cancelled``: a
+``cancel`` event and no activity on a later UTC day) the temperature is 0. Why: both models are
+buy-till-you-die models for a *non-contractual* setting, where the moment a customer drops out
+is never observed and P(alive) infers it from the silence (Schmittlein, Morrison & Colombo,
+"Counting your customers", Management Science 33(1), 1987; Fader, Hardie & Lee 2005); a dropout
+is permanent there (the "die" of buy-till-you-die). A cancellation is that dropout observed, as
+in the contractual setting where churn is seen when it happens (Fader & Hardie, "Probability
+models for customer-base analysis", J. Interactive Marketing 23(1), 2009): the model's own answer,
+given the observation, is P(alive) = 0, so P(back within the horizon) = 0. Before, a user who
+cancelled today after a daily rhythm was shown 83-98 ("back within 30 days": QA 2026-12), the
+rhythm read as if the cancellation had not been said. No number is fitted: the effect is the
+models' own conditional, monotone (a cancellation never raises the temperature) and it ends
+with the cancellation: a return on a later day clears it (models.signals.is_cancelled), and the
+rhythm speaks again (the stage says reactivated). A win-back of a cancelled user is still
+possible, the model just has no rhythm to put a chance on it: the win-back list ranks such users
+after those who drifted away, by spend among themselves (models.ranking.win_back_key). P(alive)
+in the risk (:func:`p_stay`) is not changed: a cancelled user is churned and its risk is 1
+(models.scoring.assess), so nothing reads it there.
 """
 
 from __future__ import annotations
@@ -107,8 +126,12 @@ def p_back_within(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]
     P(a purchase within it) (models.bgnbd.p_buys_within). Uncalibrated (module docstring).
 
     Falls with silence (both factors do) and rises to P(alive) as the horizon grows: with the
-    default's visit prior a user seen on one day only is at 17 after a month of silence.
+    default's visit prior a user seen on one day only is at 17 after a month of silence. 0 while
+    a cancellation stands (module docstring: the dropout is observed), said to come from the
+    visit rhythm, which it ends (the reasons tell the cancellation itself, models.reasons).
     """
+    if sig.cancelled:
+        return 0.0, "visits"
     compiled = model.compiled
     h = model.horizon_days
     p = mbgnbd.p_active_within(compiled.visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days,

@@ -21,7 +21,7 @@ from models.model import ChurnModel, load_model
 from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, next_period_ms, period_start_ms
 from models.ranking import Ranked, budget_size
 from models.scoring import Scores, score, scores_from
-from models.state import UserState
+from models.state import UserState, tracked
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
 from streams.timefmt import format_ts
@@ -29,11 +29,22 @@ from streams.worker.store import REACH_SCALE, Store, StoreReader, UnreadableStat
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BOOK_STAGES", "AccountReport", "UnreadableAccount", "account_book", "account_report", "account_subscriptions", "read_account_state", "UserReport", "churn_rate", "cohort_rows",
+__all__ = ["BOOK_STAGES", "AccountReport", "NoActivityYet", "UnreadableAccount", "account_book", "account_report", "account_subscriptions", "read_account_state", "UserReport", "churn_rate", "cohort_rows",
            "indexed_save_list", "live_cohorts", "live_revenue", "open_reader", "renewal", "renewal_text", "revenue_figures",
            "revenue_range", "stream_time_ms", "top_users", "user_report"]
 
 _DAY_MS = 86_400_000
+
+
+class NoActivityYet(LookupError):
+    """A user whose stored record holds billing statements alone (models.state.tracked): no use of
+    the product yet, so nothing to score; ``churnwatch score`` says so in one line (exit 2), the
+    console's user page and ``/api/v1/users/{id}`` answer 404 ``no_activity`` with these words.
+    Its subscription still counts in its account's revenue (models.revenue)."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id!r} has no activity yet: only billing statements (subscription events), which "
+                         f"count in its account's revenue, not as use of the product; it is scored from its first activity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +140,13 @@ def _model(settings: Settings, reader: StoreReader) -> ChurnModel:
 
 def user_report(reader: StoreReader, settings: Settings, user_id: str, model: ChurnModel | None = None,
                 as_of_ms: int | None = None) -> UserReport | None:
-    """Live scores of ``user_id`` at the stream time (or ``as_of_ms``); None if the user is not tracked."""
+    """Live scores of ``user_id`` at the stream time (or ``as_of_ms``); None if the user is not
+    tracked, :class:`NoActivityYet` if its record holds billing statements alone."""
     state = reader.load_user(user_id)
     if state is None:
         return None
+    if not tracked(state):
+        raise NoActivityYet(user_id)
     now_ms = as_of_ms if as_of_ms is not None else stream_time_ms(reader, settings)
     now_ms = max(now_ms, state.last_seen_s * 1000)  # a user's own events are never in its future
     return UserReport(user_id, now_ms, score(state, now_ms // 1000, model or _model(settings, reader)), state)

@@ -17,6 +17,14 @@ identical; for the targeted ones it counts the alerts removed and added by kind 
 checks that none of the targeted alerts is left::
 
     python3 -m tests.golden_masked users /tmp/old.json /tmp/new.json recovered declining,dormant,churned
+
+A change aimed at the users whose cancellation stands (the temperature of a cancelled user, QA
+2026-12) is proved on those rows alone: ``cancelled`` checks that every alert or score that
+changed is one of a standing cancellation (a score whose signals say ``cancelled=True``; an alert
+whose first reason is the cancellation), that only ``fields`` changed in them, and that the states
+are byte-identical; it prints the new values of the first field and the reasons removed::
+
+    python3 -m tests.golden_masked cancelled /tmp/old.json /tmp/new.json temperature reasons
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import collections
 import json
 import sys
 
-__all__ = ["compare", "dump", "users"]
+__all__ = ["cancelled", "compare", "dump", "users"]
 
 
 def dump(path: str) -> None:
@@ -132,11 +140,48 @@ def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...]) -> b
     return ok
 
 
+def cancelled(old_path: str, new_path: str, fields: tuple[str, ...]) -> bool:
+    """True when only rows of a standing cancellation changed, and only in ``fields`` (printing what moved)."""
+    with open(old_path, encoding="utf-8") as f:
+        old = json.load(f)
+    with open(new_path, encoding="utf-8") as f:
+        new = json.load(f)
+    ok = True
+
+    def is_cancelled(part: str, d: dict[str, object]) -> bool:
+        if part == "scores":
+            return "cancelled=True" in str(d["signals"])
+        reasons = d["reasons"]
+        return bool(reasons) and str(reasons[0]).startswith("cancelled ")  # type: ignore[index]
+
+    for key in old:
+        same_states = old[key]["states"] == new[key]["states"]
+        ok &= same_states
+        for part, ident in (("alerts", ("alert_id",)), ("scores", ("u", "t"))):
+            o = {tuple(d[k] for k in ident): d for d in map(json.loads, old[key][part])}
+            n = {tuple(d[k] for k in ident): d for d in map(json.loads, new[key][part])}
+            rows_ok = sorted(o) == sorted(n)
+            changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
+            targeted = sum(is_cancelled(part, d) for d in o.values())
+            outside = sum(not is_cancelled(part, a) for a, _ in changed)
+            other = collections.Counter(f for a, b in changed for f in a if f not in fields and a[f] != b[f])
+            ok &= rows_ok and not outside and not other
+            values = collections.Counter(b[fields[0]] for a, b in changed)
+            removed = collections.Counter(str(r).split(":")[0] for a, b in changed for r in a["reasons"] if r not in b["reasons"])
+            print(f"{key} {part}: {len(o)} rows, {targeted} of a standing cancellation; changed {len(changed)}, "
+                  f"outside them {outside}, in other fields than {'+'.join(fields)}: {dict(other)}; new {fields[0]}: "
+                  f"{dict(values)}; reasons removed: {dict(removed)}")
+        print(f"{key} states byte-identical: {same_states}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
     elif sys.argv[1:2] == ["users"] and len(sys.argv) == 6:
         sys.exit(0 if users(sys.argv[2], sys.argv[3], sys.argv[4], tuple(sys.argv[5].split(","))) else 1)
+    elif sys.argv[1:2] == ["cancelled"] and len(sys.argv) >= 5:
+        sys.exit(0 if cancelled(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     else:

@@ -29,6 +29,13 @@ recovered/active added (the close when the stage leaves declining), 18 at-risk r
 and 5 new ones (the quiet period now starts at the later close), 7 stage changes removed and 15
 added (while an alert is open every event is a review, so the lifecycle's hysteresis sees other
 moments); seed 3, 24, 8, 16 and 2, 5 and 7. The scores at the three as-of times are unchanged.
+
+2026-12-02 (qafix3a): a user whose cancellation stands has temperature 0 (models.temperature:
+the dropout is observed) and no "chance of coming back" reason. Replayed with main b8b7110 and
+the new code (``golden_masked cancelled OLD NEW temperature reasons``): every alert and score that
+changed is one of a standing cancellation, only in temperature and reasons, the states
+byte-identical; changed per run: seed 2 20 alerts (the "-> churned: cancelled today" stage
+changes, temperature 85-99 -> 0) and 60 of 1,500 scores (39 lost the reason), seed 3 22 and 66 (38).
 """
 
 from __future__ import annotations

@@ -195,6 +195,29 @@ def test_cancel_is_churn_at_once_and_a_later_return_is_reactivation() -> None:
     assert final.state.stage_name in ("active", "declining")
 
 
+def test_a_standing_cancellation_has_temperature_0_until_the_user_comes_back() -> None:
+    """QA 2026-12 (#7): every "-> churned: cancelled today" alert carried temperature 83-98, "the
+    chance the user is back within 30 days", for users who had just said they were leaving. A
+    cancellation is the dropout the rhythm models infer from silence, observed: their answer is
+    P(alive) = 0 (models.temperature). Monotone: with the cancellation never above without it;
+    no reason quotes a chance while it stands; a return on a later day ends it."""
+    for model in (MODEL, ChurnModel(population={"visit_gap_days": 7.0})):
+        evs = _history([float(i) for i in range(30)])
+        cancel = Event("u", int((T0 + 30 * DAY_S) * 1000), "cancel", "c1")
+        out = advance("u", None, evs + [cancel], cancel.ts_ms + 1000, model)
+        told = [a for a in out.alerts if a.kind == "stage_changed" and a.scores.reasons[0] == "cancelled today"]
+        assert told and told[-1].scores.temperature == 0.0 and told[-1].to_dict()["temperature"] == 0.0
+        silent = advance("u", None, evs, cancel.ts_ms + 1000, model).state  # the same user, no cancellation
+        for days in (0.0, 1.0, 10.0, 40.0):
+            now = cancel.ts_ms // 1000 + int(days * DAY_S)
+            s, without = score(out.state, now, model), score(silent, now, model)
+            assert s.stage == "churned" and s.temperature == 0.0 <= without.temperature
+            assert not any(r.startswith("chance of") for r in s.reasons), s.reasons
+        assert score(silent, cancel.ts_ms // 1000, model).temperature > 80.0, "the rhythm alone said 'back soon'"
+        back = advance("u", out.state, _history([32.0]), int((T0 + 32 * DAY_S) * 1000) + 1000, model).state
+        assert back.stage_name == "reactivated" and score(back, back.last_seen_s, model).temperature > 0.0
+
+
 def test_silence_until_churn_then_back_is_reactivated() -> None:
     evs = _history([float(i) for i in range(30)])
     st = advance("u", None, evs, evs[-1].ts_ms + 80 * DAY_S * 1000, MODEL).state

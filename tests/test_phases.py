@@ -173,7 +173,9 @@ def test_advance_users_deletes_a_user_whose_state_expires_with_its_history_and_a
     assert all(point for _, _, point in write.history) and not write.alerts and not write.stats, "nothing deleted"
 
 
-_VALID = UserState().to_bytes()  # format 4, stage byte [1] = 0
+# format 4, stage byte [1] = 0; a user of the product (one event): a record of no events and no
+# cancellation holds billing statements alone and was never counted (models.state.tracked)
+_VALID = UserState(first_seen_s=START_MS // 1000, last_seen_s=START_MS // 1000, n_events=1, active_days=1).to_bytes()
 
 
 @pytest.mark.parametrize("blob", [b"\xffnot a record", _VALID[:1] + b"\xc8" + _VALID[2:]],

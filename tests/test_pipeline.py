@@ -129,6 +129,43 @@ def test_state_and_alerts_do_not_depend_on_batch_size(base_settings: Settings, r
     assert stats[:8] == stats[8:], "bucket stats agree too"
 
 
+def test_stage_counters_agree_with_live_scoring_when_some_users_hold_only_billing_statements(base_settings: Settings,
+                                                                                             redis_url: str) -> None:
+    """QA 2026-12 (#4): the stage counters (console Churn page, /api/v1/churn, users_by_stage)
+    said "new 41, churned 60" where live scoring of every user said new 4, churned 96: the holders
+    of unused trials, whose records only subscription statements made, were counted "new" (their
+    stage byte, never reviewed) and scored "churned" (silent since 1970). They are no users yet
+    (models.state.tracked): the counters and live scoring of the users `churnwatch score` scores agree."""
+    from collections import Counter
+
+    from models.scoring import score
+    from models.state import STAGES, UserState
+    from models.subscription import Subscription
+
+    def tracked(st: UserState) -> bool:  # models.state.tracked, written out: the test runs on the code before it too
+        return bool(st.n_events or st.cancelled_s)
+
+    events = history(users=8, days=40)
+    for i in range(3):  # unused trials: a trial statement, cancelled when it ends
+        t = START_MS + (5 + 3 * i) * DAY_MS
+        events += [Event(f"t{i}", t, "subscription", f"t{i}-1", 0.0, f"acct{i}", Subscription("trial", "Pro", 4_999, t + 14 * DAY_MS)),
+                   Event(f"t{i}", t + 14 * DAY_MS, "subscription", f"t{i}-2", 0.0, f"acct{i}", Subscription("cancelled", "Pro", 0))]
+    events.sort(key=lambda e: (e.ts_ms, e.event_id))
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> dict[str, float]:
+        pipeline = await make("billing")
+        await feed(pipeline, records(events), 40)
+        return await pipeline.store.stats()
+
+    stats = run(base_settings, scenario)
+    states = {u: UserState.from_bytes(b) for u, b in dump_state(redis_url, "billing").items()}
+    assert len(states) == 11 and sum(not tracked(st) for st in states.values()) == 3, "the trial holders' records are kept"
+    now_s = max(e.ts_ms for e in events) // 1000  # the stream time the views score at
+    live = Counter(score(st, max(now_s, st.last_seen_s), load_model()).stage for st in states.values() if tracked(st))
+    counted = {name: int(stats.get(f"stage:{name}", 0)) for name in STAGES}
+    assert int(stats["users"]) == 8 and counted == {name: live[name] for name in STAGES}, (stats, live)
+
+
 def test_a_cycle_signals_applying_after_scoring_before_alerts_and_states(base_settings: Settings) -> None:
     """``Pipeline.applying`` (the consumer resumes fetching then) comes once per cycle, after the
     batch is scored and before anything of it leaves: alerts produced, states written."""

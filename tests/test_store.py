@@ -321,6 +321,30 @@ def test_first_seen_day_is_counted_once_however_the_history_is_batched() -> None
     assert not any(k.startswith("new:") for k in added([None, billing_only]))
 
 
+def test_a_record_of_billing_statements_alone_counts_in_no_counter() -> None:
+    """QA 2026-12 (#1, #4): an unused trial's holder, whose record only subscription statements made
+    (no events, never reviewed: stage byte "new"), was counted in ``users`` and ``stage:new`` while
+    live scoring called it churned (36 of the QA pass's "new 41" against 4 new users live). It counts
+    nowhere now until its first activity, which adds it whole; its unreadable record takes nothing
+    off. A cancellation alone is a user (it said it is leaving: churned)."""
+    from models.state import period_end_day
+    from streams.worker.store import unreadable_delta
+
+    billing_only = UserState(period_end_day=period_end_day((T0 + 30 * DAY) * 1000))
+    active = UserState(first_seen_s=T0, last_seen_s=T0, n_events=1, active_days=1, period_end_day=billing_only.period_end_day)
+    added: dict[str, float] = {}
+    stats_delta(None, billing_only, [], added)
+    assert added == {}
+    stats_delta(billing_only, active, [], added)
+    assert added == {"users": 1, "stage:new": 1, f"new:{utc_day(T0)}": 1}
+    taken: dict[str, float] = {}
+    assert unreadable_delta(billing_only.to_bytes(), taken) and taken == {}
+    cancelled = UserState(first_seen_s=T0, last_seen_s=T0, cancelled_s=T0, stage=STAGES.index("churned"), stage_since_s=T0)
+    counted: dict[str, float] = {}
+    stats_delta(None, cancelled, [], counted)
+    assert counted["users"] == 1 and counted["stage:churned"] == 1
+
+
 def test_expiry_removes_state_due_and_risk_entries(redis_url: str) -> None:
     user = "frank"
 

@@ -19,13 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.views import open_reader, user_report
+    from streams.views import NoActivityYet, open_reader, user_report
     from streams.worker.store import UnreadableState
 
     with open_reader(settings) as reader:
         try:
             report = user_report(reader, settings, args.user)
-        except UnreadableState as exc:  # one line saying what is there, not the record's parse error
+        except (UnreadableState, NoActivityYet) as exc:  # one line saying what is there, not the record's parse error
             raise UserError(str(exc)) from None
     if report is None:
         raise UserError(f"user {args.user!r} is not tracked (never seen, or expired after churn)")

@@ -2,8 +2,8 @@
 
 Read-only; when ``CHURNWATCH_CONSOLE_TOKEN`` is set every API call needs ``Authorization: Bearer
 <token>``. Errors are JSON, ``{"error": {"status", "code", "message"}}``, with 400 (a parameter
-it cannot use), 401 (token), 404 (unknown user, owner or account) and 503 (no worker has written
-any state yet). The document is written by hand next to the handlers it describes and tested
+it cannot use), 401 (token), 404 (unknown user, owner or account; ``no_activity``: a user with
+billing statements only, streams.views.NoActivityYet) and 503 (no worker has written any state yet). The document is written by hand next to the handlers it describes and tested
 against them (tests/test_console_api.py, schemathesis).
 """
 
@@ -25,6 +25,7 @@ from models.state import STAGES
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
                                   owner_book, revenue_view, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
+from streams.views import NoActivityYet
 from streams.worker.store import UnreadableState
 
 __all__ = ["routes", "openapi", "error_response", "API_VERSION"]
@@ -67,6 +68,8 @@ def _endpoint(handler):  # type: ignore[no-untyped-def]
             return error_response(400, "bad_request", str(exc))
         except NotFound as exc:
             return error_response(404, "not_found", str(exc))
+        except NoActivityYet as exc:  # the user page: billing statements only, nothing to score yet
+            return error_response(404, "no_activity", str(exc))
         except UnreadableState as exc:  # the user page: see _errors for why 409
             return error_response(409, "unreadable_state", str(exc))
         except Unavailable as exc:
@@ -316,7 +319,10 @@ def openapi() -> dict[str, Any]:
                 "operationId": "getUser",
                 "summary": "One user's live scores, reasons, activity, weekly history and last alerts worth a call (newest first)",
                 "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _STR}],
-                "responses": {"200": _ok("User"), **_errors(401, 404, 409, 503)},
+                "responses": {"200": _ok("User"), **_errors(401, 404, 409, 503),
+                              "404": _error("no such user (code not_found: never seen, or expired after churn), or one "
+                                            "whose events so far are billing statements alone (code no_activity: "
+                                            "nothing to score until its first activity)")},
             }},
             "/api/v1/accounts/{account_id}": {"get": {
                 "operationId": "getAccount",

@@ -452,14 +452,19 @@ async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
 
 async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) -> UserView:
     """One user's live scores and weekly history; ``NotFound`` if the user is not tracked,
-    ``streams.worker.store.UnreadableState`` if its record cannot be read."""
+    ``streams.views.NoActivityYet`` if its record holds billing statements alone (as ``churnwatch
+    score``), ``streams.worker.store.UnreadableState`` if its record cannot be read."""
     # "al" is keys.alert_log's kind: the alert list comes in the same call as the state.
     ((blob, hist, logged),) = await _load(store, [user_id.encode("utf-8", "surrogatepass")], ("u", "hist", "al"))
     if blob is None:
         raise NotFound(f"user {user_id!r} is not tracked (never seen, or expired after churn)")
+    from models.state import tracked
+    from streams.views import NoActivityYet
     from streams.worker.alert_log import decode_entries
 
     state = read_state(blob)
+    if not tracked(state):
+        raise NoActivityYet(user_id)
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
     return UserView(user_id, as_of, score(state, as_of // 1000, model), state,
                     complete_points(user_id, state, decode_points(hist), as_of // 1000, model),

@@ -28,7 +28,7 @@ from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
                                   counters, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
-from streams.views import UnreadableAccount
+from streams.views import NoActivityYet, UnreadableAccount
 from streams.worker.store import UnreadableState
 from streams.worker.history import HistoryPoint, week_start_s
 
@@ -75,6 +75,8 @@ def _page(handler):  # type: ignore[no-untyped-def]
             return _render("message.html", 400, title="Cannot show that", message=str(exc), nav=None)
         except NotFound as exc:
             return _render("message.html", 404, title="Not found", message=str(exc), nav=None)
+        except NoActivityYet as exc:
+            return _render("message.html", 404, title="No activity yet", message=str(exc), nav=None)
         except UnreadableState as exc:  # the user page; 409 as the API (api._errors says why)
             title = "Cannot read this account" if isinstance(exc, UnreadableAccount) else "Cannot read this user"
             return _render("message.html", 409, title=title, message=str(exc), nav=None)

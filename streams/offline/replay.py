@@ -28,7 +28,8 @@ from models.engine import Alert, advance
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap
 from models.model import ChurnModel
 from models.scoring import Scores, score
-from models.state import DAY_S, UserState
+from models.state import DAY_S, UserState, tracked
+from models.vocabulary import SUBSCRIPTION
 from streams.timefmt import format_day_or_time
 
 __all__ = ["SCORE_COLUMNS", "Progress", "Replay", "ScoreRow", "load_type_map", "open_text", "replay_users", "score_row", "timeline"]
@@ -152,7 +153,7 @@ class Replay:
     raised them; compact because metrics need no more) and counts."""
 
     alerts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    first_seen_ms: dict[str, int] = field(default_factory=dict)  # each user's earliest event used
+    first_seen_ms: dict[str, int] = field(default_factory=dict)  # each user's earliest event used, billing statements aside
     n_events: int = 0
     n_rows: int = 0
     data_end_ms: int = 0  # the latest event time in the input (labels beyond it cannot be observed)
@@ -175,7 +176,9 @@ def replay_users(
     Between two as-of times each user is advanced with only the events of that interval
     (``advance(..., until_ms=as_of)``, which also runs the reviews that came due, exactly as the
     worker's review clock does), then scored with ``models.scoring.score`` at the as-of time. A
-    state the engine marks as expired is dropped, as the store drops it. Each date's rows and
+    state the engine marks as expired is dropped, as the store drops it; one of billing statements
+    alone gets no row, and is not seen until its first other event (models.state.tracked: no
+    user yet, as ``churnwatch score`` and the stage counters say). Each date's rows and
     ``(user, alerts)`` go to the callbacks in user id order; ``step(i, j, n)`` is called before
     the j-th of the n users of date i (progress).
     """
@@ -187,8 +190,12 @@ def replay_users(
         for ev in ordered[pos:end]:
             fresh.setdefault(ev.user_id, []).append(ev)
         pos = end
+        vocabulary = model.compiled.vocabulary
         for user, mine in fresh.items():
-            result.first_seen_ms.setdefault(user, mine[0].ts_ms)
+            if user not in result.first_seen_ms:
+                seen = next((ev.ts_ms for ev in mine if vocabulary.lookup(ev.type)[1] != SUBSCRIPTION), None)
+                if seen is not None:
+                    result.first_seen_ms[user] = seen
         now_s = date_ms // 1000
         users = sorted(states.keys() | fresh.keys())
         rows: list[ScoreRow] = []
@@ -206,7 +213,8 @@ def replay_users(
                 states.pop(user, None)
                 continue
             states[user] = out.state
-            rows.append(score_row(user, date_ms, score(out.state, now_s, model)))
+            if tracked(out.state):
+                rows.append(score_row(user, date_ms, score(out.state, now_s, model)))
         result.n_rows += len(rows)
         if on_alerts is not None:
             on_alerts(i, alerts)
@@ -231,7 +239,7 @@ def timeline(user_id: str, events: Iterable[Event], model: ChurnModel, start_ms:
         pos = end
         alerts.extend(out.alerts)
         state = out.state
-        if state.n_events or state.cancelled_s:
+        if tracked(state):
             rows.append(score_row(user_id, date_ms, score(state, date_ms // 1000, model)))
     return rows, alerts
 

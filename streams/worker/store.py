@@ -48,7 +48,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptEr
 from models.engine import Alert
 from models.model import ChurnModel
 from models.ranking import on_save_list
-from models.state import STAGES, UserState
+from models.state import STAGES, UserState, tracked
 from streams.worker.model_record import LEARN_FIELD, RECORD_PREFIX, ModelAdopted, parse_record, successor_of
 from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
@@ -388,7 +388,17 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
     not move is left out (most writes move none: a dict update per level and user was ~5% of the
     worker's CPU).
+
+    Only tracked users count (models.state.tracked): a record of billing statements alone is no
+    user yet, so it adds nothing until its first activity (or cancellation) adds it whole. Before,
+    it was counted ``users`` and ``stage:new`` (its stage byte, never reviewed) while live scoring
+    called it churned: the QA pass of December 2026 found 36 such users behind "new 41" against
+    4 new users live.
     """
+    if old is not None and not tracked(old):
+        old = None  # counted nothing: what `new` adds is all of it (first-seen day included)
+    if new is not None and not tracked(new):
+        new = None  # (a stored state never loses its activity: only a record that was never counted)
     if old is not None and new is not None:
         if old.stage != new.stage:
             k, n = _STAGE_KEYS[old.stage], _STAGE_KEYS[new.stage]
@@ -457,15 +467,34 @@ def unreadable_delta(blob: bytes, out: dict[str, float]) -> bool:
     follow exactly those two. The record's ``new:<day>`` and churn counts are events, not levels:
     they stay.
 
+    A record whose head still reads as one of billing statements alone (formats 3-5: no events,
+    no cancellation) was never counted (:func:`stats_delta`): nothing to take off.
+
     >>> d = {}; unreadable_delta(bytes([4, 1]), d), d
     (True, {'users': -1, 'stage:active': -1})
+    >>> d = {}; unreadable_delta(bytes([4, 0]) + bytes(93), d), d
+    (True, {})
     """
+    if _untracked_head(blob):
+        return True
     out["users"] = out.get("users", 0) - 1
     if len(blob) < 2 or blob[1] >= len(_STAGE_KEYS):
         return False
     k = _STAGE_KEYS[blob[1]]
     out[k] = out.get(k, 0) - 1
     return True
+
+
+#: Formats whose head has the layout of models.state's ``_STRUCT_V4`` (format 3 is its prefix):
+#: ``cancelled_s`` at byte 19, ``n_events`` at byte 47 (uint32, little-endian).
+_HEAD_FORMATS = (3, 4, 5)
+
+
+def _untracked_head(blob: bytes) -> bool:
+    """Whether an unreadable record's head says no events and no cancellation (models.state.tracked)."""
+    if len(blob) < 51 or blob[0] not in _HEAD_FORMATS:
+        return False
+    return int.from_bytes(blob[19:23], "little") == 0 and int.from_bytes(blob[47:51], "little") == 0
 
 
 @dataclass(frozen=True, slots=True)
