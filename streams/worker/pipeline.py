@@ -11,7 +11,8 @@
    partition's review clock; events at or below the bucket's stored offset are skipped (replay fence).
    Each chunk is advanced once its reply is in, while the next chunk is being read (``read_chunks``);
 
-then starts the cycle's *tail* in a task and returns (a ``Flight``):
+then starts the cycle's *tail* in a task and returns (a ``Flight``) once the tail has handed its
+records to the producer (step 4's sends queued, their acks not awaited):
 
 4. produce: subscription events copied to their account's partition, alerts and DLQ records,
    acks awaited - *before* the state write, so a crash in between re-sends the same alert ids
