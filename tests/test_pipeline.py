@@ -196,6 +196,35 @@ def test_a_cycle_signals_applying_after_scoring_before_alerts_and_states(base_se
     assert order[0] == "applying" and order.count("applying") == 1
 
 
+def test_a_cycle_hands_its_alerts_to_the_producer_before_submit_returns(base_settings: Settings) -> None:
+    """``Pipeline.submit`` returns once its tail has handed the alerts to the producer (acks and the
+    state write still to come): the consumer goes on to the next fetch, decode and read without
+    yielding for milliseconds, and a tail that had not started yet sent the alerts only then."""
+    recs = records(history(users=8, days=40))
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> list[str]:
+        pipeline = await make("handoff")
+        order: list[str] = []
+        send = pipeline.producer.send_all
+
+        async def send_all(topic: str, batch: Any) -> None:
+            order.append(f"send {topic}")
+            await send(topic, batch)
+
+        pipeline.producer.send_all = send_all  # type: ignore[method-assign]
+        pipeline.clock.observe_fetch(0, len(recs), caught_up=True, wall_now_ms=WALL_MS)
+        flight = await pipeline.submit({0: recs}, WALL_MS)
+        order.append("submitted")
+        await pipeline.settle(flight)
+        order.append("settled")
+        return order
+
+    order = run(base_settings, scenario)
+    alerts = f"send {base_settings.topic_alerts}"
+    assert alerts in order, "the history must raise alerts, or the order proves nothing"
+    assert order.index(alerts) < order.index("submitted") < order.index("settled")
+
+
 def test_a_cycle_writes_its_progress_in_the_state_writes_round_trip(base_settings: Settings, redis_url: str) -> None:
     """No account work, no re-routed copies: the progress goes with the fenced state writes
     (Store.write with a ProgressWrite), not in a round trip of its own, and lands as before."""

@@ -11,7 +11,8 @@
    partition's review clock; events at or below the bucket's stored offset are skipped (replay fence).
    Each chunk is advanced once its reply is in, while the next chunk is being read (``read_chunks``);
 
-then starts the cycle's *tail* in a task and returns (a ``Flight``):
+then starts the cycle's *tail* in a task and returns (a ``Flight``) once the tail has handed its
+records to the producer (step 4's sends queued, their acks not awaited):
 
 4. produce: subscription events copied to their account's partition, alerts and DLQ records,
    acks awaited - *before* the state write, so a crash in between re-sends the same alert ids
@@ -174,6 +175,7 @@ class Flight:
     made_marks: dict[int, int] = field(default_factory=dict)  # q -> the mark its copies carry (streams.worker.watermark)
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
+    queued: "asyncio.Future[None] | None" = None  # done once its tail has handed its records to the producer
 
     @property
     def done(self) -> bool:
@@ -312,8 +314,13 @@ class Pipeline:
         flight.clocks, flight.routes, flight.dues, flight.marks = clocks, routes, dues, marks
         if flight.work is not None:
             previous = self._flights[-1].task if self._flights else None
+            flight.queued = asyncio.get_running_loop().create_future()
             flight.task = asyncio.ensure_future(self._tail(flight, previous))
             self._flights.append(flight)
+            # Back to the caller only once the tail has handed the alerts to the producer: the
+            # caller goes on to the next fetch, decode and read without yielding for milliseconds,
+            # and the alerts (sent in that time) would wait for it (the latency section's "to send").
+            await asyncio.wait([flight.queued, flight.task], return_when=asyncio.FIRST_COMPLETED)
         return flight
 
     async def settle(self, flight: Flight) -> CycleResult:
@@ -510,7 +517,10 @@ class Pipeline:
         if alerts:
             headers = [(TIMING_HEADER, work.timing), (MODEL_HEADER, work.model)]
             alerts = [(key, value, headers) for key, value in alerts]
-        await self._produce(alerts, decoded.dlq, work.copies)
+        try:
+            await self._produce(alerts, decoded.dlq, work.copies, flight.queued)
+        finally:
+            _set(flight.queued)  # also when it failed: ``submit`` stops waiting
         timer.mark("produce")
         if previous is not None:
             await asyncio.wait([previous])
@@ -543,15 +553,27 @@ class Pipeline:
         _count(result, decoded, timer)
         return result
 
-    async def _produce(self, alerts: Sequence[KafkaRecord] | Sequence[KafkaCopy], dlq: Sequence[KafkaRecord], copies: Sequence[KafkaCopy]) -> None:
+    async def _produce(self, alerts: Sequence[KafkaRecord] | Sequence[KafkaCopy], dlq: Sequence[KafkaRecord],
+                       copies: Sequence[KafkaCopy], queued: "asyncio.Future[None] | None" = None) -> None:
         """Re-routed and account copies, alerts and DLQ records, acknowledged before any state is
         written (at-least-once: a replay makes them again; re-routed copies are then dropped by their
         owner, and a subscription statement copied twice changes nothing). All are queued before
-        any ack is awaited: one round trip to the broker, not one per kind."""
-        sends = [self._retry_kafka(what, self.producer.send_all, topic, records)
+        any ack is awaited: one round trip to the broker, not one per kind. ``queued`` is set once
+        each send has had its first turn of the event loop (``KafkaSink.send_all`` hands its records
+        to aiokafka in it, before awaiting the acks)."""
+        sends = [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
                  for what, topic, records in (("copies", self.topic, copies), ("alerts", self.settings.topic_alerts, alerts),
                                               ("dlq", self.settings.topic_dlq, dlq)) if records]
-        await asyncio.gather(*sends)
+        try:
+            if sends:
+                await asyncio.sleep(0)  # each send's first step: its records queued in the producer
+            _set(queued)
+            await asyncio.gather(*sends)
+        except BaseException:
+            for send in sends:  # cancelled (an earlier cycle failed) or one send failed: none outlives the tail
+                send.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
+            raise
 
     async def _write(self, writes: Sequence[BucketWrite], progress: ProgressWrite | None = None) -> None:
         """The fenced state writes (and the progress, if given and they all apply); a fenced bucket
@@ -733,6 +755,11 @@ def _count_revenue(done: AccountsAdvanced) -> None:
     for alert in done.alerts:
         metrics.ALERTS.labels(orjson.loads(alert[1])["kind"]).inc()
     metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)
+
+
+def _set(future: "asyncio.Future[None] | None") -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 def timing_header(asked_ms: int, fetched_ms: int, scored_ms: int) -> bytes:
