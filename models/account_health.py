@@ -30,7 +30,7 @@ Whole days are said as the users' reasons say them (``models.reasons``: "1 day a
 >>> m = [Member(1, 1_000_000, 1, 0.0, 20.0, 20.0), Member(2, 1_000_000 - 20 * 86_400, 3, 0.0, 5.0, 12.0)]
 >>> r = rollup(m, None, None, 0, 1_000_000)
 >>> (r.users, r.silent, r.stage, r.reasons[0])
-(2, 1, 'prospect', '1 of 2 active users silent for 2 weeks')
+(2, 1, 'prospect', '1 of 2 users silent for 2 weeks')
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ import struct
 from dataclasses import dataclass
 from typing import Final, Sequence
 
-from models.reasons import _ago, _days
+from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "rollup", "silence_risk",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "recovered_reasons", "rollup", "silence_risk",
            "silent_counts"]
 
 DAY_S: Final[int] = 86_400
@@ -170,6 +170,40 @@ def hours_left(ends_ms: int, now_ms: int) -> int:
     return (ends_ms - now_ms + 1_800_000) // 3_600_000
 
 
+def _share(n: int, of: int) -> str:
+    """``n`` of the account's ``of`` users in words: "2 of 5 users", "the only user", "both
+    users", "all 3 users". Not "1 of 1 active users": the users are the members seen in 90 days,
+    and one silent for 12 weeks is no active user (QA 2026-12).
+
+    >>> _share(2, 5), _share(1, 5), _share(1, 1), _share(2, 2), _share(3, 3)
+    ('2 of 5 users', '1 of 5 users', 'the only user', 'both users', 'all 3 users')
+    """
+    if n < of:
+        return f"{n} of {_counted('user', of)}"
+    return "the only user" if of == 1 else "both users" if of == 2 else f"all {_counted('user', of)}"
+
+
+def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0) -> tuple[str, ...]:
+    """The reasons of an ``account_recovered`` alert: why the account is better, never a reason
+    for risk (issue 11: an alert's reasons support it). The roll-up's reasons are the parts of
+    its risk (each adds to it), so a recovery listing one that is left over ("1 of 5 users silent
+    for 2 weeks" at risk 0.16) contradicts itself; a recovered alert says instead how many users
+    were active in the last 2 weeks (none: nothing), then the fall of the risk since the alert
+    opened at ``opened_risk`` (0: unknown, not said), in the words of the users' recovered
+    alerts (models.reasons).
+
+    >>> r = rollup([Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 80 * DAY_S, 1, 0.0, 9.0, 9.0)], None, None, 0, 100 * DAY_S)
+    >>> r.reasons, recovered_reasons(r, 0.8)
+    (('1 of 2 users silent for 2 weeks',), ('1 of 2 users active in the last 2 weeks', 'risk down to 40% from 80% when the alert opened'))
+    """
+    out: list[str] = []
+    if r.users > r.silent:
+        out.append(f"{_share(r.users - r.silent, r.users)} active in the last 2 weeks")
+    if opened_risk > r.risk:
+        out.append(f"risk down to {100.0 * r.risk:.0f}% from {100.0 * opened_risk:.0f}% when the alert opened")
+    return tuple(out)
+
+
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
@@ -183,8 +217,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     if silent:
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
-        reasons.append((r_u, f"{len(silent)} of {len(users)} active users silent for {weeks} week{'s' if weeks != 1 else ''}",
-                        _RE_ENGAGE))
+        reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}", _RE_ENGAGE))
     r_b = 0.0
     now_ms = now_s * 1000 if now_ms < 0 else now_ms
     mrr = view.mrr_cents if view is not None else 0

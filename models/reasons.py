@@ -663,6 +663,8 @@ def explain(
         return _shown(found, -1.0, st, sig, values, temperature, model, False)
     if sig.cancelled:
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))
+        if not st.n_events:  # a cancellation alone (models.state.tracked): no use of the product to
+            return _shown(found, 1.0, st, sig, values, temperature, model, True)  # tell ("active on a single day", "0 kinds")
     if open_ and sig.period_end_s > 0:  # a known renewal within the horizon (or past): the exit is open
         found.append((_RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
     for key, lift in lifts.items():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
+import re
 
-from models.account_health import Member, member_key
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.account_health import Member, member_key, rollup
 from models.events import Event
 from models.revenue import AccountState
 from models.subscription import Subscription
@@ -111,3 +115,102 @@ def test_a_period_end_passed_without_restatement_hides_no_later_renewal() -> Non
     r = decide_alert("acme", acc, T0 + 110 * DAY_MS, [])
     assert any(text.startswith("renewal in 20 days") for text in r.reasons), r.reasons
     assert acc.state.get().renewal_shown_ms(T0 + 140 * DAY_MS) == T0 + 130 * DAY_MS, "was due: the latest passed"
+
+
+# -- issue 11: an account alert's reasons support it ------------------------------------------
+
+_RISK_PART = re.compile(r"silent for \d+ weeks$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
+                        r"|^trial ends .* with usage at|^subscription cancelled$|^trial cancelled without paying$")
+_ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
+                     r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
+
+
+def check_account_alert(alert: dict[str, object], parts: tuple[str, ...]) -> None:
+    """Kind, risk and reasons of an account alert agree: at-risk and churned alerts list the parts
+    of the risk (``parts``, the roll-up's reasons at that moment), each a risk text; a recovery is
+    below the threshold and lists none of them, only facts in the account's favour that agree with
+    its counts (a member active in the last 2 weeks is one of ``users`` and not ``silent_users``)."""
+    kind, risk, reasons = alert["kind"], float(alert["risk"]), list(alert["reasons"])  # type: ignore[arg-type, call-overload]
+    if kind in ("account_at_risk", "account_churned"):
+        assert reasons and reasons == list(parts), (alert, parts)
+        assert all(_RISK_PART.search(text) for text in reasons), reasons
+        assert risk >= 0.5 or alert["stage"] == "trial_lost"
+    elif kind == "account_recovered":
+        assert risk < 0.4 and alert["action"] == "none", alert
+        assert not set(reasons) & set(parts) and not any(_RISK_PART.search(t) for t in reasons), (reasons, parts)
+        for text in reasons:
+            m = _ACTIVE.fullmatch(text)
+            if m is None:
+                assert re.fullmatch(r"risk down to (\d+)% from (\d+)% when the alert opened", text), text
+                continue
+            users, silent = int(alert["users"]), int(alert["silent_users"])  # type: ignore[call-overload]
+            active = int(m.group(1)) if m.group(1) else users
+            assert active == users - silent > 0 and users == int(m.group(2) or m.group(3) or users), (text, alert)
+            assert ("the only" not in text or users == 1) and ("both" not in text or users == 2)
+
+
+_STATUSES = ("active", "past_due", "trial", "cancelled")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 100), min_size=1, max_size=6),
+       st.lists(st.tuples(st.integers(0, 30), st.integers(0, 63), st.sampled_from((None, *_STATUSES)), st.booleans()),
+                min_size=1, max_size=8))
+def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], steps: list[tuple[int, int, str | None, bool]]) -> None:
+    """Property over account roll-ups: members silent for any number of days, then a run of
+    reviews at which some come back, the billing moves (past due, paid, trial, cancelled) or the
+    plan is downgraded; every alert decided agrees with itself (:func:`check_account_alert`).
+    Fails on the old code, whose ``account_recovered`` repeated the roll-up's leftover risk
+    reasons ("1 of 5 active users silent for 2 weeks" at risk 0.16)."""
+    now = T0 + 120 * DAY_MS
+    state = AccountState().update(Event("u", T0, "subscription", "s0", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    members = {member_key(f"u{i}"): Member(member_key(f"u{i}"), (now - d * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, f"u{i}")
+               for i, d in enumerate(silent_days)}
+    acc, alerts, seen = AccountWork(state, {}, members), [], 0
+    for n, (days, back, status, down) in enumerate(steps):
+        now += days * DAY_MS
+        for i, (key, m) in enumerate(acc.members.items()):
+            if back >> i & 1:
+                acc.members[key] = Member(key, now // 1000, 1, 0.0, 20.0, 20.0, m.user_id)
+        if status is not None:
+            sub = Subscription(status, "Pro", 0 if status == "cancelled" else 4999, now + 2 * DAY_MS if status == "trial" else 0)  # type: ignore[arg-type]
+            acc.state = acc.state.update(Event("u", now, "subscription", f"s{n + 1}", 0.0, "acme", sub))
+        if down:
+            acc.extras["down"] = [now, ["Enterprise"], ["Pro"]]
+        r = decide_alert("acme", acc, now, alerts)
+        for _, value in alerts[seen:]:
+            check_account_alert(orjson.loads(value), r.reasons)
+        seen = len(alerts)
+
+
+def test_a_recovered_account_says_why_not_what_is_left() -> None:
+    """Five users all silent (risk 0.8, at risk), then four back: the recovery at risk 0.16 says
+    "4 of 5 users active" and the fall from 80%, not "1 of 5 users silent for 7 weeks" (which the
+    roll-up itself still lists, for the console's scores)."""
+    now = T0 + 60 * DAY_MS
+    state = AccountState().update(Event("u", T0, "subscription", "s0", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    seen_s = (now - 49 * DAY_MS) // 1000
+    acc = AccountWork(state, {}, {member_key(f"u{i}"): Member(member_key(f"u{i}"), seen_s, 1, 0.0, 20.0, 20.0, f"u{i}") for i in range(5)})
+    alerts: list[tuple[bytes | None, bytes]] = []
+    assert decide_alert("acme", acc, now, alerts).reasons == ("all 5 users silent for 7 weeks",)
+    acc.members = {k: Member(k, (now + DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, m.user_id) if m.user_id != "u0" else m
+                   for k, m in acc.members.items()}
+    r = decide_alert("acme", acc, now + DAY_MS, alerts)
+    recovered = orjson.loads(alerts[-1][1])
+    assert recovered["kind"] == "account_recovered" and recovered["risk"] == 0.16 and r.reasons == ("1 of 5 users silent for 7 weeks",)
+    assert recovered["reasons"] == ["4 of 5 users active in the last 2 weeks", "risk down to 16% from 80% when the alert opened"]
+    assert "at_risk_risk" not in acc.extras, "the next alert keeps its own"
+
+
+def test_the_silent_reason_counts_users_in_words() -> None:
+    """"1 of 1 active users silent for 12 weeks" called a member silent for 12 weeks active, in the
+    plural: the share is said as a person says it."""
+    now_s = (T0 + 120 * DAY_MS) // 1000
+    def silent(*days: int) -> str:
+        members = [Member(i, now_s - d * 86_400, 1, 0.0, 20.0, 20.0) for i, d in enumerate(days)]
+        return rollup(members, None, None, 0, now_s).reasons[0]
+    assert silent(84) == "the only user silent for 12 weeks"
+    assert silent(84, 20) == "both users silent for 2 weeks"
+    assert silent(84, 20, 30) == "all 3 users silent for 2 weeks"
+    assert silent(84, 1, 2) == "1 of 3 users silent for 12 weeks"
+    assert silent(84, 30, 2) == "2 of 3 users silent for 4 weeks"

@@ -159,7 +159,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert acme["event_time_ms"] == _day(37, 3) + 14 * DAY_MS and len(by_account["acme"]) == 1  # one episode
     # renewal days are calendar days (the book's column): the period ends at 00:00 of the 20th day
     assert acme["reasons"] == ["renewal in 20 days while usage fell 27%", f"downgraded from Enterprise to Pro {days} days ago",
-                               "2 of 5 active users silent for 2 weeks"], acme["reasons"]
+                               "2 of 5 users silent for 2 weeks"], acme["reasons"]
     assert acme["action"] == "book a renewal call" and float(acme["risk"]) >= 0.5  # type: ignore[arg-type]
     globex = by_account["globex"][0]
     assert globex["kind"] == "account_at_risk" and globex["reasons"] == ["payment failed today (past due)"]
@@ -183,7 +183,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     alice = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [a["account_id"] for a in alice] == ["umbrella", "acme", "globex"], alice
     assert [a["risk"] for a in alice] == sorted((a["risk"] for a in alice), reverse=True)
-    assert alice[0]["stage"] == "at_risk" and alice[0]["reasons"][0] == "2 of 2 active users silent for 3 weeks"
+    assert alice[0]["stage"] == "at_risk" and alice[0]["reasons"][0] == "both users silent for 3 weeks"
     assert alice[1]["reasons"][2] == "downgraded from Enterprise to Pro 19 days ago" and alice[1]["mrr"] == 99.0, orjson.dumps(alice).decode()
     assert alice[1]["reasons"][1].startswith("renewal in 21 days while usage fell"), orjson.dumps(alice).decode()
     # QA 2026-12: the reason said 20 days next to the column's "2026-03-22 (in 21 d)" (24-h periods vs calendar days)

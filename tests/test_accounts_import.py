@@ -94,7 +94,7 @@ def test_show_prints_the_account_with_when_its_paid_period_ends() -> None:
                                                   ("u3", "Seats", "cancelled", 0, start + 5 * day)):
         state.update(Event(user, start - 30 * day, "subscription", user, 0.0, "acme", Subscription(status, plan, cents, 0, period_end)))  # type: ignore[arg-type]
     now = start + 10 * 3_600_000
-    rollup = AccountRollup(40, 38, 0.62, "at_risk", 5, 3, 0.6, 10_899, ("3 of 5 active users silent for 2 weeks",),
+    rollup = AccountRollup(40, 38, 0.62, "at_risk", 5, 3, 0.6, 10_899, ("3 of 5 users silent for 2 weeks",),
                            "re-engage the silent users")
     report = AccountReport("acme", "Acme Corp", "alice", "2026-03-22", rollup, state.get().renews_ms, now)
     lines = account_text(report, account_subscriptions(state, now))
@@ -112,7 +112,7 @@ def _report(name: str, stage: str = "at_risk"):  # type: ignore[no-untyped-def]
     from models.account_health import AccountRollup
     from streams.views import AccountReport
 
-    rollup = AccountRollup(40, 38, 0.62, stage, 5, 3, 0.6, 10_899, ("3 of 5 active users silent for 2 weeks",),
+    rollup = AccountRollup(40, 38, 0.62, stage, 5, 3, 0.6, 10_899, ("3 of 5 users silent for 2 weeks",),
                            "re-engage the silent users")
     return AccountReport("acme", name, "alice", "2026-03-22", rollup, 0, 1_772_323_200_000)
 

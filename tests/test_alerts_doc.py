@@ -98,3 +98,12 @@ def test_the_doc_names_every_kind_and_account_action() -> None:
     for word in (*AlertKind.__args__, "account_at_risk", "account_recovered", "account_churned", "trial_ending",
                  *ACCOUNT_ACTIONS, *Action.__args__):
         assert f"`{word}`" in text, f"docs/ALERTS.md does not name `{word}`"
+
+
+def test_the_doc_recovered_example_is_a_real_alert() -> None:
+    """The ``account_recovered`` example of docs/ALERTS.md is the fixture's real alert, field for
+    field: its reasons say why the account is better (issue 11), as the alerts do."""
+    text = DOC.read_text(encoding="utf-8")
+    block = text.split("<!-- example: account_recovered -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    real = [a for a in account_alerts() if a["kind"] == "account_recovered"]
+    assert real == [orjson.loads(block)]

@@ -93,3 +93,31 @@ def test_the_backtest_writes_no_row_until_the_first_activity(tmp_path: Path, cap
         scored = [(r["user_id"], r["as_of"], r["stage"]) for r in csv.DictReader(fh)]
     assert scored == [("dana", "2026-01-10", "new"), ("dana", "2026-01-25", "dormant"), ("late-user", "2026-01-25", "new")]
     assert capsys.readouterr().out.startswith("backtest: 6 events, 2 users, 2 as-of dates -> 3 rows")
+
+
+def test_a_user_with_only_a_cancellation_expires_like_any_churned_user() -> None:
+    """A cancellation alone (no activity: ``n_events`` 0) is a user (models.state.tracked: it said
+    it is leaving), churned from the cancellation on. No review runs for it afterwards (the
+    engine's due reviews need activity), yet it is not kept forever: its one review scheduled the
+    expiry (``next_review_s``, the due index's time) and ``advance`` expires it there as it does a
+    user who was active before cancelling; the worker and the backtest then drop its state."""
+    from models.engine import advance
+    from models.events import Event
+    from models.model import load_model
+    from models.state import STAGES, tracked
+    from models.step import advance_stored
+
+    model, t0_ms = load_model(), T0_S * 1000
+    only = advance("c", None, [Event("c", t0_ms, "cancel", "x")], t0_ms + 1, model).state
+    used = advance("u", None, [Event("u", t0_ms - 1000, "view", "v"), Event("u", t0_ms, "cancel", "x")], t0_ms + 1, model).state
+    assert only.n_events == 0 and tracked(only) and STAGES[only.stage] == "churned" and only.stage_since_s == T0_S
+    expiry_s = T0_S + int(model.retention_days * DAY_S)
+    assert only.next_review_s == used.next_review_s == expiry_s, "due at its expiry, as a user who used the product"
+    from models.scoring import score
+    assert score(only, T0_S + 5 * DAY_S, model).reasons == ("cancelled 5 days ago",), \
+        "no use to tell (it said 'active on a single day so far', 'uses 0 kinds of activity')"
+    for state in (only, used):
+        before = advance_stored("c", state.to_bytes(), [], expiry_s * 1000 - 1000, True, model, False, 0)
+        at = advance_stored("c", state.to_bytes(), [], expiry_s * 1000 + 1, True, model, False, 0)
+        assert (before[1] is not None, before[9]) == (True, False), "kept until its expiry"
+        assert (at[1], at[9]) == (None, True), "expired at the due time: its state goes"

@@ -32,7 +32,7 @@ def test_a_healthy_paying_account_is_a_customer_with_no_reason() -> None:
 def test_silent_users_are_counted_and_named() -> None:
     members = [_steady(1), _steady(2), _steady(3, 15), _steady(4, 16), _steady(5, 30)]
     r = rollup(members, _view(), None, 0, NOW_S)
-    assert r.reasons[0] == "3 of 5 active users silent for 2 weeks" and r.silent == 3 and r.users == 5
+    assert r.reasons[0] == "3 of 5 users silent for 2 weeks" and r.silent == 3 and r.users == 5
     assert abs(r.risk - 0.48) < 1e-9 and r.risk < ACCOUNT_AT_RISK  # silence alone: 0.8 x 3/5
     gone = rollup([_steady(1, 100)], _view(), None, 0, NOW_S)
     assert gone.users == 0  # not seen for 90 days: no longer one of the account's users

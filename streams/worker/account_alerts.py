@@ -12,18 +12,19 @@ end), so a replay sends the same ids. Pure: no Redis, no Kafka.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, rollup
+from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, recovered_reasons,
+                                   rollup)
 from models.engine import alert_id
 from models.revenue import AccountState
 from streams.worker.alert_log import EXTRAS_FIELD
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "decide_alert",
-           "decide_reminders", "member_deadlines_ms", "next_due_s", "other_due_ms", "renewal_ms",
+           "decide_reminders", "member_deadlines_ms", "next_due_s", "opened_risk", "other_due_ms", "renewal_ms",
            "risk_drops_ms", "usage_counts"]
 
 KafkaRecord = tuple[bytes | None, bytes]
@@ -90,14 +91,19 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     it opens no alert (QA 2026-12-02: such trials got ``account_at_risk`` weeks after they ended,
     as their users fell silent); an at-risk alert open when it is lost (a trial ending unused)
     ends as a customer's would, with ``account_churned`` (stage ``trial_lost``, MRR 0), so the
-    CRM's open case is closed."""
+    CRM's open case is closed.
+
+    Each alert's reasons support it (issue 11): an at-risk or churned alert lists the parts of
+    the risk (the roll-up's reasons); ``account_recovered`` lists why the account is better
+    (``models.account_health.recovered_reasons``: the users active, the fall of the risk from the
+    one the alert opened at, kept as ``at_risk_risk``), never a part of the risk left over."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
-    kind = None
+    kind, shown = None, r
     if not since and r.risk >= ACCOUNT_AT_RISK and r.stage != "trial_lost":
         kind = "account_churned" if r.stage == "churned" else "account_at_risk"
-        acc.extras["at_risk_since_ms"] = now_ms
+        acc.extras["at_risk_since_ms"], acc.extras["at_risk_risk"] = now_ms, r.risk
     elif since and r.stage in GONE_STAGES and not churned:
         kind = "account_churned"
     elif since and r.risk < RECOVERED_BELOW:
@@ -106,9 +112,28 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["churned_ms"] = now_ms
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
+        shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since)))
+        acc.extras.pop("at_risk_risk", None)
     if kind is not None:
-        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, r))))
+        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, shown))))
     return r
+
+
+def opened_risk(extras: Mapping[str, object], since_ms: int) -> float:
+    """The risk the open at-risk alert (opened at ``since_ms``) was raised with: ``at_risk_risk``,
+    or for an alert the previous version opened (it kept none) that alert's row in the account's
+    list (``alert_log``); 0.0 when neither says (the recovery then does not quote it).
+
+    >>> opened_risk({"at_risk_risk": 0.8}, 5000), opened_risk({"log": [["id", "account_at_risk", 5000, "at_risk", 0.6, []]]}, 5000)
+    (0.8, 0.6)
+    """
+    kept = extras.get("at_risk_risk")
+    if isinstance(kept, (int, float)) and kept > 0:
+        return float(kept)
+    log = extras.get(EXTRAS_FIELD)
+    rows = log if isinstance(log, list) else []
+    return max((float(r[4]) for r in rows if isinstance(r, list) and len(r) > 4 and r[2] == since_ms
+                and r[1] in ("account_at_risk", "account_churned") and isinstance(r[4], (int, float))), default=0.0)
 
 
 def churn_announced_ms(extras: Mapping[str, object]) -> int:
