@@ -108,6 +108,13 @@ _GROUPS: Final[dict[str, tuple[int, ...]]] = {
     "purchases": (_IDX["purchases_log"],),
     "revenue": (_IDX["revenue_log"],),
 }
+#: The reason keys of :data:`_GROUPS` and their features, in its order, by position: the
+#: contributions are two parallel lists (:func:`_contributions`), not a dict per alert.
+_KEYS: Final[tuple[str, ...]] = tuple(_GROUPS)
+_KEY_FEATURES: Final[tuple[tuple[int, ...], ...]] = tuple(_GROUPS.values())
+_AT_SILENCE: Final[int] = _KEYS.index("silence")
+_AT_PURCHASE: Final[int] = _KEYS.index("purchase")
+_AT_COOLING: Final[int] = _KEYS.index("cooling")
 #: Keys whose words compare the user with the reference user ("3 likes in the last 4 weeks,
 #: against 12 for a typical user"), whichever side pushes the risk up: the contribution alone
 #: decides whether they are a reason (a trained model weighs them either way).
@@ -127,13 +134,11 @@ _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] b
 _P_HIGH: Final[float] = 1.0 - 1e-12
 
 
-def _importance(key: str, values: Sequence[float], compiled: CompiledModel) -> float:
-    # the model's weight and reference value of each feature, by index (models.compiled): no
-    # lookup by name per feature and alert (and the compiled model from the caller: a generic
-    # attribute lookup per reason key saved)
-    weights, refs = compiled.weights, compiled.references
+def _importance(group: tuple[int, ...], values: Sequence[float], weights: Sequence[float], refs: Sequence[float]) -> float:
+    # the model's weight and reference value of each feature of a reason key's ``group``, by
+    # index (models.compiled): no lookup by name per feature and alert
     total = 0.0
-    for i in _GROUPS[key]:
+    for i in group:
         w = weights[i]
         if w != 0.0:
             total += w * (values[i] - refs[i])
@@ -598,23 +603,30 @@ def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:
 
 
 def _contributions(sig: Signals, values: Sequence[float], source: StaySource, gone: float,
-                   model: "ChurnModel", open_: bool = True) -> dict[str, float]:
-    """Each reason key's contribution to the risk log-odds (module docstring). The "already gone"
-    part goes to the silence of the rhythm that decided P(alive), and half of it to the
-    temperature, which falls with the same silence. With the exit closed (``open_`` False) the
-    leave part is not in the risk: its factors contribute nothing."""
+                   model: "ChurnModel", open_: bool = True) -> tuple[list[str], list[float]]:
+    """Each reason key's contribution to the risk log-odds (module docstring), as (keys, lifts)
+    side by side: the keys of :data:`_GROUPS` in its order, then the per-slot features the model
+    weighs. The "already gone" part goes to the silence of the rhythm that decided P(alive),
+    and half of it to the temperature, which falls with the same silence. With the exit closed
+    (``open_`` False) the leave part is not in the risk: its factors contribute nothing.
+    Two lists, not a dict: a dict insert per key and alert cost more than the sums."""
     compiled = model.compiled
-    out = {key: _importance(key, values, compiled) if open_ else 0.0 for key in _GROUPS}
+    weights, refs = compiled.weights, compiled.references
+    keys = list(_KEYS)
+    if open_:
+        lifts = [_importance(group, values, weights, refs) for group in _KEY_FEATURES]
+    else:
+        lifts = [0.0] * len(_KEYS)
     # per-slot features: each its own reason, in the product's names (none for a state kept in
     # another vocabulary's slots, whose per-slot values are not this model's features)
     if open_ and len(values) == len(compiled.features):
-        refs = compiled.references
         for i, w, _ in compiled.terms:
             if i >= _N_FIXED:
-                out[compiled.features[i]] = w * (values[i] - refs[i])
-    out["silence" if source == "visits" else "purchase"] += gone
-    out["cooling"] += 0.5 * gone
-    return out
+                keys.append(compiled.features[i])
+                lifts.append(w * (values[i] - refs[i]))
+    lifts[_AT_SILENCE if source == "visits" else _AT_PURCHASE] += gone
+    lifts[_AT_COOLING] += 0.5 * gone
+    return keys, lifts
 
 
 def explain(
@@ -643,7 +655,7 @@ def explain(
     told = open_ or purpose != "recovered"
     said = leave if told else risk_probability(values, model)
     gone = _logit(combine(p_stay, said)) - _logit(said)
-    lifts = _contributions(sig, values, source, gone, model, open_ or not told)
+    keys, lifts = _contributions(sig, values, source, gone, model, open_ or not told)
     # (rank, key, text, words): a factor's words (``words``: the key they are written for) are
     # written only if it is among the MAX_REASONS shown (:func:`_shown`)
     found: list[tuple[float, str, str, str]] = []
@@ -652,7 +664,7 @@ def explain(
             found.append((_FIRST, "back", _text("back", st, sig, temperature, model), ""))
         if not open_:  # a known period end beyond the horizon: the subscription cannot end
             found.append((_RENEWAL, "renewal", _renewal_text(sig, model, False), ""))
-        for key, lift in lifts.items():
+        for key, lift in zip(keys, lifts):
             if lift <= -MIN_LIFT and _for(key, sig, back, model):
                 found.append((-lift, key, "", key))
         found.sort(key=lambda item: -item[0])
@@ -665,7 +677,7 @@ def explain(
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))
     if open_ and sig.period_end_s > 0:  # a known renewal within the horizon (or past): the exit is open
         found.append((_RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
-    for key, lift in lifts.items():
+    for key, lift in zip(keys, lifts):
         floor = _NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT
         if lift >= floor and _against(key, sig, back, model):
             found.append((lift, key, "", "type_decline" if key == "decline" else key))
@@ -674,7 +686,7 @@ def explain(
         # those whose fact does not read in the user's favour (the tenure hazard, a silence a
         # little past the rhythm, ...), never a neutral or reassuring fact; failing that, for an
         # alert, that the risk is the sum of small signs.
-        weak = [(lift, key) for key, lift in lifts.items() if lift > 0.0 and _not_for(key, sig, back, model)]
+        weak = [(lift, key) for key, lift in zip(keys, lifts) if lift > 0.0 and _not_for(key, sig, back, model)]
         if weak:
             lift, key = max(weak)
             found.append((lift, key, "", key))
