@@ -111,7 +111,10 @@ _GROUPS: Final[dict[str, tuple[int, ...]]] = {
 #: The reason keys of :data:`_GROUPS` and their features, in its order, by position: the
 #: contributions are two parallel lists (:func:`_contributions`), not a dict per alert.
 _KEYS: Final[tuple[str, ...]] = tuple(_GROUPS)
-_KEY_FEATURES: Final[tuple[tuple[int, ...], ...]] = tuple(_GROUPS.values())
+#: The position in :data:`_KEYS` of the reason key each fixed risk feature belongs to.
+_KEY_AT: Final[tuple[int, ...]] = tuple(
+    next(k for k, group in enumerate(_GROUPS.values()) if i in group) for i in range(len(FEATURES))
+)
 _AT_SILENCE: Final[int] = _KEYS.index("silence")
 _AT_PURCHASE: Final[int] = _KEYS.index("purchase")
 _AT_COOLING: Final[int] = _KEYS.index("cooling")
@@ -132,17 +135,6 @@ _RENEWAL: Final[float] = 5e8  # the exit opportunity: first after a cancellation
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
 _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
 _P_HIGH: Final[float] = 1.0 - 1e-12
-
-
-def _importance(group: tuple[int, ...], values: Sequence[float], weights: Sequence[float], refs: Sequence[float]) -> float:
-    # the model's weight and reference value of each feature of a reason key's ``group``, by
-    # index (models.compiled): no lookup by name per feature and alert
-    total = 0.0
-    for i in group:
-        w = weights[i]
-        if w != 0.0:
-            total += w * (values[i] - refs[i])
-    return total
 
 
 def _logit(p: float) -> float:
@@ -611,17 +603,20 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
     (``open_`` False) the leave part is not in the risk: its factors contribute nothing.
     Two lists, not a dict: a dict insert per key and alert cost more than the sums."""
     compiled = model.compiled
-    weights, refs = compiled.weights, compiled.references
+    refs = compiled.references
     keys = list(_KEYS)
+    lifts = [0.0] * len(_KEYS)
     if open_:
-        lifts = [_importance(group, values, weights, refs) for group in _KEY_FEATURES]
-    else:
-        lifts = [0.0] * len(_KEYS)
-    # per-slot features: each its own reason, in the product's names (none for a state kept in
-    # another vocabulary's slots, whose per-slot values are not this model's features)
-    if open_ and len(values) == len(compiled.features):
+        # A key's contribution is the sum of weight x (value - reference) over its features
+        # the model weighs (``terms``: the non-zero weights, in feature order, so a key's sum
+        # adds in its group's order).
+        # Per-slot features: each its own reason, in the product's names (none for a state kept
+        # in another vocabulary's slots, whose per-slot values are not this model's features).
+        slots = len(values) == len(compiled.features)
         for i, w, _ in compiled.terms:
-            if i >= _N_FIXED:
+            if i < _N_FIXED:
+                lifts[_KEY_AT[i]] += w * (values[i] - refs[i])
+            elif slots:
                 keys.append(compiled.features[i])
                 lifts.append(w * (values[i] - refs[i]))
     lifts[_AT_SILENCE if source == "visits" else _AT_PURCHASE] += gone
