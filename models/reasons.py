@@ -127,6 +127,7 @@ _COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days"
 _LEARNED: Final[str] = " (a sign of churn in this product's history)"
 _LEARNED_GOOD: Final[str] = " (a sign of staying in this product's history)"
 _N_FIXED: Final[int] = len(FEATURES)
+_TENURE_AT: Final[int] = _IDX["tenure_log"]
 #: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
 _NEGATIVE_MIN_LIFT: Final[float] = 0.25
@@ -152,13 +153,14 @@ def _kinds(sig: Signals, model: "ChurnModel") -> tuple[int, int]:
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
-    vocabulary = model.compiled.vocabulary
+    compiled = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
+    vocabulary = compiled.vocabulary
     slots, bought = kinds_used(sig, model)
     used = len(slots) + (1 if bought else 0)
-    kinds = model.compiled.n_kinds
+    kinds = compiled.n_kinds
     if vocabulary.tracked:
-        own = [i for i in model.compiled.kinds if vocabulary.lookup(vocabulary.tracked[i])[1] == PURCHASE]
-        if own and model.compiled.purchase_kind:
+        own = [i for i in compiled.kinds if vocabulary.lookup(vocabulary.tracked[i])[1] == PURCHASE]
+        if own and compiled.purchase_kind:
             # A model file without kinds counts a tracked purchase type twice (its slot and the
             # purchases term, models.compiled.product_kinds: its breadth as before); say it once.
             named = sorted({*slots, *(own[:1] if bought else [])})
@@ -370,8 +372,10 @@ def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
 
 
 def _typical_tenure(model: "ChurnModel") -> float:
-    """Days of tenure of the reference user (the tenure hazard speaks before them)."""
-    return math.expm1(reference("tenure_log", model))
+    """Days of tenure of the reference user (the tenure hazard speaks before them). The compiled
+    model's reference of ``tenure_log`` is models.risk.reference's, read by index: no lookup of
+    the model's means by name, up to three times an alert."""
+    return math.expm1(model.compiled.references[_TENURE_AT])
 
 
 def _gap_ratio(sig: Signals) -> float:

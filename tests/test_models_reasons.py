@@ -437,3 +437,41 @@ def test_contributions_as_lists_are_the_dict_they_replaced(data: st.DataObject, 
                 want = _contributions_by_dict(values, source, gone, model, open_)
                 assert list(keys) == list(want)
                 assert [x.hex() for x in lifts] == [x.hex() for x in want.values()]
+
+
+def _explained_both_ways(state: UserState, now_s: int, model: ChurnModel) -> None:
+    """Each purpose's reasons from the whole feature vector and from the weighted features
+    only (models.risk.weighted_features, what scores_from hands them): the same keys, texts
+    and contributions, bit for bit."""
+    from models.risk import weighted_features
+
+    a = assess(state, now_s, model)
+    weighted = weighted_features(a.signals, a.p_stay, a.revenue, model.compiled)
+    assert len(weighted) == len(a.features)
+    for purpose in ("scores", "at_risk", "recovered"):
+        whole = explain(state, a.signals, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave, None,
+                        purpose)  # type: ignore[arg-type]
+        some = explain(state, a.signals, a.stage, weighted, a.p_stay, a.stay_source, model, a.leave, None,
+                       purpose)  # type: ignore[arg-type]
+        assert [(k, x.hex(), t) for k, x, t in some] == [(k, x.hex(), t) for k, x, t in whole], (purpose, model)
+
+
+@given(histories(renewals=True), st.integers(0, 90), st.sampled_from(MODELS))
+def test_reasons_read_only_the_weighted_features(events: list[Event], extra_days: int, model: ChurnModel) -> None:
+    """The reasons of the weighted features alone are those of the whole vector (the unweighted
+    ones, 0.0 there, are read by no reason) on generated histories, with the exit gate."""
+    state = advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, model).state
+    _explained_both_ways(state, (events[-1].ts_ms + extra_days * DAY_MS) // 1000, model)
+
+
+def test_reasons_read_only_the_weighted_features_of_any_one_weight() -> None:
+    """... and for a model weighing each feature alone, either sign, its mean set so it adds or
+    takes 1 log-odds (so each compared and per-type fact is a reason in turn), on varied users."""
+    users = _users()
+    first = assess(*users[0], TYPED).features
+    for j, name in enumerate(TYPED.compiled.features):
+        for w in ((8.0,) if moves_with_silence(name) else (8.0, -8.0)):
+            for lift in (1.0, -1.0):
+                model = TYPED.with_(risk_weights={name: w}, risk_means={name: first[j] - lift / w})
+                for state, now_s in users:
+                    _explained_both_ways(state, now_s, model)
