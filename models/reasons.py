@@ -728,7 +728,8 @@ def reasons(
     """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first, for
     ``purpose`` (module docstring).
 
-    ``values`` is the risk feature vector (models.risk.feature_vector) of the same signals and
+    ``values`` is the risk feature vector (models.risk.feature_vector, or only its weighted
+    features, models.risk.weighted_features: no reason reads another) of the same signals and
     ``leave`` its logistic probability, ``p_stay`` and ``source`` P(alive) and its rhythm
     (models.temperature.p_stay), ``temperature`` the temperature shown / 100 and its rhythm
     (models.temperature.p_back_within), when the caller has them already.
