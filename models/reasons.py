@@ -108,6 +108,16 @@ _GROUPS: Final[dict[str, tuple[int, ...]]] = {
     "purchases": (_IDX["purchases_log"],),
     "revenue": (_IDX["revenue_log"],),
 }
+#: The reason keys of :data:`_GROUPS` and their features, in its order, by position: the
+#: contributions are two parallel lists (:func:`_contributions`), not a dict per alert.
+_KEYS: Final[tuple[str, ...]] = tuple(_GROUPS)
+#: The position in :data:`_KEYS` of the reason key each fixed risk feature belongs to.
+_KEY_AT: Final[tuple[int, ...]] = tuple(
+    next(k for k, group in enumerate(_GROUPS.values()) if i in group) for i in range(len(FEATURES))
+)
+_AT_SILENCE: Final[int] = _KEYS.index("silence")
+_AT_PURCHASE: Final[int] = _KEYS.index("purchase")
+_AT_COOLING: Final[int] = _KEYS.index("cooling")
 #: Keys whose words compare the user with the reference user ("3 likes in the last 4 weeks,
 #: against 12 for a typical user"), whichever side pushes the risk up: the contribution alone
 #: decides whether they are a reason (a trained model weighs them either way).
@@ -117,6 +127,7 @@ _COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days"
 _LEARNED: Final[str] = " (a sign of churn in this product's history)"
 _LEARNED_GOOD: Final[str] = " (a sign of staying in this product's history)"
 _N_FIXED: Final[int] = len(FEATURES)
+_TENURE_AT: Final[int] = _IDX["tenure_log"]
 #: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
 _NEGATIVE_MIN_LIFT: Final[float] = 0.25
@@ -125,19 +136,6 @@ _RENEWAL: Final[float] = 5e8  # the exit opportunity: first after a cancellation
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
 _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
 _P_HIGH: Final[float] = 1.0 - 1e-12
-
-
-def _importance(key: str, values: Sequence[float], compiled: CompiledModel) -> float:
-    # the model's weight and reference value of each feature, by index (models.compiled): no
-    # lookup by name per feature and alert (and the compiled model from the caller: a generic
-    # attribute lookup per reason key saved)
-    weights, refs = compiled.weights, compiled.references
-    total = 0.0
-    for i in _GROUPS[key]:
-        w = weights[i]
-        if w != 0.0:
-            total += w * (values[i] - refs[i])
-    return total
 
 
 def _logit(p: float) -> float:
@@ -155,13 +153,14 @@ def _kinds(sig: Signals, model: "ChurnModel") -> tuple[int, int]:
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
-    vocabulary = model.compiled.vocabulary
+    compiled = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
+    vocabulary = compiled.vocabulary
     slots, bought = kinds_used(sig, model)
     used = len(slots) + (1 if bought else 0)
-    kinds = model.compiled.n_kinds
+    kinds = compiled.n_kinds
     if vocabulary.tracked:
-        own = [i for i in model.compiled.kinds if vocabulary.lookup(vocabulary.tracked[i])[1] == PURCHASE]
-        if own and model.compiled.purchase_kind:
+        own = [i for i in compiled.kinds if vocabulary.lookup(vocabulary.tracked[i])[1] == PURCHASE]
+        if own and compiled.purchase_kind:
             # A model file without kinds counts a tracked purchase type twice (its slot and the
             # purchases term, models.compiled.product_kinds: its breadth as before); say it once.
             named = sorted({*slots, *(own[:1] if bought else [])})
@@ -373,8 +372,10 @@ def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
 
 
 def _typical_tenure(model: "ChurnModel") -> float:
-    """Days of tenure of the reference user (the tenure hazard speaks before them)."""
-    return math.expm1(reference("tenure_log", model))
+    """Days of tenure of the reference user (the tenure hazard speaks before them). The compiled
+    model's reference of ``tenure_log`` is models.risk.reference's, read by index: no lookup of
+    the model's means by name, up to three times an alert."""
+    return math.expm1(model.compiled.references[_TENURE_AT])
 
 
 def _gap_ratio(sig: Signals) -> float:
@@ -598,23 +599,33 @@ def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:
 
 
 def _contributions(sig: Signals, values: Sequence[float], source: StaySource, gone: float,
-                   model: "ChurnModel", open_: bool = True) -> dict[str, float]:
-    """Each reason key's contribution to the risk log-odds (module docstring). The "already gone"
-    part goes to the silence of the rhythm that decided P(alive), and half of it to the
-    temperature, which falls with the same silence. With the exit closed (``open_`` False) the
-    leave part is not in the risk: its factors contribute nothing."""
+                   model: "ChurnModel", open_: bool = True) -> tuple[list[str], list[float]]:
+    """Each reason key's contribution to the risk log-odds (module docstring), as (keys, lifts)
+    side by side: the keys of :data:`_GROUPS` in its order, then the per-slot features the model
+    weighs. The "already gone" part goes to the silence of the rhythm that decided P(alive),
+    and half of it to the temperature, which falls with the same silence. With the exit closed
+    (``open_`` False) the leave part is not in the risk: its factors contribute nothing.
+    Two lists, not a dict: a dict insert per key and alert cost more than the sums."""
     compiled = model.compiled
-    out = {key: _importance(key, values, compiled) if open_ else 0.0 for key in _GROUPS}
-    # per-slot features: each its own reason, in the product's names (none for a state kept in
-    # another vocabulary's slots, whose per-slot values are not this model's features)
-    if open_ and len(values) == len(compiled.features):
-        refs = compiled.references
+    refs = compiled.references
+    keys = list(_KEYS)
+    lifts = [0.0] * len(_KEYS)
+    if open_:
+        # A key's contribution is the sum of weight x (value - reference) over its features
+        # the model weighs (``terms``: the non-zero weights, in feature order, so a key's sum
+        # adds in its group's order).
+        # Per-slot features: each its own reason, in the product's names (none for a state kept
+        # in another vocabulary's slots, whose per-slot values are not this model's features).
+        slots = len(values) == len(compiled.features)
         for i, w, _ in compiled.terms:
-            if i >= _N_FIXED:
-                out[compiled.features[i]] = w * (values[i] - refs[i])
-    out["silence" if source == "visits" else "purchase"] += gone
-    out["cooling"] += 0.5 * gone
-    return out
+            if i < _N_FIXED:
+                lifts[_KEY_AT[i]] += w * (values[i] - refs[i])
+            elif slots:
+                keys.append(compiled.features[i])
+                lifts.append(w * (values[i] - refs[i]))
+    lifts[_AT_SILENCE if source == "visits" else _AT_PURCHASE] += gone
+    lifts[_AT_COOLING] += 0.5 * gone
+    return keys, lifts
 
 
 def explain(
@@ -643,7 +654,7 @@ def explain(
     told = open_ or purpose != "recovered"
     said = leave if told else risk_probability(values, model)
     gone = _logit(combine(p_stay, said)) - _logit(said)
-    lifts = _contributions(sig, values, source, gone, model, open_ or not told)
+    keys, lifts = _contributions(sig, values, source, gone, model, open_ or not told)
     # (rank, key, text, words): a factor's words (``words``: the key they are written for) are
     # written only if it is among the MAX_REASONS shown (:func:`_shown`)
     found: list[tuple[float, str, str, str]] = []
@@ -652,7 +663,7 @@ def explain(
             found.append((_FIRST, "back", _text("back", st, sig, temperature, model), ""))
         if not open_:  # a known period end beyond the horizon: the subscription cannot end
             found.append((_RENEWAL, "renewal", _renewal_text(sig, model, False), ""))
-        for key, lift in lifts.items():
+        for key, lift in zip(keys, lifts):
             if lift <= -MIN_LIFT and _for(key, sig, back, model):
                 found.append((-lift, key, "", key))
         found.sort(key=lambda item: -item[0])
@@ -667,7 +678,7 @@ def explain(
             return _shown(found, 1.0, st, sig, values, temperature, model, True)  # tell ("active on a single day", "0 kinds")
     if open_ and sig.period_end_s > 0:  # a known renewal within the horizon (or past): the exit is open
         found.append((_RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
-    for key, lift in lifts.items():
+    for key, lift in zip(keys, lifts):
         floor = _NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT
         if lift >= floor and _against(key, sig, back, model):
             found.append((lift, key, "", "type_decline" if key == "decline" else key))
@@ -676,7 +687,7 @@ def explain(
         # those whose fact does not read in the user's favour (the tenure hazard, a silence a
         # little past the rhythm, ...), never a neutral or reassuring fact; failing that, for an
         # alert, that the risk is the sum of small signs.
-        weak = [(lift, key) for key, lift in lifts.items() if lift > 0.0 and _not_for(key, sig, back, model)]
+        weak = [(lift, key) for key, lift in zip(keys, lifts) if lift > 0.0 and _not_for(key, sig, back, model)]
         if weak:
             lift, key = max(weak)
             found.append((lift, key, "", key))
@@ -719,7 +730,8 @@ def reasons(
     """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first, for
     ``purpose`` (module docstring).
 
-    ``values`` is the risk feature vector (models.risk.feature_vector) of the same signals and
+    ``values`` is the risk feature vector (models.risk.feature_vector, or only its weighted
+    features, models.risk.weighted_features: no reason reads another) of the same signals and
     ``leave`` its logistic probability, ``p_stay`` and ``source`` P(alive) and its rhythm
     (models.temperature.p_stay), ``temperature`` the temperature shown / 100 and its rhythm
     (models.temperature.p_back_within), when the caller has them already.

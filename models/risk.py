@@ -74,6 +74,7 @@ __all__ = [
     "exit_opens_s",
     "reference",
     "risk_probability",
+    "weighted_features",
     "savable",
     "sigmoid",
 ]
@@ -247,6 +248,20 @@ def feature_vector(sig: Signals, p_stay: float, revenue: float) -> list[float]:
     then ``share:``, then ``lifetime:`` of every slot), for one user (plain floats):
     :func:`feature_value` of each."""
     return [feature_value(i, sig, p_stay, revenue) for i in range(len(FEATURES) + len(SLOT_PREFIXES) * len(sig.slot_28d))]
+
+
+def weighted_features(sig: Signals, p_stay: float, revenue: float, c: "CompiledModel") -> list[float]:
+    """:func:`feature_vector` with only the features the model weighs (``c.terms``) computed,
+    0.0 for the rest: what an alert's reasons read (models.reasons reads a feature's value only
+    where its weight gives it a contribution, and the risk only those), a handful of the 41
+    formulas instead of all. Same length as the whole vector (the reasons tell a state kept in
+    another vocabulary's slots by it)."""
+    values = [0.0] * (len(FEATURES) + len(SLOT_PREFIXES) * len(sig.slot_28d))
+    n = len(values)
+    for i, _, _ in c.terms:
+        if i < n:
+            values[i] = feature_value(i, sig, p_stay, revenue)
+    return values
 
 
 def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:

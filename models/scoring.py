@@ -25,7 +25,7 @@ from models.compiled import CompiledModel
 from models.model import ChurnModel
 from models.reasons import Purpose, reasons
 from models.rfm import rfm_segment
-from models.risk import combine, feature_vector, leave_probability
+from models.risk import combine, feature_vector, leave_probability, weighted_features
 from models.signals import Signals, compute_signals, silent_after
 from models.state import DAY_S, Stage, UserState
 from models.temperature import StaySource, p_back_within, p_stay, stay_after
@@ -166,7 +166,10 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpos
     segment = rfm_segment(st, sig.now_s, model.population) if st.n_purchases else None
     at_risk = st.at_risk_since_s != 0 if open_alert < 0 else open_alert != 0
     action = recommend(a.stage, h, temperature, st.n_purchases > 0, model, at_risk)
-    why = reasons(st, sig, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose)
+    # the features the model weighs, all the reasons read (models.risk.weighted_features); the
+    # whole vector where the assessment built it already
+    values = a._features if a._features is not None else weighted_features(sig, a.p_stay, a.revenue, model.compiled)
+    why = reasons(st, sig, a.stage, values, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose)
     return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)
 
 

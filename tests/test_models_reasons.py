@@ -391,3 +391,87 @@ def test_reasons_count_whole_events_and_days_in_the_singular_when_one() -> None:
                 assert not _SLIPS.search(text), text
                 said += text.startswith("only 1 event in the last 4 weeks")
     assert said > 0  # the case QA found is among them, in its new words
+
+
+def _contributions_by_dict(values: list[float], source: str, gone: float, model: ChurnModel,
+                           open_: bool) -> dict[str, float]:
+    """models.reasons._contributions as it was written before its two lists (issue 14): a dict
+    by reason key, each key's sum over its group's weighted features in the group's order."""
+    from models.reasons import _GROUPS
+
+    c = model.compiled
+    out: dict[str, float] = {}
+    for key, group in _GROUPS.items():
+        total = 0.0
+        if open_:
+            for i in group:
+                if c.weights[i] != 0.0:
+                    total += c.weights[i] * (values[i] - c.references[i])
+        out[key] = total
+    if open_ and len(values) == len(c.features):
+        for i, w, _ in c.terms:
+            if i >= len(FEATURES):
+                out[c.features[i]] = w * (values[i] - c.references[i])
+    out["silence" if source == "visits" else "purchase"] += gone
+    out["cooling"] += 0.5 * gone
+    return out
+
+
+_VALUE = st.floats(-50.0, 50.0, allow_nan=False)
+
+
+@given(st.data(), st.sampled_from(["visits", "purchases"]), _VALUE)
+def test_contributions_as_lists_are_the_dict_they_replaced(data: st.DataObject, source: str, gone: float) -> None:
+    """The (keys, lifts) lists are the dict the reasons read before, key for key in its order and
+    bit for bit (a sum in another order, a key dropped or moved, a -0.0 for 0.0 fail), for each
+    model, with and without per-slot features and a vector without them (another vocabulary),
+    the exit open or closed: every combination in each example."""
+    from models.reasons import _contributions
+
+    for model in MODELS:
+        sig = assess(UserState(), 0, model).signals
+        for n in sorted({len(FEATURES), len(model.compiled.features)}):
+            values = data.draw(st.lists(_VALUE, min_size=n, max_size=n))
+            for open_ in (True, False):
+                keys, lifts = _contributions(sig, values, source, gone, model, open_)  # type: ignore[arg-type]
+                want = _contributions_by_dict(values, source, gone, model, open_)
+                assert list(keys) == list(want)
+                assert [x.hex() for x in lifts] == [x.hex() for x in want.values()]
+
+
+def _explained_both_ways(state: UserState, now_s: int, model: ChurnModel) -> None:
+    """Each purpose's reasons from the whole feature vector and from the weighted features
+    only (models.risk.weighted_features, what scores_from hands them): the same keys, texts
+    and contributions, bit for bit."""
+    from models.risk import weighted_features
+
+    a = assess(state, now_s, model)
+    weighted = weighted_features(a.signals, a.p_stay, a.revenue, model.compiled)
+    assert len(weighted) == len(a.features)
+    for purpose in ("scores", "at_risk", "recovered"):
+        whole = explain(state, a.signals, a.stage, a.features, a.p_stay, a.stay_source, model, a.leave, None,
+                        purpose)  # type: ignore[arg-type]
+        some = explain(state, a.signals, a.stage, weighted, a.p_stay, a.stay_source, model, a.leave, None,
+                       purpose)  # type: ignore[arg-type]
+        assert [(k, x.hex(), t) for k, x, t in some] == [(k, x.hex(), t) for k, x, t in whole], (purpose, model)
+
+
+@given(histories(renewals=True), st.integers(0, 90), st.sampled_from(MODELS))
+def test_reasons_read_only_the_weighted_features(events: list[Event], extra_days: int, model: ChurnModel) -> None:
+    """The reasons of the weighted features alone are those of the whole vector (the unweighted
+    ones, 0.0 there, are read by no reason) on generated histories, with the exit gate."""
+    state = advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, model).state
+    _explained_both_ways(state, (events[-1].ts_ms + extra_days * DAY_MS) // 1000, model)
+
+
+def test_reasons_read_only_the_weighted_features_of_any_one_weight() -> None:
+    """... and for a model weighing each feature alone, either sign, its mean set so it adds or
+    takes 1 log-odds (so each compared and per-type fact is a reason in turn), on varied users."""
+    users = _users()
+    first = assess(*users[0], TYPED).features
+    for j, name in enumerate(TYPED.compiled.features):
+        for w in ((8.0,) if moves_with_silence(name) else (8.0, -8.0)):
+            for lift in (1.0, -1.0):
+                model = TYPED.with_(risk_weights={name: w}, risk_means={name: first[j] - lift / w})
+                for state, now_s in users:
+                    _explained_both_ways(state, now_s, model)
