@@ -127,6 +127,24 @@ def test_the_save_list_holds_no_lost_trial_and_the_win_back_list_ranks_by_lost_m
     assert next(r for r in _book(at_risk_only=False) if r.account_id == "a6-well").to_dict()["left_on"] is None
 
 
+def test_the_win_back_list_shows_the_churn_not_a_later_statement() -> None:
+    """Review 2026-12-02: lost MRR and "left on" were the MRR just before the account's latest
+    change and its time, which with several subscriptions (one per user) is not the churn: a
+    one-user account's cancellation followed by another user's cancelled statement read (0, that
+    later day); two subscriptions ending on different days, then another statement, the same.
+    Now the churn's (the movement that took the MRR to 0), kept in the stored record."""
+    day = lambda d: NOW - 60 * DAY_MS + d * DAY_MS  # noqa: E731
+    ends = (("u0", T0, "active", "Pro", 2_500), ("u1", T0, "active", "Pro", 2_500),
+            ("u0", day(5), "cancelled", "Pro", 0), ("u1", day(9), "cancelled", "Pro", 0))  # a contraction, then the churn
+    two, later = _state(*ends), _state(*ends, ("u2", day(12), "cancelled", "Pro", 0))
+    one = _state(("u0", T0, "active", "Pro", 5_000), ("u0", day(5), "cancelled", "Pro", 0), ("u1", day(9), "cancelled", "Pro", 0))
+    accounts = {"b-two": (two, [_member("u0", 50)]), "b-later": (later, [_member("u0", 50)]), "b-one": (one, [_member("u0", 50)])}
+    table = {a: {"account_id": a, "owner": "bob"} for a in accounts}
+    book = account_book(_Records(accounts), Settings(), "bob", 50, now_ms=NOW, table=table, churned_only=True)  # type: ignore[arg-type]
+    got = [(r.account_id, r.to_dict()["lost_mrr"], r.to_dict()["left_on"]) for r in book]
+    assert got == [("b-one", 50.0, "2026-02-05"), ("b-later", 25.0, "2026-02-09"), ("b-two", 25.0, "2026-02-09")], got
+
+
 def test_the_book_stage_filter_offers_what_a_list_holds() -> None:
     """QA: the Stage filter mostly listed nothing (the save tab is all at_risk, the win-back tab
     was all churned). Now the win-back list holds two stages to tell apart; a stage a list cannot
