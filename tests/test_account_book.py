@@ -4,10 +4,8 @@ or Kafka."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -180,30 +178,14 @@ def test_book_columns_line_up_with_a_three_digit_renewal(capsys: pytest.CaptureF
     assert all(line[col - 2:col] == "  " and line[col] != " " for line in rows), [header, *rows]
 
 
-def test_the_digest_says_how_many_of_the_at_risk_accounts_it_lists(monkeypatch: pytest.MonkeyPatch,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """QA: "20 accounts to save today" when 39 were at risk: now "20 of 39"; the JSON says at_risk."""
-    import streams.cli.digest as digest
-    import streams.publisher as publisher
-    import streams.views as views
-    import streams.worker.accounts as accounts
+def test_the_digest_says_how_many_of_the_at_risk_accounts_it_lists() -> None:
+    """QA: "20 accounts to save today" when 39 were at risk: now "20 of 39"; the JSON says at_risk.
+    The line and the record as pure functions (the command end to end, Tansu and valkey:
+    tests/test_accounts_e2e.py)."""
+    from streams.cli.digest import digest_message, headline
 
-    many = {f"s{i:02d}": (_state(("u0", T0, "active", "Pro", 4_999)), [_member("u0", 30)]) for i in range(5)}
-    table = {a: {"account_id": a, "owner": "alice"} for a in many}
-
-    @contextlib.contextmanager
-    def reader(settings: Settings) -> Iterator[Any]:
-        yield _Records(many)
-
-    monkeypatch.setattr(publisher, "check_kafka_reachable", lambda settings: None)
-    monkeypatch.setattr(accounts, "read_accounts", lambda settings, timeout_s=0: table)
-    monkeypatch.setattr(views, "open_reader", reader)
-    for n, json, said in ((2, False, "alice, 2026-04-01: 2 of 5 accounts to save today"),
-                          (9, False, "alice, 2026-04-01: 5 accounts to save today"), (2, True, None)):
-        digest.run(argparse.Namespace(owner="alice", all_owners=False, n=n, publish=False, json=json), Settings())
-        out = capsys.readouterr().out
-        if said is not None:
-            assert out.splitlines()[0] == said
-        else:
-            message = orjson.loads(out)
-            assert (message["at_risk"], len(message["accounts"])) == (5, 2)
+    assert [headline("alice", "2026-04-01", listed, 5) for listed in (2, 5)] == [
+        "alice, 2026-04-01: 2 of 5 accounts to save today", "alice, 2026-04-01: 5 accounts to save today"]
+    assert headline("bob", "2026-04-01", 0, 0) == "bob, 2026-04-01: 0 accounts to save today"
+    message = digest_message("alice", "2026-04-01", _book(at_risk_only=False)[:2], 5)
+    assert (message["at_risk"], len(message["accounts"])) == (5, 2)
