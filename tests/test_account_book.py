@@ -49,9 +49,18 @@ def test_a_lost_trial_is_trial_lost_not_at_risk_nor_a_prospect() -> None:
     view = _lost_trial(NOW - 30 * DAY_MS).get()
     for members in ([_member("u0", 30)], []):
         r = rollup(members, view, None, NOW + 6 * DAY_MS, NOW // 1000, NOW)
-        assert (r.stage, r.risk, r.temperature, r.reasons[0]) == ("trial_lost", 1.0, 0, "trial cancelled without paying"), r
+        assert (r.stage, r.risk, r.temperature, r.reasons[0]) == ("trial_lost", 1.0, 0, "cancelled without paying"), r
     churned = rollup([_member("u0", 30)], AccountView(0, False, "cancelled", (), 0, 0, 0, T0), None, 0, NOW // 1000)
     assert churned.stage == "churned", "an account that paid is churned, as before"
+
+
+def test_a_free_plan_cancelled_is_not_said_to_be_a_trial() -> None:
+    """Review 2026-12-02: "active Free 0" then "cancelled Free 0" read "trial cancelled without
+    paying"; no trial is known of (a cancelled statement replaces the trial's), so the reason says
+    what is: cancelled without paying (stage trial_lost: never paid, gone)."""
+    free = _state(("u0", NOW - 60 * DAY_MS, "active", "Free", 0), ("u0", NOW - 30 * DAY_MS, "cancelled", "Free", 0))
+    r = rollup([_member("u0", 30)], free.get(), None, 0, NOW // 1000, NOW)
+    assert (r.stage, r.risk, r.reasons) == ("trial_lost", 1.0, ("cancelled without paying", "the only user silent for 4 weeks")), r
 
 
 def test_a_lost_trial_gets_no_at_risk_alert_and_an_open_one_ends_with_churned() -> None:
