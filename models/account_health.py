@@ -19,8 +19,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   user's, and a one-user account would otherwise flap as its second user appears); billing risk ``r_b`` = the largest of: past due 0.5, a
   downgrade in the last 30 days 0.35, renewal within 30 days while usage fell 40 % or more 0.4,
   a trial ending within 3 days with usage under half its peak 0.5; cancelled with nothing left:
-  churned, risk 1, or, for an account that never paid (a trial cancelled without converting),
-  trial_lost, risk 1 (no logo churn, docs/REVENUE.md, but nothing left to save either);
+  churned, risk 1, or, for an account that never paid (a trial cancelled without converting, or
+  a free plan cancelled: the state keeps no trace of a trial once it is cancelled), trial_lost,
+  risk 1, "cancelled without paying" (no logo churn, docs/REVENUE.md, but nothing left to save either);
 - ``risk = 1 - (1 - r_u)(1 - r_b)``; temperature = 100 (1 - risk); health = 100 times the mean of
   the share of users not silent and usage (capped at 1);
 - stage: churned, trial_lost, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid).
@@ -52,7 +53,7 @@ DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
 ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost", "at_risk", "trial", "past_due", "customer", "prospect")
 #: Accounts whose subscription is gone: nothing to save, the win-back list's (churned: it paid;
-#: trial_lost: a trial cancelled without ever paying). Risk 1, temperature 0, never an at-risk alert.
+#: trial_lost: cancelled without ever paying, a trial or a free plan). Risk 1, temperature 0, never an at-risk alert.
 GONE_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost")
 _RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _WIN_BACK = (
     "re-engage the silent users", "fix the payment with the billing contact", "review how the plan fits their use",
@@ -242,7 +243,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         ends = "within the hour" if left_ms < 3_600_000 else f"in {hours_left(left_ms, 0)} h"
         reasons.append((0.5, f"trial ends {ends} with usage at {round(100 * usage)}% of the usual", _CONVERT_TRIAL))
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
-    # A trial cancelled without ever paying: gone like a churned account (its silent users are
+    # Cancelled without ever paying (a trial, or a free plan: a cancelled statement replaces the
+    # trial's, so whether there was one is not known here): gone like a churned account (its silent users are
     # nobody to save: QA 2026-12-02 found 21 of an owner's 39 "at risk" accounts were such trials,
     # alerted weeks after they ended), but no logo churn: it never was a customer.
     lost = view is not None and view.first_paid_ms == 0 and not view.customer and view.status == "cancelled"
@@ -250,7 +252,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if churned:
         reasons.insert(0, (1.0, "subscription cancelled", _WIN_BACK))
     elif lost:
-        reasons.insert(0, (1.0, "trial cancelled without paying", _WIN_BACK))
+        reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0
     stage = ("churned" if churned else "trial_lost" if lost else "at_risk" if risk >= ACCOUNT_AT_RISK else
              "trial" if view is not None and view.status == "trial" else

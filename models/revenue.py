@@ -24,7 +24,7 @@ owns that subscription, and each event states it "as it is from ``ts`` on". So:
 
 Pure: no I/O, no clock; money is integers in cents. A worker keeps one :class:`AccountState` per
 account (``to_bytes``: 86 bytes + the plan name with one subscription, 8 more per subscription
-once one states a period end) and folds each
+once one states a period end, 16 more while an account that churned pays nothing) and folds each
 :class:`Change` into period counters (``models.revenue_ledger.Ledger``).
 
 >>> from models.events import Event
@@ -67,6 +67,9 @@ _SUBS: Final[dict[int, struct.Struct]] = {
     1: struct.Struct("<QqqBqqH"),  # key, since, stated, status, mrr cents, trial ends, plan bytes
     2: struct.Struct("<QqqBqqqH"),  # key, since, stated, status, mrr cents, trial ends, period end, plan bytes
 }
+#: After the subscriptions, only while an account that churned pays nothing: the MRR its churn took
+#: (cents) and when. Readers that predate it ignore trailing bytes (``unpack_from``).
+_CHURNED = struct.Struct("<qq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,10 @@ class AccountState:
 
     ``at_ms`` is the latest time a statement changed something (T); ``before_cents``,
     ``spell_start_ms`` and ``first_paid_ms`` describe the account just before T, so the movement
-    at T can be re-measured while more statements of the same T arrive.
+    at T can be re-measured while more statements of the same T arrive. ``lost_cents`` and
+    ``churned_ms``: the latest churn settled before T while the account has paid nothing since
+    (:meth:`churned`); a later statement (another subscription's cancellation, a trial) moves T
+    and ``before_cents`` on, not these.
     """
 
     at_ms: int = 0
@@ -174,10 +180,34 @@ class AccountState:
     spell_start_ms: int = 0  # 0 = not paying just before T
     first_paid_ms: int = 0  # 0 = never paid before T
     contracted_ms: int = 0  # latest contraction settled before T
+    lost_cents: int = 0  # MRR the latest settled churn took; 0 while paying or never churned
+    churned_ms: int = 0  # when that churn was; 0 likewise
     subs: dict[int, _Sub] = field(default_factory=dict)
 
     def mrr_cents(self) -> int:
         return sum(s.sub.mrr_cents for s in self.subs.values() if s.sub.status in _PAYING)
+
+    def churned(self) -> tuple[int, int]:
+        """(MRR lost in cents, when) of the churn that took the account's MRR to 0, while it pays
+        nothing; (0, 0) while it pays, and when it never churned (a trial cancelled unpaid) or its
+        record predates these fields. The movement at T when that is the churn, else the one kept
+        when it settled: a later statement does not move it (the win-back list read the MRR just
+        before the latest change, which another subscription's later cancellation made 0 or a
+        contraction's remainder: review of 2026-12-02).
+
+        >>> from models.events import Event
+        >>> from models.subscription import Subscription
+        >>> def sub(user, day, status, mrr):
+        ...     return Event(user, day * 86_400_000, "subscription", f"e{day}{user}", 0.0, "a", Subscription(status, "Pro", mrr))
+        >>> st = AccountState().update(sub("u1", 1, "active", 5000)).update(sub("u1", 5, "cancelled", 0))
+        >>> st.churned() == (5000, 5 * 86_400_000) == st.update(sub("u2", 9, "cancelled", 0)).churned()
+        True
+        """
+        if self.mrr_cents():
+            return 0, 0
+        if self.before_cents:  # the movement at T is the churn
+            return self.before_cents, self.at_ms
+        return self.lost_cents, self.churned_ms
 
     def update(self, event: Event) -> AccountState:
         """Apply one subscription event (others are ignored); see :meth:`apply` for what it moved."""
@@ -244,6 +274,10 @@ class AccountState:
             self.spell_start_ms = 0
         if 0 < after < self.before_cents:
             self.contracted_ms = self.at_ms
+        if after:
+            self.lost_cents = self.churned_ms = 0
+        elif self.before_cents:  # the movement at T was the churn: kept while nothing is paid
+            self.lost_cents, self.churned_ms = self.before_cents, self.at_ms
         self.before_cents = after
         for k in [k for k, s in self.subs.items() if s.sub.status == "cancelled" and s.stated_ms < next_ms]:
             del self.subs[k]
@@ -264,7 +298,9 @@ class AccountState:
 
     def to_bytes(self) -> bytes:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan
-        (format 1), or 51 bytes + the plan (format 2) once a subscription states a period end."""
+        (format 1), or 51 bytes + the plan (format 2) once a subscription states a period end;
+        then, only while an account that churned pays nothing, 16 bytes: the MRR that churn took
+        and when (:meth:`churned`; a reader that predates them ignores them)."""
         fmt = 2 if any(s.sub.period_end_ms for s in self.subs.values()) else 1
         parts = [_HEAD.pack(fmt, self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
                             self.contracted_ms, len(self.subs))]
@@ -274,6 +310,8 @@ class AccountState:
             parts.append(_SUBS[fmt].pack(key, s.since_ms, s.stated_ms, _STATUS_RANK[s.sub.status], s.sub.mrr_cents,
                                          s.sub.trial_ends_ms, *period_end, len(plan)))
             parts.append(plan)
+        if self.churned_ms:
+            parts.append(_CHURNED.pack(self.lost_cents, self.churned_ms))
         return b"".join(parts)
 
     @classmethod
@@ -292,4 +330,6 @@ class AccountState:
             plan = data[pos:pos + plan_len].decode()
             pos += plan_len
             st.subs[key] = _Sub(since, stated, Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends, period_end))
+        if len(data) >= pos + _CHURNED.size:
+            st.lost_cents, st.churned_ms = _CHURNED.unpack_from(data, pos)
         return st

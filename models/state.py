@@ -780,9 +780,10 @@ def tracked(state: UserState) -> bool:
     risk's exit gate once activity comes, models.risk), and the account's revenue counts the
     statements (models.revenue), but every reader treats it as no user yet: ``churnwatch score``
     and the console's user page say "no activity yet" (streams.views.NoActivityYet), the bucket's
-    counters leave it out (streams.worker.store.stats_delta), the backtest writes no row for it,
-    the lists (models.ranking), the score history (models.weekly) and the member copies
-    (models.step) skip it.
+    counters leave it out (streams.worker.store.stats_delta), the backtest writes no row for it.
+    The lists (models.ranking), the score history (models.weekly) and the member copies
+    (models.step) skip more: every user without an activity event (``n_events`` 0), so also a
+    tracked user whose only event is a cancellation.
 
     >>> tracked(UserState(period_end_day=20600)), tracked(UserState(n_events=1)), tracked(UserState(cancelled_s=1))
     (False, True, True)

@@ -474,13 +474,16 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
 
 def _left(state: Any) -> tuple[int, int]:
     """(MRR lost in cents, when) of an account whose subscription is gone, from its revenue state
-    (``models.revenue.AccountState``): the latest change is the cancellation (a statement changes
-    nothing else of a gone account), the MRR just before it what it took (0 for a trial); (0, 0)
-    when there is no state. The win-back list's order: an account manager calls the largest loss,
-    the most recent, first (QA 2026-12-02: the list was in account-id order, all at risk 1.00)."""
+    (``models.revenue.AccountState``): the churn that took its MRR to 0 (``churned``: not the
+    latest change, which with several subscriptions can be another one's later cancellation); a
+    trial cancelled without paying (or a record that predates the kept churn) lost 0 at its latest
+    change; (0, 0) when there is no state. The win-back list's order: an account manager calls the
+    largest loss, the most recent, first (QA 2026-12-02: the list was in account-id order, all at
+    risk 1.00)."""
     if state is None:
         return 0, 0
-    return (state.before_cents if state.mrr_cents() == 0 else 0), state.at_ms
+    lost, when = state.churned()
+    return lost, when or state.at_ms
 
 
 #: The stages each list of an owner's book can hold (the console's Stage filter offers these):

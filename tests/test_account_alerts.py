@@ -120,7 +120,7 @@ def test_a_period_end_passed_without_restatement_hides_no_later_renewal() -> Non
 # -- issue 11: an account alert's reasons support it ------------------------------------------
 
 _RISK_PART = re.compile(r"silent for \d+ weeks$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
-                        r"|^trial ends .* with usage at|^subscription cancelled$|^trial cancelled without paying$")
+                        r"|^trial ends .* with usage at|^subscription cancelled$|^cancelled without paying$")
 _ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
                      r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
 

@@ -229,3 +229,10 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert main(["digest", "--owner", "alice"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("alice, 2026-03-01: 3 accounts to save today") and "re-engage the silent users" in text
+    # -n cuts the list: the line says of how many at risk (QA 2026-12-02: "20 accounts" when 39 were)
+    assert main(["digest", "--owner", "alice", "-n", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("alice, 2026-03-01: 2 of 3 accounts to save today") and "globex" not in text, text
+    assert main(["digest", "--owner", "alice", "-n", "2", "--json"]) == 0
+    cut = orjson.loads(capsys.readouterr().out)
+    assert (cut["at_risk"], [a["account_id"] for a in cut["accounts"]]) == (3, ["umbrella", "acme"])

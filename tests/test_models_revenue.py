@@ -191,6 +191,7 @@ def test_order_within_a_timestamp_never_matters(stmts: list[tuple[str, int, str,
     if events:
         assert a.accounts["acme"].mrr_cents() == b.accounts["acme"].mrr_cents()
         assert a.accounts["acme"].get().renews_ms == b.accounts["acme"].get().renews_ms
+        assert a.accounts["acme"].churned() == b.accounts["acme"].churned()
     # the movements reconcile with the account's MRR, and every period hands over to the next
     figs = a.get(JAN, APR)
     assert all(f.end_mrr_cents == g.start_mrr_cents for f, g in zip(figs, figs[1:]))
@@ -251,6 +252,27 @@ def test_state_with_period_ends_round_trips_and_old_records_stay_readable() -> N
     assert legacy.to_bytes() == old and legacy.get().renews_ms == 0
     with pytest.raises(ValueError, match="account state format 9"):
         AccountState.from_bytes(b"\x09" + old[1:])
+
+
+def test_the_churn_is_kept_while_nothing_is_paid_and_only_then_stored() -> None:
+    """What the win-back list reads (streams.views._left): the churn's MRR and time survive a later
+    statement (review 2026-12-02: the MRR just before the latest change was read, 0 after another
+    user's cancelled statement), through the record; 16 bytes while the account pays nothing,
+    none once it pays again, and a reader that predates them reads the rest."""
+    st_ = AccountState()
+    for ev in [sub("a", JAN, "active", 2500), sub("b", JAN, "active", 2500), sub("a", JAN + 5 * DAY, "cancelled", 0),
+               sub("b", JAN + 9 * DAY, "cancelled", 0)]:
+        st_.update(ev)
+    assert st_.churned() == (2500, JAN + 9 * DAY)  # the churn is the second cancellation, the first a contraction
+    st_.update(sub("c", JAN + 12 * DAY, "cancelled", 0))  # another user's statement, later
+    assert (st_.before_cents, st_.at_ms, st_.churned()) == (0, JAN + 12 * DAY, (2500, JAN + 9 * DAY))
+    raw = st_.to_bytes()
+    assert AccountState.from_bytes(raw) == st_ and len(raw) == 43 + 43 + len("Pro") + 16
+    assert AccountState.from_bytes(raw[:-16]).churned() == (0, 0)  # as a record of the previous version
+    st_.update(sub("a", FEB, "active", 4999))  # reactivated: nothing lost now, nothing kept
+    assert st_.churned() == (0, 0)
+    st_.update(sub("d", FEB + DAY, "trial", 0))
+    assert len(st_.to_bytes()) == 43 + 2 * 43 + len("ProPro")
 
 
 def test_ledger_counters_revert_exactly() -> None:

@@ -32,7 +32,22 @@ def test_readme_and_help_say_whom_the_win_back_list_leaves_out() -> None:
     parser = argparse.ArgumentParser()
     top.add_arguments(parser)
     said = " ".join(parser.format_help().split())
-    assert "with -n those whose at-risk alert is open" in said and "--share 100% is every lapsed user" in said, said
+    assert "with -n those whose at-risk alert is open" in said and "--share 100% is every lapsed user with an activity event" in said, said
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
     assert "with `-n` those whose at-risk alert is still open" in readme
-    assert "`--win-back --share 100%` lists every lapsed user" in readme
+    assert "`--win-back --share 100%` lists every lapsed user who used the product" in readme
+
+
+def test_share_100_percent_leaves_out_a_user_whose_only_event_is_a_cancellation() -> None:
+    """What README and `top --help` now say (review 2026-12-02): `--share 100%` lists every lapsed
+    user with an activity event; one whose only event is a cancel is tracked but in no list."""
+    from models.ranking import daily_list
+    from models.state import tracked
+
+    model = load_model(None)
+    used = advance("u1", None, [Event("u1", T0 + d * DAY_MS, "view", f"e{d}") for d in range(5)]
+                   + [Event("u1", T0 + 5 * DAY_MS, "cancel", "c1")], T0 + 40 * DAY_MS, model).state
+    only = advance("u2", None, [Event("u2", T0 + 5 * DAY_MS, "cancel", "c2")], T0 + 40 * DAY_MS, model).state
+    assert tracked(only) and only.n_events == 0
+    rows = daily_list([("u1", used), ("u2", only)], (T0 + 40 * DAY_MS) // 1000, model, "win_back", share=1.0)
+    assert [r.user_id for r in rows] == ["u1"]

@@ -20,7 +20,7 @@ from streams.cli.argtypes import positive_int
 from streams.errors import UserError
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "digest_message", "run"]
+__all__ = ["add_arguments", "digest_message", "headline", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +38,17 @@ def digest_message(owner: str, day: str, reports: list[Any], at_risk: int | None
     risk first."""
     return {"digest_id": f"{owner}|{day}", "owner": owner, "day": day,
             "at_risk": len(reports) if at_risk is None else at_risk, "accounts": [r.to_dict() for r in reports]}
+
+
+def headline(owner: str, day: str, listed: int, at_risk: int) -> str:
+    """The digest's first line: how many accounts it lists, and of how many at risk when ``-n``
+    cut the list ("20 of 39", not "20": QA 2026-12-02).
+
+    >>> headline("alice", "2026-04-01", 2, 5), headline("alice", "2026-04-01", 5, 5), headline("bob", "2026-04-01", 1, 1)
+    ('alice, 2026-04-01: 2 of 5 accounts to save today', 'alice, 2026-04-01: 5 accounts to save today', 'bob, 2026-04-01: 1 account to save today')
+    """
+    of = f" of {at_risk}" if at_risk > listed else ""
+    return f"{owner}, {day}: {listed}{of} account{'s' if at_risk != 1 else ''} to save today"
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -71,9 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(orjson.dumps(message).decode())
         else:
-            total = int(message["at_risk"])
-            of = f" of {total}" if total > len(reports) else ""  # -n cut the list: "20 of 39", not "20" (QA 2026-12-02)
-            print(f"{owner}, {day}: {len(reports)}{of} account{'s' if total != 1 else ''} to save today")
+            print(headline(owner, day, len(reports), int(message["at_risk"])))
             if reports:
                 print_book(reports, False)
     return 0

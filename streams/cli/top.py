@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--win-back", dest="win_back", action="store_true",
                         help="the win-back list (lapsed users, warmest first: most likely back within the horizon) instead of the save list; "
                         "with -n those whose at-risk alert is open, as the console lists them (a user who lapsed without one, "
-                        "such as one who cancelled, is listed by --share only: --share 100%% is every lapsed user)")
+                        "such as one who cancelled, is listed by --share only: --share 100%% is every lapsed user with an activity event; "
+                        "one whose only event is a cancellation is in no list)")
     parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table); "
                         "with --win-back those whose subscription is gone (churned, trials lost), largest lost MRR first")
     parser.add_argument("--all", action="store_true", help="with --owner: every account of the owner, not only those at risk")

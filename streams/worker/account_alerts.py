@@ -91,7 +91,9 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     it opens no alert (QA 2026-12-02: such trials got ``account_at_risk`` weeks after they ended,
     as their users fell silent); an at-risk alert open when it is lost (a trial ending unused)
     ends as a customer's would, with ``account_churned`` (stage ``trial_lost``, MRR 0), so the
-    CRM's open case is closed.
+    CRM's open case is closed; the alert is closed with it (``at_risk_since_ms`` 0: until the
+    review of 2026-12-02 it stayed open, against this and ALERTS.md), so a trial started later
+    opens its own. A churned customer's alert stays open: a reactivation recovers it.
 
     Each alert's reasons support it (issue 11): an at-risk or churned alert lists the parts of
     the risk (the roll-up's reasons); ``account_recovered`` lists why the account is better
@@ -108,7 +110,11 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         kind = "account_churned"
     elif since and r.risk < RECOVERED_BELOW:
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
-    if kind == "account_churned":
+    if kind == "account_churned" and r.stage == "trial_lost":  # closes the lost trial's alert
+        acc.extras["at_risk_since_ms"] = 0
+        acc.extras.pop("at_risk_risk", None)
+        acc.extras.pop("churned_ms", None)
+    elif kind == "account_churned":
         acc.extras["churned_ms"] = now_ms
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
