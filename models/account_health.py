@@ -12,7 +12,9 @@ the product or its billing says so. Inputs, all kept small per account:
 
 Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
 
-- users = members seen in the last 90 days; silent = of those, silent for 14 days or more;
+- users = members seen in the last 90 days (none: every member ever seen, so an account nobody
+  has used for 90 days stays all silent instead of having no users); silent = of those, silent for
+  14 days or more;
 - usage = the users' 4-week activity decayed to now against their 4-week activity expected from
   their 13-week rate (``models.signals`` trend_long; 1.0 at a steady rate; 0.6 = usage fell 40 %);
 - user risk ``r_u = 0.8 * silent share`` (all silent: 0.8; a user's own at-risk alert stays the
@@ -155,8 +157,13 @@ def silent_counts(seen_sorted_s: Sequence[int], now_s: int) -> tuple[int, int]:
 
     >>> silent_counts([100, 10 * DAY_S, 30 * DAY_S, 90 * DAY_S], 95 * DAY_S)
     (3, 2)
+    >>> silent_counts([0, 10 * DAY_S, 30 * DAY_S], 200 * DAY_S)  # nobody in 90 days: the two ever seen, silent
+    (2, 2)
     """
     gone = bisect.bisect_right(seen_sorted_s, now_s - _USERS_WINDOW_S)
+    if gone == len(seen_sorted_s):  # nobody in 90 days: every member ever seen, all silent (rollup)
+        seen = len(seen_sorted_s) - bisect.bisect_right(seen_sorted_s, 0)
+        return seen, seen
     return len(seen_sorted_s) - gone, bisect.bisect_right(seen_sorted_s, now_s - _SILENT_S) - gone
 
 
@@ -210,7 +217,12 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
     milliseconds is counted from the same instant the alerts use. See the module docstring."""
-    users = [m for m in members if now_s - m.last_seen_s < _USERS_WINDOW_S]
+    # Nobody seen in 90 days: every member ever seen counts, all silent. Before, such an account had
+    # no users, so its users' part of the risk fell to 0 and an open at-risk alert "recovered" the
+    # day its last member left the window (QA 2026-12: at risk 0.8 on day 60, recovered at 0.0 on
+    # day 102, nobody back); an account nobody uses is not a recovered one.
+    users = ([m for m in members if now_s - m.last_seen_s < _USERS_WINDOW_S]
+             or [m for m in members if m.last_seen_s])
     silent = [m for m in users if now_s - m.last_seen_s >= _SILENT_S]
     usage = _usage(users, now_s)
     share_silent = len(silent) / len(users) if users else 0.0

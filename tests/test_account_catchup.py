@@ -95,3 +95,22 @@ def test_silent_counts_count_as_the_roll_up_does() -> None:
         users, silent = silent_counts(sorted(m.last_seen_s for m in members), now_s)
         assert (users, silent) == (r.users, r.silent)
         assert round(1 - (1 - silence_risk(users, silent)), 4) == r.risk
+
+
+def test_an_account_nobody_uses_for_90_days_stays_at_risk_and_does_not_recover() -> None:
+    """QA 2026-12: both users silent, at risk on day 60 (risk 0.8); once the last of them had not
+    been seen for 90 days the account had no users, its users' part of the risk fell to 0 and the
+    catch-up sent ``account_recovered`` at risk 0.0 with nobody back. Every member ever seen now
+    counts while none is seen in 90 days: one alert, still at risk on day 150."""
+    state = AccountState().update(Event("u1", T0, "subscription", "s0", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    seen_s = (T0 + 11 * DAY_MS) // 1000
+    acc = AccountWork(state, {"seen_ms": T0 + 11 * DAY_MS},
+                      {member_key(u): Member(member_key(u), seen_s, 1, 0.0, 20.0, 20.0, u) for u in ("u1", "u2")})
+    out = AccountsAdvanced()
+    _review_until("acme", acc, T0 + 150 * DAY_MS, out)
+    assert [orjson.loads(v)["kind"] for _, v in out.alerts] == ["account_at_risk"]
+    r = rollup(list(acc.members.values()), None, None, 0, (T0 + 150 * DAY_MS) // 1000)
+    assert (r.users, r.silent, r.risk, r.stage, r.reasons) == (2, 2, 0.8, "at_risk", ("both users silent for 19 weeks",))
+    assert silent_counts([seen_s, seen_s], (T0 + 150 * DAY_MS) // 1000) == (2, 2)
+    _decide("acme", acc, T0 + 151 * DAY_MS, out)  # the account's next copy or review
+    assert [orjson.loads(v)["kind"] for _, v in out.alerts] == ["account_at_risk"], "no recovery with nobody back"
