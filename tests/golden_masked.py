@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import json
 import sys
+from typing import Any
 
 __all__ = ["cancelled", "compare", "dump", "users"]
 
@@ -66,12 +67,18 @@ def dump(path: str) -> None:
         json.dump(out, f)
 
 
-def compare(old_path: str, new_path: str, masked: tuple[str, ...]) -> bool:
-    """True when the two dumps differ in the ``masked`` fields only (printing what changed)."""
+def _dumps(old_path: str, new_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two dumps a comparison reads (``dump``'s JSON files)."""
     with open(old_path, encoding="utf-8") as f:
         old = json.load(f)
     with open(new_path, encoding="utf-8") as f:
         new = json.load(f)
+    return old, new
+
+
+def compare(old_path: str, new_path: str, masked: tuple[str, ...]) -> bool:
+    """True when the two dumps differ in the ``masked`` fields only (printing what changed)."""
+    old, new = _dumps(old_path, new_path)
     ok = True
 
     def keyed(rows: list[str]) -> dict[str, dict[str, object]]:
@@ -97,10 +104,7 @@ def compare(old_path: str, new_path: str, masked: tuple[str, ...]) -> bool:
 def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...]) -> bool:
     """True when only the users with an old ``kind`` alert in one of ``stages`` changed, and no such
     alert is left (printing what moved for them)."""
-    with open(old_path, encoding="utf-8") as f:
-        old = json.load(f)
-    with open(new_path, encoding="utf-8") as f:
-        new = json.load(f)
+    old, new = _dumps(old_path, new_path)
     ok = True
 
     def by_user(rows: list[str]) -> dict[str, list[str]]:
@@ -142,10 +146,7 @@ def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...]) -> b
 
 def cancelled(old_path: str, new_path: str, fields: tuple[str, ...]) -> bool:
     """True when only rows of a standing cancellation changed, and only in ``fields`` (printing what moved)."""
-    with open(old_path, encoding="utf-8") as f:
-        old = json.load(f)
-    with open(new_path, encoding="utf-8") as f:
-        new = json.load(f)
+    old, new = _dumps(old_path, new_path)
     ok = True
 
     def is_cancelled(part: str, d: dict[str, object]) -> bool:
