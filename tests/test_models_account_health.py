@@ -34,8 +34,10 @@ def test_silent_users_are_counted_and_named() -> None:
     r = rollup(members, _view(), None, 0, NOW_S)
     assert r.reasons[0] == "3 of 5 users silent for 2 weeks" and r.silent == 3 and r.users == 5
     assert abs(r.risk - 0.48) < 1e-9 and r.risk < ACCOUNT_AT_RISK  # silence alone: 0.8 x 3/5
-    gone = rollup([_steady(1, 100)], _view(), None, 0, NOW_S)
-    assert gone.users == 0  # not seen for 90 days: no longer one of the account's users
+    gone = rollup([_steady(1), _steady(2, 100)], _view(), None, 0, NOW_S)
+    assert (gone.users, gone.silent) == (1, 0)  # not seen for 90 days: no longer one of the account's users
+    nobody = rollup([_steady(1, 100)], _view(), None, 0, NOW_S)  # unless nobody was: an abandoned account
+    assert (nobody.users, nobody.silent, nobody.risk, nobody.reasons) == (1, 1, 0.8, ("the only user silent for 14 weeks",))
 
 
 def test_billing_signals_each_raise_the_risk_with_their_reason() -> None:
