@@ -187,6 +187,7 @@ def test_buckets_in_one_call_or_many_are_each_fenced_and_applied_alone(redis_url
     """lua/buckets.lua runs the per-bucket script for several buckets in one call: a fenced bucket
     refuses only its own write, whether the buckets share a call or not."""
     monkeypatch.setattr(store_mod, "BUCKET_CALL_ITEMS", items_per_call)
+    monkeypatch.setattr(store_mod, "WRITE_CALL_ITEMS", items_per_call)
     users = {}
     for i in range(200):  # one user per bucket
         users.setdefault(locate(f"user-{i}", 4, 8)[0], f"user-{i}")

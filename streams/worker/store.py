@@ -7,8 +7,9 @@ writes with the progress behind them (a third, the progress on its own, on a clu
 cycle has account work or re-routed copies to record first). The per-bucket scripts (``read_batch``, ``write_batch``, ``read_accounts``,
 ``write_accounts``) are each written for one bucket and loaded behind ``lua/buckets.lua``, a
 driver that runs them bucket after bucket in one call: on a single Redis one call carries the
-buckets of about ``BUCKET_CALL_ITEMS`` users, keys and arguments packed in one string (a cycle of
-a few hundred records is one call, not 64, and redis-py packs 3 arguments, not ~1,000). The
+buckets of about ``BUCKET_CALL_ITEMS`` users (``WRITE_CALL_ITEMS`` for the state writes), keys and
+arguments packed in one string (a cycle of a few hundred records is one call, not 64, and redis-py
+packs 3 arguments, not ~1,000). The
 fenced writes share ``lua/fence.lua`` (the offset fence and retry token), loaded in front of them.
 
 Failures: this module raises; the caller (``streams.worker.pipeline``) retries with back-off. A script
@@ -219,6 +220,10 @@ _PRELUDES = {"read_batch": ("fence",), "write_batch": ("fence",), "read_accounts
 #: A call of a per-bucket script carries buckets until it holds about this many users or accounts:
 #: a small cycle is one call, a full 10k batch about ten (one script blocks Redis while it runs).
 BUCKET_CALL_ITEMS = 1_000
+#: A call of ``write_batch`` carries fewer: the next cycle's reads (``Pipeline._read_advance``) are sent
+#: while this cycle's write still runs, on another pooled connection, and Redis serves them between two
+#: of its script calls, so each read waits behind at most one write call (docs/SCALING.md).
+WRITE_CALL_ITEMS = 250
 
 
 def _script_source(name: str) -> str:
@@ -240,22 +245,26 @@ class _BucketCall:
     items: int
 
 
-def _bucket_calls(calls: Sequence[_BucketCall], packed: bool) -> list[tuple[list[str], list[Any]]]:
+def _bucket_calls(calls: Sequence[_BucketCall], packed: bool, limit: int | None = None) -> list[tuple[list[str], list[Any]]]:
     """Group buckets into driver calls (``lua/buckets.lua``): ``(keys, args)`` of each EVALSHA.
 
     ``packed`` (single Redis): keys and arguments travel in one string with their lengths, no
-    KEYS; else one bucket a call with its keys declared (Redis Cluster routes by them).
+    KEYS, about ``limit`` items a call (default ``BUCKET_CALL_ITEMS``); else one bucket a call
+    with its keys declared (Redis Cluster routes by them).
 
     >>> _bucket_calls([_BucketCall(["k1"], ["a"], 600), _BucketCall(["k2"], ["b", 7], 600)], False)
     [(['k1'], [b'[1,1]', '', '', 'a']), (['k2'], [b'[1,2]', '', '', 'b', 7])]
     >>> _bucket_calls([_BucketCall(["k1"], ["a"], 1), _BucketCall(["k2"], [b"bc", 7], 1)], True)
     [([], [b'[1,1,1,2]', b'[2,1,2,2,1]', b'k1ak2bc7'])]
+    >>> len(_bucket_calls([_BucketCall(["k"], ["a"], 200)] * 5, True)), len(_bucket_calls([_BucketCall(["k"], ["a"], 200)] * 5, True, 250))
+    (1, 5)
     """
+    limit = BUCKET_CALL_ITEMS if limit is None else limit
     out: list[tuple[list[str], list[Any]]] = []
     group: list[_BucketCall] = []
     items = 0
     for call in calls:
-        if group and (not packed or items + call.items > BUCKET_CALL_ITEMS):
+        if group and (not packed or items + call.items > limit):
             out.append(_driver_call(group, packed))
             group, items = [], 0
         group.append(call)
@@ -837,7 +846,7 @@ class Store:
         buckets per call on one Redis, one per call on a cluster); ``extra`` queues more commands
         after them in the same pipeline. Returns (one reply per bucket, the extra replies)."""
         sha = self._sha[name]
-        grouped = _bucket_calls(calls, packed=not self.cluster)
+        grouped = _bucket_calls(calls, packed=not self.cluster, limit=WRITE_CALL_ITEMS if name == "write_batch" else None)
 
         # execute_command("EVALSHA", ...) is what pipe.evalsha sends, byte for byte; ClusterPipeline
         # blocks the evalsha name only (see the module docstring), so both paths spell it this way.
