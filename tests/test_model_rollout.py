@@ -1,0 +1,170 @@
+"""A model roll-out (docs/OPERATE.md, "Model upgrades") against a real valkey: readers score with the
+model the workers record in use, and a take-over that would read the stored states under another
+vocabulary is refused (QA pass 4, items 1 and 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing
+
+import pytest
+
+from models.engine import advance
+from models.model import ChurnModel, load_model
+from models.scoring import score
+from models.state import UserState
+from streams.errors import UserError
+from streams.offline.simulate import generate
+from streams.settings import Settings
+from streams.worker.keys import locate
+from streams.worker.phases import index_scores
+from streams.worker.store import BucketWrite, ModelMismatch, StateWrite, Store, model_id, stats_delta
+
+T0_MS, DAYS = 1_767_225_600_000, 60
+END_MS = T0_MS + DAYS * 86_400_000
+
+
+def _user(model: ChurnModel) -> tuple[str, UserState]:
+    """The busiest user of a small simulated population, advanced to END_MS under ``model``."""
+    events, _ = generate(3, 20, T0_MS, DAYS)
+    uid = max({ev.user_id for ev in events}, key=lambda u: sum(ev.user_id == u for ev in events))
+    st = advance(uid, None, [ev for ev in events if ev.user_id == uid], END_MS, model).state
+    assert st is not None
+    return uid, st
+
+
+async def _worker_wrote(settings: Settings, model: ChurnModel, uid: str, st: UserState) -> Store:
+    """A worker running ``model`` connected (recording it in use) and wrote ``uid``'s state and progress."""
+    store = Store(settings)
+    store.use_model(model)
+    await store.connect()
+    b, g = locate(uid, store.buckets, store.groups)
+    field = f"{settings.topic_events}:0"
+    w = BucketWrite(b, [(field, "", "")])
+    risk, reach, _ = index_scores(None, st, END_MS, model)
+    w.states.append(StateWrite(g, uid, st.to_bytes(), field, st.next_review_s, risk, reach))
+    stats_delta(None, st, [], w.stats)
+    assert await store.write([w], "rollout-test") == []
+    await store.write_progress(settings.topic_events, {0: (1, END_MS)})
+    return store
+
+
+async def _take_over(settings: Settings, model: ChurnModel) -> None:
+    """What ``churnwatch worker --model new.json --take-over-model`` does at start."""
+    store = Store(settings)
+    store.use_model(model)
+    store.take_over_model = True
+    try:
+        await store.connect()
+    finally:
+        await store.close()
+
+
+def test_after_a_take_over_score_top_and_the_console_score_with_the_model_in_use(
+        redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Readers started with the shipped default (no CHURNWATCH_MODEL_PATH) score with the file the
+    workers took over with, as the alerts do; without that file in Redis they say so (one WARNING,
+    a note on every console page) instead of scoring silently with their own."""
+    from starlette.testclient import TestClient
+
+    from streams.console.app import create_app
+    from streams.views import open_reader, top_users, user_report
+
+    base = load_model()
+    rolled = base.with_(version="trained-rollout", risk_intercept=base.risk_intercept + 2.0)
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+    now_s = max(END_MS // 1000, st.last_seen_s)
+    want, old = score(st, now_s, rolled), score(st, now_s, base)
+    assert round(want.risk, 4) != round(old.risk, 4), "the test needs models that score the user differently"
+    asyncio.run(_closed(_worker_wrote(settings, base, uid, st)))
+    asyncio.run(_take_over(settings, rolled))
+
+    def console() -> tuple[dict[str, object], str]:
+        with TestClient(create_app(settings)) as client:
+            return client.get(f"/api/v1/users/{uid}").json(), client.get(f"/users/{uid}").text
+
+    body, page = console()
+    assert body["risk"] == round(want.risk, 4) and body["action"] == want.action
+    assert "model-note" not in page
+    with open_reader(settings) as reader:
+        report = user_report(reader, settings, uid)
+        top = top_users(reader, settings, share=1.0)
+    assert report is not None and report.scores == want
+    assert [r.scores for r in top if r.user_id == uid] == [want]
+    assert not [r for r in caplog.records if r.name == "streams.views" and r.levelno >= logging.WARNING]
+
+    async def drop_record() -> None:  # the recorded model's file cannot be loaded
+        store = Store(settings)
+        await store.client.hdel(store.keys.meta, f"model:{model_id(rolled)}")
+        await store.close()
+
+    asyncio.run(drop_record())
+    lost_body, lost_page = console()
+    assert lost_body["risk"] == round(old.risk, 4)
+    assert f"Redis records model {model_id(rolled)} in use but not its file" in lost_page
+    with open_reader(settings) as reader:
+        report = user_report(reader, settings, uid)
+    assert report is not None and report.scores == old
+    warned = [r.getMessage() for r in caplog.records if r.name == "streams.views" and r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and model_id(rolled) in warned[0]
+
+
+async def _closed(opening: "asyncio.Future[Store] | typing.Coroutine[object, object, Store]") -> None:
+    await (await opening).close()
+
+
+def test_a_learned_successor_is_still_what_readers_score_with(redis_url: str) -> None:
+    from streams.views import open_reader, user_report
+    from streams.worker.model_record import comparison_record
+    from tests.test_learn import _learned
+
+    base = load_model()
+    successor = _learned(base, risk_intercept=base.risk_intercept + 2.0)
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+
+    async def go() -> None:
+        store = await _worker_wrote(settings, base, uid, st)
+        try:
+            assert (await store.adopt_model(model_id(base), successor, comparison_record({"adopted": True}), model_id(base)))[0]
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    with open_reader(settings) as reader:
+        report = user_report(reader, settings, uid)
+    assert report is not None and report.scores == score(st, max(END_MS // 1000, st.last_seen_s), successor)
+
+
+def test_a_take_over_with_another_vocabulary_is_refused_and_changes_nothing(redis_url: str) -> None:
+    """The common first roll-out, shipped default (8 hashed kinds) -> a trained file naming its
+    event types: every stored state holds the default's slots, so the take-over is refused in one
+    line naming the rebuild, before it records anything; one keeping the vocabulary takes over."""
+    from streams.worker.service import _preflight_store
+
+    base = load_model()
+    named = base.with_(version="trained-named", tracked_types=("view", "click", "search", "message"))
+    same = base.with_(version="trained-same", risk_intercept=base.risk_intercept + 1.0)
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+
+    async def go() -> tuple[str, str, str]:
+        store = await _worker_wrote(settings, base, uid, st)
+        try:
+            with pytest.raises(ModelMismatch) as refused:
+                await _take_over(settings, named)
+            still = (await store.model_record())[0]
+            await _take_over(settings, same)
+            return str(refused.value), still, (await store.model_record())[0]
+        finally:
+            await store.close()
+
+    why, still, after = asyncio.run(go())
+    assert "\n" not in why and "tracks other event types" in why and "delete the store's keys" in why
+    assert "'cw:*'" in why and "Model upgrades" in why
+    assert still == model_id(base), "a refused take-over records nothing"
+    assert after == model_id(same)
+    with pytest.raises(UserError, match="tracks other event types"):  # the worker's start: exit 2, one line
+        _preflight_store(Settings(redis_url=redis_url, model_takeover=True), named)
