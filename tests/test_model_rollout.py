@@ -162,9 +162,70 @@ def test_a_take_over_with_another_vocabulary_is_refused_and_changes_nothing(redi
             await store.close()
 
     why, still, after = asyncio.run(go())
-    assert "\n" not in why and "tracks other event types" in why and "delete the store's keys" in why
+    assert "\n" not in why and "tracks other event types" in why and "--take-over-model --rebuild-state" in why
     assert "'cw:*'" in why and "Model upgrades" in why
     assert still == model_id(base), "a refused take-over records nothing"
     assert after == model_id(same)
     with pytest.raises(UserError, match="tracks other event types"):  # the worker's start: exit 2, one line
         _preflight_store(Settings(redis_url=redis_url, model_takeover=True), named)
+
+
+def test_rebuild_state_empties_the_store_for_a_take_over_by_another_vocabulary(redis_url: str) -> None:
+    """``worker --take-over-model --rebuild-state``: the model of another vocabulary is recorded with a
+    new incarnation (running workers find the store lost, and another model in it) and every other
+    key of the prefix is deleted, so the workers replay the topic under it; a restart with the flag
+    still set deletes nothing; the flag alone is refused."""
+    rebuild_scenario(Settings(redis_url=redis_url))
+
+
+def rebuild_scenario(settings: Settings) -> None:
+    """The rebuild test on ``settings``' store (tests/test_store_cluster.py runs it on a cluster)."""
+    from streams.worker.service import _preflight_store
+    from streams.worker.store import StoreLost
+
+    base = load_model()
+    named = base.with_(version="trained-named", tracked_types=("view", "click", "search", "message"))
+    uid, st = _user(base)
+    rebuild = settings.with_(model_takeover=True, model_rebuild=True)
+
+    async def go() -> tuple[str, dict[str, object]]:
+        old = await _worker_wrote(settings, base, uid, st)  # a worker of the model in use, still running
+        try:
+            incarnation = old.incarnation
+            await asyncio.to_thread(_preflight_store, rebuild, named)
+            with pytest.raises(StoreLost):
+                await old.check_and_stream_times(settings.topic_events)
+            with pytest.raises(ModelMismatch):  # the old worker's rebuild: it stops (consumer: ModelReplaced)
+                await old.connect()
+            meta = {k.decode(): v.decode()[:40] for k, v in (await old.client.hgetall(old.keys.meta)).items()}
+            keys = sorted(k.decode() for k in await old.client.keys(f"{old.keys.prefix}:*"))
+            return incarnation, {"meta": meta, "keys": keys, "user": await old.load_user(uid),
+                                 "progress": await old.read_progress(settings.topic_events)}
+        finally:
+            await old.close()
+
+    incarnation, got = asyncio.run(go())
+    meta = got["meta"]
+    assert isinstance(meta, dict)
+    assert meta["model"] == model_id(named) and meta["incarnation"] != incarnation
+    assert meta["save_index"] == model_id(named), "the index is built from the first user again"
+    assert f"model:{model_id(named)}" in meta and f"model:{model_id(base)}" not in meta
+    assert (meta["buckets"], meta["format"]) == (str(settings.buckets), "1")
+    assert got["user"] is None and got["progress"] == {}, "states and progress are rebuilt from the topic"
+    assert all(k == f"{settings.key_prefix}:meta" or k.endswith(":off") for k in got["keys"]), "only the new markers"
+
+    async def write_again() -> None:
+        await (await _worker_wrote(settings, named, uid, st)).close()
+
+    async def still_there() -> UserState | None:
+        store = Store(settings)
+        try:
+            return await store.load_user(uid)
+        finally:
+            await store.close()
+
+    asyncio.run(write_again())
+    _preflight_store(rebuild, named)  # a restart with the flag still set
+    assert asyncio.run(still_there()) is not None
+    with pytest.raises(UserError, match="goes with --take-over-model"):
+        _preflight_store(settings.with_(model_rebuild=True), named)

@@ -98,15 +98,15 @@ def layout_refusal(mine: ChurnModel, mine_id: str, found: str, record: ChurnMode
     >>> layout_refusal(ChurnModel(risk_intercept=-2.0), "b@2", "a@1", ChurnModel())
     ''
     >>> print(layout_refusal(ChurnModel(tracked_types=("view",)), "b@2", "a@1", ChurnModel()))  # doctest: +ELLIPSIS
-    model b@2 tracks other event types or roles than the model a@1 in use, ... --pattern 'cw:*' | xargs redis-cli unlink), ...
+    model b@2 tracks other event types or roles than the model a@1 in use, ... --rebuild-state ... keys 'cw:*', ...
     """
     if not found or found == mine_id or record is None or same_vocabulary(mine, record):
         return ""
     return (f"model {mine_id} tracks other event types or roles than the model {found} in use, whose slots every "
-            f"stored user state holds: a take-over would read them under the new names. Rebuild the state under "
-            f"the new model instead: stop every worker, delete the store's keys (redis-cli --scan --pattern "
-            f"'{prefix}:*' | xargs redis-cli unlink), start the workers with the new file (they replay the events "
-            f"topic; docs/OPERATE.md, \"Model upgrades\")")
+            f"stored user state holds: a take-over would read them under the new names. Rebuild the state under the "
+            f"new model instead: start this worker with --take-over-model --rebuild-state (CHURNWATCH_MODEL_REBUILD=true: "
+            f"it deletes the store's keys '{prefix}:*', the old workers stop and the workers replay the events topic; "
+            f"docs/OPERATE.md, \"Model upgrades\")")
 
 
 def comparison_record(data: dict[str, Any]) -> str:
