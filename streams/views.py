@@ -141,6 +141,9 @@ def _model(settings: Settings, reader: StoreReader) -> ChurnModel:
     model, note = reader.run(lambda store: store.model_in_use(file_model))
     if note:
         logger.warning("%s", note)
+    elif settings.model_path and model is not file_model:  # a file asked for by name: say it is not the one used
+        logger.info("scoring with the model the workers use (%s), not %s (to score a file: backtest --model)",
+                    model_id(model), settings.model_path)
     return model  # type: ignore[no-any-return]
 
 
