@@ -229,3 +229,25 @@ def rebuild_scenario(settings: Settings) -> None:
     assert asyncio.run(still_there()) is not None
     with pytest.raises(UserError, match="goes with --take-over-model"):
         _preflight_store(settings.with_(model_rebuild=True), named)
+
+
+def test_rebuild_state_rebuilds_when_the_model_in_use_cannot_be_compared(redis_url: str) -> None:
+    """A store whose model in use has no file in Redis (written before workers recorded it): the
+    layout cannot be checked, so a plain take-over only warns, and one asked to rebuild rebuilds."""
+    from streams.worker.service import _preflight_store
+
+    base = load_model()
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+
+    async def go() -> UserState | None:
+        store = await _worker_wrote(settings, base, uid, st)
+        try:
+            await store.client.hdel(store.keys.meta, f"model:{model_id(base)}")
+            await asyncio.to_thread(_preflight_store, settings.with_(model_takeover=True, model_rebuild=True),
+                                    base.with_(version="trained-named", tracked_types=("view",)))
+            return await store.load_user(uid)
+        finally:
+            await store.close()
+
+    assert asyncio.run(go()) is None

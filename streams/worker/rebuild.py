@@ -34,10 +34,11 @@ _UNLINK_BATCH = 1000
 
 async def rebuild_for_take_over(store: Store) -> int:
     """Empty ``store`` for its model (``store.use_model`` before) if the model in use has another
-    vocabulary; the number of keys deleted (0: nothing to rebuild, the take-over goes on as usual)."""
+    vocabulary, or one Redis holds no file of (asked to rebuild, not knowing: rebuilt); the number of
+    keys deleted (0: nothing to rebuild, the take-over goes on as usual)."""
     assert store.model_obj is not None, "use_model first"
     found, record, _ = await store.model_record()
-    if not layout_refusal(store.model_obj, store.model, found, record):
+    if not found or found == store.model or (record is not None and not layout_refusal(store.model_obj, store.model, found, record)):
         return 0
     meta = store.keys.meta
     pipe = store.client.pipeline(transaction=True)  # one key: one slot on a cluster too
@@ -51,7 +52,8 @@ async def rebuild_for_take_over(store: Store) -> int:
         if len(batch) >= _UNLINK_BATCH:
             deleted, batch = deleted + await _unlink(store, batch), []
     deleted += await _unlink(store, batch)
-    logger.warning("model %s takes over from %s, which tracks other event types or roles: deleted %s keys of the "
+    why = "which tracks other event types or roles" if record is not None else "whose file Redis does not hold"
+    logger.warning("model %s takes over from %s, " + why + ": deleted %s keys of the "
                    "state (prefix %s); the workers rebuild it from the events topic under the new model (docs/OPERATE.md, "
                    "\"Model upgrades\")", store.model, found, deleted, store.keys.prefix)
     return deleted
