@@ -123,6 +123,7 @@ class Settings:
     # Model and ops
     model_path: str = ""
     model_takeover: bool = False  # record this worker's model in Redis; workers with another stop (rolling upgrade)
+    model_rebuild: bool = False  # with model_takeover: a model of another vocabulary empties the store and replays (rebuild.py)
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9108
     log_level: str = "INFO"

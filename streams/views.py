@@ -133,9 +133,18 @@ def stream_time_ms(reader: StoreReader, settings: Settings) -> int:
 
 
 def _model(settings: Settings, reader: StoreReader) -> ChurnModel:
-    """The model file, or the learned successor of it the workers run (``churnwatch learn``)."""
+    """The model the workers score with, as Redis records it (a take-over's file, a learned
+    successor), so ``score`` and ``top`` say what the alerts say; the model file
+    (``CHURNWATCH_MODEL_PATH``) before any worker recorded one. A recorded model that cannot be
+    loaded: the file's, with one WARNING saying so (``Store.model_in_use``)."""
     file_model = load_model(settings.model_path or None)
-    return reader.run(lambda store: store.model_in_use(file_model))  # type: ignore[no-any-return]
+    model, note = reader.run(lambda store: store.model_in_use(file_model))
+    if note:
+        logger.warning("%s", note)
+    elif settings.model_path and model is not file_model:  # a file asked for by name: say it is not the one used
+        logger.info("scoring with the model the workers use (%s), not %s (to score a file: backtest --model)",
+                    model_id(model), settings.model_path)
+    return model  # type: ignore[no-any-return]
 
 
 def user_report(reader: StoreReader, settings: Settings, user_id: str, model: ChurnModel | None = None,

@@ -82,6 +82,14 @@ test_expiry_removes_state_due_and_risk_entries = test_store.test_expiry_removes_
 test_top_at_risk_merges_buckets_and_sync_reader = test_store.test_top_at_risk_merges_buckets_and_sync_reader
 
 
+def test_rebuild_state_on_a_cluster(cluster_url: str) -> None:
+    """``--take-over-model --rebuild-state`` finds and deletes the keys on every node (tests/test_model_rollout.py)."""
+    from streams.settings import Settings
+    from tests.test_model_rollout import rebuild_scenario
+
+    rebuild_scenario(Settings(redis_url=cluster_url, redis_cluster=True, buckets=BUCKETS, groups_per_bucket=GROUPS))
+
+
 def test_console_reads_on_a_cluster(cluster_url: str) -> None:
     """The console's merged index runs, loads and counters: one script call per bucket, routed by slot."""
     test_console_read.check_merged_runs(cluster_url, True, True)

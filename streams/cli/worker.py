@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, metavar="FILE", help="model file (default: models/default_model.json)")
     parser.add_argument("--take-over-model", action="store_true", default=None,
                         help="record this worker's model as the one in use: workers with another model stop (rolling upgrade)")
+    parser.add_argument("--rebuild-state", action="store_true", default=None,
+                        help="with --take-over-model, when the model tracks other event types or roles than the one in use: "
+                             "delete the stored state and replay the events topic under the new model (docs/OPERATE.md)")
     parser.add_argument("--partitions", type=int, default=None, help="partitions of topics this worker creates if missing (default 8)")
     parser.add_argument("--group", default=None, help="consumer group (default churnwatch)")
     parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
@@ -33,6 +36,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         clock=args.clock,
         model_path=args.model,
         model_takeover=args.take_over_model,
+        model_rebuild=args.rebuild_state,
         partitions=args.partitions,
         group_id=args.group,
         topic_events=args.events_topic,

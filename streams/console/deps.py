@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from streams.settings import Settings
 from streams.worker.store import Store
 
 __all__ = ["Deps", "Unavailable", "REDIS_DOWN"]
+
+logger = logging.getLogger(__name__)
 
 #: Redis errors that make a page or an API call answer 503 instead of a traceback.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -32,7 +35,8 @@ class Deps:
     store: Store
     model: ChurnModel
     owners: Owners = field(default_factory=Owners)
-    file_model: ChurnModel | None = None  # the model file; ``model`` follows its learned successor in use
+    file_model: ChurnModel | None = None  # the model file; ``model`` follows the model Redis records in use
+    model_note: str = ""  # why ``model`` is not the one in use ("" when it is): every page shows it
     _model_checked: float = 0.0  # monotonic time of the last look at the model in use
 
     @classmethod
@@ -42,11 +46,15 @@ class Deps:
 
     async def now_ms(self) -> int:
         """The stream time, as ``churnwatch score`` uses it; ``Unavailable`` before any progress.
-        Every ``MODEL_CHECK_S`` it also looks which model the workers run (a learned successor of
-        the file, adopted by ``churnwatch learn``), so the pages score as the workers do."""
+        Every ``MODEL_CHECK_S`` it also looks which model the workers run (recorded in Redis: a
+        take-over's file, a learned successor adopted by ``churnwatch learn``), so the pages score
+        as the workers do; when that model cannot be loaded, ``model_note`` says so (logged once)."""
         if self.file_model is not None and time.monotonic() - self._model_checked >= MODEL_CHECK_S:
             self._model_checked = time.monotonic()
-            self.model = await self.store.model_in_use(self.file_model)
+            self.model, note = await self.store.model_in_use(self.file_model)
+            if note and note != self.model_note:
+                logger.warning("%s", note)
+            self.model_note = note
             from streams.views import layout_mismatch
 
             wrong = await layout_mismatch(self.store)

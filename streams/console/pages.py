@@ -7,6 +7,7 @@ No script runs in the browser: filters are a GET form, paging is a link with the
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, Sequence, get_args
 
@@ -60,7 +61,13 @@ templates.filters["label"] = lambda s: (s or "").replace("_", " ")
 templates.filters["counted"] = lambda n, name: _counted(name, int(n))  # "1 user", "3 users": the reasons' rule
 
 
+#: The request's ``Deps``, so every page shows its ``model_note`` (base.html) without each handler passing it.
+_DEPS: ContextVar[Deps | None] = ContextVar("console_deps", default=None)
+
+
 def _render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    deps = _DEPS.get()
+    ctx.setdefault("model_note", deps.model_note if deps is not None else "")
     return HTMLResponse(templates.get_template(name).render(**ctx), status_code=status)
 
 
@@ -69,6 +76,7 @@ def _page(handler):  # type: ignore[no-untyped-def]
 
     async def endpoint(request: Request) -> Response:
         deps: Deps = request.app.state.deps
+        _DEPS.set(deps)  # this request's context only (each request runs in a task of its own)
         try:
             return await handler(request, deps)
         except BadRequest as exc:

@@ -19,7 +19,9 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
   backwards. Either way the partition starts again at offset 0 of the new log, user states kept
   (``Store.restart_partition``), counted in ``churnwatch_topic_resets_total{reason}``;
 - a worker that took over with another model (``ModelReplaced``, same once-a-second check): this
-  worker stops taking work and exits (code 3), so one model scores each partition at a time;
+  worker stops taking work and exits (code 3), so one model scores each partition at a time (also
+  when the take-over emptied the store to rebuild it, ``--rebuild-state``: the store looks lost, and
+  the rebuild's connect finds the other model recorded);
   a learned successor of this worker's model adopted by ``churnwatch learn`` (``ModelAdopted``,
   same check) is taken in place instead: the cycles in flight settle with the old model, the
   next ones score with the new (no restart; a partition moving to a worker that has not
@@ -58,7 +60,7 @@ from streams.worker.phases import reaches_clock, record_fingerprint
 from streams.worker.routing import KafkaCopy
 from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pipeline
 from streams.worker.model_record import ModelAdopted
-from streams.worker.store import LayoutChanged, ModelReplaced, Resume, Store, StoreLost
+from streams.worker.store import LayoutChanged, ModelMismatch, ModelReplaced, Resume, Store, StoreLost
 
 __all__ = ["KafkaSink", "StreamConsumer", "count_redis_error", "pause_while_scoring", "retry_delay", "wall_ms"]
 
@@ -626,10 +628,6 @@ class StreamConsumer:
         async with self._cycle_lock:
             await self._drain()  # their writes fail (the marker is gone); all is read again after the rebuild
         lost, self._lost = self._lost, None
-        parts = sorted(tp.partition for tp in self.assigned)
-        logger.error("REDIS LOST ITS DATA (%s). Stopped applying; rebuilding partitions %s of %s from the topic's "
-                     "retained history. Runbook: ChurnwatchRedisDataLost", lost, parts, self.topic)
-        metrics.REDIS_DATA_LOST.inc()
         async with self._cycle_lock:
             for tp in self.assigned:
                 self.pipeline.revoke(tp.partition)
@@ -640,10 +638,17 @@ class StreamConsumer:
             self._unresumed |= self.assigned
             try:
                 await self.store.connect()
+            except ModelMismatch:  # a take-over emptied the store to rebuild it under its model (streams/worker/rebuild.py)
+                raise ModelReplaced(self.store.model, (await self.store.model_record())[0]) from None
             except BaseException:
                 self._lost = lost
                 raise
             self._generation += 1
+        # after connect: a store emptied by a take-over's rebuild is no data loss (this worker stops above)
+        logger.error("REDIS LOST ITS DATA (%s). Stopped applying; rebuilding partitions %s of %s from the topic's "
+                     "retained history. Runbook: ChurnwatchRedisDataLost", lost, sorted(tp.partition for tp in self.assigned),
+                     self.topic)
+        metrics.REDIS_DATA_LOST.inc()
 
     def _hint_commit(self) -> None:
         """Commit the applied offsets to Kafka in the background, at most every COMMIT_INTERVAL_S.

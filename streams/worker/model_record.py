@@ -9,6 +9,10 @@ Which change a running worker follows (:func:`successor_of`): a model whose file
 learned from the chain this worker's model belongs to (``models.model.learned_root``) and that
 keeps its vocabulary (``models.model.same_vocabulary``). Anything else recorded in its place is
 a take-over (a new file rolled out): the worker stops, as before (``store.ModelReplaced``).
+A take-over by a model whose vocabulary differs is refused (:func:`layout_refusal`): every stored
+state holds counters per slot of the recorded model's vocabulary, and the new model would read
+them as its own slots. Readers (``churnwatch score``, ``top``, the console) score with the model
+recorded in use (:func:`reader_model`), so they say what the alerts say.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from typing import Any
 
 from models.model import ChurnModel, learned_root, same_vocabulary
 
-__all__ = ["LEARN_FIELD", "RECORD_PREFIX", "ModelAdopted", "chain_root", "comparison_record", "parse_record",
-           "successor_of"]
+__all__ = ["LEARN_FIELD", "RECORD_PREFIX", "ModelAdopted", "chain_root", "comparison_record", "layout_refusal",
+           "parse_record", "reader_model", "successor_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,51 @@ def successor_of(mine: ChurnModel, mine_id: str, recorded: ChurnModel | None) ->
     if recorded is None or learned_root(recorded) is None:
         return False
     return learned_root(recorded) == chain_root(mine, mine_id) and same_vocabulary(mine, recorded)
+
+
+def reader_model(file_model: ChurnModel, file_id: str, found: str, record: ChurnModel | None) -> tuple[ChurnModel, str]:
+    """What a reader of the live state scores with, and a note ("" when none): the model Redis
+    records in use (``found``, its file ``record``: a take-over's file or a learned successor),
+    so ``score``, ``top`` and the console say what the workers' alerts say; the reader's own file
+    (``CHURNWATCH_MODEL_PATH``) only before any worker recorded one, or when it is that model. A
+    recorded model whose file cannot be loaded is said, not silently replaced by the reader's.
+
+    >>> from models.model import ChurnModel
+    >>> mine, theirs = ChurnModel(), ChurnModel(version="trained-1")
+    >>> [m.version for m, _ in (reader_model(mine, "a@1", "", None), reader_model(mine, "a@1", "t@2", theirs))]
+    ['builtin-1', 'trained-1']
+    >>> reader_model(mine, "a@1", "t@2", None)[1]
+    "Redis records model t@2 in use but not its file (cw:meta field 'model:t@2'): scoring with this process's model a@1 (CHURNWATCH_MODEL_PATH), which may differ from the workers' alerts"
+    """
+    if not found or found == file_id:
+        return file_model, ""
+    if record is not None:
+        return record, ""
+    return file_model, (f"Redis records model {found} in use but not its file (cw:meta field '{RECORD_PREFIX}{found}'): "
+                        f"scoring with this process's model {file_id} (CHURNWATCH_MODEL_PATH), which may differ from "
+                        f"the workers' alerts")
+
+
+def layout_refusal(mine: ChurnModel, mine_id: str, found: str, record: ChurnModel | None, prefix: str = "cw") -> str:
+    """Why a take-over by ``mine`` must not start on states written under the recorded model
+    ``found`` (its file ``record``), or "": every user's state holds its per-slot counters in the
+    recorded model's vocabulary (``tracked_types``, roles: ``models.model.same_vocabulary``), and
+    ``mine`` would read them as its own slots (health, actions, reasons off for weeks, and not
+    what a replay under ``mine`` gives). Unknown (no record) is not refused: the caller warns.
+
+    >>> from models.model import ChurnModel
+    >>> layout_refusal(ChurnModel(risk_intercept=-2.0), "b@2", "a@1", ChurnModel())
+    ''
+    >>> print(layout_refusal(ChurnModel(tracked_types=("view",)), "b@2", "a@1", ChurnModel()))  # doctest: +ELLIPSIS
+    model b@2 tracks other event types or roles than the model a@1 in use, ... --rebuild-state ... keys 'cw:*', ...
+    """
+    if not found or found == mine_id or record is None or same_vocabulary(mine, record):
+        return ""
+    return (f"model {mine_id} tracks other event types or roles than the model {found} in use, whose slots every "
+            f"stored user state holds: a take-over would read them under the new names. Rebuild the state under the "
+            f"new model instead: start this worker with --take-over-model --rebuild-state (CHURNWATCH_MODEL_REBUILD=true: "
+            f"it deletes the store's keys '{prefix}:*', the old workers stop and the workers replay the events topic; "
+            f"docs/OPERATE.md, \"Model upgrades\")")
 
 
 def comparison_record(data: dict[str, Any]) -> str:

@@ -347,13 +347,20 @@ def credentials_refused(settings: Settings, exc: BaseException) -> str:
 
 def _preflight_store(settings: Settings, model: ChurnModel) -> None:
     """Refuse to start against Redis data written with other buckets/groups or another model in use
-    (one readable line); with ``model_takeover``, record this worker's model."""
+    (one readable line); with ``model_takeover``, record this worker's model (with ``model_rebuild``,
+    on an emptied store when the model in use has another vocabulary: streams/worker/rebuild.py)."""
+    if settings.model_rebuild and not settings.model_takeover:
+        raise UserError("--rebuild-state (CHURNWATCH_MODEL_REBUILD) goes with --take-over-model (CHURNWATCH_MODEL_TAKEOVER)")
 
     async def check() -> None:
         store = Store(settings)
         store.use_model(model)
         store.take_over_model = settings.model_takeover
         try:
+            if settings.model_rebuild:
+                from streams.worker.rebuild import rebuild_for_take_over
+
+                await rebuild_for_take_over(store)
             await store.connect()
         finally:
             await store.close()

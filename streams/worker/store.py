@@ -50,7 +50,8 @@ from models.engine import Alert
 from models.model import ChurnModel
 from models.ranking import on_save_list
 from models.state import STAGES, UserState, tracked
-from streams.worker.model_record import LEARN_FIELD, RECORD_PREFIX, ModelAdopted, parse_record, successor_of
+from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, layout_refusal, parse_record, reader_model,
+                                         successor_of)
 from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
@@ -607,6 +608,8 @@ class Store:
         it), record or check the model in use, and load the scripts."""
         meta_key = self.keys.meta
         want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
+        if self.take_over_model and self.model and self.model_obj is not None:
+            await self._check_take_over(self.model_obj)
         pipe = self._client.pipeline(transaction=False)
         for k, v in want.items():
             pipe.hsetnx(meta_key, k, v)
@@ -645,6 +648,18 @@ class Store:
         await self._mark_buckets()
         await self._mark_save_index(have.get("save_index"))
         await self._load_scripts()
+
+    async def _check_take_over(self, model: ChurnModel) -> None:
+        """Refuse (``ModelMismatch``) a take-over whose vocabulary differs from the model in use,
+        before it is recorded: the stored states hold the recorded model's slots (model_record.layout_refusal)."""
+        found, record, _ = await self.model_record()
+        why = layout_refusal(model, self.model, found, record, self.keys.prefix)
+        if why:
+            raise ModelMismatch(why)
+        if found and found != self.model and record is None:
+            logger.warning("Redis records model %s in use but not its file: cannot check that model %s tracks the same "
+                           "event types (the states' slots); if not, rebuild the state (docs/OPERATE.md, \"Model upgrades\")",
+                           found, self.model)
 
     async def mark_accounts_in_use(self) -> None:
         """Record in cw:meta that accounts are in use, for good: a restarted worker must send the
@@ -689,14 +704,11 @@ class Store:
                                         successor.to_json() if successor is not None else "", comparison, root)
         return (True, new_id) if int(reply[0]) == 1 else (False, _s(reply[1]))
 
-    async def model_in_use(self, file_model: ChurnModel) -> ChurnModel:
-        """What readers score with: the learned successor of ``file_model`` Redis records in use
-        (``churnwatch learn`` adopted it), else ``file_model`` itself."""
+    async def model_in_use(self, file_model: ChurnModel) -> tuple[ChurnModel, str]:
+        """What readers score with and a note ("" none): the model Redis records in use (a take-over's
+        file or a learned successor), ``file_model`` before any (model_record.reader_model)."""
         found, record, _ = await self.model_record()
-        file_id = model_id(file_model)
-        if found != file_id and record is not None and successor_of(file_model, file_id, record):
-            return record
-        return file_model
+        return reader_model(file_model, model_id(file_model), found, record)
 
     async def last_learn(self) -> str:
         """The learner's last comparison (JSON), "" before any."""
