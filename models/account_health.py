@@ -17,10 +17,15 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   14 days or more;
 - usage = the users' 4-week activity decayed to now against their 4-week activity expected from
   their 13-week rate (``models.signals`` trend_long; 1.0 at a steady rate; 0.6 = usage fell 40 %);
+  0 for an account with no users (no member ever seen: nobody uses it; QA pass 4, 2026-12-03:
+  it was 1.0, "steady", so a trial nobody used, the clearest case of "usage under half", ended
+  at risk 0, temperature 100 and no reason);
 - user risk ``r_u = 0.8 * silent share`` (all silent: 0.8; a user's own at-risk alert stays the
   user's, and a one-user account would otherwise flap as its second user appears); billing risk ``r_b`` = the largest of: past due 0.5, a
-  downgrade in the last 30 days 0.35, renewal within 30 days while usage fell 40 % or more 0.4,
-  a trial ending within 3 days with usage under half its peak 0.5; cancelled with nothing left:
+  downgrade in the last 30 days 0.35, renewal within 30 days while usage fell 25 % or more 0.4
+  (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
+  so every paying account whose users have not come yet would carry it), a trial ending within
+  3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"); cancelled with nothing left:
   churned, risk 1, or, for an account that never paid (a trial cancelled without converting, or
   a free plan cancelled: the state keeps no trace of a trial once it is cancelled), trial_lost,
   risk 1, "cancelled without paying" (no logo churn, docs/REVENUE.md, but nothing left to save either);
@@ -132,13 +137,14 @@ def _plans(plans: tuple[str, ...]) -> str:
 
 def _usage(users: Sequence[Member], now_s: int) -> float:
     """4-week activity now against its 13-week base, both decayed to ``now_s`` at their own pace
-    (28 and 90 days): 1.0 while steady, falling with silence or fewer events."""
+    (28 and 90 days): 1.0 while steady, falling with silence or fewer events; 0.0 without users
+    (nobody uses the account: the trial rule's clearest case, module docstring)."""
     recent = base = 0.0
     for m in users:
         age = max(0, now_s - m.last_seen_s)
         recent += m.act_28d * math.exp(-age / (28.0 * DAY_S))
         base += m.base_28d * math.exp(-age / (90.0 * DAY_S))
-    return recent / base if base > 0 else 1.0
+    return recent / base if base > 0 else 1.0 if users else 0.0
 
 
 def silence_risk(users: int, silent: int) -> float:
@@ -243,7 +249,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = (now_ms - down.ts_ms) // 86_400_000
         reasons.append((0.35, f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)} {_ago(days)}",
                         _REVIEW_PLAN))
-    if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75:
+    if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75 and users:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
         days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
         when = "today" if days == 0 else f"in {_days(days)}"
@@ -253,7 +259,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         r_b = max(r_b, 0.5)
         left_ms = view.trial_ends_ms - now_ms  # type: ignore[union-attr]
         ends = "within the hour" if left_ms < 3_600_000 else f"in {hours_left(left_ms, 0)} h"
-        reasons.append((0.5, f"trial ends {ends} with usage at {round(100 * usage)}% of the usual", _CONVERT_TRIAL))
+        use = f"with usage at {round(100 * usage)}% of the usual" if users else "and nobody has used it yet"
+        reasons.append((0.5, f"trial ends {ends} {use}", _CONVERT_TRIAL))
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
     # Cancelled without ever paying (a trial, or a free plan: a cancelled statement replaces the
     # trial's, so whether there was one is not known here): gone like a churned account (its silent users are

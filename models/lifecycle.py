@@ -8,12 +8,22 @@ active days, models.signals.visit_gap_days):
 2. **dormant** - silence >= max(dormant_days, dormant_factor x gap).
 3. **reactivated** - the previous stage was churned and the user is back (rules 1-2 no longer
    hold), and for ``new_days`` after that return. A return is a win-back signal.
-4. **new** - first seen less than ``new_days`` ago.
+4. **new** - first seen less than ``new_days`` ago; and, for a user active on a single (UTC) day
+   so far, after that too until the overdue test of rule 5 holds.
 5. **declining** - silence >= overdue_factor x gap ("overdue"), or, for users who are active
    several times a week (gap <= 3.5 days, so that one week says something), the 7-day rate fell
    below decline_ratio x the 4-week rate. Once declining, the rate must recover to
    (1 + decline_ratio) / 2 of the baseline to leave (hysteresis: no active/declining flapping).
 6. **active** - everything else.
+
+Why a one-day user stays new (QA pass 4, 2026-12-03): such a user has no interval of their own
+(models.signals: the population's stands in), so "active" would claim a rhythm nobody has seen.
+Before, "new" ended at first seen + ``new_days`` while overdue starts at last seen + overdue_factor x
+gap, about as late for a one-day user (gap = the population's + their first day's span), so they
+fell through to "active" for a few minutes to days and got a ``new -> active`` alert with nothing
+to say, then ``active -> declining``. Now only a second active day or the overdue test ends "new":
+a one-day user who never returns goes ``new -> declining``; one who is already overdue at
+``new_days`` goes there then, as before.
 
 Why personal thresholds: a monthly buyer silent for three weeks is on schedule; a daily user
 silent for three weeks is gone. The fixed days are floors so that daily users are not called
@@ -103,10 +113,10 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
         return "reactivated"
     if since and st.stage == _REACTIVATED and sig.now_s - since < c.new_days * DAY_S:
         return "reactivated"
-    if sig.age_days < c.new_days:
-        return "new"
     if sig.visit_overdue >= c.overdue_factor:
-        return "declining"
+        return "new" if sig.age_days < c.new_days else "declining"
+    if sig.age_days < c.new_days or st.active_days == 1:  # a single day shows no rhythm to be active on
+        return "new"
     if gap <= TREND_MAX_GAP_DAYS:
         limit = _trend_exit(c) if since and st.stage == _DECLINING else c.decline_ratio
         if sig.trend < limit:
@@ -149,7 +159,8 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     """The earliest event time after ``sig.now_s`` at which the stage can change if the user stays
     silent, or 0 when it cannot (churned stays churned until an event).
 
-    Candidates are threshold crossings: the end of "new" or "reactivated", overdue, dormant and
+    Candidates are threshold crossings: the end of "new" (for a one-day user the later of it and
+    overdue: rule 4) or "reactivated", overdue, dormant and
     churned, each to the exact second (the same test :func:`stage_of` makes), and the fall of the
     7-day rate below ``decline_ratio`` x the 4-week one. For that one the earliest moment it can
     happen is used, from the decay of the two counters alone (the young-account correction only
@@ -172,8 +183,12 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     # in order of (rough time, kind), the first whose exact second is ahead wins. Picked by a
     # scan (at most five), not sorted: no tuple per kind.
     floor = now - 2
-    rough = [last + churned_days * DAY_S, last + dormant_days * DAY_S, last + overdue_days * DAY_S,
-             first + c.new_days * DAY_S,
+    # a one-day user's "new" ends at the later of new_days and overdue (rule 4), not before
+    one_day = st.active_days == 1
+    new_end = first + c.new_days * DAY_S
+    overdue_at = last + overdue_days * DAY_S
+    rough = [last + churned_days * DAY_S, last + dormant_days * DAY_S, overdue_at,
+             new_end if not one_day or new_end > overdue_at else overdue_at,
              st.stage_since_s + c.new_days * DAY_S if reactivated else -math.inf]
     best = 0
     tried = 0  # bit per kind
@@ -195,6 +210,8 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
             t = _first_second(last, overdue_days, gap, c.overdue_factor)
         elif kind == 3:
             t = _first_second(first, c.new_days, 1.0, c.new_days)
+            if one_day:  # the same second stage_of sees overdue at, when later
+                t = max(t, _first_second(last, overdue_days, gap, c.overdue_factor))
         else:
             t = _first_second_s(st.stage_since_s, c.new_days)
         if t > now:

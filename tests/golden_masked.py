@@ -18,6 +18,16 @@ checks that none of the targeted alerts is left::
 
     python3 -m tests.golden_masked users /tmp/old.json /tmp/new.json recovered declining,dormant,churned
 
+A change to the lifecycle that removes a stage users passed through (QA pass 4: one-day users went
+``new -> active -> declining`` within minutes) is proved on those passes: ``passes`` takes the users
+whose old stage changes include ``a -> b`` directly followed by ``b -> c``, checks that each such pair
+either is unchanged or became the one alert ``a -> c`` (the old ``b -> c`` alert with
+``previous_stage`` ``a``, nothing else changed), that their other alerts, scores and states are
+identical and that every other user is identical; it prints how many passes went and how long
+their ``b`` stage had lasted, against the shortest one kept::
+
+    python3 -m tests.golden_masked passes /tmp/old.json /tmp/new.json new,active,declining
+
 A change aimed at the users whose cancellation stands (the temperature of a cancelled user, QA
 2026-12) is proved on those rows alone: ``cancelled`` checks that every alert or score that
 changed is one of a standing cancellation (a score whose signals say ``cancelled=True``; an alert
@@ -34,7 +44,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["cancelled", "compare", "dump", "users"]
+__all__ = ["cancelled", "compare", "dump", "passes", "users"]
 
 
 def dump(path: str) -> None:
@@ -144,6 +154,60 @@ def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...]) -> b
     return ok
 
 
+def _stage_passes(rows: list[str], a: str, b: str, c: str) -> list[tuple[str, str]]:
+    """The ``(a -> b, b -> c)`` stage-change pairs among one user's alerts (JSON rows), the second
+    directly after the first among the user's stage changes."""
+    changes = sorted((d for d in map(json.loads, rows) if d["kind"] == "stage_changed"), key=lambda d: d["event_time_ms"])
+    return [(json.dumps(x, sort_keys=True), json.dumps(y, sort_keys=True)) for x, y in zip(changes, changes[1:])
+            if (x["previous_stage"], x["stage"], y["previous_stage"], y["stage"]) == (a, b, b, c)]
+
+
+def passes(old_path: str, new_path: str, a: str, b: str, c: str) -> bool:
+    """True when the only change is some old ``a -> b -> c`` passes becoming one ``a -> c`` alert
+    each (printing how many, and how long the ``b`` stage of the removed and of the kept ones lasted)."""
+    old, new = _dumps(old_path, new_path)
+    ok = True
+
+    def by_user(rows: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = collections.defaultdict(list)
+        for r in rows:
+            d = json.loads(r)
+            out[str(d.get("user_id", d.get("u")))].append(json.dumps(d, sort_keys=True))
+        return out
+
+    def hours(x: str, y: str) -> float:
+        return (json.loads(y)["event_time_ms"] - json.loads(x)["event_time_ms"]) / 3_600_000
+
+    for key in old:
+        o, n = old[key], new[key]
+        oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+        everyone = set(o["states"]) | set(n["states"])
+        pairs = {u: _stage_passes(rows, a, b, c) for u, rows in oa.items()}
+        targeted = {u for u, p in pairs.items() if p}
+        others = [u for u in everyone - targeted
+                  if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
+        wrong, removed, kept = [], [], []
+        for u in targeted:
+            now_rows, expected = set(na.get(u, ())), set(oa[u])
+            for x, y in pairs[u]:
+                merged = json.dumps({**json.loads(y), "previous_stage": a}, sort_keys=True)
+                if x not in now_rows and y not in now_rows and merged in now_rows:
+                    expected = (expected - {x, y}) | {merged}
+                    removed.append(hours(x, y))
+                else:
+                    kept.append(hours(x, y))
+            if expected != now_rows or len(na.get(u, ())) != len(expected) or os_.get(u) != ns.get(u) \
+                    or o["states"].get(u) != n["states"].get(u):
+                wrong.append(u)
+        ok &= not others and not wrong
+        print(f"{key}: {len(everyone)} users, {len(targeted)} with {len(removed) + len(kept)} {a} -> {b} -> {c} passes; "
+              f"{len(removed)} became one {a} -> {c} alert ({b} had lasted at most {max(removed, default=0):.2f} h), "
+              f"{len(kept)} kept ({b} lasting at least {min(kept, default=0):.2f} h); anything else changed for "
+              f"{len(wrong)} of them; every other user identical (alerts, scores, state): {not others} "
+              f"({len(others)} differ); alerts {len(o['alerts'])} -> {len(n['alerts'])}")
+    return ok
+
+
 def cancelled(old_path: str, new_path: str, fields: tuple[str, ...]) -> bool:
     """True when only rows of a standing cancellation changed, and only in ``fields`` (printing what moved)."""
     old, new = _dumps(old_path, new_path)
@@ -181,6 +245,8 @@ if __name__ == "__main__":
         dump(sys.argv[2])
     elif sys.argv[1:2] == ["users"] and len(sys.argv) == 6:
         sys.exit(0 if users(sys.argv[2], sys.argv[3], sys.argv[4], tuple(sys.argv[5].split(","))) else 1)
+    elif sys.argv[1:2] == ["passes"] and len(sys.argv) == 5 and len(sys.argv[4].split(",")) == 3:
+        sys.exit(0 if passes(sys.argv[2], sys.argv[3], *sys.argv[4].split(",")) else 1)
     elif sys.argv[1:2] == ["cancelled"] and len(sys.argv) >= 5:
         sys.exit(0 if cancelled(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:

@@ -12,7 +12,7 @@ from models.account_health import Member, member_key, rollup
 from models.events import Event
 from models.revenue import AccountState
 from models.subscription import Subscription
-from streams.worker.account_alerts import AccountWork, decide_alert, next_due_s, renewal_ms
+from streams.worker.account_alerts import AccountWork, decide_alert, decide_reminders, next_due_s, renewal_ms
 from streams.worker.alert_log import append_to_extras
 
 DAY_MS = 86_400_000
@@ -120,7 +120,7 @@ def test_a_period_end_passed_without_restatement_hides_no_later_renewal() -> Non
 # -- issue 11: an account alert's reasons support it ------------------------------------------
 
 _RISK_PART = re.compile(r"silent for \d+ weeks$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
-                        r"|^trial ends .* with usage at|^subscription cancelled$|^cancelled without paying$")
+                        r"|^trial ends .* (with usage at|and nobody has used it yet)|^subscription cancelled$|^cancelled without paying$")
 _ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
                      r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
 
@@ -131,7 +131,10 @@ def check_account_alert(alert: dict[str, object], parts: tuple[str, ...]) -> Non
     below the threshold and lists none of them, only facts in the account's favour that agree with
     its counts (a member active in the last 2 weeks is one of ``users`` and not ``silent_users``)."""
     kind, risk, reasons = alert["kind"], float(alert["risk"]), list(alert["reasons"])  # type: ignore[arg-type, call-overload]
-    if kind in ("account_at_risk", "account_churned"):
+    if kind == "trial_ending":  # the users say the trial will not convert: the parts of the risk say why
+        assert reasons and reasons == list(parts) and all(_RISK_PART.search(text) for text in reasons), (alert, parts)
+        assert alert["temperature"] == round(100 * (1 - risk)) and alert["health"] < 50, alert
+    elif kind in ("account_at_risk", "account_churned"):
         assert reasons and reasons == list(parts), (alert, parts)
         assert all(_RISK_PART.search(text) for text in reasons), reasons
         assert risk >= 0.5 or alert["stage"] == "trial_lost"
@@ -153,15 +156,17 @@ _STATUSES = ("active", "past_due", "trial", "cancelled")
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.integers(0, 100), min_size=1, max_size=6),
+@given(st.lists(st.integers(0, 100), min_size=0, max_size=6),
        st.lists(st.tuples(st.integers(0, 30), st.integers(0, 63), st.sampled_from((None, *_STATUSES)), st.booleans()),
                 min_size=1, max_size=8))
 def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], steps: list[tuple[int, int, str | None, bool]]) -> None:
     """Property over account roll-ups: members silent for any number of days, then a run of
     reviews at which some come back, the billing moves (past due, paid, trial, cancelled) or the
-    plan is downgraded; every alert decided agrees with itself (:func:`check_account_alert`).
+    plan is downgraded; every alert decided agrees with itself (:func:`check_account_alert`), the
+    trial reminders too (an account may have no users: a trial nobody used, QA pass 4).
     Fails on the old code, whose ``account_recovered`` repeated the roll-up's leftover risk
-    reasons ("1 of 5 active users silent for 2 weeks" at risk 0.16)."""
+    reasons ("1 of 5 active users silent for 2 weeks" at risk 0.16), and whose reminder of an
+    unused trial said risk 0, temperature 100 and no reason."""
     now = T0 + 120 * DAY_MS
     state = AccountState().update(Event("u", T0, "subscription", "s0", 0.0, "acme", Subscription("active", "Pro", 4999)))
     members = {member_key(f"u{i}"): Member(member_key(f"u{i}"), (now - d * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, f"u{i}")
@@ -178,6 +183,7 @@ def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], s
         if down:
             acc.extras["down"] = [now, ["Enterprise"], ["Pro"]]
         r = decide_alert("acme", acc, now, alerts)
+        decide_reminders("acme", acc, now, r, alerts)
         for _, value in alerts[seen:]:
             check_account_alert(orjson.loads(value), r.reasons)
         seen = len(alerts)
@@ -214,3 +220,37 @@ def test_the_silent_reason_counts_users_in_words() -> None:
     assert silent(84, 20, 30) == "all 3 users silent for 2 weeks"
     assert silent(84, 1, 2) == "1 of 3 users silent for 12 weeks"
     assert silent(84, 30, 2) == "2 of 3 users silent for 4 weeks"
+
+
+def test_a_trial_nobody_used_is_at_risk_by_the_trial_rule_and_its_reminders_say_why() -> None:
+    """QA pass 4: a trial whose holder only sent the subscription statement (no member: nobody
+    used it) had usage 1.0 ("steady"), so "a trial ending within 3 days with usage under half"
+    never held: risk 0, temperature 100, action none, no reason, and its ``trial_ending``
+    reminders (health 0) said the same. Now its usage is 0: risk 0.5 (docs/REVENUE.md),
+    temperature 50, the reason in plain words and the convert action, in the roll-up, the
+    at-risk alert and both reminders."""
+    ends = T0 + 10 * DAY_MS
+    sub = Subscription("trial", "Pro", 9900, ends)
+    acc = AccountWork(AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "trialx", sub)), {}, {})
+    alerts: list[tuple[bytes | None, bytes]] = []
+    for now in (T0 + DAY_MS, ends - 72 * 3_600_000, ends - 24 * 3_600_000):
+        r = decide_alert("trialx", acc, now, alerts)
+        decide_reminders("trialx", acc, now, r, alerts)
+    told = [orjson.loads(v) for _, v in alerts]
+    assert [(a["kind"], a.get("hours_left")) for a in told] == [("account_at_risk", None), ("trial_ending", 72), ("trial_ending", 24)]
+    for a, hours in zip(told, (72, 72, 24)):
+        assert (a["risk"], a["temperature"], a["health"], a["users"], a["stage"]) == (0.5, 50, 0, 0, "at_risk"), a
+        assert a["reasons"] == [f"trial ends in {hours} h and nobody has used it yet"], a
+        assert a["action"] == "help them convert before the trial ends", a
+    early = rollup([], acc.state.get(), None, 0, (T0 + DAY_MS) // 1000)
+    assert (early.risk, early.temperature, early.action, early.usage) == (0.0, 100, "none", 0.0), "9 days ahead: no rule holds"
+
+
+def test_a_paying_account_without_users_yet_is_not_put_at_risk_by_its_renewal() -> None:
+    """A paying account nobody has used yet (users not invited yet): usage 0, health 0, but the
+    renewal rule ("usage fell 25 % or more") does not hold: nothing has fallen, and a monthly
+    plan's renewal is always within 30 days (decided with QA pass 4's unused-trial fix)."""
+    view = AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "newco",
+                                       Subscription("active", "Pro", 4999, 0, T0 + 30 * DAY_MS))).get()
+    r = rollup([], view, None, T0 + 30 * DAY_MS, (T0 + 5 * DAY_MS) // 1000)
+    assert (r.risk, r.temperature, r.reasons, r.action, r.stage, r.usage, r.health) == (0.0, 100, (), "none", "customer", 0.0, 0)

@@ -36,6 +36,14 @@ the new code (``golden_masked cancelled OLD NEW temperature reasons``): every al
 changed is one of a standing cancellation, only in temperature and reasons, the states
 byte-identical; changed per run: seed 2 20 alerts (the "-> churned: cancelled today" stage
 changes, temperature 85-99 -> 0) and 60 of 1,500 scores (39 lost the reason), seed 3 22 and 66 (38).
+
+2026-12-03 (qafix4b): a user active on a single day stays "new" until the overdue test holds
+(models.lifecycle rule 4; QA pass 4: one-day users went new -> active -> declining within
+minutes). Replayed with main d3388d2 and the new code (``golden_masked passes OLD NEW
+new,active,declining``): 58 of 468 such passes (seed 2) and 62 of 465 (seed 3) became one
+new -> declining alert each, the old active -> declining alert but for previous_stage, all of
+one-day users (every pass of a user with two or more active days kept); every other alert, every
+score at the three as-of times and every state identical.
 """
 
 from __future__ import annotations

@@ -364,3 +364,46 @@ def test_format_1_records_are_still_read() -> None:
     assert len(st_.to_bytes()) == 93 + 8 * 8  # read into format 4, 8 hashed kinds
     with pytest.raises(ValueError, match=r"not format v5 \(or v4, v3"):
         UserState.from_bytes(raw[:-1])
+
+
+@st.composite
+def one_day_histories(draw: st.DrawFn) -> list[Event]:
+    """A user active on a single UTC day (1-6 events in it, no cancellation), never seen again."""
+    day = T0_MS + draw(st.integers(0, 30)) * DAY_MS
+    times = sorted(draw(st.lists(st.integers(0, DAY_MS - 1), min_size=1, max_size=6)))
+    kinds = st.sampled_from(("view", "click", "message"))
+    return [Event("u", day + t, draw(kinds), f"e{i:03d}", 0.0) for i, t in enumerate(times)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(one_day_histories(), st.sampled_from(MODELS + [ChurnModel().with_(population={"visit_gap_days": g})
+                                                      for g in (2.0, 6.9, 7.0, 7.2, 10.0, 20.0)]))
+def test_one_day_users_next_change_is_the_stage_change(events: list[Event], model: ChurnModel) -> None:
+    """QA pass 4 (models.lifecycle rule 4): a one-day user who stays silent is never "active", and
+    ``next_change_s`` from each stage is the second ``stage_of`` changes (its stages only get worse,
+    so a change one second before would show at that second), except reviews while "new" still holds
+    by age (the overdue crossing inside new_days: harmless, nothing to tell). The engine's stage
+    changes are those seconds."""
+    from models.lifecycle import next_change_s, stage_of
+    from models.signals import compute_signals
+
+    st_ = _state_of(events)
+    first = st_.first_seen_s
+    at = (lambda t: stage_of(st_, compute_signals(st_, t, model), model))
+    now, stage, seen = st_.last_seen_s, at(st_.last_seen_s), []
+    st_.stage, st_.stage_since_s = STAGES.index(stage), now
+    while True:
+        t = next_change_s(st_, compute_signals(st_, now, model), model)
+        if not t:
+            break
+        assert at(t - 1) == stage, f"{stage} changed before {t}"
+        nxt = at(t)
+        assert nxt != stage or (stage == "new" and t - first < model.new_days * DAY_S), (stage, t - first)
+        if nxt != stage:
+            seen.append((t, nxt))
+            st_.stage, st_.stage_since_s = STAGES.index(nxt), t
+        now, stage = t, nxt
+    assert [s for _, s in seen] == ["declining", "dormant", "churned"]
+    out = advance("u", None, events, events[-1].ts_ms + 1, model)
+    later = advance("u", out.state, (), events[-1].ts_ms + 200 * DAY_MS, model)
+    assert [(a.event_time_ms // 1000, a.scores.stage) for a in later.alerts if a.kind == "stage_changed"] == seen

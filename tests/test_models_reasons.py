@@ -176,8 +176,8 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
     change for the better) pull it down."""
     reasons = alert.scores.reasons
     lifts = _contributions(alert, model)
-    if alert.kind in ("at_risk", "recovered"):
-        assert reasons, alert  # an alert says why
+    if alert.kind in ("at_risk", "recovered") or (alert.kind == "stage_changed" and alert.scores.stage in _WORSE):
+        assert reasons, alert  # an alert says why (a stage for the worse too: QA pass 4 found empty ones)
     if alert.kind == "at_risk" or (alert.kind == "stage_changed" and alert.scores.stage not in IMPROVED):
         ranked = []
         for text in reasons:

@@ -363,3 +363,30 @@ def test_a_silent_user_costs_a_handful_of_reviews(monkeypatch: pytest.MonkeyPatc
     assert len(calls) <= cap_reviews / 2
     stages = [a.scores.stage for a in out.alerts if a.kind == "stage_changed"]
     assert stages == ["declining", "dormant", "churned"]
+
+
+@pytest.mark.parametrize("population_gap", [7.0, 10.0])
+def test_a_one_day_user_who_never_returns_is_never_active(population_gap: float) -> None:
+    """QA pass 4: a user seen on one day only (here 10:00-10:20) was "new" until first seen +
+    new_days, then "active" until the overdue test held (last seen + 2 x (population interval + the
+    day's span): 1 minute later with the shipped interval of 7 days, ~6 days later with 10), and
+    got ``new -> active`` then ``active -> declining``. A single day shows no rhythm to be active
+    on: "new" lasts until overdue, and the stage changes go new -> declining -> dormant -> churned."""
+    model = MODEL.with_(population={"visit_gap_days": population_gap})
+    st = _state(_history([10 / 24, 10 / 24 + 10 / 1440, 10 / 24 + 20 / 1440]))
+    first, last = st.first_seen_s, st.last_seen_s
+    gap = visit_gap_days(st, population_gap)
+    overdue_s = last + model.overdue_factor * gap * DAY_S
+    assert overdue_s > first + model.new_days * DAY_S  # the pass the old rule made
+    at = (lambda t: stage_of(st, compute_signals(st, t, model), model))
+    assert at(first + int(model.new_days * DAY_S) + 1) == "new"  # was "active"
+    assert at(int(overdue_s) - 1) == "new" and at(int(overdue_s) + 1) == "declining"
+    evs = _history([10 / 24, 10 / 24 + 10 / 1440, 10 / 24 + 20 / 1440])
+    out = advance("u", None, evs, evs[-1].ts_ms + 1, model)
+    later = advance("u", out.state, (), evs[-1].ts_ms + 100 * DAY_S * 1000, model)
+    changes = [(a.previous_stage, a.scores.stage) for a in later.alerts if a.kind == "stage_changed"]
+    assert changes == [("new", "declining"), ("declining", "dormant"), ("dormant", "churned")]
+    assert all(a.scores.reasons for a in later.alerts if a.kind == "stage_changed")
+    # a return on another day ends "new" as for everyone
+    back = _state(evs + _history([16.0]))
+    assert stage_of(back, compute_signals(back, back.last_seen_s, model), model) == "active"
