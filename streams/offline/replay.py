@@ -30,6 +30,7 @@ from models.model import ChurnModel
 from models.scoring import Scores, score
 from models.state import DAY_S, UserState, tracked
 from models.vocabulary import SUBSCRIPTION
+from streams.offline.history import TEXT_ENCODING
 from streams.timefmt import format_day_or_time
 
 __all__ = ["SCORE_COLUMNS", "Progress", "Replay", "ScoreRow", "load_type_map", "open_text", "replay_users", "score_row", "timeline"]
@@ -66,10 +67,12 @@ def load_type_map(path: str | Path | None) -> TypeMap:
 
 
 def open_text(path: str | Path, mode: str = "r") -> IO[str]:
-    """A text file, gzipped when its name ends in ``.gz``."""
+    """A text file, gzipped when its name ends in ``.gz``; read, a leading byte-order mark is skipped
+    (``streams.offline.history.TEXT_ENCODING``), written, none is written."""
+    encoding = "utf-8" if "w" in mode or "a" in mode else TEXT_ENCODING
     if str(path).endswith(".gz"):
-        return gzip.open(path, mode + "t", encoding="utf-8", newline="")  # type: ignore[return-value]
-    return open(path, mode, encoding="utf-8", newline="")
+        return gzip.open(path, mode + "t", encoding=encoding, newline="")  # type: ignore[return-value]
+    return open(path, mode, encoding=encoding, newline="")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ __all__ = [
     "Decoder",
     "dlq_value",
     "derived_event_id",
+    "content_event_id",
+    "record_fields",
     "parse_many",
     "PARSE_CHUNK",
     "MIN_EVENT_MS",
@@ -238,6 +240,48 @@ def derived_event_id(obj: dict[str, object], ts_ms: int, amount: float) -> str:
     content = {k: v for k, v in obj.items() if k != "event_id"}
     content["ts"], content["amount"] = ts_ms, amount
     return "d-" + hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+
+
+def record_fields(ev: Event) -> dict[str, object]:
+    """The JSON object ``churnwatch publish`` writes for a validated event (``amount`` only on
+    purchases; ``account_id`` when set; the subscription fields on subscription events, ``mrr``
+    exact from cents): one definition for the record value (``streams.publisher.event_value``) and
+    for the id of a file's event that has none (:func:`content_event_id`).
+
+    >>> record_fields(Event("u1", 1767225600000, "purchase", "e1", 9.5))
+    {'event_id': 'e1', 'user_id': 'u1', 'type': 'purchase', 'ts': 1767225600000, 'amount': 9.5}
+    """
+    body: dict[str, object] = {"event_id": ev.event_id, "user_id": ev.user_id, "type": ev.type, "ts": ev.ts_ms}
+    if ev.type == "purchase":
+        body["amount"] = ev.amount
+    if ev.account_id:
+        body["account_id"] = ev.account_id
+    sub = ev.subscription
+    if sub is not None:
+        body["status"] = sub.status
+        body["plan"] = sub.plan
+        body["mrr"] = sub.mrr_cents / 100  # shortest repr of n/100 is the exact decimal
+        if sub.trial_ends_ms:
+            body["trial_ends"] = sub.trial_ends_ms
+        if sub.period_end_ms:
+            body["period_end"] = sub.period_end_ms
+    return body
+
+
+def content_event_id(ev: Event) -> str:
+    """The id the worker derives (:func:`derived_event_id`) for ``ev``'s record sent without an
+    ``event_id``: what a history file's row without an id gets, in ``publish`` and in the offline
+    commands alike (QA4 #2: ``<file name>:<line>`` gave two daily ``ev.csv`` the same ids, and a
+    line repeated its own row under another id). The same event, the same id, whichever file,
+    line or command it comes from; two events that differ in anything, different ids.
+
+    >>> a = Event("u1", 1767225600000, "view")
+    >>> content_event_id(a) == derived_event_id({"user_id": "u1", "type": "view", "ts": 1767225600000}, 1767225600000, 0.0)
+    True
+    >>> content_event_id(a) != content_event_id(Event("u1", 1767225600001, "view"))
+    True
+    """
+    return derived_event_id(record_fields(ev), ev.ts_ms, ev.amount if ev.type == "purchase" else 0.0)
 
 
 def dlq_value(
