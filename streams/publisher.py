@@ -34,7 +34,7 @@ import orjson
 from models.events import Event
 from streams.errors import UserError
 from streams.worker.codec import Decoder, Rejection, record_fields
-from streams.offline.history import iter_events_csv
+from streams.offline.history import iter_events_csv, readable
 from streams.timefmt import parse_ts_ms
 from streams.kafka_admin import kafka_python_client_kwargs
 from streams.settings import Settings, aiokafka_client_kwargs
@@ -344,7 +344,7 @@ def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
         return
     decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
     now_ms = int(time.time() * 1000)
-    with _open_binary(p) as fh:
+    with readable(p), _open_binary(p) as fh:
         for lineno, line in enumerate(fh, start=1):
             if lineno == 1 and line.startswith(_BOM):  # a byte-order mark (Excel, Notepad): not part of the JSON (QA4 #6)
                 line = line[len(_BOM):]

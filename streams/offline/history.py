@@ -41,6 +41,7 @@ import gzip
 import io
 import itertools
 import math
+import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
@@ -49,7 +50,7 @@ from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
 from streams.worker.codec import content_event_id
 
-__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "read_events_csv", "read_labels_csv", "read_text",
+__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable",
            "text_events"]
 
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
@@ -77,6 +78,26 @@ def _open_text(path: Path) -> IO[str]:
     return open(path, encoding=TEXT_ENCODING, newline="")
 
 
+@contextlib.contextmanager
+def readable(path: str | Path) -> Iterator[None]:
+    """Reading ``path`` inside: a truncated or corrupt ``.gz`` (EOFError, gzip.BadGzipFile,
+    zlib.error) or bytes that are not UTF-8 become one ValueError naming the file, which the
+    commands print in one line (exit 2), not a traceback (QA4 #7).
+
+    >>> with readable("fake.csv.gz"):
+    ...     _ = gzip.decompress(b"\\x1f\\x8b\\x08garbage")
+    Traceback (most recent call last):
+    ...
+    ValueError: fake.csv.gz: not a whole gzip file, truncated or corrupt (Compressed file ended before the end-of-stream marker was reached)
+    """
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(f"{path}: not a whole gzip file, truncated or corrupt ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start} of the text: {exc.reason})") from None
+
+
 def check_input_file(path: str | Path) -> Path:
     """``path`` if it is a file to read; else one line saying what it is instead (a folder gave an
     IsADirectoryError traceback: QA3 #13). FileNotFoundError and ValueError: the commands print them.
@@ -98,8 +119,9 @@ def read_text(path: str | Path) -> str:
     """The whole file as text (gunzipped when it ends in ``.gz``), read in one go: a history is
     read whole anyway, and one block is several times cheaper than line by line."""
     p = check_input_file(path)
-    raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-    return raw.decode(TEXT_ENCODING)
+    with readable(p):
+        raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+        return raw.decode(TEXT_ENCODING)
 
 
 def _skipped(row: list[str]) -> bool:
@@ -121,7 +143,7 @@ def _header(row: list[str], path: Path, wanted: tuple[str, ...]) -> dict[str, in
 def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, list[str], dict[str, int]]]:
     """(line number, row, column name -> index); the header row is optional and detected by its names."""
     check_input_file(path)
-    with _open_text(path) as handle:
+    with readable(path), _open_text(path) as handle:
         index = {name: i for i, name in enumerate(wanted)}
         first = True
         for lineno, row in enumerate(csv.reader(handle), start=1):
