@@ -33,7 +33,8 @@ import orjson
 
 from models.events import Event
 from streams.errors import UserError
-from streams.worker.codec import Decoder, Rejection, record_fields
+from streams.records import record_fields
+from streams.worker.codec import Decoder, Rejection
 from streams.offline.history import iter_events_csv, readable
 from streams.timefmt import parse_ts_ms
 from streams.kafka_admin import kafka_python_client_kwargs
@@ -59,7 +60,7 @@ _BULK_WINDOW = 20_000  # records in flight before the bulk path waits for acks (
 
 
 def event_value(ev: Event) -> bytes:
-    """The record value of a validated event (``streams.worker.codec.record_fields``: ``amount``
+    """The record value of a validated event (``streams.records.record_fields``: ``amount``
     only for purchases; ``account_id`` when set; the subscription fields on subscription events).
 
     >>> event_value(Event("u1", 1767225600000, "purchase", "e1", 9.5))
@@ -327,7 +328,7 @@ def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
 
     JSON lines: one object per line as the worker reads it (``user_id``, ``type``, ``ts``,
     optional ``event_id``, ``amount``, ``properties``); a missing (or empty) ``event_id`` gets the id
-    the worker derives from the event's content (``streams.worker.codec.derived_event_id``), written
+    the worker derives from the event's content (``streams.records.derived_event_id``), written
     into the record, so publishing the same file twice gives the same ids and a line repeated in a
     batch is recognised, while two files of the same name no longer share ids (QA4 #2). CSV: the history
     format of ``streams.offline.history``, whose rows without an id get the same derivation. Each record is checked with the worker's own decoder; a bad

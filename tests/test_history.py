@@ -11,7 +11,8 @@ import pytest
 from models.events import Event, TypeMap
 from streams.offline.history import RowError, read_events_csv, text_events
 from streams.publisher import event_value
-from streams.worker.codec import Decoder, content_event_id
+from streams.records import content_event_id
+from streams.worker.codec import Decoder
 
 def test_rows_read_the_same_with_or_without_header_and_in_any_column_order(tmp_path: Path) -> None:
     plain = tmp_path / "plain.csv"

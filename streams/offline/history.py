@@ -18,7 +18,7 @@ times like ``ts``, e.g. ``user_id,ts,event_type,amount,account_id,status,plan,mr
 On other rows those are ignored.
 
 Rows without an ``event_id`` get the id the stream's worker derives from the event's content
-(``streams.worker.codec.content_event_id``), as ``churnwatch publish`` sends them: the same row has
+(``streams.records.content_event_id``), as ``churnwatch publish`` sends them: the same row has
 the same id in every command and live, whatever the file is called or where the row is, which keeps
 the order of same-millisecond events stable (ids break ties, ``models.events.EVENT_ORDER``). It was
 ``<file name>:<line number>`` until QA4 #2: two daily ``events.csv`` then shared ids (the stream
@@ -48,7 +48,7 @@ from typing import IO, Iterable, Iterator
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
 from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
-from streams.worker.codec import content_event_id
+from streams.records import content_event_id
 
 __all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable",
            "text_events"]
