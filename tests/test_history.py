@@ -218,3 +218,22 @@ def test_a_byte_order_mark_is_no_part_of_the_header(tmp_path: Path, gz: bool) ->
     labels.write_bytes(b"\xef\xbb\xbfuser_id,churned_at,persona\nu1,2026-01-05T00:00:00Z,quitter\n")
     assert read_labels_csv(labels) == {"u1": 1767571200000}
     assert read_labels(labels).persona == {"u1": "quitter"}
+
+
+def test_drop_repeats_keeps_the_first_of_each_user_time_and_id() -> None:
+    """drop_repeats (C-level scans, then a loop over the few equal neighbours) against the plain
+    definition: an event whose (user, time, id) an earlier one of the sorted list has is dropped."""
+    import random
+
+    from models.events import EVENT_ORDER
+    from streams.offline.history import drop_repeats
+
+    def plain(events: list[Event]) -> list[Event]:
+        seen: set[tuple[str, int, str]] = set()
+        return [e for e in events if not ((e.user_id, e.ts_ms, e.event_id) in seen or seen.add((e.user_id, e.ts_ms, e.event_id)))]
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        events = sorted((Event(rng.choice("abc"), rng.randint(0, 3), "view", rng.choice("xyz")) for _ in range(rng.randint(0, 12))),
+                        key=EVENT_ORDER)
+        assert drop_repeats(events) == plain(events), events

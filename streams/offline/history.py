@@ -41,6 +41,7 @@ import gzip
 import io
 import itertools
 import math
+import operator
 import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -48,7 +49,7 @@ from typing import IO, Iterable, Iterator
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
 from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
-from streams.records import content_event_id
+from streams.records import content_event_id, plain_event_id
 
 __all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable",
            "text_events"]
@@ -265,10 +266,11 @@ class EventRows:
             sub = _subscription(row, extra) if kind == "subscription" else None
         except ValueError as exc:
             raise RowError(f"{self.name} line {lineno}: {exc}", lineno) from None
-        ev = Event(user, ts_ms, kind, event_id, amount, account, sub)
-        if not event_id:  # set once, before anyone sees the event
-            ev.event_id = content_event_id(ev if self._plain else Event(user, ts_ms, name.strip().lower(), "", amount, account, sub))
-        return ev
+        if not event_id:  # the id of the record publish sends, whose type is the name trimmed and lower-cased
+            named = kind if self._plain else name.strip().lower()
+            event_id = (plain_event_id(user, ts_ms, named, amount, account) if sub is None
+                        else content_event_id(Event(user, ts_ms, named, "", amount, account, sub)))
+        return Event(user, ts_ms, kind, event_id, amount, account, sub)
 
     def _kind(self, name: str) -> EventType:
         stripped = name.strip()
@@ -374,20 +376,31 @@ def drop_repeats(events: list[Event]) -> list[Event]:
 Event(user_id='u2', ts_ms=5, type='view', event_id='x', amount=0.0, account_id='', subscription=None), \
 Event(user_id='u1', ts_ms=6, type='view', event_id='x', amount=0.0, account_id='', subscription=None)]
     """
-    keys = list(map(EVENT_ORDER, events))
-    if len(events) < 2 or all(map(tuple.__ne__, keys, itertools.islice(keys, 1, None))):
+    times = list(map(_TS_MS, events))
+    same_ms = itertools.compress(range(1, len(times)), map(int.__eq__, times, itertools.islice(times, 1, None)))
+    equal = [i for i in same_ms if events[i].event_id == events[i - 1].event_id]  # C loops; few survive
+    if not equal:
+        return events
+    runs, drop, users = set(equal), [], set()
+    for i in equal:  # events i-1 and i have one (time, id): per run of them, the first of each user stays
+        if i - 1 not in runs:
+            users = {events[i - 1].user_id}
+        if events[i].user_id in users:
+            drop.append(i)
+        else:
+            users.add(events[i].user_id)
+    if not drop:
         return events
     out: list[Event] = []
-    run: set[str] = set()  # the users of the current run of one (time, id)
-    prev: tuple[int, str] | None = None
-    for key, ev in zip(keys, events):
-        if key != prev:
-            prev, run = key, set()
-        elif ev.user_id in run:
-            continue
-        run.add(ev.user_id)
-        out.append(ev)
+    start = 0
+    for i in drop:
+        out += events[start:i]
+        start = i + 1
+    out += events[start:]
     return out
+
+
+_TS_MS = operator.attrgetter("ts_ms")
 
 
 def read_labels_csv(path: str | Path) -> dict[str, int]:
