@@ -237,3 +237,12 @@ def test_drop_repeats_keeps_the_first_of_each_user_time_and_id() -> None:
         events = sorted((Event(rng.choice("abc"), rng.randint(0, 3), "view", rng.choice("xyz")) for _ in range(rng.randint(0, 12))),
                         key=EVENT_ORDER)
         assert drop_repeats(events) == plain(events), events
+
+
+def test_a_type_map_config_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    """QA4 #6, the other readers: a ``--config`` JSON saved by Notepad starts with a BOM."""
+    from streams.offline.replay import load_type_map
+
+    config = tmp_path / "types.json"
+    config.write_bytes(b'\xef\xbb\xbf{"event_types": {"order": "purchase"}}')
+    assert load_type_map(config).canonical("order") == "purchase"

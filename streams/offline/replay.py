@@ -55,7 +55,7 @@ def load_type_map(path: str | Path | None) -> TypeMap:
     if not path:
         return DEFAULT_TYPE_MAP
     target = Path(path)
-    text = target.read_text(encoding="utf-8")
+    text = target.read_text(encoding=TEXT_ENCODING)  # a BOM (Notepad) is no part of the JSON/TOML
     try:
         data: Any = tomllib.loads(text) if target.suffix.lower() == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
