@@ -162,3 +162,5 @@ def test_users_whose_ids_are_dot_segments_link_to_their_own_pages(built_state: S
         assert float(p.get_attribute("#risk", "data-value")) == cli["risk"]  # type: ignore[attr-defined]
     other = next(u for u in links if u not in DOT_USERS)
     assert links[other] == f"/users/{other}", "every other id keeps its path link"
+    p.goto(f"{console_url}/accounts?id=fabrikam")  # type: ignore[attr-defined]  # the account route takes ?id= too
+    assert p.get_attribute("#account-id", "data-value") == "fabrikam"  # type: ignore[attr-defined]
