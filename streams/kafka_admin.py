@@ -28,14 +28,21 @@ def kafka_python_client_kwargs(settings: Settings) -> dict[str, Any]:
     return kw
 
 
+#: (topic, partitions found, partitions set) already warned about in this process.
+_WARNED: set[tuple[str, int, int]] = set()
+
+
 def create_topics(settings: Settings, topics: Mapping[str, Mapping[str, str] | None], *,
-                  client_id: str = "churnwatch-topics", timeout_s: float = 0.0) -> dict[str, str]:
+                  client_id: str = "churnwatch-topics", timeout_s: float = 0.0, warn: bool = False) -> dict[str, str]:
     """Create each missing topic of ``topics`` (name -> topic configs or None) with
     ``settings.partitions`` partitions; leave existing ones alone (idempotent).
 
     Returns ``{topic: "created" | "exists" | "exists with N partitions"}``: a topic with another
-    partition count is reported and logged, because it changes the key -> partition map. Retries
-    while no broker answers, up to ``timeout_s`` (0: one try).
+    partition count is reported. It is logged as a WARNING only with ``warn`` (the worker, which
+    lays its state out per partition) and once per process: after ``churnwatch topics --partitions 4``,
+    as README allows, every publish, simulate and digest printed three warnings a user could do
+    nothing about (QA4 #9); elsewhere at DEBUG. Retries while no broker answers, up to
+    ``timeout_s`` (0: one try).
     """
     from kafka.errors import TopicAlreadyExistsError
     from kafka.admin import NewTopic
@@ -58,7 +65,12 @@ def create_topics(settings: Settings, topics: Mapping[str, Mapping[str, str] | N
             count = _partition_count(admin, name) if state == "exists" else None
             if count is not None and count != settings.partitions:
                 outcome[name] = f"exists with {count} partitions"
-                logger.warning("topic %s exists with %s partitions, settings say %s", name, count, settings.partitions)
+                seen = (name, count, settings.partitions)
+                level = logging.WARNING if warn and seen not in _WARNED else logging.DEBUG
+                if level == logging.WARNING:
+                    _WARNED.add(seen)
+                logger.log(level, "topic %s exists with %s partitions, CHURNWATCH_PARTITIONS says %s (existing topics are "
+                           "left as they are)", name, count, settings.partitions)
     finally:
         admin.close()
     return outcome

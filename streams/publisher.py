@@ -33,8 +33,9 @@ import orjson
 
 from models.events import Event
 from streams.errors import UserError
+from streams.records import record_fields
 from streams.worker.codec import Decoder, Rejection
-from streams.offline.history import iter_events_csv
+from streams.offline.history import iter_events_csv, readable
 from streams.timefmt import parse_ts_ms
 from streams.kafka_admin import kafka_python_client_kwargs
 from streams.settings import Settings, aiokafka_client_kwargs
@@ -59,27 +60,13 @@ _BULK_WINDOW = 20_000  # records in flight before the bulk path waits for acks (
 
 
 def event_value(ev: Event) -> bytes:
-    """The record value of a validated event (``amount`` only for purchases; ``account_id`` when
-    set; the subscription fields on subscription events, ``mrr`` exact from cents).
+    """The record value of a validated event (``streams.records.record_fields``: ``amount``
+    only for purchases; ``account_id`` when set; the subscription fields on subscription events).
 
     >>> event_value(Event("u1", 1767225600000, "purchase", "e1", 9.5))
     b'{"event_id":"e1","user_id":"u1","type":"purchase","ts":1767225600000,"amount":9.5}'
     """
-    body: dict[str, object] = {"event_id": ev.event_id, "user_id": ev.user_id, "type": ev.type, "ts": ev.ts_ms}
-    if ev.type == "purchase":
-        body["amount"] = ev.amount
-    if ev.account_id:
-        body["account_id"] = ev.account_id
-    sub = ev.subscription
-    if sub is not None:
-        body["status"] = sub.status
-        body["plan"] = sub.plan
-        body["mrr"] = sub.mrr_cents / 100  # shortest repr of n/100 is the exact decimal
-        if sub.trial_ends_ms:
-            body["trial_ends"] = sub.trial_ends_ms
-        if sub.period_end_ms:
-            body["period_end"] = sub.period_end_ms
-    return orjson.dumps(body)
+    return orjson.dumps(record_fields(ev))
 
 
 def _ts_ms(ts: int | float | str | datetime | None) -> int:
@@ -328,6 +315,9 @@ def _open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
+
+
 def _is_jsonl(path: Path) -> bool:
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     return bool(suffixes) and suffixes[-1] in (".jsonl", ".ndjson", ".json")
@@ -337,9 +327,11 @@ def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
     """(user id, record value) per event of a JSON-lines or CSV file, in file order.
 
     JSON lines: one object per line as the worker reads it (``user_id``, ``type``, ``ts``,
-    optional ``event_id``, ``amount``, ``properties``); a missing ``event_id`` gets
-    ``<file name>:<line>`` so publishing the same file twice gives the same ids. CSV: the history
-    format of ``streams.offline.history``. Each record is checked with the worker's own decoder; a bad
+    optional ``event_id``, ``amount``, ``properties``); a missing (or empty) ``event_id`` gets the id
+    the worker derives from the event's content (``streams.records.derived_event_id``), written
+    into the record, so publishing the same file twice gives the same ids and a line repeated in a
+    batch is recognised, while two files of the same name no longer share ids (QA4 #2). CSV: the history
+    format of ``streams.offline.history``, whose rows without an id get the same derivation. Each record is checked with the worker's own decoder; a bad
     line raises ValueError naming the file and the line number.
     """
     p = Path(path)
@@ -353,8 +345,10 @@ def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
         return
     decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
     now_ms = int(time.time() * 1000)
-    with _open_binary(p) as fh:
+    with readable(p), _open_binary(p) as fh:
         for lineno, line in enumerate(fh, start=1):
+            if lineno == 1 and line.startswith(_BOM):  # a byte-order mark (Excel, Notepad): not part of the JSON (QA4 #6)
+                line = line[len(_BOM):]
             if not line.strip():
                 continue
             try:
@@ -365,12 +359,16 @@ def read_records(path: str | Path, settings: Settings) -> Iterator[Record]:
                 raise ValueError(f"{p.name} line {lineno}: expected a JSON object, got {type(obj).__name__}")
             if "type" not in obj and "event_type" in obj:
                 obj["type"] = obj.pop("event_type")
-            if not obj.get("event_id"):
-                obj["event_id"] = f"{p.name}:{lineno}"
+            derive = not obj.get("event_id")
+            if derive:
+                obj.pop("event_id", None)  # "" or null: derived, as the worker derives it
             value = orjson.dumps(obj)
             result = decoder.decode(value, now_ms)
             if isinstance(result, Rejection):
                 raise ValueError(f"{p.name} line {lineno}: {result.reason.replace('_', ' ')}: {result.detail}")
+            if derive:  # sent with the id the worker would derive: a backfill is no producer without ids
+                obj["event_id"] = result.event_id
+                value = orjson.dumps(obj)
             yield result.user_id, value
 
 

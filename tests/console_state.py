@@ -36,10 +36,11 @@ from streams.settings import Settings
 from streams.worker.topics import ensure_topics
 from tests.harness import ROOT, Worker, account_barrier, wait_progress, wait_quiet, wait_reviewed
 
-__all__ = ["built_state", "cli_json", "OWNERS"]
+__all__ = ["built_state", "cli_json", "DOT_USERS", "OWNERS"]
 
 USERS = 300
 OWNERS = ("alice", "bob")
+DOT_USERS = (".", "..")
 
 
 def with_accounts(events: list[Event], truth: list[Any]) -> tuple[list[Event], list[AccountFacts]]:
@@ -61,6 +62,9 @@ def with_accounts(events: list[Event], truth: list[Any]) -> tuple[list[Event], l
                          Subscription("active", "Pro", 4_999, 0, first + 60_000 + 365 * 86_400_000)))
     gone = min(max(t.churned_at_ms for t in churners[4:7]) + 86_400_000, max(e.ts_ms for e in events))
     out.append(Event(churners[4].user_id, gone, "subscription", "s-contoso-1", 0.0, "contoso", Subscription("cancelled", "Pro", 0)))
+    # users "." and "..", active to the end, members of fabrikam: ids a browser cuts out of a path (QA4 #8)
+    start, end = min(e.ts_ms for e in events), max(e.ts_ms for e in events)
+    out += [Event(uid, ts, "view", f"dot{len(uid)}-{ts}", 0.0, "fabrikam") for uid in DOT_USERS for ts in range(start, end, 2 * 86_400_000)]
     facts = [AccountFacts(a, name, owner, "smb", "2026-06-01") for a, (name, owner, _) in plan.items()]
     return sorted(out, key=EVENT_ORDER), facts
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import orjson
 from hypothesis import given, settings
@@ -49,6 +50,21 @@ def test_a_churn_with_no_alert_open_is_one_churned_alert() -> None:
     decide_alert("acme", acc, T0 + 61 * DAY_MS, alerts)
     decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)
     assert _kinds(alerts) == ["account_churned"]
+
+
+def test_a_churned_customer_who_comes_back_is_recovered_with_no_at_risk_before() -> None:
+    """docs/ALERTS.md (QA4 #10a): a churned customer's alert stays open, so a new subscription
+    recovers it: ``account_churned`` then ``account_recovered``, no ``account_at_risk`` between."""
+    acc, alerts = _account(silent_days=1), []
+    acc.state = acc.state.update(Event("u1", T0 + 61 * DAY_MS, "subscription", "s1", 0.0, "acme", Subscription("cancelled", "Pro", 0)))
+    decide_alert("acme", acc, T0 + 61 * DAY_MS, alerts)
+    acc.state = acc.state.update(Event("u1", T0 + 70 * DAY_MS, "subscription", "s2", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    acc.members = {k: Member(k, (T0 + 70 * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, m.user_id) for k, m in acc.members.items()}
+    decide_alert("acme", acc, T0 + 70 * DAY_MS, alerts)
+    assert _kinds(alerts) == ["account_churned", "account_recovered"]
+    assert "when the alert opened" in orjson.loads(alerts[-1][1])["reasons"][-1]
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ALERTS.md").read_text()
+    assert "gets `account_recovered` after `account_churned` with no `account_at_risk` before it" in doc
 
 
 def _cancelled_with_old_extras(churn_logged_ms: int) -> tuple[AccountWork, list[tuple[bytes | None, bytes]]]:

@@ -31,6 +31,15 @@ def test_file_rows_are_checked_and_the_last_row_of_an_account_wins(tmp_path: Pat
         read_accounts_csv(bad)
 
 
+def test_a_file_saved_by_excel_with_a_byte_order_mark_reads_as_without(tmp_path: Path) -> None:
+    """QA4 #6: Excel's "CSV UTF-8" starts with a BOM, which glued itself to ``account_id`` ("the header
+    row has no account_id column (found \ufeffaccount_id, ...)")."""
+    f = tmp_path / "a_bom.csv"
+    f.write_bytes(b"\xef\xbb\xbfaccount_id,name,owner,segment,renewal_date\r\nbom1,\"Acme, Inc.\",Zo\xc3\xab,ent,2026-06-01\r\n")
+    [facts] = read_accounts_csv(f)
+    assert (facts.account_id, facts.name, facts.owner) == ("bom1", "Acme, Inc.", "Zo\u00eb")
+
+
 @pytest.mark.integration
 def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: str, unique_name: str, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,

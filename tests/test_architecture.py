@@ -71,7 +71,7 @@ def test_streams_keeps_few_modules_at_its_top_level() -> None:
     """Roles live in sub-packages (worker, offline, cli); the root keeps what all of them share."""
     top = sorted(p.name for p in (ROOT / "streams").glob("*.py") if p.name != "__init__.py")
     roles = sorted(p.name for p in (ROOT / "streams").iterdir() if (p / "__init__.py").exists())
-    assert len(top) <= 8, top
+    assert len(top) <= 9, top  # 9: records.py, the event record and derived id the worker, publish and offline share (QA4 #2)
     assert {"worker", "offline", "cli"} <= set(roles)
 
 

@@ -145,3 +145,30 @@ def test_console_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 2
     line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"churnwatch console: error: cannot serve the console on 127.0.0.1:{port}:") and "in use" in line, line
+
+
+def test_a_truncated_or_corrupt_gz_is_one_line_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA4 #7: a truncated ``.gz`` ended backtest, publish, train and report in an EOFError traceback,
+    a ``.gz`` that is no gzip in gzip.BadGzipFile; bytes that are not UTF-8 named no file."""
+    import gzip
+
+    fake = tmp_path / "fake.csv.gz"
+    fake.write_bytes(b"\x1f\x8b\x08garbage")
+    cut = tmp_path / "cut.csv.gz"
+    whole = gzip.compress(b"user_id,ts,event_type\n" + b"".join(b"u%d,2026-01-01T00:00:00Z,view\n" % i for i in range(2000)))
+    cut.write_bytes(whole[:len(whole) // 2])
+    plain = tmp_path / "t.jsonl.gz"
+    plain.write_bytes(b'x{"user_id":"a","type":"view","ts":1767261600000}\n')
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"user_id,ts,event_type\nZo\xeb,2026-01-01T00:00:00Z,view\n")
+    for f in (fake, cut, latin):
+        cases = [["backtest", "--events", str(f), "--as-of", "2026-01-01", "--out", str(tmp_path / "b.csv")],
+                 ["train", "--events", str(f), "--out", str(tmp_path / "m.json"), "--churn-after", "45d"],
+                 ["report", "--events", str(f), "--from", "2026-01-01", "--to", "2026-02-01"],
+                 ["publish", "--file", str(f)]]
+        for argv in cases:
+            assert main(argv) == 2, argv
+            line = _one_line(capsys.readouterr().err)
+            assert f"{f}: not " in line, (argv, line)
+    assert main(["publish", "--file", str(plain)]) == 2
+    assert f"{plain}: not a whole gzip file" in _one_line(capsys.readouterr().err)

@@ -9,6 +9,7 @@ when it can) the test is skipped and says why.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -21,7 +22,7 @@ import pytest
 from streams.console.app import create_app
 from streams.local import free_port
 from streams.settings import Settings
-from tests.console_state import _built_prefixes, built_state, cli_json  # noqa: F401  (fixtures)
+from tests.console_state import DOT_USERS, _built_prefixes, built_state, cli_json  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +143,24 @@ def test_an_owner_book_to_an_account_shows_the_numbers_of_churnwatch_top_owner(b
     member.click()  # members are listed by user id and link to their pages
     p.wait_for_url(f"**/users/{user_id}")  # type: ignore[attr-defined]
     assert p.inner_text("#user-id") == user_id  # type: ignore[attr-defined]
+
+
+def test_users_whose_ids_are_dot_segments_link_to_their_own_pages(built_state: Settings, console_url: str, page: object) -> None:
+    """QA4 #8: users ``.`` and ``..`` linked as ``/users/.`` and ``/users/..``, which a browser turns
+    into ``/users/`` and ``/`` (dot segments, percent-encoded or not): My book opened. Their links go
+    through the query string now, and the page shown is theirs, with ``churnwatch score``'s numbers."""
+    p = page  # playwright Page
+    p.goto(f"{console_url}/accounts/fabrikam")  # type: ignore[attr-defined]
+    links = {a.inner_text(): a.get_attribute("href") for a in p.locator("#members a.user").all()}  # type: ignore[attr-defined]
+    assert {uid: links[uid] for uid in DOT_USERS} == {".": "/users?id=.", "..": "/users?id=.."}
+    for uid in DOT_USERS:
+        p.goto(f"{console_url}/accounts/fabrikam")  # type: ignore[attr-defined]
+        p.locator("#members a.user", has_text=re.compile(f"^{re.escape(uid)}$")).click()  # type: ignore[attr-defined]
+        p.wait_for_load_state()  # type: ignore[attr-defined]
+        assert p.inner_text("#user-id") == uid  # type: ignore[attr-defined]
+        (cli,) = cli_json(built_state, ["score", uid, "--json"])
+        assert float(p.get_attribute("#risk", "data-value")) == cli["risk"]  # type: ignore[attr-defined]
+    other = next(u for u in links if u not in DOT_USERS)
+    assert links[other] == f"/users/{other}", "every other id keeps its path link"
+    p.goto(f"{console_url}/accounts?id=fabrikam")  # type: ignore[attr-defined]  # the account route takes ?id= too
+    assert p.get_attribute("#account-id", "data-value") == "fabrikam"  # type: ignore[attr-defined]

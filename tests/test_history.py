@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 
+from models.events import Event, TypeMap
 from streams.offline.history import RowError, read_events_csv, text_events
+from streams.publisher import event_value
+from streams.records import content_event_id
+from streams.worker.codec import Decoder
 
 def test_rows_read_the_same_with_or_without_header_and_in_any_column_order(tmp_path: Path) -> None:
     plain = tmp_path / "plain.csv"
@@ -109,8 +114,10 @@ def test_a_text_reads_as_the_csv_module_reads_it() -> None:
     crlf = plain.replace("\n", "\r\n")
     events = text_events(plain, "h.csv")
     assert [(e.user_id, e.ts_ms, e.type, e.event_id) for e in events] == [
-        ("u2", 1767312000250, "order", "h.csv:3"), ("u10", 1767225600000, "page_view", "e7"),
-        ("u1", 1767254400000, "view", "h.csv:6"), ("u2", 1767312000250, "click", "h.csv:7")]
+        ("u2", 1767312000250, "order", content_event_id(Event("u2", 1767312000250, "order", "", 12.5))),
+        ("u10", 1767225600000, "page_view", "e7"),
+        ("u1", 1767254400000, "view", content_event_id(Event("u1", 1767254400000, "view"))),
+        ("u2", 1767312000250, "click", content_event_id(Event("u2", 1767312000250, "click")))]
     assert text_events(quoted, "h.csv") == text_events(crlf, "h.csv") == events
 
 
@@ -149,3 +156,93 @@ def test_the_simulators_account_columns_read_back_with_trial_and_period_ends(tmp
     write_events_csv(tmp_path / "subs.csv", evs, accounts=True)
     assert [(e.user_id, e.ts_ms, e.account, e.subscription) for e in read_events_csv(tmp_path / "subs.csv")] == [
         (e.user_id, e.ts_ms, e.account, e.subscription) for e in evs]
+
+
+_ACCOUNT_ROWS = ("user_id,ts,event_type,amount,account_id,status,plan,mrr,period_end\n"
+                 "u1,2026-01-02T00:00:00Z,Page_View,,acme,,,,\n"
+                 "u1,2026-01-02T00:00:00Z,purchase,12.50,acme,,,,\n"
+                 "u1,2026-01-02T00:00:00Z,subscription,,acme,active,Pro,49.99,2026-02-02T00:00:00Z\n"
+                 "u2,2026-01-02T00:00:00Z,view,,,,,,\n")
+
+
+def test_a_row_without_id_has_the_id_the_worker_derives_for_its_record(tmp_path: Path) -> None:
+    """QA4 #2: the id of a row without one is its content's, exactly as the worker derives it for
+    the record ``publish`` sends without an id, whatever the file is called or where the row is."""
+    events = text_events(_ACCOUNT_ROWS, "ev.csv")
+    assert len({e.event_id for e in events}) == 4
+    for ev in events:
+        body = orjson.loads(event_value(ev))
+        del body["event_id"]
+        assert Decoder().decode(orjson.dumps(body), 1_800_000_000_000).event_id == ev.event_id  # type: ignore[union-attr]
+    shuffled = _ACCOUNT_ROWS.splitlines(keepends=True)
+    assert sorted(text_events(shuffled[0] + "".join(reversed(shuffled[1:])), "other.csv"), key=lambda e: e.event_id) == \
+        sorted(events, key=lambda e: e.event_id)
+    # a --config type map renames the type, not the id (the record publish sends keeps the name)
+    renamed = text_events(_ACCOUNT_ROWS, "ev.csv", TypeMap({"page_view": "view"}))
+    assert renamed[0].type == "view" and [e.event_id for e in renamed] == [e.event_id for e in events]
+
+
+def test_two_files_of_the_same_name_keep_their_events_and_a_repeated_row_counts_once(tmp_path: Path) -> None:
+    """QA4 #2: two daily ``ev.csv`` in different folders had the same ``ev.csv:<line>`` ids (the stream
+    dropped the second file's events as duplicates); a row written twice counted twice."""
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
+    (tmp_path / "d1" / "ev.csv").write_text("user_id,ts,event_type,amount\nfdup,2026-04-30T23:10:00Z,view,\n")
+    (tmp_path / "d2" / "ev.csv").write_text("user_id,ts,event_type,amount\nfdup,2026-04-30T23:20:00Z,purchase,25\n")
+    one, two = read_events_csv(tmp_path / "d1" / "ev.csv"), read_events_csv(tmp_path / "d2" / "ev.csv")
+    assert one[0].event_id != two[0].event_id
+    rep = tmp_path / "rep.csv"
+    rep.write_text("user_id,ts,event_type,amount\nfrep,2026-04-30T23:15:00Z,purchase,40\n"
+                   "frep,2026-04-30T23:15:00Z,view,\nfrep,2026-04-30T23:15:00Z,purchase,40\n"
+                   "other,2026-04-30T23:15:00Z,purchase,40\n")
+    events = read_events_csv(rep)
+    assert sorted((e.user_id, e.type) for e in events) == [("frep", "purchase"), ("frep", "view"), ("other", "purchase")]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_byte_order_mark_is_no_part_of_the_header(tmp_path: Path, gz: bool) -> None:
+    """QA4 #6: a CSV saved by Excel starts with a BOM; read as plain UTF-8 the header row was read as
+    data ("line 1: timestamp 'ts' is neither ISO-8601 nor epoch milliseconds")."""
+    import gzip
+
+    from streams.offline.evaluate import read_labels
+    from streams.offline.history import iter_events_csv, read_labels_csv
+
+    text = "user_id,ts,event_type,amount\r\nu1,2026-01-02T00:00:00Z,purchase,5\r\n"
+    plain, bom = tmp_path / ("plain.csv" + ".gz" * gz), tmp_path / ("bom.csv" + ".gz" * gz)
+    for f, data in ((plain, text.encode()), (bom, b"\xef\xbb\xbf" + text.encode())):
+        f.write_bytes(gzip.compress(data) if gz else data)
+    assert read_events_csv(bom) == read_events_csv(plain) and len(read_events_csv(plain)) == 1
+    assert list(iter_events_csv(bom)) == list(iter_events_csv(plain))
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(b"\xef\xbb\xbfuser_id,churned_at,persona\nu1,2026-01-05T00:00:00Z,quitter\n")
+    assert read_labels_csv(labels) == {"u1": 1767571200000}
+    assert read_labels(labels).persona == {"u1": "quitter"}
+
+
+def test_drop_repeats_keeps_the_first_of_each_user_time_and_id() -> None:
+    """drop_repeats (C-level scans, then a loop over the few equal neighbours) against the plain
+    definition: an event whose (user, time, id) an earlier one of the sorted list has is dropped."""
+    import random
+
+    from models.events import EVENT_ORDER
+    from streams.offline.history import drop_repeats
+
+    def plain(events: list[Event]) -> list[Event]:
+        seen: set[tuple[str, int, str]] = set()
+        return [e for e in events if not ((e.user_id, e.ts_ms, e.event_id) in seen or seen.add((e.user_id, e.ts_ms, e.event_id)))]
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        events = sorted((Event(rng.choice("abc"), rng.randint(0, 3), "view", rng.choice("xyz")) for _ in range(rng.randint(0, 12))),
+                        key=EVENT_ORDER)
+        assert drop_repeats(events) == plain(events), events
+
+
+def test_a_type_map_config_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    """QA4 #6, the other readers: a ``--config`` JSON saved by Notepad starts with a BOM."""
+    from streams.offline.replay import load_type_map
+
+    config = tmp_path / "types.json"
+    config.write_bytes(b'\xef\xbb\xbf{"event_types": {"order": "purchase"}}')
+    assert load_type_map(config).canonical("order") == "purchase"

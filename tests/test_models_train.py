@@ -226,6 +226,29 @@ def test_rows_whose_exit_is_closed_are_left_out_of_the_leave_fit() -> None:
     assert plain["penalty"]["fit_users"] - report["penalty"]["fit_users"] == len({u for u in annual if not _held_out(u)}) > 0
 
 
+def test_billing_only_holders_are_not_counted_as_users(caplog: pytest.LogCaptureFixture) -> None:
+    """QA4 #10c: ``train`` said "population fitted on 573 users" and wrote ``users`` 573, counting the
+    holders of subscription statements alone, whom README says are no users (``models.state.tracked``)."""
+    import logging
+
+    from models.subscription import Subscription
+
+    evs: list[Event] = []
+    labels: dict[str, int] = {}
+    for i in range(24):
+        last = 40 + 2 * i if i % 4 == 0 else 119
+        evs += [Event(f"u{i}", START_MS + d * DAY_MS, "view", f"{i}-{d}") for d in range(0, last + 1, 2)]
+        if i % 4 == 0:
+            labels[f"u{i}"] = START_MS + (last - last % 2) * DAY_MS
+    evs.append(Event("u3", START_MS + 90 * DAY_MS, "cancel", "c3"))  # a cancellation: a user
+    holders = [Event(f"billing{i}", START_MS + i * DAY_MS, "subscription", f"b{i}", 0.0, "acme", Subscription("trial", "Pro", 0))
+               for i in range(5)]
+    caplog.set_level(logging.INFO, logger="streams.offline.train")
+    _, report = train(evs + holders, labels_ms=labels, l2=0.1, alert_share=None)
+    assert report["users"] == 24
+    assert "population fitted on 24 users" in caplog.text
+
+
 def _held_out(user: str) -> bool:
     from streams.offline.train import _is_holdout
 

@@ -294,6 +294,36 @@ def test_rejections_go_to_the_dlq_with_their_reason(base_settings: Settings) -> 
         (5, "duplicate_event_id"), (6, "late"), (7, "not_utf8"), (8, "malformed_json")]
 
 
+def test_two_files_of_one_name_in_one_batch_lose_nothing_and_a_repeated_line_counts_once(base_settings: Settings,
+                                                                                         tmp_path: Any) -> None:
+    """QA4 #2 end to end through the worker's pipeline: ``publish`` of d1/ev.jsonl and d2/ev.jsonl (and the
+    same as CSV) in one batch (a backlog) put the second file's events in the DLQ as ``duplicate_event_id``
+    (both had ``ev.jsonl:1``); a line written twice counted twice. Now the ids are the events' content's."""
+    from streams.publisher import read_records
+
+    lines = {"d1": ['{"user_id":"fdup","type":"view","ts":"2026-01-10T23:10:00Z"}',
+                    '{"user_id":"fdup","type":"click","ts":"2026-01-10T23:11:00Z"}'],
+             "d2": ['{"user_id":"fdup","type":"message","ts":"2026-01-10T23:20:00Z"}',
+                    '{"user_id":"fdup","type":"purchase","ts":"2026-01-10T23:21:00Z","amount":25}']}
+    files = []
+    for d, rows in lines.items():
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "ev.jsonl").write_text("\n".join(rows) + "\n")
+        (tmp_path / d / "ev.csv").write_text("user_id,ts,event_type,amount\n" + "".join(
+            f"fdupc,{o['ts']},{o['type']},{o.get('amount', '')}\n" for o in map(orjson.loads, rows)))
+        files += [tmp_path / d / "ev.jsonl", tmp_path / d / "ev.csv"]
+    rep = tmp_path / "rep.jsonl"
+    rep.write_text('{"user_id":"frep","type":"purchase","ts":"2026-01-10T23:15:00Z","amount":40}\n' * 2)
+    values = [v for f in [*files, rep] for _, v in read_records(f, base_settings)]
+    recs = [Rec(i, orjson.loads(v)["user_id"].encode(), v) for i, v in enumerate(values)]
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> tuple[int, dict[str, int]]:
+        result = await (await make()).process({0: recs}, WALL_MS)
+        return result.processed, result.rejected
+
+    assert run(base_settings, scenario) == (9, {"duplicate_event_id": 1}), "every event of both files; the repeat once"
+
+
 def test_a_write_fenced_by_another_worker_abandons_the_cycle(base_settings: Settings, redis_url: str) -> None:
     events = [Event("bea", START_MS + i * DAY_MS, "view", f"bea-{i}") for i in range(10)]
     recs = records(events)

@@ -16,6 +16,7 @@ from streams.worker.codec import Decoder
 from streams.publisher import EventPublisher, event_value, publish_bulk, read_records
 from streams.settings import Settings
 from streams.cli.argtypes import parse_start_ms
+from streams.offline.history import read_events_csv
 from streams.offline.simulate import generate, write_events_csv
 from tests.harness import read_topic
 
@@ -123,8 +124,50 @@ def test_publish_command_jsonl_and_csv(kafka_bootstrap: str, unique_name: str, t
     records = _read_all(kafka_bootstrap, topic)
     decoded = [Decoder().decode(v, NOW_MS) for _, _, v in records]
     ids = {e.event_id for e in decoded}  # type: ignore[union-attr]
-    assert {"events.jsonl:1", "x1"} <= ids
+    derived = Decoder().decode(b'{"user_id": "a", "type": "page_view", "ts": "2026-01-01T10:00:00Z"}', NOW_MS).event_id  # type: ignore[union-attr]
+    assert {derived, "x1"} <= ids
     assert len(decoded) == 2 + len(events)
+
+
+def test_files_of_one_name_get_distinct_ids_and_a_repeated_line_the_same(tmp_path: Path) -> None:
+    """QA4 #2: an event without ``event_id`` is sent with the id the worker derives from its content
+    (README's contract), not ``<file name>:<line>``: two daily ``ev.jsonl``/``ev.csv`` in different folders
+    no longer share ids (the stream dropped the second file's events as duplicates), a line repeated in
+    a file has its own id again (the worker drops it within a batch), and a CSV row is sent with the id
+    the offline commands read it with (``read_events_csv``)."""
+    settings = Settings()
+    decoder = Decoder()
+    for d, lines in (("d1", ('{"user_id":"fdup","type":"view","ts":"2026-04-30T23:10:00Z"}',)),
+                     ("d2", ('{"user_id":"fdup","type":"message","ts":"2026-04-30T23:20:00Z"}',
+                             '{"user_id":"fdup","type":"purchase","ts":"2026-04-30T23:21:00Z","amount":25,"event_id":""}'))):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "ev.jsonl").write_text("\n".join(lines) + "\n")
+        (tmp_path / d / "ev.csv").write_text("user_id,ts,event_type,amount\n" + "".join(
+            f"fdupc,{o['ts']},{o['type']},{o.get('amount', '')}\n" for o in map(orjson.loads, lines)))
+    for name in ("ev.jsonl", "ev.csv"):
+        sent = [orjson.loads(v) for d in ("d1", "d2") for _, v in read_records(tmp_path / d / name, settings)]
+        ids = [obj["event_id"] for obj in sent]
+        assert len(set(ids)) == 3 and all(i.startswith("d-") for i in ids), ids
+        for obj in sent:  # the id the worker derives for the same record sent without one
+            bare = {k: v for k, v in obj.items() if k != "event_id"}
+            assert decoder.decode(orjson.dumps(bare), NOW_MS).event_id == obj["event_id"]  # type: ignore[union-attr]
+        if name == "ev.csv":
+            offline = [e.event_id for d in ("d1", "d2") for e in read_events_csv(tmp_path / d / name)]
+            assert sorted(offline) == sorted(ids)
+    rep = tmp_path / "rep.jsonl"
+    rep.write_text('{"user_id":"frep","type":"purchase","ts":"2026-04-30T23:15:00Z","amount":40}\n' * 2)
+    first, second = (orjson.loads(v)["event_id"] for _, v in read_records(rep, settings))
+    assert first == second
+    assert [orjson.loads(v)["event_id"] for _, v in read_records(rep, settings)] == [first, second]  # again: idempotent
+
+
+def test_a_jsonl_file_with_a_byte_order_mark_reads_as_without(tmp_path: Path) -> None:
+    """QA4 #6: a BOM (Notepad, Excel) before the first line made it "not JSON"."""
+    line = b'{"user_id":"a","type":"view","ts":"2026-01-01T10:00:00Z"}\n'
+    plain, bom = tmp_path / "plain.jsonl", tmp_path / "bom.jsonl"
+    plain.write_bytes(line * 2)
+    bom.write_bytes(b"\xef\xbb\xbf" + line * 2)
+    assert list(read_records(bom, Settings())) == list(read_records(plain, Settings()))
 
 
 def test_read_records_names_the_bad_line(tmp_path: Path) -> None:

@@ -9,11 +9,13 @@ A bad argument or setting prints one readable line and exits 2, never a tracebac
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib
 import logging
 import os
 import select
 import sys
+import zlib
 from typing import NoReturn, Sequence
 
 from streams.errors import UserError
@@ -134,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(mod.run(args, settings) or 0)
     except (SettingsError, UserError, FileNotFoundError, ValueError) as exc:
         print(f"churnwatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a .gz read outside history.readable: still one line
+        print(f"churnwatch {args.command}: error: an input file is not a whole gzip file, truncated or corrupt ({exc})",
+              file=sys.stderr)
         return 2
     except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:  # a path given where a file was meant
         where = f"{exc.filename}: " if exc.filename else ""

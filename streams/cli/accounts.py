@@ -83,7 +83,7 @@ def read_accounts_csv(path: str | Path, warn: Any = None) -> list[AccountFacts]:
         raise UserError(f"{p} is not a file")
     out: dict[str, AccountFacts] = {}
     line_of: dict[str, int] = {}
-    with open(p, encoding="utf-8", newline="") as fh:
+    with open(p, encoding="utf-8-sig", newline="") as fh:  # -sig: Excel's "CSV UTF-8" starts with a BOM (QA4 #6)
         reader = csv.DictReader(fh)
         names = [n.strip().lower() for n in reader.fieldnames or []]
         if "account_id" not in names:

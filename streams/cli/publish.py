@@ -32,7 +32,7 @@ def _first_row(path: Path) -> tuple[int, list[str]] | None:
     import io
 
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as fh:
+    with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as fh:
         for lineno, row in enumerate(csv.reader(fh), start=1):
             if row and not (len(row) == 1 and not row[0].strip()) and not row[0].startswith("#"):
                 return lineno, row

@@ -17,7 +17,7 @@ from models.events import EVENT_ORDER
 from models.revenue_ledger import PERIODS, CohortRow, PeriodFigures, RevenueBook, cohort_dict, figures_dict, money_text, percent_text
 from streams.cli.argtypes import parse_date_ms
 from streams.errors import UserError
-from streams.offline.history import iter_events_csv
+from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "print_cohorts", "run"]  # the dicts: models.revenue_ledger
@@ -33,6 +33,7 @@ def build_report(path: str | Path, from_ms: int, to_ms: int, period: str) -> tup
     """Every subscription event of ``path`` through a :class:`RevenueBook`, then the periods."""
     events = [ev for ev in iter_events_csv(path) if ev.subscription is not None]
     events.sort(key=EVENT_ORDER)
+    events = drop_repeats(events)
     book = RevenueBook(period)  # type: ignore[arg-type]
     for ev in events:
         book.update(ev)

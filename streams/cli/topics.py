@@ -13,7 +13,11 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--partitions", type=int, default=None, help="partitions per topic (default: settings, 8)")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help="partitions of each topic this creates (default: CHURNWATCH_PARTITIONS, 8): the most workers "
+                             "that do work. Existing topics keep theirs. The workers, publish, simulate, digest and "
+                             "accounts import create any missing topic with CHURNWATCH_PARTITIONS: set it to the same "
+                             "number (a worker says once at start when a topic differs from it)")
     parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
     parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
     parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
@@ -38,5 +42,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for name, state in outcome.items():
         days = settings.events_retention_days
         kept = f" (retention {days} days)" if days else " (retention: forever)"
-        print(f"{name}: {state}{kept if name == settings.topic_events and state == 'created' else ''}")
+        other = f" (left as it is; {settings.partitions} asked)" if state.startswith("exists with") else ""
+        print(f"{name}: {state}{kept if name == settings.topic_events and state == 'created' else ''}{other}")
     return 0

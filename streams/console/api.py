@@ -22,7 +22,7 @@ from models.account_health import ACCOUNT_ACTIONS, ACCOUNT_STAGES
 from models.actions import Action
 from models.rfm import SEGMENTS
 from models.state import STAGES
-from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
+from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view, ident_of,
                                   owner_book, revenue_view, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.views import NoActivityYet
@@ -128,7 +128,7 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
     from streams.console.data import point_dict
 
     now_ms = await deps.now_ms()  # first: it also refreshes deps.model (a successor adopted since)
-    view = await user_view(deps.store, deps.model, now_ms, request.path_params["user_id"])
+    view = await user_view(deps.store, deps.model, now_ms, ident_of(request, "user_id"))
     body = UserReport(view.user_id, view.as_of_ms, view.scores, view.state).to_dict()
     from models.ranking import activity_by_kind
 
@@ -141,7 +141,7 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
 
 async def account(request: Request, deps: Deps) -> dict[str, Any]:
     now_ms = await deps.now_ms()
-    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms, deps.model)
+    report, state, members, alerts = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
     return account_dict(report, state, members, now_ms, alerts)
 
 
@@ -169,7 +169,9 @@ async def openapi_json(request: Request) -> Response:
 routes = [
     Route("/openapi.json", openapi_json),
     Route("/api/v1/at-risk", _endpoint(at_risk)),
+    Route("/api/v1/users", _endpoint(user)),  # ?id=: an id that is a dot segment (data.ident_of)
     Route("/api/v1/users/{user_id:path}", _endpoint(user)),
+    Route("/api/v1/accounts", _endpoint(account)),
     Route("/api/v1/accounts/{account_id:path}", _endpoint(account)),
     Route("/api/v1/churn", _endpoint(churn)),
     Route("/api/v1/owners", _endpoint(owners)),
@@ -323,6 +325,21 @@ def openapi() -> dict[str, Any]:
                               "404": _error("no such user (code not_found: never seen, or expired after churn), or one "
                                             "whose events so far are billing statements alone (code no_activity: "
                                             "nothing to score until its first activity)")},
+            }},
+            "/api/v1/users": {"get": {
+                "operationId": "getUserById",
+                "summary": ("getUser with the id as a query parameter, for ids that clients remove from a path: `.`, `..` "
+                            "(dot segments; browsers, curl and HTTP libraries normalise them away)"),
+                "parameters": [{"name": "id", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1},
+                                "description": "the user id"}],
+                "responses": {"200": _ok("User"), **_errors(400, 401, 404, 409, 503)},
+            }},
+            "/api/v1/accounts": {"get": {
+                "operationId": "getAccountById",
+                "summary": "getAccount with the id as a query parameter, for ids that are dot segments (see getUserById)",
+                "parameters": [{"name": "id", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1},
+                                "description": "the account id"}],
+                "responses": {"200": _ok("Account"), **_errors(400, 401, 404, 409, 503)},
             }},
             "/api/v1/accounts/{account_id}": {"get": {
                 "operationId": "getAccount",

@@ -90,6 +90,18 @@ class BadRequest(ValueError):
     """A query parameter the console cannot use (the message names it): HTTP 400."""
 
 
+def ident_of(request: Any, name: str) -> str:
+    """The user or account id a page or API call names: in the path (``/users/<id>``), or, for the
+    ids a client would cut out of a path (``.``, ``..``: dot segments, pages._href, QA4 #8), in
+    the ``id`` query parameter (``/users?id=..``)."""
+    ident = request.path_params.get(name)
+    if ident is None:
+        ident = request.query_params.get("id")
+        if not ident:
+            raise BadRequest("id is missing: give it in the path (/users/<id>) or as ?id=")
+    return str(ident)
+
+
 class NotFound(LookupError):
     """No such user, owner or account: HTTP 404."""
 

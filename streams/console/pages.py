@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, Sequence, get_args
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -27,7 +28,7 @@ from models.signals import Signals
 from models.state import STAGES
 from streams.console import svg
 from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
-                                  counters, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
+                                  counters, ident_of, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.views import NoActivityYet, UnreadableAccount
 from streams.worker.store import UnreadableState
@@ -48,6 +49,22 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def _href(path: str, ident: str) -> str:
+    """The link to the page of user or account ``ident`` under ``path`` (``/users``, ``/accounts``).
+
+    ``/users/<id>`` (percent-encoded, ``/`` kept: the route takes the rest of the path), unless a
+    ``/``-separated part of the id is ``.`` or ``..``: browsers remove such dot segments from every
+    URL before asking (the WHATWG URL standard, ``%2E`` too), so ``/users/..`` opened My book (QA4 #8).
+    Those ids go in the query string, where no segment is removed: ``/users?id=..``.
+
+    >>> _href("/users", "a/b c"), _href("/users", ".."), _href("/users", "a/./b"), _href("/accounts", "..a")
+    ('/users/a/b%20c', '/users?id=..', '/users?id=a%2F.%2Fb', '/accounts/..a')
+    """
+    if any(part in (".", "..") for part in ident.split("/")):
+        return f"{path}?id={quote(ident, safe='')}"
+    return f"{path}/{quote(ident, safe='/')}"
+
+
 def _stamp(iso: str | None) -> str:
     """An API timestamp (ISO-8601 with milliseconds) as the pages print times: "2026-11-30 10:00 UTC"."""
     from streams.timefmt import parse_ts_ms
@@ -57,6 +74,8 @@ def _stamp(iso: str | None) -> str:
 
 templates.filters["when"] = _day
 templates.filters["stamp"] = _stamp
+templates.filters["user_href"] = lambda ident: _href("/users", ident)
+templates.filters["account_href"] = lambda ident: _href("/accounts", ident)
 templates.filters["label"] = lambda s: (s or "").replace("_", " ")
 templates.filters["counted"] = lambda n, name: _counted(name, int(n))  # "1 user", "3 users": the reasons' rule
 
@@ -157,7 +176,7 @@ async def quadrant(request: Request, deps: Deps) -> Response:
     points = [(r.scores.health, r.scores.temperature, r.scores.action,
                f"{r.user_id}: health {r.scores.health:.0f}, temperature {r.scores.temperature:.0f}, risk {r.scores.risk:.2f}, "
                f"{r.scores.action.replace('_', ' ')}",
-               f"/users/{r.user_id}") for r in page.rows]
+               _href("/users", r.user_id)) for r in page.rows]
     zones: dict[str, int] = {}
     for r in page.rows:
         zones[r.scores.action] = zones.get(r.scores.action, 0) + 1
@@ -168,7 +187,7 @@ async def quadrant(request: Request, deps: Deps) -> Response:
 
 async def customer(request: Request, deps: Deps) -> Response:
     now_ms = await deps.now_ms()  # first: it also refreshes deps.model (a successor adopted since)
-    view = await user_view(deps.store, deps.model, now_ms, request.path_params["user_id"])
+    view = await user_view(deps.store, deps.model, now_ms, ident_of(request, "user_id"))
     s, st = view.scores, view.state
     points = trend_with_now(view.history, view.as_of_ms // 1000, s)
     by_week = {p.week: p for p in points}
@@ -225,7 +244,7 @@ def _activity(sig: Signals | None, model: ChurnModel) -> tuple[list[tuple[str, f
 
 async def account(request: Request, deps: Deps) -> Response:
     now_ms = await deps.now_ms()
-    report, state, members, alerts = await account_view(deps.settings, deps.owners, request.path_params["account_id"], now_ms, deps.model)
+    report, state, members, alerts = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
     d = account_dict(report, state, members, now_ms, alerts)  # the numbers of the API and `churnwatch top --owner --json`
     return _render("account.html", nav=None, r=report, a=report.rollup, d=d, as_of_ms=now_ms)
 
@@ -267,7 +286,9 @@ routes = [
     Route("/", home),
     Route("/book", _page(book)),
     Route("/quadrant", _page(quadrant)),
+    Route("/users", _page(customer)),  # ?id=: the ids a browser would cut out of a path (_href)
     Route("/users/{user_id:path}", _page(customer)),
+    Route("/accounts", _page(account)),
     Route("/accounts/{account_id:path}", _page(account)),
     Route("/churn", _page(churn)),
 ]

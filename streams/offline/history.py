@@ -17,8 +17,14 @@ optionally ``trial_ends`` and ``period_end`` (the end of the period paid for, th
 times like ``ts``, e.g. ``user_id,ts,event_type,amount,account_id,status,plan,mrr,period_end``.
 On other rows those are ignored.
 
-Rows without an ``event_id`` get ``<file name>:<line number>``, which keeps the order of
-same-millisecond events stable between runs (ids only break ties, see ``models.events.EVENT_ORDER``).
+Rows without an ``event_id`` get the id the stream's worker derives from the event's content
+(``streams.records.content_event_id``), as ``churnwatch publish`` sends them: the same row has
+the same id in every command and live, whatever the file is called or where the row is, which keeps
+the order of same-millisecond events stable (ids break ties, ``models.events.EVENT_ORDER``). It was
+``<file name>:<line number>`` until QA4 #2: two daily ``events.csv`` then shared ids (the stream
+dropped the second file's events as duplicates) and a repeated row counted twice. A row that repeats
+an earlier one exactly (the same user, time and id) is read once (:func:`drop_repeats`), as the
+worker drops a repeated id in a batch.
 
 Speed (the backtest reads a million rows): a whole file is read in one block and, when nothing
 in it needs the csv module's quoting rules, split at newlines and commas; times go through
@@ -35,14 +41,17 @@ import gzip
 import io
 import itertools
 import math
+import operator
+import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
 from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
+from streams.records import content_event_id, plain_event_id
 
-__all__ = ["EventRows", "RowError", "header_user_column", "iter_events_csv", "read_events_csv", "read_labels_csv", "read_text",
+__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable",
            "text_events"]
 
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
@@ -59,10 +68,35 @@ class RowError(ValueError):
         self.lineno = lineno
 
 
+#: UTF-8 that skips a leading byte-order mark: Excel's "CSV UTF-8" writes one, which read as
+#: plain UTF-8 glued itself to the first column's name and hid the header row (QA4 #6).
+TEXT_ENCODING = "utf-8-sig"
+
+
 def _open_text(path: Path) -> IO[str]:
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=TEXT_ENCODING, newline="")
+    return open(path, encoding=TEXT_ENCODING, newline="")
+
+
+@contextlib.contextmanager
+def readable(path: str | Path) -> Iterator[None]:
+    """Reading ``path`` inside: a truncated or corrupt ``.gz`` (EOFError, gzip.BadGzipFile,
+    zlib.error) or bytes that are not UTF-8 become one ValueError naming the file, which the
+    commands print in one line (exit 2), not a traceback (QA4 #7).
+
+    >>> with readable("fake.csv.gz"):
+    ...     _ = gzip.decompress(b"\\x1f\\x8b\\x08garbage")
+    Traceback (most recent call last):
+    ...
+    ValueError: fake.csv.gz: not a whole gzip file, truncated or corrupt (Compressed file ended before the end-of-stream marker was reached)
+    """
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(f"{path}: not a whole gzip file, truncated or corrupt ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start} of the text: {exc.reason})") from None
 
 
 def check_input_file(path: str | Path) -> Path:
@@ -86,8 +120,9 @@ def read_text(path: str | Path) -> str:
     """The whole file as text (gunzipped when it ends in ``.gz``), read in one go: a history is
     read whole anyway, and one block is several times cheaper than line by line."""
     p = check_input_file(path)
-    raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-    return raw.decode("utf-8")
+    with readable(p):
+        raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+        return raw.decode(TEXT_ENCODING)
 
 
 def _skipped(row: list[str]) -> bool:
@@ -109,7 +144,7 @@ def _header(row: list[str], path: Path, wanted: tuple[str, ...]) -> dict[str, in
 def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, list[str], dict[str, int]]]:
     """(line number, row, column name -> index); the header row is optional and detected by its names."""
     check_input_file(path)
-    with _open_text(path) as handle:
+    with readable(path), _open_text(path) as handle:
         index = {name: i for i, name in enumerate(wanted)}
         first = True
         for lineno, row in enumerate(csv.reader(handle), start=1):
@@ -194,10 +229,13 @@ class EventRows:
         self._id_col = index.get("event_id", _ABSENT)
         self._extra = tuple(index.get(c) for c in _EXTRA)  # account_id, status, plan, mrr, trial_ends, period_end: by header only
         self._kinds: dict[str, EventType] = {}  # event name as written -> as the product's vocabulary spells it
+        # Ids are derived from the record ``publish`` sends, whose type is the name trimmed and
+        # lower-cased (no renaming): the same id under any ``--config`` type map.
+        self._plain = not type_map.aliases
         self._read_ts = ts_reader()
 
     def event(self, row: list[str], lineno: int) -> Event:
-        """The event of one row (``lineno`` names it in errors and is its default ``event_id``)."""
+        """The event of one row (``lineno`` names it in errors); without an ``event_id``, its content's."""
         n = len(row)
         try:
             i = self.user_col
@@ -222,12 +260,16 @@ class EventRows:
                 if not math.isfinite(amount):
                     raise ValueError(f"amount {raw_amount!r} is not a finite number")
             i = self._id_col
-            event_id = (row[i].strip() if i < n else "") or f"{self.name}:{lineno}"
+            event_id = row[i].strip() if i < n else ""
             extra = self._extra
             account = _cell(row, extra[0]) if extra[0] is not None else ""
             sub = _subscription(row, extra) if kind == "subscription" else None
         except ValueError as exc:
             raise RowError(f"{self.name} line {lineno}: {exc}", lineno) from None
+        if not event_id:  # the id of the record publish sends, whose type is the name trimmed and lower-cased
+            named = kind if self._plain else name.strip().lower()
+            event_id = (plain_event_id(user, ts_ms, named, amount, account) if sub is None
+                        else content_event_id(Event(user, ts_ms, named, "", amount, account, sub)))
         return Event(user, ts_ms, kind, event_id, amount, account, sub)
 
     def _kind(self, name: str) -> EventType:
@@ -309,7 +351,7 @@ def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> I
 
 
 def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> list[Event]:
-    """All events of ``path`` sorted by (ts_ms, event_id).
+    """All events of ``path`` sorted by (ts_ms, event_id), exact repeats once (:func:`drop_repeats`).
 
     >>> import tempfile, os
     >>> d = tempfile.mkdtemp(); f = os.path.join(d, "e.csv")
@@ -319,7 +361,46 @@ def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> l
     """
     events = text_events(read_text(path), Path(path).name, type_map)
     events.sort(key=EVENT_ORDER)
-    return events
+    return drop_repeats(events)
+
+
+def drop_repeats(events: list[Event]) -> list[Event]:
+    """``events`` (sorted by ``EVENT_ORDER``) without the exact repeats: an event whose user, time
+    and id an earlier one has. A row without an id has its content's (``content_event_id``), so a
+    repeated line of a file counts once, as the worker drops a repeated id within a batch (and
+    ``train --from-topic`` drops repeated ids). ``events`` itself when there is none (the usual case).
+
+    >>> a, b = Event("u1", 5, "view", "x"), Event("u2", 5, "view", "x")
+    >>> drop_repeats([a, b, Event("u1", 5, "view", "x"), Event("u1", 6, "view", "x")])
+    [Event(user_id='u1', ts_ms=5, type='view', event_id='x', amount=0.0, account_id='', subscription=None), \
+Event(user_id='u2', ts_ms=5, type='view', event_id='x', amount=0.0, account_id='', subscription=None), \
+Event(user_id='u1', ts_ms=6, type='view', event_id='x', amount=0.0, account_id='', subscription=None)]
+    """
+    times = list(map(_TS_MS, events))
+    same_ms = itertools.compress(range(1, len(times)), map(int.__eq__, times, itertools.islice(times, 1, None)))
+    equal = [i for i in same_ms if events[i].event_id == events[i - 1].event_id]  # C loops; few survive
+    if not equal:
+        return events
+    runs, drop, users = set(equal), [], set()
+    for i in equal:  # events i-1 and i have one (time, id): per run of them, the first of each user stays
+        if i - 1 not in runs:
+            users = {events[i - 1].user_id}
+        if events[i].user_id in users:
+            drop.append(i)
+        else:
+            users.add(events[i].user_id)
+    if not drop:
+        return events
+    out: list[Event] = []
+    start = 0
+    for i in drop:
+        out += events[start:i]
+        start = i + 1
+    out += events[start:]
+    return out
+
+
+_TS_MS = operator.attrgetter("ts_ms")
 
 
 def read_labels_csv(path: str | Path) -> dict[str, int]:

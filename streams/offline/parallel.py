@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 from models.engine import Alert
 from models.events import EVENT_ORDER, Event, TypeMap
 from models.model import ChurnModel
-from streams.offline.history import RowError, header_user_column, text_events
+from streams.offline.history import RowError, drop_repeats, header_user_column, text_events
 from streams.offline.replay import Progress, Replay, ScoreRow, replay_users
 
 __all__ = ["DateOutput", "ReadSummary", "replay_text", "user_ranges"]
@@ -125,6 +125,7 @@ class _Shard:
             return ReadSummary(error=(0, str(exc)))
         gc.freeze()  # every event lives to the end: keep them out of every collection from here on
         events.sort(key=EVENT_ORDER)
+        events = drop_repeats(events)
         self.events = events
         summary = ReadSummary(n_events=len(events))
         if events:

@@ -30,6 +30,7 @@ from models.model import ChurnModel
 from models.scoring import Scores, score
 from models.state import DAY_S, UserState, tracked
 from models.vocabulary import SUBSCRIPTION
+from streams.offline.history import TEXT_ENCODING
 from streams.timefmt import format_day_or_time
 
 __all__ = ["SCORE_COLUMNS", "Progress", "Replay", "ScoreRow", "load_type_map", "open_text", "replay_users", "score_row", "timeline"]
@@ -54,7 +55,7 @@ def load_type_map(path: str | Path | None) -> TypeMap:
     if not path:
         return DEFAULT_TYPE_MAP
     target = Path(path)
-    text = target.read_text(encoding="utf-8")
+    text = target.read_text(encoding=TEXT_ENCODING)  # a BOM (Notepad) is no part of the JSON/TOML
     try:
         data: Any = tomllib.loads(text) if target.suffix.lower() == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
@@ -66,10 +67,12 @@ def load_type_map(path: str | Path | None) -> TypeMap:
 
 
 def open_text(path: str | Path, mode: str = "r") -> IO[str]:
-    """A text file, gzipped when its name ends in ``.gz``."""
+    """A text file, gzipped when its name ends in ``.gz``; read, a leading byte-order mark is skipped
+    (``streams.offline.history.TEXT_ENCODING``), written, none is written."""
+    encoding = "utf-8" if "w" in mode or "a" in mode else TEXT_ENCODING
     if str(path).endswith(".gz"):
-        return gzip.open(path, mode + "t", encoding="utf-8", newline="")  # type: ignore[return-value]
-    return open(path, mode, encoding="utf-8", newline="")
+        return gzip.open(path, mode + "t", encoding=encoding, newline="")  # type: ignore[return-value]
+    return open(path, mode, encoding=encoding, newline="")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -175,6 +175,15 @@ def _by_user(events: Iterable[Event]) -> dict[str, list[Event]]:
     return out
 
 
+def count_users(per_user: Mapping[str, Sequence[Event]], model: ChurnModel) -> int:
+    """How many of ``per_user`` are users (``models.state.tracked``: an activity event or a
+    cancellation), not holders of ``subscription`` statements alone, whom README says are no
+    users: ``train`` said "population fitted on 573 users" of which 36 were such holders (QA4 #10c).
+    What is fitted does not change (the fits are on every end state, as before)."""
+    statement = Vocabulary((), {k: tuple(v) for k, v in model.roles.items()})
+    return sum(1 for evs in per_user.values() if any(statement.lookup(e.type)[1] != SUBSCRIPTION for e in evs))
+
+
 def end_states(per_user: Mapping[str, Sequence[Event]], end_ms: int, model: ChurnModel) -> dict[str, UserState]:
     """Every user's state at ``end_ms`` (all their events, reviews up to it), expired or not:
     the population fits want the whole cohort, the gone included."""
@@ -631,7 +640,7 @@ def train(
         finals = end_states(per_user, data_end, base)
         population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
         model = base.with_(population=population, bgnbd=purchase_params, horizon_days=horizon / DAY_MS)
-        logger.info("population fitted on %s users in %.1f s", len(finals), time.monotonic() - t0)
+        logger.info("population fitted on %s users in %.1f s", count_users(per_user, base), time.monotonic() - t0)
 
     t0 = time.monotonic()
     snaps = build_snapshots(per_user, usable, horizon, times, model)
@@ -685,7 +694,7 @@ def train(
     risk = 1.0 - p_alive * (1.0 - leave)  # models.risk.combine, vectorised
     report: dict[str, Any] = {
         "events": len(events),
-        "users": len(per_user),
+        "users": count_users(per_user, model),  # users, not billing-only holders
         "labels": source,
         "horizon_days": horizon / DAY_MS,
         "as_of": {"first_ms": usable[0], "last_ms": usable[-1], "count": len(usable)},

@@ -50,7 +50,6 @@ same offsets (crash, rebalance) is handled by the per-bucket offset fence instea
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 from typing import Final, Sequence
 
@@ -58,6 +57,7 @@ import orjson
 
 from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
 from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection
+from streams.records import derived_event_id
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
 __all__ = [
@@ -218,26 +218,6 @@ class Decoder:
     def derived_ids(self) -> int:
         """Events whose ``event_id`` was derived, so far (metric ``churnwatch_events_derived_id_total``)."""
         return self._reader.derived_ids
-
-
-def derived_event_id(obj: dict[str, object], ts_ms: int, amount: float) -> str:
-    """The id of an event sent without one: a hash of everything the event says, so the same event
-    sent twice (a producer's retry, a re-published file) gets the same id and is recognised.
-
-    ``ts`` counts as its value in milliseconds and ``amount`` as the number read, so
-    ``"2026-01-01T00:00:00Z"`` and ``1767225600000`` are the same time; any other field (type name,
-    account, subscription fields, properties, extras) counts as sent. Two events that differ in
-    nothing get the same id: they are one event sent twice.
-
-    >>> derived_event_id({"user_id": "u1", "type": "view", "ts": "2026-01-01T00:00:00Z"}, 1767225600000, 0.0)
-    'd-6fb2b23bc95c97b25a915ff8'
-    >>> derived_event_id({"user_id": "u1", "type": "view", "properties": {"page": "/"}}, 1767225600000, 0.0) != \\
-    ...     derived_event_id({"user_id": "u1", "type": "view"}, 1767225600000, 0.0)
-    True
-    """
-    content = {k: v for k, v in obj.items() if k != "event_id"}
-    content["ts"], content["amount"] = ts_ms, amount
-    return "d-" + hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
 
 
 def dlq_value(

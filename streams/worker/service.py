@@ -330,7 +330,7 @@ async def _ensure_topics_off_loop(settings: Settings) -> None:
 def _ensure_topics_or_warn(settings: Settings) -> None:
     """Create the topics if missing, so no broker auto-creates them with its own partition count."""
     try:
-        ensure_topics(settings, timeout_s=15.0)
+        ensure_topics(settings, timeout_s=15.0, warn=True)  # a partition count other than the settings': said once
     except Exception as exc:  # the consumer keeps retrying the broker anyway
         logger.warning("could not check/create topics (%s); continuing", exc)
 

@@ -28,7 +28,7 @@ def events_topic_configs(settings: Settings) -> dict[str, str]:
     return {"retention.ms": str(days * DAY_MS) if days else "-1"}
 
 
-def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> dict[str, str]:
+def ensure_topics(settings: Settings, *, timeout_s: float = 30.0, warn: bool = False) -> dict[str, str]:
     """Create ``topic_events`` (with :func:`events_topic_configs`), ``topic_alerts`` and
     ``topic_dlq`` (the broker's default retention) with ``settings.partitions`` each.
 
@@ -37,4 +37,4 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> dict[str, s
     retention too: ``kafka-configs.sh --alter`` changes it, docs/OPERATE.md).
     """
     topics = {settings.topic_events: events_topic_configs(settings), settings.topic_alerts: None, settings.topic_dlq: None}
-    return create_topics(settings, topics, timeout_s=timeout_s)
+    return create_topics(settings, topics, timeout_s=timeout_s, warn=warn)
