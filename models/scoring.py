@@ -25,8 +25,8 @@ from models.compiled import CompiledModel
 from models.model import ChurnModel
 from models.reasons import Purpose, reasons
 from models.rfm import rfm_segment
-from models.risk import combine, feature_vector, leave_probability, weighted_features
-from models.signals import Signals, compute_signals, silent_after
+from models.risk import combine, feature_vector, leave_after, leave_probability, weighted_features
+from models.signals import Signals, compute_signals
 from models.state import DAY_S, Stage, UserState
 from models.temperature import StaySource, p_back_within, p_stay, stay_after
 
@@ -243,7 +243,7 @@ class SilentRisk:
             return a._silent_l
         # P(alive) is no feature of this model (models.compiled reads_alive): the leave part
         # alone, without the BG/NBD evaluations of the whole risk (asked once, not remembered)
-        return leave_probability(silent_after(a.signals, extra, model, False, c), 0.0, a.revenue, model, c)
+        return leave_after(a.signals, extra, 0.0, a.revenue, model, c)
 
     def _look(self, t_s: int, extra: float) -> None:
         """Evaluate both parts ``extra`` days of silence after the assessment and remember them."""
@@ -251,9 +251,9 @@ class SilentRisk:
         model = self._model
         c = self._c
         p, _ = stay_after(a.signals, extra, model, c)
-        # the vector of silent_after's signals, reading only the weighed features (the revenue one
-        # from the assessment's revenue: silence leaves it)
-        leave = leave_probability(silent_after(a.signals, extra, model, False, c), p, a.revenue, model, c)
+        # the weighed features of silent_after's signals, without building them (models.risk.leave_after;
+        # the revenue one from the assessment's revenue: silence leaves it)
+        leave = leave_after(a.signals, extra, p, a.revenue, model, c)
         a._silent_t, a._silent_r, a._silent_l, a._silent_m = t_s, combine(p, leave), leave, self._model
 
 
