@@ -605,9 +605,13 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
     weighs. The "already gone" part goes to the silence of the rhythm that decided P(alive),
     and half of it to the temperature, which falls with the same silence. With the exit closed
     (``open_`` False) the leave part is not in the risk: its factors contribute nothing.
-    Two lists, not a dict: a dict insert per key and alert cost more than the sums."""
+    Two lists, not a dict: a dict insert per key and alert cost more than the sums. The values
+    read as a ``list[float]`` and each sum written ``lifts[k] = lifts[k] + x``: the compiled core
+    read a ``Sequence`` item and added in place on a list item through the generic number
+    protocol (~0.1k instructions each, 16 an alert); the same float additions."""
     compiled = model.compiled
     refs = compiled.references
+    vals: list[float] = values if isinstance(values, list) else list(values)
     keys = list(_KEYS)
     lifts = [0.0] * len(_KEYS)
     if open_:
@@ -616,15 +620,17 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
         # adds in its group's order).
         # Per-slot features: each its own reason, in the product's names (none for a state kept
         # in another vocabulary's slots, whose per-slot values are not this model's features).
-        slots = len(values) == len(compiled.features)
+        slots = len(vals) == len(compiled.features)
         for i, w, _ in compiled.terms:
             if i < _N_FIXED:
-                lifts[_KEY_AT[i]] += w * (values[i] - refs[i])
+                k = _KEY_AT[i]
+                lifts[k] = lifts[k] + w * (vals[i] - refs[i])
             elif slots:
                 keys.append(compiled.features[i])
-                lifts.append(w * (values[i] - refs[i]))
-    lifts[_AT_SILENCE if source == "visits" else _AT_PURCHASE] += gone
-    lifts[_AT_COOLING] += 0.5 * gone
+                lifts.append(w * (vals[i] - refs[i]))
+    at = _AT_SILENCE if source == "visits" else _AT_PURCHASE
+    lifts[at] = lifts[at] + gone
+    lifts[_AT_COOLING] = lifts[_AT_COOLING] + 0.5 * gone
     return keys, lifts
 
 
