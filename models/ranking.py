@@ -60,7 +60,7 @@ from models.compiled import CompiledModel, slot_labels
 from models.model import ChurnModel
 from models.signals import Signals, compute_signals
 from models.risk import leave_probability, savable
-from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
+from models.scoring import Assessment, Scores, assess, leave_at, scores_from
 from models.state import DAY_S, STAGES, UserState
 from models.temperature import p_back_within, p_stay, stay_after
 
@@ -208,7 +208,8 @@ def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: Compile
     ``model.compiled`` where the caller holds it."""
     if st.next_review_s <= 0:
         return 1.0
-    return savable(a.p_stay, SilentRisk(a, model, c).leave_at(max(st.next_review_s, st.last_seen_s)))
+    # scoring.leave_at: SilentRisk's, without an object made and freed per user
+    return savable(a.p_stay, leave_at(a, max(st.next_review_s, st.last_seen_s), model, model.compiled if c is None else c))
 
 
 def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:
