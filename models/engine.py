@@ -18,7 +18,7 @@ from models._native import init_args
 from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
-from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
+from models.state import DAY_S, STAGES, Stage, UserState, apply_looked_up, f32
 from models.vocabulary import ACTIVITY, SUBSCRIPTION
 from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
@@ -217,10 +217,10 @@ def advance(
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s < _ceil_s(ev.ts_ms):  # next_review_s * 1000 < ts_ms; mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out, c)
-        role = vocabulary.lookup(ev.type)[1]
+        slot, role = vocabulary.lookup(ev.type)  # once: apply_looked_up is models.state.apply_event without it
         if role == SUBSCRIPTION:  # a billing statement, not usage (models.revenue keeps the rest)
             before = st.period_end_day
-            apply_event(st, ev, vocabulary)  # only the end of the paid period (models.state)
+            apply_looked_up(st, ev, vocabulary, slot, role)  # only the end of the paid period (models.state)
             if st.period_end_day != before:
                 # the exit gate moved (models.risk.exit_open): look now, as for the other roles
                 # that are not activity, so a renewal that moves the period end out can close an
@@ -230,7 +230,7 @@ def advance(
                     _review(user_id, st, ts_s, model, out, c)
             continue
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
-        apply_event(st, ev, vocabulary)
+        apply_looked_up(st, ev, vocabulary, slot, role)
         out.review = None  # the state moved on since the last review (if this event is one, it sets it again)
         # While an at-risk alert is open every event is a review point: activity later the same
         # day can bring the risk under risk_exit, and silence never would (models.risk).

@@ -64,6 +64,7 @@ __all__ = [
     "Stage",
     "UserState",
     "apply_event",
+    "apply_looked_up",
     "decayed",
     "f32",
     "period_end_day",
@@ -712,8 +713,15 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
     A ``subscription`` statement is not usage either: it only sets the end of the paid period
     (:func:`period_end_day`), in event order (module docstring).
     """
-    ts = event.ts_ms // 1000
     slot, role = vocabulary.lookup(event.type)
+    apply_looked_up(state, event, vocabulary, slot, role)
+
+
+def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot: int, role: int) -> None:
+    """:func:`apply_event` with the event's ``(slot, role)`` from ``vocabulary.lookup`` already
+    in hand (models.engine.advance looks it up first to decide the review: a second dict lookup
+    and tuple per event saved)."""
+    ts = event.ts_ms // 1000
     if role == SUBSCRIPTION:
         _state_period_end(state, event)  # a billing statement, not usage (models.revenue keeps the rest)
         return
