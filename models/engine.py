@@ -35,6 +35,9 @@ _RISK_TOLERANCE_S: Final[int] = 60  # precision of the at-risk crossing time fou
 _PROBE_S: Final[int] = 20  # width of the bracket the crossing search aims for before replaying the bisection
 _INTERPOLATIONS: Final[int] = 6  # at most this many secant steps before the bisection replay
 _STAGE_INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(STAGES)}
+#: Bit i set where STAGES[i] is in reasons.IMPROVED: a review tests its stage index with a shift
+#: and a mask (a str in a frozenset was a generic set lookup per review).
+_IMPROVED_BITS: Final[int] = sum(1 << i for i, name in enumerate(STAGES) if name in IMPROVED)
 #: The scales of :func:`round_places` (10 ** places, exact doubles), by places.
 _TENS: Final[tuple[float, ...]] = (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0)
 _TWO_52: Final[float] = 4503599627370496.0
@@ -312,7 +315,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
     # a stage for the worse, the recovery for recovered and a stage for the better; and no
     # "recovered" carries a stage for the worse (_may_close).
-    told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
+    told: Purpose = "recovered" if _IMPROVED_BITS >> new_stage & 1 else "at_risk"  # of a stage change (a.stage in IMPROVED)
     purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
     # Every alert of this review tells the action for the user as this review leaves them, as
     # `churnwatch score`, `top` and the console read it (models.actions): at risk while the

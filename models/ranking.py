@@ -176,13 +176,15 @@ def _listed(st: UserState, now_s: int, model: ChurnModel, keep: frozenset[str]) 
     return a if a.stage in keep else None
 
 
-_REACHABLE_INDEX: Final[frozenset[int]] = frozenset(STAGES.index(s) for s in REACHABLE)
+#: Bit i set where STAGES[i] is reachable: a shift and a mask in the compiled core, where an int in
+#: a frozenset was boxed and looked up (twice a user written, models.step.index_scores).
+_REACHABLE_BITS: Final[int] = sum(1 << i for i, s in enumerate(STAGES) if s in REACHABLE)
 
 
 def on_save_list(st: UserState) -> bool:
     """On the save list as of the user's last review: tracked, reviewed, stage reachable. Until
     the next review this is what :func:`daily_list` finds live (module docstring)."""
-    return st.n_events > 0 and st.stage_since_s > 0 and st.stage in _REACHABLE_INDEX
+    return st.n_events > 0 and st.stage_since_s > 0 and 0 <= st.stage < len(STAGES) and _REACHABLE_BITS >> st.stage & 1 == 1
 
 
 def save_bound(st: UserState, model: ChurnModel) -> float:
