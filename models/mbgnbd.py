@@ -31,7 +31,7 @@ history observed for t longer (the test checks both forms against each other).
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Callable, Final
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -47,6 +47,10 @@ _STARTS: Final[tuple[tuple[float, float, float, float], ...]] = (
     (2.0, 0.5, 0.3, 3.0),
 )
 _LOG_BOUND: Final[float] = 15.0
+#: math.expm1 and math.log1p held once: mypyc has no primitive for them and looked each up on the
+#: math module at every call (:func:`rate_hit_of`); the same functions, the same numbers.
+_EXPM1: Final[Callable[[float], float]] = math.expm1
+_LOG1P: Final[Callable[[float], float]] = math.log1p
 
 
 def p_alive(params: BgNbdParams, x: float, t_x: float, T: float) -> float:
@@ -106,7 +110,7 @@ def rate_hit_of(r: float, alpha: float, x: float, T: float, t: float) -> float:
     """
     if not (t >= 0.0 and t - t == 0.0):  # t - t: 0.0 for every finite t, NaN for inf (math.isfinite)
         raise ValueError(f"window t must be a finite number of time units >= 0, got {t!r}")
-    return -math.expm1(-(r + x) * math.log1p(t / (alpha + T)))
+    return -_EXPM1(-(r + x) * _LOG1P(t / (alpha + T)))
 
 
 def _ll_terms(r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:

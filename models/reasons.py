@@ -127,7 +127,6 @@ _COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days"
 _LEARNED: Final[str] = " (a sign of churn in this product's history)"
 _LEARNED_GOOD: Final[str] = " (a sign of staying in this product's history)"
 _N_FIXED: Final[int] = len(FEATURES)
-_TENURE_AT: Final[int] = _IDX["tenure_log"]
 #: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
 _NEGATIVE_MIN_LIFT: Final[float] = 0.25
@@ -148,14 +147,15 @@ def _logit(p: float) -> float:
 def _kinds(sig: Signals, model: "ChurnModel") -> tuple[int, int]:
     """(kinds of activity used in 4 weeks, kinds the product has): models.signals.kinds_used out
     of the breadth's own denominator, so the words and the risk count the same kinds."""
-    slots, bought = kinds_used(sig, model)
-    return len(slots) + (1 if bought else 0), model.compiled.n_kinds
+    c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
+    slots, bought = kinds_used(sig, model, c)
+    return len(slots) + (1 if bought else 0), c.n_kinds
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
     compiled = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
     vocabulary = compiled.vocabulary
-    slots, bought = kinds_used(sig, model)
+    slots, bought = kinds_used(sig, model, compiled)
     used = len(slots) + (1 if bought else 0)
     kinds = compiled.n_kinds
     if vocabulary.tracked:
@@ -372,10 +372,11 @@ def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
 
 
 def _typical_tenure(model: "ChurnModel") -> float:
-    """Days of tenure of the reference user (the tenure hazard speaks before them). The compiled
-    model's reference of ``tenure_log`` is models.risk.reference's, read by index: no lookup of
-    the model's means by name, up to three times an alert."""
-    return math.expm1(model.compiled.references[_TENURE_AT])
+    """Days of tenure of the reference user (the tenure hazard speaks before them): expm1 of the
+    compiled model's reference of ``tenure_log`` (models.risk.reference's), worked out once per
+    model (models.compiled ``typical_tenure_days``), not by a generic expm1 call up to three
+    times an alert."""
+    return model.compiled.typical_tenure_days
 
 
 def _gap_ratio(sig: Signals) -> float:

@@ -241,12 +241,14 @@ def _breadth(slot_28d: list[float], g: float, n_purchases: int, purchase_silence
     return breadth / c.n_kinds
 
 
-def kinds_used(sig: Signals, model: "ChurnModel") -> tuple[list[int], bool]:
+def kinds_used(sig: Signals, model: "ChurnModel", c: "CompiledModel | None" = None) -> tuple[list[int], bool]:
     """(slots, purchases) among the product's kinds that the user used in about 4 weeks: those
     whose share in :func:`_breadth` is at least a third (a 4-week count of 0.5 or more, a purchase
     within 28 ln 3 = 31 days). The reasons' "uses N of M kinds" counts these, out of the same
-    M as the breadth (``model.compiled.n_kinds``)."""
-    c = model.compiled
+    M as the breadth (``model.compiled.n_kinds``). ``c``: ``model.compiled`` where the caller
+    holds it."""
+    if c is None:
+        c = model.compiled
     slots = [i for i in c.kinds if sig.slot_28d[i] >= 0.5]
     bought = c.purchase_kind and sig.n_purchases > 0 and sig.purchase_silence_days <= _PURCHASE_USED_DAYS
     return slots, bought
