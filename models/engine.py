@@ -41,6 +41,8 @@ _IMPROVED_BITS: Final[int] = sum(1 << i for i, name in enumerate(STAGES) if name
 #: The scales of :func:`round_places` (10 ** places, exact doubles), by places.
 _TENS: Final[tuple[float, ...]] = (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0)
 _TWO_52: Final[float] = 4503599627370496.0
+#: hashlib.blake2b held once: the compiled core looked it up on the hashlib module per alert id.
+_BLAKE2B: Final = hashlib.blake2b
 _TWO_M50: Final[float] = 1.0 / 1125899906842624.0
 
 
@@ -164,7 +166,7 @@ def alert_id(user_id: str, kind: str, detail: str, event_time_ms: int) -> str:
     >>> alert_id("u1", "at_risk", "", 1000) == alert_id("u1", "at_risk", "", 1000)
     True
     """
-    digest = hashlib.blake2b(f"{user_id}\x1f{kind}\x1f{detail}\x1f{event_time_ms}".encode(), digest_size=12)
+    digest = _BLAKE2B(f"{user_id}\x1f{kind}\x1f{detail}\x1f{event_time_ms}".encode(), digest_size=12)
     return digest.hexdigest()
 
 
