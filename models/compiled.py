@@ -9,6 +9,7 @@ numbers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
@@ -51,6 +52,9 @@ class CompiledModel:
     # nothing (models.risk.reference), which models.reasons ranks an alert's factors by.
     weights: tuple[float, ...]
     references: tuple[float, ...]
+    # expm1 of the ``tenure_log`` reference: the reference user's tenure in days, which an alert's
+    # reasons compare the user's with (models.reasons; a generic expm1 call up to three times an alert)
+    typical_tenure_days: float
     # The product's kinds of activity (KINDS_KEY): slot indices, whether purchases are one, and
     # how many kinds that makes (breadth's denominator, the M of the reasons' "N of M kinds").
     kinds: tuple[int, ...]
@@ -105,6 +109,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
     if unknown:
         raise ValueError(f"risk_weights name features {sorted(unknown)} that this model's tracked_types do not have")
     weights = tuple(float(model.risk_weights.get(name, 0.0)) for name in features)
+    references = tuple(reference(name, model) for name in features)
     kinds, purchase_kind = product_kinds(model.population.get(KINDS_KEY), vocabulary)
     visits = BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS
     return CompiledModel(
@@ -115,7 +120,8 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         vocabulary=vocabulary,
         features=features,
         weights=weights,
-        references=tuple(reference(name, model) for name in features),
+        references=references,
+        typical_tenure_days=math.expm1(references[FEATURES.index("tenure_log")]),
         kinds=kinds,
         purchase_kind=purchase_kind,
         n_kinds=len(kinds) + (1 if purchase_kind else 0),

@@ -18,7 +18,7 @@ from models._native import init_args
 from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
-from models.state import DAY_S, STAGES, Stage, UserState, apply_event, f32
+from models.state import DAY_S, STAGES, Stage, UserState, apply_looked_up, f32
 from models.vocabulary import ACTIVITY, SUBSCRIPTION
 from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
@@ -35,9 +35,14 @@ _RISK_TOLERANCE_S: Final[int] = 60  # precision of the at-risk crossing time fou
 _PROBE_S: Final[int] = 20  # width of the bracket the crossing search aims for before replaying the bisection
 _INTERPOLATIONS: Final[int] = 6  # at most this many secant steps before the bisection replay
 _STAGE_INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(STAGES)}
+#: Bit i set where STAGES[i] is in reasons.IMPROVED: a review tests its stage index with a shift
+#: and a mask (a str in a frozenset was a generic set lookup per review).
+_IMPROVED_BITS: Final[int] = sum(1 << i for i, name in enumerate(STAGES) if name in IMPROVED)
 #: The scales of :func:`round_places` (10 ** places, exact doubles), by places.
 _TENS: Final[tuple[float, ...]] = (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0)
 _TWO_52: Final[float] = 4503599627370496.0
+#: hashlib.blake2b held once: the compiled core looked it up on the hashlib module per alert id.
+_BLAKE2B: Final = hashlib.blake2b
 _TWO_M50: Final[float] = 1.0 / 1125899906842624.0
 
 
@@ -161,7 +166,7 @@ def alert_id(user_id: str, kind: str, detail: str, event_time_ms: int) -> str:
     >>> alert_id("u1", "at_risk", "", 1000) == alert_id("u1", "at_risk", "", 1000)
     True
     """
-    digest = hashlib.blake2b(f"{user_id}\x1f{kind}\x1f{detail}\x1f{event_time_ms}".encode(), digest_size=12)
+    digest = _BLAKE2B(f"{user_id}\x1f{kind}\x1f{detail}\x1f{event_time_ms}".encode(), digest_size=12)
     return digest.hexdigest()
 
 
@@ -217,10 +222,10 @@ def advance(
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s < _ceil_s(ev.ts_ms):  # next_review_s * 1000 < ts_ms; mostly not: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out, c)
-        role = vocabulary.lookup(ev.type)[1]
+        slot, role = vocabulary.lookup(ev.type)  # once: apply_looked_up is models.state.apply_event without it
         if role == SUBSCRIPTION:  # a billing statement, not usage (models.revenue keeps the rest)
             before = st.period_end_day
-            apply_event(st, ev, vocabulary)  # only the end of the paid period (models.state)
+            apply_looked_up(st, ev, vocabulary, slot, role)  # only the end of the paid period (models.state)
             if st.period_end_day != before:
                 # the exit gate moved (models.risk.exit_open): look now, as for the other roles
                 # that are not activity, so a renewal that moves the period end out can close an
@@ -230,7 +235,7 @@ def advance(
                     _review(user_id, st, ts_s, model, out, c)
             continue
         new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
-        apply_event(st, ev, vocabulary)
+        apply_looked_up(st, ev, vocabulary, slot, role)
         out.review = None  # the state moved on since the last review (if this event is one, it sets it again)
         # While an at-risk alert is open every event is a review point: activity later the same
         # day can bring the risk under risk_exit, and silence never would (models.risk).
@@ -312,7 +317,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
     # a stage for the worse, the recovery for recovered and a stage for the better; and no
     # "recovered" carries a stage for the worse (_may_close).
-    told: Purpose = "recovered" if a.stage in IMPROVED else "at_risk"  # of a stage change
+    told: Purpose = "recovered" if _IMPROVED_BITS >> new_stage & 1 else "at_risk"  # of a stage change (a.stage in IMPROVED)
     purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
     # Every alert of this review tells the action for the user as this review leaves them, as
     # `churnwatch score`, `top` and the console read it (models.actions): at risk while the

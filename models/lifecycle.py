@@ -181,22 +181,25 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     reactivated = st.stage_since_s != 0 and st.stage == _REACTIVATED
     # Rough times first; only the earliest one still ahead is worked out to the second: the kinds
     # in order of (rough time, kind), the first whose exact second is ahead wins. Picked by a
-    # scan (at most five), not sorted: no tuple per kind.
+    # scan (at most five), not sorted: no tuple per kind. The five times are locals, not a list
+    # (a list of five boxed floats made, read and freed per review was a third of this function).
     floor = now - 2
     # a one-day user's "new" ends at the later of new_days and overdue (rule 4), not before
     one_day = st.active_days == 1
     new_end = first + c.new_days * DAY_S
     overdue_at = last + overdue_days * DAY_S
-    rough = [last + churned_days * DAY_S, last + dormant_days * DAY_S, overdue_at,
-             new_end if not one_day or new_end > overdue_at else overdue_at,
-             st.stage_since_s + c.new_days * DAY_S if reactivated else -math.inf]
+    r0 = last + churned_days * DAY_S
+    r1 = last + dormant_days * DAY_S
+    r2 = overdue_at
+    r3 = new_end if not one_day or new_end > overdue_at else overdue_at
+    r4 = st.stage_since_s + c.new_days * DAY_S if reactivated else -math.inf
     best = 0
     tried = 0  # bit per kind
     while True:
         kind = -1
         r_kind = 0.0
         for k in range(5):
-            r = rough[k]
+            r = r0 if k == 0 else r1 if k == 1 else r2 if k == 2 else r3 if k == 3 else r4
             if not tried >> k & 1 and r >= floor and (kind < 0 or r < r_kind):
                 kind, r_kind = k, r
         if kind < 0:

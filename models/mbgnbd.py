@@ -31,7 +31,7 @@ history observed for t longer (the test checks both forms against each other).
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Callable, Final
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -39,7 +39,7 @@ from scipy import optimize, special
 
 from models.bgnbd import BgNbdParams, FitResult, rate_hit_within
 
-__all__ = ["fit", "log_likelihood", "p_active_within", "p_alive", "p_alive_of"]
+__all__ = ["fit", "log_likelihood", "p_active_within", "p_active_within_of", "p_alive", "p_alive_of", "rate_hit_of"]
 
 _STARTS: Final[tuple[tuple[float, float, float, float], ...]] = (
     (1.0, 1.0, 1.0, 1.0),
@@ -47,6 +47,10 @@ _STARTS: Final[tuple[tuple[float, float, float, float], ...]] = (
     (2.0, 0.5, 0.3, 3.0),
 )
 _LOG_BOUND: Final[float] = 15.0
+#: math.expm1 and math.log1p held once: mypyc has no primitive for them and looked each up on the
+#: math module at every call (:func:`rate_hit_of`); the same functions, the same numbers.
+_EXPM1: Final[Callable[[float], float]] = math.expm1
+_LOG1P: Final[Callable[[float], float]] = math.log1p
 
 
 def p_alive(params: BgNbdParams, x: float, t_x: float, T: float) -> float:
@@ -84,8 +88,29 @@ def p_active_within(params: BgNbdParams, x: float, t_x: float, T: float, t: floa
     >>> round(p_active_within(p, 0, 0.0, 30.0, 30.0), 3), round(p_active_within(p, 0, 0.0, 30.0, 1e9), 3)
     (0.168, 0.353)
     """
+    return p_active_within_of(params.r, params.alpha, params.a, params.b, x, t_x, T, t)
+
+
+def p_active_within_of(r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float, t: float) -> float:
+    """:func:`p_active_within` of the parameters given one by one: what an alert's temperature
+    reads from the model's compiled form (models.temperature.p_back_within; ``BgNbdParams`` is a
+    Python class, whose attribute lookups cost the compiled core more than the formula)."""
     T = T if T > t_x else t_x
-    return p_alive(params, x, t_x, T) * rate_hit_within(params, x, T, t)
+    return p_alive_of(r, alpha, a, b, x, t_x, T) * rate_hit_of(r, alpha, x, T, t)
+
+
+def rate_hit_of(r: float, alpha: float, x: float, T: float, t: float) -> float:
+    """models.bgnbd.rate_hit_within (the reference) of the parameters ``r``, ``alpha`` given as
+    numbers: its check and formula, in the compiled core (bgnbd.py is Python: the compiled
+    temperature called it as a Python function, a frame and boxed arguments an alert; bgnbd
+    cannot import this module back). Bit for bit the same (tests/test_models_mbgnbd.py).
+
+    >>> rate_hit_of(1.0, 3.0, 0, 30.0, 30.0) == rate_hit_within(BgNbdParams(1.0, 3.0, 0.5, 3.0), 0, 30.0, 30.0)
+    True
+    """
+    if not (t >= 0.0 and t - t == 0.0):  # t - t: 0.0 for every finite t, NaN for inf (math.isfinite)
+        raise ValueError(f"window t must be a finite number of time units >= 0, got {t!r}")
+    return -_EXPM1(-(r + x) * _LOG1P(t / (alpha + T)))
 
 
 def _ll_terms(r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:

@@ -60,7 +60,7 @@ from models.compiled import CompiledModel, slot_labels
 from models.model import ChurnModel
 from models.signals import Signals, compute_signals
 from models.risk import leave_probability, savable
-from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
+from models.scoring import Assessment, Scores, assess, leave_at, scores_from
 from models.state import DAY_S, STAGES, UserState
 from models.temperature import p_back_within, p_stay, stay_after
 
@@ -176,13 +176,15 @@ def _listed(st: UserState, now_s: int, model: ChurnModel, keep: frozenset[str]) 
     return a if a.stage in keep else None
 
 
-_REACHABLE_INDEX: Final[frozenset[int]] = frozenset(STAGES.index(s) for s in REACHABLE)
+#: Bit i set where STAGES[i] is reachable: a shift and a mask in the compiled core, where an int in
+#: a frozenset was boxed and looked up (twice a user written, models.step.index_scores).
+_REACHABLE_BITS: Final[int] = sum(1 << i for i, s in enumerate(STAGES) if s in REACHABLE)
 
 
 def on_save_list(st: UserState) -> bool:
     """On the save list as of the user's last review: tracked, reviewed, stage reachable. Until
     the next review this is what :func:`daily_list` finds live (module docstring)."""
-    return st.n_events > 0 and st.stage_since_s > 0 and st.stage in _REACHABLE_INDEX
+    return st.n_events > 0 and st.stage_since_s > 0 and 0 <= st.stage < len(STAGES) and _REACHABLE_BITS >> st.stage & 1 == 1
 
 
 def save_bound(st: UserState, model: ChurnModel) -> float:
@@ -208,7 +210,8 @@ def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: Compile
     ``model.compiled`` where the caller holds it."""
     if st.next_review_s <= 0:
         return 1.0
-    return savable(a.p_stay, SilentRisk(a, model, c).leave_at(max(st.next_review_s, st.last_seen_s)))
+    # scoring.leave_at: SilentRisk's, without an object made and freed per user
+    return savable(a.p_stay, leave_at(a, max(st.next_review_s, st.last_seen_s), model, model.compiled if c is None else c))
 
 
 def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:

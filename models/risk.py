@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable, Final, Mapping, Sequence
 
-from models.signals import Signals
+from models.signals import Signals, _breadth, _round_even, _trends
 from models.state import DAY_S
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,6 +66,7 @@ __all__ = [
     "SLOT_PREFIXES",
     "feature_value",
     "feature_vector",
+    "leave_after",
     "leave_probability",
     "lifetime_count",
     "churn_risk",
@@ -119,6 +120,8 @@ def _log1p(x: float) -> float:
 _N_SILENCE: Final[int] = 10  # the first features move with silence, the others do not
 #: ``cooling``'s index: the one feature that reads P(alive) (models.compiled ``reads_alive``)
 COOLING: Final[int] = FEATURES.index("cooling")
+#: ``negative_share``'s index: the one feature past the silence ones that reads decayed counts
+_NEGATIVE: Final[int] = FEATURES.index("negative_share")
 _REVENUE: Final[int] = 15
 SILENCE_FEATURES: Final[frozenset[str]] = frozenset(FEATURES[:_N_SILENCE])
 #: Share of a user's 4-week activity that is negative feedback at which ``negative_share``
@@ -323,9 +326,14 @@ def lifetime_count(sig: Signals, slot: int) -> float:
 def _negative_share(sig: Signals) -> float:
     """``negative_share``: negative feedback's share of the 4-week activity over NEGATIVE_SHARE_FULL,
     at most 1 (both counts decay alike, so silence does not move it)."""
-    if sig.negative_28d <= 0.0 or sig.act_28d <= 0.0:
+    return _negative_share_of(sig.negative_28d, sig.act_28d)
+
+
+def _negative_share_of(negative_28d: float, act_28d: float) -> float:
+    """:func:`_negative_share` of the two 4-week counts (:func:`leave_after` has them as numbers)."""
+    if negative_28d <= 0.0 or act_28d <= 0.0:
         return 0.0
-    share = sig.negative_28d / (sig.act_28d * NEGATIVE_SHARE_FULL)
+    share = negative_28d / (act_28d * NEGATIVE_SHARE_FULL)
     return share if share < 1.0 else 1.0
 
 
@@ -404,6 +412,78 @@ def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "Churn
     z = c.risk_intercept
     for i, w, _ in c.terms:
         z += w * feature_value(i, sig, p_stay, revenue)
+    return sigmoid(z)
+
+
+def leave_after(sig: Signals, x: float, p_stay: float, revenue: float, model: "ChurnModel",
+                c: "CompiledModel | None" = None) -> float:
+    """``leave_probability(silent_after(sig, x, model, False, c), p_stay, revenue, model, c)``
+    bit for bit (``x`` > 0 days of silence after ``sig``), without the silent signals.
+
+    Why: the engine's look ahead (models.scoring.SilentRisk: the crossing search, the save-list
+    bound at the next review) evaluates this at every review of an open at-risk alert and a few
+    times per crossing search, and building the silent ``Signals`` (28 fields, a list of boxed
+    per-slot counts, freed at once) cost more than the formulas the model weighs (callgrind:
+    docs/SCALING.md). Here each weighed feature is computed from the numbers
+    :func:`~models.signals.silent_after` would have put in its signals, in the same float
+    operations: the decayed counts (``act * exp(-x / tau)``), the silences plus ``x``, the trends
+    and the breadth by the very functions it calls (``_trends``; ``_breadth`` of the per-slot
+    counts times the same factor), the per-slot counts as the same products; the features that
+    silence does not move (tenure, active days, purchases, revenue, the gap trend) read the same
+    inputs in ``sig``, so :func:`feature_value` of ``sig`` gives them. The formulas of the moving
+    ones are :func:`feature_value`'s, spelled on these numbers; tests/test_models_risk.py checks
+    both ways agree bit for bit on every feature (histories, and signals of any bits: NaN, -0.0,
+    subnormals)."""
+    if c is None:
+        c = model.compiled
+    # silent_after's now_s, for the exit gate (exit_open), read only where a period end is known
+    if sig.period_end_s > 0 and sig.now_s + _round_even(x * DAY_S) < exit_opens_s(sig.period_end_s, c.horizon_days):
+        return 0.0
+    f28 = math.exp(-x / 28.0)
+    a7, a28, a90 = sig.act_7d * math.exp(-x / 7.0), sig.act_28d * f28, sig.act_90d * math.exp(-x / 90.0)
+    silence = sig.silence_days + x
+    n_p = sig.n_purchases
+    p_silence = sig.purchase_silence_days + x if n_p > 0 else 0.0
+    trend = trend_long = 1.0
+    trends = False  # worked out at the first feature that reads them
+    slots = sig.slot_28d
+    n = len(slots)
+    z = c.risk_intercept
+    for i, w, _ in c.terms:
+        if i < _N_SILENCE:
+            if i == 0:
+                v = _log1p(silence)
+            elif i == 1:
+                v = _log1p(silence / sig.visit_gap_days)
+            elif i == 2:
+                v = _log1p(p_silence / sig.purchase_gap_days if n_p > 0 else 0.0)
+            elif i == 3:
+                v = -_log1p(a7)
+            elif i == 4:
+                v = -_log1p(a28)
+            elif i == 5:
+                v = -_log1p(a90)
+            elif i < 8:
+                if not trends:
+                    trend, trend_long = _trends(a7, a28, a90, sig.age_days + x)
+                    trends = True
+                t = trend if i == 6 else trend_long
+                v = 1.0 - t if t < 1.0 else 0.0
+            elif i == 8:
+                v = 1.0 - _breadth(slots, f28, n_p, p_silence, c)
+            else:
+                v = 1.0 - p_stay
+        elif i < len(FEATURES):
+            v = _negative_share_of(sig.negative_28d * f28, a28) if i == _NEGATIVE else feature_value(i, sig, p_stay, revenue)
+        else:
+            j = i - len(FEATURES)
+            if j < n:
+                v = -_log1p(slots[j] * f28)
+            elif j < 2 * n:
+                v = slots[j - n] * f28 / a28 if a28 > 0.0 else 0.0
+            else:
+                v = _log1p(slots[j - 2 * n] * f28 / a28 * sig.n_events if a28 > 0.0 else 0.0)
+        z += w * v
     return sigmoid(z)
 
 

@@ -25,12 +25,13 @@ from models.compiled import CompiledModel
 from models.model import ChurnModel
 from models.reasons import Purpose, reasons
 from models.rfm import rfm_segment
-from models.risk import combine, feature_vector, leave_probability, weighted_features
-from models.signals import Signals, compute_signals, silent_after
+from models.risk import combine, feature_vector, leave_after, leave_probability, weighted_features
+from models.signals import Signals, compute_signals
 from models.state import DAY_S, Stage, UserState
 from models.temperature import StaySource, p_back_within, p_stay, stay_after
 
-__all__ = ["Action", "Assessment", "Scores", "SilentRisk", "assess", "features_at", "risk_after", "risk_at", "score", "scores_from"]
+__all__ = ["Action", "Assessment", "Scores", "SilentRisk", "assess", "features_at", "leave_at", "risk_after", "risk_at", "score",
+           "scores_from"]
 
 @dataclass(slots=True, unsafe_hash=True)
 class Scores:
@@ -221,7 +222,7 @@ class SilentRisk:
         extra = (t_s - a.signals.now_s) / DAY_S
         if extra <= 0.0:
             return a.risk
-        self._look(t_s, extra)
+        _look(a, t_s, extra, self._model, self._c)
         return a._silent_r
 
     def leave_at(self, t_s: int) -> float:
@@ -229,32 +230,33 @@ class SilentRisk:
         stays silent until then: never below the assessment's (models.risk: no feature silence
         moves has a negative weight, and the exit gate only opens with time), so at the next
         review it bounds every value before it
-        (models.ranking.save_bound_after)."""
-        a = self._a
-        model = self._model
-        if t_s == a._silent_t and a._silent_m is model:
-            return a._silent_l
-        extra = (t_s - a.signals.now_s) / DAY_S
-        if extra <= 0.0:
-            return a.leave
-        c = self._c
-        if c.reads_alive:
-            self._look(t_s, extra)
-            return a._silent_l
-        # P(alive) is no feature of this model (models.compiled reads_alive): the leave part
-        # alone, without the BG/NBD evaluations of the whole risk (asked once, not remembered)
-        return leave_probability(silent_after(a.signals, extra, model, False, c), 0.0, a.revenue, model, c)
+        (models.ranking.save_bound_after). :func:`leave_at` without this object."""
+        return leave_at(self._a, t_s, self._model, self._c)
 
-    def _look(self, t_s: int, extra: float) -> None:
-        """Evaluate both parts ``extra`` days of silence after the assessment and remember them."""
-        a = self._a
-        model = self._model
-        c = self._c
-        p, _ = stay_after(a.signals, extra, model, c)
-        # the vector of silent_after's signals, reading only the weighed features (the revenue one
-        # from the assessment's revenue: silence leaves it)
-        leave = leave_probability(silent_after(a.signals, extra, model, False, c), p, a.revenue, model, c)
-        a._silent_t, a._silent_r, a._silent_l, a._silent_m = t_s, combine(p, leave), leave, self._model
+
+def leave_at(a: Assessment, t_s: int, model: ChurnModel, c: CompiledModel) -> float:
+    """``SilentRisk(a, model, c).leave_at(t_s)`` without making the object: the save-list bound
+    asks it once per user with an open alert (models.ranking.save_bound_after)."""
+    if t_s == a._silent_t and a._silent_m is model:
+        return a._silent_l
+    extra = (t_s - a.signals.now_s) / DAY_S
+    if extra <= 0.0:
+        return a.leave
+    if c.reads_alive:
+        _look(a, t_s, extra, model, c)
+        return a._silent_l
+    # P(alive) is no feature of this model (models.compiled reads_alive): the leave part
+    # alone, without the BG/NBD evaluations of the whole risk (asked once, not remembered)
+    return leave_after(a.signals, extra, 0.0, a.revenue, model, c)
+
+
+def _look(a: Assessment, t_s: int, extra: float, model: ChurnModel, c: CompiledModel) -> None:
+    """Evaluate both parts of the risk ``extra`` days of silence after ``a`` and remember them on it."""
+    p, _ = stay_after(a.signals, extra, model, c)
+    # the weighed features of silent_after's signals, without building them (models.risk.leave_after;
+    # the revenue one from the assessment's revenue: silence leaves it)
+    leave = leave_after(a.signals, extra, p, a.revenue, model, c)
+    a._silent_t, a._silent_r, a._silent_l, a._silent_m = t_s, combine(p, leave), leave, model
 
 
 def features_at(st: UserState, now_s: int, model: ChurnModel) -> tuple[Stage, list[float]]:

@@ -211,7 +211,7 @@ def _trends(a7: float, a28: float, a90: float, age: float) -> tuple[float, float
     return trend, trend_long
 
 
-def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, c: "CompiledModel") -> float:
+def _breadth(slot_28d: list[float], g: float, n_purchases: int, purchase_silence: float, c: "CompiledModel") -> float:
     """0-1: the share of the product's kinds of activity the user used over about 4 weeks, each
     kind counting n / (1 + n) of its 4-week count n, purchases exp(-days since the last / 28)
     (breadth of use: Gold, *Fighting Churn with Data*, 2020, ch. 7 — users of more features churn
@@ -219,17 +219,21 @@ def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, c
     history used, written by ``train``), not against every kind the model can tell apart: a
     product with three event types and no purchases is not "narrow" for a user of all three.
     Takes the compiled model its callers already hold (``model.compiled`` is a generic attribute
-    lookup on the Python class ChurnModel, twice per review)."""
+    lookup on the Python class ChurnModel, twice per review). Each count is ``slot_28d``'s times
+    ``g``: 1.0 for counts already decayed to the time of interest (``n * 1.0`` is ``n``), a decay
+    factor for a look ahead's (models.risk.leave_after: the products :func:`silent_after`'s list
+    holds, without the list)."""
     breadth = 0.0
     if c.kinds_all and len(slot_28d) == len(c.kinds):
         # the kinds are the slots 0, 1, ... n - 1: the list walked in place, the same sum in the
         # same order (an index read per kind was a tuple item, a list item and a check each)
-        for n in slot_28d:
+        for m in slot_28d:
+            n = m * g
             if n > 0.0:
                 breadth += n / (1.0 + n)
     else:
         for i in c.kinds:
-            n = slot_28d[i]
+            n = slot_28d[i] * g
             if n > 0.0:
                 breadth += n / (1.0 + n)
     if n_purchases > 0 and c.purchase_kind:
@@ -237,12 +241,14 @@ def _breadth(slot_28d: list[float], n_purchases: int, purchase_silence: float, c
     return breadth / c.n_kinds
 
 
-def kinds_used(sig: Signals, model: "ChurnModel") -> tuple[list[int], bool]:
+def kinds_used(sig: Signals, model: "ChurnModel", c: "CompiledModel | None" = None) -> tuple[list[int], bool]:
     """(slots, purchases) among the product's kinds that the user used in about 4 weeks: those
     whose share in :func:`_breadth` is at least a third (a 4-week count of 0.5 or more, a purchase
     within 28 ln 3 = 31 days). The reasons' "uses N of M kinds" counts these, out of the same
-    M as the breadth (``model.compiled.n_kinds``)."""
-    c = model.compiled
+    M as the breadth (``model.compiled.n_kinds``). ``c``: ``model.compiled`` where the caller
+    holds it."""
+    if c is None:
+        c = model.compiled
     slots = [i for i in c.kinds if sig.slot_28d[i] >= 0.5]
     bought = c.purchase_kind and sig.n_purchases > 0 and sig.purchase_silence_days <= _PURCHASE_USED_DAYS
     return slots, bought
@@ -325,7 +331,7 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
         slot_7d, slot_28d,
         trend, trend_long, recent, gap, silence / gap,
         n_p, x, t_x, T, p_silence, p_gap, p_overdue,
-        _breadth(slot_28d, n_p, p_silence, c), cancelled, c_days,
+        _breadth(slot_28d, 1.0, n_p, p_silence, c), cancelled, c_days,
         negative, st.n_events, st.period_end_day * DAY_S,
     )
 
@@ -379,7 +385,7 @@ def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slot
         a7, a28, a90, slot_7d, slot_28d,
         trend, trend_long, sig.recent_gap_days, sig.visit_gap_days, silence / sig.visit_gap_days,
         n_p, sig.purchase_x, sig.purchase_t_x, p_T, p_silence, sig.purchase_gap_days, p_overdue,
-        _breadth(slot_28d, n_p, p_silence, model.compiled if c is None else c), sig.cancelled,
+        _breadth(slot_28d, 1.0, n_p, p_silence, model.compiled if c is None else c), sig.cancelled,
         sig.cancelled_days + x if sig.cancelled else 0.0,
         sig.negative_28d * f28, sig.n_events, sig.period_end_s,
     )

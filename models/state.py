@@ -64,6 +64,7 @@ __all__ = [
     "Stage",
     "UserState",
     "apply_event",
+    "apply_looked_up",
     "decayed",
     "f32",
     "period_end_day",
@@ -125,9 +126,8 @@ _F1: Final["memoryview[float]"] = memoryview(bytearray(4)).cast("f")
 #: compares both ways on random states, records and doubles, and the compiled core with the pure
 #: one end to end.
 _COMPILED: Final[bool] = not __file__.endswith((".py", ".pyc"))  # mypyc's: the extension module's path
-#: 1.5 * 2 ** (e + 29) for e + 62 in 0..123: adding it to a double in [2 ** e, 2 ** (e + 1))
-#: rounds that double to a multiple of 2 ** (e - 23), its float32 grid (see :func:`f32`).
-_F32_ROUNDER: Final[tuple[float, ...]] = tuple(1.5 * math.ldexp(1.0, e + 29) for e in range(-62, 62))
+#: Veltkamp's splitting constant for 53 - 24 = 29 bits (:func:`_f32_normal`).
+_SPLIT_29: Final[float] = 536870913.0  # 2 ** 29 + 1
 _TWO_62: Final[float] = 4611686018427387904.0  # 2 ** 62
 _TWO_M62: Final[float] = 1.0 / 4611686018427387904.0  # 2 ** -62
 #: The smallest magnitude whose float32 cast is inf: FLT_MAX + half its unit (2 ** 128 - 2 ** 103,
@@ -161,17 +161,20 @@ def _f32_cast(x: float) -> float:
 
 def _f32_normal(x: float, a: float) -> float:
     """:func:`f32` of ``x`` with ``a = |x|`` in [2 ** -62, 2 ** 62) (well inside float32's normal
-    range, so no overflow nor subnormal), in float arithmetic alone: with 2 ** e <= a < 2 ** (e + 1),
-    ``x + c`` for c = 1.5 * 2 ** (e + 29) lies in c's binade, whose doubles are 2 ** (e - 23) apart:
-    the float32 grid of x's binade. So the addition rounds x to that grid, to nearest, ties to the
-    even multiple (c is an even one), as the cast does, and ``- c`` is exact (Sterbenz). e is the
-    bit length of the integer part of ``a`` (scaled by 2 ** 62 below 1, exactly) less one."""
-    if a >= 1.0:
-        e = int(a).bit_length() - 1
-    else:
-        e = int(a * _TWO_62).bit_length() - 63
-    c = _F32_ROUNDER[e + 62]
-    return (x + c) - c
+    range, so no overflow nor subnormal), in float arithmetic alone: Veltkamp's splitting (Dekker,
+    "A floating-point technique for extending the available precision", Numerische Mathematik
+    18, 1971): with ``g = x * (2 ** 29 + 1)`` rounded, ``g - (g - x)`` is ``x`` rounded to
+    53 - 29 = 24 significant bits, to nearest; with ties to even arithmetic a tie goes to the even
+    neighbour, as the cast's (checked on every float32 significand's two ties, both signs, in ten
+    binades from 2 ** -62 to 2 ** 61, and on random doubles: tests/test_models_native.py; each
+    operation scales exactly by a power of two in this range, so one binade stands for all).
+    Three operations instead of the binade's exponent from an int's bit length and a table
+    (~200 instructions a call, four an event). Each a rounded double operation of its own: C
+    compiled without FMA contraction (x86-64's baseline has no FMA; a build with one and
+    ``-ffp-contract=fast`` would fuse ``g - x``'s product and break it, as any of the core's
+    sums of products)."""
+    g = x * _SPLIT_29
+    return g - (g - x)
 
 
 def _zeros(n: int) -> bytes:
@@ -710,8 +713,15 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
     A ``subscription`` statement is not usage either: it only sets the end of the paid period
     (:func:`period_end_day`), in event order (module docstring).
     """
-    ts = event.ts_ms // 1000
     slot, role = vocabulary.lookup(event.type)
+    apply_looked_up(state, event, vocabulary, slot, role)
+
+
+def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot: int, role: int) -> None:
+    """:func:`apply_event` with the event's ``(slot, role)`` from ``vocabulary.lookup`` already
+    in hand (models.engine.advance looks it up first to decide the review: a second dict lookup
+    and tuple per event saved)."""
+    ts = event.ts_ms // 1000
     if role == SUBSCRIPTION:
         _state_period_end(state, event)  # a billing statement, not usage (models.revenue keeps the rest)
         return

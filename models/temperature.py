@@ -136,9 +136,9 @@ def p_back_within(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]
     if sig.cancelled:
         return 0.0, "visits"
     compiled = model.compiled
-    h = model.horizon_days
-    p = mbgnbd.p_active_within(compiled.visits, float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days,
-                               sig.age_days, h)
+    h = compiled.horizon_days  # float(model.horizon_days): a struct read, not a generic attribute lookup
+    p = mbgnbd.p_active_within_of(compiled.visit_r, compiled.visit_alpha, compiled.visit_a, compiled.visit_b,
+                                  float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days, h)
     source: StaySource = "visits"
     purchases = compiled.purchases
     if purchases is not None and sig.n_purchases > 0 and sig.purchase_x != 0:

@@ -87,7 +87,9 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
     reach_ms = until_ms
     first_ms = 0
     seen = False
-    for ev in events:
+    # walked as a list (the worker's are): a Sequence is walked through the generic iterator protocol
+    evs: list[Event] = events if isinstance(events, list) else list(events)
+    for ev in evs:
         ts = ev.ts_ms
         if ts > reach_ms:
             reach_ms = ts
@@ -98,17 +100,17 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
     elif seen:
         start_s = first_ms // 1000
     else:
-        return advance(user_id, old, events, until_ms, model, period_ms, marks, c), []
+        return advance(user_id, old, evs, until_ms, model, period_ms, marks, c), []
     last = week_of(reach_ms // 1000)
     w = week_of(start_s) + 1
     if w < last - HISTORY_WEEKS + 1:
         w = last - HISTORY_WEEKS + 1
     if w > last:
-        return advance(user_id, old, events, until_ms, model, period_ms, marks, c), []
+        return advance(user_id, old, evs, until_ms, model, period_ms, marks, c), []
     st = old
     alerts: list[Alert] = []
     points: list[bytes] = []
-    rest = list(events)
+    rest = list(evs)
     while w <= last:
         b_ms = week_start_s(w) * 1000
         part = [ev for ev in rest if ev.ts_ms < b_ms]

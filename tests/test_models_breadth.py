@@ -46,7 +46,7 @@ def test_a_model_without_kinds_counts_every_slot_and_purchases_as_before(slots: 
     before = sum(n / (1.0 + n) for n in slots if n > 0.0)
     if n_p > 0:
         before += math.exp(-silence / 28.0)
-    assert _breadth(slots, n_p, silence, load_model().compiled) == before / 9
+    assert _breadth(slots, 1.0, n_p, silence, load_model().compiled) == before / 9
 
 
 def test_breadth_and_the_reason_count_the_products_kinds() -> None:

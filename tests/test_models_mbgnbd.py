@@ -136,3 +136,37 @@ def test_coming_back_within_t_is_calibrated_against_simulated_futures() -> None:
     assert abs(pred.mean() - came.mean()) < 0.015
     for chunk in np.array_split(np.argsort(pred), 5):
         assert abs(pred[chunk].mean() - came[chunk].mean()) < 0.04
+
+
+_PURE_MBGNBD = __import__("models._native", fromlist=["import_pure"]).import_pure(["mbgnbd"])["mbgnbd"]
+_POSITIVE = st.one_of(st.floats(1e-3, 1e3), st.sampled_from([1e-300, 5e-324, 1.0, 1e300]))
+_DAYS = st.one_of(st.floats(0.0, 1e5), st.sampled_from([0.0, -0.0, 5e-324, 1e-300]))
+
+
+def _bits(f: object, *args: object) -> str:
+    try:
+        v = f(*args)
+    except (ValueError, ArithmeticError) as exc:
+        return type(exc).__name__ + str(exc)
+    return "nan" if math.isnan(v) else v.hex()
+
+
+@settings(max_examples=400, deadline=None)
+@given(_POSITIVE, _POSITIVE, _POSITIVE, _POSITIVE, st.one_of(st.integers(0, 500).map(float), _DAYS), _DAYS, _DAYS,
+       st.one_of(_DAYS, st.sampled_from([30.0, float("inf"), float("nan"), -1.0, -0.0])))
+def test_the_compiled_temperatures_formula_is_bgnbds(r: float, alpha: float, a: float, b: float, x: float, t_x: float,
+                                                      T: float, t: float) -> None:
+    """``rate_hit_of`` / ``p_active_within_of`` (the parameters as numbers, in the compiled core)
+    against the reference, models.bgnbd.rate_hit_within and ``p_alive x rate_hit_within`` on a
+    ``BgNbdParams``: the same bits (or the same error: a window that is negative, inf or NaN), in
+    the pure copy and in the module this process runs (compiled where built)."""
+    from models.bgnbd import rate_hit_within
+
+    params = BgNbdParams(r, alpha, a, b)
+    want_rate = _bits(rate_hit_within, params, x, T, t)
+    TT = T if T > t_x else t_x
+    want = _bits(lambda: mbgnbd.p_alive(params, x, t_x, TT) * rate_hit_within(params, x, TT, t))
+    for module in (_PURE_MBGNBD, mbgnbd):
+        assert _bits(module.rate_hit_of, r, alpha, x, T, t) == want_rate
+        assert _bits(module.p_active_within_of, r, alpha, a, b, x, t_x, T, t) == want
+        assert _bits(module.p_active_within, module.BgNbdParams(r, alpha, a, b), x, t_x, T, t) == want

@@ -397,6 +397,22 @@ def test_the_fast_f32_rounds_as_the_cast(x: float) -> None:
                 assert struct.pack("<d", module._f32_normal(v, a)) == struct.pack("<d", module._f32_cast(v))
 
 
+def test_the_fast_f32_breaks_every_tie_to_even_as_the_cast() -> None:
+    """``_f32_normal`` (Veltkamp's split) on the exact ties between float32 neighbours: the
+    float32 significands at both ends of the range and a spread between (odd and even, so both
+    ways a tie goes), half a unit above and below each, both signs, in the lowest, a middle and
+    the highest binade it serves: the even neighbour, as the cast (a split that broke ties away
+    from zero, or rounded the product's way, fails here)."""
+    sig = [*range(2 ** 23, 2 ** 23 + 2000), *range(2 ** 24 - 2000, 2 ** 24), *range(2 ** 23, 2 ** 24, 4099)]
+    for module in _STATE:
+        for e in (-62 - 23, -23, 61 - 23):
+            for m in sig:
+                for v in (math.ldexp(m + 0.5, e), math.ldexp(m - 0.5, e), -math.ldexp(m + 0.5, e)):
+                    a = abs(v)
+                    if 2.0 ** -62 <= a < 2.0 ** 62:
+                        assert module._f32_normal(v, a) == array("f", [v])[0], (module.__name__, v.hex())
+
+
 _ENGINES = [PURE["engine"]] + ([engine_module] if _native.active() == "compiled" else [])
 
 

@@ -205,7 +205,7 @@ def _change_points(events: list[Event], until_ms: int, model: ChurnModel) -> lis
     compiled engine would call its functions directly (patch a pure-Python copy then), which the
     first assertion turns into a failure instead of a test that checks nothing."""
     points: list[tuple[int, UserState]] = []
-    review, apply = engine._review, engine.apply_event
+    review, apply = engine._review, engine.apply_looked_up
 
     def reviewed(user_id: str, st_: UserState, now_s: int, model_: ChurnModel, out: Outcome, *rest: Any) -> None:
         review(user_id, st_, now_s, model_, out, *rest)  # rest: the compiled model advance hands down
@@ -220,7 +220,7 @@ def _change_points(events: list[Event], until_ms: int, model: ChurnModel) -> lis
     assert inspect.isfunction(engine.advance), "a compiled engine: the patches would not take"
     with pytest.MonkeyPatch.context() as m:
         m.setattr(engine, "_review", reviewed)
-        m.setattr(engine, "apply_event", applied)
+        m.setattr(engine, "apply_looked_up", applied)
         engine.advance("u", None, events, until_ms, model)
     return points
 

@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from models.engine import advance
 from models.model import ChurnModel, load_model
 from models.lifecycle import REACHABLE
-from models.ranking import daily_list, index_score, save_bound, save_bound_after, save_key, save_score, win_back_key
+from models import engine
+from models.ranking import daily_list, index_score, on_save_list, save_bound, save_bound_after, save_key, save_score, win_back_key
+from models.reasons import IMPROVED
 from models.scoring import assess
-from models.state import DAY_S, UserState
+from models.state import DAY_S, STAGES, UserState
 from tests.test_models_properties import MODELS, T0_MS, histories
 
 DEFAULT = load_model(None)
@@ -104,3 +106,15 @@ def test_a_look_back_to_the_last_activity_never_takes_T_below_it() -> None:
     past_last = -(sig.purchase_T - sig.purchase_t_x) - 1e-9  # a hair before the last purchase
     at_last = -(sig.age_days - sig.tenure_days)
     assert stay_after(sig, past_last, model) == stay_after(sig, min(at_last, -(sig.purchase_T - sig.purchase_t_x)), model)
+
+
+def test_the_stage_bit_sets_are_the_stage_sets() -> None:
+    """``on_save_list`` and the engine's "improved" test read a stage index's bit (a shift and a
+    mask in the compiled core) instead of a frozenset: the same answer for every stage index a
+    state can hold and for ones it cannot (out of range: not reachable, as no set holds them)."""
+    reachable = {STAGES.index(s) for s in REACHABLE}
+    for stage in range(-3, len(STAGES) + 70):
+        for n, since in ((0, 5), (3, 0), (3, 5)):
+            st_ = UserState(n_events=n, stage_since_s=since, stage=stage)
+            assert on_save_list(st_) == (n > 0 and since > 0 and stage in reachable), (stage, n, since)
+    assert [bool(engine._IMPROVED_BITS >> i & 1) for i in range(len(STAGES))] == [s in IMPROVED for s in STAGES]

@@ -9,10 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models import _native
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel, load_model
 from models.risk import (FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, churn_risk, feature_value, feature_vector,
+                         leave_after,
                          leave_probability, risk_probability, sigmoid)
 from models.scoring import SilentRisk, assess, risk_at
 from models.signals import _round_even, silent_after
@@ -271,3 +273,78 @@ def test_a_look_ahead_without_the_week_slots_is_the_same_signals_otherwise(event
 def test_the_look_aheads_rounding_is_pythons_round(y: float) -> None:
     """signals._round_even (the compiled core's own halves-to-even) is ``round`` on every finite float it sees."""
     assert _round_even(y) == round(y)
+
+
+#: Fresh pure-Python copies (the reference) beside what this process runs (compiled where built).
+_PURE = _native.import_pure(["model", "risk", "signals"])
+_SINGLE = [ChurnModel(tracked_types=_TRACKED, risk_weights={name: 0.7})
+           for name in (*[f for f in FEATURES if f != "buyer"], "inactive:click", "share:view", "lifetime:message")]
+
+
+def _outcome(f: object, *args: object) -> str:
+    """What ``f(*args)`` gives, as bits (any NaN alike: its payload is no result), or that it
+    raises (on inputs no state gives, a negative silence: the reference works out every silent
+    signal before the features, so the first error it meets may be another one)."""
+    try:
+        v = f(*args)
+    except (ArithmeticError, ValueError):
+        return "raises"
+    assert isinstance(v, float)
+    return "nan" if math.isnan(v) else v.hex()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(histories(), histories(renewals=True)), st.integers(0, 120 * DAY_S), st.integers(1, 200 * DAY_S),
+       st.sampled_from([ChurnModel(), _ALL_WEIGHED, *_SINGLE]))
+def test_the_look_ahead_without_silent_signals_is_the_one_with_them(events: list[Event], later_s: int, ahead_s: int,
+                                                                  model: ChurnModel) -> None:
+    """``leave_after`` (what SilentRisk evaluates: the save-list bound, the crossing search) is
+    ``leave_probability`` of ``silent_after``'s signals bit for bit, for every feature weighed
+    alone and all together, exit gate open or closed (renewals)."""
+    state = advance("u", None, events, events[-1].ts_ms + 1, model).state
+    a = assess(state, state.last_seen_s + later_s, model)
+    x = ahead_s / DAY_S
+    for p in (a.p_stay, 0.0):
+        want = leave_probability(silent_after(a.signals, x, model, False), p, state.revenue, model)
+        assert leave_after(a.signals, x, p, state.revenue, model).hex() == want.hex()
+
+
+_ANY = st.one_of(st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-300, 1.0, 0.5, 3.0, 1e300,
+                                  float("inf"), -float("inf"), float("nan")]),
+                 st.floats(), st.floats(0.0, 500.0), st.floats(width=32))
+_GAP = st.one_of(st.just(1.0), st.floats(1.0, 1e6), st.floats(1.0, 1e308))  # a signal's intervals are never under a day
+#: Durations (silences, age, tenure): never negative, from epoch seconds.
+_SPAN = st.one_of(st.sampled_from([0.0, 5e-324, 2.2250738585072014e-308, 1e-300, 0.5, 1.0]), st.floats(0.0, 1e6))
+
+
+@st.composite
+def _signal_fields(draw: st.DrawFn, n_slots: int) -> list[object]:
+    """The positional fields of a ``Signals`` with any bits where a state's counts and ratios
+    could hold them (NaN, inf, -0.0, subnormals), in the ranges its other numbers keep
+    (durations >= 0, intervals >= 1 day)."""
+    return [draw(st.integers(0, 2 ** 33)), draw(_SPAN), draw(_SPAN), draw(_SPAN), draw(st.integers(0, 1000)),
+            draw(_ANY), draw(_ANY), draw(_ANY), [], draw(st.lists(_ANY, min_size=n_slots, max_size=n_slots)),
+            draw(_ANY), draw(_ANY), draw(_GAP), draw(_GAP), draw(_ANY),
+            draw(st.integers(0, 50)), draw(st.integers(0, 50)), draw(_SPAN), draw(_SPAN), draw(_SPAN), draw(_GAP), draw(_ANY),
+            draw(_ANY), draw(st.booleans()), draw(_SPAN), draw(_ANY), draw(st.integers(0, 10 ** 6)),
+            draw(st.one_of(st.just(0), st.integers(0, 2 ** 33)))]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.sampled_from(range(2 + len(_SINGLE))),
+       st.one_of(st.floats(1.0 / DAY_S, 400.0), st.floats(1.0 / DAY_S, 1e6), st.sampled_from([1.0 / DAY_S, 1.0, 0.5])),
+       st.floats(0.0, 1.0), st.floats(0.0, 1e5))
+def test_the_look_ahead_on_signals_of_any_bits(data: st.DataObject, which: int, x: float, p: float, revenue: float) -> None:
+    """``leave_after`` against the reference ``leave_probability(silent_after(...))`` (pure
+    Python) on signals of any bits, in the pure copy and in the module this process runs
+    (compiled where built): the same bits, or both raise."""
+    model = [ChurnModel(), _ALL_WEIGHED, *_SINGLE][which]
+    fields = data.draw(_signal_fields(model.compiled.vocabulary.n_slots))
+    pure_model = _PURE["model"].ChurnModel(tracked_types=model.tracked_types, risk_weights=dict(model.risk_weights))
+    pure_sig = _PURE["signals"].Signals(*fields)
+    want = _outcome(lambda: _PURE["risk"].leave_probability(_PURE["signals"].silent_after(pure_sig, x, pure_model, False),
+                                                             p, revenue, pure_model))
+    assert _outcome(_PURE["risk"].leave_after, pure_sig, x, p, revenue, pure_model) == want
+    from models.signals import Signals
+
+    assert _outcome(leave_after, Signals(*fields), x, p, revenue, model) == want
