@@ -54,6 +54,9 @@ class MypycBuildExt(build_ext):
     def run(self) -> None:
         if not self.extensions:
             return
+        if os.name == "posix":  # GCC and Clang: never fuse a multiply and an add (compiled == pure, bit for bit)
+            for ext in self.extensions:
+                ext.extra_compile_args = [*(ext.extra_compile_args or []), "-ffp-contract=off"]
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001 - no compiler, a compile error

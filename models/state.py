@@ -169,10 +169,10 @@ def _f32_normal(x: float, a: float) -> float:
     binades from 2 ** -62 to 2 ** 61, and on random doubles: tests/test_models_native.py; each
     operation scales exactly by a power of two in this range, so one binade stands for all).
     Three operations instead of the binade's exponent from an int's bit length and a table
-    (~200 instructions a call, four an event). Each a rounded double operation of its own: C
-    compiled without FMA contraction (x86-64's baseline has no FMA; a build with one and
-    ``-ffp-contract=fast`` would fuse ``g - x``'s product and break it, as any of the core's
-    sums of products)."""
+    (~200 instructions a call, four an event). Each a rounded double operation of its own: the
+    core's C is compiled with ``-ffp-contract=off`` (setup.py), since a fused multiply-add (the
+    default of GCC on targets with FMA, such as aarch64) would fuse ``g - x``'s product and break
+    it, as it would any of the core's sums of products."""
     g = x * _SPLIT_29
     return g - (g - x)
 
