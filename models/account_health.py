@@ -25,7 +25,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   downgrade in the last 30 days 0.35, renewal within 30 days while usage fell 25 % or more 0.4
   (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
   so every paying account whose users have not come yet would carry it), a trial ending within
-  3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"); cancelled with nothing left:
+  3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"), and after its end
+  while the status still says trial (no statement yet says converted or cancelled: "trial ended 5 h
+  ago and nobody has used it"); cancelled with nothing left:
   churned, risk 1, or, for an account that never paid (a trial cancelled without converting, or
   a free plan cancelled: the state keeps no trace of a trial once it is cancelled), trial_lost,
   risk 1, "cancelled without paying" (no logo churn, docs/REVENUE.md, but nothing left to save either);
@@ -184,6 +186,27 @@ def hours_left(ends_ms: int, now_ms: int) -> int:
     return (ends_ms - now_ms + 1_800_000) // 3_600_000
 
 
+def _trial_end_text(ends_ms: int, now_ms: int, use: str) -> str:
+    """The trial rule's reason: "trial ends in 46 h and nobody has used it yet" before the end,
+    "trial ended 5 h ago and nobody has used it" after it while no statement says converted or
+    cancelled (``use`` carries a ``{}`` for the "yet" an ended trial drops); past 72 h in days.
+
+    >>> h = 3_600_000
+    >>> [_trial_end_text(100 * h, t, "and nobody has used it{}") for t in (54 * h, 100 * h - 1, 100 * h + 1, 105 * h, 172 * h)]
+    ['trial ends in 46 h and nobody has used it yet', 'trial ends within the hour and nobody has used it yet', 'trial ended less than an hour ago and nobody has used it', 'trial ended 5 h ago and nobody has used it', 'trial ended 3 days ago and nobody has used it']
+    >>> _trial_end_text(100 * h, 105 * h, "with usage at 10% of the usual")
+    'trial ended 5 h ago with usage at 10% of the usual'
+    """
+    left_ms = ends_ms - now_ms
+    if left_ms > 0:
+        ends = "within the hour" if left_ms < 3_600_000 else f"in {hours_left(left_ms, 0)} h"
+        return f"trial ends {ends} {use.format(' yet')}"
+    since = hours_left(now_ms, ends_ms)
+    ago = ("less than an hour ago" if -left_ms < 3_600_000 else f"{since} h ago" if since < 72
+           else _ago(-left_ms / 86_400_000))
+    return f"trial ended {ago} {use.format('')}"
+
+
 def _share(n: int, of: int) -> str:
     """``n`` of the account's ``of`` users in words: "2 of 5 users", "the only user", "both
     users", "all 3 users". Not "1 of 1 active users": the users are the members seen in 90 days,
@@ -197,22 +220,32 @@ def _share(n: int, of: int) -> str:
     return "the only user" if of == 1 else "both users" if of == 2 else f"all {_counted('user', of)}"
 
 
-def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0) -> tuple[str, ...]:
+def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days: float = -1.0) -> tuple[str, ...]:
     """The reasons of an ``account_recovered`` alert: why the account is better, never a reason
     for risk (issue 11: an alert's reasons support it). The roll-up's reasons are the parts of
     its risk (each adds to it), so a recovery listing one that is left over ("1 of 5 users silent
     for 2 weeks" at risk 0.16) contradicts itself; a recovered alert says instead how many users
     were active in the last 2 weeks (none: nothing), then the fall of the risk since the alert
     opened at ``opened_risk`` (0: unknown, not said), in the words of the users' recovered
-    alerts (models.reasons).
+    alerts (models.reasons). ``converted_days`` (>= 0): an account that never paid started paying
+    that many days ago, since the alert opened (a trial converting): "converted to a paid plan
+    today", first when today (QA/review 4, 2026-12-03: a converted trial nobody had used yet
+    recovered with only "risk down to 0% from 50%", beside health 0 and temperature 100, and no
+    word of the conversion).
 
     >>> r = rollup([Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 80 * DAY_S, 1, 0.0, 9.0, 9.0)], None, None, 0, 100 * DAY_S)
     >>> r.reasons, recovered_reasons(r, 0.8)
     (('1 of 2 users silent for 2 weeks',), ('1 of 2 users active in the last 2 weeks', 'risk down to 40% from 80% when the alert opened'))
+    >>> recovered_reasons(rollup([], None, None, 0, 100 * DAY_S), 0.5, 0.2)
+    ('converted to a paid plan today', 'risk down to 0% from 50% when the alert opened')
+    >>> recovered_reasons(r, 0.8, 20.0)[:2]
+    ('1 of 2 users active in the last 2 weeks', 'converted to a paid plan 20 days ago')
     """
     out: list[str] = []
     if r.users > r.silent:
         out.append(f"{_share(r.users - r.silent, r.users)} active in the last 2 weeks")
+    if converted_days >= 0:  # first when it is today's news (the conversion closed the alert), else after the users' return
+        out.insert(0 if round(converted_days) == 0 else len(out), f"converted to a paid plan {_ago(converted_days)}")
     if opened_risk > r.risk:
         out.append(f"risk down to {100.0 * r.risk:.0f}% from {100.0 * opened_risk:.0f}% when the alert opened")
     return tuple(out)
@@ -254,13 +287,15 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
         when = "today" if days == 0 else f"in {_days(days)}"
         reasons.append((0.4, f"renewal {when} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
-    trial_soon = view is not None and view.status == "trial" and view.trial_ends_ms and 0 <= view.trial_ends_ms - now_ms <= 3 * 86_400_000
+    # No lower bound: a trial whose end has passed while its status still says trial (the billing
+    # system has not said converted or cancelled yet) keeps the rule (review 4, 2026-12-03: with
+    # ``0 <=`` the risk fell to 0 at the end and the open alert said account_recovered, "risk down
+    # to 0% from 50%", of a trial nobody used; its cancellation hours later then sent nothing).
+    trial_soon = view is not None and view.status == "trial" and view.trial_ends_ms and view.trial_ends_ms - now_ms <= 3 * 86_400_000
     if trial_soon and usage < 0.5:
         r_b = max(r_b, 0.5)
-        left_ms = view.trial_ends_ms - now_ms  # type: ignore[union-attr]
-        ends = "within the hour" if left_ms < 3_600_000 else f"in {hours_left(left_ms, 0)} h"
-        use = f"with usage at {round(100 * usage)}% of the usual" if users else "and nobody has used it yet"
-        reasons.append((0.5, f"trial ends {ends} {use}", _CONVERT_TRIAL))
+        use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
+        reasons.append((0.5, _trial_end_text(view.trial_ends_ms, now_ms, use), _CONVERT_TRIAL))  # type: ignore[union-attr]
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
     # Cancelled without ever paying (a trial, or a free plan: a cancelled statement replaces the
     # trial's, so whether there was one is not known here): gone like a churned account (its silent users are

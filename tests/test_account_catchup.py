@@ -114,3 +114,35 @@ def test_an_account_nobody_uses_for_90_days_stays_at_risk_and_does_not_recover()
     assert silent_counts([seen_s, seen_s], (T0 + 150 * DAY_MS) // 1000) == (2, 2)
     _decide("acme", acc, T0 + 151 * DAY_MS, out)  # the account's next copy or review
     assert [orjson.loads(v)["kind"] for _, v in out.alerts] == ["account_at_risk"], "no recovery with nobody back"
+
+
+def test_a_trial_end_needs_no_review_of_its_own() -> None:
+    """The due schedule has no deadline at a trial end (review 4, 2026-12-03, asked whether it
+    should): the trial rule holds on past the end while the status says trial, so nothing can
+    change there. Reviewed every hour or only at its deadlines (the catch-up), an unused trial
+    and one used at 10 % of its usual give the same alerts up to the cancellation 30 h after the
+    end, which closes the alert (``account_churned``, trial_lost). On the old code the hourly
+    reviews sent ``account_recovered`` an hour after the end, and then nothing at the cancellation."""
+    ends = T0 + 5 * DAY_MS + 1_234_567
+    for members in ({}, {member_key("u1"): Member(member_key("u1"), T0 // 1000, 1, 0.0, 2.0, 20.0, "u1")}):
+        told = []
+        for hourly in (True, False):
+            sub = Subscription("trial", "Pro", 0, ends)
+            acc = AccountWork(AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "trialx", sub)), {}, dict(members))
+            out = AccountsAdvanced()
+            _decide("trialx", acc, T0, out)
+            cancel_ms = ends + 30 * 3_600_000
+            if hourly:
+                for t in range(T0 + 3_600_000, cancel_ms, 3_600_000):
+                    _review_until("trialx", acc, t, out)
+                    _decide("trialx", acc, t, out)
+            else:
+                _review_until("trialx", acc, cancel_ms, out)
+            account_alerts_before = len(out.alerts)
+            acc.state.apply(Event("admin", cancel_ms, "subscription", "s1", 0.0, "trialx", Subscription("cancelled", "Pro", 0)))
+            _decide("trialx", acc, cancel_ms, out)
+            kinds = [(a["kind"], a["stage"]) for a in (orjson.loads(v) for _, v in out.alerts)]
+            assert len(out.alerts) == account_alerts_before + 1 and kinds[-1] == ("account_churned", "trial_lost"), kinds
+            told.append(kinds)
+        reminders = [] if members else [("trial_ending", "at_risk")] * 2  # the used one's health is 55: no reminder
+        assert told[0] == told[1] == [("account_at_risk", "at_risk"), *reminders, ("account_churned", "trial_lost")], (members, told)

@@ -23,7 +23,8 @@ from models.engine import alert_id
 from models.revenue import AccountState
 from streams.worker.alert_log import EXTRAS_FIELD
 
-__all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "decide_alert",
+__all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
+           "decide_alert",
            "decide_reminders", "member_deadlines_ms", "next_due_s", "opened_risk", "other_due_ms", "renewal_ms",
            "risk_drops_ms", "usage_counts"]
 
@@ -118,11 +119,31 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["churned_ms"] = now_ms
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
-        shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since)))
+        shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms)))
         acc.extras.pop("at_risk_risk", None)
     if kind is not None:
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, shown))))
     return r
+
+
+def converted_days(state: AccountState, since_ms: int, now_ms: int) -> float:
+    """Days since an account that had never paid before ``since_ms`` (its at-risk alert's opening:
+    a trial, a free plan) started paying, when it pays now; -1.0 otherwise (not a conversion: it
+    paid before, a reactivation; or it does not pay). For the recovered alert's "converted" reason.
+
+    >>> from models.events import Event
+    >>> from models.subscription import Subscription
+    >>> state = AccountState().update(Event("a", 0, "subscription", "s0", 0.0, "x", Subscription("trial", "Pro", 0, 9 * 86_400_000)))
+    >>> converted_days(state, 4, 9)
+    -1.0
+    >>> _ = state.update(Event("a", 5 * 86_400_000, "subscription", "s1", 0.0, "x", Subscription("active", "Pro", 4999)))
+    >>> converted_days(state, 4 * 86_400_000, 5 * 86_400_000), converted_days(state, 6 * 86_400_000, 6 * 86_400_000)
+    (0.0, -1.0)
+    """
+    view = state.get() if state.subs else None
+    if view is None or not view.customer or view.first_paid_ms < since_ms:
+        return -1.0
+    return max(0, now_ms - view.first_paid_ms) / 86_400_000
 
 
 def opened_risk(extras: Mapping[str, object], since_ms: int) -> float:
@@ -212,28 +233,29 @@ def other_due_ms(acc: AccountWork, now_ms: int) -> int:
 
 def risk_drops_ms(acc: AccountWork) -> list[int]:
     """The times after which the roll-up's risk may fall without a copy (a member leaving the 90-day
-    window of users, a downgrade older than 30 days, a renewal or a trial end passed). Between two
-    of them, with no copy, the risk only rises: members turn silent, usage decays
-    (``models.account_health``), a renewal or a trial end comes near."""
+    window of users, a downgrade older than 30 days, a renewal passed). Between two of them, with
+    no copy, the risk only rises: members turn silent, usage decays (``models.account_health``), a
+    renewal or a trial end comes near. A trial end passed is no fall: the trial rule holds on while
+    the status says trial (review 4, 2026-12-03), and only a statement (a copy) ends it."""
     times = [m.last_seen_s * 1000 + _USERS_WINDOW_MS for m in acc.members.values() if m.last_seen_s]
     down = acc.extras.get("down")
     if down:
         times.append(int(down[0]) + _DOWNGRADE_RECENT_MS)  # type: ignore[index]
     view = acc.state.get() if acc.state.subs else None
     if view is not None:
-        times += [t + 1 for t in (*view.period_ends_ms, view.trial_ends_ms) if t]
+        times += [t + 1 for t in view.period_ends_ms]
     return times
 
 
 def usage_counts(state: AccountState, lo_ms: int, hi_ms: int) -> bool:
     """Whether the members' usage can move the roll-up's risk between ``lo_ms`` and ``hi_ms``: a
-    renewal within 30 days or a trial ending within 3 days (``models.account_health``) at some time
-    between them."""
+    renewal within 30 days, or a trial ending within 3 days or ended while the status still says
+    trial (``models.account_health``), at some time between them."""
     view = state.get() if state.subs else None
     if view is not None and any(e - _RENEWAL_SOON_MS <= hi_ms and e >= lo_ms for e in view.period_ends_ms):
         return True
     ends = view.trial_ends_ms if view is not None and view.status == "trial" else 0
-    return bool(ends) and ends - _TRIAL_SOON_MS <= hi_ms and ends >= lo_ms
+    return bool(ends) and ends - _TRIAL_SOON_MS <= hi_ms
 
 
 def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:
