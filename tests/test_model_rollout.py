@@ -163,7 +163,7 @@ def test_a_take_over_with_another_vocabulary_is_refused_and_changes_nothing(redi
 
     why, still, after = asyncio.run(go())
     assert "\n" not in why and "tracks other event types" in why and "--take-over-model --rebuild-state" in why
-    assert "'cw:*'" in why and "Model upgrades" in why
+    assert "'cw:'" in why and "Model upgrades" in why
     assert still == model_id(base), "a refused take-over records nothing"
     assert after == model_id(same)
     with pytest.raises(UserError, match="tracks other event types"):  # the worker's start: exit 2, one line
@@ -502,3 +502,27 @@ def test_a_rebuild_deletes_only_its_own_deployment(redis_url: str) -> None:
             await s.close()
 
     assert asyncio.run(eu_user()) is not None
+
+
+def test_the_console_says_once_that_its_model_file_is_not_the_model_in_use(
+        redis_url: str, tmp_path: typing.Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Review 4 #6d: a console pointed at another file (CHURNWATCH_MODEL_PATH, to preview it) scores with
+    the workers' model, as the CLI does, and says so in the CLI's INFO line, once, at start."""
+    from starlette.testclient import TestClient
+
+    from streams.console.app import create_app
+
+    base = load_model()
+    preview = base.with_(version="trained-preview", risk_intercept=base.risk_intercept + 2.0)
+    path = tmp_path / "new.json"
+    path.write_text(preview.to_json())
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url, model_path=str(path))
+    asyncio.run(_closed(_worker_wrote(Settings(redis_url=redis_url), base, uid, st)))
+    caplog.set_level(logging.INFO, logger="streams.console")
+    with TestClient(create_app(settings)) as client:
+        said = [r.getMessage() for r in caplog.records if r.name.startswith("streams.console") and str(path) in r.getMessage()]
+        assert said == [f"scoring with the model the workers use ({model_id(base)}), not {path} (to score a file: backtest --model)"]
+        body = client.get(f"/api/v1/users/{uid}").json()
+    assert body["risk"] == round(score(st, max(END_MS // 1000, st.last_seen_s), base).risk, 4)
+    assert len([r for r in caplog.records if str(path) in r.getMessage()]) == 1, "once"
