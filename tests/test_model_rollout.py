@@ -354,9 +354,11 @@ def test_an_old_workers_write_during_the_rebuild_does_not_survive(redis_url: str
 
 
 def test_a_replica_started_during_the_rebuild_waits_for_it(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Review 4 #2: a second new worker (same flags) started while the first deletes the old state
-    neither connects (one that cannot wait is refused) nor loses what it then applies."""
-    from streams.worker import rebuild
+    """Review 4 #2: new workers started while the first deletes the old state, one with the flags (B)
+    and one without (C, a plain start: the new model is recorded), wait for it (one that cannot wait
+    is refused) and keep what they then apply (on the old code they connected at once and the
+    deletion removed their states, their offsets and tokens left in place)."""
+    from streams.worker import rebuild, store as store_module
     from streams.worker.store import RebuildRunning
 
     base = load_model()
@@ -364,7 +366,7 @@ def test_a_replica_started_during_the_rebuild_waits_for_it(redis_url: str, monke
     uid, st = _user(base)
     settings = Settings(redis_url=redis_url)
     flags = settings.with_(model_takeover=True, model_rebuild=True)
-    orig = rebuild._unlink
+    orig, orig_pause = rebuild._unlink, store_module.rebuild_pause
 
     def new_store(s: Settings) -> Store:
         store = Store(s)
@@ -372,22 +374,29 @@ def test_a_replica_started_during_the_rebuild_waits_for_it(redis_url: str, monke
         store.take_over_model = s.model_takeover
         return store
 
-    async def replica_b() -> str:
-        store = new_store(flags)
+    async def replica(s: Settings) -> str:
+        store = new_store(s)
         try:
-            assert await rebuild.rebuild_for_take_over(store) == 0  # waits for A's lock: then nothing to rebuild
+            if s.model_rebuild:
+                assert await rebuild.rebuild_for_take_over(store) == 0  # waits for A's lock: then nothing to rebuild
             await store.connect()
         finally:
             await store.close()
-        b = await _worker_wrote(settings, named, uid, st)  # B applies the user's events
-        await b.close()
-        return b.incarnation
+        applied = await _worker_wrote(settings, named, uid, st)  # the replica applies the user's events
+        await applied.close()
+        return applied.incarnation
 
-    async def go() -> tuple[str, str, UserState | None]:
+    async def go() -> tuple[list[str], str, UserState | None]:
         await (await _worker_wrote(settings, base, uid, st)).close()
-        started: dict[str, asyncio.Future[str]] = {}
+        started: list[asyncio.Future[str]] = []
+        waiting: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
+        who: dict[object, int] = {}
 
-        async def unlink_while_b_starts(store: Store, keys: list[bytes | str]) -> int:
+        async def pause() -> None:  # a replica found the rebuild running: it is waiting
+            waiting[who[asyncio.current_task()]].set()
+            await orig_pause()
+
+        async def unlink_while_replicas_start(store: Store, keys: list[bytes | str]) -> int:
             if not started:
                 impatient = new_store(settings)
                 impatient.rebuild_wait_s = 0
@@ -396,27 +405,31 @@ def test_a_replica_started_during_the_rebuild_waits_for_it(redis_url: str, monke
                         await impatient.connect()
                 finally:
                     await impatient.close()
-                started["b"] = asyncio.ensure_future(replica_b())
-                await asyncio.sleep(0)  # let B start (its outcome does not depend on how far it gets)
+                for i, s in enumerate((flags, settings)):
+                    started.append(asyncio.ensure_future(replica(s)))
+                    who[started[-1]] = i
+                for event in waiting:  # the timeout only keeps a broken build from hanging the suite
+                    await asyncio.wait_for(event.wait(), 8)
             return await orig(store, keys)
 
-        monkeypatch.setattr(rebuild, "_unlink", unlink_while_b_starts)
+        monkeypatch.setattr(rebuild, "_unlink", unlink_while_replicas_start)
+        monkeypatch.setattr(store_module, "rebuild_pause", pause)
         a = new_store(flags)
         try:
             assert await rebuild.rebuild_for_take_over(a) > 0
             await a.connect()
         finally:
             await a.close()
-        b_incarnation = await started["b"]
+        incarnations = [await task for task in started]
         s = Store(settings)
         try:
-            return b_incarnation, (await s.client.hget(s.keys.meta, "incarnation")).decode(), await s.load_user(uid)
+            return incarnations, (await s.client.hget(s.keys.meta, "incarnation")).decode(), await s.load_user(uid)
         finally:
             await s.close()
 
-    b_incarnation, incarnation, user = asyncio.run(go())
-    assert b_incarnation == incarnation
-    assert user is not None and user.to_bytes() == st.to_bytes(), "B's applied state was deleted by A's rebuild"
+    incarnations, incarnation, user = asyncio.run(go())
+    assert incarnations == [incarnation, incarnation]
+    assert user is not None and user.to_bytes() == st.to_bytes(), "the replicas' applied state was deleted by A's rebuild"
 
 
 def test_an_interrupted_rebuild_is_finished_with_the_flag_and_refused_without(

@@ -31,14 +31,14 @@ the flag still set is a plain start.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
 import uuid
 
 from streams.worker.model_record import LEARN_FIELD, RECORD_PREFIX, layout_refusal
-from streams.worker.store import REBUILD_FIELD, REBUILD_POLL_S, RebuildRunning, Store
+from streams.worker import store as _store
+from streams.worker.store import REBUILD_FIELD, RebuildRunning, Store
 
 __all__ = ["rebuild_for_take_over", "glob_escape"]
 
@@ -83,7 +83,7 @@ async def rebuild_for_take_over(store: Store) -> int:
         if time.monotonic() >= deadline:
             raise RebuildRunning(f"another worker's state rebuild is still running after {store.rebuild_wait_s:.0f} s: "
                                  "start this worker again later")
-        await asyncio.sleep(REBUILD_POLL_S)  # another worker rebuilds: then it is done, or it died (the lock expires)
+        await _store.rebuild_pause()  # another worker rebuilds: then it is done, or it died (the lock expires)
 
 
 async def _wanted(store: Store) -> bool:

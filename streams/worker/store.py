@@ -554,6 +554,11 @@ def _s(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+async def rebuild_pause() -> None:
+    """One wait between two looks at a state rebuild another worker runs (tests see a worker waiting here)."""
+    await asyncio.sleep(REBUILD_POLL_S)
+
+
 class _Calls(list[tuple[Any, ...]]):
     """Records a cycle's script calls so the cluster path can repeat only those refused (NOSCRIPT)."""
 
@@ -698,7 +703,7 @@ class Store:
             if not waited:
                 logger.warning("a take-over's state rebuild to model %s is running: waiting for it before connecting", recorded)
                 waited = True
-            await asyncio.sleep(REBUILD_POLL_S)
+            await rebuild_pause()
 
     async def _check_take_over(self, model: ChurnModel) -> None:
         """Refuse (``ModelMismatch``) a take-over whose vocabulary differs from the model in use,
