@@ -433,7 +433,7 @@ def test_a_replica_started_during_the_rebuild_waits_for_it(redis_url: str, monke
 
 
 def test_an_interrupted_rebuild_is_finished_with_the_flag_and_refused_without(
-        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Review 4 #3: a rebuild killed while deleting (the new model already recorded) is done again by a
     worker with --rebuild-state; a worker without it, of either model, refuses to start in one line.
     Batches of 2 keys: the deletion takes several SCAN and UNLINK round trips."""
@@ -470,6 +470,7 @@ def test_an_interrupted_rebuild_is_finished_with_the_flag_and_refused_without(
     calls.clear()
     _preflight_store(flags, named)  # restarted with the flags
     assert len([n for n in calls if n]) > 2, "several batches"
+    assert [r for r in caplog.records if "finishing an interrupted rebuild: deleted" in r.getMessage()]
 
     async def look() -> tuple[UserState | None, object]:
         s = Store(settings)

@@ -109,8 +109,8 @@ async def _rebuild(store: Store, token: str) -> int:
     # account dues again: unfenced, an old worker's cycle accepted before the markers moved may add some
     deleted += await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:adue:*")
     await store.client.hdel(meta, REBUILD_FIELD)
-    why = "which tracks other event types or roles" if record is not None else (
-        "whose file Redis does not hold" if found != store.model else "finishing an interrupted rebuild")
+    why = ("finishing an interrupted rebuild" if found == store.model else
+           "which tracks other event types or roles" if record is not None else "whose file Redis does not hold")
     logger.warning("model %s takes over from %s, " + why + ": deleted %s keys of the "
                    "state (prefix %s); the workers rebuild it from the events topic under the new model (docs/OPERATE.md, "
                    "\"Model upgrades\")", store.model, found, deleted, store.keys.prefix)

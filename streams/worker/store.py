@@ -628,7 +628,8 @@ class Store:
     async def connect(self) -> None:
         """Check ``cw:meta`` against our settings (first worker writes it), learn the store's
         incarnation (the first worker on an empty Redis makes one and marks every bucket with
-        it), record or check the model in use, and load the scripts."""
+        it), record or check the model in use, and load the scripts. Waits first while a take-over
+        rebuilds the state (``wait_for_rebuild``), and again if one began before meta was read."""
         meta_key = self.keys.meta
         want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
         deadline = time.monotonic() + self.rebuild_wait_s
