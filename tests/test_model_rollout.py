@@ -265,7 +265,7 @@ def _named(base: ChurnModel) -> ChurnModel:
 
 async def _old_cycle(settings: Settings, model: ChurnModel, incarnation: str, uid: str, st: UserState) -> list[object]:
     """The next cycle of an old worker still running with ``incarnation``: its fenced write of ``uid``,
-    the account dues after it, and (6c) a connect of its that read meta before the take-over marking
+    the account dues and re-routed origins after it, and (6c) a connect of its that read meta before the take-over marking
     the buckets. Returns the fenced write's refusals ([]: applied)."""
     o = Store(settings)
     try:
@@ -283,6 +283,7 @@ async def _old_cycle(settings: Settings, model: ChurnModel, incarnation: str, ui
         except StoreLost as lost:  # the bucket's marker is another incarnation
             fenced = [lost]
         await o.write_account_dues(settings.topic_events, {0: {"acct-1": END_MS // 1000 + 60}})
+        await o.write_origins(settings.topic_events, {0: {1: 5}})
         await o._mark_buckets()
         return fenced
     finally:
@@ -302,7 +303,7 @@ async def _keys(settings: Settings, prefix: str | None = None) -> list[str]:
 
 def old_write_scenario(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """An old worker's write landing while the rebuild deletes (after the off hashes' markers moved) is
-    refused, its account dues do not survive, and its connect cannot put its incarnation back on a bucket."""
+    refused, its account dues and re-routed origins do not survive, and its connect cannot put its incarnation back on a bucket."""
     from streams.worker import rebuild
     from streams.worker.service import _preflight_store
 
@@ -335,14 +336,15 @@ def old_write_scenario(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> N
             b, _ = locate(uid, s.buckets, s.groups)
             incs = {(await s.client.hget(s.keys.offsets(i), "|inc")).decode() for i in range(s.buckets)}
             return await s.load_user(uid), {"meta": (await s.client.hget(s.keys.meta, "incarnation")).decode(),
-                                            "markers": ",".join(sorted(incs))}, await s.client.keys(s.keys.account_due("*", 0))
+                                            "markers": ",".join(sorted(incs))}, [
+                *await s.client.keys(s.keys.account_due("*", 0)), *await s.client.keys(s.keys.reroute(settings.topic_events))]
         finally:
             await s.close()
 
     user, inc, dues = asyncio.run(look())
     assert user is None, "the old model's state survived the rebuild"
     assert inc["markers"] == inc["meta"] != incarnation, "every bucket carries the new incarnation"
-    assert dues == [], "the old worker's account dues survived the rebuild"
+    assert dues == [], "the old worker's account dues or re-routed origins survived the rebuild"
     keys = asyncio.run(_keys(settings))
     assert all(k == f"{settings.key_prefix}:meta" or k.endswith(":off") for k in keys), keys
 

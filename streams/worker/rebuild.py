@@ -19,8 +19,8 @@ Order, so that nothing the old model writes survives and no worker writes into a
    the marker; history and the guarded progress find no token), and an old worker's connect that
    read the old incarnation cannot mark a bucket with it (its ``hsetnx`` finds the new marker);
 4. every other key of this deployment's key families is unlinked (``_ours``: not a deployment whose
-   prefix extends this one, ``cw:eu`` for ``cw``), the account dues a second time (unfenced: an old
-   worker's cycle whose fenced write came before step 3 may still write them);
+   prefix extends this one, ``cw:eu`` for ``cw``), the account dues and re-routed origins a second
+   time (unfenced: an old worker's cycle whose fenced write came before step 3 may still write them);
 5. ``REBUILD_FIELD`` is cleared and the lock released; the caller's ``Store.connect`` goes on.
 
 A worker killed between 2 and 5 leaves ``REBUILD_FIELD`` set and its lock expires: a worker with
@@ -104,10 +104,14 @@ async def _rebuild(store: Store, token: str) -> int:
     await pipe.execute()
     await _reset_markers(store, incarnation)
     await _refresh(store, token)
-    ours = _ours(store.keys.prefix, await _topics(store))
+    topics = await _topics(store)
+    ours = _ours(store.keys.prefix, topics)
     deleted = await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:*")
-    # account dues again: unfenced, an old worker's cycle accepted before the markers moved may add some
+    # Again the unfenced keys an old worker's cycle accepted before the markers moved may still write
+    # (after its fenced write): account dues, and re-routed origins (not tied to an incarnation: kept,
+    # they would make the replay skip re-routed copies).
     deleted += await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:adue:*")
+    deleted += await _unlink(store, [store.keys.reroute(t) for t in sorted(topics)])
     await store.client.hdel(meta, REBUILD_FIELD)
     why = ("finishing an interrupted rebuild" if found == store.model else
            "which tracks other event types or roles" if record is not None else "whose file Redis does not hold")
