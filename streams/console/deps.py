@@ -46,11 +46,11 @@ class Deps:
         return cls(settings, Store(settings, reconnect_once=True), model, Owners(settings), file_model=model)
 
     async def check_model(self) -> None:
-        """Take the model the workers run (``now_ms``); the first time a ``CHURNWATCH_MODEL_PATH``
+        """Take the model the workers run (``now_ms``, and once at start: the layout check stays with
+        the first page); the first time a ``CHURNWATCH_MODEL_PATH``
         turns out not to be it, one INFO line as the CLI's (``streams.views.file_not_used``)."""
         from streams.views import file_not_used
 
-        self._model_checked = time.monotonic()
         self.model, note = await self.store.model_in_use(self.file_model)
         if note and note != self.model_note:
             logger.warning("%s", note)
@@ -65,6 +65,7 @@ class Deps:
         take-over's file, a learned successor adopted by ``churnwatch learn``), so the pages score
         as the workers do; when that model cannot be loaded, ``model_note`` says so (logged once)."""
         if self.file_model is not None and time.monotonic() - self._model_checked >= MODEL_CHECK_S:
+            self._model_checked = time.monotonic()
             await self.check_model()
             from streams.views import layout_mismatch
 
