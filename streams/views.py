@@ -142,9 +142,14 @@ def _model(settings: Settings, reader: StoreReader) -> ChurnModel:
     if note:
         logger.warning("%s", note)
     elif settings.model_path and model is not file_model:  # a file asked for by name: say it is not the one used
-        logger.info("scoring with the model the workers use (%s), not %s (to score a file: backtest --model)",
-                    model_id(model), settings.model_path)
+        logger.info("%s", file_not_used(settings, model))
     return model  # type: ignore[no-any-return]
+
+
+def file_not_used(settings: Settings, model: ChurnModel) -> str:
+    """The INFO line of a reader whose ``CHURNWATCH_MODEL_PATH`` is not the model it scores with (the
+    one the workers use): someone pointing a reader at a new file to preview it would not know."""
+    return f"scoring with the model the workers use ({model_id(model)}), not {settings.model_path} (to score a file: backtest --model)"
 
 
 def user_report(reader: StoreReader, settings: Settings, user_id: str, model: ChurnModel | None = None,

@@ -19,7 +19,7 @@ from streams.offline.simulate import generate
 from streams.settings import Settings
 from streams.worker.keys import locate
 from streams.worker.phases import index_scores
-from streams.worker.store import BucketWrite, ModelMismatch, StateWrite, Store, model_id, stats_delta
+from streams.worker.store import BucketWrite, ModelMismatch, StateWrite, Store, StoreLost, model_id, stats_delta
 
 T0_MS, DAYS = 1_767_225_600_000, 60
 END_MS = T0_MS + DAYS * 86_400_000
@@ -163,7 +163,7 @@ def test_a_take_over_with_another_vocabulary_is_refused_and_changes_nothing(redi
 
     why, still, after = asyncio.run(go())
     assert "\n" not in why and "tracks other event types" in why and "--take-over-model --rebuild-state" in why
-    assert "'cw:*'" in why and "Model upgrades" in why
+    assert "'cw:'" in why and "Model upgrades" in why
     assert still == model_id(base), "a refused take-over records nothing"
     assert after == model_id(same)
     with pytest.raises(UserError, match="tracks other event types"):  # the worker's start: exit 2, one line
@@ -251,3 +251,294 @@ def test_rebuild_state_rebuilds_when_the_model_in_use_cannot_be_compared(redis_u
             await store.close()
 
     assert asyncio.run(go()) is None
+
+
+# -- races of the rebuild (review 4, findings 1-4 and 6b-c) ---------------------------------------------
+
+NAMED = "trained-named"
+
+
+def _named(base: ChurnModel) -> ChurnModel:
+    """A model of another vocabulary than ``base``: its take-over needs ``--rebuild-state``."""
+    return base.with_(version=NAMED, tracked_types=("view", "click", "search", "message"))
+
+
+async def _old_cycle(settings: Settings, model: ChurnModel, incarnation: str, uid: str, st: UserState) -> list[object]:
+    """The next cycle of an old worker still running with ``incarnation``: its fenced write of ``uid``,
+    the account dues and re-routed origins after it, and (6c) a connect of its that read meta before the take-over marking
+    the buckets. Returns the fenced write's refusals ([]: applied)."""
+    o = Store(settings)
+    try:
+        o.use_model(model)
+        o.incarnation = incarnation
+        await o._load_scripts()
+        b, g = locate(uid, o.buckets, o.groups)
+        field = f"{settings.topic_events}:0"
+        w = BucketWrite(b, [(field, "", "")])
+        risk, reach, _ = index_scores(None, st, END_MS, model)
+        w.states.append(StateWrite(g, uid, st.to_bytes(), field, st.next_review_s, risk, reach))
+        stats_delta(None, st, [], w.stats)
+        try:
+            fenced: list[object] = list(await o.write([w], "old-late"))
+        except StoreLost as lost:  # the bucket's marker is another incarnation
+            fenced = [lost]
+        await o.write_account_dues(settings.topic_events, {0: {"acct-1": END_MS // 1000 + 60}})
+        await o.write_origins(settings.topic_events, {0: {1: 5}})
+        await o._mark_buckets()
+        return fenced
+    finally:
+        await o.close()
+
+
+async def _keys(settings: Settings, prefix: str | None = None) -> list[str]:
+    store = Store(settings)
+    try:
+        keys: list[str] = []
+        async for k in store.client.scan_iter(match=f"{prefix or settings.key_prefix}:*", count=1000):
+            keys.append(k.decode())
+        return sorted(keys)
+    finally:
+        await store.close()
+
+
+def old_write_scenario(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An old worker's write landing while the rebuild deletes (after the off hashes' markers moved) is
+    refused, its account dues and re-routed origins do not survive, and its connect cannot put its incarnation back on a bucket."""
+    from streams.worker import rebuild
+    from streams.worker.service import _preflight_store
+
+    base = load_model()
+    uid, st = _user(base)
+
+    async def setup() -> str:
+        store = await _worker_wrote(settings, base, uid, st)
+        await store.close()
+        return store.incarnation
+
+    incarnation = asyncio.run(setup())
+    orig, seen = rebuild._unlink, {}
+
+    async def unlink_then_old_cycle(store: Store, keys: list[bytes | str]) -> int:
+        # SCAN order is arbitrary: the users hash may go before its bucket's off hash (the old code deleted both)
+        off = [k for k in keys if (k.decode() if isinstance(k, bytes) else k).endswith(":off")]
+        n = await orig(store, [k for k in keys if k not in off])
+        if not seen:
+            seen["fenced"] = await _old_cycle(settings, base, incarnation, uid, st)
+        return n + await orig(store, off)
+
+    monkeypatch.setattr(rebuild, "_unlink", unlink_then_old_cycle)
+    _preflight_store(settings.with_(model_takeover=True, model_rebuild=True), _named(base))
+    assert seen["fenced"], "the old worker's write was applied during the rebuild"
+
+    async def look() -> tuple[UserState | None, dict[str, str], list[bytes]]:
+        s = Store(settings)
+        try:
+            b, _ = locate(uid, s.buckets, s.groups)
+            incs = {(await s.client.hget(s.keys.offsets(i), "|inc")).decode() for i in range(s.buckets)}
+            return await s.load_user(uid), {"meta": (await s.client.hget(s.keys.meta, "incarnation")).decode(),
+                                            "markers": ",".join(sorted(incs))}, [
+                *await s.client.keys(s.keys.account_due("*", 0)), *await s.client.keys(s.keys.reroute(settings.topic_events))]
+        finally:
+            await s.close()
+
+    user, inc, dues = asyncio.run(look())
+    assert user is None, "the old model's state survived the rebuild"
+    assert inc["markers"] == inc["meta"] != incarnation, "every bucket carries the new incarnation"
+    assert dues == [], "the old worker's account dues or re-routed origins survived the rebuild"
+    keys = asyncio.run(_keys(settings))
+    assert all(k == f"{settings.key_prefix}:meta" or k.endswith(":off") for k in keys), keys
+
+
+def test_an_old_workers_write_during_the_rebuild_does_not_survive(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 4 #1, #6b, #6c (on the old code the write was applied and the user, its stats and
+    due entries were in the rebuilt store)."""
+    old_write_scenario(Settings(redis_url=redis_url), monkeypatch)
+
+
+def test_a_replica_started_during_the_rebuild_waits_for_it(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 4 #2: new workers started while the first deletes the old state, one with the flags (B)
+    and one without (C, a plain start: the new model is recorded), wait for it (one that cannot wait
+    is refused) and keep what they then apply (on the old code they connected at once and the
+    deletion removed their states, their offsets and tokens left in place)."""
+    from streams.worker import rebuild, store as store_module
+    from streams.worker.store import RebuildRunning
+
+    base = load_model()
+    named = _named(base)
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+    flags = settings.with_(model_takeover=True, model_rebuild=True)
+    orig, orig_pause = rebuild._unlink, store_module.rebuild_pause
+
+    def new_store(s: Settings) -> Store:
+        store = Store(s)
+        store.use_model(named)
+        store.take_over_model = s.model_takeover
+        return store
+
+    async def replica(s: Settings) -> str:
+        store = new_store(s)
+        try:
+            if s.model_rebuild:
+                assert await rebuild.rebuild_for_take_over(store) == 0  # waits for A's lock: then nothing to rebuild
+            await store.connect()
+        finally:
+            await store.close()
+        applied = await _worker_wrote(settings, named, uid, st)  # the replica applies the user's events
+        await applied.close()
+        return applied.incarnation
+
+    async def go() -> tuple[list[str], str, UserState | None]:
+        await (await _worker_wrote(settings, base, uid, st)).close()
+        started: list[asyncio.Future[str]] = []
+        waiting: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
+        who: dict[object, int] = {}
+
+        async def pause() -> None:  # a replica found the rebuild running: it is waiting
+            waiting[who[asyncio.current_task()]].set()
+            await orig_pause()
+
+        async def unlink_while_replicas_start(store: Store, keys: list[bytes | str]) -> int:
+            if not started:
+                impatient = new_store(settings)
+                impatient.rebuild_wait_s = 0
+                try:
+                    with pytest.raises(RebuildRunning):
+                        await impatient.connect()
+                finally:
+                    await impatient.close()
+                for i, s in enumerate((flags, settings)):
+                    started.append(asyncio.ensure_future(replica(s)))
+                    who[started[-1]] = i
+                for event in waiting:  # the timeout only keeps a broken build from hanging the suite
+                    await asyncio.wait_for(event.wait(), 8)
+            return await orig(store, keys)
+
+        monkeypatch.setattr(rebuild, "_unlink", unlink_while_replicas_start)
+        monkeypatch.setattr(store_module, "rebuild_pause", pause)
+        a = new_store(flags)
+        try:
+            assert await rebuild.rebuild_for_take_over(a) > 0
+            await a.connect()
+        finally:
+            await a.close()
+        incarnations = [await task for task in started]
+        s = Store(settings)
+        try:
+            return incarnations, (await s.client.hget(s.keys.meta, "incarnation")).decode(), await s.load_user(uid)
+        finally:
+            await s.close()
+
+    incarnations, incarnation, user = asyncio.run(go())
+    assert incarnations == [incarnation, incarnation]
+    assert user is not None and user.to_bytes() == st.to_bytes(), "the replicas' applied state was deleted by A's rebuild"
+
+
+def test_an_interrupted_rebuild_is_finished_with_the_flag_and_refused_without(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Review 4 #3: a rebuild killed while deleting (the new model already recorded) is done again by a
+    worker with --rebuild-state; a worker without it, of either model, refuses to start in one line.
+    Batches of 2 keys: the deletion takes several SCAN and UNLINK round trips."""
+    from streams.worker import rebuild
+    from streams.worker.service import _preflight_store
+    from streams.worker.store import REBUILD_FIELD
+
+    base = load_model()
+    named = _named(base)
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+    flags = settings.with_(model_takeover=True, model_rebuild=True)
+    asyncio.run(_closed(_worker_wrote(settings, base, uid, st)))
+    orig, calls = rebuild._unlink, []
+
+    async def killed(store: Store, keys: list[bytes | str]) -> int:
+        calls.append(len(keys))
+        raise RuntimeError("killed mid-rebuild")
+
+    monkeypatch.setattr(rebuild, "_UNLINK_BATCH", 2)
+    monkeypatch.setattr(rebuild, "_unlink", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        _preflight_store(flags, named)
+    for model in (named, base):
+        with pytest.raises(UserError, match="rebuild to model .* was interrupted") as refused:
+            _preflight_store(settings, model)
+        assert "\n" not in str(refused.value) and "--take-over-model --rebuild-state" in str(refused.value)
+
+    async def counting(store: Store, keys: list[bytes | str]) -> int:
+        calls.append(len(keys))
+        return await orig(store, keys)
+
+    monkeypatch.setattr(rebuild, "_unlink", counting)
+    calls.clear()
+    _preflight_store(flags, named)  # restarted with the flags
+    assert len([n for n in calls if n]) > 2, "several batches"
+    assert [r for r in caplog.records if "finishing an interrupted rebuild: deleted" in r.getMessage()]
+
+    async def look() -> tuple[UserState | None, object]:
+        s = Store(settings)
+        try:
+            return await s.load_user(uid), await s.client.hget(s.keys.meta, REBUILD_FIELD)
+        finally:
+            await s.close()
+
+    assert asyncio.run(look()) == (None, None)
+    keys = asyncio.run(_keys(settings))
+    assert all(k == "cw:meta" or k.endswith(":off") for k in keys), keys
+    _preflight_store(settings, named)  # finished: a plain start
+
+
+def test_a_rebuild_deletes_only_its_own_deployment(redis_url: str) -> None:
+    """Review 4 #4: deployments sharing one Redis under prefixes ``cw``, ``cw:eu`` and ``c?``: the
+    rebuild of ``cw`` and of ``c?`` (a glob character) leave the others' keys alone (the old code's
+    ``prefix:*`` deleted ``cw:eu``, and ``c?:*`` matched both others)."""
+    from streams.worker.service import _preflight_store
+
+    base = load_model()
+    uid, st = _user(base)
+    cw, eu, cq = (Settings(redis_url=redis_url, key_prefix=p) for p in ("cw", "cw:eu", "c?"))
+
+    async def setup() -> None:
+        for s in (cw, eu, cq):
+            await (await _worker_wrote(s, base, uid, st)).close()
+
+    asyncio.run(setup())
+    before = asyncio.run(_keys(eu, "cw\\:eu"))
+    assert len(before) > 10
+    for s in (cw, cq):
+        _preflight_store(s.with_(model_takeover=True, model_rebuild=True), _named(base))
+        left = [k for k in asyncio.run(_keys(s, s.key_prefix.replace("?", "\\?"))) if not k.startswith("cw:eu:")]
+        assert left and all(k == f"{s.key_prefix}:meta" or k.endswith(":off") for k in left), left
+    assert asyncio.run(_keys(eu, "cw\\:eu")) == before
+
+    async def eu_user() -> UserState | None:
+        s = Store(eu)
+        try:
+            return await s.load_user(uid)
+        finally:
+            await s.close()
+
+    assert asyncio.run(eu_user()) is not None
+
+
+def test_the_console_says_once_that_its_model_file_is_not_the_model_in_use(
+        redis_url: str, tmp_path: typing.Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Review 4 #6d: a console pointed at another file (CHURNWATCH_MODEL_PATH, to preview it) scores with
+    the workers' model, as the CLI does, and says so in the CLI's INFO line, once, at start."""
+    from starlette.testclient import TestClient
+
+    from streams.console.app import create_app
+
+    base = load_model()
+    preview = base.with_(version="trained-preview", risk_intercept=base.risk_intercept + 2.0)
+    path = tmp_path / "new.json"
+    path.write_text(preview.to_json())
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url, model_path=str(path))
+    asyncio.run(_closed(_worker_wrote(Settings(redis_url=redis_url), base, uid, st)))
+    caplog.set_level(logging.INFO, logger="streams.console")
+    with TestClient(create_app(settings)) as client:
+        said = [r.getMessage() for r in caplog.records if r.name.startswith("streams.console") and str(path) in r.getMessage()]
+        assert said == [f"scoring with the model the workers use ({model_id(base)}), not {path} (to score a file: backtest --model)"]
+        body = client.get(f"/api/v1/users/{uid}").json()
+    assert body["risk"] == round(score(st, max(END_MS // 1000, st.last_seen_s), base).risk, 4)
+    assert len([r for r in caplog.records if str(path) in r.getMessage()]) == 1, "once"

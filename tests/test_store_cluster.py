@@ -90,6 +90,13 @@ def test_rebuild_state_on_a_cluster(cluster_url: str) -> None:
     rebuild_scenario(Settings(redis_url=cluster_url, redis_cluster=True, buckets=BUCKETS, groups_per_bucket=GROUPS))
 
 
+def test_an_old_write_during_the_rebuild_on_a_cluster(cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuild's per-bucket marker reset refuses an old worker's write on every node (review 4 #1)."""
+    from tests.test_model_rollout import old_write_scenario
+
+    old_write_scenario(Settings(redis_url=cluster_url, redis_cluster=True, buckets=BUCKETS, groups_per_bucket=GROUPS), monkeypatch)
+
+
 def test_console_reads_on_a_cluster(cluster_url: str) -> None:
     """The console's merged index runs, loads and counters: one script call per bucket, routed by slot."""
     test_console_read.check_merged_runs(cluster_url, True, True)

@@ -38,11 +38,26 @@ class Deps:
     file_model: ChurnModel | None = None  # the model file; ``model`` follows the model Redis records in use
     model_note: str = ""  # why ``model`` is not the one in use ("" when it is): every page shows it
     _model_checked: float = 0.0  # monotonic time of the last look at the model in use
+    _told_file: bool = False  # the INFO that CHURNWATCH_MODEL_PATH is not the model in use was logged
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
         model = load_model(settings.model_path or None)
         return cls(settings, Store(settings, reconnect_once=True), model, Owners(settings), file_model=model)
+
+    async def check_model(self) -> None:
+        """Take the model the workers run (``now_ms``, and once at start: the layout check stays with
+        the first page); the first time a ``CHURNWATCH_MODEL_PATH``
+        turns out not to be it, one INFO line as the CLI's (``streams.views.file_not_used``)."""
+        from streams.views import file_not_used
+
+        self.model, note = await self.store.model_in_use(self.file_model)
+        if note and note != self.model_note:
+            logger.warning("%s", note)
+        self.model_note = note
+        if not note and self.settings.model_path and self.model is not self.file_model and not self._told_file:
+            self._told_file = True
+            logger.info("%s", file_not_used(self.settings, self.model))
 
     async def now_ms(self) -> int:
         """The stream time, as ``churnwatch score`` uses it; ``Unavailable`` before any progress.
@@ -51,10 +66,7 @@ class Deps:
         as the workers do; when that model cannot be loaded, ``model_note`` says so (logged once)."""
         if self.file_model is not None and time.monotonic() - self._model_checked >= MODEL_CHECK_S:
             self._model_checked = time.monotonic()
-            self.model, note = await self.store.model_in_use(self.file_model)
-            if note and note != self.model_note:
-                logger.warning("%s", note)
-            self.model_note = note
+            await self.check_model()
             from streams.views import layout_mismatch
 
             wrong = await layout_mismatch(self.store)

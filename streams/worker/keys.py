@@ -121,3 +121,9 @@ class Keys:
     @property
     def meta(self) -> str:
         return f"{self.prefix}:meta"
+
+    @property
+    def rebuild_lock(self) -> str:
+        """STRING held (with a TTL the holder refreshes) by the worker deleting the state for a
+        take-over (streams/worker/rebuild.py): it expires if that worker dies mid-way."""
+        return f"{self.prefix}:rebuilding"

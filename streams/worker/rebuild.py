@@ -7,56 +7,166 @@ cannot take the states over (``model_record.layout_refusal``: the take-over is r
 under its model, the replay a worker makes after Redis lost its data (``StoreLost``): states,
 counters, revenue and indexes are what ``backtest --model`` gives.
 
-Order, so that nothing the old model writes survives: first ``cw:meta`` gets a new incarnation and
-the new model in one transaction (running workers then find the store lost: their writes are
-refused, and their rebuild's ``Store.connect`` finds another model recorded and they stop, exit
-code 3); then every other key of the prefix is unlinked (a bucket's marker with it, so a late write
-of an old worker is refused there too); the caller's ``Store.connect`` then marks the buckets with
-the new incarnation, as the first worker on an empty store does. Idempotent: once the new model is
-recorded there is nothing to rebuild, so a restart with the flag still set is a plain start.
+Order, so that nothing the old model writes survives and no worker writes into a store being emptied:
+
+1. take the rebuild lock (``Keys.rebuild_lock``, a TTL the worker refreshes: it expires if the
+   worker dies), so that one worker rebuilds;
+2. one transaction on ``cw:meta``: a new incarnation, the new model and ``REBUILD_FIELD`` (running
+   workers find the store lost and another model in it, and stop, exit code 3; ``Store.connect`` of
+   any worker waits while the field is set);
+3. every bucket's off hash becomes ``{|inc: new incarnation}`` (one script per bucket: one slot):
+   from then on every fenced write of an old worker is refused (write_batch and write_accounts check
+   the marker; history and the guarded progress find no token), and an old worker's connect that
+   read the old incarnation cannot mark a bucket with it (its ``hsetnx`` finds the new marker);
+4. every other key of this deployment's key families is unlinked (``_ours``: not a deployment whose
+   prefix extends this one, ``cw:eu`` for ``cw``), the account dues and re-routed origins a second
+   time (unfenced: an old worker's cycle whose fenced write came before step 3 may still write them);
+5. ``REBUILD_FIELD`` is cleared and the lock released; the caller's ``Store.connect`` goes on.
+
+A worker killed between 2 and 5 leaves ``REBUILD_FIELD`` set and its lock expires: a worker with
+``--rebuild-state`` then does it all again, one without refuses to start (``RebuildInterrupted``).
+Once the new model is recorded and the field cleared there is nothing to rebuild, so a restart with
+the flag still set is a plain start.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import time
 import uuid
 
 from streams.worker.model_record import LEARN_FIELD, RECORD_PREFIX, layout_refusal
-from streams.worker.store import Store
+from streams.worker import store as _store
+from streams.worker.store import REBUILD_FIELD, RebuildRunning, Store
 
-__all__ = ["rebuild_for_take_over"]
+__all__ = ["rebuild_for_take_over", "glob_escape"]
 
 logger = logging.getLogger(__name__)
 
 #: Keys unlinked per call.
 _UNLINK_BATCH = 1000
+#: The rebuild lock's TTL; the holder refreshes it after every batch.
+LOCK_MS = 30_000
+
+# One script per bucket: the off hash dropped and made again with only the new marker (atomic, one key).
+_RESET_MARKER = "redis.call('del', KEYS[1]) return redis.call('hset', KEYS[1], '|inc', ARGV[1])"
+_REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis glob (SCAN MATCH, KEYS).
+
+    >>> glob_escape("c*w?[x]\\\\")
+    'c\\\\*w\\\\?\\\\[x\\\\]\\\\\\\\'
+    """
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 async def rebuild_for_take_over(store: Store) -> int:
     """Empty ``store`` for its model (``store.use_model`` before) if the model in use has another
-    vocabulary, or one Redis holds no file of (asked to rebuild, not knowing: rebuilt); the number of
-    keys deleted (0: nothing to rebuild, the take-over goes on as usual)."""
+    vocabulary, or one Redis holds no file of (asked to rebuild, not knowing: rebuilt), or an earlier
+    rebuild was interrupted; the number of keys deleted (0: nothing to rebuild, the take-over goes on
+    as usual). Waits (up to ``store.rebuild_wait_s``) while another worker holds the rebuild lock."""
     assert store.model_obj is not None, "use_model first"
+    deadline = time.monotonic() + store.rebuild_wait_s
+    while True:
+        if not await _wanted(store):
+            return 0
+        token = uuid.uuid4().hex
+        if await store.client.set(store.keys.rebuild_lock, token, nx=True, px=LOCK_MS):
+            try:
+                return await _rebuild(store, token) if await _wanted(store) else 0  # checked again, under the lock
+            finally:
+                await store.client.eval(_RELEASE, 1, store.keys.rebuild_lock, token)
+        if time.monotonic() >= deadline:
+            raise RebuildRunning(f"another worker's state rebuild is still running after {store.rebuild_wait_s:.0f} s: "
+                                 "start this worker again later")
+        await _store.rebuild_pause()  # another worker rebuilds: then it is done, or it died (the lock expires)
+
+
+async def _wanted(store: Store) -> bool:
+    """A rebuild is needed: an interrupted one, or the model in use cannot take the states over."""
     found, record, _ = await store.model_record()
-    if not found or found == store.model or (record is not None and not layout_refusal(store.model_obj, store.model, found, record)):
-        return 0
-    meta = store.keys.meta
+    if await store.client.hget(store.keys.meta, REBUILD_FIELD):
+        return True
+    return bool(found) and found != store.model and (record is None or bool(layout_refusal(store.model_obj, store.model, found, record)))
+
+
+async def _rebuild(store: Store, token: str) -> int:
+    """Steps 2-5 of the module docstring, holding the lock ``token``."""
+    found, record, _ = await store.model_record()
+    meta, incarnation = store.keys.meta, uuid.uuid4().hex[:16]
     pipe = store.client.pipeline(transaction=True)  # one key: one slot on a cluster too
-    pipe.hset(meta, mapping={"incarnation": uuid.uuid4().hex[:16], "model": store.model})
-    pipe.hdel(meta, "save_index", LEARN_FIELD, RECORD_PREFIX + found)
+    pipe.hset(meta, mapping={"incarnation": incarnation, "model": store.model, REBUILD_FIELD: token})
+    pipe.hdel(meta, "save_index", LEARN_FIELD, *([RECORD_PREFIX + found] if found and found != store.model else []))
     await pipe.execute()
-    deleted, batch = 0, []
-    async for key in store.client.scan_iter(match=f"{store.keys.prefix}:*", count=_UNLINK_BATCH):
-        if (key.decode() if isinstance(key, bytes) else key) != meta:
-            batch.append(key)
-        if len(batch) >= _UNLINK_BATCH:
-            deleted, batch = deleted + await _unlink(store, batch), []
-    deleted += await _unlink(store, batch)
-    why = "which tracks other event types or roles" if record is not None else "whose file Redis does not hold"
+    await _reset_markers(store, incarnation)
+    await _refresh(store, token)
+    topics = await _topics(store)
+    ours = _ours(store.keys.prefix, topics)
+    deleted = await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:*")
+    # Again the unfenced keys an old worker's cycle accepted before the markers moved may still write
+    # (after its fenced write): account dues, and re-routed origins (not tied to an incarnation: kept,
+    # they would make the replay skip re-routed copies).
+    deleted += await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:adue:*")
+    deleted += await _unlink(store, [store.keys.reroute(t) for t in sorted(topics)])
+    await store.client.hdel(meta, REBUILD_FIELD)
+    why = ("finishing an interrupted rebuild" if found == store.model else
+           "which tracks other event types or roles" if record is not None else "whose file Redis does not hold")
     logger.warning("model %s takes over from %s, " + why + ": deleted %s keys of the "
                    "state (prefix %s); the workers rebuild it from the events topic under the new model (docs/OPERATE.md, "
                    "\"Model upgrades\")", store.model, found, deleted, store.keys.prefix)
     return deleted
+
+
+async def _reset_markers(store: Store, incarnation: str) -> None:
+    """Every bucket's off hash becomes ``{|inc: incarnation}`` (offsets and tokens dropped)."""
+    pipe = store.client.pipeline(transaction=False)
+    for b in range(store.buckets):
+        pipe.execute_command("EVAL", _RESET_MARKER, 1, store.keys.offsets(b), incarnation)
+    await pipe.execute()
+
+
+async def _refresh(store: Store, token: str) -> None:
+    """Keep the lock; it expired and another worker may be rebuilding: stop."""
+    if not int(await store.client.eval(_REFRESH, 1, store.keys.rebuild_lock, token, LOCK_MS)):
+        raise RuntimeError("lost the state rebuild lock (expired): another worker redoes the rebuild")
+
+
+async def _topics(store: Store) -> set[str]:
+    """The topics this deployment keeps progress for: the worker's, and every one laid out in cw:meta."""
+    fields = await store.client.hkeys(store.keys.meta)
+    return {store.settings.topic_events} | {f[len("partitions:"):] for f in map(_text, fields) if f.startswith("partitions:")}
+
+
+def _ours(prefix: str, topics: set[str]) -> re.Pattern[str]:
+    """This deployment's keys but cw:meta, the off hashes and the lock (streams.worker.keys): another
+    deployment whose prefix extends ours (``cw:eu`` of ``cw``) has ``meta`` or ``{`` after it, never these.
+
+    >>> p = _ours("cw", {"ev"})
+    >>> [bool(p.match(k)) for k in ("cw:{3}:u:1", "cw:{3}:off", "cw:progress:ev", "cw:adue:ev:4", "cw:eu:{3}:u:1", "cw:meta")]
+    [True, False, True, True, False, False]
+    """
+    t = "|".join(re.escape(topic) for topic in sorted(topics))
+    return re.compile(rf"{re.escape(prefix)}:(?:\{{\d+\}}:(?!off\Z).+|(?:progress|reroute):(?:{t})|adue:(?:{t}):\d+)\Z", re.S)
+
+
+async def _unlink_matching(store: Store, token: str, ours: re.Pattern[str], match: str) -> int:
+    """UNLINK every key SCAN finds for ``match`` that ``ours`` accepts, refreshing the lock per batch."""
+    deleted, batch = 0, []
+    async for key in store.client.scan_iter(match=match, count=_UNLINK_BATCH):
+        if ours.match(_text(key)):
+            batch.append(key)
+        if len(batch) >= _UNLINK_BATCH:
+            deleted, batch = deleted + await _unlink(store, batch), []
+            await _refresh(store, token)
+    return deleted + await _unlink(store, batch)
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key
 
 
 async def _unlink(store: Store, keys: list[bytes | str]) -> int:

@@ -94,6 +94,13 @@ logger = logging.getLogger(__name__)
 #: sorted-set calls per user on most events; the state record read this cycle says so).
 UNCHANGED = -1
 
+#: cw:meta field naming the state rebuild of a take-over in progress (streams/worker/rebuild.py): set
+#: with the new model, cleared once the old state is deleted. No worker connects while it is set.
+REBUILD_FIELD = "rebuild_pending"
+#: Longest wait of ``connect`` for a rebuild another worker runs, and its polling interval.
+REBUILD_WAIT_S = 600.0
+REBUILD_POLL_S = 0.5
+
 
 def unstored_scores(risk: float | None, reach: float | None) -> tuple[float | None, float | None]:
     """``StateWrite.risk`` and ``.reach`` of a user that had no record stored (new, or deleted
@@ -174,6 +181,15 @@ class StoreLost(Exception):
 
 class ModelMismatch(StoreMismatch):
     """Redis records another model in use than this worker's (see ``model_id``)."""
+
+
+class RebuildInterrupted(ModelMismatch):
+    """A take-over's state rebuild (``--rebuild-state``) started and its worker died before it
+    finished: the store holds part of the old model's state under the new model's name."""
+
+
+class RebuildRunning(StoreMismatch):
+    """A take-over's state rebuild is still running after this worker waited ``Store.rebuild_wait_s``."""
 
 
 class ModelReplaced(Exception):
@@ -538,6 +554,11 @@ def _s(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+async def rebuild_pause() -> None:
+    """One wait between two looks at a state rebuild another worker runs (tests see a worker waiting here)."""
+    await asyncio.sleep(REBUILD_POLL_S)
+
+
 class _Calls(list[tuple[Any, ...]]):
     """Records a cycle's script calls so the cluster path can repeat only those refused (NOSCRIPT)."""
 
@@ -587,6 +608,8 @@ class Store:
         # Accounts are in use (a copy was made or read): recorded in cw:meta (``mark_accounts_in_use``),
         # learnt by connect(). The accounts' heartbeats follow it (streams/worker/watermark.py).
         self.accounts_in_use = False
+        # How long connect() waits for a take-over's state rebuild that another worker is running.
+        self.rebuild_wait_s = REBUILD_WAIT_S
 
     def use_model(self, model: ChurnModel) -> None:
         """Score with ``model`` from now on (at start, or at a cycle boundary after ``ModelAdopted``)."""
@@ -605,20 +628,26 @@ class Store:
     async def connect(self) -> None:
         """Check ``cw:meta`` against our settings (first worker writes it), learn the store's
         incarnation (the first worker on an empty Redis makes one and marks every bucket with
-        it), record or check the model in use, and load the scripts."""
+        it), record or check the model in use, and load the scripts. Waits first while a take-over
+        rebuilds the state (``wait_for_rebuild``), and again if one began before meta was read."""
         meta_key = self.keys.meta
         want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
-        if self.take_over_model and self.model and self.model_obj is not None:
-            await self._check_take_over(self.model_obj)
-        pipe = self._client.pipeline(transaction=False)
-        for k, v in want.items():
-            pipe.hsetnx(meta_key, k, v)
-        pipe.hsetnx(meta_key, "incarnation", uuid.uuid4().hex[:16])
-        if self.model:
-            (pipe.hset if self.take_over_model else pipe.hsetnx)(meta_key, "model", self.model)
-        pipe.hgetall(meta_key)
-        *_, raw = await pipe.execute()
-        have = {_s(k): _s(v) for k, v in raw.items()}
+        deadline = time.monotonic() + self.rebuild_wait_s
+        while True:
+            await self.wait_for_rebuild(deadline)
+            if self.take_over_model and self.model and self.model_obj is not None:
+                await self._check_take_over(self.model_obj)
+            pipe = self._client.pipeline(transaction=False)
+            for k, v in want.items():
+                pipe.hsetnx(meta_key, k, v)
+            pipe.hsetnx(meta_key, "incarnation", uuid.uuid4().hex[:16])
+            if self.model:
+                (pipe.hset if self.take_over_model else pipe.hsetnx)(meta_key, "model", self.model)
+            pipe.hgetall(meta_key)
+            *_, raw = await pipe.execute()
+            have = {_s(k): _s(v) for k, v in raw.items()}
+            if REBUILD_FIELD not in have:  # else a rebuild began after the wait: its incarnation is not ours to take
+                break
         wrong = {k: have.get(k) for k, v in want.items() if have.get(k) != v}
         if wrong:
             raise StoreMismatch(
@@ -648,6 +677,34 @@ class Store:
         await self._mark_buckets()
         await self._mark_save_index(have.get("save_index"))
         await self._load_scripts()
+
+    async def wait_for_rebuild(self, deadline: float) -> None:
+        """Return once no take-over's state rebuild is in progress (``REBUILD_FIELD`` in cw:meta): a
+        worker that connected while the rebuilding worker deletes the old state would lose what it
+        applies. ``RebuildInterrupted`` when the field is set but the rebuilding worker's lock is
+        gone (it died: only a worker with ``--rebuild-state`` finishes it), ``RebuildRunning`` past
+        ``deadline`` (monotonic seconds)."""
+        waited = False
+        while True:
+            pipe = self._client.pipeline(transaction=False)  # two slots on a cluster: no transaction
+            pipe.hget(self.keys.meta, REBUILD_FIELD)
+            pipe.get(self.keys.rebuild_lock)
+            pending, holder = await pipe.execute()
+            if not pending:
+                return
+            recorded = _s(await self._client.hget(self.keys.meta, "model"))
+            if not holder:
+                raise RebuildInterrupted(
+                    f"a take-over's state rebuild to model {recorded} was interrupted (Redis key {self.keys.meta} field "
+                    f"{REBUILD_FIELD}): start a worker with that model and --take-over-model --rebuild-state to finish it "
+                    f"(docs/OPERATE.md, \"Model upgrades\")")
+            if time.monotonic() >= deadline:
+                raise RebuildRunning(f"a take-over's state rebuild to model {recorded} is still running after "
+                                     f"{self.rebuild_wait_s:.0f} s: start this worker again later")
+            if not waited:
+                logger.warning("a take-over's state rebuild to model %s is running: waiting for it before connecting", recorded)
+                waited = True
+            await rebuild_pause()
 
     async def _check_take_over(self, model: ChurnModel) -> None:
         """Refuse (``ModelMismatch``) a take-over whose vocabulary differs from the model in use,
