@@ -111,18 +111,20 @@ def compare(old_path: str, new_path: str, masked: tuple[str, ...]) -> bool:
     return ok
 
 
+def by_user(rows: list[str]) -> dict[str, list[str]]:
+    """A dump's JSON rows per user (``user_id``, or ``u`` in score rows), each re-spelt with sorted keys."""
+    out: dict[str, list[str]] = collections.defaultdict(list)
+    for r in rows:
+        d = json.loads(r)
+        out[str(d.get("user_id", d.get("u")))].append(json.dumps(d, sort_keys=True))
+    return out
+
+
 def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...]) -> bool:
     """True when only the users with an old ``kind`` alert in one of ``stages`` changed, and no such
     alert is left (printing what moved for them)."""
     old, new = _dumps(old_path, new_path)
     ok = True
-
-    def by_user(rows: list[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = collections.defaultdict(list)
-        for r in rows:
-            d = json.loads(r)
-            out[str(d.get("user_id", d.get("u")))].append(json.dumps(d, sort_keys=True))
-        return out
 
     def hit(row: str) -> bool:
         d = json.loads(row)
@@ -167,13 +169,6 @@ def passes(old_path: str, new_path: str, a: str, b: str, c: str) -> bool:
     each (printing how many, and how long the ``b`` stage of the removed and of the kept ones lasted)."""
     old, new = _dumps(old_path, new_path)
     ok = True
-
-    def by_user(rows: list[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = collections.defaultdict(list)
-        for r in rows:
-            d = json.loads(r)
-            out[str(d.get("user_id", d.get("u")))].append(json.dumps(d, sort_keys=True))
-        return out
 
     def hours(x: str, y: str) -> float:
         return (json.loads(y)["event_time_ms"] - json.loads(x)["event_time_ms"]) / 3_600_000
