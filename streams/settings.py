@@ -109,6 +109,16 @@ class Settings:
     # stored batch, that wait was 7-23 ms a cycle at half the max rate and the p99 did not improve
     # (SCALING.md, "Levers"); not measured on Apache Kafka, where a fetch finds its offset at once.
     prefetch_during_head: bool = True
+    # With pipeline_depth >= 2 and the prefetch on: once this long has passed since records were
+    # last taken off aiokafka's buffer, a task takes the fetch reply waiting there into the worker's
+    # own (dropped on every seek and rebalance), so aiokafka, which fetches a partition again only
+    # once its buffered records are taken, sends its next fetch during the cycle instead of at the
+    # next cycle's start; the next cycle takes all of it. 0 (the default): off. On Tansu, where a
+    # fetch that finds nothing new sleeps half its max wait, 20 ms lowered the p99 at half the max
+    # rate when cycles were long (45-57k events/s, or a worker sliding behind) and raised it at
+    # 30-34k/s, where cycles are 20-40 ms (40 ms leaves those alone); not measured on Apache Kafka
+    # (SCALING.md, "Levers").
+    fetch_ahead_ms: int = 0
     # Time
     clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
     allowed_lateness_ms: int = 6 * 3_600_000

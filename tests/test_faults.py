@@ -201,13 +201,18 @@ def test_kill_9_mid_stream_and_restart(fault: Run, events: list[Event], referenc
     _assert_same(fault, *reference)
 
 
-def test_two_workers_leave_and_rejoin_while_events_flow(fault: Run, events: list[Event], reference: tuple[dict[str, bytes], set[str]]) -> None:
+@pytest.mark.parametrize("ahead_ms", ["0", "1"], ids=["prefetch", "fetch-ahead"])
+def test_two_workers_leave_and_rejoin_while_events_flow(fault: Run, events: list[Event], reference: tuple[dict[str, bytes], set[str]],
+                                                        ahead_ms: str) -> None:
     """Each B joins (owns partitions) before it leaves: a B stopped before its first assignment
-    would test nothing of a leave (under load it could be stopped before it had even joined)."""
+    would test nothing of a leave (under load it could be stopped before it had even joined).
+    ``fetch-ahead``: the fault's workers take fetch replies off aiokafka's buffer during their
+    cycles (``CHURNWATCH_FETCH_AHEAD_MS``, every 1 ms: their stash of records is dropped on every
+    rebalance and seek); the reference reads with the default."""
     size = len(events) // 4
     parts = [events[i * size:(i + 1) * size] for i in range(3)] + [events[3 * size:]]
-    fault.worker()
-    _wait_assigned(fault.worker())
+    fault.worker(CHURNWATCH_FETCH_AHEAD_MS=ahead_ms)
+    _wait_assigned(fault.worker(CHURNWATCH_FETCH_AHEAD_MS=ahead_ms))
     last: dict[int, int] = {}
     for i, part in enumerate(parts):  # each chunk: B leaves or rejoins while the chunk flows
         last_part = publish_events(fault.bootstrap, fault.topics["events"], part)
@@ -215,7 +220,7 @@ def test_two_workers_leave_and_rejoin_while_events_flow(fault: Run, events: list
         b = fault.workers[1 + i]
         if b.proc is not None and b.proc.poll() is None:
             b.stop()
-        _wait_assigned(fault.worker())
+        _wait_assigned(fault.worker(CHURNWATCH_FETCH_AHEAD_MS=ahead_ms))
     fault.wait(last, timeout_s=180)
     _assert_same(fault, *reference)
     # a partition applied from offset 0 across a rebalance is complete: no false page

@@ -7,11 +7,16 @@ of truth for where a partition resumes; Kafka commits are only a hint for tools.
 
 Rebalance rules (aiokafka calls the listener between fetches, and awaits it):
 - revoked: ask the cycles in flight (``pipeline_depth`` of them at most) to give up if they are stuck
-  retrying, wait for them, drop the clocks;
+  retrying, wait for them, drop the clocks and the revoked partitions' records fetched ahead;
 - assigned: read progress from Redis and seek each partition to ``offset + 1`` (start if none).
 Records are taken only where they continue what this worker last applied (or resumed from):
 a fetch made before a rebalance can hand out records from the old position after the seek, so a
 partition whose records do not start at the expected offset is re-seeked there and skipped.
+Records fetched ahead (``fetch_ahead_ms``: taken off aiokafka's buffer during a cycle) are
+dropped only where their partition is sought before it is read again (``_seek``, a revocation,
+a rebuild), never otherwise: the next batch would start past them and pass for a gap in the log
+(a second ``_resume`` beside the first once dropped them so; the leave-and-rejoin fault test
+caught it).
 
 Faults recognised here (docs/OPERATE.md has the runbook of each):
 - a replaced log: at assignment the record at the stored offset is read again and must match the
@@ -70,6 +75,8 @@ retry_logger = logging.getLogger(RETRY_LOGGER)
 
 ERROR_BACKOFF_START_S = 0.05
 ERROR_BACKOFF_MAX_S = 2.0
+#: ``_fetch_ahead``: how often it looks again for a fetch reply once the period has passed
+AHEAD_POLL_S = 0.002
 COMMIT_INTERVAL_S = 1.0  # Kafka commit hints: at most this often, never awaited by a cycle
 STORE_CHECK_INTERVAL_S = 1.0  # idle workers check the store's incarnation this often
 # Records up to this size are sent in batches; a larger one goes through ``send``, which refuses a
@@ -256,6 +263,17 @@ class StreamConsumer:
         self._store_checked_at = 0.0
         self._cap = RecordCap(settings.batch_target_ms, settings.batch_max_records)  # records per getmany
         self._backlog = 0  # records below the highwaters of the last fetch replies, not taken yet
+        # fetch_ahead: records taken off aiokafka's buffer by ``_fetch_ahead`` as each fetch reply
+        # comes, in offset order per partition, not yet handed to a cycle; dropped on every seek and
+        # rebalance (``_seek``, ``_drop_stash``)
+        self._stash: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        self._stash_n = 0
+        self._stash_generation = 0  # the generation when the oldest stashed fetch was asked for
+        self._stash_error: BaseException | None = None  # raised by ``getmany`` in ``_fetch_ahead``
+        self._ahead_allowed = asyncio.Event()  # clear while the loop takes records itself (``_take``)
+        self._getmany_lock = asyncio.Lock()  # one ``getmany`` at a time: the loop's or ``_fetch_ahead``'s
+        self._last_take = 0.0  # monotonic time records were last taken off aiokafka's buffer
+        self._fetch_task: asyncio.Task[None] | None = None
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
         pipeline.applying = self._resume_fetching
 
@@ -303,6 +321,7 @@ class StreamConsumer:
         async with self._cycle_lock:
             await self._drain()
         try:
+            await self._stop_fetch_ahead()
             if "consumer" in self._started:
                 if self._commit_task is not None:
                     await asyncio.wait([self._commit_task], timeout=5.0)
@@ -333,6 +352,7 @@ class StreamConsumer:
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Runs before the group rebalances: no cycle may write for these partitions afterwards."""
         self._generation += 1
+        self._drop_stash(revoked)
         self._revoking = True
         try:
             async with self._cycle_lock:  # the cycles in flight finish, or abandon if stuck
@@ -400,7 +420,7 @@ class StreamConsumer:
             self._verify[p] = (resume.offset, resume.fingerprint)
         elif start == 0:
             self._fresh.add(p)
-        self.consumer.seek(tp, start)
+        self._seek(tp, start)
         self._next[p] = self._applied[p] = start
         logger.info("%s[%s] resumes at offset %s", tp.topic, p, start if p not in self._verify else f"{start + 1} (checking {start})")
 
@@ -429,6 +449,9 @@ class StreamConsumer:
         ``prefetch_during_head`` is off (``pause_while_scoring``): the pause gives the next cycle
         what arrived during this head, but makes it wait for that fetch, which on Tansu lists every
         stored batch (7-23 ms a cycle at half the max rate, no gain in the p99: SCALING.md, "Levers").
+        With the prefetch on, ``fetch_ahead_ms`` (``_fetch_ahead``) moves a reply that waited that
+        long in aiokafka's buffer into the worker's own during the cycle, so aiokafka's next fetch
+        goes out then rather than at the next cycle's start; the next cycle takes both (``_take``).
         """
         failures = 0  # failed turns in a row (retry_delay)
         timeout_ms = self.settings.batch_timeout_ms
@@ -441,7 +464,10 @@ class StreamConsumer:
                 generation = self._generation
                 asked, asked_ms = time.perf_counter(), wall_ms()
                 max_records = self._cap.limit(self._backlog)
-                batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+                if self._fetching_ahead():
+                    batch, generation = await self._take(timeout_ms, max_records)
+                else:
+                    batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 if self._stopping:
                     break
                 if self._unresumed or self.halted:
@@ -486,6 +512,140 @@ class StreamConsumer:
                 else:
                     retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
                 await asyncio.sleep(delay)
+
+    # -- fetching ahead (settings.fetch_ahead_ms) ---------------------------------------------
+
+    def _fetching_ahead(self) -> bool:
+        """Take fetch replies off aiokafka's buffer during a cycle (``_fetch_ahead``)? Only where
+        the prefetch is on anyway: overlapped cycles that do not pause fetching during the head."""
+        s = self.settings
+        return s.fetch_ahead_ms > 0 and s.pipeline_depth > 1 and s.prefetch_during_head
+
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        """``consumer.seek``, dropping what ``_fetch_ahead`` took of ``tp`` from the old position."""
+        self.consumer.seek(tp, offset)
+        dropped = self._stash.pop(tp, None)
+        if dropped:
+            self._stash_n -= len(dropped)
+
+    def _drop_stash(self, partitions: "set[TopicPartition] | None" = None) -> None:
+        """Forget the stashed records of ``partitions`` (all: None), which must be sought before
+        they are fetched again (revoked: sought at their next assignment; a rebuild: all of them):
+        a stash dropped without a seek would let the next batch start past its records."""
+        for tp in list(self._stash) if partitions is None else partitions:
+            dropped = self._stash.pop(tp, None)
+            if dropped:
+                self._stash_n -= len(dropped)
+        if not self._stash_n:
+            self._stash_generation = self._generation
+
+    def _stash_add(self, got: dict[TopicPartition, list], generation: int) -> None:  # type: ignore[type-arg]
+        """Append a ``getmany`` reply asked for in ``generation`` to the stash, in offset order."""
+        for tp, records in got.items():
+            if not records:
+                continue
+            # asked before a rebalance: the batch counts as fetched across it (``run``'s rule)
+            self._stash_generation = min(self._stash_generation, generation) if self._stash_n else generation
+            stashed = self._stash.get(tp)
+            if stashed and records[0].offset <= stashed[-1].offset:
+                # aiokafka moved the position back by itself (an offset reset): what a getmany
+                # hands out now replaces the older records, and the loop re-seeks from there
+                self._stash_n -= len(stashed)
+                stashed.clear()
+            self._stash.setdefault(tp, []).extend(records)
+            self._stash_n += len(records)
+
+    async def _fetch_ahead(self) -> None:
+        """Until cancelled, while the loop is not fetching itself (a cycle decodes, reads, scores or
+        waits for the previous tail): once ``fetch_ahead_ms`` have passed since records were last
+        taken off aiokafka's buffer, take the fetch reply waiting there (if any) into the stash, so
+        that aiokafka sends its next fetch at once (it fetches a partition again only once its
+        buffered records are consumed) instead of when the next cycle starts. Cycles shorter than
+        the period fetch as before; a longer one gets every reply that came during it (``_take``).
+        Not sooner than the period: on Tansu a fetch that finds nothing new sleeps half its max
+        wait (SCALING.md, "Levers"). At most ``batch_max_records`` are stashed; an error of
+        ``getmany`` is handed to the loop (``_take`` raises it)."""
+        period = self.settings.fetch_ahead_ms / 1000
+        while True:
+            await self._ahead_allowed.wait()
+            wait = self._last_take + period - time.monotonic()
+            await asyncio.sleep(wait if wait > 0 else AHEAD_POLL_S)
+            async with self._getmany_lock:
+                room = self.settings.batch_max_records - self._stash_n
+                if (not self._ahead_allowed.is_set() or self._stash_error is not None or room <= 0
+                        or time.monotonic() - self._last_take < period):
+                    continue
+                generation = self._generation
+                try:
+                    got = await self.consumer.getmany(timeout_ms=0, max_records=room)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._stash_error = exc
+                    continue
+                if any(got.values()):
+                    self._stash_add(got, generation)
+                    self._last_take = time.monotonic()
+
+    async def _take(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
+        """The next batch when fetching ahead: the stash (up to ``max_records``: whole partitions
+        first, then a partition's oldest records) and what aiokafka has buffered since, waiting up
+        to ``timeout_ms`` only if both are empty; and the generation its oldest fetch was asked in
+        (older than now: a rebalance came since, ``_contiguous`` re-seeks what does not continue)."""
+        self._ahead_allowed.clear()
+        try:
+            if self._fetch_task is None or self._fetch_task.done():
+                self._fetch_task = asyncio.ensure_future(self._fetch_ahead())
+            async with self._getmany_lock:
+                return await self._take_locked(timeout_ms, max_records)
+        finally:
+            self._ahead_allowed.set()
+
+    async def _take_locked(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
+        """``_take`` under the lock (``_fetch_ahead`` takes nothing meanwhile). Records taken off
+        the stash go back to it if ``getmany`` raises: nothing taken may be lost without a seek."""
+        if self._stash_error is not None:
+            exc, self._stash_error = self._stash_error, None
+            raise exc
+        generation = self._stash_generation if self._stash_n else self._generation
+        batch: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        left = max_records
+        for tp in list(self._stash):
+            if left <= 0:
+                break
+            records = self._stash[tp]
+            if len(records) <= left:
+                batch[tp] = self._stash.pop(tp)
+            else:
+                batch[tp], self._stash[tp] = records[:left], records[left:]
+            left -= len(batch[tp])
+        self._stash_n -= max_records - left
+        if left > 0:
+            try:
+                more = await self.consumer.getmany(timeout_ms=0 if batch else timeout_ms, max_records=left)
+            except BaseException:
+                for tp, records in batch.items():  # back in front of what the stash holds
+                    self._stash[tp] = records + self._stash.get(tp, [])
+                    self._stash_n += len(records)
+                raise
+            for tp, records in more.items():
+                if not records:
+                    continue
+                if tp in batch and records[0].offset <= batch[tp][-1].offset:
+                    batch[tp] = records  # an offset reset by aiokafka (see _stash_add)
+                else:
+                    batch.setdefault(tp, []).extend(records)
+        if not self._stash_n:
+            self._stash_generation = self._generation
+        self._last_take = time.monotonic()
+        return batch, generation
+
+    async def _stop_fetch_ahead(self) -> None:
+        task, self._fetch_task = self._fetch_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._drop_stash()
 
     async def _check_log(self, batch: dict[TopicPartition, list], rebalanced: bool) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
         """Is each partition's log still the one its progress describes? Returns ``batch`` without
@@ -548,7 +708,7 @@ class StreamConsumer:
         self._verify.pop(p, None)
         self._fresh.add(p)
         self._next[p] = self._applied[p] = 0
-        self.consumer.seek(tp, 0)
+        self._seek(tp, 0)
 
     def _report_history(self, tp: TopicPartition, first_offset: int) -> None:
         """A partition applied from scratch should start at offset 0; later means lost history."""
@@ -644,6 +804,7 @@ class StreamConsumer:
                 self._lost = lost
                 raise
             self._generation += 1
+            self._drop_stash()
         # after connect: a store emptied by a take-over's rebuild is no data loss (this worker stops above)
         logger.error("REDIS LOST ITS DATA (%s). Stopped applying; rebuilding partitions %s of %s from the topic's "
                      "retained history. Runbook: ChurnwatchRedisDataLost", lost, sorted(tp.partition for tp in self.assigned),
@@ -686,12 +847,12 @@ class StreamConsumer:
                 continue
             first = records[0].offset
             if tp.partition in self._verify:  # not checked yet (a rebalance came between): read again
-                self.consumer.seek(tp, expected)
+                self._seek(tp, expected)
             elif first == expected or (first > expected and not rebalanced):
                 out[tp] = records
             else:
                 logger.debug("%s[%s]: fetched from %s, expected %s: re-seeking", tp.topic, tp.partition, first, expected)
-                self.consumer.seek(tp, expected)
+                self._seek(tp, expected)
         return out
 
     async def _cycle(self, batch: dict[TopicPartition, list], asked_ms: int | None = None) -> None:  # type: ignore[type-arg]
@@ -711,6 +872,9 @@ class StreamConsumer:
                 position = await consumer.position(tp)
             except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
                 continue
+            stashed = self._stash.get(tp)
+            if stashed:  # taken off aiokafka's buffer, not by a cycle yet: neither applied nor caught up
+                position = stashed[0].offset
             caught_up = highwater is not None and position >= highwater
             if highwater is not None and position < highwater:
                 backlog += highwater - position
@@ -733,7 +897,7 @@ class StreamConsumer:
             except BaseException as exc:
                 for tp, records in batch.items():  # nothing of this batch may be skipped
                     if records and tp.partition in self._next:
-                        consumer.seek(tp, self._next[tp.partition])
+                        self._seek(tp, self._next[tp.partition])
                 if not isinstance(exc, CycleAbandoned):
                     raise
                 logger.warning("cycle abandoned (%s): its records will be read again", exc)
@@ -788,7 +952,7 @@ class StreamConsumer:
             for tp, records in batch.items():
                 p = tp.partition
                 if records and p in self._applied and tp in self.assigned:
-                    self.consumer.seek(tp, self._applied[p])
+                    self._seek(tp, self._applied[p])
                     self._next[p] = self._applied[p]
         self._flights.clear()
 
