@@ -650,8 +650,8 @@ METHODS: dict[str, str] = {
                "each series: on a shared 2-core box the wall time is mostly waiting for a core. History bytes per user "
                "from MEMORY USAGE (SAMPLES 0) of every history key.",
     "memory_accounts": "500 simulated accounts (`simulate --accounts`, 120 days: 1-6 users, plans, trials, failed payments) "
-                       "through the worker's own pure code (subscription events through `advance_accounts`, users advanced by "
-                       "the engine and summarised as `streams.worker.members` does), copied to N account ids and written with "
+                       "through the worker's own pure code (subscription events and the users' member copies, `streams.worker.members`, "
+                       "through `advance_accounts` in event order, so each account is judged with the members it had then), copied to N account ids and written with "
                        "`Store.write_accounts` (the worker's fenced script) into a flushed Redis; INFO used_memory after - before.",
     "memory_alert_lists": "The simulated population (10k users, 120 days at scale 1) advanced by `models.engine.advance`; each "
                           "user's alerts worth a call (at_risk, recovered, stage changes to churned or reactivated) as the "
