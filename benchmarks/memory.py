@@ -268,25 +268,28 @@ class AccountTemplate:
 
 def account_templates(seed: int, n_accounts: int, start_ms: int, days: int, model: ChurnModel | None = None) -> list[AccountTemplate]:
     """Simulated accounts (streams.offline.simulate_accounts) as the worker's account phase leaves
-    them: their subscription events and their users' member copies through ``advance_accounts``,
-    together, in event order, as the account partition's owner applies them.
+    them at the window's end: their subscription events and their users' member copies through
+    ``advance_accounts``, together, in event order, as the account partition's owner applies them,
+    then each account reviewed up to the end (an ``AccountTick`` there: its deadlines before it,
+    a member turning silent, a reminder, as the account due index would have swept them; the
+    users' templates are advanced to the end too).
 
     The member copies are what the user side sends (``streams.worker.members.member_versions``:
     one per user and active period, the user as of its last event there, dated at its first), so
     the alert side judges each account with the members it had *at that time*: one call applies
-    them, with the watermark off (nothing held), exactly as cycles would, since the account's
-    alerts do not depend on how its copies are cut (streams.worker.revenue). The members stored
-    are the ones those copies left (the latest version of each user seen), and a user who never
-    came has none, as in a deployment: only such accounts look unused.
+    them, with the watermark off (nothing held), as cycles would, since the account's alerts do
+    not depend on how its copies are cut (streams.worker.revenue). The members stored are the
+    ones those copies left (the latest version of each user seen active), and a user who never
+    came has none, as in a deployment: only the accounts nobody used yet look unused.
 
     Why not the subscriptions alone (until 2026-12-03): with no member at all every trial looked
     unused, and since a trial nobody used is at risk (models.account_health, QA pass 4), each
     simulated trial opened ``account_at_risk`` and closed it with ``account_recovered`` on
     converting, and its reminders carried reasons: the alert lists in the extras grew to 396 bytes
-    a template (176 before), 778 bytes an account (559), none of which a deployment stores."""
+    a template (176 before), 779 bytes an account (559), none of which a deployment stores."""
     from streams.offline.simulate_accounts import generate_accounts
     from streams.worker.members import member_versions
-    from streams.worker.revenue import AccountCopy, AccountReadResult, MemberCopy, advance_accounts, plan_account_reads
+    from streams.worker.revenue import AccountCopy, AccountReadResult, AccountTick, MemberCopy, advance_accounts, plan_account_reads
 
     model = model or load_model()
     sim = generate_accounts(seed, n_accounts, start_ms, days)
@@ -299,9 +302,11 @@ def account_templates(seed: int, n_accounts: int, start_ms: int, days: int, mode
         if account:  # a user without an account is its own: no member copy (streams.worker.members)
             timed += [(ts_ms, (account, member)) for ts_ms, member in member_versions(uid, None, evs, model)]
     timed.sort(key=lambda t: t[0])  # the account partition's order: offsets in event time
-    copies: list[AccountCopy | MemberCopy] = [
+    copies: list[AccountCopy | MemberCopy | AccountTick] = [
         AccountCopy(0, i, what) if isinstance(what, Event) else MemberCopy(0, i, what[0], ts_ms, what[1])
         for i, (ts_ms, what) in enumerate(timed)]
+    end_ms = start_ms + days * 86_400_000
+    copies += [AccountTick(0, a, end_ms) for a in sim.accounts]  # reviewed up to the end, as the due index would
     reads = plan_account_reads(copies, "t", 64)
     done = advance_accounts(copies, reads, [AccountReadResult([""] * len(r.fields), [None] * len(r.accounts)) for r in reads],
                             "t", {0: len(copies)})
