@@ -259,11 +259,14 @@ async def _connect_only(settings: Settings) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AccountTemplate:
-    """What the account phase keeps of one simulated account: state record, extras, members."""
+    """What the account phase keeps of one simulated account: state record, extras, members, the
+    alert side's own state record (``cw:{b}:aside``) and the next review (the account due index)."""
 
     state: bytes | None
     extras: bytes
     members: tuple[tuple[bytes, bytes], ...]
+    side: bytes | None = None
+    due_s: int = 0
 
 
 def account_templates(seed: int, n_accounts: int, start_ms: int, days: int, model: ChurnModel | None = None) -> list[AccountTemplate]:
@@ -280,7 +283,9 @@ def account_templates(seed: int, n_accounts: int, start_ms: int, days: int, mode
     them, with the watermark off (nothing held), as cycles would, since the account's alerts do
     not depend on how its copies are cut (streams.worker.revenue). The members stored are the
     ones those copies left (the latest version of each user seen active), and a user who never
-    came has none, as in a deployment: only the accounts nobody used yet look unused.
+    came has none, as in a deployment: only the accounts nobody used yet look unused. Each template
+    also keeps what the worker writes beside them: the alert side's own state record and the
+    account's next review after the end (the due index; 0: none).
 
     Why not the subscriptions alone (until 2026-12-03): with no member at all every trial looked
     unused, and since a trial nobody used is at risk (models.account_health, QA pass 4), each
@@ -310,12 +315,17 @@ def account_templates(seed: int, n_accounts: int, start_ms: int, days: int, mode
     reads = plan_account_reads(copies, "t", 64)
     done = advance_accounts(copies, reads, [AccountReadResult([""] * len(r.fields), [None] * len(r.accounts)) for r in reads],
                             "t", {0: len(copies)})
-    kept = {a: AccountTemplate(w.states.get(a), w.extras[a], tuple(w.members.get(a, {}).items()))
+    dues = done.dues.get(0, {})
+    kept = {a: AccountTemplate(w.states.get(a), w.extras[a], tuple(w.members.get(a, {}).items()), w.sides.get(a), dues.get(a, 0))
             for w in done.writes for a in w.extras}
     return [kept.get(a, AccountTemplate(None, b"{}", ())) for a in sim.accounts]
 
 
-async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplate], accounts: int) -> float:
+async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplate], accounts: int, topic: str = "activity-events",
+                          partitions: int = 8) -> float:
+    """Accounts ``account-0000000``.. as copies of the templates, through ``Store.write_accounts``
+    (the worker's fenced script) and ``Store.write_account_dues`` (each account's next review in
+    the due index of its partition), in chunks of ``CHUNK_USERS``; returns the seconds it took."""
     from streams.worker.keys import bucket_of
     from streams.worker.revenue import AccountWrite
 
@@ -325,6 +335,7 @@ async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplat
         t0 = time.perf_counter()
         for chunk, start in enumerate(range(0, accounts, CHUNK_USERS)):
             writes: dict[int, AccountWrite] = {}
+            dues: dict[int, dict[str, int]] = collections.defaultdict(dict)
             for i in range(start, min(accounts, start + CHUNK_USERS)):
                 aid, t = f"account-{i:07d}", templates[i % len(templates)]
                 b = bucket_of(aid, store.buckets)
@@ -333,11 +344,16 @@ async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplat
                     w = writes[b] = AccountWrite(b, [("acct|bench:0", "", "")])
                 if t.state is not None:
                     w.states[aid] = t.state
+                if t.side is not None:
+                    w.sides[aid] = t.side
+                if t.due_s:
+                    dues[kafka_partition(aid.encode(), partitions)][aid] = t.due_s
                 w.extras[aid] = t.extras
                 w.members[aid] = dict(t.members)
             fenced = await store.write_accounts(list(writes.values()), f"bench-accounts-{chunk}")
             if fenced:
                 raise RuntimeError(f"account memory benchmark write fenced: {fenced[0]}")
+            await store.write_account_dues(topic, dues)
         return time.perf_counter() - t0
     finally:
         await store.close()
@@ -367,6 +383,8 @@ def measure_account_memory(redis_url: str, templates: Sequence[AccountTemplate],
         "simulated_templates": len(templates),
         "members_per_account_mean / max": f"{sum(n_members) / len(n_members):.1f} / {max(n_members)}",
         "state_record_bytes_mean": round(sum(len(t.state or b"") for t in templates) / len(templates)),
+        "accounts with an alert-side state / in the due index, %": (f"{100 * sum(t.side is not None for t in templates) / len(templates):.1f}"
+                                                                     f" / {100 * sum(bool(t.due_s) for t in templates) / len(templates):.1f}"),
         "member_record_bytes_mean (25 + user id)": round(sum(len(v) for t in templates for _, v in t.members) / max(1, sum(n_members)), 1),
         "extras_bytes_mean (JSON: the alert list, downgrade, reminders sent)": round(sum(len(t.extras) for t in templates) / len(templates)),
         "bytes_per_account": round(grown / accounts),

@@ -153,3 +153,5 @@ def test_account_templates_judge_each_account_with_its_members() -> None:
         assert all(ts <= first_active_ms.get(account, ts) for ts in said), (account, said, first_active_ms.get(account))
         unused += bool(said)
     assert sum(1 for t in templates if t.members) >= 20 and unused >= 1
+    # what the worker writes beside them: the alert side's state wherever there is a revenue state, the next review
+    assert all((t.side is None) == (t.state is None) for t in templates) and any(t.due_s for t in templates)
