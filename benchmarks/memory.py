@@ -259,44 +259,73 @@ async def _connect_only(settings: Settings) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AccountTemplate:
-    """What the account phase keeps of one simulated account: state record, extras, members."""
+    """What the account phase keeps of one simulated account: state record, extras, members, the
+    alert side's own state record (``cw:{b}:aside``) and the next review (the account due index)."""
 
     state: bytes | None
     extras: bytes
     members: tuple[tuple[bytes, bytes], ...]
+    side: bytes | None = None
+    due_s: int = 0
 
 
 def account_templates(seed: int, n_accounts: int, start_ms: int, days: int, model: ChurnModel | None = None) -> list[AccountTemplate]:
-    """Simulated accounts (streams.offline.simulate_accounts) through the worker's own pure code:
-    their subscription events through ``advance_accounts``, their users advanced by the engine and
-    summarised as ``streams.worker.members`` does."""
-    from models.account_health import Member, member_key
-    from models.signals import compute_signals
+    """Simulated accounts (streams.offline.simulate_accounts) as the worker's account phase leaves
+    them at the window's end: their subscription events and their users' member copies through
+    ``advance_accounts``, together, in event order, as the account partition's owner applies them,
+    then each account reviewed up to the end (an ``AccountTick`` there: its deadlines before it,
+    a member turning silent, a reminder, as the account due index would have swept them; the
+    users' templates are advanced to the end too).
+
+    The member copies are what the user side sends (``streams.worker.members.member_versions``:
+    one per user and active period, the user as of its last event there, dated at its first), so
+    the alert side judges each account with the members it had *at that time*: one call applies
+    them, with the watermark off (nothing held), as cycles would, since the account's alerts do
+    not depend on how its copies are cut (streams.worker.revenue). The members stored are the
+    ones those copies left (the latest version of each user seen active), and a user who never
+    came has none, as in a deployment: only the accounts nobody used yet look unused. Each template
+    also keeps what the worker writes beside them: the alert side's own state record and the
+    account's next review after the end (the due index; 0: none).
+
+    Why not the subscriptions alone (until 2026-12-03): with no member at all every trial looked
+    unused, and since a trial nobody used is at risk (models.account_health, QA pass 4), each
+    simulated trial opened ``account_at_risk`` and closed it with ``account_recovered`` on
+    converting, and its reminders carried reasons: the alert lists in the extras grew to 396 bytes
+    a template (176 before), 779 bytes an account (559), none of which a deployment stores."""
     from streams.offline.simulate_accounts import generate_accounts
-    from streams.worker.revenue import AccountCopy, AccountReadResult, advance_accounts, plan_account_reads
+    from streams.worker.members import member_versions
+    from streams.worker.revenue import AccountCopy, AccountReadResult, AccountTick, MemberCopy, advance_accounts, plan_account_reads
 
     model = model or load_model()
     sim = generate_accounts(seed, n_accounts, start_ms, days)
-    end_ms = start_ms + days * 86_400_000
-    copies = [AccountCopy(0, i, ev) for i, ev in enumerate(e for e in sim.events if e.subscription is not None)]
-    reads = plan_account_reads(copies, "t", 64)
-    done = advance_accounts(copies, reads, [AccountReadResult([""] * len(r.fields), [None] * len(r.accounts)) for r in reads],
-                            "t", {0: len(copies)})
-    states = {a: (w.states.get(a), w.extras[a]) for w in done.writes for a in w.extras}
     by_user: dict[str, list[Event]] = collections.defaultdict(list)
     for ev in sim.events:
         by_user[ev.user_id].append(ev)
-    members: dict[str, list[tuple[bytes, bytes]]] = collections.defaultdict(list)
+    timed: list[tuple[int, Event | tuple[str, Any]]] = [(ev.ts_ms, ev) for ev in sim.events if ev.subscription is not None]
     for uid, evs in by_user.items():
-        st = advance(uid, None, evs, end_ms, model).state
-        sig = compute_signals(st, st.last_seen_s, model)
-        base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
-        m = Member(member_key(uid), st.last_seen_s, st.stage, 0.0, sig.act_28d, base, uid)
-        members[evs[0].account].append((str(m.key).encode(), m.to_bytes()))
-    return [AccountTemplate(*states.get(a, (None, b"{}")), tuple(members[a])) for a in sim.accounts]
+        account = next((ev.account_id for ev in reversed(evs) if ev.account_id), "")  # the worker's member_of
+        if account:  # a user without an account is its own: no member copy (streams.worker.members)
+            timed += [(ts_ms, (account, member)) for ts_ms, member in member_versions(uid, None, evs, model)]
+    timed.sort(key=lambda t: t[0])  # the account partition's order: offsets in event time
+    copies: list[AccountCopy | MemberCopy | AccountTick] = [
+        AccountCopy(0, i, what) if isinstance(what, Event) else MemberCopy(0, i, what[0], ts_ms, what[1])
+        for i, (ts_ms, what) in enumerate(timed)]
+    end_ms = start_ms + days * 86_400_000
+    copies += [AccountTick(0, a, end_ms) for a in sim.accounts]  # reviewed up to the end, as the due index would
+    reads = plan_account_reads(copies, "t", 64)
+    done = advance_accounts(copies, reads, [AccountReadResult([""] * len(r.fields), [None] * len(r.accounts)) for r in reads],
+                            "t", {0: len(copies)})
+    dues = done.dues.get(0, {})
+    kept = {a: AccountTemplate(w.states.get(a), w.extras[a], tuple(w.members.get(a, {}).items()), w.sides.get(a), dues.get(a, 0))
+            for w in done.writes for a in w.extras}
+    return [kept.get(a, AccountTemplate(None, b"{}", ())) for a in sim.accounts]
 
 
-async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplate], accounts: int) -> float:
+async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplate], accounts: int, topic: str = "activity-events",
+                          partitions: int = 8) -> float:
+    """Accounts ``account-0000000``.. as copies of the templates, through ``Store.write_accounts``
+    (the worker's fenced script) and ``Store.write_account_dues`` (each account's next review in
+    the due index of its partition), in chunks of ``CHUNK_USERS``; returns the seconds it took."""
     from streams.worker.keys import bucket_of
     from streams.worker.revenue import AccountWrite
 
@@ -306,6 +335,7 @@ async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplat
         t0 = time.perf_counter()
         for chunk, start in enumerate(range(0, accounts, CHUNK_USERS)):
             writes: dict[int, AccountWrite] = {}
+            dues: dict[int, dict[str, int]] = collections.defaultdict(dict)
             for i in range(start, min(accounts, start + CHUNK_USERS)):
                 aid, t = f"account-{i:07d}", templates[i % len(templates)]
                 b = bucket_of(aid, store.buckets)
@@ -314,11 +344,16 @@ async def _write_accounts(settings: Settings, templates: Sequence[AccountTemplat
                     w = writes[b] = AccountWrite(b, [("acct|bench:0", "", "")])
                 if t.state is not None:
                     w.states[aid] = t.state
+                if t.side is not None:
+                    w.sides[aid] = t.side
+                if t.due_s:
+                    dues[kafka_partition(aid.encode(), partitions)][aid] = t.due_s
                 w.extras[aid] = t.extras
                 w.members[aid] = dict(t.members)
             fenced = await store.write_accounts(list(writes.values()), f"bench-accounts-{chunk}")
             if fenced:
                 raise RuntimeError(f"account memory benchmark write fenced: {fenced[0]}")
+            await store.write_account_dues(topic, dues)
         return time.perf_counter() - t0
     finally:
         await store.close()
@@ -348,7 +383,10 @@ def measure_account_memory(redis_url: str, templates: Sequence[AccountTemplate],
         "simulated_templates": len(templates),
         "members_per_account_mean / max": f"{sum(n_members) / len(n_members):.1f} / {max(n_members)}",
         "state_record_bytes_mean": round(sum(len(t.state or b"") for t in templates) / len(templates)),
+        "accounts with an alert-side state / in the due index, %": (f"{100 * sum(t.side is not None for t in templates) / len(templates):.1f}"
+                                                                     f" / {100 * sum(bool(t.due_s) for t in templates) / len(templates):.1f}"),
         "member_record_bytes_mean (25 + user id)": round(sum(len(v) for t in templates for _, v in t.members) / max(1, sum(n_members)), 1),
+        "extras_bytes_mean (JSON: the alert list, downgrade, reminders sent)": round(sum(len(t.extras) for t in templates) / len(templates)),
         "bytes_per_account": round(grown / accounts),
         "bytes_per_account_member": round(grown / sum(n_members[i % len(templates)] for i in range(accounts))),
         "write_accounts_per_s (Store.write_accounts, one client)": round(accounts / seconds),

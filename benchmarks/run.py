@@ -423,7 +423,13 @@ def section_memory_alert_lists(ctx: Ctx) -> dict[str, Any]:
 
 
 def section_memory_accounts(ctx: Ctx) -> dict[str, Any]:
-    """Redis bytes per account (revenue state, extras, members) at 100k accounts (scale 1)."""
+    """Redis bytes per account (revenue state, extras, members) at 100k accounts (scale 1). The accounts
+    are judged with their users' member copies, in event order, and reviewed up to the window's end
+    (benchmarks.memory.account_templates): the extras (the account's alert list) are the alerts a
+    deployment logs. Until 2026-12-03 they saw no member at all, so every simulated trial looked unused
+    and logged at-risk, recovered and trial-ending alerts with reasons: 779 bytes (extras 396), 594 with
+    members (229). Since then also the alert side's own state (`cw:{b}:aside`) and the account due index,
+    which the worker writes for every account and the benchmark did not: 786."""
     from benchmarks.memory import account_templates, measure_account_memory
 
     templates = account_templates(7, 500, 1_767_225_600_000, 120)
@@ -650,9 +656,10 @@ METHODS: dict[str, str] = {
                "each series: on a shared 2-core box the wall time is mostly waiting for a core. History bytes per user "
                "from MEMORY USAGE (SAMPLES 0) of every history key.",
     "memory_accounts": "500 simulated accounts (`simulate --accounts`, 120 days: 1-6 users, plans, trials, failed payments) "
-                       "through the worker's own pure code (subscription events through `advance_accounts`, users advanced by "
-                       "the engine and summarised as `streams.worker.members` does), copied to N account ids and written with "
-                       "`Store.write_accounts` (the worker's fenced script) into a flushed Redis; INFO used_memory after - before.",
+                       "through the worker's own pure code (subscription events and the users' member copies, `streams.worker.members`, "
+                       "through `advance_accounts` in event order, so each account is judged with the members it had then), copied to N account ids and written with "
+                       "`Store.write_accounts` (the worker's fenced script: states, the alert side's states, extras, members) and "
+                       "`Store.write_account_dues` (each account's next review) into a flushed Redis; INFO used_memory after - before.",
     "memory_alert_lists": "The simulated population (10k users, 120 days at scale 1) advanced by `models.engine.advance`; each "
                           "user's alerts worth a call (at_risk, recovered, stage changes to churned or reactivated) as the "
                           "worker logs them (`streams.worker.alert_log.entry`), copied to N alerted user ids and written with "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -122,3 +123,35 @@ def test_profile_summary_counts_self_and_inclusive_time(tmp_path: Path) -> None:
     assert dict(s["self_top"]) == {"models/engine.py:advance": 75.0, "redis/asyncio/client.py:read": 25.0}  # type: ignore[arg-type]
     assert dict(s["areas"]) == {"models (pure scoring)": 75.0, "redis-py": 25.0}  # type: ignore[arg-type]
     assert dict(s["inclusive_top"]) == {"models/engine.py:advance": 75.0}  # type: ignore[arg-type]
+
+
+def test_account_templates_judge_each_account_with_its_members() -> None:
+    """The memory benchmark's accounts (benchmarks.memory.account_templates) go through the account
+    phase with their users' member copies, as in a deployment: a template's members are users of
+    its account, and an account says nobody used it only before any of its users was active. With
+    subscriptions alone (until 2026-12-03) every simulated trial said so, and its alert list was
+    stored for nothing."""
+    from benchmarks.memory import account_templates
+    from models.account_health import Member
+    from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, SUBSCRIPTION
+    from streams.offline.simulate_accounts import generate_accounts
+
+    args = (7, 40, 1_767_225_600_000, 60)
+    sim = generate_accounts(*args)
+    users: dict[str, set[str]] = {}
+    first_active_ms: dict[str, int] = {}  # what streams.worker.members dates a first copy at: whole seconds
+    for ev in sim.events:
+        users.setdefault(ev.account, set()).add(ev.user_id)
+        if DEFAULT_VOCABULARY.lookup(ev.type)[1] not in (SUBSCRIPTION, CANCEL):
+            first_active_ms.setdefault(ev.account, ev.ts_ms // 1000 * 1000)
+    templates = account_templates(*args)
+    unused = 0
+    for account, t in zip(sim.accounts, templates):
+        assert {Member.from_bytes(v).user_id for _, v in t.members} <= users[account]
+        said = [row[2] for row in orjson.loads(t.extras).get("log", [])
+                if any("nobody has used it yet" in r for r in row[5])]
+        assert all(ts <= first_active_ms.get(account, ts) for ts in said), (account, said, first_active_ms.get(account))
+        unused += bool(said)
+    assert sum(1 for t in templates if t.members) >= 20 and unused >= 1
+    # what the worker writes beside them: the alert side's state wherever there is a revenue state, the next review
+    assert all((t.side is None) == (t.state is None) for t in templates) and any(t.due_s for t in templates)
