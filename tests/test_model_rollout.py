@@ -542,3 +542,40 @@ def test_the_console_says_once_that_its_model_file_is_not_the_model_in_use(
         body = client.get(f"/api/v1/users/{uid}").json()
     assert body["risk"] == round(score(st, max(END_MS // 1000, st.last_seen_s), base).risk, 4)
     assert len([r for r in caplog.records if str(path) in r.getMessage()]) == 1, "once"
+
+
+def test_the_console_api_says_which_model_scored_and_when_it_is_not_the_one_in_use(redis_url: str, tmp_path: typing.Any) -> None:
+    """Shellfix5 (review 4 #6d): the JSON answers carry what the pages and the log say about the model: a
+    console given another file (CHURNWATCH_MODEL_PATH) scores with the model in use and says so; one whose
+    model in use cannot be loaded scores with its file, ``in_use`` false, and says so too."""
+    from starlette.testclient import TestClient
+
+    from streams.console.app import create_app
+    from streams.views import file_not_used
+
+    base = load_model()
+    rolled = base.with_(version="trained-api", risk_intercept=base.risk_intercept + 2.0)
+    path = tmp_path / "new.json"
+    path.write_text(rolled.to_json())
+    uid, st = _user(base)
+    plain, given = Settings(redis_url=redis_url), Settings(redis_url=redis_url, model_path=str(path))
+    asyncio.run(_closed(_worker_wrote(plain, base, uid, st)))
+
+    def models(settings: Settings) -> list[object]:
+        with TestClient(create_app(settings)) as client:
+            return [client.get(url).json().get("model") for url in (f"/api/v1/users/{uid}", "/api/v1/at-risk")]
+
+    assert models(plain) == [{"id": model_id(base), "in_use": True, "note": None}] * 2
+    note = file_not_used(given, base)
+    assert models(given) == [{"id": model_id(base), "in_use": True, "note": note}] * 2
+    asyncio.run(_take_over(plain, rolled))
+
+    async def drop_record() -> None:  # the recorded model's file cannot be loaded
+        store = Store(plain)
+        await store.client.hdel(store.keys.meta, f"model:{model_id(rolled)}")
+        await store.close()
+
+    asyncio.run(drop_record())
+    lost = models(plain)
+    assert lost[0] == lost[1] and lost[0]["id"] == model_id(base) and lost[0]["in_use"] is False  # type: ignore[index]
+    assert f"Redis records model {model_id(rolled)} in use but not its file" in lost[0]["note"]  # type: ignore[index]
