@@ -134,6 +134,9 @@ class Settings:
     model_path: str = ""
     model_takeover: bool = False  # record this worker's model in Redis; workers with another stop (rolling upgrade)
     model_rebuild: bool = False  # with model_takeover: a model of another vocabulary empties the store and replays (rebuild.py)
+    # with model_takeover: take over even from this learned successor of the worker's file (a roll-back, once: a
+    # successor adopted later has another id, so a flag left set does not roll that one back; store._check_take_over)
+    model_rollback_from: str = ""
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9108
     log_level: str = "INFO"

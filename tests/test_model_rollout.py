@@ -579,3 +579,65 @@ def test_the_console_api_says_which_model_scored_and_when_it_is_not_the_one_in_u
     lost = models(plain)
     assert lost[0] == lost[1] and lost[0]["id"] == model_id(base) and lost[0]["in_use"] is False  # type: ignore[index]
     assert f"Redis records model {model_id(rolled)} in use but not its file" in lost[0]["note"]  # type: ignore[index]
+
+
+def _learned_from(base: ChurnModel, root: ChurnModel, **changes: object) -> ChurnModel:
+    """A successor ``churnwatch learn`` adopts after ``base``, in the chain that started from ``root``."""
+    from models.model import LEARNED_KEY
+
+    training = {LEARNED_KEY: {"base": model_id(base), "root": model_id(root), "data_end_ms": END_MS}}
+    return base.with_(version="learned-rollout", training=training, **changes)
+
+
+def test_a_take_over_restarted_with_the_flag_set_does_not_roll_back_a_learned_successor(
+        redis_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shellfix5 (review 4 #6g): a worker of the file that took over, restarted with --take-over-model still
+    set, recorded its file over the successors ``churnwatch learn`` adopted since (the successors' workers
+    then stopped, exit 3). Now it runs the successor in use, in one WARNING that says how to roll back;
+    ``--roll-back-from <that id>`` rolls back, and without --take-over-model it is refused."""
+    from streams.worker import store as store_mod
+    from streams.worker.model_record import comparison_record
+    from streams.worker.service import _preflight_store
+
+    monkeypatch.setattr(store_mod, "_TOLD_LEARNED_AFTER", set(), raising=False)  # said once per process
+    base = load_model()
+    first = _learned_from(base, base, risk_intercept=base.risk_intercept + 1.0)
+    second = _learned_from(first, base, risk_intercept=base.risk_intercept + 2.0)
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+    flag = settings.with_(model_takeover=True)
+
+    async def adopt() -> None:
+        store = await _worker_wrote(settings, base, uid, st)
+        try:
+            for old, new in ((base, first), (first, second)):
+                assert (await store.adopt_model(model_id(old), new, comparison_record({"adopted": True}), model_id(base)))[0]
+        finally:
+            await store.close()
+
+    async def in_use() -> str:
+        store = Store(settings)
+        try:
+            return (await store.model_record())[0]
+        finally:
+            await store.close()
+
+    asyncio.run(adopt())
+    caplog.set_level(logging.INFO, logger="streams.worker.store")
+    _preflight_store(flag, base)  # the take-over worker of the chain's first file, restarted
+    asyncio.run(_take_over(settings, base))  # its runtime's connect
+    _preflight_store(flag, first)  # a take-over by the predecessor's file (Redis still holds it)
+    assert asyncio.run(in_use()) == model_id(second)
+    said = [r.getMessage() for r in caplog.records if "not taking over" in r.getMessage()]
+    assert len(said) == 2 and "\n" not in said[0], said  # once per file
+    assert said[0].startswith(f"model {model_id(second)} in use was learned after this worker's {model_id(base)}")
+    assert f"--take-over-model --roll-back-from {model_id(second)}" in said[0]
+    with pytest.raises(UserError, match="--roll-back-from .* goes with --take-over-model"):
+        _preflight_store(settings.with_(model_rollback_from=model_id(second)), base)
+    _preflight_store(flag.with_(model_rollback_from="learned-other@0123456789ab"), base)  # another id: no roll-back
+    assert asyncio.run(in_use()) == model_id(second)
+    _preflight_store(flag.with_(model_rollback_from=model_id(second)), base)
+    assert asyncio.run(in_use()) == model_id(base)
+    other = base.with_(version="trained-other", risk_intercept=base.risk_intercept - 1.0)
+    _preflight_store(flag, other)  # a file of no chain in use takes over as before
+    assert asyncio.run(in_use()) == model_id(other)
