@@ -641,3 +641,84 @@ def test_a_take_over_restarted_with_the_flag_set_does_not_roll_back_a_learned_su
     other = base.with_(version="trained-other", risk_intercept=base.risk_intercept - 1.0)
     _preflight_store(flag, other)  # a file of no chain in use takes over as before
     assert asyncio.run(in_use()) == model_id(other)
+
+
+def _families(redis_url: str, prefix: str) -> dict[str, object]:
+    """Every key of deployment ``prefix`` (streams.worker.keys: ``{b}`` and the families), its name without
+    the prefix -> content, less what names a run rather than a result: the incarnation (cw:meta, the off
+    hashes' ``|inc``, the progress values' last part) and the cycle tokens (``|token`` fields)."""
+    from tests.harness import redis_client
+
+    client = redis_client(redis_url)
+    out: dict[str, object] = {}
+    try:
+        for raw in client.scan_iter(match=f"{prefix}:*", count=1000):
+            key = raw.decode()
+            kind = client.type(raw).decode()
+            if kind == "hash":
+                value: object = {k.decode(): v for k, v in client.hgetall(raw).items()
+                                 if k not in (b"|inc", b"incarnation") and not k.endswith(b"|token")}
+                if key.startswith(f"{prefix}:progress:"):
+                    value = {k: v.rsplit(b":", 1)[0] for k, v in value.items()}  # type: ignore[attr-defined]
+            elif kind == "zset":
+                value = client.zrange(raw, 0, -1, withscores=True)
+            else:
+                value = (kind, client.dump(raw))
+            out[key[len(prefix) + 1:]] = value
+    finally:
+        client.close()
+    return out
+
+
+def test_a_rebuild_by_take_over_holds_the_bytes_of_a_fresh_run_under_the_new_model(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 4 #6a, automated: a store written under the default model, rebuilt by ``--take-over-model
+    --rebuild-state`` with a model of another vocabulary (in batches of 7 keys: many SCAN and UNLINK
+    round trips) and replayed, holds every key of a fresh run of the new model over the same topic, with the
+    same bytes (states, indexes, counters, histories, alert lists, offsets, progress, cw:meta), and no other.
+    Both runs of the new model take 29 records a cycle: a bucket's fence offset is the last offset of the
+    cycle that wrote it (other batching moves only those, tests/test_pipeline.py checks the rest)."""
+    from streams.worker import rebuild
+    from streams.worker.consumer import KafkaSink
+    from streams.worker.pipeline import Pipeline
+    from streams.worker.service import _preflight_store
+    from streams.worker.topics import ensure_topics
+    from tests.harness import publish_events, read_topic
+    from tests.test_pipeline import WALL_MS, feed, history
+
+    base = load_model()
+    named = base.with_(version=NAMED, tracked_types=("view", "click", "message", "search"))
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, topic_events=f"ev-{unique_name}",
+                        topic_alerts=f"al-{unique_name}", topic_dlq=f"dlq-{unique_name}", buckets=8, groups_per_bucket=4,
+                        idle_partition_ms=0, partitions=1)
+    ensure_topics(settings)
+    publish_events(kafka_bootstrap, settings.topic_events, history(users=40))
+    recs = read_topic(kafka_bootstrap, settings.topic_events, 1)  # the topic's records, as a worker reads them
+    fresh = settings.with_(key_prefix="fresh")
+    monkeypatch.setattr(rebuild, "_UNLINK_BATCH", 7)
+
+    async def run(s: Settings, model: ChurnModel, size: int) -> None:
+        """A worker's pipeline of ``model`` over the whole topic from the progress it finds (none), ``size``
+        records a cycle, then caught up (the consumer's fetches, in-process: no group join to wait for)."""
+        store, sink = Store(s), KafkaSink(s)
+        store.use_model(model)
+        await store.connect()
+        await sink.start()
+        try:
+            pipeline = Pipeline(s, store, sink, model)
+            assert pipeline.assign(0, (await store.read_progress(s.topic_events)).get(0), WALL_MS) == 0
+            await feed(pipeline, recs, size)
+        finally:
+            await sink.stop()
+            await store.close()
+
+    asyncio.run(run(settings, base, 50))
+    old = _families(redis_url, "cw")
+    _preflight_store(settings.with_(model_takeover=True, model_rebuild=True), named)
+    asyncio.run(run(settings, named, 29))
+    asyncio.run(run(fresh, named, 29))
+    rebuilt, want = _families(redis_url, "cw"), _families(redis_url, "fresh")
+    assert len(want) > 40 and any(k.startswith("{") and ":u:" in k for k in want)
+    assert sorted(rebuilt) == sorted(want)
+    assert [k for k in want if rebuilt[k] != want[k]] == []
+    assert old["meta"] != want["meta"] and any(old.get(k) != v for k, v in want.items() if ":u:" in k), "the models differ"
