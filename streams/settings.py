@@ -134,6 +134,9 @@ class Settings:
     model_path: str = ""
     model_takeover: bool = False  # record this worker's model in Redis; workers with another stop (rolling upgrade)
     model_rebuild: bool = False  # with model_takeover: a model of another vocabulary empties the store and replays (rebuild.py)
+    # with model_takeover: take over even from this learned successor of the worker's file (a roll-back, once: a
+    # successor adopted later has another id, so a flag left set does not roll that one back; store._check_take_over)
+    model_rollback_from: str = ""
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9108
     log_level: str = "INFO"
@@ -175,9 +178,20 @@ class Settings:
             raise SettingsError(f"miskeyed must be 'reroute' or 'dlq', got {self.miskeyed!r}")
         if not 0 <= self.console_port <= 65535:
             raise SettingsError(f"console_port must be a TCP port (0-65535), got {self.console_port}")
+        self._check_key_prefix()
         if not 1 <= self.metrics_port <= 65535:
             # the worker's web server takes no "any free port" (0 stopped it with a traceback)
             raise SettingsError(f"metrics_port must be a TCP port (1-65535), got {self.metrics_port}")
+
+    def _check_key_prefix(self) -> None:
+        """Refuse a prefix whose keys could be another deployment's, or break the hash tags (keys.prefix_refusal):
+        deployments share one Redis by prefix, and a model take-over's rebuild deletes a prefix's keys."""
+        from streams.worker.keys import prefix_refusal
+
+        why = prefix_refusal(self.key_prefix)
+        if why:
+            raise SettingsError(f"key_prefix (CHURNWATCH_KEY_PREFIX) {self.key_prefix!r} {why} (docs/OPERATE.md, "
+                                f"\"Configuration\")")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -172,3 +172,59 @@ def test_a_truncated_or_corrupt_gz_is_one_line_naming_the_file(tmp_path: Path, c
             assert f"{f}: not " in line, (argv, line)
     assert main(["publish", "--file", str(plain)]) == 2
     assert f"{plain}: not a whole gzip file" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("prefix, why", [
+    ("", "is empty"),
+    ("cw{eu}", "hash-tag brace"),
+    ("cw eu", "blank or control character"),
+    ("cw\tx", "blank or control character"),
+    ("cw:", "empty part"),
+    ("cw::eu", "empty part"),
+    ("cw:progress", "taken for those of deployment 'cw'"),
+    ("cw:eu:adue", "taken for those of deployment 'cw:eu'"),
+])
+def test_a_key_prefix_that_breaks_the_key_scheme_is_one_line(prefix: str, why: str, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Any command, before it touches Redis: ``CHURNWATCH_KEY_PREFIX`` was taken as it came (a
+    ``cw:progress`` deployment's keys are ``cw``'s progress keys of a topic named ``meta`` and the
+    like, and ``cw``'s rebuild deletes them; a brace moves every key of a bucket to another slot)."""
+    monkeypatch.setenv("CHURNWATCH_KEY_PREFIX", prefix)
+    assert main(["--redis-url", f"redis://127.0.0.1:{_closed_port()}/0", "top"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"churnwatch top: error: key_prefix (CHURNWATCH_KEY_PREFIX) {prefix!r} ") and why in line, line
+
+
+def test_every_key_follows_its_prefix_with_a_bucket_or_a_family() -> None:
+    """What ``keys.prefix_refusal`` relies on: a key of deployment P is ``P:{b}:...`` or ``P:<family>...``
+    with a family of ``keys.FAMILIES``; a key name added without its family there would let a prefix
+    ``cw:<it>`` through. Prefixes that extend one another by another name share no key."""
+    import inspect
+
+    from streams.settings import Settings
+    from streams.worker.keys import FAMILIES, Keys
+
+    args = {"bucket": 3, "group": 5, "topic": "ev", "partition": 0, "period": "day", "account_id": "a"}
+
+    def every_key(prefix: str) -> set[str]:
+        keys, out = Keys(prefix), set()
+        for name, member in inspect.getmembers(Keys):
+            if name.startswith("_") or name == "prefix":
+                continue
+            if isinstance(member, property):
+                out.add(getattr(keys, name))
+            else:
+                params = list(inspect.signature(member).parameters)[1:]
+                out.add(getattr(keys, name)(*(args[p] for p in params)))
+        return out
+
+    cw = every_key("cw")
+    assert len(cw) > 15
+    for key in cw:
+        rest = key[len("cw:"):]
+        assert rest.startswith("{") or rest.split(":")[0] in FAMILIES, key
+    assert not cw & every_key("cw:eu") and not cw & every_key("cw:eu:x")
+    for family in FAMILIES:
+        with pytest.raises(ValueError, match="taken for those of deployment 'cw'"):
+            Settings(key_prefix=f"cw:{family}")
+    assert Settings(key_prefix="cw:eu").key_prefix == "cw:eu"

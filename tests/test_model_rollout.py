@@ -542,3 +542,183 @@ def test_the_console_says_once_that_its_model_file_is_not_the_model_in_use(
         body = client.get(f"/api/v1/users/{uid}").json()
     assert body["risk"] == round(score(st, max(END_MS // 1000, st.last_seen_s), base).risk, 4)
     assert len([r for r in caplog.records if str(path) in r.getMessage()]) == 1, "once"
+
+
+def test_the_console_api_says_which_model_scored_and_when_it_is_not_the_one_in_use(redis_url: str, tmp_path: typing.Any) -> None:
+    """Shellfix5 (review 4 #6d): the JSON answers carry what the pages and the log say about the model: a
+    console given another file (CHURNWATCH_MODEL_PATH) scores with the model in use and says so; one whose
+    model in use cannot be loaded scores with its file, ``in_use`` false, and says so too."""
+    from starlette.testclient import TestClient
+
+    from streams.console.app import create_app
+    from streams.views import file_not_used
+
+    base = load_model()
+    rolled = base.with_(version="trained-api", risk_intercept=base.risk_intercept + 2.0)
+    path = tmp_path / "new.json"
+    path.write_text(rolled.to_json())
+    uid, st = _user(base)
+    plain, given = Settings(redis_url=redis_url), Settings(redis_url=redis_url, model_path=str(path))
+    asyncio.run(_closed(_worker_wrote(plain, base, uid, st)))
+
+    def models(settings: Settings) -> list[object]:
+        with TestClient(create_app(settings)) as client:
+            return [client.get(url).json().get("model") for url in (f"/api/v1/users/{uid}", "/api/v1/at-risk")]
+
+    assert models(plain) == [{"id": model_id(base), "in_use": True, "note": None}] * 2
+    note = file_not_used(given, base)
+    assert models(given) == [{"id": model_id(base), "in_use": True, "note": note}] * 2
+    asyncio.run(_take_over(plain, rolled))
+
+    async def drop_record() -> None:  # the recorded model's file cannot be loaded
+        store = Store(plain)
+        await store.client.hdel(store.keys.meta, f"model:{model_id(rolled)}")
+        await store.close()
+
+    asyncio.run(drop_record())
+    lost = models(plain)
+    assert lost[0] == lost[1] and lost[0]["id"] == model_id(base) and lost[0]["in_use"] is False  # type: ignore[index]
+    assert f"Redis records model {model_id(rolled)} in use but not its file" in lost[0]["note"]  # type: ignore[index]
+
+
+def _learned_from(base: ChurnModel, root: ChurnModel, **changes: object) -> ChurnModel:
+    """A successor ``churnwatch learn`` adopts after ``base``, in the chain that started from ``root``."""
+    from models.model import LEARNED_KEY
+
+    training = {LEARNED_KEY: {"base": model_id(base), "root": model_id(root), "data_end_ms": END_MS}}
+    return base.with_(version="learned-rollout", training=training, **changes)
+
+
+def test_a_take_over_restarted_with_the_flag_set_does_not_roll_back_a_learned_successor(
+        redis_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shellfix5 (review 4 #6g): a worker of the file that took over, restarted with --take-over-model still
+    set, recorded its file over the successors ``churnwatch learn`` adopted since (the successors' workers
+    then stopped, exit 3). Now it runs the successor in use, in one WARNING that says how to roll back;
+    ``--roll-back-from <that id>`` rolls back, and without --take-over-model it is refused."""
+    from streams.worker import store as store_mod
+    from streams.worker.model_record import comparison_record
+    from streams.worker.service import _preflight_store
+
+    monkeypatch.setattr(store_mod, "_TOLD_LEARNED_AFTER", set(), raising=False)  # said once per process
+    base = load_model()
+    first = _learned_from(base, base, risk_intercept=base.risk_intercept + 1.0)
+    second = _learned_from(first, base, risk_intercept=base.risk_intercept + 2.0)
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+    flag = settings.with_(model_takeover=True)
+
+    async def adopt() -> None:
+        store = await _worker_wrote(settings, base, uid, st)
+        try:
+            for old, new in ((base, first), (first, second)):
+                assert (await store.adopt_model(model_id(old), new, comparison_record({"adopted": True}), model_id(base)))[0]
+        finally:
+            await store.close()
+
+    async def in_use() -> str:
+        store = Store(settings)
+        try:
+            return (await store.model_record())[0]
+        finally:
+            await store.close()
+
+    asyncio.run(adopt())
+    caplog.set_level(logging.INFO, logger="streams.worker.store")
+    _preflight_store(flag, base)  # the take-over worker of the chain's first file, restarted
+    asyncio.run(_take_over(settings, base))  # its runtime's connect
+    _preflight_store(flag, first)  # a take-over by the predecessor's file (Redis still holds it)
+    assert asyncio.run(in_use()) == model_id(second)
+    said = [r.getMessage() for r in caplog.records if "not taking over" in r.getMessage()]
+    assert len(said) == 2 and "\n" not in said[0], said  # once per file
+    assert said[0].startswith(f"model {model_id(second)} in use was learned after this worker's {model_id(base)}")
+    assert f"--take-over-model --roll-back-from {model_id(second)}" in said[0]
+    with pytest.raises(UserError, match="--roll-back-from .* goes with --take-over-model"):
+        _preflight_store(settings.with_(model_rollback_from=model_id(second)), base)
+    _preflight_store(flag.with_(model_rollback_from="learned-other@0123456789ab"), base)  # another id: no roll-back
+    assert asyncio.run(in_use()) == model_id(second)
+    _preflight_store(flag.with_(model_rollback_from=model_id(second)), base)
+    assert asyncio.run(in_use()) == model_id(base)
+    other = base.with_(version="trained-other", risk_intercept=base.risk_intercept - 1.0)
+    _preflight_store(flag, other)  # a file of no chain in use takes over as before
+    assert asyncio.run(in_use()) == model_id(other)
+
+
+def _families(redis_url: str, prefix: str) -> dict[str, object]:
+    """Every key of deployment ``prefix`` (streams.worker.keys: ``{b}`` and the families), its name without
+    the prefix -> content, less what names a run rather than a result: the incarnation (cw:meta, the off
+    hashes' ``|inc``, the progress values' last part) and the cycle tokens (``|token`` fields)."""
+    from tests.harness import redis_client
+
+    client = redis_client(redis_url)
+    out: dict[str, object] = {}
+    try:
+        for raw in client.scan_iter(match=f"{prefix}:*", count=1000):
+            key = raw.decode()
+            kind = client.type(raw).decode()
+            if kind == "hash":
+                value: object = {k.decode(): v for k, v in client.hgetall(raw).items()
+                                 if k not in (b"|inc", b"incarnation") and not k.endswith(b"|token")}
+                if key.startswith(f"{prefix}:progress:"):
+                    value = {k: v.rsplit(b":", 1)[0] for k, v in value.items()}  # type: ignore[attr-defined]
+            elif kind == "zset":
+                value = client.zrange(raw, 0, -1, withscores=True)
+            else:
+                value = (kind, client.dump(raw))
+            out[key[len(prefix) + 1:]] = value
+    finally:
+        client.close()
+    return out
+
+
+def test_a_rebuild_by_take_over_holds_the_bytes_of_a_fresh_run_under_the_new_model(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 4 #6a, automated: a store written under the default model, rebuilt by ``--take-over-model
+    --rebuild-state`` with a model of another vocabulary (in batches of 7 keys: many SCAN and UNLINK
+    round trips) and replayed, holds every key of a fresh run of the new model over the same topic, with the
+    same bytes (states, indexes, counters, histories, alert lists, offsets, progress, cw:meta), and no other.
+    Both runs of the new model take 29 records a cycle: a bucket's fence offset is the last offset of the
+    cycle that wrote it (other batching moves only those, tests/test_pipeline.py checks the rest)."""
+    from streams.worker import rebuild
+    from streams.worker.consumer import KafkaSink
+    from streams.worker.pipeline import Pipeline
+    from streams.worker.service import _preflight_store
+    from streams.worker.topics import ensure_topics
+    from tests.harness import publish_events, read_topic
+    from tests.test_pipeline import WALL_MS, feed, history
+
+    base = load_model()
+    named = base.with_(version=NAMED, tracked_types=("view", "click", "message", "search"))
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, topic_events=f"ev-{unique_name}",
+                        topic_alerts=f"al-{unique_name}", topic_dlq=f"dlq-{unique_name}", buckets=8, groups_per_bucket=4,
+                        idle_partition_ms=0, partitions=1)
+    ensure_topics(settings)
+    publish_events(kafka_bootstrap, settings.topic_events, history(users=40))
+    recs = read_topic(kafka_bootstrap, settings.topic_events, 1)  # the topic's records, as a worker reads them
+    fresh = settings.with_(key_prefix="fresh")
+    monkeypatch.setattr(rebuild, "_UNLINK_BATCH", 7)
+
+    async def run(s: Settings, model: ChurnModel, size: int) -> None:
+        """A worker's pipeline of ``model`` over the whole topic from the progress it finds (none), ``size``
+        records a cycle, then caught up (the consumer's fetches, in-process: no group join to wait for)."""
+        store, sink = Store(s), KafkaSink(s)
+        store.use_model(model)
+        await store.connect()
+        await sink.start()
+        try:
+            pipeline = Pipeline(s, store, sink, model)
+            assert pipeline.assign(0, (await store.read_progress(s.topic_events)).get(0), WALL_MS) == 0
+            await feed(pipeline, recs, size)
+        finally:
+            await sink.stop()
+            await store.close()
+
+    asyncio.run(run(settings, base, 50))
+    old = _families(redis_url, "cw")
+    _preflight_store(settings.with_(model_takeover=True, model_rebuild=True), named)
+    asyncio.run(run(settings, named, 29))
+    asyncio.run(run(fresh, named, 29))
+    rebuilt, want = _families(redis_url, "cw"), _families(redis_url, "fresh")
+    assert len(want) > 40 and any(k.startswith("{") and ":u:" in k for k in want)
+    assert sorted(rebuilt) == sorted(want)
+    assert [k for k in want if rebuilt[k] != want[k]] == []
+    assert old["meta"] != want["meta"] and any(old.get(k) != v for k, v in want.items() if ":u:" in k), "the models differ"

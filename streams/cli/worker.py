@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebuild-state", action="store_true", default=None,
                         help="with --take-over-model, when the model tracks other event types or roles than the one in use: "
                              "delete the stored state and replay the events topic under the new model (docs/OPERATE.md)")
+    parser.add_argument("--roll-back-from", default=None, metavar="MODEL_ID",
+                        help="with --take-over-model, when the model in use is MODEL_ID, a learned successor of this worker's "
+                             "model (churnwatch learn): take over all the same, rolling it back (otherwise a take-over of "
+                             "an earlier model of the chain in use is skipped: docs/OPERATE.md)")
     parser.add_argument("--partitions", type=int, default=None, help="partitions of topics this worker creates if missing (default 8)")
     parser.add_argument("--group", default=None, help="consumer group (default churnwatch)")
     parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
@@ -37,6 +41,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         model_path=args.model,
         model_takeover=args.take_over_model,
         model_rebuild=args.rebuild_state,
+        model_rollback_from=args.roll_back_from,
         partitions=args.partitions,
         group_id=args.group,
         topic_events=args.events_topic,

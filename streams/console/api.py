@@ -30,7 +30,7 @@ from streams.worker.store import UnreadableState
 
 __all__ = ["routes", "openapi", "error_response", "API_VERSION"]
 
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
 ACTIONS = get_args(Action)
 _PERIOD = re.compile(r"^([0-9]{1,3})d?$")
@@ -115,12 +115,12 @@ async def at_risk(request: Request, deps: Deps) -> dict[str, Any]:
         book = await owner_book(deps.settings, deps.owners, owner, list_name, limit, now_ms,  # type: ignore[arg-type]
                                 request.query_params.get("cursor") or None, filters)
         return {"as_of": format_ts(now_ms), "owner": owner, "list": list_name, "items": [r.to_dict() for r in book.accounts],
-                "next_cursor": book.next_cursor}
+                "next_cursor": book.next_cursor, "model": deps.model_info()}
     filters = Filters(_choice(request, "stage", STAGES), _choice(request, "segment", SEGMENTS), _choice(request, "action", ACTIONS))
     page = await at_risk_page(deps.store, deps.model, now_ms, list_name, limit,  # type: ignore[arg-type]
                               request.query_params.get("cursor") or None, filters, owner)
     return {"as_of": format_ts(page.as_of_ms), "owner": page.owner, "list": page.list,
-            "items": [r.to_dict() for r in page.rows], "next_cursor": page.next_cursor}
+            "items": [r.to_dict() for r in page.rows], "next_cursor": page.next_cursor, "model": deps.model_info()}
 
 
 async def user(request: Request, deps: Deps) -> dict[str, Any]:
@@ -136,13 +136,14 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
     body["activity_28d"] = {k: round(n, 1) for k, n in activity_by_kind(sig, deps.model)} if sig is not None else {}
     body["history"] = [point_dict(p) for p in view.history]
     body["alerts"] = view.alerts
+    body["model"] = deps.model_info()
     return body
 
 
 async def account(request: Request, deps: Deps) -> dict[str, Any]:
     now_ms = await deps.now_ms()
     report, state, members, alerts = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
-    return account_dict(report, state, members, now_ms, alerts)
+    return {**account_dict(report, state, members, now_ms, alerts), "model": deps.model_info()}
 
 
 async def churn(request: Request, deps: Deps) -> dict[str, Any]:
@@ -234,6 +235,15 @@ def openapi() -> dict[str, Any]:
         "activity_28d": _obj({"view": _NUM, "click": _NUM, "message": _NUM, "all": _NUM}),
         "history": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
         "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
+        "model": {"$ref": "#/components/schemas/Model"},
+    })
+    model = _obj({
+        "id": {**_STR, "description": "<version>@<digest> of the model the scores in this answer come from"},
+        "in_use": {"type": "boolean", "description": "that model is the one Redis records in use, the workers' (true "
+                   "before any is recorded); false: the recorded model's file cannot be loaded and the console scores "
+                   "with its own, so the scores may differ from the alerts (note says so)"},
+        "note": {**_NSTR, "description": "what the pages say about the model: the recorded model's file is missing, or "
+                 "the console's CHURNWATCH_MODEL_PATH is not the model in use (it scores with the workers'); null: nothing"},
     })
     alert = _obj({"alert_id": _STR, "kind": _STR, "time": _STR, "event_time_ms": {"type": "integer"}, "stage": _NSTR,
                   "risk": _NUM, "reasons": {"type": "array", "items": _STR}})
@@ -277,11 +287,12 @@ def openapi() -> dict[str, Any]:
         "members": {"type": "array", "items": _obj({"user_id": _NSTR, "stage": {"enum": list(STAGES)}, "risk": _NUM,
                                                     "last_seen": _STR})},
         "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
-    }, "required": [*account_row["required"], "as_of", "subscriptions", "members", "alerts"]}
+        "model": {"$ref": "#/components/schemas/Model"},
+    }, "required": [*account_row["required"], "as_of", "subscriptions", "members", "alerts", "model"]}
     page = _obj({"as_of": _STR, "owner": _STR, "list": {"enum": list(LISTS)},
                  "items": {"type": "array", "items": {"anyOf": [{"$ref": "#/components/schemas/Row"},
                                                                 {"$ref": "#/components/schemas/AccountRow"}]}},
-                 "next_cursor": _NSTR})
+                 "next_cursor": _NSTR, "model": {"$ref": "#/components/schemas/Model"}})
     err = _obj({"error": _obj({"status": {"type": "integer"}, "code": _STR, "message": _STR})})
     return {
         "openapi": "3.1.0",
@@ -289,7 +300,7 @@ def openapi() -> dict[str, Any]:
                  "description": "Live churn scores from the churnwatch state in Redis, as of the stream time. Read-only."},
         "components": {
             "schemas": {"TrendPoint": point, "Row": row, "AtRiskPage": page, "User": user, "Churn": churn, "Error": err,
-                        "PeriodFigures": figures, "Cohort": cohort, "AlertEntry": alert,
+                        "PeriodFigures": figures, "Cohort": cohort, "AlertEntry": alert, "Model": model,
                         "AccountRow": account_row, "Account": account,
                         "Owners": _obj({"owners": {"type": "array", "items": _STR}})},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

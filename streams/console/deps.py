@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
@@ -37,6 +38,8 @@ class Deps:
     owners: Owners = field(default_factory=Owners)
     file_model: ChurnModel | None = None  # the model file; ``model`` follows the model Redis records in use
     model_note: str = ""  # why ``model`` is not the one in use ("" when it is): every page shows it
+    file_note: str = ""  # CHURNWATCH_MODEL_PATH names another model than ``model``, the one in use ("" when not)
+    _model_shown: tuple[ChurnModel, str] | None = None  # ``model`` and its id (``model_info``: hashed once per model)
     _model_checked: float = 0.0  # monotonic time of the last look at the model in use
     _told_file: bool = False  # the INFO that CHURNWATCH_MODEL_PATH is not the model in use was logged
 
@@ -55,9 +58,23 @@ class Deps:
         if note and note != self.model_note:
             logger.warning("%s", note)
         self.model_note = note
-        if not note and self.settings.model_path and self.model is not self.file_model and not self._told_file:
+        not_used = not note and self.settings.model_path and self.model is not self.file_model
+        self.file_note = file_not_used(self.settings, self.model) if not_used else ""
+        if self.file_note and not self._told_file:
             self._told_file = True
-            logger.info("%s", file_not_used(self.settings, self.model))
+            logger.info("%s", self.file_note)
+
+    def model_info(self) -> dict[str, Any]:
+        """The ``model`` of the JSON answers that score (``api.py``; review 4 #6d): ``id`` of the model the
+        scores come from, ``in_use`` whether that is the model Redis records in use (false: its file
+        cannot be loaded, and the console scores with its own), ``note`` what a page says about it or why
+        the console's ``CHURNWATCH_MODEL_PATH`` is not it (null: nothing to say). An API client sees what
+        the pages and the log say, not only the numbers."""
+        from streams.worker.store import model_id
+
+        if self._model_shown is None or self._model_shown[0] is not self.model:
+            self._model_shown = (self.model, model_id(self.model))
+        return {"id": self._model_shown[1], "in_use": not self.model_note, "note": self.model_note or self.file_note or None}
 
     async def now_ms(self) -> int:
         """The stream time, as ``churnwatch score`` uses it; ``Unavailable`` before any progress.

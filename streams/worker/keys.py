@@ -15,7 +15,51 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["Keys", "bucket_of", "group_of", "locate", "due_member", "parse_due_member", "offset_field"]
+__all__ = ["FAMILIES", "Keys", "bucket_of", "group_of", "locate", "due_member", "parse_due_member", "offset_field",
+           "prefix_refusal"]
+
+#: What follows ``<prefix>:`` in a key that is not a bucket's (``<prefix>:{b}:...``): ``Keys.meta``,
+#: ``rebuild_lock``, ``progress``, ``reroute`` and ``account_due``. A prefix may not extend another
+#: deployment's by one of these (:func:`prefix_refusal`).
+FAMILIES = ("meta", "rebuilding", "progress", "reroute", "adue")
+
+
+def prefix_refusal(prefix: str) -> str:
+    """Why ``prefix`` cannot be a deployment's ``key_prefix``, or "". Deployments share one Redis under
+    different prefixes, and ``streams.worker.rebuild`` deletes a deployment's keys by prefix, so no key of
+    one may be a key of another, nor look like one: ``:`` separates the prefix's parts as it separates
+    the key's, a part after the first must not be one of :data:`FAMILIES` (``cw:progress`` would be the
+    progress key of ``cw``'s topic ``meta``, and match ``cw``'s deletion), and a prefix holds no hash tag
+    (``{`` ``}``: on a Redis Cluster the slot is that of the first ``{...}`` of a key, which must be the
+    bucket's), no blank or control character (unreadable in a log, cut by ``redis-cli`` and shell
+    scripts), and no empty part. Another prefix that extends this one by another name
+    (``cw`` and ``cw:eu``) is fine: its keys all continue with that name, never with ``{`` or a family.
+
+    >>> [prefix_refusal(p) == "" for p in ("cw", "cw:eu", "c?", "cw-prod.1")]
+    [True, True, True, True]
+    >>> for p in ("", "cw{1}", "cw eu", "cw:", "cw::eu", "cw:progress"):
+    ...     print(repr(p), prefix_refusal(p))
+    '' is empty
+    'cw{1}' holds a hash-tag brace ({ or })
+    'cw eu' holds a blank or control character
+    'cw:' has an empty part between or around ':'
+    'cw::eu' has an empty part between or around ':'
+    'cw:progress' has a part after the first named like a key family of a deployment (meta, rebuilding, progress, reroute, adue): its keys would be taken for those of deployment 'cw'
+    """
+    if not prefix:
+        return "is empty"
+    if "{" in prefix or "}" in prefix:
+        return "holds a hash-tag brace ({ or })"
+    if any(c.isspace() or not c.isprintable() for c in prefix):
+        return "holds a blank or control character"
+    parts = prefix.split(":")
+    if not all(parts):
+        return "has an empty part between or around ':'"
+    for i, part in enumerate(parts[1:], 1):
+        if part in FAMILIES:
+            return (f"has a part after the first named like a key family of a deployment ({', '.join(FAMILIES)}): its keys "
+                    f"would be taken for those of deployment {':'.join(parts[:i])!r}")
+    return ""
 
 
 def locate(user_id: str, buckets: int, groups: int) -> tuple[int, int]:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Mapping
 
-from models.model import ChurnModel, learned_root, same_vocabulary
+from models.model import LEARNED_KEY, ChurnModel, learned_root, same_vocabulary
 
 __all__ = ["LEARN_FIELD", "RECORD_PREFIX", "ModelAdopted", "chain_root", "comparison_record", "layout_refusal",
-           "parse_record", "reader_model", "successor_of"]
+           "learned_after", "parse_record", "reader_model", "successor_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,51 @@ def successor_of(mine: ChurnModel, mine_id: str, recorded: ChurnModel | None) ->
     if recorded is None or learned_root(recorded) is None:
         return False
     return learned_root(recorded) == chain_root(mine, mine_id) and same_vocabulary(mine, recorded)
+
+
+def learned_after(mine: ChurnModel, mine_id: str, recorded: ChurnModel | None, records: Mapping[str, ChurnModel]) -> bool:
+    """Was ``recorded`` (the model in use) learned after ``mine``, down its chain? Then a take-over by
+    ``mine`` rolls back what ``churnwatch learn`` adopted since: what a worker restarted with
+    ``--take-over-model`` still set would do (review 4 #6g). True when ``recorded`` is a learned
+    successor of ``mine`` (:func:`successor_of`: the same chain and vocabulary) and ``mine`` is the
+    file the chain started from, or a model on its ``base`` links as far as Redis holds their files
+    (``records``, id -> model: ``lua/adopt_model.lua`` keeps the predecessor and the root), or, past
+    the files Redis dropped, a learned model of the chain whose data ended no later.
+
+    >>> from models.model import ChurnModel
+    >>> def learned(base, root, end):
+    ...     return ChurnModel(version=f"l{end}", training={"learned": {"base": base, "root": root, "data_end_ms": end}})
+    >>> root, l1, l2, l3 = ChurnModel(), learned("r@1", "r@1", 1), learned("l1@1", "r@1", 2), learned("l2@1", "r@1", 3)
+    >>> kept = {"r@1": root, "l2@1": l2}
+    >>> [learned_after(m, i, l3, kept) for m, i in ((root, "r@1"), (l2, "l2@1"), (l1, "l1@1"))]
+    [True, True, True]
+    >>> learned_after(l1, "l1@1", l3, {"r@1": root})  # l2's file dropped: l1's data ended before l3's
+    True
+    >>> [learned_after(l3, "l3@1", l2, kept), learned_after(ChurnModel(version="x"), "x@1", l3, kept)]
+    [False, False]
+    """
+    if recorded is None or not successor_of(mine, mine_id, recorded):
+        return False
+    if learned_root(mine) is None:
+        return True  # successor_of: the chain of ``recorded`` started from this very file
+    cur: ChurnModel | None = recorded
+    seen: set[str] = set()
+    while cur is not None:
+        base = str(_learned(cur).get("base") or "")
+        if base == mine_id:
+            return True
+        if not base or base in seen:
+            return False  # the whole chain is known, and ``mine`` is not on it
+        seen.add(base)
+        cur = records.get(base)
+    mine_end, end = _learned(mine).get("data_end_ms"), _learned(recorded).get("data_end_ms")
+    return isinstance(mine_end, int) and isinstance(end, int) and mine_end <= end
+
+
+def _learned(model: ChurnModel) -> Mapping[str, Any]:
+    """A learned model's ``training["learned"]`` (``models.model.LEARNED_KEY``), {} for a file."""
+    learned = model.training.get(LEARNED_KEY) if isinstance(model.training, Mapping) else None
+    return learned if isinstance(learned, Mapping) else {}
 
 
 def reader_model(file_model: ChurnModel, file_id: str, found: str, record: ChurnModel | None) -> tuple[ChurnModel, str]:

@@ -351,6 +351,8 @@ def _preflight_store(settings: Settings, model: ChurnModel) -> None:
     on an emptied store when the model in use has another vocabulary: streams/worker/rebuild.py)."""
     if settings.model_rebuild and not settings.model_takeover:
         raise UserError("--rebuild-state (CHURNWATCH_MODEL_REBUILD) goes with --take-over-model (CHURNWATCH_MODEL_TAKEOVER)")
+    if settings.model_rollback_from and not settings.model_takeover:
+        raise UserError("--roll-back-from (CHURNWATCH_MODEL_ROLLBACK_FROM) goes with --take-over-model (CHURNWATCH_MODEL_TAKEOVER)")
 
     async def check() -> None:
         store = Store(settings)

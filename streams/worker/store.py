@@ -50,8 +50,8 @@ from models.engine import Alert
 from models.model import ChurnModel
 from models.ranking import on_save_list
 from models.state import STAGES, UserState, tracked
-from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, layout_refusal, parse_record, reader_model,
-                                         successor_of)
+from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, layout_refusal, learned_after, parse_record,
+                                         reader_model, successor_of)
 from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
@@ -554,6 +554,10 @@ def _s(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+#: (model in use, this worker's) pairs whose "not taking over" line was logged (``Store._check_take_over``).
+_TOLD_LEARNED_AFTER: set[tuple[str, str]] = set()
+
+
 async def rebuild_pause() -> None:
     """One wait between two looks at a state rebuild another worker runs (tests see a worker waiting here)."""
     await asyncio.sleep(REBUILD_POLL_S)
@@ -635,14 +639,15 @@ class Store:
         deadline = time.monotonic() + self.rebuild_wait_s
         while True:
             await self.wait_for_rebuild(deadline)
-            if self.take_over_model and self.model and self.model_obj is not None:
-                await self._check_take_over(self.model_obj)
+            take_over = bool(self.take_over_model and self.model)
+            if take_over and self.model_obj is not None:
+                take_over = await self._check_take_over(self.model_obj)
             pipe = self._client.pipeline(transaction=False)
             for k, v in want.items():
                 pipe.hsetnx(meta_key, k, v)
             pipe.hsetnx(meta_key, "incarnation", uuid.uuid4().hex[:16])
             if self.model:
-                (pipe.hset if self.take_over_model else pipe.hsetnx)(meta_key, "model", self.model)
+                (pipe.hset if take_over else pipe.hsetnx)(meta_key, "model", self.model)
             pipe.hgetall(meta_key)
             *_, raw = await pipe.execute()
             have = {_s(k): _s(v) for k, v in raw.items()}
@@ -656,7 +661,7 @@ class Store:
                 f"(or another key_prefix)"
             )
         recorded = have.get("model")
-        if self.model and recorded != self.model and self.model_obj is not None and not self.take_over_model:
+        if self.model and recorded != self.model and self.model_obj is not None and not take_over:
             successor = parse_record(have.get(RECORD_PREFIX + str(recorded)))
             if recorded and successor is not None and successor_of(self.model_obj, self.model, successor):
                 logger.info("model %s in use is a learned successor of this worker's %s: running it", recorded, self.model)
@@ -670,12 +675,12 @@ class Store:
                 f"same model file, or roll the new model out with --take-over-model (docs/OPERATE.md, "
                 f"\"Model upgrades\")"
             )
-        if self.take_over_model and self.model:
+        if take_over:
             logger.warning("model %s recorded in Redis: workers with another model stop taking work", self.model)
         self.incarnation = have["incarnation"]
         self.accounts_in_use = ACCOUNTS_FIELD in have
         await self._mark_buckets()
-        await self._mark_save_index(have.get("save_index"))
+        await self._mark_save_index(have.get("save_index"), take_over)
         await self._load_scripts()
 
     async def wait_for_rebuild(self, deadline: float) -> None:
@@ -706,9 +711,13 @@ class Store:
                 waited = True
             await rebuild_pause()
 
-    async def _check_take_over(self, model: ChurnModel) -> None:
+    async def _check_take_over(self, model: ChurnModel) -> bool:
         """Refuse (``ModelMismatch``) a take-over whose vocabulary differs from the model in use,
-        before it is recorded: the stored states hold the recorded model's slots (model_record.layout_refusal)."""
+        before it is recorded: the stored states hold the recorded model's slots (model_record.layout_refusal).
+        False (no take-over: run the model in use, as a worker without the flag) when the model in use was
+        learned after ours (``model_record.learned_after``): a worker restarted with ``--take-over-model``
+        still set must not roll back what ``churnwatch learn`` adopted since; ``--roll-back-from <that id>``
+        (one id: a later adoption is not rolled back by a flag left set) takes over all the same."""
         found, record, _ = await self.model_record()
         why = layout_refusal(model, self.model, found, record, self.keys.prefix)
         if why:
@@ -717,6 +726,24 @@ class Store:
             logger.warning("Redis records model %s in use but not its file: cannot check that model %s tracks the same "
                            "event types (the states' slots); if not, rebuild the state (docs/OPERATE.md, \"Model upgrades\")",
                            found, self.model)
+        if not found or found == self.model or not learned_after(model, self.model, record, await self._model_records()):
+            return True
+        if self.settings.model_rollback_from == found:
+            logger.warning("model %s takes over from %s, learned after it: rolled back (--roll-back-from)", self.model, found)
+            return True
+        if (found, self.model) not in _TOLD_LEARNED_AFTER:  # the preflight's store and the runtime's: said once
+            _TOLD_LEARNED_AFTER.add((found, self.model))
+            logger.warning("model %s in use was learned after this worker's %s (churnwatch learn): not taking over, running it "
+                           "(--take-over-model / CHURNWATCH_MODEL_TAKEOVER is still set; a restart does not roll back). To roll "
+                           "back to %s, start a worker with --take-over-model --roll-back-from %s (CHURNWATCH_MODEL_ROLLBACK_FROM)",
+                           found, self.model, self.model, found)
+        return False
+
+    async def _model_records(self) -> dict[str, ChurnModel]:
+        """Every model file cw:meta holds (``model:<id>``), by id: the chain a take-over is checked against."""
+        raw = await self._client.hgetall(self.keys.meta)
+        texts = {_s(k)[len(RECORD_PREFIX):]: v for k, v in raw.items() if _s(k).startswith(RECORD_PREFIX)}
+        return {i: m for i, m in ((i, parse_record(t)) for i, t in texts.items()) if m is not None}
 
     async def mark_accounts_in_use(self) -> None:
         """Record in cw:meta that accounts are in use, for good: a restarted worker must send the
@@ -725,7 +752,7 @@ class Store:
         await self._client.hsetnx(self.keys.meta, ACCOUNTS_FIELD, "1")
         self.accounts_in_use = True
 
-    async def _mark_save_index(self, recorded: str | None) -> None:
+    async def _mark_save_index(self, recorded: str | None, take_over: bool) -> None:
         """``save_index`` in cw:meta names the model whose bounds fill the save-list index of every
         stored user (``cw:{b}:r:<g>``), so readers with that model may rank from it
         (``streams.views.top_users``). Recorded by a worker that finds no user stored yet; a store
@@ -739,7 +766,7 @@ class Store:
                 pipe.hget(self.keys.stats(b), "users")
             if not any(int(v or 0) for v in await pipe.execute()):
                 await self._client.hsetnx(self.keys.meta, "save_index", self.model)
-        elif self.take_over_model:
+        elif take_over:
             await self._client.hset(self.keys.meta, "save_index", "")
             logger.warning("save-list index built with model %s: top --share reads every state from now on", recorded)
 
