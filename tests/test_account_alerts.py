@@ -306,7 +306,7 @@ def test_an_unused_trial_past_its_end_stays_at_risk_until_billing_says_lost_or_c
             r = decide_alert("trialx", acc, now, alerts)
             decide_reminders("trialx", acc, now, r, alerts)
             assert (r.risk, r.stage, r.reasons) == (0.5, "at_risk", (f"trial ended {said} and nobody has used it",)), r
-            assert r.action == "help them convert before the trial ends"
+            assert r.action == "help them convert now that the trial has ended", "not 'before the trial ends' after it"
         assert _kinds(alerts) == ["account_at_risk", "trial_ending", "trial_ending"], "no recovery at the end, no statement"
         now = ends + 86 * 3_600_000
         acc.state = acc.state.update(Event("admin", now, "subscription", "s1", 0.0, "trialx", Subscription(status, "Pro", mrr)))  # type: ignore[arg-type]
@@ -347,3 +347,27 @@ def test_a_paying_account_without_users_yet_is_not_put_at_risk_by_its_renewal() 
                                        Subscription("active", "Pro", 4999, 0, T0 + 30 * DAY_MS))).get()
     r = rollup([], view, None, T0 + 30 * DAY_MS, (T0 + 5 * DAY_MS) // 1000)
     assert (r.risk, r.temperature, r.reasons, r.action, r.stage, r.usage, r.health) == (0.0, 100, (), "none", "customer", 0.0, 0)
+
+
+def test_a_trial_first_looked_at_after_its_end_is_told_its_trial_has_ended() -> None:
+    """2026-12-03: the trial rule holds past the trial's end while no statement says converted or
+    cancelled (review 4), but its action still read "help them convert before the trial ends"
+    beside "trial ended 5 h ago and nobody has used it". An alert opened after the end (the account
+    first reviewed then) says the trial has ended; the reminders, all before the end, keep "before
+    the trial ends". Event time decides (``now``), not the wall clock."""
+    ends = T0 + 10 * DAY_MS
+    acc = AccountWork(AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "trialx",
+                                                  Subscription("trial", "Pro", 0, ends))), {}, {})
+    alerts: list[tuple[bytes | None, bytes]] = []
+    now = ends + 5 * 3_600_000
+    decide_reminders("trialx", acc, now, decide_alert("trialx", acc, now, alerts), alerts)
+    told = [orjson.loads(v) for _, v in alerts]
+    assert [(a["kind"], a["reasons"], a["action"]) for a in told] == [
+        ("account_at_risk", ["trial ended 5 h ago and nobody has used it"], "help them convert now that the trial has ended")]
+    before = AccountWork(AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "trialx",
+                                                     Subscription("trial", "Pro", 0, ends))), {}, {})
+    for now in (ends - 72 * 3_600_000, ends - 24 * 3_600_000, ends - 1):
+        decide_reminders("trialx", before, now, decide_alert("trialx", before, now, alerts), alerts)
+    assert {orjson.loads(v)["action"] for _, v in alerts[1:]} == {"help them convert before the trial ends"}
+    assert _kinds(alerts[1:]) == ["account_at_risk", "trial_ending", "trial_ending"]
+

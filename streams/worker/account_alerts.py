@@ -18,7 +18,7 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, recovered_reasons,
-                                   rollup)
+                                   rollup, trial_action)
 from models.engine import alert_id
 from models.revenue import AccountState
 from streams.worker.alert_log import EXTRAS_FIELD
@@ -198,7 +198,7 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
             alert = account_alert(account, "trial_ending", now_ms, r)
             alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
             alert["trial_ends_ms"], alert["hours_left"] = ends, hours_left(ends, now_ms)
-            alert["action"] = "help them convert before the trial ends"
+            alert["action"] = trial_action(ends, now_ms)  # before the end: the reminders stop at it (above)
             alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
     acc.extras["reminded"] = [ends, sent]
 
