@@ -237,7 +237,8 @@ def _share(n: int, of: int) -> str:
     return "the only user" if of == 1 else "both users" if of == 2 else f"all {_counted('user', of)}"
 
 
-def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days: float = -1.0) -> tuple[str, ...]:
+def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days: float = -1.0,
+                      fixed_days: float = -1.0) -> tuple[str, ...]:
     """The reasons of an ``account_recovered`` alert: why the account is better, never a reason
     for risk (issue 11: an alert's reasons support it). The roll-up's reasons are the parts of
     its risk (each adds to it), so a recovery listing one that is left over ("1 of 5 users silent
@@ -248,7 +249,10 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     that many days ago, since the alert opened (a trial converting): "converted to a paid plan
     today", first when today (QA/review 4, 2026-12-03: a converted trial nobody had used yet
     recovered with only "risk down to 0% from 50%", beside health 0 and temperature 100, and no
-    word of the conversion).
+    word of the conversion). ``fixed_days`` (>= 0): a failed payment was fixed that many days ago,
+    since the alert opened (a past-due subscription paying again): "payment fixed today (no longer
+    past due)", placed as the conversion (2026-12-03: a past-due account whose payment was fixed
+    recovered with only "risk down to 0% from 50%", the one reason it recovered unsaid).
 
     >>> r = rollup([Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 80 * DAY_S, 1, 0.0, 9.0, 9.0)], None, None, 0, 100 * DAY_S)
     >>> r.reasons, recovered_reasons(r, 0.8)
@@ -257,12 +261,17 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     ('converted to a paid plan today', 'risk down to 0% from 50% when the alert opened')
     >>> recovered_reasons(r, 0.8, 20.0)[:2]
     ('1 of 2 users active in the last 2 weeks', 'converted to a paid plan 20 days ago')
+    >>> recovered_reasons(r, 0.8, -1.0, 0.1)[:2], recovered_reasons(r, 0.8, -1.0, 3.0)[1]
+    (('payment fixed today (no longer past due)', '1 of 2 users active in the last 2 weeks'), 'payment fixed 3 days ago (no longer past due)')
     """
     out: list[str] = []
     if r.users > r.silent:
         out.append(f"{_share(r.users - r.silent, r.users)} active in the last 2 weeks")
-    if converted_days >= 0:  # first when it is today's news (the conversion closed the alert), else after the users' return
+    # each first when it is today's news (it closed the alert), else after the users' return
+    if converted_days >= 0:
         out.insert(0 if round(converted_days) == 0 else len(out), f"converted to a paid plan {_ago(converted_days)}")
+    if fixed_days >= 0:
+        out.insert(0 if round(fixed_days) == 0 else len(out), f"payment fixed {_ago(fixed_days)} (no longer past due)")
     if opened_risk > r.risk:
         out.append(f"risk down to {100.0 * r.risk:.0f}% from {100.0 * opened_risk:.0f}% when the alert opened")
     return tuple(out)
