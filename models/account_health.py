@@ -27,7 +27,8 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   so every paying account whose users have not come yet would carry it), a trial ending within
   3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"), and after its end
   while the status still says trial (no statement yet says converted or cancelled: "trial ended 5 h
-  ago and nobody has used it"); cancelled with nothing left:
+  ago and nobody has used it", action "help them convert now that the trial has ended",
+  :func:`trial_action`); cancelled with nothing left:
   churned, risk 1, or, for an account that never paid (a trial cancelled without converting, or
   a free plan cancelled: the state keeps no trace of a trial once it is cancelled), trial_lost,
   risk 1, "cancelled without paying" (no logo churn, docs/REVENUE.md, but nothing left to save either);
@@ -56,7 +57,7 @@ from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "recovered_reasons", "rollup", "silence_risk",
-           "silent_counts"]
+           "silent_counts", "trial_action"]
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
@@ -64,10 +65,12 @@ ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost", "at_risk", "t
 #: Accounts whose subscription is gone: nothing to save, the win-back list's (churned: it paid;
 #: trial_lost: cancelled without ever paying, a trial or a free plan). Risk 1, temperature 0, never an at-risk alert.
 GONE_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost")
-_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _WIN_BACK = (
+_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED, _WIN_BACK = (
     "re-engage the silent users", "fix the payment with the billing contact", "review how the plan fits their use",
-    "book a renewal call", "help them convert before the trial ends", "win back")
-ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _WIN_BACK, "none")
+    "book a renewal call", "help them convert before the trial ends", "help them convert now that the trial has ended",
+    "win back")
+ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
+                                           _WIN_BACK, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _SILENT_S: Final[int] = 14 * DAY_S
 _MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and its base at last seen
@@ -186,6 +189,20 @@ def hours_left(ends_ms: int, now_ms: int) -> int:
     return (ends_ms - now_ms + 1_800_000) // 3_600_000
 
 
+def trial_action(ends_ms: int, now_ms: int) -> str:
+    """The action of the trial rule at ``now_ms`` (event time): "help them convert before the trial
+    ends" until ``ends_ms``, then, while the status still says trial (no statement yet says
+    converted or cancelled), "help them convert now that the trial has ended". The same boundary
+    as the rule's reason (:func:`_trial_end_text`: "ends in ..." while ``ends_ms - now_ms > 0``), so
+    the two never disagree. Why (2026-12-03): since review 4 the rule holds past the end, and its
+    action still spoke of an end to come beside "trial ended 5 h ago and nobody has used it".
+
+    >>> trial_action(100, 99), trial_action(100, 100)
+    ('help them convert before the trial ends', 'help them convert now that the trial has ended')
+    """
+    return _CONVERT_TRIAL if ends_ms - now_ms > 0 else _CONVERT_ENDED
+
+
 def _trial_end_text(ends_ms: int, now_ms: int, use: str) -> str:
     """The trial rule's reason: "trial ends in 46 h and nobody has used it yet" before the end,
     "trial ended 5 h ago and nobody has used it" after it while no statement says converted or
@@ -220,7 +237,8 @@ def _share(n: int, of: int) -> str:
     return "the only user" if of == 1 else "both users" if of == 2 else f"all {_counted('user', of)}"
 
 
-def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days: float = -1.0) -> tuple[str, ...]:
+def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days: float = -1.0,
+                      fixed_days: float = -1.0) -> tuple[str, ...]:
     """The reasons of an ``account_recovered`` alert: why the account is better, never a reason
     for risk (issue 11: an alert's reasons support it). The roll-up's reasons are the parts of
     its risk (each adds to it), so a recovery listing one that is left over ("1 of 5 users silent
@@ -231,7 +249,10 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     that many days ago, since the alert opened (a trial converting): "converted to a paid plan
     today", first when today (QA/review 4, 2026-12-03: a converted trial nobody had used yet
     recovered with only "risk down to 0% from 50%", beside health 0 and temperature 100, and no
-    word of the conversion).
+    word of the conversion). ``fixed_days`` (>= 0): a failed payment was fixed that many days ago,
+    since the alert opened (a past-due subscription paying again): "payment fixed today (no longer
+    past due)", placed as the conversion (2026-12-03: a past-due account whose payment was fixed
+    recovered with only "risk down to 0% from 50%", the one reason it recovered unsaid).
 
     >>> r = rollup([Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 80 * DAY_S, 1, 0.0, 9.0, 9.0)], None, None, 0, 100 * DAY_S)
     >>> r.reasons, recovered_reasons(r, 0.8)
@@ -240,12 +261,17 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     ('converted to a paid plan today', 'risk down to 0% from 50% when the alert opened')
     >>> recovered_reasons(r, 0.8, 20.0)[:2]
     ('1 of 2 users active in the last 2 weeks', 'converted to a paid plan 20 days ago')
+    >>> recovered_reasons(r, 0.8, -1.0, 0.1)[:2], recovered_reasons(r, 0.8, -1.0, 3.0)[1]
+    (('payment fixed today (no longer past due)', '1 of 2 users active in the last 2 weeks'), 'payment fixed 3 days ago (no longer past due)')
     """
     out: list[str] = []
     if r.users > r.silent:
         out.append(f"{_share(r.users - r.silent, r.users)} active in the last 2 weeks")
-    if converted_days >= 0:  # first when it is today's news (the conversion closed the alert), else after the users' return
+    # each first when it is today's news (it closed the alert), else after the users' return
+    if converted_days >= 0:
         out.insert(0 if round(converted_days) == 0 else len(out), f"converted to a paid plan {_ago(converted_days)}")
+    if fixed_days >= 0:
+        out.insert(0 if round(fixed_days) == 0 else len(out), f"payment fixed {_ago(fixed_days)} (no longer past due)")
     if opened_risk > r.risk:
         out.append(f"risk down to {100.0 * r.risk:.0f}% from {100.0 * opened_risk:.0f}% when the alert opened")
     return tuple(out)
@@ -295,7 +321,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if trial_soon and usage < 0.5:
         r_b = max(r_b, 0.5)
         use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
-        reasons.append((0.5, _trial_end_text(view.trial_ends_ms, now_ms, use), _CONVERT_TRIAL))  # type: ignore[union-attr]
+        ends = view.trial_ends_ms  # type: ignore[union-attr]
+        reasons.append((0.5, _trial_end_text(ends, now_ms, use), trial_action(ends, now_ms)))
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
     # Cancelled without ever paying (a trial, or a free plan: a cancelled statement replaces the
     # trial's, so whether there was one is not known here): gone like a churned account (its silent users are

@@ -20,7 +20,13 @@ What an alert says follows from what it announces (``purpose``):
 - ``recovered`` (also a stage change to a healthier stage, :data:`IMPROVED`): the factors that
   pull the risk down (contribution negative), most first, worded as what they are ("activity up
   40% against the user's 4-week baseline"), after the return itself for a reactivated user; if
-  none, the fall of the risk since the alert opened (none without an alert).
+  none, the fall of the risk since the alert opened (none without an alert); if none either, for
+  a user going from new to active, the fact the lifecycle rule ended "new" on ("active on 3 days
+  since first seen 14 days ago": past ``new_days``, with a second active day, models.lifecycle
+  rule 4). Why (2026-12-03): a user with two or more active days who turns 14 days old while
+  silent for a while is still "active" by the lifecycle (not yet overdue), yet nothing pulls
+  the risk down, so such ``new -> active`` alerts said nothing at all (24 in the 2,000-user
+  backtest of docs/SCORES.md), and an alert must always say why.
 - ``scores`` (live scores: the console, ``score``): as ``at_risk``, with the stage's own story
   (back after a break, new) last, and nothing when nothing pushes the risk up.
 
@@ -530,6 +536,8 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         return f"came back after {_days(days)} as churned" if st.stage_name == "churned" else f"came back {_ago(days)}"
     if key == "new":
         return f"new user, first seen {_ago(sig.age_days)}"
+    if key == "settled":  # what ends "new" (models.lifecycle rule 4): past new_days, a second active day
+        return f"active on {sig.active_days} days since first seen {_ago(sig.age_days)}"
     raise KeyError(key)  # pragma: no cover
 
 
@@ -678,6 +686,8 @@ def explain(
         if not found and st.at_risk_since_s and risk < st.alert_risk:
             text = f"risk down to {100.0 * risk:.0f}% from {100.0 * st.alert_risk:.0f}% when the alert opened"
             return [("risk_fell", 0.0, text)]
+        if not found and stage == "active" and st.stage_name == "new":  # the stage rule's own fact (module docstring)
+            return [("settled", 0.0, _text("settled", st, sig, temperature, model))]
         return _shown(found, -1.0, st, sig, values, temperature, model, False)
     if sig.cancelled:
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))

@@ -35,16 +35,25 @@ whose first reason is the cancellation), that only ``fields`` changed in them, a
 are byte-identical; it prints the new values of the first field and the reasons removed::
 
     python3 -m tests.golden_masked cancelled /tmp/old.json /tmp/new.json temperature reasons
+
+A change to what one kind of stage change says (2026-12-03: ``new -> active`` alerts with nothing
+to say got the fact that ended "new") is proved on those alerts alone: ``changes`` checks that every
+alert that changed is a ``kind`` alert from stage ``a`` to ``b``, only in ``fields``, that no alert
+came or went and that the scores and states are identical; it prints how many changed, how many
+of them had no reasons before, and the reasons now shown in those::
+
+    python3 -m tests.golden_masked changes /tmp/old.json /tmp/new.json stage_changed new,active reasons
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import re
 import sys
 from typing import Any
 
-__all__ = ["cancelled", "compare", "dump", "passes", "users"]
+__all__ = ["cancelled", "changes", "compare", "dump", "passes", "users"]
 
 
 def dump(path: str) -> None:
@@ -235,6 +244,29 @@ def cancelled(old_path: str, new_path: str, fields: tuple[str, ...]) -> bool:
     return ok
 
 
+def changes(old_path: str, new_path: str, kind: str, a: str, b: str, fields: tuple[str, ...]) -> bool:
+    """True when only ``kind`` alerts from stage ``a`` to ``b`` changed, only in ``fields``, and the
+    scores and states are identical (printing how many changed and what they say now)."""
+    old, new = _dumps(old_path, new_path)
+    ok = True
+    for key in old:
+        o = {d["alert_id"]: d for d in map(json.loads, old[key]["alerts"])}
+        n = {d["alert_id"]: d for d in map(json.loads, new[key]["alerts"])}
+        same_rest = (sorted(o) == sorted(n) and len(o) == len(old[key]["alerts"]) == len(new[key]["alerts"])
+                     and old[key]["scores"] == new[key]["scores"] and old[key]["states"] == new[key]["states"])
+        changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
+        targeted = [d for d in o.values() if (d["kind"], d["previous_stage"], d["stage"]) == (kind, a, b)]
+        outside = sum((x["kind"], x["previous_stage"], x["stage"]) != (kind, a, b) for x, _ in changed)
+        other = collections.Counter(f for x, y in changed for f in x if f not in fields and x[f] != y[f])
+        ok &= same_rest and not outside and not other
+        was_empty = sum(not x["reasons"] for x, _ in changed)
+        now = collections.Counter(" | ".join(re.sub(r"\d+", "N", str(r)) for r in y["reasons"]) for _, y in changed)
+        print(f"{key}: {len(o)} alerts, {len(targeted)} {kind} {a} -> {b}; changed {len(changed)} ({was_empty} had no "
+              f"reasons before), outside them {outside}, in other fields than {'+'.join(fields)}: {dict(other)}; "
+              f"same alert ids, scores and states: {same_rest}; now saying: {dict(now)}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -242,6 +274,8 @@ if __name__ == "__main__":
         sys.exit(0 if users(sys.argv[2], sys.argv[3], sys.argv[4], tuple(sys.argv[5].split(","))) else 1)
     elif sys.argv[1:2] == ["passes"] and len(sys.argv) == 5 and len(sys.argv[4].split(",")) == 3:
         sys.exit(0 if passes(sys.argv[2], sys.argv[3], *sys.argv[4].split(",")) else 1)
+    elif sys.argv[1:2] == ["changes"] and len(sys.argv) >= 7 and len(sys.argv[5].split(",")) == 2:
+        sys.exit(0 if changes(sys.argv[2], sys.argv[3], sys.argv[4], *sys.argv[5].split(","), tuple(sys.argv[6:])) else 1)
     elif sys.argv[1:2] == ["cancelled"] and len(sys.argv) >= 5:
         sys.exit(0 if cancelled(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:

@@ -161,9 +161,11 @@ def check_account_alert(alert: dict[str, object], parts: tuple[str, ...]) -> Non
         for text in reasons:
             m = _ACTIVE.fullmatch(text)
             if m is None:
-                assert re.fullmatch(r"risk down to (\d+)% from (\d+)% when the alert opened|converted to a paid plan (today|\d+ days? ago)",
-                                    text), text
-                assert not text.startswith("converted") or (alert["mrr"] > 0 and (text == reasons[0] or "today" not in text)), alert  # type: ignore[operator]
+                assert re.fullmatch(r"risk down to (\d+)% from (\d+)% when the alert opened|converted to a paid plan (today|\d+ days? ago)"
+                                    r"|payment fixed (today|\d+ days? ago) \(no longer past due\)", text), text
+                told_today = [t for t in reasons if " today" in t and not t.startswith("risk down")]
+                assert not text.startswith(("converted", "payment fixed")) or (alert["mrr"] > 0 and (  # type: ignore[operator]
+                    text in reasons[:len(told_today)] or "today" not in text)), alert
                 continue
             users, silent = int(alert["users"]), int(alert["silent_users"])  # type: ignore[call-overload]
             active = int(m.group(1)) if m.group(1) else users
@@ -188,7 +190,8 @@ def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], s
     ``trial_h``: the account starts as a trial ending that many hours after the first review
     (None: a paying customer). An alert opened on an account nobody uses that never paid (the trial
     rule's) ends only on a statement: ``account_churned`` when the trial is lost, or
-    ``account_recovered`` saying it converted.
+    ``account_recovered`` saying it converted. A recovery at the statement that makes a past-due
+    subscription pay again says first that the payment was fixed (2026-12-03).
     Fails on the old code, whose ``account_recovered`` repeated the roll-up's leftover risk
     reasons ("1 of 5 active users silent for 2 weeks" at risk 0.16), whose reminder of an
     unused trial said risk 0, temperature 100 and no reason, and whose unused trial "recovered"
@@ -204,9 +207,11 @@ def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], s
         for i, (key, m) in enumerate(acc.members.items()):
             if back >> i & 1:
                 acc.members[key] = Member(key, now // 1000, 1, 0.0, 20.0, 20.0, m.user_id)
+        was_due = acc.state.subs and acc.state.get().past_due_since_ms
         if status is not None:
             sub = Subscription(status, "Pro", 0 if status == "cancelled" else 4999, now + 2 * DAY_MS if status == "trial" else 0)  # type: ignore[arg-type]
             acc.state = acc.state.update(Event("u", now, "subscription", f"s{n + 1}", 0.0, "acme", sub))
+        fixed_now = bool(was_due) and status == "active"
         if down:
             acc.extras["down"] = [now, ["Enterprise"], ["Pro"]]
         r = decide_alert("acme", acc, now, alerts)
@@ -217,8 +222,10 @@ def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], s
             if alert["kind"] == "account_at_risk":
                 unpaid_open = not acc.members and not acc.state.get().first_paid_ms
             elif unpaid_open and alert["kind"] in ("account_recovered", "account_churned"):
-                assert alert["kind"] == "account_churned" and alert["stage"] == "trial_lost" or alert["reasons"][0].startswith(
-                    "converted to a paid plan"), alert
+                assert alert["kind"] == "account_churned" and alert["stage"] == "trial_lost" or any(
+                    text.startswith("converted to a paid plan") for text in alert["reasons"][:2]), alert
+            if alert["kind"] == "account_recovered" and fixed_now:  # the past-due subscription pays again: said first
+                assert alert["reasons"][0] == "payment fixed today (no longer past due)", alert
                 unpaid_open = False
         seen = len(alerts)
 
@@ -306,7 +313,7 @@ def test_an_unused_trial_past_its_end_stays_at_risk_until_billing_says_lost_or_c
             r = decide_alert("trialx", acc, now, alerts)
             decide_reminders("trialx", acc, now, r, alerts)
             assert (r.risk, r.stage, r.reasons) == (0.5, "at_risk", (f"trial ended {said} and nobody has used it",)), r
-            assert r.action == "help them convert before the trial ends"
+            assert r.action == "help them convert now that the trial has ended", "not 'before the trial ends' after it"
         assert _kinds(alerts) == ["account_at_risk", "trial_ending", "trial_ending"], "no recovery at the end, no statement"
         now = ends + 86 * 3_600_000
         acc.state = acc.state.update(Event("admin", now, "subscription", "s1", 0.0, "trialx", Subscription(status, "Pro", mrr)))  # type: ignore[arg-type]
@@ -336,7 +343,8 @@ def test_a_trial_converting_before_its_end_recovers_saying_it_converted() -> Non
     acc.state = acc.state.update(Event("admin", now + 2 * DAY_MS, "subscription", "s3", 0.0, "trialx", Subscription("active", "Pro", 9900)))
     decide_alert("trialx", acc, now + 2 * DAY_MS, alerts)
     assert _kinds(alerts) == ["account_at_risk", "account_recovered", "account_at_risk", "account_recovered"]
-    assert orjson.loads(alerts[-1][1])["reasons"] == ["risk down to 0% from 50% when the alert opened"], "paid before: no conversion"
+    assert orjson.loads(alerts[-1][1])["reasons"] == ["payment fixed today (no longer past due)",
+                                                      "risk down to 0% from 50% when the alert opened"], "paid before: no conversion"
 
 
 def test_a_paying_account_without_users_yet_is_not_put_at_risk_by_its_renewal() -> None:
@@ -347,3 +355,73 @@ def test_a_paying_account_without_users_yet_is_not_put_at_risk_by_its_renewal() 
                                        Subscription("active", "Pro", 4999, 0, T0 + 30 * DAY_MS))).get()
     r = rollup([], view, None, T0 + 30 * DAY_MS, (T0 + 5 * DAY_MS) // 1000)
     assert (r.risk, r.temperature, r.reasons, r.action, r.stage, r.usage, r.health) == (0.0, 100, (), "none", "customer", 0.0, 0)
+
+
+def test_a_trial_first_looked_at_after_its_end_is_told_its_trial_has_ended() -> None:
+    """2026-12-03: the trial rule holds past the trial's end while no statement says converted or
+    cancelled (review 4), but its action still read "help them convert before the trial ends"
+    beside "trial ended 5 h ago and nobody has used it". An alert opened after the end (the account
+    first reviewed then) says the trial has ended; the reminders, all before the end, keep "before
+    the trial ends". Event time decides (``now``), not the wall clock."""
+    ends = T0 + 10 * DAY_MS
+    acc = AccountWork(AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "trialx",
+                                                  Subscription("trial", "Pro", 0, ends))), {}, {})
+    alerts: list[tuple[bytes | None, bytes]] = []
+    now = ends + 5 * 3_600_000
+    decide_reminders("trialx", acc, now, decide_alert("trialx", acc, now, alerts), alerts)
+    told = [orjson.loads(v) for _, v in alerts]
+    assert [(a["kind"], a["reasons"], a["action"]) for a in told] == [
+        ("account_at_risk", ["trial ended 5 h ago and nobody has used it"], "help them convert now that the trial has ended")]
+    before = AccountWork(AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "trialx",
+                                                     Subscription("trial", "Pro", 0, ends))), {}, {})
+    for now in (ends - 72 * 3_600_000, ends - 24 * 3_600_000, ends - 1):
+        decide_reminders("trialx", before, now, decide_alert("trialx", before, now, alerts), alerts)
+    assert {orjson.loads(v)["action"] for _, v in alerts[1:]} == {"help them convert before the trial ends"}
+    assert _kinds(alerts[1:]) == ["account_at_risk", "trial_ending", "trial_ending"]
+
+
+def _paying_two_users(seen_ms: int) -> AccountWork:
+    state = AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    return AccountWork(state, {}, {member_key(u): Member(member_key(u), seen_ms // 1000, 1, 0.0, 20.0, 20.0, u) for u in ("u1", "u2")})
+
+
+def test_a_past_due_account_whose_payment_is_fixed_recovers_saying_so() -> None:
+    """2026-12-03: a paying account whose payment failed opened ``account_at_risk`` ("payment
+    failed today (past due)", fix the payment), and when billing said it was paid again its
+    ``account_recovered`` said only "both users active ..." and "risk down to 0% from 50% ...":
+    not a word of the one thing that changed. It now says "payment fixed today (no longer past
+    due)" first; fixed while the users were silent (the alert stays open), the later recovery
+    says it after the users' return, in days; a past due ended by a cancellation is no fix."""
+    day = T0 + 60 * DAY_MS
+    acc, alerts = _paying_two_users(day), []
+    acc.state = acc.state.update(Event("admin", day, "subscription", "s1", 0.0, "acme", Subscription("past_due", "Pro", 4999)))
+    decide_alert("acme", acc, day, alerts)
+    acc.state = acc.state.update(Event("admin", day + 3 * DAY_MS, "subscription", "s2", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    decide_alert("acme", acc, day + 3 * DAY_MS, alerts)
+    opened, recovered = (orjson.loads(v) for _, v in alerts)
+    assert (opened["kind"], opened["reasons"], opened["action"]) == (
+        "account_at_risk", ["payment failed today (past due)"], "fix the payment with the billing contact")
+    assert recovered["kind"] == "account_recovered" and recovered["reasons"] == [
+        "payment fixed today (no longer past due)", "both users active in the last 2 weeks",
+        "risk down to 0% from 50% when the alert opened"], recovered
+    assert "past_due" not in acc.extras, "told: nothing kept"
+
+    # fixed while both users are silent (risk 0.8 stays): told days later, after the users' return
+    acc, alerts = _paying_two_users(day - 20 * DAY_MS), []
+    acc.state = acc.state.update(Event("admin", day, "subscription", "s1", 0.0, "acme", Subscription("past_due", "Pro", 4999)))
+    decide_alert("acme", acc, day, alerts)
+    acc.state = acc.state.update(Event("admin", day + DAY_MS, "subscription", "s2", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    decide_alert("acme", acc, day + DAY_MS, alerts)
+    acc.members = {k: Member(k, (day + 4 * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, m.user_id) for k, m in acc.members.items()}
+    decide_alert("acme", acc, day + 4 * DAY_MS, alerts)
+    assert _kinds(alerts) == ["account_at_risk", "account_recovered"]
+    assert orjson.loads(alerts[-1][1])["reasons"] == ["both users active in the last 2 weeks", "payment fixed 3 days ago (no longer past due)",
+                                                      "risk down to 0% from 90% when the alert opened"]
+
+    # past due, then cancelled (churned), then a new subscription: a win back, no payment fixed
+    acc, alerts = _paying_two_users(day), []
+    for t, status, mrr in ((day, "past_due", 4999), (day + DAY_MS, "cancelled", 0), (day + 9 * DAY_MS, "active", 4999)):
+        acc.state = acc.state.update(Event("admin", t, "subscription", f"s{t}", 0.0, "acme", Subscription(status, "Pro", mrr)))  # type: ignore[arg-type]
+        decide_alert("acme", acc, t, alerts)
+    assert _kinds(alerts) == ["account_at_risk", "account_churned", "account_recovered"]
+    assert not any("payment fixed" in text for text in orjson.loads(alerts[-1][1])["reasons"])

@@ -67,17 +67,22 @@ def test_a_trial_past_its_end_keeps_the_trial_rule_while_billing_has_not_said() 
     risk of a used trial at 10 % of its usual fell from 0.5 to 0 (and an open alert "recovered")
     while the status still said trial. It now holds until a statement says converted or
     cancelled, and says how long ago the trial ended; a trial used as usual (50 % or more) still
-    has no reason, before or after its end; a converted one neither."""
+    has no reason, before or after its end; a converted one neither. Its action says the trial has
+    ended (2026-12-03: it said "help them convert before the trial ends" after the end), on event
+    time: a millisecond before the end it is still "before the trial ends"."""
     low = [Member(1, NOW_S, 1, 0.0, 2.0, 20.0)]
     said = []
     for hours in (0, 5, 71, 24 * 9):
         view = _view(mrr=0, status="trial", trial_ends_ms=NOW_MS - hours * 3_600_000 - 60_000, first_paid_ms=0)
         r = rollup(low, view, None, 0, NOW_S)
-        assert (r.risk, r.stage, r.action) == (0.5, "at_risk", "help them convert before the trial ends"), r
+        assert (r.risk, r.stage, r.action) == (0.5, "at_risk", "help them convert now that the trial has ended"), r
         said.append(r.reasons[0])
         assert rollup([_steady(1)], view, None, 0, NOW_S).reasons == ()
     assert said == ["trial ended less than an hour ago with usage at 10% of the usual", "trial ended 5 h ago with usage at 10% of the usual",
                     "trial ended 71 h ago with usage at 10% of the usual", "trial ended 9 days ago with usage at 10% of the usual"]
+    for ends_ms, action in ((NOW_MS + 1, "help them convert before the trial ends"), (NOW_MS, "help them convert now that the trial has ended")):
+        edge = rollup(low, _view(mrr=0, status="trial", trial_ends_ms=ends_ms, first_paid_ms=0), None, 0, NOW_S, NOW_MS)
+        assert (edge.action, edge.reasons[0].startswith("trial ends" if ends_ms > NOW_MS else "trial ended")) == (action, True), edge
     nobody = rollup([], _view(mrr=0, status="trial", trial_ends_ms=NOW_MS - 3 * 3_600_000, first_paid_ms=0), None, 0, NOW_S)
     assert (nobody.risk, nobody.reasons) == (0.5, ("trial ended 3 h ago and nobody has used it",))
     converted = rollup(low, _view(mrr=9_900, status="active", trial_ends_ms=0, first_paid_ms=NOW_MS - 3_600_000), None, 0, NOW_S)

@@ -81,6 +81,8 @@ _AGAINST = [
     (r"^no negative feedback in the last 4 weeks \(a sign of churn in this product's history\)$", "negative"),
     (r"from many small signs, none large$", "small_signs"),
 ]
+#: What ended "new" for a user going new -> active with nothing else in their favour (models.reasons).
+_SETTLED = r"^active on \d+ days since first seen (today|\d+ days? ago)$"
 _FOR = [
     (r"^paid through \d{4}-\d\d-\d\d: no renewal due within \d+ days$", "renewal"),
     (r"^(active today|last active \d+ days? ago), .*usual interval", "silence"),
@@ -105,12 +107,13 @@ _FOR = [
     (r"^(about \d+ \S+|one kind of activity used about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
     (r"^risk down to \d+% from \d+% when the alert opened$", "risk_fell"),
     (r"^came back (after \d+ days? as churned|today|\d+ days? ago)$", "back"),
+    (_SETTLED, "settled"),
 ]
 #: Words that read as good news: never in an at-risk alert.
 _FINE = [
     (r"chance of .*?: (\d+)%", lambda m: int(m.group(1)) >= 50),
     (r"activity( over 4 weeks)? (up|steady)|down -\d", None),
-    (r"came back|^new user|active today|last active|within the usual|^risk down|^re-ordered", None),
+    (r"came back|^new user|active today|last active|within the usual|^risk down|^re-ordered|^active on \d+ days since", None),
     (r"uses (\d+) of the (\d+)", lambda m: 2 * int(m.group(1)) > int(m.group(2))),
     (r"no visit for (\d+\.\d)x", lambda m: float(m.group(1)) < 1.0),
     (r"^a user for \d+ days$", None),
@@ -176,8 +179,11 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
     change for the better) pull it down."""
     reasons = alert.scores.reasons
     lifts = _contributions(alert, model)
-    if alert.kind in ("at_risk", "recovered") or (alert.kind == "stage_changed" and alert.scores.stage in _WORSE):
-        assert reasons, alert  # an alert says why (a stage for the worse too: QA pass 4 found empty ones)
+    # an alert says why, whatever it announces (QA pass 4 found stage changes for the worse with
+    # none; 2026-12-03, new -> active ones of users with two or more active days)
+    assert reasons, alert
+    if any(re.search(_SETTLED, text) for text in reasons):  # what ended "new": said of that change only
+        assert alert.kind != "at_risk" and alert.scores.stage == "active" and alert.previous_stage in ("new", None), alert
     if alert.kind == "at_risk" or (alert.kind == "stage_changed" and alert.scores.stage not in IMPROVED):
         ranked = []
         for text in reasons:

@@ -16,7 +16,7 @@ from models.engine import advance
 from models.events import Event
 from models.health import percentile
 from models.lifecycle import churned_after_days, dormant_after_days, next_change_s, stage_of
-from models.model import ChurnModel
+from models.model import ChurnModel, load_model
 from models.reasons import MAX_REASONS
 from models.scoring import assess, risk_after, risk_at, score
 from models.signals import compute_signals, visit_gap_days
@@ -390,3 +390,20 @@ def test_a_one_day_user_who_never_returns_is_never_active(population_gap: float)
     # a return on another day ends "new" as for everyone
     back = _state(evs + _history([16.0]))
     assert stage_of(back, compute_signals(back, back.last_seen_s, model), model) == "active"
+
+
+@pytest.mark.parametrize("model", [MODEL, load_model()], ids=["prior", "shipped"])
+def test_a_new_to_active_change_with_nothing_better_to_say_says_what_ended_new(model: ChurnModel) -> None:
+    """2026-12-03: a user active on two days (0 and 5), silent since, turns 14 days old before the
+    overdue test holds (2 x their interval after day 5): the lifecycle says "active" (rule 4 ended
+    "new": past new_days, a second active day), at risk 0.88, and nothing pulls the risk down, so
+    the ``new -> active`` alert had no reasons at all (24 such in a 2,000-user backtest). It now says
+    what the rule saw; the following ``active -> declining`` says why, as before."""
+    evs = _history([0.4, 5.4])
+    out = advance("u", None, evs, evs[-1].ts_ms + 100 * DAY_S * 1000, model)
+    changes = [a for a in out.alerts if a.kind == "stage_changed"]
+    assert [(a.previous_stage, a.scores.stage) for a in changes[:2]] == [("new", "active"), ("active", "declining")]
+    became = changes[0]
+    assert became.event_time_ms == evs[0].ts_ms + 14 * DAY_S * 1000 and became.scores.risk > 0.8
+    assert became.scores.reasons == ("active on 2 days since first seen 14 days ago",)
+    assert all(a.scores.reasons for a in out.alerts)

@@ -18,15 +18,15 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, recovered_reasons,
-                                   rollup)
+                                   rollup, trial_action)
 from models.engine import alert_id
 from models.revenue import AccountState
 from streams.worker.alert_log import EXTRAS_FIELD
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
            "decide_alert",
-           "decide_reminders", "member_deadlines_ms", "next_due_s", "opened_risk", "other_due_ms", "renewal_ms",
-           "risk_drops_ms", "usage_counts"]
+           "decide_reminders", "member_deadlines_ms", "next_due_s", "note_payment", "opened_risk", "other_due_ms",
+           "payment_fixed_days", "renewal_ms", "risk_drops_ms", "usage_counts"]
 
 KafkaRecord = tuple[bytes | None, bytes]
 
@@ -101,6 +101,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     (``models.account_health.recovered_reasons``: the users active, the fall of the risk from the
     one the alert opened at, kept as ``at_risk_risk``), never a part of the risk left over."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms)
+    note_payment(acc, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
     kind, shown = None, r
@@ -119,8 +120,11 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["churned_ms"] = now_ms
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
-        shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms)))
+        shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms),
+                                                     payment_fixed_days(acc.extras, since, now_ms)))
         acc.extras.pop("at_risk_risk", None)
+    if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
+        _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
     if kind is not None:
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, shown))))
     return r
@@ -144,6 +148,65 @@ def converted_days(state: AccountState, since_ms: int, now_ms: int) -> float:
     if view is None or not view.customer or view.first_paid_ms < since_ms:
         return -1.0
     return max(0, now_ms - view.first_paid_ms) / 86_400_000
+
+
+def _past_due_subs(state: AccountState) -> list[str]:
+    """The account's subscriptions in past due (their keys in hex: JSON-safe in the extras)."""
+    return sorted(f"{key:x}" for key, s in state.subs.items() if s.sub.status == "past_due")
+
+
+def note_payment(acc: AccountWork, now_ms: int) -> None:
+    """Keep the account's failed payment in the extras' ``past_due``, ``[fixed_ms, subscription keys]``:
+    ``fixed_ms`` 0 while those subscriptions are past due; the event time at which one of them is
+    seen paying again (status active: the payment fixed) once none is past due; dropped when they
+    end otherwise (cancelled: no fix). Called at every review (``decide_alert``: after each copy, so
+    a statement is seen at its time). For the recovered alert's "payment fixed" reason
+    (:func:`payment_fixed_days`): the state keeps no trace of a past due once it is paid
+    (models.revenue), and a recovery must say that the payment was fixed when that is why.
+
+    >>> from models.events import Event
+    >>> from models.subscription import Subscription
+    >>> def sub(day, status):
+    ...     return Event("u", day * 86_400_000, "subscription", f"s{day}", 0.0, "a", Subscription(status, "Pro", 4999))
+    >>> acc = AccountWork(AccountState().update(sub(1, "active")).update(sub(2, "past_due")), {}, {})
+    >>> note_payment(acc, 2 * 86_400_000); acc.extras["past_due"][0]
+    0
+    >>> _ = acc.state.update(sub(5, "active")); note_payment(acc, 5 * 86_400_000); acc.extras["past_due"][0]
+    432000000
+    """
+    due = _past_due_subs(acc.state)
+    kept = acc.extras.get("past_due")
+    if due:
+        acc.extras["past_due"] = [0, due]
+    elif isinstance(kept, list) and len(kept) == 2 and kept[0] == 0:
+        paying = any(s is not None and s.sub.status == "active"
+                     for s in (acc.state.subs.get(int(key, 16)) for key in kept[1] if isinstance(key, str)))
+        if paying:
+            acc.extras["past_due"] = [now_ms, kept[1]]
+        else:
+            acc.extras.pop("past_due")
+
+
+def _forget_fixed_payment(extras: dict[str, object]) -> None:
+    """Drop a fixed payment from the extras (a past due still open is kept: its fix is to come)."""
+    kept = extras.get("past_due")
+    if isinstance(kept, list) and kept and kept[0]:
+        extras.pop("past_due")
+
+
+def payment_fixed_days(extras: Mapping[str, object], since_ms: int, now_ms: int) -> float:
+    """Days since the account's failed payment was fixed (:func:`note_payment`), when that was at or
+    after ``since_ms`` (the open alert's opening); -1.0 otherwise. For the recovered alert's
+    "payment fixed today (no longer past due)" reason, as :func:`converted_days` for a conversion.
+
+    >>> payment_fixed_days({"past_due": [5 * 86_400_000, ["9f"]]}, 0, 5 * 86_400_000), payment_fixed_days({}, 0, 9)
+    (0.0, -1.0)
+    """
+    kept = extras.get("past_due")
+    fixed = kept[0] if isinstance(kept, list) and kept and isinstance(kept[0], int) else 0
+    if not fixed or fixed < since_ms:
+        return -1.0
+    return max(0, now_ms - fixed) / 86_400_000
 
 
 def opened_risk(extras: Mapping[str, object], since_ms: int) -> float:
@@ -198,7 +261,7 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
             alert = account_alert(account, "trial_ending", now_ms, r)
             alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
             alert["trial_ends_ms"], alert["hours_left"] = ends, hours_left(ends, now_ms)
-            alert["action"] = "help them convert before the trial ends"
+            alert["action"] = trial_action(ends, now_ms)  # before the end: the reminders stop at it (above)
             alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
     acc.extras["reminded"] = [ends, sent]
 
