@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.account_health import Member, member_key, rollup
@@ -177,6 +177,9 @@ _STATUSES = ("active", "past_due", "trial", "cancelled")
 
 
 @settings(max_examples=200, deadline=None)
+@example([0], [(0, 0, "past_due", False), (14, 0, "active", False), (1, 1, "trial", False)], None)  # fixed, then a trial: no fix to tell
+@example([], [(0, 0, None, False), (0, 0, "active", False), (1, 0, "cancelled", False)], 0)  # converted, recovered, then churned
+@example([], [(0, 0, None, False), (1, 0, "past_due", False), (1, 0, "cancelled", False)], 0)  # first payment failed, cancelled
 @given(st.lists(st.integers(0, 100), min_size=0, max_size=6),
        st.lists(st.tuples(st.integers(0, 30), st.integers(0, 63), st.sampled_from((None, *_STATUSES)), st.booleans()),
                 min_size=1, max_size=8),
@@ -189,9 +192,12 @@ def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], s
     trial reminders too (an account may have no users: a trial nobody used, QA pass 4).
     ``trial_h``: the account starts as a trial ending that many hours after the first review
     (None: a paying customer). An alert opened on an account nobody uses that never paid (the trial
-    rule's) ends only on a statement: ``account_churned`` when the trial is lost, or
-    ``account_recovered`` saying it converted. A recovery at the statement that makes a past-due
-    subscription pay again says first that the payment was fixed (2026-12-03).
+    rule's) ends only on a statement: ``account_churned`` when the trial is lost (stage
+    trial_lost; churned when it paid since, e.g. its first payment failed: a customer's churn), or
+    ``account_recovered`` saying it converted; a later alert of the account is its own. A recovery
+    at the statement that makes a past-due subscription pay again says first that the payment was
+    fixed (2026-12-03), and no recovery says so of an account that no longer pays (the fixed
+    subscription a trial since: CI's derandomized run, 2026-12-03, as the first ``@example``).
     Fails on the old code, whose ``account_recovered`` repeated the roll-up's leftover risk
     reasons ("1 of 5 active users silent for 2 weeks" at risk 0.16), whose reminder of an
     unused trial said risk 0, temperature 100 and no reason, and whose unused trial "recovered"
@@ -221,12 +227,14 @@ def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], s
             check_account_alert(alert, r.reasons)
             if alert["kind"] == "account_at_risk":
                 unpaid_open = not acc.members and not acc.state.get().first_paid_ms
-            elif unpaid_open and alert["kind"] in ("account_recovered", "account_churned"):
-                assert alert["kind"] == "account_churned" and alert["stage"] == "trial_lost" or any(
-                    text.startswith("converted to a paid plan") for text in alert["reasons"][:2]), alert
+            elif unpaid_open and alert["kind"] == "account_recovered":
+                assert any(text.startswith("converted to a paid plan") for text in alert["reasons"][:2]), alert
+            elif unpaid_open and alert["kind"] == "account_churned":  # lost unpaid, or a converted customer's churn
+                assert alert["stage"] == ("churned" if acc.state.get().first_paid_ms else "trial_lost"), alert
+            if alert["kind"] in ("account_recovered", "account_churned"):
+                unpaid_open = False  # that alert has ended: told it converted, or lost; a later one is its own
             if alert["kind"] == "account_recovered" and fixed_now:  # the past-due subscription pays again: said first
                 assert alert["reasons"][0] == "payment fixed today (no longer past due)", alert
-                unpaid_open = False
         seen = len(alerts)
 
 

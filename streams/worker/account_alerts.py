@@ -159,7 +159,9 @@ def note_payment(acc: AccountWork, now_ms: int) -> None:
     """Keep the account's failed payment in the extras' ``past_due``, ``[fixed_ms, subscription keys]``:
     ``fixed_ms`` 0 while those subscriptions are past due; the event time at which one of them is
     seen paying again (status active: the payment fixed) once none is past due; dropped when they
-    end otherwise (cancelled: no fix). Called at every review (``decide_alert``: after each copy, so
+    end otherwise (cancelled: no fix), and when, fixed, none of them pays any more (a trial since,
+    cancelled: CI's property test, 2026-12-03, found "payment fixed 1 day ago (no longer past due)"
+    on the recovery of an account gone from paid to a trial, MRR 0). Called at every review (``decide_alert``: after each copy, so
     a statement is seen at its time). For the recovered alert's "payment fixed" reason
     (:func:`payment_fixed_days`): the state keeps no trace of a past due once it is paid
     (models.revenue), and a recovery must say that the payment was fixed when that is why.
@@ -173,18 +175,20 @@ def note_payment(acc: AccountWork, now_ms: int) -> None:
     0
     >>> _ = acc.state.update(sub(5, "active")); note_payment(acc, 5 * 86_400_000); acc.extras["past_due"][0]
     432000000
+    >>> _ = acc.state.update(sub(6, "trial")); note_payment(acc, 6 * 86_400_000); "past_due" in acc.extras
+    False
     """
     due = _past_due_subs(acc.state)
     kept = acc.extras.get("past_due")
     if due:
         acc.extras["past_due"] = [0, due]
-    elif isinstance(kept, list) and len(kept) == 2 and kept[0] == 0:
+    elif isinstance(kept, list) and len(kept) == 2 and isinstance(kept[1], list):
         paying = any(s is not None and s.sub.status == "active"
                      for s in (acc.state.subs.get(int(key, 16)) for key in kept[1] if isinstance(key, str)))
-        if paying:
-            acc.extras["past_due"] = [now_ms, kept[1]]
-        else:
+        if not paying:  # never fixed, or the fix undone (a trial since, cancelled): no fix to tell
             acc.extras.pop("past_due")
+        elif kept[0] == 0:
+            acc.extras["past_due"] = [now_ms, kept[1]]
 
 
 def _forget_fixed_payment(extras: dict[str, object]) -> None:
