@@ -21,12 +21,14 @@ What an alert says follows from what it announces (``purpose``):
   pull the risk down (contribution negative), most first, worded as what they are ("activity up
   40% against the user's 4-week baseline"), after the return itself for a reactivated user; if
   none, the fall of the risk since the alert opened (none without an alert); if none either, for
-  a user going from new to active, the fact the lifecycle rule ended "new" on ("active on 3 days
-  since first seen 14 days ago": past ``new_days``, with a second active day, models.lifecycle
-  rule 4). Why (2026-12-03): a user with two or more active days who turns 14 days old while
+  a stage change, the fact the lifecycle rule ended the old stage on (``_stage_fact``): from new,
+  "active on 3 days since first seen 14 days ago" (past ``new_days``, with a second active day,
+  models.lifecycle rule 4); from reactivated, "came back 14 days ago" (rule 3's ``new_days``
+  since the return); from any other, "active again after 9 days declining". Why (2026-12-03): a user with two or more active days who turns 14 days old while
   silent for a while is still "active" by the lifecycle (not yet overdue), yet nothing pulls
   the risk down, so such ``new -> active`` alerts said nothing at all (24 in the 2,000-user
-  backtest of docs/SCORES.md), and an alert must always say why.
+  backtest of docs/SCORES.md), and an alert must always say why; the CI profile's property test
+  then found a ``reactivated -> active`` one with nothing to say, hence every stage change.
 - ``scores`` (live scores: the console, ``score``): as ``at_risk``, with the stage's own story
   (back after a break, new) last, and nothing when nothing pushes the risk up.
 
@@ -541,6 +543,19 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     raise KeyError(key)  # pragma: no cover
 
 
+def _stage_fact(stage: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource],
+                model: "ChurnModel") -> tuple[str, float, str]:
+    """What a change to a healthier stage rests on when no factor pulls the risk down and no alert
+    is open (models.lifecycle's rules): new -> active, past ``new_days`` with a second active day;
+    reactivated -> active, ``new_days`` since the return; any other, the time in the stage left."""
+    if st.stage_name == "new":
+        return ("settled", 0.0, _text("settled", st, sig, temperature, model))
+    if st.stage_name == "reactivated":
+        return ("back", 0.0, _text("back", st, sig, temperature, model))
+    days = (sig.now_s - st.stage_since_s) / DAY_S
+    return ("stage_left", 0.0, f"{stage} again after {_days(days)} {st.stage_name}")
+
+
 def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
     """The words of a fact in the user's favour (``recovered`` alerts)."""
     if key == "silence":
@@ -686,8 +701,8 @@ def explain(
         if not found and st.at_risk_since_s and risk < st.alert_risk:
             text = f"risk down to {100.0 * risk:.0f}% from {100.0 * st.alert_risk:.0f}% when the alert opened"
             return [("risk_fell", 0.0, text)]
-        if not found and stage == "active" and st.stage_name == "new":  # the stage rule's own fact (module docstring)
-            return [("settled", 0.0, _text("settled", st, sig, temperature, model))]
+        if not found and stage != st.stage_name:  # a stage change: the stage rule's own fact (module docstring)
+            return [_stage_fact(stage, st, sig, temperature, model)]
         return _shown(found, -1.0, st, sig, values, temperature, model, False)
     if sig.cancelled:
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))

@@ -407,3 +407,18 @@ def test_a_new_to_active_change_with_nothing_better_to_say_says_what_ended_new(m
     assert became.event_time_ms == evs[0].ts_ms + 14 * DAY_S * 1000 and became.scores.risk > 0.8
     assert became.scores.reasons == ("active on 2 days since first seen 14 days ago",)
     assert all(a.scores.reasons for a in out.alerts)
+
+
+@pytest.mark.parametrize("model", [MODEL, load_model()], ids=["prior", "shipped"])
+def test_a_reactivated_to_active_change_with_nothing_better_to_say_says_when_they_came_back(model: ChurnModel) -> None:
+    """2026-12-03, found by the CI profile's property test: a user who cancels at once (churned),
+    comes back a week later and stays silent is "reactivated" for ``new_days`` after the return,
+    then "active" (models.lifecycle rule 3 ends, no overdue yet): nothing pulls the risk down and no
+    alert is open, so the ``reactivated -> active`` alert had no reasons. It says what ended the
+    stage: the return, ``new_days`` ago."""
+    t0 = 1_767_225_600_000
+    evs = [Event("u", t0, "view", "e1"), Event("u", t0, "cancel", "e2"), Event("u", t0 + 7 * DAY_S * 1000 + 1000, "view", "e3")]
+    out = advance("u", None, evs, evs[-1].ts_ms + 15 * DAY_S * 1000, model)
+    changes = [(a.previous_stage, a.scores.stage, a.scores.reasons) for a in out.alerts if a.kind == "stage_changed"]
+    assert ("reactivated", "active", ("came back 14 days ago",)) in changes, changes
+    assert all(a.scores.reasons for a in out.alerts)
