@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -93,19 +94,31 @@ def test_demo_runs_for_a_duration_and_prints_a_summary(tmp_path: Path) -> None:
     assert _tagged_processes(demo.tag) == []
 
 
-def test_ctrl_c_after_alerts_prints_them_in_the_summary_and_stops_everything(tmp_path: Path) -> None:
-    demo = _Demo(tmp_path)  # no --duration: runs until interrupted
-    assert demo.wait_for(r"^\s+\d{4}-\d\d-\d\d \d\d:\d\d AT RISK user u\d+ ", timeout_s=150), "".join(demo.lines)
+def test_replay_done_shows_the_summary_and_the_running_console_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    """QA5 L1: the console's address scrolled away under thousands of alert lines and the summary
+    came only with Ctrl-C, which stopped the console. Now the alert lines stop after
+    ``--alert-lines`` and, once the replay is done, the summary ends with the console's address
+    while the console still answers; Ctrl-C then stops everything without a second summary."""
+    demo = _Demo(tmp_path, "--alert-lines", "1")  # no --duration: runs until interrupted
+    assert demo.wait_for(r"^console: http://127\.0\.0\.1:\d+/ .*still running", timeout_s=150), "".join(demo.lines)
+    shown = "".join(demo.lines)
     assert len(_tagged_processes(demo.tag)) >= 3  # broker, Redis and the workers are running
+    url = re.search(r"^console: (http://127\.0\.0\.1:\d+/)", shown, re.M).group(1)  # type: ignore[union-attr]
+    with urllib.request.urlopen(url + "book", timeout=10) as page:  # noqa: S310 - loopback
+        assert page.status == 200 and b"with an open at-risk alert" in page.read()
+    assert shown.index("replay done") < shown.index("=== summary ===") < shown.index("churn rate (30 days)") < shown.index("console: http")
+    assert "SIGINT" not in shown  # all of it before any Ctrl-C
     demo.proc.send_signal(signal.SIGINT)
     code, out = demo.finish(timeout_s=90)
     assert code == 0, out
     assert len(re.findall(r"metrics http://127.0.0.1:\d+/metrics", out)) == 2  # two workers, their /metrics
-    assert re.search(r"console +http://127.0.0.1:\d+/ ", out), out  # the console's address
-    assert ALERT_LINE.search(out), out
-    assert "SIGINT: stopping" in out and "=== summary ===" in out
+    assert re.search(r"console +http://127.0.0.1:\d+/ ", out), out  # the console's address at start
+    assert len(ALERT_LINE.findall(out)) == 1, out  # --alert-lines 1
+    shown_alerts = sum(int(n.replace(",", "")) for n in re.findall(r"alerts by kind +at_risk ([\d,]+), recovered ([\d,]+)", out)[0])
+    assert ("further alerts are counted, not printed" in out) == (shown_alerts > 1), out
+    assert "SIGINT: stopping" in out and out.count("=== summary ===") == 1
     assert re.search(r"alerts by kind +at_risk [1-9]", out), out
-    assert "churn rate (30 days)" in out and "first alert after" in out
+    assert "first alert after" in out
     assert _tagged_processes(demo.tag) == []
 
 

@@ -44,8 +44,9 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 K8S_SCHEMAS = DATA / "k8s-schemas" / "v1.30.0-strict"
 
 #: Values for the variables docker-compose.yml requires (`${VAR:?...}`): test placeholders.
-COMPOSE_ENV = {"REDIS_PASSWORD": "test-redis-password", "GRAFANA_ADMIN_PASSWORD": "test-grafana-password"}
-CHURNWATCH_SERVICES = ("topics", "worker", "simulator", "learner")
+COMPOSE_ENV = {"REDIS_PASSWORD": "test-redis-password", "GRAFANA_ADMIN_PASSWORD": "test-grafana-password",
+               "CONSOLE_TOKEN": "test-console-token"}
+CHURNWATCH_SERVICES = ("topics", "worker", "simulator", "learner", "console", "forward")
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,10 +256,9 @@ def test_compose_config_with_a_compose_cli_when_present(tmp_path: Path) -> None:
 
 
 def test_compose_requires_its_secrets_from_the_environment() -> None:
-    with pytest.raises(KeyError, match="REDIS_PASSWORD"):
-        compose({"GRAFANA_ADMIN_PASSWORD": "x"})
-    with pytest.raises(KeyError, match="GRAFANA_ADMIN_PASSWORD"):
-        compose({"REDIS_PASSWORD": "x"})
+    for name in COMPOSE_ENV:
+        with pytest.raises(KeyError, match=name):
+            compose({k: v for k, v in COMPOSE_ENV.items() if k != name})
     example = (DEPLOY / "env.example").read_text()
     required = set(re.findall(r"\$\{([A-Za-z_]\w*):?\?", COMPOSE_FILE.read_text()))
     assert required == set(COMPOSE_ENV)
@@ -266,7 +266,7 @@ def test_compose_requires_its_secrets_from_the_environment() -> None:
         assert re.search(rf"^{name}=\s*$", example, re.M), f"deploy/env.example must list {name} (empty)"
     for name, svc in compose_raw()["services"].items():
         for key, value in (svc.get("environment") or {}).items():
-            if "PASSWORD" in key:
+            if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET")):
                 assert str(value).startswith("${"), f"{name}: {key} must come from the environment, not the file"
 
 
@@ -301,6 +301,65 @@ def test_compose_workers_scale() -> None:
     assert env["CHURNWATCH_METRICS_BIND"] == "0.0.0.0"
     assert str(env["CHURNWATCH_METRICS_PORT"]) in [str(p) for p in worker["expose"]]
     assert "/healthz" in " ".join(worker["healthcheck"]["test"])
+
+
+def _console_probe_answers(path: str, token: str) -> tuple[int, int]:
+    """(status of ``path`` without the token, status of an API call without it) from the console app
+    itself, offline: no Redis is reached by either (the probe path must need neither)."""
+    from starlette.testclient import TestClient
+
+    from streams.console.app import create_app
+
+    app = create_app(Settings(console_token=token, redis_url="redis://127.0.0.1:1/0"))
+    client = TestClient(app)  # not entered: no lifespan, so nothing connects
+    return client.get(path).status_code, client.get("/api/v1/owners").status_code
+
+
+def _published_port(ports: list[Any]) -> tuple[str, int, int]:
+    """("127.0.0.1", host port, container port) of a compose short-syntax port string."""
+    host_ip, host_port, container_port = str(ports[0]).split(":")  # ValueError: not bound to one address
+    return host_ip, int(host_port), int(container_port)
+
+
+def test_compose_runs_the_console_reachable_from_the_host_with_its_token() -> None:
+    """QA5 L2: compose ran no console. It binds 127.0.0.1 unless told: in a container it must bind
+    0.0.0.0 on the published port, with the API's token from .env, and its health check must ask
+    a path the console serves without the token (the image's check asks a worker's /healthz)."""
+    from streams.cli import _command_in, _parser
+
+    svc = compose()["services"]["console"]
+    argv = [str(a) for a in svc["command"]]
+    assert _parser(_command_in(argv)).parse_args(argv).command == "console"
+    assert "profiles" not in svc, "the console runs with `docker compose up`"
+    env = {k: str(v) for k, v in svc["environment"].items()}
+    settings = Settings.from_env(env)
+    assert settings.console_bind == "0.0.0.0"
+    assert settings.console_token == COMPOSE_ENV["CONSOLE_TOKEN"]
+    assert compose_raw()["services"]["console"]["environment"]["CHURNWATCH_CONSOLE_TOKEN"].startswith("${CONSOLE_TOKEN:?")
+    host_ip, _, container_port = _published_port(svc["ports"])
+    assert host_ip == "127.0.0.1" and container_port == settings.console_port
+    (url,) = re.findall(r"http://127\.0\.0\.1:(\d+)(/[^'\"]*)", " ".join(svc["healthcheck"]["test"]))
+    assert int(url[0]) == settings.console_port
+    assert _console_probe_answers(url[1], settings.console_token) == (200, 401)
+    assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_compose_forward_is_an_optional_profile_with_its_secret_from_the_environment() -> None:
+    """QA5 L2: `churnwatch forward` (the CRM webhooks) had no service; it is one behind a profile,
+    its URL and HMAC key from .env (FORWARD_URL, FORWARD_SECRET), never the file."""
+    from streams.cli import _command_in, _parser
+
+    url = "https://crm.example/hooks/churn"
+    services = compose({**COMPOSE_ENV, "FORWARD_URL": url, "FORWARD_SECRET": "s3"})["services"]
+    svc = services["forward"]
+    assert svc["profiles"] == ["forward"]
+    argv = [str(a) for a in svc["command"]]
+    args = _parser(_command_in(argv)).parse_args(argv)
+    assert args.command == "forward" and args.url == url
+    settings = Settings.from_env({k: str(v) for k, v in svc["environment"].items()})
+    assert settings.forward_secret == "s3"
+    assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert svc["healthcheck"] == {"disable": True}, "the image's check asks a worker's /healthz; forward serves no HTTP"
 
 
 def test_compose_kafka_is_a_single_kraft_node() -> None:
@@ -433,8 +492,9 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
 
 def test_dockerfile_user_matches_the_kubernetes_security_context() -> None:
     user = next(c for c in _stages(_dockerfile())[-1] if c.cmd.upper() == "USER").value[0]
-    pod = _k8s_by_kind()["Deployment"][0]["spec"]["template"]["spec"]
-    assert user == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+    for deployment in _k8s_by_kind()["Deployment"]:
+        pod = deployment["spec"]["template"]["spec"]
+        assert user == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
 
 
 def test_dockerfile_passes_hadolint() -> None:
@@ -731,7 +791,7 @@ def test_k8s_manifests_match_the_kubernetes_schemas() -> None:
 
 def test_k8s_schema_validation_rejects_a_broken_manifest() -> None:
     """The vendored schemas are strict: a misspelt field or a wrong type is an error."""
-    deployment = json.loads(json.dumps(_k8s_by_kind()["Deployment"][0]))
+    deployment = json.loads(json.dumps(_component("Deployment", "worker")))
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     deployment["spec"]["replicas"] = "two"
     problems = _validate_k8s([("broken", deployment)])
@@ -751,9 +811,15 @@ def test_kustomize_renders_valid_manifests_without_the_secret() -> None:
     assert not problems, "\n".join(problems)
 
 
+def _component(kind: str, component: str) -> dict[str, Any]:
+    """The one manifest of ``kind`` labelled ``app.kubernetes.io/component: component``."""
+    (doc,) = [d for d in _k8s_by_kind()[kind] if d["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+    return doc
+
+
 def test_k8s_deployment_contract() -> None:
     kinds = _k8s_by_kind()
-    (deployment,) = kinds["Deployment"]
+    deployment = _component("Deployment", "worker")
     (configmap,) = kinds["ConfigMap"]
     (secret,) = kinds["Secret"]
     assert deployment["spec"]["replicas"] == 2
@@ -782,10 +848,13 @@ def test_k8s_deployment_contract() -> None:
 
 def test_k8s_selectors_and_scaling_agree() -> None:
     kinds = _k8s_by_kind()
-    (deployment,) = kinds["Deployment"]
+    deployment = _component("Deployment", "worker")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    (service,) = kinds["Service"]
+    for other in kinds["Deployment"]:  # the worker Service, PDB, HPA and monitor select no console or forward pod
+        if other["metadata"]["name"] != deployment["metadata"]["name"]:
+            assert not deployment["spec"]["selector"]["matchLabels"].items() <= other["spec"]["template"]["metadata"]["labels"].items()
+    service = _component("Service", "worker")
     assert service["spec"]["selector"].items() <= labels.items()
     assert service["spec"]["publishNotReadyAddresses"] is True
     assert service["spec"]["ports"][0]["targetPort"] == deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"]
@@ -804,6 +873,84 @@ def test_k8s_selectors_and_scaling_agree() -> None:
     for resource in kustomization["resources"]:
         assert (K8S / resource).exists()
     assert "secret.example.yaml" not in kustomization["resources"]
+
+
+def _secret_refs(container: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """``{env name: secretKeyRef}``, each checked against the example Secret's keys (which hold no values)."""
+    (secret,) = _k8s_by_kind()["Secret"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    for name, ref in refs.items():
+        assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], f"{name}: {ref}"
+    return refs
+
+
+def _pod_settings(container: dict[str, Any], **secrets: str) -> Settings:
+    """The Settings a container gets: the ConfigMap it reads, then its secrets (test values)."""
+    (configmap,) = _k8s_by_kind()["ConfigMap"]
+    assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
+    return Settings.from_env({**configmap["data"], **secrets})
+
+
+def _hardened(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The restricted Pod Security profile the namespace enforces (as the workers'); the container."""
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    return container
+
+
+def test_k8s_runs_the_console_behind_a_service_with_its_token() -> None:
+    """QA5 L2: the manifests ran no console. Its Deployment binds 0.0.0.0 on the port the container,
+    the probes and the Service name; the token and the Redis password come from the Secret; the
+    probes ask a path the console answers without the token (and without Redis)."""
+    from streams.cli import _command_in, _parser
+
+    deployment = _component("Deployment", "console")
+    container = _hardened(deployment)
+    argv = container["args"]
+    assert _parser(_command_in(argv)).parse_args(argv).command == "console"
+    refs = _secret_refs(container)
+    assert set(refs) == {"CHURNWATCH_REDIS_PASSWORD", "CHURNWATCH_CONSOLE_TOKEN"}
+    assert not set(refs) - set(settings_env_names())
+    settings = _pod_settings(container, CHURNWATCH_REDIS_PASSWORD="x", CHURNWATCH_CONSOLE_TOKEN="t")
+    assert settings.console_bind == "0.0.0.0" and settings.console_token == "t"
+    (port,) = container["ports"]
+    assert port["containerPort"] == settings.console_port
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["port"] == port["name"]
+        assert _console_probe_answers(get["path"], "t") == (200, 401), probe
+    service = _component("Service", "console")
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    assert "console.yaml" in _k8s_by_kind()["Kustomization"][0]["resources"]
+
+
+def test_k8s_forward_takes_its_url_and_key_from_the_secret() -> None:
+    """QA5 L2: `churnwatch forward` had no manifest. forward.yaml (optional: not applied until the
+    Secret has its keys) gives it the URL through $(FORWARD_URL) and the HMAC key as a setting."""
+    from streams.cli import _command_in, _parser
+
+    deployment = _component("Deployment", "forward")
+    container = _hardened(deployment)
+    refs = _secret_refs(container)
+    assert set(refs) == {"CHURNWATCH_KAFKA_SASL_PASSWORD", "CHURNWATCH_FORWARD_SECRET", "FORWARD_URL"}
+    expanded = {name: f"https://crm.example/{name}" for name in refs}
+    argv = [re.sub(r"\$\((\w+)\)", lambda m: expanded[m.group(1)], a) for a in container["args"]]  # KeyError: undefined
+    args = _parser(_command_in(argv)).parse_args(argv)
+    assert args.command == "forward" and args.url == expanded["FORWARD_URL"]
+    not_settings = set(refs) - set(settings_env_names())
+    assert not_settings == {"FORWARD_URL"}, "an env var that is no setting must be used by $(...) in args"
+    settings = _pod_settings(container, CHURNWATCH_KAFKA_SASL_PASSWORD="x", CHURNWATCH_FORWARD_SECRET="k")
+    assert settings.forward_secret == "k" and settings.kafka_sasl_password == "x"
+    assert deployment["spec"]["replicas"] == 1
+    kustomization = (K8S / "kustomization.yaml").read_text()
+    assert re.search(r"^\s*#\s*- forward\.yaml", kustomization, re.M), "forward.yaml is listed, commented, as optional"
 
 
 def test_k8s_configmap_is_valid_settings_without_secrets() -> None:

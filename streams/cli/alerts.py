@@ -116,6 +116,18 @@ def parse_seconds(text: str, *, name: str, positive: bool = False) -> float:
     return value
 
 
+class CatchUp:
+    """Ask a running ``follow_alerts`` to say when it has read every alert published so far: set
+    ``wanted``; it takes the topic's end offsets at its next poll and sets ``done`` once its
+    position reached them in every partition (the demo's summary waits for it, so its counts hold
+    the alerts the workers published before the progress that says "replay done")."""
+
+    def __init__(self) -> None:
+        self.wanted = asyncio.Event()
+        self.done = asyncio.Event()
+        self.ends: dict[Any, int] | None = None
+
+
 async def follow_alerts(
     settings: Settings,
     *,
@@ -125,6 +137,7 @@ async def follow_alerts(
     idle_timeout_s: float | None = None,
     seen: SeenIds | None = None,
     ready: asyncio.Event | None = None,
+    catch_up: CatchUp | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Yield each new alert (the JSON object the worker wrote) once, in arrival order.
 
@@ -132,7 +145,7 @@ async def follow_alerts(
     until the caller stops iterating (or cancels the task). Records that are not alert objects
     are skipped with a warning (counted, not fatal: a CRM feed must not die on one bad record).
     ``ready`` is set once the partitions are assigned and positioned: alerts published after
-    that are sure to be seen.
+    that are sure to be seen. ``catch_up``: see ``CatchUp``.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -187,6 +200,11 @@ async def follow_alerts(
                     yield alert
                     if max_alerts is not None and shown >= max_alerts:
                         return
+            if catch_up is not None and catch_up.wanted.is_set() and not catch_up.done.is_set():
+                if catch_up.ends is None:
+                    catch_up.ends = await consumer.end_offsets(tps)
+                if all([await consumer.position(tp) >= end for tp, end in catch_up.ends.items()]):
+                    catch_up.done.set()
             if got_new:
                 last_new = time.monotonic()
             elif idle_timeout_s is not None and time.monotonic() - last_new >= idle_timeout_s:

@@ -11,10 +11,16 @@ What it runs, in order (and stops in reverse, on ``--duration``, Ctrl-C or SIGTE
 4. the simulator: ``--users`` users over ``--days`` days ending today (UTC), published as fast as
    the broker acks in event-time order (a replay: the workers see months pass in seconds);
 5. the alerts follower (``streams.cli.alerts.follow_alerts``, the code ``churnwatch alerts``
-   runs), printing at-risk and recovered alerts as the workers publish them;
-6. a summary: alerts by kind, the share of at-risk alerts followed by churn (simulator truth), the
-   10 reachable users most likely to churn, the 30-day churn rate, the time from
-   start to the first alert and the throughput, read from Redis with ``streams.views``.
+   runs), printing the first ``--alert-lines`` at-risk and recovered alerts as the workers publish
+   them and counting the rest (the status lines every few seconds give the counts by kind): a
+   replay publishes thousands, whose lines would scroll the console's address away (QA5 L1);
+6. once the replay is done and the reviews due at the end of the stream ran (a partition's clock
+   moves on ``idle_partition_ms`` after its last event), a summary: alerts by kind, the share of at-risk alerts followed by churn
+   (simulator truth), the 10 reachable users most likely to churn, the 30-day churn rate, the time
+   from start to the first alert and the throughput, read from Redis with ``streams.views``; then
+   the console's address again, the console still serving until Ctrl-C (or ``--duration``), so the
+   summary and the address are on screen together. Stopped before the replay is done, the demo
+   prints the summary of what it got while stopping.
 
 Every server and worker is started in its own session, so a Ctrl-C in the terminal reaches the
 demo only and the demo stops them in order (workers first, so they leave the group and flush;
@@ -39,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from streams.cli.alerts import ALERT_KINDS, follow_alerts, format_alert, parse_kinds, parse_seconds
+from streams.cli.alerts import ALERT_KINDS, CatchUp, follow_alerts, format_alert, parse_kinds, parse_seconds
 from streams.local import Service, free_port, start_kafka, start_redis
 from streams.settings import Settings
 from streams.cli.argtypes import parse_start_ms, positive_int
@@ -66,6 +72,7 @@ class DemoOptions:
     start_ms: int | None = None  # None: ``days`` before today's UTC midnight
     metrics_port: int = 0  # first worker's port, the next ones follow; 0 = free ports
     show: frozenset[str] = frozenset({"at_risk", "recovered"})
+    alert_lines: int = 20  # alerts of the shown kinds printed as lines; the later ones are only counted
     workdir: Path = ROOT / ".churnwatch" / "demo"
 
     def __post_init__(self) -> None:
@@ -77,6 +84,8 @@ class DemoOptions:
             raise ValueError(f"--workers must be 1 to 16 worker processes, got {self.workers}")
         if self.duration_s is not None and self.duration_s <= 0:
             raise ValueError(f"--duration must be more than 0 seconds, got {self.duration_s}")
+        if self.alert_lines < 1:
+            raise ValueError(f"--alert-lines must be at least 1 line, got {self.alert_lines}")
         if self.metrics_port and not 1024 <= self.metrics_port <= 65535 - self.workers:
             raise ValueError(f"--metrics-port must be a TCP port from 1024 to {65535 - self.workers}, got {self.metrics_port}")
 
@@ -159,6 +168,8 @@ class _Tally:
     t0: float = field(default_factory=time.monotonic)
     by_kind: dict[str, int] = field(default_factory=lambda: {k: 0 for k in ALERT_KINDS})
     first_alert_s: float | None = None
+    shown: int = 0  # alerts of the kinds --show names (printed or not)
+    printed: int = 0  # of those, printed as lines (at most --alert-lines)
     to_publish: int = 0  # events the simulator generated (0 until it has)
     published: int = 0
     publish_started_s: float | None = None
@@ -211,6 +222,9 @@ class _Demo:
         self.console: WorkerProcess | None = None
         self.tally = _Tally()
         self.reason = ""
+        self.summarised = False  # the summary was printed when the replay was done
+        self.catch_up = CatchUp()  # the follower says when it read every alert published so far
+        self.summary_counts: dict[str, int] = {}  # alerts by kind when the summary was printed
 
     # -- output -----------------------------------------------------------------------------
 
@@ -298,7 +312,7 @@ class _Demo:
                 raise _WorkerDied(f"worker {w.index} exited with code {code}; last lines of {w.log_path}:\n{w.log_tail()}")
 
     async def follow(self, ready: asyncio.Event) -> None:
-        async for alert in follow_alerts(self.settings, from_beginning=False, ready=ready):
+        async for alert in follow_alerts(self.settings, from_beginning=False, ready=ready, catch_up=self.catch_up):
             kind = str(alert.get("kind"))
             self.tally.by_kind[kind] = self.tally.by_kind.get(kind, 0) + 1
             if kind == "at_risk":
@@ -306,7 +320,19 @@ class _Demo:
             if self.tally.first_alert_s is None:
                 self.tally.first_alert_s = time.monotonic() - self.tally.t0
             if kind in self.opts.show:
-                self.say("  " + format_alert(alert))
+                self.print_alert(alert)
+
+    def print_alert(self, alert: dict[str, Any]) -> None:
+        """The first ``--alert-lines`` alerts as lines, then one line saying the rest are counted: a
+        replay's thousands of lines would scroll away the console's address (QA5 L1)."""
+        t = self.tally
+        t.shown += 1
+        if t.printed < self.opts.alert_lines:
+            t.printed += 1
+            self.say("  " + format_alert(alert))
+        elif t.shown == t.printed + 1:
+            self.say(f"  ... further alerts are counted, not printed (the status lines count them by kind; "
+                     f"the console lists the open ones; --alert-lines N prints more)")
 
     async def publish(self) -> None:
         from streams.publisher import publish_bulk_async
@@ -359,10 +385,7 @@ class _Demo:
                 )
                 if done and self.tally.replay_done_s is None:
                     self.tally.replay_done_s = time.monotonic() - self.tally.t0
-                    self.say(f"{self.elapsed()} replay done    {self.tally.processed:,} events processed, stream time "
-                             f"{format_ts(self.tally.stream_time_ms)[:16].replace('T', ' ')}; {self.alert_counts()}")
-                    if self.opts.duration_s is None:
-                        self.say(f"{self.elapsed()} following new alerts; Ctrl-C for the summary and to stop everything")
+                    await self.replay_done()
                 elif time.monotonic() - last_status >= _STATUS_EVERY_S and self.tally.replay_done_s is None:
                     last_status = time.monotonic()
                     when = format_ts(self.tally.stream_time_ms)[:10] if self.tally.stream_time_ms else "-"
@@ -371,12 +394,60 @@ class _Demo:
         finally:
             await store.close()
 
+    async def replay_done(self) -> None:
+        """The summary, then the console's address: both on screen while the console still serves."""
+        self.say(f"{self.elapsed()} replay done    {self.tally.processed:,} events processed, stream time "
+                 f"{format_ts(self.tally.stream_time_ms)[:16].replace('T', ' ')}; {self.alert_counts()}")
+        await self.last_reviews()
+        await self.alerts_read()
+        await self.summary()
+        self.summarised = True
+        self.summary_counts = dict(self.tally.by_kind)
+        self.say("")
+        self.say(self.console_line())
+
+    async def last_reviews(self) -> None:
+        """Wait for the reviews due at the very end of the stream: a worker runs them once each of its
+        caught-up partitions has been idle ``idle_partition_ms`` and borrows the others' stream time
+        (streams/worker/clock.py), a few seconds after the last event; their alerts belong in the summary."""
+        wait_s = self.settings.idle_partition_ms / 1000 + 2.0
+        self.say(f"{self.elapsed()} waiting {wait_s:.0f} s for the reviews due at the end of the stream (a partition's "
+                 f"clock moves on once it has been idle {self.settings.idle_partition_ms / 1000:g} s) ...")
+        await self._sleep(wait_s)
+
+    async def alerts_read(self, most_s: float = 15.0) -> None:
+        """Wait (at most ``most_s``) until the follower read the alerts topic to its end: the workers
+        publish an alert before they write the progress that says "done", but the follower reads
+        it a moment later, and the summary's counts should hold every alert of the replay."""
+        self.catch_up.wanted.set()
+        await self._sleep_until(self.catch_up.done, most_s)
+
+    def console_line(self) -> str:
+        """Where the console is, and that it still runs (or why it does not)."""
+        if self.console is None:
+            return "console: not started"
+        code = self.console.exited()
+        if code is not None:
+            return f"console: exited with code {code}; last lines of {self.console.log_path}:\n{self.console.log_tail()}"
+        until = "Ctrl-C to stop" if self.opts.duration_s is None else \
+            f"until --duration {self.opts.duration_s:g} s is reached; Ctrl-C stops sooner"
+        return f"console: {self.console.url}/  (still running, {until}: My book lists the users to save)"
+
     def alert_counts(self) -> str:
         return "alerts " + ", ".join(f"{k} {n:,}" for k, n in self.tally.by_kind.items())
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def _sleep_until(self, event: asyncio.Event, seconds: float) -> None:
+        """Until ``event`` is set, the demo is stopped, or ``seconds`` passed."""
+        waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self.stop.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     # -- summary and shutdown -------------------------------------------------------------------
 
@@ -388,6 +459,9 @@ class _Demo:
         self.say("")
         self.say("=== summary ===")
         self.say(f"alerts by kind        {', '.join(f'{k} {n:,}' for k, n in t.by_kind.items())}")
+        if t.shown > t.printed:
+            self.say(f"alert lines           the first {t.printed:,} of {t.shown:,} {'/'.join(sorted(self.opts.show))} alerts "
+                     f"printed; the console lists the open ones")
         if t.first_alert_s is None:
             self.say("first alert           none yet")
         else:
@@ -504,7 +578,11 @@ async def orchestrate(settings: Settings, opts: DemoOptions, out: TextIO = sys.s
             await asyncio.gather(*tasks, return_exceptions=True)
         try:
             if demo.services and len(demo.services) == 2 and code == 0:
-                await demo.summary()
+                if not demo.summarised:
+                    await demo.summary()
+                elif demo.tally.by_kind != demo.summary_counts:  # alerts that came after it
+                    demo.say(f"alerts by kind now    {', '.join(f'{k} {n:,}' for k, n in demo.tally.by_kind.items())} "
+                             f"(the summary said {', '.join(f'{k} {n:,}' for k, n in demo.summary_counts.items())})")
         finally:
             demo.say(f"\n{demo.elapsed()} stopping workers, Redis and the broker ...")
             await asyncio.to_thread(demo.shutdown)
@@ -533,6 +611,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="metrics port of worker 1, the others follow (default: free ports)")
     parser.add_argument("--show", default="at_risk,recovered", metavar="KIND[,KIND]",
                         help=f"alert kinds to print ({', '.join(ALERT_KINDS)}; all are counted)")
+    parser.add_argument("--alert-lines", type=positive_int("lines"), default=20, metavar="N",
+                        help="print the first N alerts of the --show kinds, count the rest (default 20)")
     parser.add_argument("--workdir", default=None, metavar="DIR",
                         help="where worker and broker logs go (default .churnwatch/demo in the project)")
 
@@ -547,6 +627,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         start_ms=parse_start_ms(args.start) if args.start else None,
         metrics_port=args.metrics_port,
         show=parse_kinds(args.show, name="--show") or frozenset(ALERT_KINDS),
+        alert_lines=args.alert_lines,
         **({"workdir": Path(args.workdir)} if args.workdir else {}),
     )
     if args.log_level is None and settings.log_level.upper() == "INFO":
