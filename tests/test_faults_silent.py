@@ -370,3 +370,42 @@ def test_a_grown_partition_count_stops_the_workers_and_relayout_moves_the_state(
         _assert_same(fault, ref_state, ref_ids)
     finally:
         fault.stop()
+
+
+def test_a_record_with_an_origin_header_the_worker_did_not_write_goes_to_the_dlq_and_drops_no_copy(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    """QA5 M4: a product service (or a tool copying a topic with its headers) publishes one event
+    carrying ``churnwatch-origin: <q>:999999999``. Before, the worker took it for a re-routed copy:
+    999999999 became the highest origin offset applied from partition q, and every later genuine
+    copy of a mis-keyed event read in q was dropped as a second copy (a counter only). Now the
+    record goes to the DLQ as ``bad_origin`` (its origin is beyond q's log end) and the 20 events
+    sent afterwards with a null key into q are re-routed and all applied."""
+    from streams.worker.relayout import partition_of
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-origin")
+    try:
+        user = "g0"
+        p = partition_of(user, 8)
+        q = (p + 1) % 8
+        base = (int(time.time()) - 10 * 86_400) * 1000
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+        forged = event_value(Event(user, base, "view", "forged"))
+        producer.send(fault.topics["events"], key=user.encode(), value=forged,
+                      headers=[("churnwatch-origin", f"{q}:999999999".encode())]).get(30)
+        w = fault.worker()
+        wait_for("the forged record read", lambda: metric(w, "churnwatch_events_consumed_total") >= 1, 60, (w,))
+        for i in range(20):  # after the forged record was read: before the fix, its mark was set by then
+            producer.send(fault.topics["events"], key=None, value=event_value(Event(user, base + (i + 1) * 60_000, "view", f"nk{i}")),
+                          partition=q)
+        producer.flush()
+        producer.close()
+        wait_for("the 20 null-key events re-routed", lambda: metric(w, "churnwatch_events_rerouted_total") >= 20, 60, (w,))
+        fault.wait({part: recs[-1].offset for part, recs in read_all(kafka_bootstrap, fault.topics["events"]).items() if recs})
+        assert metric(w, "churnwatch_rerouted_duplicates_total") == 0, "no genuine copy was dropped"
+        assert metric(w, "churnwatch_events_processed_total") == 20, "every copy applied, the forged record not"
+        assert metric(w, "churnwatch_events_rejected_total", 'reason="bad_origin"') == 1
+        dlq = [orjson.loads(r.value) for recs in read_all(kafka_bootstrap, fault.topics["dlq"]).values() for r in recs]
+        assert [(d["reason"], d["partition"]) for d in dlq] == [("bad_origin", p)], dlq
+        assert f"{q}:999999999" in dlq[0]["detail"] and "log end" in dlq[0]["detail"], dlq[0]["detail"]
+    finally:
+        fault.stop()
