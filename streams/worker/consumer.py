@@ -47,7 +47,7 @@ import collections
 import contextlib
 import logging
 import time
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import redis
 
@@ -222,8 +222,10 @@ class LogEnds:
     origins (``streams.worker.routing.Router.origin_problem``): the highwater of a fetch reply,
     from a consumer of its own (no group, so it joins nothing and moves no offset). Not
     ``end_offsets``: Tansu's ListOffsets answers the base offset of the last batch + 1, which is
-    below genuine origins in that batch. The fetch starts at the origin offset to check: a genuine
-    one answers at once with its record; one beyond the end waits ``_WAIT_MS`` for nothing."""
+    below genuine origins in that batch. The fetch starts at the last record known to exist (the
+    end read before, less one), so the broker answers at once instead of holding the fetch for
+    ``_WAIT_MS``, as it does at or beyond the end: a producer setting a bogus header on every
+    record costs a fetch round trip per cycle, not a wait."""
 
     _WAIT_MS = 200
 
@@ -231,9 +233,10 @@ class LogEnds:
         self.settings, self.topic = settings, topic
         self.consumer: AIOKafkaConsumer | None = None
 
-    async def read(self, wanted: dict[int, int]) -> dict[int, int]:
+    async def read(self, wanted: dict[int, int], known: Mapping[int, int]) -> dict[int, int]:
         """``{partition: log end}`` for the partitions of ``wanted`` (``{partition: an offset in
-        it}``); retried until the broker answers (a copy must not be refused for a slow reply)."""
+        it}``), ``known`` the ends read before; retried until the broker answers (a copy must not
+        be refused for a slow reply)."""
         if self.consumer is None:
             consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                         fetch_max_wait_ms=self._WAIT_MS, fetch_min_bytes=1, max_partition_fetch_bytes=64 * 1024,
@@ -248,7 +251,7 @@ class LogEnds:
         for attempt in range(1, 1_000_000):
             for q, tp in tps.items():
                 if q not in out:
-                    consumer.seek(tp, wanted[q])
+                    consumer.seek(tp, max(0, known.get(q, 0) - 1))
             await consumer.getmany(*[tp for q, tp in tps.items() if q not in out], timeout_ms=self._WAIT_MS * 4,
                                    max_records=len(tps))
             for q, tp in tps.items():
@@ -743,7 +746,7 @@ class StreamConsumer:
             return
         if self._log_ends is None:
             self._log_ends = LogEnds(self.settings, self.topic)
-        router.learn_ends(await self._log_ends.read(wanted))
+        router.learn_ends(await self._log_ends.read(wanted, router.ends))
 
     async def _verify_first(self, tp: TopicPartition, records: list, highwater: int | None) -> list:  # type: ignore[type-arg]
         """The check of a resumed partition: its first record must be the last one applied."""

@@ -42,12 +42,14 @@ from any producer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Final, Iterable, Literal, Mapping, Sequence
 
 __all__ = ["ORIGIN_HEADER", "MALFORMED", "KafkaCopy", "MiskeyedMode", "Routed", "Router", "key_problem", "origin_of"]
 
 ORIGIN_HEADER: Final[str] = "churnwatch-origin"
 MiskeyedMode = Literal["reroute", "dlq"]
+_HEADERS = attrgetter("headers")
 
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
 
@@ -169,8 +171,10 @@ class Router:
             return out
         ends, partitions = self.ends, self.partitions
         for records in batches:
+            if not records or not hasattr(records[0], "headers") or not any(map(_HEADERS, records)):
+                continue  # the usual batch: no record has a header (a C loop, ~10 ns a record)
             for rec in records:
-                headers = getattr(rec, "headers", None)
+                headers = rec.headers  # type: ignore[attr-defined]
                 if headers:
                     origin = origin_of(headers)
                     if origin is not None and 0 <= origin[0] < partitions and origin[1] >= ends.get(origin[0], 0):
