@@ -409,3 +409,49 @@ def test_a_record_with_an_origin_header_the_worker_did_not_write_goes_to_the_dlq
         assert f"{q}:999999999" in dlq[0]["detail"] and "log end" in dlq[0]["detail"], dlq[0]["detail"]
     finally:
         fault.stop()
+
+
+def _churned_revenue_stats(run: Run) -> dict[str, float]:
+    """The ``churned_rev:<day>`` counters of a run, summed over its buckets (what churn_summary reads)."""
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(run.redis_url)
+    try:
+        out: dict[str, float] = {}
+        for key in client.scan_iter(f"{run.prefix}:{{*}}:stats"):
+            for name, value in client.hgetall(key).items():
+                if name.startswith(b"churned_rev:"):
+                    out[name.decode()] = out.get(name.decode(), 0.0) + float(value)
+        return {k: round(v, 2) for k, v in out.items() if v}
+    finally:
+        client.close()
+
+
+def test_the_revenue_of_a_churn_is_the_same_for_a_backlog_and_for_one_record_per_cycle(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    """QA5 M5 on the real worker: a user buys 3 x 10.00, goes silent until churned, comes back
+    and buys 26.95 and 38.81. Read as a backlog (the churn and the later purchases in one cycle,
+    as a rebuild reads them) and one record per cycle (a paced publish), ``churned_rev`` of the
+    churn's day is 30.00 both times: the revenue up to the churn. Before, the backlog counted the
+    state at the cycle's end, 95.76."""
+    day_ms = 86_400_000
+    start = 1_767_225_600_000  # 2026-01-01
+    events = [Event("u-rev", start + d * day_ms, "view", f"v{d}") for d in range(0, 40, 2)]
+    events += [Event("u-rev", start + d * day_ms + 1, "purchase", f"p{d}", amount=10.0) for d in (3, 17, 33)]
+    back = start + 200 * day_ms
+    events += [Event("u-rev", back, "view", "back"), Event("u-rev", back + 1, "purchase", "pback", amount=26.95),
+               Event("u-rev", back + 25 * day_ms, "purchase", "pback2", amount=38.81)]
+    events.sort(key=lambda e: (e.ts_ms, e.event_id))
+    runs = [QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-{name}") for name in ("backlog", "paced")]
+    try:
+        lasts = [publish_events(kafka_bootstrap, run.topics["events"], events) for run in runs]
+        for run, env in zip(runs, ({}, {"CHURNWATCH_BATCH_MAX_RECORDS": "1"})):  # both at once: the test's time
+            run.worker(**env)
+        for run, last in zip(runs, lasts):
+            run.wait(last)
+        seen = [_churned_revenue_stats(run) for run in runs]
+    finally:
+        for run in runs:
+            run.stop()
+    assert len(seen[0]) == 1 and list(seen[0].values()) == [30.0], seen
+    assert seen[1] == seen[0], seen
