@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from models.events import Event
 from streams.publisher import event_value
 from tests.harness import Worker, metric, publish_events, read_progress, read_topic, wait_for, wait_progress, wait_quiet
-from tests.test_faults import Run, history
+from tests.test_faults import Run, _topics, history
 from tests.test_faults import _assert_same as _assert_same_slow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -455,3 +455,30 @@ def test_the_revenue_of_a_churn_is_the_same_for_a_backlog_and_for_one_record_per
             run.stop()
     assert len(seen[0]) == 1 and list(seen[0].values()) == [30.0], seen
     assert seen[1] == seen[0], seen
+
+
+def test_log_ends_are_fetch_highwaters_even_for_the_last_batch(kafka_bootstrap: str, unique_name: str) -> None:
+    """The end the origin check trusts: 10 records produced as one batch into partition 0. Every
+    offset of that batch is below the end LogEnds reads (a genuine origin in it is accepted), and
+    so is nothing at or beyond 10, whichever offset is asked about or known before. (Tansu's
+    ListOffsets answers 1 here: the last batch's base offset + 1.)"""
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.worker.consumer import LogEnds
+
+    topic = _topics(kafka_bootstrap, f"{unique_name}-ends")["events"]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=50)
+    for i in range(10):
+        producer.send(topic, key=b"k", value=b"%d" % i, partition=0)
+    producer.flush()
+    producer.close()
+
+    async def read() -> list[dict[int, int]]:
+        ends = LogEnds(Settings.from_env({**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}), topic)
+        try:
+            return [await ends.read({0: 9}, {}), await ends.read({0: 999_999_999}, {0: 10}), await ends.read({1: 0}, {})]
+        finally:
+            await ends.stop()
+
+    assert asyncio.run(read()) == [{0: 10}, {0: 10}, {1: 0}]
