@@ -284,7 +284,9 @@ async def _merge_index(store: Store, model: ChurnModel, now_s: int, size: int,
 
 
 def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, Any]:
-    """Users who churned in the ``days`` UTC days up to the stream time: count, share, revenue."""
+    """Users who churned in the ``days`` UTC days up to the stream time: count, share, revenue
+    (each churned user's purchases up to the churn's event time, not those after a comeback:
+    ``streams.worker.store.stats_delta``)."""
     from streams.worker.store import churn_summary
 
     now_ms = stream_time_ms(reader, settings)

@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from models.events import Event
 from streams.publisher import event_value
 from tests.harness import Worker, metric, publish_events, read_progress, read_topic, wait_for, wait_progress, wait_quiet
-from tests.test_faults import Run, history
+from tests.test_faults import Run, _topics, history
 from tests.test_faults import _assert_same as _assert_same_slow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -370,3 +370,115 @@ def test_a_grown_partition_count_stops_the_workers_and_relayout_moves_the_state(
         _assert_same(fault, ref_state, ref_ids)
     finally:
         fault.stop()
+
+
+def test_a_record_with_an_origin_header_the_worker_did_not_write_goes_to_the_dlq_and_drops_no_copy(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    """QA5 M4: a product service (or a tool copying a topic with its headers) publishes one event
+    carrying ``churnwatch-origin: <q>:999999999``. Before, the worker took it for a re-routed copy:
+    999999999 became the highest origin offset applied from partition q, and every later genuine
+    copy of a mis-keyed event read in q was dropped as a second copy (a counter only). Now the
+    record goes to the DLQ as ``bad_origin`` (its origin is beyond q's log end) and the 20 events
+    sent afterwards with a null key into q are re-routed and all applied."""
+    from streams.worker.relayout import partition_of
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-origin")
+    try:
+        user = "g0"
+        p = partition_of(user, 8)
+        q = (p + 1) % 8
+        base = (int(time.time()) - 10 * 86_400) * 1000
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+        forged = event_value(Event(user, base, "view", "forged"))
+        producer.send(fault.topics["events"], key=user.encode(), value=forged,
+                      headers=[("churnwatch-origin", f"{q}:999999999".encode())]).get(30)
+        w = fault.worker()
+        wait_for("the forged record read", lambda: metric(w, "churnwatch_events_consumed_total") >= 1, 60, (w,))
+        for i in range(20):  # after the forged record was read: before the fix, its mark was set by then
+            producer.send(fault.topics["events"], key=None, value=event_value(Event(user, base + (i + 1) * 60_000, "view", f"nk{i}")),
+                          partition=q)
+        producer.flush()
+        producer.close()
+        wait_for("the 20 null-key events re-routed", lambda: metric(w, "churnwatch_events_rerouted_total") >= 20, 60, (w,))
+        fault.wait({part: recs[-1].offset for part, recs in read_all(kafka_bootstrap, fault.topics["events"]).items() if recs})
+        assert metric(w, "churnwatch_rerouted_duplicates_total") == 0, "no genuine copy was dropped"
+        assert metric(w, "churnwatch_events_processed_total") == 20, "every copy applied, the forged record not"
+        assert metric(w, "churnwatch_events_rejected_total", 'reason="bad_origin"') == 1
+        dlq = [orjson.loads(r.value) for recs in read_all(kafka_bootstrap, fault.topics["dlq"]).values() for r in recs]
+        assert [(d["reason"], d["partition"]) for d in dlq] == [("bad_origin", p)], dlq
+        assert f"{q}:999999999" in dlq[0]["detail"] and "log end" in dlq[0]["detail"], dlq[0]["detail"]
+    finally:
+        fault.stop()
+
+
+def _churned_revenue_stats(run: Run) -> dict[str, float]:
+    """The ``churned_rev:<day>`` counters of a run, summed over its buckets (what churn_summary reads)."""
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(run.redis_url)
+    try:
+        out: dict[str, float] = {}
+        for key in client.scan_iter(f"{run.prefix}:{{*}}:stats"):
+            for name, value in client.hgetall(key).items():
+                if name.startswith(b"churned_rev:"):
+                    out[name.decode()] = out.get(name.decode(), 0.0) + float(value)
+        return {k: round(v, 2) for k, v in out.items() if v}
+    finally:
+        client.close()
+
+
+def test_the_revenue_of_a_churn_is_the_same_for_a_backlog_and_for_one_record_per_cycle(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    """QA5 M5 on the real worker: a user buys 3 x 10.00, goes silent until churned, comes back
+    and buys 26.95 and 38.81. Read as a backlog (the churn and the later purchases in one cycle,
+    as a rebuild reads them) and one record per cycle (a paced publish), ``churned_rev`` of the
+    churn's day is 30.00 both times: the revenue up to the churn. Before, the backlog counted the
+    state at the cycle's end, 95.76."""
+    day_ms = 86_400_000
+    start = 1_767_225_600_000  # 2026-01-01
+    events = [Event("u-rev", start + d * day_ms, "view", f"v{d}") for d in range(0, 40, 2)]
+    events += [Event("u-rev", start + d * day_ms + 1, "purchase", f"p{d}", amount=10.0) for d in (3, 17, 33)]
+    back = start + 200 * day_ms
+    events += [Event("u-rev", back, "view", "back"), Event("u-rev", back + 1, "purchase", "pback", amount=26.95),
+               Event("u-rev", back + 25 * day_ms, "purchase", "pback2", amount=38.81)]
+    events.sort(key=lambda e: (e.ts_ms, e.event_id))
+    runs = [QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-{name}") for name in ("backlog", "paced")]
+    try:
+        lasts = [publish_events(kafka_bootstrap, run.topics["events"], events) for run in runs]
+        for run, env in zip(runs, ({}, {"CHURNWATCH_BATCH_MAX_RECORDS": "1"})):  # both at once: the test's time
+            run.worker(**env)
+        for run, last in zip(runs, lasts):
+            run.wait(last)
+        seen = [_churned_revenue_stats(run) for run in runs]
+    finally:
+        for run in runs:
+            run.stop()
+    assert len(seen[0]) == 1 and list(seen[0].values()) == [30.0], seen
+    assert seen[1] == seen[0], seen
+
+
+def test_log_ends_are_fetch_highwaters_even_for_the_last_batch(kafka_bootstrap: str, unique_name: str) -> None:
+    """The end the origin check trusts: 10 records produced as one batch into partition 0. Every
+    offset of that batch is below the end LogEnds reads (a genuine origin in it is accepted), and
+    so is nothing at or beyond 10, whichever offset is asked about or known before. (Tansu's
+    ListOffsets answers 1 here: the last batch's base offset + 1.)"""
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.worker.consumer import LogEnds
+
+    topic = _topics(kafka_bootstrap, f"{unique_name}-ends")["events"]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=50)
+    for i in range(10):
+        producer.send(topic, key=b"k", value=b"%d" % i, partition=0)
+    producer.flush()
+    producer.close()
+
+    async def read() -> list[dict[int, int]]:
+        ends = LogEnds(Settings.from_env({**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}), topic)
+        try:
+            return [await ends.read({0: 9}, {}), await ends.read({0: 999_999_999}, {0: 10}), await ends.read({1: 0}, {})]
+        finally:
+            await ends.stop()
+
+    assert asyncio.run(read()) == [{0: 10}, {0: 10}, {1: 0}]

@@ -262,7 +262,7 @@ def test_stats_deltas_follow_states_and_churn_alerts(redis_url: str) -> None:
     old = _state(T0, stage="active")
     new = _state(T0 + 50 * DAY, stage="churned", at_risk=True, revenue=30.0)
     scores = Scores(10.0, 5.0, 0.9, "churned", None, "win_back", ("silent",))
-    churn_alert = Alert("id1", "stage_changed", "dave", (T0 + 50 * DAY) * 1000, scores, "dormant")
+    churn_alert = Alert("id1", "stage_changed", "dave", (T0 + 50 * DAY) * 1000, scores, "dormant", revenue=30.0)
 
     first: dict[str, float] = {}
     stats_delta(None, old, [], first)
@@ -573,3 +573,47 @@ def test_a_due_account_review_written_by_a_worker_that_lost_the_partition_is_fen
     assert new_owner == [], "the new owner's writes apply (its own overlapped writes included)"
     assert [(f.field, f.actual) for f in zombie] == [(fld + "|token", "new:2")], "the stale review is fenced"
     assert after == newest, "the account keeps the new owner's latest review"
+
+
+def _churned_revenue(batches: list[list[Any]], model: Any) -> dict[str, float]:
+    """``churned_rev:<day>`` of one user whose events come in ``batches``: each batch advanced up
+    to the next batch's first event (as the stream's review clock lets it), the stats deltas added
+    up as the worker adds them to its buckets."""
+    from models.engine import advance
+
+    state, stats = None, {}  # type: ignore[var-annotated]
+    for i, events in enumerate(batches):
+        until = batches[i + 1][0].ts_ms if i + 1 < len(batches) else events[-1].ts_ms + 1
+        out = advance("u1", state, events, until, model)
+        stats_delta(state, out.state, out.alerts, stats)
+        state = out.state
+    return {k: v for k, v in stats.items() if k.startswith("churned_rev:") and v}
+
+
+def test_revenue_of_churned_users_is_the_revenue_at_the_churn_whatever_the_batches() -> None:
+    """QA5 M5: a user who buys, goes silent until churned, then comes back and buys again. The
+    churn's revenue is what they had spent up to the churn (event time), whether the events come
+    in one batch (a backlog, a rebuild), one per event (a paced publish) or cut anywhere else;
+    before, it was the state at the end of the batch that saw the churn, purchases after it included."""
+    from models.engine import advance
+    from models.events import Event
+    from models.model import load_model
+
+    model = load_model()
+    day_ms = DAY * 1000
+    start = T0 * 1000
+    events = [Event("u1", start + d * day_ms, "view", f"v{d}") for d in range(0, 40, 2)]
+    events += [Event("u1", start + d * day_ms + 1, "purchase", f"p{d}", amount=10.0) for d in (3, 17, 33)]
+    back = start + 200 * day_ms  # long after the churn
+    events += [Event("u1", back, "view", "back"), Event("u1", back + 1, "purchase", "pback", amount=26.95),
+               Event("u1", back + 25 * day_ms, "purchase", "pback2", amount=38.81)]
+    events.sort(key=lambda e: (e.ts_ms, e.event_id))
+    churns = [a for a in advance("u1", None, events, events[-1].ts_ms + 1, model).alerts
+              if a.kind == "stage_changed" and a.scores.stage == "churned"]
+    assert len(churns) == 1 and start + 40 * day_ms < churns[0].event_time_ms < back, "the history churns once, before coming back"
+
+    whole = _churned_revenue([events], model)
+    assert whole == {f"churned_rev:{utc_day(churns[0].event_time_ms // 1000)}": 30.0}, whole
+    assert _churned_revenue([[e] for e in events], model) == whole
+    for cut in range(1, len(events)):
+        assert _churned_revenue([events[:cut], events[cut:]], model) == whole, cut

@@ -91,6 +91,7 @@ REASONS: Final[tuple[str, ...]] = (
     "duplicate_event_id",
     "bad_subscription",
     "key_not_user_id",
+    "bad_origin",
 )
 
 #: Records per ``orjson.loads`` in ``Decoder.decode_many``: enough to spread the call's cost, few

@@ -47,7 +47,7 @@ import collections
 import contextlib
 import logging
 import time
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import redis
 
@@ -217,6 +217,64 @@ class KafkaSink:
         return futures
 
 
+class LogEnds:
+    """Log end offsets of the events topic's partitions, for the check of re-routed copies'
+    origins (``streams.worker.routing.Router.origin_problem``): the highwater of a fetch reply,
+    from a consumer of its own (no group, so it joins nothing and moves no offset). Not
+    ``end_offsets``: Tansu's ListOffsets answers the base offset of the last batch + 1, which is
+    below genuine origins in that batch. The fetch starts at the last record known to exist (the
+    end read before, less one), so the broker answers at once instead of holding the fetch for
+    ``_WAIT_MS``, as it does at or beyond the end: a producer setting a bogus header on every
+    record costs a fetch round trip per cycle, not a wait."""
+
+    _WAIT_MS = 200
+    _ATTEMPTS = 5  # fetches without a reply before read() raises (the caller retries with a backoff)
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings, self.topic = settings, topic
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def read(self, wanted: dict[int, int], known: Mapping[int, int]) -> dict[int, int]:
+        """``{partition: log end}`` for the partitions of ``wanted`` (``{partition: an offset in
+        it}``), ``known`` the ends read before; raises when the broker did not reply (never a
+        partial answer: a copy must not be refused for a slow reply)."""
+        if self.consumer is None:
+            consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                        fetch_max_wait_ms=self._WAIT_MS, fetch_min_bytes=1, max_partition_fetch_bytes=64 * 1024,
+                                        **aiokafka_client_kwargs(self.settings))
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                raise
+            self.consumer = consumer
+        consumer = self.consumer
+        tps = {q: TopicPartition(self.topic, q) for q in wanted}
+        consumer.assign(list(tps.values()))
+        out: dict[int, int] = {}
+        asked_ms = int(time.time() * 1000)
+        for attempt in range(1, self._ATTEMPTS + 1):
+            for q, tp in tps.items():
+                if q not in out:
+                    consumer.seek(tp, max(0, known.get(q, 0) - 1))
+            await consumer.getmany(*[tp for q, tp in tps.items() if q not in out], timeout_ms=self._WAIT_MS * 4,
+                                   max_records=len(tps))
+            for q, tp in tps.items():
+                end, replied = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+                # an end above the offset proves it; one at or below it must come from a reply to this read
+                if q not in out and end is not None and (end > wanted[q] or (replied or 0) >= asked_ms):
+                    out[q] = end
+            if len(out) == len(tps):
+                return out
+            await asyncio.sleep(0.1 * attempt)
+        raise KafkaError(f"no fetch reply for {self.topic} partitions {sorted(set(tps) - set(out))} in {self._ATTEMPTS} attempts")
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+
+
 class _Listener(ConsumerRebalanceListener):
     def __init__(self, owner: "StreamConsumer") -> None:
         self.owner = owner
@@ -267,6 +325,7 @@ class StreamConsumer:
         # comes, in offset order per partition, not yet handed to a cycle; dropped on every seek and
         # rebalance (``_seek``, ``_drop_stash``)
         self._stash: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        self._log_ends: LogEnds | None = None  # started at the first copy whose origin must be checked
         self._stash_n = 0
         self._stash_generation = 0  # the generation when the oldest stashed fetch was asked for
         self._stash_error: BaseException | None = None  # raised by ``getmany`` in ``_fetch_ahead``
@@ -321,6 +380,9 @@ class StreamConsumer:
         async with self._cycle_lock:
             await self._drain()
         try:
+            if self._log_ends is not None:
+                await self._log_ends.stop()
+                self._log_ends = None
             await self._stop_fetch_ahead()
             if "consumer" in self._started:
                 if self._commit_task is not None:
@@ -482,7 +544,7 @@ class StreamConsumer:
                 if live:  # before any await: the fetcher task has not sent its prefetch yet
                     self.consumer.pause(*self.consumer.assignment())
                 try:
-                    batch = await self._check_log(batch, rebalanced)
+                    batch = await self._learn_log_ends(await self._check_log(batch, rebalanced))
                     await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
                 finally:
                     if live and self.halted is None:  # a halted worker stays paused (_halt)
@@ -673,6 +735,38 @@ class StreamConsumer:
                                                               f"offset to apply {expected}")
                     out.pop(tp, None)
         return out
+
+    async def _learn_log_ends(self, batch: dict[TopicPartition, list]) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
+        """The log ends of the partitions a record of ``batch`` names as its origin beyond the
+        ends known (``streams.worker.routing.Router.needs_ends``): the pipeline refuses an origin
+        at or beyond its partition's log end (a header the worker did not write), so it must know
+        an end read after the copy was fetched. Rare: re-routed copies only, and only while their
+        origins run ahead of the last ends read (the highwater read then is usually far ahead).
+
+        Retried until the broker answers: an error here must neither refuse genuine copies nor
+        drop the batch (the next fetch continues after it). Returns ``batch``, or nothing when the
+        worker stops first (its next owner reads the batch again from the stored progress)."""
+        router = self.pipeline.router
+        wanted = router.needs_ends(batch.values())
+        if not wanted:
+            return batch
+        failures = 0
+        while not self._stopping:
+            try:
+                if self._log_ends is None:
+                    self._log_ends = LogEnds(self.settings, self.topic)
+                router.learn_ends(await self._log_ends.read(wanted, router.ends))
+                return batch
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = retry_delay(failures)
+                retry_logger.warning("reading the log ends of %s partitions %s failed (%s: %s); retrying in %.2f s "
+                                     "(failure %d in a row)", self.topic, sorted(wanted), type(exc).__name__, exc, delay,
+                                     failures)
+                await asyncio.sleep(delay)
+        return {}
 
     async def _verify_first(self, tp: TopicPartition, records: list, highwater: int | None) -> list:  # type: ignore[type-arg]
         """The check of a resumed partition: its first record must be the last one applied."""

@@ -247,7 +247,8 @@ class Decoding:
 def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,
                 reject: Callable[[int, RecordLike, Rejection], None]) -> bool:
     """Whether the event belongs to this partition: keyed by its user id and not a copy applied
-    before. A mis-keyed record is re-routed (or rejected) here, before the clock sees it."""
+    before. A mis-keyed record is re-routed (or rejected) here, before the clock sees it, and so
+    is a record whose origin header cannot name a record of the topic (``bad_origin``)."""
     problem = key_problem(rec.key, uid)
     if problem is not None:
         if router.mode == "dlq":
@@ -256,7 +257,13 @@ def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,
             router.reroute(p, rec.offset, uid.encode("utf-8", "surrogatepass"), rec.value, problem, out.routed)
         return False
     origin = origin_of(getattr(rec, "headers", None))
-    return origin is None or router.copy_is_new(p, origin, out.routed)
+    if origin is None:
+        return True
+    why = router.origin_problem(p, rec.offset, origin)
+    if why is not None:  # a header the worker did not write: refused, never the de-duplication mark
+        reject(p, rec, Rejection("bad_origin", why))
+        return False
+    return router.copy_is_new(p, origin, out.routed)
 
 
 #: Records the worker writes for the account side: they never reach a partition's clock.

@@ -204,7 +204,7 @@ class Pipeline:
         self.topic = settings.topic_events
         self.clock = clock or TopicClock(settings.allowed_lateness_ms, settings.idle_partition_ms, settings.clock)
         self.decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
-        self.router = Router("dlq" if settings.miskeyed == "dlq" else "reroute")
+        self.router = Router("dlq" if settings.miskeyed == "dlq" else "reroute", partitions=settings.partitions)
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.abandon_requested: Callable[[], bool] = lambda: False
         # Called once a cycle has scored its batch and starts applying it (produce, write,
@@ -260,7 +260,7 @@ class Pipeline:
         if partitions <= 0:
             raise ValueError(f"partitions must be > 0, got {partitions}")
         if partitions != self.partitions:
-            self.partitions = partitions
+            self.partitions = self.router.partitions = partitions
             self.heartbeats.address(partitions)
 
     def set_model(self, model: ChurnModel) -> None:

@@ -21,6 +21,17 @@ origin offset it applied (``cw:reroute:<topic>``, written before the progress) a
 or below it. Copies keep the original record's value, so an ``event_id`` derived from the
 content stays the same.
 
+An origin header is only trusted when it can name a record the worker re-routed: a partition of
+the topic and an offset below that partition's log end (and, in the copy's own partition, below
+the copy). Anything else (a header a product service or a tool copying the topic with its headers
+wrote: ``0:999999999`` would otherwise raise the mark above every real offset of partition 0 and
+drop its later copies for good) sends the record to the DLQ as ``bad_origin``
+(``Router.origin_problem``). The consumer learns the log ends (``Router.needs_ends``,
+``learn_ends``) before a batch whose origins it cannot judge yet: a genuine origin was written
+before its copy, so the log end read after fetching the copy is above it. The log end is the
+highwater of a fetch reply (``streams.worker.consumer.LogEnds``): Tansu's ListOffsets answers the
+last batch's base offset + 1, below the records of that batch.
+
 ``CHURNWATCH_MISKEYED=dlq`` sends mis-keyed records to the DLQ (reason ``key_not_user_id``) instead.
 
 Ordering: copies reach the user's partition after the correctly keyed events published at the
@@ -31,14 +42,19 @@ from any producer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal, Mapping
+from operator import attrgetter
+from typing import Final, Iterable, Literal, Mapping, Sequence
 
-__all__ = ["ORIGIN_HEADER", "KafkaCopy", "MiskeyedMode", "Routed", "Router", "key_problem", "origin_of"]
+__all__ = ["ORIGIN_HEADER", "MALFORMED", "KafkaCopy", "MiskeyedMode", "Routed", "Router", "key_problem", "origin_of"]
 
 ORIGIN_HEADER: Final[str] = "churnwatch-origin"
 MiskeyedMode = Literal["reroute", "dlq"]
+_HEADERS = attrgetter("headers")
 
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
+
+#: ``origin_of`` of a header that is not ``<partition>:<offset>`` (no partition is -1: refused).
+MALFORMED: Final[tuple[int, int]] = (-1, -1)
 
 
 def key_problem(key: bytes | None, user_id: str) -> str | None:
@@ -55,14 +71,21 @@ def key_problem(key: bytes | None, user_id: str) -> str | None:
 
 
 def origin_of(headers: object) -> tuple[int, int] | None:
-    """``(partition, offset)`` from a copy's ``churnwatch-origin`` header, or None."""
+    """``(partition, offset)`` from a copy's ``churnwatch-origin`` header, None without one,
+    ``MALFORMED`` when its value is not ``<partition>:<offset>`` (the record is refused, not
+    applied as an ordinary event: a copy whose origin cannot be read cannot be de-duplicated).
+
+    >>> origin_of([("churnwatch-origin", b"3:17")]), origin_of([]), origin_of([("churnwatch-origin", b"x")])
+    ((3, 17), None, (-1, -1))
+    """
     if not headers:
         return None
     for name, value in headers:  # type: ignore[attr-defined]
-        if name == ORIGIN_HEADER and value:
-            part, _, offset = value.decode("ascii", "replace").partition(":")
-            if part.isdigit() and offset.isdigit():
+        if name == ORIGIN_HEADER:
+            part, _, offset = (value or b"").decode("ascii", "replace").partition(":")
+            if part.isdigit() and offset.isdigit() and part.isascii() and offset.isascii():
                 return int(part), int(offset)
+            return MALFORMED
     return None
 
 
@@ -85,15 +108,86 @@ class Router:
     >>> routed = Routed()
     >>> r.copy_is_new(3, (0, 10), routed), r.copy_is_new(3, (0, 11), routed), routed.origins
     (False, True, {3: {0: 11}})
+
+    With ``partitions`` (the worker's), origins are checked (``origin_problem``) against the
+    partition count and the log ends learnt (``learn_ends``); without, only their form.
     """
 
-    __slots__ = ("mode", "_applied")
+    __slots__ = ("mode", "partitions", "ends", "_applied")
 
-    def __init__(self, mode: MiskeyedMode = "reroute") -> None:
+    def __init__(self, mode: MiskeyedMode = "reroute", partitions: int | None = None) -> None:
         if mode not in ("reroute", "dlq"):
             raise ValueError(f"miskeyed must be 'reroute' or 'dlq', got {mode!r}")
         self.mode = mode
+        self.partitions = partitions
+        self.ends: dict[int, int] = {}  # partition -> a log end offset read (only rises)
         self._applied: dict[int, dict[int, int]] = {}
+
+    def origin_problem(self, partition: int, offset: int, origin: tuple[int, int]) -> str | None:
+        """Why the copy at ``partition``/``offset`` cannot come from the ``origin`` its header
+        names (a DLQ detail), or None. A bogus origin must not reach ``copy_is_new``: its offset
+        would become the partition's mark and drop every later genuine copy below it.
+
+        >>> r = Router("reroute", partitions=4)
+        >>> r.learn_ends({0: 100, 1: 50})
+        >>> r.origin_problem(1, 60, (0, 99)), r.origin_problem(1, 60, (1, 59)), r.origin_problem(1, 60, (0, 999999999))
+        (None, None, 'churnwatch-origin 0:999999999 names an offset at or beyond the log end of partition 0 (100): not a record this topic holds')
+        >>> r.origin_problem(1, 60, (1, 60)), r.origin_problem(1, 60, (7, 0)), r.origin_problem(1, 60, (-1, -1))
+        ('churnwatch-origin 1:60 is not before the copy itself (offset 60 of partition 1)', 'churnwatch-origin 7:0 names partition 7; the topic has 4', "churnwatch-origin header is not '<partition>:<offset>'")
+        """
+        q, q_offset = origin
+        if q < 0:
+            return f"{ORIGIN_HEADER} header is not '<partition>:<offset>'"
+        if self.partitions is None:
+            return None
+        if q >= self.partitions:
+            return f"{ORIGIN_HEADER} {q}:{q_offset} names partition {q}; the topic has {self.partitions}"
+        if q == partition:  # the copy's own log reaches the copy: its origin must come before it
+            if q_offset >= offset:
+                return f"{ORIGIN_HEADER} {q}:{q_offset} is not before the copy itself (offset {offset} of partition {q})"
+            return None
+        end = self.ends.get(q, 0)
+        if q_offset >= end:
+            return (f"{ORIGIN_HEADER} {q}:{q_offset} names an offset at or beyond the log end of partition {q} ({end}): "
+                    f"not a record this topic holds")
+        return None
+
+    def needs_ends(self, batches: Iterable[Sequence[object]]) -> dict[int, int]:
+        """``{partition: highest origin offset}`` of the records of ``batches`` whose origin is at
+        or beyond the log end known for its partition: the consumer reads those log ends
+        (``learn_ends``) before decoding them. Only records with headers are looked at (aiokafka's
+        are an empty tuple otherwise).
+
+        >>> R = type("R", (), {})
+        >>> a, b, c = R(), R(), R()
+        >>> a.headers, b.headers, c.headers = [(ORIGIN_HEADER, b"0:5")], [(ORIGIN_HEADER, b"2:9")], ()
+        >>> r = Router("reroute", partitions=4)
+        >>> r.learn_ends({0: 10})
+        >>> r.needs_ends([[a, c], [b]])
+        {2: 9}
+        """
+        out: dict[int, int] = {}
+        if self.partitions is None:
+            return out
+        ends, partitions = self.ends, self.partitions
+        for records in batches:
+            if not records or not hasattr(records[0], "headers") or not any(map(_HEADERS, records)):
+                continue  # the usual batch: no record has a header (a C loop, ~10 ns a record)
+            for rec in records:
+                headers = rec.headers  # type: ignore[attr-defined]
+                if headers:
+                    origin = origin_of(headers)
+                    if origin is not None and 0 <= origin[0] < partitions and origin[1] >= ends.get(origin[0], 0):
+                        q, offset = origin
+                        if offset > out.get(q, -1):
+                            out[q] = offset
+        return out
+
+    def learn_ends(self, ends: Mapping[int, int]) -> None:
+        """Log end offsets read from the broker (a log end only rises: a lower reply is older)."""
+        for q, end in ends.items():
+            if end is not None and end > self.ends.get(q, -1):
+                self.ends[q] = end
 
     def assign(self, partition: int, origins: Mapping[int, int]) -> None:
         self._applied[partition] = dict(origins)

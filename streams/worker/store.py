@@ -410,7 +410,9 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     last review, models.ranking.on_save_list) (levels), ``new:<day>`` (users first seen that
     UTC day, counted when first_seen_s turns non-zero), ``churned:<day>`` and
     ``churned_rev:<day>`` (one per stage change to churned, dated by the review that saw it, with
-    the user's revenue then). Levels are derived from states, events
+    the user's revenue then: ``Alert.revenue``, the purchases up to the churn's event time, not
+    the state's at the batch's end, which also holds purchases made after the churn when the
+    batch reaches past it). Levels are derived from states, events
     from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
     not move is left out (most writes move none: a dict update per level and user was ~5% of the
     worker's CPU).
@@ -459,9 +461,7 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
         if alert.kind == "stage_changed" and alert.scores.stage == "churned":
             day = utc_day(alert.event_time_ms // 1000)
             out["churned:" + day] = out.get("churned:" + day, 0) + 1
-            src = new if new is not None else old
-            revenue = src.revenue if src is not None else 0.0
-            out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(revenue)
+            out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(alert.revenue)
 
 
 def _count_first_seen(new: UserState, out: dict[str, float]) -> None:
