@@ -592,6 +592,57 @@ def test_promtool_rule_unit_tests_pass(promtool: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _worker_series_at_start() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """``{(name, labels): value}`` of every counter sample a worker exports before its first cycle."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.worker import metrics
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        if family.type == "counter"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def test_labelled_counters_in_the_rule_tests_start_at_zero_like_the_worker() -> None:
+    """A labelled counter series the rule tests start at 0 must be exported at 0 by a worker that
+    has not counted anything yet: otherwise its first sample is already the count, ``increase()``
+    reads 0, and an alert such as ChurnwatchTopicReset never fires for a worker's first reset
+    while its unit test (``values: '0x5 3x30'``) says it does (QA5 M1)."""
+    exported = _worker_series_at_start()
+    checked = 0
+    for test in _load_yaml(RULES_TEST)["tests"]:
+        for series in test.get("input_series", []):
+            m = re.fullmatch(r"(churnwatch_[a-z0-9_]+_total)\{(.*)\}", series["series"])
+            if m is None or not series["values"].startswith("0"):
+                continue
+            labels = frozenset((k, v) for k, v in re.findall(r'(\w+)="([^"]*)"', m.group(2)) if k not in ("job", "instance"))
+            if not labels:
+                continue
+            checked += 1
+            assert exported.get((m.group(1), labels)) == 0.0, f"{series['series']}: the worker does not export it at 0 at start"
+    assert checked >= 8
+
+
+def test_worker_exports_every_known_labelled_counter_series_at_start() -> None:
+    """Every DLQ reason, topic reset and re-route reason and alert kind is a series at 0 before its first event."""
+    from streams.cli.alerts import ACCOUNT_ALERT_KINDS, ALERT_KINDS
+    from streams.worker.codec import REASONS
+
+    exported = _worker_series_at_start()
+    expected = (
+        [("churnwatch_events_rejected_total", "reason", r) for r in REASONS]
+        + [("churnwatch_topic_resets_total", "reason", r) for r in ("beyond_log_end", "replaced")]
+        + [("churnwatch_events_rerouted_total", "reason", r) for r in ("null_key", "other_key")]
+        + [("churnwatch_alerts_total", "kind", k) for k in ALERT_KINDS + ACCOUNT_ALERT_KINDS]
+    )
+    missing = [e for e in expected if (e[0], frozenset({(e[1], e[2])})) not in exported]
+    assert not missing
+
+
 def test_every_alert_is_unit_tested_both_ways() -> None:
     cases: dict[str, list[bool]] = {}
     for test in _load_yaml(RULES_TEST)["tests"]:
