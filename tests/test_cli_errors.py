@@ -49,6 +49,14 @@ CASES: list[tuple[list[str], str]] = [
     (["learn", "--l2", "nan"], "argument --l2: --l2 must be in [0, inf), got nan"),
     (["learn", "--min-gain", "2"], "--min-gain must be in [0, 1) AUC points"),
     (["nosuchcommand"], "invalid choice"),
+    # QA5 L3: topic names Kafka refuses were created on Tansu, and a worker ran on "bad topic!"
+    (["topics", "--events-topic", ""], "argument --events-topic: is not a Kafka topic name"),
+    (["topics", "--alerts-topic", "bad topic!"], "argument --alerts-topic: is not a Kafka topic name"),
+    (["topics", "--dlq-topic", "t" * 250], "(250 characters)"),
+    (["worker", "--events-topic", ".."], "'.' and '..' are not allowed"),
+    (["relayout", "--events-topic", "a/b"], "argument --events-topic: is not a Kafka topic name"),
+    (["learn", "--topic", "a b"], "argument --topic: is not a Kafka topic name"),
+    (["train", "--from-topic", "--topic", "é"], "argument --topic: is not a Kafka topic name"),
 ]
 
 
@@ -228,3 +236,12 @@ def test_every_key_follows_its_prefix_with_a_bucket_or_a_family() -> None:
         with pytest.raises(ValueError, match="taken for those of deployment 'cw'"):
             Settings(key_prefix=f"cw:{family}")
     assert Settings(key_prefix="cw:eu").key_prefix == "cw:eu"
+
+
+def test_a_topic_name_from_the_environment_kafka_refuses_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """QA5 L3: settings validate every topic_* field (CHURNWATCH_TOPIC_*), not only the options."""
+    monkeypatch.setenv("CHURNWATCH_TOPIC_DLQ", "dead letters")
+    assert main(["topics"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "topic_dlq (CHURNWATCH_TOPIC_DLQ) is not a Kafka topic name" in line
