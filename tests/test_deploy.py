@@ -643,6 +643,47 @@ def test_worker_exports_every_known_labelled_counter_series_at_start() -> None:
     assert not missing
 
 
+def _architecture_labels(metric: str) -> str:
+    """The labels cell of ``metric``'s row in docs/ARCHITECTURE.md's Metrics table."""
+    m = re.search(rf"^\|\s*`{metric}`\s*\|[^|]*\|([^\n]*)\|\s*$", ARCHITECTURE.read_text(), re.M)
+    assert m, f"{metric}: no row in the Metrics table"
+    return m.group(1)
+
+
+def test_architecture_lists_every_label_value_the_worker_exports() -> None:
+    """QA5 L6: the table listed 3 alert kinds of 7 and 3 Redis ops of 5."""
+    from streams.worker import metrics
+    from streams.worker.store import _PER_BUCKET
+
+    kinds = _architecture_labels("churnwatch_alerts_total")
+    assert [k for k in metrics.ALERT_KINDS if not re.search(rf"\b{k}\b", kinds)] == []
+    ops = _architecture_labels("churnwatch_redis_seconds")
+    timed = {op.removesuffix("_batch") for op in _PER_BUCKET} | {"progress"}
+    assert [op for op in sorted(timed) if not re.search(rf"\b{op}\b", ops)] == []
+
+
+def test_redis_conf_states_the_user_record_size_of_the_code() -> None:
+    """QA5 L6: redis.conf said 83 bytes + 8 per type (<= 211) after the record grew to 93 (+2 with a period end)."""
+    from models.state import _STRUCT, _STRUCT_V4
+
+    text = (DEPLOY / "redis" / "redis.conf").read_text()
+    assert f"({_STRUCT_V4.size} bytes + 8 per tracked event type, {_STRUCT.size - _STRUCT_V4.size} more" in text
+    assert f"<= {_STRUCT.size + 8 * 16} with 16 types" in text
+
+
+def test_every_markdown_file_the_code_cites_exists() -> None:
+    """QA5 L6: code and tests cited an "ENVIRONMENT" notes file the repository does not have."""
+    present = {p.name for p in ROOT.rglob("*.md") if ".venv" not in p.parts and ".git" not in p.parts}
+    present.add("SOURCE.md")  # written by deploy/tools/vendor_k8s_schemas.py next to the schemas
+    cited: dict[str, str] = {}
+    for folder in ("streams", "models", "tests", "benchmarks", "deploy"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".yml", ".yaml", ".conf", ".sh", ".lua") and path.is_file():
+                for name in re.findall(r"\b[A-Z][A-Z_0-9]*\.md\b", path.read_text(errors="replace")):
+                    cited.setdefault(name, str(path.relative_to(ROOT)))
+    assert {name: where for name, where in cited.items() if name not in present} == {}
+
+
 def test_every_alert_is_unit_tested_both_ways() -> None:
     cases: dict[str, list[bool]] = {}
     for test in _load_yaml(RULES_TEST)["tests"]:
