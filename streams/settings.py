@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "SettingsError", "aiokafka_client_kwargs", "parse_duration_ms", "redact_url"]
+__all__ = ["Settings", "SettingsError", "aiokafka_client_kwargs", "parse_duration_ms", "redact_url", "topic_refusal"]
 
 ClockMode = Literal["event", "live"]
 
@@ -22,6 +22,25 @@ _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "
 
 class SettingsError(ValueError):
     """A setting with a value we cannot use; the message names the setting and the value."""
+
+
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def topic_refusal(name: str) -> str | None:
+    """Why ``name`` is not a Kafka topic name, or None. Kafka's rule: 1-249 characters of
+    ``[a-zA-Z0-9._-]``, not ``.`` or ``..``. Checked here because Tansu accepts any name, so a typo
+    ("bad topic!", an empty variable) would only be refused on a real Kafka cluster, at deploy time.
+
+    >>> topic_refusal("activity-events") is None, topic_refusal("bad topic!"), topic_refusal("..")
+    (True, "is not a Kafka topic name: use 1-249 of a-z A-Z 0-9 . _ - (got 'bad topic!')", "is not a Kafka topic name: '.' and '..' are not allowed")
+    """
+    if name in (".", ".."):
+        return "is not a Kafka topic name: '.' and '..' are not allowed"
+    if _TOPIC.fullmatch(name) is None:
+        shown = name if len(name) <= 60 else f"{name[:40]}... ({len(name)} characters)"
+        return f"is not a Kafka topic name: use 1-249 of a-z A-Z 0-9 . _ - (got {shown!r})"
+    return None
 
 
 def parse_duration_ms(text: str | int | float, *, name: str = "duration") -> int:
@@ -179,9 +198,18 @@ class Settings:
         if not 0 <= self.console_port <= 65535:
             raise SettingsError(f"console_port must be a TCP port (0-65535), got {self.console_port}")
         self._check_key_prefix()
+        self._check_topics()
         if not 1 <= self.metrics_port <= 65535:
             # the worker's web server takes no "any free port" (0 stopped it with a traceback)
             raise SettingsError(f"metrics_port must be a TCP port (1-65535), got {self.metrics_port}")
+
+    def _check_topics(self) -> None:
+        """Every ``topic_*`` setting is a name Kafka accepts (:func:`topic_refusal`)."""
+        for f in fields(self):
+            if f.name.startswith("topic_"):
+                why = topic_refusal(getattr(self, f.name))
+                if why:
+                    raise SettingsError(f"{f.name} (CHURNWATCH_{f.name.upper()}) {why}")
 
     def _check_key_prefix(self) -> None:
         """Refuse a prefix whose keys could be another deployment's, or break the hash tags (keys.prefix_refusal):

@@ -68,7 +68,16 @@ def _fast_iso_ms(text: str) -> int | None:
 
 
 def _datetime_iso_ms(text: str) -> int:
-    """The general path: any ISO-8601 shape ``datetime.fromisoformat`` reads, floored to the ms."""
+    """The general path: any ISO-8601 shape ``datetime.fromisoformat`` reads, floored to the ms.
+
+    A lower-case ``z`` is read as ``Z``: RFC 3339 (section 5.6, NOTE) allows ``t`` and ``z``, and
+    ``fromisoformat`` takes ``t`` but not ``z`` (a producer writing them had every event in the DLQ).
+
+    >>> _datetime_iso_ms("2026-11-28t00:00:00z"), _datetime_iso_ms("2026-11-28t00:00:00.5z")
+    (1795824000000, 1795824000500)
+    """
+    if text[-1:] == "z":
+        text = text[:-1] + "Z"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -71,7 +71,7 @@ def read_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 6
     """Every record ``topic`` holds, in partition/offset order.
 
     Reads until each partition's position reaches the highwater of a fetch reply (Tansu's
-    ``end_offsets`` are wrong, ENVIRONMENT.md), not until the broker was quiet for a while: a
+    ``end_offsets`` are not the log end), not until the broker was quiet for a while: a
     slow first fetch on a loaded machine cannot cut the result short.
     """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

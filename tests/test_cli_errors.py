@@ -49,6 +49,17 @@ CASES: list[tuple[list[str], str]] = [
     (["learn", "--l2", "nan"], "argument --l2: --l2 must be in [0, inf), got nan"),
     (["learn", "--min-gain", "2"], "--min-gain must be in [0, 1) AUC points"),
     (["nosuchcommand"], "invalid choice"),
+    # QA5 L3: topic names Kafka refuses were created on Tansu, and a worker ran on "bad topic!"
+    (["topics", "--events-topic", ""], "argument --events-topic: is not a Kafka topic name"),
+    (["topics", "--alerts-topic", "bad topic!"], "argument --alerts-topic: is not a Kafka topic name"),
+    (["topics", "--dlq-topic", "t" * 250], "(250 characters)"),
+    (["worker", "--events-topic", ".."], "'.' and '..' are not allowed"),
+    (["relayout", "--events-topic", "a/b"], "argument --events-topic: is not a Kafka topic name"),
+    (["learn", "--topic", "a b"], "argument --topic: is not a Kafka topic name"),
+    (["train", "--from-topic", "--topic", "é"], "argument --topic: is not a Kafka topic name"),
+    # QA5 L4: accepted, then read nothing for "-1 s" / "nan s"
+    (["accounts", "list", "--timeout", "-1"], "argument --timeout: --timeout must be in (0, inf) seconds, got -1"),
+    (["accounts", "show", "a1", "--timeout", "nan"], "argument --timeout: --timeout must be in (0, inf) seconds, got nan"),
 ]
 
 
@@ -228,3 +239,42 @@ def test_every_key_follows_its_prefix_with_a_bucket_or_a_family() -> None:
         with pytest.raises(ValueError, match="taken for those of deployment 'cw'"):
             Settings(key_prefix=f"cw:{family}")
     assert Settings(key_prefix="cw:eu").key_prefix == "cw:eu"
+
+
+def test_a_topic_name_from_the_environment_kafka_refuses_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """QA5 L3: settings validate every topic_* field (CHURNWATCH_TOPIC_*), not only the options."""
+    monkeypatch.setenv("CHURNWATCH_TOPIC_DLQ", "dead letters")
+    assert main(["topics"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "topic_dlq (CHURNWATCH_TOPIC_DLQ) is not a Kafka topic name" in line
+
+
+def test_a_binary_accounts_file_names_the_file_and_what_was_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA5 L4: was "error: 'utf-8' codec can't decode byte 0xa1 in position 0" (no file, no hint)."""
+    path = tmp_path / "binary.bin"
+    path.write_bytes(b"\xa1\x00\xff\x13" * 64)
+    assert main(["accounts", "import", str(path), "--dry-run"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "binary.bin: not UTF-8 text (byte 0xa1 at position 0): expected a CSV file of accounts (account_id," in line
+
+
+def test_backtest_of_json_lines_says_it_reads_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA5 L4: JSON lines (which `publish` takes) were read as CSV and blamed a timestamp 'type:"view"'."""
+    path = tmp_path / "ok.jsonl"
+    path.write_text('{"user_id": "u1", "type": "view", "ts": 1767261600000}\n')
+    assert main(["backtest", "--events", str(path), "--as-of", "2026-01-01", "--out", str(tmp_path / "bt.csv")]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "ok.jsonl: the first row is a JSON object; this command reads CSV files (user_id,ts,event_type" in line
+    assert not (tmp_path / "bt.csv").exists()
+
+
+def test_backtest_plot_out_without_plot_user_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA5 L4: --plot-out alone was ignored without a word. (--plot-user alone is fine: its picture
+    goes next to --out, as its help says, and the command prints where.)"""
+    path = tmp_path / "ev.csv"
+    path.write_text("user_id,ts,event_type,amount\nu1,2026-01-01T00:00:00Z,view,\n")
+    png = tmp_path / "p.png"
+    assert main(["backtest", "--events", str(path), "--as-of", "2026-01-02", "--out", str(tmp_path / "bt.csv"),
+                 "--plot-out", str(png)]) == 2
+    assert "--plot-out is where --plot-user's picture goes: give --plot-user USER_ID too" in _one_line(capsys.readouterr().err)

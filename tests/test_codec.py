@@ -125,6 +125,18 @@ def test_non_finite_amount_text_is_not_json() -> None:
     assert reason(b'{"event_id":"e","user_id":"u","type":"view","ts":1767225600000,"amount":1e400}') == "malformed_json"
 
 
+def test_json_nested_too_deep_is_not_called_malformed() -> None:
+    """Valid JSON nested 1,500 deep (3 kB) is refused, but as ``too_deep``: ``malformed_json`` sent
+    its producer looking for broken JSON (QA5 L5). Alone and inside a batch (``decode_many``)."""
+    deep = b'{"event_id":"e","user_id":"u","type":"view","ts":1767225600000,"properties":' + b"[" * 1500 + b"]" * 1500 + b"}"
+    rej = decode(deep)
+    assert isinstance(rej, Rejection) and rej.reason == "too_deep" and "1024 levels" in rej.detail
+    good = orjson.dumps(GOOD)
+    out = Decoder().decode_many([good, deep, good], NOW_MS)
+    assert [getattr(r, "reason", "event") for r in out] == ["event", "too_deep", "event"]
+    assert reason(b'{"user_id": ' + b"[" * 10) == "malformed_json"  # shallow and broken: as before
+
+
 def test_clock_skew_is_configurable() -> None:
     obj = {**GOOD, "ts": NOW_MS + 10_000}
     assert isinstance(decode(obj), Event)

@@ -592,6 +592,98 @@ def test_promtool_rule_unit_tests_pass(promtool: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _worker_series_at_start() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """``{(name, labels): value}`` of every counter sample a worker exports before its first cycle."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.worker import metrics
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        if family.type == "counter"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def test_labelled_counters_in_the_rule_tests_start_at_zero_like_the_worker() -> None:
+    """A labelled counter series the rule tests start at 0 must be exported at 0 by a worker that
+    has not counted anything yet: otherwise its first sample is already the count, ``increase()``
+    reads 0, and an alert such as ChurnwatchTopicReset never fires for a worker's first reset
+    while its unit test (``values: '0x5 3x30'``) says it does (QA5 M1)."""
+    exported = _worker_series_at_start()
+    checked = 0
+    for test in _load_yaml(RULES_TEST)["tests"]:
+        for series in test.get("input_series", []):
+            m = re.fullmatch(r"(churnwatch_[a-z0-9_]+_total)\{(.*)\}", series["series"])
+            if m is None or not series["values"].startswith("0"):
+                continue
+            labels = frozenset((k, v) for k, v in re.findall(r'(\w+)="([^"]*)"', m.group(2)) if k not in ("job", "instance"))
+            if not labels:
+                continue
+            checked += 1
+            assert exported.get((m.group(1), labels)) == 0.0, f"{series['series']}: the worker does not export it at 0 at start"
+    assert checked >= 8
+
+
+def test_worker_exports_every_known_labelled_counter_series_at_start() -> None:
+    """Every DLQ reason, topic reset and re-route reason and alert kind is a series at 0 before its first event."""
+    from streams.cli.alerts import ACCOUNT_ALERT_KINDS, ALERT_KINDS
+    from streams.worker.codec import REASONS
+
+    exported = _worker_series_at_start()
+    expected = (
+        [("churnwatch_events_rejected_total", "reason", r) for r in REASONS]
+        + [("churnwatch_topic_resets_total", "reason", r) for r in ("beyond_log_end", "replaced")]
+        + [("churnwatch_events_rerouted_total", "reason", r) for r in ("null_key", "other_key")]
+        + [("churnwatch_alerts_total", "kind", k) for k in ALERT_KINDS + ACCOUNT_ALERT_KINDS]
+    )
+    missing = [e for e in expected if (e[0], frozenset({(e[1], e[2])})) not in exported]
+    assert not missing
+
+
+def _architecture_labels(metric: str) -> str:
+    """The labels cell of ``metric``'s row in docs/ARCHITECTURE.md's Metrics table."""
+    m = re.search(rf"^\|\s*`{metric}`\s*\|[^|]*\|([^\n]*)\|\s*$", ARCHITECTURE.read_text(), re.M)
+    assert m, f"{metric}: no row in the Metrics table"
+    return m.group(1)
+
+
+def test_architecture_lists_every_label_value_the_worker_exports() -> None:
+    """QA5 L6: the table listed 3 alert kinds of 7 and 3 Redis ops of 5."""
+    from streams.worker import metrics
+    from streams.worker.store import _PER_BUCKET
+
+    kinds = _architecture_labels("churnwatch_alerts_total")
+    assert [k for k in metrics.ALERT_KINDS if not re.search(rf"\b{k}\b", kinds)] == []
+    ops = _architecture_labels("churnwatch_redis_seconds")
+    timed = {op.removesuffix("_batch") for op in _PER_BUCKET} | {"progress"}
+    assert [op for op in sorted(timed) if not re.search(rf"\b{op}\b", ops)] == []
+
+
+def test_redis_conf_states_the_user_record_size_of_the_code() -> None:
+    """QA5 L6: redis.conf said 83 bytes + 8 per type (<= 211) after the record grew to 93 (+2 with a period end)."""
+    from models.state import _STRUCT, _STRUCT_V4
+
+    text = (DEPLOY / "redis" / "redis.conf").read_text()
+    assert f"({_STRUCT_V4.size} bytes + 8 per tracked event type, {_STRUCT.size - _STRUCT_V4.size} more" in text
+    assert f"<= {_STRUCT.size + 8 * 16} with 16 types" in text
+
+
+def test_every_markdown_file_the_code_cites_exists() -> None:
+    """QA5 L6: code and tests cited an "ENVIRONMENT" notes file the repository does not have."""
+    present = {p.name for p in ROOT.rglob("*.md") if ".venv" not in p.parts and ".git" not in p.parts}
+    present.add("SOURCE.md")  # written by deploy/tools/vendor_k8s_schemas.py next to the schemas
+    cited: dict[str, str] = {}
+    for folder in ("streams", "models", "tests", "benchmarks", "deploy"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".yml", ".yaml", ".conf", ".sh", ".lua") and path.is_file():
+                for name in re.findall(r"\b[A-Z][A-Z_0-9]*\.md\b", path.read_text(errors="replace")):
+                    cited.setdefault(name, str(path.relative_to(ROOT)))
+    assert {name: where for name, where in cited.items() if name not in present} == {}
+
+
 def test_every_alert_is_unit_tested_both_ways() -> None:
     cases: dict[str, list[bool]] = {}
     for test in _load_yaml(RULES_TEST)["tests"]:

@@ -92,3 +92,16 @@ def test_the_file_reader_reads_every_text_as_the_parser_does(text: str) -> None:
         except ValueError as exc:
             got = f"ValueError: {exc}"
         assert got == expected
+
+
+@pytest.mark.parametrize("text", ["2026-01-02t03:04:05z", "2026-01-02T03:04:05.123z", "2026-01-02t03:04:05.123Z"])
+def test_rfc3339_lower_case_t_and_z_are_read_everywhere(tmp_path: Path, text: str) -> None:
+    """RFC 3339 section 5.6 (NOTE) allows ``t`` and ``z``; a lower-case ``z`` went to the DLQ as
+    ``bad_timestamp`` (QA5 L5). The stream, the CSV reader and its fast reader agree with ``T``/``Z``."""
+    expected = parse_ts_ms(text.upper())
+    assert parse_ts_ms(text) == ts_reader()(text) == expected
+    value = orjson.dumps({"event_id": "e1", "user_id": "u1", "type": "view", "ts": text})
+    assert Decoder().decode(value, _NOW_MS).ts_ms == expected  # type: ignore[union-attr]
+    csv_path = tmp_path / "e.csv"
+    csv_path.write_text(f"user_id,ts,event_type\nu1,{text},view\n")
+    assert read_events_csv(csv_path)[0].ts_ms == expected

@@ -4,7 +4,7 @@ Written the way faust-streaming's docs show stateful processing: an ``app.agent`
 events stream, a ``Table`` (in-memory store with its Kafka changelog, the default) keyed by user,
 ``table[user] = state`` per event. The events topic is keyed by user, so the table and the stream
 are co-partitioned without ``group_by``. Best supported settings measured on this machine
-(ENVIRONMENT.md): uvloop, ``cython_optimizations``, a no-op Monitor (sensors off), web off, a
+(benchmarks/RESULTS.md, the peers section): uvloop, ``cython_optimizations``, a no-op Monitor (sensors off), web off, a
 short session timeout for Tansu's group join. Measured here and left at the default: the
 producer linger (each table write is a changelog record sent on its own, a third of the CPU in
 socket writes by py-spy; ``producer_linger=0.01`` made it slower, 1.3k -> 0.85k events/s).

@@ -22,12 +22,14 @@ import argparse
 import sys
 import csv
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from streams.cli.argtypes import number_in
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.timefmt import parse_ts_ms
@@ -81,6 +83,17 @@ def read_accounts_csv(path: str | Path, warn: Any = None) -> list[AccountFacts]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p} is not a file")
+    try:
+        return _read_accounts(p, say)
+    except UnicodeDecodeError as exc:  # a binary file, or a CSV saved in another encoding (QA5 L4)
+        raise UserError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}): expected "
+                        f"a CSV file of accounts ({','.join(_COLUMNS)})") from None
+    except csv.Error as exc:
+        raise UserError(f"{p}: not a CSV file ({exc}): expected a CSV file of accounts ({','.join(_COLUMNS)})") from None
+
+
+def _read_accounts(p: Path, say: Any) -> list[AccountFacts]:
+    """``read_accounts_csv`` once the file is known to exist."""
     out: dict[str, AccountFacts] = {}
     line_of: dict[str, int] = {}
     with open(p, encoding="utf-8-sig", newline="") as fh:  # -sig: Excel's "CSV UTF-8" starts with a BOM (QA4 #6)
@@ -123,17 +136,21 @@ def publish_accounts(settings: Settings, accounts: list[AccountFacts], *, timeou
     return len(accounts)
 
 
+#: ``--timeout`` seconds: a negative or NaN one read nothing and printed an empty table (QA5 L4).
+_TIMEOUT = number_in("--timeout", 0, math.inf, low_open=True, unit="seconds")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="publish the accounts of a CSV file (account_id,name,owner,segment,renewal_date)")
     imp.add_argument("file", metavar="FILE.csv")
     imp.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
     listing = sub.add_parser("list", help="print the accounts table as JSON lines (latest facts per account)")
-    listing.add_argument("--timeout", type=float, default=10.0, help="seconds to read the topic to its end (default 10)")
+    listing.add_argument("--timeout", type=_TIMEOUT, default=10.0, help="seconds to read the topic to its end (default 10)")
     show = sub.add_parser("show", help="one account as of the stream time: risk, reasons, subscriptions and when they renew")
     show.add_argument("account_id", metavar="ACCOUNT")
     show.add_argument("--json", action="store_true", help="one JSON object (the console API's account, without members and alerts)")
-    show.add_argument("--timeout", type=float, default=10.0, help="seconds to read the accounts table to its end (default 10)")
+    show.add_argument("--timeout", type=_TIMEOUT, default=10.0, help="seconds to read the accounts table to its end (default 10)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

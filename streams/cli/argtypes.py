@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Callable
 
 from streams.errors import UserError
-from streams.settings import parse_duration_ms
+from streams.settings import parse_duration_ms, topic_refusal
 from streams.timefmt import parse_ts_ms
 
-__all__ = ["check_output_file", "number_in", "parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate"]
+__all__ = ["check_output_file", "number_in", "parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate", "topic_name"]
 
 
 def parse_date_ms(text: str, flag: str) -> int:
@@ -47,6 +47,14 @@ def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def topic_name(text: str) -> str:
+    """An argparse type: a Kafka topic name (``streams.settings.topic_refusal``), refused in one line."""
+    why = topic_refusal(text)
+    if why:
+        raise argparse.ArgumentTypeError(why)
+    return text
 
 
 def persona_mix(text: str) -> dict[str, float]:

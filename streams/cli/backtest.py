@@ -64,6 +64,8 @@ def _sibling(out: Path, suffix: str) -> Path:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.plot_out and not args.plot_user:  # it was ignored without a word (QA5 L4)
+        raise UserError("--plot-out is where --plot-user's picture goes: give --plot-user USER_ID too")
     as_of = parse_as_of(args.as_of)
     model = load_model(args.model or settings.model_path or None)
     horizon_ms = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else int(model.horizon_days * DAY_S * 1000)

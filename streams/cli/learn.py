@@ -16,7 +16,7 @@ import math
 import time
 from typing import Any
 
-from streams.cli.argtypes import number_in
+from streams.cli.argtypes import number_in, topic_name
 from streams.errors import UserError
 from streams.settings import Settings, parse_duration_ms
 
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--events", metavar="FILE", help="learn from this CSV history instead of the events topic (a dry run's input)")
-    source.add_argument("--topic", default=None, metavar="NAME", help="the events topic to read (default: CHURNWATCH_TOPIC_EVENTS)")
+    source.add_argument("--topic", type=topic_name, default=None, metavar="NAME", help="the events topic to read (default: CHURNWATCH_TOPIC_EVENTS)")
     parser.add_argument("--churn-after", dest="churn_after", default=None, metavar="DURATION",
                         help="inactivity that means churn, such as 45d (default: the model's churned_days), as train --churn-after")
     parser.add_argument("--window", default=None, metavar="DURATION",

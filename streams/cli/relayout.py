@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from streams.cli.argtypes import topic_name
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
+    parser.add_argument("--events-topic", type=topic_name, default=None, help="events topic (default activity-events)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from streams.cli.argtypes import topic_name
 from streams.settings import Settings
 from streams.kafka_admin import quiet_kafka_logs
 from streams.worker.topics import ensure_topics
@@ -18,9 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "that do work. Existing topics keep theirs. The workers, publish, simulate, digest and "
                              "accounts import create any missing topic with CHURNWATCH_PARTITIONS: set it to the same "
                              "number (a worker says once at start when a topic differs from it)")
-    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
-    parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
-    parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
+    parser.add_argument("--events-topic", type=topic_name, default=None, help="events topic (default activity-events)")
+    parser.add_argument("--alerts-topic", type=topic_name, default=None, help="alerts topic (default churn-at-risk)")
+    parser.add_argument("--dlq-topic", type=topic_name, default=None, help="dead-letter topic (default activity-events-dlq)")
     parser.add_argument("--retention-days", type=int, default=None, metavar="DAYS",
                         help="retention of the events topic when created (default: settings, 180; 0 = forever)")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from models.events import Event, TypeMap
 from models.model import ChurnModel, load_model
 from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
-from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms
+from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms, topic_name
 from streams.errors import UserError
 from streams.offline.history import read_events_csv, read_labels_csv
 from streams.offline.replay import load_type_map
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--from-topic", dest="from_topic", action="store_true",
                         help="read the history the events topic retains: every partition from its earliest offset to its "
                              "highwater at the start, decoded as the worker decodes it (rejected records are counted and skipped)")
-    parser.add_argument("--topic", default=None, metavar="NAME", help="with --from-topic: the topic (default: the events topic, "
+    parser.add_argument("--topic", type=topic_name, default=None, metavar="NAME", help="with --from-topic: the topic (default: the events topic, "
                         "CHURNWATCH_TOPIC_EVENTS)")
     parser.add_argument("--until", default=None, metavar="TIME",
                         help="train on events before this time only, such as 2026-06-01 (ISO date or time, UTC unless it says otherwise)")

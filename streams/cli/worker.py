@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from streams.cli.argtypes import topic_name
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "run"]
@@ -26,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "an earlier model of the chain in use is skipped: docs/OPERATE.md)")
     parser.add_argument("--partitions", type=int, default=None, help="partitions of topics this worker creates if missing (default 8)")
     parser.add_argument("--group", default=None, help="consumer group (default churnwatch)")
-    parser.add_argument("--events-topic", default=None, help="events topic (default activity-events)")
-    parser.add_argument("--alerts-topic", default=None, help="alerts topic (default churn-at-risk)")
-    parser.add_argument("--dlq-topic", default=None, help="dead-letter topic (default activity-events-dlq)")
+    parser.add_argument("--events-topic", type=topic_name, default=None, help="events topic (default activity-events)")
+    parser.add_argument("--alerts-topic", type=topic_name, default=None, help="alerts topic (default churn-at-risk)")
+    parser.add_argument("--dlq-topic", type=topic_name, default=None, help="dead-letter topic (default activity-events-dlq)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

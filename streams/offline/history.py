@@ -134,6 +134,9 @@ def _header(row: list[str], path: Path, wanted: tuple[str, ...]) -> dict[str, in
     """Column name -> index if ``row`` is a header row (it names ``user_id``), else None."""
     names = tuple(c.strip().lower() for c in row)
     if "user_id" not in names:
+        if row and row[0].lstrip().startswith("{"):  # JSON lines read as CSV blamed a "timestamp" (QA5 L4)
+            raise ValueError(f"{path.name}: the first row is a JSON object; this command reads CSV files "
+                             f"({','.join(wanted)}, header row optional); `churnwatch publish` takes JSON lines")
         return None
     missing = [c for c in wanted[:2] if c not in names]
     if missing:

@@ -53,8 +53,8 @@ def ensure_accounts_topic(settings: Settings) -> str:
 def read_accounts(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
     """The accounts table: the last record per key up to each partition's end, tombstones removing.
 
-    Reads up to the highwater of each fetch (the end offsets Tansu reports are wrong, see
-    ENVIRONMENT.md), stopping when every partition is caught up or after ``timeout_s``.
+    Reads up to the highwater of each fetch (the end offsets Tansu, the broker of the demo and
+    the tests, reports are not the log end), stopping when every partition is caught up or after ``timeout_s``.
     """
     from kafka import KafkaConsumer, TopicPartition
 

@@ -318,6 +318,7 @@ class StreamConsumer:
         self.replaced: ModelReplaced | None = None  # another model took over: this worker stops
         self.layout: int | None = None  # partition count the state is laid out for (Redis meta)
         self.halted: str | None = None  # why this worker takes no work (the partition count changed)
+        self.refused: str | None = None  # why this worker cannot run at all (a layout of 0 partitions): it exits 2
         self._store_checked_at = 0.0
         self._cap = RecordCap(settings.batch_target_ms, settings.batch_max_records)  # records per getmany
         self._backlog = 0  # records below the highwaters of the last fetch replies, not taken yet
@@ -462,6 +463,8 @@ class StreamConsumer:
                 await asyncio.sleep(delay)
                 continue
             await self._check_layout()
+            if self.refused is not None:
+                return
             now = wall_ms()
             self.pipeline.observe_global({p: (r.offset, r.max_ms) for p, r in progress.items()})
             for tp in sorted(self._unresumed, key=lambda t: t.partition):
@@ -856,6 +859,11 @@ class StreamConsumer:
         if not count:
             return
         self.layout = await self.store.layout(self.topic, count)
+        if self.layout < 1:
+            self._refuse(f"{self.topic}: the state in Redis is laid out for {self.layout} partitions (a `churnwatch "
+                         f"relayout` run on a topic that did not exist?); the topic has {count}. Run "
+                         f"`churnwatch relayout --events-topic {self.topic}` with every worker stopped")
+            return
         self.pipeline.set_partitions(self.layout)  # the accounts' watermark waits for these partitions
         metrics.TOPIC_PARTITIONS.set(count)
         metrics.STATE_PARTITIONS.set(self.layout)
@@ -863,6 +871,15 @@ class StreamConsumer:
             logger.warning("%s has %s partitions but the state is laid out for %s: users whose partition changes are "
                            "stopped at their first record in a new partition; run `churnwatch relayout` "
                            "(docs/OPERATE.md, \"Partition count changes\")", self.topic, count, self.layout)
+
+    def _refuse(self, why: str) -> None:
+        """This worker cannot take work at all: one ERROR line, not ready, and the process stops
+        (exit 2), instead of a traceback in the rebalance callback and a ready worker applying nothing."""
+        logger.error("%s; this worker stops", why)
+        self.refused = why
+        self._stopping = True
+        metrics.READY.set(0)
+        self.consumer.pause(*self.assigned)
 
     def _halt(self, why: str) -> None:
         """Stop taking work (the partition count changed): pause every partition, say what to do."""

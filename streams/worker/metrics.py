@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
+from models.revenue import MOVEMENT_KINDS
+from streams.worker.codec import REASONS
+
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "EVENTS_CONSUMED",
@@ -56,8 +59,19 @@ __all__ = [
     "ACCOUNT_WATERMARK_LAG",
     "MRR",
     "PAYING_ACCOUNTS",
+    "TOPIC_RESET_REASONS",
+    "REROUTE_REASONS",
     "render",
 ]
+
+#: ``churnwatch_topic_resets_total`` reasons (streams/worker/consumer.py ``_restart``).
+TOPIC_RESET_REASONS: tuple[str, ...] = ("beyond_log_end", "replaced")
+#: ``churnwatch_events_rerouted_total`` reasons (streams/worker/routing.py ``key_problem``).
+REROUTE_REASONS: tuple[str, ...] = ("null_key", "other_key")
+#: ``churnwatch_alerts_total`` kinds: users' and accounts' (streams/cli/alerts.py lists the same).
+ALERT_KINDS: tuple[str, ...] = (
+    "at_risk", "recovered", "stage_changed", "account_at_risk", "account_recovered", "account_churned", "trial_ending",
+)
 
 EVENTS_CONSUMED = Counter("churnwatch_events_consumed_total", "Records read from the events topic")
 EVENTS_PROCESSED = Counter("churnwatch_events_processed_total", "Events applied to user state")
@@ -187,6 +201,33 @@ ACCOUNT_WATERMARK_LAG = Gauge(
 MRR = Gauge("churnwatch_mrr_cents", "MRR of all accounts now, in cents (all workers)")
 PAYING_ACCOUNTS = Gauge("churnwatch_paying_accounts", "Accounts with MRR > 0 now (all workers)")
 CHURNED_REVENUE_30D = Gauge("churnwatch_churned_revenue_30d", "Revenue of the users who churned in 30 d")
+
+
+def _start_series() -> None:
+    """Every known series of the labelled counters at 0 from the worker's start.
+
+    Why: a labelled series appears only at its first ``inc``, and Prometheus reads a series whose
+    first sample is already 3 as an ``increase()`` of 0; ChurnwatchTopicReset, ChurnwatchDlqRateHigh,
+    ChurnwatchEventsMiskeyed and the at-risk alert volume would miss the first occurrence, which is
+    the one that matters in an incident. The prometheus-client practice: ``.labels(...)`` at start.
+    """
+    starts = (
+        (EVENTS_REJECTED, REASONS),
+        (TOPIC_RESETS, TOPIC_RESET_REASONS),
+        (EVENTS_REROUTED, REROUTE_REASONS),
+        (ALERTS, ALERT_KINDS),
+        (MRR_MOVEMENTS, MOVEMENT_KINDS),
+        (MRR_MOVEMENT_CENTS, MOVEMENT_KINDS),
+        (MRR_MOVEMENTS_RETRACTED, MOVEMENT_KINDS),
+        (MRR_MOVEMENT_CENTS_RETRACTED, MOVEMENT_KINDS),
+        (ACCOUNT_COPIES_RELEASED, ("watermark", "bound")),
+    )
+    for counter, values in starts:
+        for value in values:
+            counter.labels(value)
+
+
+_start_series()
 
 
 def render() -> bytes:

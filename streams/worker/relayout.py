@@ -17,9 +17,10 @@ import asyncio
 
 from kafka.partitioner.default import murmur2
 
+from streams.errors import UserError
 from streams.settings import Settings
 from streams.worker.store import Store
-from streams.kafka_admin import partition_count
+from streams.kafka_admin import list_topics, partition_count
 
 __all__ = ["partition_of", "relayout"]
 
@@ -38,11 +39,16 @@ def relayout(settings: Settings) -> dict[str, int]:
     """Lay the state of ``settings.topic_events`` out for the topic's partition count now.
 
     Returns ``moved`` (due entries), ``old_partitions`` and ``partitions``; raises
-    ``ConnectionError`` when the broker does not describe the topic.
+    ``ConnectionError`` when the broker does not describe the topic, ``UserError`` when it has no
+    such topic (nothing is recorded: a layout of 0 partitions would stop every worker on it).
     """
-    count = partition_count(settings, settings.topic_events)
-    if count is None:
-        raise ConnectionError(f"cannot read the partition count of topic {settings.topic_events!r} from "
+    topic = settings.topic_events
+    count = partition_count(settings, topic)
+    if not count and topic not in list_topics(settings):
+        raise UserError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap_servers}: nothing moved "
+                        "(check --events-topic / CHURNWATCH_TOPIC_EVENTS against the workers')")
+    if not count:
+        raise ConnectionError(f"cannot read the partition count of topic {topic!r} from "
                               f"{settings.kafka_bootstrap_servers}")
 
     async def move() -> dict[str, int]:

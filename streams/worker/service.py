@@ -95,10 +95,11 @@ class WorkerRuntime:
         return True
 
     async def _run(self) -> None:
-        """The consumer loop; a worker whose model was replaced (rolling upgrade) stops with code 3."""
+        """The consumer loop; a worker whose model was replaced (rolling upgrade) stops with code 3,
+        one that refused the state's layout (``StreamConsumer.refused``) with code 2."""
         await self.consumer.run()
-        if self.consumer.replaced is not None:
-            self.exit_code = 3
+        if self.consumer.replaced is not None or self.consumer.refused is not None:
+            self.exit_code = 3 if self.consumer.replaced is not None else 2
             self.on_fatal()
 
     async def stop(self) -> None:
@@ -127,7 +128,8 @@ class WorkerRuntime:
             metrics.READY.set(0)
             logger.debug("gauge refresh failed: %s", exc)
             return
-        self.ready = bool(self.consumer.assigned) and self.started and self.consumer.halted is None
+        self.ready = (bool(self.consumer.assigned) and self.started and self.consumer.halted is None
+                      and self.consumer.refused is None)
         metrics.READY.set(1 if self.ready else 0)
         metrics.USERS_TRACKED.set(stats.get("users", 0))
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))
