@@ -77,6 +77,14 @@ def round_places(x: float, places: int) -> float:
     return round(x, places)
 
 
+#: An alert's wire form (``Alert.to_dict``): its keys in order, the constant fields' values.
+_WIRE: Final[dict[str, object]] = {
+    "schema": ALERT_SCHEMA, "delivery": "at-least-once; de-duplicate on alert_id", "alert_id": None, "kind": None,
+    "user_id": None, "event_time_ms": None, "risk": None, "health": None, "temperature": None, "stage": None,
+    "previous_stage": None, "segment": None, "action": None, "reasons": None,
+}
+
+
 @dataclass(slots=True, unsafe_hash=True)
 class Alert:
     """A change worth telling the CRM. Delivered at least once: ``alert_id`` is stable across
@@ -109,23 +117,26 @@ class Alert:
         self.revenue = revenue
 
     def to_dict(self) -> dict[str, object]:
+        """The alert as the alerts topic carries it (its JSON), keys in :data:`_WIRE`'s order.
+
+        A copy of :data:`_WIRE` with each value set: building a dict of 14 keys inserted each
+        key (~3.2k instructions an alert), a copy of one takes its table at once and a set
+        replaces a value (~1.7k); the same keys, order and values."""
         s = self.scores
-        return {
-            "schema": ALERT_SCHEMA,
-            "delivery": "at-least-once; de-duplicate on alert_id",
-            "alert_id": self.alert_id,
-            "kind": self.kind,
-            "user_id": self.user_id,
-            "event_time_ms": self.event_time_ms,
-            "risk": round_places(s.risk, 4),
-            "health": round_places(s.health, 1),
-            "temperature": round_places(s.temperature, 1),
-            "stage": s.stage,
-            "previous_stage": self.previous_stage,
-            "segment": s.segment,
-            "action": s.action,
-            "reasons": list(s.reasons),
-        }
+        d = _WIRE.copy()
+        d["alert_id"] = self.alert_id
+        d["kind"] = self.kind
+        d["user_id"] = self.user_id
+        d["event_time_ms"] = self.event_time_ms
+        d["risk"] = round_places(s.risk, 4)
+        d["health"] = round_places(s.health, 1)
+        d["temperature"] = round_places(s.temperature, 1)
+        d["stage"] = s.stage
+        d["previous_stage"] = self.previous_stage
+        d["segment"] = s.segment
+        d["action"] = s.action
+        d["reasons"] = list(s.reasons)
+        return d
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         return init_args(self)  # pickle: a compiled class with slots is rebuilt from its fields

@@ -266,9 +266,14 @@ def kinds_used_count(sig: Signals, c: "CompiledModel") -> int:
     ~0.9k instructions a call in the compiled core (callgrind, docs/SCALING.md)."""
     slot_28d = sig.slot_28d
     n = 0
-    for i in c.kinds:
-        if slot_28d[i] >= _SLOT_USED:
-            n += 1
+    if c.kinds_all and len(slot_28d) == len(c.kinds):  # the kinds are the slots in order (as _breadth)
+        for m in slot_28d:
+            if m >= _SLOT_USED:
+                n += 1
+    else:
+        for i in c.kinds:
+            if slot_28d[i] >= _SLOT_USED:
+                n += 1
     return n + 1 if _bought(sig, c) else n
 
 

@@ -1,8 +1,8 @@
 """The alert path's shortcuts give what they replaced (docs/SCALING.md, "The alert path").
 
-An alert's id, its reasons' order and the reasons' tests took shorter ways in the compiled core
-(a copied empty hash, a sort by insertion, a count without a list, a set lookup before a prefix
-test, a weight read from the compiled model). Each is checked here against the expression it
+An alert's id, its dict, its reasons' order and the reasons' tests took shorter ways in the
+compiled core (a copied empty hash, a copied dict of the keys, a sort by insertion, a count
+without a list, a set lookup before a prefix test, a weight read from the compiled model). Each is checked here against the expression it
 replaced, in the modules this process runs (compiled where built) and in their pure copies.
 """
 
@@ -23,6 +23,7 @@ from models.model import ChurnModel, load_model
 from models.risk import FEATURES, SLOT_PREFIXES
 from models.scoring import assess
 from models.state import UserState
+from tests.test_models_properties import DAY_MS, MODEL, histories
 
 PURE = _native.import_pure(["engine", "reasons", "signals"])
 ENGINES = [engine, PURE["engine"]]
@@ -39,6 +40,42 @@ def test_an_alert_id_is_the_blake2b_of_its_text(user: str, kind: str, detail: st
     for module in ENGINES:
         assert module.alert_id(user, kind, detail, t) == want
         assert module.alert_id(user, kind, detail, t) == want  # the empty hash is copied, never written
+
+
+def _literal(a: engine.Alert) -> dict[str, object]:
+    """``Alert.to_dict`` as it was written before (a dict display)."""
+    s = a.scores
+    return {
+        "schema": engine.ALERT_SCHEMA,
+        "delivery": "at-least-once; de-duplicate on alert_id",
+        "alert_id": a.alert_id,
+        "kind": a.kind,
+        "user_id": a.user_id,
+        "event_time_ms": a.event_time_ms,
+        "risk": engine.round_places(s.risk, 4),
+        "health": engine.round_places(s.health, 1),
+        "temperature": engine.round_places(s.temperature, 1),
+        "stage": s.stage,
+        "previous_stage": a.previous_stage,
+        "segment": s.segment,
+        "action": s.action,
+        "reasons": list(s.reasons),
+    }
+
+
+@given(histories(), st.integers(0, 60))
+def test_an_alerts_dict_is_the_display_it_replaced(events: list, extra_days: int) -> None:
+    """Key for key in order, value for value (the floats by their bits), compiled and pure; a
+    dict changed by its caller leaves the next one as it was (each is a copy)."""
+    out = engine.advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, MODEL)
+    for a in out.alerts:
+        want = [(k, v.hex() if isinstance(v, float) else v) for k, v in _literal(a).items()]
+        for module in ENGINES:
+            alert = module.Alert(a.alert_id, a.kind, a.user_id, a.event_time_ms, a.scores, a.previous_stage)
+            d = alert.to_dict()
+            assert [(k, v.hex() if isinstance(v, float) else v) for k, v in d.items()] == want
+            d["schema"], d["reasons"] = "x", None
+            assert alert.to_dict()["schema"] == engine.ALERT_SCHEMA
 
 
 _RANKS = st.sampled_from([0.0, -0.0, 0.05, 0.3, 1.0, -1.0, 5e8, 1e9, -1e9, math.inf, -math.inf, 5e-324])
