@@ -175,7 +175,7 @@ def _by_rank(found: list[Any]) -> None:
     ``found.sort(key=lambda item: -item[0])``, by insertion. Why: a handful of items, and the
     sort's keyword call and a key call per item cost ~1.2k instructions an alert. The same order
     for ranks that are never NaN (for a NaN the two algorithms may order differently): every rank
-    :func:`explain` adds is a constant or passed a comparison first (tests/test_models_reasons.py
+    :func:`explain` adds is a constant or passed a comparison first (tests/test_models_alert_path.py
     compares both on ties, infinities and zeros of either sign). The items typed ``Any``: the
     compiled core moves them as they are (a tuple type would unpack and rebuild each one)."""
     for j in range(1, len(found)):
