@@ -14,12 +14,18 @@ the same (run the replay from that tree, ``PYTHONPATH`` set to it).
 ``valgrind --tool=callgrind --toggle-collect=CPyPy_step___advance_stored --toggle-collect=CPyPy_engine___Alert___to_dict .venv/bin/python -m benchmarks.step_callgrind replay /tmp/rh.pkl``
 (the replay prints the events it stepped; valgrind's "Collected" over them is the figure,
 ``callgrind_annotate --inclusive=yes`` the functions).
+
+``replay --encode``: each alert goes through the worker's own hand-off instead of ``to_dict``
+alone (``streams.worker.phases._queue_alerts``: ``to_dict``, the alerts topic's bytes, the
+console list's entry), called through ``operator.call``: collect ``_operator_call`` instead of
+``to_dict`` to count the whole alert path, step and shell (an alert's cost is step + encode).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import operator
 import pickle
 import sys
 from typing import Any
@@ -60,28 +66,35 @@ def capture(workload: str, events: int, users: int, batch: int, first: int, last
     print(f"{len(calls)} steps, {n_events} events of cycles {first}-{last} ({res['core']}) -> {out}", file=sys.stderr)
 
 
-def _replay(model: Any, calls: list[tuple[Any, ...]]) -> int:
-    """The captured steps, then each alert's dict: what the count covers (toggle-collect)."""
+def _replay(model: Any, calls: list[tuple[Any, ...]], encode: bool = False) -> int:
+    """The captured steps, then each alert's dict (``encode``: the worker's whole hand-off of
+    the step's alerts, through ``operator.call``): what the count covers (toggle-collect)."""
     from models.step import advance_stored
+    from streams.worker.phases import Advanced, CycleResult, _queue_alerts
+    from streams.worker.store import BucketWrite
 
     alerts = 0
     for uid, blob, events, until, has_until, history, unchanged, period, marked in calls:
         res = advance_stored(uid, blob, events, until, has_until, model, history, unchanged, period,
                              [] if marked else None)
+        if encode and res[8]:
+            operator.call(_queue_alerts, uid, 0, res[8], False, BucketWrite(0, []), Advanced(), CycleResult())
+            alerts += len(res[8])
+            continue
         for a in res[8]:
             a.to_dict()
             alerts += 1
     return alerts
 
 
-def replay(path: str) -> None:
+def replay(path: str, encode: bool = False) -> None:
     """Load a capture and step it once (the count is over :func:`_replay` alone)."""
     from models._native import active
     from models.model import load_model
 
     with open(path, "rb") as f:
         data = pickle.load(f)
-    alerts = _replay(load_model(None), data["calls"])
+    alerts = _replay(load_model(None), data["calls"], encode)
     print(f"{active()}: {len(data['calls'])} steps, {data['events']} events, {alerts} alerts", file=sys.stderr)
 
 
@@ -98,11 +111,12 @@ def main() -> None:
     c.add_argument("--out", required=True)
     r = sub.add_parser("replay")
     r.add_argument("path")
+    r.add_argument("--encode", action="store_true", help="each alert through the worker's _queue_alerts")
     args = parser.parse_args()
     if args.cmd == "capture":
         capture(args.workload, args.events, args.users, args.batch, args.first, args.last, args.out)
     else:
-        replay(args.path)
+        replay(args.path, args.encode)
 
 
 if __name__ == "__main__":

@@ -68,12 +68,12 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Final, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal, Sequence
 
 from models.compiled import KINDS_KEY, CompiledModel
 from models.health import ACT_QUANTILES, percentile
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
-from models.signals import Signals, kinds_used, rate_ratio
+from models.signals import Signals, kinds_used, kinds_used_count, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
 from models.vocabulary import PURCHASE
@@ -135,6 +135,17 @@ _COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days"
 _LEARNED: Final[str] = " (a sign of churn in this product's history)"
 _LEARNED_GOOD: Final[str] = " (a sign of staying in this product's history)"
 _N_FIXED: Final[int] = len(FEATURES)
+#: The keys :func:`_words` gets that are no per-slot feature (none starts with a slot prefix).
+_PLAIN: Final[frozenset[str]] = frozenset((*_KEYS, "type_decline"))
+#: models.risk.SLOT_PREFIXES as one tuple object: a fixed-size ``Final`` tuple is kept unboxed
+#: by the compiled core, which built a new tuple of the three for every ``startswith``.
+_PREFIXES: Final[tuple[str, ...]] = SLOT_PREFIXES
+assert not any(key.startswith(SLOT_PREFIXES) for key in _PLAIN)
+#: FEATURES indices of the weights whose sign turns a reason around (read from
+#: ``CompiledModel.weights``, :func:`_weight`).
+_I_NEGATIVE: Final[int] = _IDX["negative_share"]
+_I_TENURE: Final[int] = _IDX["tenure_log"]
+_I_GAPS: Final[int] = _IDX["gap_trend"]
 #: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
 _NEGATIVE_MIN_LIFT: Final[float] = 0.25
@@ -143,6 +154,42 @@ _RENEWAL: Final[float] = 5e8  # the exit opportunity: first after a cancellation
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
 _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
 _P_HIGH: Final[float] = 1.0 - 1e-12
+
+
+def _is_slot(key: str) -> bool:
+    """``key.startswith(SLOT_PREFIXES)``: a per-slot feature's key ("inactive:post"). A fixed
+    key is answered by a set lookup; the tuple of prefixes is one object (:data:`_PREFIXES`).
+    Why: the test ran about five times an alert, ~0.35k instructions each with its tuple."""
+    return key not in _PLAIN and key.startswith(_PREFIXES)
+
+
+def _weight(model: "ChurnModel", i: int) -> float:
+    """The model's weight of risk feature ``i``: ``model.risk_weights.get(FEATURES[i], 0.0)`` as
+    ``CompiledModel.weights`` holds it (its float, so the same sign), read from the compiled
+    model's table instead of a generic attribute and a dict method call (~0.5k instructions)."""
+    return model.compiled.weights[i]
+
+
+def _by_rank(found: list[Any]) -> None:
+    """Sort ``found`` by rank (its items' first number), largest first, ties in their order:
+    ``found.sort(key=lambda item: -item[0])``, by insertion. Why: a handful of items, and the
+    sort's keyword call and a key call per item cost ~1.2k instructions an alert. The same order
+    for ranks that are never NaN (for a NaN the two algorithms may order differently): every rank
+    :func:`explain` adds is a constant or passed a comparison first (tests/test_models_alert_path.py
+    compares both on ties, infinities and zeros of either sign). The items typed ``Any``: the
+    compiled core moves them as they are (a tuple type would unpack and rebuild each one)."""
+    for j in range(1, len(found)):
+        item = found[j]
+        rank: float = item[0]
+        i = j
+        while i > 0:
+            before: float = found[i - 1][0]
+            if not before < rank:
+                break
+            found[i] = found[i - 1]
+            i -= 1
+        if i != j:
+            found[i] = item
 
 
 def _logit(p: float) -> float:
@@ -156,17 +203,16 @@ def _kinds(sig: Signals, model: "ChurnModel") -> tuple[int, int]:
     """(kinds of activity used in 4 weeks, kinds the product has): models.signals.kinds_used out
     of the breadth's own denominator, so the words and the risk count the same kinds."""
     c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
-    slots, bought = kinds_used(sig, model, c)
-    return len(slots) + (1 if bought else 0), c.n_kinds
+    return kinds_used_count(sig, c), c.n_kinds
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
     compiled = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
     vocabulary = compiled.vocabulary
-    slots, bought = kinds_used(sig, model, compiled)
-    used = len(slots) + (1 if bought else 0)
     kinds = compiled.n_kinds
-    if vocabulary.tracked:
+    if vocabulary.tracked:  # the names: the list itself (else its length is all the words need)
+        slots, bought = kinds_used(sig, model, compiled)
+        used = len(slots) + (1 if bought else 0)
         own = [i for i in compiled.kinds if vocabulary.lookup(vocabulary.tracked[i])[1] == PURCHASE]
         if own and compiled.purchase_kind:
             # A model file without kinds counts a tracked purchase type twice (its slot and the
@@ -176,6 +222,7 @@ def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
             slots = named
         names = ", ".join([*(vocabulary.tracked[i] for i in slots), *(["purchases"] if bought else [])]) or "none"
         return f"uses {used} of the {kinds} main kinds of activity in 4 weeks ({names})"
+    used = kinds_used_count(sig, compiled)
     if KINDS_KEY in model.population:  # the product's kinds are known: say how many there are
         return f"uses {used} of {kinds} kinds of activity in 4 weeks"
     return f"uses {used} kind{'s' if used != 1 else ''} of activity in 4 weeks"
@@ -394,7 +441,7 @@ def _gap_ratio(sig: Signals) -> float:
 def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` reads against the user clearly enough to be a reason (the
     words of a compared or per-slot key always do: they state the comparison)."""
-    if key in _COMPARED or key.startswith(SLOT_PREFIXES):
+    if key in _COMPARED or _is_slot(key):
         return True
     if key == "silence":
         return sig.visit_overdue >= 1.5
@@ -413,12 +460,13 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "cooling":  # not while a cancellation stands: it is the reason, and the temperature's 0 is its (models.temperature)
         return back < _COOLING_BELOW and not sig.cancelled
     if key == "negative":  # a trained model may tie complaining to staying: then its absence is the reason
-        return sig.negative_28d >= 0.5 or model.risk_weights.get("negative_share", 0.0) < 0.0
+        return sig.negative_28d >= 0.5 or _weight(model, _I_NEGATIVE) < 0.0
     if key == "tenure":
-        w = model.risk_weights.get("tenure_log", 0.0)
-        return (w < 0.0 and sig.tenure_days < _typical_tenure(model)) or (w > 0.0 and sig.tenure_days > _typical_tenure(model))
+        c = model.compiled  # once: the weight and the typical tenure (_weight, _typical_tenure)
+        w, typical = c.weights[_I_TENURE], c.typical_tenure_days
+        return (w < 0.0 and sig.tenure_days < typical) or (w > 0.0 and sig.tenure_days > typical)
     if key == "gaps":
-        if model.risk_weights.get("gap_trend", 0.0) < 0.0:
+        if _weight(model, _I_GAPS) < 0.0:
             return _gap_ratio(sig) <= 1.0 / 1.5  # a trained model that ties a quickening rhythm to leaving
         return _gap_ratio(sig) >= 1.5
     return False
@@ -427,7 +475,7 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
 def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
     reason for risk: weaker than :func:`_against`, never reassuring)."""
-    if key in _COMPARED or key.startswith(SLOT_PREFIXES):
+    if key in _COMPARED or _is_slot(key):
         return True
     if key == "silence":
         return sig.visit_overdue > 1.0
@@ -448,7 +496,7 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "tenure":
         return _against(key, sig, back, model)
     if key == "gaps":
-        if model.risk_weights.get("gap_trend", 0.0) < 0.0:
+        if _weight(model, _I_GAPS) < 0.0:
             return _gap_ratio(sig) < 1.0
         return _gap_ratio(sig) > 1.0
     return False
@@ -456,10 +504,10 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
 
 def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` reads in the user's favour (a reason for recovery)."""
-    if key in _COMPARED or key.startswith(SLOT_PREFIXES):
+    if key in _COMPARED or _is_slot(key):
         return True
     if key == "negative":
-        return sig.negative_28d < 0.5 or model.risk_weights.get("negative_share", 0.0) < 0.0
+        return sig.negative_28d < 0.5 or _weight(model, _I_NEGATIVE) < 0.0
     if key == "silence":
         return sig.visit_overdue <= 1.0
     if key == "decline":
@@ -477,10 +525,11 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "cooling":
         return back >= _WARM_FROM
     if key == "tenure":
-        w = model.risk_weights.get("tenure_log", 0.0)
-        return (w < 0.0 and sig.tenure_days >= _typical_tenure(model)) or (w > 0.0 and sig.tenure_days <= _typical_tenure(model))
+        c = model.compiled
+        w, typical = c.weights[_I_TENURE], c.typical_tenure_days
+        return (w < 0.0 and sig.tenure_days >= typical) or (w > 0.0 and sig.tenure_days <= typical)
     if key == "gaps":
-        if model.risk_weights.get("gap_trend", 0.0) < 0.0:
+        if _weight(model, _I_GAPS) < 0.0:
             return _gap_ratio(sig) >= 1.0
         return _gap_ratio(sig) <= 1.0
     return False
@@ -598,7 +647,7 @@ def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], tempe
     """The words of reason ``key``, against the user (``against``) or in their favour."""
     if key in _COMPARED:
         return _compared_text(key, st, sig, values, model, against)
-    if key.startswith(SLOT_PREFIXES):
+    if _is_slot(key):
         return _slot_text(key, sig, values, model, against)
     return _text(key, st, sig, temperature, model) if against else _good_text(key, st, sig, temperature, model)
 
@@ -696,7 +745,7 @@ def explain(
         for key, lift in zip(keys, lifts):
             if lift <= -MIN_LIFT and _for(key, sig, back, model):
                 found.append((-lift, key, "", key))
-        found.sort(key=lambda item: -item[0])
+        _by_rank(found)
         risk = combine(p_stay, leave)
         if not found and st.at_risk_since_s and risk < st.alert_risk:
             text = f"risk down to {100.0 * risk:.0f}% from {100.0 * st.alert_risk:.0f}% when the alert opened"
@@ -731,7 +780,7 @@ def explain(
             found.append((_LAST, "back", _text("back", st, sig, temperature, model), ""))
         elif stage == "new":
             found.append((_LAST, "new", _text("new", st, sig, temperature, model), ""))
-    found.sort(key=lambda item: -item[0])  # stable: equal contributions keep the order above
+    _by_rank(found)  # stable: equal contributions keep the order above
     return _shown(found, 1.0, st, sig, values, temperature, model, True)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "compute_signals",
     "is_cancelled",
     "kinds_used",
+    "kinds_used_count",
     "recent_gap_days",
     "rate_ratio",
     "silent_after",
@@ -56,6 +57,8 @@ _EXPM1: Final[Callable[[float], float]] = math.expm1
 #: A purchase counts as "used" in the reasons while its share of breadth, exp(-days / 28), is a
 #: third or more, as a slot's n / (1 + n) is from n = 0.5.
 _PURCHASE_USED_DAYS: Final[float] = 28.0 * math.log(3.0)
+#: A slot's 4-week count from which its kind counts as "used" (n / (1 + n) a third).
+_SLOT_USED: Final[float] = 0.5
 
 
 @dataclass(slots=True)
@@ -249,9 +252,29 @@ def kinds_used(sig: Signals, model: "ChurnModel", c: "CompiledModel | None" = No
     holds it."""
     if c is None:
         c = model.compiled
-    slots = [i for i in c.kinds if sig.slot_28d[i] >= 0.5]
-    bought = c.purchase_kind and sig.n_purchases > 0 and sig.purchase_silence_days <= _PURCHASE_USED_DAYS
-    return slots, bought
+    slots = [i for i in c.kinds if sig.slot_28d[i] >= _SLOT_USED]
+    return slots, _bought(sig, c)
+
+
+def _bought(sig: Signals, c: "CompiledModel") -> bool:
+    return c.purchase_kind and sig.n_purchases > 0 and sig.purchase_silence_days <= _PURCHASE_USED_DAYS
+
+
+def kinds_used_count(sig: Signals, c: "CompiledModel") -> int:
+    """``len(slots) + bought`` of :func:`kinds_used`, without the list: the reasons' "narrow"
+    test needs only the count, once or twice an alert, and the list of boxed slot indices cost
+    ~0.9k instructions a call in the compiled core (callgrind, docs/SCALING.md)."""
+    slot_28d = sig.slot_28d
+    n = 0
+    if c.kinds_all and len(slot_28d) == len(c.kinds):  # the kinds are the slots in order (as _breadth)
+        for m in slot_28d:
+            if m >= _SLOT_USED:
+                n += 1
+    else:
+        for i in c.kinds:
+            if slot_28d[i] >= _SLOT_USED:
+                n += 1
+    return n + 1 if _bought(sig, c) else n
 
 
 def _decay_and_trends(st: UserState, now_s: int) -> tuple[float, float, float, float, float, float, float]:

@@ -1,0 +1,139 @@
+"""The alert path's shortcuts give what they replaced (docs/SCALING.md, "The alert path").
+
+An alert's id, its dict, its reasons' order and the reasons' tests took shorter ways in the
+compiled core (a copied empty hash, a copied dict of the keys, a sort by insertion, a count
+without a list, a set lookup before a prefix test, a weight read from the compiled model). Each is checked here against the expression it
+replaced, in the modules this process runs (compiled where built) and in their pure copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import models.engine as engine
+import models.reasons as reasons
+import models.signals as signals
+from models import _native
+from models.compiled import KINDS_KEY
+from models.model import ChurnModel, load_model
+from models.risk import FEATURES, SLOT_PREFIXES
+from models.scoring import assess
+from models.state import UserState
+from tests.test_models_properties import DAY_MS, MODEL, histories
+
+PURE = _native.import_pure(["engine", "reasons", "signals"])
+ENGINES = [engine, PURE["engine"]]
+REASONS = [reasons, PURE["reasons"]]
+SIGNALS = [signals, PURE["signals"]]
+
+
+@given(st.text(), st.sampled_from(["at_risk", "recovered", "stage_changed", "trial_ending"]), st.text(max_size=8),
+       st.integers(-(2**70), 2**70))
+def test_an_alert_id_is_the_blake2b_of_its_text(user: str, kind: str, detail: str, t: int) -> None:
+    """Byte for byte the id consumers de-duplicate on: blake2b of the text, 12 bytes, in hex
+    (fails on another digest size, a missing separator, or the prototype hash changed by a call)."""
+    want = hashlib.blake2b(f"{user}\x1f{kind}\x1f{detail}\x1f{t}".encode(), digest_size=12).hexdigest()
+    for module in ENGINES:
+        assert module.alert_id(user, kind, detail, t) == want
+        assert module.alert_id(user, kind, detail, t) == want  # the empty hash is copied, never written
+
+
+def _literal(a: engine.Alert) -> dict[str, object]:
+    """``Alert.to_dict`` as it was written before (a dict display)."""
+    s = a.scores
+    return {
+        "schema": engine.ALERT_SCHEMA,
+        "delivery": "at-least-once; de-duplicate on alert_id",
+        "alert_id": a.alert_id,
+        "kind": a.kind,
+        "user_id": a.user_id,
+        "event_time_ms": a.event_time_ms,
+        "risk": engine.round_places(s.risk, 4),
+        "health": engine.round_places(s.health, 1),
+        "temperature": engine.round_places(s.temperature, 1),
+        "stage": s.stage,
+        "previous_stage": a.previous_stage,
+        "segment": s.segment,
+        "action": s.action,
+        "reasons": list(s.reasons),
+    }
+
+
+@given(histories(), st.integers(0, 60))
+def test_an_alerts_dict_is_the_display_it_replaced(events: list, extra_days: int) -> None:
+    """Key for key in order, value for value (the floats by their bits), compiled and pure; a
+    dict changed by its caller leaves the next one as it was (each is a copy)."""
+    out = engine.advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, MODEL)
+    for a in out.alerts:
+        want = [(k, v.hex() if isinstance(v, float) else v) for k, v in _literal(a).items()]
+        for module in ENGINES:
+            alert = module.Alert(a.alert_id, a.kind, a.user_id, a.event_time_ms, a.scores, a.previous_stage)
+            d = alert.to_dict()
+            assert [(k, v.hex() if isinstance(v, float) else v) for k, v in d.items()] == want
+            d["schema"], d["reasons"] = "x", None
+            assert alert.to_dict()["schema"] == engine.ALERT_SCHEMA
+
+
+_RANKS = st.sampled_from([0.0, -0.0, 0.05, 0.3, 1.0, -1.0, 5e8, 1e9, -1e9, math.inf, -math.inf, 5e-324])
+
+
+@given(st.lists(st.tuples(_RANKS, st.sampled_from(["silence", "tenure", "narrow"])), max_size=12))
+def test_the_reasons_order_is_the_keyed_sort(items: list[tuple[float, str]]) -> None:
+    """``_by_rank`` orders as ``sort(key=lambda item: -item[0])``: largest first, equal ranks (0.0
+    and -0.0 too) in their order (each item numbered: fails on ``<=``, which moves ties)."""
+    found = [(rank, key, str(n), key) for n, (rank, key) in enumerate(items)]
+    want = sorted(found, key=lambda item: -item[0])
+    for module in REASONS:
+        got = list(found)
+        module._by_rank(got)
+        assert [item[2] for item in got] == [item[2] for item in want]
+
+
+_COUNT = st.one_of(st.floats(), st.sampled_from([0.5, math.nextafter(0.5, 0.0), -0.0, 0.0]))
+_KINDS_MODELS = [load_model(), load_model().with_(population={KINDS_KEY: ["kind1", "kind4", "kind9", "purchase"]}),
+                 load_model().with_(tracked_types=("view", "click", "purchase"),
+                                    population={KINDS_KEY: ["view", "click", "purchase"]})]
+
+
+@given(st.data(), st.sampled_from(range(len(_KINDS_MODELS))), st.integers(0, 3), st.floats(0.0, 60.0))
+def test_the_kinds_used_count_is_the_length_of_the_kinds_used(data: st.DataObject, which: int, n_purchases: int,
+                                                               silence: float) -> None:
+    """``kinds_used_count`` is ``len(slots) + bought`` of ``kinds_used`` for any counts (NaN,
+    infinities, either zero, next to the threshold), every kind or some, with purchases or not."""
+    model = _KINDS_MODELS[which]
+    for module in SIGNALS:
+        sig = assess(UserState(), 0, model).signals
+        sig.slot_28d = data.draw(st.lists(_COUNT, min_size=len(sig.slot_28d), max_size=len(sig.slot_28d)))
+        sig.n_purchases, sig.purchase_silence_days = n_purchases, silence
+        slots, bought = module.kinds_used(sig, model, model.compiled)
+        assert module.kinds_used_count(sig, model.compiled) == len(slots) + (1 if bought else 0)
+
+
+@given(st.text(max_size=12))
+def test_a_slot_key_is_a_key_with_a_slot_prefix(key: str) -> None:
+    """``_is_slot`` is ``key.startswith(SLOT_PREFIXES)`` on every feature name and key of every
+    model, the words' own keys, and any text."""
+    model = load_model().with_(tracked_types=("view", "click"))
+    keys = [key, *model.compiled.features, *reasons._KEYS, "type_decline", "cancelled", "renewal", "back", "new"]
+    for module in REASONS:
+        for k in keys:
+            assert module._is_slot(k) == k.startswith(SLOT_PREFIXES), k
+
+
+def test_a_weight_read_from_the_compiled_model_has_the_models_sign() -> None:
+    """``_weight`` has the sign ``risk_weights.get(name, 0.0)`` has (the reasons test only the
+    sign): either sign, zero, an int, absent, for the three weights that turn a reason around."""
+    for value in (-0.25, 0.25, 0.0, -0.0, 2, -1, None):
+        for name in ("tenure_log", "negative_share", "gap_trend"):
+            weights = {k: v for k, v in load_model().risk_weights.items() if k != name}
+            if value is not None:
+                weights[name] = value
+            model = ChurnModel(risk_weights=weights)
+            want = model.risk_weights.get(name, 0.0)
+            for module in REASONS:
+                got = module._weight(model, FEATURES.index(name))
+                assert (got < 0.0, got > 0.0) == (want < 0.0, want > 0.0), (name, value)
