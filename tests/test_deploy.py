@@ -593,14 +593,20 @@ def test_promtool_rule_unit_tests_pass(promtool: str) -> None:
 
 
 def _worker_series_at_start() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """``{(name, labels): value}`` of every counter sample a worker exports before its first cycle."""
+    """``{(name, labels): value}`` of every counter sample a worker exports before its first cycle.
+
+    Rendered in a fresh interpreter: this process's registry holds whatever earlier tests counted
+    (a DLQ test leaves ``malformed_json`` at 1), and the answer must not depend on test order."""
+    import subprocess
+    import sys
+
     from prometheus_client.parser import text_string_to_metric_families
 
-    from streams.worker import metrics
-
+    code = "import sys; from streams.worker import metrics; sys.stdout.write(metrics.render().decode())"
+    text = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60).stdout
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(metrics.render().decode())
+        for family in text_string_to_metric_families(text)
         if family.type == "counter"
         for sample in family.samples
         if sample.name.endswith("_total")
