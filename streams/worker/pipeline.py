@@ -10,6 +10,8 @@
 3. advance: ``models.engine.advance`` once per user with events or a due review, up to the
    partition's review clock; events at or below the bucket's stored offset are skipped (replay fence).
    Each chunk is advanced once its reply is in, while the next chunk is being read (``read_chunks``);
+   with ``alerts_per_chunk`` each chunk but the last hands its user alerts to the producer then
+   (their acks awaited in step 4 with the rest);
 
 then starts the cycle's *tail* in a task and returns (a ``Flight``) once the tail has handed its
 records to the producer (step 4's sends queued, their acks not awaited):
