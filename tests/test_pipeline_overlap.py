@@ -395,3 +395,72 @@ def test_cancelled_while_scoring_with_the_next_read_failed(base_settings: Settin
 
     run(settings, scenario)
     assert not errors, [(c.get("message"), repr(c.get("exception"))) for c in errors]  # review of the overlap merge: it was
+
+
+def test_a_chunks_alerts_go_before_the_next_chunk_is_scored_and_the_write_waits_for_every_ack(
+        base_settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``alerts_per_chunk``: a scored chunk's user alerts are handed to the producer before the next
+    chunk is advanced, and the cycle's state write still waits for the acks of every chunk's alerts
+    (the first chunk's ack is held at a gate: the tail's own sends acked, the write has not come;
+    released, the write follows). Same states and alert ids as the whole cycle's alerts sent at once."""
+    recs = records(history(users=12, days=40))
+    settings = base_settings.with_(pipeline_depth=2)
+    log: list[str] = []
+
+    async def scenario(make: Make) -> None:
+        await feed(await make("whole"), recs, len(recs))
+        monkeypatch.setattr(pipeline_module, "READ_FIRST_CHUNK_USERS", 1)
+        monkeypatch.setattr(pipeline_module, "READ_CHUNK_USERS", 1)
+        p = await make("perchunk")
+        p.settings = p.settings.with_(alerts_per_chunk=True)
+        send, write, advance = p.producer.send_all, p.store.write, pipeline_module.advance_users
+        held, others_acked = asyncio.Event(), asyncio.Event()
+        count = {"called": 0, "acked": 0}
+
+        async def send_all(topic: str, batch: Any) -> None:
+            first = topic == settings.topic_alerts and "send alerts" not in log
+            log.append("send alerts" if topic == settings.topic_alerts else f"send {topic}")
+            count["called"] += not first
+            await send(topic, batch)
+            if first:
+                await held.wait()
+            else:
+                count["acked"] += 1
+                if count["acked"] == count["called"]:
+                    others_acked.set()
+            log.append("ack first" if first else "ack")
+
+        async def store_write(writes: Any, token: str, *progress: Any) -> Any:
+            log.append("write")
+            return await write(writes, token, *progress)
+
+        def advance_users(*a: Any, **kw: Any) -> Any:
+            log.append("advance")
+            return advance(*a, **kw)
+
+        p.producer.send_all = send_all  # type: ignore[method-assign]
+        p.store.write = store_write  # type: ignore[method-assign]
+        monkeypatch.setattr(pipeline_module, "advance_users", advance_users)
+        p.clock.observe_fetch(0, len(recs), caught_up=False, wall_now_ms=WALL_MS)
+        flight = await p.submit({0: recs}, WALL_MS)  # every send of the cycle has been called by now
+        if count["called"]:
+            await others_acked.wait()
+        for _ in range(20):  # the turns a tail that did not wait for the first chunk's ack needs to reach its write
+            await asyncio.sleep(0)
+        assert "write" not in log and not flight.done, "the state write waits for the first chunk's ack"
+        held.set()
+        await p.settle(flight)
+        p.clock.observe_fetch(0, 0, caught_up=True, wall_now_ms=WALL_MS)
+        await p.process({}, WALL_MS)
+
+    run(settings, scenario)
+    first_write = log.index("write")
+    cycle = log[:first_write]
+    assert cycle.count("send alerts") >= 2, "the cycle's alerts went in more than one send (or it proves nothing)"
+    last_advance = len(cycle) - 1 - cycle[::-1].index("advance")
+    assert cycle.index("send alerts") < last_advance, "a chunk's alerts were sent before a later chunk was advanced"
+    assert "ack first" in cycle and cycle.count("ack first") + cycle.count("ack") == sum(
+        e.startswith("send") for e in cycle), "every send of the cycle was acked before its write"
+    assert dump_all(redis_url, "perchunk") == dump_all(redis_url, "whole")
+    ids = alert_ids(settings)
+    assert ids and len(ids) == 2 * len(set(ids)), "the same alert ids, each once per run"

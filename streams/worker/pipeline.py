@@ -10,6 +10,8 @@
 3. advance: ``models.engine.advance`` once per user with events or a due review, up to the
    partition's review clock; events at or below the bucket's stored offset are skipped (replay fence).
    Each chunk is advanced once its reply is in, while the next chunk is being read (``read_chunks``);
+   with ``alerts_per_chunk`` each chunk but the last hands its user alerts to the producer then
+   (their acks awaited in step 4 with the rest);
 
 then starts the cycle's *tail* in a task and returns (a ``Flight``) once the tail has handed its
 records to the producer (step 4's sends queued, their acks not awaited):
@@ -159,6 +161,9 @@ class _Work:
     timer: "_PhaseTimer"
     timing: bytes = b""  # the alerts' ``churnwatch-timing`` header (``timing_header``)
     model: bytes = b""  # the alerts' ``churnwatch-model`` header: the model that scored this cycle
+    # the sends of the alerts handed over chunk by chunk while the cycle was scored (``alerts_per_chunk``);
+    # the tail awaits their acks with its own, before the state write
+    early: list["asyncio.Future[None]"] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -347,6 +352,8 @@ class Pipeline:
         for task in later:
             task.cancel()
         await asyncio.gather(*later, return_exceptions=True)
+        # a tail cancelled before its first step never awaited the alert sends its cycle started early
+        await _cancel([send for f in self._flights if f.work is not None for send in f.work.early])
         self._flights.clear()
         self._pending.clear()
         self._restore(failed.clocks, failed.routes, failed.dues, failed.marks)
@@ -396,7 +403,13 @@ class Pipeline:
         plans = plan_reads(decoded.users, sweep, store.buckets, store.groups)
         result.buckets = len(plans)
         pending = list(self._pending)  # before any chunk's read: a write done after it is laid over it too
-        advanced = await self._read_advance(plans, pending, decoded, until_ms, result, timer)
+        early: list[asyncio.Future[None]] = []
+        try:
+            handoff = self._handoff(early, asked_ms, wall_now_ms) if self.settings.alerts_per_chunk else None
+            advanced = await self._read_advance(plans, pending, decoded, until_ms, result, timer, handoff)
+        except BaseException:
+            await _cancel(early)  # the cycle is read again whole: its retry sends these alerts again (same ids)
+            raise
         self._learn_due(advanced)  # the next cycle plans its sweeps as if this write were applied (it reads so)
         timer.mark("advance")
         self.applying()
@@ -405,7 +418,8 @@ class Pipeline:
         stamp_marks(members, made)
         beats = self.heartbeats.due(made, wall_now_ms)
         work = _Work(decoded, advanced, decoded.routed.copies + decoded.account_copies + members + beats, bounds, stream_ms,
-                     origins, release, timer, timing_header(asked_ms, wall_now_ms, int(time.time() * 1000)), self.model_header)
+                     origins, release, timer, timing_header(asked_ms, wall_now_ms, int(time.time() * 1000)), self.model_header,
+                     early)
         flight = Flight(result, work=work, made_marks=made)
         if advanced.writes:  # whatever the depth: a caller may submit again before settling
             flight.pending = pending_writes(advanced.writes)
@@ -442,7 +456,8 @@ class Pipeline:
         return decoding.result()
 
     async def _read_advance(self, plans: Sequence[BucketPlan], pending: Sequence[PendingWrites], decoded: Decoded,
-                            until_ms: Mapping[int, int | None], result: CycleResult, timer: "_PhaseTimer") -> Advanced:
+                            until_ms: Mapping[int, int | None], result: CycleResult, timer: "_PhaseTimer",
+                            handoff: "Callable[[list[KafkaRecord]], None] | None" = None) -> Advanced:
         """Read the cycle's buckets in chunks (``read_chunks``) and advance each chunk once its reply
         is in, with the next chunk's read already sent: Redis runs the read scripts of chunk k+1
         while this process scores chunk k, so only the first (small) chunk's read is a pure wait.
@@ -455,6 +470,11 @@ class Pipeline:
         changes nothing), and the buckets are advanced in the same order as ``_advance`` slices
         them. A chunk's read is retried like the whole read was (``_retry_redis``); a chunk that
         cannot be read (revoked, store lost) fails the cycle, whose caller reads it all again.
+
+        ``handoff`` (``alerts_per_chunk``): every chunk but the last hands its user alerts to it once
+        scored, and they are queued in the producer (a turn of the loop) before the next chunk is
+        scored, instead of waiting in the cycle's tail for the rest of the scoring; the returned
+        ``alerts`` are then only the last chunk's. The last chunk's go with the tail, which follows.
         """
         topic, store = self.topic, self.store
         chunks = read_chunks(plans, READ_FIRST_CHUNK_USERS, READ_CHUNK_USERS)
@@ -471,7 +491,12 @@ class Pipeline:
                 if nxt is not None:
                     await asyncio.sleep(0)  # the next chunk's request goes out before this one is scored
                 overlay_reads(chunk, replies, pending, topic, store.due_limit)
-                out.extend(await self._advance(chunk, replies, decoded, until_ms, result))
+                part = await self._advance(chunk, replies, decoded, until_ms, result)
+                if handoff is not None and part.alerts and k + 1 < len(chunks):
+                    handoff(part.alerts)
+                    part.alerts = []
+                    await asyncio.sleep(0)  # the send's first step: its records queued in the producer
+                out.extend(part)
                 timer.mark("advance")
         finally:
             if nxt is not None:  # this cycle failed: its next read is of no use (done or not: its error retrieved)
@@ -482,6 +507,19 @@ class Pipeline:
     def _read_chunk(self, chunk: Sequence[BucketPlan]) -> "asyncio.Future[list[BucketReadResult]]":
         """One chunk's read (retried as ``_retry_redis`` does), running in a task of its own."""
         return asyncio.ensure_future(self._retry_redis("read", self.store.read, [plan.read(self.topic) for plan in chunk]))
+
+    def _handoff(self, sends: "list[asyncio.Future[None]]", asked_ms: int,
+                 fetched_ms: int) -> Callable[[list[KafkaRecord]], None]:
+        """What ``_read_advance`` hands a scored chunk's user alerts to: their send (retried as
+        ``_retry_kafka`` does) started in a task kept in ``sends``, whose acks the cycle's tail awaits
+        before the state write (``_produce``), with the headers the tail gives (scored: now)."""
+        topic, model = self.settings.topic_alerts, self.model_header
+
+        def handoff(alerts: list[KafkaRecord]) -> None:
+            headers = [(TIMING_HEADER, timing_header(asked_ms, fetched_ms, int(time.time() * 1000))), (MODEL_HEADER, model)]
+            records = [(key, value, headers) for key, value in alerts]
+            sends.append(asyncio.ensure_future(self._retry_kafka("alerts", self.producer.send_all, topic, records)))
+        return handoff
 
     async def _advance(self, plans: Sequence[BucketPlan], replies: Sequence[BucketReadResult], decoded: Decoded,
                        until_ms: Mapping[int, int | None], result: CycleResult) -> Advanced:
@@ -518,7 +556,7 @@ class Pipeline:
             headers = [(TIMING_HEADER, work.timing), (MODEL_HEADER, work.model)]
             alerts = [(key, value, headers) for key, value in alerts]
         try:
-            await self._produce(alerts, decoded.dlq, work.copies, flight.queued)
+            await self._produce(alerts, decoded.dlq, work.copies, flight.queued, work.early)
         finally:
             _set(flight.queued)  # also when it failed: ``submit`` stops waiting
         timer.mark("produce")
@@ -554,13 +592,15 @@ class Pipeline:
         return result
 
     async def _produce(self, alerts: Sequence[KafkaRecord] | Sequence[KafkaCopy], dlq: Sequence[KafkaRecord],
-                       copies: Sequence[KafkaCopy], queued: "asyncio.Future[None] | None" = None) -> None:
+                       copies: Sequence[KafkaCopy], queued: "asyncio.Future[None] | None" = None,
+                       early: "Sequence[asyncio.Future[None]]" = ()) -> None:
         """Re-routed and account copies, alerts and DLQ records, acknowledged before any state is
         written (at-least-once: a replay makes them again; re-routed copies are then dropped by their
         owner, and a subscription statement copied twice changes nothing). All are queued before
         any ack is awaited: one round trip to the broker, not one per kind. ``queued`` is set once
         each send has had its first turn of the event loop (``KafkaSink.send_all`` hands its records
-        to aiokafka in it, before awaiting the acks)."""
+        to aiokafka in it, before awaiting the acks). ``early``: the alert sends the cycle started
+        while it was scored (``alerts_per_chunk``), awaited (or cancelled) with these."""
         sends = [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
                  for what, topic, records in (("copies", self.topic, copies), ("alerts", self.settings.topic_alerts, alerts),
                                               ("dlq", self.settings.topic_dlq, dlq)) if records]
@@ -568,11 +608,9 @@ class Pipeline:
             if sends:
                 await asyncio.sleep(0)  # each send's first step: its records queued in the producer
             _set(queued)
-            await asyncio.gather(*sends)
+            await asyncio.gather(*early, *sends)
         except BaseException:
-            for send in sends:  # cancelled (an earlier cycle failed) or one send failed: none outlives the tail
-                send.cancel()
-            await asyncio.gather(*sends, return_exceptions=True)
+            await _cancel([*early, *sends])  # cancelled (an earlier cycle failed) or one send failed: none outlives the tail
             raise
 
     async def _write(self, writes: Sequence[BucketWrite], progress: ProgressWrite | None = None) -> None:
@@ -755,6 +793,13 @@ def _count_revenue(done: AccountsAdvanced) -> None:
     for alert in done.alerts:
         metrics.ALERTS.labels(orjson.loads(alert[1])["kind"]).inc()
     metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)
+
+
+async def _cancel(tasks: "Sequence[asyncio.Future[None]]") -> None:
+    """Cancel ``tasks`` and wait for them to end (their errors retrieved, none raised)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _set(future: "asyncio.Future[None] | None") -> None:
