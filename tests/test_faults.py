@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import redis as redis_lib
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.events import Event
@@ -297,3 +298,62 @@ def test_a_caught_up_worker_with_redis_down_counts_each_error_and_logs_no_traceb
     assert "Traceback" not in log, log[log.find("Traceback"):][:2000]
     shown = [line for line in log.splitlines() if "Redis unavailable" in line]
     assert shown and "retrying in 0.05 s (failure 1 in a row). Runbook: ChurnwatchRedisErrors" in shown[0], log[-3000:]
+
+
+def _snapshot(redis_url: str, prefix: str) -> dict[bytes, tuple[int, bytes]]:
+    """Every key of the deployment as DUMPed in one transaction (a point in Redis's command stream,
+    which is what a restart from an AOF or a promoted replica holds): key -> (pttl, dump)."""
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        pipe = client.pipeline(transaction=True)
+        for key in keys:
+            pipe.pttl(key)
+            pipe.dump(key)
+        replies = pipe.execute()
+    finally:
+        client.close()
+    return {key: (max(int(ttl), 0), dump) for key, ttl, dump in zip(keys, replies[::2], replies[1::2]) if dump is not None}
+
+
+def _go_back(redis_url: str, prefix: str, snapshot: dict[bytes, tuple[int, bytes]]) -> None:
+    """Redis back to ``snapshot`` in one transaction: keys made since deleted, the others restored."""
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        pipe = client.pipeline(transaction=True)
+        if keys:
+            pipe.delete(*keys)
+        for key, (ttl, dump) in snapshot.items():
+            pipe.restore(key, ttl, dump, replace=True)
+        pipe.execute()
+    finally:
+        client.close()
+
+
+def test_redis_going_back_in_time_under_a_running_worker(fault: Run, events: list[Event],
+                                                         reference: tuple[dict[str, bytes], set[str]]) -> None:
+    """QA5 H1: Redis lost its last writes (a kill -9 with AOF everysec; a failover to a replica
+    behind), states and offsets alike, while the worker ran on from its own Kafka position: the
+    records in between were never applied again, silently. Made deterministic: Redis is put back
+    to a snapshot taken after the first third of the history was applied, once the second third
+    is applied too; the worker must notice (its reads find older offsets than it wrote), resume
+    from what Redis holds and end, with the last third, in the clean run's state and alert ids."""
+    third = len(events) // 3
+    last = publish_events(fault.bootstrap, fault.topics["events"], events[:third])
+    w = fault.worker()
+    topic = fault.topics["events"]
+    # The snapshot need not wait for a quiet worker: one transaction is one point in Redis's
+    # command stream, as a restart from an AOF or a promoted replica would hold, whatever runs.
+    wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
+    snapshot = _snapshot(fault.redis_url, fault.prefix)
+    last = {**last, **publish_events(fault.bootstrap, topic, events[third:2 * third])}
+    wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)  # applied, then lost
+    _go_back(fault.redis_url, fault.prefix, snapshot)
+    assert read_progress(fault.redis_url, topic, fault.prefix) != last, "Redis must be back before the second third"
+    rest = publish_events(fault.bootstrap, topic, events[2 * third:])
+    last = {p: max(last.get(p, -1), rest.get(p, -1)) for p in last.keys() | rest.keys()}
+    fault.wait(last)
+    _assert_same(fault, *reference)
+    assert metric(w, "churnwatch_redis_rollbacks_total") >= 1
+    assert "REDIS WENT BACK IN TIME" in w.output()
