@@ -21,7 +21,7 @@ out while a write was in flight may be served before it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 from typing import Sequence
 
 __all__ = ["StoreRolledBack", "WriteLedger"]
@@ -37,13 +37,7 @@ class StoreRolledBack(Exception):
         self.where, self.found, self.wrote = where, found, wrote
 
 
-@dataclass(slots=True)
-class _Wrote:
-    offset: int  # the offset the field held after the write (-1: none)
-    token: str
-    seq: int  # the ledger's count of acknowledged writes when this one was recorded
-
-
+@functools.lru_cache(maxsize=65536)
 def _partition(field: str) -> int:
     """The partition of an offset field ``"<topic>:<p>"`` or ``"acct|<topic>:<p>"``."""
     return int(field.rsplit(":", 1)[1])
@@ -68,76 +62,69 @@ def _older_token(found: str, wrote: str) -> bool:
 
 class WriteLedger:
     """Per owned partition p and bucket: the offset field's value and token after this worker's
-    last acknowledged write there, or as its last read found them if later (``saw``). Forgotten
-    when p is revoked, (re)assigned or restarted.
+    last acknowledged write there, or as its last read found them if later. Forgotten when p is
+    revoked, (re)assigned or restarted.
 
     >>> ledger = WriteLedger()
     >>> seq = ledger.seq
     >>> ledger.wrote(3, [("ev:1", "5", "9"), ("ev:2", "4", "")], "w1:2")
-    >>> ledger.check(3, ["ev:1"], ["5"], ["w1:1"], seq) is None  # read sent before the write's ack
+    >>> ledger.read(3, ["ev:1"], ["5"], ["w1:1"], seq) is None  # read sent before the write's ack
     True
     >>> seq = ledger.seq
-    >>> ledger.check(3, ["ev:1", "ev:2"], ["9", "4"], ["w1:2", "w1:2"], seq) is None
+    >>> ledger.read(3, ["ev:1", "ev:2"], ["9", "4"], ["w1:2", "w1:2"], seq) is None
     True
-    >>> ledger.check(3, ["ev:1", "ev:2"], ["12", "4"], ["w2:5", "w1:2"], seq) is None  # a new owner wrote on
+    >>> seq = ledger.seq
+    >>> ledger.read(3, ["ev:1", "ev:2"], ["12", "4"], ["w2:5", "w1:2"], seq) is None  # a new owner wrote on
     True
-    >>> str(ledger.check(3, ["ev:1"], ["5"], ["w1:1"], seq))
-    'bucket 3 holds ev:1 at 5 (token w1:1), but this worker wrote 9 (token w1:2) there and Redis acknowledged it'
-    >>> ledger.check(3, ["ev:2"], ["4"], ["w1:1"], seq).found  # a write of due reviews alone (no offset moved) lost
+    >>> str(ledger.read(3, ["ev:1"], ["9"], ["w1:2"], ledger.seq))  # below what the last read found
+    'bucket 3 holds ev:1 at 9 (token w1:2), but this worker wrote 12 (token w2:5) there and Redis acknowledged it'
+    >>> ledger.read(3, ["ev:2"], ["4"], ["w1:1"], seq).found  # a write of due reviews alone (no offset moved) lost
     'ev:2 at 4 (token w1:1)'
-    >>> ledger.forget(1); ledger.check(3, ["ev:1"], ["5"], ["w1:1"], seq) is None
+    >>> ledger.forget(1); ledger.read(3, ["ev:1"], ["5"], ["w1:1"], seq) is None
     True
     """
 
     def __init__(self) -> None:
-        self._last: dict[int, dict[tuple[int, str], _Wrote]] = {}
-        self.seq = 0  # acknowledged writes recorded so far
+        # (bucket, field) -> (offset after the write or as read, -1: none; token; ``seq`` when recorded)
+        self._last: dict[tuple[int, str], tuple[int, str, int]] = {}
+        self.seq = 0  # acknowledged writes and reads recorded so far
 
     def wrote(self, bucket: int, parts: Sequence[tuple[str, str, str]], token: str) -> None:
         """A write of ``bucket`` with ``parts`` ``(field, expected as read, new or "")`` applied
         (Redis acknowledged it): the field now holds ``new`` (or, unmoved, what was read)."""
         self.seq += 1
+        seq, last = self.seq, self._last
         for field, expected, new in parts:
             value = new or expected
-            self._last.setdefault(_partition(field), {})[(bucket, field)] = _Wrote(int(value) if value else -1, token, self.seq)
+            last[(bucket, field)] = (int(value) if value else -1, token, seq)
 
-    def check(self, bucket: int, fields: Sequence[str], offsets: Sequence[str], tokens: Sequence[str],
-              seq: int) -> StoreRolledBack | None:
+    def read(self, bucket: int, fields: Sequence[str], offsets: Sequence[str], tokens: Sequence[str],
+             seq: int) -> StoreRolledBack | None:
         """The loss a read of ``bucket`` (``fields`` with the ``offsets`` and ``tokens`` found,
-        sent when the ledger's ``seq`` was ``seq``) shows, or None."""
-        for i, field in enumerate(fields):
-            per = self._last.get(_partition(field))
-            last = per.get((bucket, field)) if per else None
-            if last is None or last.seq > seq:
-                continue
-            raw = offsets[i] if i < len(offsets) else ""
-            token = tokens[i] if i < len(tokens) else ""
-            offset = int(raw) if raw else -1
-            if offset < last.offset or (offset == last.offset and _older_token(token, last.token)):
-                return StoreRolledBack(f"bucket {bucket}", f"{field} at {offset} (token {token or 'none'})",
-                                       f"{last.offset} (token {last.token})")
-        return None
-
-    def saw(self, bucket: int, fields: Sequence[str], offsets: Sequence[str], tokens: Sequence[str]) -> None:
-        """A read of ``bucket`` that ``check`` passed: where it found a later offset (or a later
-        token at the same offset) than the ledger holds, Redis must keep that too, whoever wrote
-        it (a bucket this worker only read, written before it owned the partition).
-
-        >>> ledger = WriteLedger(); ledger.saw(2, ["ev:0"], ["7"], ["w0:40"]); seq = ledger.seq
-        >>> ledger.check(2, ["ev:0"], ["6"], ["w0:39"], seq).found
-        'ev:0 at 6 (token w0:39)'
-        """
+        sent when the ledger's ``seq`` was ``seq``) shows, or None; then what it found where it is
+        later than the ledger holds (Redis must keep that too, whoever wrote it: a bucket this
+        worker only read, written before it owned the partition)."""
         self.seq += 1
+        now, last_of = self.seq, self._last
         for i, field in enumerate(fields):
+            key = (bucket, field)
+            last = last_of.get(key)
             raw = offsets[i] if i < len(offsets) else ""
             token = tokens[i] if i < len(tokens) else ""
             offset = int(raw) if raw else -1
-            per = self._last.setdefault(_partition(field), {})
-            last = per.get((bucket, field))
-            if last is None or offset > last.offset or (offset == last.offset and token != last.token
-                                                         and not _older_token(token, last.token)):
-                per[(bucket, field)] = _Wrote(offset, token, self.seq)
+            if last is None:
+                last_of[key] = (offset, token, now)
+                continue
+            if offset == last[0] and token == last[1]:
+                continue
+            if last[2] <= seq and (offset < last[0] or (offset == last[0] and _older_token(token, last[1]))):
+                return StoreRolledBack(f"bucket {bucket}", f"{field} at {offset} (token {token or 'none'})",
+                                       f"{last[0]} (token {last[1]})")
+            if offset > last[0] or (offset == last[0] and not _older_token(token, last[1])):
+                last_of[key] = (offset, token, now)
+        return None
 
     def forget(self, partition: int) -> None:
         """``partition`` is no longer owned, or starts again from what Redis holds."""
-        self._last.pop(partition, None)
+        for key in [k for k in self._last if _partition(k[1]) == partition]:
+            del self._last[key]

@@ -533,10 +533,9 @@ class Pipeline:
         topic, ledger = self.topic, self.ledger
         for plan, reply in zip(plans, replies):
             fields = [offset_field(topic, p) for p in plan.parts]
-            lost = ledger.check(plan.bucket, fields, reply.offsets, reply.tokens, seq)
+            lost = ledger.read(plan.bucket, fields, reply.offsets, reply.tokens, seq)
             if lost is not None:
                 raise lost
-            ledger.saw(plan.bucket, fields, reply.offsets, reply.tokens)
 
     def _read_chunk(self, chunk: Sequence[BucketPlan]) -> "asyncio.Future[list[BucketReadResult]]":
         """One chunk's read (retried as ``_retry_redis`` does), running in a task of its own."""
@@ -712,10 +711,9 @@ class Pipeline:
         seq = self.ledger.seq
         replies = await self._retry_redis("read accounts", self.store.read_accounts, reads)
         for read, reply in zip(reads, replies):  # Redis lost account writes? (as ``_check_rollback``)
-            lost = self.ledger.check(read.bucket, read.fields, reply.offsets, reply.tokens, seq)
+            lost = self.ledger.read(read.bucket, read.fields, reply.offsets, reply.tokens, seq)
             if lost is not None:
                 raise lost
-            self.ledger.saw(read.bucket, read.fields, reply.offsets, reply.tokens)
         done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset, release)
         if done.alerts:  # before the write, as for users: a replay re-sends the same ids
             await self._retry_kafka("account alerts", self.producer.send_all, self.settings.topic_alerts, done.alerts)
@@ -775,7 +773,7 @@ class Pipeline:
         replies = await self._retry_redis("read", self.store.read, reads)
         seq = self.ledger.seq
         for read, reply in zip(reads, replies):
-            lost = self.ledger.check(read.bucket, [f for f, _ in read.parts], reply.offsets, reply.tokens, seq)
+            lost = self.ledger.read(read.bucket, [f for f, _ in read.parts], reply.offsets, reply.tokens, seq)
             if lost is not None:
                 raise lost
 
