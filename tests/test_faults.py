@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import redis as redis_lib
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.events import Event
 from streams.settings import Settings
-from tests.harness import Worker, dump_state, metric, publish_events, read_progress, read_topic, wait_for, wait_progress, wait_quiet, wait_reviewed
+from tests.harness import (Worker, dump_state, metric, publish_events, read_progress, read_topic, restore_keys, snapshot_keys, wait_for,
+                           wait_progress, wait_quiet, wait_reviewed)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -300,37 +300,6 @@ def test_a_caught_up_worker_with_redis_down_counts_each_error_and_logs_no_traceb
     assert shown and "retrying in 0.05 s (failure 1 in a row). Runbook: ChurnwatchRedisErrors" in shown[0], log[-3000:]
 
 
-def _snapshot(redis_url: str, prefix: str) -> dict[bytes, tuple[int, bytes]]:
-    """Every key of the deployment as DUMPed in one transaction (a point in Redis's command stream,
-    which is what a restart from an AOF or a promoted replica holds): key -> (pttl, dump)."""
-    client = redis_lib.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        pipe = client.pipeline(transaction=True)
-        for key in keys:
-            pipe.pttl(key)
-            pipe.dump(key)
-        replies = pipe.execute()
-    finally:
-        client.close()
-    return {key: (max(int(ttl), 0), dump) for key, ttl, dump in zip(keys, replies[::2], replies[1::2]) if dump is not None}
-
-
-def _go_back(redis_url: str, prefix: str, snapshot: dict[bytes, tuple[int, bytes]]) -> None:
-    """Redis back to ``snapshot`` in one transaction: keys made since deleted, the others restored."""
-    client = redis_lib.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        pipe = client.pipeline(transaction=True)
-        if keys:
-            pipe.delete(*keys)
-        for key, (ttl, dump) in snapshot.items():
-            pipe.restore(key, ttl, dump, replace=True)
-        pipe.execute()
-    finally:
-        client.close()
-
-
 def test_redis_going_back_in_time_under_a_running_worker(fault: Run, events: list[Event],
                                                          reference: tuple[dict[str, bytes], set[str]]) -> None:
     """QA5 H1: Redis lost its last writes (a kill -9 with AOF everysec; a failover to a replica
@@ -346,10 +315,10 @@ def test_redis_going_back_in_time_under_a_running_worker(fault: Run, events: lis
     # The snapshot need not wait for a quiet worker: one transaction is one point in Redis's
     # command stream, as a restart from an AOF or a promoted replica would hold, whatever runs.
     wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
-    snapshot = _snapshot(fault.redis_url, fault.prefix)
+    snapshot = snapshot_keys(fault.redis_url, fault.prefix)
     last = {**last, **publish_events(fault.bootstrap, topic, events[third:2 * third])}
     wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)  # applied, then lost
-    _go_back(fault.redis_url, fault.prefix, snapshot)
+    restore_keys(fault.redis_url, fault.prefix, snapshot)
     assert read_progress(fault.redis_url, topic, fault.prefix) != last, "Redis must be back before the second third"
     rest = publish_events(fault.bootstrap, topic, events[2 * third:])
     last = {p: max(last.get(p, -1), rest.get(p, -1)) for p in last.keys() | rest.keys()}

@@ -619,8 +619,8 @@ class Pipeline:
         elif decoded.last_offset:
             # Not folded, or the folded write's guard refused although no bucket write was fenced (the
             # token changed between the bucket scripts and the progress script: another worker took a
-            # bucket just after our write applied): written on its own, as before folding; harmless,
-            # since the progress only moves forward and our states are written.
+            # bucket just after our write applied, or Redis went back in time): written on its own,
+            # guarded by this cycle's writes; ``_write_progress`` tells the two apart if it refuses.
             result.progress = await self._write_progress(decoded.last_offset, work.stream_ms, decoded.last_fingerprint,
                                                          (token, work.advanced.writes))
         timer.mark("progress")
