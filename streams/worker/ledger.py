@@ -85,18 +85,22 @@ class WriteLedger:
     """
 
     def __init__(self) -> None:
-        # (bucket, field) -> (offset after the write or as read, -1: none; token; ``seq`` when recorded)
-        self._last: dict[tuple[int, str], tuple[int, str, int]] = {}
+        # bucket -> field -> (value as stored: offset text, "" none; token; ``seq`` when recorded).
+        # Text, not numbers: a read finding exactly what the ledger holds (the common case) costs
+        # two string comparisons, no parsing.
+        self._last: dict[int, dict[str, tuple[str, str, int]]] = {}
         self.seq = 0  # acknowledged writes and reads recorded so far
 
     def wrote(self, bucket: int, parts: Sequence[tuple[str, str, str]], token: str) -> None:
         """A write of ``bucket`` with ``parts`` ``(field, expected as read, new or "")`` applied
         (Redis acknowledged it): the field now holds ``new`` (or, unmoved, what was read)."""
         self.seq += 1
-        seq, last = self.seq, self._last
+        seq = self.seq
+        last = self._last.get(bucket)
+        if last is None:
+            last = self._last[bucket] = {}
         for field, expected, new in parts:
-            value = new or expected
-            last[(bucket, field)] = (int(value) if value else -1, token, seq)
+            last[field] = (new or expected, token, seq)
 
     def read(self, bucket: int, fields: Sequence[str], offsets: Sequence[str], tokens: Sequence[str],
              seq: int) -> StoreRolledBack | None:
@@ -105,26 +109,30 @@ class WriteLedger:
         later than the ledger holds (Redis must keep that too, whoever wrote it: a bucket this
         worker only read, written before it owned the partition)."""
         self.seq += 1
-        now, last_of = self.seq, self._last
+        now = self.seq
+        last_of = self._last.get(bucket)
+        if last_of is None:
+            last_of = self._last[bucket] = {}
+        n_offsets, n_tokens = len(offsets), len(tokens)
         for i, field in enumerate(fields):
-            key = (bucket, field)
-            last = last_of.get(key)
-            raw = offsets[i] if i < len(offsets) else ""
-            token = tokens[i] if i < len(tokens) else ""
-            offset = int(raw) if raw else -1
+            raw = offsets[i] if i < n_offsets else ""
+            token = tokens[i] if i < n_tokens else ""
+            last = last_of.get(field)
             if last is None:
-                last_of[key] = (offset, token, now)
+                last_of[field] = (raw, token, now)
                 continue
-            if offset == last[0] and token == last[1]:
+            if raw == last[0] and token == last[1]:
                 continue
-            if last[2] <= seq and (offset < last[0] or (offset == last[0] and _older_token(token, last[1]))):
+            offset, had = int(raw) if raw else -1, int(last[0]) if last[0] else -1
+            if last[2] <= seq and (offset < had or (offset == had and _older_token(token, last[1]))):
                 return StoreRolledBack(f"bucket {bucket}", f"{field} at {offset} (token {token or 'none'})",
-                                       f"{last[0]} (token {last[1]})")
-            if offset > last[0] or (offset == last[0] and not _older_token(token, last[1])):
-                last_of[key] = (offset, token, now)
+                                       f"{had} (token {last[1]})")
+            if offset > had or (offset == had and not _older_token(token, last[1])):
+                last_of[field] = (raw, token, now)
         return None
 
     def forget(self, partition: int) -> None:
         """``partition`` is no longer owned, or starts again from what Redis holds."""
-        for key in [k for k in self._last if _partition(k[1]) == partition]:
-            del self._last[key]
+        for last in self._last.values():
+            for field in [f for f in last if _partition(f) == partition]:
+                del last[field]

@@ -239,6 +239,7 @@ class Pipeline:
         # p -> its progress offset as this worker last wrote it (Redis acknowledged) or resumed from:
         # a progress write finding less refuses (lua/progress.lua): Redis went back in time.
         self._floors: dict[int, int] = {}
+        self._field_names: dict[int, str] = {}  # p -> offset_field(topic, p), built once
 
     # -- partition ownership ------------------------------------------------------------------
 
@@ -530,9 +531,14 @@ class Pipeline:
         """Raise ``StoreRolledBack`` if a bucket read holds an older offset or token of an owned
         partition than this worker's last write there that Redis acknowledged before the read
         (``seq``): Redis lost writes, and writing on top would skip their records for good."""
-        topic, ledger = self.topic, self.ledger
+        topic, ledger, names = self.topic, self.ledger, self._field_names
         for plan, reply in zip(plans, replies):
-            fields = [offset_field(topic, p) for p in plan.parts]
+            fields = []
+            for p in plan.parts:
+                name = names.get(p)
+                if name is None:
+                    name = names[p] = offset_field(topic, p)
+                fields.append(name)
             lost = ledger.read(plan.bucket, fields, reply.offsets, reply.tokens, seq)
             if lost is not None:
                 raise lost
