@@ -26,7 +26,7 @@ from streams.local import free_port, stop_process
 from streams.publisher import event_value
 
 __all__ = ["Worker", "QUICK_GROUP_BROKERS", "group_session_ms", "publish_events", "read_topic", "wait_progress", "wait_reviewed", "wait_quiet", "dump_state",
-           "read_progress", "redis_client", "account_barrier", "partition_of"]
+           "read_progress", "redis_client", "account_barrier", "partition_of", "snapshot_keys", "restore_keys"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,6 +248,38 @@ def wait_quiet(redis_url: str, prefix: str = "cw", quiet_s: float = 1.5, timeout
         elif time.monotonic() - since >= quiet_s:
             return
     raise AssertionError(f"user states still changing after {timeout_s} s")
+
+
+def snapshot_keys(redis_url: str, prefix: str) -> dict[bytes, tuple[int, bytes]]:
+    """Every key of the deployment as DUMPed in one transaction (a point in Redis's command stream,
+    which is what a restart from an AOF or a promoted replica holds): key -> (pttl, dump)."""
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        pipe = client.pipeline(transaction=True)
+        for key in keys:
+            pipe.pttl(key)
+            pipe.dump(key)
+        replies = pipe.execute()
+    finally:
+        client.close()
+    return {key: (max(int(ttl), 0), dump) for key, ttl, dump in zip(keys, replies[::2], replies[1::2]) if dump is not None}
+
+
+def restore_keys(redis_url: str, prefix: str, snapshot: dict[bytes, tuple[int, bytes]]) -> None:
+    """Redis back to ``snapshot`` in one transaction: keys made since deleted, the others restored."""
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        pipe = client.pipeline(transaction=True)
+        if keys:
+            pipe.delete(*keys)
+        for key, (ttl, dump) in snapshot.items():
+            pipe.restore(key, ttl, dump, replace=True)
+        pipe.execute()
+    finally:
+        client.close()
+
 
 
 def dump_state(redis_url: str, prefix: str = "cw") -> dict[str, bytes]:

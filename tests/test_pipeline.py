@@ -404,3 +404,38 @@ def test_alerts_carry_when_their_batch_was_asked_for_fetched_and_scored(base_set
         timing = dict(rec.headers)[TIMING_HEADER]
         asked, fetched, scored = (int(x) for x in timing.split(b","))
         assert (asked, fetched) == (WALL_MS - 7, WALL_MS) and scored > 0
+
+
+def test_redis_gone_back_in_time_in_a_bucket_the_next_cycle_does_not_read_is_seen_by_its_progress(
+        base_settings: Settings, redis_url: str) -> None:
+    """QA5 H1, the case the reads cannot see: Redis loses a cycle's write of bucket Y (states,
+    offsets and progress alike), and the next cycle's events are all in another bucket Z. Its
+    state write of Z is fine, but its progress must not move past the lost records of Y: the
+    progress write finds the progress below the one this worker wrote (lua/progress.lua's floor)
+    and the cycle fails with StoreRolledBack (the consumer then resumes from Redis)."""
+    from streams.worker.ledger import StoreRolledBack
+    from tests.harness import restore_keys, snapshot_keys
+
+    users: dict[int, str] = {}
+    for i in range(200):
+        users.setdefault(bucket_of(f"user-{i}", 8), f"user-{i}")
+    (bx, x), (by, y), (bz, z) = list(users.items())[:3]
+    events = [Event(u, START_MS + 1000 * k, "view", f"{u}-{k}") for k, u in enumerate([x, x, y, y, z, z])]
+    recs = records(events)
+
+    async def scenario(make: Callable[..., Pipeline]) -> tuple[Exception | None, dict[int, int]]:
+        pipeline = await make("rb")
+        await pipeline.process({0: recs[0:2]}, WALL_MS)  # bucket X
+        snapshot = snapshot_keys(redis_url, "rb")
+        await pipeline.process({0: recs[2:4]}, WALL_MS)  # bucket Y: lost below
+        restore_keys(redis_url, "rb", snapshot)
+        try:
+            await pipeline.process({0: recs[4:6]}, WALL_MS)  # bucket Z only
+        except StoreRolledBack as exc:
+            return exc, read_progress(redis_url, base_settings.topic_events, "rb")
+        return None, read_progress(redis_url, base_settings.topic_events, "rb")
+
+    lost, progress = run(base_settings, scenario)
+    assert len({bx, by, bz}) == 3
+    assert isinstance(lost, StoreRolledBack) and str(lost).startswith(f"the progress of {base_settings.topic_events}[0] holds offset 1"), lost
+    assert progress == {0: 1}, "the progress stays where Redis went back to: the records of Y are applied again from there"

@@ -617,3 +617,73 @@ def test_revenue_of_churned_users_is_the_revenue_at_the_churn_whatever_the_batch
     assert _churned_revenue([[e] for e in events], model) == whole
     for cut in range(1, len(events)):
         assert _churned_revenue([events[:cut], events[cut:]], model) == whole, cut
+
+
+def test_a_progress_below_the_writers_floor_is_redis_gone_back_in_time(redis_url: str) -> None:
+    """QA5 H1: progress only increases, so a partition's progress below the last one this worker
+    wrote (its floor), or none at all, means Redis lost that write: progress.lua writes nothing
+    and the store raises StoreRolledBack; at or above the floor it writes as before."""
+    from streams.worker.ledger import StoreRolledBack
+
+    async def scenario(store: Store) -> tuple[Any, ...]:
+        await store.write_progress(TOPIC, {3: (41, T0 * 1000)}, {3: "fp41"})
+        ok = await store.write_progress(TOPIC, {3: (50, T0 * 1000)}, {3: "fp50"}, {3: 41})
+        refused = []
+        for floor in (60, 51):
+            try:
+                await store.write_progress(TOPIC, {3: (70, T0 * 1000)}, {3: "fp70"}, {3: floor})
+            except StoreRolledBack as exc:
+                refused.append(str(exc))
+        key = store.keys.progress(TOPIC)
+        await store.client.delete(key)
+        try:
+            await store.write_progress(TOPIC, {3: (80, T0 * 1000)}, {}, {3: 50})
+        except StoreRolledBack as exc:
+            refused.append(str(exc))
+        return ok, refused, await store.client.hgetall(key)
+
+    ok, refused, left = with_store(redis_url, scenario)
+    assert ok[3][0] == 50
+    assert len(refused) == 3 and refused[0].startswith(f"the progress of {TOPIC}[3] holds offset 50"), refused
+    assert refused[2].startswith(f"the progress of {TOPIC}[3] holds offset none"), refused
+    assert left == {}, "a refused progress write writes nothing"
+
+
+def test_an_earlier_token_of_the_writer_than_it_read_is_fenced(redis_url: str) -> None:
+    """A write of due reviews alone moves no offset; its fence is the partition's token. Redis
+    that went back in time between the read (token w1:5) and the write (token w1:3 again) must
+    refuse it: written on top, the reviews of the lost write would be applied to older states."""
+    b, g = locate("erin", 4, 8)
+
+    def write(read_token: str) -> BucketWrite:
+        return BucketWrite(b, [(FIELD, "41", "")], [StateWrite(g, "erin", _state(T0).to_bytes(), FIELD, 0, None)],
+                           read_tokens=[read_token])
+
+    async def scenario(store: Store) -> tuple[Any, ...]:
+        assert await store.write([BucketWrite(b, [(FIELD, "", "41")])], "w1:3") == []
+        older = await store.write([write("w1:5")], "w1:6")  # read w1:5, Redis holds w1:3: went back
+        overlapped = await store.write([write("w1:2")], "w1:7")  # read before this worker's w1:3: the pipeline's overlap
+        return older, overlapped
+
+    older, overlapped = with_store(redis_url, scenario)
+    assert [(f.field, f.actual) for f in older] == [(f"{FIELD}|token", "w1:3")]
+    assert overlapped == []
+
+
+def test_a_guarded_progress_write_is_refused_once_a_bucket_write_of_the_cycle_is_gone(redis_url: str) -> None:
+    """The progress written on its own after a cycle's state writes (account work came between)
+    is guarded as the folded one is: if a bucket no longer holds the cycle's token (Redis lost the
+    write, or another worker wrote since), nothing is written and None comes back (the pipeline
+    then tells the two apart: streams.worker.pipeline._check_written)."""
+    b, g = locate("erin", 4, 8)
+    write = BucketWrite(b, [(FIELD, "", "41")], [StateWrite(g, "erin", _state(T0).to_bytes(), FIELD, 0, None)])
+
+    async def scenario(store: Store) -> tuple[Any, ...]:
+        assert await store.write([write], "w1:3") == []
+        kept = await store.write_progress(TOPIC, {3: (41, T0 * 1000)}, {}, {}, ("w1:3", [write]))
+        await store.client.hset(store.keys.offsets(b), f"{FIELD}|token", "w1:2")  # the write is gone
+        gone = await store.write_progress(TOPIC, {3: (45, T0 * 1000)}, {}, {}, ("w1:3", [write]))
+        return kept, gone, await store.read_resume(TOPIC)
+
+    kept, gone, resume = with_store(redis_url, scenario)
+    assert kept == {3: (41, T0 * 1000)} and gone is None and resume[3].offset == 41

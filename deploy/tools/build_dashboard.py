@@ -151,12 +151,13 @@ PANELS: tuple[Panel, ...] = (
             ("second copies dropped", f"sum(rate(churnwatch_rerouted_duplicates_total[{RATE}]))"),
             ("topic replaced ({{reason}})", f"sum by (reason) (rate(churnwatch_topic_resets_total[{RATE}]))"),
             ("Redis lost its data", f"sum(rate(churnwatch_redis_data_lost_total[{RATE}]))"),
+            ("Redis went back in time", f"sum(rate(churnwatch_redis_rollbacks_total[{RATE}]))"),
             ("unreadable user states", f"sum(rate(churnwatch_states_unreadable_total[{RATE}]))"),
         ),
         unit="ops",
         description="Per second: events without event_id (id derived), events not keyed by user id (re-routed), second "
                     "copies dropped, partitions applied again from offset 0 (topic replaced), rebuilds after Redis lost "
-                    "its data, stored user states that could not be read (started afresh). Each line is a fault with a runbook entry.",
+                    "its data, resumes after Redis lost its last writes (went back in time), stored user states that could not be read (started afresh). Each line is a fault with a runbook entry.",
     ),
     Panel(
         "Layout, history and model",

@@ -59,6 +59,7 @@ from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings, aiokafka_client_kwargs
 from streams.worker import metrics
 from streams.worker.batching import RecordCap
+from streams.worker.ledger import StoreRolledBack
 from streams.worker.clock import NEVER
 from streams.worker.partitioner import partitions_of
 from streams.worker.phases import reaches_clock, record_fingerprint
@@ -315,6 +316,7 @@ class StreamConsumer:
         self._verify: dict[int, tuple[int, str]] = {}  # p -> (offset, checksum) its record must still have
         self._fresh: set[int] = set()  # started from offset 0: the log should start there too
         self._lost: StoreLost | None = None  # Redis lost its data: rebuild before anything else
+        self._rolled_back: StoreRolledBack | None = None  # Redis lost recent writes: resume from it first
         self.replaced: ModelReplaced | None = None  # another model took over: this worker stops
         self.layout: int | None = None  # partition count the state is laid out for (Redis meta)
         self.halted: str | None = None  # why this worker takes no work (the partition count changed)
@@ -522,8 +524,7 @@ class StreamConsumer:
         timeout_ms = self.settings.batch_timeout_ms
         while not self._stopping:
             try:
-                if self._lost is not None:
-                    await self._rebuild()
+                await self._recover()
                 if self._unresumed:
                     await self._resume()
                 generation = self._generation
@@ -554,8 +555,8 @@ class StreamConsumer:
                         self.consumer.resume(*self.consumer.paused())
                 if await self._check_store() or n:
                     failures = 0  # Redis answered (an idle turn proves nothing: see retry_delay)
-            except StoreLost as exc:
-                self._lost = exc
+            except (StoreLost, StoreRolledBack) as exc:
+                self._store_failed(exc)
             except LayoutChanged as exc:
                 self._halt(str(exc))
             except ModelAdopted as exc:
@@ -802,6 +803,7 @@ class StreamConsumer:
             "Applying its new log from offset 0; user states are kept. Runbook: ChurnwatchTopicReset", tp.topic, p, why)
         metrics.TOPIC_RESETS.labels(reason).inc()
         await self.store.restart_partition(self.topic, p, max_ms)
+        self.pipeline.restarted(p)  # its offsets start again: no write of ours is there any more
         self._verify.pop(p, None)
         self._fresh.add(p)
         self._next[p] = self._applied[p] = 0
@@ -921,6 +923,49 @@ class StreamConsumer:
                      "retained history. Runbook: ChurnwatchRedisDataLost", lost, sorted(tp.partition for tp in self.assigned),
                      self.topic)
         metrics.REDIS_DATA_LOST.inc()
+
+    def _store_failed(self, exc: StoreLost | StoreRolledBack) -> None:
+        """Remember what Redis lost, for ``_recover`` before anything else is applied."""
+        if isinstance(exc, StoreLost):
+            self._lost = exc
+        else:
+            self._rolled_back = exc
+
+    async def _recover(self) -> None:
+        """Redis lost its data (rebuild from the topic) or went back in time (resume from it)."""
+        if self._lost is not None:
+            await self._rebuild()
+            self._rolled_back = None  # the rebuild resumes every partition from what Redis holds too
+        elif self._rolled_back is not None:
+            await self._rewind_store()
+
+    async def _rewind_store(self) -> None:
+        """Redis went back in time (``StoreRolledBack``: a crash with AOF everysec, a failover to a
+        replica that was behind): it lost writes this worker made, states and offsets alike, so
+        records this worker had applied must be applied again. Every owned partition resumes from
+        the progress Redis holds now, as after a rebalance (``_resume``: clock, due bounds,
+        re-routing state and the checked last record from Redis); the per-bucket offsets then
+        skip the records whose writes Redis kept. Nothing of the lost range was written on top:
+        the loss is seen by the read before any write of that bucket, and a write in flight is
+        fenced by the offsets it expects. Alerts of the replayed records are sent again with their
+        ids (at-least-once)."""
+        async with self._cycle_lock:
+            await self._drain()  # their writes apply where Redis still holds what they read, else are fenced
+        found, self._rolled_back = self._rolled_back, None
+        async with self._cycle_lock:
+            for tp in self.assigned:
+                self.pipeline.revoke(tp.partition)
+                self._next.pop(tp.partition, None)
+                self._applied.pop(tp.partition, None)
+                self._verify.pop(tp.partition, None)
+            self.pipeline.clock.global_ms = NEVER  # learnt again from the progress Redis holds (_resume)
+            self._unresumed |= self.assigned
+            self._generation += 1
+            self._drop_stash()
+        logger.warning("REDIS WENT BACK IN TIME (%s). Partitions %s of %s resume from the progress Redis holds now: "
+                       "the records whose writes it lost are applied again, their alerts re-sent with the same ids. "
+                       "Runbook: ChurnwatchRedisRolledBack", found, sorted(tp.partition for tp in self.assigned), self.topic)
+        metrics.REDIS_ROLLBACKS.inc()
 
     def _hint_commit(self) -> None:
         """Commit the applied offsets to Kafka in the background, at most every COMMIT_INTERVAL_S.
@@ -1074,8 +1119,8 @@ class StreamConsumer:
         while self._flights:
             try:
                 await self._settle_oldest(wall_ms())
-            except StoreLost as exc:
-                self._lost = exc
+            except (StoreLost, StoreRolledBack) as exc:
+                self._store_failed(exc)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -32,6 +32,7 @@ __all__ = [
     "PARTITIONS_ASSIGNED",
     "TOPIC_RESETS",
     "REDIS_DATA_LOST",
+    "REDIS_ROLLBACKS",
     "HISTORY_INCOMPLETE",
     "MODEL_INFO",
     "MODEL_SWITCHES",
@@ -141,6 +142,11 @@ TOPIC_RESETS = Counter(
 )
 REDIS_DATA_LOST = Counter(
     "churnwatch_redis_data_lost_total", "Times this worker found Redis without its data (incarnation marker gone) and rebuilt"
+)
+REDIS_ROLLBACKS = Counter(
+    "churnwatch_redis_rollbacks_total",
+    "Times this worker found Redis holding older offsets or tokens than writes of its own Redis had acknowledged "
+    "(writes lost: a crash with AOF everysec, a failover to a replica behind) and resumed its partitions from Redis",
 )
 HISTORY_INCOMPLETE = Gauge(
     "churnwatch_history_incomplete",

@@ -70,6 +70,8 @@ from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.clock import NEVER, TopicClock
 from streams.worker.codec import Decoder
+from streams.worker.keys import offset_field
+from streams.worker.ledger import WriteLedger
 from streams.worker.phases import (
     NO_DUE,
     Advanced,
@@ -87,7 +89,7 @@ from streams.worker.members import member_copies
 from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
-from streams.worker.store import BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store, model_id
+from streams.worker.store import BucketRead, BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store, model_id
 from streams.worker.watermark import Heartbeats, fold_marks, mark_of, release_ms, stamp_marks, watermark_ms
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE",
@@ -231,6 +233,13 @@ class Pipeline:
         self.heartbeats = Heartbeats(self.partitions)
         self._flights: collections.deque[Flight] = collections.deque()  # submitted, not settled, in order
         self._pending: list[PendingWrites] = []  # writes of cycles in flight not yet applied, oldest first
+        # What this worker last wrote to each bucket, Redis acknowledged: a read finding older
+        # offsets or tokens means Redis lost writes (streams.worker.ledger; raises StoreRolledBack).
+        self.ledger = WriteLedger()
+        # p -> its progress offset as this worker last wrote it (Redis acknowledged) or resumed from:
+        # a progress write finding less refuses (lua/progress.lua): Redis went back in time.
+        self._floors: dict[int, int] = {}
+        self._field_names: dict[int, str] = {}  # p -> offset_field(topic, p), built once
 
     # -- partition ownership ------------------------------------------------------------------
 
@@ -244,6 +253,10 @@ class Pipeline:
         self._due_min[partition] = [0] * self.store.buckets  # unknown until the first sweep
         self._account_due_min[partition] = 0
         self._marks[partition] = {}
+        self.ledger.forget(partition)  # judged again from what Redis holds now
+        self._floors.pop(partition, None)
+        if progress:
+            self._floors[partition] = progress[0]
         return progress[0] + 1 if progress else 0
 
     def revoke(self, partition: int) -> None:
@@ -252,6 +265,14 @@ class Pipeline:
         self._due_min.pop(partition, None)
         self._account_due_min.pop(partition, None)
         self._marks.pop(partition, None)
+        self.ledger.forget(partition)
+        self._floors.pop(partition, None)
+
+    def restarted(self, partition: int) -> None:
+        """``partition``'s log was replaced and its offsets start again at 0 (``Store.restart_partition``):
+        nothing this worker wrote of it is in Redis any more."""
+        self.ledger.forget(partition)
+        self._floors[partition] = -1
 
     def account_watermark_ms(self, partition: int) -> int:
         """The watermark of p's accounts (streams.worker.watermark): copies below it are complete."""
@@ -478,6 +499,7 @@ class Pipeline:
         """
         topic, store = self.topic, self.store
         chunks = read_chunks(plans, READ_FIRST_CHUNK_USERS, READ_CHUNK_USERS)
+        seq = self.ledger.seq  # the writes acknowledged before any chunk's read was sent
         out = Advanced()
         nxt: asyncio.Future[list[BucketReadResult]] | None = self._read_chunk(chunks[0]) if chunks else None
         if not chunks:
@@ -490,6 +512,7 @@ class Pipeline:
                 nxt = self._read_chunk(chunks[k + 1]) if k + 1 < len(chunks) else None
                 if nxt is not None:
                     await asyncio.sleep(0)  # the next chunk's request goes out before this one is scored
+                self._check_rollback(chunk, replies, seq)  # as Redis holds it, before the pending writes are laid over
                 overlay_reads(chunk, replies, pending, topic, store.due_limit)
                 part = await self._advance(chunk, replies, decoded, until_ms, result)
                 if handoff is not None and part.alerts and k + 1 < len(chunks):
@@ -503,6 +526,22 @@ class Pipeline:
                 nxt.cancel()
                 await asyncio.gather(nxt, return_exceptions=True)
         return out
+
+    def _check_rollback(self, plans: Sequence[BucketPlan], replies: Sequence[BucketReadResult], seq: int) -> None:
+        """Raise ``StoreRolledBack`` if a bucket read holds an older offset or token of an owned
+        partition than this worker's last write there that Redis acknowledged before the read
+        (``seq``): Redis lost writes, and writing on top would skip their records for good."""
+        topic, ledger, names = self.topic, self.ledger, self._field_names
+        for plan, reply in zip(plans, replies):
+            fields = []
+            for p in plan.parts:
+                name = names.get(p)
+                if name is None:
+                    name = names[p] = offset_field(topic, p)
+                fields.append(name)
+            lost = ledger.read(plan.bucket, fields, reply.offsets, reply.tokens, seq)
+            if lost is not None:
+                raise lost
 
     def _read_chunk(self, chunk: Sequence[BucketPlan]) -> "asyncio.Future[list[BucketReadResult]]":
         """One chunk's read (retried as ``_retry_redis`` does), running in a task of its own."""
@@ -568,8 +607,9 @@ class Pipeline:
         # The progress goes in the state write's round trip unless something must land between them.
         folded = None
         if decoded.last_offset and not (work.account_bounds or decoded.accounts or work.origins):
-            folded = ProgressWrite(self.topic, self._progress(decoded.last_offset, work.stream_ms), decoded.last_fingerprint)
-        await self._write(work.advanced.writes, folded)
+            folded = ProgressWrite(self.topic, self._progress(decoded.last_offset, work.stream_ms), decoded.last_fingerprint,
+                                   floors=self._floors_of(decoded.last_offset))
+        token = await self._write(work.advanced.writes, folded)
         if flight.pending is not None:
             self._pending.remove(flight.pending)
         ticks = await self._account_ticks(work.account_bounds) if work.account_bounds else []
@@ -580,13 +620,15 @@ class Pipeline:
             await self._retry_redis("progress", self.store.write_origins, self.topic, work.origins)
         if folded is not None and folded.applied is not None:
             result.progress = dict(folded.progress)
+            self._raise_floors(folded.progress)
             self.observe_global(folded.applied)
         elif decoded.last_offset:
             # Not folded, or the folded write's guard refused although no bucket write was fenced (the
             # token changed between the bucket scripts and the progress script: another worker took a
-            # bucket just after our write applied): written on its own, as before folding; harmless,
-            # since the progress only moves forward and our states are written.
-            result.progress = await self._write_progress(decoded.last_offset, work.stream_ms, decoded.last_fingerprint)
+            # bucket just after our write applied, or Redis went back in time): written on its own,
+            # guarded by this cycle's writes; ``_write_progress`` tells the two apart if it refuses.
+            result.progress = await self._write_progress(decoded.last_offset, work.stream_ms, decoded.last_fingerprint,
+                                                         (token, work.advanced.writes))
         timer.mark("progress")
         _count(result, decoded, timer)
         return result
@@ -613,18 +655,27 @@ class Pipeline:
             await _cancel([*early, *sends])  # cancelled (an earlier cycle failed) or one send failed: none outlives the tail
             raise
 
-    async def _write(self, writes: Sequence[BucketWrite], progress: ProgressWrite | None = None) -> None:
+    async def _write(self, writes: Sequence[BucketWrite], progress: ProgressWrite | None = None) -> str:
         """The fenced state writes (and the progress, if given and they all apply); a fenced bucket
-        abandons the cycle (another worker owns p)."""
+        abandons the cycle (another worker owns p). Returns the writes' token."""
         self._cycle += 1
         token = f"{self.worker_id}:{self._cycle}"
         if progress is None:
             fenced = await self._retry_redis("write", self.store.write, writes, token)
         else:
             fenced = await self._retry_redis("write", self.store.write, writes, token, progress)
+        self._record(writes, fenced, token)
         if fenced:
             _log_fenced("cycle", fenced)
             raise CycleAbandoned("fenced", fenced)
+        return token
+
+    def _record(self, writes: Sequence[BucketWrite] | Sequence[object], fenced: Sequence[Fenced], token: str) -> None:
+        """The bucket writes Redis applied (all but the fenced), in the ledger."""
+        refused = {f.bucket for f in fenced}
+        for w in writes:
+            if w.bucket not in refused:  # type: ignore[attr-defined]
+                self.ledger.wrote(w.bucket, w.parts, token)  # type: ignore[attr-defined]
 
     def _account_bounds(self, release_ms: Mapping[int, int]) -> dict[int, int]:
         """Per partition, the second up to which its accounts' reviews (a deadline, held copies) are
@@ -663,13 +714,19 @@ class Pipeline:
         write per bucket, then their next reviews."""
         copies = [*decoded.accounts, *ticks]
         reads = plan_account_reads(copies, self.topic, self.store.buckets)
+        seq = self.ledger.seq
         replies = await self._retry_redis("read accounts", self.store.read_accounts, reads)
+        for read, reply in zip(reads, replies):  # Redis lost account writes? (as ``_check_rollback``)
+            lost = self.ledger.read(read.bucket, read.fields, reply.offsets, reply.tokens, seq)
+            if lost is not None:
+                raise lost
         done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset, release)
         if done.alerts:  # before the write, as for users: a replay re-sends the same ids
             await self._retry_kafka("account alerts", self.producer.send_all, self.settings.topic_alerts, done.alerts)
         self._cycle += 1
-        fenced = await self._retry_redis("write accounts", self.store.write_accounts, done.writes,
-                                         f"{self.worker_id}:{self._cycle}")
+        token = f"{self.worker_id}:{self._cycle}"
+        fenced = await self._retry_redis("write accounts", self.store.write_accounts, done.writes, token)
+        self._record(done.writes, fenced, token)
         if fenced:
             _log_fenced("account write", fenced)
             raise CycleAbandoned("fenced", fenced)
@@ -694,13 +751,47 @@ class Pipeline:
                 due_min[b] = due_s
 
     async def _write_progress(self, last_offset: Mapping[int, int], stream_ms: Mapping[int, int],
-                              fingerprints: Mapping[int, str]) -> dict[int, tuple[int, int]]:
+                              fingerprints: Mapping[int, str],
+                              guard: tuple[str, Sequence[BucketWrite]] | None = None) -> dict[int, tuple[int, int]]:
         """Each partition's last offset with its stream time *after this cycle's records* (later
-        cycles may have folded more by now: a resume must not find their events late)."""
+        cycles may have folded more by now: a resume must not find their events late).
+
+        ``guard``: the cycle's token and state writes. The progress is then written only if Redis
+        still holds each of those writes (their token, ``lua/progress.lua``'s guard); if not, the
+        buckets are read again: this worker's writes lost means Redis went back in time between
+        the state write and this one (``StoreRolledBack``: the progress must not move past the lost
+        records); else another worker wrote a bucket since, and the progress goes on its own."""
         progress = self._progress(last_offset, stream_ms)
-        everything = await self._retry_redis("progress", self.store.write_progress, self.topic, progress, fingerprints)
+        floors = self._floors_of(last_offset)
+        write, topic = self.store.write_progress, self.topic
+        everything = await self._retry_redis("progress", write, topic, progress, fingerprints, floors, guard)
+        if everything is None:  # the guard refused
+            assert guard is not None
+            await self._check_written(guard[1])
+            everything = await self._retry_redis("progress", write, topic, progress, fingerprints, floors)
+        self._raise_floors(progress)
         self.observe_global(everything)
         return progress
+
+    async def _check_written(self, writes: Sequence[BucketWrite]) -> None:
+        """Raise ``StoreRolledBack`` if Redis no longer holds ``writes`` (acknowledged) as written."""
+        reads = [BucketRead(w.bucket, [(f, None) for f, _, _ in w.parts], []) for w in writes if w.parts]
+        replies = await self._retry_redis("read", self.store.read, reads)
+        seq = self.ledger.seq
+        for read, reply in zip(reads, replies):
+            lost = self.ledger.read(read.bucket, [f for f, _ in read.parts], reply.offsets, reply.tokens, seq)
+            if lost is not None:
+                raise lost
+
+    def _floors_of(self, last_offset: Mapping[int, int]) -> dict[int, int]:
+        """The progress floors of the partitions a progress write moves (``ProgressWrite.floors``)."""
+        return {p: self._floors[p] for p in last_offset if p in self._floors}
+
+    def _raise_floors(self, progress: Mapping[int, tuple[int, int]]) -> None:
+        """A progress write applied: Redis holds at least these offsets from now on (owned partitions)."""
+        for p, (offset, _) in progress.items():
+            if p in self.clock.partitions and offset > self._floors.get(p, -1):
+                self._floors[p] = offset
 
     @staticmethod
     def _progress(last_offset: Mapping[int, int], stream_ms: Mapping[int, int]) -> dict[int, tuple[int, int]]:

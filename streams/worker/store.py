@@ -55,6 +55,7 @@ from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopte
 from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
+from streams.worker.ledger import StoreRolledBack
 from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
 
@@ -378,6 +379,9 @@ class ProgressWrite:
     progress: Mapping[int, tuple[int, int]]  # p -> (last offset, max event ms)
     fingerprints: Mapping[int, str]  # p -> record_fingerprint of that last record
     applied: dict[int, tuple[int, int]] | None = None
+    # p -> the writer's last progress offset Redis acknowledged (lua/progress.lua refuses to go on
+    # from below it: Redis went back in time, ``StoreRolledBack``); absent: not checked
+    floors: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1020,7 +1024,7 @@ class Store:
                 fenced.append(Fenced(w.bucket, _s(reply[1]), _s(reply[2])))
         if guarded and extra[-1] and not fenced:
             assert progress is not None
-            raw = extra[-1]
+            raw = _progress_reply(extra[-1], progress.topic)
             progress.applied = _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
         return fenced
 
@@ -1129,20 +1133,34 @@ class Store:
         await pipe.execute()
 
     async def write_progress(
-        self, topic: str, progress: Mapping[int, tuple[int, int]], fingerprints: Mapping[int, str] | None = None
-    ) -> dict[int, tuple[int, int]]:
+        self, topic: str, progress: Mapping[int, tuple[int, int]], fingerprints: Mapping[int, str] | None = None,
+        floors: Mapping[int, int] | None = None, guard: tuple[str, Sequence[BucketWrite]] | None = None,
+    ) -> dict[int, tuple[int, int]] | None:
         """Record ``{partition: (last offset, max event ms)}`` (and the checksum of each last
-        record); returns the topic's whole progress of this incarnation."""
-        args = self._progress_args(ProgressWrite(topic, progress, fingerprints or {}))
-        key = self.keys.progress(topic)
-        (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", self._sha["progress"], 1, key, *args))
+        record); returns the topic's whole progress of this incarnation. ``floors``: see
+        ``ProgressWrite.floors`` (raises ``StoreRolledBack``). ``guard``: a cycle's token and bucket
+        writes: written only if each bucket's offsets hash still holds that token, else None (as
+        ``write``'s folded progress; not on a cluster, where the keys are in other slots)."""
+        args = self._progress_args(ProgressWrite(topic, progress, fingerprints or {}, floors=floors or {}))
+        keys = [self.keys.progress(topic)]
+        if guard is not None and not self.cluster and guard[1] and all(w.parts for w in guard[1]):
+            token, writes = guard
+            keys += [self.keys.offsets(w.bucket) for w in writes]
+            args += [token, *(w.parts[0][0] for w in writes)]
+        (raw,) = await self._run("progress", lambda pipe: pipe.execute_command("EVALSHA", self._sha["progress"], len(keys), *keys, *args))
+        if raw is None:
+            return None
+        raw = _progress_reply(raw, topic)
         return _parse_progress(dict(zip(raw[::2], raw[1::2])), self.incarnation)
 
     def _progress_args(self, pw: ProgressWrite) -> list[object]:
-        """``lua/progress.lua``'s ARGV before its guard: n, then (p, offset, max ms, fingerprint, incarnation)."""
+        """``lua/progress.lua``'s ARGV before its guard: n, then (p, offset, max ms, fingerprint,
+        incarnation, floor or "")."""
         args: list[object] = [len(pw.progress)]
+        floors = pw.floors
         for p, (offset, max_ms) in pw.progress.items():
-            args += (p, offset, max_ms, pw.fingerprints.get(p, ""), self.incarnation)
+            floor = floors.get(p)
+            args += (p, offset, max_ms, pw.fingerprints.get(p, ""), self.incarnation, "" if floor is None else floor)
         return args
 
     async def read_progress(self, topic: str) -> dict[int, tuple[int, int]]:
@@ -1320,6 +1338,16 @@ def _readable(raws: Iterable[bytes | None]) -> list[UserState | None]:
     if bad:
         logger.warning("%s unreadable state record(s) left out of a read (last: %s)", bad, why)
     return out
+
+
+def _progress_reply(raw: list[Any], topic: str) -> list[Any]:
+    """``lua/progress.lua``'s reply (a flat HGETALL), or ``StoreRolledBack`` raised where it found a
+    partition's progress below the writer's floor: ``{0, partition, value found}``."""
+    if raw and isinstance(raw[0], int):
+        _, partition, found = raw
+        offset = _s(found).split(":")[0] or "none"
+        raise StoreRolledBack(f"the progress of {topic}[{_s(partition)}]", f"offset {offset}", "a later one")
+    return raw
 
 
 def _parse_progress(raw: Mapping[bytes | str, bytes | str], incarnation: str) -> dict[int, tuple[int, int]]:

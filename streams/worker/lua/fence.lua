@@ -71,6 +71,11 @@ local function fence_worker(token)
   return string.match(token, '^(.*):')
 end
 
+-- The cycle of a token "<worker id>:<cycle>" (-1: none).
+local function fence_cycle(token)
+  return tonumber(string.match(token, ':(%d+)$')) or -1
+end
+
 -- {0, field, actual} for the first part whose offset is not what the read returned (another
 -- worker owns that partition now), or nil when the write may go ahead.
 -- A write that moves no offset (only due reviews) leaves the offsets as they were, so two workers
@@ -78,7 +83,10 @@ end
 -- and its new owner) would both pass on offsets alone and apply the same reviews twice. So where
 -- the part carries the token as read, the partition's token must still be that one, or this
 -- worker's own (its earlier cycle's write, which the pipeline lays over the read when cycles
--- overlap): else {0, "<field>|token", token found}.
+-- overlap): else {0, "<field>|token", token found}. An *earlier* token of this worker than the one
+-- read is refused too: Redis went back in time between the read and the write (a crash with AOF
+-- everysec, a failover to a replica behind) and lost the write the read saw; the worker's next
+-- read finds it out (streams/worker/ledger.py) and resumes from what Redis holds.
 local function fence_check(seen, parts, token)
   for p = 1, #parts do
     local actual = seen[2 * p] or ''
@@ -86,8 +94,11 @@ local function fence_check(seen, parts, token)
       return { 0, parts[p][1], actual }
     end
     local read, now = parts[p][4], seen[2 * p + 1] or ''
-    if read and now ~= read and fence_worker(now) ~= fence_worker(token) then
-      return { 0, parts[p][1] .. '|token', now }
+    if read and now ~= read then
+      local mine = fence_worker(token)
+      if fence_worker(now) ~= mine or (fence_worker(read) == mine and fence_cycle(now) < fence_cycle(read)) then
+        return { 0, parts[p][1] .. '|token', now }
+      end
     end
   end
   return nil

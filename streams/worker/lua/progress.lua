@@ -11,24 +11,48 @@
 -- each bucket's offsets hash holds the cycle's token (a fenced or lost bucket write leaves the
 -- progress as it was, as when the worker stopped between its write and its progress).
 --
+-- Each partition also carries its floor: the offset of the writer's last progress write of it
+-- that Redis acknowledged (or its progress as read when it took the partition; "" none). Progress
+-- only increases, so a value of the same incarnation below it (or none at all) means Redis went
+-- back in time (a crash with AOF everysec, a failover to a replica behind) and lost that write with
+-- the states written before it: nothing is written, {0, partition, value found}, and the worker
+-- resumes from what Redis holds (streams/worker/ledger.py).
+--
 -- KEYS[1] = <prefix>:progress:<topic>, then (guarded) the <prefix>:{b}:off of each bucket written
--- ARGV    = n, n x (partition, offset, max_event_ms, fingerprint, incarnation),
+-- ARGV    = n, n x (partition, offset, max_event_ms, fingerprint, incarnation, floor),
 --           then (guarded) the cycle's token and one offset field "<topic>:<p>" per bucket key
 -- Returns the whole hash (flat field, value list) so the caller learns S_all for free; false
--- when guarded and a bucket write did not apply (nothing written).
+-- when guarded and a bucket write did not apply (nothing written); {0, partition, value} below a floor.
 local n = tonumber(ARGV[1])
+local W = 6
 local i = 2
 if #KEYS > 1 then
-  local token = ARGV[2 + 5 * n]
+  local token = ARGV[2 + W * n]
   for k = 2, #KEYS do
-    if redis.call('HGET', KEYS[k], ARGV[1 + 5 * n + k] .. '|token') ~= token then
+    if redis.call('HGET', KEYS[k], ARGV[1 + W * n + k] .. '|token') ~= token then
       return false
     end
   end
 end
 for k = 1, n do
+  local j = 2 + W * (k - 1)
+  local field, inc, floor = ARGV[j], ARGV[j + 4], ARGV[j + 5]
+  if floor ~= '' then
+    local cur = redis.call('HGET', KEYS[1], field)
+    local c_off, c_inc
+    if cur then
+      c_off, c_inc = string.match(cur, '^([^:]*):[^:]*:?[^:]*:?([^:]*)$')
+    end
+    if c_inc == inc and tonumber(c_off) < tonumber(floor) then
+      return { 0, field, cur }
+    elseif not cur then
+      return { 0, field, '' }
+    end
+  end
+end
+for k = 1, n do
   local field, offset, max_ms, fp, inc = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
+  i = i + W
   local cur = redis.call('HGET', KEYS[1], field)
   if cur then
     local c_off, c_ms, c_fp, c_inc = string.match(cur, '^([^:]*):([^:]*):?([^:]*):?([^:]*)$')

@@ -1,0 +1,138 @@
+"""What this worker last wrote to each bucket, to notice a Redis that went back in time.
+
+Why: the write fence (``lua/fence.lua``) compares a bucket's offsets with what the *same cycle*
+read, so it protects against other workers, not against Redis itself losing acknowledged writes:
+a crash with AOF ``everysec`` (up to a second of writes gone), a failover to a replica that was
+behind. Redis then holds, consistently, older states *and* older offsets; the worker kept its
+Kafka position, so the records between the stored offsets and that position were never applied
+again (QA5 H1: no error, users short of events for good).
+
+Offsets of a partition in a bucket only move forward, whoever owns the partition
+(``phases._offset_parts`` writes a new offset only where it moves forward); and a write's token
+``"<worker id>:<cycle>"`` is replaced only by a later write. So, while this worker owns p, a read
+that finds p's offset in a bucket *below* the one this worker wrote there and Redis acknowledged,
+or this worker's token of an *earlier* cycle (or none) where its later write was acknowledged,
+can only mean that Redis lost those writes. Another worker's token with an offset at least ours
+is a new owner (the fence refuses our write then), not a loss.
+
+Only writes acknowledged before a read was sent can be judged by it (``seq``): a read that went
+out while a write was in flight may be served before it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+__all__ = ["StoreRolledBack", "WriteLedger"]
+
+
+class StoreRolledBack(Exception):
+    """Redis holds an older offset or token than a write of this worker it acknowledged: it lost
+    writes (crash with AOF everysec, failover to a replica behind). The worker resumes its
+    partitions from the progress Redis holds now (``StreamConsumer._rewind_store``)."""
+
+    def __init__(self, where: str, found: str, wrote: str) -> None:
+        super().__init__(f"{where} holds {found}, but this worker wrote {wrote} there and Redis acknowledged it")
+        self.where, self.found, self.wrote = where, found, wrote
+
+
+@functools.lru_cache(maxsize=65536)
+def _partition(field: str) -> int:
+    """The partition of an offset field ``"<topic>:<p>"`` or ``"acct|<topic>:<p>"``."""
+    return int(field.rsplit(":", 1)[1])
+
+
+def _older_token(found: str, wrote: str) -> bool:
+    """``found`` is an earlier token of ``wrote``'s worker, or none: what a lost write leaves.
+
+    >>> _older_token("w1:7", "w1:9"), _older_token("", "w1:9"), _older_token("w1:9", "w1:9")
+    (True, True, False)
+    >>> _older_token("w2:70", "w1:9"), _older_token("w1:10", "w1:9")
+    (False, False)
+    """
+    if found == wrote:
+        return False
+    if not found:
+        return True
+    worker, _, cycle = found.rpartition(":")
+    mine, _, my_cycle = wrote.rpartition(":")
+    return worker == mine and cycle.isdigit() and my_cycle.isdigit() and int(cycle) < int(my_cycle)
+
+
+class WriteLedger:
+    """Per owned partition p and bucket: the offset field's value and token after this worker's
+    last acknowledged write there, or as its last read found them if later. Forgotten when p is
+    revoked, (re)assigned or restarted.
+
+    >>> ledger = WriteLedger()
+    >>> seq = ledger.seq
+    >>> ledger.wrote(3, [("ev:1", "5", "9"), ("ev:2", "4", "")], "w1:2")
+    >>> ledger.read(3, ["ev:1"], ["5"], ["w1:1"], seq) is None  # read sent before the write's ack
+    True
+    >>> seq = ledger.seq
+    >>> ledger.read(3, ["ev:1", "ev:2"], ["9", "4"], ["w1:2", "w1:2"], seq) is None
+    True
+    >>> seq = ledger.seq
+    >>> ledger.read(3, ["ev:1", "ev:2"], ["12", "4"], ["w2:5", "w1:2"], seq) is None  # a new owner wrote on
+    True
+    >>> str(ledger.read(3, ["ev:1"], ["9"], ["w1:2"], ledger.seq))  # below what the last read found
+    'bucket 3 holds ev:1 at 9 (token w1:2), but this worker wrote 12 (token w2:5) there and Redis acknowledged it'
+    >>> ledger.read(3, ["ev:2"], ["4"], ["w1:1"], seq).found  # a write of due reviews alone (no offset moved) lost
+    'ev:2 at 4 (token w1:1)'
+    >>> ledger.forget(1); ledger.read(3, ["ev:1"], ["5"], ["w1:1"], seq) is None
+    True
+    """
+
+    def __init__(self) -> None:
+        # bucket -> field -> (value as stored: offset text, "" none; token; ``seq`` when recorded).
+        # Text, not numbers: a read finding exactly what the ledger holds (the common case) costs
+        # two string comparisons, no parsing.
+        self._last: dict[int, dict[str, tuple[str, str, int]]] = {}
+        self.seq = 0  # acknowledged writes and reads recorded so far
+
+    def wrote(self, bucket: int, parts: Sequence[tuple[str, str, str]], token: str) -> None:
+        """A write of ``bucket`` with ``parts`` ``(field, expected as read, new or "")`` applied
+        (Redis acknowledged it): the field now holds ``new`` (or, unmoved, what was read)."""
+        self.seq += 1
+        seq = self.seq
+        last = self._last.get(bucket)
+        if last is None:
+            last = self._last[bucket] = {}
+        for field, expected, new in parts:
+            last[field] = (new or expected, token, seq)
+
+    def read(self, bucket: int, fields: Sequence[str], offsets: Sequence[str], tokens: Sequence[str],
+             seq: int) -> StoreRolledBack | None:
+        """The loss a read of ``bucket`` (``fields`` with the ``offsets`` and ``tokens`` found,
+        sent when the ledger's ``seq`` was ``seq``) shows, or None; then what it found where it is
+        later than the ledger holds (Redis must keep that too, whoever wrote it: a bucket this
+        worker only read, written before it owned the partition)."""
+        self.seq += 1
+        now = self.seq
+        last_of = self._last.get(bucket)
+        if last_of is None:
+            last_of = self._last[bucket] = {}
+        n_offsets, n_tokens = len(offsets), len(tokens)
+        for i, field in enumerate(fields):
+            raw = offsets[i] if i < n_offsets else ""
+            token = tokens[i] if i < n_tokens else ""
+            last = last_of.get(field)
+            if last is None:
+                last_of[field] = (raw, token, now)
+                continue
+            if raw == last[0] and token == last[1]:
+                continue
+            offset, had = int(raw) if raw else -1, int(last[0]) if last[0] else -1
+            if last[2] <= seq and (offset < had or (offset == had and _older_token(token, last[1]))):
+                return StoreRolledBack(f"bucket {bucket}", f"{field} at {offset} (token {token or 'none'})",
+                                       f"{had} (token {last[1]})")
+            if offset > had or (offset == had and not _older_token(token, last[1])):
+                last_of[field] = (raw, token, now)
+        return None
+
+    def forget(self, partition: int) -> None:
+        """``partition`` is no longer owned, or starts again from what Redis holds."""
+        for last in self._last.values():
+            for field in [f for f in last if _partition(f) == partition]:
+                del last[field]
