@@ -902,13 +902,7 @@ class StreamConsumer:
             await self._drain()  # their writes fail (the marker is gone); all is read again after the rebuild
         lost, self._lost = self._lost, None
         async with self._cycle_lock:
-            for tp in self.assigned:
-                self.pipeline.revoke(tp.partition)
-                self._next.pop(tp.partition, None)
-                self._applied.pop(tp.partition, None)
-                self._verify.pop(tp.partition, None)
-            self.pipeline.clock.global_ms = NEVER
-            self._unresumed |= self.assigned
+            self._forget_assigned()
             try:
                 await self.store.connect()
             except ModelMismatch:  # a take-over emptied the store to rebuild it under its model (streams/worker/rebuild.py)
@@ -923,6 +917,18 @@ class StreamConsumer:
                      "retained history. Runbook: ChurnwatchRedisDataLost", lost, sorted(tp.partition for tp in self.assigned),
                      self.topic)
         metrics.REDIS_DATA_LOST.inc()
+
+    def _forget_assigned(self) -> None:
+        """Forget what this worker knew of every owned partition (pipeline state, next and applied
+        offsets, the record to verify, the clock) so that each resumes from what Redis holds now
+        (``_resume``), as after a rebalance: after Redis lost its data or went back in time."""
+        for tp in self.assigned:
+            self.pipeline.revoke(tp.partition)
+            self._next.pop(tp.partition, None)
+            self._applied.pop(tp.partition, None)
+            self._verify.pop(tp.partition, None)
+        self.pipeline.clock.global_ms = NEVER  # learnt again from the progress Redis holds (_resume)
+        self._unresumed |= self.assigned
 
     def _store_failed(self, exc: StoreLost | StoreRolledBack) -> None:
         """Remember what Redis lost, for ``_recover`` before anything else is applied."""
@@ -953,13 +959,7 @@ class StreamConsumer:
             await self._drain()  # their writes apply where Redis still holds what they read, else are fenced
         found, self._rolled_back = self._rolled_back, None
         async with self._cycle_lock:
-            for tp in self.assigned:
-                self.pipeline.revoke(tp.partition)
-                self._next.pop(tp.partition, None)
-                self._applied.pop(tp.partition, None)
-                self._verify.pop(tp.partition, None)
-            self.pipeline.clock.global_ms = NEVER  # learnt again from the progress Redis holds (_resume)
-            self._unresumed |= self.assigned
+            self._forget_assigned()
             self._generation += 1
             self._drop_stash()
         logger.warning("REDIS WENT BACK IN TIME (%s). Partitions %s of %s resume from the progress Redis holds now: "
