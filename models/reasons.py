@@ -24,7 +24,8 @@ What an alert says follows from what it announces (``purpose``):
   a stage change, the fact the lifecycle rule ended the old stage on (``_stage_fact``): from new,
   "active on 3 days since first seen 14 days ago" (past ``new_days``, with a second active day,
   models.lifecycle rule 4); from reactivated, "came back 14 days ago" (rule 3's ``new_days``
-  since the return); from any other, "active again after 9 days declining". Why (2026-12-03): a user with two or more active days who turns 14 days old while
+  since the return); from dormant or churned, "came back after 40 days as dormant"; from
+  declining, "active again after 9 days declining". Why (2026-12-03): a user with two or more active days who turns 14 days old while
   silent for a while is still "active" by the lifecycle (not yet overdue), yet nothing pulls
   the risk down, so such ``new -> active`` alerts said nothing at all (24 in the 2,000-user
   backtest of docs/SCORES.md), and an alert must always say why; the CI profile's property test
@@ -602,6 +603,8 @@ def _stage_fact(stage: str, st: UserState, sig: Signals, temperature: tuple[floa
     if st.stage_name == "reactivated":
         return ("back", 0.0, _text("back", st, sig, temperature, model))
     days = (sig.now_s - st.stage_since_s) / DAY_S
+    if st.stage_name in ("dormant", "churned"):  # a return, worded as "back" words one from churned
+        return ("stage_left", 0.0, f"came back after {_days(days)} as {st.stage_name}")
     return ("stage_left", 0.0, f"{stage} again after {_days(days)} {st.stage_name}")
 
 

@@ -776,8 +776,8 @@ class Pipeline:
     async def _check_written(self, writes: Sequence[BucketWrite]) -> None:
         """Raise ``StoreRolledBack`` if Redis no longer holds ``writes`` (acknowledged) as written."""
         reads = [BucketRead(w.bucket, [(f, None) for f, _, _ in w.parts], []) for w in writes if w.parts]
+        seq = self.ledger.seq  # before the read is sent: what the ledger learns meanwhile is later than it (review 6)
         replies = await self._retry_redis("read", self.store.read, reads)
-        seq = self.ledger.seq
         for read, reply in zip(reads, replies):
             lost = self.ledger.read(read.bucket, [f for f, _ in read.parts], reply.offsets, reply.tokens, seq)
             if lost is not None:

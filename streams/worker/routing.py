@@ -83,7 +83,7 @@ def origin_of(headers: object) -> tuple[int, int] | None:
     for name, value in headers:  # type: ignore[attr-defined]
         if name == ORIGIN_HEADER:
             part, _, offset = (value or b"").decode("ascii", "replace").partition(":")
-            if part.isdigit() and offset.isdigit() and part.isascii() and offset.isascii():
+            if part.isdigit() and offset.isdigit():  # decoded as ASCII: a non-ASCII byte is U+FFFD, no digit
                 return int(part), int(offset)
             return MALFORMED
     return None
