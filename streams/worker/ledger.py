@@ -131,6 +131,12 @@ class WriteLedger:
                 last_of[field] = (raw, token, now)
         return None
 
+    def check(self, bucket: int, fields: Sequence[str], offsets: Sequence[str], tokens: Sequence[str], seq: int) -> None:
+        """:meth:`read`, raising the loss it shows: what every read of the worker does with it."""
+        lost = self.read(bucket, fields, offsets, tokens, seq)
+        if lost is not None:
+            raise lost
+
     def forget(self, partition: int) -> None:
         """``partition`` is no longer owned, or starts again from what Redis holds."""
         for last in self._last.values():

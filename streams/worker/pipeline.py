@@ -539,9 +539,7 @@ class Pipeline:
                 if name is None:
                     name = names[p] = offset_field(topic, p)
                 fields.append(name)
-            lost = ledger.read(plan.bucket, fields, reply.offsets, reply.tokens, seq)
-            if lost is not None:
-                raise lost
+            ledger.check(plan.bucket, fields, reply.offsets, reply.tokens, seq)
 
     def _read_chunk(self, chunk: Sequence[BucketPlan]) -> "asyncio.Future[list[BucketReadResult]]":
         """One chunk's read (retried as ``_retry_redis`` does), running in a task of its own."""
@@ -717,9 +715,7 @@ class Pipeline:
         seq = self.ledger.seq
         replies = await self._retry_redis("read accounts", self.store.read_accounts, reads)
         for read, reply in zip(reads, replies):  # Redis lost account writes? (as ``_check_rollback``)
-            lost = self.ledger.read(read.bucket, read.fields, reply.offsets, reply.tokens, seq)
-            if lost is not None:
-                raise lost
+            self.ledger.check(read.bucket, read.fields, reply.offsets, reply.tokens, seq)
         done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset, release)
         if done.alerts:  # before the write, as for users: a replay re-sends the same ids
             await self._retry_kafka("account alerts", self.producer.send_all, self.settings.topic_alerts, done.alerts)
@@ -779,9 +775,7 @@ class Pipeline:
         seq = self.ledger.seq  # before the read is sent: what the ledger learns meanwhile is later than it (review 6)
         replies = await self._retry_redis("read", self.store.read, reads)
         for read, reply in zip(reads, replies):
-            lost = self.ledger.read(read.bucket, [f for f, _ in read.parts], reply.offsets, reply.tokens, seq)
-            if lost is not None:
-                raise lost
+            self.ledger.check(read.bucket, [f for f, _ in read.parts], reply.offsets, reply.tokens, seq)
 
     def _floors_of(self, last_offset: Mapping[int, int]) -> dict[int, int]:
         """The progress floors of the partitions a progress write moves (``ProgressWrite.floors``)."""
