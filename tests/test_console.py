@@ -489,6 +489,9 @@ def test_a_member_names_its_account_and_owner_in_score_the_api_and_its_page(buil
             if m["user_id"] not in (".", ".."):
                 (cli,) = cli_json(built_state, ["score", m["user_id"], "--json"])
                 assert {k: cli.get(k) for k in want} == want
+                if seen == 1:  # the text too, once (each run is a process that reads the accounts topic)
+                    text = _run_cli(built_state, ["score", m["user_id"]]).decode()
+                    assert f"account {account_id} ({row['name']}), owner {row['owner']}" in text, text
                 page = client.get(f"/users/{m['user_id']}").text
                 assert f'href="/accounts/{account_id}"' in page and f"owner <a href=\"/book?owner={row['owner']}\">" in page
     assert seen >= 5
