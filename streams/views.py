@@ -56,6 +56,24 @@ class UserReport:
     scores: Scores
     state: UserState
     savable: float | None = None  # on the save list: its key, models.ranking.save_score
+    # the account the user is a member of (Store.account_of) and its facts in the accounts table (name,
+    # owner): who to route the user to (QA6 M3); "" when not looked up (lists) or the user has none
+    account_id: str = ""
+    account_facts: dict[str, Any] | None = None
+
+    def account_dict(self) -> dict[str, Any]:
+        """``account_id``, ``account_name`` and ``owner`` when the user is a member of an account (the
+        last two null when the accounts table does not list it), else nothing.
+
+        >>> from models.state import UserState
+        >>> r = UserReport("u1", 0, None, UserState(), account_id="acme")  # type: ignore[arg-type]
+        >>> r.account_dict(), UserReport("u1", 0, None, UserState()).account_dict()  # type: ignore[arg-type]
+        ({'account_id': 'acme', 'account_name': None, 'owner': None}, {})
+        """
+        if not self.account_id:
+            return {}
+        facts = self.account_facts or {}
+        return {"account_id": self.account_id, "account_name": facts.get("name") or None, "owner": facts.get("owner") or None}
 
     def to_dict(self) -> dict[str, Any]:
         s, st = self.scores, self.state
@@ -77,6 +95,7 @@ class UserReport:
             "purchases": st.n_purchases,
             "revenue": round(st.revenue, 2),
             "at_risk_since": format_ts(st.at_risk_since_s * 1000) if st.at_risk_since_s else None,
+            **self.account_dict(),
         }
 
 
@@ -163,7 +182,8 @@ def user_report(reader: StoreReader, settings: Settings, user_id: str, model: Ch
         raise NoActivityYet(user_id)
     now_ms = as_of_ms if as_of_ms is not None else stream_time_ms(reader, settings)
     now_ms = max(now_ms, state.last_seen_s * 1000)  # a user's own events are never in its future
-    return UserReport(user_id, now_ms, score(state, now_ms // 1000, model or _model(settings, reader)), state)
+    return UserReport(user_id, now_ms, score(state, now_ms // 1000, model or _model(settings, reader)), state,
+                      account_id=reader.account_of(user_id) or "")
 
 
 def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, share: float | None = None,

@@ -469,3 +469,34 @@ def test_quadrant_draws_the_save_list_and_says_so(built_state: Settings, client:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     bullet = readme[readme.index("- **Quadrant**"):].split("\n- ")[0]
     assert "first 300 users of the save list" in " ".join(bullet.split()) and "most at risk" not in bullet, bullet
+
+
+def test_a_member_names_its_account_and_owner_in_score_the_api_and_its_page(built_state: Settings, client: TestClient) -> None:
+    """QA6 M3: a user's scores, its API answer and its page never said which account (so which owner)
+    the user belongs to, though the account lists the user: a CRM could not route the user's alert.
+    Now every member of every account says so, ``churnwatch score --json`` alike, and the page links
+    back to the account and its owner's book; a user of no account says nothing of one."""
+    book = {a["account_id"]: a for o in OWNERS for a in cli_json(built_state, ["top", "--owner", o, "--all", "--json"])}
+    seen = 0
+    for account_id, row in book.items():
+        for m in client.get(f"/api/v1/accounts/{account_id}").json()["members"]:
+            if not m["user_id"] or seen >= 12:
+                continue
+            seen += 1
+            body = client.get("/api/v1/users", params={"id": m["user_id"]}).json()
+            want = {"account_id": account_id, "account_name": row["name"], "owner": row["owner"]}
+            assert {k: body.get(k) for k in want} == want, (m["user_id"], body)
+            if m["user_id"] not in (".", ".."):
+                (cli,) = cli_json(built_state, ["score", m["user_id"], "--json"])
+                assert {k: cli.get(k) for k in want} == want
+                if seen == 1:  # the text too, once (each run is a process that reads the accounts topic)
+                    text = _run_cli(built_state, ["score", m["user_id"]]).decode()
+                    assert f"account {account_id} ({row['name']}), owner {row['owner']}" in text, text
+                page = client.get(f"/users/{m['user_id']}").text
+                assert f'href="/accounts/{account_id}"' in page and f"owner <a href=\"/book?owner={row['owner']}\">" in page
+    assert seen >= 5
+    members = {m["user_id"] for a in book for m in client.get(f"/api/v1/accounts/{a}").json()["members"]}
+    loner = next(r["user_id"] for r in client.get("/api/v1/at-risk", params={"limit": 50}).json()["items"] if r["user_id"] not in members)
+    body = client.get(f"/api/v1/users/{loner}").json()
+    assert "account_id" not in body and "owner" not in body
+    assert 'id="account"' not in client.get(f"/users/{loner}").text

@@ -180,3 +180,96 @@ def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafk
     finally:
         group.close()
     assert sorted(c for c in committed if c is not None) == [0], committed  # u1's partition, at its first alert
+
+
+class Moved:
+    """A webhook URL that moved (QA6 H1): ``/hook`` answers ``status`` with ``Location: /landing``; the
+    landing page answers 200 to any method, as a site's page does, and records what reached it."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.posts = 0
+        self.landed: list[tuple[str, int]] = []  # (method, body length) of each request the landing page got
+
+    async def hook(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.posts += 1
+        return web.Response(status=self.status, headers={"Location": "/landing"})
+
+    async def landing(self, request: web.Request) -> web.Response:
+        self.landed.append((request.method, len(await request.read())))
+        return web.Response(status=200, text="<html>welcome</html>")
+
+    async def serve(self) -> tuple[web.AppRunner, str]:
+        app = web.Application()
+        app.router.add_post("/hook", self.hook)
+        app.router.add_route("*", "/landing", self.landing)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_refused_with_its_location_not_delivered(status: int) -> None:
+    """QA6 H1: aiohttp followed a 301/302/303 as a GET without the body, the landing page answered 200
+    and the alert counted as delivered (nothing reached the CRM, nothing dead-lettered); a 307/308
+    re-sent the POST to an address nobody configured. A redirect is refused at once (no retry, nothing
+    sent to the landing page) and the dead letter's detail names where it pointed."""
+    from streams.forward.service import ForwardStats, settle
+
+    async def scenario() -> tuple[tuple[str, str] | None, Moved, str, ForwardStats]:
+        import aiohttp
+
+        moved = Moved(status)
+        runner, base = await moved.serve()
+        opts = ForwardOptions(url=f"{base}/hook", secret=SECRET, timeout_s=2.0, max_attempts=3,
+                              backoff_start_s=0.01, backoff_max_s=0.01)
+        stats = ForwardStats()
+        try:
+            async with aiohttp.ClientSession() as session:
+                body = orjson.dumps({"alert_id": "mv1", "kind": "at_risk", "user_id": "u1"})
+                return await settle(session, opts, body, "mv1", stats), moved, base, stats
+        finally:
+            await runner.cleanup()
+
+    outcome, moved, base, stats = asyncio.run(scenario())
+    assert moved.landed == [], "the landing page got the alert (or a bodiless GET counted as delivered)"
+    assert outcome is not None, "a redirected POST counted as delivered"
+    reason, detail = outcome
+    assert reason == "refused" and f"HTTP {status}" in detail and f"redirect to {base}/landing" in detail
+    assert moved.posts == 1 and stats.retries == 0
+
+
+def test_forward_dead_letters_alerts_whose_webhook_redirects(kafka_service: Service, unique_name: str) -> None:
+    """End to end (the QA6 H1 run): `churnwatch forward` to a URL answering 301 delivers nothing and
+    dead-letters every alert as refused, the Location in the detail, the offsets committed past them."""
+    settings = Settings(kafka_bootstrap_servers=kafka_service.address, topic_alerts=f"al-{unique_name}",
+                        topic_events=f"ev-{unique_name}", topic_dlq=f"dlq-{unique_name}",
+                        topic_alerts_dlq=f"adlq-{unique_name}", forward_group=f"fw-{unique_name}")
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=kafka_service.address, acks="all")
+    for n in range(4):
+        producer.send(settings.topic_alerts, key=f"u{n}".encode(), value=orjson.dumps({"alert_id": f"rd{n}", "kind": "at_risk", "n": n}))
+    producer.flush()
+    producer.close()
+
+    async def scenario() -> tuple[Any, Moved, str]:
+        moved = Moved(301)
+        runner, base = await moved.serve()
+        opts = ForwardOptions(url=f"{base}/hook", secret=SECRET, timeout_s=2.0, max_attempts=3,
+                              backoff_start_s=0.01, backoff_max_s=0.01, from_beginning=True, idle_exit_s=2.5,
+                              session_timeout_ms=group_session_ms(settings.kafka_bootstrap_servers))
+        try:
+            return await asyncio.wait_for(forward(settings, opts), 120), moved, base
+        finally:
+            await runner.cleanup()
+
+    stats, moved, base = asyncio.run(scenario())
+    assert moved.landed == [] and moved.posts == 4
+    assert (stats.delivered, stats.dead_lettered, stats.retries) == (0, 4, 0)
+    dead = _dead_letters(settings)
+    assert sorted(d["alert"]["alert_id"] for d in dead) == ["rd0", "rd1", "rd2", "rd3"]
+    assert all(d["reason"] == "refused" and f"HTTP 301 redirect to {base}/landing" in d["detail"] for d in dead), dead

@@ -687,3 +687,35 @@ def test_a_guarded_progress_write_is_refused_once_a_bucket_write_of_the_cycle_is
 
     kept, gone, resume = with_store(redis_url, scenario)
     assert kept == {3: (41, T0 * 1000)} and gone is None and resume[3].offset == 41
+
+
+def test_account_of_finds_a_members_account_and_after_a_move_the_latest(redis_url: str) -> None:
+    """QA6 M3: nothing mapped a user to its account (only the account listed its members), so `score`,
+    the user API and page could not name it. The member record's write indexes the user
+    (``Keys.member_of``); a user who moved is indexed in both accounts' buckets and the account of the
+    later member record wins, whichever was written last; a user of no account has none."""
+    check_account_of(redis_url)
+
+
+def check_account_of(redis_url: str, **kw: Any) -> None:
+    """The test above on any Redis (tests/test_store_cluster.py: on a cluster, the buckets on three nodes)."""
+    from models.account_health import Member, member_key
+    from streams.worker.keys import bucket_of
+    from streams.worker.revenue import AccountWrite, account_field
+
+    old, new = "acme", next(a for a in ("globex", "initech", "hooli", "umbrella") if bucket_of(a, 4) != bucket_of("acme", 4))
+
+    def write(account: str, seen_s: int, n: int) -> AccountWrite:
+        m = Member(member_key("u-move"), seen_s, 1, 0.0, 1.0, 1.0, "u-move")
+        return AccountWrite(bucket_of(account, 4), [(account_field(TOPIC, 3), str(n - 1) if n > 1 else "", str(n))],
+                            members={account: {str(m.key).encode(): m.to_bytes()}})
+
+    async def scenario(store: Store) -> tuple[str | None, str | None, str | None]:
+        assert await store.write_accounts([write(old, T0, 1)], "t:1") == []
+        first = await store.account_of("u-move")
+        # the newer member record is written first, in its own bucket; the older account's comes after
+        assert await store.write_accounts([write(new, T0 + DAY, 1)], "t:2") == []
+        assert await store.write_accounts([write(old, T0 - DAY, 2)], "t:3") == []
+        return first, await store.account_of("u-move"), await store.account_of("u-none")
+
+    assert with_store(redis_url, scenario, **kw) == (old, new, None)

@@ -103,6 +103,11 @@ def test_console_reads_on_a_cluster(cluster_url: str) -> None:
     test_console_read.check_loads_and_counters(cluster_url, True)
 
 
+def test_account_of_on_a_cluster(cluster_url: str) -> None:
+    """A user's account (``Store.account_of``): one read per bucket in a pipeline, routed by slot."""
+    test_store.check_account_of(cluster_url, redis_cluster=True)
+
+
 def _cluster_store(url: str) -> Store:
     return Store(Settings(redis_url=url, redis_cluster=True, buckets=BUCKETS, groups_per_bucket=GROUPS))
 

@@ -14,7 +14,9 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", required=True, help="the receiver's URL (http:// or https://); the secret is CHURNWATCH_FORWARD_SECRET")
+    parser.add_argument("--url", required=True,
+                        help="the receiver's URL (http:// or https://), its final address: redirects are not followed "
+                             "(a 3xx is dead-lettered with its Location); the secret is CHURNWATCH_FORWARD_SECRET")
     parser.add_argument("--timeout", default="10s", metavar="S", help="per request (default 10s)")
     parser.add_argument("--max-attempts", type=positive_int("attempts"), default=8,
                         help="tries before an alert goes to the dead-letter topic (default 8)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import orjson
 
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise UserError(str(exc)) from None
     if report is None:
         raise UserError(f"user {args.user!r} is not tracked (never seen, or expired after churn)")
+    if report.account_id:
+        report = dataclasses.replace(report, account_facts=_facts(settings, report.account_id))
     if args.json:
         print(orjson.dumps(report.to_dict()).decode())
         return 0
@@ -45,7 +48,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
           + (f", bought on {_count(d['purchases'], 'day')} for {d['revenue']:,.2f}" if d["purchases"] else ""))
     if d["at_risk_since"]:
         print(f"  at risk since {d['at_risk_since']}")
+    if report.account_id:
+        print(f"  account {report.account_id}" + (f" ({d['account_name']})" if d["account_name"] else "")
+              + (f", owner {d['owner']}" if d["owner"] else ", no owner in the accounts table"))
     return 0
+
+
+def _facts(settings: Settings, account_id: str) -> dict[str, object] | None:
+    """The account's row of the accounts table (name, owner), None when it has none or the table
+    cannot be read (the scores, read from Redis, are still printed; the reason is logged)."""
+    import logging
+
+    from streams.worker.accounts import read_accounts
+
+    try:
+        return read_accounts(settings).get(account_id)
+    except Exception as exc:  # noqa: BLE001 - the owner is a courtesy; the user's scores are the answer
+        logging.getLogger(__name__).warning("could not read the accounts table %s: %s", settings.topic_accounts, exc)
+        return None
 
 
 def _count(n: int, noun: str) -> str:

@@ -124,12 +124,11 @@ async def at_risk(request: Request, deps: Deps) -> dict[str, Any]:
 
 
 async def user(request: Request, deps: Deps) -> dict[str, Any]:
-    from streams.views import UserReport
     from streams.console.data import point_dict
 
     now_ms = await deps.now_ms()  # first: it also refreshes deps.model (a successor adopted since)
     view = await user_view(deps.store, deps.model, now_ms, ident_of(request, "user_id"))
-    body = UserReport(view.user_id, view.as_of_ms, view.scores, view.state).to_dict()
+    body = view.report(await deps.owners.table() if view.account_id else {}).to_dict()
     from models.ranking import activity_by_kind
 
     sig = view.scores.signals
@@ -236,6 +235,12 @@ def openapi() -> dict[str, Any]:
         "history": {"type": "array", "items": {"$ref": "#/components/schemas/TrendPoint"}},
         "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
         "model": {"$ref": "#/components/schemas/Model"},
+    })
+    # present only for a member of an account (its events name account_id): where a CRM routes the user
+    user["properties"].update({
+        "account_id": {**_STR, "description": "the account the user is a member of (its events' account_id)"},
+        "account_name": {**_NSTR, "description": "the account's name in the accounts table; null when not listed"},
+        "owner": {**_NSTR, "description": "the account's owner in the accounts table; null when not listed"},
     })
     model = _obj({
         "id": {**_STR, "description": "<version>@<digest> of the model the scores in this answer come from"},

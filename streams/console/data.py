@@ -38,7 +38,7 @@ import time
 import zlib
 from importlib import resources
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import orjson
 from redis.exceptions import NoScriptError
@@ -222,6 +222,15 @@ class UserView:
     state: UserState
     history: list[HistoryPoint] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # the last alerts worth a call, newest first
+    account_id: str = ""  # the account the user is a member of (Store.account_of), "" when none
+
+    def report(self, accounts: Mapping[str, dict[str, Any]]) -> Any:
+        """The numbers of ``churnwatch score --json`` (``streams.views.UserReport``), with the account's
+        name and owner from the accounts table ``accounts`` (``Owners.table``)."""
+        from streams.views import UserReport
+
+        return UserReport(self.user_id, self.as_of_ms, self.scores, self.state, account_id=self.account_id,
+                          account_facts=accounts.get(self.account_id) if self.account_id else None)
 
 
 async def stream_time_ms(store: Store, settings: Settings) -> int:
@@ -480,7 +489,7 @@ async def user_view(store: Store, model: ChurnModel, now_ms: int, user_id: str) 
     as_of = max(now_ms, state.last_seen_s * 1000)  # as churnwatch score: a user's events are never in its future
     return UserView(user_id, as_of, score(state, as_of // 1000, model), state,
                     complete_points(user_id, state, decode_points(hist), as_of // 1000, model),
-                    decode_entries(logged.split(b"\n") if logged else []))
+                    decode_entries(logged.split(b"\n") if logged else []), await store.account_of(user_id) or "")
 
 
 def trend_with_now(history: list[HistoryPoint], now_s: int, s: Scores) -> list[HistoryPoint]:

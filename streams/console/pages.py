@@ -203,9 +203,7 @@ async def customer(request: Request, deps: Deps) -> Response:
     risk_chart = svg.line_chart(labels, [("churn risk", svg.COLORS["risk"], values("risk"))], lo=0, hi=1,
                                 y_ticks=(0, deps.model.risk_enter, 1), y_format="{:.2f}")
     activity, kinds = _activity(s.signals, deps.model)
-    from streams.views import UserReport
-
-    d = UserReport(view.user_id, view.as_of_ms, s, st).to_dict()  # the numbers of `churnwatch score --json`
+    d = view.report(await deps.owners.table() if view.account_id else {}).to_dict()  # the numbers of `churnwatch score --json`
     from streams.worker.alert_log import ALERT_LOG_CAP
 
     return _render("user.html", nav=None, v=view, d=d, s=s, st=st, cap=ALERT_LOG_CAP, scores_chart=Markup(scores_chart), risk_chart=Markup(risk_chart),

@@ -4,7 +4,8 @@ Order of things (why nothing is lost): the forwarder reads in a consumer group o
 (``settings.forward_group``) and commits a partition's offset only after every alert before it
 was *settled*: delivered (2xx, or 409 = the receiver had it already), or written to the
 dead-letter topic (``settings.topic_alerts_dlq``, acknowledged by the broker) because the
-receiver refused it for good (other 4xx) or kept failing for ``max_attempts`` tries. A crash in
+receiver refused it for good (other 4xx, or a redirect: never followed, see
+``streams.forward.webhook``) or kept failing for ``max_attempts`` tries. A crash in
 between re-sends the same alerts with the same ``Idempotency-Key`` (the alert id): receivers
 de-duplicate on it. Within a partition alerts go one after another (a user's alerts stay in
 order); partitions are sent concurrently. Dead letters are at-least-once too (a crash before the
@@ -18,10 +19,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
+from urllib.parse import urljoin
 
 import orjson
 
-from streams.forward.webhook import backoff_s, headers, verdict
+from streams.forward.webhook import backoff_s, headers, redirect_detail, verdict
 from streams.settings import Settings
 
 __all__ = ["ForwardOptions", "ForwardStats", "forward", "settle"]
@@ -85,13 +87,19 @@ async def settle(session: Any, opts: ForwardOptions, body: bytes, alert_id: str,
     detail = ""
     for attempt in range(1, opts.max_attempts + 1):
         try:
+            # redirects are not followed: aiohttp would re-send a 301/302/303'd POST as a GET without
+            # the body, and the page it lands on answering 200 counted as delivered (QA6 H1)
             async with session.post(opts.url, data=body, headers=headers(opts.secret, body, alert_id, attempt, model),
-                                    timeout=aiohttp.ClientTimeout(total=opts.timeout_s)) as reply:
+                                    timeout=aiohttp.ClientTimeout(total=opts.timeout_s), allow_redirects=False) as reply:
                 text = (await reply.text(errors="replace"))[:500]
                 outcome = verdict(reply.status)
                 if outcome == "delivered":
                     return None
-                detail = f"HTTP {reply.status}: {text}"
+                if 300 <= reply.status < 400:
+                    location = reply.headers.get("Location")
+                    detail = redirect_detail(reply.status, urljoin(opts.url, location) if location else None)
+                else:
+                    detail = f"HTTP {reply.status}: {text}"
                 if outcome == "refused":
                     return "refused", detail
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:

@@ -16,6 +16,15 @@ sending. Every POST carries the alert JSON as it came from the topic (the exact 
 (True, True, False)
 >>> [verdict(s) for s in (200, 204, 409, 500, 429, 408, 400, 410, 422)]
 ['delivered', 'delivered', 'delivered', 'retry', 'retry', 'retry', 'refused', 'refused', 'refused']
+>>> [verdict(s) for s in (301, 302, 303, 307, 308)]
+['refused', 'refused', 'refused', 'refused', 'refused']
+
+Redirects are not followed (the forwarder sends with ``allow_redirects=False``): a client following
+301/302/303 turns the POST into a GET without the body (aiohttp, like browsers and curl), the page
+it lands on answers 200 and the alert would count as delivered with nothing sent (QA6 H1). 307 and
+308 would keep the method and body, but would still send the alerts to an address the operator did
+not configure; so any 3xx is a refusal whose detail names the ``Location`` (:func:`redirect_detail`),
+and the operator sets ``--url`` to where the receiver really is.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import hmac
 from typing import Literal
 
 __all__ = ["SIGNATURE_HEADER", "IDEMPOTENCY_HEADER", "ATTEMPT_HEADER", "MODEL_HEADER", "Verdict", "sign", "verify", "verdict",
-           "headers", "backoff_s"]
+           "headers", "backoff_s", "redirect_detail"]
 
 SIGNATURE_HEADER = "X-Churnwatch-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -49,7 +58,8 @@ def verify(secret: bytes, body: bytes, signature: str) -> bool:
 
 def verdict(status: int) -> Verdict:
     """2xx and 409 (the receiver has this idempotency key already) are delivered; 408, 425, 429
-    and 5xx are retried; any other answer is a refusal for good (dead-letter topic)."""
+    and 5xx are retried; any other answer, 3xx included (not followed: module docstring), is a
+    refusal for good (dead-letter topic)."""
     if 200 <= status < 300 or status == 409:
         return "delivered"
     if status >= 500 or status in _RETRY_4XX:
@@ -75,6 +85,18 @@ def headers(secret: bytes, body: bytes, alert_id: str, attempt: int, model: str 
     if model:
         out[MODEL_HEADER] = model
     return out
+
+
+def redirect_detail(status: int, location: str | None) -> str:
+    """The dead letter's detail for a redirect: where the receiver points, so the operator can fix ``--url``.
+
+    >>> redirect_detail(301, "https://crm.example/hooks/churn")
+    'HTTP 301 redirect to https://crm.example/hooks/churn (not followed: a redirected POST is not a delivery; set --url to the final address)'
+    >>> redirect_detail(302, None)[:38]
+    'HTTP 302 redirect to (no Location) (no'
+    """
+    return (f"HTTP {status} redirect to {location or '(no Location)'} "
+            "(not followed: a redirected POST is not a delivery; set --url to the final address)")
 
 
 def backoff_s(attempt: int, *, start_s: float, max_s: float) -> float:

@@ -146,6 +146,13 @@ class Keys:
         """An account's members (``models.account_health.Member``) by member key."""
         return f"{self.prefix}:{{{bucket}}}:m:{account_id}"
 
+    def member_of(self, bucket: int, group: int) -> str:
+        """HASH user id -> the account whose members (``members``) the user is in, written with the member
+        in the account's bucket {b}; ``group`` is the *user's* group (``group_of``), so the hashes stay
+        small listpacks like the users'. A user's account is found by reading this field of the user's
+        group in every bucket (``Store.account_of``)."""
+        return f"{self.prefix}:{{{bucket}}}:mof:{group}"
+
     def account_due(self, topic: str, partition: int) -> str:
         """ZSET account -> next review second, of the accounts whose copies arrive on p (one key
         per partition: only p's owner writes it)."""

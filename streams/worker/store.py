@@ -54,7 +54,7 @@ from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopte
                                          reader_model, successor_of)
 from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
-from streams.worker.keys import Keys, bucket_of, locate, offset_field, parse_due_member
+from streams.worker.keys import Keys, bucket_of, group_of, locate, offset_field, parse_due_member
 from streams.worker.ledger import StoreRolledBack
 from streams.worker.metrics import REDIS_SECONDS
 from streams.settings import Settings
@@ -1093,7 +1093,7 @@ class Store:
                 state, side, held = w.states.get(account), w.sides.get(account), w.held.get(account)
                 extras = w.extras.get(account, b"")
                 accounts.append((account, 0 if state is None else 1, extras.decode(), len(members), 0 if side is None else 1,
-                                 0 if held is None else 1 if held else 2))
+                                 0 if held is None else 1 if held else 2, self._member_users(members)))
                 blobs += [b for b in (state, side, held) if b]
                 for k, v in members.items():
                     blobs += (k, v)
@@ -1103,6 +1103,18 @@ class Store:
                                      len(accounts) + 1))
         replies, _ = await self._run_buckets("write_accounts", "write_accounts", calls)
         return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
+
+    def _member_users(self, members: dict[bytes, bytes]) -> list[int | str]:
+        """``[group, user id, ...]`` of the member records written (``Keys.member_of``); a member whose id
+        was too long to keep in its record (``Member.user_id`` "") is left out."""
+        from models.account_health import Member
+
+        out: list[int | str] = []
+        for record in members.values():
+            uid = Member.from_bytes(record).user_id
+            if uid:
+                out += (group_of(uid, self.buckets, self.groups), uid)
+        return out
 
     async def due_accounts(self, topic: str, until_s: dict[int, int], limit: int) -> dict[int, tuple[list[tuple[str, int]], int | None]]:
         """Per partition p: the accounts due at or before ``until_s[p]`` (at most ``limit``, earliest
@@ -1320,6 +1332,28 @@ class Store:
         state, extras, members = await pipe.execute()
         return state, extras, members
 
+    async def account_of(self, user_id: str) -> str | None:
+        """The account whose members the user is in (its events name it as ``account_id``), or None:
+        its field of ``Keys.member_of`` in every bucket, one round trip. A user who moved to another
+        account is in both accounts' buckets: the account of its latest member record wins, read in a
+        second round trip (only then). Written with the member records (at the user's first active
+        hour after the account side applied it); users whose id is too long for a member record
+        (``models.account_health.Member``) are not found."""
+        from models.account_health import Member, member_key
+
+        g = group_of(user_id, self.buckets, self.groups)
+        pipe = self._client.pipeline(transaction=False)
+        for b in range(self.buckets):
+            pipe.hget(self.keys.member_of(b, g), user_id)
+        found = sorted({_s(a) for a in await pipe.execute() if a is not None})
+        if len(found) <= 1:
+            return found[0] if found else None
+        pipe = self._client.pipeline(transaction=False)
+        for account in found:
+            pipe.hget(self.keys.members(bucket_of(account, self.buckets), account), str(member_key(user_id)))
+        seen = [(Member.from_bytes(r).last_seen_s if r is not None else -1, a) for a, r in zip(found, await pipe.execute())]
+        return max(seen)[1]
+
 
 def _readable(raws: Iterable[bytes | None]) -> list[UserState | None]:
     """The states of records, None where there is none or it cannot be read: readers of many
@@ -1403,6 +1437,9 @@ class StoreReader:
 
     def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
         return self._do(self._store.load_account(account_id))
+
+    def account_of(self, user_id: str) -> str | None:
+        return self._do(self._store.account_of(user_id))
 
     def close(self) -> None:
         self._do(self._store.close())

@@ -14,7 +14,8 @@
 --           counters JSON [[key index 4..7, field ("<period start ms>:<counter>", cohorts:
 --           models.revenue_ledger.Cohorts.counters), delta], ...],
 --           accounts JSON [[account, has state 0/1, extras JSON or "", members n, has alert side 0/1,
---           held 0 (unchanged) / 1 (set) / 2 (none left: delete)], ...],
+--           held 0 (unchanged) / 1 (set) / 2 (none left: delete), [group, user id, ...] of the members
+--           written whose id is known: HSET <tag>:mof:<group> user account (keys.py member_of)], ...],
 --           then per account: its state record (if it has one), the alert side's (if), the held copies
 --           (if set), then n member key/record pairs
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
@@ -53,6 +54,10 @@ for a = 1, #accounts do
   for m = 1, n do
     redis.call('HSET', tag .. ':m:' .. account, ARGV[at], ARGV[at + 1])
     at = at + 2
+  end
+  local users = accounts[a][7]
+  for u = 1, #users, 2 do
+    redis.call('HSET', tag .. ':mof:' .. users[u], users[u + 1], account)
   end
 end
 local counters = cjson.decode(ARGV[4])
