@@ -57,7 +57,7 @@ from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "recovered_reasons", "rollup", "silence_risk",
-           "silent_counts", "trial_action"]
+           "silent_counts", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
@@ -277,6 +277,21 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     return tuple(out)
 
 
+def trial_rule(view: AccountView | None, usage: float, now_ms: int) -> bool:
+    """Does the trial rule hold (module docstring): a trial ending within 3 days, or ended while
+    the status still says trial, with usage under half the usual (none: nobody has used it)? The
+    roll-up's risk part and reason, and the worker's test of whether an at-risk alert opened at a
+    trial reminder's instant already says what the reminder would (``account_alerts``, QA6 L7).
+
+    >>> from models.revenue import AccountView
+    >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0)  # ends on day 10
+    >>> [trial_rule(trial, u, t * 86_400_000) for u, t in ((0.0, 6), (0.0, 7), (0.6, 7), (0.0, 12))]
+    [False, True, False, True]
+    """
+    return (view is not None and view.status == "trial" and bool(view.trial_ends_ms)
+            and view.trial_ends_ms - now_ms <= 3 * 86_400_000 and usage < 0.5)
+
+
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
@@ -317,8 +332,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # system has not said converted or cancelled yet) keeps the rule (review 4, 2026-12-03: with
     # ``0 <=`` the risk fell to 0 at the end and the open alert said account_recovered, "risk down
     # to 0% from 50%", of a trial nobody used; its cancellation hours later then sent nothing).
-    trial_soon = view is not None and view.status == "trial" and view.trial_ends_ms and view.trial_ends_ms - now_ms <= 3 * 86_400_000
-    if trial_soon and usage < 0.5:
+    if trial_rule(view, usage, now_ms):
         r_b = max(r_b, 0.5)
         use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
         ends = view.trial_ends_ms  # type: ignore[union-attr]

@@ -277,7 +277,9 @@ def test_a_trial_nobody_used_is_at_risk_by_the_trial_rule_and_its_reminders_say_
     never held: risk 0, temperature 100, action none, no reason, and its ``trial_ending``
     reminders (health 0) said the same. Now its usage is 0: risk 0.5 (docs/REVENUE.md),
     temperature 50, the reason in plain words and the convert action, in the roll-up, the
-    at-risk alert and both reminders."""
+    at-risk alert and the 24 h reminder. QA6 L7: the 72 h reminder fell due at the instant the
+    trial rule opened the at-risk alert, with the same risk, action and reason: two alerts, two
+    CRM tasks, for one fact; the at-risk alert carries it alone now."""
     ends = T0 + 10 * DAY_MS
     sub = Subscription("trial", "Pro", 9900, ends)
     acc = AccountWork(AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "trialx", sub)), {}, {})
@@ -286,8 +288,9 @@ def test_a_trial_nobody_used_is_at_risk_by_the_trial_rule_and_its_reminders_say_
         r = decide_alert("trialx", acc, now, alerts)
         decide_reminders("trialx", acc, now, r, alerts)
     told = [orjson.loads(v) for _, v in alerts]
-    assert [(a["kind"], a.get("hours_left")) for a in told] == [("account_at_risk", None), ("trial_ending", 72), ("trial_ending", 24)]
-    for a, hours in zip(told, (72, 72, 24)):
+    assert [(a["kind"], a.get("hours_left")) for a in told] == [("account_at_risk", None), ("trial_ending", 24)]
+    assert told[0]["event_time_ms"] == ends - 72 * 3_600_000 and acc.extras["reminded"] == [ends, [72, 24]]
+    for a, hours in zip(told, (72, 24)):
         assert (a["risk"], a["temperature"], a["health"], a["users"], a["stage"]) == (0.5, 50, 0, 0, "at_risk"), a
         assert a["reasons"] == [f"trial ends in {hours} h and nobody has used it yet"], a
         assert a["action"] == "help them convert before the trial ends", a
@@ -322,12 +325,12 @@ def test_an_unused_trial_past_its_end_stays_at_risk_until_billing_says_lost_or_c
             decide_reminders("trialx", acc, now, r, alerts)
             assert (r.risk, r.stage, r.reasons) == (0.5, "at_risk", (f"trial ended {said} and nobody has used it",)), r
             assert r.action == "help them convert now that the trial has ended", "not 'before the trial ends' after it"
-        assert _kinds(alerts) == ["account_at_risk", "trial_ending", "trial_ending"], "no recovery at the end, no statement"
+        assert _kinds(alerts) == ["account_at_risk", "trial_ending"], "no recovery at the end, no statement"
         now = ends + 86 * 3_600_000
         acc.state = acc.state.update(Event("admin", now, "subscription", "s1", 0.0, "trialx", Subscription(status, "Pro", mrr)))  # type: ignore[arg-type]
         decide_alert("trialx", acc, now, alerts)
         last = orjson.loads(alerts[-1][1])
-        assert len(alerts) == 4 and (last["kind"], last["stage"], last["reasons"]) == told, last
+        assert len(alerts) == 3 and (last["kind"], last["stage"], last["reasons"]) == told, last
         assert not acc.extras["at_risk_since_ms"]
 
 
@@ -385,7 +388,7 @@ def test_a_trial_first_looked_at_after_its_end_is_told_its_trial_has_ended() -> 
     for now in (ends - 72 * 3_600_000, ends - 24 * 3_600_000, ends - 1):
         decide_reminders("trialx", before, now, decide_alert("trialx", before, now, alerts), alerts)
     assert {orjson.loads(v)["action"] for _, v in alerts[1:]} == {"help them convert before the trial ends"}
-    assert _kinds(alerts[1:]) == ["account_at_risk", "trial_ending", "trial_ending"]
+    assert _kinds(alerts[1:]) == ["account_at_risk", "trial_ending"]
 
 
 def _paying_two_users(seen_ms: int) -> AccountWork:

@@ -142,6 +142,19 @@ def test_the_save_list_holds_no_lost_trial_and_the_win_back_list_ranks_by_lost_m
     assert next(r for r in _book(at_risk_only=False) if r.account_id == "a6-well").to_dict()["left_on"] is None
 
 
+def test_equal_risks_on_the_save_list_go_by_mrr_at_stake_then_id() -> None:
+    """QA6 L6: four past-due accounts at risk 0.50 were listed in account-id order, the 899.94/month
+    customer 11th of 12 behind 19.99 ones; equal risks now go by MRR, largest first, then id."""
+    past_due = {f"acct{i}": (_state(("u0", T0, "active", "Pro", mrr), ("u0", NOW - DAY_MS, "past_due", "Pro", mrr)),
+                             [_member("u0", 1)])
+                for i, mrr in (("0025", 9_998), ("0026", 4_999), ("0055", 89_994), ("0248", 14_997), ("0300", 4_999))}
+    table = {a: {"account_id": a, "owner": "alice"} for a in past_due}
+    book = account_book(_Records(past_due), Settings(), "alice", 50, now_ms=NOW, table=table)  # type: ignore[arg-type]
+    assert {r.rollup.risk for r in book} == {0.5}
+    assert [(r.account_id, r.rollup.mrr_cents) for r in book] == [
+        ("acct0055", 89_994), ("acct0248", 14_997), ("acct0025", 9_998), ("acct0026", 4_999), ("acct0300", 4_999)]
+
+
 def test_the_win_back_list_shows_the_churn_not_a_later_statement() -> None:
     """Review 2026-12-02: lost MRR and "left on" were the MRR just before the account's latest
     change and its time, which with several subscriptions (one per user) is not the churn: a

@@ -63,8 +63,8 @@ def account_alerts() -> list[dict[str, object]]:
     acc.state = acc.state.update(Event("u1", T0 + 62 * DAY_MS, "subscription", "s1", 0.0, "acme", Subscription("cancelled", "Pro", 0)))
     decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)
     trial = _account("trial", silent_days=49, trial_ends_ms=T0 + 62 * DAY_MS)
-    r = decide_alert("trial", trial, T0 + 60 * DAY_MS, alerts)
-    decide_reminders("trial", trial, T0 + 60 * DAY_MS, r, alerts)
+    for now in (T0 + 60 * DAY_MS, T0 + 61 * DAY_MS):  # the at-risk alert opens, then the 24 h reminder
+        decide_reminders("trial", trial, now, decide_alert("trial", trial, now, alerts), alerts)
     return [orjson.loads(v) for _, v in alerts]
 
 

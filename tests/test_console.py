@@ -8,6 +8,7 @@ driven in headless Chromium (tests/test_console_browser.py uses the same fixture
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -334,8 +335,61 @@ def test_account_equals_churnwatch_top_owner_and_has_members(built_state: Settin
     text = _run_cli(built_state, ["top", "--owner", "alice"]).decode()
     assert cells and len(cells) == len(cli_json(built_state, ["top", "--owner", "alice", "--json"]))
     assert all(c in text for c in cells) and any(c != "-" for c in cells), (cells, text)
-    assert "all owners' customers: " in book and "all owners' customers: " not in client.get("/book").text
     assert client.get("/accounts/no-such-account").status_code == 404
+
+
+def test_an_owner_book_header_gives_the_owner_figures_not_every_user(built_state: Settings, client: TestClient) -> None:
+    """QA6 L5: with an owner picked, the header still counted every owner's users ("all owners'
+    customers: 11 users tracked · 4 with an open at-risk alert") above alice's one account. It
+    gives the owner's figures now: accounts in the table, at risk (or to win back) and the MRR."""
+    save = cli_json(built_state, ["top", "--owner", "alice", "-n", "100", "--json"])
+    back = cli_json(built_state, ["top", "--owner", "alice", "--win-back", "-n", "100", "--json"])
+    for list_name, rows, money in (("save", save, "mrr"), ("win_back", back, "lost_mrr")):
+        page = client.get("/book", params={"owner": "alice", "list": list_name}).text
+        head = re.search(r'<p class="asof" id="owner-figures">(.*?)</p>', page, re.S)
+        assert head, page[:2000]
+        text = re.sub(r"<[^>]+>", "", head.group(1))
+        assert "tracked" not in text and "all owners" not in text, text
+        assert "alice's book: 3 accounts · " in text, text  # northwind, contoso, fabrikam
+        stake = f"{sum(r[money] for r in rows):,.2f}"
+        said = f"{len(rows)} at risk, MRR {stake} at stake" if list_name == "save" else f"{len(rows)} to win back, lost MRR {stake}"
+        assert said in text, (said, text)
+    assert "users tracked" not in client.get("/book?owner=alice").text and " tracked · " in client.get("/book").text
+
+
+def test_a_missing_id_names_the_page_own_path(client: TestClient) -> None:
+    """QA6 L5: ``/accounts?id=`` said "give it in the path (/users/<id>)"."""
+    for path, named in (("/accounts?id=", "/accounts/<id>"), ("/users?id=", "/users/<id>"),
+                        ("/api/v1/accounts?id=", "/api/v1/accounts/<id>")):
+        reply = client.get(path)
+        assert reply.status_code == 400 and f"give it in the path ({named}) or as ?id=" in html.unescape(reply.text), (path, reply.text)
+
+
+def test_the_no_data_page_does_not_send_back_to_itself(built_state: Settings) -> None:
+    """QA6 L5: with no data every page is the 503 "No data yet", whose only link, "Back to My book",
+    led to the same 503. It says what fills the pages and offers to try again instead."""
+    empty = built_state.with_(key_prefix=f"{built_state.key_prefix}empty")
+    with TestClient(create_app(empty)) as c:
+        for path in ("/book", "/churn", "/accounts/northwind"):
+            page = c.get(path)
+            assert page.status_code == 503 and "No data yet" in page.text, path
+            assert "Back to My book" not in page.text and 'id="retry"' in page.text and "churnwatch worker" in page.text, page.text
+        assert "Back to My book" in c.get("/nowhere").text, "a 404 still leads back"
+
+
+def test_the_churn_headline_is_the_last_complete_period(built_state: Settings, client: TestClient) -> None:
+    """QA6 L5: the headline cards were those of the period holding the stream time ("NRR, month from
+    2026-12-01 100.0%" ten hours into December, after a November of 33.3 %). They show the last
+    complete period, labelled so, and the period to date is a line below, labelled as such."""
+    rev = client.get("/api/v1/churn").json()["revenue"]
+    done, now = rev["periods"][-2], rev["periods"][-1]
+    page = client.get("/churn").text
+    assert f'id="headline" data-period="{done["period_start"]}"' in page
+    assert f'id="nrr" data-value="{done["nrr_pct"] or ""}"' in page and f'id="grr" data-value="{done["grr_pct"] or ""}"' in page
+    assert f'<span id="won">{done["won"]}</span> / <span id="lost">{done["lost"]}</span>' in page
+    assert f'<p class="asof" id="headline-label">Last full month, from {done["period_start"]}:</p>' in page
+    assert f"Month to date, from {now['period_start']} (not complete)" in page
+    assert f'id="mrr" data-value="{now["end_mrr"]}"' in page, "MRR now is now's"
 
 
 # -- a customer's past alerts and an account's members -----------------------------------------

@@ -100,10 +100,15 @@ def test_my_book_to_a_user_shows_the_numbers_of_churnwatch_score(built_state: Se
         p.click(f"header nav >> text={'Quadrant' if name == 'quadrant' else 'Churn'}")  # type: ignore[attr-defined]
         p.wait_for_url(f"**/{name}")  # type: ignore[attr-defined]
         assert p.locator("svg").count() >= 1  # type: ignore[attr-defined]
-        if name == "churn":  # accounts' revenue retention: the figures of `churnwatch churn-rate` (current month)
-            (cli,) = cli_json(built_state, ["churn-rate", "--json"])
-            month = cli["revenue"]["periods"][-1]
-            assert (value("#nrr"), value("#grr"), value("#mrr")) == (month["nrr_pct"] or "", month["grr_pct"] or "", month["end_mrr"])
+        if name == "churn":  # accounts' revenue retention: the figures of `churnwatch churn-rate` for the last full month
+            (cli,) = cli_json(built_state, ["churn-rate", "--json"])  # the current month: MRR now
+            shown = p.get_attribute("#headline", "data-period")  # type: ignore[attr-defined]  # the last full month's start (QA6 L5: it was the month to date)
+            (full,) = cli_json(built_state, ["churn-rate", "--period", "month", "--from", shown, "--to", cli["revenue"]["periods"][-1]["period_start"], "--json"])
+            (month,) = full["revenue"]["periods"]
+            assert month["period_start"] == shown and month["period_end"] == cli["revenue"]["periods"][-1]["period_start"]
+            assert (value("#nrr"), value("#grr"), p.inner_text("#won"), p.inner_text("#lost")) == (  # type: ignore[attr-defined]
+                month["nrr_pct"] or "", month["grr_pct"] or "", str(month["won"]), str(month["lost"]))
+            assert value("#mrr") == cli["revenue"]["periods"][-1]["end_mrr"]
             assert p.locator("#cohorts tr[data-cohort]").count() == len(cli["revenue"]["cohorts"]) > 0  # type: ignore[attr-defined]
         p.screenshot(path=str(IMG / f"console_{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
@@ -164,3 +169,26 @@ def test_users_whose_ids_are_dot_segments_link_to_their_own_pages(built_state: S
     assert links[other] == f"/users/{other}", "every other id keeps its path link"
     p.goto(f"{console_url}/accounts?id=fabrikam")  # type: ignore[attr-defined]  # the account route takes ?id= too
     assert p.get_attribute("#account-id", "data-value") == "fabrikam"  # type: ignore[attr-defined]
+
+
+def test_pages_load_with_no_browser_console_error(console_url: str, page: object) -> None:
+    """QA6 L5: every first page load logged "Failed to load resource: ... 404" for /favicon.ico (no
+    icon declared). The pages declare one, which answers 200; a fresh tab over the console's pages
+    logs no console error, no page error and no failed or 4xx/5xx request."""
+    tab = page.context.new_page()  # type: ignore[attr-defined]
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    tab.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    tab.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
+    tab.on("response", lambda r: errors.append(f"{r.status}: {r.url}") if r.status >= 400 else None)
+    try:
+        for path in ("/book", "/book?owner=alice", "/churn", "/quadrant"):
+            tab.goto(f"{console_url}{path}")
+            tab.wait_for_load_state("networkidle")
+        icon = tab.get_attribute("link[rel=icon]", "href")
+        assert icon, "the pages declare an icon (else the browser asks for /favicon.ico: a 404)"
+        reply = tab.request.get(f"{console_url}{icon}")
+        assert reply.status == 200 and reply.headers["content-type"].startswith("image/"), (icon, reply.status)
+    finally:
+        tab.close()
+    assert errors == []

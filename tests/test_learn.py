@@ -276,3 +276,21 @@ def test_the_console_scores_with_an_adopted_successor_from_the_first_request(red
     want, old = score(st, now_s, successor).risk, score(st, now_s, base).risk
     assert round(old, 4) != round(want, 4), "the test needs models that score the user differently"
     assert body["risk"] == round(want, 4)
+
+
+@given(current=AUC, successor=AUC, se=st.one_of(st.none(), st.floats(0.0, 0.1)))
+def test_train_says_beats_exactly_when_learn_would_adopt(current: float | None, successor: float | None, se: float | None) -> None:
+    """QA6 L1: ``train`` printed "beats the default ... within noise" (+0.001 +- 0.049) of a model
+    ``learn`` keeps out. Both now read one verdict (``evaluate.auc_verdict``): train's line says
+    "beats" exactly when learn's default guard adopts, never beside "within noise", and says
+    "keep the default" otherwise."""
+    from streams.cli.train import verdict_line
+    from streams.offline.evaluate import auc_verdict
+
+    comparison = {"default_version": "d", "rows": 118, "churning_users": 15, "trained_roc_auc": successor,
+                  "default_roc_auc": current, "difference_se": se, "verdict": auc_verdict(successor, current, se)}
+    line = verdict_line(comparison)
+    adopt = beats(comparison, beyond_noise=True)
+    assert (" beats the default " in line) == adopt, line
+    assert ("within noise" in line) == (comparison["verdict"] == "no better"), line
+    assert adopt or line.endswith(("keep the default", "keep the default (churnwatch learn keeps such a model out)")), line

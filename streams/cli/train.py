@@ -16,7 +16,7 @@ from streams.offline.replay import load_type_map
 from streams.offline.train import train
 from streams.settings import Settings, parse_duration_ms
 
-__all__ = ["add_arguments", "read_history", "run"]
+__all__ = ["add_arguments", "read_history", "run", "verdict_line"]
 
 
 def _types(text: str) -> int:
@@ -97,6 +97,36 @@ def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap
     return events
 
 
+#: What each verdict of ``evaluate.auc_verdict`` is called and what the user does about it.
+_VERDICT_WORDS = {"better": ("beats", "use it: --model FILE"),
+                  "no better": ("is no better than", "keep the default (churnwatch learn keeps such a model out)"),
+                  "worse": ("is worse than", "keep the default")}
+
+
+def verdict_line(v: dict) -> str:
+    """One verdict on the trained model against the default on held-out users, and what to do:
+    the verdict of ``versus_default`` (``evaluate.auc_verdict``, the rule ``churnwatch learn``
+    adopts by), never "beats" beside "within noise" (QA6 L1).
+
+    >>> base = {"default_version": "d", "rows": 118, "churning_users": 15, "default_roc_auc": 0.6919}
+    >>> print(verdict_line({**base, "trained_roc_auc": 0.6932, "difference_se": 0.049, "verdict": "no better"}))
+    held-out users: the trained model is no better than the default (d): ROC AUC 0.6932 vs 0.6919 on 118 rows of 15 churning users (difference +0.001 +- 0.049, bootstrap over users: within noise, not shown on 15 churning users; more history needed) -- keep the default (churnwatch learn keeps such a model out)
+    >>> verdict_line({**base, "trained_roc_auc": 0.80, "difference_se": 0.02, "verdict": "better"}).split(" (d)")[0]
+    'held-out users: the trained model beats the default'
+    """
+    verdict = v.get("verdict")
+    new, old, se = v.get("trained_roc_auc"), v.get("default_roc_auc"), v.get("difference_se")
+    head = f"held-out users: the trained model {{}} the default ({v['default_version']}): ROC AUC {new} vs {old} " \
+           f"on {v['rows']:,} rows of {v['churning_users']} churning users"
+    if verdict not in _VERDICT_WORDS:  # an AUC unknown: one class held out
+        return head.format("cannot be compared with") + " (one outcome only among them) -- keep the default"
+    words, todo = _VERDICT_WORDS[verdict]
+    spread = "?" if se is None else f"{se:.3f}"
+    noise = (f"within noise, not shown on {v['churning_users']} churning users; more history needed"
+             if verdict == "no better" else "beyond noise")
+    return head.format(words) + f" (difference {new - old:+.3f} +- {spread}, bootstrap over users: {noise}) -- {todo}"
+
+
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     check_output_file("--out", args.out)  # before the work, not after it
     base = load_model(args.base_model) if args.base_model else ChurnModel()
@@ -133,17 +163,7 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
             print("  reliability by decile (predicted -> observed): "
                   + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
     if "versus_default" in report:
-        from streams.offline.evaluate import within_noise
-
-        v = report["versus_default"]
-        verdict = "beats" if v["trained_beats_default"] else "does NOT beat"
-        gap = (v["trained_roc_auc"] or 0.0) - (v["default_roc_auc"] or 0.0)
-        noise = within_noise(gap, v["difference_se"])
-        print(f"held-out users: the trained model {verdict} the default ({v['default_version']}): ROC AUC "
-              f"{v['trained_roc_auc']} vs {v['default_roc_auc']} on {v['rows']:,} rows of {v['churning_users']} churning users "
-              f"(difference {gap:+.3f} +- {v['difference_se']:.3f}, bootstrap over users"
-              + ("; within noise)" if noise else ")")
-              + ("" if v["trained_beats_default"] else " -- keep the default"))
+        print(verdict_line(report["versus_default"]))
     if "alerts" in report:
         a = report["alerts"]
         print(f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}: "

@@ -97,8 +97,9 @@ def ident_of(request: Any, name: str) -> str:
     ident = request.path_params.get(name)
     if ident is None:
         ident = request.query_params.get("id")
-        if not ident:
-            raise BadRequest("id is missing: give it in the path (/users/<id>) or as ?id=")
+        if not ident:  # the route's own path: /accounts?id= named /users/ (QA6 L5)
+            path = request.url.path.rstrip("/")
+            raise BadRequest(f"id is missing: give it in the path ({path}/<id>) or as ?id=")
     return str(ident)
 
 
@@ -567,10 +568,17 @@ def _book(settings: Settings, owner: str, list_name: ListName, now_ms: int, tabl
 
 @dataclass(slots=True)
 class BookPage:
-    """One page of an owner's book: accounts (``streams.views.AccountReport``) and the next page's cursor."""
+    """One page of an owner's book: accounts (``streams.views.AccountReport``) and the next page's
+    cursor; and the owner's own figures for the page's header (QA6 L5: it counted every owner's
+    users): ``owned``, the owner's accounts in the accounts table; ``listed``, the accounts on the
+    list before the filters (at risk, or gone); ``at_stake_cents``, their MRR (save: what a call
+    can keep) or the MRR they took (win back)."""
 
     accounts: list[Any]
     next_cursor: str | None
+    owned: int = 0
+    listed: int = 0
+    at_stake_cents: int = 0
 
 
 def _encode_book_cursor(owner: str, list_name: ListName, offset: int) -> str:
@@ -610,13 +618,15 @@ async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: 
         raise BadRequest(f"the {list_name} list of an owner's book holds accounts of stage {' or '.join(BOOK_STAGES[list_name])}: "
                          f"stage {filters.stage!r} would list none")
     offset = _decode_book_cursor(cursor, owner, list_name) if cursor else 0
-    ranked = await asyncio.to_thread(_book, settings, owner, list_name, now_ms, table)
-    ranked = [r for r in ranked if (filters.stage is None or r.rollup.stage == filters.stage)
+    listed = await asyncio.to_thread(_book, settings, owner, list_name, now_ms, table)
+    owned = sum(1 for f in table.values() if (f.get("owner") or "") == owner)
+    at_stake = sum(r.lost_mrr_cents if list_name == "win_back" else r.rollup.mrr_cents for r in listed)
+    ranked = [r for r in listed if (filters.stage is None or r.rollup.stage == filters.stage)
               and (filters.action is None or r.rollup.action == filters.action)
               and (filters.segment is None or (table.get(r.account_id, {}).get("segment") or "") == filters.segment)]
     rows = ranked[offset: offset + limit]
     more = offset + limit < len(ranked)
-    return BookPage(rows, _encode_book_cursor(owner, list_name, offset + limit) if more else None)
+    return BookPage(rows, _encode_book_cursor(owner, list_name, offset + limit) if more else None, owned, len(listed), at_stake)
 
 
 async def owner_segments(owners: Owners, owner: str) -> list[str]:

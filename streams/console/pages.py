@@ -107,11 +107,15 @@ def _page(handler):  # type: ignore[no-untyped-def]
         except UnreadableState as exc:  # the user page; 409 as the API (api._errors says why)
             title = "Cannot read this account" if isinstance(exc, UnreadableAccount) else "Cannot read this user"
             return _render("message.html", 409, title=title, message=str(exc), nav=None)
+        # 503: every page of the console answers the same, so no "Back to My book" (it led to this
+        # page again, QA6 L5): what to do, and a link to try this page again
         except Unavailable as exc:
-            return _render("message.html", 503, title="No data yet", message=str(exc), nav=None)
+            return _render("message.html", 503, title="No data yet", message=str(exc), nav=None,
+                           retry="The pages fill once a worker (churnwatch worker) has applied events to this Redis.")
         except REDIS_DOWN as exc:
             return _render("message.html", 503, title="Redis does not answer", nav=None,
-                           message=f"cannot read the state in Redis ({type(exc).__name__}); the page works again once it answers")
+                           message=f"cannot read the state in Redis ({type(exc).__name__}); the page works again once it answers",
+                           retry="Check that Redis is up (REDIS_URL).")
 
     return endpoint
 
@@ -144,7 +148,7 @@ async def book(request: Request, deps: Deps) -> Response:
         raise BadRequest("limit must be a whole number of rows") from None
     now_ms = await deps.now_ms()
     cursor = request.query_params.get("cursor") or None
-    page, rows, accounts, next_cursor = None, [], None, None
+    page, rows, accounts, next_cursor, book_page = None, [], None, None, None
     choices = {"stages": STAGES, "segments": SEGMENTS, "actions": ACTIONS}
     if owner != deps.owners.ALL:  # the owner's accounts, ranked as `churnwatch top --owner`
         # the Stage filter offers the stages this list can hold; none on the save list (all at risk)
@@ -164,7 +168,7 @@ async def book(request: Request, deps: Deps) -> Response:
     query = {k: v for k, v in {"owner": owner, "list": list_name, "stage": filters.stage, "segment": filters.segment,
                                "action": filters.action, "limit": str(limit)}.items() if v}
     stats = await counters(deps.store, ("users", "at_risk", "stage:churned"))
-    return _render("book.html", nav="book", page=page, rows=rows, accounts=accounts, next_cursor=next_cursor, as_of_ms=now_ms,
+    return _render("book.html", nav="book", page=page, rows=rows, accounts=accounts, book=book_page, next_cursor=next_cursor, as_of_ms=now_ms,
                    owners=await deps.owners.names(), owner=owner, list_name=list_name, filters=filters, **choices, query=query,
                    first=not request.query_params.get("cursor"), at_risk=stats["at_risk"],
                    churned=stats["stage:churned"], users=stats["users"])

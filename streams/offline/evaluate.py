@@ -33,6 +33,7 @@ __all__ = [
     "alert_episodes",
     "alert_outcomes",
     "auc_spread",
+    "auc_verdict",
     "covers",
     "evaluate",
     "flaps",
@@ -109,6 +110,28 @@ def within_noise(difference: float, se: float | None) -> bool:
     (True, False, True)
     """
     return se is None or abs(difference) < NOISE_SES * se
+
+
+def auc_verdict(new: float | None, old: float | None, se: float | None) -> str | None:
+    """One verdict on a new scorer against an old one from their held-out ROC AUCs and the
+    bootstrap standard error of the difference: ``"better"`` (higher beyond noise), ``"worse"``
+    (lower beyond noise), ``"no better"`` (within noise, or equal); None when an AUC is unknown
+    (one class held out). Why one function: ``train`` prints it and ``learn``'s guard
+    (``streams.offline.learn.beats``) adopts only a "better" successor, so the two commands never
+    disagree in words on the same comparison (QA6 L1: train said "beats ... within noise" of a
+    +0.001 +- 0.049 gain that learn kept out).
+
+    >>> auc_verdict(0.80, 0.70, 0.02), auc_verdict(0.6932, 0.6919, 0.049), auc_verdict(0.60, 0.70, 0.02)
+    ('better', 'no better', 'worse')
+    >>> auc_verdict(0.7, 0.7, 0.0), auc_verdict(0.8, None, 0.01), auc_verdict(0.8, 0.7, None)
+    ('no better', None, 'no better')
+    """
+    if new is None or old is None:
+        return None
+    difference = float(new) - float(old)
+    if difference == 0 or within_noise(difference, se):
+        return "no better"
+    return "better" if difference > 0 else "worse"
 
 
 def auc_spread(ranked: Mapping[str, "np.ndarray"], y: "np.ndarray", users: Sequence[str], pairs: Sequence[tuple[str, str]],

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from models.events import Event
 from models.model import LEARNED_KEY, ChurnModel, learned_root
-from streams.offline.evaluate import within_noise
+from streams.offline.evaluate import auc_verdict
 from streams.offline.train import train
 
 __all__ = ["Proposal", "beats", "propose", "window"]
@@ -40,8 +40,8 @@ class Proposal:
 def beats(comparison: Mapping[str, Any], min_gain: float = 0.0, beyond_noise: bool = False) -> bool:
     """Does the successor beat the current model on held-out users? Its ROC AUC must be above the
     current one's by more than ``min_gain`` (AUC points), and with ``beyond_noise`` by more than
-    the noise ``train`` reports (``evaluate.within_noise``: two bootstrap standard errors of the
-    difference); an unknown AUC (one class held out, no held-out row) never passes.
+    the noise: ``evaluate.auc_verdict`` must say "better", the verdict ``train`` prints (two
+    bootstrap standard errors of the difference, ``evaluate.within_noise``); an unknown AUC (one class held out, no held-out row) never passes.
 
     >>> beats({"trained_roc_auc": 0.71, "default_roc_auc": 0.70})
     True
@@ -57,7 +57,7 @@ def beats(comparison: Mapping[str, Any], min_gain: float = 0.0, beyond_noise: bo
     new, old = comparison.get("trained_roc_auc"), comparison.get("default_roc_auc")
     if new is None or old is None:
         return False
-    if beyond_noise and within_noise(float(new) - float(old), comparison.get("difference_se")):
+    if beyond_noise and auc_verdict(new, old, comparison.get("difference_se")) != "better":
         return False
     return float(new) > float(old) + min_gain
 

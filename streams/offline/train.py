@@ -23,7 +23,8 @@ What it fits, in this order:
    contradicts it leaves it); the other 20% give the
    calibration report (reliability by decile, Brier score, ROC AUC) stored in the file, and the
    comparison with the shipped default (no fitted weight) on the same held-out users and dates:
-   the report says whether the trained model beats it (``versus_default``).
+   the report says whether the trained model beats it (``versus_default``, its ``verdict``:
+   ``evaluate.auc_verdict``, the rule ``churnwatch learn`` adopts by).
    The logistic part is P(leaves within the horizon | alive, an exit within the horizon)
    (models.risk.exit_open): a snapshot whose known end of the paid period lies beyond the
    horizon could not have left in it and says nothing about leaving, so it is left out of the
@@ -527,7 +528,7 @@ def _versus_default(per_user: Mapping[str, Sequence[Event]], snaps: Snapshots, t
     rows = [i for i in np.flatnonzero(test) if (snaps.users[i], snaps.as_of_ms[i]) in theirs]
     if not rows:
         return {}
-    from streams.offline.evaluate import auc_spread, roc_auc
+    from streams.offline.evaluate import auc_spread, auc_verdict, roc_auc
 
     d_scores = [theirs[(snaps.users[i], snaps.as_of_ms[i])] for i in rows]
     d_auc = roc_auc(d_scores, [bool(y[i]) for i in rows])
@@ -535,14 +536,16 @@ def _versus_default(per_user: Mapping[str, Sequence[Event]], snaps: Snapshots, t
     # a user-level bootstrap: with a few churning users held out the verdict may be noise
     spread = auc_spread({"trained": risk[rows], "default": np.array(d_scores)}, y[rows],
                         [snaps.users[i] for i in rows], [("trained", "default")])
-    return {
+    out = {
         "default_version": default.version, "rows": len(rows),
         "churning_users": len({snaps.users[i] for i in rows if y[i]}),
         "default_roc_auc": None if d_auc is None else round(d_auc, 4),
         "trained_roc_auc": None if t_auc is None else round(t_auc, 4),
         "difference_se": spread["trained-default"],
-        "trained_beats_default": None if d_auc is None or t_auc is None else bool(t_auc > d_auc),
     }
+    # "better" / "no better" / "worse" (None: an AUC unknown), on the figures shown: learn's guard's rule
+    out["verdict"] = auc_verdict(out["trained_roc_auc"], out["default_roc_auc"], out["difference_se"])
+    return out
 
 
 def content_version(model: ChurnModel, prefix: str = "trained") -> str:

@@ -18,7 +18,7 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, recovered_reasons,
-                                   rollup, trial_action)
+                                   rollup, trial_action, trial_rule)
 from models.engine import alert_id
 from models.revenue import AccountState
 from streams.worker.alert_log import EXTRAS_FIELD
@@ -251,23 +251,39 @@ def churn_announced_ms(extras: Mapping[str, object]) -> int:
 def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRollup, alerts: list[KafkaRecord]) -> None:
     """Trial ending: a reminder 72 h and one 24 h before ``trial_ends`` for a trial whose users say
     it will not convert (health below 50: silent users, falling usage). Each reminder is decided
-    once per trial end (kept in the extras), with a stable id (account, kind, trial end)."""
+    once per trial end (kept in the extras), with a stable id (account, kind, trial end).
+
+    A reminder falling due at the instant the account's at-risk alert opens, by the trial rule
+    (``models.account_health.trial_rule``: its reasons say "trial ends in 72 h and nobody has used
+    it yet"), is not sent: the at-risk alert carries the message, and it is the one the CRM's case
+    follows (closed by ``account_recovered`` or ``account_churned``). Before (QA6 L7) each unused
+    trial got ``account_at_risk`` and ``trial_ending`` with the same risk, action and reasons at the
+    same instant, two tasks for one fact. The reminder counts as decided; the next one (24 h) is
+    sent, being news. Called after ``decide_alert`` at the same review (``revenue._decide``)."""
     ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
     if not ends or now_ms >= ends:
         return
     done = acc.extras.get("reminded")
     sent: list[int] = list(done[1]) if isinstance(done, list) and done[0] == ends else []
+    told = _trial_alert_opened(acc, now_ms, r)
     for hours in TRIAL_REMINDERS_H:
         if hours in sent or now_ms < ends - hours * 3_600_000:
             continue
         sent.append(hours)
-        if r.health < _WONT_CONVERT_HEALTH:
+        if r.health < _WONT_CONVERT_HEALTH and not told:
             alert = account_alert(account, "trial_ending", now_ms, r)
             alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
             alert["trial_ends_ms"], alert["hours_left"] = ends, hours_left(ends, now_ms)
             alert["action"] = trial_action(ends, now_ms)  # before the end: the reminders stop at it (above)
             alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
     acc.extras["reminded"] = [ends, sent]
+
+
+def _trial_alert_opened(acc: AccountWork, now_ms: int, r: AccountRollup) -> bool:
+    """Did an at-risk alert open at ``now_ms`` (this review) with the trial rule among its reasons?
+    Then a reminder due now would repeat it (:func:`decide_reminders`)."""
+    opened = int(acc.extras.get("at_risk_since_ms", 0) or 0) == now_ms  # type: ignore[call-overload]
+    return opened and trial_rule(acc.state.get() if acc.state.subs else None, r.usage, now_ms)
 
 
 def next_due_s(acc: AccountWork, now_ms: int) -> int:
