@@ -57,6 +57,7 @@ from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, group_of, locate, offset_field, parse_due_member
 from streams.worker.ledger import StoreRolledBack
 from streams.worker.metrics import REDIS_SECONDS
+from streams.worker.revenue import account_field
 from streams.settings import Settings
 
 __all__ = [
@@ -1206,11 +1207,13 @@ class Store:
         """Forget how far ``partition`` was applied, keeping its event time and every user's
         state: its log was replaced (a topic deleted and created again, storage lost, a move to
         a new cluster), so its offsets start again at 0. Per bucket first, then the progress, so
-        a crash in between is detected again at the next assignment."""
-        field = offset_field(topic, partition)
+        a crash in between is detected again at the next assignment. The accounts' offsets of the
+        partition go too (``revenue.account_field``): kept, every account copy of the new log up
+        to the old offset was skipped as one applied before."""
+        field, accounts = offset_field(topic, partition), account_field(topic, partition)
         pipe = self._client.pipeline(transaction=False)
         for b in range(self.buckets):
-            pipe.hdel(self.keys.offsets(b), field, field + "|token")
+            pipe.hdel(self.keys.offsets(b), field, field + "|token", accounts, accounts + "|token")
         pipe.hdel(self.keys.reroute(topic), str(partition))
         await pipe.execute()
         await self._client.hset(self.keys.progress(topic), str(partition), f"-1:{max_ms}::{self.incarnation}")
