@@ -482,3 +482,40 @@ def test_log_ends_are_fetch_highwaters_even_for_the_last_batch(kafka_bootstrap: 
             await ends.stop()
 
     assert asyncio.run(read()) == [{0: 10}, {0: 10}, {1: 0}]
+
+
+def test_a_log_end_that_never_comes_holds_only_the_partition_whose_copy_needs_it(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    """Review of the origin check: a copy whose origin's log end cannot be read stalled every
+    partition (``_learn_log_ends`` retried the read on the loop's path until it answered). Here the
+    end never comes: the state is laid out for 16 partitions (a topic that shrank to 8, as one a
+    broker auto-created after losing its storage), and a record in partition 0 names an origin in
+    partition 12, which the broker does not have. Partition 1's 30 events are applied all the same;
+    partition 0 waits at that record, which is never applied."""
+    import redis as redis_lib
+
+    from streams.worker.relayout import partition_of
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-noend")
+    try:
+        topic = fault.topics["events"]
+        client = redis_lib.Redis.from_url(redis_url)
+        client.hset(f"{fault.prefix}:meta", f"partitions:{topic}", 16)
+        client.close()
+        users = {p: next(f"h{i}" for i in range(10_000) if partition_of(f"h{i}", 16) == p) for p in (0, 1)}
+        base = (int(time.time()) - 10 * 86_400) * 1000
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+        held = producer.send(topic, key=users[0].encode(), value=event_value(Event(users[0], base, "view", "copy")),
+                             headers=[("churnwatch-origin", b"12:0")], partition=0).get(30)
+        last = 0
+        for i in range(30):
+            last = producer.send(topic, key=users[1].encode(), value=event_value(Event(users[1], base + i * 60_000, "view", f"v{i}")),
+                                 partition=1).get(30).offset
+        producer.close()
+        w = fault.worker()
+        wait_progress(redis_url, topic, {1: last}, 30, (w,), prefix=fault.prefix)
+        assert metric(w, "churnwatch_events_processed_total") == 30
+        assert read_progress(redis_url, topic, fault.prefix).get(0, -1) < held.offset, "the copy waits, unjudged"
+        assert "partitions [0] wait for it" in w.output()
+    finally:
+        fault.stop()
