@@ -519,3 +519,47 @@ def test_a_log_end_that_never_comes_holds_only_the_partition_whose_copy_needs_it
         assert "partitions [0] wait for it" in w.output()
     finally:
         fault.stop()
+
+
+def test_a_partition_another_worker_restarted_is_no_redis_rollback(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                                  unique_name: str) -> None:
+    """Review of the rollback detector: another worker that found a partition's log replaced
+    restarts it (``Store.restart_partition``: its offsets deleted, its progress -1) while this
+    worker still takes the partition for its own (a member the group evicted without telling it;
+    the broker's group state lost with its storage). This worker then reads offsets below its own
+    acknowledged writes, which it took for Redis going back in time: a WARNING, a count in
+    ``churnwatch_redis_rollbacks_total`` and a page (ChurnwatchRedisRolledBack). The store's count
+    of that partition's restarts, which only ever rises, tells the two apart: no rollback counted,
+    a line naming the restart; the worker still resumes from what Redis holds."""
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.worker.relayout import partition_of
+    from streams.worker.store import Store
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-elsewhere")
+    try:
+        topic = fault.topics["events"]
+        users = [f"r{i}" for i in range(200) if partition_of(f"r{i}", 8) == 3][:5]
+        base = (int(time.time()) - 20 * 86_400) * 1000
+        w = fault.worker()
+        first = [Event(u, base + i * 3_600_000, "view", f"{u}-{i}") for i in range(3) for u in users]
+        wait_progress(redis_url, topic, publish_events(kafka_bootstrap, topic, first), 30, (w,), prefix=fault.prefix)
+
+        async def restart_elsewhere() -> None:  # what the other worker runs (StreamConsumer._restart)
+            store = Store(Settings.from_env({**os.environ, "REDIS_URL": redis_url, "CHURNWATCH_KEY_PREFIX": fault.prefix,
+                                             "CHURNWATCH_TOPIC_EVENTS": topic}))
+            try:
+                await store.connect()
+                await store.restart_partition(topic, 3, 0)
+            finally:
+                await store.close()
+
+        asyncio.run(restart_elsewhere())
+        publish_events(kafka_bootstrap, topic, [Event(u, base + 10 * 3_600_000, "view", f"{u}-late") for u in users])
+        wait_for("the worker to notice its offsets of partition 3 gone",
+                 lambda: "restarted by another worker" in w.output() or "REDIS WENT BACK IN TIME" in w.output(), 30, (w,))
+        assert metric(w, "churnwatch_redis_rollbacks_total") == 0, "no Redis rollback counted"
+        assert f"{topic}[3] was restarted by another worker" in w.output()
+    finally:
+        fault.stop()

@@ -335,6 +335,9 @@ class StreamConsumer:
         self.missing: str | None = None  # why this worker waits, applying nothing: its events topic does not exist
         # partition -> monotonic time its fetching resumes: records it cannot take yet (``_hold``)
         self._held: dict[TopicPartition, float] = {}
+        # partition -> its restart count in Redis as this worker last knew it (read at resume, or
+        # its own restart): a higher one means another worker restarted it (``_restarted_elsewhere``)
+        self._restarts: dict[int, int] = {}
         self._store_checked_at = 0.0
         self._cap = RecordCap(settings.batch_target_ms, settings.batch_max_records)  # records per getmany
         self._backlog = 0  # records below the highwaters of the last fetch replies, not taken yet
@@ -445,6 +448,7 @@ class StreamConsumer:
                         self._verify.pop(tp.partition, None)
                         self._fresh.discard(tp.partition)
                         self._held.pop(tp, None)
+                        self._restarts.pop(tp.partition, None)
                         self.assigned.discard(tp)
                         self._unresumed.discard(tp)
                         for gauge in (metrics.CONSUMER_LAG, metrics.WATERMARK_LAG):
@@ -472,6 +476,9 @@ class StreamConsumer:
         failures = 0
         while self._unresumed and not self._stopping:
             try:
+                # the restart counts before the progress: a restart by another worker in between is
+                # then later than the count known (``_restarted_elsewhere``), never hidden in it
+                restarts = await self.store.restarts(self.topic, [tp.partition for tp in self._unresumed])
                 progress = await self.store.read_resume(self.topic)
             except REDIS_TRANSIENT as exc:
                 count_redis_error(exc)
@@ -487,6 +494,7 @@ class StreamConsumer:
             self.pipeline.observe_global({p: (r.offset, r.max_ms) for p, r in progress.items()})
             for tp in sorted(self._unresumed, key=lambda t: t.partition):
                 self._seek_resume(tp, progress.get(tp.partition), now)
+            self._restarts.update(restarts)
             self._unresumed.clear()
             self._generation += 1
 
@@ -917,7 +925,7 @@ class StreamConsumer:
             "%s[%s]: %s: the topic was replaced (deleted and created again, storage lost, or another cluster). "
             "Applying its new log from offset 0; user states are kept. Runbook: ChurnwatchTopicReset", tp.topic, p, why)
         metrics.TOPIC_RESETS.labels(reason).inc()
-        await self.store.restart_partition(self.topic, p, max_ms)
+        self._restarts[p] = await self.store.restart_partition(self.topic, p, max_ms)
         self.pipeline.restarted(p)  # its offsets start again: no write of ours is there any more
         self._verify.pop(p, None)
         self._fresh.add(p)
@@ -1122,14 +1130,43 @@ class StreamConsumer:
         async with self._cycle_lock:
             await self._drain()  # their writes apply where Redis still holds what they read, else are fenced
         found, self._rolled_back = self._rolled_back, None
+        elsewhere = found is not None and await self._restarted_elsewhere(found)
         async with self._cycle_lock:
             self._forget_assigned()
             self._generation += 1
             self._drop_stash()
+        owned = sorted(tp.partition for tp in self.assigned)
+        if elsewhere:
+            assert found is not None
+            logger.warning("%s[%s] was restarted by another worker (it found the partition's log replaced: "
+                           "ChurnwatchTopicReset there) while this worker still took the partition for its own (%s): "
+                           "not a Redis rollback. Partitions %s resume from the progress Redis holds now", self.topic,
+                           found.partition, found, owned)
+            return
         logger.warning("REDIS WENT BACK IN TIME (%s). Partitions %s of %s resume from the progress Redis holds now: "
                        "the records whose writes it lost are applied again, their alerts re-sent with the same ids. "
-                       "Runbook: ChurnwatchRedisRolledBack", found, sorted(tp.partition for tp in self.assigned), self.topic)
+                       "Runbook: ChurnwatchRedisRolledBack", found, owned, self.topic)
         metrics.REDIS_ROLLBACKS.inc()
+
+    async def _restarted_elsewhere(self, found: StoreRolledBack) -> bool:
+        """Did another worker restart the partition ``found`` names (``Store.restart_partition``:
+        its offsets deleted, its progress -1) since this worker learnt its restart count? Then
+        what looked like Redis going back in time is that restart. Sound because the count only
+        rises: a Redis that went back in time can lower it, never raise it above what this worker
+        read, so a higher count is a restart (begun or ended) after that read, by a worker that
+        took the partition for its own (this one has a stale idea of owning it). Both at once (a
+        rollback and another worker's restart of that partition) read as the restart; the resume
+        from Redis is the same either way. If Redis does not answer: a rollback (the page errs on
+        the loud side)."""
+        p = found.partition
+        if p is None or p not in self._restarts:
+            return False
+        try:
+            now = (await self.store.restarts(self.topic, [p]))[p]
+        except REDIS_TRANSIENT as exc:
+            count_redis_error(exc)
+            return False
+        return now > self._restarts[p]
 
     def _hint_commit(self) -> None:
         """Commit the applied offsets to Kafka in the background, at most every COMMIT_INTERVAL_S.
