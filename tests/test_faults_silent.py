@@ -563,3 +563,28 @@ def test_a_partition_another_worker_restarted_is_no_redis_rollback(kafka_bootstr
         assert f"{topic}[3] was restarted by another worker" in w.output()
     finally:
         fault.stop()
+
+
+def test_a_replaced_topic_applies_the_account_copies_of_its_new_log(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                                    unique_name: str) -> None:
+    """A restart for a replaced log forgot the partition's user offsets but kept its account
+    offsets (``acct|<topic>:<p>`` of every ``cw:{b}:off``), so every account copy of the new log at
+    an offset up to the old one was skipped as applied before: an account's subscription changes
+    after a broker lost its storage never reached its revenue state. Here each partition's old log
+    holds 40 records before its account copies; after the topic is replaced, the accounts' new
+    plan (a copy at a low offset of the new log) is applied."""
+    from tests.harness import account_barrier
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-acctreset")
+    try:
+        topic = fault.topics["events"]
+        base = (int(time.time()) - 20 * 86_400) * 1000
+        filler = [Event(f"f{i}", base + i * 1000, "view", f"f{i}") for i in range(320)]  # ~40 a partition
+        publish_events(kafka_bootstrap, topic, filler)
+        w = fault.worker()
+        account_barrier(kafka_bootstrap, redis_url, topic, 8, 1, base + 400_000, 30, (w,), prefix=fault.prefix)
+        _recreate(kafka_bootstrap, topic)
+        wait_for("every partition restarted", lambda: metric(w, "churnwatch_topic_resets_total") >= 8, 30, (w,))
+        account_barrier(kafka_bootstrap, redis_url, topic, 8, 2, base + 500_000, 30, (w,), prefix=fault.prefix)
+    finally:
+        fault.stop()
