@@ -525,11 +525,14 @@ class StreamConsumer:
             if paused:
                 self.consumer.resume(*paused)
 
-    def _hold(self, tp: TopicPartition, offset: int, seconds: float) -> None:
+    def _hold(self, tp: TopicPartition, offset: int, taken: bool, seconds: float) -> None:
         """Read ``tp`` again from ``offset``, not before ``seconds`` have passed: records it cannot
-        take yet (beyond its own log end, or a copy whose origin cannot be judged yet). The other
-        partitions go on; ``run`` lets it fetch again (``_release_held``)."""
-        self._seek(tp, offset)
+        take yet (beyond its own log end, or a copy whose origin cannot be judged yet). ``taken``:
+        the records before ``offset`` go on to the cycle (which moves the next offset to apply up
+        to it, or re-seeks where they do not continue it); if none, from the next offset to apply
+        (a fetch from before a rebalance, seeked to its own offset, would pass for a gap). The
+        other partitions go on; ``run`` lets it fetch again (``_release_held``)."""
+        self._seek(tp, offset if taken else self._next.get(tp.partition, offset))
         self._held[tp] = time.monotonic() + seconds
         self.consumer.pause(tp)
 
@@ -811,7 +814,7 @@ class StreamConsumer:
         retry_logger.warning("%s[%s]: the broker served records from offset %s but says the log ends at %s (its storage "
                              "is inconsistent): they are not applied; reading from %s again in %.1f s",
                              tp.topic, tp.partition, first, highwater, first, BEYOND_END_HOLD_S)
-        self._hold(tp, first, BEYOND_END_HOLD_S)
+        self._hold(tp, first, bool(keep), BEYOND_END_HOLD_S)
         return keep
 
     async def _learn_log_ends(self, batch: dict[TopicPartition, list]) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
@@ -863,7 +866,7 @@ class StreamConsumer:
             if not unknown & needs.get(tp.partition, {}).keys():
                 continue
             cut = router.first_unjudged(records, unknown)
-            self._hold(tp, records[cut].offset, delay)
+            self._hold(tp, records[cut].offset, cut > 0, delay)
             waiting.append(tp.partition)
             if cut:
                 out[tp] = records[:cut]
@@ -968,7 +971,12 @@ class StreamConsumer:
         partition resumes from its stored progress, as after a rebalance (``_resume``: the check
         of the last applied record restarts it once against the new log)."""
         await asyncio.sleep(TOPIC_CHECK_INTERVAL_S)
-        if self.topic not in await self.consumer.topics():
+        try:
+            if self.topic not in await self.consumer.topics():
+                return
+        except KafkaError as exc:  # the broker is not back yet: one line, the next look in a second
+            retry_logger.warning("waiting for the events topic %s: listing the topics failed (%s: %s)", self.topic,
+                                 type(exc).__name__, exc)
             return
         async with self._cycle_lock:
             self._forget_assigned()
