@@ -19,6 +19,7 @@ and write the JSON value the worker's decoder reads (``streams.worker.codec``).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import socket
@@ -41,6 +42,7 @@ from streams.kafka_admin import kafka_python_client_kwargs
 from streams.settings import Settings, aiokafka_client_kwargs
 
 __all__ = [
+    "PublishFailed",
     "start_client",
     "BulkStats",
     "check_kafka_reachable",
@@ -245,18 +247,27 @@ def _records(items: Iterable[Event | Record]) -> Iterator[Record]:
             yield item
 
 
+class PublishFailed(UserError):
+    """A bulk publish the broker failed part of: one line saying what it acknowledged, what it
+    did not and what to do (``churnwatch publish`` ended in aiokafka's traceback, QA5 M2)."""
+
+
 async def publish_bulk_async(
     settings: Settings,
     items: Iterable[Event | Record],
     *,
     rate: float = 0.0,
     progress: Any = None,
+    unacked_to: Path | None = None,
 ) -> BulkStats:
     """Publish in the given order as fast as acks allow, or paced at ``rate`` events/s.
 
-    ``progress(n_sent)`` is called about every 20k records (for a person watching).
+    ``progress(n_sent)`` is called about every 20k records (for a person watching). If the broker
+    fails a record (``PublishFailed``), the records it did not acknowledge and those not sent yet
+    are written to ``unacked_to`` (JSON lines, what ``churnwatch publish`` reads), if given.
     """
     from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
 
     if rate < 0 or math.isnan(rate):
         raise ValueError(f"rate must be 0 (unlimited) or more events per second, got {rate}")
@@ -266,40 +277,84 @@ async def publish_bulk_async(
     )
     await start_client(producer, settings)
     t0 = time.monotonic()
-    n = 0
+    n = acked = 0
     last: dict[int, int] = {}
+    pending: list[tuple[asyncio.Future[Any], Record]] = []
+    failed: list[Record] = []
 
-    async def settle(futures: list[asyncio.Future[Any]]) -> None:
-        for md in await asyncio.gather(*futures):
-            if md.offset > last.get(md.partition, -1):
-                last[md.partition] = md.offset
-        futures.clear()
+    async def settle() -> BaseException | None:
+        """Await the records in flight; count the acknowledged, keep the others; the first error."""
+        nonlocal acked
+        error = None
+        for (_, record), md in zip(pending, await asyncio.gather(*(f for f, _ in pending), return_exceptions=True)):
+            if isinstance(md, BaseException):
+                failed.append(record)
+                error = error or md
+            else:
+                acked += 1
+                if md.offset > last.get(md.partition, -1):
+                    last[md.partition] = md.offset
+        pending.clear()
+        return error
 
+    records = _records(items)
+    error: BaseException | None = None
     try:
-        pending: list[asyncio.Future[Any]] = []
-        for user_id, value in _records(items):
-            pending.append(await producer.send(settings.topic_events, value=value, key=user_id.encode("utf-8")))
+        for user_id, value in records:
+            try:
+                future = await producer.send(settings.topic_events, value=value, key=user_id.encode("utf-8"))
+            except KafkaError as exc:
+                failed.append((user_id, value))
+                error = exc
+                break
+            pending.append((future, (user_id, value)))
             n += 1
             if rate > 0:
                 ahead = t0 + n / rate - time.monotonic()
                 if ahead > 0.005:
                     await asyncio.sleep(ahead)
             if len(pending) >= _BULK_WINDOW:
-                await settle(pending)
+                error = await settle()
+                if error is not None:
+                    break
                 if progress is not None:
                     progress(n)
-        await producer.flush()
-        await settle(pending)
-        if progress is not None:
+        if error is None:
+            await producer.flush()
+        error = await settle() or error
+        if error is None and progress is not None:
             progress(n)
     finally:
         await producer.stop()
+    if error is not None:
+        raise _failed(settings.topic_events, error, acked, failed, records, unacked_to)
     return BulkStats(n, time.monotonic() - t0, last)
 
 
-def publish_bulk(settings: Settings, items: Iterable[Event | Record], *, rate: float = 0.0) -> BulkStats:
+def _failed(topic: str, error: BaseException, acked: int, failed: list[Record], unsent: Iterator[Record],
+            unacked_to: Path | None) -> PublishFailed:
+    """The one line of a failed bulk publish; the records without an acknowledgement (``failed``,
+    then ``unsent``, the rest of the input) written to ``unacked_to`` first."""
+    what = f"publishing to {topic} failed ({type(error).__name__}: {error}); {acked:,} events were acknowledged"
+    if unacked_to is None:
+        return PublishFailed(f"{what}, {len(failed):,} sent were not (the broker may hold some of them anyway), and the "
+                             f"rest was not sent. Publishing the same events again applies the acknowledged ones twice")
+    left = 0
+    with open(unacked_to, "wb") as fh:
+        for _, value in itertools.chain(failed, unsent):
+            fh.write(value + b"\n")
+            left += 1
+    return PublishFailed(f"{what}; the {left:,} others (the {len(failed):,} sent without an acknowledgement and the "
+                         f"{left - len(failed):,} not sent) are in {unacked_to}. Do not publish the whole file again: the "
+                         f"worker would apply the acknowledged events twice. Once the broker works, publish {unacked_to} "
+                         f"(a sent event the broker wrote despite the error is then applied twice: a broker whose storage "
+                         f"is inconsistent, as Tansu after a topic was created again, answers so)")
+
+
+def publish_bulk(settings: Settings, items: Iterable[Event | Record], *, rate: float = 0.0,
+                 unacked_to: Path | None = None) -> BulkStats:
     """Synchronous wrapper of :func:`publish_bulk_async` for commands without an event loop."""
-    return asyncio.run(publish_bulk_async(settings, items, rate=rate))
+    return asyncio.run(publish_bulk_async(settings, items, rate=rate, unacked_to=unacked_to))
 
 
 # ---------------------------------------------------------------------------------------------

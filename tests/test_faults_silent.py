@@ -482,3 +482,109 @@ def test_log_ends_are_fetch_highwaters_even_for_the_last_batch(kafka_bootstrap: 
             await ends.stop()
 
     assert asyncio.run(read()) == [{0: 10}, {0: 10}, {1: 0}]
+
+
+def test_a_log_end_that_never_comes_holds_only_the_partition_whose_copy_needs_it(
+        kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    """Review of the origin check: a copy whose origin's log end cannot be read stalled every
+    partition (``_learn_log_ends`` retried the read on the loop's path until it answered). Here the
+    end never comes: the state is laid out for 16 partitions (a topic that shrank to 8, as one a
+    broker auto-created after losing its storage), and a record in partition 0 names an origin in
+    partition 12, which the broker does not have. Partition 1's 30 events are applied all the same;
+    partition 0 waits at that record, which is never applied."""
+    import redis as redis_lib
+
+    from streams.worker.relayout import partition_of
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-noend")
+    try:
+        topic = fault.topics["events"]
+        client = redis_lib.Redis.from_url(redis_url)
+        client.hset(f"{fault.prefix}:meta", f"partitions:{topic}", 16)
+        client.close()
+        users = {p: next(f"h{i}" for i in range(10_000) if partition_of(f"h{i}", 16) == p) for p in (0, 1)}
+        base = (int(time.time()) - 10 * 86_400) * 1000
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+        held = producer.send(topic, key=users[0].encode(), value=event_value(Event(users[0], base, "view", "copy")),
+                             headers=[("churnwatch-origin", b"12:0")], partition=0).get(30)
+        last = 0
+        for i in range(30):
+            last = producer.send(topic, key=users[1].encode(), value=event_value(Event(users[1], base + i * 60_000, "view", f"v{i}")),
+                                 partition=1).get(30).offset
+        producer.close()
+        w = fault.worker()
+        wait_progress(redis_url, topic, {1: last}, 30, (w,), prefix=fault.prefix)
+        assert metric(w, "churnwatch_events_processed_total") == 30
+        assert read_progress(redis_url, topic, fault.prefix).get(0, -1) < held.offset, "the copy waits, unjudged"
+        assert "partitions [0] wait for it" in w.output()
+    finally:
+        fault.stop()
+
+
+def test_a_partition_another_worker_restarted_is_no_redis_rollback(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                                  unique_name: str) -> None:
+    """Review of the rollback detector: another worker that found a partition's log replaced
+    restarts it (``Store.restart_partition``: its offsets deleted, its progress -1) while this
+    worker still takes the partition for its own (a member the group evicted without telling it;
+    the broker's group state lost with its storage). This worker then reads offsets below its own
+    acknowledged writes, which it took for Redis going back in time: a WARNING, a count in
+    ``churnwatch_redis_rollbacks_total`` and a page (ChurnwatchRedisRolledBack). The store's count
+    of that partition's restarts, which only ever rises, tells the two apart: no rollback counted,
+    a line naming the restart; the worker still resumes from what Redis holds."""
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.worker.relayout import partition_of
+    from streams.worker.store import Store
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-elsewhere")
+    try:
+        topic = fault.topics["events"]
+        users = [f"r{i}" for i in range(200) if partition_of(f"r{i}", 8) == 3][:5]
+        base = (int(time.time()) - 20 * 86_400) * 1000
+        w = fault.worker()
+        first = [Event(u, base + i * 3_600_000, "view", f"{u}-{i}") for i in range(3) for u in users]
+        wait_progress(redis_url, topic, publish_events(kafka_bootstrap, topic, first), 30, (w,), prefix=fault.prefix)
+
+        async def restart_elsewhere() -> None:  # what the other worker runs (StreamConsumer._restart)
+            store = Store(Settings.from_env({**os.environ, "REDIS_URL": redis_url, "CHURNWATCH_KEY_PREFIX": fault.prefix,
+                                             "CHURNWATCH_TOPIC_EVENTS": topic}))
+            try:
+                await store.connect()
+                await store.restart_partition(topic, 3, 0)
+            finally:
+                await store.close()
+
+        asyncio.run(restart_elsewhere())
+        publish_events(kafka_bootstrap, topic, [Event(u, base + 10 * 3_600_000, "view", f"{u}-late") for u in users])
+        wait_for("the worker to notice its offsets of partition 3 gone",
+                 lambda: "restarted by another worker" in w.output() or "REDIS WENT BACK IN TIME" in w.output(), 30, (w,))
+        assert metric(w, "churnwatch_redis_rollbacks_total") == 0, "no Redis rollback counted"
+        assert f"{topic}[3] was restarted by another worker" in w.output()
+    finally:
+        fault.stop()
+
+
+def test_a_replaced_topic_applies_the_account_copies_of_its_new_log(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                                    unique_name: str) -> None:
+    """A restart for a replaced log forgot the partition's user offsets but kept its account
+    offsets (``acct|<topic>:<p>`` of every ``cw:{b}:off``), so every account copy of the new log at
+    an offset up to the old one was skipped as applied before: an account's subscription changes
+    after a broker lost its storage never reached its revenue state. Here each partition's old log
+    holds 40 records before its account copies; after the topic is replaced, the accounts' new
+    plan (a copy at a low offset of the new log) is applied."""
+    from tests.harness import account_barrier
+
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-acctreset")
+    try:
+        topic = fault.topics["events"]
+        base = (int(time.time()) - 20 * 86_400) * 1000
+        filler = [Event(f"f{i}", base + i * 1000, "view", f"f{i}") for i in range(320)]  # ~40 a partition
+        publish_events(kafka_bootstrap, topic, filler)
+        w = fault.worker()
+        account_barrier(kafka_bootstrap, redis_url, topic, 8, 1, base + 400_000, 30, (w,), prefix=fault.prefix)
+        _recreate(kafka_bootstrap, topic)
+        wait_for("every partition restarted", lambda: metric(w, "churnwatch_topic_resets_total") >= 8, 30, (w,))
+        account_barrier(kafka_bootstrap, redis_url, topic, 8, 2, base + 500_000, 30, (w,), prefix=fault.prefix)
+    finally:
+        fault.stop()

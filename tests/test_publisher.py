@@ -191,3 +191,26 @@ def test_read_records_refuses_an_empty_type_in_jsonl_as_in_csv(tmp_path: Path, n
     csv_path.write_text(f"user_id,ts,event_type\na,1767261600000,view\nb14,1767261600000,{name}\n")
     with pytest.raises(ValueError, match=r"e.csv line 3: empty event_type"):
         list(read_records(csv_path, Settings()))
+
+
+def test_a_bulk_publish_the_producer_fails_says_what_was_acknowledged_in_one_line(kafka_bootstrap: str, unique_name: str,
+                                                                                 tmp_path: Path) -> None:
+    """QA5 M2 (c): a publish the producer failed ended in aiokafka's traceback, although part of
+    the events were written, so the user could not tell what to send again. Now it is one
+    ``PublishFailed`` line (the CLI prints it, exit 2): what was acknowledged, and the events without
+    an acknowledgement (the refused one and those not sent yet) in a file ``churnwatch publish``
+    reads. Here the producer refuses a 2 MiB record (over its 1 MiB request size) after 5 small ones."""
+    from streams.errors import UserError
+
+    topic = _topic(kafka_bootstrap, unique_name)
+    small = [(f"u{i}", event_value(Event(f"u{i}", NOW_MS - 10_000_000 + i, "view", f"e{i}"))) for i in range(8)]
+    huge = ("big", orjson.dumps({"user_id": "big", "type": "view", "ts": NOW_MS - 10_000_000, "pad": "x" * (2 << 20)}))
+    unacked = tmp_path / "events.unacked.jsonl"
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_events=topic)
+    with pytest.raises(Exception) as failed:
+        publish_bulk(settings, [*small[:5], huge, *small[5:]], unacked_to=unacked)
+    assert isinstance(failed.value, UserError), f"not one line: {failed.value!r}"  # streams.publisher.PublishFailed
+    message = str(failed.value)
+    assert "\n" not in message and "5 events were acknowledged" in message and str(unacked) in message, message
+    assert unacked.read_bytes().splitlines() == [huge[1], *(v for _, v in small[5:])]
+    assert sorted(v for _, _, v in _read_all(kafka_bootstrap, topic)) == sorted(v for _, v in small[:5])

@@ -54,6 +54,19 @@ def _header_hint(path: Path, exc: ValueError) -> ValueError:
                       f"but the columns must be named {CSV_COLUMNS}")
 
 
+def unacked_file(path: Path) -> Path:
+    """Where a failed publish of ``path`` writes the events the broker did not acknowledge: beside
+    it, named after it (JSON lines, whatever ``path`` was).
+
+    >>> unacked_file(Path("/data/mix.csv.gz")), unacked_file(Path("br.jsonl"))
+    (PosixPath('/data/mix.unacked.jsonl'), PosixPath('br.unacked.jsonl'))
+    """
+    name = path.name
+    for suffix in (".gz", ".csv", ".jsonl", ".ndjson", ".json"):
+        name = name.removesuffix(suffix)
+    return path.with_name(f"{name}.unacked.jsonl")
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
     # Check the whole file first, so a bad line never leaves half a file published.
@@ -67,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if n == 0:
         raise UserError(f"{path}: no events in the file")
     ensure_events_topic(settings)
-    stats = publish_bulk(settings, read_records(path, settings), rate=args.rate)
+    stats = publish_bulk(settings, read_records(path, settings), rate=args.rate, unacked_to=unacked_file(path))
     print(f"published {stats.events:,} events from {path} to {settings.topic_events} in {stats.seconds:.1f} s "
           f"({stats.events_per_s:,.0f} events/s)")
     return 0

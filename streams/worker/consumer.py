@@ -80,6 +80,8 @@ ERROR_BACKOFF_MAX_S = 2.0
 AHEAD_POLL_S = 0.002
 COMMIT_INTERVAL_S = 1.0  # Kafka commit hints: at most this often, never awaited by a cycle
 STORE_CHECK_INTERVAL_S = 1.0  # idle workers check the store's incarnation this often
+TOPIC_CHECK_INTERVAL_S = 1.0  # a worker waiting for its events topic to exist again lists the topics this often
+BEYOND_END_HOLD_S = 0.5  # records served beyond their log end are read again after this long (``_beyond_end``)
 # Records up to this size are sent in batches; a larger one goes through ``send``, which refuses a
 # record over the producer's max_request_size (1 MiB) as it always did (MessageSizeTooLargeError).
 _BATCHED_MAX_BYTES = 64 * 1024
@@ -239,6 +241,15 @@ class LogEnds:
         """``{partition: log end}`` for the partitions of ``wanted`` (``{partition: an offset in
         it}``), ``known`` the ends read before; raises when the broker did not reply (never a
         partial answer: a copy must not be refused for a slow reply)."""
+        out = await self.read_some(wanted, known)
+        if len(out) < len(wanted):
+            raise KafkaError(f"no fetch reply for {self.topic} partitions {sorted(set(wanted) - set(out))} in "
+                             f"{self._ATTEMPTS} attempts")
+        return out
+
+    async def read_some(self, wanted: dict[int, int], known: Mapping[int, int], attempts: int = _ATTEMPTS) -> dict[int, int]:
+        """``read``, but the ends that came within ``attempts`` fetches, maybe not all of them: the
+        caller judges only the copies whose end came (``StreamConsumer._learn_log_ends``)."""
         if self.consumer is None:
             consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                         fetch_max_wait_ms=self._WAIT_MS, fetch_min_bytes=1, max_partition_fetch_bytes=64 * 1024,
@@ -254,7 +265,7 @@ class LogEnds:
         consumer.assign(list(tps.values()))
         out: dict[int, int] = {}
         asked_ms = int(time.time() * 1000)
-        for attempt in range(1, self._ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             for q, tp in tps.items():
                 if q not in out:
                     consumer.seek(tp, max(0, known.get(q, 0) - 1))
@@ -265,10 +276,10 @@ class LogEnds:
                 # an end above the offset proves it; one at or below it must come from a reply to this read
                 if q not in out and end is not None and (end > wanted[q] or (replied or 0) >= asked_ms):
                     out[q] = end
-            if len(out) == len(tps):
-                return out
+            if len(out) == len(tps) or attempt == attempts:
+                break
             await asyncio.sleep(0.1 * attempt)
-        raise KafkaError(f"no fetch reply for {self.topic} partitions {sorted(set(tps) - set(out))} in {self._ATTEMPTS} attempts")
+        return out
 
     async def stop(self) -> None:
         if self.consumer is not None:
@@ -321,6 +332,12 @@ class StreamConsumer:
         self.layout: int | None = None  # partition count the state is laid out for (Redis meta)
         self.halted: str | None = None  # why this worker takes no work (the partition count changed)
         self.refused: str | None = None  # why this worker cannot run at all (a layout of 0 partitions): it exits 2
+        self.missing: str | None = None  # why this worker waits, applying nothing: its events topic does not exist
+        # partition -> monotonic time its fetching resumes: records it cannot take yet (``_hold``)
+        self._held: dict[TopicPartition, float] = {}
+        # partition -> its restart count in Redis as this worker last knew it (read at resume, or
+        # its own restart): a higher one means another worker restarted it (``_restarted_elsewhere``)
+        self._restarts: dict[int, int] = {}
         self._store_checked_at = 0.0
         self._cap = RecordCap(settings.batch_target_ms, settings.batch_max_records)  # records per getmany
         self._backlog = 0  # records below the highwaters of the last fetch replies, not taken yet
@@ -329,6 +346,7 @@ class StreamConsumer:
         # rebalance (``_seek``, ``_drop_stash``)
         self._stash: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
         self._log_ends: LogEnds | None = None  # started at the first copy whose origin must be checked
+        self._ends_failures = 0  # reads of log ends in a row that left an end unknown (``_learn_log_ends``)
         self._stash_n = 0
         self._stash_generation = 0  # the generation when the oldest stashed fetch was asked for
         self._stash_error: BaseException | None = None  # raised by ``getmany`` in ``_fetch_ahead``
@@ -429,6 +447,8 @@ class StreamConsumer:
                         self._applied.pop(tp.partition, None)
                         self._verify.pop(tp.partition, None)
                         self._fresh.discard(tp.partition)
+                        self._held.pop(tp, None)
+                        self._restarts.pop(tp.partition, None)
                         self.assigned.discard(tp)
                         self._unresumed.discard(tp)
                         for gauge in (metrics.CONSUMER_LAG, metrics.WATERMARK_LAG):
@@ -456,6 +476,9 @@ class StreamConsumer:
         failures = 0
         while self._unresumed and not self._stopping:
             try:
+                # the restart counts before the progress: a restart by another worker in between is
+                # then later than the count known (``_restarted_elsewhere``), never hidden in it
+                restarts = await self.store.restarts(self.topic, [tp.partition for tp in self._unresumed])
                 progress = await self.store.read_resume(self.topic)
             except REDIS_TRANSIENT as exc:
                 count_redis_error(exc)
@@ -471,6 +494,7 @@ class StreamConsumer:
             self.pipeline.observe_global({p: (r.offset, r.max_ms) for p, r in progress.items()})
             for tp in sorted(self._unresumed, key=lambda t: t.partition):
                 self._seek_resume(tp, progress.get(tp.partition), now)
+            self._restarts.update(restarts)
             self._unresumed.clear()
             self._generation += 1
 
@@ -494,11 +518,36 @@ class StreamConsumer:
     # -- the loop -----------------------------------------------------------------------------
 
     def _resume_fetching(self) -> None:
-        """Let the fetcher ask for the next records (see ``run``); a halted worker stays paused."""
-        if self.halted is None and self.consumer is not None:
-            paused = self.consumer.paused()
+        """Let the fetcher ask for the next records (see ``run``); a halted worker, one waiting for
+        its topic and a held partition (``_hold``) stay paused."""
+        if self.halted is None and self.missing is None and self.consumer is not None:
+            paused = [tp for tp in self.consumer.paused() if tp not in self._held]
             if paused:
                 self.consumer.resume(*paused)
+
+    def _hold(self, tp: TopicPartition, offset: int, taken: bool, seconds: float) -> None:
+        """Read ``tp`` again from ``offset``, not before ``seconds`` have passed: records it cannot
+        take yet (beyond its own log end, or a copy whose origin cannot be judged yet). ``taken``:
+        the records before ``offset`` go on to the cycle (which moves the next offset to apply up
+        to it, or re-seeks where they do not continue it); if none, from the next offset to apply
+        (a fetch from before a rebalance, seeked to its own offset, would pass for a gap). The
+        other partitions go on; ``run`` lets it fetch again (``_release_held``)."""
+        self._seek(tp, offset if taken else self._next.get(tp.partition, offset))
+        self._held[tp] = time.monotonic() + seconds
+        self.consumer.pause(tp)
+
+    def _release_held(self) -> None:
+        """Let the held partitions whose time has come (or that were revoked) fetch again."""
+        if not self._held:
+            return
+        now = time.monotonic()
+        due = [tp for tp, until in self._held.items() if until <= now or tp not in self.assigned]
+        for tp in due:
+            del self._held[tp]
+        if self.halted is None and self.missing is None:
+            owned = [tp for tp in due if tp in self.assigned]
+            if owned:
+                self.consumer.resume(*owned)
 
     async def run(self) -> None:
         """Until ``stop``: fetch a batch, process it, commit a hint. Errors back off and continue.
@@ -524,9 +573,13 @@ class StreamConsumer:
         timeout_ms = self.settings.batch_timeout_ms
         while not self._stopping:
             try:
+                if self.missing is not None:
+                    await self._wait_for_topic()
+                    continue
                 await self._recover()
                 if self._unresumed:
                     await self._resume()
+                self._release_held()
                 generation = self._generation
                 asked, asked_ms = time.perf_counter(), wall_ms()
                 max_records = self._cap.limit(self._backlog)
@@ -536,7 +589,7 @@ class StreamConsumer:
                     batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 if self._stopping:
                     break
-                if self._unresumed or self.halted:
+                if self._unresumed or self.halted or self.missing:
                     async with self._cycle_lock:
                         await self._drain()
                     continue  # resumed (and re-seeked) on the next turn; or taking no work
@@ -551,8 +604,8 @@ class StreamConsumer:
                     batch = await self._learn_log_ends(await self._check_log(batch, rebalanced))
                     await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
                 finally:
-                    if live and self.halted is None:  # a halted worker stays paused (_halt)
-                        self.consumer.resume(*self.consumer.paused())
+                    if live:  # a halted worker, one waiting for its topic and held partitions stay paused
+                        self._resume_fetching()
                 if await self._check_store() or n:
                     failures = 0  # Redis answered (an idle turn proves nothing: see retry_delay)
             except (StoreLost, StoreRolledBack) as exc:
@@ -715,9 +768,11 @@ class StreamConsumer:
 
     async def _check_log(self, batch: dict[TopicPartition, list], rebalanced: bool) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
         """Is each partition's log still the one its progress describes? Returns ``batch`` without
-        the records that must not be applied (the re-read last record; a replaced log's).
+        the records that must not be applied (the re-read last record; a replaced log's; records
+        at or beyond the log end their broker reports: ``_beyond_end``).
 
-        Not judged right after a rebalance: the fetch may predate the seek.
+        Not judged right after a rebalance: the fetch may predate the seek. A partition found
+        beyond its log end is restarted only while the events topic exists (``_restart``).
         """
         beyond = sorted(tp.partition for tp, recs in batch.items() if recs and self.layout and tp.partition >= self.layout)
         if beyond:
@@ -738,7 +793,29 @@ class StreamConsumer:
                     await self._restart(tp, "beyond_log_end", f"the log now ends at offset {highwater}, below the next "
                                                               f"offset to apply {expected}")
                     out.pop(tp, None)
-        return out
+                if self.missing is not None:  # the topic is gone: nothing of this batch is applied
+                    return {}
+                if out.get(tp) and highwater is not None:
+                    out[tp] = self._beyond_end(tp, out[tp], highwater)
+        return {tp: records for tp, records in out.items() if records}
+
+    def _beyond_end(self, tp: TopicPartition, records: list, highwater: int) -> list:  # type: ignore[type-arg]
+        """``records`` below ``highwater``, the log end of the newest fetch reply (a log end only
+        rises, so every genuine record fetched before it is below it). A broker whose storage
+        contradicts itself serves records beyond it: Tansu, once a topic was created again over
+        batches written to it while it did not exist (QA5 M2: the worker's own heartbeats). Applied,
+        they moved the next offset beyond the log end, which restarted the partition at 0, which
+        read them again: 318 restarts in 17 s. They wait instead (``_hold``) until the log end
+        passes them; the records below it are applied."""
+        if records[-1].offset < highwater:
+            return records
+        keep = [r for r in records if r.offset < highwater]
+        first = records[len(keep)].offset
+        retry_logger.warning("%s[%s]: the broker served records from offset %s but says the log ends at %s (its storage "
+                             "is inconsistent): they are not applied; reading from %s again in %.1f s",
+                             tp.topic, tp.partition, first, highwater, first, BEYOND_END_HOLD_S)
+        self._hold(tp, first, bool(keep), BEYOND_END_HOLD_S)
+        return keep
 
     async def _learn_log_ends(self, batch: dict[TopicPartition, list]) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
         """The log ends of the partitions a record of ``batch`` names as its origin beyond the
@@ -747,30 +824,70 @@ class StreamConsumer:
         an end read after the copy was fetched. Rare: re-routed copies only, and only while their
         origins run ahead of the last ends read (the highwater read then is usually far ahead).
 
-        Retried until the broker answers: an error here must neither refuse genuine copies nor
-        drop the batch (the next fetch continues after it). Returns ``batch``, or nothing when the
-        worker stops first (its next owner reads the batch again from the stored progress)."""
+        First from what this worker's own fetches say (``_fetched_ends``: the highwaters of its
+        partitions; an end above an origin proves it), then from one read of the others
+        (``LogEnds.read_some``). Where an end does not come (a partition whose leader does not
+        answer), only the partitions whose copies need it wait: their records from the first such
+        copy are read again later (``_hold``, backing off), the rest of the batch is applied.
+        Before, the whole worker retried the read until it answered: every partition stalled for
+        one unreachable log end. Returns ``batch`` less the records that wait."""
         router = self.pipeline.router
-        wanted = router.needs_ends(batch.values())
-        if not wanted:
+        by_partition = {tp.partition: records for tp, records in batch.items() if records}
+        if not router.needs_ends(by_partition):
             return batch
-        failures = 0
-        while not self._stopping:
-            try:
-                if self._log_ends is None:
-                    self._log_ends = LogEnds(self.settings, self.topic)
-                router.learn_ends(await self._log_ends.read(wanted, router.ends))
-                return batch
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                delay = retry_delay(failures)
-                retry_logger.warning("reading the log ends of %s partitions %s failed (%s: %s); retrying in %.2f s "
-                                     "(failure %d in a row)", self.topic, sorted(wanted), type(exc).__name__, exc, delay,
-                                     failures)
-                await asyncio.sleep(delay)
-        return {}
+        router.learn_ends(self._fetched_ends())
+        needs = router.needs_ends(by_partition)
+        if not needs:
+            return batch
+        wanted: dict[int, int] = {}
+        for origins in needs.values():
+            for q, offset in origins.items():
+                wanted[q] = max(wanted.get(q, -1), offset)
+        got: dict[int, int] = {}
+        error: BaseException | None = None
+        try:
+            if self._log_ends is None:
+                self._log_ends = LogEnds(self.settings, self.topic)
+            got = await self._log_ends.read_some(wanted, router.ends, attempts=1)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the broker, not the batch: the partitions that need it wait
+            error = exc
+        router.learn_ends(got)
+        unknown = set(wanted) - set(got)
+        if not unknown:
+            self._ends_failures = 0
+            return batch
+        self._ends_failures += 1
+        delay = retry_delay(self._ends_failures)
+        out = dict(batch)
+        waiting = []
+        for tp, records in batch.items():
+            if not unknown & needs.get(tp.partition, {}).keys():
+                continue
+            cut = router.first_unjudged(records, unknown)
+            self._hold(tp, records[cut].offset, cut > 0, delay)
+            waiting.append(tp.partition)
+            if cut:
+                out[tp] = records[:cut]
+            else:
+                out.pop(tp)
+        retry_logger.warning("no log end of %s partitions %s came (%s); partitions %s wait for it, reading again in %.2f s "
+                             "(failure %d in a row); the others go on", self.topic, sorted(unknown),
+                             f"{type(error).__name__}: {error}" if error else "no fetch reply", sorted(waiting), delay,
+                             self._ends_failures)
+        return out
+
+    def _fetched_ends(self) -> dict[int, int]:
+        """The highwaters of this worker's own partitions, from its latest fetch replies: log ends
+        known without asking (an end above an origin proves the origin was written)."""
+        out = {}
+        for tp in self.assigned:
+            with contextlib.suppress(IllegalStateError, AssertionError):
+                highwater = self.consumer.highwater(tp)
+                if highwater is not None:
+                    out[tp.partition] = highwater
+        return out
 
     async def _verify_first(self, tp: TopicPartition, records: list, highwater: int | None) -> list:  # type: ignore[type-arg]
         """The check of a resumed partition: its first record must be the last one applied."""
@@ -793,21 +910,84 @@ class StreamConsumer:
         return []
 
     async def _restart(self, tp: TopicPartition, reason: str, why: str) -> None:
-        """A partition's log was replaced: start again at its offset 0, keeping user states."""
-        await self._drain()  # the cycles in flight first: they applied records of the old log
+        """A partition's log was replaced: start again at its offset 0, keeping user states.
+
+        Only if the events topic exists (``_topic_exists``): a broker that lost its storage answers
+        a fetch of a topic it does not have with an empty log (Tansu: log end 0, no error), so the
+        worker restarted every partition at a phantom offset, stayed ready with lag 0, and its
+        heartbeats were written into the missing topic (QA5 M2). Without the topic it waits
+        instead (``_topic_gone``), and restarts each partition once, against the new log, when
+        the topic exists again."""
         p = tp.partition
+        if not await self._topic_exists(tp):
+            return
+        await self._drain()  # the cycles in flight first: they applied records of the old log
         clock = self.pipeline.clock.partitions.get(p)
         max_ms = clock.stream_ms if clock is not None and clock.stream_ms != NEVER else 0
         logger.error(
             "%s[%s]: %s: the topic was replaced (deleted and created again, storage lost, or another cluster). "
             "Applying its new log from offset 0; user states are kept. Runbook: ChurnwatchTopicReset", tp.topic, p, why)
         metrics.TOPIC_RESETS.labels(reason).inc()
-        await self.store.restart_partition(self.topic, p, max_ms)
+        self._restarts[p] = await self.store.restart_partition(self.topic, p, max_ms)
         self.pipeline.restarted(p)  # its offsets start again: no write of ours is there any more
         self._verify.pop(p, None)
         self._fresh.add(p)
         self._next[p] = self._applied[p] = 0
         self._seek(tp, 0)
+
+    async def _topic_exists(self, tp: TopicPartition) -> bool:
+        """Does the events topic exist? From a listing of the cluster's topics, never a metadata
+        request naming it (a broker that auto-creates topics would create it, with its own
+        partition count). If not, the worker waits for it (``_topic_gone``). A failed listing
+        reads ``tp`` again from where it was (the next turn asks again): False."""
+        try:
+            exists = self.topic in await self.consumer.topics()
+        except KafkaError as exc:
+            retry_logger.warning("%s[%s] looks replaced, but listing the topics failed (%s: %s); checking again",
+                                 tp.topic, tp.partition, type(exc).__name__, exc)
+            self._seek(tp, self._next.get(tp.partition, 0))
+            return False
+        if not exists:
+            self._topic_gone()
+        return exists
+
+    def _topic_gone(self) -> None:
+        """The events topic does not exist: apply nothing, not ready, ERROR once, until it exists
+        again (``_wait_for_topic``). No cycle runs meanwhile, so no heartbeat or copy is produced
+        into the missing topic either (a broker that auto-creates topics would create it so)."""
+        if self.missing is None:
+            logger.error("the events topic %s does not exist on %s (the broker lost its storage, or the topic was deleted): "
+                         "this worker applies nothing and is not ready until it exists again. Next: create it with "
+                         "`churnwatch topics` (the same partition count as before), then publish again what the broker "
+                         "lost; each partition then restarts once, from offset 0 of the new log. Runbook: "
+                         "ChurnwatchTopicReset", self.topic, self.settings.kafka_bootstrap_servers)
+        self.missing = f"the events topic {self.topic} does not exist"
+        metrics.READY.set(0)
+        self.consumer.pause(*self.assigned)
+        self._drop_stash()
+
+    async def _wait_for_topic(self) -> None:
+        """Once a second while the events topic is missing: does it exist again? Then every owned
+        partition resumes from its stored progress, as after a rebalance (``_resume``: the check
+        of the last applied record restarts it once against the new log)."""
+        await asyncio.sleep(TOPIC_CHECK_INTERVAL_S)
+        try:
+            if self.topic not in await self.consumer.topics():
+                return
+        except KafkaError as exc:  # the broker is not back yet: one line, the next look in a second
+            retry_logger.warning("waiting for the events topic %s: listing the topics failed (%s: %s)", self.topic,
+                                 type(exc).__name__, exc)
+            return
+        async with self._cycle_lock:
+            self._forget_assigned()
+            self._generation += 1
+            self._drop_stash()
+        self.missing = None
+        self._held.clear()
+        if self.halted is None and self.assigned:
+            self.consumer.resume(*self.assigned)
+        logger.info("the events topic %s exists again: partitions %s resume from their stored progress", self.topic,
+                    sorted(tp.partition for tp in self.assigned))
 
     def _report_history(self, tp: TopicPartition, first_offset: int) -> None:
         """A partition applied from scratch should start at offset 0; later means lost history."""
@@ -958,14 +1138,43 @@ class StreamConsumer:
         async with self._cycle_lock:
             await self._drain()  # their writes apply where Redis still holds what they read, else are fenced
         found, self._rolled_back = self._rolled_back, None
+        elsewhere = found is not None and await self._restarted_elsewhere(found)
         async with self._cycle_lock:
             self._forget_assigned()
             self._generation += 1
             self._drop_stash()
+        owned = sorted(tp.partition for tp in self.assigned)
+        if elsewhere:
+            assert found is not None
+            logger.warning("%s[%s] was restarted by another worker (it found the partition's log replaced: "
+                           "ChurnwatchTopicReset there) while this worker still took the partition for its own (%s): "
+                           "not a Redis rollback. Partitions %s resume from the progress Redis holds now", self.topic,
+                           found.partition, found, owned)
+            return
         logger.warning("REDIS WENT BACK IN TIME (%s). Partitions %s of %s resume from the progress Redis holds now: "
                        "the records whose writes it lost are applied again, their alerts re-sent with the same ids. "
-                       "Runbook: ChurnwatchRedisRolledBack", found, sorted(tp.partition for tp in self.assigned), self.topic)
+                       "Runbook: ChurnwatchRedisRolledBack", found, owned, self.topic)
         metrics.REDIS_ROLLBACKS.inc()
+
+    async def _restarted_elsewhere(self, found: StoreRolledBack) -> bool:
+        """Did another worker restart the partition ``found`` names (``Store.restart_partition``:
+        its offsets deleted, its progress -1) since this worker learnt its restart count? Then
+        what looked like Redis going back in time is that restart. Sound because the count only
+        rises: a Redis that went back in time can lower it, never raise it above what this worker
+        read, so a higher count is a restart (begun or ended) after that read, by a worker that
+        took the partition for its own (this one has a stale idea of owning it). Both at once (a
+        rollback and another worker's restart of that partition) read as the restart; the resume
+        from Redis is the same either way. If Redis does not answer: a rollback (the page errs on
+        the loud side)."""
+        p = found.partition
+        if p is None or p not in self._restarts:
+            return False
+        try:
+            now = (await self.store.restarts(self.topic, [p]))[p]
+        except REDIS_TRANSIENT as exc:
+            count_redis_error(exc)
+            return False
+        return now > self._restarts[p]
 
     def _hint_commit(self) -> None:
         """Commit the applied offsets to Kafka in the background, at most every COMMIT_INTERVAL_S.

@@ -32,9 +32,10 @@ class StoreRolledBack(Exception):
     writes (crash with AOF everysec, failover to a replica behind). The worker resumes its
     partitions from the progress Redis holds now (``StreamConsumer._rewind_store``)."""
 
-    def __init__(self, where: str, found: str, wrote: str) -> None:
+    def __init__(self, where: str, found: str, wrote: str, partition: int | None = None) -> None:
         super().__init__(f"{where} holds {found}, but this worker wrote {wrote} there and Redis acknowledged it")
         self.where, self.found, self.wrote = where, found, wrote
+        self.partition = partition  # the partition whose offsets went back (the consumer asks: restarted by another worker?)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -126,7 +127,7 @@ class WriteLedger:
             offset, had = int(raw) if raw else -1, int(last[0]) if last[0] else -1
             if last[2] <= seq and (offset < had or (offset == had and _older_token(token, last[1]))):
                 return StoreRolledBack(f"bucket {bucket}", f"{field} at {offset} (token {token or 'none'})",
-                                       f"{had} (token {last[1]})")
+                                       f"{had} (token {last[1]})", _partition(field))
             if offset > had or (offset == had and not _older_token(token, last[1])):
                 last_of[field] = (raw, token, now)
         return None

@@ -270,9 +270,11 @@ class Pipeline:
 
     def restarted(self, partition: int) -> None:
         """``partition``'s log was replaced and its offsets start again at 0 (``Store.restart_partition``):
-        nothing this worker wrote of it is in Redis any more."""
+        nothing this worker wrote of it is in Redis any more, nor the origins of the copies applied
+        to it (the re-route marks of the old log would drop the new log's copies as second ones)."""
         self.ledger.forget(partition)
         self._floors[partition] = -1
+        self.router.restarted(partition)
 
     def account_watermark_ms(self, partition: int) -> int:
         """The watermark of p's accounts (streams.worker.watermark): copies below it are complete."""

@@ -152,36 +152,59 @@ class Router:
                     f"not a record this topic holds")
         return None
 
-    def needs_ends(self, batches: Iterable[Sequence[object]]) -> dict[int, int]:
-        """``{partition: highest origin offset}`` of the records of ``batches`` whose origin is at
-        or beyond the log end known for its partition: the consumer reads those log ends
-        (``learn_ends``) before decoding them. Only records with headers are looked at (aiokafka's
-        are an empty tuple otherwise).
+    def needs_ends(self, batches: Mapping[int, Sequence[object]]) -> dict[int, dict[int, int]]:
+        """``{partition p: {q: highest origin offset}}`` of the records of ``batches`` (``{p: the
+        records read in p}``) whose origin in another partition q is at or beyond the log end
+        known for q: the consumer reads those log ends (``learn_ends``) before decoding them. An
+        origin in the copy's own partition needs none (``origin_problem`` compares it with the copy's
+        own offset). Only records with headers are looked at (aiokafka's are an empty tuple otherwise).
 
         >>> R = type("R", (), {})
-        >>> a, b, c = R(), R(), R()
-        >>> a.headers, b.headers, c.headers = [(ORIGIN_HEADER, b"0:5")], [(ORIGIN_HEADER, b"2:9")], ()
+        >>> a, b, c, d = R(), R(), R(), R()
+        >>> a.headers, b.headers, c.headers, d.headers = [(ORIGIN_HEADER, b"0:5")], [(ORIGIN_HEADER, b"2:9")], (), [(ORIGIN_HEADER, b"3:7")]
         >>> r = Router("reroute", partitions=4)
         >>> r.learn_ends({0: 10})
-        >>> r.needs_ends([[a, c], [b]])
-        {2: 9}
+        >>> r.needs_ends({1: [a, c], 3: [b, d]})
+        {3: {2: 9}}
         """
-        out: dict[int, int] = {}
+        out: dict[int, dict[int, int]] = {}
         if self.partitions is None:
             return out
         ends, partitions = self.ends, self.partitions
-        for records in batches:
+        for p, records in batches.items():
             if not records or not hasattr(records[0], "headers") or not any(map(_HEADERS, records)):
                 continue  # the usual batch: no record has a header (a C loop, ~10 ns a record)
             for rec in records:
                 headers = rec.headers  # type: ignore[attr-defined]
                 if headers:
                     origin = origin_of(headers)
-                    if origin is not None and 0 <= origin[0] < partitions and origin[1] >= ends.get(origin[0], 0):
+                    if origin is not None and origin[0] != p and 0 <= origin[0] < partitions and origin[1] >= ends.get(origin[0], 0):
                         q, offset = origin
-                        if offset > out.get(q, -1):
-                            out[q] = offset
+                        wanted = out.setdefault(p, {})
+                        if offset > wanted.get(q, -1):
+                            wanted[q] = offset
         return out
+
+    def first_unjudged(self, records: Sequence[object], unknown: "set[int] | frozenset[int]") -> int:
+        """The index of the first of ``records`` whose origin is in a partition of ``unknown`` at or
+        beyond the end known for it (its copy cannot be judged yet), or ``len(records)``.
+
+        >>> R = type("R", (), {})
+        >>> a, b, c = R(), R(), R()
+        >>> a.headers, b.headers, c.headers = (), [(ORIGIN_HEADER, b"2:3")], [(ORIGIN_HEADER, b"2:40")]
+        >>> r = Router("reroute", partitions=4)
+        >>> r.learn_ends({2: 10})
+        >>> r.first_unjudged([a, b, c], {2}), r.first_unjudged([a, b], {2})
+        (2, 2)
+        """
+        ends = self.ends
+        for i, rec in enumerate(records):
+            headers = getattr(rec, "headers", None)
+            if headers:
+                origin = origin_of(headers)
+                if origin is not None and origin[0] in unknown and origin[1] >= ends.get(origin[0], 0):
+                    return i
+        return len(records)
 
     def learn_ends(self, ends: Mapping[int, int]) -> None:
         """Log end offsets read from the broker (a log end only rises: a lower reply is older)."""
@@ -194,6 +217,19 @@ class Router:
 
     def revoke(self, partition: int) -> None:
         self._applied.pop(partition, None)
+
+    def restarted(self, partition: int) -> None:
+        """``partition``'s log was replaced (``Store.restart_partition`` dropped its marks): no
+        origin is applied to it yet, and its log end is the new log's, read again.
+
+        >>> r = Router("reroute", partitions=4)
+        >>> r.assign(1, {0: 50}); r.learn_ends({1: 900})
+        >>> r.restarted(1); r._applied[1], r.ends
+        ({}, {})
+        """
+        if partition in self._applied:
+            self._applied[partition] = {}
+        self.ends.pop(partition, None)
 
     def copy_is_new(self, partition: int, origin: tuple[int, int], routed: Routed) -> bool:
         """True for a copy not applied before (and remember it in ``routed``)."""

@@ -129,7 +129,7 @@ class WorkerRuntime:
             logger.debug("gauge refresh failed: %s", exc)
             return
         self.ready = (bool(self.consumer.assigned) and self.started and self.consumer.halted is None
-                      and self.consumer.refused is None)
+                      and self.consumer.refused is None and self.consumer.missing is None)
         metrics.READY.set(1 if self.ready else 0)
         metrics.USERS_TRACKED.set(stats.get("users", 0))
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))

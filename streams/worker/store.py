@@ -57,6 +57,7 @@ from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, group_of, locate, offset_field, parse_due_member
 from streams.worker.ledger import StoreRolledBack
 from streams.worker.metrics import REDIS_SECONDS
+from streams.worker.revenue import account_field
 from streams.settings import Settings
 
 __all__ = [
@@ -1202,18 +1203,39 @@ class Store:
         await self._client.hset(self.keys.reroute(topic), mapping={str(p): orjson.dumps({str(q): o for q, o in m.items()})
                                                                   for p, m in origins.items()})
 
-    async def restart_partition(self, topic: str, partition: int, max_ms: int) -> None:
+    async def restart_partition(self, topic: str, partition: int, max_ms: int) -> int:
         """Forget how far ``partition`` was applied, keeping its event time and every user's
         state: its log was replaced (a topic deleted and created again, storage lost, a move to
         a new cluster), so its offsets start again at 0. Per bucket first, then the progress, so
-        a crash in between is detected again at the next assignment."""
-        field = offset_field(topic, partition)
+        a crash in between is detected again at the next assignment. The accounts' offsets of the
+        partition go too (``revenue.account_field``): kept, every account copy of the new log up
+        to the old offset was skipped as one applied before.
+
+        Returns the partition's restart count (``restarts``), raised before anything is deleted and
+        again once the progress is written, so that a worker that still took the partition for
+        its own and finds its offsets or progress gone, having read the count before either step,
+        can tell this restart from a Redis that went back in time (``StreamConsumer._rewind_store``;
+        a resume that read the count between the steps, and the progress before the second,
+        finds the count raised since)."""
+        field, accounts = offset_field(topic, partition), account_field(topic, partition)
+        restarts = _restarts_field(topic, partition)
+        await self._client.hincrby(self.keys.meta, restarts, 1)
         pipe = self._client.pipeline(transaction=False)
         for b in range(self.buckets):
-            pipe.hdel(self.keys.offsets(b), field, field + "|token")
+            pipe.hdel(self.keys.offsets(b), field, field + "|token", accounts, accounts + "|token")
         pipe.hdel(self.keys.reroute(topic), str(partition))
         await pipe.execute()
         await self._client.hset(self.keys.progress(topic), str(partition), f"-1:{max_ms}::{self.incarnation}")
+        return int(await self._client.hincrby(self.keys.meta, restarts, 1))
+
+    async def restarts(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """The restart count of each of ``partitions`` (``restart_partition``, by any worker, raises
+        it twice; 0: never restarted). Only ever rises: Redis going back in time can lower it,
+        never raise it."""
+        if not partitions:
+            return {}
+        raw = await self._client.hmget(self.keys.meta, [_restarts_field(topic, p) for p in partitions])
+        return {p: int(_s(v)) if v is not None else 0 for p, v in zip(partitions, raw)}
 
     # -- read API for reports and the CLI ----------------------------------------------------
 
@@ -1374,13 +1396,18 @@ def _readable(raws: Iterable[bytes | None]) -> list[UserState | None]:
     return out
 
 
+def _restarts_field(topic: str, partition: int) -> str:
+    """Field of cw:meta: the restart count of ``topic``'s ``partition`` (``Store.restart_partition``)."""
+    return f"restarts:{topic}:{partition}"
+
+
 def _progress_reply(raw: list[Any], topic: str) -> list[Any]:
     """``lua/progress.lua``'s reply (a flat HGETALL), or ``StoreRolledBack`` raised where it found a
     partition's progress below the writer's floor: ``{0, partition, value found}``."""
     if raw and isinstance(raw[0], int):
         _, partition, found = raw
         offset = _s(found).split(":")[0] or "none"
-        raise StoreRolledBack(f"the progress of {topic}[{_s(partition)}]", f"offset {offset}", "a later one")
+        raise StoreRolledBack(f"the progress of {topic}[{_s(partition)}]", f"offset {offset}", "a later one", int(_s(partition)))
     return raw
 
 
