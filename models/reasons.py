@@ -613,8 +613,10 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "tenure":
         if sig.tenure_days > _typical_tenure(model):
             return f"a user for {_days(sig.tenure_days)}, longer than the typical {_typical_tenure(model):.0f}{_LEARNED}"
-        if sig.tenure_days < 1.0:
+        if sig.active_days <= 1:
             return "active on a single day so far: churn is likeliest early on"
+        if sig.tenure_days < 0.5:  # two UTC days, hours apart (QA6 L2: these said "a single day")
+            return "a user for less than a day: churn is likeliest early on"
         return f"a user for only {_days(sig.tenure_days)}: churn is likeliest early on"
     if key == "gaps":
         text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"

@@ -66,7 +66,7 @@ _AGAINST = [
     (r"^(only \d+ events?|no events) in the last 4 weeks", "low"),
     (r"^uses \d+ ", "narrow"),
     (r"^chance of (coming back|buying again) within", "cooling"),
-    (r"^(a user for only \d+ days?|active on a single day so far): churn is likeliest early on$", "tenure"),
+    (r"^(a user for only \d+ days?|a user for less than a day|active on a single day so far): churn is likeliest early on$", "tenure"),
     (r"^a user for \d+ days?, longer than the typical \d+ \(a sign of churn in this product's history\)$", "tenure"),
     (r"^recent gaps between active days", "gaps"),
     (r"^((only )?\d+ events?|no events) in the last week", "low_7d"),
