@@ -41,9 +41,14 @@ for a typical user" (``share:unfriend``), "likes down 60% against the user's 4-w
 (the decline, told by the tracked type that fell most); the default's hashed slots are "one
 kind of activity". The facts only a trained model weighs (events in the last week or 3 months,
 active days, buying, purchases, spend, and the per-type ones) are told against the reference
-user, whichever side the model weighs; a fact that reads well in general and is a reason for
-risk says so ("40 active days so far, against 12 for a typical user (a sign of churn in this
-product's history)").
+user. Events, active days, purchases and spend are a reason only where they read the alert's
+way: fewer than the typical user for risk, more for recovery. A fit that weighs them the other
+way ("31 active days so far, against 5.7 for a typical user" as a reason for risk: QA6 M2) gets
+no reason from them: more use than typical is not, in plain words, a reason to call
+(:func:`_reads_as_it_weighs`). A few facts with their own reading keep the trained model's sign
+and say so ("a user for 300 days, longer than the typical 120 (a sign of churn in this
+product's history)"). Narrowness is a reason for risk only against the product's own kinds of
+activity (:func:`_kinds_known`): the shipped default counts 9 kinds whatever the product has.
 
 The exit opportunity (models.risk.exit_open): while a known end of the paid period lies beyond
 the horizon, the leave part of the risk is 0 and the risk is only the "already gone" part, so
@@ -127,12 +132,16 @@ _KEY_AT: Final[tuple[int, ...]] = tuple(
 _AT_SILENCE: Final[int] = _KEYS.index("silence")
 _AT_PURCHASE: Final[int] = _KEYS.index("purchase")
 _AT_COOLING: Final[int] = _KEYS.index("cooling")
-#: Keys whose words compare the user with the reference user ("3 likes in the last 4 weeks,
-#: against 12 for a typical user"), whichever side pushes the risk up: the contribution alone
-#: decides whether they are a reason (a trained model weighs them either way).
+#: Keys whose words compare the user with the reference user ("3 events in the last week,
+#: against 12 for a typical user"): a reason when the contribution says so and the model weighs
+#: the fact the way it reads (:func:`_reads_as_it_weighs`; a trained model weighs them either way).
 _COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue"))
-#: Said of a fact that reads well in general when the trained model weighs it against the user
-#: (more active days, a buyer, a long tenure): the words must say why it is a reason for risk.
+#: The :data:`_COMPARED` keys whose feature grows as the user does less (``inactive_*`` =
+#: -log(1 + events)); the others grow as the user does more.
+_FEWER_IS_MORE: Final[frozenset[str]] = frozenset(("low_7d", "low_90d"))
+#: Said of a fact with a reading of its own (a long tenure, no negative feedback, quickening
+#: visits) when the trained model weighs it against the user: the words must say why it is a
+#: reason for risk (counts of use never are: :func:`_reads_as_it_weighs`).
 _LEARNED: Final[str] = " (a sign of churn in this product's history)"
 _LEARNED_GOOD: Final[str] = " (a sign of staying in this product's history)"
 _N_FIXED: Final[int] = len(FEATURES)
@@ -205,6 +214,30 @@ def _kinds(sig: Signals, model: "ChurnModel") -> tuple[int, int]:
     of the breadth's own denominator, so the words and the risk count the same kinds."""
     c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
     return kinds_used_count(sig, c), c.n_kinds
+
+
+def _kinds_known(model: "ChurnModel") -> bool:
+    """Whether the model knows which kinds of activity the product has: its population names them
+    (``population["kinds"]``: ``churnwatch train`` writes them, or a product declares them) or it
+    tracks the product's own event names. Without either (the shipped default) the breadth counts
+    every hashed slot and purchases, 9 kinds whatever the product has, so "uses 2 kinds" may be
+    every kind a two-event product sends (QA6 M2: it was in 14 of 15 at-risk alerts of such a
+    product): narrowness is then no fact against the user, only (5 kinds or more) one for them."""
+    return KINDS_KEY in model.population or bool(model.compiled.vocabulary.tracked)
+
+
+def _reads_as_it_weighs(key: str, model: "ChurnModel") -> bool:
+    """Whether the model weighs a :data:`_COMPARED` fact the way it reads: fewer events, active
+    days, purchases or spend than the typical user raise the risk (a positive weight on
+    ``inactive_7d``/``inactive_90d``, a negative one on ``active_days_log``, ``buyer``,
+    ``purchases_log``, ``revenue_log``). Only then is the fact a reason, for risk (the user has
+    less than typical) or for recovery (more). A trained fit may give such a fact the other sign
+    (a small fit, collinear features: "31 active days so far, against 5.7 for a typical user"
+    led 11 of 230 at-risk alerts in QA6 M2), but more use than a typical user is not, in plain
+    words, a reason to call, and less is no reason for relief (the product's rule: the reasons
+    of an alert support it, never one that says the user is fine)."""
+    w = model.compiled.weights[_GROUPS[key][0]]
+    return w > 0.0 if key in _FEWER_IS_MORE else w < 0.0
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
@@ -349,12 +382,12 @@ def feature_key(name: str) -> str:
 
 
 def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool) -> str:
-    """The words of a :data:`_COMPARED` key: the user's value against the reference user's, and
-    why a fact that reads well in general is a reason for risk (or one that reads badly, for
-    recovery) when the trained model weighs it that way."""
+    """The words of a :data:`_COMPARED` key: the user's value against the reference user's. A
+    compared fact is a reason only where it reads the alert's way (:func:`_reads_as_it_weighs`):
+    less than typical for risk, more for recovery, so no words need to say why good news would
+    be a reason for risk."""
     name = FEATURES[_GROUPS[key][0]]
     vs = _versus(name, model)
-    above = values[_IDX[name]] > reference(name, model)
     if key == "low_7d":
         return f"{_only_events(sig.act_7d, against)} in the last week{vs}"
     if key == "low_90d":
@@ -367,10 +400,6 @@ def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float
         text = (f"{_counted('purchase', sig.n_purchases)} so far" if sig.n_purchases > 0 else "no purchase so far") + vs
     else:  # revenue
         text = f"spent {_num(math.expm1(values[_IDX[name]]))} so far{vs}"
-    if against and above:
-        return text + _LEARNED  # more days, purchases or spend: good news unless the model says otherwise
-    if not against and not above:
-        return text + _LEARNED_GOOD
     return text
 
 
@@ -441,9 +470,12 @@ def _gap_ratio(sig: Signals) -> float:
 
 def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` reads against the user clearly enough to be a reason (the
-    words of a compared or per-slot key always do: they state the comparison)."""
-    if key in _COMPARED or _is_slot(key):
+    words of a per-slot key always do: they state the comparison; a compared one when the model
+    weighs it as it reads, :func:`_reads_as_it_weighs`)."""
+    if _is_slot(key):
         return True
+    if key in _COMPARED:
+        return _reads_as_it_weighs(key, model)
     if key == "silence":
         return sig.visit_overdue >= 1.5
     if key == "purchase":
@@ -455,9 +487,9 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "low":
         edges = model.population.get(ACT_QUANTILES)
         return (percentile(sig.act_28d, edges) < 0.25) if edges else sig.act_28d < 2.0
-    if key == "narrow":
+    if key == "narrow":  # only against the product's own kinds (:func:`_kinds_known`)
         used, kinds = _kinds(sig, model)
-        return sig.breadth < 0.3 and 2 * used <= kinds
+        return sig.breadth < 0.3 and 2 * used <= kinds and _kinds_known(model)
     if key == "cooling":  # not while a cancellation stands: it is the reason, and the temperature's 0 is its (models.temperature)
         return back < _COOLING_BELOW and not sig.cancelled
     if key == "negative":  # a trained model may tie complaining to staying: then its absence is the reason
@@ -476,8 +508,10 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
 def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
     reason for risk: weaker than :func:`_against`, never reassuring)."""
-    if key in _COMPARED or _is_slot(key):
+    if _is_slot(key):
         return True
+    if key in _COMPARED:
+        return _reads_as_it_weighs(key, model)
     if key == "silence":
         return sig.visit_overdue > 1.0
     if key == "purchase":
@@ -491,7 +525,7 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         return (percentile(sig.act_28d, edges) < 0.5) if edges else sig.act_28d < 4.0
     if key == "narrow":
         used, kinds = _kinds(sig, model)
-        return used < 2 or 2 * used < kinds
+        return (used < 2 or 2 * used < kinds) and _kinds_known(model)
     if key == "cooling":
         return back < _WARM_FROM and not sig.cancelled
     if key == "tenure":
@@ -505,8 +539,10 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
 
 def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` reads in the user's favour (a reason for recovery)."""
-    if key in _COMPARED or _is_slot(key):
+    if _is_slot(key):
         return True
+    if key in _COMPARED:
+        return _reads_as_it_weighs(key, model)
     if key == "negative":
         return sig.negative_28d < 0.5 or _weight(model, _I_NEGATIVE) < 0.0
     if key == "silence":
@@ -577,8 +613,10 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "tenure":
         if sig.tenure_days > _typical_tenure(model):
             return f"a user for {_days(sig.tenure_days)}, longer than the typical {_typical_tenure(model):.0f}{_LEARNED}"
-        if sig.tenure_days < 1.0:
+        if sig.active_days <= 1:
             return "active on a single day so far: churn is likeliest early on"
+        if sig.tenure_days < 0.5:  # two UTC days, hours apart (QA6 L2: these said "a single day")
+            return "a user for less than a day: churn is likeliest early on"
         return f"a user for only {_days(sig.tenure_days)}: churn is likeliest early on"
     if key == "gaps":
         text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"

@@ -43,6 +43,22 @@ came or went and that the scores and states are identical; it prints how many ch
 of them had no reasons before, and the reasons now shown in those::
 
     python3 -m tests.golden_masked changes /tmp/old.json /tmp/new.json stage_changed new,active reasons
+
+A change that stops giving one reason (QA6 M2: "uses 2 kinds of activity in 4 weeks" against the
+user where the model does not know the product's kinds) is proved on the reasons themselves:
+``dropped`` checks that every alert and score that changed had a reason matching ``pattern`` (a
+regular expression), changed only in ``reasons``, has none matching it now, and lists the others
+it had in their order (so nothing but that reason went; whatever was 4th moved up, or a fallback
+took the empty place, before a stage's own story that always comes last); no alert came or went,
+states byte-identical. It prints how many changed per kind and what took the place, numbers masked::
+
+    python3 -m tests.golden_masked dropped /tmp/old.json /tmp/new.json '^uses \d+ kinds? of activity in 4 weeks$'
+
+A change to the words of one reason is proved the same way: ``reworded`` checks that every alert
+and score that changed differs only in ``reasons``, in reasons matching ``before`` that now match
+``after``, at the same places, every other reason unchanged::
+
+    python3 -m tests.golden_masked reworded /tmp/old.json /tmp/new.json '^active on a single day' '^a user for less than a day'
 """
 
 from __future__ import annotations
@@ -53,7 +69,7 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["cancelled", "changes", "compare", "dump", "passes", "users"]
+__all__ = ["cancelled", "changes", "compare", "dropped", "dump", "passes", "reworded", "users"]
 
 
 def dump(path: str) -> None:
@@ -267,6 +283,74 @@ def changes(old_path: str, new_path: str, kind: str, a: str, b: str, fields: tup
     return ok
 
 
+def dropped(old_path: str, new_path: str, pattern: str) -> bool:
+    """True when only rows that had a reason matching ``pattern`` changed, only in ``reasons``, each
+    without it now and with its other reasons first, in their order (printing what took the place)."""
+    old, new = _dumps(old_path, new_path)
+    rx = re.compile(pattern)
+    ok = True
+    for key in old:
+        same_states = old[key]["states"] == new[key]["states"]
+        ok &= same_states
+        for part, ident in (("alerts", ("alert_id",)), ("scores", ("u", "t"))):
+            o = {tuple(d[k] for k in ident): d for d in map(json.loads, old[key][part])}
+            n = {tuple(d[k] for k in ident): d for d in map(json.loads, new[key][part])}
+            rows_ok = sorted(o) == sorted(n) and len(o) == len(old[key][part]) and len(n) == len(new[key][part])
+            had = {k for k, d in o.items() if any(rx.search(str(r)) for r in d["reasons"])}
+            changed = [k for k in o if k in n and o[k] != n[k]]
+            wrong = inserted = 0
+            took: collections.Counter[str] = collections.Counter()
+            per_kind: collections.Counter[str] = collections.Counter()
+            for k in changed:
+                a, b = o[k], n[k]
+                kept = [r for r in a["reasons"] if not rx.search(str(r))]
+                other = [f for f in a if f != "reasons" and a[f] != b[f]]
+                if k not in had or other or any(rx.search(str(r)) for r in b["reasons"]) \
+                        or [r for r in b["reasons"] if r in kept] != kept:
+                    wrong += 1
+                    continue
+                per_kind[str(a.get("kind", "score"))] += 1
+                inserted += b["reasons"][:len(kept)] != kept
+                for r in [r for r in b["reasons"] if r not in kept] or ["(nothing)"]:
+                    took[re.sub(r"\d+(\.\d+)?", "N", str(r))] += 1
+            left = sum(any(rx.search(str(r)) for r in d["reasons"]) for d in n.values())
+            ok &= rows_ok and not wrong and not left
+            print(f"{key} {part}: {len(o)} rows, {len(had)} with the reason; changed {len(changed)} {dict(per_kind)}, "
+                  f"otherwise {wrong}; a reason put before a kept one {inserted}; left {left}; rows identical: {rows_ok}; in its place: {dict(took.most_common())}")
+        print(f"{key} states byte-identical: {same_states}")
+    return ok
+
+
+def reworded(old_path: str, new_path: str, before: str, after: str) -> bool:
+    """True when the only change is reasons matching ``before`` now matching ``after``, in place."""
+    old, new = _dumps(old_path, new_path)
+    rb, ra = re.compile(before), re.compile(after)
+    ok = True
+    for key in old:
+        same_states = old[key]["states"] == new[key]["states"]
+        ok &= same_states
+        for part, ident in (("alerts", ("alert_id",)), ("scores", ("u", "t"))):
+            o = {tuple(d[k] for k in ident): d for d in map(json.loads, old[key][part])}
+            n = {tuple(d[k] for k in ident): d for d in map(json.loads, new[key][part])}
+            rows_ok = sorted(o) == sorted(n) and len(o) == len(old[key][part]) and len(n) == len(new[key][part])
+            changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
+            wrong = 0
+            kinds: collections.Counter[str] = collections.Counter()
+            now: collections.Counter[str] = collections.Counter()
+            for a, b in changed:
+                moved = [(x, y) for x, y in zip(a["reasons"], b["reasons"]) if x != y]
+                if any(f != "reasons" and a[f] != b[f] for f in a) or len(a["reasons"]) != len(b["reasons"]) \
+                        or not all(rb.search(str(x)) and ra.search(str(y)) for x, y in moved):
+                    wrong += 1
+                kinds[str(a.get("kind", "score"))] += 1
+                now.update(re.sub(r"\d+", "N", str(y)) for _, y in moved)
+            ok &= rows_ok and not wrong
+            print(f"{key} {part}: {len(o)} rows; changed {len(changed)} {dict(kinds)}, otherwise {wrong}; "
+                  f"rows identical: {rows_ok}; now saying: {dict(now)}")
+        print(f"{key} states byte-identical: {same_states}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -276,6 +360,10 @@ if __name__ == "__main__":
         sys.exit(0 if passes(sys.argv[2], sys.argv[3], *sys.argv[4].split(",")) else 1)
     elif sys.argv[1:2] == ["changes"] and len(sys.argv) >= 7 and len(sys.argv[5].split(",")) == 2:
         sys.exit(0 if changes(sys.argv[2], sys.argv[3], sys.argv[4], *sys.argv[5].split(","), tuple(sys.argv[6:])) else 1)
+    elif sys.argv[1:2] == ["dropped"] and len(sys.argv) == 5:
+        sys.exit(0 if dropped(sys.argv[2], sys.argv[3], sys.argv[4]) else 1)
+    elif sys.argv[1:2] == ["reworded"] and len(sys.argv) == 6:
+        sys.exit(0 if reworded(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]) else 1)
     elif sys.argv[1:2] == ["cancelled"] and len(sys.argv) >= 5:
         sys.exit(0 if cancelled(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:

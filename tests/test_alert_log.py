@@ -42,3 +42,22 @@ def test_user_entry_is_entry_of_to_dict() -> None:
         assert user_entry(d) == entry(d), d
         checked += logged_kind(d)
     assert checked > 1_000
+
+
+def test_a_recovered_alert_keeps_its_reasons_in_the_list() -> None:
+    """QA6 L3: the console's "Alerts it got" showed a recovery with an empty "why" while the alert
+    on the topic says why ("10 events in the last 4 weeks; active today, ..."): its entry kept no
+    reasons. It keeps them now, as every other entry does; an entry written before without them
+    reads the fall of the risk since the at-risk entry it closed."""
+    from streams.worker.alert_log import decode_entries
+
+    recovered = {"alert_id": "r1", "kind": "recovered", "event_time_ms": 9_000, "stage": "new", "risk": 0.3957,
+                 "reasons": ["10 events in the last 4 weeks", "active today, usual interval 2.0 days"]}
+    opened = {"alert_id": "a1", "kind": "at_risk", "event_time_ms": 5_000, "stage": "new", "risk": 0.6308,
+              "reasons": ["a user for only 1 day: churn is likeliest early on"]}
+    assert user_entry(recovered) == entry(recovered)
+    got = decode_entries([user_entry(recovered), user_entry(opened)])
+    assert [e["reasons"] for e in got] == [recovered["reasons"], opened["reasons"]]
+    old_entry = b'["r1","recovered",9000,"new",0.3957,[]]'  # as written until 2026-12-03
+    assert decode_entries([old_entry, user_entry(opened)])[0]["reasons"] == ["risk down to 40% from 63% when the alert opened"]
+    assert decode_entries([old_entry])[0]["reasons"] == []  # nothing to tell it from

@@ -18,6 +18,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models.compiled import KINDS_KEY
 from models.engine import Alert, advance
 from models.events import Event
 from models.model import ChurnModel, load_model
@@ -25,7 +26,7 @@ from models.state import UserState
 from models.lifecycle import LAPSED, REACHABLE
 from models.reasons import IMPROVED, explain, feature_key, reference
 from models.risk import FEATURES, PRIOR_WEIGHTS, SLOT_PREFIXES, combine, feature_vector, moves_with_silence, risk_probability
-from models.scoring import assess, scores_from
+from models.scoring import assess, score, scores_from
 from models.temperature import p_stay
 from tests.test_models_golden import FINAL_MS, histories as golden_histories
 from tests.test_models_properties import DAY_MS, T0_MS, _types, histories
@@ -65,7 +66,7 @@ _AGAINST = [
     (r"^(only \d+ events?|no events) in the last 4 weeks", "low"),
     (r"^uses \d+ ", "narrow"),
     (r"^chance of (coming back|buying again) within", "cooling"),
-    (r"^(a user for only \d+ days?|active on a single day so far): churn is likeliest early on$", "tenure"),
+    (r"^(a user for only \d+ days?|a user for less than a day|active on a single day so far): churn is likeliest early on$", "tenure"),
     (r"^a user for \d+ days?, longer than the typical \d+ \(a sign of churn in this product's history\)$", "tenure"),
     (r"^recent gaps between active days", "gaps"),
     (r"^((only )?\d+ events?|no events) in the last week", "low_7d"),
@@ -118,6 +119,24 @@ _FINE = [
     (r"no visit for (\d+\.\d)x", lambda m: float(m.group(1)) < 1.0),
     (r"^a user for \d+ days$", None),
     (r"^paid through", None),
+    # narrowness against kinds the model does not know (the shipped default counts 9 whatever the
+    # product has): "uses 2 kinds" may be every kind a product sends (QA6 M2)
+    (r"^uses \d+ kinds? of activity in 4 weeks$", None),
+    # more use than the typical user (QA6 M2: "31 active days so far, against 5.7 for a typical user")
+    (r"^(?:only )?(\d+) (?:active days?|events? in the last (?:week|3 months)|purchases?) so far, against ([\d.]+) for",
+     lambda m: int(m.group(1)) > float(m.group(2)) + 0.5),
+    (r"^(?:only )?(\d+) events? in the last (?:week|3 months), against ([\d.]+) for",
+     lambda m: int(m.group(1)) > float(m.group(2)) + 0.5),
+    (r"^spent ([\d.]+) so far, against ([\d.]+) for", lambda m: float(m.group(1)) > float(m.group(2)) + 0.5),
+    (r"^a buyer \(", None),
+]
+#: Words that read as bad news: never in a recovered alert (the mirror of :data:`_FINE` for the
+#: facts compared with the typical user).
+_BAD = [
+    (r"^only |^never bought|^no purchase so far", None),
+    (r"^(\d+) (?:active days?|events? in the last (?:week|3 months)|purchases?)(?: so far)?, against ([\d.]+) for",
+     lambda m: int(m.group(1)) + 0.5 < float(m.group(2))),
+    (r"^spent ([\d.]+) so far, against ([\d.]+) for", lambda m: float(m.group(1)) + 0.5 < float(m.group(2))),
 ]
 _GROUP = {
     "silence": ("silence_log", "visit_overdue_log"), "purchase": ("purchase_overdue_log",), "decline": ("decline",),
@@ -145,8 +164,12 @@ def _slot_feature(key: str, text: str, model: ChurnModel) -> str:
     return key + names[0]
 
 
-def _fine(text: str) -> bool:
-    return any((m := re.search(p, text)) is not None and (ok is None or ok(m)) for p, ok in _FINE)
+def _fine(text: str, table: list | None = None) -> bool:
+    return any((m := re.search(p, text)) is not None and (ok is None or ok(m)) for p, ok in (table or _FINE))
+
+
+def _bad(text: str) -> bool:
+    return _fine(text, _BAD)
 
 
 def _logit(p: float) -> float:
@@ -198,7 +221,7 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
     else:
         for text in reasons:
             key = _key(text, _FOR)
-            assert key is not None, (text, reasons)
+            assert key is not None and not _bad(text), (text, reasons)
             assert key != "cooling" or _fine(text), text  # a chance of coming back above a coin flip
             key = _slot_feature(key, text, model)
             if key in lifts:
@@ -351,8 +374,11 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
     """Each feature in turn, the only weight of a trained-looking model (either sign where the
     sign is free), its training mean set so it adds 1 log-odds to a user's risk: an at-risk alert
     gives it as a reason, in words that read against the user; set to take 1 away, a recovery
-    gives it in words that read for them (means inside the users' range). Compared and per-type facts always; a fact with its own
-    line (silence of 1.5 intervals, ...) for at least one of the users."""
+    gives it in words that read for them (means inside the users' range). Per-type facts always;
+    compared facts (events, active days, purchases, spend against the typical user) always when the
+    model weighs them as they read (less use, more risk) and never when it weighs them the other
+    way (QA6 M2: "31 active days so far, against 5.7 for a typical user" is no reason for risk); a
+    fact with its own line (silence of 1.5 intervals, ...) for at least one of the users."""
     users = _users()
     assessed = [assess(state, now_s, TYPED).features for state, now_s in users]
     for j, name in enumerate(TYPED.compiled.features):
@@ -361,6 +387,7 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
             for purpose, lift in (("at_risk", 1.0), ("recovered", -1.0)):
                 table = _AGAINST if purpose == "at_risk" else _FOR
                 key = feature_key(name)
+                reads = key not in _COMPARED_KEYS or (w > 0.0) == (key in ("low_7d", "low_90d"))
                 given = 0
                 for (state, now_s), features in zip(users, assessed):
                     value = features[j]
@@ -374,11 +401,11 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
                     for text in mine:
                         said = _key(text, table)
                         assert said is not None and _slot_feature(said, text, model) == key, (name, w, purpose, text)
-                        assert purpose != "at_risk" or not _fine(text), text
+                        assert not _fine(text) if purpose == "at_risk" else not _bad(text), text
                     given += len(mine)
                     if key in _COMPARED_KEYS or name.startswith(SLOT_PREFIXES):
-                        assert mine, (name, w, purpose, found)
-                assert given, (name, w, purpose)
+                        assert bool(mine) == reads, (name, w, purpose, found)
+                assert given or not reads, (name, w, purpose)
 
 
 _COMPARED_KEYS = ("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue")
@@ -481,3 +508,54 @@ def test_reasons_read_only_the_weighted_features_of_any_one_weight() -> None:
                 model = TYPED.with_(risk_weights={name: w}, risk_means={name: first[j] - lift / w})
                 for state, now_s in users:
                     _explained_both_ways(state, now_s, model)
+
+
+def _two_kind_decliner() -> list[Event]:
+    """QA6 M2's p_decl: a product whose events have two kinds, ``view`` and ``click``; the user
+    uses both every day for 8 weeks, then once a week."""
+    days = [*range(56), *range(63, 120, 7)]
+    return [Event("u", T0_MS + d * DAY_MS + 36_000_000 + j * 420_000, kind, f"{d}-{j}")
+            for d in days for j, kind in enumerate(("view", "click"))]
+
+
+def test_narrow_use_is_no_reason_for_risk_when_the_model_does_not_know_the_products_kinds() -> None:
+    """QA6 M2: the shipped default counts 9 kinds whatever the product has, so a user of both kinds
+    a two-kind product sends read "uses 2 kinds of activity in 4 weeks", first or second among the
+    reasons of an at-risk alert, before the real drop. Not a fact against the user: no such reason
+    for risk. The same user with the product's kinds declared uses every kind: narrowness is
+    no reason either, and a user of one kind of four is still told so (test_models_breadth)."""
+    evs = _two_kind_decliner()
+    end = evs[-1].ts_ms + 20 * DAY_MS
+    default = load_model()
+    declared = default.with_(population={KINDS_KEY: sorted({f"kind{default.compiled.vocabulary.lookup(n)[0]}"
+                                                            for n in ("view", "click")})})
+    for model in (default, declared):
+        out = advance("u", None, evs, end, model)
+        at_risk = [a for a in out.alerts if a.kind == "at_risk" or (a.kind == "stage_changed" and a.scores.stage not in IMPROVED)]
+        assert at_risk, out.alerts
+        for alert in at_risk:
+            assert not any(r.startswith("uses ") for r in alert.scores.reasons), alert.scores.reasons
+            check_alert(alert, model)
+        for cut in range(evs[0].ts_ms + 2 * DAY_MS, end, 9 * DAY_MS):  # `top` and `score` on the way
+            state = advance("u", None, [e for e in evs if e.ts_ms < cut], cut, model).state
+            why = score(state, cut // 1000, model).reasons
+            assert not any(r.startswith("uses ") for r in why), (cut, why)
+
+
+def test_more_use_than_the_typical_user_is_no_reason_for_risk() -> None:
+    """QA6 M2: a trained fit weighed active days with a sign opposite to the default's reading
+    (+0.39), and "31 active days so far, against 5.7 for a typical user (a sign of churn in this
+    product's history)" led at-risk alerts. More use than typical is not, in plain words, a
+    reason to call: a compared fact is a reason only where the model weighs it as it reads.
+    With the reading's sign (fewer active days, more risk) a user with fewer days is told so."""
+    evs = [Event("u", T0_MS + d * DAY_MS + 36_000_000, "view", f"e{d}") for d in range(40)]
+    for w, said in ((0.6, False), (-0.6, True)):
+        model = TRAINED.with_(risk_weights={**TRAINED.risk_weights, "active_days_log": w},
+                              risk_means={**TRAINED.risk_means, "active_days_log": math.log1p(5.7 if w > 0 else 60.0)})
+        out = advance("u", None, evs, evs[-1].ts_ms + 30 * DAY_MS, model)
+        at_risk = [a for a in out.alerts if a.kind == "at_risk"]
+        assert at_risk, out.alerts
+        for alert in at_risk:
+            told = [r for r in alert.scores.reasons if re.search(r"^\d+ active days? so far", r)]
+            assert bool(told) == said, (w, alert.scores.reasons)
+            check_alert(alert, model)

@@ -6,13 +6,19 @@ handful per customer over months), so the cost is per alert, never per event: th
 each alert worth a call that it emits to its customer's list in the same atomic, fenced write as
 the state (users: inside the bucket's ``lua/write_batch.lua``; accounts: inside the account's
 extras, written by ``write_accounts``). An entry is compact JSON, ``[alert id, kind, event time ms, stage,
-risk, reasons]`` (a user's ``recovered`` entry without reasons: its why is the risk that fell),
-the list newest first, at most ``ALERT_LOG_CAP`` entries, de-duplicated on the alert id (a
+risk, reasons]``, the list newest first, at most ``ALERT_LOG_CAP`` entries, de-duplicated on the alert id (a
 redelivered batch appends nothing new). Pure: no Redis, no Kafka.
 
 Kept for users: ``at_risk``, ``recovered`` and stage changes to churned or reactivated (the
 alerts a CRM acts on; other stage changes are frequent and the stage is on the page anyway);
 for accounts: every account alert (at risk, churned, recovered, trial ending).
+
+Every entry keeps the alert's reasons, a recovery's too (QA6 L3: the console showed recovered
+alerts with an empty "why", while the alert itself says why, docs/ALERTS.md). Until 2026-12-03 a
+user's ``recovered`` entry was written without them, on the grounds that its why was the risk
+that fell and that its reasons repeated the at-risk alert's: neither holds since recoveries say
+what speaks for the user (models.reasons). Such entries still in Redis are shown with the fall
+of the risk since the at-risk entry before them (:func:`decode_entries`), a fact the list holds.
 
 >>> e = entry({"alert_id": "a1", "kind": "at_risk", "event_time_ms": 5000, "stage": "declining", "risk": 0.71234,
 ...            "reasons": ["x", "y", "z", "w"]})
@@ -34,7 +40,6 @@ ALERT_LOG_CAP: Final[int] = 10  # entries kept per customer, newest first
 EXTRAS_FIELD: Final[str] = "log"  # an account's list, inside its extras JSON
 _REASONS: Final[int] = 3  # the alert's reasons (models.reasons gives at most 3)
 _STAGES_LOGGED: Final[frozenset[str]] = frozenset({"churned", "reactivated"})
-_NO_REASONS: Final[frozenset[str]] = frozenset({"recovered"})
 
 
 def logged_kind(alert: Mapping[str, Any]) -> bool:
@@ -44,8 +49,7 @@ def logged_kind(alert: Mapping[str, Any]) -> bool:
 
 
 def _row(alert: Mapping[str, Any]) -> list[Any]:
-    # a recovery's why is its risk: the reasons it still lists are those of the alert it closes (half the bytes)
-    reasons = [] if alert["kind"] in _NO_REASONS else list(alert.get("reasons") or [])[:_REASONS]
+    reasons = list(alert.get("reasons") or [])[:_REASONS]
     return [str(alert["alert_id"]), str(alert["kind"]), int(alert["event_time_ms"]), alert.get("stage"),
             round(float(alert.get("risk") or 0.0), 4), reasons]
 
@@ -65,15 +69,24 @@ def user_entry(alert: Mapping[str, Any]) -> bytes:
 
     >>> user_entry({"alert_id": "a1", "kind": "recovered", "event_time_ms": 5000, "stage": "active", "risk": 0.2,
     ...             "reasons": ["x"]})
-    b'["a1","recovered",5000,"active",0.2,[]]'
+    b'["a1","recovered",5000,"active",0.2,["x"]]'
     """
-    kind = alert["kind"]
-    return orjson.dumps([alert["alert_id"], kind, alert["event_time_ms"], alert["stage"], alert["risk"] or 0.0,
-                         [] if kind in _NO_REASONS else alert["reasons"][:_REASONS]])
+    return orjson.dumps([alert["alert_id"], alert["kind"], alert["event_time_ms"], alert["stage"], alert["risk"] or 0.0,
+                         alert["reasons"][:_REASONS]])
 
 
 def decode_entries(raw: Iterable[bytes | str | list[Any]]) -> list[dict[str, Any]]:
-    """Entries (JSON text or decoded rows) as dicts for the page and the API, in stored order."""
+    """Entries (JSON text or decoded rows) as dicts for the page and the API, in stored order.
+
+    A user's ``recovered`` entry written without reasons (before 2026-12-03: module docstring)
+    says the fall of the risk since the at-risk entry it closed, the next older one in the list,
+    as models.reasons words it ("risk down to 40% from 63% when the alert opened"); with no such
+    entry left in the list, nothing.
+
+    >>> rows = [["r1", "recovered", 9, "new", 0.3957, []], ["a1", "at_risk", 5, "new", 0.6308, ["x"]]]
+    >>> [e["reasons"] for e in decode_entries(rows)]
+    [['risk down to 40% from 63% when the alert opened'], ['x']]
+    """
     from streams.timefmt import format_ts
 
     out = []
@@ -84,6 +97,12 @@ def decode_entries(raw: Iterable[bytes | str | list[Any]]) -> list[dict[str, Any
             continue  # a display list: an unreadable entry is left out, never an error page
         out.append({"alert_id": aid, "kind": kind, "time": format_ts(int(ts_ms)), "event_time_ms": int(ts_ms),
                     "stage": stage, "risk": risk, "reasons": list(reasons)})
+    for i, e in enumerate(out):
+        if e["kind"] == "recovered" and not e["reasons"]:
+            opened = next((o for o in out[i + 1:] if o["kind"] in ("at_risk", "recovered")), None)
+            if opened is not None and opened["kind"] == "at_risk" and isinstance(opened["risk"], (int, float)) \
+                    and isinstance(e["risk"], (int, float)):
+                e["reasons"] = [f"risk down to {100.0 * e['risk']:.0f}% from {100.0 * opened['risk']:.0f}% when the alert opened"]
     return out
 
 
