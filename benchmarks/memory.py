@@ -57,11 +57,14 @@ def kafka_partition(key: bytes, partitions: int) -> int:
 
 
 def templates_from(events: Sequence[Event], end_ms: int, model: ChurnModel | None = None, *,
-                   history: bool = False, period_end_day: int = 0) -> list[Template]:
+                   history: bool = False, period_end_day: int = 0, flags: int = 0) -> list[Template]:
     """Every simulated user's state at ``end_ms`` as the worker would store it; with ``history``
     also the weekly score history, advanced as the worker does (``advance_sampled``); with
     ``period_end_day`` (a day number, models.state) every state also knows the end of its paid
-    period, as a subscription statement would set it (record format 5: 2 bytes more)."""
+    period, as a subscription statement would set it (record format 5: 2 bytes more); with
+    ``flags`` (models.state PAYS_SUBSCRIPTION, ACCOUNT_MEMBER) every state carries them, as a
+    paying statement or an event naming a company account would set them (record format 6: 3
+    bytes more than format 4)."""
     model = model or load_model()
     by_user: dict[str, list[Event]] = collections.defaultdict(list)
     for ev in events:
@@ -77,6 +80,7 @@ def templates_from(events: Sequence[Event], end_ms: int, model: ChurnModel | Non
         st = res.state
         if period_end_day:
             st.period_end_day = period_end_day
+        st.flags |= flags
         risk, reach, _ = index_scores(None, st, end_ms, model)
         stats: dict[str, float] = {}
         stats_delta(None, st, res.alerts, stats)

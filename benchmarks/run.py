@@ -388,6 +388,7 @@ def section_memory(ctx: Ctx) -> dict[str, Any]:
     """Redis bytes per tracked user at 1M users (scale 1), through Store.write; then `top --share 2%`
     on those users from the save-list index against reading every state."""
     from benchmarks.memory import measure_memory, measure_top_share, templates_from
+    from models.state import ACCOUNT_MEMBER
 
     events, end_ms = _population(ctx)
     templates = templates_from(events, end_ms)
@@ -402,6 +403,13 @@ def section_memory(ctx: Ctx) -> dict[str, Any]:
     rows["every user with a period end: bytes_per_user"] = paid["bytes_per_user"]
     hashes = next(k for k in paid if k.startswith("user hashes"))
     rows["every user with a period end: " + hashes] = paid[hashes]
+    # every user a member of a company account (the actions' flags, format 6: models.state): the
+    # record's 3 bytes over format 4 (no period end), what a product whose users all name an account pays
+    members = templates_from(events, end_ms, flags=ACCOUNT_MEMBER)
+    flagged = measure_memory(ctx["redis"], [dataclasses.replace(t, blob=a.blob) for t, a in zip(templates, members)], users)
+    rows["every user an account member: state_record_bytes"] = flagged["state_record_bytes"]
+    rows["every user an account member: bytes_per_user"] = flagged["bytes_per_user"]
+    rows["every user an account member: " + hashes] = flagged[hashes]
     return rows
 
 

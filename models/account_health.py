@@ -35,6 +35,10 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
 - ``risk = 1 - (1 - r_u)(1 - r_b)``; temperature = 100 (1 - risk); health = 100 times the mean of
   the share of users not silent and usage (capped at 1);
 - stage: churned, trial_lost, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid).
+- action: the heaviest reason's, at any risk (an account below the at-risk line with a reason
+  still has something to do: a downgrade alone, 0.35, says "review how the plan fits their
+  use"); "none" only when no reason stands. An ``account_recovered`` alert says "none": its
+  reasons say why the account is better (streams/worker/account_alerts.py).
 
 Whole days are said as the users' reasons say them (``models.reasons``: "1 day ago", "today").
 
@@ -354,6 +358,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
              "past_due" if view is not None and view.status == "past_due" else
              "customer" if mrr > 0 else "prospect")
     reasons.sort(key=lambda r: -r[0])
-    action = reasons[0][2] if reasons and risk >= ACCOUNT_AT_RISK else "none"
+    # the heaviest reason's action whatever the risk (QA pass 6 L4: below 0.5 it was "none" beside
+    # "downgraded from Business to Pro 21 days ago", risk 0.35, whose action is to review the plan);
+    # "none" only without a reason. The at-risk alert still opens at 0.5 (streams/worker/account_alerts.py)
+    action = reasons[0][2] if reasons else "none"
     return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
                          mrr, tuple(text for _, text, _ in reasons), action)

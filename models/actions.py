@@ -1,20 +1,38 @@
 """The recommended action for the CRM, from the stage, the health/temperature quadrant and the open alert.
 
-Health says whether the user *uses* the product (health >= model.action_health); temperature
-(the one shown, models.temperature.p_back_within) says whether a purchaser is still *paying*:
-temperature >= model.action_temperature, 50 by default, i.e. more likely than not to be back, and
-for a repeat buyer to buy again, within the model's horizon (someone who never bought is not
-paying). The cut of 50 is the temperature's own meaning, a coin flip on "back within 30 days",
-not a fitted number; the console's quadrant draws its zones at the same cuts, so a dot's place
-and its colour agree. First rule that matches:
+Health says whether the user *uses* the product (health >= model.action_health). *Paying* is
+either of two things: the user's latest ``subscription`` statement pays (``active`` or
+``past_due`` with an MRR above 0: models.state PAYS_SUBSCRIPTION), whatever the temperature (a
+contract pays by itself, not by a rhythm), or a purchaser's temperature (the one shown,
+models.temperature.p_back_within) is >= model.action_temperature, 50 by default, i.e. more likely
+than not to be back, and for a repeat buyer to buy again, within the model's horizon (someone
+who never bought and holds no paying subscription is not paying). The cut of 50 is the
+temperature's own meaning, a coin flip on "back within 30 days", not a fitted number; the
+console's quadrant draws its zones at the same cuts, so a dot's place and its colour agree
+(but for a subscriber, placed by its temperature and coloured as paying). First rule that matches:
 
 1. churned -> ``win_back``
 2. paying but not using -> ``educate`` (they pay for something they do not use: show them how)
 3. declining or dormant -> ``check_in``
 4. neither using nor paying: new -> ``onboard`` (help them to their first value), any other
    stage -> ``check_in`` (the quadrant's "neither" corner: someone should ask why)
-5. using but not paying -> ``upsell`` (the product works for them; the money does not follow)
+5. using but not paying -> ``upsell`` (the product works for them; the money does not follow),
+   except a member of a company account (models.state ACCOUNT_MEMBER): ``none``
 6. otherwise ``none``
+
+Subscriptions and accounts (QA pass 6, M1). Before, only purchases made a user "paying": every
+user of a company that pays a subscription was told ``upsell`` (QA: all users of an account
+paying 100.00/month that had just downgraded from 300.00), and a subscriber who stopped using the
+product got ``check_in``, never ``educate``. Now the holder of a paying subscription is paying
+(rule 2 and 5 read it). A member of a company account who holds no subscription of their own is
+never told ``upsell``: whether the company pays, and what it should buy, is the account's
+(models.account_health: its book and alerts say "review how the plan fits their use" after a
+downgrade, "fix the payment" when past due), and the user's scoring does not see the account's
+subscription (it is kept on the account's partition; only the member's summary goes there,
+streams/worker/members.py), so "sell this user more" could only be a guess, and a wrong one for
+every user of a paying customer. Such a member still gets ``educate``/``check_in``/``onboard``
+as the quadrant says (they read use and the member's own payments), and ``none`` where the
+quadrant says ``upsell``.
 
 A user at risk (``at_risk``: an at-risk alert is open, or it is the at-risk alert itself) never
 gets ``none`` or ``upsell``: rules 5 and 6 give ``check_in`` instead. The alert tells the CRM that
@@ -56,9 +74,11 @@ Action = Literal["educate", "check_in", "onboard", "upsell", "win_back", "none"]
 
 
 def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel",
-              at_risk: bool = False) -> Action:
+              at_risk: bool = False, subscribed: bool = False, member: bool = False) -> Action:
     """The action for one user (module docstring); ``at_risk``: an at-risk alert is open (or
-    being opened) for the user, which turns ``none`` and ``upsell`` into ``check_in``.
+    being opened) for the user, which turns ``none`` and ``upsell`` into ``check_in``;
+    ``subscribed``: the user's latest subscription statement pays (paying, whatever the
+    temperature); ``member``: the user belongs to a company account (no ``upsell``).
 
     >>> from models.model import ChurnModel
     >>> m = ChurnModel()
@@ -77,11 +97,18 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     ('check_in', 'check_in', 'check_in')
     >>> recommend("active", 20, 80, True, m, True), recommend("new", 20, 20, False, m, True), recommend("churned", 90, 90, True, m, True)
     ('educate', 'onboard', 'win_back')
+
+    A paying subscriber is paying without a purchase; a company account's member is not sold to:
+
+    >>> recommend("active", 80, 90, False, m, subscribed=True), recommend("declining", 20, 20, False, m, True, True)
+    ('none', 'educate')
+    >>> recommend("active", 80, 90, False, m, member=True), recommend("active", 80, 90, False, m, True, member=True)
+    ('none', 'check_in')
     """
     if stage == "churned":
         return "win_back"
     using = health >= model.action_health
-    paying = is_buyer and temperature >= model.action_temperature
+    paying = subscribed or (is_buyer and temperature >= model.action_temperature)
     if paying and not using:
         return "educate"
     if stage == "declining" or stage == "dormant":
@@ -90,6 +117,6 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
         return "onboard" if stage == "new" else "check_in"
     if at_risk:
         return "check_in"
-    if using and not paying:
+    if using and not paying and not member:
         return "upsell"
     return "none"

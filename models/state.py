@@ -33,6 +33,17 @@ user with 8 types when every user has one, against 297 without, 1M users, benchm
 the user hashes +2 bytes a user, within the budget of 300). Only an ``active`` statement sets it,
 to the later of the known end and the stated one, so a late renewal statement cannot move it
 back (``_state_period_end``); ``cancelled``, ``past_due`` and ``trial`` set it to unknown.
+
+Two flags (``flags``, :data:`PAYS_SUBSCRIPTION` and :data:`ACCOUNT_MEMBER`) say what the
+recommended action needs of the user's billing (models.actions, QA pass 6 M1: a subscriber was
+"not paying" because only purchases counted): whether the user's latest ``subscription``
+statement pays (``active`` or ``past_due`` with an MRR above 0), and whether the user's events
+name a company account (an ``account_id`` that is not the user's own). One more byte, written
+only when a flag is set: format 6 (format 5 + a uint8, the period end 0 when unknown: 96 bytes +
+8 per slot), so a record without flags is format 4 or 5 byte for byte as before (the golden
+state digests and the memory of products without subscriptions or accounts do not move). Redis
+holds 300 bytes per user with 8 types when every user is flagged (1M users, benchmarks/memory.py,
+docs/SCORES.md "Subscribers and company accounts"), at the budget of 300.
 """
 
 from __future__ import annotations
@@ -56,10 +67,12 @@ from models.events import Event
 from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, NEGATIVE, PURCHASE, SUBSCRIPTION, Vocabulary
 
 __all__ = [
+    "ACCOUNT_MEMBER",
     "DAY_S",
     "DECAY_DAYS",
     "GAP_EWMA_ALPHA",
     "MAX_PERIOD_END_DAY",
+    "PAYS_SUBSCRIPTION",
     "STAGES",
     "Stage",
     "UserState",
@@ -85,26 +98,37 @@ _TAU_90_S: Final[int] = 90 * DAY_S
 Stage = Literal["new", "active", "declining", "dormant", "churned", "reactivated"]
 STAGES: Final[tuple[Stage, ...]] = ("new", "active", "declining", "dormant", "churned", "reactivated")
 
-_FORMAT_VERSION: Final[int] = 5
+_FORMAT_VERSION: Final[int] = 6
 # version, stage, slots, 11 uint32 times, 3 uint32 counts, 3 float32 counters, float64 revenue,
 # float32 recent interval and alert risk, uint16 negative-name mask, float32 negative-feedback
 # 4-week counter: 93 bytes, then 2 float32 per slot (157 with 8 slots).
 _STRUCT_V4: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdffHf")
 # Format 5: format 4 + the uint16 day of the end of the paid period (written only when it is known).
-_STRUCT: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdffHfH")
+_STRUCT_V5: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdffHfH")
+# Format 6: format 5 + the uint8 flags (written only when a flag is set; the period end may be 0).
+_STRUCT: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdffHfHB")
+#: ``UserState.flags``: the user's latest subscription statement pays (``active`` or ``past_due``,
+#: MRR above 0; models.actions reads it as "paying", whatever the purchases).
+PAYS_SUBSCRIPTION: Final[int] = 1
+#: ``UserState.flags``: the user's events name a company account (``account_id`` set and not the
+#: user's own id): whether the company pays is the account's (models.account_health), not the user's.
+ACCOUNT_MEMBER: Final[int] = 2
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)
 # and 1 (114 bytes) are still read (see from_bytes).
 _STRUCT_V3: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdff")
 _STRUCT_V2: Final[struct.Struct] = struct.Struct("<BB9I3I9d")
-_SIZE_V5: Final[int] = _STRUCT.size
+_SIZE_V6: Final[int] = _STRUCT.size
+_SIZE_V5: Final[int] = _STRUCT_V5.size
 _SIZE_V4: Final[int] = _STRUCT_V4.size
 _SIZE_V3: Final[int] = _STRUCT_V3.size
-_UNPACK_V5: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT.unpack_from
+_UNPACK_V6: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT.unpack_from
+_UNPACK_V5: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V5.unpack_from
 _UNPACK_V4: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V4.unpack_from
 _UNPACK_V3: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V3.unpack_from
-_PACK_V5: Final[Callable[..., bytes]] = _STRUCT.pack  # bound once: a method lookup per record written saved
+_PACK_V6: Final[Callable[..., bytes]] = _STRUCT.pack  # bound once: a method lookup per record written saved
+_PACK_V5: Final[Callable[..., bytes]] = _STRUCT_V5.pack
 _PACK_V4: Final[Callable[..., bytes]] = _STRUCT_V4.pack
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
 #: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
@@ -229,6 +253,8 @@ class UserState:
     # The end of the period paid for (the latest subscription statement's period_end), as the day
     # number since the epoch rounded up; 0 = unknown (models.risk: the exit-opportunity gate).
     period_end_day: int = 0
+    # PAYS_SUBSCRIPTION | ACCOUNT_MEMBER (module docstring): what the recommended action reads of billing
+    flags: int = 0
 
     def __init__(
         self,
@@ -257,6 +283,7 @@ class UserState:
         negative_names: int = 0,
         negative_28d: float = 0.0,
         period_end_day: int = 0,
+        flags: int = 0,
         slot_7d: Sequence[float] | None = None,
         slot_28d: Sequence[float] | None = None,
     ) -> None:
@@ -299,6 +326,7 @@ class UserState:
         self.negative_names = negative_names
         self.negative_28d = negative_28d
         self.period_end_day = period_end_day
+        self.flags = flags
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         return init_args(self)
@@ -328,14 +356,25 @@ class UserState:
 
     def to_bytes(self) -> bytes:
         """The format-4 record (93 bytes + 8 per slot) while the end of the paid period is
-        unknown, else format 5 (95 bytes + 8 per slot; module docstring)."""
+        unknown and no flag is set, format 5 (95 bytes + 8 per slot) with a period end and no
+        flag, else format 6 (96 bytes + 8 per slot; module docstring)."""
         if _COMPILED:  # the record written in C (module docstring of _COMPILED)
             raw = _write_head(self, True)
             if raw is not None:  # else a field out of its range: the struct below raises as the pure Python does
                 return raw
+        if self.flags:
+            head = _PACK_V6(
+                _FORMAT_VERSION, self.stage, self.n_slots,
+                self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
+                self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
+                self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
+                self.act_7d, self.act_28d, self.act_90d, self.revenue, self.gap_ewma_days, self.alert_risk,
+                self.negative_names, self.negative_28d, self.period_end_day, self.flags,
+            )
+            return head + self.slot_counts
         if self.period_end_day:
             head = _PACK_V5(
-                _FORMAT_VERSION, self.stage, self.n_slots,
+                5, self.stage, self.n_slots,
                 self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
                 self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
                 self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
@@ -355,8 +394,8 @@ class UserState:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserState":
-        """The state of a record of format 5 or 4, or of the older formats 3, 2 and 1 (format 4
-        and older: the end of the paid period is unknown; 3 and older: negative-feedback
+        """The state of a record of format 6, 5 or 4, or of the older formats 3, 2 and 1 (format 5
+        and older: no flags; format 4 and older: the end of the paid period is unknown; 3 and older: negative-feedback
         counts start at 0; formats 2 and 1: counters are read onto the float32 grid, per-type
         counts start at 0, and a format-1 record's recent interval is its lifetime average: the
         best that record knows)."""
@@ -365,18 +404,21 @@ class UserState:
             raise ValueError(f"user state record with stage {raw[1]}: at most {len(STAGES) - 1}")
         # the sizes and bound unpack_from of the formats as Final globals: ``fmt.size`` and
         # ``fmt.unpack_from`` were a generic attribute and a method lookup per record read
-        size = _SIZE_V5 if version == 5 else _SIZE_V4 if version == 4 else _SIZE_V3
-        unpack = _UNPACK_V5 if version == 5 else _UNPACK_V4 if version == 4 else _UNPACK_V3
-        if 3 <= version <= 5 and len(raw) >= size:  # shorter: a ValueError below, not struct.error
-            n = raw[2]  # the slot count (a byte in formats 3-5)
+        size = _SIZE_V6 if version == 6 else _SIZE_V5 if version == 5 else _SIZE_V4 if version == 4 else _SIZE_V3
+        unpack = _UNPACK_V6 if version == 6 else _UNPACK_V5 if version == 5 else _UNPACK_V4 if version == 4 else _UNPACK_V3
+        if 3 <= version <= 6 and len(raw) >= size:  # shorter: a ValueError below, not struct.error
+            n = raw[2]  # the slot count (a byte in formats 3-6)
             if len(raw) != size + 8 * n:
                 raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {size + 8 * n}")
             if _COMPILED and version >= 4:  # the head read in C, not through the struct (module docstring of _COMPILED)
-                return _read_head(raw, version == 5, size)
+                return _read_head(raw, version, size)
             v = unpack(raw)
             # UserState(...), not cls(...): the compiled core calls its constructor directly (a
             # record is read for every user a cycle touches). The slot counts are the record's tail.
             counts = raw[size:]
+            if version == 6:
+                return UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
+                                 v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24], v[25], v[26])
             if version == 5:
                 return UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
                                  v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24], v[25])
@@ -392,7 +434,7 @@ class UserState:
             v = _STRUCT_V1.unpack(raw)
             gap = (v[3] - v[2]) / DAY_S / (v[12] - 1) if v[12] > 1 else 0.0
         else:
-            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v4, v3, v2, v1)")
+            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v5, v4, v3, v2, v1)")
         return cls(
             v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], 0, v[3], v[11], v[12], v[13],
             f32(v[15]), f32(v[16]), f32(v[17]), v[21], f32(gap), 0.0, v[1],
@@ -406,7 +448,7 @@ class UserState:
             self.slots_at_s, self.n_events, self.active_days, self.n_purchases, self.act_7d, self.act_28d, self.act_90d,
             self.revenue, self.gap_ewma_days, self.alert_risk, self.stage,
             self.slot_counts,  # bytes: shared, never written to (a change makes new ones)
-            self.negative_names, self.negative_28d, self.period_end_day,
+            self.negative_names, self.negative_28d, self.period_end_day, self.flags,
         )
 
 
@@ -428,8 +470,8 @@ def _put_u16(w: BytesWriter, x: int) -> None:
 
 
 def _write_head(s: UserState, counts: bool = False) -> bytes | None:
-    """The head of ``s``'s record, the bytes ``_PACK_V4``/``_PACK_V5`` give (format 5 when the
-    end of the paid period is known), then with ``counts`` its slot counts (the whole record),
+    """The head of ``s``'s record, the bytes ``_PACK_V4``/``_PACK_V5``/``_PACK_V6`` give (format 6
+    when a flag is set, else 5 when the end of the paid period is known), then with ``counts`` its slot counts (the whole record),
     written by librt's ``BytesWriter`` (a native int or double stored per field, nothing boxed;
     256 bytes inside the writer, so no buffer to grow up to 20 slots); None
     when a field is out of what its struct code holds (the caller's struct then raises the
@@ -438,13 +480,13 @@ def _write_head(s: UserState, counts: bool = False) -> bytes | None:
     n = len(s.slot_counts) // 8
     if (s.first_seen_s | s.last_seen_s | s.first_purchase_s | s.last_purchase_s | s.cancelled_s | s.stage_since_s
             | s.at_risk_since_s | s.next_review_s | s.last_review_s | s.quiet_until_s | s.slots_at_s | s.n_events
-            | s.active_days | s.n_purchases) >> 32 or (s.stage | n) >> 8 or (s.negative_names | s.period_end_day) >> 16:
+            | s.active_days | s.n_purchases) >> 32 or (s.stage | n | s.flags) >> 8 or (s.negative_names | s.period_end_day) >> 16:
         return None
     if not (_f32_fits(s.act_7d) and _f32_fits(s.act_28d) and _f32_fits(s.act_90d) and _f32_fits(s.gap_ewma_days)
             and _f32_fits(s.alert_risk) and _f32_fits(s.negative_28d)):
         return None
     w = BytesWriter()
-    w.append(_FORMAT_VERSION if s.period_end_day else 4)
+    w.append(_FORMAT_VERSION if s.flags else 5 if s.period_end_day else 4)
     w.append(s.stage)
     w.append(n)
     _put_u32(w, s.first_seen_s)
@@ -469,7 +511,10 @@ def _write_head(s: UserState, counts: bool = False) -> bytes | None:
     write_f32_le(w, s.alert_risk)
     _put_u16(w, s.negative_names)
     write_f32_le(w, s.negative_28d)
-    if s.period_end_day:
+    if s.flags:
+        _put_u16(w, s.period_end_day)
+        w.append(s.flags)
+    elif s.period_end_day:
         _put_u16(w, s.period_end_day)
     if counts:
         w.write(s.slot_counts)
@@ -488,16 +533,17 @@ def _u16(raw: bytes, i: int) -> int:
     return v & 0xFFFF
 
 
-def _read_head(raw: bytes, v5: bool, size: int) -> UserState:
-    """The state of a format-4 (``v5`` False) or format-5 record whose head's ``size`` and slot
+def _read_head(raw: bytes, version: int, size: int) -> UserState:
+    """The state of a format-4, 5 or 6 record (``version``) whose head's ``size`` and slot
     count ``UserState.from_bytes`` checked: the head field by field at its offset
-    in ``_STRUCT`` (what ``_STRUCT_V4``/``_STRUCT`` unpack, value for value: librt's float reads
+    in ``_STRUCT`` (what ``_STRUCT_V4``/``_STRUCT_V5``/``_STRUCT`` unpack, value for value: librt's float reads
     are the same load and (double) conversion as the struct's)."""
     return UserState(
         _u32(raw, 3), _u32(raw, 7), _u32(raw, 11), _u32(raw, 15), _u32(raw, 19), _u32(raw, 23), _u32(raw, 27),
         _u32(raw, 31), _u32(raw, 35), _u32(raw, 39), _u32(raw, 43), _u32(raw, 47), _u32(raw, 51), _u32(raw, 55),
         read_f32_le(raw, 59), read_f32_le(raw, 63), read_f32_le(raw, 67), read_f64_le(raw, 71), read_f32_le(raw, 79),
-        read_f32_le(raw, 83), raw[1], raw[size:], _u16(raw, 87), read_f32_le(raw, 89), _u16(raw, 93) if v5 else 0,
+        read_f32_le(raw, 83), raw[1], raw[size:], _u16(raw, 87), read_f32_le(raw, 89), _u16(raw, 93) if version >= 5 else 0,
+        raw[95] if version == 6 else 0,
     )
 
 
@@ -711,7 +757,9 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
     (a model with other tracked types) restarts its per-type and negative-feedback counts.
     Negative feedback is activity (the user is there) and also counts in its own counters.
     A ``subscription`` statement is not usage either: it only sets the end of the paid period
-    (:func:`period_end_day`), in event order (module docstring).
+    (:func:`period_end_day`) and whether the user pays a subscription (:data:`PAYS_SUBSCRIPTION`),
+    in event order (module docstring). Any event naming a company account (an ``account_id``
+    not the user's own) makes the user a member (:data:`ACCOUNT_MEMBER`, kept for good).
     """
     slot, role = vocabulary.lookup(event.type)
     apply_looked_up(state, event, vocabulary, slot, role)
@@ -722,6 +770,8 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
     in hand (models.engine.advance looks it up first to decide the review: a second dict lookup
     and tuple per event saved)."""
     ts = event.ts_ms // 1000
+    if event.account_id and not state.flags & ACCOUNT_MEMBER and event.account_id != event.user_id:
+        state.flags |= ACCOUNT_MEMBER
     if role == SUBSCRIPTION:
         _state_period_end(state, event)  # a billing statement, not usage (models.revenue keeps the rest)
         return
@@ -827,10 +877,20 @@ def _state_period_end(state: UserState, event: Event) -> None:
     statement may be applied before the older statement it replaces; the later end is the same
     whatever the order. Left: a late ``cancelled``/``past_due``/``trial`` statement applied after
     a newer ``active`` one opens the exit (the safe side: the risk is not hidden) until the next
-    ``active`` statement, where one big batch in event order keeps it closed."""
+    ``active`` statement, where one big batch in event order keeps it closed.
+
+    :data:`PAYS_SUBSCRIPTION`: set by an ``active`` or ``past_due`` statement with an MRR above 0
+    (a failed payment is still a customer under contract: the account's action is to fix the
+    payment, not to sell), cleared by any other (cancelled, trial, a free plan). The last one
+    applied wins: a statement applied late after a newer one says the older status until the
+    next statement (the same window of at most ``allowed_lateness`` as the period end's)."""
     sub = event.subscription
     if sub is None:
         return
+    if sub.mrr_cents > 0 and (sub.status == "active" or sub.status == "past_due"):
+        state.flags |= PAYS_SUBSCRIPTION
+    else:
+        state.flags &= ~PAYS_SUBSCRIPTION
     if sub.status != "active":
         state.period_end_day = 0
     elif sub.period_end_ms > 0:

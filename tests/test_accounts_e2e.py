@@ -132,6 +132,13 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, _day(DAYS - 1, 50), workers=[worker])
     capsys.readouterr()
 
+    # -- QA pass 6 M1: the users of paying accounts, through the stored states (format 6, their
+    # flags): a1 holds acme's subscription and hardly uses the product any more (educate, was
+    # check_in); g1 and g2 hold globex's two subscriptions and use it daily (none, was upsell)
+    for user, action in (("a1", "educate"), ("g1", "none"), ("g2", "none")):
+        assert main(["score", user, "--json"]) == 0
+        assert orjson.loads(capsys.readouterr().out)["action"] == action, user
+
     # -- live MRR figures: what `churnwatch report` computes over the same events
     book = RevenueBook("month")
     for ev in events:

@@ -54,6 +54,17 @@ def test_billing_signals_each_raise_the_risk_with_their_reason() -> None:
     assert rollup([_steady(1)], _view(), None, NOW_MS + 21 * DAY_S * 1000, NOW_S).reasons == ()  # steady: no reason
 
 
+def test_an_account_below_the_at_risk_line_keeps_its_reasons_action() -> None:
+    # QA pass 6 L4: acme, downgraded from Business to Pro (risk 0.35), showed action "none" above
+    # "Why: downgraded ..."; the action comes from the heaviest reason whatever the risk
+    down = rollup([_steady(1)], _view(), Downgrade(NOW_MS - 21 * DAY_S * 1000, ("Business",), ("Pro",)), 0, NOW_S)
+    assert (down.risk, down.stage, down.reasons) == (0.35, "customer", ("downgraded from Business to Pro 21 days ago",))
+    assert down.risk < ACCOUNT_AT_RISK and down.action == "review how the plan fits their use"
+    quiet = rollup([_steady(1), _steady(2), _steady(3, 15)], _view(), None, 0, NOW_S)  # 1 of 3 silent: 0.27
+    assert quiet.risk < ACCOUNT_AT_RISK and quiet.action == "re-engage the silent users"
+    assert rollup([_steady(1)], _view(), None, 0, NOW_S).action == "none"  # no reason, nothing to do
+
+
 def test_a_cancelled_account_is_churned_and_a_trial_is_not_revenue() -> None:
     churned = rollup([_steady(1)], _view(mrr=0, status="cancelled"), None, 0, NOW_S)
     assert (churned.stage, churned.risk, churned.action, churned.reasons[0]) == ("churned", 1.0, "win back", "subscription cancelled")

@@ -232,12 +232,13 @@ _STATE = ([PURE["state"]] if importlib.util.find_spec("librt") else []) + ([stat
 
 @st.composite
 def records(draw: st.DrawFn) -> bytes:
-    """A format-4 or format-5 record with any bits in its fields (NaN and inf floats, subnormals,
+    """A format-4, 5 or 6 record with any bits in its fields (NaN and inf floats, subnormals,
     -0.0, uint32s up to 2 ** 32 - 1) and 0-16 slots: what the head's fast read must read as the
     struct does."""
-    v5 = draw(st.booleans())
+    version = draw(st.sampled_from([4, 5, 6]))
     n = draw(st.integers(0, 16))
-    head = bytes([5 if v5 else 4, draw(st.integers(0, 5)), n]) + draw(st.binary(min_size=92 if v5 else 90, max_size=92 if v5 else 90))
+    rest = {4: 90, 5: 92, 6: 93}[version]
+    head = bytes([version, draw(st.integers(0, 5)), n]) + draw(st.binary(min_size=rest, max_size=rest))
     floats = draw(st.lists(st.one_of(st.floats(width=32), st.floats(width=32, allow_nan=False).map(abs)), min_size=3, max_size=3))
     head = head[:59] + struct.pack("<3f", *floats) + head[71:]  # the counters as float32s too, not only random bits
     return head + draw(st.binary(min_size=8 * n, max_size=8 * n))
@@ -263,7 +264,7 @@ def test_the_fast_record_read_reads_what_the_struct_reads(raw: bytes) -> None:
     for module in _STATE:
         n = raw[2]
         size = len(raw) - 8 * n
-        fast = module._read_head(raw, raw[0] == 5, size)
+        fast = module._read_head(raw, raw[0], size)
         assert _fields(fast) == _fields(reference)
     assert _fields(UserState.from_bytes(raw)) == _fields(reference)  # whichever read this process runs
 
@@ -285,7 +286,7 @@ def any_states(draw: st.DrawFn) -> dict[str, Any]:
     """A UserState's fields with any values their struct codes hold: uint32s over their whole
     range (epoch seconds past 2038 included), doubles on and off the float32 grid (NaN, inf,
     -0.0, subnormals; now and then one whose float32 cast overflows, which the struct refuses),
-    0-16 slots, a known or unknown end of the paid period."""
+    0-16 slots, a known or unknown end of the paid period, flags or none."""
     u32 = st.one_of(st.integers(0, 2 ** 32 - 1), st.sampled_from([0, 255, 256, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]))
     u16 = st.one_of(st.integers(0, 0xFFFF), st.sampled_from([0, 0x7FFF, 0x8000, 0xFFFF]))
     f = st.one_of(st.floats(width=32), st.floats(-1e30, 1e30), st.floats(width=32).map(lambda x: x * (1 + 2 ** -30)),
@@ -297,6 +298,7 @@ def any_states(draw: st.DrawFn) -> dict[str, Any]:
     kw["stage"] = draw(st.integers(0, 5))
     kw["negative_names"] = draw(u16, label="negative_names")
     kw["period_end_day"] = draw(st.one_of(st.just(0), u16), label="period_end_day")
+    kw["flags"] = draw(st.one_of(st.just(0), st.integers(0, 255)), label="flags")
     kw["slot_7d"] = array("f", draw(st.lists(st.floats(width=32), min_size=n, max_size=n)))
     kw["slot_28d"] = array("f", draw(st.lists(st.floats(width=32), min_size=n, max_size=n)))
     return kw
@@ -330,7 +332,7 @@ def _check_write(kw: dict[str, Any]) -> None:
             assert head is None  # the caller's struct then raises
     if reference[0] == "bytes":
         raw = reference[1]
-        assert isinstance(raw, bytes) and raw[0] == (5 if kw["period_end_day"] else 4)
+        assert isinstance(raw, bytes) and raw[0] == (6 if kw.get("flags") else 5 if kw["period_end_day"] else 4)
         assert _read_back(UserState, raw) == _read_back(PURE["state"].UserState, raw)
 
 
@@ -338,7 +340,7 @@ def _check_write(kw: dict[str, Any]) -> None:
 @given(any_states())
 def test_the_fast_record_write_writes_what_the_struct_packs(kw: dict[str, Any]) -> None:
     """models.state's compiled write of a record's head (librt's BytesWriter, ``_write_head``)
-    gives the bytes the struct pack of the pure Python gives, on any state (format 4 and 5); the
+    gives the bytes the struct pack of the pure Python gives, on any state (format 4, 5 and 6); the
     compiled and pure copies of the fast write both; and what it wrote reads back as the pure
     Python reads it."""
     _check_write(kw)
@@ -349,6 +351,7 @@ _RANGE_EDGES = (
     + [(name, v) for name in _F32_FIELDS for v in _F32_EDGE_DOUBLES + [-1e39, 1e300]]
     + [("stage", 255), ("stage", 256), ("stage", -1)]
     + [(name, v) for name in ("negative_names", "period_end_day") for v in (0x7FFF, 0x8000, 0xFFFF, 0x10000, -1)]
+    + [("flags", v) for v in (1, 3, 255, 256, -1)]
 )
 
 

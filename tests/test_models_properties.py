@@ -29,7 +29,7 @@ from models.events import EVENT_TYPES, Event
 from models.actions import recommend
 from models.model import ChurnModel
 from models.scoring import risk_at, score
-from models.state import DAY_S, STAGES, UserState, apply_event
+from models.state import ACCOUNT_MEMBER, DAY_S, PAYS_SUBSCRIPTION, STAGES, UserState, apply_event
 from models.subscription import SUBSCRIPTION_STATUSES, Subscription
 
 T0_MS = 1_767_225_600_000  # 2026-01-01
@@ -60,10 +60,12 @@ engine = _PURE["engine"]
 
 
 @st.composite
-def histories(draw: st.DrawFn, max_events: int = 40, span_days: int = 120, renewals: bool = False) -> list[Event]:
+def histories(draw: st.DrawFn, max_events: int = 40, span_days: int = 120, renewals: bool = False,
+              members: bool = False) -> list[Event]:
     """One user's events: bursts of sessions with gaps, any types, purchases with amounts; with
     ``renewals``, also subscription statements whose periods end anywhere from 10 days before
-    to 400 days after them (or are not given), some of them cancellations (models.risk's exit gate)."""
+    to 400 days after them (or are not given), some of them cancellations (models.risk's exit gate);
+    with ``members``, some events name a company account (models.state ACCOUNT_MEMBER)."""
     n = draw(st.integers(1, max_events))
     t = T0_MS + draw(st.integers(0, DAY_MS))
     out = []
@@ -73,7 +75,8 @@ def histories(draw: st.DrawFn, max_events: int = 40, span_days: int = 120, renew
             break
         kind = draw(_types)
         amount = draw(st.floats(0.5, 500.0)) if kind == "purchase" else 0.0
-        out.append(Event("u", t, kind, f"e{i:04d}", amount))
+        account = "acme" if members and draw(st.booleans()) else ""
+        out.append(Event("u", t, kind, f"e{i:04d}", amount, account))
     if renewals:
         for j in range(draw(st.integers(1, 4))):
             ts = draw(st.integers(out[0].ts_ms - DAY_MS, out[-1].ts_ms + 60 * DAY_MS))
@@ -135,6 +138,25 @@ def test_every_alert_tells_the_action_score_tells(events: list[Event], model: Ch
     at-risk alert (open), the recovered one (closed), and a stage change told as a recovery or as
     a risk while the alert is open or not (QA 2026-12: a stage for the better while the alert
     stayed open said upsell or none where ``score`` said check_in)."""
+    _check_alert_actions(events, model)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(max_events=30, span_days=90, renewals=True, members=True), st.sampled_from(MODELS + [ChurnModel(risk_exit=0.2)]))
+def test_every_alert_tells_the_action_score_tells_with_billing(events: list[Event], model: ChurnModel) -> None:
+    """The same with subscription statements and events naming a company account: the alert's
+    action reads the paying and member flags as ``score`` does (QA pass 6 M1)."""
+    _check_alert_actions(events, model)
+
+
+def _recommended(s: Any, st_: UserState, model: ChurnModel) -> str:
+    """The action models.actions gives for scores ``s`` of state ``st_`` (its flags and open alert)."""
+    return recommend(s.stage, s.health, s.temperature, st_.n_purchases > 0, model, st_.at_risk_since_s != 0,
+                     bool(st_.flags & PAYS_SUBSCRIPTION), bool(st_.flags & ACCOUNT_MEMBER))
+
+
+def _check_alert_actions(events: list[Event], model: ChurnModel) -> None:
+    """Every alert of ``events`` tells the action of the state its review leaves."""
     told: list[tuple[str, str, str]] = []
     review = engine._review
 
@@ -143,7 +165,7 @@ def test_every_alert_tells_the_action_score_tells(events: list[Event], model: Ch
         review(user_id, st_, now_s, model_, out, *rest)  # rest: the compiled model advance hands down
         for a in out.alerts[n:]:  # scored on the state before the review; the flag is the one after it
             s = a.scores
-            want = recommend(s.stage, s.health, s.temperature, st_.n_purchases > 0, model_, st_.at_risk_since_s != 0)
+            want = _recommended(s, st_, model_)
             told.append((a.kind, s.action, want))
 
     assert inspect.isfunction(engine.advance), "a compiled engine: the patch would not take"
@@ -176,7 +198,7 @@ def test_more_silence_never_lowers_risk_nor_raises_health_or_temperature(
         assert 0.0 <= s.health <= 100.0 and 0.0 <= s.temperature <= 100.0 and 0.0 <= s.risk <= 1.0
         assert all(math.isfinite(v) for v in (s.health, s.temperature, s.risk))
         assert s.risk == risk_at(state, now, model)
-        assert s.action == recommend(s.stage, s.health, s.temperature, state.n_purchases > 0, model, state.at_risk_since_s != 0)
+        assert s.action == _recommended(s, state, model)
         for reason in (r for r in s.reasons if r.startswith("chance")):
             quoted = re.fullmatch(r"chance of (coming back|buying again) within 30 days: (\d+)% \(.*\)", reason)
             assert quoted and quoted.group(2) == f"{s.temperature:.0f}" and s.temperature < 50.0, (reason, s.temperature)
@@ -362,7 +384,7 @@ def test_format_1_records_are_still_read() -> None:
     assert (st_.first_seen_s, st_.last_seen_s, st_.active_days, st_.n_events, st_.stage) == (first, last, days, 40, 1)
     assert st_.gap_ewma_days == pytest.approx(30.0 / (days - 1))
     assert len(st_.to_bytes()) == 93 + 8 * 8  # read into format 4, 8 hashed kinds
-    with pytest.raises(ValueError, match=r"not format v5 \(or v4, v3"):
+    with pytest.raises(ValueError, match=r"not format v6 \(or v5, v4, v3"):
         UserState.from_bytes(raw[:-1])
 
 

@@ -10,6 +10,8 @@ record's round trip, and reasons that support their alerts.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import random
 import struct
 
@@ -23,7 +25,7 @@ from models.model import ChurnModel
 from models.risk import exit_open, exit_opens_s, leave_probability, risk_probability
 from models.scoring import SilentRisk, assess, risk_at, score
 from models.signals import compute_signals
-from models.state import DAY_S, MAX_PERIOD_END_DAY, UserState, apply_event, period_end_day
+from models.state import DAY_S, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, UserState, apply_event, period_end_day
 from models.subscription import Subscription
 from models.temperature import p_stay
 from tests.test_models_properties import (
@@ -204,7 +206,7 @@ def test_order_and_batching_do_not_matter_with_statements(events: list[Event], r
     first.state, first.expire = second.state, second.expire
     _same_outcome(whole, first)
     raw = whole.state.to_bytes()
-    assert UserState.from_bytes(raw) == whole.state and raw[0] == (5 if whole.state.period_end_day else 4)
+    assert UserState.from_bytes(raw) == whole.state and raw[0] == (6 if whole.state.flags else 5 if whole.state.period_end_day else 4)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -239,11 +241,18 @@ def test_reasons_support_alerts_with_renewals(events: list[Event], extra_days: i
 
 
 def test_scores_without_a_period_end_do_not_change() -> None:
-    """A statement without a period end changes nothing the golden digests hash."""
+    """A statement without a period end changes nothing the golden digests hash but the paying
+    flag and the action it gives (models.actions, QA pass 6 M1): the same risk, stages, alerts
+    and reasons; with the flag cleared, the very record of the user without the statement."""
     events = _daily(range(30))
     plain = advance("u", None, events, T0_MS + 60 * DAY_MS, ChurnModel())
     with_statement = advance("u", None, [_sub(T0_MS + DAY_MS, 0), *events], T0_MS + 60 * DAY_MS, ChurnModel())
-    assert plain.state.to_bytes() == with_statement.state.to_bytes()
-    assert [a.to_dict() for a in plain.alerts] == [a.to_dict() for a in with_statement.alerts]
-    assert repr(score(plain.state, T0_MS // 1000 + 61 * DAY_S, ChurnModel())) == repr(
-        score(with_statement.state, T0_MS // 1000 + 61 * DAY_S, ChurnModel()))
+    assert with_statement.state.flags == PAYS_SUBSCRIPTION
+    unflagged = with_statement.state.copy()
+    unflagged.flags = 0
+    assert plain.state.to_bytes() == unflagged.to_bytes()
+    masked = [{**a.to_dict(), "action": None} for a in plain.alerts]
+    assert masked == [{**a.to_dict(), "action": None} for a in with_statement.alerts]
+    now_s = T0_MS // 1000 + 61 * DAY_S
+    a, b = score(plain.state, now_s, ChurnModel()), score(with_statement.state, now_s, ChurnModel())
+    assert repr(replace(a, action="none")) == repr(replace(b, action="none"))

@@ -300,6 +300,64 @@ def test_a_stage_for_the_better_while_the_alert_stays_open_tells_what_score_tell
     assert s.action == score(out.state, back.ts_ms // 1000, model).action == "check_in"
 
 
+def _subscription(user: str, day: float, status: str, mrr_cents: int, account: str = "acme") -> Event:
+    from models.subscription import Subscription
+    sub = Subscription(status, "Pro", mrr_cents)  # type: ignore[arg-type]
+    return Event(user, int((T0 + day * DAY_S) * 1000), "subscription", f"sub{day}", 0.0, account, sub)
+
+
+def _member_history(user: str, days: list[float], account: str = "acme") -> list[Event]:
+    """Two kinds of activity a day, every event naming ``account`` (QA pass 6's small.csv)."""
+    return [Event(user, int((T0 + d * DAY_S + 600 * k) * 1000), kind, f"{kind}{i:04d}", 0.0, account)
+            for i, d in enumerate(days) for k, kind in enumerate(("view", "click"))]
+
+
+def test_a_paying_customer_is_never_told_upsell() -> None:
+    # QA pass 6 M1: a1u1 held acme's subscription (100.00/month after a downgrade), a1u2 was a user
+    # of acme: both daily users, both told "upsell" (only purchases counted as paying); a user with
+    # neither, the same history, still is (the rule for a free user did not move)
+    days = [1.0 * d for d in range(60)]
+    now = T0 + 60 * DAY_S
+    holder = advance("a1u1", None, [_subscription("a1u1", 0.0, "active", 30_000), _subscription("a1u1", 40.0, "active", 10_000),
+                                    *_member_history("a1u1", days)], now * 1000, MODEL).state
+    member = advance("a1u2", None, _member_history("a1u2", days), now * 1000, MODEL).state
+    free = advance("p", None, _member_history("p", days, account=""), now * 1000, MODEL).state
+    s_holder, s_member, s_free = score(holder, now, MODEL), score(member, now, MODEL), score(free, now, MODEL)
+    assert s_holder.stage == s_member.stage == s_free.stage == "active" and s_free.health >= MODEL.action_health
+    assert s_free.action == "upsell"  # uses the product, pays nothing, no company account
+    assert (s_holder.action, s_member.action) == ("none", "none")
+    assert (s_holder.risk, s_holder.reasons) == (s_free.risk, s_free.reasons)  # the action only: risk and reasons as before
+
+
+def test_a_subscriber_who_stops_using_is_educated_until_the_subscription_ends() -> None:
+    # QA pass 6 M1: b1 held beta's active subscription and stopped using the product: "check in",
+    # never "educate" (paying but not using); once cancelled, no longer paying
+    evs = [_subscription("b1", 0.0, "active", 10_000), *_member_history("b1", [1.0 * d for d in range(60)], account="beta")]
+    cut = T0 + 75 * DAY_S  # 15 days silent: health under the cut
+    st = advance("b1", None, evs, cut * 1000, MODEL).state
+    s = score(st, cut, MODEL)
+    assert s.health < MODEL.action_health and s.stage != "churned" and st.n_purchases == 0
+    assert s.action == "educate"
+    past_due = advance("b1", None, [*evs, _subscription("b1", 70.0, "past_due", 10_000)], cut * 1000, MODEL).state
+    assert score(past_due, cut, MODEL).action == "educate"  # a failed payment is still a customer under contract
+    cancelled = advance("b1", None, [*evs, _subscription("b1", 70.0, "cancelled", 0)], cut * 1000, MODEL).state
+    assert score(cancelled, cut, MODEL).action != "educate"
+    trial = advance("b1", None, [*evs[:1], _subscription("b1", 0.5, "trial", 0), *evs[1:]], cut * 1000, MODEL).state
+    assert score(trial, cut, MODEL).action != "educate"  # a trial pays nothing
+
+
+def test_the_billing_flags_survive_the_record() -> None:
+    # the flags are part of the state the worker stores (format 6), so the stream's later views say the same
+    from models.state import ACCOUNT_MEMBER, PAYS_SUBSCRIPTION
+    st = advance("a1u1", None, [_subscription("a1u1", 0.0, "active", 10_000), *_member_history("a1u1", [1.0, 2.0])],
+                 int((T0 + 3 * DAY_S) * 1000), MODEL).state
+    assert st.flags == PAYS_SUBSCRIPTION | ACCOUNT_MEMBER
+    raw = st.to_bytes()
+    assert raw[0] == 6 and UserState.from_bytes(raw) == st
+    st.flags = 0
+    assert st.to_bytes()[0] == 4  # without flags (and period end), the record as before, byte for byte
+
+
 def test_reasons_are_ranked_by_their_share_of_the_risk() -> None:
     st = _state(_history([1.0 * i for i in range(40)]))
     now = st.last_seen_s + 9 * DAY_S

@@ -120,8 +120,9 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["churned_ms"] = now_ms
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
+        # action "none": the case closes (a reason left over below the line has its action on the book)
         shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms),
-                                                     payment_fixed_days(acc.extras, since, now_ms)))
+                                                     payment_fixed_days(acc.extras, since, now_ms)), action="none")
         acc.extras.pop("at_risk_risk", None)
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
