@@ -580,13 +580,9 @@ class StreamConsumer:
                 if self._unresumed:
                     await self._resume()
                 self._release_held()
-                generation = self._generation
                 asked, asked_ms = time.perf_counter(), wall_ms()
                 max_records = self._cap.limit(self._backlog)
-                if self._fetching_ahead():
-                    batch, generation = await self._take(timeout_ms, max_records)
-                else:
-                    batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+                batch, generation = await self._fetch(timeout_ms, max_records)
                 if self._stopping:
                     break
                 if self._unresumed or self.halted or self.missing:
@@ -631,6 +627,14 @@ class StreamConsumer:
                 else:
                     retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
                 await asyncio.sleep(delay)
+
+    async def _fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
+        """The next batch and the group generation it was asked for in (taken before the await:
+        a rebalance during the fetch makes the batch's generation older than the current one)."""
+        if self._fetching_ahead():
+            return await self._take(timeout_ms, max_records)
+        generation = self._generation
+        return await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records), generation
 
     # -- fetching ahead (settings.fetch_ahead_ms) ---------------------------------------------
 
