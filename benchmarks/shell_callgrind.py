@@ -30,7 +30,8 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
 ``.venv/bin/python -m benchmarks.shell_callgrind capture --out /tmp/shell.pkl``
 ``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect=_operator_call
 --toggle-collect=dropwhile_next --toggle-collect=starmap_next --toggle-collect=filter_next
---toggle-collect=functools_reduce .venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
+--toggle-collect=takewhile_next --toggle-collect=functools_reduce --toggle-collect=accumulate_next
+.venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
 ``.venv/bin/python -m benchmarks.shell_callgrind phases /tmp/cg.out`` (the table per phase and event).
 The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it).
 """
