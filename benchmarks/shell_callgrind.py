@@ -21,11 +21,17 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
 - pack: the state write's script arguments (``Store._write_calls``, then ``_bucket_calls`` as on
   one Redis) -> ``takewhile_next``
 - free: dropping the cycle's records, decoded batch, reads and writes -> ``functools_reduce``
+- ledger: the Redis-rollback bookkeeping of the captured cycles (``Pipeline._check_rollback`` of
+  each chunk's reply, ``Pipeline._record`` of each applied write, in the order the worker ran
+  them) -> ``accumulate_next``. Every earlier cycle's are replayed first, uncounted, so the ledger
+  holds what the worker's held; a check's ``seq`` is the one the replaying tree's ledger had after
+  the same earlier operation as the captured one (trees may count ``seq`` differently).
 
 ``.venv/bin/python -m benchmarks.shell_callgrind capture --out /tmp/shell.pkl``
 ``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect=_operator_call
 --toggle-collect=dropwhile_next --toggle-collect=starmap_next --toggle-collect=filter_next
---toggle-collect=functools_reduce .venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
+--toggle-collect=takewhile_next --toggle-collect=functools_reduce --toggle-collect=accumulate_next
+.venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
 ``.venv/bin/python -m benchmarks.shell_callgrind phases /tmp/cg.out`` (the table per phase and event).
 The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it).
 """
@@ -49,7 +55,8 @@ __all__ = ["capture", "replay", "phases"]
 
 #: The C function each phase is called through in the replay (its ``--toggle-collect``).
 WRAPPERS = {"decode": "_operator_call", "plan": "dropwhile_next", "overlay": "starmap_next",
-            "advance": "filter_next", "pack": "takewhile_next", "free": "functools_reduce"}
+            "advance": "filter_next", "pack": "takewhile_next", "free": "functools_reduce",
+            "ledger": "accumulate_next"}
 STEP = "CPyPy_step___advance_stored"
 
 
@@ -85,7 +92,21 @@ async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size
     cycles: list[dict[str, Any]] = []
     cur: dict[str, Any] | None = None
     real = {"decode": pm.Pipeline._decode, "overlay": pm.overlay_reads, "advance": pm.advance_users,
-            "sweep": pm.plan_sweep}
+            "sweep": pm.plan_sweep, "check": pm.Pipeline._check_rollback, "record": pm.Pipeline._record}
+    ledger_ops: list[tuple[Any, ...]] = []  # every cycle's: (kind, cycle, args..., ledger seq after it)
+    k = 0
+
+    def check(self: Any, plans: Any, replies: Any, seq: int) -> None:
+        try:
+            real["check"](self, plans, replies, seq)
+        finally:
+            ledger_ops.append(("check", k, [(p.bucket, dict(p.parts)) for p in plans],
+                               [(list(r.offsets), list(r.tokens)) for r in replies], seq, self.ledger.seq))
+
+    def record(self: Any, writes: Any, fenced: Any, token: str) -> None:
+        real["record"](self, writes, fenced, token)
+        ledger_ops.append(("record", k, [(w.bucket, list(w.parts)) for w in writes], [f.bucket for f in fenced], token,
+                           self.ledger.seq))
 
     async def decode(self: Any, b: Any, wall_now_ms: int) -> Any:
         if cur is not None:
@@ -115,6 +136,7 @@ async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size
         return real["advance"](plans, replies, decoded, until_ms, model, **kw)
 
     pm.Pipeline._decode, pm.overlay_reads, pm.advance_users, pm.plan_sweep = decode, overlay, advance, sweep  # type: ignore[method-assign]
+    pm.Pipeline._check_rollback, pm.Pipeline._record = check, record  # type: ignore[method-assign]
     now = int(time.time() * 1000)
     for p in range(PARTITIONS):
         pipeline.assign(p, None, now)
@@ -135,6 +157,8 @@ async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size
         await sink.stop()
         await store.close()
         gc.unfreeze()
+    if cycles:
+        cycles[0]["ledger"] = (first, last, pipeline.topic, ledger_ops)
     return cycles
 
 
@@ -245,6 +269,46 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], 
     return n
 
 
+def _ledger_steps(captured: tuple[Any, ...], model: Any) -> tuple[list[Any], list[Any]]:
+    """The captured rollback bookkeeping as calls on a pipeline of this tree: (those of the cycles
+    before the window, those of the window), each a function of no argument run in order."""
+    import bisect
+
+    from streams.settings import Settings
+    from streams.worker.phases import BucketPlan
+    from streams.worker.pipeline import Pipeline
+    from streams.worker.store import BucketReadResult, BucketWrite, Fenced
+
+    first, last, topic, ops = captured
+    pipeline = Pipeline(Settings(topic_events=topic), object(), object(), model)  # type: ignore[arg-type]  # the ledger alone
+    ops = [op for op in ops if op[1] <= last]  # (the capture runs on to the end of the workload)
+    seq_then = [op[-1] for op in ops]  # the capturing ledger's seq after each operation
+    seq_now: list[int] = []  # this tree's, after the same operation
+
+    def step(i: int, op: tuple[Any, ...]) -> Any:
+        kind, _, a, b, c, _ = op
+        if kind == "check":
+            plans = [BucketPlan(bucket, parts) for bucket, parts in a]
+            replies = [BucketReadResult(offsets, [], [], [], "", tokens) for offsets, tokens in b]
+            j = bisect.bisect_right(seq_then, c, 0, i) - 1  # the last operation the read was sent after
+
+            def run() -> None:
+                pipeline._check_rollback(plans, replies, seq_now[j] if j >= 0 else 0)
+                seq_now.append(pipeline.ledger.seq)
+        else:
+            writes = [BucketWrite(bucket, parts) for bucket, parts in a]
+            fenced = [Fenced(bucket, "", "") for bucket in b]
+
+            def run() -> None:
+                pipeline._record(writes, fenced, c)
+                seq_now.append(pipeline.ledger.seq)
+        return run
+
+    steps = [step(i, op) for i, op in enumerate(ops)]
+    cut = next((i for i, op in enumerate(ops) if op[1] >= first), len(ops))
+    return steps[:cut], steps[cut:]
+
+
 def replay(path: str) -> None:
     """Load a capture and replay each cycle once (the counts are over the wrappers alone)."""
     from models._native import active
@@ -261,6 +325,12 @@ def replay(path: str) -> None:
     _replay_cycle(cycles[0], model, cache, wrap=False)
     records = sum(_replay_cycle(c, model, cache) for c in cycles)
     print(f"{active()}: {len(cycles)} cycles, {records} records", file=sys.stderr)
+    if "ledger" in cycles[0]:
+        before, window = _ledger_steps(cycles[0]["ledger"], model)
+        for run in before:
+            run()
+        list(itertools.accumulate([None, *window], lambda _, run: run()))
+        print(f"ledger: {len(before)} operations before, {len(window)} counted", file=sys.stderr)
 
 
 def phases(cg_out: str) -> None:

@@ -649,6 +649,30 @@ def test_a_progress_below_the_writers_floor_is_redis_gone_back_in_time(redis_url
     assert left == {}, "a refused progress write writes nothing"
 
 
+def test_a_progress_write_of_more_partitions_than_one_command_takes(redis_url: str) -> None:
+    """progress.lua reads every partition's value in one HMGET and writes them in one HSET, in
+    chunks of 1,000 fields (unpack() has a limit): with 2,500 partitions each value is merged
+    (only increases) and written, and a floor in the last chunk still refuses the whole write."""
+    from streams.worker.ledger import StoreRolledBack
+
+    n = 2_500
+
+    async def scenario(store: Store) -> tuple[Any, ...]:
+        await store.write_progress(TOPIC, {p: (10 + p % 2, T0 * 1000 + p) for p in range(n)})
+        merged = await store.write_progress(TOPIC, {p: (11, T0 * 1000) for p in range(n)},
+                                            floors={p: 10 for p in range(n)})
+        try:
+            await store.write_progress(TOPIC, {p: (20, T0 * 1000) for p in range(n)}, floors={n - 1: 12})
+        except StoreRolledBack as exc:
+            return merged, str(exc), await store.read_progress(TOPIC)
+        return merged, None, await store.read_progress(TOPIC)
+
+    merged, refused, left = with_store(redis_url, scenario)
+    assert merged == {p: (11, T0 * 1000 + p) for p in range(n)}, "offset and time each the larger, every partition"
+    assert refused is not None and refused.startswith(f"the progress of {TOPIC}[{n - 1}] holds offset 11"), refused
+    assert left == merged, "a refused write writes nothing"
+
+
 def test_an_earlier_token_of_the_writer_than_it_read_is_fenced(redis_url: str) -> None:
     """A write of due reviews alone moves no offset; its fence is the partition's token. Redis
     that went back in time between the read (token w1:5) and the write (token w1:3 again) must

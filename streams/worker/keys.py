@@ -81,6 +81,23 @@ def offset_field(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
+class OffsetFields(dict[int, str]):
+    """partition -> ``offset_field(topic, partition)``, each built once (on its first lookup): the
+    worker names the offset field of every bucket x partition it reads, each cycle.
+
+    >>> names = OffsetFields("ev"); names[3], list(map(names.__getitem__, [3, 4])), len(names)
+    ('ev:3', ['ev:3', 'ev:4'], 2)
+    """
+
+    def __init__(self, topic: str) -> None:
+        super().__init__()
+        self.topic = topic
+
+    def __missing__(self, partition: int) -> str:
+        name = self[partition] = offset_field(self.topic, partition)
+        return name
+
+
 def due_member(group: int, user_id: str) -> str:
     """Members of the due index carry the group so the read script finds the state without Python."""
     return f"{group}:{user_id}"

@@ -70,7 +70,7 @@ from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.clock import NEVER, TopicClock
 from streams.worker.codec import Decoder
-from streams.worker.keys import offset_field
+from streams.worker.keys import OffsetFields
 from streams.worker.ledger import WriteLedger
 from streams.worker.phases import (
     NO_DUE,
@@ -239,7 +239,7 @@ class Pipeline:
         # p -> its progress offset as this worker last wrote it (Redis acknowledged) or resumed from:
         # a progress write finding less refuses (lua/progress.lua): Redis went back in time.
         self._floors: dict[int, int] = {}
-        self._field_names: dict[int, str] = {}  # p -> offset_field(topic, p), built once
+        self._field_names = OffsetFields(self.topic)  # p -> offset_field(topic, p), built once
 
     # -- partition ownership ------------------------------------------------------------------
 
@@ -533,15 +533,7 @@ class Pipeline:
         """Raise ``StoreRolledBack`` if a bucket read holds an older offset or token of an owned
         partition than this worker's last write there that Redis acknowledged before the read
         (``seq``): Redis lost writes, and writing on top would skip their records for good."""
-        topic, ledger, names = self.topic, self.ledger, self._field_names
-        for plan, reply in zip(plans, replies):
-            fields = []
-            for p in plan.parts:
-                name = names.get(p)
-                if name is None:
-                    name = names[p] = offset_field(topic, p)
-                fields.append(name)
-            ledger.check(plan.bucket, fields, reply.offsets, reply.tokens, seq)
+        self.ledger.check_reads(plans, replies, self._field_names, seq)
 
     def _read_chunk(self, chunk: Sequence[BucketPlan]) -> "asyncio.Future[list[BucketReadResult]]":
         """One chunk's read (retried as ``_retry_redis`` does), running in a task of its own."""
@@ -672,10 +664,7 @@ class Pipeline:
 
     def _record(self, writes: Sequence[BucketWrite] | Sequence[object], fenced: Sequence[Fenced], token: str) -> None:
         """The bucket writes Redis applied (all but the fenced), in the ledger."""
-        refused = {f.bucket for f in fenced}
-        for w in writes:
-            if w.bucket not in refused:  # type: ignore[attr-defined]
-                self.ledger.wrote(w.bucket, w.parts, token)  # type: ignore[attr-defined]
+        self.ledger.wrote_all(writes, {f.bucket for f in fenced}, token)
 
     def _account_bounds(self, release_ms: Mapping[int, int]) -> dict[int, int]:
         """Per partition, the second up to which its accounts' reviews (a deadline, held copies) are

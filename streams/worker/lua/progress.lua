@@ -34,11 +34,24 @@ if #KEYS > 1 then
     end
   end
 end
+-- Each partition's value read once, for its floor and its merge: one HMGET (in chunks, far below
+-- unpack()'s limit whatever the partition count).
+local found = {}
+for first = 1, n, 1000 do
+  local fields = {}
+  for k = first, math.min(first + 999, n) do
+    fields[#fields + 1] = ARGV[2 + W * (k - 1)]
+  end
+  local got = redis.call('HMGET', KEYS[1], unpack(fields))
+  for j = 1, #fields do
+    found[first + j - 1] = got[j]
+  end
+end
 for k = 1, n do
   local j = 2 + W * (k - 1)
   local field, inc, floor = ARGV[j], ARGV[j + 4], ARGV[j + 5]
   if floor ~= '' then
-    local cur = redis.call('HGET', KEYS[1], field)
+    local cur = found[k]
     local c_off, c_inc
     if cur then
       c_off, c_inc = string.match(cur, '^([^:]*):[^:]*:?[^:]*:?([^:]*)$')
@@ -50,10 +63,11 @@ for k = 1, n do
     end
   end
 end
+local set = {}
 for k = 1, n do
   local field, offset, max_ms, fp, inc = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + W
-  local cur = redis.call('HGET', KEYS[1], field)
+  local cur = found[k]
   if cur then
     local c_off, c_ms, c_fp, c_inc = string.match(cur, '^([^:]*):([^:]*):?([^:]*):?([^:]*)$')
     if c_inc == inc then
@@ -63,6 +77,10 @@ for k = 1, n do
       if tonumber(c_ms) > tonumber(max_ms) then max_ms = c_ms end
     end
   end
-  redis.call('HSET', KEYS[1], field, offset .. ':' .. max_ms .. ':' .. fp .. ':' .. inc)
+  set[#set + 1] = field
+  set[#set + 1] = offset .. ':' .. max_ms .. ':' .. fp .. ':' .. inc
+end
+for first = 1, #set, 1000 do
+  redis.call('HSET', KEYS[1], unpack(set, first, math.min(first + 999, #set)))
 end
 return redis.call('HGETALL', KEYS[1])
