@@ -85,7 +85,8 @@ def test_a_broker_that_lost_its_storage_leaves_the_worker_waiting_then_restarts_
         wait_for("the new log applied", lambda: all(read_progress(redis_url, topics["events"], prefix).get(p) == off
                                                     for p, off in after.items()), 30, (worker,))
         assert metric(worker, "churnwatch_topic_resets_total") == 4, "one restart per partition"
-        assert metric(worker, "churnwatch_events_processed_total") == 36 + 12
+        # the counter follows the progress write (pipeline._count): wait for it, do not race it
+        wait_for("48 events counted", lambda: metric(worker, "churnwatch_events_processed_total") == 36 + 12, 30, (worker,))
         wait_for("ready again", lambda: metric(worker, "churnwatch_ready") == 1, 30, (worker,))
         assert worker.output().count("the topic was replaced") == 4
     finally:

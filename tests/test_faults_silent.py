@@ -402,7 +402,8 @@ def test_a_record_with_an_origin_header_the_worker_did_not_write_goes_to_the_dlq
         wait_for("the 20 null-key events re-routed", lambda: metric(w, "churnwatch_events_rerouted_total") >= 20, 60, (w,))
         fault.wait({part: recs[-1].offset for part, recs in read_all(kafka_bootstrap, fault.topics["events"]).items() if recs})
         assert metric(w, "churnwatch_rerouted_duplicates_total") == 0, "no genuine copy was dropped"
-        assert metric(w, "churnwatch_events_processed_total") == 20, "every copy applied, the forged record not"
+        # every copy applied, the forged record not (the counter follows the progress write: waited for)
+        wait_for("20 events counted", lambda: metric(w, "churnwatch_events_processed_total") == 20, 30, (w,))
         assert metric(w, "churnwatch_events_rejected_total", 'reason="bad_origin"') == 1
         dlq = [orjson.loads(r.value) for recs in read_all(kafka_bootstrap, fault.topics["dlq"]).values() for r in recs]
         assert [(d["reason"], d["partition"]) for d in dlq] == [("bad_origin", p)], dlq
@@ -514,9 +515,11 @@ def test_a_log_end_that_never_comes_holds_only_the_partition_whose_copy_needs_it
         producer.close()
         w = fault.worker()
         wait_progress(redis_url, topic, {1: last}, 30, (w,), prefix=fault.prefix)
-        assert metric(w, "churnwatch_events_processed_total") == 30
+        # the counter follows the progress write (pipeline._count): wait for it, do not race it
+        wait_for("30 events counted", lambda: metric(w, "churnwatch_events_processed_total") == 30, 30, (w,))
         assert read_progress(redis_url, topic, fault.prefix).get(0, -1) < held.offset, "the copy waits, unjudged"
-        assert "partitions [0] wait for it" in w.output()
+        # the line comes from the cycle that met the copy, which need not be before partition 1's last
+        wait_for("the held partition named", lambda: "partitions [0] wait for it" in w.output(), 30, (w,))
     finally:
         fault.stop()
 
