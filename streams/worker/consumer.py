@@ -597,8 +597,10 @@ class StreamConsumer:
                 if live:  # before any await: the fetcher task has not sent its prefetch yet
                     self.consumer.pause(*self.consumer.assignment())
                 try:
-                    batch = await self._learn_log_ends(await self._check_log(batch, rebalanced))
-                    await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
+                    batch = await self._check_log(batch, rebalanced)
+                    if self.missing is None:  # else no cycle: its heartbeats would go into the missing topic
+                        batch = await self._learn_log_ends(batch)
+                        await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
                 finally:
                     if live:  # a halted worker, one waiting for its topic and held partitions stay paused
                         self._resume_fetching()
