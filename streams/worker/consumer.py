@@ -985,6 +985,7 @@ class StreamConsumer:
                                  type(exc).__name__, exc)
             return
         async with self._cycle_lock:
+            await self._drain()  # settled before they are forgotten: a later settle would set the old log's offsets
             self._forget_assigned()
             self._generation += 1
             self._drop_stash()
