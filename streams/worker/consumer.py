@@ -869,8 +869,8 @@ class StreamConsumer:
         out = dict(batch)
         waiting = []
         for tp, records in batch.items():
-            if not unknown & needs.get(tp.partition, {}).keys():
-                continue
+            if tp not in self.assigned or not unknown & needs.get(tp.partition, {}).keys():
+                continue  # revoked during the read: not ours to seek (IllegalStateError), the cycle drops it
             cut = router.first_unjudged(records, unknown)
             self._hold(tp, records[cut].offset, cut > 0, delay)
             waiting.append(tp.partition)
