@@ -8,16 +8,20 @@ Waits are on conditions (log lines, metrics, Redis progress), never sleeps follo
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.events import Event
+from models.model import load_model
 from streams.local import Service, start_kafka
-from tests.harness import QUICK_GROUP_BROKERS, Worker, metric, publish_events, read_progress, wait_for, wait_progress
+from streams.settings import Settings
+from streams.worker.service import WorkerRuntime
+from tests.harness import (QUICK_GROUP_BROKERS, Worker, group_session_ms, metric, publish_events, read_progress, wait_for,
+                           wait_progress)
 
 pytestmark = [pytest.mark.integration]
 
@@ -91,3 +95,55 @@ def test_a_broker_that_lost_its_storage_leaves_the_worker_waiting_then_restarts_
         assert worker.output().count("the topic was replaced") == 4
     finally:
         worker.stop()
+
+
+def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[Service], redis_url: str,
+                                                               unique_name: str) -> None:
+    """Review of the fix above: the turn that found the topic missing still ran a cycle (an empty
+    batch through ``Pipeline.submit``). With accounts in use, a heartbeat due then went into the
+    missing topic (Tansu stores it: the stray records of QA5 M2's restart loop), and every
+    partition was observed caught up at the phantom log end 0. In-process, with accounts in use
+    (an event naming one), so the cycle itself is seen: none is submitted once ``missing`` is set,
+    up to the loop's first look for the topic (the stray cycle came before it, in the same turn)."""
+    bootstrap = own_broker[0].address
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
+    prefix = f"cw{unique_name.replace('-', '')}"
+    _create_topics(bootstrap, topics)
+    events = _events("old", 8, 2, START_MS) + [Event("acct-user", START_MS, "view", "acct-1", 0.0, "acme")]
+    published = publish_events(bootstrap, topics["events"], events)
+    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], key_prefix=prefix, partitions=4,
+                        session_timeout_ms=group_session_ms(bootstrap))
+
+    async def scenario() -> list[str | None]:
+        runtime = WorkerRuntime(settings, load_model())
+        assert await runtime.start()
+        try:
+            while read_progress(redis_url, topics["events"], prefix) != published:
+                await asyncio.sleep(0.1)
+            assert runtime.pipeline.heartbeats.active, "accounts in use: an idle cycle may heartbeat"
+            consumer, submit, wait_for_topic = runtime.consumer, runtime.pipeline.submit, runtime.consumer._wait_for_topic
+            missing_at_submit: list[str | None] = []
+            looked = asyncio.Event()
+
+            async def recording_submit(*args: Any, **kwargs: Any) -> Any:
+                missing_at_submit.append(consumer.missing)
+                return await submit(*args, **kwargs)
+
+            async def recording_wait() -> None:
+                looked.set()
+                await wait_for_topic()
+
+            runtime.pipeline.submit = recording_submit  # type: ignore[method-assign]
+            consumer._wait_for_topic = recording_wait  # type: ignore[method-assign]
+            port = int(bootstrap.rsplit(":", 1)[1])
+            own_broker[0].kill()
+            own_broker.append(await asyncio.to_thread(start_kafka, port, use_env=False))  # the same address, no topic
+            await asyncio.wait_for(looked.wait(), 30)
+            assert consumer.missing is not None
+            return missing_at_submit
+        finally:
+            await runtime.stop()
+
+    missing_at_submit = asyncio.run(scenario())
+    assert [m for m in missing_at_submit if m is not None] == [], "no cycle once the topic was found missing"

@@ -81,6 +81,7 @@ AHEAD_POLL_S = 0.002
 COMMIT_INTERVAL_S = 1.0  # Kafka commit hints: at most this often, never awaited by a cycle
 STORE_CHECK_INTERVAL_S = 1.0  # idle workers check the store's incarnation this often
 TOPIC_CHECK_INTERVAL_S = 1.0  # a worker waiting for its events topic to exist again lists the topics this often
+TOPIC_LIST_TIMEOUT_S = 5.0  # a listing of the topics under the cycle lock waits no longer (not request_timeout_ms)
 BEYOND_END_HOLD_S = 0.5  # records served beyond their log end are read again after this long (``_beyond_end``)
 # Records up to this size are sent in batches; a larger one goes through ``send``, which refuses a
 # record over the producer's max_request_size (1 MiB) as it always did (MessageSizeTooLargeError).
@@ -597,8 +598,10 @@ class StreamConsumer:
                 if live:  # before any await: the fetcher task has not sent its prefetch yet
                     self.consumer.pause(*self.consumer.assignment())
                 try:
-                    batch = await self._learn_log_ends(await self._check_log(batch, rebalanced))
-                    await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
+                    batch = await self._check_log(batch, rebalanced)
+                    if self.missing is None:  # else no cycle: its heartbeats would go into the missing topic
+                        batch = await self._learn_log_ends(batch)
+                        await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
                 finally:
                     if live:  # a halted worker, one waiting for its topic and held partitions stay paused
                         self._resume_fetching()
@@ -867,8 +870,8 @@ class StreamConsumer:
         out = dict(batch)
         waiting = []
         for tp, records in batch.items():
-            if not unknown & needs.get(tp.partition, {}).keys():
-                continue
+            if tp not in self.assigned or not unknown & needs.get(tp.partition, {}).keys():
+                continue  # revoked during the read: not ours to seek (IllegalStateError), the cycle drops it
             cut = router.first_unjudged(records, unknown)
             self._hold(tp, records[cut].offset, cut > 0, delay)
             waiting.append(tp.partition)
@@ -944,11 +947,11 @@ class StreamConsumer:
         request naming it (a broker that auto-creates topics would create it, with its own
         partition count). If not, the worker waits for it (``_topic_gone``). A failed listing
         reads ``tp`` again from where it was (the next turn asks again): False."""
-        try:
-            exists = self.topic in await self.consumer.topics()
-        except KafkaError as exc:
+        try:  # bounded: the cycle lock is held meanwhile (a rebalance waits for it)
+            exists = self.topic in await asyncio.wait_for(self.consumer.topics(), TOPIC_LIST_TIMEOUT_S)
+        except (KafkaError, asyncio.TimeoutError) as exc:
             retry_logger.warning("%s[%s] looks replaced, but listing the topics failed (%s: %s); checking again",
-                                 tp.topic, tp.partition, type(exc).__name__, exc)
+                                 tp.topic, tp.partition, type(exc).__name__, str(exc) or f"no answer in {TOPIC_LIST_TIMEOUT_S:g} s")
             self._seek(tp, self._next.get(tp.partition, 0))
             return False
         if not exists:
@@ -983,6 +986,7 @@ class StreamConsumer:
                                  type(exc).__name__, exc)
             return
         async with self._cycle_lock:
+            await self._drain()  # settled before they are forgotten: a later settle would set the old log's offsets
             self._forget_assigned()
             self._generation += 1
             self._drop_stash()
