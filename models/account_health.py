@@ -60,7 +60,7 @@ from typing import Final, Sequence
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "recovered_reasons", "rollup", "silence_risk",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "recovered_reasons", "rollup", "silence_risk",
            "silent_counts", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -81,6 +81,8 @@ _MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, 
 # a member record keeps the user id when it has at most this many bytes: 25 + 200 stays under the
 # listpack value limit (``hash-max-listpack-value`` 256) of the account's member hash
 MEMBER_ID_BYTES: Final[int] = 200
+# a member record's fixed part (25 bytes): a longer record keeps the user id after it (Member.to_bytes)
+MEMBER_HEAD_BYTES: Final[int] = _MEMBER.size
 
 
 def member_key(user_id: str) -> int:

@@ -48,7 +48,10 @@ class AccountWork:
     state: AccountState
     extras: dict[str, object]
     members: dict[int, Member]
-    changed: dict[bytes, bytes] = field(default_factory=dict)
+    changed: dict[bytes, bytes] = field(default_factory=dict)  # member records to write, by member key
+    # the user ids those records keep (a member whose id is too long to keep has none), by member
+    # key: the store indexes them (``Keys.member_of``) without decoding the records again
+    ids: dict[bytes, str] = field(default_factory=dict)
 
 
 def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
