@@ -60,7 +60,7 @@ from typing import Final, Sequence
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "recovered_reasons", "rollup", "silence_risk",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "recovered_reasons", "rollup", "silence_risk",
            "silent_counts", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -81,6 +81,8 @@ _MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, 
 # a member record keeps the user id when it has at most this many bytes: 25 + 200 stays under the
 # listpack value limit (``hash-max-listpack-value`` 256) of the account's member hash
 MEMBER_ID_BYTES: Final[int] = 200
+# a member record's fixed part (25 bytes): a longer record keeps the user id after it (Member.to_bytes)
+MEMBER_HEAD_BYTES: Final[int] = _MEMBER.size
 
 
 def member_key(user_id: str) -> int:
@@ -138,6 +140,10 @@ class AccountRollup:
     mrr_cents: int
     reasons: tuple[str, ...]
     action: str
+    # the trial rule held (:func:`trial_rule`, on the unrounded usage): the worker reads this rather
+    # than test the rule again on ``usage``, which is rounded to 4 places (QA6 L7: usage 0.49996
+    # rounds to 0.5, the rule held, the test said no, and the duplicate reminder came back)
+    trial: bool = False
 
 
 def _plans(plans: tuple[str, ...]) -> str:
@@ -284,8 +290,9 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
 def trial_rule(view: AccountView | None, usage: float, now_ms: int) -> bool:
     """Does the trial rule hold (module docstring): a trial ending within 3 days, or ended while
     the status still says trial, with usage under half the usual (none: nobody has used it)? The
-    roll-up's risk part and reason, and the worker's test of whether an at-risk alert opened at a
-    trial reminder's instant already says what the reminder would (``account_alerts``, QA6 L7).
+    roll-up's risk part and reason; the roll-up records that it held (``AccountRollup.trial``),
+    which the worker reads to tell whether an at-risk alert opened at a trial reminder's instant
+    already says what the reminder would (``account_alerts``, QA6 L7).
 
     >>> from models.revenue import AccountView
     >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0)  # ends on day 10
@@ -336,7 +343,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # system has not said converted or cancelled yet) keeps the rule (review 4, 2026-12-03: with
     # ``0 <=`` the risk fell to 0 at the end and the open alert said account_recovered, "risk down
     # to 0% from 50%", of a trial nobody used; its cancellation hours later then sent nothing).
-    if trial_rule(view, usage, now_ms):
+    trial = trial_rule(view, usage, now_ms)
+    if trial:
         r_b = max(r_b, 0.5)
         use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
         ends = view.trial_ends_ms  # type: ignore[union-attr]
@@ -363,4 +371,4 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # "none" only without a reason. The at-risk alert still opens at 0.5 (streams/worker/account_alerts.py)
     action = reasons[0][2] if reasons else "none"
     return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
-                         mrr, tuple(text for _, text, _ in reasons), action)
+                         mrr, tuple(text for _, text, _ in reasons), action, trial)

@@ -264,7 +264,9 @@ async def publish_bulk_async(
 
     ``progress(n_sent)`` is called about every 20k records (for a person watching). If the broker
     fails a record (``PublishFailed``), the records it did not acknowledge and those not sent yet
-    are written to ``unacked_to`` (JSON lines, what ``churnwatch publish`` reads), if given.
+    are written to ``unacked_to`` (JSON lines, what ``churnwatch publish`` reads), if given; those
+    refused for good (:data:`_REFUSED_FOR_GOOD`, a record over the size limit) apart, beside it
+    (:func:`refused_file`), since publishing them again fails again.
     """
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
@@ -280,7 +282,7 @@ async def publish_bulk_async(
     n = acked = 0
     last: dict[int, int] = {}
     pending: list[tuple[asyncio.Future[Any], Record]] = []
-    failed: list[Record] = []
+    failed: list[tuple[Record, BaseException]] = []
 
     async def settle() -> BaseException | None:
         """Await the records in flight; count the acknowledged, keep the others; the first error."""
@@ -288,7 +290,7 @@ async def publish_bulk_async(
         error = None
         for (_, record), md in zip(pending, await asyncio.gather(*(f for f, _ in pending), return_exceptions=True)):
             if isinstance(md, BaseException):
-                failed.append(record)
+                failed.append((record, md))
                 error = error or md
             else:
                 acked += 1
@@ -304,7 +306,7 @@ async def publish_bulk_async(
             try:
                 future = await producer.send(settings.topic_events, value=value, key=user_id.encode("utf-8"))
             except KafkaError as exc:
-                failed.append((user_id, value))
+                failed.append(((user_id, value), exc))
                 error = exc
                 break
             pending.append((future, (user_id, value)))
@@ -327,25 +329,68 @@ async def publish_bulk_async(
     finally:
         await producer.stop()
     if error is not None:
-        raise _failed(settings.topic_events, error, acked, failed, records, unacked_to)
+        raise _failed(settings.topic_events, acked, failed, records, unacked_to)
     return BulkStats(n, time.monotonic() - t0, last)
 
 
-def _failed(topic: str, error: BaseException, acked: int, failed: list[Record], unsent: Iterator[Record],
-            unacked_to: Path | None) -> PublishFailed:
-    """The one line of a failed bulk publish; the records without an acknowledgement (``failed``,
-    then ``unsent``, the rest of the input) written to ``unacked_to`` first."""
-    what = f"publishing to {topic} failed ({type(error).__name__}: {error}); {acked:,} events were acknowledged"
-    if unacked_to is None:
-        return PublishFailed(f"{what}, {len(failed):,} sent were not (the broker may hold some of them anyway), and the "
-                             f"rest was not sent. Publishing the same events again applies the acknowledged ones twice")
-    left = 0
-    with open(unacked_to, "wb") as fh:
-        for _, value in itertools.chain(failed, unsent):
+def _refusals() -> tuple[type[BaseException], ...]:
+    """The errors by which the producer or the broker refuses a record for good: the record itself
+    is wrong for this topic (too large, a batch too large, a timestamp out of the broker's range,
+    corrupt), so sending it again fails the same way, whatever the broker's health. Other errors
+    (timeouts, a leader moving, a broker down) may pass on a later attempt."""
+    from aiokafka.errors import (CorruptRecordException, InvalidTimestampError, MessageSizeTooLargeError,
+                                 RecordListTooLargeError, RecordTooLargeError)
+
+    return (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError, InvalidTimestampError,
+            CorruptRecordException)
+
+
+def refused_file(unacked_to: Path) -> Path:
+    """Where a failed publish writes the records refused for good: beside ``unacked_to``, named
+    after it (publishing them again fails again, so they are kept out of the file to republish).
+
+    >>> refused_file(Path("/data/mix.unacked.jsonl")), refused_file(Path("left.jsonl"))
+    (PosixPath('/data/mix.refused.jsonl'), PosixPath('left.refused.jsonl'))
+    """
+    name = unacked_to.name.removesuffix(".jsonl").removesuffix(".unacked")
+    return unacked_to.with_name(f"{name}.refused.jsonl")
+
+
+def _write_values(path: Path, records: Iterable[Record]) -> int:
+    """The records' values as JSON lines (what ``churnwatch publish`` reads); how many."""
+    n = 0
+    with open(path, "wb") as fh:
+        for _, value in records:
             fh.write(value + b"\n")
-            left += 1
-    return PublishFailed(f"{what}; the {left:,} others (the {len(failed):,} sent without an acknowledgement and the "
-                         f"{left - len(failed):,} not sent) are in {unacked_to}. Do not publish the whole file again: the "
+            n += 1
+    return n
+
+
+def _failed(topic: str, acked: int, failed: list[tuple[Record, BaseException]],
+            unsent: Iterator[Record], unacked_to: Path | None) -> PublishFailed:
+    """The one line of a failed bulk publish. The records refused for good (:func:`_refusals`:
+    publishing them again fails again; review 2026-12-03: they went into the file to republish)
+    are told apart and written to :func:`refused_file`; the others without an acknowledgement
+    (the rest of ``failed``, then ``unsent``, the rest of the input) to ``unacked_to``."""
+    final = _refusals()
+    refused = [r for r, e in failed if isinstance(e, final)]
+    retry = [r for r, e in failed if not isinstance(e, final)]
+    what = f"publishing to {topic} failed; {acked:,} events were acknowledged"
+    if refused:
+        e = next(e for _, e in failed if isinstance(e, final))
+        what += f"; {len(refused):,} refused for good ({type(e).__name__}: {e}), which fail again if published again"
+        if unacked_to is not None:
+            _write_values(refused_file(unacked_to), refused)
+            what += f": correct or drop them (in {refused_file(unacked_to)})"
+    other = next((e for _, e in failed if not isinstance(e, final)), None)
+    cause = f" ({type(other).__name__}: {other})" if other is not None else ""
+    if unacked_to is None:
+        return PublishFailed(f"{what}; {len(retry):,} sent were not acknowledged{cause} (the broker may hold some of "
+                             f"them anyway), and the rest was not sent. Publishing the same events again applies the "
+                             f"acknowledged ones twice")
+    left = _write_values(unacked_to, itertools.chain(retry, unsent))
+    return PublishFailed(f"{what}; the {left:,} others (the {len(retry):,} sent without an acknowledgement{cause} and the "
+                         f"{left - len(retry):,} not sent) are in {unacked_to}. Do not publish the whole file again: the "
                          f"worker would apply the acknowledged events twice. Once the broker works, publish {unacked_to} "
                          f"(a sent event the broker wrote despite the error is then applied twice: a broker whose storage "
                          f"is inconsistent, as Tansu after a topic was created again, answers so)")

@@ -67,7 +67,7 @@ import collections
 import json
 import re
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 __all__ = ["cancelled", "changes", "compare", "dropped", "dump", "passes", "reworded", "users"]
 
@@ -109,6 +109,24 @@ def _dumps(old_path: str, new_path: str) -> tuple[dict[str, Any], dict[str, Any]
     with open(new_path, encoding="utf-8") as f:
         new = json.load(f)
     return old, new
+
+
+Rows = dict[tuple[object, ...], dict[str, Any]]  # a part's rows by their identity (``_parts``)
+
+
+def _parts(old: dict[str, Any], new: dict[str, Any]) -> Iterator[tuple[str, str, Rows, Rows, bool, bool]]:
+    """Per golden run and part, what the row-by-row checks (``cancelled``, ``dropped``,
+    ``reworded``) compare: ``(run, part, old rows, new rows, rows_ok, states_ok)``, the alerts by
+    ``alert_id`` and the scores by user and time; ``rows_ok``: the same rows, none come, gone or
+    twice; ``states_ok``: the run's states byte-identical, printed after its parts."""
+    for key in old:
+        same_states = old[key]["states"] == new[key]["states"]
+        for part, ident in (("alerts", ("alert_id",)), ("scores", ("u", "t"))):
+            o = {tuple(d[k] for k in ident): d for d in map(json.loads, old[key][part])}
+            n = {tuple(d[k] for k in ident): d for d in map(json.loads, new[key][part])}
+            rows_ok = sorted(o) == sorted(n) and len(o) == len(old[key][part]) and len(n) == len(new[key][part])
+            yield key, part, o, n, rows_ok, same_states
+        print(f"{key} states byte-identical: {same_states}")
 
 
 def compare(old_path: str, new_path: str, masked: tuple[str, ...]) -> bool:
@@ -239,24 +257,17 @@ def cancelled(old_path: str, new_path: str, fields: tuple[str, ...]) -> bool:
         reasons = d["reasons"]
         return bool(reasons) and str(reasons[0]).startswith("cancelled ")  # type: ignore[index]
 
-    for key in old:
-        same_states = old[key]["states"] == new[key]["states"]
-        ok &= same_states
-        for part, ident in (("alerts", ("alert_id",)), ("scores", ("u", "t"))):
-            o = {tuple(d[k] for k in ident): d for d in map(json.loads, old[key][part])}
-            n = {tuple(d[k] for k in ident): d for d in map(json.loads, new[key][part])}
-            rows_ok = sorted(o) == sorted(n)
-            changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
-            targeted = sum(is_cancelled(part, d) for d in o.values())
-            outside = sum(not is_cancelled(part, a) for a, _ in changed)
-            other = collections.Counter(f for a, b in changed for f in a if f not in fields and a[f] != b[f])
-            ok &= rows_ok and not outside and not other
-            values = collections.Counter(b[fields[0]] for a, b in changed)
-            removed = collections.Counter(str(r).split(":")[0] for a, b in changed for r in a["reasons"] if r not in b["reasons"])
-            print(f"{key} {part}: {len(o)} rows, {targeted} of a standing cancellation; changed {len(changed)}, "
-                  f"outside them {outside}, in other fields than {'+'.join(fields)}: {dict(other)}; new {fields[0]}: "
-                  f"{dict(values)}; reasons removed: {dict(removed)}")
-        print(f"{key} states byte-identical: {same_states}")
+    for key, part, o, n, rows_ok, same_states in _parts(old, new):
+        changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
+        targeted = sum(is_cancelled(part, d) for d in o.values())
+        outside = sum(not is_cancelled(part, a) for a, _ in changed)
+        other = collections.Counter(f for a, b in changed for f in a if f not in fields and a[f] != b[f])
+        ok &= same_states and rows_ok and not outside and not other
+        values = collections.Counter(b[fields[0]] for a, b in changed)
+        removed = collections.Counter(str(r).split(":")[0] for a, b in changed for r in a["reasons"] if r not in b["reasons"])
+        print(f"{key} {part}: {len(o)} rows, {targeted} of a standing cancellation; changed {len(changed)}, "
+              f"outside them {outside}, in other fields than {'+'.join(fields)}: {dict(other)}; new {fields[0]}: "
+              f"{dict(values)}; reasons removed: {dict(removed)}")
     return ok
 
 
@@ -289,35 +300,28 @@ def dropped(old_path: str, new_path: str, pattern: str) -> bool:
     old, new = _dumps(old_path, new_path)
     rx = re.compile(pattern)
     ok = True
-    for key in old:
-        same_states = old[key]["states"] == new[key]["states"]
-        ok &= same_states
-        for part, ident in (("alerts", ("alert_id",)), ("scores", ("u", "t"))):
-            o = {tuple(d[k] for k in ident): d for d in map(json.loads, old[key][part])}
-            n = {tuple(d[k] for k in ident): d for d in map(json.loads, new[key][part])}
-            rows_ok = sorted(o) == sorted(n) and len(o) == len(old[key][part]) and len(n) == len(new[key][part])
-            had = {k for k, d in o.items() if any(rx.search(str(r)) for r in d["reasons"])}
-            changed = [k for k in o if k in n and o[k] != n[k]]
-            wrong = inserted = 0
-            took: collections.Counter[str] = collections.Counter()
-            per_kind: collections.Counter[str] = collections.Counter()
-            for k in changed:
-                a, b = o[k], n[k]
-                kept = [r for r in a["reasons"] if not rx.search(str(r))]
-                other = [f for f in a if f != "reasons" and a[f] != b[f]]
-                if k not in had or other or any(rx.search(str(r)) for r in b["reasons"]) \
-                        or [r for r in b["reasons"] if r in kept] != kept:
-                    wrong += 1
-                    continue
-                per_kind[str(a.get("kind", "score"))] += 1
-                inserted += b["reasons"][:len(kept)] != kept
-                for r in [r for r in b["reasons"] if r not in kept] or ["(nothing)"]:
-                    took[re.sub(r"\d+(\.\d+)?", "N", str(r))] += 1
-            left = sum(any(rx.search(str(r)) for r in d["reasons"]) for d in n.values())
-            ok &= rows_ok and not wrong and not left
-            print(f"{key} {part}: {len(o)} rows, {len(had)} with the reason; changed {len(changed)} {dict(per_kind)}, "
-                  f"otherwise {wrong}; a reason put before a kept one {inserted}; left {left}; rows identical: {rows_ok}; in its place: {dict(took.most_common())}")
-        print(f"{key} states byte-identical: {same_states}")
+    for key, part, o, n, rows_ok, same_states in _parts(old, new):
+        had = {k for k, d in o.items() if any(rx.search(str(r)) for r in d["reasons"])}
+        changed = [k for k in o if k in n and o[k] != n[k]]
+        wrong = inserted = 0
+        took: collections.Counter[str] = collections.Counter()
+        per_kind: collections.Counter[str] = collections.Counter()
+        for k in changed:
+            a, b = o[k], n[k]
+            kept = [r for r in a["reasons"] if not rx.search(str(r))]
+            other = [f for f in a if f != "reasons" and a[f] != b[f]]
+            if k not in had or other or any(rx.search(str(r)) for r in b["reasons"]) \
+                    or [r for r in b["reasons"] if r in kept] != kept:
+                wrong += 1
+                continue
+            per_kind[str(a.get("kind", "score"))] += 1
+            inserted += b["reasons"][:len(kept)] != kept
+            for r in [r for r in b["reasons"] if r not in kept] or ["(nothing)"]:
+                took[re.sub(r"\d+(\.\d+)?", "N", str(r))] += 1
+        left = sum(any(rx.search(str(r)) for r in d["reasons"]) for d in n.values())
+        ok &= same_states and rows_ok and not wrong and not left
+        print(f"{key} {part}: {len(o)} rows, {len(had)} with the reason; changed {len(changed)} {dict(per_kind)}, "
+              f"otherwise {wrong}; a reason put before a kept one {inserted}; left {left}; rows identical: {rows_ok}; in its place: {dict(took.most_common())}")
     return ok
 
 
@@ -326,28 +330,21 @@ def reworded(old_path: str, new_path: str, before: str, after: str) -> bool:
     old, new = _dumps(old_path, new_path)
     rb, ra = re.compile(before), re.compile(after)
     ok = True
-    for key in old:
-        same_states = old[key]["states"] == new[key]["states"]
-        ok &= same_states
-        for part, ident in (("alerts", ("alert_id",)), ("scores", ("u", "t"))):
-            o = {tuple(d[k] for k in ident): d for d in map(json.loads, old[key][part])}
-            n = {tuple(d[k] for k in ident): d for d in map(json.loads, new[key][part])}
-            rows_ok = sorted(o) == sorted(n) and len(o) == len(old[key][part]) and len(n) == len(new[key][part])
-            changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
-            wrong = 0
-            kinds: collections.Counter[str] = collections.Counter()
-            now: collections.Counter[str] = collections.Counter()
-            for a, b in changed:
-                moved = [(x, y) for x, y in zip(a["reasons"], b["reasons"]) if x != y]
-                if any(f != "reasons" and a[f] != b[f] for f in a) or len(a["reasons"]) != len(b["reasons"]) \
-                        or not all(rb.search(str(x)) and ra.search(str(y)) for x, y in moved):
-                    wrong += 1
-                kinds[str(a.get("kind", "score"))] += 1
-                now.update(re.sub(r"\d+", "N", str(y)) for _, y in moved)
-            ok &= rows_ok and not wrong
-            print(f"{key} {part}: {len(o)} rows; changed {len(changed)} {dict(kinds)}, otherwise {wrong}; "
-                  f"rows identical: {rows_ok}; now saying: {dict(now)}")
-        print(f"{key} states byte-identical: {same_states}")
+    for key, part, o, n, rows_ok, same_states in _parts(old, new):
+        changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
+        wrong = 0
+        kinds: collections.Counter[str] = collections.Counter()
+        now: collections.Counter[str] = collections.Counter()
+        for a, b in changed:
+            moved = [(x, y) for x, y in zip(a["reasons"], b["reasons"]) if x != y]
+            if any(f != "reasons" and a[f] != b[f] for f in a) or len(a["reasons"]) != len(b["reasons"]) \
+                    or not all(rb.search(str(x)) and ra.search(str(y)) for x, y in moved):
+                wrong += 1
+            kinds[str(a.get("kind", "score"))] += 1
+            now.update(re.sub(r"\d+", "N", str(y)) for _, y in moved)
+        ok &= same_states and rows_ok and not wrong
+        print(f"{key} {part}: {len(o)} rows; changed {len(changed)} {dict(kinds)}, otherwise {wrong}; "
+              f"rows identical: {rows_ok}; now saying: {dict(now)}")
     return ok
 
 

@@ -298,6 +298,28 @@ def test_a_trial_nobody_used_is_at_risk_by_the_trial_rule_and_its_reminders_say_
     assert (early.risk, early.temperature, early.action, early.usage) == (0.0, 100, "none", 0.0), "9 days ahead: no rule holds"
 
 
+def test_a_trial_whose_usage_rounds_to_half_gets_no_reminder_beside_its_at_risk_alert() -> None:
+    """QA6 L7 at the edge (review 2026-12-03): the worker tested the trial rule again on the
+    roll-up's usage, rounded to 4 places, so at usage 0.49997 (the rule held: under half) the
+    retest saw 0.5, said no, and the 72 h reminder repeated the at-risk alert the rule opened at
+    the same instant. The roll-up now records that the rule held and the worker reads that."""
+    ends = T0 + 10 * DAY_MS
+    now = ends - 72 * 3_600_000
+    sub = Subscription("trial", "Pro", 9900, ends)
+    acc = AccountWork(AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "trialx", sub)), {}, {})
+    # two users seen now (usage 0.49997 each), three silent (no usage): health 45, under 50, and
+    # the silence alone (0.48) below the at-risk line, so the trial rule opens the alert
+    seen = [Member(member_key(u), now // 1000, 1, 0.0, 0.49997, 1.0, u) for u in ("u1", "u2")]
+    gone = [Member(member_key(u), now // 1000 - 20 * 86_400, 1, 0.0, 0.0, 0.0, u) for u in ("u3", "u4", "u5")]
+    acc.members = {m.key: m for m in seen + gone}
+    alerts: list[tuple[bytes | None, bytes]] = []
+    r = decide_alert("trialx", acc, now, alerts)
+    assert (r.usage, r.trial, r.health, r.risk) == (0.5, True, 45, 0.74), r
+    decide_reminders("trialx", acc, now, r, alerts)
+    assert _kinds(alerts) == ["account_at_risk"], "the at-risk alert carries the trial's news alone"
+    assert acc.extras["reminded"] == [ends, [72]], "the 72 h reminder counts as decided"
+
+
 def test_an_unused_trial_past_its_end_stays_at_risk_until_billing_says_lost_or_converted() -> None:
     """Review 4 (2026-12-03): the trial rule held only until the trial end, so a trial nobody used
     got ``account_recovered`` ("risk down to 0% from 50%", stage trial) at its end, before the

@@ -98,21 +98,23 @@ def test_forward_loses_nothing_and_signs_everything(kafka_service: Service, uniq
     assert receiver.attempts["al011"] in (3, 6) and stats.retries > 0  # 6: tried again after the crash
 
 
-async def _serve(handle: Any) -> tuple[web.AppRunner, str]:
-    """A receiver on a free local port: its runner (to clean up) and its webhook URL."""
+async def _serve(*routes: tuple[str, str, Any]) -> tuple[web.AppRunner, str]:
+    """A receiver on a free local port answering ``routes`` ((method, path, handler); method "*":
+    any): its runner (to clean up) and its base URL (``http://127.0.0.1:<port>``)."""
     app = web.Application()
-    app.router.add_post("/hook", handle)
+    for method, path, handle in routes:
+        app.router.add_route(method, path, handle)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/hook"
+    return runner, f"http://127.0.0.1:{port}"
 
 
 async def _run(settings: Settings, receiver: Receiver) -> Any:
-    runner, url = await _serve(receiver.handle)
-    opts = ForwardOptions(url=url, secret=SECRET, timeout_s=1.0, max_attempts=3,
+    runner, base = await _serve(("POST", "/hook", receiver.handle))
+    opts = ForwardOptions(url=f"{base}/hook", secret=SECRET, timeout_s=1.0, max_attempts=3,
                           backoff_start_s=0.05, backoff_max_s=0.2, from_beginning=True, idle_exit_s=2.5,
                           session_timeout_ms=group_session_ms(settings.kafka_bootstrap_servers))
     try:
@@ -156,8 +158,8 @@ def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafk
             got.add(alert["alert_id"])
             return web.Response(status=200)
 
-        runner, url = await _serve(handle)
-        opts = ForwardOptions(url=url, secret=SECRET, timeout_s=1.0, max_attempts=8,
+        runner, base = await _serve(("POST", "/hook", handle))
+        opts = ForwardOptions(url=f"{base}/hook", secret=SECRET, timeout_s=1.0, max_attempts=8,
                               backoff_start_s=600.0, backoff_max_s=600.0, from_beginning=True,
                               session_timeout_ms=group_session_ms(settings.kafka_bootstrap_servers))
         try:
@@ -201,15 +203,8 @@ class Moved:
         return web.Response(status=200, text="<html>welcome</html>")
 
     async def serve(self) -> tuple[web.AppRunner, str]:
-        app = web.Application()
-        app.router.add_post("/hook", self.hook)
-        app.router.add_route("*", "/landing", self.landing)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return runner, f"http://127.0.0.1:{port}"
+        """``_serve`` of the two pages: its runner and base URL."""
+        return await _serve(("POST", "/hook", self.hook), ("*", "/landing", self.landing))
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])

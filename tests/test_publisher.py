@@ -199,7 +199,9 @@ def test_a_bulk_publish_the_producer_fails_says_what_was_acknowledged_in_one_lin
     the events were written, so the user could not tell what to send again. Now it is one
     ``PublishFailed`` line (the CLI prints it, exit 2): what was acknowledged, and the events without
     an acknowledgement (the refused one and those not sent yet) in a file ``churnwatch publish``
-    reads. Here the producer refuses a 2 MiB record (over its 1 MiB request size) after 5 small ones."""
+    reads. Here the producer refuses a 2 MiB record (over its 1 MiB request size) after 5 small ones.
+    A refusal for good is told apart (review 2026-12-03): the record went into the file to
+    republish with the rest, where it failed again; it is in its own file now, and the line says so."""
     from streams.errors import UserError
 
     topic = _topic(kafka_bootstrap, unique_name)
@@ -211,6 +213,10 @@ def test_a_bulk_publish_the_producer_fails_says_what_was_acknowledged_in_one_lin
         publish_bulk(settings, [*small[:5], huge, *small[5:]], unacked_to=unacked)
     assert isinstance(failed.value, UserError), f"not one line: {failed.value!r}"  # streams.publisher.PublishFailed
     message = str(failed.value)
+    refused = tmp_path / "events.refused.jsonl"
     assert "\n" not in message and "5 events were acknowledged" in message and str(unacked) in message, message
-    assert unacked.read_bytes().splitlines() == [huge[1], *(v for _, v in small[5:])]
+    assert "1 refused for good (MessageSizeTooLargeError" in message and str(refused) in message, message
+    assert "the 3 others (the 0 sent without an acknowledgement and the 3 not sent)" in message, message
+    assert refused.read_bytes().splitlines() == [huge[1]]
+    assert unacked.read_bytes().splitlines() == [v for _, v in small[5:]], "only what may pass on a later attempt"
     assert sorted(v for _, _, v in _read_all(kafka_bootstrap, topic)) == sorted(v for _, v in small[:5])

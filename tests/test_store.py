@@ -721,6 +721,28 @@ def test_account_of_finds_a_members_account_and_after_a_move_the_latest(redis_ur
     check_account_of(redis_url)
 
 
+def test_the_account_phase_indexes_the_members_it_writes_by_the_ids_they_keep(redis_url: str) -> None:
+    """The member records the account phase writes are indexed (``Keys.member_of``) by the user ids
+    they keep, which the write carries from where the records are made (``AccountWrite.member_ids``;
+    each record was decoded back for its id before, review 2026-12-03); a member whose id is too long
+    to keep in its record (``MEMBER_ID_BYTES``) is not indexed, as before."""
+    from models.account_health import MEMBER_ID_BYTES, Member, member_key
+    from streams.worker.revenue import MemberCopy, advance_accounts, plan_account_reads
+
+    long = "x" * (MEMBER_ID_BYTES + 1)
+    copies = [MemberCopy(3, i, "acme", T0 * 1000, Member(member_key(u), T0, 1, 0.0, 1.0, 1.0, u))
+              for i, u in enumerate(("u-kept", long))]
+
+    async def scenario(store: Store) -> tuple[dict[str, list[str]], str | None, str | None]:
+        reads = plan_account_reads(copies, TOPIC, store.buckets)
+        done = advance_accounts(copies, reads, await store.read_accounts(reads), TOPIC, {3: 1})
+        assert await store.write_accounts(done.writes, "t:1") == []
+        assert len((await store.load_account("acme"))[2]) == 2, "both member records written"
+        return done.writes[0].member_ids, await store.account_of("u-kept"), await store.account_of(long)
+
+    assert with_store(redis_url, scenario) == ({"acme": ["u-kept"]}, "acme", None)
+
+
 def check_account_of(redis_url: str, **kw: Any) -> None:
     """The test above on any Redis (tests/test_store_cluster.py: on a cluster, the buckets on three nodes)."""
     from models.account_health import Member, member_key
@@ -732,7 +754,7 @@ def check_account_of(redis_url: str, **kw: Any) -> None:
     def write(account: str, seen_s: int, n: int) -> AccountWrite:
         m = Member(member_key("u-move"), seen_s, 1, 0.0, 1.0, 1.0, "u-move")
         return AccountWrite(bucket_of(account, 4), [(account_field(TOPIC, 3), str(n - 1) if n > 1 else "", str(n))],
-                            members={account: {str(m.key).encode(): m.to_bytes()}})
+                            members={account: {str(m.key).encode(): m.to_bytes()}}, member_ids={account: [m.user_id]})
 
     async def scenario(store: Store) -> tuple[str | None, str | None, str | None]:
         assert await store.write_accounts([write(old, T0, 1)], "t:1") == []

@@ -18,7 +18,7 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, recovered_reasons,
-                                   rollup, trial_action, trial_rule)
+                                   rollup, trial_action)
 from models.engine import alert_id
 from models.revenue import AccountState
 from streams.worker.alert_log import EXTRAS_FIELD
@@ -48,7 +48,10 @@ class AccountWork:
     state: AccountState
     extras: dict[str, object]
     members: dict[int, Member]
-    changed: dict[bytes, bytes] = field(default_factory=dict)
+    changed: dict[bytes, bytes] = field(default_factory=dict)  # member records to write, by member key
+    # the user ids those records keep (a member whose id is too long to keep has none), by member
+    # key: the store indexes them (``Keys.member_of``) without decoding the records again
+    ids: dict[bytes, str] = field(default_factory=dict)
 
 
 def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
@@ -255,7 +258,7 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
     once per trial end (kept in the extras), with a stable id (account, kind, trial end).
 
     A reminder falling due at the instant the account's at-risk alert opens, by the trial rule
-    (``models.account_health.trial_rule``: its reasons say "trial ends in 72 h and nobody has used
+    (``AccountRollup.trial``: its reasons say "trial ends in 72 h and nobody has used
     it yet"), is not sent: the at-risk alert carries the message, and it is the one the CRM's case
     follows (closed by ``account_recovered`` or ``account_churned``). Before (QA6 L7) each unused
     trial got ``account_at_risk`` and ``trial_ending`` with the same risk, action and reasons at the
@@ -282,9 +285,11 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
 
 def _trial_alert_opened(acc: AccountWork, now_ms: int, r: AccountRollup) -> bool:
     """Did an at-risk alert open at ``now_ms`` (this review) with the trial rule among its reasons?
-    Then a reminder due now would repeat it (:func:`decide_reminders`)."""
+    Then a reminder due now would repeat it (:func:`decide_reminders`). The roll-up's own record
+    that the rule held (``r.trial``), not the rule tested again on ``r.usage``: that is rounded to
+    4 places, so usage in [0.49995, 0.5) held the rule yet failed the retest (review 2026-12-03)."""
     opened = int(acc.extras.get("at_risk_since_ms", 0) or 0) == now_ms  # type: ignore[call-overload]
-    return opened and trial_rule(acc.state.get() if acc.state.subs else None, r.usage, now_ms)
+    return opened and r.trial
 
 
 def next_due_s(acc: AccountWork, now_ms: int) -> int:

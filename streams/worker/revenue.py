@@ -38,7 +38,7 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Member, silence_risk, silent_counts
+from models.account_health import ACCOUNT_AT_RISK, GONE_STAGES, MEMBER_HEAD_BYTES, AccountRollup, Member, silence_risk, silent_counts
 from models.events import Event
 from models.revenue import AccountState, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
@@ -241,6 +241,9 @@ class AccountWrite:
     states: dict[str, bytes] = field(default_factory=dict)
     extras: dict[str, bytes] = field(default_factory=dict)
     members: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
+    # per account: the user ids the member records written keep (``AccountWork.ids``), which the
+    # write indexes (``Keys.member_of``); carried from where the records are made, not decoded back
+    member_ids: dict[str, list[str]] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)  # COUNTER_SETS name -> {field: delta}
     sides: dict[str, bytes] = field(default_factory=dict)  # the alert side's AccountState records
     held: dict[str, bytes] = field(default_factory=dict)  # held copies (JSON; b"": none left, delete)
@@ -365,6 +368,7 @@ def advance_accounts(
             write.extras[account] = orjson.dumps(acc.extras)
             if acc.changed:
                 write.members[account] = acc.changed
+                write.member_ids[account] = list(acc.ids.values())
         for fld, exp in expected.items():
             p = int(fld.rsplit(":", 1)[1])
             write.parts.append((fld, exp, str(last_offset[p]) if p in last_offset else exp))  # ticks alone: kept
@@ -509,7 +513,10 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
             known = acc.members.get(c.member.key)
             if known is None or c.member.last_seen_s >= known.last_seen_s:  # an older period read behind: kept out
                 acc.members[c.member.key] = c.member
-                acc.changed[str(c.member.key).encode()] = c.member.to_bytes()
+                key, record = str(c.member.key).encode(), c.member.to_bytes()
+                acc.changed[key] = record
+                if len(record) > MEMBER_HEAD_BYTES:  # the record keeps the id: the write indexes it
+                    acc.ids[key] = c.member.user_id
         else:
             _apply_subscription(acc, c.event)
         _decide(account, acc, c.ts_ms, out)

@@ -1094,7 +1094,7 @@ class Store:
                 state, side, held = w.states.get(account), w.sides.get(account), w.held.get(account)
                 extras = w.extras.get(account, b"")
                 accounts.append((account, 0 if state is None else 1, extras.decode(), len(members), 0 if side is None else 1,
-                                 0 if held is None else 1 if held else 2, self._member_users(members)))
+                                 0 if held is None else 1 if held else 2, self._member_users(w.member_ids.get(account, ()))))
                 blobs += [b for b in (state, side, held) if b]
                 for k, v in members.items():
                     blobs += (k, v)
@@ -1105,16 +1105,15 @@ class Store:
         replies, _ = await self._run_buckets("write_accounts", "write_accounts", calls)
         return [Fenced(w.bucket, _s(r[1]), _s(r[2])) for w, r in zip(writes, replies) if int(r[0]) == 0]
 
-    def _member_users(self, members: dict[bytes, bytes]) -> list[int | str]:
-        """``[group, user id, ...]`` of the member records written (``Keys.member_of``); a member whose id
-        was too long to keep in its record (``Member.user_id`` "") is left out."""
-        from models.account_health import Member
-
+    def _member_users(self, user_ids: Iterable[str]) -> list[int | str]:
+        """``[group, user id, ...]`` for ``Keys.member_of`` of the user ids the member records written
+        keep (``AccountWrite.member_ids``: a member whose id is too long to keep has none, so is not
+        indexed). The ids come with the write from where the records were made: each record was
+        decoded back here for its id before (review 2026-12-03). The group is the store's layout's
+        (``group_of``), which the account side does not know."""
         out: list[int | str] = []
-        for record in members.values():
-            uid = Member.from_bytes(record).user_id
-            if uid:
-                out += (group_of(uid, self.buckets, self.groups), uid)
+        for uid in user_ids:
+            out += (group_of(uid, self.buckets, self.groups), uid)
         return out
 
     async def due_accounts(self, topic: str, until_s: dict[int, int], limit: int) -> dict[int, tuple[list[tuple[str, int]], int | None]]:
