@@ -1,4 +1,4 @@
-"""Prove a golden-digest update changes only the fields meant to change (tests/test_models_golden.py).
+r"""Prove a golden-digest update changes only the fields meant to change (tests/test_models_golden.py).
 
 Run from the root of each tree with that tree's venv, then compare::
 
