@@ -67,15 +67,21 @@ class Receiver:
         return web.Response(status=200, text="ok")
 
 
+def _topics(kafka_service: Service, unique_name: str) -> Settings:
+    """Settings naming this test's own topics (created) and forwarder group."""
+    settings = Settings(kafka_bootstrap_servers=kafka_service.address, topic_alerts=f"al-{unique_name}",
+                        topic_events=f"ev-{unique_name}", topic_dlq=f"dlq-{unique_name}",
+                        topic_alerts_dlq=f"adlq-{unique_name}", forward_group=f"fw-{unique_name}")
+    ensure_topics(settings)
+    return settings
+
+
 def _dead_letters(settings: Settings) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap_servers, settings.topic_alerts_dlq, settings.partitions)]
 
 
 def test_forward_loses_nothing_and_signs_everything(kafka_service: Service, unique_name: str) -> None:
-    settings = Settings(kafka_bootstrap_servers=kafka_service.address, topic_alerts=f"al-{unique_name}",
-                        topic_events=f"ev-{unique_name}", topic_dlq=f"dlq-{unique_name}",
-                        topic_alerts_dlq=f"adlq-{unique_name}", forward_group=f"fw-{unique_name}")
-    ensure_topics(settings)
+    settings = _topics(kafka_service, unique_name)
     producer = KafkaProducer(bootstrap_servers=kafka_service.address, acks="all")
     for n in range(N):
         alert = {"alert_id": f"al{n:03d}", "kind": "at_risk", "user_id": f"u{n % 9}", "risk": 0.5, "n": n}
@@ -136,10 +142,7 @@ def test_stop_during_back_off_returns_at_once_and_commits_nothing_unsettled(kafk
     a back-off's first moments, dead-letter nothing, and leave the unsettled alerts to the next run: its
     partition commits its batch's first offset, since a new group without a commit starts at the log's
     end by default (``from_beginning`` False) and would skip them (found in review)."""
-    settings = Settings(kafka_bootstrap_servers=kafka_service.address, topic_alerts=f"al-{unique_name}",
-                        topic_events=f"ev-{unique_name}", topic_dlq=f"dlq-{unique_name}",
-                        topic_alerts_dlq=f"adlq-{unique_name}", forward_group=f"fw-{unique_name}")
-    ensure_topics(settings)
+    settings = _topics(kafka_service, unique_name)
     producer = KafkaProducer(bootstrap_servers=kafka_service.address, acks="all")
     for n in range(3):
         producer.send(settings.topic_alerts, key=b"u1", value=orjson.dumps({"alert_id": f"st{n}", "kind": "at_risk", "n": n}))
@@ -241,10 +244,7 @@ def test_a_redirect_is_refused_with_its_location_not_delivered(status: int) -> N
 def test_forward_dead_letters_alerts_whose_webhook_redirects(kafka_service: Service, unique_name: str) -> None:
     """End to end (the QA6 H1 run): `churnwatch forward` to a URL answering 301 delivers nothing and
     dead-letters every alert as refused, the Location in the detail, the offsets committed past them."""
-    settings = Settings(kafka_bootstrap_servers=kafka_service.address, topic_alerts=f"al-{unique_name}",
-                        topic_events=f"ev-{unique_name}", topic_dlq=f"dlq-{unique_name}",
-                        topic_alerts_dlq=f"adlq-{unique_name}", forward_group=f"fw-{unique_name}")
-    ensure_topics(settings)
+    settings = _topics(kafka_service, unique_name)
     producer = KafkaProducer(bootstrap_servers=kafka_service.address, acks="all")
     for n in range(4):
         producer.send(settings.topic_alerts, key=f"u{n}".encode(), value=orjson.dumps({"alert_id": f"rd{n}", "kind": "at_risk", "n": n}))
