@@ -41,13 +41,17 @@ for a typical user" (``share:unfriend``), "likes down 60% against the user's 4-w
 (the decline, told by the tracked type that fell most); the default's hashed slots are "one
 kind of activity". The facts only a trained model weighs (events in the last week or 3 months,
 active days, buying, purchases, spend, and the per-type ones) are told against the reference
-user. Events, active days, purchases and spend are a reason only where they read the alert's
-way: fewer than the typical user for risk, more for recovery. A fit that weighs them the other
-way ("31 active days so far, against 5.7 for a typical user" as a reason for risk: QA6 M2) gets
-no reason from them: more use than typical is not, in plain words, a reason to call
-(:func:`_reads_as_it_weighs`). A few facts with their own reading keep the trained model's sign
-and say so ("a user for 300 days, longer than the typical 120 (a sign of churn in this
-product's history)"). Narrowness is a reason for risk only against the product's own kinds of
+user. Every fact a trained model may weigh either way is a reason only where the model weighs
+it the way its words read (:func:`_reads_as_it_weighs`), and then only on the alert's side:
+events, active days, purchases and spend (fewer than the typical user for risk, more for
+recovery), tenure (a short one for risk, the hazard of the first weeks), negative feedback
+(some for risk, none for recovery), the gaps between active days (widening for risk), and
+the per-type facts, whose reading depends on the type: fewer posts read worse, fewer unfriends
+better (the product's ``negative`` role). A fit that weighs one the other way ("31 active days
+so far, against 5.7 for a typical user", "a user for 300 days, longer than the typical 120",
+"no negative feedback in the last 4 weeks" as reasons for risk: QA6 M2 and after) gets no
+reason from it on either side: more use, a long tenure or no complaint is not, in plain words,
+a reason to call. Narrowness is a reason for risk only against the product's own kinds of
 activity (:func:`_kinds_known`): the shipped default counts 9 kinds whatever the product has.
 
 The exit opportunity (models.risk.exit_open): while a known end of the paid period lies beyond
@@ -82,7 +86,7 @@ from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, li
 from models.signals import Signals, kinds_used, kinds_used_count, rate_ratio
 from models.state import DAY_S, UserState
 from models.temperature import StaySource, p_back_within
-from models.vocabulary import PURCHASE
+from models.vocabulary import NEGATIVE, PURCHASE
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
@@ -136,14 +140,11 @@ _AT_COOLING: Final[int] = _KEYS.index("cooling")
 #: against 12 for a typical user"): a reason when the contribution says so and the model weighs
 #: the fact the way it reads (:func:`_reads_as_it_weighs`; a trained model weighs them either way).
 _COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue"))
-#: The :data:`_COMPARED` keys whose feature grows as the user does less (``inactive_*`` =
-#: -log(1 + events)); the others grow as the user does more.
-_FEWER_IS_MORE: Final[frozenset[str]] = frozenset(("low_7d", "low_90d"))
-#: Said of a fact with a reading of its own (a long tenure, no negative feedback, quickening
-#: visits) when the trained model weighs it against the user: the words must say why it is a
-#: reason for risk (counts of use never are: :func:`_reads_as_it_weighs`).
-_LEARNED: Final[str] = " (a sign of churn in this product's history)"
-_LEARNED_GOOD: Final[str] = " (a sign of staying in this product's history)"
+#: The fixed keys whose feature grows as the fact reads worse for the user: fewer events
+#: (``inactive_*`` = -log(1 + events)), more negative feedback, widening gaps between active
+#: days. The others that a trained model may weigh either way grow as it reads better: active
+#: days, buying, purchases, spend, tenure (:func:`_reads_as_it_weighs`).
+_WORSE_AS_IT_GROWS: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "negative", "gaps"))
 _N_FIXED: Final[int] = len(FEATURES)
 #: The keys :func:`_words` gets that are no per-slot feature (none starts with a slot prefix).
 _PLAIN: Final[frozenset[str]] = frozenset((*_KEYS, "type_decline"))
@@ -151,11 +152,6 @@ _PLAIN: Final[frozenset[str]] = frozenset((*_KEYS, "type_decline"))
 #: by the compiled core, which built a new tuple of the three for every ``startswith``.
 _PREFIXES: Final[tuple[str, ...]] = SLOT_PREFIXES
 assert not any(key.startswith(SLOT_PREFIXES) for key in _PLAIN)
-#: FEATURES indices of the weights whose sign turns a reason around (read from
-#: ``CompiledModel.weights``, :func:`_weight`).
-_I_NEGATIVE: Final[int] = _IDX["negative_share"]
-_I_TENURE: Final[int] = _IDX["tenure_log"]
-_I_GAPS: Final[int] = _IDX["gap_trend"]
 #: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
 _NEGATIVE_MIN_LIFT: Final[float] = 0.25
@@ -171,13 +167,6 @@ def _is_slot(key: str) -> bool:
     key is answered by a set lookup; the tuple of prefixes is one object (:data:`_PREFIXES`).
     Why: the test ran about five times an alert, ~0.35k instructions each with its tuple."""
     return key not in _PLAIN and key.startswith(_PREFIXES)
-
-
-def _weight(model: "ChurnModel", i: int) -> float:
-    """The model's weight of risk feature ``i``: ``model.risk_weights.get(FEATURES[i], 0.0)`` as
-    ``CompiledModel.weights`` holds it (its float, so the same sign), read from the compiled
-    model's table instead of a generic attribute and a dict method call (~0.5k instructions)."""
-    return model.compiled.weights[i]
 
 
 def _by_rank(found: list[Any]) -> None:
@@ -227,17 +216,46 @@ def _kinds_known(model: "ChurnModel") -> bool:
 
 
 def _reads_as_it_weighs(key: str, model: "ChurnModel") -> bool:
-    """Whether the model weighs a :data:`_COMPARED` fact the way it reads: fewer events, active
-    days, purchases or spend than the typical user raise the risk (a positive weight on
-    ``inactive_7d``/``inactive_90d``, a negative one on ``active_days_log``, ``buyer``,
-    ``purchases_log``, ``revenue_log``). Only then is the fact a reason, for risk (the user has
-    less than typical) or for recovery (more). A trained fit may give such a fact the other sign
-    (a small fit, collinear features: "31 active days so far, against 5.7 for a typical user"
-    led 11 of 230 at-risk alerts in QA6 M2), but more use than a typical user is not, in plain
-    words, a reason to call, and less is no reason for relief (the product's rule: the reasons
-    of an alert support it, never one that says the user is fine)."""
-    w = model.compiled.weights[_GROUPS[key][0]]
-    return w > 0.0 if key in _FEWER_IS_MORE else w < 0.0
+    """Whether the model weighs the fact of ``key`` the way its words read: more of what reads
+    worse for the user raises the risk. For the compared facts: fewer events, active days,
+    purchases or spend than the typical user (a positive weight on ``inactive_7d``/
+    ``inactive_90d``, a negative one on ``active_days_log``, ``buyer``, ``purchases_log``,
+    ``revenue_log``); for the facts with a reading of their own: a short tenure (a negative
+    weight on ``tenure_log``), negative feedback and widening gaps between active days (positive
+    ones on ``negative_share``, ``gap_trend``); for a per-type fact, fewer events of the type, or
+    a smaller share or lifetime count of it, unless the type is negative feedback (the product's
+    ``negative`` role, models.vocabulary: more unfriends read worse, more posts better;
+    :func:`_slot_reads_worse_as_it_grows`). Only then is the fact a reason, for risk (the user
+    stands on its worse side of the typical user) or for recovery (its better side); weighed
+    the other way it is no reason on either side. The shipped default weighs tenure and negative
+    feedback as they read (models.risk PRIOR_WEIGHTS) and nothing else of these. A trained fit
+    may give such a fact the other sign (a small fit, collinear features: "31 active days so
+    far, against 5.7 for a typical user" led 11 of 230 at-risk alerts in QA6 M2; "a user for 300
+    days, longer than the typical 120" and "no negative feedback in the last 4 weeks" were said
+    against the user with a note, "(a sign of churn in this product's history)"), but more use,
+    a long tenure or no complaint is not, in plain words, a reason to call, and the opposite no
+    reason for relief (the product's rule: the reasons of an alert support it, never one that
+    says the user is fine)."""
+    c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
+    if _is_slot(key):
+        i = c.features.index(key)
+        worse = _slot_reads_worse_as_it_grows(key, i, model)
+    else:
+        i = _GROUPS[key][0]
+        worse = key in _WORSE_AS_IT_GROWS
+    w = c.weights[i]
+    return w > 0.0 if worse else w < 0.0
+
+
+def _slot_reads_worse_as_it_grows(key: str, i: int, model: "ChurnModel") -> bool:
+    """Whether per-slot feature ``key`` (index ``i``) grows as its fact reads worse for the user:
+    ``inactive:`` (-log(1 + the type's 4-week count)) of a type of use, ``share:`` and
+    ``lifetime:`` of a type of negative feedback (the ``negative`` role; a hashed slot never
+    holds one: models.vocabulary gives negative feedback its own counters there)."""
+    c = model.compiled
+    name = c.vocabulary.slot_name((i - _N_FIXED) % c.vocabulary.n_slots)
+    negative = name is not None and c.vocabulary.lookup(name)[1] == NEGATIVE
+    return key.startswith(_PREFIXES[0]) != negative
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
@@ -469,12 +487,11 @@ def _gap_ratio(sig: Signals) -> float:
 
 
 def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
-    """Whether the fact of ``key`` reads against the user clearly enough to be a reason (the
-    words of a per-slot key always do: they state the comparison; a compared one when the model
-    weighs it as it reads, :func:`_reads_as_it_weighs`)."""
-    if _is_slot(key):
-        return True
-    if key in _COMPARED:
+    """Whether the fact of ``key`` reads against the user clearly enough to be a reason. A
+    compared or per-type fact when the model weighs it as it reads (:func:`_reads_as_it_weighs`:
+    its words state the comparison, and a positive contribution then puts the user on its worse
+    side); negative feedback, tenure and gaps, likewise, past their own lines."""
+    if _is_slot(key) or key in _COMPARED:
         return _reads_as_it_weighs(key, model)
     if key == "silence":
         return sig.visit_overdue >= 1.5
@@ -492,25 +509,19 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         return sig.breadth < 0.3 and 2 * used <= kinds and _kinds_known(model)
     if key == "cooling":  # not while a cancellation stands: it is the reason, and the temperature's 0 is its (models.temperature)
         return back < _COOLING_BELOW and not sig.cancelled
-    if key == "negative":  # a trained model may tie complaining to staying: then its absence is the reason
-        return sig.negative_28d >= 0.5 or _weight(model, _I_NEGATIVE) < 0.0
-    if key == "tenure":
-        c = model.compiled  # once: the weight and the typical tenure (_weight, _typical_tenure)
-        w, typical = c.weights[_I_TENURE], c.typical_tenure_days
-        return (w < 0.0 and sig.tenure_days < typical) or (w > 0.0 and sig.tenure_days > typical)
-    if key == "gaps":
-        if _weight(model, _I_GAPS) < 0.0:
-            return _gap_ratio(sig) <= 1.0 / 1.5  # a trained model that ties a quickening rhythm to leaving
-        return _gap_ratio(sig) >= 1.5
+    if key == "negative":  # "no negative feedback" never (a trained fit may tie complaining to staying)
+        return sig.negative_28d >= 0.5 and _reads_as_it_weighs(key, model)
+    if key == "tenure":  # the hazard of the first weeks; "a user for 300 days" never
+        return sig.tenure_days < _typical_tenure(model) and _reads_as_it_weighs(key, model)
+    if key == "gaps":  # widening; quickening visits never
+        return _gap_ratio(sig) >= 1.5 and _reads_as_it_weighs(key, model)
     return False
 
 
 def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
     reason for risk: weaker than :func:`_against`, never reassuring)."""
-    if _is_slot(key):
-        return True
-    if key in _COMPARED:
+    if _is_slot(key) or key in _COMPARED:
         return _reads_as_it_weighs(key, model)
     if key == "silence":
         return sig.visit_overdue > 1.0
@@ -531,20 +542,18 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "tenure":
         return _against(key, sig, back, model)
     if key == "gaps":
-        if _weight(model, _I_GAPS) < 0.0:
-            return _gap_ratio(sig) < 1.0
-        return _gap_ratio(sig) > 1.0
+        return _gap_ratio(sig) > 1.0 and _reads_as_it_weighs(key, model)
     return False
 
 
 def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
-    """Whether the fact of ``key`` reads in the user's favour (a reason for recovery)."""
-    if _is_slot(key):
-        return True
-    if key in _COMPARED:
+    """Whether the fact of ``key`` reads in the user's favour (a reason for recovery): the mirror
+    of :func:`_against`, with the same :func:`_reads_as_it_weighs` for the facts a trained model
+    may weigh either way (a negative contribution then puts the user on their better side)."""
+    if _is_slot(key) or key in _COMPARED:
         return _reads_as_it_weighs(key, model)
-    if key == "negative":
-        return sig.negative_28d < 0.5 or _weight(model, _I_NEGATIVE) < 0.0
+    if key == "negative":  # "3 unfriends in the last 4 weeks" never
+        return sig.negative_28d < 0.5 and _reads_as_it_weighs(key, model)
     if key == "silence":
         return sig.visit_overdue <= 1.0
     if key == "decline":
@@ -561,14 +570,10 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         return sig.purchase_x >= 1 and sig.purchase_overdue <= 1.0
     if key == "cooling":
         return back >= _WARM_FROM
-    if key == "tenure":
-        c = model.compiled
-        w, typical = c.weights[_I_TENURE], c.typical_tenure_days
-        return (w < 0.0 and sig.tenure_days >= typical) or (w > 0.0 and sig.tenure_days <= typical)
-    if key == "gaps":
-        if _weight(model, _I_GAPS) < 0.0:
-            return _gap_ratio(sig) >= 1.0
-        return _gap_ratio(sig) <= 1.0
+    if key == "tenure":  # "a user for 3 days" never
+        return sig.tenure_days >= _typical_tenure(model) and _reads_as_it_weighs(key, model)
+    if key == "gaps":  # steady or quickening; widening gaps never
+        return _gap_ratio(sig) <= 1.0 and _reads_as_it_weighs(key, model)
     return False
 
 
@@ -602,8 +607,6 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "narrow":
         return _kinds_used(sig, model)
     if key == "negative":
-        if sig.negative_28d < 0.5:
-            return "no negative feedback in the last 4 weeks" + _LEARNED
         return _negative_text(st, sig, model)
     if key == "cooling":
         back, source = temperature
@@ -611,16 +614,13 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
             return f"chance of buying again within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (BG/NBD on purchases)"
         return f"chance of coming back within {model.horizon_days:.0f} days: {100.0 * back:.0f}% (from the visit rhythm)"
     if key == "tenure":
-        if sig.tenure_days > _typical_tenure(model):
-            return f"a user for {_days(sig.tenure_days)}, longer than the typical {_typical_tenure(model):.0f}{_LEARNED}"
         if sig.active_days <= 1:
             return "active on a single day so far: churn is likeliest early on"
         if sig.tenure_days < 0.5:  # two UTC days, hours apart (QA6 L2: these said "a single day")
             return "a user for less than a day: churn is likeliest early on"
         return f"a user for only {_days(sig.tenure_days)}: churn is likeliest early on"
     if key == "gaps":
-        text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
-        return text + _LEARNED if _gap_ratio(sig) < 1.0 else text
+        return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
     if key == "back":
         days = (sig.now_s - st.stage_since_s) / DAY_S
         return f"came back after {_days(days)} as churned" if st.stage_name == "churned" else f"came back {_ago(days)}"
@@ -670,15 +670,10 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
     if key == "cooling":
         return _text("cooling", st, sig, temperature, model)
     if key == "tenure":
-        if sig.tenure_days < _typical_tenure(model):
-            return f"a user for {_days(sig.tenure_days)}, less than the typical {_typical_tenure(model):.0f}{_LEARNED_GOOD}"
         return f"a user for {_days(sig.tenure_days)}"
     if key == "gaps":
-        text = f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
-        return text + _LEARNED_GOOD if _gap_ratio(sig) > 1.0 else text
+        return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
     if key == "negative":
-        if sig.negative_28d >= 0.5:
-            return _negative_text(st, sig, model) + _LEARNED_GOOD
         return "no negative feedback in the last 4 weeks"
     raise KeyError(key)  # pragma: no cover
 

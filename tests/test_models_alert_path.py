@@ -20,7 +20,7 @@ import models.signals as signals
 from models import _native
 from models.compiled import KINDS_KEY
 from models.model import ChurnModel, load_model
-from models.risk import FEATURES, SLOT_PREFIXES
+from models.risk import SLOT_PREFIXES
 from models.scoring import assess
 from models.state import UserState
 from tests.test_models_properties import DAY_MS, MODEL, histories
@@ -125,15 +125,17 @@ def test_a_slot_key_is_a_key_with_a_slot_prefix(key: str) -> None:
 
 
 def test_a_weight_read_from_the_compiled_model_has_the_models_sign() -> None:
-    """``_weight`` has the sign ``risk_weights.get(name, 0.0)`` has (the reasons test only the
-    sign): either sign, zero, an int, absent, for the three weights that turn a reason around."""
+    """``_reads_as_it_weighs`` reads the sign ``risk_weights.get(name, 0.0)`` has (from the
+    compiled model's table): either sign, zero, an int, absent, for the weights of the facts with
+    a reading of their own (a longer tenure reads better, negative feedback and widening gaps
+    worse: reasons7)."""
     for value in (-0.25, 0.25, 0.0, -0.0, 2, -1, None):
-        for name in ("tenure_log", "negative_share", "gap_trend"):
+        for key, name, worse in (("tenure", "tenure_log", False), ("negative", "negative_share", True),
+                                 ("gaps", "gap_trend", True)):
             weights = {k: v for k, v in load_model().risk_weights.items() if k != name}
             if value is not None:
                 weights[name] = value
             model = ChurnModel(risk_weights=weights)
             want = model.risk_weights.get(name, 0.0)
             for module in REASONS:
-                got = module._weight(model, FEATURES.index(name))
-                assert (got < 0.0, got > 0.0) == (want < 0.0, want > 0.0), (name, value)
+                assert module._reads_as_it_weighs(key, model) == (want > 0.0 if worse else want < 0.0), (name, value)
