@@ -437,7 +437,9 @@ def section_memory_accounts(ctx: Ctx) -> dict[str, Any]:
     deployment logs. Until 2026-12-03 they saw no member at all, so every simulated trial looked unused
     and logged at-risk, recovered and trial-ending alerts with reasons: 779 bytes (extras 396), 594 with
     members (229). Since then also the alert side's own state (`cw:{b}:aside`) and the account due index,
-    which the worker writes for every account and the benchmark did not: 786."""
+    which the worker writes for every account and the benchmark did not: 786; 768 once an unused
+    trial logs one alert, not two (QA6 L7). Not counted here: the user -> account index the worker
+    writes beside each member record (about 32 bytes a member, docs/REVENUE.md)."""
     from benchmarks.memory import account_templates, measure_account_memory
 
     templates = account_templates(7, 500, 1_767_225_600_000, 120)
