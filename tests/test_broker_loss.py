@@ -119,8 +119,11 @@ def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[S
         runtime = WorkerRuntime(settings, load_model())
         assert await runtime.start()
         try:
-            while read_progress(redis_url, topics["events"], prefix) != published:
-                await asyncio.sleep(0.1)
+            async def applied() -> None:  # off the loop: the worker runs on it
+                while await asyncio.to_thread(read_progress, redis_url, topics["events"], prefix) != published:
+                    await asyncio.sleep(0.1)
+
+            await asyncio.wait_for(applied(), 60)
             assert runtime.pipeline.heartbeats.active, "accounts in use: an idle cycle may heartbeat"
             consumer, submit, wait_for_topic = runtime.consumer, runtime.pipeline.submit, runtime.consumer._wait_for_topic
             missing_at_submit: list[str | None] = []

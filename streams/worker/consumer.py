@@ -334,6 +334,7 @@ class StreamConsumer:
         self.halted: str | None = None  # why this worker takes no work (the partition count changed)
         self.refused: str | None = None  # why this worker cannot run at all (a layout of 0 partitions): it exits 2
         self.missing: str | None = None  # why this worker waits, applying nothing: its events topic does not exist
+        self._listing_failed = float("-inf")  # monotonic time of the last failed topic listing (_topic_exists)
         # partition -> monotonic time its fetching resumes: records it cannot take yet (``_hold``)
         self._held: dict[TopicPartition, float] = {}
         # partition -> its restart count in Redis as this worker last knew it (read at resume, or
@@ -938,6 +939,7 @@ class StreamConsumer:
         self._restarts[p] = await self.store.restart_partition(self.topic, p, max_ms)
         self.pipeline.restarted(p)  # its offsets start again: no write of ours is there any more
         self._verify.pop(p, None)
+        self._to_commit.pop(tp, None)  # the old log's offset, past the new log's end
         self._fresh.add(p)
         self._next[p] = self._applied[p] = 0
         self._seek(tp, 0)
@@ -946,10 +948,16 @@ class StreamConsumer:
         """Does the events topic exist? From a listing of the cluster's topics, never a metadata
         request naming it (a broker that auto-creates topics would create it, with its own
         partition count). If not, the worker waits for it (``_topic_gone``). A failed listing
-        reads ``tp`` again from where it was (the next turn asks again): False."""
+        reads ``tp`` again from where it was (the next turn asks again): False; so does every call
+        within ``TOPIC_LIST_TIMEOUT_S`` after a failed listing, without listing (the cycle lock is
+        held across a pass over every partition: one wait per pass, not one per partition)."""
+        if time.monotonic() - self._listing_failed < TOPIC_LIST_TIMEOUT_S:  # one wait per pass, not one per partition
+            self._seek(tp, self._next.get(tp.partition, 0))
+            return False
         try:  # bounded: the cycle lock is held meanwhile (a rebalance waits for it)
             exists = self.topic in await asyncio.wait_for(self.consumer.topics(), TOPIC_LIST_TIMEOUT_S)
         except (KafkaError, asyncio.TimeoutError) as exc:
+            self._listing_failed = time.monotonic()
             retry_logger.warning("%s[%s] looks replaced, but listing the topics failed (%s: %s); checking again",
                                  tp.topic, tp.partition, type(exc).__name__, str(exc) or f"no answer in {TOPIC_LIST_TIMEOUT_S:g} s")
             self._seek(tp, self._next.get(tp.partition, 0))
@@ -1115,6 +1123,7 @@ class StreamConsumer:
             self._next.pop(tp.partition, None)
             self._applied.pop(tp.partition, None)
             self._verify.pop(tp.partition, None)
+            self._to_commit.pop(tp, None)  # a hint of the log this worker forgets (a replaced log: past its end)
         self.pipeline.clock.global_ms = NEVER  # learnt again from the progress Redis holds (_resume)
         self._unresumed |= self.assigned
 
