@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping
+from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -265,7 +265,8 @@ async def publish_bulk_async(
     ``progress(n_sent)`` is called about every 20k records (for a person watching). If the broker
     fails a record (``PublishFailed``), the records it did not acknowledge and those not sent yet
     are written to ``unacked_to`` (JSON lines, what ``churnwatch publish`` reads), if given; those
-    refused for good (:data:`_REFUSED_FOR_GOOD`, a record over the size limit) apart, beside it
+    refused for good (:func:`_refusals` raised by ``send`` for the record itself, a record over
+    the size limit; a produce request's error fails its whole batch, so those are retried) apart, beside it
     (:func:`refused_file`), since publishing them again fails again.
     """
     from aiokafka import AIOKafkaProducer
@@ -282,7 +283,8 @@ async def publish_bulk_async(
     n = acked = 0
     last: dict[int, int] = {}
     pending: list[tuple[asyncio.Future[Any], Record]] = []
-    failed: list[tuple[Record, BaseException]] = []
+    failed: list[tuple[Record, BaseException]] = []  # in flight, failed: each of its batch's error
+    at_send: list[tuple[Record, BaseException]] = []  # the record ``send`` itself refused (its own fault)
 
     async def settle() -> BaseException | None:
         """Await the records in flight; count the acknowledged, keep the others; the first error."""
@@ -306,7 +308,7 @@ async def publish_bulk_async(
             try:
                 future = await producer.send(settings.topic_events, value=value, key=user_id.encode("utf-8"))
             except KafkaError as exc:
-                failed.append(((user_id, value), exc))
+                at_send.append(((user_id, value), exc))
                 error = exc
                 break
             pending.append((future, (user_id, value)))
@@ -329,7 +331,7 @@ async def publish_bulk_async(
     finally:
         await producer.stop()
     if error is not None:
-        raise _failed(settings.topic_events, acked, failed, records, unacked_to)
+        raise _failed(settings.topic_events, acked, failed, records, unacked_to, at_send)
     return BulkStats(n, time.monotonic() - t0, last)
 
 
@@ -367,22 +369,27 @@ def _write_values(path: Path, records: Iterable[Record]) -> int:
 
 
 def _failed(topic: str, acked: int, failed: list[tuple[Record, BaseException]],
-            unsent: Iterator[Record], unacked_to: Path | None) -> PublishFailed:
+            unsent: Iterator[Record], unacked_to: Path | None,
+            at_send: Sequence[tuple[Record, BaseException]] = ()) -> PublishFailed:
     """The one line of a failed bulk publish. The records refused for good (:func:`_refusals`:
     publishing them again fails again; review 2026-12-03: they went into the file to republish)
     are told apart and written to :func:`refused_file`; the others without an acknowledgement
     (the rest of ``failed``, then ``unsent``, the rest of the input) to ``unacked_to``."""
     final = _refusals()
-    refused = [r for r, e in failed if isinstance(e, final)]
-    retry = [r for r, e in failed if not isinstance(e, final)]
+    # Refused for good only where ``send`` refused the record itself: an error of a produce request
+    # fails every record of its batch, the good ones with the bad (review 8), so those are retried.
+    # ``at_send`` comes after ``failed`` in the input's order (the send that raised came last).
+    refused = [(r, e) for r, e in at_send if isinstance(e, final)]
+    failed = failed + [(r, e) for r, e in at_send if not isinstance(e, final)]
+    retry = [r for r, _ in failed]
     what = f"publishing to {topic} failed; {acked:,} events were acknowledged"
     if refused:
-        e = next(e for _, e in failed if isinstance(e, final))
+        e = refused[0][1]
         what += f"; {len(refused):,} refused for good ({type(e).__name__}: {e}), which fail again if published again"
         if unacked_to is not None:
-            _write_values(refused_file(unacked_to), refused)
+            _write_values(refused_file(unacked_to), [r for r, _ in refused])
             what += f": correct or drop them (in {refused_file(unacked_to)})"
-    other = next((e for _, e in failed if not isinstance(e, final)), None)
+    other = next((e for _, e in failed), None)
     cause = f" ({type(other).__name__}: {other})" if other is not None else ""
     if unacked_to is None:
         return PublishFailed(f"{what}; {len(retry):,} sent were not acknowledged{cause} (the broker may hold some of "

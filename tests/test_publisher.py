@@ -220,3 +220,20 @@ def test_a_bulk_publish_the_producer_fails_says_what_was_acknowledged_in_one_lin
     assert refused.read_bytes().splitlines() == [huge[1]]
     assert unacked.read_bytes().splitlines() == [v for _, v in small[5:]], "only what may pass on a later attempt"
     assert sorted(v for _, _, v in _read_all(kafka_bootstrap, topic)) == sorted(v for _, v in small[:5])
+
+
+def test_a_batch_refused_by_the_broker_is_retried_and_the_retry_file_keeps_the_input_order(tmp_path: Path) -> None:
+    """Review 8: a produce request's error (the broker's ``RecordListTooLargeError``, a topic's
+    smaller ``max.message.bytes``) fails every record of its batch, the good ones with the bad, so
+    only a record ``send`` itself refused is "refused for good"; the others go to the file to
+    publish again, in the input's order (the record whose send raised came after those in flight)."""
+    from aiokafka.errors import KafkaTimeoutError, RecordListTooLargeError
+
+    from streams.publisher import _failed, refused_file
+
+    a, b, c, d = ((f"u{i}", f'{{"n": {i}}}'.encode()) for i in range(4))
+    unacked = tmp_path / "left.unacked.jsonl"
+    err = _failed("ev", 7, [(a, RecordListTooLargeError()), (b, RecordListTooLargeError())], iter([d]), unacked,
+                  [(c, KafkaTimeoutError())])
+    assert "refused for good" not in str(err) and not refused_file(unacked).exists()
+    assert unacked.read_bytes().splitlines() == [a[1], b[1], c[1], d[1]]
