@@ -575,7 +575,10 @@ def test_a_replaced_topic_applies_the_account_copies_of_its_new_log(kafka_bootst
     an offset up to the old one was skipped as applied before: an account's subscription changes
     after a broker lost its storage never reached its revenue state. Here each partition's old log
     holds 40 records before its account copies; after the topic is replaced, the accounts' new
-    plan (a copy at a low offset of the new log) is applied."""
+    plan (a copy at a low offset of the new log) is applied. The topic is replaced while no worker
+    runs: a running worker's account copies produced into the topic while it is deleted make
+    Tansu answer the next produce to the new topic with UnknownError (its stored batches collide:
+    the broker's quirk, seen once in CI); the restart and its forgetting are the same code."""
     from tests.harness import account_barrier
 
     fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-acctreset")
@@ -586,8 +589,10 @@ def test_a_replaced_topic_applies_the_account_copies_of_its_new_log(kafka_bootst
         publish_events(kafka_bootstrap, topic, filler)
         w = fault.worker()
         account_barrier(kafka_bootstrap, redis_url, topic, 8, 1, base + 400_000, 30, (w,), prefix=fault.prefix)
+        fault.stop()
         _recreate(kafka_bootstrap, topic)
-        wait_for("every partition restarted", lambda: metric(w, "churnwatch_topic_resets_total") >= 8, 30, (w,))
-        account_barrier(kafka_bootstrap, redis_url, topic, 8, 2, base + 500_000, 30, (w,), prefix=fault.prefix)
+        w2 = fault.worker()
+        wait_for("every partition restarted", lambda: metric(w2, "churnwatch_topic_resets_total") >= 8, 30, (w2,))
+        account_barrier(kafka_bootstrap, redis_url, topic, 8, 2, base + 500_000, 30, (w2,), prefix=fault.prefix)
     finally:
         fault.stop()
