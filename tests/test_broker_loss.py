@@ -19,6 +19,7 @@ from models.events import Event
 from models.model import load_model
 from streams.local import Service, start_kafka
 from streams.settings import Settings
+from streams.worker import metrics
 from streams.worker.service import WorkerRuntime
 from tests.harness import (QUICK_GROUP_BROKERS, Worker, group_session_ms, metric, publish_events, read_progress, wait_for,
                            wait_progress)
@@ -150,3 +151,92 @@ def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[S
 
     missing_at_submit = asyncio.run(scenario())
     assert [m for m in missing_at_submit if m is not None] == [], "no cycle once the topic was found missing"
+
+
+def _serve_beyond_the_end(bootstrap: str, topic: str, events: list[Event]) -> None:
+    """Stage a broker whose storage contradicts itself (QA5 M2's stray heartbeats), on Tansu:
+    ``events`` go as one batch into partition 0 of ``topic`` while it is deleted (Tansu stores
+    them), the topic is created again, and one produce into it fails (UnknownError: the stored
+    batch collides) but moves the log end to 1. A fetch from 0 then serves the whole batch with
+    the log end at 1: its records from offset 1 on lie beyond the end the broker reports."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.errors import KafkaError
+
+    from streams.publisher import event_value
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=100)
+    try:
+        assert producer.partitions_for(topic), "known before the deletion: no metadata request would create it again"
+        admin.delete_topics([topic])
+        wait_for("the topic deleted", lambda: topic not in admin.list_topics(), 10)
+        sent = [producer.send(topic, key=ev.user_id.encode(), value=event_value(ev), partition=0) for ev in events]
+        producer.flush()
+        assert [f.get(10).offset for f in sent] == list(range(len(events))), "one batch from offset 0"
+        admin.create_topics([NewTopic(topic, 4, 1)])
+    finally:
+        producer.close()
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=0)
+    with pytest.raises(KafkaError):
+        producer.send(topic, key=b"k", value=b"{}", partition=0).get(10)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        served: list[int] = []
+        wait_for("the batch served", lambda: bool(served.extend(r.offset for rs in consumer.poll(200).values() for r in rs))
+                 or bool(served), 10)
+        assert (served, consumer.highwater(tp)) == (list(range(len(events))), 1), "the staging: records beyond the log end"
+    finally:
+        consumer.close()
+
+
+def test_records_served_beyond_the_log_end_wait_and_restart_nothing(own_broker: list[Service], redis_url: str,
+                                                                    unique_name: str) -> None:
+    """The guard of ``StreamConsumer._beyond_end``: a broker serves records at and beyond the log
+    end it reports in the same fetch reply (Tansu, once a topic was created again over a batch
+    written to it while it did not exist). Applied, they moved the next offset beyond the log end,
+    which restarted the partition at 0, which read them again (QA5 M2: 318 restarts in 17 s).
+    Staged on the broker (``_serve_beyond_the_end``: three events, the log end at 1) before the
+    worker starts: it applies the record below the end (progress 0), holds the others and
+    restarts nothing. They come in the first fetch after the assignment, which ``_check_log`` does
+    not judge (it may predate the seek): before, that fetch applied them (progress 2)."""
+    bootstrap = own_broker[0].address
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
+    prefix = f"cw{unique_name.replace('-', '')}"
+    _create_topics(bootstrap, topics)
+    _serve_beyond_the_end(bootstrap, topics["events"], _events("stray", 1, 3, START_MS))
+    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], key_prefix=prefix, partitions=4,
+                        session_timeout_ms=group_session_ms(bootstrap))
+    resets = metrics.TOPIC_RESETS.labels("beyond_log_end")
+    resets_before = resets._value.get()
+
+    async def scenario() -> tuple[list[tuple[int, int]], dict[int, int]]:
+        runtime = WorkerRuntime(settings, load_model())
+        consumer = runtime.consumer
+        holds: list[tuple[int, int]] = []  # (partition, offset read again) of every hold
+        hold = consumer._hold
+
+        def recording_hold(tp: Any, offset: int, taken: bool, seconds: float) -> None:
+            holds.append((tp.partition, offset))
+            hold(tp, offset, taken, seconds)
+
+        consumer._hold = recording_hold  # type: ignore[method-assign]
+        assert await runtime.start()
+        try:
+            while True:  # held and the record below the end applied, or applied beyond the end (the old code)
+                progress = await asyncio.to_thread(read_progress, redis_url, topics["events"], prefix)
+                if (holds and progress.get(0) == 0) or progress.get(0, -1) > 0:
+                    return holds, progress
+                await asyncio.sleep(0.1)  # off the loop: the worker runs on it
+        finally:
+            await runtime.stop()
+
+    holds, progress = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert progress == {0: 0}, "only the record below the log end applied"
+    assert holds[0] == (0, 1), "the records beyond it wait, from offset 1"
+    assert resets._value.get() == resets_before, "no restart"

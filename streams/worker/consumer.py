@@ -779,8 +779,11 @@ class StreamConsumer:
         the records that must not be applied (the re-read last record; a replaced log's; records
         at or beyond the log end their broker reports: ``_beyond_end``).
 
-        Not judged right after a rebalance: the fetch may predate the seek. A partition found
-        beyond its log end is restarted only while the events topic exists (``_restart``).
+        Not judged right after a rebalance (the fetch may predate the seek), but even then no
+        record at or beyond its log end is taken: the first fetch of a partition after its
+        assignment is such a fetch, and a worker started on a broker serving records beyond the
+        log end applied them once, then restarted the partition. A partition found beyond its log
+        end is restarted only while the events topic exists (``_restart``).
         """
         beyond = sorted(tp.partition for tp, recs in batch.items() if recs and self.layout and tp.partition >= self.layout)
         if beyond:
@@ -788,8 +791,8 @@ class StreamConsumer:
                    f"the topic's partition count grew and users moved partition")
             await self.store.mark_layout_changed(self.topic, why)
             raise LayoutChanged(why)
-        if rebalanced:
-            return batch  # _contiguous re-seeks what it cannot take, partitions to verify included
+        if rebalanced:  # _contiguous re-seeks what it cannot take, partitions to verify included
+            return self._below_ends(batch)
         out = dict(batch)
         async with self._cycle_lock:
             for tp in list(self.assigned):
@@ -805,6 +808,22 @@ class StreamConsumer:
                     return {}
                 if out.get(tp) and highwater is not None:
                     out[tp] = self._beyond_end(tp, out[tp], highwater)
+        return {tp: records for tp, records in out.items() if records}
+
+    def _below_ends(self, batch: dict[TopicPartition, list]) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
+        """``batch`` less the records at or beyond their partition's log end (``_beyond_end``), for
+        the owned partitions whose log end a fetch reply gave; the others as they are (a revoked
+        one is not ours to hold: the cycle drops its records)."""
+        out = dict(batch)
+        for tp, records in batch.items():
+            if not records or tp not in self.assigned:
+                continue
+            try:
+                highwater = self.consumer.highwater(tp)
+            except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
+                continue
+            if highwater is not None:
+                out[tp] = self._beyond_end(tp, records, highwater)
         return {tp: records for tp, records in out.items() if records}
 
     def _beyond_end(self, tp: TopicPartition, records: list, highwater: int) -> list:  # type: ignore[type-arg]
