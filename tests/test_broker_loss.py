@@ -240,3 +240,75 @@ def test_records_served_beyond_the_log_end_wait_and_restart_nothing(own_broker: 
     assert progress == {0: 0}, "only the record below the log end applied"
     assert holds[0] == (0, 1), "the records beyond it wait, from offset 1"
     assert resets._value.get() == resets_before, "no restart"
+
+
+def test_a_cycle_retrying_its_copies_sends_nothing_more_into_a_deleted_events_topic(
+        own_broker: list[Service], redis_url: str, unique_name: str) -> None:
+    """Leftover of f38fbd8: a worker's copies and heartbeats sent into its events topic after it
+    was deleted (Tansu stores them, or creates the topic again; a topic created again over them
+    serves records beyond its log end and answers later produces with UnknownError). Here a
+    cycle's tail retries its copy when the topic is deleted: a re-routed copy of a null-key event
+    of 1.1 MB, which the producer refuses (over its 1 MiB request size; the worker accepts events
+    up to 2 MiB). Before, the tail sent it again every 2 s whatever became of the topic, and the
+    loop, waiting for that tail, never looked at the topic. Now the first attempt after a failed
+    one lists the topics: the worker finds the topic missing, the cycle is abandoned, and nothing
+    is sent into the topic while the worker knows it missing (at most the one attempt a listing
+    made just before the deletion allowed)."""
+    from kafka import KafkaProducer
+
+    from streams.publisher import event_value
+
+    bootstrap = own_broker[0].address
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
+    prefix = f"cw{unique_name.replace('-', '')}"
+    _create_topics(bootstrap, topics)
+    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], key_prefix=prefix, partitions=4,
+                        session_timeout_ms=group_session_ms(bootstrap), max_event_bytes=2 * 1024 * 1024)
+    huge = event_value(Event("big", START_MS, "view", "big-1"))[:-1] + b', "properties": "' + b"x" * 1_100_000 + b'"}'
+    deleted = [False]  # set once the test saw the topic gone from the listing
+
+    async def scenario() -> tuple[list[tuple[bool, str | None]], str | None, int]:
+        runtime = WorkerRuntime(settings, load_model())
+        consumer, send_all = runtime.consumer, runtime.sink.send_all
+        sends: list[tuple[bool, str | None]] = []  # (after the deletion, consumer.missing) of each send into the topic
+
+        async def recording_send_all(topic: str, records: Any) -> None:
+            if topic == topics["events"]:
+                sends.append((deleted[0], consumer.missing))
+            await send_all(topic, records)
+
+        runtime.sink.send_all = recording_send_all  # type: ignore[method-assign]
+        assert await runtime.start()
+        try:
+            async def until(check: Any) -> None:
+                while not check():
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(until(lambda: len(consumer.assigned) == 4 and not consumer._unresumed), 20)
+            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
+            await asyncio.to_thread(lambda: producer.send(topics["events"], key=None, value=huge, partition=1).get(10))
+            producer.close()
+            await asyncio.wait_for(until(lambda: len(sends) >= 2), 20)  # the copy refused once, then again: retrying
+
+            def delete() -> None:
+                admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+                try:
+                    admin.delete_topics([topics["events"]])
+                    wait_for("the topic deleted", lambda: topics["events"] not in admin.list_topics(), 10)
+                finally:
+                    admin.close()
+
+            await asyncio.to_thread(delete)
+            deleted[0] = True
+            # the worker found the topic missing and the cycle ended, or (before) it sent into it again and again
+            await asyncio.wait_for(until(lambda: (consumer.missing is not None and not runtime.pipeline.in_flight)
+                                         or sum(after for after, _ in sends) >= 2), 20)
+            return sends, consumer.missing, runtime.pipeline.in_flight
+        finally:
+            await runtime.stop()
+
+    sends, missing, in_flight = asyncio.run(scenario())
+    assert [m for _, m in sends if m is not None] == [], "nothing sent into the topic once the worker knew it missing"
+    assert sum(after for after, _ in sends) <= 1, "at most the attempt a listing just before the deletion let through"
+    assert missing is not None and in_flight == 0, "the retrying cycle found the topic missing and was abandoned"
