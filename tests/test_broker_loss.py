@@ -290,16 +290,7 @@ def test_a_cycle_retrying_its_copies_sends_nothing_more_into_a_deleted_events_to
             await asyncio.to_thread(lambda: producer.send(topics["events"], key=None, value=huge, partition=1).get(10))
             producer.close()
             await asyncio.wait_for(until(lambda: len(sends) >= 2), 20)  # the copy refused once, then again: retrying
-
-            def delete() -> None:
-                admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-                try:
-                    admin.delete_topics([topics["events"]])
-                    wait_for("the topic deleted", lambda: topics["events"] not in admin.list_topics(), 10)
-                finally:
-                    admin.close()
-
-            await asyncio.to_thread(delete)
+            await asyncio.to_thread(_delete_topic, bootstrap, topics["events"])
             deleted[0] = True
             # the worker found the topic missing and the cycle ended, or (before) it sent into it again and again
             await asyncio.wait_for(until(lambda: (consumer.missing is not None and not runtime.pipeline.in_flight)
@@ -312,3 +303,64 @@ def test_a_cycle_retrying_its_copies_sends_nothing_more_into_a_deleted_events_to
     assert [m for _, m in sends if m is not None] == [], "nothing sent into the topic once the worker knew it missing"
     assert sum(after for after, _ in sends) <= 1, "at most the attempt a listing just before the deletion let through"
     assert missing is not None and in_flight == 0, "the retrying cycle found the topic missing and was abandoned"
+
+
+def test_copies_may_not_be_sent_once_a_fetch_reply_shows_the_log_went_back(own_broker: list[Service], redis_url: str,
+                                                                           unique_name: str) -> None:
+    """The in-memory half of ``StreamConsumer._events_unusable``, on a real consumer of a real
+    topic (no loop: the decision alone, staged deterministically): with the fetch replies at the
+    log end the worker has read to, copies may be sent, without asking the broker anything; once a
+    fetch reply after the topic's deletion says the log ends below that, they may not (a cycle
+    would otherwise send them into the deleted topic before the loop's next pass finds it gone)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.settings import aiokafka_client_kwargs
+    from streams.worker.consumer import KafkaSink, StreamConsumer
+    from streams.worker.pipeline import Pipeline
+    from streams.worker.store import Store
+
+    bootstrap = own_broker[0].address
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
+    _create_topics(bootstrap, topics)
+    last = publish_events(bootstrap, topics["events"], _events("u", 4, 3, START_MS))
+    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], partitions=4)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        store = Store(settings)
+        sink = KafkaSink(settings)
+        consumer = StreamConsumer(settings, store, Pipeline(settings, store, sink, load_model()), sink)
+        kafka = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50, **aiokafka_client_kwargs(settings))
+        await kafka.start()
+        try:
+            tps = [TopicPartition(topics["events"], p) for p in last]
+            kafka.assign(tps)
+            consumer.consumer, consumer.assigned = kafka, set(tps)  # what the group's assignment gives it
+            for tp in tps:
+                kafka.seek(tp, last[tp.partition] + 1)  # read up to the end, as a caught-up worker
+                consumer._next[tp.partition] = last[tp.partition] + 1
+
+            async def fetched(check: Any) -> None:
+                while not all(check(kafka.highwater(tp), consumer._next[tp.partition]) for tp in tps):
+                    await kafka.getmany(timeout_ms=100)
+
+            await asyncio.wait_for(fetched(lambda end, nxt: end == nxt), 10)
+            before = await consumer._events_unusable(False)
+            await asyncio.to_thread(_delete_topic, bootstrap, topics["events"])
+            await asyncio.wait_for(fetched(lambda end, nxt: end is not None and end < nxt), 10)
+            return before, await consumer._events_unusable(False)
+        finally:
+            await kafka.stop()
+
+    before, after = asyncio.run(scenario())
+    assert before is None, "the log as read: copies go"
+    assert after is not None and "below the next offset to take" in after, after
+
+
+def _delete_topic(bootstrap: str, topic: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([topic])
+        wait_for("the topic deleted", lambda: topic not in admin.list_topics(), 10)
+    finally:
+        admin.close()
