@@ -380,8 +380,10 @@ def _failed(topic: str, acked: int, failed: list[tuple[Record, BaseException]],
     # fails every record of its batch, the good ones with the bad (review 8), so those are retried.
     # ``at_send`` comes after ``failed`` in the input's order (the send that raised came last).
     refused = [(r, e) for r, e in at_send if isinstance(e, final)]
-    failed = failed + [(r, e) for r, e in at_send if not isinstance(e, final)]
-    retry = [r for r, _ in failed]
+    # The record whose send raised something that may pass later is republished too, but it was
+    # never sent: counted with those not sent (it was counted as sent without an acknowledgement).
+    raised = [(r, e) for r, e in at_send if not isinstance(e, final)]
+    retry = [r for r, _ in failed] + [r for r, _ in raised]
     what = f"publishing to {topic} failed; {acked:,} events were acknowledged"
     if refused:
         e = refused[0][1]
@@ -391,13 +393,14 @@ def _failed(topic: str, acked: int, failed: list[tuple[Record, BaseException]],
             what += f": correct or drop them (in {refused_file(unacked_to)})"
     other = next((e for _, e in failed), None)
     cause = f" ({type(other).__name__}: {other})" if other is not None else ""
+    why_not = f" (sending the first raised {type(raised[0][1]).__name__}: {raised[0][1]})" if raised else ""
     if unacked_to is None:
-        return PublishFailed(f"{what}; {len(retry):,} sent were not acknowledged{cause} (the broker may hold some of "
-                             f"them anyway), and the rest was not sent. Publishing the same events again applies the "
-                             f"acknowledged ones twice")
+        return PublishFailed(f"{what}; {len(failed):,} sent were not acknowledged{cause} (the broker may hold some of "
+                             f"them anyway), and the rest was not sent{why_not}. Publishing the same events again "
+                             f"applies the acknowledged ones twice")
     left = _write_values(unacked_to, itertools.chain(retry, unsent))
-    return PublishFailed(f"{what}; the {left:,} others (the {len(retry):,} sent without an acknowledgement{cause} and the "
-                         f"{left - len(retry):,} not sent) are in {unacked_to}. Do not publish the whole file again: the "
+    return PublishFailed(f"{what}; the {left:,} others (the {len(failed):,} sent without an acknowledgement{cause} and the "
+                         f"{left - len(failed):,} not sent{why_not}) are in {unacked_to}. Do not publish the whole file again: the "
                          f"worker would apply the acknowledged events twice. Once the broker works, publish {unacked_to} "
                          f"(a sent event the broker wrote despite the error is then applied twice: a broker whose storage "
                          f"is inconsistent, as Tansu after a topic was created again, answers so)")

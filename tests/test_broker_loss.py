@@ -19,6 +19,7 @@ from models.events import Event
 from models.model import load_model
 from streams.local import Service, start_kafka
 from streams.settings import Settings
+from streams.worker import metrics
 from streams.worker.service import WorkerRuntime
 from tests.harness import (QUICK_GROUP_BROKERS, Worker, group_session_ms, metric, publish_events, read_progress, wait_for,
                            wait_progress)
@@ -150,3 +151,216 @@ def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[S
 
     missing_at_submit = asyncio.run(scenario())
     assert [m for m in missing_at_submit if m is not None] == [], "no cycle once the topic was found missing"
+
+
+def _serve_beyond_the_end(bootstrap: str, topic: str, events: list[Event]) -> None:
+    """Stage a broker whose storage contradicts itself (QA5 M2's stray heartbeats), on Tansu:
+    ``events`` go as one batch into partition 0 of ``topic`` while it is deleted (Tansu stores
+    them), the topic is created again, and one produce into it fails (UnknownError: the stored
+    batch collides) but moves the log end to 1. A fetch from 0 then serves the whole batch with
+    the log end at 1: its records from offset 1 on lie beyond the end the broker reports."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.errors import KafkaError
+
+    from streams.publisher import event_value
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=100)
+    try:
+        assert producer.partitions_for(topic), "known before the deletion: no metadata request would create it again"
+        admin.delete_topics([topic])
+        wait_for("the topic deleted", lambda: topic not in admin.list_topics(), 10)
+        sent = [producer.send(topic, key=ev.user_id.encode(), value=event_value(ev), partition=0) for ev in events]
+        producer.flush()
+        assert [f.get(10).offset for f in sent] == list(range(len(events))), "one batch from offset 0"
+        admin.create_topics([NewTopic(topic, 4, 1)])
+    finally:
+        producer.close()
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=0)
+    with pytest.raises(KafkaError):
+        producer.send(topic, key=b"k", value=b"{}", partition=0).get(10)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        served: list[int] = []
+        wait_for("the batch served", lambda: bool(served.extend(r.offset for rs in consumer.poll(200).values() for r in rs))
+                 or bool(served), 10)
+        assert (served, consumer.highwater(tp)) == (list(range(len(events))), 1), "the staging: records beyond the log end"
+    finally:
+        consumer.close()
+
+
+def test_records_served_beyond_the_log_end_wait_and_restart_nothing(own_broker: list[Service], redis_url: str,
+                                                                    unique_name: str) -> None:
+    """The guard of ``StreamConsumer._beyond_end``: a broker serves records at and beyond the log
+    end it reports in the same fetch reply (Tansu, once a topic was created again over a batch
+    written to it while it did not exist). Applied, they moved the next offset beyond the log end,
+    which restarted the partition at 0, which read them again (QA5 M2: 318 restarts in 17 s).
+    Staged on the broker (``_serve_beyond_the_end``: three events, the log end at 1) before the
+    worker starts: it applies the record below the end (progress 0), holds the others and
+    restarts nothing. They come in the first fetch after the assignment, which ``_check_log`` does
+    not judge (it may predate the seek): before, that fetch applied them (progress 2)."""
+    bootstrap = own_broker[0].address
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
+    prefix = f"cw{unique_name.replace('-', '')}"
+    _create_topics(bootstrap, topics)
+    _serve_beyond_the_end(bootstrap, topics["events"], _events("stray", 1, 3, START_MS))
+    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], key_prefix=prefix, partitions=4,
+                        session_timeout_ms=group_session_ms(bootstrap))
+    resets = metrics.TOPIC_RESETS.labels("beyond_log_end")
+    resets_before = resets._value.get()
+
+    async def scenario() -> tuple[list[tuple[int, int]], dict[int, int]]:
+        runtime = WorkerRuntime(settings, load_model())
+        consumer = runtime.consumer
+        holds: list[tuple[int, int]] = []  # (partition, offset read again) of every hold
+        hold = consumer._hold
+
+        def recording_hold(tp: Any, offset: int, taken: bool, seconds: float) -> None:
+            holds.append((tp.partition, offset))
+            hold(tp, offset, taken, seconds)
+
+        consumer._hold = recording_hold  # type: ignore[method-assign]
+        assert await runtime.start()
+        try:
+            while True:  # held and the record below the end applied, or applied beyond the end (the old code)
+                progress = await asyncio.to_thread(read_progress, redis_url, topics["events"], prefix)
+                if (holds and progress.get(0) == 0) or progress.get(0, -1) > 0:
+                    return holds, progress
+                await asyncio.sleep(0.1)  # off the loop: the worker runs on it
+        finally:
+            await runtime.stop()
+
+    holds, progress = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert progress == {0: 0}, "only the record below the log end applied"
+    assert holds[0] == (0, 1), "the records beyond it wait, from offset 1"
+    assert resets._value.get() == resets_before, "no restart"
+
+
+def test_a_cycle_retrying_its_copies_sends_nothing_more_into_a_deleted_events_topic(
+        own_broker: list[Service], redis_url: str, unique_name: str) -> None:
+    """Leftover of f38fbd8: a worker's copies and heartbeats sent into its events topic after it
+    was deleted (Tansu stores them, or creates the topic again; a topic created again over them
+    serves records beyond its log end and answers later produces with UnknownError). Here a
+    cycle's tail retries its copy when the topic is deleted: a re-routed copy of a null-key event
+    of 1.1 MB, which the producer refuses (over its 1 MiB request size; the worker accepts events
+    up to 2 MiB). Before, the tail sent it again every 2 s whatever became of the topic, and the
+    loop, waiting for that tail, never looked at the topic. Now the first attempt after a failed
+    one lists the topics: the worker finds the topic missing, the cycle is abandoned, and nothing
+    is sent into the topic while the worker knows it missing (at most the one attempt a listing
+    made just before the deletion allowed)."""
+    from kafka import KafkaProducer
+
+    from streams.publisher import event_value
+
+    bootstrap = own_broker[0].address
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
+    prefix = f"cw{unique_name.replace('-', '')}"
+    _create_topics(bootstrap, topics)
+    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], key_prefix=prefix, partitions=4,
+                        session_timeout_ms=group_session_ms(bootstrap), max_event_bytes=2 * 1024 * 1024)
+    huge = event_value(Event("big", START_MS, "view", "big-1"))[:-1] + b', "properties": "' + b"x" * 1_100_000 + b'"}'
+    deleted = [False]  # set once the test saw the topic gone from the listing
+
+    async def scenario() -> tuple[list[tuple[bool, str | None]], str | None, int]:
+        runtime = WorkerRuntime(settings, load_model())
+        consumer, send_all = runtime.consumer, runtime.sink.send_all
+        sends: list[tuple[bool, str | None]] = []  # (after the deletion, consumer.missing) of each send into the topic
+
+        async def recording_send_all(topic: str, records: Any) -> None:
+            if topic == topics["events"]:
+                sends.append((deleted[0], consumer.missing))
+            await send_all(topic, records)
+
+        runtime.sink.send_all = recording_send_all  # type: ignore[method-assign]
+        assert await runtime.start()
+        try:
+            async def until(check: Any) -> None:
+                while not check():
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(until(lambda: len(consumer.assigned) == 4 and not consumer._unresumed), 20)
+            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
+            await asyncio.to_thread(lambda: producer.send(topics["events"], key=None, value=huge, partition=1).get(10))
+            producer.close()
+            await asyncio.wait_for(until(lambda: len(sends) >= 2), 20)  # the copy refused once, then again: retrying
+            await asyncio.to_thread(_delete_topic, bootstrap, topics["events"])
+            deleted[0] = True
+            # the worker found the topic missing and the cycle ended, or (before) it sent into it again and again
+            await asyncio.wait_for(until(lambda: (consumer.missing is not None and not runtime.pipeline.in_flight)
+                                         or sum(after for after, _ in sends) >= 2), 20)
+            return sends, consumer.missing, runtime.pipeline.in_flight
+        finally:
+            await runtime.stop()
+
+    sends, missing, in_flight = asyncio.run(scenario())
+    assert [m for _, m in sends if m is not None] == [], "nothing sent into the topic once the worker knew it missing"
+    assert sum(after for after, _ in sends) <= 1, "at most the attempt a listing just before the deletion let through"
+    assert missing is not None and in_flight == 0, "the retrying cycle found the topic missing and was abandoned"
+
+
+def test_copies_may_not_be_sent_once_a_fetch_reply_shows_the_log_went_back(own_broker: list[Service], redis_url: str,
+                                                                           unique_name: str) -> None:
+    """The in-memory half of ``StreamConsumer._events_unusable``, on a real consumer of a real
+    topic (no loop: the decision alone, staged deterministically): with the fetch replies at the
+    log end the worker has read to, copies may be sent, without asking the broker anything; once a
+    fetch reply after the topic's deletion says the log ends below that, they may not (a cycle
+    would otherwise send them into the deleted topic before the loop's next pass finds it gone)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.settings import aiokafka_client_kwargs
+    from streams.worker.consumer import KafkaSink, StreamConsumer
+    from streams.worker.pipeline import Pipeline
+    from streams.worker.store import Store
+
+    bootstrap = own_broker[0].address
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
+    _create_topics(bootstrap, topics)
+    last = publish_events(bootstrap, topics["events"], _events("u", 4, 3, START_MS))
+    settings = Settings(kafka_bootstrap_servers=bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], partitions=4)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        store = Store(settings)
+        sink = KafkaSink(settings)
+        consumer = StreamConsumer(settings, store, Pipeline(settings, store, sink, load_model()), sink)
+        kafka = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50, **aiokafka_client_kwargs(settings))
+        await kafka.start()
+        try:
+            tps = [TopicPartition(topics["events"], p) for p in last]
+            kafka.assign(tps)
+            consumer.consumer, consumer.assigned = kafka, set(tps)  # what the group's assignment gives it
+            for tp in tps:
+                kafka.seek(tp, last[tp.partition] + 1)  # read up to the end, as a caught-up worker
+                consumer._next[tp.partition] = last[tp.partition] + 1
+
+            async def fetched(check: Any) -> None:
+                while not all(check(kafka.highwater(tp), consumer._next[tp.partition]) for tp in tps):
+                    await kafka.getmany(timeout_ms=100)
+
+            await asyncio.wait_for(fetched(lambda end, nxt: end == nxt), 10)
+            before = await consumer._events_unusable(False)
+            await asyncio.to_thread(_delete_topic, bootstrap, topics["events"])
+            await asyncio.wait_for(fetched(lambda end, nxt: end is not None and end < nxt), 10)
+            return before, await consumer._events_unusable(False)
+        finally:
+            await kafka.stop()
+
+    before, after = asyncio.run(scenario())
+    assert before is None, "the log as read: copies go"
+    assert after is not None and "below the next offset to take" in after, after
+
+
+def _delete_topic(bootstrap: str, topic: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([topic])
+        wait_for("the topic deleted", lambda: topic not in admin.list_topics(), 10)
+    finally:
+        admin.close()

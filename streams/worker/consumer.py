@@ -358,6 +358,7 @@ class StreamConsumer:
         self._fetch_task: asyncio.Task[None] | None = None
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
         pipeline.applying = self._resume_fetching
+        pipeline.events_unusable = self._events_unusable
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -779,8 +780,11 @@ class StreamConsumer:
         the records that must not be applied (the re-read last record; a replaced log's; records
         at or beyond the log end their broker reports: ``_beyond_end``).
 
-        Not judged right after a rebalance: the fetch may predate the seek. A partition found
-        beyond its log end is restarted only while the events topic exists (``_restart``).
+        Not judged right after a rebalance (the fetch may predate the seek), but even then no
+        record at or beyond its log end is taken: the first fetch of a partition after its
+        assignment is such a fetch, and a worker started on a broker serving records beyond the
+        log end applied them once, then restarted the partition. A partition found beyond its log
+        end is restarted only while the events topic exists (``_restart``).
         """
         beyond = sorted(tp.partition for tp, recs in batch.items() if recs and self.layout and tp.partition >= self.layout)
         if beyond:
@@ -788,8 +792,8 @@ class StreamConsumer:
                    f"the topic's partition count grew and users moved partition")
             await self.store.mark_layout_changed(self.topic, why)
             raise LayoutChanged(why)
-        if rebalanced:
-            return batch  # _contiguous re-seeks what it cannot take, partitions to verify included
+        if rebalanced:  # _contiguous re-seeks what it cannot take, partitions to verify included
+            return self._below_ends(batch)
         out = dict(batch)
         async with self._cycle_lock:
             for tp in list(self.assigned):
@@ -805,6 +809,22 @@ class StreamConsumer:
                     return {}
                 if out.get(tp) and highwater is not None:
                     out[tp] = self._beyond_end(tp, out[tp], highwater)
+        return {tp: records for tp, records in out.items() if records}
+
+    def _below_ends(self, batch: dict[TopicPartition, list]) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
+        """``batch`` less the records at or beyond their partition's log end (``_beyond_end``), for
+        the owned partitions whose log end a fetch reply gave; the others as they are (a revoked
+        one is not ours to hold: the cycle drops its records)."""
+        out = dict(batch)
+        for tp, records in batch.items():
+            if not records or tp not in self.assigned:
+                continue
+            try:
+                highwater = self.consumer.highwater(tp)
+            except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
+                continue
+            if highwater is not None:
+                out[tp] = self._beyond_end(tp, records, highwater)
         return {tp: records for tp, records in out.items() if records}
 
     def _beyond_end(self, tp: TopicPartition, records: list, highwater: int) -> list:  # type: ignore[type-arg]
@@ -955,21 +975,65 @@ class StreamConsumer:
             self._seek(tp, self._next.get(tp.partition, 0))
             return False
         try:  # bounded: the cycle lock is held meanwhile (a rebalance waits for it)
-            exists = self.topic in await asyncio.wait_for(self.consumer.topics(), TOPIC_LIST_TIMEOUT_S)
-        except (KafkaError, asyncio.TimeoutError) as exc:
-            self._listing_failed = time.monotonic()
-            retry_logger.warning("%s[%s] looks replaced, but listing the topics failed (%s: %s); checking again",
-                                 tp.topic, tp.partition, type(exc).__name__, str(exc) or f"no answer in {TOPIC_LIST_TIMEOUT_S:g} s")
+            exists = await self._listed()
+        except KafkaError as exc:
+            retry_logger.warning("%s[%s] looks replaced, but listing the topics failed (%s); checking again",
+                                 tp.topic, tp.partition, exc)
             self._seek(tp, self._next.get(tp.partition, 0))
             return False
         if not exists:
             self._topic_gone()
         return exists
 
+    async def _listed(self) -> bool:
+        """Is the events topic in a listing of the cluster's topics (at most ``TOPIC_LIST_TIMEOUT_S``
+        of waiting)? Raises ``KafkaError`` if the listing failed, or if one failed less than
+        ``TOPIC_LIST_TIMEOUT_S`` ago (without listing: one wait per pass, not one per caller)."""
+        if time.monotonic() - self._listing_failed < TOPIC_LIST_TIMEOUT_S:
+            raise KafkaError(f"a listing of the topics failed less than {TOPIC_LIST_TIMEOUT_S:g} s ago")
+        try:
+            return self.topic in await asyncio.wait_for(self.consumer.topics(), TOPIC_LIST_TIMEOUT_S)
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            self._listing_failed = time.monotonic()
+            raise KafkaError(f"{type(exc).__name__}: {str(exc) or f'no answer in {TOPIC_LIST_TIMEOUT_S:g} s'}") from exc
+
+    async def _events_unusable(self, failed: bool) -> str | None:
+        """Why this worker must not send into its events topic now, or None (``Pipeline.events_unusable``,
+        asked before every send of copies and heartbeats, ``failed``: the previous attempt failed).
+        The topic is known missing (``missing``: the cycles in flight then sent nothing more; before,
+        a tail retrying its copies sent them into the missing topic, or once it was created again
+        into the new log); or an owned partition's log ends below the records this worker read
+        (a fetch reply came after the topic was deleted or replaced, before the loop's next pass
+        found out which, ``_check_log``); or, after a failed attempt, a listing of the topics does
+        not show it (the worker then waits for it, ``_topic_gone``). A listing that cannot be had
+        raises (``KafkaError``: the send waits and asks again). Without a failed attempt nothing is
+        asked of the broker: no round trip on a cycle's path."""
+        if self.missing is None and failed and not await self._listed():
+            self._topic_gone()
+        if self.missing is not None:
+            return self.missing
+        return self._log_went_back()
+
+    def _log_went_back(self) -> str | None:
+        """An owned partition whose log, by the newest fetch reply, ends below the next offset this
+        worker takes (a log end only rises: the topic was deleted or replaced), as a sentence; else None."""
+        for tp in self.assigned:
+            expected = self._next.get(tp.partition)
+            try:
+                highwater = self.consumer.highwater(tp)
+            except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
+                continue
+            if highwater is not None and expected is not None and highwater < expected:
+                return (f"{tp.topic}[{tp.partition}]'s log now ends at offset {highwater}, below the next offset to "
+                        f"take {expected} (the topic was deleted or replaced)")
+        return None
+
     def _topic_gone(self) -> None:
         """The events topic does not exist: apply nothing, not ready, ERROR once, until it exists
-        again (``_wait_for_topic``). No cycle runs meanwhile, so no heartbeat or copy is produced
-        into the missing topic either (a broker that auto-creates topics would create it so)."""
+        again (``_wait_for_topic``). No cycle runs meanwhile, and the cycles in flight send nothing
+        more into it (``_events_unusable``), so no heartbeat or copy is produced into the missing
+        topic either (a broker that auto-creates topics would create it so). Called from a cycle's
+        tail too (a failed send into the topic), while the loop waits for that tail."""
         if self.missing is None:
             logger.error("the events topic %s does not exist on %s (the broker lost its storage, or the topic was deleted): "
                          "this worker applies nothing and is not ready until it exists again. Next: create it with "

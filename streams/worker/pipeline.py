@@ -217,6 +217,11 @@ class Pipeline:
         # Called once a cycle has scored its batch and starts applying it (produce, write,
         # progress): the consumer resumes fetching then, so the next fetch overlaps this tail.
         self.applying: Callable[[], None] = lambda: None
+        # Asked before every send into the events topic (copies, heartbeats: ``_send_events``), with
+        # whether the previous attempt failed: why the worker must not send into it now (the cycle
+        # is abandoned), or None; raises ``KafkaError`` while it cannot tell (the send is retried).
+        # The consumer's ``StreamConsumer._events_unusable``.
+        self.events_unusable: Callable[[bool], Awaitable[str | None]] = _events_usable
         self._cycle = 0
         # p -> per bucket, a lower bound of the earliest due review in Redis (seconds; 0: unknown).
         # Only this worker writes p's due entries (the offset fence), so the bound stays true
@@ -399,7 +404,7 @@ class Pipeline:
     async def _prepare(self, batch: Mapping[int, Sequence[RecordLike]], wall_now_ms: int, asked_ms: int) -> Flight:
         """Decode, plan, read (with the writes still in flight laid over it) and advance."""
         timer = _PhaseTimer()
-        clock, store, topic = self.clock, self.store, self.topic
+        clock, store = self.clock, self.store
         made = self._made_marks()  # before this batch's records move the cutoffs
         decoded = await self._decode(batch, wall_now_ms)
         timer.mark("decode")
@@ -418,7 +423,7 @@ class Pipeline:
             if not self._flights:  # every copy made so far is acknowledged: the cutoffs as they are now
                 beats = self.heartbeats.due(self._made_marks(), wall_now_ms)
                 if beats:
-                    await self._retry_kafka("heartbeats", self.producer.send_all, topic, beats)
+                    await self._send_events("heartbeats", beats)
             return Flight(result)
         stream_ms = {p: clock.partitions[p].stream_ms for p in decoded.last_offset}
         origins = self.router.merged(decoded.routed) if decoded.routed.origins else {}
@@ -630,14 +635,16 @@ class Pipeline:
                        early: "Sequence[asyncio.Future[None]]" = ()) -> None:
         """Re-routed and account copies, alerts and DLQ records, acknowledged before any state is
         written (at-least-once: a replay makes them again; re-routed copies are then dropped by their
-        owner, and a subscription statement copied twice changes nothing). All are queued before
+        owner, and a subscription statement copied twice changes nothing); the copies through
+        ``_send_events`` (never into a topic known missing or replaced). All are queued before
         any ack is awaited: one round trip to the broker, not one per kind. ``queued`` is set once
         each send has had its first turn of the event loop (``KafkaSink.send_all`` hands its records
         to aiokafka in it, before awaiting the acks). ``early``: the alert sends the cycle started
         while it was scored (``alerts_per_chunk``), awaited (or cancelled) with these."""
-        sends = [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
-                 for what, topic, records in (("copies", self.topic, copies), ("alerts", self.settings.topic_alerts, alerts),
-                                              ("dlq", self.settings.topic_dlq, dlq)) if records]
+        sends = [asyncio.ensure_future(self._send_events("copies", copies))] if copies else []
+        sends += [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
+                  for what, topic, records in (("alerts", self.settings.topic_alerts, alerts),
+                                               ("dlq", self.settings.topic_dlq, dlq)) if records]
         try:
             if sends:
                 await asyncio.sleep(0)  # each send's first step: its records queued in the producer
@@ -784,6 +791,28 @@ class Pipeline:
         cycles may have folded more by now: a resume must not find their events late)."""
         return {p: (off, stream_ms[p] if stream_ms[p] != NEVER else 0) for p, off in last_offset.items()}
 
+    async def _send_events(self, what: str, records: Sequence[KafkaCopy]) -> None:
+        """``records`` (copies, heartbeats) into the events topic, retried as ``_retry_kafka`` does,
+        but each attempt only once ``events_unusable`` has no objection (after a failed attempt it
+        lists the topics): a topic known missing, or whose log ended below what this worker read,
+        abandons the cycle instead (raises ``CycleAbandoned``; its records are read again). A send
+        into a deleted topic is not refused by every broker: Tansu stores the batches, or creates
+        the topic again with its own partition count, and a topic created again over them serves
+        records beyond its log end and refuses later produces (UnknownError); the old log's copies
+        sent into a new log would be applied there. In memory but for that listing: no round trip
+        is added to a send that succeeds."""
+        failed = False
+
+        async def attempt() -> None:
+            nonlocal failed
+            why = await self.events_unusable(failed)
+            if why is not None:
+                raise CycleAbandoned(f"{what} not sent: {why}")
+            failed = True  # until it returns: an attempt that raises has the topics listed before the next
+            await self.producer.send_all(self.topic, records)
+
+        await self._retry_kafka(what, attempt)
+
     # -- retries ------------------------------------------------------------------------------
 
     async def _retry_redis(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
@@ -869,6 +898,11 @@ def _count_revenue(done: AccountsAdvanced) -> None:
     for alert in done.alerts:
         metrics.ALERTS.labels(orjson.loads(alert[1])["kind"]).inc()
     metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)
+
+
+async def _events_usable(failed: bool) -> str | None:
+    """``Pipeline.events_unusable`` of a pipeline without a consumer (tests): no objection."""
+    return None
 
 
 async def _cancel(tasks: "Sequence[asyncio.Future[None]]") -> None:
