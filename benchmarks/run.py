@@ -495,7 +495,7 @@ def section_quality(ctx: Ctx) -> dict[str, Any]:
     CDNOW, two fightchurn configurations and a simulate mix; full table in benchmarks/QUALITY.md."""
     from benchmarks.quality import CHECKS, ORACLE_RECALL, run
 
-    results = run(jobs=2)
+    results = run(jobs=2, write=ctx.get("write", True))  # --no-write: QUALITY.md and quality.json untouched too
     rows: dict[str, Any] = {}
     for name, pop in results["populations"].items():
         s = pop["scorers"]
@@ -818,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
                 "kafka_pid": kafka.proc.pid if kafka and kafka.proc else None,
                 "redis_pid": redis.proc.pid if redis and redis.proc else None,
                 "previous": previous, "max_rate_arg": args.max_rate, "soak_rate": args.soak_rate,
-                "soak_seconds": args.soak_seconds}
+                "soak_seconds": args.soak_seconds, "write": not args.no_write}
     results: dict[str, Any] = {
         "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
                    f"{platform.python_implementation()} {platform.python_version()}",
