@@ -9,7 +9,7 @@ from typing import Callable, Final, Mapping
 from models._native import init_args
 from models.subscription import Subscription
 
-__all__ = ["EVENT_ORDER", "EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP"]
+__all__ = ["EVENT_ORDER", "EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP", "type_aliases"]
 
 #: An event name as the product spells it (trimmed, lower-case): "view", "post", "unfriend", ...
 EventType = str
@@ -103,3 +103,35 @@ class TypeMap:
 
 #: No renaming: events keep the product's names.
 DEFAULT_TYPE_MAP: Final[TypeMap] = TypeMap({})
+
+
+def type_aliases(aliases: object) -> dict[str, str]:
+    """A rename table (``--config``'s ``[event_types]``, a model file's ``event_types``) as every
+    reader applies it: names and targets trimmed and lower-cased, as the events' own names are.
+    The stream reads the name a record carries (``publish`` sends it trimmed and lower-cased) and
+    the CSV reader the name as written, so ``Checkout_Completed = "Purchase"`` must mean the same
+    to both; two spellings of one name renamed two ways are refused, as is a name renamed to a
+    name that is renamed again (the rename is applied once).
+
+    >>> type_aliases({" Checkout_Completed": "Purchase "})
+    {'checkout_completed': 'purchase'}
+    >>> type_aliases({"Buy": "purchase", "buy": "order"})
+    Traceback (most recent call last):
+    ...
+    ValueError: event_types renames 'buy' twice ('purchase', 'order')
+    """
+    if not isinstance(aliases, Mapping):
+        raise ValueError(f"event_types must be a table of event name -> the name to use, got {type(aliases).__name__}")
+    out: dict[str, str] = {}
+    for name, target in aliases.items():
+        if not isinstance(name, str) or not name.strip() or not isinstance(target, str) or not target.strip():
+            raise ValueError(f"event_types renames {name!r} to {target!r}, not a non-empty event name")
+        key, value = name.strip().lower(), target.strip().lower()
+        if out.get(key, value) != value:
+            raise ValueError(f"event_types renames {key!r} twice ({out[key]!r}, {value!r})")
+        out[key] = value
+    chained = sorted(k for k, v in out.items() if v in out and out[v] != v)
+    if chained:
+        raise ValueError(f"event_types renames {chained[0]!r} to {out[chained[0]]!r}, which it renames again: "
+                         f"rename each name to its final name")
+    return out

@@ -2,6 +2,14 @@
 
 A worker and a backtest given the same ``ChurnModel`` produce the same scores for the same
 events; ``churnwatch train`` writes a new file, workers load it at start.
+
+The file's format is ``churnwatch-model/1``; fields added since are optional and written only
+when they say something, so older files load and an unchanged model keeps its id:
+``event_types`` (the renames the model was trained with, ``train --config``: every reader of
+events under the model applies them) is left out when empty, and a reader from before it refuses
+a file that has it (an unknown field) rather than run the model on names it was not trained on.
+The risk model (``risk_weights``, ``risk_intercept``) must be in the file: without it a file ran
+the default's weights without a word (QA7 L1).
 """
 
 from __future__ import annotations
@@ -13,10 +21,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from models.compiled import CompiledModel, compile_model
-from models.vocabulary import DEFAULT_ROLES
+from models.events import TypeMap, type_aliases
+from models.vocabulary import DEFAULT_ROLES, ROLES
 from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 
-__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "learned_root", "load_model", "same_vocabulary"]
+__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "REQUIRED_FIELDS", "learned_root", "load_model", "same_vocabulary"]
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
 MODEL_FORMAT = "churnwatch-model/1"
@@ -24,6 +33,10 @@ MODEL_FORMAT = "churnwatch-model/1"
 #: ``churnwatch learn``): ``base`` (the model id it succeeds), ``root`` (the model id of the file
 #: the chain started from), ``data_end_ms`` (the latest event it saw), ``comparison`` (the guard's figures).
 LEARNED_KEY = "learned"
+#: Fields a model file must have (module docstring): every other field has a documented default.
+REQUIRED_FIELDS = ("risk_weights", "risk_intercept")
+#: Fields that are tables (JSON objects) in a file; ``bgnbd`` may also be null (not fitted).
+_TABLES = ("risk_weights", "risk_means", "roles", "event_types", "bgnbd", "alive_calibration", "population", "training")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,11 @@ class ChurnModel:
     # empty = hashed kinds) and the names that play a role (purchase, cancel, ...).
     tracked_types: Sequence[str] = ()
     roles: Mapping[str, Sequence[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_ROLES.items()})
+    # Renames of the product's event names (``--config``'s ``[event_types]``, written by ``train``):
+    # the names above are the renamed ones, so every reader of events under this model (the
+    # worker's decoder, backtest, train --from-topic, learn) applies them (``type_map``): the model
+    # and the names it was trained on travel together. Empty: every name is kept (trimmed, lower-cased).
+    event_types: Mapping[str, str] = field(default_factory=dict)
     # Alerts worth a call (models.engine): a closed at-risk alert re-opens only after
     # ``quiet_days`` or on a rise of ``material_rise`` above the risk it opened at; at-risk opens
     # only for reachable users (not dormant or churned: those are the win-back list).
@@ -80,6 +98,8 @@ class ChurnModel:
     training: Mapping[str, Any] = field(default_factory=dict)
     # The numbers above as the hot path reads them, built once here (models.compiled).
     compiled: CompiledModel = field(init=False, repr=False, compare=False)
+    # ``event_types`` as the readers of events apply it (models.events.TypeMap).
+    type_map: TypeMap = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.risk_exit < self.risk_enter < 1.0:
@@ -110,12 +130,17 @@ class ChurnModel:
                 isinstance(slope, (int, float)) and isinstance(intercept, (int, float)) and 0 < slope < 1e6 and abs(intercept) < 1e6
             ):
                 raise ValueError(f"alive_calibration must be {{slope > 0, intercept}} (log-odds), got {dict(self.alive_calibration)}")
+        _check_roles(self.roles)
         object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
+        object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
+        object.__setattr__(self, "type_map", TypeMap(dict(self.event_types)))
         object.__setattr__(self, "compiled", compile_model(self))  # frozen: set once, at construction
 
     def to_json(self) -> str:
         data = asdict(self)
-        del data["compiled"]  # derived, not part of the file
+        del data["compiled"], data["type_map"]  # derived, not part of the file
+        if not data["event_types"]:
+            del data["event_types"]  # optional (module docstring): a model without renames keeps its file and id
         return json.dumps({"format": MODEL_FORMAT, **_finite(data)}, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
@@ -127,6 +152,14 @@ class ChurnModel:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"model file has unknown fields: {sorted(unknown)}")
+        tables = [name for name in _TABLES if name in data and not isinstance(data[name], dict)
+                  and not (name == "bgnbd" and data[name] is None)]
+        if tables:
+            raise ValueError(f"{tables[0]} must be a table (a JSON object), got {type(data[tables[0]]).__name__}")
+        missing = [name for name in REQUIRED_FIELDS if name not in data]
+        if missing:
+            raise ValueError(f"model file has no {' or '.join(missing)}: the risk model is part of the file (the shipped "
+                             f"default's are in models/{DEFAULT_MODEL_PATH.name}; an empty table weighs nothing)")
         return cls(**data)
 
     def save(self, path: str | Path) -> None:
@@ -145,14 +178,49 @@ def learned_root(model: ChurnModel) -> str | None:
 
 
 def same_vocabulary(a: ChurnModel, b: ChurnModel) -> bool:
-    """Same tracked types (state slots) and roles: a state written under ``a`` means the same
-    under ``b``, so a running worker may swap one for the other.
+    """Same tracked types (state slots), roles and renames: a state written under ``a`` means the
+    same under ``b``, and the events are read the same way, so a running worker may swap one for the other.
 
     >>> same_vocabulary(ChurnModel(), ChurnModel(risk_intercept=-2.0)), same_vocabulary(ChurnModel(), ChurnModel(tracked_types=("view",)))
     (True, False)
+    >>> same_vocabulary(ChurnModel(), ChurnModel(event_types={"checkout_completed": "purchase"}))
+    False
     """
     roles = lambda m: {k: tuple(v) for k, v in m.roles.items()}  # noqa: E731 - a JSON list reads back as a list
-    return tuple(a.tracked_types) == tuple(b.tracked_types) and roles(a) == roles(b)
+    return (tuple(a.tracked_types) == tuple(b.tracked_types) and roles(a) == roles(b)
+            and dict(a.event_types) == dict(b.event_types))
+
+
+def _check_roles(roles: object) -> None:
+    """ValueError unless ``roles`` is a table of known role -> list of event names as events carry
+    them (trimmed, lower-case), each name in one role at most (QA7 L1: a list gave a traceback, a
+    string was read letter by letter, a name in two roles played the first one found).
+
+    >>> _check_roles({"purchase": "checkout_completed"})
+    Traceback (most recent call last):
+    ...
+    ValueError: roles.purchase must be a list of event names, got a str ('checkout_completed')
+    >>> _check_roles({"purchase": ["post"], "cancel": ["post"]})
+    Traceback (most recent call last):
+    ...
+    ValueError: event name 'post' is in two roles (purchase, cancel): each name plays one role
+    """
+    if not isinstance(roles, Mapping):
+        raise ValueError(f"roles must be a table of role -> list of event names (roles: {', '.join(ROLES)}), "
+                         f"got a {type(roles).__name__}")
+    seen: dict[str, str] = {}
+    for role, names in roles.items():
+        if role not in ROLES:
+            raise ValueError(f"roles name unknown role {role!r}; known: {sorted(ROLES)}")
+        if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
+            raise ValueError(f"roles.{role} must be a list of event names, got a {type(names).__name__} ({names!r})")
+        for name in names:
+            if not isinstance(name, str) or not name or name != name.strip().lower():
+                raise ValueError(f"roles.{role} names {name!r}: event names are non-empty, trimmed and lower-case "
+                                 f"(events are read that way: Page_View is page_view)")
+            if name in seen and seen[name] != role:
+                raise ValueError(f"event name {name!r} is in two roles ({seen[name]}, {role}): each name plays one role")
+            seen[name] = role
 
 
 def load_model(path: str | Path | None = None) -> ChurnModel:

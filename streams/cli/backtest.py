@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Sequence
 
 from models.events import Event
-from models.model import ChurnModel, load_model
+from models.model import DEFAULT_MODEL_PATH, ChurnModel, load_model
 from models.state import DAY_S
 from streams.cli.argtypes import check_output_file, parse_as_of, positive_int
 from streams.errors import UserError
 from streams.offline.evaluate import Labels, _Panel, _Panels, _panel_collector, evaluate, read_labels, roc_curve
 from streams.offline.history import read_text
 from streams.offline.parallel import DateOutput, ReadSummary, replay_text
-from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_type_map, open_text, timeline
+from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_config, open_text, timeline, with_config
 from streams.settings import Settings, parse_duration_ms
 from streams.timefmt import format_day_or_time
 
@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", metavar="FILE", help="user_id,churned_at[,persona]: measure AUC, lift, precision, recall, lead time")
     parser.add_argument("--horizon", default=None, help="churn horizon for the metrics (default: the model's, 30d)")
     parser.add_argument("--model", metavar="FILE", help="model file (default: CHURNWATCH_MODEL_PATH, else the shipped one)")
-    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table: name -> view/click/message/purchase/cancel")
+    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an [event_types] table: name -> the name to use (a model that carries renames, "
+                             "written by train --config, is read with them: a --config that says otherwise is refused)")
     parser.add_argument("--alerts-out", metavar="FILE.jsonl", help="also write every alert the stream would have published (JSON lines)")
     parser.add_argument("--plot-user", metavar="USER_ID", help="also draw this user's health, temperature and risk over time")
     parser.add_argument("--plot-out", metavar="PNG", help="where to write --plot-user's picture (default: next to --out)")
@@ -71,7 +72,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     horizon_ms = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else int(model.horizon_days * DAY_S * 1000)
     if horizon_ms <= 0:
         raise ValueError(f"--horizon must be a positive duration, got {args.horizon!r}")
-    type_map = load_type_map(args.config)
+    config = load_config(args.config)
+    carried = bool(model.event_types)
+    model = with_config(model, config, f"the model {args.model or settings.model_path or DEFAULT_MODEL_PATH.name} ({model.version})")
+    if config is not None and config.event_types and not carried:
+        logger.warning("--config's renames are applied to this backtest; a worker applies only the renames its model carries "
+                       "(train --config writes them into the model file)")
+    type_map = model.type_map  # the model's renames (or --config's), as the worker applies them
     labels = read_labels(args.labels) if args.labels else None
     out = check_output_file("--out", args.out)
     assert out is not None  # --out is required

@@ -46,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--every", default=None, metavar="DURATION", help="run a round every DURATION (such as 1d) until stopped")
     parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="compare and print; publish nothing to Redis")
     parser.add_argument("--out", default=None, metavar="MODEL.json", help="also write the successor's file here")
-    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table, as train --config")
+    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table, as train --config: only a check "
+                        "(the events are read with the model in use's renames, which a successor keeps; a --config that says "
+                        "otherwise is refused)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -75,7 +77,7 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
     """One round: the model in use, the history, a successor, the guard, the publication."""
     from streams.cli.train import read_history
     from streams.offline.learn import propose, window
-    from streams.offline.replay import load_type_map
+    from streams.offline.replay import load_config, with_config
     from streams.worker.model_record import chain_root, comparison_record
     from streams.views import open_reader
     from streams.worker.store import model_id
@@ -89,7 +91,14 @@ def _round(args: argparse.Namespace, settings: Settings, churn_after: int | None
                         f"(it records its model file) and run learn again")
     # The history, the fit and --out outside the Redis block: their file errors are not Redis's.
     hist = argparse.Namespace(events=args.events, from_topic=not args.events, topic=args.topic, until=None)
-    events = window(read_history(hist, settings, load_type_map(args.config), window_ms), window_ms)
+    config = load_config(args.config)
+    try:  # the workers read the events with the model in use's renames: so does its successor (the same vocabulary)
+        if config is not None and with_config(current, config, f"the model in use {current_id}") != current:
+            raise ValueError(f"--config {config.path} renames events the model in use {current_id} does not: a successor keeps its "
+                             f"predecessor's vocabulary, and the workers read the events with the model's renames only")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    events = window(read_history(hist, settings, current.type_map, window_ms), window_ms)
     try:
         proposal = propose(events, current, current_id, churn_after_ms=churn_after, holdout=args.holdout, min_gain=args.min_gain,
                            l2=args.l2, beyond_noise=args.beyond_noise)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Mapping
 
 from models.events import Event, TypeMap
 from models.model import ChurnModel, load_model
@@ -12,11 +13,11 @@ from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
 from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms, topic_name
 from streams.errors import UserError
 from streams.offline.history import read_events_csv, read_labels_csv
-from streams.offline.replay import load_type_map
+from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import train
 from streams.settings import Settings, parse_duration_ms
 
-__all__ = ["add_arguments", "read_history", "run", "verdict_line"]
+__all__ = ["add_arguments", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
 
 
 def _types(text: str) -> int:
@@ -48,8 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", dest="as_of", default=None, metavar="DATES",
                         help="snapshot dates: ISO dates separated by commas, or START/END/STEP (default: weekly)")
     parser.add_argument("--base-model", dest="base_model", metavar="FILE",
-                        help="take thresholds from this model file (default: the built-in defaults)")
-    parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an event_types table: name -> the name to use")
+                        help="take thresholds, roles and renames from this model file (default: the built-in defaults)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="JSON or TOML with an [event_types] table (name -> the name to use) and/or a [roles] table "
+                             "(purchase, cancel, negative, subscription -> list of event names, after renaming; a role "
+                             "listed replaces its default names); both are written into the model, and every reader of "
+                             "events under it (the worker too) applies them")
     parser.add_argument("--types", type=_types, default=DEFAULT_SLOTS,
                         help=f"how many of the product's event types to track one by one (default {DEFAULT_SLOTS}, at most {MAX_SLOTS})")
     parser.add_argument("--holdout", type=float, default=0.2, help="share of users held out for the calibration report (default 0.2)")
@@ -127,10 +132,46 @@ def verdict_line(v: dict) -> str:
     return head.format(words) + f" (difference {new - old:+.3f} +- {spread}, bootstrap over users: {noise}) -- {todo}"
 
 
+def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnModel:
+    """The base model with ``--config``'s vocabulary: its ``[event_types]`` replace the base's
+    renames (without the table the base's are kept), each role its ``[roles]`` lists replaces the
+    base's names for that role. The trained model carries both, so every reader of events under it
+    (the worker too) reads them as training did."""
+    if config is None:
+        return base
+    roles = {**{k: list(v) for k, v in base.roles.items()}, **config.roles}
+    aliases = config.event_types if config.event_types is not None else base.event_types
+    try:
+        return base.with_(event_types=aliases, roles=roles)
+    except ValueError as exc:  # e.g. a config role's name in another role of the base
+        raise UserError(f"--config {config.path}: {exc}") from None
+
+
+#: The roles whose absence changes what train learns, and what it changes.
+_ROLE_EFFECTS = {"purchase": ("purchases", "no purchase is counted and no purchase model (BG/NBD) is fitted"),
+                 "cancel": ("cancellations", "no cancellation ends a user: its event counts as activity, and labels "
+                                             "come from inactivity alone")}
+
+
+def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[str]:
+    """One line per role in :data:`_ROLE_EFFECTS` that no event of the history played (QA7 M2:
+    a product whose purchase is ``checkout_completed`` trained without a word, its purchases
+    counted as plain activity): the names looked for and how to declare the product's own.
+
+    >>> for line in unmatched_role_lines({"purchase": 0, "cancel": 3}, ChurnModel(roles={"purchase": ["buy"], "cancel": ["bye"]})):
+    ...     print(line)
+    no event matched the purchase role (names looked for: buy): no purchase is counted and no purchase model (BG/NBD) is fitted; if the product has purchases, declare their names in --config: [roles] purchase = ["<your name>", ...] (README, "The product's vocabulary")
+    """
+    return [f"no event matched the {role} role (names looked for: {', '.join(model.roles.get(role, ())) or 'none'}): {effect}; "
+            f"if the product has {what}, declare their names in --config: [roles] {role} = [\"<your name>\", ...] "
+            f"(README, \"The product's vocabulary\")"
+            for role, (what, effect) in _ROLE_EFFECTS.items() if matched.get(role, 0) == 0]
+
+
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     check_output_file("--out", args.out)  # before the work, not after it
-    base = load_model(args.base_model) if args.base_model else ChurnModel()
-    events = read_history(args, settings, load_type_map(args.config))
+    base = with_vocabulary(load_model(args.base_model) if args.base_model else ChurnModel(), load_config(args.config))
+    events = read_history(args, settings, base.type_map)
     labels = read_labels_csv(args.labels) if args.labels else None
     horizon = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else None
     churn_after = parse_duration_ms(args.churn_after, name="--churn-after") if args.churn_after else None
@@ -144,6 +185,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
+    for line in unmatched_role_lines(report.get("roles_matched", {}), model):
+        print(line)
     if report.get("snapshots_exit_closed"):
         print(f"{report['snapshots_exit_closed']:,} snapshots left out of the leave part's fit: a known end of the paid "
               f"period beyond the {report['horizon_days']:g}-day horizon (no exit to learn from; their leave part is 0)")

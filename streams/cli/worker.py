@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--take-over-model", action="store_true", default=None,
                         help="record this worker's model as the one in use: workers with another model stop (rolling upgrade)")
     parser.add_argument("--rebuild-state", action="store_true", default=None,
-                        help="with --take-over-model, when the model tracks other event types or roles than the one in use: "
+                        help="with --take-over-model, when the model tracks other event types, roles or renames than the one in use: "
                              "delete the stored state and replay the events topic under the new model (docs/OPERATE.md)")
     parser.add_argument("--roll-back-from", default=None, metavar="MODEL_ID",
                         help="with --take-over-model, when the model in use is MODEL_ID, a learned successor of this worker's "

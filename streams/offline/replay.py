@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Sequence, TextIO
 
 from models.engine import Alert, advance
-from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap
+from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap, type_aliases
 from models.model import ChurnModel
 from models.scoring import Scores, score
 from models.state import DAY_S, UserState, tracked
@@ -33,7 +33,8 @@ from models.vocabulary import SUBSCRIPTION
 from streams.offline.history import TEXT_ENCODING
 from streams.timefmt import format_day_or_time
 
-__all__ = ["SCORE_COLUMNS", "Progress", "Replay", "ScoreRow", "load_type_map", "open_text", "replay_users", "score_row", "timeline"]
+__all__ = ["SCORE_COLUMNS", "Progress", "Replay", "ScoreRow", "VocabularyConfig", "load_config", "load_type_map", "open_text", "replay_users",
+           "score_row", "timeline", "with_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +47,87 @@ SCORE_COLUMNS: tuple[str, ...] = ("user_id", "as_of", "risk", "health", "tempera
 # ---------------------------------------------------------------------------------------------
 
 
-def load_type_map(path: str | Path | None) -> TypeMap:
-    """The ``event_types`` renaming (name -> the name to use) of a JSON or TOML file.
+@dataclass(frozen=True, slots=True)
+class VocabularyConfig:
+    """A ``--config`` file: ``event_types`` (name -> the name to use, trimmed and lower-cased as
+    ``models.events.type_aliases`` reads them; None when the file has no such table) and ``roles``
+    (role -> the event names, after renaming, that play it; only the roles the file lists)."""
 
-    Without a file every event keeps the product's name (``DEFAULT_TYPE_MAP``); with one, the
-    names it lists are renamed and every other name is kept.
-    """
+    path: str
+    event_types: dict[str, str] | None
+    roles: dict[str, list[str]]
+
+
+def load_config(path: str | Path | None) -> VocabularyConfig | None:
+    """The ``[event_types]`` and ``[roles]`` tables of a JSON or TOML file (None without a file);
+    ValueError in one line naming the file for anything else."""
     if not path:
-        return DEFAULT_TYPE_MAP
+        return None
     target = Path(path)
     text = target.read_text(encoding=TEXT_ENCODING)  # a BOM (Notepad) is no part of the JSON/TOML
     try:
         data: Any = tomllib.loads(text) if target.suffix.lower() == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"config {target}: cannot parse it ({exc})") from None
-    mapping = data.get("event_types") if isinstance(data, dict) else None
-    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+    if not isinstance(data, dict) or not ({"event_types", "roles"} & set(data)) or set(data) - {"event_types", "roles"}:
+        extra = sorted(set(data) - {"event_types", "roles"}) if isinstance(data, dict) else []
+        raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings and/or a 'roles' "
+                         f"table of role -> list of event names" + (f" (unknown tables: {extra})" if extra else ""))
+    mapping = data.get("event_types")
+    if mapping is not None and (not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
         raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings")
-    return TypeMap(dict(mapping))
+    roles = data.get("roles", {})
+    try:
+        aliases = type_aliases(mapping) if mapping is not None else None
+        if not isinstance(roles, dict):
+            raise ValueError(f"'roles' must be a table of role -> list of event names, got {type(roles).__name__}")
+        ChurnModel(roles=roles)  # the model file's rules (known roles, lists of names, one role a name); against the base's: train
+    except ValueError as exc:
+        raise ValueError(f"config {target}: {exc}") from None
+    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()})
+
+
+def load_type_map(path: str | Path | None) -> TypeMap:
+    """The ``event_types`` renaming (name -> the name to use) of a JSON or TOML file.
+
+    Without a file every event keeps the product's name (``DEFAULT_TYPE_MAP``); with one, the
+    names it lists are renamed and every other name is kept.
+    """
+    config = load_config(path)
+    if config is None:
+        return DEFAULT_TYPE_MAP
+    if config.event_types is None:
+        raise ValueError(f"config {config.path}: needs an 'event_types' table of name -> event name strings")
+    return TypeMap(config.event_types)
+
+
+def with_config(model: ChurnModel, config: VocabularyConfig | None, what: str) -> ChurnModel:
+    """``model`` as a command that reads events under it with ``--config`` runs it (``what``
+    names the model in errors). A model carries its renames (``ChurnModel.event_types``, written
+    by ``train --config``) and its roles, and every reader applies them, so the stream and every
+    command read the events the same way: a config may repeat them; one that says otherwise is
+    refused in one line. A model without renames takes the config's (the default's use: backtest
+    the shipped model on renamed events); a worker given that model would not apply them (only a
+    model that carries them does), so the caller says so.
+    """
+    if config is None:
+        return model
+    if config.event_types is not None and model.event_types and config.event_types != dict(model.event_types):
+        raise ValueError(f"--config {config.path} renames {_pairs(config.event_types)}, but {what} carries its own renames "
+                         f"({_pairs(model.event_types)}) and is read with them everywhere: leave --config out or make it the same")
+    differ = sorted(role for role, names in config.roles.items() if list(names) != list(model.roles.get(role, ())))
+    if differ:
+        role = differ[0]
+        raise ValueError(f"--config {config.path} declares roles.{role} = {config.roles[role]}, but {what} has "
+                         f"{list(model.roles.get(role, ()))}: a model's roles are fixed when it is trained (train --config "
+                         f"writes them into the model): leave [roles] out or train a model with them")
+    if config.event_types and not model.event_types:
+        return model.with_(event_types=config.event_types)
+    return model
+
+
+def _pairs(aliases: Any) -> str:
+    return ", ".join(f"{k} -> {v}" for k, v in sorted(dict(aliases).items())) or "none"
 
 
 def open_text(path: str | Path, mode: str = "r") -> IO[str]:

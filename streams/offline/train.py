@@ -558,6 +558,25 @@ def content_version(model: ChurnModel, prefix: str = "trained") -> str:
     return f"{prefix}-{digest}"
 
 
+def roles_matched(events: Iterable[Event], model: ChurnModel) -> dict[str, int]:
+    """How many of ``events`` play each of the model's roles (by name, after renaming: what the
+    state will count): a role at 0 has none of its names in the history.
+
+    >>> evs = [Event("u", 1, t, str(i)) for i, t in enumerate(["view", "order", "order"])]
+    >>> roles_matched(evs, ChurnModel())
+    {'purchase': 2, 'cancel': 0, 'subscription': 0, 'negative': 0}
+    """
+    names: dict[str, int] = {}
+    for ev in events:
+        names[ev.type] = names.get(ev.type, 0) + 1
+    role_of = {name: role for role, listed in model.roles.items() for name in listed}
+    counts = {role: 0 for role in model.roles}
+    for name, n in names.items():
+        if name in role_of:
+            counts[role_of[name]] += n
+    return counts
+
+
 def train(
     events: Sequence[Event],
     *,
@@ -697,6 +716,7 @@ def train(
     risk = 1.0 - p_alive * (1.0 - leave)  # models.risk.combine, vectorised
     report: dict[str, Any] = {
         "events": len(events),
+        "roles_matched": roles_matched(events, model),  # a role no name matched is said (streams.cli.train)
         "users": count_users(per_user, model),  # users, not billing-only holders
         "labels": source,
         "horizon_days": horizon / DAY_MS,

@@ -143,11 +143,11 @@ def layout_refusal(mine: ChurnModel, mine_id: str, found: str, record: ChurnMode
     >>> layout_refusal(ChurnModel(risk_intercept=-2.0), "b@2", "a@1", ChurnModel())
     ''
     >>> print(layout_refusal(ChurnModel(tracked_types=("view",)), "b@2", "a@1", ChurnModel()))  # doctest: +ELLIPSIS
-    model b@2 tracks other event types or roles than the model a@1 in use, ... --rebuild-state ... keys under 'cw:', ...
+    model b@2 tracks other event types, roles or renames than the model a@1 in use, ... --rebuild-state ... keys under 'cw:', ...
     """
     if not found or found == mine_id or record is None or same_vocabulary(mine, record):
         return ""
-    return (f"model {mine_id} tracks other event types or roles than the model {found} in use, whose slots every "
+    return (f"model {mine_id} tracks other event types, roles or renames than the model {found} in use, whose slots every "
             f"stored user state holds: a take-over would read them under the new names. Rebuild the state under the "
             f"new model instead: start this worker with --take-over-model --rebuild-state (CHURNWATCH_MODEL_REBUILD=true: "
             f"it deletes the state's keys under '{prefix}:', the old workers stop and the workers replay the events topic; "

@@ -114,7 +114,7 @@ async def _rebuild(store: Store, token: str) -> int:
     deleted += await _unlink(store, [store.keys.reroute(t) for t in sorted(topics)])
     await store.client.hdel(meta, REBUILD_FIELD)
     why = ("finishing an interrupted rebuild" if found == store.model else
-           "which tracks other event types or roles" if record is not None else "whose file Redis does not hold")
+           "which tracks other event types, roles or renames" if record is not None else "whose file Redis does not hold")
     logger.warning("model %s takes over from %s, " + why + ": deleted %s keys of the "
                    "state (prefix %s); the workers rebuild it from the events topic under the new model (docs/OPERATE.md, "
                    "\"Model upgrades\")", store.model, found, deleted, store.keys.prefix)

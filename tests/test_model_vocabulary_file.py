@@ -1,0 +1,157 @@
+"""The product's vocabulary in the model file: renames, roles, and the file's validation (QA7 H3, M2, L1).
+
+- H3: the renames of ``--config`` (``[event_types]``) travel in the model file (``event_types``),
+  so every reader of events under the model applies them; a model without renames keeps its file
+  and id; ``backtest --config`` that says otherwise than the model is refused in one line.
+- M2: ``train`` says which role no event matched, and roles are declared in ``--config``'s ``[roles]``.
+- L1: a model file's roles must be a table of lists of names, one role a name; the risk model
+  (``risk_weights``, ``risk_intercept``) must be in the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from models.model import ChurnModel, load_model, same_vocabulary
+from streams.cli import main
+from streams.offline.simulate import generate
+from streams.worker.store import model_id
+
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+DAY_MS = 86_400_000
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_the_renames_round_trip_through_the_model_file(tmp_path: Path) -> None:
+    model = load_model().with_(event_types={" Checkout_Completed": "Purchase", "account_closed": "cancel"})
+    assert dict(model.event_types) == {"checkout_completed": "purchase", "account_closed": "cancel"}, "as the readers apply them"
+    assert model.type_map.canonical("Checkout_Completed") == "purchase" == model.type_map.canonical("checkout_completed ")
+    path = tmp_path / "m.json"
+    model.save(path)
+    assert json.loads(path.read_text())["event_types"] == {"account_closed": "cancel", "checkout_completed": "purchase"}
+    back = load_model(path)
+    assert back == model and back.type_map == model.type_map and model_id(back) == model_id(model)
+    assert not same_vocabulary(back, load_model()), "a worker may not swap in a model that reads names otherwise"
+    # No renames: the field is left out, so the shipped default's file and id stay what they were,
+    # and a file written before the field loads.
+    default_text = load_model().to_json()
+    assert "event_types" not in default_text and ChurnModel.from_json(default_text).event_types == {}
+    with pytest.raises(ValueError, match="renames 'buy' twice"):
+        ChurnModel(event_types={"Buy": "purchase", "buy": "order"})
+
+
+def _bad_model(tmp_path: Path, name: str, change) -> Path:  # type: ignore[no-untyped-def]
+    data = json.loads(load_model().to_json())
+    change(data)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name, change, expected", [
+    ("roles_list", lambda d: d.update(roles=["purchase"]), "roles must be a table (a JSON object), got list"),
+    ("roles_str", lambda d: d["roles"].update(purchase="checkout_completed"), "roles.purchase must be a list of event names, got a str"),
+    ("role_overlap", lambda d: d["roles"]["cancel"].append("purchase"), "event name 'purchase' is in two roles (cancel, purchase)"),
+    ("role_case", lambda d: d["roles"]["purchase"].append("Checkout_Completed"), "roles.purchase names 'Checkout_Completed'"),
+    ("no_weights", lambda d: d.pop("risk_weights"), "model file has no risk_weights"),
+    ("no_intercept", lambda d: d.pop("risk_intercept"), "model file has no risk_intercept"),
+    ("renames_list", lambda d: d.update(event_types=["a"]), "event_types must be a table"),
+])
+def test_a_bad_model_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    """QA7 L1: a list of roles gave a traceback; a role's names as a string were read letter by
+    letter; a name in two roles and a file without its risk weights were accepted."""
+    path = _bad_model(tmp_path, name, change)
+    events = tmp_path / "e.csv"
+    events.write_text("user_id,ts,event_type\nu1,2026-01-01T00:00:00Z,view\n")
+    assert main(["backtest", "--events", str(events), "--model", str(path), "--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv")]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"model file {path}: not a churnwatch model" in line and expected in line, line
+
+
+def _product_history(tmp_path: Path) -> Path:
+    """A simulated history under a product's own names: purchases are ``checkout_completed``."""
+    events, _ = generate(seed=13, n_users=80, start_ms=START_MS, days=63)
+    path = tmp_path / "events.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(("user_id", "ts", "event_type", "amount", "event_id"))
+        for ev in events:
+            name = "checkout_completed" if ev.type == "purchase" else ev.type
+            w.writerow((ev.user_id, ev.ts_ms, name, ev.amount if ev.type == "purchase" else "", ev.event_id))
+    return path
+
+
+_TRAIN = ["--churn-after", "14d", "--horizon", "14d", "--as-of", "2026-01-22/2026-02-05/7d", "--alert-share", "0.2"]
+
+
+def test_train_says_which_role_matched_nothing_and_takes_roles_from_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA7 M2: a product whose purchase and cancel names are not among the defaults trained
+    without a word (its purchases plain activity, no purchase model); roles could be declared
+    only through an edited --base-model, which no doc said."""
+    events = _product_history(tmp_path)
+    assert main(["train", "--events", str(events), *_TRAIN, "--out", str(tmp_path / "plain.json")]) == 0
+    out = capsys.readouterr().out
+    said = [line for line in out.splitlines() if line.startswith("no event matched the")]
+    assert len(said) == 2, out
+    assert said[0].startswith("no event matched the purchase role (names looked for: purchase, order, payment, checkout")
+    assert "[roles] purchase = [" in said[0] and "[roles] cancel = [" in said[1]
+
+    config = tmp_path / "roles.toml"
+    config.write_text('[roles]\npurchase = ["checkout_completed"]\n', encoding="utf-8")
+    assert main(["train", "--events", str(events), *_TRAIN, "--config", str(config), "--out", str(tmp_path / "roles.json")]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(" role ")[0] for line in out.splitlines() if line.startswith("no event matched")] == ["no event matched the cancel"]
+    model = load_model(tmp_path / "roles.json")
+    assert list(model.roles["purchase"]) == ["checkout_completed"] and list(model.roles["cancel"]) == list(ChurnModel().roles["cancel"])
+    assert model.training["roles_matched"]["purchase"] > 0 and "checkout_completed" in model.tracked_types
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "[roles]" in capsys.readouterr().out
+
+
+def test_backtest_refuses_a_config_that_renames_otherwise_than_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = tmp_path / "e.csv"
+    events.write_text("user_id,ts,event_type,amount\nu1,2026-01-01T00:00:00Z,checkout_completed,5\nu1,2026-01-03T00:00:00Z,view,\n")
+    model = tmp_path / "m.json"
+    load_model().with_(event_types={"checkout_completed": "purchase"}).save(model)
+    other, same, roles = tmp_path / "other.toml", tmp_path / "same.json", tmp_path / "roles.toml"
+    other.write_text('[event_types]\ncheckout_completed = "order"\n')
+    same.write_text(json.dumps({"event_types": {"Checkout_Completed": "purchase"}}))
+    roles.write_text('[roles]\ncancel = ["account_closed"]\n')
+    def row(argv: list[str]) -> str:
+        assert main(["backtest", "--events", str(events), "--as-of", "2026-01-04", "--out", str(tmp_path / "b.csv"), "--no-progress", *argv]) == 0
+        return (tmp_path / "b.csv").read_text().splitlines()[1]
+
+    argv = ["backtest", "--events", str(events), "--model", str(model), "--as-of", "2026-01-04", "--out", str(tmp_path / "b.csv"), "--no-progress"]
+    assert main([*argv, "--config", str(other)]) == 2
+    assert "carries its own renames (checkout_completed -> purchase)" in _one_line(capsys.readouterr().err)
+    assert main([*argv, "--config", str(roles)]) == 2
+    assert "a model's roles are fixed when it is trained" in _one_line(capsys.readouterr().err)
+    carried = row(["--model", str(model)])
+    assert carried == row(["--model", str(model), "--config", str(same)]), "a config that repeats the model's renames"
+    assert carried == row(["--config", str(same)]), "the model's renames apply without --config, as the default's with it"
+    assert carried != row([]) and ",educate," in carried, "the renamed purchase is read as one (a buyer is educated, not onboarded)"
+
+
+def test_learn_reads_with_the_model_in_use_renames_only(tmp_path: Path) -> None:
+    """``learn``'s successor keeps its predecessor's vocabulary, renames included (the workers read
+    with the model's renames): a --config renaming otherwise, or renaming under a model without
+    renames, is refused (streams.cli.learn uses this rule)."""
+    from streams.offline.replay import load_config, with_config
+
+    config = tmp_path / "c.toml"
+    config.write_text('[event_types]\ncheckout_completed = "purchase"\n')
+    loaded = load_config(config)
+    carrying = load_model().with_(event_types={"checkout_completed": "purchase"})
+    assert with_config(carrying, loaded, "m") is carrying and with_config(carrying, None, "m") is carrying
+    assert with_config(load_model(), loaded, "m") != load_model(), "backtest applies it to a model without renames; learn refuses that"
