@@ -11,6 +11,7 @@ offset and both times, so an operator hears of it before the DLQ fills (docs/OPE
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from streams.publisher import event_value
 from streams.worker.clock import JUMP_MARGIN_MS, NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import Decoder
 from streams.worker.phases import Decoding, decode_batch
+from streams.worker.pipeline import JumpWarnings
 from tests.harness import metric, partition_of, publish_events, wait_for, wait_progress
 
 HOUR_MS = 3_600_000
@@ -68,7 +70,9 @@ def test_the_event_that_jumps_is_found_whichever_path_and_slicing_reads_it() -> 
 
 
 def test_a_steady_history_and_a_quiet_partition_that_borrowed_the_topic_clock_do_not_jump() -> None:
-    steady = [Event("u", START_MS + i * 20 * HOUR_MS, "view", f"u{i}") for i in range(40)]  # 20 h gaps: 33 days
+    # 2.5-day gaps, then a quiet week (the product's holiday): no jump
+    steady = [Event("u", START_MS + i * 60 * HOUR_MS, "view", f"u{i}") for i in range(20)]
+    steady.append(Event("u", steady[-1].ts_ms + 7 * DAY_MS, "view", "after"))
     assert decode_batch({0: _records(steady)}, {0: PartitionClock(LATENESS_MS)}, Decoder(), WALL_MS, topic="ev",
                         max_dlq_value_bytes=1024).jumps == []
     quiet = PartitionClock(LATENESS_MS, stream_ms=START_MS, floor_ms=START_MS + 30 * DAY_MS - LATENESS_MS)  # borrowed S_all
@@ -76,6 +80,21 @@ def test_a_steady_history_and_a_quiet_partition_that_borrowed_the_topic_clock_do
     assert decode_batch({0: _records(back)}, {0: quiet}, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024).jumps == []
     assert jumps(0, NEVER, [(START_MS, 0), (START_MS + BOUND_MS + 1, 1)], BOUND_MS) == [Jump(0, 1, START_MS, START_MS + BOUND_MS + 1)]
     assert jumps(0, START_MS, [(START_MS + BOUND_MS, 0)], BOUND_MS) == [], "the bound itself is no jump"
+
+
+def test_the_warning_shows_each_partitions_largest_jump_at_most_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """A history's sparse start jumps too (QA7's simulation: gaps of days); the line must show the
+    jump that matters, and a partition's lines must not hide another partition's."""
+    small, big = Jump(3, 8, START_MS, START_MS + 8 * DAY_MS), Jump(3, 175, START_MS + 13 * DAY_MS, START_MS + 124 * DAY_MS)
+    warnings = JumpWarnings("ev")
+    with caplog.at_level(logging.WARNING, logger="streams.worker.pipeline"):
+        warnings.report([small, big, Jump(1, 4, START_MS, START_MS + 9 * DAY_MS)], WALL_MS)
+        warnings.report([Jump(3, 300, START_MS + 124 * DAY_MS, START_MS + 133 * DAY_MS)], WALL_MS + 59_000)
+        warnings.report([Jump(3, 400, START_MS + 133 * DAY_MS, START_MS + 142 * DAY_MS)], WALL_MS + 60_000)
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(":", 1)[0] for line in lines] == ["ev[1]", "ev[3]", "ev[3]"]
+    assert "offset 175 moved the partition's stream time from 2026-08-14T00:00:00.000Z to 2026-12-03T00:00:00.000Z (111.0 days" in lines[1]
+    assert "(1 smaller or later jump(s)" in lines[1] and "offset 400" in lines[2] and "(1 smaller or later jump(s)" in lines[2]
 
 
 @pytest.mark.integration

@@ -159,7 +159,7 @@ PANELS: tuple[Panel, ...] = (
         description="Per second: events without event_id (id derived), events not keyed by user id (re-routed), second "
                     "copies dropped, partitions applied again from offset 0 (topic replaced), rebuilds after Redis lost "
                     "its data, resumes after Redis lost its last writes (went back in time), stored user states that could not be read (started afresh), "
-                    "events that moved their partition's stream time ahead by more than the allowed lateness plus a day (with late rejections: ChurnwatchStreamTimeJumped). Each line is a fault with a runbook entry.",
+                    "events that moved their partition's stream time ahead by more than the allowed lateness plus a week (with late rejections: ChurnwatchStreamTimeJumped). Each line is a fault with a runbook entry.",
     ),
     Panel(
         "Layout, history and model",

@@ -194,7 +194,7 @@ SUBSCRIPTION_LATE = Counter(
 )
 STREAM_TIME_JUMPS = Counter(
     "churnwatch_stream_time_jumps_total",
-    "Accepted events that moved their partition's stream time ahead by more than the allowed lateness plus a day "
+    "Accepted events that moved their partition's stream time ahead by more than the allowed lateness plus a week "
     "(the partition's older events read after one are late: a history published beside live producers)",
 )
 ACCOUNT_COPIES_HELD = Counter(

@@ -869,12 +869,12 @@ def read_chunks(plans: Sequence[BucketPlan], first: int = READ_FIRST_CHUNK_USERS
 
 
 class JumpWarnings:
-    """The WARNING for events that moved their partition's stream time far ahead (``clock.jumps``):
-    the first of a cycle that completed, at most one a minute (wall clock: logging only), the next
-    one saying how many were held back. No user id (logs carry none): the partition and offset
-    find the record. Why a WARNING at all: that one event makes the partition's older events read
-    after it ``late`` (QA7 H4: a history backfill beside live producers lost 4,849 events to the DLQ
-    with no line in the log), and an operator should hear of it before the first ``late`` does."""
+    """The WARNING for events that moved their partition's stream time far ahead (``clock.jumps``),
+    once their cycle is applied: per partition the largest jump of the cycle, at most one line a
+    minute (wall clock: logging only), the next one saying how many were held back. No user id
+    (logs carry none): the partition and offset find the record. Why a WARNING at all: that one
+    event makes the partition's older events read after it ``late`` (QA7 H4: a history backfill
+    lost 4,849 events to the DLQ with no line in the log), and an operator should hear of it."""
 
     EVERY_MS = 60_000
 
@@ -882,20 +882,30 @@ class JumpWarnings:
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
-        self.shown_ms: int | None = None
-        self.held = 0
+        self.shown_ms: dict[int, int] = {}  # partition -> wall time of its last line
+        self.held: dict[int, int] = {}  # partition -> jumps not shown since
 
     def report(self, jumps: Sequence[Jump], wall_now_ms: int) -> None:
-        if self.shown_ms is not None and wall_now_ms - self.shown_ms < self.EVERY_MS:
-            self.held += len(jumps)
-            return
-        j, more = jumps[0], len(jumps) - 1 + self.held
-        self.shown_ms, self.held = wall_now_ms, 0
-        logger.warning("%s[%d]: the event at offset %d moved the partition's stream time from %s to %s (%.1f days ahead): "
-                       "this partition's events read after it and more than the allowed lateness older go to the DLQ as late. A history published beside "
-                       "live producers, or not in event-time order? docs/OPERATE.md \"Onboarding a product's history\"%s",
-                       self.topic, j.partition, j.offset, format_ts(j.from_ms), format_ts(j.to_ms),
-                       (j.to_ms - j.from_ms) / 86_400_000, f" ({more} more not shown: churnwatch_stream_time_jumps_total counts them)" if more else "")
+        largest: dict[int, Jump] = {}
+        count: dict[int, int] = {}
+        for j in jumps:
+            count[j.partition] = count.get(j.partition, 0) + 1
+            top = largest.get(j.partition)
+            if top is None or j.to_ms - j.from_ms > top.to_ms - top.from_ms:
+                largest[j.partition] = j
+        for p, j in sorted(largest.items()):
+            if wall_now_ms - self.shown_ms.get(p, wall_now_ms - self.EVERY_MS) < self.EVERY_MS:
+                self.held[p] = self.held.get(p, 0) + count[p]
+                continue
+            self.shown_ms[p] = wall_now_ms
+            more = count[p] - 1 + self.held.pop(p, 0)
+            logger.warning("%s[%d]: the event at offset %d moved the partition's stream time from %s to %s (%.1f days ahead): "
+                           "this partition's events read after it and more than the allowed lateness older go to the DLQ as "
+                           "late. A history published beside live producers, or not in event-time order? docs/OPERATE.md "
+                           "\"Onboarding a product's history\"%s", self.topic, p, j.offset, format_ts(j.from_ms), format_ts(j.to_ms),
+                           (j.to_ms - j.from_ms) / 86_400_000,
+                           f" ({more} smaller or later jump(s) of the partition not shown: churnwatch_stream_time_jumps_total counts them)"
+                           if more else "")
 
 
 def _log_fenced(what: str, fenced: Sequence[Fenced]) -> None:
