@@ -22,7 +22,6 @@ from streams.publisher import event_value
 from streams.worker.clock import JUMP_MARGIN_MS, NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import Decoder
 from streams.worker.phases import Decoding, decode_batch
-from streams.worker.pipeline import JumpWarnings
 from tests.harness import metric, partition_of, publish_events, wait_for, wait_progress
 
 HOUR_MS = 3_600_000
@@ -85,6 +84,8 @@ def test_a_steady_history_and_a_quiet_partition_that_borrowed_the_topic_clock_do
 def test_the_warning_shows_each_partitions_largest_jump_at_most_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
     """A history's sparse start jumps too (QA7's simulation: gaps of days); the line must show the
     jump that matters, and a partition's lines must not hide another partition's."""
+    from streams.worker.pipeline import JumpWarnings
+
     small, big = Jump(3, 8, START_MS, START_MS + 8 * DAY_MS), Jump(3, 175, START_MS + 13 * DAY_MS, START_MS + 124 * DAY_MS)
     warnings = JumpWarnings("ev")
     with caplog.at_level(logging.WARNING, logger="streams.worker.pipeline"):
