@@ -153,11 +153,13 @@ PANELS: tuple[Panel, ...] = (
             ("Redis lost its data", f"sum(rate(churnwatch_redis_data_lost_total[{RATE}]))"),
             ("Redis went back in time", f"sum(rate(churnwatch_redis_rollbacks_total[{RATE}]))"),
             ("unreadable user states", f"sum(rate(churnwatch_states_unreadable_total[{RATE}]))"),
+            ("stream time jumped ahead", f"sum(rate(churnwatch_stream_time_jumps_total[{RATE}]))"),
         ),
         unit="ops",
         description="Per second: events without event_id (id derived), events not keyed by user id (re-routed), second "
                     "copies dropped, partitions applied again from offset 0 (topic replaced), rebuilds after Redis lost "
-                    "its data, resumes after Redis lost its last writes (went back in time), stored user states that could not be read (started afresh). Each line is a fault with a runbook entry.",
+                    "its data, resumes after Redis lost its last writes (went back in time), stored user states that could not be read (started afresh), "
+                    "events that moved their partition's stream time ahead by more than the allowed lateness plus a week (with late rejections: ChurnwatchStreamTimeJumped). Each line is a fault with a runbook entry.",
     ),
     Panel(
         "Layout, history and model",

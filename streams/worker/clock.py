@@ -20,16 +20,56 @@ Pure: wall time and fetch facts are arguments, so every rule here is unit-testab
   still in flight on p late. Silence is still noticed, ``idle_partition_ms`` later.
 - After a restart ``S_p`` comes back from Redis progress (``max_event_ms``); ``floor_p`` does not
   (it is not stored), so a partition whose clock had been borrowed starts from ``S_p`` again.
+- A *jump* (:func:`jumps`): one accepted event more than ``allowed_lateness + JUMP_MARGIN_MS`` (7 days)
+  past the partition's effective stream time (:attr:`PartitionClock.effective_ms`). ``S_p`` follows
+  it all the same (Kafka Streams' rule: stream time is the largest timestamp seen); the worker
+  only counts and logs it (docs/ARCHITECTURE.md "Time", QA7 H4: one event dated "now" among a
+  backfill's history made the rest of its partition ``late``). Observing changes no result.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterable, Literal, NamedTuple
 
-__all__ = ["PartitionClock", "TopicClock", "NEVER"]
+__all__ = ["PartitionClock", "TopicClock", "NEVER", "JUMP_MARGIN_MS", "Jump", "jumps"]
 
 NEVER = -(2**62)  # "no time yet": below any real epoch millisecond
+#: A jump of ``allowed_lateness + JUMP_MARGIN_MS`` makes more than this much event time of the
+#: partition's flow before it ``late``, should that flow go on (a history published beside live
+#: producers: it is behind by weeks or months). A week: above a small product's quiet weekend or
+#: holiday in one partition and the sparse first days of a history (QA7's simulated history: 8
+#: gaps of 1.6-2.8 days in its first two weeks, each a jump at a one-day margin); a jump of less
+#: still shows in the ``late`` rejections it causes (ChurnwatchDlqRateHigh).
+JUMP_MARGIN_MS = 7 * 86_400_000
+
+
+class Jump(NamedTuple):
+    """One accepted event that moved its partition's stream time ahead by more than the bound."""
+
+    partition: int
+    offset: int
+    from_ms: int  # the partition's effective stream time before it
+    to_ms: int  # the event's time: the stream time after it
+
+
+def jumps(partition: int, start_ms: int, times: Iterable[tuple[int, int]], bound_ms: int) -> list[Jump]:
+    """The jumps among ``(ts_ms, offset)`` of accepted events of one partition, in offset order,
+    from the effective stream time ``start_ms`` (NEVER: the first event sets it, no jump).
+
+    >>> jumps(3, 1_000, [(2_000, 7), (9_000, 8), (8_000, 9), (20_000, 10)], 5_000)
+    [Jump(partition=3, offset=8, from_ms=2000, to_ms=9000), Jump(partition=3, offset=10, from_ms=9000, to_ms=20000)]
+    >>> jumps(0, NEVER, [(50_000, 0), (51_000, 1)], 5_000)
+    []
+    """
+    out: list[Jump] = []
+    stream = start_ms
+    for ts, offset in times:
+        if stream != NEVER and ts - stream > bound_ms:
+            out.append(Jump(partition, offset, stream, ts))
+        if ts > stream:
+            stream = ts
+    return out
 
 
 @dataclass(slots=True)
@@ -55,6 +95,27 @@ class PartitionClock:
             self.stream_ms = ts_ms
             return True
         return ts_ms >= self.stream_ms - self.allowed_lateness_ms
+
+    @property
+    def effective_ms(self) -> int:
+        """The event time p is already committed to: ``S_p``, or the stream time p borrowed
+        (``floor_p + allowed_lateness``) when higher: a quiet partition that followed the topic's
+        clock does not jump when its next event comes at the topic's time (NEVER: none yet).
+
+        >>> c = PartitionClock(allowed_lateness_ms=1_000, stream_ms=5_000)
+        >>> c.effective_ms, PartitionClock(1_000).effective_ms == NEVER
+        (5000, True)
+        >>> c.floor_ms = 20_000; c.effective_ms
+        21000
+        """
+        if self.floor_ms == NEVER:
+            return self.stream_ms
+        return max(self.stream_ms, self.floor_ms + self.allowed_lateness_ms)
+
+    @property
+    def jump_bound_ms(self) -> int:
+        """How far past :attr:`effective_ms` one event may move S_p before it counts as a jump."""
+        return self.allowed_lateness_ms + JUMP_MARGIN_MS
 
     @property
     def cutoff_ms(self) -> int:

@@ -54,6 +54,7 @@ __all__ = [
     "MRR_MOVEMENT_CENTS_RETRACTED",
     "SUBSCRIPTIONS_APPLIED",
     "SUBSCRIPTION_LATE",
+    "STREAM_TIME_JUMPS",
     "ACCOUNT_COPIES_HELD",
     "ACCOUNT_COPIES_RELEASED",
     "ACCOUNT_COPIES_BEHIND",
@@ -190,6 +191,11 @@ MRR_MOVEMENT_CENTS_RETRACTED = Counter(
 SUBSCRIPTIONS_APPLIED = Counter("churnwatch_subscriptions_applied_total", "Subscription statements applied to accounts")
 SUBSCRIPTION_LATE = Counter(
     "churnwatch_subscription_late_total", "Subscription statements older than their account's latest change (not applied)"
+)
+STREAM_TIME_JUMPS = Counter(
+    "churnwatch_stream_time_jumps_total",
+    "Accepted events that moved their partition's stream time ahead by more than the allowed lateness plus a week "
+    "(the partition's older events read after one are late: a history published beside live producers)",
 )
 ACCOUNT_COPIES_HELD = Counter(
     "churnwatch_account_copies_held_total", "Account copies held for the watermark over the producing partitions"

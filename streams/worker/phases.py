@@ -26,7 +26,7 @@ from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
 from models.step import advance_stored, index_scores as step_index_scores
-from streams.worker.clock import NEVER, PartitionClock
+from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import logged_kind, user_entry
 from streams.worker.keys import locate, offset_field
@@ -112,6 +112,7 @@ class Decoded:
     account_copies: list[KafkaCopy] = field(default_factory=list)  # subscription events to route to their account
     member_of: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # user -> (account, p, offset)
     marks: dict[int, dict[int, int]] = field(default_factory=dict)  # p -> {producing q: mark} read (streams.worker.watermark)
+    jumps: list[Jump] = field(default_factory=list)  # events that moved their partition's stream time far ahead (clock.jumps)
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -194,8 +195,12 @@ class Decoding:
         check_keys, seen_ids, users = self.router is not None, self.seen_ids, out.users
         recs = records if type(records) is list else list(records)
         n, i = len(recs), 0
+        bound = pclock.jump_bound_ms
         while True:
+            start, before = i, pclock.effective_ms
             i = group_plain(recs, events, i, with_headers, check_keys, pclock, seen_ids, users, p)
+            if pclock.stream_ms - before > bound:  # rare: look for the event that jumped (all of them were accepted)
+                out.jumps += jumps(p, before, [(events[k].ts_ms, recs[k].offset) for k in range(start, i)], bound)  # type: ignore[union-attr]
             if i >= n:
                 return
             self._one(p, recs[i], events[i], with_headers, pclock)
@@ -222,9 +227,12 @@ class Decoding:
         if owner is not None and (owner == uid or (uid, eid) in self.seen_pairs):
             reject(p, rec, Rejection("duplicate_event_id", f"event_id {eid[:64]!r} seen twice in the batch for one user"))
             return
+        before = pclock.effective_ms
         if not pclock.admit(ev.ts_ms):
             reject(p, rec, Rejection("late", f"ts {ev.ts_ms} ms is before the partition's cutoff {pclock.cutoff_ms} ms"))
             return
+        if before != NEVER and ev.ts_ms - before > pclock.jump_bound_ms:
+            out.jumps.append(Jump(p, rec.offset, before, ev.ts_ms))
         if owner is None:
             seen_ids[eid] = uid
         else:

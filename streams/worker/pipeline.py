@@ -68,7 +68,8 @@ from models.model import ChurnModel
 from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings
 from streams.worker import metrics
-from streams.worker.clock import NEVER, TopicClock
+from streams.timefmt import format_ts
+from streams.worker.clock import NEVER, Jump, TopicClock
 from streams.worker.codec import Decoder
 from streams.worker.keys import OffsetFields
 from streams.worker.ledger import WriteLedger
@@ -247,6 +248,7 @@ class Pipeline:
         # a progress write finding less refuses (lua/progress.lua): Redis went back in time.
         self._floors: dict[int, int] = {}
         self._field_names = OffsetFields(self.topic)  # p -> offset_field(topic, p), built once
+        self.jump_warnings = JumpWarnings(self.topic)  # stream-time jumps: one WARNING a minute at most
 
     # -- partition ownership ------------------------------------------------------------------
 
@@ -633,6 +635,8 @@ class Pipeline:
                                                          (token, work.advanced.writes))
         timer.mark("progress")
         _count(result, decoded, timer)
+        if decoded.jumps:
+            self.jump_warnings.report(decoded.jumps, int(time.time() * 1000))
         return result
 
     async def _produce(self, alerts: Sequence[KafkaRecord] | Sequence[KafkaCopy], dlq: Sequence[KafkaRecord],
@@ -869,6 +873,46 @@ def read_chunks(plans: Sequence[BucketPlan], first: int = READ_FIRST_CHUNK_USERS
     return out
 
 
+class JumpWarnings:
+    """The WARNING for events that moved their partition's stream time far ahead (``clock.jumps``),
+    once their cycle is applied: per partition the largest jump of the cycle, at most one line a
+    minute (wall clock: logging only), the next one saying how many were held back. No user id
+    (logs carry none): the partition and offset find the record. Why a WARNING at all: that one
+    event makes the partition's older events read after it ``late`` (QA7 H4: a history backfill
+    lost 4,849 events to the DLQ with no line in the log), and an operator should hear of it."""
+
+    EVERY_MS = 60_000
+
+    __slots__ = ("topic", "shown_ms", "held")
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.shown_ms: dict[int, int] = {}  # partition -> wall time of its last line
+        self.held: dict[int, int] = {}  # partition -> jumps not shown since
+
+    def report(self, jumps: Sequence[Jump], wall_now_ms: int) -> None:
+        largest: dict[int, Jump] = {}
+        count: dict[int, int] = {}
+        for j in jumps:
+            count[j.partition] = count.get(j.partition, 0) + 1
+            top = largest.get(j.partition)
+            if top is None or j.to_ms - j.from_ms > top.to_ms - top.from_ms:
+                largest[j.partition] = j
+        for p, j in sorted(largest.items()):
+            if wall_now_ms - self.shown_ms.get(p, wall_now_ms - self.EVERY_MS) < self.EVERY_MS:
+                self.held[p] = self.held.get(p, 0) + count[p]
+                continue
+            self.shown_ms[p] = wall_now_ms
+            more = count[p] - 1 + self.held.pop(p, 0)
+            logger.warning("%s[%d]: the event at offset %d moved the partition's stream time from %s to %s (%.1f days ahead): "
+                           "this partition's events read after it and more than the allowed lateness older go to the DLQ as "
+                           "late. A history published beside live producers, or not in event-time order? docs/OPERATE.md "
+                           "\"Onboarding a product's history\"%s", self.topic, p, j.offset, format_ts(j.from_ms), format_ts(j.to_ms),
+                           (j.to_ms - j.from_ms) / 86_400_000,
+                           f" ({more} smaller or later jump(s) of the partition not shown: churnwatch_stream_time_jumps_total counts them)"
+                           if more else "")
+
+
 def _log_fenced(what: str, fenced: Sequence[Fenced]) -> None:
     """One WARNING for a refused write, naming what refused it (lua/fence.lua's fence_check): the
     partition's offset moved, or its token ("<field>|token") holds a newer owner's write, which is
@@ -958,6 +1002,8 @@ def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
         metrics.EVENTS_UNKNOWN_TYPE.inc(decoded.unknown_types)
     if decoded.derived_ids:
         metrics.EVENTS_DERIVED_ID.inc(decoded.derived_ids)
+    if decoded.jumps:
+        metrics.STREAM_TIME_JUMPS.inc(len(decoded.jumps))
     for reason, n in decoded.routed.rerouted.items():
         metrics.EVENTS_REROUTED.labels(reason).inc(n)
     if decoded.routed.duplicates:

@@ -1,0 +1,123 @@
+"""One event far ahead of its partition's stream time (QA7 H4): counted and logged, nothing else changed.
+
+A backfill with one row dated "now", or live producers publishing while a history is published
+into the same topic: the one event moves its partition's stream time to "now" (stream time is the
+largest event time seen, as in Kafka Streams), and the partition's history read after it is
+``late``. The worker does not refuse or hold the event (docs/ARCHITECTURE.md "Time" says why); it
+counts it in ``churnwatch_stream_time_jumps_total`` and logs one WARNING naming the partition, the
+offset and both times, so an operator hears of it before the DLQ fills (docs/OPERATE.md
+"Onboarding a product's history", ``ChurnwatchStreamTimeJumped``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from models.events import Event
+from streams.publisher import event_value
+from streams.worker.clock import JUMP_MARGIN_MS, NEVER, Jump, PartitionClock, jumps
+from streams.worker.codec import Decoder
+from streams.worker.phases import Decoding, decode_batch
+from tests.harness import metric, partition_of, publish_events, wait_for, wait_progress
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+START_MS = 1_785_542_400_000  # 2026-08-01
+WALL_MS = START_MS + 120 * DAY_MS
+LATENESS_MS = 6 * HOUR_MS
+BOUND_MS = LATENESS_MS + JUMP_MARGIN_MS
+
+
+@dataclass
+class Rec:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+
+
+def _history() -> list[Event]:
+    """48 hourly events of one user, and at the 25th place one event of another user 60 days ahead."""
+    evs = [Event("u", START_MS + i * HOUR_MS, "view", f"u{i}") for i in range(48)]
+    evs.insert(24, Event("v", START_MS + 60 * DAY_MS, "view", "now"))
+    return evs
+
+
+def _records(evs: list[Event]) -> list[Rec]:
+    return [Rec(i, ev.user_id.encode(), event_value(ev)) for i, ev in enumerate(evs)]
+
+
+def test_the_event_that_jumps_is_found_whichever_path_and_slicing_reads_it() -> None:
+    """Plain events (the compiled grouping) and an event for an account (read the general way),
+    fed whole or one record a slice: the same one jump, and the same clock as without detection."""
+    evs = _history()
+    ahead = evs[24]
+    for event in (ahead, Event("v", ahead.ts_ms, "view", "now", account_id="acme")):
+        recs = _records(evs[:24] + [event] + evs[25:])
+        whole = decode_batch({5: recs}, {5: PartitionClock(LATENESS_MS)}, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024)
+        clock = PartitionClock(LATENESS_MS)
+        sliced = Decoding({5: clock}, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024)
+        for rec in recs:
+            sliced.feed(5, [rec])
+        expected = [Jump(5, 24, START_MS + 23 * HOUR_MS, ahead.ts_ms)]
+        assert whole.jumps == expected and sliced.result().jumps == expected
+        assert whole.rejected == {"late": 24} and clock.stream_ms == ahead.ts_ms, "the clock itself is unchanged: H4 stays"
+
+
+def test_a_steady_history_and_a_quiet_partition_that_borrowed_the_topic_clock_do_not_jump() -> None:
+    # 2.5-day gaps, then a quiet week (the product's holiday): no jump
+    steady = [Event("u", START_MS + i * 60 * HOUR_MS, "view", f"u{i}") for i in range(20)]
+    steady.append(Event("u", steady[-1].ts_ms + 7 * DAY_MS, "view", "after"))
+    assert decode_batch({0: _records(steady)}, {0: PartitionClock(LATENESS_MS)}, Decoder(), WALL_MS, topic="ev",
+                        max_dlq_value_bytes=1024).jumps == []
+    quiet = PartitionClock(LATENESS_MS, stream_ms=START_MS, floor_ms=START_MS + 30 * DAY_MS - LATENESS_MS)  # borrowed S_all
+    back = [Event("u", START_MS + 30 * DAY_MS + HOUR_MS, "view", "back")]
+    assert decode_batch({0: _records(back)}, {0: quiet}, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024).jumps == []
+    assert jumps(0, NEVER, [(START_MS, 0), (START_MS + BOUND_MS + 1, 1)], BOUND_MS) == [Jump(0, 1, START_MS, START_MS + BOUND_MS + 1)]
+    assert jumps(0, START_MS, [(START_MS + BOUND_MS, 0)], BOUND_MS) == [], "the bound itself is no jump"
+
+
+def test_the_warning_shows_each_partitions_largest_jump_at_most_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """A history's sparse start jumps too (QA7's simulation: gaps of days); the line must show the
+    jump that matters, and a partition's lines must not hide another partition's."""
+    from streams.worker.pipeline import JumpWarnings
+
+    small, big = Jump(3, 8, START_MS, START_MS + 8 * DAY_MS), Jump(3, 175, START_MS + 13 * DAY_MS, START_MS + 124 * DAY_MS)
+    warnings = JumpWarnings("ev")
+    with caplog.at_level(logging.WARNING, logger="streams.worker.pipeline"):
+        warnings.report([small, big, Jump(1, 4, START_MS, START_MS + 9 * DAY_MS)], WALL_MS)
+        warnings.report([Jump(3, 300, START_MS + 124 * DAY_MS, START_MS + 133 * DAY_MS)], WALL_MS + 59_000)
+        warnings.report([Jump(3, 400, START_MS + 133 * DAY_MS, START_MS + 142 * DAY_MS)], WALL_MS + 60_000)
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(":", 1)[0] for line in lines] == ["ev[1]", "ev[3]", "ev[3]"]
+    assert "offset 175 moved the partition's stream time from 2026-08-14T00:00:00.000Z to 2026-12-03T00:00:00.000Z (111.0 days" in lines[1]
+    assert "(1 smaller or later jump(s)" in lines[1] and "offset 400" in lines[2] and "(1 smaller or later jump(s)" in lines[2]
+
+
+@pytest.mark.integration
+def test_a_worker_counts_and_logs_an_event_far_ahead_of_its_partition(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                                       unique_name: str) -> None:
+    """Real broker, Redis and ``churnwatch worker``: the counter is 1 and the WARNING names the
+    partition, the offset and both times; the history after the jump is ``late`` as before."""
+    from tests.test_faults import Run
+
+    other = next(f"v{i}" for i in range(1000) if partition_of(f"v{i}", 8) == partition_of("u", 8))
+    evs = [Event(other if ev.user_id == "v" else ev.user_id, ev.ts_ms, ev.type, ev.event_id) for ev in _history()]
+    run = Run(kafka_bootstrap, redis_url, tmp_path, unique_name)
+    try:
+        last = publish_events(kafka_bootstrap, run.topics["events"], evs)
+        (p, offset), = last.items()
+        w = run.worker()
+        wait_progress(redis_url, run.topics["events"], last, 60, run.workers, prefix=run.prefix)
+        wait_for("the jump counted", lambda: metric(w, "churnwatch_stream_time_jumps_total") == 1, 20, (w,))
+        assert metric(w, "churnwatch_events_rejected_total", 'reason="late"') == 24
+        line = f"{run.topics['events']}[{p}]: the event at offset {offset - 24} moved the partition's stream time from " \
+               "2026-08-01T23:00:00.000Z to 2026-09-30T00:00:00.000Z (59.0 days ahead)"
+        wait_for("the WARNING", lambda: line in w.output(), 20, (w,))
+        assert sum("moved the partition's stream time" in ln for ln in w.output().splitlines()) == 1
+    finally:
+        run.stop()
