@@ -63,7 +63,8 @@ _BULK_WINDOW = 20_000  # records in flight before the bulk path waits for acks (
 
 def event_value(ev: Event) -> bytes:
     """The record value of a validated event (``streams.records.record_fields``: ``amount``
-    only for purchases; ``account_id`` when set; the subscription fields on subscription events).
+    when not 0, whatever the type's name; ``account_id`` when set; the subscription fields on
+    subscription events).
 
     >>> event_value(Event("u1", 1767225600000, "purchase", "e1", 9.5))
     b'{"event_id":"e1","user_id":"u1","type":"purchase","ts":1767225600000,"amount":9.5}'

@@ -259,3 +259,24 @@ def test_a_record_whose_send_raised_is_counted_as_not_sent(tmp_path: Path) -> No
     assert unacked.read_bytes().splitlines() == [a[1], b[1], c[1], d[1]]
     alone = str(_failed("ev", 0, [], iter([d]), None, [(c, KafkaTimeoutError("no room in 60 s"))]))
     assert "0 sent were not acknowledged" in alone and "the rest was not sent (sending the first raised" in alone, alone
+
+
+def test_a_csv_purchase_of_any_name_keeps_its_amount_and_the_id_backtest_reads(tmp_path: Path) -> None:
+    """QA7 H2: ``publish`` of a CSV sent ``amount`` only on rows whose type is spelled ``purchase``,
+    so ``Order``, ``payment``, ``checkout`` and a declared role name (``checkout_completed``) reached
+    the topic without their amount (live revenue 0, ``train --from-topic`` monetary edges 0) while
+    a JSON line kept it. Now every nonzero amount is sent; the id stays the one ``backtest`` and
+    ``train`` read for the row, and the one the worker derives for the record sent without an id."""
+    path = tmp_path / "ord.csv"
+    path.write_text("user_id,ts,event_type,amount\nordx,2026-10-30T03:30:00Z,Order,12.5\n"
+                    "ordx,2026-10-30T03:31:00Z,checkout_completed,7\nordx,2026-10-30T03:32:00Z,Page_View,\n"
+                    "ordx,2026-10-30T03:33:00Z,purchase,0\n")
+    sent = [orjson.loads(v) for _, v in read_records(path, Settings())]
+    assert [(o["type"], o.get("amount")) for o in sent] == [("order", 12.5), ("checkout_completed", 7.0),
+                                                            ("page_view", None), ("purchase", 0.0)]
+    assert {o["event_id"]: o.get("amount", 0.0) for o in sent} == {e.event_id: e.amount for e in read_events_csv(path)}
+    decoder = Decoder()
+    for obj in sent:
+        bare = orjson.dumps({k: v for k, v in obj.items() if k != "event_id"})
+        assert decoder.decode(bare, NOW_MS).event_id == obj["event_id"]  # type: ignore[union-attr]
+
