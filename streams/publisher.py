@@ -8,8 +8,9 @@ Two producers, each where it is best (measured on Tansu):
 - :func:`publish_bulk` is on aiokafka (~90k events/s here against ~25k; measured again with
   93k simulated events on a busy machine: ~59k against ~18k): used by the simulator
   and ``churnwatch publish`` to replay files. Not idempotent (Tansu refuses aiokafka's
-  InitProducerId); a retry may duplicate a record, which the worker tolerates (duplicate
-  event ids in a batch are dropped; decayed counters barely move otherwise).
+  InitProducerId); a retry may duplicate a record: its copy lands close behind it in the same
+  partition, so usually in the same fetched batch, where the worker drops the repeated id; in a
+  later batch it is applied twice (README "Nothing lost, nothing counted twice", QA7 M1).
 
 Both key records by user id (Kafka's murmur2 partitioner in both clients, so the same user lands
 on the same partition whichever path published it: the worker's per-partition clocks need that)
@@ -455,8 +456,9 @@ def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRe
     JSON lines: one object per line as the worker reads it (``user_id``, ``type``, ``ts``,
     optional ``event_id``, ``amount``, ``properties``); a missing (or empty) ``event_id`` gets the id
     the worker derives from the event's content (``streams.records.derived_event_id``), written
-    into the record, so publishing the same file twice gives the same ids and a line repeated in a
-    batch is recognised, while two files of the same name no longer share ids (QA4 #2). CSV: the history
+    into the record, so a line repeated in a batch is recognised (not a file published twice: its
+    copies land in later batches and count twice, QA7 M1), while two files of the same name no
+    longer share ids (QA4 #2). CSV: the history
     format of ``streams.offline.history``, whose rows without an id get the same derivation. Each record is checked with the worker's own decoder; a bad
     line raises ValueError naming the file and the line number.
     """
