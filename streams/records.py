@@ -39,16 +39,26 @@ def derived_event_id(obj: dict[str, object], ts_ms: int, amount: float) -> str:
 
 
 def record_fields(ev: Event) -> dict[str, object]:
-    """The JSON object ``churnwatch publish`` writes for a validated event (``amount`` only on
-    purchases; ``account_id`` when set; the subscription fields on subscription events, ``mrr``
-    exact from cents): one definition for the record value (``streams.publisher.event_value``) and
-    for the id of a file's event that has none (:func:`content_event_id`).
+    """The JSON object ``churnwatch publish`` writes for a validated event (``amount`` when it is
+    not 0, and always on a ``purchase``; ``account_id`` when set; the subscription fields on
+    subscription events, ``mrr`` exact from cents): one definition for the record value
+    (``streams.publisher.event_value``) and for the id of a file's event that has none
+    (:func:`content_event_id`).
+
+    Any type keeps its amount: which names are purchases is the model's vocabulary (roles:
+    ``order``, ``payment``, ``checkout``, a product's own ``checkout_completed``), read by the
+    worker, not here. Keeping it on ``purchase`` only lost the amount of every other purchase name
+    on its way to the topic (QA7 H2: live revenue 0, the backtest's 12.5 for the same CSV row).
 
     >>> record_fields(Event("u1", 1767225600000, "purchase", "e1", 9.5))
     {'event_id': 'e1', 'user_id': 'u1', 'type': 'purchase', 'ts': 1767225600000, 'amount': 9.5}
+    >>> record_fields(Event("u1", 1767225600000, "order", "e2", 12.5))["amount"]
+    12.5
+    >>> "amount" in record_fields(Event("u1", 1767225600000, "view", "e3"))
+    False
     """
     body: dict[str, object] = {"event_id": ev.event_id, "user_id": ev.user_id, "type": ev.type, "ts": ev.ts_ms}
-    if ev.type == "purchase":
+    if ev.amount or ev.type == "purchase":
         body["amount"] = ev.amount
     if ev.account_id:
         body["account_id"] = ev.account_id
@@ -79,10 +89,13 @@ def content_event_id(ev: Event) -> str:
     >>> b = Event("u1", 1767225600000, "purchase", "", 9.5, "acme")
     >>> content_event_id(b) == derived_event_id(record_fields(b), b.ts_ms, 9.5)
     True
+    >>> c = Event("u1", 1767225600000, "order", "", 12.5)
+    >>> content_event_id(c) == derived_event_id(record_fields(c), c.ts_ms, 12.5)
+    True
     """
     if ev.subscription is None:
         return plain_event_id(ev.user_id, ev.ts_ms, ev.type, ev.amount, ev.account_id)
-    return derived_event_id(record_fields(ev), ev.ts_ms, ev.amount if ev.type == "purchase" else 0.0)
+    return derived_event_id(record_fields(ev), ev.ts_ms, ev.amount)
 
 
 def plain_event_id(user_id: str, ts_ms: int, type_: str, amount: float, account_id: str,
@@ -92,10 +105,14 @@ def plain_event_id(user_id: str, ts_ms: int, type_: str, amount: float, account_
     backtest reads a million rows, most without an id: 0.85 -> ~0.6 us a row here. The doctests of
     :func:`content_event_id` and tests/test_history.py check it against the worker's derivation.
 
-    >>> plain_event_id("u1", 1767225600000, "view", 3.0, "") == plain_event_id("u1", 1767225600000, "view", 0.0, "")
+    The amount counts on every type, as the record carries it (:func:`record_fields`); until QA7 H2
+    it counted on ``purchase`` only, which changes no id of a row without an amount or spelled
+    ``purchase`` (every row ``churnwatch simulate`` writes).
+
+    >>> plain_event_id("u1", 1767225600000, "order", 3.0, "") != plain_event_id("u1", 1767225600000, "order", 0.0, "")
     True
     """
     content: dict[str, object] = {"account_id": account_id} if account_id else {}
-    content["amount"] = amount if type_ == "purchase" else 0.0  # the record carries an amount on purchases only
+    content["amount"] = amount
     content["ts"], content["type"], content["user_id"] = ts_ms, type_, user_id
     return "d-" + _hash(_dumps(content), digest_size=12).hexdigest()

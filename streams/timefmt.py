@@ -101,18 +101,24 @@ def parse_iso_ms(text: str) -> int:
 
 
 def parse_ts_ms(text: str) -> int:
-    """ISO-8601 text or epoch milliseconds written as digits (a fraction is floored) -> epoch ms.
+    """ISO-8601 text or epoch milliseconds written as ASCII digits (a fraction is floored) -> epoch ms.
 
     Range checks (``MIN_EVENT_MS``, clock skew) are the caller's: the decoder turns them into DLQ
-    reasons, the CSV reader into an error naming the line.
+    reasons, the CSV reader into an error naming the line. Only ASCII digits: ``str.isdigit``,
+    ``int`` and ``float`` take any Unicode digit, so Arabic-Indic ``١٧٩٣...`` read as a time (QA7
+    L3), against the contract's "a string of digits"; such text is no ISO-8601 either (refused).
 
     >>> parse_ts_ms(" 1767323045000.9 ")
     1767323045000
+    >>> parse_ts_ms("١٧٦٧٣٢٣٠٤٥٠٠٠")
+    Traceback (most recent call last):
+    ...
+    ValueError: timestamp '١٧٦٧٣٢٣٠٤٥٠٠٠' is neither ISO-8601 nor epoch milliseconds
     """
     value = text.strip()
     if not value:
         raise ValueError("empty timestamp")
-    if value[0].isdigit() and value.replace(".", "", 1).isdigit():
+    if value[0].isdigit() and value.isascii() and value.replace(".", "", 1).isdigit():
         ms = float(value) if "." in value else int(value)
         if not math.isfinite(ms):
             raise ValueError(f"timestamp {value[:64]!r} is out of range")

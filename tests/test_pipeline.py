@@ -324,6 +324,32 @@ def test_two_files_of_one_name_in_one_batch_lose_nothing_and_a_repeated_line_cou
     assert run(base_settings, scenario) == (9, {"duplicate_event_id": 1}), "every event of both files; the repeat once"
 
 
+def test_a_csv_order_row_keeps_its_revenue_live_like_the_json_line(base_settings: Settings, tmp_path: Any) -> None:
+    """QA7 H2 end to end through the worker's pipeline: ``publish`` of a CSV row ``Order,12.5`` sent the
+    record without its amount (only a type spelled ``purchase`` kept one), so the user had 1 purchase and
+    revenue 0, while the same event as a JSON line gave 12.5 (and ``backtest`` too). The default model
+    counts ``order`` as a purchase: both now give 12.5, and the backtest's reading of the row agrees."""
+    from streams.offline.history import read_events_csv
+    from streams.publisher import read_records
+
+    csv_path, jsonl = tmp_path / "ord.csv", tmp_path / "ord.jsonl"
+    csv_path.write_text("user_id,ts,event_type,amount\nordx,2026-01-10T03:30:00Z,Order,12.5\n"
+                        "ordx,2026-01-10T03:31:00Z,Page_View,\n")
+    jsonl.write_text('{"user_id":"ordj","type":"Order","ts":"2026-01-10T03:30:00Z","amount":12.5}\n'
+                     '{"user_id":"ordj","type":"Page_View","ts":"2026-01-10T03:31:00Z"}\n')
+    values = [v for f in (csv_path, jsonl) for _, v in read_records(f, base_settings)]
+    recs = [Rec(i, orjson.loads(v)["user_id"].encode(), v) for i, v in enumerate(values)]
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> dict[str, tuple[float, int]]:
+        pipeline = await make()
+        await pipeline.process({0: recs}, WALL_MS)
+        states = {u: await pipeline.store.load_user(u) for u in ("ordx", "ordj")}
+        return {u: (s.revenue, s.n_events) for u, s in states.items() if s is not None}
+
+    assert run(base_settings, scenario) == {"ordx": (12.5, 2), "ordj": (12.5, 2)}
+    assert sum(e.amount for e in read_events_csv(csv_path)) == 12.5, "what backtest and train read for the file"
+
+
 def test_a_write_fenced_by_another_worker_abandons_the_cycle(base_settings: Settings, redis_url: str) -> None:
     events = [Event("bea", START_MS + i * DAY_MS, "view", f"bea-{i}") for i in range(10)]
     recs = records(events)

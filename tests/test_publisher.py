@@ -16,7 +16,7 @@ from streams.worker.codec import Decoder
 from streams.publisher import EventPublisher, event_value, publish_bulk, read_records
 from streams.settings import Settings
 from streams.cli.argtypes import parse_start_ms
-from streams.offline.history import read_events_csv
+from streams.offline.history import iter_events_csv, read_events_csv
 from streams.offline.simulate import generate, write_events_csv
 from tests.harness import read_topic
 
@@ -259,3 +259,82 @@ def test_a_record_whose_send_raised_is_counted_as_not_sent(tmp_path: Path) -> No
     assert unacked.read_bytes().splitlines() == [a[1], b[1], c[1], d[1]]
     alone = str(_failed("ev", 0, [], iter([d]), None, [(c, KafkaTimeoutError("no room in 60 s"))]))
     assert "0 sent were not acknowledged" in alone and "the rest was not sent (sending the first raised" in alone, alone
+
+
+def test_a_csv_purchase_of_any_name_keeps_its_amount_and_the_id_backtest_reads(tmp_path: Path) -> None:
+    """QA7 H2: ``publish`` of a CSV sent ``amount`` only on rows whose type is spelled ``purchase``,
+    so ``Order``, ``payment``, ``checkout`` and a declared role name (``checkout_completed``) reached
+    the topic without their amount (live revenue 0, ``train --from-topic`` monetary edges 0) while
+    a JSON line kept it. Now every nonzero amount is sent; the id stays the one ``backtest`` and
+    ``train`` read for the row, and the one the worker derives for the record sent without an id."""
+    path = tmp_path / "ord.csv"
+    path.write_text("user_id,ts,event_type,amount\nordx,2026-10-30T03:30:00Z,Order,12.5\n"
+                    "ordx,2026-10-30T03:31:00Z,checkout_completed,7\nordx,2026-10-30T03:32:00Z,Page_View,\n"
+                    "ordx,2026-10-30T03:33:00Z,purchase,0\n")
+    sent = [orjson.loads(v) for _, v in read_records(path, Settings())]
+    assert [(o["type"], o.get("amount")) for o in sent] == [("order", 12.5), ("checkout_completed", 7.0),
+                                                            ("page_view", None), ("purchase", 0.0)]
+    assert {o["event_id"]: o.get("amount", 0.0) for o in sent} == {e.event_id: e.amount for e in read_events_csv(path)}
+    decoder = Decoder()
+    for obj in sent:
+        bare = orjson.dumps({k: v for k, v in obj.items() if k != "event_id"})
+        assert decoder.decode(bare, NOW_MS).event_id == obj["event_id"]  # type: ignore[union-attr]
+
+
+def _by_user_csv(path: Path) -> list[Event]:
+    """A history exported ``ORDER BY user_id, ts``: each user's weeks, one user after the other."""
+    events, _ = generate(seed=7, n_users=12, start_ms=parse_start_ms("2026-01-01"), days=21)
+    write_events_csv(path, sorted(events, key=lambda e: (e.user_id, e.ts_ms)))
+    return events
+
+
+def test_publish_sends_a_file_sorted_by_user_in_event_time_order(kafka_bootstrap: str, unique_name: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA7 H1: ``publish --file`` sent a file in file order; an export sorted by user put every user's
+    history after the later users' events of the same partition, and the workers dead-lettered 97.5% of
+    it as ``late`` while ``publish`` said "published N events". Now it sends the file in event-time order
+    (a stable sort: the same ids as ``backtest`` reads, records of one millisecond in file order) and
+    says in one line that it reordered and how many rows were beyond the allowed lateness."""
+    path = tmp_path / "byuser.csv"
+    _by_user_csv(path)
+    offline = read_events_csv(path)
+    topic = _topic(kafka_bootstrap, unique_name, partitions=1)
+    monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
+    assert main(["--bootstrap-servers", kafka_bootstrap, "publish", "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    sent = [Decoder().decode(v, NOW_MS) for _, _, v in _read_all(kafka_bootstrap, topic, partitions=1)]
+    times = [e.ts_ms for e in sent]  # type: ignore[union-attr]
+    assert times == sorted(times), "one partition: the records in event-time order"
+    assert sorted((e.ts_ms, e.event_id, e.amount) for e in sent) == [(e.ts_ms, e.event_id, e.amount) for e in offline]  # type: ignore[union-attr]
+    top, behind, late = 0, 0, 0  # in file order: rows behind the latest time before them, and by over 6 h
+    for ev in iter_events_csv(path):
+        behind += ev.ts_ms < top
+        late += ev.ts_ms < top - 6 * 3_600_000
+        top = max(top, ev.ts_ms)
+    assert late > 0.5 * len(offline), (behind, late)
+    line = next((x for x in out.splitlines() if x.startswith("reordered")), out)
+    assert f"{behind:,} of {len(offline):,} events came after a later one" in line, line
+    assert f"{late:,} of them by more than the allowed lateness (6 h)" in line, line
+
+
+def test_the_file_check_counts_rows_behind_and_beyond_the_lateness(tmp_path: Path) -> None:
+    """``check_file``: a row behind the latest time before it is out of order; more than the allowed
+    lateness behind, the workers would take it for ``late``; the records come sorted by event time, stable."""
+    from streams.publisher import check_file, records_in_time_order
+
+    path = tmp_path / "e.csv"
+    path.write_text("user_id,ts,event_type\na,1767225600000,view\nb,1767225660000,view\nc,1767225630000,view\n"
+                    "d,1767225660000,view\ne,1767225000000,view\nf,1767225599999,view\ng,1767225600000,view\n")
+    order = check_file(path, Settings(allowed_lateness_ms=60_000))
+    assert (order.events, order.behind, order.late) == (7, 4, 2), "c 30 s behind b, g exactly 60 s: on time"
+    got = [orjson.loads(v)["user_id"] for _, v in records_in_time_order(path, Settings(), order)]
+    assert got == ["e", "f", "a", "g", "c", "b", "d"], "by event time, rows of one time in file order"
+    jsonl = tmp_path / "e.jsonl"  # the same rows as JSON lines: the same reading and order
+    jsonl.write_text("".join(orjson.dumps({"user_id": u, "ts": int(t), "type": k}).decode() + "\n"
+                             for u, t, k in (r.split(",") for r in path.read_text().splitlines()[1:])))
+    assert check_file(jsonl, Settings(allowed_lateness_ms=60_000)) == order
+    assert [orjson.loads(v)["user_id"] for _, v in records_in_time_order(jsonl, Settings(), order)] == got
+    ordered = tmp_path / "o.csv"
+    ordered.write_text("user_id,ts,event_type\na,1767225600000,view\nb,1767225600000,view\n")
+    assert check_file(ordered, Settings()).behind == 0

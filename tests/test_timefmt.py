@@ -105,3 +105,20 @@ def test_rfc3339_lower_case_t_and_z_are_read_everywhere(tmp_path: Path, text: st
     csv_path = tmp_path / "e.csv"
     csv_path.write_text(f"user_id,ts,event_type\nu1,{text},view\n")
     assert read_events_csv(csv_path)[0].ts_ms == expected
+
+
+@pytest.mark.parametrize("text", ["١٧٩٣٣٢٩٢٠٠٠٠٠", "１７９３３２９２００００００", "179332920000٠", "١٧٩٣٣٢٩٢٠٠٠٠٠.5"])
+def test_only_ascii_digits_are_epoch_milliseconds(tmp_path: Path, text: str) -> None:
+    """QA7 L3: Arabic-Indic (or full-width) digits were read as epoch milliseconds (``str.isdigit``
+    and ``int`` take any Unicode digit), while the contract says "a string of digits". The stream
+    refuses them as ``bad_timestamp``, the history reader names the line, as for any unreadable time."""
+    with pytest.raises(ValueError, match="neither ISO-8601 nor epoch milliseconds"):
+        parse_ts_ms(text)
+    with pytest.raises(ValueError):
+        ts_reader()(text)
+    value = orjson.dumps({"event_id": "e1", "user_id": "u1", "type": "view", "ts": text})
+    assert Decoder().decode(value, _NOW_MS).reason == "bad_timestamp"  # type: ignore[union-attr]
+    csv_path = tmp_path / "e.csv"
+    csv_path.write_text(f"user_id,ts,event_type\nu1,{text},view\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="e.csv line 2"):
+        read_events_csv(csv_path)

@@ -1,4 +1,5 @@
-"""``churnwatch publish``: check a file of events, then publish it (nothing is sent if a line is bad)."""
+"""``churnwatch publish``: check a file of events, then publish it in event-time order (nothing is
+sent if a line is bad)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from streams.cli.argtypes import rate
 from streams.errors import UserError
-from streams.publisher import ensure_events_topic, publish_bulk, read_records
+from streams.publisher import check_file, ensure_events_topic, publish_bulk, records_in_time_order
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "run"]
@@ -15,7 +16,8 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", required=True, metavar="EVENTS.jsonl|EVENTS.csv[.gz]",
-                        help="events to publish, in file order (JSON lines or CSV user_id,ts,event_type,amount)")
+                        help="events to publish (JSON lines or CSV user_id,ts,event_type,amount), in any order: "
+                             "sent in event-time order (a file out of order is sorted in memory first, ~130 bytes an event)")
     parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
                         help="publishing rate; 0 = as fast as possible (default)")
 
@@ -69,18 +71,23 @@ def unacked_file(path: Path) -> Path:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
-    # Check the whole file first, so a bad line never leaves half a file published.
+    # Check the whole file first, so a bad line never leaves half a file published; and how far it
+    # is from event-time order, which the workers need (QA7 H1: in file order, an export sorted by
+    # user lost 97.5% of its events to the DLQ as late).
     try:
-        n = sum(1 for _ in read_records(path, settings))
+        order = check_file(path, settings)
     except ValueError as exc:
         hinted = _header_hint(path, exc)
         if hinted is exc:
             raise
         raise hinted from None
-    if n == 0:
+    if order.events == 0:
         raise UserError(f"{path}: no events in the file")
+    if order.behind:
+        print(order.reorder_line(path.name), flush=True)
     ensure_events_topic(settings)
-    stats = publish_bulk(settings, read_records(path, settings), rate=args.rate, unacked_to=unacked_file(path))
+    stats = publish_bulk(settings, records_in_time_order(path, settings, order), rate=args.rate,
+                         unacked_to=unacked_file(path))
     print(f"published {stats.events:,} events from {path} to {settings.topic_events} in {stats.seconds:.1f} s "
           f"({stats.events_per_s:,.0f} events/s)")
     return 0

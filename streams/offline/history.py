@@ -7,8 +7,10 @@ be evaluated on another. The format is the one users export from a warehouse:
 gzip-compressed (``.gz``), rows in any order. ``ts`` is ISO-8601 (``Z``/offset; naive means UTC)
 or epoch milliseconds, read by ``streams.timefmt`` exactly as the stream reads them (epoch numbers
 before 2000 are taken for seconds and refused; ISO dates before 2000 are history, e.g. CDNOW).
-Event names pass through a :class:`models.events.TypeMap`, so
-``order``/``payment`` become ``purchase`` and unknown names become ``other``.
+Event names are the product's own, trimmed and lower-cased (``Order`` is ``order``), and no name
+is unknown: the model's vocabulary says which play a role (``order`` and ``payment`` are purchases
+under the default roles). A ``--config`` :class:`models.events.TypeMap` renames the names it lists
+and only those; the ``amount`` is kept on every row, as ``publish`` sends it.
 
 Accounts and subscriptions (docs/REVENUE.md) come in further columns, read by their names in the
 header row only (a file without a header keeps the positional layout above): ``account_id`` on any

@@ -87,7 +87,8 @@ for _outcome in ("restarted", "dropped"):  # both at 0 from the start: a rate ov
     STATES_UNREADABLE.labels(_outcome)
 EVENTS_REJECTED = Counter("churnwatch_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
 EVENTS_UNKNOWN_TYPE = Counter(
-    "churnwatch_events_unknown_type_total", "Events accepted with an unknown type name (counted as 'other')"
+    "churnwatch_events_unknown_type_total",
+    "Events whose type name a configured type map renames to 'other' (0 without one: every name is the product's own)"
 )
 EVENTS_DERIVED_ID = Counter(
     "churnwatch_events_derived_id_total", "Events accepted without an event_id (id derived from the event's content)"
