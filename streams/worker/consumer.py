@@ -313,6 +313,9 @@ class StreamConsumer:
         self._revoking = False
         self._stopping = False
         self._generation = 0  # bumped on every rebalance callback
+        # bumped by every ``_rewind`` (a cycle in flight failed: partitions sought back to what was
+        # applied): a batch fetched before it must continue the lowered offsets exactly (``_judge``)
+        self._rewinds = 0
         self._next: dict[int, int] = {}  # partition -> offset the next record taken must have
         # partition -> offset after the records of the settled cycles: where the records of cycles
         # still in flight are read again if one of them fails (== _next when none is in flight)
@@ -585,6 +588,7 @@ class StreamConsumer:
                 self._release_held()
                 asked, asked_ms = time.perf_counter(), wall_ms()
                 max_records = self._cap.limit(self._backlog)
+                rewinds = self._rewinds
                 batch, generation = await self._fetch(timeout_ms, max_records)
                 if self._stopping:
                     break
@@ -592,7 +596,6 @@ class StreamConsumer:
                     async with self._cycle_lock:
                         await self._drain()
                     continue  # resumed (and re-seeked) on the next turn; or taking no work
-                rebalanced = generation != self._generation
                 n = sum(len(r) for r in batch.values())
                 if n:  # how long a cycle waited for its records (the broker holds a fetch up to its max wait)
                     metrics.CYCLE_PHASE_SECONDS.labels("fetch").observe(time.perf_counter() - asked)
@@ -600,10 +603,9 @@ class StreamConsumer:
                 if live:  # before any await: the fetcher task has not sent its prefetch yet
                     self.consumer.pause(*self.consumer.assignment())
                 try:
-                    batch = await self._check_log(batch, rebalanced)
-                    if self.missing is None:  # else no cycle: its heartbeats would go into the missing topic
-                        batch = await self._learn_log_ends(batch)
-                        await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
+                    taken = await self._judge(batch, generation, rewinds)
+                    if taken is not None:  # else no cycle: its heartbeats would go into the missing topic
+                        await self._cycle(taken, asked_ms)
                 finally:
                     if live:  # a halted worker, one waiting for its topic and held partitions stay paused
                         self._resume_fetching()
@@ -632,6 +634,21 @@ class StreamConsumer:
                 else:
                     retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
                 await asyncio.sleep(delay)
+
+    async def _judge(self, batch: dict[TopicPartition, list], generation: int,  # type: ignore[type-arg]
+                     rewinds: int) -> dict[TopicPartition, list] | None:  # type: ignore[type-arg]
+        """What of a fetched ``batch`` goes to a cycle (None: no cycle, the events topic is missing):
+        the records ``_check_log`` and ``_learn_log_ends`` let through that continue each partition
+        (``_contiguous``). ``generation`` and ``rewinds``: the group generation and the rewind count
+        when the batch was asked for. Exact continuations only if either moved since, also during
+        ``_check_log`` itself: a cycle in flight abandoned while ``_restart`` drains lowers the next
+        offsets of its partitions (``_rewind``), and the batch in hand, read from the old ones,
+        passed for a forward gap: the records between were never applied (review 9, finding 1)."""
+        batch = await self._check_log(batch, generation != self._generation)
+        if self.missing is not None:
+            return None
+        batch = await self._learn_log_ends(batch)
+        return self._contiguous(batch, rebalanced=generation != self._generation or rewinds != self._rewinds)
 
     async def _fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
         """The next batch and the group generation it was asked for in (taken before the await:
@@ -1307,7 +1324,7 @@ class StreamConsumer:
         are settled anyway."""
         consumer = self.consumer
         now = wall_ms()
-        generation = self._generation
+        generation, rewinds = self._generation, self._rewinds
         n = sum(len(r) for r in batch.values())
         if n:
             metrics.EVENTS_CONSUMED.inc(n)
@@ -1332,7 +1349,7 @@ class StreamConsumer:
             self.pipeline.clock.observe_fetch(tp.partition, reaches_clock(batch.get(tp, ())), caught_up, now)
         self._backlog = backlog
         async with self._cycle_lock:
-            if generation != self._generation:  # a rebalance ran while we looked at positions
+            if generation != self._generation or rewinds != self._rewinds:  # a rebalance (or a rewind) meanwhile
                 batch = self._contiguous(batch, rebalanced=True)
             by_partition = {tp.partition: records for tp, records in batch.items()}
             try:
@@ -1393,7 +1410,9 @@ class StreamConsumer:
             )
 
     def _rewind(self) -> None:
-        """Every cycle in flight failed: read their partitions again from the last settled offsets."""
+        """Every cycle in flight failed: read their partitions again from the last settled offsets
+        (counted in ``_rewinds``: a batch fetched before must continue them exactly, ``_judge``)."""
+        self._rewinds += 1
         for _, batch in self._flights:
             for tp, records in batch.items():
                 p = tp.partition
