@@ -157,3 +157,70 @@ def test_a_rewind_during_a_restart_makes_the_batch_in_hand_continue_the_lowered_
     assert resets == 1, "partition 0 was restarted (its log went back, ListOffsets agrees)"
     assert offsets == [], f"records {offsets[:1]}.. taken while 10-19 were never applied"
     assert (next_q, position) == (10, 10), "partition 1 is read again from the first offset not applied"
+
+
+def test_a_fetch_reply_below_the_next_offset_restarts_nothing_unless_list_offsets_confirms_it(
+        kafka_bootstrap: str, redis_url: str, unique_name: str) -> None:
+    """Review 9, finding 2. A caught-up worker holds a fetch reply whose log end (5) is below its
+    next offset (8): what a new leader's lagging high watermark hands it after a leader election
+    on replicated Kafka (KAFKA-2334). Before, ``_check_log`` took that for a replaced topic and
+    restarted the partition at offset 0 with the states kept (the whole log applied twice), and
+    every cycle's copies were refused. ListOffsets, which does not lag (KIP-207), says the log
+    ends at 12: nothing is restarted and copies may go; a drop it confirms still restarts."""
+    async def scenario() -> tuple[float, int, str | None, float, int]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        _publish(kafka_bootstrap, topics["events"], 0, 5)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            p, _ = s.tps
+            await s.fetch_end(p, 5)
+            _publish(kafka_bootstrap, topics["events"], 0, 7)  # the log end is 12; the reply held says 5
+            s.at(0, 8)
+            worker = s.worker
+            resets = _resets()
+            await worker._check_log({}, rebalanced=False)
+            lagging = (_resets() - resets, worker._next[0], await worker._events_unusable(False))
+            s.at(0, 20)  # beyond what ListOffsets says too: the log went back for real
+            worker._end_checks.clear()  # the answer of a second ago stands LOG_END_RECHECK_S: asked again now
+            await worker._check_log({}, rebalanced=False)
+            return (*lagging, _resets() - resets, worker._next[0])
+        finally:
+            await s.stop()
+
+    lag_resets, lag_next, objection, resets, next_offset = asyncio.run(scenario())
+    assert (lag_resets, lag_next) == (0, 8), "a lagging fetch reply restarted the partition"
+    assert objection is None, f"copies refused for a lagging fetch reply: {objection}"
+    assert (resets, next_offset) == (1, 0), "a drop ListOffsets confirms restarts the partition at 0"
+
+
+def test_a_log_a_tail_found_gone_back_is_restarted_though_the_rewind_hid_it(
+        kafka_bootstrap: str, redis_url: str, unique_name: str) -> None:
+    """Review 9, finding 4. A tail finds partition 0's log ended below what the worker read (the
+    log end 5, the next offset 8; ListOffsets agrees: replaced) and is abandoned; the rewind then
+    seeks 0 back to 3, the first offset not applied, below the new log's end, so ``_check_log`` no
+    longer saw a drop, and 0 went on reading the new log from 3 as if it continued the old one
+    (new-log records 0-2 never applied). Now the tail's finding is remembered and 0 is restarted."""
+    async def scenario() -> tuple[str | None, float, int]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        _publish(kafka_bootstrap, topics["events"], 0, 5)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            p, _ = s.tps
+            records = await s.read(p, 0, 5)
+            await s.fetch_end(p, 5)
+            s.at(0, 8, applied=3)
+            worker = s.worker
+            why = await worker._events_unusable(False)  # a tail's send: refused, the cycle abandoned
+            worker._flights.append((Flight(CycleResult()), {p: records[3:]}))
+            worker._rewind()  # its settle: read again from 3
+            resets = _resets()
+            await worker._check_log({}, rebalanced=False)
+            return why, _resets() - resets, worker._next[0]
+        finally:
+            await s.stop()
+
+    why, resets, next_offset = asyncio.run(scenario())
+    assert why is not None and "below the next offset to take 8" in why, why
+    assert (resets, next_offset) == (1, 0), "the replaced log was read on from 3 as if it continued the old one"
