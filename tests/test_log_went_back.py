@@ -224,3 +224,59 @@ def test_a_log_a_tail_found_gone_back_is_restarted_though_the_rewind_hid_it(
     why, resets, next_offset = asyncio.run(scenario())
     assert why is not None and "below the next offset to take 8" in why, why
     assert (resets, next_offset) == (1, 0), "the replaced log was read on from 3 as if it continued the old one"
+
+
+def test_a_cycle_whose_copies_are_refused_sends_no_alert(kafka_bootstrap: str, redis_url: str, unique_name: str) -> None:
+    """Review 9, finding 3. A cycle's copies may not go (partition 0's log went back, confirmed):
+    the cycle is abandoned and read again. Its alerts were queued in the same turn as the copies'
+    first attempt, so they went out at every such cycle (the same ids again and again while it
+    lasts). Now the objection is asked before any send of the cycle's tail is made."""
+    async def scenario() -> tuple[list[str], str]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        _publish(kafka_bootstrap, topics["events"], 0, 5)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            p, _ = s.tps
+            await s.fetch_end(p, 5)
+            s.at(0, 8)
+            copy = (b"acme", b"{}", [("churnwatch-account", b"0:1")])
+            with pytest.raises(CycleAbandoned) as abandoned:
+                await s.pipeline._produce([(b"u1", b"{}")], [], [copy])
+            return s.sent, str(abandoned.value)
+        finally:
+            await s.stop()
+
+    sent, why = asyncio.run(scenario())
+    assert "copies not sent" in why and "below the next offset" in why, why
+    assert sent == [], f"an abandoned cycle sent into {sent}"
+
+
+def test_a_revocation_during_the_listing_stops_the_send(kafka_bootstrap: str, redis_url: str, unique_name: str) -> None:
+    """Review 9, finding 5. A failed copy send lists the topics before the next attempt (up to
+    5 s); a revocation that came meanwhile waited for the whole send after it as well (up to the
+    producer's 15 s), the rebalance with it. Now the attempt gives up once the listing returns."""
+    async def scenario() -> tuple[list[str], str]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            worker, pipeline = s.worker, s.pipeline
+            asked: list[bool] = []
+
+            async def unusable(failed: bool) -> str | None:  # the consumer's own, a revocation arriving during it
+                asked.append(failed)
+                why = await worker._events_unusable(True)
+                worker._revoking = True
+                return why
+
+            pipeline.events_unusable = unusable
+            with pytest.raises(CycleAbandoned) as abandoned:
+                await pipeline._send_events("copies", [(b"acme", b"{}", [("churnwatch-account", b"0:1")])])
+            return s.sent, str(abandoned.value)
+        finally:
+            await s.stop()
+
+    sent, why = asyncio.run(scenario())
+    assert sent == [], "sent after the revocation"
+    assert "abandoned before copies" in why, why

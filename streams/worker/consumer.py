@@ -1483,7 +1483,7 @@ class StreamConsumer:
                         self._seek(tp, self._next[tp.partition])
                 if not isinstance(exc, CycleAbandoned):
                     raise
-                logger.warning("cycle abandoned (%s): its records will be read again", exc)
+                retry_logger.warning("cycle abandoned (%s): its records will be read again", exc)
                 return
             for tp, records in batch.items():
                 if tp.partition in self._next:
@@ -1506,7 +1506,7 @@ class StreamConsumer:
             self._rewind()
             if not isinstance(exc, CycleAbandoned):
                 raise
-            logger.warning("cycle abandoned (%s): its records and those of the cycles after it will be read again", exc)
+            retry_logger.warning("cycle abandoned (%s): its records and those of the cycles after it will be read again", exc)
             return
         self._flights.popleft()
         for tp, records in batch.items():

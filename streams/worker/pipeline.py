@@ -649,12 +649,17 @@ class Pipeline:
         any ack is awaited: one round trip to the broker, not one per kind. ``queued`` is set once
         each send has had its first turn of the event loop (``KafkaSink.send_all`` hands its records
         to aiokafka in it, before awaiting the acks). ``early``: the alert sends the cycle started
-        while it was scored (``alerts_per_chunk``), awaited (or cancelled) with these."""
-        sends = [asyncio.ensure_future(self._send_events("copies", copies))] if copies else []
-        sends += [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
-                  for what, topic, records in (("alerts", self.settings.topic_alerts, alerts),
-                                               ("dlq", self.settings.topic_dlq, dlq)) if records]
+        while it was scored (``alerts_per_chunk``), awaited (or cancelled) with these. A cycle whose
+        copies ``events_unusable`` objects to is abandoned before anything is queued: its alerts
+        and DLQ records went out before, at every such cycle again (review 9, finding 3)."""
+        sends: list[asyncio.Future[None]] = []
         try:
+            if copies:
+                await self._copies_usable()
+                sends.append(asyncio.ensure_future(self._send_events("copies", copies)))
+            sends += [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
+                      for what, topic, records in (("alerts", self.settings.topic_alerts, alerts),
+                                                   ("dlq", self.settings.topic_dlq, dlq)) if records]
             if sends:
                 await asyncio.sleep(0)  # each send's first step: its records queued in the producer
             _set(queued)
@@ -800,6 +805,17 @@ class Pipeline:
         cycles may have folded more by now: a resume must not find their events late)."""
         return {p: (off, stream_ms[p] if stream_ms[p] != NEVER else 0) for p, off in last_offset.items()}
 
+    async def _copies_usable(self) -> None:
+        """Raise ``CycleAbandoned`` if ``events_unusable`` objects to sending into the events topic
+        now (in memory, unless a fetch reply showed a log end below what was read). If it cannot
+        tell yet, the cycle goes on: the copies' own send asks again (``_send_events``)."""
+        try:
+            why = await self.events_unusable(False)
+        except KafkaError:
+            return
+        if why is not None:
+            raise CycleAbandoned(f"copies not sent: {why}")
+
     async def _send_events(self, what: str, records: Sequence[KafkaCopy]) -> None:
         """``records`` (copies, heartbeats) into the events topic, retried as ``_retry_kafka`` does,
         but each attempt only once ``events_unusable`` has no objection (after a failed attempt it
@@ -814,10 +830,14 @@ class Pipeline:
 
         async def attempt() -> None:
             nonlocal failed
-            why = await self.events_unusable(failed)
+            # an attempt that raises (the send, or ``events_unusable`` unable to tell) has the topics
+            # listed before the next
+            asked, failed = failed, True
+            why = await self.events_unusable(asked)
             if why is not None:
                 raise CycleAbandoned(f"{what} not sent: {why}")
-            failed = True  # until it returns: an attempt that raises has the topics listed before the next
+            if self.abandon_requested():  # a revocation or a stop came during the listing: no send of up to 15 s now
+                raise CycleAbandoned(f"abandoned before {what}")
             await self.producer.send_all(self.topic, records)
 
         await self._retry_kafka(what, attempt)
