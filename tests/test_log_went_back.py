@@ -140,7 +140,7 @@ def test_a_rewind_during_a_restart_makes_the_batch_in_hand_continue_the_lowered_
                 await pipeline._send_events("heartbeats", pipeline.heartbeats.records({1: 0}))
                 return CycleResult()
 
-            flight = Flight(CycleResult(), routes=pipeline.router.snapshot())
+            flight = Flight(CycleResult(), routes=pipeline.router.snapshot(), beats=pipeline.heartbeats.snapshot())
             flight.task = asyncio.ensure_future(tail())
             pipeline._flights.append(flight)
             worker._flights.append((flight, {q: in_flight}))
@@ -280,3 +280,34 @@ def test_a_revocation_during_the_listing_stops_the_send(kafka_bootstrap: str, re
     sent, why = asyncio.run(scenario())
     assert sent == [], "sent after the revocation"
     assert "abandoned before copies" in why, why
+
+
+def test_an_abandoned_heartbeat_does_not_count_as_sent(kafka_bootstrap: str, redis_url: str, unique_name: str) -> None:
+    """Review 9, finding 6. ``Heartbeats.due`` counts heartbeats as sent when it hands them out;
+    one abandoned (here: partition 0's log went back) stayed counted, so the next heartbeat of a
+    mark that entered a new period waited 30 s, not 1 s, and other partitions' account watermarks
+    with it. Now an abandoned cycle restores the heartbeats' state with its clocks."""
+    async def scenario() -> tuple[tuple[int, dict[int, int]], tuple[int, dict[int, int]], list[str]]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        _publish(kafka_bootstrap, topics["events"], 0, 5)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            p, _ = s.tps
+            await s.fetch_end(p, 5)
+            s.at(0, 8)
+            pipeline = s.pipeline
+            now = int(time.time() * 1000)
+            pipeline.assign(0, (7, now - 60_000), now)
+            pipeline.heartbeats.active = True
+            before = pipeline.heartbeats.snapshot()
+            with pytest.raises(CycleAbandoned):
+                flight = await pipeline.submit({}, now)
+                await pipeline.settle(flight)
+            return before, pipeline.heartbeats.snapshot(), s.sent
+        finally:
+            await s.stop()
+
+    before, after, sent = asyncio.run(scenario())
+    assert sent == [], "the heartbeats were not sent"
+    assert after == before, "an abandoned heartbeat counted as sent"

@@ -181,6 +181,7 @@ class Flight:
     dues: dict[int, list[int]] = field(default_factory=dict)  # the due bounds before it (Pipeline._due_min)
     marks: dict[int, dict[int, int]] = field(default_factory=dict)  # the marks read before it (Pipeline._marks)
     made_marks: dict[int, int] = field(default_factory=dict)  # q -> the mark its copies carry (streams.worker.watermark)
+    beats: tuple[int, dict[int, int]] = (0, {})  # the heartbeats' state before it (``Heartbeats.snapshot``)
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
     queued: "asyncio.Future[None] | None" = None  # done once its tail has handed its records to the producer
@@ -346,12 +347,13 @@ class Pipeline:
         routes = self.router.snapshot()
         dues = {p: list(bounds) for p, bounds in self._due_min.items()}
         marks = {p: dict(m) for p, m in self._marks.items()}
+        beats = self.heartbeats.snapshot()
         try:
             flight = await self._prepare(batch, wall_now_ms, wall_now_ms if asked_ms is None else asked_ms)
         except BaseException:
-            self._restore(clocks, routes, dues, marks)
+            self._restore(clocks, routes, dues, marks, beats)
             raise
-        flight.clocks, flight.routes, flight.dues, flight.marks = clocks, routes, dues, marks
+        flight.clocks, flight.routes, flight.dues, flight.marks, flight.beats = clocks, routes, dues, marks, beats
         if flight.work is not None:
             previous = self._flights[-1].task if self._flights else None
             flight.queued = asyncio.get_running_loop().create_future()
@@ -391,11 +393,13 @@ class Pipeline:
         await _cancel([send for f in self._flights if f.work is not None for send in f.work.early])
         self._flights.clear()
         self._pending.clear()
-        self._restore(failed.clocks, failed.routes, failed.dues, failed.marks)
+        self._restore(failed.clocks, failed.routes, failed.dues, failed.marks, failed.beats)
 
     def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object, dues: Mapping[int, list[int]],
-                 marks: Mapping[int, dict[int, int]]) -> None:
-        """Back to before an abandoned cycle (partitions revoked since then stay revoked)."""
+                 marks: Mapping[int, dict[int, int]], beats: tuple[int, dict[int, int]]) -> None:
+        """Back to before an abandoned cycle (partitions revoked since then stay revoked), its
+        heartbeats included: they were not sent (review 9, finding 6)."""
+        self.heartbeats.restore(beats)
         for p, snap in clocks.items():
             c = self.clock.partitions.get(p)
             if c is not None:
