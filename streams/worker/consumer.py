@@ -1117,7 +1117,8 @@ class StreamConsumer:
         of waiting)? Raises ``KafkaError`` if the listing failed, or if one failed less than
         ``TOPIC_LIST_TIMEOUT_S`` ago (without listing: one wait per pass, not one per caller)."""
         if time.monotonic() - self._listing_failed < TOPIC_LIST_TIMEOUT_S:
-            raise KafkaError(f"a listing of the topics failed less than {TOPIC_LIST_TIMEOUT_S:g} s ago")
+            raise KafkaError(f"not sent yet: waiting to list the topics again (a listing failed less than "
+                             f"{TOPIC_LIST_TIMEOUT_S:g} s ago)")
         try:
             return self.topic in await asyncio.wait_for(self.consumer.topics(), TOPIC_LIST_TIMEOUT_S)
         except (KafkaError, asyncio.TimeoutError) as exc:
