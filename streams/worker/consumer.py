@@ -20,9 +20,11 @@ caught it).
 
 Faults recognised here (docs/OPERATE.md has the runbook of each):
 - a replaced log: at assignment the record at the stored offset is read again and must match the
-  stored checksum; while running, a highwater below the next offset to apply means the log went
-  backwards. Either way the partition starts again at offset 0 of the new log, user states kept
-  (``Store.restart_partition``), counted in ``churnwatch_topic_resets_total{reason}``;
+  stored checksum; while running, a highwater below the next offset to apply that the leader's
+  ListOffsets confirms means the log went backwards (unconfirmed: a new leader's lagging high
+  watermark after an election, ``_confirm_drops``). Either way the partition starts again at
+  offset 0 of the new log, user states kept (``Store.restart_partition``), counted in
+  ``churnwatch_topic_resets_total{reason}``;
 - a worker that took over with another model (``ModelReplaced``, same once-a-second check): this
   worker stops taking work and exits (code 3), so one model scores each partition at a time (also
   when the take-over emptied the store to rebuild it, ``--rebuild-state``: the store looks lost, and
@@ -83,6 +85,10 @@ STORE_CHECK_INTERVAL_S = 1.0  # idle workers check the store's incarnation this 
 TOPIC_CHECK_INTERVAL_S = 1.0  # a worker waiting for its events topic to exist again lists the topics this often
 TOPIC_LIST_TIMEOUT_S = 5.0  # a listing of the topics under the cycle lock waits no longer (not request_timeout_ms)
 BEYOND_END_HOLD_S = 0.5  # records served beyond their log end are read again after this long (``_beyond_end``)
+# A fetch reply's log end below the next offset is confirmed by ListOffsets before a restart (``_confirm_drops``):
+LOG_END_CHECK_TIMEOUT_S = 5.0  # its wait at most (under the cycle lock); no answer is not asked again sooner than this
+LOG_END_RECHECK_S = 1.0  # an answer stands this long for the partitions still seen below
+LAGGING_LOG_EVERY_S = 60.0  # a drop ListOffsets does not confirm: one WARNING a partition a minute at most
 # Records up to this size are sent in batches; a larger one goes through ``send``, which refuses a
 # record over the producer's max_request_size (1 MiB) as it always did (MessageSizeTooLargeError).
 _BATCHED_MAX_BYTES = 64 * 1024
@@ -313,6 +319,9 @@ class StreamConsumer:
         self._revoking = False
         self._stopping = False
         self._generation = 0  # bumped on every rebalance callback
+        # bumped by every ``_rewind`` (a cycle in flight failed: partitions sought back to what was
+        # applied): a batch fetched before it must continue the lowered offsets exactly (``_judge``)
+        self._rewinds = 0
         self._next: dict[int, int] = {}  # partition -> offset the next record taken must have
         # partition -> offset after the records of the settled cycles: where the records of cycles
         # still in flight are read again if one of them fails (== _next when none is in flight)
@@ -337,6 +346,13 @@ class StreamConsumer:
         self._listing_failed = float("-inf")  # monotonic time of the last failed topic listing (_topic_exists)
         # partition -> monotonic time its fetching resumes: records it cannot take yet (``_hold``)
         self._held: dict[TopicPartition, float] = {}
+        # partition -> (monotonic time until which it stands, ListOffsets' log end or None: no answer) (``_confirm_drops``)
+        self._end_checks: dict[int, tuple[float, int | None]] = {}
+        self._lagging_logged: dict[int, float] = {}  # partition -> when a drop not confirmed was last logged
+        self._drop_listed = float("-inf")  # monotonic time of the last listing for a drop without an answer
+        # partition -> why: a log end confirmed below what this worker read, seen by a cycle's tail
+        # (``_log_went_back``); ``_check_log`` restarts it even once a rewind lowered the next offset
+        self._went_back: dict[int, str] = {}
         # partition -> its restart count in Redis as this worker last knew it (read at resume, or
         # its own restart): a higher one means another worker restarted it (``_restarted_elsewhere``)
         self._restarts: dict[int, int] = {}
@@ -452,6 +468,7 @@ class StreamConsumer:
                         self._fresh.discard(tp.partition)
                         self._held.pop(tp, None)
                         self._restarts.pop(tp.partition, None)
+                        self._forget_log_end(tp.partition)
                         self.assigned.discard(tp)
                         self._unresumed.discard(tp)
                         for gauge in (metrics.CONSUMER_LAG, metrics.WATERMARK_LAG):
@@ -509,6 +526,7 @@ class StreamConsumer:
                                      resume.origins if resume else None)
         self._verify.pop(p, None)
         self._fresh.discard(p)
+        self._forget_log_end(p)  # the resume's own check judges the log (``_verify``)
         if resume is not None and resume.fingerprint and resume.offset >= 0:
             start = resume.offset
             self._verify[p] = (resume.offset, resume.fingerprint)
@@ -585,6 +603,7 @@ class StreamConsumer:
                 self._release_held()
                 asked, asked_ms = time.perf_counter(), wall_ms()
                 max_records = self._cap.limit(self._backlog)
+                rewinds = self._rewinds
                 batch, generation = await self._fetch(timeout_ms, max_records)
                 if self._stopping:
                     break
@@ -592,7 +611,6 @@ class StreamConsumer:
                     async with self._cycle_lock:
                         await self._drain()
                     continue  # resumed (and re-seeked) on the next turn; or taking no work
-                rebalanced = generation != self._generation
                 n = sum(len(r) for r in batch.values())
                 if n:  # how long a cycle waited for its records (the broker holds a fetch up to its max wait)
                     metrics.CYCLE_PHASE_SECONDS.labels("fetch").observe(time.perf_counter() - asked)
@@ -600,10 +618,9 @@ class StreamConsumer:
                 if live:  # before any await: the fetcher task has not sent its prefetch yet
                     self.consumer.pause(*self.consumer.assignment())
                 try:
-                    batch = await self._check_log(batch, rebalanced)
-                    if self.missing is None:  # else no cycle: its heartbeats would go into the missing topic
-                        batch = await self._learn_log_ends(batch)
-                        await self._cycle(self._contiguous(batch, rebalanced=rebalanced), asked_ms)
+                    taken = await self._judge(batch, generation, rewinds)
+                    if taken is not None:  # else no cycle: its heartbeats would go into the missing topic
+                        await self._cycle(taken, asked_ms)
                 finally:
                     if live:  # a halted worker, one waiting for its topic and held partitions stay paused
                         self._resume_fetching()
@@ -632,6 +649,21 @@ class StreamConsumer:
                 else:
                     retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
                 await asyncio.sleep(delay)
+
+    async def _judge(self, batch: dict[TopicPartition, list], generation: int,  # type: ignore[type-arg]
+                     rewinds: int) -> dict[TopicPartition, list] | None:  # type: ignore[type-arg]
+        """What of a fetched ``batch`` goes to a cycle (None: no cycle, the events topic is missing):
+        the records ``_check_log`` and ``_learn_log_ends`` let through that continue each partition
+        (``_contiguous``). ``generation`` and ``rewinds``: the group generation and the rewind count
+        when the batch was asked for. Exact continuations only if either moved since, also during
+        ``_check_log`` itself: a cycle in flight abandoned while ``_restart`` drains lowers the next
+        offsets of its partitions (``_rewind``), and the batch in hand, read from the old ones,
+        passed for a forward gap: the records between were never applied (review 9, finding 1)."""
+        batch = await self._check_log(batch, generation != self._generation)
+        if self.missing is not None:
+            return None
+        batch = await self._learn_log_ends(batch)
+        return self._contiguous(batch, rebalanced=generation != self._generation or rewinds != self._rewinds)
 
     async def _fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
         """The next batch and the group generation it was asked for in (taken before the await:
@@ -784,7 +816,8 @@ class StreamConsumer:
         record at or beyond its log end is taken: the first fetch of a partition after its
         assignment is such a fetch, and a worker started on a broker serving records beyond the
         log end applied them once, then restarted the partition. A partition found beyond its log
-        end is restarted only while the events topic exists (``_restart``).
+        end is restarted only once ListOffsets confirms it (``_confirm_drops``) or a tail did
+        (``_went_back``), and only while the events topic exists (``_restart``).
         """
         beyond = sorted(tp.partition for tp, recs in batch.items() if recs and self.layout and tp.partition >= self.layout)
         if beyond:
@@ -796,15 +829,18 @@ class StreamConsumer:
             return self._below_ends(batch)
         out = dict(batch)
         async with self._cycle_lock:
+            verdicts = await self._confirm_drops(self._drops(verify=True))
             for tp in list(self.assigned):
                 p, records = tp.partition, out.get(tp)
                 highwater, expected = self.consumer.highwater(tp), self._next.get(p)
                 if p in self._verify:
-                    out[tp] = await self._verify_first(tp, records or [], highwater)
-                elif highwater is not None and expected is not None and highwater < expected:
-                    await self._restart(tp, "beyond_log_end", f"the log now ends at offset {highwater}, below the next "
-                                                              f"offset to apply {expected}")
+                    out[tp] = await self._verify_first(tp, records or [], highwater, verdicts.get(tp))
+                elif verdicts.get(tp) or p in self._went_back:
+                    await self._restart(tp, "beyond_log_end", self._went_back.get(p) or (
+                        f"the log now ends at offset {highwater}, below the next offset to apply {expected}"))
                     out.pop(tp, None)
+                elif tp in verdicts:  # not confirmed: a leader's high watermark lagging, or no answer
+                    await self._unconfirmed_drop(tp, highwater, expected, verdicts[tp])
                 if self.missing is not None:  # the topic is gone: nothing of this batch is applied
                     return {}
                 if out.get(tp) and highwater is not None:
@@ -826,6 +862,90 @@ class StreamConsumer:
             if highwater is not None:
                 out[tp] = self._beyond_end(tp, records, highwater)
         return {tp: records for tp, records in out.items() if records}
+
+    def _drops(self, verify: bool) -> dict[TopicPartition, tuple[int, int]]:
+        """``{partition: (highwater, offset)}`` of the owned partitions whose newest fetch reply says
+        their log ends below ``offset``, the next offset to take (or, ``verify``, the record after the
+        one a resumed partition checks: ``_verify_first``). In memory: no round trip."""
+        out = {}
+        for tp in self.assigned:
+            expected = self._next.get(tp.partition)
+            try:
+                highwater = self.consumer.highwater(tp)
+            except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
+                continue
+            if expected is not None and verify and tp.partition in self._verify:
+                expected += 1
+            if highwater is not None and expected is not None and highwater < expected:
+                out[tp] = (highwater, expected)
+        return out
+
+    async def _confirm_drops(self, drops: Mapping[TopicPartition, tuple[int, int]]) -> dict[TopicPartition, bool | None]:
+        """For each ``{partition: (highwater, offset)}`` of ``_drops``: does ListOffsets (the leader's
+        log end, ``end_offsets``) confirm that the log ends below ``offset``? True: the log went back
+        (the topic was deleted or replaced); False: it does not (a fetch reply's log end lagged);
+        None: no answer (within ``LOG_END_CHECK_TIMEOUT_S``).
+
+        One fetch reply is no proof on replicated Kafka: after a leader election the new leader's
+        high watermark can lag the old one's until its followers fetch again (KAFKA-2334), and a
+        fetch reply carries it, so a caught-up worker saw its log go back and restarted the
+        partition from offset 0, applying the whole retained log again on top of its states
+        (review 9, finding 2). ListOffsets does not lag (KIP-207, Kafka 2.2+): a new leader whose high
+        watermark is below the start of its epoch refuses it (OFFSET_NOT_AVAILABLE; to aiokafka's
+        older request versions LEADER_NOT_AVAILABLE, retried until the timeout: no answer), so
+        the end it answers is never below a record any consumer read. Asked only when a drop is
+        seen, all partitions in one request; an answer stands ``LOG_END_RECHECK_S``, no answer
+        ``LOG_END_CHECK_TIMEOUT_S`` (one wait per pass, not one per partition). Tansu answers at once
+        (a deleted topic: 0)."""
+        now = time.monotonic()
+        ends: dict[TopicPartition, int | None] = {}
+        ask = []
+        for tp in drops:
+            known = self._end_checks.get(tp.partition)
+            if known is not None and now < known[0]:
+                ends[tp] = known[1]
+            else:
+                ask.append(tp)
+        if ask:
+            got: dict[TopicPartition, int] = {}
+            try:
+                got = await asyncio.wait_for(self.consumer.end_offsets(ask), LOG_END_CHECK_TIMEOUT_S)
+            except (KafkaError, asyncio.TimeoutError) as exc:
+                retry_logger.warning("%s partitions %s: a fetch reply says the log ends below the next offset, and "
+                                     "ListOffsets gave no answer (%s: %s); not restarted, asking again", self.topic,
+                                     sorted(tp.partition for tp in ask), type(exc).__name__, exc)
+            now = time.monotonic()
+            for tp in ask:
+                end = got.get(tp)
+                self._end_checks[tp.partition] = (now + (LOG_END_RECHECK_S if end is not None else LOG_END_CHECK_TIMEOUT_S), end)
+                ends[tp] = end
+        return {tp: None if ends[tp] is None else ends[tp] < offset for tp, (_, offset) in drops.items()}
+
+    async def _unconfirmed_drop(self, tp: TopicPartition, highwater: int | None, expected: int | None,
+                                verdict: bool | None) -> None:
+        """A fetch reply says ``tp``'s log ends below the next offset, ListOffsets does not confirm it
+        (``_confirm_drops``): not restarted. Without an answer the topic must still exist (else the
+        worker waits for it: ``_topic_exists``, as a broker that lost its storage needs). Its
+        records wait (``_beyond_end``) and it is read again; one WARNING a partition a minute. The
+        listing at most once per ``LOG_END_CHECK_TIMEOUT_S``, not once per partition and pass."""
+        now = time.monotonic()
+        if verdict is None and now - self._drop_listed >= LOG_END_CHECK_TIMEOUT_S:
+            self._drop_listed = now
+            if not await self._topic_exists(tp):
+                return
+        if now - self._lagging_logged.get(tp.partition, float("-inf")) >= LAGGING_LOG_EVERY_S:
+            self._lagging_logged[tp.partition] = now
+            end = self._end_checks.get(tp.partition, (0.0, None))[1]
+            logger.warning("%s[%s]: a fetch reply says the log ends at offset %s, below the next offset %s, but ListOffsets "
+                           "%s: taken for a new leader's lagging high watermark (a leader election), not a replaced "
+                           "topic; not restarted, reading on (at most one such line a minute for this partition)",
+                           tp.topic, tp.partition, highwater, expected,
+                           f"says it ends at {end}" if end is not None else "gave no answer")
+
+    def _forget_log_end(self, p: int) -> None:
+        """Forget what ListOffsets and the tails said of ``p``'s log end (restarted, resumed, revoked)."""
+        self._end_checks.pop(p, None)
+        self._went_back.pop(p, None)
 
     def _beyond_end(self, tp: TopicPartition, records: list, highwater: int) -> list:  # type: ignore[type-arg]
         """``records`` below ``highwater``, the log end of the newest fetch reply (a log end only
@@ -917,8 +1037,11 @@ class StreamConsumer:
                     out[tp.partition] = highwater
         return out
 
-    async def _verify_first(self, tp: TopicPartition, records: list, highwater: int | None) -> list:  # type: ignore[type-arg]
-        """The check of a resumed partition: its first record must be the last one applied."""
+    async def _verify_first(self, tp: TopicPartition, records: list, highwater: int | None,  # type: ignore[type-arg]
+                            confirmed: bool | None = None) -> list:  # type: ignore[type-arg]
+        """The check of a resumed partition: its first record must be the last one applied. A log
+        that ends at or below it is restarted only if ListOffsets confirms it (``confirmed``,
+        ``_confirm_drops``)."""
         p = tp.partition
         offset, fingerprint = self._verify[p]
         if records and records[0].offset == offset and record_fingerprint(records[0]) == fingerprint:
@@ -934,7 +1057,10 @@ class StreamConsumer:
                    else f"the log was read from offset {records[0].offset}, below the stored offset {offset}")
             await self._restart(tp, "replaced", why)
         elif highwater is not None and highwater <= offset:
-            await self._restart(tp, "beyond_log_end", f"the log ends at offset {highwater}, the stored progress is at {offset}")
+            if confirmed or p in self._went_back:
+                await self._restart(tp, "beyond_log_end", f"the log ends at offset {highwater}, the stored progress is at {offset}")
+            else:
+                await self._unconfirmed_drop(tp, highwater, offset + 1, confirmed)
         return []
 
     async def _restart(self, tp: TopicPartition, reason: str, why: str) -> None:
@@ -959,6 +1085,7 @@ class StreamConsumer:
         self._restarts[p] = await self.store.restart_partition(self.topic, p, max_ms)
         self.pipeline.restarted(p)  # its offsets start again: no write of ours is there any more
         self._verify.pop(p, None)
+        self._forget_log_end(p)  # after the drain: a tail abandoned in it may have flagged p (``_log_went_back``)
         self._to_commit.pop(tp, None)  # the old log's offset, past the new log's end
         self._fresh.add(p)
         self._next[p] = self._applied[p] = 0
@@ -990,7 +1117,8 @@ class StreamConsumer:
         of waiting)? Raises ``KafkaError`` if the listing failed, or if one failed less than
         ``TOPIC_LIST_TIMEOUT_S`` ago (without listing: one wait per pass, not one per caller)."""
         if time.monotonic() - self._listing_failed < TOPIC_LIST_TIMEOUT_S:
-            raise KafkaError(f"a listing of the topics failed less than {TOPIC_LIST_TIMEOUT_S:g} s ago")
+            raise KafkaError(f"not sent yet: waiting to list the topics again (a listing failed less than "
+                             f"{TOPIC_LIST_TIMEOUT_S:g} s ago)")
         try:
             return self.topic in await asyncio.wait_for(self.consumer.topics(), TOPIC_LIST_TIMEOUT_S)
         except (KafkaError, asyncio.TimeoutError) as exc:
@@ -1012,20 +1140,29 @@ class StreamConsumer:
             self._topic_gone()
         if self.missing is not None:
             return self.missing
-        return self._log_went_back()
+        return await self._log_went_back()
 
-    def _log_went_back(self) -> str | None:
+    async def _log_went_back(self) -> str | None:
         """An owned partition whose log, by the newest fetch reply, ends below the next offset this
-        worker takes (a log end only rises: the topic was deleted or replaced), as a sentence; else None."""
-        for tp in self.assigned:
-            expected = self._next.get(tp.partition)
-            try:
-                highwater = self.consumer.highwater(tp)
-            except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
-                continue
-            if highwater is not None and expected is not None and highwater < expected:
-                return (f"{tp.topic}[{tp.partition}]'s log now ends at offset {highwater}, below the next offset to "
-                        f"take {expected} (the topic was deleted or replaced)")
+        worker takes, confirmed by ListOffsets (``_confirm_drops``: the topic was deleted or replaced),
+        as a sentence, remembered for ``_check_log`` (``_went_back``: the abandonment's rewind can
+        lower the next offset below the new log's end, which hid the replacement); else None. In
+        memory unless a fetch reply shows a drop. A drop ListOffsets does not answer for raises
+        ``KafkaError`` (the send waits and asks again); one it refutes (a lagging leader) is no objection."""
+        drops = self._drops(verify=False)
+        if not drops:
+            return None
+        verdicts = await self._confirm_drops(drops)
+        gone = [tp for tp, verdict in verdicts.items() if verdict]
+        for tp in gone:
+            highwater, expected = drops[tp]
+            self._went_back[tp.partition] = (f"{tp.topic}[{tp.partition}]'s log now ends at offset {highwater}, below the "
+                                             f"next offset to take {expected} (the topic was deleted or replaced)")
+        if gone:
+            return self._went_back[gone[0].partition]
+        if None in verdicts.values():
+            raise KafkaError(f"{self.topic} partitions {sorted(tp.partition for tp, v in verdicts.items() if v is None)}: "
+                             f"a fetch reply says the log ends below the next offset, and ListOffsets gave no answer")
         return None
 
     def _topic_gone(self) -> None:
@@ -1187,6 +1324,7 @@ class StreamConsumer:
             self._next.pop(tp.partition, None)
             self._applied.pop(tp.partition, None)
             self._verify.pop(tp.partition, None)
+            self._forget_log_end(tp.partition)
             self._to_commit.pop(tp, None)  # a hint of the log this worker forgets (a replaced log: past its end)
         self.pipeline.clock.global_ms = NEVER  # learnt again from the progress Redis holds (_resume)
         self._unresumed |= self.assigned
@@ -1307,7 +1445,7 @@ class StreamConsumer:
         are settled anyway."""
         consumer = self.consumer
         now = wall_ms()
-        generation = self._generation
+        generation, rewinds = self._generation, self._rewinds
         n = sum(len(r) for r in batch.values())
         if n:
             metrics.EVENTS_CONSUMED.inc(n)
@@ -1332,7 +1470,7 @@ class StreamConsumer:
             self.pipeline.clock.observe_fetch(tp.partition, reaches_clock(batch.get(tp, ())), caught_up, now)
         self._backlog = backlog
         async with self._cycle_lock:
-            if generation != self._generation:  # a rebalance ran while we looked at positions
+            if generation != self._generation or rewinds != self._rewinds:  # a rebalance (or a rewind) meanwhile
                 batch = self._contiguous(batch, rebalanced=True)
             by_partition = {tp.partition: records for tp, records in batch.items()}
             try:
@@ -1346,7 +1484,7 @@ class StreamConsumer:
                         self._seek(tp, self._next[tp.partition])
                 if not isinstance(exc, CycleAbandoned):
                     raise
-                logger.warning("cycle abandoned (%s): its records will be read again", exc)
+                retry_logger.warning("cycle abandoned (%s): its records will be read again", exc)
                 return
             for tp, records in batch.items():
                 if tp.partition in self._next:
@@ -1369,7 +1507,7 @@ class StreamConsumer:
             self._rewind()
             if not isinstance(exc, CycleAbandoned):
                 raise
-            logger.warning("cycle abandoned (%s): its records and those of the cycles after it will be read again", exc)
+            retry_logger.warning("cycle abandoned (%s): its records and those of the cycles after it will be read again", exc)
             return
         self._flights.popleft()
         for tp, records in batch.items():
@@ -1393,7 +1531,9 @@ class StreamConsumer:
             )
 
     def _rewind(self) -> None:
-        """Every cycle in flight failed: read their partitions again from the last settled offsets."""
+        """Every cycle in flight failed: read their partitions again from the last settled offsets
+        (counted in ``_rewinds``: a batch fetched before must continue them exactly, ``_judge``)."""
+        self._rewinds += 1
         for _, batch in self._flights:
             for tp, records in batch.items():
                 p = tp.partition

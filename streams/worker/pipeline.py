@@ -181,6 +181,7 @@ class Flight:
     dues: dict[int, list[int]] = field(default_factory=dict)  # the due bounds before it (Pipeline._due_min)
     marks: dict[int, dict[int, int]] = field(default_factory=dict)  # the marks read before it (Pipeline._marks)
     made_marks: dict[int, int] = field(default_factory=dict)  # q -> the mark its copies carry (streams.worker.watermark)
+    beats: tuple[int, dict[int, int]] = (0, {})  # the heartbeats' state before it (``Heartbeats.snapshot``)
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
     queued: "asyncio.Future[None] | None" = None  # done once its tail has handed its records to the producer
@@ -346,12 +347,13 @@ class Pipeline:
         routes = self.router.snapshot()
         dues = {p: list(bounds) for p, bounds in self._due_min.items()}
         marks = {p: dict(m) for p, m in self._marks.items()}
+        beats = self.heartbeats.snapshot()
         try:
             flight = await self._prepare(batch, wall_now_ms, wall_now_ms if asked_ms is None else asked_ms)
         except BaseException:
-            self._restore(clocks, routes, dues, marks)
+            self._restore(clocks, routes, dues, marks, beats)
             raise
-        flight.clocks, flight.routes, flight.dues, flight.marks = clocks, routes, dues, marks
+        flight.clocks, flight.routes, flight.dues, flight.marks, flight.beats = clocks, routes, dues, marks, beats
         if flight.work is not None:
             previous = self._flights[-1].task if self._flights else None
             flight.queued = asyncio.get_running_loop().create_future()
@@ -391,11 +393,13 @@ class Pipeline:
         await _cancel([send for f in self._flights if f.work is not None for send in f.work.early])
         self._flights.clear()
         self._pending.clear()
-        self._restore(failed.clocks, failed.routes, failed.dues, failed.marks)
+        self._restore(failed.clocks, failed.routes, failed.dues, failed.marks, failed.beats)
 
     def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object, dues: Mapping[int, list[int]],
-                 marks: Mapping[int, dict[int, int]]) -> None:
-        """Back to before an abandoned cycle (partitions revoked since then stay revoked)."""
+                 marks: Mapping[int, dict[int, int]], beats: tuple[int, dict[int, int]]) -> None:
+        """Back to before an abandoned cycle (partitions revoked since then stay revoked), its
+        heartbeats included: they were not sent (review 9, finding 6)."""
+        self.heartbeats.restore(beats)
         for p, snap in clocks.items():
             c = self.clock.partitions.get(p)
             if c is not None:
@@ -649,12 +653,17 @@ class Pipeline:
         any ack is awaited: one round trip to the broker, not one per kind. ``queued`` is set once
         each send has had its first turn of the event loop (``KafkaSink.send_all`` hands its records
         to aiokafka in it, before awaiting the acks). ``early``: the alert sends the cycle started
-        while it was scored (``alerts_per_chunk``), awaited (or cancelled) with these."""
-        sends = [asyncio.ensure_future(self._send_events("copies", copies))] if copies else []
-        sends += [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
-                  for what, topic, records in (("alerts", self.settings.topic_alerts, alerts),
-                                               ("dlq", self.settings.topic_dlq, dlq)) if records]
+        while it was scored (``alerts_per_chunk``), awaited (or cancelled) with these. A cycle whose
+        copies ``events_unusable`` objects to is abandoned before anything is queued: its alerts
+        and DLQ records went out before, at every such cycle again (review 9, finding 3)."""
+        sends: list[asyncio.Future[None]] = []
         try:
+            if copies:
+                await self._copies_usable()
+                sends.append(asyncio.ensure_future(self._send_events("copies", copies)))
+            sends += [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
+                      for what, topic, records in (("alerts", self.settings.topic_alerts, alerts),
+                                                   ("dlq", self.settings.topic_dlq, dlq)) if records]
             if sends:
                 await asyncio.sleep(0)  # each send's first step: its records queued in the producer
             _set(queued)
@@ -800,6 +809,17 @@ class Pipeline:
         cycles may have folded more by now: a resume must not find their events late)."""
         return {p: (off, stream_ms[p] if stream_ms[p] != NEVER else 0) for p, off in last_offset.items()}
 
+    async def _copies_usable(self) -> None:
+        """Raise ``CycleAbandoned`` if ``events_unusable`` objects to sending into the events topic
+        now (in memory, unless a fetch reply showed a log end below what was read). If it cannot
+        tell yet, the cycle goes on: the copies' own send asks again (``_send_events``)."""
+        try:
+            why = await self.events_unusable(False)
+        except KafkaError:
+            return
+        if why is not None:
+            raise CycleAbandoned(f"copies not sent: {why}")
+
     async def _send_events(self, what: str, records: Sequence[KafkaCopy]) -> None:
         """``records`` (copies, heartbeats) into the events topic, retried as ``_retry_kafka`` does,
         but each attempt only once ``events_unusable`` has no objection (after a failed attempt it
@@ -814,10 +834,14 @@ class Pipeline:
 
         async def attempt() -> None:
             nonlocal failed
-            why = await self.events_unusable(failed)
+            # an attempt that raises (the send, or ``events_unusable`` unable to tell) has the topics
+            # listed before the next
+            asked, failed = failed, True
+            why = await self.events_unusable(asked)
             if why is not None:
                 raise CycleAbandoned(f"{what} not sent: {why}")
-            failed = True  # until it returns: an attempt that raises has the topics listed before the next
+            if self.abandon_requested():  # a revocation or a stop came during the listing: no send of up to 15 s now
+                raise CycleAbandoned(f"abandoned before {what}")
             await self.producer.send_all(self.topic, records)
 
         await self._retry_kafka(what, attempt)

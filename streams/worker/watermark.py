@@ -172,6 +172,23 @@ class Heartbeats:
             self.sent_ms, self.sent_marks = wall_now_ms, dict(marks)
         return out
 
+    def snapshot(self) -> tuple[int, dict[int, int]]:
+        """When the last heartbeats went out and with which marks: ``due`` counts them as sent when it
+        returns them, so a cycle abandoned with them restores this (``restore``); else the next
+        heartbeat of a mark that entered a new period waited ``HEARTBEAT_QUIET_EVERY_MS``, not 1 s.
+
+        >>> h = Heartbeats(2); h.active = True; before = h.snapshot()
+        >>> len(h.due({0: PERIOD_MS}, 10_000)), h.due({0: PERIOD_MS}, 10_500)
+        (2, [])
+        >>> h.restore(before); len(h.due({0: PERIOD_MS}, 10_500))
+        2
+        """
+        return self.sent_ms, dict(self.sent_marks)
+
+    def restore(self, snapshot: tuple[int, dict[int, int]]) -> None:
+        """Back to a ``snapshot``: the heartbeats ``due`` returned since were not sent."""
+        self.sent_ms, self.sent_marks = snapshot[0], dict(snapshot[1])
+
     def records(self, marks: Mapping[int, int]) -> list[KafkaCopy]:
         return [(key, b"", [(HEARTBEAT_HEADER, b"%d:%d" % (q, m))]) for q, m in sorted(marks.items()) for key in self.keys]
 
