@@ -338,3 +338,38 @@ def test_the_file_check_counts_rows_behind_and_beyond_the_lateness(tmp_path: Pat
     ordered = tmp_path / "o.csv"
     ordered.write_text("user_id,ts,event_type\na,1767225600000,view\nb,1767225600000,view\n")
     assert check_file(ordered, Settings()).behind == 0
+
+
+_AMOUNT_ROWS = [  # review 11 R11-1: amounts the worker refuses (bad_amount) on rows no type rule exempts
+    ("user_id,ts,event_type,amount", "r1,2026-10-30T03:30:00Z,Order,-5", "below 0"),
+    ("user_id,ts,event_type,amount", "r1,2026-10-30T03:31:00Z,refund,-49", "below 0"),
+    ("user_id,ts,event_type,amount,account_id,status,plan,mrr", "s1,2026-10-30T03:30:00Z,subscription,-49,acme,cancelled,Pro,0",
+     "below 0"),
+    ("user_id,ts,event_type,amount", "r1,2026-10-30T03:32:00Z,view,2e12", r"above 1e\+12"),
+]
+
+
+@pytest.mark.parametrize(("header", "row", "why"), _AMOUNT_ROWS)
+def test_an_amount_the_worker_refuses_is_refused_with_its_line_by_publish_backtest_and_train(
+        tmp_path: Path, header: str, row: str, why: str) -> None:
+    """Review 11 R11-1: since every nonzero amount is sent (QA7 H2), a CSV refund (``Order,-5``,
+    ``refund,-49``), a cancelled ``subscription`` statement carrying its refund or a ``2e12`` passed
+    ``publish``'s check and the worker dead-lettered the whole event as ``bad_amount`` (a refund
+    signal, a cancellation lost live), while ``backtest`` and ``train`` kept it and the same row as a
+    JSON line was refused at the check. One rule now (the decoder's: 0 to 1e12): every reader refuses
+    the row, naming its line, before anything is sent."""
+    from streams.publisher import check_file
+
+    path = tmp_path / "e.csv"
+    path.write_text(f"{header}\nr0,2026-10-30T03:00:00Z,view,\n{row}\n")
+    with pytest.raises(ValueError, match=rf"e.csv line 3: amount .* {why}"):
+        check_file(path, Settings())
+    with pytest.raises(ValueError, match=rf"e.csv line 3: amount .* {why}"):
+        read_events_csv(path)  # backtest and train read the file so
+    obj = dict(zip(header.split(","), row.split(",")))  # the same row as a JSON line: refused at its line too
+    obj = {"type" if k == "event_type" else k: (float(v) if k in ("amount", "mrr") else v) for k, v in obj.items()}
+    jsonl = tmp_path / "e.jsonl"
+    jsonl.write_text('{"user_id":"r0","type":"view","ts":"2026-10-30T03:00:00Z"}\n' + orjson.dumps(obj).decode() + "\n")
+    with pytest.raises(ValueError, match=r"e.jsonl line 2: bad amount"):
+        check_file(jsonl, Settings())
+
