@@ -37,7 +37,7 @@ from models.events import Event
 from streams.errors import UserError
 from streams.records import record_fields
 from streams.worker.codec import Decoder, Rejection
-from streams.offline.history import iter_events_csv, readable
+from streams.offline.history import numbered_events_csv, readable
 from streams.timefmt import parse_ts_ms
 from streams.kafka_admin import kafka_python_client_kwargs
 from streams.settings import Settings, aiokafka_client_kwargs
@@ -459,20 +459,23 @@ def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRe
     into the record, so a line repeated in a batch is recognised (not a file published twice: its
     copies land in later batches and count twice, QA7 M1), while two files of the same name no
     longer share ids (QA4 #2). CSV: the history
-    format of ``streams.offline.history``, whose rows without an id get the same derivation. Each record is checked with the worker's own decoder; a bad
-    line raises ValueError naming the file and the line number.
+    format of ``streams.offline.history``, whose rows without an id get the same derivation. Each
+    record is checked with the worker's own decoder as it will be sent, its id included (review 11
+    R11-2); a bad line raises ValueError naming the file and the line number.
     """
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such file")
     if not p.is_file():
         raise UserError(f"{p}: a folder, not a file" if p.is_dir() else f"{p}: not a regular file")
-    if not _is_jsonl(p):
-        for ev in iter_events_csv(p):
-            yield ev.ts_ms, ev.user_id, event_value(ev)
-        return
     decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
     now_ms = int(time.time() * 1000)
+    if not _is_jsonl(p):
+        for lineno, ev in numbered_events_csv(p):
+            value = event_value(ev)
+            _decoded(decoder, value, now_ms, p, lineno)  # what the worker reads: its id, user id length, time, size
+            yield ev.ts_ms, ev.user_id, value
+        return
     with readable(p), _open_binary(p) as fh:
         for lineno, line in enumerate(fh, start=1):
             if lineno == 1 and line.startswith(_BOM):  # a byte-order mark (Excel, Notepad): not part of the JSON (QA4 #6)
@@ -491,13 +494,23 @@ def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRe
             if derive:
                 obj.pop("event_id", None)  # "" or null: derived, as the worker derives it
             value = orjson.dumps(obj)
-            result = decoder.decode(value, now_ms)
-            if isinstance(result, Rejection):
-                raise ValueError(f"{p.name} line {lineno}: {result.reason.replace('_', ' ')}: {result.detail}")
+            result = _decoded(decoder, value, now_ms, p, lineno)
             if derive:  # sent with the id the worker would derive: a backfill is no producer without ids
                 obj["event_id"] = result.event_id
                 value = orjson.dumps(obj)
+                _decoded(decoder, value, now_ms, p, lineno)  # the id makes it ~40 bytes longer: still under the limit?
             yield result.ts_ms, result.user_id, value
+
+
+def _decoded(decoder: Decoder, value: bytes, now_ms: int, path: Path, lineno: int) -> Event:
+    """The event the worker reads from ``value``, or ValueError naming the file's line and the
+    worker's reason: the check of a record as it will be sent (review 11 R11-2: a CSV row was never
+    decoded, so a 300-character user id or a time in the future passed the check and went to the
+    DLQ; a JSON line was checked before its derived id made it longer than ``max_event_bytes``)."""
+    result = decoder.decode(value, now_ms)
+    if isinstance(result, Rejection):
+        raise ValueError(f"{path.name} line {lineno}: {result.reason.replace('_', ' ')}: {result.detail}")
+    return result
 
 
 @dataclass(frozen=True, slots=True)

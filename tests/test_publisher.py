@@ -373,3 +373,41 @@ def test_an_amount_the_worker_refuses_is_refused_with_its_line_by_publish_backte
     with pytest.raises(ValueError, match=r"e.jsonl line 2: bad amount"):
         check_file(jsonl, Settings())
 
+
+def test_a_csv_row_is_checked_as_the_record_the_worker_reads(tmp_path: Path) -> None:
+    """Review 11 R11-2: ``publish`` checked a CSV row with the history reader only, never the record
+    it sends, so a row the worker refuses (a user id over 256 characters: ``bad_type``; a time in the
+    future: ``future``; a record over ``max_event_bytes``: ``oversized``) passed the check and went to
+    the DLQ. Now each record is decoded as the worker will read it, and refused with its line."""
+    from streams.publisher import check_file
+
+    rows = {"bad type: user_id has 300 characters": f"{'u' * 300},2026-10-30T03:30:00Z,view,",
+            "future: ts": "f1,2099-01-01T00:00:00Z,view,",
+            "oversized": f"o1,2026-10-30T03:30:00Z,{'v' * 70_000},"}
+    for why, row in rows.items():
+        path = tmp_path / "e.csv"
+        path.write_text(f"user_id,ts,event_type,amount\nr0,2026-10-30T03:00:00Z,view,\n{row}\n")
+        with pytest.raises(ValueError, match=rf"e.csv line 3: {why}"):
+            check_file(path, Settings())
+
+
+def test_a_json_line_is_checked_with_the_id_it_is_sent_with(tmp_path: Path) -> None:
+    """Review 11 R11-2: a JSON line without ``event_id`` was decoded before its derived id was
+    written in, so a line just under ``max_event_bytes`` passed the check and was sent ~40 bytes
+    longer, which the worker refuses as ``oversized``. The same line with an id of its own passes."""
+    from streams.publisher import check_file
+
+    limit = Settings().max_event_bytes
+    base = {"user_id": "big", "type": "view", "ts": 1767225600000, "properties": {"p": ""}}
+    base["properties"]["p"] = "x" * (limit - 2 - len(orjson.dumps(base)))
+    assert len(orjson.dumps(base)) == limit - 2
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(orjson.dumps(base) + b"\n")
+    with pytest.raises(ValueError, match=r"big.jsonl line 1: oversized: \d+ bytes > max_event_bytes"):
+        check_file(path, Settings())
+    base["properties"]["p"] = base["properties"]["p"][:-len('"event_id":"e1",')]
+    with_id = {"event_id": "e1", **base}
+    assert len(orjson.dumps(with_id)) == limit - 2
+    path.write_bytes(orjson.dumps(with_id) + b"\n")
+    assert check_file(path, Settings()).events == 1
+

@@ -56,7 +56,7 @@ from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
 from streams.records import content_event_id, plain_event_id
 
-__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable",
+__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "numbered_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable",
            "text_events"]
 
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
@@ -367,12 +367,19 @@ def _gc_paused() -> Iterator[None]:
 
 def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[Event]:
     """Events of ``path`` in file order, read as a stream; a bad row raises ValueError naming file and line."""
+    for _, event in numbered_events_csv(path, type_map):
+        yield event
+
+
+def numbered_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[tuple[int, Event]]:
+    """(line number, event) of ``path`` in file order (:func:`iter_events_csv` with the line, which
+    ``churnwatch publish`` names when the worker's decoder refuses the record it would send)."""
     p = Path(path)
     reader: EventRows | None = None
     for lineno, row, index in _rows(p, _COLUMNS):
         if reader is None:
             reader = EventRows(p.name, index, type_map)
-        yield reader.event(row, lineno)
+        yield lineno, reader.event(row, lineno)
 
 
 def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> list[Event]:
