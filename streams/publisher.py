@@ -285,7 +285,7 @@ async def publish_bulk_async(
         **aiokafka_client_kwargs(settings), acks="all", linger_ms=LINGER_MS, max_batch_size=BATCH_BYTES
     )
     await start_client(producer, settings)
-    t0 = time.monotonic()
+    t0 = time.monotonic()  # again at the first record: what the iterator took before it is not sending
     n = acked = 0
     last: dict[int, int] = {}
     pending: list[tuple[asyncio.Future[Any], Record]] = []
@@ -311,6 +311,8 @@ async def publish_bulk_async(
     error: BaseException | None = None
     try:
         for user_id, value in records:
+            if n == 0:  # ``--rate`` paces from the first record, and the events/s are the sending's
+                t0 = time.monotonic()
             try:
                 future = await producer.send(settings.topic_events, value=value, key=user_id.encode("utf-8"))
             except KafkaError as exc:
@@ -576,15 +578,31 @@ def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder
     :func:`check_file`'s reading of the same file.
 
     A file already in order is streamed as it is read (nothing held). One that is not is read
-    again into memory and sorted: the record values end to end in one buffer (each ``orjson.dumps``
-    result kept as it is held ~4 KiB of the heap, not its ~120 bytes: 4 GB for a million events,
-    measured), an 8-byte offset, time and sort index (numpy's stable argsort) per event and one
-    copy of each user id: about 130 bytes an event in all (a million simulated events: +131 MB of
-    peak RSS, against +425 MB for ``read_events_csv``, what ``backtest`` reads; README's ``publish`` row).
-    A file sorted by time (``ORDER BY ts``) costs nothing."""
+    again into memory and sorted *here*, before this returns, so before ``publish_bulk`` starts
+    its producer and its clock (review 11 R11-3: read on the first record, ``--rate`` sent about
+    rate x read time events unpaced and the printed events/s counted the read and the sort). It
+    holds the record values end to end in one buffer (each ``orjson.dumps`` result kept as it is
+    held ~4 KiB of the heap: 4 GB for a million events, measured), an 8-byte offset, time and sort
+    index (numpy's stable argsort) per event and one copy of each user id: the records' own bytes
+    plus about 40-70 bytes an event (162 bytes an event for the simulator's 94-byte records,
+    measured with tracemalloc; a 1 KB JSON line about 1.05 KB). A file too large for that fails
+    here, nothing sent (a MemoryError becomes one line; the kernel's OOM killer may end the process
+    first, still before the producer starts): sort it upstream (``ORDER BY ts``; a file in time order is
+    streamed and costs nothing)."""
     if order.behind == 0:
-        yield from read_records(path, settings)
-        return
+        return read_records(path, settings)
+    try:
+        return _sorted_records(path, settings)
+    except MemoryError:
+        raise UserError(f"{path}: {order.events:,} events out of event-time order do not fit in memory to be "
+                        f"sorted (the records' bytes plus ~40-70 bytes each); nothing was sent. Sort the file "
+                        f"by its ts column first (ORDER BY ts in the export), then publish it: a file in time "
+                        f"order is sent as it is read") from None
+
+
+def _sorted_records(path: str | Path, settings: Settings) -> Iterator[Record]:
+    """The file read whole and sorted by event time (:func:`records_in_time_order`); the returned
+    iterator only slices the buffer."""
     from array import array
 
     import numpy as np
@@ -601,6 +619,11 @@ def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder
     users.clear()
     ranks = np.argsort(np.frombuffer(times, dtype=np.int64), kind="stable")
     del times
+    return _slices(buffer, ends, keys, ranks)
+
+
+def _slices(buffer: bytearray, ends: Any, keys: list[str], ranks: Any) -> Iterator[Record]:
+    """(key, value) of the records in ``buffer`` (ending at ``ends``) in the order of ``ranks``."""
     view = memoryview(buffer)
     try:
         for start in range(0, len(ranks), 1 << 16):

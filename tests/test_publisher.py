@@ -411,3 +411,16 @@ def test_a_json_line_is_checked_with_the_id_it_is_sent_with(tmp_path: Path) -> N
     path.write_bytes(orjson.dumps(with_id) + b"\n")
     assert check_file(path, Settings()).events == 1
 
+
+def test_a_file_out_of_order_is_read_and_sorted_before_the_first_record_is_asked_for(tmp_path: Path) -> None:
+    """Review 11 R11-3: the sort ran on the first ``next()``, inside ``publish_bulk`` after its clock
+    had started, so ``--rate`` sent about rate x read time events unpaced and the events/s printed
+    counted the read and the sort. Now the file is read and sorted when ``records_in_time_order``
+    returns: the file can be gone before the first record is taken."""
+    from streams.publisher import check_file, records_in_time_order
+
+    path = tmp_path / "e.csv"
+    path.write_text("user_id,ts,event_type\nb,1767225660000,view\na,1767225600000,view\n")
+    records = records_in_time_order(path, Settings(), check_file(path, Settings()))
+    path.unlink()
+    assert [orjson.loads(v)["user_id"] for _, v in records] == ["a", "b"]
