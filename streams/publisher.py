@@ -8,9 +8,12 @@ Two producers, each where it is best (measured on Tansu):
 - :func:`publish_bulk` is on aiokafka (~90k events/s here against ~25k; measured again with
   93k simulated events on a busy machine: ~59k against ~18k): used by the simulator
   and ``churnwatch publish`` to replay files. Not idempotent (Tansu refuses aiokafka's
-  InitProducerId); a retry may duplicate a record: its copy lands close behind it in the same
-  partition, so usually in the same fetched batch, where the worker drops the repeated id; in a
-  later batch it is applied twice (README "Nothing lost, nothing counted twice", QA7 M1).
+  InitProducerId, checked again 2026-12-03); a produce batch the client retries after a lost
+  acknowledgement may be written twice: its copy lands about one produce batch (``BATCH_BYTES``,
+  ~2,700 records of ~94 bytes) behind its original in the partition, so usually in a later worker
+  batch (a cycle takes at most 10,000 records over all partitions), where it is applied twice; a
+  rebuild or replay may then count it once or twice (README "Nothing lost, nothing counted twice",
+  QA7 M1, review 11 R11-5).
 
 Both key records by user id (Kafka's murmur2 partitioner in both clients, so the same user lands
 on the same partition whichever path published it: the worker's per-partition clocks need that)
