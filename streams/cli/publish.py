@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", required=True, metavar="EVENTS.jsonl|EVENTS.csv[.gz]",
                         help="events to publish (JSON lines or CSV user_id,ts,event_type,amount), in any order: "
                              "sent in event-time order (a file out of order is sorted in memory first: its records' "
-                             "bytes plus ~40-70 bytes an event, ~160 bytes for 94-byte records; too large for memory: "
+                             "bytes plus ~30-40 bytes an event and each user id once, ~130 bytes for 95-byte records; too large for memory: "
                              "sort it by ts upstream, a file in time order is streamed)")
     parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
                         help="publishing rate, paced from the first event sent; 0 = as fast as possible (default)")
