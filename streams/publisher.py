@@ -8,9 +8,12 @@ Two producers, each where it is best (measured on Tansu):
 - :func:`publish_bulk` is on aiokafka (~90k events/s here against ~25k; measured again with
   93k simulated events on a busy machine: ~59k against ~18k): used by the simulator
   and ``churnwatch publish`` to replay files. Not idempotent (Tansu refuses aiokafka's
-  InitProducerId); a retry may duplicate a record: its copy lands close behind it in the same
-  partition, so usually in the same fetched batch, where the worker drops the repeated id; in a
-  later batch it is applied twice (README "Nothing lost, nothing counted twice", QA7 M1).
+  InitProducerId, checked again 2026-12-03); a produce batch the client retries after a lost
+  acknowledgement may be written twice: its copy lands about one produce batch (``BATCH_BYTES``,
+  ~2,700 records of ~94 bytes) behind its original in the partition, so usually in a later worker
+  batch (a cycle takes at most 10,000 records over all partitions), where it is applied twice; a
+  rebuild or replay may then count it once or twice (README "Nothing lost, nothing counted twice",
+  QA7 M1, review 11 R11-5).
 
 Both key records by user id (Kafka's murmur2 partitioner in both clients, so the same user lands
 on the same partition whichever path published it: the worker's per-partition clocks need that)
@@ -37,7 +40,7 @@ from models.events import Event
 from streams.errors import UserError
 from streams.records import record_fields
 from streams.worker.codec import Decoder, Rejection
-from streams.offline.history import iter_events_csv, readable
+from streams.offline.history import numbered_events_csv, readable
 from streams.timefmt import parse_ts_ms
 from streams.kafka_admin import kafka_python_client_kwargs
 from streams.settings import Settings, aiokafka_client_kwargs
@@ -285,7 +288,7 @@ async def publish_bulk_async(
         **aiokafka_client_kwargs(settings), acks="all", linger_ms=LINGER_MS, max_batch_size=BATCH_BYTES
     )
     await start_client(producer, settings)
-    t0 = time.monotonic()
+    t0 = time.monotonic()  # again at the first record: what the iterator took before it is not sending
     n = acked = 0
     last: dict[int, int] = {}
     pending: list[tuple[asyncio.Future[Any], Record]] = []
@@ -311,6 +314,8 @@ async def publish_bulk_async(
     error: BaseException | None = None
     try:
         for user_id, value in records:
+            if n == 0:  # ``--rate`` paces from the first record, and the events/s are the sending's
+                t0 = time.monotonic()
             try:
                 future = await producer.send(settings.topic_events, value=value, key=user_id.encode("utf-8"))
             except KafkaError as exc:
@@ -459,20 +464,23 @@ def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRe
     into the record, so a line repeated in a batch is recognised (not a file published twice: its
     copies land in later batches and count twice, QA7 M1), while two files of the same name no
     longer share ids (QA4 #2). CSV: the history
-    format of ``streams.offline.history``, whose rows without an id get the same derivation. Each record is checked with the worker's own decoder; a bad
-    line raises ValueError naming the file and the line number.
+    format of ``streams.offline.history``, whose rows without an id get the same derivation. Each
+    record is checked with the worker's own decoder as it will be sent, its id included (review 11
+    R11-2); a bad line raises ValueError naming the file and the line number.
     """
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such file")
     if not p.is_file():
         raise UserError(f"{p}: a folder, not a file" if p.is_dir() else f"{p}: not a regular file")
-    if not _is_jsonl(p):
-        for ev in iter_events_csv(p):
-            yield ev.ts_ms, ev.user_id, event_value(ev)
-        return
     decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
     now_ms = int(time.time() * 1000)
+    if not _is_jsonl(p):
+        for lineno, ev in numbered_events_csv(p):
+            value = event_value(ev)
+            _decoded(decoder, value, now_ms, p, lineno)  # what the worker reads: its id, user id length, time, size
+            yield ev.ts_ms, ev.user_id, value
+        return
     with readable(p), _open_binary(p) as fh:
         for lineno, line in enumerate(fh, start=1):
             if lineno == 1 and line.startswith(_BOM):  # a byte-order mark (Excel, Notepad): not part of the JSON (QA4 #6)
@@ -491,13 +499,23 @@ def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRe
             if derive:
                 obj.pop("event_id", None)  # "" or null: derived, as the worker derives it
             value = orjson.dumps(obj)
-            result = decoder.decode(value, now_ms)
-            if isinstance(result, Rejection):
-                raise ValueError(f"{p.name} line {lineno}: {result.reason.replace('_', ' ')}: {result.detail}")
+            result = _decoded(decoder, value, now_ms, p, lineno)
             if derive:  # sent with the id the worker would derive: a backfill is no producer without ids
                 obj["event_id"] = result.event_id
                 value = orjson.dumps(obj)
+                _decoded(decoder, value, now_ms, p, lineno)  # the id makes it ~40 bytes longer: still under the limit?
             yield result.ts_ms, result.user_id, value
+
+
+def _decoded(decoder: Decoder, value: bytes, now_ms: int, path: Path, lineno: int) -> Event:
+    """The event the worker reads from ``value``, or ValueError naming the file's line and the
+    worker's reason: the check of a record as it will be sent (review 11 R11-2: a CSV row was never
+    decoded, so a 300-character user id or a time in the future passed the check and went to the
+    DLQ; a JSON line was checked before its derived id made it longer than ``max_event_bytes``)."""
+    result = decoder.decode(value, now_ms)
+    if isinstance(result, Rejection):
+        raise ValueError(f"{path.name} line {lineno}: {result.reason.replace('_', ' ')}: {result.detail}")
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,15 +581,33 @@ def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder
     :func:`check_file`'s reading of the same file.
 
     A file already in order is streamed as it is read (nothing held). One that is not is read
-    again into memory and sorted: the record values end to end in one buffer (each ``orjson.dumps``
-    result kept as it is held ~4 KiB of the heap, not its ~120 bytes: 4 GB for a million events,
-    measured), an 8-byte offset, time and sort index (numpy's stable argsort) per event and one
-    copy of each user id: about 130 bytes an event in all (a million simulated events: +131 MB of
-    peak RSS, against +425 MB for ``read_events_csv``, what ``backtest`` reads; README's ``publish`` row).
-    A file sorted by time (``ORDER BY ts``) costs nothing."""
+    again into memory and sorted *here*, before this returns, so before ``publish_bulk`` starts
+    its producer and its clock (review 11 R11-3: read on the first record, ``--rate`` sent about
+    rate x read time events unpaced and the printed events/s counted the read and the sort). It
+    holds the record values end to end in one buffer (each ``orjson.dumps`` result kept as it is
+    held ~4 KiB of the heap: 4 GB for a million events, measured), an 8-byte offset, time and sort
+    index (numpy's stable argsort) per event and one copy of each user id: the records' own bytes
+    (plus up to an eighth while the buffer grows), about 30-40 bytes an event and each distinct user
+    id once (measured with tracemalloc: 121 bytes an event held, 129 at the peak, for the
+    simulator's 95-byte records of 600 users; 1,266 and 1,290 for 1,041-byte JSON lines of a
+    distinct 32-character user each). A file too large for that fails
+    here, nothing sent (a MemoryError becomes one line; the kernel's OOM killer may end the process
+    first, still before the producer starts): sort it upstream (``ORDER BY ts``; a file in time order is
+    streamed and costs nothing)."""
     if order.behind == 0:
-        yield from read_records(path, settings)
-        return
+        return read_records(path, settings)
+    try:
+        return _sorted_records(path, settings)
+    except MemoryError:
+        raise UserError(f"{path}: {order.events:,} events out of event-time order do not fit in memory to be "
+                        f"sorted (the records' bytes plus ~30-40 bytes each and the user ids); nothing was sent. Sort the file "
+                        f"by its ts column first (ORDER BY ts in the export), then publish it: a file in time "
+                        f"order is sent as it is read") from None
+
+
+def _sorted_records(path: str | Path, settings: Settings) -> Iterator[Record]:
+    """The file read whole and sorted by event time (:func:`records_in_time_order`); the returned
+    iterator only slices the buffer."""
     from array import array
 
     import numpy as np
@@ -588,6 +624,11 @@ def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder
     users.clear()
     ranks = np.argsort(np.frombuffer(times, dtype=np.int64), kind="stable")
     del times
+    return _slices(buffer, ends, keys, ranks)
+
+
+def _slices(buffer: bytearray, ends: Any, keys: list[str], ranks: Any) -> Iterator[Record]:
+    """(key, value) of the records in ``buffer`` (ending at ``ends``) in the order of ``ranks``."""
     view = memoryview(buffer)
     try:
         for start in range(0, len(ranks), 1 << 16):

@@ -338,3 +338,89 @@ def test_the_file_check_counts_rows_behind_and_beyond_the_lateness(tmp_path: Pat
     ordered = tmp_path / "o.csv"
     ordered.write_text("user_id,ts,event_type\na,1767225600000,view\nb,1767225600000,view\n")
     assert check_file(ordered, Settings()).behind == 0
+
+
+_AMOUNT_ROWS = [  # review 11 R11-1: amounts the worker refuses (bad_amount) on rows no type rule exempts
+    ("user_id,ts,event_type,amount", "r1,2026-10-30T03:30:00Z,Order,-5", "below 0"),
+    ("user_id,ts,event_type,amount", "r1,2026-10-30T03:31:00Z,refund,-49", "below 0"),
+    ("user_id,ts,event_type,amount,account_id,status,plan,mrr", "s1,2026-10-30T03:30:00Z,subscription,-49,acme,cancelled,Pro,0",
+     "below 0"),
+    ("user_id,ts,event_type,amount", "r1,2026-10-30T03:32:00Z,view,2e12", r"above 1e\+12"),
+]
+
+
+@pytest.mark.parametrize(("header", "row", "why"), _AMOUNT_ROWS)
+def test_an_amount_the_worker_refuses_is_refused_with_its_line_by_publish_backtest_and_train(
+        tmp_path: Path, header: str, row: str, why: str) -> None:
+    """Review 11 R11-1: since every nonzero amount is sent (QA7 H2), a CSV refund (``Order,-5``,
+    ``refund,-49``), a cancelled ``subscription`` statement carrying its refund or a ``2e12`` passed
+    ``publish``'s check and the worker dead-lettered the whole event as ``bad_amount`` (a refund
+    signal, a cancellation lost live), while ``backtest`` and ``train`` kept it and the same row as a
+    JSON line was refused at the check. One rule now (the decoder's: 0 to 1e12): every reader refuses
+    the row, naming its line, before anything is sent."""
+    from streams.publisher import check_file
+
+    path = tmp_path / "e.csv"
+    path.write_text(f"{header}\nr0,2026-10-30T03:00:00Z,view,\n{row}\n")
+    with pytest.raises(ValueError, match=rf"e.csv line 3: amount .* {why}"):
+        check_file(path, Settings())
+    with pytest.raises(ValueError, match=rf"e.csv line 3: amount .* {why}"):
+        read_events_csv(path)  # backtest and train read the file so
+    obj = dict(zip(header.split(","), row.split(",")))  # the same row as a JSON line: refused at its line too
+    obj = {"type" if k == "event_type" else k: (float(v) if k in ("amount", "mrr") else v) for k, v in obj.items()}
+    jsonl = tmp_path / "e.jsonl"
+    jsonl.write_text('{"user_id":"r0","type":"view","ts":"2026-10-30T03:00:00Z"}\n' + orjson.dumps(obj).decode() + "\n")
+    with pytest.raises(ValueError, match=r"e.jsonl line 2: bad amount"):
+        check_file(jsonl, Settings())
+
+
+def test_a_csv_row_is_checked_as_the_record_the_worker_reads(tmp_path: Path) -> None:
+    """Review 11 R11-2: ``publish`` checked a CSV row with the history reader only, never the record
+    it sends, so a row the worker refuses (a user id over 256 characters: ``bad_type``; a time in the
+    future: ``future``; a record over ``max_event_bytes``: ``oversized``) passed the check and went to
+    the DLQ. Now each record is decoded as the worker will read it, and refused with its line."""
+    from streams.publisher import check_file
+
+    rows = {"bad type: user_id has 300 characters": f"{'u' * 300},2026-10-30T03:30:00Z,view,",
+            "future: ts": "f1,2099-01-01T00:00:00Z,view,",
+            "oversized": f"o1,2026-10-30T03:30:00Z,{'v' * 70_000},"}
+    for why, row in rows.items():
+        path = tmp_path / "e.csv"
+        path.write_text(f"user_id,ts,event_type,amount\nr0,2026-10-30T03:00:00Z,view,\n{row}\n")
+        with pytest.raises(ValueError, match=rf"e.csv line 3: {why}"):
+            check_file(path, Settings())
+
+
+def test_a_json_line_is_checked_with_the_id_it_is_sent_with(tmp_path: Path) -> None:
+    """Review 11 R11-2: a JSON line without ``event_id`` was decoded before its derived id was
+    written in, so a line just under ``max_event_bytes`` passed the check and was sent ~40 bytes
+    longer, which the worker refuses as ``oversized``. The same line with an id of its own passes."""
+    from streams.publisher import check_file
+
+    limit = Settings().max_event_bytes
+    base = {"user_id": "big", "type": "view", "ts": 1767225600000, "properties": {"p": ""}}
+    base["properties"]["p"] = "x" * (limit - 2 - len(orjson.dumps(base)))
+    assert len(orjson.dumps(base)) == limit - 2
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(orjson.dumps(base) + b"\n")
+    with pytest.raises(ValueError, match=r"big.jsonl line 1: oversized: \d+ bytes > max_event_bytes"):
+        check_file(path, Settings())
+    base["properties"]["p"] = base["properties"]["p"][:-len('"event_id":"e1",')]
+    with_id = {"event_id": "e1", **base}
+    assert len(orjson.dumps(with_id)) == limit - 2
+    path.write_bytes(orjson.dumps(with_id) + b"\n")
+    assert check_file(path, Settings()).events == 1
+
+
+def test_a_file_out_of_order_is_read_and_sorted_before_the_first_record_is_asked_for(tmp_path: Path) -> None:
+    """Review 11 R11-3: the sort ran on the first ``next()``, inside ``publish_bulk`` after its clock
+    had started, so ``--rate`` sent about rate x read time events unpaced and the events/s printed
+    counted the read and the sort. Now the file is read and sorted when ``records_in_time_order``
+    returns: the file can be gone before the first record is taken."""
+    from streams.publisher import check_file, records_in_time_order
+
+    path = tmp_path / "e.csv"
+    path.write_text("user_id,ts,event_type\nb,1767225660000,view\na,1767225600000,view\n")
+    records = records_in_time_order(path, Settings(), check_file(path, Settings()))
+    path.unlink()
+    assert [orjson.loads(v)["user_id"] for _, v in records] == ["a", "b"]

@@ -17,9 +17,11 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", required=True, metavar="EVENTS.jsonl|EVENTS.csv[.gz]",
                         help="events to publish (JSON lines or CSV user_id,ts,event_type,amount), in any order: "
-                             "sent in event-time order (a file out of order is sorted in memory first, ~130 bytes an event)")
+                             "sent in event-time order (a file out of order is sorted in memory first: its records' "
+                             "bytes plus ~30-40 bytes an event and each user id once, ~130 bytes for 95-byte records; too large for memory: "
+                             "sort it by ts upstream, a file in time order is streamed)")
     parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
-                        help="publishing rate; 0 = as fast as possible (default)")
+                        help="publishing rate, paced from the first event sent; 0 = as fast as possible (default)")
 
 
 #: What a CSV header row must name (streams.offline.history): said when the first line is unreadable.
@@ -86,8 +88,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if order.behind:
         print(order.reorder_line(path.name), flush=True)
     ensure_events_topic(settings)
-    stats = publish_bulk(settings, records_in_time_order(path, settings, order), rate=args.rate,
-                         unacked_to=unacked_file(path))
+    # Sorted (if it must be) before the producer starts: --rate paces the sending, and the seconds
+    # printed are the sending's (review 11 R11-3).
+    records = records_in_time_order(path, settings, order)
+    stats = publish_bulk(settings, records, rate=args.rate, unacked_to=unacked_file(path))
     print(f"published {stats.events:,} events from {path} to {settings.topic_events} in {stats.seconds:.1f} s "
-          f"({stats.events_per_s:,.0f} events/s)")
+          f"({stats.events_per_s:,.0f} events/s from the first event sent)")
     return 0

@@ -10,7 +10,9 @@ before 2000 are taken for seconds and refused; ISO dates before 2000 are history
 Event names are the product's own, trimmed and lower-cased (``Order`` is ``order``), and no name
 is unknown: the model's vocabulary says which play a role (``order`` and ``payment`` are purchases
 under the default roles). A ``--config`` :class:`models.events.TypeMap` renames the names it lists
-and only those; the ``amount`` is kept on every row, as ``publish`` sends it.
+and only those; the ``amount`` is kept on every row, as ``publish`` sends it, and must be a number
+from 0 to ``MAX_AMOUNT`` (1e12) as the stream's decoder wants it: a row with another (a refund's
+``-49``) is refused with its line in every command, not kept offline and dead-lettered live.
 
 Accounts and subscriptions (docs/REVENUE.md) come in further columns, read by their names in the
 header row only (a file without a header keeps the positional layout above): ``account_id`` on any
@@ -49,11 +51,12 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
+from models.intake import MAX_AMOUNT
 from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
 from streams.records import content_event_id, plain_event_id
 
-__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable",
+__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "numbered_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable",
            "text_events"]
 
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
@@ -216,6 +219,23 @@ def _time_cell(row: list[str], i: int | None, name: str) -> int:
     return ms
 
 
+def _bad_amount(raw: str, amount: float) -> str:
+    """Why a row's amount is refused: the worker dead-letters a record whose amount is not from 0
+    to ``MAX_AMOUNT`` (``bad_amount``, the whole event), so every reader refuses the row, naming
+    its line, rather than the backtest keeping an event the stream loses (review 11 R11-1: a
+    refund's ``-49`` lost a ``refund`` signal and a cancelled ``subscription`` statement live).
+
+    >>> _bad_amount("-49", -49.0)
+    "amount '-49' is below 0, which the stream refuses (bad_amount): for a refund or credit, leave the amount empty (the event's type, e.g. refund, is what the model reads of it; revenue counts no negative amounts)"
+    """
+    if math.isfinite(amount) and amount < 0:
+        return (f"amount {raw!r} is below 0, which the stream refuses (bad_amount): for a refund or credit, leave the "
+                f"amount empty (the event's type, e.g. refund, is what the model reads of it; revenue counts no negative amounts)")
+    if math.isfinite(amount):
+        return f"amount {raw!r} is above {MAX_AMOUNT:g}, which the stream refuses (bad_amount): a unit or encoding mistake?"
+    return f"amount {raw!r} is not a finite number"
+
+
 class EventRows:
     """Turns the rows of one history file into events: the one reading of a row, shared by the
     streaming reader (``iter_events_csv``), the whole-file one and the backtest's shards.
@@ -260,10 +280,10 @@ class EventRows:
             amount = 0.0
             i = self._amount_col
             raw_amount = row[i].strip() if i < n else ""
-            if raw_amount:  # checked and kept on every row (as the stream's decoder does); the model reads it on purchases
+            if raw_amount:  # checked and kept on every row, by the stream's decoder's rule; the model reads it on purchases
                 amount = float(raw_amount)
-                if not math.isfinite(amount):
-                    raise ValueError(f"amount {raw_amount!r} is not a finite number")
+                if not 0.0 <= amount <= MAX_AMOUNT:  # also false for NaN and inf
+                    raise ValueError(_bad_amount(raw_amount, amount))
             i = self._id_col
             event_id = row[i].strip() if i < n else ""
             extra = self._extra
@@ -347,12 +367,19 @@ def _gc_paused() -> Iterator[None]:
 
 def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[Event]:
     """Events of ``path`` in file order, read as a stream; a bad row raises ValueError naming file and line."""
+    for _, event in numbered_events_csv(path, type_map):
+        yield event
+
+
+def numbered_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[tuple[int, Event]]:
+    """(line number, event) of ``path`` in file order (:func:`iter_events_csv` with the line, which
+    ``churnwatch publish`` names when the worker's decoder refuses the record it would send)."""
     p = Path(path)
     reader: EventRows | None = None
     for lineno, row, index in _rows(p, _COLUMNS):
         if reader is None:
             reader = EventRows(p.name, index, type_map)
-        yield reader.event(row, lineno)
+        yield lineno, reader.event(row, lineno)
 
 
 def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> list[Event]:
