@@ -121,3 +121,21 @@ def test_a_worker_counts_and_logs_an_event_far_ahead_of_its_partition(kafka_boot
         assert sum("moved the partition's stream time" in ln for ln in w.output().splitlines()) == 1
     finally:
         run.stop()
+
+
+def test_the_repair_copy_leaves_out_the_history_before_t0_and_churnwatchs_own_records() -> None:
+    """Review 10 B1: step 3 of "Repair after the clock jumped" copied the history published into
+    the old topic a second time (it has no ``churnwatch-*`` header). The filter keeps only events
+    at or after the step-2 cut T0 (ISO or ms, read as the worker reads ``ts``) and non-events."""
+    import io
+
+    from streams.repair_copy import main
+
+    t0 = START_MS + 30 * DAY_MS
+    lines = [f"NO_HEADERS\t{ev.user_id}\t{event_value(ev).decode()}\n" for ev in
+             (Event("u", START_MS, "view", "hist"), Event("u", t0 - 1, "view", "hist2"), Event("v", t0, "view", "live"))]
+    lines += ["churnwatch-reroute:5:9\tv\t" + event_value(Event("v", t0 + 5, "view", "copy")).decode() + "\n", "NO_HEADERS\tw\t{oops\n"]
+    for arg in (str(t0), "2026-08-31T00:00:00Z"):
+        out = io.StringIO()
+        assert main([arg], io.StringIO("".join(lines)), out) == 0
+        assert out.getvalue() == lines[2].split("\t", 1)[1] + "w\t{oops\n", arg
