@@ -76,9 +76,10 @@ def jumps(partition: int, start_ms: int, times: Iterable[tuple[int, int]], bound
     out: list[Jump] = []
     stream = start_ms
     for ts, offset in times:
-        base = stream if effective_from is None else effective_from(stream)
-        if base != NEVER and ts - base > bound_ms:
-            out.append(Jump(partition, offset, base, ts))
+        if ts - stream > bound_ms:  # necessary: the effective stream time is >= the stream time
+            base = stream if effective_from is None else effective_from(stream)
+            if base != NEVER and ts - base > bound_ms:
+                out.append(Jump(partition, offset, base, ts))
         if ts > stream:
             stream = ts
     return out
