@@ -12,6 +12,7 @@ offset and both times, so an operator hears of it before the DLQ fills (docs/OPE
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,9 +116,75 @@ def test_a_worker_counts_and_logs_an_event_far_ahead_of_its_partition(kafka_boot
         wait_progress(redis_url, run.topics["events"], last, 60, run.workers, prefix=run.prefix)
         wait_for("the jump counted", lambda: metric(w, "churnwatch_stream_time_jumps_total") == 1, 20, (w,))
         assert metric(w, "churnwatch_events_rejected_total", 'reason="late"') == 24
+        assert metric(w, "churnwatch_events_far_behind_total") == 24, "59 days behind: the mirror signal counts them too"
+        assert metric(w, "churnwatch_stream_time_last_jump_timestamp_seconds") > time.time() - 600, "the alert's gauge is set"
         line = f"{run.topics['events']}[{p}]: the event at offset {offset - 24} moved the partition's stream time from " \
                "2026-08-01T23:00:00.000Z to 2026-09-30T00:00:00.000Z (59.0 days ahead)"
         wait_for("the WARNING", lambda: line in w.output(), 20, (w,))
         assert sum("moved the partition's stream time" in ln for ln in w.output().splitlines()) == 1
     finally:
         run.stop()
+
+
+def test_a_quiet_partition_does_not_jump_after_a_restart_but_a_history_restarted_mid_way_still_does() -> None:
+    """Review 10 B4: the borrowed floor is not stored, so a new owner seeds the jump base from the
+    topic's clock (the stored ``S_all``; the wall clock in live mode) until p's stream time moves."""
+    from streams.worker.clock import TopicClock
+
+    back = _records([Event("u", START_MS + 30 * DAY_MS + HOUR_MS, "view", "back")])
+    for mode, wall in (("event", WALL_MS), ("live", START_MS + 30 * DAY_MS)):
+        topic = TopicClock(LATENESS_MS, 0, mode)  # type: ignore[arg-type]
+        if mode == "event":
+            topic.observe_global(START_MS + 30 * DAY_MS)  # another partition's stored progress
+        clock = topic.assign(0, START_MS, wall)  # p quiet for 30 days, owned anew
+        out = decode_batch({0: back}, {0: clock}, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024)
+        assert out.jumps == [] and out.rejected == {}, mode
+    # H4 restarted mid-history: the history moves S_p first, so the live event after it still jumps
+    topic = TopicClock(LATENESS_MS, 0)
+    topic.observe_global(START_MS + 60 * DAY_MS)
+    evs = _history()[10:]  # from hour 10 on; S_p stored at hour 9
+    out = decode_batch({5: _records(evs)}, {5: topic.assign(5, START_MS + 9 * HOUR_MS, WALL_MS)}, Decoder(), WALL_MS, topic="ev",
+                       max_dlq_value_bytes=1024)
+    assert out.jumps == [Jump(5, 14, START_MS + 23 * HOUR_MS, START_MS + 60 * DAY_MS)]
+
+
+def test_a_history_published_after_live_events_is_counted_far_behind_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Review 10 B2: live events first set the partition's time, so the history after them jumps
+    nothing; its late events more than the bound behind are counted apart (whichever path reads
+    them) and named once a minute. Late events within the bound are not."""
+    from streams.worker.pipeline import JumpWarnings
+
+    live = [Event("v", WALL_MS + i * 1000, "view", f"live{i}") for i in range(3)]
+    history = [Event("u", START_MS + i * HOUR_MS, "view", f"h{i}", account_id="acme" if i % 2 else "") for i in range(50)]
+    near = [Event("u", WALL_MS - LATENESS_MS - DAY_MS, "view", "near")]  # late, but a day only
+    out = decode_batch({2: _records(live + history + near)}, {2: PartitionClock(LATENESS_MS)}, Decoder(), WALL_MS, topic="ev",
+                       max_dlq_value_bytes=1024)
+    assert out.jumps == [] and out.rejected == {"late": 51}
+    assert out.behind == {2: [50, 3, START_MS, WALL_MS + 2000]}
+    warnings = JumpWarnings("ev")
+    with caplog.at_level(logging.WARNING, logger="streams.worker.pipeline"):
+        warnings.report_behind(out.behind, WALL_MS)
+        warnings.report_behind({2: [7, 90, START_MS, WALL_MS]}, WALL_MS + 30_000)
+        warnings.report_behind({2: [1, 95, START_MS, WALL_MS]}, WALL_MS + 60_000)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[0].startswith("ev[2]: 50 event(s) went to the DLQ as late more than a week behind")
+    assert "the first at offset 3: 2026-08-01T00:00:00.000Z, behind 2026-11-29T00:00:02.000Z (120.0 days)" in lines[0]
+    assert lines[1].startswith("ev[2]: 8 event(s)")
+
+
+def test_the_repair_copy_leaves_out_the_history_before_t0_and_churnwatchs_own_records() -> None:
+    """Review 10 B1: step 3 of "Repair after the clock jumped" copied the history published into
+    the old topic a second time (it has no ``churnwatch-*`` header). The filter keeps only events
+    at or after the step-2 cut T0 (ISO or ms, read as the worker reads ``ts``) and non-events."""
+    import io
+
+    from streams.repair_copy import main
+
+    t0 = START_MS + 30 * DAY_MS
+    lines = [f"NO_HEADERS\t{ev.user_id}\t{event_value(ev).decode()}\n" for ev in
+             (Event("u", START_MS, "view", "hist"), Event("u", t0 - 1, "view", "hist2"), Event("v", t0, "view", "live"))]
+    lines += ["churnwatch-reroute:5:9\tv\t" + event_value(Event("v", t0 + 5, "view", "copy")).decode() + "\n", "NO_HEADERS\tw\t{oops\n"]
+    for arg in (str(t0), "2026-08-31T00:00:00Z"):
+        out = io.StringIO()
+        assert main([arg], io.StringIO("".join(lines)), out) == 0
+        assert out.getvalue() == lines[2].split("\t", 1)[1] + "w\t{oops\n", arg

@@ -154,12 +154,21 @@ PANELS: tuple[Panel, ...] = (
             ("Redis went back in time", f"sum(rate(churnwatch_redis_rollbacks_total[{RATE}]))"),
             ("unreadable user states", f"sum(rate(churnwatch_states_unreadable_total[{RATE}]))"),
             ("stream time jumped ahead", f"sum(rate(churnwatch_stream_time_jumps_total[{RATE}]))"),
+            ("late, a week or more behind", f"sum(rate(churnwatch_events_far_behind_total[{RATE}]))"),
         ),
         unit="ops",
         description="Per second: events without event_id (id derived), events not keyed by user id (re-routed), second "
                     "copies dropped, partitions applied again from offset 0 (topic replaced), rebuilds after Redis lost "
                     "its data, resumes after Redis lost its last writes (went back in time), stored user states that could not be read (started afresh), "
-                    "events that moved their partition's stream time ahead by more than the allowed lateness plus a week (with late rejections: ChurnwatchStreamTimeJumped). Each line is a fault with a runbook entry.",
+                    "events that moved their partition's stream time ahead by more than the allowed lateness plus a week (with late rejections: ChurnwatchStreamTimeJumped), "
+                    "late events that far behind their partition's stream time (a history read after live events). Each line is a fault with a runbook entry.",
+    ),
+    Panel(
+        "Since a worker's last stream-time jump",
+        (("{{instance}}", "time() - (churnwatch_stream_time_last_jump_timestamp_seconds > 0)"),),
+        unit="s",
+        description="Wall time since each worker last counted a stream-time jump (none since it started: no line). "
+                    "ChurnwatchStreamTimeJumped fires while this is under a day and the same worker rejects events as late.",
     ),
     Panel(
         "Layout, history and model",

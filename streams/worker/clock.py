@@ -20,17 +20,23 @@ Pure: wall time and fetch facts are arguments, so every rule here is unit-testab
   still in flight on p late. Silence is still noticed, ``idle_partition_ms`` later.
 - After a restart ``S_p`` comes back from Redis progress (``max_event_ms``); ``floor_p`` does not
   (it is not stored), so a partition whose clock had been borrowed starts from ``S_p`` again.
+  For jump detection only, p's *seed* stands in for it: the topic's clock when p was assigned
+  (``max(S_p, S_all)``, in ``live`` mode also the wall clock), used until p's stream time first
+  moves (review 10 B4: a quiet partition's next event counted as a jump after every restart).
 - A *jump* (:func:`jumps`): one accepted event more than ``allowed_lateness + JUMP_MARGIN_MS`` (7 days)
-  past the partition's effective stream time (:attr:`PartitionClock.effective_ms`). ``S_p`` follows
+  past the partition's effective stream time (:meth:`PartitionClock.effective_from`). ``S_p`` follows
   it all the same (Kafka Streams' rule: stream time is the largest timestamp seen); the worker
   only counts and logs it (docs/ARCHITECTURE.md "Time", QA7 H4: one event dated "now" among a
-  backfill's history made the rest of its partition ``late``). Observing changes no result.
+  backfill's history made the rest of its partition ``late``). Its mirror image, a history read
+  *after* live events (review 10 B2): a ``late`` event more than the same bound behind the
+  effective stream time is *far behind* (:meth:`PartitionClock.far_behind`), counted apart from
+  the other late events. Observing changes no result.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal, NamedTuple
+from typing import Callable, Iterable, Literal, NamedTuple
 
 __all__ = ["PartitionClock", "TopicClock", "NEVER", "JUMP_MARGIN_MS", "Jump", "jumps"]
 
@@ -53,20 +59,27 @@ class Jump(NamedTuple):
     to_ms: int  # the event's time: the stream time after it
 
 
-def jumps(partition: int, start_ms: int, times: Iterable[tuple[int, int]], bound_ms: int) -> list[Jump]:
+def jumps(partition: int, start_ms: int, times: Iterable[tuple[int, int]], bound_ms: int,
+          effective_from: Callable[[int], int] | None = None) -> list[Jump]:
     """The jumps among ``(ts_ms, offset)`` of accepted events of one partition, in offset order,
-    from the effective stream time ``start_ms`` (NEVER: the first event sets it, no jump).
+    from the stream time ``start_ms`` (NEVER: none yet) and what it makes the effective one
+    (:meth:`PartitionClock.effective_from`; by default itself; NEVER: the first event sets it, no jump).
 
     >>> jumps(3, 1_000, [(2_000, 7), (9_000, 8), (8_000, 9), (20_000, 10)], 5_000)
     [Jump(partition=3, offset=8, from_ms=2000, to_ms=9000), Jump(partition=3, offset=10, from_ms=9000, to_ms=20000)]
     >>> jumps(0, NEVER, [(50_000, 0), (51_000, 1)], 5_000)
     []
+    >>> seeded = lambda s: 60_000 if s == 1_000 else s  # a seed holds until the stream time moves
+    >>> jumps(0, 1_000, [(59_000, 4), (2_000, 5), (90_000, 6)], 5_000, seeded)
+    [Jump(partition=0, offset=6, from_ms=59000, to_ms=90000)]
     """
     out: list[Jump] = []
     stream = start_ms
     for ts, offset in times:
-        if stream != NEVER and ts - stream > bound_ms:
-            out.append(Jump(partition, offset, stream, ts))
+        if ts - stream > bound_ms:  # necessary: the effective stream time is >= the stream time
+            base = stream if effective_from is None else effective_from(stream)
+            if base != NEVER and ts - base > bound_ms:
+                out.append(Jump(partition, offset, base, ts))
         if ts > stream:
             stream = ts
     return out
@@ -86,6 +99,8 @@ class PartitionClock:
     floor_ms: int = NEVER  # largest cutoff whose reviews have run
     caught_up: bool = False
     last_records_wall_ms: int = 0  # wall time of the last fetch that delivered records
+    seed_ms: int = NEVER  # the topic's clock at assignment: p's effective stream time for jumps ...
+    seed_at_ms: int = NEVER  # ... while S_p is still this (its value at assignment)
 
     def admit(self, ts_ms: int) -> bool:
         """Fold one event (in offset order); False when it is late (and then S_p is unchanged)."""
@@ -98,19 +113,44 @@ class PartitionClock:
 
     @property
     def effective_ms(self) -> int:
-        """The event time p is already committed to: ``S_p``, or the stream time p borrowed
-        (``floor_p + allowed_lateness``) when higher: a quiet partition that followed the topic's
-        clock does not jump when its next event comes at the topic's time (NEVER: none yet).
+        """:meth:`effective_from` the current ``S_p``."""
+        return self.effective_from(self.stream_ms)
+
+    def effective_from(self, stream_ms: int) -> int:
+        """The event time p is already committed to when its stream time is ``stream_ms``: that,
+        or the stream time p borrowed (``floor_p + allowed_lateness``) when higher, so a quiet
+        partition that followed the topic's clock does not jump when its next event comes at the
+        topic's time; or, while ``S_p`` has not moved since p was assigned, its seed (the borrowed
+        floor is not stored: a restart or a re-assignment must not turn that event into a jump).
+        NEVER: none yet. Not read per record: only once an event is more than the bound past ``S_p``
+        (``effective_from >= stream_ms``, so that is a necessary condition).
 
         >>> c = PartitionClock(allowed_lateness_ms=1_000, stream_ms=5_000)
         >>> c.effective_ms, PartitionClock(1_000).effective_ms == NEVER
         (5000, True)
         >>> c.floor_ms = 20_000; c.effective_ms
         21000
+        >>> s = PartitionClock(1_000, stream_ms=5_000, seed_ms=90_000, seed_at_ms=5_000)
+        >>> s.effective_from(5_000), s.effective_from(6_000)
+        (90000, 6000)
         """
-        if self.floor_ms == NEVER:
-            return self.stream_ms
-        return max(self.stream_ms, self.floor_ms + self.allowed_lateness_ms)
+        e = stream_ms
+        if self.floor_ms != NEVER and self.floor_ms + self.allowed_lateness_ms > e:
+            e = self.floor_ms + self.allowed_lateness_ms
+        if stream_ms == self.seed_at_ms and self.seed_ms > e:
+            e = self.seed_ms
+        return e
+
+    def far_behind(self, ts_ms: int) -> bool:
+        """Whether a ``late`` event is more than :attr:`jump_bound_ms` behind p's effective stream
+        time: the mirror image of a jump, a history read after live events (review 10 B2). Called
+        on the rejection path only.
+
+        >>> c = PartitionClock(1_000, stream_ms=100_000)
+        >>> c.far_behind(100_000 - 1_000 - JUMP_MARGIN_MS), c.far_behind(100_000 - 1_001 - JUMP_MARGIN_MS)
+        (False, True)
+        """
+        return self.effective_ms - ts_ms > self.jump_bound_ms
 
     @property
     def jump_bound_ms(self) -> int:
@@ -150,11 +190,21 @@ class TopicClock:
         self.global_ms = NEVER  # S_all
 
     def assign(self, partition: int, stream_ms: int | None, wall_now_ms: int) -> PartitionClock:
-        """A partition we now own, resumed from its stored max event time (None: never seen)."""
+        """A partition we now own, resumed from its stored max event time (None: never seen), its
+        jump seed the topic's clock now (the caller folds the stored ``S_all`` in first).
+
+        >>> t = TopicClock(1_000, 0); t.observe_global(50_000)
+        >>> c = t.assign(0, 2_000, 9_000); c.effective_ms, t.assign(1, None, 9_000).effective_ms
+        (50000, 50000)
+        >>> TopicClock(1_000, 0, "live").assign(0, 2_000, 9_000).effective_ms
+        9000
+        """
         clock = PartitionClock(self.allowed_lateness_ms, NEVER if stream_ms is None else stream_ms)
         clock.last_records_wall_ms = wall_now_ms
         self.partitions[partition] = clock
         self.observe_global(clock.stream_ms)
+        clock.seed_at_ms = clock.stream_ms
+        clock.seed_ms = max(self.global_ms, wall_now_ms) if self.mode == "live" else self.global_ms
         return clock
 
     def revoke(self, partition: int) -> None:

@@ -198,6 +198,16 @@ STREAM_TIME_JUMPS = Counter(
     "Accepted events that moved their partition's stream time ahead by more than the allowed lateness plus a week "
     "(the partition's older events read after one are late: a history published beside live producers)",
 )
+STREAM_TIME_LAST_JUMP = Gauge(
+    "churnwatch_stream_time_last_jump_timestamp_seconds",
+    "Wall time (Unix seconds) at which this worker last counted a stream-time jump (0: none since it started); "
+    "ChurnwatchStreamTimeJumped alerts on it, so a jump counted before the first scrape is not missed",
+)
+EVENTS_FAR_BEHIND = Counter(
+    "churnwatch_events_far_behind_total",
+    "Events rejected as late (also in churnwatch_events_rejected_total) more than the allowed lateness plus a week behind "
+    "their partition's stream time: a history published after live producers started",
+)
 ACCOUNT_COPIES_HELD = Counter(
     "churnwatch_account_copies_held_total", "Account copies held for the watermark over the producing partitions"
 )

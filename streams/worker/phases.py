@@ -113,6 +113,8 @@ class Decoded:
     member_of: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # user -> (account, p, offset)
     marks: dict[int, dict[int, int]] = field(default_factory=dict)  # p -> {producing q: mark} read (streams.worker.watermark)
     jumps: list[Jump] = field(default_factory=list)  # events that moved their partition's stream time far ahead (clock.jumps)
+    # p -> [count, offset, ts_ms, effective stream time] of its late events far behind (PartitionClock.far_behind): the first one's
+    behind: dict[int, list[int]] = field(default_factory=dict)
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -197,18 +199,21 @@ class Decoding:
         n, i = len(recs), 0
         bound = pclock.jump_bound_ms
         while True:
-            start, before = i, pclock.effective_ms
+            start, before = i, pclock.stream_ms  # effective_from(before) >= before: the check below is necessary
             i = group_plain(recs, events, i, with_headers, check_keys, pclock, seen_ids, users, p)
             if pclock.stream_ms - before > bound:  # rare: look for the event that jumped (all of them were accepted)
-                out.jumps += jumps(p, before, [(events[k].ts_ms, recs[k].offset) for k in range(start, i)], bound)  # type: ignore[union-attr]
+                times = [(events[k].ts_ms, recs[k].offset) for k in range(start, i)]  # type: ignore[union-attr]
+                out.jumps += jumps(p, before, times, bound, pclock.effective_from)
             if i >= n:
                 return
-            self._one(p, recs[i], events[i], with_headers, pclock)
+            self._one(p, recs[i], events[i], with_headers, pclock, bound)
             i += 1
 
-    def _one(self, p: int, rec: RecordLike, ev: Event | Rejection, with_headers: bool, pclock: PartitionClock) -> None:
+    def _one(self, p: int, rec: RecordLike, ev: Event | Rejection, with_headers: bool, pclock: PartitionClock, bound: int) -> None:
         """One record that is not plain (``group_plain``): a rejection, an account copy, a record
-        to re-route, a duplicate id, a late event, an event for an account."""
+        to re-route, a duplicate id, a late event, an event for an account. ``bound``: p's
+        ``jump_bound_ms`` (read once per chunk: this runs for every record of a stream whose events
+        name an account)."""
         out, router, reject, seen_ids = self.out, self.router, self.reject, self.seen_ids
         headers = rec.headers if with_headers else None  # type: ignore[attr-defined]
         if headers and _account_copy_read(p, rec, headers, ev, out, reject):
@@ -227,12 +232,16 @@ class Decoding:
         if owner is not None and (owner == uid or (uid, eid) in self.seen_pairs):
             reject(p, rec, Rejection("duplicate_event_id", f"event_id {eid[:64]!r} seen twice in the batch for one user"))
             return
-        before = pclock.effective_ms
+        s = pclock.stream_ms
         if not pclock.admit(ev.ts_ms):
+            if pclock.far_behind(ev.ts_ms):
+                _far_behind(out.behind, p, rec.offset, ev.ts_ms, pclock.effective_ms)
             reject(p, rec, Rejection("late", f"ts {ev.ts_ms} ms is before the partition's cutoff {pclock.cutoff_ms} ms"))
             return
-        if before != NEVER and ev.ts_ms - before > pclock.jump_bound_ms:
-            out.jumps.append(Jump(p, rec.offset, before, ev.ts_ms))
+        if ev.ts_ms - s > bound:  # rare (effective_from(s) >= s): was it a jump?
+            before = pclock.effective_from(s)
+            if before != NEVER and ev.ts_ms - before > bound:
+                out.jumps.append(Jump(p, rec.offset, before, ev.ts_ms))
         if owner is None:
             seen_ids[eid] = uid
         else:
@@ -250,6 +259,15 @@ class Decoding:
         self.out.unknown_types = self.decoder.unknown_types - self._unknown_before
         self.out.derived_ids = self.decoder.derived_ids - self._derived_before
         return self.out
+
+
+def _far_behind(behind: dict[int, list[int]], p: int, offset: int, ts_ms: int, effective_ms: int) -> None:
+    """Count one late event far behind p's stream time; the first of the cycle is kept for the WARNING."""
+    seen = behind.get(p)
+    if seen is None:
+        behind[p] = [1, offset, ts_ms, effective_ms]
+    else:
+        seen[0] += 1
 
 
 def _owned_here(router: Router, p: int, rec: RecordLike, uid: str, out: Decoded,

@@ -639,8 +639,10 @@ class Pipeline:
                                                          (token, work.advanced.writes))
         timer.mark("progress")
         _count(result, decoded, timer)
-        if decoded.jumps:
-            self.jump_warnings.report(decoded.jumps, int(time.time() * 1000))
+        if decoded.jumps or decoded.behind:
+            now_ms = int(time.time() * 1000)
+            self.jump_warnings.report(decoded.jumps, now_ms)
+            self.jump_warnings.report_behind(decoded.behind, now_ms)
         return result
 
     async def _produce(self, alerts: Sequence[KafkaRecord] | Sequence[KafkaCopy], dlq: Sequence[KafkaRecord],
@@ -907,12 +909,14 @@ class JumpWarnings:
 
     EVERY_MS = 60_000
 
-    __slots__ = ("topic", "shown_ms", "held")
+    __slots__ = ("topic", "shown_ms", "held", "behind_shown_ms", "behind_held")
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self.shown_ms: dict[int, int] = {}  # partition -> wall time of its last line
         self.held: dict[int, int] = {}  # partition -> jumps not shown since
+        self.behind_shown_ms: dict[int, int] = {}  # the same for the events far behind (report_behind)
+        self.behind_held: dict[int, int] = {}
 
     def report(self, jumps: Sequence[Jump], wall_now_ms: int) -> None:
         largest: dict[int, Jump] = {}
@@ -935,6 +939,24 @@ class JumpWarnings:
                            (j.to_ms - j.from_ms) / 86_400_000,
                            f" ({more} smaller or later jump(s) of the partition not shown: churnwatch_stream_time_jumps_total counts them)"
                            if more else "")
+
+
+    def report_behind(self, behind: Mapping[int, Sequence[int]], wall_now_ms: int) -> None:
+        """The mirror image (review 10 B2): ``late`` events far behind their partition's stream
+        time (``Decoded.behind``: p -> count, then the first one's offset, time and the stream
+        time it was behind), as a history published after live producers started gives: no
+        event jumps there, the live events came first. At most one line a partition a minute."""
+        for p, (n, offset, ts_ms, stream_ms) in sorted(behind.items()):
+            if wall_now_ms - self.behind_shown_ms.get(p, wall_now_ms - self.EVERY_MS) < self.EVERY_MS:
+                self.behind_held[p] = self.behind_held.get(p, 0) + n
+                continue
+            self.behind_shown_ms[p] = wall_now_ms
+            n += self.behind_held.pop(p, 0)
+            logger.warning("%s[%d]: %d event(s) went to the DLQ as late more than a week behind the partition's stream time, "
+                           "the first at offset %d: %s, behind %s (%.1f days). A history published after live producers "
+                           "started? docs/OPERATE.md \"Onboarding a product's history\" (churnwatch_events_far_behind_total "
+                           "counts them)", self.topic, p, n, offset, format_ts(ts_ms), format_ts(stream_ms),
+                           (stream_ms - ts_ms) / 86_400_000)
 
 
 def _log_fenced(what: str, fenced: Sequence[Fenced]) -> None:
@@ -1028,6 +1050,9 @@ def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
         metrics.EVENTS_DERIVED_ID.inc(decoded.derived_ids)
     if decoded.jumps:
         metrics.STREAM_TIME_JUMPS.inc(len(decoded.jumps))
+        metrics.STREAM_TIME_LAST_JUMP.set_to_current_time()
+    if decoded.behind:
+        metrics.EVENTS_FAR_BEHIND.inc(sum(b[0] for b in decoded.behind.values()))
     for reason, n in decoded.routed.rerouted.items():
         metrics.EVENTS_REROUTED.labels(reason).inc(n)
     if decoded.routed.duplicates:
