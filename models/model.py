@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from models.compiled import CompiledModel, compile_model
-from models.events import TypeMap, type_aliases
+from models.events import SUBSCRIPTION_TYPE, TypeMap, type_aliases
 from models.vocabulary import DEFAULT_ROLES, ROLES
 from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 
@@ -131,6 +131,9 @@ class ChurnModel:
             ):
                 raise ValueError(f"alive_calibration must be {{slope > 0, intercept}} (log-odds), got {dict(self.alive_calibration)}")
         _check_roles(self.roles)
+        if isinstance(self.tracked_types, (str, bytes)) or not isinstance(self.tracked_types, (list, tuple)):
+            raise ValueError(f"tracked_types must be a list of event names, got a {type(self.tracked_types).__name__}")
+        _check_names("tracked_types", self.tracked_types)
         object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
         object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
         object.__setattr__(self, "type_map", TypeMap(dict(self.event_types)))
@@ -204,6 +207,15 @@ def _check_roles(roles: object) -> None:
     Traceback (most recent call last):
     ...
     ValueError: event name 'post' is in two roles (purchase, cancel): each name plays one role
+    >>> _check_roles({"subscription": ["billing"]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: roles.subscription is ['billing']: only 'subscription' plays it ...
+
+    ``subscription`` is played by ``subscription`` only (review 10 A2): the statement's status,
+    plan and MRR are read under that name alone (models.events.type_aliases), so ``billing`` playing
+    it carried no statement, and ``subscription`` statements, left without their role, counted as
+    usage (an unused trial holder scored as a user).
     """
     if not isinstance(roles, Mapping):
         raise ValueError(f"roles must be a table of role -> list of event names (roles: {', '.join(ROLES)}), "
@@ -214,13 +226,30 @@ def _check_roles(roles: object) -> None:
             raise ValueError(f"roles name unknown role {role!r}; known: {sorted(ROLES)}")
         if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
             raise ValueError(f"roles.{role} must be a list of event names, got a {type(names).__name__} ({names!r})")
+        _check_names(f"roles.{role}", names)
         for name in names:
-            if not isinstance(name, str) or not name or name != name.strip().lower():
-                raise ValueError(f"roles.{role} names {name!r}: event names are non-empty, trimmed and lower-case "
-                                 f"(events are read that way: Page_View is page_view)")
             if name in seen and seen[name] != role:
                 raise ValueError(f"event name {name!r} is in two roles ({seen[name]}, {role}): each name plays one role")
             seen[name] = role
+    if "subscription" in roles and list(roles["subscription"]) != [SUBSCRIPTION_TYPE]:
+        raise ValueError(f"roles.subscription is {list(roles['subscription'])}: only '{SUBSCRIPTION_TYPE}' plays it (a billing "
+                         f"statement's record is read under that name only: send billing statements as type '{SUBSCRIPTION_TYPE}'); "
+                         f"leave the role out of [roles]")
+
+
+def _check_names(field_name: str, names: Sequence[str]) -> None:
+    """ValueError unless every name is one events can carry: non-empty, trimmed, lower-case (review
+    10 A7: a hand-written ``Page_View`` in ``tracked_types`` never matched an event, without a word).
+
+    >>> _check_names("tracked_types", ["view", "Page_View"])
+    Traceback (most recent call last):
+    ...
+    ValueError: tracked_types names 'Page_View': event names are non-empty, trimmed and lower-case (events are read that way: Page_View is page_view)
+    """
+    for name in names:
+        if not isinstance(name, str) or not name or name != name.strip().lower():
+            raise ValueError(f"{field_name} names {name!r}: event names are non-empty, trimmed and lower-case "
+                             f"(events are read that way: Page_View is page_view)")
 
 
 def load_model(path: str | Path | None = None) -> ChurnModel:
