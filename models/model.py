@@ -25,7 +25,8 @@ from models.events import SUBSCRIPTION_TYPE, TypeMap, type_aliases
 from models.vocabulary import DEFAULT_ROLES, ROLES
 from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 
-__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "REQUIRED_FIELDS", "learned_root", "load_model", "same_vocabulary"]
+__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "ORDERED_ROLES", "REQUIRED_FIELDS", "learned_root", "load_model", "role_names",
+           "same_vocabulary", "vocabulary_key"]
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
 MODEL_FORMAT = "churnwatch-model/1"
@@ -37,6 +38,10 @@ LEARNED_KEY = "learned"
 REQUIRED_FIELDS = ("risk_weights", "risk_intercept")
 #: Fields that are tables (JSON objects) in a file; ``bgnbd`` may also be null (not fitted).
 _TABLES = ("risk_weights", "risk_means", "roles", "event_types", "bgnbd", "alive_calibration", "population", "training")
+#: Roles whose names' order means something: a ``negative`` name's position is its bit in the
+#: state's mask of names used (models.vocabulary, models.state). Every other role is a set: an
+#: event name plays it or not, whatever the order it is listed in (review 10 A4).
+ORDERED_ROLES = ("negative",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +194,33 @@ def same_vocabulary(a: ChurnModel, b: ChurnModel) -> bool:
     >>> same_vocabulary(ChurnModel(), ChurnModel(event_types={"checkout_completed": "purchase"}))
     False
     """
-    roles = lambda m: {k: tuple(v) for k, v in m.roles.items()}  # noqa: E731 - a JSON list reads back as a list
-    return (tuple(a.tracked_types) == tuple(b.tracked_types) and roles(a) == roles(b)
-            and dict(a.event_types) == dict(b.event_types))
+    return vocabulary_key(a.tracked_types, a.roles, a.event_types) == vocabulary_key(b.tracked_types, b.roles, b.event_types)
+
+
+def role_names(role: str, names: Sequence[str]) -> tuple[str, ...] | frozenset[str]:
+    """A role's event names as they mean something: in order for :data:`ORDERED_ROLES`, a set for
+    the others (``purchase``, ``cancel`` and ``subscription`` re-ordered in a retrain's config read
+    every event the same way: no rebuild, no refused ``backtest --config``).
+
+    >>> role_names("purchase", ["buy", "order"]) == role_names("purchase", ("order", "buy"))
+    True
+    >>> role_names("negative", ["dislike", "block"]) == role_names("negative", ["block", "dislike"])
+    False
+    """
+    return tuple(names) if role in ORDERED_ROLES else frozenset(names)
+
+
+def vocabulary_key(tracked_types: Sequence[str], roles: Mapping[str, Sequence[str]], event_types: Mapping[str, str]) -> tuple[object, ...]:
+    """What :func:`same_vocabulary` compares, from a model's fields or a model record read without
+    a model file's checks (streams.worker.model_record.record_vocabulary): the tracked types in
+    order (slot i is the i-th name), each role's names (:func:`role_names`; a role without names
+    is no role) and the renames.
+
+    >>> vocabulary_key(["view"], {"purchase": ["buy", "order"], "cancel": []}, {}) == vocabulary_key(("view",), {"purchase": ("order", "buy")}, {})
+    True
+    """
+    return (tuple(tracked_types), frozenset((role, role_names(role, names)) for role, names in roles.items() if names),
+            frozenset(dict(event_types).items()))
 
 
 def _check_roles(roles: object) -> None:

@@ -210,3 +210,30 @@ def test_review10_train_refuses_a_config_that_renames_subscription_or_gives_its_
     assert not out.exists()
     # A rename of the literal name to itself (case only) is no rename: accepted.
     assert ChurnModel(event_types={"Subscription": "subscription"}).type_map.canonical("SUBSCRIPTION") == "subscription"
+
+
+def test_review10_role_names_compare_as_sets_but_negative_keeps_its_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Review 10 A4: re-ordering the purchase or cancel names in a retrain's config demanded a
+    ``--rebuild-state`` and made ``backtest --config`` refuse the model; only ``negative``'s order
+    means something (a name's position is its bit in the state's mask)."""
+    from streams.worker.model_record import layout_refusal
+
+    base = ChurnModel(roles={"purchase": ["buy", "order"], "cancel": ["bye", "close"], "subscription": ["subscription"],
+                             "negative": ["dislike", "block"]})
+    shuffled = base.with_(roles={"purchase": ["order", "buy"], "cancel": ["close", "bye"], "subscription": ["subscription"],
+                                 "negative": ["dislike", "block"]})
+    negative = base.with_(roles={**dict(base.roles), "negative": ["block", "dislike"]})
+    assert same_vocabulary(base, shuffled) and not same_vocabulary(base, negative)
+    assert layout_refusal(shuffled, "b@2", "a@1", base) == "" and layout_refusal(negative, "b@2", "a@1", base) != ""
+
+    model = tmp_path / "m.json"
+    base.save(model)
+    events = _one_event_csv(tmp_path)
+    argv = ["backtest", "--events", str(events), "--model", str(model), "--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv"), "--no-progress"]
+    same, other = tmp_path / "same.toml", tmp_path / "other.toml"
+    same.write_text('[roles]\npurchase = ["order", "buy"]\ncancel = ["close", "bye"]\n', encoding="utf-8")
+    other.write_text('[roles]\nnegative = ["block", "dislike"]\n', encoding="utf-8")
+    assert main([*argv, "--config", str(same)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*argv, "--config", str(other)]) == 2
+    assert "declares roles.negative = ['block', 'dislike']" in _one_line(capsys.readouterr().err)

@@ -26,7 +26,7 @@ from typing import IO, Any, Callable, Iterable, Sequence, TextIO
 
 from models.engine import Alert, advance
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap, type_aliases
-from models.model import ChurnModel
+from models.model import ChurnModel, role_names
 from models.scoring import Scores, score
 from models.state import DAY_S, UserState, tracked
 from models.vocabulary import SUBSCRIPTION
@@ -115,7 +115,7 @@ def with_config(model: ChurnModel, config: VocabularyConfig | None, what: str) -
     if config.event_types is not None and model.event_types and config.event_types != dict(model.event_types):
         raise ValueError(f"--config {config.path} renames {_pairs(config.event_types)}, but {what} carries its own renames "
                          f"({_pairs(model.event_types)}) and is read with them everywhere: leave --config out or make it the same")
-    differ = sorted(role for role, names in config.roles.items() if list(names) != list(model.roles.get(role, ())))
+    differ = sorted(role for role, names in config.roles.items() if role_names(role, names) != role_names(role, model.roles.get(role, ())))
     if differ:
         role = differ[0]
         raise ValueError(f"--config {config.path} declares roles.{role} = {config.roles[role]}, but {what} has "
