@@ -237,3 +237,35 @@ def test_review10_role_names_compare_as_sets_but_negative_keeps_its_order(tmp_pa
     capsys.readouterr()
     assert main([*argv, "--config", str(other)]) == 2
     assert "declares roles.negative = ['block', 'dislike']" in _one_line(capsys.readouterr().err)
+
+
+def test_review10_a_config_with_other_tables_warns_and_a_misspelt_one_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Review 10 A5: a --config file with any other top-level key (a ``description``, a tool's own
+    table) was refused by train, backtest and learn since the file carried roles; before, other
+    keys were ignored. Now they are ignored with one WARNING, and a key that looks like a misspelt
+    ``event_types`` or ``roles`` is refused ("did you mean"): ignored, its renames would be missing."""
+    from streams.offline.replay import load_config
+
+    extra = tmp_path / "extra.toml"
+    extra.write_text('description = "our names"\n[event_types]\ncheckout_completed = "purchase"\n[dbt]\nmodel = "x"\n', encoding="utf-8")
+    with caplog.at_level("WARNING", logger="streams.offline.replay"):
+        loaded = load_config(extra)
+    assert loaded is not None and loaded.event_types == {"checkout_completed": "purchase"}
+    warned = [r.getMessage() for r in caplog.records if r.name == "streams.offline.replay"]
+    assert warned == [f"config {extra}: ignoring 'dbt', 'description' (churnwatch reads only 'event_types' and 'roles')"]
+
+    events = _one_event_csv(tmp_path)
+    argv = ["backtest", "--events", str(events), "--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv"), "--no-progress"]
+    assert main([*argv, "--config", str(extra)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    for text, key, meant in (('[event_type]\ncheckout_completed = "purchase"\n', "event_type", "event_types"),
+                             ('[Roles]\ncancel = ["account_closed"]\n[event_types]\na = "b"\n', "Roles", "roles")):
+        typo = tmp_path / "typo.toml"
+        typo.write_text(text, encoding="utf-8")
+        assert main([*argv, "--config", str(typo)]) == 2
+        assert f"unknown table {key!r}: did you mean {meant!r}?" in _one_line(capsys.readouterr().err)
+    only = tmp_path / "only.json"
+    only.write_text(json.dumps({"description": "nothing for churnwatch"}))
+    assert main([*argv, "--config", str(only)]) == 2
+    assert "needs an 'event_types' table" in _one_line(capsys.readouterr().err)
