@@ -9,7 +9,7 @@ from typing import Callable, Final, Mapping
 from models._native import init_args
 from models.subscription import Subscription
 
-__all__ = ["EVENT_ORDER", "EVENT_TYPES", "EventType", "Event", "TypeMap", "DEFAULT_TYPE_MAP", "type_aliases"]
+__all__ = ["EVENT_ORDER", "EVENT_TYPES", "EventType", "Event", "SUBSCRIPTION_TYPE", "TypeMap", "DEFAULT_TYPE_MAP", "type_aliases"]
 
 #: An event name as the product spells it (trimmed, lower-case): "view", "post", "unfriend", ...
 EventType = str
@@ -68,6 +68,12 @@ class Event:
         return self.account_id or self.user_id
 
 
+#: The one event name that is a record schema of its own (a billing statement, models.subscription):
+#: read as one under this name only, so never renamed (:func:`type_aliases`) nor played by another name
+#: (``roles.subscription``, models.model).
+SUBSCRIPTION_TYPE: Final[str] = "subscription"
+
+
 #: The order events are applied in: event time, then id, so the order of arrival never matters.
 #: A C-level key (no Python call per event): ``sorted(events, key=EVENT_ORDER)``.
 EVENT_ORDER: Final[Callable[[Event], tuple[int, str]]] = attrgetter("ts_ms", "event_id")
@@ -111,7 +117,12 @@ def type_aliases(aliases: object) -> dict[str, str]:
     The stream reads the name a record carries (``publish`` sends it trimmed and lower-cased) and
     the CSV reader the name as written, so ``Checkout_Completed = "Purchase"`` must mean the same
     to both; two spellings of one name renamed two ways are refused, as is a name renamed to a
-    name that is renamed again (the rename is applied once).
+    name that is renamed again (the rename is applied once). ``subscription`` is neither renamed
+    nor a rename's target: it names a record schema, not just an event (a billing statement's
+    status, plan and MRR, models.intake), which the worker's decoder, ``publish --file`` and
+    ``report`` read under that literal name only, with no rename table; a ``billing`` row renamed
+    to it was a statement for ``train`` and ``backtest`` and a ``bad_subscription`` rejection in the
+    stream (review 10 A1).
 
     >>> type_aliases({" Checkout_Completed": "Purchase "})
     {'checkout_completed': 'purchase'}
@@ -119,6 +130,10 @@ def type_aliases(aliases: object) -> dict[str, str]:
     Traceback (most recent call last):
     ...
     ValueError: event_types renames 'buy' twice ('purchase', 'order')
+    >>> type_aliases({"Billing": "subscription"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: event_types renames 'billing' to 'subscription': 'subscription' is a billing statement's record ...
     """
     if not isinstance(aliases, Mapping):
         raise ValueError(f"event_types must be a table of event name -> the name to use, got {type(aliases).__name__}")
@@ -130,6 +145,11 @@ def type_aliases(aliases: object) -> dict[str, str]:
         if out.get(key, value) != value:
             raise ValueError(f"event_types renames {key!r} twice ({out[key]!r}, {value!r})")
         out[key] = value
+    schema = sorted(k for k, v in out.items() if SUBSCRIPTION_TYPE in (k, v) and k != v)
+    if schema:
+        raise ValueError(f"event_types renames {schema[0]!r} to {out[schema[0]]!r}: '{SUBSCRIPTION_TYPE}' is a billing "
+                         f"statement's record (status, plan, mrr), read as one under that name only (the worker, publish --file, "
+                         f"report): send billing statements as type '{SUBSCRIPTION_TYPE}' and leave it out of event_types")
     chained = sorted(k for k, v in out.items() if v in out and out[v] != v)
     if chained:
         raise ValueError(f"event_types renames {chained[0]!r} to {out[chained[0]]!r}, which it renames again: "

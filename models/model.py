@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from models.compiled import CompiledModel, compile_model
-from models.events import TypeMap, type_aliases
+from models.events import SUBSCRIPTION_TYPE, TypeMap, type_aliases
 from models.vocabulary import DEFAULT_ROLES, ROLES
 from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 
-__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "REQUIRED_FIELDS", "learned_root", "load_model", "same_vocabulary"]
+__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "ORDERED_ROLES", "REQUIRED_FIELDS", "learned_root", "load_model", "role_names",
+           "same_vocabulary", "vocabulary_key"]
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
 MODEL_FORMAT = "churnwatch-model/1"
@@ -37,6 +38,10 @@ LEARNED_KEY = "learned"
 REQUIRED_FIELDS = ("risk_weights", "risk_intercept")
 #: Fields that are tables (JSON objects) in a file; ``bgnbd`` may also be null (not fitted).
 _TABLES = ("risk_weights", "risk_means", "roles", "event_types", "bgnbd", "alive_calibration", "population", "training")
+#: Roles whose names' order means something: a ``negative`` name's position is its bit in the
+#: state's mask of names used (models.vocabulary, models.state). Every other role is a set: an
+#: event name plays it or not, whatever the order it is listed in (review 10 A4).
+ORDERED_ROLES = ("negative",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,9 @@ class ChurnModel:
             ):
                 raise ValueError(f"alive_calibration must be {{slope > 0, intercept}} (log-odds), got {dict(self.alive_calibration)}")
         _check_roles(self.roles)
+        if isinstance(self.tracked_types, (str, bytes)) or not isinstance(self.tracked_types, (list, tuple)):
+            raise ValueError(f"tracked_types must be a list of event names, got a {type(self.tracked_types).__name__}")
+        _check_names("tracked_types", self.tracked_types)
         object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
         object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
         object.__setattr__(self, "type_map", TypeMap(dict(self.event_types)))
@@ -186,9 +194,33 @@ def same_vocabulary(a: ChurnModel, b: ChurnModel) -> bool:
     >>> same_vocabulary(ChurnModel(), ChurnModel(event_types={"checkout_completed": "purchase"}))
     False
     """
-    roles = lambda m: {k: tuple(v) for k, v in m.roles.items()}  # noqa: E731 - a JSON list reads back as a list
-    return (tuple(a.tracked_types) == tuple(b.tracked_types) and roles(a) == roles(b)
-            and dict(a.event_types) == dict(b.event_types))
+    return vocabulary_key(a.tracked_types, a.roles, a.event_types) == vocabulary_key(b.tracked_types, b.roles, b.event_types)
+
+
+def role_names(role: str, names: Sequence[str]) -> tuple[str, ...] | frozenset[str]:
+    """A role's event names as they mean something: in order for :data:`ORDERED_ROLES`, a set for
+    the others (``purchase``, ``cancel`` and ``subscription`` re-ordered in a retrain's config read
+    every event the same way: no rebuild, no refused ``backtest --config``).
+
+    >>> role_names("purchase", ["buy", "order"]) == role_names("purchase", ("order", "buy"))
+    True
+    >>> role_names("negative", ["dislike", "block"]) == role_names("negative", ["block", "dislike"])
+    False
+    """
+    return tuple(names) if role in ORDERED_ROLES else frozenset(names)
+
+
+def vocabulary_key(tracked_types: Sequence[str], roles: Mapping[str, Sequence[str]], event_types: Mapping[str, str]) -> tuple[object, ...]:
+    """What :func:`same_vocabulary` compares, from a model's fields or a model record read without
+    a model file's checks (streams.worker.model_record.record_vocabulary): the tracked types in
+    order (slot i is the i-th name), each role's names (:func:`role_names`; a role without names
+    is no role) and the renames.
+
+    >>> vocabulary_key(["view"], {"purchase": ["buy", "order"], "cancel": []}, {}) == vocabulary_key(("view",), {"purchase": ("order", "buy")}, {})
+    True
+    """
+    return (tuple(tracked_types), frozenset((role, role_names(role, names)) for role, names in roles.items() if names),
+            frozenset(dict(event_types).items()))
 
 
 def _check_roles(roles: object) -> None:
@@ -204,6 +236,15 @@ def _check_roles(roles: object) -> None:
     Traceback (most recent call last):
     ...
     ValueError: event name 'post' is in two roles (purchase, cancel): each name plays one role
+    >>> _check_roles({"subscription": ["billing"]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: roles.subscription is ['billing']: only 'subscription' plays it ...
+
+    ``subscription`` is played by ``subscription`` only (review 10 A2): the statement's status,
+    plan and MRR are read under that name alone (models.events.type_aliases), so ``billing`` playing
+    it carried no statement, and ``subscription`` statements, left without their role, counted as
+    usage (an unused trial holder scored as a user).
     """
     if not isinstance(roles, Mapping):
         raise ValueError(f"roles must be a table of role -> list of event names (roles: {', '.join(ROLES)}), "
@@ -214,13 +255,30 @@ def _check_roles(roles: object) -> None:
             raise ValueError(f"roles name unknown role {role!r}; known: {sorted(ROLES)}")
         if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
             raise ValueError(f"roles.{role} must be a list of event names, got a {type(names).__name__} ({names!r})")
+        _check_names(f"roles.{role}", names)
         for name in names:
-            if not isinstance(name, str) or not name or name != name.strip().lower():
-                raise ValueError(f"roles.{role} names {name!r}: event names are non-empty, trimmed and lower-case "
-                                 f"(events are read that way: Page_View is page_view)")
             if name in seen and seen[name] != role:
                 raise ValueError(f"event name {name!r} is in two roles ({seen[name]}, {role}): each name plays one role")
             seen[name] = role
+    if "subscription" in roles and list(roles["subscription"]) != [SUBSCRIPTION_TYPE]:
+        raise ValueError(f"roles.subscription is {list(roles['subscription'])}: only '{SUBSCRIPTION_TYPE}' plays it (a billing "
+                         f"statement's record is read under that name only: send billing statements as type '{SUBSCRIPTION_TYPE}'); "
+                         f"leave the role out of [roles]")
+
+
+def _check_names(field_name: str, names: Sequence[str]) -> None:
+    """ValueError unless every name is one events can carry: non-empty, trimmed, lower-case (review
+    10 A7: a hand-written ``Page_View`` in ``tracked_types`` never matched an event, without a word).
+
+    >>> _check_names("tracked_types", ["view", "Page_View"])
+    Traceback (most recent call last):
+    ...
+    ValueError: tracked_types names 'Page_View': event names are non-empty, trimmed and lower-case (events are read that way: Page_View is page_view)
+    """
+    for name in names:
+        if not isinstance(name, str) or not name or name != name.strip().lower():
+            raise ValueError(f"{field_name} names {name!r}: event names are non-empty, trimmed and lower-case "
+                             f"(events are read that way: Page_View is page_view)")
 
 
 def load_model(path: str | Path | None = None) -> ChurnModel:

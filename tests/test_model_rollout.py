@@ -253,6 +253,46 @@ def test_rebuild_state_rebuilds_when_the_model_in_use_cannot_be_compared(redis_u
     assert asyncio.run(go()) is None
 
 
+def test_a_record_this_version_refuses_is_still_compared_for_the_take_over(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Review 10 A6: the in-use record was written by the previous version from a hand-edited file
+    this version refuses (here: no risk_intercept; an upper-case role name). It read as "no record",
+    so a take-over by the fixed file went ahead with only "cannot be checked", and one that
+    re-ordered ``negative`` read the stored negative masks under new indices. Its vocabulary is now
+    read leniently: a re-ordered ``negative`` is refused, as is a role name the old model never
+    matched (its states counted those events otherwise); the same vocabulary takes over."""
+    import json
+
+    base = load_model()
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+    fixed = base.with_(version="fixed", roles={**dict(base.roles), "purchase": [*base.roles["purchase"], "checkout_completed"]})
+    reordered = fixed.with_(version="fixed-reordered", roles={**dict(fixed.roles), "negative": list(fixed.roles["negative"])[::-1]})
+
+    async def go() -> None:
+        store = await _worker_wrote(settings, base, uid, st)
+        try:
+            for name, model, refused in (("Checkout_Completed", fixed, True), ("checkout_completed", reordered, True),
+                                         ("checkout_completed", fixed, False)):
+                old = json.loads(fixed.to_json())  # what the previous version recorded from the hand-edited file
+                old["roles"]["purchase"][-1] = name
+                old.pop("risk_intercept")
+                await store.client.hset(store.keys.meta, f"model:{model_id(base)}", json.dumps(old))
+                assert (await store.model_record())[:2] == (model_id(base), None), "in use, refused as a model by this version"
+                try:
+                    await _take_over(settings, model)
+                    why = ""
+                except ModelMismatch as exc:
+                    why = str(exc)
+                assert ("tracks other event types, roles or renames" in why) == refused, (name, model.version, why or "took over")
+            assert (await store.model_record())[0] == model_id(fixed), "the same vocabulary took over"
+        finally:
+            await store.close()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(go())
+    assert not [r for r in caplog.records if "cannot check" in r.getMessage()], "the record's vocabulary was compared"
+
+
 # -- races of the rebuild (review 4, findings 1-4 and 6b-c) ---------------------------------------------
 
 NAMED = "trained-named"

@@ -155,3 +155,117 @@ def test_learn_reads_with_the_model_in_use_renames_only(tmp_path: Path) -> None:
     carrying = load_model().with_(event_types={"checkout_completed": "purchase"})
     assert with_config(carrying, loaded, "m") is carrying and with_config(carrying, None, "m") is carrying
     assert with_config(load_model(), loaded, "m") != load_model(), "backtest applies it to a model without renames; learn refuses that"
+
+
+# -- review 10 (A1, A2, A4, A5, A7) ------------------------------------------------------------------------
+
+
+def _one_event_csv(tmp_path: Path) -> Path:
+    events = tmp_path / "e.csv"
+    events.write_text("user_id,ts,event_type\nu1,2026-01-01T00:00:00Z,view\n")
+    return events
+
+
+@pytest.mark.parametrize("name, change, expected", [
+    ("rename_to_subscription", lambda d: d.update(event_types={"billing": "subscription"}),
+     "event_types renames 'billing' to 'subscription': 'subscription' is a billing statement's record"),
+    ("rename_subscription", lambda d: d.update(event_types={"subscription": "billing"}),
+     "event_types renames 'subscription' to 'billing'"),
+    ("subscription_role", lambda d: d["roles"].update(subscription=["billing"]), "roles.subscription is ['billing']: only 'subscription' plays it"),
+    ("subscription_role_more", lambda d: d["roles"].update(subscription=["subscription", "billing"]), "roles.subscription is ['subscription', 'billing']"),
+    ("tracked_case", lambda d: d.update(tracked_types=["view", "Page_View"]), "tracked_types names 'Page_View': event names are non-empty, trimmed and lower-case"),
+    ("tracked_str", lambda d: d.update(tracked_types="view"), "tracked_types must be a list of event names, got a str"),
+])
+def test_review10_a_model_file_renaming_subscription_or_naming_unreadable_names_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    """Review 10 A1, A2, A7: ``subscription`` is a billing statement's record, read under that name
+    only (the worker's decoder, ``publish --file`` and ``report`` take no rename table): a model that
+    renames it, renames onto it or lets another name play its role diverged between the stream,
+    ``backtest`` and ``report``; a ``tracked_types`` name in upper case never matched an event. All
+    were accepted without a word."""
+    path = _bad_model(tmp_path, name, change)
+    events = _one_event_csv(tmp_path)
+    assert main(["backtest", "--events", str(events), "--model", str(path), "--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv")]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"model file {path}: not a churnwatch model" in line and expected in line, line
+
+
+@pytest.mark.parametrize("config, expected", [
+    ('[event_types]\nbilling = "subscription"\n', "event_types renames 'billing' to 'subscription'"),
+    ('[event_types]\nSubscription = "billing"\n', "event_types renames 'subscription' to 'billing'"),
+    ('[roles]\nsubscription = ["billing"]\n', "roles.subscription is ['billing']"),
+])
+def test_review10_train_refuses_a_config_that_renames_subscription_or_gives_its_role_away(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str, expected: str) -> None:
+    """Review 10 A1/A2: with ``[event_types] billing = "subscription"`` a ``billing`` row was a
+    statement for ``train`` and ``backtest``, a ``bad_subscription`` rejection in the stream (the
+    record ``publish --file`` sent carried no status, plan or MRR) and nothing in ``report``; with
+    ``[roles] subscription = ["billing"]`` the real statements counted as usage. One line, exit 2."""
+    path = tmp_path / "names.toml"
+    path.write_text(config, encoding="utf-8")
+    out = tmp_path / "m.json"
+    assert main(["train", "--events", str(_one_event_csv(tmp_path)), "--config", str(path), "--out", str(out)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"config {path}:" in line and expected in line and "send billing statements as type 'subscription'" in line, line
+    assert not out.exists()
+    # A rename of the literal name to itself (case only) is no rename: accepted.
+    assert ChurnModel(event_types={"Subscription": "subscription"}).type_map.canonical("SUBSCRIPTION") == "subscription"
+
+
+def test_review10_role_names_compare_as_sets_but_negative_keeps_its_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Review 10 A4: re-ordering the purchase or cancel names in a retrain's config demanded a
+    ``--rebuild-state`` and made ``backtest --config`` refuse the model; only ``negative``'s order
+    means something (a name's position is its bit in the state's mask)."""
+    from streams.worker.model_record import layout_refusal
+
+    base = ChurnModel(roles={"purchase": ["buy", "order"], "cancel": ["bye", "close"], "subscription": ["subscription"],
+                             "negative": ["dislike", "block"]})
+    shuffled = base.with_(roles={"purchase": ["order", "buy"], "cancel": ["close", "bye"], "subscription": ["subscription"],
+                                 "negative": ["dislike", "block"]})
+    negative = base.with_(roles={**dict(base.roles), "negative": ["block", "dislike"]})
+    assert same_vocabulary(base, shuffled) and not same_vocabulary(base, negative)
+    assert layout_refusal(shuffled, "b@2", "a@1", base) == "" and layout_refusal(negative, "b@2", "a@1", base) != ""
+
+    model = tmp_path / "m.json"
+    base.save(model)
+    events = _one_event_csv(tmp_path)
+    argv = ["backtest", "--events", str(events), "--model", str(model), "--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv"), "--no-progress"]
+    same, other = tmp_path / "same.toml", tmp_path / "other.toml"
+    same.write_text('[roles]\npurchase = ["order", "buy"]\ncancel = ["close", "bye"]\n', encoding="utf-8")
+    other.write_text('[roles]\nnegative = ["block", "dislike"]\n', encoding="utf-8")
+    assert main([*argv, "--config", str(same)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*argv, "--config", str(other)]) == 2
+    assert "declares roles.negative = ['block', 'dislike']" in _one_line(capsys.readouterr().err)
+
+
+def test_review10_a_config_with_other_tables_warns_and_a_misspelt_one_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Review 10 A5: a --config file with any other top-level key (a ``description``, a tool's own
+    table) was refused by train, backtest and learn since the file carried roles; before, other
+    keys were ignored. Now they are ignored with one WARNING, and a key that looks like a misspelt
+    ``event_types`` or ``roles`` is refused ("did you mean"): ignored, its renames would be missing."""
+    from streams.offline.replay import load_config
+
+    extra = tmp_path / "extra.toml"
+    extra.write_text('description = "our names"\n[event_types]\ncheckout_completed = "purchase"\n[dbt]\nmodel = "x"\n', encoding="utf-8")
+    with caplog.at_level("WARNING", logger="streams.offline.replay"):
+        loaded = load_config(extra)
+    assert loaded is not None and loaded.event_types == {"checkout_completed": "purchase"}
+    warned = [r.getMessage() for r in caplog.records if r.name == "streams.offline.replay"]
+    assert warned == [f"config {extra}: ignoring 'dbt', 'description' (churnwatch reads only 'event_types' and 'roles')"]
+
+    events = _one_event_csv(tmp_path)
+    argv = ["backtest", "--events", str(events), "--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv"), "--no-progress"]
+    assert main([*argv, "--config", str(extra)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    for text, key, meant in (('[event_type]\ncheckout_completed = "purchase"\n', "event_type", "event_types"),
+                             ('[Roles]\ncancel = ["account_closed"]\n[event_types]\na = "b"\n', "Roles", "roles")):
+        typo = tmp_path / "typo.toml"
+        typo.write_text(text, encoding="utf-8")
+        assert main([*argv, "--config", str(typo)]) == 2
+        assert f"unknown table {key!r}: did you mean {meant!r}?" in _one_line(capsys.readouterr().err)
+    only = tmp_path / "only.json"
+    only.write_text(json.dumps({"description": "nothing for churnwatch"}))
+    assert main([*argv, "--config", str(only)]) == 2
+    assert "needs an 'event_types' table" in _one_line(capsys.readouterr().err)

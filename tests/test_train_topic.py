@@ -43,7 +43,8 @@ def population() -> list[Event]:
 
 
 def test_a_model_trained_from_the_topic_is_the_one_trained_from_the_csv(
-        kafka_bootstrap: str, unique_name: str, population: list[Event], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        kafka_bootstrap: str, redis_url: str, unique_name: str, population: list[Event], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     until_ms = START_MS + 95 * DAY_MS
     topic = f"events-{unique_name}"
     _create_topic(kafka_bootstrap, topic, 3)
@@ -67,17 +68,66 @@ def test_a_model_trained_from_the_topic_is_the_one_trained_from_the_csv(
     from_csv, from_topic = tmp_path / "csv.json", tmp_path / "topic.json"
     assert cli.main(["train", "--events", str(csv_path), "--out", str(from_csv), *common]) == 0
     out_csv = capsys.readouterr().out
-    assert cli.main(["--bootstrap-servers", kafka_bootstrap, "train", "--from-topic", "--topic", topic,
+    assert cli.main(["--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url, "train", "--from-topic", "--topic", topic,
                      "--out", str(from_topic), *common]) == 0
-    out_topic = capsys.readouterr().out
+    said, *out_topic_lines = capsys.readouterr().out.splitlines()
+    assert said.startswith("Redis records no model in use: reading the topic without renames"), said
     after = sum(1 for ev in population if ev.ts_ms >= until_ms)
     assert after > 0
     assert f"--until: {after:,} of {len(population):,} events" in out_csv
-    summary = out_topic.splitlines()[0]
+    summary = out_topic_lines[0]
     assert summary == (f"topic {topic}: {len(population) + 4:,} records in 3 partitions up to their highwater at the start: "
                        f"{len(population) - after:,} events; skipped 1 copies, 3 rejected (bad_timestamp 1, duplicate_event_id 1, "
                        f"malformed_json 1), {after} at or after --until")
     assert from_topic.read_bytes() == from_csv.read_bytes()
+
+
+def test_train_from_the_topic_reads_it_with_the_renames_and_roles_of_the_model_in_use(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Review 10 A3: ``train --from-topic`` without ``--config`` or ``--base-model`` read the topic
+    raw while the workers and ``learn`` read it with the model in use's renames: a retrain tracked
+    ``checkout_completed`` as a plain type, had no purchases, and its take-over was refused."""
+    from models.model import load_model
+    from streams.worker.store import model_id
+    from tests.harness import redis_client
+
+    events, _ = generate(seed=13, n_users=60, start_ms=START_MS, days=63)
+    topic = f"events-{unique_name}"
+    _create_topic(kafka_bootstrap, topic, 2)
+    publish_events(kafka_bootstrap, topic, [Event(ev.user_id, ev.ts_ms, "checkout_completed" if ev.type == "purchase" else ev.type,
+                                                  ev.event_id, ev.amount) for ev in events])
+    in_use = load_model().with_(event_types={"checkout_completed": "purchase"}, roles={**load_model().roles, "cancel": ["account_closed"]})
+    client = redis_client(redis_url)
+    try:
+        client.hset("cw:meta", mapping={"model": model_id(in_use), f"model:{model_id(in_use)}": in_use.to_json()})
+    finally:
+        client.close()
+    out = tmp_path / "m.json"
+    assert cli.main(["--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url, "train", "--from-topic", "--topic", topic,
+                     "--churn-after", "14d", "--horizon", "14d", "--as-of", "2026-01-22/2026-02-05/7d", "--out", str(out)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    model = load_model(out)
+    assert dict(model.event_types) == {"checkout_completed": "purchase"} and list(model.roles["cancel"]) == ["account_closed"]
+    assert model.training["roles_matched"]["purchase"] > 0 and "checkout_completed" not in model.tracked_types
+    assert said[0] == (f"reading the topic with the renames (checkout_completed -> purchase) and roles of the model in use "
+                       f"{model_id(in_use)}, as the workers read it (--config or --base-model to give others)")
+    assert not [line for line in said if line.startswith("no event matched the purchase role")]
+
+
+def test_train_from_the_topic_says_in_one_line_when_it_cannot_ask_for_the_model_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    """No Redis to ask (onboarding before any worker, a laptop): the topic is read without renames,
+    as before, and one line says so and how to give them."""
+    import argparse
+
+    from models.model import ChurnModel
+    from streams.cli.train import base_model
+    from streams.settings import Settings
+
+    args = argparse.Namespace(config=None, base_model=None, from_topic=True)
+    assert base_model(args, Settings(redis_url="redis://127.0.0.1:1/0")) == ChurnModel()
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("the model in use is unknown: cannot reach Redis at redis://127.0.0.1:1/0") and "\n" not in line
+    assert line.endswith("reading the topic without renames and with the default roles (--config or --base-model to give them)")
 
 
 @pytest.mark.parametrize("argv, expected", [

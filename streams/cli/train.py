@@ -17,7 +17,7 @@ from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import train
 from streams.settings import Settings, parse_duration_ms
 
-__all__ = ["add_arguments", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
+__all__ = ["add_arguments", "base_model", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
 
 
 def _types(text: str) -> int:
@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", dest="as_of", default=None, metavar="DATES",
                         help="snapshot dates: ISO dates separated by commas, or START/END/STEP (default: weekly)")
     parser.add_argument("--base-model", dest="base_model", metavar="FILE",
-                        help="take thresholds, roles and renames from this model file (default: the built-in defaults)")
+                        help="take thresholds, roles and renames from this model file (default: the built-in defaults; with "
+                             "--from-topic and no --config, the renames and roles of the model in use that Redis records, "
+                             "as the workers and learn read the topic)")
     parser.add_argument("--config", metavar="FILE",
                         help="JSON or TOML with an [event_types] table (name -> the name to use) and/or a [roles] table "
                              "(purchase, cancel, negative, subscription -> list of event names, after renaming; a role "
@@ -147,6 +149,34 @@ def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnM
         raise UserError(f"--config {config.path}: {exc}") from None
 
 
+def base_model(args: argparse.Namespace, settings: Settings) -> ChurnModel:
+    """The model ``train`` starts from: ``--base-model`` (else the built-in defaults) with
+    ``--config``'s vocabulary. ``--from-topic`` with neither reads the topic as the workers read it,
+    and as ``learn`` does: with the renames and roles of the model in use (Redis, ``cw:meta``); a
+    retrain read raw counted a renamed purchase as a plain type and its take-over was refused
+    (review 10 A3). Without a model in use to ask, one line says the topic is read without renames."""
+    config = load_config(args.config)
+    if args.base_model or config is not None or not args.from_topic:
+        return with_vocabulary(load_model(args.base_model) if args.base_model else ChurnModel(), config)
+    from streams.views import open_reader
+
+    unknown = "reading the topic without renames and with the default roles (--config or --base-model to give them)"
+    try:
+        with open_reader(settings) as reader:
+            found, record, _ = reader.run(lambda store: store.model_record())
+    except UserError as exc:
+        print(f"the model in use is unknown: {exc}: {unknown}")
+        return ChurnModel()
+    if not found or record is None:
+        print(f"Redis records no model in use: {unknown}" if not found else
+              f"Redis records model {found} in use but not its file: {unknown}")
+        return ChurnModel()
+    renames = ", ".join(f"{k} -> {v}" for k, v in sorted(record.event_types.items())) or "none"
+    print(f"reading the topic with the renames ({renames}) and roles of the model in use {found}, as the workers read it "
+          f"(--config or --base-model to give others)")
+    return ChurnModel().with_(event_types=record.event_types, roles={k: list(v) for k, v in record.roles.items()})
+
+
 #: The roles whose absence changes what train learns, and what it changes.
 _ROLE_EFFECTS = {"purchase": ("purchases", "no purchase is counted and no purchase model (BG/NBD) is fitted"),
                  "cancel": ("cancellations", "no cancellation ends a user: its event counts as activity, and labels "
@@ -170,7 +200,7 @@ def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[
 
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     check_output_file("--out", args.out)  # before the work, not after it
-    base = with_vocabulary(load_model(args.base_model) if args.base_model else ChurnModel(), load_config(args.config))
+    base = base_model(args, settings)
     events = read_history(args, settings, base.type_map)
     labels = read_labels_csv(args.labels) if args.labels else None
     horizon = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else None

@@ -13,6 +13,7 @@ How good the scores are is measured by ``streams.offline.evaluate``; the command
 from __future__ import annotations
 
 import bisect
+import difflib
 import gzip
 import json
 import logging
@@ -26,7 +27,7 @@ from typing import IO, Any, Callable, Iterable, Sequence, TextIO
 
 from models.engine import Alert, advance
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap, type_aliases
-from models.model import ChurnModel
+from models.model import ChurnModel, role_names
 from models.scoring import Scores, score
 from models.state import DAY_S, UserState, tracked
 from models.vocabulary import SUBSCRIPTION
@@ -58,9 +59,18 @@ class VocabularyConfig:
     roles: dict[str, list[str]]
 
 
+#: The tables of a ``--config`` file that churnwatch reads.
+CONFIG_TABLES: tuple[str, ...] = ("event_types", "roles")
+
+
 def load_config(path: str | Path | None) -> VocabularyConfig | None:
     """The ``[event_types]`` and ``[roles]`` tables of a JSON or TOML file (None without a file);
-    ValueError in one line naming the file for anything else."""
+    ValueError in one line naming the file for anything else.
+
+    Other top-level keys are left for whoever else reads the file (a ``description``, a tool's own
+    table), with one WARNING naming them, as before the file carried roles; a key that looks like a
+    misspelt ``event_types`` or ``roles`` is refused, "did you mean" (:func:`_misspelt`): ignored,
+    the renames or roles it meant would be missing from the model without a word (review 10 A5)."""
     if not path:
         return None
     target = Path(path)
@@ -69,10 +79,17 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
         data: Any = tomllib.loads(text) if target.suffix.lower() == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"config {target}: cannot parse it ({exc})") from None
-    if not isinstance(data, dict) or not ({"event_types", "roles"} & set(data)) or set(data) - {"event_types", "roles"}:
-        extra = sorted(set(data) - {"event_types", "roles"}) if isinstance(data, dict) else []
+    extra = sorted(set(data) - set(CONFIG_TABLES)) if isinstance(data, dict) else []
+    typo = next(((key, meant) for key in extra if (meant := _misspelt(key))), None)
+    if typo:
+        raise ValueError(f"config {target}: unknown table {typo[0]!r}: did you mean {typo[1]!r}? (churnwatch reads "
+                         f"'event_types' and 'roles')")
+    if not isinstance(data, dict) or not (set(CONFIG_TABLES) & set(data)):
         raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings and/or a 'roles' "
-                         f"table of role -> list of event names" + (f" (unknown tables: {extra})" if extra else ""))
+                         f"table of role -> list of event names" + (f" (found only: {extra})" if extra else ""))
+    if extra:
+        logger.warning("config %s: ignoring %s (churnwatch reads only 'event_types' and 'roles')", target,
+                       ", ".join(repr(k) for k in extra))
     mapping = data.get("event_types")
     if mapping is not None and (not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
         raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings")
@@ -85,6 +102,20 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
     except ValueError as exc:
         raise ValueError(f"config {target}: {exc}") from None
     return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()})
+
+
+def _misspelt(key: str) -> str | None:
+    """The table of :data:`CONFIG_TABLES` that ``key`` looks like a misspelling of, or None.
+
+    >>> [_misspelt(k) for k in ("event_type", "EventTypes", "event-types", "Roles", "role", "description", "tool")]
+    ['event_types', 'event_types', 'event_types', 'roles', 'roles', None, None]
+    """
+    folded = key.strip().lower().replace("-", "_").replace(" ", "_")
+    meant = difflib.get_close_matches(folded, CONFIG_TABLES, n=1, cutoff=0.8) or difflib.get_close_matches(
+        folded.replace("_", ""), [t.replace("_", "") for t in CONFIG_TABLES], n=1, cutoff=0.8)
+    if not meant:
+        return None
+    return next(t for t in CONFIG_TABLES if meant[0] in (t, t.replace("_", "")))
 
 
 def load_type_map(path: str | Path | None) -> TypeMap:
@@ -115,7 +146,7 @@ def with_config(model: ChurnModel, config: VocabularyConfig | None, what: str) -
     if config.event_types is not None and model.event_types and config.event_types != dict(model.event_types):
         raise ValueError(f"--config {config.path} renames {_pairs(config.event_types)}, but {what} carries its own renames "
                          f"({_pairs(model.event_types)}) and is read with them everywhere: leave --config out or make it the same")
-    differ = sorted(role for role, names in config.roles.items() if list(names) != list(model.roles.get(role, ())))
+    differ = sorted(role for role, names in config.roles.items() if role_names(role, names) != role_names(role, model.roles.get(role, ())))
     if differ:
         role = differ[0]
         raise ValueError(f"--config {config.path} declares roles.{role} = {config.roles[role]}, but {what} has "

@@ -21,16 +21,18 @@ import json
 import logging
 from typing import Any, Mapping
 
-from models.model import LEARNED_KEY, ChurnModel, learned_root, same_vocabulary
+from models.model import LEARNED_KEY, ChurnModel, learned_root, same_vocabulary, vocabulary_key
+from models.vocabulary import DEFAULT_ROLES
 
-__all__ = ["LEARN_FIELD", "RECORD_PREFIX", "ModelAdopted", "chain_root", "comparison_record", "layout_refusal",
-           "learned_after", "parse_record", "reader_model", "successor_of"]
+__all__ = ["LEARN_FIELD", "RECORD_PREFIX", "ModelAdopted", "VocabularyKey", "chain_root", "comparison_record", "layout_refusal",
+           "learned_after", "parse_record", "reader_model", "record_vocabulary", "successor_of"]
 
 logger = logging.getLogger(__name__)
 
 RECORD_PREFIX = "model:"
 LEARN_FIELD = "learn"
-
+#: A model's vocabulary as the layout check compares it (``models.model.vocabulary_key``).
+VocabularyKey = tuple[object, ...]
 
 
 class ModelAdopted(Exception):
@@ -55,6 +57,42 @@ def parse_record(text: str | bytes | None) -> ChurnModel | None:
     except (ValueError, TypeError) as exc:
         logger.warning("model record in Redis cannot be read (%s): treated as another model", exc)
         return None
+
+
+def record_vocabulary(text: str | bytes | None) -> VocabularyKey | None:
+    """The vocabulary of a ``model:<id>`` record read leniently: the fields the state's layout
+    depends on (``tracked_types``, ``roles``, ``event_types``) as they are, without the checks a
+    model file gets as it loads; None when absent or when they are not lists and tables of names.
+
+    What a take-over's layout check compares when the record does not load (:func:`parse_record`):
+    a record written by an earlier version from a hand-edited file that this version refuses (a
+    role name in upper case, a name in two roles) still says which slots and roles the stored
+    states were written with, and a fixed file that re-ordered ``negative`` must be refused, not
+    waved through with "cannot be checked" (review 10 A6).
+
+    >>> record_vocabulary('{"format": "churnwatch-model/1", "roles": {"purchase": ["Buy"], "cancel": ["buy"]}}') == vocabulary_key((), {"purchase": ["Buy"], "cancel": ["buy"]}, {})
+    True
+    >>> record_vocabulary('{"roles": ["purchase"]}') is None and record_vocabulary("not json") is None
+    True
+    """
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    tracked, roles, renames = data.get("tracked_types", []), data.get("roles", DEFAULT_ROLES), data.get("event_types", {})
+    names = lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v)  # noqa: E731
+    if not (names(tracked) and isinstance(roles, dict) and all(names(v) for v in roles.values()) and isinstance(renames, dict)
+            and all(isinstance(v, str) for v in renames.values())):
+        return None
+    return vocabulary_key(tracked, roles, renames)
+
+
+def _vocabulary(model: ChurnModel | VocabularyKey) -> VocabularyKey:
+    return model if isinstance(model, tuple) else vocabulary_key(model.tracked_types, model.roles, model.event_types)
 
 
 def successor_of(mine: ChurnModel, mine_id: str, recorded: ChurnModel | None) -> bool:
@@ -132,9 +170,10 @@ def reader_model(file_model: ChurnModel, file_id: str, found: str, record: Churn
                         f"the workers' alerts")
 
 
-def layout_refusal(mine: ChurnModel, mine_id: str, found: str, record: ChurnModel | None, prefix: str = "cw") -> str:
+def layout_refusal(mine: ChurnModel, mine_id: str, found: str, record: ChurnModel | VocabularyKey | None, prefix: str = "cw") -> str:
     """Why a take-over by ``mine`` must not start on states written under the recorded model
-    ``found`` (its file ``record``), or "": every user's state holds its per-slot counters in the
+    ``found`` (its file ``record``, or the record's vocabulary read leniently when it does not
+    load: :func:`record_vocabulary`), or "": every user's state holds its per-slot counters in the
     recorded model's vocabulary (``tracked_types``, roles: ``models.model.same_vocabulary``), and
     ``mine`` would read them as its own slots (health, actions, reasons off for weeks, and not
     what a replay under ``mine`` gives). Unknown (no record) is not refused: the caller warns.
@@ -145,7 +184,7 @@ def layout_refusal(mine: ChurnModel, mine_id: str, found: str, record: ChurnMode
     >>> print(layout_refusal(ChurnModel(tracked_types=("view",)), "b@2", "a@1", ChurnModel()))  # doctest: +ELLIPSIS
     model b@2 tracks other event types, roles or renames than the model a@1 in use, ... --rebuild-state ... keys under 'cw:', ...
     """
-    if not found or found == mine_id or record is None or same_vocabulary(mine, record):
+    if not found or found == mine_id or record is None or _vocabulary(mine) == _vocabulary(record):
         return ""
     return (f"model {mine_id} tracks other event types, roles or renames than the model {found} in use, whose slots every "
             f"stored user state holds: a take-over would read them under the new names. Rebuild the state under the "

@@ -91,7 +91,8 @@ async def _wanted(store: Store) -> bool:
     found, record, _ = await store.model_record()
     if await store.client.hget(store.keys.meta, REBUILD_FIELD):
         return True
-    return bool(found) and found != store.model and (record is None or bool(layout_refusal(store.model_obj, store.model, found, record)))
+    layout = await store.recorded_layout(found, record)  # a record this version does not load: its vocabulary, read leniently
+    return bool(found) and found != store.model and (layout is None or bool(layout_refusal(store.model_obj, store.model, found, layout)))
 
 
 async def _rebuild(store: Store, token: str) -> int:

@@ -50,8 +50,8 @@ from models.engine import Alert
 from models.model import ChurnModel
 from models.ranking import on_save_list
 from models.state import STAGES, UserState, tracked
-from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, layout_refusal, learned_after, parse_record,
-                                         reader_model, successor_of)
+from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, VocabularyKey, layout_refusal, learned_after,
+                                         parse_record, reader_model, record_vocabulary, successor_of)
 from streams.worker.alert_log import ALERT_LOG_CAP
 from streams.worker.history import HISTORY_WEEKS
 from streams.worker.keys import Keys, bucket_of, group_of, locate, offset_field, parse_due_member
@@ -724,10 +724,11 @@ class Store:
         still set must not roll back what ``churnwatch learn`` adopted since; ``--roll-back-from <that id>``
         (one id: a later adoption is not rolled back by a flag left set) takes over all the same."""
         found, record, _ = await self.model_record()
-        why = layout_refusal(model, self.model, found, record, self.keys.prefix)
+        layout = await self.recorded_layout(found, record)
+        why = layout_refusal(model, self.model, found, layout, self.keys.prefix)
         if why:
             raise ModelMismatch(why)
-        if found and found != self.model and record is None:
+        if found and found != self.model and layout is None:
             logger.warning("Redis records model %s in use but not its file: cannot check that model %s tracks the same "
                            "event types (the states' slots); if not, rebuild the state (docs/OPERATE.md, \"Model upgrades\")",
                            found, self.model)
@@ -782,6 +783,15 @@ class Store:
         found = _s(raw_found)
         text = await self._client.hget(self.keys.meta, RECORD_PREFIX + found) if found else None
         return found, parse_record(text), _s(learn)
+
+    async def recorded_layout(self, found: str, record: ChurnModel | None) -> ChurnModel | VocabularyKey | None:
+        """What a take-over's layout check compares (``model_record.layout_refusal``): the recorded
+        model ``record``, or, when its file does not load in this version, its vocabulary read
+        leniently (``model_record.record_vocabulary``: a record an earlier version wrote from a file
+        this version refuses still says which slots the stored states hold)."""
+        if record is not None or not found:
+            return record
+        return record_vocabulary(await self._client.hget(self.keys.meta, RECORD_PREFIX + found))
 
     async def adopt_model(self, base: str, successor: ChurnModel | None, comparison: str, root: str) -> tuple[bool, str]:
         """Without a ``successor``, record the learner's ``comparison``; with one, make it the
