@@ -178,7 +178,7 @@ def test_the_repair_copy_leaves_out_the_history_before_t0_and_churnwatchs_own_re
     at or after the step-2 cut T0 (ISO or ms, read as the worker reads ``ts``) and non-events."""
     import io
 
-    from streams.repair_copy import main
+    from streams.worker.repair_copy import main
 
     t0 = START_MS + 30 * DAY_MS
     lines = [f"NO_HEADERS\t{ev.user_id}\t{event_value(ev).decode()}\n" for ev in

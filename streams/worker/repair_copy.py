@@ -15,7 +15,7 @@ The event time is the worker's own reading (``streams.worker.codec.Decoder``: ``
 ISO text), so "before T0" means what it means to the workers. A record that is no event (bad
 JSON, no ``ts``) is copied as it is: the workers dead-letter it in the new topic as in the old.
 
-Usage: ``python -m streams.repair_copy T0`` (T0 in epoch milliseconds or ISO 8601, the time of the
+Usage: ``python -m streams.worker.repair_copy T0`` (T0 in epoch milliseconds or ISO 8601, the time of the
 first live event, which step 2 published up to, exclusive).
 """
 
