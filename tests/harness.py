@@ -363,3 +363,33 @@ def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 60.0, work
         time.sleep(0.2)
     logs = "\n".join(w.output()[-4000:] for w in workers)
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+@dataclass
+class Rec:
+    """A consumed record as the pipeline reads it (aiokafka's ConsumerRecord has these fields)."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+
+
+def stream_side(redis_url: str, alerts: Iterable[dict[str, Any]], as_of_ms: int, model: Any
+                ) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """The stream's side of a stream/backtest comparison: the users' states in Redis brought to
+    ``as_of_ms`` and scored there (rows as the backtest's CSV writes them), and the alerts of the
+    alerts topic (``alerts``, decoded) with those that bringing them there raises, by id."""
+    from models.engine import advance
+    from models.scoring import score
+    from models.state import UserState
+    from streams.offline.replay import score_row
+
+    by_id = {a["alert_id"]: a for a in alerts}
+    rows: dict[str, list[str]] = {}
+    for user, blob in dump_state(redis_url).items():
+        out = advance(user, UserState.from_bytes(blob), (), as_of_ms, model)
+        by_id.update({a.alert_id: a.to_dict() for a in out.alerts})
+        if not out.expire:
+            rows[user] = score_row(user, as_of_ms, score(out.state, as_of_ms // 1000, model)).as_csv()
+    return rows, by_id

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from streams.publisher import event_value
 from streams.worker.clock import JUMP_MARGIN_MS, NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import Decoder
 from streams.worker.phases import Decoding, decode_batch
-from tests.harness import metric, partition_of, publish_events, wait_for, wait_progress
+from tests.harness import Rec, metric, partition_of, publish_events, wait_for, wait_progress
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -33,12 +32,6 @@ LATENESS_MS = 6 * HOUR_MS
 BOUND_MS = LATENESS_MS + JUMP_MARGIN_MS
 
 
-@dataclass
-class Rec:
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int = 0
 
 
 def _history() -> list[Event]:

@@ -34,6 +34,7 @@ from streams.worker.phases import (
 )
 from streams.worker.store import BucketReadResult, DueUser, StateWrite, stats_delta
 from streams.publisher import event_value
+from tests.harness import Rec
 
 DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000
@@ -41,12 +42,6 @@ WALL_MS = START_MS + 400 * DAY_MS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass
-class Rec:
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int = 0
 
 
 def _decode(batch: dict[int, list[Rec]], clocks: dict[int, PartitionClock] | None = None) -> Decoded:

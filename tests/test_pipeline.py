@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
 import orjson
@@ -21,7 +20,7 @@ from streams.worker.pipeline import TIMING_HEADER, CycleAbandoned, Pipeline
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, Fenced, Store
 from streams.publisher import event_value
-from tests.harness import dump_state, read_progress, read_topic
+from tests.harness import Rec, dump_state, read_progress, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +29,6 @@ START_MS = 1_767_225_600_000
 WALL_MS = START_MS + 400 * DAY_MS  # a wall clock after all event times (only the future check reads it)
 
 
-@dataclass
-class Rec:
-    """A consumed record as the pipeline reads it (aiokafka's ConsumerRecord has these fields)."""
-
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int = 0
 
 
 def history(seed: int = 3, users: int = 25, days: int = 70) -> list[Event]:

@@ -21,17 +21,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from models.engine import advance
 from models.model import load_model
-from models.scoring import score
 from models.state import UserState
 from streams.cli import main
-from streams.offline.replay import SCORE_COLUMNS, score_row
+from streams.offline.replay import SCORE_COLUMNS
 from streams.offline.simulate import generate
 from streams.settings import Settings
 from streams.timefmt import format_day_or_time
 from streams.worker.topics import ensure_topics
-from tests.harness import Worker, dump_state, publish_events, read_topic, wait_progress
+from tests.harness import Worker, dump_state, publish_events, read_topic, stream_side, wait_progress
 
 pytestmark = pytest.mark.integration
 
@@ -90,13 +88,7 @@ def test_a_model_trained_with_renames_scores_live_as_backtest(kafka_bootstrap: s
     states = {user: UserState.from_bytes(blob) for user, blob in dump_state(redis_url).items()}
     buyers = {ev.user_id for ev in events if ev.type == "purchase"}
     assert {u for u, st in states.items() if st.n_purchases > 0} == buyers, "live purchases counted under the model's renames"
-    stream_alerts = {a["alert_id"]: a for a in _read_topic(kafka_bootstrap, topics["alerts"])}
-    stream_rows: dict[str, list[str]] = {}
-    for user, state in states.items():
-        out = advance(user, state, (), as_of_ms, model)
-        stream_alerts.update({a.alert_id: a.to_dict() for a in out.alerts})
-        if not out.expire:
-            stream_rows[user] = score_row(user, as_of_ms, score(out.state, as_of_ms // 1000, model)).as_csv()
+    stream_rows, stream_alerts = stream_side(redis_url, _read_topic(kafka_bootstrap, topics["alerts"]), as_of_ms, model)
 
     scores_csv, alerts_out = tmp_path / "scores.csv", tmp_path / "alerts.jsonl"
     as_of = f"{format_day_or_time(START_MS + 7 * DAY_MS)}/{format_day_or_time(as_of_ms)}/7d"

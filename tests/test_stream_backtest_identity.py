@@ -17,17 +17,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from models.engine import advance
 from models.model import load_model
-from models.scoring import score
-from models.state import UserState
-from streams.offline.replay import SCORE_COLUMNS, score_row
+from streams.offline.replay import SCORE_COLUMNS
 from streams.timefmt import format_day_or_time
 from streams.cli import main
 from streams.worker.topics import ensure_topics
 from streams.settings import Settings
 from streams.offline.simulate import generate
-from tests.harness import Worker, dump_state, publish_events, read_topic, wait_progress
+from tests.harness import Worker, publish_events, read_topic, stream_side, wait_progress
 
 pytestmark = pytest.mark.integration
 
@@ -68,15 +65,7 @@ def test_stream_and_backtest_agree(kafka_bootstrap: str, redis_url: str, unique_
     assert _read_topic(kafka_bootstrap, topics["dlq"]) == [], "every simulated event is valid and in order"
 
     # The stream's side: states from Redis, brought to the as-of time and scored there.
-    model = load_model()
-    states = {user: UserState.from_bytes(blob) for user, blob in dump_state(redis_url).items()}
-    stream_alerts = {a["alert_id"]: a for a in _read_topic(kafka_bootstrap, topics["alerts"])}
-    stream_rows: dict[str, list[str]] = {}
-    for user, state in states.items():
-        out = advance(user, state, (), as_of_ms, model)
-        stream_alerts.update({a.alert_id: a.to_dict() for a in out.alerts})
-        if not out.expire:
-            stream_rows[user] = score_row(user, as_of_ms, score(out.state, as_of_ms // 1000, model)).as_csv()
+    stream_rows, stream_alerts = stream_side(redis_url, _read_topic(kafka_bootstrap, topics["alerts"]), as_of_ms, load_model())
 
     # The backtest's side: the command, on the same events, weekly as-of dates up to the same time.
     events_csv, scores_csv, alerts_out = tmp_path / "events.csv", tmp_path / "scores.csv", tmp_path / "alerts.jsonl"
