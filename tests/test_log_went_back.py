@@ -24,6 +24,7 @@ from models.model import load_model
 from streams.settings import Settings, aiokafka_client_kwargs
 from streams.worker import metrics
 from streams.worker.consumer import KafkaSink, StreamConsumer
+from streams.worker.phases import record_fingerprint
 from streams.worker.pipeline import CycleAbandoned, CycleResult, Flight, Pipeline
 from streams.worker.store import Store
 
@@ -325,3 +326,41 @@ def test_an_abandoned_heartbeat_does_not_count_as_sent(kafka_bootstrap: str, red
     before, after, sent = asyncio.run(scenario())
     assert sent == [], "the heartbeats were not sent"
     assert after == before, "an abandoned heartbeat counted as sent"
+
+
+@pytest.mark.parametrize("stored", [7, 6], ids=["matching", "gone"])
+def test_a_resumed_log_whose_record_verifies_forgets_a_tails_older_finding(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, stored: int) -> None:
+    """Review 12, finding 1. Partition 0 is resumed at the stored offset 7 (``_verify``) after its
+    topic was created again. A tail finds its log ends at 5, below 7 (ListOffsets agrees), and flags
+    it (``_went_back``). The republish then passes 7, and the next reply holds the record at 7 with
+    the stored checksum (or, ``gone``, starts after the stored 6: nothing to compare): the resume
+    check accepts it and 8.. go to a cycle. The flag outlived it, so the next pass restarted 0 at
+    offset 0 with the states kept (0..7 applied twice). The record read wins now."""
+    async def scenario() -> tuple[str | None, float, int, bool]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        _publish(kafka_bootstrap, topics["events"], 0, 5)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            p, _ = s.tps
+            worker = s.worker
+            await s.fetch_end(p, 5, then=stored)
+            s.at(0, stored)
+            worker._verify[0] = (stored, "not read yet")
+            why = await worker._events_unusable(False)  # a tail's send: refused, 0 flagged
+            _publish(kafka_bootstrap, topics["events"], 0, 5)  # the republish: the log ends at 10
+            records = await s.read(p, 7, 10)
+            worker._verify[0] = (stored, record_fingerprint(records[0]))
+            resets = _resets()
+            taken = await worker._check_log({p: records}, rebalanced=False)  # the resume check passes
+            assert [r.offset for r in taken[p]] == ([8, 9] if stored == 7 else [7, 8, 9]), taken
+            await worker._check_log({}, rebalanced=False)  # the next pass
+            return why, _resets() - resets, worker._next[0], 0 in worker._went_back
+        finally:
+            await s.stop()
+
+    why, resets, next_offset, flagged = asyncio.run(scenario())
+    assert why is not None and f"below the next offset to take {stored}" in why, why
+    assert (resets, next_offset) == (0, stored + 1), "a log whose resume check passed was restarted at 0"
+    assert not flagged, "the tail's finding outlived the resume check"

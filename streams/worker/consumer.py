@@ -1041,17 +1041,16 @@ class StreamConsumer:
                             confirmed: bool | None = None) -> list:  # type: ignore[type-arg]
         """The check of a resumed partition: its first record must be the last one applied. A log
         that ends at or below it is restarted only if ListOffsets confirms it (``confirmed``,
-        ``_confirm_drops``)."""
+        ``_confirm_drops``). Accepted, what was said of its log end before is forgotten
+        (``_forget_log_end``): the record read is the stronger evidence, and a tail's older
+        finding (``_went_back``) restarted at 0, with the states kept, a log whose record just
+        matched (review 12, finding 1: a republish at the same offsets passed the stored one)."""
         p = tp.partition
         offset, fingerprint = self._verify[p]
         if records and records[0].offset == offset and record_fingerprint(records[0]) == fingerprint:
-            del self._verify[p]
-            self._next[p] = self._applied[p] = offset + 1
-            return records[1:]
+            return self._verified(p, offset, records[1:])
         if records and records[0].offset > offset:  # gone (retention, compaction): nothing to compare
-            del self._verify[p]
-            self._next[p] = self._applied[p] = offset + 1
-            return records
+            return self._verified(p, offset, records)
         if records:
             why = (f"the record at offset {offset} is not the one applied there" if records[0].offset == offset
                    else f"the log was read from offset {records[0].offset}, below the stored offset {offset}")
@@ -1062,6 +1061,13 @@ class StreamConsumer:
             else:
                 await self._unconfirmed_drop(tp, highwater, offset + 1, confirmed)
         return []
+
+    def _verified(self, p: int, offset: int, records: list) -> list:  # type: ignore[type-arg]
+        """``p``'s resume check passed at ``offset``: it goes on after it with ``records``."""
+        del self._verify[p]
+        self._forget_log_end(p)
+        self._next[p] = self._applied[p] = offset + 1
+        return records
 
     async def _restart(self, tp: TopicPartition, reason: str, why: str) -> None:
         """A partition's log was replaced: start again at its offset 0, keeping user states.
