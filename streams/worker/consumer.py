@@ -893,8 +893,12 @@ class StreamConsumer:
         (review 9, finding 2). ListOffsets does not lag (KIP-207, Kafka 2.2+): a new leader whose high
         watermark is below the start of its epoch refuses it (OFFSET_NOT_AVAILABLE; to aiokafka's
         older request versions LEADER_NOT_AVAILABLE, retried until the timeout: no answer), so
-        the end it answers is never below a record any consumer read. Asked only when a drop is
-        seen, all partitions in one request; an answer stands ``LOG_END_RECHECK_S``, no answer
+        on Kafka 2.2+ the end it answers is never below a record any consumer read. Not on Tansu:
+        its ListOffsets answers the last batch's base offset + 1 (``LogEnds``), below the end a
+        caught-up worker read whenever that batch held more than one record, so there it would
+        "confirm" any dip of a fetch reply (none is known: a single Tansu elects no leader) and
+        proves nothing; it never refutes a genuine drop there (base + 1 <= the log end). Asked only
+        when a drop is seen, all partitions in one request; an answer stands ``LOG_END_RECHECK_S``, no answer
         ``LOG_END_CHECK_TIMEOUT_S`` (one wait per pass, not one per partition). Tansu answers at once
         (a deleted topic: 0)."""
         now = time.monotonic()
@@ -937,8 +941,9 @@ class StreamConsumer:
             self._lagging_logged[tp.partition] = now
             end = self._end_checks.get(tp.partition, (0.0, None))[1]
             logger.warning("%s[%s]: a fetch reply says the log ends at offset %s, below the next offset %s, but ListOffsets "
-                           "%s: taken for a new leader's lagging high watermark (a leader election), not a replaced "
-                           "topic; not restarted, reading on (at most one such line a minute for this partition)",
+                           "%s: not confirmed (a new leader's lagging high watermark after a leader election, or a "
+                           "stale reply, such as a log end kept from while the topic was missing), so not taken for a "
+                           "replaced topic; not restarted, reading on (at most one such line a minute for this partition)",
                            tp.topic, tp.partition, highwater, expected,
                            f"says it ends at {end}" if end is not None else "gave no answer")
 
