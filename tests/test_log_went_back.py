@@ -22,6 +22,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.model import load_model
 from streams.settings import Settings, aiokafka_client_kwargs
+from streams.worker import consumer as consumer_module
 from streams.worker import metrics
 from streams.worker.consumer import KafkaSink, StreamConsumer
 from streams.worker.phases import record_fingerprint
@@ -364,3 +365,28 @@ def test_a_resumed_log_whose_record_verifies_forgets_a_tails_older_finding(
     assert why is not None and f"below the next offset to take {stored}" in why, why
     assert (resets, next_offset) == (0, stored + 1), "a log whose resume check passed was restarted at 0"
     assert not flagged, "the tail's finding outlived the resume check"
+
+
+def test_a_partition_without_a_list_offsets_answer_leaves_the_others_their_verdicts(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 12, finding 4. aiokafka retries a ListOffsets request as a whole until every partition
+    in it answers, so one partition without an answer (a lagging new leader's LEADER_NOT_AVAILABLE;
+    here a partition the cluster does not have: StaleMetadata, retried the same way) left every
+    partition asked with it unanswered: a replaced log not restarted, every tail's copies and
+    heartbeats waiting. Now each partition is asked on its own: partition 0's drop is confirmed."""
+    monkeypatch.setattr(consumer_module, "LOG_END_CHECK_TIMEOUT_S", 1.0)  # the unanswered one's wait
+
+    async def scenario() -> dict[int, bool | None]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        _publish(kafka_bootstrap, topics["events"], 0, 5)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            p, _ = s.tps
+            unanswered = TopicPartition(p.topic, 7)
+            verdicts = await s.worker._confirm_drops({p: (5, 8), unanswered: (0, 1)})
+            return {tp.partition: verdict for tp, verdict in verdicts.items()}
+        finally:
+            await s.stop()
+
+    assert asyncio.run(scenario()) == {0: True, 7: None}, "one unanswered partition left the other unanswered"

@@ -898,9 +898,9 @@ class StreamConsumer:
         caught-up worker read whenever that batch held more than one record, so there it would
         "confirm" any dip of a fetch reply (none is known: a single Tansu elects no leader) and
         proves nothing; it never refutes a genuine drop there (base + 1 <= the log end). Asked only
-        when a drop is seen, all partitions in one request; an answer stands ``LOG_END_RECHECK_S``, no answer
-        ``LOG_END_CHECK_TIMEOUT_S`` (one wait per pass, not one per partition). Tansu answers at once
-        (a deleted topic: 0)."""
+        when a drop is seen, one request a partition, all at once (``_list_ends``); an answer stands
+        ``LOG_END_RECHECK_S``, no answer ``LOG_END_CHECK_TIMEOUT_S`` (one wait per pass, not one per
+        partition). Tansu answers at once (a deleted topic: 0)."""
         now = time.monotonic()
         ends: dict[TopicPartition, int | None] = {}
         ask = []
@@ -911,19 +911,40 @@ class StreamConsumer:
             else:
                 ask.append(tp)
         if ask:
-            got: dict[TopicPartition, int] = {}
-            try:
-                got = await asyncio.wait_for(self.consumer.end_offsets(ask), LOG_END_CHECK_TIMEOUT_S)
-            except (KafkaError, asyncio.TimeoutError) as exc:
-                retry_logger.warning("%s partitions %s: a fetch reply says the log ends below the next offset, and "
-                                     "ListOffsets gave no answer (%s: %s); not restarted, asking again", self.topic,
-                                     sorted(tp.partition for tp in ask), type(exc).__name__, exc)
+            got = await self._list_ends(ask)
             now = time.monotonic()
             for tp in ask:
                 end = got.get(tp)
                 self._end_checks[tp.partition] = (now + (LOG_END_RECHECK_S if end is not None else LOG_END_CHECK_TIMEOUT_S), end)
                 ends[tp] = end
         return {tp: None if ends[tp] is None else ends[tp] < offset for tp, (_, offset) in drops.items()}
+
+    async def _list_ends(self, ask: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """ListOffsets' log end of each partition of ``ask`` that answered within
+        ``LOG_END_CHECK_TIMEOUT_S``. One request a partition: aiokafka retries a request as a whole
+        until every partition in it answers, so one lagging leader (LEADER_NOT_AVAILABLE, up to
+        ``replica.lag.time.max.ms``) left every partition asked with it unanswered, a replaced
+        one not restarted, and every tail's copies and heartbeats waiting (review 12, finding 4)."""
+        async def one(tp: TopicPartition) -> int | None:
+            got = await asyncio.wait_for(self.consumer.end_offsets([tp]), LOG_END_CHECK_TIMEOUT_S)
+            return got.get(tp)
+
+        results = await asyncio.gather(*(one(tp) for tp in ask), return_exceptions=True)
+        out: dict[TopicPartition, int] = {}
+        failed: list[tuple[int, BaseException]] = []
+        for tp, result in zip(ask, results):
+            if isinstance(result, (KafkaError, asyncio.TimeoutError)):
+                failed.append((tp.partition, result))
+            elif isinstance(result, BaseException):
+                raise result
+            elif result is not None:
+                out[tp] = result
+        if failed:
+            exc = failed[0][1]
+            retry_logger.warning("%s partitions %s: a fetch reply says the log ends below the next offset, and "
+                                 "ListOffsets gave no answer (%s: %s); not restarted, asking again", self.topic,
+                                 sorted(p for p, _ in failed), type(exc).__name__, exc)
+        return out
 
     async def _unconfirmed_drop(self, tp: TopicPartition, highwater: int | None, expected: int | None,
                                 verdict: bool | None) -> None:
