@@ -22,8 +22,10 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.model import load_model
 from streams.settings import Settings, aiokafka_client_kwargs
+from streams.worker import consumer as consumer_module
 from streams.worker import metrics
 from streams.worker.consumer import KafkaSink, StreamConsumer
+from streams.worker.phases import record_fingerprint
 from streams.worker.pipeline import CycleAbandoned, CycleResult, Flight, Pipeline
 from streams.worker.store import Store
 
@@ -43,7 +45,9 @@ def _topics(bootstrap: str, unique_name: str) -> dict[str, str]:
 
 def _publish(bootstrap: str, topic: str, partition: int, n: int) -> None:
     """``n`` plain records into ``partition`` (what they hold does not matter: no cycle decodes them),
-    one batch each: Tansu's ListOffsets answers the base offset of the last batch + 1."""
+    one batch each: Tansu's ListOffsets answers the base offset of the last batch + 1, the log end
+    only when that batch holds one record. With a last batch of several records it answers below
+    the end read, and would "confirm" the lagging reply of test 2 (see ``_confirm_drops``)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for i in range(n):
         producer.send(topic, key=None, value=b"r%d" % i, partition=partition).get(10)
@@ -79,6 +83,7 @@ class Staged:
 
     async def read(self, tp: TopicPartition, start: int, end: int) -> list[Any]:
         """The records ``start..end-1`` of ``tp`` (aiokafka's highwater of ``tp`` set by the replies)."""
+        self.kafka.resume(tp)
         self.kafka.seek(tp, start)
         out: list[Any] = []
         while len(out) < end - start:
@@ -86,11 +91,19 @@ class Staged:
             out += got.get(tp, [])
         return out
 
-    async def fetch_end(self, tp: TopicPartition, at: int) -> None:
-        """A fetch reply for ``tp`` read at ``at`` (its log end), so that aiokafka holds its highwater."""
+    async def fetch_end(self, tp: TopicPartition, at: int, then: int) -> None:
+        """A fetch reply for ``tp`` read at ``at`` (its log end), so that aiokafka holds its highwater;
+        then ``tp`` paused at ``then`` (the worker's next offset, not ``at``), so that the highwater
+        stays the one read whatever is published after: aiokafka's background fetcher asks nothing
+        more of a paused partition, and a reply to a fetch from ``at`` still in flight is discarded
+        (its offset is not the position). Unpaused, such a reply could raise it first (review 12)."""
+        assert then != at, "a reply in flight from the position would be taken"
+        self.kafka.resume(tp)
         self.kafka.seek(tp, at)
         while self.kafka.highwater(tp) is None or self.kafka.last_poll_timestamp(tp) is None:
             await self.kafka.getmany(tp, timeout_ms=100)
+        self.kafka.pause(tp)
+        self.kafka.seek(tp, then)
 
     def at(self, p: int, next_offset: int, applied: int | None = None) -> None:
         self.worker._next[p], self.worker._applied[p] = next_offset, next_offset if applied is None else applied
@@ -129,7 +142,7 @@ def test_a_rewind_during_a_restart_makes_the_batch_in_hand_continue_the_lowered_
         await s.start()
         try:
             p, q = s.tps
-            await s.fetch_end(p, 5)
+            await s.fetch_end(p, 5, then=50)
             in_flight = await s.read(q, 10, 20)
             batch = {q: await s.read(q, 20, 30)}
             s.at(0, 50)
@@ -167,20 +180,21 @@ def test_a_fetch_reply_below_the_next_offset_restarts_nothing_unless_list_offset
     restarted the partition at offset 0 with the states kept (the whole log applied twice), and
     every cycle's copies were refused. ListOffsets, which does not lag (KIP-207), says the log
     ends at 12: nothing is restarted and copies may go; a drop it confirms still restarts."""
-    async def scenario() -> tuple[float, int, str | None, float, int]:
+    async def scenario() -> tuple[float, int, str | None, int | None, int | None, float, int]:
         topics = _topics(kafka_bootstrap, unique_name)
         _publish(kafka_bootstrap, topics["events"], 0, 5)
         s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
         await s.start()
         try:
             p, _ = s.tps
-            await s.fetch_end(p, 5)
+            await s.fetch_end(p, 5, then=8)  # paused: no reply raises the highwater before it is judged
             _publish(kafka_bootstrap, topics["events"], 0, 7)  # the log end is 12; the reply held says 5
             s.at(0, 8)
             worker = s.worker
             resets = _resets()
             await worker._check_log({}, rebalanced=False)
-            lagging = (_resets() - resets, worker._next[0], await worker._events_unusable(False))
+            lagging = (_resets() - resets, worker._next[0], await worker._events_unusable(False),
+                       worker._end_checks[0][1], s.kafka.highwater(p))
             s.at(0, 20)  # beyond what ListOffsets says too: the log went back for real
             worker._end_checks.clear()  # the answer of a second ago stands LOG_END_RECHECK_S: asked again now
             await worker._check_log({}, rebalanced=False)
@@ -188,7 +202,8 @@ def test_a_fetch_reply_below_the_next_offset_restarts_nothing_unless_list_offset
         finally:
             await s.stop()
 
-    lag_resets, lag_next, objection, resets, next_offset = asyncio.run(scenario())
+    lag_resets, lag_next, objection, listed, highwater, resets, next_offset = asyncio.run(scenario())
+    assert (listed, highwater) == (12, 5), "ListOffsets was not asked and refuting a drop still shown"
     assert (lag_resets, lag_next) == (0, 8), "a lagging fetch reply restarted the partition"
     assert objection is None, f"copies refused for a lagging fetch reply: {objection}"
     assert (resets, next_offset) == (1, 0), "a drop ListOffsets confirms restarts the partition at 0"
@@ -209,7 +224,7 @@ def test_a_log_a_tail_found_gone_back_is_restarted_though_the_rewind_hid_it(
         try:
             p, _ = s.tps
             records = await s.read(p, 0, 5)
-            await s.fetch_end(p, 5)
+            await s.fetch_end(p, 5, then=8)
             s.at(0, 8, applied=3)
             worker = s.worker
             why = await worker._events_unusable(False)  # a tail's send: refused, the cycle abandoned
@@ -238,7 +253,7 @@ def test_a_cycle_whose_copies_are_refused_sends_no_alert(kafka_bootstrap: str, r
         await s.start()
         try:
             p, _ = s.tps
-            await s.fetch_end(p, 5)
+            await s.fetch_end(p, 5, then=8)
             s.at(0, 8)
             copy = (b"acme", b"{}", [("churnwatch-account", b"0:1")])
             with pytest.raises(CycleAbandoned) as abandoned:
@@ -256,7 +271,7 @@ def test_a_revocation_during_the_listing_stops_the_send(kafka_bootstrap: str, re
     """Review 9, finding 5. A failed copy send lists the topics before the next attempt (up to
     5 s); a revocation that came meanwhile waited for the whole send after it as well (up to the
     producer's 15 s), the rebalance with it. Now the attempt gives up once the listing returns."""
-    async def scenario() -> tuple[list[str], str]:
+    async def scenario() -> tuple[list[str], str, list[bool]]:
         topics = _topics(kafka_bootstrap, unique_name)
         s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
         await s.start()
@@ -273,11 +288,12 @@ def test_a_revocation_during_the_listing_stops_the_send(kafka_bootstrap: str, re
             pipeline.events_unusable = unusable
             with pytest.raises(CycleAbandoned) as abandoned:
                 await pipeline._send_events("copies", [(b"acme", b"{}", [("churnwatch-account", b"0:1")])])
-            return s.sent, str(abandoned.value)
+            return s.sent, str(abandoned.value), asked
         finally:
             await s.stop()
 
-    sent, why = asyncio.run(scenario())
+    sent, why, asked = asyncio.run(scenario())
+    assert asked == [False], f"not one first attempt: {asked}"
     assert sent == [], "sent after the revocation"
     assert "abandoned before copies" in why, why
 
@@ -294,7 +310,7 @@ def test_an_abandoned_heartbeat_does_not_count_as_sent(kafka_bootstrap: str, red
         await s.start()
         try:
             p, _ = s.tps
-            await s.fetch_end(p, 5)
+            await s.fetch_end(p, 5, then=8)
             s.at(0, 8)
             pipeline = s.pipeline
             now = int(time.time() * 1000)
@@ -311,3 +327,66 @@ def test_an_abandoned_heartbeat_does_not_count_as_sent(kafka_bootstrap: str, red
     before, after, sent = asyncio.run(scenario())
     assert sent == [], "the heartbeats were not sent"
     assert after == before, "an abandoned heartbeat counted as sent"
+
+
+@pytest.mark.parametrize("stored", [7, 6], ids=["matching", "gone"])
+def test_a_resumed_log_whose_record_verifies_forgets_a_tails_older_finding(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, stored: int) -> None:
+    """Review 12, finding 1. Partition 0 is resumed at the stored offset 7 (``_verify``) after its
+    topic was created again. A tail finds its log ends at 5, below 7 (ListOffsets agrees), and flags
+    it (``_went_back``). The republish then passes 7, and the next reply holds the record at 7 with
+    the stored checksum (or, ``gone``, starts after the stored 6: nothing to compare): the resume
+    check accepts it and 8.. go to a cycle. The flag outlived it, so the next pass restarted 0 at
+    offset 0 with the states kept (0..7 applied twice). The record read wins now."""
+    async def scenario() -> tuple[str | None, float, int, bool]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        _publish(kafka_bootstrap, topics["events"], 0, 5)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            p, _ = s.tps
+            worker = s.worker
+            await s.fetch_end(p, 5, then=stored)
+            s.at(0, stored)
+            worker._verify[0] = (stored, "not read yet")
+            why = await worker._events_unusable(False)  # a tail's send: refused, 0 flagged
+            _publish(kafka_bootstrap, topics["events"], 0, 5)  # the republish: the log ends at 10
+            records = await s.read(p, 7, 10)
+            worker._verify[0] = (stored, record_fingerprint(records[0]))
+            resets = _resets()
+            taken = await worker._check_log({p: records}, rebalanced=False)  # the resume check passes
+            assert [r.offset for r in taken[p]] == ([8, 9] if stored == 7 else [7, 8, 9]), taken
+            await worker._check_log({}, rebalanced=False)  # the next pass
+            return why, _resets() - resets, worker._next[0], 0 in worker._went_back
+        finally:
+            await s.stop()
+
+    why, resets, next_offset, flagged = asyncio.run(scenario())
+    assert why is not None and f"below the next offset to take {stored}" in why, why
+    assert (resets, next_offset) == (0, stored + 1), "a log whose resume check passed was restarted at 0"
+    assert not flagged, "the tail's finding outlived the resume check"
+
+
+def test_a_partition_without_a_list_offsets_answer_leaves_the_others_their_verdicts(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 12, finding 4. aiokafka retries a ListOffsets request as a whole until every partition
+    in it answers, so one partition without an answer (a lagging new leader's LEADER_NOT_AVAILABLE;
+    here a partition the cluster does not have: StaleMetadata, retried the same way) left every
+    partition asked with it unanswered: a replaced log not restarted, every tail's copies and
+    heartbeats waiting. Now each partition is asked on its own: partition 0's drop is confirmed."""
+    monkeypatch.setattr(consumer_module, "LOG_END_CHECK_TIMEOUT_S", 1.0)  # the unanswered one's wait
+
+    async def scenario() -> dict[int, bool | None]:
+        topics = _topics(kafka_bootstrap, unique_name)
+        _publish(kafka_bootstrap, topics["events"], 0, 5)
+        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
+        await s.start()
+        try:
+            p, _ = s.tps
+            unanswered = TopicPartition(p.topic, 7)
+            verdicts = await s.worker._confirm_drops({p: (5, 8), unanswered: (0, 1)})
+            return {tp.partition: verdict for tp, verdict in verdicts.items()}
+        finally:
+            await s.stop()
+
+    assert asyncio.run(scenario()) == {0: True, 7: None}, "one unanswered partition left the other unanswered"

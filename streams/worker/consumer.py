@@ -893,10 +893,14 @@ class StreamConsumer:
         (review 9, finding 2). ListOffsets does not lag (KIP-207, Kafka 2.2+): a new leader whose high
         watermark is below the start of its epoch refuses it (OFFSET_NOT_AVAILABLE; to aiokafka's
         older request versions LEADER_NOT_AVAILABLE, retried until the timeout: no answer), so
-        the end it answers is never below a record any consumer read. Asked only when a drop is
-        seen, all partitions in one request; an answer stands ``LOG_END_RECHECK_S``, no answer
-        ``LOG_END_CHECK_TIMEOUT_S`` (one wait per pass, not one per partition). Tansu answers at once
-        (a deleted topic: 0)."""
+        on Kafka 2.2+ the end it answers is never below a record any consumer read. Not on Tansu:
+        its ListOffsets answers the last batch's base offset + 1 (``LogEnds``), below the end a
+        caught-up worker read whenever that batch held more than one record, so there it would
+        "confirm" any dip of a fetch reply (none is known: a single Tansu elects no leader) and
+        proves nothing; it never refutes a genuine drop there (base + 1 <= the log end). Asked only
+        when a drop is seen, one request a partition, all at once (``_list_ends``); an answer stands
+        ``LOG_END_RECHECK_S``, no answer ``LOG_END_CHECK_TIMEOUT_S`` (one wait per pass, not one per
+        partition). Tansu answers at once (a deleted topic: 0)."""
         now = time.monotonic()
         ends: dict[TopicPartition, int | None] = {}
         ask = []
@@ -907,19 +911,40 @@ class StreamConsumer:
             else:
                 ask.append(tp)
         if ask:
-            got: dict[TopicPartition, int] = {}
-            try:
-                got = await asyncio.wait_for(self.consumer.end_offsets(ask), LOG_END_CHECK_TIMEOUT_S)
-            except (KafkaError, asyncio.TimeoutError) as exc:
-                retry_logger.warning("%s partitions %s: a fetch reply says the log ends below the next offset, and "
-                                     "ListOffsets gave no answer (%s: %s); not restarted, asking again", self.topic,
-                                     sorted(tp.partition for tp in ask), type(exc).__name__, exc)
+            got = await self._list_ends(ask)
             now = time.monotonic()
             for tp in ask:
                 end = got.get(tp)
                 self._end_checks[tp.partition] = (now + (LOG_END_RECHECK_S if end is not None else LOG_END_CHECK_TIMEOUT_S), end)
                 ends[tp] = end
         return {tp: None if ends[tp] is None else ends[tp] < offset for tp, (_, offset) in drops.items()}
+
+    async def _list_ends(self, ask: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """ListOffsets' log end of each partition of ``ask`` that answered within
+        ``LOG_END_CHECK_TIMEOUT_S``. One request a partition: aiokafka retries a request as a whole
+        until every partition in it answers, so one lagging leader (LEADER_NOT_AVAILABLE, up to
+        ``replica.lag.time.max.ms``) left every partition asked with it unanswered, a replaced
+        one not restarted, and every tail's copies and heartbeats waiting (review 12, finding 4)."""
+        async def one(tp: TopicPartition) -> int | None:
+            got = await asyncio.wait_for(self.consumer.end_offsets([tp]), LOG_END_CHECK_TIMEOUT_S)
+            return got.get(tp)
+
+        results = await asyncio.gather(*(one(tp) for tp in ask), return_exceptions=True)
+        out: dict[TopicPartition, int] = {}
+        failed: list[tuple[int, BaseException]] = []
+        for tp, result in zip(ask, results):
+            if isinstance(result, (KafkaError, asyncio.TimeoutError)):
+                failed.append((tp.partition, result))
+            elif isinstance(result, BaseException):
+                raise result
+            elif result is not None:
+                out[tp] = result
+        if failed:
+            exc = failed[0][1]
+            retry_logger.warning("%s partitions %s: a fetch reply says the log ends below the next offset, and "
+                                 "ListOffsets gave no answer (%s: %s); not restarted, asking again", self.topic,
+                                 sorted(p for p, _ in failed), type(exc).__name__, exc)
+        return out
 
     async def _unconfirmed_drop(self, tp: TopicPartition, highwater: int | None, expected: int | None,
                                 verdict: bool | None) -> None:
@@ -937,8 +962,9 @@ class StreamConsumer:
             self._lagging_logged[tp.partition] = now
             end = self._end_checks.get(tp.partition, (0.0, None))[1]
             logger.warning("%s[%s]: a fetch reply says the log ends at offset %s, below the next offset %s, but ListOffsets "
-                           "%s: taken for a new leader's lagging high watermark (a leader election), not a replaced "
-                           "topic; not restarted, reading on (at most one such line a minute for this partition)",
+                           "%s: not confirmed (a new leader's lagging high watermark after a leader election, or a "
+                           "stale reply, such as a log end kept from while the topic was missing), so not taken for a "
+                           "replaced topic; not restarted, reading on (at most one such line a minute for this partition)",
                            tp.topic, tp.partition, highwater, expected,
                            f"says it ends at {end}" if end is not None else "gave no answer")
 
@@ -1041,17 +1067,16 @@ class StreamConsumer:
                             confirmed: bool | None = None) -> list:  # type: ignore[type-arg]
         """The check of a resumed partition: its first record must be the last one applied. A log
         that ends at or below it is restarted only if ListOffsets confirms it (``confirmed``,
-        ``_confirm_drops``)."""
+        ``_confirm_drops``). Accepted, what was said of its log end before is forgotten
+        (``_forget_log_end``): the record read is the stronger evidence, and a tail's older
+        finding (``_went_back``) restarted at 0, with the states kept, a log whose record just
+        matched (review 12, finding 1: a republish at the same offsets passed the stored one)."""
         p = tp.partition
         offset, fingerprint = self._verify[p]
         if records and records[0].offset == offset and record_fingerprint(records[0]) == fingerprint:
-            del self._verify[p]
-            self._next[p] = self._applied[p] = offset + 1
-            return records[1:]
+            return self._verified(p, offset, records[1:])
         if records and records[0].offset > offset:  # gone (retention, compaction): nothing to compare
-            del self._verify[p]
-            self._next[p] = self._applied[p] = offset + 1
-            return records
+            return self._verified(p, offset, records)
         if records:
             why = (f"the record at offset {offset} is not the one applied there" if records[0].offset == offset
                    else f"the log was read from offset {records[0].offset}, below the stored offset {offset}")
@@ -1062,6 +1087,13 @@ class StreamConsumer:
             else:
                 await self._unconfirmed_drop(tp, highwater, offset + 1, confirmed)
         return []
+
+    def _verified(self, p: int, offset: int, records: list) -> list:  # type: ignore[type-arg]
+        """``p``'s resume check passed at ``offset``: it goes on after it with ``records``."""
+        del self._verify[p]
+        self._forget_log_end(p)
+        self._next[p] = self._applied[p] = offset + 1
+        return records
 
     async def _restart(self, tp: TopicPartition, reason: str, why: str) -> None:
         """A partition's log was replaced: start again at its offset 0, keeping user states.
