@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -125,6 +126,22 @@ def _resets() -> float:
     return sum(metrics.TOPIC_RESETS.labels(reason)._value.get() for reason in ("beyond_log_end", "replaced"))
 
 
+
+@asynccontextmanager
+async def staged(bootstrap: str, redis_url: str, unique_name: str,
+                 published: dict[int, int] | None = None) -> AsyncIterator[tuple["Staged", dict[str, str]]]:
+    """A started ``Staged`` on topics of its own, ``published`` = {partition: n} plain records in
+    them first (``_publish``), with the topics' names; stopped after."""
+    topics = _topics(bootstrap, unique_name)
+    for partition, n in (published or {}).items():
+        _publish(bootstrap, topics["events"], partition, n)
+    s = Staged(_settings(bootstrap, redis_url, topics, unique_name))
+    await s.start()
+    try:
+        yield s, topics
+    finally:
+        await s.stop()
+
 def test_a_rewind_during_a_restart_makes_the_batch_in_hand_continue_the_lowered_offsets(
         kafka_bootstrap: str, redis_url: str, unique_name: str) -> None:
     """Review 9, finding 1 (record loss). Partition 1's cycle of records 10-19 is in flight
@@ -135,12 +152,7 @@ def test_a_rewind_during_a_restart_makes_the_batch_in_hand_continue_the_lowered_
     records from 20 then passed for a forward gap and went to a cycle: 10-19 never applied.
     Now only an exact continuation of the lowered offset is taken, and 1 is read again from 10."""
     async def scenario() -> tuple[list[int], int, int, float]:
-        topics = _topics(kafka_bootstrap, unique_name)
-        _publish(kafka_bootstrap, topics["events"], 0, 5)
-        _publish(kafka_bootstrap, topics["events"], 1, 30)
-        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
-        await s.start()
-        try:
+        async with staged(kafka_bootstrap, redis_url, unique_name, {0: 5, 1: 30}) as (s, topics):
             p, q = s.tps
             await s.fetch_end(p, 5, then=50)
             in_flight = await s.read(q, 10, 20)
@@ -163,8 +175,6 @@ def test_a_rewind_during_a_restart_makes_the_batch_in_hand_continue_the_lowered_
             assert taken is not None
             return ([r.offset for r in taken.get(q, [])], worker._next[1], await s.kafka.position(q),
                     _resets() - resets)
-        finally:
-            await s.stop()
 
     offsets, next_q, position, resets = asyncio.run(scenario())
     assert resets == 1, "partition 0 was restarted (its log went back, ListOffsets agrees)"
@@ -181,11 +191,7 @@ def test_a_fetch_reply_below_the_next_offset_restarts_nothing_unless_list_offset
     every cycle's copies were refused. ListOffsets, which does not lag (KIP-207), says the log
     ends at 12: nothing is restarted and copies may go; a drop it confirms still restarts."""
     async def scenario() -> tuple[float, int, str | None, int | None, int | None, float, int]:
-        topics = _topics(kafka_bootstrap, unique_name)
-        _publish(kafka_bootstrap, topics["events"], 0, 5)
-        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
-        await s.start()
-        try:
+        async with staged(kafka_bootstrap, redis_url, unique_name, {0: 5}) as (s, topics):
             p, _ = s.tps
             await s.fetch_end(p, 5, then=8)  # paused: no reply raises the highwater before it is judged
             _publish(kafka_bootstrap, topics["events"], 0, 7)  # the log end is 12; the reply held says 5
@@ -199,8 +205,6 @@ def test_a_fetch_reply_below_the_next_offset_restarts_nothing_unless_list_offset
             worker._end_checks.clear()  # the answer of a second ago stands LOG_END_RECHECK_S: asked again now
             await worker._check_log({}, rebalanced=False)
             return (*lagging, _resets() - resets, worker._next[0])
-        finally:
-            await s.stop()
 
     lag_resets, lag_next, objection, listed, highwater, resets, next_offset = asyncio.run(scenario())
     assert (listed, highwater) == (12, 5), "ListOffsets was not asked and refuting a drop still shown"
@@ -217,11 +221,7 @@ def test_a_log_a_tail_found_gone_back_is_restarted_though_the_rewind_hid_it(
     longer saw a drop, and 0 went on reading the new log from 3 as if it continued the old one
     (new-log records 0-2 never applied). Now the tail's finding is remembered and 0 is restarted."""
     async def scenario() -> tuple[str | None, float, int]:
-        topics = _topics(kafka_bootstrap, unique_name)
-        _publish(kafka_bootstrap, topics["events"], 0, 5)
-        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
-        await s.start()
-        try:
+        async with staged(kafka_bootstrap, redis_url, unique_name, {0: 5}) as (s, topics):
             p, _ = s.tps
             records = await s.read(p, 0, 5)
             await s.fetch_end(p, 5, then=8)
@@ -233,8 +233,6 @@ def test_a_log_a_tail_found_gone_back_is_restarted_though_the_rewind_hid_it(
             resets = _resets()
             await worker._check_log({}, rebalanced=False)
             return why, _resets() - resets, worker._next[0]
-        finally:
-            await s.stop()
 
     why, resets, next_offset = asyncio.run(scenario())
     assert why is not None and "below the next offset to take 8" in why, why
@@ -247,11 +245,7 @@ def test_a_cycle_whose_copies_are_refused_sends_no_alert(kafka_bootstrap: str, r
     first attempt, so they went out at every such cycle (the same ids again and again while it
     lasts). Now the objection is asked before any send of the cycle's tail is made."""
     async def scenario() -> tuple[list[str], str]:
-        topics = _topics(kafka_bootstrap, unique_name)
-        _publish(kafka_bootstrap, topics["events"], 0, 5)
-        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
-        await s.start()
-        try:
+        async with staged(kafka_bootstrap, redis_url, unique_name, {0: 5}) as (s, topics):
             p, _ = s.tps
             await s.fetch_end(p, 5, then=8)
             s.at(0, 8)
@@ -259,8 +253,6 @@ def test_a_cycle_whose_copies_are_refused_sends_no_alert(kafka_bootstrap: str, r
             with pytest.raises(CycleAbandoned) as abandoned:
                 await s.pipeline._produce([(b"u1", b"{}")], [], [copy])
             return s.sent, str(abandoned.value)
-        finally:
-            await s.stop()
 
     sent, why = asyncio.run(scenario())
     assert "copies not sent" in why and "below the next offset" in why, why
@@ -272,10 +264,7 @@ def test_a_revocation_during_the_listing_stops_the_send(kafka_bootstrap: str, re
     5 s); a revocation that came meanwhile waited for the whole send after it as well (up to the
     producer's 15 s), the rebalance with it. Now the attempt gives up once the listing returns."""
     async def scenario() -> tuple[list[str], str, list[bool]]:
-        topics = _topics(kafka_bootstrap, unique_name)
-        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
-        await s.start()
-        try:
+        async with staged(kafka_bootstrap, redis_url, unique_name) as (s, topics):
             worker, pipeline = s.worker, s.pipeline
             asked: list[bool] = []
 
@@ -289,8 +278,6 @@ def test_a_revocation_during_the_listing_stops_the_send(kafka_bootstrap: str, re
             with pytest.raises(CycleAbandoned) as abandoned:
                 await pipeline._send_events("copies", [(b"acme", b"{}", [("churnwatch-account", b"0:1")])])
             return s.sent, str(abandoned.value), asked
-        finally:
-            await s.stop()
 
     sent, why, asked = asyncio.run(scenario())
     assert asked == [False], f"not one first attempt: {asked}"
@@ -304,11 +291,7 @@ def test_an_abandoned_heartbeat_does_not_count_as_sent(kafka_bootstrap: str, red
     mark that entered a new period waited 30 s, not 1 s, and other partitions' account watermarks
     with it. Now an abandoned cycle restores the heartbeats' state with its clocks."""
     async def scenario() -> tuple[tuple[int, dict[int, int]], tuple[int, dict[int, int]], list[str]]:
-        topics = _topics(kafka_bootstrap, unique_name)
-        _publish(kafka_bootstrap, topics["events"], 0, 5)
-        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
-        await s.start()
-        try:
+        async with staged(kafka_bootstrap, redis_url, unique_name, {0: 5}) as (s, topics):
             p, _ = s.tps
             await s.fetch_end(p, 5, then=8)
             s.at(0, 8)
@@ -321,8 +304,6 @@ def test_an_abandoned_heartbeat_does_not_count_as_sent(kafka_bootstrap: str, red
                 flight = await pipeline.submit({}, now)
                 await pipeline.settle(flight)
             return before, pipeline.heartbeats.snapshot(), s.sent
-        finally:
-            await s.stop()
 
     before, after, sent = asyncio.run(scenario())
     assert sent == [], "the heartbeats were not sent"
@@ -339,11 +320,7 @@ def test_a_resumed_log_whose_record_verifies_forgets_a_tails_older_finding(
     check accepts it and 8.. go to a cycle. The flag outlived it, so the next pass restarted 0 at
     offset 0 with the states kept (0..7 applied twice). The record read wins now."""
     async def scenario() -> tuple[str | None, float, int, bool]:
-        topics = _topics(kafka_bootstrap, unique_name)
-        _publish(kafka_bootstrap, topics["events"], 0, 5)
-        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
-        await s.start()
-        try:
+        async with staged(kafka_bootstrap, redis_url, unique_name, {0: 5}) as (s, topics):
             p, _ = s.tps
             worker = s.worker
             await s.fetch_end(p, 5, then=stored)
@@ -358,8 +335,6 @@ def test_a_resumed_log_whose_record_verifies_forgets_a_tails_older_finding(
             assert [r.offset for r in taken[p]] == ([8, 9] if stored == 7 else [7, 8, 9]), taken
             await worker._check_log({}, rebalanced=False)  # the next pass
             return why, _resets() - resets, worker._next[0], 0 in worker._went_back
-        finally:
-            await s.stop()
 
     why, resets, next_offset, flagged = asyncio.run(scenario())
     assert why is not None and f"below the next offset to take {stored}" in why, why
@@ -377,16 +352,10 @@ def test_a_partition_without_a_list_offsets_answer_leaves_the_others_their_verdi
     monkeypatch.setattr(consumer_module, "LOG_END_CHECK_TIMEOUT_S", 1.0)  # the unanswered one's wait
 
     async def scenario() -> dict[int, bool | None]:
-        topics = _topics(kafka_bootstrap, unique_name)
-        _publish(kafka_bootstrap, topics["events"], 0, 5)
-        s = Staged(_settings(kafka_bootstrap, redis_url, topics, unique_name))
-        await s.start()
-        try:
+        async with staged(kafka_bootstrap, redis_url, unique_name, {0: 5}) as (s, topics):
             p, _ = s.tps
             unanswered = TopicPartition(p.topic, 7)
             verdicts = await s.worker._confirm_drops({p: (5, 8), unanswered: (0, 1)})
             return {tp.partition: verdict for tp, verdict in verdicts.items()}
-        finally:
-            await s.stop()
 
     assert asyncio.run(scenario()) == {0: True, 7: None}, "one unanswered partition left the other unanswered"
