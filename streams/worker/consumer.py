@@ -851,29 +851,18 @@ class StreamConsumer:
         """``batch`` less the records at or beyond their partition's log end (``_beyond_end``), for
         the owned partitions whose log end a fetch reply gave; the others as they are (a revoked
         one is not ours to hold: the cycle drops its records)."""
-        out = dict(batch)
-        for tp, records in batch.items():
-            if not records or tp not in self.assigned:
-                continue
-            try:
-                highwater = self.consumer.highwater(tp)
-            except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
-                continue
-            if highwater is not None:
-                out[tp] = self._beyond_end(tp, records, highwater)
+        ends = self._fetched_ends()
+        out = {tp: self._beyond_end(tp, records, ends[tp.partition]) if records and tp in self.assigned
+               and tp.partition in ends else records for tp, records in batch.items()}
         return {tp: records for tp, records in out.items() if records}
 
     def _drops(self, verify: bool) -> dict[TopicPartition, tuple[int, int]]:
         """``{partition: (highwater, offset)}`` of the owned partitions whose newest fetch reply says
         their log ends below ``offset``, the next offset to take (or, ``verify``, the record after the
         one a resumed partition checks: ``_verify_first``). In memory: no round trip."""
-        out = {}
+        out, ends = {}, self._fetched_ends()
         for tp in self.assigned:
-            expected = self._next.get(tp.partition)
-            try:
-                highwater = self.consumer.highwater(tp)
-            except (IllegalStateError, AssertionError):  # revoked meanwhile (aiokafka asserts in highwater)
-                continue
+            expected, highwater = self._next.get(tp.partition), ends.get(tp.partition)
             if expected is not None and verify and tp.partition in self._verify:
                 expected += 1
             if highwater is not None and expected is not None and highwater < expected:
