@@ -99,6 +99,10 @@ UNCHANGED = -1
 #: cw:meta field naming the state rebuild of a take-over in progress (streams/worker/rebuild.py): set
 #: with the new model, cleared once the old state is deleted. No worker connects while it is set.
 REBUILD_FIELD = "rebuild_pending"
+#: cw:meta field naming the clearing of a store that lost cw:meta but kept buckets of its old
+#: incarnation (``rebuild.clear_lost_store``): set with the new incarnation, cleared once the old
+#: state is deleted. A connect that finds it set, the lock free, clears the store again.
+LOST_FIELD = "lost_rebuild"
 #: Longest wait of ``connect`` for a rebuild another worker runs, and its polling interval.
 REBUILD_WAIT_S = 600.0
 REBUILD_POLL_S = 0.5
@@ -684,7 +688,10 @@ class Store:
             logger.warning("model %s recorded in Redis: workers with another model stop taking work", self.model)
         self.incarnation = have["incarnation"]
         self.accounts_in_use = ACCOUNTS_FIELD in have
-        await self._mark_buckets()
+        if await self._mark_buckets() or LOST_FIELD in have:
+            from streams.worker.rebuild import clear_lost_store  # rebuild imports this module
+            await clear_lost_store(self)
+            return await self.connect()  # the store is consistent now: its incarnation, from the start
         await self._mark_save_index(have.get("save_index"), take_over)
         await self._load_scripts()
 
@@ -817,13 +824,19 @@ class Store:
         """The model the save-list index was built with ("" when it cannot be used)."""
         return _s(await self._client.hget(self.keys.meta, "save_index"))
 
-    async def _mark_buckets(self) -> None:
+    async def _mark_buckets(self) -> int:
         """Every bucket carries the incarnation (field ``|inc`` of its off hash; kept if present):
-        the read script returns it and the write script refuses to write without it."""
+        the read script returns it and the write script refuses to write without it. Returns how
+        many buckets carry another one: cw:meta was lost (``DEL``, eviction) while they survived,
+        or another worker is clearing such a store (``rebuild.clear_lost_store``). Taking the new
+        incarnation over them would apply the topic again onto their states (QA8 H2: every read
+        raised ``StoreLost`` for good), so connect clears them first."""
         pipe = self._client.pipeline(transaction=False)
         for b in range(self.buckets):
             pipe.hsetnx(self.keys.offsets(b), "|inc", self.incarnation)
-        await pipe.execute()
+            pipe.hget(self.keys.offsets(b), "|inc")
+        replies = await pipe.execute()
+        return sum(_s(marker) != self.incarnation for marker in replies[1::2])
 
     async def check_and_stream_times(self, topic: str) -> dict[int, tuple[int, int]]:
         """The worker's once-a-second look, one round trip: raise ``StoreLost`` unless Redis still
