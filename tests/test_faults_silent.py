@@ -187,6 +187,69 @@ def test_redis_that_lost_its_data_is_rebuilt_from_the_topic(kafka_bootstrap: str
         fault.stop()
 
 
+def test_redis_that_lost_only_its_meta_key_is_cleared_and_rebuilt(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                                   unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """Only cw:meta is lost (``DEL``, or an eviction) while the buckets keep their old incarnation
+    marker (QA8 H2): the worker used to make a new incarnation on reconnect, find the old one in
+    every bucket and raise StoreLost again, for good. Now it empties the store under the rebuild
+    lock and rebuilds it from the topic once: states and alert ids as in the clean run."""
+    import redis as redis_lib
+
+    ref_state, ref_ids = reference
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-meta")
+    try:
+        first, second = _parts(small, 0.5)
+        topic = fault.topics["events"]
+        w = fault.worker()
+        fault.wait(publish_events(kafka_bootstrap, topic, first))
+        client = redis_lib.Redis.from_url(redis_url)
+        try:
+            assert client.delete(f"{fault.prefix}:meta") == 1
+        finally:
+            client.close()
+        wait_for("the worker to notice", lambda: metric(w, "churnwatch_redis_data_lost_total") >= 1, 30, (w,))
+        fault.wait(publish_events(kafka_bootstrap, topic, second), timeout_s=60)
+        _wait_alerts_landed(fault, w)
+        assert "kept buckets of the store's old incarnation" in w.output()
+        assert metric(w, "churnwatch_redis_data_lost_total") == 1, "one rebuild, not a loop"
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
+
+
+def test_workers_started_on_a_store_without_its_meta_key_clear_it_once(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+                                                                        unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
+    """cw:meta lost while no worker runs, then two workers start at once (QA8 H2: a restart did not
+    help): one clears the store under the rebuild lock, the other waits for it; both rebuild from the
+    topic, and the states and alert ids are those of the clean run."""
+    import redis as redis_lib
+
+    ref_state, ref_ids = reference
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-meta2")
+    try:
+        first, second = _parts(small, 0.5)
+        topic = fault.topics["events"]
+        w0 = fault.worker()
+        fault.wait(publish_events(kafka_bootstrap, topic, first))
+        _wait_alerts_landed(fault, w0)
+        before = alert_ids(fault)[1]
+        fault.stop()
+        client = redis_lib.Redis.from_url(redis_url)
+        try:
+            assert client.delete(f"{fault.prefix}:meta") == 1
+        finally:
+            client.close()
+        last = publish_events(kafka_bootstrap, topic, second)
+        w1, w2 = fault.worker(), fault.worker()
+        fault.wait(last, timeout_s=60)
+        sent = lambda: metric(w1, "churnwatch_alerts_total") + metric(w2, "churnwatch_alerts_total")  # noqa: E731
+        wait_for("alerts on the topic", lambda: alert_ids(fault)[1] >= before + sent(), 30, (w1, w2))
+        assert (w1.output() + w2.output()).count("kept buckets of the store's old incarnation") == 1, "cleared once"
+        _assert_same(fault, ref_state, ref_ids)
+    finally:
+        fault.stop()
+
+
 def test_a_worker_with_another_model_refuses_or_takes_over(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
                                                             unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
     """The model in use is recorded in Redis. A worker started with another model file refuses to

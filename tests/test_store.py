@@ -765,3 +765,45 @@ def check_account_of(redis_url: str, **kw: Any) -> None:
         return first, await store.account_of("u-move"), await store.account_of("u-none")
 
     assert with_store(redis_url, scenario, **kw) == (old, new, None)
+
+
+def test_a_store_without_its_meta_key_is_cleared_and_fences_the_old_incarnation(redis_url: str) -> None:
+    """QA8 H2 at the store: cw:meta deleted, the buckets kept their marker. ``connect`` clears the
+    state of the prefix under the rebuild lock (another prefix is untouched) and marks every bucket
+    with one new incarnation; a store still on the old one is refused (StoreLost). A clearing cut
+    short (``LOST_FIELD`` left set, the lock gone) is done again by the next connect."""
+    from streams.worker.store import LOST_FIELD, StoreLost
+
+    keys, other = Keys("cw"), Keys("cwother")
+    client = redis_lib.Redis.from_url(redis_url)
+
+    async def scenario() -> None:
+        old = Store(_settings(redis_url))
+        await old.connect()
+        client.hset(keys.users(0, 1), "alice", b"state")
+        client.hset(keys.progress(TOPIC), "3", f"7:0::{old.incarnation}")
+        client.hset(keys.offsets(2), FIELD, "7")
+        client.hset(other.users(0, 1), "bob", b"state")
+        client.delete(keys.meta)
+        new = Store(_settings(redis_url))
+        await new.connect()
+        assert new.incarnation != old.incarnation
+        assert not client.exists(keys.users(0, 1), keys.progress(TOPIC)) and client.hgetall(keys.offsets(2)) == {
+            b"|inc": new.incarnation.encode()}
+        assert {client.hget(keys.offsets(b), "|inc") for b in range(4)} == {new.incarnation.encode()}
+        assert client.exists(other.users(0, 1)), "another deployment's keys stay"
+        with pytest.raises(StoreLost):
+            await old.read([BucketRead(0, [(FIELD, None)], [])])
+        client.hset(keys.users(0, 1), "alice", b"half-deleted")
+        client.hset(keys.meta, LOST_FIELD, "a token of a worker that died")
+        again = Store(_settings(redis_url))
+        await again.connect()
+        assert again.incarnation != new.incarnation and not client.exists(keys.users(0, 1))
+        assert not client.hexists(keys.meta, LOST_FIELD)
+        for s in (old, new, again):
+            await s.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        client.close()

@@ -78,6 +78,9 @@ test_progress_only_increases = test_store.test_progress_only_increases
 test_meta_mismatch_is_refused = test_store.test_meta_mismatch_is_refused
 test_scripts_are_reloaded_after_a_script_flush = test_store.test_scripts_are_reloaded_after_a_script_flush
 test_stats_deltas_follow_states_and_churn_alerts = test_store.test_stats_deltas_follow_states_and_churn_alerts
+test_a_store_without_its_meta_key_is_cleared_and_fences_the_old_incarnation = (
+    test_store.test_a_store_without_its_meta_key_is_cleared_and_fences_the_old_incarnation
+)
 test_expiry_removes_state_due_and_risk_entries = test_store.test_expiry_removes_state_due_and_risk_entries
 test_top_at_risk_merges_buckets_and_sync_reader = test_store.test_top_at_risk_merges_buckets_and_sync_reader
 
@@ -316,3 +319,31 @@ def test_worker_on_a_cluster_leaves_the_same_states_as_on_one_node(
     finally:
         client.close()
     assert len(holders) >= 2, "the worker's keys are spread over several nodes"
+
+
+def test_eviction_policy_of_every_primary_is_checked(cluster: RedisClusterService, cluster_url: str) -> None:
+    """INFO of each primary (QA8 H1): one node with allkeys-lru refuses the connect and names that
+    node; ``evicted_keys`` is summed over the primaries."""
+    from streams.worker.store import EvictingRedis
+
+    last = redis_lib.Redis.from_url(cluster.addresses[-1])
+
+    async def connect() -> Any:
+        store = Store(Settings(redis_url=cluster_url, redis_cluster=True, buckets=BUCKETS, groups_per_bucket=GROUPS))
+        try:
+            found = await store.eviction()
+            await store.connect()
+            return found
+        finally:
+            await store.close()
+
+    try:
+        found = asyncio.run(connect())
+        assert len(found.policies) == 3 and not found.unsafe and found.evicted == 0, found
+        last.config_set("maxmemory-policy", "allkeys-lru")
+        port = cluster.addresses[-1].rsplit(":", 1)[1]
+        with pytest.raises(EvictingRedis, match=rf"maxmemory-policy \S*:{port}: allkeys-lru\)"):
+            asyncio.run(connect())
+    finally:
+        last.config_set("maxmemory-policy", "noeviction")
+        last.close()

@@ -152,6 +152,7 @@ PANELS: tuple[Panel, ...] = (
             ("topic replaced ({{reason}})", f"sum by (reason) (rate(churnwatch_topic_resets_total[{RATE}]))"),
             ("Redis lost its data", f"sum(rate(churnwatch_redis_data_lost_total[{RATE}]))"),
             ("Redis went back in time", f"sum(rate(churnwatch_redis_rollbacks_total[{RATE}]))"),
+            ("Redis evicted keys", f"max(deriv(churnwatch_redis_evicted_keys[{RATE}]))"),
             ("unreadable user states", f"sum(rate(churnwatch_states_unreadable_total[{RATE}]))"),
             ("stream time jumped ahead", f"sum(rate(churnwatch_stream_time_jumps_total[{RATE}]))"),
             ("late, a week or more behind", f"sum(rate(churnwatch_events_far_behind_total[{RATE}]))"),
@@ -159,7 +160,7 @@ PANELS: tuple[Panel, ...] = (
         unit="ops",
         description="Per second: events without event_id (id derived), events not keyed by user id (re-routed), second "
                     "copies dropped, partitions applied again from offset 0 (topic replaced), rebuilds after Redis lost "
-                    "its data, resumes after Redis lost its last writes (went back in time), stored user states that could not be read (started afresh), "
+                    "its data, resumes after Redis lost its last writes (went back in time), keys Redis evicted (ChurnwatchRedisEvicting), stored user states that could not be read (started afresh), "
                     "events that moved their partition's stream time ahead by more than the allowed lateness plus a week (with late rejections: ChurnwatchStreamTimeJumped), "
                     "late events that far behind their partition's stream time (a history read after live events). Each line is a fault with a runbook entry.",
     ),
@@ -210,10 +211,20 @@ PANELS: tuple[Panel, ...] = (
         thresholds=((0, "red"), (1, "green")),
     ),
     Panel(
+        "Redis keeps keys",
+        (("policy safe", "min(churnwatch_redis_eviction_policy_safe)"),),
+        kind="stat",
+        width=4,
+        height=4,
+        thresholds=((0, "red"), (1, "green")),
+        description="1: Redis's maxmemory-policy never evicts churnwatch's keys (noeviction, volatile-*); 0: allkeys-* "
+                    "(ChurnwatchRedisEvicting); -1: INFO refused.",
+    ),
+    Panel(
         "Partitions assigned",
         (("{{instance}}", "sum by (instance) (churnwatch_partitions_assigned)"),),
         kind="stat",
-        width=16,
+        width=12,
         height=4,
         description="Partitions owned by each worker; workers beyond the partition count own none (idle spares).",
     ),

@@ -145,6 +145,15 @@ TOPIC_RESETS = Counter(
 REDIS_DATA_LOST = Counter(
     "churnwatch_redis_data_lost_total", "Times this worker found Redis without its data (incarnation marker gone) and rebuilt"
 )
+REDIS_EVICTION_SAFE = Gauge(
+    "churnwatch_redis_eviction_policy_safe",
+    "1 when every Redis node's maxmemory-policy keeps churnwatch's keys (noeviction, volatile-*), 0 when one evicts "
+    "any key (allkeys-*), -1 when INFO is refused",
+)
+REDIS_EVICTED_KEYS = Gauge(
+    "churnwatch_redis_evicted_keys",
+    "Keys Redis evicted since it started (INFO stats evicted_keys, summed over the primaries; -1: INFO refused)",
+)
 REDIS_ROLLBACKS = Counter(
     "churnwatch_redis_rollbacks_total",
     "Times this worker found Redis holding older offsets or tokens than writes of its own Redis had acknowledged "

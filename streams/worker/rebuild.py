@@ -27,6 +27,13 @@ A worker killed between 2 and 5 leaves ``REBUILD_FIELD`` set and its lock expire
 ``--rebuild-state`` then does it all again, one without refuses to start (``RebuildInterrupted``).
 Once the new model is recorded and the field cleared there is nothing to rebuild, so a restart with
 the flag still set is a plain start.
+
+``clear_lost_store`` does steps 1-5 for a store that lost ``cw:meta`` (a ``DEL``, an eviction) while
+buckets of its old incarnation survived: the connecting worker made a new incarnation, those buckets
+carry the old one. An evicting Redis drops keys one by one, so what survived cannot be trusted to be
+whole: the store is emptied (``LOST_FIELD`` instead of ``REBUILD_FIELD``, the model kept) and every
+worker rebuilds it from the topic, the documented outcome of a lost store. Its new incarnation fences
+the workers still writing to the old one, and those that connected to the one it replaces.
 """
 
 from __future__ import annotations
@@ -38,9 +45,9 @@ import uuid
 
 from streams.worker.model_record import LEARN_FIELD, RECORD_PREFIX, layout_refusal
 from streams.worker import store as _store
-from streams.worker.store import REBUILD_FIELD, RebuildRunning, Store
+from streams.worker.store import LOST_FIELD, REBUILD_FIELD, RebuildRunning, Store
 
-__all__ = ["rebuild_for_take_over", "glob_escape"]
+__all__ = ["clear_lost_store", "rebuild_for_take_over", "glob_escape"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +91,75 @@ async def rebuild_for_take_over(store: Store) -> int:
             raise RebuildRunning(f"another worker's state rebuild is still running after {store.rebuild_wait_s:.0f} s: "
                                  "start this worker again later")
         await _store.rebuild_pause()  # another worker rebuilds: then it is done, or it died (the lock expires)
+
+
+async def clear_lost_store(store: Store) -> int:
+    """Empty ``store`` under the rebuild lock if buckets carry another incarnation than cw:meta (or an
+    earlier clearing was interrupted: ``LOST_FIELD`` set); the number of keys deleted (0: another
+    worker did it meanwhile). The caller connects again. Waits (up to ``store.rebuild_wait_s``) while
+    another worker holds the lock."""
+    deadline = time.monotonic() + store.rebuild_wait_s
+    while True:
+        token = uuid.uuid4().hex
+        if await store.client.set(store.keys.rebuild_lock, token, nx=True, px=LOCK_MS):
+            try:
+                return await _clear_lost(store, token) if await _lost(store) else 0  # checked under the lock
+            finally:
+                await store.client.eval(_RELEASE, 1, store.keys.rebuild_lock, token)
+        if time.monotonic() >= deadline:
+            raise RebuildRunning(f"another worker's clearing of the lost store is still running after "
+                                 f"{store.rebuild_wait_s:.0f} s: start this worker again later")
+        await _store.rebuild_pause()
+
+
+async def _lost(store: Store) -> bool:
+    """Some bucket carries another incarnation than cw:meta's, or a clearing was interrupted. A
+    bucket without a marker is fine (connect marks it); no incarnation in cw:meta: connect makes one."""
+    incarnation, pending = map(_text_or_empty, await store.client.hmget(store.keys.meta, ["incarnation", LOST_FIELD]))
+    if pending:
+        return True
+    pipe = store.client.pipeline(transaction=False)
+    for b in range(store.buckets):
+        pipe.hget(store.keys.offsets(b), "|inc")
+    return bool(incarnation) and any(m is not None and _text(m) != incarnation for m in await pipe.execute())
+
+
+async def _clear_lost(store: Store, token: str) -> int:
+    """Steps 2-5 of the module docstring for a lost cw:meta, holding the lock ``token``."""
+    meta, incarnation = store.keys.meta, uuid.uuid4().hex[:16]
+    pipe = store.client.pipeline(transaction=True)
+    pipe.hset(meta, mapping={"incarnation": incarnation, LOST_FIELD: token})
+    pipe.hdel(meta, "save_index")  # the index of states about to be deleted; connect records it again
+    await pipe.execute()
+    await _reset_markers(store, incarnation)
+    await _refresh(store, token)
+    topics = await _topics(store) | await _stored_topics(store)  # cw:meta lost the others' partitions:<topic>
+    ours = _ours(store.keys.prefix, topics)
+    deleted = await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:*")
+    deleted += await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:adue:*")  # as in _rebuild
+    deleted += await _unlink(store, [store.keys.reroute(t) for t in sorted(topics)])
+    await store.client.hdel(meta, LOST_FIELD)
+    logger.warning("Redis lost %s but kept buckets of the store's old incarnation: deleted %s keys of the state "
+                   "(prefix %s), which cannot be trusted whole; the workers rebuild it from the events topic "
+                   "(docs/OPERATE.md, \"ChurnwatchRedisDataLost\")", meta, deleted, store.keys.prefix)
+    return deleted
+
+
+async def _stored_topics(store: Store) -> set[str]:
+    """The topics this deployment holds progress or re-routed origins of (a topic name has no ``:``,
+    so a deployment whose prefix extends ours, ``cw:eu``, never matches)."""
+    found: set[str] = set()
+    for family in ("progress", "reroute"):
+        head = f"{store.keys.prefix}:{family}:"
+        async for key in store.client.scan_iter(match=f"{glob_escape(head)}*", count=_UNLINK_BATCH):
+            topic = _text(key)[len(head):]
+            if topic and ":" not in topic:
+                found.add(topic)
+    return found
+
+
+def _text_or_empty(value: bytes | str | None) -> str:
+    return "" if value is None else _text(value)
 
 
 async def _wanted(store: Store) -> bool:

@@ -135,6 +135,7 @@ class WorkerRuntime:
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))
         for stage in STAGES:
             metrics.USERS_BY_STAGE.labels(stage).set(stats.get(f"stage:{stage}", 0))
+        await self._eviction_gauges()
         if learn:
             _learn_gauges(learn)
         if months:
@@ -148,6 +149,23 @@ class WorkerRuntime:
             metrics.CHURNED_30D.set(summary.churned)
             metrics.CHURN_RATE_30D.set(summary.rate)
             metrics.CHURNED_REVENUE_30D.set(summary.revenue)
+
+
+    async def _eviction_gauges(self) -> None:
+        """Redis's eviction policy and evicted keys (``Store.eviction``): the policy can change while
+        the workers run (``CONFIG SET``, a managed Redis's parameter group), and an evicting Redis
+        drops state unnoticed (QA8 H1). Rule ChurnwatchRedisEvicting."""
+        try:
+            found = await self.store.eviction()
+        except redis.exceptions.ResponseError:  # INFO refused by an ACL
+            metrics.REDIS_EVICTION_SAFE.set(-1)
+            metrics.REDIS_EVICTED_KEYS.set(-1)
+            return
+        except Exception as exc:  # Redis went away since the refresh above: the next one tells
+            logger.debug("eviction gauges not refreshed: %s", exc)
+            return
+        metrics.REDIS_EVICTION_SAFE.set(0 if found.unsafe else 1)
+        metrics.REDIS_EVICTED_KEYS.set(found.evicted)
 
 
 def _learn_gauges(text: str) -> None:

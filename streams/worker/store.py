@@ -44,7 +44,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, ResponseError
 
 from models.engine import Alert
 from models.model import ChurnModel
@@ -74,6 +74,9 @@ __all__ = [
     "UnreadableState",
     "read_state",
     "StoreMismatch",
+    "EvictingRedis",
+    "Eviction",
+    "SAFE_EVICTION_POLICIES",
     "StoreLost",
     "ModelMismatch",
     "ModelReplaced",
@@ -99,6 +102,16 @@ UNCHANGED = -1
 #: cw:meta field naming the state rebuild of a take-over in progress (streams/worker/rebuild.py): set
 #: with the new model, cleared once the old state is deleted. No worker connects while it is set.
 REBUILD_FIELD = "rebuild_pending"
+#: cw:meta field naming the clearing of a store that lost cw:meta but kept buckets of its old
+#: incarnation (``rebuild.clear_lost_store``): set with the new incarnation, cleared once the old
+#: state is deleted. A connect that finds it set, the lock free, clears the store again.
+LOST_FIELD = "lost_rebuild"
+#: ``maxmemory-policy`` values that never evict a key of churnwatch: ``noeviction`` (a full Redis refuses
+#: writes: the workers retry, ChurnwatchRedisErrors) and the ``volatile-*`` ones, which evict only keys
+#: with a TTL - of churnwatch's keys only the rebuild lock (``Keys.rebuild_lock``) has one, and its holder
+#: notices losing it (``rebuild._refresh``). An ``allkeys-*`` policy drops user states, offsets and
+#: cw:meta one by one, mostly unnoticed (QA8 H1).
+SAFE_EVICTION_POLICIES = frozenset(("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"))
 #: Longest wait of ``connect`` for a rebuild another worker runs, and its polling interval.
 REBUILD_WAIT_S = 600.0
 REBUILD_POLL_S = 0.5
@@ -179,6 +192,30 @@ class StoreLost(Exception):
     def __init__(self, had: str, found: str) -> None:
         super().__init__(f"Redis store incarnation {found or '(none)'} is not {had}: Redis lost its data")
         self.had, self.found = had, found
+
+
+class EvictingRedis(StoreMismatch):
+    """Redis evicts keys of any kind when full (``maxmemory-policy allkeys-*``): the state would be lost."""
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """What ``INFO`` says of eviction: each node's ``maxmemory_policy`` ("" unreadable), and
+    ``evicted_keys`` summed over the nodes (-1: unreadable)."""
+    policies: dict[str, str]
+    evicted: int
+
+    @property
+    def unsafe(self) -> dict[str, str]:
+        """The nodes whose policy evicts churnwatch's keys (``SAFE_EVICTION_POLICIES``)."""
+        return {node: p for node, p in self.policies.items() if p and p not in SAFE_EVICTION_POLICIES}
+
+
+def _per_node(reply: Any) -> dict[str, dict[str, Any]]:
+    """``INFO`` of one Redis (a dict of fields) or of a cluster's primaries (a dict per node name)."""
+    if isinstance(reply, dict) and reply and all(isinstance(v, dict) for v in reply.values()):
+        return {str(k): v for k, v in reply.items()}
+    return {"": reply if isinstance(reply, dict) else {}}
 
 
 class ModelMismatch(StoreMismatch):
@@ -639,6 +676,8 @@ class Store:
         incarnation (the first worker on an empty Redis makes one and marks every bucket with
         it), record or check the model in use, and load the scripts. Waits first while a take-over
         rebuilds the state (``wait_for_rebuild``), and again if one began before meta was read."""
+        if not self.incarnation:  # at start; a reconnect after a data loss does not stop the worker
+            await self.refuse_evicting()
         meta_key = self.keys.meta
         want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
         deadline = time.monotonic() + self.rebuild_wait_s
@@ -684,9 +723,41 @@ class Store:
             logger.warning("model %s recorded in Redis: workers with another model stop taking work", self.model)
         self.incarnation = have["incarnation"]
         self.accounts_in_use = ACCOUNTS_FIELD in have
-        await self._mark_buckets()
+        if await self._mark_buckets() or LOST_FIELD in have:
+            from streams.worker.rebuild import clear_lost_store  # rebuild imports this module
+            await clear_lost_store(self)
+            return await self.connect()  # the store is consistent now: its incarnation, from the start
         await self._mark_save_index(have.get("save_index"), take_over)
         await self._load_scripts()
+
+    async def eviction(self) -> Eviction:
+        """``INFO memory`` and ``INFO stats`` of Redis (of every primary on a cluster): INFO works on
+        managed Redis where CONFIG is disabled."""
+        if self.cluster:
+            memory = await self._client.info("memory", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+            stats = await self._client.info("stats", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+        else:
+            memory, stats = await self._client.info("memory"), await self._client.info("stats")
+        policies = {node: str(info.get("maxmemory_policy", "")) for node, info in _per_node(memory).items()}
+        counts = [info.get("evicted_keys") for info in _per_node(stats).values()]
+        evicted = sum(int(c) for c in counts) if counts and all(isinstance(c, int) for c in counts) else -1
+        return Eviction(policies, evicted)
+
+    async def refuse_evicting(self) -> None:
+        """Refuse to start (``EvictingRedis``: one line, exit code 2) on a Redis whose policy evicts
+        churnwatch's keys when full. INFO refused (an ACL without it): a WARNING, and the worker starts."""
+        try:
+            found = await self.eviction()
+        except ResponseError as exc:
+            logger.warning("cannot read Redis's maxmemory-policy (INFO refused: %s): make sure it is noeviction "
+                           "(docs/OPERATE.md, \"ChurnwatchRedisEvicting\")", exc)
+            return
+        if found.unsafe:
+            nodes = ", ".join(f"{n or 'Redis'}: {p}" for n, p in sorted(found.unsafe.items()))
+            raise EvictingRedis(
+                f"Redis evicts any key when full (maxmemory-policy {nodes}): churnwatch's user states and offsets "
+                f"would be dropped silently. Set maxmemory-policy noeviction (or a volatile-* policy) and enough "
+                f"maxmemory (docs/OPERATE.md, \"ChurnwatchRedisEvicting\")")
 
     async def wait_for_rebuild(self, deadline: float) -> None:
         """Return once no take-over's state rebuild is in progress (``REBUILD_FIELD`` in cw:meta): a
@@ -817,13 +888,19 @@ class Store:
         """The model the save-list index was built with ("" when it cannot be used)."""
         return _s(await self._client.hget(self.keys.meta, "save_index"))
 
-    async def _mark_buckets(self) -> None:
+    async def _mark_buckets(self) -> int:
         """Every bucket carries the incarnation (field ``|inc`` of its off hash; kept if present):
-        the read script returns it and the write script refuses to write without it."""
+        the read script returns it and the write script refuses to write without it. Returns how
+        many buckets carry another one: cw:meta was lost (``DEL``, eviction) while they survived,
+        or another worker is clearing such a store (``rebuild.clear_lost_store``). Taking the new
+        incarnation over them would apply the topic again onto their states (QA8 H2: every read
+        raised ``StoreLost`` for good), so connect clears them first."""
         pipe = self._client.pipeline(transaction=False)
         for b in range(self.buckets):
             pipe.hsetnx(self.keys.offsets(b), "|inc", self.incarnation)
-        await pipe.execute()
+            pipe.hget(self.keys.offsets(b), "|inc")
+        replies = await pipe.execute()
+        return sum(_s(marker) != self.incarnation for marker in replies[1::2])
 
     async def check_and_stream_times(self, topic: str) -> dict[int, tuple[int, int]]:
         """The worker's once-a-second look, one round trip: raise ``StoreLost`` unless Redis still
