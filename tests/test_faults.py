@@ -253,6 +253,59 @@ def test_redis_unavailable_for_10_seconds(fault: Run, published: tuple[str, dict
     _assert_same(fault, *reference)
 
 
+def test_redis_refusing_writes_under_a_running_worker_sends_each_alert_once(fault: Run, events: list[Event], redis_url: str,
+                                                                            reference: tuple[dict[str, bytes], set[str]]) -> None:
+    """QA8 H3, L1: Redis full under ``noeviction`` (reads answer, writes are refused) while the
+    worker has records to apply. Every failed attempt read, scored and sent the cycle's alerts
+    again, 0.05 s apart (two cycles in flight reset the backoff), with a traceback each time, each
+    re-read counted as consumed (M1), and ``/readyz`` stayed 200 (M2). Now the refused write waits
+    in place, backing off: one WARNING naming the runbook, no traceback, each alert sent once, each
+    record counted once, ``/readyz`` 503 while stuck (``CHURNWATCH_STUCK_AFTER_MS``, 1 s here),
+    and once memory is back the clean run's states and alert ids and ``/readyz`` 200 again."""
+    import redis as redis_lib
+
+    third = len(events) // 3
+    topic = fault.topics["events"]
+    last = publish_events(fault.bootstrap, topic, events[:third])
+    # the refused cycle holds the rest of the history
+    w = fault.worker(CHURNWATCH_BATCH_MAX_RECORDS="10000", CHURNWATCH_STUCK_AFTER_MS="1000")
+    wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
+    client = redis_lib.Redis.from_url(redis_url)
+    before = client.config_get("maxmemory*")
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # every write refused from now on
+        rest = publish_events(fault.bootstrap, topic, events[third:])
+        wait_for("5 refused Redis calls", lambda: metric(w, "churnwatch_redis_errors_total") >= 5, 60, (w,))
+        wait_for("/readyz 503 while nothing is applied", lambda: _readyz(w) == 503, 30, (w,))
+        assert read_progress(fault.redis_url, topic, fault.prefix) == last, "nothing applied while writes are refused"
+    finally:
+        client.config_set("maxmemory", before["maxmemory"])
+        client.config_set("maxmemory-policy", before["maxmemory-policy"])
+        client.close()
+    fault.wait({p: max(last.get(p, -1), rest.get(p, -1)) for p in last.keys() | rest.keys()})
+    _assert_same(fault, *reference)
+    ids, total = fault.alerts()
+    assert total == len(ids), f"{total - len(ids)} alert records sent again for writes Redis refused"
+    assert metric(w, "churnwatch_alerts_resent_total") == 0
+    assert metric(w, "churnwatch_events_consumed_total") == len(events), "each record counted once"
+    wait_for("/readyz 200 once cycles apply again", lambda: _readyz(w) == 200, 30, (w,))
+    log = w.output()
+    assert "Traceback" not in log, log[log.find("Traceback"):][:2000]
+    refused = [line for line in log.splitlines() if "OutOfMemoryError" in line]
+    assert refused and all(" WARNING " in line and "Runbook: ChurnwatchRedisErrors" in line for line in refused), refused[:3]
+
+
+def _readyz(worker: Worker) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        return int(urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/readyz", timeout=5).status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_same_batch_delivered_twice(fault: Run, published: tuple[str, dict[int, int]], redis_url: str,
                                     reference: tuple[dict[str, bytes], set[str]]) -> None:
     """Progress is lost (as if Kafka redelivered everything): per-bucket offsets must fence it."""

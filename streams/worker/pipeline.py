@@ -93,7 +93,7 @@ from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accoun
 from streams.worker.store import BucketRead, BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store, model_id
 from streams.worker.watermark import Heartbeats, fold_marks, mark_of, release_ms, stamp_marks, watermark_ms
 
-__all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE",
+__all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "redis_transient", "NO_DUE",
            "TIMING_HEADER", "timing_header", "read_chunks"]
 
 logger = logging.getLogger(__name__)
@@ -101,17 +101,36 @@ retry_logger = logging.getLogger(RETRY_LOGGER)  # a retry every 2 s while Redis 
 
 T = TypeVar("T")
 
-#: Errors after which the whole cycle is retried (nothing was committed): outages, and a cluster
-#: that is failing over or moving slots.
+#: Redis failures that pass, retried in place with backoff (``Pipeline._retry_redis``): outages, a
+#: cluster that is failing over or moving slots, and calls Redis refuses until an operator or a
+#: failover acts: out of memory under ``noeviction`` (reads answer, writes are refused), a replica
+#: (READONLY). A refused write retried in place keeps its cycle: the cycle failing instead was
+#: read, scored and its alerts sent again every 0.05 s (QA8 H3). A script running too long (BUSY)
+#: is a plain ResponseError in redis-py: ``redis_transient``.
 REDIS_TRANSIENT = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
     redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
     asyncio.TimeoutError,
     OSError,
 )
+
+
+def redis_transient(exc: BaseException) -> bool:
+    """Is ``exc`` a Redis failure that passes (``REDIS_TRANSIENT``, or BUSY: another client's
+    script or function running past its time limit, which redis-py raises as a plain ResponseError)?
+
+    >>> redis_transient(redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
+    True
+    >>> redis_transient(redis.exceptions.ResponseError("BUSY Redis is busy running a script.")), redis_transient(ValueError())
+    (True, False)
+    """
+    return isinstance(exc, REDIS_TRANSIENT) or (isinstance(exc, redis.exceptions.ResponseError)
+                                                and str(exc).startswith("BUSY "))
 #: Users advanced between two turns of the event loop while other cycles' tails are in flight
 #: (~30 us each with the compiled core: ~10 ms).
 ADVANCE_SLICE_USERS = 300
@@ -185,6 +204,7 @@ class Flight:
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
     queued: "asyncio.Future[None] | None" = None  # done once its tail has handed its records to the producer
+    acked: int = 0  # its user alerts, once the broker acknowledged them all (``_tail``)
 
     @property
     def done(self) -> bool:
@@ -385,6 +405,8 @@ class Pipeline:
     async def _abort(self, failed: Flight) -> None:
         """``failed``'s tail did not apply: stop the cycles built on it (none of them wrote: a tail
         writes only after the previous one succeeded), restore the clocks and routes as before it."""
+        # acknowledged alerts of cycles that will not be applied: their retry sends them again (same ids)
+        metrics.ALERTS_RESENT.inc(sum(f.acked for f in self._flights))
         later = [f.task for f in self._flights if f is not failed and f.task is not None]
         for task in later:
             task.cancel()
@@ -606,6 +628,7 @@ class Pipeline:
             await self._produce(alerts, decoded.dlq, work.copies, flight.queued, work.early)
         finally:
             _set(flight.queued)  # also when it failed: ``submit`` stops waiting
+        flight.acked = sum(result.alerts.values())
         timer.mark("produce")
         if previous is not None:
             await asyncio.wait([previous])
@@ -851,27 +874,39 @@ class Pipeline:
     # -- retries ------------------------------------------------------------------------------
 
     async def _retry_redis(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
-        return await self._retry(f"Redis {what}", REDIS_TRANSIENT, fn, *args)
+        return await self._retry(f"Redis {what}", redis_transient, fn, *args)
 
     async def _retry_kafka(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
-        return await self._retry(f"producing {what}", (KafkaError,), fn, *args)
+        return await self._retry(f"producing {what}", _kafka_error, fn, *args)
 
     async def _retry(
-        self, what: str, errors: tuple[type[BaseException], ...], fn: Callable[..., Awaitable[T]], *args: object
+        self, what: str, passes: Callable[[BaseException], bool], fn: Callable[..., Awaitable[T]], *args: object
     ) -> T:
-        """Call ``fn`` until it succeeds, backing off exponentially; a rebalance abandons the cycle."""
+        """Call ``fn`` until it succeeds, backing off exponentially while it raises what ``passes``;
+        a rebalance abandons the cycle. Redis failures are counted (ChurnwatchRedisErrors) and
+        name their runbook."""
         delay = BACKOFF_START_S
         while True:
             if self.abandon_requested():
                 raise CycleAbandoned(f"abandoned before {what}")
             try:
                 return await fn(*args)
-            except errors as exc:
-                if errors is REDIS_TRANSIENT:
+            except Exception as exc:
+                if not passes(exc):
+                    raise
+                if passes is redis_transient:
                     metrics.REDIS_ERRORS.inc()
-                retry_logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
+                    retry_logger.warning("%s failed (%s: %s); retrying in %.2f s. Runbook: ChurnwatchRedisErrors",
+                                         what, type(exc).__name__, exc, delay)
+                else:
+                    retry_logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
+
+
+def _kafka_error(exc: BaseException) -> bool:
+    """A broker failure ``_retry_kafka`` retries."""
+    return isinstance(exc, KafkaError)
 
 
 def read_chunks(plans: Sequence[BucketPlan], first: int = READ_FIRST_CHUNK_USERS,
