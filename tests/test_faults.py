@@ -10,6 +10,7 @@ of alert ids (alerts are at-least-once: duplicates allowed, nothing missing or e
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -294,6 +295,65 @@ def test_redis_refusing_writes_under_a_running_worker_sends_each_alert_once(faul
     assert "Traceback" not in log, log[log.find("Traceback"):][:2000]
     refused = [line for line in log.splitlines() if "OutOfMemoryError" in line]
     assert refused and all(" WARNING " in line and "Runbook: ChurnwatchRedisErrors" in line for line in refused), refused[:3]
+
+
+def test_a_cycle_whose_write_redis_refuses_backs_off_with_two_cycles_in_flight(kafka_bootstrap: str, redis_url: str,
+                                                                                unique_name: str, events: list[Event]) -> None:
+    """QA8 H3: a write refused for good (here: the ACL takes write commands from the worker's
+    user, NOPERM) fails its cycle, which is read again. With two cycles in flight the turn that
+    only submitted the retried cycle (its write fails a turn later) reset the failure streak, so
+    every retry waited 0.05 s. In process (no log rate limit): the consumer's delays while the
+    writes are refused, until the sixth failure gives the permission back."""
+    import logging
+
+    import redis as redis_lib
+
+    from models.model import load_model
+    from streams.kafka_admin import RETRY_LOGGER
+    from streams.worker.service import WorkerRuntime
+    from tests.harness import group_session_ms
+
+    topics = _topics(kafka_bootstrap, unique_name)
+    prefix = f"cw{unique_name.replace('-', '')}"
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], group_id=topics["group"], key_prefix=prefix,
+                        session_timeout_ms=group_session_ms(kafka_bootstrap), batch_max_records=500)
+    third = len(events) // 3
+    last = publish_events(kafka_bootstrap, topics["events"], events[:third])
+    admin = redis_lib.Redis.from_url(redis_url)
+    delays: list[float] = []
+
+    class Failures(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if str(record.msg).startswith("worker cycle failed"):
+                delays.append(float(record.args[0]))  # type: ignore[index]
+                if len(delays) == 6:
+                    admin.execute_command("ACL", "SETUSER", "default", "+@all")
+
+    async def scenario() -> None:
+        runtime = WorkerRuntime(settings, load_model())
+        assert await runtime.start()
+        try:
+            while await asyncio.to_thread(read_progress, redis_url, topics["events"], prefix) != last:
+                await asyncio.sleep(0.1)  # off the loop: the worker runs on it
+            await asyncio.to_thread(admin.execute_command, "ACL", "SETUSER", "default", "-@write")
+            await asyncio.to_thread(publish_events, kafka_bootstrap, topics["events"], events[third:])
+            while len(delays) < 6:  # the sixth failure gives the permission back
+                await asyncio.sleep(0.1)
+            while await asyncio.to_thread(read_progress, redis_url, topics["events"], prefix) == last:
+                await asyncio.sleep(0.1)  # applied again
+        finally:
+            await runtime.stop()
+
+    handler = Failures()
+    logging.getLogger(RETRY_LOGGER).addHandler(handler)
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        logging.getLogger(RETRY_LOGGER).removeHandler(handler)
+        admin.execute_command("ACL", "SETUSER", "default", "+@all")
+        admin.close()
+    assert delays[:6] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6], "each failed cycle doubles the wait"
 
 
 def _readyz(worker: Worker) -> int:

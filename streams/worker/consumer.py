@@ -97,8 +97,9 @@ _BATCHED_MAX_BYTES = 64 * 1024
 def retry_delay(failures: int) -> float:
     """The wait after the ``failures``-th failed turn of the loop in a row: doubling from 0.05 s,
     at most ``ERROR_BACKOFF_MAX_S``. The streak ends only with a turn that applied a cycle, or an
-    idle one that reached Redis (see ``StreamConsumer.run``): a caught-up worker's idle fetches in
-    between do not reset it, which kept a Redis outage at one failure (and traceback) a second,
+    idle one that reached Redis while no failed cycle waits (``StreamConsumer.run``): a caught-up
+    worker's idle fetches in between do not reset it, which kept a Redis outage at one failure (and
+    traceback) a second,
     each "retrying in 0.05 s" (QA3 #5); nor does a turn that only submitted its cycle (the write
     that fails is settled a turn later with ``pipeline_depth`` 2), which kept a refused write at
     0.05 s for good (QA8 H3).
@@ -597,10 +598,11 @@ class StreamConsumer:
         goes out then rather than at the next cycle's start; the next cycle takes both (``_take``).
         """
         self.failures = 0  # failed turns in a row (retry_delay)
+        work_failed = False  # a turn with records (or a cycle in flight) failed since the last applied cycle
         timeout_ms = self.settings.batch_timeout_ms
         while not self._stopping:
+            applied, rewound, n = self.applied_cycles, self._rewinds, 0
             try:
-                applied = self.applied_cycles
                 if self.missing is not None:
                     await self._wait_for_topic()
                     continue
@@ -632,8 +634,10 @@ class StreamConsumer:
                     if live:  # a halted worker, one waiting for its topic and held partitions stay paused
                         self._resume_fetching()
                 answered = await self._check_store()
-                if self.applied_cycles > applied or (answered and not n):
-                    self.failures = 0  # a cycle applied, or Redis answered with nothing to apply (see retry_delay)
+                if self.applied_cycles > applied:
+                    self.failures, work_failed = 0, False
+                elif answered and not n and not work_failed:
+                    self.failures = 0  # Redis answers again, and no failed work waits (see retry_delay)
             except (StoreLost, StoreRolledBack) as exc:
                 self._store_failed(exc)
             except LayoutChanged as exc:
@@ -649,6 +653,7 @@ class StreamConsumer:
                 raise
             except Exception as exc:
                 self.failures += 1
+                work_failed = work_failed or bool(n) or self._rewinds != rewound
                 delay = retry_delay(self.failures)
                 if count_redis_error(exc) and redis_transient(exc):  # an outage or a refusal: no traceback to read
                     retry_logger.warning("worker cycle failed: Redis unavailable or refusing (%s: %s); retrying in "
