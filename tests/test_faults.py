@@ -303,7 +303,8 @@ def test_a_cycle_whose_write_redis_refuses_backs_off_with_two_cycles_in_flight(k
     user, NOPERM) fails its cycle, which is read again. With two cycles in flight the turn that
     only submitted the retried cycle (its write fails a turn later) reset the failure streak, so
     every retry waited 0.05 s. In process (no log rate limit): the consumer's delays while the
-    writes are refused, until the sixth failure gives the permission back."""
+    writes are refused, until the sixth failure gives the permission back; and each alert sent
+    once: those the broker acknowledged in a failed attempt are not sent again."""
     import logging
 
     import redis as redis_lib
@@ -354,6 +355,8 @@ def test_a_cycle_whose_write_redis_refuses_backs_off_with_two_cycles_in_flight(k
         admin.execute_command("ACL", "SETUSER", "default", "+@all")
         admin.close()
     assert delays[:6] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6], "each failed cycle doubles the wait"
+    ids, total = _alert_ids(kafka_bootstrap, topics["alerts"])
+    assert ids and total == len(ids), f"{total - len(ids)} alerts acknowledged in a failed attempt sent again"
 
 
 def _readyz(worker: Worker) -> int:

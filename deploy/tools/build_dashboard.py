@@ -236,8 +236,8 @@ PANELS: tuple[Panel, ...] = (
          ("sent again (same ids)", f"sum(rate(churnwatch_alerts_resent_total[{RATE}])) * 3600")),
         unit="short",
         stacked=True,
-        description="Alerts published to the at-risk topic, per hour, by kind; and the user alerts of cycles "
-                    "whose state write then failed, which their retry sends again with the same ids.",
+        description="Alerts published to the at-risk topic, per hour, by kind; and user alerts sent again with "
+                    "the same ids after a failed cycle (ids beyond the 100,000 a worker keeps).",
     ),
     Panel(
         "Users by lifecycle stage",

@@ -136,8 +136,8 @@ REDIS_SECONDS = Histogram(
 REDIS_ERRORS = Counter("churnwatch_redis_errors_total", "Redis calls that failed (connection, timeout, script)")
 ALERTS = Counter("churnwatch_alerts_total", "Alerts produced", ["kind"])
 ALERTS_RESENT = Counter("churnwatch_alerts_resent_total",
-                        "User alerts the broker acknowledged in a cycle whose state write then failed: "
-                        "the cycle's retry sends them again (same ids)")
+                        "User alerts the broker acknowledged in a cycle that then failed whose ids the worker could "
+                        "not keep (over 100,000 waiting): the retry sends them again (same ids)")
 WATERMARK_LAG = Gauge("churnwatch_watermark_lag_seconds", "Wall clock minus the partition's review clock", ["partition"])
 CONSUMER_LAG = Gauge(
     "churnwatch_consumer_lag_events", "Records in the partition not applied to Redis yet (highwater minus next offset to apply)", ["partition"]

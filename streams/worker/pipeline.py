@@ -152,6 +152,14 @@ TIMING_HEADER = "churnwatch-timing"
 MODEL_HEADER = "churnwatch-model"
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
+#: Ids of user alerts the broker acknowledged in cycles that then failed (``Pipeline._abort``), kept
+#: until a cycle raising them again is applied, at most this many (the oldest dropped, counted in
+#: ``churnwatch_alerts_resent_total``): the retry does not send them again (QA8 H3: a failing write
+#: re-sent its cycle's alerts at every attempt). ~100 bytes each: ~10 MB at most.
+ACKED_UNAPPLIED_MAX = 100_000
+#: How long a failed cycle's abort lets the later cycles' alert sends finish (acks in milliseconds):
+#: a send cancelled midway may have reached the broker, and its alerts would go out again.
+ABORT_ACKS_WAIT_S = 2.0
 
 
 class Producer(Protocol):
@@ -204,7 +212,8 @@ class Flight:
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
     queued: "asyncio.Future[None] | None" = None  # done once its tail has handed its records to the producer
-    acked: int = 0  # its user alerts, once the broker acknowledged them all (``_tail``)
+    acked: bool = False  # the broker acknowledged all its tail's user alerts (``_tail``)
+    produced: "asyncio.Future[None] | None" = None  # done once its tail's sends ended, acknowledged or not
 
     @property
     def done(self) -> bool:
@@ -247,6 +256,7 @@ class Pipeline:
         # The consumer's ``StreamConsumer._events_unusable``.
         self.events_unusable: Callable[[bool], Awaitable[str | None]] = _events_usable
         self._cycle = 0
+        self._acked_unapplied: dict[str, None] = {}  # ACKED_UNAPPLIED_MAX; a dict: insertion order
         # p -> per bucket, a lower bound of the earliest due review in Redis (seconds; 0: unknown).
         # Only this worker writes p's due entries (the offset fence), so the bound stays true
         # between reads: each sweep learns the next due score, each state write can only lower it.
@@ -377,6 +387,7 @@ class Pipeline:
         if flight.work is not None:
             previous = self._flights[-1].task if self._flights else None
             flight.queued = asyncio.get_running_loop().create_future()
+            flight.produced = asyncio.get_running_loop().create_future()
             flight.task = asyncio.ensure_future(self._tail(flight, previous))
             self._flights.append(flight)
             # Back to the caller only once the tail has handed the alerts to the producer: the
@@ -404,9 +415,15 @@ class Pipeline:
 
     async def _abort(self, failed: Flight) -> None:
         """``failed``'s tail did not apply: stop the cycles built on it (none of them wrote: a tail
-        writes only after the previous one succeeded), restore the clocks and routes as before it."""
-        # acknowledged alerts of cycles that will not be applied: their retry sends them again (same ids)
-        metrics.ALERTS_RESENT.inc(sum(f.acked for f in self._flights))
+        writes only after the previous one succeeded), restore the clocks and routes as before it.
+        Their alert sends may finish first (``ABORT_ACKS_WAIT_S``): what the broker acknowledged of
+        every cycle here is not sent again by the retry (``_keep_acked``)."""
+        sending = [f.produced for f in self._flights if f.produced is not None and not f.produced.done()]
+        if sending:
+            await asyncio.wait(sending, timeout=ABORT_ACKS_WAIT_S)
+        for f in self._flights:  # acknowledged alerts of cycles that will not be applied: not sent again
+            if f.acked and f.work is not None:
+                self._keep_acked(f.work.advanced.alerts)
         later = [f.task for f in self._flights if f is not failed and f.task is not None]
         for task in later:
             task.cancel()
@@ -416,6 +433,15 @@ class Pipeline:
         self._flights.clear()
         self._pending.clear()
         self._restore(failed.clocks, failed.routes, failed.dues, failed.marks, failed.beats)
+
+    def _keep_acked(self, alerts: Sequence[KafkaRecord]) -> None:
+        """Remember the ids of ``alerts``, acknowledged in a cycle that failed (``ACKED_UNAPPLIED_MAX``)."""
+        kept = self._acked_unapplied
+        for a in alerts:
+            kept[_alert_id(a)] = None
+        while len(kept) > ACKED_UNAPPLIED_MAX:
+            del kept[next(iter(kept))]
+            metrics.ALERTS_RESENT.inc()
 
     def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object, dues: Mapping[int, list[int]],
                  marks: Mapping[int, dict[int, int]], beats: tuple[int, dict[int, int]]) -> None:
@@ -621,6 +647,8 @@ class Pipeline:
         assert work is not None
         decoded, timer = work.decoded, work.timer
         alerts = work.advanced.alerts
+        if alerts and self._acked_unapplied:  # acknowledged in an attempt whose write failed
+            alerts = [a for a in alerts if _alert_id(a) not in self._acked_unapplied]
         if alerts:
             headers = [(TIMING_HEADER, work.timing), (MODEL_HEADER, work.model)]
             alerts = [(key, value, headers) for key, value in alerts]
@@ -628,7 +656,8 @@ class Pipeline:
             await self._produce(alerts, decoded.dlq, work.copies, flight.queued, work.early)
         finally:
             _set(flight.queued)  # also when it failed: ``submit`` stops waiting
-        flight.acked = sum(result.alerts.values())
+            _set(flight.produced)
+        flight.acked = True
         timer.mark("produce")
         if previous is not None:
             await asyncio.wait([previous])
@@ -641,6 +670,9 @@ class Pipeline:
             folded = ProgressWrite(self.topic, self._progress(decoded.last_offset, work.stream_ms), decoded.last_fingerprint,
                                    floors=self._floors_of(decoded.last_offset))
         token = await self._write(work.advanced.writes, folded)
+        if self._acked_unapplied:
+            for a in work.advanced.alerts:
+                self._acked_unapplied.pop(_alert_id(a), None)
         if flight.pending is not None:
             self._pending.remove(flight.pending)
         ticks = await self._account_ticks(work.account_bounds) if work.account_bounds else []
@@ -902,6 +934,11 @@ class Pipeline:
                     retry_logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
+
+
+def _alert_id(alert: KafkaRecord) -> str:
+    """The ``alert_id`` of a user alert record (key, JSON value)."""
+    return str(orjson.loads(alert[1])["alert_id"])
 
 
 def _kafka_error(exc: BaseException) -> bool:
