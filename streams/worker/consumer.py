@@ -99,10 +99,9 @@ def retry_delay(failures: int) -> float:
     at most ``ERROR_BACKOFF_MAX_S``. The streak ends only with a turn that applied a cycle, or an
     idle one that reached Redis while no failed cycle waits (``StreamConsumer.run``): a caught-up
     worker's idle fetches in between do not reset it, which kept a Redis outage at one failure (and
-    traceback) a second,
-    each "retrying in 0.05 s" (QA3 #5); nor does a turn that only submitted its cycle (the write
-    that fails is settled a turn later with ``pipeline_depth`` 2), which kept a refused write at
-    0.05 s for good (QA8 H3).
+    traceback) a second, each "retrying in 0.05 s" (QA3 #5); nor does a turn that only submitted
+    its cycle (the write that fails is settled a turn later with ``pipeline_depth`` 2), which kept
+    a refused write at 0.05 s for good (QA8 H3).
 
     >>> [f"{retry_delay(n):g}" for n in (1, 2, 3, 6, 7, 50, 10**6)]
     ['0.05', '0.1', '0.2', '1.6', '2', '2', '2']

@@ -131,6 +131,8 @@ def redis_transient(exc: BaseException) -> bool:
     """
     return isinstance(exc, REDIS_TRANSIENT) or (isinstance(exc, redis.exceptions.ResponseError)
                                                 and str(exc).startswith("BUSY "))
+
+
 #: Users advanced between two turns of the event loop while other cycles' tails are in flight
 #: (~30 us each with the compiled core: ~10 ms).
 ADVANCE_SLICE_USERS = 300
