@@ -163,6 +163,8 @@ class Settings:
     model_rollback_from: str = ""
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9108
+    # /readyz answers 503 once work has waited this long with no cycle applied (writes refused: QA8 M2)
+    stuck_after_ms: int = 30_000
     log_level: str = "INFO"
     # Console and CRM webhooks (streams/console, streams/forward)
     score_history: bool = True  # workers keep 12 weekly score points per user for the console (~20% of advance CPU)
@@ -189,6 +191,8 @@ class Settings:
         if not 1 <= self.fetch_max_wait_ms <= 60_000:
             raise SettingsError(f"fetch_max_wait_ms must be between 1 and 60000 ms (0 makes an idle worker poll the "
                                 f"broker without pause), got {self.fetch_max_wait_ms} ms")
+        if self.stuck_after_ms < 1:
+            raise SettingsError(f"stuck_after_ms must be at least 1 ms, got {self.stuck_after_ms} ms")
         if self.account_grace_ms < 0 or self.account_grace_ms % 3_600_000:
             # whole hours: the watermark is floored to the hour (streams.worker.watermark), and a
             # heartbeat goes out when a mark enters another hour, which then moves it too

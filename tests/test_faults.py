@@ -10,6 +10,7 @@ of alert ids (alerts are at-least-once: duplicates allowed, nothing missing or e
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -251,6 +252,121 @@ def test_redis_unavailable_for_10_seconds(fault: Run, published: tuple[str, dict
     fault.wait(last)
     assert w.proc.poll() is None, "the worker must still be running after Redis came back"
     _assert_same(fault, *reference)
+
+
+def test_redis_refusing_writes_under_a_running_worker_sends_each_alert_once(fault: Run, events: list[Event], redis_url: str,
+                                                                            reference: tuple[dict[str, bytes], set[str]]) -> None:
+    """QA8 H3, L1: Redis full under ``noeviction`` (reads answer, writes are refused) while the
+    worker has records to apply. Every failed attempt read, scored and sent the cycle's alerts
+    again, 0.05 s apart (two cycles in flight reset the backoff), with a traceback each time, each
+    re-read counted as consumed (M1), and ``/readyz`` stayed 200 (M2). Now the refused write waits
+    in place, backing off: one WARNING naming the runbook, no traceback, each alert sent once, each
+    record counted once, ``/readyz`` 503 while stuck (``CHURNWATCH_STUCK_AFTER_MS``, 1 s here),
+    and once memory is back the clean run's states and alert ids and ``/readyz`` 200 again."""
+    import redis as redis_lib
+
+    third = len(events) // 3
+    topic = fault.topics["events"]
+    last = publish_events(fault.bootstrap, topic, events[:third])
+    # the refused cycle holds the rest of the history
+    w = fault.worker(CHURNWATCH_BATCH_MAX_RECORDS="10000", CHURNWATCH_STUCK_AFTER_MS="1000")
+    wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
+    client = redis_lib.Redis.from_url(redis_url)
+    before = client.config_get("maxmemory*")
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # every write refused from now on
+        rest = publish_events(fault.bootstrap, topic, events[third:])
+        wait_for("5 refused Redis calls", lambda: metric(w, "churnwatch_redis_errors_total") >= 5, 60, (w,))
+        wait_for("/readyz 503 while nothing is applied", lambda: _readyz(w) == 503, 30, (w,))
+        assert read_progress(fault.redis_url, topic, fault.prefix) == last, "nothing applied while writes are refused"
+    finally:
+        client.config_set("maxmemory", before["maxmemory"])
+        client.config_set("maxmemory-policy", before["maxmemory-policy"])
+        client.close()
+    fault.wait({p: max(last.get(p, -1), rest.get(p, -1)) for p in last.keys() | rest.keys()})
+    _assert_same(fault, *reference)
+    ids, total = fault.alerts()
+    assert total == len(ids), f"{total - len(ids)} alert records sent again for writes Redis refused"
+    assert metric(w, "churnwatch_alerts_resent_total") == 0
+    assert metric(w, "churnwatch_events_consumed_total") == len(events), "each record counted once"
+    wait_for("/readyz 200 once cycles apply again", lambda: _readyz(w) == 200, 30, (w,))
+    log = w.output()
+    assert "Traceback" not in log, log[log.find("Traceback"):][:2000]
+    refused = [line for line in log.splitlines() if "OutOfMemoryError" in line]
+    assert refused and all(" WARNING " in line and "Runbook: ChurnwatchRedisErrors" in line for line in refused), refused[:3]
+
+
+def test_a_cycle_whose_write_redis_refuses_backs_off_with_two_cycles_in_flight(kafka_bootstrap: str, redis_url: str,
+                                                                                unique_name: str, events: list[Event]) -> None:
+    """QA8 H3: a write refused for good (here: the ACL takes write commands from the worker's
+    user, NOPERM) fails its cycle, which is read again. With two cycles in flight the turn that
+    only submitted the retried cycle (its write fails a turn later) reset the failure streak, so
+    every retry waited 0.05 s. In process (no log rate limit): the consumer's delays while the
+    writes are refused, until the sixth failure gives the permission back; and each alert sent
+    once: those the broker acknowledged in a failed attempt are not sent again."""
+    import logging
+
+    import redis as redis_lib
+
+    from models.model import load_model
+    from streams.kafka_admin import RETRY_LOGGER
+    from streams.worker.service import WorkerRuntime
+    from tests.harness import group_session_ms
+
+    topics = _topics(kafka_bootstrap, unique_name)
+    prefix = f"cw{unique_name.replace('-', '')}"
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, topic_events=topics["events"],
+                        topic_alerts=topics["alerts"], topic_dlq=topics["dlq"], group_id=topics["group"], key_prefix=prefix,
+                        session_timeout_ms=group_session_ms(kafka_bootstrap), batch_max_records=500)
+    third = len(events) // 3
+    last = publish_events(kafka_bootstrap, topics["events"], events[:third])
+    admin = redis_lib.Redis.from_url(redis_url)
+    delays: list[float] = []
+
+    class Failures(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if str(record.msg).startswith("worker cycle failed"):
+                delays.append(float(record.args[0]))  # type: ignore[index]
+                if len(delays) == 6:
+                    admin.execute_command("ACL", "SETUSER", "default", "+@all")
+
+    async def scenario() -> None:
+        runtime = WorkerRuntime(settings, load_model())
+        assert await runtime.start()
+        try:
+            while await asyncio.to_thread(read_progress, redis_url, topics["events"], prefix) != last:
+                await asyncio.sleep(0.1)  # off the loop: the worker runs on it
+            await asyncio.to_thread(admin.execute_command, "ACL", "SETUSER", "default", "-@write")
+            await asyncio.to_thread(publish_events, kafka_bootstrap, topics["events"], events[third:])
+            while len(delays) < 6:  # the sixth failure gives the permission back
+                await asyncio.sleep(0.1)
+            while await asyncio.to_thread(read_progress, redis_url, topics["events"], prefix) == last:
+                await asyncio.sleep(0.1)  # applied again
+        finally:
+            await runtime.stop()
+
+    handler = Failures()
+    logging.getLogger(RETRY_LOGGER).addHandler(handler)
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        logging.getLogger(RETRY_LOGGER).removeHandler(handler)
+        admin.execute_command("ACL", "SETUSER", "default", "+@all")
+        admin.close()
+    assert delays[:6] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6], "each failed cycle doubles the wait"
+    ids, total = _alert_ids(kafka_bootstrap, topics["alerts"])
+    assert ids and total == len(ids), f"{total - len(ids)} alerts acknowledged in a failed attempt sent again"
+
+
+def _readyz(worker: Worker) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        return int(urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/readyz", timeout=5).status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def test_same_batch_delivered_twice(fault: Run, published: tuple[str, dict[int, int]], redis_url: str,

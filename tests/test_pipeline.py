@@ -120,6 +120,52 @@ def test_state_and_alerts_do_not_depend_on_batch_size(base_settings: Settings, r
     assert stats[:8] == stats[8:], "bucket stats agree too"
 
 
+def test_a_write_redis_refuses_for_lack_of_memory_is_retried_in_place_with_backoff(base_settings: Settings, redis_url: str) -> None:
+    """QA8 H3: under ``noeviction`` with Redis full, reads answer and writes are refused
+    (OutOfMemoryError). The cycle failed and was read, scored and its alerts sent again every
+    0.05 s (no backoff with two cycles in flight). Now the refused write is retried in place like
+    an outage, doubling from 0.05 s: Redis refuses the first six attempts (memory is given back at
+    the sixth refusal), the alerts go out once, and the states and alert ids are the clean run's."""
+    import logging
+
+    from streams.kafka_admin import RETRY_LOGGER
+
+    recs = records(history())
+    client = redis_lib.Redis.from_url(redis_url)
+    before = client.config_get("maxmemory*")
+    delays: list[float] = []
+
+    class Refusals(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "OutOfMemoryError" in record.getMessage():
+                delays.append(float(record.args[-1]))  # type: ignore[index]
+                if len(delays) == 6:
+                    client.config_set("maxmemory", before["maxmemory"])
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> None:
+        await feed(await make("clean"), recs, len(recs))
+        full = await make("full")  # connected (its meta written) before Redis is full
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+        await feed(full, recs, len(recs))
+
+    handler = Refusals()
+    logging.getLogger(RETRY_LOGGER).addHandler(handler)
+    try:
+        run(base_settings, scenario)
+    finally:
+        logging.getLogger(RETRY_LOGGER).removeHandler(handler)
+        client.config_set("maxmemory", before["maxmemory"])
+        client.config_set("maxmemory-policy", before["maxmemory-policy"])
+        client.close()
+    assert delays == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6], "each refusal doubles the wait"
+    clean, full = dump_state(redis_url, "clean"), dump_state(redis_url, "full")
+    assert len(clean) == 25 and clean == full, "the refused cycle applied once memory came back"
+    ids = alert_ids(base_settings)
+    assert ids, "the history must raise alerts, or the comparison proves nothing"
+    assert len(ids) == 2 * len(set(ids)), "each run sent each alert id once: none again for a refused write"
+
+
 def test_stage_counters_agree_with_live_scoring_when_some_users_hold_only_billing_statements(base_settings: Settings,
                                                                                              redis_url: str) -> None:
     """QA 2026-12 (#4): the stage counters (console Churn page, /api/v1/churn, users_by_stage)

@@ -48,12 +48,13 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "Throughput",
         (
-            ("read", f"sum(rate(churnwatch_events_consumed_total[{RATE}]))"),
+            ("taken", f"sum(rate(churnwatch_events_consumed_total[{RATE}]))"),
             ("applied", f"sum(rate(churnwatch_events_processed_total[{RATE}]))"),
             ("rejected (DLQ)", f"sum(rate(churnwatch_events_rejected_total[{RATE}]))"),
         ),
         unit="ops",
-        description="Events per second read from the events topic, applied to user state, and sent to the DLQ.",
+        description="Records per second taken from the events topic (each offset once, when its cycle is applied: "
+                    "a worker retrying a batch shows 0), events applied to user state, and sent to the DLQ.",
     ),
     Panel(
         "Consumer lag",
@@ -231,10 +232,12 @@ PANELS: tuple[Panel, ...] = (
     Panel("Customers", (), kind="row"),
     Panel(
         "Alerts by kind",
-        (("{{kind}}", f"sum by (kind) (rate(churnwatch_alerts_total[{RATE}])) * 3600"),),
+        (("{{kind}}", f"sum by (kind) (rate(churnwatch_alerts_total[{RATE}])) * 3600"),
+         ("sent again (same ids)", f"sum(rate(churnwatch_alerts_resent_total[{RATE}])) * 3600")),
         unit="short",
         stacked=True,
-        description="Alerts published to the at-risk topic, per hour, by kind.",
+        description="Alerts published to the at-risk topic, per hour, by kind; and user alerts sent again with "
+                    "the same ids after a failed cycle (ids beyond the 100,000 a worker keeps).",
     ),
     Panel(
         "Users by lifecycle stage",

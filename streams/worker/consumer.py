@@ -66,7 +66,7 @@ from streams.worker.clock import NEVER
 from streams.worker.partitioner import partitions_of
 from streams.worker.phases import reaches_clock, record_fingerprint
 from streams.worker.routing import KafkaCopy
-from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pipeline
+from streams.worker.pipeline import REDIS_TRANSIENT, CycleAbandoned, Flight, Pipeline, redis_transient
 from streams.worker.model_record import ModelAdopted
 from streams.worker.store import LayoutChanged, ModelMismatch, ModelReplaced, Resume, Store, StoreLost
 
@@ -96,9 +96,12 @@ _BATCHED_MAX_BYTES = 64 * 1024
 
 def retry_delay(failures: int) -> float:
     """The wait after the ``failures``-th failed turn of the loop in a row: doubling from 0.05 s,
-    at most ``ERROR_BACKOFF_MAX_S``. The streak ends only with a turn that reached Redis (see
-    ``StreamConsumer.run``): a caught-up worker's idle fetches in between do not reset it, which
-    kept a Redis outage at one failure (and traceback) a second, each "retrying in 0.05 s" (QA3 #5).
+    at most ``ERROR_BACKOFF_MAX_S``. The streak ends only with a turn that applied a cycle, or an
+    idle one that reached Redis while no failed cycle waits (``StreamConsumer.run``): a caught-up
+    worker's idle fetches in between do not reset it, which kept a Redis outage at one failure (and
+    traceback) a second, each "retrying in 0.05 s" (QA3 #5); nor does a turn that only submitted
+    its cycle (the write that fails is settled a turn later with ``pipeline_depth`` 2), which kept
+    a refused write at 0.05 s for good (QA8 H3).
 
     >>> [f"{retry_delay(n):g}" for n in (1, 2, 3, 6, 7, 50, 10**6)]
     ['0.05', '0.1', '0.2', '1.6', '2', '2', '2']
@@ -330,6 +333,9 @@ class StreamConsumer:
         self._unresumed: set[TopicPartition] = set()  # assigned, but progress not read yet
         self.assigned: set[TopicPartition] = set()
         self.cycles = 0
+        self.applied_cycles = 0  # settled cycles that wrote (``run``'s failure streak ends with one)
+        self.failures = 0  # failed turns of ``run`` in a row
+        self.settled_at = time.monotonic()  # when a cycle last settled, or nothing waited (``stuck_s``)
         self._to_commit: dict[TopicPartition, int] = {}  # newest applied offsets not yet hinted
         self._commit_task: asyncio.Task[None] | None = None
         self._committed_at = 0.0
@@ -590,9 +596,11 @@ class StreamConsumer:
         long in aiokafka's buffer into the worker's own during the cycle, so aiokafka's next fetch
         goes out then rather than at the next cycle's start; the next cycle takes both (``_take``).
         """
-        failures = 0  # failed turns in a row (retry_delay)
+        self.failures = 0  # failed turns in a row (retry_delay)
+        work_failed = False  # a turn with records (or a cycle in flight) failed since the last applied cycle
         timeout_ms = self.settings.batch_timeout_ms
         while not self._stopping:
+            applied, rewound, n = self.applied_cycles, self._rewinds, 0
             try:
                 if self.missing is not None:
                     await self._wait_for_topic()
@@ -624,8 +632,11 @@ class StreamConsumer:
                 finally:
                     if live:  # a halted worker, one waiting for its topic and held partitions stay paused
                         self._resume_fetching()
-                if await self._check_store() or n:
-                    failures = 0  # Redis answered (an idle turn proves nothing: see retry_delay)
+                answered = await self._check_store()
+                if self.applied_cycles > applied:
+                    self.failures, work_failed = 0, False
+                elif answered and not n and not work_failed:
+                    self.failures = 0  # Redis answers again, and no failed work waits (see retry_delay)
             except (StoreLost, StoreRolledBack) as exc:
                 self._store_failed(exc)
             except LayoutChanged as exc:
@@ -640,15 +651,27 @@ class StreamConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                delay = retry_delay(failures)
-                if count_redis_error(exc) and isinstance(exc, REDIS_TRANSIENT):  # an outage: no traceback to read
-                    retry_logger.warning("worker cycle failed: Redis unavailable (%s: %s); retrying in %.2f s "
-                                         "(failure %d in a row). Runbook: ChurnwatchRedisErrors",
-                                         type(exc).__name__, exc, delay, failures)
+                self.failures += 1
+                work_failed = work_failed or bool(n) or self._rewinds != rewound
+                delay = retry_delay(self.failures)
+                if count_redis_error(exc) and redis_transient(exc):  # an outage or a refusal: no traceback to read
+                    retry_logger.warning("worker cycle failed: Redis unavailable or refusing (%s: %s); retrying in "
+                                         "%.2f s (failure %d in a row). Runbook: ChurnwatchRedisErrors",
+                                         type(exc).__name__, exc, delay, self.failures)
                 else:
                     retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
                 await asyncio.sleep(delay)
+
+    def stuck_s(self) -> float:
+        """How long work has waited (a cycle in flight, a failed turn to retry, records behind the
+        last fetch) with no cycle settled; 0 while nothing waits. A worker whose writes Redis refuses
+        applies nothing while Redis answers every read and PING: ``/readyz`` answered 200 through it
+        (QA8 M2); past ``settings.stuck_after_ms`` it answers 503 (``WorkerService.is_ready``)."""
+        now = time.monotonic()
+        if not (self._flights or self.failures or self._backlog):
+            self.settled_at = now
+            return 0.0
+        return now - self.settled_at
 
     async def _judge(self, batch: dict[TopicPartition, list], generation: int,  # type: ignore[type-arg]
                      rewinds: int) -> dict[TopicPartition, list] | None:  # type: ignore[type-arg]
@@ -1469,8 +1492,6 @@ class StreamConsumer:
         now = wall_ms()
         generation, rewinds = self._generation, self._rewinds
         n = sum(len(r) for r in batch.values())
-        if n:
-            metrics.EVENTS_CONSUMED.inc(n)
         backlog = 0
         for tp in list(self.assigned):  # caught up = nothing left below the highwater of the last fetch reply
             try:
@@ -1532,10 +1553,17 @@ class StreamConsumer:
             retry_logger.warning("cycle abandoned (%s): its records and those of the cycles after it will be read again", exc)
             return
         self._flights.popleft()
+        taken = 0
         for tp, records in batch.items():
+            taken += len(records)
             if tp.partition in self._applied:
                 self._applied[tp.partition] = records[-1].offset + 1
+        if taken:  # each record once, when its cycle applied: a retried batch's re-reads do not count (QA8 M1)
+            metrics.EVENTS_CONSUMED.inc(taken)
         self.cycles += 1
+        self.settled_at = time.monotonic()
+        if flight.task is not None:  # it wrote (an idle cycle reaches no Redis)
+            self.applied_cycles += 1
         for p in self.pipeline.clock.partitions:
             lag_s = (now - self.pipeline.clock.cutoff_ms(p, now)) / 1000
             metrics.WATERMARK_LAG.labels(str(p)).set(lag_s)

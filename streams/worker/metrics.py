@@ -27,6 +27,7 @@ __all__ = [
     "REDIS_SECONDS",
     "REDIS_ERRORS",
     "ALERTS",
+    "ALERTS_RESENT",
     "WATERMARK_LAG",
     "CONSUMER_LAG",
     "PARTITIONS_ASSIGNED",
@@ -75,7 +76,9 @@ ALERT_KINDS: tuple[str, ...] = (
     "at_risk", "recovered", "stage_changed", "account_at_risk", "account_recovered", "account_churned", "trial_ending",
 )
 
-EVENTS_CONSUMED = Counter("churnwatch_events_consumed_total", "Records read from the events topic")
+EVENTS_CONSUMED = Counter("churnwatch_events_consumed_total",
+                          "Records taken from the events topic, each once: counted when the cycle that took them is "
+                          "applied (a batch read again after a failed cycle is not counted again)")
 EVENTS_PROCESSED = Counter("churnwatch_events_processed_total", "Events applied to user state")
 STATES_UNREADABLE = Counter(
     "churnwatch_states_unreadable_total",
@@ -132,6 +135,9 @@ REDIS_SECONDS = Histogram(
 )
 REDIS_ERRORS = Counter("churnwatch_redis_errors_total", "Redis calls that failed (connection, timeout, script)")
 ALERTS = Counter("churnwatch_alerts_total", "Alerts produced", ["kind"])
+ALERTS_RESENT = Counter("churnwatch_alerts_resent_total",
+                        "User alerts the broker acknowledged in a cycle that then failed whose ids the worker could "
+                        "not keep (over 100,000 waiting): the retry sends them again (same ids)")
 WATERMARK_LAG = Gauge("churnwatch_watermark_lag_seconds", "Wall clock minus the partition's review clock", ["partition"])
 CONSUMER_LAG = Gauge(
     "churnwatch_consumer_lag_events", "Records in the partition not applied to Redis yet (highwater minus next offset to apply)", ["partition"]

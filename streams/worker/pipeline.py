@@ -93,7 +93,7 @@ from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accoun
 from streams.worker.store import BucketRead, BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store, model_id
 from streams.worker.watermark import Heartbeats, fold_marks, mark_of, release_ms, stamp_marks, watermark_ms
 
-__all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "NO_DUE",
+__all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "redis_transient", "NO_DUE",
            "TIMING_HEADER", "timing_header", "read_chunks"]
 
 logger = logging.getLogger(__name__)
@@ -101,17 +101,38 @@ retry_logger = logging.getLogger(RETRY_LOGGER)  # a retry every 2 s while Redis 
 
 T = TypeVar("T")
 
-#: Errors after which the whole cycle is retried (nothing was committed): outages, and a cluster
-#: that is failing over or moving slots.
+#: Redis failures that pass, retried in place with backoff (``Pipeline._retry_redis``): outages, a
+#: cluster that is failing over or moving slots, and calls Redis refuses until an operator or a
+#: failover acts: out of memory under ``noeviction`` (reads answer, writes are refused), a replica
+#: (READONLY). A refused write retried in place keeps its cycle: the cycle failing instead was
+#: read, scored and its alerts sent again every 0.05 s (QA8 H3). A script running too long (BUSY)
+#: is a plain ResponseError in redis-py: ``redis_transient``.
 REDIS_TRANSIENT = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
     redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
     asyncio.TimeoutError,
     OSError,
 )
+
+
+def redis_transient(exc: BaseException) -> bool:
+    """Is ``exc`` a Redis failure that passes (``REDIS_TRANSIENT``, or BUSY: another client's
+    script or function running past its time limit, which redis-py raises as a plain ResponseError)?
+
+    >>> redis_transient(redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
+    True
+    >>> redis_transient(redis.exceptions.ResponseError("BUSY Redis is busy running a script.")), redis_transient(ValueError())
+    (True, False)
+    """
+    return isinstance(exc, REDIS_TRANSIENT) or (isinstance(exc, redis.exceptions.ResponseError)
+                                                and str(exc).startswith("BUSY "))
+
+
 #: Users advanced between two turns of the event loop while other cycles' tails are in flight
 #: (~30 us each with the compiled core: ~10 ms).
 ADVANCE_SLICE_USERS = 300
@@ -133,6 +154,14 @@ TIMING_HEADER = "churnwatch-timing"
 MODEL_HEADER = "churnwatch-model"
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
+#: Ids of user alerts the broker acknowledged in cycles that then failed (``Pipeline._abort``), kept
+#: until a cycle raising them again is applied, at most this many (the oldest dropped, counted in
+#: ``churnwatch_alerts_resent_total``): the retry does not send them again (QA8 H3: a failing write
+#: re-sent its cycle's alerts at every attempt). ~100 bytes each: ~10 MB at most.
+ACKED_UNAPPLIED_MAX = 100_000
+#: How long a failed cycle's abort lets the later cycles' alert sends finish (acks in milliseconds):
+#: a send cancelled midway may have reached the broker, and its alerts would go out again.
+ABORT_ACKS_WAIT_S = 2.0
 
 
 class Producer(Protocol):
@@ -185,6 +214,8 @@ class Flight:
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
     queued: "asyncio.Future[None] | None" = None  # done once its tail has handed its records to the producer
+    acked: bool = False  # the broker acknowledged all its tail's user alerts (``_tail``)
+    produced: "asyncio.Future[None] | None" = None  # done once its tail's sends ended, acknowledged or not
 
     @property
     def done(self) -> bool:
@@ -227,6 +258,7 @@ class Pipeline:
         # The consumer's ``StreamConsumer._events_unusable``.
         self.events_unusable: Callable[[bool], Awaitable[str | None]] = _events_usable
         self._cycle = 0
+        self._acked_unapplied: dict[str, None] = {}  # ACKED_UNAPPLIED_MAX; a dict: insertion order
         # p -> per bucket, a lower bound of the earliest due review in Redis (seconds; 0: unknown).
         # Only this worker writes p's due entries (the offset fence), so the bound stays true
         # between reads: each sweep learns the next due score, each state write can only lower it.
@@ -357,6 +389,7 @@ class Pipeline:
         if flight.work is not None:
             previous = self._flights[-1].task if self._flights else None
             flight.queued = asyncio.get_running_loop().create_future()
+            flight.produced = asyncio.get_running_loop().create_future()
             flight.task = asyncio.ensure_future(self._tail(flight, previous))
             self._flights.append(flight)
             # Back to the caller only once the tail has handed the alerts to the producer: the
@@ -384,7 +417,15 @@ class Pipeline:
 
     async def _abort(self, failed: Flight) -> None:
         """``failed``'s tail did not apply: stop the cycles built on it (none of them wrote: a tail
-        writes only after the previous one succeeded), restore the clocks and routes as before it."""
+        writes only after the previous one succeeded), restore the clocks and routes as before it.
+        Their alert sends may finish first (``ABORT_ACKS_WAIT_S``): what the broker acknowledged of
+        every cycle here is not sent again by the retry (``_keep_acked``)."""
+        sending = [f.produced for f in self._flights if f.produced is not None and not f.produced.done()]
+        if sending:
+            await asyncio.wait(sending, timeout=ABORT_ACKS_WAIT_S)
+        for f in self._flights:  # acknowledged alerts of cycles that will not be applied: not sent again
+            if f.acked and f.work is not None:
+                self._keep_acked(f.work.advanced.alerts)
         later = [f.task for f in self._flights if f is not failed and f.task is not None]
         for task in later:
             task.cancel()
@@ -394,6 +435,15 @@ class Pipeline:
         self._flights.clear()
         self._pending.clear()
         self._restore(failed.clocks, failed.routes, failed.dues, failed.marks, failed.beats)
+
+    def _keep_acked(self, alerts: Sequence[KafkaRecord]) -> None:
+        """Remember the ids of ``alerts``, acknowledged in a cycle that failed (``ACKED_UNAPPLIED_MAX``)."""
+        kept = self._acked_unapplied
+        for a in alerts:
+            kept[_alert_id(a)] = None
+        while len(kept) > ACKED_UNAPPLIED_MAX:
+            del kept[next(iter(kept))]
+            metrics.ALERTS_RESENT.inc()
 
     def _restore(self, clocks: Mapping[int, tuple[int, int]], routes: object, dues: Mapping[int, list[int]],
                  marks: Mapping[int, dict[int, int]], beats: tuple[int, dict[int, int]]) -> None:
@@ -599,6 +649,8 @@ class Pipeline:
         assert work is not None
         decoded, timer = work.decoded, work.timer
         alerts = work.advanced.alerts
+        if alerts and self._acked_unapplied:  # acknowledged in an attempt whose write failed
+            alerts = [a for a in alerts if _alert_id(a) not in self._acked_unapplied]
         if alerts:
             headers = [(TIMING_HEADER, work.timing), (MODEL_HEADER, work.model)]
             alerts = [(key, value, headers) for key, value in alerts]
@@ -606,6 +658,8 @@ class Pipeline:
             await self._produce(alerts, decoded.dlq, work.copies, flight.queued, work.early)
         finally:
             _set(flight.queued)  # also when it failed: ``submit`` stops waiting
+            _set(flight.produced)
+        flight.acked = True
         timer.mark("produce")
         if previous is not None:
             await asyncio.wait([previous])
@@ -618,6 +672,9 @@ class Pipeline:
             folded = ProgressWrite(self.topic, self._progress(decoded.last_offset, work.stream_ms), decoded.last_fingerprint,
                                    floors=self._floors_of(decoded.last_offset))
         token = await self._write(work.advanced.writes, folded)
+        if self._acked_unapplied:
+            for a in work.advanced.alerts:
+                self._acked_unapplied.pop(_alert_id(a), None)
         if flight.pending is not None:
             self._pending.remove(flight.pending)
         ticks = await self._account_ticks(work.account_bounds) if work.account_bounds else []
@@ -851,27 +908,44 @@ class Pipeline:
     # -- retries ------------------------------------------------------------------------------
 
     async def _retry_redis(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
-        return await self._retry(f"Redis {what}", REDIS_TRANSIENT, fn, *args)
+        return await self._retry(f"Redis {what}", redis_transient, fn, *args)
 
     async def _retry_kafka(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
-        return await self._retry(f"producing {what}", (KafkaError,), fn, *args)
+        return await self._retry(f"producing {what}", _kafka_error, fn, *args)
 
     async def _retry(
-        self, what: str, errors: tuple[type[BaseException], ...], fn: Callable[..., Awaitable[T]], *args: object
+        self, what: str, passes: Callable[[BaseException], bool], fn: Callable[..., Awaitable[T]], *args: object
     ) -> T:
-        """Call ``fn`` until it succeeds, backing off exponentially; a rebalance abandons the cycle."""
+        """Call ``fn`` until it succeeds, backing off exponentially while it raises what ``passes``;
+        a rebalance abandons the cycle. Redis failures are counted (ChurnwatchRedisErrors) and
+        name their runbook."""
         delay = BACKOFF_START_S
         while True:
             if self.abandon_requested():
                 raise CycleAbandoned(f"abandoned before {what}")
             try:
                 return await fn(*args)
-            except errors as exc:
-                if errors is REDIS_TRANSIENT:
+            except Exception as exc:
+                if not passes(exc):
+                    raise
+                if passes is redis_transient:
                     metrics.REDIS_ERRORS.inc()
-                retry_logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
+                    retry_logger.warning("%s failed (%s: %s); retrying in %.2f s. Runbook: ChurnwatchRedisErrors",
+                                         what, type(exc).__name__, exc, delay)
+                else:
+                    retry_logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
+
+
+def _alert_id(alert: KafkaRecord) -> str:
+    """The ``alert_id`` of a user alert record (key, JSON value)."""
+    return str(orjson.loads(alert[1])["alert_id"])
+
+
+def _kafka_error(exc: BaseException) -> bool:
+    """A broker failure ``_retry_kafka`` retries."""
+    return isinstance(exc, KafkaError)
 
 
 def read_chunks(plans: Sequence[BucketPlan], first: int = READ_FIRST_CHUNK_USERS,

@@ -58,7 +58,8 @@ class WorkerRuntime:
         self.pipeline = Pipeline(settings, self.store, self.sink, model)
         self.consumer = StreamConsumer(settings, self.store, self.pipeline, self.sink)
         self.started = False
-        self.ready = False  # partitions assigned and Redis answered at the last gauge refresh
+        self.ready = False  # ``is_ready`` at the last gauge refresh (``churnwatch_ready``)
+        self.redis_answered = False  # at the last gauge refresh
         self.exit_code = 0
         self.on_fatal: Callable[[], None] = lambda: None  # stops the process (set by build_app)
         self._run_task: asyncio.Task[None] | None = None
@@ -116,6 +117,15 @@ class WorkerRuntime:
         await self.consumer.stop()
         self.started = False
 
+    def is_ready(self) -> bool:
+        """``/readyz``: Redis answered at the last gauge refresh, and, as of now, partitions are
+        assigned, nothing halted or refused, the topic exists, and the worker is not stuck (work
+        waiting ``stuck_after_ms`` with no cycle settled: writes refused, QA8 M2). Read per request,
+        not only at the refresh: the assignment shows at once (QA8 L2)."""
+        c = self.consumer
+        return (self.redis_answered and bool(c.assigned) and self.started and c.halted is None and c.refused is None
+                and c.missing is None and c.stuck_s() * 1000 < self.settings.stuck_after_ms)
+
     async def refresh_gauges(self) -> None:
         """Readiness and the business gauges (all workers' users, from Redis stats)."""
         try:
@@ -124,12 +134,12 @@ class WorkerRuntime:
             months = await self.store.revenue_totals("month")
             learn = await self.store.last_learn()
         except Exception as exc:  # a timer must never take the worker down
-            self.ready = False
+            self.ready = self.redis_answered = False
             metrics.READY.set(0)
             logger.debug("gauge refresh failed: %s", exc)
             return
-        self.ready = (bool(self.consumer.assigned) and self.started and self.consumer.halted is None
-                      and self.consumer.refused is None and self.consumer.missing is None)
+        self.redis_answered = True
+        self.ready = self.is_ready()
         metrics.READY.set(1 if self.ready else 0)
         metrics.USERS_TRACKED.set(stats.get("users", 0))
         metrics.USERS_AT_RISK.set(stats.get("at_risk", 0))
@@ -236,7 +246,7 @@ def build_app(settings: Settings, runtime: WorkerRuntime, datadir: str) -> Any:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = runtime.ready
+        ready = runtime.is_ready()
         return web.text("ready\n" if ready else "not ready\n", status=200 if ready else 503)
 
     return app
