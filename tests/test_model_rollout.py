@@ -762,3 +762,60 @@ def test_a_rebuild_by_take_over_holds_the_bytes_of_a_fresh_run_under_the_new_mod
     assert sorted(rebuilt) == sorted(want)
     assert [k for k in want if rebuilt[k] != want[k]] == []
     assert old["meta"] != want["meta"] and any(old.get(k) != v for k, v in want.items() if ":u:" in k), "the models differ"
+
+
+def test_a_take_over_whose_rebuild_lock_expired_leaves_the_rebuild_to_the_worker_that_took_it_over(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA review 13 #1, take-over path: rebuilding worker A's lock expires mid-way (deleted here, after its
+    marker reset: a stall longer than LOCK_MS) and B takes it, writing its own REBUILD_FIELD token. A must
+    not clear B's field (workers would connect while B still deletes): it waits for B, then finds
+    nothing left to rebuild. The old code cleared the field unconditionally and A returned at once."""
+    from streams.worker import rebuild, store as store_mod
+    from streams.worker.store import REBUILD_FIELD
+
+    settings = Settings(redis_url=redis_url)
+    base = load_model()
+    named = _named(base)
+    uid, st = _user(base)
+    real_topics, real_pause = rebuild._topics, store_mod.rebuild_pause
+
+    async def go() -> None:
+        b_inside, release_b, a_waits = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        old = await _worker_wrote(settings, base, uid, st)
+        a, b = Store(settings), Store(settings)
+        for s in (a, b):
+            s.use_model(named)
+            s.take_over_model = True
+        tasks: list[asyncio.Future[int]] = []
+
+        async def hooked(store: Store) -> set[str]:
+            if store is a and not tasks:  # A's lock expires; B takes it over
+                await old.client.delete(old.keys.rebuild_lock)
+                tasks.append(asyncio.ensure_future(rebuild.rebuild_for_take_over(b)))
+                await b_inside.wait()
+            elif store is b:  # B holds the lock, its token in cw:meta: paused mid-rebuild
+                b_inside.set()
+                await release_b.wait()
+            return await real_topics(store)
+
+        async def pause() -> None:
+            a_waits.set()
+            await real_pause()
+
+        monkeypatch.setattr(rebuild, "_topics", hooked)
+        monkeypatch.setattr(store_mod, "rebuild_pause", pause)
+        try:
+            ta = asyncio.ensure_future(rebuild.rebuild_for_take_over(a))
+            await asyncio.wait([ta, asyncio.ensure_future(a_waits.wait())], return_when=asyncio.FIRST_COMPLETED)
+            assert not ta.done(), "A finished the rebuild B still runs"
+            token_b = await old.client.hget(old.keys.meta, REBUILD_FIELD)
+            assert token_b is not None and token_b == await old.client.get(old.keys.rebuild_lock), "B's field and lock stay"
+            release_b.set()
+            assert await tasks[0] > 0 and await ta == 0, "B deleted the state; A found nothing left to rebuild"
+            assert not await old.client.hexists(old.keys.meta, REBUILD_FIELD)
+            assert (await old.client.hget(old.keys.meta, "model")).decode() == model_id(named)
+        finally:
+            for s in (old, a, b):
+                await s.close()
+
+    asyncio.run(go())

@@ -105,9 +105,73 @@ def test_the_gauges_export_the_policy_and_evicted_keys(lru_redis: Service) -> No
 
         asyncio.run(refresh())
         assert metrics.REDIS_EVICTION_SAFE._value.get() == 0
-        assert metrics.REDIS_EVICTED_KEYS._value.get() == evicted
+        assert metrics.REDIS_EVICTED_KEYS.labels("")._value.get() == evicted  # one node: label ""
         client.config_set("maxmemory-policy", "noeviction")
         asyncio.run(refresh())
         assert metrics.REDIS_EVICTION_SAFE._value.get() == 1
+    finally:
+        client.close()
+
+
+def test_a_take_over_rebuild_is_refused_before_it_deletes_anything(lru_redis: Service) -> None:
+    """QA review 13 #3: ``--take-over-model --rebuild-state`` on an allkeys-* Redis refuses before it
+    empties the store (an interrupted rebuild is pending here, so the old code deleted the state first
+    and only the connect after it refused: every worker down on an empty store)."""
+    from models.model import load_model
+    from streams.worker.rebuild import rebuild_for_take_over
+    from streams.worker.store import REBUILD_FIELD
+
+    client = redis_lib.Redis.from_url(lru_redis.address)
+    try:
+        client.hset("cw:meta", mapping={"incarnation": "i1", REBUILD_FIELD: "a token of a worker that died"})
+        client.hset("cw:{0}:u:1", "alice", b"state")
+
+        async def take_over() -> None:
+            store = _store(lru_redis.address)
+            store.use_model(load_model())
+            store.take_over_model = True
+            try:
+                await rebuild_for_take_over(store)
+            finally:
+                await store.close()
+
+        with pytest.raises(EvictingRedis, match="allkeys-lru"):
+            asyncio.run(take_over())
+        assert client.hget("cw:{0}:u:1", "alice") == b"state" and client.hget("cw:meta", "incarnation") == b"i1"
+    finally:
+        client.close()
+
+
+def _samples(name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples ``/metrics`` has for ``name`` (labels -> value)."""
+    return {tuple(sorted(s.labels.items())): s.value for family in metrics.REGISTRY.collect()
+            for s in family.samples if s.name == name}
+
+
+def test_the_eviction_gauges_say_unknown_while_redis_is_unreachable(lru_redis: Service) -> None:
+    """QA review 13 #2: a worker whose Redis does not answer (at start, or later) exports the policy as
+    -1 (unknown) and no evicted-keys sample: the old gauges read 0 (policy unsafe: a critical page) or
+    kept the last value. Once read, the count is per node (a counter each: ``increase()`` sees a
+    Redis restart as a reset)."""
+    async def refresh(url: str, whole: bool) -> None:
+        store = _store(url)
+        runtime = types.SimpleNamespace(store=store, ready=True, redis_answered=True)
+        try:  # the whole refresh only where Redis fails at once (its first call): a runtime needs a broker
+            await (WorkerRuntime.refresh_gauges if whole else WorkerRuntime._eviction_gauges)(runtime)  # type: ignore[arg-type]
+        finally:
+            await store.close()
+
+    client = redis_lib.Redis.from_url(lru_redis.address)
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        asyncio.run(refresh(f"redis://127.0.0.1:{free_port()}", True))  # nothing listens there
+        assert _samples("churnwatch_redis_eviction_policy_safe") == {(): -1.0}
+        assert _samples("churnwatch_redis_evicted_keys") == {}
+        asyncio.run(refresh(lru_redis.address, False))
+        assert _samples("churnwatch_redis_eviction_policy_safe") == {(): 1.0}
+        assert _samples("churnwatch_redis_evicted_keys") == {(("node", ""),): 0.0}
+        asyncio.run(refresh(f"redis://127.0.0.1:{free_port()}", True))  # and after a read: unknown again
+        assert _samples("churnwatch_redis_eviction_policy_safe") == {(): -1.0}
+        assert _samples("churnwatch_redis_evicted_keys") == {}
     finally:
         client.close()

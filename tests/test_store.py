@@ -807,3 +807,67 @@ def test_a_store_without_its_meta_key_is_cleared_and_fences_the_old_incarnation(
         asyncio.run(scenario())
     finally:
         client.close()
+
+
+def test_a_clearer_whose_lock_expired_leaves_the_clearing_to_the_worker_that_took_it_over(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA review 13 #1: clearer A's lock expires mid-clearing (deleted here, between two of its SCANs:
+    a stall longer than LOCK_MS) and B takes it over, writing its own incarnation and LOST_FIELD token.
+    A must neither clear B's field nor connect while B still deletes: it waits for B, then both
+    connect to B's incarnation. The old code cleared the field unconditionally and A connected."""
+    from streams.worker import rebuild
+    from streams.worker.store import LOST_FIELD
+
+    keys = Keys("cw")
+    client = redis_lib.Redis.from_url(redis_url)
+    real_topics, real_pause = rebuild._stored_topics, store_mod.rebuild_pause
+
+    async def scenario() -> None:
+        b_inside, release_b, a_waits = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        a, b = Store(_settings(redis_url)), Store(_settings(redis_url))
+        calls: list[Store] = []
+        tasks: list[asyncio.Future[None]] = []
+
+        async def hooked(store: Store, *rest: Any) -> set[str]:
+            calls.append(store)
+            if store is a and len(calls) == 1:  # A's lock expires; B connects and takes it
+                client.delete(keys.rebuild_lock)
+                tasks.append(asyncio.ensure_future(b.connect()))
+                await b_inside.wait()
+            elif store is b:  # B holds the lock, its incarnation and token are in cw:meta: paused mid-clearing
+                b_inside.set()
+                await release_b.wait()
+            return await real_topics(store, *rest)
+
+        async def pause() -> None:
+            a_waits.set()
+            await real_pause()
+
+        monkeypatch.setattr(rebuild, "_stored_topics", hooked)
+        monkeypatch.setattr(store_mod, "rebuild_pause", pause)
+        monkeypatch.setattr(rebuild, "_UNLINK_BATCH", 2)  # SCAN COUNT 2: many pages (on a cluster, per node)
+        old = Store(_settings(redis_url))
+        await old.connect()
+        for b_ in range(4):
+            for g in range(8):
+                client.hset(keys.users(b_, g), "alice", b"state")
+        client.delete(keys.meta)
+        ta = asyncio.ensure_future(a.connect())
+        waiting = asyncio.ensure_future(a_waits.wait())
+        await asyncio.wait([ta, waiting], return_when=asyncio.FIRST_COMPLETED)
+        token_b = client.hget(keys.meta, LOST_FIELD)
+        assert not ta.done(), "A connected while B's clearing still runs"
+        assert token_b is not None and token_b == client.get(keys.rebuild_lock), "B's field and lock stay"
+        release_b.set()
+        await tasks[0]
+        await ta
+        assert a.incarnation == b.incarnation == client.hget(keys.meta, "incarnation").decode()
+        assert not client.hexists(keys.meta, LOST_FIELD) and not client.exists(keys.users(0, 1), keys.rebuild_lock)
+        assert not any(client.exists(keys.users(b_, g)) for b_ in range(4) for g in range(8))
+        for s in (old, a, b):
+            await s.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        client.close()

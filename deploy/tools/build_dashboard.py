@@ -153,7 +153,8 @@ PANELS: tuple[Panel, ...] = (
             ("topic replaced ({{reason}})", f"sum by (reason) (rate(churnwatch_topic_resets_total[{RATE}]))"),
             ("Redis lost its data", f"sum(rate(churnwatch_redis_data_lost_total[{RATE}]))"),
             ("Redis went back in time", f"sum(rate(churnwatch_redis_rollbacks_total[{RATE}]))"),
-            ("Redis evicted keys", f"max(deriv(churnwatch_redis_evicted_keys[{RATE}]))"),
+            # each Redis node's count since it started (rate: a restart is a reset), every worker reports it
+            ("Redis evicted keys", f"sum(max by (node) (rate(churnwatch_redis_evicted_keys[{RATE}])))"),
             ("unreadable user states", f"sum(rate(churnwatch_states_unreadable_total[{RATE}]))"),
             ("stream time jumped ahead", f"sum(rate(churnwatch_stream_time_jumps_total[{RATE}]))"),
             ("late, a week or more behind", f"sum(rate(churnwatch_events_far_behind_total[{RATE}]))"),
@@ -213,13 +214,14 @@ PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         "Redis keeps keys",
-        (("policy safe", "min(churnwatch_redis_eviction_policy_safe)"),),
+        (("policy safe", "min(churnwatch_redis_eviction_policy_safe == 0) or min(churnwatch_redis_eviction_policy_safe)"),),
         kind="stat",
         width=4,
         height=4,
         thresholds=((0, "red"), (1, "green")),
         description="1: Redis's maxmemory-policy never evicts churnwatch's keys (noeviction, volatile-*); 0: allkeys-* "
-                    "(ChurnwatchRedisEvicting); -1: INFO refused.",
+                    "(ChurnwatchRedisEvicting, on any worker); -1: unknown (not read yet, Redis unreachable, INFO refused "
+                    "or without maxmemory_policy).",
     ),
     Panel(
         "Partitions assigned",

@@ -154,11 +154,14 @@ REDIS_DATA_LOST = Counter(
 REDIS_EVICTION_SAFE = Gauge(
     "churnwatch_redis_eviction_policy_safe",
     "1 when every Redis node's maxmemory-policy keeps churnwatch's keys (noeviction, volatile-*), 0 when one evicts "
-    "any key (allkeys-*), -1 when INFO is refused",
+    "any key (allkeys-*), -1 unknown: not read yet, Redis unreachable, INFO refused or without maxmemory_policy",
 )
+REDIS_EVICTION_SAFE.set(-1)  # never 0 before a read: 0 pages (ChurnwatchRedisEvicting)
 REDIS_EVICTED_KEYS = Gauge(
     "churnwatch_redis_evicted_keys",
-    "Keys Redis evicted since it started (INFO stats evicted_keys, summed over the primaries; -1: INFO refused)",
+    "Keys the Redis node evicted since it started (INFO stats evicted_keys; a counter Redis resets when it restarts: "
+    "use increase()). Exported only once read: no sample before, nor while INFO is unreadable",
+    ["node"],
 )
 REDIS_ROLLBACKS = Counter(
     "churnwatch_redis_rollbacks_total",

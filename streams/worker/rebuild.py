@@ -21,7 +21,13 @@ Order, so that nothing the old model writes survives and no worker writes into a
 4. every other key of this deployment's key families is unlinked (``_ours``: not a deployment whose
    prefix extends this one, ``cw:eu`` for ``cw``), the account dues and re-routed origins a second
    time (unfenced: an old worker's cycle whose fenced write came before step 3 may still write them);
-5. ``REBUILD_FIELD`` is cleared and the lock released; the caller's ``Store.connect`` goes on.
+5. ``REBUILD_FIELD`` is cleared, only if it still holds this worker's token and the lock is still its
+   own (``_finish``), and the lock released; the caller's ``Store.connect`` goes on.
+
+The lock is refreshed before every SCAN page and step. A worker whose lock expired anyway (a stall
+longer than ``LOCK_MS``; under a ``volatile-*`` policy an eviction) stops at its next refresh
+(``LockLost``) and waits like any other worker: it never clears the field of the worker that took the
+lock over, which would let workers connect while that one still deletes (QA review 13 #1).
 
 A worker killed between 2 and 5 leaves ``REBUILD_FIELD`` set and its lock expires: a worker with
 ``--rebuild-state`` then does it all again, one without refuses to start (``RebuildInterrupted``).
@@ -42,6 +48,7 @@ import logging
 import re
 import time
 import uuid
+from typing import Any, AsyncIterator
 
 from streams.worker.model_record import LEARN_FIELD, RECORD_PREFIX, layout_refusal
 from streams.worker import store as _store
@@ -53,13 +60,21 @@ logger = logging.getLogger(__name__)
 
 #: Keys unlinked per call.
 _UNLINK_BATCH = 1000
-#: The rebuild lock's TTL; the holder refreshes it after every batch.
+#: The rebuild lock's TTL; the holder refreshes it after every SCAN page and before each step.
 LOCK_MS = 30_000
 
 # One script per bucket: the off hash dropped and made again with only the new marker (atomic, one key).
 _RESET_MARKER = "redis.call('del', KEYS[1]) return redis.call('hset', KEYS[1], '|inc', ARGV[1])"
 _REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# The cw:meta field (REBUILD_FIELD, LOST_FIELD) cleared only if it still holds the caller's token (one key).
+_FINISH = "if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('hdel', KEYS[1], ARGV[1]) end return 0"
+
+
+class LockLost(RuntimeError):
+    """The rebuild lock expired under its holder (a stall longer than ``LOCK_MS``; under a
+    ``volatile-*`` policy, an eviction): another worker may have taken it over and be clearing. The
+    holder stops at once, leaves cw:meta's field to the new holder, and waits like any worker."""
 
 
 def glob_escape(text: str) -> str:
@@ -77,6 +92,7 @@ async def rebuild_for_take_over(store: Store) -> int:
     rebuild was interrupted; the number of keys deleted (0: nothing to rebuild, the take-over goes on
     as usual). Waits (up to ``store.rebuild_wait_s``) while another worker holds the rebuild lock."""
     assert store.model_obj is not None, "use_model first"
+    await store.refuse_evicting()  # before anything is deleted: an evicting Redis is refused anyway (QA review 13 #3)
     deadline = time.monotonic() + store.rebuild_wait_s
     while True:
         if not await _wanted(store):
@@ -85,6 +101,8 @@ async def rebuild_for_take_over(store: Store) -> int:
         if await store.client.set(store.keys.rebuild_lock, token, nx=True, px=LOCK_MS):
             try:
                 return await _rebuild(store, token) if await _wanted(store) else 0  # checked again, under the lock
+            except LockLost as exc:
+                logger.warning("%s", exc)  # the loop waits for the new holder, then checks again
             finally:
                 await store.client.eval(_RELEASE, 1, store.keys.rebuild_lock, token)
         if time.monotonic() >= deadline:
@@ -104,6 +122,8 @@ async def clear_lost_store(store: Store) -> int:
         if await store.client.set(store.keys.rebuild_lock, token, nx=True, px=LOCK_MS):
             try:
                 return await _clear_lost(store, token) if await _lost(store) else 0  # checked under the lock
+            except LockLost as exc:
+                logger.warning("%s", exc)
             finally:
                 await store.client.eval(_RELEASE, 1, store.keys.rebuild_lock, token)
         if time.monotonic() >= deadline:
@@ -133,29 +153,56 @@ async def _clear_lost(store: Store, token: str) -> int:
     await pipe.execute()
     await _reset_markers(store, incarnation)
     await _refresh(store, token)
-    topics = await _topics(store) | await _stored_topics(store)  # cw:meta lost the others' partitions:<topic>
+    topics = await _topics(store) | await _stored_topics(store, token)  # cw:meta lost the others' partitions:<topic>
     ours = _ours(store.keys.prefix, topics)
     deleted = await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:*")
     deleted += await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:adue:*")  # as in _rebuild
     deleted += await _unlink(store, [store.keys.reroute(t) for t in sorted(topics)])
-    await store.client.hdel(meta, LOST_FIELD)
+    await _finish(store, token, LOST_FIELD)
     logger.warning("Redis lost %s but kept buckets of the store's old incarnation: deleted %s keys of the state "
                    "(prefix %s), which cannot be trusted whole; the workers rebuild it from the events topic "
                    "(docs/OPERATE.md, \"ChurnwatchRedisDataLost\")", meta, deleted, store.keys.prefix)
     return deleted
 
 
-async def _stored_topics(store: Store) -> set[str]:
+async def _stored_topics(store: Store, token: str) -> set[str]:
     """The topics this deployment holds progress or re-routed origins of (a topic name has no ``:``,
     so a deployment whose prefix extends ours, ``cw:eu``, never matches)."""
     found: set[str] = set()
     for family in ("progress", "reroute"):
         head = f"{store.keys.prefix}:{family}:"
-        async for key in store.client.scan_iter(match=f"{glob_escape(head)}*", count=_UNLINK_BATCH):
-            topic = _text(key)[len(head):]
-            if topic and ":" not in topic:
-                found.add(topic)
+        async for page in _scan_pages(store, token, f"{glob_escape(head)}*"):
+            found.update(t for t in (_text(key)[len(head):] for key in page) if t and ":" not in t)
     return found
+
+
+async def _scan_pages(store: Store, token: str, match: str) -> AsyncIterator[list[bytes | str]]:
+    """SCAN ``match`` page by page (every primary's on a cluster), refreshing the lock before each
+    page: between two refreshes lies one round trip, not a whole keyspace (QA review 13 #1: three
+    unrefreshed scans of ~10M keys outlast ``LOCK_MS``), so only a stall of the worker or Redis
+    longer than ``LOCK_MS`` can still expire the lock (``_finish`` then keeps the field)."""
+    client: Any = store.client
+    if not store.cluster:
+        cursor: Any = 0
+        while True:
+            await _refresh(store, token)
+            cursor, page = await client.scan(cursor, match=match, count=_UNLINK_BATCH)
+            yield list(page)
+            if not int(cursor):
+                return
+    await _refresh(store, token)
+    cursors, page = await client.scan(match=match, count=_UNLINK_BATCH)  # cursor 0 on every primary
+    yield list(page)
+    cursors = {name: c for name, c in cursors.items() if int(c)}
+    while cursors:
+        for name in list(cursors):
+            await _refresh(store, token)
+            node = client.get_node(node_name=name)
+            found, page = await client.scan(cursors[name], match=match, count=_UNLINK_BATCH, target_nodes=node)
+            yield list(page)
+            cursors[name] = found[name]
+            if not int(found[name]):
+                del cursors[name]
 
 
 def _text_or_empty(value: bytes | str | None) -> str:
@@ -189,7 +236,7 @@ async def _rebuild(store: Store, token: str) -> int:
     # they would make the replay skip re-routed copies).
     deleted += await _unlink_matching(store, token, ours, f"{glob_escape(store.keys.prefix)}:adue:*")
     deleted += await _unlink(store, [store.keys.reroute(t) for t in sorted(topics)])
-    await store.client.hdel(meta, REBUILD_FIELD)
+    await _finish(store, token, REBUILD_FIELD)
     why = ("finishing an interrupted rebuild" if found == store.model else
            "which tracks other event types, roles or renames" if record is not None else "whose file Redis does not hold")
     logger.warning("model %s takes over from %s, " + why + ": deleted %s keys of the "
@@ -207,9 +254,21 @@ async def _reset_markers(store: Store, incarnation: str) -> None:
 
 
 async def _refresh(store: Store, token: str) -> None:
-    """Keep the lock; it expired and another worker may be rebuilding: stop."""
+    """Keep the lock; it expired and another worker may be rebuilding: stop (``LockLost``)."""
     if not int(await store.client.eval(_REFRESH, 1, store.keys.rebuild_lock, token, LOCK_MS)):
-        raise RuntimeError("lost the state rebuild lock (expired): another worker redoes the rebuild")
+        raise LockLost("lost the state rebuild lock (expired): another worker redoes the rebuild; this one waits for it")
+
+
+async def _finish(store: Store, token: str, field: str) -> None:
+    """Clear cw:meta's ``field`` (the rebuild is done) only while this worker holds the lock and the field
+    still holds its ``token``: a holder whose lock expired must not clear the field of the worker that
+    took over mid-way, or workers connect while that one still deletes (QA review 13 #1). The lock and
+    cw:meta are two slots on a cluster: the lock is checked first, the token atomically with the HDEL;
+    a take-over between the two writes its own token first, so the HDEL then does nothing."""
+    await _refresh(store, token)
+    if not int(await store.client.eval(_FINISH, 1, store.keys.meta, field, token)):
+        raise LockLost(f"{field} in {store.keys.meta} is no longer this worker's: another worker took the rebuild "
+                       "lock over; this one waits for it")
 
 
 async def _topics(store: Store) -> set[str]:
@@ -231,15 +290,12 @@ def _ours(prefix: str, topics: set[str]) -> re.Pattern[str]:
 
 
 async def _unlink_matching(store: Store, token: str, ours: re.Pattern[str], match: str) -> int:
-    """UNLINK every key SCAN finds for ``match`` that ``ours`` accepts, refreshing the lock per batch."""
-    deleted, batch = 0, []
-    async for key in store.client.scan_iter(match=match, count=_UNLINK_BATCH):
-        if ours.match(_text(key)):
-            batch.append(key)
-        if len(batch) >= _UNLINK_BATCH:
-            deleted, batch = deleted + await _unlink(store, batch), []
-            await _refresh(store, token)
-    return deleted + await _unlink(store, batch)
+    """UNLINK every key SCAN finds for ``match`` that ``ours`` accepts, a page at a time (the lock
+    refreshed before each page, ``_scan_pages``)."""
+    deleted = 0
+    async for page in _scan_pages(store, token, match):
+        deleted += await _unlink(store, [key for key in page if ours.match(_text(key))])
+    return deleted
 
 
 def _text(key: bytes | str) -> str:

@@ -136,6 +136,7 @@ class WorkerRuntime:
         except Exception as exc:  # a timer must never take the worker down
             self.ready = self.redis_answered = False
             metrics.READY.set(0)
+            _eviction_unknown()
             logger.debug("gauge refresh failed: %s", exc)
             return
         self.redis_answered = True
@@ -162,20 +163,27 @@ class WorkerRuntime:
 
 
     async def _eviction_gauges(self) -> None:
-        """Redis's eviction policy and evicted keys (``Store.eviction``): the policy can change while
-        the workers run (``CONFIG SET``, a managed Redis's parameter group), and an evicting Redis
-        drops state unnoticed (QA8 H1). Rule ChurnwatchRedisEvicting."""
+        """Redis's eviction policy and evicted keys per node (``Store.eviction``): the policy can change
+        while the workers run (``CONFIG SET``, a managed Redis's parameter group), and an evicting Redis
+        drops state unnoticed (QA8 H1). Rule ChurnwatchRedisEvicting. Unreadable: unknown, never a value
+        the rule could take for an eviction (QA review 13 #2)."""
         try:
             found = await self.store.eviction()
-        except redis.exceptions.ResponseError:  # INFO refused by an ACL
-            metrics.REDIS_EVICTION_SAFE.set(-1)
-            metrics.REDIS_EVICTED_KEYS.set(-1)
-            return
-        except Exception as exc:  # Redis went away since the refresh above: the next one tells
+        except Exception as exc:  # INFO refused by an ACL, or Redis went away since the refresh above
             logger.debug("eviction gauges not refreshed: %s", exc)
+            _eviction_unknown()
             return
-        metrics.REDIS_EVICTION_SAFE.set(0 if found.unsafe else 1)
-        metrics.REDIS_EVICTED_KEYS.set(found.evicted)
+        metrics.REDIS_EVICTION_SAFE.set(0 if found.unsafe else -1 if found.unknown else 1)
+        metrics.REDIS_EVICTED_KEYS.clear()  # a node gone (failover) stops its series
+        for node, count in found.evicted.items():
+            metrics.REDIS_EVICTED_KEYS.labels(node).set(count)
+
+
+def _eviction_unknown() -> None:
+    """Redis's eviction policy and count unknown: policy gauge -1, no evicted-keys sample (a 0 or -1
+    would read as a counter reset or an increase to ``increase()``)."""
+    metrics.REDIS_EVICTION_SAFE.set(-1)
+    metrics.REDIS_EVICTED_KEYS.clear()
 
 
 def _learn_gauges(text: str) -> None:

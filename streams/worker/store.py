@@ -108,8 +108,9 @@ REBUILD_FIELD = "rebuild_pending"
 LOST_FIELD = "lost_rebuild"
 #: ``maxmemory-policy`` values that never evict a key of churnwatch: ``noeviction`` (a full Redis refuses
 #: writes: the workers retry, ChurnwatchRedisErrors) and the ``volatile-*`` ones, which evict only keys
-#: with a TTL - of churnwatch's keys only the rebuild lock (``Keys.rebuild_lock``) has one, and its holder
-#: notices losing it (``rebuild._refresh``). An ``allkeys-*`` policy drops user states, offsets and
+#: with a TTL - of churnwatch's keys only the rebuild lock (``Keys.rebuild_lock``) has one; its holder
+#: notices losing it at its next page or step (``rebuild._refresh``), and never clears the cw:meta
+#: field of a worker that took the lock over (``rebuild._finish``). An ``allkeys-*`` policy drops user states, offsets and
 #: cw:meta one by one, mostly unnoticed (QA8 H1).
 SAFE_EVICTION_POLICIES = frozenset(("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"))
 #: Longest wait of ``connect`` for a rebuild another worker runs, and its polling interval.
@@ -200,15 +201,21 @@ class EvictingRedis(StoreMismatch):
 
 @dataclass(frozen=True)
 class Eviction:
-    """What ``INFO`` says of eviction: each node's ``maxmemory_policy`` ("" unreadable), and
-    ``evicted_keys`` summed over the nodes (-1: unreadable)."""
+    """What ``INFO`` says of eviction: each node's ``maxmemory_policy`` ("": INFO has no such field,
+    some managed Redis or proxies), and each node's ``evicted_keys`` (a node whose count is unreadable
+    left out)."""
     policies: dict[str, str]
-    evicted: int
+    evicted: dict[str, int]
 
     @property
     def unsafe(self) -> dict[str, str]:
         """The nodes whose policy evicts churnwatch's keys (``SAFE_EVICTION_POLICIES``)."""
         return {node: p for node, p in self.policies.items() if p and p not in SAFE_EVICTION_POLICIES}
+
+    @property
+    def unknown(self) -> list[str]:
+        """The nodes whose policy INFO does not tell: not known safe (QA review 13 #4)."""
+        return sorted(node for node, p in self.policies.items() if not p)
 
 
 def _per_node(reply: Any) -> dict[str, dict[str, Any]]:
@@ -645,6 +652,7 @@ class Store:
         self._sha: dict[str, str] = {}
         self._reach_source = _script("reach_ranks.lua")  # sent with EVAL by readers (see the script)
         self.incarnation = ""  # of the data in Redis, learnt by connect(); "" before
+        self.eviction_checked = False  # refuse_evicting passed (before a take-over's rebuild or at connect)
         self.model = ""  # model_id this worker scores with; recorded in cw:meta by connect()
         self.take_over_model = False  # connect() records our model even if another is recorded
         # The model itself (``use_model``): its record is written to cw:meta, and a learned successor
@@ -676,7 +684,7 @@ class Store:
         incarnation (the first worker on an empty Redis makes one and marks every bucket with
         it), record or check the model in use, and load the scripts. Waits first while a take-over
         rebuilds the state (``wait_for_rebuild``), and again if one began before meta was read."""
-        if not self.incarnation:  # at start; a reconnect after a data loss does not stop the worker
+        if not self.incarnation and not self.eviction_checked:  # at start; a reconnect after a loss does not stop the worker
             await self.refuse_evicting()
         meta_key = self.keys.meta
         want = {"buckets": str(self.buckets), "groups_per_bucket": str(self.groups), "format": STORE_FORMAT}
@@ -739,25 +747,31 @@ class Store:
         else:
             memory, stats = await self._client.info("memory"), await self._client.info("stats")
         policies = {node: str(info.get("maxmemory_policy", "")) for node, info in _per_node(memory).items()}
-        counts = [info.get("evicted_keys") for info in _per_node(stats).values()]
-        evicted = sum(int(c) for c in counts) if counts and all(isinstance(c, int) for c in counts) else -1
+        evicted = {node: c for node, c in ((n, info.get("evicted_keys")) for n, info in _per_node(stats).items())
+                   if isinstance(c, int)}
         return Eviction(policies, evicted)
 
     async def refuse_evicting(self) -> None:
         """Refuse to start (``EvictingRedis``: one line, exit code 2) on a Redis whose policy evicts
-        churnwatch's keys when full. INFO refused (an ACL without it): a WARNING, and the worker starts."""
+        churnwatch's keys when full. INFO refused (an ACL without it) or without the policy: a WARNING,
+        and the worker starts."""
         try:
             found = await self.eviction()
         except ResponseError as exc:
             logger.warning("cannot read Redis's maxmemory-policy (INFO refused: %s): make sure it is noeviction "
                            "(docs/OPERATE.md, \"ChurnwatchRedisEvicting\")", exc)
+            self.eviction_checked = True
             return
+        if found.unknown and not found.unsafe:
+            logger.warning("Redis's INFO memory has no maxmemory_policy (%s): make sure it is noeviction "
+                           "(docs/OPERATE.md, \"ChurnwatchRedisEvicting\")", ", ".join(n or "Redis" for n in found.unknown))
         if found.unsafe:
             nodes = ", ".join(f"{n or 'Redis'}: {p}" for n, p in sorted(found.unsafe.items()))
             raise EvictingRedis(
                 f"Redis evicts any key when full (maxmemory-policy {nodes}): churnwatch's user states and offsets "
                 f"would be dropped silently. Set maxmemory-policy noeviction (or a volatile-* policy) and enough "
                 f"maxmemory (docs/OPERATE.md, \"ChurnwatchRedisEvicting\")")
+        self.eviction_checked = True
 
     async def wait_for_rebuild(self, deadline: float) -> None:
         """Return once no take-over's state rebuild is in progress (``REBUILD_FIELD`` in cw:meta): a
