@@ -297,6 +297,69 @@ def test_redis_refusing_writes_under_a_running_worker_sends_each_alert_once(faul
     assert refused and all(" WARNING " in line and "Runbook: ChurnwatchRedisErrors" in line for line in refused), refused[:3]
 
 
+def test_the_lag_gauge_is_not_frozen_while_a_refused_write_is_retried_in_place(fault: Run, events: list[Event],
+                                                                               redis_url: str) -> None:
+    """Review 14, M-1: ``churnwatch_consumer_lag_events`` was set only by a cycle, and a write
+    retried in place holds the loop in that cycle: for a worker caught up when Redis filled, the
+    gauge stayed at the stuck batch's size (200 here) however many records came after, so
+    ChurnwatchConsumerLagHigh could not fire. Now the gauge timer reads the log ends while no cycle
+    settles: the gauge reaches every record waiting."""
+    import redis as redis_lib
+
+    topic = fault.topics["events"]
+    quarter = len(events) // 4
+    last = publish_events(fault.bootstrap, topic, events[:quarter])
+    w = fault.worker(CHURNWATCH_BATCH_MAX_RECORDS="500")
+    wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
+    client = redis_lib.Redis.from_url(redis_url)
+    before = client.config_get("maxmemory*")
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # every write refused from now on
+        publish_events(fault.bootstrap, topic, events[quarter:quarter + 200])
+        wait_for("a refused write", lambda: metric(w, "churnwatch_redis_errors_total") >= 1, 30, (w,))
+        publish_events(fault.bootstrap, topic, events[quarter + 200:])
+        waiting = len(events) - quarter
+        wait_for(f"a lag of the {waiting} records waiting",
+                 lambda: metric(w, "churnwatch_consumer_lag_events") >= waiting, 15, (w,))
+        assert read_progress(fault.redis_url, topic, fault.prefix) == last, "nothing applied while writes are refused"
+    finally:
+        client.config_set("maxmemory", before["maxmemory"])
+        client.config_set("maxmemory-policy", before["maxmemory-policy"])
+        client.close()
+    wait_for("the lag back to 0 once applied", lambda: metric(w, "churnwatch_consumer_lag_events") == 0, 60, (w,))
+
+
+def test_a_caught_up_worker_whose_submit_is_refused_is_not_ready(fault: Run, events: list[Event], redis_url: str) -> None:
+    """Review 14, L-2: the first event naming an account records in Redis that accounts are in
+    use (``mark_accounts_in_use``) while the cycle is submitted, retried in place if refused.
+    Caught up, the worker had no cycle in flight and nothing behind its last fetch: ``stuck_s``
+    was 0 and ``/readyz`` stayed 200 while the record waited. The batch in hand counts now."""
+    import redis as redis_lib
+
+    from models.subscription import Subscription
+
+    topic = fault.topics["events"]
+    last = publish_events(fault.bootstrap, topic, events[:50])
+    w = fault.worker(CHURNWATCH_STUCK_AFTER_MS="1000")
+    wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
+    client = redis_lib.Redis.from_url(redis_url)
+    before = client.config_get("maxmemory*")
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # every write refused from now on
+        first = events[49]
+        publish_events(fault.bootstrap, topic, [Event(first.user_id, first.ts_ms + 1, "subscription", "acct-1", 0.0, "acct-1",
+                                                      Subscription("trial", "basic", 0))])
+        wait_for("a refused write", lambda: metric(w, "churnwatch_redis_errors_total") >= 1, 30, (w,))
+        wait_for("/readyz 503 while the batch in hand waits", lambda: _readyz(w) == 503, 15, (w,))
+    finally:
+        client.config_set("maxmemory", before["maxmemory"])
+        client.config_set("maxmemory-policy", before["maxmemory-policy"])
+        client.close()
+    wait_for("/readyz 200 once applied", lambda: _readyz(w) == 200, 30, (w,))
+
+
 def test_a_cycle_whose_write_redis_refuses_backs_off_with_two_cycles_in_flight(kafka_bootstrap: str, redis_url: str,
                                                                                 unique_name: str, events: list[Event]) -> None:
     """QA8 H3: a write refused for good (here: the ACL takes write commands from the worker's

@@ -502,3 +502,154 @@ def test_redis_gone_back_in_time_in_a_bucket_the_next_cycle_does_not_read_is_see
     assert len({bx, by, bz}) == 3
     assert isinstance(lost, StoreRolledBack) and str(lost).startswith(f"the progress of {base_settings.topic_events}[0] holds offset 1"), lost
     assert progress == {0: 1}, "the progress stays where Redis went back to: the records of Y are applied again from there"
+
+
+class _Proxy:
+    """A TCP forwarder standing for an address a failover repoints (a DNS name, a Kubernetes
+    Service): each new connection goes to ``target``; connections made before stay where they went."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+def _refusing_pipeline(url: str) -> Pipeline:
+    """A pipeline whose ``_retry_redis`` is under test (no broker: nothing is produced)."""
+    settings = Settings(redis_url=url, buckets=4, groups_per_bucket=8)
+    return Pipeline(settings, Store(settings), None, load_model())  # type: ignore[arg-type]
+
+
+def test_a_write_answered_readonly_is_retried_on_a_new_connection() -> None:
+    """Review 14, M-2: a failover that keeps the address (here a forwarder repointed from A to B;
+    A demoted to a replica of B, no ``CLIENT KILL``) left the pooled connection on A: every retry
+    of the write was answered READONLY, for good. Now READONLY drops the idle connections and
+    the next attempt reaches the new primary through the same address."""
+    from streams.local import _spawn_valkey, free_port
+
+    old, new = _spawn_valkey(free_port(), "redis"), _spawn_valkey(free_port(), "redis")
+    old_port, new_port = (int(s.address.rsplit(":", 1)[1]) for s in (old, new))
+
+    async def write(pipeline: Pipeline) -> list[Any]:
+        pipe = pipeline.store.client.pipeline(transaction=False)
+        pipe.set("k", "v")
+        return list(await pipe.execute())
+
+    async def scenario() -> None:
+        proxy = _Proxy(old_port)
+        pipeline = _refusing_pipeline(f"redis://127.0.0.1:{await proxy.start()}")
+        try:
+            assert await write(pipeline) == [True]  # the pool holds a connection to A
+            admin = redis_lib.Redis(port=old_port)
+            await asyncio.to_thread(admin.execute_command, "REPLICAOF", "127.0.0.1", str(new_port))
+            admin.close()
+            proxy.target = new_port  # the failover: the address now leads to B
+            await asyncio.wait_for(pipeline._retry_redis("write", write, pipeline), 10)
+        finally:
+            await pipeline.store.close()
+            await proxy.stop()
+
+    try:
+        asyncio.run(scenario())
+        client = redis_lib.Redis(port=new_port)
+        assert client.get("k") == b"v", "the write reached the new primary"
+        client.close()
+    finally:
+        old.stop()
+        new.stop()
+
+
+def test_busy_inside_a_pipeline_reply_is_retried_in_place() -> None:
+    """Review 14, L-1: every store call on a single Redis goes through a redis-py pipeline, which
+    rewrites a BUSY reply as "Command # 1 (...) of pipeline caused error: ('BUSY ...',)": it was
+    not recognised, so the cycle failed (a traceback, read and scored again) instead of its write
+    waiting for the script. Another client's script runs 1.5 s past ``busy-reply-threshold``."""
+    import threading
+
+    from streams.local import _spawn_valkey, free_port
+    from streams.worker.pipeline import redis_transient
+
+    svc = _spawn_valkey(free_port(), "redis", ["--busy-reply-threshold", "100"])
+    port = int(svc.address.rsplit(":", 1)[1])
+    spin = ("local t0 = redis.call('TIME') local s = t0[1] * 1e6 + t0[2] "
+            "repeat local t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > 1500000 return 1")
+    script = threading.Thread(target=lambda: redis_lib.Redis(port=port).eval(spin, 0))
+    seen: list[BaseException] = []
+
+    async def write(pipeline: Pipeline) -> list[Any]:
+        pipe = pipeline.store.client.pipeline(transaction=False)
+        pipe.set("k", "v")
+        try:
+            return list(await pipe.execute())
+        except Exception as exc:
+            seen.append(exc)
+            raise
+
+    async def scenario() -> list[Any]:
+        pipeline = _refusing_pipeline(svc.address)
+        try:
+            return await asyncio.wait_for(pipeline._retry_redis("write", write, pipeline), 10)
+        finally:
+            await pipeline.store.close()
+
+    try:
+        probe = redis_lib.Redis(port=port)
+        script.start()
+        while True:  # the script runs past the threshold: Redis answers BUSY
+            try:
+                probe.ping()
+            except redis_lib.exceptions.BusyLoadingError:
+                raise
+            except redis_lib.exceptions.ResponseError as exc:
+                assert str(exc).startswith("BUSY "), exc
+                break
+        assert asyncio.run(scenario()) == [True]
+        # the first attempt's may be bare (met while connecting): the later ones come wrapped
+        assert any("of pipeline caused error: ('BUSY " in str(e) for e in seen), seen
+        assert all(redis_transient(e) for e in seen)
+        probe.close()
+    finally:
+        script.join()
+        svc.stop()
+
+
+def test_kept_alert_ids_of_a_revoked_partition_are_dropped_not_counted_as_resent() -> None:
+    """Review 14, L-4: the ids of alerts acknowledged in a failed cycle were kept until a cycle
+    raising them was applied here, or until 100,000 newer ones pushed them out, counted in
+    ``churnwatch_alerts_resent_total``. A partition revoked is applied by its next owner: its ids
+    are dropped with it, those of the partitions kept stay (no Redis, no broker)."""
+    from streams.worker import metrics
+    from streams.worker.partitioner import partitions_of
+
+    settings = Settings(partitions=2, buckets=4, groups_per_bucket=8)
+    pipeline = Pipeline(settings, Store(settings), None, load_model())  # type: ignore[arg-type]
+    users = [f"u{i}".encode() for i in range(40)]
+    owners = partitions_of(users, [0, 1])
+    assert set(owners) == {0, 1}
+    pipeline._keep_acked([(u, orjson.dumps({"alert_id": f"id-{u.decode()}"})) for u in users])
+    resent = metrics.ALERTS_RESENT._value.get()
+    pipeline.revoke(0)
+    assert set(pipeline._acked_unapplied) == {f"id-{u.decode()}" for u, p in zip(users, owners) if p == 1}
+    assert metrics.ALERTS_RESENT._value.get() == resent

@@ -78,6 +78,10 @@ retry_logger = logging.getLogger(RETRY_LOGGER)
 
 ERROR_BACKOFF_START_S = 0.05
 ERROR_BACKOFF_MAX_S = 2.0
+# No cycle settled for this long (``stuck_s``): the gauge timer reads the log ends for the lag
+# gauge (``refresh_lag``), waiting at most LAG_READ_TIMEOUT_S
+LAG_REFRESH_AFTER_S = 2.0
+LAG_READ_TIMEOUT_S = 3.0
 #: ``_fetch_ahead``: how often it looks again for a fetch reply once the period has passed
 AHEAD_POLL_S = 0.002
 COMMIT_INTERVAL_S = 1.0  # Kafka commit hints: at most this often, never awaited by a cycle
@@ -139,6 +143,16 @@ def pause_while_scoring(records: int, max_records: int, pipeline_depth: int, pre
     (False, True)
     """
     return 0 < records < max_records and (pipeline_depth == 1 or not prefetch_during_head)
+
+
+def _lag(end: int, applied: int) -> int:
+    """Records of a partition not applied yet: its log end less the next offset to apply; beyond
+    the log end (skipping), none of the log's records is applied.
+
+    >>> _lag(700, 500), _lag(500, 500), _lag(300, 500)
+    (200, 0, 300)
+    """
+    return end - applied if end >= applied else end
 
 
 def wall_ms() -> int:
@@ -371,6 +385,8 @@ class StreamConsumer:
         self._stash: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
         self._log_ends: LogEnds | None = None  # started at the first copy whose origin must be checked
         self._ends_failures = 0  # reads of log ends in a row that left an end unknown (``_learn_log_ends``)
+        self._lag_ends: LogEnds | None = None  # started when the lag is first read while stuck (``refresh_lag``)
+        self._in_hand = 0  # records of the batch being submitted (``_cycle``): waiting too (``stuck_s``)
         self._stash_n = 0
         self._stash_generation = 0  # the generation when the oldest stashed fetch was asked for
         self._stash_error: BaseException | None = None  # raised by ``getmany`` in ``_fetch_ahead``
@@ -426,9 +442,10 @@ class StreamConsumer:
         async with self._cycle_lock:
             await self._drain()
         try:
-            if self._log_ends is not None:
-                await self._log_ends.stop()
-                self._log_ends = None
+            for ends in (self._log_ends, self._lag_ends):
+                if ends is not None:
+                    await ends.stop()
+            self._log_ends = self._lag_ends = None
             await self._stop_fetch_ahead()
             if "consumer" in self._started:
                 if self._commit_task is not None:
@@ -663,15 +680,39 @@ class StreamConsumer:
                 await asyncio.sleep(delay)
 
     def stuck_s(self) -> float:
-        """How long work has waited (a cycle in flight, a failed turn to retry, records behind the
-        last fetch) with no cycle settled; 0 while nothing waits. A worker whose writes Redis refuses
-        applies nothing while Redis answers every read and PING: ``/readyz`` answered 200 through it
-        (QA8 M2); past ``settings.stuck_after_ms`` it answers 503 (``WorkerService.is_ready``)."""
+        """How long work has waited (a cycle in flight, a batch being submitted, a failed turn to
+        retry, records behind the last fetch) with no cycle settled; 0 while nothing waits. A worker
+        whose writes Redis refuses applies nothing while Redis answers every read and PING:
+        ``/readyz`` answered 200 through it (QA8 M2); past ``settings.stuck_after_ms`` it answers
+        503 (``WorkerRuntime.is_ready``). The batch in hand counts: a caught-up worker at depth 1
+        whose submit retries in place (``mark_accounts_in_use`` refused for lack of memory) has no
+        cycle in flight and nothing behind the last fetch (review 14, L-2)."""
         now = time.monotonic()
-        if not (self._flights or self.failures or self._backlog):
+        if not (self._flights or self._in_hand or self.failures or self._backlog):
             self.settled_at = now
             return 0.0
         return now - self.settled_at
+
+    async def refresh_lag(self) -> None:
+        """``churnwatch_consumer_lag_events`` while no cycle settles (``stuck_s``: a write retried in
+        place, a submit blocked). ``_cycle`` sets it and does not run then: the gauge stayed at the
+        size of the batch that got stuck while the backlog grew, so ChurnwatchConsumerLagHigh could
+        not fire for a worker that was caught up when it got stuck (review 14, M-1). The log ends
+        come from a fetch reply to a consumer of its own (``LogEnds``): the group consumer's
+        highwaters are those of its last fetch, and it fetches no more while its buffer is not
+        taken; Tansu's ``end_offsets`` is short by up to a producer batch. Called by the gauge
+        timer (``WorkerRuntime.refresh_gauges``); one fetch per refresh, only while stuck."""
+        if self.stuck_s() < LAG_REFRESH_AFTER_S:
+            return
+        applied = {tp.partition: self._applied[tp.partition] for tp in self.assigned if tp.partition in self._applied}
+        if not applied:
+            return
+        if self._lag_ends is None:
+            self._lag_ends = LogEnds(self.settings, self.topic)
+        ends = await asyncio.wait_for(self._lag_ends.read_some(applied, applied, attempts=1), LAG_READ_TIMEOUT_S)
+        for p, end in ends.items():  # revoked meanwhile: its gauge was removed and stays so
+            if TopicPartition(self.topic, p) in self.assigned and p in self._applied:
+                metrics.CONSUMER_LAG.labels(str(p)).set(_lag(end, self._applied[p]))
 
     async def _judge(self, batch: dict[TopicPartition, list], generation: int,  # type: ignore[type-arg]
                      rewinds: int) -> dict[TopicPartition, list] | None:  # type: ignore[type-arg]
@@ -1508,7 +1549,7 @@ class StreamConsumer:
             applied = self._applied.get(tp.partition)
             if highwater is not None and applied is not None:  # not in Redis yet, this batch included
                 # beyond the log end: none of the log's records is applied (never 0 while skipping)
-                metrics.CONSUMER_LAG.labels(str(tp.partition)).set(highwater - applied if highwater >= applied else highwater)
+                metrics.CONSUMER_LAG.labels(str(tp.partition)).set(_lag(highwater, applied))
             # only what reaches the clock: a partition fed only copies and heartbeats is idle
             self.pipeline.clock.observe_fetch(tp.partition, reaches_clock(batch.get(tp, ())), caught_up, now)
         self._backlog = backlog
@@ -1516,6 +1557,7 @@ class StreamConsumer:
             if generation != self._generation or rewinds != self._rewinds:  # a rebalance (or a rewind) meanwhile
                 batch = self._contiguous(batch, rebalanced=True)
             by_partition = {tp.partition: records for tp, records in batch.items()}
+            self._in_hand = n
             try:
                 head = time.perf_counter()
                 flight = await self.pipeline.submit(by_partition, now, asked_ms)
@@ -1529,6 +1571,8 @@ class StreamConsumer:
                     raise
                 retry_logger.warning("cycle abandoned (%s): its records will be read again", exc)
                 return
+            finally:
+                self._in_hand = 0
             for tp, records in batch.items():
                 if tp.partition in self._next:
                     if tp.partition in self._fresh:  # judged on what is applied, not on a fetch

@@ -87,6 +87,7 @@ from streams.worker.phases import (
     plan_sweep,
 )
 from streams.worker.members import member_copies
+from streams.worker.partitioner import partitions_of
 from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
@@ -129,8 +130,23 @@ def redis_transient(exc: BaseException) -> bool:
     >>> redis_transient(redis.exceptions.ResponseError("BUSY Redis is busy running a script.")), redis_transient(ValueError())
     (True, False)
     """
-    return isinstance(exc, REDIS_TRANSIENT) or (isinstance(exc, redis.exceptions.ResponseError)
-                                                and str(exc).startswith("BUSY "))
+    return isinstance(exc, REDIS_TRANSIENT) or (isinstance(exc, redis.exceptions.ResponseError) and _busy(str(exc)))
+
+
+def _busy(message: str) -> bool:
+    """Is ``message`` Redis's BUSY reply, bare (a single call, or a cluster's raw reply) or as
+    redis-py's pipeline rewrites it (every store call on a single Redis goes through one: review
+    14, L-1)?
+
+    >>> _busy("BUSY Valkey is busy running a script."), _busy("NOPERM no permissions")
+    (True, False)
+    >>> _busy("Command # 1 (SET x 1) of pipeline caused error: ('BUSY Valkey is busy running a script.',)")
+    True
+    >>> _busy("Command # 1 (SET BUSY 1) of pipeline caused error: ('NOPERM BUSY',)")
+    False
+    """
+    _, wrapped, inner = message.partition(" of pipeline caused error: (")
+    return (inner[1:] if wrapped else message).startswith("BUSY ")
 
 
 #: Users advanced between two turns of the event loop while other cycles' tails are in flight
@@ -258,7 +274,9 @@ class Pipeline:
         # The consumer's ``StreamConsumer._events_unusable``.
         self.events_unusable: Callable[[bool], Awaitable[str | None]] = _events_usable
         self._cycle = 0
-        self._acked_unapplied: dict[str, None] = {}  # ACKED_UNAPPLIED_MAX; a dict: insertion order
+        # alert id -> its user's partition (dropped on revoke: ``revoke``); ACKED_UNAPPLIED_MAX;
+        # a dict: insertion order
+        self._acked_unapplied: dict[str, int] = {}
         # p -> per bucket, a lower bound of the earliest due review in Redis (seconds; 0: unknown).
         # Only this worker writes p's due entries (the offset fence), so the bound stays true
         # between reads: each sweep learns the next due score, each state write can only lower it.
@@ -309,6 +327,8 @@ class Pipeline:
         self._marks.pop(partition, None)
         self.ledger.forget(partition)
         self._floors.pop(partition, None)
+        if self._acked_unapplied:  # its cycles are applied by the next owner: this worker retries none of them
+            self._acked_unapplied = {i: p for i, p in self._acked_unapplied.items() if p != partition}
 
     def restarted(self, partition: int) -> None:
         """``partition``'s log was replaced and its offsets start again at 0 (``Store.restart_partition``):
@@ -437,10 +457,14 @@ class Pipeline:
         self._restore(failed.clocks, failed.routes, failed.dues, failed.marks, failed.beats)
 
     def _keep_acked(self, alerts: Sequence[KafkaRecord]) -> None:
-        """Remember the ids of ``alerts``, acknowledged in a cycle that failed (``ACKED_UNAPPLIED_MAX``)."""
+        """Remember the ids of ``alerts``, acknowledged in a cycle that failed (``ACKED_UNAPPLIED_MAX``),
+        with their users' partitions: a partition revoked drops its ids (``revoke``), so an id
+        pushed out here is one this worker's retry sends again (``churnwatch_alerts_resent_total``),
+        not one of a partition another worker applied (review 14, L-4)."""
         kept = self._acked_unapplied
-        for a in alerts:
-            kept[_alert_id(a)] = None
+        owners = partitions_of([a[0] or b"" for a in alerts], list(range(self.partitions)))
+        for a, p in zip(alerts, owners):
+            kept[_alert_id(a)] = p
         while len(kept) > ACKED_UNAPPLIED_MAX:
             del kept[next(iter(kept))]
             metrics.ALERTS_RESENT.inc()
@@ -932,10 +956,21 @@ class Pipeline:
                     metrics.REDIS_ERRORS.inc()
                     retry_logger.warning("%s failed (%s: %s); retrying in %.2f s. Runbook: ChurnwatchRedisErrors",
                                          what, type(exc).__name__, exc, delay)
+                    if isinstance(exc, redis.exceptions.ReadOnlyError):
+                        await self._reconnect()
                 else:
                     retry_logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
+
+    async def _reconnect(self) -> None:
+        """After READONLY: the next attempt on a new connection (``Store.reconnect``), which finds
+        the new primary behind an address a failover repointed; the pooled one stays on the
+        demoted node for good (review 14, M-2). A failed disconnect is left to the next attempt."""
+        try:
+            await self.store.reconnect()
+        except Exception as exc:  # noqa: BLE001  (only a socket closing: the retry goes on)
+            logger.debug("dropping Redis connections after READONLY failed: %s", exc)
 
 
 def _alert_id(alert: KafkaRecord) -> str:

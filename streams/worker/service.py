@@ -127,7 +127,13 @@ class WorkerRuntime:
                 and c.missing is None and c.stuck_s() * 1000 < self.settings.stuck_after_ms)
 
     async def refresh_gauges(self) -> None:
-        """Readiness and the business gauges (all workers' users, from Redis stats)."""
+        """Readiness and the business gauges (all workers' users, from Redis stats); the consumer
+        lag while no cycle settles (``StreamConsumer.refresh_lag``), before Redis is asked: an
+        outage stops the cycles too."""
+        try:
+            await self.consumer.refresh_lag()
+        except Exception as exc:  # the broker is down as well, or slow: the next refresh tries again
+            logger.debug("consumer lag not refreshed: %s", exc)
         try:
             await self.store.ping()
             stats = await self.store.stats()

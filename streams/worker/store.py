@@ -679,6 +679,18 @@ class Store:
     async def ping(self) -> bool:
         return bool(await self._client.ping())
 
+    async def reconnect(self) -> None:
+        """Close the idle pooled connections: the next call opens a new one, resolving the address
+        again. A connection to a primary demoted by a failover that kept the address (a DNS name
+        or a Service repointed, no ``CLIENT KILL``) answers READONLY for good (review 14, M-2).
+        A call in flight on another connection is not cut: if it meets READONLY it comes here too.
+        A cluster client closes its nodes and reads the slots map again at its next call, as
+        redis-py does itself after CLUSTERDOWN."""
+        if isinstance(self._client, RedisCluster):
+            await self._client.aclose()
+        else:
+            await self._client.connection_pool.disconnect(inuse_connections=False)
+
     async def connect(self) -> None:
         """Check ``cw:meta`` against our settings (first worker writes it), learn the store's
         incarnation (the first worker on an empty Redis makes one and marks every bucket with
