@@ -677,6 +677,7 @@ class StreamConsumer:
                                          type(exc).__name__, exc, delay, self.failures)
                 else:
                     retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
+                await self.store.reconnect_after(exc)  # READONLY: a demoted primary (review 15, M-1)
                 await asyncio.sleep(delay)
 
     def stuck_s(self) -> float:

@@ -44,7 +44,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, ReadOnlyError, ResponseError
 
 from models.engine import Alert
 from models.model import ChurnModel
@@ -691,11 +691,33 @@ class Store:
         else:
             await self._client.connection_pool.disconnect(inuse_connections=False)
 
+    async def reconnect_after(self, exc: BaseException) -> bool:
+        """``reconnect`` if ``exc`` is READONLY (the connection leads to a demoted primary); True if
+        so. Called wherever a Redis error is retried: the pipeline's writes (``Pipeline._retry``),
+        the consumer loop, and ``connect`` (at start and after a loss), which otherwise retried on
+        the demoted node for good (review 15, M-1). A failed disconnect is left to the next attempt."""
+        if not isinstance(exc, ReadOnlyError):
+            return False
+        try:
+            await self.reconnect()
+        except Exception as err:  # noqa: BLE001  (only sockets closing: the retry goes on)
+            logger.debug("dropping Redis connections after READONLY failed: %s", err)
+        return True
+
     async def connect(self) -> None:
         """Check ``cw:meta`` against our settings (first worker writes it), learn the store's
         incarnation (the first worker on an empty Redis makes one and marks every bucket with
         it), record or check the model in use, and load the scripts. Waits first while a take-over
-        rebuilds the state (``wait_for_rebuild``), and again if one began before meta was read."""
+        rebuilds the state (``wait_for_rebuild``), and again if one began before meta was read.
+        READONLY (it always writes): the caller's next attempt goes out on a new connection."""
+        try:
+            await self._connect()
+        except ReadOnlyError as exc:
+            await self.reconnect_after(exc)
+            raise
+
+    async def _connect(self) -> None:
+        """``connect``, without the READONLY handling."""
         if not self.incarnation and not self.eviction_checked:  # at start; a reconnect after a loss does not stop the worker
             await self.refuse_evicting()
         meta_key = self.keys.meta
@@ -746,7 +768,7 @@ class Store:
         if await self._mark_buckets() or LOST_FIELD in have:
             from streams.worker.rebuild import clear_lost_store  # rebuild imports this module
             await clear_lost_store(self)
-            return await self.connect()  # the store is consistent now: its incarnation, from the start
+            return await self._connect()  # the store is consistent now: its incarnation, from the start
         await self._mark_save_index(have.get("save_index"), take_over)
         await self._load_scripts()
 
