@@ -155,7 +155,8 @@ def test_the_eviction_gauges_say_unknown_while_redis_is_unreachable(lru_redis: S
     Redis restart as a reset)."""
     async def refresh(url: str, whole: bool) -> None:
         store = _store(url)
-        runtime = types.SimpleNamespace(store=store, ready=True, redis_answered=True)
+        runtime = types.SimpleNamespace(store=store, ready=True, redis_answered=True,
+                                        consumer=types.SimpleNamespace(refresh_lag=lambda: None))
         try:  # the whole refresh only where Redis fails at once (its first call): a runtime needs a broker
             await (WorkerRuntime.refresh_gauges if whole else WorkerRuntime._eviction_gauges)(runtime)  # type: ignore[arg-type]
         finally:

@@ -128,12 +128,9 @@ class WorkerRuntime:
 
     async def refresh_gauges(self) -> None:
         """Readiness and the business gauges (all workers' users, from Redis stats); the consumer
-        lag while no cycle settles (``StreamConsumer.refresh_lag``), before Redis is asked: an
-        outage stops the cycles too."""
-        try:
-            await self.consumer.refresh_lag()
-        except Exception as exc:  # the broker is down as well, or slow: the next refresh tries again
-            logger.debug("consumer lag not refreshed: %s", exc)
+        lag while no cycle settles (``StreamConsumer.refresh_lag``: a task of its own, also when
+        Redis does not answer below, and never delaying Redis's answer)."""
+        self.consumer.refresh_lag()
         try:
             await self.store.ping()
             stats = await self.store.stats()
