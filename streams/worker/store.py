@@ -217,6 +217,17 @@ class Eviction:
         """The nodes whose policy INFO does not tell: not known safe (QA review 13 #4)."""
         return sorted(node for node, p in self.policies.items() if not p)
 
+    def unsafe_text(self) -> str:
+        """What an evicting policy does, for the refusal at start and the ERROR while running.
+
+        >>> Eviction({"": "allkeys-lru"}, {}).unsafe_text()[:64]
+        'Redis evicts any key when full (maxmemory-policy allkeys-lru): c'
+        """
+        nodes = ", ".join(f"{n}: {p}" if n else p for n, p in sorted(self.unsafe.items()))
+        return (f"Redis evicts any key when full (maxmemory-policy {nodes}): churnwatch's user states and offsets "
+                f"would be dropped silently. Set maxmemory-policy noeviction (or a volatile-* policy) and enough "
+                f"maxmemory (docs/OPERATE.md, \"ChurnwatchRedisEvicting\")")
+
 
 def _per_node(reply: Any) -> dict[str, dict[str, Any]]:
     """``INFO`` of one Redis (a dict of fields) or of a cluster's primaries (a dict per node name)."""
@@ -800,11 +811,7 @@ class Store:
             logger.warning("Redis's INFO memory has no maxmemory_policy (%s): make sure it is noeviction "
                            "(docs/OPERATE.md, \"ChurnwatchRedisEvicting\")", ", ".join(n or "Redis" for n in found.unknown))
         if found.unsafe:
-            nodes = ", ".join(f"{n or 'Redis'}: {p}" for n, p in sorted(found.unsafe.items()))
-            raise EvictingRedis(
-                f"Redis evicts any key when full (maxmemory-policy {nodes}): churnwatch's user states and offsets "
-                f"would be dropped silently. Set maxmemory-policy noeviction (or a volatile-* policy) and enough "
-                f"maxmemory (docs/OPERATE.md, \"ChurnwatchRedisEvicting\")")
+            raise EvictingRedis(found.unsafe_text())
         self.eviction_checked = True
 
     async def wait_for_rebuild(self, deadline: float) -> None:
