@@ -115,7 +115,8 @@ def test_the_gauges_export_the_policy_and_evicted_keys(lru_redis: Service) -> No
 
         asyncio.run(refresh())
         assert metrics.REDIS_EVICTION_SAFE._value.get() == 0
-        assert metrics.REDIS_EVICTED_KEYS.labels("")._value.get() == evicted  # one node: label ""
+        run = client.info("server")["run_id"][:12]  # one node: labelled by its run (review 15, L-1)
+        assert _samples("churnwatch_redis_evicted_keys") == {(("node", run),): evicted}
         client.config_set("maxmemory-policy", "noeviction")
         asyncio.run(refresh())
         assert metrics.REDIS_EVICTION_SAFE._value.get() == 1
@@ -179,7 +180,7 @@ def test_the_eviction_gauges_say_unknown_while_redis_is_unreachable(lru_redis: S
         assert _samples("churnwatch_redis_evicted_keys") == {}
         asyncio.run(refresh(lru_redis.address, False))
         assert _samples("churnwatch_redis_eviction_policy_safe") == {(): 1.0}
-        assert _samples("churnwatch_redis_evicted_keys") == {(("node", ""),): 0.0}
+        assert _samples("churnwatch_redis_evicted_keys") == {(("node", client.info("server")["run_id"][:12]),): 0.0}
         asyncio.run(refresh(f"redis://127.0.0.1:{free_port()}", True))  # and after a read: unknown again
         assert _samples("churnwatch_redis_eviction_policy_safe") == {(): -1.0}
         assert _samples("churnwatch_redis_evicted_keys") == {}
@@ -214,3 +215,25 @@ def test_a_policy_turned_evicting_under_a_running_worker_is_logged_once_a_minute
     assert len(said) == 2, said
     assert "allkeys-lru" in said[0] and "allkeys-random" in said[1], said
     assert all("Runbook: ChurnwatchRedisEvicting" in line for line in said), said
+
+
+def test_the_evicted_keys_of_two_nodes_behind_one_address_are_two_series(lru_redis: Service) -> None:
+    """Review 15, L-1: a single-address Redis exported one series ``node=""`` for whatever node the
+    address led to, so a failover (and back) to a node with another count read as evictions to
+    ``increase()``: ChurnwatchRedisEvicting paged with nothing evicted. Each node's run is its own
+    series now (deploy/prometheus/rules_test.yml has the failover cases)."""
+    other = _spawn_valkey(free_port(), "redis")
+
+    async def labels(url: str) -> set[str]:
+        store = _store(url)
+        try:
+            await WorkerRuntime._eviction_gauges(_gauge_runtime(store))
+        finally:
+            await store.close()
+        return {dict(labels)["node"] for labels in _samples("churnwatch_redis_evicted_keys")}
+
+    try:
+        first, second = asyncio.run(labels(lru_redis.address)), asyncio.run(labels(other.address))
+    finally:
+        other.stop()
+    assert len(first) == len(second) == 1 and first != second, (first, second)

@@ -203,7 +203,7 @@ class EvictingRedis(StoreMismatch):
 class Eviction:
     """What ``INFO`` says of eviction: each node's ``maxmemory_policy`` ("": INFO has no such field,
     some managed Redis or proxies), and each node's ``evicted_keys`` (a node whose count is unreadable
-    left out)."""
+    left out), named by ``eviction_series``."""
     policies: dict[str, str]
     evicted: dict[str, int]
 
@@ -227,6 +227,18 @@ class Eviction:
         return (f"Redis evicts any key when full (maxmemory-policy {nodes}): churnwatch's user states and offsets "
                 f"would be dropped silently. Set maxmemory-policy noeviction (or a volatile-* policy) and enough "
                 f"maxmemory (docs/OPERATE.md, \"ChurnwatchRedisEvicting\")")
+
+
+def eviction_series(node: str, run_id: str) -> str:
+    """The ``node`` label of a node's evicted-keys count: its address on a cluster ("" for a single
+    Redis) and its ``run_id`` (``INFO server``), so that a series is one process lifetime of one
+    node and its count only grows. A single-address Redis failed over (and back) to a node with
+    another count read as evictions to ``increase()``: a false page (review 15, L-1).
+
+    >>> eviction_series("", "0123456789abcdef0123"), eviction_series("10.0.0.1:6379", "0123456789abcdef"), eviction_series("", "")
+    ('0123456789ab', '10.0.0.1:6379/0123456789ab', '')
+    """
+    return "/".join(part for part in (node, run_id[:12]) if part)
 
 
 def _per_node(reply: Any) -> dict[str, dict[str, Any]]:
@@ -787,13 +799,14 @@ class Store:
         """``INFO memory`` and ``INFO stats`` of Redis (of every primary on a cluster): INFO works on
         managed Redis where CONFIG is disabled."""
         if self.cluster:
-            memory = await self._client.info("memory", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
-            stats = await self._client.info("stats", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+            memory, stats, server = [await self._client.info(section, target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+                                     for section in ("memory", "stats", "server")]
         else:
-            memory, stats = await self._client.info("memory"), await self._client.info("stats")
+            memory, stats, server = [await self._client.info(section) for section in ("memory", "stats", "server")]
         policies = {node: str(info.get("maxmemory_policy", "")) for node, info in _per_node(memory).items()}
-        evicted = {node: c for node, c in ((n, info.get("evicted_keys")) for n, info in _per_node(stats).items())
-                   if isinstance(c, int)}
+        runs = {node: str(info.get("run_id", "")) for node, info in _per_node(server).items()}
+        evicted = {eviction_series(n, runs.get(n, "")): c
+                   for n, c in ((n, info.get("evicted_keys")) for n, info in _per_node(stats).items()) if isinstance(c, int)}
         return Eviction(policies, evicted)
 
     async def refuse_evicting(self) -> None:
