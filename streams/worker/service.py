@@ -186,7 +186,6 @@ class WorkerRuntime:
         for node, count in found.evicted.items():
             metrics.REDIS_EVICTED_KEYS.labels(node).set(count)
 
-
     def _say_evicting(self, text: str | None) -> None:
         """One ERROR naming the runbook when the policy turns unsafe under a running worker, then one
         a minute while it stays so: the worker refuses such a Redis at start only, and went on
