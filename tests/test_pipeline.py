@@ -581,6 +581,41 @@ def test_a_write_answered_readonly_is_retried_on_a_new_connection() -> None:
         new.stop()
 
 
+def test_connect_answered_readonly_is_retried_on_a_new_connection() -> None:
+    """Review 15, M-1: a worker starting (``WorkerRuntime.start``'s retry loop) or re-connecting
+    after a loss while its address still led to a demoted primary kept its pooled connection
+    there: ``Store.connect`` (it always writes cw:meta) was answered READONLY on every attempt,
+    for good. Now the attempt after READONLY goes out on a new connection."""
+    from streams.local import _spawn_valkey, free_port
+
+    old, new = _spawn_valkey(free_port(), "redis"), _spawn_valkey(free_port(), "redis")
+    old_port, new_port = (int(s.address.rsplit(":", 1)[1]) for s in (old, new))
+
+    async def scenario() -> None:
+        proxy = _Proxy(old_port)
+        store = Store(Settings(redis_url=f"redis://127.0.0.1:{await proxy.start()}", buckets=4, groups_per_bucket=8))
+        try:
+            with pytest.raises(redis_lib.exceptions.ReadOnlyError):
+                await store.connect()  # A is a replica already; the address is not repointed yet
+            proxy.target = new_port  # the failover: the address now leads to B
+            await asyncio.wait_for(store.connect(), 10)  # the start loop's next attempt
+        finally:
+            await store.close()
+            await proxy.stop()
+
+    try:
+        admin = redis_lib.Redis(port=old_port)
+        admin.execute_command("REPLICAOF", "127.0.0.1", str(new_port))
+        admin.close()
+        asyncio.run(scenario())
+        client = redis_lib.Redis(port=new_port)
+        assert client.hget("cw:meta", "buckets") == b"4", "connect wrote cw:meta on the new primary"
+        client.close()
+    finally:
+        old.stop()
+        new.stop()
+
+
 def test_busy_inside_a_pipeline_reply_is_retried_in_place() -> None:
     """Review 14, L-1: every store call on a single Redis goes through a redis-py pipeline, which
     rewrites a BUSY reply as "Command # 1 (...) of pipeline caused error: ('BUSY ...',)": it was

@@ -871,3 +871,35 @@ def test_a_clearer_whose_lock_expired_leaves_the_clearing_to_the_worker_that_too
         asyncio.run(scenario())
     finally:
         client.close()
+
+
+def test_a_worker_waiting_for_another_workers_clearing_says_what_for_and_until_when(
+        redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """qa8_verify (remaining gap): a worker that finds the rebuild lock held (by a worker that died
+    mid-clearing: the lock stays until it expires) waited in silence. Now one line names what it
+    waits for, the lock's expiry and until when it waits (then at most once a minute)."""
+    from streams.worker import rebuild
+    from streams.worker.store import RebuildRunning
+
+    keys = Keys("cw")
+    client = redis_lib.Redis.from_url(redis_url)
+
+    async def scenario() -> None:
+        store = Store(_settings(redis_url))
+        store.rebuild_wait_s = 1.2  # three looks at the lock (rebuild_pause: 0.5 s), then RebuildRunning
+        try:
+            with pytest.raises(RebuildRunning):
+                await rebuild.clear_lost_store(store)
+        finally:
+            await store.close()
+
+    try:
+        client.set(keys.rebuild_lock, "a-dead-workers-token", px=60_000)
+        with caplog.at_level("WARNING", logger=rebuild.__name__):
+            asyncio.run(scenario())
+    finally:
+        client.close()
+    said = [r.getMessage() for r in caplog.records if r.name == rebuild.__name__ and "waiting for" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "clearing of the lost store" in said[0] and keys.rebuild_lock in said[0] and "expires in" in said[0], said[0]
+    assert "UTC" in said[0], said[0]

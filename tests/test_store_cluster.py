@@ -343,7 +343,9 @@ def test_eviction_policy_of_every_primary_is_checked(cluster: RedisClusterServic
     try:
         found = asyncio.run(connect())
         assert len(found.policies) == 3 and not found.unsafe and not found.unknown, found
-        assert found.evicted == dict.fromkeys(found.policies, 0), found
+        # each node's series: its address, then its run (review 15, L-1)
+        assert {n.split("/")[0] for n in found.evicted} == set(found.policies) and len(found.evicted) == 3, found
+        assert all(c == 0 and len(n.split("/")[1]) == 12 for n, c in found.evicted.items()), found
         last.config_set("maxmemory-policy", "allkeys-lru")
         port = cluster.addresses[-1].rsplit(":", 1)[1]
         with pytest.raises(EvictingRedis, match=rf"maxmemory-policy \S*:{port}: allkeys-lru\)"):

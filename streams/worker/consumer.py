@@ -385,7 +385,8 @@ class StreamConsumer:
         self._stash: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
         self._log_ends: LogEnds | None = None  # started at the first copy whose origin must be checked
         self._ends_failures = 0  # reads of log ends in a row that left an end unknown (``_learn_log_ends``)
-        self._lag_ends: LogEnds | None = None  # started when the lag is first read while stuck (``refresh_lag``)
+        self._lag_ends: LogEnds | None = None  # started when the lag is read while stuck (``refresh_lag``), then dropped
+        self._lag_task: asyncio.Task[None] | None = None  # the read of ``refresh_lag``, one at a time
         self._in_hand = 0  # records of the batch being submitted (``_cycle``): waiting too (``stuck_s``)
         self._stash_n = 0
         self._stash_generation = 0  # the generation when the oldest stashed fetch was asked for
@@ -442,10 +443,10 @@ class StreamConsumer:
         async with self._cycle_lock:
             await self._drain()
         try:
-            for ends in (self._log_ends, self._lag_ends):
-                if ends is not None:
-                    await ends.stop()
-            self._log_ends = self._lag_ends = None
+            await self._stop_lag()
+            if self._log_ends is not None:
+                await self._log_ends.stop()
+            self._log_ends = None
             await self._stop_fetch_ahead()
             if "consumer" in self._started:
                 if self._commit_task is not None:
@@ -480,6 +481,7 @@ class StreamConsumer:
         self._drop_stash(revoked)
         self._revoking = True
         try:
+            await self._stop_lag()  # its partitions are assigned to it: no fetches for those revoked (review 15, L-2)
             async with self._cycle_lock:  # the cycles in flight finish, or abandon if stuck
                 await self._drain()
                 for tp in revoked:
@@ -677,6 +679,7 @@ class StreamConsumer:
                                          type(exc).__name__, exc, delay, self.failures)
                 else:
                     retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
+                await self.store.reconnect_after(exc)  # READONLY: a demoted primary (review 15, M-1)
                 await asyncio.sleep(delay)
 
     def stuck_s(self) -> float:
@@ -693,7 +696,7 @@ class StreamConsumer:
             return 0.0
         return now - self.settled_at
 
-    async def refresh_lag(self) -> None:
+    def refresh_lag(self) -> None:
         """``churnwatch_consumer_lag_events`` while no cycle settles (``stuck_s``: a write retried in
         place, a submit blocked). ``_cycle`` sets it and does not run then: the gauge stayed at the
         size of the batch that got stuck while the backlog grew, so ChurnwatchConsumerLagHigh could
@@ -701,18 +704,48 @@ class StreamConsumer:
         come from a fetch reply to a consumer of its own (``LogEnds``): the group consumer's
         highwaters are those of its last fetch, and it fetches no more while its buffer is not
         taken; Tansu's ``end_offsets`` is short by up to a producer batch. Called by the gauge
-        timer (``WorkerRuntime.refresh_gauges``); one fetch per refresh, only while stuck."""
-        if self.stuck_s() < LAG_REFRESH_AFTER_S:
+        timer (``WorkerRuntime.refresh_gauges``): the read runs as a task of its own, one at a time,
+        so that Redis's part of the refresh (readiness) never waits on the broker (review 15, L-4)."""
+        if self._lag_task is None or self._lag_task.done():
+            self._lag_task = asyncio.ensure_future(self._refresh_lag())
+
+    async def _refresh_lag(self) -> None:
+        """One fetch per refresh, only while stuck. Once not stuck (or stopping) the lag consumer is
+        stopped: assigned partitions are fetched in the background by aiokafka whether read or not,
+        so a kept one long-polled every partition, revoked ones too, for the life of the process
+        after a single stuck episode (review 15, L-2); it is cheap to start again."""
+        try:
+            if self._stopping or self.stuck_s() < LAG_REFRESH_AFTER_S:
+                await self._drop_lag_ends()
+                return
+            applied = {tp.partition: self._applied[tp.partition] for tp in self.assigned if tp.partition in self._applied}
+            if not applied:
+                return
+            if self._lag_ends is None:
+                self._lag_ends = LogEnds(self.settings, self.topic)
+            ends = await asyncio.wait_for(self._lag_ends.read_some(applied, applied, attempts=1), LAG_READ_TIMEOUT_S)
+        except Exception as exc:  # the broker is down as well, or slow: the next refresh tries again
+            logger.debug("consumer lag not refreshed: %s", exc)
             return
-        applied = {tp.partition: self._applied[tp.partition] for tp in self.assigned if tp.partition in self._applied}
-        if not applied:
-            return
-        if self._lag_ends is None:
-            self._lag_ends = LogEnds(self.settings, self.topic)
-        ends = await asyncio.wait_for(self._lag_ends.read_some(applied, applied, attempts=1), LAG_READ_TIMEOUT_S)
         for p, end in ends.items():  # revoked meanwhile: its gauge was removed and stays so
             if TopicPartition(self.topic, p) in self.assigned and p in self._applied:
                 metrics.CONSUMER_LAG.labels(str(p)).set(_lag(end, self._applied[p]))
+
+    async def _drop_lag_ends(self) -> None:
+        ends, self._lag_ends = self._lag_ends, None
+        if ends is not None:
+            await ends.stop()
+
+    async def _stop_lag(self) -> None:
+        """Cancel a lag read under way and stop its consumer (on revoke and at stop)."""
+        task, self._lag_task = self._lag_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        try:
+            await self._drop_lag_ends()
+        except Exception as exc:  # noqa: BLE001  (closing sockets of a broker gone: nothing to keep)
+            logger.debug("stopping the lag consumer failed: %s", exc)
 
     async def _judge(self, batch: dict[TopicPartition, list], generation: int,  # type: ignore[type-arg]
                      rewinds: int) -> dict[TopicPartition, list] | None:  # type: ignore[type-arg]

@@ -956,21 +956,11 @@ class Pipeline:
                     metrics.REDIS_ERRORS.inc()
                     retry_logger.warning("%s failed (%s: %s); retrying in %.2f s. Runbook: ChurnwatchRedisErrors",
                                          what, type(exc).__name__, exc, delay)
-                    if isinstance(exc, redis.exceptions.ReadOnlyError):
-                        await self._reconnect()
+                    await self.store.reconnect_after(exc)
                 else:
                     retry_logger.warning("%s failed (%s: %s); retrying in %.2f s", what, type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
-
-    async def _reconnect(self) -> None:
-        """After READONLY: the next attempt on a new connection (``Store.reconnect``), which finds
-        the new primary behind an address a failover repointed; the pooled one stays on the
-        demoted node for good (review 14, M-2). A failed disconnect is left to the next attempt."""
-        try:
-            await self.store.reconnect()
-        except Exception as exc:  # noqa: BLE001  (only a socket closing: the retry goes on)
-            logger.debug("dropping Redis connections after READONLY failed: %s", exc)
 
 
 def _alert_id(alert: KafkaRecord) -> str:

@@ -44,6 +44,7 @@ the workers still writing to the old one, and those that connected to the one it
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import re
 import time
@@ -62,6 +63,9 @@ logger = logging.getLogger(__name__)
 _UNLINK_BATCH = 1000
 #: The rebuild lock's TTL; the holder refreshes it after every SCAN page and before each step.
 LOCK_MS = 30_000
+
+#: A worker waiting for another's lock says so at once, then at most this often (``_say_waiting``).
+WAIT_LOG_EVERY_S = 60.0
 
 # One script per bucket: the off hash dropped and made again with only the new marker (atomic, one key).
 _RESET_MARKER = "redis.call('del', KEYS[1]) return redis.call('hset', KEYS[1], '|inc', ARGV[1])"
@@ -93,7 +97,7 @@ async def rebuild_for_take_over(store: Store) -> int:
     as usual). Waits (up to ``store.rebuild_wait_s``) while another worker holds the rebuild lock."""
     assert store.model_obj is not None, "use_model first"
     await store.refuse_evicting()  # before anything is deleted: an evicting Redis is refused anyway (QA review 13 #3)
-    deadline = time.monotonic() + store.rebuild_wait_s
+    deadline, said = time.monotonic() + store.rebuild_wait_s, None
     while True:
         if not await _wanted(store):
             return 0
@@ -108,6 +112,7 @@ async def rebuild_for_take_over(store: Store) -> int:
         if time.monotonic() >= deadline:
             raise RebuildRunning(f"another worker's state rebuild is still running after {store.rebuild_wait_s:.0f} s: "
                                  "start this worker again later")
+        said = await _say_waiting(store, "state rebuild (a model take-over)", deadline, said)
         await _store.rebuild_pause()  # another worker rebuilds: then it is done, or it died (the lock expires)
 
 
@@ -116,7 +121,7 @@ async def clear_lost_store(store: Store) -> int:
     earlier clearing was interrupted: ``LOST_FIELD`` set); the number of keys deleted (0: another
     worker did it meanwhile). The caller connects again. Waits (up to ``store.rebuild_wait_s``) while
     another worker holds the lock."""
-    deadline = time.monotonic() + store.rebuild_wait_s
+    deadline, said = time.monotonic() + store.rebuild_wait_s, None
     while True:
         token = uuid.uuid4().hex
         if await store.client.set(store.keys.rebuild_lock, token, nx=True, px=LOCK_MS):
@@ -129,7 +134,28 @@ async def clear_lost_store(store: Store) -> int:
         if time.monotonic() >= deadline:
             raise RebuildRunning(f"another worker's clearing of the lost store is still running after "
                                  f"{store.rebuild_wait_s:.0f} s: start this worker again later")
+        said = await _say_waiting(store, "clearing of the lost store", deadline, said)
         await _store.rebuild_pause()
+
+
+async def _say_waiting(store: Store, what: str, deadline: float, said: float | None) -> float | None:
+    """Log that this worker waits for another's lock, with what for and until when: at once, then
+    every ``WAIT_LOG_EVERY_S``. A worker waiting for a dead holder's lock was silent for up to
+    ``LOCK_MS`` (qa8_verify), and for ``rebuild_wait_s`` behind a live one. Returns when it last said so."""
+    now = time.monotonic()
+    if said is not None and now - said < WAIT_LOG_EVERY_S:
+        return said
+    try:
+        ttl_ms = await store.client.pttl(store.keys.rebuild_lock)
+    except Exception:  # noqa: BLE001  (only a log line: the loop's next call meets the error)
+        ttl_ms = -1
+    expires = f"its lock {store.keys.rebuild_lock} expires in {ttl_ms / 1000:.0f} s unless its holder refreshes it" \
+        if ttl_ms >= 0 else f"its lock {store.keys.rebuild_lock} is gone: taking it next"
+    until = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=max(0.0, deadline - now))
+    logger.warning("waiting for another worker's %s (%s; a holder that died is taken over once it expires), at most "
+                   "until %s UTC (then it gives up: RebuildRunning)", what, expires,
+                   until.strftime("%H:%M:%S"))
+    return now
 
 
 async def _lost(store: Store) -> bool:

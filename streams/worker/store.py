@@ -44,7 +44,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, ReadOnlyError, ResponseError
 
 from models.engine import Alert
 from models.model import ChurnModel
@@ -203,7 +203,7 @@ class EvictingRedis(StoreMismatch):
 class Eviction:
     """What ``INFO`` says of eviction: each node's ``maxmemory_policy`` ("": INFO has no such field,
     some managed Redis or proxies), and each node's ``evicted_keys`` (a node whose count is unreadable
-    left out)."""
+    left out), named by ``eviction_series``."""
     policies: dict[str, str]
     evicted: dict[str, int]
 
@@ -216,6 +216,29 @@ class Eviction:
     def unknown(self) -> list[str]:
         """The nodes whose policy INFO does not tell: not known safe (QA review 13 #4)."""
         return sorted(node for node, p in self.policies.items() if not p)
+
+    def unsafe_text(self) -> str:
+        """What an evicting policy does, for the refusal at start and the ERROR while running.
+
+        >>> Eviction({"": "allkeys-lru"}, {}).unsafe_text()[:64]
+        'Redis evicts any key when full (maxmemory-policy allkeys-lru): c'
+        """
+        nodes = ", ".join(f"{n}: {p}" if n else p for n, p in sorted(self.unsafe.items()))
+        return (f"Redis evicts any key when full (maxmemory-policy {nodes}): churnwatch's user states and offsets "
+                f"would be dropped silently. Set maxmemory-policy noeviction (or a volatile-* policy) and enough "
+                f"maxmemory (docs/OPERATE.md, \"ChurnwatchRedisEvicting\")")
+
+
+def eviction_series(node: str, run_id: str) -> str:
+    """The ``node`` label of a node's evicted-keys count: its address on a cluster ("" for a single
+    Redis) and its ``run_id`` (``INFO server``), so that a series is one process lifetime of one
+    node and its count only grows. A single-address Redis failed over (and back) to a node with
+    another count read as evictions to ``increase()``: a false page (review 15, L-1).
+
+    >>> eviction_series("", "0123456789abcdef0123"), eviction_series("10.0.0.1:6379", "0123456789abcdef"), eviction_series("", "")
+    ('0123456789ab', '10.0.0.1:6379/0123456789ab', '')
+    """
+    return "/".join(part for part in (node, run_id[:12]) if part)
 
 
 def _per_node(reply: Any) -> dict[str, dict[str, Any]]:
@@ -691,11 +714,33 @@ class Store:
         else:
             await self._client.connection_pool.disconnect(inuse_connections=False)
 
+    async def reconnect_after(self, exc: BaseException) -> bool:
+        """``reconnect`` if ``exc`` is READONLY (the connection leads to a demoted primary); True if
+        so. Called wherever a Redis error is retried: the pipeline's writes (``Pipeline._retry``),
+        the consumer loop, and ``connect`` (at start and after a loss), which otherwise retried on
+        the demoted node for good (review 15, M-1). A failed disconnect is left to the next attempt."""
+        if not isinstance(exc, ReadOnlyError):
+            return False
+        try:
+            await self.reconnect()
+        except Exception as err:  # noqa: BLE001  (only sockets closing: the retry goes on)
+            logger.debug("dropping Redis connections after READONLY failed: %s", err)
+        return True
+
     async def connect(self) -> None:
         """Check ``cw:meta`` against our settings (first worker writes it), learn the store's
         incarnation (the first worker on an empty Redis makes one and marks every bucket with
         it), record or check the model in use, and load the scripts. Waits first while a take-over
-        rebuilds the state (``wait_for_rebuild``), and again if one began before meta was read."""
+        rebuilds the state (``wait_for_rebuild``), and again if one began before meta was read.
+        READONLY (it always writes): the caller's next attempt goes out on a new connection."""
+        try:
+            await self._connect()
+        except ReadOnlyError as exc:
+            await self.reconnect_after(exc)
+            raise
+
+    async def _connect(self) -> None:
+        """``connect``, without the READONLY handling."""
         if not self.incarnation and not self.eviction_checked:  # at start; a reconnect after a loss does not stop the worker
             await self.refuse_evicting()
         meta_key = self.keys.meta
@@ -746,7 +791,7 @@ class Store:
         if await self._mark_buckets() or LOST_FIELD in have:
             from streams.worker.rebuild import clear_lost_store  # rebuild imports this module
             await clear_lost_store(self)
-            return await self.connect()  # the store is consistent now: its incarnation, from the start
+            return await self._connect()  # the store is consistent now: its incarnation, from the start
         await self._mark_save_index(have.get("save_index"), take_over)
         await self._load_scripts()
 
@@ -754,13 +799,14 @@ class Store:
         """``INFO memory`` and ``INFO stats`` of Redis (of every primary on a cluster): INFO works on
         managed Redis where CONFIG is disabled."""
         if self.cluster:
-            memory = await self._client.info("memory", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
-            stats = await self._client.info("stats", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+            memory, stats, server = [await self._client.info(section, target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+                                     for section in ("memory", "stats", "server")]
         else:
-            memory, stats = await self._client.info("memory"), await self._client.info("stats")
+            memory, stats, server = [await self._client.info(section) for section in ("memory", "stats", "server")]
         policies = {node: str(info.get("maxmemory_policy", "")) for node, info in _per_node(memory).items()}
-        evicted = {node: c for node, c in ((n, info.get("evicted_keys")) for n, info in _per_node(stats).items())
-                   if isinstance(c, int)}
+        runs = {node: str(info.get("run_id", "")) for node, info in _per_node(server).items()}
+        evicted = {eviction_series(n, runs.get(n, "")): c
+                   for n, c in ((n, info.get("evicted_keys")) for n, info in _per_node(stats).items()) if isinstance(c, int)}
         return Eviction(policies, evicted)
 
     async def refuse_evicting(self) -> None:
@@ -778,11 +824,7 @@ class Store:
             logger.warning("Redis's INFO memory has no maxmemory_policy (%s): make sure it is noeviction "
                            "(docs/OPERATE.md, \"ChurnwatchRedisEvicting\")", ", ".join(n or "Redis" for n in found.unknown))
         if found.unsafe:
-            nodes = ", ".join(f"{n or 'Redis'}: {p}" for n, p in sorted(found.unsafe.items()))
-            raise EvictingRedis(
-                f"Redis evicts any key when full (maxmemory-policy {nodes}): churnwatch's user states and offsets "
-                f"would be dropped silently. Set maxmemory-policy noeviction (or a volatile-* policy) and enough "
-                f"maxmemory (docs/OPERATE.md, \"ChurnwatchRedisEvicting\")")
+            raise EvictingRedis(found.unsafe_text())
         self.eviction_checked = True
 
     async def wait_for_rebuild(self, deadline: float) -> None:
