@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import redis as redis_lib
 from redis.cluster import RedisCluster
@@ -393,3 +394,20 @@ def stream_side(redis_url: str, alerts: Iterable[dict[str, Any]], as_of_ms: int,
         if not out.expire:
             rows[user] = score_row(user, as_of_ms, score(out.state, as_of_ms // 1000, model)).as_csv()
     return rows, by_id
+
+
+@contextmanager
+def redis_refusing_writes(redis_url: str) -> Iterator[None]:
+    """Redis full under ``noeviction`` for the body: reads answer, every write is refused with
+    OutOfMemoryError (QA8 H3), as a Redis out of memory refuses them; the memory settings are put
+    back after, whatever the body raised, so the next test gets the server it expects."""
+    client = redis_lib.Redis.from_url(redis_url)
+    before = client.config_get("maxmemory*")
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # every write refused from now on
+        yield
+    finally:
+        client.config_set("maxmemory", before["maxmemory"])
+        client.config_set("maxmemory-policy", before["maxmemory-policy"])
+        client.close()

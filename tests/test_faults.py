@@ -23,8 +23,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from models.events import Event
 from streams.settings import Settings
-from tests.harness import (Worker, dump_state, metric, publish_events, read_progress, read_topic, restore_keys, snapshot_keys, wait_for,
-                           wait_progress, wait_quiet, wait_reviewed)
+from tests.harness import (Worker, dump_state, metric, publish_events, read_progress, read_topic, redis_refusing_writes, restore_keys,
+                           snapshot_keys, wait_for, wait_progress, wait_quiet, wait_reviewed)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -263,27 +263,17 @@ def test_redis_refusing_writes_under_a_running_worker_sends_each_alert_once(faul
     in place, backing off: one WARNING naming the runbook, no traceback, each alert sent once, each
     record counted once, ``/readyz`` 503 while stuck (``CHURNWATCH_STUCK_AFTER_MS``, 1 s here),
     and once memory is back the clean run's states and alert ids and ``/readyz`` 200 again."""
-    import redis as redis_lib
-
     third = len(events) // 3
     topic = fault.topics["events"]
     last = publish_events(fault.bootstrap, topic, events[:third])
     # the refused cycle holds the rest of the history
     w = fault.worker(CHURNWATCH_BATCH_MAX_RECORDS="10000", CHURNWATCH_STUCK_AFTER_MS="1000")
     wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
-    client = redis_lib.Redis.from_url(redis_url)
-    before = client.config_get("maxmemory*")
-    try:
-        client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", 1)  # every write refused from now on
+    with redis_refusing_writes(redis_url):
         rest = publish_events(fault.bootstrap, topic, events[third:])
         wait_for("5 refused Redis calls", lambda: metric(w, "churnwatch_redis_errors_total") >= 5, 60, (w,))
         wait_for("/readyz 503 while nothing is applied", lambda: _readyz(w) == 503, 30, (w,))
         assert read_progress(fault.redis_url, topic, fault.prefix) == last, "nothing applied while writes are refused"
-    finally:
-        client.config_set("maxmemory", before["maxmemory"])
-        client.config_set("maxmemory-policy", before["maxmemory-policy"])
-        client.close()
     fault.wait({p: max(last.get(p, -1), rest.get(p, -1)) for p in last.keys() | rest.keys()})
     _assert_same(fault, *reference)
     ids, total = fault.alerts()
@@ -304,18 +294,12 @@ def test_the_lag_gauge_is_not_frozen_while_a_refused_write_is_retried_in_place(f
     gauge stayed at the stuck batch's size (200 here) however many records came after, so
     ChurnwatchConsumerLagHigh could not fire. Now the gauge timer reads the log ends while no cycle
     settles: the gauge reaches every record waiting."""
-    import redis as redis_lib
-
     topic = fault.topics["events"]
     quarter = len(events) // 4
     last = publish_events(fault.bootstrap, topic, events[:quarter])
     w = fault.worker(CHURNWATCH_BATCH_MAX_RECORDS="500")
     wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
-    client = redis_lib.Redis.from_url(redis_url)
-    before = client.config_get("maxmemory*")
-    try:
-        client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", 1)  # every write refused from now on
+    with redis_refusing_writes(redis_url):
         publish_events(fault.bootstrap, topic, events[quarter:quarter + 200])
         wait_for("a refused write", lambda: metric(w, "churnwatch_redis_errors_total") >= 1, 30, (w,))
         publish_events(fault.bootstrap, topic, events[quarter + 200:])
@@ -323,10 +307,6 @@ def test_the_lag_gauge_is_not_frozen_while_a_refused_write_is_retried_in_place(f
         wait_for(f"a lag of the {waiting} records waiting",
                  lambda: metric(w, "churnwatch_consumer_lag_events") >= waiting, 15, (w,))
         assert read_progress(fault.redis_url, topic, fault.prefix) == last, "nothing applied while writes are refused"
-    finally:
-        client.config_set("maxmemory", before["maxmemory"])
-        client.config_set("maxmemory-policy", before["maxmemory-policy"])
-        client.close()
     wait_for("the lag back to 0 once applied", lambda: metric(w, "churnwatch_consumer_lag_events") == 0, 60, (w,))
 
 
@@ -335,28 +315,18 @@ def test_a_caught_up_worker_whose_submit_is_refused_is_not_ready(fault: Run, eve
     use (``mark_accounts_in_use``) while the cycle is submitted, retried in place if refused.
     Caught up, the worker had no cycle in flight and nothing behind its last fetch: ``stuck_s``
     was 0 and ``/readyz`` stayed 200 while the record waited. The batch in hand counts now."""
-    import redis as redis_lib
-
     from models.subscription import Subscription
 
     topic = fault.topics["events"]
     last = publish_events(fault.bootstrap, topic, events[:50])
     w = fault.worker(CHURNWATCH_STUCK_AFTER_MS="1000")
     wait_progress(fault.redis_url, topic, last, 60, fault.workers, prefix=fault.prefix)
-    client = redis_lib.Redis.from_url(redis_url)
-    before = client.config_get("maxmemory*")
-    try:
-        client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", 1)  # every write refused from now on
+    with redis_refusing_writes(redis_url):
         first = events[49]
         publish_events(fault.bootstrap, topic, [Event(first.user_id, first.ts_ms + 1, "subscription", "acct-1", 0.0, "acct-1",
                                                       Subscription("trial", "basic", 0))])
         wait_for("a refused write", lambda: metric(w, "churnwatch_redis_errors_total") >= 1, 30, (w,))
         wait_for("/readyz 503 while the batch in hand waits", lambda: _readyz(w) == 503, 15, (w,))
-    finally:
-        client.config_set("maxmemory", before["maxmemory"])
-        client.config_set("maxmemory-policy", before["maxmemory-policy"])
-        client.close()
     wait_for("/readyz 200 once applied", lambda: _readyz(w) == 200, 30, (w,))
 
 

@@ -59,7 +59,8 @@ DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000  # 2026-01-01
 USERS = [f"sec-user-{RUN}-{i}" for i in range(4)]
 BAD_USER = f"sec-baduser-{RUN}"  # only in a record the DLQ gets
-ALLOWED_LABELS = {"reason", "op", "kind", "partition", "stage", "phase", "le", "model", "outcome", "how"}  # of churnwatch_* (docs/ARCHITECTURE.md)
+ALLOWED_LABELS = {"reason", "op", "kind", "partition", "stage", "phase", "le", "model", "outcome", "how",
+                  "node"}  # of churnwatch_* (docs/ARCHITECTURE.md); node: a Redis node's run id (and host:port on a cluster)
 
 
 # -- a Redis that requires a password ---------------------------------------------------------

@@ -670,17 +670,24 @@ class StreamConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.failures += 1
                 work_failed = work_failed or bool(n) or self._rewinds != rewound
-                delay = retry_delay(self.failures)
-                if count_redis_error(exc) and redis_transient(exc):  # an outage or a refusal: no traceback to read
-                    retry_logger.warning("worker cycle failed: Redis unavailable or refusing (%s: %s); retrying in "
-                                         "%.2f s (failure %d in a row). Runbook: ChurnwatchRedisErrors",
-                                         type(exc).__name__, exc, delay, self.failures)
-                else:
-                    retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
-                await self.store.reconnect_after(exc)  # READONLY: a demoted primary (review 15, M-1)
-                await asyncio.sleep(delay)
+                await self._back_off(exc)
+
+    async def _back_off(self, exc: Exception) -> None:
+        """One failed turn of ``run``: counted in the streak that sets the delay (``retry_delay``),
+        logged (a Redis outage or refusal as one WARNING naming the runbook: no traceback to read;
+        anything else with its traceback), a demoted primary's connections dropped (READONLY,
+        review 15 M-1), then the delay slept."""
+        self.failures += 1
+        delay = retry_delay(self.failures)
+        if count_redis_error(exc) and redis_transient(exc):
+            retry_logger.warning("worker cycle failed: Redis unavailable or refusing (%s: %s); retrying in "
+                                 "%.2f s (failure %d in a row). Runbook: ChurnwatchRedisErrors",
+                                 type(exc).__name__, exc, delay, self.failures)
+        else:
+            retry_logger.exception("worker cycle failed; retrying in %.2f s", delay)
+        await self.store.reconnect_after(exc)
+        await asyncio.sleep(delay)
 
     def stuck_s(self) -> float:
         """How long work has waited (a cycle in flight, a batch being submitted, a failed turn to
