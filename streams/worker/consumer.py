@@ -1437,8 +1437,8 @@ class StreamConsumer:
         # after connect: a store emptied by a take-over's rebuild is no data loss (this worker stops above).
         # RETRY_LOGGER: one line per 10 s with a count (a store lost again and again is one incident)
         retry_logger.error("REDIS LOST ITS DATA (%s). Stopped applying; rebuilding partitions %s of %s from the topic's "
-                     "retained history. Runbook: ChurnwatchRedisDataLost", lost, sorted(tp.partition for tp in self.assigned),
-                     self.topic)
+                           "retained history. Runbook: ChurnwatchRedisDataLost", lost,
+                           sorted(tp.partition for tp in self.assigned), self.topic)
         metrics.REDIS_DATA_LOST.inc()
 
     def _forget_assigned(self) -> None:

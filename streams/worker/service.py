@@ -167,7 +167,6 @@ class WorkerRuntime:
             metrics.CHURN_RATE_30D.set(summary.rate)
             metrics.CHURNED_REVENUE_30D.set(summary.revenue)
 
-
     async def _eviction_gauges(self) -> None:
         """Redis's eviction policy and evicted keys per node (``Store.eviction``): the policy can change
         while the workers run (``CONFIG SET``, a managed Redis's parameter group), and an evicting Redis
