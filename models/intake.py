@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Final
 
+from models.currency import currency_refusal
 from models.events import Event, TypeMap
 from models.subscription import Subscription
 
@@ -52,10 +53,13 @@ class EventReader:
     ``min_event_ms`` is 2000-01-01 (streams.timefmt.MIN_EVENT_MS: the details say that date);
     ``parse_text_ms`` reads a ``ts`` given as text (ValueError when it cannot: DLQ reason
     ``bad_timestamp``); ``derive_id(obj, ts_ms, amount)`` is the id of an event sent without one.
+    ``currency`` is the deployment's (``CHURNWATCH_CURRENCY``, upper case; "" unnamed): an event's
+    ``currency`` field is checked against it (:meth:`money_currency`).
     """
 
     def __init__(self, min_event_ms: int, max_clock_skew_ms: int, type_map: TypeMap, parse_text_ms: Callable[[str], int],
-                 derive_id: Callable[[dict[str, object], int, float], str]) -> None:
+                 derive_id: Callable[[dict[str, object], int, float], str], currency: str = "") -> None:
+        self.currency = currency
         self.min_event_ms = min_event_ms
         self.max_clock_skew_ms = max_clock_skew_ms
         self.type_map = type_map
@@ -144,6 +148,10 @@ class EventReader:
             if isinstance(checked, Rejection):
                 return checked
             sub = checked
+        if fields.get("currency") is not None:  # rare: no call on the common path
+            refused = self.money_currency(fields, sub is not None, raw_amount is not None)
+            if refused is not None:
+                return refused
         if not eid:
             self.derived_ids += 1
             eid = self.derive_id(fields, ts_ms, amount)
@@ -200,6 +208,18 @@ class EventReader:
             return Subscription.parse(fields.get("status"), fields.get("plan"), mrr, ends_ms, period_end_ms)
         except ValueError as exc:
             return Rejection("bad_subscription", str(exc)[:200])
+
+    def money_currency(self, fields: dict[str, object], statement: bool, priced: bool) -> Rejection | None:
+        """The optional ``currency`` of a subscription ``statement`` or of an event with an amount
+        (``priced``): refused (``bad_subscription`` / ``bad_amount``) when it is not a code or not
+        the deployment's (models.currency); ignored on other events, as any other field."""
+        raw = fields.get("currency")
+        if raw is None or not (statement or priced):
+            return None
+        why = currency_refusal(raw, self.currency)
+        if not why:
+            return None
+        return Rejection("bad_subscription" if statement else "bad_amount", why)
 
     def optional_time(self, fields: dict[str, object], name: str) -> int | Rejection:
         """An optional time field of a subscription event (either ``ts`` form) -> epoch ms, 0 when

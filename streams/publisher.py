@@ -116,7 +116,8 @@ class EventPublisher:
         from kafka import KafkaProducer
 
         self.topic = settings.topic_events
-        self._decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
+        self._decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
+                                currency=settings.currency)
         self._max_skew_ms = settings.max_clock_skew_ms
         options: dict[str, Any] = {
             **kafka_python_client_kwargs(settings),
@@ -473,10 +474,11 @@ def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRe
         raise UserError(f"{p}: no such file")
     if not p.is_file():
         raise UserError(f"{p}: a folder, not a file" if p.is_dir() else f"{p}: not a regular file")
-    decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms)
+    decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
+                      currency=settings.currency)
     now_ms = int(time.time() * 1000)
     if not _is_jsonl(p):
-        for lineno, ev in numbered_events_csv(p):
+        for lineno, ev in numbered_events_csv(p, currency=settings.currency):
             value = event_value(ev)
             _decoded(decoder, value, now_ms, p, lineno)  # what the worker reads: its id, user id length, time, size
             yield ev.ts_ms, ev.user_id, value

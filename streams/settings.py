@@ -153,6 +153,9 @@ class Settings:
     # still reaches accounts in event order; a stuck partition delays them no more than this
     account_grace_ms: int = 7 * 86_400_000
     max_event_bytes: int = 64 * 1024
+    # the ISO 4217 code every amount (mrr, purchase amount) is in; "" = one unnamed currency. An
+    # event stating another `currency` is refused (models/currency.py, docs/REVENUE.md "One currency")
+    currency: str = ""
     miskeyed: str = "reroute"  # records whose key is not the user id: "reroute" to the user's partition, or "dlq"
     # Model and ops
     model_path: str = ""
@@ -202,6 +205,7 @@ class Settings:
             raise SettingsError(f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}")
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
+        self._check_currency()
         if self.miskeyed not in ("reroute", "dlq"):
             raise SettingsError(f"miskeyed must be 'reroute' or 'dlq', got {self.miskeyed!r}")
         if not 0 <= self.console_port <= 65535:
@@ -211,6 +215,15 @@ class Settings:
         if not 1 <= self.metrics_port <= 65535:
             # the worker's web server takes no "any free port" (0 stopped it with a traceback)
             raise SettingsError(f"metrics_port must be a TCP port (1-65535), got {self.metrics_port}")
+
+    def _check_currency(self) -> None:
+        """``currency`` is an ISO 4217 code, kept upper case (``usd`` is ``USD``), or empty."""
+        from models.currency import currency_code
+
+        try:
+            object.__setattr__(self, "currency", currency_code(self.currency))
+        except ValueError as exc:
+            raise SettingsError(f"CHURNWATCH_CURRENCY: {exc}") from None
 
     def _check_topics(self) -> None:
         """Every ``topic_*`` setting is a name Kafka accepts (:func:`topic_refusal`)."""

@@ -170,6 +170,30 @@ def test_errors_are_json_4xx(client: TestClient) -> None:
     assert reply.status_code == 400 and "save" in reply.json()["error"]["message"]
 
 
+def test_churn_refuses_a_parameter_it_does_not_read(client: TestClient) -> None:
+    """QA9 M5: ``owner=alice`` was ignored and the global figures came back as if they were alice's."""
+    reply = client.get("/api/v1/churn", params={"owner": "alice", "revenue_period": "month"})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["message"] == (
+        "/api/v1/churn has no parameter 'owner' (it takes period, revenue_period): the live figures are for all "
+        "accounts; per owner, run `churnwatch report --events FILE --accounts ACCOUNTS.csv --by-owner` (docs/REVENUE.md)")
+    reply = client.get("/api/v1/churn?periods=90d")
+    assert reply.status_code == 400 and reply.json()["error"]["message"] == \
+        "/api/v1/churn has no parameter 'periods' (it takes period, revenue_period)"
+    assert client.get("/api/v1/churn", params={"period": "90d", "revenue_period": "week"}).status_code == 200
+
+
+def test_the_money_figures_name_the_deployment_currency(built_state: Settings, client: TestClient) -> None:
+    """QA9 M1: with ``CHURNWATCH_CURRENCY`` the Churn page and the API say what currency the MRR is in."""
+    assert client.get("/api/v1/churn").json()["revenue"]["currency"] is None, "unset: one unnamed currency"
+    assert 'id="currency"' not in client.get("/churn").text
+    with TestClient(create_app(built_state.with_(currency="eur"))) as c:
+        assert c.get("/api/v1/churn").json()["revenue"]["currency"] == "EUR"
+        page = c.get("/churn").text
+        assert ', in <span id="currency">EUR</span></h2>' in page and "MRR now (EUR)" in page
+        assert "Purchases of churned users" in page and "Revenue of churned users" not in page
+
+
 def test_bearer_token_when_configured(built_state: Settings) -> None:
     with TestClient(create_app(built_state.with_(console_token="s3cret-token"))) as c:
         denied = c.get("/api/v1/churn")

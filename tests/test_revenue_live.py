@@ -464,3 +464,51 @@ def test_decode_routes_subscriptions_and_diverts_copies() -> None:
     assert set(out.users) == {"solo", "u1"} and out.member_of == {"u1": ("acme", 0, 1)}
     assert [(k, h) for k, _, h in out.account_copies] == [(b"solo", [("churnwatch-account", b"0:0")])]
     assert [type(c).__name__ for c in out.accounts] == ["AccountCopy", "MemberCopy"] and out.rejected == {"malformed_json": 1}
+
+
+@pytest.mark.integration
+def test_a_statement_in_another_currency_is_dead_lettered_by_the_worker(
+    kafka_bootstrap: str, redis_url: str, one_partition: dict[str, str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """QA9 M1: with ``CHURNWATCH_CURRENCY=USD``, a statement or purchase stating EUR or JPY goes to
+    the DLQ naming both currencies, and only the USD statement is in the live MRR (40 EUR + 5,000
+    JPY + 49.99 USD read "MRR 5089.99" before)."""
+    from streams.cli import main
+    from tests.harness import read_topic
+
+    w = Worker(kafka_bootstrap, redis_url, one_partition, tmp_path / "worker.log",
+               env={"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_PARTITIONS": "1", "CHURNWATCH_CURRENCY": "usd"}).start()
+    try:
+        ts = "2026-11-02T00:00:00Z"
+        sub = {"type": "subscription", "ts": ts, "status": "active", "plan": "Pro"}
+        values = [
+            {**sub, "user_id": "x1", "account_id": "ax1", "mrr": 40, "currency": "EUR"},
+            {**sub, "user_id": "x2", "account_id": "ax2", "mrr": 5000, "currency": "JPY"},
+            {"user_id": "x3", "type": "purchase", "ts": ts, "amount": 12.5, "currency": "eur"},
+            {**sub, "user_id": "x4", "account_id": "ax4", "mrr": 49.99, "currency": "Usd"},
+            {"user_id": "x5", "type": "view", "ts": ts, "currency": "JPY"},  # no amount: the field is ignored
+        ]
+        topic = one_partition["events"]
+        last = publish_events(kafka_bootstrap, topic, [], extra=[(v["user_id"].encode(), orjson.dumps(v)) for v in values])
+        wait_progress(redis_url, topic, last, workers=[w])
+        account_barrier(kafka_bootstrap, redis_url, topic, 1, 1, 1_793_577_600_000, workers=[w])
+        dlq = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, one_partition["dlq"], 1)]
+    finally:
+        assert w.stop() == 0, w.output()[-3000:]
+    assert [(d["reason"], d["detail"]) for d in dlq] == [
+        ("bad_subscription", "currency EUR is not the deployment currency USD (CHURNWATCH_CURRENCY): convert amounts to USD before sending"),
+        ("bad_subscription", "currency JPY is not the deployment currency USD (CHURNWATCH_CURRENCY): convert amounts to USD before sending"),
+        ("bad_amount", "currency EUR is not the deployment currency USD (CHURNWATCH_CURRENCY): convert amounts to USD before sending"),
+    ]
+    assert [orjson.loads(d["value"])["user_id"] for d in dlq] == ["x1", "x2", "x3"], "the original bytes, to mend and resend"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
+    monkeypatch.setenv("CHURNWATCH_CURRENCY", "USD")
+    assert main(["churn-rate", "--period", "month", "--from", "2026-11-01", "--to", "2026-12-01", "--json"]) == 0
+    revenue = orjson.loads(capsys.readouterr().out)["revenue"]
+    assert revenue["currency"] == "USD" and [(p["new"], p["end_mrr"]) for p in revenue["periods"]] == [("49.99", "49.99")]
+    assert main(["churn-rate", "--period", "month", "--from", "2026-11-01", "--to", "2026-12-01"]) == 0
+    text = capsys.readouterr().out
+    assert "month from 2026-11-01 (USD): MRR 0.00 -> 49.99" in text
+    assert "; purchases of churned users 0.00 (their purchases up to the churn; subscription MRR is below)" in text  # QA9 L6

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sink = _Outputs(args, as_of, out, labels, horizon_ms, stack, started)
         result = replay_text(text, Path(args.events).name, type_map, as_of, model, sink.on_read, sink.on_date, jobs=jobs,
                              want_alerts=bool(args.alerts_out), want_rows=labels is not None, plot_user=args.plot_user,
-                             progress=progress)
+                             progress=progress, currency=settings.currency)
     progress.close()
     total_s = time.perf_counter() - started
     read_s = sink.read_s

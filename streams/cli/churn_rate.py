@@ -41,16 +41,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         now_ms = stream_time_ms(reader, settings)
         figures = live_revenue(reader, args.period, from_ms, to_ms, now_ms)
         cohorts = live_cohorts(reader, revenue_range(args.period, from_ms, to_ms, now_ms)[1])
-    result["revenue"] = {"period": args.period, "periods": [figures_dict(f) for f in figures],
-                         "cohorts": [cohort_dict(c) for c in cohorts]}
+    result["revenue"] = {"period": args.period, "currency": settings.currency or None,
+                         "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts]}
     if args.json:
         print(orjson.dumps(result).decode())
         return 0
     print(f"churn over the {result['days']} days to {result['as_of'][:16].replace('T', ' ')} UTC (stream time): "
           f"{result['churned']:,} users churned = {100 * result['churn_rate']:.1f}% of {result['active_at_start']:,} "
-          f"active at the start; revenue of churned users {result['churned_revenue']:,.2f}")
+          f"active at the start; purchases of churned users {result['churned_revenue']:,.2f} (their purchases up to "
+          f"the churn; subscription MRR is below)")
+    money = f" ({settings.currency})" if settings.currency else ""
     for f in result["revenue"]["periods"]:
-        print(f"{args.period} from {f['period_start']}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "
+        print(f"{args.period} from {f['period_start']}{money}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "
               f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}); "
               f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
               f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "

@@ -488,7 +488,7 @@ class _Demo:
             return
         top, churn = result
         self.say(f"churn rate (30 days)  {churn['churned']:,} users = {100 * churn['churn_rate']:.1f}% of "
-                 f"{churn['active_at_start']:,} active at the start; revenue of churned users {churn['churned_revenue']:,.2f} "
+                 f"{churn['active_at_start']:,} active at the start; purchases of churned users {churn['churned_revenue']:,.2f} "
                  f"(as of {churn['as_of'][:16].replace('T', ' ')}, stream time)")
         self.say(alert_precision_line(t.at_risk, t.churned_at, t.end_ms))
         if not top:

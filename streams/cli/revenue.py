@@ -3,6 +3,11 @@
 The file is read as ``train`` and ``backtest`` read history (streams/offline/history.py), events
 are applied in ``(ts, event_id)`` order, and every figure comes from ``models.revenue`` and
 ``models.revenue_ledger``, the code a worker will run on the stream. Definitions: docs/REVENUE.md.
+
+``--accounts FILE --by-owner`` prints the same table per account manager: the accounts are grouped
+by their ``owner`` in the accounts file (``churnwatch accounts import``'s format) and each group's
+statements go through a :class:`RevenueBook` of its own. An account's movements depend only on its
+own statements, so the groups' figures add up to the whole file's, to the cent.
 """
 
 from __future__ import annotations
@@ -10,17 +15,19 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Mapping
 
 import orjson
 
-from models.events import EVENT_ORDER
+from models.events import EVENT_ORDER, Event
 from models.revenue_ledger import PERIODS, CohortRow, PeriodFigures, RevenueBook, cohort_dict, figures_dict, money_text, percent_text
 from streams.cli.argtypes import parse_date_ms
 from streams.errors import UserError
 from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "print_cohorts", "run"]  # the dicts: models.revenue_ledger
+__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "money_in", "owner_books", "print_cohorts",
+           "read_statements", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
 
@@ -29,15 +36,43 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
-def build_report(path: str | Path, from_ms: int, to_ms: int, period: str) -> tuple[RevenueBook, list[PeriodFigures]]:
-    """Every subscription event of ``path`` through a :class:`RevenueBook`, then the periods."""
-    events = [ev for ev in iter_events_csv(path) if ev.subscription is not None]
+def read_statements(path: str | Path, currency: str = "") -> list[Event]:
+    """The subscription events of ``path`` in ``(ts, event_id)`` order, exact repeats once;
+    ``currency``: the deployment's, which a ``currency`` column must name."""
+    events = [ev for ev in iter_events_csv(path, currency=currency) if ev.subscription is not None]
     events.sort(key=EVENT_ORDER)
-    events = drop_repeats(events)
+    return drop_repeats(events)
+
+
+def build_report(path: str | Path, from_ms: int, to_ms: int, period: str,
+                 currency: str = "") -> tuple[RevenueBook, list[PeriodFigures]]:
+    """Every subscription event of ``path`` through a :class:`RevenueBook`, then the periods."""
     book = RevenueBook(period)  # type: ignore[arg-type]
-    for ev in events:
+    for ev in read_statements(path, currency):
         book.update(ev)
     return book, book.get(from_ms, to_ms)
+
+
+def owner_books(events: list[Event], owners: Mapping[str, str], period: str) -> dict[str, RevenueBook]:
+    """One :class:`RevenueBook` per owner (``owners``: account id -> owner; an account it does not
+    name, or names without an owner, is under ""), fed that owner's accounts' ``events`` in order."""
+    books: dict[str, RevenueBook] = {}
+    for ev in events:
+        owner = owners.get(ev.account, "")
+        book = books.get(owner)
+        if book is None:
+            book = books[owner] = RevenueBook(period)  # type: ignore[arg-type]
+        book.update(ev)
+    return books
+
+
+def money_in(currency: str) -> str:
+    """How the figures' money is named: the deployment's currency, or that it is the file's one.
+
+    >>> money_in("EUR"), money_in("")
+    ('money in EUR', "money in the file's currency (one currency; CHURNWATCH_CURRENCY names it)")
+    """
+    return f"money in {currency}" if currency else "money in the file's currency (one currency; CHURNWATCH_CURRENCY names it)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, metavar="DATE", help="end, exclusive, UTC (e.g. 2026-07-01)")
     parser.add_argument("--period", choices=PERIODS, default="month", help="day, week (ISO, from Monday) or month (default)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    parser.add_argument("--accounts", metavar="ACCOUNTS.csv",
+                        help="the accounts file (account_id,owner,...: the format of `churnwatch accounts import`), for --by-owner")
+    parser.add_argument("--by-owner", action="store_true",
+                        help="the same figures per account owner of --accounts (accounts it does not name: no owner)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -55,20 +94,56 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"--to {args.to} is not after --from {args.from_}")
     if not Path(args.events).is_file():
         raise UserError(f"--events: {args.events} is not a file")
-    book, figures = build_report(args.events, from_ms, to_ms, args.period)
+    if args.by_owner != bool(args.accounts):
+        raise UserError("--by-owner needs --accounts ACCOUNTS.csv" if args.by_owner else
+                        "--accounts is read for --by-owner (add it, or leave --accounts out)")
+    if args.by_owner:
+        return _by_owner(args, settings, from_ms, to_ms)
+    book, figures = build_report(args.events, from_ms, to_ms, args.period, settings.currency)
     cohorts = book.cohorts.get(to_ms)
     if args.json:
-        print(orjson.dumps({
-            "events": str(args.events), "period": args.period, "from": _day(from_ms), "to": _day(to_ms),
-            "accounts": len(book.accounts), "late_statements": book.late,
-            "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts],
-        }).decode())
+        print(orjson.dumps({**_head(args, settings, from_ms, to_ms), **_book_dict(book, figures, cohorts)}).decode())
         return 0
     _print_periods(figures)
     if cohorts:
         print_cohorts(cohorts)
-    print(f"{len(book.accounts):,} accounts; money in the file's currency; rates in %; "
+    print(f"{len(book.accounts):,} accounts; {money_in(settings.currency)}; rates in %; "
           f"definitions in docs/REVENUE.md" + (f"; {book.late} late statements ignored" if book.late else ""))
+    return 0
+
+
+def _head(args: argparse.Namespace, settings: Settings, from_ms: int, to_ms: int) -> dict[str, object]:
+    return {"events": str(args.events), "period": args.period, "from": _day(from_ms), "to": _day(to_ms),
+            "currency": settings.currency or None}
+
+
+def _book_dict(book: RevenueBook, figures: list[PeriodFigures], cohorts: list[CohortRow]) -> dict[str, object]:
+    return {"accounts": len(book.accounts), "late_statements": book.late,
+            "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts]}
+
+
+def _by_owner(args: argparse.Namespace, settings: Settings, from_ms: int, to_ms: int) -> int:
+    """``report --accounts FILE --by-owner``: the table per owner, owners by name, no owner last."""
+    from streams.cli.accounts import read_accounts_csv
+
+    owners = {a.account_id: a.owner for a in read_accounts_csv(args.accounts) if not a.deleted}
+    books = owner_books(read_statements(args.events, settings.currency), owners, args.period)
+    order = sorted(books, key=lambda o: (not o, o))
+    if args.json:
+        print(orjson.dumps({**_head(args, settings, from_ms, to_ms), "accounts_file": str(args.accounts), "owners": [
+            {"owner": o or None, **_book_dict(books[o], books[o].get(from_ms, to_ms), books[o].cohorts.get(to_ms))}
+            for o in order]}).decode())
+        return 0
+    for i, o in enumerate(order):
+        book = books[o]
+        print(("\n" if i else "") + (f"owner {o}" if o else "no owner (accounts without an owner in the accounts file)")
+              + f": {len(book.accounts):,} account{'s' * (len(book.accounts) != 1)}"
+              + (f", {book.late} late statements ignored" if book.late else ""))
+        _print_periods(book.get(from_ms, to_ms))
+    if not order:
+        print("no subscription statements in the file")
+    print(f"\n{sum(len(b.accounts) for b in books.values()):,} accounts; each owner's accounts as the accounts file "
+          f"assigns them now; {money_in(settings.currency)}; rates in %; definitions in docs/REVENUE.md")
     return 0
 
 

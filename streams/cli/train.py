@@ -83,7 +83,7 @@ def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap
             raise UserError(f"--events {events_path} does not exist")
         if not events_path.is_file():
             raise UserError(f"--events {events_path} is a folder, not a file")
-        events = read_events_csv(events_path, type_map)
+        events = read_events_csv(events_path, type_map, settings.currency)
         if until_ms is not None:
             kept = [ev for ev in events if ev.ts_ms < until_ms]
             print(f"--until: {len(events) - len(kept):,} of {len(events):,} events are at or after it and left out")

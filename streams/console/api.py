@@ -145,7 +145,22 @@ async def account(request: Request, deps: Deps) -> dict[str, Any]:
     return {**account_dict(report, state, members, now_ms, alerts), "model": deps.model_info()}
 
 
+#: The parameters /api/v1/churn reads: any other is refused (QA9 M5: ``owner=alice`` was ignored and
+#: the global figures came back as if they were alice's).
+_CHURN_PARAMS = ("period", "revenue_period")
+
+
+def _only(request: Request, allowed: tuple[str, ...], why: dict[str, str]) -> None:
+    """A 400 naming the first query parameter not in ``allowed`` (with ``why`` it is not, when said)."""
+    for name in request.query_params:
+        if name not in allowed:
+            raise BadRequest(f"{request.url.path} has no parameter {name[:40]!r} (it takes {', '.join(allowed)})"
+                             + (f": {why[name]}" if name in why else ""))
+
+
 async def churn(request: Request, deps: Deps) -> dict[str, Any]:
+    _only(request, _CHURN_PARAMS, {"owner": "the live figures are for all accounts; per owner, run "
+                                            "`churnwatch report --events FILE --accounts ACCOUNTS.csv --by-owner` (docs/REVENUE.md)"})
     raw = request.query_params.get("period") or "30d"
     m = _PERIOD.match(raw)
     if not m:
@@ -154,7 +169,8 @@ async def churn(request: Request, deps: Deps) -> dict[str, Any]:
 
     now_ms = await deps.now_ms()
     body = await churn_view(deps.store, now_ms, int(m.group(1)))
-    body["revenue"] = await revenue_view(deps.store, now_ms, _choice(request, "revenue_period", PERIODS, "month") or "month")
+    body["revenue"] = await revenue_view(deps.store, now_ms, _choice(request, "revenue_period", PERIODS, "month") or "month",
+                                         currency=deps.settings.currency)
     return body
 
 
@@ -265,12 +281,16 @@ def openapi() -> dict[str, Any]:
     cohort = _obj({"cohort": _STR, "customers": int_, "new_mrr": money, "months": {"type": "array", "items": _obj({
         "month": _STR, "customers": int_, "mrr": money, "customer_retention_pct": pct, "mrr_retention_pct": pct})}})
     revenue = _obj({"period": {"enum": ["day", "week", "month"]},
+                    "currency": {**_NSTR, "description": "the ISO 4217 code every amount is in (CHURNWATCH_CURRENCY); "
+                                 "null: one currency, unnamed"},
                     "periods": {"type": "array", "items": {"$ref": "#/components/schemas/PeriodFigures"}},
                     "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}}})
     churn = _obj({
         "as_of": _STR, "period_days": {"type": "integer", "description": "the window in days (churn-rate --json calls it days)"}, "users": {"type": "integer"}, "at_risk": {"type": "integer"},
         "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}}, "churned": {"type": "integer"},
-        "active_at_start": {"type": "integer"}, "churn_rate": _NUM, "churned_revenue": _NUM,
+        "active_at_start": {"type": "integer"}, "churn_rate": _NUM,
+        "churned_revenue": {**_NUM, "description": "the purchases (amounts of purchase events) of the users who churned in "
+                            "the window, up to their churn; not subscription MRR (that is in revenue)"},
         "weekly": {"type": "array", "items": week}, "revenue": revenue,
     })
     account_row = _obj({
@@ -372,6 +392,8 @@ def openapi() -> dict[str, Any]:
                 "parameters": [_q("period", {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)d?$", "default": "30d"}, "days up to the stream time, 1-365"),
                                _q("revenue_period", {"enum": ["day", "week", "month"], "default": "month"},
                                   "revenue figures per day, ISO week or month: the last 12 up to the stream time")],
+                "description": ("Any other query parameter is a 400 (owner among them: these figures are for all "
+                                "accounts; per owner, `churnwatch report --accounts FILE --by-owner`)."),
                 "responses": {"200": _ok("Churn"), **_errors(400, 401, 503)},
             }},
             "/api/v1/owners": {"get": {

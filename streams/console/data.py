@@ -534,11 +534,12 @@ async def churn_view(store: Store, now_ms: int, days: int, weeks: int = 12) -> d
     }
 
 
-async def revenue_view(store: Store, now_ms: int, period: str = "month", periods: int = 12) -> dict[str, Any]:
+async def revenue_view(store: Store, now_ms: int, period: str = "month", periods: int = 12, currency: str = "") -> dict[str, Any]:
     """Accounts' churn in money and count for the last ``periods`` periods up to the stream time
     (leading periods before any revenue left out) and the signup-month cohorts: the workers' live
     counters read by ``streams.views`` into ``churnwatch report``'s ledger, so every figure is the
-    one ``churnwatch churn-rate --period P --from F --to T --json`` prints for the same range."""
+    one ``churnwatch churn-rate --period P --from F --to T --json`` prints for the same range;
+    ``currency``: the deployment's (``CHURNWATCH_CURRENCY``; null when unnamed), which names the money."""
     from models.revenue_ledger import PERIODS, cohort_dict, figures_dict, period_start_ms
     from streams.views import cohort_rows, revenue_figures
 
@@ -551,7 +552,8 @@ async def revenue_view(store: Store, now_ms: int, period: str = "month", periods
     while len(figures) > 1 and not (figures[0].start_mrr_cents or figures[0].end_mrr_cents or figures[0].churned_customers):
         figures.pop(0)
     cohorts = cohort_rows(await store.cohort_counters(), figures[-1].end_ms)
-    return {"period": period, "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts]}
+    return {"period": period, "currency": currency or None, "periods": [figures_dict(f) for f in figures],
+            "cohorts": [cohort_dict(c) for c in cohorts]}
 
 
 # -- owners and accounts -----------------------------------------------------------------------

@@ -260,7 +260,7 @@ async def churn(request: Request, deps: Deps) -> Response:
 
     now_ms = await deps.now_ms()
     view = await churn_view(deps.store, now_ms, days)
-    rev = await revenue_view(deps.store, now_ms, _pick(request, "revenue_period", PERIODS) or "month")
+    rev = await revenue_view(deps.store, now_ms, _pick(request, "revenue_period", PERIODS) or "month", currency=deps.settings.currency)
     weekly = view["weekly"]
     labels = [w["week_end"][5:] for w in weekly]
     won_lost = svg.bars(labels, [("won (new)", svg.COLORS["won"], [w["won"] for w in weekly]),
@@ -268,7 +268,7 @@ async def churn(request: Request, deps: Deps) -> Response:
     top = max([w["churn_rate"] for w in weekly] + [0.01])
     rate = svg.line_chart(labels, [("weekly churn rate", svg.COLORS["risk"], [w["churn_rate"] for w in weekly])], lo=0, hi=top,
                           y_ticks=(0, top / 2, top), y_format="{:.1%}")
-    revenue = svg.bars(labels, [("revenue of churned users", svg.COLORS["lost"], [w["churned_revenue"] for w in weekly])])
+    revenue = svg.bars(labels, [("purchases of churned users", svg.COLORS["lost"], [w["churned_revenue"] for w in weekly])])
     return _render("churn.html", nav="churn", c=view, as_of_ms=now_ms, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue),
                    rev=rev, **_revenue_charts(rev))
 

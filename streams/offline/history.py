@@ -19,7 +19,9 @@ header row only (a file without a header keeps the positional layout above): ``a
 row, and on ``subscription`` rows ``status``, ``plan``, ``mrr`` (money, at most two decimals) and
 optionally ``trial_ends`` and ``period_end`` (the end of the period paid for, the next renewal),
 times like ``ts``, e.g. ``user_id,ts,event_type,amount,account_id,status,plan,mrr,period_end``.
-On other rows those are ignored.
+On other rows those are ignored. An optional ``currency`` column is checked on ``subscription`` rows
+and rows with an amount by the stream's rule (models/currency.py: a 3-letter code, the deployment's
+``CHURNWATCH_CURRENCY`` when set): a row in another currency is refused with its line.
 
 Rows without an ``event_id`` get the id the stream's worker derives from the event's content
 (``streams.records.content_event_id``), as ``churnwatch publish`` sends them: the same row has
@@ -50,6 +52,7 @@ import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
+from models.currency import currency_refusal
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
 from models.intake import MAX_AMOUNT
 from models.subscription import Subscription
@@ -60,7 +63,7 @@ __all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "header_use
            "text_events"]
 
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
-_EXTRA = ("account_id", "status", "plan", "mrr", "trial_ends", "period_end")  # by header name only
+_EXTRA = ("account_id", "status", "plan", "mrr", "trial_ends", "period_end", "currency")  # by header name only
 _ABSENT = 1 << 62  # the index of a column the file does not have: past the end of every row
 
 
@@ -236,23 +239,33 @@ def _bad_amount(raw: str, amount: float) -> str:
     return f"amount {raw!r} is not a finite number"
 
 
+def _check_currency(raw: str, configured: str, statement: bool) -> None:
+    """A row's ``currency`` cell by the stream's rule (models.currency): ValueError saying why and
+    which reason the workers would dead-letter the event with."""
+    why = currency_refusal(raw, configured)
+    if why:
+        raise ValueError(f"{why} (the workers would dead-letter it: {'bad_subscription' if statement else 'bad_amount'})")
+
+
 class EventRows:
     """Turns the rows of one history file into events: the one reading of a row, shared by the
     streaming reader (``iter_events_csv``), the whole-file one and the backtest's shards.
 
     ``index`` maps column names to positions (the header's, or the positional layout); a bad row
-    raises ValueError naming the file and line.
+    raises ValueError naming the file and line. ``currency`` is the deployment's (upper case, ""
+    unnamed), against which a ``currency`` column is checked.
     """
 
-    def __init__(self, name: str, index: dict[str, int], type_map: TypeMap = DEFAULT_TYPE_MAP) -> None:
+    def __init__(self, name: str, index: dict[str, int], type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> None:
         self.name = name
+        self.currency = currency
         self.type_map = type_map
         self.user_col = index.get("user_id", _ABSENT)
         self._ts_col = index.get("ts", _ABSENT)
         self._type_col = index.get("event_type", _ABSENT)
         self._amount_col = index.get("amount", _ABSENT)
         self._id_col = index.get("event_id", _ABSENT)
-        self._extra = tuple(index.get(c) for c in _EXTRA)  # account_id, status, plan, mrr, trial_ends, period_end: by header only
+        self._extra = tuple(index.get(c) for c in _EXTRA)  # account_id, ..., period_end, currency: by header only
         self._kinds: dict[str, EventType] = {}  # event name as written -> as the product's vocabulary spells it
         # Ids are derived from the record ``publish`` sends, whose type is the name trimmed and
         # lower-cased (no renaming): the same id under any ``--config`` type map.
@@ -289,6 +302,8 @@ class EventRows:
             extra = self._extra
             account = _cell(row, extra[0]) if extra[0] is not None else ""
             sub = _subscription(row, extra) if kind == "subscription" else None
+            if extra[6] is not None and (sub is not None or raw_amount):
+                _check_currency(_cell(row, extra[6]), self.currency, sub is not None)
         except ValueError as exc:
             raise RowError(f"{self.name} line {lineno}: {exc}", lineno) from None
         if not event_id:  # the id of the record publish sends, whose type is the name trimmed and lower-cased
@@ -308,11 +323,11 @@ class EventRows:
 
 
 def text_events(text: str, name: str, type_map: TypeMap = DEFAULT_TYPE_MAP,
-                users: tuple[str, str | None] = ("", None)) -> list[Event]:
+                users: tuple[str, str | None] = ("", None), currency: str = "") -> list[Event]:
     """The events of a whole history file's ``text`` in file order (``name`` is the file's, for
     errors and default ids). ``users`` = (first, end) keeps only the rows of user ids from
     ``first`` up to but excluding ``end`` (None: no end), in ``str`` order; rows with an empty
-    user id are always read, so that they fail.
+    user id are always read, so that they fail. ``currency``: the deployment's (:class:`EventRows`).
 
     Text without quotes, NUL or lone carriage returns is split at newlines and commas, which
     reads it exactly as the csv module does and costs a fraction; other text goes through csv.
@@ -334,7 +349,7 @@ def text_events(text: str, name: str, type_map: TypeMap = DEFAULT_TYPE_MAP,
             else:
                 index = named
             break
-    reader = EventRows(name, index, type_map)
+    reader = EventRows(name, index, type_map, currency)
     make, col = reader.event, reader.user_col
     low, end = users
     every = not low and end is None
@@ -365,24 +380,24 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[Event]:
+def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> Iterator[Event]:
     """Events of ``path`` in file order, read as a stream; a bad row raises ValueError naming file and line."""
-    for _, event in numbered_events_csv(path, type_map):
+    for _, event in numbered_events_csv(path, type_map, currency):
         yield event
 
 
-def numbered_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> Iterator[tuple[int, Event]]:
+def numbered_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> Iterator[tuple[int, Event]]:
     """(line number, event) of ``path`` in file order (:func:`iter_events_csv` with the line, which
     ``churnwatch publish`` names when the worker's decoder refuses the record it would send)."""
     p = Path(path)
     reader: EventRows | None = None
     for lineno, row, index in _rows(p, _COLUMNS):
         if reader is None:
-            reader = EventRows(p.name, index, type_map)
+            reader = EventRows(p.name, index, type_map, currency)
         yield lineno, reader.event(row, lineno)
 
 
-def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> list[Event]:
+def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> list[Event]:
     """All events of ``path`` sorted by (ts_ms, event_id), exact repeats once (:func:`drop_repeats`).
 
     >>> import tempfile, os
@@ -391,7 +406,7 @@ def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP) -> l
     >>> [(e.type, e.ts_ms, e.amount) for e in read_events_csv(f)]
     [('page_view', 1767225600000, 0.0), ('order', 1767312000000, 12.5)]
     """
-    events = text_events(read_text(path), Path(path).name, type_map)
+    events = text_events(read_text(path), Path(path).name, type_map, currency=currency)
     events.sort(key=EVENT_ORDER)
     return drop_repeats(events)
 

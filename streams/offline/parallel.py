@@ -106,8 +106,8 @@ class _Shard:
     """One range of users: read its rows of the file, then replay them date by date."""
 
     def __init__(self, text: str, name: str, type_map: TypeMap, users: tuple[str, str | None], dates: Sequence[int],
-                 model: ChurnModel, want_alerts: bool, want_rows: bool, plot_user: str | None) -> None:
-        self.text, self.name, self.type_map, self.users = text, name, type_map, users
+                 model: ChurnModel, want_alerts: bool, want_rows: bool, plot_user: str | None, currency: str = "") -> None:
+        self.text, self.name, self.type_map, self.users, self.currency = text, name, type_map, users, currency
         self.dates, self.model = dates, model
         self.want_alerts, self.want_rows, self.plot_user = want_alerts, want_rows, plot_user
         self.events: list[Event] = []
@@ -118,7 +118,7 @@ class _Shard:
         """Parse this shard's rows (a bad row ends the reading with its line) and sort them."""
         started = time.process_time()
         try:
-            events = text_events(self.text, self.name, self.type_map, self.users)
+            events = text_events(self.text, self.name, self.type_map, self.users, self.currency)
         except RowError as exc:
             return ReadSummary(error=(exc.lineno, str(exc)))
         except ValueError as exc:  # the header: no line of its own
@@ -191,18 +191,20 @@ def replay_text(
     want_rows: bool = False,
     plot_user: str | None = None,
     progress: Progress | None = None,
+    currency: str = "",
 ) -> Replay:
     """The backtest's replay (:func:`streams.offline.replay.replay_users`) of the history file
     ``text`` (named ``name``) in ``jobs`` processes, reading included.
 
     ``on_read`` gets the summary of the whole file once every row is read and before the replay
     (raise there to stop); a bad row raises its ValueError before that. ``on_date`` then gets the
-    output of each date in (date, user id) order.
+    output of each date in (date, user id) order. ``currency``: the deployment's, which a
+    ``currency`` column must name (streams.offline.history.EventRows).
     """
     dates = sorted(set(dates))
     forks = jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
     ranges = user_ranges(text, jobs) if forks else [("", None)]
-    shards = [_Shard(text, name, type_map, users, dates, model, want_alerts, want_rows, plot_user) for users in ranges]
+    shards = [_Shard(text, name, type_map, users, dates, model, want_alerts, want_rows, plot_user, currency) for users in ranges]
     if len(shards) == 1:
         return _run_here(shards[0], on_read, on_date, progress)
     return _run_forked(shards, on_read, on_date, progress)

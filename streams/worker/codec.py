@@ -35,6 +35,9 @@ Accepted value (a JSON object)::
   ``ts`` form (missing or null: not given), before 10000-01-01. A bad one is DLQ reason
   ``bad_subscription`` whose detail names the field; a ``period_end`` before 2000-01-01 is refused
   too (epoch *seconds*, as Stripe sends them, would read as a time in 1970: send milliseconds).
+- ``currency``: optional, on ``subscription`` events and events with an ``amount`` (ignored on
+  others): a 3-letter ISO 4217 code, and when the deployment names one (``CHURNWATCH_CURRENCY``)
+  that one, in any case; else ``bad_subscription`` / ``bad_amount`` naming both (models/currency.py).
 - ``properties`` and any other field: only read to derive a missing ``event_id``.
 
 The Kafka key is not read here: state is keyed by ``user_id`` from the value. A record whose key
@@ -158,6 +161,7 @@ class Decoder:
         max_event_bytes: int = 64 * 1024,
         max_clock_skew_ms: int = 3_600_000,
         type_map: TypeMap = DEFAULT_TYPE_MAP,
+        currency: str = "",
     ) -> None:
         if max_event_bytes < 64:
             raise ValueError(f"max_event_bytes must be at least 64 bytes, got {max_event_bytes}")
@@ -167,7 +171,7 @@ class Decoder:
         self.max_clock_skew_ms = max_clock_skew_ms
         self.type_map = type_map
         # The checks of a parsed value, compiled with the scoring core (models/intake.py).
-        self._reader = EventReader(MIN_EVENT_MS, max_clock_skew_ms, type_map, parse_ts_ms, derived_event_id)
+        self._reader = EventReader(MIN_EVENT_MS, max_clock_skew_ms, type_map, parse_ts_ms, derived_event_id, currency)
 
     def decode(self, value: bytes | None, wall_now_ms: int) -> Event | Rejection:
         """One record value. Never raises on any input."""

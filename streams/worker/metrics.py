@@ -241,7 +241,8 @@ ACCOUNT_WATERMARK_LAG = Gauge(
 )
 MRR = Gauge("churnwatch_mrr_cents", "MRR of all accounts now, in cents (all workers)")
 PAYING_ACCOUNTS = Gauge("churnwatch_paying_accounts", "Accounts with MRR > 0 now (all workers)")
-CHURNED_REVENUE_30D = Gauge("churnwatch_churned_revenue_30d", "Revenue of the users who churned in 30 d")
+CHURNED_REVENUE_30D = Gauge("churnwatch_churned_revenue_30d",
+                            "Purchases of the users who churned in 30 d (their purchase amounts up to the churn; not subscription MRR)")
 
 
 def _start_series() -> None:

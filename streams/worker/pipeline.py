@@ -261,7 +261,7 @@ class Pipeline:
         self.clock = clock or TopicClock(settings.allowed_lateness_ms, settings.idle_partition_ms, settings.clock)
         # The model's renames (``ChurnModel.event_types``) are applied here, as backtest and train apply them.
         self.decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
-                               type_map=model.type_map)
+                               type_map=model.type_map, currency=settings.currency)
         self.router = Router("dlq" if settings.miskeyed == "dlq" else "reroute", partitions=settings.partitions)
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.abandon_requested: Callable[[], bool] = lambda: False
@@ -360,7 +360,7 @@ class Pipeline:
         self.model, self.model_header = model, model_id(model).encode()
         if model.type_map != self.decoder.type_map:  # a successor keeps the renames (same_vocabulary): never, but never stale
             self.decoder = Decoder(max_event_bytes=self.settings.max_event_bytes, max_clock_skew_ms=self.settings.max_clock_skew_ms,
-                                   type_map=model.type_map)
+                                   type_map=model.type_map, currency=self.settings.currency)
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
         for _, max_ms in progress.values():

@@ -177,7 +177,8 @@ def read_retained(settings: Settings, topic: str, *, until_ms: int | None = None
 
     check_kafka_reachable(settings)  # one line instead of the client's retries logged at ERROR
     collector = Collector(Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
-                                  type_map=type_map), int(time.time() * 1000), until_ms, settings.miskeyed, window_ms)
+                                  type_map=type_map, currency=settings.currency),
+                          int(time.time() * 1000), until_ms, settings.miskeyed, window_ms)
     ends = asyncio.run(_read(settings, topic, collector, stall_s))
     out = collector.result(ends)
     logger.debug("%s", out.summary(topic))  # the command prints it

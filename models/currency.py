@@ -1,0 +1,55 @@
+"""The one currency of a deployment's money, and the check of an event's optional ``currency``.
+
+Why: MRR and purchases are summed as plain amounts (cents); amounts in different currencies
+summed give a number that means nothing (QA9 M1: 40 EUR + 5,000 JPY + 49.99 USD read "MRR
+5089.99"). churnwatch converts nothing: every amount must be in one currency, converted upstream.
+``CHURNWATCH_CURRENCY`` names it (an ISO 4217 code); an event may say its currency, and one that
+says another is refused (docs/REVENUE.md, "One currency"). Unset, the currency stays unnamed
+and a stated ``currency`` is only checked to be a code. Pure: the worker's decoder
+(models.intake) and the history reader (streams.offline.history) call the same function.
+"""
+
+from __future__ import annotations
+
+__all__ = ["currency_code", "currency_refusal"]
+
+
+def currency_code(value: str) -> str:
+    """A configured currency -> its upper-case ISO 4217 code ("" stays ""); ValueError otherwise.
+
+    >>> currency_code(" usd "), currency_code("")
+    ('USD', '')
+    >>> currency_code("dollars")
+    Traceback (most recent call last):
+    ...
+    ValueError: currency 'dollars' is not a 3-letter ISO 4217 code (USD, EUR, JPY, ...)
+    """
+    code = value.strip().upper()
+    if code and not (len(code) == 3 and code.isascii() and code.isalpha()):
+        raise ValueError(f"currency {value!r} is not a 3-letter ISO 4217 code (USD, EUR, JPY, ...)")
+    return code
+
+
+def currency_refusal(value: object, configured: str) -> str:
+    """Why an event's ``currency`` field is refused ("" when it is not): it must be a 3-letter code,
+    and the ``configured`` one (upper case, from :func:`currency_code`) when a deployment names one,
+    compared case-insensitively. Missing (None) or empty is no statement: "".
+
+    >>> currency_refusal("usd", "USD"), currency_refusal(None, "USD"), currency_refusal("EUR", "")
+    ('', '', '')
+    >>> currency_refusal("EUR", "USD")
+    'currency EUR is not the deployment currency USD (CHURNWATCH_CURRENCY): convert amounts to USD before sending'
+    >>> currency_refusal(978, "")
+    'currency is a int, expected a 3-letter ISO 4217 code'
+    """
+    if value is None or value == "":
+        return ""
+    if type(value) is not str:
+        return f"currency is a {type(value).__name__}, expected a 3-letter ISO 4217 code"
+    code = value.strip().upper()
+    if not (len(code) == 3 and code.isascii() and code.isalpha()):
+        return f"currency {value[:20]!r} is not a 3-letter ISO 4217 code"
+    if configured and code != configured:
+        return (f"currency {code} is not the deployment currency {configured} (CHURNWATCH_CURRENCY): "
+                f"convert amounts to {configured} before sending")
+    return ""
