@@ -431,7 +431,7 @@ def test_any_arrival_order_within_the_watermark_gives_the_reports_figures() -> N
     cut into cycles at random: the period counters, cohorts, states and the movement counters net
     of their retractions are those of ``churnwatch report`` on the same events, and no statement
     is late. Before, a statement read after a later one of its account was dropped from the live
-    figures for good (here 60-90 of the ~270 statements, depending on the seed)."""
+    figures for good (46-56 of the 231 statements, by seed)."""
     events = _accounts_of_several_subscriptions(3)
     book = RevenueBook("day")
     for ev in sorted(events, key=EVENT_ORDER):
