@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from models.events import EVENT_ORDER, Event
+from models.revenue import AccountState
 from models.revenue_ledger import PERIODS, Cohorts, Ledger, RevenueBook, cohort_dict, figures_dict
 from streams.offline.simulate_accounts import generate_accounts
 from streams.settings import Settings
@@ -351,6 +352,123 @@ def test_a_new_account_is_not_reviewed_before_its_first_time() -> None:
     assert redis.due["solo"] == 0 or redis.due["solo"] * 1000 >= START_MS + 60 * DAY_MS
 
 
+def _statement(user: str, ts_ms: int, account: str, status: str, plan: str, mrr: int, q: int, made: int) -> AccountCopy:
+    from models.subscription import Subscription
+
+    ev = Event(user, ts_ms, "subscription", f"{user}@{ts_ms}", 0.0, account, Subscription(status, plan, mrr))
+    return AccountCopy(0, -1, ev, origin=q, origin_offset=made)
+
+
+def _net(done: list[AccountsAdvanced]) -> dict[str, tuple[int, int]]:
+    """What Prometheus' movement counters say net of their ``_retracted`` twins: kind -> (count, cents)."""
+    out: dict[str, tuple[int, int]] = {}
+    for d in done:
+        for sign, movements in ((1, d.added), (-1, d.retracted)):
+            for mv in movements:
+                n, cents = out.get(mv.kind, (0, 0))
+                out[mv.kind] = (n + sign, cents + sign * abs(mv.delta_cents))
+    return {k: v for k, v in out.items() if v != (0, 0)}
+
+
+def _book_net(book: RevenueBook) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for mv in book.movements:
+        n, cents = out.get(mv.kind, (0, 0))
+        out[mv.kind] = (n + 1, cents + abs(mv.delta_cents))
+    return out
+
+
+def test_a_statement_of_another_subscription_arriving_minutes_late_is_booked_in_event_order() -> None:
+    """QA pass 9 H1, kappa: its add-on (k2, 10:40, +100) is read before its main plan (k1, 10:20,
+    50), whose user partition is read later: 20 minutes, well inside the allowed lateness, so the
+    account's watermark has passed neither. The figures were new 100 at 10:40 and k1 dropped as
+    late for good (MRR 100); they are now those of ``churnwatch report``: new 50 at 10:20, expansion
+    100 at 10:40, MRR 150, the movement booked first retracted (as Prometheus counts it)."""
+    t = START_MS + 10 * 3_600_000
+    k2 = _statement("k2", t + 40 * 60_000, "kappa", "active", "Addon", 10_000, 0, 0)
+    k1 = _statement("k1", t + 20 * 60_000, "kappa", "active", "Pro", 5_000, 1, 0)
+    redis, hold = _Redis(), {0: t - 6 * 3_600_000}  # the watermark: the allowed lateness behind
+    for offset, c in enumerate((k2, k1)):
+        c.offset = offset
+        redis.cycle([c], {0: offset}, hold)
+    book = RevenueBook("day")
+    for c in (k1, k2):
+        book.update(c.event)
+    assert [(m.kind, m.delta_cents) for m in book.movements] == [("new", 5_000), ("expansion", 10_000)]
+    assert Ledger.from_totals("day", redis.counters["day"]).get(START_MS, START_MS + DAY_MS) == book.get(START_MS, START_MS + DAY_MS)
+    assert sum(d.late for d in redis.done) == 0
+    assert _net(redis.done) == {"new": (1, 5_000), "expansion": (1, 10_000)}
+    assert [(m.kind, m.delta_cents) for m in redis.done[1].retracted] == [("new", 10_000)]
+    state = AccountState.from_bytes(redis.states["kappa"])
+    assert state.mrr_cents() == 15_000 and state.get().plans == ("Addon", "Pro")
+    _tick_until(redis, START_MS + 2 * DAY_MS, release=True)  # the watermark passes both: nothing moves again
+    assert _net(redis.done) == {"new": (1, 5_000), "expansion": (1, 10_000)} and redis.held == {}
+    assert redis.sides["kappa"] == redis.states["kappa"]
+
+
+def _accounts_of_several_subscriptions(seed: int, accounts: int = 30, days: int = 10) -> list[Event]:
+    """Accounts of 2-3 subscriptions (a main plan and add-ons, each under its own user), each stated
+    1-5 times at whole hours within ``days``: trials, plans paid, failed payments, cancellations,
+    statements of two subscriptions of one account at one instant among them."""
+    from models.subscription import Subscription
+
+    rng = random.Random(seed)
+    events = []
+    for a in range(accounts):
+        for u in range(rng.randint(2, 3)):
+            user, t = f"a{a}u{u}", START_MS + rng.randrange(days * 24) * 3_600_000
+            for k in range(rng.randint(1, 5)):
+                status = rng.choice(("trial", "active", "active", "past_due", "cancelled"))
+                mrr = 0 if status == "cancelled" else rng.choice((1_000, 2_500, 4_900))
+                events.append(Event(user, t, "subscription", f"{user}-{k}", 0.0, f"acct{a}", Subscription(status, "Pro", mrr)))
+                t += rng.choice((1, 2, 5, 24)) * 3_600_000
+    return events
+
+
+def test_any_arrival_order_within_the_watermark_gives_the_reports_figures() -> None:
+    """Property: accounts whose subscriptions' users two producing partitions hold (an add-on is
+    sent under another user), each partition's copies in its own order, interleaved at random and
+    cut into cycles at random: the period counters, cohorts, states and the movement counters net
+    of their retractions are those of ``churnwatch report`` on the same events, and no statement
+    is late. Before, a statement read after a later one of its account was dropped from the live
+    figures for good (46-56 of the 231 statements, by seed)."""
+    events = _accounts_of_several_subscriptions(3)
+    book = RevenueBook("day")
+    for ev in sorted(events, key=EVENT_ORDER):
+        book.update(ev)
+    end = START_MS + 20 * DAY_MS
+    by_origin: dict[int, list[AccountCopy]] = {0: [], 1: []}
+    for ev in sorted(events, key=EVENT_ORDER):
+        q = int(ev.user_id[-1]) % 2
+        by_origin[q].append(AccountCopy(0, -1, ev, origin=q, origin_offset=len(by_origin[q])))
+    for seed in range(4):
+        rng = random.Random(seed)
+        queues = {q: list(cs) for q, cs in by_origin.items()}
+        arrival: list[AccountCopy] = []
+        while queues[0] or queues[1]:
+            q = rng.choice([q for q in queues if queues[q]])
+            arrival += [queues[q].pop(0) for _ in range(min(len(queues[q]), rng.randint(1, 12)))]
+        latest: dict[str, int] = {}
+        behind = 0  # statements that reach their account after a later one of it
+        for c in arrival:
+            behind += latest.get(c.account, c.ts_ms) > c.ts_ms
+            latest[c.account] = max(latest.get(c.account, c.ts_ms), c.ts_ms)
+        assert behind >= 20, (seed, behind)
+        batches, i = [], 0
+        while i < len(arrival):
+            n = rng.randint(1, 8)
+            batches.append(arrival[i:i + n])
+            i += n
+        got = _deliver(batches)
+        assert sum(d.late for d in got.done) == 0, seed
+        assert Ledger.from_totals("day", got.counters["day"]).get(START_MS, end) == book.get(START_MS, end), seed
+        assert Cohorts.from_counters(got.cohorts).get(end) == book.cohorts.get(end), seed
+        assert _net(got.done) == _book_net(book), seed
+        assert {a: AccountState.from_bytes(b).get() for a, b in got.states.items()} == \
+            {a: st.get() for a, st in book.accounts.items()}, seed
+        assert got.held == {} and got.sides == got.states, seed
+
+
 def test_late_statements_are_counted_and_logged_once_per_cycle(caplog: pytest.LogCaptureFixture) -> None:
     """A statement older than its account's latest change (a user partition that lagged behind
     another) is not applied: the live MRR figures miss it and stay so. That was counted in
@@ -429,6 +547,74 @@ def test_live_figures_equal_the_report_after_streaming(
     assert main(["churn-rate"]) == 0  # the text form: the current month of stream time
     text = capsys.readouterr().out
     assert "month from 2026-03-01: MRR" in text and "gross MRR churn" in text
+
+
+@pytest.mark.integration
+def test_statements_of_one_account_read_out_of_order_give_the_reports_figures_live(
+    kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """QA pass 9 H1 through the real broker, Redis and worker: kappa's add-on (k3, 10:40) is read
+    and applied before its main plan (k1, 10:20, sent 20 minutes late, another user partition).
+    Live: ``churn-rate``, ``accounts show`` and the movement counters net of their retractions
+    are ``churnwatch report``'s (new 50 at 10:20, expansion 100 at 10:40, MRR 150), nothing late;
+    before, k1 was dropped for good (new 100, MRR 100, one late). Then QA pass 9 M3: a statement
+    more than the allowed lateness behind its user partition goes to the DLQ as ``late`` and is
+    counted in ``churnwatch_subscription_late_total`` (before: only among all late events)."""
+    from models.subscription import Subscription
+    from streams.cli import main
+    from tests.harness import metric, partition_of, wait_for
+
+    names = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}",
+             "group": f"g-{unique_name}"}
+    ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_events=names["events"],
+                           topic_alerts=names["alerts"], topic_dlq=names["dlq"], partitions=2))
+    assert (partition_of("k1", 2), partition_of("k3", 2), partition_of("k5", 2)) == (1, 0, 0), "two user partitions"
+    t = START_MS + 10 * 3_600_000
+
+    def statement(user: str, minutes: int, plan: str, mrr: int) -> Event:
+        return Event(user, t + minutes * 60_000, "subscription", f"{user}-{minutes}", 0.0, "kappa", Subscription("active", plan, mrr))
+
+    k3, k1 = statement("k3", 40, "Addon", 10_000), statement("k1", 20, "Pro", 5_000)
+    worker = Worker(kafka_bootstrap, redis_url, names, tmp_path / "worker.log",
+                    env={"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_PARTITIONS": "2"}).start()
+    try:
+        publish_events(kafka_bootstrap, names["events"], [k3])
+        wait_for("k3 applied to kappa", lambda: metric(worker, "churnwatch_subscriptions_applied_total") >= 1, workers=[worker])
+        publish_events(kafka_bootstrap, names["events"], [k1])
+        wait_for("k1 applied to kappa", lambda: metric(worker, "churnwatch_subscriptions_applied_total") >= 2, workers=[worker])
+        net = {kind: (metric(worker, "churnwatch_mrr_movements_total", f'kind="{kind}"')
+                      - metric(worker, "churnwatch_mrr_movements_retracted_total", f'kind="{kind}"'),
+                      metric(worker, "churnwatch_mrr_movement_cents_total", f'kind="{kind}"')
+                      - metric(worker, "churnwatch_mrr_movement_cents_retracted_total", f'kind="{kind}"'))
+               for kind in ("new", "expansion")}
+        late = metric(worker, "churnwatch_subscription_late_total")
+
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+        monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", names["events"])
+        monkeypatch.setenv("CHURNWATCH_TOPIC_ACCOUNTS", f"acc-{unique_name}")
+        book = RevenueBook("day")
+        for ev in (k1, k3):
+            book.update(ev)
+        capsys.readouterr()
+        assert main(["churn-rate", "--period", "day", "--from", "2026-01-01", "--to", "2026-01-02", "--json"]) == 0
+        got = orjson.loads(capsys.readouterr().out)["revenue"]["periods"]
+        assert got == [figures_dict(f) for f in book.get(START_MS, START_MS + DAY_MS)]
+        assert (got[0]["new"], got[0]["expansion"], got[0]["end_mrr"]) == ("50.00", "100.00", "150.00")
+        assert main(["accounts", "show", "kappa", "--json"]) == 0
+        shown = orjson.loads(capsys.readouterr().out)
+        assert shown["mrr"] == 150.0 and sorted(s["plan"] for s in shown["subscriptions"]) == ["Addon", "Pro"], shown
+        assert net == {"new": (1, 5_000), "expansion": (1, 10_000)} and late == 0, (net, late)
+
+        # M3: 7 h behind both user partitions' stream time (allowed lateness 6 h): dead-lettered
+        publish_events(kafka_bootstrap, names["events"], [statement("k5", -7 * 60, "Extra", 2_000)])
+        wait_for("the late statement counted", lambda: metric(worker, "churnwatch_subscription_late_total") >= 1,
+                 workers=[worker])
+        assert metric(worker, "churnwatch_events_rejected_total", 'reason="late"') == 1
+        assert "1 subscription statement(s) of 1 account(s) (kappa) went to the DLQ as late" in worker.output()
+    finally:
+        assert worker.stop() == 0, worker.output()[-3000:]
 
 
 def test_decode_routes_subscriptions_and_diverts_copies() -> None:

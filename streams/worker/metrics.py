@@ -209,7 +209,9 @@ MRR_MOVEMENT_CENTS_RETRACTED = Counter(
 )
 SUBSCRIPTIONS_APPLIED = Counter("churnwatch_subscriptions_applied_total", "Subscription statements applied to accounts")
 SUBSCRIPTION_LATE = Counter(
-    "churnwatch_subscription_late_total", "Subscription statements older than their account's latest change (not applied)"
+    "churnwatch_subscription_late_total",
+    "Subscription statements not applied to the live MRR figures: behind a later statement of their account that its "
+    "watermark had passed, or dead-lettered as late by their user partition",
 )
 STREAM_TIME_JUMPS = Counter(
     "churnwatch_stream_time_jumps_total",

@@ -115,6 +115,9 @@ class Decoded:
     jumps: list[Jump] = field(default_factory=list)  # events that moved their partition's stream time far ahead (clock.jumps)
     # p -> [count, offset, ts_ms, effective stream time] of its late events far behind (PartitionClock.far_behind): the first one's
     behind: dict[int, list[int]] = field(default_factory=dict)
+    # accounts of the subscription statements rejected as late, one entry each: lost to the live MRR
+    # figures as a statement behind its account's watermark is (churnwatch_subscription_late_total)
+    late_statements: list[str] = field(default_factory=list)
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -237,6 +240,8 @@ class Decoding:
             if pclock.far_behind(ev.ts_ms):
                 _far_behind(out.behind, p, rec.offset, ev.ts_ms, pclock.effective_ms)
             reject(p, rec, Rejection("late", f"ts {ev.ts_ms} ms is before the partition's cutoff {pclock.cutoff_ms} ms"))
+            if ev.subscription is not None:
+                out.late_statements.append(ev.account)
             return
         if ev.ts_ms - s > bound:  # rare (effective_from(s) >= s): was it a jump?
             before = pclock.effective_from(s)

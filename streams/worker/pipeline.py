@@ -90,7 +90,7 @@ from streams.worker.members import member_copies
 from streams.worker.partitioner import partitions_of
 from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
-from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads
+from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads, warn_dead_lettered
 from streams.worker.store import BucketRead, BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store, model_id
 from streams.worker.watermark import Heartbeats, fold_marks, mark_of, release_ms, stamp_marks, watermark_ms
 
@@ -724,6 +724,8 @@ class Pipeline:
             now_ms = int(time.time() * 1000)
             self.jump_warnings.report(decoded.jumps, now_ms)
             self.jump_warnings.report_behind(decoded.behind, now_ms)
+        if decoded.late_statements:
+            warn_dead_lettered(decoded.late_statements)
         return result
 
     async def _produce(self, alerts: Sequence[KafkaRecord] | Sequence[KafkaCopy], dlq: Sequence[KafkaRecord],
@@ -1152,6 +1154,8 @@ def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
         metrics.STREAM_TIME_LAST_JUMP.set_to_current_time()
     if decoded.behind:
         metrics.EVENTS_FAR_BEHIND.inc(sum(b[0] for b in decoded.behind.values()))
+    if decoded.late_statements:  # dead-lettered as late: lost to the live MRR figures too
+        metrics.SUBSCRIPTION_LATE.inc(len(decoded.late_statements))
     for reason, n in decoded.routed.rerouted.items():
         metrics.EVENTS_REROUTED.labels(reason).inc(n)
     if decoded.routed.duplicates:

@@ -18,14 +18,19 @@ which also moves the bucket's account offset of the copies' partition (field
 twice (a crash between producing it and recording progress) is a duplicate statement, which
 ``AccountState`` ignores by design.
 
-Order: the revenue state takes the cycle's statements of one account at once, in ``(ts, offset)``
-order; a statement older than the account's latest change (copies from two partitions read at
-very different speeds, e.g. a backlog) is counted as late (``churnwatch_subscription_late_total``)
-and not applied, as in ``churnwatch report``. The alert side keeps its own copy of the revenue
-state and applies statements and member copies in event order once the watermark over the
-producing partitions passes them (``streams.worker.watermark``), holding the others in Redis:
-so an account's alerts do not depend on the order its copies arrive in. Pure: no Redis, no Kafka
-(tests/test_revenue_live.py).
+Order: the alert side keeps its own copy of the revenue state and applies statements and member
+copies in event order once the watermark over the producing partitions passes them
+(``streams.worker.watermark``), holding the others in Redis: so an account's alerts do not depend
+on the order its copies arrive in. The revenue figures wait for nothing, yet follow event order
+too (Kafka Streams' grace: a result is updated when an earlier record comes within it): the
+revenue state is the alert side's, settled at the watermark, with the statements it holds
+replayed on it in event order, and a statement that arrives after a later one of its account
+(two user partitions, minutes apart: an add-on is sent under another user) re-measures the
+movements after it, the counters getting the retraction and the new movements. Only a statement
+behind its account's *settled* state (the watermark already passed a later one: a producing
+partition more than the grace behind, a handover) is counted as late
+(``churnwatch_subscription_late_total``) and not applied, as ``churnwatch report`` would ignore
+it. Pure: no Redis, no Kafka (tests/test_revenue_live.py).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import orjson
 
 from models.account_health import ACCOUNT_AT_RISK, GONE_STAGES, MEMBER_HEAD_BYTES, AccountRollup, Member, silence_risk, silent_counts
 from models.events import Event
-from models.revenue import AccountState, Movement
+from models.revenue import AccountState, Change, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
@@ -73,6 +78,7 @@ __all__ = [
 
     "COUNTER_SETS",
     "advance_accounts",
+    "warn_dead_lettered",
     "counter_field",
     "parse_counter_field",
 ]
@@ -309,8 +315,9 @@ def advance_accounts(
     last_offset: Mapping[int, int], release_ms: Mapping[int, int] | None = None, max_held: int = MAX_HELD,
 ) -> AccountsAdvanced:
     """Apply the copies past each bucket's fence to their accounts. Subscriptions reach the revenue
-    state at once, in arrival order (every :class:`models.revenue.Change` folded into per-period
-    ``Ledger`` deltas, what the write HINCRBYs): the MRR figures wait for nothing. The alert side
+    state at once, in event order with those the watermark has not passed (``_apply_revenue``: the
+    movements they re-measure folded into per-period ``Ledger`` deltas, what the write HINCRBYs):
+    the MRR figures wait for nothing. The alert side
     (its own ``AccountState``, the members, the extras) takes the copies below the account
     partition's watermark ``release_ms[p]`` (``streams.worker.watermark``) together with those it
     held, in event order; before each, the account's deadlines up to its time are reviewed
@@ -342,18 +349,17 @@ def advance_accounts(
             if not todo:
                 continue
             p = todo[-1].partition
-            revenue = _load(blob, read.bucket)
-            subscriptions = sorted((c for c in todo if isinstance(c, AccountCopy)), key=_order)
-            late_before = out.late
-            for c in subscriptions:
-                _apply_revenue(revenue, c.event, ledgers, cohorts, out)
+            before = _parse_held(held, p, account)
+            now, keep = _release(todo, before, None if release_ms is None else release_ms.get(p), max_held, out)
+            subscriptions, late_before = sum(1 for c in todo if isinstance(c, AccountCopy)), out.late
+            out.applied += subscriptions
+            revenue = (_apply_revenue(side or blob, read.bucket, before, [*now, *keep], ledgers, cohorts, out)
+                       if subscriptions else _load(blob, read.bucket))  # no statement: it and its movements stay
             if out.late > late_before:
                 late_accounts.append(account)
             # the alert side: its own state (an account of an earlier version starts from the revenue state)
             acc = AccountWork(_load(side or blob, read.bucket), orjson.loads(extra) if extra else {},
                               {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
-            bound = None if release_ms is None else release_ms.get(p)
-            now, keep = _release(todo, _parse_held(held, p, account), bound, max_held, out)
             _apply_in_order(account, acc, now, out)
             due = next_due_s(acc, _seen_ms(acc))
             if keep:
@@ -388,12 +394,27 @@ def _warn_late(late: int, accounts: Sequence[str]) -> None:
     """One WARNING per cycle that dropped late statements (never one per statement: a backlog
     replay can drop thousands). Why a WARNING and not only the counter: the live MRR figures
     (``churn-rate``'s live part, the console) then miss those statements and stay so, with
-    nothing else telling the operator that they differ from ``churnwatch report``."""
+    nothing else telling the operator that they differ from ``churnwatch report``. Statements
+    merely out of order are not these: they are replayed in event order (``_apply_revenue``)."""
     shown = ", ".join(accounts[:3]) + (", ..." if len(accounts) > 3 else "")
     logger.warning("%d subscription statement(s) of %d account(s) (%s) arrived after a later statement of their "
-                   "account and were not applied: live MRR figures miss them, `churnwatch report` over the events "
-                   "does not (docs/REVENUE.md, \"Order, and its limit\"; churnwatch_subscription_late_total)",
-                   late, len(accounts), shown)
+                   "account that the account's watermark had already passed, and were not applied: live MRR figures "
+                   "miss them, `churnwatch report` over the events does not (docs/REVENUE.md, \"Order, and its limit\"; "
+                   "churnwatch_subscription_late_total)", late, len(accounts), shown)
+
+
+def warn_dead_lettered(accounts: Sequence[str]) -> None:
+    """One WARNING per cycle whose user partitions dead-lettered subscription statements as late
+    (``accounts``: one entry per statement). Those never reach their account, so the live MRR
+    figures miss them as they miss a statement behind its account's watermark (``_warn_late``);
+    counted in the same ``churnwatch_subscription_late_total`` (QA pass 9 M3: they were only among
+    all ``late`` events, and ``ChurnwatchSubscriptionsLate`` never fired for them)."""
+    names = list(dict.fromkeys(accounts))
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    logger.warning("%d subscription statement(s) of %d account(s) (%s) went to the DLQ as late (more than the allowed "
+                   "lateness behind their user partition's stream time): live MRR figures miss them, `churnwatch report` "
+                   "over the events does not (docs/REVENUE.md, \"Order, and its limit\"; churnwatch_subscription_late_total)",
+                   len(accounts), len(names), shown)
 
 
 def _order(c: Copy) -> tuple[int, int, int, int, int]:
@@ -627,19 +648,50 @@ def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -
         append_to_extras(acc.extras, orjson.loads(value))
 
 
-def _apply_revenue(state: AccountState, ev: Event, ledgers: Mapping[str, Ledger], cohorts: Cohorts,
-                   out: AccountsAdvanced) -> None:
-    """A statement on the revenue state, at once: the period counters and movements."""
-    change = state.apply(ev)
-    out.late += change.late
-    out.applied += 1
-    for ledger in ledgers.values():
-        ledger.apply(change)
-    cohorts.apply(change)
-    if change.retract is not None:
-        out.retracted.append(change.retract)
-    if change.add is not None:
-        out.added.append(change.add)
+def _apply_revenue(settled: bytes | None, bucket: int, held: Sequence[Copy], statements: Sequence[Copy],
+                   ledgers: Mapping[str, Ledger], cohorts: Cohorts, out: AccountsAdvanced) -> AccountState:
+    """The revenue state and the period counters, at once, with every statement the watermark has
+    not passed in event order (Kafka Streams' grace: a result is updated when an earlier record
+    comes within it). ``settled``: the alert side's state, every statement below the watermark
+    applied; ``held``: the statements it held before this cycle, whose movements the counters hold
+    (their replay on ``settled``); ``statements``: those of the account after this cycle, released
+    and held, new ones among them. The counters get the difference of the two replays: a movement
+    an earlier statement re-measured is retracted and the new one added, as for two statements at
+    one instant. Returns the state (all statements applied: the views' MRR); counts in ``out.late``
+    the statements newly late: behind a later one already settled, ignored as ``report`` would."""
+    was: dict[Movement, int] = {}
+    was_late: set[tuple[object, ...]] = set()
+    if any(isinstance(c, AccountCopy) for c in held):
+        _replay(_load(settled, bucket), held, was, was_late)
+    state = _load(settled, bucket)
+    moved: dict[Movement, int] = {}
+    late: set[tuple[object, ...]] = set()
+    _replay(state, statements, moved, late)
+    for mv in {**was, **moved}:
+        n = moved.get(mv, 0) - was.get(mv, 0)
+        change = Change(retract=mv) if n < 0 else Change(add=mv)
+        for _ in range(abs(n)):
+            for ledger in ledgers.values():
+                ledger.apply(change)
+            cohorts.apply(change)
+            (out.retracted if n < 0 else out.added).append(mv)
+    out.late += len(late - was_late)
+    return state
+
+
+def _replay(state: AccountState, copies: Sequence[Copy], moved: dict[Movement, int], late: set[tuple[object, ...]]) -> None:
+    """The statements among ``copies`` applied to ``state`` in event order (``_order``): each
+    movement added counts +1 in ``moved``, each retracted -1 (a statement at the instant of the
+    settled state's latest change re-measures that one: -1 of a movement not replayed here), and
+    the statements ``AccountState`` ignores as late are named in ``late``."""
+    for c in sorted((c for c in copies if isinstance(c, AccountCopy)), key=_order):
+        change = state.apply(c.event)
+        if change.late:
+            late.add((c.offset, c.origin, c.origin_offset, c.event.user_id, c.event.event_id))
+        if change.retract is not None:
+            moved[change.retract] = moved.get(change.retract, 0) - 1
+        if change.add is not None:
+            moved[change.add] = moved.get(change.add, 0) + 1
 
 
 def _apply_subscription(acc: AccountWork, ev: Event) -> None:
