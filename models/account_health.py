@@ -32,9 +32,12 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   churned, risk 1, or, for an account that never paid (a trial cancelled without converting, or
   a free plan cancelled: the state keeps no trace of a trial once it is cancelled), trial_lost,
   risk 1, "cancelled without paying" (no logo churn, docs/REVENUE.md, but nothing left to save either);
+  an account that paid and moved to a free plan (active at MRR 0): churned too, "moved to the free
+  plan Free", as the ledger counts it (:func:`_free_plan`);
 - ``risk = 1 - (1 - r_u)(1 - r_b)``; temperature = 100 (1 - risk); health = 100 times the mean of
   the share of users not silent and usage (capped at 1);
-- stage: churned, trial_lost, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid).
+- stage: churned, trial_lost, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid:
+  nothing stated yet, or a free plan).
 - action: the heaviest reason's, at any risk (an account below the at-risk line with a reason
   still has something to do: a downgrade alone, 0.35, says "review how the plan fits their
   use"); "none" only when no reason stands. An ``account_recovered`` alert says "none": its
@@ -126,6 +129,8 @@ class Downgrade:
     ts_ms: int
     plans_before: tuple[str, ...]
     plans_after: tuple[str, ...]
+    mrr_before_cents: int = 0  # the account's MRR before and after it (0: a record kept before they were)
+    mrr_after_cents: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,44 @@ class AccountRollup:
 
 def _plans(plans: tuple[str, ...]) -> str:
     return " + ".join(plans) if plans else "nothing"
+
+
+def _named(plans: Sequence[str]) -> str:
+    """The plans that have a name, joined ("Addon + Pro"); "" when none has (a statement may leave
+    its plan out), so a text can leave the name out rather than print an empty one.
+
+    >>> _named(("Addon", "Pro")), _named(("",))
+    ('Addon + Pro', '')
+    """
+    return " + ".join(p for p in plans if p)
+
+
+def _downgrade_text(down: Downgrade) -> str:
+    """The downgrade reason without its age: "downgraded from Enterprise to Pro", or, when the
+    plans do not change (fewer seats on the same plan), the fall of the MRR: "MRR down from 200.00
+    to 150.00 (Team)" (QA pass 9 L1: it read "downgraded from Team to Team"). A record kept before
+    the MRR was (``mrr_before_cents`` 0) says "plan Team reduced".
+
+    >>> _downgrade_text(Downgrade(0, ("Addon", "Pro"), ("Pro",))), _downgrade_text(Downgrade(0, ("Team",), ("Team",), 20000, 15000))
+    ('downgraded from Addon + Pro to Pro', 'MRR down from 200.00 to 150.00 (Team)')
+    >>> _downgrade_text(Downgrade(0, ("Team",), ("Team",)))
+    'plan Team reduced'
+    """
+    if down.plans_before != down.plans_after:
+        return f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)}"
+    named = _named(down.plans_after)
+    if down.mrr_before_cents > down.mrr_after_cents:
+        return f"MRR down from {down.mrr_before_cents / 100:.2f} to {down.mrr_after_cents / 100:.2f}" + (f" ({named})" if named else "")
+    return f"plan {named} reduced" if named else "plan reduced"
+
+
+def _free_plan(view: AccountView | None) -> bool:
+    """Whether the account is on a free plan: a subscription ``active`` at MRR 0 and none paying,
+    past due or in a trial with a stated end (a trial of a paid plan beside a free one is judged
+    as a trial). Of an account that paid before, that is churn (docs/REVENUE.md: "MRR falls to
+    0"), as the ledger counts it (QA pass 9 M2: the roll-up called it a prospect, "never paid",
+    risk 0, no ``account_churned``, not on the win-back list)."""
+    return view is not None and view.status == "active" and not view.customer and not view.trial_ends_ms
 
 
 def _usage(users: Sequence[Member], now_s: int) -> float:
@@ -248,7 +291,7 @@ def _share(n: int, of: int) -> str:
 
 
 def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days: float = -1.0,
-                      fixed_days: float = -1.0) -> tuple[str, ...]:
+                      fixed_days: float = -1.0, reactivated_days: float = -1.0, plans: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The reasons of an ``account_recovered`` alert: why the account is better, never a reason
     for risk (issue 11: an alert's reasons support it). The roll-up's reasons are the parts of
     its risk (each adds to it), so a recovery listing one that is left over ("1 of 5 users silent
@@ -263,6 +306,10 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     since the alert opened (a past-due subscription paying again): "payment fixed today (no longer
     past due)", placed as the conversion (2026-12-03: a past-due account whose payment was fixed
     recovered with only "risk down to 0% from 50%", the one reason it recovered unsaid).
+    ``reactivated_days`` (>= 0): an account that had paid before started paying again that many
+    days ago, since the alert opened (a churned customer back, or off a free plan), on ``plans`` at
+    the roll-up's MRR: "paying again: Pro 99.00 today", placed as the conversion (QA pass 9 L2: a
+    reactivation recovered with "risk down to 0% from 100%", not that the customer came back).
 
     >>> r = rollup([Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 80 * DAY_S, 1, 0.0, 9.0, 9.0)], None, None, 0, 100 * DAY_S)
     >>> r.reasons, recovered_reasons(r, 0.8)
@@ -273,6 +320,9 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     ('1 of 2 users active in the last 2 weeks', 'converted to a paid plan 20 days ago')
     >>> recovered_reasons(r, 0.8, -1.0, 0.1)[:2], recovered_reasons(r, 0.8, -1.0, 3.0)[1]
     (('payment fixed today (no longer past due)', '1 of 2 users active in the last 2 weeks'), 'payment fixed 3 days ago (no longer past due)')
+    >>> from dataclasses import replace
+    >>> recovered_reasons(replace(r, mrr_cents=9900), 1.0, -1.0, -1.0, 0.0, ("Pro",))[:2]
+    ('paying again: Pro 99.00 today', '1 of 2 users active in the last 2 weeks')
     """
     out: list[str] = []
     if r.users > r.silent:
@@ -282,6 +332,9 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
         out.insert(0 if round(converted_days) == 0 else len(out), f"converted to a paid plan {_ago(converted_days)}")
     if fixed_days >= 0:
         out.insert(0 if round(fixed_days) == 0 else len(out), f"payment fixed {_ago(fixed_days)} (no longer past due)")
+    if reactivated_days >= 0:
+        out.insert(0 if round(reactivated_days) == 0 else len(out),
+                   f"paying again: {(_named(plans) + ' ') if _named(plans) else ''}{r.mrr_cents / 100:.2f} {_ago(reactivated_days)}")
     if opened_risk > r.risk:
         out.append(f"risk down to {100.0 * r.risk:.0f}% from {100.0 * opened_risk:.0f}% when the alert opened")
     return tuple(out)
@@ -332,8 +385,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if down is not None and 0 <= now_ms - down.ts_ms < 30 * 86_400_000:
         r_b = max(r_b, 0.35)
         days = (now_ms - down.ts_ms) // 86_400_000
-        reasons.append((0.35, f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)} {_ago(days)}",
-                        _REVIEW_PLAN))
+        reasons.append((0.35, f"{_downgrade_text(down)} {_ago(days)}", _REVIEW_PLAN))
     if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75 and users:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
         days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
@@ -349,7 +401,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
         ends = view.trial_ends_ms  # type: ignore[union-attr]
         reasons.append((0.5, _trial_end_text(ends, now_ms, use), trial_action(ends, now_ms)))
-    churned = view is not None and view.first_paid_ms > 0 and not view.customer and view.status in ("cancelled", "none")
+    free = _free_plan(view)
+    churned = view is not None and view.first_paid_ms > 0 and not view.customer and (view.status in ("cancelled", "none") or free)
     # Cancelled without ever paying (a trial, or a free plan: a cancelled statement replaces the
     # trial's, so whether there was one is not known here): gone like a churned account (its silent users are
     # nobody to save: QA 2026-12-02 found 21 of an owner's 39 "at risk" accounts were such trials,
@@ -357,7 +410,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     lost = view is not None and view.first_paid_ms == 0 and not view.customer and view.status == "cancelled"
     risk = 1.0 if churned or lost else 1 - (1 - r_u) * (1 - r_b)
     if churned:
-        reasons.insert(0, (1.0, "subscription cancelled", _WIN_BACK))
+        named = _named(view.plans) if free else ""  # type: ignore[union-attr]
+        gone = (f"moved to the free plan {named}" if named else "moved to a free plan") if free else "subscription cancelled"
+        reasons.insert(0, (1.0, gone, _WIN_BACK))
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0

@@ -11,6 +11,8 @@ and a stated ``currency`` is only checked to be a code. Pure: the worker's decod
 
 from __future__ import annotations
 
+from models.subscription import a_type
+
 __all__ = ["currency_code", "currency_refusal"]
 
 
@@ -40,12 +42,12 @@ def currency_refusal(value: object, configured: str) -> str:
     >>> currency_refusal("EUR", "USD")
     'currency EUR is not the deployment currency USD (CHURNWATCH_CURRENCY): convert amounts to USD before sending'
     >>> currency_refusal(978, "")
-    'currency is a int, expected a 3-letter ISO 4217 code'
+    'currency is an int, expected a 3-letter ISO 4217 code'
     """
     if value is None or value == "":
         return ""
     if type(value) is not str:
-        return f"currency is a {type(value).__name__}, expected a 3-letter ISO 4217 code"
+        return f"currency is {a_type(value)}, expected a 3-letter ISO 4217 code"
     code = value.strip().upper()
     if not (len(code) == 3 and code.isascii() and code.isalpha()):
         return f"currency {value[:20]!r} is not a 3-letter ISO 4217 code"

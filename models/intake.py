@@ -13,7 +13,7 @@ streams/worker/codec.py documents the record format and the reasons, and re-expo
 >>> r.event({"user_id": "u1", "type": " View", "ts": 1_767_225_600_000}, 1_800_000_000_000)
 Event(user_id='u1', ts_ms=1767225600000, type='view', event_id='d-1', amount=0.0, account_id='', subscription=None)
 >>> r.event({"user_id": 7, "type": "view", "ts": 0}, 1_800_000_000_000)
-Rejection(reason='bad_type', detail='user_id is a int, expected a string')
+Rejection(reason='bad_type', detail='user_id is an int, expected a string')
 >>> r.event({"user_id": "u1", "type": "  ", "ts": 1_767_225_600_000}, 1_800_000_000_000)
 Rejection(reason='empty_type', detail='type is empty or blank')
 >>> r.derived_ids, r.unknown_types
@@ -28,7 +28,7 @@ from typing import Any, Callable, Final
 
 from models.currency import currency_refusal
 from models.events import Event, TypeMap
-from models.subscription import Subscription
+from models.subscription import Subscription, a_type
 
 __all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "EventReader", "Rejection", "UserBatch", "group_plain"]
 
@@ -88,20 +88,20 @@ class EventReader:
         if event_id is None:
             eid = ""  # derived below, once the rest is known to be valid
         elif type(event_id) is not str:
-            return Rejection("bad_type", f"event_id is a {type(event_id).__name__}, expected a string")
+            return Rejection("bad_type", f"event_id is {a_type(event_id)}, expected a string")
         else:
             eid = event_id
             if not eid:
                 return Rejection("missing_field", "event_id is empty (leave it out to have it derived)")
         if type(user_id) is not str:
-            return Rejection("bad_type", f"user_id is a {type(user_id).__name__}, expected a string")
+            return Rejection("bad_type", f"user_id is {a_type(user_id)}, expected a string")
         uid: str = user_id
         if not uid:
             return Rejection("empty_user_id", "user_id is empty")
         if len(uid) > MAX_USER_ID_CHARS:
             return Rejection("bad_type", f"user_id has {len(uid)} characters, at most {MAX_USER_ID_CHARS}")
         if type(name) is not str:
-            return Rejection("bad_type", f"type is a {type(name).__name__}, expected a string")
+            return Rejection("bad_type", f"type is {a_type(name)}, expected a string")
         type_name: str = name
 
         if type(ts) is int:  # the common form, without the call
@@ -129,7 +129,7 @@ class EventReader:
                     return Rejection("bad_amount", f"amount {raw_amount!r} is not a number from 0 to {MAX_AMOUNT:g}")
                 amount = float(whole)
             else:
-                return Rejection("bad_amount", f"amount is a {type(raw_amount).__name__}, expected a number")
+                return Rejection("bad_amount", f"amount is {a_type(raw_amount)}, expected a number")
 
         etype = self.canonical_type(type_name)
         if not etype:  # "" or blank: no name to track or to give a role (training would pick "" as a type)
@@ -189,13 +189,13 @@ class EventReader:
                 return self.parse_text_ms(text)
             except ValueError as exc:
                 return Rejection("bad_timestamp", str(exc).replace("timestamp", "ts", 1))
-        return Rejection("bad_type", f"ts is a {type(ts).__name__}, expected ISO-8601 text or epoch milliseconds")
+        return Rejection("bad_type", f"ts is {a_type(ts)}, expected ISO-8601 text or epoch milliseconds")
 
     def subscription(self, fields: dict[str, object]) -> Subscription | Rejection:
         """The subscription fields of a ``subscription`` event, checked by the models' own rules."""
         mrr = fields.get("mrr")
         if mrr is not None and (type(mrr) is not int and type(mrr) is not float):
-            return Rejection("bad_subscription", f"mrr is a {type(mrr).__name__}, expected a number")
+            return Rejection("bad_subscription", f"mrr is {a_type(mrr)}, expected a number")
         ends_ms = self.optional_time(fields, "trial_ends")
         if isinstance(ends_ms, Rejection):
             return ends_ms

@@ -24,6 +24,7 @@ from models.compiled import CompiledModel, compile_model
 from models.events import SUBSCRIPTION_TYPE, TypeMap, type_aliases
 from models.vocabulary import DEFAULT_ROLES, ROLES
 from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
+from models.subscription import a_type
 
 __all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "ORDERED_ROLES", "REQUIRED_FIELDS", "learned_root", "load_model", "role_names",
            "same_vocabulary", "vocabulary_key"]
@@ -137,7 +138,7 @@ class ChurnModel:
                 raise ValueError(f"alive_calibration must be {{slope > 0, intercept}} (log-odds), got {dict(self.alive_calibration)}")
         _check_roles(self.roles)
         if isinstance(self.tracked_types, (str, bytes)) or not isinstance(self.tracked_types, (list, tuple)):
-            raise ValueError(f"tracked_types must be a list of event names, got a {type(self.tracked_types).__name__}")
+            raise ValueError(f"tracked_types must be a list of event names, got {a_type(self.tracked_types)}")
         _check_names("tracked_types", self.tracked_types)
         object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
         object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
@@ -248,13 +249,13 @@ def _check_roles(roles: object) -> None:
     """
     if not isinstance(roles, Mapping):
         raise ValueError(f"roles must be a table of role -> list of event names (roles: {', '.join(ROLES)}), "
-                         f"got a {type(roles).__name__}")
+                         f"got {a_type(roles)}")
     seen: dict[str, str] = {}
     for role, names in roles.items():
         if role not in ROLES:
             raise ValueError(f"roles name unknown role {role!r}; known: {sorted(ROLES)}")
         if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
-            raise ValueError(f"roles.{role} must be a list of event names, got a {type(names).__name__} ({names!r})")
+            raise ValueError(f"roles.{role} must be a list of event names, got {a_type(names)} ({names!r})")
         _check_names(f"roles.{role}", names)
         for name in names:
             if name in seen and seen[name] != role:

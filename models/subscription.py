@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
 __all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_TIME_MS", "SUBSCRIPTION_STATUSES", "Subscription", "SubscriptionStatus",
-           "mrr_cents"]
+           "a_type", "mrr_cents"]
 
 SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled"]
 SUBSCRIPTION_STATUSES: Final[tuple[SubscriptionStatus, ...]] = ("trial", "active", "past_due", "cancelled")
@@ -21,6 +21,19 @@ MAX_PLAN_CHARS: Final[int] = 64  # plan names are kept in the per-account state:
 #: 10000-01-01T00:00:00Z: trial and period ends stay below it, so the account state's 8-byte
 #: fields hold them and every view can print them as dates
 MAX_TIME_MS: Final[int] = 253_402_300_800_000
+#: Other spellings of a status, read as the contract's: Stripe writes ``canceled`` (docs/REVENUE.md)
+_ALIASES: Final[dict[str, str]] = {"canceled": "cancelled"}
+
+
+def a_type(value: object) -> str:
+    """The type of a refused value with its article, for the messages that name it: "a str",
+    "an int" (QA pass 9 L5: "subscription plan is a int").
+
+    >>> a_type(7), a_type("x"), a_type([1])
+    ('an int', 'a str', 'a list')
+    """
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +61,33 @@ class Subscription:
         """Checked fields -> Subscription; ValueError naming the value otherwise.
 
         ``mrr`` is a number or numeric text in money units (19.99), at most two decimals;
-        missing (None or "") means 0.
+        missing (None or "") only when cancelled (0): a trial, active or past-due statement without
+        it is refused, not taken as a free plan (QA pass 9 L3: a producer that forgot the field lost
+        the revenue silently; a free plan states ``0``). Stripe's spelling ``canceled`` is read as
+        ``cancelled``.
+
+        >>> Subscription.parse("canceled", "Pro", None).status
+        'cancelled'
+        >>> Subscription.parse("active", "Pro", "")
+        Traceback (most recent call last):
+        ...
+        ValueError: mrr is missing: an active subscription states its mrr (0 for a free plan); only a cancelled one may leave it out
         """
         if type(status) is str:
             status = status.strip().lower()
+            status = _ALIASES.get(status, status)
         if status not in SUBSCRIPTION_STATUSES:
             raise ValueError(f"subscription status {status!r} is not one of {SUBSCRIPTION_STATUSES}")
         if plan is None:
             plan = ""
         if type(plan) is not str:
-            raise ValueError(f"subscription plan is a {type(plan).__name__}, expected text")
+            raise ValueError(f"subscription plan is {a_type(plan)}, expected text")
         plan = plan.strip()
         if len(plan) > MAX_PLAN_CHARS:
             raise ValueError(f"subscription plan has {len(plan)} characters, at most {MAX_PLAN_CHARS}")
+        if (mrr is None or mrr == "") and status != "cancelled":
+            raise ValueError(f"mrr is missing: {'an' if status == 'active' else 'a'} {status} subscription states its mrr "
+                             "(0 for a free plan); only a cancelled one may leave it out")
         cents = mrr_cents(mrr)
         if status == "cancelled" and cents:
             raise ValueError(f"a cancelled subscription has mrr 0, got {cents / 100:.2f}")

@@ -137,7 +137,7 @@ def test_a_period_end_passed_without_restatement_hides_no_later_renewal() -> Non
 
 _RISK_PART = re.compile(r"silent for \d+ weeks$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
                         r"|^trial ends .* (with usage at|and nobody has used it yet)|^trial ended .* ago (with usage at|and nobody has used it$)"
-                        r"|^subscription cancelled$|^cancelled without paying$")
+                        r"|^subscription cancelled$|^cancelled without paying$|^moved to the free plan |^MRR down from \d+\.\d\d to ")
 _ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
                      r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
 
@@ -162,9 +162,11 @@ def check_account_alert(alert: dict[str, object], parts: tuple[str, ...]) -> Non
             m = _ACTIVE.fullmatch(text)
             if m is None:
                 assert re.fullmatch(r"risk down to (\d+)% from (\d+)% when the alert opened|converted to a paid plan (today|\d+ days? ago)"
-                                    r"|payment fixed (today|\d+ days? ago) \(no longer past due\)", text), text
+                                    r"|payment fixed (today|\d+ days? ago) \(no longer past due\)"
+                                    r"|paying again: .+ (\d+\.\d\d) (today|\d+ days? ago)", text), text
                 told_today = [t for t in reasons if " today" in t and not t.startswith("risk down")]
-                assert not text.startswith(("converted", "payment fixed")) or (alert["mrr"] > 0 and (  # type: ignore[operator]
+                assert not text.startswith("paying again") or f" {alert['mrr']:.2f} " in text, (text, alert)
+                assert not text.startswith(("converted", "payment fixed", "paying again")) or (alert["mrr"] > 0 and (  # type: ignore[operator]
                     text in reasons[:len(told_today)] or "today" not in text)), alert
                 continue
             users, silent = int(alert["users"]), int(alert["silent_users"])  # type: ignore[call-overload]
@@ -458,3 +460,56 @@ def test_a_past_due_account_whose_payment_is_fixed_recovers_saying_so() -> None:
         decide_alert("acme", acc, t, alerts)
     assert _kinds(alerts) == ["account_at_risk", "account_churned", "account_recovered"]
     assert not any("payment fixed" in text for text in orjson.loads(alerts[-1][1])["reasons"])
+
+
+def _statements(account: str, acc: AccountWork, *rows: tuple[str, int, str, str, int]) -> list[dict[str, object]]:
+    """Apply statements ``(user, day, status, plan, mrr cents)`` as the worker's account phase does
+    (``_apply_in_order``: in event order, the alerts decided after each); the alerts sent."""
+    from streams.worker.revenue import AccountCopy, AccountsAdvanced, _apply_in_order
+
+    out = AccountsAdvanced()
+    copies = [AccountCopy(0, n, Event(user, T0 + day * DAY_MS, "subscription", f"{user}-{day}-{n}", 0.0, account,
+                                      Subscription(status, plan, mrr)))  # type: ignore[arg-type]
+              for n, (user, day, status, plan, mrr) in enumerate(rows)]
+    for c in copies:  # one a cycle: the order of arrival is the order given
+        _apply_in_order(account, acc, [c], out)
+    return [orjson.loads(v) for _, v in out.alerts]
+
+
+def test_two_subscriptions_cancelled_at_one_instant_churn_without_a_downgrade_in_either_order() -> None:
+    """QA pass 9 M4 (eta: Pro 100 and Addon 20 cancelled at one instant): the ledger books one churn
+    of 120 (the contraction the first statement made is retracted), but ``account_churned`` said
+    "downgraded from Addon + Pro to Addon today". In either order: only the churn; a real
+    contraction before it (fewer seats 10 days earlier) is still said. Fails on the old code."""
+    for first, second in (("e1", "e2"), ("e2", "e1")):
+        plans = {"e1": ("Pro", 10_000), "e2": ("Addon", 2_000)}
+        acc = AccountWork(AccountState(), {}, {})
+        _statements("eta", acc, ("e1", 0, "active", "Pro", 10_000), ("e2", 0, "active", "Addon", 2_000))
+        alerts = _statements("eta", acc, (first, 30, "cancelled", plans[first][0], 0), (second, 30, "cancelled", plans[second][0], 0))
+        assert [(a["kind"], a["reasons"]) for a in alerts] == [("account_churned", ["subscription cancelled"])], (first, alerts)
+        assert "down" not in acc.extras
+        acc = AccountWork(AccountState(), {}, {})
+        _statements("eta", acc, ("e1", 0, "active", "Pro", 10_000), ("e2", 0, "active", "Addon", 2_000),
+                    ("e1", 20, "active", "Pro", 8_000))
+        alerts = _statements("eta", acc, (first, 30, "cancelled", plans[first][0], 0), (second, 30, "cancelled", plans[second][0], 0))
+        assert [(a["kind"], a["reasons"]) for a in alerts] == [
+            ("account_churned", ["subscription cancelled", "MRR down from 120.00 to 100.00 (Addon + Pro) 10 days ago"])], (first, alerts)
+
+
+def test_seats_down_on_one_plan_then_a_free_plan_then_paying_again_read_as_they_happened() -> None:
+    """QA pass 9 through the worker's account code: eps's seats (Team 200 -> 150) read "MRR down
+    from 200.00 to 150.00 (Team)", not "downgraded from Team to Team" (L1); theta's move to a free
+    plan after paying is ``account_churned`` "moved to the free plan Free" (M2: it was a prospect,
+    no alert); its return to a paid plan recovers "paying again: Pro 99.00 today" (L2). Fails on
+    the old code."""
+    eps = AccountWork(AccountState(), {}, {})
+    _statements("eps", eps, ("p1", 0, "active", "Team", 20_000), ("p1", 5, "active", "Team", 15_000))
+    r = decide_alert("eps", eps, T0 + 5 * DAY_MS, [])
+    assert r.reasons == ("MRR down from 200.00 to 150.00 (Team) today",), r.reasons
+    theta = AccountWork(AccountState(), {}, {})
+    alerts = _statements("theta", theta, ("t1", 0, "active", "Basic", 5_000), ("t1", 40, "active", "Free", 0),
+                         ("t1", 60, "active", "Pro", 9_900))
+    assert [(a["kind"], a["stage"], a["reasons"][0]) for a in alerts] == [
+        ("account_churned", "churned", "moved to the free plan Free"), ("account_recovered", "customer", "paying again: Pro 99.00 today")]
+    for alert in alerts:
+        check_account_alert(alert, tuple(alert["reasons"]) if alert["kind"] != "account_recovered" else ())  # type: ignore[arg-type]

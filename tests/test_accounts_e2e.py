@@ -151,6 +151,12 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert (jan["new"], jan["expansion"], jan["end_mrr"]) == ("368.98", "239.99", "608.97")
     assert (feb["contraction"], feb["churned"], feb["lost"], feb["end_mrr"]) == ("400.00", "49.99", 1, "158.98")
     assert mar["start_mrr"] == "158.98" and feb["gross_mrr_churn_pct"] == "73.8936"
+    # the text prints the retention figures of --json too (QA pass 9 L5: NRR, GRR, quick ratio were left out)
+    assert main(["churn-rate", "--from", "2026-01-01", "--to", "2026-03-02"]) == 0
+    text = capsys.readouterr().out
+    for f in live:
+        assert f"  NRR {f['nrr_pct'] or '-'}%, GRR {f['grr_pct'] or '-'}%, quick ratio {f['quick_ratio'] or '-'}\n" in text, text
+    assert f"GRR {feb['grr_pct']}%" in text and feb["grr_pct"] is not None
 
     # -- account alerts, with reasons, one episode each
     alerts = [a for _, a in read_topic(kafka_bootstrap, names["alerts"], PARTITIONS) if "account_id" in a]

@@ -33,6 +33,8 @@ no ``user_id`` / no ``ts`` / ``type`` null              DLQ ``missing_field``
 ``amount`` "NaN", "Infinity", "19.90" (strings)         DLQ ``bad_amount``
 ``amount`` -5, ``amount`` true                          DLQ ``bad_amount``
 ``amount`` 1e308 (finite, above ``MAX_AMOUNT`` 1e12)    DLQ ``bad_amount``
+subscription ``active`` without ``mrr``, ``past_due``   DLQ ``bad_subscription`` (only a cancelled
+  with ``mrr`` null                                     statement may leave mrr out)
 valid event of 700 bytes (limit 512)                    DLQ ``oversized``; DLQ value cut to
                                                         512 bytes, ``value_truncated``,
                                                         ``value_bytes`` = 700
@@ -200,6 +202,11 @@ def bad_records(wall_ms: int) -> list[Bad]:
         ("amount true", orjson.dumps(_body("bi-finn", "bad-boolamt", type="purchase", amount=True)), "bad_amount"),
         ("amount 1e308", orjson.dumps(_body("bi-ana", "bad-hugeamt", type="purchase", amount=1e308)), "bad_amount"),
         ("700 bytes", orjson.dumps(_body("bi-ana", "bad-big", properties={"pad": "x" * 600})), "oversized"),
+        # QA pass 9 L3: a plan in force without its mrr was applied as a free plan, silently
+        ("active without mrr", orjson.dumps(_body("bi-ben", "bad-nomrr", type="subscription", account_id="acme", status="active",
+                                                  plan="Pro")), "bad_subscription"),
+        ("past_due mrr null", orjson.dumps(_body("bi-cleo", "bad-nullmrr", type="subscription", account_id="acme",
+                                                 status="past_due", plan="Pro", mrr=None)), "bad_subscription"),
     ]
     out = []
     for i, (label, value, reason) in enumerate(raw):

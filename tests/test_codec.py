@@ -255,6 +255,35 @@ def test_bad_subscription_fields_go_to_the_dlq(change: dict[str, object]) -> Non
     assert reason({**SUB, **change}) == "bad_subscription"
 
 
+@pytest.mark.parametrize("status", ["active", "trial", "past_due"])
+@pytest.mark.parametrize("mrr", ["missing", None])  # "" is text: refused as such (a str)
+def test_a_statement_in_force_without_its_mrr_is_refused_not_taken_as_free(status: str, mrr: object) -> None:
+    """QA pass 9 L3: ``{"status": "active", "plan": "Pro"}`` (no mrr, null, or "") was applied as a
+    free plan, mrr 0, with no DLQ record: a producer that forgot the field lost the revenue
+    silently. Only a cancelled statement may leave it out. Fails on the old code."""
+    obj = {k: v for k, v in SUB.items() if k != "mrr"} if mrr == "missing" else {**SUB, "mrr": mrr}
+    rej = decode({**obj, "status": status})
+    assert isinstance(rej, Rejection) and rej.reason == "bad_subscription", rej
+    assert rej.detail.startswith(f"mrr is missing: a{'n' if status == 'active' else ''} {status} subscription states its mrr"), rej
+    for cancelled in ({k: v for k, v in SUB.items() if k != "mrr"}, {**SUB, "mrr": None}):
+        ev = decode({**cancelled, "status": "cancelled"})
+        assert isinstance(ev, Event) and ev.subscription is not None and ev.subscription.mrr_cents == 0
+
+
+def test_stripes_canceled_spelling_is_cancelled_and_a_refused_type_reads_as_english() -> None:
+    """QA pass 9 L5: Stripe's ``canceled`` was refused ("not one of ..."); a plan sent as a number
+    was "subscription plan is a int". Fails on the old code."""
+    from models.subscription import Subscription
+
+    ev = decode({**SUB, "status": "canceled", "mrr": 0})
+    assert isinstance(ev, Event) and ev.subscription == Subscription("cancelled", "Pro", 0)
+    for obj, detail in (({**SUB, "plan": 7}, "subscription plan is an int, expected text"),
+                        ({**GOOD, "user_id": 7}, "user_id is an int, expected a string"),
+                        ({**SUB, "mrr": "49.99"}, "mrr is a str, expected a number")):
+        rej = decode(obj)
+        assert isinstance(rej, Rejection) and rej.detail == detail, rej
+
+
 PERIOD_END_MS = 1_769_904_000_000  # 2026-02-01T00:00:00Z
 
 

@@ -45,7 +45,7 @@ def test_the_deployment_currency_refuses_another_on_statements_and_purchases() -
 def test_without_a_setting_a_currency_must_still_be_a_code() -> None:
     assert _decode({**_SUB, "currency": "EUR"}).subscription.mrr_cents == 4000
     assert _decode({**_SUB, "currency": "€"}).reason == "bad_subscription"
-    assert _decode({**_BUY, "currency": 978}).detail == "currency is a int, expected a 3-letter ISO 4217 code"
+    assert _decode({**_BUY, "currency": 978}).detail == "currency is an int, expected a 3-letter ISO 4217 code"
 
 
 def test_the_setting_is_a_code_kept_upper_case() -> None:

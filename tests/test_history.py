@@ -86,12 +86,26 @@ def test_a_bad_period_end_names_file_line_and_column(tmp_path: Path, cell: str, 
     ("u1,2026-01-02T00:00:00Z,subscription,,acme,paused,Pro,10", "status 'paused'"),
     ("u1,2026-01-02T00:00:00Z,subscription,,acme,active,Pro,9.999", "fractions of a cent"),
     ("u1,2026-01-02T00:00:00Z,subscription,,acme,cancelled,Pro,10", "mrr 0"),
+    # QA pass 9 L3: an active plan without its mrr was taken as a free plan (0), silently
+    ("u1,2026-01-02T00:00:00Z,subscription,,acme,active,Pro,", "mrr is missing: an active subscription states its mrr"),
+    ("u1,2026-01-02T00:00:00Z,subscription,,acme,past_due,Pro", "mrr is missing: a past_due subscription"),
 ])
 def test_a_bad_subscription_row_names_file_line_and_value(tmp_path: Path, row: str, message: str) -> None:
     f = tmp_path / "bad.csv"
     f.write_text("user_id,ts,event_type,amount,account_id,status,plan,mrr\n" + row + "\n")
     with pytest.raises(ValueError, match=f"bad.csv line 2: .*{message}"):
         read_events_csv(f)
+
+
+def test_stripes_canceled_is_cancelled_and_a_cancelled_row_needs_no_mrr(tmp_path: Path) -> None:
+    """QA pass 9 L5/L3: Stripe's status ``canceled`` was refused; a cancelled row without mrr stays accepted."""
+    from models.subscription import Subscription
+
+    f = tmp_path / "stripe.csv"
+    f.write_text("user_id,ts,event_type,amount,account_id,status,plan,mrr\n"
+                 "u1,2026-01-02T00:00:00Z,subscription,,acme,canceled,Pro,\n"
+                 "u2,2026-01-03T00:00:00Z,subscription,,acme,Cancelled,Pro,0\n")
+    assert [e.subscription for e in read_events_csv(f)] == [Subscription("cancelled", "Pro", 0)] * 2
 
 
 def test_a_subscription_row_without_a_header_is_an_error(tmp_path: Path) -> None:

@@ -141,3 +141,53 @@ def test_the_renewal_reason_counts_the_days_the_book_column_counts() -> None:
     r = rollup(falling, _view(), None, renews_ms, now_ms // 1000, now_ms)
     assert AccountReport("a", "", "", "", r, renews_ms, now_ms).next_renewal == "2026-12-09 (in 8 d)"
     assert r.reasons[0] == "renewal in 8 days while usage fell 50%"
+
+
+def _stated(*rows: tuple[str, int, str, str, int]) -> AccountView:
+    """The view of an account after statements ``(user, day before NOW, status, plan, mrr cents)``."""
+    from models.events import Event
+    from models.revenue import AccountState
+    from models.subscription import Subscription
+
+    state = AccountState()
+    for n, (user, days_ago, status, plan, mrr) in enumerate(rows):
+        state.apply(Event(user, NOW_MS - days_ago * DAY_S * 1000, "subscription", f"s{n}", 0.0, "theta",
+                          Subscription(status, plan, mrr)))  # type: ignore[arg-type]
+    return state.get()
+
+
+def test_a_paying_account_moved_to_a_free_plan_is_churned_not_a_prospect() -> None:
+    """QA pass 9 M2 (theta: Basic 50.00, then an active "Free" plan at mrr 0): the ledger books a
+    churn of 50.00 ("MRR falls to 0"); the roll-up called it a prospect ("never paid"), risk 0, no
+    reason, so no ``account_churned`` and no place on the win-back list. Fails on the old code."""
+    free = rollup([_steady(1)], _stated(("t1", 100, "active", "Basic", 5000), ("t1", 20, "active", "Free", 0)), None, 0, NOW_S)
+    assert (free.stage, free.risk, free.temperature, free.action) == ("churned", 1.0, 0, "win back")
+    assert free.reasons == ("moved to the free plan Free",)
+    # a free plan that never paid stays a prospect; a trial after paying is judged as a trial
+    never = rollup([_steady(1)], _stated(("t1", 20, "active", "Free", 0)), None, 0, NOW_S)
+    assert (never.stage, never.risk, never.reasons) == ("prospect", 0.0, ())
+    cancelled = rollup([_steady(1)], _stated(("t1", 100, "active", "Basic", 5000), ("t1", 20, "cancelled", "Basic", 0)), None, 0, NOW_S)
+    assert (cancelled.stage, cancelled.reasons) == ("churned", ("subscription cancelled",))
+
+
+def test_fewer_seats_on_the_same_plan_say_the_mrr_not_a_plan_change() -> None:
+    """QA pass 9 L1 (eps: Team 200.00 -> Team 150.00): "downgraded from Team to Team today"; the
+    plan did not change, the MRR did. Fails on the old code."""
+    seats = rollup([_steady(1)], _view(), Downgrade(NOW_MS - 2 * DAY_S * 1000, ("Team",), ("Team",), 20_000, 15_000), 0, NOW_S)
+    assert seats.reasons == ("MRR down from 200.00 to 150.00 (Team) 2 days ago",) and seats.risk == 0.35
+    plan = rollup([_steady(1)], _view(), Downgrade(NOW_MS, ("Addon", "Pro"), ("Pro",), 12_000, 10_000), 0, NOW_S)
+    assert plan.reasons == ("downgraded from Addon + Pro to Pro today",)
+
+
+def test_a_reactivation_recovers_saying_the_customer_pays_again() -> None:
+    """QA pass 9 L2 (delta: cancelled 29.00, back on Pro 99.00): the recovery said only "risk down
+    to 0% from 100% when the alert opened", not that the customer came back. Fails on the old code
+    (``recovered_reasons`` had no such reason)."""
+    from models.account_health import recovered_reasons
+
+    back = rollup([_steady(1)], _stated(("d1", 60, "active", "Basic", 2900), ("d1", 40, "cancelled", "Basic", 0),
+                                       ("d1", 0, "active", "Pro", 9900)), None, 0, NOW_S)
+    assert (back.stage, back.risk, back.mrr_cents) == ("customer", 0.0, 9900)
+    assert recovered_reasons(back, 1.0, -1.0, -1.0, 0.0, ("Pro",)) == (
+        "paying again: Pro 99.00 today", "the only user active in the last 2 weeks", "risk down to 0% from 100% when the alert opened")
+    assert recovered_reasons(back, 1.0, -1.0, -1.0, 3.0, ("Pro",))[1] == "paying again: Pro 99.00 3 days ago"

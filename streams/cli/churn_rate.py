@@ -57,6 +57,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
               f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "
               f"net MRR churn {f['net_mrr_churn_pct'] or '-'}%")
+        # the retention figures of --json and ``report`` too (QA pass 9 L5: the text left them out)
+        print(f"  NRR {f['nrr_pct'] or '-'}%, GRR {f['grr_pct'] or '-'}%, quick ratio {f['quick_ratio'] or '-'}")
     if cohorts:
         from streams.cli.revenue import print_cohorts
 

@@ -20,13 +20,13 @@ import orjson
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, recovered_reasons,
                                    rollup, trial_action)
 from models.engine import alert_id
-from models.revenue import AccountState
+from models.revenue import AccountState, Change
 from streams.worker.alert_log import EXTRAS_FIELD
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
            "decide_alert",
-           "decide_reminders", "member_deadlines_ms", "next_due_s", "note_payment", "opened_risk", "other_due_ms",
-           "payment_fixed_days", "renewal_ms", "risk_drops_ms", "usage_counts"]
+           "decide_reminders", "member_deadlines_ms", "next_due_s", "note_downgrade", "note_payment", "opened_risk", "other_due_ms",
+           "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts"]
 
 KafkaRecord = tuple[bytes | None, bytes]
 
@@ -58,9 +58,48 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
                    now_ms: int) -> AccountRollup:
     """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers)."""
     down = extras.get("down")
-    downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2])) if down else None  # type: ignore[index]
+    downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5]) if down else None  # type: ignore[index, misc]
     view = state.get() if state is not None and (state.subs or state.first_paid_ms) else None
     return rollup(members, view, downgrade, renewal_ms, now_ms // 1000, now_ms)
+
+
+def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_before: Sequence[str],
+                   plans_after: Sequence[str]) -> None:
+    """Keep the account's latest contraction in the extras' ``down`` for the roll-up's reason,
+    ``[ts, plans before, plans after, MRR before, MRR after, the record it replaced]``, from one
+    statement's ``change`` (``plans_before``/``plans_after``: the account's plans around that
+    statement). Statements at one instant make one movement (models.revenue): a second one that
+    retracts the contraction (the add-on and the main plan cancelled together: one churn) puts
+    back the record the contraction replaced, so the churned alert does not say "downgraded from
+    Addon + Pro to Addon today" of a contraction the ledger retracted (QA pass 9 M4), in either
+    order; one that re-measures it keeps the plans from before the instant. The replaced record
+    is kept only while it still counts (30 days), and without its own.
+
+    >>> from models.revenue import Movement
+    >>> def mv(kind, before, after):
+    ...     return Movement(9, kind, before, after, 1, 1)
+    >>> extras = {}
+    >>> note_downgrade(extras, 9, Change(add=mv("contraction", 12000, 2000)), ["Addon", "Pro"], ["Addon"]); extras["down"][:5]
+    [9, ['Addon', 'Pro'], ['Addon'], 12000, 2000]
+    >>> note_downgrade(extras, 9, Change(mv("contraction", 12000, 2000), mv("churn", 12000, 0)), ["Addon"], []); extras
+    {}
+    """
+    down = extras.get("down")
+    kept = down if isinstance(down, list) and len(down) >= 3 else None
+    at_instant = kept is not None and kept[0] == ts_ms
+    add, retract = change.add, change.retract
+    if add is not None and add.kind == "contraction":
+        if at_instant:  # re-measured at the same instant: the plans before it, the record it replaced
+            plans_before, prev = kept[1], (kept[5] if len(kept) > 5 else None)  # type: ignore[index]
+        else:
+            prev = kept[:5] if kept is not None and int(kept[0]) + _DOWNGRADE_RECENT_MS > ts_ms else None
+        extras["down"] = [ts_ms, list(plans_before), list(plans_after), add.mrr_before_cents, add.mrr_after_cents, prev]
+    elif retract is not None and retract.kind == "contraction" and at_instant:
+        prev = kept[5] if len(kept) > 5 else None  # type: ignore[index]
+        if prev:
+            extras["down"] = prev
+        else:
+            extras.pop("down", None)
 
 
 def renewal_ms(state: AccountState | None, now_ms: int, table_ms: int = 0) -> int:
@@ -124,8 +163,10 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
         # action "none": the case closes (a reason left over below the line has its action on the book)
+        again = reactivated_days(acc.state, since, now_ms)
         shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms),
-                                                     payment_fixed_days(acc.extras, since, now_ms)), action="none")
+                                                     payment_fixed_days(acc.extras, since, now_ms), again,
+                                                     acc.state.get().plans if again >= 0 else ()), action="none")
         acc.extras.pop("at_risk_risk", None)
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
@@ -152,6 +193,31 @@ def converted_days(state: AccountState, since_ms: int, now_ms: int) -> float:
     if view is None or not view.customer or view.first_paid_ms < since_ms:
         return -1.0
     return max(0, now_ms - view.first_paid_ms) / 86_400_000
+
+
+def reactivated_days(state: AccountState, since_ms: int, now_ms: int) -> float:
+    """Days since an account that had paid before started paying again (a reactivation: its current
+    paying spell began at or after ``since_ms``, the open alert's opening, after its first payment),
+    when it pays now; -1.0 otherwise. For the recovered alert's "paying again: Pro 99.00 today"
+    (QA pass 9 L2: a customer back after its churn recovered with only "risk down to 0% from 100%").
+
+    >>> from models.events import Event
+    >>> from models.subscription import Subscription
+    >>> def sub(day, status, mrr):
+    ...     return Event("a", day * 86_400_000, "subscription", f"s{day}", 0.0, "x", Subscription(status, "Pro", mrr))
+    >>> state = AccountState().update(sub(1, "active", 9900)).update(sub(5, "cancelled", 0))
+    >>> reactivated_days(state, 5 * 86_400_000, 6 * 86_400_000)
+    -1.0
+    >>> _ = state.update(sub(8, "active", 9900))
+    >>> reactivated_days(state, 5 * 86_400_000, 8 * 86_400_000), reactivated_days(state, 9 * 86_400_000, 9 * 86_400_000)
+    (0.0, -1.0)
+    """
+    if not state.subs or not state.mrr_cents():
+        return -1.0
+    spell = state.spell_start_ms if state.before_cents else state.at_ms
+    if not state.first_paid_ms or state.first_paid_ms >= spell or spell < since_ms:
+        return -1.0
+    return max(0, now_ms - spell) / 86_400_000
 
 
 def _past_due_subs(state: AccountState) -> list[str]:

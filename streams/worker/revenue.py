@@ -49,7 +49,7 @@ from models.revenue import AccountState, Change, Movement
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
-                                           member_deadlines_ms, next_due_s, other_due_ms, renewal_ms, risk_drops_ms,
+                                           member_deadlines_ms, next_due_s, note_downgrade, other_due_ms, renewal_ms, risk_drops_ms,
                                            usage_counts)
 from streams.worker.clock import NEVER
 from streams.worker.keys import bucket_of, offset_field
@@ -696,11 +696,11 @@ def _replay(state: AccountState, copies: Sequence[Copy], moved: dict[Movement, i
 
 def _apply_subscription(acc: AccountWork, ev: Event) -> None:
     """A statement on the alert side's state, in event order; a contraction is kept for the
-    roll-up's "downgraded from ... to ..." (extras ``down``)."""
+    roll-up's "downgraded from ... to ..." (extras ``down``), and forgotten when a statement at
+    the same instant retracts it (``note_downgrade``)."""
     before = acc.state.get().plans
     change = acc.state.apply(ev)
-    if change.add is not None and change.add.kind == "contraction":
-        acc.extras["down"] = [ev.ts_ms, list(before), list(acc.state.get().plans)]
+    note_downgrade(acc.extras, ev.ts_ms, change, before, acc.state.get().plans)
 
 
 def _load(blob: bytes | None, bucket: int) -> AccountState:
