@@ -54,7 +54,7 @@ def test_the_generators_collector_is_tuned_as_the_workers_while_a_level_runs_and
 
     before = gc.get_threshold()
     with quiet_gc():
-        assert gc.get_threshold() == (50_000, 20, 100)  # streams.worker.service._tune_gc
+        assert gc.get_threshold() == (1_000_000, 20, 100)  # streams.worker.service._tune_gc
         assert gc.get_freeze_count() > 0  # what was imported is out of every collection
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
@@ -71,7 +71,7 @@ def test_the_generators_collector_stays_frozen_after_a_level_when_it_was_frozen_
     gc.freeze()
     try:
         with quiet_gc():
-            assert gc.get_threshold() == (50_000, 20, 100)
+            assert gc.get_threshold() == (1_000_000, 20, 100)
         assert gc.get_freeze_count() > 0, "the caller's objects are still out of every collection"
         assert gc.get_threshold() == (1_000, 11, 12)
     finally:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 import redis.exceptions
 
@@ -315,7 +315,7 @@ def run_worker(settings: Settings) -> int:
     _use_uvloop()
     import faust
 
-    _tune_gc()
+    _tune_gc(settings.batch_max_records, settings.pipeline_depth)
 
     datadir = tempfile.mkdtemp(prefix="churnwatch-faust-")
     runtime = WorkerRuntime(settings, model)
@@ -344,16 +344,27 @@ def _check_metrics_port(settings: Settings) -> None:
     check_listen_address(settings.metrics_bind, settings.metrics_port, "metrics", "--metrics-port, CHURNWATCH_METRICS_PORT")
 
 
-def _tune_gc() -> None:
+#: Objects the collector tracks per record of a cycle in flight, with margin: the peak of its
+#: young generation's count (allocations less deallocations) was 285k in the review-heavy e2e run
+#: (10k-record cycles, two in flight: ~14 a record) and 179k in the realistic one.
+_TRACKED_PER_RECORD: Final = 50
+
+
+def _tune_gc(batch_max_records: int = 10_000, pipeline_depth: int = 2) -> None:
     """Fewer, cheaper collections: a cycle allocates tens of thousands of short-lived objects
     (records, events, states) that die young, yet the default thresholds (700/10/10) ran full
     collections of ~70 ms over everything imported at start: 14% of the worker's CPU under
-    py-spy. Startup objects are frozen out of the collector and the young generation is larger."""
+    py-spy. Startup objects are frozen out of the collector and the young generation is larger
+    than the cycles in flight keep alive (``_TRACKED_PER_RECORD`` a record): at 50,000, below
+    that, a young pass ran every 10k-record cycle or more often and walked its live objects
+    (~8% of the review-heavy worker's CPU, measured with ``gc.callbacks``, docs/SCALING.md); now
+    one runs only once the cyclic garbage that refcounting cannot free has filled the rest (~1.8k
+    objects left by the start, then ~30 in 300k events)."""
     import gc
 
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(max(50_000, _TRACKED_PER_RECORD * batch_max_records * pipeline_depth), 20, 100)
 
 
 def _use_uvloop() -> None:
