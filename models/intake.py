@@ -148,7 +148,7 @@ class EventReader:
             if isinstance(checked, Rejection):
                 return checked
             sub = checked
-        if fields.get("currency") is not None:  # rare: no call on the common path
+        if self.currency and fields.get("currency") is not None:  # unset (the default): ignored, no call
             refused = self.money_currency(fields, sub is not None, raw_amount is not None)
             if refused is not None:
                 return refused
@@ -212,9 +212,11 @@ class EventReader:
     def money_currency(self, fields: dict[str, object], statement: bool, priced: bool) -> Rejection | None:
         """The optional ``currency`` of a subscription ``statement`` or of an event with an amount
         (``priced``): refused (``bad_subscription`` / ``bad_amount``) when it is not a code or not
-        the deployment's (models.currency); ignored on other events, as any other field."""
+        the deployment's (models.currency); ignored on other events, as any other field. The
+        deployment's own code, what producers send on every priced event, is told here without the
+        interpreted check (review 16 L-5: +40 % a decode)."""
         raw = fields.get("currency")
-        if raw is None or not (statement or priced):
+        if raw is None or raw == self.currency or not (statement or priced):
             return None
         why = currency_refusal(raw, self.currency)
         if not why:

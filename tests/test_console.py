@@ -183,6 +183,21 @@ def test_churn_refuses_a_parameter_it_does_not_read(client: TestClient) -> None:
     assert client.get("/api/v1/churn", params={"period": "90d", "revenue_period": "week"}).status_code == 200
 
 
+def test_every_endpoint_refuses_a_parameter_it_does_not_read(client: TestClient) -> None:
+    """Review 16 L-4: only /api/v1/churn refused one; ``/api/v1/at-risk?ownr=alice`` (a typo)
+    returned everyone's rows as if filtered by owner."""
+    cases = [("/api/v1/at-risk?ownr=alice", "/api/v1/at-risk has no parameter 'ownr' (it takes owner, list, limit, cursor, "
+                                            "segment, stage, action)"),
+             ("/api/v1/users?id=u1&segmnet=x", "/api/v1/users has no parameter 'segmnet' (it takes id)"),
+             ("/api/v1/accounts/a1?owner=alice", "/api/v1/accounts/a1 has no parameter 'owner' (it takes none)"),
+             ("/api/v1/owners?all=1", "/api/v1/owners has no parameter 'all' (it takes none)")]
+    for path, message in cases:
+        reply = client.get(path)
+        assert reply.status_code == 400 and reply.json()["error"]["message"] == message, (path, reply.text)
+    assert client.get("/api/v1/at-risk", params={"owner": "all", "list": "save", "limit": 5, "stage": "", "segment": "",
+                                                 "action": "", "cursor": ""}).status_code == 200
+
+
 def test_the_money_figures_name_the_deployment_currency(built_state: Settings, client: TestClient) -> None:
     """QA9 M1: with ``CHURNWATCH_CURRENCY`` the Churn page and the API say what currency the MRR is in."""
     assert client.get("/api/v1/churn").json()["revenue"]["currency"] is None, "unset: one unnamed currency"

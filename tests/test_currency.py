@@ -42,10 +42,15 @@ def test_the_deployment_currency_refuses_another_on_statements_and_purchases() -
     assert view.type == "view", "no amount, no statement: the field is ignored, as any other"
 
 
-def test_without_a_setting_a_currency_must_still_be_a_code() -> None:
+def test_without_a_setting_the_currency_field_is_ignored_as_before_it_existed() -> None:
+    """Review 16 M-2: unset (the default), a free-text currency from a producer of before the
+    setting ("€", "US$") was dead-lettered with the whole event, its activity lost."""
     assert _decode({**_SUB, "currency": "EUR"}).subscription.mrr_cents == 4000
-    assert _decode({**_SUB, "currency": "€"}).reason == "bad_subscription"
-    assert _decode({**_BUY, "currency": 978}).detail == "currency is an int, expected a 3-letter ISO 4217 code"
+    assert _decode({**_SUB, "currency": "€"}).subscription.mrr_cents == 4000
+    for odd in ("€", "US$", 978, ["USD"]):
+        assert _decode({**_BUY, "currency": odd}).amount == 12.5, odd
+    assert _decode({**_BUY, "currency": 978}, "USD").detail == "currency is an int, expected a 3-letter ISO 4217 code"
+    assert _decode({**_BUY, "currency": "US$"}, "USD").reason == "bad_amount", "set: refused, the whole event"
 
 
 def test_the_setting_is_a_code_kept_upper_case() -> None:
@@ -80,8 +85,10 @@ def test_report_refuses_a_row_in_another_currency_with_its_line(tmp_path: Path, 
     assert _main(argv, monkeypatch, None) == 0, "unset: any code, all taken as one currency"
     assert "money in the file's currency (one currency; CHURNWATCH_CURRENCY names it)" in capsys.readouterr().out
     path.write_text(CSV.replace("JPY", "yen ¥"))  # from the first file: EUR is a code, "yen ¥" is not
-    assert _main(argv, monkeypatch, None) == 2
-    assert "cur.csv line 4: currency 'yen ¥' is not a 3-letter ISO 4217 code" in capsys.readouterr().err
+    assert _main(argv, monkeypatch, None) == 0, "unset: the column is ignored, as the stream ignores the field"
+    capsys.readouterr()
+    assert _main(argv, monkeypatch, "USD") == 2
+    assert "cur.csv line 3: currency EUR is not the deployment currency USD" in capsys.readouterr().err
 
 
 def test_backtest_refuses_a_purchase_in_another_currency_with_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -109,3 +116,5 @@ def test_publish_checks_the_currency_of_json_lines_and_csv_rows_before_sending(t
     with pytest.raises(ValueError, match=r"cur\.csv line 3: currency EUR is not the deployment currency USD"):
         list(read_timed_records(rows, usd))
     assert len(list(read_timed_records(rows, Settings()))) == 3, "unset: codes are taken"
+    rows.write_text(CSV.replace("JPY", "US$"))
+    assert len(list(read_timed_records(rows, Settings()))) == 3, "unset: any text is ignored"

@@ -406,6 +406,38 @@ def test_a_statement_of_another_subscription_arriving_minutes_late_is_booked_in_
     assert redis.sides["kappa"] == redis.states["kappa"]
 
 
+def test_an_account_an_earlier_version_left_short_gets_state_and_counters_agreeing() -> None:
+    """Review 16 M-1, kappa upgraded: the earlier version (arrival order) booked k2 (10:40, new
+    100) and dropped k1 (10:20, 50) as late from its revenue state and counters, while its alert
+    side held both for the watermark. The first statement after the upgrade (k3, 11:00, +20) made
+    the state 170.00 (the replay of both) and the counters 120.00 (only the replay's difference),
+    for good. The step from the stored state to the replay is booked once: both say 170.00."""
+    t = START_MS + 10 * 3_600_000
+    k2 = _statement("k2", t + 40 * 60_000, "kappa", "active", "Addon", 10_000, 0, 0)
+    k1 = _statement("k1", t + 20 * 60_000, "kappa", "active", "Pro", 5_000, 1, 0)
+    k3 = _statement("k3", t + 60 * 60_000, "kappa", "active", "Extra", 2_000, 0, 1)
+    redis, hold = _Redis(), {0: t - 6 * 3_600_000}
+    k2.offset, k1.offset, k3.offset = 0, 1, 2
+    redis.cycle([k2], {0: 0}, hold)
+    state, counters = redis.states["kappa"], {p: {s: dict(c) for s, c in v.items()} for p, v in redis.counters.items()}
+    redis.cycle([k1], {0: 1}, hold)  # the alert side holds k1 ...
+    redis.states["kappa"], redis.counters = state, counters  # ... which the earlier version left out
+    redis.cycle([k3], {0: 2}, hold)
+
+    def agree() -> int:
+        end = Ledger.from_totals("day", redis.counters["day"]).get(START_MS, START_MS + DAY_MS)[0].end_mrr_cents
+        assert AccountState.from_bytes(redis.states["kappa"]).mrr_cents() == end
+        return end
+
+    assert agree() == 17_000
+    _tick_until(redis, START_MS + 2 * DAY_MS, release=True)
+    assert agree() == 17_000 and redis.held == {}
+    later = _statement("k1", t + 90 * 60_000, "kappa", "cancelled", "Pro", 0, 1, 1)
+    later.offset = 3
+    redis.cycle([later], {0: 3}, hold)  # the bridge is booked once, not again
+    assert agree() == 12_000
+
+
 def _accounts_of_several_subscriptions(seed: int, accounts: int = 30, days: int = 10) -> list[Event]:
     """Accounts of 2-3 subscriptions (a main plan and add-ons, each under its own user), each stated
     1-5 times at whole hours within ``days``: trials, plans paid, failed payments, cancellations,

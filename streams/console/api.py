@@ -2,7 +2,7 @@
 
 Read-only; when ``CHURNWATCH_CONSOLE_TOKEN`` is set every API call needs ``Authorization: Bearer
 <token>``. Errors are JSON, ``{"error": {"status", "code", "message"}}``, with 400 (a parameter
-it cannot use), 401 (token), 404 (unknown user, owner or account; ``no_activity``: a user with
+it cannot use, or one it does not read: never ignored), 401 (token), 404 (unknown user, owner or account; ``no_activity``: a user with
 billing statements only, streams.views.NoActivityYet) and 503 (no worker has written any state yet). The document is written by hand next to the handlers it describes and tested
 against them (tests/test_console_api.py, schemathesis).
 """
@@ -55,14 +55,16 @@ def _authorized(request: Request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def _endpoint(handler):  # type: ignore[no-untyped-def]
-    """Token check, then the handler; the console's errors become JSON 4xx/503."""
+def _endpoint(handler, params: tuple[str, ...] = (), why: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """Token check, then the query parameters (only ``params``, the ones the handler reads:
+    ``_only``), then the handler; the console's errors become JSON 4xx/503."""
 
     async def endpoint(request: Request) -> Response:
         deps: Deps = request.app.state.deps
         if not _authorized(request, deps.settings.console_token):
             return error_response(401, "unauthorized", "this API needs 'Authorization: Bearer <token>' (CHURNWATCH_CONSOLE_TOKEN)")
         try:
+            _only(request, params, why or {})
             return _JSON(await handler(request, deps))
         except BadRequest as exc:
             return error_response(400, "bad_request", str(exc))
@@ -145,22 +147,25 @@ async def account(request: Request, deps: Deps) -> dict[str, Any]:
     return {**account_dict(report, state, members, now_ms, alerts), "model": deps.model_info()}
 
 
-#: The parameters /api/v1/churn reads: any other is refused (QA9 M5: ``owner=alice`` was ignored and
-#: the global figures came back as if they were alice's).
+#: The parameters each endpoint reads: any other is refused (QA9 M5: ``/api/v1/churn?owner=alice`` was
+#: ignored and the global figures came back as if they were alice's; review 16 L-4: the same for a
+#: typo on every endpoint, ``/api/v1/at-risk?ownr=alice`` returning everyone's rows).
+_AT_RISK_PARAMS = ("owner", "list", "limit", "cursor", "segment", "stage", "action")
 _CHURN_PARAMS = ("period", "revenue_period")
+_CHURN_WHY = {"owner": "the live figures are for all accounts; per owner, run "
+                       "`churnwatch report --events FILE --accounts ACCOUNTS.csv --by-owner` (docs/REVENUE.md)"}
 
 
 def _only(request: Request, allowed: tuple[str, ...], why: dict[str, str]) -> None:
     """A 400 naming the first query parameter not in ``allowed`` (with ``why`` it is not, when said)."""
     for name in request.query_params:
         if name not in allowed:
-            raise BadRequest(f"{request.url.path} has no parameter {name[:40]!r} (it takes {', '.join(allowed)})"
+            takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
+            raise BadRequest(f"{request.url.path} has no parameter {name[:40]!r} ({takes})"
                              + (f": {why[name]}" if name in why else ""))
 
 
 async def churn(request: Request, deps: Deps) -> dict[str, Any]:
-    _only(request, _CHURN_PARAMS, {"owner": "the live figures are for all accounts; per owner, run "
-                                            "`churnwatch report --events FILE --accounts ACCOUNTS.csv --by-owner` (docs/REVENUE.md)"})
     raw = request.query_params.get("period") or "30d"
     m = _PERIOD.match(raw)
     if not m:
@@ -184,12 +189,12 @@ async def openapi_json(request: Request) -> Response:
 
 routes = [
     Route("/openapi.json", openapi_json),
-    Route("/api/v1/at-risk", _endpoint(at_risk)),
-    Route("/api/v1/users", _endpoint(user)),  # ?id=: an id that is a dot segment (data.ident_of)
+    Route("/api/v1/at-risk", _endpoint(at_risk, _AT_RISK_PARAMS)),
+    Route("/api/v1/users", _endpoint(user, ("id",))),  # ?id=: an id that is a dot segment (data.ident_of)
     Route("/api/v1/users/{user_id:path}", _endpoint(user)),
-    Route("/api/v1/accounts", _endpoint(account)),
+    Route("/api/v1/accounts", _endpoint(account, ("id",))),
     Route("/api/v1/accounts/{account_id:path}", _endpoint(account)),
-    Route("/api/v1/churn", _endpoint(churn)),
+    Route("/api/v1/churn", _endpoint(churn, _CHURN_PARAMS, _CHURN_WHY)),
     Route("/api/v1/owners", _endpoint(owners)),
 ]
 
@@ -357,7 +362,7 @@ def openapi() -> dict[str, Any]:
                 "operationId": "getUser",
                 "summary": "One user's live scores, reasons, activity, weekly history and last alerts worth a call (newest first)",
                 "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _STR}],
-                "responses": {"200": _ok("User"), **_errors(401, 404, 409, 503),
+                "responses": {"200": _ok("User"), **_errors(400, 401, 404, 409, 503),
                               "404": _error("no such user (code not_found: never seen, or expired after churn), or one "
                                             "whose events so far are billing statements alone (code no_activity: "
                                             "nothing to score until its first activity)")},
@@ -382,7 +387,7 @@ def openapi() -> dict[str, Any]:
                 "summary": ("One account's roll-up (as `churnwatch top --owner --json`), subscriptions, members (with their "
                             "user ids) and last alerts (newest first)"),
                 "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": _STR}],
-                "responses": {"200": _ok("Account"), **_errors(401, 404, 409, 503)},
+                "responses": {"200": _ok("Account"), **_errors(400, 401, 404, 409, 503)},
             }},
             "/api/v1/churn": {"get": {
                 "operationId": "getChurn",
@@ -398,7 +403,7 @@ def openapi() -> dict[str, Any]:
             }},
             "/api/v1/owners": {"get": {
                 "operationId": "listOwners", "summary": "Account owners one can filter by",
-                "responses": {"200": _ok("Owners"), **_errors(401)},
+                "responses": {"200": _ok("Owners"), **_errors(400, 401)},
             }},
         },
     }

@@ -20,8 +20,8 @@ row, and on ``subscription`` rows ``status``, ``plan``, ``mrr`` (money, at most 
 optionally ``trial_ends`` and ``period_end`` (the end of the period paid for, the next renewal),
 times like ``ts``, e.g. ``user_id,ts,event_type,amount,account_id,status,plan,mrr,period_end``.
 On other rows those are ignored. An optional ``currency`` column is checked on ``subscription`` rows
-and rows with an amount by the stream's rule (models/currency.py: a 3-letter code, the deployment's
-``CHURNWATCH_CURRENCY`` when set): a row in another currency is refused with its line.
+and rows with an amount by the stream's rule (models/currency.py: the deployment's
+``CHURNWATCH_CURRENCY`` when set, ignored when unset): a row in another currency is refused with its line.
 
 Rows without an ``event_id`` get the id the stream's worker derives from the event's content
 (``streams.records.content_event_id``), as ``churnwatch publish`` sends them: the same row has
