@@ -513,3 +513,41 @@ def test_seats_down_on_one_plan_then_a_free_plan_then_paying_again_read_as_they_
         ("account_churned", "churned", "moved to the free plan Free"), ("account_recovered", "customer", "paying again: Pro 99.00 today")]
     for alert in alerts:
         check_account_alert(alert, tuple(alert["reasons"]) if alert["kind"] != "account_recovered" else ())  # type: ignore[arg-type]
+
+
+def _one_cycle(account: str, acc: AccountWork, *rows: tuple[str, int, str, str, int]) -> list[dict[str, object]]:
+    """Like :func:`_statements`, but every statement released in one cycle (as the worker releases
+    the held copies of an instant together), in the arrival order given (the origin offsets)."""
+    from streams.worker.revenue import AccountCopy, AccountsAdvanced, _apply_in_order
+
+    out = AccountsAdvanced()
+    copies = [AccountCopy(0, n, Event(user, T0 + day * DAY_MS, "subscription", f"{user}-{day}-{n}", 0.0, account,
+                                      Subscription(status, plan, mrr)), 0, n)  # type: ignore[arg-type]
+              for n, (user, day, status, plan, mrr) in enumerate(rows)]
+    _apply_in_order(account, acc, copies, out)
+    return [orjson.loads(v) for _, v in out.alerts]
+
+
+def test_the_alerts_of_one_instant_are_decided_after_all_its_statements_in_either_order() -> None:
+    """Review 17 F1: the alerts were decided after each statement of an instant. eta (Pro 100 and
+    Addon 20, one of 3 users silent) with both cancelled at one instant got ``account_at_risk``
+    "downgraded from Addon + Pro to Addon today" between the two (the contraction the ledger
+    retracts); a plan switch carried by two users at one instant (u1's Pro 50 cancelled, u2's Biz
+    99 started: one expansion) sent ``account_churned`` and ``account_recovered`` in one arrival
+    order and nothing in the other. Now once an instant: the same alerts in either order. Fails
+    on the old code."""
+    plans = {"e1": ("Pro", 10_000), "e2": ("Addon", 2_000)}
+    told = []
+    for first, second in (("e1", "e2"), ("e2", "e1")):
+        members = {member_key(u): Member(member_key(u), (T0 + seen * DAY_MS) // 1000, 1, 0.0, 5.0, 5.0, u)
+                   for u, seen in (("e1", 29), ("e2", 29), ("e3", 0))}
+        acc = AccountWork(AccountState(), {}, members)
+        _one_cycle("eta", acc, ("e1", 0, "active", "Pro", 10_000), ("e2", 0, "active", "Addon", 2_000))
+        alerts = _one_cycle("eta", acc, (first, 30, "cancelled", plans[first][0], 0), (second, 30, "cancelled", plans[second][0], 0))
+        told.append([(a["kind"], a["reasons"]) for a in alerts])
+    assert told == [[("account_churned", ["subscription cancelled", "1 of 3 users silent for 4 weeks"])]] * 2, told
+    switch = {"u1": ("cancelled", "Pro", 0), "u2": ("active", "Biz", 9_900)}
+    for order in (("u1", "u2"), ("u2", "u1")):
+        acc = AccountWork(AccountState(), {}, {})
+        _one_cycle("acme", acc, ("u1", 0, "active", "Pro", 5_000))
+        assert _one_cycle("acme", acc, *((u, 30, *switch[u]) for u in order)) == [], order

@@ -1,6 +1,7 @@
 """An account's alerts and next review, decided by the owner of its partition (streams/worker/revenue.py).
 
-After each copy of an account, and at each of its deadlines (``next_due_s``) before any later copy
+After each instant of an account's copies (every copy of one event time: statements at one instant
+make one movement), and at each of its deadlines (``next_due_s``) before any later copy
 (streams.worker.revenue), in event order: its roll-up
 (``models.account_health.rollup``) opens an at-risk alert at ``ACCOUNT_AT_RISK`` (``account_churned``
 when the subscription is gone) and closes it below 0.4 (``account_recovered``); a trial whose
