@@ -551,3 +551,32 @@ def test_the_alerts_of_one_instant_are_decided_after_all_its_statements_in_eithe
         acc = AccountWork(AccountState(), {}, {})
         _one_cycle("acme", acc, ("u1", 0, "active", "Pro", 5_000))
         assert _one_cycle("acme", acc, *((u, 30, *switch[u]) for u in order)) == [], order
+
+
+def test_a_trial_after_paid_then_free_is_a_trial_and_its_loss_no_second_churn() -> None:
+    """Review 17 F3: paid (Pro 50), a free plan (churn), then u2's trial of Pro ending on day 25,
+    lost: the trial beside the free plan was a ``prospect`` (the view's status says ``active``),
+    so its start sent ``account_recovered`` at MRR 0, both reminders had no reasons, and its loss
+    a second ``account_churned`` for the one churn the ledger books. Now the roll-up says
+    ``trial``, the reminders say why, and the churned alert stays open until the account pays:
+    the same whether it left by the free plan or a cancellation. Fails on the old code."""
+    from streams.worker.revenue import AccountCopy, AccountsAdvanced, _apply_in_order
+
+    ends = T0 + 25 * DAY_MS
+    for gone in (("u1", 10, "active", "Free", 0), ("u1", 10, "cancelled", "Pro", 0)):
+        rows = (("u1", 0, Subscription("active", "Pro", 5_000)), (gone[0], gone[1], Subscription(*gone[2:])),  # type: ignore[arg-type]
+                ("u2", 11, Subscription("trial", "Pro", 0, ends)), ("u2", 25, Subscription("cancelled", "Pro", 0)))
+        acc, out = AccountWork(AccountState(), {}, {}), AccountsAdvanced()
+        for n, (user, day, sub) in enumerate(rows):
+            _apply_in_order("theta", acc, [AccountCopy(0, n, Event(user, T0 + day * DAY_MS, "subscription", f"s{n}", 0.0, "theta", sub))], out)
+            if day == 11:
+                assert _rollup_at(acc, T0 + 12 * DAY_MS).stage == "trial", gone
+        told = [(a["kind"], a["reasons"]) for a in (orjson.loads(v) for _, v in out.alerts)]
+        assert [kind for kind, _ in told] == ["account_churned", "trial_ending", "trial_ending"], (gone, told)
+        assert all(reasons for _, reasons in told), told
+
+
+def _rollup_at(acc: AccountWork, now_ms: int):  # type: ignore[no-untyped-def]
+    from streams.worker.account_alerts import account_rollup
+    return account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
+

@@ -137,7 +137,9 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     ends as a customer's would, with ``account_churned`` (stage ``trial_lost``, MRR 0), so the
     CRM's open case is closed; the alert is closed with it (``at_risk_since_ms`` 0: until the
     review of 2026-12-02 it stayed open, against this and ALERTS.md), so a trial started later
-    opens its own. A churned customer's alert stays open: a reactivation recovers it.
+    opens its own. A churned customer's alert stays open: a reactivation recovers it, not a trial
+    at MRR 0 (review 17 F3: a trial start sent ``account_recovered``, and its loss a second
+    ``account_churned`` for the one churn the ledger books).
 
     Each alert's reasons support it (issue 11): an at-risk or churned alert lists the parts of
     the risk (the roll-up's reasons); ``account_recovered`` lists why the account is better
@@ -153,7 +155,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["at_risk_since_ms"], acc.extras["at_risk_risk"] = now_ms, r.risk
     elif since and r.stage in GONE_STAGES and not churned:
         kind = "account_churned"
-    elif since and r.risk < RECOVERED_BELOW:
+    elif since and r.risk < RECOVERED_BELOW and (r.mrr_cents > 0 or not churned):  # a churn recovers by paying
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
     if kind == "account_churned" and r.stage == "trial_lost":  # closes the lost trial's alert
         acc.extras["at_risk_since_ms"] = 0
