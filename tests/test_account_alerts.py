@@ -580,3 +580,26 @@ def _rollup_at(acc: AccountWork, now_ms: int):  # type: ignore[no-untyped-def]
     from streams.worker.account_alerts import account_rollup
     return account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
 
+
+def test_a_downgrade_names_the_plans_before_its_instant_in_any_order() -> None:
+    """Review 17 F2: "plans before" were the plans before the statement, not before the instant,
+    when the instant's first statement was no contraction: Pro 100 and Addon 20 cancelled with a
+    new Extra 10 at one instant read "downgraded from nothing to Extra" in two orders, "from Addon
+    + Extra + Pro" in two others. Every order now names the plans before the instant, whether the
+    statements come in one cycle or one a cycle. Fails on the old code."""
+    import itertools
+
+    cases = (([("u1", "active", "Pro", 10_000)], [("u1", "active", "Basic", 5_000), ("u2", "active", "Addon", 2_000)],
+              "downgraded from Pro to Addon + Basic today"),
+             ([("u1", "active", "Pro", 10_000), ("u2", "active", "Addon", 5_000)],
+              [("u2", "cancelled", "Addon", 0), ("u1", "active", "Biz", 12_000)], "downgraded from Addon + Pro to Biz today"),
+             ([("u1", "active", "Pro", 10_000), ("u2", "active", "Addon", 2_000)],
+              [("u1", "cancelled", "Pro", 0), ("u2", "cancelled", "Addon", 0), ("u3", "active", "Extra", 1_000)],
+              "downgraded from Addon + Pro to Extra today"))
+    for setup, instant, text in cases:
+        for order, apply in itertools.product(itertools.permutations(instant), (_statements, _one_cycle)):
+            acc = AccountWork(AccountState(), {}, {})
+            _statements("a", acc, *((u, 0, *rest) for u, *rest in setup))  # type: ignore[misc]
+            apply("a", acc, *((u, 30, *rest) for u, *rest in order))  # type: ignore[misc]
+            r = decide_alert("a", acc, T0 + 30 * DAY_MS, [])
+            assert r.reasons == (text,), (order, apply.__name__, r.reasons)

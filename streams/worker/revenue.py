@@ -759,10 +759,19 @@ def _replay(state: AccountState, copies: Sequence[Copy], moved: dict[Movement, i
 def _apply_subscription(acc: AccountWork, ev: Event) -> None:
     """A statement on the alert side's state, in event order; a contraction is kept for the
     roll-up's "downgraded from ... to ..." (extras ``down``), and forgotten when a statement at
-    the same instant retracts it (``note_downgrade``)."""
-    before = acc.state.get().plans
+    the same instant retracts it (``note_downgrade``). Its "plans before" are the plans before the
+    instant, whichever statement of it came first (review 17 F2: "downgraded from nothing to Extra
+    today" when the cancellations came before the new plan): kept in the extras' ``at`` while the
+    instant's statements changed them, as those of one instant can come in different cycles."""
+    at = acc.extras.get("at")
+    before = list(at[1]) if isinstance(at, list) and at[0] == ev.ts_ms else list(acc.state.get().plans)
     change = acc.state.apply(ev)
-    note_downgrade(acc.extras, ev.ts_ms, change, before, acc.state.get().plans)
+    after = acc.state.get().plans
+    note_downgrade(acc.extras, ev.ts_ms, change, before, after)
+    if list(after) != before:
+        acc.extras["at"] = [ev.ts_ms, before]
+    else:
+        acc.extras.pop("at", None)
 
 
 def _load(blob: bytes | None, bucket: int) -> AccountState:
