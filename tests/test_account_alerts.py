@@ -603,3 +603,14 @@ def test_a_downgrade_names_the_plans_before_its_instant_in_any_order() -> None:
             apply("a", acc, *((u, 30, *rest) for u, *rest in order))  # type: ignore[misc]
             r = decide_alert("a", acc, T0 + 30 * DAY_MS, [])
             assert r.reasons == (text,), (order, apply.__name__, r.reasons)
+
+
+def test_paying_again_names_only_the_plans_paid_for() -> None:
+    """Review 17 F9: Basic 50, a free plan (churn), then u3's Addon 10 beside the free plan
+    recovered "paying again: Addon + Free 10.00 today": a free plan is not paid for. Fails on the
+    old code."""
+    acc = AccountWork(AccountState(), {}, {})
+    alerts = _statements("acme", acc, ("u1", 0, "active", "Basic", 5_000), ("u1", 40, "active", "Free", 0),
+                         ("u3", 60, "active", "Addon", 1_000))
+    assert [(a["kind"], a["reasons"][0]) for a in alerts] == [
+        ("account_churned", "moved to the free plan Free"), ("account_recovered", "paying again: Addon 10.00 today")], alerts

@@ -169,13 +169,29 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         again = reactivated_days(acc.state, since, now_ms)
         shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms),
                                                      payment_fixed_days(acc.extras, since, now_ms), again,
-                                                     acc.state.get().plans if again >= 0 else ()), action="none")
+                                                     _paid_plans(acc.state) if again >= 0 else ()), action="none")
         acc.extras.pop("at_risk_risk", None)
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
     if kind is not None:
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, shown))))
     return r
+
+
+def _paid_plans(state: AccountState) -> tuple[str, ...]:
+    """The plans the account pays for (``active`` or ``past_due`` at an MRR above 0), sorted: what
+    "paying again" names (review 17 F9: it named every plan in force, "Addon + Free 10.00").
+
+    >>> from models.events import Event
+    >>> from models.subscription import Subscription
+    >>> state = AccountState()
+    >>> for user, sub in (("u1", Subscription("active", "Free", 0)), ("u2", Subscription("active", "Addon", 1000)),
+    ...                   ("u3", Subscription("trial", "Pro", 0, 9))):
+    ...     _ = state.update(Event(user, 1, "subscription", user, 0.0, "x", sub))
+    >>> _paid_plans(state)
+    ('Addon',)
+    """
+    return tuple(sorted(s.sub.plan for s in state.subs.values() if s.sub.status in ("active", "past_due") and s.sub.mrr_cents > 0))
 
 
 def converted_days(state: AccountState, since_ms: int, now_ms: int) -> float:
