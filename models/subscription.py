@@ -23,6 +23,7 @@ MAX_PLAN_CHARS: Final[int] = 64  # plan names are kept in the per-account state:
 MAX_TIME_MS: Final[int] = 253_402_300_800_000
 #: Other spellings of a status, read as the contract's: Stripe writes ``canceled`` (docs/REVENUE.md)
 _ALIASES: Final[dict[str, str]] = {"canceled": "cancelled"}
+_PAID: Final[tuple[str, ...]] = ("active", "past_due")  # the statuses whose mrr counts: they state it
 
 
 def a_type(value: object) -> str:
@@ -61,17 +62,20 @@ class Subscription:
         """Checked fields -> Subscription; ValueError naming the value otherwise.
 
         ``mrr`` is a number or numeric text in money units (19.99), at most two decimals;
-        missing (None or "") only when cancelled (0): a trial, active or past-due statement without
-        it is refused, not taken as a free plan (QA pass 9 L3: a producer that forgot the field lost
-        the revenue silently; a free plan states ``0``). Stripe's spelling ``canceled`` is read as
-        ``cancelled``.
+        missing (None or "") only when cancelled or in a trial (0: neither counts in MRR, so nothing
+        is lost; review 17 F7: a trial without it was refused, and the account's trial with it): an
+        active or past-due statement without it is refused, not taken as a free plan (QA pass 9
+        L3: a producer that forgot the field lost the revenue silently; a free plan states ``0``).
+        Stripe's spelling ``canceled`` is read as ``cancelled``.
 
         >>> Subscription.parse("canceled", "Pro", None).status
         'cancelled'
+        >>> Subscription.parse("trial", "Pro", None).mrr_cents
+        0
         >>> Subscription.parse("active", "Pro", "")
         Traceback (most recent call last):
         ...
-        ValueError: mrr is missing: an active subscription states its mrr (0 for a free plan); only a cancelled one may leave it out
+        ValueError: mrr is missing: an active subscription states its mrr (0 for a free plan); only a cancelled one or a trial may leave it out
         """
         if type(status) is str:
             status = status.strip().lower()
@@ -85,9 +89,9 @@ class Subscription:
         plan = plan.strip()
         if len(plan) > MAX_PLAN_CHARS:
             raise ValueError(f"subscription plan has {len(plan)} characters, at most {MAX_PLAN_CHARS}")
-        if (mrr is None or mrr == "") and status != "cancelled":
+        if (mrr is None or mrr == "") and status in _PAID:
             raise ValueError(f"mrr is missing: {'an' if status == 'active' else 'a'} {status} subscription states its mrr "
-                             "(0 for a free plan); only a cancelled one may leave it out")
+                             "(0 for a free plan); only a cancelled one or a trial may leave it out")
         cents = mrr_cents(mrr)
         if status == "cancelled" and cents:
             raise ValueError(f"a cancelled subscription has mrr 0, got {cents / 100:.2f}")

@@ -513,3 +513,104 @@ def test_seats_down_on_one_plan_then_a_free_plan_then_paying_again_read_as_they_
         ("account_churned", "churned", "moved to the free plan Free"), ("account_recovered", "customer", "paying again: Pro 99.00 today")]
     for alert in alerts:
         check_account_alert(alert, tuple(alert["reasons"]) if alert["kind"] != "account_recovered" else ())  # type: ignore[arg-type]
+
+
+def _one_cycle(account: str, acc: AccountWork, *rows: tuple[str, int, str, str, int]) -> list[dict[str, object]]:
+    """Like :func:`_statements`, but every statement released in one cycle (as the worker releases
+    the held copies of an instant together), in the arrival order given (the origin offsets)."""
+    from streams.worker.revenue import AccountCopy, AccountsAdvanced, _apply_in_order
+
+    out = AccountsAdvanced()
+    copies = [AccountCopy(0, n, Event(user, T0 + day * DAY_MS, "subscription", f"{user}-{day}-{n}", 0.0, account,
+                                      Subscription(status, plan, mrr)), 0, n)  # type: ignore[arg-type]
+              for n, (user, day, status, plan, mrr) in enumerate(rows)]
+    _apply_in_order(account, acc, copies, out)
+    return [orjson.loads(v) for _, v in out.alerts]
+
+
+def test_the_alerts_of_one_instant_are_decided_after_all_its_statements_in_either_order() -> None:
+    """Review 17 F1: the alerts were decided after each statement of an instant. eta (Pro 100 and
+    Addon 20, one of 3 users silent) with both cancelled at one instant got ``account_at_risk``
+    "downgraded from Addon + Pro to Addon today" between the two (the contraction the ledger
+    retracts); a plan switch carried by two users at one instant (u1's Pro 50 cancelled, u2's Biz
+    99 started: one expansion) sent ``account_churned`` and ``account_recovered`` in one arrival
+    order and nothing in the other. Now once an instant: the same alerts in either order. Fails
+    on the old code."""
+    plans = {"e1": ("Pro", 10_000), "e2": ("Addon", 2_000)}
+    told = []
+    for first, second in (("e1", "e2"), ("e2", "e1")):
+        members = {member_key(u): Member(member_key(u), (T0 + seen * DAY_MS) // 1000, 1, 0.0, 5.0, 5.0, u)
+                   for u, seen in (("e1", 29), ("e2", 29), ("e3", 0))}
+        acc = AccountWork(AccountState(), {}, members)
+        _one_cycle("eta", acc, ("e1", 0, "active", "Pro", 10_000), ("e2", 0, "active", "Addon", 2_000))
+        alerts = _one_cycle("eta", acc, (first, 30, "cancelled", plans[first][0], 0), (second, 30, "cancelled", plans[second][0], 0))
+        told.append([(a["kind"], a["reasons"]) for a in alerts])
+    assert told == [[("account_churned", ["subscription cancelled", "1 of 3 users silent for 4 weeks"])]] * 2, told
+    switch = {"u1": ("cancelled", "Pro", 0), "u2": ("active", "Biz", 9_900)}
+    for order in (("u1", "u2"), ("u2", "u1")):
+        acc = AccountWork(AccountState(), {}, {})
+        _one_cycle("acme", acc, ("u1", 0, "active", "Pro", 5_000))
+        assert _one_cycle("acme", acc, *((u, 30, *switch[u]) for u in order)) == [], order
+
+
+def test_a_trial_after_paid_then_free_is_a_trial_and_its_loss_no_second_churn() -> None:
+    """Review 17 F3: paid (Pro 50), a free plan (churn), then u2's trial of Pro ending on day 25,
+    lost: the trial beside the free plan was a ``prospect`` (the view's status says ``active``),
+    so its start sent ``account_recovered`` at MRR 0, both reminders had no reasons, and its loss
+    a second ``account_churned`` for the one churn the ledger books. Now the roll-up says
+    ``trial``, the reminders say why, and the churned alert stays open until the account pays:
+    the same whether it left by the free plan or a cancellation. Fails on the old code."""
+    from streams.worker.revenue import AccountCopy, AccountsAdvanced, _apply_in_order
+
+    ends = T0 + 25 * DAY_MS
+    for gone in (("u1", 10, "active", "Free", 0), ("u1", 10, "cancelled", "Pro", 0)):
+        rows = (("u1", 0, Subscription("active", "Pro", 5_000)), (gone[0], gone[1], Subscription(*gone[2:])),  # type: ignore[arg-type]
+                ("u2", 11, Subscription("trial", "Pro", 0, ends)), ("u2", 25, Subscription("cancelled", "Pro", 0)))
+        acc, out = AccountWork(AccountState(), {}, {}), AccountsAdvanced()
+        for n, (user, day, sub) in enumerate(rows):
+            _apply_in_order("theta", acc, [AccountCopy(0, n, Event(user, T0 + day * DAY_MS, "subscription", f"s{n}", 0.0, "theta", sub))], out)
+            if day == 11:
+                assert _rollup_at(acc, T0 + 12 * DAY_MS).stage == "trial", gone
+        told = [(a["kind"], a["reasons"]) for a in (orjson.loads(v) for _, v in out.alerts)]
+        assert [kind for kind, _ in told] == ["account_churned", "trial_ending", "trial_ending"], (gone, told)
+        assert all(reasons for _, reasons in told), told
+
+
+def _rollup_at(acc: AccountWork, now_ms: int):  # type: ignore[no-untyped-def]
+    from streams.worker.account_alerts import account_rollup
+    return account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, now_ms)
+
+
+def test_a_downgrade_names_the_plans_before_its_instant_in_any_order() -> None:
+    """Review 17 F2: "plans before" were the plans before the statement, not before the instant,
+    when the instant's first statement was no contraction: Pro 100 and Addon 20 cancelled with a
+    new Extra 10 at one instant read "downgraded from nothing to Extra" in two orders, "from Addon
+    + Extra + Pro" in two others. Every order now names the plans before the instant, whether the
+    statements come in one cycle or one a cycle. Fails on the old code."""
+    import itertools
+
+    cases = (([("u1", "active", "Pro", 10_000)], [("u1", "active", "Basic", 5_000), ("u2", "active", "Addon", 2_000)],
+              "downgraded from Pro to Addon + Basic today"),
+             ([("u1", "active", "Pro", 10_000), ("u2", "active", "Addon", 5_000)],
+              [("u2", "cancelled", "Addon", 0), ("u1", "active", "Biz", 12_000)], "downgraded from Addon + Pro to Biz today"),
+             ([("u1", "active", "Pro", 10_000), ("u2", "active", "Addon", 2_000)],
+              [("u1", "cancelled", "Pro", 0), ("u2", "cancelled", "Addon", 0), ("u3", "active", "Extra", 1_000)],
+              "downgraded from Addon + Pro to Extra today"))
+    for setup, instant, text in cases:
+        for order, apply in itertools.product(itertools.permutations(instant), (_statements, _one_cycle)):
+            acc = AccountWork(AccountState(), {}, {})
+            _statements("a", acc, *((u, 0, *rest) for u, *rest in setup))  # type: ignore[misc]
+            apply("a", acc, *((u, 30, *rest) for u, *rest in order))  # type: ignore[misc]
+            r = decide_alert("a", acc, T0 + 30 * DAY_MS, [])
+            assert r.reasons == (text,), (order, apply.__name__, r.reasons)
+
+
+def test_paying_again_names_only_the_plans_paid_for() -> None:
+    """Review 17 F9: Basic 50, a free plan (churn), then u3's Addon 10 beside the free plan
+    recovered "paying again: Addon + Free 10.00 today": a free plan is not paid for. Fails on the
+    old code."""
+    acc = AccountWork(AccountState(), {}, {})
+    alerts = _statements("acme", acc, ("u1", 0, "active", "Basic", 5_000), ("u1", 40, "active", "Free", 0),
+                         ("u3", 60, "active", "Addon", 1_000))
+    assert [(a["kind"], a["reasons"][0]) for a in alerts] == [
+        ("account_churned", "moved to the free plan Free"), ("account_recovered", "paying again: Addon 10.00 today")], alerts

@@ -255,12 +255,13 @@ def test_bad_subscription_fields_go_to_the_dlq(change: dict[str, object]) -> Non
     assert reason({**SUB, **change}) == "bad_subscription"
 
 
-@pytest.mark.parametrize("status", ["active", "trial", "past_due"])
+@pytest.mark.parametrize("status", ["active", "past_due"])
 @pytest.mark.parametrize("mrr", ["missing", None])  # "" is text: refused as such (a str)
 def test_a_statement_in_force_without_its_mrr_is_refused_not_taken_as_free(status: str, mrr: object) -> None:
     """QA pass 9 L3: ``{"status": "active", "plan": "Pro"}`` (no mrr, null, or "") was applied as a
     free plan, mrr 0, with no DLQ record: a producer that forgot the field lost the revenue
-    silently. Only a cancelled statement may leave it out. Fails on the old code."""
+    silently. Only a cancelled statement or a trial (review 17 F7) may leave it out. Fails on the
+    old code."""
     obj = {k: v for k, v in SUB.items() if k != "mrr"} if mrr == "missing" else {**SUB, "mrr": mrr}
     rej = decode({**obj, "status": status})
     assert isinstance(rej, Rejection) and rej.reason == "bad_subscription", rej
@@ -268,6 +269,17 @@ def test_a_statement_in_force_without_its_mrr_is_refused_not_taken_as_free(statu
     for cancelled in ({k: v for k, v in SUB.items() if k != "mrr"}, {**SUB, "mrr": None}):
         ev = decode({**cancelled, "status": "cancelled"})
         assert isinstance(ev, Event) and ev.subscription is not None and ev.subscription.mrr_cents == 0
+
+
+@pytest.mark.parametrize("mrr", ["missing", None])
+def test_a_trial_without_its_mrr_is_accepted_at_0(mrr: object) -> None:
+    """Review 17 F7: a ``trial`` statement without ``mrr`` was dead-lettered (and the account's
+    trial with it: stage, trial rule, reminders), though a trial's mrr never counts. It is taken
+    as 0. Fails on the old code."""
+    obj = {k: v for k, v in SUB.items() if k != "mrr"} if mrr == "missing" else {**SUB, "mrr": mrr}
+    ev = decode({**obj, "status": "trial"})
+    assert isinstance(ev, Event) and ev.subscription is not None, ev
+    assert (ev.subscription.status, ev.subscription.mrr_cents) == ("trial", 0)
 
 
 def test_stripes_canceled_spelling_is_cancelled_and_a_refused_type_reads_as_english() -> None:

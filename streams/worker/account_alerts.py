@@ -1,6 +1,7 @@
 """An account's alerts and next review, decided by the owner of its partition (streams/worker/revenue.py).
 
-After each copy of an account, and at each of its deadlines (``next_due_s``) before any later copy
+After each instant of an account's copies (every copy of one event time: statements at one instant
+make one movement), and at each of its deadlines (``next_due_s``) before any later copy
 (streams.worker.revenue), in event order: its roll-up
 (``models.account_health.rollup``) opens an at-risk alert at ``ACCOUNT_AT_RISK`` (``account_churned``
 when the subscription is gone) and closes it below 0.4 (``account_recovered``); a trial whose
@@ -136,7 +137,9 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     ends as a customer's would, with ``account_churned`` (stage ``trial_lost``, MRR 0), so the
     CRM's open case is closed; the alert is closed with it (``at_risk_since_ms`` 0: until the
     review of 2026-12-02 it stayed open, against this and ALERTS.md), so a trial started later
-    opens its own. A churned customer's alert stays open: a reactivation recovers it.
+    opens its own. A churned customer's alert stays open: a reactivation recovers it, not a trial
+    at MRR 0 (review 17 F3: a trial start sent ``account_recovered``, and its loss a second
+    ``account_churned`` for the one churn the ledger books).
 
     Each alert's reasons support it (issue 11): an at-risk or churned alert lists the parts of
     the risk (the roll-up's reasons); ``account_recovered`` lists why the account is better
@@ -152,7 +155,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["at_risk_since_ms"], acc.extras["at_risk_risk"] = now_ms, r.risk
     elif since and r.stage in GONE_STAGES and not churned:
         kind = "account_churned"
-    elif since and r.risk < RECOVERED_BELOW:
+    elif since and r.risk < RECOVERED_BELOW and (r.mrr_cents > 0 or not churned):  # a churn recovers by paying
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
     if kind == "account_churned" and r.stage == "trial_lost":  # closes the lost trial's alert
         acc.extras["at_risk_since_ms"] = 0
@@ -166,13 +169,29 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         again = reactivated_days(acc.state, since, now_ms)
         shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms),
                                                      payment_fixed_days(acc.extras, since, now_ms), again,
-                                                     acc.state.get().plans if again >= 0 else ()), action="none")
+                                                     _paid_plans(acc.state) if again >= 0 else ()), action="none")
         acc.extras.pop("at_risk_risk", None)
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
     if kind is not None:
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, shown))))
     return r
+
+
+def _paid_plans(state: AccountState) -> tuple[str, ...]:
+    """The plans the account pays for (``active`` or ``past_due`` at an MRR above 0), sorted: what
+    "paying again" names (review 17 F9: it named every plan in force, "Addon + Free 10.00").
+
+    >>> from models.events import Event
+    >>> from models.subscription import Subscription
+    >>> state = AccountState()
+    >>> for user, sub in (("u1", Subscription("active", "Free", 0)), ("u2", Subscription("active", "Addon", 1000)),
+    ...                   ("u3", Subscription("trial", "Pro", 0, 9))):
+    ...     _ = state.update(Event(user, 1, "subscription", user, 0.0, "x", sub))
+    >>> _paid_plans(state)
+    ('Addon',)
+    """
+    return tuple(sorted(s.sub.plan for s in state.subs.values() if s.sub.status in ("active", "past_due") and s.sub.mrr_cents > 0))
 
 
 def converted_days(state: AccountState, since_ms: int, now_ms: int) -> float:

@@ -321,7 +321,7 @@ def advance_accounts(
     (its own ``AccountState``, the members, the extras) takes the copies below the account
     partition's watermark ``release_ms[p]`` (``streams.worker.watermark``) together with those it
     held, in event order; before each, the account's deadlines up to its time are reviewed
-    (``_apply_in_order``); after each, ``streams.worker.account_alerts`` decides the account's
+    (``_apply_in_order``); after each instant, ``streams.worker.account_alerts`` decides the account's
     alerts. The copies at or above the watermark are held (``<account>|held`` in ``cw:{b}:aside``,
     written by the same fenced call), at most ``max_held`` an account, and the account is due again
     at the earliest of them. ``release_ms`` None (or p not in it): nothing is held."""
@@ -522,10 +522,18 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
     the account's own deadlines up to its time are reviewed at their time (``_review_until``), so a
     review happens at a member's silence deadline whether the due index's sweep reached it before
     the next copy came or the copy came in the same cycle; a tick (a due review read from the
-    index) only moves the account's clock up to its time."""
+    index) only moves the account's clock up to its time.
+
+    The alerts are decided once an instant, after every copy of that event time: statements at one
+    instant make one movement (models.revenue), so a decision between two of them would tell what
+    the second undoes (two subscriptions cancelled together: an at-risk alert naming a contraction
+    the ledger retracts; a plan switch carried by two users: a churn and a recovery in one arrival
+    order, nothing in the other). Copies of one instant released in different cycles (one behind
+    the watermark) are still decided apart."""
     todo.sort(key=_order)
-    for c in todo:
-        _review_until(account, acc, c.ts_ms, out)
+    for k, c in enumerate(todo):
+        if not (k and _same_instant(todo[k - 1], c)):  # an instant's deadlines: reviewed before its first copy
+            _review_until(account, acc, c.ts_ms, out)
         if isinstance(c, AccountTick):  # its deadline, if it still is one, was just reviewed
             continue
         if c.ts_ms < _seen_ms(acc):
@@ -540,7 +548,15 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
                     acc.ids[key] = c.member.user_id
         else:
             _apply_subscription(acc, c.event)
+        if k + 1 < len(todo) and _same_instant(c, todo[k + 1]):
+            continue  # decided after the instant's last copy
         _decide(account, acc, c.ts_ms, out)
+
+
+def _same_instant(c: Copy, then: Copy) -> bool:
+    """Whether ``then``, the copy after ``c`` in event order, is a copy (not a due review) of the
+    same event time: the two are decided together."""
+    return not isinstance(c, AccountTick) and not isinstance(then, AccountTick) and then.ts_ms == c.ts_ms
 
 
 def _seen_ms(acc: AccountWork) -> int:
@@ -743,10 +759,19 @@ def _replay(state: AccountState, copies: Sequence[Copy], moved: dict[Movement, i
 def _apply_subscription(acc: AccountWork, ev: Event) -> None:
     """A statement on the alert side's state, in event order; a contraction is kept for the
     roll-up's "downgraded from ... to ..." (extras ``down``), and forgotten when a statement at
-    the same instant retracts it (``note_downgrade``)."""
-    before = acc.state.get().plans
+    the same instant retracts it (``note_downgrade``). Its "plans before" are the plans before the
+    instant, whichever statement of it came first (review 17 F2: "downgraded from nothing to Extra
+    today" when the cancellations came before the new plan): kept in the extras' ``at`` while the
+    instant's statements changed them, as those of one instant can come in different cycles."""
+    at = acc.extras.get("at")
+    before = list(at[1]) if isinstance(at, list) and at[0] == ev.ts_ms else list(acc.state.get().plans)
     change = acc.state.apply(ev)
-    note_downgrade(acc.extras, ev.ts_ms, change, before, acc.state.get().plans)
+    after = acc.state.get().plans
+    note_downgrade(acc.extras, ev.ts_ms, change, before, after)
+    if list(after) != before:
+        acc.extras["at"] = [ev.ts_ms, before]
+    else:
+        acc.extras.pop("at", None)
 
 
 def _load(blob: bytes | None, bucket: int) -> AccountState:

@@ -50,6 +50,7 @@ from models.engine import Alert
 from models.model import ChurnModel
 from models.ranking import on_save_list
 from models.state import STAGES, UserState, tracked
+from models.subscription import a_type
 from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, VocabularyKey, layout_refusal, learned_after,
                                          parse_record, reader_model, record_vocabulary, successor_of)
 from streams.worker.alert_log import ALERT_LOG_CAP
@@ -379,7 +380,7 @@ def _as_bytes(value: Any) -> bytes:
         return str(value).encode()
     if type(value) is float:
         return repr(value).encode()
-    raise TypeError(f"cannot send a {type(value).__name__} to Redis")
+    raise TypeError(f"cannot send {a_type(value)} to Redis")
 
 
 @dataclass(slots=True)
