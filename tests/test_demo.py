@@ -44,10 +44,11 @@ def _tagged_processes(tag: str) -> list[int]:
 class _Demo:
     """The demo subprocess, its output collected line by line by a reader thread."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, settings: dict[str, str] | None = None) -> None:
+        """``settings``: CHURNWATCH_* variables for the demo and its workers (they inherit them)."""
         self.tag = uuid.uuid4().hex
         env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
-        env.update({MARK: self.tag, "CHURNWATCH_NO_DOCKER": "1", "PYTHONUNBUFFERED": "1"})
+        env.update({MARK: self.tag, "CHURNWATCH_NO_DOCKER": "1", "PYTHONUNBUFFERED": "1", **(settings or {})})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "demo", "--users", "60", "--days", "60", "--workdir", str(tmp_path), *args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -98,8 +99,15 @@ def test_replay_done_shows_the_summary_and_the_running_console_then_ctrl_c_stops
     """QA5 L1: the console's address scrolled away under thousands of alert lines and the summary
     came only with Ctrl-C, which stopped the console. Now the alert lines stop after
     ``--alert-lines`` and, once the replay is done, the summary ends with the console's address
-    while the console still answers; Ctrl-C then stops everything without a second summary."""
-    demo = _Demo(tmp_path, "--alert-lines", "1")  # no --duration: runs until interrupted
+    while the console still answers; Ctrl-C then stops everything without a second summary.
+
+    Two settings a user may set shorten the wait for the summary (nothing asserted depends on
+    them): the group session of two workers sharing a group on the demo's Tansu
+    (harness.group_session_ms: a join waits about half of it; 6 s by default), and the idle time
+    after which a caught-up partition borrows the topic's clock, which sets the demo's wait for
+    the reviews due at the end of the stream (1 s + 2 s instead of 5 s + 2 s)."""
+    demo = _Demo(tmp_path, "--alert-lines", "1",  # no --duration: runs until interrupted
+                 settings={"CHURNWATCH_SESSION_TIMEOUT_MS": "3000", "CHURNWATCH_IDLE_PARTITION_MS": "1000"})
     assert demo.wait_for(r"^console: http://127\.0\.0\.1:\d+/ .*still running", timeout_s=150), "".join(demo.lines)
     shown = "".join(demo.lines)
     assert len(_tagged_processes(demo.tag)) >= 3  # broker, Redis and the workers are running

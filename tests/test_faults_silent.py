@@ -225,7 +225,7 @@ def test_workers_started_on_a_store_without_its_meta_key_clear_it_once(kafka_boo
     import redis as redis_lib
 
     ref_state, ref_ids = reference
-    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-meta2")
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-meta2", shared_group=True)
     try:
         first, second = _parts(small, 0.5)
         topic = fault.topics["events"]
@@ -264,7 +264,7 @@ def test_a_worker_with_another_model_refuses_or_takes_over(kafka_bootstrap: str,
     new_model = load_model().with_(version="test-v2", risk_enter=0.3, risk_exit=0.2)
     path = tmp_path / "model-v2.json"
     new_model.save(path)
-    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-model")
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-model", shared_group=True)
     client = redis_lib.Redis.from_url(redis_url)
     try:
         first, second = _parts(small, 0.5)
@@ -305,7 +305,7 @@ def test_records_not_keyed_by_user_are_rerouted_to_one_partition_per_user(
     runs allow 60 days of lateness (no copy is late); a copy reaching its partition later than the
     allowed lateness would go to the DLQ as ``late`` as from any producer."""
     env = {"CHURNWATCH_ALLOWED_LATENESS_MS": "60d"}
-    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-keys")
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-keys", shared_group=True)
     clean = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-keysref")
     try:
         w = clean.worker(**env)
@@ -354,7 +354,7 @@ def test_an_idle_worker_follows_the_topic_clock_another_worker_moves(
     computes it from the stored progress of all partitions)."""
     from streams.worker.relayout import partition_of
 
-    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-idle")
+    fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-idle", shared_group=True)
     try:
         workers = (fault.worker(), fault.worker())
         wait_for("two workers sharing the partitions",
