@@ -9,7 +9,7 @@ ARGS ?=
 # xgboost, ...) that must not change the test environment.
 QVENV ?= .venv-quality
 
-.PHONY: demo test bench quality quality-seeds clean browser
+.PHONY: demo test screenshots bench quality quality-seeds clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# The README's console screenshots (docs/img/console_*.png), from the browser test.
+screenshots: $(VENV)/.installed browser
+	CHURNWATCH_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q tests/test_console_browser.py
 
 # The console's browser test drives Debian's chromium (Playwright's own download fails offline):
 # install it when missing and we may (CI runs as root on Debian); otherwise that test says why it skips.

@@ -3,12 +3,16 @@
 The console is served by uvicorn on 127.0.0.1 over the state a real worker wrote from simulated
 events (tests/console_state.py). The test opens My book, follows the first user to their page,
 checks that the numbers shown equal ``churnwatch score USER --json``, and saves the screenshots
-the README shows (docs/img/console_*.png). Without a Chromium (``make test`` installs Debian's
+the README shows (docs/img/console_*.png) when ``CHURNWATCH_SCREENSHOTS`` names that directory
+(``make screenshots``); otherwise into a temporary one, so a test run leaves the tracked images
+alone. Without a Chromium (``make test`` installs Debian's
 when it can) the test is skipped and says why.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import shutil
 import tempfile
@@ -27,7 +31,10 @@ from tests.console_state import DOT_USERS, _built_prefixes, built_state, cli_jso
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
-IMG = ROOT / "docs" / "img"
+#: Where the screenshots go: the README's images only when asked for (``make screenshots``).
+IMG = Path(os.environ.get("CHURNWATCH_SCREENSHOTS") or tempfile.mkdtemp(prefix="churnwatch-screens-"))
+if not os.environ.get("CHURNWATCH_SCREENSHOTS"):
+    atexit.register(shutil.rmtree, IMG, True)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
