@@ -245,6 +245,17 @@ def _made_by_two_partitions() -> list:  # type: ignore[type-arg]
     return copies
 
 
+def _random_batches(rng: random.Random, arrival: list[AccountCopy], largest: int) -> list[list[AccountCopy]]:
+    """``arrival`` cut into consecutive cycles of 1..``largest`` copies: where a worker's batches end
+    is arbitrary, so the properties hold for any cut."""
+    batches, i = [], 0
+    while i < len(arrival):
+        n = rng.randint(1, largest)
+        batches.append(arrival[i:i + n])
+        i += n
+    return batches
+
+
 def _deliver(batches: list, grace_ms: int = GRACE_MS, max_held: int = MAX_HELD) -> _Redis:  # type: ignore[type-arg]
     """The account partition reads ``batches`` (cycle by cycle) with the watermark over the two
     producing partitions' marks (a copy's mark: its partition makes no earlier copy from then on,
@@ -304,12 +315,7 @@ def test_any_interleaving_of_the_partitions_within_the_grace_gives_the_same_aler
         while queues[0] or queues[1]:
             q = rng.choice([q for q in queues if queues[q]])
             arrival.append(queues[q].pop(0))
-        batches, i = [], 0
-        while i < len(arrival):
-            n = rng.randint(1, 6)
-            batches.append(arrival[i:i + n])
-            i += n
-        got = _deliver(batches)
+        got = _deliver(_random_batches(rng, arrival, 6))
         assert _alerts(got) == _alerts(reference), seed
         assert (got.sides, got.extras, got.held) == (reference.states, reference.extras, {}), seed
         assert got.counters == reference.counters and got.states == reference.states, seed
@@ -486,12 +492,7 @@ def test_any_arrival_order_within_the_watermark_gives_the_reports_figures() -> N
             behind += latest.get(c.account, c.ts_ms) > c.ts_ms
             latest[c.account] = max(latest.get(c.account, c.ts_ms), c.ts_ms)
         assert behind >= 20, (seed, behind)
-        batches, i = [], 0
-        while i < len(arrival):
-            n = rng.randint(1, 8)
-            batches.append(arrival[i:i + n])
-            i += n
-        got = _deliver(batches)
+        got = _deliver(_random_batches(rng, arrival, 8))
         assert sum(d.late for d in got.done) == 0, seed
         assert Ledger.from_totals("day", got.counters["day"]).get(START_MS, end) == book.get(START_MS, end), seed
         assert Cohorts.from_counters(got.cohorts).get(end) == book.cohorts.get(end), seed
