@@ -72,6 +72,10 @@ class Subscription:
         'cancelled'
         >>> Subscription.parse("trial", "Pro", None).mrr_cents
         0
+        >>> Subscription.parse(None, "Pro", 10)
+        Traceback (most recent call last):
+        ...
+        ValueError: subscription status is missing: one of ('trial', 'active', 'past_due', 'cancelled')
         >>> Subscription.parse("active", "Pro", "")
         Traceback (most recent call last):
         ...
@@ -80,6 +84,8 @@ class Subscription:
         if type(status) is str:
             status = status.strip().lower()
             status = _ALIASES.get(status, status)
+        if status is None or status == "":
+            raise ValueError(f"subscription status is missing: one of {SUBSCRIPTION_STATUSES}")
         if status not in SUBSCRIPTION_STATUSES:
             raise ValueError(f"subscription status {status!r} is not one of {SUBSCRIPTION_STATUSES}")
         if plan is None:
