@@ -63,7 +63,7 @@ from typing import Final, Sequence
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "hours_left", "member_key", "recovered_reasons", "rollup", "silence_risk",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "hours_left", "in_trial", "member_key", "recovered_reasons", "rollup", "silence_risk",
            "silent_counts", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -352,11 +352,11 @@ def trial_rule(view: AccountView | None, usage: float, now_ms: int) -> bool:
     >>> [trial_rule(trial, u, t * 86_400_000) for u, t in ((0.0, 6), (0.0, 7), (0.6, 7), (0.0, 12))]
     [False, True, False, True]
     """
-    return (_in_trial(view) and bool(view.trial_ends_ms)  # type: ignore[union-attr]
+    return (in_trial(view) and bool(view.trial_ends_ms)  # type: ignore[union-attr]
             and view.trial_ends_ms - now_ms <= 3 * 86_400_000 and usage < 0.5)  # type: ignore[union-attr]
 
 
-def _in_trial(view: AccountView | None) -> bool:
+def in_trial(view: AccountView | None) -> bool:
     """Whether the account is judged as a trial: its status says trial, or a trial with a stated
     end is in force beside subscriptions that pay nothing (a free plan: the view's status says
     ``active``, which ranks first). Review 17 F3: paid, a free plan, then a trial of a paid plan
@@ -364,9 +364,9 @@ def _in_trial(view: AccountView | None) -> bool:
     and docs/REVENUE.md say it is judged as a trial.
 
     >>> from models.revenue import AccountView
-    >>> [_in_trial(AccountView(0, False, s, (), 0, e, 0, 0)) for s, e in (("trial", 0), ("active", 9), ("active", 0))]
+    >>> [in_trial(AccountView(0, False, s, (), 0, e, 0, 0)) for s, e in (("trial", 0), ("active", 9), ("active", 0))]
     [True, True, False]
-    >>> _in_trial(AccountView(5000, True, "active", (), 0, 9, 0, 0))
+    >>> in_trial(AccountView(5000, True, "active", (), 0, 9, 0, 0))
     False
     """
     return view is not None and (view.status == "trial" or (view.status == "active" and not view.customer and bool(view.trial_ends_ms)))
@@ -433,7 +433,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0
     stage = ("churned" if churned else "trial_lost" if lost else "at_risk" if risk >= ACCOUNT_AT_RISK else
-             "trial" if _in_trial(view) else
+             "trial" if in_trial(view) else
              "past_due" if view is not None and view.status == "past_due" else
              "customer" if mrr > 0 else "prospect")
     reasons.sort(key=lambda r: -r[0])

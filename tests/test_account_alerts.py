@@ -614,3 +614,44 @@ def test_paying_again_names_only_the_plans_paid_for() -> None:
                          ("u3", 60, "active", "Addon", 1_000))
     assert [(a["kind"], a["reasons"][0]) for a in alerts] == [
         ("account_churned", "moved to the free plan Free"), ("account_recovered", "paying again: Addon 10.00 today")], alerts
+
+
+def test_a_late_statement_between_the_copies_of_an_instant_keeps_its_plans_before() -> None:
+    """Review 18 L-1: a statement behind the account's latest change (ignored by the state as
+    late) dropped the instant's "plans before" (extras ``at``), so a copy of that instant applied
+    after it read "downgraded from nothing to Extra" again (review 17 F2). Fails on the old code."""
+    from streams.worker.revenue import _apply_subscription
+
+    def sub(user: str, day: int, status: str, plan: str, mrr: int) -> Event:
+        return Event(user, T0 + day * DAY_MS, "subscription", f"{user}-{day}", 0.0, "a",
+                     Subscription(status, plan, mrr))  # type: ignore[arg-type]
+
+    downs = []
+    for late in (False, True):
+        acc = AccountWork(AccountState(), {}, {})
+        for ev in (sub("u1", 0, "active", "Pro", 10_000), sub("u2", 0, "active", "Addon", 2_000),
+                   sub("u1", 30, "cancelled", "Pro", 0), sub("u2", 30, "cancelled", "Addon", 0)):
+            _apply_subscription(acc, ev)
+        if late:
+            _apply_subscription(acc, sub("u3", 20, "active", "Basic", 1_000))
+        _apply_subscription(acc, sub("u4", 30, "active", "Extra", 1_000))
+        downs.append(acc.extras.get("down"))
+    assert downs[0] == downs[1], downs
+    assert decide_alert("a", acc, T0 + 30 * DAY_MS, []).reasons == ("downgraded from Addon + Pro to Extra today",)
+
+
+def test_a_trial_beside_a_free_plan_is_reviewed_as_a_trial() -> None:
+    """Review 18 L-2: ``usage_counts`` (which lets the review scheduler skip windows where the
+    members' usage cannot move the risk) looked at the status only, so a trial beside a free plan
+    (judged a trial by the roll-up since review 17 F3) was skipped where its trial alert opens.
+    Fails on the old code."""
+    from streams.worker.account_alerts import usage_counts
+
+    end = T0 + 30 * DAY_MS
+    lo, hi = end - 60 * 3_600_000, end - 30 * 3_600_000
+    for free in (False, True):
+        state = AccountState()
+        if free:
+            state.update(Event("u1", T0, "subscription", "s1", 0.0, "a", Subscription("active", "Free", 0)))
+        state.update(Event("u2", T0 + 1, "subscription", "s2", 0.0, "a", Subscription("trial", "Pro", 0, end)))
+        assert usage_counts(state, lo, hi), free

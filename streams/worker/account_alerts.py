@@ -18,8 +18,8 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, recovered_reasons,
-                                   rollup, trial_action)
+from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, in_trial,
+                                   recovered_reasons, rollup, trial_action)
 from models.engine import alert_id
 from models.revenue import AccountState, Change
 from streams.worker.alert_log import EXTRAS_FIELD
@@ -428,7 +428,7 @@ def usage_counts(state: AccountState, lo_ms: int, hi_ms: int) -> bool:
     view = state.get() if state.subs else None
     if view is not None and any(e - _RENEWAL_SOON_MS <= hi_ms and e >= lo_ms for e in view.period_ends_ms):
         return True
-    ends = view.trial_ends_ms if view is not None and view.status == "trial" else 0
+    ends = view.trial_ends_ms if in_trial(view) else 0  # a trial beside a free plan too (review 18 L-2)
     return bool(ends) and ends - _TRIAL_SOON_MS <= hi_ms
 
 

@@ -766,6 +766,8 @@ def _apply_subscription(acc: AccountWork, ev: Event) -> None:
     at = acc.extras.get("at")
     before = list(at[1]) if isinstance(at, list) and at[0] == ev.ts_ms else list(acc.state.get().plans)
     change = acc.state.apply(ev)
+    if change.late:  # ignored by the state: the instant's plans before stay as they were (review 18 L-1)
+        return
     after = acc.state.get().plans
     note_downgrade(acc.extras, ev.ts_ms, change, before, after)
     if list(after) != before:
