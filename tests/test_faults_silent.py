@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import orjson
 import pytest
@@ -159,27 +160,36 @@ def test_a_replaced_topic_is_applied_from_its_start(kafka_bootstrap: str, redis_
         fault.stop()
 
 
+def _redis_damaged_mid_run(fault: QuickRun, kafka_bootstrap: str, events: list[Event], damage: Callable[[Any], None]) -> Worker:
+    """The first half of ``events`` applied by a worker, ``damage`` done to its Redis (a client
+    given), the worker's ``churnwatch_redis_data_lost_total`` seen, then the second half applied
+    and its alerts landed: the worker, for the test's own checks of how it recovered."""
+    import redis as redis_lib
+
+    first, second = _parts(events, 0.5)
+    topic = fault.topics["events"]
+    w = fault.worker()
+    fault.wait(publish_events(kafka_bootstrap, topic, first))
+    client = redis_lib.Redis.from_url(fault.redis_url)
+    try:
+        damage(client)
+    finally:
+        client.close()
+    wait_for("the worker to notice", lambda: metric(w, "churnwatch_redis_data_lost_total") >= 1, 30, (w,))
+    fault.wait(publish_events(kafka_bootstrap, topic, second))
+    _wait_alerts_landed(fault, w)
+    return w
+
+
 def test_redis_that_lost_its_data_is_rebuilt_from_the_topic(kafka_bootstrap: str, redis_url: str, tmp_path: Path,
                                                              unique_name: str, small: list[Event], reference) -> None:  # type: ignore[no-untyped-def]
     """Redis comes back empty (a restart without persistence) while a worker runs: the worker
     sees the incarnation marker gone, stops applying and rebuilds from offset 0; the alerts it
     sends again carry the ids of the first run."""
-    import redis as redis_lib
-
     ref_state, ref_ids = reference
     fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-lost")
     try:
-        first, second = _parts(small, 0.5)
-        topic = fault.topics["events"]
-        w = fault.worker()
-        fault.wait(publish_events(kafka_bootstrap, topic, first))
-        client = redis_lib.Redis.from_url(redis_url)
-        client.flushdb()  # what a restart without persistence leaves
-        client.close()
-        wait_for("the worker to notice", lambda: metric(w, "churnwatch_redis_data_lost_total") >= 1, 30, (w,))
-        last = publish_events(kafka_bootstrap, topic, second)
-        fault.wait({p: off for p, off in last.items()})
-        _wait_alerts_landed(fault, w)
+        w = _redis_damaged_mid_run(fault, kafka_bootstrap, small, lambda r: r.flushdb())  # a restart without persistence
         assert "REDIS LOST ITS DATA" in w.output()
         assert metric(w, "churnwatch_history_incomplete") == 0, "the topic still holds every event"
         _assert_same(fault, ref_state, ref_ids)
@@ -193,23 +203,13 @@ def test_redis_that_lost_only_its_meta_key_is_cleared_and_rebuilt(kafka_bootstra
     marker (QA8 H2): the worker used to make a new incarnation on reconnect, find the old one in
     every bucket and raise StoreLost again, for good. Now it empties the store under the rebuild
     lock and rebuilds it from the topic once: states and alert ids as in the clean run."""
-    import redis as redis_lib
+    def lose_meta(client: Any) -> None:
+        assert client.delete(f"{fault.prefix}:meta") == 1
 
     ref_state, ref_ids = reference
     fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-meta")
     try:
-        first, second = _parts(small, 0.5)
-        topic = fault.topics["events"]
-        w = fault.worker()
-        fault.wait(publish_events(kafka_bootstrap, topic, first))
-        client = redis_lib.Redis.from_url(redis_url)
-        try:
-            assert client.delete(f"{fault.prefix}:meta") == 1
-        finally:
-            client.close()
-        wait_for("the worker to notice", lambda: metric(w, "churnwatch_redis_data_lost_total") >= 1, 30, (w,))
-        fault.wait(publish_events(kafka_bootstrap, topic, second), timeout_s=60)
-        _wait_alerts_landed(fault, w)
+        w = _redis_damaged_mid_run(fault, kafka_bootstrap, small, lose_meta)
         assert "kept buckets of the store's old incarnation" in w.output()
         assert metric(w, "churnwatch_redis_data_lost_total") == 1, "one rebuild, not a loop"
         _assert_same(fault, ref_state, ref_ids)
