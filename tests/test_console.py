@@ -198,6 +198,15 @@ def test_every_endpoint_refuses_a_parameter_it_does_not_read(client: TestClient)
                                                  "action": "", "cursor": ""}).status_code == 200
 
 
+def test_a_cache_buster_is_not_a_parameter(client: TestClient) -> None:
+    """QA9 follow-up: ``?_=1733230000000`` (jQuery's ``cache: false``, many dashboards' fetch
+    helpers) was a 400 on every call; it asks for nothing, so it is let through, and a typo still is not."""
+    assert client.get("/api/v1/churn", params={"_": "1733230000000"}).status_code == 200
+    assert client.get("/api/v1/owners", params={"_": "1"}).status_code == 200
+    reply = client.get("/api/v1/owners", params={"_": "1", "__": "1"})
+    assert reply.status_code == 400 and reply.json()["error"]["message"] == "/api/v1/owners has no parameter '__' (it takes none)"
+
+
 def test_the_money_figures_name_the_deployment_currency(built_state: Settings, client: TestClient) -> None:
     """QA9 M1: with ``CHURNWATCH_CURRENCY`` the Churn page and the API say what currency the MRR is in."""
     assert client.get("/api/v1/churn").json()["revenue"]["currency"] is None, "unset: one unnamed currency"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Any, get_args
+from typing import Any, Final, get_args
 
 import orjson
 from starlette.requests import Request
@@ -156,10 +156,15 @@ _CHURN_WHY = {"owner": "the live figures are for all accounts; per owner, run "
                        "`churnwatch report --events FILE --accounts ACCOUNTS.csv --by-owner` (docs/REVENUE.md)"}
 
 
+_CACHE_BUSTER: Final = "_"
+
+
 def _only(request: Request, allowed: tuple[str, ...], why: dict[str, str]) -> None:
-    """A 400 naming the first query parameter not in ``allowed`` (with ``why`` it is not, when said)."""
+    """A 400 naming the first query parameter not in ``allowed`` (with ``why`` it is not, when said).
+    ``_`` is let through: the cache-buster that browsers' HTTP helpers append (jQuery's ``cache:
+    false`` sends ``_=<epoch ms>``) asks for nothing, so refusing it would break such a caller."""
     for name in request.query_params:
-        if name not in allowed:
+        if name not in allowed and name != _CACHE_BUSTER:
             takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
             raise BadRequest(f"{request.url.path} has no parameter {name[:40]!r} ({takes})"
                              + (f": {why[name]}" if name in why else ""))
