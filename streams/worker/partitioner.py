@@ -10,7 +10,8 @@ always had.
 
 numpy is imported at the first call, not with the module: the console and the CLI's readers
 import this module through the store (streams.worker.watermark) and never hash a key, and
-numpy's import is ~0.1-0.15 s of their start-up.
+numpy's import is ~0.1-0.15 s of their start-up (the worker loads it as it starts:
+streams.worker.service.run_worker).
 """
 
 from __future__ import annotations
