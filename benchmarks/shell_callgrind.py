@@ -27,7 +27,7 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
   holds what the worker's held; a check's ``seq`` is the one the replaying tree's ledger had after
   the same earlier operation as the captured one (trees may count ``seq`` differently).
 
-``.venv/bin/python -m benchmarks.shell_callgrind capture --out /tmp/shell.pkl``
+``.venv/bin/python -m benchmarks.shell_callgrind capture --out /tmp/shell.pkl [--workload review_heavy]``
 ``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect=_operator_call
 --toggle-collect=dropwhile_next --toggle-collect=starmap_next --toggle-collect=filter_next
 --toggle-collect=takewhile_next --toggle-collect=functools_reduce --toggle-collect=accumulate_next
@@ -60,12 +60,13 @@ WRAPPERS = {"decode": "_operator_call", "plan": "dropwhile_next", "overlay": "st
 STEP = "CPyPy_step___advance_stored"
 
 
-def capture(events: int, users: int, batch: int, first: int, last: int, out: str) -> None:
-    """Pickle the phases' inputs of cycles ``first``..``last`` (1-based) of the realistic workload."""
+def capture(events: int, users: int, batch: int, first: int, last: int, out: str, workload: str = "realistic") -> None:
+    """Pickle the phases' inputs of cycles ``first``..``last`` (1-based) of the realistic workload
+    (``workload`` "review_heavy": ``make_events``, every event a review)."""
     from streams.local import services
 
     with services(use_env=False) as svc:
-        cycles = asyncio.run(_capture(svc.kafka.address, svc.redis.address, events, users, batch, first, last))
+        cycles = asyncio.run(_capture(svc.kafka.address, svc.redis.address, events, users, batch, first, last, workload))
     with open(out, "wb") as f:
         pickle.dump(cycles, f, protocol=pickle.HIGHEST_PROTOCOL)
     n = sum(len(r) for c in cycles for r in c["batch"].values())
@@ -73,17 +74,18 @@ def capture(events: int, users: int, batch: int, first: int, last: int, out: str
 
 
 async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size: int, first: int,
-                   last: int) -> list[dict[str, Any]]:
+                   last: int, workload: str = "realistic") -> list[dict[str, Any]]:
     import redis as redis_lib
 
     from benchmarks.cycle import PARTITIONS, start_pipeline
     from benchmarks.observe import flush_sync
     from benchmarks.review_cycle import _batches
-    from benchmarks.run import simulated_records
+    from benchmarks.run import make_events, simulated_records
     from streams.worker import pipeline as pm
     from streams.worker.service import _tune_gc
 
-    batches = _batches(simulated_records(events, users), size)
+    records = make_events(events, users) if workload == "review_heavy" else simulated_records(events, users)
+    batches = _batches(records, size)
     client = redis_lib.Redis.from_url(redis_url)
     flush_sync(client)
     client.close()
@@ -358,13 +360,14 @@ def main() -> None:
     c.add_argument("--first", type=int, default=21)
     c.add_argument("--last", type=int, default=22)
     c.add_argument("--out", required=True)
+    c.add_argument("--workload", choices=("realistic", "review_heavy"), default="realistic")
     r = sub.add_parser("replay")
     r.add_argument("path")
     a = sub.add_parser("phases")
     a.add_argument("callgrind_out")
     args = parser.parse_args()
     if args.cmd == "capture":
-        capture(args.events, args.users, args.batch, args.first, args.last, args.out)
+        capture(args.events, args.users, args.batch, args.first, args.last, args.out, args.workload)
     elif args.cmd == "replay":
         replay(args.path)
     else:

@@ -16,19 +16,26 @@ file, :data:`DAY_S` seconds per unit by default in :func:`summary_from_state`).
 The public functions accept either Python numbers (a pure ``math`` path of a few microseconds,
 for the stream which scores one user at a time) or numpy arrays (vectorised, for ``train`` and
 backtests); both paths compute the same formulas and are tested against each other.
+
+numpy and scipy are imported where an array path or a fit needs them, not with the module: the
+stream imports this module for its parameters and scalar paths, and every command and worker
+paid ~0.5 s of start-up for scipy's imports (docs/SCALING.md).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
-from typing import Final, Mapping, NamedTuple, Sequence, overload
-
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
+from typing import TYPE_CHECKING, Final, Mapping, NamedTuple, Sequence, overload
 
 from models.state import DAY_S, UserState, purchase_summary
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
+
+    FloatArray = NDArray[np.float64]
 
 __all__ = [
     "BgNbdParams",
@@ -43,8 +50,6 @@ __all__ = [
     "rate_hit_within",
     "summary_from_state",
 ]
-
-FloatArray = NDArray[np.float64]
 
 # Starting points of the maximum-likelihood search, as (r, alpha, a, b) in units of the data's
 # mean T for alpha (so they make sense for weeks and days alike). Several starts because the
@@ -128,15 +133,17 @@ class Summary(NamedTuple):
 # Input handling
 
 
-_SCALARS: Final = (int, float, np.integer, np.floating)
-
-
 def _is_scalar(*values: object) -> bool:
-    """True for plain numbers (and numpy scalars): those take the ``math`` path."""
-    return all(isinstance(v, _SCALARS) for v in values)
+    """True for plain numbers (and numpy scalars): those take the ``math`` path. A numpy scalar
+    exists only once numpy is imported, so without it nothing else is one."""
+    np_ = sys.modules.get("numpy")
+    return all(isinstance(v, (int, float)) or (np_ is not None and isinstance(v, (np_.integer, np_.floating)))
+               for v in values)
 
 
 def _arrays(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+    import numpy as np
+
     xa, ta, Ta = np.broadcast_arrays(
         np.asarray(x, dtype=np.float64), np.asarray(t_x, dtype=np.float64), np.asarray(T, dtype=np.float64)
     )
@@ -182,6 +189,8 @@ def log_likelihood(params: BgNbdParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLi
 
 
 def _weights(weights: ArrayLike | None, xs: FloatArray) -> FloatArray:
+    import numpy as np
+
     if weights is None:
         return np.ones_like(xs)
     w = np.broadcast_to(np.asarray(weights, dtype=np.float64), xs.shape)
@@ -193,6 +202,9 @@ def _weights(weights: ArrayLike | None, xs: FloatArray) -> FloatArray:
 def _log_likelihood_terms(
     r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray
 ) -> float:
+    import numpy as np
+    from scipy import special
+
     common = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) - special.betaln(a, b)
     term1 = special.betaln(a, b + x) - (r + x) * np.log(alpha + T)
     repeat = x > 0
@@ -224,6 +236,9 @@ def fit(
     Raises ValueError when the data cannot identify the model (no customer, or no repeat
     purchase at all: then r/alpha run away to the boundary).
     """
+    import numpy as np
+    from scipy import optimize
+
     xs, txs, Ts = _arrays(x, t_x, T)
     xs, txs, Ts = xs.ravel(), txs.ravel(), Ts.ravel()
     w = _weights(weights, xs).ravel() if weights is not None else np.ones_like(xs)
@@ -293,6 +308,8 @@ def p_alive(params: BgNbdParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> 
             return 1.0
         z = math.log(a / (b + xf - 1.0)) + (r + xf) * math.log((alpha + Tf) / (alpha + txf))
         return _logistic_of_log_odds(z)
+    import numpy as np
+
     xs, txs, Ts = _arrays(x, t_x, T)
     repeat = xs > 0
     x_safe = np.where(repeat, xs, 1.0)
@@ -353,6 +370,9 @@ _NUDGE: Final[float] = 1e-6
 
 
 def _hyp2f1_degenerate(A: float, B: float, C: ArrayLike, z: ArrayLike) -> FloatArray:
+    import numpy as np
+    from scipy import special
+
     step = _NUDGE * max(1.0, abs(A))
     return np.asarray(0.5 * (special.hyp2f1(A + step, B, C, z) + special.hyp2f1(A - step, B, C, z)), dtype=np.float64)
 
@@ -367,6 +387,8 @@ def _bracket_scalar(a: float, b: float, r: float, x: float, ratio: float, z: flo
     mpmath at 40 digits (x up to 300, parameters e^-3..e^3.5): relative error below 1e-11 on
     3,000 random points, below 2e-7 on 6,000 points with r - a an integer.
     """
+    from scipy import special
+
     A, B, C = a + b - 1.0 - r, a - 1.0, a + b + x - 1.0
     h = float(special.hyp2f1(A, B, C, z))
     if not math.isfinite(h):  # see _NUDGE
@@ -376,6 +398,9 @@ def _bracket_scalar(a: float, b: float, r: float, x: float, ratio: float, z: flo
 
 def _bracket_array(a: float, b: float, r: float, x: FloatArray, ratio: FloatArray, z: FloatArray) -> FloatArray:
     """Vectorised :func:`_bracket_scalar` (same transformation and fallback)."""
+    import numpy as np
+    from scipy import special
+
     A, B = a + b - 1.0 - r, a - 1.0
     C = a + b + x - 1.0
     h = np.asarray(special.hyp2f1(A, B, C, z), dtype=np.float64)
@@ -406,6 +431,8 @@ def expected_purchases_new(params: BgNbdParams, t: ArrayLike) -> float | FloatAr
         if not (0 <= tf < math.inf):
             raise ValueError(f"t must be >= 0 time units, got {t}")
         return (a + b - 1.0) / (a - 1.0) * _bracket_scalar(a, b, r, 0.0, alpha / (alpha + tf), tf / (alpha + tf))
+    import numpy as np
+
     ts = np.asarray(t, dtype=np.float64)
     if not np.all(np.isfinite(ts)) or np.any(ts < 0):
         raise ValueError("t must be finite and >= 0 time units")
@@ -444,6 +471,8 @@ def expected_purchases(params: BgNbdParams, t: ArrayLike, x: ArrayLike, t_x: Arr
         end = alpha + Tf + tf
         bracket = _bracket_scalar(a, b, r, xf, (alpha + Tf) / end, tf / end)
         return (a + b + xf - 1.0) / (a - 1.0) * bracket * p_alive(params, xf, txf, Tf)
+    import numpy as np
+
     xs, txs, Ts = _arrays(x, t_x, T)
     ts = np.asarray(t, dtype=np.float64)
     if not np.all(np.isfinite(ts)) or np.any(ts < 0):

@@ -31,13 +31,13 @@ history observed for t longer (the test checks both forms against each other).
 from __future__ import annotations
 
 import math
-from typing import Callable, Final
-
-import numpy as np
-from numpy.typing import ArrayLike
-from scipy import optimize, special
+from typing import TYPE_CHECKING, Callable, Final
 
 from models.bgnbd import BgNbdParams, FitResult, rate_hit_within
+
+if TYPE_CHECKING:  # imported by the fit alone (``fit``, ``log_likelihood``): not with the scoring core
+    import numpy as np
+    from numpy.typing import ArrayLike
 
 __all__ = ["fit", "log_likelihood", "p_active_within", "p_active_within_of", "p_alive", "p_alive_of", "rate_hit_of"]
 
@@ -114,6 +114,9 @@ def rate_hit_of(r: float, alpha: float, x: float, T: float, t: float) -> float:
 
 
 def _ll_terms(r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    import numpy as np
+    from scipy import special
+
     common = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) - special.betaln(a, b)
     term1 = special.betaln(a, b + x + 1.0) - (r + x) * np.log(alpha + T)
     term2 = special.betaln(a + 1.0, b + x) - (r + x) * np.log(alpha + t_x)
@@ -121,6 +124,8 @@ def _ll_terms(r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np
 
 
 def _arrays(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import numpy as np
+
     xa, ta, Ta = (np.asarray(v, dtype=np.float64).ravel() for v in (x, t_x, T))
     if not (xa.shape == ta.shape == Ta.shape):
         raise ValueError(f"x, t_x and T must have one value per user, got {xa.shape}, {ta.shape}, {Ta.shape}")
@@ -133,6 +138,8 @@ def _arrays(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, np.
 
 def log_likelihood(params: BgNbdParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None) -> float:
     """Total log-likelihood (module docstring), optionally with ``weights`` users per row."""
+    import numpy as np
+
     xa, ta, Ta = _arrays(x, t_x, T)
     w = np.ones_like(xa) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     return float(np.sum(w * _ll_terms(params.r, params.alpha, params.a, params.b, xa, ta, Ta)))
@@ -145,6 +152,9 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = 
     For big populations pass one row per distinct (x, t_x, T) (e.g. times in whole days) with
     ``weights`` = users in the row. ValueError when nobody ever came back (x = 0 for all).
     """
+    import numpy as np
+    from scipy import optimize
+
     xa, ta, Ta = _arrays(x, t_x, T)
     w = np.ones_like(xa) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     if w.shape != xa.shape or np.any(w < 0) or not np.all(np.isfinite(w)):

@@ -22,8 +22,6 @@ import math
 from bisect import bisect_left
 from typing import Any, Final, Iterable, Literal, Mapping, NamedTuple, Sequence, get_args
 
-import numpy as np
-
 from models.state import DAY_S, UserState
 
 __all__ = [
@@ -72,6 +70,8 @@ def fit_quantiles(values: Iterable[float]) -> list[float]:
     >>> fit_quantiles([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
     [3.0, 5.0, 7.0, 9.0]
     """
+    import numpy as np  # here, not with the scoring core: only a fit needs it
+
     arr = np.asarray(list(values), dtype=np.float64)
     if arr.size == 0:
         raise ValueError("fit_quantiles needs at least one value")

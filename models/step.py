@@ -19,11 +19,11 @@ from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, save_bound, save_bound_after
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends
-from models.state import UserState
+from models.state import UserState, tracked
 from models.vocabulary import CANCEL, SUBSCRIPTION
 from models.weekly import advance_sampled
 
-__all__ = ["NO_ALERTS", "NO_POINTS", "Step", "Version", "advance_stored", "index_scores", "mark_versions"]
+__all__ = ["NO_ALERTS", "NO_POINTS", "Step", "Version", "advance_stored", "index_scores", "mark_versions", "same_counts"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -105,6 +105,22 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
     risk, reach, alert_risk = index_scores(old, st, until_ms, model, outcome.review, float(unchanged), c)
     due_s = unchanged if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
     return old, st, st.to_bytes(), due_s, risk, reach, alert_risk, points, outcome.alerts, False, False, error
+
+
+def same_counts(old: UserState | None, new: UserState | None) -> bool:
+    """``old`` and ``new`` (None: no state) alike in all that the bucket counters count
+    (streams.worker.store.stats_delta, which then adds nothing but its alerts' churn): neither
+    tracked (models.state.tracked), or both with the same stage, at-risk flag and save-list
+    place (models.ranking.on_save_list) and no first activity arriving. Compiled, so the worker
+    asks once per user instead of running ``stats_delta``'s Python reads for most users, whose
+    step moves no counter."""
+    was = old is not None and tracked(old)
+    now = new is not None and tracked(new)
+    if not was or not now:
+        return was == now
+    assert old is not None and new is not None
+    return (old.stage == new.stage and (old.at_risk_since_s == 0) == (new.at_risk_since_s == 0)
+            and on_save_list(old) == on_save_list(new) and (old.first_seen_s != 0 or new.first_seen_s == 0))
 
 
 #: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk,

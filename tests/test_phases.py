@@ -121,6 +121,31 @@ def test_advance_users_skips_events_at_or_below_the_bucket_offset_and_writes_new
     assert out.lowered and out.lowered[0][:2] == (3, plans[0].bucket)
 
 
+def test_the_fence_is_applied_by_each_partition_s_first_record_whatever_the_slices() -> None:
+    """``advance_users`` looks at a user's offsets only in a partition whose first record of the
+    batch (``Decoded.first_offset``: the first slice's, as the pipeline feeds a partition in
+    slices) is at or below the bucket's offset. Each partition here holds user "a"'s 4 events
+    at offsets 100-103, fed in two slices: a fence one below the first record drops nothing, one
+    at it drops the first event, one at the third drops three; a partition the decoding never saw
+    (no first record known) is still checked."""
+    model = load_model()
+    evs = [Event("a", START_MS + i * DAY_MS, "view", f"a{i}") for i in range(4)]
+    recs = [Rec(i + 100, b"a", event_value(ev)) for i, ev in enumerate(evs)]
+    for fence, skipped in (("", 0), ("99", 0), ("100", 1), ("102", 3)):
+        decoding = Decoding({3: PartitionClock(3_600_000)}, Decoder(), WALL_MS, topic="ev", max_dlq_value_bytes=1024)
+        decoding.feed(3, recs[:2])
+        decoding.feed(3, recs[2:])
+        decoded = decoding.result()
+        assert decoded.first_offset == {3: 100} and decoded.last_offset == {3: 103}
+        for first in ({3: 100}, {}):  # as decoded; none known (a caller's own Decoded)
+            decoded.first_offset = first
+            plans = plan_reads(decoded.users, {}, 8, 4)
+            result = CycleResult()
+            advance_users(plans, [_reply(plans[0], {3: fence})], decoded, {3: START_MS + 5 * DAY_MS}, model,
+                          topic="ev", due_limit=100, result=result)
+            assert (result.skipped, result.processed) == (skipped, 4 - skipped), (fence, first)
+
+
 def test_advance_users_reviews_due_users_and_learns_the_next_due_second() -> None:
     model = load_model()
     plan = BucketPlan(2, {0: 50}, [])

@@ -302,6 +302,33 @@ def test_a_state_change_moves_the_counters_of_removing_the_old_state_and_adding_
             assert moved == {k: v for k, v in apart.items() if v and not k.startswith("new:")}, (old, new)
 
 
+def test_same_counts_says_exactly_when_stats_delta_moves_no_counter() -> None:
+    """The worker skips ``stats_delta`` for a user without alerts when the compiled
+    ``models.step.same_counts`` says the step moved no counter: it must say so exactly when
+    ``stats_delta`` adds nothing, for every pair of states (stage, at risk, on the save list or not,
+    never reviewed, first activity arriving or not, billing statements alone, none)."""
+    from models.step import same_counts
+
+    states: list[UserState | None] = [None, UserState(revenue=30.0)]  # none stored; billing statements alone
+    states += [_state(T0, stage=s, at_risk=r) for s in STAGES for r in (False, True)]
+    unreviewed = _state(T0, stage="churned")
+    unreviewed.stage_since_s = 0  # not on the save list, whatever its stage
+    states.append(unreviewed)
+    states.append(UserState(first_seen_s=T0, last_seen_s=T0, n_events=1, active_days=1))  # never reviewed
+    states.append(UserState(revenue=30.0, cancelled_s=T0))  # a cancellation alone: a user
+    no_first = _state(T0, stage="active")
+    no_first.first_seen_s = 0  # made by a statement; its first activity counts it on new:<day>
+    states.append(no_first)
+    seen = set()
+    for old in states:
+        for new in states:
+            moved: dict[str, float] = {}
+            stats_delta(old, new, [], moved)
+            assert same_counts(old, new) == (moved == {}), (old, new, moved)
+            seen.add(moved == {})
+    assert seen == {True, False}
+
+
 def test_first_seen_day_is_counted_once_however_the_history_is_batched() -> None:
     """A user created by a subscription statement alone (first_seen_s 0) is counted on ``new:<day>``
     of the activity that comes later, never on 1970-01-01, so one write per step or one write for

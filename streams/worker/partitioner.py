@@ -7,33 +7,41 @@ few hundred nanoseconds a key for a cycle's alerts, and gives the same partition
 ``DefaultPartitioner``, kafka-python's and the Java client's (tests/test_partitioner.py
 compares it with aiokafka's on random keys), so a user's alerts stay on the partition they
 always had.
+
+numpy is imported at the first call, not with the module: the console and the CLI's readers
+import this module through the store (streams.worker.watermark) and never hash a key, and
+numpy's import is ~0.1-0.15 s of their start-up (the worker loads it as it starts:
+streams.worker.service.run_worker).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["murmur2_many", "partitions_of"]
 
 _SEED = 0x9747B28C
-_M = np.uint32(0x5BD1E995)
-_R24, _R13, _R15 = np.uint32(24), np.uint32(13), np.uint32(15)
 
 
 def _murmur2_rows(raw: np.ndarray, length: int) -> np.ndarray:
     """murmur2 of each row of ``raw`` (uint8, ``n x length``): uint32 arithmetic wraps as the
     reference masks with 0xFFFFFFFF."""
+    import numpy as np
+
+    m = np.uint32(0x5BD1E995)
+    r24, r13, r15 = np.uint32(24), np.uint32(13), np.uint32(15)
     h = np.full(raw.shape[0], (_SEED ^ length) & 0xFFFFFFFF, dtype=np.uint32)
     words = length // 4
     if words:
         block = np.ascontiguousarray(raw[:, :4 * words]).view("<u4")
         for j in range(words):
-            k = block[:, j] * _M
-            k ^= k >> _R24
-            k *= _M
-            h *= _M
+            k = block[:, j] * m
+            k ^= k >> r24
+            k *= m
+            h *= m
             h ^= k
     tail, base = length & 3, 4 * words
     if tail:
@@ -42,10 +50,10 @@ def _murmur2_rows(raw: np.ndarray, length: int) -> np.ndarray:
         if tail >= 2:
             h ^= raw[:, base + 1].astype(np.uint32) << np.uint32(8)
         h ^= raw[:, base].astype(np.uint32)
-        h *= _M
-    h ^= h >> _R13
-    h *= _M
-    h ^= h >> _R15
+        h *= m
+    h ^= h >> r13
+    h *= m
+    h ^= h >> r15
     return h
 
 
@@ -56,6 +64,8 @@ def murmur2_many(keys: Sequence[bytes]) -> list[int]:
     >>> murmur2_many([b"user-1", b"", b"abcd"]) == [1404122828, 275646681, 823834100]
     True
     """
+    import numpy as np
+
     out = [0] * len(keys)
     by_length: dict[int, list[int]] = {}
     for i, key in enumerate(keys):

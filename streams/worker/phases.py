@@ -25,7 +25,7 @@ from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
-from models.step import advance_stored, index_scores as step_index_scores
+from models.step import advance_stored, index_scores as step_index_scores, same_counts
 from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import logged_kind, user_entry
@@ -101,6 +101,7 @@ class Decoded:
 
     users: dict[str, UserBatch] = field(default_factory=dict)
     last_offset: dict[int, int] = field(default_factory=dict)  # p -> offset of its last record
+    first_offset: dict[int, int] = field(default_factory=dict)  # p -> offset of its first record (advance_users' fence test)
     last_fingerprint: dict[int, str] = field(default_factory=dict)  # p -> record_fingerprint of it
     consumed: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
@@ -184,6 +185,7 @@ class Decoding:
         else:
             for i in range(0, len(records), PARSE_CHUNK):
                 self._feed(p, records[i:i + PARSE_CHUNK], pclock)
+        self.out.first_offset.setdefault(p, records[0].offset)
         self.out.last_offset[p] = records[-1].offset
         self.out.last_fingerprint[p] = record_fingerprint(records[-1])
 
@@ -490,7 +492,7 @@ def advance_users(
         expected = dict(zip(plan.parts, reply.offsets))
         write = BucketWrite(plan.bucket, _offset_parts(topic, expected, decoded.last_offset),
                             read_tokens=reply.tokens if len(reply.tokens) == len(expected) else None)
-        todo = _bucket_todo(plan, reply, expected, decoded.users, due_limit, out, result)
+        todo = _bucket_todo(plan, reply, expected, decoded.users, decoded.first_offset, due_limit, out, result)
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
         _advance_bucket(todo, plan.bucket, clocks, fields, decoded.member_of, model, write, out, result, history)
@@ -515,20 +517,31 @@ def _bucket_todo(
     reply: BucketReadResult,
     expected: Mapping[int, str],
     users: Mapping[str, UserBatch],
+    first_offset: Mapping[int, int],
     due_limit: int,
     out: Advanced,
     result: CycleResult,
 ) -> dict[str, _Todo]:
     """The bucket's users with events (minus those at or below the bucket's offset: the replay
-    fence) and the users whose review is due; learns each swept index's next due second."""
+    fence) and the users whose review is due; learns each swept index's next due second.
+
+    The fence can drop events only of a partition whose first record in the batch
+    (``first_offset``, none known: any) is at or below it, a replay: only there is a user's first
+    offset looked at. Elsewhere (nearly always) a user's offsets are not touched at all, which
+    spared a cold read of its offsets list and first offset per user (docs/SCALING.md)."""
     todo: dict[str, _Todo] = {}
-    fences = {p: int(exp) if exp else -1 for p, exp in expected.items()}  # parsed once a bucket, not once a user
+    fences: dict[int, int] = {}  # parsed once a bucket, not once a user
+    for p, exp in expected.items():
+        fence = int(exp) if exp else -1
+        first = first_offset.get(p)
+        if first is None or fence >= first:
+            fences[p] = fence
     for (g, uid), blob in zip(plan.users, reply.blobs):
         ub = users[uid]
         p = ub.partition
         events = ub.events
-        fence = fences[p]
-        if fence >= ub.offsets[0]:
+        if p in fences and fences[p] >= ub.offsets[0]:
+            fence = fences[p]
             events = [ev for ev, off in zip(events, ub.offsets) if off > fence]
             result.skipped += len(ub.events) - len(events)
         todo[uid] = (g, p, blob, events)
@@ -610,7 +623,8 @@ def _advance_bucket(
                     lowered((partition, bucket, st.next_review_s))
             users += 1
             processed += len(events)
-            stats_delta(old, st, alerts, stats)
+            if alerts or not same_counts(old, st):  # compiled: most steps move no counter
+                stats_delta(old, st, alerts, stats)
             if alerts:
                 _queue_alerts(uid, group, alerts, expire, write, out, result)
     finally:  # counted as they were queued, whatever stops the loop
