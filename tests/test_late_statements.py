@@ -255,3 +255,23 @@ def test_the_billing_lateness_setting_reads_a_duration_and_refuses_a_negative_on
     assert Settings.from_env({"CHURNWATCH_BILLING_LATENESS_MS": "36h"}).billing_lateness_ms == 36 * HOUR_MS
     with pytest.raises(SettingsError, match="billing_lateness_ms must be 0 .off. or more"):
         Settings(billing_lateness_ms=-1)
+
+
+def test_a_late_statement_the_watermark_has_not_passed_is_held_kept_late_and_counted_once() -> None:
+    """Another user partition lags, so the account's watermark (03:00) is below a statement late
+    for its own user (05:00): the alert side holds it in Redis like any copy (the late mark kept),
+    the revenue applies it at once; released hours later it is neither counted again nor behind."""
+    t = START_MS + 2 * DAY_MS
+    first, late = _sub("a1", t + 2 * HOUR_MS, "acme", mrr=5_000), _sub("a1", t + 5 * HOUR_MS, "acme", plan="Business", mrr=9_000)
+    redis = _Redis()
+    redis.cycle([_on_time(first, 0)], {0: 0}, {0: t + 3 * HOUR_MS})
+    redis.cycle([_late(late, 1)], {0: 1}, {0: t + 3 * HOUR_MS})
+    assert redis.held and [c.late for c in _parse_held(redis.held["acme"], 0, "acme")] == [True]  # type: ignore[union-attr]
+    assert (redis.done[-1].applied_late, redis.done[-1].held) == (1, 1)
+    end = START_MS + 4 * DAY_MS
+    book = _report([first, late])
+    assert _figures(redis, end) == book.get(START_MS, end)
+    _tick_until(redis, end, release=True)
+    assert redis.held == {} and redis.sides["acme"] == redis.states["acme"]
+    assert sum(d.applied_late for d in redis.done) == 1 and sum(d.behind for d in redis.done) == 0
+    assert _figures(redis, end) == book.get(START_MS, end) and _net(redis.done) == _book_net(book)
