@@ -214,6 +214,23 @@ class AccountState:
         self.apply(event)
         return self
 
+    def stale(self, event: Event) -> bool:
+        """Whether ``event``'s subscription holds content that began after it: :meth:`apply` then
+        takes the statement for a replay of history and ignores it (not ``late``: a replay sorted
+        first has none), though one the state never saw would have changed the past. The live
+        half counts such a statement late when it came late for its user (streams.worker.revenue).
+
+        >>> from models.events import Event
+        >>> from models.subscription import Subscription
+        >>> def sub(day, mrr):
+        ...     return Event("u1", day * 86_400_000, "subscription", f"e{day}", 0.0, "a", Subscription("active", "Pro", mrr))
+        >>> st = AccountState().update(sub(1, 5000)).update(sub(5, 9000))
+        >>> st.stale(sub(3, 7000)), st.stale(sub(5, 9000)), st.stale(sub(6, 7000)), st.apply(sub(3, 7000))
+        (True, False, False, Change(retract=None, add=None, late=False))
+        """
+        cur = self.subs.get(_sub_key(event.user_id))
+        return event.subscription is not None and cur is not None and cur.since_ms > event.ts_ms
+
     def apply(self, event: Event) -> Change:
         """Apply one subscription event and say which movement it retracted and added."""
         stmt = event.subscription

@@ -146,6 +146,12 @@ class Settings:
     # Time
     clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
     allowed_lateness_ms: int = 6 * 3_600_000
+    # a `subscription` statement later than the allowed lateness for its user's partition but at most
+    # this far behind that partition's stream time still reaches its account and the live MRR figures
+    # (not the user's state) when it rewrites no settled change of the account (docs/REVENUE.md,
+    # "Statements late for their user"). 3 days: Stripe retries a webhook for up to 3 days, and a
+    # nightly billing export is about a day late. At or below allowed_lateness_ms: off
+    billing_lateness_ms: int = 3 * 86_400_000
     max_clock_skew_ms: int = 3_600_000  # events further in the future than this go to the DLQ
     idle_partition_ms: int = 5_000  # live mode: a caught-up partition idle this long follows wall time
     # account alerts wait for the slowest producing partition at most this far behind the fastest
@@ -196,6 +202,8 @@ class Settings:
                                 f"broker without pause), got {self.fetch_max_wait_ms} ms")
         if self.stuck_after_ms < 1:
             raise SettingsError(f"stuck_after_ms must be at least 1 ms, got {self.stuck_after_ms} ms")
+        if self.billing_lateness_ms < 0:
+            raise SettingsError(f"billing_lateness_ms must be 0 (off) or more, got {self.billing_lateness_ms} ms")
         if self.account_grace_ms < 0 or self.account_grace_ms % 3_600_000:
             # whole hours: the watermark is floored to the hour (streams.worker.watermark), and a
             # heartbeat goes out when a mark enters another hour, which then moves it too

@@ -592,8 +592,9 @@ def test_statements_of_one_account_read_out_of_order_give_the_reports_figures_li
     Live: ``churn-rate``, ``accounts show`` and the movement counters net of their retractions
     are ``churnwatch report``'s (new 50 at 10:20, expansion 100 at 10:40, MRR 150), nothing late;
     before, k1 was dropped for good (new 100, MRR 100, one late). Then QA pass 9 M3: a statement
-    more than the allowed lateness behind its user partition goes to the DLQ as ``late`` and is
-    counted in ``churnwatch_subscription_late_total`` (before: only among all late events)."""
+    more than the billing lateness (``CHURNWATCH_BILLING_LATENESS_MS``) behind its user partition
+    goes to the DLQ as ``late`` and is counted in ``churnwatch_subscription_late_total`` (before:
+    only among all late events)."""
     from models.subscription import Subscription
     from streams.cli import main
     from tests.harness import metric, partition_of, wait_for
@@ -640,8 +641,8 @@ def test_statements_of_one_account_read_out_of_order_give_the_reports_figures_li
         assert shown["mrr"] == 150.0 and sorted(s["plan"] for s in shown["subscriptions"]) == ["Addon", "Pro"], shown
         assert net == {"new": (1, 5_000), "expansion": (1, 10_000)} and late == 0, (net, late)
 
-        # M3: 7 h behind both user partitions' stream time (allowed lateness 6 h): dead-lettered
-        publish_events(kafka_bootstrap, names["events"], [statement("k5", -7 * 60, "Extra", 2_000)])
+        # M3: 4 days behind both user partitions' stream time (beyond the billing lateness, 3 days): dead-lettered
+        publish_events(kafka_bootstrap, names["events"], [statement("k5", -4 * 24 * 60, "Extra", 2_000)])
         wait_for("the late statement counted", lambda: metric(worker, "churnwatch_subscription_late_total") >= 1,
                  workers=[worker])
         assert metric(worker, "churnwatch_events_rejected_total", 'reason="late"') == 1
@@ -731,3 +732,84 @@ def test_a_statement_in_another_currency_is_dead_lettered_by_the_worker(
     text = capsys.readouterr().out
     assert "month from 2026-11-01 (USD): MRR 0.00 -> 49.99" in text
     assert "; purchases of churned users 0.00 (their purchases up to the churn; subscription MRR is below)" in text  # QA9 L6
+
+
+@pytest.mark.integration
+def test_a_nightly_billing_export_reaches_the_live_figures_as_the_report_books_it(
+    kafka_bootstrap: str, redis_url: str, one_partition: dict[str, str], live_worker: Worker,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Day 3's billing statements are exported at noon of day 4, 15-27 h behind the user
+    partition's stream time (allowed lateness 6 h). Before, all four went to the DLQ as ``late``
+    and the live figures missed a day of movements for good. Now (within
+    ``CHURNWATCH_BILLING_LATENESS_MS``, 3 days) acme's upgrade, beta's cancellation and delta's first
+    plan are each their account's newest change: ``churn-rate --json`` and ``/api/v1/churn`` give
+    ``churnwatch report``'s figures over the same events, beta's ``account_churned`` goes out, and
+    ``churnwatch_subscription_applied_late_total`` counts 3. Gamma's cancellation (20:00 of day 3)
+    would rewrite its past (its add-on, 02:00 of day 4, has settled): counted late, not applied.
+    The export published again changes no figure and no count but gamma's late one."""
+    from starlette.testclient import TestClient
+
+    from streams.cli import main
+    from streams.console.app import create_app
+    from streams.worker.keys import bucket_of
+    from tests.harness import metric, read_topic, redis_client, wait_for
+
+    d3 = START_MS + 3 * DAY_MS
+    hour = 3_600_000
+
+    def sub(user: str, ts_ms: int, account: str, status: str = "active", plan: str = "Pro", mrr: int = 4_900) -> Event:
+        from models.subscription import Subscription
+
+        return Event(user, ts_ms, "subscription", f"{user}@{ts_ms}", 0.0, account, Subscription(status, plan, mrr))
+
+    views = [Event("v1", START_MS + k * 2 * hour, "view", f"v{k}", 0.0, "") for k in range(0, 3 * 12 + 19)]  # to day 4 12:00
+    on_time = [sub("a1", START_MS, "acme", mrr=10_000), sub("b1", START_MS, "beta", mrr=5_000),
+               sub("c1", START_MS, "gamma", mrr=20_000), sub("c2", d3 + 26 * hour, "gamma", plan="Addon", mrr=3_000)]
+    export = [sub("a1", d3 + 9 * hour, "acme", plan="Business", mrr=15_000), sub("b1", d3 + 15 * hour, "beta", "cancelled", mrr=0),
+              sub("d1", d3 + 18 * hour, "delta", mrr=4_000), sub("c1", d3 + 20 * hour, "gamma", "cancelled", mrr=0)]
+    topic = one_partition["events"]
+    last = publish_events(kafka_bootstrap, topic, sorted(on_time + views, key=EVENT_ORDER))
+    wait_progress(redis_url, topic, last, workers=[live_worker])
+    client = redis_client(redis_url)
+    aside = f"cw:{{{bucket_of('gamma', 64)}}}:aside"
+
+    def gamma_settled() -> bool:
+        side = client.hget(aside, "gamma")
+        return client.hget(aside, "gamma|held") is None and side is not None and AccountState.from_bytes(side).mrr_cents() == 23_000
+
+    wait_for("gamma's add-on settled (the watermark passed it)", gamma_settled, workers=[live_worker])
+
+    def read_back() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        capsys.readouterr()
+        assert main(["churn-rate", "--period", "day", "--from", "2026-01-01", "--to", "2026-01-06", "--json"]) == 0
+        periods = orjson.loads(capsys.readouterr().out)["revenue"]["periods"]
+        with TestClient(create_app(Settings(redis_url=redis_url, topic_events=topic, kafka_bootstrap_servers=kafka_bootstrap))) as c:
+            api = c.get("/api/v1/churn", params={"revenue_period": "day"}).json()["revenue"]["periods"]
+        return periods, api
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
+    last = publish_events(kafka_bootstrap, topic, export)
+    wait_progress(redis_url, topic, last, workers=[live_worker])
+    wait_for("the export reached its accounts", lambda: metric(live_worker, "churnwatch_subscription_applied_late_total") >= 3
+             and metric(live_worker, "churnwatch_subscription_late_total") >= 1, workers=[live_worker])
+    book = RevenueBook("day")
+    for ev in sorted(on_time + export[:3], key=EVENT_ORDER):  # gamma's cancellation: late, as counted
+        book.update(ev)
+    want = [figures_dict(f) for f in book.get(START_MS, START_MS + 5 * DAY_MS)]
+    periods, api = read_back()
+    assert periods == want
+    assert (periods[3]["expansion"], periods[3]["churned"], periods[3]["new"]) == ("50.00", "50.00", "40.00"), periods[3]
+    assert api[-len(want):] == want and api[-1]["period_start"].startswith("2026-01-05"), api[-1]
+    assert (metric(live_worker, "churnwatch_subscription_applied_late_total"), metric(live_worker, "churnwatch_subscription_late_total"),
+            metric(live_worker, "churnwatch_events_rejected_total", 'reason="late"')) == (3, 1, 0)
+    alerts = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, one_partition["alerts"], 1)]
+    assert [a["kind"] for a in alerts if a.get("account_id") == "beta"] == ["account_churned"], alerts
+
+    last = publish_events(kafka_bootstrap, topic, export)  # a relay delivering again, `publish` run twice
+    wait_progress(redis_url, topic, last, workers=[live_worker])
+    wait_for("the re-sent export read", lambda: metric(live_worker, "churnwatch_subscription_late_total") >= 2, workers=[live_worker])
+    assert read_back() == (periods, api)
+    assert metric(live_worker, "churnwatch_subscription_applied_late_total") == 3
+    client.close()

@@ -132,10 +132,13 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "Subscription statements applied, late",
         (("applied", f"sum(rate(churnwatch_subscriptions_applied_total[{RATE}]))"),
+         ("applied late", f"sum(rate(churnwatch_subscription_applied_late_total[{RATE}]))"),
          ("late", f"sum(rate(churnwatch_subscription_late_total[{RATE}]))")),
         unit="ops",
-        description="Subscription statements applied to the accounts' revenue state; late: older than their account's latest "
-                    "change, not applied, so the live MRR figures miss them (alert ChurnwatchSubscriptionsLate).",
+        description="Subscription statements applied to the accounts' revenue state; applied late: later than the allowed "
+                    "lateness for their user partition (within CHURNWATCH_BILLING_LATENESS_MS), applied as their account's "
+                    "newest change; late: older than their account's latest settled change, or dead-lettered, not applied, "
+                    "so the live MRR figures miss them (alert ChurnwatchSubscriptionsLate).",
     ),
     Panel(
         "DLQ by reason",

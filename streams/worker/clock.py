@@ -152,6 +152,18 @@ class PartitionClock:
         """
         return self.effective_ms - ts_ms > self.jump_bound_ms
 
+    def within(self, ts_ms: int, lateness_ms: int) -> bool:
+        """Whether a ``late`` event is at most ``lateness_ms`` behind p's effective stream time:
+        a billing statement within ``CHURNWATCH_BILLING_LATENESS_MS`` still goes to its account
+        (streams.worker.phases). Called on the rejection path only; a lateness at or below the
+        allowed one admits nothing more.
+
+        >>> c = PartitionClock(1_000, stream_ms=100_000)
+        >>> c.within(90_000, 10_000), c.within(89_999, 10_000), c.within(98_500, 1_000)
+        (True, False, False)
+        """
+        return lateness_ms > self.allowed_lateness_ms and self.effective_ms - ts_ms <= lateness_ms
+
     @property
     def jump_bound_ms(self) -> int:
         """How far past :attr:`effective_ms` one event may move S_p before it counts as a jump."""

@@ -55,6 +55,7 @@ __all__ = [
     "MRR_MOVEMENT_CENTS_RETRACTED",
     "SUBSCRIPTIONS_APPLIED",
     "SUBSCRIPTION_LATE",
+    "SUBSCRIPTION_APPLIED_LATE",
     "STREAM_TIME_JUMPS",
     "ACCOUNT_COPIES_HELD",
     "ACCOUNT_COPIES_RELEASED",
@@ -211,7 +212,13 @@ SUBSCRIPTIONS_APPLIED = Counter("churnwatch_subscriptions_applied_total", "Subsc
 SUBSCRIPTION_LATE = Counter(
     "churnwatch_subscription_late_total",
     "Subscription statements not applied to the live MRR figures: behind a later statement of their account that its "
-    "watermark had passed, or dead-lettered as late by their user partition",
+    "watermark had passed, or dead-lettered as late by their user partition (more than CHURNWATCH_BILLING_LATENESS_MS "
+    "behind it)",
+)
+SUBSCRIPTION_APPLIED_LATE = Counter(
+    "churnwatch_subscription_applied_late_total",
+    "Subscription statements later than the allowed lateness for their user partition (within "
+    "CHURNWATCH_BILLING_LATENESS_MS) that their account applied to the live MRR figures",
 )
 STREAM_TIME_JUMPS = Counter(
     "churnwatch_stream_time_jumps_total",

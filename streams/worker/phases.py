@@ -39,6 +39,7 @@ from streams.worker.revenue import (
     MemberCopy,
     account_copy,
     copy_origin,
+    is_late_copy,
     parse_member_copy,
 )
 from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
@@ -133,19 +134,23 @@ def decode_batch(
     topic: str,
     max_dlq_value_bytes: int,
     router: Router | None = None,
+    billing_lateness_ms: int = 0,
 ) -> Decoded:
     """Decode and validate every record, route records whose key is not their user id
     (``streams.worker.routing``; not checked without a ``router``), fold event time per partition,
     reject late events and an ``event_id`` seen twice for one user in the batch; group the rest
     by user.
 
-    Subscription events: each one kept is also queued to be copied to its account's partition;
+    Subscription events: each one kept is also queued to be copied to its account's partition, and
+    so is one late for its user but at most ``billing_lateness_ms`` behind its partition's stream
+    time (marked late, not given to the user: the account applies it if it rewrites no settled change);
     copies read here (``streams.worker.revenue``) go to ``accounts``, not to the users (their
     originals were scored) nor to the clock (their time was folded where they were read).
 
     Partitions without a clock (not owned) are ignored. Folds ``clocks`` in offset order.
     """
-    decoding = Decoding(clocks, decoder, wall_now_ms, topic=topic, max_dlq_value_bytes=max_dlq_value_bytes, router=router)
+    decoding = Decoding(clocks, decoder, wall_now_ms, topic=topic, max_dlq_value_bytes=max_dlq_value_bytes, router=router,
+                        billing_lateness_ms=billing_lateness_ms)
     for p, records in batch.items():
         decoding.feed(p, records)
     return decoding.result()
@@ -158,11 +163,12 @@ class Decoding:
     the clocks fold record by record, and a partition's last offset is its last slice's."""
 
     __slots__ = ("out", "clocks", "decoder", "wall_now_ms", "topic", "max_dlq_value_bytes", "router", "seen_ids",
-                 "seen_pairs", "_unknown_before", "_derived_before")
+                 "seen_pairs", "_unknown_before", "_derived_before", "billing_lateness_ms")
 
     def __init__(self, clocks: Mapping[int, PartitionClock], decoder: Decoder, wall_now_ms: int, *, topic: str,
-                 max_dlq_value_bytes: int, router: Router | None = None) -> None:
+                 max_dlq_value_bytes: int, router: Router | None = None, billing_lateness_ms: int = 0) -> None:
         self.out = Decoded()
+        self.billing_lateness_ms = billing_lateness_ms  # CHURNWATCH_BILLING_LATENESS_MS; 0: off
         self.clocks, self.decoder, self.wall_now_ms, self.router = clocks, decoder, wall_now_ms, router
         self.topic, self.max_dlq_value_bytes = topic, max_dlq_value_bytes
         self.seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
@@ -239,6 +245,11 @@ class Decoding:
             return
         s = pclock.stream_ms
         if not pclock.admit(ev.ts_ms):
+            if ev.subscription is not None and pclock.within(ev.ts_ms, self.billing_lateness_ms):
+                # late for its user, not for its account: copied there (marked late), never applied to
+                # the user (docs/REVENUE.md, "Statements late for their user"); the account decides
+                out.account_copies.append(account_copy(ev, p, rec.offset, rec.value, late=True))
+                return
             if pclock.far_behind(ev.ts_ms):
                 _far_behind(out.behind, p, rec.offset, ev.ts_ms, pclock.effective_ms)
             reject(p, rec, Rejection("late", f"ts {ev.ts_ms} ms is before the partition's cutoff {pclock.cutoff_ms} ms"))
@@ -363,7 +374,7 @@ def _account_copy_read(p: int, rec: RecordLike, headers: object, ev: Event | Rej
     if isinstance(ev, Rejection) or ev.subscription is None:
         reject(p, rec, ev if isinstance(ev, Rejection) else Rejection("bad_subscription", "an account copy without a subscription"))
     else:
-        out.accounts.append(AccountCopy(p, rec.offset, ev, origin=q, origin_offset=q_offset))
+        out.accounts.append(AccountCopy(p, rec.offset, ev, origin=q, origin_offset=q_offset, late=is_late_copy(headers)))
     return True
 
 

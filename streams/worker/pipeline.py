@@ -556,7 +556,8 @@ class Pipeline:
         tail's acks are not kept waiting behind a whole batch's decoding. The same result: a
         partition's records are fed in consecutive slices, in offset order."""
         decoding = Decoding(self.clock.partitions, self.decoder, wall_now_ms, topic=self.topic,
-                            max_dlq_value_bytes=self.settings.max_event_bytes, router=self.router)
+                            max_dlq_value_bytes=self.settings.max_event_bytes, router=self.router,
+                            billing_lateness_ms=self.settings.billing_lateness_ms)
         step, since = DECODE_SLICE_RECORDS, 0
         for p, records in batch.items():
             for i in range(0, len(records), step):
@@ -1083,6 +1084,8 @@ def _count_revenue(done: AccountsAdvanced) -> None:
         metrics.MRR_MOVEMENT_CENTS_RETRACTED.labels(mv.kind).inc(abs(mv.delta_cents))
     if done.late:
         metrics.SUBSCRIPTION_LATE.inc(done.late)
+    if done.applied_late:
+        metrics.SUBSCRIPTION_APPLIED_LATE.inc(done.applied_late)
     if done.held:
         metrics.ACCOUNT_COPIES_HELD.inc(done.held)
     if done.released:

@@ -30,7 +30,22 @@ movements after it, the counters getting the retraction and the new movements. O
 behind its account's *settled* state (the watermark already passed a later one: a producing
 partition more than the grace behind, a handover) is counted as late
 (``churnwatch_subscription_late_total``) and not applied, as ``churnwatch report`` would ignore
-it. Pure: no Redis, no Kafka (tests/test_revenue_live.py).
+it.
+
+Statements late for their user: a statement more than the allowed lateness behind its user
+partition's stream time, but within ``CHURNWATCH_BILLING_LATENESS_MS`` (Stripe's webhook retries,
+a nightly export), is copied all the same, marked late (``LATE_HEADER``), and never given to its
+user (streams.worker.phases). Its time is below its partition's cutoff, so it can be below the
+mark its copy carries and the account's watermark, which promise only that no *ordinary* copy
+earlier comes (marks and heartbeats are unchanged); the account side takes such a copy as it takes one
+from beyond the grace: the alert side applies it at once when the watermark has passed it (judged
+at the account's latest time, not counted as behind) and holds it otherwise; the revenue state
+replays it in event order on the settled state like any statement, so it is applied, and its
+movement booked at its own time, when no later change of the account has settled
+(``churnwatch_subscription_applied_late_total``), and counted late otherwise (and when its
+subscription's content in force began after it: ``AccountState.stale``). A copy of it made twice
+changes nothing, as for any statement. Pure: no Redis, no Kafka (tests/test_revenue_live.py,
+tests/test_late_statements.py).
 """
 
 from __future__ import annotations
@@ -72,6 +87,8 @@ __all__ = [
     "account_copy",
     "account_field",
     "is_account_copy",
+    "is_late_copy",
+    "LATE_HEADER",
     "copy_origin",
     "plan_account_reads",
     "MAX_HELD",
@@ -86,6 +103,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ACCOUNT_HEADER: Final[str] = "churnwatch-account"
+#: On a statement's copy made though it was later than the allowed lateness for its user partition
+#: (within ``CHURNWATCH_BILLING_LATENESS_MS``): its time is below that partition's cutoff, and so
+#: can be below the mark the copy carries; the account side counts it apart
+#: (``churnwatch_subscription_applied_late_total``), never as behind.
+LATE_HEADER: Final[str] = "churnwatch-late"
 MEMBER_HEADER: Final[str] = "churnwatch-member"
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
 # the counter hashes of an account bucket: a Ledger per period, and the signup-month cohorts
@@ -100,14 +122,25 @@ _DOWNGRADE_COUNTS_MS: Final[int] = 30 * 86_400_000  # models.account_health: a d
 MAX_HELD: Final[int] = 500
 
 
-def account_copy(ev: Event, partition: int, offset: int, value: bytes | None) -> KafkaCopy:
-    """The copy of a subscription event that goes to its account's partition (value unchanged).
+def account_copy(ev: Event, partition: int, offset: int, value: bytes | None, late: bool = False) -> KafkaCopy:
+    """The copy of a subscription event that goes to its account's partition (value unchanged);
+    ``late``: its user partition found it later than the allowed lateness (header ``churnwatch-late``).
 
     >>> from models.events import Event
     >>> account_copy(Event("u1", 1, "subscription", "e", 0.0, "acme"), 3, 17, b"{}")
     (b'acme', b'{}', [('churnwatch-account', b'3:17')])
+    >>> is_late_copy(account_copy(Event("u1", 1, "subscription", "e", 0.0, "acme"), 3, 17, b"{}", late=True)[2])
+    True
     """
-    return ev.account.encode("utf-8", "surrogatepass"), value, [(ACCOUNT_HEADER, f"{partition}:{offset}".encode())]
+    headers = [(ACCOUNT_HEADER, f"{partition}:{offset}".encode())]  # first: streams.worker.watermark.stamp_marks reads it
+    if late:
+        headers.append((LATE_HEADER, b"1"))
+    return ev.account.encode("utf-8", "surrogatepass"), value, headers
+
+
+def is_late_copy(headers: object) -> bool:
+    """Whether an account copy was made of a statement late for its user partition (:func:`account_copy`)."""
+    return is_account_copy(headers, LATE_HEADER)
 
 
 def is_account_copy(headers: object, name: str = ACCOUNT_HEADER) -> bool:
@@ -197,6 +230,7 @@ class AccountCopy:
     event: Event
     origin: int = -1  # the producing partition q (its header), -1: unknown
     origin_offset: int = -1
+    late: bool = False  # later than the allowed lateness for its user partition (``LATE_HEADER``)
 
     @property
     def account(self) -> str:
@@ -268,6 +302,9 @@ class AccountsAdvanced:
     applied: int = 0  # statements applied (after the fence)
     skipped: int = 0  # copies at or below the bucket's account offset (already applied)
     late: int = 0
+    # statements late for their user partition (``AccountCopy.late``) applied to the revenue state: their
+    # account had settled no later change (churnwatch_subscription_applied_late_total)
+    applied_late: int = 0
     held: int = 0  # copies newly held for the watermark this cycle (a member's period once, whatever its versions)
     released: int = 0  # held copies (of this or earlier cycles) applied as the watermark passed them
     forced: int = 0  # held copies applied before the watermark passed them: the account held MAX_HELD
@@ -398,20 +435,22 @@ def _warn_late(late: int, accounts: Sequence[str]) -> None:
     merely out of order are not these: they are replayed in event order (``_apply_revenue``)."""
     shown = ", ".join(accounts[:3]) + (", ..." if len(accounts) > 3 else "")
     logger.warning("%d subscription statement(s) of %d account(s) (%s) arrived after a later statement of their "
-                   "account that the account's watermark had already passed, and were not applied: live MRR figures "
+                   "account that the account's watermark had already passed (or, later than the allowed lateness for "
+                   "their user partition, behind the account's latest settled change), and were not applied: live MRR figures "
                    "miss them, `churnwatch report` over the events does not (docs/REVENUE.md, \"Order, and its limit\"; "
                    "churnwatch_subscription_late_total)", late, len(accounts), shown)
 
 
 def warn_dead_lettered(accounts: Sequence[str]) -> None:
-    """One WARNING per cycle whose user partitions dead-lettered subscription statements as late
-    (``accounts``: one entry per statement). Those never reach their account, so the live MRR
+    """One WARNING per cycle whose user partitions dead-lettered subscription statements as late:
+    more than ``CHURNWATCH_BILLING_LATENESS_MS`` behind (``accounts``: one entry per statement;
+    those within it are copied to their account). Those never reach their account, so the live MRR
     figures miss them as they miss a statement behind its account's watermark (``_warn_late``);
     counted in the same ``churnwatch_subscription_late_total`` (QA pass 9 M3: they were only among
     all ``late`` events, and ``ChurnwatchSubscriptionsLate`` never fired for them)."""
     names = list(dict.fromkeys(accounts))
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-    logger.warning("%d subscription statement(s) of %d account(s) (%s) went to the DLQ as late (more than the allowed "
+    logger.warning("%d subscription statement(s) of %d account(s) (%s) went to the DLQ as late (more than the billing "
                    "lateness behind their user partition's stream time): live MRR figures miss them, `churnwatch report` "
                    "over the events does not (docs/REVENUE.md, \"Order, and its limit\"; churnwatch_subscription_late_total)",
                    len(accounts), len(names), shown)
@@ -498,7 +537,8 @@ def _held_json(keep: Sequence[Copy]) -> bytes:
             ev, sub = c.event, c.event.subscription
             assert sub is not None  # the decoder sends subscription events only
             rows.append(["s", c.offset, c.origin, c.origin_offset, ev.user_id, ev.ts_ms, ev.type, ev.event_id, ev.amount,
-                         ev.account_id, sub.status, sub.plan, sub.mrr_cents, sub.trial_ends_ms, sub.period_end_ms])
+                         ev.account_id, sub.status, sub.plan, sub.mrr_cents, sub.trial_ends_ms, sub.period_end_ms,
+                         *([1] if c.late else [])])  # an earlier version reads row[10:15] only
     return orjson.dumps(rows) if rows else b""
 
 
@@ -513,7 +553,7 @@ def _parse_held(raw: bytes | None, partition: int, account: str) -> list[Copy]:
             out.append(MemberCopy(partition, row[1], account, row[4], member, row[2], row[3]))
         else:
             ev = Event(row[4], row[5], row[6], row[7], row[8], row[9], Subscription(*row[10:15]))
-            out.append(AccountCopy(partition, row[1], ev, row[2], row[3]))
+            out.append(AccountCopy(partition, row[1], ev, row[2], row[3], len(row) > 15 and bool(row[15])))
     return out
 
 
@@ -536,7 +576,7 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
             _review_until(account, acc, c.ts_ms, out)
         if isinstance(c, AccountTick):  # its deadline, if it still is one, was just reviewed
             continue
-        if c.ts_ms < _seen_ms(acc):
+        if c.ts_ms < _seen_ms(acc) and not (isinstance(c, AccountCopy) and c.late):  # late ones: counted apart
             out.behind += 1
         if isinstance(c, MemberCopy):
             known = acc.members.get(c.member.key)
@@ -685,10 +725,11 @@ def _apply_revenue(settled: bytes | None, stored: bytes | None, bucket: int, hel
     earlier version's write after a partition went back to it during a rolling upgrade."""
     was: dict[Movement, int] = {}
     was_late: set[tuple[object, ...]] = set()
+    was_applied: set[tuple[object, ...]] = set()
     base: AccountState | None = None  # the replay of held on settled, where it may differ from stored
     if any(isinstance(c, AccountCopy) for c in held):
         base = _load(settled, bucket)
-        _replay(base, held, was, was_late)
+        _replay(base, held, was, was_late, was_applied)
     elif stored != settled:  # nothing held and the two records equal (the common case): told without decoding
         base = _load(settled, bucket)
     if base is not None and stored is not None:
@@ -698,7 +739,8 @@ def _apply_revenue(settled: bytes | None, stored: bytes | None, bucket: int, hel
     state = _load(settled, bucket)
     moved: dict[Movement, int] = {}
     late: set[tuple[object, ...]] = set()
-    _replay(state, statements, moved, late)
+    applied: set[tuple[object, ...]] = set()
+    _replay(state, statements, moved, late, applied)
     for mv in {**was, **moved}:
         n = moved.get(mv, 0) - was.get(mv, 0)
         change = Change(retract=mv) if n < 0 else Change(add=mv)
@@ -708,6 +750,7 @@ def _apply_revenue(settled: bytes | None, stored: bytes | None, bucket: int, hel
             cohorts.apply(change)
             (out.retracted if n < 0 else out.added).append(mv)
     out.late += len(late - was_late)
+    out.applied_late += len(applied - was_applied)
     return state
 
 
@@ -741,19 +784,32 @@ def _bridge(stored: AccountState, replayed: AccountState) -> Movement | None:
     return Movement(ts, kind, before, after, spell, replayed.get().first_paid_ms or paid_before or ts)
 
 
-def _replay(state: AccountState, copies: Sequence[Copy], moved: dict[Movement, int], late: set[tuple[object, ...]]) -> None:
+def _replay(state: AccountState, copies: Sequence[Copy], moved: dict[Movement, int], late: set[tuple[object, ...]],
+            applied: set[tuple[object, ...]]) -> None:
     """The statements among ``copies`` applied to ``state`` in event order (``_order``): each
     movement added counts +1 in ``moved``, each retracted -1 (a statement at the instant of the
     settled state's latest change re-measures that one: -1 of a movement not replayed here), and
-    the statements ``AccountState`` ignores as late are named in ``late``."""
+    the statements ``AccountState`` ignores as late are named in ``late``. A statement late for its
+    user partition (``AccountCopy.late``) is named in ``applied`` when it changed the state, and in
+    ``late`` too when it is older than its subscription's content in force (``AccountState.stale``:
+    the state cannot place it; an ordinary copy so is a replay of history); one that changes nothing
+    otherwise (a re-sent copy of the newest statement, a restatement) is in neither."""
     for c in sorted((c for c in copies if isinstance(c, AccountCopy)), key=_order):
+        stale, before = (state.stale(c.event), state.to_bytes()) if c.late else (False, b"")
         change = state.apply(c.event)
-        if change.late:
-            late.add((c.offset, c.origin, c.origin_offset, c.event.user_id, c.event.event_id))
+        if change.late or stale:
+            late.add(_ident(c))
+        elif c.late and state.to_bytes() != before:
+            applied.add(_ident(c))
         if change.retract is not None:
             moved[change.retract] = moved.get(change.retract, 0) - 1
         if change.add is not None:
             moved[change.add] = moved.get(change.add, 0) + 1
+
+
+def _ident(c: AccountCopy) -> tuple[object, ...]:
+    """A statement's copy, the same in the replay of the held copies and of all (``_apply_revenue``)."""
+    return c.offset, c.origin, c.origin_offset, c.event.user_id, c.event.event_id
 
 
 def _apply_subscription(acc: AccountWork, ev: Event) -> None:
