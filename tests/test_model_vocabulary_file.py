@@ -269,3 +269,25 @@ def test_review10_a_config_with_other_tables_warns_and_a_misspelt_one_is_refused
     only.write_text(json.dumps({"description": "nothing for churnwatch"}))
     assert main([*argv, "--config", str(only)]) == 2
     assert "needs an 'event_types' table" in _one_line(capsys.readouterr().err)
+
+
+def test_a_config_role_taking_a_name_another_role_keeps_says_how_to_fix_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA10 F12: ``[roles] cancel = ["uninstall"]`` was refused "in two roles (cancel, negative)" with
+    no word that ``negative`` keeps its default names (``uninstall`` among them) unless declared; the
+    line now says which role to declare without the name, and the list it would keep."""
+    path = tmp_path / "names.toml"
+    path.write_text('[roles]\ncancel = ["uninstall"]\n', encoding="utf-8")
+    out = tmp_path / "m.json"
+    assert main(["train", "--events", str(_one_event_csv(tmp_path)), "--config", str(path), "--out", str(out)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "event name 'uninstall' is in two roles (cancel, negative)" in line, line
+    kept = [n for n in ChurnModel().roles["negative"] if n != "uninstall"]
+    fix = "declare roles.negative without it, e.g. negative = [" + ", ".join(f'"{n}"' for n in kept) + "]"
+    assert fix in line, line
+    assert not out.exists()
+    fixed = tmp_path / "fixed.toml"  # the fix as printed is accepted
+    fixed.write_text('[roles]\ncancel = ["uninstall"]\n' + fix.split("e.g. ", 1)[1] + "\n", encoding="utf-8")
+    from streams.cli.train import with_vocabulary
+    from streams.offline.replay import load_config
+    roles = with_vocabulary(ChurnModel(), load_config(fixed)).roles
+    assert list(roles["cancel"]) == ["uninstall"] and list(roles["negative"]) == kept

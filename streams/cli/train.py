@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from models.events import Event, TypeMap
 from models.model import ChurnModel, load_model
@@ -146,7 +146,25 @@ def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnM
     try:
         return base.with_(event_types=aliases, roles=roles)
     except ValueError as exc:  # e.g. a config role's name in another role of the base
-        raise UserError(f"--config {config.path}: {exc}") from None
+        raise UserError(f"--config {config.path}: {exc}{_kept_role_fix(base, config.roles)}") from None
+
+
+def _kept_role_fix(base: ChurnModel, declared: Mapping[str, Sequence[str]]) -> str:
+    """How to fix a declared name that a role the config leaves out keeps from ``base`` (QA10 F12:
+    ``cancel = ["uninstall"]`` was refused, "in two roles (cancel, negative)", without saying that
+    ``negative`` keeps its default names, ``uninstall`` among them, unless [roles] declares it).
+
+    >>> _kept_role_fix(ChurnModel(), {"cancel": ["uninstall"]})  # doctest: +ELLIPSIS
+    '; roles.negative keeps its names unless [roles] declares it: declare roles.negative without it, e.g. negative = ["dislike", ..., "downgrade"]'
+    """
+    for role, names in declared.items():
+        for other, kept in base.roles.items():
+            clash = [n for n in names if n in kept]
+            if other != role and other not in declared and clash:
+                rest = ", ".join(f'"{n}"' for n in kept if n not in clash)
+                return (f"; roles.{other} keeps its names unless [roles] declares it: declare roles.{other} without "
+                        f"{'it' if len(clash) == 1 else 'them'}, e.g. {other} = [{rest}]")
+    return ""
 
 
 def base_model(args: argparse.Namespace, settings: Settings) -> ChurnModel:
