@@ -54,7 +54,7 @@ from typing import IO, Iterable, Iterator
 
 from models.currency import currency_refusal
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
-from models.intake import MAX_AMOUNT
+from models.intake import MAX_AMOUNT, epoch_unit_hint
 from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
 from streams.records import content_event_id, plain_event_id
@@ -224,7 +224,7 @@ def _time_cell(row: list[str], i: int | None, name: str) -> int:
         raise ValueError(f"{name}: {exc}") from None
     if name == "period_end" and ms and ms < MIN_EVENT_MS:
         if raw.replace(".", "", 1).isdigit():
-            raise ValueError(f"{name} {raw!r} is not epoch milliseconds after 2000-01-01")
+            raise ValueError(f"{name} {raw!r} is not epoch milliseconds after 2000-01-01{epoch_unit_hint(ms, MIN_EVENT_MS, None)}")
         raise ValueError(f"{name} {raw!r} is before 2000-01-01")
     return ms
 
@@ -291,7 +291,7 @@ class EventRows:
             ts = row[i] if i < n else ""
             ts_ms = self._read_ts(ts)
             if ts_ms < MIN_EVENT_MS and ts.strip().replace(".", "", 1).isdigit():
-                raise ValueError(f"timestamp {ts!r} is not epoch milliseconds after 2000-01-01")
+                raise ValueError(f"timestamp {ts!r} is not epoch milliseconds after 2000-01-01{epoch_unit_hint(ts_ms, MIN_EVENT_MS, None)}")
             i = self._type_col
             name = row[i] if i < n else ""
             kind = self._kinds.get(name)
