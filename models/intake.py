@@ -30,12 +30,33 @@ from models.currency import currency_refusal
 from models.events import Event, TypeMap
 from models.subscription import Subscription, a_type
 
-__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "EventReader", "Rejection", "UserBatch", "group_plain"]
+__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "EventReader", "Rejection", "UserBatch", "epoch_unit_hint", "group_plain"]
 
 MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
 _MAX_AMOUNT_INT: Final[int] = 1_000_000_000_000  # MAX_AMOUNT as an int: an int amount is compared exactly
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
+
+
+def epoch_unit_hint(ms: int, earliest_ms: int, latest_ms: int | None) -> str:
+    """What unit an epoch number refused as milliseconds was likely in, for the people who read
+    the detail: epoch seconds when ``ms`` seconds is a time from ``earliest_ms`` to ``latest_ms``
+    (None: no end), microseconds when ``ms`` microseconds is; else "". One rule for ``ts`` (too old,
+    future) and ``period_end`` (QA10 F12: "too old: ts 1796000000 ms is before 2000-01-01" did not
+    say why).
+
+    >>> epoch_unit_hint(1_796_000_000, 946_684_800_000, 1_800_000_000_000)
+    ' (epoch seconds? send milliseconds)'
+    >>> epoch_unit_hint(1_794_203_674_639_280, 946_684_800_000, 1_800_000_000_000)
+    ' (epoch microseconds? send milliseconds)'
+    >>> epoch_unit_hint(-5, 946_684_800_000, None), epoch_unit_hint(1_900_000_000, 946_684_800_000, 1_800_000_000_000)
+    ('', '')
+    """
+    if ms * 1000 >= earliest_ms and (latest_ms is None or ms * 1000 <= latest_ms):
+        return " (epoch seconds? send milliseconds)"
+    if ms // 1000 >= earliest_ms and (latest_ms is None or ms // 1000 <= latest_ms):
+        return " (epoch microseconds? send milliseconds)"
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +132,12 @@ class EventReader:
             if isinstance(parsed, Rejection):
                 return parsed
             ts_ms = parsed
+        latest_ms = wall_now_ms + self.max_clock_skew_ms
         if ts_ms < self.min_event_ms:
-            return Rejection("too_old", f"ts {ts_ms} ms is before 2000-01-01")
-        if ts_ms > wall_now_ms + self.max_clock_skew_ms:
-            return Rejection("future", f"ts {ts_ms} ms is {ts_ms - wall_now_ms} ms ahead of the wall clock")
+            return Rejection("too_old", f"ts {ts_ms} ms is before 2000-01-01{epoch_unit_hint(ts_ms, self.min_event_ms, latest_ms)}")
+        if ts_ms > latest_ms:
+            return Rejection("future", f"ts {ts_ms} ms is {ts_ms - wall_now_ms} ms ahead of the wall clock"
+                                       f"{epoch_unit_hint(ts_ms, self.min_event_ms, latest_ms)}")
 
         raw_amount = fields.get("amount")
         amount = 0.0
@@ -203,7 +226,8 @@ class EventReader:
         if isinstance(period_end_ms, Rejection):
             return period_end_ms
         if 0 < period_end_ms < self.min_event_ms:
-            return Rejection("bad_subscription", f"period_end {period_end_ms} ms is before 2000-01-01 (epoch seconds? send milliseconds)")
+            return Rejection("bad_subscription", f"period_end {period_end_ms} ms is before 2000-01-01"
+                                                 f"{epoch_unit_hint(period_end_ms, self.min_event_ms, None)}")
         try:
             return Subscription.parse(fields.get("status"), fields.get("plan"), mrr, ends_ms, period_end_ms)
         except ValueError as exc:

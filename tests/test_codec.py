@@ -120,6 +120,30 @@ def test_bad_fields(change: dict[str, object], expected: str | None) -> None:
         assert reason(obj) == expected
 
 
+@pytest.mark.parametrize("ts, reason_, hint", [
+    (TS_MS // 1000, "too_old", " (epoch seconds? send milliseconds)"),
+    ("1767225600", "too_old", " (epoch seconds? send milliseconds)"),  # as text, as a CSV sends it
+    (TS_MS * 1000 + 280, "future", " (epoch microseconds? send milliseconds)"),
+    (-5, "too_old", ""),  # neither: no guess
+    (5_000_000, "too_old", ""),  # 5e9 ms is 1970 too
+    (NOW_MS * 10, "future", ""),  # 10x ahead: not a plausible time in any unit
+])
+def test_a_ts_in_seconds_or_microseconds_says_so(ts: object, reason_: str, hint: str) -> None:
+    """QA10 F12: "ts 1796000000 ms is before 2000-01-01" and "... ms ahead of the wall clock" did
+    not say the likely mistake, as the period_end's detail does (one rule: epoch_unit_hint)."""
+    rej = decode({**GOOD, "ts": ts})
+    assert isinstance(rej, Rejection) and rej.reason == reason_, rej
+    assert rej.detail.endswith("wall clock" + hint if reason_ == "future" else "2000-01-01" + hint), rej.detail
+
+
+def test_a_history_ts_in_seconds_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from streams.offline.history import read_events_csv
+    path = tmp_path / "secs.csv"
+    path.write_text(f"user_id,ts,event_type\nu1,{TS_MS // 1000},view\n")
+    with pytest.raises(ValueError, match=r"'1767225600' is not epoch milliseconds after 2000-01-01 \(epoch seconds\? send milliseconds\)"):
+        read_events_csv(path)
+
+
 def test_non_finite_amount_text_is_not_json() -> None:
     assert reason(b'{"event_id":"e","user_id":"u","type":"view","ts":1767225600000,"amount":NaN}') == "malformed_json"
     assert reason(b'{"event_id":"e","user_id":"u","type":"view","ts":1767225600000,"amount":1e400}') == "malformed_json"

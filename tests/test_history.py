@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from models.events import Event, TypeMap
-from streams.offline.history import RowError, read_events_csv, text_events
+from streams.offline.history import RowError, iter_events_csv, read_events_csv, text_events
 from streams.publisher import event_value
 from streams.records import content_event_id
 from streams.worker.codec import Decoder
@@ -24,6 +24,27 @@ def test_rows_read_the_same_with_or_without_header_and_in_any_column_order(tmp_p
     b = [(e.user_id, e.ts_ms, e.type, e.amount) for e in read_events_csv(shuffled)]
     assert a == b == [("u2", 1767225600000, "page_view", 0.0), ("u1", 1767254400000, "view", 0.0),
                       ("u1", 1767312000250, "order", 12.5)]
+
+
+def test_a_header_may_name_the_event_type_column_type_as_the_event_contract_does(tmp_path: Path) -> None:
+    """QA10 F12: ``user_id,type,ts,amount`` failed with "line 2: empty event_type"."""
+    named = tmp_path / "named.csv"
+    named.write_text("user_id,event_type,ts,amount\nu1,login,2026-11-01T10:00:00Z,\nu1,Order,2026-11-02T10:00:00Z,7.99\n")
+    typed = tmp_path / "typed.csv"
+    typed.write_text(named.read_text().replace("event_type", "type", 1))
+    want = [(e.user_id, e.ts_ms, e.type, e.amount) for e in read_events_csv(named)]
+    assert want[1][2:] == ("order", 7.99)
+    assert [(e.user_id, e.ts_ms, e.type, e.amount) for e in read_events_csv(typed)] == want
+    assert [(e.user_id, e.ts_ms, e.type, e.amount) for e in iter_events_csv(typed)] == want  # publish's reader
+    assert text_events(typed.read_text(), "typed.csv") == text_events(named.read_text(), "typed.csv")
+
+
+def test_a_header_without_an_event_type_column_says_so_and_lists_what_it_found(tmp_path: Path) -> None:
+    bad = tmp_path / "kind.csv"
+    bad.write_text("user_id,ts,kind\nu1,2026-11-01T10:00:00Z,login\n")
+    for read in (read_events_csv, lambda p: list(iter_events_csv(p)), lambda p: text_events(p.read_text(), p.name)):
+        with pytest.raises(ValueError, match=re.escape("kind.csv: header has no event_type column (found: user_id, ts, kind)")):
+            read(bad)
 
 
 def test_a_bad_amount_is_an_error_on_any_row(tmp_path: Path) -> None:

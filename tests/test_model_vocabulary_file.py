@@ -269,3 +269,63 @@ def test_review10_a_config_with_other_tables_warns_and_a_misspelt_one_is_refused
     only.write_text(json.dumps({"description": "nothing for churnwatch"}))
     assert main([*argv, "--config", str(only)]) == 2
     assert "needs an 'event_types' table" in _one_line(capsys.readouterr().err)
+
+
+def test_a_config_role_taking_a_name_another_role_keeps_says_how_to_fix_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA10 F12: ``[roles] cancel = ["uninstall"]`` was refused "in two roles (cancel, negative)" with
+    no word that ``negative`` keeps its default names (``uninstall`` among them) unless declared; the
+    line now says which role to declare without the name, and the list it would keep."""
+    path = tmp_path / "names.toml"
+    path.write_text('[roles]\ncancel = ["uninstall"]\n', encoding="utf-8")
+    out = tmp_path / "m.json"
+    assert main(["train", "--events", str(_one_event_csv(tmp_path)), "--config", str(path), "--out", str(out)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "event name 'uninstall' is in two roles (cancel, negative)" in line, line
+    kept = [n for n in ChurnModel().roles["negative"] if n != "uninstall"]
+    fix = "declare roles.negative without it, e.g. negative = [" + ", ".join(f'"{n}"' for n in kept) + "]"
+    assert fix in line, line
+    assert not out.exists()
+    fixed = tmp_path / "fixed.toml"  # the fix as printed is accepted
+    fixed.write_text('[roles]\ncancel = ["uninstall"]\n' + fix.split("e.g. ", 1)[1] + "\n", encoding="utf-8")
+    from streams.cli.train import with_vocabulary
+    from streams.offline.replay import load_config
+    roles = with_vocabulary(ChurnModel(), load_config(fixed)).roles
+    assert list(roles["cancel"]) == ["uninstall"] and list(roles["negative"]) == kept
+
+
+def test_train_reports_tracked_and_left_out_types_role_names_and_a_fit_that_did_not_converge(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA10 F7/F9: train printed no type name, no role's names, and hid a fit that did not converge
+    (``training.fits.purchase_bgnbd.converged: false`` only in the model file)."""
+    import streams.cli.train as cli_train
+
+    events = _product_history(tmp_path)
+    counts: dict[str, int] = {}
+    with open(events, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            counts[row["event_type"]] = counts.get(row["event_type"], 0) + 1
+    config = tmp_path / "roles.toml"
+    config.write_text('[roles]\npurchase = ["checkout_completed"]\n', encoding="utf-8")
+    real = cli_train.train
+
+    def unconverged(*args, **kwargs):  # type: ignore[no-untyped-def]
+        model, report = real(*args, **kwargs)
+        report["fits"]["visit_mbgnbd"]["converged"] = False  # as the optimiser reports one that stopped short
+        return model, report
+
+    monkeypatch.setattr(cli_train, "train", unconverged)
+    out_path = tmp_path / "m.json"
+    assert main(["train", "--events", str(events), *_TRAIN, "--types", "1", "--config", str(config), "--out", str(out_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    model = load_model(out_path)
+    tracked = list(model.tracked_types)
+    assert len(tracked) == 1
+    assert f"tracked types (1): " + ", ".join(f"{t} {counts[t]:,}" for t in tracked) in lines, lines
+    roled = {n for names in model.roles.values() for n in names}
+    left = sorted((n for n in counts if n not in tracked and n not in roled), key=lambda n: (-counts[n], n))
+    assert left, "the history has more names than one"
+    assert "left out (counted as plain activity only): " + ", ".join(f"{n} {counts[n]:,}" for n in left) in lines, lines
+    assert f"role purchase: checkout_completed {counts['checkout_completed']:,}" in lines, lines
+    said = [line for line in lines if line.startswith("fit ")]
+    assert said == [line for line in said if "visit_mbgnbd did not converge" in line] and len(said) == 1, lines
+    assert "(training.fits.visit_mbgnbd.converged: false)" in said[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 
 import pytest
 
@@ -167,3 +168,26 @@ def test_account_members_carry_the_alerts_risk_not_the_index_score() -> None:
     for uid, o in alerted.items():
         want = o.review.risk if o.review is not None else risk_at(o.state, o.state.last_review_s, model)
         assert abs(got[uid] - want) <= 1e-6, (uid, got[uid], want)  # the member record stores a float32
+
+
+def test_a_take_over_says_once_which_models_index_it_drops(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """QA10 F15: the preflight's connect and the runtime's each warned; the second, finding the
+    index cleared, named an empty model ("built with model : top --share ...")."""
+    async def run() -> None:
+        stores = []
+        for model, take_over in (("m1@a", False), ("m2@b", True), ("m2@b", True)):
+            store = Store(Settings(redis_url=redis_url, buckets=4, groups_per_bucket=8))
+            store.model, store.take_over_model = model, take_over
+            await store.connect()
+            stores.append(store)
+            if len(stores) == 1:
+                st = UserState(first_seen_s=T0_MS // 1000, last_seen_s=T0_MS // 1000, n_events=1, active_days=1)
+                await _write(store, {"u1": st}, T0_MS, load_model(None))
+        assert await stores[-1].save_index_model() == ""
+        for store in stores:
+            await store.close()
+
+    with caplog.at_level(logging.WARNING, logger="streams.worker.store"):
+        asyncio.run(run())
+    said = [r.getMessage() for r in caplog.records if "save-list index built" in r.getMessage()]
+    assert said == ["save-list index built with model m1@a, taken over by m2@b: top --share reads every state from now on"], said

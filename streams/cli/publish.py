@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: What a CSV header row must name (streams.offline.history): said when the first line is unreadable.
-CSV_COLUMNS = "user_id, ts, event_type (optional: amount, event_id; for subscriptions: account_id, status, plan, mrr, trial_ends, period_end)"
+CSV_COLUMNS = "user_id, ts, event_type or type (optional: amount, event_id; for subscriptions: account_id, status, plan, mrr, trial_ends, period_end)"
 
 
 def _first_row(path: Path) -> tuple[int, list[str]] | None:

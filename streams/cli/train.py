@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from models.events import Event, TypeMap
 from models.model import ChurnModel, load_model
@@ -146,7 +146,25 @@ def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnM
     try:
         return base.with_(event_types=aliases, roles=roles)
     except ValueError as exc:  # e.g. a config role's name in another role of the base
-        raise UserError(f"--config {config.path}: {exc}") from None
+        raise UserError(f"--config {config.path}: {exc}{_kept_role_fix(base, config.roles)}") from None
+
+
+def _kept_role_fix(base: ChurnModel, declared: Mapping[str, Sequence[str]]) -> str:
+    """How to fix a declared name that a role the config leaves out keeps from ``base`` (QA10 F12:
+    ``cancel = ["uninstall"]`` was refused, "in two roles (cancel, negative)", without saying that
+    ``negative`` keeps its default names, ``uninstall`` among them, unless [roles] declares it).
+
+    >>> _kept_role_fix(ChurnModel(), {"cancel": ["uninstall"]})  # doctest: +ELLIPSIS
+    '; roles.negative keeps its names unless [roles] declares it: declare roles.negative without it, e.g. negative = ["dislike", ..., "downgrade"]'
+    """
+    for role, names in declared.items():
+        for other, kept in base.roles.items():
+            clash = [n for n in names if n in kept]
+            if other != role and other not in declared and clash:
+                rest = ", ".join(f'"{n}"' for n in kept if n not in clash)
+                return (f"; roles.{other} keeps its names unless [roles] declares it: declare roles.{other} without "
+                        f"{'it' if len(clash) == 1 else 'them'}, e.g. {other} = [{rest}]")
+    return ""
 
 
 def base_model(args: argparse.Namespace, settings: Settings) -> ChurnModel:
@@ -198,6 +216,62 @@ def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[
             for role, (what, effect) in _ROLE_EFFECTS.items() if matched.get(role, 0) == 0]
 
 
+#: Most names listed on one line of train's report (the rest are counted).
+_MAX_LISTED = 30
+
+
+def _listed(items: Sequence[str], none: str = "none") -> str:
+    shown = ", ".join(items[:_MAX_LISTED]) or none
+    return shown + (f", ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+
+
+def vocabulary_lines(model: ChurnModel, counts: Mapping[str, int]) -> list[str]:
+    """What train chose of the product's names (QA10 F7: nothing said which types were tracked,
+    which left out, or that ``uninstall`` played ``negative``): the tracked types, each role's names
+    that the history has, and the names neither tracked nor in a role (counted as plain activity,
+    not one by one), with their event counts. ``counts``: events by name, after renaming. A
+    purchase or cancel role that matched nothing is left to :func:`unmatched_role_lines`.
+
+    >>> m = ChurnModel(tracked_types=["view", "share"])
+    >>> for line in vocabulary_lines(m, {"view": 9, "share": 3, "order": 2, "uninstall": 1, "tag": 1000}):
+    ...     print(line)
+    tracked types (2): view 9, share 3
+    left out (counted as plain activity only): tag 1,000
+    role purchase: order 2
+    role negative: uninstall 1
+    >>> vocabulary_lines(ChurnModel(tracked_types=["view"]), {"view": 1})[-1]
+    'role negative: no event of its names (dislike, thumbs_down, downvote, ...)'
+    """
+    role_of = {name: role for role, names in model.roles.items() for name in names}
+    tracked = set(model.tracked_types)
+    by_count = sorted(counts, key=lambda name: (-counts[name], name))
+    lines = [f"tracked types ({len(tracked)}): " + _listed([f"{t} {counts.get(t, 0):,}" for t in model.tracked_types])]
+    out = [f"{n} {counts[n]:,}" for n in by_count if n not in tracked and n not in role_of]
+    lines.append("left out (counted as plain activity only): " + _listed(out))
+    for role, names in model.roles.items():
+        if role == "subscription" and not counts.get(names[0] if names else "", 0):
+            continue  # billing statements: said where they are used (docs/REVENUE.md)
+        seen = [f"{n} {counts[n]:,}" for n in by_count if role_of.get(n) == role]
+        if not seen and role in _ROLE_EFFECTS:
+            continue  # unmatched_role_lines says it, with what it changes and how to declare names
+        looked = ", ".join(list(names)[:3]) + (", ..." if len(names) > 3 else "")
+        lines.append(f"role {role}: " + _listed(seen, f"no event of its names ({looked})" if names else "no names declared"))
+    return lines
+
+
+def unconverged_lines(fits: Mapping[str, Mapping[str, object]]) -> list[str]:
+    """One line per fit of the training report that did not converge (QA10 F9: the model file said
+    ``training.fits.purchase_bgnbd.converged: false``, the report nothing).
+
+    >>> unconverged_lines({"visit_mbgnbd": {"converged": True}, "purchase_bgnbd": {"converged": False, "users": 117, "log_likelihood": -1236.8}})
+    ["fit purchase_bgnbd did not converge (117 users, log-likelihood -1236.8): its parameters are the optimiser's last, not a best fit; the model file records it (training.fits.purchase_bgnbd.converged: false)"]
+    """
+    return [f"fit {name} did not converge ({fit.get('users', '?')} users, log-likelihood {fit.get('log_likelihood', '?')}): "
+            f"its parameters are the optimiser's last, not a best fit; the model file records it "
+            f"(training.fits.{name}.converged: false)"
+            for name, fit in fits.items() if fit.get("converged") is False]
+
+
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     check_output_file("--out", args.out)  # before the work, not after it
     base = base_model(args, settings)
@@ -215,7 +289,12 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
-    for line in unmatched_role_lines(report.get("roles_matched", {}), model):
+    counts: dict[str, int] = {}
+    for ev in events:
+        counts[ev.type] = counts.get(ev.type, 0) + 1
+    for line in vocabulary_lines(model, counts) + unmatched_role_lines(report.get("roles_matched", {}), model):
+        print(line)
+    for line in unconverged_lines(report.get("fits", {})):
         print(line)
     if report.get("snapshots_exit_closed"):
         print(f"{report['snapshots_exit_closed']:,} snapshots left out of the leave part's fit: a known end of the paid "

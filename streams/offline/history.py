@@ -54,7 +54,7 @@ from typing import IO, Iterable, Iterator
 
 from models.currency import currency_refusal
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
-from models.intake import MAX_AMOUNT
+from models.intake import MAX_AMOUNT, epoch_unit_hint
 from models.subscription import Subscription
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
 from streams.records import content_event_id, plain_event_id
@@ -139,7 +139,9 @@ def _skipped(row: list[str]) -> bool:
 
 
 def _header(row: list[str], path: Path, wanted: tuple[str, ...]) -> dict[str, int] | None:
-    """Column name -> index if ``row`` is a header row (it names ``user_id``), else None."""
+    """Column name -> index if ``row`` is a header row (it names ``user_id``), else None. A header
+    without ``event_type`` may name it ``type``, as the event contract's JSON does (QA10 F12: it read
+    as a file with no event names, "line 2: empty event_type")."""
     names = tuple(c.strip().lower() for c in row)
     if "user_id" not in names:
         if row and row[0].lstrip().startswith("{"):  # JSON lines read as CSV blamed a "timestamp" (QA5 L4)
@@ -149,7 +151,12 @@ def _header(row: list[str], path: Path, wanted: tuple[str, ...]) -> dict[str, in
     missing = [c for c in wanted[:2] if c not in names]
     if missing:
         raise ValueError(f"{path.name}: header has no {missing} column")
-    return {name: i for i, name in enumerate(names)}  # a repeated name: the last one counts
+    index = {name: i for i, name in enumerate(names)}  # a repeated name: the last one counts
+    if "event_type" in wanted and "event_type" not in index:
+        if "type" not in index:
+            raise ValueError(f"{path.name}: header has no event_type column (found: {', '.join(n for n in names if n)})")
+        index["event_type"] = index["type"]  # the event contract's own name for it (QA10 F12)
+    return index
 
 
 def _rows(path: Path, wanted: tuple[str, ...]) -> Iterator[tuple[int, list[str], dict[str, int]]]:
@@ -217,7 +224,7 @@ def _time_cell(row: list[str], i: int | None, name: str) -> int:
         raise ValueError(f"{name}: {exc}") from None
     if name == "period_end" and ms and ms < MIN_EVENT_MS:
         if raw.replace(".", "", 1).isdigit():
-            raise ValueError(f"{name} {raw!r} is not epoch milliseconds after 2000-01-01")
+            raise ValueError(f"{name} {raw!r} is not epoch milliseconds after 2000-01-01{epoch_unit_hint(ms, MIN_EVENT_MS, None)}")
         raise ValueError(f"{name} {raw!r} is before 2000-01-01")
     return ms
 
@@ -284,7 +291,7 @@ class EventRows:
             ts = row[i] if i < n else ""
             ts_ms = self._read_ts(ts)
             if ts_ms < MIN_EVENT_MS and ts.strip().replace(".", "", 1).isdigit():
-                raise ValueError(f"timestamp {ts!r} is not epoch milliseconds after 2000-01-01")
+                raise ValueError(f"timestamp {ts!r} is not epoch milliseconds after 2000-01-01{epoch_unit_hint(ts_ms, MIN_EVENT_MS, None)}")
             i = self._type_col
             name = row[i] if i < n else ""
             kind = self._kinds.get(name)

@@ -912,9 +912,10 @@ class Store:
                 pipe.hget(self.keys.stats(b), "users")
             if not any(int(v or 0) for v in await pipe.execute()):
                 await self._client.hsetnx(self.keys.meta, "save_index", self.model)
-        elif take_over:
-            await self._client.hset(self.keys.meta, "save_index", "")
-            logger.warning("save-list index built with model %s: top --share reads every state from now on", recorded)
+        elif take_over and recorded:  # "": cleared already, by this worker's preflight or another (QA10 F15: a second
+            await self._client.hset(self.keys.meta, "save_index", "")  # warning named an empty model)
+            logger.warning("save-list index built with model %s, taken over by %s: top --share reads every state from now on",
+                           recorded, self.model)
 
     async def model_record(self) -> tuple[str, ChurnModel | None, str]:
         """The model in use as Redis records it: (id, its model file if recorded, the learner's
