@@ -35,9 +35,10 @@ What an alert says follows from what it announces (``purpose``):
 
 Every feature a model can weigh has words (:func:`feature_key`; tests/test_models_reasons.py
 fails for a feature added without them). The per-type features of models.risk speak the
-product's names: "no posts in the last 4 weeks, against 6.2 for a typical user"
-(``inactive:post``), "3 unfriends in the last 4 weeks: 12% of the user's activity, against 1.5%
-for a typical user" (``share:unfriend``), "likes down 60% against the user's 4-week baseline"
+product's names: "only about 2 posts in recent weeks (decayed count, 4-week mean life), against
+6.2 for a typical user" (``inactive:post``; the counters decay, so no window is claimed, QA10
+F4), "unfriends: 12% of the user's recent activity, against 1.5% for a typical user"
+(``share:unfriend``), "likes down 60% against the user's 4-week baseline"
 (the decline, told by the tracked type that fell most); the default's hashed slots are "one
 kind of activity". The facts only a trained model weighs (events in the last week or 3 months,
 active days, buying, purchases, spend, and the per-type ones) are told against the reference
@@ -299,9 +300,14 @@ def _type_decline(sig: Signals, model: "ChurnModel") -> tuple[str, float] | None
 
 
 def _plural(name: str) -> str:
-    """"posts", "replies"; a name that is not one word keeps its spelling ("thumbs_down events")."""
+    """"posts", "replies", "searches", "boxes": English plural rules for the product's own
+    names (-ss, -us, -x, -z, -ch, -sh -> -es; consonant + y -> -ies; else -s), except that a
+    name ending in another single s is taken as already plural ("views", "news"; QA10 F4 found
+    "searchs"). A name that is not one word keeps its spelling ("thumbs_down events")."""
     if not name.isalpha():
         return f"{name} events"
+    if name.endswith(("ss", "us", "x", "z", "ch", "sh")):
+        return name + "es"
     if name.endswith("s"):
         return name
     if name.endswith("y") and len(name) > 1 and name[-2] not in "aeiou":
@@ -309,12 +315,15 @@ def _plural(name: str) -> str:
     return name + "s"
 
 
+def _one(name: str) -> str:
+    """"search", "plan_upgrade event": one of the product's name, as :func:`_counted` says 1."""
+    return name if name.isalpha() else f"{name} event"
+
+
 def _counted(name: str, n: int) -> str:
     """"3 dislikes"; a name that is not one word keeps its spelling ("2 thumbs_down events", not
     "2 thumbs_downs")."""
-    if n == 1:
-        return f"1 {name} event" if not name.isalpha() else f"1 {name}"
-    return f"{n} {_plural(name)}"
+    return f"1 {_one(name)}" if n == 1 else f"{n} {_plural(name)}"
 
 
 def _whole(x: float) -> int:
@@ -422,25 +431,45 @@ def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float
 
 
 def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool) -> str:
-    """"no posts in the last 4 weeks, against 6.2 for a typical user" (``inactive:``), "3
-    unfriends in the last 4 weeks: 12% of the user's activity, against 1.5% for a typical user"
-    (``share:``), "about 40 posts since first seen, against 310 for a typical user"
-    (``lifetime:``), in the product's names; a hashed slot is "one kind of activity"."""
+    """"about 2 posts in recent weeks (decayed count, 4-week mean life), against 6.2 for a
+    typical user" (``inactive:``), "unfriends: 12% of the user's recent activity, against 1.5%
+    for a typical user" (``share:``), "about 40 posts since first seen, against 310 for a
+    typical user" (``lifetime:``), in the product's names; a hashed slot is "one kind of
+    activity". The per-type counters decay (mean life 4 weeks, models.state), so they are not
+    counts in a window: a search 46 days ago still weighs, an upgrade 25 days ago weighs 0.4.
+    QA10 F4: "no plan_upgrade events in the last 4 weeks: 1.1% of the user's activity" and "4
+    searchs in the last 4 weeks" (the last search 46 days before) stated false facts. So the
+    count is said as what it is, "no X" only of a counter at 0, and a share without a count."""
     compiled = model.compiled
     i = compiled.features.index(key)
     slot = (i - _N_FIXED) % compiled.vocabulary.n_slots
     name = compiled.vocabulary.slot_name(slot)
     if key.startswith(SLOT_PREFIXES[2]):
         return _lifetime_text(key, sig, slot, name, values[i], model, against)
-    n = _whole(sig.slot_28d[slot])
-    only = "only " if against and key.startswith(SLOT_PREFIXES[0]) and n > 0 else ""
+    if key.startswith(SLOT_PREFIXES[1]):
+        what = "one kind of activity" if name is None else _plural(name)
+        return f"{what}: {_num(100.0 * values[i])}% of the user's recent activity{_versus(key, model, percent=True)}"
+    return _decayed_count(sig.slot_28d[slot], name, against) + _versus(key, model)
+
+
+def _decayed_count(count: float, name: str | None, against: bool) -> str:
+    """A per-type 4-week decayed counter in true words (:func:`_slot_text` says why): "no posts
+    in recent weeks" (the counter is 0), "fewer than 1 post a 4-week period lately" (under a
+    half: what is left is weeks old), "only about 3 posts in recent weeks (decayed count, 4-week
+    mean life)"."""
+    n = _whole(count)
+    if count <= 0.0:
+        return "one kind of activity not used in recent weeks" if name is None else f"no {_plural(name)} in recent weeks"
+    if n == 0:
+        if name is None:
+            return "one kind of activity used less than once a 4-week period lately"
+        return f"fewer than 1 {_one(name)} a 4-week period lately"
+    only = "only " if against else ""
     if name is None:
-        what = "one kind of activity not used" if n == 0 else f"one kind of activity used {only}{n} time{'s' if n != 1 else ''}"
+        what = f"one kind of activity used {only}about {n} time{'s' if n != 1 else ''}"
     else:
-        what = f"no {_plural(name)}" if n == 0 else only + _counted(name, n)
-    if key.startswith(SLOT_PREFIXES[0]):
-        return f"{what} in the last 4 weeks{_versus(key, model)}"
-    return f"{what} in the last 4 weeks: {_num(100.0 * values[i])}% of the user's activity{_versus(key, model, percent=True)}"
+        what = f"{only}about {_counted(name, n)}"
+    return f"{what} in recent weeks (decayed count, 4-week mean life)"
 
 
 def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: float, model: "ChurnModel", against: bool) -> str:
@@ -450,7 +479,7 @@ def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: f
     n = int(lifetime_count(sig, slot) + 0.5)
     if n == 0:  # no share to estimate from: say what is known, not "never"
         what = "one kind of activity" if name is None else _plural(name)
-        return f"no {what} counted since first seen (none in the last 4 weeks){_versus(key, model)}"
+        return f"no {what} counted since first seen (none in recent weeks){_versus(key, model)}"
     only = "only " if against and value < reference(key, model) else ""
     if name is None:
         what = f"one kind of activity used {only}about {n} time{'s' if n != 1 else ''}"

@@ -59,6 +59,12 @@ TYPED = TRAINED.with_(
 )
 MODELS = [load_model(), ChurnModel(), TRAINED, TYPED]
 
+#: The words of a per-type decayed count (models.reasons ``_decayed_count``): never a window.
+_DECAYED = (r"^(no \S+( events)? in recent weeks|one kind of activity not used in recent weeks"
+            r"|fewer than 1 \S+( event)? a 4-week period lately|one kind of activity used less than once a 4-week period lately"
+            r"|({only}about \d+ \S+( events?)?|one kind of activity used {only}about \d+ times?) in recent weeks \(decayed count, 4-week mean life\))")
+_DECAYED_AGAINST = _DECAYED.format(only="only ")
+_DECAYED_FOR = _DECAYED.format(only="")
 #: Reason words -> the factor they state; the first pattern that matches decides.
 _AGAINST = [
     (r"^cancelled", "cancelled"),
@@ -78,8 +84,8 @@ _AGAINST = [
     (r"^(a buyer \(|never bought)", "buyer"),
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
     (r"^spent [\d.]+ so far", "revenue"),
-    (r" in the last 4 weeks: [\d.]+% of the user's activity", "share:"),
-    (r"^(only \d+ \S+|no \S+|one kind of activity (not used|used only \d+ times?)) in the last 4 weeks", "inactive:"),
+    (r": [\d.]+% of the user's recent activity", "share:"),
+    (_DECAYED_AGAINST, "inactive:"),
     (r"^((only )?about \d+ \S+|one kind of activity used (only )?about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
     (r"^\d+ .* in the last 4 weeks( \(.*\))?$", "negative"),
     (r"from many small signs, none large$", "small_signs"),
@@ -104,8 +110,8 @@ _FOR = [
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
     (r"^spent [\d.]+ so far", "revenue"),
     (r"^no negative feedback in the last 4 weeks$", "negative"),
-    (r" in the last 4 weeks: [\d.]+% of the user's activity", "share:"),
-    (r"^(\d+ \S+|no \S+|one kind of activity (not used|used \d+ times?)) in the last 4 weeks", "inactive:"),
+    (r": [\d.]+% of the user's recent activity", "share:"),
+    (_DECAYED_FOR, "inactive:"),
     (r"^(about \d+ \S+|one kind of activity used about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
     (r"^risk down to \d+% from \d+% when the alert opened$", "risk_fell"),
     (r"^came back (after \d+ days? as churned|today|\d+ days? ago)$", "back"),
@@ -170,10 +176,10 @@ def _slot_feature(key: str, text: str, model: ChurnModel) -> str:
     product's name ("no posts", "3 replies"); other keys unchanged."""
     if key not in SLOT_PREFIXES:
         return key
-    m = re.match(r"^(?:only )?(?:about )?(?:no|\d+) (\S+) (?:in the last 4 weeks|since first seen|counted since)", text)
+    m = re.match(r"^(?:only )?(?:about )?(?:no |\d+ |fewer than 1 )?(\S+?):? (?:in recent weeks|a 4-week period|since first seen|counted since|[\d.]+% of)", text)
     assert m is not None, text  # a hashed slot: no model here has one with weights
     word = m.group(1)
-    names = [n for n in model.compiled.vocabulary.tracked if word in (n, n + "s", n[:-1] + "ies")]
+    names = [n for n in model.compiled.vocabulary.tracked if word in (n, n + "s", n + "es", n[:-1] + "ies")]
     assert len(names) == 1, (text, names)
     return key + names[0]
 
@@ -614,7 +620,7 @@ _OWN_READING = {
     "tenure": r"^a user for|^active on a single day so far:",
     "negative": r"negative feedback|^(only )?\d+ dislikes? in the last 4 weeks$",
     "gaps": r"^recent gaps between active days",
-    "share:view": r"views? in the last 4 weeks: [\d.]+% of the user's activity",
+    "share:view": r"^views?: [\d.]+% of the user's recent activity",
     "dislike": r"dislike",
 }
 

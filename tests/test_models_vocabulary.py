@@ -85,12 +85,55 @@ def test_reasons_speak_the_products_names() -> None:
     events += [Event("u", START_MS + 29 * DAY_MS + i * 60_000, "unfriend", f"x{i}") for i in range(3)]
     st = advance("u", None, events, START_MS + 30 * DAY_MS, model).state
     why = score(st, (START_MS + 29 * DAY_MS) // 1000 + 3600, model).reasons
-    assert any(r.startswith("3 unfriends in the last 4 weeks: ") and r.endswith("% of the user's activity, against 0.0% for a typical user")
+    assert any(r.startswith("unfriends: ") and r.endswith("% of the user's recent activity, against 0.0% for a typical user")
                for r in why), why
     plain = model.with_(risk_weights={"decline": 1.0})
     st = advance("u", st, [Event("u", START_MS + 37 * DAY_MS, "like", "l")], START_MS + 38 * DAY_MS, plain).state
     why = score(st, (START_MS + 38 * DAY_MS) // 1000, plain).reasons
     assert any(r.startswith("posts down") and "4-week baseline" in r for r in why), why
+
+
+def _qa10_user(model: ChurnModel) -> tuple[str, ...]:
+    """QA pass 10 F4's user, scored on day 60: 3 posts a day, 20 searches on day 14 (46 days
+    before), one plan_upgrade on day 35 (25 days before). Its decayed 4-week counters: search
+    4.0, plan_upgrade 0.43, neither a count of the last 4 weeks (0 searches, 1 upgrade)."""
+    ev = [Event("u", START_MS + d * DAY_MS + h * 60_000, "post", f"p{d}-{h}") for d in range(60) for h in range(3)]
+    ev += [Event("u", START_MS + 14 * DAY_MS + 7_200_000 + i * 60_000, "search", f"s{i}") for i in range(20)]
+    ev += [Event("u", START_MS + 35 * DAY_MS + 7_200_000, "plan_upgrade", "up")]
+    ev.sort(key=lambda e: e.ts_ms)
+    st = advance("u", None, ev, START_MS + 60 * DAY_MS, model).state
+    return score(st, (START_MS + 60 * DAY_MS) // 1000, model).reasons
+
+
+def test_per_type_reasons_say_a_decayed_count_not_a_window() -> None:
+    """QA10 F4: "4 searchs in the last 4 weeks: 5.0% of the user's activity" for a user whose
+    last search was 46 days before, "no plan_upgrade events in the last 4 weeks" for one who
+    upgraded 25 days before: the per-type counters decay (mean life 4 weeks), the words now
+    say so, and "no X" only of a counter at 0."""
+    tracked = ("post", "search", "plan_upgrade")
+    searches = ChurnModel(tracked_types=tracked, risk_weights={"share:search": -10.0, "inactive:search": 2.0},
+                          risk_means={"share:search": 0.27, "inactive:search": -2.0})
+    why = _qa10_user(searches)
+    assert why == ("searches: 5.0% of the user's recent activity, against 27% for a typical user",
+                   "only about 4 searches in recent weeks (decayed count, 4-week mean life), against 6.4 for a typical user"), why
+    upgrades = ChurnModel(tracked_types=tracked, risk_weights={"inactive:plan_upgrade": 3.0, "share:plan_upgrade": -30.0},
+                          risk_means={"inactive:plan_upgrade": -1.0, "share:plan_upgrade": 0.02})
+    why = _qa10_user(upgrades)
+    assert why == ("fewer than 1 plan_upgrade event a 4-week period lately, against 1.7 for a typical user",
+                   "plan_upgrade events: 0.5% of the user's recent activity, against 2.0% for a typical user"), why
+
+
+@pytest.mark.parametrize("name, plural", [
+    ("search", "searches"), ("box", "boxes"), ("waltz", "waltzes"), ("push", "pushes"), ("kiss", "kisses"),
+    ("bonus", "bonuses"), ("reply", "replies"), ("day", "days"), ("post", "posts"), ("views", "views"),
+    ("plan_upgrade", "plan_upgrade events"), ("thumbs down", "thumbs down events"),
+])
+def test_the_products_names_take_english_plurals(name: str, plural: str) -> None:
+    """QA10 F4 found "4 searchs": -s/-x/-z/-ch/-sh take -es, consonant + y -ies; a name that is
+    not one word keeps its spelling, readable with "events"."""
+    from models.reasons import _counted
+
+    assert _counted(name, 4) == f"4 {plural}"
 
 
 def test_no_alert_reason_says_the_user_is_fine(population: dict[str, list[Event]]) -> None:
