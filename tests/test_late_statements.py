@@ -201,6 +201,23 @@ def test_a_late_statement_older_than_its_subscriptions_content_is_counted_late()
     assert (redis.done[-1].late, redis.done[-1].applied_late, redis.done[-1].added) == (1, 0, [])
 
 
+def test_a_late_renewal_behind_a_settled_later_change_carries_its_period_end_and_counts_nothing() -> None:
+    """Review 19 F3: u2's day-4 change has settled; u1's renewal at day 3 (same terms, the next
+    period's end) comes late for its user. It moves no money and is not the account's newest
+    change: not counted applied late (nor late), but its period end is kept for renewal reminders."""
+    def renewal(user: str, day: int, mrr: int, end_day: int) -> Event:
+        return Event(user, START_MS + day * DAY_MS, "subscription", f"{user}@{day}", 0.0, "acme",
+                     Subscription("active", "Pro", mrr, 0, START_MS + end_day * DAY_MS))
+
+    redis, release = _Redis(), {0: START_MS + 30 * DAY_MS}
+    redis.cycle([_on_time(renewal("u1", 1, 5_000, 31), 0), _on_time(renewal("u2", 4, 3_000, 34), 1)], {0: 1}, release)
+    redis.cycle([_late(renewal("u1", 3, 5_000, 61), 2)], {0: 2}, release)
+    done = redis.done[-1]
+    assert (done.applied_late, done.late, done.added, done.retracted) == (0, 0, [], [])
+    ends = {s.sub.period_end_ms for s in AccountState.from_bytes(redis.states["acme"]).subs.values()}
+    assert START_MS + 61 * DAY_MS in ends
+
+
 def _accounts(rng: random.Random, n: int) -> list[Event]:
     """Accounts of 1-3 subscriptions (each under its own user) stated 1-4 times at whole hours."""
     events = []

@@ -790,16 +790,19 @@ def _replay(state: AccountState, copies: Sequence[Copy], moved: dict[Movement, i
     movement added counts +1 in ``moved``, each retracted -1 (a statement at the instant of the
     settled state's latest change re-measures that one: -1 of a movement not replayed here), and
     the statements ``AccountState`` ignores as late are named in ``late``. A statement late for its
-    user partition (``AccountCopy.late``) is named in ``applied`` when it changed the state, and in
-    ``late`` too when it is older than its subscription's content in force (``AccountState.stale``:
-    the state cannot place it; an ordinary copy so is a replay of history); one that changes nothing
-    otherwise (a re-sent copy of the newest statement, a restatement) is in neither."""
+    user partition (``AccountCopy.late``) is named in ``applied`` when it changed the state as its
+    newest change (at or after its latest change), and in ``late`` when it is older than its
+    subscription's content in force (``AccountState.stale``: the state cannot place it; an ordinary
+    copy so is a replay of history); one that changes nothing (a re-sent copy of the newest
+    statement) is in neither, and so is a restatement (same terms) behind a later change of the
+    account: it moves no money, only carries its later period end (review 19 F3)."""
     for c in sorted((c for c in copies if isinstance(c, AccountCopy)), key=_order):
-        stale, before = (state.stale(c.event), state.to_bytes()) if c.late else (False, b"")
+        stale, before, newest = ((state.stale(c.event), state.to_bytes(), c.event.ts_ms >= state.at_ms) if c.late
+                                 else (False, b"", False))
         change = state.apply(c.event)
         if change.late or stale:
             late.add(_ident(c))
-        elif c.late and state.to_bytes() != before:
+        elif newest and state.to_bytes() != before:
             applied.add(_ident(c))
         if change.retract is not None:
             moved[change.retract] = moved.get(change.retract, 0) - 1
