@@ -569,7 +569,8 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
     the second undoes (two subscriptions cancelled together: an at-risk alert naming a contraction
     the ledger retracts; a plan switch carried by two users: a churn and a recovery in one arrival
     order, nothing in the other). Copies of one instant released in different cycles (one behind
-    the watermark) are still decided apart."""
+    the watermark, or statements late for their users read cycles apart: a seat move in a nightly
+    export, review 19 F1, docs/ALERTS.md) are still decided apart."""
     todo.sort(key=_order)
     for k, c in enumerate(todo):
         if not (k and _same_instant(todo[k - 1], c)):  # an instant's deadlines: reviewed before its first copy
