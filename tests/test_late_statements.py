@@ -74,6 +74,24 @@ def test_a_statement_late_for_its_user_but_within_the_billing_lateness_is_copied
     assert off.account_copies == [] and off.rejected == {"late": 3} and off.late_statements == ["acme", "beta"]
 
 
+def test_whether_a_statement_is_copied_does_not_depend_on_the_jump_seed_of_a_restart() -> None:
+    """Review 19 F2: p lags the topic (S_p day 10, S_all day 12) and its worker restarts, so p's
+    jump seed is day 12 until S_p moves. A statement at day 8.9 is 1.1 days behind S_p: copied to
+    its account before the restart, and so after it too (measured against the seed, 3.1 days, it
+    went to the DLQ, though its first copy may already be applied)."""
+    statement = _sub("a1", START_MS + int(8.9 * DAY_MS), "acme")
+    decided = []
+    for restarted in (False, True):
+        clock = TopicClock(LATENESS_MS, 60_000, "event")
+        if restarted:
+            clock.observe_global(START_MS + 12 * DAY_MS)
+        clock.assign(0, START_MS + 10 * DAY_MS, START_MS + 10 * DAY_MS)
+        out = decode_batch({0: [Rec(0, b"a1", event_value(statement))]}, clock.partitions, Decoder(), START_MS + 10 * DAY_MS,
+                           topic="ev", max_dlq_value_bytes=4096, billing_lateness_ms=BILLING_MS)
+        decided.append(([(k, is_late_copy(h)) for k, _, h in out.account_copies], out.rejected))
+    assert decided == [([(b"acme", True)], {})] * 2
+
+
 def test_the_account_side_reads_the_late_mark_and_keeps_it_while_the_copy_is_held() -> None:
     """The copy's header says it was late for its user (it is below the mark it carries, which
     the account side must not take for an impossible copy); a held copy keeps that in Redis, and a
@@ -181,6 +199,23 @@ def test_a_late_statement_older_than_its_subscriptions_content_is_counted_late()
     redis.cycle([_on_time(_sub("a1", t, "acme", mrr=5_000), 0), _on_time(_sub("a1", t + 8 * HOUR_MS, "acme", mrr=9_000), 1)], {0: 1}, release)
     redis.cycle([_late(_sub("a1", t + 4 * HOUR_MS, "acme", "past_due", mrr=5_000), 2)], {0: 2}, release)
     assert (redis.done[-1].late, redis.done[-1].applied_late, redis.done[-1].added) == (1, 0, [])
+
+
+def test_a_late_renewal_behind_a_settled_later_change_carries_its_period_end_and_counts_nothing() -> None:
+    """Review 19 F3: u2's day-4 change has settled; u1's renewal at day 3 (same terms, the next
+    period's end) comes late for its user. It moves no money and is not the account's newest
+    change: not counted applied late (nor late), but its period end is kept for renewal reminders."""
+    def renewal(user: str, day: int, mrr: int, end_day: int) -> Event:
+        return Event(user, START_MS + day * DAY_MS, "subscription", f"{user}@{day}", 0.0, "acme",
+                     Subscription("active", "Pro", mrr, 0, START_MS + end_day * DAY_MS))
+
+    redis, release = _Redis(), {0: START_MS + 30 * DAY_MS}
+    redis.cycle([_on_time(renewal("u1", 1, 5_000, 31), 0), _on_time(renewal("u2", 4, 3_000, 34), 1)], {0: 1}, release)
+    redis.cycle([_late(renewal("u1", 3, 5_000, 61), 2)], {0: 2}, release)
+    done = redis.done[-1]
+    assert (done.applied_late, done.late, done.added, done.retracted) == (0, 0, [], [])
+    ends = {s.sub.period_end_ms for s in AccountState.from_bytes(redis.states["acme"]).subs.values()}
+    assert START_MS + 61 * DAY_MS in ends
 
 
 def _accounts(rng: random.Random, n: int) -> list[Event]:

@@ -134,12 +134,16 @@ class PartitionClock:
         >>> s.effective_from(5_000), s.effective_from(6_000)
         (90000, 6000)
         """
-        e = stream_ms
-        if self.floor_ms != NEVER and self.floor_ms + self.allowed_lateness_ms > e:
-            e = self.floor_ms + self.allowed_lateness_ms
+        e = self._committed_from(stream_ms)
         if stream_ms == self.seed_at_ms and self.seed_ms > e:
             e = self.seed_ms
         return e
+
+    def _committed_from(self, stream_ms: int) -> int:
+        """:meth:`effective_from` without the seed: ``max(stream_ms, floor_p + allowed_lateness)``."""
+        if self.floor_ms != NEVER and self.floor_ms + self.allowed_lateness_ms > stream_ms:
+            return self.floor_ms + self.allowed_lateness_ms
+        return stream_ms
 
     def far_behind(self, ts_ms: int) -> bool:
         """Whether a ``late`` event is more than :attr:`jump_bound_ms` behind p's effective stream
@@ -153,16 +157,22 @@ class PartitionClock:
         return self.effective_ms - ts_ms > self.jump_bound_ms
 
     def within(self, ts_ms: int, lateness_ms: int) -> bool:
-        """Whether a ``late`` event is at most ``lateness_ms`` behind p's effective stream time:
-        a billing statement within ``CHURNWATCH_BILLING_LATENESS_MS`` still goes to its account
-        (streams.worker.phases). Called on the rejection path only; a lateness at or below the
-        allowed one admits nothing more.
+        """Whether a ``late`` event is at most ``lateness_ms`` behind p's stream time, or the
+        stream time p borrowed (``floor_p + allowed_lateness``) when higher: a billing statement
+        within ``CHURNWATCH_BILLING_LATENESS_MS`` still goes to its account
+        (streams.worker.phases). Not against the seed, which is for jump detection only: with
+        it, a record copied before a restart could be dead-lettered after it (review 19 F2).
+        Called on the rejection path only; a lateness at or below the allowed one admits nothing
+        more.
 
         >>> c = PartitionClock(1_000, stream_ms=100_000)
         >>> c.within(90_000, 10_000), c.within(89_999, 10_000), c.within(98_500, 1_000)
         (True, False, False)
+        >>> s = PartitionClock(1_000, stream_ms=100_000, seed_ms=200_000, seed_at_ms=100_000)
+        >>> s.within(90_000, 10_000)
+        True
         """
-        return lateness_ms > self.allowed_lateness_ms and self.effective_ms - ts_ms <= lateness_ms
+        return lateness_ms > self.allowed_lateness_ms and self._committed_from(self.stream_ms) - ts_ms <= lateness_ms
 
     @property
     def jump_bound_ms(self) -> int:

@@ -569,7 +569,8 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
     the second undoes (two subscriptions cancelled together: an at-risk alert naming a contraction
     the ledger retracts; a plan switch carried by two users: a churn and a recovery in one arrival
     order, nothing in the other). Copies of one instant released in different cycles (one behind
-    the watermark) are still decided apart."""
+    the watermark, or statements late for their users read cycles apart: a seat move in a nightly
+    export, review 19 F1, docs/ALERTS.md) are still decided apart."""
     todo.sort(key=_order)
     for k, c in enumerate(todo):
         if not (k and _same_instant(todo[k - 1], c)):  # an instant's deadlines: reviewed before its first copy
@@ -790,16 +791,19 @@ def _replay(state: AccountState, copies: Sequence[Copy], moved: dict[Movement, i
     movement added counts +1 in ``moved``, each retracted -1 (a statement at the instant of the
     settled state's latest change re-measures that one: -1 of a movement not replayed here), and
     the statements ``AccountState`` ignores as late are named in ``late``. A statement late for its
-    user partition (``AccountCopy.late``) is named in ``applied`` when it changed the state, and in
-    ``late`` too when it is older than its subscription's content in force (``AccountState.stale``:
-    the state cannot place it; an ordinary copy so is a replay of history); one that changes nothing
-    otherwise (a re-sent copy of the newest statement, a restatement) is in neither."""
+    user partition (``AccountCopy.late``) is named in ``applied`` when it changed the state as its
+    newest change (at or after its latest change), and in ``late`` when it is older than its
+    subscription's content in force (``AccountState.stale``: the state cannot place it; an ordinary
+    copy so is a replay of history); one that changes nothing (a re-sent copy of the newest
+    statement) is in neither, and so is a restatement (same terms) behind a later change of the
+    account: it moves no money, only carries its later period end (review 19 F3)."""
     for c in sorted((c for c in copies if isinstance(c, AccountCopy)), key=_order):
-        stale, before = (state.stale(c.event), state.to_bytes()) if c.late else (False, b"")
+        stale, before, newest = ((state.stale(c.event), state.to_bytes(), c.event.ts_ms >= state.at_ms) if c.late
+                                 else (False, b"", False))
         change = state.apply(c.event)
         if change.late or stale:
             late.add(_ident(c))
-        elif c.late and state.to_bytes() != before:
+        elif newest and state.to_bytes() != before:
             applied.add(_ident(c))
         if change.retract is not None:
             moved[change.retract] = moved.get(change.retract, 0) - 1
