@@ -43,10 +43,10 @@ _TRIGGERS: tuple[tuple[str, str], ...] = (
     (r"^no (visit|return) for", "silence past rhythm"),
     (r"^usual re-order", "purchase overdue"),
     (r" down \d+% against", "decline vs baseline"),
-    (r"^only .* events in the last 4 weeks", "low activity"),
+    (r"^(only about \d+ events? in recent weeks|fewer than 1 event a 4-week period lately|no events in recent weeks)", "low activity"),
     (r"^uses \d+ ", "narrow use"),
     (r"^chance of", "cooling (temperature)"),
-    (r"in the last (4 weeks|week)$", "negative feedback / leaving sign"),
+    (r"in the last week$|in recent weeks \(decayed count, 4-week mean life\)$|a 4-week period lately$", "negative feedback / leaving sign"),
     (r"^new user", "new user"),
     (r"^came back", "came back"),
 )

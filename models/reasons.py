@@ -64,8 +64,8 @@ When the exit is open because a known renewal falls within the horizon, an at-ri
 the live scores) say so first: "renewal due in 12 days (paid through 2020-05-02)", or, past the
 end with no renewal stated, "paid period ended 3 days ago (2020-05-02), no renewal stated".
 
-Counts of events are said in whole events, singular or plural as a person writes them ("only 1
-event in the last 4 weeks", not "only 1.0 events": :func:`_whole` says why and how they round),
+Counts of events are said in whole events, singular or plural as a person writes them ("only about
+1 event in recent weeks", not "only 1.0 events": :func:`_whole` says why and how they round),
 and days as "1 day", "today" (:func:`_days`, :func:`_ago`).
 
 The one reason that quotes a score quotes the temperature shown (models.temperature.p_back_within),
@@ -452,6 +452,10 @@ def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnMod
     return _decayed_count(sig.slot_28d[slot], name, against) + _versus(key, model)
 
 
+#: What a decayed count is, said after it (the counters of models.state: 4-week mean life).
+_DECAYED: Final[str] = " (decayed count, 4-week mean life)"
+
+
 def _decayed_count(count: float, name: str | None, against: bool) -> str:
     """A per-type 4-week decayed counter in true words (:func:`_slot_text` says why): "no posts
     in recent weeks" (the counter is 0), "fewer than 1 post a 4-week period lately" (under a
@@ -469,7 +473,7 @@ def _decayed_count(count: float, name: str | None, against: bool) -> str:
         what = f"one kind of activity used {only}about {n} time{'s' if n != 1 else ''}"
     else:
         what = f"{only}about {_counted(name, n)}"
-    return f"{what} in recent weeks (decayed count, 4-week mean life)"
+    return f"{what} in recent weeks{_DECAYED}"
 
 
 def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: float, model: "ChurnModel", against: bool) -> str:
@@ -489,18 +493,24 @@ def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: f
 
 
 def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
-    """"3 unfriends in the last 4 weeks": the product's own names of the negative feedback the
-    user gave (the state's mask of the role's names used while the count was alive). Four weeks
-    because the risk reads the 4-week share (models.risk ``negative_share``)."""
+    """"about 3 unfriends in recent weeks (decayed count, 4-week mean life)": the product's own
+    names of the negative feedback the user gave (the state's mask of the role's names used while
+    the count was alive). The counter is the 4-week decayed one the risk reads (models.risk
+    ``negative_share``), so, as the per-type counts (:func:`_decayed_count`), it is no count in a
+    window and is never rounded up: "3 unfriends in the last 4 weeks" (and at least "1") was said
+    of counters whose events were weeks older (QA10 F4, reasons11)."""
     vocabulary = model.compiled.vocabulary
     known = len(vocabulary.roles.get("negative", ()))
     names = [vocabulary.negative_name(i) for i in range(16) if st.negative_names >> i & 1 and i < known]
-    n = round(sig.negative_28d)
-    n = n if n >= 1 else 1
     if len(names) == 1:
-        return f"{_counted(names[0], n)} in the last 4 weeks"
-    what = "negative-feedback event" if n == 1 else "negative-feedback events"
-    return f"{n} {what} in the last 4 weeks" + (f" ({', '.join(names)})" if names else "")
+        return _decayed_count(sig.negative_28d, names[0], False)
+    kinds = f" ({', '.join(names)})" if names else ""
+    n = _whole(sig.negative_28d)
+    if sig.negative_28d <= 0.0:
+        return f"no negative feedback{kinds} in recent weeks"
+    if n == 0:
+        return f"fewer than 1 negative-feedback event{kinds} a 4-week period lately"
+    return f"about {n} negative-feedback event{'s' if n != 1 else ''}{kinds} in recent weeks{_DECAYED}"
 
 
 def _typical_tenure(model: "ChurnModel") -> float:
@@ -581,7 +591,7 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     may weigh either way (a negative contribution then puts the user on their better side)."""
     if _is_slot(key) or key in _COMPARED:
         return _reads_as_it_weighs(key, model)
-    if key == "negative":  # "3 unfriends in the last 4 weeks" never
+    if key == "negative":  # "about 3 unfriends in recent weeks" never
         return sig.negative_28d < 0.5 and _reads_as_it_weighs(key, model)
     if key == "silence":
         return sig.visit_overdue <= 1.0
@@ -626,9 +636,9 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         return f"activity down {100.0 * (1.0 - sig.trend):.0f}% against the user's 4-week baseline"
     if key == "decline_long":
         return f"activity over 4 weeks down {100.0 * (1.0 - sig.trend_long):.0f}% against the user's 3-month rate"
-    if key == "low":
+    if key == "low":  # the total is a decayed counter too: no window claimed (:func:`_decayed_count`)
         edges = model.population.get(ACT_QUANTILES)
-        text = f"{_only_events(sig.act_28d, True)} in the last 4 weeks"
+        text = _decayed_count(sig.act_28d, "event", True)
         if edges:
             share = percentile(sig.act_28d, edges)
             text += f", fewer than {100.0 * (1.0 - share):.0f}% of users"
@@ -693,7 +703,7 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
         every = "every day" if round(sig.purchase_gap_days) == 1 else f"every {_days(sig.purchase_gap_days)}"
         return f"re-ordered {_ago(sig.purchase_silence_days)}, usual {every}"
     if key == "low":
-        return f"{_events(sig.act_28d)} in the last 4 weeks"
+        return _decayed_count(sig.act_28d, "event", False)
     if key == "narrow":
         return _kinds_used(sig, model)
     if key == "cooling":
@@ -702,8 +712,8 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
         return f"a user for {_days(sig.tenure_days)}"
     if key == "gaps":
         return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
-    if key == "negative":
-        return "no negative feedback in the last 4 weeks"
+    if key == "negative":  # under a half, not necessarily 0: an unfriend 3 weeks ago weighs 0.47
+        return "no negative feedback in recent weeks" if sig.negative_28d <= 0.0 else "fewer than 1 negative-feedback event a 4-week period lately"
     raise KeyError(key)  # pragma: no cover
 
 

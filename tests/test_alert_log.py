@@ -52,7 +52,7 @@ def test_a_recovered_alert_keeps_its_reasons_in_the_list() -> None:
     from streams.worker.alert_log import decode_entries
 
     recovered = {"alert_id": "r1", "kind": "recovered", "event_time_ms": 9_000, "stage": "new", "risk": 0.3957,
-                 "reasons": ["10 events in the last 4 weeks", "active today, usual interval 2.0 days"]}
+                 "reasons": ["about 10 events in recent weeks (decayed count, 4-week mean life)", "active today, usual interval 2.0 days"]}
     opened = {"alert_id": "a1", "kind": "at_risk", "event_time_ms": 5_000, "stage": "new", "risk": 0.6308,
               "reasons": ["a user for only 1 day: churn is likeliest early on"]}
     assert user_entry(recovered) == entry(recovered)

@@ -73,7 +73,7 @@ _AGAINST = [
     (r"^usual re-order every", "purchase"),
     (r"^activity over 4 weeks down \d+% against the user's 3-month rate$", "decline_long"),
     (r" down \d+% against the user's 4-week baseline$", "decline"),
-    (r"^(only \d+ events?|no events) in the last 4 weeks", "low"),
+    (r"^((only about \d+ events?|no events) in recent weeks|fewer than 1 event a 4-week period lately)", "low"),
     (r"^uses \d+ ", "narrow"),
     (r"^chance of (coming back|buying again) within", "cooling"),
     (r"^(a user for only \d+ days?|a user for less than a day|active on a single day so far): churn is likeliest early on$", "tenure"),
@@ -87,7 +87,7 @@ _AGAINST = [
     (r": [\d.]+% of the user's recent activity", "share:"),
     (_DECAYED_AGAINST, "inactive:"),
     (r"^((only )?about \d+ \S+|one kind of activity used (only )?about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
-    (r"^\d+ .* in the last 4 weeks( \(.*\))?$", "negative"),
+    (r"^about \d+ .* in recent weeks \(decayed count, 4-week mean life\)$", "negative"),
     (r"from many small signs, none large$", "small_signs"),
 ]
 #: What ended "new" for a user going new -> active with nothing else in their favour (models.reasons).
@@ -98,7 +98,7 @@ _FOR = [
     (r"^re-ordered (today|\d+ days? ago), usual every (day|\d+ days)$", "purchase"),
     (r"^activity over 4 weeks (up \d+%|steady) against", "decline_long"),
     (r"^activity (up \d+%|steady) against the user's 4-week baseline$", "decline"),
-    (r"^(\d+ events?|no events) in the last 4 weeks$", "low"),
+    (r"^((about \d+ events?|no events) in recent weeks|fewer than 1 event a 4-week period lately)", "low"),
     (r"^uses \d+ ", "narrow"),
     (r"^chance of (coming back|buying again) within", "cooling"),
     (r"^a user for \d+ days?$", "tenure"),
@@ -109,7 +109,7 @@ _FOR = [
     (r"^(a buyer \(|never bought)", "buyer"),
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
     (r"^spent [\d.]+ so far", "revenue"),
-    (r"^no negative feedback in the last 4 weeks$", "negative"),
+    (r"^(no negative feedback in recent weeks|fewer than 1 negative-feedback event a 4-week period lately)$", "negative"),
     (r": [\d.]+% of the user's recent activity", "share:"),
     (_DECAYED_FOR, "inactive:"),
     (r"^(about \d+ \S+|one kind of activity used about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
@@ -466,7 +466,7 @@ def test_reasons_count_whole_events_and_days_in_the_singular_when_one() -> None:
         for alert in advance(user, None, evs, FINAL_MS, load_model()).alerts:
             for text in alert.scores.reasons:
                 assert not _SLIPS.search(text), text
-                said += text.startswith("only 1 event in the last 4 weeks")
+                said += text.startswith("only about 1 event in recent weeks")
     assert said > 0  # the case QA found is among them, in its new words
 
 
@@ -618,7 +618,7 @@ READ = FLIPPED.with_(risk_weights={**TRAINED.risk_weights, "tenure_log": -0.3, "
 #: The words of those facts (whichever side they are said on).
 _OWN_READING = {
     "tenure": r"^a user for|^active on a single day so far:",
-    "negative": r"negative feedback|^(only )?\d+ dislikes? in the last 4 weeks$",
+    "negative": r"negative feedback|^(about \d+ dislikes?|fewer than 1 dislike) ",
     "gaps": r"^recent gaps between active days",
     "share:view": r"^views?: [\d.]+% of the user's recent activity",
     "dislike": r"dislike",

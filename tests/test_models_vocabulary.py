@@ -123,6 +123,35 @@ def test_per_type_reasons_say_a_decayed_count_not_a_window() -> None:
                    "plan_upgrade events: 0.5% of the user's recent activity, against 2.0% for a typical user"), why
 
 
+def test_total_and_negative_reasons_say_a_decayed_count_not_a_window() -> None:
+    """reasons11 (the rest of QA10 F4): the total and the negative-feedback counters decay too
+    (4-week mean life), yet the shipped default said "only 2 events in the last 4 weeks" and "1
+    dislike in the last 4 weeks" (rounded, then forced up to at least 1) of a user whose events
+    were all 30 to 34 days old. Now: "only about 2 events in recent weeks (decayed count, 4-week
+    mean life)", the dislikes likewise, never a window, never a count forced up."""
+    model = load_model()
+    evs = [Event("u", START_MS + d * DAY_MS + j * 60_000, k, f"{d}-{j}") for d in range(5) for j, k in enumerate(["post", "like"])]
+    evs += [Event("u", START_MS + 4 * DAY_MS + 3_600_000 + j * 60_000, "dislike", f"x{j}") for j in range(2)]
+    st = advance("u", None, evs, START_MS + 5 * DAY_MS, model).state
+    now_s = (START_MS + 34 * DAY_MS) // 1000  # the last event 30 days before
+    why = score(st, now_s, model).reasons
+    assert "about 1 dislike in recent weeks (decayed count, 4-week mean life)" in why, why
+    assert not any("in the last 4 weeks" in r for r in why), why
+    from models.reasons import _negative_text, _text
+    from models.signals import compute_signals as signals
+
+    sig = signals(st, now_s, model)
+    assert 0.5 <= sig.act_28d and 0.5 <= sig.negative_28d < 1.5, (sig.act_28d, sig.negative_28d)
+    assert re.fullmatch(r"only about \d+ events in recent weeks \(decayed count, 4-week mean life\)(, fewer than \d+% of users)?",
+                        _text("low", st, sig, (0.0, "visits"), model))
+    assert _negative_text(st, sig, model) == "about 1 dislike in recent weeks (decayed count, 4-week mean life)"
+    # A single dislike 40 days before: a counter under a half, said as such (no "1 dislike").
+    one = advance("u", None, [Event("u", START_MS, "post", "p"), Event("u", START_MS + 60_000, "dislike", "d")], START_MS + DAY_MS, model).state
+    sig = signals(one, (START_MS + 40 * DAY_MS) // 1000, model)
+    assert 0.0 < sig.negative_28d < 0.5, sig.negative_28d
+    assert _negative_text(one, sig, model) == "fewer than 1 dislike a 4-week period lately"
+
+
 @pytest.mark.parametrize("name, plural", [
     ("search", "searches"), ("box", "boxes"), ("waltz", "waltzes"), ("push", "pushes"), ("kiss", "kisses"),
     ("bonus", "bonuses"), ("reply", "replies"), ("day", "days"), ("post", "posts"), ("views", "views"),
@@ -259,8 +288,8 @@ def test_negative_share_raises_risk_monotonically_and_leaves_others_alone() -> N
     more, more_why = _risk_of(base + ["dislike", "unfriend"])  # a fifth
     assert none < some < more, (none, some, more)
     assert not any("dislike" in r or "negative" in r for r in none_why), none_why
-    assert any(re.fullmatch(r"\d+ dislikes in the last 4 weeks", r) for r in some_why), some_why
-    assert any(re.fullmatch(r"\d+ negative-feedback events in the last 4 weeks \(dislike, unfriend\)", r) for r in more_why), more_why
+    assert any(re.fullmatch(r"about \d+ dislikes in recent weeks \(decayed count, 4-week mean life\)", r) for r in some_why), some_why
+    assert any(re.fullmatch(r"about \d+ negative-feedback events \(dislike, unfriend\) in recent weeks \(decayed count, 4-week mean life\)", r) for r in more_why), more_why
     assert _risk_of(base + ["post", "dislike"], silent_days=10.0)[0] >= some, "silence never lowers risk"
     # A model that weighs negative feedback as reassuring gives no such reason.
     model = load_model().with_(risk_weights={**PRIOR_WEIGHTS, "negative_share": -1.0})
@@ -271,4 +300,4 @@ def test_negative_share_raises_risk_monotonically_and_leaves_others_alone() -> N
     model = load_model().with_(roles={**DEFAULT_ROLES, "negative": ["thumbs_down"]})
     evs = [Event("u", START_MS + d * DAY_MS + j * 60_000, k, f"{d}-{j}") for d in range(28) for j, k in enumerate(base + ["thumbs_down"])]
     st = advance("u", None, evs, START_MS + 28 * DAY_MS, model).state
-    assert any(re.fullmatch(r"\d+ thumbs_down events in the last 4 weeks", r) for r in score(st, st.last_seen_s, model).reasons)
+    assert any(re.fullmatch(r"about \d+ thumbs_down events in recent weeks \(decayed count, 4-week mean life\)", r) for r in score(st, st.last_seen_s, model).reasons)
