@@ -374,6 +374,7 @@ class Rec:
     key: bytes | None
     value: bytes | None
     timestamp: int = 0
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def stream_side(redis_url: str, alerts: Iterable[dict[str, Any]], as_of_ms: int, model: Any

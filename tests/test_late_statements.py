@@ -12,7 +12,6 @@ broker, Redis and worker in tests/test_revenue_live.py.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field as dc_field
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -26,20 +25,12 @@ from streams.worker.clock import TopicClock
 from streams.worker.codec import Decoder
 from streams.worker.phases import decode_batch
 from streams.worker.revenue import LATE_HEADER, AccountCopy, _held_json, _parse_held, is_late_copy
+from tests.harness import Rec
 from tests.test_revenue_live import DAY_MS, START_MS, _Redis, _book_net, _net, _tick_until
 
 HOUR_MS = 3_600_000
 LATENESS_MS = 6 * HOUR_MS
 BILLING_MS = 3 * DAY_MS
-
-
-@dataclass
-class Rec:
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp: int = 0
-    headers: list = dc_field(default_factory=list)  # type: ignore[type-arg]
 
 
 def _sub(user: str, ts_ms: int, account: str, status: str = "active", plan: str = "Pro", mrr: int = 4_900) -> Event:

@@ -33,7 +33,7 @@ from streams.worker.revenue import (
 )
 from streams.worker.topics import ensure_topics
 from streams.worker.watermark import watermark_ms
-from tests.harness import Worker, account_barrier, publish_events, wait_progress
+from tests.harness import Rec, Worker, account_barrier, publish_events, wait_progress
 
 START_MS = 1_767_225_600_000  # 2026-01-01
 DAY_MS = 86_400_000
@@ -654,7 +654,6 @@ def test_statements_of_one_account_read_out_of_order_give_the_reports_figures_li
 def test_decode_routes_subscriptions_and_diverts_copies() -> None:
     """Originals are scored and copied (a user without account_id is its own account); copies go
     to the account phase, never to the users or the clock; a broken member copy goes to the DLQ."""
-    from dataclasses import dataclass, field as dc_field
 
     from models.account_health import Member
     from streams.publisher import event_value
@@ -664,13 +663,6 @@ def test_decode_routes_subscriptions_and_diverts_copies() -> None:
     from streams.worker.revenue import member_copy
     from models.subscription import Subscription
 
-    @dataclass
-    class Rec:
-        offset: int
-        key: bytes | None
-        value: bytes
-        timestamp: int = 0
-        headers: list = dc_field(default_factory=list)  # type: ignore[type-arg]
 
     solo = Event("solo", START_MS, "subscription", "s1", 0.0, "", Subscription("active", "Pro", 4999))
     acme = Event("u1", START_MS + 1, "view", "v1", 0.0, "acme")
