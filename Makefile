@@ -26,8 +26,13 @@ $(VENV)/.installed: pyproject.toml setup.py $(NATIVE_SOURCES) | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/churnwatch demo $(ARGS)
 
+# The suite waits on brokers, workers and Redis far more than it computes (one process: ~20% of a
+# core, 694 s on a quiet 2-core box): its files run in TEST_WORKERS processes (pytest-xdist), a
+# file's tests together in one (their module fixtures: one broker topic set, one worker run).
+# TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed browser
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(ARGS)
 
 # The README's console screenshots (docs/img/console_*.png), from the browser test.
 screenshots: $(VENV)/.installed browser

@@ -101,7 +101,9 @@ def test_forward_loses_nothing_and_signs_everything(kafka_service: Service, uniq
     assert not set(receiver.accepted) & set(dead_ids)
     assert all(receiver.attempts[a] >= 2 for a in receiver.accepted if int(a[2:]) % 10 in (3, 5)), "failures were retried"
     assert any(count > 1 for count in receiver.accepted.values()), "the timeouts made duplicates the receiver answered"
-    assert receiver.attempts["al011"] in (3, 6) and stats.retries > 0  # 6: tried again after the crash
+    # the second run tries it max_attempts (3) times; the first, cancelled at a moment the load of
+    # the machine decides, made 0 to 3 attempts before the crash (5 seen on a loaded box)
+    assert 3 <= receiver.attempts["al011"] <= 6 and stats.retries > 0
 
 
 async def _serve(*routes: tuple[str, str, Any]) -> tuple[web.AppRunner, str]:
