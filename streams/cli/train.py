@@ -283,14 +283,14 @@ def alert_lines(a: Mapping[str, object]) -> list[str]:
     ...      "holdout_flagged": 0.1, "holdout_flagged_after_churn": 12, "holdout_precision": 0.5, "holdout_base_rate": 0.2,
     ...      "holdout_recall": 0.25, "holdout_churners": 20, "holdout_churners_flagged": 9}
     >>> print("\\n".join(alert_lines(a)))
-    at-risk alerts open at risk >= 0.41 and close at <= 0.3: on held-out rows an alert could go to (reachable, a day old), 10.0% of the 500 of users still there flagged, precision 0.5 (base rate 0.2), recall 0.25 (9 of 20 churning users flagged at least once before leaving); 12 more rows flagged of users already gone (an alert after churn)
+    at-risk alerts open at risk >= 0.41 and close at <= 0.3: on held-out rows an alert could go to (reachable, a day old): 10.0% of 500 rows of users still there flagged, precision 0.5 (base rate 0.2), recall 0.25 (9 of 20 churning users flagged at least once before leaving); 12 more rows flagged of users already gone (an alert after churn)
     >>> print("\\n".join(alert_lines({**a, "holdout_precision": 0.0, "holdout_recall": 0.0, "holdout_churners_flagged": 0})[1:]))
     WARNING: this alert line flags none of the 20 held-out churning users an alert could reach before they leave: the stream would raise no useful at-risk alert; retrain with a larger --alert-share (now 0.1)
     """
     flagged = a["holdout_flagged"]
     shown = "-" if flagged is None else f"{100 * float(flagged):.1f}%"  # type: ignore[arg-type]
     lines = [f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}: on held-out rows an alert could "
-             f"go to (reachable, a day old), {shown} of the {a['holdout_judged_rows']:,} of users still there flagged, precision "
+             f"go to (reachable, a day old): {shown} of {a['holdout_judged_rows']:,} rows of users still there flagged, precision "
              f"{_dash(a['holdout_precision'])} (base rate {_dash(a['holdout_base_rate'])}), recall {_dash(a['holdout_recall'])} "
              f"({a['holdout_churners_flagged']} of {a['holdout_churners']} churning users flagged at least once before leaving); "
              f"{a['holdout_flagged_after_churn']:,} more rows flagged of users already gone (an alert after churn)"]
