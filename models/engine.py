@@ -25,7 +25,7 @@ from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
-__all__ = ["Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "round_places"]
+__all__ = ["Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "round_places"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
 ALERT_SCHEMA = "churnwatch-alert/1"
@@ -385,17 +385,27 @@ _RECOVERABLE: Final[frozenset[str]] = RECOVERABLE
 _MIN_AGE_DAYS: Final[float] = 1.0
 
 
+def alert_may_open(a: Assessment, now_s: int) -> bool:
+    """Whether the user assessed in ``a`` at ``now_s`` is one an at-risk alert may open for,
+    whatever the risk and the thresholds: reachable (not dormant or churned: those are the
+    win-back list), at least a day old, and not a repeat buyer whose next order is not due yet
+    (:func:`_order_due_s`). Everything here is known to the stream at ``now_s``.
+
+    Why public: ``churnwatch train`` chooses ``risk_enter`` as a quantile of the risk over the
+    rows an alert could go to, and judges its alert line on them (streams.offline.train); it asks
+    this function, so the training rows and the stream cannot disagree on who is alertable (QA10
+    F2: a line chosen over every row, the lapsed included, flagged nobody the stream alerts)."""
+    return a.stage in _REACHABLE and a.signals.age_days >= _MIN_AGE_DAYS and _order_due_s(a) <= now_s
+
+
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
-    """At-risk opens for a reachable user (not dormant or churned: those are the win-back list)
-    at least a day old whose risk reached ``risk_enter``, unless the user is a repeat buyer whose
-    next order is not due yet (:func:`_order_due_s`); an open one stays open while the user
-    lapses (the console's win-back list reads it), and, within the quiet period after the last
-    at-risk closed, only on a material rise above the risk it had opened at (no flapping)."""
+    """At-risk opens for a user it may open for (:func:`alert_may_open`) whose risk reached
+    ``risk_enter``; an open one stays open while the user lapses (the console's win-back list
+    reads it), and, within the quiet period after the last at-risk closed, only on a material
+    rise above the risk it had opened at (no flapping)."""
     if c is None:
         c = model.compiled
-    if a.risk < c.risk_enter or a.stage not in _REACHABLE or a.signals.age_days < _MIN_AGE_DAYS:
-        return False
-    if _order_due_s(a) > now_s:
+    if a.risk < c.risk_enter or not alert_may_open(a, now_s):
         return False
     return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + c.material_rise
 

@@ -17,7 +17,7 @@ from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import train
 from streams.settings import Settings, parse_duration_ms
 
-__all__ = ["add_arguments", "base_model", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
+__all__ = ["add_arguments", "alert_lines", "base_model", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
 
 
 def _types(text: str) -> int:
@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version-prefix", dest="version_prefix", default="trained",
                         help="the model version is <prefix>-<content hash> (default: trained)")
     parser.add_argument("--alert-share", dest="alert_share", type=float, default=0.1,
-                        help="set risk_enter/risk_exit so about this share of users is flagged (default 0.1; 0 keeps the base model's)")
+                        help="set risk_enter/risk_exit so about this share of the users an at-risk alert could go to (reachable, "
+                             "a day old, not already gone) is flagged (default 0.1; 0 keeps the base model's)")
 
 
 def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap, window_ms: int | None = None) -> list[Event]:
@@ -272,6 +273,41 @@ def unconverged_lines(fits: Mapping[str, Mapping[str, object]]) -> list[str]:
             for name, fit in fits.items() if fit.get("converged") is False]
 
 
+def alert_lines(a: Mapping[str, object]) -> list[str]:
+    """The alert line's report (streams.offline.train.alert_report, on held-out rows an at-risk
+    alert could go to: reachable users at least a day old), and a WARNING when it flags none of
+    their churners: QA10 F2's "precision 1.0" counted users already gone, whom the stream never
+    alerts, and the model rolled out flagged 1 of 173 churners before they left.
+
+    >>> a = {"share": 0.1, "risk_enter": 0.41, "risk_exit": 0.3, "holdout_rows": 600, "holdout_judged_rows": 500,
+    ...      "holdout_flagged": 0.1, "holdout_flagged_after_churn": 12, "holdout_precision": 0.5, "holdout_base_rate": 0.2,
+    ...      "holdout_recall": 0.25, "holdout_churners": 20, "holdout_churners_flagged": 9}
+    >>> print("\\n".join(alert_lines(a)))
+    at-risk alerts open at risk >= 0.41 and close at <= 0.3: on held-out rows an alert could go to (reachable, a day old): 10.0% of 500 rows of users still there flagged, precision 0.5 (base rate 0.2), recall 0.25 (9 of 20 churning users flagged at least once before leaving); 12 more rows flagged of users already gone (an alert after churn)
+    >>> print("\\n".join(alert_lines({**a, "holdout_precision": 0.0, "holdout_recall": 0.0, "holdout_churners_flagged": 0})[1:]))
+    WARNING: this alert line flags none of the 20 held-out churning users an alert could reach before they leave: the stream would raise no useful at-risk alert; retrain with a larger --alert-share (now 0.1)
+    """
+    flagged = a["holdout_flagged"]
+    shown = "-" if flagged is None else f"{100 * float(flagged):.1f}%"  # type: ignore[arg-type]
+    lines = [f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}: on held-out rows an alert could "
+             f"go to (reachable, a day old): {shown} of {a['holdout_judged_rows']:,} rows of users still there flagged, precision "
+             f"{_dash(a['holdout_precision'])} (base rate {_dash(a['holdout_base_rate'])}), recall {_dash(a['holdout_recall'])} "
+             f"({a['holdout_churners_flagged']} of {a['holdout_churners']} churning users flagged at least once before leaving); "
+             f"{a['holdout_flagged_after_churn']:,} more rows flagged of users already gone (an alert after churn)"]
+    if not a["holdout_churners"]:
+        lines.append("no held-out user an alert could reach churned within the horizon: the alert line is not judged "
+                     "(more history, or a larger --holdout)")
+    elif not a["holdout_churners_flagged"]:
+        lines.append(f"WARNING: this alert line flags none of the {a['holdout_churners']} held-out churning users an alert could "
+                     f"reach before they leave: the stream would raise no useful at-risk alert; retrain with a larger "
+                     f"--alert-share (now {a['share']})")
+    return lines
+
+
+def _dash(x: object) -> str:
+    return "-" if x is None else str(x)
+
+
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     check_output_file("--out", args.out)  # before the work, not after it
     base = base_model(args, settings)
@@ -317,8 +353,7 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     if "versus_default" in report:
         print(verdict_line(report["versus_default"]))
     if "alerts" in report:
-        a = report["alerts"]
-        print(f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}: "
-              f"{100 * a['holdout_flagged']:.1f}% of held-out rows flagged, precision {a['holdout_precision']}")
+        for line in alert_lines(report["alerts"]):
+            print(line)
     print(f"model -> {args.out}")
     return 0

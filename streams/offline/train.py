@@ -14,7 +14,7 @@ What it fits, in this order:
    that breadth of use counts against (:func:`product_kinds_used`; a base model's own kinds are
    replaced: they name the base's slots).
 2. **Risk weights**: snapshots of every user as of each ``--as-of`` date, features from the
-   events strictly before it through the same ``advance``/``features_at`` code the stream and
+   events strictly before it through the same ``advance``/``assess`` code the stream and
    the backtest run, labelled 1 when the user churns within the horizon after it. A logistic
    model (``models.risk.LogisticRisk.fit``) is fitted on 80% of the users with an L2 penalty
    whose centre (the default's documented effects, or 0) and strengths (one on the general
@@ -32,6 +32,9 @@ What it fits, in this order:
    them); the risk judged on every row gives it a leave part of 0, as the stream does. A history
    without period ends has no such row.
 3. **Health reference**: deciles of 4-week activity over the snapshots.
+4. **Alert line** (``--alert-share``): ``risk_enter`` and ``risk_exit`` as quantiles of the risk
+   over the training rows an at-risk alert could go to (:func:`alert_line`), judged on the
+   held-out ones as ``churnwatch backtest`` judges alerts (:func:`alert_report`).
 
 Labels: when is a user churned, and at what time? The time of the last activity before leaving
 (as the simulator's ground truth and the backtest count it):
@@ -66,22 +69,21 @@ import numpy as np
 
 from models import bgnbd, mbgnbd
 from models.compiled import KINDS_KEY, PURCHASE_KIND, slot_labels
-from models.engine import advance
+from models.engine import advance, alert_may_open
 from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
 from models.rfm import fit_population as rfm_population
 from models.risk import FEATURES, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
-from models.scoring import features_at, risk_at
+from models.scoring import assess, risk_at
 from models.vocabulary import CANCEL, DEFAULT_SLOTS, SUBSCRIPTION, Vocabulary
-from models.signals import compute_signals
 from models.state import DAY_S, UserState
 from models.temperature import VISIT_KEY, calibrated
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-__all__ = ["Snapshots", "build_snapshots", "churn_times", "default_as_of", "reliability", "train"]
+__all__ = ["Snapshots", "alert_line", "alert_report", "build_snapshots", "churn_times", "default_as_of", "reliability", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +158,13 @@ class Snapshots:
     the gone included; ``exit``: the user could leave within the horizon (models.risk.exit_open:
     no known period end beyond it). The "leave | still a user" model is fitted on the rows not
     gone whose exit is open; the risk the stream reports (models.risk.churn_risk, with the leave
-    part 0 where the exit is closed) is judged on all rows."""
+    part 0 where the exit is closed) is judged on all rows.
+
+    ``alertable``: the stream would let an at-risk alert open for the user at the as-of time if
+    the risk reached the line (models.engine.alert_may_open: reachable stage, at least a day
+    old, no repeat buyer's order not yet due), known to the stream then, unlike ``gone``. The
+    alert line is chosen and judged on these rows (:func:`alert_line`): a dormant user scores
+    high but gets no at-risk alert (QA10 F2)."""
 
     users: list[str] = field(default_factory=list)
     as_of_ms: list[int] = field(default_factory=list)
@@ -165,6 +173,7 @@ class Snapshots:
     gone: list[int] = field(default_factory=list)
     p_alive: list[float] = field(default_factory=list)
     exit: list[int] = field(default_factory=list)
+    alertable: list[int] = field(default_factory=list)
     act_28d: list[float] = field(default_factory=list)
     excluded_churned: int = 0  # rows the stream itself calls churned
 
@@ -221,20 +230,20 @@ def build_snapshots(
             out = advance(user, state, evs[pos:end], date, model)
             pos, state = end, out.state
             now_s = date // 1000
-            stage, values = features_at(state, now_s, model)
-            if stage == "churned":
+            a = assess(state, now_s, model)  # the stage and features the stream sees (models.scoring)
+            if a.stage == "churned":
                 snaps.excluded_churned += 1
                 continue
             gone = _already_churned(churn, activity, date)
             snaps.users.append(user)
             snaps.as_of_ms.append(date)
-            snaps.X.append(values)
+            snaps.X.append(a.features)
             snaps.gone.append(1 if gone else 0)
             snaps.y.append(1 if gone or _churns_within(churn, date, horizon_ms) else 0)
-            snaps.p_alive.append(1.0 - values[_COOLING])
-            sig = compute_signals(state, now_s, model)
-            snaps.exit.append(1 if exit_open(sig, model) else 0)
-            snaps.act_28d.append(sig.act_28d)
+            snaps.p_alive.append(1.0 - a.features[_COOLING])
+            snaps.exit.append(1 if exit_open(a.signals, model) else 0)
+            snaps.alertable.append(1 if alert_may_open(a, now_s) else 0)
+            snaps.act_28d.append(a.signals.act_28d)
     return snaps
 
 
@@ -352,6 +361,73 @@ def _holdout_report(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
+
+
+def alert_line(risk: np.ndarray, rows: np.ndarray, share: float) -> tuple[float, float] | None:
+    """(``risk_enter``, ``risk_exit``): the risk above which ``share`` (and ``2 * share``) of
+    ``rows`` lie, rounded to 4 places; None when they do not make a line (0 < exit < enter < 1).
+
+    ``rows`` (train passes its training rows that are ``alertable`` and not ``gone``,
+    :class:`Snapshots`) are the rows an alert could go to and still be in time for:
+
+    - *alertable* is what the stream knows at the as-of time (models.engine.alert_may_open): a
+      dormant or churned user scores high and never gets an at-risk alert (they are the win-back
+      list), so counting them spent the share on nobody: QA10 F2, a line at 0.94 that flagged
+      7% of the rows, nearly all lapsed, and one of 173 churners before they left.
+    - *not gone* is hindsight (the labels): the live stream cannot tell a user who has just left
+      from one merely silent, and will alert both. It is used anyway because the line is a
+      training-time choice of how many of the users who can still be saved to call, and an alert
+      to a user already gone is no prediction: ``churnwatch backtest`` leaves those out of its
+      precision ("after churn"). Counted in, the freshly gone (high risk, still "declining")
+      would again push the line up past the users still there. So the live share flagged is
+      ``share`` plus the gone users the stream alerts; train reports those apart
+      (:func:`alert_report`). Measured on QA10's note-taking population (400 users, labels
+      file, default share 0.1), backtest of each trained model over 2026-09-01..11-01: over
+      every row, line 0.94, precision 0.0, 1 of 173 churners flagged before churn; over the
+      alertable rows, gone included, 0.50, precision 0.45, 43 of 173; over the alertable rows
+      not gone, 0.32, precision 0.37, 129 of 173 (decliners 75 of 80, median lead 20 days).
+
+    >>> risk = np.array([0.1, 0.2, 0.3, 0.4, 0.99, 0.98])
+    >>> alert_line(risk, np.array([True, True, True, True, False, False]), 0.25)
+    (0.325, 0.25)
+    """
+    if not rows.any():
+        return None
+    enter = round(float(np.quantile(risk[rows], 1.0 - share)), 4)
+    exit_ = round(float(np.quantile(risk[rows], 1.0 - 2.0 * share)), 4)
+    return (enter, exit_) if 0.0 < exit_ < enter < 1.0 else None
+
+
+def alert_report(risk: np.ndarray, y: np.ndarray, rows: np.ndarray, gone: np.ndarray, users: Sequence[str],
+                 enter: float) -> dict[str, Any]:
+    """How the line at ``enter`` does on ``rows`` (train: the held-out alertable rows), judged as
+    ``churnwatch backtest`` judges alerts (streams.offline.evaluate.alert_outcomes): a flagged
+    row of a user already ``gone`` is an alert "after churn", no prediction, counted apart and
+    left out of precision and recall; on the rest (``judged``), precision is the share of flagged
+    rows whose user churns within the horizon, recall the share of such rows flagged, next to the
+    base rate; ``churners``/``churners_flagged``: users with a churning judged row, and those of
+    them flagged on one at least (backtest's "churners flagged before churn", at the as-of dates).
+
+    >>> r = alert_report(np.array([0.9, 0.2, 0.8, 0.1, 0.95]), np.array([1, 0, 0, 1, 1]),
+    ...                  np.array([True] * 5), np.array([False] * 4 + [True]), ["a", "b", "c", "d", "e"], 0.5)
+    >>> r["judged_rows"], r["flagged"], r["flagged_after_churn"], r["precision"], r["recall"], r["churners_flagged"]
+    (4, 0.5, 1, 0.5, 0.5, 1)
+    """
+    flagged = risk >= enter
+    judged = rows & ~gone
+    churning = judged & (y == 1)
+    hits = churning & flagged
+    return {
+        "rows": int(rows.sum()),
+        "judged_rows": int(judged.sum()),
+        "base_rate": round(float(y[judged].mean()), 4) if judged.any() else None,
+        "flagged": round(float(flagged[judged].mean()), 4) if judged.any() else None,
+        "flagged_after_churn": int((rows & gone & flagged).sum()),
+        "precision": round(float(y[judged & flagged].mean()), 4) if (judged & flagged).any() else None,
+        "recall": round(float(hits.sum() / churning.sum()), 4) if churning.any() else None,
+        "churners": len({users[i] for i in np.flatnonzero(churning)}),
+        "churners_flagged": len({users[i] for i in np.flatnonzero(hits)}),
+    }
 
 
 def _is_holdout(user: str, share: float) -> bool:
@@ -600,10 +676,12 @@ def train(
     Label source: ``labels_ms`` (user -> churn time, ms) when given, else cancel events plus
     inactivity after ``churn_after_ms`` (default: the base model's churned_days).
 
-    ``alert_share``: set the at-risk alert thresholds so that about this share of the scored
-    users is flagged at any date (``risk_enter`` = that upper quantile of the training rows'
-    risk, ``risk_exit`` = the quantile of twice the share), so the alert volume is a choice and
-    not an accident of the base rate. None keeps the base model's thresholds.
+    ``alert_share``: set the at-risk alert thresholds so that about this share of the users an
+    alert could go to is flagged at any date (``risk_enter`` = that upper quantile of the risk
+    over the training rows that are alertable and not already gone, ``risk_exit`` = the quantile
+    of twice the share: :func:`alert_line` says why these rows), so the alert volume is a choice
+    and not an accident of the base rate; the report's ``alerts`` judges the line on the held-out
+    alertable rows (:func:`alert_report`). None keeps the base model's thresholds.
 
     ``default`` (the shipped default when None): the model the held-out comparison judges against
     and, with ``from_default``, the weights the penalty pulls towards. ``l2``: the penalty per
@@ -672,6 +750,7 @@ def train(
     X = np.array(snaps.X, dtype=np.float64)
     y = np.array(snaps.y, dtype=np.float64)
     alive = np.array(snaps.gone) == 0
+    alertable = np.array(snaps.alertable) == 1  # an at-risk alert may open (models.engine.alert_may_open)
     can_exit = np.array(snaps.exit) == 1  # the exit is open: the rows the leave part can learn from
     p_alive = np.array(snaps.p_alive, dtype=np.float64)
     test = np.array([_is_holdout(u, holdout) for u in snaps.users])
@@ -723,6 +802,8 @@ def train(
         "as_of": {"first_ms": usable[0], "last_ms": usable[-1], "count": len(usable)},
         "snapshots": int(y.size),
         "snapshots_already_gone": int((~alive).sum()),
+        # rows an at-risk alert may open for (reachable, a day old, no order not yet due): the alert line's
+        "snapshots_alertable": int(alertable.sum()),
         # rows whose known period end lay beyond the horizon: left out of the leave part's fit,
         # cross-validation and report (module docstring)
         "snapshots_exit_closed": int((~can_exit).sum()),
@@ -749,18 +830,20 @@ def train(
     weights = {name: round(w, 6) for name, w in fitter.weights.items() if w != 0.0}
     thresholds: dict[str, float] = {}
     if alert_share is not None:
-        enter = round(float(np.quantile(risk[~test], 1.0 - alert_share)), 4)
-        exit_ = round(float(np.quantile(risk[~test], 1.0 - 2.0 * alert_share)), 4)
-        if 0.0 < exit_ < enter < 1.0:
+        line = alert_line(risk, ~test & alertable & alive, alert_share)
+        if line is None:
+            logger.warning("no alert line at share %s over the %s training rows an alert could go to (none, or quantiles "
+                           "that make no 0 < risk_exit < risk_enter < 1): the base model's thresholds stay",
+                           alert_share, int((~test & alertable & alive).sum()))
+        else:
+            enter, exit_ = line
             thresholds = {"risk_enter": enter, "risk_exit": exit_}
             if test.any():
-                flagged = risk[test] >= enter
+                held = alert_report(risk, y, test & alertable, ~alive, snaps.users, enter)
                 report["alerts"] = {
-                    "share": alert_share,
-                    "risk_enter": enter,
-                    "risk_exit": exit_,
-                    "holdout_flagged": round(float(flagged.mean()), 4),
-                    "holdout_precision": round(float(y[test][flagged].mean()), 4) if flagged.any() else None,
+                    "share": alert_share, "risk_enter": enter, "risk_exit": exit_,
+                    "train_rows": int((~test & alertable & alive).sum()),
+                    **{f"holdout_{k}": v for k, v in held.items()},
                 }
     model = model.with_(
         **thresholds,
