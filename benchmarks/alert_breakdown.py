@@ -43,10 +43,11 @@ _TRIGGERS: tuple[tuple[str, str], ...] = (
     (r"^no (visit|return) for", "silence past rhythm"),
     (r"^usual re-order", "purchase overdue"),
     (r" down \d+% against", "decline vs baseline"),
-    (r"^(only about \d+ events? in recent weeks|fewer than 1 event a 4-week period lately|no events in recent weeks)", "low activity"),
+    (r"^(only about \d+ events? (in recent weeks|lately|in recent months)|fewer than 1 event a (4-week period|week|3-month period) lately"
+     r"|no events (in recent weeks|lately|in recent months))", "low activity"),
     (r"^uses \d+ ", "narrow use"),
     (r"^chance of", "cooling (temperature)"),
-    (r"in the last week$|in recent weeks \(decayed count, 4-week mean life\)$|a 4-week period lately$", "negative feedback / leaving sign"),
+    (r"in recent weeks \(decayed count, 4-week mean life\)$|a 4-week period lately$", "negative feedback / leaving sign"),
     (r"^new user", "new user"),
     (r"^came back", "came back"),
 )
@@ -55,7 +56,7 @@ _TRIGGERS: tuple[tuple[str, str], ...] = (
 def trigger(reason: str) -> str:
     """The kind of fact a reason states (its models.reasons wording), "other" if unknown.
 
-    >>> trigger("no visit for 2.5x the usual interval of 3.0 days"), trigger("activity down 70% against the user's 4-week baseline")
+    >>> trigger("no visit for 2.5x the usual interval of 3.0 days"), trigger("recent activity (1-week decayed) down 70% against the user's 4-week baseline")
     ('silence past rhythm', 'decline vs baseline')
     """
     for pattern, name in _TRIGGERS:

@@ -15,11 +15,11 @@ What an alert says follows from what it announces (``purpose``):
 - ``at_risk`` (also a stage change for the worse): only factors whose contribution is positive
   (at least :data:`MIN_LIFT`, the few largest, largest first), worded against the user; never a fact that reads as good news ("chance
   of coming back 99%", "activity up", "uses 4 of 4 kinds", "came back 3 days ago"). When none
-  reaches :data:`MIN_LIFT`, the one that adds most, also if its fact is weak ("a user for only 5
-  days: churn is likeliest early on", the tenure hazard) rather than a neutral fact.
+  reaches :data:`MIN_LIFT`, the one that adds most, also if its fact is weak ("active over only 5
+  days (first to last visit): churn is likeliest early on", the tenure hazard) rather than a neutral fact.
 - ``recovered`` (also a stage change to a healthier stage, :data:`IMPROVED`): the factors that
-  pull the risk down (contribution negative), most first, worded as what they are ("activity up
-  40% against the user's 4-week baseline"), after the return itself for a reactivated user; if
+  pull the risk down (contribution negative), most first, worded as what they are ("recent
+  activity (1-week decayed) up 40% against the user's 4-week baseline"), after the return itself for a reactivated user; if
   none, the fall of the risk since the alert opened (none without an alert); if none either, for
   a stage change, the fact the lifecycle rule ended the old stage on (``_stage_fact``): from new,
   "active on 3 days since first seen 14 days ago" (past ``new_days``, with a second active day,
@@ -38,9 +38,9 @@ fails for a feature added without them). The per-type features of models.risk sp
 product's names: "only about 2 posts in recent weeks (decayed count, 4-week mean life), against
 6.2 for a typical user" (``inactive:post``; the counters decay, so no window is claimed, QA10
 F4), "unfriends: 12% of the user's recent activity, against 1.5% for a typical user"
-(``share:unfriend``), "likes down 60% against the user's 4-week baseline"
+(``share:unfriend``), "recent likes (1-week decayed) down 60% against the user's 4-week baseline"
 (the decline, told by the tracked type that fell most); the default's hashed slots are "one
-kind of activity". The facts only a trained model weighs (events in the last week or 3 months,
+kind of activity". The facts only a trained model weighs (the total's 1-week and 3-month decayed counts,
 active days, buying, purchases, spend, and the per-type ones) are told against the reference
 user. Every fact a trained model may weigh either way is a reason only where the model weighs
 it the way its words read (:func:`_reads_as_it_weighs`), and then only on the alert's side:
@@ -86,6 +86,7 @@ from models.health import ACT_QUANTILES, percentile
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import Signals, kinds_used, kinds_used_count, rate_ratio
 from models.state import DAY_S, UserState
+from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
 from models.vocabulary import NEGATIVE, PURCHASE
 
@@ -137,8 +138,8 @@ _KEY_AT: Final[tuple[int, ...]] = tuple(
 _AT_SILENCE: Final[int] = _KEYS.index("silence")
 _AT_PURCHASE: Final[int] = _KEYS.index("purchase")
 _AT_COOLING: Final[int] = _KEYS.index("cooling")
-#: Keys whose words compare the user with the reference user ("3 events in the last week,
-#: against 12 for a typical user"): a reason when the contribution says so and the model weighs
+#: Keys whose words compare the user with the reference user ("only about 3 events lately
+#: (decayed count, 1-week mean life), against 12 for a typical user"): a reason when the contribution says so and the model weighs
 #: the fact the way it reads (:func:`_reads_as_it_weighs`; a trained model weighs them either way).
 _COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue"))
 #: The fixed keys whose feature grows as the fact reads worse for the user: fewer events
@@ -335,21 +336,6 @@ def _whole(x: float) -> int:
     return int(x + 0.5)
 
 
-def _events(x: float) -> str:
-    """"no events", "1 event", "3 events" of a decayed count (:func:`_whole`, then :func:`_counted`).
-
-    >>> _events(0.3), _events(1.0), _events(1.49), _events(2.5)
-    ('no events', '1 event', '1 event', '3 events')
-    """
-    n = _whole(x)
-    return "no events" if n == 0 else _counted("event", n)
-
-
-def _only_events(x: float, only: bool) -> str:
-    """:func:`_events` with "only " before a count (not before "no events")."""
-    return ("only " if only and _whole(x) > 0 else "") + _events(x)
-
-
 def _days(x: float) -> str:
     """"1 day", "12 days": whole days as the texts print them (``:.0f``), singular right.
 
@@ -415,10 +401,10 @@ def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float
     be a reason for risk."""
     name = FEATURES[_GROUPS[key][0]]
     vs = _versus(name, model)
-    if key == "low_7d":
-        return f"{_only_events(sig.act_7d, against)} in the last week{vs}"
+    if key == "low_7d":  # decayed counters (1-week and 3-month mean lives): no window claimed
+        return _decayed_count(sig.act_7d, "event", against, _WEEK) + vs
     if key == "low_90d":
-        return f"{_only_events(sig.act_90d, against)} in the last 3 months{vs}"
+        return _decayed_count(sig.act_90d, "event", against, _MONTHS_3) + vs
     if key == "active_days":
         text = f"{sig.active_days} active day{'s' if sig.active_days != 1 else ''} so far{vs}"
     elif key == "buyer":
@@ -454,26 +440,35 @@ def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnMod
 
 #: What a decayed count is, said after it (the counters of models.state: 4-week mean life).
 _DECAYED: Final[str] = " (decayed count, 4-week mean life)"
+#: The words of each decayed counter's mean life (models.state: 7, 28 and 90 days), for
+#: :func:`_decayed_count`: (when, the period "fewer than 1" is said per, what it is).
+_WEEK: Final[tuple[str, str, str]] = ("lately", "a week", " (decayed count, 1-week mean life)")
+_WEEKS_4: Final[tuple[str, str, str]] = ("in recent weeks", "a 4-week period", _DECAYED)
+_MONTHS_3: Final[tuple[str, str, str]] = ("in recent months", "a 3-month period", " (decayed count, 3-month mean life)")
 
 
-def _decayed_count(count: float, name: str | None, against: bool) -> str:
-    """A per-type 4-week decayed counter in true words (:func:`_slot_text` says why): "no posts
-    in recent weeks" (the counter is 0), "fewer than 1 post a 4-week period lately" (under a
-    half: what is left is weeks old), "only about 3 posts in recent weeks (decayed count, 4-week
-    mean life)"."""
+def _decayed_count(count: float, name: str | None, against: bool, life: tuple[str, str, str] = _WEEKS_4) -> str:
+    """A decayed counter in true words (:func:`_slot_text` says why): "no posts in recent weeks"
+    (the counter is 0), "fewer than 1 post a 4-week period lately" (under a half: what is left is
+    weeks old), "only about 3 posts in recent weeks (decayed count, 4-week mean life)". ``life``
+    words the counter's mean life: the 4-week ones (per type, total, negative feedback), or the
+    total's 1-week and 3-month ones a trained model weighs, "only about 3 events lately (decayed
+    count, 1-week mean life)" (:data:`_WEEK`, :data:`_MONTHS_3`; QA11 F1: "only 3 events in the
+    last week" was said of users with none that week, 80% of such reasons wrong)."""
+    when, period, what_it_is = life
     n = _whole(count)
     if count <= 0.0:
-        return "one kind of activity not used in recent weeks" if name is None else f"no {_plural(name)} in recent weeks"
+        return f"one kind of activity not used {when}" if name is None else f"no {_plural(name)} {when}"
     if n == 0:
         if name is None:
-            return "one kind of activity used less than once a 4-week period lately"
-        return f"fewer than 1 {_one(name)} a 4-week period lately"
+            return f"one kind of activity used less than once {period} lately"
+        return f"fewer than 1 {_one(name)} {period} lately"
     only = "only " if against else ""
     if name is None:
         what = f"one kind of activity used {only}about {n} time{'s' if n != 1 else ''}"
     else:
         what = f"{only}about {_counted(name, n)}"
-    return f"{what} in recent weeks{_DECAYED}"
+    return f"{what} {when}{what_it_is}"
 
 
 def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: float, model: "ChurnModel", against: bool) -> str:
@@ -616,6 +611,21 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     return False
 
 
+#: What the declines compare (models.signals ``trend``, ``trend_long``): decayed counters, 1-week
+#: over 4-week and 4-week over 3-month rates, not counts in windows. QA11 F1: "activity down 89%"
+#: was said of users with no event in 7 days (the 1-week counter never reaches 0), read as "down
+#: 100%"; "activity over 4 weeks" claimed a window the same way.
+_RECENT: Final[str] = " (1-week decayed)"
+_RECENT_LONG: Final[str] = " (4-week decayed)"
+#: What the tenure reasons measure: ``tenure_days`` (models.signals), the first to the last
+#: activity, which is what the ``tenure_log`` feature they explain weighs. Why not the days since
+#: first use (``age_days``, = tenure + silence): the reason states the fact whose contribution
+#: ranks it; a user first seen 39 days ago but active over 19 weighs as a 19-day user, so "a user
+#: for 39 days" would not support "churn is likeliest early on" (the hazard is measured from the
+#: 19), while "a user for only 19 days" stated a false fact (QA11 F7: 80% off by more than a day).
+_FIRST_TO_LAST: Final[str] = " (first to last visit)"
+
+
 def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
     if key == "cancelled":
         days = sig.cancelled_days
@@ -630,12 +640,12 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "type_decline":
         found = _type_decline(sig, model)
         if found is not None:
-            return f"{_plural(found[0])} down {100.0 * (1.0 - found[1]):.0f}% against the user's 4-week baseline"
+            return f"recent {_plural(found[0])}{_RECENT} down {100.0 * (1.0 - found[1]):.0f}% against the user's 4-week baseline"
         key = "decline"
     if key == "decline":
-        return f"activity down {100.0 * (1.0 - sig.trend):.0f}% against the user's 4-week baseline"
+        return f"recent activity{_RECENT} down {100.0 * (1.0 - sig.trend):.0f}% against the user's 4-week baseline"
     if key == "decline_long":
-        return f"activity over 4 weeks down {100.0 * (1.0 - sig.trend_long):.0f}% against the user's 3-month rate"
+        return f"recent activity{_RECENT_LONG} down {100.0 * (1.0 - sig.trend_long):.0f}% against the user's 3-month rate"
     if key == "low":  # the total is a decayed counter too: no window claimed (:func:`_decayed_count`)
         edges = model.population.get(ACT_QUANTILES)
         text = _decayed_count(sig.act_28d, "event", True)
@@ -656,8 +666,8 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         if sig.active_days <= 1:
             return "active on a single day so far: churn is likeliest early on"
         if sig.tenure_days < 0.5:  # two UTC days, hours apart (QA6 L2: these said "a single day")
-            return "a user for less than a day: churn is likeliest early on"
-        return f"a user for only {_days(sig.tenure_days)}: churn is likeliest early on"
+            return f"active over less than a day{_FIRST_TO_LAST}: churn is likeliest early on"
+        return f"active over only {_days(sig.tenure_days)}{_FIRST_TO_LAST}: churn is likeliest early on"
     if key == "gaps":
         return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
     if key == "back":
@@ -693,12 +703,12 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
         return f"last active {_ago(sig.silence_days)}, within the usual interval of {sig.visit_gap_days:.1f} days"
     if key == "decline":
         if sig.trend >= 1.05:
-            return f"activity up {100.0 * (sig.trend - 1.0):.0f}% against the user's 4-week baseline"
-        return "activity steady against the user's 4-week baseline"
+            return f"recent activity{_RECENT} up {100.0 * (sig.trend - 1.0):.0f}% against the user's 4-week baseline"
+        return f"recent activity{_RECENT} steady against the user's 4-week baseline"
     if key == "decline_long":
         if sig.trend_long >= 1.05:
-            return f"activity over 4 weeks up {100.0 * (sig.trend_long - 1.0):.0f}% against the user's 3-month rate"
-        return "activity over 4 weeks steady against the user's 3-month rate"
+            return f"recent activity{_RECENT_LONG} up {100.0 * (sig.trend_long - 1.0):.0f}% against the user's 3-month rate"
+        return f"recent activity{_RECENT_LONG} steady against the user's 3-month rate"
     if key == "purchase":
         every = "every day" if round(sig.purchase_gap_days) == 1 else f"every {_days(sig.purchase_gap_days)}"
         return f"re-ordered {_ago(sig.purchase_silence_days)}, usual {every}"
@@ -709,7 +719,7 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
     if key == "cooling":
         return _text("cooling", st, sig, temperature, model)
     if key == "tenure":
-        return f"a user for {_days(sig.tenure_days)}"
+        return f"active over {_days(sig.tenure_days)}{_FIRST_TO_LAST}"
     if key == "gaps":
         return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
     if key == "negative":  # under a half, not necessarily 0: an unfriend 3 weeks ago weighs 0.47
@@ -737,11 +747,11 @@ def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:
     end = sig.period_end_s
     if not against:
         return f"paid through {_paid_through(end)}: no renewal due within {model.horizon_days:.0f} days"
-    days = (end - sig.now_s) / DAY_S
-    if days > 0.0:
-        n = int(math.ceil(days))
-        return f"renewal due in {n} day{'s' if n != 1 else ''} (paid through {_paid_through(end)})"
-    n = int(-days)
+    if end > sig.now_s:  # calendar days to the last day paid for, as the account views count (QA11 F8)
+        n = calendar_days(end * 1000 - 1, sig.now_s * 1000)
+        when = "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
+        return f"renewal due {when} (paid through {_paid_through(end)})"
+    n = calendar_days(sig.now_s * 1000, end * 1000)  # the end is a midnight (models.state): whole days past it
     ago = "today" if n == 0 else f"{n} day{'s' if n != 1 else ''} ago"
     return f"paid period ended {ago} ({_paid_through(end)}), no renewal stated"
 

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
 __all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_TIME_MS", "SUBSCRIPTION_STATUSES", "Subscription", "SubscriptionStatus",
-           "a_type", "mrr_cents"]
+           "a_type", "calendar_days", "mrr_cents"]
 
 SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled"]
 SUBSCRIPTION_STATUSES: Final[tuple[SubscriptionStatus, ...]] = ("trial", "active", "past_due", "cancelled")
@@ -24,6 +24,23 @@ MAX_TIME_MS: Final[int] = 253_402_300_800_000
 #: Other spellings of a status, read as the contract's: Stripe writes ``canceled`` (docs/REVENUE.md)
 _ALIASES: Final[dict[str, str]] = {"canceled": "cancelled"}
 _PAID: Final[tuple[str, ...]] = ("active", "past_due")  # the statuses whose mrr counts: they state it
+
+
+_DAY_MS: Final[int] = 86_400_000
+
+
+def calendar_days(to_ms: int, from_ms: int) -> int:
+    """Calendar (UTC) days from the date of ``from_ms`` to the date of ``to_ms``: what a person
+    counts on a calendar, so 2026-03-13 13:32 seen on 2026-03-01 23:00 is 12 days away. The one
+    count of days to a renewal: the account views' "renews 2026-03-13 (in 12 days)"
+    (streams.views.renewal) and the reason "renewal due in 12 days (paid through 2026-03-13)"
+    (models.reasons). QA11 F8: the reason took a ceiling of a time already rounded up to a day,
+    one more than the calendar days to the date it named.
+
+    >>> calendar_days(1_773_408_720_000, 1_772_406_000_000), calendar_days(1_772_406_000_000, 1_772_406_000_000)
+    (12, 0)
+    """
+    return to_ms // _DAY_MS - from_ms // _DAY_MS
 
 
 def a_type(value: object) -> str:

@@ -95,13 +95,18 @@ def partition_count(settings: Settings, topic: str) -> int | None:
         admin.close()
 
 
-def quiet_kafka_logs(service: bool = False) -> None:
+def quiet_kafka_logs(service: bool = False, read_only: bool = False) -> None:
     """kafka-python and aiokafka log every connection at INFO: noise next to a command's output unless
     DEBUG. A long-running service (``service``) keeps aiokafka's INFO: its group joins, assignments and
-    coordinator changes are what an operator reads in its log during a rebalance."""
+    coordinator changes are what an operator reads in its log during a rebalance. A command that only
+    reads (``read_only``: ``score``, ``top``, ``accounts show``, ...) hears only their errors: under
+    load kafka-python's WARNINGs ("Task ... ran for 0.365s ... blocking the event loop", 16 of them
+    for one ``accounts show`` in QA11 F9) are about the client's own loop, nothing the user can act
+    on, and a broker that does not answer is the command's own one-line error."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        level = logging.ERROR if read_only else logging.WARNING
         for name in ("kafka",) if service else ("kafka", "aiokafka"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(level)
 
 
 #: Logger of churnwatch's own lines that repeat while a dependency stays down (the worker's failed

@@ -22,6 +22,7 @@ from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, nex
 from models.ranking import Ranked, budget_size
 from models.scoring import Scores, score, scores_from
 from models.state import UserState, tracked
+from models.subscription import calendar_days
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
 from streams.timefmt import format_ts
@@ -368,7 +369,7 @@ def renewal(period_end_ms: int, now_ms: int) -> tuple[str | None, int | None]:
     """
     if not period_end_ms:
         return None, None
-    return format_ts(period_end_ms)[:10], period_end_ms // _DAY_MS - now_ms // _DAY_MS
+    return format_ts(period_end_ms)[:10], calendar_days(period_end_ms, now_ms)
 
 
 def renewal_text(period_end_ms: int, now_ms: int) -> str:

@@ -54,7 +54,7 @@ def test_a_recovered_alert_keeps_its_reasons_in_the_list() -> None:
     recovered = {"alert_id": "r1", "kind": "recovered", "event_time_ms": 9_000, "stage": "new", "risk": 0.3957,
                  "reasons": ["about 10 events in recent weeks (decayed count, 4-week mean life)", "active today, usual interval 2.0 days"]}
     opened = {"alert_id": "a1", "kind": "at_risk", "event_time_ms": 5_000, "stage": "new", "risk": 0.6308,
-              "reasons": ["a user for only 1 day: churn is likeliest early on"]}
+              "reasons": ["active over only 1 day (first to last visit): churn is likeliest early on"]}
     assert user_entry(recovered) == entry(recovered)
     got = decode_entries([user_entry(recovered), user_entry(opened)])
     assert [e["reasons"] for e in got] == [recovered["reasons"], opened["reasons"]]

@@ -115,6 +115,33 @@ def test_cli_output_carries_no_kafka_client_info_lines() -> None:
     assert out.split() == [str(logging.WARNING)] * 2
 
 
+@pytest.mark.parametrize("argv, levels", [
+    (["score"], ["ERROR", "ERROR"]),            # read-only: kafka-python's loop warnings are no news to its user
+    (["accounts", "show"], ["ERROR", "ERROR"]),
+    (["accounts", "import"], ["WARNING", "WARNING"]),  # writes: as before
+    (["worker"], ["WARNING", "NOTSET"]),        # the worker's own logs unchanged (aiokafka's INFO kept)
+])
+def test_read_only_commands_print_no_kafka_client_warnings(argv: list[str], levels: list[str]) -> None:
+    """QA11 F9: `accounts show` and `score` printed 16 kafka-python WARNING lines ("Task ... ran for
+    0.365s ... blocking the event loop") under load. The CLI's logging setup gives the Kafka
+    clients ERROR for the commands that only read; a service keeps its levels."""
+    probe = textwrap.dedent(f"""
+        import logging, sys, types
+        import streams.cli as cli
+        cmd = types.ModuleType("qa_levels")
+        def add_arguments(parser):
+            parser.add_argument("action", nargs="?")
+        cmd.add_arguments = add_arguments
+        cmd.run = lambda args, settings: print(logging.getLevelName(logging.getLogger("kafka").level),
+                                               logging.getLevelName(logging.getLogger("aiokafka").level))
+        sys.modules["qa_levels"] = cmd
+        cli.COMMANDS[{argv[0]!r}] = ("qa_levels", "")
+        sys.exit(cli.main({argv!r}))
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.split() == levels
+
+
 def test_demo_summary_counts_the_replay_against_the_events_generated() -> None:
     """Stopped by --duration mid-replay, the summary said "processed 147,083 of 0 events"."""
     from streams.cli.demo import _Tally, processed_line

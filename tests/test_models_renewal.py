@@ -138,7 +138,7 @@ def test_an_annual_subscriber_is_alerted_when_the_renewal_comes_within_the_horiz
     annual = advance("u", None, [_sub(T0_MS + 3_600_000, T0_MS + 100 * DAY_MS), *events], T0_MS + 90 * DAY_MS, LEAVING)
     opened = [a for a in annual.alerts if a.kind == "at_risk"]
     assert [a.event_time_ms for a in opened] == [T0_MS + 70 * DAY_MS]
-    assert opened[0].scores.reasons[0] == "renewal due in 30 days (paid through 2026-04-10)"
+    assert opened[0].scores.reasons[0] == "renewal due in 29 days (paid through 2026-04-10)"  # calendar days to it (QA11 F8)
     for a in annual.alerts:
         check_alert(a, LEAVING)
 
@@ -256,3 +256,20 @@ def test_scores_without_a_period_end_do_not_change() -> None:
     now_s = T0_MS // 1000 + 61 * DAY_S
     a, b = score(plain.state, now_s, ChurnModel()), score(with_statement.state, now_s, ChurnModel())
     assert repr(replace(a, action="none")) == repr(replace(b, action="none"))
+
+
+def test_renewal_due_counts_calendar_days_to_the_date_it_names_as_the_account_views_do() -> None:
+    """QA11 F8: paid through 2025-07-19 13:32, seen 2025-07-14 00:02, the reason said "renewal due
+    in 6 days" (a ceiling of a time the state had rounded up to a day) while the account views
+    said "in 5 days". Both now count calendar days with one function
+    (models.subscription.calendar_days); the last paid day itself is "due today"."""
+    from models.reasons import _renewal_text
+    from streams.views import renewal
+
+    end_ms = 1_773_408_720_000  # 2026-03-13 13:32 UTC
+    st_ = _state_of([_sub(T0_MS, end_ms), *_daily(range(3))])
+    for now_ms, n in ((1_772_406_000_000, 12), (1_773_352_800_000, 1), (1_773_396_000_000, 0)):  # 03-01 23:00, 03-12 22:00, 03-13 10:00
+        text = _renewal_text(compute_signals(st_, now_ms // 1000, LEAVING), LEAVING, True)
+        when = "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
+        assert text == f"renewal due {when} (paid through 2026-03-13)", text
+        assert renewal(end_ms, now_ms) == ("2026-03-13", n)

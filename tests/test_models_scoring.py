@@ -80,7 +80,7 @@ def test_trend_reports_a_drop_against_the_4_week_baseline() -> None:
     assert 0.0 < sig.trend < 0.5
     s = score(st, now, MODEL)
     drop = round(100 * (1 - sig.trend))
-    assert f"activity down {drop}% against the user's 4-week baseline" in s.reasons
+    assert f"recent activity (1-week decayed) down {drop}% against the user's 4-week baseline" in s.reasons
     assert s.stage == "declining"  # a daily user whose rate halved
     assert s.action == "check_in"
 
@@ -365,7 +365,7 @@ def test_reasons_are_ranked_by_their_share_of_the_risk() -> None:
     by_overdue = MODEL.with_(risk_weights={**MODEL.risk_weights, "visit_overdue_log": 5.0, "silence_log": 0.0, "decline": 0.0})
     by_decline = MODEL.with_(risk_weights={**MODEL.risk_weights, "visit_overdue_log": 0.0, "silence_log": 0.0, "decline": 50.0})
     assert score(st, now, by_overdue).reasons[0].startswith("no visit for")
-    assert score(st, now, by_decline).reasons[0].startswith("activity down")
+    assert score(st, now, by_decline).reasons[0].startswith("recent activity (1-week decayed) down")
 
 
 def test_risk_after_matches_a_fresh_assessment() -> None:

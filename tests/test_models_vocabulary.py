@@ -90,7 +90,7 @@ def test_reasons_speak_the_products_names() -> None:
     plain = model.with_(risk_weights={"decline": 1.0})
     st = advance("u", st, [Event("u", START_MS + 37 * DAY_MS, "like", "l")], START_MS + 38 * DAY_MS, plain).state
     why = score(st, (START_MS + 38 * DAY_MS) // 1000, plain).reasons
-    assert any(r.startswith("posts down") and "4-week baseline" in r for r in why), why
+    assert any(r.startswith("recent posts (1-week decayed) down") and "4-week baseline" in r for r in why), why
 
 
 def _qa10_user(model: ChurnModel) -> tuple[str, ...]:

@@ -129,7 +129,17 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
     assert [t["user_id"] for t in back] == [u for _, u in lapsed[: math.ceil(0.5 * len(lapsed))]]
     assert main(["top", "-n", "5"]) == 0
     table = capsys.readouterr().out.splitlines()
+    if len(top) < 5:  # a shorter list says why (QA11 F9)
+        assert table.pop(0).startswith(f"{len(top)} user")
     assert table[0].split()[:3] == ["#", "user", "risk"] and len(table) == 1 + len(top)
+    # More asked for than users with an open at-risk alert: the line above the table says so (QA11 F9)
+    asked = len(opened) + 3
+    assert main(["top", "-n", str(asked)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    if opened:
+        assert lines[0] == (f"{len(opened)} user{'s' if len(opened) != 1 else ''} to save (fewer than the {asked} asked for: "
+                            "no other reachable user has an open at-risk alert)"), lines[0]
+        assert lines[1].split()[:3] == ["#", "user", "risk"] and len(lines) == 2 + len(opened)
 
     # score: the stored state scored at the stream time, with its reasons
     user = top[0]["user_id"] if top else next(iter(states))

@@ -96,6 +96,13 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
 
 #: Long-running commands whose logs an operator reads (streams.kafka_admin.quiet_kafka_logs).
 _SERVICES = frozenset({"worker", "forward", "learn"})
+#: Commands that only read (Kafka and Redis): the Kafka clients' warnings are not for their user
+#: (streams.kafka_admin.quiet_kafka_logs ``read_only``); ``accounts import`` writes, so not it.
+_READ_ONLY = frozenset({"alerts", "score", "top", "churn-rate", "digest", "accounts"})
+
+
+def _read_only(args: argparse.Namespace) -> bool:
+    return args.command in _READ_ONLY and getattr(args, "action", None) != "import"
 
 def _stdout_closed() -> bool:
     """True when stdout is a pipe whose reader is gone (poll reports POLLERR on its write end): only
@@ -130,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         redact_logs(settings)  # libraries log secrets too (kafka-python's admin config at DEBUG)
         # every connection at INFO buried the output of simulate, publish, top --owner, digest
-        quiet_kafka_logs(service=args.command in _SERVICES)
+        quiet_kafka_logs(service=args.command in _SERVICES, read_only=_read_only(args))
         limit_kafka_repeats()  # a broker outage: one line per kind of error every 10 s, with a count
         mod = importlib.import_module(args._module)
         return int(mod.run(args, settings) or 0)

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.publisher import check_kafka_reachable
     from streams.kafka_admin import quiet_kafka_logs
 
-    quiet_kafka_logs()
+    quiet_kafka_logs(read_only=args.action != "import")  # as the CLI set it (streams.cli._read_only)
     if args.action == "import":
         accounts = read_accounts_csv(args.file)
         if args.dry_run:

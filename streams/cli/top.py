@@ -16,7 +16,7 @@ from streams.timefmt import format_ts
 from streams.errors import UserError
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "count_line", "run"]
 
 
 def _share(text: str) -> float:
@@ -61,6 +61,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("no lapsed user to win back" if args.win_back else "no reachable user to rank")
         return 0
     save = not args.win_back  # the save list's order is the savable part of the risk (models.ranking)
+    if args.share is None and len(reports) < (args.n or 20):
+        print(count_line(len(reports), args.n or 20, args.win_back))
     print(f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
           + f"{'health':>6} {'temp':>5}  {'stage':<11} {'action':<9} reason")
     for i, r in enumerate(reports, start=1):
@@ -69,6 +71,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} " + (f"{r.savable or 0.0:>5.2f} " if save else "")
               + f"{s.health:>6.0f} {s.temperature:>5.0f}  {s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
     return 0
+
+
+def count_line(listed: int, asked: int, win_back: bool) -> str:
+    """The line above a list shorter than ``-n`` asked for: only the users with an open at-risk
+    alert are on it (:func:`streams.views.top_users`), so "top -n 20" printing 10 rows said
+    nothing of why (QA11 F9; ``digest`` says "2 of 3").
+
+    >>> count_line(10, 20, False), count_line(1, 5, True)
+    ('10 users to save (fewer than the 20 asked for: no other reachable user has an open at-risk alert)', '1 user to win back (fewer than the 5 asked for: no other lapsed user has an open at-risk alert)')
+    """
+    what = "to win back" if win_back else "to save"
+    who = "lapsed" if win_back else "reachable"
+    return (f"{listed} user{'s' if listed != 1 else ''} {what} (fewer than the {asked} asked for: "
+            f"no other {who} user has an open at-risk alert)")
 
 
 def _check_combination(args: argparse.Namespace) -> None:
