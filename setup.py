@@ -42,7 +42,12 @@ class MypycBuildExt(build_ext):
             try:
                 from mypyc.build import mypycify
 
-                paths = [f"models/{m}.py" for m in _native().COMPILED_MODULES]
+                native = _native()
+                paths = [f"models/{m}.py" for m in native.COMPILED_MODULES]
+                # The sources' record is taken now, as mypyc reads them: a file edited during the
+                # minutes of the C build must make the record disagree (why_pure() then says the
+                # core is stale), not vouch for a core compiled from its older text (reasons12).
+                self._sources_record = json.dumps(native.source_digests(HERE / "models"), indent=1)
                 # Only the compiled modules must type-check; the rest of models/ is imported silently.
                 self.distribution.ext_modules = mypycify(
                     ["--ignore-missing-imports", "--follow-imports=silent", *paths], opt_level="3", group_name=GROUP)
@@ -64,7 +69,7 @@ class MypycBuildExt(build_ext):
             self.extensions = []
             return
         native = _native()
-        record = json.dumps(native.source_digests(HERE / "models"), indent=1)
+        record = getattr(self, "_sources_record", None) or json.dumps(native.source_digests(HERE / "models"), indent=1)
         # Beside the extension modules only: in the tree when they were built there (in place, or
         # an editable install), else in the build directory (a wheel: build_py copied the package
         # before this step ran). A record in the tree for modules built elsewhere would vouch for
