@@ -14,7 +14,8 @@ from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms, 
 from streams.errors import UserError
 from streams.offline.history import read_events_csv, read_labels_csv
 from streams.offline.replay import VocabularyConfig, load_config
-from streams.offline.train import train
+from streams.offline.train import DEPENDS, train
+from streams.timefmt import format_day_or_time
 from streams.settings import Settings, parse_duration_ms
 
 __all__ = ["add_arguments", "alert_lines", "base_model", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
@@ -105,34 +106,68 @@ def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap
     return events
 
 
-#: What each verdict of ``evaluate.auc_verdict`` is called and what the user does about it.
+#: What each verdict of ``versus_default`` is called and what the user does about it.
 _VERDICT_WORDS = {"better": ("beats", "use it: --model FILE"),
                   "no better": ("is no better than", "keep the default (churnwatch learn keeps such a model out)"),
-                  "worse": ("is worse than", "keep the default")}
+                  "worse": ("is worse than", "keep the default"),
+                  DEPENDS: ("is not steadily better than", "keep the default (churnwatch learn keeps such a model out)")}
 
 
 def verdict_line(v: dict) -> str:
     """One verdict on the trained model against the default on held-out users, and what to do:
     the verdict of ``versus_default`` (``evaluate.auc_verdict``, the rule ``churnwatch learn``
-    adopts by), never "beats" beside "within noise" (QA6 L1).
+    adopts by), never "beats" beside "within noise" (QA6 L1); the as-of dates it judges (from
+    90 days into the history: streams.offline.train.judged_dates) and the difference on their
+    earlier and later half, and "depends on the dates" when those two disagree beyond noise
+    (QA11 F2: "beats ... use it" over every weekly date, "no better" over the backtest's).
 
     >>> base = {"default_version": "d", "rows": 118, "churning_users": 15, "default_roc_auc": 0.6919}
     >>> print(verdict_line({**base, "trained_roc_auc": 0.6932, "difference_se": 0.049, "verdict": "no better"}))
     held-out users: the trained model is no better than the default (d): ROC AUC 0.6932 vs 0.6919 on 118 rows of 15 churning users (difference +0.001 +- 0.049, bootstrap over users: within noise, not shown on 15 churning users; more history needed) -- keep the default (churnwatch learn keeps such a model out)
     >>> verdict_line({**base, "trained_roc_auc": 0.80, "difference_se": 0.02, "verdict": "better"}).split(" (d)")[0]
     'held-out users: the trained model beats the default'
+    >>> day = 86_400_000
+    >>> dates = {"first_ms": 91 * day, "last_ms": 301 * day, "count": 31, "warmup_days": 90.0, "past_warmup": True}
+    >>> halves = [{"first_ms": 91 * day, "last_ms": 196 * day, "trained_roc_auc": 0.8, "default_roc_auc": 0.7, "difference_se": 0.02},
+    ...           {"first_ms": 203 * day, "last_ms": 301 * day, "trained_roc_auc": 0.7, "default_roc_auc": 0.75, "difference_se": 0.01}]
+    >>> print(verdict_line({**base, "trained_roc_auc": 0.75, "difference_se": 0.01, "verdict": "depends on the dates", "as_of": dates, "halves": halves}))
+    held-out users at 31 as-of dates 1970-04-02..1970-10-29 (from 90 days into the history on: before, the customers who predate it read as new users): the trained model is not steadily better than the default (d): ROC AUC 0.75 vs 0.6919 on 118 rows of 15 churning users (difference +0.058 +- 0.010, bootstrap over users: it depends on the dates, the earlier and the later half disagree beyond noise); earlier half of the dates (1970-04-02..1970-07-16) +0.100 +- 0.020, later half (1970-07-23..1970-10-29) -0.050 +- 0.010 -- keep the default (churnwatch learn keeps such a model out)
     """
     verdict = v.get("verdict")
     new, old, se = v.get("trained_roc_auc"), v.get("default_roc_auc"), v.get("difference_se")
-    head = f"held-out users: the trained model {{}} the default ({v['default_version']}): ROC AUC {new} vs {old} " \
+    head = f"held-out users{_judged(v.get('as_of'))}: the trained model {{}} the default ({v['default_version']}): ROC AUC {new} vs {old} " \
            f"on {v['rows']:,} rows of {v['churning_users']} churning users"
     if verdict not in _VERDICT_WORDS:  # an AUC unknown: one class held out
         return head.format("cannot be compared with") + " (one outcome only among them) -- keep the default"
     words, todo = _VERDICT_WORDS[verdict]
     spread = "?" if se is None else f"{se:.3f}"
-    noise = (f"within noise, not shown on {v['churning_users']} churning users; more history needed"
-             if verdict == "no better" else "beyond noise")
-    return head.format(words) + f" (difference {new - old:+.3f} +- {spread}, bootstrap over users: {noise}) -- {todo}"
+    noise = {"no better": f"within noise, not shown on {v['churning_users']} churning users; more history needed",
+             DEPENDS: "it depends on the dates, the earlier and the later half disagree beyond noise"}.get(verdict, "beyond noise")
+    return head.format(words) + f" (difference {new - old:+.3f} +- {spread}, bootstrap over users: {noise})" \
+        + _halves(v.get("halves") or []) + f" -- {todo}"
+
+
+def _judged(dates: Mapping[str, object] | None) -> str:
+    """Which as-of dates the verdict judges, and why those (nothing for a report without them)."""
+    if not dates:
+        return ""
+    span = f" at {dates['count']} as-of dates {format_day_or_time(int(dates['first_ms']))}..{format_day_or_time(int(dates['last_ms']))}"  # type: ignore[call-overload]
+    warmup = f"{float(dates['warmup_days']):g}"  # type: ignore[arg-type]
+    if dates.get("past_warmup"):
+        return span + f" (from {warmup} days into the history on: before, the customers who predate it read as new users)"
+    return span + (f" (all within the first {warmup} days of the history, where the customers who predate it read as new "
+                   f"users: the verdict may not hold on later dates; a longer history judges past them)")
+
+
+def _halves(halves: Sequence[Mapping[str, object]]) -> str:
+    """``; earlier half of the dates (a..b) +0.030 +- 0.020, later half (c..d) -0.010 +- 0.015``."""
+    said = []
+    for name, h in zip(("earlier half of the dates", "later half"), halves):
+        new, old, se = h.get("trained_roc_auc"), h.get("default_roc_auc"), h.get("difference_se")
+        gap = "-" if new is None or old is None else f"{float(new) - float(old):+.3f}"  # type: ignore[arg-type]
+        span = f"{format_day_or_time(int(h['first_ms']))}..{format_day_or_time(int(h['last_ms']))}"  # type: ignore[call-overload]
+        said.append(f"{name} ({span}) {gap} +- {'?' if se is None else f'{float(se):.3f}'}")  # type: ignore[arg-type]
+    return "; " + ", ".join(said) if len(said) == 2 else ""
 
 
 def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnModel:
@@ -275,7 +310,10 @@ def unconverged_lines(fits: Mapping[str, Mapping[str, object]]) -> list[str]:
 
 def alert_lines(a: Mapping[str, object]) -> list[str]:
     """The alert line's report (streams.offline.train.alert_report, on held-out rows an at-risk
-    alert could go to: reachable users at least a day old), and a WARNING when it flags none of
+    alert could go to: reachable users at least a day old), said to be per weekly row: a
+    flagged row is not an alert, which stays open over several rows and which ``backtest``
+    judges once (QA11 F2: a row precision of 0.43 against backtest's alert precision of 0.095
+    for the same model), and a WARNING when it flags none of
     their churners: QA10 F2's "precision 1.0" counted users already gone, whom the stream never
     alerts, and the model rolled out flagged 1 of 173 churners before they left.
 
@@ -283,17 +321,19 @@ def alert_lines(a: Mapping[str, object]) -> list[str]:
     ...      "holdout_flagged": 0.1, "holdout_flagged_after_churn": 12, "holdout_precision": 0.5, "holdout_base_rate": 0.2,
     ...      "holdout_recall": 0.25, "holdout_churners": 20, "holdout_churners_flagged": 9}
     >>> print("\\n".join(alert_lines(a)))
-    at-risk alerts open at risk >= 0.41 and close at <= 0.3: on held-out rows an alert could go to (reachable, a day old): 10.0% of 500 rows of users still there flagged, precision 0.5 (base rate 0.2), recall 0.25 (9 of 20 churning users flagged at least once before leaving); 12 more rows flagged of users already gone (an alert after churn)
+    at-risk alerts open at risk >= 0.41 and close at <= 0.3; judged per weekly row, not per alert, on held-out rows an alert could go to (reachable, a day old): 10.0% of 500 weekly rows of users still there flagged, row precision 0.5 (base rate 0.2), row recall 0.25 (9 of 20 churning users flagged at least once before leaving); 12 more rows flagged of users already gone (after churn). Not the alert precision: an alert stays open over several weekly rows and churnwatch backtest counts it once
     >>> print("\\n".join(alert_lines({**a, "holdout_precision": 0.0, "holdout_recall": 0.0, "holdout_churners_flagged": 0})[1:]))
     WARNING: this alert line flags none of the 20 held-out churning users an alert could reach before they leave: the stream would raise no useful at-risk alert; retrain with a larger --alert-share (now 0.1)
     """
     flagged = a["holdout_flagged"]
     shown = "-" if flagged is None else f"{100 * float(flagged):.1f}%"  # type: ignore[arg-type]
-    lines = [f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}: on held-out rows an alert could "
-             f"go to (reachable, a day old): {shown} of {a['holdout_judged_rows']:,} rows of users still there flagged, precision "
-             f"{_dash(a['holdout_precision'])} (base rate {_dash(a['holdout_base_rate'])}), recall {_dash(a['holdout_recall'])} "
-             f"({a['holdout_churners_flagged']} of {a['holdout_churners']} churning users flagged at least once before leaving); "
-             f"{a['holdout_flagged_after_churn']:,} more rows flagged of users already gone (an alert after churn)"]
+    lines = [f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}; judged per weekly row, not per "
+             f"alert, on held-out rows an alert could go to (reachable, a day old): {shown} of {a['holdout_judged_rows']:,} weekly "
+             f"rows of users still there flagged, row precision {_dash(a['holdout_precision'])} (base rate "
+             f"{_dash(a['holdout_base_rate'])}), row recall {_dash(a['holdout_recall'])} ({a['holdout_churners_flagged']} of "
+             f"{a['holdout_churners']} churning users flagged at least once before leaving); {a['holdout_flagged_after_churn']:,} "
+             f"more rows flagged of users already gone (after churn). Not the alert precision: an alert stays open over several "
+             f"weekly rows and churnwatch backtest counts it once"]
     if not a["holdout_churners"]:
         lines.append("no held-out user an alert could reach churned within the horizon: the alert line is not judged "
                      "(more history, or a larger --holdout)")

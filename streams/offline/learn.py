@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from models.events import Event
 from models.model import LEARNED_KEY, ChurnModel, learned_root
 from streams.offline.evaluate import auc_verdict
-from streams.offline.train import train
+from streams.offline.train import DEPENDS, train
 
 __all__ = ["Proposal", "beats", "propose", "window"]
 
@@ -41,7 +41,8 @@ def beats(comparison: Mapping[str, Any], min_gain: float = 0.0, beyond_noise: bo
     """Does the successor beat the current model on held-out users? Its ROC AUC must be above the
     current one's by more than ``min_gain`` (AUC points), and with ``beyond_noise`` by more than
     the noise: ``evaluate.auc_verdict`` must say "better", the verdict ``train`` prints (two
-    bootstrap standard errors of the difference, ``evaluate.within_noise``); an unknown AUC (one class held out, no held-out row) never passes.
+    bootstrap standard errors of the difference, ``evaluate.within_noise``); an unknown AUC (one class held out, no held-out row) never passes,
+    nor does a comparison whose earlier and later dates disagree beyond noise (``train.DEPENDS``).
 
     >>> beats({"trained_roc_auc": 0.71, "default_roc_auc": 0.70})
     True
@@ -51,11 +52,13 @@ def beats(comparison: Mapping[str, Any], min_gain: float = 0.0, beyond_noise: bo
     False
     >>> beats({"trained_roc_auc": 0.71, "default_roc_auc": 0.70, "difference_se": 0.006}, beyond_noise=True)
     False
+    >>> beats({"trained_roc_auc": 0.75, "default_roc_auc": 0.70, "difference_se": 0.006, "verdict": "depends on the dates"})
+    False
     """
     if min_gain < 0:
         raise ValueError(f"min_gain must be >= 0 AUC points, got {min_gain}")
     new, old = comparison.get("trained_roc_auc"), comparison.get("default_roc_auc")
-    if new is None or old is None:
+    if new is None or old is None or comparison.get("verdict") == DEPENDS:  # halves that disagree: train says keep
         return False
     if beyond_noise and auc_verdict(new, old, comparison.get("difference_se")) != "better":
         return False
