@@ -467,7 +467,8 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
     account's most active user (the largest :func:`_weight` of its users, if no other user's is as
     large) or the user its billing
     statements come from (``billing``), silent for 2 weeks or more; the heavier if both are;
-    "" when neither is silent or the account has one user (its count says it: "the only user").
+    "" when neither is silent, or every user is (the count says it: "the only user", "both
+    users", "all 4 users": no one user's leaving to tell apart from the rest).
 
     >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 100 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
     >>> _named_silent(ms, ms[:1], (), 40.0, 100 * DAY_S), _named_silent(ms, ms[:1], (1,), 40.0, 100 * DAY_S)
@@ -475,7 +476,7 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
     >>> _named_silent(ms, ms[1:], (2,), 40.0, 130 * DAY_S)
     'bob, the user its billing statements come from, silent for 4 weeks (25% of its activity)'
     """
-    if len(users) < 2:
+    if len(silent) == len(users):
         return ""
     weights = sorted((_weight(m) for m in users), reverse=True)
     top = weights[0] if weights[0] > weights[1] else math.inf  # a tie: no one user is the most active
