@@ -12,7 +12,9 @@ the product or its billing says so. Inputs, all kept small per account:
 
 Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
 
-- users = members seen in the last 90 days (none: every member ever seen, so an account nobody
+- users = members seen in the last 90 days and, however long silent, the members whose statements
+  key a subscription in force (``AccountView.billing_keys``: the user the billing comes from; QA11
+  F3) (nobody seen in 90 days: every member ever seen, so an account nobody
   has used for 90 days stays all silent instead of having no users); silent = of those, silent for
   14 days or more;
 - usage = the users' 4-week activity decayed to now against their 4-week activity expected from
@@ -21,8 +23,10 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   it was 1.0, "steady", so a trial nobody used, the clearest case of "usage under half", ended
   at risk 0, temperature 100 and no reason);
 - user risk ``r_u = 0.8 * silent share`` (all silent: 0.8; a user's own at-risk alert stays the
-  user's, and a one-user account would otherwise flap as its second user appears); billing risk ``r_b`` = the largest of: past due 0.5, a
-  downgrade in the last 30 days 0.35, renewal within 30 days while usage fell 25 % or more 0.4
+  user's, and a one-user account would otherwise flap as its second user appears), the share the
+  larger of seats and activity (:func:`silence_risk`); the first reason names the account's most
+  active user or its billing user when silent (:func:`_named_silent`); billing risk ``r_b`` = the largest of: past due 0.5, a
+  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), renewal within 30 days while usage fell 25 % or more 0.4
   (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
   so every paying account whose users have not come yet would carry it), a trial ending within
   3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"), and after its end
@@ -35,7 +39,7 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   an account that paid and moved to a free plan (active at MRR 0): churned too, "moved to the free
   plan Free", as the ledger counts it (:func:`_free_plan`);
 - ``risk = 1 - (1 - r_u)(1 - r_b)``; temperature = 100 (1 - risk); health = 100 times the mean of
-  the share of users not silent and usage (capped at 1);
+  (1 - the silent share of ``r_u``) and usage (capped at 1);
 - stage: churned, trial_lost, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid:
   nothing stated yet, or a free plan).
 - action: the heaviest reason's, at any risk (an account below the at-risk line with a reason
@@ -63,8 +67,9 @@ from typing import Final, Sequence
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "hours_left", "in_trial", "member_key", "recovered_reasons", "rollup", "silence_risk",
-           "silent_counts", "trial_action", "trial_rule"]
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member",
+           "SilenceIndex", "hours_left", "in_trial", "member_key", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
+           "silence_risk_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
@@ -79,6 +84,7 @@ _RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_
 ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
                                            _WIN_BACK, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
+_DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
 _SILENT_S: Final[int] = 14 * DAY_S
 _MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and its base at last seen
 # a member record keeps the user id when it has at most this many bytes: 25 + 200 stays under the
@@ -184,6 +190,27 @@ def _downgrade_text(down: Downgrade) -> str:
     return f"plan {named} reduced" if named else "plan reduced"
 
 
+def _cut(down: Downgrade) -> float:
+    """The contraction's size as a fraction of the MRR before it (0 when the record has no MRR)."""
+    before, after = down.mrr_before_cents, down.mrr_after_cents
+    return (before - after) / before if before > 0 and 0 <= after < before else 0.0
+
+
+def downgrade_risk(down: Downgrade) -> float:
+    """A downgrade's part of the billing risk, for 30 days: 0.35, or the share of the MRR it cut
+    when larger. Why (QA11 F4): a flat 0.35 scored a 78% cut (375.00 to 84.00) as a 20% seat
+    removal, and the account, off its manager's list at 0.38, cancelled 7 weeks later. A
+    contraction is a partial churn: the account has already withdrawn that share of its revenue,
+    so it is at least that much at risk of withdrawing the rest; the larger the cut, the higher
+    (monotone), never below the flat rule before (any downgrade asks to review the plan). A record
+    kept before the MRR was: 0.35.
+
+    >>> [downgrade_risk(Downgrade(0, ("B",), ("T",), b, a)) for b, a in ((6000, 4800), (37500, 8400), (0, 0), (5000, 0))]
+    [0.35, 0.776, 0.35, 1.0]
+    """
+    return max(_DOWNGRADE_RISK, round(_cut(down), 4))
+
+
 def _free_plan(view: AccountView | None) -> bool:
     """Whether the account is on a free plan: a subscription ``active`` at MRR 0 and none paying,
     past due or in a trial with a stated end (a trial of a paid plan beside a free one is judged
@@ -205,30 +232,89 @@ def _usage(users: Sequence[Member], now_s: int) -> float:
     return recent / base if base > 0 else 1.0 if users else 0.0
 
 
-def silence_risk(users: int, silent: int) -> float:
-    """The users' part of the account's risk, ``r_u = 0.8 * silent share`` (0 without users).
+def silence_risk(users: int, silent: int, users_w: float = 0.0, silent_w: float = 0.0) -> float:
+    """The users' part of the account's risk, ``r_u = 0.8 * silent share`` (0 without users), the
+    share the larger of the silent users' share of the seats (``silent / users``) and their share
+    of the account's activity (``silent_w / users_w``, each user weighed by :func:`_weight`). Why
+    the activity (QA11 F3): seats counted alike, the champion of an 11-seat account, its heaviest
+    user and the one its billing came from, added 0.07 when he left; the account lost a third of
+    its use. Why the larger: a silent seat is still a seat not used (the rule before), and more
+    silence, by seats or by activity, never lowers the risk.
 
-    >>> silence_risk(4, 1), silence_risk(0, 0)
-    (0.2, 0.0)
+    >>> silence_risk(4, 1), silence_risk(0, 0), silence_risk(4, 1, 10.0, 5.0), silence_risk(4, 1, 10.0, 1.0)
+    (0.2, 0.0, 0.4, 0.2)
     """
-    return 0.8 * (silent / users if users else 0.0)
+    return 0.8 * silent_share(users, silent, users_w, silent_w)
 
 
-def silent_counts(seen_sorted_s: Sequence[int], now_s: int) -> tuple[int, int]:
-    """``(users, silent)`` at ``now_s`` of members last seen at ``seen_sorted_s`` (sorted), as
-    :func:`rollup` counts them, by bisection: what a caller that only needs the users' part of the
-    risk pays instead of a pass over every member.
+def silent_share(users: int, silent: int, users_w: float = 0.0, silent_w: float = 0.0) -> float:
+    """The account's silent share (:func:`silence_risk`): the larger of seats and activity."""
+    return max(silent / users if users else 0.0, silent_w / users_w if users_w > 0 else 0.0)
 
-    >>> silent_counts([100, 10 * DAY_S, 30 * DAY_S, 90 * DAY_S], 95 * DAY_S)
-    (3, 2)
-    >>> silent_counts([0, 10 * DAY_S, 30 * DAY_S], 200 * DAY_S)  # nobody in 90 days: the two ever seen, silent
-    (2, 2)
+
+def _weight(m: Member) -> float:
+    """A user's weight in the account's activity: its usual 4-week activity (``base_28d``, what its
+    13-week rate expects, at its last event), or its 4-week activity when it has no base. Read at
+    the last event, so a user who left keeps the weight he had while he used the product."""
+    return m.base_28d if m.base_28d > 0 else max(0.0, m.act_28d)
+
+
+def _users(members: Sequence[Member], billing: Sequence[int], now_s: int) -> list[Member]:
+    """The account's users at ``now_s`` (module docstring): members seen in the last 90 days, and
+    with them any member whose statements key a subscription in force (``billing``,
+    ``AccountView.billing_keys``) however long silent (QA11 F3: the champion who paid left the
+    count after 90 days, though his statements still came); nobody seen in 90 days: every member
+    ever seen."""
+    window = [m for m in members if now_s - m.last_seen_s < _USERS_WINDOW_S]
+    if not window:
+        return [m for m in members if m.last_seen_s]
+    return window + [m for m in members if m.last_seen_s and now_s - m.last_seen_s >= _USERS_WINDOW_S and m.key in billing]
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceIndex:
+    """Members' last-seen times (sorted) and the running sums of their weights, and the billing
+    members' ``(last seen, weight)``: :func:`silence_risk_at` reads the users' part of the risk at
+    any time by bisection, as :func:`rollup` computes it, for a caller that needs only that part."""
+
+    seen_s: tuple[int, ...]
+    cum_w: tuple[float, ...]  # cum_w[i]: the weights of the first i members of seen_s
+    billing: tuple[tuple[int, float], ...]
+
+
+def silence_index(members: Sequence[Member], billing: Sequence[int]) -> SilenceIndex:
+    """The :class:`SilenceIndex` of ``members`` with the subscription keys ``billing``."""
+    ordered = sorted(members, key=lambda m: m.last_seen_s)
+    cum = [0.0]
+    for m in ordered:
+        cum.append(cum[-1] + _weight(m))
+    return SilenceIndex(tuple(m.last_seen_s for m in ordered), tuple(cum),
+                        tuple((m.last_seen_s, _weight(m)) for m in members if m.last_seen_s and m.key in billing))
+
+
+def silence_risk_at(ix: SilenceIndex, now_s: int) -> float:
+    """The users' part of the risk at ``now_s`` (:func:`silence_risk` of :func:`rollup`'s users and
+    silent users), by bisection: no pass over the members (but the billing ones, one or two).
+
+    >>> ms = [Member(1, 100, 1, 0.0, 1.0, 1.0), Member(2, 95 * DAY_S, 1, 0.0, 1.0, 1.0), Member(3, 10 * DAY_S, 1, 0.0, 6.0, 6.0)]
+    >>> ix = silence_index(ms, (3,))  # member 3 keys the subscription: a user while silent
+    >>> [round(silence_risk_at(ix, t * DAY_S), 4) for t in (20, 50, 101, 200)]
+    [0.2667, 0.7, 0.6857, 0.8]
+    >>> view = AccountView(0, False, "active", (), 0, 0, 0, 0, 0, (), (3,))
+    >>> [round(rollup(ms, view, None, 0, t * DAY_S).risk, 4) for t in (20, 50, 101, 200)]
+    [0.2667, 0.7, 0.6857, 0.8]
     """
-    gone = bisect.bisect_right(seen_sorted_s, now_s - _USERS_WINDOW_S)
-    if gone == len(seen_sorted_s):  # nobody in 90 days: every member ever seen, all silent (rollup)
-        seen = len(seen_sorted_s) - bisect.bisect_right(seen_sorted_s, 0)
-        return seen, seen
-    return len(seen_sorted_s) - gone, bisect.bisect_right(seen_sorted_s, now_s - _SILENT_S) - gone
+    seen, cum = ix.seen_s, ix.cum_w
+    n = len(seen)
+    gone = bisect.bisect_right(seen, now_s - _USERS_WINDOW_S)
+    if gone == n:  # nobody in 90 days: every member ever seen, all silent (rollup)
+        return silence_risk(1, 1) if n - bisect.bisect_right(seen, 0) else 0.0
+    quiet = bisect.bisect_right(seen, now_s - _SILENT_S)
+    users, silent, users_w, silent_w = n - gone, quiet - gone, cum[n] - cum[gone], cum[quiet] - cum[gone]
+    for last, w in ix.billing:
+        if last <= now_s - _USERS_WINDOW_S:  # a billing member out of the window: a silent user still
+            users, silent, users_w, silent_w = users + 1, silent + 1, users_w + w, silent_w + w
+    return silence_risk(users, silent, users_w, silent_w)
 
 
 def hours_left(ends_ms: int, now_ms: int) -> int:
@@ -372,6 +458,42 @@ def in_trial(view: AccountView | None) -> bool:
     return view is not None and (view.status == "trial" or (view.status == "active" and not view.customer and bool(view.trial_ends_ms)))
 
 
+def _pct(x: float) -> str:
+    return f"{round(100 * x)}%"
+
+
+def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Sequence[int], users_w: float, now_s: int) -> str:
+    """The reason that names a silent user an account manager asks about first (QA11 F3): the
+    account's most active user (the largest :func:`_weight` of its users, if no other user's is as
+    large) or the user its billing
+    statements come from (``billing``), silent for 2 weeks or more; the heavier if both are;
+    "" when neither is silent, or every user is (the count says it: "the only user", "both
+    users", "all 4 users": no one user's leaving to tell apart from the rest).
+
+    >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 100 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
+    >>> _named_silent(ms, ms[:1], (), 40.0, 100 * DAY_S), _named_silent(ms, ms[:1], (1,), 40.0, 100 * DAY_S)
+    ('its most active user ann silent for 14 weeks (75% of its activity)', 'ann, its most active user and the one its billing statements come from, silent for 14 weeks (75% of its activity)')
+    >>> _named_silent(ms, ms[1:], (2,), 40.0, 130 * DAY_S)
+    'bob, the user its billing statements come from, silent for 4 weeks (25% of its activity)'
+    """
+    if len(silent) == len(users):
+        return ""
+    weights = sorted((_weight(m) for m in users), reverse=True)
+    top = weights[0] if weights[0] > weights[1] else math.inf  # a tie: no one user is the most active
+    picked = [m for m in silent if m.key in billing or _weight(m) >= top]
+    if not picked:
+        return ""
+    m = max(picked, key=_weight)
+    most, pays = _weight(m) >= top, m.key in billing
+    weeks = _counted("week", (now_s - m.last_seen_s) // (7 * DAY_S))
+    share = f"({_pct(_weight(m) / users_w)} of its activity)" if users_w > 0 else ""
+    who = m.user_id
+    if most and not pays:
+        return f"its most active user{' ' + who if who else ''} silent for {weeks} {share}".rstrip()
+    role = "its most active user and the one its billing statements come from" if most else "the user its billing statements come from"
+    return (f"{who}, {role}, silent for {weeks} {share}" if who else f"{role} silent for {weeks} {share}").rstrip()
+
+
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
@@ -381,16 +503,21 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # no users, so its users' part of the risk fell to 0 and an open at-risk alert "recovered" the
     # day its last member left the window (QA 2026-12: at risk 0.8 on day 60, recovered at 0.0 on
     # day 102, nobody back); an account nobody uses is not a recovered one.
-    users = ([m for m in members if now_s - m.last_seen_s < _USERS_WINDOW_S]
-             or [m for m in members if m.last_seen_s])
+    billing = view.billing_keys if view is not None else ()
+    users = _users(members, billing, now_s)
     silent = [m for m in users if now_s - m.last_seen_s >= _SILENT_S]
     usage = _usage(users, now_s)
-    share_silent = len(silent) / len(users) if users else 0.0
-    r_u = silence_risk(len(users), len(silent))  # a user's own at-risk alert stays the user's: the account counts silence
+    users_w, silent_w = sum(_weight(m) for m in users), sum(_weight(m) for m in silent)
+    r_u = silence_risk(len(users), len(silent), users_w, silent_w)  # a user's own at-risk alert stays the user's: the account counts silence
+    share_silent = silent_share(len(users), len(silent), users_w, silent_w)
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     if silent:
+        named = _named_silent(users, silent, billing, users_w, now_s)
+        if named:  # first: the user the account manager knows by name (QA11 F3)
+            reasons.append((r_u, named, _RE_ENGAGE))
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
-        reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}", _RE_ENGAGE))
+        use = f" ({_pct(silent_w / users_w)} of its activity)" if users_w > 0 and silent_w / users_w > len(silent) / len(users) else ""
+        reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}{use}", _RE_ENGAGE))
     r_b = 0.0
     now_ms = now_s * 1000 if now_ms < 0 else now_ms
     mrr = view.mrr_cents if view is not None else 0
@@ -399,9 +526,11 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = max(0, now_ms - view.past_due_since_ms) // 86_400_000  # a statement a little ahead of now: "today"
         reasons.append((0.5, f"payment failed {_ago(days)} (past due)", _FIX_PAYMENT))
     if down is not None and 0 <= now_ms - down.ts_ms < 30 * 86_400_000:
-        r_b = max(r_b, 0.35)
+        r_d = downgrade_risk(down)
+        r_b = max(r_b, r_d)
         days = (now_ms - down.ts_ms) // 86_400_000
-        reasons.append((0.35, f"{_downgrade_text(down)} {_ago(days)}", _REVIEW_PLAN))
+        cut = f" (MRR cut by {_pct(_cut(down))})" if r_d > _DOWNGRADE_RISK and down.plans_before != down.plans_after else ""
+        reasons.append((r_d, f"{_downgrade_text(down)} {_ago(days)}{cut}", _REVIEW_PLAN))
     if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75 and users:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
         days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
@@ -431,7 +560,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         reasons.insert(0, (1.0, gone, _WIN_BACK))
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
-    health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0
+    health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0  # the risk's silent share
     stage = ("churned" if churned else "trial_lost" if lost else "at_risk" if risk >= ACCOUNT_AT_RISK else
              "trial" if in_trial(view) else
              "past_due" if view is not None and view.status == "past_due" else

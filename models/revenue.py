@@ -125,6 +125,10 @@ class AccountView:
     first_paid_ms: int  # 0 = never paid
     renews_ms: int = 0  # earliest end of a paid period (active or past due: a cancelled one has no renewal); 0 = none stated
     period_ends_ms: tuple[int, ...] = ()  # the ends of the paid periods stated, sorted (renews_ms is the first)
+    # the member keys (models.account_health.member_key: the same 8-byte hash) of the users whose
+    # statements key a subscription in force (not cancelled), sorted: the account roll-up keeps them
+    # among its users while they are silent (QA11 F3: the user the billing comes from)
+    billing_keys: tuple[int, ...] = ()
 
     def renews_at(self, now_ms: int) -> int:
         """The renewal at ``now_ms``: the earliest paid period end at or after it, 0 when none. A
@@ -311,7 +315,8 @@ class AccountState:
         contracted = self.at_ms if mv is not None and mv.kind == "contraction" else self.contracted_ms
         first_paid = self.first_paid_ms or (self.at_ms if mrr else 0)
         return AccountView(mrr, mrr > 0, status, tuple(sorted(s.sub.plan for s in live)), min(past_due, default=0),
-                           min(trials, default=0), contracted, first_paid, min(renews, default=0), tuple(sorted(set(renews))))
+                           min(trials, default=0), contracted, first_paid, min(renews, default=0), tuple(sorted(set(renews))),
+                           tuple(sorted(k for k, s in self.subs.items() if s.sub.status != "cancelled")))
 
     def to_bytes(self) -> bytes:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan

@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 import streams.worker.account_alerts as account_alerts
-from models.account_health import Member, member_key, rollup, silence_risk, silent_counts
+from models.account_health import Member, member_key, rollup, silence_index, silence_risk_at
 from models.events import Event
-from models.revenue import AccountState
+from models.revenue import AccountState, AccountView
 from models.subscription import Subscription
 from streams.worker.account_alerts import AccountWork, next_due_s
 from streams.worker.revenue import AccountsAdvanced, _decide, _review_until
@@ -86,15 +86,18 @@ def test_a_late_copy_of_a_big_account_costs_few_roll_ups(monkeypatch: pytest.Mon
     assert len(out.alerts) == 1 and len(calls) < 60, (len(out.alerts), len(calls))
 
 
-def test_silent_counts_count_as_the_roll_up_does() -> None:
+def test_the_silence_index_reads_the_risk_as_the_roll_up_does() -> None:
+    """``silence_risk_at`` (the catch-up's bound, by bisection) against the roll-up's risk, with
+    weights and billing members (kept among the users while silent: QA11 F3)."""
     rng = random.Random(7)
-    for _ in range(200):
-        members = [Member(i, rng.choice([0, rng.randint(0, 200 * 86_400)]), 1, 0.0, 1.0, 1.0) for i in range(rng.randint(0, 8))]
+    for _ in range(400):
+        members = [Member(i, rng.choice([0, rng.randint(0, 200 * 86_400)]), 1, 0.0, rng.uniform(0, 30), rng.choice([0.0, rng.uniform(0, 30)]))
+                   for i in range(rng.randint(0, 8))]
+        billing = tuple(sorted(rng.sample(range(10), rng.randint(0, 2))))
+        view = AccountView(0, False, "active", (), 0, 0, 0, 0, 0, (), billing)
         now_s = rng.randint(0, 220 * 86_400)
-        r = rollup(members, None, None, 0, now_s)
-        users, silent = silent_counts(sorted(m.last_seen_s for m in members), now_s)
-        assert (users, silent) == (r.users, r.silent)
-        assert round(1 - (1 - silence_risk(users, silent)), 4) == r.risk
+        r = rollup(members, view, None, 0, now_s)
+        assert abs(silence_risk_at(silence_index(members, billing), now_s) - r.risk) < 1e-4
 
 
 def test_an_account_nobody_uses_for_90_days_stays_at_risk_and_does_not_recover() -> None:
@@ -111,7 +114,7 @@ def test_an_account_nobody_uses_for_90_days_stays_at_risk_and_does_not_recover()
     assert [orjson.loads(v)["kind"] for _, v in out.alerts] == ["account_at_risk"]
     r = rollup(list(acc.members.values()), None, None, 0, (T0 + 150 * DAY_MS) // 1000)
     assert (r.users, r.silent, r.risk, r.stage, r.reasons) == (2, 2, 0.8, "at_risk", ("both users silent for 19 weeks",))
-    assert silent_counts([seen_s, seen_s], (T0 + 150 * DAY_MS) // 1000) == (2, 2)
+    assert silence_risk_at(silence_index(list(acc.members.values()), ()), (T0 + 150 * DAY_MS) // 1000) == 0.8
     _decide("acme", acc, T0 + 151 * DAY_MS, out)  # the account's next copy or review
     assert [orjson.loads(v)["kind"] for _, v in out.alerts] == ["account_at_risk"], "no recovery with nobody back"
 

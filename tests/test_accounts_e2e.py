@@ -166,14 +166,12 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert {a["kind"] for a in by_account["acme"]} == {"account_at_risk"}
     acme = by_account["acme"][0]
     days = (int(acme["event_time_ms"]) - _day(40, 30)) // DAY_MS  # type: ignore[call-overload]
-    # at risk the moment a4 (minute 3) has been silent 14 days too: the account is reviewed at each
-    # member's deadline in event order, whether its sweep or a later copy gets there first (before,
-    # at whichever came next, usually a copy once all three were silent: "3 of 5")
-    assert acme["event_time_ms"] == _day(37, 3) + 14 * DAY_MS and len(by_account["acme"]) == 1  # one episode
-    # renewal days are calendar days (the book's column): the period ends at 00:00 of the 20th day
-    assert acme["reasons"] == ["renewal in 20 days while usage fell 27%", f"downgraded from Enterprise to Pro {days} days ago",
-                               "2 of 5 users silent for 2 weeks"], acme["reasons"]
-    assert acme["action"] == "book a renewal call" and float(acme["risk"]) >= 0.5  # type: ignore[arg-type]
+    # at risk the moment the downgrade is stated: Enterprise 499.00 to Pro 99.00 cuts 80% of the MRR,
+    # and a downgrade counts the share it cut (QA11 F4; until then a flat 0.35, and acme opened only
+    # when a4 had been silent 14 days too, "renewal in 20 days while usage fell 27%")
+    assert acme["event_time_ms"] == _day(40, 30) and days == 0 and len(by_account["acme"]) == 1  # one episode
+    assert acme["reasons"] == ["downgraded from Enterprise to Pro today (MRR cut by 80%)"], acme["reasons"]
+    assert acme["action"] == "review how the plan fits their use" and float(acme["risk"]) >= 0.5  # type: ignore[arg-type]
     globex = by_account["globex"][0]
     assert globex["kind"] == "account_at_risk" and globex["reasons"] == ["payment failed today (past due)"]
     assert globex["event_time_ms"] == _day(50, 30) and globex["mrr"] == 59.98
@@ -194,11 +192,12 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     # -- the owner's book: alice's at-risk accounts, ranked; bob's only account has churned
     assert main(["top", "--owner", "alice", "--json"]) == 0
     alice = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [a["account_id"] for a in alice] == ["umbrella", "acme", "globex"], alice
+    # acme first since QA11 F4: its downgrade cut 80% of its MRR, a part of 0.80 (was 0.35: umbrella first)
+    assert [a["account_id"] for a in alice] == ["acme", "umbrella", "globex"], alice
     assert [a["risk"] for a in alice] == sorted((a["risk"] for a in alice), reverse=True)
-    assert alice[0]["stage"] == "at_risk" and alice[0]["reasons"][0] == "both users silent for 3 weeks"
-    assert alice[1]["reasons"][2] == "downgraded from Enterprise to Pro 19 days ago" and alice[1]["mrr"] == 99.0, orjson.dumps(alice).decode()
-    assert alice[1]["reasons"][1].startswith("renewal in 21 days while usage fell"), orjson.dumps(alice).decode()
+    assert alice[1]["stage"] == "at_risk" and alice[1]["reasons"][0] == "both users silent for 3 weeks"
+    assert alice[0]["reasons"][0] == "downgraded from Enterprise to Pro 19 days ago (MRR cut by 80%)" and alice[0]["mrr"] == 99.0, orjson.dumps(alice).decode()
+    assert alice[0]["reasons"][-1].startswith("renewal in 21 days while usage fell"), orjson.dumps(alice).decode()
     # QA 2026-12: the reason said 20 days next to the column's "2026-03-22 (in 21 d)" (24-h periods vs calendar days)
     assert alice[2]["mrr"] == 59.98 and alice[2]["reasons"][0].startswith("payment failed 9 days ago")
     assert main(["top", "--owner", "alice"]) == 0
@@ -215,7 +214,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
 
     # -- when the paid period ends (period_end of the subscription events): acme's last statement
     # paid it to day 71; umbrella is in trial, globex stated none, initech's cancellation renews nothing
-    assert [(a["renews_on"], a["renews_in_days"]) for a in alice] == [(None, None), ("2026-03-13", 12), (None, None)]
+    assert [(a["renews_on"], a["renews_in_days"]) for a in alice] == [("2026-03-13", 12), (None, None), (None, None)]
     capsys.readouterr()
     assert main(["accounts", "show", "acme"]) == 0
     text = capsys.readouterr().out.splitlines()
@@ -236,7 +235,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     printed = [orjson.loads(line) for line in out.out.splitlines()]
     assert out.err.count("published 2 digests to ") == 2 and "alice|2026-03-01, bob|2026-03-01" in out.err  # QA: said nothing
     assert [(m["owner"], m["day"]) for m in printed[:2]] == [("alice", "2026-03-01"), ("bob", "2026-03-01")]
-    assert [a["account_id"] for a in printed[0]["accounts"]] == ["umbrella", "acme", "globex"]
+    assert [a["account_id"] for a in printed[0]["accounts"]] == ["acme", "umbrella", "globex"]
     digests = read_topic(kafka_bootstrap, names["digest"], PARTITIONS)
     assert sorted(k for k, _ in digests) == [b"alice|2026-03-01"] * 2 + [b"bob|2026-03-01"] * 2  # keyed: readers keep the last
     assert main(["digest", "--owner", "alice"]) == 0
@@ -248,4 +247,4 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert text.startswith("alice, 2026-03-01: 2 of 3 accounts to save today") and "globex" not in text, text
     assert main(["digest", "--owner", "alice", "-n", "2", "--json"]) == 0
     cut = orjson.loads(capsys.readouterr().out)
-    assert (cut["at_risk"], [a["account_id"] for a in cut["accounts"]]) == (3, ["umbrella", "acme"])
+    assert (cut["at_risk"], [a["account_id"] for a in cut["accounts"]]) == (3, ["acme", "umbrella"])

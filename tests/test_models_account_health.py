@@ -3,6 +3,9 @@ carries, and the member record's size."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, hours_left, member_key, rollup
 from models.revenue import AccountView
 
@@ -191,3 +194,82 @@ def test_a_reactivation_recovers_saying_the_customer_pays_again() -> None:
     assert recovered_reasons(back, 1.0, -1.0, -1.0, 0.0, ("Pro",)) == (
         "paying again: Pro 99.00 today", "the only user active in the last 2 weeks", "risk down to 0% from 100% when the alert opened")
     assert recovered_reasons(back, 1.0, -1.0, -1.0, 3.0, ("Pro",))[1] == "paying again: Pro 99.00 3 days ago"
+
+
+def _champion_account(champion_silent_days: float) -> tuple[list[Member], AccountView]:
+    """QA11 F3's acc0156: 11 seats; the champion u00, the heaviest user and the one the
+    subscription's statements are keyed by, silent; one light user silent 4 weeks; the rest steady."""
+    champ = Member(member_key("u00"), int(NOW_S - champion_silent_days * DAY_S), 1, 0.0, 60.0, 60.0, "u00")
+    light = Member(member_key("u06"), NOW_S - 28 * DAY_S, 1, 0.0, 4.0, 4.0, "u06")
+    rest = [Member(member_key(f"u{i:02}"), NOW_S, 1, 0.0, 10.0, 10.0, f"u{i:02}") for i in (1, 2, 3, 4, 5, 7, 8, 9, 10)]
+    view = AccountView(9_900, True, "active", ("Pro",), 0, 0, 0, 1, 0, (), (member_key("u00"),))
+    return [champ, light, *rest], view
+
+
+def test_a_champion_who_leaves_is_weighed_by_his_activity_and_named() -> None:
+    """QA11 F3: eight months after the champion left, the account read risk 0.08 ("1 of 10 users
+    silent", another, light user): seats weighed alike, and the champion out of the users after 90
+    days although his statements still came. Now his share of the activity counts, he stays one of
+    the users while his subscription is in force, and the first reason names him."""
+    for days in (21, 245):
+        members, view = _champion_account(days)
+        r = rollup(members, view, None, 0, NOW_S)
+        share = 60.0 / (60.0 + 4.0 + 90.0)
+        assert (r.users, r.silent) == (11, 2)
+        assert abs(r.risk - round(0.8 * (64.0 / 154.0), 4)) < 1e-9 and r.risk > 0.8 * 2 / 11
+        weeks = days // 7
+        assert r.reasons[0] == (f"u00, its most active user and the one its billing statements come from, silent for {weeks} weeks "
+                                f"({round(100 * share)}% of its activity)"), r.reasons
+        assert r.reasons[1] == f"2 of 11 users silent for {min(weeks, 4)} weeks (42% of its activity)" and r.action == "re-engage the silent users"
+    members, view = _champion_account(245)
+    unpaid = rollup(members, None, None, 0, NOW_S)  # no statement keyed by him: out of the users after 90 days
+    assert (unpaid.users, unpaid.silent) == (10, 1)
+
+
+def test_the_most_active_user_is_named_even_when_someone_else_pays() -> None:
+    members, view = _champion_account(21)
+    r = rollup(members, AccountView(9_900, True, "active", ("Pro",), 0, 0, 0, 1), None, 0, NOW_S)
+    assert r.reasons[0].startswith("its most active user u00 silent for 3 weeks (")
+
+
+def test_seats_alike_are_counted_as_before() -> None:
+    """Equal activity: the activity share is the seat share; no user is named (none is the most active)."""
+    r = rollup([_steady(1), _steady(2), _steady(3, 15)], _view(), None, 0, NOW_S)
+    assert r.reasons == ("1 of 3 users silent for 2 weeks",) and abs(r.risk - round(0.8 / 3, 4)) < 1e-9
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 120), st.floats(0.0, 50.0)), min_size=1, max_size=8), st.integers(0, 7),
+       st.integers(14, 89), st.floats(0.0, 50.0), st.booleans())
+def test_more_activity_weighted_silence_never_lowers_the_risk(seats: list[tuple[int, float]], pick: int, silent_days: int,
+                                                              more: float, pays: bool) -> None:
+    """A user turning silent (within the 90 days), or a silent user found heavier, never lowers the
+    account's risk nor raises its health (QA11 F3: monotone in the activity-weighted silence)."""
+    members = [Member(i + 1, NOW_S - d * DAY_S, 1, 0.0, w, w) for i, (d, w) in enumerate(seats)]
+    view = _view()
+    if pays:
+        view = AccountView(9_900, True, "active", ("Pro",), 0, 0, 0, 1, 0, (), (1,))
+    before = rollup(members, view, None, 0, NOW_S)
+    i = pick % len(members)
+    m = members[i]
+    quieter = members[:i] + [Member(m.key, min(m.last_seen_s, NOW_S - silent_days * DAY_S), 1, 0.0, m.act_28d, m.base_28d)] + members[i + 1:]
+    if NOW_S - m.last_seen_s < 90 * DAY_S:  # leaving the 90 days is a member's leaving the users, not more silence
+        after = rollup(quieter, view, None, 0, NOW_S)
+        assert after.risk >= before.risk and after.health <= before.health + 1  # health rounds usage too
+    if NOW_S - m.last_seen_s >= 14 * DAY_S:  # a silent user found heavier
+        heavier = members[:i] + [Member(m.key, m.last_seen_s, 1, 0.0, m.act_28d + more, m.base_28d + more)] + members[i + 1:]
+        assert rollup(heavier, view, None, 0, NOW_S).risk >= before.risk
+
+
+def test_a_downgrade_counts_its_size() -> None:
+    """QA11 F4: Business 375.00 to Team 84.00 (-78% MRR) scored 0.38, as a 20% seat removal does;
+    it cancelled 7 weeks later. A downgrade's part is now the larger of 0.35 and the MRR share cut."""
+    big = Downgrade(NOW_MS - 5 * DAY_S * 1000, ("Business",), ("Team",), 37_500, 8_400)
+    small = Downgrade(NOW_MS - 5 * DAY_S * 1000, ("Team",), ("Team",), 6_000, 4_800)
+    members = [_steady(1), _steady(2)]
+    r_big, r_small = (rollup(members, _view(8_400), d, 0, NOW_S) for d in (big, small))
+    assert r_big.risk == 0.776 and r_big.stage == "at_risk"
+    assert r_big.reasons == ("downgraded from Business to Team 5 days ago (MRR cut by 78%)",)
+    assert r_small.risk == 0.35 and r_small.reasons == ("MRR down from 60.00 to 48.00 (Team) 5 days ago",)
+    sizes = [rollup(members, _view(8_400), Downgrade(NOW_MS, ("B",), ("T",), 10_000, after), 0, NOW_S).risk for after in range(10_000, -1, -500)]
+    assert sizes == sorted(sizes) and sizes[-1] == 1.0  # the larger the cut, never the lower the risk

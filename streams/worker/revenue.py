@@ -58,7 +58,8 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import ACCOUNT_AT_RISK, GONE_STAGES, MEMBER_HEAD_BYTES, AccountRollup, Member, silence_risk, silent_counts
+from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, MEMBER_HEAD_BYTES, AccountRollup, Member, SilenceIndex, silence_index,
+                                   silence_risk_at)
 from models.events import Event
 from models.revenue import AccountState, Change, Movement, MovementKind
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
@@ -624,8 +625,8 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
     dues = sorted({d for d in member_deadlines_ms(acc, seen) if d <= until_ms})
     drops = sorted(risk_drops_ms(acc))
     members = list(acc.members.values())
-    seen_s = sorted(m.last_seen_s for m in members)
-    latest_seen_ms = seen_s[-1] * 1000 if seen_s else 0
+    silence = silence_index(members, acc.state.get().billing_keys if acc.state.subs else ())
+    latest_seen_ms = silence.seen_s[-1] * 1000 if silence.seen_s else 0
     gone = account_rollup(acc.state, acc.extras, [], 0, seen).stage  # the subscription's: no copy, no change
     gone = gone if gone in GONE_STAGES else ""
     i = 0
@@ -642,16 +643,16 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
         j = bisect.bisect_left(dues, min(stop, other or stop), i)
         if latest_seen_ms > dues[i] and usage_counts(acc.state, dues[i], dues[j - 1]):
             j = i + 1  # a member seen later keeps its activity until then: usage may rise, review each
-        first = j if _quiet(acc, seen_s, gone, dues[i], dues[j - 1]) else _first_alerting(acc, members, dues, i, j)
+        first = j if _quiet(acc, silence, gone, dues[i], dues[j - 1]) else _first_alerting(acc, members, dues, i, j)
         if first < j:
             _decide(account, acc, dues[first], out)
         else:
             acc.extras["seen_ms"] = dues[j - 1]
 
 
-def _quiet(acc: AccountWork, seen_s: list[int], gone: str, lo_ms: int, hi_ms: int) -> bool:
+def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms: int) -> bool:
     """Whether no review between ``lo_ms`` and ``hi_ms`` (risk non-decreasing) can alert, told from
-    the users' part of the risk alone (``silent_counts``, no pass over the members): with an alert
+    the users' part of the risk alone (``silence_risk_at``, no pass over the members): with an alert
     open, that part alone keeps the risk above the close at ``lo_ms``; with none, no billing term
     can count and that part stays below the threshold at ``hi_ms``. A margin covers rounding.
     ``gone``: the account's stage when its subscription is gone (``GONE_STAGES``), else "": then
@@ -660,13 +661,13 @@ def _quiet(acc: AccountWork, seen_s: list[int], gone: str, lo_ms: int, hi_ms: in
         since, told = bool(acc.extras.get("at_risk_since_ms")), bool(churn_announced_ms(acc.extras))
         return since and told if gone == "churned" else not since or told
     if acc.extras.get("at_risk_since_ms"):
-        return silence_risk(*silent_counts(seen_s, lo_ms // 1000)) >= RECOVERED_BELOW + _MARGIN
+        return silence_risk_at(silence, lo_ms // 1000) >= RECOVERED_BELOW + _MARGIN
     if acc.state.subs and acc.state.get().past_due_since_ms or usage_counts(acc.state, lo_ms, hi_ms):
         return False
     down = acc.extras.get("down")
     if down and int(down[0]) + _DOWNGRADE_COUNTS_MS > lo_ms:  # type: ignore[index]
         return False
-    return silence_risk(*silent_counts(seen_s, hi_ms // 1000)) < ACCOUNT_AT_RISK - _MARGIN
+    return silence_risk_at(silence, hi_ms // 1000) < ACCOUNT_AT_RISK - _MARGIN
 
 
 def _first_alerting(acc: AccountWork, members: list[Member], dues: list[int], i: int, j: int) -> int:
