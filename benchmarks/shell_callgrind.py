@@ -336,7 +336,7 @@ def _fetched(raw: dict[int, bytes], topic: str) -> dict[int, list[Any]]:
         try:
             from streams.worker.fetch import _LeanReplies
 
-            replies = _LeanReplies(10_000)
+            replies = _LeanReplies()
         except ImportError:  # a tree before it: aiokafka's ConsumerRecords
             pass
     out = {}

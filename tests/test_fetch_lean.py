@@ -64,7 +64,7 @@ def _drain(data: bytes, fetch_offset: int, takes: list[int], lean: bool) -> list
     tp = TopicPartition("t", 0)
     records: Any = PartitionRecords(tp, MemoryRecords(data), None, fetch_offset, None, None, True, 0)
     if lean:
-        records = LeanRecords(records, max(takes))
+        records = LeanRecords(records)
     assigned = _Assigned(fetch_offset)
     result = FetchResult(tp, assignment=assigned, partition_records=records, backoff=0)
     out, k = [], 0
@@ -96,7 +96,7 @@ def test_a_batch_failing_its_crc_ends_the_reply_there_and_loses_no_record() -> N
     tp = TopicPartition("t", 0)
 
     def reply(data: bytes, fetch_offset: int) -> tuple[FetchResult, _Assigned]:
-        records = LeanRecords(PartitionRecords(tp, MemoryRecords(data), None, fetch_offset, None, None, True, 0), 10)
+        records = LeanRecords(PartitionRecords(tp, MemoryRecords(data), None, fetch_offset, None, None, True, 0))
         assigned = _Assigned(fetch_offset)
         return FetchResult(tp, assignment=assigned, partition_records=records, backoff=0), assigned
 
@@ -140,7 +140,7 @@ async def _read(bootstrap: str, topic: str, start: int, takes: list[int], lean: 
                                 max_partition_fetch_bytes=4 * 1024 * 1024, bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        assert lean_fetches(consumer, max(takes)) if lean else True
+        assert lean_fetches(consumer) if lean else True
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         consumer.seek(tp, start)

@@ -435,7 +435,7 @@ class StreamConsumer:
                 await self.consumer.stop()
                 raise
             # aiokafka's own record objects, not a ConsumerRecord each (~9k instructions a record less)
-            lean_fetches(self.consumer, settings.batch_max_records)
+            lean_fetches(self.consumer)
             self.consumer.subscribe([self.topic], listener=_Listener(self))
             self._started.add("consumer")
         logger.info("consumer started: topic %s, group %s", self.topic, self.settings.group_id)
