@@ -7,12 +7,16 @@ change; an instruction count does not. ``capture`` runs the e2e1 section's reali
 two cycles in flight as the consumer runs them (real valkey and Tansu), and pickles what each
 phase of cycles ``--first`` to ``--last`` took in: the records, the partition clocks and router
 before the decode, the sweep, each chunk's Redis reply as read and the writes laid over it, and
-how the advance was sliced. ``replay`` runs those phases again in one process, the records made
-as aiokafka makes them (``ConsumerRecord``), the garbage collector off (its passes would move
+how the advance was sliced. ``replay`` runs those phases again in one process, the records
+unpacked from record batches as the worker's consumer gets them, the garbage collector off (its passes would move
 with every allocation saved), and calls each phase through a C function of its own, so
 callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
 --inclusive=yes`` splits them:
 
+- fetch: each partition's records unpacked from v2 record batches (``_record_batches``: as the
+  producer made them, up to 16 KiB) as the worker's consumer gets them (aiokafka's ``FetchResult``
+  in the fetcher's dict of replies, then ``getall``; ``streams.worker.fetch`` where the tree has
+  it) -> ``pairwise_next``; the records it hands out are the ones decoded and freed
 - decode: ``Decoding`` fed in slices of ``DECODE_SLICE_RECORDS`` -> ``_operator_call``
 - plan: ``plan_reads`` -> ``dropwhile_next``
 - overlay: ``overlay_reads`` of each chunk -> ``starmap_next``
@@ -28,7 +32,7 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
   the same earlier operation as the captured one (trees may count ``seq`` differently).
 
 ``.venv/bin/python -m benchmarks.shell_callgrind capture --out /tmp/shell.pkl [--workload review_heavy]``
-``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect=_operator_call
+``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect=pairwise_next --toggle-collect=_operator_call
 --toggle-collect=dropwhile_next --toggle-collect=starmap_next --toggle-collect=filter_next
 --toggle-collect=takewhile_next --toggle-collect=functools_reduce --toggle-collect=accumulate_next
 .venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
@@ -54,7 +58,7 @@ from typing import Any
 __all__ = ["capture", "replay", "phases"]
 
 #: The C function each phase is called through in the replay (its ``--toggle-collect``).
-WRAPPERS = {"decode": "_operator_call", "plan": "dropwhile_next", "overlay": "starmap_next",
+WRAPPERS = {"fetch": "pairwise_next", "decode": "_operator_call", "plan": "dropwhile_next", "overlay": "starmap_next",
             "advance": "filter_next", "pack": "takewhile_next", "free": "functools_reduce",
             "ledger": "accumulate_next"}
 STEP = "CPyPy_step___advance_stored"
@@ -167,8 +171,6 @@ async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size
 def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], wrap: bool = True) -> int:
     """One captured cycle, each phase through its wrapper (``wrap``; else called directly, as the
     warm-up does); returns the records replayed."""
-    from aiokafka.structs import ConsumerRecord
-
     from streams.worker.codec import Decoder
     from streams.worker.pending import overlay_reads, pending_writes
     from streams.worker.phases import Advanced, CycleResult, Decoding, advance_users, plan_reads
@@ -177,8 +179,8 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], 
     (clocks, router, max_bytes, skew, topic, wall_now_ms, in_flight, buckets, groups, due_limit,
      history) = pickle.loads(c["before"])
     decoder = decoder_cache.setdefault("decoder", Decoder(max_event_bytes=max_bytes, max_clock_skew_ms=skew))
-    batch = {p: [ConsumerRecord(topic, p, off, ts, 0, key, value, None, len(key), len(value), [])
-                 for off, key, value, ts in recs] for p, recs in c["batch"].items()}
+    raw = {p: _record_batches(recs) for p, recs in c["batch"].items()}
+    batch: dict[int, list[Any]] = {}
     sweep = pickle.loads(c["sweep"])
     chunks = [pickle.loads(x) for x in c["chunks"]]
     for _, _, pending in chunks:  # each chunk laid over the same writes (as the pipeline takes them once)
@@ -188,6 +190,11 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], 
     for ch in chunks[1:]:
         ch[2][:] = shared
     st: dict[str, Any] = {}
+
+    def fetch(k: int) -> int:
+        if k == 0:  # (pairwise asks for two items)
+            batch.update(_fetched(raw, topic))
+        return k
 
     def decode() -> None:
         decoding = Decoding(clocks, decoder, wall_now_ms, topic=topic, max_dlq_value_bytes=max_bytes, router=router)
@@ -218,13 +225,16 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], 
     def free(_a: object, _b: object) -> None:
         st.clear()
         batch.clear()
+        raw.clear()
         chunks.clear()
         by_bucket.clear()
 
     if wrap:
+        list(itertools.pairwise(map(fetch, [0, 1])))
         operator.call(decode)
         list(itertools.dropwhile(plan, [0]))
     else:
+        fetch(0)
         decode()
         plan(0)
     by_bucket.update((p.bucket, p) for p in st["plans"])
@@ -269,6 +279,74 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], 
     else:
         free(0, 0)
     return n
+
+
+def _record_batches(recs: list[tuple[int, bytes, bytes, int]]) -> bytes:
+    """A partition's captured records as a fetch reply holds them: v2 record batches of up to
+    16 KiB (aiokafka's producer default), uncompressed, each a run of consecutive offsets."""
+    import struct
+
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    out, i = [], 0
+    while i < len(recs):
+        builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1,
+                                            producer_epoch=-1, base_sequence=-1, batch_size=16384)
+        base, n = recs[i][0], 0
+        while i < len(recs) and recs[i][0] == base + n:
+            off, key, value, ts = recs[i]
+            if builder.append(n, timestamp=ts, key=key, value=value, headers=[]) is None:
+                break
+            i, n = i + 1, n + 1
+        buf = bytearray(builder.build())
+        struct.pack_into(">q", buf, 0, base)  # the base offset (outside the CRC, which starts at the attributes)
+        out.append(bytes(buf))
+    return b"".join(out)
+
+
+class _Assigned:
+    """The consumer's assignment as ``FetchResult.check_assignment`` and ``_update_position`` read it."""
+
+    active, paused = True, False
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def state_value(self, tp: object) -> "_Assigned":
+        return self
+
+    def consumed_to(self, offset: int) -> None:
+        self.position = offset
+
+
+#: ``replay --fetch stock``: aiokafka's own ``ConsumerRecord`` path, as a worker before streams/worker/fetch.py.
+STOCK_FETCH = False
+
+
+def _fetched(raw: dict[int, bytes], topic: str) -> dict[int, list[Any]]:
+    """Each partition's reply unpacked as the worker's consumer gets it: aiokafka's ``FetchResult``
+    stored in the fetcher's dict of replies (the worker's lean one, ``streams.worker.fetch``, where
+    this tree has it and ``STOCK_FETCH`` is off), then ``getall``."""
+    from aiokafka.consumer.fetcher import FetchResult, PartitionRecords
+    from aiokafka.record.memory_records import MemoryRecords
+    from aiokafka.structs import TopicPartition
+
+    replies: dict[Any, Any] = {}
+    if not STOCK_FETCH:
+        try:
+            from streams.worker.fetch import _LeanReplies
+
+            replies = _LeanReplies()
+        except ImportError:  # a tree before it: aiokafka's ConsumerRecords
+            pass
+    out = {}
+    for p, data in raw.items():
+        tp = TopicPartition(topic, p)
+        first = int.from_bytes(data[:8], "big")  # the first batch's base offset: the fetch offset
+        records = PartitionRecords(tp, MemoryRecords(data), None, first, None, None, True, 0)
+        replies[tp] = FetchResult(tp, assignment=_Assigned(first), partition_records=records, backoff=0)
+        out[p] = replies[tp].getall(10_000)
+    return out
 
 
 def _ledger_steps(captured: tuple[Any, ...], model: Any) -> tuple[list[Any], list[Any]]:
@@ -363,12 +441,16 @@ def main() -> None:
     c.add_argument("--workload", choices=("realistic", "review_heavy"), default="realistic")
     r = sub.add_parser("replay")
     r.add_argument("path")
+    r.add_argument("--fetch", choices=("worker", "stock"), default="worker",
+                   help="stock: records as aiokafka's ConsumerRecords (a worker before streams/worker/fetch.py)")
     a = sub.add_parser("phases")
     a.add_argument("callgrind_out")
     args = parser.parse_args()
     if args.cmd == "capture":
         capture(args.events, args.users, args.batch, args.first, args.last, args.out, args.workload)
     elif args.cmd == "replay":
+        global STOCK_FETCH
+        STOCK_FETCH = args.fetch == "stock"
         replay(args.path)
     else:
         phases(args.callgrind_out)

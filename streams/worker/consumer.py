@@ -63,6 +63,7 @@ from streams.worker import metrics
 from streams.worker.batching import RecordCap
 from streams.worker.ledger import StoreRolledBack
 from streams.worker.clock import NEVER
+from streams.worker.fetch import lean_fetches
 from streams.worker.partitioner import partitions_of
 from streams.worker.phases import reaches_clock, record_fingerprint
 from streams.worker.routing import KafkaCopy
@@ -433,6 +434,8 @@ class StreamConsumer:
             except BaseException:
                 await self.consumer.stop()
                 raise
+            # aiokafka's own record objects, not a ConsumerRecord each (~9k instructions a record less)
+            lean_fetches(self.consumer)
             self.consumer.subscribe([self.topic], listener=_Listener(self))
             self._started.add("consumer")
         logger.info("consumer started: topic %s, group %s", self.topic, self.settings.group_id)
