@@ -29,6 +29,7 @@ from typing import Any, Callable, Final
 from models.currency import currency_refusal
 from models.events import Event, TypeMap
 from models.subscription import Subscription, a_type
+from models.vocabulary import Vocabulary
 
 __all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "EventReader", "Rejection", "UserBatch", "epoch_unit_hint", "group_plain"]
 
@@ -36,6 +37,7 @@ MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
 _MAX_AMOUNT_INT: Final[int] = 1_000_000_000_000  # MAX_AMOUNT as an int: an int amount is compared exactly
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
+_UNTRACKED_NAMES_MAX: Final[int] = 20  # untracked names kept for the worker's log line (a rename is one or two)
 
 
 def epoch_unit_hint(ms: int, earliest_ms: int, latest_ms: int | None) -> str:
@@ -69,7 +71,8 @@ class Rejection:
 
 class EventReader:
     """Checks parsed record values with fixed limits; counts unknown event type names
-    (``unknown_types``) and events whose id it derived (``derived_ids``).
+    (``unknown_types``), events whose type the model's ``vocabulary`` neither tracks nor gives a
+    role (``untracked_types``: None, no model, counts none) and events whose id it derived (``derived_ids``).
 
     ``min_event_ms`` is 2000-01-01 (streams.timefmt.MIN_EVENT_MS: the details say that date);
     ``parse_text_ms`` reads a ``ts`` given as text (ValueError when it cannot: DLQ reason
@@ -79,16 +82,20 @@ class EventReader:
     """
 
     def __init__(self, min_event_ms: int, max_clock_skew_ms: int, type_map: TypeMap, parse_text_ms: Callable[[str], int],
-                 derive_id: Callable[[dict[str, object], int, float], str], currency: str = "") -> None:
+                 derive_id: Callable[[dict[str, object], int, float], str], currency: str = "",
+                 vocabulary: Vocabulary | None = None) -> None:
         self.currency = currency
         self.min_event_ms = min_event_ms
         self.max_clock_skew_ms = max_clock_skew_ms
         self.type_map = type_map
         self.parse_text_ms = parse_text_ms
         self.derive_id = derive_id
+        self.vocabulary = vocabulary
         self.unknown_types = 0
+        self.untracked_types = 0
+        self.untracked_names: list[str] = []  # the first untracked names seen (at most _UNTRACKED_NAMES_MAX), for a log line
         self.derived_ids = 0
-        self.types: dict[str, tuple[str, bool]] = {}  # type name -> (canonical, known)
+        self.types: dict[str, tuple[str, bool, bool]] = {}  # type name -> (canonical, known, untracked)
 
     def events(self, objs: list[object], wall_now_ms: int) -> list[Event | Rejection]:
         """:meth:`event` of each parsed value, in order (one call for a chunk: the loop runs compiled)."""
@@ -184,16 +191,22 @@ class EventReader:
 
     def canonical_type(self, name: str) -> str:
         """The canonical type of a type name (cached: free text, so the cache is bounded); unknown
-        names count in ``unknown_types``."""
+        names count in ``unknown_types``, names the model does not track (after the map) in
+        ``untracked_types`` (a blank name is refused as ``empty_type``: counted in neither)."""
         cached = self.types.get(name)
         if cached is None:
             canonical = self.type_map.canonical(name)
             known = canonical != "other" or name.strip().lower() == "other"
-            cached = (canonical, known)
+            untracked = self.vocabulary is not None and bool(canonical) and self.vocabulary.untracked(canonical)
+            cached = (canonical, known, untracked)
             if len(self.types) < _TYPE_CACHE_MAX:
                 self.types[name] = cached
+            if untracked and len(self.untracked_names) < _UNTRACKED_NAMES_MAX and canonical not in self.untracked_names:
+                self.untracked_names.append(canonical)
         if not cached[1]:
             self.unknown_types += 1
+        if cached[2]:
+            self.untracked_types += 1
         return cached[0]
 
     def timestamp_ms(self, ts: object) -> int | Rejection:

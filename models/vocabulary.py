@@ -129,6 +129,18 @@ class Vocabulary:
         """The ``negative`` role's ``index``-th name."""
         return str(self.roles.get("negative", ())[index])
 
+    def untracked(self, name: str) -> bool:
+        """Whether events named ``name`` count only in the total: the model declares the names it
+        tracks, and this is none of them and plays no role (a renamed or new name, QA10 F6). Never
+        with hashed slots (no declared names): every name has a kind there.
+
+        >>> Vocabulary(("post",)).untracked("Post"), Vocabulary(("post",)).untracked("post"), Vocabulary(("post",)).untracked("order")
+        (True, False, False)
+        >>> Vocabulary().untracked("Post")
+        False
+        """
+        return bool(self.tracked) and self.lookup(name) == (-1, ACTIVITY)
+
     def lookup(self, name: str) -> tuple[int, int]:
         """(slot or -1, role) of an event name; cancellations and subscription statements take no
         slot (they are not activity), nor do purchases and negative feedback without tracked

@@ -66,6 +66,40 @@ def test_product_type_names_are_kept() -> None:
     assert d.unknown_types == 0, "every name is the product's vocabulary"
 
 
+def test_events_the_model_neither_tracks_nor_gives_a_role_are_counted_untracked() -> None:
+    """QA10 F6: a renamed type ("note_created" -> "Note Created") counted only in the total, silently."""
+    from models.events import TypeMap
+    from models.intake import EventReader
+    from models.vocabulary import Vocabulary
+
+    reader = EventReader(MIN_EVENT_MS, 3_600_000, TypeMap({"checkout_completed": "purchase", "zzz": "other"}), int,
+                         lambda obj, ts_ms, amount: "d", vocabulary=Vocabulary(("note_created", "search")))
+    names = {"note_created": 3, " Search": 2, "checkout_completed": 1, "cancel": 1, "uninstall": 1, "subscription": 1,
+             "Note Created": 4, "note_search": 2, "zzz": 1}
+    for name, times in names.items():
+        for _ in range(times):
+            body = {**GOOD, "type": name}
+            if name == "subscription":
+                body |= {"status": "trial"}
+            assert isinstance(reader.event(body, NOW_MS), Event), name
+    assert reader.untracked_types == 4 + 2 + 1, "'other' neither; tracked, purchase (after the map), cancel, negative, subscription are"
+    assert reader.unknown_types == 1, "a name the map turns into 'other' is also unknown, as before"
+    assert set(reader.types) == set(names), "one cached entry per name: the count costs no lookup per event"
+    assert reader.untracked_names == ["note created", "note_search", "other"], "for the worker's log line, after the map"
+
+
+def test_no_name_is_untracked_without_a_model_or_under_hashed_slots() -> None:
+    from models.vocabulary import Vocabulary
+
+    raw = [orjson.dumps({**GOOD, "type": name}) for name in ("Note Created", "click", "order")]
+    for decoder in (Decoder(), Decoder(vocabulary=Vocabulary())):
+        assert all(isinstance(e, Event) for e in decoder.decode_many(raw, NOW_MS))
+        assert decoder.untracked_types == 0, "the shipped default hashes every name into a kind"
+    tracked = Decoder(vocabulary=Vocabulary(("click",)))
+    tracked.decode_many(raw, NOW_MS)
+    assert tracked.untracked_types == 1, "'order' plays the purchase role; 'note created' is neither"
+
+
 @pytest.mark.parametrize(
     "value, expected",
     [

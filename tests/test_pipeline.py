@@ -12,11 +12,13 @@ import pytest
 import redis as redis_lib
 
 from models.events import Event
-from models.model import load_model
+from models.model import ChurnModel, load_model
+from streams.worker import metrics
 from streams.worker.topics import ensure_topics
 from streams.worker.consumer import KafkaSink
 from streams.worker.keys import bucket_of
 from streams.worker.pipeline import TIMING_HEADER, CycleAbandoned, Pipeline
+import streams.worker.pipeline as pipeline_module
 from streams.settings import Settings
 from streams.worker.store import BucketWrite, Fenced, Store
 from streams.publisher import event_value
@@ -66,13 +68,13 @@ def run(settings: Settings, scenario: Callable[[Callable[..., Pipeline]], Awaita
     async def main() -> Any:
         opened: list[tuple[Store, KafkaSink]] = []
 
-        async def make(prefix: str = "cw", store_cls: type[Store] = Store) -> Pipeline:
+        async def make(prefix: str = "cw", store_cls: type[Store] = Store, model: ChurnModel | None = None) -> Pipeline:
             s = settings.with_(key_prefix=prefix)
             store, sink = store_cls(s), KafkaSink(s)
             await store.connect()
             await sink.start()
             opened.append((store, sink))
-            pipeline = Pipeline(s, store, sink, load_model())
+            pipeline = Pipeline(s, store, sink, model or load_model())
             pipeline.assign(0, (await store.read_progress(s.topic_events)).get(0), WALL_MS)
             return pipeline
 
@@ -329,6 +331,28 @@ def test_rejections_go_to_the_dlq_with_their_reason(base_settings: Settings) -> 
     dlq = [orjson.loads(r.value) for r in read_topic(base_settings.kafka_bootstrap_servers, base_settings.topic_dlq, base_settings.partitions)]
     assert sorted((d["offset"], d["reason"]) for d in dlq) == [
         (5, "duplicate_event_id"), (6, "late"), (7, "not_utf8"), (8, "malformed_json")]
+
+
+def test_events_of_a_name_the_model_does_not_track_are_counted_by_the_metric(base_settings: Settings,
+                                                                            caplog: pytest.LogCaptureFixture,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA10 F6: under a model that tracks names, a renamed one counts only in the total; the
+    metric says how many such events came (by count: names are free text, no label)."""
+    model = load_model().with_(tracked_types=("view", "click"))
+    kinds = ["view", "Note Created", "click", "order", "Note Created", "uninstall", "note_search"]
+    recs = records([Event("amy", START_MS + i * DAY_MS, kind, f"amy-{i}") for i, kind in enumerate(kinds)])
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> int:
+        before = metrics.EVENTS_UNTRACKED_TYPE._value.get()
+        result = await (await make(model=model)).process({0: recs}, WALL_MS)
+        assert result.processed == len(kinds) and not result.rejected
+        return int(metrics.EVENTS_UNTRACKED_TYPE._value.get() - before)
+
+    caplog.set_level("INFO", logger="streams.worker.pipeline")
+    monkeypatch.setattr(pipeline_module, "_UNTRACKED_LOGGED", set())  # per process: no other test's names
+    assert run(base_settings, scenario) == 3, "'Note Created' twice and 'note_search'; order and uninstall play roles"
+    logged = [r.getMessage() for r in caplog.records if "neither tracked nor given a role" in r.getMessage()]
+    assert {"note created", "note_search"} == {m.split("'")[1] for m in logged}, logged
 
 
 def test_two_files_of_one_name_in_one_batch_lose_nothing_and_a_repeated_line_counts_once(base_settings: Settings,

@@ -151,6 +151,8 @@ PANELS: tuple[Panel, ...] = (
         "Input and state faults",
         (
             ("without event_id", f"sum(rate(churnwatch_events_derived_id_total[{RATE}]))"),
+            ("type the model does not track", f"sum(rate(churnwatch_events_untracked_type_total[{RATE}]))"),
+            ("type the map renames to other", f"sum(rate(churnwatch_events_unknown_type_total[{RATE}]))"),
             ("not keyed by user id ({{reason}})", f"sum by (reason) (rate(churnwatch_events_rerouted_total[{RATE}]))"),
             ("second copies dropped", f"sum(rate(churnwatch_rerouted_duplicates_total[{RATE}]))"),
             ("topic replaced ({{reason}})", f"sum by (reason) (rate(churnwatch_topic_resets_total[{RATE}]))"),
@@ -163,11 +165,13 @@ PANELS: tuple[Panel, ...] = (
             ("late, a week or more behind", f"sum(rate(churnwatch_events_far_behind_total[{RATE}]))"),
         ),
         unit="ops",
-        description="Per second: events without event_id (id derived), events not keyed by user id (re-routed), second "
+        description="Per second: events without event_id (id derived), events of a type the model in use neither tracks "
+                    "nor gives a role (counted only in the total: a renamed or new event name, README 'The product's vocabulary'), "
+                    "events of a type the configured map renames to other, events not keyed by user id (re-routed), second "
                     "copies dropped, partitions applied again from offset 0 (topic replaced), rebuilds after Redis lost "
                     "its data, resumes after Redis lost its last writes (went back in time), keys Redis evicted (ChurnwatchRedisEvicting), stored user states that could not be read (started afresh), "
                     "events that moved their partition's stream time ahead by more than the allowed lateness plus a week (with late rejections: ChurnwatchStreamTimeJumped), "
-                    "late events that far behind their partition's stream time (a history read after live events). Each line is a fault with a runbook entry.",
+                    "late events that far behind their partition's stream time (a history read after live events). Each line but the two type lines is a fault with a runbook entry.",
     ),
     Panel(
         "Since a worker's last stream-time jump",

@@ -20,7 +20,10 @@ Accepted value (a JSON object)::
 - ``type``: non-empty string, the product's own event name (trimmed, lower-case; empty or blank:
   ``empty_type``; ``models.events.TypeMap``
   renames only what a config lists); ``Decoder.unknown_types`` (metric
-  ``churnwatch_events_unknown_type_total``) counts names a map turns into ``"other"``.
+  ``churnwatch_events_unknown_type_total``) counts names a map turns into ``"other"``;
+  ``Decoder.untracked_types`` (metric ``churnwatch_events_untracked_type_total``) counts names
+  (after the map) the model's vocabulary neither tracks nor gives a role, when the model declares
+  the names it tracks (models.vocabulary ``Vocabulary.untracked``): a renamed or new event name.
 - ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
   number or a string of digits (a fraction is floored: ``"1777579200000.5"`` is ...200000). Epoch *seconds* are read as milliseconds and land in ``too_old``.
 - ``amount``: optional number from 0 to ``MAX_AMOUNT`` (missing or null: 0, also for purchases); the cap keeps
@@ -62,6 +65,7 @@ import orjson
 
 from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
 from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection
+from models.vocabulary import Vocabulary
 from streams.records import derived_event_id
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 
@@ -155,7 +159,7 @@ class Decoder:
     'empty_user_id'
     """
 
-    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "_reader")
+    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "vocabulary", "_reader")
 
     def __init__(
         self,
@@ -164,6 +168,7 @@ class Decoder:
         max_clock_skew_ms: int = 3_600_000,
         type_map: TypeMap = DEFAULT_TYPE_MAP,
         currency: str = "",
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         if max_event_bytes < 64:
             raise ValueError(f"max_event_bytes must be at least 64 bytes, got {max_event_bytes}")
@@ -172,8 +177,10 @@ class Decoder:
         self.max_event_bytes = max_event_bytes
         self.max_clock_skew_ms = max_clock_skew_ms
         self.type_map = type_map
+        self.vocabulary = vocabulary  # the model's (ChurnModel.compiled.vocabulary); None: untracked_types stays 0
         # The checks of a parsed value, compiled with the scoring core (models/intake.py).
-        self._reader = EventReader(MIN_EVENT_MS, max_clock_skew_ms, type_map, parse_ts_ms, derived_event_id, currency)
+        self._reader = EventReader(MIN_EVENT_MS, max_clock_skew_ms, type_map, parse_ts_ms, derived_event_id, currency,
+                                   vocabulary)
 
     def decode(self, value: bytes | None, wall_now_ms: int) -> Event | Rejection:
         """One record value. Never raises on any input."""
@@ -227,6 +234,17 @@ class Decoder:
     def unknown_types(self) -> int:
         """Type names a map turned into ``"other"``, so far (metric ``churnwatch_events_unknown_type_total``)."""
         return self._reader.unknown_types
+
+    @property
+    def untracked_types(self) -> int:
+        """Events whose type (after the map) the model neither tracks nor gives a role, so far
+        (metric ``churnwatch_events_untracked_type_total``)."""
+        return self._reader.untracked_types
+
+    @property
+    def untracked_names(self) -> list[str]:
+        """The first of those names (after the map; at most 20), in the order first seen: for a log line."""
+        return self._reader.untracked_names
 
     @property
     def derived_ids(self) -> int:

@@ -18,6 +18,7 @@ __all__ = [
     "STATES_UNREADABLE",
     "EVENTS_REJECTED",
     "EVENTS_UNKNOWN_TYPE",
+    "EVENTS_UNTRACKED_TYPE",
     "EVENTS_DERIVED_ID",
     "EVENTS_REROUTED",
     "REROUTED_DUPLICATES",
@@ -93,6 +94,11 @@ EVENTS_REJECTED = Counter("churnwatch_events_rejected_total", "Records sent to t
 EVENTS_UNKNOWN_TYPE = Counter(
     "churnwatch_events_unknown_type_total",
     "Events whose type name a configured type map renames to 'other' (0 without one: every name is the product's own)"
+)
+EVENTS_UNTRACKED_TYPE = Counter(
+    "churnwatch_events_untracked_type_total",
+    "Events accepted whose type name (after the model's renames) the model in use neither tracks nor gives a role, so they "
+    "count only in the total: a renamed or new event name (0 under a model that tracks no names: it hashes every name)"
 )
 EVENTS_DERIVED_ID = Counter(
     "churnwatch_events_derived_id_total", "Events accepted without an event_id (id derived from the event's content)"

@@ -108,6 +108,7 @@ class Decoded:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
     dlq: list[KafkaRecord] = field(default_factory=list)
     unknown_types: int = 0
+    untracked_types: int = 0  # events whose type the model neither tracks nor gives a role
     derived_ids: int = 0  # events sent without an event_id (derived from their content)
     routed: Routed = field(default_factory=Routed)  # mis-keyed records re-routed, copies dropped
     accounts: list[AccountCopy | MemberCopy] = field(default_factory=list)  # copies read (streams.worker.revenue)
@@ -163,7 +164,7 @@ class Decoding:
     the clocks fold record by record, and a partition's last offset is its last slice's."""
 
     __slots__ = ("out", "clocks", "decoder", "wall_now_ms", "topic", "max_dlq_value_bytes", "router", "seen_ids",
-                 "seen_pairs", "_unknown_before", "_derived_before", "billing_lateness_ms")
+                 "seen_pairs", "_unknown_before", "_untracked_before", "_derived_before", "billing_lateness_ms")
 
     def __init__(self, clocks: Mapping[int, PartitionClock], decoder: Decoder, wall_now_ms: int, *, topic: str,
                  max_dlq_value_bytes: int, router: Router | None = None, billing_lateness_ms: int = 0) -> None:
@@ -174,6 +175,7 @@ class Decoding:
         self.seen_ids: dict[str, str] = {}  # event_id -> user_id, batch-wide
         self.seen_pairs: set[tuple[str, str]] = set()  # (user_id, event_id) once ids collide across users
         self._unknown_before, self._derived_before = decoder.unknown_types, decoder.derived_ids
+        self._untracked_before = decoder.untracked_types
 
     def reject(self, p: int, rec: RecordLike, rej: Rejection) -> None:
         out = self.out
@@ -276,6 +278,7 @@ class Decoding:
         """The batch decoded so far (with the decoder's counts since this decoding began)."""
         self.out.unknown_types = self.decoder.unknown_types - self._unknown_before
         self.out.derived_ids = self.decoder.derived_ids - self._derived_before
+        self.out.untracked_types = self.decoder.untracked_types - self._untracked_before
         return self.out
 
 

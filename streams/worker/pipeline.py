@@ -99,6 +99,7 @@ __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", 
 
 logger = logging.getLogger(__name__)
 retry_logger = logging.getLogger(RETRY_LOGGER)  # a retry every 2 s while Redis is down: rate-limited by the CLI
+_UNTRACKED_LOGGED: set[str] = set()  # untracked event names already logged by this process (at most 20)
 
 T = TypeVar("T")
 
@@ -261,7 +262,7 @@ class Pipeline:
         self.clock = clock or TopicClock(settings.allowed_lateness_ms, settings.idle_partition_ms, settings.clock)
         # The model's renames (``ChurnModel.event_types``) are applied here, as backtest and train apply them.
         self.decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
-                               type_map=model.type_map, currency=settings.currency)
+                               type_map=model.type_map, currency=settings.currency, vocabulary=model.compiled.vocabulary)
         self.router = Router("dlq" if settings.miskeyed == "dlq" else "reroute", partitions=settings.partitions)
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.abandon_requested: Callable[[], bool] = lambda: False
@@ -358,9 +359,11 @@ class Pipeline:
         consumer settles every cycle in flight first; a partition handed over within the check's
         second can see the old model for up to a second more on its new worker)."""
         self.model, self.model_header = model, model_id(model).encode()
-        if model.type_map != self.decoder.type_map:  # a successor keeps the renames (same_vocabulary): never, but never stale
+        # A successor keeps the renames and vocabulary (same_vocabulary): never, but never stale.
+        if model.type_map != self.decoder.type_map or model.compiled.vocabulary != self.decoder.vocabulary:
             self.decoder = Decoder(max_event_bytes=self.settings.max_event_bytes, max_clock_skew_ms=self.settings.max_clock_skew_ms,
-                                   type_map=model.type_map, currency=self.settings.currency)
+                                   type_map=model.type_map, currency=self.settings.currency,
+                                   vocabulary=model.compiled.vocabulary)
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
         for _, max_ms in progress.values():
@@ -721,6 +724,8 @@ class Pipeline:
                                                          (token, work.advanced.writes))
         timer.mark("progress")
         _count(result, decoded, timer)
+        if decoded.untracked_types:
+            _log_untracked(self.decoder.untracked_names)
         if decoded.jumps or decoded.behind:
             now_ms = int(time.time() * 1000)
             self.jump_warnings.report(decoded.jumps, now_ms)
@@ -1142,6 +1147,18 @@ class _PhaseTimer:
         return list(self.seconds.items())
 
 
+def _log_untracked(names: Sequence[str]) -> None:
+    """One INFO line per event name the model in use neither tracks nor gives a role, the first
+    time this process sees it (at most 20 names: the reader keeps no more), so the operator learns
+    which name a rise of ``churnwatch_events_untracked_type_total`` is (QA10 F6)."""
+    for name in names:
+        if name not in _UNTRACKED_LOGGED and len(_UNTRACKED_LOGGED) < 20:
+            _UNTRACKED_LOGGED.add(name)
+            logger.info("event type %r is neither tracked nor given a role by the model in use: its events count only in "
+                        "the users' total (churnwatch_events_untracked_type_total; a renamed event? README \"The "
+                        "product's vocabulary\")", name[:80])
+
+
 def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
     """The cycle's counters and timings, once it is complete."""
     metrics.EVENTS_PROCESSED.inc(result.processed)
@@ -1150,6 +1167,8 @@ def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
         metrics.STATES_UNREADABLE.labels("dropped").inc(result.dropped)
     if decoded.unknown_types:
         metrics.EVENTS_UNKNOWN_TYPE.inc(decoded.unknown_types)
+    if decoded.untracked_types:
+        metrics.EVENTS_UNTRACKED_TYPE.inc(decoded.untracked_types)
     if decoded.derived_ids:
         metrics.EVENTS_DERIVED_ID.inc(decoded.derived_ids)
     if decoded.jumps:
