@@ -293,16 +293,16 @@ def test_a_cycle_retrying_its_copies_sends_nothing_more_into_a_deleted_events_to
                 while not check():
                     await asyncio.sleep(0.05)
 
-            await asyncio.wait_for(until(lambda: len(consumer.assigned) == 4 and not consumer._unresumed), 20)
+            await asyncio.wait_for(until(lambda: len(consumer.assigned) == 4 and not consumer._unresumed), 60)
             producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
             await asyncio.to_thread(lambda: producer.send(topics["events"], key=None, value=huge, partition=1).get(10))
             producer.close()
-            await asyncio.wait_for(until(lambda: len(sends) >= 2), 20)  # the copy refused once, then again: retrying
+            await asyncio.wait_for(until(lambda: len(sends) >= 2), 60)  # the copy refused once, then again: retrying
             await asyncio.to_thread(_delete_topic, bootstrap, topics["events"])
             deleted[0] = True
             # the worker found the topic missing and the cycle ended, or (before) it sent into it again and again
             await asyncio.wait_for(until(lambda: (consumer.missing is not None and not runtime.pipeline.in_flight)
-                                         or sum(after for after, _ in sends) >= 2), 20)
+                                         or sum(after for after, _ in sends) >= 2), 60)
             return sends, consumer.missing, runtime.pipeline.in_flight
         finally:
             await runtime.stop()
