@@ -304,15 +304,16 @@ def _record_batches(recs: list[tuple[int, bytes, bytes, int]]) -> bytes:
     return b"".join(out)
 
 
-class _Assigned:
-    """The consumer's assignment as ``FetchResult.check_assignment`` and ``_update_position`` read it."""
+class Assigned:
+    """The consumer's assignment as ``FetchResult.check_assignment`` and ``_update_position`` read it
+    (also the assignment of tests/test_fetch_lean.py's replies)."""
 
     active, paused = True, False
 
     def __init__(self, position: int) -> None:
         self.position = position
 
-    def state_value(self, tp: object) -> "_Assigned":
+    def state_value(self, tp: object) -> "Assigned":
         return self
 
     def consumed_to(self, offset: int) -> None:
@@ -344,7 +345,7 @@ def _fetched(raw: dict[int, bytes], topic: str) -> dict[int, list[Any]]:
         tp = TopicPartition(topic, p)
         first = int.from_bytes(data[:8], "big")  # the first batch's base offset: the fetch offset
         records = PartitionRecords(tp, MemoryRecords(data), None, first, None, None, True, 0)
-        replies[tp] = FetchResult(tp, assignment=_Assigned(first), partition_records=records, backoff=0)
+        replies[tp] = FetchResult(tp, assignment=Assigned(first), partition_records=records, backoff=0)
         out[p] = replies[tp].getall(10_000)
     return out
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from benchmarks.shell_callgrind import Assigned
 from streams.worker.fetch import LeanRecords, lean_fetches
 
 
@@ -44,28 +45,13 @@ def _batch(base: int, records: list[tuple[bytes | None, bytes | None, list[tuple
     return bytes(buf)
 
 
-class _Assigned:
-    """The assignment as ``FetchResult`` reads it (active, not paused, a position)."""
-
-    active, paused = True, False
-
-    def __init__(self, position: int) -> None:
-        self.position = position
-
-    def state_value(self, tp: object) -> "_Assigned":
-        return self
-
-    def consumed_to(self, offset: int) -> None:
-        self.position = offset
-
-
 def _drain(data: bytes, fetch_offset: int, takes: list[int], lean: bool) -> list[tuple[Any, ...]]:
     """Each ``getall`` of a reply (max_records from ``takes``, cycled) with the position after it."""
     tp = TopicPartition("t", 0)
     records: Any = PartitionRecords(tp, MemoryRecords(data), None, fetch_offset, None, None, True, 0)
     if lean:
         records = LeanRecords(records)
-    assigned = _Assigned(fetch_offset)
+    assigned = Assigned(fetch_offset)
     result = FetchResult(tp, assignment=assigned, partition_records=records, backoff=0)
     out, k = [], 0
     while result.has_more():
@@ -95,9 +81,9 @@ def test_a_batch_failing_its_crc_ends_the_reply_there_and_loses_no_record() -> N
     bad[-1] ^= 0xFF  # a byte of the last record: its batch's CRC fails
     tp = TopicPartition("t", 0)
 
-    def reply(data: bytes, fetch_offset: int) -> tuple[FetchResult, _Assigned]:
+    def reply(data: bytes, fetch_offset: int) -> tuple[FetchResult, Assigned]:
         records = LeanRecords(PartitionRecords(tp, MemoryRecords(data), None, fetch_offset, None, None, True, 0))
-        assigned = _Assigned(fetch_offset)
+        assigned = Assigned(fetch_offset)
         return FetchResult(tp, assignment=assigned, partition_records=records, backoff=0), assigned
 
     result, assigned = reply(good + bytes(bad), 1)
