@@ -31,13 +31,13 @@ from models.events import Event, TypeMap
 from models.subscription import Subscription, a_type
 from models.vocabulary import Vocabulary
 
-__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "EventReader", "Rejection", "UserBatch", "epoch_unit_hint", "group_plain"]
+__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "UNTRACKED_NAMES_MAX", "EventReader", "Rejection", "UserBatch", "epoch_unit_hint", "group_plain"]
 
 MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
 _MAX_AMOUNT_INT: Final[int] = 1_000_000_000_000  # MAX_AMOUNT as an int: an int amount is compared exactly
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
-_UNTRACKED_NAMES_MAX: Final[int] = 20  # untracked names kept for the worker's log line (a rename is one or two)
+UNTRACKED_NAMES_MAX: Final[int] = 20  # untracked names kept for the worker's log line (a rename is one or two)
 
 
 def epoch_unit_hint(ms: int, earliest_ms: int, latest_ms: int | None) -> str:
@@ -93,7 +93,7 @@ class EventReader:
         self.vocabulary = vocabulary
         self.unknown_types = 0
         self.untracked_types = 0
-        self.untracked_names: list[str] = []  # the first untracked names seen (at most _UNTRACKED_NAMES_MAX), for a log line
+        self.untracked_names: list[str] = []  # the first untracked names seen (at most UNTRACKED_NAMES_MAX), for a log line
         self.derived_ids = 0
         self.types: dict[str, tuple[str, bool, bool]] = {}  # type name -> (canonical, known, untracked)
 
@@ -201,7 +201,7 @@ class EventReader:
             cached = (canonical, known, untracked)
             if len(self.types) < _TYPE_CACHE_MAX:
                 self.types[name] = cached
-            if untracked and len(self.untracked_names) < _UNTRACKED_NAMES_MAX and canonical not in self.untracked_names:
+            if untracked and len(self.untracked_names) < UNTRACKED_NAMES_MAX and canonical not in self.untracked_names:
                 self.untracked_names.append(canonical)
         if not cached[1]:
             self.unknown_types += 1

@@ -64,6 +64,7 @@ import orjson
 import redis.exceptions
 from aiokafka.errors import KafkaError
 
+from models.intake import UNTRACKED_NAMES_MAX
 from models.model import ChurnModel
 from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings
@@ -99,7 +100,7 @@ __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", 
 
 logger = logging.getLogger(__name__)
 retry_logger = logging.getLogger(RETRY_LOGGER)  # a retry every 2 s while Redis is down: rate-limited by the CLI
-_UNTRACKED_LOGGED: set[str] = set()  # untracked event names already logged by this process (at most 20)
+_UNTRACKED_LOGGED: set[str] = set()  # untracked event names already logged by this process (at most UNTRACKED_NAMES_MAX)
 
 T = TypeVar("T")
 
@@ -1149,10 +1150,10 @@ class _PhaseTimer:
 
 def _log_untracked(names: Sequence[str]) -> None:
     """One INFO line per event name the model in use neither tracks nor gives a role, the first
-    time this process sees it (at most 20 names: the reader keeps no more), so the operator learns
+    time this process sees it (at most ``UNTRACKED_NAMES_MAX`` names, as the reader keeps: a successor model's new reader does not add more), so the operator learns
     which name a rise of ``churnwatch_events_untracked_type_total`` is (QA10 F6)."""
     for name in names:
-        if name not in _UNTRACKED_LOGGED and len(_UNTRACKED_LOGGED) < 20:
+        if name not in _UNTRACKED_LOGGED and len(_UNTRACKED_LOGGED) < UNTRACKED_NAMES_MAX:
             _UNTRACKED_LOGGED.add(name)
             logger.info("event type %r is neither tracked nor given a role by the model in use: its events count only in "
                         "the users' total (churnwatch_events_untracked_type_total; a renamed event? README \"The "
