@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.worker.fetch import lean_fetches
+
 __all__ = ["CeilingResult", "measure_ceiling"]
 
 
@@ -31,12 +33,19 @@ class CeilingResult:
         return self.events / self.cpu_seconds if self.cpu_seconds else 0.0
 
 
-async def measure_ceiling(bootstrap: str, topic: str, partitions: int, expected: int) -> CeilingResult:
-    """Read ``expected`` events from the start of every partition, decoding each with orjson."""
+async def measure_ceiling(bootstrap: str, topic: str, partitions: int, expected: int,
+                          lean: bool = False) -> CeilingResult:
+    """Read ``expected`` events from the start of every partition, decoding each with orjson.
+
+    ``lean``: the consumer hands out aiokafka's own record objects as the worker's does
+    (``streams.worker.fetch.lean_fetches``), so the ceiling does not pay the per-record path the
+    worker no longer pays; the issue's ceiling is the plain consumer (``lean=False``)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
     try:
+        if lean and not lean_fetches(consumer):
+            raise RuntimeError("lean fetches are not available with this aiokafka: no lean ceiling")
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

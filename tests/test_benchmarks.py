@@ -91,6 +91,16 @@ def test_target_verdicts_follow_the_ratios(ratio: float, bytes_per_user: int, vs
     assert lines["two workers: >= 1.8x one worker"] == "not measured"
 
 
+def test_the_lean_ceiling_is_shown_but_the_verdict_is_the_plain_ceilings() -> None:
+    """The worker's fetch path is cheaper than the plain consumer the issue's ceiling uses: the
+    ratio to the ceiling read with that path is printed beside the target, never judged."""
+    lean_key = "ratio_to_lean_ceiling (informative; targets use the plain one)"
+    sections = {"e2e1": {"rows": {"ratio_to_ceiling": 0.36, lean_key: 0.18}}}
+    measured = {target: (text, verdict) for target, text, verdict in bench_run._target_lines(sections)}
+    text, verdict = measured["one worker, realistic workload: >= 0.35 of the ceiling"]
+    assert verdict == "met" and "lean ceiling, the worker's own fetch path: 0.18" in text
+
+
 def test_sections_run_once_and_dependencies_are_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     """A section needing the ceiling or e2e1 gets them from this run (run on demand, once)."""
     calls: list[str] = []
