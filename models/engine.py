@@ -256,8 +256,9 @@ def advance(
                 if st.n_events:
                     _review(user_id, st, ts_s, model, out, c)
             continue
-        new_day = st.n_events == 0 or ts_s // DAY_S > st.last_seen_s // DAY_S
+        days = st.active_days  # a new active day (models.state: a visit dated by its first UTC day) is a review point
         apply_looked_up(st, ev, vocabulary, slot, role)
+        new_day = st.active_days != days
         out.review = None  # the state moved on since the last review (if this event is one, it sets it again)
         # While an at-risk alert is open every event is a review point: activity later the same
         # day can bring the risk under risk_exit, and silence never would (models.risk).

@@ -49,7 +49,7 @@ DEFAULT_PURCHASE_GAP_DAYS: Final[float] = 30.0
 #: Weight, in intervals, of the population's typical interval in a user's own estimate: with
 #: two active days an hour apart the user's "usual interval" is not one hour.
 _PRIOR_INTERVALS: Final[float] = 1.0
-_MIN_GAP_DAYS: Final[float] = 1.0  # active days are counted per UTC day: no cadence below a day
+_MIN_GAP_DAYS: Final[float] = 1.0  # active days are visit days (models.state): no cadence below a day
 _INV_DAY: Final[float] = 1.0 / DAY_S
 #: math.expm1 held once: mypyc has no primitive for it and looked it up on the math module at
 #: every call (three per scoring); the same function, the same numbers.

@@ -7,9 +7,14 @@ decays with mean life tau carries the same meaning as "events in the last tau da
 Every counter is kept *at* ``last_seen_s`` (the user's largest event time), so applying the
 same events in any order gives the same numbers (up to float rounding): an event later than
 ``last_seen_s`` decays the counters forward and adds 1, an earlier one adds ``exp(-age/tau)``.
-The day counts (``active_days``, ``n_purchases``: distinct UTC days) are exact in event order,
-which is how ``models.engine.advance`` applies a batch; a late event of an earlier batch counts
-a day only where the state can tell the day is new.
+The day counts are exact in event order, which is how ``models.engine.advance`` applies a batch
+(so the order of a batch's events does not matter); a late event of an earlier batch counts a
+day only where the state can tell the day is new. ``active_days`` counts visit days: a visit (a
+session, events at most :data:`SESSION_S` = 30 minutes apart) is dated by the UTC day it started
+on, so a session across midnight UTC is one active day, as the same session at noon is (QA pass
+10 F10; :func:`_count_visit_day`, with one bit of ``flags``, :data:`VISIT_CONTINUED`). A late
+event (before ``last_seen_s``) counts no active day and continues no visit. ``n_purchases``
+counts distinct UTC days with a purchase (:func:`_count_purchase_day`).
 Times are whole epoch seconds (uint32 in Redis) to keep the record small; events carry ms.
 
 The counters are float32 *in memory too* (every update is rounded to the nearest float32, the
@@ -34,7 +39,7 @@ the user hashes +2 bytes a user, within the budget of 300). Only an ``active`` s
 to the later of the known end and the stated one, so a late renewal statement cannot move it
 back (``_state_period_end``); ``cancelled``, ``past_due`` and ``trial`` set it to unknown.
 
-Two flags (``flags``, :data:`PAYS_SUBSCRIPTION` and :data:`ACCOUNT_MEMBER`) say what the
+Flags (``flags``, :data:`PAYS_SUBSCRIPTION` and :data:`ACCOUNT_MEMBER`) say what the
 recommended action needs of the user's billing (models.actions, QA pass 6 M1: a subscriber was
 "not paying" because only purchases counted): whether the user's latest ``subscription``
 statement pays (``active`` or ``past_due`` with an MRR above 0), and whether the user's events
@@ -43,7 +48,10 @@ only when a flag is set: format 6 (format 5 + a uint8, the period end 0 when unk
 8 per slot), so a record without flags is format 4 or 5 byte for byte as before (the golden
 state digests and the memory of products without subscriptions or accounts do not move). Redis
 holds 300 bytes per user with 8 types when every user is flagged (1M users, benchmarks/memory.py,
-docs/SCORES.md "Subscribers and company accounts"), at the budget of 300.
+docs/SCORES.md "Subscribers and company accounts"), at the budget of 300. A third flag,
+:data:`VISIT_CONTINUED`, is set while the user's latest visit runs past midnight UTC and cleared
+by their next visit: such a record is format 6 until then (3 bytes more than format 4), no more
+than a flagged user's, so the budget's worst case does not move.
 """
 
 from __future__ import annotations
@@ -73,9 +81,11 @@ __all__ = [
     "GAP_EWMA_ALPHA",
     "MAX_PERIOD_END_DAY",
     "PAYS_SUBSCRIPTION",
+    "SESSION_S",
     "STAGES",
     "Stage",
     "UserState",
+    "VISIT_CONTINUED",
     "apply_event",
     "apply_looked_up",
     "decayed",
@@ -113,6 +123,13 @@ PAYS_SUBSCRIPTION: Final[int] = 1
 #: ``UserState.flags``: the user's events name a company account (``account_id`` set and not the
 #: user's own id): whether the company pays is the account's (models.account_health), not the user's.
 ACCOUNT_MEMBER: Final[int] = 2
+#: ``UserState.flags``: the user's latest visit went on past midnight UTC (an activity event within
+#: :data:`SESSION_S` of the one before, on a later UTC day): the visit is dated by the day it started
+#: on, so the UTC day of ``last_seen_s`` is not an active day yet (:func:`_count_visit_day`).
+VISIT_CONTINUED: Final[int] = 4
+#: A visit's session timeout, seconds: an event within this of the user's previous one continues
+#: the visit (30 minutes, the common web-analytics session, e.g. Google Analytics').
+SESSION_S: Final[int] = 30 * 60
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)
@@ -226,7 +243,7 @@ class UserState:
     quiet_until_s: int = 0  # a closed at-risk alert may re-open before this only on a material rise
     slots_at_s: int = 0  # the time the per-slot counters are kept at (see apply_event)
     n_events: int = 0
-    active_days: int = 0  # distinct UTC days with activity (in-order approximation for late events)
+    active_days: int = 0  # distinct visit days (a visit dated by its first UTC day, _count_visit_day; late events: none)
     n_purchases: int = 0  # distinct UTC days with a purchase (see _count_purchase_day)
     act_7d: float = 0.0  # decayed event counts, all activity types, at last_seen_s (float32 grid)
     act_28d: float = 0.0
@@ -253,7 +270,8 @@ class UserState:
     # The end of the period paid for (the latest subscription statement's period_end), as the day
     # number since the epoch rounded up; 0 = unknown (models.risk: the exit-opportunity gate).
     period_end_day: int = 0
-    # PAYS_SUBSCRIPTION | ACCOUNT_MEMBER (module docstring): what the recommended action reads of billing
+    # PAYS_SUBSCRIPTION | ACCOUNT_MEMBER (module docstring): what the recommended action reads of
+    # billing; VISIT_CONTINUED: the latest visit went on past midnight (_count_visit_day)
     flags: int = 0
 
     def __init__(
@@ -795,13 +813,8 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
     elif ts >= state.last_seen_s:
         last = state.last_seen_s
         gap = ts - last
-        if ts // DAY_S > last // DAY_S:
-            state.active_days += 1
-            interval = gap / DAY_S
-            if state.active_days == 2:
-                state.gap_ewma_days = f32(interval)
-            else:
-                state.gap_ewma_days = f32(state.gap_ewma_days + GAP_EWMA_ALPHA * (interval - state.gap_ewma_days))
+        if ts // DAY_S > last // DAY_S or state.flags & VISIT_CONTINUED:
+            _count_visit_day(state, ts, gap)
         if gap:
             f7 = math.exp(-gap / _TAU_7_S)
             f28 = math.exp(-gap / _TAU_28_S)
@@ -827,6 +840,35 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
         amount = event.amount if event.amount > 0 else 0.0
         state.revenue += amount
         _count_purchase_day(state, ts)
+
+
+def _count_visit_day(state: UserState, ts: int, gap: int) -> None:
+    """An in-order activity event ``gap`` seconds after the last one, on a later UTC day than it
+    or while the latest visit is :data:`VISIT_CONTINUED`: count a new active day where this event
+    dates a visit on a later day than the last one counted.
+
+    A visit (a session: events at most :data:`SESSION_S` apart) is dated by the UTC day it started
+    on, so a session from 23:40 to 00:10 is one active day, as the same session at 12:40 is (QA
+    pass 10 F10: it was two, which halved the user's usual interval). The flag says the day of
+    ``last_seen_s`` is not counted yet (the visit that reached it started the day before): a new
+    visit later that day counts it. A visit runs at most one day behind its latest event: one
+    that goes on past a second midnight counts the day it covered whole and stays continued (an
+    always-on client is active every day but the last, not on one day for good). The interval
+    entering ``gap_ewma_days`` is, as before, the time since the last event."""
+    if gap <= SESSION_S:  # the same visit
+        if not state.flags & VISIT_CONTINUED:  # past midnight: dated by the day before
+            state.flags |= VISIT_CONTINUED
+            return
+        if ts // DAY_S == state.last_seen_s // DAY_S:  # still on the day not counted
+            return
+    else:  # a new visit, dated by its own day
+        state.flags &= ~VISIT_CONTINUED
+    state.active_days += 1
+    interval = gap / DAY_S
+    if state.active_days == 2:
+        state.gap_ewma_days = f32(interval)
+    else:
+        state.gap_ewma_days = f32(state.gap_ewma_days + GAP_EWMA_ALPHA * (interval - state.gap_ewma_days))
 
 
 def tracked(state: UserState) -> bool:
@@ -900,7 +942,8 @@ def _state_period_end(state: UserState, event: Event) -> None:
 def _count_purchase_day(state: UserState, ts: int) -> None:
     """A purchase at ``ts``: ``n_purchases`` counts distinct UTC days with a purchase (the repeat
     purchase *periods* of Fader, Hardie & Lee 2005 and lifetimes' ``freq='D'``: three CDs bought
-    on one day are one transaction), with the day of ``ts // DAY_S`` as for ``active_days``.
+    on one day are one transaction), the day of ``ts // DAY_S``: a UTC date, not the visit day
+    ``active_days`` counts (two purchases of one visit either side of midnight are two days).
 
     A purchase on a later day than the last one, or an earlier day than the first, is a new day.
     One on the first or the last purchase day is not. A late one on a day strictly between them

@@ -59,6 +59,14 @@ and score that changed differs only in ``reasons``, in reasons matching ``before
 ``after``, at the same places, every other reason unchanged::
 
     python3 -m tests.golden_masked reworded /tmp/old.json /tmp/new.json '^active on a single day' '^a user for less than a day'
+
+A change to how active days are counted (QA pass 10 F10: a visit across midnight UTC is one active
+day) changes whole users: ``midnight`` takes the users of the golden histories with a visit that
+crosses midnight UTC (an activity event on a later UTC day within the 30-minute session timeout of
+the one before), proves that every other user's alerts, scores and state are identical, and counts
+what changed for them (run it with the venv: it replays the histories to find those users)::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked midnight /tmp/old.json /tmp/new.json
 """
 
 from __future__ import annotations
@@ -69,7 +77,7 @@ import re
 import sys
 from typing import Any, Iterator
 
-__all__ = ["cancelled", "changes", "compare", "dropped", "dump", "passes", "reworded", "users"]
+__all__ = ["cancelled", "changes", "compare", "dropped", "dump", "midnight", "midnight_users", "passes", "reworded", "users"]
 
 
 def dump(path: str) -> None:
@@ -348,6 +356,60 @@ def reworded(old_path: str, new_path: str, before: str, after: str) -> bool:
     return ok
 
 
+def midnight_users(seed: int) -> tuple[set[str], dict[str, int]]:
+    """The golden histories' users whose visits cross midnight UTC (an activity event on a later
+    UTC day than the user's previous one, within models.state.SESSION_S of it: the only users
+    whose active days the visit-day rule can change), and how many such crossings each has."""
+    from models.model import load_model
+    from models.state import DAY_S, SESSION_S
+    from models.vocabulary import CANCEL, SUBSCRIPTION
+    from tests.test_models_golden import histories
+
+    vocabulary = load_model().compiled.vocabulary
+    crossings: dict[str, int] = {}
+    for user, evs in histories(seed).items():
+        last = -1
+        for ev in evs:
+            if vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION):
+                continue
+            ts = ev.ts_ms // 1000
+            if last >= 0 and ts // DAY_S > last // DAY_S and ts - last <= SESSION_S:
+                crossings[user] = crossings.get(user, 0) + 1
+            last = max(last, ts)
+    return set(crossings), crossings
+
+
+def midnight(old_path: str, new_path: str) -> bool:
+    """True when only the users whose visits cross midnight UTC (:func:`midnight_users`) changed
+    (printing how many of them changed in alerts, scores and state, and the alerts moved by kind)."""
+    old, new = _dumps(old_path, new_path)
+    ok = True
+    for key in old:
+        targeted, crossings = midnight_users(int(key.split("/")[0][len("seed"):]))
+        o, n = old[key], new[key]
+        oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+        everyone = set(o["states"]) | set(n["states"])
+        others = [u for u in everyone - targeted
+                  if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
+        ok &= not others
+        moved: collections.Counter[str] = collections.Counter()
+        for u in targeted:
+            before, after = collections.Counter(oa.get(u, ())), collections.Counter(na.get(u, ()))
+            for sign, rows in (("-", before - after), ("+", after - before)):
+                for r in rows.elements():
+                    d = json.loads(r)
+                    moved[f"{sign}{d['kind']}"] += 1
+        changed = {part: sum((src.get(u) != dst.get(u)) for u in targeted)
+                   for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
+        score_rows = sum(a != b for u in targeted for a, b in zip(os_.get(u, ()), ns.get(u, ())))
+        print(f"{key}: {len(everyone)} users, {len(targeted)} with a visit across midnight UTC "
+              f"({sum(crossings.values())} crossings); every other user identical (alerts, scores, state): "
+              f"{not others} ({len(others)} differ); alerts {len(o['alerts'])} -> {len(n['alerts'])}; "
+              f"those users changed: {changed}, score rows changed {score_rows}; "
+              f"alerts moved: {', '.join(f'{k} {v}' for k, v in sorted(moved.items()))}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -363,6 +425,8 @@ if __name__ == "__main__":
         sys.exit(0 if reworded(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]) else 1)
     elif sys.argv[1:2] == ["cancelled"] and len(sys.argv) >= 5:
         sys.exit(0 if cancelled(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
+    elif sys.argv[1:2] == ["midnight"] and len(sys.argv) == 4:
+        sys.exit(0 if midnight(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     else:

@@ -51,6 +51,14 @@ of no reasons. Replayed with main e6b33ae and the new code (``golden_masked chan
 stage_changed new,active reasons``): only those alerts changed, only in ``reasons``: 7 of 422
 ``new -> active`` alerts (seed 2, each run) and 10 of 418 (seed 3), all empty before; the same
 alert ids, every score and every state identical.
+
+2026-12-04 (visitday, QA pass 10 F10): active days are visit days: an activity event on a later
+UTC day within the 30-minute session timeout of the user's previous one continues that visit
+(models.state ``_count_visit_day``). Replayed with main 216e984 and the new code (``golden_masked
+midnight OLD NEW``): only the users with a visit across midnight UTC changed, 12 of 500 (seed 2,
+71 crossings) and 20 of 500 (seed 3, 64); every other user's alerts, scores and state identical.
+Their active days 415 -> 370 and 432 -> 379; alerts 3820 -> 3793 and 3705 -> 3679 (fewer stage
+changes: -64 +39 and -100 +76); their 36 and 60 score rows (median |risk change| 0.0004).
 """
 
 from __future__ import annotations
