@@ -168,7 +168,8 @@ def _dump(client: redis_lib.Redis, without: str = "") -> dict[bytes, Any]:
 def test_a_cycle_that_read_the_user_before_the_erase_writes_nothing_of_them_after_it(redis_url: str) -> None:
     """The worker's write (state, indexes, alert list, history) and its next read, around an erase."""
     b = next(b for b in range(4) if locate("cy", 4, 8)[0] == b)
-    other = next(f"o{i}" for i in range(100) if locate(f"o{i}", 4, 8)[0] == b)  # same bucket, same script call
+    # same bucket and group: the same script call, and past erased.lua's "|groups" test to the hash's
+    other = next(f"o{i}" for i in range(1000) if locate(f"o{i}", 4, 8) == locate("cy", 4, 8))
 
     async def before(store: Store) -> Any:
         assert await _write(store, "cy", _state(T0), "t1") == []
@@ -416,3 +417,27 @@ def check_erase_on(redis_url: str, **kw: Any) -> None:
         return await store.account_of(user), await store.load_user(user), await store.due_accounts("ev", {3: T0 + 2 * DAY}, 10)
 
     assert with_store(redis_url, after, **kw) == (None, None, {3: ([], None)})
+
+
+def test_new_store_records_the_erasure_for_workers_not_started_yet(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A new key prefix, or a Redis that lost its data: refused without ``--new-store`` (nothing
+    recorded), then recorded in the workers' layout, so the store they make never holds the user."""
+    env = {"CHURNWATCH_BUCKETS": "4", "CHURNWATCH_GROUPS_PER_BUCKET": "8"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert main(["--redis-url", redis_url, "erase", "nu"]) == 2
+        assert redis_lib.Redis.from_url(redis_url).dbsize() == 0
+        capsys.readouterr()
+        assert main(["--redis-url", redis_url, "erase", "--new-store", "nu"]) == 0
+        assert "erased 1 user (0 with a state in Redis)" in capsys.readouterr().out
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+    async def worker_writes(store: Store) -> Any:
+        assert await _write(store, "nu", _state(T0), "t1") == []
+        return await store.load_user("nu")
+
+    assert _run(redis_url, worker_writes) is None
+    assert traces(redis_lib.Redis.from_url(redis_url), "cw", "nu") == []

@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("users", metavar="USER", nargs="*", help="user ids to erase, exactly as the events carry them")
     parser.add_argument("--file", metavar="PATH", default=None,
                         help="also the user ids in this file, one a line (UTF-8; blank lines skipped)")
+    parser.add_argument("--new-store", action="store_true",
+                        help="the key prefix holds no state yet (a new CHURNWATCH_KEY_PREFIX, or Redis lost its data and "
+                             "no worker started since): record the erasure in the workers' layout (CHURNWATCH_BUCKETS, "
+                             "CHURNWATCH_GROUPS_PER_BUCKET) so their replay drops these users from the start")
 
 
 def read_ids(users: list[str], path: str | None) -> list[str]:
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.erase import erase
 
     ids = read_ids(args.users, args.file)
-    done = erase(settings, ids)
+    done = erase(settings, ids, new_store=args.new_store)
     print(f"erased {done.users} user{'s' if done.users != 1 else ''} ({done.with_state} with a state in Redis): "
           f"{done.deleted} records and index entries deleted in {done.buckets} buckets; recorded as erased, so the "
           "workers drop their events from now on, in a rebuild's replay too (churnwatch_events_erased_total)")

@@ -13,7 +13,9 @@ account side writes a member's record into the *account's* bucket. The worker's 
 consult it in Redis, in the same atomic call as what they guard (``lua/erased.lua``): the read
 returns which of its users are erased (``read_batch``), and ``write_batch``, ``history`` and
 ``write_accounts`` write nothing of an erased user. While nobody was ever erased, each of these
-calls pays one HGET a bucket (the salt is missing); no per-event Redis round trip is added.
+calls pays one HMGET a bucket (the salt is missing); then a user of a group holding no erased user
+(the hash's ``|groups``) costs a string search, the others a SHA-1 and an HEXISTS. No per-event
+Redis round trip is added.
 
 What the erase deletes, one atomic script a bucket (``lua/erase.lua``): in the user's bucket the
 state record, due-review entries (every partition's index), at-risk ranking and save-list entries,
@@ -26,8 +28,8 @@ state added (``users``, its stage, at-risk, save list), as when a state expires.
 Not deleted (churnwatch cannot): the user's records in the events topic until its retention, the
 alerts already published to the alerts topic (and anything a webhook or CRM got), dead letters in
 the DLQ, and counters that are sums (first-seen and churned per day, revenue by period). A Redis
-that loses its data loses the erased set too: run the erase again, with the same ids, before the
-workers replay (docs/OPERATE.md).
+that loses its data loses the erased set too: run the erase again with the same ids (``--new-store``
+before the workers made the store again; docs/OPERATE.md).
 """
 
 from __future__ import annotations
@@ -75,8 +77,9 @@ def erased_hash(salt: str, user_id: str) -> str:
     return hashlib.sha1((salt + user_id).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def erase(settings: Settings, user_ids: Sequence[str]) -> EraseReport:
-    """``erase_users`` on a private event loop, Redis failures as one readable line (``UserError``)."""
+def erase(settings: Settings, user_ids: Sequence[str], new_store: bool = False) -> EraseReport:
+    """``erase_users`` on a private event loop, Redis failures as one readable line (``UserError``);
+    ``new_store``: a prefix without state yet is erased in the layout of ``settings``."""
     from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, TimeoutError as RedisTimeoutError
 
     from streams.settings import redact_url
@@ -85,7 +88,8 @@ def erase(settings: Settings, user_ids: Sequence[str]) -> EraseReport:
     async def go() -> EraseReport:
         store = Store(settings)
         try:
-            return await erase_users(store.client, Keys(settings.key_prefix), user_ids)
+            layout = (settings.buckets, settings.groups_per_bucket) if new_store else None
+            return await erase_users(store.client, Keys(settings.key_prefix), user_ids, layout=layout)
         finally:
             await store.close()
 
@@ -97,15 +101,23 @@ def erase(settings: Settings, user_ids: Sequence[str]) -> EraseReport:
         raise UserError(f"Redis at {redact_url(settings.redis_url)} refused: {exc}") from None
 
 
-async def erase_users(client: Any, keys: Keys, user_ids: Sequence[str], *, day: str | None = None) -> EraseReport:
+async def erase_users(client: Any, keys: Keys, user_ids: Sequence[str], *, day: str | None = None,
+                      layout: tuple[int, int] | None = None) -> EraseReport:
     """Erase ``user_ids`` from the store under ``keys`` (module docstring). The layout (buckets,
-    groups) is the store's own, read from ``cw:meta``: nothing is erased from a Redis without one."""
+    groups) is the store's own, read from ``cw:meta``; a prefix without one is refused (a mistyped
+    prefix or URL would record the erasure where no worker looks) unless ``layout`` is given: the
+    workers' settings, for a store they have not made yet (a new prefix, a Redis that lost its data),
+    so that their first replay drops the users from the start."""
     meta = await client.hgetall(keys.meta)
     meta = {_text(k): _text(v) for k, v in meta.items()}
-    if "buckets" not in meta or "groups_per_bucket" not in meta:
+    if "buckets" in meta and "groups_per_bucket" in meta:
+        buckets, groups = int(meta["buckets"]), int(meta["groups_per_bucket"])
+    elif layout is not None:
+        buckets, groups = layout
+    else:
         raise UserError(f"no churnwatch state under key prefix {keys.prefix!r} in this Redis ({keys.meta} is missing): "
-                        "nothing erased (check CHURNWATCH_KEY_PREFIX and --redis-url)")
-    buckets, groups = int(meta["buckets"]), int(meta["groups_per_bucket"])
+                        "nothing erased (check CHURNWATCH_KEY_PREFIX and --redis-url; --new-store records the erasure "
+                        "for workers not started yet)")
     ids = list(dict.fromkeys(user_ids))
     where = {uid: locate(uid, buckets, groups) for uid in ids}
     mkeys = {uid: str(member_key(uid)) for uid in ids}

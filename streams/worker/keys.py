@@ -148,8 +148,8 @@ class Keys:
 
     def erased(self, bucket: int) -> str:
         """HASH ``|salt`` -> a random key, and ``sha1hex(salt + user id)`` -> UTC day, of every user
-        ``churnwatch erase`` erased (every bucket holds them all: ``streams.worker.erase``, ``lua/erased.lua``).
-        Kept by a state rebuild (``rebuild._ours``)."""
+        ``churnwatch erase`` erased (every bucket holds them all: ``streams.worker.erase``, ``lua/erased.lua``),
+        and ``|groups`` -> the bucket's groups holding one of its own. Kept by a state rebuild (``rebuild._ours``)."""
         return f"{self.prefix}:{{{bucket}}}:erased"
 
     def accounts(self, bucket: int) -> str:

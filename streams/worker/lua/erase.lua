@@ -2,8 +2,9 @@
 -- erased user is recorded in the bucket's erased set, and what the bucket holds of them is deleted.
 -- Run in every bucket: each one records every erased user (erased.lua: the account side writes any
 -- user's member record into the account's bucket) and deletes their membership entries there
--- (<tag>:mof:<g> and the member record it points to); the user's own bucket also deletes the state,
--- its indexes, alert list, score history and the user's own account (a user without account_id is one).
+-- (<tag>:mof:<g> and the member record it points to); the user's own bucket also records the user's
+-- group in "|groups", and deletes the state, its indexes, alert list, score history and the user's
+-- own account (a user without account_id is one).
 -- Atomic with the worker's scripts: a cycle that read the user before this ran writes nothing of
 -- them after it (write_batch.lua, history.lua and write_accounts.lua consult the erased set).
 --
@@ -26,6 +27,7 @@ for i = 1, #users do
 end
 redis.call('HSETNX', KEYS[1], '|salt', ARGV[2])
 local salt = redis.call('HGET', KEYS[1], '|salt')
+local groups = redis.call('HGET', KEYS[1], '|groups') or ','
 local n = 0
 local function gone(reply)
   n = n + reply
@@ -55,6 +57,10 @@ for i = 1, #users do
     gone(redis.call('HDEL', tag .. ':m:' .. account, mkey))
   end
   if own == 1 then
+    if not string.find(groups, ',' .. group .. ',', 1, true) then  -- erased.lua answers other groups at once
+      groups = groups .. group .. ','
+      redis.call('HSET', KEYS[1], '|groups', groups)
+    end
     -- the at-risk and save-list counts follow the user's entries in those indexes (write_batch.lua)
     if redis.call('ZSCORE', KEYS[4], user) then
       count('at_risk', -1)

@@ -19,7 +19,7 @@ local is_erased = erased_check(tag)
 for i = 5, #ARGV, 3 do
   local key = tag .. ':hist:' .. ARGV[i]
   local user, point = ARGV[i + 1], ARGV[i + 2]
-  if is_erased and is_erased(user) then
+  if is_erased and is_erased(user, ARGV[i]) then
     -- erased: no history
   elseif point == '' then
     redis.call('HDEL', key, user)

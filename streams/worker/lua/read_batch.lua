@@ -68,7 +68,7 @@ end
 local erased, is_erased = {}, erased_check(tag)
 if is_erased then
   for u = 2, #users, 2 do
-    if is_erased(users[u]) then
+    if is_erased(users[u], users[u - 1]) then
       erased[#erased + 1] = u / 2
     end
   end

@@ -94,7 +94,7 @@ for s = 1, n_states do
   local group, user, due_field, due_score, risk, reach = states[i], states[i + 1], states[i + 2], states[i + 3],
                                                          states[i + 4], states[i + 5]
   local blob = ARGV[8 + s]
-  if is_erased and is_erased(user) then
+  if is_erased and is_erased(user, group) then
     blob = nil
   end
   local users_key, save_key = users_keys[group], save_keys[group]
@@ -143,7 +143,7 @@ local alerts = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or {}
 local cap, at = alerts[1], 8 + n_states
 for a = 2, #alerts do
   local key, user, id = tag .. ':al:' .. alerts[a][1], alerts[a][2], alerts[a][3]
-  if is_erased and is_erased(user) then
+  if is_erased and is_erased(user, alerts[a][1]) then
     -- erased: no alert list
   elseif id == '' then
     redis.call('HDEL', key, user)
