@@ -441,3 +441,38 @@ def test_new_store_records_the_erasure_for_workers_not_started_yet(redis_url: st
 
     assert _run(redis_url, worker_writes) is None
     assert traces(redis_lib.Redis.from_url(redis_url), "cw", "nu") == []
+
+
+def test_a_take_over_rebuild_keeps_the_erased_users(redis_url: str) -> None:
+    """``--take-over-model --rebuild-state`` deletes every key of the prefix but the markers and the
+    erased sets: the replay that follows drops the erased users (the lost-meta clearing is run by
+    the worker test above)."""
+    from models.model import load_model
+    from streams.worker.service import _preflight_store
+    from tests.test_model_rollout import _user, _worker_wrote
+
+    base = load_model()
+    named = base.with_(version="trained-named", tracked_types=("view", "click", "search", "message"))
+    uid, st = _user(base)
+    settings = Settings(redis_url=redis_url)
+
+    async def wrote() -> None:
+        await (await _worker_wrote(settings, base, uid, st)).close()
+
+    asyncio.run(wrote())
+    erase(settings, [uid])
+    client = redis_lib.Redis.from_url(redis_url)
+    before = {b: client.hgetall(Keys("cw").erased(b)) for b in range(settings.buckets)}
+    _preflight_store(settings.with_(model_takeover=True, model_rebuild=True), named)
+    assert {b: client.hgetall(Keys("cw").erased(b)) for b in range(settings.buckets)} == before
+    assert all(erased_hash(h[b"|salt"].decode(), uid).encode() in h for h in before.values())
+
+    async def replayed() -> UserState | None:  # the new model's worker applies the user's history again
+        store = await _worker_wrote(settings, named, uid, st)
+        try:
+            return await store.load_user(uid)
+        finally:
+            await store.close()
+
+    assert asyncio.run(replayed()) is None
+    assert traces(client, "cw", uid) == []
