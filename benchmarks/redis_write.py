@@ -11,7 +11,7 @@ name in commandstats, so ``evalsha`` less its commands is the scripts' own Lua w
 own CPU (this process, less the ``INFO`` calls around each round trip) is given per event too.
 ``--capture`` keeps every round trip's commands for ``benchmarks.redis_replay``.
 
-``python -m benchmarks.redis_write [--workload realistic|review_heavy] [--events N] [--users N] [--days D]``
+``python -m benchmarks.redis_write [--workload realistic|review_heavy] [--events N] [--users N] [--days D] [--erased N]``
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _records(workload: str, n: int, users: int, days: int = 5) -> list[tuple[str
 
 
 async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int, capture: str = "",
-                   days: int = 5) -> dict[str, Any]:
+                   days: int = 5, erased: int = 0) -> dict[str, Any]:
     from models.model import load_model
     from streams.settings import Settings
     from streams.worker.pipeline import Pipeline
@@ -60,6 +60,10 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
                    partitions=PARTITIONS, pipeline_depth=1)
     store = Store(cfg)
     await store.connect()
+    if erased:  # users erased before the run (none of the workload's): every script then checks its users
+        from streams.worker.erase import erase_users
+
+        await erase_users(store.client, store.keys, [f"erased-{i}" for i in range(erased)])
     pipeline = Pipeline(cfg, store, _NullSink(), load_model(None))  # type: ignore[arg-type]
     start_ms = int(time.time() * 1000)
     for p in range(PARTITIONS):
@@ -162,8 +166,8 @@ async def _measure(redis_url: str, workload: str, n: int, users: int, cycle: int
 
 
 def measure(redis_url: str, workload: str = "realistic", n: int = 500_000, users: int = 100_000, cycle: int = 10_000,
-            capture: str = "", days: int = 5) -> dict[str, Any]:
-    return asyncio.run(_measure(redis_url, workload, n, users, cycle, capture, days))
+            capture: str = "", days: int = 5, erased: int = 0) -> dict[str, Any]:
+    return asyncio.run(_measure(redis_url, workload, n, users, cycle, capture, days, erased))
 
 
 def main() -> None:
@@ -174,6 +178,8 @@ def main() -> None:
     ap.add_argument("--cycle", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=5, help="days of the simulated population (realistic workload)")
     ap.add_argument("--redis", default="", help="a valkey to use (default: start one)")
+    ap.add_argument("--erased", type=int, default=0, help="erase this many users (not in the workload) first: "
+                    "the cost of the erased-set checks (streams.worker.erase)")
     ap.add_argument("--capture", default="", help="pickle every round trip's commands to this file (benchmarks.redis_replay)")
     args = ap.parse_args()
     from streams.local import start_redis
@@ -182,7 +188,7 @@ def main() -> None:
     url = args.redis or server.address  # type: ignore[union-attr]
     try:
         print(f"load {load_average()}")
-        for k, v in measure(url, args.workload, args.events, args.users, args.cycle, args.capture, args.days).items():
+        for k, v in measure(url, args.workload, args.events, args.users, args.cycle, args.capture, args.days, args.erased).items():
             print(f"  {k}: {v}")
         print(f"load {load_average()}")
     finally:

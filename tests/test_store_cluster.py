@@ -114,6 +114,13 @@ def test_account_of_on_a_cluster(cluster_url: str) -> None:
     test_store.check_account_of(cluster_url, redis_cluster=True)
 
 
+def test_erase_on_a_cluster(cluster_url: str) -> None:
+    """``churnwatch erase``: one script per bucket, routed by slot; the account review index by SCAN of every primary."""
+    from tests.test_erase import check_erase_on
+
+    check_erase_on(cluster_url, redis_cluster=True)
+
+
 def _cluster_store(url: str) -> Store:
     return Store(Settings(redis_url=url, redis_cluster=True, buckets=BUCKETS, groups_per_bucket=GROUPS))
 
@@ -126,7 +133,7 @@ def _script_keys(call: tuple[Any, ...], keys: Keys, bucket: int) -> list[str]:
     tag = str(call[6 + numkeys])
     assert tag == keys.tag(bucket), "the bucket's first argument (after the driver's three) is its tag"
     derived = [tag + suffix for g in range(GROUPS) for suffix in (f":u:{g}", f":r:{g}")]
-    derived += [keys.due(bucket, test_store.TOPIC, p) for p in range(8)]
+    derived += [keys.due(bucket, test_store.TOPIC, p) for p in range(8)] + [keys.erased(bucket)]  # lua/erased.lua
     return declared + derived
 
 
@@ -149,7 +156,8 @@ def test_every_key_of_a_script_call_shares_one_slot(users: list[str]) -> None:
         async def record(build: Any, _calls: _Calls = calls) -> list[Any]:
             build(_calls)
             # one bucket per call, each call's reply a list of bucket replies (lua/buckets.lua)
-            return [[[[], [], [], [], b"", []] if op == "read" else [1]]] * len(_calls)  # read: + the incarnation marker, tokens
+            # read: + the incarnation marker, tokens, erased users' positions
+            return [[[[], [], [], [], b"", [], []] if op == "read" else [1]]] * len(_calls)
 
         store._run = lambda _op, build: record(build)  # type: ignore[method-assign]
         asyncio.run(store.read(jobs) if op == "read" else store.write(jobs, "t"))  # type: ignore[arg-type]
@@ -168,7 +176,7 @@ def test_server_keyslot_agrees_and_buckets_spread_over_nodes(cluster_url: str) -
     try:
         owners = set()
         for b in range(64):
-            names = [keys.offsets(b), keys.stats(b), keys.risk(b), keys.users(b, 3), keys.due(b, "ev", 5), keys.tag(b)]
+            names = [keys.offsets(b), keys.stats(b), keys.risk(b), keys.users(b, 3), keys.due(b, "ev", 5), keys.erased(b), keys.tag(b)]
             slots = {int(client.execute_command("CLUSTER KEYSLOT", n, target_nodes=RedisCluster.RANDOM)) for n in names}
             assert len(slots) == 1, f"bucket {b}: {slots}"
             owners.add(client.get_node_from_key(keys.offsets(b)).name)

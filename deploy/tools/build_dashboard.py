@@ -51,10 +51,12 @@ PANELS: tuple[Panel, ...] = (
             ("taken", f"sum(rate(churnwatch_events_consumed_total[{RATE}]))"),
             ("applied", f"sum(rate(churnwatch_events_processed_total[{RATE}]))"),
             ("rejected (DLQ)", f"sum(rate(churnwatch_events_rejected_total[{RATE}]))"),
+            ("of erased users (dropped)", f"sum(rate(churnwatch_events_erased_total[{RATE}]))"),
         ),
         unit="ops",
         description="Records per second taken from the events topic (each offset once, when its cycle is applied: "
-                    "a worker retrying a batch shows 0), events applied to user state, and sent to the DLQ.",
+                    "a worker retrying a batch shows 0), events applied to user state, sent to the DLQ, and dropped "
+                    "unapplied as events of users `churnwatch erase` erased.",
     ),
     Panel(
         "Consumer lag",

@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "accounts": ("streams.cli.accounts", "account facts (name, owner, segment, renewal): import a CSV to the compacted accounts topic"),
     "console": ("streams.cli.console", "serve the account managers' pages and the JSON API from the live state"),
     "forward": ("streams.cli.forward", "POST each alert to a CRM webhook (signed, retried, dead-lettered)"),
+    "erase": ("streams.cli.erase", "delete users' data from Redis and keep them erased (personal data: README)"),
 }
 
 

@@ -146,6 +146,12 @@ class Keys:
         """HASH user_id -> the user's last alerts worth a call, newest first (``streams.worker.alert_log``)."""
         return f"{self.prefix}:{{{bucket}}}:al:{group}"
 
+    def erased(self, bucket: int) -> str:
+        """HASH ``|salt`` -> a random key, and ``sha1hex(salt + user id)`` -> UTC day, of every user
+        ``churnwatch erase`` erased (every bucket holds them all: ``streams.worker.erase``, ``lua/erased.lua``),
+        and ``|groups`` -> the bucket's groups holding one of its own. Kept by a state rebuild (``rebuild._ours``)."""
+        return f"{self.prefix}:{{{bucket}}}:erased"
+
     def accounts(self, bucket: int) -> str:
         """Account revenue states (``models.revenue.AccountState``) by account id."""
         return f"{self.prefix}:{{{bucket}}}:acct"

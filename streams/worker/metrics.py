@@ -17,6 +17,7 @@ __all__ = [
     "EVENTS_PROCESSED",
     "STATES_UNREADABLE",
     "EVENTS_REJECTED",
+    "EVENTS_ERASED",
     "EVENTS_UNKNOWN_TYPE",
     "EVENTS_UNTRACKED_TYPE",
     "EVENTS_DERIVED_ID",
@@ -91,6 +92,10 @@ STATES_UNREADABLE = Counter(
 for _outcome in ("restarted", "dropped"):  # both at 0 from the start: a rate over a series that appears is no rate
     STATES_UNREADABLE.labels(_outcome)
 EVENTS_REJECTED = Counter("churnwatch_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
+EVENTS_ERASED = Counter(
+    "churnwatch_events_erased_total",
+    "Events of users erased by `churnwatch erase`, dropped unapplied (no id in any label or log line)"
+)
 EVENTS_UNKNOWN_TYPE = Counter(
     "churnwatch_events_unknown_type_total",
     "Events whose type name a configured type map renames to 'other' (0 without one: every name is the product's own)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field, fields
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 import orjson
 
@@ -53,6 +53,7 @@ __all__ = [
     "UserBatch",
     "Decoded",
     "decode_batch",
+    "drop_erased_copies",
     "Decoding",
     "reaches_clock",
     "record_fingerprint",
@@ -91,6 +92,7 @@ class CycleResult:
     expired: int = 0
     unreadable: int = 0  # stored states that could not be read (started afresh, or dropped)
     dropped: int = 0  # of which dropped: a review came due and no events to start from
+    erased: int = 0  # events of erased users dropped (streams.worker.erase)
     buckets: int = 0  # buckets read/written
     progress: dict[int, tuple[int, int]] = field(default_factory=dict)  # written: p -> (offset, S_p)
     idle: bool = False  # nothing to do: no records and no review clock moved
@@ -113,6 +115,7 @@ class Decoded:
     routed: Routed = field(default_factory=Routed)  # mis-keyed records re-routed, copies dropped
     accounts: list[AccountCopy | MemberCopy] = field(default_factory=list)  # copies read (streams.worker.revenue)
     account_copies: list[KafkaCopy] = field(default_factory=list)  # subscription events to route to their account
+    account_copy_users: list[str] = field(default_factory=list)  # the user of each of account_copies (erased: dropped)
     member_of: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # user -> (account, p, offset)
     marks: dict[int, dict[int, int]] = field(default_factory=dict)  # p -> {producing q: mark} read (streams.worker.watermark)
     jumps: list[Jump] = field(default_factory=list)  # events that moved their partition's stream time far ahead (clock.jumps)
@@ -251,6 +254,7 @@ class Decoding:
                 # late for its user, not for its account: copied there (marked late), never applied to
                 # the user (docs/REVENUE.md, "Statements late for their user"); the account decides
                 out.account_copies.append(account_copy(ev, p, rec.offset, rec.value, late=True))
+                out.account_copy_users.append(ev.user_id)
                 return
             if pclock.far_behind(ev.ts_ms):
                 _far_behind(out.behind, p, rec.offset, ev.ts_ms, pclock.effective_ms)
@@ -388,6 +392,7 @@ def _account_event(p: int, rec: RecordLike, ev: Event, out: Decoded) -> None:
         out.member_of[ev.user_id] = (ev.account_id, p, rec.offset)
     if ev.subscription is not None:
         out.account_copies.append(account_copy(ev, p, rec.offset, rec.value))
+        out.account_copy_users.append(ev.user_id)
 
 
 # -- 2. plan the reads --------------------------------------------------------------------------
@@ -473,6 +478,7 @@ class Advanced:
     # the last event of each hour) and the events applied (after the fence): what
     # streams.worker.members makes their member copies from
     members: list[tuple[str, list[Mark], Sequence[Event]]] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)  # users read as erased: their events dropped (streams.worker.erase)
 
     def extend(self, other: "Advanced") -> None:
         """Append ``other``'s lists to these (a cycle advanced in slices): every field, so one
@@ -550,7 +556,10 @@ def _bucket_todo(
         first = first_offset.get(p)
         if first is None or fence >= first:
             fences[p] = fence
-    for (g, uid), blob in zip(plan.users, reply.blobs):
+    pairs: Iterable[tuple[tuple[int, str], bytes | None]] = zip(plan.users, reply.blobs)
+    if reply.erased:  # (empty unless someone was ever erased: nothing more to do per user)
+        pairs = _drop_erased(plan, reply, users, out, result)
+    for (g, uid), blob in pairs:
         ub = users[uid]
         p = ub.partition
         events = ub.events
@@ -568,6 +577,33 @@ def _bucket_todo(
                 todo[due.user_id] = (due.group, p, due.blob, _NO_EVENTS)
                 result.due_users += 1
     return todo
+
+
+def _drop_erased(plan: BucketPlan, reply: BucketReadResult, users: Mapping[str, UserBatch], out: Advanced,
+                 result: CycleResult) -> list[tuple[tuple[int, str], bytes | None]]:
+    """The bucket's users and records but those ``churnwatch erase`` erased (``reply.erased``,
+    read_batch.lua): nothing is scored, written or sent for them, and their events are counted
+    (``result.erased``: churnwatch_events_erased_total, no id anywhere) and listed in ``out.erased``
+    (the cycle drops their account copies)."""
+    gone = set(reply.erased)
+    kept = []
+    for i, pair in enumerate(zip(plan.users, reply.blobs)):
+        if i in gone:
+            uid = pair[0][1]
+            result.erased += len(users[uid].events)
+            out.erased.append(uid)
+        else:
+            kept.append(pair)
+    return kept
+
+
+def drop_erased_copies(decoded: Decoded, erased: Iterable[str]) -> None:
+    """Take the subscription copies of ``erased`` users out of ``decoded.account_copies``: a copy
+    holds the event as sent, user id included, and would go back into the events topic."""
+    gone = set(erased)
+    kept = [(c, u) for c, u in zip(decoded.account_copies, decoded.account_copy_users) if u not in gone]
+    decoded.account_copies = [c for c, _ in kept]
+    decoded.account_copy_users = [u for _, u in kept]
 
 
 def index_scores(old: UserState | None, st: UserState, until_ms: int, model: ChurnModel,

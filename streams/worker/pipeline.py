@@ -84,6 +84,7 @@ from streams.worker.phases import (
     KafkaRecord,
     RecordLike,
     advance_users,
+    drop_erased_copies,
     plan_reads,
     plan_sweep,
 )
@@ -531,6 +532,8 @@ class Pipeline:
         timer.mark("advance")
         self.applying()
         members = member_copies(advanced.members, decoded.member_of, self.model)
+        if advanced.erased:  # their statements are not copied to their accounts either
+            drop_erased_copies(decoded, advanced.erased)
         stamp_marks(decoded.account_copies, made)
         stamp_marks(members, made)
         beats = self.heartbeats.due(made, wall_now_ms)
@@ -1163,6 +1166,8 @@ def _log_untracked(names: Sequence[str]) -> None:
 def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
     """The cycle's counters and timings, once it is complete."""
     metrics.EVENTS_PROCESSED.inc(result.processed)
+    if result.erased:
+        metrics.EVENTS_ERASED.inc(result.erased)
     if result.unreadable:
         metrics.STATES_UNREADABLE.labels("restarted").inc(result.unreadable - result.dropped)
         metrics.STATES_UNREADABLE.labels("dropped").inc(result.dropped)

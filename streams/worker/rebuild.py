@@ -18,8 +18,9 @@ Order, so that nothing the old model writes survives and no worker writes into a
    from then on every fenced write of an old worker is refused (write_batch and write_accounts check
    the marker; history and the guarded progress find no token), and an old worker's connect that
    read the old incarnation cannot mark a bucket with it (its ``hsetnx`` finds the new marker);
-4. every other key of this deployment's key families is unlinked (``_ours``: not a deployment whose
-   prefix extends this one, ``cw:eu`` for ``cw``), the account dues and re-routed origins a second
+4. every other key of this deployment's key families but the erased users (``Keys.erased``) is
+   unlinked (``_ours``: not a deployment whose prefix extends this one, ``cw:eu`` for ``cw``), the
+   account dues and re-routed origins a second
    time (unfenced: an old worker's cycle whose fenced write came before step 3 may still write them);
 5. ``REBUILD_FIELD`` is cleared, only if it still holds this worker's token and the lock is still its
    own (``_finish``), and the lock released; the caller's ``Store.connect`` goes on.
@@ -304,15 +305,18 @@ async def _topics(store: Store) -> set[str]:
 
 
 def _ours(prefix: str, topics: set[str]) -> re.Pattern[str]:
-    """This deployment's keys but cw:meta, the off hashes and the lock (streams.worker.keys): another
-    deployment whose prefix extends ours (``cw:eu`` of ``cw``) has ``meta`` or ``{`` after it, never these.
+    """This deployment's keys but cw:meta, the off hashes, the erased users (``Keys.erased``: a
+    rebuild replays the topic, and the workers must go on dropping those users' events) and the
+    lock (streams.worker.keys): another deployment whose prefix extends ours (``cw:eu`` of ``cw``)
+    has ``meta`` or ``{`` after it, never these.
 
     >>> p = _ours("cw", {"ev"})
-    >>> [bool(p.match(k)) for k in ("cw:{3}:u:1", "cw:{3}:off", "cw:progress:ev", "cw:adue:ev:4", "cw:eu:{3}:u:1", "cw:meta")]
-    [True, False, True, True, False, False]
+    >>> [bool(p.match(k)) for k in ("cw:{3}:u:1", "cw:{3}:off", "cw:{3}:erased", "cw:progress:ev", "cw:adue:ev:4",
+    ...                             "cw:eu:{3}:u:1", "cw:meta")]
+    [True, False, False, True, True, False, False]
     """
     t = "|".join(re.escape(topic) for topic in sorted(topics))
-    return re.compile(rf"{re.escape(prefix)}:(?:\{{\d+\}}:(?!off\Z).+|(?:progress|reroute):(?:{t})|adue:(?:{t}):\d+)\Z", re.S)
+    return re.compile(rf"{re.escape(prefix)}:(?:\{{\d+\}}:(?!(?:off|erased)\Z).+|(?:progress|reroute):(?:{t})|adue:(?:{t}):\d+)\Z", re.S)
 
 
 async def _unlink_matching(store: Store, token: str, ours: re.Pattern[str], match: str) -> int:

@@ -303,7 +303,8 @@ def _script(name: str) -> str:
 #: Scripts written for one bucket and run through the ``lua/buckets.lua`` driver (several buckets a call).
 _PER_BUCKET = ("read_batch", "write_batch", "read_accounts", "write_accounts")
 #: Shared Lua put in front of a script when it is loaded (Lua scripts cannot import).
-_PRELUDES = {"read_batch": ("fence",), "write_batch": ("fence",), "read_accounts": ("fence",), "write_accounts": ("fence",)}
+_PRELUDES = {"read_batch": ("fence", "erased"), "write_batch": ("fence", "erased"), "read_accounts": ("fence",),
+             "write_accounts": ("fence", "erased"), "history": ("erased",)}
 #: A call of a per-bucket script carries buckets until it holds about this many users or accounts:
 #: a small cycle is one call, a full 10k batch about ten (one script blocks Redis while it runs).
 BUCKET_CALL_ITEMS = 1_000
@@ -408,6 +409,7 @@ class BucketReadResult:
     next_due: list[int | None]  # per part swept: lowest due second above the sweep's bound (None: none)
     marker: str = ""  # the bucket's incarnation marker as read
     tokens: list[str] = field(default_factory=list)  # per part: its last write's token as read ("" none)
+    erased: list[int] = field(default_factory=list)  # positions in ``users`` of erased users (streams.worker.erase)
 
 
 @dataclass(slots=True)
@@ -1130,7 +1132,7 @@ class Store:
         replies, _ = await self._run_buckets("read", "read_batch", calls)
         out: list[BucketReadResult] = []
         for raw in replies:
-            offsets_raw, blobs, dues_raw, nexts_raw, marker, tokens = raw
+            offsets_raw, blobs, dues_raw, nexts_raw, marker, tokens, erased = raw
             if _s(marker) != self.incarnation:
                 raise StoreLost(self.incarnation, _s(marker))
             dues: list[list[DueUser]] = []
@@ -1142,7 +1144,7 @@ class Store:
                 dues.append(part)
             nexts = [None if n is None else int(float(n)) for n in nexts_raw]
             out.append(BucketReadResult([_s(o) for o in offsets_raw], list(blobs), dues, nexts, _s(marker),
-                                        [_s(t) for t in tokens]))
+                                        [_s(t) for t in tokens], [int(i) - 1 for i in erased] if erased else []))
         return out
 
     async def write(self, writes: Sequence[BucketWrite], token: str, progress: ProgressWrite | None = None) -> list[Fenced]:

@@ -6,6 +6,7 @@
 -- KEYS[1] = <prefix>:{b}:off
 -- ARGV    = tag, token, offset field "<topic>:<p>" of the write, cap (points),
 --           then (group, user_id, point) triples; an empty point deletes the user's history.
+-- Nothing is written for a user `churnwatch erase` erased (erased.lua, loaded in front of this file).
 local tag, token, part, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('HGET', KEYS[1], part .. '|token') ~= token then
   return 0
@@ -14,10 +15,13 @@ local function week(p, j)
   return string.byte(p, j) * 256 + string.byte(p, j + 1)
 end
 local n = 0
+local is_erased = erased_check(tag)
 for i = 5, #ARGV, 3 do
   local key = tag .. ':hist:' .. ARGV[i]
   local user, point = ARGV[i + 1], ARGV[i + 2]
-  if point == '' then
+  if is_erased and is_erased(user, ARGV[i]) then
+    -- erased: no history
+  elseif point == '' then
     redis.call('HDEL', key, user)
   else
     local old = redis.call('HGET', key, user) or ''

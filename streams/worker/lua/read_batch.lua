@@ -12,7 +12,9 @@
 --           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept),
 --           the bucket's incarnation marker (field "|inc" of the off hash) or false,
 --           tokens[n_parts] = each partition's last write token "<worker>:<cycle>" (or false),
---           which the write expects (fence.lua's fence_check) }
+--           which the write expects (fence.lua's fence_check),
+--           erased = the positions (1-based, in users) of the users `churnwatch erase` erased
+--           (erased.lua; empty while nothing was ever erased: one HGET a bucket) }
 -- The marker is checked by the worker every cycle: gone or different means Redis lost its data.
 -- The next score lets the worker skip this bucket's due index until something in it is due.
 local tag = ARGV[1]
@@ -62,4 +64,13 @@ for u = 1, #users, 2 do
   end
   blobs[#blobs + 1] = redis.call('HGET', key, users[u + 1])
 end
-return { offsets, blobs, dues, nexts, seen[1], tokens }
+-- Erased users (their events are dropped by the worker, counted): looked up only once anyone was.
+local erased, is_erased = {}, erased_check(tag)
+if is_erased then
+  for u = 2, #users, 2 do
+    if is_erased(users[u], users[u - 1]) then
+      erased[#erased + 1] = u / 2
+    end
+  end
+end
+return { offsets, blobs, dues, nexts, seen[1], tokens, erased }

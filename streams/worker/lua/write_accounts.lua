@@ -18,6 +18,10 @@
 --           written whose id is known: HSET <tag>:mof:<group> user account (keys.py member_of)], ...],
 --           then per account: its state record (if it has one), the alert side's (if), the held copies
 --           (if set), then n member key/record pairs
+-- Erased users (`churnwatch erase`, erased.lua): a member record whose id (after its 25-byte head,
+-- models.account_health.Member) is erased, and its index entry, are not written; nor is anything
+-- of an account whose id is an erased user's (a user without account_id is its own account). The
+-- counters (sums over all accounts) are.
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
 local tag, token = ARGV[1], ARGV[2]
 local parts = fence_parts(ARGV[3], 4)
@@ -31,33 +35,43 @@ if fenced then
 end
 local accounts = cjson.decode(ARGV[5])
 local at = 6
+local is_erased = erased_check(tag)
 for a = 1, #accounts do
   local account, has_state, extras, n = accounts[a][1], accounts[a][2], accounts[a][3], accounts[a][4]
   local has_side, held = accounts[a][5], accounts[a][6]
-  if has_state == 1 then
-    redis.call('HSET', KEYS[2], account, ARGV[at])
-    at = at + 1
-  end
-  if has_side == 1 then
-    redis.call('HSET', KEYS[8], account, ARGV[at])
-    at = at + 1
-  end
-  if held == 1 then
-    redis.call('HSET', KEYS[8], account .. '|held', ARGV[at])
-    at = at + 1
-  elseif held == 2 then
-    redis.call('HDEL', KEYS[8], account .. '|held')
-  end
-  if extras ~= '' then
-    redis.call('HSET', KEYS[3], account, extras)
-  end
-  for m = 1, n do
-    redis.call('HSET', tag .. ':m:' .. account, ARGV[at], ARGV[at + 1])
-    at = at + 2
-  end
-  local users = accounts[a][7]
-  for u = 1, #users, 2 do
-    redis.call('HSET', tag .. ':mof:' .. users[u], users[u + 1], account)
+  if is_erased and is_erased(account) then
+    at = at + has_state + has_side + (held == 1 and 1 or 0) + 2 * n  -- its records skipped
+  else
+    if has_state == 1 then
+      redis.call('HSET', KEYS[2], account, ARGV[at])
+      at = at + 1
+    end
+    if has_side == 1 then
+      redis.call('HSET', KEYS[8], account, ARGV[at])
+      at = at + 1
+    end
+    if held == 1 then
+      redis.call('HSET', KEYS[8], account .. '|held', ARGV[at])
+      at = at + 1
+    elseif held == 2 then
+      redis.call('HDEL', KEYS[8], account .. '|held')
+    end
+    if extras ~= '' then
+      redis.call('HSET', KEYS[3], account, extras)
+    end
+    for m = 1, n do
+      local record = ARGV[at + 1]
+      if not (is_erased and #record > 25 and is_erased(string.sub(record, 26))) then
+        redis.call('HSET', tag .. ':m:' .. account, ARGV[at], record)
+      end
+      at = at + 2
+    end
+    local users = accounts[a][7]
+    for u = 1, #users, 2 do
+      if not (is_erased and is_erased(users[u + 1])) then
+        redis.call('HSET', tag .. ':mof:' .. users[u], users[u + 1], account)
+      end
+    end
   end
 end
 local counters = cjson.decode(ARGV[4])

@@ -31,6 +31,10 @@
 --                         be read (see below),
 --           then one state record per state ("" deletes the user: expired),
 --           then one list entry per alert, in the alerts' order (oldest first)
+-- Users `churnwatch erase` erased (erased.lua) are written nothing: neither state nor indexes nor
+-- alert list. The worker drops their events once its read sees them erased; this catches a cycle
+-- that read them before the erase and writes after it (the counters' deltas it carries stay).
+--
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced,
 -- {3, marker} the bucket's incarnation is not the worker's (Redis lost its data).
 local tag, token = ARGV[1], ARGV[2]
@@ -84,11 +88,15 @@ end
 local states = cjson.decode(ARGV[5])
 local n_states = #states / 6
 local risk_key = KEYS[3]
+local is_erased = erased_check(tag)
 for s = 1, n_states do
   local i = 6 * s - 5
   local group, user, due_field, due_score, risk, reach = states[i], states[i + 1], states[i + 2], states[i + 3],
                                                          states[i + 4], states[i + 5]
   local blob = ARGV[8 + s]
+  if is_erased and is_erased(user, group) then
+    blob = nil
+  end
   local users_key, save_key = users_keys[group], save_keys[group]
   if not users_key then
     users_key, save_key = tag .. ':u:' .. group, tag .. ':r:' .. group
@@ -99,7 +107,9 @@ for s = 1, n_states do
     due_key = tag .. ':due:' .. due_field
     due_keys[due_field] = due_key
   end
-  if blob == '' then
+  if blob == nil then
+    -- erased: nothing written
+  elseif blob == '' then
     redis.call('HDEL', users_key, user)
     redis.call('ZREM', due_key, group .. ':' .. user)
     redis.call('ZREM', risk_key, user)
@@ -133,7 +143,9 @@ local alerts = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or {}
 local cap, at = alerts[1], 8 + n_states
 for a = 2, #alerts do
   local key, user, id = tag .. ':al:' .. alerts[a][1], alerts[a][2], alerts[a][3]
-  if id == '' then
+  if is_erased and is_erased(user, alerts[a][1]) then
+    -- erased: no alert list
+  elseif id == '' then
     redis.call('HDEL', key, user)
   else
     local old = redis.call('HGET', key, user) or ''

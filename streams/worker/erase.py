@@ -1,0 +1,190 @@
+"""Erase users: ``churnwatch erase`` (README, "Personal data").
+
+What churnwatch holds of a user in Redis is deleted, and the user is recorded as erased so that
+nothing brings them back: the events of the user still in the events topic (a running worker's
+later cycles, and the replay of a state rebuild, which replays the whole topic) are dropped unread
+(``churnwatch_events_erased_total``), and a cycle that read the user before the erase writes
+nothing of them after it.
+
+Where: every bucket's ``Keys.erased`` holds a keyed hash of every erased user, ``sha1(salt + id)``
+with a random salt made by the first erase and kept in the same hash (the set holds no id, and
+cannot be matched against another deployment's); not the bucket's own users only, because the
+account side writes a member's record into the *account's* bucket. The worker's per-bucket scripts
+consult it in Redis, in the same atomic call as what they guard (``lua/erased.lua``): the read
+returns which of its users are erased (``read_batch``), and ``write_batch``, ``history`` and
+``write_accounts`` write nothing of an erased user. While nobody was ever erased, each of these
+calls pays one HMGET a bucket (the salt is missing); then a user of a group holding no erased user
+(the hash's ``|groups``) costs a string search, the others a SHA-1 and an HEXISTS. No per-event
+Redis round trip is added.
+
+What the erase deletes, one atomic script a bucket (``lua/erase.lua``): in the user's bucket the
+state record, due-review entries (every partition's index), at-risk ranking and save-list entries,
+alert list, score history, and the records of the user's own account (a user without
+``account_id`` is one: revenue state, extras, alert side and held copies); in every bucket the
+user's account-membership entry and the member record it names; and outside the buckets, the user
+in the account review index (``cw:adue:*``, self-accounts). The bucket's counters lose what the
+state added (``users``, its stage, at-risk, save list), as when a state expires.
+
+Not deleted (churnwatch cannot): the user's records in the events topic until its retention, the
+alerts already published to the alerts topic (and anything a webhook or CRM got), dead letters in
+the DLQ, and counters that are sums (first-seen and churned per day, revenue by period). A Redis
+that loses its data loses the erased set too: run the erase again with the same ids (``--new-store``
+before the workers made the store again; docs/OPERATE.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import secrets
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Iterable, Sequence
+
+import orjson
+
+from models.account_health import member_key
+from streams.errors import UserError
+from streams.settings import Settings
+from streams.worker.keys import Keys, locate
+from streams.worker.store import UnreadableState, read_state, stats_delta, unreadable_delta
+
+__all__ = ["EraseReport", "erase", "erase_users", "erased_hash"]
+
+#: Attempts of a bucket whose records a worker rewrote between the read and the erase script.
+_ATTEMPTS = 20
+#: The counters the script takes from the indexes (the user's entries there), not from the record.
+_INDEX_COUNTERS = ("at_risk", "reachable")
+
+
+@dataclass
+class EraseReport:
+    users: int = 0  # users erased (recorded, whatever was found)
+    with_state: int = 0  # of which had a state record
+    deleted: int = 0  # hash fields, index entries and keys deleted
+    buckets: int = 0
+    retries: int = 0  # bucket scripts run again: a worker rewrote a record in between
+
+
+def erased_hash(salt: str, user_id: str) -> str:
+    """The erased set's field of ``user_id`` (``lua/erased.lua``: ``redis.sha1hex(salt .. user)``).
+
+    >>> erased_hash("s", "u1")
+    'a8b2b09f8d0512032d2b1c216fcbc342de3935a5'
+    """
+    import hashlib
+
+    return hashlib.sha1((salt + user_id).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def erase(settings: Settings, user_ids: Sequence[str], new_store: bool = False) -> EraseReport:
+    """``erase_users`` on a private event loop, Redis failures as one readable line (``UserError``);
+    ``new_store``: a prefix without state yet is erased in the layout of ``settings``."""
+    from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, TimeoutError as RedisTimeoutError
+
+    from streams.settings import redact_url
+    from streams.worker.store import Store
+
+    async def go() -> EraseReport:
+        store = Store(settings)
+        try:
+            layout = (settings.buckets, settings.groups_per_bucket) if new_store else None
+            return await erase_users(store.client, Keys(settings.key_prefix), user_ids, layout=layout)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise UserError(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
+    except ResponseError as exc:
+        raise UserError(f"Redis at {redact_url(settings.redis_url)} refused: {exc}") from None
+
+
+async def erase_users(client: Any, keys: Keys, user_ids: Sequence[str], *, day: str | None = None,
+                      layout: tuple[int, int] | None = None) -> EraseReport:
+    """Erase ``user_ids`` from the store under ``keys`` (module docstring). The layout (buckets,
+    groups) is the store's own, read from ``cw:meta``; a prefix without one is refused (a mistyped
+    prefix or URL would record the erasure where no worker looks) unless ``layout`` is given: the
+    workers' settings, for a store they have not made yet (a new prefix, a Redis that lost its data),
+    so that their first replay drops the users from the start."""
+    meta = await client.hgetall(keys.meta)
+    meta = {_text(k): _text(v) for k, v in meta.items()}
+    if "buckets" in meta and "groups_per_bucket" in meta:
+        buckets, groups = int(meta["buckets"]), int(meta["groups_per_bucket"])
+    elif layout is not None:
+        buckets, groups = layout
+    else:
+        raise UserError(f"no churnwatch state under key prefix {keys.prefix!r} in this Redis ({keys.meta} is missing): "
+                        "nothing erased (check CHURNWATCH_KEY_PREFIX and --redis-url; --new-store records the erasure "
+                        "for workers not started yet)")
+    ids = list(dict.fromkeys(user_ids))
+    where = {uid: locate(uid, buckets, groups) for uid in ids}
+    mkeys = {uid: str(member_key(uid)) for uid in ids}
+    day = day or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d")
+    salt = secrets.token_hex(16)
+    source = resources.files("streams.worker").joinpath("lua", "erase.lua").read_text(encoding="utf-8")
+    report = EraseReport(users=len(ids), buckets=buckets)
+    for b in range(buckets):
+        for attempt in range(_ATTEMPTS):
+            args, found = await _bucket_args(client, keys, b, ids, where, mkeys, salt, day)
+            reply = await client.eval(source, 7, keys.erased(b), keys.offsets(b), keys.stats(b), keys.risk(b),
+                                      keys.accounts(b), keys.account_extras(b), keys.account_side(b), *args)
+            if int(reply[0]) == 1:
+                report.deleted += int(reply[1])
+                report.with_state += found
+                break
+            report.retries += 1
+        else:
+            raise UserError(f"bucket {b}: the users' records kept changing under {_ATTEMPTS} attempts (a worker "
+                            "applying their events): run the erase again")
+    report.deleted += await _erase_account_dues(client, keys, ids)
+    return report
+
+
+async def _bucket_args(client: Any, keys: Keys, b: int, ids: Sequence[str], where: dict[str, tuple[int, int]],
+                       mkeys: dict[str, str], salt: str, day: str) -> tuple[list[Any], int]:
+    """The erase script's arguments for bucket ``b`` (``lua/erase.lua``), and how many of the
+    bucket's own users have a record: their records read now, and the counters they added."""
+    own = [uid for uid in ids if where[uid][0] == b]
+    records: dict[str, bytes] = {}
+    if own:
+        pipe = client.pipeline(transaction=False)
+        for uid in own:
+            pipe.hget(keys.users(b, where[uid][1]), uid)
+        records = {uid: raw for uid, raw in zip(own, await pipe.execute()) if raw is not None}
+    stats: dict[str, float] = {}
+    for raw in records.values():
+        _take_off(raw, stats)
+    users = [[uid, where[uid][1], mkeys[uid], 1 if where[uid][0] == b else 0] for uid in ids]
+    blobs = [records.get(uid, b"") if where[uid][0] == b else b"" for uid in ids]
+    deltas = [[k, int(v)] for k, v in stats.items() if v and k not in _INDEX_COUNTERS]
+    return [keys.tag(b), salt, day, orjson.dumps(deltas), orjson.dumps(users), *blobs], len(records)
+
+
+def _take_off(raw: bytes, out: dict[str, float]) -> None:
+    """What a stored record added to its bucket's counters, taken off ``out`` (as its expiry would:
+    ``store.stats_delta`` to no state); a record that cannot be read, as far as its head says
+    (``store.unreadable_delta``)."""
+    try:
+        stats_delta(read_state(raw), None, (), out)
+    except UnreadableState:
+        unreadable_delta(raw, out)
+
+
+async def _erase_account_dues(client: Any, keys: Keys, ids: Iterable[str]) -> int:
+    """The users in the account review indexes (``Keys.account_due``, one per partition: outside the
+    buckets), where a user without ``account_id`` is its own account (on a cluster, SCAN reads
+    every primary: redis-py's ``scan_iter``)."""
+    from streams.worker.rebuild import glob_escape
+
+    ids = list(ids)
+    found = [k async for k in client.scan_iter(match=f"{glob_escape(keys.prefix)}:adue:*", count=1000)]
+    n = 0
+    for key in found:
+        n += int(await client.zrem(key, *ids))
+    return n
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
