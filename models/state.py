@@ -44,6 +44,9 @@ only when a flag is set: format 6 (format 5 + a uint8, the period end 0 when unk
 state digests and the memory of products without subscriptions or accounts do not move). Redis
 holds 300 bytes per user with 8 types when every user is flagged (1M users, benchmarks/memory.py,
 docs/SCORES.md "Subscribers and company accounts"), at the budget of 300.
+A third flag, :data:`STAGE_HELD`, marks a change from active to declining whose alert waits
+(models.engine); it is set for at most two days of a declining spell, so a record that holds it
+is format 6 only then, and no larger than a flagged user's (300 bytes in Redis).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ __all__ = [
     "MAX_PERIOD_END_DAY",
     "PAYS_SUBSCRIPTION",
     "STAGES",
+    "STAGE_HELD",
     "Stage",
     "UserState",
     "apply_event",
@@ -113,6 +117,11 @@ PAYS_SUBSCRIPTION: Final[int] = 1
 #: ``UserState.flags``: the user's events name a company account (``account_id`` set and not the
 #: user's own id): whether the company pays is the account's (models.account_health), not the user's.
 ACCOUNT_MEMBER: Final[int] = 2
+#: ``UserState.flags``: the user's change from active to declining has not been told yet: its
+#: ``stage_changed`` alert waits until the user has been declining for ``models.engine``'s
+#: STAGE_HOLD_DAYS, and goes unsent if they are back first (QA10 F14). Set only while the stage is
+#: declining, and for at most that long, so a record carries it (format 6) only then.
+STAGE_HELD: Final[int] = 4
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)
