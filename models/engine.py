@@ -18,14 +18,15 @@ from models._native import init_args
 from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
-from models.state import DAY_S, STAGES, Stage, UserState, apply_looked_up, f32
+from models.state import DAY_S, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
 from models.vocabulary import ACTIVITY, SUBSCRIPTION
 from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
-__all__ = ["Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "round_places"]
+__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "review_due_s",
+           "round_places"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
 ALERT_SCHEMA = "churnwatch-alert/1"
@@ -44,6 +45,14 @@ _TWO_52: Final[float] = 4503599627370496.0
 #: An empty blake2b of an alert id's size, which each id copies (:func:`alert_id`).
 _ID_HASH: Final = hashlib.blake2b(digest_size=12)
 _TWO_M50: Final[float] = 1.0 / 1125899906842624.0
+#: A change from active to declining is told (its ``stage_changed`` alert) only once the user has
+#: been declining this long, in event time; a user back to active before then gets neither alert
+#: (:func:`_review`, QA10 F14: 59% of those changes went back within 2 days). The stage itself
+#: changes at once (state, scores, console, the at-risk rule): only the telling waits.
+STAGE_HOLD_DAYS: Final[float] = 2.0
+_STAGE_HOLD_S: Final[int] = int(STAGE_HOLD_DAYS * DAY_S)
+_ACTIVE: Final[int] = STAGES.index("active")
+_DECLINING: Final[int] = STAGES.index("declining")
 
 
 def round_places(x: float, places: int) -> float:
@@ -227,6 +236,7 @@ def advance(
     events into several calls, models.weekly).
     ``c``: ``model.compiled`` where the caller holds it (a generic attribute lookup of the Python
     ChurnModel, ~160 instructions: once per call here, handed to each review).
+    The end of a held stage change's hold (:func:`review_due_s`) is due like a review.
     """
     st = state.copy() if state is not None else UserState()
     out = Outcome(st)
@@ -242,7 +252,7 @@ def advance(
                     _mark(marks, period, st, out.review)
                 period = p
         ts_s = ev.ts_ms // 1000
-        if 0 < st.next_review_s < _ceil_s(ev.ts_ms):  # next_review_s * 1000 < ts_ms; mostly not: skip the call
+        if 0 < st.next_review_s < _ceil_s(ev.ts_ms) or st.flags & STAGE_HELD:  # mostly neither: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out, c)
         slot, role = vocabulary.lookup(ev.type)  # once: apply_looked_up is models.state.apply_event without it
         if role == SUBSCRIPTION:  # a billing statement, not usage (models.revenue keeps the rest)
@@ -316,14 +326,69 @@ def _ceil_s(ms: int) -> int:
     return (ms + 999) // 1000
 
 
+def review_due_s(st: UserState) -> int:
+    """The event second at which ``advance`` has something to do for ``st`` without new events
+    (0: nothing): its next review, or the end of the hold of a change to declining not told yet
+    (:data:`STAGE_HOLD_DAYS`), whichever comes first. The shell's due index holds this.
+
+    Why not in ``next_review_s``: the hold's end is told apart from the review schedule, so
+    that holding an alert moves no review, and with them no at-risk alert and no state field
+    (the crossing search depends on where a review starts it, models.engine._crossing)."""
+    due = st.next_review_s
+    held = _hold_ends_s(st)
+    if held and (due <= 0 or held < due):
+        return held
+    return due
+
+
+def _hold_ends_s(st: UserState) -> int:
+    """The end of the hold of a change to declining not told yet, when the user is to be looked at
+    then (0: not): while every event since has been through a review, the lifecycle's stage is
+    the one a review would find, so the change is told right then (:func:`_tell_held`). After
+    visits that were no review (only a day's first visit is one, :func:`advance`), the stage may
+    be out of date: the hold then ends at the next review that still finds the user declining
+    (:func:`_review`), so that looking at the user adds no review (the reviews' times are in the
+    state and where the at-risk crossing search starts, :func:`_crossing`)."""
+    if st.flags & STAGE_HELD and st.stage == _DECLINING and st.last_seen_s <= st.last_review_s:
+        return st.stage_since_s + _STAGE_HOLD_S
+    return 0
+
+
 def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome,
                      c: CompiledModel) -> None:
     # Bounded: each review moves next_review_s strictly forward, to the next threshold crossing
     # or at most review_interval later (see _next_review); a churned user is reviewed once more
-    # at its expiry, then next_review_s = 0 and it costs nothing.
+    # at its expiry, then next_review_s = 0 and it costs nothing. A held change is told once
+    # (its flag cleared), before a review due at the same second.
     before_s = _ceil_s(before_ms)  # next_review_s * 1000 < before_ms <=> next_review_s < before_s
-    while st.n_events and 0 < st.next_review_s < before_s:
-        _review(user_id, st, st.next_review_s, model, out, c)
+    while st.n_events:
+        due = st.next_review_s
+        held = _hold_ends_s(st)
+        if 0 < held < before_s and (due <= 0 or held <= due):
+            _tell_held(user_id, st, held, model, out, c)
+            continue
+        if not 0 < due < before_s:
+            break
+        _review(user_id, st, due, model, out, c)
+
+
+def _tell_held(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome, c: CompiledModel) -> None:
+    """At the end of the hold (``now_s``, :func:`_hold_ends_s`), tell the change from active to
+    declining held since ``st.stage_since_s``: the user is still declining (every stage change
+    before clears the hold, :func:`_review`). An alert of ``now_s`` with the scores then (its
+    reasons those of a stage for the worse); nothing else of the state moves, the review schedule
+    included. Should the lifecycle say otherwise at ``now_s`` (a late event, older than the last
+    one, moved the counters without a review), this is a review instead: the stage changes now,
+    the hold still set (a return to active is then told neither way)."""
+    a = assess(st, now_s, model, c)
+    if _STAGE_INDEX[a.stage] != st.stage:
+        _review(user_id, st, now_s, model, out, c)
+        return
+    st.flags &= ~STAGE_HELD
+    scores = scores_from(st, a, model, "at_risk", 1 if st.at_risk_since_s else 0)
+    now_ms = now_s * 1000
+    out.alerts.append(Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, scores,
+                            STAGES[_ACTIVE], st.revenue))
 
 
 def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome, c: CompiledModel) -> None:
@@ -335,6 +400,22 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     new_stage = _STAGE_INDEX[a.stage]  # STAGES.index(a.stage) (a method call: a generic one in the compiled core)
     stage_changed = new_stage != st.stage or st.stage_since_s == 0
     previous: Stage | None = STAGES[st.stage] if st.stage_since_s else None
+    # A change from active to declining is held (STAGE_HOLD_DAYS; told at its end by _tell_held,
+    # or by the first review past it that still finds the user declining). The next change while
+    # it is held ends the hold: back to active, told neither; anything else, told as a change
+    # from active, the stage the CRM was last told.
+    tell = stage_changed and previous is not None
+    hold = False
+    if st.flags & STAGE_HELD and st.stage != _DECLINING:
+        st.flags &= ~STAGE_HELD  # stale: set only in declining (a record an older worker moved on)
+    if st.flags & STAGE_HELD:
+        if stage_changed or now_s >= st.stage_since_s + _STAGE_HOLD_S:
+            st.flags &= ~STAGE_HELD
+            previous = STAGES[_ACTIVE]
+            tell = new_stage != _ACTIVE
+    elif tell and st.stage == _ACTIVE and new_stage == _DECLINING:
+        hold = True
+        tell = False
     opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model, c)
     closes = not opens and st.at_risk_since_s != 0 and _may_close(a, now_s, model, c)
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
@@ -348,20 +429,22 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     # alert stays open is told as a recovery, yet the user is still at risk (QA 2026-12).
     open_after = 1 if opens or (st.at_risk_since_s != 0 and not closes) else 0
     scores = None
-    if (stage_changed and previous is not None) or opens or closes:
+    if tell or opens or closes:
         scores = scores_from(st, a, model, purpose, open_after)
     now_ms = now_s * 1000 if scores is not None else 0  # for the alerts only (_ceil_s: a long product)
     change = None  # the stage change's scores, also from the state before this review moved it
-    if stage_changed and previous is not None and scores is not None:
+    if tell and scores is not None:
         change = scores if told == purpose else scores_from(st, a, model, told, open_after)
     if stage_changed:
         st.stage = new_stage
         st.stage_since_s = now_s
-        if change is not None:
-            out.alerts.append(
-                Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, change, previous,
-                      st.revenue)
-            )
+        if hold:
+            st.flags |= STAGE_HELD
+    if change is not None:
+        out.alerts.append(
+            Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, change, previous,
+                  st.revenue)
+        )
     if opens and scores is not None:
         st.at_risk_since_s = now_s
         st.alert_risk = f32(a.risk)

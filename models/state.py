@@ -52,6 +52,9 @@ docs/SCORES.md "Subscribers and company accounts"), at the budget of 300. A thir
 :data:`VISIT_CONTINUED`, is set while the user's latest visit runs past midnight UTC and cleared
 by their next visit: such a record is format 6 until then (3 bytes more than format 4), no more
 than a flagged user's, so the budget's worst case does not move.
+A fourth, :data:`STAGE_HELD`, marks a change from active to declining whose alert waits
+(models.engine); it is set for at most two days of a declining spell, so a record that holds it
+is format 6 only then, and no larger than a flagged user's (300 bytes in Redis).
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ __all__ = [
     "PAYS_SUBSCRIPTION",
     "SESSION_S",
     "STAGES",
+    "STAGE_HELD",
     "Stage",
     "UserState",
     "VISIT_CONTINUED",
@@ -130,6 +134,11 @@ VISIT_CONTINUED: Final[int] = 4
 #: A visit's session timeout, seconds: an event within this of the user's previous one continues
 #: the visit (30 minutes, the common web-analytics session, e.g. Google Analytics').
 SESSION_S: Final[int] = 30 * 60
+#: ``UserState.flags``: the user's change from active to declining has not been told yet: its
+#: ``stage_changed`` alert waits until the user has been declining for ``models.engine``'s
+#: STAGE_HOLD_DAYS, and goes unsent if they are back first (QA10 F14). Set only while the stage is
+#: declining, and for at most that long, so a record carries it (format 6) only then.
+STAGE_HELD: Final[int] = 8
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Final, Sequence
 
 from models.compiled import CompiledModel
-from models.engine import Alert, Mark, advance
+from models.engine import Alert, Mark, advance, review_due_s
 from models.events import Event
 from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, save_bound, save_bound_after
@@ -103,7 +103,9 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
         return old, None, None, 0, None, None, 0.0, points, outcome.alerts, True, False, error
     st = outcome.state
     risk, reach, alert_risk = index_scores(old, st, until_ms, model, outcome.review, float(unchanged), c)
-    due_s = unchanged if old is not None and old.next_review_s == st.next_review_s else st.next_review_s
+    due_s = review_due_s(st)  # the next review, or the end of a held stage change's hold when sooner
+    if old is not None and review_due_s(old) == due_s:
+        due_s = unchanged
     return old, st, st.to_bytes(), due_s, risk, reach, alert_risk, points, outcome.alerts, False, False, error
 
 

@@ -67,6 +67,17 @@ the one before), proves that every other user's alerts, scores and state are ide
 what changed for them (run it with the venv: it replays the histories to find those users)::
 
     PYTHONPATH=. .venv/bin/python -m tests.golden_masked midnight /tmp/old.json /tmp/new.json
+
+A change that holds one kind of stage change back (QA10 F14: ``active -> declining`` told only once
+it has lasted ``hold`` seconds, models.engine.STAGE_HOLD_DAYS) is proved against the old alerts
+themselves: ``held`` derives the expected new ``stage_changed`` alerts from the old ones (a spell
+that ended within the hold is not told, nor its return to ``a``, and the change that ended it
+otherwise says ``previous_stage`` ``a``; a longer one is told at its start + ``hold``, the stage and
+previous stage as before), checks that the new alerts are exactly those (the held ones matched on
+user, stages and time; the rest whole), every other alert, every score and every state identical,
+and prints the stage changes before and after by transition::
+
+    python3 -m tests.golden_masked held /tmp/old.json /tmp/new.json active,declining 172800
 """
 
 from __future__ import annotations
@@ -77,7 +88,7 @@ import re
 import sys
 from typing import Any, Iterator
 
-__all__ = ["cancelled", "changes", "compare", "dropped", "dump", "midnight", "midnight_users", "passes", "reworded", "users"]
+__all__ = ["cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "passes", "reworded", "users"]
 
 
 def dump(path: str) -> None:
@@ -410,6 +421,97 @@ def midnight(old_path: str, new_path: str) -> bool:
     return ok
 
 
+def _same(d: dict[str, Any], e: dict[str, Any], previous: str | None = None) -> bool:
+    """``e`` is ``d`` (with ``previous_stage`` ``previous`` where given)."""
+    return e == (d if previous is None else {**d, "previous_stage": previous})
+
+
+def _walk_held(old: list[dict[str, Any]], new: list[dict[str, Any]], a: str, b: str, hold_ms: int,
+               tally: collections.Counter[str], late: list[float]) -> bool:
+    """Whether one user's new ``stage_changed`` alerts are the old ones (both in time order) with
+    each ``a -> b`` held ``hold_ms`` (module docstring, ``held``), counting in ``tally`` how each
+    ended and in ``late`` the days each told after its hold's end waited."""
+    i = k = 0
+    while i < len(old):
+        d = old[i]
+        if (d["previous_stage"], d["stage"]) != (a, b):
+            if k == len(new) or not _same(d, new[k]):
+                return False
+            i, k = i + 1, k + 1
+            continue
+        end = d["event_time_ms"] + hold_ms
+        nxt = old[i + 1] if i + 1 < len(old) else None
+        e = new[k] if k < len(new) else None
+        if (nxt is None or nxt["event_time_ms"] >= end) and e is not None and (e["previous_stage"], e["stage"]) == (a, b) \
+                and end <= e["event_time_ms"] and (nxt is None or e["event_time_ms"] < nxt["event_time_ms"]):
+            tally["told at the hold's end" if e["event_time_ms"] == end else "told at the first review past it"] += 1
+            if e["event_time_ms"] > end:
+                late.append((e["event_time_ms"] - end) / 86_400_000)
+            i, k = i + 1, k + 1
+            continue
+        if nxt is None:  # a held change never told: only while the replay's last hold had not ended
+            tally["held when the replay ended"] += 1
+            i += 1
+            continue
+        tally["not told: back within the hold" if nxt["event_time_ms"] < end else "not told: back at the first review past it"] += 1
+        if nxt["stage"] != a:  # the change that ended the hold, told as one from `a`
+            if k == len(new) or not _same(nxt, new[k], a):
+                return False
+            k += 1
+        i += 2
+    return k == len(new)
+
+
+def held(old_path: str, new_path: str, a: str, b: str, hold_ms: int) -> bool:
+    """True when the new dump is the old one with its ``a -> b`` stage changes held ``hold_ms``
+    and nothing else changed (printing the changes by transition and how each held one ended).
+
+    Each old ``a -> b`` change is told at its start + ``hold_ms``, or, where the user had visits
+    since their last review, at the first review past that which still finds them in ``b``
+    (models.engine._hold_ends_s), the stages as before; or not at all when the next change came
+    first (before the hold's end, or at that review), nor that next change if it is back to ``a``
+    (else it is told with ``previous_stage`` ``a``). Every other alert, every score and every state
+    identical, but a state may carry the hold's flag (models.state.STAGE_HELD) when its hold had
+    not ended when the replay did."""
+    from models.state import STAGE_HELD, STAGES, UserState
+
+    old, new = _dumps(old_path, new_path)
+    ok = True
+    for key in old:
+        o, n = old[key], new[key]
+        oa = [json.loads(r) for r in o["alerts"]]
+        na = [json.loads(r) for r in n["alerts"]]
+        same_rest = sorted(json.dumps(d, sort_keys=True) for d in oa if d["kind"] != "stage_changed") == sorted(
+            json.dumps(d, sort_keys=True) for d in na if d["kind"] != "stage_changed")
+        old_sc: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        new_sc: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for src, dst in ((oa, old_sc), (na, new_sc)):
+            for d in sorted(src, key=lambda d: (d["event_time_ms"], d["alert_id"])):
+                if d["kind"] == "stage_changed":
+                    dst[d["user_id"]].append({k: v for k, v in d.items() if k != "alert_id" or d["stage"] != b})
+        tally: collections.Counter[str] = collections.Counter()
+        late: list[float] = []
+        bad = sum(not _walk_held(old_sc.get(u, []), new_sc.get(u, []), a, b, hold_ms, tally, late)
+                  for u in set(old_sc) | set(new_sc))
+        states_ok = set(o["states"]) == set(n["states"])
+        for u, raw in o["states"].items():
+            if n["states"].get(u, raw) != raw:
+                st = UserState.from_bytes(bytes.fromhex(n["states"][u]))
+                held_at_end = st.flags & STAGE_HELD and STAGES[st.stage] == b
+                st.flags &= ~STAGE_HELD
+                states_ok &= bool(held_at_end) and st.to_bytes().hex() == raw
+        same_scores = o["scores"] == n["scores"]
+        ok &= same_rest and same_scores and states_ok and not bad
+        before = collections.Counter(f"{d['previous_stage']}->{d['stage']}" for rows in old_sc.values() for d in rows)
+        after = collections.Counter(f"{d['previous_stage']}->{d['stage']}" for rows in new_sc.values() for d in rows)
+        waited = f" (waited {min(late):.2f}-{max(late):.2f} d, median {sorted(late)[len(late) // 2]:.2f})" if late else ""
+        print(f"{key}: stage_changed {sum(before.values())} -> {sum(after.values())}; users not as described: {bad}; "
+              f"other alerts identical: {same_rest}, scores identical: {same_scores}, states identical but for holds "
+              f"not ended: {states_ok}")
+        print(f"   {a}->{b} {before[f'{a}->{b}']}: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())) + waited)
+        print("   by transition: " + ", ".join(f"{k} {before[k]}->{after[k]}" for k in sorted(before | after)))
+    return ok
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -427,6 +529,8 @@ if __name__ == "__main__":
         sys.exit(0 if cancelled(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     elif sys.argv[1:2] == ["midnight"] and len(sys.argv) == 4:
         sys.exit(0 if midnight(sys.argv[2], sys.argv[3]) else 1)
+    elif sys.argv[1:2] == ["held"] and len(sys.argv) == 6 and len(sys.argv[4].split(",")) == 2:
+        sys.exit(0 if held(sys.argv[2], sys.argv[3], *sys.argv[4].split(","), int(sys.argv[5]) * 1000) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     else:

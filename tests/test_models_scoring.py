@@ -288,7 +288,11 @@ def test_a_stage_for_the_better_while_the_alert_stays_open_tells_what_score_tell
     # console) said "check_in" for the same user at the same second
     model = ChurnModel(risk_exit=0.2)  # the alert closes only at 0.2: the return below leaves it open
     evs = [Event("u", (T0 + d * DAY_S + h * 3600) * 1000, "view", f"v{d:02d}{h}") for d in range(20) for h in (9, 10, 11)]
-    back = Event("u", (T0 + 22 * DAY_S + 9 * 3600) * 1000, "view", "back")  # after 3 silent days
+    # after 4 silent days, declining for longer than the hold of its change (a shorter spell is
+    # told neither way, models.engine.STAGE_HOLD_DAYS): the first visit back leaves the 7-day rate
+    # short of the way out of declining, the second one (a review: the alert is open) is out
+    evs.append(Event("u", (T0 + 24 * DAY_S + 9 * 3600) * 1000, "view", "back1"))
+    back = Event("u", (T0 + 24 * DAY_S + 10 * 3600) * 1000, "view", "back")
     before = advance("u", None, evs, back.ts_ms, model)
     assert before.state.at_risk_since_s and STAGES[before.state.stage] == "declining"
     out = advance("u", before.state, [back], back.ts_ms + 1, model)

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 import orjson
 
-from models.engine import Alert, Mark
+from models.engine import Alert, Mark, review_due_s
 from models.events import Event
 from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
@@ -669,8 +669,9 @@ def _advance_bucket(
                 states(StateWrite(group, uid, record, fields[partition], due_s, risk, reach, alert_risk))
                 if points:  # console score history
                     write.history.extend([(group, uid, point) for point in points])
-                if st.next_review_s:
-                    lowered((partition, bucket, st.next_review_s))
+                due = review_due_s(st)  # the next review, or a held stage change's end when sooner (models.engine)
+                if due:
+                    lowered((partition, bucket, due))
             users += 1
             processed += len(events)
             if alerts or not same_counts(old, st):  # compiled: most steps move no counter

@@ -418,7 +418,7 @@ class StateWrite:
     user_id: str
     blob: bytes | None  # None: delete the user (expired)
     due_field: str  # "<topic>:<p>" of the user's due index
-    due_s: int  # next_review_s; 0 removes the due entry, UNCHANGED leaves it as stored
+    due_s: int  # models.engine.review_due_s (the next review, or a held stage change's end); 0 removes the due entry, UNCHANGED leaves it as stored
     risk: float | None  # score in the at-risk ranking (models.ranking.index_score); None removes it, UNCHANGED: not there, leave it
     reach: float | None = None  # save-list index (models.ranking.save_bound); None removes, UNCHANGED leaves
     alert_risk: float = 0.0  # the risk of the open at-risk alert's last review (account members read it), else 0
