@@ -26,8 +26,10 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   user's, and a one-user account would otherwise flap as its second user appears), the share the
   larger of seats and activity (:func:`silence_risk`); the first reason names the account's most
   active user or its billing user when silent (:func:`_named_silent`); billing risk ``r_b`` = the largest of: past due 0.5, a
-  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), renewal within 30 days while usage fell 25 % or more 0.4
-  (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
+  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), renewal near while usage fell 25 % or more 0.4
+  (near: within a quarter of the billing period the statements state for it, at least 30 days:
+  an annual plan's 91 days, a monthly plan's 30; ``models.subscription.renewal_window_ms``, QA11
+  F5) (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
   so every paying account whose users have not come yet would carry it), a trial ending within
   3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"), and after its end
   while the status still says trial (no statement yet says converted or cancelled: "trial ended 5 h
@@ -66,6 +68,7 @@ from typing import Final, Sequence
 
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
+from models.subscription import RENEWAL_WINDOW_MIN_MS
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member",
            "SilenceIndex", "hours_left", "in_trial", "member_key", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
@@ -531,7 +534,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = (now_ms - down.ts_ms) // 86_400_000
         cut = f" (MRR cut by {_pct(_cut(down))})" if r_d > _DOWNGRADE_RISK and down.plans_before != down.plans_after else ""
         reasons.append((r_d, f"{_downgrade_text(down)} {_ago(days)}{cut}", _REVIEW_PLAN))
-    if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75 and users:  # a fall, not "not yet"
+    # near: within a quarter of the billing period, at least 30 days (QA11 F5: an annual plan's 91)
+    near_ms = view.renewal_window_ms(view.renews_at(now_ms)) if view is not None else RENEWAL_WINDOW_MIN_MS
+    if renewal_ms and 0 <= renewal_ms - now_ms <= near_ms and usage <= 0.75 and users:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
         days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
         when = "today" if days == 0 else f"in {_days(days)}"
