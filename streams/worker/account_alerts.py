@@ -147,7 +147,12 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     Each alert's reasons support it (issue 11): an at-risk or churned alert lists the parts of
     the risk (the roll-up's reasons); ``account_recovered`` lists why the account is better
     (``models.account_health.recovered_reasons``: the users active, the fall of the risk from the
-    one the alert opened at, kept as ``at_risk_risk``), never a part of the risk left over."""
+    one the alert opened at, kept as ``at_risk_risk``), never a part of the risk left over, but
+    the named silent user it has not got back (``AccountRollup.still_silent``, QA11 F3).
+
+    ``account_churned`` carries ``lost_mrr``: the account's MRR before the churn
+    (``AccountState.churned``, the win-back list's figure; 0 for a trial lost without paying).
+    Its ``mrr`` is 0 once churned, so the CRM's win-back case had no figure of what was lost."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms)
     note_payment(acc, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
@@ -177,7 +182,10 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
     if kind is not None:
-        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, shown))))
+        alert = account_alert(account, kind, now_ms, shown)
+        if kind == "account_churned":  # what the churn took: the win-back list's figure, on the alert the CRM gets
+            alert["lost_mrr"] = acc.state.churned()[0] / 100
+        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
     return r
 
 
