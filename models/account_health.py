@@ -26,8 +26,10 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   user's, and a one-user account would otherwise flap as its second user appears), the share the
   larger of seats and activity (:func:`silence_risk`); the first reason names the account's most
   active user or its billing user when silent (:func:`_named_silent`); billing risk ``r_b`` = the largest of: past due 0.5, a
-  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), renewal within 30 days while usage fell 25 % or more 0.4
-  (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
+  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), renewal near while usage fell 25 % or more 0.4
+  (near: within a quarter of the billing period the statements state for it, at least 30 days:
+  an annual plan's 91 days, a monthly plan's 30; ``models.subscription.renewal_window_ms``, QA11
+  F5) (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
   so every paying account whose users have not come yet would carry it), a trial ending within
   3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"), and after its end
   while the status still says trial (no statement yet says converted or cancelled: "trial ended 5 h
@@ -66,6 +68,7 @@ from typing import Final, Sequence
 
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
+from models.subscription import RENEWAL_WINDOW_MIN_MS
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member",
            "SilenceIndex", "hours_left", "in_trial", "member_key", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
@@ -155,6 +158,9 @@ class AccountRollup:
     # than test the rule again on ``usage``, which is rounded to 4 places (QA6 L7: usage 0.49996
     # rounds to 0.5, the rule held, the test said no, and the duplicate reminder came back)
     trial: bool = False
+    # the named silent user (QA11 F3) as a recovery says it, "still silent: its most active user
+    # u07 (3 weeks, 22% of its activity)"; "" when no such user is silent (:func:`recovered_reasons`)
+    still_silent: str = ""
 
 
 def _plans(plans: tuple[str, ...]) -> str:
@@ -396,6 +402,12 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     days ago, since the alert opened (a churned customer back, or off a free plan), on ``plans`` at
     the roll-up's MRR: "paying again: Pro 99.00 today", placed as the conversion (QA pass 9 L2: a
     reactivation recovered with "risk down to 0% from 100%", not that the customer came back).
+    Last, when the account's most active user or the user its billing statements come from is
+    silent (the roll-up's named reason), that he still is: "still silent: its most active user
+    u07 (3 weeks, 22% of its activity)". Not a reason it recovered, a fact it must not hide: an
+    account at risk for a downgrade and its champion's leaving recovered when the downgrade's 30
+    days ran out, saying only "4 of 5 users active in the last 2 weeks" (QA11 F3: 11 of the 19
+    accounts whose champion left were alerted only through such a rule, and "recovered").
 
     >>> r = rollup([Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 80 * DAY_S, 1, 0.0, 9.0, 9.0)], None, None, 0, 100 * DAY_S)
     >>> r.reasons, recovered_reasons(r, 0.8)
@@ -404,6 +416,9 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     ('converted to a paid plan today', 'risk down to 0% from 50% when the alert opened')
     >>> recovered_reasons(r, 0.8, 20.0)[:2]
     ('1 of 2 users active in the last 2 weeks', 'converted to a paid plan 20 days ago')
+    >>> champion = [Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(3, 80 * DAY_S, 1, 0.0, 12.0, 12.0, "u00")]
+    >>> recovered_reasons(rollup(champion, None, None, 0, 100 * DAY_S), 0.8)
+    ('2 of 3 users active in the last 2 weeks', 'risk down to 32% from 80% when the alert opened', 'still silent: its most active user u00 (2 weeks, 40% of its activity)')
     >>> recovered_reasons(r, 0.8, -1.0, 0.1)[:2], recovered_reasons(r, 0.8, -1.0, 3.0)[1]
     (('payment fixed today (no longer past due)', '1 of 2 users active in the last 2 weeks'), 'payment fixed 3 days ago (no longer past due)')
     >>> from dataclasses import replace
@@ -423,6 +438,8 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
                    f"paying again: {(_named(plans) + ' ') if _named(plans) else ''}{r.mrr_cents / 100:.2f} {_ago(reactivated_days)}")
     if opened_risk > r.risk:
         out.append(f"risk down to {100.0 * r.risk:.0f}% from {100.0 * opened_risk:.0f}% when the alert opened")
+    if r.still_silent:  # last: what the recovery does not change (QA11 F3 left)
+        out.append(r.still_silent)
     return tuple(out)
 
 
@@ -462,36 +479,46 @@ def _pct(x: float) -> str:
     return f"{round(100 * x)}%"
 
 
-def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Sequence[int], users_w: float, now_s: int) -> str:
+def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Sequence[int], users_w: float, now_s: int) -> tuple[str, str]:
     """The reason that names a silent user an account manager asks about first (QA11 F3): the
     account's most active user (the largest :func:`_weight` of its users, if no other user's is as
     large) or the user its billing
     statements come from (``billing``), silent for 2 weeks or more; the heavier if both are;
     "" when neither is silent, or every user is (the count says it: "the only user", "both
-    users", "all 4 users": no one user's leaving to tell apart from the rest).
+    users", "all 4 users": no one user's leaving to tell apart from the rest). Second, the same
+    user as an ``account_recovered`` alert says it, "still silent: ..." (:func:`recovered_reasons`:
+    a recovery, by a downgrade's 30 days running out or the other users' return, does not hide
+    that he is still gone).
 
     >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 100 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
-    >>> _named_silent(ms, ms[:1], (), 40.0, 100 * DAY_S), _named_silent(ms, ms[:1], (1,), 40.0, 100 * DAY_S)
-    ('its most active user ann silent for 14 weeks (75% of its activity)', 'ann, its most active user and the one its billing statements come from, silent for 14 weeks (75% of its activity)')
+    >>> _named_silent(ms, ms[:1], (), 40.0, 100 * DAY_S)
+    ('its most active user ann silent for 14 weeks (75% of its activity)', 'still silent: its most active user ann (14 weeks, 75% of its activity)')
+    >>> _named_silent(ms, ms[:1], (1,), 40.0, 100 * DAY_S)[0]
+    'ann, its most active user and the one its billing statements come from, silent for 14 weeks (75% of its activity)'
     >>> _named_silent(ms, ms[1:], (2,), 40.0, 130 * DAY_S)
-    'bob, the user its billing statements come from, silent for 4 weeks (25% of its activity)'
+    ('bob, the user its billing statements come from, silent for 4 weeks (25% of its activity)', 'still silent: bob, the user its billing statements come from (4 weeks, 25% of its activity)')
     """
     if len(silent) == len(users):
-        return ""
+        return "", ""
     weights = sorted((_weight(m) for m in users), reverse=True)
     top = weights[0] if weights[0] > weights[1] else math.inf  # a tie: no one user is the most active
     picked = [m for m in silent if m.key in billing or _weight(m) >= top]
     if not picked:
-        return ""
+        return "", ""
     m = max(picked, key=_weight)
     most, pays = _weight(m) >= top, m.key in billing
     weeks = _counted("week", (now_s - m.last_seen_s) // (7 * DAY_S))
-    share = f"({_pct(_weight(m) / users_w)} of its activity)" if users_w > 0 else ""
+    pct = f"{_pct(_weight(m) / users_w)} of its activity" if users_w > 0 else ""
+    share = f"({pct})" if pct else ""
+    still = f"({weeks}, {pct})" if pct else f"({weeks})"
     who = m.user_id
     if most and not pays:
-        return f"its most active user{' ' + who if who else ''} silent for {weeks} {share}".rstrip()
+        subject = f"its most active user{' ' + who if who else ''}"
+        return f"{subject} silent for {weeks} {share}".rstrip(), f"still silent: {subject} {still}"
     role = "its most active user and the one its billing statements come from" if most else "the user its billing statements come from"
-    return (f"{who}, {role}, silent for {weeks} {share}" if who else f"{role} silent for {weeks} {share}").rstrip()
+    subject = f"{who}, {role}" if who else role
+    said = f"{subject}, silent for {weeks} {share}" if who else f"{subject} silent for {weeks} {share}"
+    return said.rstrip(), f"still silent: {subject} {still}"
 
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
@@ -511,8 +538,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     r_u = silence_risk(len(users), len(silent), users_w, silent_w)  # a user's own at-risk alert stays the user's: the account counts silence
     share_silent = silent_share(len(users), len(silent), users_w, silent_w)
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
+    still_silent = ""
     if silent:
-        named = _named_silent(users, silent, billing, users_w, now_s)
+        named, still_silent = _named_silent(users, silent, billing, users_w, now_s)
         if named:  # first: the user the account manager knows by name (QA11 F3)
             reasons.append((r_u, named, _RE_ENGAGE))
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
@@ -531,7 +559,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = (now_ms - down.ts_ms) // 86_400_000
         cut = f" (MRR cut by {_pct(_cut(down))})" if r_d > _DOWNGRADE_RISK and down.plans_before != down.plans_after else ""
         reasons.append((r_d, f"{_downgrade_text(down)} {_ago(days)}{cut}", _REVIEW_PLAN))
-    if renewal_ms and 0 <= renewal_ms - now_ms <= 30 * 86_400_000 and usage <= 0.75 and users:  # a fall, not "not yet"
+    # near: within a quarter of the billing period, at least 30 days (QA11 F5: an annual plan's 91)
+    near_ms = view.renewal_window_ms(view.renews_at(now_ms)) if view is not None else RENEWAL_WINDOW_MIN_MS
+    if renewal_ms and 0 <= renewal_ms - now_ms <= near_ms and usage <= 0.75 and users:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
         days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
         when = "today" if days == 0 else f"in {_days(days)}"
@@ -571,4 +601,4 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # "none" only without a reason. The at-risk alert still opens at 0.5 (streams/worker/account_alerts.py)
     action = reasons[0][2] if reasons else "none"
     return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
-                         mrr, tuple(text for _, text, _ in reasons), action, trial)
+                         mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent)

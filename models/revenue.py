@@ -45,13 +45,14 @@ once one states a period end, 16 more while an account that churned pays nothing
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import struct
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from models.events import Event
-from models.subscription import SUBSCRIPTION_STATUSES, Subscription
+from models.subscription import SUBSCRIPTION_STATUSES, Subscription, renewal_window_ms
 
 __all__ = ["MOVEMENT_KINDS", "AccountState", "AccountView", "Change", "Movement", "MovementKind"]
 
@@ -129,6 +130,25 @@ class AccountView:
     # statements key a subscription in force (not cancelled), sorted: the account roll-up keeps them
     # among its users while they are silent (QA11 F3: the user the billing comes from)
     billing_keys: tuple[int, ...] = ()
+    # per period end of ``period_ends_ms``, the billing period its statements state: from the
+    # latest statement of a subscription paid through that end to the end (the longest, when two
+    # subscriptions end together). A renewal statement at the period's start states the whole
+    # period; one sent later in the same period (a plan change, a re-sent statement) only what is
+    # left of it. For the renewal window (:meth:`renewal_window_ms`, QA11 F5)
+    periods_ms: tuple[int, ...] = ()
+
+    def renewal_window_ms(self, end_ms: int) -> int:
+        """How long before the period end ``end_ms`` the renewal counts as near
+        (``models.subscription.renewal_window_ms`` of its period); 30 days for an end the
+        statements do not give (0, or the accounts table's date).
+
+        >>> v = AccountView(0, True, "active", (), 0, 0, 0, 0, 10, (10, 400 * 86_400_000), (), (10, 365 * 86_400_000))
+        >>> v.renewal_window_ms(400 * 86_400_000) // 86_400_000, v.renewal_window_ms(10) // 86_400_000, v.renewal_window_ms(0) // 86_400_000
+        (91, 30, 30)
+        """
+        i = bisect.bisect_left(self.period_ends_ms, end_ms)
+        known = end_ms > 0 and i < len(self.periods_ms) and self.period_ends_ms[i] == end_ms
+        return renewal_window_ms(self.periods_ms[i] if known else 0)
 
     def renews_at(self, now_ms: int) -> int:
         """The renewal at ``now_ms``: the earliest paid period end at or after it, 0 when none. A
@@ -310,13 +330,16 @@ class AccountState:
         status = next((s for s in ("past_due", "active", "trial", "cancelled") if s in statuses), "none")
         past_due = [s.since_ms for s in live if s.sub.status == "past_due"]
         trials = [s.sub.trial_ends_ms for s in live if s.sub.status == "trial" and s.sub.trial_ends_ms]
-        renews = [s.sub.period_end_ms for s in live if s.sub.status in _PAYING and s.sub.period_end_ms]
+        paid = [s for s in live if s.sub.status in _PAYING and s.sub.period_end_ms]
+        renews = [s.sub.period_end_ms for s in paid]
+        ends = tuple(sorted(set(renews)))
+        periods = tuple(max(e - s.stated_ms for s in paid if s.sub.period_end_ms == e) for e in ends)
         mv = self._movement()
         contracted = self.at_ms if mv is not None and mv.kind == "contraction" else self.contracted_ms
         first_paid = self.first_paid_ms or (self.at_ms if mrr else 0)
         return AccountView(mrr, mrr > 0, status, tuple(sorted(s.sub.plan for s in live)), min(past_due, default=0),
-                           min(trials, default=0), contracted, first_paid, min(renews, default=0), tuple(sorted(set(renews))),
-                           tuple(sorted(k for k, s in self.subs.items() if s.sub.status != "cancelled")))
+                           min(trials, default=0), contracted, first_paid, min(renews, default=0), ends,
+                           tuple(sorted(k for k, s in self.subs.items() if s.sub.status != "cancelled")), periods)
 
     def to_bytes(self) -> bytes:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
-__all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_TIME_MS", "SUBSCRIPTION_STATUSES", "Subscription", "SubscriptionStatus",
-           "a_type", "calendar_days", "mrr_cents"]
+__all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_TIME_MS", "RENEWAL_WINDOW_MIN_MS", "SUBSCRIPTION_STATUSES", "Subscription",
+           "SubscriptionStatus", "a_type", "calendar_days", "mrr_cents", "renewal_window_ms"]
 
 SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled"]
 SUBSCRIPTION_STATUSES: Final[tuple[SubscriptionStatus, ...]] = ("trial", "active", "past_due", "cancelled")
@@ -27,6 +27,25 @@ _PAID: Final[tuple[str, ...]] = ("active", "past_due")  # the statuses whose mrr
 
 
 _DAY_MS: Final[int] = 86_400_000
+#: The shortest renewal window (:func:`renewal_window_ms`): a monthly plan's, 30 days
+RENEWAL_WINDOW_MIN_MS: Final[int] = 30 * _DAY_MS
+
+
+def renewal_window_ms(period_ms: int) -> int:
+    """How long before a renewal the account roll-up's renewal rule holds ("renewal in 54 days
+    while usage fell 26%") and the worker looks at the account again: a quarter of the billing
+    period that renewal ends (``period_ms``, as the statements state it:
+    ``models.revenue.AccountView.periods_ms``), and at least 30 days (a monthly plan, a quarterly
+    one, or a period not known: 0). Why (QA11 F5): with 30 days for every plan, an annual account
+    whose usage had been falling for five weeks read risk 0 and "no reason stands out" 54 days
+    before it did not renew; annual contracts got at most 30 days' warning (QA's median lead 24
+    days). A quarter of a year (91 days) is when a renewal conversation for an annual contract
+    starts; a monthly plan keeps its 30 days (its renewal is never further away).
+
+    >>> [renewal_window_ms(d * _DAY_MS) // _DAY_MS for d in (0, 31, 92, 183, 365, 730)]
+    [30, 30, 30, 45, 91, 182]
+    """
+    return max(RENEWAL_WINDOW_MIN_MS, period_ms // 4)
 
 
 def calendar_days(to_ms: int, from_ms: int) -> int:

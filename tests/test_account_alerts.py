@@ -40,6 +40,9 @@ def test_an_account_that_cancels_while_at_risk_gets_its_churned_alert_once() -> 
     decide_alert("acme", acc, T0 + 61 * DAY_MS, alerts)
     decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)  # a later review of the same churned account
     assert _kinds(alerts) == ["account_at_risk", "account_churned"]
+    churned = orjson.loads(alerts[1][1])
+    assert (churned["mrr"], churned["lost_mrr"]) == (0.0, 49.99), "the churned alert says what the churn took"
+    assert "lost_mrr" not in orjson.loads(alerts[0][1])
 
 
 def test_a_churn_with_no_alert_open_is_one_churned_alert() -> None:
@@ -50,6 +53,35 @@ def test_a_churn_with_no_alert_open_is_one_churned_alert() -> None:
     decide_alert("acme", acc, T0 + 61 * DAY_MS, alerts)
     decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)
     assert _kinds(alerts) == ["account_churned"]
+    assert orjson.loads(alerts[0][1])["lost_mrr"] == 49.99
+
+
+def test_a_recovery_does_not_hide_that_the_most_active_user_is_still_gone() -> None:
+    """QA11 F3, left: an account at risk for a downgrade (78% of its MRR cut) while its most active
+    user, the one its billing statements come from, was silent recovered when the downgrade's 30 days ran out, saying only "2 of 3 users
+    active in the last 2 weeks". Its recovery says last that he is still silent."""
+    state = AccountState().update(Event("u00", T0, "subscription", "s0", 0.0, "acme", Subscription("active", "Team", 8400)))
+    cut_ms = T0 + 40 * DAY_MS
+
+    def members(now_ms: int) -> dict[int, Member]:  # u00 last seen on day 20; u1 and u2 active until now
+        seen = {"u00": T0 + 20 * DAY_MS, "u1": now_ms, "u2": now_ms}
+        return {member_key(u): Member(member_key(u), t // 1000, 1, 0.0, w, w, u) for (u, t), w in zip(seen.items(), (12.0, 9.0, 9.0))}
+
+    acc = AccountWork(state, {"down": [cut_ms, ["Business"], ["Team"], 37500, 8400]}, members(cut_ms))
+    alerts: list[tuple[bytes | None, bytes]] = []
+    opened = decide_alert("acme", acc, cut_ms, alerts)
+    assert opened.reasons[:2] == ("downgraded from Business to Team today (MRR cut by 78%)",
+                                  "u00, its most active user and the one its billing statements come from, silent for 2 weeks "
+                                  "(40% of its activity)"), opened.reasons
+    later = cut_ms + 31 * DAY_MS
+    acc.members = members(later)
+    decide_alert("acme", acc, later, alerts)
+    assert _kinds(alerts) == ["account_at_risk", "account_recovered"]
+    told = orjson.loads(alerts[1][1])
+    assert told["reasons"] == ["2 of 3 users active in the last 2 weeks", "risk down to 32% from 85% when the alert opened",
+                               "still silent: u00, its most active user and the one its billing statements come from "
+                               "(7 weeks, 40% of its activity)"], told["reasons"]
+    check_account_alert(told, opened.reasons)
 
 
 def test_a_churned_customer_who_comes_back_is_recovered_with_no_at_risk_before() -> None:
@@ -90,11 +122,11 @@ def test_a_churn_the_previous_version_announced_is_not_announced_again() -> None
     assert _kinds(alerts) == ["account_churned"]
 
 
-def _billed(period_end_ms: int, act_28d: float) -> AccountWork:
-    """A paying account whose statement gave ``period_end_ms``; two users seen at T0 + 60 days with
-    4-week activity ``act_28d`` against 20 expected."""
+def _billed(period_end_ms: int, act_28d: float, stated_ms: int = T0) -> AccountWork:
+    """A paying account whose statement at ``stated_ms`` gave ``period_end_ms``; two users seen at
+    T0 + 60 days with 4-week activity ``act_28d`` against 20 expected."""
     sub = Subscription("active", "Pro", 4999, 0, period_end_ms)
-    state = AccountState().update(Event("u1", T0, "subscription", "s0", 0.0, "acme", sub))
+    state = AccountState().update(Event("u1", stated_ms, "subscription", "s0", 0.0, "acme", sub))
     seen_s = (T0 + 60 * DAY_MS) // 1000
     members = {member_key(u): Member(member_key(u), seen_s, 1, 0.0, act_28d, 20.0, u) for u in ("u1", "u2")}
     return AccountWork(state, {}, members)
@@ -102,7 +134,8 @@ def _billed(period_end_ms: int, act_28d: float) -> AccountWork:
 
 def test_the_worker_reads_the_renewal_from_the_billing_statements() -> None:
     """The worker reads no accounts table: the statements' period end is the renewal its alerts
-    speak of, and the account is looked at again when that renewal comes within 30 days."""
+    speak of, and the account is looked at again when that renewal comes near: within a quarter
+    of the billing period the statement states, at least 30 days (QA11 F5)."""
     now = T0 + 60 * DAY_MS
     assert renewal_ms(_billed(now + 20 * DAY_MS, 8.0).state, now) == now + 20 * DAY_MS
     assert renewal_ms(_billed(now + 20 * DAY_MS, 8.0).state, now, table_ms=now + 90 * DAY_MS) == now + 90 * DAY_MS, "the contract's date wins"
@@ -111,26 +144,44 @@ def test_the_worker_reads_the_renewal_from_the_billing_statements() -> None:
     assert any(text.startswith("renewal in 20 days while usage fell") for text in r.reasons), r.reasons
     far = _billed(now + 200 * DAY_MS, 8.0)
     assert not any(text.startswith("renewal") for text in decide_alert("acme", far, now, []).reasons)
-    assert next_due_s(AccountWork(far.state, {}, {}), now) == (now + 170 * DAY_MS) // 1000, "looked at 30 days before it"
+    assert next_due_s(AccountWork(far.state, {}, {}), now) == (now + 135 * DAY_MS) // 1000, \
+        "looked at a quarter of the 260 days its statement states before it"
     steady = decide_alert("acme", _billed(now + 20 * DAY_MS, 20.0), now, [])
     assert not any(text.startswith("renewal") for text in steady.reasons), "a renewal alone is no risk while usage holds"
 
 
 def test_a_period_end_passed_without_restatement_hides_no_later_renewal() -> None:
     """An add-on whose period ended at day 10 with no statement since, the main plan renewing at
-    day 130: at day 90 the renewal is day 130, looked at on day 100, spoken of from then on."""
+    day 130: at day 90 the renewal is day 130, looked at on day 97.5 (a quarter of the 130 days its
+    statement on day 0 states), spoken of from then on."""
     acc = _billed(T0 + 130 * DAY_MS, 8.0)
     addon = Subscription("active", "Seats", 999, 0, T0 + 10 * DAY_MS)
     acc.state = acc.state.update(Event("u2", T0 + DAY_MS, "subscription", "s1", 0.0, "acme", addon))
     assert acc.state.get().renews_ms == T0 + 10 * DAY_MS, "the statements' earliest end is still the add-on's"
     assert renewal_ms(acc.state, T0 + 90 * DAY_MS) == T0 + 130 * DAY_MS
     assert renewal_ms(acc.state, T0 + 5 * DAY_MS) == T0 + 10 * DAY_MS
-    assert next_due_s(AccountWork(acc.state, {}, {}), T0 + 90 * DAY_MS) == (T0 + 100 * DAY_MS) // 1000
-    assert next_due_s(AccountWork(acc.state, {}, {}), T0 + 5 * DAY_MS) == (T0 + 100 * DAY_MS) // 1000, \
-        "before the add-on's end, the main plan's renewal is still looked at 30 days before it"
+    looked_at_s = (T0 + 130 * DAY_MS - 130 * DAY_MS // 4) // 1000
+    assert next_due_s(AccountWork(acc.state, {}, {}), T0 + 90 * DAY_MS) == looked_at_s
+    assert next_due_s(AccountWork(acc.state, {}, {}), T0 + 5 * DAY_MS) == looked_at_s, \
+        "before the add-on's end, the main plan's renewal is still looked at in its own window"
     r = decide_alert("acme", acc, T0 + 110 * DAY_MS, [])
     assert any(text.startswith("renewal in 20 days") for text in r.reasons), r.reasons
     assert acc.state.get().renewal_shown_ms(T0 + 140 * DAY_MS) == T0 + 130 * DAY_MS, "was due: the latest passed"
+
+
+def test_an_annual_renewal_is_looked_at_and_spoken_of_a_quarter_of_its_year_before_it() -> None:
+    """QA11 F5: an annual account whose usage fell got no reason nor review until 30 days before
+    its renewal. Its renewal statement at the period's start states 365 days: the worker looks at
+    it 91.25 days before the end and its roll-up says the renewal from then on; a monthly plan's
+    statement (31 days) keeps the 30 days."""
+    now = T0 + 60 * DAY_MS
+    end = now + 54 * DAY_MS
+    annual = _billed(end, 8.0, stated_ms=end - 365 * DAY_MS)
+    assert next_due_s(AccountWork(annual.state, {}, {}), end - 120 * DAY_MS) == (end - 365 * DAY_MS // 4) // 1000
+    r = decide_alert("acme", annual, now, [])
+    assert r.reasons == ("renewal in 54 days while usage fell 60%",) and r.risk == 0.4, r.reasons
+    monthly = _billed(end, 8.0, stated_ms=end - 31 * DAY_MS)
+    assert next_due_s(AccountWork(monthly.state, {}, {}), end - 31 * DAY_MS) == (end - 30 * DAY_MS) // 1000
 
 
 # -- issue 11: an account alert's reasons support it ------------------------------------------
@@ -155,9 +206,16 @@ def check_account_alert(alert: dict[str, object], parts: tuple[str, ...]) -> Non
         assert reasons and reasons == list(parts), (alert, parts)
         assert all(_RISK_PART.search(text) for text in reasons), reasons
         assert risk >= 0.5 or alert["stage"] == "trial_lost"
+        assert ("lost_mrr" in alert) == (kind == "account_churned"), alert
+        assert kind == "account_at_risk" or alert["lost_mrr"] >= 0 and (alert["stage"] != "trial_lost" or alert["lost_mrr"] == 0), alert  # type: ignore[operator]
     elif kind == "account_recovered":
         assert risk < 0.4 and alert["action"] == "none", alert
         assert not set(reasons) & set(parts) and not any(_RISK_PART.search(t) for t in reasons), (reasons, parts)
+        if reasons and reasons[-1].startswith("still silent: "):  # the named user not back (QA11 F3): one of the silent, not all
+            assert 0 < int(alert["silent_users"]) < int(alert["users"]), alert  # type: ignore[call-overload]
+            assert re.fullmatch(r"still silent: .*(its most active user|the user its billing statements come from).* \(\d+ weeks?(, \d+% of its activity)?\)",
+                                reasons[-1]), reasons[-1]
+            reasons = reasons[:-1]
         for text in reasons:
             m = _ACTIVE.fullmatch(text)
             if m is None:

@@ -85,7 +85,7 @@ def test_the_doc_lists_every_account_alert_field_in_order_with_its_type() -> Non
     alerts = account_alerts()
     assert sorted({a["kind"] for a in alerts}) == ["account_at_risk", "account_churned", "account_recovered", "trial_ending"]
     for alert in alerts:
-        extra = doc_fields("trial_ending") if alert["kind"] == "trial_ending" else {}
+        extra = doc_fields(alert["kind"]) if alert["kind"] in ("trial_ending", "account_churned") else {}
         _check(alert, {**doc_fields("account"), **extra})
 
 

@@ -273,3 +273,53 @@ def test_a_downgrade_counts_its_size() -> None:
     assert r_small.risk == 0.35 and r_small.reasons == ("MRR down from 60.00 to 48.00 (Team) 5 days ago",)
     sizes = [rollup(members, _view(8_400), Downgrade(NOW_MS, ("B",), ("T",), 10_000, after), 0, NOW_S).risk for after in range(10_000, -1, -500)]
     assert sizes == sorted(sizes) and sizes[-1] == 1.0  # the larger the cut, never the lower the risk
+
+
+def _paid_through(renews_in_days: int, period_days: int, stated_days_before: int = 0) -> AccountView:
+    """The view of an account whose one statement, ``period_days`` before its end (or
+    ``stated_days_before`` it, when given), said it is paid through ``renews_in_days`` from NOW."""
+    from models.events import Event
+    from models.revenue import AccountState
+    from models.subscription import Subscription
+
+    end_ms = NOW_MS + renews_in_days * DAY_S * 1000
+    at_ms = end_ms - (stated_days_before or period_days) * DAY_S * 1000
+    sub = Subscription("active", "Business", 100_000, 0, end_ms)
+    return AccountState().update(Event("admin", at_ms, "subscription", "s0", 0.0, "annual", sub)).get()
+
+
+def test_an_annual_renewal_is_near_a_quarter_of_its_year_before_it() -> None:
+    """QA11 F5: acc0228, annual, usage falling for five weeks, read risk 0 and "no reason stands
+    out" 54 days before it did not renew: the renewal rule held only within 30 days of any plan's
+    renewal. The window is a quarter of the billing period the statement states, at least 30 days."""
+    falling = [Member(1, NOW_S, 1, 0.0, 15.0, 20.0)]  # usage 0.75: fell 25%
+    annual = rollup(falling, _paid_through(54, 365), None, NOW_MS + 54 * DAY_S * 1000, NOW_S)
+    assert annual.reasons == ("renewal in 54 days while usage fell 25%",) and annual.risk == 0.4
+    assert annual.action == "book a renewal call"
+    for days, near in ((91, True), (92, False)):  # 365 / 4 = 91.25 days
+        said = rollup(falling, _paid_through(days, 365), None, NOW_MS + days * DAY_S * 1000, NOW_S).reasons
+        assert bool(said) is near, (days, said)
+    monthly = _paid_through(30, 31)
+    assert rollup(falling, monthly, None, NOW_MS + 30 * DAY_S * 1000, NOW_S).reasons == ("renewal in 30 days while usage fell 25%",)
+    assert rollup(falling, _paid_through(31, 31), None, NOW_MS + 31 * DAY_S * 1000, NOW_S).reasons == (), "a monthly plan: 30 days, as before"
+    assert rollup(falling, _paid_through(40, 92), None, NOW_MS + 40 * DAY_S * 1000, NOW_S).reasons == (), "quarterly: 30 days"
+    assert rollup([_steady(1)], _paid_through(54, 365), None, NOW_MS + 54 * DAY_S * 1000, NOW_S).reasons == (), "steady: no reason"
+
+
+def test_the_renewal_window_is_the_statements_period_whatever_date_is_shown() -> None:
+    """The accounts table's contract date (the book) is spoken of within the window of the
+    billing period the statements state; without a stated period end, 30 days."""
+    falling = [Member(1, NOW_S, 1, 0.0, 10.0, 20.0)]
+    table_ms = NOW_MS + 60 * DAY_S * 1000
+    assert rollup(falling, _paid_through(61, 365), None, table_ms, NOW_S).reasons == ("renewal in 60 days while usage fell 50%",)
+    assert rollup(falling, _view(), None, table_ms, NOW_S).reasons == (), "no period stated: 30 days"
+    assert rollup(falling, None, None, table_ms, NOW_S).reasons == ()
+
+
+def test_a_statement_later_in_the_period_states_only_what_is_left_of_it() -> None:
+    """The period is read from the latest statement to its end: a statement 100 days before an
+    annual end (a plan change, a re-sent statement) states 100 days, so its window is 30 days,
+    never less than before (docs/REVENUE.md, the roll-up)."""
+    view = _paid_through(54, 365, stated_days_before=100)
+    assert view.renewal_window_ms(view.renews_ms) == 30 * DAY_S * 1000
+    assert _paid_through(54, 365).renewal_window_ms(NOW_MS + 54 * DAY_S * 1000) == 365 * DAY_S * 1000 // 4

@@ -232,6 +232,9 @@ def format_alert(alert: Mapping[str, Any]) -> str:
     ...               "risk": 0.8213, "health": 31.2, "temperature": 40.4, "stage": "declining",
     ...               "action": "check_in", "reasons": ["activity down 80%", "no visit for 3.0x the usual interval"]})
     '2026-02-03 12:00 AT RISK user u123 risk 0.82 health 31 temp 40 stage declining -> check in: activity down 80%; no visit for 3.0x the usual interval'
+    >>> format_alert({"alert_id": "y", "kind": "account_churned", "account_id": "acme", "event_time_ms": 1770120000000, "risk": 1.0,
+    ...               "stage": "churned", "lost_mrr": 49.99, "action": "win back", "reasons": ["subscription cancelled"]})
+    '2026-02-03 12:00 ACCOUNT CHURNED account acme risk 1.00 stage churned lost MRR 49.99 -> win back: subscription cancelled'
     """
     kind = str(alert.get("kind", "?"))
     stage = alert.get("stage", "?")
@@ -250,6 +253,8 @@ def format_alert(alert: Mapping[str, Any]) -> str:
         parts.append(f"stage {stage}")
     if alert.get("segment"):
         parts.append(f"segment {alert['segment']}")
+    if isinstance(alert.get("lost_mrr"), (int, float)):  # account_churned: what the churn took
+        parts.append(f"lost MRR {alert['lost_mrr']:.2f}")
     line = " ".join(parts)
     action = alert.get("action")
     reasons = alert.get("reasons") or []

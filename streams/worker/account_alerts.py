@@ -36,7 +36,6 @@ RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes 
 TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
 _WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
 _SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent after 14 days
-_RENEWAL_SOON_MS: Final[int] = 30 * 86_400_000  # models.account_health: "renewal in N days" within 30 days
 _TRIAL_SOON_MS: Final[int] = 3 * 86_400_000  # models.account_health: a trial ending within 3 days
 _USERS_WINDOW_MS: Final[int] = 90 * 86_400_000  # models.account_health: users = members seen in 90 days
 _DOWNGRADE_RECENT_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
@@ -115,10 +114,14 @@ def renewal_ms(state: AccountState | None, now_ms: int, table_ms: int = 0) -> in
 
 
 def _renewal_near_ms(state: AccountState, now_ms: int) -> int:
-    """The first time after ``now_ms`` a stated renewal comes within 30 days (0: none): for each
-    period end, once it is the renewal (the one before it passed) and within 30 days of it."""
-    ends = state.get().period_ends_ms if state.subs else ()
-    times = [max(e - _RENEWAL_SOON_MS, prev + 1) for prev, e in zip((0, *ends), ends)]
+    """The first time after ``now_ms`` a stated renewal comes near (0: none): for each period end,
+    once it is the renewal (the one before it passed) and within its renewal window (the roll-up's:
+    ``AccountView.renewal_window_ms``, a quarter of its billing period, at least 30 days)."""
+    if not state.subs:
+        return 0
+    view = state.get()
+    ends = view.period_ends_ms
+    times = [max(e - view.renewal_window_ms(e), prev + 1) for prev, e in zip((0, *ends), ends)]
     return min((t for t in times if t > now_ms), default=0)
 
 
@@ -144,7 +147,12 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     Each alert's reasons support it (issue 11): an at-risk or churned alert lists the parts of
     the risk (the roll-up's reasons); ``account_recovered`` lists why the account is better
     (``models.account_health.recovered_reasons``: the users active, the fall of the risk from the
-    one the alert opened at, kept as ``at_risk_risk``), never a part of the risk left over."""
+    one the alert opened at, kept as ``at_risk_risk``), never a part of the risk left over, but
+    the named silent user it has not got back (``AccountRollup.still_silent``, QA11 F3).
+
+    ``account_churned`` carries ``lost_mrr``: the account's MRR before the churn
+    (``AccountState.churned``, the win-back list's figure; 0 for a trial lost without paying).
+    Its ``mrr`` is 0 once churned, so the CRM's win-back case had no figure of what was lost."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms)
     note_payment(acc, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
@@ -174,7 +182,10 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
     if kind is not None:
-        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(account_alert(account, kind, now_ms, shown))))
+        alert = account_alert(account, kind, now_ms, shown)
+        if kind == "account_churned":  # what the churn took: the win-back list's figure, on the alert the CRM gets
+            alert["lost_mrr"] = acc.state.churned()[0] / 100
+        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
     return r
 
 
@@ -379,7 +390,7 @@ def _trial_alert_opened(acc: AccountWork, now_ms: int, r: AccountRollup) -> bool
 
 def next_due_s(acc: AccountWork, now_ms: int) -> int:
     """When the account must be looked at again without copies (0: never): a member turning
-    silent, a trial reminder falling due, a stated renewal coming within 30 days."""
+    silent, a trial reminder falling due, a stated renewal coming near (its window: a quarter of its billing period, at least 30 days)."""
     times = member_deadlines_ms(acc, now_ms)
     other = other_due_ms(acc, now_ms)
     if other:
@@ -395,7 +406,7 @@ def member_deadlines_ms(acc: AccountWork, now_ms: int) -> list[int]:
 
 def other_due_ms(acc: AccountWork, now_ms: int) -> int:
     """The account's next deadline after ``now_ms`` that is not a member's (0: none): a trial
-    reminder falling due, a stated renewal coming within 30 days. Costs nothing per member."""
+    reminder falling due, a stated renewal coming near. Costs nothing per member."""
     times = [t for t in (_renewal_near_ms(acc.state, now_ms),) if t]
     ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
     if ends:
@@ -423,10 +434,10 @@ def risk_drops_ms(acc: AccountWork) -> list[int]:
 
 def usage_counts(state: AccountState, lo_ms: int, hi_ms: int) -> bool:
     """Whether the members' usage can move the roll-up's risk between ``lo_ms`` and ``hi_ms``: a
-    renewal within 30 days, or a trial ending within 3 days or ended while the status still says
+    renewal near (within its window, ``AccountView.renewal_window_ms``), or a trial ending within 3 days or ended while the status still says
     trial (``models.account_health``), at some time between them."""
     view = state.get() if state.subs else None
-    if view is not None and any(e - _RENEWAL_SOON_MS <= hi_ms and e >= lo_ms for e in view.period_ends_ms):
+    if view is not None and any(e - view.renewal_window_ms(e) <= hi_ms and e >= lo_ms for e in view.period_ends_ms):
         return True
     ends = view.trial_ends_ms if in_trial(view) else 0  # a trial beside a free plan too (review 18 L-2)
     return bool(ends) and ends - _TRIAL_SOON_MS <= hi_ms
