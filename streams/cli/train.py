@@ -12,7 +12,7 @@ from models.model import ChurnModel, load_model
 from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
 from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms, topic_name
 from streams.errors import UserError
-from streams.offline.history import read_events_csv, read_labels_csv
+from streams.offline.history import first_day_users, late_start_warning, read_events_csv, read_labels_csv
 from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import DEPENDS, train
 from streams.timefmt import format_day_or_time
@@ -317,6 +317,10 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
+    start_ms, early = first_day_users(events)
+    late_start = late_start_warning(early, report["users"], start_ms, events[-1].ts_ms) if args.events else None
+    if late_start:  # every user new on the file's first day (QA10 F16)
+        print(f"WARNING: {late_start}")
     counts: dict[str, int] = {}
     for ev in events:
         counts[ev.type] = counts.get(ev.type, 0) + 1
