@@ -9,7 +9,8 @@ Here a product names its purchases ``Checkout_Completed`` in its warehouse expor
 ``train`` and ``backtest`` read) and ``checkout_completed`` on the events topic (``publish`` sends
 names trimmed and lower-cased). A model is trained on the CSV with the rename, handed to the real
 ``churnwatch worker`` (real Tansu, real valkey) with no other configuration, and the live states,
-scores and alerts must equal ``backtest --model`` on the same events, purchases counted.
+scores and alerts must equal ``backtest --model`` on the same events, purchases counted. The
+worker's start line names the model file, its tracked types, roles and renames (QA10 F7).
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def test_a_model_trained_with_renames_scores_live_as_backtest(kafka_bootstrap: s
         code = worker.stop()
     assert code == 0, worker.output()[-3000:]
     assert _read_topic(kafka_bootstrap, topics["dlq"]) == []
+    # QA10 F7: the start line names the model file and its vocabulary, as the model declares it.
+    start = [line for line in worker.output().splitlines() if "worker starting:" in line]
+    assert len(start) == 1, worker.output()[-3000:]
+    assert f"model {model.version} ({model_path})" in start[0], start
+    assert f"; tracked types ({len(model.tracked_types)}): {', '.join(model.tracked_types)};" in start[0], start
+    assert all(f"; role {role}: {', '.join(names)}" in start[0] for role, names in model.roles.items()), start
+    assert start[0].endswith("; renames: checkout_completed -> purchase"), start
 
     states = {user: UserState.from_bytes(blob) for user, blob in dump_state(redis_url).items()}
     buyers = {ev.user_id for ev in events if ev.type == "purchase"}

@@ -12,10 +12,11 @@ from models.model import ChurnModel, load_model
 from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
 from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms, topic_name
 from streams.errors import UserError
-from streams.offline.history import read_events_csv, read_labels_csv
+from streams.offline.history import first_day_users, late_start_warning, read_events_csv, read_labels_csv
 from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import DEPENDS, train
 from streams.timefmt import format_day_or_time
+from streams.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
 from streams.settings import Settings, parse_duration_ms
 
 __all__ = ["add_arguments", "alert_lines", "base_model", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
@@ -231,14 +232,8 @@ def base_model(args: argparse.Namespace, settings: Settings) -> ChurnModel:
     return ChurnModel().with_(event_types=record.event_types, roles={k: list(v) for k, v in record.roles.items()})
 
 
-#: The roles whose absence changes what train learns, and what it changes.
-_ROLE_EFFECTS = {"purchase": ("purchases", "no purchase is counted and no purchase model (BG/NBD) is fitted"),
-                 "cancel": ("cancellations", "no cancellation ends a user: its event counts as activity, and labels "
-                                             "come from inactivity alone")}
-
-
 def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[str]:
-    """One line per role in :data:`_ROLE_EFFECTS` that no event of the history played (QA7 M2:
+    """One line per role in :data:`streams.vocabulary_text.ROLE_EFFECTS` that no event of the history played (QA7 M2:
     a product whose purchase is ``checkout_completed`` trained without a word, its purchases
     counted as plain activity): the names looked for and how to declare the product's own.
 
@@ -249,50 +244,7 @@ def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[
     return [f"no event matched the {role} role (names looked for: {', '.join(model.roles.get(role, ())) or 'none'}): {effect}; "
             f"if the product has {what}, declare their names in --config: [roles] {role} = [\"<your name>\", ...] "
             f"(README, \"The product's vocabulary\")"
-            for role, (what, effect) in _ROLE_EFFECTS.items() if matched.get(role, 0) == 0]
-
-
-#: Most names listed on one line of train's report (the rest are counted).
-_MAX_LISTED = 30
-
-
-def _listed(items: Sequence[str], none: str = "none") -> str:
-    shown = ", ".join(items[:_MAX_LISTED]) or none
-    return shown + (f", ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
-
-
-def vocabulary_lines(model: ChurnModel, counts: Mapping[str, int]) -> list[str]:
-    """What train chose of the product's names (QA10 F7: nothing said which types were tracked,
-    which left out, or that ``uninstall`` played ``negative``): the tracked types, each role's names
-    that the history has, and the names neither tracked nor in a role (counted as plain activity,
-    not one by one), with their event counts. ``counts``: events by name, after renaming. A
-    purchase or cancel role that matched nothing is left to :func:`unmatched_role_lines`.
-
-    >>> m = ChurnModel(tracked_types=["view", "share"])
-    >>> for line in vocabulary_lines(m, {"view": 9, "share": 3, "order": 2, "uninstall": 1, "tag": 1000}):
-    ...     print(line)
-    tracked types (2): view 9, share 3
-    left out (counted as plain activity only): tag 1,000
-    role purchase: order 2
-    role negative: uninstall 1
-    >>> vocabulary_lines(ChurnModel(tracked_types=["view"]), {"view": 1})[-1]
-    'role negative: no event of its names (dislike, thumbs_down, downvote, ...)'
-    """
-    role_of = {name: role for role, names in model.roles.items() for name in names}
-    tracked = set(model.tracked_types)
-    by_count = sorted(counts, key=lambda name: (-counts[name], name))
-    lines = [f"tracked types ({len(tracked)}): " + _listed([f"{t} {counts.get(t, 0):,}" for t in model.tracked_types])]
-    out = [f"{n} {counts[n]:,}" for n in by_count if n not in tracked and n not in role_of]
-    lines.append("left out (counted as plain activity only): " + _listed(out))
-    for role, names in model.roles.items():
-        if role == "subscription" and not counts.get(names[0] if names else "", 0):
-            continue  # billing statements: said where they are used (docs/REVENUE.md)
-        seen = [f"{n} {counts[n]:,}" for n in by_count if role_of.get(n) == role]
-        if not seen and role in _ROLE_EFFECTS:
-            continue  # unmatched_role_lines says it, with what it changes and how to declare names
-        looked = ", ".join(list(names)[:3]) + (", ..." if len(names) > 3 else "")
-        lines.append(f"role {role}: " + _listed(seen, f"no event of its names ({looked})" if names else "no names declared"))
-    return lines
+            for role, (what, effect) in ROLE_EFFECTS.items() if matched.get(role, 0) == 0]
 
 
 def unconverged_lines(fits: Mapping[str, Mapping[str, object]]) -> list[str]:
@@ -365,6 +317,10 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
+    start_ms, early = first_day_users(events)
+    late_start = late_start_warning(early, report["users"], start_ms, events[-1].ts_ms) if args.events else None
+    if late_start:  # every user new on the file's first day (QA10 F16)
+        print(f"WARNING: {late_start}")
     counts: dict[str, int] = {}
     for ev in events:
         counts[ev.type] = counts.get(ev.type, 0) + 1

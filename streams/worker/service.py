@@ -26,7 +26,7 @@ from typing import Any, Callable, Final
 
 import redis.exceptions
 
-from models.model import ChurnModel, load_model
+from models.model import DEFAULT_MODEL_PATH, ChurnModel, load_model
 from models.revenue_ledger import Ledger
 from models.state import STAGES
 from streams.worker import metrics
@@ -37,6 +37,7 @@ from streams.worker.pipeline import REDIS_TRANSIENT, Pipeline
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
 from streams.worker.store import Store, StoreMismatch, churn_summary
+from streams.vocabulary_text import vocabulary_lines
 
 __all__ = ["run_worker", "build_app", "WorkerRuntime"]
 
@@ -329,8 +330,10 @@ def run_worker(settings: Settings) -> int:
     worker.spinner = None
     app._churnwatch_worker = worker
     logger.info(
-        "worker starting: topic %s, group %s, clock %s, model %s, metrics on %s:%s",
-        settings.topic_events, settings.group_id, settings.clock, model.version, settings.metrics_bind, settings.metrics_port,
+        "worker starting: topic %s, group %s, clock %s, model %s (%s), metrics on %s:%s; %s",
+        settings.topic_events, settings.group_id, settings.clock, model.version,
+        settings.model_path or f"the shipped {DEFAULT_MODEL_PATH.name}", settings.metrics_bind, settings.metrics_port,
+        "; ".join(vocabulary_lines(model)),  # QA10 F7: which names it tracks and which play a role, as train words them
     )
     code = 0
     try:
