@@ -376,7 +376,7 @@ def _tell_held(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: 
     """At the end of the hold (``now_s``, :func:`_hold_ends_s`), tell the change from active to
     declining held since ``st.stage_since_s``: the user is still declining (every stage change
     before clears the hold, :func:`_review`). An alert of ``now_s`` with the scores then (its
-    reasons those of a stage for the worse); nothing else of the state moves, the review schedule
+    reasons those of a change to declining, models.reasons); nothing else of the state moves, the review schedule
     included. Should the lifecycle say otherwise at ``now_s`` (a late event, older than the last
     one, moved the counters without a review), this is a review instead: the stage changes now,
     the hold still set (a return to active is then told neither way)."""
@@ -385,7 +385,7 @@ def _tell_held(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: 
         _review(user_id, st, now_s, model, out, c)
         return
     st.flags &= ~STAGE_HELD
-    scores = scores_from(st, a, model, "at_risk", 1 if st.at_risk_since_s else 0)
+    scores = scores_from(st, a, model, "declining", 1 if st.at_risk_since_s else 0)
     now_ms = now_s * 1000
     out.alerts.append(Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, scores,
                             STAGES[_ACTIVE], st.revenue))
@@ -421,7 +421,8 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
     # a stage for the worse, the recovery for recovered and a stage for the better; and no
     # "recovered" carries a stage for the worse (_may_close).
-    told: Purpose = "recovered" if _IMPROVED_BITS >> new_stage & 1 else "at_risk"  # of a stage change (a.stage in IMPROVED)
+    # of a stage change: a.stage in IMPROVED; to declining, with the lifecycle's cause first
+    told: Purpose = "recovered" if _IMPROVED_BITS >> new_stage & 1 else "declining" if new_stage == _DECLINING else "at_risk"
     purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
     # Every alert of this review tells the action for the user as this review leaves them, as
     # `churnwatch score`, `top` and the console read it (models.actions): at risk while the

@@ -45,7 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
     from models.model import ChurnModel
 
-__all__ = ["LAPSED", "REACHABLE", "RECOVERABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "dormant_after_days", "next_change_s", "stage_of"]
+__all__ = ["LAPSED", "REACHABLE", "RECOVERABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "declining_cause", "dormant_after_days",
+           "next_change_s", "stage_of"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
 #: holds too few visits for a rate to mean anything.
@@ -113,15 +114,37 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
         return "reactivated"
     if since and st.stage == _REACTIVATED and sig.now_s - since < c.new_days * DAY_S:
         return "reactivated"
-    if sig.visit_overdue >= c.overdue_factor:
+    if _overdue(sig, c):
         return "new" if sig.age_days < c.new_days else "declining"
     if sig.age_days < c.new_days or st.active_days == 1:  # a single day shows no rhythm to be active on
         return "new"
-    if gap <= TREND_MAX_GAP_DAYS:
-        limit = _trend_exit(c) if since and st.stage == _DECLINING else c.decline_ratio
-        if sig.trend < limit:
-            return "declining"
+    if _rate_down(st, sig, c):
+        return "declining"
     return "active"
+
+
+def _overdue(sig: Signals, c: "CompiledModel") -> bool:
+    """Rule 5's silence test: silent for ``overdue_factor`` usual intervals or more."""
+    return sig.visit_overdue >= c.overdue_factor
+
+
+def _rate_down(st: UserState, sig: Signals, c: "CompiledModel") -> bool:
+    """Rule 5's rate test, for a user active several times a week: the 7-day rate under
+    ``decline_ratio`` x the 4-week one, or, already declining, not yet back to the exit line."""
+    if sig.visit_gap_days > TREND_MAX_GAP_DAYS:
+        return False
+    limit = _trend_exit(c) if st.stage_since_s and st.stage == _DECLINING else c.decline_ratio
+    return sig.trend < limit
+
+
+def declining_cause(st: UserState, sig: Signals, c: "CompiledModel") -> str:
+    """Which test of rule 5 makes :func:`stage_of` find the user declining at ``sig.now_s`` (``st``
+    as it gave that stage): "overdue" (the silence), "rate" (the 7-day rate against the 4-week
+    one, with its hysteresis), "" neither. The very tests :func:`stage_of` makes, so that the
+    reasons of a change to declining (models.reasons) name the cause the lifecycle acted on."""
+    if _overdue(sig, c):
+        return "overdue"
+    return "rate" if _rate_down(st, sig, c) else ""
 
 
 def _first_second(start_s: int, days: float, scale: float, threshold: float) -> int:

@@ -17,6 +17,13 @@ What an alert says follows from what it announces (``purpose``):
   of coming back 99%", "activity up", "uses 4 of 4 kinds", "came back 3 days ago"). When none
   reaches :data:`MIN_LIFT`, the one that adds most, also if its fact is weak ("active over only 5
   days (first to last visit): churn is likeliest early on", the tenure hazard) rather than a neutral fact.
+- ``declining`` (a stage change to declining): as ``at_risk``, with first the test of
+  models.lifecycle rule 5 that made the user declining (models.lifecycle.declining_cause: the
+  same code the stage comes from), in the words of its fact: "no visit for 2.6x the usual
+  interval of 3.6 days" (overdue) or "recent activity (1-week decayed) down 26% against the
+  user's 4-week baseline" (the 7-day rate; a user already declining leaves only back at
+  (1 + decline_ratio) / 2 of the 4-week rate, 75% with the shipped 0.5), and without the factor
+  that would say it again (:func:`_cause_first`).
 - ``recovered`` (also a stage change to a healthier stage, :data:`IMPROVED`): the factors that
   pull the risk down (contribution negative), most first, worded as what they are ("recent
   activity (1-week decayed) up 40% against the user's 4-week baseline"), after the return itself for a reactivated user; if
@@ -83,6 +90,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Sequence
 
 from models.compiled import KINDS_KEY, CompiledModel
 from models.health import ACT_QUANTILES, percentile
+from models.lifecycle import declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import Signals, kinds_used, kinds_used_count, rate_ratio
 from models.state import DAY_S, UserState
@@ -96,7 +104,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["IMPROVED", "MAX_REASONS", "MIN_LIFT", "NEUTRAL", "Purpose", "explain", "feature_key", "reasons", "reference"]
 
 MAX_REASONS: Final[int] = 3
-Purpose = Literal["scores", "at_risk", "recovered"]
+Purpose = Literal["scores", "at_risk", "recovered", "declining"]
 #: Stages a user moves to when things get better: a change to one is told like a recovery.
 IMPROVED: Final[frozenset[str]] = frozenset(("active", "reactivated"))
 #: A factor is a reason once it adds this many log-odds (a twentieth of one effect's full say):
@@ -857,7 +865,7 @@ def explain(
         if weak:
             lift, key = max(weak)
             found.append((lift, key, "", key))
-        elif purpose == "at_risk":
+        elif purpose == "at_risk":  # a change to declining has the lifecycle's cause to tell instead (below)
             risk = combine(p_stay, leave)
             found.append((0.0, "small_signs", f"risk {100.0 * risk:.0f}% within {model.horizon_days:.0f} days from many small signs, none large", ""))
     if purpose == "scores":
@@ -866,7 +874,30 @@ def explain(
         elif stage == "new":
             found.append((_LAST, "new", _text("new", st, sig, temperature, model), ""))
     _by_rank(found)  # stable: equal contributions keep the order above
+    if purpose == "declining":
+        _cause_first(found, st, sig, temperature, model)
     return _shown(found, 1.0, st, sig, values, temperature, model, True)
+
+
+def _cause_first(found: list[tuple[float, str, str, str]], st: UserState, sig: Signals,
+                 temperature: tuple[float, StaySource], model: "ChurnModel") -> None:
+    """Put first in ``found`` (a change to declining) the test of models.lifecycle rule 5 that made
+    the user declining, in the words of its fact: the silence ("no visit for 2.3x the usual
+    interval of 1.6 days") or the rate ("recent activity (1-week decayed) down 40% against the
+    user's 4-week baseline"), and drop the risk factor that would say the same again. Why
+    (2026-12-04): the risk's factors need not include the lifecycle's cause; a user the rate test
+    keeps in declining (its way out is higher than its way in) after a visit has a short silence
+    and a decline under the risk's own line, and such a change said only "risk 15% within 30 days
+    from many small signs, none large"."""
+    cause = declining_cause(st, sig, model.compiled)
+    if not cause:  # pragma: no cover - the engine asks only of a user stage_of finds declining
+        return
+    key = "silence" if cause == "overdue" else "decline"
+    # the per-type decline ("recent posts down 60%") is another fact than the total's: kept
+    same = key == "silence" or _type_decline(sig, model) is None
+    if same:
+        found[:] = [item for item in found if item[1] != key]
+    found.insert(0, (_FIRST, key, _text(key, st, sig, temperature, model), ""))
 
 
 def _shown(found: list[tuple[float, str, str, str]], sign: float, st: UserState, sig: Signals, values: Sequence[float],

@@ -44,6 +44,9 @@ of them had no reasons before, and the reasons now shown in those::
 
     python3 -m tests.golden_masked changes /tmp/old.json /tmp/new.json stage_changed new,active reasons
 
+``*`` for ``a`` takes the changes to ``b`` from any stage (2026-12-04: every change to declining
+names the lifecycle's cause first): ``changes OLD NEW stage_changed '*,declining' reasons``.
+
 A change that stops giving one reason (QA6 M2: "uses 2 kinds of activity in 4 weeks" against the
 user where the model does not know the product's kinds) is proved on the reasons themselves:
 ``dropped`` checks that every alert and score that changed had a reason matching ``pattern`` (a
@@ -291,7 +294,7 @@ def cancelled(old_path: str, new_path: str, fields: tuple[str, ...]) -> bool:
 
 
 def changes(old_path: str, new_path: str, kind: str, a: str, b: str, fields: tuple[str, ...]) -> bool:
-    """True when only ``kind`` alerts from stage ``a`` to ``b`` changed, only in ``fields``, and the
+    """True when only ``kind`` alerts from stage ``a`` (``*``: any) to ``b`` changed, only in ``fields``, and the
     scores and states are identical (printing how many changed and what they say now)."""
     old, new = _dumps(old_path, new_path)
     ok = True
@@ -301,8 +304,11 @@ def changes(old_path: str, new_path: str, kind: str, a: str, b: str, fields: tup
         same_rest = (sorted(o) == sorted(n) and len(o) == len(old[key]["alerts"]) == len(new[key]["alerts"])
                      and old[key]["scores"] == new[key]["scores"] and old[key]["states"] == new[key]["states"])
         changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
-        targeted = [d for d in o.values() if (d["kind"], d["previous_stage"], d["stage"]) == (kind, a, b)]
-        outside = sum((x["kind"], x["previous_stage"], x["stage"]) != (kind, a, b) for x, _ in changed)
+        def aimed(d: dict[str, Any]) -> bool:
+            return d["kind"] == kind and a in ("*", d["previous_stage"]) and d["stage"] == b
+
+        targeted = [d for d in o.values() if aimed(d)]
+        outside = sum(not aimed(x) for x, _ in changed)
         other = collections.Counter(f for x, y in changed for f in x if f not in fields and x[f] != y[f])
         ok &= same_rest and not outside and not other
         was_empty = sum(not x["reasons"] for x, _ in changed)

@@ -174,6 +174,10 @@ _GROUP = {
 }
 
 
+#: The first reason of a change to declining: the test of models.lifecycle rule 5 that made it.
+_CAUSE = r"^(no (visit|return) for|recent activity \(1-week decayed\) down \d+% against the user's 4-week baseline$)"
+
+
 def _key(text: str, table: list[tuple[str, str]]) -> str | None:
     return next((key for pattern, key in table if re.search(pattern, text)), None)
 
@@ -254,7 +258,14 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
         assert alert.kind != "at_risk" and alert.scores.stage == "active" and alert.previous_stage in ("new", None), alert
     if alert.kind == "at_risk" or (alert.kind == "stage_changed" and alert.scores.stage not in IMPROVED):
         ranked = []
-        for text in reasons:
+        told = reasons
+        if alert.kind == "stage_changed" and alert.scores.stage == "declining":
+            # first the lifecycle's cause (models.lifecycle.declining_cause), whatever its factor
+            # weighs in the risk (a fall of 29% is under the default's reference fall of 30%)
+            assert re.search(_CAUSE, reasons[0]) and not _fine(reasons[0]), reasons
+            assert reasons[0] not in reasons[1:], reasons  # said once
+            told = reasons[1:]
+        for text in told:
             key = _key(text, _AGAINST)
             assert key is not None and not _fine(text), (text, reasons)
             key = _slot_feature(key, text, model)

@@ -3,8 +3,11 @@ QA10 F14: a daily user who skips two days is "declining", and most were back wit
 
 from __future__ import annotations
 
+import re
+
 from models.engine import STAGE_HOLD_DAYS, Alert, advance, review_due_s
 from models.events import Event
+from models.lifecycle import declining_cause
 from models.model import load_model
 from models.scoring import assess
 from models.state import DAY_S, STAGE_HELD
@@ -99,3 +102,23 @@ def test_the_hold_does_not_depend_on_how_the_events_are_cut_or_when_the_user_is_
             wake = [e.ts_ms for e in pending[:1]] + [review_due_s(st) * 1000, END_MS]
             now_ms = min(t for t in wake if t > now_ms)
         assert [a.alert_id for a in alerts] == [a.alert_id for a in whole.alerts]
+
+
+def test_a_change_to_declining_says_first_the_test_the_lifecycle_made() -> None:
+    """A user the rate test keeps in declining (its way out is above its way in) after a visit in
+    the hold is told at the first review past it, their silence short and their decline under the
+    risk's own line: the alert said only "risk 28% within 30 days from many small signs, none
+    large" (31 such on simulate --seed 7). The rhythm of simulated user u000056 (days, events)."""
+    days = [(0, 2), (2, 6), (5, 2), (9, 5), (13, 4), (15, 6), (16, 5), (17, 6), (18, 3), (22, 3), (25, 4), (27, 3), (29, 3),
+            (35, 5), (39, 1)]
+    events = [Event("u", T0_MS + d * DAY_MS + 10 * 3_600_000 + i * 300_000, "view", f"{d}.{i}") for d, n in days for i in range(n)]
+    out = advance("u", None, events, T0_MS + 60 * DAY_MS, MODEL)
+    told = [a for a in out.alerts if a.kind == "stage_changed" and a.scores.stage == "declining"]
+    assert [a.previous_stage for a in told] == ["active"]
+    alert = told[0]
+    # the lifecycle's own test, at the alert's second, on the state the review saw
+    st = advance("u", None, [e for e in events if e.ts_ms < alert.event_time_ms], alert.event_time_ms, MODEL).state
+    a = assess(st, alert.event_time_ms // 1000, MODEL)
+    assert a.stage == "declining" and declining_cause(st, a.signals, MODEL.compiled) == "rate"
+    assert re.fullmatch(r"recent activity \(1-week decayed\) down \d+% against the user's 4-week baseline", alert.scores.reasons[0])
+    assert not any("small signs" in r for r in alert.scores.reasons)
