@@ -608,3 +608,24 @@ def test_a_member_record_of_an_id_too_long_to_keep_is_erased(redis_url: str) -> 
     erase(_settings(redis_url), [long_id])
 
     assert traces(client, "cw", long_id) == [] and traces(client, "cw", "kim") != []
+
+
+def test_file_ids_a_byte_order_mark_windows_line_ends_and_other_separators(tmp_path: Path) -> None:
+    """Review 20 L2: a BOM is not part of the first id, "\\r\\n" ends a line like "\\n", and an id
+    holding U+2028 or \\x1c (which ``splitlines`` splits on) stays one id."""
+    from streams.cli.erase import read_ids
+
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes("\ufeffann\r\nbob\u2028x\n\nc\x1cd\r\n".encode("utf-8"))
+    assert read_ids([], str(ids)) == ["ann", "bob\u2028x", "c\x1cd"]
+
+
+def test_a_command_line_id_that_is_not_utf8_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """Review 20 L2: an argv id with a non-UTF-8 byte (kept by Python as a surrogate) is refused in
+    one line that names which id, not the encoder's message."""
+    from streams.local import free_port
+
+    bad = os.fsdecode(b"caf\xe9")
+    assert main(["--redis-url", f"redis://127.0.0.1:{free_port()}/0", "erase", "ok", bad]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "user id 2 is not UTF-8 text (byte 0xe9 at character 4)" in line and "surrogates" not in line
