@@ -629,3 +629,35 @@ def test_a_command_line_id_that_is_not_utf8_is_one_line_naming_it(capsys: pytest
     assert main(["--redis-url", f"redis://127.0.0.1:{free_port()}/0", "erase", "ok", bad]) == 2
     line = _one_line(capsys.readouterr().err)
     assert "user id 2 is not UTF-8 text (byte 0xe9 at character 4)" in line and "surrogates" not in line
+
+
+def test_a_large_erase_is_cut_into_script_calls_of_at_most_chunk_users(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 20 M3: one script call a bucket for all the ids held Redis for hundreds of ms with 20,000;
+    the ids go in calls of at most ``CHUNK``, every one erased, the counters right."""
+    import redis.asyncio as aredis
+
+    import streams.worker.erase as erase_mod
+
+    users = [f"ch{i}" for i in range(7)]
+
+    async def fill(store: Store) -> None:
+        for i, u in enumerate(users):
+            assert await _write(store, u, _state(T0, at_risk=i % 2 == 0), f"t{i}") == []
+
+    _run(redis_url, fill)
+    sizes: list[int] = []
+    real = aredis.Redis.eval
+
+    def counted(self: Any, script: str, numkeys: int, *args: Any) -> Any:
+        sizes.append(len(orjson.loads(args[numkeys + 4])))  # ARGV[5]: the users of the call
+        return real(self, script, numkeys, *args)
+
+    monkeypatch.setattr(erase_mod, "CHUNK", 3)
+    monkeypatch.setattr(aredis.Redis, "eval", counted)
+    done = erase(_settings(redis_url), users)
+    client = redis_lib.Redis.from_url(redis_url)
+    assert (done.users, done.with_state) == (7, 7)
+    assert sizes and max(sizes) == 3 and sum(sizes) == 7 * 4  # every user, in every one of the 4 buckets
+    assert all(traces(client, "cw", u) == [] for u in users)
+    stats = _run(redis_url, lambda s: s.stats())
+    assert all(stats.get(k, 0) == 0 for k in ("users", "at_risk", "reachable", *(f"stage:{s}" for s in STAGES)))
