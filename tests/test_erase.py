@@ -609,6 +609,16 @@ def test_a_member_record_of_an_id_too_long_to_keep_is_erased(redis_url: str) -> 
 
     assert traces(client, "cw", long_id) == [] and traces(client, "cw", "kim") != []
 
+    async def replayed(store: Store) -> Any:  # a replay or an in-flight member copy writes the record again
+        from streams.worker.revenue import AccountWrite
+
+        w = AccountWrite(b, [("acct|ev:0", "", "1")], members={"acme": {str(m.key).encode(): m.to_bytes()}},
+                         member_ids={"acme": []})
+        return await store.write_accounts([w], "t1")
+
+    assert _run(redis_url, replayed) == []
+    assert traces(client, "cw", long_id) == [] and traces(client, "cw", "kim") != []
+
 
 def test_file_ids_a_byte_order_mark_windows_line_ends_and_other_separators(tmp_path: Path) -> None:
     """Review 20 L2: a BOM is not part of the first id, "\\r\\n" ends a line like "\\n", and an id

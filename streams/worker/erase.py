@@ -179,7 +179,7 @@ async def _bucket_args(client: Any, keys: Keys, b: int, ids: Sequence[str], wher
     stats: dict[str, float] = {}
     for raw in records.values():
         _take_off(raw, stats)
-    users = [[uid, where[uid][1], mkeys[uid], 1 if where[uid][0] == b else 0] for uid in ids]
+    users = [[uid, where[uid][1], mkeys[uid], 1 if where[uid][0] == b else 0, 1 if _long(uid) else 0] for uid in ids]
     blobs = [records.get(uid, b"") if where[uid][0] == b else b"" for uid in ids]
     deltas = [[k, int(v)] for k, v in stats.items() if v and k not in _INDEX_COUNTERS]
     fields, values = await _scrubbed(client, keys, b, ids, where, mkeys)
@@ -256,11 +256,10 @@ async def _other_members(client: Any, keys: Keys, b: int, ids: Sequence[str], mk
     the bucket (a SCAN of the keyspace, only where such a user may be); added to ``fields`` as
     deletions (``":m:<account>"``, member key; the record as read, b""), and the accounts to
     ``accounts`` (their alert logs and held copies are rewritten too)."""
-    from models.account_health import MEMBER_ID_BYTES
     from streams.worker.rebuild import glob_escape
 
     named = {u: acc for acc, users in accounts.items() for u in users}
-    search = [u for u in ids if u in named or len(u.encode("utf-8", "surrogatepass")) > MEMBER_ID_BYTES]
+    search = [u for u in ids if u in named or _long(u)]
     if not search:
         return
     head = keys.members(b, "")
@@ -275,6 +274,14 @@ async def _other_members(client: Any, keys: Keys, b: int, ids: Sequence[str], mk
                 fields.append([key[len(keys.tag(b)):], mkeys[uid]])
                 values += [record, b""]
                 accounts.setdefault(acc, []).append(uid)
+
+
+def _long(user_id: str) -> bool:
+    """Whether a member record of the user keeps no id (``MEMBER_ID_BYTES``): no membership entry
+    either, and ``write_accounts`` tells the record erased by its member key (``lua/erase.lua``)."""
+    from models.account_health import MEMBER_ID_BYTES
+
+    return len(user_id.encode("utf-8", "surrogatepass")) > MEMBER_ID_BYTES
 
 
 #: What an erased user's id becomes in the reasons an account alert log keeps.

@@ -13,7 +13,7 @@
 -- ARGV    = tag, salt (used only if the bucket has none yet), UTC day "yyyymmdd",
 --           stats JSON [[field, delta], ...] (users and stage counts of the bucket's own users, from
 --           their records as read: applied only if every record is still that one),
---           users JSON [[user id, group, member key, own 0/1], ...],
+--           users JSON [[user id, group, member key, own 0/1, id too long for a member record 0/1], ...],
 --           rewrites JSON [[key index 6 or 7, or key name after the tag (":m:<account>"), field], ...]:
 --           company accounts' values that hold a user's id (the alert log in the extras, the alert
 --           side's held copies, member records the membership index does not name; erase.py _scrubbed),
@@ -66,6 +66,9 @@ end
 for i = 1, #users do
   local user, group, mkey, own = users[i][1], users[i][2], users[i][3], users[i][4]
   redis.call('HSET', KEYS[1], redis.sha1hex(salt .. user), ARGV[3])
+  if users[i][5] == 1 then  -- its member records keep no id: write_accounts.lua tells them by member key
+    redis.call('HSET', KEYS[1], redis.sha1hex(salt .. '|m' .. mkey), ARGV[3])
+  end
   local mof = tag .. ':mof:' .. group
   local account = redis.call('HGET', mof, user)
   if account then
