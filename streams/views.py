@@ -106,7 +106,7 @@ async def layout_mismatch(store: Store) -> str | None:
     mismatch at start (``Store.connect``); a reader with other ``CHURNWATCH_BUCKETS`` read other keys
     and printed a wrong list without a word (found in the QA pass of December 2026). No record yet
     (no worker has started): nothing to compare."""
-    from streams.worker.store import STORE_FORMAT
+    from streams.worker.store import STORE_FORMAT, STORE_FORMATS
 
     fields = ("buckets", "groups_per_bucket", "format")
     raw = await store._client.hmget(store.keys.meta, list(fields))  # noqa: SLF001 - Store has no read of the layout
@@ -114,6 +114,8 @@ async def layout_mismatch(store: Store) -> str | None:
     if have["buckets"] is None:
         return None
     want = {"buckets": str(store.buckets), "groups_per_bucket": str(store.groups), "format": STORE_FORMAT}
+    if have["format"] in STORE_FORMATS:  # a store holding an erasure: ERASED_FORMAT
+        want["format"] = have["format"]
     if have == want:
         return None
     return (f"Redis key {store.keys.meta} says {', '.join(f'{k}={have[k]}' for k in fields)} but these settings have "

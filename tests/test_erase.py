@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+import orjson
 import pytest
 import redis as redis_lib
 
@@ -154,7 +155,7 @@ def _dump(client: redis_lib.Redis, without: str = "") -> dict[bytes, Any]:
     needles = (without.encode(), str(member_key(without)).encode()) if without else ()
     out: dict[bytes, Any] = {}
     for key in client.scan_iter(match="cw:*"):
-        if key.endswith((b":stats", b":erased")) or any(n in key for n in needles):
+        if key.endswith((b":stats", b":erased", b":meta")) or any(n in key for n in needles):  # meta: ERASED_FORMAT
             continue
         if client.type(key) == b"hash":
             value: Any = {f: v for f, v in client.hgetall(key).items() if not any(n in f or n in v for n in needles)}
@@ -476,3 +477,198 @@ def test_a_take_over_rebuild_keeps_the_erased_users(redis_url: str) -> None:
 
     assert asyncio.run(replayed()) is None
     assert traces(client, "cw", uid) == []
+
+
+def test_a_company_accounts_alert_log_no_longer_names_the_user(redis_url: str) -> None:
+    """Review 20 H1: an account alert's reason names the account's silent user; the erase replaces
+    the id in the account's log (its extras), leaving the other entries and fields as they were."""
+    from streams.worker.erase import ERASED_NAME
+
+    keys = Keys("cw")
+    _run(redis_url, lambda s: s.ping())
+    client = redis_lib.Redis.from_url(redis_url)
+    _member_of(client, keys, "u07", "acme")
+    b = locate("acme", 4, 8)[0]
+    log = [["x2", "account_recovered", 2, "healthy", 0.2, ["still silent: its most active user u07 (4 weeks, 22% of its activity)"]],
+           ["x1", "account_at_risk", 1, "at_risk", 0.4, ["its most active user u07 silent for 3 weeks (22% of its activity)",
+                                                         "1 of 4 users silent for 3 weeks"]],
+           ["x0", "account_at_risk", 0, "at_risk", 0.5, ["u07, the user its billing statements come from, silent for 2 weeks"]]]
+    client.hset(keys.account_extras(b), "acme", orjson.dumps({"seen_ms": 5, "log": log}))
+
+    erase(_settings(redis_url), ["u07"])
+
+    assert traces(client, "cw", "u07") == []
+    got = orjson.loads(client.hget(keys.account_extras(b), "acme"))
+    assert got["seen_ms"] == 5 and [r[:5] for r in got["log"]] == [r[:5] for r in log]
+    assert [r[5] for r in got["log"]] == [[t.replace("u07", ERASED_NAME) for t in r[5]] for r in log]
+    assert got["log"][1][5][1] == "1 of 4 users silent for 3 weeks"
+
+
+def test_a_company_accounts_held_copies_lose_the_users_copies(redis_url: str) -> None:
+    """Review 20 M6: the alert side's held copies (``<account>|held``) keep the user's member record
+    (with the id) and subscription statements (with the id) until the watermark passes: the erase
+    drops them, and keeps the other users' copies."""
+    from streams.worker.revenue import _held_json, _parse_held, MemberCopy, AccountCopy
+
+    keys = Keys("cw")
+    _run(redis_url, lambda s: s.ping())
+    client = redis_lib.Redis.from_url(redis_url)
+    _member_of(client, keys, "hu", "acme")
+    b = locate("acme", 4, 8)[0]
+    mine, kim = (Member(member_key(u), T0, 1, 0.0, 1.0, 2.0, u) for u in ("hu", "kim"))
+    sub = Subscription("active", "Pro", 990)
+    copies = [MemberCopy(0, 1, "acme", T0 * 1000, mine, 0, 1), MemberCopy(0, 2, "acme", T0 * 1000, kim, 0, 2),
+              AccountCopy(0, 3, Event("hu", T0 * 1000, "subscription", "s1", 0.0, "acme", sub), 0, 3),
+              AccountCopy(0, 4, Event("kim", T0 * 1000, "subscription", "s2", 0.0, "acme", sub), 0, 4)]
+    client.hset(keys.account_side(b), "acme|held", _held_json(copies))
+
+    erase(_settings(redis_url), ["hu"])
+
+    assert traces(client, "cw", "hu") == []
+    assert _parse_held(client.hget(keys.account_side(b), "acme|held"), 0, "acme") == [copies[1], copies[3]]
+
+
+def test_a_store_holding_an_erasure_is_refused_by_a_worker_of_an_earlier_version(redis_url: str) -> None:
+    """Review 20 M5 (b): a worker before erase wants ``format`` 1 in cw:meta, and would write erased
+    users back; the erase records ``ERASED_FORMAT``, which this version reads, and a worker that
+    makes cw:meta again over kept erased sets (a lost cw:meta) records it too."""
+    from streams.views import layout_mismatch
+    from streams.worker.store import ERASED_FORMAT, STORE_FORMAT
+
+    keys = Keys("cw")
+    _run(redis_url, lambda s: s.ping())
+    client = redis_lib.Redis.from_url(redis_url)
+    assert client.hget(keys.meta, "format") == STORE_FORMAT.encode()
+    erase(_settings(redis_url), ["gone"])
+    assert client.hget(keys.meta, "format") == ERASED_FORMAT.encode() != STORE_FORMAT.encode()  # what an earlier worker refuses
+    assert _run(redis_url, layout_mismatch) is None  # this version reads it
+    client.delete(keys.meta)
+    _run(redis_url, lambda s: s.ping())
+    assert client.hget(keys.meta, "format") == ERASED_FORMAT.encode()
+
+
+def test_new_store_records_the_layout_so_a_worker_with_another_one_refuses_it(redis_url: str) -> None:
+    """Review 20 M5 (a): ``--new-store`` erases in the given layout and records it in cw:meta, so a
+    worker with other buckets or groups refuses the store instead of missing the erased hashes."""
+    from streams.worker.store import StoreMismatch
+
+    erase(_settings(redis_url), ["nu"], new_store=True)
+    meta = redis_lib.Redis.from_url(redis_url).hgetall(Keys("cw").meta)
+    assert (meta[b"buckets"], meta[b"groups_per_bucket"]) == (b"4", b"8")
+
+    with pytest.raises(StoreMismatch, match="buckets=4"):
+        asyncio.run(_connect_with(Settings(redis_url=redis_url, buckets=8, groups_per_bucket=4)))
+    assert _run(redis_url, lambda s: s.load_user("nu")) is None  # the erasure's own layout connects
+
+
+async def _connect_with(settings: Settings) -> None:
+    store = Store(settings)
+    try:
+        await store.connect()
+    finally:
+        await store.close()
+
+
+def test_a_user_who_moved_between_accounts_of_one_bucket_loses_both_member_records(redis_url: str) -> None:
+    """Review 20 M1: the membership index holds one account a user and bucket, so the old account's
+    member record (with the id) in the same bucket is found by its member key, and deleted; its
+    alert log loses the id too. The other members stay."""
+    keys = Keys("cw")
+    _run(redis_url, lambda s: s.ping())
+    a1 = "acc1"
+    a2 = next(f"acc{i}" for i in range(2, 1000) if locate(f"acc{i}", 4, 8)[0] == locate(a1, 4, 8)[0])
+    b = locate(a1, 4, 8)[0]
+    client = redis_lib.Redis.from_url(redis_url)
+    _member_of(client, keys, "mover", a1)
+    _member_of(client, keys, "kim", a1)
+    _member_of(client, keys, "mover", a2)  # the index now names a2 only
+    client.hset(keys.account_extras(b), a1, orjson.dumps({"log": [["x", "account_at_risk", 1, "at_risk", 0.5,
+                                                                   ["its most active user mover silent for 3 weeks"]]]}))
+    kim = client.hget(keys.members(b, a1), str(member_key("kim")))
+
+    erase(_settings(redis_url), ["mover"])
+
+    assert traces(client, "cw", "mover") == []
+    assert client.hgetall(keys.members(b, a1)) == {str(member_key("kim")).encode(): kim}
+
+
+def test_a_member_record_of_an_id_too_long_to_keep_is_erased(redis_url: str) -> None:
+    """Review 20 M2: a member record keeps no id longer than ``MEMBER_ID_BYTES`` and the membership
+    index has no entry for it: the erase finds the record by its member key."""
+    keys = Keys("cw")
+    _run(redis_url, lambda s: s.ping())
+    long_id = "L" * 240
+    b = locate("acme", 4, 8)[0]
+    client = redis_lib.Redis.from_url(redis_url)
+    m = Member(member_key(long_id), T0, 1, 0.0, 1.0, 2.0, long_id)
+    assert len(m.to_bytes()) == 25
+    client.hset(keys.members(b, "acme"), str(m.key), m.to_bytes())
+    _member_of(client, keys, "kim", "acme")
+
+    erase(_settings(redis_url), [long_id])
+
+    assert traces(client, "cw", long_id) == [] and traces(client, "cw", "kim") != []
+
+    async def replayed(store: Store) -> Any:  # a replay or an in-flight member copy writes the record again
+        from streams.worker.revenue import AccountWrite
+
+        w = AccountWrite(b, [("acct|ev:0", "", "1")], members={"acme": {str(m.key).encode(): m.to_bytes()}},
+                         member_ids={"acme": []})
+        return await store.write_accounts([w], "t1")
+
+    assert _run(redis_url, replayed) == []
+    assert traces(client, "cw", long_id) == [] and traces(client, "cw", "kim") != []
+
+
+def test_file_ids_a_byte_order_mark_windows_line_ends_and_other_separators(tmp_path: Path) -> None:
+    """Review 20 L2: a BOM is not part of the first id, "\\r\\n" ends a line like "\\n", and an id
+    holding U+2028 or \\x1c (which ``splitlines`` splits on) stays one id."""
+    from streams.cli.erase import read_ids
+
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes("\ufeffann\r\nbob\u2028x\n\nc\x1cd\r\n".encode("utf-8"))
+    assert read_ids([], str(ids)) == ["ann", "bob\u2028x", "c\x1cd"]
+
+
+def test_a_command_line_id_that_is_not_utf8_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """Review 20 L2: an argv id with a non-UTF-8 byte (kept by Python as a surrogate) is refused in
+    one line that names which id, not the encoder's message."""
+    from streams.local import free_port
+
+    bad = os.fsdecode(b"caf\xe9")
+    assert main(["--redis-url", f"redis://127.0.0.1:{free_port()}/0", "erase", "ok", bad]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "user id 2 is not UTF-8 text (byte 0xe9 at character 4)" in line and "surrogates" not in line
+
+
+def test_a_large_erase_is_cut_into_script_calls_of_at_most_chunk_users(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 20 M3: one script call a bucket for all the ids held Redis for hundreds of ms with 20,000;
+    the ids go in calls of at most ``CHUNK``, every one erased, the counters right."""
+    import redis.asyncio as aredis
+
+    import streams.worker.erase as erase_mod
+
+    users = [f"ch{i}" for i in range(7)]
+
+    async def fill(store: Store) -> None:
+        for i, u in enumerate(users):
+            assert await _write(store, u, _state(T0, at_risk=i % 2 == 0), f"t{i}") == []
+
+    _run(redis_url, fill)
+    sizes: list[int] = []
+    real = aredis.Redis.eval
+
+    def counted(self: Any, script: str, numkeys: int, *args: Any) -> Any:
+        if numkeys == 7:  # erase.lua (KEYS[1..7]); ARGV[5]: the users of the call
+            sizes.append(len(orjson.loads(args[numkeys + 4])))
+        return real(self, script, numkeys, *args)
+
+    monkeypatch.setattr(erase_mod, "CHUNK", 3)
+    monkeypatch.setattr(aredis.Redis, "eval", counted)
+    done = erase(_settings(redis_url), users)
+    client = redis_lib.Redis.from_url(redis_url)
+    assert (done.users, done.with_state) == (7, 7)
+    assert sizes and max(sizes) == 3 and sum(sizes) == 7 * 4  # every user, in every one of the 4 buckets
+    assert all(traces(client, "cw", u) == [] for u in users)
+    stats = _run(redis_url, lambda s: s.stats())
+    assert all(stats.get(k, 0) == 0 for k in ("users", "at_risk", "reachable", *(f"stage:{s}" for s in STAGES)))

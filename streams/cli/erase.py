@@ -19,7 +19,8 @@ __all__ = ["add_arguments", "run", "read_ids"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("users", metavar="USER", nargs="*", help="user ids to erase, exactly as the events carry them")
     parser.add_argument("--file", metavar="PATH", default=None,
-                        help="also the user ids in this file, one a line (UTF-8; blank lines skipped)")
+                        help="also the user ids in this file, one a line (UTF-8, a byte order mark ignored; "
+                             "\\n or \\r\\n line ends; blank lines skipped)")
     parser.add_argument("--new-store", action="store_true",
                         help="the key prefix holds no state yet (a new CHURNWATCH_KEY_PREFIX, or Redis lost its data and "
                              "no worker started since): record the erasure in the workers' layout (CHURNWATCH_BUCKETS, "
@@ -33,15 +34,11 @@ def read_ids(users: list[str], path: str | None) -> list[str]:
     >>> read_ids(["a", "b", "a"], None)
     ['a', 'b']
     """
+    for n, uid in enumerate(users, 1):
+        _check_utf8(n, uid)
     ids = list(users)
     if path is not None:
-        try:
-            text = Path(path).read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise UserError(f"--file {path}: no such file") from None
-        except UnicodeDecodeError as exc:
-            raise UserError(f"--file {path}: not UTF-8 text (byte {exc.start})") from None
-        ids += [line for line in text.splitlines() if line.strip()]
+        ids += _file_ids(path)
     if not ids:
         raise UserError("give one or more user ids, or --file with one a line")
     for n, uid in enumerate(ids, 1):
@@ -51,6 +48,41 @@ def read_ids(users: list[str], path: str | None) -> list[str]:
             raise UserError(f"user id {n} has {len(uid)} characters, at most {MAX_USER_ID_CHARS} (the worker "
                             "refuses longer ones: no such user is stored)")
     return list(dict.fromkeys(ids))
+
+
+def _file_ids(path: str) -> list[str]:
+    """The ids of ``--file``: UTF-8 (a byte order mark at the start is not part of the first id:
+    ``utf-8-sig``), one a line, split on "\\n" only with a "\\r" before it cut (a Windows file),
+    so an id holding another line separator (U+2028, \\x1c, ...) stays one id (review 20 L2);
+    blank lines skipped."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"--file {path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"--file {path}: is a directory") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"--file {path}: not UTF-8 text (byte {exc.start})") from None
+    lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))
+    return [line for line in lines if line.strip()]
+
+
+def _check_utf8(n: int, uid: str) -> None:
+    """A command-line id that is not UTF-8 (Python keeps its bytes as surrogates): one readable line
+    naming the id's position (review 20 L2), not the encoder's message.
+
+    >>> _check_utf8(2, "caf\\udce9")
+    Traceback (most recent call last):
+    ...
+    streams.errors.UserError: user id 2 is not UTF-8 text (byte 0xe9 at character 4): give ids as UTF-8, or in --file
+    """
+    try:
+        uid.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ord(uid[exc.start])
+        byte = f"byte 0x{bad - 0xDC00:02x}" if 0xDC80 <= bad <= 0xDCFF else f"U+{bad:04X}"
+        raise UserError(f"user id {n} is not UTF-8 text ({byte} at character {exc.start + 1}): give ids as UTF-8, "
+                        "or in --file") from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

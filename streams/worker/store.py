@@ -62,7 +62,9 @@ from streams.worker.revenue import account_field
 from streams.settings import Settings
 
 __all__ = [
+    "ERASED_FORMAT",
     "STORE_FORMAT",
+    "STORE_FORMATS",
     "BucketRead",
     "BucketReadResult",
     "DueUser",
@@ -153,6 +155,13 @@ def reach_score(bound: float | None) -> int | str:
 
 #: Key layout + state record format version, kept in ``cw:meta`` (a worker refuses a mismatch).
 STORE_FORMAT = "1"
+#: ``cw:meta`` ``format`` of a store that holds an erasure (``churnwatch erase``, set by the erase and
+#: by a worker that finds an erased set): a worker of a version before the erase (it wants "1") refuses
+#: the store instead of writing erased users back (review 20 M5). This version reads both. Not a bump
+#: of ``STORE_FORMAT``: that would refuse the rollback of every store, erasure or not.
+ERASED_FORMAT = "2"
+#: The ``format`` values this version reads.
+STORE_FORMATS = (STORE_FORMAT, ERASED_FORMAT)
 #: ``cw:meta`` field present once accounts are in use (``Store.mark_accounts_in_use``).
 ACCOUNTS_FIELD = "accounts_in_use"
 _CHURNED = STAGES.index("churned")
@@ -765,7 +774,7 @@ class Store:
             have = {_s(k): _s(v) for k, v in raw.items()}
             if REBUILD_FIELD not in have:  # else a rebuild began after the wait: its incarnation is not ours to take
                 break
-        wrong = {k: have.get(k) for k, v in want.items() if have.get(k) != v}
+        wrong = {k: have.get(k) for k, v in want.items() if have.get(k) != v and not (k == "format" and have.get(k) in STORE_FORMATS)}
         if wrong:
             raise StoreMismatch(
                 f"Redis key {meta_key} says {', '.join(f'{k}={have.get(k)}' for k in want)} but this worker has "
@@ -796,6 +805,8 @@ class Store:
             await clear_lost_store(self)
             return await self._connect()  # the store is consistent now: its incarnation, from the start
         await self._mark_save_index(have.get("save_index"), take_over)
+        if have.get("format") == STORE_FORMAT and await self._client.exists(self.keys.erased(0)):
+            await self._client.hset(meta_key, "format", ERASED_FORMAT)  # cw:meta lost and made again: erasures kept
         await self._load_scripts()
 
     async def eviction(self) -> Eviction:

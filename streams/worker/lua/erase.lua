@@ -13,15 +13,31 @@
 -- ARGV    = tag, salt (used only if the bucket has none yet), UTC day "yyyymmdd",
 --           stats JSON [[field, delta], ...] (users and stage counts of the bucket's own users, from
 --           their records as read: applied only if every record is still that one),
---           users JSON [[user id, group, member key, own 0/1], ...],
---           then one record as read per user ("" none; ignored when not own)
+--           users JSON [[user id, group, member key, own 0/1, id too long for a member record 0/1], ...],
+--           rewrites JSON [[key index 6 or 7, or key name after the tag (":m:<account>"), field], ...]:
+--           company accounts' values that hold a user's id (the alert log in the extras, the alert
+--           side's held copies, member records the membership index does not name; erase.py _scrubbed),
+--           then one record as read per user ("" none; ignored when not own),
+--           then per rewrite the value as read and the value to write ("" delete): written only if
+--           the value is still the one read
 -- Returns {0} a record changed since it was read (nothing done: read again and retry), or
 -- {1, fields and keys deleted}.
 local tag = ARGV[1]
 local users = cjson.decode(ARGV[5])
+local rewrites = cjson.decode(ARGV[6])
 for i = 1, #users do
   local u = users[i]
-  if u[4] == 1 and (redis.call('HGET', tag .. ':u:' .. u[2], u[1]) or '') ~= ARGV[5 + i] then
+  if u[4] == 1 and (redis.call('HGET', tag .. ':u:' .. u[2], u[1]) or '') ~= ARGV[6 + i] then
+    return { 0 }
+  end
+end
+local at = 6 + #users
+local function rewritten(r)
+  local k = rewrites[r][1]
+  return type(k) == 'number' and KEYS[k] or tag .. k
+end
+for r = 1, #rewrites do
+  if (redis.call('HGET', rewritten(r), rewrites[r][2]) or '') ~= ARGV[at + 2 * r - 1] then
     return { 0 }
   end
 end
@@ -50,6 +66,9 @@ end
 for i = 1, #users do
   local user, group, mkey, own = users[i][1], users[i][2], users[i][3], users[i][4]
   redis.call('HSET', KEYS[1], redis.sha1hex(salt .. user), ARGV[3])
+  if users[i][5] == 1 then  -- its member records keep no id: write_accounts.lua tells them by member key
+    redis.call('HSET', KEYS[1], redis.sha1hex(salt .. '|m' .. mkey), ARGV[3])
+  end
   local mof = tag .. ':mof:' .. group
   local account = redis.call('HGET', mof, user)
   if account then
@@ -81,5 +100,14 @@ for i = 1, #users do
     gone(redis.call('HDEL', KEYS[7], user, user .. '|held'))
     gone(redis.call('DEL', tag .. ':m:' .. user))
   end
+end
+for r = 1, #rewrites do
+  local key, field, value = rewritten(r), rewrites[r][2], ARGV[at + 2 * r]
+  if value == '' then
+    redis.call('HDEL', key, field)
+  else
+    redis.call('HSET', key, field, value)
+  end
+  n = n + 1
 end
 return { 1, n }

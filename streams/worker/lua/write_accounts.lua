@@ -19,7 +19,8 @@
 --           then per account: its state record (if it has one), the alert side's (if), the held copies
 --           (if set), then n member key/record pairs
 -- Erased users (`churnwatch erase`, erased.lua): a member record whose id (after its 25-byte head,
--- models.account_health.Member) is erased, and its index entry, are not written; nor is anything
+-- models.account_health.Member) is erased, and its index entry, are not written; nor a 25-byte record
+-- (an id too long to keep) whose member key erase.lua recorded as "|m" .. key; nor is anything
 -- of an account whose id is an erased user's (a user without account_id is its own account). The
 -- counters (sums over all accounts) are.
 -- Returns {1} written, {2} already written by this token, {0, field, actual} fenced.
@@ -61,7 +62,9 @@ for a = 1, #accounts do
     end
     for m = 1, n do
       local record = ARGV[at + 1]
-      if not (is_erased and #record > 25 and is_erased(string.sub(record, 26))) then
+      local gone = is_erased and (#record > 25 and is_erased(string.sub(record, 26))
+                                  or #record == 25 and is_erased('|m' .. ARGV[at]))
+      if not gone then
         redis.call('HSET', tag .. ':m:' .. account, ARGV[at], record)
       end
       at = at + 2
