@@ -131,6 +131,7 @@ def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[S
             assert runtime.pipeline.heartbeats.active, "accounts in use: an idle cycle may heartbeat"
             consumer, submit, wait_for_topic = runtime.consumer, runtime.pipeline.submit, runtime.consumer._wait_for_topic
             missing_at_submit: list[str | None] = []
+            missing_at_look: list[str | None] = []  # when the loop first looked for the topic (cleared once it exists)
             looked = asyncio.Event()
 
             async def recording_submit(*args: Any, **kwargs: Any) -> Any:
@@ -138,6 +139,7 @@ def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[S
                 return await submit(*args, **kwargs)
 
             async def recording_wait() -> None:
+                missing_at_look.append(consumer.missing)
                 looked.set()
                 await wait_for_topic()
 
@@ -147,7 +149,7 @@ def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[S
             own_broker[0].kill()
             own_broker.append(await asyncio.to_thread(start_kafka, port, use_env=False))  # the same address, no topic
             await asyncio.wait_for(looked.wait(), 30)
-            assert consumer.missing is not None
+            assert missing_at_look[0] is not None
             return missing_at_submit
         finally:
             await runtime.stop()
@@ -261,10 +263,15 @@ def test_a_cycle_retrying_its_copies_sends_nothing_more_into_a_deleted_events_to
     loop, waiting for that tail, never looked at the topic. Now the first attempt after a failed
     one lists the topics: the worker finds the topic missing, the cycle is abandoned, and nothing
     is sent into the topic while the worker knows it missing (at most the one attempt a listing
-    made just before the deletion allowed)."""
+    made just before the deletion allowed). Each of these is recorded when it happens (the sends,
+    the settle that abandoned the cycle), not polled: ``missing`` is cleared again as soon as the
+    topic exists again (Tansu creates a deleted topic again for a new client's metadata request
+    naming it), so a poll of ``missing`` after that waited for nothing (a CI run under load timed
+    out at that poll)."""
     from kafka import KafkaProducer
 
     from streams.publisher import event_value
+    from streams.worker.pipeline import CycleAbandoned
 
     bootstrap = own_broker[0].address
     topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
@@ -276,17 +283,31 @@ def test_a_cycle_retrying_its_copies_sends_nothing_more_into_a_deleted_events_to
     huge = event_value(Event("big", START_MS, "view", "big-1"))[:-1] + b', "properties": "' + b"x" * 1_100_000 + b'"}'
     deleted = [False]  # set once the test saw the topic gone from the listing
 
-    async def scenario() -> tuple[list[tuple[bool, str | None]], str | None, int]:
+    async def scenario() -> tuple[list[tuple[bool, str | None]], list[tuple[str, str | None, int]]]:
         runtime = WorkerRuntime(settings, load_model())
-        consumer, send_all = runtime.consumer, runtime.sink.send_all
+        consumer, send_all, settle = runtime.consumer, runtime.sink.send_all, runtime.pipeline.settle
         sends: list[tuple[bool, str | None]] = []  # (after the deletion, consumer.missing) of each send into the topic
+        # (why, consumer.missing, cycles in flight) of each cycle abandoned, when its settle raised
+        abandoned: list[tuple[str, str | None, int]] = []
+        seen = asyncio.Event()  # an abandonment, or a second send after the deletion (the old code)
 
         async def recording_send_all(topic: str, records: Any) -> None:
             if topic == topics["events"]:
                 sends.append((deleted[0], consumer.missing))
+                if sum(after for after, _ in sends) >= 2:
+                    seen.set()
             await send_all(topic, records)
 
+        async def recording_settle(flight: Any) -> Any:
+            try:
+                return await settle(flight)
+            except CycleAbandoned as exc:
+                abandoned.append((str(exc), consumer.missing, runtime.pipeline.in_flight))
+                seen.set()
+                raise
+
         runtime.sink.send_all = recording_send_all  # type: ignore[method-assign]
+        runtime.pipeline.settle = recording_settle  # type: ignore[method-assign]
         assert await runtime.start()
         try:
             async def until(check: Any) -> None:
@@ -298,18 +319,20 @@ def test_a_cycle_retrying_its_copies_sends_nothing_more_into_a_deleted_events_to
             await asyncio.to_thread(lambda: producer.send(topics["events"], key=None, value=huge, partition=1).get(10))
             producer.close()
             await asyncio.wait_for(until(lambda: len(sends) >= 2), 60)  # the copy refused once, then again: retrying
+            assert not abandoned, "retrying, not abandoned, before the deletion"
             await asyncio.to_thread(_delete_topic, bootstrap, topics["events"])
             deleted[0] = True
-            # the worker found the topic missing and the cycle ended, or (before) it sent into it again and again
-            await asyncio.wait_for(until(lambda: (consumer.missing is not None and not runtime.pipeline.in_flight)
-                                         or sum(after for after, _ in sends) >= 2), 60)
-            return sends, consumer.missing, runtime.pipeline.in_flight
+            # the worker found the topic missing and the cycle was abandoned, or (before) it sent into it again and again
+            await asyncio.wait_for(seen.wait(), 60)
+            return sends, abandoned
         finally:
             await runtime.stop()
 
-    sends, missing, in_flight = asyncio.run(scenario())
+    sends, abandoned = asyncio.run(scenario())
     assert [m for _, m in sends if m is not None] == [], "nothing sent into the topic once the worker knew it missing"
     assert sum(after for after, _ in sends) <= 1, "at most the attempt a listing just before the deletion let through"
+    why, missing, in_flight = abandoned[0]
+    assert f"copies not sent: the events topic {topics['events']} does not exist" in why, why
     assert missing is not None and in_flight == 0, "the retrying cycle found the topic missing and was abandoned"
 
 
