@@ -16,7 +16,7 @@ from streams.offline.history import first_day_users, late_start_warning, read_ev
 from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import DEPENDS, train
 from streams.timefmt import format_day_or_time
-from streams.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
+from streams.worker.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
 from streams.settings import Settings, parse_duration_ms
 
 __all__ = ["add_arguments", "alert_lines", "base_model", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
@@ -233,7 +233,7 @@ def base_model(args: argparse.Namespace, settings: Settings) -> ChurnModel:
 
 
 def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[str]:
-    """One line per role in :data:`streams.vocabulary_text.ROLE_EFFECTS` that no event of the history played (QA7 M2:
+    """One line per role in :data:`streams.worker.vocabulary_text.ROLE_EFFECTS` that no event of the history played (QA7 M2:
     a product whose purchase is ``checkout_completed`` trained without a word, its purchases
     counted as plain activity): the names looked for and how to declare the product's own.
 

@@ -37,7 +37,7 @@ from streams.worker.pipeline import REDIS_TRANSIENT, Pipeline
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
 from streams.worker.store import Store, StoreMismatch, churn_summary
-from streams.vocabulary_text import vocabulary_lines
+from streams.worker.vocabulary_text import vocabulary_lines
 
 __all__ = ["run_worker", "build_app", "WorkerRuntime"]
 
