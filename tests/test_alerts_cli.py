@@ -7,12 +7,14 @@ import time
 
 import orjson
 import pytest
+from aiokafka.errors import NodeNotReadyError
 from kafka import KafkaProducer
 
 from models.engine import Alert, alert_id
 from models.scoring import Scores
 from streams.cli import main
 from streams.worker.topics import ensure_topics
+from streams.errors import UserError
 from streams.cli.alerts import SeenIds, follow_alerts, format_alert, parse_kinds, parse_seconds
 from streams.settings import Settings
 
@@ -146,3 +148,41 @@ def test_format_recovered_and_bad_values() -> None:
         parse_kinds("at_risk,churned")
     with pytest.raises(ValueError, match="--timeout"):
         parse_seconds("10x", name="--timeout")
+
+
+class _StopFails:
+    """A consumer whose ``stop`` fails as aiokafka's does when the broker went away mid-fetch
+    (its fetch task's CancelledError, or a Kafka error, comes out of ``stop``: QA13 F5)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    async def stop(self) -> None:
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [asyncio.CancelledError(), NodeNotReadyError("node 111")])
+def test_a_broker_lost_while_following_is_one_readable_error(exc: BaseException) -> None:
+    from streams.cli.alerts import _stop
+
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", topic_alerts="t-alerts")
+    with pytest.raises(UserError, match=r"lost the connection to Kafka at 127\.0\.0\.1:9 while following 't-alerts'"):
+        asyncio.run(_stop(_StopFails(exc), settings))
+
+
+def test_our_own_cancellation_is_passed_on_while_stopping() -> None:
+    """Ctrl-C or a caller's timeout cancels the follower: that cancellation is not turned into an error line."""
+    from streams.cli.alerts import _stop
+
+    class _SlowStop:
+        async def stop(self) -> None:
+            await asyncio.sleep(60)
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(_stop(_SlowStop(), Settings()))
+        await asyncio.sleep(0)
+        task.cancel()
+        await task
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(cancelled())

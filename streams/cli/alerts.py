@@ -210,7 +210,26 @@ async def follow_alerts(
             elif idle_timeout_s is not None and time.monotonic() - last_new >= idle_timeout_s:
                 return
     finally:
+        await _stop(consumer, settings)
+
+
+async def _stop(consumer: Any, settings: Settings) -> None:
+    """Stop the consumer; a broker lost while following ends in one line, not a traceback.
+
+    aiokafka's ``stop`` awaits the fetch task it cancels and lets that task's ``CancelledError``
+    (or a Kafka error) out when the broker went away mid-fetch (QA13 F5). Our own cancellation
+    (Ctrl-C, a caller's ``wait_for``) is passed on untouched.
+    """
+    from aiokafka.errors import KafkaError
+
+    try:
         await consumer.stop()
+    except (asyncio.CancelledError, KafkaError) as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise UserError(f"lost the connection to Kafka at {settings.kafka_bootstrap_servers} while following "
+                        f"{settings.topic_alerts!r} ({type(exc).__name__}); the alerts above are all that were read") from None
 
 
 def _decode(value: bytes | None) -> dict[str, Any] | None:
