@@ -16,7 +16,7 @@ from streams.timefmt import format_ts
 from streams.errors import UserError
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "count_line", "run"]
+__all__ = ["add_arguments", "count_line", "run", "user_rows"]
 
 
 def _share(text: str) -> float:
@@ -60,17 +60,29 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not reports:
         print("no lapsed user to win back" if args.win_back else "no reachable user to rank")
         return 0
-    save = not args.win_back  # the save list's order is the savable part of the risk (models.ranking)
     if args.share is None and len(reports) < (args.n or 20):
         print(count_line(len(reports), args.n or 20, args.win_back))
-    print(f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
-          + f"{'health':>6} {'temp':>5}  {'stage':<11} {'action':<9} reason")
+    for line in user_rows(reports, save=not args.win_back):
+        print(line)
+    return 0
+
+
+def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
+    """The user list as table lines: header first. ``save``: the save list, whose order is the
+    savable part of the risk (models.ranking), shown as ``save``. A ``spend`` column (the user's
+    purchases to date, the JSON's ``revenue``) when anyone listed has bought: a shop's win-back
+    list ranks warmest first, then by spend, and a marketer choosing whom to call wants to see it
+    (QA12 F6: it was in ``--json`` only); a product without purchases keeps its table as it was."""
+    spend = any(r.state.revenue > 0 for r in reports)
+    lines = [f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
+             + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "") + f"{'stage':<11} {'action':<9} reason"]
     for i, r in enumerate(reports, start=1):
         s = r.scores
         reason = s.reasons[0] if s.reasons else ""
-        print(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} " + (f"{r.savable or 0.0:>5.2f} " if save else "")
-              + f"{s.health:>6.0f} {s.temperature:>5.0f}  {s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
-    return 0
+        lines.append(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} " + (f"{r.savable or 0.0:>5.2f} " if save else "")
+                     + f"{s.health:>6.0f} {s.temperature:>5.0f}  " + (f"{r.state.revenue:>9.2f}  " if spend else "")
+                     + f"{s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
+    return lines
 
 
 def count_line(listed: int, asked: int, win_back: bool) -> str:
