@@ -81,6 +81,20 @@ user, stages and time; the rest whole), every other alert, every score and every
 and prints the stage changes before and after by transition::
 
     python3 -m tests.golden_masked held /tmp/old.json /tmp/new.json active,declining 172800
+
+A change to when an at-risk alert may open for some users (QA12: a repeat buyer's order is due at
+the longer of their own mean interval and the shrunk estimate; no at-risk alert opens while a user
+is "reactivated", just back from churned) is proved on those users from the moment the rule can
+first act for them: ``opens`` takes the users of the golden histories whose own mean interval
+between purchase days exceeds the model's ``purchase_gap_days`` prior at some purchase (from then
+on the due time moves) and the users with an old ``stage_changed`` alert to ``reactivated`` (from
+the first), proves that every other user's alerts, scores and state are identical and that each
+targeted user's alerts before that moment are identical; it counts the at-risk alerts removed that
+the rules forbid (before the own mean interval, in stage reactivated), the other alerts that moved
+after the moment (the state went another way from there), and checks that no new at-risk alert
+breaks either rule (run it with the venv: it replays the histories' purchases)::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked opens /tmp/old.json /tmp/new.json
 """
 
 from __future__ import annotations
@@ -91,7 +105,8 @@ import re
 import sys
 from typing import Any, Iterator
 
-__all__ = ["cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "passes", "reworded", "users"]
+__all__ = ["cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes", "reworded",
+           "users"]
 
 
 def dump(path: str) -> None:
@@ -518,6 +533,104 @@ def held(old_path: str, new_path: str, a: str, b: str, hold_ms: int) -> bool:
         print("   by transition: " + ", ".join(f"{k} {before[k]}->{after[k]}" for k in sorted(before | after)))
     return ok
 
+
+def _purchase_days(seed: int) -> tuple[dict[str, list[int]], float]:
+    """Per user of the golden histories, the seconds of their purchases in event order, and the
+    model's prior interval between purchases in days (models.signals ``purchase_gap_days``)."""
+    from models.model import load_model
+    from models.vocabulary import PURCHASE
+    from tests.test_models_golden import histories
+
+    c = load_model().compiled
+    out: dict[str, list[int]] = {}
+    for user, evs in histories(seed).items():
+        out[user] = [ev.ts_ms // 1000 for ev in evs if c.vocabulary.lookup(ev.type)[1] == PURCHASE]
+    return out, c.purchase_gap_days
+
+
+def _own_interval(purchases: list[int], t_s: int) -> tuple[float, int]:
+    """(own mean interval in days, last purchase second) of the purchases up to ``t_s``, as
+    models.state.purchase_summary counts them in event order (distinct UTC days); (0, 0) under two days."""
+    from models.state import DAY_S
+
+    p = [x for x in purchases if x <= t_s]
+    days = len({x // DAY_S for x in p})
+    if days < 2:
+        return 0.0, 0
+    return (max(p) - p[0]) / DAY_S / (days - 1), max(p)
+
+
+def opens(old_path: str, new_path: str) -> bool:
+    """True when only the users an at-risk opening rule of QA12 can touch changed, each only from
+    the moment it can first act for them, and no new at-risk alert breaks the rules (module
+    docstring, ``opens``; printing what moved)."""
+    old, new = _dumps(old_path, new_path)
+    ok = True
+    for key in old:
+        seed = int(key.split("/")[0][len("seed"):])
+        purchases, prior = _purchase_days(seed)
+        o, n = old[key], new[key]
+        oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+        start: dict[str, int] = {}  # user -> first second the rules can act (ms)
+        for u, ps in purchases.items():
+            for t in ps:
+                own, _ = _own_interval(ps, t)
+                if own > prior:
+                    start[u] = t * 1000
+                    break
+        for u, rows in oa.items():
+            first = min((json.loads(r)["event_time_ms"] for r in rows if json.loads(r)["stage"] == "reactivated"
+                         and json.loads(r)["kind"] == "stage_changed"), default=None)
+            if first is not None:
+                start[u] = min(start.get(u, first), first)
+        everyone = set(o["states"]) | set(n["states"])
+        others = [u for u in everyone - set(start)
+                  if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
+
+        def early(u: str, d: dict[str, Any]) -> str:
+            """Which rule the at-risk alert ``d`` breaks ("" none)."""
+            t = d["event_time_ms"] // 1000
+            own, last = _own_interval(purchases.get(u, []), t)
+            if own > 0 and t - last < own * 86400:
+                return "order not due"
+            if d["stage"] == "reactivated":
+                return "just back from churned"
+            return ""
+
+        before_differs, removed, moved, broken = [], collections.Counter(), collections.Counter(), collections.Counter()
+        for u, t0 in start.items():
+            old_rows = {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
+            new_rows = {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
+            if old_rows != new_rows:
+                before_differs.append(u)
+            gone, came = set(oa.get(u, ())) - set(na.get(u, ())), set(na.get(u, ())) - set(oa.get(u, ()))
+            for r in gone:
+                d = json.loads(r)
+                why = early(u, d) if d["kind"] == "at_risk" else ""
+                if why:
+                    removed[why] += 1
+                else:
+                    moved[f"-{d['kind']}"] += 1
+            for r in came:
+                d = json.loads(r)
+                moved[f"+{d['kind']}"] += 1
+            for r in na.get(u, ()):
+                d = json.loads(r)
+                if d["kind"] == "at_risk" and early(u, d):
+                    broken[early(u, d)] += 1
+        ok &= not others and not before_differs and not broken
+        changed = {part: sum((src.get(u) != dst.get(u)) for u in start)
+                   for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
+        old_broken = collections.Counter(early(u, json.loads(r)) for u, rows in oa.items() for r in rows
+                                         if json.loads(r)["kind"] == "at_risk" and early(u, json.loads(r)))
+        print(f"{key}: {len(everyone)} users, {len(start)} the rules can touch; every other user identical (alerts, "
+              f"scores, state): {not others} ({len(others)} differ); their alerts before the rules can act identical: "
+              f"{not before_differs} ({len(before_differs)} differ); alerts {len(o['alerts'])} -> {len(n['alerts'])}; "
+              f"at-risk alerts the rules forbid, old: {dict(old_broken)}, removed: {dict(removed)}, left: {dict(broken)}; "
+              f"other alerts moved after the rules acted: {dict(sorted(moved.items()))}; targeted users changed: {changed}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -537,6 +650,8 @@ if __name__ == "__main__":
         sys.exit(0 if midnight(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["held"] and len(sys.argv) == 6 and len(sys.argv[4].split(",")) == 2:
         sys.exit(0 if held(sys.argv[2], sys.argv[3], *sys.argv[4].split(","), int(sys.argv[5]) * 1000) else 1)
+    elif sys.argv[1:2] == ["opens"] and len(sys.argv) == 4:
+        sys.exit(0 if opens(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     else:

@@ -238,7 +238,8 @@ class Snapshots:
 
     ``alertable``: the stream would let an at-risk alert open for the user at the as-of time if
     the risk reached the line (models.engine.alert_may_open: reachable stage, at least a day
-    old, no repeat buyer's order not yet due), known to the stream then, unlike ``gone``. The
+    old, no repeat buyer's order not yet due, not just back from churned), known to
+    the stream then, unlike ``gone``. The
     alert line is chosen and judged on these rows (:func:`alert_line`): a dormant user scores
     high but gets no at-risk alert (QA10 F2)."""
 
