@@ -24,8 +24,9 @@ owns that subscription, and each event states it "as it is from ``ts`` on". So:
 
 Pure: no I/O, no clock; money is integers in cents. A worker keeps one :class:`AccountState` per
 account (``to_bytes``: 86 bytes + the plan name with one subscription, 8 more per subscription
-once one states a period end, 16 more while an account that churned pays nothing) and folds each
-:class:`Change` into period counters (``models.revenue_ledger.Ledger``).
+once one states a period end, 8 more again while a period was restated within it, 16 more while
+an account that churned pays nothing) and folds each :class:`Change` into period counters
+(``models.revenue_ledger.Ledger``).
 
 >>> from models.events import Event
 >>> from models.subscription import Subscription
@@ -63,10 +64,13 @@ _PAYING: Final[frozenset[str]] = frozenset(("active", "past_due"))
 _STATUS_RANK: Final[dict[str, int]] = {s: i for i, s in enumerate(SUBSCRIPTION_STATUSES)}
 _HEAD = struct.Struct("<BqqqqqH")  # format, at, before, spell start, first paid, contracted, n subs
 #: Per-subscription record by format: 1 = without period ends (written while no subscription states
-#: one, so such states keep their size and older readers), 2 = with them. Both are read.
+#: one, so such states keep their size and older readers), 2 = with them, 3 = with them and when
+#: each period was first stated (written only while a statement was re-sent or a plan changed
+#: within a period, so that it differs from the time last stated: review M4). All are read.
 _SUBS: Final[dict[int, struct.Struct]] = {
     1: struct.Struct("<QqqBqqH"),  # key, since, stated, status, mrr cents, trial ends, plan bytes
     2: struct.Struct("<QqqBqqqH"),  # key, since, stated, status, mrr cents, trial ends, period end, plan bytes
+    3: struct.Struct("<QqqBqqqqH"),  # as 2, then period from (before the plan bytes)
 }
 #: After the subscriptions, only while an account that churned pays nothing: the MRR its churn took
 #: (cents) and when. Readers that predate it ignore trailing bytes (``unpack_from``).
@@ -131,10 +135,12 @@ class AccountView:
     # among its users while they are silent (QA11 F3: the user the billing comes from)
     billing_keys: tuple[int, ...] = ()
     # per period end of ``period_ends_ms``, the billing period its statements state: from the
-    # latest statement of a subscription paid through that end to the end (the longest, when two
+    # earliest statement of a subscription paid through that end to the end (the longest, when two
     # subscriptions end together). A renewal statement at the period's start states the whole
-    # period; one sent later in the same period (a plan change, a re-sent statement) only what is
-    # left of it. For the renewal window (:meth:`renewal_window_ms`, QA11 F5)
+    # period, and a statement sent later in the same period (a plan change, a re-sent statement)
+    # does not shorten it (review M4: the latest was read, and an annual plan's window fell from
+    # 91 days to 30); one sent only later states what is left of it. For the renewal window
+    # (:meth:`renewal_window_ms`, QA11 F5)
     periods_ms: tuple[int, ...] = ()
 
     def renewal_window_ms(self, end_ms: int) -> int:
@@ -171,6 +177,10 @@ class _Sub:
     since_ms: int  # when this content started to hold (kept by restatements: "past due since")
     stated_ms: int  # the latest time it was stated (decides same-time conflicts and staleness)
     sub: Subscription
+    # the earliest time a paying statement of this subscription stated ``sub.period_end_ms`` (the
+    # period's start as the statements show it; ``stated_ms`` unless one was re-sent or the plan
+    # changed within the period): the billing period for the renewal window, AccountView.periods_ms
+    period_from_ms: int
 
     def rank(self) -> tuple[int, int, str, int, int]:
         s = self.sub
@@ -180,6 +190,24 @@ class _Sub:
 def _same_terms(a: Subscription, b: Subscription) -> bool:
     """Equal but perhaps for the period end: a renewal restating the subscription one period on."""
     return (a.status, a.mrr_cents, a.plan, a.trial_ends_ms) == (b.status, b.mrr_cents, b.plan, b.trial_ends_ms)
+
+
+def _period_from(cur: _Sub | None, stmt: Subscription, ts: int) -> int:
+    """When the period ``stmt`` is paid through was first stated, for a statement at ``ts`` that
+    takes over from ``cur``: ``cur``'s when it was paying through the same end (a statement re-sent
+    or a plan changed within the period), else ``ts``.
+
+    >>> old = _Sub(5, 9, Subscription("active", "Pro", 100, 0, 400), 5)
+    >>> _period_from(old, Subscription("active", "Max", 200, 0, 400), 300), _period_from(old, Subscription("active", "Pro", 100, 0, 800), 400)
+    (5, 400)
+    """
+    return min(cur.period_from_ms, ts) if cur is not None and _same_period(cur, stmt) else ts
+
+
+def _same_period(cur: _Sub, stmt: Subscription) -> bool:
+    """Whether ``stmt`` is paid through the end ``cur`` was paying through (a trial's or a
+    cancelled subscription's end is no paid period)."""
+    return cur.sub.status in _PAYING and stmt.period_end_ms != 0 and stmt.period_end_ms == cur.sub.period_end_ms
 
 
 def _sub_key(user_id: str) -> int:
@@ -262,11 +290,15 @@ class AccountState:
             return Change()
         ts, key = event.ts_ms, _sub_key(event.user_id)
         cur = self.subs.get(key)
+        if cur is not None and _same_terms(cur.sub, stmt) and _same_period(cur, stmt) and ts < cur.period_from_ms:
+            # the statement in force stated earlier (a re-sent one came first): the period is longer;
+            # nothing else is taken from it (below: an older statement, a replay)
+            self.subs[key] = cur = _Sub(cur.since_ms, cur.stated_ms, cur.sub, ts)
         if cur is not None and _same_terms(cur.sub, stmt) and cur.since_ms <= ts:
             # restated (a renewal, a replay): nothing moves; a later one (or, at the same time, the
-            # later period end) carries its period end
+            # later period end) carries its period end, and one of the period in force its start
             if ts > cur.stated_ms or (ts == cur.stated_ms and stmt.period_end_ms > cur.sub.period_end_ms):
-                self.subs[key] = _Sub(cur.since_ms, ts, stmt)
+                self.subs[key] = _Sub(cur.since_ms, ts, stmt, _period_from(cur, stmt, ts))
             return Change()
         if cur is not None and cur.stated_ms > ts:
             # Stated later than this: older than the content in force, a replay of history; inside
@@ -274,7 +306,7 @@ class AccountState:
             return Change(late=cur.since_ms <= ts)
         if ts < self.at_ms:
             return Change(late=True)
-        new = _Sub(ts, ts, stmt)
+        new = _Sub(ts, ts, stmt, _period_from(cur, stmt, ts))
         if ts > self.at_ms:
             if self.at_ms:
                 self._settle(ts)
@@ -333,7 +365,7 @@ class AccountState:
         paid = [s for s in live if s.sub.status in _PAYING and s.sub.period_end_ms]
         renews = [s.sub.period_end_ms for s in paid]
         ends = tuple(sorted(set(renews)))
-        periods = tuple(max(e - s.stated_ms for s in paid if s.sub.period_end_ms == e) for e in ends)
+        periods = tuple(max(e - s.period_from_ms for s in paid if s.sub.period_end_ms == e) for e in ends)
         mv = self._movement()
         contracted = self.at_ms if mv is not None and mv.kind == "contraction" else self.contracted_ms
         first_paid = self.first_paid_ms or (self.at_ms if mrr else 0)
@@ -343,17 +375,19 @@ class AccountState:
 
     def to_bytes(self) -> bytes:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan
-        (format 1), or 51 bytes + the plan (format 2) once a subscription states a period end;
+        (format 1), or 51 bytes + the plan (format 2) once a subscription states a period end, or
+        59 (format 3) while a period was stated before the subscription's latest statement;
         then, only while an account that churned pays nothing, 16 bytes: the MRR that churn took
         and when (:meth:`churned`; a reader that predates them ignores them)."""
-        fmt = 2 if any(s.sub.period_end_ms for s in self.subs.values()) else 1
+        fmt = (3 if any(s.period_from_ms != s.stated_ms for s in self.subs.values())
+               else 2 if any(s.sub.period_end_ms for s in self.subs.values()) else 1)
         parts = [_HEAD.pack(fmt, self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
                             self.contracted_ms, len(self.subs))]
         for key, s in self.subs.items():
             plan = s.sub.plan.encode()
-            period_end = (s.sub.period_end_ms,) if fmt == 2 else ()
+            period = (s.sub.period_end_ms,) if fmt == 2 else (s.sub.period_end_ms, s.period_from_ms) if fmt == 3 else ()
             parts.append(_SUBS[fmt].pack(key, s.since_ms, s.stated_ms, _STATUS_RANK[s.sub.status], s.sub.mrr_cents,
-                                         s.sub.trial_ends_ms, *period_end, len(plan)))
+                                         s.sub.trial_ends_ms, *period, len(plan)))
             parts.append(plan)
         if self.churned_ms:
             parts.append(_CHURNED.pack(self.lost_cents, self.churned_ms))
@@ -361,7 +395,7 @@ class AccountState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AccountState:
-        """A record of :meth:`to_bytes`, of either format."""
+        """A record of :meth:`to_bytes`, of any format."""
         fmt, at, before, spell, first, contracted, n = _HEAD.unpack_from(data, 0)
         record = _SUBS.get(fmt)
         if record is None:
@@ -370,11 +404,13 @@ class AccountState:
         pos = _HEAD.size
         for _ in range(n):
             key, since, stated, status, mrr, ends, *rest = record.unpack_from(data, pos)
-            period_end, plan_len = rest if fmt == 2 else (0, rest[0])
+            period_end, period_from, plan_len = (rest if fmt == 3 else (rest[0], stated, rest[1]) if fmt == 2
+                                                 else (0, stated, rest[0]))
             pos += record.size
             plan = data[pos:pos + plan_len].decode()
             pos += plan_len
-            st.subs[key] = _Sub(since, stated, Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends, period_end))
+            sub = Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends, period_end)
+            st.subs[key] = _Sub(since, stated, sub, period_from)
         if len(data) >= pos + _CHURNED.size:
             st.lost_cents, st.churned_ms = _CHURNED.unpack_from(data, pos)
         return st

@@ -39,22 +39,33 @@ the user hashes +2 bytes a user, within the budget of 300). Only an ``active`` s
 to the later of the known end and the stated one, so a late renewal statement cannot move it
 back (``_state_period_end``); ``cancelled``, ``past_due`` and ``trial`` set it to unknown.
 
-Flags (``flags``, :data:`PAYS_SUBSCRIPTION` and :data:`ACCOUNT_MEMBER`) say what the
-recommended action needs of the user's billing (models.actions, QA pass 6 M1: a subscriber was
-"not paying" because only purchases counted): whether the user's latest ``subscription``
-statement pays (``active`` or ``past_due`` with an MRR above 0), and whether the user's events
-name a company account (an ``account_id`` that is not the user's own). One more byte, written
-only when a flag is set: format 6 (format 5 + a uint8, the period end 0 when unknown: 96 bytes +
-8 per slot), so a record without flags is format 4 or 5 byte for byte as before (the golden
-state digests and the memory of products without subscriptions or accounts do not move). Redis
-holds 300 bytes per user with 8 types when every user is flagged (1M users, benchmarks/memory.py,
-docs/SCORES.md "Subscribers and company accounts"), at the budget of 300. A third flag,
-:data:`VISIT_CONTINUED`, is set while the user's latest visit runs past midnight UTC and cleared
-by their next visit: such a record is format 6 until then (3 bytes more than format 4), no more
-than a flagged user's, so the budget's worst case does not move.
-A fourth, :data:`STAGE_HELD`, marks a change from active to declining whose alert waits
-(models.engine); it is set for at most two days of a declining spell, so a record that holds it
-is format 6 only then, and no larger than a flagged user's (300 bytes in Redis).
+Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_MEMBER` (2),
+:data:`VISIT_CONTINUED` (4) and :data:`STAGE_HELD` (8)) keep what the counters cannot say:
+
+- :data:`PAYS_SUBSCRIPTION`: the user's latest ``subscription`` statement pays (``active`` or
+  ``past_due`` with an MRR above 0; :func:`_state_period_end`), and :data:`ACCOUNT_MEMBER`: the
+  user's events name a company account (an ``account_id`` that is not the user's own; kept for
+  good). What the recommended action needs of the user's billing (models.actions, QA pass 6 M1: a
+  subscriber was "not paying" because only purchases counted; a member's company pays, or not,
+  as its account: models.account_health).
+- :data:`VISIT_CONTINUED`: the user's latest visit went on past midnight UTC (an event within
+  :data:`SESSION_S` of the one before, on a later UTC day), so the UTC day of ``last_seen_s`` is
+  not an active day yet: the visit is dated by the day it started on. Set by such an event,
+  cleared by the user's next visit (one going on past a second midnight counts the day it covered
+  whole and stays continued; :func:`_count_visit_day`).
+- :data:`STAGE_HELD`: the user's change from active to declining has not been told yet: its
+  ``stage_changed`` alert waits until the user has been declining for models.engine's
+  STAGE_HOLD_DAYS (2), and goes unsent if they are back to active first (QA10 F14). Set only
+  while the stage is declining, for at most that long.
+
+The flags are one more byte, written only when a flag is set: format 6 (format 5 + a uint8, the
+period end 0 when unknown: 96 bytes + 8 per slot), so a record without flags is format 4 or 5
+byte for byte as before (the golden state digests and the memory of products without
+subscriptions or accounts do not move). Redis holds 300 bytes per user with 8 types when every
+user is flagged (1M users, benchmarks/memory.py, docs/SCORES.md "Subscribers and company
+accounts"), at the budget of 300. A record holding only :data:`VISIT_CONTINUED` is format 6
+until the user's next visit (3 bytes more than format 4), one holding :data:`STAGE_HELD` only
+during the hold: no larger than a flagged user's, so the budget's worst case does not move.
 """
 
 from __future__ import annotations
@@ -279,8 +290,9 @@ class UserState:
     # The end of the period paid for (the latest subscription statement's period_end), as the day
     # number since the epoch rounded up; 0 = unknown (models.risk: the exit-opportunity gate).
     period_end_day: int = 0
-    # PAYS_SUBSCRIPTION | ACCOUNT_MEMBER (module docstring): what the recommended action reads of
-    # billing; VISIT_CONTINUED: the latest visit went on past midnight (_count_visit_day)
+    # PAYS_SUBSCRIPTION | ACCOUNT_MEMBER | VISIT_CONTINUED | STAGE_HELD (module docstring): what the
+    # recommended action reads of billing; the latest visit went on past midnight (_count_visit_day);
+    # a change to declining not told yet (models.engine)
     flags: int = 0
 
     def __init__(

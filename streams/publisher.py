@@ -40,7 +40,7 @@ from models.events import Event
 from streams.errors import UserError
 from streams.records import record_fields
 from streams.worker.codec import Decoder, Rejection
-from streams.offline.history import numbered_events_csv, readable
+from streams.offline.history import first_day_of, late_start_warning, numbered_events_csv, readable
 from streams.timefmt import parse_ts_ms
 from streams.kafka_admin import kafka_python_client_kwargs
 from streams.settings import Settings, aiokafka_client_kwargs
@@ -457,7 +457,14 @@ TimedRecord = tuple[int, str, bytes]  # (event time in ms, user id = key, value)
 
 
 def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRecord]:
-    """(event time in ms, user id, record value) per event of a JSON-lines or CSV file, in file order.
+    """(event time in ms, user id, record value) per event of a JSON-lines or CSV file, in file order
+    (:func:`_read_checked`)."""
+    for ev, value in _read_checked(path, settings):
+        yield ev.ts_ms, ev.user_id, value
+
+
+def _read_checked(path: str | Path, settings: Settings) -> Iterator[tuple[Event, bytes]]:
+    """(the event the worker reads, record value) per event of a JSON-lines or CSV file, in file order.
 
     JSON lines: one object per line as the worker reads it (``user_id``, ``type``, ``ts``,
     optional ``event_id``, ``amount``, ``properties``); a missing (or empty) ``event_id`` gets the id
@@ -480,8 +487,8 @@ def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRe
     if not _is_jsonl(p):
         for lineno, ev in numbered_events_csv(p, currency=settings.currency):
             value = event_value(ev)
-            _decoded(decoder, value, now_ms, p, lineno)  # what the worker reads: its id, user id length, time, size
-            yield ev.ts_ms, ev.user_id, value
+            # what the worker reads: its id, user id length, time, size
+            yield _decoded(decoder, value, now_ms, p, lineno), value
         return
     with readable(p), _open_binary(p) as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -505,8 +512,8 @@ def read_timed_records(path: str | Path, settings: Settings) -> Iterator[TimedRe
             if derive:  # sent with the id the worker would derive: a backfill is no producer without ids
                 obj["event_id"] = result.event_id
                 value = orjson.dumps(obj)
-                _decoded(decoder, value, now_ms, p, lineno)  # the id makes it ~40 bytes longer: still under the limit?
-            yield result.ts_ms, result.user_id, value
+                result = _decoded(decoder, value, now_ms, p, lineno)  # the id makes it ~40 bytes longer: still under the limit?
+            yield result, value
 
 
 def _decoded(decoder: Decoder, value: bytes, now_ms: int, path: Path, lineno: int) -> Event:
@@ -524,12 +531,24 @@ def _decoded(decoder: Decoder, value: bytes, now_ms: int, path: Path, lineno: in
 class FileOrder:
     """How far a file's rows are from event-time order (:func:`check_file`): ``events`` in all,
     ``behind`` of them earlier than a row before them, ``late`` of those by more than
-    ``lateness_ms`` (the workers' allowed lateness)."""
+    ``lateness_ms`` (the workers' allowed lateness). And whether it starts after its users signed
+    up (:meth:`late_start_line`): ``users`` (with an event other than a billing statement),
+    ``first_day_users`` of them first seen within 24 h of ``start_ms``, the first such event;
+    ``end_ms``: the file's latest event."""
 
     events: int
     behind: int
     late: int
     lateness_ms: int
+    users: int = 0
+    first_day_users: int = 0
+    start_ms: int = 0
+    end_ms: int = 0
+
+    def late_start_line(self) -> str | None:
+        """``backtest``'s and ``train``'s warning of a history that starts after its users signed
+        up (QA10 F16, ``streams.offline.history.late_start_warning``), None when it does not."""
+        return late_start_warning(self.first_day_users, self.users, self.start_ms, self.end_ms)
 
     def reorder_line(self, name: str) -> str:
         """The line ``churnwatch publish`` prints when it sends a file sorted.
@@ -556,7 +575,9 @@ def _span(ms: int) -> str:
 
 def check_file(path: str | Path, settings: Settings) -> FileOrder:
     """Read and check a whole file (a bad line raises ValueError naming it, as :func:`read_records`)
-    and measure how far it is from event-time order, holding nothing but counters.
+    and measure how far it is from event-time order, holding counters and each user's first time
+    (each distinct user id once, for :meth:`FileOrder.late_start_line`: measured with tracemalloc,
+    128 MB a million 12-character user ids).
 
     Why: the workers take each partition in offset order and dead-letter an event more than
     ``CHURNWATCH_ALLOWED_LATENESS_MS`` behind the partition's stream time as ``late``: published in
@@ -567,14 +588,19 @@ def check_file(path: str | Path, settings: Settings) -> FileOrder:
     events = behind = late = 0
     top = -(1 << 62)
     lateness = settings.allowed_lateness_ms
-    for ts_ms, _, _ in read_timed_records(path, settings):
+    first: dict[str, int] = {}  # user -> first event time, billing statements left out (as train counts users)
+    for ev, _ in _read_checked(path, settings):
+        ts_ms = ev.ts_ms
         events += 1
         if ts_ms < top:
             behind += 1
             late += ts_ms < top - lateness
         else:
             top = ts_ms
-    return FileOrder(events, behind, late, lateness)
+        if ev.subscription is None and ts_ms < first.get(ev.user_id, ts_ms + 1):
+            first[ev.user_id] = ts_ms
+    start_ms, early = first_day_of(first.values())
+    return FileOrder(events, behind, late, lateness, len(first), early, start_ms, top)
 
 
 def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder) -> Iterator[Record]:
@@ -595,7 +621,7 @@ def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder
     distinct 32-character user each). A file too large for that fails
     here, nothing sent (a MemoryError becomes one line; the kernel's OOM killer may end the process
     first, still before the producer starts): sort it upstream (``ORDER BY ts``; a file in time order is
-    streamed and costs nothing)."""
+    streamed, holding only what :func:`check_file` holds)."""
     if order.behind == 0:
         return read_records(path, settings)
     try:

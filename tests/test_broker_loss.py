@@ -41,6 +41,38 @@ def own_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Service]]:
         broker.stop()
 
 
+def _nothing_creates_it_again(monkeypatch: pytest.MonkeyPatch, topic: str) -> asyncio.Event:
+    """A gate (open until cleared) on the two requests of this process's aiokafka clients (the
+    in-process worker's) that make Tansu create ``topic`` again, which Tansu 0.6.0 has no switch
+    to refuse: while it is closed, a produce into ``topic`` waits (a due account heartbeat: Tansu
+    stores it, creating the topic), and a metadata update naming ``topic`` fails at once without
+    being sent (aiokafka asks with auto-creation on; the client keeps its view, as when the broker
+    does not answer). Fetches, offset requests, group requests and listings of every topic (no
+    topic named) go as before, so the worker finds the topic missing as it would on a broker that
+    creates no topic by itself."""
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.protocol.produce import ProduceRequest
+
+    gate = asyncio.Event()
+    gate.set()
+    metadata_update, send = AIOKafkaClient._metadata_update, AIOKafkaClient.send
+
+    async def gated_metadata_update(self: AIOKafkaClient, cluster: Any, topics: Any) -> Any:
+        if topics and topic in topics and not gate.is_set():
+            await asyncio.sleep(0.1)  # aiokafka's retry backoff, as after a broker that did not answer
+            return False
+        return await metadata_update(self, cluster, topics)
+
+    async def gated_send(self: AIOKafkaClient, node_id: Any, request: Any, **kwargs: Any) -> Any:
+        if isinstance(request, ProduceRequest) and any(name == topic for name, _ in request._topics):
+            await gate.wait()
+        return await send(self, node_id, request, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaClient, "_metadata_update", gated_metadata_update)
+    monkeypatch.setattr(AIOKafkaClient, "send", gated_send)
+    return gate
+
+
 def _create_topics(bootstrap: str, topics: dict[str, str]) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
@@ -99,13 +131,23 @@ def test_a_broker_that_lost_its_storage_leaves_the_worker_waiting_then_restarts_
 
 
 def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[Service], redis_url: str,
-                                                               unique_name: str) -> None:
+                                                               unique_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Review of the fix above: the turn that found the topic missing still ran a cycle (an empty
     batch through ``Pipeline.submit``). With accounts in use, a heartbeat due then went into the
     missing topic (Tansu stores it: the stray records of QA5 M2's restart loop), and every
     partition was observed caught up at the phantom log end 0. In-process, with accounts in use
     (an event naming one), so the cycle itself is seen: none is submitted once ``missing`` is set,
-    up to the loop's first look for the topic (the stray cycle came before it, in the same turn)."""
+    up to the loop's first look for the topic (the stray cycle came before it, in the same turn).
+
+    The topic is deleted (the worker's path is the one of a broker that lost its storage: a fetch
+    reply with the log ending below its progress, then a listing without the topic), and from the
+    deletion to that look nothing creates it again (:func:`_nothing_creates_it_again`). Until 4
+    December 2026 the test killed its broker: the restarted one answered the worker's own requests
+    (its consumer's metadata refresh on reconnecting, naming the topic; its group heartbeat, whose
+    rejoin asks for the topic's metadata) before the worker's listing in about 1 run in 3 under CPU
+    load, Tansu created the topic again, the worker never found it missing, and the wait for its
+    first look timed out. The test fails as before on the code it was written for (an empty cycle
+    in the turn that finds the topic missing: one submit with ``missing`` set)."""
     bootstrap = own_broker[0].address
     topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}"}
     prefix = f"cw{unique_name.replace('-', '')}"
@@ -117,6 +159,7 @@ def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[S
                         session_timeout_ms=group_session_ms(bootstrap))
 
     async def scenario() -> list[str | None]:
+        gate = _nothing_creates_it_again(monkeypatch, topics["events"])
         runtime = WorkerRuntime(settings, load_model())
         assert await runtime.start()
         try:
@@ -145,13 +188,13 @@ def test_no_cycle_runs_once_the_events_topic_is_found_missing(own_broker: list[S
 
             runtime.pipeline.submit = recording_submit  # type: ignore[method-assign]
             consumer._wait_for_topic = recording_wait  # type: ignore[method-assign]
-            port = int(bootstrap.rsplit(":", 1)[1])
-            own_broker[0].kill()
-            own_broker.append(await asyncio.to_thread(start_kafka, port, use_env=False))  # the same address, no topic
+            gate.clear()  # from here to the look, nothing the worker sends creates the topic again
+            await asyncio.to_thread(_delete_topic, bootstrap, topics["events"])  # the test's last request naming it
             await asyncio.wait_for(looked.wait(), 30)
             assert missing_at_look[0] is not None
             return missing_at_submit
         finally:
+            gate.set()
             await runtime.stop()
 
     missing_at_submit = asyncio.run(scenario())

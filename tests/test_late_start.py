@@ -2,9 +2,10 @@
 
 churnwatch has no signup field: a user's first event is their first day. An export of "the last
 N months" made every existing user new on the file's first day (day-one at-risk alerts for 83% of
-users, tenure reasons), and nothing warned. ``backtest`` and ``train --events`` now say it in one
-line when a large share of the file's users first appear in its first 24 hours, from the events
-they already read (streams.offline.history.late_start_warning).
+users, tenure reasons), and nothing warned. ``backtest``, ``train`` (``--events`` and
+``--from-topic``) and ``publish`` now say it in one line when a large share of the history's users
+first appear in its first 24 hours, from the events they already read
+(streams.offline.history.late_start_warning).
 """
 
 from __future__ import annotations
@@ -89,3 +90,50 @@ def test_train_warns_on_a_cut_export_and_not_on_a_whole_history(tmp_path: Path, 
     assert len(lines) == 1 and lines[0].startswith("WARNING: " + _expected(n)), lines
     assert main(["train", "--events", str(_whole_history(tmp_path)), *_TRAIN, "--out", str(tmp_path / "whole.json")]) == 0
     assert "the export probably starts after" not in capsys.readouterr().out
+
+
+def _topic_warnings(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "probably starts after they signed up" in line]
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_publish_and_train_from_the_topic_warn_on_a_cut_history_and_not_on_a_whole_one(
+        kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path, cut: bool,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``publish`` reads the file it sends, and ``train --from-topic`` the history the topic retains
+    (which starts late as well when a cut export was published, or its start is past retention): the
+    same line, from the same function, through the real broker; nothing for a whole history."""
+    events, n = _cut_export(tmp_path) if cut else (_whole_history(tmp_path), 0)
+    topic = f"events-{unique_name}"
+    monkeypatch.setenv("CHURNWATCH_TOPIC_EVENTS", topic)
+    env = ["--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url]
+    assert main([*env, "publish", "--file", str(events)]) == 0
+    published = _topic_warnings(capsys.readouterr().out)
+    assert main([*env, "train", "--from-topic", *_TRAIN, "--out", str(tmp_path / "m.json")]) == 0
+    trained = _topic_warnings(capsys.readouterr().out)
+    if not cut:
+        assert published == trained == []
+        return
+    assert len(published) == 1 and published[0].startswith("WARNING: " + _expected(n)), published
+    first = format_day_or_time(START_MS + 9 * HOUR_MS)
+    assert trained == [f"WARNING: {n} of {USERS} users ({n / USERS:.0%}) have their first event within 24 hours of the "
+                       f"topic's first retained event ({first}): the retained history probably starts after they signed "
+                       f"up (a history published cut, or its start past the topic's retention); they will all look new "
+                       f"(stage new, day-one at-risk alerts, reasons such as \"active on a single day so far\"); train on an "
+                       f"export of each user's history from their first activity (--events FILE; see docs/OPERATE.md, "
+                       f"\"Onboarding a product's history\")"], trained
+
+
+def test_the_file_check_counts_users_first_seen_on_the_first_day_without_billing_statements(tmp_path: Path) -> None:
+    """``publish``'s check counts the users as ``train`` does: a holder of billing statements only
+    is no user, and a statement is no first activity; any order of rows."""
+    from streams.publisher import check_file
+    from streams.settings import Settings
+
+    path = tmp_path / "e.csv"
+    rows = [f"u{i},{START_MS + 40 * DAY_MS - i * HOUR_MS},view" for i in range(3)]  # later rows first
+    rows += [f"u{i},{START_MS + i * HOUR_MS},view" for i in range(3)] + [f"late,{START_MS + 2 * DAY_MS},view"]
+    rows += [f"late,{START_MS},subscription,,acme,active,Pro,10", f"billing,{START_MS},subscription,,acme,active,Pro,10"]
+    path.write_text("user_id,ts,event_type,amount,account_id,status,plan,mrr\n" + "\n".join(rows) + "\n")
+    order = check_file(path, Settings())
+    assert (order.users, order.first_day_users, order.start_ms, order.end_ms) == (4, 3, START_MS, START_MS + 40 * DAY_MS)

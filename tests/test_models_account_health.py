@@ -317,9 +317,10 @@ def test_the_renewal_window_is_the_statements_period_whatever_date_is_shown() ->
 
 
 def test_a_statement_later_in_the_period_states_only_what_is_left_of_it() -> None:
-    """The period is read from the latest statement to its end: a statement 100 days before an
-    annual end (a plan change, a re-sent statement) states 100 days, so its window is 30 days,
-    never less than before (docs/REVENUE.md, the roll-up)."""
+    """The period is read from the earliest statement of it to its end: a first statement 100 days
+    before an annual end states 100 days, so its window is 30 days, never less than before
+    (docs/REVENUE.md, the roll-up; a statement re-sent within a period keeps it:
+    tests/test_models_revenue.py)."""
     view = _paid_through(54, 365, stated_days_before=100)
     assert view.renewal_window_ms(view.renews_ms) == 30 * DAY_S * 1000
     assert _paid_through(54, 365).renewal_window_ms(NOW_MS + 54 * DAY_S * 1000) == 365 * DAY_S * 1000 // 4

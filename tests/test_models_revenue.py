@@ -233,6 +233,31 @@ def test_a_cancelled_or_trial_subscription_has_no_renewal() -> None:
     assert st_.get().renews_ms == 0 and st_.get().status == "cancelled"
 
 
+def test_a_statement_re_sent_in_the_period_keeps_the_period_and_its_renewal_window() -> None:
+    """Review M4: the period was read from the latest statement to its end, so an annual plan's
+    statement re-sent (or its plan changed) 100 days before the end made the period 100 days and
+    the renewal window 30 days instead of 91. The period is the longest the statements of that
+    end have stated, whatever their order; the next period starts from its own statement."""
+    year_end = JAN + 365 * DAY
+    window_days = lambda st_: st_.get().renewal_window_ms(st_.get().renews_ms) // DAY  # noqa: E731
+    start = sub("a", JAN, "active", 100_000, "Business", period_end=year_end)
+    resent = sub("a", year_end - 100 * DAY, "active", 100_000, "Business", period_end=year_end)
+    changed = sub("a", year_end - 100 * DAY, "active", 120_000, "Business+", period_end=year_end)
+    for later in (resent, changed):
+        in_order, reversed_ = AccountState().update(start).update(later), AccountState().update(later).update(start)
+        assert window_days(in_order) == 91 and in_order.get().periods_ms == (365 * DAY,), later
+        back = AccountState.from_bytes(in_order.to_bytes())
+        assert back == in_order and back.get() == in_order.get() and in_order.to_bytes()[0] == 3
+    in_order, reversed_ = AccountState().update(start).update(resent), AccountState().update(resent).update(start)
+    assert reversed_.get().periods_ms == in_order.get().periods_ms == (365 * DAY,)
+    assert window_days(AccountState().update(resent)) == 30  # alone, it states only what is left
+    renewed = AccountState().update(start).update(resent).update(
+        sub("a", year_end + 200 * DAY, "active", 100_000, "Business", period_end=year_end + 365 * DAY))
+    assert renewed.get().periods_ms == (165 * DAY,), "a new period end: its own statements only"
+    ordinary = AccountState().update(start).update(sub("a", year_end, "active", 100_000, "Business", period_end=year_end + 365 * DAY))
+    assert ordinary.to_bytes()[0] == 2 and window_days(ordinary) == 91  # a renewal at the period's start: format 2 as before
+
+
 def test_state_with_period_ends_round_trips_and_old_records_stay_readable() -> None:
     st_ = AccountState()
     for ev in [sub("a", JAN, "active", 4999, period_end=FEB), sub("b", JAN, "active", 999, "Add-on"),

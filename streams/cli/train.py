@@ -318,8 +318,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
     start_ms, early = first_day_users(events)
-    late_start = late_start_warning(early, report["users"], start_ms, events[-1].ts_ms) if args.events else None
-    if late_start:  # every user new on the file's first day (QA10 F16)
+    late_start = late_start_warning(early, report["users"], start_ms, events[-1].ts_ms, "topic" if args.from_topic else "file")
+    if late_start:  # every user new on the history's first day (QA10 F16)
         print(f"WARNING: {late_start}")
     counts: dict[str, int] = {}
     for ev in events:

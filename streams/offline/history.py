@@ -51,7 +51,7 @@ import math
 import operator
 import zlib
 from pathlib import Path
-from typing import IO, Collection, Iterable, Iterator, Sequence
+from typing import IO, Collection, Final, Iterable, Iterator, Sequence
 
 from models.currency import currency_refusal
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
@@ -506,25 +506,40 @@ LATE_START_WINDOW_MS = 86_400_000
 LATE_START_MIN_SPAN_MS = 3 * 86_400_000
 
 
-def late_start_warning(early: int, users: int, start_ms: int, end_ms: int) -> str | None:
+#: What :func:`late_start_warning` says of a history file and of the topic's retained history:
+#: (its first event, why it starts late, what to do).
+_LATE_START_WORDS: Final[dict[str, tuple[str, str, str]]] = {
+    "file": ("the file's first event", "the export probably starts after they signed up",
+             "export each user's history from their first activity (see"),
+    "topic": ("the topic's first retained event", "the retained history probably starts after they signed up (a history "
+              "published cut, or its start past the topic's retention)",
+              "train on an export of each user's history from their first activity (--events FILE; see"),
+}
+
+
+def late_start_warning(early: int, users: int, start_ms: int, end_ms: int, source: str = "file") -> str | None:
     """One line when a history file probably starts after its users signed up (QA10 F16: an export
     of "the last N months" made every user new on its first day: at-risk alerts in the first week for
     83% of them, with tenure reasons); None otherwise. ``early`` of the file's ``users`` have their first
     event within LATE_START_WINDOW_MS of its first event, at ``start_ms``; ``end_ms``: the last
     time the users counted were looked at (the last event, or the backtest's last as-of date).
+    ``source`` "topic": the history is what the events topic retains (``train --from-topic``),
+    which starts late when a history was published cut or its start is past the topic's retention.
 
     >>> day = 86_400_000
     >>> print(late_start_warning(20, 60, 1_790_812_800_000, 1_790_812_800_000 + 30 * day))
     20 of 60 users (33%) have their first event within 24 hours of the file's first event (2026-10-01): the export probably starts after they signed up; they will all look new (stage new, day-one at-risk alerts, reasons such as "active on a single day so far"); export each user's history from their first activity (see docs/OPERATE.md, "Onboarding a product's history")
     >>> late_start_warning(19, 24, 0, 30 * day), late_start_warning(20, 67, 0, 30 * day), late_start_warning(20, 20, 0, 2 * day)
     (None, None, None)
+    >>> print(late_start_warning(20, 60, 1_790_812_800_000, 1_790_812_800_000 + 30 * day, "topic"))
+    20 of 60 users (33%) have their first event within 24 hours of the topic's first retained event (2026-10-01): the retained history probably starts after they signed up (a history published cut, or its start past the topic's retention); they will all look new (stage new, day-one at-risk alerts, reasons such as "active on a single day so far"); train on an export of each user's history from their first activity (--events FILE; see docs/OPERATE.md, "Onboarding a product's history")
     """
     if early < LATE_START_MIN_USERS or early < LATE_START_SHARE * users or end_ms - start_ms < LATE_START_MIN_SPAN_MS:
         return None
-    return (f"{early:,} of {users:,} users ({early / users:.0%}) have their first event within 24 hours of the file's first "
-            f"event ({format_day_or_time(start_ms)}): the export probably starts after they signed up; they will all look "
-            f"new (stage new, day-one at-risk alerts, reasons such as \"active on a single day so far\"); export each user's "
-            f"history from their first activity (see docs/OPERATE.md, \"Onboarding a product's history\")")
+    first, cut, remedy = _LATE_START_WORDS[source]
+    return (f"{early:,} of {users:,} users ({early / users:.0%}) have their first event within 24 hours of {first} "
+            f"({format_day_or_time(start_ms)}): {cut}; they will all look new (stage new, day-one at-risk alerts, reasons "
+            f"such as \"active on a single day so far\"); {remedy} docs/OPERATE.md, \"Onboarding a product's history\")")
 
 
 def read_labels_csv(path: str | Path) -> dict[str, int]:
