@@ -24,6 +24,7 @@ from typing import Any, Iterator
 __all__ = [
     "LocalServices",
     "RedisClusterService",
+    "main",
     "Service",
     "check_listen_address",
     "free_port",
@@ -373,3 +374,25 @@ def services(*, use_env: bool = True) -> Iterator[LocalServices]:
         yield svc
     finally:
         svc.stop()
+
+
+def main() -> int:
+    """``python -m streams.local``: the demo's broker and Redis alone, for running one's own
+    history through workers (README "Your own history through the local servers"; QA12 F12 wrote
+    a wrapper for this). Prints the two ``export`` lines to paste, then waits; Ctrl-C or SIGTERM
+    stops both. Always starts its own (``use_env=False``): set variables name servers to use,
+    not to start."""
+    import sys
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops as Ctrl-C does
+    with services(use_env=False) as svc:
+        print(f"export KAFKA_BOOTSTRAP_SERVERS={svc.kafka.address}\nexport REDIS_URL={svc.redis.address}", flush=True)
+        print("local broker and Redis running (no persistence); Ctrl-C or SIGTERM stops both", file=sys.stderr, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

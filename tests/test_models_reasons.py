@@ -28,6 +28,7 @@ from models.reasons import IMPROVED, explain, feature_key, reference
 from models.risk import FEATURES, PRIOR_WEIGHTS, SLOT_PREFIXES, combine, feature_vector, moves_with_silence, risk_probability
 from models.scoring import assess, score, scores_from
 from models.temperature import p_stay
+from models.vocabulary import PURCHASE
 from tests.test_models_golden import FINAL_MS, histories as golden_histories
 from tests.test_models_properties import DAY_MS, T0_MS, _types, histories
 
@@ -70,6 +71,12 @@ _WEEK = (r"^(no events lately|fewer than 1 event a week lately|{only}about \d+ e
 _MONTHS = (r"^(no events in recent months|fewer than 1 event a 3-month period lately|{only}about \d+ events? in recent months"
            r" \(decayed count, 3-month mean life\))(, against [\d.]+ for a typical user)?$")
 _DECAYED_FOR = _DECAYED.format(only="")
+#: The words of a lifetime fact (models.reasons ``_lifetime_text``, QA12 F4): an estimate said as
+#: one, the purchase role's exact count of purchase days, or the recent weeks' decayed count;
+#: never "no X counted since first seen" of an estimate at 0.
+_LIFETIME = (r"^(({only}about \d+ \S+( events?)?|one kind of activity used {only}about \d+ times?) since first seen"
+             r" \(estimated from the recent mix\)|{only}bought on \d+ days? since first seen|no \S+ since first seen"
+             r"|.* \(decayed 4-week counts?\)$)")
 #: Reason words -> the factor they state; the first pattern that matches decides.
 _AGAINST = [
     (r"^cancelled", "cancelled"),
@@ -89,9 +96,9 @@ _AGAINST = [
     (r"^(a buyer \(|never bought)", "buyer"),
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
     (r"^spent [\d.]+ so far", "revenue"),
+    (_LIFETIME.format(only="(only )?"), "lifetime:"),
     (r": [\d.]+% of the user's recent activity", "share:"),
     (_DECAYED_AGAINST, "inactive:"),
-    (r"^((only )?about \d+ \S+|one kind of activity used (only )?about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
     (r"^about \d+ .* in recent weeks \(decayed count, 4-week mean life\)$", "negative"),
     (r"from many small signs, none large$", "small_signs"),
 ]
@@ -115,9 +122,9 @@ _FOR = [
     (r"^(\d+ purchases? so far|no purchase so far)", "purchases"),
     (r"^spent [\d.]+ so far", "revenue"),
     (r"^(no negative feedback in recent weeks|fewer than 1 negative-feedback event a 4-week period lately)$", "negative"),
+    (_LIFETIME.format(only=""), "lifetime:"),
     (r": [\d.]+% of the user's recent activity", "share:"),
     (_DECAYED_FOR, "inactive:"),
-    (r"^(about \d+ \S+|one kind of activity used about \d+ times?) since first seen|^no \S+ counted since first seen", "lifetime:"),
     (r"^risk down to \d+% from \d+% when the alert opened$", "risk_fell"),
     (r"^came back (after \d+ days? as churned|today|\d+ days? ago)$", "back"),
     (_SETTLED, "settled"),
@@ -140,6 +147,7 @@ _FINE = [
     (r"^(?:only )?about (\d+) events? (?:lately|in recent months) \(decayed count, [^)]*\), against ([\d.]+) for",
      lambda m: int(m.group(1)) > float(m.group(2)) + 0.5),
     (r"^spent ([\d.]+) so far, against ([\d.]+) for", lambda m: float(m.group(1)) > float(m.group(2)) + 0.5),
+    (r"^(?:only )?bought on (\d+) days? since first seen, against ([\d.]+) for", lambda m: int(m.group(1)) > float(m.group(2))),
     (r"^a buyer \(", None),
     # facts with a reading of their own, weighed against it by a trained fit (reasons7): a long
     # tenure, no complaint, quickening visits are no reason for risk, with or without a note
@@ -155,6 +163,8 @@ _BAD = [
     (r"^about (\d+) events? (?:lately|in recent months) \(decayed count, [^)]*\), against ([\d.]+) for",
      lambda m: int(m.group(1)) + 0.5 < float(m.group(2))),
     (r"^spent ([\d.]+) so far, against ([\d.]+) for", lambda m: float(m.group(1)) + 0.5 < float(m.group(2))),
+    (r"^bought on (\d+) days? since first seen, against ([\d.]+) for", lambda m: int(m.group(1)) < float(m.group(2))),
+    (r"^no \S+ since first seen", None),
     # the mirror for the facts with a reading of their own: a short tenure, widening gaps
     (r"less than the typical|sign of staying|churn is likeliest", None),
     (r"^recent gaps between active days (\d+\.\d)x", lambda m: float(m.group(1)) > 1.0),
@@ -187,7 +197,11 @@ def _slot_feature(key: str, text: str, model: ChurnModel) -> str:
     product's name ("no posts", "3 replies"); other keys unchanged."""
     if key not in SLOT_PREFIXES:
         return key
-    m = re.match(r"^(?:only )?(?:about )?(?:no |\d+ |fewer than 1 )?(\S+?):? (?:in recent weeks|a 4-week period|since first seen|counted since|[\d.]+% of)", text)
+    if re.match(r"^(only )?bought on ", text):  # the purchase role's exact count (QA12 F4)
+        names = [n for n in model.compiled.vocabulary.tracked if model.compiled.vocabulary.lookup(n)[1] == PURCHASE]
+        assert key == "lifetime:" and len(names) == 1, (text, names)
+        return key + names[0]
+    m = re.match(r"^(?:only )?(?:about )?(?:no |\d+ |fewer than 1 )?(\S+?):?(?: events?)? (?:in recent weeks|a 4-week period|since first seen|[\d.]+% of)", text)
     assert m is not None, text  # a hashed slot: no model here has one with weights
     word = m.group(1)
     names = [n for n in model.compiled.vocabulary.tracked if word in (n, n + "s", n + "es", n[:-1] + "ies")]

@@ -4,6 +4,7 @@ daily ranked lists (issue 11)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import defaultdict
 
@@ -121,6 +122,61 @@ def test_per_type_reasons_say_a_decayed_count_not_a_window() -> None:
     why = _qa10_user(upgrades)
     assert why == ("fewer than 1 plan_upgrade event a 4-week period lately, against 1.7 for a typical user",
                    "plan_upgrade events: 0.5% of the user's recent activity, against 2.0% for a typical user"), why
+
+
+#: QA12's shop: its four event names, and a trained model's lifetime weights (model_full.json's
+#: signs, larger so that each is a reason) with typical users of 3.7 purchases and 6.2 adds to cart.
+_SHOP = ChurnModel(tracked_types=("page_view", "add_to_cart", "purchase", "search"),
+                   risk_weights={"lifetime:purchase": -2.0, "lifetime:add_to_cart": -2.0},
+                   risk_means={"lifetime:purchase": math.log1p(3.7), "lifetime:add_to_cart": math.log1p(6.2)})
+
+
+def _qa12_buyer(buy_days: int) -> tuple[UserState, tuple[str, ...]]:
+    """A shop customer who bought and added to cart on each of ``buy_days`` first days, then only
+    browsed (one page view a day) to day 110, scored then: the purchase and cart counters are
+    weeks old, so the lifetime estimate (4-week share x every event so far) rounds to 0."""
+    ev = [Event("u", START_MS + d * DAY_MS + 3_600_000, "page_view", f"v{d}") for d in range(110)]
+    for d in range(buy_days):
+        ev += [Event("u", START_MS + d * DAY_MS + 3_660_000, "add_to_cart", f"c{d}"),
+               Event("u", START_MS + d * DAY_MS + 3_720_000, "purchase", f"p{d}", 25.0)]
+    ev.sort(key=lambda e: e.ts_ms)
+    st = advance("u", None, ev, START_MS + 110 * DAY_MS, _SHOP).state
+    return st, score(st, (START_MS + 110 * DAY_MS) // 1000, _SHOP).reasons
+
+
+def test_lifetime_reasons_say_the_exact_purchases_and_never_none_since_first_seen_of_an_estimate() -> None:
+    """QA12 F4: "no purchases counted since first seen (none in recent weeks)" of 402 of 2,207
+    customers who had bought, and "no add_to_cart events counted since first seen" of 289 of 289
+    who had added to a cart: the lifetime feature is an estimate from the 4-week share, 0 once the
+    recent weeks have none. Now the purchase role says the state's exact count of purchase days
+    when it is below the typical user's, else the recent weeks; other types say the recent weeks
+    once the estimate is under a half; never "since first seen" from an estimate of 0."""
+    st, why = _qa12_buyer(3)
+    assert st.n_purchases == 3
+    assert "only bought on 3 days since first seen, against 3.7 for a typical user" in why, why
+    assert "fewer than 1 add_to_cart event a 4-week period lately (decayed 4-week count)" in why, why
+    assert not any("counted since first seen" in r or r.startswith("no purchases") for r in why), why
+    # more purchase days than the typical user: no reason for risk in the count, only in the recent weeks
+    st, why = _qa12_buyer(5)
+    assert st.n_purchases == 5
+    assert "fewer than 1 purchase a 4-week period lately (decayed 4-week count)" in why, why
+    assert not any("since first seen" in r for r in why), why
+    # in the user's favour (a recovery) the recent weeks are the share, never "fewer than 1 purchase"
+    from models.reasons import _lifetime_recent
+    from models.signals import compute_signals
+
+    sig = compute_signals(st, (START_MS + 110 * DAY_MS) // 1000, _SHOP)
+    assert 0.0 < sig.slot_28d[2] < 0.5
+    assert _lifetime_recent(sig, 2, "purchase", True) == "fewer than 1 purchase a 4-week period lately (decayed 4-week count)"
+    assert re.fullmatch(r"purchases: \d\.\d% of the user's recent activity \(decayed 4-week counts\)",
+                        _lifetime_recent(sig, 2, "purchase", False))
+    # a steady mix: the estimate, said as one
+    ev = [Event("u", START_MS + d * DAY_MS + 3_600_000, "page_view", f"v{d}") for d in range(20)]
+    ev += [Event("u", START_MS + d * DAY_MS + 3_660_000, "add_to_cart", f"c{d}") for d in range(0, 20, 5)]
+    why = score(advance("u", None, ev, START_MS + 20 * DAY_MS, _SHOP).state, (START_MS + 20 * DAY_MS) // 1000, _SHOP).reasons
+    assert any(re.fullmatch(r"only about \d add_to_cart events since first seen \(estimated from the recent mix\), "
+                            r"against 6.2 for a typical user", r) for r in why), why
+    assert "no purchases since first seen, against 3.7 for a typical user" in why, why
 
 
 def test_total_and_negative_reasons_say_a_decayed_count_not_a_window() -> None:

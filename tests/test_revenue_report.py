@@ -139,6 +139,31 @@ def test_text_report_and_bad_arguments(history: tuple[AccountSim, Path, Path], c
     assert "is not a file" in capsys.readouterr().err
 
 
+def test_a_file_without_statements_says_its_purchases_are_not_mrr(history: tuple[AccountSim, Path, Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """QA12 F8: a shop's history (purchases, no subscription events) printed months of 0.00 MRR
+    and "0 accounts" without saying why. Now one line says the file has no statements and what
+    its purchases are (exact repeats once), after the table, or on stderr with --json; a file
+    with statements has no such line."""
+    shop = tmp_path / "shop.csv"
+    shop.write_text("user_id,ts,event_type,amount,event_id\n"
+                    "c1,2026-02-03T10:00:00Z,page_view,,e1\nc1,2026-02-03T10:05:00Z,purchase,49.00,e2\n"
+                    "c2,2026-03-01T08:00:00Z,order,1000.50,e3\nc2,2026-03-01T08:00:00Z,order,1000.50,e3\n"
+                    "c2,2026-03-02T08:00:00Z,add_to_cart,,e4\n")
+    argv = ["report", "--events", str(shop), "--from", "2026-02-01", "--to", "2026-04-01"]
+    note = ("no subscription statements in shop.csv: 2 purchases (total 1,049.50) are not MRR; "
+            "see `churnwatch churn-rate` for spend of churned users")
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].startswith("0 accounts;") and out[-1] == note, out
+    assert main([*argv, "--json"]) == 0
+    got = capsys.readouterr()
+    assert orjson.loads(got.out)["accounts"] == 0 and got.err == note + "\n"
+    _, events, _ = history
+    assert main(["report", "--events", str(events), "--from", "2026-02-01", "--to", "2026-04-01"]) == 0
+    assert "no subscription statements" not in capsys.readouterr().out
+
+
 def test_percent_text_rounds_half_even() -> None:
     from fractions import Fraction
 

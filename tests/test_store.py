@@ -302,6 +302,20 @@ def test_a_state_change_moves_the_counters_of_removing_the_old_state_and_adding_
             assert moved == {k: v for k, v in apart.items() if v and not k.startswith("new:")}, (old, new)
 
 
+def test_the_at_risk_gauge_counts_lapsed_users_with_an_open_alert_and_says_so() -> None:
+    """QA12 F13: ``churnwatch_users_at_risk`` showed 631 while ``top -n`` listed 3 to save: the
+    ``at_risk`` counter holds every user with an open at-risk alert, a dormant or churned one
+    included (``top --win-back``), while the save list's size is ``reachable``. The counters
+    stay as they are; the gauge's help text (and README, OPERATE) says what it counts."""
+    from streams.worker.metrics import USERS_AT_RISK
+
+    counted: dict[str, float] = {}
+    for stage in STAGES:
+        stats_delta(None, _state(T0, stage=stage, at_risk=True), [], counted)
+    assert counted["at_risk"] == len(STAGES) and counted["reachable"] == len(STAGES) - 2  # dormant, churned: lapsed
+    assert "lapsed users (dormant, churned) included" in USERS_AT_RISK._documentation
+
+
 def test_same_counts_says_exactly_when_stats_delta_moves_no_counter() -> None:
     """The worker skips ``stats_delta`` for a user without alerts when the compiled
     ``models.step.same_counts`` says the step moved no counter: it must say so exactly when

@@ -263,7 +263,8 @@ PANELS: tuple[Panel, ...] = (
         kind="stat",
         width=4,
         height=5,
-        description="Users with an open at-risk alert.",
+        description="Users with an open at-risk alert, lapsed (dormant, churned) ones included: "
+                    "`churnwatch top` lists the reachable ones, `top --win-back` the lapsed.",
         thresholds=((0, "green"), (1000, "orange")),
     ),
     Panel(
@@ -303,7 +304,7 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "At-risk users over time",
         (("at risk", "max(churnwatch_users_at_risk)"),),
-        description="Users with an open at-risk alert.",
+        description="Users with an open at-risk alert, lapsed (dormant, churned) ones included.",
     ),
     Panel(
         "Churn rate over time (30 d window)",

@@ -13,6 +13,7 @@ own statements, so the groups' figures add up to the whole file's, to the cent.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
@@ -26,8 +27,8 @@ from streams.errors import UserError
 from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "money_in", "owner_books", "print_cohorts",
-           "read_statements", "run"]  # the dicts: models.revenue_ledger
+__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "money_in", "no_statements_note", "owner_books",
+           "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
 
@@ -103,13 +104,34 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     cohorts = book.cohorts.get(to_ms)
     if args.json:
         print(orjson.dumps({**_head(args, settings, from_ms, to_ms), **_book_dict(book, figures, cohorts)}).decode())
+        if not book.accounts:  # on stderr: stdout stays one JSON object
+            print(no_statements_note(args.events, settings), file=sys.stderr)
         return 0
     _print_periods(figures)
     if cohorts:
         print_cohorts(cohorts)
     print(f"{len(book.accounts):,} accounts; {money_in(settings.currency)}; rates in %; "
           f"definitions in docs/REVENUE.md" + (f"; {book.late} late statements ignored" if book.late else ""))
+    if not book.accounts:
+        print(no_statements_note(args.events, settings))
     return 0
+
+
+def no_statements_note(path: str | Path, settings: Settings) -> str:
+    """The line ``report`` adds for a file without subscription statements (every statement makes
+    an account): its MRR is all zeros, and the purchases it holds are not MRR. QA12 F8: a shop's
+    history printed six months of 0.00 and "0 accounts" without saying why. Purchases are the
+    events of the deployment model's ``purchase`` role (models.vocabulary), exact repeats once."""
+    from models.model import load_model
+    from models.vocabulary import PURCHASE
+
+    vocabulary = load_model(settings.model_path or None).compiled.vocabulary
+    bought = [ev for ev in iter_events_csv(path, currency=settings.currency) if vocabulary.lookup(ev.type)[1] == PURCHASE]
+    bought.sort(key=EVENT_ORDER)
+    bought = drop_repeats(bought)
+    total = sum(ev.amount for ev in bought)
+    return (f"no subscription statements in {Path(path).name}: {len(bought):,} purchases (total {total:,.2f}) are not MRR; "
+            "see `churnwatch churn-rate` for spend of churned users")
 
 
 def _head(args: argparse.Namespace, settings: Settings, from_ms: int, to_ms: int) -> dict[str, object]:

@@ -204,7 +204,14 @@ PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the
 READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")
 USERS_TRACKED = Gauge("churnwatch_users_tracked", "Users with state in Redis (all workers)")
 USERS_BY_STAGE = Gauge("churnwatch_users_by_stage", "Users per lifecycle stage (all workers)", ["stage"])
-USERS_AT_RISK = Gauge("churnwatch_users_at_risk", "Users with an open at-risk alert (all workers)")
+#: Every user whose at-risk alert is open, lapsed ones (dormant, churned) included: a user who
+#: lapses while at risk keeps the alert open (no new at-risk alert comes, nothing closes it until a
+#: recovery), so this counts ``top -n`` and ``top --win-back -n`` together (QA12 F13: 631 against
+#: 3 on ``top -n``). Not split by reachable/lapsed: the store's counters keep the open alerts and
+#: the save list's size apart, not their intersection.
+USERS_AT_RISK = Gauge("churnwatch_users_at_risk",
+                      "Users with an open at-risk alert, lapsed users (dormant, churned) included; `churnwatch top` "
+                      "lists the reachable ones, `top --win-back` the lapsed (all workers)")
 CHURNED_30D = Gauge("churnwatch_churned_users_30d", "Users who churned in the last 30 days of event time")
 CHURN_RATE_30D = Gauge(
     "churnwatch_churn_rate_30d_ratio", "Churned in 30 d / users active at the start of the 30 d"
