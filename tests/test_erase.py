@@ -477,17 +477,22 @@ def test_the_erasure_log_puts_the_erased_set_back_into_an_empty_store(redis_url:
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     """A worker's connect restores the erasure log into a store that holds no erasure (a Redis that
     lost its data): the worker's own write script then refuses the erased users, a short id and one
-    too long for a member record; a missing log is one WARNING a process and nothing restored."""
+    too long for a member record. A missing log is created; erasures Redis holds that the log does
+    not (made before it) are one WARNING a process."""
     import logging
 
+    from streams.kafka_admin import list_topics
     from streams.worker.erasure_log import erasure_records, publish_erasures, restore_for_worker
 
     settings = _settings(redis_url).with_(kafka_bootstrap_servers=kafka_bootstrap, topic_events=f"ev-{unique_name}")
     long_id = "x" * 300
     caplog.set_level(logging.WARNING, logger="streams.worker.erasure_log")
-    assert _run(redis_url, lambda store: restore_for_worker(settings, store.client)) == 0
-    assert _run(redis_url, lambda store: restore_for_worker(settings, store.client)) == 0
-    assert sum("does not exist" in r.getMessage() for r in caplog.records) == 1, "one WARNING a process"
+    older = settings.with_(key_prefix="older")
+    erase(older, ["u-old"], new_store=True)  # an erase of a version before the log: in Redis only
+    for _ in range(2):
+        assert _run(redis_url, lambda store: restore_for_worker(older, store.client), prefix="older") == 0
+    assert f"ev-{unique_name}-erasures" in list_topics(settings), "the worker creates a missing log"
+    assert sum("are not in the erasure log" in r.getMessage() for r in caplog.records) == 1, "one WARNING a process"
 
     publish_erasures(settings, erasure_records("salt-1", ["gone", long_id], (4, 8), "20261204"))
 

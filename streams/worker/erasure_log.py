@@ -19,8 +19,10 @@ Records (key -> JSON value), no user id in either:
 
 One salt a deployment: the erase takes the log's salt when it has one (the store's own before any
 record), and a bucket without a salt takes the log's; records of a salt a bucket does not have
-cannot be checked there and are counted in a WARNING. A missing topic (a deployment older than the
-log, no right to create it) is one WARNING a process: erasure keeps working from Redis as before.
+cannot be checked there and are counted in a WARNING. A missing topic is created by the worker as
+its other topics; one it cannot create (no right to) is one WARNING a process, and so are erasures
+Redis holds that the log does not (made before it existed): erasure keeps working from Redis as
+before, only a Redis data loss would undo those.
 Tansu does not compact (streams/worker/accounts.py): the reader takes the last record per key,
 right on a compacting broker too.
 """
@@ -46,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 #: Hashes a restore script call writes at most (as erase.CHUNK: short scripts between the workers' own).
 CHUNK = 500
-#: Processes warn once that the topic is missing (``_warn_missing``).
+#: WARNINGs given in this process (``_warn_once``).
 _WARNED: set[str] = set()
 
 
@@ -227,20 +229,35 @@ return 1
 
 
 async def restore_for_worker(settings: Settings, client: Any) -> int:
-    """A worker's connect: the log read (off the event loop) and restored into its store; a missing
-    topic is a WARNING once a process and nothing restored. Other failures raise: no event may be
+    """A worker's connect: the log read (off the event loop) and restored into its store, the users
+    restored. A missing topic is created (as the worker's other topics); one that cannot be is a
+    WARNING once a process, and nothing restored. Erasures Redis holds under a salt the log has no
+    record of (made before the log existed, or while the broker was unreachable) are a WARNING once
+    a process: a Redis data loss would bring them back. Other failures raise: no event may be
     applied before the erasures are back (the caller retries)."""
+    keys = Keys(settings.key_prefix)
     log = await asyncio.to_thread(read_erasures, settings)
     if log is None:
-        _warn_missing(settings)
-        return 0
-    return await restore_erasures(client, Keys(settings.key_prefix), log, (settings.buckets, settings.groups_per_bucket))
+        log = ErasureLog()
+        try:
+            await asyncio.to_thread(ensure_erasures_topic, settings, 10.0)
+        except Exception as exc:  # noqa: BLE001 - no right to create it, a broker refusing: erasure goes on from Redis
+            _warn_once(f"erasure log {erasures_topic(settings)} does not exist and could not be created ({type(exc).__name__}: "
+                       f"{exc}): erasures are kept in Redis only, and a Redis that loses its data brings erased users back "
+                       "(re-run `churnwatch erase --file <kept ids>` then). Runbook: ChurnwatchRedisDataLost")
+    n = await restore_erasures(client, keys, log, (settings.buckets, settings.groups_per_bucket))
+    salt = await client.hget(keys.erased(0), "|salt")
+    if salt is not None and salt_id(salt.decode() if isinstance(salt, bytes) else salt) not in {
+            r.get("salt") for r in log.users.values()}:
+        _warn_once(f"the erased users in Redis ({keys.erased(0)}) are not in the erasure log {erasures_topic(settings)} "
+                   "(erased before the log existed, or while the broker was unreachable): a Redis that loses its data "
+                   "brings them back. Run `churnwatch erase --file <kept ids>` once more with the broker reachable. "
+                   "Runbook: ChurnwatchRedisDataLost")
+    return n
 
 
-def _warn_missing(settings: Settings) -> None:
-    topic = erasures_topic(settings)
-    if topic not in _WARNED:
-        _WARNED.add(topic)
-        logger.warning("erasure log %s does not exist (a deployment older than it; `churnwatch topics` or the next "
-                       "`churnwatch erase` creates it): erasures are kept in Redis only, and a Redis that loses its data "
-                       "brings erased users back. Runbook: ChurnwatchRedisDataLost", topic)
+def _warn_once(message: str) -> None:
+    """A WARNING once a process (each worker connect checks again)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning("%s", message)
