@@ -515,6 +515,27 @@ def test_the_erasure_log_puts_the_erased_set_back_into_an_empty_store(redis_url:
     assert client.hexists(keys.erased(b), erased_hash("salt-1", "gone"))
 
 
+@pytest.mark.integration
+def test_an_erasure_log_of_another_layout_still_erases(redis_url: str, kafka_bootstrap: str, unique_name: str) -> None:
+    """Records written in another buckets/groups layout (a new key prefix with other settings after
+    a loss) cannot name the user's group in this store: every group is flagged, and the worker's
+    write script still refuses the erased user and only them."""
+    from streams.worker.erasure_log import erasure_records, publish_erasures, restore_for_worker
+
+    settings = _settings(redis_url).with_(kafka_bootstrap_servers=kafka_bootstrap, topic_events=f"ev-{unique_name}")
+    publish_erasures(settings, erasure_records("salt-2", ["gone"], (8, 4), "20261204"))  # this store: 4 buckets, 8 groups
+
+    async def restored(store: Store) -> Any:
+        n = await restore_for_worker(settings, store.client)
+        for user in ("gone", "kept"):
+            await _write(store, user, _state(T0), "t1")
+        return n, [await store.load_user(u) is not None for u in ("gone", "kept")]
+
+    assert _run(redis_url, restored) == (1, [False, True])
+    client = redis_lib.Redis.from_url(redis_url)
+    assert all(client.hget(Keys("cw").erased(b), "|groups") == b",0,1,2,3,4,5,6,7," for b in range(4))
+
+
 def test_a_take_over_rebuild_keeps_the_erased_users(redis_url: str) -> None:
     """``--take-over-model --rebuild-state`` deletes every key of the prefix but the markers and the
     erased sets: the replay that follows drops the erased users (the lost-meta clearing is run by
