@@ -318,7 +318,8 @@ def _copies_of(bootstrap: str, topic: str, partitions: int, user: str) -> int:
 def test_erased_users_stay_erased_under_a_running_worker_and_a_replay(kafka_bootstrap: str, redis_url: str,
                                                                       unique_name: str, tmp_path: Path) -> None:
     from streams.worker.topics import ensure_topics
-    from tests.harness import Worker, dump_state, metric, publish_events, wait_for, wait_progress, wait_quiet, wait_reviewed
+    from tests.harness import (Worker, dump_state, metric, publish_events, read_topic, wait_for, wait_progress, wait_quiet,
+                               wait_reviewed)
 
     partitions, prefix = 4, f"cwer{uuid.uuid4().hex[:6]}"
     topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}", "group": f"g-{unique_name}"}
@@ -348,11 +349,16 @@ def test_erased_users_stay_erased_under_a_running_worker_and_a_replay(kafka_boot
         copies_before = _copies_of(kafka_bootstrap, topics["events"], partitions, "er-ann@example.com")
         kept = others()
 
-        out = subprocess.run([sys.executable, "-m", "streams.cli", "--redis-url", redis_url, "erase", *ERASED], cwd=ROOT,
-                             env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+        out = subprocess.run([sys.executable, "-m", "streams.cli", "--redis-url", redis_url, "--bootstrap-servers", kafka_bootstrap,
+                              "erase", *ERASED], cwd=ROOT, env={**os.environ, **env, "CHURNWATCH_TOPIC_EVENTS": topics["events"]},
+                             capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert "erased 2 users (2 with a state in Redis)" in out.stdout
+        assert f"kept in the erasure log {topics['events']}-erasures" in out.stdout
         assert not any(u in out.stdout + out.stderr for u in ERASED), "the output names no user"
+        kept_log = read_topic(kafka_bootstrap, f"{topics['events']}-erasures", partitions, timeout_s=10)
+        assert len([r for r in kept_log if r.key.startswith(b"u:")]) == 2, "one record a user"
+        assert not any(u.encode() in (r.key or b"") + (r.value or b"") for r in kept_log for u in ERASED), "the log holds no id"
         assert "alerts already published" in out.stdout and "dead letters" in out.stdout
         for user in ERASED:
             assert traces(client, prefix, user) == [], user
@@ -384,6 +390,23 @@ def test_erased_users_stay_erased_under_a_running_worker_and_a_replay(kafka_boot
         assert metric(worker, "churnwatch_events_erased_total") == sum(1 for e in history + later if e.user_id in ERASED)
         alerts_after = _user_alerts(kafka_bootstrap, topics["alerts"], partitions)
         assert {u: alerts_after.get(u) for u in ERASED} == {u: alerts_before.get(u) for u in ERASED}
+
+        # Redis loses all its data (a restart without persistence) under the running worker (QA13 F1): the
+        # erased set goes too; the worker puts it back from the erasure log before its rebuild replays anything
+        lost_before = metric(worker, "churnwatch_redis_data_lost_total")
+        client.flushdb()
+        wait_for("the worker to see the loss", lambda: metric(worker, "churnwatch_redis_data_lost_total") > lost_before, 60, [worker])
+        settle(worker, last)
+        assert "REDIS LOST ITS DATA" in worker.output() and "2 erased users put back from the erasure log" in worker.output()
+        for user in ERASED:
+            assert traces(client, prefix, user) == [], f"the rebuild after the loss brought {user} back"
+        assert others() == live, "the rebuild gives the other users the states they had"
+        alerts_lost = _user_alerts(kafka_bootstrap, topics["alerts"], partitions)
+        assert {u: alerts_lost.get(u) for u in ERASED} == {u: alerts_before.get(u) for u in ERASED}, \
+            "no alert of an erased user is published again"
+        erased_events = sum(1 for e in history + later if e.user_id in ERASED)
+        assert metric(worker, "churnwatch_events_erased_total") == 2 * erased_events, "the replay dropped them all"
+        assert client.hget(keys.meta, "format") == b"2", "a worker before erase still refuses the rebuilt store"
     finally:
         worker.stop()
 
@@ -430,8 +453,13 @@ def test_new_store_records_the_erasure_for_workers_not_started_yet(redis_url: st
         assert main(["--redis-url", redis_url, "erase", "nu"]) == 2
         assert redis_lib.Redis.from_url(redis_url).dbsize() == 0
         capsys.readouterr()
-        assert main(["--redis-url", redis_url, "erase", "--new-store", "nu"]) == 0
-        assert "erased 1 user (0 with a state in Redis)" in capsys.readouterr().out
+        from streams.local import free_port
+
+        # no broker answers: the erase in Redis is done, the erasure log is not written: said, exit code 1
+        assert main(["--redis-url", redis_url, "--bootstrap-servers", f"127.0.0.1:{free_port()}", "erase", "--new-store", "nu"]) == 1
+        out = capsys.readouterr()
+        assert "erased 1 user (0 with a state in Redis)" in out.out
+        assert "WARNING: not recorded in the erasure log activity-events-erasures" in out.err and "nu" not in out.err
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -442,6 +470,70 @@ def test_new_store_records_the_erasure_for_workers_not_started_yet(redis_url: st
 
     assert _run(redis_url, worker_writes) is None
     assert traces(redis_lib.Redis.from_url(redis_url), "cw", "nu") == []
+
+
+@pytest.mark.integration
+def test_the_erasure_log_puts_the_erased_set_back_into_an_empty_store(redis_url: str, kafka_bootstrap: str, unique_name: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A worker's connect restores the erasure log into a store that holds no erasure (a Redis that
+    lost its data): the worker's own write script then refuses the erased users, a short id and one
+    too long for a member record. A missing log is created; erasures Redis holds that the log does
+    not (made before it) are one WARNING a process."""
+    import logging
+
+    from streams.kafka_admin import list_topics
+    from streams.worker.erasure_log import erasure_records, publish_erasures, restore_for_worker
+
+    settings = _settings(redis_url).with_(kafka_bootstrap_servers=kafka_bootstrap, topic_events=f"ev-{unique_name}")
+    long_id = "x" * 300
+    caplog.set_level(logging.WARNING, logger="streams.worker.erasure_log")
+    older = settings.with_(key_prefix="older")
+    erase(older, ["u-old"], new_store=True)  # an erase of a version before the log: in Redis only
+    for _ in range(2):
+        assert _run(redis_url, lambda store: restore_for_worker(older, store.client), prefix="older") == 0
+    assert f"ev-{unique_name}-erasures" in list_topics(settings), "the worker creates a missing log"
+    assert sum("are not in the erasure log" in r.getMessage() for r in caplog.records) == 1, "one WARNING a process"
+
+    publish_erasures(settings, erasure_records("salt-1", ["gone", long_id], (4, 8), "20261204"))
+
+    async def restored(store: Store) -> Any:
+        n = await restore_for_worker(settings, store.client)
+        for user in ("gone", long_id, "kept"):
+            await _write(store, user, _state(T0), "t1")
+        return n, [await store.load_user(u) is not None for u in ("gone", long_id, "kept")]
+
+    assert _run(redis_url, restored) == (2, [False, False, True])
+    client = redis_lib.Redis.from_url(redis_url)
+    keys = Keys("cw")
+    b, g = locate("gone", 4, 8)
+    assert f",{g},".encode() in client.hget(keys.erased(b), "|groups")
+    assert all(client.hexists(keys.erased(k), erased_hash("salt-1", "gone")) for k in range(4)), "every bucket holds every user"
+    assert client.hget(keys.meta, "format") == b"2"
+    assert _run(redis_url, lambda store: restore_for_worker(settings, store.client)) == 0, "every bucket holds it already"
+    client.hdel(keys.erased(b), "|log", erased_hash("salt-1", "gone"))  # one bucket lost them: put back there
+    assert _run(redis_url, lambda store: restore_for_worker(settings, store.client)) == 2
+    assert client.hexists(keys.erased(b), erased_hash("salt-1", "gone"))
+
+
+@pytest.mark.integration
+def test_an_erasure_log_of_another_layout_still_erases(redis_url: str, kafka_bootstrap: str, unique_name: str) -> None:
+    """Records written in another buckets/groups layout (a new key prefix with other settings after
+    a loss) cannot name the user's group in this store: every group is flagged, and the worker's
+    write script still refuses the erased user and only them."""
+    from streams.worker.erasure_log import erasure_records, publish_erasures, restore_for_worker
+
+    settings = _settings(redis_url).with_(kafka_bootstrap_servers=kafka_bootstrap, topic_events=f"ev-{unique_name}")
+    publish_erasures(settings, erasure_records("salt-2", ["gone"], (8, 4), "20261204"))  # this store: 4 buckets, 8 groups
+
+    async def restored(store: Store) -> Any:
+        n = await restore_for_worker(settings, store.client)
+        for user in ("gone", "kept"):
+            await _write(store, user, _state(T0), "t1")
+        return n, [await store.load_user(u) is not None for u in ("gone", "kept")]
+
+    assert _run(redis_url, restored) == (1, [False, True])
+    client = redis_lib.Redis.from_url(redis_url)
+    assert all(client.hget(Keys("cw").erased(b), "|groups") == b",0,1,2,3,4,5,6,7," for b in range(4))
 
 
 def test_a_take_over_rebuild_keeps_the_erased_users(redis_url: str) -> None:

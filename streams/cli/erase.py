@@ -7,7 +7,9 @@ The output names no user: counts only, then what churnwatch cannot delete.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from models.intake import MAX_USER_ID_CHARS
 from streams.errors import UserError
@@ -87,19 +89,61 @@ def _check_utf8(n: int, uid: str) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.erase import erase
+    from streams.worker.erasure_log import erasures_topic
 
     ids = read_ids(args.users, args.file)
-    done = erase(settings, ids, new_store=args.new_store)
+    log, why = _read_log(settings)
+    done = erase(settings, ids, new_store=args.new_store, salt=log.salt if log is not None else None)
     print(f"erased {done.users} user{'s' if done.users != 1 else ''} ({done.with_state} with a state in Redis): "
           f"{done.deleted} records and index entries deleted in {done.buckets} buckets; recorded as erased, so the "
           "workers drop their events from now on, in a rebuild's replay too (churnwatch_events_erased_total)")
+    why = why or _keep(settings, ids, done, log)
+    if why:
+        print(f"WARNING: not recorded in the erasure log {erasures_topic(settings)} ({why}): if Redis loses its data, "
+              "the workers' rebuild brings these users back. Run the same erase again once the broker answers",
+              file=sys.stderr)
+    else:
+        print(f"kept in the erasure log {erasures_topic(settings)} (compacted, salted hashes only): a worker restores "
+              "the erased set from it before replaying anything, after Redis lost its data too")
     print("not deleted (churnwatch cannot delete from the broker or from receivers):")
     print(f"  - their events in topic {settings.topic_events}, until its retention "
           f"({_retention(settings)}) removes them")
     print(f"  - alerts already published to topic {settings.topic_alerts}, and what a webhook or CRM received")
     print(f"  - dead letters in topic {settings.topic_dlq} (key and original bytes), until its retention")
     print("  - counts that are sums over users (new and churned per day, revenue by period)")
-    return 0
+    return 1 if why else 0
+
+
+def _read_log(settings: Settings) -> tuple[Any, str]:
+    """The erasure log (None: no topic yet) and "" , or None and why it could not be read: its salt is
+    the one the erase uses (streams/worker/erasure_log.py)."""
+    from streams.kafka_admin import quiet_kafka_logs
+    from streams.publisher import check_kafka_reachable
+    from streams.worker.erasure_log import read_erasures
+
+    quiet_kafka_logs()
+    try:
+        check_kafka_reachable(settings)
+        return read_erasures(settings), ""
+    except UserError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the erase in Redis goes on, said once
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _keep(settings: Settings, ids: list[str], done: Any, log: Any) -> str:
+    """Write the users' records to the erasure log (under its salt, else the store's); "" or why not."""
+    import datetime as _dt
+
+    from streams.worker.erasure_log import erasure_records, publish_erasures
+
+    salt = (log.salt if log is not None else None) or done.salt
+    day = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d")
+    try:
+        publish_erasures(settings, erasure_records(salt, ids, (done.buckets, done.groups), day))
+    except Exception as exc:  # noqa: BLE001 - as _read_log
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def _retention(settings: Settings) -> str:

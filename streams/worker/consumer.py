@@ -405,7 +405,7 @@ class StreamConsumer:
     async def start(self) -> None:
         """Connect to Redis (meta check, scripts), start the producer, join the group."""
         if "store" not in self._started:
-            await self.store.connect()
+            await self._connect_store()
             if self.store.adopted is not None:  # Redis records a learned successor of our file: run it
                 self.pipeline.set_model(self.store.adopted.model)
             self._started.add("store")
@@ -1429,7 +1429,7 @@ class StreamConsumer:
         async with self._cycle_lock:
             self._forget_assigned()
             try:
-                await self.store.connect()
+                restored = await self._connect_store()
             except ModelMismatch:  # a take-over emptied the store to rebuild it under its model (streams/worker/rebuild.py)
                 raise ModelReplaced(self.store.model, (await self.store.model_record())[0]) from None
             except BaseException:
@@ -1440,9 +1440,20 @@ class StreamConsumer:
         # after connect: a store emptied by a take-over's rebuild is no data loss (this worker stops above).
         # RETRY_LOGGER: one line per 10 s with a count (a store lost again and again is one incident)
         retry_logger.error("REDIS LOST ITS DATA (%s). Stopped applying; rebuilding partitions %s of %s from the topic's "
-                           "retained history. Runbook: ChurnwatchRedisDataLost", lost,
-                           sorted(tp.partition for tp in self.assigned), self.topic)
+                           "retained history, after %d erased users put back from the erasure log (a WARNING if it is "
+                           "missing). Runbook: ChurnwatchRedisDataLost", lost,
+                           sorted(tp.partition for tp in self.assigned), self.topic, restored)
         metrics.REDIS_DATA_LOST.inc()
+
+    async def _connect_store(self) -> int:
+        """``store.connect``, then the erasure log restored into the store (streams/worker/erasure_log.py)
+        before this worker applies any event: a store Redis lost, emptied or new holds the erased users
+        again, so the rebuild's replay drops them (QA13 F1). Raises while the log cannot be read; returns
+        the users restored."""
+        from streams.worker.erasure_log import restore_for_worker
+
+        await self.store.connect()
+        return await restore_for_worker(self.settings, self.store.client)
 
     def _forget_assigned(self) -> None:
         """Forget what this worker knew of every owned partition (pipeline state, next and applied

@@ -33,8 +33,10 @@ version before erase refuses the store rather than write erased users back.
 Not deleted (churnwatch cannot): the user's records in the events topic until its retention, the
 alerts already published to the alerts topic (and anything a webhook or CRM got), dead letters in
 the DLQ, and counters that are sums (first-seen and churned per day, revenue by period). A Redis
-that loses its data loses the erased set too: run the erase again with the same ids (``--new-store``
-before the workers made the store again; docs/OPERATE.md).
+that loses its data loses the erased set too: ``churnwatch erase`` also writes the salted hashes to
+the erasure log, a compacted topic every worker restores the set from before it applies any event
+(streams/worker/erasure_log.py); without that topic, run the erase again with the same ids
+(``--new-store`` before the workers made the store again; docs/OPERATE.md).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class EraseReport:
     deleted: int = 0  # hash fields, index entries and keys deleted
     buckets: int = 0
     retries: int = 0  # bucket scripts run again: a worker rewrote a record in between
+    groups: int = 0  # groups a bucket of the store's layout
+    salt: str = ""  # the erased set's salt (bucket 0's) after the erase: the erasure log's records use it
 
 
 def erased_hash(salt: str, user_id: str) -> str:
@@ -85,9 +89,10 @@ def erased_hash(salt: str, user_id: str) -> str:
     return hashlib.sha1((salt + user_id).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def erase(settings: Settings, user_ids: Sequence[str], new_store: bool = False) -> EraseReport:
+def erase(settings: Settings, user_ids: Sequence[str], new_store: bool = False, salt: str | None = None) -> EraseReport:
     """``erase_users`` on a private event loop, Redis failures as one readable line (``UserError``);
-    ``new_store``: a prefix without state yet is erased in the layout of ``settings``."""
+    ``new_store``: a prefix without state yet is erased in the layout of ``settings``; ``salt``: the
+    erasure log's, for buckets without one yet (streams/worker/erasure_log.py)."""
     from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, TimeoutError as RedisTimeoutError
 
     from streams.settings import redact_url
@@ -97,7 +102,7 @@ def erase(settings: Settings, user_ids: Sequence[str], new_store: bool = False) 
         store = Store(settings)
         try:
             layout = (settings.buckets, settings.groups_per_bucket) if new_store else None
-            return await erase_users(store.client, Keys(settings.key_prefix), user_ids, layout=layout)
+            return await erase_users(store.client, Keys(settings.key_prefix), user_ids, layout=layout, salt=salt)
         finally:
             await store.close()
 
@@ -110,12 +115,13 @@ def erase(settings: Settings, user_ids: Sequence[str], new_store: bool = False) 
 
 
 async def erase_users(client: Any, keys: Keys, user_ids: Sequence[str], *, day: str | None = None,
-                      layout: tuple[int, int] | None = None) -> EraseReport:
+                      layout: tuple[int, int] | None = None, salt: str | None = None) -> EraseReport:
     """Erase ``user_ids`` from the store under ``keys`` (module docstring). The layout (buckets,
     groups) is the store's own, read from ``cw:meta``; a prefix without one is refused (a mistyped
     prefix or URL would record the erasure where no worker looks) unless ``layout`` is given: the
     workers' settings, for a store they have not made yet (a new prefix, a Redis that lost its data),
-    so that their first replay drops the users from the start."""
+    so that their first replay drops the users from the start. ``salt``: the one a bucket without
+    a salt takes (default: a new random one); ``EraseReport.salt`` is the one bucket 0 has after."""
     from streams.worker.store import ERASED_FORMAT
 
     meta = await client.hgetall(keys.meta)
@@ -136,13 +142,14 @@ async def erase_users(client: Any, keys: Keys, user_ids: Sequence[str], *, day: 
     where = {uid: locate(uid, buckets, groups) for uid in ids}
     mkeys = {uid: str(member_key(uid)) for uid in ids}
     day = day or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d")
-    salt = secrets.token_hex(16)
+    salt = salt or secrets.token_hex(16)
     await client.hset(keys.meta, "format", ERASED_FORMAT)  # a worker of a version before erase refuses the store
     source = resources.files("streams.worker").joinpath("lua", "erase.lua").read_text(encoding="utf-8")
-    report = EraseReport(users=len(ids), buckets=buckets)
+    report = EraseReport(users=len(ids), buckets=buckets, groups=groups)
     for start in range(0, len(ids), CHUNK):
         await _erase_chunk(client, keys, source, ids[start:start + CHUNK], where, mkeys, salt, day, report)
     report.deleted += await _erase_account_dues(client, keys, ids)
+    report.salt = _text(await client.hget(keys.erased(0), "|salt") or b"")
     return report
 
 

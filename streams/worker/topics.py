@@ -30,11 +30,17 @@ def events_topic_configs(settings: Settings) -> dict[str, str]:
 
 def ensure_topics(settings: Settings, *, timeout_s: float = 30.0, warn: bool = False) -> dict[str, str]:
     """Create ``topic_events`` (with :func:`events_topic_configs`), ``topic_alerts`` and
-    ``topic_dlq`` (the broker's default retention) with ``settings.partitions`` each.
+    ``topic_dlq`` (the broker's default retention), and the erasure log (compacted:
+    streams/worker/erasure_log.py) with ``settings.partitions`` each.
 
     Returns ``{topic: "created" | "exists" | "exists with N partitions"}``. Retries while the
     broker is not reachable yet, up to ``timeout_s``. An existing topic is left as it is (its
     retention too: ``kafka-configs.sh --alter`` changes it, docs/OPERATE.md).
     """
+    from streams.worker.erasure_log import erasures_topic
+
     topics = {settings.topic_events: events_topic_configs(settings), settings.topic_alerts: None, settings.topic_dlq: None}
-    return create_topics(settings, topics, timeout_s=timeout_s, warn=warn)
+    outcome = create_topics(settings, topics, timeout_s=timeout_s, warn=warn)
+    log = erasures_topic(settings)  # its partition count does not matter (read whole): never warned about
+    outcome.update(create_topics(settings, {log: {"cleanup.policy": "compact"}}, timeout_s=timeout_s))
+    return outcome
