@@ -236,9 +236,21 @@ PANELS: tuple[Panel, ...] = (
         "Partitions assigned",
         (("{{instance}}", "sum by (instance) (churnwatch_partitions_assigned)"),),
         kind="stat",
-        width=12,
+        width=6,
         height=4,
         description="Partitions owned by each worker; workers beyond the partition count own none (idle spares).",
+    ),
+    Panel(
+        "Kafka answered (s ago)",
+        (("{{instance}}", "max by (instance) (churnwatch_kafka_fetch_reply_age_seconds)"),),
+        kind="stat",
+        width=6,
+        height=4,
+        unit="s",
+        thresholds=((0, "green"), (30, "orange"), (120, "red")),
+        description="Seconds since the broker last answered a fetch of each worker (an empty long poll counts: under "
+                    "a second while Kafka is reachable). Grows while the broker is down or unreachable, which readiness "
+                    "and the lag do not show (ChurnwatchBrokerUnreachable). Empty for a spare that owns nothing.",
     ),
     Panel("Customers", (), kind="row"),
     Panel(

@@ -706,6 +706,29 @@ class StreamConsumer:
             return 0.0
         return now - self.settled_at
 
+    def fetch_reply_age_s(self, now_ms: float | None = None) -> float | None:
+        """Seconds since the broker last answered a fetch for any partition this worker owns, or
+        None (nothing owned, no answer yet). aiokafka stamps a partition at every fetch reply
+        without error, an empty long poll's too (``last_poll_timestamp``), so while the broker
+        answers the newest stamp is at most about ``CHURNWATCH_FETCH_MAX_WAIT_MS`` old; while it
+        is unreachable it only grows. QA13 F2: over a 45-second outage ``/readyz`` stayed 200 and
+        the lag gauges read 0 (they come from that broker); this is the worker's own view. A
+        partition held back (its records not taken: ``_hold``) is not fetched, so the newest of
+        all owned partitions is taken, not each one's."""
+        if self.consumer is None or not self.assigned:
+            return None
+        stamps = []
+        for tp in self.assigned:
+            try:
+                stamps.append(self.consumer.last_poll_timestamp(tp))
+            except AssertionError:  # assigned here, not (yet) in aiokafka's assignment
+                continue
+        newest = max((t for t in stamps if t), default=None)
+        if newest is None:
+            return None
+        now = time.time() * 1000 if now_ms is None else now_ms
+        return max(0.0, (now - newest) / 1000)
+
     def refresh_lag(self) -> None:
         """``churnwatch_consumer_lag_events`` while no cycle settles (``stuck_s``: a write retried in
         place, a submit blocked). ``_cycle`` sets it and does not run then: the gauge stayed at the

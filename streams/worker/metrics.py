@@ -201,6 +201,11 @@ LAYOUT_CHANGED = Gauge(
     "churnwatch_partition_layout_changed", "1 when this worker stopped taking work because the partition count changed"
 )
 PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the events topic owned by this worker")
+KAFKA_FETCH_REPLY_AGE = Gauge(
+    "churnwatch_kafka_fetch_reply_age_seconds",
+    "Seconds since the broker last answered a fetch for any partition this worker owns (an empty long poll counts); "
+    "grows while the broker is unreachable; NaN while nothing is owned or nothing answered yet",
+)
 READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")
 USERS_TRACKED = Gauge("churnwatch_users_tracked", "Users with state in Redis (all workers)")
 USERS_BY_STAGE = Gauge("churnwatch_users_by_stage", "Users per lifecycle stage (all workers)", ["stage"])

@@ -135,6 +135,8 @@ class WorkerRuntime:
         lag while no cycle settles (``StreamConsumer.refresh_lag``: a task of its own, also when
         Redis does not answer below, and never delaying Redis's answer)."""
         self.consumer.refresh_lag()
+        age = self.consumer.fetch_reply_age_s()
+        metrics.KAFKA_FETCH_REPLY_AGE.set(float("nan") if age is None else age)
         try:
             await self.store.ping()
             stats = await self.store.stats()
