@@ -9,7 +9,20 @@ than not to be back, and for a repeat buyer to buy again, within the model's hor
 who never bought and holds no paying subscription is not paying). The cut of 50 is the
 temperature's own meaning, a coin flip on "back within 30 days", not a fitted number; the
 console's quadrant draws its zones at the same cuts, so a dot's place and its colour agree
-(but for a subscriber, placed by its temperature and coloured as paying). First rule that matches:
+(but for a subscriber, placed by its temperature and coloured as paying, and a repeat buyer on
+schedule, below, placed by health and temperature and coloured as using and paying).
+
+A repeat buyer on schedule both uses and pays (``on_schedule``: purchases on two days or more,
+and their next order is not overdue yet by their own rhythm, models.signals.order_due_s, the
+notion the engine's at-risk alerts wait for). Why paying: the temperature asks "back within the
+horizon", which a buyer with a rhythm slower than the horizon answers "probably not" while right
+on schedule, so every loyal 42- or 56-day re-orderer was "not paying" (QA12 F7: ``upsell``, "uses
+the product but does not pay", for c00395, 768.44 over 10 orders; 153 and 119 ``upsell`` on the
+42- and 56-day regulars of the save list). Why using: in a shop, the order is the use; a buyer
+who re-orders on time but rarely browses (coffee by the bag) is not "paying but not using", and
+``educate`` landed on 456 regular re-orderers' at-risk alerts. Both only add a way to be using
+or paying (monotone): an overdue buyer, a one-time buyer and every non-buyer are judged as
+before (docs/SCORES.md, "Actions for a repeat buyer on schedule"). First rule that matches:
 
 1. churned -> ``win_back``
 2. paying but not using -> ``educate`` (they pay for something they do not use: show them how)
@@ -74,11 +87,13 @@ Action = Literal["educate", "check_in", "onboard", "upsell", "win_back", "none"]
 
 
 def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel",
-              at_risk: bool = False, subscribed: bool = False, member: bool = False) -> Action:
+              at_risk: bool = False, subscribed: bool = False, member: bool = False,
+              on_schedule: bool = False) -> Action:
     """The action for one user (module docstring); ``at_risk``: an at-risk alert is open (or
     being opened) for the user, which turns ``none`` and ``upsell`` into ``check_in``;
     ``subscribed``: the user's latest subscription statement pays (paying, whatever the
-    temperature); ``member``: the user belongs to a company account (no ``upsell``).
+    temperature); ``member``: the user belongs to a company account (no ``upsell``);
+    ``on_schedule``: a repeat buyer whose next order is not overdue (using and paying).
 
     >>> from models.model import ChurnModel
     >>> m = ChurnModel()
@@ -104,11 +119,21 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     ('none', 'educate')
     >>> recommend("active", 80, 90, False, m, member=True), recommend("active", 80, 90, False, m, True, member=True)
     ('none', 'check_in')
+
+    A 42-day re-orderer three weeks after an order: temperature 30, rarely browsing. On schedule,
+    they use and pay; overdue, the quadrant decides as for anybody:
+
+    >>> recommend("active", 80, 30, True, m, on_schedule=True), recommend("active", 80, 30, True, m)
+    ('none', 'upsell')
+    >>> recommend("active", 20, 60, True, m, on_schedule=True), recommend("active", 20, 60, True, m)
+    ('none', 'educate')
+    >>> recommend("active", 80, 30, True, m, True, on_schedule=True), recommend("dormant", 20, 30, True, m, on_schedule=True)
+    ('check_in', 'check_in')
     """
     if stage == "churned":
         return "win_back"
-    using = health >= model.action_health
-    paying = subscribed or (is_buyer and temperature >= model.action_temperature)
+    using = on_schedule or health >= model.action_health
+    paying = subscribed or on_schedule or (is_buyer and temperature >= model.action_temperature)
     if paying and not using:
         return "educate"
     if stage == "declining" or stage == "dormant":

@@ -23,6 +23,7 @@ from models.vocabulary import ACTIVITY, SUBSCRIPTION
 from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
+from models.signals import order_due_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "review_due_s",
@@ -485,14 +486,14 @@ def alert_may_open(a: Assessment, now_s: int) -> bool:
     """Whether the user assessed in ``a`` at ``now_s`` is one an at-risk alert may open for,
     whatever the risk and the thresholds: in a stage an alert opens in (:data:`_OPENS`: not
     dormant or churned, those are the win-back list, nor just back from churned), at least a day
-    old, and not a repeat buyer whose next order is not due yet (:func:`_order_due_s`).
+    old, and not a repeat buyer whose next order is not due yet (models.signals.order_due_s).
     Everything here is known to the stream at ``now_s``.
 
     Why public: ``churnwatch train`` chooses ``risk_enter`` as a quantile of the risk over the
     rows an alert could go to, and judges its alert line on them (streams.offline.train); it asks
     this function, so the training rows and the stream cannot disagree on who is alertable (QA10
     F2: a line chosen over every row, the lapsed included, flagged nobody the stream alerts)."""
-    return a.stage in _OPENS and a.signals.age_days >= _MIN_AGE_DAYS and _order_due_s(a) <= now_s
+    return a.stage in _OPENS and a.signals.age_days >= _MIN_AGE_DAYS and order_due_s(a.signals) <= now_s
 
 
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
@@ -535,45 +536,6 @@ def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | 
     return True
 
 
-def _order_due_s(a: Assessment) -> int:
-    """For a repeat buyer (purchases on two days or more: a purchase rhythm of their own), the
-    first second at which their next order is overdue; 0 for everybody else. Overdue: purchase
-    silence past their usual interval between purchases, the longer of their own mean interval
-    (first to last purchase over the intervals, ``purchase_t_x / purchase_x``) and the
-    signals' ``purchase_gap_days`` (models.signals), which shrinks the own one towards the
-    population's typical interval by one interval's weight.
-
-    Why the longer: the shrunk estimate alone put a 42-day buyer's order due at 36 days after
-    two orders ((42 + 30) / 2 under the shipped default's 30-day prior; 38 after three): QA12 F1
-    saw 120 live at-risk alerts on regular re-orderers at 0.81-1.00 of their own interval, and
-    580 in a backtest with the shipped model, each against the README's "no at-risk alert before
-    their next order is due". The prior is there for the opposite case, two orders a day apart
-    that show no rhythm yet: it then lengthens the wait, and the longer of the two keeps that.
-
-    Why: a repeat buyer is judged by the rhythm that carries the relationship, the orders, as
-    the temperature's purchase rhythm does (BG/NBD: Fader, Hardie & Lee 2005). Their visits come
-    around the orders, irregularly, so silence against the *visit* rhythm alone says little:
-    before the next order is due, a monthly buyer silent for three weeks is on schedule (the
-    lifecycle's own example). Measured (benchmarks.alert_breakdown, simulate-mix, shipped default):
-    90% of the at-risk alerts on buyers who kept buying came before their next order was due.
-    Monotone in silence (purchase silence only grows), so the engine schedules a review at that
-    second (:func:`_next_review`) and the alert opens then if the risk is still high.
-    """
-    sig = a.signals
-    if sig.purchase_x < 1:
-        return 0
-    gap = sig.purchase_gap_days
-    own = sig.purchase_t_x / sig.purchase_x
-    if own > gap:  # a rhythm slower than the population's: the order is due at the user's own
-        if sig.purchase_silence_days >= own:
-            return 0
-        gap = own
-    elif sig.purchase_overdue >= 1.0:
-        return 0
-    # one second past the exact crossing, so float rounding cannot leave the review a hair early
-    return sig.now_s + int(math.ceil((gap - sig.purchase_silence_days) * DAY_S)) + 1
-
-
 def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c: CompiledModel | None = None) -> int:
     """When to look again with no new events: the next moment an alert can be due, else the cap.
 
@@ -585,7 +547,7 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
     bisection to ``_RISK_TOLERANCE_S`` on models.scoring.risk_after (via SilentRisk; risk is non-decreasing in
     silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the
     wait. A repeat buyer whose next order is not due yet cannot open an alert before it is
-    (:func:`_order_due_s`): the search then starts at that second; so for a user just back from
+    (models.signals.order_due_s): the search then starts at that second; so for a user just back from
     churned, at the end of the "reactivated" stage (:data:`_OPENS`). A known renewal that opens
     the exit before the cap (models.risk.exit_opens_s) is a step of the risk: an alert due then
     is found at that very second. A churned user is looked at
@@ -610,7 +572,7 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
             enter = max(enter, st.alert_risk + c.material_rise)
             if st.quiet_until_s < nxt:
                 nxt = st.quiet_until_s  # then the plain threshold holds again: look then
-        due = _order_due_s(a)
+        due = order_due_s(a.signals)
         if a.stage == "reactivated":  # nothing opens before the stage ends (_OPENS)
             back_until = st.stage_since_s + int(math.ceil(c.new_days * DAY_S))
             if back_until > due:

@@ -69,7 +69,8 @@ class ChurnModel:
     # stage or the at-risk flag can change (models.engine); this cap is only a safety net.
     review_interval_days: float = 7.0
     # Recommended action quadrant (models.actions): "using" = health >= action_health,
-    # "paying" = a purchaser with temperature >= action_temperature.
+    # "paying" = a purchaser with temperature >= action_temperature; a repeat buyer on schedule
+    # (models.signals.order_due_s) both uses and pays.
     action_health: float = 50.0
     action_temperature: float = 50.0
     # Logistic risk model: weight per feature name (models.risk.FEATURES), plus intercept, and the

@@ -95,6 +95,16 @@ after the moment (the state went another way from there), and checks that no new
 breaks either rule (run it with the venv: it replays the histories' purchases)::
 
     PYTHONPATH=. .venv/bin/python -m tests.golden_masked opens /tmp/old.json /tmp/new.json
+A change to the recommended action of a repeat buyer on schedule (QA12 F7: one whose next order
+is not overdue by their own rhythm both uses and pays, models.actions ``on_schedule``) is proved on
+the rows themselves: ``actions`` checks that the alerts and scores are identical with ``action``
+masked (the same alert ids, times, scores, stages, risks, reasons) and the states byte-identical,
+and that every row whose action changed is of a repeat buyer on schedule at its time (a score
+from its signals; an alert from the history's purchases, models.signals.order_due_s's rule
+replayed), now ``none`` or ``check_in``; it prints the changes by old -> new action and kind
+(run it with the venv: it replays the histories' purchases)::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked actions /tmp/old.json /tmp/new.json
 """
 
 from __future__ import annotations
@@ -105,7 +115,7 @@ import re
 import sys
 from typing import Any, Iterator
 
-__all__ = ["cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes", "reworded",
+__all__ = ["actions", "cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes", "reworded",
            "users"]
 
 
@@ -631,6 +641,67 @@ def opens(old_path: str, new_path: str) -> bool:
     return ok
 
 
+def _on_schedule(purchases: list[int], prior: float, t_s: int) -> bool:
+    """Whether a user with purchases at ``purchases`` (seconds, event order) is a repeat buyer whose
+    next order is not overdue at ``t_s``: models.signals.order_due_s's rule on models.state's
+    purchase summary, replayed from the history."""
+    from models.state import DAY_S
+
+    p = [x for x in purchases if x <= t_s]
+    if not p:
+        return False
+    first, last = p[0], max(p)
+    x = min(len(p) - 1, last // DAY_S - first // DAY_S)
+    if x < 1:
+        return False
+    t_x = (last - first) / DAY_S
+    due = max(t_x / x, (t_x + prior) / (x + 1), 1.0)
+    return (t_s - last) / DAY_S < due
+
+
+def _signals_on_schedule(signals: str) -> bool:
+    """The same from a score's ``repr`` of its signals (purchase_x, purchase_t_x, silence, gap)."""
+    v = {k: float(x) for k, x in re.findall(r"(purchase_x|purchase_t_x|purchase_silence_days|purchase_gap_days)=([-0-9.e+]+)", signals)}
+    if v["purchase_x"] < 1:
+        return False
+    return v["purchase_silence_days"] < max(v["purchase_t_x"] / v["purchase_x"], v["purchase_gap_days"])
+
+
+def actions(old_path: str, new_path: str) -> bool:
+    """True when only ``action`` changed, and only in rows of a repeat buyer on schedule, now
+    ``none`` or ``check_in`` (module docstring, ``actions``; printing what changed)."""
+    old, new = _dumps(old_path, new_path)
+    ok = True
+    purchases: dict[int, tuple[dict[str, list[int]], float]] = {}
+    for key, part, o, n, rows_ok, states_ok in _parts(old, new):
+        seed = int(key.split("/")[0][len("seed"):])
+        if seed not in purchases:
+            purchases[seed] = _purchase_days(seed)
+        bought, prior = purchases[seed]
+        if key.endswith("prior_model"):
+            from models.model import ChurnModel
+            prior = ChurnModel().compiled.purchase_gap_days
+        masked_same = rows_ok and all({**o[k], "action": None} == {**n[k], "action": None} for k in o)
+        tally: collections.Counter[str] = collections.Counter()
+        off_target, users = [], set()
+        for k in o:
+            if k not in n or o[k]["action"] == n[k]["action"]:
+                continue
+            d, e = o[k], n[k]
+            user = str(d.get("user_id", d.get("u")))
+            users.add(user)
+            tally[f"{d.get('kind', 'score')} {d['action']}->{e['action']}"] += 1
+            aimed = (_signals_on_schedule(d["signals"]) if part == "scores"
+                     else _on_schedule(bought.get(user, []), prior, d["event_time_ms"] // 1000))
+            if not aimed or e["action"] not in ("none", "check_in"):
+                off_target.append((user, k, d["action"], e["action"]))
+        ok &= masked_same and states_ok and not off_target
+        print(f"{key} {part}: {len(o)} rows, identical with action masked: {masked_same}; changed {sum(tally.values())} "
+              f"rows of {len(users)} users, all repeat buyers on schedule now none/check_in: {not off_target} "
+              f"{off_target[:5]}; {dict(sorted(tally.items()))}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -650,6 +721,8 @@ if __name__ == "__main__":
         sys.exit(0 if midnight(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["held"] and len(sys.argv) == 6 and len(sys.argv[4].split(",")) == 2:
         sys.exit(0 if held(sys.argv[2], sys.argv[3], *sys.argv[4].split(","), int(sys.argv[5]) * 1000) else 1)
+    elif sys.argv[1:2] == ["actions"] and len(sys.argv) == 4:
+        sys.exit(0 if actions(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["opens"] and len(sys.argv) == 4:
         sys.exit(0 if opens(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:

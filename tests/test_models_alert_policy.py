@@ -72,7 +72,7 @@ def _visits_and_orders(order_days: tuple[int, ...], visit_days: tuple[int, ...])
 
 def test_a_buyer_slower_than_the_population_is_not_at_risk_before_their_own_interval() -> None:
     """QA12 F1 (c01509): orders 42 days apart, a visit between. The usual interval shrunk towards the
-    30-day prior is (42 + 30) / 2 = 36 days; the order is due at the user's own 42 (models.engine._order_due_s)."""
+    30-day prior is (42 + 30) / 2 = 36 days; the order is due at the user's own 42 (models.signals.order_due_s)."""
     events = _visits_and_orders((0, 42), (21,))
     last_order_ms = events[-1].ts_ms
     alerts = [a for a in _at_risk(events) if a.event_time_ms > last_order_ms]

@@ -55,8 +55,9 @@ MODELS = [ChurnModel(), MODEL]
 _types = st.sampled_from(EVENT_TYPES + ("dislike", "unfriend"))  # and negative feedback (models.vocabulary)
 #: The engine and its assessment as Python (models/_native.py): _change_points patches the engine's own
 #: functions, which the compiled engine would call directly.
-_PURE = import_pure(["engine", "scoring"])
+_PURE = import_pure(["engine", "scoring", "signals"])
 engine = _PURE["engine"]
+order_due_s = _PURE["signals"].order_due_s  # of the pure engine's signals (its own Signals class)
 
 
 @st.composite
@@ -152,7 +153,8 @@ def test_every_alert_tells_the_action_score_tells_with_billing(events: list[Even
 def _recommended(s: Any, st_: UserState, model: ChurnModel) -> str:
     """The action models.actions gives for scores ``s`` of state ``st_`` (its flags and open alert)."""
     return recommend(s.stage, s.health, s.temperature, st_.n_purchases > 0, model, st_.at_risk_since_s != 0,
-                     bool(st_.flags & PAYS_SUBSCRIPTION), bool(st_.flags & ACCOUNT_MEMBER))
+                     bool(st_.flags & PAYS_SUBSCRIPTION), bool(st_.flags & ACCOUNT_MEMBER),
+                     order_due_s(s.signals) > s.signals.now_s)
 
 
 def _check_alert_actions(events: list[Event], model: ChurnModel) -> None:

@@ -19,7 +19,7 @@ from models.lifecycle import churned_after_days, dormant_after_days, next_change
 from models.model import ChurnModel, load_model
 from models.reasons import MAX_REASONS
 from models.scoring import assess, risk_after, risk_at, score
-from models.signals import compute_signals, visit_gap_days
+from models.signals import compute_signals, order_due_s, visit_gap_days
 from models.state import DAY_S, STAGES, UserState, apply_event
 from models.temperature import DEFAULT_VISIT_PARAMS
 from models import mbgnbd
@@ -266,6 +266,53 @@ def test_a_user_at_risk_is_never_told_none_or_upsell(stage: str, health: float, 
     # QA 2026-12: u000606 (risk 0.60, health 51, temperature 66) got an at-risk alert saying "none"
     assert recommend(stage, health, temperature, buyer, MODEL) in ("none", "upsell")
     assert recommend(stage, health, temperature, buyer, MODEL, True) == "check_in"
+
+
+def _reorderer(period: int, orders: int = 10) -> tuple[UserState, float]:
+    """A repeat buyer: an order every ``period`` days, a visit the day after each (they rarely
+    browse), and the day of the last order."""
+    days = [float(period * i) for i in range(orders)]
+    return _state(_history(days, "purchase", 40.0) + _history([d + 1 for d in days])), days[-1]
+
+
+@pytest.mark.parametrize("period", [42, 56])
+def test_a_reorderer_on_schedule_uses_and_pays(period: int) -> None:
+    # QA12 F7: a regular 42- or 56-day re-orderer got upsell ("does not pay") or educate ("does
+    # not use") between two orders, never none; on schedule is "none" now
+    # (declining by their visits, the stage still asks for a check-in: models.actions rule 3)
+    st, last = _reorderer(period)
+    told = []
+    for after in (3, period // 2, period - 1):
+        now = T0 + int((last + after) * DAY_S)
+        s = score(st, now, MODEL)
+        assert order_due_s(s.signals) > now, "their next order is not due yet"
+        assert s.action == ("check_in" if s.stage in ("declining", "dormant") else "none"), (after, s)
+        told.append(recommend(s.stage, s.health, s.temperature, True, MODEL))  # health and temperature alone
+    # the quadrant alone said educate: the rarely browsing buyer "did not use"
+    assert told == ["educate"] * 3
+
+
+def test_an_overdue_reorderer_is_judged_by_the_quadrant_as_before() -> None:
+    st, last = _reorderer(42)
+    now = T0 + int((last + 50) * DAY_S)  # 8 days past their 42-day rhythm
+    s = score(st, now, MODEL)
+    assert order_due_s(s.signals) == 0
+    assert s.action == recommend(s.stage, s.health, s.temperature, True, MODEL)
+
+
+def test_a_one_time_buyer_is_not_on_schedule() -> None:
+    st = _state(_history([0.0], "purchase", 40.0) + _history([1.0, 2.0]))
+    s = score(st, T0 + 5 * DAY_S, MODEL)
+    assert order_due_s(s.signals) == 0  # no rhythm of their own: nothing is "due"
+    assert s.action == recommend(s.stage, s.health, s.temperature, True, MODEL)
+
+
+@pytest.mark.parametrize("stage", ["new", "active", "reactivated", "declining", "dormant"])
+@pytest.mark.parametrize("health, temperature", [(80, 30), (20, 30), (20, 80), (80, 80)])
+def test_on_schedule_never_says_upsell_or_educate_nor_none_at_risk(stage: str, health: float, temperature: float) -> None:
+    # a "does not pay" or "does not use" move for a buyer on schedule is what QA12 F7 found wrong
+    assert recommend(stage, health, temperature, True, MODEL, on_schedule=True) in ("none", "check_in")
+    assert recommend(stage, health, temperature, True, MODEL, True, on_schedule=True) == "check_in"
 
 
 def test_open_alert_turns_the_action_into_a_check_in_in_every_view() -> None:
