@@ -206,6 +206,7 @@ KAFKA_FETCH_REPLY_AGE = Gauge(
     "Seconds since the broker last answered a fetch for any partition this worker owns (an empty long poll counts); "
     "grows while the broker is unreachable; NaN while nothing is owned or nothing answered yet",
 )
+KAFKA_FETCH_REPLY_AGE.set(float("nan"))  # not 0 ("answered just now") before the first refresh
 READY = Gauge("churnwatch_ready", "1 when partitions are assigned and Redis answers")
 USERS_TRACKED = Gauge("churnwatch_users_tracked", "Users with state in Redis (all workers)")
 USERS_BY_STAGE = Gauge("churnwatch_users_by_stage", "Users per lifecycle stage (all workers)", ["stage"])
