@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from streams.settings import Settings
 
-__all__ = ["RETRY_LOGGER", "RepeatLimit", "create_topics", "kafka_python_client_kwargs", "limit_kafka_repeats", "list_topics",
+__all__ = ["RETRY_LOGGER", "RepeatLimit", "create_topics", "kafka_python_client_kwargs", "limit_kafka_repeats", "list_topics", "read_compacted",
            "partition_count", "quiet_kafka_logs"]
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,38 @@ def list_topics(settings: Settings) -> set[str]:
         return set(admin.list_topics())
     finally:
         admin.close()
+
+
+def read_compacted(settings: Settings, topic: str, take: Callable[[bytes | None, bytes | None], None],
+                   timeout_s: float) -> bool | None:
+    """Feed every record of ``topic`` (key, value; a tombstone's value is None) to ``take``, from
+    each partition's start to its end: True when every end was reached, False after ``timeout_s``
+    without, None when the topic does not exist (no partitions: seeking nothing would raise). The
+    end is the highwater of each fetch: the end offsets Tansu, the broker of the demo and the
+    tests, reports are not the log end. One reader of the compacted tables (the accounts table,
+    the erasure log), last record per key left to ``take``."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False,
+                             auto_offset_reset="earliest", group_id=None)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not parts:
+            return None
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        pending, deadline = set(parts), time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                for r in records:
+                    take(r.key, r.value)
+            for tp in list(pending):
+                high = consumer.highwater(tp)
+                if high is not None and consumer.position(tp) >= high:
+                    pending.discard(tp)
+        return not pending
+    finally:
+        consumer.close()
 
 
 def partition_count(settings: Settings, topic: str) -> int | None:

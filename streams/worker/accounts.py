@@ -10,7 +10,6 @@ compacting broker too. ``churnwatch accounts import`` (streams/cli/accounts.py) 
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,40 +50,19 @@ def ensure_accounts_topic(settings: Settings) -> str:
 
 
 def read_accounts(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
-    """The accounts table: the last record per key up to each partition's end, tombstones removing.
+    """The accounts table: the last record per key up to each partition's end, tombstones removing
+    (``streams.kafka_admin.read_compacted``); empty when nothing was imported yet (no topic)."""
+    from streams.kafka_admin import read_compacted
 
-    Reads up to the highwater of each fetch (the end offsets Tansu, the broker of the demo and
-    the tests, reports are not the log end), stopping when every partition is caught up or after ``timeout_s``.
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    from streams.kafka_admin import kafka_python_client_kwargs
-
-    consumer = KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False,
-                             auto_offset_reset="earliest", group_id=None)
     table: dict[str, dict[str, Any]] = {}
-    try:
-        parts = [TopicPartition(settings.topic_accounts, p) for p in sorted(consumer.partitions_for_topic(settings.topic_accounts) or ())]
-        if not parts:  # no account imported yet: the topic does not exist (seeking nothing would raise)
-            return table
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        pending = set(parts)
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                for r in records:
-                    key = r.key.decode()
-                    if r.value is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = orjson.loads(r.value)
-            for tp in list(pending):
-                high = consumer.highwater(tp)
-                if high is not None and consumer.position(tp) >= high:
-                    pending.discard(tp)
-        if pending:
-            raise UserError(f"read the accounts topic {settings.topic_accounts} for {timeout_s:.0f} s without reaching its end")
-    finally:
-        consumer.close()
+
+    def take(key: bytes | None, value: bytes | None) -> None:
+        name = (key or b"").decode()
+        if value is None:
+            table.pop(name, None)
+        else:
+            table[name] = orjson.loads(value)
+
+    if read_compacted(settings, settings.topic_accounts, take, timeout_s) is False:
+        raise UserError(f"read the accounts topic {settings.topic_accounts} for {timeout_s:.0f} s without reaching its end")
     return table

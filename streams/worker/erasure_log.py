@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -128,35 +127,17 @@ def publish_erasures(settings: Settings, records: list[tuple[bytes, bytes]], *, 
 
 
 def read_erasures(settings: Settings, *, timeout_s: float = 30.0) -> ErasureLog | None:
-    """The log read to its end (the highwater of each fetch: Tansu's end offsets are wrong); None
-    when the topic does not exist. ``TimeoutError`` when its end is not reached in ``timeout_s``."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from streams.kafka_admin import kafka_python_client_kwargs
+    """The log read to its end (``streams.kafka_admin.read_compacted``); None when the topic does
+    not exist. ``TimeoutError`` when its end is not reached in ``timeout_s``."""
+    from streams.kafka_admin import read_compacted
 
     topic = erasures_topic(settings)
-    consumer = KafkaConsumer(**kafka_python_client_kwargs(settings), enable_auto_commit=False,
-                             auto_offset_reset="earliest", group_id=None)
     log = ErasureLog()
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not parts:
-            return None
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        pending, deadline = set(parts), time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=200).values():
-                for r in records:
-                    _take(log, r.key, r.value)
-            for tp in list(pending):
-                high = consumer.highwater(tp)
-                if high is not None and consumer.position(tp) >= high:
-                    pending.discard(tp)
-        if pending:
-            raise TimeoutError(f"read the erasure log {topic} for {timeout_s:.0f} s without reaching its end")
-    finally:
-        consumer.close()
+    reached = read_compacted(settings, topic, lambda key, value: _take(log, key, value), timeout_s)
+    if reached is None:
+        return None
+    if not reached:
+        raise TimeoutError(f"read the erasure log {topic} for {timeout_s:.0f} s without reaching its end")
     return log
 
 
