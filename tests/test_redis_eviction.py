@@ -47,7 +47,7 @@ def _store(url: str) -> Store:
 def _gauge_runtime(store: Store) -> Any:
     """What ``WorkerRuntime``'s gauge refresh uses of a runtime, around ``store``."""
     runtime = types.SimpleNamespace(store=store, ready=True, redis_answered=True, _evicting_said=None,
-                                    consumer=types.SimpleNamespace(refresh_lag=lambda: None))
+                                    consumer=types.SimpleNamespace(refresh_lag=lambda: None, fetch_reply_age_s=lambda: None))
     runtime._say_evicting = functools.partial(WorkerRuntime._say_evicting, runtime)
     return runtime
 
