@@ -20,9 +20,10 @@ from models.model import load_model
 from streams.local import Service, start_kafka
 from streams.settings import Settings
 from streams.worker import metrics
+from streams.worker.gap import gap_of
 from streams.worker.service import WorkerRuntime
-from tests.harness import (QUICK_GROUP_BROKERS, Worker, group_session_ms, metric, publish_events, read_progress, wait_for,
-                           wait_progress)
+from tests.harness import (QUICK_GROUP_BROKERS, Worker, group_session_ms, metric, publish_events, read_progress, read_topic,
+                           redis_client, wait_for, wait_progress)
 
 pytestmark = [pytest.mark.integration]
 
@@ -119,13 +120,84 @@ def test_a_broker_that_lost_its_storage_leaves_the_worker_waiting_then_restarts_
         _create_topics(bootstrap, topics)  # `churnwatch topics`, as the ERROR says
         after = publish_events(bootstrap, topics["events"], _events("new", 12, 1, START_MS + 86_400_000))
         assert all(after[p] < before[p] for p in after), "the new log ends below the old progress everywhere"
+        wait_for("every partition restarted", lambda: metric(worker, "churnwatch_topic_resets_total") >= 4, 30, (worker,))
+        # each restart wrote its gap mark into the new log (streams.worker.gap): the log ends at the later of the two
+        last = {p: max([after.get(p, -1), *m]) for p, m in _gap_marks(bootstrap, topics["events"]).items()}
+        assert sorted(last) == [0, 1, 2, 3]
         wait_for("the new log applied", lambda: all(read_progress(redis_url, topics["events"], prefix).get(p) == off
-                                                    for p, off in after.items()), 30, (worker,))
+                                                    for p, off in last.items()), 30, (worker,))
         assert metric(worker, "churnwatch_topic_resets_total") == 4, "one restart per partition"
         # the counter follows the progress write (pipeline._count): wait for it, do not race it
         wait_for("48 events counted", lambda: metric(worker, "churnwatch_events_processed_total") == 36 + 12, 30, (worker,))
         wait_for("ready again", lambda: metric(worker, "churnwatch_ready") == 1, 30, (worker,))
         assert worker.output().count("the topic was replaced") == 4
+    finally:
+        worker.stop()
+
+
+def _gap_marks(bootstrap: str, topic: str) -> dict[int, list[int]]:
+    """The offsets of the gap marks (streams.worker.gap) in each partition of ``topic``."""
+    out: dict[int, list[int]] = {}
+    for rec in read_topic(bootstrap, topic, 4):
+        if gap_of(rec.headers) is not None:
+            out.setdefault(rec.partition, []).append(rec.offset)
+    return out
+
+
+def test_a_topic_reset_leaves_a_gap_mark_that_a_rebuild_after_a_redis_loss_reports(
+        own_broker: list[Service], redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    """QA13 F3. After the broker lost its storage and the topic was made again, each restarted
+    partition gets one gap mark in its new log; the worker that wrote it reads it with its
+    users' states kept and reports nothing. Then Redis loses the deployment's keys: the rebuild
+    replays the new log alone, meets the marks, and reports every partition's history
+    incomplete (before, it reported 0: the new log starts at offset 0). The marks are no events:
+    nothing is rejected and the processed count is the events'."""
+    bootstrap = own_broker[0].address
+    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}",
+              "group": f"g-{unique_name}"}
+    prefix = f"cw{unique_name.replace('-', '')}"
+    _create_topics(bootstrap, topics)
+    before = publish_events(bootstrap, topics["events"], _events("old", 12, 3, START_MS))
+    worker = Worker(bootstrap, redis_url, topics, tmp_path / "w.log",
+                    env={"CHURNWATCH_KEY_PREFIX": prefix, "CHURNWATCH_PARTITIONS": "4"}).start()
+    try:
+        wait_progress(redis_url, topics["events"], before, 60, (worker,), prefix=prefix)
+        assert len(before) == 4, "every partition has progress: each one is restarted"
+        assert _gap_marks(bootstrap, topics["events"]) == {}, "no mark without a reset"
+
+        port = int(bootstrap.rsplit(":", 1)[1])
+        own_broker[0].kill()
+        own_broker.append(start_kafka(port, use_env=False))  # the same address, no topic
+        wait_for("the worker to say the events topic is missing", lambda: "does not exist" in worker.output(), 30, (worker,))
+        _create_topics(bootstrap, topics)
+        after = publish_events(bootstrap, topics["events"], _events("new", 12, 1, START_MS + 86_400_000))
+        wait_for("every partition restarted", lambda: metric(worker, "churnwatch_topic_resets_total") == 4, 30, (worker,))
+        marks = _gap_marks(bootstrap, topics["events"])
+        assert sorted(marks) == [0, 1, 2, 3] and all(len(m) == 1 for m in marks.values()), f"one mark a partition: {marks}"
+        last = {p: max(after.get(p, -1), m[0]) for p, m in marks.items()}
+        wait_for("the new log and the marks applied", lambda: all(read_progress(redis_url, topics["events"], prefix).get(p) == off
+                                                                  for p, off in last.items()), 30, (worker,))
+        wait_for("48 events counted", lambda: metric(worker, "churnwatch_events_processed_total") == 36 + 12, 30, (worker,))
+        assert metric(worker, "churnwatch_history_incomplete") == 0, "the states kept across the reset hold the history"
+        assert metric(worker, "churnwatch_events_rejected_total") == 0, "a mark is no event (and no DLQ record)"
+
+        client = redis_client(redis_url)
+        try:  # Redis lost the deployment's data (as FLUSHDB would, without touching the other tests' keys)
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            assert keys
+            client.delete(*keys)
+        finally:
+            client.close()
+        wait_for("the rebuild to report every partition incomplete",
+                 lambda: metric(worker, "churnwatch_redis_data_lost_total") >= 1
+                 and all(metric(worker, "churnwatch_history_incomplete", f'partition="{p}"') == 1 for p in range(4)),
+                 60, (worker,))
+        wait_for("the rebuild to reach the marks", lambda: all(read_progress(redis_url, topics["events"], prefix).get(p) == off
+                                                               for p, off in last.items()), 30, (worker,))
+        lines = [line for line in worker.output().splitlines() if "holds a gap mark" in line]
+        assert sorted(int(line.split(f"{topics['events']}[", 1)[1].split("]", 1)[0]) for line in lines) == [0, 1, 2, 3], lines
+        assert all("WARNING" in line and "ChurnwatchHistoryIncomplete" in line for line in lines), lines
+        assert _gap_marks(bootstrap, topics["events"]) == marks, "a rebuild writes no mark: nothing was reset"
     finally:
         worker.stop()
 

@@ -24,7 +24,8 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
   ListOffsets confirms means the log went backwards (unconfirmed: a new leader's lagging high
   watermark after an election, ``_confirm_drops``). Either way the partition starts again at
   offset 0 of the new log, user states kept (``Store.restart_partition``), counted in
-  ``churnwatch_topic_resets_total{reason}``;
+  ``churnwatch_topic_resets_total{reason}``, after a gap mark is written into the new log
+  (``streams.worker.gap``): from then on Redis holds the only copy of the history before it;
 - a worker that took over with another model (``ModelReplaced``, same once-a-second check): this
   worker stops taking work and exits (code 3), so one model scores each partition at a time (also
   when the take-over emptied the store to rebuild it, ``--rebuild-state``: the store looks lost, and
@@ -38,8 +39,9 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
   others) before anything of them is applied; ``churnwatch relayout`` moves the state;
 - Redis that lost its data (``StoreLost``, from the incarnation marker checked by every cycle and
   once a second when idle): the worker stops applying, takes the store's new incarnation and
-  rebuilds its partitions from offset 0 of the topic; a partition whose log no longer starts at 0
-  is reported (``churnwatch_history_incomplete``) because its rebuild cannot be complete.
+  rebuilds its partitions from offset 0 of the topic; a partition whose log no longer starts at 0,
+  or holds a gap mark, is reported (``churnwatch_history_incomplete``) because its rebuild cannot
+  be complete.
 """
 
 from __future__ import annotations
@@ -59,11 +61,13 @@ from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
 from streams.forward.webhook import backoff_s
 from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings, aiokafka_client_kwargs
+from streams.timefmt import format_ts
 from streams.worker import metrics
 from streams.worker.batching import RecordCap
 from streams.worker.ledger import StoreRolledBack
 from streams.worker.clock import NEVER
 from streams.worker.fetch import lean_fetches
+from streams.worker.gap import gap_mark
 from streams.worker.partitioner import partitions_of
 from streams.worker.phases import reaches_clock, record_fingerprint
 from streams.worker.routing import KafkaCopy
@@ -93,6 +97,7 @@ BEYOND_END_HOLD_S = 0.5  # records served beyond their log end are read again af
 # A fetch reply's log end below the next offset is confirmed by ListOffsets before a restart (``_confirm_drops``):
 LOG_END_CHECK_TIMEOUT_S = 5.0  # its wait at most (under the cycle lock); no answer is not asked again sooner than this
 LOG_END_RECHECK_S = 1.0  # an answer stands this long for the partitions still seen below
+GAP_MARK_TIMEOUT_S = 20.0  # a restart's gap mark (``_restart``): the producer's 15 s request timeout, and some
 LAGGING_LOG_EVERY_S = 60.0  # a drop ListOffsets does not confirm: one WARNING a partition a minute at most
 # Records up to this size are sent in batches; a larger one goes through ``send``, which refuses a
 # record over the producer's max_request_size (1 MiB) as it always did (MessageSizeTooLargeError).
@@ -221,6 +226,15 @@ class KafkaSink:
             if r[0] is None:
                 futures.append(await producer.send(topic, value=r[1], key=None, headers=r[2] if len(r) > 2 else None))  # type: ignore[misc]
         await asyncio.gather(*futures)
+
+    async def send_to(self, topic: str, partition: int, record: KafkaCopy) -> None:
+        """Send one ``(key, value, headers)`` record into ``partition`` itself, whatever its key
+        (a control record that must land there: ``streams.worker.gap``); returns once acked."""
+        producer = self._producer
+        if producer is None:
+            raise KafkaConnectionError("producer not started")
+        key, value, headers = record
+        await (await producer.send(topic, value=value, key=key, partition=partition, headers=headers))
 
     @staticmethod
     async def _send_partition(producer: AIOKafkaProducer, topic: str, partition: int,
@@ -1229,6 +1243,13 @@ class StreamConsumer:
         await self._drain()  # the cycles in flight first: they applied records of the old log
         clock = self.pipeline.clock.partitions.get(p)
         max_ms = clock.stream_ms if clock is not None and clock.stream_ms != NEVER else 0
+        try:  # before Redis forgets the offsets: a crash in between restarts (and marks) again, never marks nothing
+            await asyncio.wait_for(self.sink.send_to(self.topic, p, gap_mark(p, wall_ms(), max_ms)), GAP_MARK_TIMEOUT_S)
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            retry_logger.warning("%s[%s] looks replaced, but writing its gap mark failed (%s: %s); restarting it at the "
+                                 "next pass", tp.topic, p, type(exc).__name__, exc)
+            self._seek(tp, self._next.get(p, 0))  # read again from where it was: the check comes again
+            return
         logger.error(
             "%s[%s]: %s: the topic was replaced (deleted and created again, storage lost, or another cluster). "
             "Applying its new log from offset 0; user states are kept. Runbook: ChurnwatchTopicReset", tp.topic, p, why)
@@ -1239,6 +1260,8 @@ class StreamConsumer:
         self._forget_log_end(p)  # after the drain: a tail abandoned in it may have flagged p (``_log_went_back``)
         self._to_commit.pop(tp, None)  # the old log's offset, past the new log's end
         self._fresh.add(p)
+        logger.info("%s[%s]: wrote a gap mark into the new log: a worker rebuilding this partition from scratch "
+                    "(after Redis lost its data) will report its history incomplete", tp.topic, p)
         self._next[p] = self._applied[p] = 0
         self._seek(tp, 0)
 
@@ -1364,6 +1387,21 @@ class StreamConsumer:
             logger.error("%s[%s]: state built from scratch but the log starts at offset %s: the events before it are "
                          "gone (retention), so users' state is incomplete. Runbook: ChurnwatchHistoryIncomplete",
                          tp.topic, tp.partition, first_offset)
+
+    def _report_gap(self, p: int, offset: int, at_ms: int) -> None:
+        """A cycle applied a gap mark of ``p`` (``streams.worker.gap``): the log holds none of the
+        history before the restart that wrote it. States kept across that restart hold it: the
+        partition's restart count in this store (``Store.restarts``, read at the resume) is above
+        0. A count of 0 means the states were built from scratch since (a first start, a rebuild
+        after Redis lost its data: the count went with ``cw:meta``): incomplete, as for a log that
+        no longer starts at offset 0 (``_report_history``)."""
+        if self._restarts.get(p, 0) > 0:
+            return
+        metrics.HISTORY_INCOMPLETE.labels(str(p)).set(1)
+        logger.warning("%s[%s]: state built from scratch, but the log holds a gap mark at offset %s: the partition "
+                       "was restarted at %s after its log was replaced (ChurnwatchTopicReset), and the events before "
+                       "that are not in this log, so users' state is incomplete. Runbook: ChurnwatchHistoryIncomplete",
+                       self.topic, p, offset, format_ts(at_ms) if at_ms > 0 else "an unknown time")
 
     async def _check_store(self) -> bool:
         """Once a second: does Redis still hold our data, our model, our partition layout?
@@ -1674,6 +1712,9 @@ class StreamConsumer:
             retry_logger.warning("cycle abandoned (%s): its records and those of the cycles after it will be read again", exc)
             return
         self._flights.popleft()
+        for p, (offset, at_ms) in result.gaps.items():
+            if p in self._applied:  # still owned: the mark is applied
+                self._report_gap(p, offset, at_ms)
         taken = 0
         for tp, records in batch.items():
             taken += len(records)

@@ -182,7 +182,8 @@ REDIS_ROLLBACKS = Counter(
 )
 HISTORY_INCOMPLETE = Gauge(
     "churnwatch_history_incomplete",
-    "1 when a partition's state was built from scratch but its log no longer starts at offset 0 (history lost to retention)",
+    "1 when a partition's state was built from scratch but its log no longer holds the whole history: it no longer "
+    "starts at offset 0 (retention), or it holds a gap mark (the topic was made again after a reset)",
     ["partition"],
 )
 MODEL_INFO = Gauge("churnwatch_model_info", "1 for the model this worker scores with (<version>@<digest>)", ["model"])

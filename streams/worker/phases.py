@@ -31,6 +31,7 @@ from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import logged_kind, user_entry
 from streams.worker.keys import locate, offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
+from streams.worker.gap import gap_of
 from streams.worker.revenue import (
     ACCOUNT_HEADER,
     MEMBER_HEADER,
@@ -96,6 +97,7 @@ class CycleResult:
     buckets: int = 0  # buckets read/written
     progress: dict[int, tuple[int, int]] = field(default_factory=dict)  # written: p -> (offset, S_p)
     idle: bool = False  # nothing to do: no records and no review clock moved
+    gaps: dict[int, tuple[int, int]] = field(default_factory=dict)  # p -> (offset, wall ms) of a gap mark read (streams.worker.gap)
 
 
 @dataclass(slots=True)
@@ -124,6 +126,9 @@ class Decoded:
     # accounts of the subscription statements rejected as late, one entry each: lost to the live MRR
     # figures as a statement behind its account's watermark is (churnwatch_subscription_late_total)
     late_statements: list[str] = field(default_factory=list)
+    # p -> (offset, wall ms of the restart) of the first gap mark read in p (streams.worker.gap): the
+    # log holds no history before it, which the consumer reports when it built p from scratch
+    gaps: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 # -- 1. decode ----------------------------------------------------------------------------------
@@ -232,8 +237,13 @@ class Decoding:
         name an account)."""
         out, router, reject, seen_ids = self.out, self.router, self.reject, self.seen_ids
         headers = rec.headers if with_headers else None  # type: ignore[attr-defined]
-        if headers and _account_copy_read(p, rec, headers, ev, out, reject):
-            return
+        if headers:
+            gap = gap_of(headers)
+            if gap is not None:  # a heartbeat without a mark too (``_account_copy_read`` would skip it): noted first
+                out.gaps.setdefault(p, (rec.offset, gap))
+                return
+            if _account_copy_read(p, rec, headers, ev, out, reject):
+                return
         if isinstance(ev, Rejection):
             reject(p, rec, ev)
             return

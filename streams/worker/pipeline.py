@@ -502,7 +502,7 @@ class Pipeline:
             if p in self._marks:
                 fold_marks(self._marks[p], list(read.items()))
         await self._note_accounts(decoded)
-        result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected)
+        result = CycleResult(consumed=decoded.consumed, rejected=decoded.rejected, gaps=decoded.gaps)
         until_ms = {p: clock.review_until_ms(p, wall_now_ms) for p in clock.partitions}
         # floored to a whole period: a member copy covers one (streams.worker.watermark.release_ms)
         release = {p: release_ms(self.account_watermark_ms(p)) for p in self._marks}

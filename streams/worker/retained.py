@@ -36,6 +36,7 @@ from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.worker.codec import Decoder, Rejection
+from streams.worker.gap import GAP_HEADER
 from streams.worker.revenue import ACCOUNT_HEADER, MEMBER_HEADER
 from streams.worker.routing import ORIGIN_HEADER, key_problem
 from streams.worker.watermark import HEARTBEAT_HEADER
@@ -44,8 +45,9 @@ __all__ = ["COPY_HEADERS", "Collector", "Retained", "read_retained"]
 
 logger = logging.getLogger(__name__)
 
-#: Headers of the records churnwatch writes back into the events topic (copies of originals, heartbeats).
-COPY_HEADERS: frozenset[str] = frozenset((ORIGIN_HEADER, ACCOUNT_HEADER, MEMBER_HEADER, HEARTBEAT_HEADER))
+#: Headers of the records churnwatch writes back into the events topic (copies of originals, heartbeats,
+#: gap marks: a gap mark carries a heartbeat header too, so readers of before it skip it as well).
+COPY_HEADERS: frozenset[str] = frozenset((ORIGIN_HEADER, ACCOUNT_HEADER, MEMBER_HEADER, HEARTBEAT_HEADER, GAP_HEADER))
 
 
 #: Events kept before the first drop of those before the window (``Collector``).
