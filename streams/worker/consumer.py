@@ -1382,8 +1382,9 @@ class StreamConsumer:
         if now - self._store_checked_at < STORE_CHECK_INTERVAL_S:
             return False
         self._store_checked_at = now
-        if idle:
-            await self.pipeline.look()
+        if idle:  # under the lock: a revocation meanwhile would leave the ledger judging a partition not owned
+            async with self._cycle_lock:
+                await self.pipeline.look()
         else:
             self.pipeline.observe_global(await self.store.check_and_stream_times(self.topic))
         return True
