@@ -712,3 +712,47 @@ def test_kept_alert_ids_of_a_revoked_partition_are_dropped_not_counted_as_resent
     pipeline.revoke(0)
     assert set(pipeline._acked_unapplied) == {f"id-{u.decode()}" for u, p in zip(users, owners) if p == 1}
     assert metrics.ALERTS_RESENT._value.get() == resent
+
+
+@pytest.mark.parametrize("lost", ["bucket", "progress"])
+def test_an_idle_look_sees_redis_gone_back_in_time(base_settings: Settings, redis_url: str, lost: str) -> None:
+    """QA13 F7: with no records no cycle reads a bucket or writes the progress, so the idle
+    worker's once-a-second look (``Pipeline.look``) compares them itself with its last
+    acknowledged writes. Each on its own: a bucket's offsets put back while the progress stays
+    (a Redis Cluster shard that failed over behind), and the progress put back alone. An
+    unchanged Redis raises nothing (and the look is repeatable)."""
+    from streams.worker.ledger import StoreRolledBack
+
+    users: dict[int, str] = {}
+    for i in range(200):
+        users.setdefault(bucket_of(f"user-{i}", base_settings.buckets), f"user-{i}")
+    (bx, x), (by, y) = list(users.items())[:2]
+    recs = records([Event(u, START_MS + 1000 * k, "view", f"{u}-{k}") for k, u in enumerate([x, x, y, y])])
+    client = redis_lib.Redis.from_url(redis_url)
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]]) -> tuple[str | None, int]:
+        pipeline = await make("idle")
+        keys = pipeline.store.keys
+        key = keys.offsets(by) if lost == "bucket" else keys.progress(base_settings.topic_events)
+        await pipeline.process({0: recs[0:2]}, WALL_MS)  # bucket X
+        older = client.dump(key)
+        await pipeline.process({0: recs[2:4]}, WALL_MS)  # bucket Y: lost below
+        await pipeline.look()
+        await pipeline.look()  # nothing went back: nothing raised, twice
+        if older is None:
+            client.delete(key)
+        else:
+            client.restore(key, 0, older, replace=True)
+        try:
+            await pipeline.look()
+        except StoreRolledBack as exc:
+            return str(exc), len(pipeline.ledger.watched())
+        return None, len(pipeline.ledger.watched())
+
+    try:
+        found, watched = run(base_settings, scenario)
+    finally:
+        client.close()
+    assert bx != by and watched >= 2, "the ledger holds both buckets"
+    expected = f"bucket {by} holds" if lost == "bucket" else f"the progress of {base_settings.topic_events}[0] holds offset 1"
+    assert found is not None and found.startswith(expected), found

@@ -41,7 +41,10 @@ Faults recognised here (docs/OPERATE.md has the runbook of each):
   once a second when idle): the worker stops applying, takes the store's new incarnation and
   rebuilds its partitions from offset 0 of the topic; a partition whose log no longer starts at 0,
   or holds a gap mark, is reported (``churnwatch_history_incomplete``) because its rebuild cannot
-  be complete.
+  be complete;
+- Redis that went back in time (``StoreRolledBack``, from the write ledger and progress floors
+  checked by every cycle's reads and progress write, and once a second when idle:
+  ``Pipeline.look``): the worker resumes its partitions from what Redis holds (``_rewind_store``).
 """
 
 from __future__ import annotations
@@ -668,7 +671,7 @@ class StreamConsumer:
                 finally:
                     if live:  # a halted worker, one waiting for its topic and held partitions stay paused
                         self._resume_fetching()
-                answered = await self._check_store()
+                answered = await self._check_store(idle=not n and not self._flights)
                 if self.applied_cycles > applied:
                     self.failures, work_failed = 0, False
                 elif answered and not n and not work_failed:
@@ -1403,9 +1406,12 @@ class StreamConsumer:
                        "that are not in this log, so users' state is incomplete. Runbook: ChurnwatchHistoryIncomplete",
                        self.topic, p, offset, format_ts(at_ms) if at_ms > 0 else "an unknown time")
 
-    async def _check_store(self) -> bool:
+    async def _check_store(self, idle: bool = False) -> bool:
         """Once a second: does Redis still hold our data, our model, our partition layout?
-        (Busy cycles check the incarnation in every bucket they touch.) And the topic's stream
+        (Busy cycles check the incarnation in every bucket they touch.) ``idle`` (no records this
+        turn, no cycle in flight): also did it keep this worker's last writes, the owned
+        partitions' bucket offsets and progress (``Pipeline.look``, same round trip; raises
+        ``StoreRolledBack``): no cycle reads a bucket without records (QA13 F7). And the topic's stream
         time from every partition's stored progress: only this worker's own progress writes tell
         it otherwise, so a worker whose partitions went quiet would keep their borrowed review
         clocks behind the partitions another worker still moves, and their reviews would wait.
@@ -1414,7 +1420,11 @@ class StreamConsumer:
         if now - self._store_checked_at < STORE_CHECK_INTERVAL_S:
             return False
         self._store_checked_at = now
-        self.pipeline.observe_global(await self.store.check_and_stream_times(self.topic))
+        if idle:  # under the lock: a revocation meanwhile would leave the ledger judging a partition not owned
+            async with self._cycle_lock:
+                await self.pipeline.look()
+        else:
+            self.pipeline.observe_global(await self.store.check_and_stream_times(self.topic))
         return True
 
     async def _adopt(self, adopted: ModelAdopted) -> None:

@@ -205,6 +205,18 @@ class WriteLedger:
                 if later > 0 or (later == 0 and not _older_token(token, last[1])):
                     last_of[field] = (raw, token, now)
 
+    def watched(self) -> dict[int, list[str]]:
+        """Per bucket, the offset fields the ledger holds (owned partitions only: ``forget``): what
+        an idle worker reads again once a second (``Pipeline.look``) and hands to :meth:`check_found`."""
+        return {bucket: list(last) for bucket, last in self._last.items() if last}
+
+    def check_found(self, watched: Mapping[int, Sequence[str]],
+                    found: Mapping[int, tuple[Sequence[str], Sequence[str]]], seq: int) -> None:
+        """:meth:`check` of each bucket of ``watched`` with the ``(offsets, tokens)`` ``found`` there
+        by a read sent when the ledger's ``seq`` was ``seq``: the same judgement as a cycle's reads."""
+        buckets = [b for b in watched if b in found]
+        self.check_reads([_Read(b, watched[b]) for b in buckets], [_Found(*found[b]) for b in buckets], _AS_IS, seq)
+
     def forget(self, partition: int) -> None:
         """``partition`` is no longer owned, or starts again from what Redis holds."""
         for last in self._last.values():

@@ -73,7 +73,7 @@ from streams.timefmt import format_ts
 from streams.worker.clock import NEVER, Jump, TopicClock
 from streams.worker.codec import Decoder
 from streams.worker.keys import OffsetFields
-from streams.worker.ledger import WriteLedger
+from streams.worker.ledger import StoreRolledBack, WriteLedger
 from streams.worker.phases import (
     NO_DUE,
     Advanced,
@@ -366,6 +366,25 @@ class Pipeline:
             self.decoder = Decoder(max_event_bytes=self.settings.max_event_bytes, max_clock_skew_ms=self.settings.max_clock_skew_ms,
                                    type_map=model.type_map, currency=self.settings.currency,
                                    vocabulary=model.compiled.vocabulary)
+
+    async def look(self) -> None:
+        """An idle worker's once-a-second look (``StreamConsumer._check_store``), one round trip:
+        ``Store.look`` (incarnation, model, layout, the topic's progress) and the offset fields
+        of every bucket the ledger holds, compared with this worker's last acknowledged writes:
+        the bucket offsets with the ledger (as a cycle's read), the progress of each owned
+        partition with its floor (as ``lua/progress.lua``). Either found older raises
+        ``StoreRolledBack``: Redis went back in time while no record arrived (QA13 F7), and the
+        worker resumes from it at once instead of at the next record. Floors and ``seq`` are
+        taken before the read is sent: only writes acknowledged by then can be judged by it."""
+        watched, floors, seq = self.ledger.watched(), dict(self._floors), self.ledger.seq
+        progress, found = await self.store.look(self.topic, watched)
+        self.ledger.check_found(watched, found, seq)
+        for p, floor in floors.items():
+            offset = progress[p][0] if p in progress else None
+            if floor >= 0 and (offset is None or offset < floor) and p in self._floors:
+                raise StoreRolledBack(f"the progress of {self.topic}[{p}]",
+                                      "none" if offset is None else f"offset {offset}", f"offset {floor}", p)
+        self.observe_global(progress)
 
     def observe_global(self, progress: Mapping[int, tuple[int, int]]) -> None:
         for _, max_ms in progress.values():

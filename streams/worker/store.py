@@ -992,9 +992,20 @@ class Store:
         (busy cycles check the marker of every bucket they read or write); then return
         ``{partition: (last applied offset, max event ms)}`` written in this incarnation, what a
         worker folds into the topic's stream time (``TopicClock.observe_global``)."""
+        return (await self.look(topic, {}))[0]
+
+    async def look(self, topic: str, watched: Mapping[int, Sequence[str]]) -> tuple[dict[int, tuple[int, int]],
+                                                                                    dict[int, tuple[list[str], list[str]]]]:
+        """:meth:`check_and_stream_times`, and in the same round trip (one pipeline) one HMGET per
+        bucket of ``watched`` (bucket -> offset fields): ``{bucket: (offsets, tokens)}`` found
+        ("" none), what an idle worker compares with its last acknowledged writes (``WriteLedger``):
+        without records no cycle reads a bucket, so a Redis that went back in time would go unseen."""
         pipe = self._client.pipeline(transaction=False)
         pipe.hmget(self.keys.meta, ["incarnation", "model", f"layout_changed:{topic}"])
         pipe.hgetall(self.keys.progress(topic))
+        buckets = list(watched)
+        for b in buckets:
+            pipe.hmget(self.keys.offsets(b), [name for f in watched[b] for name in (f, f"{f}|token")])
         replies = await pipe.execute()
         found, model, layout = (_s(v) for v in replies[0])
         if found != self.incarnation:
@@ -1007,7 +1018,8 @@ class Store:
             raise ModelReplaced(self.model, model)
         if layout:
             raise LayoutChanged(layout)
-        return _parse_progress(replies[1], self.incarnation)
+        offsets = {b: ([_s(v) for v in raw[::2]], [_s(v) for v in raw[1::2]]) for b, raw in zip(buckets, replies[2:])}
+        return _parse_progress(replies[1], self.incarnation), offsets
 
     async def layout(self, topic: str, partitions_now: int) -> int:
         """The partition count ``topic``'s state is laid out for (recorded by the first worker:
