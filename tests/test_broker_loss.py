@@ -87,15 +87,10 @@ def _events(tag: str, users: int, per_user: int, start_ms: int) -> list[Event]:
             for u in range(users) for i in range(per_user)]
 
 
-def test_a_broker_that_lost_its_storage_leaves_the_worker_waiting_then_restarts_each_partition_once(
-        own_broker: list[Service], redis_url: str, tmp_path: Path, unique_name: str) -> None:
-    """QA5 M2. The broker restarts empty under a caught-up worker. Tansu answers a fetch of the
-    topic it no longer has with an empty log, so the worker used to restart every partition at
-    once against that phantom log and stay ready with lag 0 (and, with accounts, write its
-    heartbeats into the missing topic, which ended in a loop of hundreds of restarts once the
-    topic was created again). Now it restarts nothing while the topic does not exist: one ERROR
-    naming the topic, not ready; once the topic exists again and new events come, each partition
-    that had progress restarts exactly once, from offset 0 of the new log, and applies it."""
+def _deployment(own_broker: list[Service], redis_url: str, unique_name: str, tmp_path: Path
+                ) -> tuple[str, dict[str, str], str, dict[int, int], Worker]:
+    """Topics of 4 partitions on the test's own broker, 36 events of 12 users published, and one
+    worker (its own key prefix) that has applied them: the start of the broker-loss stories."""
     bootstrap = own_broker[0].address
     topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}",
               "group": f"g-{unique_name}"}
@@ -106,6 +101,23 @@ def test_a_broker_that_lost_its_storage_leaves_the_worker_waiting_then_restarts_
                     env={"CHURNWATCH_KEY_PREFIX": prefix, "CHURNWATCH_PARTITIONS": "4"}).start()
     try:
         wait_progress(redis_url, topics["events"], before, 60, (worker,), prefix=prefix)
+    except BaseException:
+        worker.stop()
+        raise
+    return bootstrap, topics, prefix, before, worker
+
+
+def test_a_broker_that_lost_its_storage_leaves_the_worker_waiting_then_restarts_each_partition_once(
+        own_broker: list[Service], redis_url: str, tmp_path: Path, unique_name: str) -> None:
+    """QA5 M2. The broker restarts empty under a caught-up worker. Tansu answers a fetch of the
+    topic it no longer has with an empty log, so the worker used to restart every partition at
+    once against that phantom log and stay ready with lag 0 (and, with accounts, write its
+    heartbeats into the missing topic, which ended in a loop of hundreds of restarts once the
+    topic was created again). Now it restarts nothing while the topic does not exist: one ERROR
+    naming the topic, not ready; once the topic exists again and new events come, each partition
+    that had progress restarts exactly once, from offset 0 of the new log, and applies it."""
+    bootstrap, topics, prefix, before, worker = _deployment(own_broker, redis_url, unique_name, tmp_path)
+    try:
         assert len(before) == 4, "every partition has progress, or 'once per partition' proves little"
 
         port = int(bootstrap.rsplit(":", 1)[1])
@@ -152,16 +164,8 @@ def test_a_topic_reset_leaves_a_gap_mark_that_a_rebuild_after_a_redis_loss_repor
     replays the new log alone, meets the marks, and reports every partition's history
     incomplete (before, it reported 0: the new log starts at offset 0). The marks are no events:
     nothing is rejected and the processed count is the events'."""
-    bootstrap = own_broker[0].address
-    topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}",
-              "group": f"g-{unique_name}"}
-    prefix = f"cw{unique_name.replace('-', '')}"
-    _create_topics(bootstrap, topics)
-    before = publish_events(bootstrap, topics["events"], _events("old", 12, 3, START_MS))
-    worker = Worker(bootstrap, redis_url, topics, tmp_path / "w.log",
-                    env={"CHURNWATCH_KEY_PREFIX": prefix, "CHURNWATCH_PARTITIONS": "4"}).start()
+    bootstrap, topics, prefix, before, worker = _deployment(own_broker, redis_url, unique_name, tmp_path)
     try:
-        wait_progress(redis_url, topics["events"], before, 60, (worker,), prefix=prefix)
         assert len(before) == 4, "every partition has progress: each one is restarted"
         assert _gap_marks(bootstrap, topics["events"]) == {}, "no mark without a reset"
 
