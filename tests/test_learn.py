@@ -294,3 +294,29 @@ def test_train_says_beats_exactly_when_learn_would_adopt(current: float | None, 
     assert (" beats the default " in line) == adopt, line
     assert ("within noise" in line) == (comparison["verdict"] == "no better"), line
     assert adopt or line.endswith(("keep the default", "keep the default (churnwatch learn keeps such a model out)")), line
+
+
+def test_a_successor_takes_the_historys_own_rfm_edges() -> None:
+    """QA12 F11: segments drift when the quintile edges stay those of the training day. A model
+    with edges, learnt on a later history, gets that history's edges at its last event (the same
+    fit ``train`` makes); everything else of its population stays the base's."""
+    from models.events import EVENT_ORDER
+    from models.rfm import POPULATION_KEYS, fit_population
+    from streams.offline.learn import propose
+    from streams.offline.simulate import generate
+    from streams.offline.train import end_states
+
+    day = 86_400_000
+    events, _ = generate(seed=4, n_users=150, start_ms=1_767_225_600_000, days=120)
+    assert any(ev.type == "purchase" for ev in events)
+    stale = {"rfm_recency_days": [1.0, 2.0, 3.0, 4.0], "rfm_frequency": [1.0, 1.0, 1.0, 1.0], "rfm_monetary": [1.0, 2.0, 3.0, 4.0]}
+    current = load_model().with_(population={**load_model().population, **stale})
+    proposal = propose(events, current, model_id(current), churn_after_ms=30 * day, l2=0.1)
+    end = max(ev.ts_ms for ev in events)
+    per_user: dict[str, list] = {}
+    for ev in sorted(events, key=EVENT_ORDER):  # as train groups them
+        per_user.setdefault(ev.user_id, []).append(ev)
+    expected = fit_population(end_states(per_user, end, current).values(), end // 1000)
+    after = proposal.successor.population
+    assert {k: after[k] for k in POPULATION_KEYS} == expected != stale
+    assert {k: v for k, v in after.items() if k not in POPULATION_KEYS} == {k: v for k, v in current.population.items() if k not in POPULATION_KEYS}

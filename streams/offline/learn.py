@@ -6,7 +6,8 @@ d + horizon (plus the inactivity that defines churn) lies inside the history, by
 last activity before that much silence). No wall clock enters: "now" is the latest event read.
 The fit is ``train(..., weights_only=True)``: the successor keeps the current model's
 vocabulary, roles, horizon, population, calibration and thresholds, so workers can swap it under
-their running state; only the risk weights, intercept and means move.
+their running state; only the risk weights, intercept and means move, and the RFM edges of a model
+that has them are the history's own at its last event (they touch no state: QA12 F11).
 
 The guard (:func:`beats`) is the comparison ``train`` reports (``versus_default``, computed
 with the *current* model in the default's place): the successor is adopted only if its held-out

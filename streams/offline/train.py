@@ -80,7 +80,7 @@ from models.engine import advance, alert_may_open
 from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
-from models.rfm import fit_population as rfm_population
+from models.rfm import POPULATION_KEYS as RFM_KEYS, fit_population as rfm_population
 from models.risk import FEATURES, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
 from models.scoring import assess, risk_at
 from models.vocabulary import CANCEL, DEFAULT_SLOTS, SUBSCRIPTION, Vocabulary
@@ -374,6 +374,25 @@ def fit_population(states: Mapping[str, UserState], end_s: int, base: ChurnModel
     population.update(rfm_population(users, end_s))
     population[KINDS_KEY] = product_kinds_used(users, base)
     return population, purchase_params, report
+
+
+def current_rfm_edges(base: ChurnModel, per_user: Mapping[str, Sequence[Event]], end_ms: int) -> dict[str, Any]:
+    """``base``'s population with its RFM edges recomputed from ``per_user`` at ``end_ms``.
+
+    Why: the edges are today's quintiles of the product's purchasers at the time they are
+    computed, and a shop's population drifts (QA12 F11: edges from ``train`` four months old put
+    26% of customers in another segment than that day's quintiles). A successor
+    (``churnwatch learn``) keeps everything else of the base, but the edges touch no state (only
+    the segment a review names), so it takes the history's own. Only a base that has edges gets
+    new ones: the shipped default has none by design (fitted on nothing), and a history
+    without purchasers keeps the base's.
+    """
+    population = dict(base.population)
+    if not any(key in population for key in RFM_KEYS):
+        return population
+    edges = rfm_population(end_states(per_user, end_ms, base).values(), end_ms // 1000)
+    population.update(edges)
+    return population
 
 
 def product_kinds_used(users: Sequence[UserState], model: ChurnModel) -> list[str]:
@@ -787,9 +806,10 @@ def train(
     example on standardised weights; None chooses it, where it pulls and the per-type penalty by cross-validation (:func:`choose_prior`).
 
     ``weights_only``: a successor of ``base`` that a running state can take (``churnwatch learn``):
-    the vocabulary (``tracked_types``, even none, and roles), horizon, population, P(alive)
-    calibration and alert thresholds stay the base's; only the risk weights, intercept and
-    means are fitted (steps 2 only), and ``alert_share`` is ignored.
+    the vocabulary (``tracked_types``, even none, and roles), horizon, population (but its RFM
+    edges, recomputed from the history: :func:`current_rfm_edges`), P(alive) calibration and
+    alert thresholds stay the base's; only the risk weights, intercept and means are fitted
+    (steps 2 only), and ``alert_share`` is ignored.
     """
     base = base if base is not None else ChurnModel()
     if not events:
@@ -831,6 +851,7 @@ def train(
         if horizon != int(base.horizon_days * DAY_MS):
             raise ValueError(f"a successor keeps the base's horizon of {base.horizon_days:g} days, got {horizon / DAY_MS:g}")
         model, fit_report, alert_share = base.with_(risk_weights={}, risk_means={}), {}, None
+        model = model.with_(population=current_rfm_edges(base, per_user, data_end))
     else:
         # the base's kinds name its own slots: fit_population finds the kinds of the chosen vocabulary
         population = {k: v for k, v in base.population.items() if k != KINDS_KEY}
