@@ -28,3 +28,18 @@ def test_a_product_without_purchases_keeps_its_table() -> None:
     assert "spend" not in lines[0]
     assert lines[0].split()[:7] == ["#", "user", "risk", "save", "health", "temp", "stage"]
     assert lines[1].split()[:7] == ["1", "u1", "0.82", "0.40", "31", "40", "dormant"]
+
+
+def test_the_save_list_shows_days_overdue_for_repeat_buyers() -> None:
+    """QA12 F5: a column of days overdue against the re-order rhythm, blank for a user without one."""
+    late = dataclasses.replace(_report("c00746", 120.0), overdue_days=13.4)
+    early = dataclasses.replace(_report("c00523", 80.0), overdue_days=-5.6)
+    lines = user_rows([late, early, _report("c09999", 40.0)], save=True)
+    assert lines[0].split()[:9] == ["#", "user", "risk", "save", "health", "temp", "spend", "overdue", "stage"]
+    assert lines[1].split()[6:9] == ["120.00", "+13", "dormant"]
+    assert lines[2].split()[6:9] == ["80.00", "-6", "dormant"]
+    assert lines[3].split()[6:8] == ["40.00", "dormant"]
+
+
+def test_no_overdue_column_without_a_repeat_buyer() -> None:
+    assert "overdue" not in user_rows([_report("c09999", 40.0)], save=True)[0]
