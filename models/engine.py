@@ -20,7 +20,7 @@ from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
 from models.vocabulary import ACTIVITY, SUBSCRIPTION
-from models.lifecycle import REACHABLE, RECOVERABLE, is_overdue, next_change_s
+from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.signals import order_due_s, reorder_late, reorder_late_s
@@ -482,27 +482,11 @@ _RECOVERABLE: Final[frozenset[str]] = RECOVERABLE
 _MIN_AGE_DAYS: Final[float] = 1.0
 
 
-def _new_not_overdue(a: Assessment, c: CompiledModel) -> bool:
-    """A user still "new" (models.lifecycle rule 4) and not overdue (rule 5's silence test: silent
-    for ``overdue_factor`` usual intervals). No at-risk alert opens for them (QA12 F10): a new
-    user's risk is mostly the population's early hazard ("active on a single day so far: churn is
-    likeliest early on", "active over only 3 days (first to last visit)"), a fact about new users,
-    not about this one, and :data:`_MIN_AGE_DAYS`'s reason, one burst of events says nothing yet,
-    does not end with the clock. QA12 saw 515 of 542 one-time buyers alerted, most at exactly
-    1.0 day old (and 1,050 day-one alerts on regular re-orderers before their second order);
-    with the wait extended to a second active day only, they moved to days 2-6 of browsing around
-    their one order. What does say something about a new user is silence against the rhythm the
-    lifecycle reads: once overdue the alert may open (an onboarding alert, docs/SCORES.md
-    "Onboarding new users"), and a one-day user is new until exactly then (rule 4)."""
-    return a.stage == "new" and not is_overdue(a.signals, c)
-
-
-def alert_may_open(a: Assessment, now_s: int, c: CompiledModel) -> bool:
+def alert_may_open(a: Assessment, now_s: int) -> bool:
     """Whether the user assessed in ``a`` at ``now_s`` is one an at-risk alert may open for,
     whatever the risk and the thresholds: in a stage an alert opens in (:data:`_OPENS`: not
     dormant or churned, those are the win-back list, nor just back from churned), at least a day
-    old, not new unless overdue (:func:`_new_not_overdue`; ``c``: the model's compiled form, whose
-    ``overdue_factor`` that reads), and not a repeat buyer whose next order is not due yet
+    old, and not a repeat buyer whose next order is not due yet
     (models.signals.order_due_s), nor, for a buyer with a re-order rhythm, late yet
     (models.signals.reorder_late_s: the order rhythm carries their relationship, and at their due
     time a customer still buying at their rate is silent that long 37% of the time, e^-1; QA12's
@@ -513,8 +497,8 @@ def alert_may_open(a: Assessment, now_s: int, c: CompiledModel) -> bool:
     rows an alert could go to, and judges its alert line on them (streams.offline.train); it asks
     this function, so the training rows and the stream cannot disagree on who is alertable (QA10
     F2: a line chosen over every row, the lapsed included, flagged nobody the stream alerts)."""
-    return (a.stage in _OPENS and a.signals.age_days >= _MIN_AGE_DAYS and not _new_not_overdue(a, c)
-            and order_due_s(a.signals) <= now_s and reorder_late_s(a.signals) <= now_s)
+    return (a.stage in _OPENS and a.signals.age_days >= _MIN_AGE_DAYS and order_due_s(a.signals) <= now_s
+            and reorder_late_s(a.signals) <= now_s)
 
 
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
@@ -525,7 +509,7 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: Co
     rise above the risk it had opened at (no flapping)."""
     if c is None:
         c = model.compiled
-    if (a.risk < c.risk_enter and not reorder_late(a.signals)) or not alert_may_open(a, now_s, c):
+    if (a.risk < c.risk_enter and not reorder_late(a.signals)) or not alert_may_open(a, now_s):
         return False
     return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + c.material_rise
 
@@ -611,8 +595,6 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
     if nxt <= now_s or nxt > cap:
         nxt = cap
     enter = c.risk_enter
-    if st.at_risk_since_s == 0 and _new_not_overdue(a, c):
-        return nxt  # nothing opens before overdue or the end of "new" (both next_change_s candidates: nxt at the latest)
     if st.at_risk_since_s == 0:
         old_enough_s = st.first_seen_s + int(_MIN_AGE_DAYS * DAY_S)
         if now_s < old_enough_s < nxt:

@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
 __all__ = ["LAPSED", "REACHABLE", "RECOVERABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "declining_cause", "dormant_after_days",
-           "is_overdue", "lapse_gap_days", "next_change_s", "stage_of"]
+           "lapse_gap_days", "next_change_s", "stage_of"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
 #: holds too few visits for a rate to mean anything.
@@ -147,11 +147,6 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
 def _overdue(sig: Signals, c: "CompiledModel") -> bool:
     """Rule 5's silence test: silent for ``overdue_factor`` usual intervals or more."""
     return sig.visit_overdue >= c.overdue_factor
-
-
-def is_overdue(sig: Signals, c: "CompiledModel") -> bool:
-    """Rule 5's silence test (public: models.engine's alert rule for new users reads it)."""
-    return _overdue(sig, c)
 
 
 def _rate_down(st: UserState, sig: Signals, c: "CompiledModel") -> bool:

@@ -92,7 +92,7 @@ from models.compiled import KINDS_KEY, CompiledModel
 from models.health import ACT_QUANTILES, percentile
 from models.lifecycle import declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
-from models.signals import REORDER_MIN_INTERVALS, Signals, kinds_used, kinds_used_count, order_due_s, order_gap_days, rate_ratio
+from models.signals import Signals, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
 from models.state import DAY_S, UserState
 from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
@@ -922,9 +922,9 @@ def explain(
     _by_rank(found)  # stable: equal contributions keep the order above
     if purpose == "declining":
         _cause_first(found, st, sig, temperature, model)
-    elif sig.purchase_x >= REORDER_MIN_INTERVALS and order_due_s(sig) == 0:  # a rhythm, the order overdue
-        # the fact a shop acts on, first (QA12 F2): "usual re-order every 42 days, none for 68 days",
-        # whether the re-order rule (models.signals.reorder_late) or the risk opened the alert
+    elif reorder_late(sig):  # a rhythm, the re-order late (models.signals.reorder_late): the fact a
+        # shop acts on, first (QA12 F2): "usual re-order every 42 days, none for 68 days"; every
+        # at-risk alert of a buyer with a rhythm opens late (models.engine.alert_may_open)
         found[:] = [item for item in found if item[1] != "purchase"]
         found.insert(1 if found and found[0][1] == "cancelled" else 0, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
     return _shown(found, 1.0, st, sig, values, temperature, model, True)

@@ -71,14 +71,12 @@ what changed for them (run it with the venv: it replays the histories to find th
 
     PYTHONPATH=. .venv/bin/python -m tests.golden_masked midnight /tmp/old.json /tmp/new.json
 
-A change to who an at-risk alert opens for that reaches two groups (QA12 F2 and F10, 2026-12-04: a
-repeat buyer with a re-order rhythm is at risk once the re-order is late, and is not lapsed before;
-no at-risk alert for a new user not overdue) is proved on those users from the moment a rule can act:
-``reorder`` takes the buyers from their third purchase day and the users from their first old at-risk
-alert in stage ``new``, proves that every other user's alerts, scores and state are identical and
-that the targeted users' alerts before that moment are, and that no new at-risk alert is on a user
-new on a single active day; it prints what moved and how many alerts now give the re-order reason
-first (run it with the venv: it replays the histories)::
+A change to who an at-risk alert opens for among repeat buyers (QA12 F2, 2026-12-04: a buyer with a
+re-order rhythm is at risk once the re-order is late, not before, and is not lapsed before) is proved
+on those buyers from their third purchase day: ``reorder`` proves that every other user's alerts,
+scores and state are identical and that the buyers' alerts before that day are, and prints what moved
+and how many at-risk alerts now give the re-order reason first (run it with the venv: it replays
+the histories)::
 
     PYTHONPATH=. .venv/bin/python -m tests.golden_masked reorder /tmp/old.json /tmp/new.json
 
@@ -713,41 +711,13 @@ def actions(old_path: str, new_path: str) -> bool:
     return ok
 
 
-def _active_day_starts(seed: int) -> dict[str, list[int]]:
-    """Per user of the golden histories, the seconds at which each of their active days began
-    (models.state: an activity event on a later UTC day than the previous one, unless within
-    SESSION_S of it: a visit across midnight is one active day)."""
-    from models.model import load_model
-    from models.state import DAY_S, SESSION_S
-    from models.vocabulary import CANCEL, SUBSCRIPTION
-    from tests.test_models_golden import histories
-
-    vocabulary = load_model().compiled.vocabulary
-    out: dict[str, list[int]] = {}
-    for user, evs in histories(seed).items():
-        days: list[int] = []
-        last = -1
-        for ev in sorted(evs, key=lambda e: e.ts_ms):
-            if vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION):
-                continue
-            ts = ev.ts_ms // 1000
-            if last < 0 or (ts // DAY_S > last // DAY_S and ts - last > SESSION_S):
-                days.append(ts)
-            last = max(last, ts)
-        out[user] = days
-    return out
-
-
 def reorder(old_path: str, new_path: str) -> bool:
-    """True when only the users QA12 F2's and F10's rules can touch changed, each only from the
-    moment a rule can first act for them, and no new at-risk alert is one F10 forbids (module
-    docstring, ``reorder``; printing what moved). The users: a buyer from their third purchase
-    day (a re-order rhythm, models.signals.REORDER_MIN_INTERVALS: the re-order alert, the lapse
-    gap of models.lifecycle.lapse_gap_days, the re-order reason's interval); a user from their
-    first at-risk alert opened in stage new (models.engine._new_not_overdue: none opens for a new
-    user not overdue). Left: none of the new at-risk alerts on a user new on a single active day.
-    Only alerts are compared before a rule acts: a dump's scores score the *final* state at the
-    as-of times, so a targeted user's scores may differ at any of them (their open alert)."""
+    """True when only the buyers QA12 F2's rules can touch changed, each only from their third
+    purchase day (a re-order rhythm, models.signals.REORDER_MIN_INTERVALS: the re-order alert, the
+    lapse gap of models.lifecycle.lapse_gap_days, the re-order reason first), and their alerts
+    before it are identical (module docstring, ``reorder``; printing what moved). Only alerts are
+    compared before that day: a dump's scores score the *final* state at the as-of times, so a
+    targeted user's scores may differ at any of them."""
     from models.state import DAY_S
 
     old, new = _dumps(old_path, new_path)
@@ -755,62 +725,39 @@ def reorder(old_path: str, new_path: str) -> bool:
     for key in old:
         seed = int(key.split("/")[0][len("seed"):])
         purchases, _ = _purchase_days(seed)
-        day_starts = _active_day_starts(seed)
         o, n = old[key], new[key]
         oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
-
-        def one_day_new(u: str, d: dict[str, Any]) -> bool:
-            t = d["event_time_ms"] // 1000
-            return d["kind"] == "at_risk" and d["stage"] == "new" and sum(x <= t for x in day_starts.get(u, [])) < 2
-
-        def new_alert(d: dict[str, Any]) -> bool:
-            return d["kind"] == "at_risk" and d["stage"] == "new"
-
-        start: dict[str, int] = {}  # user -> first ms a rule can act
-        why: dict[str, str] = {}
+        start: dict[str, int] = {}  # user -> first ms the rules can act (their third purchase day)
         for u, ps in purchases.items():
-            seen: list[int] = []
+            days: set[int] = set()
             for t in ps:
-                if t // DAY_S not in seen:
-                    seen.append(t // DAY_S)
-                if len(seen) == 3:
-                    start[u], why[u] = t * 1000, "rhythm"
+                days.add(t // DAY_S)
+                if len(days) == 3:
+                    start[u] = t * 1000
                     break
-        for u, rows in oa.items():
-            first = min((json.loads(r)["event_time_ms"] for r in rows if new_alert(json.loads(r))), default=None)
-            if first is not None and first < start.get(u, first + 1):
-                start[u], why[u] = first, "first_day"
         everyone = set(o["states"]) | set(n["states"])
         others = [u for u in everyone - set(start)
                   if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
-        before_differs, moved, broken = [], collections.Counter(), 0
+        before_differs = [u for u, t0 in start.items()
+                          if {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
+                          != {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}]
+        moved: collections.Counter[str] = collections.Counter()
         reorder_alerts = 0
-        new_reasons: collections.Counter[str] = collections.Counter()
-        for u, t0 in start.items():
-            if {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0} != \
-                    {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}:
-                before_differs.append(u)
+        for u in start:
             for sign, rows in (("-", set(oa.get(u, ())) - set(na.get(u, ()))), ("+", set(na.get(u, ())) - set(oa.get(u, ())))):
                 for r in rows:
                     d = json.loads(r)
                     moved[f"{sign}{d['kind']}/{d['stage']}"] += 1
-            for r in na.get(u, ()):
-                d = json.loads(r)
-                broken += one_day_new(u, d)
-                if new_alert(d) and json.loads(r) not in [json.loads(x) for x in oa.get(u, ())]:
-                    new_reasons[re.sub(r"[0-9.]+", "N", d["reasons"][0]) if d["reasons"] else "-"] += 1
-                reorder_alerts += d["kind"] == "at_risk" and bool(d["reasons"]) and d["reasons"][0].startswith("usual re-order")
-        ok &= not others and not before_differs and not broken
+            reorder_alerts += sum(1 for r in na.get(u, ()) if json.loads(r)["kind"] == "at_risk"
+                                  and json.loads(r)["reasons"][:1] and json.loads(r)["reasons"][0].startswith("usual re-order"))
+        ok &= not others and not before_differs
         changed = {part: sum((src.get(u) != dst.get(u)) for u in start)
                    for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
-        old_first_day = sum(one_day_new(u, json.loads(r)) for u, rows in oa.items() for r in rows)
-        print(f"{key}: {len(everyone)} users, {len(start)} the rules can touch ({collections.Counter(why.values())}); "
-              f"every other user identical (alerts, scores, state): {not others} ({len(others)} differ {others[:3]}); "
-              f"their alerts before a rule can act identical: {not before_differs} ({len(before_differs)} differ); "
-              f"alerts {len(o['alerts'])} -> {len(n['alerts'])}; at-risk alerts on a one-day new user {old_first_day} -> {broken}; "
-              f"at-risk alerts with the re-order reason first: {reorder_alerts}; targeted users changed: {changed}")
+        print(f"{key}: {len(everyone)} users, {len(start)} with three purchase days or more; every other user identical "
+              f"(alerts, scores, state): {not others} ({len(others)} differ {others[:3]}); their alerts before their third "
+              f"purchase day identical: {not before_differs} ({len(before_differs)} differ); alerts {len(o['alerts'])} -> "
+              f"{len(n['alerts'])}; at-risk alerts with the re-order reason first: {reorder_alerts}; those users changed: {changed}")
         print(f"   moved: {dict(sorted(moved.items()))}")
-        print(f"   new at-risk alerts in stage new (overdue new users), first reason: {dict(new_reasons.most_common())}")
     return ok
 
 

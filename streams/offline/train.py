@@ -319,7 +319,7 @@ def build_snapshots(
             snaps.y.append(1 if gone or _churns_within(churn, date, horizon_ms) else 0)
             snaps.p_alive.append(1.0 - a.features[_COOLING])
             snaps.exit.append(1 if exit_open(a.signals, model) else 0)
-            snaps.alertable.append(1 if alert_may_open(a, now_s, model.compiled) else 0)
+            snaps.alertable.append(1 if alert_may_open(a, now_s) else 0)
             snaps.act_28d.append(a.signals.act_28d)
     return snaps
 
