@@ -504,9 +504,9 @@ def alert_may_open(a: Assessment, now_s: int) -> bool:
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
     """At-risk opens for a user it may open for (:func:`alert_may_open`) whose risk reached
     ``risk_enter``, or who is a repeat buyer late on their re-order (models.signals.reorder_late:
-    QA12 F2, the shop's save alert, whatever the risk); an open one stays open while the user lapses (the console's win-back list
-    reads it), and, within the quiet period after the last at-risk closed, only on a material
-    rise above the risk it had opened at (no flapping)."""
+    QA12 F2, the shop's save alert, whatever the risk); an open one stays open while the user
+    lapses (the console's win-back list reads it), and, within the quiet period after the last
+    at-risk closed, only on a material rise above the risk it had opened at (no flapping)."""
     if c is None:
         c = model.compiled
     if (a.risk < c.risk_enter and not reorder_late(a.signals)) or not alert_may_open(a, now_s):
