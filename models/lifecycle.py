@@ -4,8 +4,10 @@ The rules, first match wins (durations in days, ``gap`` = the user's usual inter
 active days, models.signals.visit_gap_days):
 
 1. **churned** - a cancellation with no activity on a later day (at once), or silence >=
-   max(churned_days, churned_factor x gap).
-2. **dormant** - silence >= max(dormant_days, dormant_factor x gap).
+   max(churned_days, churned_factor x lapse gap).
+2. **dormant** - silence >= max(dormant_days, dormant_factor x lapse gap). The lapse gap is
+   ``gap``, or for a repeat buyer with a re-order rhythm the longer of it and their usual interval
+   between orders (:func:`lapse_gap_days`, QA12 F2).
 3. **reactivated** - the previous stage was churned and the user is back (rules 1-2 no longer
    hold), and for ``new_days`` after that return. A return is a win-back signal.
 4. **new** - first seen less than ``new_days`` ago; and, for a user active on a single (UTC) day
@@ -38,7 +40,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from models.signals import Signals
+from models.signals import REORDER_MIN_INTERVALS, Signals, order_gap_days
 from models.state import DAY_S, STAGES, Stage, UserState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
 __all__ = ["LAPSED", "REACHABLE", "RECOVERABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "declining_cause", "dormant_after_days",
-           "next_change_s", "stage_of"]
+           "lapse_gap_days", "next_change_s", "stage_of"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
 #: holds too few visits for a rate to mean anything.
@@ -87,6 +89,25 @@ def _churned_after(gap_days: float, c: "CompiledModel") -> float:
     return personal if personal > c.churned_days else c.churned_days
 
 
+def lapse_gap_days(sig: Signals) -> float:
+    """The usual interval rules 1-2 (churned, dormant) scale by: the visit interval, or, for a
+    repeat buyer with a re-order rhythm (models.signals.REORDER_MIN_INTERVALS orders apart or
+    more), the longer of it and their usual interval between orders (models.signals.order_gap_days).
+
+    Why (QA12 F2): a buyer who browses between orders was dormant at 3 visit intervals, in QA12's
+    shop a median 0.2 of their re-order period (a 42-day coffee buyer dormant 18 days after their
+    last visit), so the re-order alert (models.signals.reorder_late, at 1.6 order intervals) could
+    never reach them: a dormant user is on the win-back list, not the save list. A customer is not
+    lapsed before their next order is even late. Constant in silence (neither interval moves
+    without an event), so :func:`next_change_s` keeps its exact seconds."""
+    gap = sig.visit_gap_days
+    if sig.purchase_x >= REORDER_MIN_INTERVALS:
+        orders = order_gap_days(sig)
+        if orders > gap:
+            return orders
+    return gap
+
+
 def _trend_exit(c: "CompiledModel") -> float:
     return (1.0 + c.decline_ratio) / 2.0
 
@@ -104,10 +125,10 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
         return "churned"
     if c is None:  # a caller holding model.compiled hands it down (models.scoring.assess)
         c = model.compiled
-    silence, gap = sig.silence_days, sig.visit_gap_days
-    if silence >= _churned_after(gap, c):
+    silence, lapse = sig.silence_days, lapse_gap_days(sig)
+    if silence >= _churned_after(lapse, c):
         return "churned"
-    if silence >= _dormant_after(gap, c):
+    if silence >= _dormant_after(lapse, c):
         return "dormant"
     since = st.stage_since_s
     if since and st.stage == _CHURNED:
@@ -199,7 +220,8 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     gap = sig.visit_gap_days
     if c is None:  # a caller holding model.compiled hands it down (models.engine)
         c = model.compiled
-    dormant_days, churned_days = _dormant_after(gap, c), _churned_after(gap, c)
+    lapse = lapse_gap_days(sig)
+    dormant_days, churned_days = _dormant_after(lapse, c), _churned_after(lapse, c)
     overdue_days = c.overdue_factor * gap
     reactivated = st.stage_since_s != 0 and st.stage == _REACTIVATED
     # Rough times first; only the earliest one still ahead is worked out to the second: the kinds

@@ -92,7 +92,7 @@ from models.compiled import KINDS_KEY, CompiledModel
 from models.health import ACT_QUANTILES, percentile
 from models.lifecycle import declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
-from models.signals import Signals, kinds_used, kinds_used_count, rate_ratio
+from models.signals import Signals, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
 from models.state import DAY_S, UserState
 from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
@@ -686,8 +686,9 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         if sig.active_days >= 3:
             return f"no visit for {sig.visit_overdue:.1f}x the usual interval of {sig.visit_gap_days:.1f} days"
         return f"no return for {_days(sig.silence_days)} after {sig.active_days} active day{'s' if sig.active_days != 1 else ''}"
-    if key == "purchase":
-        every = "every day" if round(sig.purchase_gap_days) == 1 else f"every {_days(sig.purchase_gap_days)}"
+    if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days)
+        gap = order_gap_days(sig)
+        every = "every day" if round(gap) == 1 else f"every {_days(gap)}"
         return f"usual re-order {every}, none for {_days(sig.purchase_silence_days)}"
     if key == "type_decline":
         found = _type_decline(sig, model)
@@ -761,8 +762,9 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
         if sig.trend_long >= 1.05:
             return f"recent activity{_RECENT_LONG} up {100.0 * (sig.trend_long - 1.0):.0f}% against the user's 3-month rate"
         return f"recent activity{_RECENT_LONG} steady against the user's 3-month rate"
-    if key == "purchase":
-        every = "every day" if round(sig.purchase_gap_days) == 1 else f"every {_days(sig.purchase_gap_days)}"
+    if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days), as _text
+        gap = order_gap_days(sig)
+        every = "every day" if round(gap) == 1 else f"every {_days(gap)}"
         return f"re-ordered {_ago(sig.purchase_silence_days)}, usual {every}"
     if key == "low":
         return _decayed_count(sig.act_28d, "event", False)
@@ -920,6 +922,11 @@ def explain(
     _by_rank(found)  # stable: equal contributions keep the order above
     if purpose == "declining":
         _cause_first(found, st, sig, temperature, model)
+    elif reorder_late(sig):  # a rhythm, the re-order late (models.signals.reorder_late): the fact a
+        # shop acts on, first (QA12 F2): "usual re-order every 42 days, none for 68 days"; every
+        # at-risk alert of a buyer with a rhythm opens late (models.engine.alert_may_open)
+        found[:] = [item for item in found if item[1] != "purchase"]
+        found.insert(1 if found and found[0][1] == "cancelled" else 0, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
     return _shown(found, 1.0, st, sig, values, temperature, model, True)
 
 

@@ -38,6 +38,13 @@ __all__ = [
     "recent_gap_days",
     "rate_ratio",
     "order_due_s",
+    "order_gap_days",
+    "reorder_late",
+    "reorder_late_s",
+    "days_overdue",
+    "REORDER_LATE_CHANCE",
+    "REORDER_LATE_FACTOR",
+    "REORDER_MIN_INTERVALS",
     "silent_after",
     "visit_gap_days",
 ]
@@ -197,16 +204,79 @@ def order_due_s(sig: Signals) -> int:
     """
     if sig.purchase_x < 1:
         return 0
-    gap = sig.purchase_gap_days
-    own = sig.purchase_t_x / sig.purchase_x
-    if own > gap:  # a rhythm slower than the population's: the order is due at the user's own
-        if sig.purchase_silence_days >= own:
+    gap = order_gap_days(sig)
+    if gap > sig.purchase_gap_days:  # a rhythm slower than the population's: the order is due at the user's own
+        if sig.purchase_silence_days >= gap:
             return 0
-        gap = own
     elif sig.purchase_overdue >= 1.0:
         return 0
     # one second past the exact crossing, so float rounding cannot leave the review a hair early
     return sig.now_s + int(math.ceil((gap - sig.purchase_silence_days) * DAY_S)) + 1
+
+
+def order_gap_days(sig: Signals) -> float:
+    """A repeat buyer's usual interval between orders, the one their next order is due at
+    (:func:`order_due_s`): the longer of their own mean interval (``purchase_t_x / purchase_x``)
+    and the shrunk ``purchase_gap_days``; 0 for a user without purchases on two days.
+    One implementation: the due time, the re-order alert, its reason and ``top``'s column read it."""
+    if sig.purchase_x < 1:
+        return 0.0
+    own = sig.purchase_t_x / sig.purchase_x
+    return own if own > sig.purchase_gap_days else sig.purchase_gap_days
+
+
+#: The re-order alert (QA12 F2; docs/SCORES.md "Re-order overdue: a save alert for repeat
+#: buyers"). A customer who buys at their own steady rate buys as a Poisson process while they
+#: are a customer (the purchase model of Pareto/NBD, Schmittlein, Morrison & Colombo 1987, and
+#: BG/NBD, Fader, Hardie & Lee 2005): the chance of a silence of ``s`` days with no order from a
+#: customer still buying at their rate is exp(-s / their usual interval). The alert opens where
+#: that chance falls to this level, one in five: from then on "still buying, just a long gap" is
+#: the less likely reading by four to one. A stated level, not fitted to any data.
+REORDER_LATE_CHANCE: Final[float] = 0.2
+#: The silence, in usual intervals, at which that chance is reached: ln(1 / 0.2) = 1.61.
+REORDER_LATE_FACTOR: Final[float] = math.log(1.0 / REORDER_LATE_CHANCE)
+#: Intervals (purchase days - 1) a buyer needs before the re-order alert reads their rhythm: one
+#: interval is a single gap, not yet a rhythm (its mean has a standard error of 100% under the
+#: same Poisson model, 1 / sqrt(intervals)); two show a gap repeated. QA12's naive rule used the same
+#: (three orders).
+REORDER_MIN_INTERVALS: Final[int] = 2
+
+
+def _late_at_days(sig: Signals) -> float:
+    """The purchase silence (days) from which a buyer with a rhythm is late; 0 without one."""
+    if sig.purchase_x < REORDER_MIN_INTERVALS:
+        return 0.0
+    return REORDER_LATE_FACTOR * order_gap_days(sig)
+
+
+def reorder_late(sig: Signals) -> bool:
+    """Whether a repeat buyer with a rhythm (:data:`REORDER_MIN_INTERVALS`) has been silent on
+    orders for :data:`REORDER_LATE_FACTOR` usual intervals (:func:`order_gap_days`): the chance a
+    customer still buying at their own rate shows such a silence is :data:`REORDER_LATE_CHANCE`.
+    Monotone in silence: once true, true until the next order."""
+    late = _late_at_days(sig)
+    return late > 0.0 and sig.purchase_silence_days >= late
+
+
+def reorder_late_s(sig: Signals) -> int:
+    """The first second at which :func:`reorder_late` holds, when it does not yet at
+    ``sig.now_s``; 0 when it already does or never can (no rhythm). The interval does not move
+    in silence (no order, no new interval), so this second does not either: the engine reviews
+    the user then (models.engine._next_review)."""
+    late = _late_at_days(sig)
+    if late <= 0.0 or sig.purchase_silence_days >= late:
+        return 0
+    # one second past the exact crossing, as order_due_s: float rounding cannot leave it a hair early
+    return sig.now_s + int(math.ceil((late - sig.purchase_silence_days) * DAY_S)) + 1
+
+
+def days_overdue(sig: Signals) -> float | None:
+    """Days a repeat buyer's next order is overdue against their usual interval
+    (:func:`order_gap_days`; negative: days until it is due); None for a user without purchases
+    on two days (no rhythm to be late against). ``churnwatch top`` shows it (QA12 F5)."""
+    if sig.purchase_x < 1:
+        return None
+    return sig.purchase_silence_days - order_gap_days(sig)
 
 
 def visit_gap_days(st: UserState, population_gap: float) -> float:

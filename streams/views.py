@@ -21,6 +21,7 @@ from models.model import ChurnModel, load_model
 from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, next_period_ms, period_start_ms
 from models.ranking import Ranked, budget_size
 from models.scoring import Scores, score, scores_from
+from models.signals import compute_signals, days_overdue
 from models.state import UserState, tracked
 from models.subscription import calendar_days
 from streams.errors import UserError
@@ -61,6 +62,9 @@ class UserReport:
     # owner): who to route the user to (QA6 M3); "" when not looked up (lists) or the user has none
     account_id: str = ""
     account_facts: dict[str, Any] | None = None
+    # days a repeat buyer's next order is overdue against their own rhythm (negative: days until
+    # due; models.signals.days_overdue), None for others or where not computed: top's column (QA12 F5)
+    overdue_days: float | None = None
 
     def account_dict(self) -> dict[str, Any]:
         """``account_id``, ``account_name`` and ``owner`` when the user is a member of an account (the
@@ -214,7 +218,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
 
         page = reader.run(lambda store: at_risk_page(store, model, now_ms, kind, n))  # type: ignore[arg-type]
         return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state,
-                           r.savable if kind == "save" else None) for r in page.rows]
+                           r.savable if kind == "save" else None, overdue_days=_overdue(r.state, now_ms, model))
+                for r in page.rows]
     if kind == "save" and reader.run(lambda store: store.save_index_model()) == model_id(model):
         ranked = reader.run(lambda store: indexed_save_list(store, settings.topic_events, model, now_ms // 1000, n=n, share=share))
     else:
@@ -223,8 +228,14 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
                         "reading every state")
         ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
                             n=n, share=share)
-    return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state, r.savable if kind == "save" else None)
+    return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state, r.savable if kind == "save" else None,
+                       overdue_days=_overdue(r.state, now_ms, model))
             for r in ranked]
+
+
+def _overdue(state: UserState, now_ms: int, model: ChurnModel) -> float | None:
+    """Days the user's next order is overdue by their own rhythm at the row's time (models.signals.days_overdue)."""
+    return days_overdue(compute_signals(state, max(now_ms, state.last_seen_s * 1000) // 1000, model))
 
 
 #: A user due for review this close after "now" is read live: the schedule may see a declining

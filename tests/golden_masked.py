@@ -71,6 +71,15 @@ what changed for them (run it with the venv: it replays the histories to find th
 
     PYTHONPATH=. .venv/bin/python -m tests.golden_masked midnight /tmp/old.json /tmp/new.json
 
+A change to who an at-risk alert opens for among repeat buyers (QA12 F2, 2026-12-04: a buyer with a
+re-order rhythm is at risk once the re-order is late, not before, and is not lapsed before) is proved
+on those buyers from their third purchase day: ``reorder`` proves that every other user's alerts,
+scores and state are identical and that the buyers' alerts before that day are, and prints what moved
+and how many at-risk alerts now give the re-order reason first (run it with the venv: it replays
+the histories)::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked reorder /tmp/old.json /tmp/new.json
+
 A change that holds one kind of stage change back (QA10 F14: ``active -> declining`` told only once
 it has lasted ``hold`` seconds, models.engine.STAGE_HOLD_DAYS) is proved against the old alerts
 themselves: ``held`` derives the expected new ``stage_changed`` alerts from the old ones (a spell
@@ -115,8 +124,8 @@ import re
 import sys
 from typing import Any, Iterator
 
-__all__ = ["actions", "cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes", "reworded",
-           "users"]
+__all__ = ["actions", "cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes", "reorder",
+           "reworded", "users"]
 
 
 def dump(path: str) -> None:
@@ -702,6 +711,56 @@ def actions(old_path: str, new_path: str) -> bool:
     return ok
 
 
+def reorder(old_path: str, new_path: str) -> bool:
+    """True when only the buyers QA12 F2's rules can touch changed, each only from their third
+    purchase day (a re-order rhythm, models.signals.REORDER_MIN_INTERVALS: the re-order alert, the
+    lapse gap of models.lifecycle.lapse_gap_days, the re-order reason first), and their alerts
+    before it are identical (module docstring, ``reorder``; printing what moved). Only alerts are
+    compared before that day: a dump's scores score the *final* state at the as-of times, so a
+    targeted user's scores may differ at any of them."""
+    from models.state import DAY_S
+
+    old, new = _dumps(old_path, new_path)
+    ok = True
+    for key in old:
+        seed = int(key.split("/")[0][len("seed"):])
+        purchases, _ = _purchase_days(seed)
+        o, n = old[key], new[key]
+        oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+        start: dict[str, int] = {}  # user -> first ms the rules can act (their third purchase day)
+        for u, ps in purchases.items():
+            days: set[int] = set()
+            for t in ps:
+                days.add(t // DAY_S)
+                if len(days) == 3:
+                    start[u] = t * 1000
+                    break
+        everyone = set(o["states"]) | set(n["states"])
+        others = [u for u in everyone - set(start)
+                  if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
+        before_differs = [u for u, t0 in start.items()
+                          if {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
+                          != {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}]
+        moved: collections.Counter[str] = collections.Counter()
+        reorder_alerts = 0
+        for u in start:
+            for sign, rows in (("-", set(oa.get(u, ())) - set(na.get(u, ()))), ("+", set(na.get(u, ())) - set(oa.get(u, ())))):
+                for r in rows:
+                    d = json.loads(r)
+                    moved[f"{sign}{d['kind']}/{d['stage']}"] += 1
+            reorder_alerts += sum(1 for r in na.get(u, ()) if json.loads(r)["kind"] == "at_risk"
+                                  and json.loads(r)["reasons"][:1] and json.loads(r)["reasons"][0].startswith("usual re-order"))
+        ok &= not others and not before_differs
+        changed = {part: sum((src.get(u) != dst.get(u)) for u in start)
+                   for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
+        print(f"{key}: {len(everyone)} users, {len(start)} with three purchase days or more; every other user identical "
+              f"(alerts, scores, state): {not others} ({len(others)} differ {others[:3]}); their alerts before their third "
+              f"purchase day identical: {not before_differs} ({len(before_differs)} differ); alerts {len(o['alerts'])} -> "
+              f"{len(n['alerts'])}; at-risk alerts with the re-order reason first: {reorder_alerts}; those users changed: {changed}")
+        print(f"   moved: {dict(sorted(moved.items()))}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -723,6 +782,8 @@ if __name__ == "__main__":
         sys.exit(0 if held(sys.argv[2], sys.argv[3], *sys.argv[4].split(","), int(sys.argv[5]) * 1000) else 1)
     elif sys.argv[1:2] == ["actions"] and len(sys.argv) == 4:
         sys.exit(0 if actions(sys.argv[2], sys.argv[3]) else 1)
+    elif sys.argv[1:2] == ["reorder"] and len(sys.argv) == 4:
+        sys.exit(0 if reorder(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["opens"] and len(sys.argv) == 4:
         sys.exit(0 if opens(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:

@@ -29,6 +29,7 @@ from models.risk import FEATURES, PRIOR_WEIGHTS, SLOT_PREFIXES, combine, feature
 from models.scoring import assess, score, scores_from
 from models.temperature import p_stay
 from models.vocabulary import PURCHASE
+from models.signals import reorder_late
 from tests.test_models_golden import FINAL_MS, histories as golden_histories
 from tests.test_models_properties import DAY_MS, T0_MS, _types, histories
 
@@ -279,6 +280,12 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
             assert re.search(_CAUSE, reasons[0]) and not _fine(reasons[0]), reasons
             assert reasons[0] not in reasons[1:], reasons  # said once
             told = reasons[1:]
+        elif alert.scores.signals is not None and reorder_late(alert.scores.signals):
+            # first the re-order that is late (models.signals.reorder_late, QA12 F2), whatever its
+            # factor weighs in the risk (the shipped default weighs none); after a standing cancellation
+            at = 1 if reasons[0].startswith("cancelled") else 0
+            assert reasons[at].startswith("usual re-order every") and reasons[at] not in reasons[at + 1:], reasons
+            told = reasons[:at] + reasons[at + 1:]
         for text in told:
             key = _key(text, _AGAINST)
             assert key is not None and not _fine(text), (text, reasons)
@@ -313,7 +320,9 @@ def check_consistent(alert: Alert, model: ChurnModel) -> None:
     stage, told for the worse or the better as the stage goes (:func:`check_alert`)."""
     s = alert.scores
     if alert.kind == "at_risk":
-        assert s.stage in REACHABLE and s.risk >= model.risk_enter and alert.previous_stage is None, alert
+        # the risk at the line, or a re-order late (models.signals.reorder_late: opens whatever the risk, QA12 F2)
+        late = s.signals is not None and reorder_late(s.signals)
+        assert s.stage in REACHABLE and (s.risk >= model.risk_enter or late) and alert.previous_stage is None, alert
     elif alert.kind == "recovered":
         assert s.stage not in _WORSE, f"recovered while {s.stage}: {s.reasons}"
         assert s.risk <= model.risk_exit and alert.previous_stage is None, alert
@@ -463,13 +472,14 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
                 table = _AGAINST if purpose == "at_risk" else _FOR
                 key = feature_key(name)
                 reads = _weighs_as_it_reads(key, TYPED.with_(risk_weights={name: w}))
-                given = 0
+                given = bumped = considered = 0
                 for (state, now_s), features in zip(users, assessed):
                     value = features[j]
                     if not low <= value - lift / w <= high:
                         continue  # a training mean no user of the pool has: not a population
                     model = TYPED.with_(risk_weights={name: w}, risk_means={name: value - lift / w})
                     a = assess(state, now_s, model)
+                    considered += 1
                     found = explain(state, a.signals, a.stage, a.features, a.p_stay, a.stay_source, model,
                                     a.leave, None, purpose)  # type: ignore[arg-type]
                     mine = [text for k, _, text in found if k == key]
@@ -477,11 +487,18 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
                         said = _key(text, table)
                         assert said is not None and _slot_feature(said, text, model) == key, (name, w, purpose, text)
                         assert not _fine(text) if purpose == "at_risk" else not _bad(text), text
+                    # a late re-order takes the first place (QA12 F2): the feature may be 4th, not
+                    # shown; such a user says nothing of whether the feature is worded
+                    if purpose == "at_risk" and reorder_late(a.signals):
+                        assert reads or not mine or key == "purchase", (name, w, purpose, found)
+                        given += len(mine)
+                        bumped += 1
+                        continue
                     given += len(mine)
                     if key in _COMPARED_KEYS or name.startswith(SLOT_PREFIXES):
                         assert bool(mine) == reads, (name, w, purpose, found)
                     assert reads or not mine, (name, w, purpose, found)
-                assert given or not reads, (name, w, purpose)
+                assert given or not reads or bumped == considered, (name, w, purpose)
 
 
 _COMPARED_KEYS = ("low_7d", "low_90d", "active_days", "buyer", "purchases", "revenue")

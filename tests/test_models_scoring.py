@@ -68,12 +68,13 @@ def test_purchase_cadence_reorder_every_10_days_is_overdue_2_5x_at_25_days() -> 
                                 risk_weights={**MODEL.risk_weights, "purchase_overdue_log": 10.0})
     s = score(st, now, weighs_orders)
     assert s.reasons[0] == "usual re-order every 10 days, none for 25 days"
-    # The shipped default weighs no re-order rhythm and has no BG/NBD fit of purchases: the same
-    # overdue buyer gets no re-order reason from it (README "Reasons": a trained model is needed;
-    # QA12 F9 found none in the default's 41,584 backtest alerts of a shop).
+    # The shipped default weighs no re-order rhythm and has no BG/NBD fit of purchases, yet the same
+    # buyer, late on a re-order (25 days against their usual max(10, (90 + 30) / 10) = 12: past
+    # ln 5 x 12 = 19.3, models.signals.reorder_late), is told so first (QA12 F2; before, QA12 F9
+    # found no re-order reason in the default's 41,584 backtest alerts of a shop).
     shipped = load_model()
     assert "purchase_overdue_log" not in shipped.risk_weights and shipped.bgnbd is None
-    assert not any(r.startswith("usual re-order") for r in score(st, now, shipped).reasons)
+    assert score(st, now, shipped).reasons[0] == "usual re-order every 12 days, none for 25 days"
 
 
 def test_trend_reports_a_drop_against_the_4_week_baseline() -> None:

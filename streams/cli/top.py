@@ -72,17 +72,33 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
     savable part of the risk (models.ranking), shown as ``save``. A ``spend`` column (the user's
     purchases to date, the JSON's ``revenue``) when anyone listed has bought: a shop's win-back
     list ranks warmest first, then by spend, and a marketer choosing whom to call wants to see it
-    (QA12 F6: it was in ``--json`` only); a product without purchases keeps its table as it was."""
+    (QA12 F6: it was in ``--json`` only); a product without purchases keeps its table as it was.
+    An ``overdue`` column (QA12 F5) when anyone listed is a repeat buyer: days their next order is
+    overdue against their own re-order rhythm (models.signals.days_overdue; negative: days until
+    it is due), blank for the others: whom the shop's save list should call first, those who just
+    missed a re-order."""
     spend = any(r.state.revenue > 0 for r in reports)
+    overdue = any(r.overdue_days is not None for r in reports)
     lines = [f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
-             + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "") + f"{'stage':<11} {'action':<9} reason"]
+             + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "")
+             + (f"{'overdue':>7}  " if overdue else "") + f"{'stage':<11} {'action':<9} reason"]
     for i, r in enumerate(reports, start=1):
         s = r.scores
         reason = s.reasons[0] if s.reasons else ""
         lines.append(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} " + (f"{r.savable or 0.0:>5.2f} " if save else "")
                      + f"{s.health:>6.0f} {s.temperature:>5.0f}  " + (f"{r.state.revenue:>9.2f}  " if spend else "")
+                     + (f"{_overdue_cell(r.overdue_days)}  " if overdue else "")
                      + f"{s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
     return lines
+
+
+def _overdue_cell(days: float | None) -> str:
+    """Whole days, signed, 7 wide; blank for a user with no re-order rhythm.
+
+    >>> _overdue_cell(13.4), _overdue_cell(-5.6), _overdue_cell(None)
+    ('    +13', '     -6', '       ')
+    """
+    return f"{'':>7}" if days is None else f"{round(days):>+7d}"
 
 
 def count_line(listed: int, asked: int, win_back: bool) -> str:
