@@ -10,7 +10,7 @@ about -3% of the cycle, within the shared box's noise: the glue was not the cost
 
 from __future__ import annotations
 
-from typing import Final, Sequence
+from typing import Any, Callable, Final, Iterable, Sequence
 
 from models.compiled import CompiledModel
 from models.engine import Alert, Mark, advance, review_due_s
@@ -19,11 +19,12 @@ from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, save_bound, save_bound_after
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends
-from models.state import UserState, tracked
+from models.state import STAGES, UserState, tracked
 from models.vocabulary import CANCEL, SUBSCRIPTION
 from models.weekly import advance_sampled
 
-__all__ = ["NO_ALERTS", "NO_POINTS", "Step", "Version", "advance_stored", "index_scores", "mark_versions", "same_counts"]
+__all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "Step", "Version", "advance_stored", "count_delta", "index_scores",
+           "mark_versions", "same_counts"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -123,6 +124,60 @@ def same_counts(old: UserState | None, new: UserState | None) -> bool:
     assert old is not None and new is not None
     return (old.stage == new.stage and (old.at_risk_since_s == 0) == (new.at_risk_since_s == 0)
             and on_save_list(old) == on_save_list(new) and (old.first_seen_s != 0 or new.first_seen_s == 0))
+
+
+#: The bucket counters' field of each stage's count (``stage:<name>``), by stage index.
+STAGE_KEYS: Final[tuple[str, ...]] = tuple("stage:" + name for name in STAGES)
+
+
+def _add(out: dict[str, Any], key: str, n: int) -> None:
+    out[key] = out.get(key, 0) + n
+
+
+def count_delta(old: UserState | None, new: UserState | None, alerts: Iterable[Alert], out: dict[str, Any],
+                day_name: Callable[[int], str]) -> None:
+    """``streams.worker.store.stats_delta`` (its docstring says what each counter counts), compiled:
+    the worker runs it for every user it writes, and as Python it was the largest part of the
+    shell around the step after the alerts (docs/SCALING.md). ``day_name``: ``store.utc_day``
+    (``yyyymmdd`` of an epoch second). Counts stay ints (as ``out.get(k, 0) + 1`` left them);
+    a churn's revenue is added as a float."""
+    if old is not None and not tracked(old):
+        old = None  # counted nothing: what `new` adds is all of it (first-seen day included)
+    if new is not None and not tracked(new):
+        new = None  # (a stored state never loses its activity: only a record that was never counted)
+    if old is not None and new is not None:
+        if old.stage != new.stage:
+            _add(out, STAGE_KEYS[old.stage], -1)
+            _add(out, STAGE_KEYS[new.stage], 1)
+        if (not old.at_risk_since_s) != (not new.at_risk_since_s):
+            _add(out, "at_risk", 1 if new.at_risk_since_s else -1)
+        listed = on_save_list(new)
+        if on_save_list(old) != listed:
+            _add(out, "reachable", 1 if listed else -1)
+        if not old.first_seen_s and new.first_seen_s:
+            _add(out, "new:" + day_name(new.first_seen_s), 1)
+    elif old is not None:
+        _add(out, "users", -1)
+        _add(out, STAGE_KEYS[old.stage], -1)
+        if old.at_risk_since_s:
+            _add(out, "at_risk", -1)
+        if on_save_list(old):
+            _add(out, "reachable", -1)
+    elif new is not None:
+        _add(out, "users", 1)
+        _add(out, STAGE_KEYS[new.stage], 1)
+        if new.at_risk_since_s:
+            _add(out, "at_risk", 1)
+        if on_save_list(new):
+            _add(out, "reachable", 1)
+        if new.first_seen_s:
+            _add(out, "new:" + day_name(new.first_seen_s), 1)
+    for alert in alerts:
+        if alert.kind == "stage_changed" and alert.scores.stage == "churned":
+            day = day_name(alert.event_time_ms // 1000)
+            _add(out, "churned:" + day, 1)
+            k = "churned_rev:" + day
+            out[k] = out.get(k, 0.0) + float(alert.revenue)
 
 
 #: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk,

@@ -25,7 +25,7 @@ from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
-from models.step import advance_stored, index_scores as step_index_scores, same_counts
+from models.step import advance_stored, count_delta, index_scores as step_index_scores
 from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import logged_kind, user_entry
@@ -44,8 +44,8 @@ from streams.worker.revenue import (
     parse_member_copy,
 )
 from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
-from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta,
-                                  unreadable_delta, unstored_scores)
+from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, unreadable_delta,
+                                  unstored_scores, utc_day)
 
 __all__ = [
     "NO_DUE",
@@ -684,8 +684,7 @@ def _advance_bucket(
                     lowered((partition, bucket, due))
             users += 1
             processed += len(events)
-            if alerts or not same_counts(old, st):  # compiled: most steps move no counter
-                stats_delta(old, st, alerts, stats)
+            count_delta(old, st, alerts, stats, utc_day)  # store.stats_delta, compiled: most steps move no counter
             if alerts:
                 _queue_alerts(uid, group, alerts, expire, write, out, result)
     finally:  # counted as they were queued, whatever stops the loop
