@@ -10,7 +10,7 @@ about -3% of the cycle, within the shared box's noise: the glue was not the cost
 
 from __future__ import annotations
 
-from typing import Any, Callable, Final, Iterable, Sequence
+from typing import Any, Callable, Final, Sequence
 
 from models.compiled import CompiledModel
 from models.engine import Alert, Mark, advance, review_due_s
@@ -19,7 +19,7 @@ from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, save_bound, save_bound_after
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends
-from models.state import STAGES, UserState, tracked
+from models.state import DAY_S, STAGES, UserState, tracked
 from models.vocabulary import CANCEL, SUBSCRIPTION
 from models.weekly import advance_sampled
 
@@ -134,12 +134,12 @@ def _add(out: dict[str, Any], key: str, n: int) -> None:
     out[key] = out.get(key, 0) + n
 
 
-def count_delta(old: UserState | None, new: UserState | None, alerts: Iterable[Alert], out: dict[str, Any],
+def count_delta(old: UserState | None, new: UserState | None, alerts: list[Alert], out: dict[str, Any],
                 day_name: Callable[[int], str]) -> None:
     """``streams.worker.store.stats_delta`` (its docstring says what each counter counts), compiled:
     the worker runs it for every user it writes, and as Python it was the largest part of the
-    shell around the step after the alerts (docs/SCALING.md). ``day_name``: ``store.utc_day``
-    (``yyyymmdd`` of an epoch second). Counts stay ints (as ``out.get(k, 0) + 1`` left them);
+    shell around the step after the alerts (docs/SCALING.md). ``day_name``: ``store.day_name``
+    (``yyyymmdd`` of a UTC day, days since 1970-01-01). Counts stay ints (as ``out.get(k, 0) + 1`` left them);
     a churn's revenue is added as a float."""
     if old is not None and not tracked(old):
         old = None  # counted nothing: what `new` adds is all of it (first-seen day included)
@@ -155,7 +155,7 @@ def count_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
         if on_save_list(old) != listed:
             _add(out, "reachable", 1 if listed else -1)
         if not old.first_seen_s and new.first_seen_s:
-            _add(out, "new:" + day_name(new.first_seen_s), 1)
+            _add(out, "new:" + day_name(new.first_seen_s // DAY_S), 1)
     elif old is not None:
         _add(out, "users", -1)
         _add(out, STAGE_KEYS[old.stage], -1)
@@ -171,10 +171,12 @@ def count_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
         if on_save_list(new):
             _add(out, "reachable", 1)
         if new.first_seen_s:
-            _add(out, "new:" + day_name(new.first_seen_s), 1)
+            _add(out, "new:" + day_name(new.first_seen_s // DAY_S), 1)
+    if not alerts:
+        return
     for alert in alerts:
         if alert.kind == "stage_changed" and alert.scores.stage == "churned":
-            day = day_name(alert.event_time_ms // 1000)
+            day = day_name(alert.event_time_ms // 1000 // DAY_S)
             _add(out, "churned:" + day, 1)
             k = "churned_rev:" + day
             out[k] = out.get(k, 0.0) + float(alert.revenue)

@@ -45,7 +45,7 @@ from streams.worker.revenue import (
 )
 from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
 from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, unreadable_delta,
-                                  unstored_scores, utc_day)
+                                  unstored_scores, day_name)
 
 __all__ = [
     "NO_DUE",
@@ -684,7 +684,7 @@ def _advance_bucket(
                     lowered((partition, bucket, due))
             users += 1
             processed += len(events)
-            count_delta(old, st, alerts, stats, utc_day)  # store.stats_delta, compiled: most steps move no counter
+            count_delta(old, st, alerts, stats, day_name)  # store.stats_delta, compiled: most steps move no counter
             if alerts:
                 _queue_alerts(uid, group, alerts, expire, write, out, result)
     finally:  # counted as they were queued, whatever stops the loop

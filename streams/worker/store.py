@@ -93,6 +93,7 @@ __all__ = [
     "churn_summary",
     "ChurnSummary",
     "utc_day",
+    "day_name",
 ]
 
 N = TypeVar("N", int, float)  # a summed counter (Store._summed)
@@ -479,11 +480,13 @@ def utc_day(epoch_s: int) -> str:
     >>> utc_day(1_767_225_600)
     '20260101'
     """
-    return _day_name(epoch_s // 86_400)
+    return day_name(epoch_s // 86_400)
 
 
 @functools.lru_cache(maxsize=4096)
-def _day_name(day: int) -> str:
+def day_name(day: int) -> str:
+    """``yyyymmdd`` of a UTC day (days since 1970-01-01), cached: ``utc_day`` and the compiled
+    counters (``models.step.count_delta``, called with it: a cache hit runs no Python frame)."""
     return (_dt.date(1970, 1, 1) + _dt.timedelta(days=day)).strftime("%Y%m%d")
 
 
@@ -510,7 +513,7 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     Compiled (``models.step.count_delta``, the same counts; one implementation): the worker runs it
     for every user it writes.
     """
-    count_delta(old, new, alerts, out, utc_day)
+    count_delta(old, new, alerts if type(alerts) is list else list(alerts), out, day_name)
 
 
 def _parts_json(w: BucketWrite | Any) -> bytes:
