@@ -15,6 +15,7 @@ from typing import Any, Callable, Final, Sequence
 from models.compiled import CompiledModel
 from models.engine import Alert, Mark, advance, review_due_s
 from models.events import Event
+from models.intake import UserBatch
 from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, save_bound, save_bound_after
 from models.scoring import Assessment, assess
@@ -23,8 +24,8 @@ from models.state import DAY_S, STAGES, UserState, tracked
 from models.vocabulary import CANCEL, SUBSCRIPTION
 from models.weekly import advance_sampled
 
-__all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "Step", "Version", "advance_stored", "count_delta", "index_scores",
-           "mark_versions", "same_counts"]
+__all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "Step", "Todo", "Version", "advance_stored", "bucket_todo", "count_delta",
+           "index_scores", "mark_versions", "same_counts"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -124,6 +125,37 @@ def same_counts(old: UserState | None, new: UserState | None) -> bool:
     assert old is not None and new is not None
     return (old.stage == new.stage and (old.at_risk_since_s == 0) == (new.at_risk_since_s == 0)
             and on_save_list(old) == on_save_list(new) and (old.first_seen_s != 0 or new.first_seen_s == 0))
+
+
+#: A user to advance in a worker cycle: (group, partition, stored record, new events). A tuple, not
+#: an object: one is made per user and cycle.
+Todo = tuple[int, int, "bytes | None", Sequence[Event]]
+
+
+def bucket_todo(users: list[tuple[int, str]], blobs: list[bytes | None], batches: dict[str, UserBatch],
+                fences: dict[int, int], todo: dict[str, Todo]) -> int:
+    """Put each of a bucket's users with events into ``todo`` (``uid -> (group, partition, record,
+    events)``; ``users`` and ``blobs`` side by side, as far as both go), minus the events at or
+    below ``fences[p]`` (the bucket's stored offset of p, given only for a partition where it can
+    drop any: the replay fence); returns how many it dropped. streams.worker.phases._bucket_todo's
+    per-user loop, compiled: a tuple, a dict entry and a few reads per user, which as Python cost
+    about as much as the loop around the step (docs/SCALING.md)."""
+    skipped = 0
+    n = min(len(users), len(blobs))
+    for i in range(n):
+        g, uid = users[i]
+        ub = batches[uid]
+        p = ub.partition
+        events: Sequence[Event] = ub.events
+        if fences and p in fences:
+            fence = fences[p]
+            offsets = ub.offsets
+            if fence >= offsets[0]:
+                kept = [ev for ev, off in zip(ub.events, offsets) if off > fence]
+                skipped += len(ub.events) - len(kept)
+                events = kept
+        todo[uid] = (g, p, blobs[i], events)
+    return skipped
 
 
 #: The bucket counters' field of each stage's count (``stage:<name>``), by stage index.

@@ -25,7 +25,7 @@ from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
-from models.step import advance_stored, count_delta, index_scores as step_index_scores
+from models.step import Todo as _Todo, advance_stored, bucket_todo, count_delta, index_scores as step_index_scores
 from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import logged_kind, user_entry
@@ -497,9 +497,7 @@ class Advanced:
             getattr(self, f.name).extend(getattr(other, f.name))
 
 
-#: A user to advance in this cycle: (group, partition, stored record, new events). A tuple, not
-#: an object: one is made per user and cycle.
-_Todo = tuple[int, int, "bytes | None", "Sequence[Event]"]
+#: A user to advance in this cycle (``models.step.Todo``): (group, partition, stored record, new events).
 _NO_EVENTS: tuple[Event, ...] = ()
 
 
@@ -566,18 +564,11 @@ def _bucket_todo(
         first = first_offset.get(p)
         if first is None or fence >= first:
             fences[p] = fence
-    pairs: Iterable[tuple[tuple[int, str], bytes | None]] = zip(plan.users, reply.blobs)
+    located, blobs = plan.users, reply.blobs
     if reply.erased:  # (empty unless someone was ever erased: nothing more to do per user)
-        pairs = _drop_erased(plan, reply, users, out, result)
-    for (g, uid), blob in pairs:
-        ub = users[uid]
-        p = ub.partition
-        events = ub.events
-        if p in fences and fences[p] >= ub.offsets[0]:
-            fence = fences[p]
-            events = [ev for ev, off in zip(events, ub.offsets) if off > fence]
-            result.skipped += len(ub.events) - len(events)
-        todo[uid] = (g, p, blob, events)
+        kept = _drop_erased(plan, reply, users, out, result)
+        located, blobs = [u for u, _ in kept], [blob for _, blob in kept]
+    result.skipped += bucket_todo(located, blobs, users, fences, todo)  # compiled: the per-user loop
     for p, due_s, dues, nxt in zip(plan.parts, plan.parts.values(), reply.dues, reply.next_due):
         if due_s is not None:
             # more than due_limit due: sweep again next cycle; else the next one after
