@@ -10,6 +10,7 @@ about -3% of the cycle, within the shared box's noise: the glue was not the cost
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Callable, Final, Sequence
 
 from models.compiled import CompiledModel
@@ -125,6 +126,37 @@ def same_counts(old: UserState | None, new: UserState | None) -> bool:
     assert old is not None and new is not None
     return (old.stage == new.stage and (old.at_risk_since_s == 0) == (new.at_risk_since_s == 0)
             and on_save_list(old) == on_save_list(new) and (old.first_seen_s != 0 or new.first_seen_s == 0))
+
+
+_CRC32: Final = zlib.crc32  # (held: a module attribute looked up per call otherwise)
+
+
+def locate(user_id: str, buckets: int, groups: int) -> tuple[int, int]:
+    """``(bucket, group)`` of a user in the store's layout (streams.worker.keys.locate, which is this):
+    ``h = crc32(utf-8)``, ``b = h % B``, ``g = (h // B) % G``."""
+    h: int = _CRC32(user_id.encode("utf-8", "surrogatepass"))
+    return h % buckets, (h // buckets) % groups
+
+
+def locate_users(users: dict[str, UserBatch], buckets: int,
+                 groups: int) -> dict[int, tuple[dict[int, int | None], list[tuple[int, str]]]]:
+    """The batch's users by bucket, for streams.worker.phases.plan_reads: ``bucket -> (the
+    partitions of its users, each once, in order of first use, mapped to None; its users as (group,
+    user id) in batch order)``, buckets in order of their first user. Compiled: as Python, the
+    per-user lookup, hash and appends were most of planning a cycle's reads (docs/SCALING.md)."""
+    out: dict[int, tuple[dict[int, int | None], list[tuple[int, str]]]] = {}
+    for uid, ub in users.items():
+        h: int = _CRC32(uid.encode("utf-8", "surrogatepass"))
+        b = h % buckets
+        got = out.get(b)
+        if got is None:
+            got = out[b] = ({}, [])
+        parts, located = got
+        p = ub.partition
+        if p not in parts:
+            parts[p] = None
+        located.append(((h // buckets) % groups, uid))
+    return out
 
 
 #: A user to advance in a worker cycle: (group, partition, stored record, new events). A tuple, not

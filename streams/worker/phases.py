@@ -25,11 +25,11 @@ from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
-from models.step import Todo as _Todo, advance_stored, bucket_todo, count_delta, index_scores as step_index_scores
+from models.step import Todo as _Todo, advance_stored, bucket_todo, count_delta, index_scores as step_index_scores, locate_users
 from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import logged_kind, user_entry
-from streams.worker.keys import locate, offset_field
+from streams.worker.keys import offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.gap import gap_of
 from streams.worker.revenue import (
@@ -457,13 +457,8 @@ def plan_reads(
     [(54, {0: None}, [(125, 'u1')]), (3, {1: 99}, [])]
     """
     plans: dict[int, BucketPlan] = {}
-    for uid, ub in users.items():
-        b, g = locate(uid, buckets, groups)
-        plan = plans.get(b)
-        if plan is None:
-            plan = plans[b] = BucketPlan(b)
-        plan.parts.setdefault(ub.partition, None)
-        plan.users.append((g, uid))
+    for b, (parts, located) in locate_users(users, buckets, groups).items():  # compiled: the per-user part
+        plans[b] = BucketPlan(b, parts, located)
     for b, due_parts in sweep.items():
         plan = plans.get(b)
         if plan is None:
