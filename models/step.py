@@ -116,9 +116,9 @@ def same_counts(old: UserState | None, new: UserState | None) -> bool:
     """``old`` and ``new`` (None: no state) alike in all that the bucket counters count
     (streams.worker.store.stats_delta, which then adds nothing but its alerts' churn): neither
     tracked (models.state.tracked), or both with the same stage, at-risk flag and save-list
-    place (models.ranking.on_save_list) and no first activity arriving. Compiled, so the worker
-    asks once per user instead of running ``stats_delta``'s Python reads for most users, whose
-    step moves no counter."""
+    place (models.ranking.on_save_list) and no first activity arriving. The worker no longer
+    asks: it calls :func:`count_delta`, compiled, for every user (docs/SCALING.md, ``shellspeed``);
+    tests/test_store.py still pins what it says against ``stats_delta``."""
     was = old is not None and tracked(old)
     now = new is not None and tracked(new)
     if not was or not now:
