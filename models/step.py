@@ -10,20 +10,23 @@ about -3% of the cycle, within the shared box's noise: the glue was not the cost
 
 from __future__ import annotations
 
-from typing import Final, Sequence
+import zlib
+from typing import Any, Callable, Final, Sequence
 
 from models.compiled import CompiledModel
 from models.engine import Alert, Mark, advance, review_due_s
 from models.events import Event
+from models.intake import UserBatch
 from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, save_bound, save_bound_after
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends
-from models.state import UserState, tracked
+from models.state import DAY_S, STAGES, UserState, tracked
 from models.vocabulary import CANCEL, SUBSCRIPTION
 from models.weekly import advance_sampled
 
-__all__ = ["NO_ALERTS", "NO_POINTS", "Step", "Version", "advance_stored", "index_scores", "mark_versions", "same_counts"]
+__all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "Step", "Todo", "Version", "advance_stored", "bucket_todo", "count_delta",
+           "index_scores", "mark_versions", "same_counts"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -113,9 +116,9 @@ def same_counts(old: UserState | None, new: UserState | None) -> bool:
     """``old`` and ``new`` (None: no state) alike in all that the bucket counters count
     (streams.worker.store.stats_delta, which then adds nothing but its alerts' churn): neither
     tracked (models.state.tracked), or both with the same stage, at-risk flag and save-list
-    place (models.ranking.on_save_list) and no first activity arriving. Compiled, so the worker
-    asks once per user instead of running ``stats_delta``'s Python reads for most users, whose
-    step moves no counter."""
+    place (models.ranking.on_save_list) and no first activity arriving. The worker no longer
+    asks: it calls :func:`count_delta`, compiled, for every user (docs/SCALING.md, ``shellspeed``);
+    tests/test_store.py still pins what it says against ``stats_delta``."""
     was = old is not None and tracked(old)
     now = new is not None and tracked(new)
     if not was or not now:
@@ -123,6 +126,124 @@ def same_counts(old: UserState | None, new: UserState | None) -> bool:
     assert old is not None and new is not None
     return (old.stage == new.stage and (old.at_risk_since_s == 0) == (new.at_risk_since_s == 0)
             and on_save_list(old) == on_save_list(new) and (old.first_seen_s != 0 or new.first_seen_s == 0))
+
+
+_CRC32: Final = zlib.crc32  # (held: a module attribute looked up per call otherwise)
+
+
+def locate(user_id: str, buckets: int, groups: int) -> tuple[int, int]:
+    """``(bucket, group)`` of a user in the store's layout (streams.worker.keys.locate, which is this):
+    ``h = crc32(utf-8)``, ``b = h % B``, ``g = (h // B) % G``."""
+    h: int = _CRC32(user_id.encode("utf-8", "surrogatepass"))
+    return h % buckets, (h // buckets) % groups
+
+
+def locate_users(users: dict[str, UserBatch], buckets: int,
+                 groups: int) -> dict[int, tuple[dict[int, int | None], list[tuple[int, str]]]]:
+    """The batch's users by bucket, for streams.worker.phases.plan_reads: ``bucket -> (the
+    partitions of its users, each once, in order of first use, mapped to None; its users as (group,
+    user id) in batch order)``, buckets in order of their first user. Compiled: as Python, the
+    per-user lookup, hash and appends were most of planning a cycle's reads (docs/SCALING.md)."""
+    out: dict[int, tuple[dict[int, int | None], list[tuple[int, str]]]] = {}
+    for uid, ub in users.items():
+        h: int = _CRC32(uid.encode("utf-8", "surrogatepass"))
+        b = h % buckets
+        got = out.get(b)
+        if got is None:
+            got = out[b] = ({}, [])
+        parts, located = got
+        p = ub.partition
+        if p not in parts:
+            parts[p] = None
+        located.append(((h // buckets) % groups, uid))
+    return out
+
+
+#: A user to advance in a worker cycle: (group, partition, stored record, new events). A tuple, not
+#: an object: one is made per user and cycle.
+Todo = tuple[int, int, "bytes | None", Sequence[Event]]
+
+
+def bucket_todo(users: list[tuple[int, str]], blobs: list[bytes | None], batches: dict[str, UserBatch],
+                fences: dict[int, int], todo: dict[str, Todo]) -> int:
+    """Put each of a bucket's users with events into ``todo`` (``uid -> (group, partition, record,
+    events)``; ``users`` and ``blobs`` side by side, as far as both go), minus the events at or
+    below ``fences[p]`` (the bucket's stored offset of p, given only for a partition where it can
+    drop any: the replay fence); returns how many it dropped. streams.worker.phases._bucket_todo's
+    per-user loop, compiled: a tuple, a dict entry and a few reads per user, which as Python cost
+    about as much as the loop around the step (docs/SCALING.md)."""
+    skipped = 0
+    n = min(len(users), len(blobs))
+    for i in range(n):
+        g, uid = users[i]
+        ub = batches[uid]
+        p = ub.partition
+        events: Sequence[Event] = ub.events
+        if fences and p in fences:
+            fence = fences[p]
+            offsets = ub.offsets
+            if fence >= offsets[0]:
+                kept = [ev for ev, off in zip(ub.events, offsets) if off > fence]
+                skipped += len(ub.events) - len(kept)
+                events = kept
+        todo[uid] = (g, p, blobs[i], events)
+    return skipped
+
+
+#: The bucket counters' field of each stage's count (``stage:<name>``), by stage index.
+STAGE_KEYS: Final[tuple[str, ...]] = tuple("stage:" + name for name in STAGES)
+
+
+def _add(out: dict[str, Any], key: str, n: int) -> None:
+    out[key] = out.get(key, 0) + n
+
+
+def count_delta(old: UserState | None, new: UserState | None, alerts: list[Alert], out: dict[str, Any],
+                day_name: Callable[[int], str]) -> None:
+    """``streams.worker.store.stats_delta`` (its docstring says what each counter counts), compiled:
+    the worker runs it for every user it writes, and as Python it was the largest part of the
+    shell around the step after the alerts (docs/SCALING.md). ``day_name``: ``store.day_name``
+    (``yyyymmdd`` of a UTC day, days since 1970-01-01). Counts stay ints (as ``out.get(k, 0) + 1`` left them);
+    a churn's revenue is added as a float."""
+    if old is not None and not tracked(old):
+        old = None  # counted nothing: what `new` adds is all of it (first-seen day included)
+    if new is not None and not tracked(new):
+        new = None  # (a stored state never loses its activity: only a record that was never counted)
+    if old is not None and new is not None:
+        if old.stage != new.stage:
+            _add(out, STAGE_KEYS[old.stage], -1)
+            _add(out, STAGE_KEYS[new.stage], 1)
+        if (not old.at_risk_since_s) != (not new.at_risk_since_s):
+            _add(out, "at_risk", 1 if new.at_risk_since_s else -1)
+        listed = on_save_list(new)
+        if on_save_list(old) != listed:
+            _add(out, "reachable", 1 if listed else -1)
+        if not old.first_seen_s and new.first_seen_s:
+            _add(out, "new:" + day_name(new.first_seen_s // DAY_S), 1)
+    elif old is not None:
+        _add(out, "users", -1)
+        _add(out, STAGE_KEYS[old.stage], -1)
+        if old.at_risk_since_s:
+            _add(out, "at_risk", -1)
+        if on_save_list(old):
+            _add(out, "reachable", -1)
+    elif new is not None:
+        _add(out, "users", 1)
+        _add(out, STAGE_KEYS[new.stage], 1)
+        if new.at_risk_since_s:
+            _add(out, "at_risk", 1)
+        if on_save_list(new):
+            _add(out, "reachable", 1)
+        if new.first_seen_s:
+            _add(out, "new:" + day_name(new.first_seen_s // DAY_S), 1)
+    if not alerts:
+        return
+    for alert in alerts:
+        if alert.kind == "stage_changed" and alert.scores.stage == "churned":
+            day = day_name(alert.event_time_ms // 1000 // DAY_S)
+            _add(out, "churned:" + day, 1)
+            k = "churned_rev:" + day
+            out[k] = out.get(k, 0.0) + float(alert.revenue)
 
 
 #: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk,

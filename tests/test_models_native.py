@@ -39,6 +39,7 @@ from models.ranking import save_bound, save_bound_after
 from models.scoring import risk_at, score
 from models.state import DAY_S, UserState, f32
 from models.vocabulary import DEFAULT_ROLES
+from streams.worker.store import day_name
 from tests.test_models_properties import MODEL, histories
 
 PURE = _native.import_pure(["engine", "events", "model", "ranking", "scoring", "state", "step", "weekly"])
@@ -208,6 +209,10 @@ def test_compiled_worker_step_equals_the_pure_python(events: list[Event], data: 
         assert [None if x is None else x.hex() for x in c[4:7]] == [None if x is None else x.hex() for x in p[4:7]]
         assert [a.to_dict() for a in c[8]] == [a.to_dict() for a in p[8]]
         assert (c[1] is None) == (p[1] is None) and (c[0] is None) == (p[0] is None)
+        counted, pure_counted = {}, {}  # the bucket counters the worker adds for the step (store.stats_delta)
+        step.count_delta(c[0], c[1], c[8], counted, day_name)
+        pure.count_delta(p[0], p[1], p[8], pure_counted, day_name)
+        assert [(k, type(v), v) for k, v in counted.items()] == [(k, type(v), v) for k, v in pure_counted.items()]
 
 
 _F32_EDGES = [0.0, -0.0, 0.1, 1e300, -1e300, 3.4028235e38, 3.4028236e38, 1e-46, 7e-46, 1e-45, 1.2e-38, float("inf")]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from models.step import locate as _locate
+
 __all__ = ["FAMILIES", "Keys", "bucket_of", "group_of", "locate", "due_member", "parse_due_member", "offset_field",
            "prefix_refusal"]
 
@@ -63,9 +65,9 @@ def prefix_refusal(prefix: str) -> str:
 
 
 def locate(user_id: str, buckets: int, groups: int) -> tuple[int, int]:
-    """``(bucket, group)`` of a user: ``h = crc32(utf-8)``, ``b = h % B``, ``g = (h // B) % G``."""
-    h = zlib.crc32(user_id.encode("utf-8", "surrogatepass"))
-    return h % buckets, (h // buckets) % groups
+    """``(bucket, group)`` of a user: ``h = crc32(utf-8)``, ``b = h % B``, ``g = (h // B) % G``
+    (``models.step.locate``, compiled with the worker's per-user planning, ``locate_users``)."""
+    return _locate(user_id, buckets, groups)
 
 
 def bucket_of(user_id: str, buckets: int) -> int:

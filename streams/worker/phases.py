@@ -25,11 +25,11 @@ from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
-from models.step import advance_stored, index_scores as step_index_scores, same_counts
+from models.step import Todo as _Todo, advance_stored, bucket_todo, count_delta, index_scores as step_index_scores, locate_users
 from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import logged_kind, user_entry
-from streams.worker.keys import locate, offset_field
+from streams.worker.keys import offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.gap import gap_of
 from streams.worker.revenue import (
@@ -44,8 +44,8 @@ from streams.worker.revenue import (
     parse_member_copy,
 )
 from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
-from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, stats_delta,
-                                  unreadable_delta, unstored_scores)
+from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, unreadable_delta,
+                                  unstored_scores, day_name)
 
 __all__ = [
     "NO_DUE",
@@ -457,13 +457,8 @@ def plan_reads(
     [(54, {0: None}, [(125, 'u1')]), (3, {1: 99}, [])]
     """
     plans: dict[int, BucketPlan] = {}
-    for uid, ub in users.items():
-        b, g = locate(uid, buckets, groups)
-        plan = plans.get(b)
-        if plan is None:
-            plan = plans[b] = BucketPlan(b)
-        plan.parts.setdefault(ub.partition, None)
-        plan.users.append((g, uid))
+    for b, (parts, located) in locate_users(users, buckets, groups).items():  # compiled: the per-user part
+        plans[b] = BucketPlan(b, parts, located)
     for b, due_parts in sweep.items():
         plan = plans.get(b)
         if plan is None:
@@ -497,9 +492,7 @@ class Advanced:
             getattr(self, f.name).extend(getattr(other, f.name))
 
 
-#: A user to advance in this cycle: (group, partition, stored record, new events). A tuple, not
-#: an object: one is made per user and cycle.
-_Todo = tuple[int, int, "bytes | None", "Sequence[Event]"]
+#: A user to advance in this cycle (``models.step.Todo``): (group, partition, stored record, new events).
 _NO_EVENTS: tuple[Event, ...] = ()
 
 
@@ -566,18 +559,11 @@ def _bucket_todo(
         first = first_offset.get(p)
         if first is None or fence >= first:
             fences[p] = fence
-    pairs: Iterable[tuple[tuple[int, str], bytes | None]] = zip(plan.users, reply.blobs)
+    located, blobs = plan.users, reply.blobs
     if reply.erased:  # (empty unless someone was ever erased: nothing more to do per user)
-        pairs = _drop_erased(plan, reply, users, out, result)
-    for (g, uid), blob in pairs:
-        ub = users[uid]
-        p = ub.partition
-        events = ub.events
-        if p in fences and fences[p] >= ub.offsets[0]:
-            fence = fences[p]
-            events = [ev for ev, off in zip(events, ub.offsets) if off > fence]
-            result.skipped += len(ub.events) - len(events)
-        todo[uid] = (g, p, blob, events)
+        kept = _drop_erased(plan, reply, users, out, result)
+        located, blobs = [u for u, _ in kept], [blob for _, blob in kept]
+    result.skipped += bucket_todo(located, blobs, users, fences, todo)  # compiled: the per-user loop
     for p, due_s, dues, nxt in zip(plan.parts, plan.parts.values(), reply.dues, reply.next_due):
         if due_s is not None:
             # more than due_limit due: sweep again next cycle; else the next one after
@@ -684,8 +670,7 @@ def _advance_bucket(
                     lowered((partition, bucket, due))
             users += 1
             processed += len(events)
-            if alerts or not same_counts(old, st):  # compiled: most steps move no counter
-                stats_delta(old, st, alerts, stats)
+            count_delta(old, st, alerts, stats, day_name)  # store.stats_delta, compiled: most steps move no counter
             if alerts:
                 _queue_alerts(uid, group, alerts, expire, write, out, result)
     finally:  # counted as they were queued, whatever stops the loop

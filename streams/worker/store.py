@@ -48,8 +48,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptEr
 
 from models.engine import Alert
 from models.model import ChurnModel
-from models.ranking import on_save_list
-from models.state import STAGES, UserState, tracked
+from models.state import STAGES, UserState
+from models.step import STAGE_KEYS, count_delta
 from models.subscription import a_type
 from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, VocabularyKey, layout_refusal, learned_after,
                                          parse_record, reader_model, record_vocabulary, successor_of)
@@ -93,6 +93,7 @@ __all__ = [
     "churn_summary",
     "ChurnSummary",
     "utc_day",
+    "day_name",
 ]
 
 N = TypeVar("N", int, float)  # a summed counter (Store._summed)
@@ -165,7 +166,7 @@ STORE_FORMATS = (STORE_FORMAT, ERASED_FORMAT)
 #: ``cw:meta`` field present once accounts are in use (``Store.mark_accounts_in_use``).
 ACCOUNTS_FIELD = "accounts_in_use"
 _CHURNED = STAGES.index("churned")
-_STAGE_KEYS = tuple("stage:" + name for name in STAGES)  # stats fields of the stage counts
+_STAGE_KEYS = STAGE_KEYS  # stats fields of the stage counts (models.step)
 
 
 class StoreMismatch(ValueError):
@@ -479,11 +480,13 @@ def utc_day(epoch_s: int) -> str:
     >>> utc_day(1_767_225_600)
     '20260101'
     """
-    return _day_name(epoch_s // 86_400)
+    return day_name(epoch_s // 86_400)
 
 
 @functools.lru_cache(maxsize=4096)
-def _day_name(day: int) -> str:
+def day_name(day: int) -> str:
+    """``yyyymmdd`` of a UTC day (days since 1970-01-01), cached: ``utc_day`` and the compiled
+    counters (``models.step.count_delta``, called with it: a cache hit runs no Python frame)."""
     return (_dt.date(1970, 1, 1) + _dt.timedelta(days=day)).strftime("%Y%m%d")
 
 
@@ -506,55 +509,11 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     it was counted ``users`` and ``stage:new`` (its stage byte, never reviewed) while live scoring
     called it churned: the QA pass of December 2026 found 36 such users behind "new 41" against
     4 new users live.
+
+    Compiled (``models.step.count_delta``, the same counts; one implementation): the worker runs it
+    for every user it writes.
     """
-    if old is not None and not tracked(old):
-        old = None  # counted nothing: what `new` adds is all of it (first-seen day included)
-    if new is not None and not tracked(new):
-        new = None  # (a stored state never loses its activity: only a record that was never counted)
-    if old is not None and new is not None:
-        if old.stage != new.stage:
-            k, n = _STAGE_KEYS[old.stage], _STAGE_KEYS[new.stage]
-            out[k] = out.get(k, 0) - 1
-            out[n] = out.get(n, 0) + 1
-        if (not old.at_risk_since_s) != (not new.at_risk_since_s):
-            out["at_risk"] = out.get("at_risk", 0) + (1 if new.at_risk_since_s else -1)
-        listed = on_save_list(new)
-        if on_save_list(old) != listed:
-            out["reachable"] = out.get("reachable", 0) + (1 if listed else -1)
-        if not old.first_seen_s and new.first_seen_s:
-            _count_first_seen(new, out)
-    elif old is not None:
-        out["users"] = out.get("users", 0) - 1
-        k = _STAGE_KEYS[old.stage]
-        out[k] = out.get(k, 0) - 1
-        if old.at_risk_since_s:
-            out["at_risk"] = out.get("at_risk", 0) - 1
-        if on_save_list(old):
-            out["reachable"] = out.get("reachable", 0) - 1
-    elif new is not None:
-        out["users"] = out.get("users", 0) + 1
-        k = _STAGE_KEYS[new.stage]
-        out[k] = out.get(k, 0) + 1
-        if new.at_risk_since_s:
-            out["at_risk"] = out.get("at_risk", 0) + 1
-        if on_save_list(new):
-            out["reachable"] = out.get("reachable", 0) + 1
-        if new.first_seen_s:
-            _count_first_seen(new, out)
-    for alert in alerts:
-        if alert.kind == "stage_changed" and alert.scores.stage == "churned":
-            day = utc_day(alert.event_time_ms // 1000)
-            out["churned:" + day] = out.get("churned:" + day, 0) + 1
-            out["churned_rev:" + day] = out.get("churned_rev:" + day, 0.0) + float(alert.revenue)
-
-
-def _count_first_seen(new: UserState, out: dict[str, float]) -> None:
-    """Count ``new`` on ``new:<day>`` of its first activity. Called once per user record: when it is
-    created with activity, or when activity first arrives on a record a subscription statement
-    created (first_seen_s 0), so that publish speed and batching do not change the count and no
-    user lands on 1970-01-01."""
-    k = "new:" + utc_day(new.first_seen_s)
-    out[k] = out.get(k, 0) + 1
+    count_delta(old, new, alerts if type(alerts) is list else list(alerts), out, day_name)
 
 
 def _parts_json(w: BucketWrite | Any) -> bytes:

@@ -1,0 +1,94 @@
+"""The worker's per-user planning, todo and counters compiled into models.step (docs/SCALING.md,
+issue 14 ``shellspeed``): each against the pure Python copy and against the loop it replaced."""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models import _native
+from models.events import Event
+from models.intake import UserBatch
+from models.step import bucket_todo, locate, locate_users
+
+compiled_only = pytest.mark.skipif(_native.active() != "compiled", reason=f"the compiled core does not run here ({_native.why_pure()})")
+PURE = _native.import_pure(["events", "intake", "step"])
+
+#: user ids of any text, lone surrogates included (the layout hashes them with surrogatepass)
+IDS = st.one_of(st.text(max_size=12), st.builds("{}\ud800{}".format, st.text(max_size=4), st.text(max_size=4)))
+
+
+def _locate_ref(uid: str, buckets: int, groups: int) -> tuple[int, int]:
+    """The layout's formula as streams.worker.keys wrote it before it became models.step.locate."""
+    h = zlib.crc32(uid.encode("utf-8", "surrogatepass"))
+    return h % buckets, (h // buckets) % groups
+
+
+@given(IDS, st.integers(1, 1024), st.integers(1, 4096))
+def test_locate_is_the_layout_formula(uid: str, buckets: int, groups: int) -> None:
+    assert locate(uid, buckets, groups) == _locate_ref(uid, buckets, groups) == PURE["step"].locate(uid, buckets, groups)
+
+
+@settings(max_examples=60)
+@given(st.dictionaries(IDS, st.integers(0, 7), max_size=40), st.integers(1, 64), st.integers(1, 256))
+def test_locate_users_is_the_per_user_loop(parts: dict[str, int], buckets: int, groups: int) -> None:
+    """Buckets in order of their first user, each bucket's partitions once in order of first use,
+    its users (group, id) in batch order: what plan_reads' loop built."""
+    users = {uid: UserBatch(p) for uid, p in parts.items()}
+    expected: dict[int, tuple[dict[int, int | None], list[tuple[int, str]]]] = {}
+    for uid, ub in users.items():
+        b, g = _locate_ref(uid, buckets, groups)
+        got = expected.setdefault(b, ({}, []))
+        got[0].setdefault(ub.partition, None)
+        got[1].append((g, uid))
+    assert list(locate_users(users, buckets, groups).items()) == list(expected.items())
+    pure = PURE["step"].locate_users({u: PURE["intake"].UserBatch(p) for u, p in parts.items()}, buckets, groups)
+    assert list(pure.items()) == list(expected.items())
+
+
+def _todo_ref(located, blobs, batches, fences):  # type: ignore[no-untyped-def]
+    """phases._bucket_todo's per-user loop as it was written in Python."""
+    todo, skipped = {}, 0
+    for (g, uid), blob in zip(located, blobs):
+        ub = batches[uid]
+        p = ub.partition
+        events = ub.events
+        if p in fences and fences[p] >= ub.offsets[0]:
+            fence = fences[p]
+            events = [ev for ev, off in zip(events, ub.offsets) if off > fence]
+            skipped += len(ub.events) - len(events)
+        todo[uid] = (g, p, blob, events)
+    return todo, skipped
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bucket_todo_is_the_per_user_loop(seed: int) -> None:
+    """Users with and without a fence, fences below, inside and past a user's offsets, more blobs
+    than users or fewer (zip's length), records or none."""
+    rnd = random.Random(seed)
+    batches: dict[str, UserBatch] = {}
+    located, blobs = [], []
+    for i in range(rnd.randint(0, 30)):
+        uid, p = f"u{i}", rnd.randint(0, 3)
+        first = rnd.randint(0, 50)
+        offs = sorted(rnd.sample(range(first, first + 40), rnd.randint(1, 6)))
+        batches[uid] = UserBatch(p, [Event(uid, 1_000 * o, "view", f"e{o}") for o in offs], offs)
+        located.append((rnd.randint(0, 255), uid))
+        blobs.append(None if rnd.random() < 0.3 else bytes([i]))
+    blobs = blobs[:len(blobs) - rnd.randint(0, 2)] if rnd.random() < 0.3 else blobs + [b"x"] * rnd.randint(0, 2)
+    fences = {p: rnd.randint(-1, 80) for p in range(4) if rnd.random() < 0.6}
+    todo: dict = {}
+    skipped = bucket_todo(located, blobs, batches, fences, todo)
+    assert (todo, skipped) == _todo_ref(located, blobs, batches, fences)
+    assert list(todo) == list(_todo_ref(located, blobs, batches, fences)[0])
+
+
+@compiled_only
+def test_these_run_compiled() -> None:
+    import models.step as step
+
+    assert not step.__file__.endswith(".py") and PURE["step"].__file__.endswith("step.py")
