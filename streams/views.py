@@ -504,7 +504,7 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     state = read_account_state(blob)
     r = account_rollup(state, orjson.loads(extras) if extras else {},
                        [Member.from_bytes(v) for v in members.values()],
-                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms)
+                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id)
     renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
     lost, left = _left(state) if r.stage in GONE_STAGES else (0, 0)
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms,
