@@ -72,15 +72,21 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
     savable part of the risk (models.ranking), shown as ``save``. A ``spend`` column (the user's
     purchases to date, the JSON's ``revenue``) when anyone listed has bought: a shop's win-back
     list ranks warmest first, then by spend, and a marketer choosing whom to call wants to see it
-    (QA12 F6: it was in ``--json`` only); a product without purchases keeps its table as it was."""
+    (QA12 F6: it was in ``--json`` only); a product without purchases keeps its table as it was.
+    Likewise a ``lost MRR`` column (the JSON's ``lost_mrr``) on the win-back list when a listed user's
+    own subscription churned (QA14 F5: subscribers' spend is 0, so lapsed payers and never-paid
+    trials looked alike)."""
     spend = any(r.state.revenue > 0 for r in reports)
+    lost = any((r.lost_mrr_cents or 0) > 0 for r in reports)
     lines = [f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
-             + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "") + f"{'stage':<11} {'action':<9} reason"]
+             + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "") + (f"{'lost MRR':>9}  " if lost else "")
+             + f"{'stage':<11} {'action':<9} reason"]
     for i, r in enumerate(reports, start=1):
         s = r.scores
         reason = s.reasons[0] if s.reasons else ""
         lines.append(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} " + (f"{r.savable or 0.0:>5.2f} " if save else "")
                      + f"{s.health:>6.0f} {s.temperature:>5.0f}  " + (f"{r.state.revenue:>9.2f}  " if spend else "")
+                     + (f"{(r.lost_mrr_cents or 0) / 100:>9.2f}  " if lost else "")
                      + f"{s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
     return lines
 
