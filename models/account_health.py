@@ -31,7 +31,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   an annual plan's 91 days, a monthly plan's 30; ``models.subscription.renewal_window_ms``, QA11
   F5) (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
   so every paying account whose users have not come yet would carry it), a trial ending within
-  3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"), and after its end
+  3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"; not for a
+  user's own account without a member, whose use the account cannot see: QA14 F1, :func:`rollup`'s
+  ``own``), and after its end
   while the status still says trial (no statement yet says converted or cancelled: "trial ended 5 h
   ago and nobody has used it", action "help them convert now that the trial has ended",
   :func:`trial_action`); cancelled with nothing left:
