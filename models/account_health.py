@@ -31,7 +31,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   an annual plan's 91 days, a monthly plan's 30; ``models.subscription.renewal_window_ms``, QA11
   F5) (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
   so every paying account whose users have not come yet would carry it), a trial ending within
-  3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"), and after its end
+  3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"; not for a
+  user's own account without a member, whose use the account cannot see: QA14 F1, :func:`rollup`'s
+  ``own``), and after its end
   while the status still says trial (no statement yet says converted or cancelled: "trial ended 5 h
   ago and nobody has used it", action "help them convert now that the trial has ended",
   :func:`trial_action`); cancelled with nothing left:
@@ -71,7 +73,7 @@ from models.revenue import AccountView
 from models.subscription import RENEWAL_WINDOW_MIN_MS
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member",
-           "SilenceIndex", "hours_left", "in_trial", "member_key", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
+           "SilenceIndex", "hours_left", "in_trial", "member_key", "own_account", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
            "silence_risk_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -161,6 +163,10 @@ class AccountRollup:
     # the named silent user (QA11 F3) as a recovery says it, "still silent: its most active user
     # u07 (3 weeks, 22% of its activity)"; "" when no such user is silent (:func:`recovered_reasons`)
     still_silent: str = ""
+    # False for a user's own account seen through no member (``rollup``'s ``own``): the account
+    # cannot tell how its user uses the product, so usage and health say nothing (both 0) and the
+    # worker sends no trial reminder on them (QA14 F1)
+    usage_known: bool = True
 
 
 def _plans(plans: tuple[str, ...]) -> str:
@@ -522,10 +528,23 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
 
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
-           now_s: int, now_ms: int = -1) -> AccountRollup:
+           now_s: int, now_ms: int = -1, own: bool = False) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
-    milliseconds is counted from the same instant the alerts use. See the module docstring."""
+    milliseconds is counted from the same instant the alerts use. See the module docstring.
+
+    ``own``: the account is its subscriber's own (a user without ``account_id``, whose id keys the
+    account and its subscription: :func:`own_account`). Such a user sends no member copy
+    (docs/REVENUE.md: their user alerts say it all), so without a member the account knows nothing
+    of how its user uses the product: the trial rule, which reads usage, does not hold ("nobody
+    has used it yet" is then no fact: QA14 F1, 780 such alerts on 390 B2C trials, every user had
+    used the app, 140 converted); the user is judged on its own use by its own scores and alerts
+    (a trial user's at-risk alert: action onboard). ``AccountRollup.usage_known`` says so.
+
+    >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0, 0, (), (member_key("f1"),))
+    >>> [(r.trial, r.risk, r.reasons) for r in (rollup([], trial, None, 0, 9 * DAY_S), rollup([], trial, None, 0, 9 * DAY_S, own=True))]
+    [(True, 0.5, ('trial ends in 24 h and nobody has used it yet',)), (False, 0.0, ())]
+    """
     # Nobody seen in 90 days: every member ever seen counts, all silent. Before, such an account had
     # no users, so its users' part of the risk fell to 0 and an open at-risk alert "recovered" the
     # day its last member left the window (QA 2026-12: at risk 0.8 on day 60, recovered at 0.0 on
@@ -570,7 +589,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # system has not said converted or cancelled yet) keeps the rule (review 4, 2026-12-03: with
     # ``0 <=`` the risk fell to 0 at the end and the open alert said account_recovered, "risk down
     # to 0% from 50%", of a trial nobody used; its cancellation hours later then sent nothing).
-    trial = trial_rule(view, usage, now_ms)
+    blind = own and not members  # a user's own account without a member copy: its use is not known here
+    trial = trial_rule(view, usage, now_ms) and not blind
     if trial:
         r_b = max(r_b, 0.5)
         use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
@@ -601,4 +621,18 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # "none" only without a reason. The at-risk alert still opens at 0.5 (streams/worker/account_alerts.py)
     action = reasons[0][2] if reasons else "none"
     return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
-                         mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent)
+                         mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent, not blind)
+
+
+def own_account(account: str, view: AccountView | None) -> bool:
+    """Whether ``account`` is its subscriber's own (:func:`rollup`'s ``own``): a subscription in
+    force is keyed by the user whose id the account has (a user without ``account_id`` is its own
+    account: docs/REVENUE.md). A company account whose billing user has the company's id (the
+    workaround QA14 F1 found, ``account_id`` = user id) is one too, but its events name the
+    account, so it has members and is judged on them.
+
+    >>> v = AccountView(0, False, "trial", (), 0, 9, 0, 0, 0, (), (member_key("f1"),))
+    >>> own_account("f1", v), own_account("acme", v), own_account("f1", None)
+    (True, False, False)
+    """
+    return view is not None and member_key(account) in view.billing_keys

@@ -268,6 +268,21 @@ def _slot_reads_worse_as_it_grows(key: str, i: int, model: "ChurnModel") -> bool
     return key.startswith(_PREFIXES[0]) != negative
 
 
+def _share_of_use(key: str, model: "ChurnModel") -> bool:
+    """Whether ``key`` is the share of a type of use in the user's recent activity (``share:``, a
+    type outside the ``negative`` role): never a reason for risk (:func:`_against`,
+    :func:`_not_for`). Why (QA14 F4): the shares add up to 1, so a smaller share of one type is a
+    larger share of the others, no fact against the user; the rule read a smaller share of a type
+    of use as worse, and a model weighing a rare type's share down (``streak_lost``: it marks
+    engaged users) told 136 at-risk alerts "streak_lost events: 0.0% of the user's recent activity,
+    against 0.3% for a typical user", good news to a fitness CRM. Fewer events of a type is said by
+    its own facts (``inactive:``, ``lifetime:``); a larger share of a type of negative feedback
+    (more complaints for the use) is still a reason for risk."""
+    if not key.startswith(_PREFIXES[1]):
+        return False
+    return not _slot_reads_worse_as_it_grows(key, model.compiled.features.index(key), model)
+
+
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
     compiled = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
     vocabulary = compiled.vocabulary
@@ -576,9 +591,10 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` reads against the user clearly enough to be a reason. A
     compared or per-type fact when the model weighs it as it reads (:func:`_reads_as_it_weighs`:
     its words state the comparison, and a positive contribution then puts the user on its worse
-    side); negative feedback, tenure and gaps, likewise, past their own lines."""
+    side), but the share of a type of use never (:func:`_share_of_use`); negative feedback,
+    tenure and gaps, likewise, past their own lines."""
     if _is_slot(key) or key in _COMPARED:
-        return _reads_as_it_weighs(key, model)
+        return _reads_as_it_weighs(key, model) and not _share_of_use(key, model)
     if key == "silence":
         return sig.visit_overdue >= 1.5
     if key == "purchase":
@@ -606,9 +622,9 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
 
 def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
-    reason for risk: weaker than :func:`_against`, never reassuring)."""
+    reason for risk: weaker than :func:`_against`, never reassuring: nor the share of a type of use)."""
     if _is_slot(key) or key in _COMPARED:
-        return _reads_as_it_weighs(key, model)
+        return _reads_as_it_weighs(key, model) and not _share_of_use(key, model)
     if key == "silence":
         return sig.visit_overdue > 1.0
     if key == "purchase":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 
@@ -65,6 +65,10 @@ class UserReport:
     # days a repeat buyer's next order is overdue against their own rhythm (negative: days until
     # due; models.signals.days_overdue), None for others or where not computed: top's column (QA12 F5)
     overdue_days: float | None = None
+    # on the win-back list: the MRR (cents) the churn of the user's own account took (a user
+    # without ``account_id``: B2C, docs/REVENUE.md), 0 when it took none (never paid, or a member
+    # of a company account, whose MRR is the company's); None off that list (QA14 F5)
+    lost_mrr_cents: int | None = None
 
     def account_dict(self) -> dict[str, Any]:
         """``account_id``, ``account_name`` and ``owner`` when the user is a member of an account (the
@@ -100,6 +104,7 @@ class UserReport:
             "purchases": st.n_purchases,
             "revenue": round(st.revenue, 2),
             "at_risk_since": format_ts(st.at_risk_since_s * 1000) if st.at_risk_since_s else None,
+            **({"lost_mrr": self.lost_mrr_cents / 100} if self.lost_mrr_cents is not None else {}),
             **self.account_dict(),
         }
 
@@ -217,9 +222,9 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
         from streams.console.data import at_risk_page
 
         page = reader.run(lambda store: at_risk_page(store, model, now_ms, kind, n))  # type: ignore[arg-type]
-        return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state,
-                           r.savable if kind == "save" else None, overdue_days=_overdue(r.state, now_ms, model))
-                for r in page.rows]
+        return _with_lost_mrr(reader, kind, [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state,
+                                                        r.savable if kind == "save" else None, overdue_days=_overdue(r.state, now_ms, model))
+                                             for r in page.rows])
     if kind == "save" and reader.run(lambda store: store.save_index_model()) == model_id(model):
         ranked = reader.run(lambda store: indexed_save_list(store, settings.topic_events, model, now_ms // 1000, n=n, share=share))
     else:
@@ -228,9 +233,33 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
                         "reading every state")
         ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, kind,  # type: ignore[arg-type]
                             n=n, share=share)
-    return [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state, r.savable if kind == "save" else None,
-                       overdue_days=_overdue(r.state, now_ms, model))
-            for r in ranked]
+    return _with_lost_mrr(reader, kind, [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state,
+                                                    r.savable if kind == "save" else None, overdue_days=_overdue(r.state, now_ms, model))
+                                         for r in ranked])
+
+
+def _with_lost_mrr(reader: StoreReader, kind: str, reports: list[UserReport]) -> list[UserReport]:
+    """The win-back list's rows with the MRR each user's own account lost when it churned
+    (``AccountState.churned``; a user without ``account_id`` is its own account, keyed by its id),
+    read in one round trip. Why (QA14 F5): a subscription app's lapsed payers and never-paid
+    trials looked alike on the list ("spend" counts purchases only: 0 for every subscriber); the
+    figure lets the CRM pick the lapsed payers. A member of a company account
+    (``ACCOUNT_MEMBER``) lost nothing of its own: 0 (the company's loss is its owner's book).
+    Other lists: unchanged. The order is not changed: it is the chance to come back, then spend."""
+    if kind != "win_back" or not reports:
+        return reports
+    from models.state import ACCOUNT_MEMBER
+
+    out = []
+    for r, blob in zip(reports, reader.account_states([r.user_id for r in reports])):
+        lost = 0
+        if blob and not r.state.flags & ACCOUNT_MEMBER:
+            try:
+                lost = read_account_state(blob).churned()[0]
+            except UnreadableAccount:  # the account's own view says so; the list shows none
+                lost = 0
+        out.append(replace(r, lost_mrr_cents=lost))
+    return out
 
 
 def _overdue(state: UserState, now_ms: int, model: ChurnModel) -> float | None:
@@ -515,7 +544,7 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     state = read_account_state(blob)
     r = account_rollup(state, orjson.loads(extras) if extras else {},
                        [Member.from_bytes(v) for v in members.values()],
-                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms)
+                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id)
     renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
     lost, left = _left(state) if r.stage in GONE_STAGES else (0, 0)
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms,

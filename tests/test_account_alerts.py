@@ -358,6 +358,33 @@ def test_a_trial_nobody_used_is_at_risk_by_the_trial_rule_and_its_reminders_say_
     assert (early.risk, early.temperature, early.action, early.usage) == (0.0, 100, "none", 0.0), "9 days ahead: no rule holds"
 
 
+def test_a_b2c_trial_its_own_account_is_not_told_nobody_used_it() -> None:
+    """QA14 F1: a user without ``account_id`` is its own account and sends no member copy
+    (docs/REVENUE.md), so the account of every B2C trial had no users: each got ``account_at_risk``
+    at 72 h and ``trial_ending`` at 24 h, "trial ends in 24 h and nobody has used it yet", users 0
+    (780 alerts on QA's 390 trials, every one used the app, 140 converted). The account cannot see
+    its user's use: no trial rule, no reminder; the user's own scores and alerts judge that use.
+    The same trial sent under a company account (``account_id`` "trialx", an admin's statement,
+    no member yet) keeps the rule: nobody has used that account."""
+    ends = T0 + 10 * DAY_MS
+    sub = Subscription("trial", "Pro", 0, ends)
+    for account, ev, told in (("f1", Event("f1", T0, "subscription", "s0", 0.0, "", sub), []),
+                              ("trialx", Event("admin", T0, "subscription", "s0", 0.0, "trialx", sub),
+                               ["account_at_risk", "trial_ending"])):
+        assert ev.account == account
+        acc = AccountWork(AccountState().update(ev), {}, {})
+        alerts: list[tuple[bytes | None, bytes]] = []
+        for now in (ends - 72 * 3_600_000, ends - 24 * 3_600_000, ends + 5 * 3_600_000):
+            r = decide_alert(account, acc, now, alerts)
+            decide_reminders(account, acc, now, r, alerts)
+        assert _kinds(alerts) == told, (account, alerts)
+        assert r.usage_known is (account == "trialx") and r.trial is (account == "trialx"), r
+    assert (r.stage, r.users) == ("at_risk", 0) and acc.extras["reminded"] == [ends, [72, 24]]
+    own = AccountWork(AccountState().update(Event("f1", T0, "subscription", "s0", 0.0, "", sub)), {}, {})
+    r = decide_alert("f1", own, ends - 24 * 3_600_000, [])
+    assert (r.stage, r.risk, r.reasons, r.action) == ("trial", 0.0, (), "none"), "no reason it cannot know"
+
+
 def test_a_trial_whose_usage_rounds_to_half_gets_no_reminder_beside_its_at_risk_alert() -> None:
     """QA6 L7 at the edge (review 2026-12-03): the worker tested the trial rule again on the
     roll-up's usage, rounded to 4 places, so at usage 0.49997 (the rule held: under half) the

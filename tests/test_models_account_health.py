@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, hours_left, member_key, rollup
+from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, hours_left, member_key, own_account, rollup
 from models.revenue import AccountView
 
 DAY_S = 86_400
@@ -324,3 +324,21 @@ def test_a_statement_later_in_the_period_states_only_what_is_left_of_it() -> Non
     view = _paid_through(54, 365, stated_days_before=100)
     assert view.renewal_window_ms(view.renews_ms) == 30 * DAY_S * 1000
     assert _paid_through(54, 365).renewal_window_ms(NOW_MS + 54 * DAY_S * 1000) == 365 * DAY_S * 1000 // 4
+
+
+def test_a_users_own_trial_account_without_member_is_not_said_unused() -> None:
+    """QA14 F1: a user without ``account_id`` is its own account and sends no member copy, so its
+    roll-up had no users and the trial rule read "nobody has used it yet" of every B2C trial. For
+    its own account (``own_account``: the account's id keys its subscription) without a member the
+    use is unknown: the rule does not hold; a company account without members keeps it, and an own
+    account with members (``account_id`` = user id) is judged on them."""
+    ends = NOW_MS + 30 * 3_600_000
+    view = AccountView(0, False, "trial", ("Pro",), 0, ends, 0, 0, 0, (), (member_key("f1"),))
+    assert own_account("f1", view) and not own_account("acme", view)
+    own = rollup([], view, None, 0, NOW_S, NOW_MS, own=True)
+    assert (own.trial, own.risk, own.reasons, own.usage_known, own.stage) == (False, 0.0, (), False, "trial")
+    company = rollup([], view, None, 0, NOW_S, NOW_MS)
+    assert (company.trial, company.risk, company.reasons) == (True, 0.5, ("trial ends in 30 h and nobody has used it yet",))
+    low = [Member(member_key("f1"), NOW_S, 1, 0.0, 2.0, 20.0)]
+    used = rollup(low, view, None, 0, NOW_S, NOW_MS, own=True)  # members: judged on them, as any account
+    assert (used.trial, used.usage_known, used.reasons) == (True, True, ("trial ends in 30 h with usage at 10% of the usual",))

@@ -228,6 +228,12 @@ def _weighs_as_it_reads(key: str, model: ChurnModel) -> bool:
     return w > 0.0 if worse else w < 0.0
 
 
+def _share_of_use(key: str, model: ChurnModel) -> bool:
+    """Whether reason ``key`` is the share of a type of use ("share:view", a type outside the
+    ``negative`` role): never a reason for risk (QA14 F4: the shares add up to 1)."""
+    return key.startswith("share:") and key.split(":", 1)[1] not in model.compiled.vocabulary.roles.get("negative", ())
+
+
 def _fine(text: str, table: list | None = None) -> bool:
     return any((m := re.search(p, text)) is not None and (ok is None or ok(m)) for p, ok in (table or _FINE))
 
@@ -472,6 +478,8 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
                 table = _AGAINST if purpose == "at_risk" else _FOR
                 key = feature_key(name)
                 reads = _weighs_as_it_reads(key, TYPED.with_(risk_weights={name: w}))
+                if purpose == "at_risk" and _share_of_use(key, TYPED):
+                    reads = False  # QA14 F4: a smaller share of a type of use is a larger share of the others
                 given = bumped = considered = 0
                 for (state, now_s), features in zip(users, assessed):
                     value = features[j]
@@ -729,3 +737,27 @@ def test_trained_counts_declines_and_tenure_say_what_they_measure() -> None:
     assert _decayed_count(0.3, "event", True, _WEEK) == "fewer than 1 event a week lately"
     assert _decayed_count(0.0, "event", True, _MONTHS_3) == "no events in recent months"
     assert _decayed_count(12.4, "event", False, _WEEK) == "about 12 events lately (decayed count, 1-week mean life)"
+
+
+def test_a_share_of_a_type_of_use_is_no_reason_for_risk() -> None:
+    """QA14 F4: a trained model weighed a rare type's share down (``streak_lost`` marks engaged
+    users), and 136 at-risk alerts said "streak_lost events: 0.0% of the user's recent activity,
+    against 0.3% for a typical user": good news to a fitness CRM. The shares add up to 1 (a
+    smaller share of one type is a larger share of the others), so the share of a type of use is
+    no reason for risk whatever its weight; fewer events of a type are said by ``inactive:`` and
+    ``lifetime:``. The share of a type of negative feedback still is (more complaints for the
+    use: :func:`test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up`, ``share:dislike``).
+    On the first 150 golden users under ``TYPED`` (which weighs clicks' share down): no at-risk
+    alert says a view, click or message share (45 did before), and each still has its reasons."""
+    said = {"use": 0, "alerts": 0}
+    for user, evs in list(golden_histories(2).items())[:150]:
+        for alert in advance(user, None, evs, FINAL_MS, TYPED).alerts:
+            if alert.kind != "at_risk":
+                continue
+            check_alert(alert, TYPED)
+            assert alert.scores.reasons, alert
+            said["alerts"] += 1
+            for text in alert.scores.reasons:
+                if re.search(r"^(views?|clicks?|messages?)( events)?: [\d.]+% of the user's recent activity", text):
+                    said["use"] += 1
+    assert said["use"] == 0 and said["alerts"] > 45, said

@@ -61,3 +61,79 @@ def test_the_overdue_days_are_the_models_own() -> None:
     overdue = _overdue(state, t0 + 65 * day, model)
     assert overdue is not None and abs(overdue - (25.0 - gap)) < 1e-6
     assert _overdue(advance("u", None, events[:1], t0 + day, model).state, t0 + 65 * day, model) is None
+
+
+def test_the_win_back_list_shows_the_mrr_a_lapsed_subscriber_lost() -> None:
+    """QA14 F5: a subscription app's win-back list had no money column (spend counts purchases: 0
+    for every subscriber), so lapsed payers and never-paid trials looked alike. A ``lost MRR``
+    column (JSON ``lost_mrr``) where a listed user's own subscription churned."""
+    paid = dataclasses.replace(_report("f00602", 0.0, None), lost_mrr_cents=999)
+    trial = dataclasses.replace(_report("f01042", 0.0, None), lost_mrr_cents=0)
+    lines = user_rows([trial, paid], save=False)
+    assert lines[0].split()[:8] == ["#", "user", "risk", "health", "temp", "lost", "MRR", "stage"]
+    assert lines[1].split()[:7] == ["1", "f01042", "0.82", "31", "40", "0.00", "dormant"]
+    assert lines[2].split()[:7] == ["2", "f00602", "0.82", "31", "40", "9.99", "dormant"]
+    assert (paid.to_dict()["lost_mrr"], trial.to_dict()["lost_mrr"]) == (9.99, 0.0)
+    assert "lost_mrr" not in _report("u1", 0.0).to_dict(), "off the win-back list: no field"
+    assert "lost" not in user_rows([trial], save=False)[0], "nobody lost MRR: the table as it was"
+
+
+def test_top_win_back_reads_each_users_own_account_loss(redis_url: str) -> None:
+    """The rows ``top --win-back`` prints (streams.views.top_users) against a real valkey: a B2C
+    subscriber who cancelled 9.99 (its own account, keyed by its id), a trial lost without paying
+    (0) and a member of a company account whose company churned (0: the loss is the company's)."""
+    import asyncio
+
+    from models.engine import advance
+    from models.model import load_model
+    from models.events import Event
+    from models.revenue import AccountState
+    from models.subscription import Subscription
+    from streams.settings import Settings
+    from streams.views import open_reader, top_users
+    from streams.worker.keys import locate
+    from streams.worker.phases import index_scores
+    from streams.worker.store import BucketWrite, StateWrite, Store, bucket_of, stats_delta
+
+    t0, day = 1_767_225_600_000, 86_400_000
+    end = t0 + 120 * day
+    model = load_model()
+    users = {"payer": "", "trial": "", "member": "acme"}
+
+    def history(uid: str, account: str) -> list[Event]:
+        evs = [Event(uid, t0 + d * day, "view", f"{uid}{d}", 0.0, account) for d in range(10)]
+        status = "trial" if uid == "trial" else "active"
+        evs.append(Event(uid, t0 + 1000, "subscription", f"{uid}s", 0.0, account, Subscription(status, "Pro", 999, t0 + 7 * day if status == "trial" else 0)))
+        evs.append(Event(uid, t0 + 20 * day, "subscription", f"{uid}c", 0.0, account, Subscription("cancelled", "Pro", 0)))
+        return sorted(evs, key=lambda e: e.ts_ms)
+
+    async def write() -> None:
+        settings = Settings(redis_url=redis_url)
+        store = Store(settings)
+        store.use_model(model)
+        await store.connect()
+        field = f"{settings.topic_events}:0"
+        for uid, account in users.items():
+            evs = history(uid, account)
+            st = advance(uid, None, evs, end, model).state
+            b, g = locate(uid, store.buckets, store.groups)
+            w = BucketWrite(b, [(field, "", "")])
+            risk, reach, _ = index_scores(None, st, end, model)
+            w.states.append(StateWrite(g, uid, st.to_bytes(), field, st.next_review_s, risk, reach))
+            stats_delta(None, st, [], w.stats)
+            assert await store.write([w], "winback-test") == []
+            acc = AccountState()
+            for ev in evs:
+                if ev.subscription is not None:
+                    acc = acc.update(ev)
+            name = account or uid
+            await store.client.hset(store.keys.accounts(bucket_of(name, store.buckets)), name, acc.to_bytes())
+        await store.write_progress(settings.topic_events, {0: (1, end)})
+        await store.close()
+
+    asyncio.run(write())
+    with open_reader(Settings(redis_url=redis_url)) as reader:
+        rows = {r.user_id: r.lost_mrr_cents for r in top_users(reader, Settings(redis_url=redis_url), share=1.0, kind="win_back")}
+        saved = top_users(reader, Settings(redis_url=redis_url), share=1.0, kind="save")
+    assert rows == {"payer": 999, "trial": 0, "member": 0}, rows
+    assert all(r.lost_mrr_cents is None for r in saved)

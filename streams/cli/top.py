@@ -76,17 +76,21 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
     An ``overdue`` column (QA12 F5) when anyone listed is a repeat buyer: days their next order is
     overdue against their own re-order rhythm (models.signals.days_overdue; negative: days until
     it is due), blank for the others: whom the shop's save list should call first, those who just
-    missed a re-order."""
+    missed a re-order. Likewise a ``lost MRR`` column (the JSON's ``lost_mrr``) on the win-back list when a listed user's
+    own subscription churned (QA14 F5: subscribers' spend is 0, so lapsed payers and never-paid
+    trials looked alike)."""
     spend = any(r.state.revenue > 0 for r in reports)
     overdue = any(r.overdue_days is not None for r in reports)
+    lost = any((r.lost_mrr_cents or 0) > 0 for r in reports)
     lines = [f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
-             + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "")
+             + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "") + (f"{'lost MRR':>9}  " if lost else "")
              + (f"{'overdue':>7}  " if overdue else "") + f"{'stage':<11} {'action':<9} reason"]
     for i, r in enumerate(reports, start=1):
         s = r.scores
         reason = s.reasons[0] if s.reasons else ""
         lines.append(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} " + (f"{r.savable or 0.0:>5.2f} " if save else "")
                      + f"{s.health:>6.0f} {s.temperature:>5.0f}  " + (f"{r.state.revenue:>9.2f}  " if spend else "")
+                     + (f"{(r.lost_mrr_cents or 0) / 100:>9.2f}  " if lost else "")
                      + (f"{_overdue_cell(r.overdue_days)}  " if overdue else "")
                      + f"{s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
     return lines

@@ -19,7 +19,7 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, hours_left, in_trial,
-                                   recovered_reasons, rollup, trial_action)
+                                   own_account, recovered_reasons, rollup, trial_action)
 from models.engine import alert_id
 from models.revenue import AccountState, Change
 from streams.worker.alert_log import EXTRAS_FIELD
@@ -55,12 +55,15 @@ class AccountWork:
 
 
 def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
-                   now_ms: int) -> AccountRollup:
-    """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers)."""
+                   now_ms: int, account: str = "") -> AccountRollup:
+    """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers);
+    ``account`` its id, which tells a user's own account (``own_account``: no member copy is made
+    for it, so its use is unknown here, QA14 F1); "" where only the stage is read."""
     down = extras.get("down")
     downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5]) if down else None  # type: ignore[index, misc]
     view = state.get() if state is not None and (state.subs or state.first_paid_ms) else None
-    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000, now_ms)
+    own = bool(account) and own_account(account, view)
+    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000, now_ms, own)
 
 
 def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_before: Sequence[str],
@@ -153,7 +156,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     ``account_churned`` carries ``lost_mrr``: the account's MRR before the churn
     (``AccountState.churned``, the win-back list's figure; 0 for a trial lost without paying).
     Its ``mrr`` is 0 once churned, so the CRM's win-back case had no figure of what was lost."""
-    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms)
+    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms, account)
     note_payment(acc, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
@@ -350,7 +353,8 @@ def churn_announced_ms(extras: Mapping[str, object]) -> int:
 
 def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRollup, alerts: list[KafkaRecord]) -> None:
     """Trial ending: a reminder 72 h and one 24 h before ``trial_ends`` for a trial whose users say
-    it will not convert (health below 50: silent users, falling usage). Each reminder is decided
+    it will not convert (health below 50: silent users, falling usage; not a user's own account,
+    whose use the account does not see: ``AccountRollup.usage_known``). Each reminder is decided
     once per trial end (kept in the extras), with a stable id (account, kind, trial end).
 
     A reminder falling due at the instant the account's at-risk alert opens, by the trial rule
@@ -370,7 +374,7 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
         if hours in sent or now_ms < ends - hours * 3_600_000:
             continue
         sent.append(hours)
-        if r.health < _WONT_CONVERT_HEALTH and not told:
+        if r.health < _WONT_CONVERT_HEALTH and r.usage_known and not told:  # a user's own account: its use is unknown (QA14 F1)
             alert = account_alert(account, "trial_ending", now_ms, r)
             alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
             alert["trial_ends_ms"], alert["hours_left"] = ends, hours_left(ends, now_ms)

@@ -643,7 +643,7 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
         j = bisect.bisect_left(dues, min(stop, other or stop), i)
         if latest_seen_ms > dues[i] and usage_counts(acc.state, dues[i], dues[j - 1]):
             j = i + 1  # a member seen later keeps its activity until then: usage may rise, review each
-        first = j if _quiet(acc, silence, gone, dues[i], dues[j - 1]) else _first_alerting(acc, members, dues, i, j)
+        first = j if _quiet(acc, silence, gone, dues[i], dues[j - 1]) else _first_alerting(account, acc, members, dues, i, j)
         if first < j:
             _decide(account, acc, dues[first], out)
         else:
@@ -670,12 +670,12 @@ def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms
     return silence_risk_at(silence, hi_ms // 1000) < ACCOUNT_AT_RISK - _MARGIN
 
 
-def _first_alerting(acc: AccountWork, members: list[Member], dues: list[int], i: int, j: int) -> int:
+def _first_alerting(account: str, acc: AccountWork, members: list[Member], dues: list[int], i: int, j: int) -> int:
     """The first of ``dues[i:j]`` (times with the risk non-decreasing) at which a review alerts
     (``decide_alert``), or ``j``: no open alert: the first where the risk reaches the threshold
     (bisection); one open: the first only (``account_churned`` or the risk below the close)."""
     def rollup_at(t: int) -> AccountRollup:
-        return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state, t), t)
+        return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state, t), t, account)
 
     if acc.extras.get("at_risk_since_ms"):
         r = rollup_at(dues[i])

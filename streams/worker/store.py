@@ -1494,6 +1494,17 @@ class Store:
         state, extras, members = await pipe.execute()
         return state, extras, members
 
+    async def account_states(self, account_ids: Sequence[str]) -> list[bytes | None]:
+        """The revenue state records (``AccountState.to_bytes``) of ``account_ids``, None where
+        there is none: one round trip (the win-back list's lost MRR of users who are their own
+        account, streams.views.top_users)."""
+        if not account_ids:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for account_id in account_ids:
+            pipe.hget(self.keys.accounts(bucket_of(account_id, self.buckets)), account_id)
+        return list(await pipe.execute())
+
     async def account_of(self, user_id: str) -> str | None:
         """The account whose members the user is in (its events name it as ``account_id``), or None:
         its field of ``Keys.member_of`` in every bucket, one round trip. A user who moved to another
@@ -1607,6 +1618,9 @@ class StoreReader:
 
     def account_of(self, user_id: str) -> str | None:
         return self._do(self._store.account_of(user_id))
+
+    def account_states(self, account_ids: Sequence[str]) -> list[bytes | None]:
+        return self._do(self._store.account_states(account_ids))
 
     def close(self) -> None:
         self._do(self._store.close())
