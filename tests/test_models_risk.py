@@ -188,6 +188,8 @@ def test_cross_validation_by_auc_keeps_a_right_default_and_leaves_a_wrong_one() 
     assert (left.l2, left.l2_types) != (10.0, 10.0) or left.centre == "zero"  # not the default's own effects
     fitted = LogisticRisk(names, l2=left.l2).fit(X, wrong, prior=left.prior(default), l2_by_feature=left.by_feature(names))
     assert fitted.weights["g0"] < 0 < fitted.weights["g1"] and fitted.weights["g2"] < 0
+    top = choose_prior(names, X, like, users, default, grid=grid, criterion="auc", one_se=False)
+    assert top.above_best == (0.0, 0.0) and top.cv_auc[top.centre][f"{top.l2:g}/{top.l2_types:g}"] == best
     with pytest.raises(ValueError, match="criterion"):
         choose_prior(names, X, like, users, default, grid=grid, criterion="brier")
 

@@ -637,7 +637,7 @@ class PriorChoice:
 
 def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequence[str],
                  default: Mapping[str, float], grid: Sequence[float] = L2_GRID,
-                 centres: Sequence[str] = CENTRES, criterion: str = "log_loss") -> PriorChoice:
+                 centres: Sequence[str] = CENTRES, criterion: str = "log_loss", one_se: bool = True) -> PriorChoice:
     """Where the penalty pulls and how hard, by out-of-fold log-loss over 5 folds by user (all
     the snapshots of a user in one fold: a user's weekly rows repeat one behaviour, so one user
     on both sides would reward memorising users). Tried: towards the default's weights, with one
@@ -671,7 +671,8 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     bootstrap over users): the ranking a comparison by AUC measures, not the calibration
     (docs/SCORES.md "Choosing the penalty by AUC"). Both tables are reported either way.
     Cost: (len(grid)^2 + len(grid)) x 5 small L-BFGS fits (and with "auc" up to as many
-    200-resample bootstraps)."""
+    200-resample bootstraps). ``one_se=False``: the best itself, no one-standard-error rule
+    (measured with "auc" only, docs/SCORES.md)."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     folds = np.array([_fold(u) for u in users])
@@ -696,9 +697,9 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     if not tried:
         return PriorChoice(centres[0], grid[0], grid[0], table, cv_auc=aucs, criterion=criterion)
     if criterion == "auc" and all(t[4] in aucs[t[1]] for t in tried):
-        centre, l2, l2_types, best, gap = _by_auc(tried, aucs, y, users)
+        centre, l2, l2_types, best, gap = _by_auc(tried if one_se else [max(tried, key=lambda t: aucs[t[1]][t[4]])], aucs, y, users)
     else:
-        centre, l2, l2_types, best, gap = _by_log_loss(tried, table, y, user_ids)
+        centre, l2, l2_types, best, gap = _by_log_loss(tried if one_se else [min(tried, key=lambda t: table[t[1]][t[4]])], table, y, user_ids)
     return PriorChoice(centre, l2, l2_types, table, best=best, above_best=gap, cv_auc=aucs, criterion=criterion)
 
 
