@@ -162,6 +162,38 @@ def test_cross_validation_keeps_a_right_default_and_leaves_a_wrong_one() -> None
     assert fitted.weights["g0"] < 0 < fitted.weights["g1"] and fitted.weights["g2"] < 0
 
 
+def test_cross_validation_by_auc_keeps_a_right_default_and_leaves_a_wrong_one() -> None:
+    """The same choice ranked by out-of-fold ROC AUC: a default whose signs are right stays (its
+    AUC is within one bootstrap error of the best), one whose signs are all wrong is left (the
+    chosen fit reverses them); both
+    tables are reported, and the chosen AUC is the best's minus the reported gap."""
+    from streams.offline.train import choose_prior
+
+    rng = np.random.default_rng(14)
+    users = [f"u{i // 8}" for i in range(800)]
+    names = tuple(f"g{i}" for i in range(12)) + ("share:x", "share:y")
+    X = rng.normal(size=(800, len(names)))
+    default = {"g0": 1.0, "g1": -1.0, "g2": 0.8}
+    effect = X[:, 0] - X[:, 1] + 0.8 * X[:, 2]
+    grid = (0.01, 1.0, 10.0)
+    like = (rng.random(800) < 1.0 / (1.0 + np.exp(2.0 - effect))).astype(float)
+    kept = choose_prior(names, X, like, users, default, grid=grid, criterion="auc")
+    assert kept.criterion == "auc" and kept.centre == "default"
+    assert set(kept.cv_auc["default"]) == set(kept.cv_log_loss["default"]) == {f"{a:g}/{b:g}" for a in grid for b in grid}
+    below, err = kept.above_best
+    best = max(max(v.values()) for v in kept.cv_auc.values())
+    assert 0.0 <= below <= err and kept.cv_auc["default"][f"{kept.l2:g}/{kept.l2_types:g}"] == pytest.approx(best - below, abs=2e-6)
+    wrong = (rng.random(800) < 1.0 / (1.0 + np.exp(2.0 + effect))).astype(float)
+    left = choose_prior(names, X, wrong, users, default, grid=grid, criterion="auc")
+    assert (left.l2, left.l2_types) != (10.0, 10.0) or left.centre == "zero"  # not the default's own effects
+    fitted = LogisticRisk(names, l2=left.l2).fit(X, wrong, prior=left.prior(default), l2_by_feature=left.by_feature(names))
+    assert fitted.weights["g0"] < 0 < fitted.weights["g1"] and fitted.weights["g2"] < 0
+    top = choose_prior(names, X, like, users, default, grid=grid, criterion="auc", one_se=False)
+    assert top.above_best == (0.0, 0.0) and top.cv_auc[top.centre][f"{top.l2:g}/{top.l2_types:g}"] == best
+    with pytest.raises(ValueError, match="criterion"):
+        choose_prior(names, X, like, users, default, grid=grid, criterion="brier")
+
+
 def test_a_model_file_is_strict_json_when_a_report_figure_is_not_finite() -> None:
     """A training report figure that cannot be computed (an AUC error with one class held out is
     NaN) is written as null: other readers refuse the ``NaN`` token Python would write."""

@@ -332,11 +332,15 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
         print(f"{report['snapshots_exit_closed']:,} snapshots left out of the leave part's fit: a known end of the paid "
               f"period beyond the {report['horizon_days']:g}-day horizon (no exit to learn from; their leave part is 0)")
     pen = report["penalty"]
-    cv = pen["cv_log_loss"]
+    by_auc = pen.get("criterion") == "auc"
+    cv = pen["cv_auc"] if by_auc else pen["cv_log_loss"]
     above, se = pen.get("cv_above_best", (0.0, 0.0))
-    how = ("cross-validated by user over " + " and ".join(cv) + " x penalties 0.001-10; best out-of-fold log-loss "
-           + ", ".join(f"{c} {min(v.values()):.4f}" for c, v in cv.items() if v)
-           + f"; the choice is {above:.4f} +- {se:.4f} above the best ({pen['cv_best']}), the most default-like within one error") if cv else "given"
+    tried = sorted({float(x) for v in cv.values() for key in v for x in key.split("/")})
+    how = ("cross-validated by user over " + " and ".join(cv) + f" x penalties {tried[0]:g}-{tried[-1]:g}; best out-of-fold "
+           + ("ROC AUC " if by_auc else "log-loss ")
+           + ", ".join(f"{c} {(max if by_auc else min)(v.values()):.4f}" for c, v in cv.items() if v)
+           + f"; the choice is {above:.4f} +- {se:.4f} {'below' if by_auc else 'above'} the best ({pen['cv_best']}), "
+           + "the most default-like within one error") if tried else "given"
     print(f"penalty l2 {pen['l2']:g} towards the {pen['towards']} weights, l2 {pen['l2_types']:g} on the per-type weights "
           f"towards 0 ({how}; {pen['fit_churners']} churning of {pen['fit_users']} users fitted)")
     for key, label in (("holdout", "risk"), ("holdout_leave_given_alive", "leave | still a user")):

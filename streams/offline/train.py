@@ -575,6 +575,8 @@ L2_GRID: Final[tuple[float, ...]] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 #: Centres tried by :func:`choose_prior`: the default's documented weights, and 0 (the plain
 #: ridge penalty, for products whose history contradicts the default's effects). First wins ties.
 CENTRES: Final[tuple[str, ...]] = ("default", "zero")
+#: What :func:`choose_prior` ranks the penalties by: out-of-fold log-loss (the default) or ROC AUC.
+CRITERIA: Final[tuple[str, ...]] = ("log_loss", "auc")
 _CV_FOLDS: Final[int] = 5
 
 
@@ -589,10 +591,10 @@ def _per_type(name: str) -> bool:
     return name.startswith(SLOT_PREFIXES)
 
 
-def _cv_losses(names: Sequence[str], X: np.ndarray, y: np.ndarray, folds: np.ndarray,
-               prior: Mapping[str, float] | None, l2: float, l2_by_feature: Mapping[str, float] | None = None) -> np.ndarray | None:
-    """Out-of-fold log-loss of every row under one penalty (NaN for rows of a fold that could not
-    be fitted; None when no fold could)."""
+def _cv_predictions(names: Sequence[str], X: np.ndarray, y: np.ndarray, folds: np.ndarray,
+                    prior: Mapping[str, float] | None, l2: float, l2_by_feature: Mapping[str, float] | None = None) -> np.ndarray | None:
+    """Out-of-fold probability of every row under one penalty (NaN for rows of a fold that could
+    not be fitted; None when no fold could)."""
     nonneg = [f for f in names if moves_with_silence(f)]
     out = np.full(y.shape, np.nan)
     for k in range(_CV_FOLDS):
@@ -600,17 +602,22 @@ def _cv_losses(names: Sequence[str], X: np.ndarray, y: np.ndarray, folds: np.nda
         if not test.any() or not 0 < y[fit].sum() < fit.sum():
             continue
         model = LogisticRisk(names, l2=l2, nonnegative=nonneg).fit(X[fit], y[fit], prior=prior, l2_by_feature=l2_by_feature)
-        p = np.clip(model.predict_proba(X[test]), 1e-12, 1 - 1e-12)
-        out[test] = -(y[test] * np.log(p) + (1 - y[test]) * np.log(1 - p))
+        out[test] = np.clip(model.predict_proba(X[test]), 1e-12, 1 - 1e-12)
     return None if np.isnan(out).all() else out
+
+
+def _log_losses(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Log-loss of every row (NaN where ``p`` is)."""
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
 @dataclass(frozen=True, slots=True)
 class PriorChoice:
     """Where the penalty pulls the general weights (``centre``: the default's or 0), how hard
     (``l2``), how hard the per-type weights are pulled to 0 (``l2_types``), the out-of-fold
-    log-loss of every combination tried (centre -> "l2/l2_types" -> loss), the best one, and
-    the chosen one's loss above it with its standard error over users (:func:`choose_prior`)."""
+    log-loss and ROC AUC of every combination tried (centre -> "l2/l2_types" -> value), the
+    ``criterion`` that chose (:data:`CRITERIA`), the best one by it, and how far the chosen one
+    is from it (loss above, or AUC below) with its standard error over users (:func:`choose_prior`)."""
 
     centre: str
     l2: float
@@ -618,6 +625,8 @@ class PriorChoice:
     cv_log_loss: dict[str, dict[str, float]]
     best: str = ""
     above_best: tuple[float, float] = (0.0, 0.0)
+    cv_auc: dict[str, dict[str, float]] = field(default_factory=dict)
+    criterion: str = "log_loss"
 
     def prior(self, default: Mapping[str, float]) -> dict[str, float]:
         return dict(default) if self.centre == "default" else {}
@@ -628,7 +637,7 @@ class PriorChoice:
 
 def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequence[str],
                  default: Mapping[str, float], grid: Sequence[float] = L2_GRID,
-                 centres: Sequence[str] = CENTRES) -> PriorChoice:
+                 centres: Sequence[str] = CENTRES, criterion: str = "log_loss", one_se: bool = True) -> PriorChoice:
     """Where the penalty pulls and how hard, by out-of-fold log-loss over 5 folds by user (all
     the snapshots of a user in one fold: a user's weekly rows repeat one behaviour, so one user
     on both sides would reward memorising users). Tried: towards the default's weights, with one
@@ -657,38 +666,90 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     two halves disagreeing within noise, which no rule can settle on 36 users. With 126 (four
     times the customers) it chose 0.001/0.01, and the trained model ranked the judged half above
     the default (+0.025) and the per-type regression (+0.014 +- 0.005).
-    Cost: (len(grid)^2 + len(grid)) x 5 small L-BFGS fits."""
+    ``criterion="auc"``: the same, ranked by the out-of-fold ROC AUC of the rows pooled over the
+    folds instead (the best is the highest; the error of a difference by ``evaluate.auc_spread``'s
+    bootstrap over users): the ranking a comparison by AUC measures, not the calibration
+    (docs/SCORES.md "Choosing the penalty by AUC"). Both tables are reported either way.
+    Cost: (len(grid)^2 + len(grid)) x 5 small L-BFGS fits (and with "auc" up to as many
+    200-resample bootstraps). ``one_se=False``: the best itself, no one-standard-error rule
+    (measured with "auc" only, docs/SCORES.md)."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     folds = np.array([_fold(u) for u in users])
     user_ids = np.unique(np.asarray(users), return_inverse=True)[1]
     per_type = [n for n in names if _per_type(n)]
     table: dict[str, dict[str, float]] = {}
+    aucs: dict[str, dict[str, float]] = {}
     tried: list[tuple[tuple[int, float, float], str, float, float, str, np.ndarray]] = []
     for rank, centre in enumerate(centres):
         prior = dict(default) if centre == "default" else {}
         pairs = [(a, b) for a in grid for b in grid] if centre == "default" and per_type else [(a, a) for a in grid]
-        table[centre] = {}
+        table[centre], aucs[centre] = {}, {}
         for l2, l2_types in pairs:
-            rows = _cv_losses(names, X, y, folds, prior, l2, {n: l2_types for n in per_type})
-            if rows is not None:
+            p = _cv_predictions(names, X, y, folds, prior, l2, {n: l2_types for n in per_type})
+            if p is not None:
                 key = f"{l2:g}/{l2_types:g}"
-                table[centre][key] = round(float(np.nanmean(rows)), 6)
-                tried.append(((rank, -l2, -l2_types), centre, l2, l2_types, key, rows))
+                table[centre][key] = round(float(np.nanmean(_log_losses(p, y))), 6)
+                auc = _pooled_auc(p, y)
+                if auc is not None:
+                    aucs[centre][key] = round(auc, 6)
+                tried.append(((rank, -l2, -l2_types), centre, l2, l2_types, key, p))
     if not tried:
-        return PriorChoice(centres[0], grid[0], grid[0], table)
+        return PriorChoice(centres[0], grid[0], grid[0], table, cv_auc=aucs, criterion=criterion)
+    if criterion == "auc" and all(t[4] in aucs[t[1]] for t in tried):
+        centre, l2, l2_types, best, gap = _by_auc(tried if one_se else [max(tried, key=lambda t: aucs[t[1]][t[4]])], aucs, y, users)
+    else:
+        centre, l2, l2_types, best, gap = _by_log_loss(tried if one_se else [min(tried, key=lambda t: table[t[1]][t[4]])], table, y, user_ids)
+    return PriorChoice(centre, l2, l2_types, table, best=best, above_best=gap, cv_auc=aucs, criterion=criterion)
+
+
+_Tried = Sequence[tuple[tuple[int, float, float], str, float, float, str, np.ndarray]]
+
+
+def _by_log_loss(tried: _Tried, table: Mapping[str, Mapping[str, float]], y: np.ndarray,
+                 user_ids: np.ndarray) -> tuple[str, float, float, str, tuple[float, float]]:
+    """:func:`choose_prior`'s one-standard-error rule on the out-of-fold log-loss: (centre, l2,
+    l2_types, the best's name, (the choice's loss above it, its standard error over users))."""
     best = min(tried, key=lambda t: table[t[1]][t[4]])
-    ok = ~np.isnan(best[5])
+    best_rows = _log_losses(best[5], y)
+    ok = ~np.isnan(best_rows)
     n = int(ok.sum())
 
     def margin(rows: np.ndarray) -> tuple[float, float]:
         """(mean difference to the best per row, its standard error over users)."""
-        per_user = np.bincount(user_ids[ok], weights=(rows - best[5])[ok])[np.bincount(user_ids[ok]) > 0]
+        per_user = np.bincount(user_ids[ok], weights=(rows - best_rows)[ok])[np.bincount(user_ids[ok]) > 0]
         return float(per_user.sum() / n), float(np.sqrt(per_user.size * per_user.var()) / n)
 
-    for _, centre, l2, l2_types, key, rows in sorted(tried, key=lambda t: t[0]):
-        diff, err = margin(rows)
+    for _, centre, l2, l2_types, key, p in sorted(tried, key=lambda t: t[0]):
+        diff, err = margin(_log_losses(p, y))
         if diff <= err:  # the best itself always qualifies (0 <= 0)
             break
-    return PriorChoice(centre, l2, l2_types, table, best=f"{best[1]} {best[4]}", above_best=(round(diff, 6), round(err, 6)))
+    return centre, l2, l2_types, f"{best[1]} {best[4]}", (round(diff, 6), round(err, 6))
+
+
+def _pooled_auc(p: np.ndarray, y: np.ndarray) -> float | None:
+    """ROC AUC of the out-of-fold probabilities over the rows that have one (None: one class)."""
+    from streams.offline.evaluate import roc_auc
+
+    ok = ~np.isnan(p)
+    return roc_auc(p[ok].tolist(), [bool(v) for v in y[ok]])
+
+
+def _by_auc(tried: _Tried, aucs: Mapping[str, Mapping[str, float]], y: np.ndarray,
+            users: Sequence[str]) -> tuple[str, float, float, str, tuple[float, float]]:
+    """:func:`choose_prior`'s one-standard-error rule on the out-of-fold ROC AUC: (centre, l2,
+    l2_types, the best's name, (the choice's AUC below it, the bootstrap error of that difference))."""
+    from streams.offline.evaluate import auc_spread
+
+    best = max(tried, key=lambda t: aucs[t[1]][t[4]])
+    ok = ~np.isnan(best[5])
+    kept_users = [u for u, keep in zip(users, ok) if keep]
+    for _, centre, l2, l2_types, key, p in sorted(tried, key=lambda t: t[0]):
+        diff = aucs[best[1]][best[4]] - aucs[centre][key]
+        err = 0.0 if p is best[5] else auc_spread({"best": best[5][ok], "this": p[ok]}, y[ok], kept_users, [("best", "this")])["best-this"]
+        if diff <= err:  # the best itself always qualifies (0 <= 0)
+            break
+    return centre, l2, l2_types, f"{best[1]} {best[4]}", (round(diff, 6), round(err, 6))
 
 
 def _versus_default(per_user: Mapping[str, Sequence[Event]], snaps: Snapshots, test: np.ndarray, y: np.ndarray,
@@ -934,7 +995,8 @@ def train(
         "alive_calibration": calibration,
         "penalty": {"l2": choice.l2, "l2_types": choice.l2_types, "towards": choice.centre,
                     "cv_best": choice.best, "cv_above_best": list(choice.above_best),
-                    "cv_log_loss": choice.cv_log_loss, "fit_users": len(set(fit_users)),
+                    "cv_log_loss": choice.cv_log_loss, "cv_auc": choice.cv_auc, "criterion": choice.criterion,
+                    "fit_users": len(set(fit_users)),
                     "fit_churners": len({u for u, v in zip(fit_users, y[fit_rows]) if v})},
         # risk as the stream reports it, on every held-out row it would score
         "holdout": _holdout_report(risk[test], y[test]) if test.any() else {},
