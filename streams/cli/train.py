@@ -19,7 +19,7 @@ from streams.timefmt import format_day_or_time
 from streams.worker.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
 from streams.settings import Settings, parse_duration_ms
 
-__all__ = ["add_arguments", "alert_lines", "base_model", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
+__all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
 
 
 def _types(text: str) -> int:
@@ -260,6 +260,18 @@ def unconverged_lines(fits: Mapping[str, Mapping[str, object]]) -> list[str]:
             for name, fit in fits.items() if fit.get("converged") is False]
 
 
+def left_line(n: int) -> str:
+    """What the held-out risk table leaves out (streams.offline.train.Snapshots.left; QA pass 14
+    F6: their risk near 1 and no churn to come made its top decile read "1.00->0.00").
+
+    >>> left_line(831)
+    "831 held-out rows of users already gone by the labels (their churn time, with a day's grace, before the as-of date) left out of this table: they cannot churn within the horizon and score near 1 (the verdict against the default still counts them)"
+    """
+    return (f"{n:,} held-out rows of users already gone by the labels (their churn time, with a day's grace, before the as-of "
+            f"date) left out of this table: they cannot churn within the horizon and score near 1 (the verdict against the "
+            f"default still counts them)")
+
+
 def alert_lines(a: Mapping[str, object]) -> list[str]:
     """The alert line's report (streams.offline.train.alert_report, on held-out rows an at-risk
     alert could go to: reachable users at least a day old), said to be per weekly row: a
@@ -286,6 +298,8 @@ def alert_lines(a: Mapping[str, object]) -> list[str]:
              f"{a['holdout_churners']} churning users flagged at least once before leaving); {a['holdout_flagged_after_churn']:,} "
              f"more rows flagged of users already gone (after churn). Not the alert precision: an alert stays open over several "
              f"weekly rows and churnwatch backtest counts it once"]
+    if a.get("holdout_users"):
+        lines.extend(_per_user_lines(a))
     if not a["holdout_churners"]:
         lines.append("no held-out user an alert could reach churned within the horizon: the alert line is not judged "
                      "(more history, or a larger --holdout)")
@@ -293,6 +307,33 @@ def alert_lines(a: Mapping[str, object]) -> list[str]:
         lines.append(f"WARNING: this alert line flags none of the {a['holdout_churners']} held-out churning users an alert could "
                      f"reach before they leave: the stream would raise no useful at-risk alert; retrain with a larger "
                      f"--alert-share (now {a['share']})")
+    return lines
+
+
+def _per_user_lines(a: Mapping[str, object]) -> list[str]:
+    """Per user, what a CRM staffs on (streams.offline.train._per_user; QA pass 14 F2: the per-row
+    share was read as per user), and a WARNING when the line flags more than half of the held-out
+    users who do not churn.
+
+    >>> a = {"holdout_users": 300, "holdout_users_flagged": 0.62, "holdout_non_churners": 260, "holdout_non_churners_flagged": 0.55,
+    ...      "holdout_alerts": 240, "holdout_alerts_per_1000_user_months": 88.4, "holdout_step_days": 7.0, "holdout_dates": 12,
+    ...      "share": 0.1}
+    >>> print("\\n".join(_per_user_lines(a)))
+    per held-out user an alert could go to: 62.0% of 300 flagged at least once over 12 as-of dates (55.0% of the 260 who do not churn); about 88.4 at-risk alerts per 1,000 user-months (240 counted on the rows every 7 days with the two thresholds only; the stream re-scores at every event and keeps a quiet period: churnwatch backtest --model counts its alerts)
+    WARNING: this alert line flags 55.0% of the held-out users who do not churn (more than half): most alerts would go to users who stay; retrain with a smaller --alert-share (now 0.1) and check with churnwatch backtest
+    """
+    calm = a["holdout_non_churners_flagged"]
+    lines = [f"per held-out user an alert could go to: {100 * float(a['holdout_users_flagged']):.1f}% of "  # type: ignore[arg-type]
+             f"{a['holdout_users']:,} flagged at least once over {a.get('holdout_dates', '?')} as-of dates ("
+             + (f"{100 * float(calm):.1f}% of the {a['holdout_non_churners']:,} who do not churn" if calm is not None  # type: ignore[arg-type]
+                else "all of them churn")
+             + f"); about {_dash(a['holdout_alerts_per_1000_user_months'])} at-risk alerts per 1,000 user-months "
+             f"({a['holdout_alerts']:,} counted on the rows every {float(a['holdout_step_days']):g} days with the two thresholds only; "  # type: ignore[arg-type]
+             f"the stream re-scores at every event and keeps a quiet period: churnwatch backtest --model counts its alerts)"]
+    if calm is not None and float(calm) > 0.5:  # type: ignore[arg-type]
+        lines.append(f"WARNING: this alert line flags {100 * float(calm):.1f}% of the held-out users who do not churn (more than "  # type: ignore[arg-type]
+                     f"half): most alerts would go to users who stay; retrain with a smaller --alert-share (now {a['share']}) "
+                     f"and check with churnwatch backtest")
     return lines
 
 
@@ -350,6 +391,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
                   f"{held['mean_risk']:.3f}, ROC AUC {held['roc_auc']}, Brier {held['brier']}, largest decile gap {held['max_decile_gap']}")
             print("  reliability by decile (predicted -> observed): "
                   + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
+            if key == "holdout" and report.get("holdout_already_left"):
+                print(f"  {left_line(report['holdout_already_left'])}")
     if "versus_default" in report:
         print(verdict_line(report["versus_default"]))
     if "alerts" in report:

@@ -132,13 +132,23 @@ def churn_times(events: Sequence[Event], churn_after_ms: int | None, data_end_ms
     return sorted(set(out))
 
 
-def _already_churned(times: Sequence[int], activity: Sequence[int], as_of_ms: int) -> bool:
-    """A churn time at or before as-of with no activity after it up to as-of."""
+def _already_churned(times: Sequence[int], activity: Sequence[int], as_of_ms: int, grace_ms: int = 0) -> bool:
+    """A churn time at or before as-of with no activity after it (after it plus ``grace_ms``)
+    up to as-of.
+
+    ``grace_ms`` (the report's :attr:`Snapshots.left`, a day): a labels file that gives the day
+    of the last visit (``2026-03-17T00:00:00Z``) has that day's events after its churn time, and
+    with no grace the user reads as still there on every later date (QA pass 14 F6).
+
+    >>> day = DAY_MS
+    >>> _already_churned([10 * day], [9 * day, 10 * day + 3_600_000], 40 * day), _already_churned([10 * day], [10 * day + 3_600_000], 40 * day, day)
+    (False, True)
+    """
     i = bisect.bisect_right(times, as_of_ms)
     if i == 0:
         return False
     last_churn = times[i - 1]
-    j = bisect.bisect_right(activity, last_churn)
+    j = bisect.bisect_right(activity, last_churn + grace_ms)
     return j == len(activity) or activity[j] >= as_of_ms
 
 
@@ -241,7 +251,13 @@ class Snapshots:
     old, no repeat buyer's order not yet due, not just back from churned), known to
     the stream then, unlike ``gone``. The
     alert line is chosen and judged on these rows (:func:`alert_line`): a dormant user scores
-    high but gets no at-risk alert (QA10 F2)."""
+    high but gets no at-risk alert (QA10 F2).
+
+    ``left``: report only (nothing fitted reads it): ``gone`` with a day's grace after the churn
+    time (:func:`_already_churned`), the rows the held-out risk table leaves out: a user who had
+    left by the labels' day cannot churn within the horizon, scores near 1 and filled QA pass 14's
+    top decile ("1.00->0.00", 831 of its held-out rows, ``gone`` 0: their last day's events came
+    after their date-only ``churned_at``)."""
 
     users: list[str] = field(default_factory=list)
     as_of_ms: list[int] = field(default_factory=list)
@@ -252,6 +268,7 @@ class Snapshots:
     exit: list[int] = field(default_factory=list)
     alertable: list[int] = field(default_factory=list)
     act_28d: list[float] = field(default_factory=list)
+    left: list[int] = field(default_factory=list)
     excluded_churned: int = 0  # rows the stream itself calls churned
 
 
@@ -321,6 +338,7 @@ def build_snapshots(
             snaps.exit.append(1 if exit_open(a.signals, model) else 0)
             snaps.alertable.append(1 if alert_may_open(a, now_s) else 0)
             snaps.act_28d.append(a.signals.act_28d)
+            snaps.left.append(1 if gone or _already_churned(churn, activity, date, DAY_MS) else 0)
     return snaps
 
 
@@ -495,14 +513,15 @@ def alert_line(risk: np.ndarray, rows: np.ndarray, share: float) -> tuple[float,
 
 
 def alert_report(risk: np.ndarray, y: np.ndarray, rows: np.ndarray, gone: np.ndarray, users: Sequence[str],
-                 enter: float) -> dict[str, Any]:
+                 enter: float, dates: np.ndarray | None = None, exit_: float = 0.0) -> dict[str, Any]:
     """How the line at ``enter`` does on ``rows`` (train: the held-out alertable rows), judged as
     ``churnwatch backtest`` judges alerts (streams.offline.evaluate.alert_outcomes): a flagged
     row of a user already ``gone`` is an alert "after churn", no prediction, counted apart and
     left out of precision and recall; on the rest (``judged``), precision is the share of flagged
     rows whose user churns within the horizon, recall the share of such rows flagged, next to the
     base rate; ``churners``/``churners_flagged``: users with a churning judged row, and those of
-    them flagged on one at least (backtest's "churners flagged before churn", at the as-of dates).
+    them flagged on one at least (backtest's "churners flagged before churn", at the as-of dates);
+    with the rows' ``dates`` (ms) and ``exit_``, the per-user figures of :func:`_per_user`.
 
     >>> r = alert_report(np.array([0.9, 0.2, 0.8, 0.1, 0.95]), np.array([1, 0, 0, 1, 1]),
     ...                  np.array([True] * 5), np.array([False] * 4 + [True]), ["a", "b", "c", "d", "e"], 0.5)
@@ -523,6 +542,53 @@ def alert_report(risk: np.ndarray, y: np.ndarray, rows: np.ndarray, gone: np.nda
         "recall": round(float(hits.sum() / churning.sum()), 4) if churning.any() else None,
         "churners": len({users[i] for i in np.flatnonzero(churning)}),
         "churners_flagged": len({users[i] for i in np.flatnonzero(hits)}),
+        **(_per_user(risk, y, rows, gone, users, dates, enter, exit_) if dates is not None else {}),
+    }
+
+
+def _per_user(risk: np.ndarray, y: np.ndarray, rows: np.ndarray, gone: np.ndarray, users: Sequence[str],
+              dates: np.ndarray, enter: float, exit_: float) -> dict[str, Any]:
+    """The figures a CRM staffs on, from the same ``rows`` (QA pass 14 F2: "9.8% of 569 weekly
+    rows flagged" was read as per user; backtest then flagged every user): ``users`` with a row,
+    the share ``users_flagged`` flagged on one at least (the gone included: the stream alerts them
+    too), the same share of the ``non_churners`` (users none of whose rows churns within the
+    horizon nor is gone), and ``alerts_per_1000_user_months``: alerts counted on the weekly rows
+    with the line's two thresholds only (opens at ``enter``, closes at ``exit_``; not the quiet
+    period, material rise or the stream's re-scoring between dates: ``churnwatch backtest``
+    replays those), per 1,000 months of rows (a row stands for the median step between dates).
+
+    >>> r = _per_user(np.array([0.9, 0.5, 0.9, 0.1, 0.9]), np.array([0, 0, 0, 0, 1]), np.array([True] * 5),
+    ...               np.array([False] * 5), ["a", "a", "a", "b", "c"], np.array([0, 7, 14, 0, 0]) * DAY_MS, 0.8, 0.3)
+    >>> r["users"], r["users_flagged"], r["non_churners"], r["non_churners_flagged"], r["alerts"]
+    (3, 0.6667, 2, 0.5, 2)
+    """
+    idx = np.flatnonzero(rows)
+    order = idx[np.lexsort((dates[idx], np.array(users, dtype=object)[idx].astype(str)))]
+    steps = np.diff(np.unique(dates[idx]))
+    step_days = float(np.median(steps)) / DAY_MS if steps.size else 7.0
+    alerts, open_by, flagged, churner = 0, {}, set(), set()
+    for i in order:
+        u = users[i]
+        if y[i] or gone[i]:
+            churner.add(u)
+        if risk[i] >= enter:
+            flagged.add(u)
+            alerts += 0 if open_by.get(u) else 1
+            open_by[u] = True
+        elif risk[i] <= exit_:
+            open_by[u] = False
+    seen = {users[i] for i in idx}
+    calm = seen - churner
+    months = idx.size * step_days / 30.0
+    return {
+        "users": len(seen),
+        "users_flagged": round(len(flagged) / len(seen), 4) if seen else None,
+        "non_churners": len(calm),
+        "non_churners_flagged": round(len(flagged & calm) / len(calm), 4) if calm else None,
+        "alerts": alerts,
+        "alerts_per_1000_user_months": round(1000 * alerts / months, 1) if months else None,
+        "step_days": round(step_days, 2),
+        "dates": int(np.unique(dates[idx]).size),
     }
 
 
@@ -931,6 +997,7 @@ def train(
     X = np.array(snaps.X, dtype=np.float64)
     y = np.array(snaps.y, dtype=np.float64)
     alive = np.array(snaps.gone) == 0
+    left = np.array(snaps.left) == 1  # already left by the labels, a day's grace: report only
     alertable = np.array(snaps.alertable) == 1  # an at-risk alert may open (models.engine.alert_may_open)
     can_exit = np.array(snaps.exit) == 1  # the exit is open: the rows the leave part can learn from
     p_alive = np.array(snaps.p_alive, dtype=np.float64)
@@ -998,8 +1065,11 @@ def train(
                     "cv_log_loss": choice.cv_log_loss, "cv_auc": choice.cv_auc, "criterion": choice.criterion,
                     "fit_users": len(set(fit_users)),
                     "fit_churners": len({u for u, v in zip(fit_users, y[fit_rows]) if v})},
-        # risk as the stream reports it, on every held-out row it would score
-        "holdout": _holdout_report(risk[test], y[test]) if test.any() else {},
+        # risk as the stream reports it, on every held-out row it would score but those of users
+        # who had already left by the labels (Snapshots.left: no churn within the horizon to
+        # foresee, risk near 1; QA pass 14 F6), counted apart
+        "holdout": _holdout_report(risk[test & ~left], y[test & ~left]) if (test & ~left).any() else {},
+        "holdout_already_left": int((test & left).sum()),
         # the logistic part alone, P(leaves within the horizon | still a user), on the rows of
         # users who in hindsight still were (what `churnwatch backtest` judges) and could leave
         "holdout_leave_given_alive": (_holdout_report(leave[test & alive & can_exit], y[test & alive & can_exit])
@@ -1021,7 +1091,7 @@ def train(
             enter, exit_ = line
             thresholds = {"risk_enter": enter, "risk_exit": exit_}
             if test.any():
-                held = alert_report(risk, y, test & alertable, ~alive, snaps.users, enter)
+                held = alert_report(risk, y, test & alertable, ~alive, snaps.users, enter, np.array(snaps.as_of_ms), exit_)
                 report["alerts"] = {
                     "share": alert_share, "risk_enter": enter, "risk_exit": exit_,
                     "train_rows": int((~test & alertable & alive).sum()),
