@@ -27,6 +27,7 @@ from streams.console.data import block_size_for
 from streams.settings import Settings
 from streams.worker.history import HISTORY_WEEKS, decode_points
 from streams.worker.keys import locate
+from streams.worker.store import read_state
 from tests.console_state import OWNERS, _built_prefixes, _run_cli, built_state, cli_json  # noqa: F401  (fixtures)
 from tests.harness import redis_client
 
@@ -216,6 +217,68 @@ def test_the_money_figures_name_the_deployment_currency(built_state: Settings, c
         page = c.get("/churn").text
         assert ', in <span id="currency">EUR</span></h2>' in page and "MRR now (EUR)" in page
         assert "Purchases of churned users" in page and "Revenue of churned users" not in page
+
+
+def test_the_open_alerts_split_into_reachable_and_lapsed(built_state: Settings, client: TestClient) -> None:
+    """QA14 F8: "698 with an open at-risk alert" counted users who lapsed with their alert open (an
+    alert stays open while its user lapses), read as half the base above an empty save list. The
+    API and the pages split the total by the stage each user of the at-risk index had at its last
+    review (as the index scores it: lapsed at 1 and above), read here from the stored states."""
+    r = redis_client(built_state.redis_url)
+    try:
+        stages: dict[str, int] = {"reachable": 0, "lapsed": 0}
+        for b in range(built_state.buckets):
+            for user, key in r.zrange(f"{built_state.key_prefix}:{{{b}}}:risk", 0, -1, withscores=True):
+                bb, g = locate(user.decode(), built_state.buckets, built_state.groups_per_bucket)
+                stage = STAGES[read_state(r.hget(f"{built_state.key_prefix}:{{{bb}}}:u:{g}", user)).stage]
+                part = "reachable" if stage in REACHABLE else "lapsed"
+                assert (key < 1) == (part == "reachable"), (user, stage, key)
+                stages[part] += 1
+    finally:
+        r.close()
+    reachable, lapsed = stages["reachable"], stages["lapsed"]
+    assert reachable and lapsed, "the simulated population has open alerts of both kinds"
+    body = client.get("/api/v1/churn").json()
+    assert (body["at_risk_reachable"], body["at_risk_lapsed"], body["at_risk"]) == (reachable, lapsed, reachable + lapsed)
+    book = client.get("/book").text
+    assert (f'<span id="at-risk">{reachable + lapsed}</span> with an open at-risk alert (<span id="at-risk-reachable">'
+            f'{reachable}</span> still reachable, <span id="at-risk-lapsed">{lapsed}</span> lapsed)') in book
+    churn = client.get("/churn").text
+    assert (f'<span id="at-risk">{reachable + lapsed}</span> with an open at-risk alert: <span id="at-risk-reachable">'
+            f'{reachable}</span> still reachable, <span id="at-risk-lapsed">{lapsed}</span> lapsed') in churn
+    assert f"{reachable + lapsed} at risk" not in churn
+
+
+def test_no_purchases_card_for_a_product_without_purchases(built_state: Settings, client: TestClient) -> None:
+    """QA14 F8: a subscription app (no purchase event) had a "Purchases of churned users 0" card and
+    an empty weekly chart. The simulated users buy, so both show here; on a copy of the same state
+    whose churned users' purchases were never counted (the ``churned_rev:<day>`` counters, which
+    the workers write only above 0, removed) the card and chart are gone, the rest stays."""
+    body = client.get("/api/v1/churn").json()
+    shown = client.get("/churn").text
+    # counted on earlier days; the last 30 days' churned users bought nothing: a true 0, so the card stays
+    assert body["churned_revenue_counted"] is True
+    assert 'id="churned-revenue"' in shown and "Purchases of churned users per week" in shown and 'id="no-purchases"' not in shown
+    old, new = built_state.key_prefix, built_state.key_prefix + "np"
+    r = redis_client(built_state.redis_url)
+    try:
+        for key in list(r.scan_iter(match=f"{old}:*", count=1000)):
+            r.restore(new + key.decode()[len(old):], 0, r.dump(key), replace=True)
+        for b in range(built_state.buckets):
+            fields = [f for f in r.hkeys(f"{new}:{{{b}}}:stats") if f.startswith(b"churned_rev:")]
+            if fields:
+                r.hdel(f"{new}:{{{b}}}:stats", *fields)
+        with TestClient(create_app(built_state.with_(key_prefix=new))) as c:
+            without = c.get("/api/v1/churn").json()
+            page = c.get("/churn").text
+    finally:
+        for key in list(r.scan_iter(match=f"{new}:*", count=1000)):
+            r.delete(key)
+        r.close()
+    assert without["churned_revenue_counted"] is False and without["churned_revenue"] == 0
+    assert all(w["churned_revenue"] == 0 for w in without["weekly"])
+    assert 'id="churned-revenue"' not in page and "Purchases of churned users" not in page and 'id="no-purchases"' in page
+    assert (without["churned"], without["users"]) == (body["churned"], body["users"]) and 'id="churn-rate"' in page
 
 
 def test_bearer_token_when_configured(built_state: Settings) -> None:

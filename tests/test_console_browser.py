@@ -80,6 +80,9 @@ def test_my_book_to_a_user_shows_the_numbers_of_churnwatch_score(built_state: Se
     top = cli_json(built_state, ["top", "-n", "10", "--json"])
     shown = [rows.nth(i).get_attribute("data-user") for i in range(10)]
     assert shown == [t["user_id"] for t in top], "My book ranks as churnwatch top"
+    api = p.request.get(f"{console_url}/api/v1/churn").json()  # type: ignore[attr-defined]
+    split = [p.inner_text(f"#{k}") for k in ("at-risk", "at-risk-reachable", "at-risk-lapsed")]  # type: ignore[attr-defined]
+    assert split == [str(api["at_risk"]), str(api["at_risk_reachable"]), str(api["at_risk_lapsed"])], "QA14 F8: the open alerts split"
     IMG.mkdir(parents=True, exist_ok=True)
     p.screenshot(path=str(IMG / "console_book.png"), full_page=False)  # type: ignore[attr-defined]
 
@@ -117,6 +120,9 @@ def test_my_book_to_a_user_shows_the_numbers_of_churnwatch_score(built_state: Se
                 month["nrr_pct"] or "", month["grr_pct"] or "", str(month["won"]), str(month["lost"]))
             assert value("#mrr") == cli["revenue"]["periods"][-1]["end_mrr"]
             assert p.locator("#cohorts tr[data-cohort]").count() == len(cli["revenue"]["cohorts"]) > 0  # type: ignore[attr-defined]
+            assert (p.inner_text("#at-risk-reachable"), p.inner_text("#at-risk-lapsed")) == (  # type: ignore[attr-defined]
+                str(api["at_risk_reachable"]), str(api["at_risk_lapsed"]))
+            assert p.locator("#churned-revenue").count() == int(api["churned_revenue_counted"])  # type: ignore[attr-defined]
         p.screenshot(path=str(IMG / f"console_{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
     p.goto(f"{console_url}/book?list=win_back")  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ tests/test_store_cluster.py runs the same checks on a real 3-node cluster.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from typing import Any
 
@@ -89,6 +90,39 @@ def check_merged_runs(url: str, cluster: bool, per_bucket_calls: bool) -> None:
 @pytest.mark.parametrize("per_bucket_calls", [False, True])
 def test_merged_runs_equal_the_sorted_union(redis_url: str, per_bucket_calls: bool) -> None:
     check_merged_runs(redis_url, False, per_bucket_calls)
+
+
+def check_at_risk_split(url: str, cluster: bool, per_bucket_calls: bool) -> None:
+    """``data.at_risk_split``: the index's entries per bucket, lapsed at index score 1 and above
+    (``models.ranking.index_score``; the largest float below 1, a reachable user's highest, is not),
+    summed over the buckets, in one call or in the per-bucket calls a cluster needs."""
+    r = _client(url, cluster)
+    try:
+        for b in range(BUCKETS):  # left by another check (the cluster test runs them in a row)
+            r.delete(f"cw:{{{b}}}:risk")
+        index = _fill(url, 7, cluster)
+        r.zadd("cw:{2}:risk", {b"edge-reachable": math.nextafter(1.0, 0.0), b"edge-lapsed": 1.0})
+    finally:
+        r.close()
+
+    async def check() -> data.AtRiskSplit:
+        store = Store(Settings(redis_url=url, buckets=BUCKETS, redis_cluster=cluster))
+        store.cluster = per_bucket_calls or cluster
+        try:
+            return await data.at_risk_split(store)
+        finally:
+            await store.close()
+
+    split = asyncio.run(check())
+    lapsed = sum(1 for entries in index.values() for _, s in entries if s >= 1.0) + 1
+    reachable = sum(1 for entries in index.values() for _, s in entries if s < 1.0) + 1
+    assert lapsed > 1 and reachable > 1, "the seed gives both kinds"
+    assert (split.reachable, split.lapsed, split.total) == (reachable, lapsed, reachable + lapsed)
+
+
+@pytest.mark.parametrize("per_bucket_calls", [False, True])
+def test_at_risk_split_counts_the_index_by_its_lapsed_range(redis_url: str, per_bucket_calls: bool) -> None:
+    check_at_risk_split(redis_url, False, per_bucket_calls)
 
 
 def check_loads_and_counters(url: str, cluster: bool) -> None:

@@ -107,6 +107,7 @@ def test_console_reads_on_a_cluster(cluster_url: str) -> None:
     """The console's merged index runs, loads and counters: one script call per bucket, routed by slot."""
     test_console_read.check_merged_runs(cluster_url, True, True)
     test_console_read.check_loads_and_counters(cluster_url, True)
+    test_console_read.check_at_risk_split(cluster_url, True, True)
 
 
 def test_account_of_on_a_cluster(cluster_url: str) -> None:

@@ -296,11 +296,20 @@ def openapi() -> dict[str, Any]:
                     "periods": {"type": "array", "items": {"$ref": "#/components/schemas/PeriodFigures"}},
                     "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}}})
     churn = _obj({
-        "as_of": _STR, "period_days": {"type": "integer", "description": "the window in days (churn-rate --json calls it days)"}, "users": {"type": "integer"}, "at_risk": {"type": "integer"},
+        "as_of": _STR, "period_days": {"type": "integer", "description": "the window in days (churn-rate --json calls it days)"}, "users": {"type": "integer"},
+        "at_risk": {"type": "integer", "description": "users with an open at-risk alert, lapsed ones included (an alert stays "
+                    "open while its user lapses): at_risk_reachable + at_risk_lapsed"},
+        "at_risk_reachable": {"type": "integer", "description": "of at_risk, those of a reachable stage (new, active, declining, "
+                              "reactivated) at their last review: the save list's population"},
+        "at_risk_lapsed": {"type": "integer", "description": "of at_risk, those dormant or churned at their last review: the "
+                           "win-back list's population"},
         "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}}, "churned": {"type": "integer"},
         "active_at_start": {"type": "integer"}, "churn_rate": _NUM,
         "churned_revenue": {**_NUM, "description": "the purchases (amounts of purchase events) of the users who churned in "
                             "the window, up to their churn; not subscription MRR (that is in revenue)"},
+        "churned_revenue_counted": {"type": "boolean", "description": "whether a churned user's purchases were ever counted "
+                                    "(any day the store holds); false for a product without purchase events, whose "
+                                    "churned_revenue is 0 by construction (the Churn page leaves its card and chart out)"},
         "weekly": {"type": "array", "items": week}, "revenue": revenue,
     })
     account_row = _obj({

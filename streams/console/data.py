@@ -69,6 +69,8 @@ __all__ = [
     "churn_view",
     "revenue_view",
     "counters",
+    "AtRiskSplit",
+    "at_risk_split",
     "owner_book",
     "owner_segments",
     "BookPage",
@@ -469,6 +471,31 @@ async def counters(store: Store, names: Sequence[str]) -> dict[str, int]:
     return totals
 
 
+@dataclass(frozen=True, slots=True)
+class AtRiskSplit:
+    """The users with an open at-risk alert (the at-risk index, module docstring) by their stage at
+    their last review: ``reachable`` (new, active, declining, reactivated: the save list's
+    population) and ``lapsed`` (dormant, churned: the win-back list's). An alert stays open while
+    its user lapses, so the total (the ``at_risk`` counter, ``churnwatch_users_at_risk``) is mostly
+    lapsed users at the end of a history (QA14 F8: "698 at risk" of 1,376, 20 of them reachable)."""
+
+    reachable: int
+    lapsed: int
+
+    @property
+    def total(self) -> int:
+        return self.reachable + self.lapsed
+
+
+async def at_risk_split(store: Store) -> AtRiskSplit:
+    """:class:`AtRiskSplit` from the index: ZCARD and ZCOUNT of the lapsed range per bucket, one
+    round trip (``lua/risk_split.lua``; O(log n) a bucket, no scan)."""
+    entries = lapsed = 0
+    for card, count in await _eval_buckets(store, "risk_split.lua", (), [(store.keys.risk(b), ()) for b in range(store.buckets)]):
+        entries, lapsed = entries + int(card), lapsed + int(count)
+    return AtRiskSplit(entries - lapsed, lapsed)
+
+
 # -- one user ----------------------------------------------------------------------------------
 
 
@@ -520,18 +547,38 @@ async def churn_view(store: Store, now_ms: int, days: int, weeks: int = 12) -> d
         series.append({"week_end": format_ts(end_s * 1000)[:10], "churned": week.churned, "won": won,
                        "churn_rate": round(week.rate, 4), "churned_revenue": round(week.revenue, 2)})
     by_stage = {name: int(stats.get("stage:" + name, 0)) for name in STAGES}
+    split = await at_risk_split(store)
     return {
         "as_of": format_ts(now_ms),
         "period_days": days,
         "users": int(stats.get("users", 0)),
         "at_risk": int(stats.get("at_risk", 0)),
+        "at_risk_reachable": split.reachable,
+        "at_risk_lapsed": split.lapsed,
         "by_stage": by_stage,
         "churned": summary.churned,
         "active_at_start": summary.active_at_start,
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
+        "churned_revenue_counted": purchases_counted(stats),
         "weekly": series,
     }
+
+
+def purchases_counted(stats: Mapping[str, float]) -> bool:
+    """Whether a churned user's purchases were ever counted (a ``churned_rev:<day>`` counter above
+    0 on any day the store holds; the workers write only those above 0). False for a product
+    without purchase events (a subscription app: its money is the accounts' MRR), where the
+    "purchases of churned users" card read 0 by construction (QA14 F8): the Churn page then
+    leaves the card and its chart out. Not the window's total: for a product with purchases a
+    window whose churned users bought nothing is a true 0, and the card would come and go.
+    Not the model's ``roles_matched``: the shipped model has no training report, and the
+    counters are what the card sums.
+
+    >>> purchases_counted({"users": 5, "churned:20260401": 2}), purchases_counted({"churned_rev:20260301": 49.5})
+    (False, True)
+    """
+    return any(v > 0 for k, v in stats.items() if k.startswith("churned_rev:"))
 
 
 async def revenue_view(store: Store, now_ms: int, period: str = "month", periods: int = 12, currency: str = "") -> dict[str, Any]:

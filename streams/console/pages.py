@@ -27,8 +27,8 @@ from models.rfm import SEGMENTS
 from models.signals import Signals
 from models.state import STAGES
 from streams.console import svg
-from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, churn_view,
-                                  counters, ident_of, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
+from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_dict, account_view, at_risk_page, at_risk_split,
+                                  churn_view, counters, ident_of, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.views import NoActivityYet, UnreadableAccount
 from streams.worker.store import UnreadableState
@@ -167,10 +167,11 @@ async def book(request: Request, deps: Deps) -> Response:
         rows = [(r, _sparks(trend_with_now(r.history, max(now_s, r.state.last_seen_s), r.scores))) for r in page.rows]
     query = {k: v for k, v in {"owner": owner, "list": list_name, "stage": filters.stage, "segment": filters.segment,
                                "action": filters.action, "limit": str(limit)}.items() if v}
-    stats = await counters(deps.store, ("users", "at_risk", "stage:churned"))
+    stats = await counters(deps.store, ("users", "stage:churned"))
+    split = await at_risk_split(deps.store)  # the open alerts, reachable and lapsed (QA14 F8: "698" read as half the base)
     return _render("book.html", nav="book", page=page, rows=rows, accounts=accounts, book=book_page, next_cursor=next_cursor, as_of_ms=now_ms,
                    owners=await deps.owners.names(), owner=owner, list_name=list_name, filters=filters, **choices, query=query,
-                   first=not request.query_params.get("cursor"), at_risk=stats["at_risk"],
+                   first=not request.query_params.get("cursor"), split=split,
                    churned=stats["stage:churned"], users=stats["users"])
 
 
@@ -268,7 +269,8 @@ async def churn(request: Request, deps: Deps) -> Response:
     top = max([w["churn_rate"] for w in weekly] + [0.01])
     rate = svg.line_chart(labels, [("weekly churn rate", svg.COLORS["risk"], [w["churn_rate"] for w in weekly])], lo=0, hi=top,
                           y_ticks=(0, top / 2, top), y_format="{:.1%}")
-    revenue = svg.bars(labels, [("purchases of churned users", svg.COLORS["lost"], [w["churned_revenue"] for w in weekly])])
+    revenue = (svg.bars(labels, [("purchases of churned users", svg.COLORS["lost"], [w["churned_revenue"] for w in weekly])])
+               if view["churned_revenue_counted"] else "")  # no purchase ever counted: no card, no empty chart (data.purchases_counted)
     return _render("churn.html", nav="churn", c=view, as_of_ms=now_ms, won_lost=Markup(won_lost), rate=Markup(rate), revenue=Markup(revenue),
                    rev=rev, **_revenue_charts(rev))
 

@@ -215,7 +215,8 @@ USERS_BY_STAGE = Gauge("churnwatch_users_by_stage", "Users per lifecycle stage (
 #: lapses while at risk keeps the alert open (no new at-risk alert comes, nothing closes it until a
 #: recovery), so this counts ``top -n`` and ``top --win-back -n`` together (QA12 F13: 631 against
 #: 3 on ``top -n``). Not split by reachable/lapsed: the store's counters keep the open alerts and
-#: the save list's size apart, not their intersection.
+#: the save list's size apart, not their intersection (the console splits it from the at-risk
+#: index's lapsed range: ``streams.console.data.at_risk_split``, QA14 F8).
 USERS_AT_RISK = Gauge("churnwatch_users_at_risk",
                       "Users with an open at-risk alert, lapsed users (dormant, churned) included; `churnwatch top` "
                       "lists the reachable ones, `top --win-back` the lapsed (all workers)")
