@@ -14,22 +14,16 @@ from models.model import load_model
 from models.scoring import assess
 from models.signals import REORDER_LATE_CHANCE, REORDER_LATE_FACTOR, days_overdue, order_gap_days, reorder_late
 from models.state import DAY_S
+from tests.test_models_alert_policy import T0_MS, _visits_and_orders
 
-T0_MS = 1_767_225_600_000  # 2026-01-01
 DAY_MS = DAY_S * 1000
 # The shipped default's weights with a line the risk never reaches: only the re-order rule can open an alert.
 NEVER_BY_RISK = load_model().with_(risk_enter=0.9999, risk_exit=0.5)
 
 
 def _shop(order_days: tuple[int, ...], visit_days: tuple[int, ...] = ()) -> list[Event]:
-    """A visit on each of ``visit_days``; on each of ``order_days`` a visit and an order a minute later (15:00 UTC)."""
-    out = []
-    for day in sorted(set(order_days) | set(visit_days)):
-        t = T0_MS + day * DAY_MS + 15 * 3_600_000
-        out.append(Event("u", t, "view", f"v{day}"))
-        if day in order_days:
-            out.append(Event("u", t + 60_000, "purchase", f"p{day}", 40.0))
-    return out
+    """The alert policy tests' shop history: a visit on each day, an order a minute after the visit on ``order_days``."""
+    return _visits_and_orders(order_days, visit_days)
 
 
 def _alerts(events: list[Event], end_ms: int, model=NEVER_BY_RISK, cut_ms: int | None = None) -> list[Alert]:  # type: ignore[no-untyped-def]

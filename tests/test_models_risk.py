@@ -141,16 +141,21 @@ def test_a_strong_penalty_keeps_the_prior_and_a_weak_one_lets_the_data_speak() -
         LogisticRisk(features=("a", "b"), nonnegative=("a",)).fit(X, y, prior={"zzz": 1.0})
 
 
+def _prior_choice_data() -> tuple:  # type: ignore[type-arg]
+    """800 rows of 100 users (8 rows each, as weekly snapshots), 14 features, a default whose
+    signs are those of the true effect, and the penalty grid: the two choose_prior tests' data."""
+    rng = np.random.default_rng(14)
+    users = [f"u{i // 8}" for i in range(800)]
+    names = tuple(f"g{i}" for i in range(12)) + ("share:x", "share:y")
+    X = rng.normal(size=(800, len(names)))
+    effect = X[:, 0] - X[:, 1] + 0.8 * X[:, 2]
+    return rng, users, names, X, {"g0": 1.0, "g1": -1.0, "g2": 0.8}, effect, (0.01, 1.0, 10.0)
+
+
 def test_cross_validation_keeps_a_right_default_and_leaves_a_wrong_one() -> None:
     from streams.offline.train import choose_prior
 
-    rng = np.random.default_rng(14)
-    users = [f"u{i // 8}" for i in range(800)]  # 8 rows per user, as weekly snapshots
-    names = tuple(f"g{i}" for i in range(12)) + ("share:x", "share:y")
-    X = rng.normal(size=(800, len(names)))
-    default = {"g0": 1.0, "g1": -1.0, "g2": 0.8}
-    effect = X[:, 0] - X[:, 1] + 0.8 * X[:, 2]
-    grid = (0.01, 1.0, 10.0)
+    rng, users, names, X, default, effect, grid = _prior_choice_data()
     like = (rng.random(800) < 1.0 / (1.0 + np.exp(2.0 - effect))).astype(float)
     kept = choose_prior(names, X, like, users, default, grid=grid)  # 100 users: too few to move it
     assert (kept.centre, kept.l2, kept.l2_types) == ("default", 10.0, 10.0)
@@ -169,13 +174,7 @@ def test_cross_validation_by_auc_keeps_a_right_default_and_leaves_a_wrong_one() 
     tables are reported, and the chosen AUC is the best's minus the reported gap."""
     from streams.offline.train import choose_prior
 
-    rng = np.random.default_rng(14)
-    users = [f"u{i // 8}" for i in range(800)]
-    names = tuple(f"g{i}" for i in range(12)) + ("share:x", "share:y")
-    X = rng.normal(size=(800, len(names)))
-    default = {"g0": 1.0, "g1": -1.0, "g2": 0.8}
-    effect = X[:, 0] - X[:, 1] + 0.8 * X[:, 2]
-    grid = (0.01, 1.0, 10.0)
+    rng, users, names, X, default, effect, grid = _prior_choice_data()
     like = (rng.random(800) < 1.0 / (1.0 + np.exp(2.0 - effect))).astype(float)
     kept = choose_prior(names, X, like, users, default, grid=grid, criterion="auc")
     assert kept.criterion == "auc" and kept.centre == "default"
