@@ -22,7 +22,7 @@ from streams.offline.history import first_day_of, late_start_warning, read_text
 from streams.offline.parallel import DateOutput, ReadSummary, replay_text
 from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_config, open_text, timeline, with_config
 from streams.settings import Settings, parse_duration_ms
-from streams.timefmt import format_day_or_time
+from streams.timefmt import format_day_or_time, format_ts
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     metrics_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"  metrics: {metrics_path}")
     if args.alerts_out:
-        print(f"  alerts: {args.alerts_out}")
+        print(f"  alerts: {args.alerts_out}{_withheld_note(result.alerts, alerts_from_ms)}")
     if args.plot_user:
         png = Path(args.plot_out) if args.plot_out else _sibling(out, f".user-{_safe(args.plot_user)}.png")
         _plot_user(args.plot_user, sink.plot_events, model, as_of, labels, png)
@@ -186,6 +186,20 @@ class _Outputs:
         if part.rows is not None and self.collect is not None:
             for row in part.rows:
                 self.collect(row)
+
+
+def _withheld_note(alerts: Mapping[str, Sequence[tuple[str, int]]], alerts_from_ms: int) -> str:
+    """What ``--alerts-from`` left out of the alerts file, counted on the at-risk alerts the replay
+    keeps for its metrics (``Replay.alerts``); "" when it is not set.
+
+    >>> _withheld_note({"u1": [("at_risk", 5), ("recovered", 7), ("at_risk", 20)]}, 10)
+    ' (--alerts-from 1970-01-01T00:00:00.010Z: 1 at-risk alert before it left out, as the workers withhold it)'
+    """
+    if not alerts_from_ms:
+        return ""
+    n = sum(kind == "at_risk" and t < alerts_from_ms for mine in alerts.values() for kind, t in mine)
+    return (f" (--alerts-from {format_ts(alerts_from_ms)}: {n} at-risk alert{'s' * (n != 1)} before it left out, as the "
+            f"workers withhold {'them' if n != 1 else 'it'})")
 
 
 def _safe(text: str) -> str:
