@@ -143,6 +143,12 @@ class Settings:
     # state write). Off: on the shared box the early chunks' alerts left ~half a cycle sooner, but
     # no p50 / p99 gain was shown end to end (SCALING.md, "Levers"); not measured on a quiet box.
     alerts_per_chunk: bool = False
+    # Onboarding a history (publish an export, workers replay it): user alerts whose event time is
+    # before this ISO date/time are applied to the state as ever (opened and closed there, so the
+    # quiet-period rules after it are the same) but not published; counted in
+    # churnwatch_alerts_withheld_total. The export's first weeks read its old subscribers as new
+    # (QA14 F9: 23% of the at-risk alerts fell in its first 30 days). "" (the default): all published
+    alerts_from: str = ""
     # Time
     clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
     allowed_lateness_ms: int = 6 * 3_600_000
@@ -214,6 +220,7 @@ class Settings:
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         self._check_currency()
+        _ = self.alerts_from_ms  # parsed now: a bad value stops the process in one line
         if self.miskeyed not in ("reroute", "dlq"):
             raise SettingsError(f"miskeyed must be 'reroute' or 'dlq', got {self.miskeyed!r}")
         if not 0 <= self.console_port <= 65535:
@@ -223,6 +230,24 @@ class Settings:
         if not 1 <= self.metrics_port <= 65535:
             # the worker's web server takes no "any free port" (0 stopped it with a traceback)
             raise SettingsError(f"metrics_port must be a TCP port (1-65535), got {self.metrics_port}")
+
+    @property
+    def alerts_from_ms(self) -> int:
+        """``alerts_from`` in epoch ms (an ISO date is its midnight UTC; naive times are UTC), 0
+        when unset: no event time is before it, every alert is published.
+
+        >>> Settings(alerts_from="2026-02-01").alerts_from_ms, Settings().alerts_from_ms
+        (1769904000000, 0)
+        """
+        if not self.alerts_from.strip():
+            return 0
+        from streams.timefmt import parse_iso_ms
+
+        try:
+            return parse_iso_ms(self.alerts_from.strip())
+        except ValueError:
+            raise SettingsError(f"alerts_from (CHURNWATCH_ALERTS_FROM, --alerts-from) must be an ISO date or time in event "
+                                f"time such as 2026-02-01 or 2026-02-01T00:00:00Z, got {self.alerts_from!r}") from None
 
     def _check_currency(self) -> None:
         """``currency`` is an ISO 4217 code, kept upper case (``usd`` is ``USD``), or empty."""

@@ -756,3 +756,44 @@ def test_an_idle_look_sees_redis_gone_back_in_time(base_settings: Settings, redi
     assert bx != by and watched >= 2, "the ledger holds both buckets"
     expected = f"bucket {by} holds" if lost == "bucket" else f"the progress of {base_settings.topic_events}[0] holds offset 1"
     assert found is not None and found.startswith(expected), found
+
+
+def test_alerts_before_alerts_from_are_kept_in_the_state_but_not_published(base_settings: Settings, redis_url: str,
+                                                                           caplog: pytest.LogCaptureFixture,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA14 F9: onboarding a history, CHURNWATCH_ALERTS_FROM withholds the user alerts of its first
+    weeks. The same states, stats and console alert lists as without it; published: exactly the
+    alerts at or after the date, the rest counted in churnwatch_alerts_withheld_total and logged once."""
+    recs = records(history())
+    cutoff_ms = START_MS + 35 * DAY_MS
+
+    async def scenario(make: Callable[..., Awaitable[Pipeline]], prefix: str) -> None:
+        await feed(await make(prefix), recs, 50)
+
+    def counted() -> float:
+        return sum(metrics.ALERTS_WITHHELD.labels(k)._value.get() for k in metrics.USER_ALERT_KINDS)
+
+    run(base_settings, lambda make: scenario(make, "all"))
+    every = [orjson.loads(r.value) for r in read_topic(base_settings.kafka_bootstrap_servers, base_settings.topic_alerts, 1)]
+    caplog.set_level("INFO", logger="streams.worker.pipeline")
+    monkeypatch.setattr(pipeline_module, "_WITHHELD_LOGGED", set())
+    before = counted()
+    run(base_settings.with_(alerts_from="2026-02-05"), lambda make: scenario(make, "warm"))
+    sent = [orjson.loads(r.value) for r in read_topic(base_settings.kafka_bootstrap_servers, base_settings.topic_alerts, 1)][len(every):]
+
+    early = [a for a in every if a["event_time_ms"] < cutoff_ms]
+    assert early and len(early) < len(every), "the history must raise alerts on both sides of the date"
+    assert sent == [a for a in every if a["event_time_ms"] >= cutoff_ms]
+    assert counted() - before == len(early)
+    assert dump_state(redis_url, "all") == dump_state(redis_url, "warm"), "every state as without the setting"
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        for b in range(8):
+            assert client.hgetall(f"all:{{{b}}}:stats") == client.hgetall(f"warm:{{{b}}}:stats")
+        lists = [{k.split(b":", 1)[1]: client.hgetall(k) for k in client.scan_iter(match=f"{p}:*:al:*")} for p in ("all", "warm")]
+    finally:
+        client.close()
+    assert lists[0] == lists[1]
+    logged = [r.getMessage() for r in caplog.records if "CHURNWATCH_ALERTS_FROM" in r.getMessage()]
+    assert logged == ["partition 0: user alerts with an event time before 2026-02-05T00:00:00.000Z (CHURNWATCH_ALERTS_FROM) "
+                      "are applied to the state but not published (counted in churnwatch_alerts_withheld_total)"], logged

@@ -6,6 +6,8 @@ to a common as-of time (``advance`` with no events runs the reviews the worker's
 not reached yet) and scored. ``churnwatch backtest`` runs on the same events with several as-of
 dates ending at that time. Scores must be identical as printed, and the alerts must be the same
 set: those the worker published plus those the final advance raised, against the backtest's.
+With ``CHURNWATCH_ALERTS_FROM`` on the worker and ``--alerts-from`` on the backtest (onboarding a
+history, QA14 F9) the same holds: the same scores, and neither side has an alert before the date.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def _write_events(path: Path, events: list) -> None:
             w.writerow((ev.user_id, ev.ts_ms, ev.type, ev.amount if ev.type == "purchase" else "", ev.event_id))
 
 
-def test_stream_and_backtest_agree(kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("alerts_from", [None, "2026-01-22"])
+def test_stream_and_backtest_agree(kafka_bootstrap: str, redis_url: str, unique_name: str, tmp_path: Path,
+                                   alerts_from: str | None) -> None:
     events, _ = generate(seed=13, n_users=USERS, start_ms=START_MS, days=DAYS)
     as_of_ms = START_MS + DAYS * DAY_MS
     assert events and events[-1].ts_ms < as_of_ms
@@ -55,7 +59,8 @@ def test_stream_and_backtest_agree(kafka_bootstrap: str, redis_url: str, unique_
     topics = {"events": f"ev-{unique_name}", "alerts": f"al-{unique_name}", "dlq": f"dlq-{unique_name}", "group": f"g-{unique_name}"}
     ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_events=topics["events"], topic_alerts=topics["alerts"],
                            topic_dlq=topics["dlq"], partitions=8))
-    worker = Worker(kafka_bootstrap, redis_url, topics, tmp_path / "worker.log", env={"CHURNWATCH_BATCH_MAX_RECORDS": "500"}).start()
+    env = {"CHURNWATCH_BATCH_MAX_RECORDS": "500", **({"CHURNWATCH_ALERTS_FROM": alerts_from} if alerts_from else {})}
+    worker = Worker(kafka_bootstrap, redis_url, topics, tmp_path / "worker.log", env=env).start()
     try:
         last = publish_events(kafka_bootstrap, topics["events"], events)
         wait_progress(redis_url, topics["events"], last, timeout_s=120, workers=[worker])
@@ -72,7 +77,7 @@ def test_stream_and_backtest_agree(kafka_bootstrap: str, redis_url: str, unique_
     _write_events(events_csv, list(reversed(events)))
     as_of = f"{format_day_or_time(START_MS + 7 * DAY_MS)}/{format_day_or_time(as_of_ms)}/7d"
     assert main(["backtest", "--events", str(events_csv), "--as-of", as_of, "--out", str(scores_csv),
-                 "--alerts-out", str(alerts_out), "--no-progress"]) == 0
+                 "--alerts-out", str(alerts_out), "--no-progress", *(["--alerts-from", alerts_from] if alerts_from else [])]) == 0
     with open(scores_csv, newline="", encoding="utf-8") as fh:
         backtest_rows = {r["user_id"]: [r[c] for c in SCORE_COLUMNS] for r in csv.DictReader(fh) if r["as_of"] == format_day_or_time(as_of_ms)}
     backtest_alerts = {a["alert_id"]: a for a in map(json.loads, alerts_out.read_text().splitlines())}
@@ -81,3 +86,7 @@ def test_stream_and_backtest_agree(kafka_bootstrap: str, redis_url: str, unique_
     assert stream_rows == backtest_rows
     assert any(a["kind"] == "at_risk" for a in backtest_alerts.values()), "the history must exercise alerts"
     assert stream_alerts == backtest_alerts
+    if alerts_from:
+        cutoff_ms = START_MS + 21 * DAY_MS
+        assert min(a["event_time_ms"] for a in stream_alerts.values()) >= cutoff_ms
+        assert "partition" in worker.output() and "(CHURNWATCH_ALERTS_FROM)" in worker.output(), "alerts were withheld"

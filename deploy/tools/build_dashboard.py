@@ -256,11 +256,13 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "Alerts by kind",
         (("{{kind}}", f"sum by (kind) (rate(churnwatch_alerts_total[{RATE}])) * 3600"),
-         ("sent again (same ids)", f"sum(rate(churnwatch_alerts_resent_total[{RATE}])) * 3600")),
+         ("sent again (same ids)", f"sum(rate(churnwatch_alerts_resent_total[{RATE}])) * 3600"),
+         ("withheld {{kind}}", f"sum by (kind) (rate(churnwatch_alerts_withheld_total[{RATE}])) * 3600")),
         unit="short",
         stacked=True,
-        description="Alerts published to the at-risk topic, per hour, by kind; and user alerts sent again with "
-                    "the same ids after a failed cycle (ids beyond the 100,000 a worker keeps).",
+        description="Alerts published to the at-risk topic, per hour, by kind; user alerts sent again with "
+                    "the same ids after a failed cycle (ids beyond the 100,000 a worker keeps); and user alerts "
+                    "withheld, not published, for an event time before CHURNWATCH_ALERTS_FROM (onboarding a history).",
     ),
     Panel(
         "Users by lifecycle stage",

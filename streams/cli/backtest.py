@@ -22,7 +22,7 @@ from streams.offline.history import first_day_of, late_start_warning, read_text
 from streams.offline.parallel import DateOutput, ReadSummary, replay_text
 from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_config, open_text, timeline, with_config
 from streams.settings import Settings, parse_duration_ms
-from streams.timefmt import format_day_or_time
+from streams.timefmt import format_day_or_time, format_ts
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="JSON or TOML with an [event_types] table: name -> the name to use (a model that carries renames, "
                              "written by train --config, is read with them: a --config that says otherwise is refused)")
     parser.add_argument("--alerts-out", metavar="FILE.jsonl", help="also write every alert the stream would have published (JSON lines)")
+    parser.add_argument("--alerts-from", metavar="DATE",
+                        help="leave out of --alerts-out the user alerts whose event time is before this ISO date/time, as a worker "
+                             "with CHURNWATCH_ALERTS_FROM publishes none of them (default: that variable; scores and metrics unchanged)")
     parser.add_argument("--plot-user", metavar="USER_ID", help="also draw this user's health, temperature and risk over time")
     parser.add_argument("--plot-out", metavar="PNG", help="where to write --plot-user's picture (default: next to --out)")
     parser.add_argument("--jobs", type=positive_int("processes", "process"), default=None,
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.plot_out and not args.plot_user:  # it was ignored without a word (QA5 L4)
         raise UserError("--plot-out is where --plot-user's picture goes: give --plot-user USER_ID too")
     as_of = parse_as_of(args.as_of)
+    alerts_from_ms = settings.with_(alerts_from=args.alerts_from).alerts_from_ms  # checked as the worker checks it
     model = load_model(args.model or settings.model_path or None)
     horizon_ms = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else int(model.horizon_days * DAY_S * 1000)
     if horizon_ms <= 0:
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sink = _Outputs(args, as_of, out, labels, horizon_ms, stack, started)
         result = replay_text(text, Path(args.events).name, type_map, as_of, model, sink.on_read, sink.on_date, jobs=jobs,
                              want_alerts=bool(args.alerts_out), want_rows=labels is not None, plot_user=args.plot_user,
-                             progress=progress, currency=settings.currency)
+                             progress=progress, currency=settings.currency, alerts_from_ms=alerts_from_ms)
     progress.close()
     total_s = time.perf_counter() - started
     read_s = sink.read_s
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     metrics_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"  metrics: {metrics_path}")
     if args.alerts_out:
-        print(f"  alerts: {args.alerts_out}")
+        print(f"  alerts: {args.alerts_out}{_withheld_note(result.alerts, alerts_from_ms)}")
     if args.plot_user:
         png = Path(args.plot_out) if args.plot_out else _sibling(out, f".user-{_safe(args.plot_user)}.png")
         _plot_user(args.plot_user, sink.plot_events, model, as_of, labels, png)
@@ -182,6 +186,20 @@ class _Outputs:
         if part.rows is not None and self.collect is not None:
             for row in part.rows:
                 self.collect(row)
+
+
+def _withheld_note(alerts: Mapping[str, Sequence[tuple[str, int]]], alerts_from_ms: int) -> str:
+    """What ``--alerts-from`` left out of the alerts file, counted on the at-risk alerts the replay
+    keeps for its metrics (``Replay.alerts``); "" when it is not set.
+
+    >>> _withheld_note({"u1": [("at_risk", 5), ("recovered", 7), ("at_risk", 20)]}, 10)
+    ' (--alerts-from 1970-01-01T00:00:00.010Z: 1 at-risk alert before it left out, as the workers withhold it)'
+    """
+    if not alerts_from_ms:
+        return ""
+    n = sum(kind == "at_risk" and t < alerts_from_ms for mine in alerts.values() for kind, t in mine)
+    return (f" (--alerts-from {format_ts(alerts_from_ms)}: {n} at-risk alert{'s' * (n != 1)} before it left out, as the "
+            f"workers withhold {'them' if n != 1 else 'it'})")
 
 
 def _safe(text: str) -> str:

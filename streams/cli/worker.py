@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group", default=None, help="consumer group (default churnwatch)")
     parser.add_argument("--events-topic", type=topic_name, default=None, help="events topic (default activity-events)")
     parser.add_argument("--alerts-topic", type=topic_name, default=None, help="alerts topic (default churn-at-risk)")
+    parser.add_argument("--alerts-from", default=None, metavar="DATE",
+                        help="publish no user alert whose event time is before this ISO date/time (the state keeps them): "
+                             "onboarding a history, whose first weeks read old customers as new (CHURNWATCH_ALERTS_FROM)")
     parser.add_argument("--dlq-topic", type=topic_name, default=None, help="dead-letter topic (default activity-events-dlq)")
 
 
@@ -48,4 +51,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         topic_events=args.events_topic,
         topic_alerts=args.alerts_topic,
         topic_dlq=args.dlq_topic,
+        alerts_from=args.alerts_from,
     ))

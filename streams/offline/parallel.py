@@ -106,8 +106,10 @@ class _Shard:
     """One range of users: read its rows of the file, then replay them date by date."""
 
     def __init__(self, text: str, name: str, type_map: TypeMap, users: tuple[str, str | None], dates: Sequence[int],
-                 model: ChurnModel, want_alerts: bool, want_rows: bool, plot_user: str | None, currency: str = "") -> None:
+                 model: ChurnModel, want_alerts: bool, want_rows: bool, plot_user: str | None, currency: str = "",
+                 alerts_from_ms: int = 0) -> None:
         self.text, self.name, self.type_map, self.users, self.currency = text, name, type_map, users, currency
+        self.alerts_from_ms = alerts_from_ms
         self.dates, self.model = dates, model
         self.want_alerts, self.want_rows, self.plot_user = want_alerts, want_rows, plot_user
         self.events: list[Event] = []
@@ -141,7 +143,9 @@ class _Shard:
         n_dates = len(self.dates)
 
         def alerts(i: int, got: list[tuple[str, list[Alert]]]) -> None:
-            pending[i] = "".join(json.dumps(alert.to_dict()) + "\n" for _, mine in got for alert in mine)
+            # those a worker publishes: none before alerts_from (streams.worker.phases._queue_alerts)
+            pending[i] = "".join(json.dumps(alert.to_dict()) + "\n" for _, mine in got for alert in mine
+                                 if alert.event_time_ms >= self.alerts_from_ms)
 
         def rows(i: int, got: list[ScoreRow]) -> None:
             buf = io.StringIO()
@@ -192,6 +196,7 @@ def replay_text(
     plot_user: str | None = None,
     progress: Progress | None = None,
     currency: str = "",
+    alerts_from_ms: int = 0,
 ) -> Replay:
     """The backtest's replay (:func:`streams.offline.replay.replay_users`) of the history file
     ``text`` (named ``name``) in ``jobs`` processes, reading included.
@@ -199,12 +204,14 @@ def replay_text(
     ``on_read`` gets the summary of the whole file once every row is read and before the replay
     (raise there to stop); a bad row raises its ValueError before that. ``on_date`` then gets the
     output of each date in (date, user id) order. ``currency``: the deployment's, which a
-    ``currency`` column must name (streams.offline.history.EventRows).
+    ``currency`` column must name (streams.offline.history.EventRows). ``alerts_from_ms``: alerts of
+    an earlier event time are left out of the alerts output (``Settings.alerts_from_ms``).
     """
     dates = sorted(set(dates))
     forks = jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
     ranges = user_ranges(text, jobs) if forks else [("", None)]
-    shards = [_Shard(text, name, type_map, users, dates, model, want_alerts, want_rows, plot_user, currency) for users in ranges]
+    shards = [_Shard(text, name, type_map, users, dates, model, want_alerts, want_rows, plot_user, currency, alerts_from_ms)
+              for users in ranges]
     if len(shards) == 1:
         return _run_here(shards[0], on_read, on_date, progress)
     return _run_forked(shards, on_read, on_date, progress)

@@ -98,6 +98,8 @@ class CycleResult:
     progress: dict[int, tuple[int, int]] = field(default_factory=dict)  # written: p -> (offset, S_p)
     idle: bool = False  # nothing to do: no records and no review clock moved
     gaps: dict[int, tuple[int, int]] = field(default_factory=dict)  # p -> (offset, wall ms) of a gap mark read (streams.worker.gap)
+    # (p, kind) -> user alerts kept in the state but not published: event time before alerts_from (Settings)
+    withheld: dict[tuple[int, str], int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -507,9 +509,12 @@ def advance_users(
     due_limit: int,
     result: CycleResult,
     history: bool = True,
+    alerts_from_ms: int = 0,
 ) -> Advanced:
     """``models.engine.advance`` for every user with events or a due review, bucket by bucket;
-    counts into ``result``. ``history``: also the console's weekly points (streams/worker/history.py)."""
+    counts into ``result``. ``history``: also the console's weekly points (streams/worker/history.py).
+    ``alerts_from_ms`` (``Settings.alerts_from_ms``): user alerts of an earlier event time are not
+    queued for the alerts topic (:func:`_queue_alerts`); 0: all are."""
     out = Advanced()
     for plan, reply in zip(plans, replies):
         expected = dict(zip(plan.parts, reply.offsets))
@@ -518,7 +523,8 @@ def advance_users(
         todo = _bucket_todo(plan, reply, expected, decoded.users, decoded.first_offset, due_limit, out, result)
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
-        _advance_bucket(todo, plan.bucket, clocks, fields, decoded.member_of, model, write, out, result, history)
+        _advance_bucket(todo, plan.bucket, clocks, fields, decoded.member_of, model, write, out, result, history,
+                        alerts_from_ms)
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out
@@ -632,7 +638,7 @@ def _unreadable(group: int, uid: str, blob: bytes, restarted: bool, bucket: int,
 def _advance_bucket(
     todo: Mapping[str, _Todo], bucket: int, clocks: Mapping[int, int | None], fields: Mapping[int, str],
     member_of: Mapping[str, object], model: ChurnModel, write: BucketWrite, out: Advanced, result: CycleResult,
-    history: bool,
+    history: bool, alerts_from_ms: int = 0,
 ) -> None:
     """Advance each of a bucket's users to its partition's review clock ``clocks[p]`` and queue
     its state write (``models.step.advance_stored``, compiled); ``fields[p]``: the partition's
@@ -672,7 +678,7 @@ def _advance_bucket(
             processed += len(events)
             count_delta(old, st, alerts, stats, day_name)  # store.stats_delta, compiled: most steps move no counter
             if alerts:
-                _queue_alerts(uid, group, alerts, expire, write, out, result)
+                _queue_alerts(uid, group, alerts, expire, write, out, result, partition, alerts_from_ms)
     finally:  # counted as they were queued, whatever stops the loop
         result.users += users
         result.processed += processed
@@ -702,13 +708,22 @@ def _off_path(uid: str, item: _Todo, bucket: int, due_field: str, st: UserState 
 
 
 def _queue_alerts(uid: str, group: int, alerts: Sequence[Alert], expire: bool, write: BucketWrite, out: Advanced,
-                  result: CycleResult) -> None:
+                  result: CycleResult, partition: int = -1, alerts_from_ms: int = 0) -> None:
     """A user's alerts for the alerts topic and, those worth it, for its list in the console
-    (streams/worker/alert_log.py; not for a user deleted in this write): one dict each for both."""
-    kinds, key = result.alerts, uid.encode()
+    (streams/worker/alert_log.py; not for a user deleted in this write): one dict each for both.
+
+    The one place user alerts become records for the producer (both the cycle's tail and the
+    ``alerts_per_chunk`` hand-off send ``out.alerts``), so the one place ``alerts_from_ms`` applies:
+    an alert of an earlier event time (an onboarded export's first weeks, QA14 F9) is counted in
+    ``result.withheld`` instead of queued. The state and the console's list keep it as ever: the
+    alert is open or closed there, so what follows the date is what it would have been."""
+    kinds, key, withheld = result.alerts, uid.encode(), result.withheld
     for alert in alerts:
-        kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
         d = alert.to_dict()
-        out.alerts.append((key, orjson.dumps(d)))
         if logged_kind(d) and not expire:
             write.alerts.append((group, uid, alert.alert_id, user_entry(d)))
+        if alert.event_time_ms < alerts_from_ms:
+            withheld[(partition, alert.kind)] = withheld.get((partition, alert.kind), 0) + 1
+            continue
+        kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
+        out.alerts.append((key, orjson.dumps(d)))

@@ -102,6 +102,7 @@ __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", 
 logger = logging.getLogger(__name__)
 retry_logger = logging.getLogger(RETRY_LOGGER)  # a retry every 2 s while Redis is down: rate-limited by the CLI
 _UNTRACKED_LOGGED: set[str] = set()  # untracked event names already logged by this process (at most UNTRACKED_NAMES_MAX)
+_WITHHELD_LOGGED: set[int] = set()  # partitions whose withheld user alerts this process has logged (_log_withheld)
 
 T = TypeVar("T")
 
@@ -261,6 +262,7 @@ class Pipeline:
         self.model = model
         self.model_header = model_id(model).encode()
         self.topic = settings.topic_events
+        self.alerts_from_ms = settings.alerts_from_ms  # user alerts before it kept in the state, not sent (phases._queue_alerts)
         self.clock = clock or TopicClock(settings.allowed_lateness_ms, settings.idle_partition_ms, settings.clock)
         # The model's renames (``ChurnModel.event_types``) are applied here, as backtest and train apply them.
         self.decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
@@ -678,7 +680,7 @@ class Pipeline:
         store, history = self.store, self.settings.score_history
         if not self._flights:
             return advance_users(plans, replies, decoded, until_ms, self.model, topic=self.topic, due_limit=store.due_limit,
-                                 result=result, history=history)
+                                 result=result, history=history, alerts_from_ms=self.alerts_from_ms)
         out, i = Advanced(), 0
         while i < len(plans):
             j, users = i, 0
@@ -686,7 +688,8 @@ class Pipeline:
                 users += len(plans[j].users) + sum(map(len, replies[j].dues))
                 j += 1
             part = advance_users(plans[i:j], replies[i:j], decoded, until_ms, self.model, topic=self.topic,
-                                 due_limit=store.due_limit, result=result, history=history)
+                                 due_limit=store.due_limit, result=result, history=history,
+                                 alerts_from_ms=self.alerts_from_ms)
             out.extend(part)
             i = j
             await asyncio.sleep(0)
@@ -747,6 +750,8 @@ class Pipeline:
                                                          (token, work.advanced.writes))
         timer.mark("progress")
         _count(result, decoded, timer)
+        if result.withheld:
+            _log_withheld(result.withheld, self.alerts_from_ms)
         if decoded.untracked_types:
             _log_untracked(self.decoder.untracked_names)
         if decoded.jumps or decoded.behind:
@@ -1182,6 +1187,16 @@ def _log_untracked(names: Sequence[str]) -> None:
                         "product's vocabulary\")", name[:80])
 
 
+def _log_withheld(withheld: Mapping[tuple[int, str], int], alerts_from_ms: int) -> None:
+    """One INFO line per partition the first time this process withholds one of its user alerts
+    (``CHURNWATCH_ALERTS_FROM``), so the operator onboarding a history sees the setting at work;
+    the count is ``churnwatch_alerts_withheld_total``."""
+    for p in sorted({p for p, _ in withheld} - _WITHHELD_LOGGED):
+        _WITHHELD_LOGGED.add(p)
+        logger.info("partition %s: user alerts with an event time before %s (CHURNWATCH_ALERTS_FROM) are applied to the "
+                    "state but not published (counted in churnwatch_alerts_withheld_total)", p, format_ts(alerts_from_ms))
+
+
 def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
     """The cycle's counters and timings, once it is complete."""
     metrics.EVENTS_PROCESSED.inc(result.processed)
@@ -1211,6 +1226,8 @@ def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
         metrics.EVENTS_REJECTED.labels(reason).inc(n)
     for kind, n in result.alerts.items():
         metrics.ALERTS.labels(kind).inc(n)
+    for (_, kind), n in result.withheld.items():
+        metrics.ALERTS_WITHHELD.labels(kind).inc(n)
     metrics.BATCH_SIZE.observe(result.consumed)
     metrics.BATCH_SECONDS.observe(timer.last - timer.start)
     phase = metrics.CYCLE_PHASE_SECONDS.labels
