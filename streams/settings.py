@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "SettingsError", "aiokafka_client_kwargs", "parse_duration_ms", "redact_url", "topic_refusal"]
+__all__ = ["Settings", "SettingsError", "aiokafka_client_kwargs", "forbid_topic_autocreation", "parse_duration_ms", "redact_url", "topic_refusal"]
 
 ClockMode = Literal["event", "live"]
 
@@ -330,13 +330,54 @@ def redact_url(url: str) -> str:
 
 
 def aiokafka_client_kwargs(settings: Settings) -> dict[str, Any]:
-    """Connection and security options for aiokafka clients (which take an SSL context, not a file)."""
+    """Connection and security options for aiokafka clients (which take an SSL context, not a file).
+    Every aiokafka client churnwatch builds takes its options from here, so this is also where
+    their metadata requests stop asking the broker to create topics (``forbid_topic_autocreation``)."""
+    forbid_topic_autocreation()
     kw = settings.kafka_client_kwargs()
     if "SSL" in settings.kafka_security_protocol:
         from aiokafka.helpers import create_ssl_context
 
         kw["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
     return kw
+
+
+def forbid_topic_autocreation() -> None:
+    """Make this process's aiokafka clients send their metadata requests with
+    ``allow_auto_topic_creation=False`` (idempotent).
+
+    Why: an aiokafka client refreshes the metadata of the topics it uses (a consumer's subscription,
+    a producer's topics) with a metadata request naming them, and aiokafka 0.14 always asks for
+    auto-creation there (``aiokafka.client.AIOKafkaClient._metadata_update`` builds
+    ``MetadataRequest(topics)``, whose flag defaults to True from request v4 on) and has no option to
+    turn it off (kafka-python's ``allow_auto_create_topics``). Tansu creates a topic so named (4
+    partitions) when the flag is True and not when it is False (docs/OPERATE.md, "While the topic does
+    not exist"): a worker whose broker lost its storage re-created the events topic by its routine
+    refresh and took it for a replaced topic. How: ``aiokafka.client.MetadataRequest`` (the name that
+    module calls, nothing else) is replaced by a subclass whose flag defaults to False; a request
+    that sets the flag itself is untouched. aiokafka is pinned (pyproject.toml, ``aiokafka==0.14.0``);
+    on an upgrade, tests/test_no_topic_autocreation.py fails if that name is gone or no longer what
+    ``_metadata_update`` builds, and this must then be redone (or dropped, if aiokafka gains an option).
+    """
+    import aiokafka.client
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    current = aiokafka.client.MetadataRequest
+    if getattr(current, "churnwatch_no_autocreate", False):
+        return
+    if current is not MetadataRequest:
+        raise RuntimeError(f"aiokafka.client.MetadataRequest is {current!r}, not aiokafka's own: cannot forbid topic "
+                           "auto-creation (streams/settings.py forbid_topic_autocreation)")
+
+    class NoAutoCreateMetadataRequest(MetadataRequest):
+        """aiokafka's metadata request, asking the broker to create no topic unless told otherwise."""
+
+        churnwatch_no_autocreate = True
+
+        def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = False):
+            super().__init__(topics, allow_auto_topic_creation)
+
+    aiokafka.client.MetadataRequest = NoAutoCreateMetadataRequest  # type: ignore[misc]
 
 
 def _coerce(name: str, typ: Any, raw: str) -> Any:

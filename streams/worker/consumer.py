@@ -534,7 +534,25 @@ class StreamConsumer:
         self._unresumed |= mine
         metrics.PARTITIONS_ASSIGNED.set(len(self.assigned))
         logger.info("partitions assigned: %s", sorted(tp.partition for tp in mine))
+        if not mine:
+            await self._none_assigned()
         await self._resume()
+
+    async def _none_assigned(self) -> None:
+        """No partition of the events topic is ours: more workers than partitions, or the topic is
+        gone (its metadata refresh found it missing, so the group assigned nothing, and no owned
+        partition's fetch will show it). A listing tells which (``_listed``); if gone, the worker
+        waits for it (``_topic_gone``), as a worker that owned partitions does. A failed listing
+        changes nothing (the next rebalance asks again)."""
+        if self.missing is not None or self._stopping:
+            return
+        try:
+            listed = await self._listed()
+        except KafkaError as exc:
+            retry_logger.warning("no partition of %s assigned, and listing the topics failed (%s)", self.topic, exc)
+            return
+        if not listed:
+            self._topic_gone()
 
     async def _resume(self) -> None:
         """Seek every assigned-but-not-resumed partition to its progress; retries Redis until it answers."""
