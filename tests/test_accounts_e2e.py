@@ -16,7 +16,6 @@ from typing import Iterator
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from models.events import EVENT_ORDER, Event
 from models.revenue_ledger import RevenueBook, figures_dict
@@ -24,7 +23,8 @@ from models.subscription import Subscription
 from streams.cli import main
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
-from tests.harness import Worker, account_barrier, publish_events, wait_progress
+from tests.harness import Worker, account_barrier, metric, publish_events, wait_for, wait_progress
+from tests.harness import read_topic as harness_read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -81,14 +81,10 @@ initech,Initech,bob,smb,2026-06-01
 
 
 def read_topic(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes | None, dict[str, object]]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        return [(rec.key, orjson.loads(rec.value)) for rec in consumer]
-    finally:
-        consumer.close()
+    """Every record of ``topic`` as (key, JSON), read to each partition's highwater
+    (``tests.harness.read_topic``: not until a quiet spell, which a loaded machine's slow first
+    fetch could cut short)."""
+    return [(rec.key, orjson.loads(rec.value)) for rec in harness_read_topic(bootstrap, topic, partitions)]
 
 
 @pytest.fixture()
@@ -158,7 +154,10 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
         assert f"  NRR {f['nrr_pct'] or '-'}%, GRR {f['grr_pct'] or '-'}%, quick ratio {f['quick_ratio'] or '-'}\n" in text, text
     assert f"GRR {feb['grr_pct']}%" in text and feb["grr_pct"] is not None
 
-    # -- account alerts, with reasons, one episode each
+    # -- account alerts, with reasons, one episode each (umbrella's reminders come from its own
+    # reviews, due by themselves: the barrier waits for copies, so wait for the second one too)
+    wait_for("umbrella's two reminders", lambda: sum(a.get("kind") == "trial_ending" for _, a in read_topic(
+        kafka_bootstrap, names["alerts"], PARTITIONS)) >= 2, workers=[worker])
     alerts = [a for _, a in read_topic(kafka_bootstrap, names["alerts"], PARTITIONS) if "account_id" in a]
     by_account: dict[str, list[dict[str, object]]] = {}
     for a in alerts:
@@ -248,3 +247,48 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert main(["digest", "--owner", "alice", "-n", "2", "--json"]) == 0
     cut = orjson.loads(capsys.readouterr().out)
     assert (cut["at_risk"], [a["account_id"] for a in cut["accounts"]]) == (3, ["acme", "umbrella"])
+
+
+def test_alerts_from_withholds_the_account_alerts_before_it_and_keeps_their_state(
+    kafka_bootstrap: str, redis_url: str, names: dict[str, str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """QA14 F9's leftover: ``CHURNWATCH_ALERTS_FROM`` withheld only user alerts, so an onboarded
+    history's first weeks still sent its accounts' alerts to the CRM. From day 48 (2026-02-18) of the
+    history above, acme's downgrade (day 40), initech's cancellation (45), umbrella's at-risk (46) and
+    first trial reminder (47) are withheld; the second reminder (49) and globex's failed payment (50)
+    are sent, and the accounts' state is what it is without the setting (alice's book the same)."""
+    for var, value in (("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap), ("REDIS_URL", redis_url),
+                       ("CHURNWATCH_TOPIC_EVENTS", names["events"]), ("CHURNWATCH_TOPIC_ALERTS", names["alerts"]),
+                       ("CHURNWATCH_TOPIC_ACCOUNTS", names["accounts"]), ("CHURNWATCH_PARTITIONS", str(PARTITIONS))):
+        monkeypatch.setenv(var, value)
+    owners = tmp_path / "owners.csv"
+    owners.write_text(OWNERS)
+    assert main(["accounts", "import", str(owners)]) == 0
+    w = Worker(kafka_bootstrap, redis_url, names, tmp_path / "worker.log",
+               env={"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_BATCH_MAX_RECORDS": "200",
+                    "CHURNWATCH_PARTITIONS": str(PARTITIONS), "CHURNWATCH_ALERTS_FROM": "2026-02-18"}).start()
+    try:
+        events, topic = history(), names["events"]
+        for lo in range(0, DAYS, 6):
+            phase = [e for e in events if START_MS + lo * DAY_MS <= e.ts_ms < START_MS + min(lo + 6, DAYS) * DAY_MS]
+            wait_progress(redis_url, topic, publish_events(kafka_bootstrap, topic, phase), timeout_s=120, workers=[w])
+        account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, _day(DAYS - 1, 50), workers=[w])
+
+        def account_alerts() -> list[dict[str, object]]:
+            return [a for _, a in read_topic(kafka_bootstrap, names["alerts"], PARTITIONS) if "account_id" in a]
+        # umbrella's reminders come from its own reviews, due by themselves (no copy to wait for)
+        wait_for("umbrella's 24 h reminder", lambda: any(a["kind"] == "trial_ending" for a in account_alerts()), workers=[w])
+        withheld = {kind: metric(w, "churnwatch_alerts_withheld_total", f'kind="{kind}"')
+                    for kind in ("account_at_risk", "account_churned", "trial_ending")}
+    finally:
+        assert w.stop() == 0, w.output()[-3000:]
+    assert withheld == {"account_at_risk": 2, "account_churned": 1, "trial_ending": 1}, withheld
+    sent = account_alerts()
+    assert sorted((a["account_id"], a["kind"], a["event_time_ms"]) for a in sent) == [
+        ("globex", "account_at_risk", _day(50, 30)), ("umbrella", "trial_ending", START_MS + 49 * DAY_MS)], sent
+    assert "account alerts with an event time before 2026-02-18T00:00:00.000Z (CHURNWATCH_ALERTS_FROM)" in w.output()
+    capsys.readouterr()
+    assert main(["top", "--owner", "alice", "--json"]) == 0
+    alice = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(a["account_id"], a["stage"]) for a in alice] == [("acme", "at_risk"), ("umbrella", "at_risk"), ("globex", "at_risk")]

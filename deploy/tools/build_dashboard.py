@@ -261,7 +261,7 @@ PANELS: tuple[Panel, ...] = (
         unit="short",
         stacked=True,
         description="Alerts published to the at-risk topic, per hour, by kind; user alerts sent again with "
-                    "the same ids after a failed cycle (ids beyond the 100,000 a worker keeps); and user alerts "
+                    "the same ids after a failed cycle (ids beyond the 100,000 a worker keeps); and alerts (users' and accounts') "
                     "withheld, not published, for an event time before CHURNWATCH_ALERTS_FROM (onboarding a history).",
     ),
     Panel(

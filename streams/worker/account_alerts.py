@@ -27,7 +27,7 @@ from streams.worker.alert_log import EXTRAS_FIELD
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
            "decide_alert",
            "decide_reminders", "member_deadlines_ms", "next_due_s", "note_downgrade", "note_payment", "opened_risk", "other_due_ms",
-           "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts"]
+           "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts", "withhold_before"]
 
 KafkaRecord = tuple[bytes | None, bytes]
 
@@ -465,3 +465,26 @@ def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dic
         "action": r.action,
         "reasons": list(r.reasons),
     }
+
+
+def withhold_before(alerts: Sequence[KafkaRecord], from_ms: int) -> tuple[list[KafkaRecord], dict[str, int]]:
+    """The account alerts to publish and, by kind, those withheld: an event time before ``from_ms``
+    (``CHURNWATCH_ALERTS_FROM``, onboarding a history: QA14 F9 left the accounts' first weeks
+    reaching the CRM). As for users, the account's state and extras keep the alert (open or closed),
+    so what follows the date is what it would have been; only the record is not sent. Account
+    alerts are few (a handful a cycle), so reading each one's time back from its JSON costs nothing.
+
+    >>> rec = lambda kind, t: (b"a", orjson.dumps({"kind": kind, "event_time_ms": t}))
+    >>> kept, held = withhold_before([rec("account_at_risk", 5), rec("trial_ending", 10)], 10)
+    >>> [orjson.loads(v)["kind"] for _, v in kept], held
+    (['trial_ending'], {'account_at_risk': 1})
+    """
+    kept: list[KafkaRecord] = []
+    withheld: dict[str, int] = {}
+    for record in alerts:
+        d = orjson.loads(record[1])
+        if d["event_time_ms"] < from_ms:
+            withheld[d["kind"]] = withheld.get(d["kind"], 0) + 1
+        else:
+            kept.append(record)
+    return kept, withheld

@@ -78,7 +78,7 @@ REROUTE_REASONS: tuple[str, ...] = ("null_key", "other_key")
 ALERT_KINDS: tuple[str, ...] = (
     "at_risk", "recovered", "stage_changed", "account_at_risk", "account_recovered", "account_churned", "trial_ending",
 )
-#: ``churnwatch_alerts_withheld_total`` kinds: users' only (account alerts are never withheld).
+#: The users' alert kinds (the rest of ``ALERT_KINDS`` are the accounts').
 USER_ALERT_KINDS: tuple[str, ...] = ALERT_KINDS[:3]
 
 EVENTS_CONSUMED = Counter("churnwatch_events_consumed_total",
@@ -150,8 +150,8 @@ REDIS_SECONDS = Histogram(
 REDIS_ERRORS = Counter("churnwatch_redis_errors_total", "Redis calls that failed (connection, timeout, script)")
 ALERTS = Counter("churnwatch_alerts_total", "Alerts produced", ["kind"])
 ALERTS_WITHHELD = Counter("churnwatch_alerts_withheld_total",
-                          "User alerts applied to the state but not published: event time before CHURNWATCH_ALERTS_FROM "
-                          "(onboarding a history)", ["kind"])
+                          "Alerts (users' and accounts') applied to the state but not published: event time before "
+                          "CHURNWATCH_ALERTS_FROM (onboarding a history)", ["kind"])
 ALERTS_RESENT = Counter("churnwatch_alerts_resent_total",
                         "User alerts the broker acknowledged in a cycle that then failed whose ids the worker could "
                         "not keep (over 100,000 waiting): the retry sends them again (same ids)")
@@ -298,7 +298,7 @@ def _start_series() -> None:
         (TOPIC_RESETS, TOPIC_RESET_REASONS),
         (EVENTS_REROUTED, REROUTE_REASONS),
         (ALERTS, ALERT_KINDS),
-        (ALERTS_WITHHELD, USER_ALERT_KINDS),
+        (ALERTS_WITHHELD, ALERT_KINDS),
         (MRR_MOVEMENTS, MOVEMENT_KINDS),
         (MRR_MOVEMENT_CENTS, MOVEMENT_KINDS),
         (MRR_MOVEMENTS_RETRACTED, MOVEMENT_KINDS),

@@ -70,6 +70,7 @@ from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings
 from streams.worker import metrics
 from streams.timefmt import format_ts
+from streams.worker.account_alerts import withhold_before
 from streams.worker.clock import NEVER, Jump, TopicClock
 from streams.worker.codec import Decoder
 from streams.worker.keys import OffsetFields
@@ -103,6 +104,7 @@ logger = logging.getLogger(__name__)
 retry_logger = logging.getLogger(RETRY_LOGGER)  # a retry every 2 s while Redis is down: rate-limited by the CLI
 _UNTRACKED_LOGGED: set[str] = set()  # untracked event names already logged by this process (at most UNTRACKED_NAMES_MAX)
 _WITHHELD_LOGGED: set[int] = set()  # partitions whose withheld user alerts this process has logged (_log_withheld)
+ACCOUNTS_LOGGED = -1  # _log_withheld's "partition" of account alerts (one line for all of them)
 
 T = TypeVar("T")
 
@@ -852,6 +854,12 @@ class Pipeline:
         for read, reply in zip(reads, replies):  # Redis lost account writes? (as ``_check_rollback``)
             self.ledger.check(read.bucket, read.fields, reply.offsets, reply.tokens, seq)
         done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset, release)
+        if self.alerts_from_ms and done.alerts:
+            done.alerts, withheld = withhold_before(done.alerts, self.alerts_from_ms)
+            for kind, n in withheld.items():
+                metrics.ALERTS_WITHHELD.labels(kind).inc(n)
+            if withheld:
+                _log_withheld({(ACCOUNTS_LOGGED, kind): n for kind, n in withheld.items()}, self.alerts_from_ms)
         if done.alerts:  # before the write, as for users: a replay re-sends the same ids
             await self._retry_kafka("account alerts", self.producer.send_all, self.settings.topic_alerts, done.alerts)
         self._cycle += 1
@@ -1188,13 +1196,14 @@ def _log_untracked(names: Sequence[str]) -> None:
 
 
 def _log_withheld(withheld: Mapping[tuple[int, str], int], alerts_from_ms: int) -> None:
-    """One INFO line per partition the first time this process withholds one of its user alerts
-    (``CHURNWATCH_ALERTS_FROM``), so the operator onboarding a history sees the setting at work;
+    """One INFO line per partition the first time this process withholds one of its user alerts,
+    and one for the account alerts (``ACCOUNTS_LOGGED``) (``CHURNWATCH_ALERTS_FROM``), so the operator onboarding a history sees the setting at work;
     the count is ``churnwatch_alerts_withheld_total``."""
     for p in sorted({p for p, _ in withheld} - _WITHHELD_LOGGED):
         _WITHHELD_LOGGED.add(p)
-        logger.info("partition %s: user alerts with an event time before %s (CHURNWATCH_ALERTS_FROM) are applied to the "
-                    "state but not published (counted in churnwatch_alerts_withheld_total)", p, format_ts(alerts_from_ms))
+        whose = "account alerts" if p == ACCOUNTS_LOGGED else f"partition {p}: user alerts"
+        logger.info("%s with an event time before %s (CHURNWATCH_ALERTS_FROM) are applied to the "
+                    "state but not published (counted in churnwatch_alerts_withheld_total)", whose, format_ts(alerts_from_ms))
 
 
 def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
