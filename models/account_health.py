@@ -235,13 +235,17 @@ def _free_plan(view: AccountView | None) -> bool:
 def _usage(users: Sequence[Member], now_s: int) -> float:
     """4-week activity now against its 13-week base, both decayed to ``now_s`` at their own pace
     (28 and 90 days): 1.0 while steady, falling with silence or fewer events; 0.0 without users
-    (nobody uses the account: the trial rule's clearest case, module docstring)."""
+    (nobody uses the account: the trial rule's clearest case, module docstring). A base that decayed
+    below what a float holds is usage at its limit, 0.0 (the 4-week part decays faster), not "no base":
+    hypothesis found a member of base 5e-324 whose longer silence turned usage 0.0 into 1.0."""
     recent = base = 0.0
+    based = False
     for m in users:
         age = max(0, now_s - m.last_seen_s)
         recent += m.act_28d * math.exp(-age / (28.0 * DAY_S))
         base += m.base_28d * math.exp(-age / (90.0 * DAY_S))
-    return recent / base if base > 0 else 1.0 if users else 0.0
+        based = based or m.base_28d > 0
+    return recent / base if base > 0 else 0.0 if based or not users else 1.0
 
 
 def silence_risk(users: int, silent: int, users_w: float = 0.0, silent_w: float = 0.0) -> float:

@@ -3,7 +3,7 @@ carries, and the member record's size."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, hours_left, member_key, own_account, rollup
@@ -241,6 +241,7 @@ def test_seats_alike_are_counted_as_before() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 120), st.floats(0.0, 50.0)), min_size=1, max_size=8), st.integers(0, 7),
        st.integers(14, 89), st.floats(0.0, 50.0), st.booleans())
+@example([(20, 5e-324)], 0, 63, 0.0, False)  # a base decayed below a float's range read as "no base", usage 1.0
 def test_more_activity_weighted_silence_never_lowers_the_risk(seats: list[tuple[int, float]], pick: int, silent_days: int,
                                                               more: float, pays: bool) -> None:
     """A user turning silent (within the 90 days), or a silent user found heavier, never lowers the
