@@ -199,7 +199,7 @@ def user_report(reader: StoreReader, settings: Settings, user_id: str, model: Ch
 
 
 def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, share: float | None = None,
-              kind: str = "save") -> list[UserReport]:
+              kind: str = "save", by: str = "chance") -> list[UserReport]:
     """Today's ranked list at the stream time.
 
     With ``n`` (default 20): the console's first page of the list (``streams.console.data``), so
@@ -211,6 +211,9 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     ranked the same way and cut at that share of them (models.ranking.daily_list); the save list
     is read from the save-list index when Redis has one for this model
     (:func:`indexed_save_list`), else from every state.
+
+    ``by="mrr"`` (the win-back list only): every lapsed user (as ``share`` 100%), largest lost MRR
+    of their own subscription first (:func:`_by_lost_mrr`), then as above, cut to ``n`` or ``share``.
     """
     from models.ranking import daily_list
 
@@ -218,6 +221,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     model = _model(settings, reader)
     if n is None and share is None:
         n = 20
+    if by == "mrr" and kind == "win_back":
+        return _by_lost_mrr(reader, settings, model, now_ms, n, share)
     if share is None:
         from streams.console.data import at_risk_page
 
@@ -236,6 +241,24 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     return _with_lost_mrr(reader, kind, [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state,
                                                     r.savable if kind == "save" else None, overdue_days=_overdue(r.state, now_ms, model))
                                          for r in ranked])
+
+
+def _by_lost_mrr(reader: StoreReader, settings: Settings, model: ChurnModel, now_ms: int, n: int | None,
+                 share: float | None) -> list[UserReport]:
+    """The win-back list of a subscription product: every lapsed user, the largest MRR their own
+    subscription lost first, the rest (never paid, members of a company account) after, each part
+    in the list's own order (the chance to come back, then spend). Why (QA14 F5): by the chance
+    alone, a fitness app's first 100 rows were trials that never paid; the first lapsed paying
+    subscriber came at rank 211. Reads every state and the lapsed users' own accounts, as
+    ``--share`` does: a command to run, not the console's page."""
+    from models.ranking import daily_list
+
+    ranked = daily_list(reader.user_states().items(), now_ms // 1000, model, "win_back", share=1.0)  # type: ignore[arg-type]
+    reports = _with_lost_mrr(reader, "win_back", [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores,
+                                                             r.state, None, overdue_days=_overdue(r.state, now_ms, model))
+                                                  for r in ranked])
+    reports.sort(key=lambda r: -(r.lost_mrr_cents or 0))  # stable: the list's order within equal losses
+    return reports[:budget_size(len(reports), n, share)] if reports else []
 
 
 def _with_lost_mrr(reader: StoreReader, kind: str, reports: list[UserReport]) -> list[UserReport]:

@@ -42,6 +42,7 @@ CASES: list[tuple[list[str], str]] = [
     (["alerts", "--kind", "at_risk,bogus"], "unknown alert kind bogus"),
     (["top", "-n", "x"], "argument -n"),
     (["top", "--all"], "--all lists every account of an owner: give --owner NAME"),  # QA 2026-12: printed the user list
+    (["top", "--by", "mrr"], "--by ranks the users' win-back list: give --win-back (an owner's win-back book is by lost MRR already)"),
     (["top", "--owner", "alice", "--share", "50%"], "--share ranks users"),  # QA 2026-12: "no account of alice is at risk"
     (["top", "--owner", "alice", "--win-back", "--all"], "--win-back lists the owner's churned accounts"),
     (["churn-rate", "--days", "0"], "argument --days: must be at least 1 day"),

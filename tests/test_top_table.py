@@ -135,5 +135,10 @@ def test_top_win_back_reads_each_users_own_account_loss(redis_url: str) -> None:
     with open_reader(Settings(redis_url=redis_url)) as reader:
         rows = {r.user_id: r.lost_mrr_cents for r in top_users(reader, Settings(redis_url=redis_url), share=1.0, kind="win_back")}
         saved = top_users(reader, Settings(redis_url=redis_url), share=1.0, kind="save")
+        chance = [r.user_id for r in top_users(reader, Settings(redis_url=redis_url), share=1.0, kind="win_back")]
+        by_mrr = [r.user_id for r in top_users(reader, Settings(redis_url=redis_url), share=1.0, kind="win_back", by="mrr")]
+        first = [r.user_id for r in top_users(reader, Settings(redis_url=redis_url), 1, kind="win_back", by="mrr")]
     assert rows == {"payer": 999, "trial": 0, "member": 0}, rows
+    # QA14 F5: --by mrr puts the lapsed payer first, the rest in the list's own order; -n cuts it
+    assert by_mrr == ["payer"] + [u for u in chance if u != "payer"] and first == ["payer"], (chance, by_mrr)
     assert all(r.lost_mrr_cents is None for r in saved)

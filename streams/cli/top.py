@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "with -n those whose at-risk alert is open, as the console lists them (a user who lapsed without one, "
                         "such as one who cancelled, is listed by --share only: --share 100%% is every lapsed user with an activity event; "
                         "one whose only event is a cancellation is in no list)")
+    parser.add_argument("--by", choices=("chance", "mrr"), default="chance",
+                        help="with --win-back: chance (default), warmest first; mrr, the largest MRR a lapsed user's own "
+                        "subscription lost first (every lapsed user, as --share 100%%, then cut to -n or --share), "
+                        "never-paid trials after the lapsed payers")
     parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table); "
                         "with --win-back those whose subscription is gone (churned, trials lost), largest lost MRR first")
     parser.add_argument("--all", action="store_true", help="with --owner: every account of the owner, not only those at risk")
@@ -52,7 +56,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.owner is not None:
         return _owner_book(args, settings)
     with open_reader(settings) as reader:
-        reports = top_users(reader, settings, args.n, share=args.share, kind="win_back" if args.win_back else "save")
+        reports = top_users(reader, settings, args.n, share=args.share, kind="win_back" if args.win_back else "save",
+                            by=args.by)
     if args.json:
         for r in reports:
             print(orjson.dumps(r.to_dict()).decode())
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not reports:
         print("no lapsed user to win back" if args.win_back else "no reachable user to rank")
         return 0
-    if args.share is None and len(reports) < (args.n or 20):
+    if args.share is None and args.by == "chance" and len(reports) < (args.n or 20):
         print(count_line(len(reports), args.n or 20, args.win_back))
     for line in user_rows(reports, save=not args.win_back):
         print(line)
@@ -129,6 +134,8 @@ def _check_combination(args: argparse.Namespace) -> None:
         raise UserError("--share ranks users; an owner's book takes -n accounts")
     if args.owner is not None and args.win_back and args.all:
         raise UserError("--win-back lists the owner's churned accounts; --all every account: give one")
+    if args.by != "chance" and (not args.win_back or args.owner is not None):
+        raise UserError("--by ranks the users' win-back list: give --win-back (an owner's win-back book is by lost MRR already)")
 
 
 #: Widest the book's name column gets; a longer name is cut with an ellipsis.
