@@ -138,7 +138,9 @@ def test_an_annual_subscriber_is_alerted_when_the_renewal_comes_within_the_horiz
     annual = advance("u", None, [_sub(T0_MS + 3_600_000, T0_MS + 100 * DAY_MS), *events], T0_MS + 90 * DAY_MS, LEAVING)
     opened = [a for a in annual.alerts if a.kind == "at_risk"]
     assert [a.event_time_ms for a in opened] == [T0_MS + 70 * DAY_MS]
-    assert opened[0].scores.reasons[0] == "renewal due in 29 days (paid through 2026-04-10)"  # calendar days to it (QA11 F8)
+    # calendar days to it (QA11 F8); the last reason: when the user can leave, after why (QA14 F4)
+    assert opened[0].scores.reasons[-1] == "renewal due in 29 days (paid through 2026-04-10)", opened[0].scores.reasons
+    assert len(opened[0].scores.reasons) >= 2, "the reasons of the risk come first"
     for a in annual.alerts:
         check_alert(a, LEAVING)
 
@@ -220,8 +222,9 @@ def test_smart_reviews_miss_no_gate_opening(events: list[Event], model: ChurnMod
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(renewals=True), st.integers(0, 90), st.sampled_from(MODELS + [LEAVING]))
 def test_reasons_support_alerts_with_renewals(events: list[Event], extra_days: int, model: ChurnModel) -> None:
-    """At-risk alerts never say "paid through", and say a renewal is due first (after a
-    cancellation) whenever a known one opened the exit; recovered alerts of a user paid beyond
+    """At-risk alerts never say "paid through", and say a renewal is due whenever a known one
+    opened the exit: last of the reasons shown while it is to come (context, QA14 F4), first
+    (after a cancellation) once the paid period ended unrenewed; recovered alerts of a user paid beyond
     the horizon say so first; alerts whose exit is open pass tests.test_models_reasons' check."""
     out = advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, model)
     for alert in out.alerts:
@@ -232,7 +235,10 @@ def test_reasons_support_alerts_with_renewals(events: list[Event], extra_days: i
         if exit_open(sig, model):
             if alert.kind == "at_risk":
                 assert (len(renewal) == 1) == (sig.period_end_s > 0), reasons
-                assert not renewal or reasons.index(renewal[0]) == (1 if sig.cancelled else 0), reasons
+                if renewal and renewal[0].startswith("renewal due"):
+                    assert reasons.index(renewal[0]) == len(reasons) - 1, reasons
+                elif renewal:
+                    assert reasons.index(renewal[0]) == (1 if sig.cancelled else 0), reasons
             check_alert(alert, model)
         elif alert.kind == "recovered" or (alert.kind == "stage_changed" and alert.scores.stage in ("active", "reactivated")):
             assert renewal and renewal[0].startswith("paid through") and renewal[0] in reasons[:2], reasons
