@@ -19,7 +19,7 @@ from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
-from models.vocabulary import ACTIVITY, SUBSCRIPTION
+from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
 from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
@@ -256,6 +256,8 @@ def advance(
         if 0 < st.next_review_s < _ceil_s(ev.ts_ms) or st.flags & STAGE_HELD:  # mostly neither: skip the call
             _run_due_reviews(user_id, st, ev.ts_ms, model, out, c)
         slot, role = vocabulary.lookup(ev.type)  # once: apply_looked_up is models.state.apply_event without it
+        if role == IGNORE:  # not use (models.vocabulary): nothing but the reviews due before it, as above
+            continue
         if role == SUBSCRIPTION:  # a billing statement, not usage (models.revenue keeps the rest)
             before = st.period_end_day
             apply_looked_up(st, ev, vocabulary, slot, role)  # only the end of the paid period (models.state)

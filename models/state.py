@@ -86,7 +86,7 @@ from models._native import init_args
 if TYPE_CHECKING:  # mypyc's native 64-bit int, for the compiled loops' indices (a plain int when run as Python)
     from mypy_extensions import i64
 from models.events import Event
-from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, NEGATIVE, PURCHASE, SUBSCRIPTION, Vocabulary
+from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, IGNORE, NEGATIVE, PURCHASE, SUBSCRIPTION, Vocabulary
 
 __all__ = [
     "ACCOUNT_MEMBER",
@@ -807,7 +807,10 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
 def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot: int, role: int) -> None:
     """:func:`apply_event` with the event's ``(slot, role)`` from ``vocabulary.lookup`` already
     in hand (models.engine.advance looks it up first to decide the review: a second dict lookup
-    and tuple per event saved)."""
+    and tuple per event saved). An event of the ``ignore`` role (not use: models.vocabulary)
+    changes nothing, not even membership of the account it names."""
+    if role == IGNORE:
+        return
     ts = event.ts_ms // 1000
     if event.account_id and not state.flags & ACCOUNT_MEMBER and event.account_id != event.user_id:
         state.flags |= ACCOUNT_MEMBER

@@ -22,7 +22,7 @@ from models.ranking import index_score, on_save_list, save_bound, save_bound_aft
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends
 from models.state import DAY_S, STAGES, UserState, tracked
-from models.vocabulary import CANCEL, SUBSCRIPTION
+from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
 from models.weekly import advance_sampled
 
 __all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "Step", "Todo", "Version", "advance_stored", "bucket_todo", "count_delta",
@@ -264,7 +264,7 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
     first: dict[int, int] = {}  # period -> its first activity's time
     for ev in events:
         role = vocabulary.lookup(ev.type)[1]
-        if role != SUBSCRIPTION and role != CANCEL:
+        if role != SUBSCRIPTION and role != CANCEL and role != IGNORE:
             ts = ev.ts_ms
             period = ts // period_ms
             if period not in first or ts < first[period]:

@@ -21,7 +21,13 @@ usual spellings: ``purchase`` (an activity that also carries an amount and feeds
 the revenue side, models.subscription: not usage, so the usage state leaves it to models.revenue),
 ``negative`` (negative feedback: activity that says the user is dissatisfied; the state counts
 it in counters of its own, models.state, besides the total, and the default risk reads its share
-of the user's activity, models.risk).
+of the user's activity, models.risk), ``ignore`` (events that are not use of the product though
+they name a user: a billing system's ``invoice_paid`` or ``subscription_renewed`` sent under the
+billing contact's id, a notification sent to the user; counted nowhere in the user's state, so
+they neither end a silence nor look like a visit. QA pass 15 F1: a B2B tool's invoices, keyed to
+a champion who had left 4.5 months before, read him "silent for 2 weeks" and closed his account's
+at-risk alert as recovered in the minute of each invoice. No default names: only the product
+knows which of its events are system events).
 
 The default ``negative`` names were chosen from generic product-analytics vocabulary, before any
 population was scored with them, one family each of what a dissatisfied user does in a product:
@@ -50,6 +56,7 @@ __all__ = [
     "DEFAULT_ROLES",
     "DEFAULT_SLOTS",
     "DEFAULT_VOCABULARY",
+    "IGNORE",
     "MAX_NEGATIVE_NAMES",
     "MAX_SLOTS",
     "NEGATIVE",
@@ -64,8 +71,10 @@ PURCHASE: Final[int] = 1
 CANCEL: Final[int] = 2
 SUBSCRIPTION: Final[int] = 3
 NEGATIVE: Final[int] = 4
+IGNORE: Final[int] = 5
 #: Role names as the model file writes them -> role code.
-ROLES: Final[Mapping[str, int]] = {"purchase": PURCHASE, "cancel": CANCEL, "subscription": SUBSCRIPTION, "negative": NEGATIVE}
+ROLES: Final[Mapping[str, int]] = {"purchase": PURCHASE, "cancel": CANCEL, "subscription": SUBSCRIPTION, "negative": NEGATIVE,
+                                   "ignore": IGNORE}
 DEFAULT_ROLES: Final[Mapping[str, tuple[str, ...]]] = {
     "purchase": ("purchase", "order", "payment", "checkout", "buy", "transaction"),
     "cancel": ("cancel", "cancellation", "unsubscribe", "cancel_subscription", "subscription_cancel", "account_delete", "delete_account"),
@@ -111,6 +120,9 @@ class Vocabulary:
             raise ValueError(f"roles name unknown roles {sorted(unknown)}; known: {sorted(ROLES)}")
         if len(self.roles.get("negative", ())) > MAX_NEGATIVE_NAMES:
             raise ValueError(f"roles.negative names {len(self.roles['negative'])} event types, at most {MAX_NEGATIVE_NAMES}")
+        both = sorted(set(self.tracked) & set(self.roles.get("ignore", ())))
+        if both:
+            raise ValueError(f"roles.ignore names {both}, which tracked_types tracks as use: give each name one of the two")
 
     @property
     def n_slots(self) -> int:
@@ -142,9 +154,13 @@ class Vocabulary:
         return bool(self.tracked) and self.lookup(name) == (-1, ACTIVITY)
 
     def lookup(self, name: str) -> tuple[int, int]:
-        """(slot or -1, role) of an event name; cancellations and subscription statements take no
-        slot (they are not activity), nor do purchases and negative feedback without tracked
-        names (they have counters of their own, models.state)."""
+        """(slot or -1, role) of an event name; cancellations, subscription statements and ignored
+        names take no slot (they are not activity), nor do purchases and negative feedback without
+        tracked names (they have counters of their own, models.state).
+
+        >>> Vocabulary(roles={"ignore": ["invoice_paid"]}).lookup("invoice_paid")
+        (-1, 5)
+        """
         found = self._names.get(name)
         if found is None:
             found = self._resolve(name)
@@ -158,7 +174,7 @@ class Vocabulary:
             if name in names:
                 role = ROLES[role_name]
                 break
-        if role in (CANCEL, SUBSCRIPTION):
+        if role in (CANCEL, SUBSCRIPTION, IGNORE):
             return -1, role
         if self.tracked:
             return (self.tracked.index(name) if name in self.tracked else -1), role

@@ -30,7 +30,7 @@ from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap, type_al
 from models.model import ChurnModel, role_names
 from models.scoring import Scores, score
 from models.state import DAY_S, UserState, tracked
-from models.vocabulary import SUBSCRIPTION
+from models.vocabulary import IGNORE, SUBSCRIPTION
 from streams.offline.history import TEXT_ENCODING
 from streams.timefmt import format_day_or_time
 
@@ -291,7 +291,7 @@ def replay_users(
         vocabulary = model.compiled.vocabulary
         for user, mine in fresh.items():
             if user not in result.first_seen_ms:
-                seen = next((ev.ts_ms for ev in mine if vocabulary.lookup(ev.type)[1] != SUBSCRIPTION), None)
+                seen = next((ev.ts_ms for ev in mine if vocabulary.lookup(ev.type)[1] not in (SUBSCRIPTION, IGNORE)), None)
                 if seen is not None:
                     result.first_seen_ms[user] = seen
         now_s = date_ms // 1000

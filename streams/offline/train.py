@@ -83,7 +83,7 @@ from models.model import ChurnModel, load_model
 from models.rfm import POPULATION_KEYS as RFM_KEYS, fit_population as rfm_population
 from models.risk import FEATURES, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
 from models.scoring import assess, risk_at
-from models.vocabulary import CANCEL, DEFAULT_SLOTS, SUBSCRIPTION, Vocabulary
+from models.vocabulary import CANCEL, DEFAULT_SLOTS, IGNORE, SUBSCRIPTION, Vocabulary
 from models.state import DAY_S, DECAY_DAYS, UserState
 from models.temperature import VISIT_KEY, calibrated
 
@@ -285,7 +285,7 @@ def count_users(per_user: Mapping[str, Sequence[Event]], model: ChurnModel) -> i
     users: ``train`` said "population fitted on 573 users" of which 36 were such holders (QA4 #10c).
     What is fitted does not change (the fits are on every end state, as before)."""
     statement = Vocabulary((), {k: tuple(v) for k, v in model.roles.items()})
-    return sum(1 for evs in per_user.values() if any(statement.lookup(e.type)[1] != SUBSCRIPTION for e in evs))
+    return sum(1 for evs in per_user.values() if any(statement.lookup(e.type)[1] not in (SUBSCRIPTION, IGNORE) for e in evs))
 
 
 def end_states(per_user: Mapping[str, Sequence[Event]], end_ms: int, model: ChurnModel) -> dict[str, UserState]:
@@ -313,7 +313,7 @@ def build_snapshots(
         ts = [ev.ts_ms for ev in evs]
         # a subscription statement is billing, not activity: a renewal does not make a user who
         # stopped using the product "not gone" (models.vocabulary)
-        activity = [ev.ts_ms for ev in evs if ev.type != "cancel" and vocabulary.lookup(ev.type)[1] != SUBSCRIPTION]
+        activity = [ev.ts_ms for ev in evs if ev.type != "cancel" and vocabulary.lookup(ev.type)[1] not in (SUBSCRIPTION, IGNORE)]
         churn = list(times.get(user, ()))
         state: UserState | None = None
         pos = 0
@@ -599,7 +599,7 @@ def _is_holdout(user: str, share: float) -> bool:
 def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAULT_SLOTS) -> tuple[str, ...]:
     """The event names to track one by one: the base model's if it declares some, else the
     ``n_types`` names used by the most users (ties: more events, then the name), cancellations
-    and subscription statements left out (they are not activity), and so is an empty or blank
+    subscription statements and ignored names left out (they are not activity), and so is an empty or blank
     name (the codec refuses one; a model tracking "" could not be loaded)."""
     if base.tracked_types:
         return tuple(base.tracked_types)
@@ -607,7 +607,7 @@ def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAU
     users: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for ev in events:
-        if not ev.type.strip() or vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION):
+        if not ev.type.strip() or vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION, IGNORE):
             continue
         users.setdefault(ev.type, set()).add(ev.user_id)
         counts[ev.type] = counts.get(ev.type, 0) + 1
@@ -960,7 +960,7 @@ def train(
         if after <= 0:
             raise ValueError(f"churn-after must be > 0 ms, got {after}")
         statement = Vocabulary((), {k: tuple(v) for k, v in base.roles.items()})  # statements are not activity
-        times = {u: churn_times([e for e in evs if statement.lookup(e.type)[1] != SUBSCRIPTION], after, data_end)
+        times = {u: churn_times([e for e in evs if statement.lookup(e.type)[1] not in (SUBSCRIPTION, IGNORE)], after, data_end)
                  for u, evs in per_user.items()}
         known_until = data_end - after
         source = f"cancel events and inactivity of {after / DAY_MS:g} days"
