@@ -544,6 +544,7 @@ class FileOrder:
     first_day_users: int = 0
     start_ms: int = 0
     end_ms: int = 0
+    repeats: int = 0  # rows with the user, time and id of an earlier row of the same instant (check_file)
 
     def late_start_line(self) -> str | None:
         """``backtest``'s and ``train``'s warning of a history that starts after its users signed
@@ -577,7 +578,9 @@ def check_file(path: str | Path, settings: Settings) -> FileOrder:
     """Read and check a whole file (a bad line raises ValueError naming it, as :func:`read_records`)
     and measure how far it is from event-time order, holding counters and each user's first time
     (each distinct user id once, for :meth:`FileOrder.late_start_line`: measured with tracemalloc,
-    128 MB a million 12-character user ids).
+    128 MB a million 12-character user ids). ``repeats``: rows with the user, time and event id of
+    an earlier row in the same run of one time (a bulk action's rows without ``event_id``, QA pass 15
+    F5: the workers count them once), only the current time's rows held.
 
     Why: the workers take each partition in offset order and dead-letter an event more than
     ``CHURNWATCH_ALLOWED_LATENESS_MS`` behind the partition's stream time as ``late``: published in
@@ -585,13 +588,21 @@ def check_file(path: str | Path, settings: Settings) -> FileOrder:
     way, while ``backtest`` and ``train`` read the same file in any order (QA7 H1). ``late`` counts the
     rows that are that far behind a row before them anywhere in the file (an upper bound of what
     the workers would drop: one partition holds only part of the rows before them)."""
-    events = behind = late = 0
+    events = behind = late = repeats = 0
     top = -(1 << 62)
     lateness = settings.allowed_lateness_ms
     first: dict[str, int] = {}  # user -> first event time, billing statements left out (as train counts users)
+    instant, seen = None, set()  # the rows of the current run of one time: (user, id), for ``repeats``
     for ev, _ in _read_checked(path, settings):
         ts_ms = ev.ts_ms
         events += 1
+        if ts_ms != instant:
+            instant, seen = ts_ms, set()
+        key = (ev.user_id, ev.event_id)
+        if key in seen:
+            repeats += 1  # what the workers dead-letter as duplicate_event_id (in one batch)
+        else:
+            seen.add(key)
         if ts_ms < top:
             behind += 1
             late += ts_ms < top - lateness
@@ -600,7 +611,7 @@ def check_file(path: str | Path, settings: Settings) -> FileOrder:
         if ev.subscription is None and ts_ms < first.get(ev.user_id, ts_ms + 1):
             first[ev.user_id] = ts_ms
     start_ms, early = first_day_of(first.values())
-    return FileOrder(events, behind, late, lateness, len(first), early, start_ms, top)
+    return FileOrder(events, behind, late, lateness, len(first), early, start_ms, top, repeats)
 
 
 def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder) -> Iterator[Record]:

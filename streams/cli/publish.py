@@ -9,6 +9,7 @@ from pathlib import Path
 from streams.cli.argtypes import rate
 from streams.errors import UserError
 from streams.publisher import check_file, ensure_events_topic, publish_bulk, records_in_time_order
+from streams.offline.history import repeats_line
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "run"]
@@ -90,6 +91,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     late_start = order.late_start_line()
     if late_start:  # every user new on the file's first day (QA10 F16), as backtest and train say it
         print(f"WARNING: {late_start}", flush=True)
+    if order.repeats:  # QA15 F5: bulk actions without an event_id were dead-lettered without a word
+        print(f"WARNING: {repeats_line(order.repeats, path.name)}", flush=True)
     ensure_events_topic(settings)
     # Sorted (if it must be) before the producer starts: --rate paces the sending, and the seconds
     # printed are the sending's (review 11 R11-3).
