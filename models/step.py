@@ -253,19 +253,24 @@ def state_args(states: list[Any], unchanged: int) -> tuple[list[object], list[by
     (b"" for None: delete the user). ``states``: ``streams.worker.store.StateWrite`` objects (read
     by name: any object with those attributes). Compiled: as Python this loop, a tuple per state
     and the score's call were ~4.5k instructions a state written (docs/SCALING.md, ``packcost``)."""
-    flat: list[object] = []
-    records: list[bytes] = []
-    for s in states:
+    n = len(states)
+    flat: list[object] = [None] * (6 * n)  # (sized once: no growth by appends)
+    records: list[bytes] = [b""] * n
+    i = 0
+    for k in range(n):
+        s = states[k]
         risk: Any = s.risk
         reach: Any = s.reach
         blob: Any = s.blob
-        flat.append(s.group)
-        flat.append(s.user_id)
-        flat.append(s.due_field)
-        flat.append(s.due_s)
-        flat.append("" if risk is None else "=" if risk == unchanged else risk)
-        flat.append("" if reach is None else "=" if reach == unchanged else reach_index_score(reach))
-        records.append(b"" if blob is None else blob)
+        flat[i] = s.group
+        flat[i + 1] = s.user_id
+        flat[i + 2] = s.due_field
+        flat[i + 3] = s.due_s
+        flat[i + 4] = "" if risk is None else "=" if risk == unchanged else risk
+        flat[i + 5] = "" if reach is None else "=" if reach == unchanged else reach_index_score(reach)
+        if blob is not None:
+            records[k] = blob
+        i += 6
     return flat, records
 
 
