@@ -252,7 +252,7 @@ def state_args(states: list[Any], unchanged: int) -> tuple[list[object], list[by
     (None) or "=" (``unchanged``), the save-list index's score or "" or "="), and the records apart
     (b"" for None: delete the user). ``states``: ``streams.worker.store.StateWrite`` objects (read
     by name: any object with those attributes). Compiled: as Python this loop, a tuple per state
-    and the score's call were ~4.5k instructions a state written (docs/SCALING.md, ``packcost``)."""
+    and the score's call were ~5k instructions a state written (docs/SCALING.md, ``packcost``)."""
     n = len(states)
     flat: list[object] = [None] * (6 * n)  # (sized once: no growth by appends)
     records: list[bytes] = [b""] * n
