@@ -64,8 +64,8 @@ from models.scoring import Assessment, Scores, assess, leave_at, scores_from
 from models.state import DAY_S, STAGES, UserState
 from models.temperature import p_back_within, p_stay, stay_after
 
-__all__ = ["LAPSED", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
-           "index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key"]
+__all__ = ["LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
+           "index_score", "reach_index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -179,6 +179,21 @@ def _listed(st: UserState, now_s: int, model: ChurnModel, keep: frozenset[str]) 
 #: Bit i set where STAGES[i] is reachable: a shift and a mask in the compiled core, where an int in
 #: a frozenset was boxed and looked up (twice a user written, models.step.index_scores).
 _REACHABLE_BITS: Final[int] = sum(1 << i for i, s in enumerate(STAGES) if s in REACHABLE)
+
+
+#: Scores of the save-list index are integers (compact in a listpack): micro-units of risk, rounded
+#: up past float noise so a stored score is always above the bound it stands for.
+REACH_SCALE: Final[int] = 1_000_000
+
+
+def reach_index_score(bound: float) -> int:
+    """The save-list index's score of :func:`save_bound`'s ``bound`` (streams.worker.store.reach_score
+    and ``models.step.state_args`` use it: one formula).
+
+    >>> reach_index_score(0.25), reach_index_score(0.0), reach_index_score(1.0)
+    (250001, 1, 1000001)
+    """
+    return int((bound + 1e-9) * REACH_SCALE) + 1
 
 
 def on_save_list(st: UserState) -> bool:

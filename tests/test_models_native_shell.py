@@ -92,3 +92,80 @@ def test_these_run_compiled() -> None:
     import models.step as step
 
     assert not step.__file__.endswith(".py") and PURE["step"].__file__.endswith("step.py")
+
+
+# --- the state write's packing (docs/SCALING.md, issue 14 ``packcost``) ------------------------------
+
+def _reach_ref(bound):  # type: ignore[no-untyped-def]
+    """streams.worker.store.reach_score as it was written before models.ranking.reach_index_score."""
+    if bound is None:
+        return ""
+    if bound == -1:
+        return "="
+    return int((bound + 1e-9) * 1_000_000) + 1
+
+
+def _state_args_ref(states, unchanged):  # type: ignore[no-untyped-def]
+    """Store._write_calls' per-state loop as it was written in Python."""
+    flat, records = [], []
+    for s in states:
+        risk, reach = s.risk, s.reach
+        flat.extend((s.group, s.user_id, s.due_field, s.due_s, "" if risk is None else "=" if risk == unchanged else risk,
+                     _reach_ref(reach)))
+        records.append(b"" if s.blob is None else s.blob)
+    return flat, records
+
+
+#: scores as the step gives them (floats, the UNCHANGED mark as -1.0 or -1, None) and edge values
+SCORES = st.one_of(st.none(), st.just(-1), st.just(-1.0), st.floats(0.0, 1.0), st.floats(-2.0, 2.0, allow_nan=False),
+                   st.sampled_from([0.0, -0.0, 1.0, 0.999999, 0.9999995, 1e-9, 5e-324, 0.25]), st.integers(0, 3))
+#: (user ids as the worker writes them: orjson, like the write's JSON, refuses a lone surrogate)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+STATES = st.lists(st.tuples(st.integers(0, 4096), TEXT, st.one_of(st.none(), st.binary(max_size=40)), TEXT,
+                            st.integers(-1, 2 ** 40), SCORES, SCORES, st.floats(0.0, 1.0)), max_size=30)
+
+
+@settings(max_examples=200)
+@given(STATES)
+def test_state_args_is_the_write_calls_loop(rows) -> None:  # type: ignore[no-untyped-def]
+    """The six values a state and its record, value, type and order as the Python loop made them
+    (compiled and pure), so the states' JSON and the records sent are the same bytes."""
+    import orjson
+
+    from streams.worker.store import UNCHANGED, StateWrite, reach_score
+
+    states = [StateWrite(*row) for row in rows]
+    want = _state_args_ref(states, UNCHANGED)
+    for fn in (PURE["step"].state_args, __import__("models.step", fromlist=["state_args"]).state_args):
+        flat, records = fn(states, UNCHANGED)
+        assert [(type(x), x) for x in flat] == [(type(x), x) for x in want[0]]
+        assert orjson.dumps(flat) == orjson.dumps(want[0]) and records == want[1]
+    assert [reach_score(s.reach) for s in states] == [_reach_ref(s.reach) for s in states]
+
+
+def _frame_ref(group):  # type: ignore[no-untyped-def]
+    """store._driver_call's packed path as it was written in Python."""
+    import orjson
+
+    from streams.worker.store import _as_bytes
+
+    shape = orjson.dumps([n for c in group for n in (len(c.keys), len(c.args))])
+    items = [x if type(x) is bytes else _as_bytes(x) for c in group for x in (*c.keys, *c.args)]
+    return [], [shape, orjson.dumps([len(x) for x in items]), b"".join(items)]
+
+
+ITEMS = st.lists(st.one_of(st.binary(max_size=20), st.text(max_size=8), st.integers(-2 ** 70, 2 ** 70),
+                           st.floats(allow_nan=False)), max_size=12)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(ITEMS, ITEMS, st.integers(1, 300)), max_size=8))
+def test_packed_driver_call_is_the_python_framing(calls) -> None:  # type: ignore[no-untyped-def]
+    """A packed driver call's three arguments, byte for byte (str as UTF-8, numbers as redis-py
+    writes them, bytes as they are), and a value that cannot be sent still raises TypeError."""
+    from streams.worker.store import _BucketCall, _driver_call
+
+    group = [_BucketCall(list(k), list(a), n) for k, a, n in calls]
+    assert _driver_call(group, True) == _frame_ref(group)
+    with pytest.raises(TypeError):
+        _driver_call([_BucketCall(["k"], [None], 1)], True)

@@ -49,7 +49,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptEr
 from models.engine import Alert
 from models.model import ChurnModel
 from models.state import STAGES, UserState
-from models.step import STAGE_KEYS, count_delta
+from models.ranking import REACH_SCALE, reach_index_score
+from models.step import STAGE_KEYS, count_delta, frame_args, state_args
 from models.subscription import a_type
 from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, VocabularyKey, layout_refusal, learned_after,
                                          parse_record, reader_model, record_vocabulary, successor_of)
@@ -136,11 +137,6 @@ def unstored_scores(risk: float | None, reach: float | None) -> tuple[float | No
     return (UNCHANGED if risk is None else risk), (UNCHANGED if reach is None else reach)
 
 
-#: Scores of the save-list index are integers (compact in a listpack): micro-units of risk, rounded
-#: up past float noise so a stored score is always above the bound it stands for.
-REACH_SCALE = 1_000_000
-
-
 def reach_score(bound: float | None) -> int | str:
     """``StateWrite.reach`` as the write script takes it: "" removes, "=" leaves, else the score.
 
@@ -151,7 +147,7 @@ def reach_score(bound: float | None) -> int | str:
         return ""
     if bound == UNCHANGED:
         return "="
-    return int((bound + 1e-9) * REACH_SCALE) + 1
+    return reach_index_score(bound)  # (REACH_SCALE micro-units, rounded up: models.ranking)
 
 
 #: Key layout + state record format version, kept in ``cw:meta`` (a worker refuses a mismatch).
@@ -373,12 +369,12 @@ def _bucket_calls(calls: Sequence[_BucketCall], packed: bool, limit: int | None 
 
 
 def _driver_call(group: Sequence[_BucketCall], packed: bool) -> tuple[list[str], list[Any]]:
-    shape = orjson.dumps([n for c in group for n in (len(c.keys), len(c.args))])
     if not packed:
+        shape = orjson.dumps([n for c in group for n in (len(c.keys), len(c.args))])
         return [k for c in group for k in c.keys], [shape, "", "", *(a for c in group for a in c.args)]
-    # bytes as they are, without a call (most items: a user's record, an alert entry)
-    items = [x if type(x) is bytes else _as_bytes(x) for c in group for x in (*c.keys, *c.args)]
-    return [], [shape, orjson.dumps([len(x) for x in items]), b"".join(items)]
+    # compiled: each item as bytes (most are already: a user's record, an alert entry), its length, all joined
+    sizes, lengths, text = frame_args(group if type(group) is list else list(group), _as_bytes)
+    return [], [orjson.dumps(sizes), orjson.dumps(lengths), text]
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -1177,23 +1173,17 @@ class Store:
         calls = []
         for w in writes:
             b = w.bucket
-            flat: list[object] = []  # 6 fields a user, and its record apart: one pass over the states
-            records: list[bytes] = []
-            fields, record = flat.extend, records.append
-            for s in w.states:
-                risk, reach = s.risk, s.reach
-                fields((s.group, s.user_id, s.due_field, s.due_s, "" if risk is None else "=" if risk == UNCHANGED else risk,
-                        "" if reach is None else "=" if reach == UNCHANGED else reach_score(reach)))
-                record(b"" if s.blob is None else s.blob)
-            states = dumps(flat)
+            # 6 fields a user flat, and its record apart (compiled: one pass over the states, reach_score's formula)
+            flat, records = state_args(w.states if type(w.states) is list else list(w.states), UNCHANGED)
             stats = [(k, float(v), "f") if k.startswith("churned_rev:") else (k, int(v), "i") for k, v in w.stats.items() if v]
             alerts = w.alerts if alert_log else []  # console alert lists, in the same atomic write as the states
-            calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)],
-                                     [keys.tag(b), token, inc, _parts_json(w), states, dumps(stats) if stats else "",
-                                      dumps([ALERT_LOG_CAP, *((g, uid, aid) for g, uid, aid, _ in alerts)]) if alerts else "",
-                                      dumps([x for u in w.unreadable for x in u]) if w.unreadable else "",
-                                      *records, *(e for _, _, _, e in alerts)],
-                                     len(w.states) + len(alerts) + 1))
+            args = [keys.tag(b), token, inc, _parts_json(w), dumps(flat), dumps(stats) if stats else "",
+                    dumps([ALERT_LOG_CAP, *[(g, uid, aid) for g, uid, aid, _ in alerts]]) if alerts else "",
+                    dumps([x for u in w.unreadable for x in u]) if w.unreadable else ""]
+            args += records
+            if alerts:
+                args += [e for _, _, _, e in alerts]
+            calls.append(_BucketCall([keys.offsets(b), keys.stats(b), keys.risk(b)], args, len(w.states) + len(alerts) + 1))
         return calls
 
     async def read_accounts(self, reads: Sequence[Any]) -> list[Any]:
