@@ -67,6 +67,11 @@ class CompiledModel:
     # P(alive). Without it P(leaves | alive) needs no P(alive), and the save-list bound, which
     # asks only for that part at the next review (models.ranking), skips the BG/NBD evaluations.
     reads_alive: bool
+    # Whether no feature that grows with silence is weighed < 0 (models.risk.moves_with_silence):
+    # the risk then never falls in silence, which the engine's crossing search and the save-list
+    # bound rely on. False only for a file of ``churnwatch train --signs free``
+    # (models.risk.check_weights): the engine then looks at a silent user daily (models.engine).
+    silence_monotone: bool
     # ChurnModel's numbers that every review reads, copied here: the model is a Python dataclass,
     # so each of its attributes costs the compiled core a generic attribute lookup and an unboxing
     # (a tenth of a review's instructions under callgrind), this class's a load from its struct.
@@ -127,6 +132,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         n_kinds=len(kinds) + (1 if purchase_kind else 0),
         kinds_all=kinds == tuple(range(len(kinds))),
         reads_alive=weights[COOLING] != 0.0,
+        silence_monotone=all(w >= 0.0 for i, w in enumerate(weights) if moves_with_silence(features[i])),
         new_days=float(model.new_days),
         dormant_days=float(model.dormant_days),
         churned_days=float(model.churned_days),

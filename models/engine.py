@@ -36,6 +36,9 @@ ALERT_SCHEMA = "churnwatch-alert/1"
 _RISK_TOLERANCE_S: Final[int] = 60  # precision of the at-risk crossing time found by bisection
 _PROBE_S: Final[int] = 20  # width of the bracket the crossing search aims for before replaying the bisection
 _INTERPOLATIONS: Final[int] = 6  # at most this many secant steps before the bisection replay
+# A model whose risk may fall in silence (a fit with free signs, models.compiled ``silence_monotone``):
+# no crossing search (it needs a risk that never falls), a look at a silent user at least this often
+_FREE_SIGNS_LOOK_S: Final[int] = 86_400
 _STAGE_INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(STAGES)}
 #: Bit i set where STAGES[i] is in reasons.IMPROVED: a review tests its stage index with a shift
 #: and a mask (a str in a frozenset was a generic set lookup per review).
@@ -535,11 +538,16 @@ def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | 
     The risk in silence never falls and the stage in silence never leaves declining, so this
     never becomes true in silence (docs/SCORES.md, "Recovered only outside declining").
     Nor while the user is late on a re-order (models.signals.reorder_late, which opens the alert
-    whatever the risk): a visit is no order; the next order ends it."""
+    whatever the risk): a visit is no order; the next order ends it. A model whose risk may fall
+    in silence (a fit with free signs, models.compiled ``silence_monotone``) closes only at the
+    user's own activity: "recovered" because the user stayed away is no recovery
+    (docs/SCORES.md, "The sign bounds")."""
     if c is None:
         c = model.compiled
     if a.risk > c.risk_exit or a.stage not in _RECOVERABLE or reorder_late(a.signals):
         return False
+    if not c.silence_monotone and a.signals.silence_days > 0.0:
+        return False  # a fit with free signs: its risk may fall in silence, and silence is no recovery
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
     if now_s < gate <= now_s + int(c.quiet_days * DAY_S):
         return SilentRisk(a, model, c).at(gate) <= c.risk_exit
@@ -573,13 +581,15 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
     """When to look again with no new events: the next moment an alert can be due, else the cap.
 
     Alerts change only at a stage change or when risk crosses ``risk_enter``; ``recovered``
-    needs risk to fall, which silence never does (models.risk), and a stage other than declining,
+    needs risk to fall, which silence never does (models.risk; a fit with free signs closes only
+    at activity, :func:`_may_close`), and a stage other than declining,
     dormant or churned, which silence never brings back (models.signals: the trend only falls),
     so it waits for an event (or a subscription statement). The
     next stage change comes from models.lifecycle; the risk crossing before it is found by
     bisection to ``_RISK_TOLERANCE_S`` on models.scoring.risk_after (via SilentRisk; risk is non-decreasing in
     silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the
-    wait. A repeat buyer whose next order is not due yet cannot open an alert before it is
+    wait (a day for a fit with free signs, whose risk may fall in silence: no crossing search,
+    the at-risk crossing found within a day). A repeat buyer whose next order is not due yet cannot open an alert before it is
     (models.signals.order_due_s): the search then starts at that second; so for a user just back from
     churned, at the end of the "reactivated" stage (:data:`_OPENS`). A known renewal that opens
     the exit before the cap (models.risk.exit_opens_s) is a step of the risk: an alert due then
@@ -593,9 +603,13 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
         expiry = st.stage_since_s + int(math.ceil(c.retention_days * DAY_S))
         return expiry if expiry > now_s else 0
     cap = now_s + max(1, int(c.review_interval_days * DAY_S))
+    if not c.silence_monotone and cap > now_s + _FREE_SIGNS_LOOK_S:
+        cap = now_s + _FREE_SIGNS_LOOK_S  # risk may fall in silence: no bisection on it (below), a daily look
     nxt = next_change_s(st, a.signals, model, c=c)
     if nxt <= now_s or nxt > cap:
         nxt = cap
+    if not c.silence_monotone:
+        return nxt
     enter = c.risk_enter
     if st.at_risk_since_s == 0:
         old_enough_s = st.first_seen_s + int(_MIN_AGE_DAYS * DAY_S)

@@ -23,10 +23,10 @@ from typing import Any, Mapping, Sequence
 from models.compiled import CompiledModel, compile_model
 from models.events import SUBSCRIPTION_TYPE, TypeMap, type_aliases
 from models.vocabulary import DEFAULT_ROLES, ROLES
-from models.risk import PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
+from models.risk import FREE_SIGNS, PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 from models.subscription import a_type
 
-__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "ORDERED_ROLES", "REQUIRED_FIELDS", "learned_root", "load_model", "role_names",
+__all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "ORDERED_ROLES", "REQUIRED_FIELDS", "free_signs", "learned_root", "load_model", "role_names",
            "same_vocabulary", "vocabulary_key"]
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
@@ -130,7 +130,7 @@ class ChurnModel:
         for name in ("action_health", "action_temperature"):
             if not 0.0 <= getattr(self, name) <= 100.0:
                 raise ValueError(f"{name} must be on the 0-100 score scale, got {getattr(self, name)}")
-        check_weights(self.risk_weights, self.risk_intercept)
+        check_weights(self.risk_weights, self.risk_intercept, free_signs=free_signs(self.training))
         if self.alive_calibration:
             slope, intercept = self.alive_calibration.get("slope"), self.alive_calibration.get("intercept")
             if set(self.alive_calibration) != {"slope", "intercept"} or not (
@@ -177,6 +177,14 @@ class ChurnModel:
 
     def with_(self, **changes: Any) -> "ChurnModel":
         return replace(self, **changes)
+
+
+def free_signs(training: Mapping[str, Any]) -> bool:
+    """Whether a model file's ``training`` says its fit had free signs (``churnwatch train --signs
+    free`` writes ``"signs": "free"``, models.risk.FREE_SIGNS): its weights on the features that
+    grow with silence may be < 0 (models.risk.check_weights). The shipped default has no
+    ``training``: bounded."""
+    return isinstance(training, Mapping) and training.get("signs") == FREE_SIGNS
 
 
 def learned_root(model: ChurnModel) -> str | None:

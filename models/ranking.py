@@ -212,6 +212,8 @@ def save_bound(st: UserState, model: ChurnModel) -> float:
     t0, t1 = max(st.last_review_s, st.last_seen_s), max(st.next_review_s, st.last_seen_s)
     sig = compute_signals(st, t1, model)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
     p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model)
+    if not model.compiled.silence_monotone:  # a fit with free signs: P(leaves | alive) may peak before t1
+        return p0
     p1 = p_stay(sig, model)[0] if model.compiled.reads_alive else 0.0  # else no feature reads it
     return savable(p0, leave_probability(sig, p1, st.revenue, model))
 
@@ -225,8 +227,11 @@ def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: Compile
     ``model.compiled`` where the caller holds it."""
     if st.next_review_s <= 0:
         return 1.0
+    c = model.compiled if c is None else c
+    if not c.silence_monotone:  # P(leaves | alive) may peak before the next review: P(alive) bounds it
+        return a.p_stay
     # scoring.leave_at: SilentRisk's, without an object made and freed per user
-    return savable(a.p_stay, leave_at(a, max(st.next_review_s, st.last_seen_s), model, model.compiled if c is None else c))
+    return savable(a.p_stay, leave_at(a, max(st.next_review_s, st.last_seen_s), model, c))
 
 
 def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:

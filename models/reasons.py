@@ -157,6 +157,13 @@ _COMPARED: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "active_days"
 #: days. The others that a trained model may weigh either way grow as it reads better: active
 #: days, buying, purchases, spend, tenure (:func:`_reads_as_it_weighs`).
 _WORSE_AS_IT_GROWS: Final[frozenset[str]] = frozenset(("low_7d", "low_90d", "negative", "gaps"))
+#: The fixed keys whose features grow with silence and are not compared with the typical user
+#: (models.risk ``moves_with_silence``): silence and overdue, the re-order overdue, the declines,
+#: low activity, narrowness, the temperature. Their facts read worse as they grow, and the
+#: shipped default and a bounded fit weigh them >= 0; a fit with free signs (``churnwatch train
+#: --signs free``) may weigh one < 0, and it is then no reason on either side
+#: (:func:`_reads_as_it_weighs`). ``low_7d`` and ``low_90d`` move with silence too: compared facts.
+_SILENT: Final[frozenset[str]] = frozenset(("silence", "purchase", "decline", "decline_long", "low", "narrow", "cooling"))
 _N_FIXED: Final[int] = len(FEATURES)
 #: The keys :func:`_words` gets that are no per-slot feature (none starts with a slot prefix).
 _PLAIN: Final[frozenset[str]] = frozenset((*_KEYS, "type_decline"))
@@ -248,11 +255,21 @@ def _reads_as_it_weighs(key: str, model: "ChurnModel") -> bool:
     against the user with a note, "(a sign of churn in this product's history)"), but more use,
     a long tenure or no complaint is not, in plain words, a reason to call, and the opposite no
     reason for relief (the product's rule: the reasons of an alert support it, never one that
-    says the user is fine)."""
+    says the user is fine). The facts that grow with silence (:data:`_SILENT`: silence and
+    overdue, the declines, low activity, narrowness, the temperature) read as weighed while no
+    feature of theirs is weighed < 0 (the shipped default and a bounded fit, always: models.risk
+    ``check_weights``); a fit with free signs may weigh one < 0 (at a given lifetime volume,
+    recent silence marks a younger user: docs/SCORES.md, "The sign bounds"), and then silence,
+    a decline or a narrow use is no reason for risk, nor "active today" one for relief."""
     c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
     if _is_slot(key):
         i = c.features.index(key)
         worse = _slot_reads_worse_as_it_grows(key, i, model)
+    elif key in _SILENT:  # the "already gone" part adds to silence and temperature: weight 0 reads as it weighs too
+        for j in _GROUPS[key]:
+            if c.weights[j] < 0.0:
+                return False
+        return True
     else:
         i = _GROUPS[key][0]
         worse = key in _WORSE_AS_IT_GROWS
@@ -598,6 +615,8 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     tenure and gaps, likewise, past their own lines."""
     if _is_slot(key) or key in _COMPARED:
         return _reads_as_it_weighs(key, model) and not _share_of_use(key, model)
+    if key in _SILENT and not _reads_as_it_weighs(key, model):  # a free-sign fit weighs it < 0
+        return False
     if key == "silence":
         return sig.visit_overdue >= 1.5
     if key == "purchase":
@@ -628,6 +647,8 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     reason for risk: weaker than :func:`_against`, never reassuring: nor the share of a type of use)."""
     if _is_slot(key) or key in _COMPARED:
         return _reads_as_it_weighs(key, model) and not _share_of_use(key, model)
+    if key in _SILENT and not _reads_as_it_weighs(key, model):  # a free-sign fit weighs it < 0
+        return False
     if key == "silence":
         return sig.visit_overdue > 1.0
     if key == "purchase":
@@ -659,6 +680,8 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         return _reads_as_it_weighs(key, model)
     if key == "negative":  # "about 3 unfriends in recent weeks" never
         return sig.negative_28d < 0.5 and _reads_as_it_weighs(key, model)
+    if key in _SILENT and not _reads_as_it_weighs(key, model):  # "active today" never, if silence lowers the risk
+        return False
     if key == "silence":
         return sig.visit_overdue <= 1.0
     if key == "decline":
@@ -942,9 +965,10 @@ def explain(
     _by_rank(found)  # stable: equal contributions keep the order above
     if purpose == "declining":
         _cause_first(found, st, sig, temperature, model)
-    elif reorder_late(sig):  # a rhythm, the re-order late (models.signals.reorder_late): the fact a
+    elif reorder_late(sig) and _reads_as_it_weighs("purchase", model):  # a rhythm, the re-order late (models.signals.reorder_late): the fact a
         # shop acts on, first (QA12 F2): "usual re-order every 42 days, none for 68 days"; every
-        # at-risk alert of a buyer with a rhythm opens late (models.engine.alert_may_open)
+        # at-risk alert of a buyer with a rhythm opens late (models.engine.alert_may_open); not
+        # where a free-sign fit weighs the re-order overdue < 0 (:func:`_reads_as_it_weighs`)
         found[:] = [item for item in found if item[1] != "purchase"]
         found.insert(1 if found and found[0][1] == "cancelled" else 0, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
     _renewal_shown(found)

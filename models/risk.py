@@ -17,7 +17,10 @@ the weights of the growing ones are kept >= 0 (a bound in the fit, a projection 
 ``learn_one``, a check when a model file is loaded); P(alive) only falls with silence. So risk
 never falls while a user stays silent, whatever the training data: the engine finds the moment
 risk crosses the alert threshold by bisection, and "more silence, less risk" is never shown to
-a CRM.
+a CRM. One exception, asked for by name: a model file of ``churnwatch train --signs free``
+(``training["signs"] == "free"``, :func:`check_weights`) may weigh them < 0 (docs/SCORES.md,
+"The sign bounds"); for it the engine looks at a silent user daily instead of bisecting, closes
+an at-risk alert only at activity, and the reasons never state a silence fact weighed < 0.
 
 The exit opportunity (docs/SCORES.md, "Renewal: the exit opportunity"): a subscription can only
 end at the end of the period paid for. Where a known period end (models.state ``period_end_day``,
@@ -54,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "COOLING",
     "FEATURES",
+    "FREE_SIGNS",
     "NEUTRAL",
     "LogisticRisk",
     "NEGATIVE_SHARE_FULL",
@@ -232,15 +236,25 @@ def moves_with_silence(name: str) -> bool:
     return name in SILENCE_FEATURES or name.startswith(SLOT_PREFIXES[0])
 
 
-def check_weights(weights: Mapping[str, float], intercept: float) -> None:
-    """ValueError unless the weights name known features, are finite, and keep risk monotonic."""
+#: What a model file's ``training["signs"]`` says of a fit with free signs (``churnwatch train
+#: --signs free``): its weights on the features that grow with silence may be < 0.
+FREE_SIGNS: Final[str] = "free"
+
+
+def check_weights(weights: Mapping[str, float], intercept: float, free_signs: bool = False) -> None:
+    """ValueError unless the weights name known features, are finite, and keep risk monotonic in
+    silence. ``free_signs``: a model file ``churnwatch train --signs free`` wrote (its
+    ``training["signs"]`` is :data:`FREE_SIGNS`) may weigh the features that grow with silence
+    < 0 (docs/SCORES.md, "The sign bounds"): its risk may then fall in silence, which the engine
+    and the reasons allow for (models.compiled ``silence_monotone``); the shipped default and
+    every other file keep the bound."""
     unknown = {n for n in weights if n not in FEATURES and not n.startswith(SLOT_PREFIXES)}
     if unknown:
         raise ValueError(f"risk_weights name unknown features {sorted(unknown)}; known: {list(FEATURES)}")
     for name, w in weights.items():
         if not (isinstance(w, (int, float)) and math.isfinite(w)):
             raise ValueError(f"risk weight {name} must be a finite number (log-odds per unit), got {w!r}")
-        if moves_with_silence(name) and w < 0:
+        if not free_signs and moves_with_silence(name) and w < 0:
             raise ValueError(f"risk weight {name} must be >= 0 log-odds per unit (it grows with silence), got {w}")
     if not (isinstance(intercept, (int, float)) and math.isfinite(intercept)):
         raise ValueError(f"risk_intercept must be a finite number (log-odds), got {intercept!r}")

@@ -232,8 +232,9 @@ class SilentRisk:
         """The risk's logistic part, P(leaves within the horizon | alive), at ``t_s`` if the user
         stays silent until then: never below the assessment's (models.risk: no feature silence
         moves has a negative weight, and the exit gate only opens with time), so at the next
-        review it bounds every value before it
-        (models.ranking.save_bound_after). :func:`leave_at` without this object."""
+        review it bounds every value before it (models.ranking.save_bound_after; not for a fit
+        with free signs, models.risk.check_weights, which the ranking bounds by P(alive) alone).
+        :func:`leave_at` without this object."""
         return leave_at(self._a, t_s, self._model, self._c)
 
 

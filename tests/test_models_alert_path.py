@@ -139,3 +139,23 @@ def test_a_weight_read_from_the_compiled_model_has_the_models_sign() -> None:
             want = model.risk_weights.get(name, 0.0)
             for module in REASONS:
                 assert module._reads_as_it_weighs(key, model) == (want > 0.0 if worse else want < 0.0), (name, value)
+
+
+def test_a_silence_weight_below_zero_is_read_from_the_compiled_model() -> None:
+    """``_reads_as_it_weighs`` of the facts that grow with silence (silence and overdue, the
+    declines, low activity, narrowness, the temperature: docs/SCORES.md, "The sign bounds"): as
+    weighed unless a feature of the fact is weighed < 0, which only a file of a fit with free
+    signs may do (``training["signs"]``); either sign, zero, an int, absent, each feature of a
+    group of two (silence: ``silence_log`` and ``visit_overdue_log``), compiled and pure."""
+    groups = {"silence": ("silence_log", "visit_overdue_log"), "purchase": ("purchase_overdue_log",), "decline": ("decline",),
+              "decline_long": ("decline_long",), "low": ("inactive_28d",), "narrow": ("narrowness",), "cooling": ("cooling",)}
+    for value in (-0.25, 0.25, 0.0, -0.0, 2, -1, None):
+        for key, names in groups.items():
+            for name in names:
+                weights = {k: v for k, v in load_model().risk_weights.items() if k != name}
+                if value is not None:
+                    weights[name] = value
+                model = ChurnModel(risk_weights=weights, training={"signs": "free"})
+                want = all(model.risk_weights.get(n, 0.0) >= 0.0 for n in names)
+                for module in REASONS:
+                    assert module._reads_as_it_weighs(key, model) == want, (key, name, value)

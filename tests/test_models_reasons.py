@@ -59,7 +59,15 @@ TYPED = TRAINED.with_(
                 "inactive:dislike": -0.3, "share:view": 0.4, "share:click": 0.3, "share:message": 0.2, "share:dislike": 0.05,
                 "lifetime:message": 2.0, "lifetime:dislike": 1.0},
 )
-MODELS = [load_model(), ChurnModel(), TRAINED, TYPED]
+#: A fit with free signs (``churnwatch train --signs free``: its file says ``"signs": "free"``) that
+#: weighs silence, recent and 4-week activity, the declines, narrowness, the temperature, the re-order
+#: overdue and a type's recent count < 0, as the seed-91 socialnet7 fit of docs/SCORES.md did (more
+#: recent silence, less risk at a given lifetime volume), beside positive weights elsewhere.
+_FREE_WEIGHTS = {"silence_log": -1.4, "visit_overdue_log": 0.5, "inactive_7d": -1.0, "inactive_28d": -1.3, "decline": -0.4,
+                 "decline_long": -0.6, "narrowness": -0.5, "cooling": -0.8, "purchase_overdue_log": -0.4, "inactive:view": -0.7,
+                 "inactive:message": 0.4, "lifetime:view": -0.5}
+FREE = TYPED.with_(risk_weights={**TYPED.risk_weights, **_FREE_WEIGHTS}, training={"signs": "free"})
+MODELS = [load_model(), ChurnModel(), TRAINED, TYPED, FREE]
 
 #: The words of a per-type decayed count (models.reasons ``_decayed_count``): never a window.
 _DECAYED = (r"^(no \S+( events)? in recent weeks|one kind of activity not used in recent weeks"
@@ -176,6 +184,9 @@ _BAD = [
 #: :func:`_weighs_as_it_reads`.
 _WORSE_AS_IT_GROWS = {"low_7d": True, "low_90d": True, "active_days": False, "buyer": False, "purchases": False,
                       "revenue": False, "tenure": False, "negative": True, "gaps": True}
+#: Reason keys of the facts that grow with silence (models.risk.moves_with_silence), not compared
+#: with the typical user: a fit with free signs may weigh them < 0 (docs/SCORES.md, "The sign bounds").
+_SILENT_KEYS = ("silence", "purchase", "decline", "decline_long", "low", "narrow", "cooling")
 _GROUP = {
     "silence": ("silence_log", "visit_overdue_log"), "purchase": ("purchase_overdue_log",), "decline": ("decline",),
     "decline_long": ("decline_long",), "low": ("inactive_28d",), "narrow": ("narrowness",),
@@ -222,6 +233,8 @@ def _weighs_as_it_reads(key: str, model: ChurnModel) -> bool:
         worse, feature = (prefix == "inactive") != negative, key
     elif key in _WORSE_AS_IT_GROWS:
         worse, feature = _WORSE_AS_IT_GROWS[key], _GROUP[key][0]
+    elif key in _SILENT_KEYS:  # grows with silence: read as weighed unless a feature of it is weighed < 0 (free signs)
+        return all(model.risk_weights.get(n, 0.0) >= 0.0 for n in _GROUP[key])
     else:
         return True
     w = model.risk_weights.get(feature, 0.0)
@@ -286,7 +299,7 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
             assert re.search(_CAUSE, reasons[0]) and not _fine(reasons[0]), reasons
             assert reasons[0] not in reasons[1:], reasons  # said once
             told = reasons[1:]
-        elif alert.scores.signals is not None and reorder_late(alert.scores.signals):
+        elif alert.scores.signals is not None and reorder_late(alert.scores.signals) and _weighs_as_it_reads("purchase", model):
             # first the re-order that is late (models.signals.reorder_late, QA12 F2), whatever its
             # factor weighs in the risk (the shipped default weighs none); after a standing cancellation
             at = 1 if reasons[0].startswith("cancelled") else 0
@@ -761,3 +774,68 @@ def test_a_share_of_a_type_of_use_is_no_reason_for_risk() -> None:
                 if re.search(r"^(views?|clicks?|messages?)( events)?: [\d.]+% of the user's recent activity", text):
                     said["use"] += 1
     assert said["use"] == 0 and said["alerts"] > 45, said
+
+
+#: The words of the facts that grow with silence, on either side (at-risk and recovered words).
+_SILENT_WORDS = {
+    "silence": r"^no (visit|return) for|^active today, usual interval|^last active .*within the usual interval",
+    "purchase": r"^usual re-order every|^re-ordered ",
+    "decline": r"\(1-week decayed\) (down|up|steady)",
+    "decline_long": r"\(4-week decayed\) (down|up|steady)",
+    "low": r"^((only )?about \d+ events?|no events) in recent weeks|^fewer than 1 event a 4-week period",
+    "low_7d": r"^((only )?about \d+ events? lately|no events lately|fewer than 1 event a week lately)",
+    "narrow": r"^uses \d+ ",
+    "cooling": r"^chance of (coming back|buying again)",
+    "inactive:view": r"^((only )?about \d+ views?|no views|fewer than 1 view) .*(in recent weeks|a 4-week period lately)",
+}
+
+
+def test_a_free_sign_fit_never_tells_silence_either_way() -> None:
+    """The sign bounds lifted for trained models (docs/SCORES.md, "The sign bounds"): a fit with
+    free signs (:data:`FREE`) may weigh a feature that grows with silence < 0, and the fact is then
+    no reason on either side (models.reasons._reads_as_it_weighs): no silence, decline, low or narrow
+    use, low temperature or late re-order for risk, no "active today", "activity up" or "uses 4 of
+    4 kinds" for a recovery or a change to a better stage. The 150 first golden users under :data:`FREE`: none of those facts in
+    any at-risk, recovered or stage-change reason but the lifecycle's own cause of a change to
+    declining (models.lifecycle rule 5: the stage's definition, not a risk factor); the same
+    model with the same sizes and the bounded signs says each of them in some alert, and every
+    alert supports itself (:func:`check_consistent`)."""
+    bounded = FREE.with_(risk_weights={**FREE.risk_weights, **{k: abs(v) for k, v in _FREE_WEIGHTS.items()}}, training={})
+    said: dict[str, dict[str, int]] = {"free": dict.fromkeys(_SILENT_WORDS, 0), "bounded": dict.fromkeys(_SILENT_WORDS, 0)}
+    kinds: dict[str, int] = {}
+    users = list(golden_histories(2).items())[:150]
+    for label, model in (("free", FREE), ("bounded", bounded)):
+        for user, evs in users:
+            for alert in advance(user, None, evs, FINAL_MS, model).alerts:
+                check_consistent(alert, model)
+                kinds[f"{label} {alert.kind}"] = kinds.get(f"{label} {alert.kind}", 0) + 1
+                told = alert.scores.reasons
+                if alert.kind == "stage_changed" and alert.scores.stage == "declining":
+                    told = told[1:]  # the lifecycle's cause (check_alert checks it)
+                for text in told:
+                    for fact, pattern in _SILENT_WORDS.items():
+                        said[label][fact] += bool(re.search(pattern, text))
+    # recovered: few or none under FREE (its risk is highest just after activity, where an alert
+    # may close, models.engine._may_close); the better side is said by its stage changes to active
+    assert kinds["free at_risk"] > 50 and kinds["free stage_changed"] > 100 and kinds["bounded recovered"] > 20, kinds
+    assert not any(said["free"].values()), said
+    assert all(said["bounded"][k] for k in ("silence", "decline", "low", "cooling", "inactive:view")), said
+
+
+def test_only_a_file_of_a_free_sign_fit_loads_with_negative_silence_weights() -> None:
+    """models.risk.check_weights: a weight < 0 on a feature that grows with silence loads only
+    from a file whose ``training`` says ``"signs": "free"`` (``churnwatch train --signs free``);
+    the shipped default and any other file keep the bound, and the compiled model says whether
+    the risk may fall in silence (the engine then looks daily, no crossing search)."""
+    import pytest
+
+    for name in ("silence_log", "inactive_28d", "decline", "narrowness", "cooling", "inactive:view"):
+        with pytest.raises(ValueError, match="grows with silence"):
+            TYPED.with_(risk_weights={**TYPED.risk_weights, name: -0.1})
+        with pytest.raises(ValueError, match="grows with silence"):
+            TYPED.with_(risk_weights={**TYPED.risk_weights, name: -0.1}, training={"signs": "bounded"})
+        free = TYPED.with_(risk_weights={**TYPED.risk_weights, name: -0.1}, training={"signs": "free"})
+        assert not free.compiled.silence_monotone
+    assert load_model().compiled.silence_monotone and TYPED.compiled.silence_monotone
+    assert TYPED.with_(training={"signs": "free"}).compiled.silence_monotone  # free signs, none < 0: monotone
+    assert not load_model().training  # the shipped default has no training: bounded

@@ -12,6 +12,7 @@ import pytest
 
 from models.events import Event, TypeMap
 from models.model import load_model
+from models.risk import moves_with_silence
 from streams import cli
 from streams.offline.history import parse_ts_ms, read_events_csv, read_labels_csv
 from streams.offline.simulate import generate, write_events_csv, write_truth_csv
@@ -134,6 +135,27 @@ def test_train_writes_a_loadable_versioned_model(trained: Path, capsys: pytest.C
     above, se = penalty["cv_above_best"]  # the most default-like within one standard error of the best
     best = min(min(v.values()) for v in penalty["cv_log_loss"].values())
     assert 0.0 <= above <= se and chosen == pytest.approx(best + above, abs=2e-6)
+
+
+def test_free_signs_may_weigh_silence_below_zero_and_say_so(sim: dict[str, Path], trained: Path, tmp_path: Path) -> None:
+    """``--signs free`` (docs/SCORES.md, "The sign bounds"): the fit may weigh a feature that grows
+    with silence < 0, the file says ``"signs": "free"`` and loads (models.risk.check_weights), its
+    compiled model knows the risk may fall in silence; the bounded file (the default) has no such
+    key and no such weight. On this history the free fit weighs some < 0 (measured: ``cooling``,
+    ``silence_log``, ``inactive_28d``, ``decline_long`` among them)."""
+    free = tmp_path / "free.json"
+    assert cli.main(["train", "--events", str(sim["events11"]), "--labels", str(sim["truth11"]), "--out", str(free),
+                     "--notes", "test population, seed 11", "--signs", "free"]) == 0
+    model, bounded = load_model(free), load_model(trained)
+    assert model.training["signs"] == "free" and "signs" not in bounded.training
+    silent = {k: w for k, w in model.risk_weights.items() if moves_with_silence(k)}
+    assert all(w >= 0 for k, w in bounded.risk_weights.items() if moves_with_silence(k))
+    assert any(w < 0 for w in silent.values()), silent
+    assert not model.compiled.silence_monotone and bounded.compiled.silence_monotone
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--events", str(sim["events11"]), "--out", str(tmp_path / "x.json"), "--signs", "loose"])
+    with pytest.raises(ValueError, match="signs"):
+        train([Event("u", START_MS, "view", "e1")], signs="loose")
 
 
 def test_same_history_gives_the_same_version(sim: dict[str, Path], trained: Path, tmp_path: Path) -> None:

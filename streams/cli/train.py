@@ -14,7 +14,7 @@ from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms, 
 from streams.errors import UserError
 from streams.offline.history import first_day_users, late_start_warning, read_events_csv, read_labels_csv
 from streams.offline.replay import VocabularyConfig, load_config
-from streams.offline.train import DEPENDS, train
+from streams.offline.train import DEPENDS, SIGNS, train
 from streams.timefmt import format_day_or_time
 from streams.worker.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
 from streams.settings import Settings, parse_duration_ms
@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="L2 penalty per example on standardised weights, pulling them towards the default's "
                              "(default: the penalty among 0.001, 0.01, 0.1, 1, 10 and where it pulls, the default's "
                              "weights or 0, chosen by 5-fold cross-validation by user)")
+    parser.add_argument("--signs", choices=SIGNS, default="bounded",
+                        help="bounded (default): weights of the features that grow with silence kept >= 0, so risk never "
+                             "falls in silence; free: either sign, said in the model file (docs/SCORES.md, \"The sign bounds\")")
     parser.add_argument("--notes", default="", help="free text stored in the model file (where the data came from)")
     parser.add_argument("--version-prefix", dest="version_prefix", default="trained",
                         help="the model version is <prefix>-<content hash> (default: trained)")
@@ -352,7 +355,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     t0 = time.monotonic()
     model, report = train(events, base=base, horizon_ms=horizon, labels_ms=labels, churn_after_ms=churn_after,
                           as_of_ms=as_of, holdout=args.holdout, l2=args.l2, notes=args.notes,
-                          alert_share=args.alert_share or None, version_prefix=args.version_prefix, n_types=args.types)
+                          alert_share=args.alert_share or None, version_prefix=args.version_prefix, n_types=args.types,
+                          signs=args.signs)
     model.save(args.out)
     held = report["holdout"]
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "

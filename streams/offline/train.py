@@ -81,7 +81,7 @@ from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
 from models.rfm import POPULATION_KEYS as RFM_KEYS, fit_population as rfm_population
-from models.risk import FEATURES, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
+from models.risk import FEATURES, FREE_SIGNS, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
 from models.scoring import assess, risk_at
 from models.vocabulary import CANCEL, DEFAULT_SLOTS, IGNORE, SUBSCRIPTION, Vocabulary
 from models.state import DAY_S, DECAY_DAYS, UserState
@@ -643,6 +643,12 @@ L2_GRID: Final[tuple[float, ...]] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 CENTRES: Final[tuple[str, ...]] = ("default", "zero")
 #: What :func:`choose_prior` ranks the penalties by: out-of-fold log-loss (the default) or ROC AUC.
 CRITERIA: Final[tuple[str, ...]] = ("log_loss", "auc")
+#: The signs a fit may give the weights of the features that grow with silence
+#: (models.risk.moves_with_silence): "bounded" (>= 0, the default: the shipped default's rule, risk
+#: never falls in silence) or "free" (either sign; the model file says so, ``training["signs"]``,
+#: and only such a file may load with a negative one: models.risk.check_weights). Why free is
+#: an option, not the default: docs/SCORES.md, "The sign bounds".
+SIGNS: Final[tuple[str, ...]] = ("bounded", FREE_SIGNS)
 _CV_FOLDS: Final[int] = 5
 
 
@@ -657,11 +663,20 @@ def _per_type(name: str) -> bool:
     return name.startswith(SLOT_PREFIXES)
 
 
+def _bounded(names: Sequence[str], signs: str = "bounded") -> list[str]:
+    """The features whose weights the fit keeps >= 0: those that grow with silence, unless
+    ``signs`` is "free" (:data:`SIGNS`)."""
+    if signs not in SIGNS:
+        raise ValueError(f"signs must be one of {SIGNS}, got {signs!r}")
+    return [] if signs == FREE_SIGNS else [f for f in names if moves_with_silence(f)]
+
+
 def _cv_predictions(names: Sequence[str], X: np.ndarray, y: np.ndarray, folds: np.ndarray,
-                    prior: Mapping[str, float] | None, l2: float, l2_by_feature: Mapping[str, float] | None = None) -> np.ndarray | None:
+                    prior: Mapping[str, float] | None, l2: float, l2_by_feature: Mapping[str, float] | None = None,
+                    signs: str = "bounded") -> np.ndarray | None:
     """Out-of-fold probability of every row under one penalty (NaN for rows of a fold that could
     not be fitted; None when no fold could)."""
-    nonneg = [f for f in names if moves_with_silence(f)]
+    nonneg = _bounded(names, signs)
     out = np.full(y.shape, np.nan)
     for k in range(_CV_FOLDS):
         test, fit = folds == k, folds != k
@@ -703,7 +718,8 @@ class PriorChoice:
 
 def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequence[str],
                  default: Mapping[str, float], grid: Sequence[float] = L2_GRID,
-                 centres: Sequence[str] = CENTRES, criterion: str = "log_loss", one_se: bool = True) -> PriorChoice:
+                 centres: Sequence[str] = CENTRES, criterion: str = "log_loss", one_se: bool = True,
+                 signs: str = "bounded") -> PriorChoice:
     """Where the penalty pulls and how hard, by out-of-fold log-loss over 5 folds by user (all
     the snapshots of a user in one fold: a user's weekly rows repeat one behaviour, so one user
     on both sides would reward memorising users). Tried: towards the default's weights, with one
@@ -738,7 +754,7 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     (docs/SCORES.md "Choosing the penalty by AUC"). Both tables are reported either way.
     Cost: (len(grid)^2 + len(grid)) x 5 small L-BFGS fits (and with "auc" up to as many
     200-resample bootstraps). ``one_se=False``: the best itself, no one-standard-error rule
-    (measured with "auc" only, docs/SCORES.md)."""
+    (measured with "auc" only, docs/SCORES.md). ``signs``: the fits' sign bounds (:data:`SIGNS`)."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     folds = np.array([_fold(u) for u in users])
@@ -752,7 +768,7 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
         pairs = [(a, b) for a in grid for b in grid] if centre == "default" and per_type else [(a, a) for a in grid]
         table[centre], aucs[centre] = {}, {}
         for l2, l2_types in pairs:
-            p = _cv_predictions(names, X, y, folds, prior, l2, {n: l2_types for n in per_type})
+            p = _cv_predictions(names, X, y, folds, prior, l2, {n: l2_types for n in per_type}, signs)
             if p is not None:
                 key = f"{l2:g}/{l2_types:g}"
                 table[centre][key] = round(float(np.nanmean(_log_losses(p, y))), 6)
@@ -915,6 +931,7 @@ def train(
     default: ChurnModel | None = None,
     from_default: bool = True,
     weights_only: bool = False,
+    signs: str = "bounded",
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Fit a model on ``events`` (module docstring); returns it and its training report.
 
@@ -937,7 +954,13 @@ def train(
     edges, recomputed from the history: :func:`current_rfm_edges`), P(alive) calibration and
     alert thresholds stay the base's; only the risk weights, intercept and means are fitted
     (steps 2 only), and ``alert_share`` is ignored.
+
+    ``signs``: "bounded" keeps the weights of the features that grow with silence >= 0 (risk
+    never falls in silence); "free" lets the fit give them either sign, and the model file says
+    so (``training["signs"]``: models.risk.check_weights loads it; the engine then looks at silent
+    users daily and the reasons say no silence fact weighed < 0). :data:`SIGNS`.
     """
+    _bounded((), signs)  # a bad value fails before any work
     base = base if base is not None else ChurnModel()
     if not events:
         raise ValueError("no events to train on")
@@ -1029,10 +1052,10 @@ def train(
     t0 = time.monotonic()
     if l2 is None:
         choice = choose_prior(names, X[fit_rows], y[fit_rows], fit_users, prior or {},
-                              centres=CENTRES if prior is not None else ("zero",))
+                              centres=CENTRES if prior is not None else ("zero",), signs=signs)
     else:  # given: one penalty, towards the default (or 0 without from_default)
         choice = PriorChoice("default" if prior is not None else "zero", l2, l2, {})
-    fitter = LogisticRisk(names, l2=choice.l2, nonnegative=[f for f in names if moves_with_silence(f)]).fit(
+    fitter = LogisticRisk(names, l2=choice.l2, nonnegative=_bounded(names, signs)).fit(
         X[fit_rows], y[fit_rows], prior=choice.prior(prior or {}), l2_by_feature=choice.by_feature(names))
     logger.info("penalty chosen and weights fitted on %s rows in %.1f s", int(fit_rows.sum()), time.monotonic() - t0)
     means = {name: round(float(v), 6) for name, v in zip(names, X[fit_rows].mean(axis=0))}
@@ -1075,6 +1098,8 @@ def train(
         "holdout_leave_given_alive": (_holdout_report(leave[test & alive & can_exit], y[test & alive & can_exit])
                                       if (test & alive & can_exit).any() else {}),
     }
+    if signs == FREE_SIGNS:  # models.risk.check_weights reads it (a bounded fit's file is as before: no key)
+        report["signs"] = FREE_SIGNS
     if test.any():
         versus = _versus_default(per_user, snaps, test, y, risk, usable, default, data_start)
         if versus:
