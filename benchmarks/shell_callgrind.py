@@ -28,8 +28,10 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
   added, ``KafkaSink.send_all``: partitions, one ``send_batch`` per partition) -> ``filterfalse_next``.
   The producer is aiokafka's as ``send_all`` uses it with the broker left out (``_Producer``): its
   partitions, its ``BatchBuilder`` (the accumulator's, same batch size) and the batch built as the
-  sender builds it; one event loop turn per cycle. The batches' records (partition, key, value,
-  headers) are digested after the count (``--digest``): the same on both trees, the same bytes out
+  sender builds it; one event loop turn per cycle. ``replay --digest`` prints, uncounted, a
+  digest of the records sent (partition, offset in its batch, key, value, headers; not the
+  timestamps) and one of the packed writes: two trees that give the same digests sent and wrote
+  the same bytes
 - free: dropping the cycle's records, decoded batch, reads and writes -> ``functools_reduce``
 - ledger: the Redis-rollback bookkeeping of the captured cycles (``Pipeline._check_rollback`` of
   each chunk's reply, ``Pipeline._record`` of each applied write, in the order the worker ran
@@ -43,7 +45,8 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
 --toggle-collect=takewhile_next --toggle-collect=filterfalse_next --toggle-collect=functools_reduce
 --toggle-collect=accumulate_next .venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
 ``.venv/bin/python -m benchmarks.shell_callgrind phases /tmp/cg.out`` (the table per phase and event).
-The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it).
+The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it,
+this file run by its path from another directory so that the tree's ``streams`` and ``models`` load).
 """
 
 from __future__ import annotations
