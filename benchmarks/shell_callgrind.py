@@ -24,6 +24,14 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
   ``CPyPy_step___advance_stored``; the shell is the difference)
 - pack: the state write's script arguments (``Store._write_calls``, then ``_bucket_calls`` as on
   one Redis) -> ``takewhile_next``
+- send: the cycle's user alerts handed to the producer as the cycle's tail hands them (the headers
+  added, ``KafkaSink.send_all``: partitions, one ``send_batch`` per partition) -> ``filterfalse_next``.
+  The producer is aiokafka's as ``send_all`` uses it with the broker left out (``_Producer``): its
+  partitions, its ``BatchBuilder`` (the accumulator's, same batch size) and the batch built as the
+  sender builds it; one event loop turn per cycle. ``replay --digest`` prints, uncounted, a
+  digest of the records sent (partition, offset in its batch, key, value, headers; not the
+  timestamps) and one of the packed writes: two trees that give the same digests sent and wrote
+  the same bytes
 - free: dropping the cycle's records, decoded batch, reads and writes -> ``functools_reduce``
 - ledger: the Redis-rollback bookkeeping of the captured cycles (``Pipeline._check_rollback`` of
   each chunk's reply, ``Pipeline._record`` of each applied write, in the order the worker ran
@@ -34,10 +42,11 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
 ``.venv/bin/python -m benchmarks.shell_callgrind capture --out /tmp/shell.pkl [--workload review_heavy]``
 ``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect=pairwise_next --toggle-collect=_operator_call
 --toggle-collect=dropwhile_next --toggle-collect=starmap_next --toggle-collect=filter_next
---toggle-collect=takewhile_next --toggle-collect=functools_reduce --toggle-collect=accumulate_next
-.venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
+--toggle-collect=takewhile_next --toggle-collect=filterfalse_next --toggle-collect=functools_reduce
+--toggle-collect=accumulate_next .venv/bin/python -m benchmarks.shell_callgrind replay /tmp/shell.pkl``
 ``.venv/bin/python -m benchmarks.shell_callgrind phases /tmp/cg.out`` (the table per phase and event).
-The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it).
+The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it,
+this file run by its path from another directory so that the tree's ``streams`` and ``models`` load).
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ __all__ = ["capture", "replay", "phases"]
 
 #: The C function each phase is called through in the replay (its ``--toggle-collect``).
 WRAPPERS = {"fetch": "pairwise_next", "decode": "_operator_call", "plan": "dropwhile_next", "overlay": "starmap_next",
-            "advance": "filter_next", "pack": "takewhile_next", "free": "functools_reduce",
+            "advance": "filter_next", "pack": "takewhile_next", "send": "filterfalse_next", "free": "functools_reduce",
             "ledger": "accumulate_next"}
 STEP = "CPyPy_step___advance_stored"
 
@@ -135,11 +144,15 @@ async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size
                                                [list(pw._writes.values()) for pw in pending])))
         real["overlay"](plans, replies, pending, topic, due_limit)
 
+    alerts: dict[int, int] = {}  # cycle -> user alerts queued (printed: where a workload's alerts are)
+
     def advance(plans: Any, replies: Any, decoded: Any, until_ms: Any, model: Any, **kw: Any) -> Any:
         if cur is not None:
             cur["slices"].append(len(plans))
             cur["until"] = dict(until_ms)
-        return real["advance"](plans, replies, decoded, until_ms, model, **kw)
+        got = real["advance"](plans, replies, decoded, until_ms, model, **kw)
+        alerts[k] = alerts.get(k, 0) + len(got.alerts)
+        return got
 
     pm.Pipeline._decode, pm.overlay_reads, pm.advance_users, pm.plan_sweep = decode, overlay, advance, sweep  # type: ignore[method-assign]
     pm.Pipeline._check_rollback, pm.Pipeline._record = check, record  # type: ignore[method-assign]
@@ -163,6 +176,7 @@ async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size
         await sink.stop()
         await store.close()
         gc.unfreeze()
+    print("user alerts per cycle: " + " ".join(f"{c}:{n}" for c, n in sorted(alerts.items())), file=sys.stderr)
     if cycles:
         cycles[0]["ledger"] = (first, last, pipeline.topic, ledger_ops)
     return cycles
@@ -273,12 +287,91 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], 
         list(itertools.takewhile(pack, [0]))
     else:
         pack(0)
+    if "packed_digest" in decoder_cache:  # uncounted: the packed writes (states, history, console lists)
+        decoder_cache["packed_digest"].update(repr(st["packed"]).encode())
+    sink = decoder_cache.get("sink")
+    if sink is None:
+        sink = decoder_cache["sink"] = _sink()
+
+    def send(_: object) -> bool:
+        sink._producer.loop.run_until_complete(sink.send_all("alerts", _with_headers(st["advanced"].alerts)))
+        return False
+
+    if wrap:
+        list(itertools.filterfalse(send, [0]))
+    else:
+        send(0)
     n = sum(len(r) for r in c["batch"].values())
     if wrap:
         functools.reduce(free, [0, 0])
     else:
         free(0, 0)
     return n
+
+
+#: The tail's headers on every user alert (``churnwatch-timing``, ``churnwatch-model``): values of their usual length.
+_HEADERS = (b"1764858000000,1764858000012,1764858000041", b"1.0@0123456789abcdef")
+
+
+def _with_headers(alerts: list[Any]) -> Any:
+    """The cycle's user alerts as the tail (``Pipeline._tail``) hands them to ``send_all``: its expression."""
+    from streams.worker import pipeline as pm
+
+    timing, model = _HEADERS
+    headers = [(pm.TIMING_HEADER, timing), (pm.MODEL_HEADER, model)]
+    return [(key, value, headers) for key, value in alerts]
+
+
+class _Producer:
+    """aiokafka's producer as ``KafkaSink.send_all`` uses it, without a broker: the alerts topic's
+    8 partitions, the accumulator's ``BatchBuilder`` (the worker's ``max_batch_size``), each batch
+    built as the sender builds it and kept (``built``) for the digest."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.built: list[tuple[int, bytes]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(8))
+
+    def create_batch(self) -> Any:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        return BatchBuilder(256 * 1024, 0, is_transactional=False)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        self.built.append((partition, batch._build()))
+        fut = self.loop.create_future()
+        fut.set_result(None)
+        return fut
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None,
+                   partition: int | None = None) -> Any:
+        batch = self.create_batch()
+        batch.append(timestamp=None, key=key, value=value, headers=headers or [])
+        return await self.send_batch(batch, topic, partition=-1 if partition is None else partition)
+
+
+def _sink() -> Any:
+    from streams.settings import Settings
+    from streams.worker.consumer import KafkaSink
+
+    sink = KafkaSink(Settings())
+    sink._producer = _Producer()  # type: ignore[assignment]
+    return sink
+
+
+def _digest_sent(built: list[tuple[int, bytes]]) -> str:
+    """A digest of every record sent: partition, offset in its batch, key, value and headers in order (not the timestamps)."""
+    import hashlib
+
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    h = hashlib.sha256()
+    for partition, buf in built:
+        for rec in DefaultRecordBatch(bytes(buf)):
+            h.update(repr((partition, rec.offset, rec.key, rec.value, list(rec.headers))).encode())
+    return h.hexdigest()[:16]
 
 
 def _record_batches(recs: list[tuple[int, bytes, bytes, int]]) -> bytes:
@@ -390,8 +483,11 @@ def _ledger_steps(captured: tuple[Any, ...], model: Any) -> tuple[list[Any], lis
     return steps[:cut], steps[cut:]
 
 
-def replay(path: str) -> None:
-    """Load a capture and replay each cycle once (the counts are over the wrappers alone)."""
+def replay(path: str, digest: bool = False) -> None:
+    """Load a capture and replay each cycle once (the counts are over the wrappers alone);
+    ``digest``: then print a digest of the alert records sent (uncounted)."""
+    from aiokafka.record.default_records import DefaultRecordBatch
+
     from models._native import active
     from models.model import load_model
 
@@ -404,8 +500,18 @@ def replay(path: str) -> None:
     # Warm-up, not counted: the first cycle once without the wrappers (modules the phases import
     # on first use, the decoder's type names, caches), so the counts are of steady cycles.
     _replay_cycle(cycles[0], model, cache, wrap=False)
+    cache["sink"]._producer.built.clear()  # the warm-up's
+    if digest:
+        import hashlib
+
+        cache["packed_digest"] = hashlib.sha256()
     records = sum(_replay_cycle(c, model, cache) for c in cycles)
+    built = cache["sink"]._producer.built
     print(f"{active()}: {len(cycles)} cycles, {records} records", file=sys.stderr)
+    if digest:
+        print(f"sent: {len(built)} batches, {sum(len(list(DefaultRecordBatch(bytes(b)))) for _, b in built)} records, "
+              f"digest {_digest_sent(built)}; packed writes digest {cache['packed_digest'].hexdigest()[:16]}",
+              file=sys.stderr)
     if "ledger" in cycles[0]:
         before, window = _ledger_steps(cycles[0]["ledger"], model)
         for run in before:
@@ -444,6 +550,7 @@ def main() -> None:
     r.add_argument("path")
     r.add_argument("--fetch", choices=("worker", "stock"), default="worker",
                    help="stock: records as aiokafka's ConsumerRecords (a worker before streams/worker/fetch.py)")
+    r.add_argument("--digest", action="store_true", help="print a digest of the alert records sent")
     a = sub.add_parser("phases")
     a.add_argument("callgrind_out")
     args = parser.parse_args()
@@ -452,7 +559,7 @@ def main() -> None:
     elif args.cmd == "replay":
         global STOCK_FETCH
         STOCK_FETCH = args.fetch == "stock"
-        replay(args.path)
+        replay(args.path, args.digest)
     else:
         phases(args.callgrind_out)
 

@@ -16,8 +16,8 @@ the same (run the replay from that tree, ``PYTHONPATH`` set to it).
 ``callgrind_annotate --inclusive=yes`` the functions).
 
 ``replay --encode``: each alert goes through the worker's own hand-off instead of ``to_dict``
-alone (``streams.worker.phases._queue_alerts``: ``to_dict``, the alerts topic's bytes, the
-console list's entry), called through ``operator.call``: collect ``_operator_call`` instead of
+alone (``models.step.queue_alerts``, ``streams.worker.phases._queue_alerts`` in a tree before
+it: ``to_dict``, the alerts topic's bytes, the console list's entry), called through ``operator.call``: collect ``_operator_call`` instead of
 ``to_dict`` to count the whole alert path, step and shell (an alert's cost is step + encode).
 """
 
@@ -70,15 +70,30 @@ def _replay(model: Any, calls: list[tuple[Any, ...]], encode: bool = False) -> i
     """The captured steps, then each alert's dict (``encode``: the worker's whole hand-off of
     the step's alerts, through ``operator.call``): what the count covers (toggle-collect)."""
     from models.step import advance_stored
-    from streams.worker.phases import Advanced, CycleResult, _queue_alerts
+    from streams.worker.phases import Advanced, CycleResult
     from streams.worker.store import BucketWrite
+
+    try:
+        from models.step import queue_alerts
+        from streams.worker.alert_log import KINDS_LOGGED, STAGES_LOGGED
+
+        counts = CycleResult()  # (made once: the count covers the hand-off, not this)
+
+        def hand_off(uid: str, alerts: list[Any]) -> None:
+            queue_alerts(uid, 0, alerts, False, -1, 0, KINDS_LOGGED, STAGES_LOGGED, [], [], counts.alerts,
+                         counts.withheld)
+    except ImportError:  # a tree before it
+        from streams.worker.phases import _queue_alerts  # type: ignore[attr-defined]
+
+        def hand_off(uid: str, alerts: list[Any]) -> None:
+            _queue_alerts(uid, 0, alerts, False, BucketWrite(0, []), Advanced(), CycleResult())
 
     alerts = 0
     for uid, blob, events, until, has_until, history, unchanged, period, marked in calls:
         res = advance_stored(uid, blob, events, until, has_until, model, history, unchanged, period,
                              [] if marked else None)
         if encode and res[8]:
-            operator.call(_queue_alerts, uid, 0, res[8], False, BucketWrite(0, []), Advanced(), CycleResult())
+            operator.call(hand_off, uid, res[8])
             alerts += len(res[8])
             continue
         for a in res[8]:

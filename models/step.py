@@ -13,6 +13,8 @@ from __future__ import annotations
 import zlib
 from typing import Any, Callable, Final, Sequence
 
+import orjson
+
 from models.compiled import CompiledModel
 from models.engine import Alert, Mark, advance, review_due_s
 from models.events import Event
@@ -26,7 +28,7 @@ from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
 from models.weekly import advance_sampled
 
 __all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "Step", "Todo", "Version", "advance_stored", "bucket_todo", "count_delta",
-           "frame_args", "index_scores", "mark_versions", "same_counts", "state_args"]
+           "frame_args", "index_scores", "mark_versions", "queue_alerts", "same_counts", "state_args"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -300,6 +302,44 @@ def frame_args(calls: list[Any], convert: Callable[[Any], bytes]) -> tuple[list[
                 lengths.append(len(b))
                 chunks.append(b)
     return shape, lengths, b"".join(chunks)
+
+
+#: A user alert's entry in its console list (``streams.worker.alert_log.entry``): the alert's reasons kept.
+_ENTRY_REASONS: Final[int] = 3
+
+
+def queue_alerts(uid: str, group: int, alerts: list[Alert], expire: bool, partition: int, alerts_from_ms: int,
+                 logged_kinds: frozenset[str], logged_stages: frozenset[str],
+                 entries: list[tuple[int, str, str, bytes]], records: list[tuple[bytes, bytes]],
+                 kinds: dict[str, int], withheld: dict[tuple[int, str], int]) -> None:
+    """A user's alerts as records for the alerts topic (``records``: key, JSON of ``to_dict``) and,
+    those worth it, as entries of its console list (``entries``: group, user, alert id,
+    ``streams.worker.alert_log.entry``'s bytes; none for a user deleted in this write,
+    ``expire``); ``kinds`` counts the records by kind. An alert of an event time before
+    ``alerts_from_ms`` (``Settings.alerts_from_ms``: an onboarded export's first weeks, QA14 F9)
+    is counted in ``withheld`` by ``(partition, kind)`` instead of queued; its entry is kept, as
+    the state keeps the alert. Which alerts the list keeps is ``alert_log.logged_kind``'s rule,
+    given as data: ``logged_kinds``, and stage changes into ``logged_stages``.
+
+    Why here: the shell's hand-off of an alert (a Python loop, ``logged_kind`` and the entry's
+    row as Python calls on the alert's dict) was ~7k instructions an alert besides ``to_dict``
+    and the two dumps (docs/SCALING.md); the worker calls this once per user with alerts."""
+    key = uid.encode()
+    for alert in alerts:
+        d = alert.to_dict()
+        kind = alert.kind
+        if not expire and (kind in logged_kinds or (kind == "stage_changed" and alert.scores.stage in logged_stages)):
+            risk = d["risk"]
+            reasons = alert.scores.reasons
+            entries.append((group, uid, alert.alert_id, orjson.dumps(
+                [alert.alert_id, kind, alert.event_time_ms, alert.scores.stage, risk if risk else 0.0,
+                 list(reasons[:_ENTRY_REASONS])])))
+        if alert.event_time_ms < alerts_from_ms:
+            wk = (partition, kind)
+            withheld[wk] = withheld.get(wk, 0) + 1
+            continue
+        kinds[kind] = kinds.get(kind, 0) + 1
+        records.append((key, orjson.dumps(d)))
 
 
 #: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk,

@@ -1,14 +1,19 @@
-"""The console's alert list entries: the worker's fast entry of a user alert is ``entry``'s bytes."""
+"""The console's alert list entries: the worker's fast entry of a user alert (``models.step.queue_alerts``) is
+``entry``'s bytes, and its records are the alerts' JSON."""
 
 from __future__ import annotations
 
 import math
 import random
 import struct
+from collections import Counter
+
+import orjson
 
 from models.engine import Alert
 from models.scoring import Scores
-from streams.worker.alert_log import entry, logged_kind, user_entry
+from models.step import queue_alerts
+from streams.worker.alert_log import KINDS_LOGGED, STAGES_LOGGED, entry, logged_kind
 
 KINDS = ("at_risk", "recovered", "stage_changed")
 STAGES = ("new", "active", "declining", "dormant", "churned", "reactivated")
@@ -32,16 +37,31 @@ def _risks(rng: random.Random, n: int) -> list[float]:
     return out
 
 
-def test_user_entry_is_entry_of_to_dict() -> None:
+def test_queued_alerts_are_entry_and_json_of_to_dict() -> None:
     """On random alerts of every kind and risks of every shape (ties at the 4th place, subnormals,
-    -0.0, NaN), ``user_entry(alert.to_dict())`` is ``entry``'s bytes to the byte."""
+    -0.0, NaN), ``queue_alerts`` gives ``entry``'s bytes to the byte for each alert ``logged_kind``
+    keeps (none for a user deleted in the write), the JSON of ``to_dict`` keyed by the user for each
+    alert at or after ``alerts_from_ms``, in order, counted by kind, and the others counted as
+    withheld by (partition, kind) (their entries kept)."""
     rng = random.Random(14)
-    checked = 0
-    for risk in _risks(rng, 4_000):
-        d = _alert(rng, risk).to_dict()
-        assert user_entry(d) == entry(d), d
-        checked += logged_kind(d)
-    assert checked > 1_000
+    alerts = [_alert(rng, risk) for risk in _risks(rng, 4_000)]
+    cut = 2**44  # about half the alerts' event times are before it
+    assert sum(logged_kind(a.to_dict()) for a in alerts) > 1_000
+    for expire in (False, True):
+        for from_ms in (0, cut):
+            entries: list[tuple[int, str, str, bytes]] = []
+            records: list[tuple[bytes, bytes]] = []
+            kinds: dict[str, int] = {"at_risk": 1}
+            withheld: dict[tuple[int, str], int] = {}
+            queue_alerts("u1", 7, alerts, expire, 3, from_ms, KINDS_LOGGED, STAGES_LOGGED, entries, records, kinds,
+                         withheld)
+            ds = [a.to_dict() for a in alerts]
+            assert entries == [(7, "u1", d["alert_id"], entry(d)) for d in ds if logged_kind(d) and not expire]
+            sent = [d for d in ds if d["event_time_ms"] >= from_ms]  # type: ignore[operator]
+            assert records == [(b"u1", orjson.dumps(d)) for d in sent]
+            assert kinds == Counter(str(d["kind"]) for d in sent) + Counter({"at_risk": 1})
+            assert withheld == Counter((3, str(d["kind"])) for d in ds if d["event_time_ms"] < from_ms)  # type: ignore[operator]
+            assert from_ms == 0 or 0 < len(sent) < len(ds)
 
 
 def test_a_recovered_alert_keeps_its_reasons_in_the_list() -> None:
@@ -55,9 +75,8 @@ def test_a_recovered_alert_keeps_its_reasons_in_the_list() -> None:
                  "reasons": ["about 10 events in recent weeks (decayed count, 4-week mean life)", "active today, usual interval 2.0 days"]}
     opened = {"alert_id": "a1", "kind": "at_risk", "event_time_ms": 5_000, "stage": "new", "risk": 0.6308,
               "reasons": ["active over only 1 day (first to last visit): churn is likeliest early on"]}
-    assert user_entry(recovered) == entry(recovered)
-    got = decode_entries([user_entry(recovered), user_entry(opened)])
+    got = decode_entries([entry(recovered), entry(opened)])
     assert [e["reasons"] for e in got] == [recovered["reasons"], opened["reasons"]]
     old_entry = b'["r1","recovered",9000,"new",0.3957,[]]'  # as written until 2026-12-03
-    assert decode_entries([old_entry, user_entry(opened)])[0]["reasons"] == ["risk down to 40% from 63% when the alert opened"]
+    assert decode_entries([old_entry, entry(opened)])[0]["reasons"] == ["risk down to 40% from 63% when the alert opened"]
     assert decode_entries([old_entry])[0]["reasons"] == []  # nothing to tell it from

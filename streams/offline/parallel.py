@@ -143,7 +143,7 @@ class _Shard:
         n_dates = len(self.dates)
 
         def alerts(i: int, got: list[tuple[str, list[Alert]]]) -> None:
-            # those a worker publishes: none before alerts_from (streams.worker.phases._queue_alerts)
+            # those a worker publishes: none before alerts_from (models.step.queue_alerts)
             pending[i] = "".join(json.dumps(alert.to_dict()) + "\n" for _, mine in got for alert in mine
                                  if alert.event_time_ms >= self.alerts_from_ms)
 

@@ -34,18 +34,21 @@ from typing import Any, Final, Iterable, Mapping
 
 import orjson
 
-__all__ = ["ALERT_LOG_CAP", "EXTRAS_FIELD", "append_to_extras", "decode_entries", "entry", "logged_kind", "user_entry"]
+__all__ = ["ALERT_LOG_CAP", "EXTRAS_FIELD", "KINDS_LOGGED", "STAGES_LOGGED", "append_to_extras", "decode_entries", "entry", "logged_kind"]
 
 ALERT_LOG_CAP: Final[int] = 10  # entries kept per customer, newest first
 EXTRAS_FIELD: Final[str] = "log"  # an account's list, inside its extras JSON
 _REASONS: Final[int] = 3  # the alert's reasons (models.reasons gives at most 3)
-_STAGES_LOGGED: Final[frozenset[str]] = frozenset({"churned", "reactivated"})
+#: The user alerts a list keeps: these kinds, and stage changes into these stages (``logged_kind``;
+#: the worker hands both to ``models.step.queue_alerts``, which applies the same rule compiled).
+KINDS_LOGGED: Final[frozenset[str]] = frozenset({"at_risk", "recovered"})
+STAGES_LOGGED: Final[frozenset[str]] = frozenset({"churned", "reactivated"})
 
 
 def logged_kind(alert: Mapping[str, Any]) -> bool:
     """Whether a user alert goes to the user's list (account alerts always do)."""
     kind = alert.get("kind")
-    return kind in ("at_risk", "recovered") or (kind == "stage_changed" and alert.get("stage") in _STAGES_LOGGED)
+    return kind in KINDS_LOGGED or (kind == "stage_changed" and alert.get("stage") in STAGES_LOGGED)
 
 
 def _row(alert: Mapping[str, Any]) -> list[Any]:
@@ -55,24 +58,12 @@ def _row(alert: Mapping[str, Any]) -> list[Any]:
 
 
 def entry(alert: Mapping[str, Any]) -> bytes:
-    """One list entry of an alert (its ``to_dict`` / JSON form)."""
+    """One list entry of an alert (its ``to_dict`` / JSON form). The worker makes its users'
+    entries in ``models.step.queue_alerts``: the same bytes without ``_row``'s conversions (the
+    alert's fields already have their types, its risk is already rounded to 4 places, which
+    ``round`` leaves as it is); ``tests/test_alert_log.py`` compares the two on alerts of every
+    kind and on random risks."""
     return orjson.dumps(_row(alert))
-
-
-def user_entry(alert: Mapping[str, Any]) -> bytes:
-    """``entry`` of a user alert as ``models.engine.Alert.to_dict`` gives it, the same bytes without
-    ``_row``'s conversions (the worker makes one per alert it logs): its fields already have their
-    types, and its risk is already rounded to 4 places (``engine.round_places``, the double
-    ``round(risk, 4)`` gives), which ``round`` leaves as it is; ``round`` itself went through a
-    decimal string, about a microsecond a call (docs/SCALING.md). ``tests/test_alert_log.py``
-    compares it with ``entry`` on alerts of every kind and on random risks.
-
-    >>> user_entry({"alert_id": "a1", "kind": "recovered", "event_time_ms": 5000, "stage": "active", "risk": 0.2,
-    ...             "reasons": ["x"]})
-    b'["a1","recovered",5000,"active",0.2,["x"]]'
-    """
-    return orjson.dumps([alert["alert_id"], alert["kind"], alert["event_time_ms"], alert["stage"], alert["risk"] or 0.0,
-                         alert["reasons"][:_REASONS]])
 
 
 def decode_entries(raw: Iterable[bytes | str | list[Any]]) -> list[dict[str, Any]]:

@@ -17,18 +17,18 @@ import zlib
 from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
-import orjson
 
-from models.engine import Alert, Mark, review_due_s
+from models.engine import Mark, review_due_s
 from models.events import Event
 from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
-from models.step import Todo as _Todo, advance_stored, bucket_todo, count_delta, index_scores as step_index_scores, locate_users
+from models.step import (Todo as _Todo, advance_stored, bucket_todo, count_delta, index_scores as step_index_scores,
+                         locate_users, queue_alerts)
 from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
-from streams.worker.alert_log import logged_kind, user_entry
+from streams.worker.alert_log import KINDS_LOGGED, STAGES_LOGGED
 from streams.worker.keys import offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.gap import gap_of
@@ -514,7 +514,7 @@ def advance_users(
     """``models.engine.advance`` for every user with events or a due review, bucket by bucket;
     counts into ``result``. ``history``: also the console's weekly points (streams/worker/history.py).
     ``alerts_from_ms`` (``Settings.alerts_from_ms``): user alerts of an earlier event time are not
-    queued for the alerts topic (:func:`_queue_alerts`); 0: all are."""
+    queued for the alerts topic (``models.step.queue_alerts``); 0: all are."""
     out = Advanced()
     for plan, reply in zip(plans, replies):
         expected = dict(zip(plan.parts, reply.offsets))
@@ -677,8 +677,9 @@ def _advance_bucket(
             users += 1
             processed += len(events)
             count_delta(old, st, alerts, stats, day_name)  # store.stats_delta, compiled: most steps move no counter
-            if alerts:
-                _queue_alerts(uid, group, alerts, expire, write, out, result, partition, alerts_from_ms)
+            if alerts:  # the one place user alerts become records for the producer (queue_alerts)
+                queue_alerts(uid, group, alerts, expire, partition, alerts_from_ms, KINDS_LOGGED, STAGES_LOGGED,
+                             write.alerts, out.alerts, result.alerts, result.withheld)
     finally:  # counted as they were queued, whatever stops the loop
         result.users += users
         result.processed += processed
@@ -705,25 +706,3 @@ def _off_path(uid: str, item: _Todo, bucket: int, due_field: str, st: UserState 
     write.history.append((group, uid, b""))  # console score history goes with the user
     write.alerts.append((group, uid, "", b""))  # and so does its alert list
     return False
-
-
-def _queue_alerts(uid: str, group: int, alerts: Sequence[Alert], expire: bool, write: BucketWrite, out: Advanced,
-                  result: CycleResult, partition: int = -1, alerts_from_ms: int = 0) -> None:
-    """A user's alerts for the alerts topic and, those worth it, for its list in the console
-    (streams/worker/alert_log.py; not for a user deleted in this write): one dict each for both.
-
-    The one place user alerts become records for the producer (both the cycle's tail and the
-    ``alerts_per_chunk`` hand-off send ``out.alerts``), so the one place ``alerts_from_ms`` applies:
-    an alert of an earlier event time (an onboarded export's first weeks, QA14 F9) is counted in
-    ``result.withheld`` instead of queued. The state and the console's list keep it as ever: the
-    alert is open or closed there, so what follows the date is what it would have been."""
-    kinds, key, withheld = result.alerts, uid.encode(), result.withheld
-    for alert in alerts:
-        d = alert.to_dict()
-        if logged_kind(d) and not expire:
-            write.alerts.append((group, uid, alert.alert_id, user_entry(d)))
-        if alert.event_time_ms < alerts_from_ms:
-            withheld[(partition, alert.kind)] = withheld.get((partition, alert.kind), 0) + 1
-            continue
-        kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
-        out.alerts.append((key, orjson.dumps(d)))

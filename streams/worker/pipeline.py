@@ -264,7 +264,7 @@ class Pipeline:
         self.model = model
         self.model_header = model_id(model).encode()
         self.topic = settings.topic_events
-        self.alerts_from_ms = settings.alerts_from_ms  # user alerts before it kept in the state, not sent (phases._queue_alerts)
+        self.alerts_from_ms = settings.alerts_from_ms  # user alerts before it kept in the state, not sent (models.step.queue_alerts)
         self.clock = clock or TopicClock(settings.allowed_lateness_ms, settings.idle_partition_ms, settings.clock)
         # The model's renames (``ChurnModel.event_types``) are applied here, as backtest and train apply them.
         self.decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
