@@ -74,6 +74,8 @@ def _replay(model: Any, calls: list[tuple[Any, ...]], encode: bool = False) -> i
     from streams.worker.store import BucketWrite
 
     try:
+        import orjson
+
         from models.step import queue_alerts
         from streams.worker.alert_log import KINDS_LOGGED, STAGES_LOGGED
 
@@ -81,7 +83,7 @@ def _replay(model: Any, calls: list[tuple[Any, ...]], encode: bool = False) -> i
 
         def hand_off(uid: str, alerts: list[Any]) -> None:
             queue_alerts(uid, 0, alerts, False, -1, 0, KINDS_LOGGED, STAGES_LOGGED, [], [], counts.alerts,
-                         counts.withheld)
+                         counts.withheld, orjson.dumps)
     except ImportError:  # a tree before it
         from streams.worker.phases import _queue_alerts  # type: ignore[attr-defined]
 

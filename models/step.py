@@ -13,8 +13,6 @@ from __future__ import annotations
 import zlib
 from typing import Any, Callable, Final, Sequence
 
-import orjson
-
 from models.compiled import CompiledModel
 from models.engine import Alert, Mark, advance, review_due_s
 from models.events import Event
@@ -311,7 +309,7 @@ _ENTRY_REASONS: Final[int] = 3
 def queue_alerts(uid: str, group: int, alerts: list[Alert], expire: bool, partition: int, alerts_from_ms: int,
                  logged_kinds: frozenset[str], logged_stages: frozenset[str],
                  entries: list[tuple[int, str, str, bytes]], records: list[tuple[bytes, bytes]],
-                 kinds: dict[str, int], withheld: dict[tuple[int, str], int]) -> None:
+                 kinds: dict[str, int], withheld: dict[tuple[int, str], int], dumps: Callable[[Any], bytes]) -> None:
     """A user's alerts as records for the alerts topic (``records``: key, JSON of ``to_dict``) and,
     those worth it, as entries of its console list (``entries``: group, user, alert id,
     ``streams.worker.alert_log.entry``'s bytes; none for a user deleted in this write,
@@ -319,7 +317,9 @@ def queue_alerts(uid: str, group: int, alerts: list[Alert], expire: bool, partit
     ``alerts_from_ms`` (``Settings.alerts_from_ms``: an onboarded export's first weeks, QA14 F9)
     is counted in ``withheld`` by ``(partition, kind)`` instead of queued; its entry is kept, as
     the state keeps the alert. Which alerts the list keeps is ``alert_log.logged_kind``'s rule,
-    given as data: ``logged_kinds``, and stage changes into ``logged_stages``.
+    given as data: ``logged_kinds``, and stage changes into ``logged_stages``. ``dumps``: the
+    shell's JSON encoder (``orjson.dumps``), handed in as ``frame_args`` is handed its converter:
+    models/ imports no serialization library (tests/test_models_purity.py).
 
     Why here: the shell's hand-off of an alert (a Python loop, ``logged_kind`` and the entry's
     row as Python calls on the alert's dict) was ~7k instructions an alert besides ``to_dict``
@@ -331,7 +331,7 @@ def queue_alerts(uid: str, group: int, alerts: list[Alert], expire: bool, partit
         if not expire and (kind in logged_kinds or (kind == "stage_changed" and alert.scores.stage in logged_stages)):
             risk = d["risk"]
             reasons = alert.scores.reasons
-            entries.append((group, uid, alert.alert_id, orjson.dumps(
+            entries.append((group, uid, alert.alert_id, dumps(
                 [alert.alert_id, kind, alert.event_time_ms, alert.scores.stage, risk if risk else 0.0,
                  list(reasons[:_ENTRY_REASONS])])))
         if alert.event_time_ms < alerts_from_ms:
@@ -339,7 +339,7 @@ def queue_alerts(uid: str, group: int, alerts: list[Alert], expire: bool, partit
             withheld[wk] = withheld.get(wk, 0) + 1
             continue
         kinds[kind] = kinds.get(kind, 0) + 1
-        records.append((key, orjson.dumps(d)))
+        records.append((key, dumps(d)))
 
 
 #: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk,

@@ -54,7 +54,7 @@ def test_queued_alerts_are_entry_and_json_of_to_dict() -> None:
             kinds: dict[str, int] = {"at_risk": 1}
             withheld: dict[tuple[int, str], int] = {}
             queue_alerts("u1", 7, alerts, expire, 3, from_ms, KINDS_LOGGED, STAGES_LOGGED, entries, records, kinds,
-                         withheld)
+                         withheld, orjson.dumps)
             ds = [a.to_dict() for a in alerts]
             assert entries == [(7, "u1", d["alert_id"], entry(d)) for d in ds if logged_kind(d) and not expire]
             sent = [d for d in ds if d["event_time_ms"] >= from_ms]  # type: ignore[operator]

@@ -17,6 +17,7 @@ import zlib
 from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
+import orjson
 
 from models.engine import Mark, review_due_s
 from models.events import Event
@@ -679,7 +680,7 @@ def _advance_bucket(
             count_delta(old, st, alerts, stats, day_name)  # store.stats_delta, compiled: most steps move no counter
             if alerts:  # the one place user alerts become records for the producer (queue_alerts)
                 queue_alerts(uid, group, alerts, expire, partition, alerts_from_ms, KINDS_LOGGED, STAGES_LOGGED,
-                             write.alerts, out.alerts, result.alerts, result.withheld)
+                             write.alerts, out.alerts, result.alerts, result.withheld, orjson.dumps)
     finally:  # counted as they were queued, whatever stops the loop
         result.users += users
         result.processed += processed
