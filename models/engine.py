@@ -23,7 +23,7 @@ from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
 from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
-from models.signals import order_due_s, reorder_late, reorder_late_s
+from models.signals import is_cancelled, order_due_s, reorder_late, reorder_late_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "review_due_s",
@@ -273,8 +273,12 @@ def advance(
                     _review(user_id, st, ts_s, model, out, c)
             continue
         days = st.active_days  # a new active day (models.state: a visit dated by its first UTC day) is a review point
+        cancelled = st.cancelled_s != 0 and is_cancelled(st)  # (rare: most users never cancel)
         apply_looked_up(st, ev, vocabulary, slot, role)
-        new_day = st.active_days != days
+        # so is the event that ends a standing cancellation (activity on a later UTC day: the stage
+        # rule's "back"), which a visit continued across midnight does without a new active day: the
+        # user stayed churned until their next visit day (hypothesis, test_smart_reviews_miss_no_order_falling_due)
+        new_day = st.active_days != days or (cancelled and not is_cancelled(st))
         out.review = None  # the state moved on since the last review (if this event is one, it sets it again)
         # While an at-risk alert is open every event is a review point: activity later the same
         # day can bring the risk under risk_exit, and silence never would (models.risk).
