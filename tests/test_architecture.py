@@ -82,7 +82,7 @@ def test_every_command_is_a_module_of_the_cli_package() -> None:
 
 
 @pytest.mark.parametrize("command", ["alerts", "topics", "publish", "simulate", "worker", "score", "top", "churn-rate",
-                                     "report", "accounts", "console", "forward"])
+                                     "report", "accounts", "console", "forward", "dlq"])
 def test_help_of_a_light_command_loads_no_numerical_library(command: str) -> None:
     """Only the chosen command's module is imported, and light commands stay light."""
     code = (

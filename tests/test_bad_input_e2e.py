@@ -495,3 +495,40 @@ def test_amounts_that_would_overflow_revenue_are_rejected_and_fail_no_cycle(outc
         client.close()
     assert stats and all(math.isfinite(v) for v in stats)
     assert all(math.isfinite(st.revenue) for st in states.values()), "revenue stays a number"
+
+
+def test_churnwatch_dlq_reads_each_refused_record_once_with_its_reason(outcome: Outcome, monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``churnwatch dlq`` (QA15 F9: no way to read the DLQ with the local recipe) over a copy of the run's dead
+    letters with the first one written twice, as a batch read again after a rebalance writes it (QA15 F5)."""
+    from kafka import KafkaProducer
+
+    from streams.cli import main
+
+    topic = f"{outcome.topics['dlq']}-copy"
+    assert set(ensure_topics(Settings(kafka_bootstrap_servers=outcome.bootstrap, topic_events=topic + "-ev",
+                                      topic_alerts=topic + "-al", topic_dlq=topic, partitions=PARTITIONS)).values()) == {"created"}
+    producer = KafkaProducer(bootstrap_servers=outcome.bootstrap, acks="all")
+    for _, _, key, value in [*outcome.dlq, outcome.dlq[0]]:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+    monkeypatch.setenv("CHURNWATCH_TOPIC_DLQ", topic)
+    letters = [orjson.loads(v or b"") for *_, v in outcome.dlq]
+
+    def dlq(*args: str) -> tuple[list[str], str]:
+        assert main(["--bootstrap-servers", outcome.bootstrap, "dlq", *args]) == 0
+        out, err = capsys.readouterr()
+        return out.splitlines(), err
+
+    lines, err = dlq()
+    assert len(lines) == len(letters), err
+    for d in letters:  # each refused record: its reason, its place in the events topic, its detail
+        place = f" {d['reason']} {outcome.topics['events']}[{d['partition']}]@{d['offset']}: {d['detail']}"
+        assert sum(place in line for line in lines) == 1, place
+    assert f"{len(letters):,} dead letters in {topic}" in err and "1 repeats of a record shown" in err, err
+    assert len(dlq("--all")[0]) == len(letters) + 1
+    json_lines, _ = dlq("--json", "--reason", "late,future")
+    assert sorted(orjson.dumps(orjson.loads(line)) for line in json_lines) == sorted(
+        orjson.dumps(d) for d in letters if d["reason"] in ("late", "future")) != []
+    assert len(dlq("--max", "2")[0]) == 2

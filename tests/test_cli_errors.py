@@ -61,6 +61,7 @@ CASES: list[tuple[list[str], str]] = [
     # QA5 L4: accepted, then read nothing for "-1 s" / "nan s"
     (["accounts", "list", "--timeout", "-1"], "argument --timeout: --timeout must be in (0, inf) seconds, got -1"),
     (["accounts", "show", "a1", "--timeout", "nan"], "argument --timeout: --timeout must be in (0, inf) seconds, got nan"),
+    (["dlq", "--max", "0"], "argument --max: must be at least 1 dead letter, got 0"),
 ]
 
 

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("streams.cli.publish", "publish events from a JSON-lines or CSV file"),
     "simulate": ("streams.cli.simulate", "publish a simulated population with known behaviour and write its ground truth"),
     "alerts": ("streams.cli.alerts", "follow the at-risk topic and print alerts (readable or JSON lines)"),
+    "dlq": ("streams.cli.dlq", "read the dead letters: why each record was refused, where it came from, what it held"),
     "score": ("streams.cli.score", "show one user's live scores and reasons"),
     "top": ("streams.cli.top", "today's ranked list within a budget: users to save, or --win-back the lapsed"),
     "churn-rate": ("streams.cli.churn_rate", "churn rate by count, percent and revenue"),
@@ -99,7 +100,7 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
 _SERVICES = frozenset({"worker", "forward", "learn"})
 #: Commands that only read (Kafka and Redis): the Kafka clients' warnings are not for their user
 #: (streams.kafka_admin.quiet_kafka_logs ``read_only``); ``accounts import`` writes, so not it.
-_READ_ONLY = frozenset({"alerts", "score", "top", "churn-rate", "digest", "accounts"})
+_READ_ONLY = frozenset({"alerts", "dlq", "score", "top", "churn-rate", "digest", "accounts"})
 
 
 def _read_only(args: argparse.Namespace) -> bool:

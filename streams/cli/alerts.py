@@ -40,6 +40,7 @@ __all__ = [
     "parse_kinds",
     "parse_seconds",
     "run",
+    "stop_reader",
 ]
 
 logger = logging.getLogger(__name__)
@@ -210,10 +211,10 @@ async def follow_alerts(
             elif idle_timeout_s is not None and time.monotonic() - last_new >= idle_timeout_s:
                 return
     finally:
-        await _stop(consumer, settings)
+        await stop_reader(consumer, settings)
 
 
-async def _stop(consumer: Any, settings: Settings) -> None:
+async def stop_reader(consumer: Any, settings: Settings, topic: str | None = None, what: str = "alerts") -> None:
     """Stop the consumer; a broker lost while following ends in one line, not a traceback.
 
     aiokafka's ``stop`` awaits the fetch task it cancels and lets that task's ``CancelledError``
@@ -229,7 +230,7 @@ async def _stop(consumer: Any, settings: Settings) -> None:
         if task is not None and task.cancelling():
             raise
         raise UserError(f"lost the connection to Kafka at {settings.kafka_bootstrap_servers} while following "
-                        f"{settings.topic_alerts!r} ({type(exc).__name__}); the alerts above are all that were read") from None
+                        f"{topic or settings.topic_alerts!r} ({type(exc).__name__}); the {what} above are all that were read") from None
 
 
 def _decode(value: bytes | None) -> dict[str, Any] | None:
