@@ -62,6 +62,7 @@ CASES: list[tuple[list[str], str]] = [
     (["accounts", "list", "--timeout", "-1"], "argument --timeout: --timeout must be in (0, inf) seconds, got -1"),
     (["accounts", "show", "a1", "--timeout", "nan"], "argument --timeout: --timeout must be in (0, inf) seconds, got nan"),
     (["dlq", "--max", "0"], "argument --max: must be at least 1 dead letter, got 0"),
+    (["top", "--owner", "ana", "-n", "0"], "argument -n: must be at least 1 user or account, got 0"),
 ]
 
 

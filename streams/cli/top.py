@@ -31,8 +31,9 @@ def _share(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("-n", type=positive_int("users"), default=None, help="budget: how many users (default 20) among those with an open at-risk alert, as the console lists them "
-                             "(--share ranks every user of the list's stages)")
+    budget.add_argument("-n", type=positive_int("users or accounts", "user or account"), default=None,
+                        help="budget: how many users (default 20) among those with an open at-risk alert, as the console lists them "
+                             "(--share ranks every user of the list's stages); with --owner, how many accounts (QA15 F9: the error said users)")
     budget.add_argument("--share", type=_share, default=None, help="budget: this share of the candidate users, such as 0.02 or 2%%")
     parser.add_argument("--win-back", dest="win_back", action="store_true",
                         help="the win-back list (lapsed users, warmest first: most likely back within the horizon) instead of the save list; "
