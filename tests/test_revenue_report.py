@@ -139,6 +139,27 @@ def test_text_report_and_bad_arguments(history: tuple[AccountSim, Path, Path], c
     assert "is not a file" in capsys.readouterr().err
 
 
+def test_the_first_period_of_a_history_says_its_new_mrr_holds_the_customers_already_paying(
+        history: tuple[AccountSim, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """QA15 F8: the month the history begins in counts the whole base as new; the report says so, with
+    that period's own figures, and says nothing when the report starts after the history began."""
+    _, events, _ = history
+    assert main(["report", "--events", str(events), "--from", "2026-01-01", "--to", "2026-03-01", "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    first = report["periods"][0]
+    assert first["new_customers"] > 0
+    assert report["opening_note"] == (
+        f"the history's paid statements begin {report['opening_note'].split('begin ')[1][:16]}, inside the period from "
+        f"2026-01-01: its new {first['new']} ({first['new_customers']:,} customers) counts every customer already paying "
+        "then as new, and as that month's cohort; the next period's start MRR is the opening balance (--from the next "
+        "period's first day)")
+    assert report["opening_note"].split("begin ")[1].startswith("2026-01")
+    assert main(["report", "--events", str(events), "--from", "2026-02-01", "--to", "2026-03-01", "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["opening_note"] is None
+    assert main(["report", "--events", str(events), "--from", "2026-01-01", "--to", "2026-02-01"]) == 0
+    assert "\nnote: the history's paid statements begin 2026-01" in capsys.readouterr().out
+
+
 def test_a_file_without_statements_says_its_purchases_are_not_mrr(history: tuple[AccountSim, Path, Path], tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """QA12 F8: a shop's history (purchases, no subscription events) printed months of 0.00 MRR

@@ -27,7 +27,8 @@ from streams.errors import UserError
 from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "money_in", "no_statements_note", "owner_books",
+__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "first_paid_ms", "money_in", "no_statements_note",
+           "opening_note", "owner_books",
            "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
@@ -43,6 +44,33 @@ def read_statements(path: str | Path, currency: str = "") -> list[Event]:
     events = [ev for ev in iter_events_csv(path, currency=currency) if ev.subscription is not None]
     events.sort(key=EVENT_ORDER)
     return drop_repeats(events)
+
+
+def first_paid_ms(book: RevenueBook) -> int | None:
+    """When the history's first MRR movement is (its first paid statement), None without one."""
+    return min((mv.ts_ms for mv in book.movements), default=None)
+
+
+def opening_note(first_ms: int | None, figures: list[PeriodFigures]) -> str | None:
+    """What the first period's "new" holds when the history's statements begin inside it: every
+    customer already paying then is stated for the first time, so it is counted as new business
+    and as that month's signup cohort (QA15 F8: January "new 49,551.07, won 275" for a whole
+    existing base). Said, not changed: the file cannot tell an old customer from a new one; the
+    next period's start MRR is the opening balance.
+
+    >>> f = PeriodFigures(0, 10, 0, 500, 0, 0, 0, 0, 500, 0, 5, 0, 0, 5, 0, *[None] * 6)
+    >>> opening_note(3, [f])
+    "the history's paid statements begin 1970-01-01 00:00, inside the period from 1970-01-01: its new 5.00 (5 customers) counts every customer already paying then as new, and as that month's cohort; the next period's start MRR is the opening balance (--from the next period's first day)"
+    >>> opening_note(10, [f]) is None
+    True
+    """
+    if first_ms is None or not figures or not figures[0].start_ms <= first_ms < figures[0].end_ms or not figures[0].new_cents:
+        return None
+    head = figures[0]
+    when = datetime.fromtimestamp(first_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return (f"the history's paid statements begin {when}, inside the period from {_day(head.start_ms)}: its new "
+            f"{money_text(head.new_cents)} ({head.new_customers:,} customers) counts every customer already paying then as new, "
+            f"and as that month's cohort; the next period's start MRR is the opening balance (--from the next period's first day)")
 
 
 def build_report(path: str | Path, from_ms: int, to_ms: int, period: str,
@@ -103,13 +131,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     book, figures = build_report(args.events, from_ms, to_ms, args.period, settings.currency)
     cohorts = book.cohorts.get(to_ms)
     if args.json:
-        print(orjson.dumps({**_head(args, settings, from_ms, to_ms), **_book_dict(book, figures, cohorts)}).decode())
+        print(orjson.dumps({**_head(args, settings, from_ms, to_ms), **_book_dict(book, figures, cohorts),
+                            "opening_note": opening_note(first_paid_ms(book), figures)}).decode())
         if not book.accounts:  # on stderr: stdout stays one JSON object
             print(no_statements_note(args.events, settings), file=sys.stderr)
         return 0
     _print_periods(figures)
     if cohorts:
         print_cohorts(cohorts)
+    note = opening_note(first_paid_ms(book), figures)
+    if note:
+        print(f"\nnote: {note}")
     print(f"{len(book.accounts):,} accounts; {money_in(settings.currency)}; rates in %; "
           f"definitions in docs/REVENUE.md" + (f"; {book.late} late statements ignored" if book.late else ""))
     if not book.accounts:
