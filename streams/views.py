@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 
 from models.account_health import GONE_STAGES
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BOOK_STAGES", "AccountReport", "NoActivityYet", "UnreadableAccount", "account_book", "account_report", "account_subscriptions", "read_account_state", "UserReport", "churn_rate", "cohort_rows",
            "indexed_save_list", "live_cohorts", "live_revenue", "open_reader", "renewal", "renewal_text", "revenue_figures",
-           "revenue_range", "stream_time_ms", "top_users", "user_report"]
+           "revenue_range", "stream_time_ms", "top_users", "user_report", "warned_before"]
 
 _DAY_MS = 86_400_000
 
@@ -470,6 +470,8 @@ class AccountReport:
     as_of_ms: int = 0
     lost_mrr_cents: int = 0  # a gone account (churned): the MRR its cancellation took; else 0
     left_ms: int = 0  # a gone account (churned, trial_lost): when its subscription went; else 0
+    warned_ms: int = 0  # a gone account: when its at-risk alert open at the churn opened (warned_before); else 0
+    warned_reasons: tuple[str, ...] = ()  # that alert's reasons: what went before the churn
 
     @property
     def renews(self) -> str:
@@ -503,7 +505,33 @@ class AccountReport:
                 "risk": r.risk, "health": r.health, "temperature": r.temperature, "stage": r.stage,
                 "mrr": r.mrr_cents / 100, "users": r.users, "silent_users": r.silent, "usage": r.usage,
                 "action": r.action, "reasons": list(r.reasons),
-                "lost_mrr": self.lost_mrr_cents / 100, "left_on": format_ts(self.left_ms)[:10] if self.left_ms else None}
+                "lost_mrr": self.lost_mrr_cents / 100, "left_on": format_ts(self.left_ms)[:10] if self.left_ms else None,
+                "warned_on": format_ts(self.warned_ms)[:10] if self.warned_ms else None, "warned_reasons": list(self.warned_reasons)}
+
+
+def warned_before(extras: Mapping[str, Any], left_ms: int) -> tuple[int, tuple[str, ...]]:
+    """(when, reasons) of the ``account_at_risk`` alert still open when a gone account left, from
+    the account's alert list (``alert_log``, newest first), or (0, ()) when none was: the win-back
+    call's context. QA15 F9: a win-back row's only reason was "subscription cancelled", though the
+    account had been at risk for weeks with "6 of 12 users silent for 2 weeks"; what went before is
+    what the call is about. An alert closed by a recovery before the churn is not "open".
+
+    >>> log = [["c", "account_churned", 90, "churned", 1.0, ["subscription cancelled"]],
+    ...        ["a", "account_at_risk", 50, "at_risk", 0.7, ["2 of 3 users silent for 2 weeks"]]]
+    >>> warned_before({"log": log}, 90)
+    (50, ('2 of 3 users silent for 2 weeks',))
+    >>> warned_before({"log": [log[0], ["r", "account_recovered", 70, "active", 0.2, []], log[1]]}, 90)
+    (0, ())
+    """
+    from streams.worker.alert_log import EXTRAS_FIELD, decode_entries
+
+    for e in decode_entries(extras.get(EXTRAS_FIELD) or ()):
+        if e["event_time_ms"] > left_ms or e["kind"] in ("account_churned", "trial_ending"):
+            continue
+        if e["kind"] == "account_at_risk":
+            return e["event_time_ms"], tuple(str(r) for r in e["reasons"])
+        return 0, ()  # a recovery (or anything else) closed what went before
+    return 0, ()
 
 
 def account_subscriptions(state: Any, now_ms: int) -> list[dict[str, Any]]:
@@ -565,13 +593,14 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
         return None
     renewal_date = facts.get("renewal_date") or ""
     state = read_account_state(blob)
-    r = account_rollup(state, orjson.loads(extras) if extras else {},
-                       [Member.from_bytes(v) for v in members.values()],
+    more = orjson.loads(extras) if extras else {}
+    r = account_rollup(state, more, [Member.from_bytes(v) for v in members.values()],
                        renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id)
     renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
     lost, left = _left(state) if r.stage in GONE_STAGES else (0, 0)
+    warned = warned_before(more, left) if r.stage in GONE_STAGES else (0, ())
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms,
-                         lost, left)
+                         lost, left, *warned)
 
 
 def _left(state: Any) -> tuple[int, int]:

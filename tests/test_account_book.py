@@ -173,6 +173,35 @@ def test_the_win_back_list_shows_the_churn_not_a_later_statement() -> None:
     assert got == [("b-one", 50.0, "2026-02-05"), ("b-later", 25.0, "2026-02-09"), ("b-two", 25.0, "2026-02-09")], got
 
 
+def test_a_win_back_row_says_what_went_before_the_churn(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA15 F9: the win-back row's only reason was "subscription cancelled"; the at-risk alert open when
+    the account left (its alert list, newest first) is the call's subject. One closed by a recovery
+    before the churn is not, and an account never at risk has none."""
+    from streams.cli.top import print_book
+
+    left = NOW - 10 * DAY_MS
+    logs = {
+        "c-warned": [["c1", "account_churned", left, "churned", 1.0, ["subscription cancelled"]],
+                     ["r1", "account_at_risk", left - 20 * DAY_MS, "at_risk", 0.7, ["6 of 12 users silent for 2 weeks (66% of its activity)"]]],
+        "c-recovered": [["c2", "account_churned", left, "churned", 1.0, ["subscription cancelled"]],
+                        ["v2", "account_recovered", left - 5 * DAY_MS, "active", 0.2, []],
+                        ["r2", "account_at_risk", left - 20 * DAY_MS, "at_risk", 0.7, ["both users silent for 3 weeks"]]],
+        "c-sudden": [["c3", "account_churned", left, "churned", 1.0, ["subscription cancelled"]]],
+    }
+    records = _Records({a: (_churned(2_999, left), [_member("u0", 10)]) for a in logs})
+    records.records = {a: (blob, orjson.dumps({"log": logs[a]}), members) for a, (blob, _, members) in records.records.items()}
+    table = {a: {"account_id": a, "owner": "carol"} for a in logs}
+    book = account_book(records, Settings(), "carol", 50, now_ms=NOW, table=table, churned_only=True)  # type: ignore[arg-type]
+    got = {r.account_id: (r.to_dict()["warned_on"], r.to_dict()["warned_reasons"]) for r in book}
+    assert got == {"c-warned": ("2026-03-02", ["6 of 12 users silent for 2 weeks (66% of its activity)"]),
+                   "c-recovered": (None, []), "c-sudden": (None, [])}, got
+    print_book(book, False, win_back=True)
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["c-warned"].endswith(": subscription cancelled; at risk since 2026-03-02: 6 of 12 users silent for 2 weeks "
+                                     "(66% of its activity)"), rows["c-warned"]
+    assert rows["c-sudden"].endswith(": subscription cancelled"), rows["c-sudden"]
+
+
 def test_the_book_stage_filter_offers_what_a_list_holds() -> None:
     """QA: the Stage filter mostly listed nothing (the save tab is all at_risk, the win-back tab
     was all churned). Now the win-back list holds two stages to tell apart; a stage a list cannot

@@ -206,7 +206,8 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert capsys.readouterr().out.strip() == "no account of bob is at risk"
     # QA 2026-12: --win-back with --owner printed "no account ... is at risk"; now the churned ones
     assert main(["top", "--owner", "bob", "--win-back", "--json"]) == 0
-    assert [orjson.loads(line)["stage"] for line in capsys.readouterr().out.splitlines()] == ["churned"]
+    bob = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(b["stage"], b["warned_on"], b["warned_reasons"]) for b in bob] == [("churned", None, [])]  # never at risk first
     assert main(["top", "--owner", "alice", "--win-back"]) == 0
     assert capsys.readouterr().out.strip() == "no churned account or lost trial of alice to win back"
     assert main(["top", "--owner", "nobody"]) == 2

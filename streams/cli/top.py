@@ -159,7 +159,8 @@ def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # ty
     """The owner's book as a table (or JSON lines): shared with ``churnwatch digest``. Columns are
     as wide as their widest cell ("2026-08-01 (in 120 d)" is 21 characters: a fixed 20 pushed the
     action one character right, QA 2026-12-02). ``win_back``: the accounts that left, with the MRR
-    they took and the day they left instead of the MRR (0) and the renewal (none). Each row names
+    they took and the day they left instead of the MRR (0) and the renewal (none), and after the
+    churn's reason the first reason of the at-risk alert open when it left (``views.warned_before``). Each row names
     the account as the accounts table does (its ``name``, "-" when unknown) beside its id: an
     account manager knows their customers by name (QA 2026-12: the table showed ids only). The
     stage is the value the JSON and the docs use (``at_risk``), as ``accounts show`` prints it."""
@@ -179,6 +180,8 @@ def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # ty
     for i, (r, name, cents, w) in enumerate(zip(reports, names, money, when), start=1):
         a = r.rollup
         reason = a.reasons[0] if a.reasons else ""
+        if win_back and r.warned_reasons:  # what went before the churn: the call's subject (QA15 F9)
+            reason += f"; at risk since {format_ts(r.warned_ms)[:10]}: {r.warned_reasons[0]}"
         print(f"{i:>3}  {r.account_id:<{aw}} {name:<{nw}} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<{sw}} "
               f"{cents / 100:>9.2f}  {w:<{ww}}  {a.action}" + (f": {reason}" if reason else ""))
 
