@@ -356,14 +356,18 @@ def test_an_idle_worker_follows_the_topic_clock_another_worker_moves(
 
     fault = QuickRun(kafka_bootstrap, redis_url, tmp_path, f"{unique_name}-idle", shared_group=True)
     try:
-        workers = (fault.worker(), fault.worker())
+        first = fault.worker()
+        wait_for("the first worker owning every partition", lambda: metric(first, "churnwatch_partitions_assigned") == 8, 60, (first,))
+        workers = (first, fault.worker())
         wait_for("two workers sharing the partitions",
                  lambda: [metric(w, "churnwatch_partitions_assigned") for w in workers] == [4.0, 4.0], 60, workers)
+        # the second's join took 4 partitions from the first: a rebalance ChurnwatchRebalancing counts (QA15 F6)
+        assert metric(first, "churnwatch_rebalances_total") >= 1
         cut_ms = small[0].ts_ms + 20 * 86_400_000
-        first = [ev for ev in small if ev.ts_ms < cut_ms]
+        early = [ev for ev in small if ev.ts_ms < cut_ms]
         rest = [ev for ev in small if ev.ts_ms >= cut_ms and partition_of(ev.user_id, 8) == 0]
-        assert rest and any(partition_of(ev.user_id, 8) != 0 for ev in first)
-        fault.wait(publish_events(kafka_bootstrap, fault.topics["events"], first))
+        assert rest and any(partition_of(ev.user_id, 8) != 0 for ev in early)
+        fault.wait(publish_events(kafka_bootstrap, fault.topics["events"], early))
         fault.wait(publish_events(kafka_bootstrap, fault.topics["events"], rest))
         from models.state import UserState
 

@@ -241,6 +241,16 @@ PANELS: tuple[Panel, ...] = (
         description="Partitions owned by each worker; workers beyond the partition count own none (idle spares).",
     ),
     Panel(
+        "Rebalances (10 min)",
+        (("{{instance}}", "sum by (instance) (increase(churnwatch_rebalances_total[10m]))"),),
+        kind="stat",
+        width=6,
+        height=4,
+        thresholds=((0, "green"), (7, "red")),
+        description="Times each worker's partitions were taken from it in the last 10 minutes: a deploy makes a few; "
+                    "more than 6 for 10 minutes is ChurnwatchRebalancing (starved heartbeats, a crash loop).",
+    ),
+    Panel(
         "Kafka answered (s ago)",
         (("{{instance}}", "max by (instance) (churnwatch_kafka_fetch_reply_age_seconds)"),),
         kind="stat",

@@ -547,6 +547,8 @@ class StreamConsumer:
         finally:
             self._revoking = False
         metrics.PARTITIONS_ASSIGNED.set(len(self.assigned))
+        if any(tp.topic == self.topic for tp in revoked):  # the first join revokes nothing: not a rebalance that cost work
+            metrics.REBALANCES.inc()
         logger.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:

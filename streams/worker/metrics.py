@@ -207,6 +207,11 @@ LAYOUT_CHANGED = Gauge(
     "churnwatch_partition_layout_changed", "1 when this worker stopped taking work because the partition count changed"
 )
 PARTITIONS_ASSIGNED = Gauge("churnwatch_partitions_assigned", "Partitions of the events topic owned by this worker")
+REBALANCES = Counter(
+    "churnwatch_rebalances_total",
+    "Group rebalances that took partitions of the events topic from this worker (each drains its cycles in flight and "
+    "re-reads what they had not applied; ChurnwatchRebalancing)",
+)
 KAFKA_FETCH_REPLY_AGE = Gauge(
     "churnwatch_kafka_fetch_reply_age_seconds",
     "Seconds since the broker last answered a fetch for any partition this worker owns (an empty long poll counts); "
