@@ -549,7 +549,7 @@ class FileOrder:
     def late_start_line(self) -> str | None:
         """``backtest``'s and ``train``'s warning of a history that starts after its users signed
         up (QA10 F16, ``streams.offline.history.late_start_warning``), None when it does not."""
-        return late_start_warning(self.first_day_users, self.users, self.start_ms, self.end_ms)
+        return late_start_warning(self.first_day_users, self.users, self.start_ms, self.end_ms, "publish")
 
     def reorder_line(self, name: str) -> str:
         """The line ``churnwatch publish`` prints when it sends a file sorted.

@@ -63,6 +63,12 @@ CASES: list[tuple[list[str], str]] = [
     (["accounts", "show", "a1", "--timeout", "nan"], "argument --timeout: --timeout must be in (0, inf) seconds, got nan"),
     (["dlq", "--max", "0"], "argument --max: must be at least 1 dead letter, got 0"),
     (["top", "--owner", "ana", "-n", "0"], "argument -n: must be at least 1 user or account, got 0"),
+    # QA16 F8: a bare number was milliseconds; train ran 40 s on "45 ms of silence is churn"
+    (["train", "--events", "README.md", "--churn-after", "45", "--out", "/tmp/x.json"],
+     "--churn-after 45: give a unit, such as 45d (or 12h, 90m); a bare number would be milliseconds"),
+    (["backtest", "--events", "README.md", "--as-of", "2026-01-01/2026-02-01/7", "--out", "/tmp/x.csv"],
+     "--as-of STEP 7: give a unit, such as 7d (or 12h, 90m); a bare number would be milliseconds"),
+    (["learn", "--window", "90", "--dry-run"], "--window 90: give a unit, such as 90d (or 12h, 90m); a bare number would be milliseconds"),
 ]
 
 

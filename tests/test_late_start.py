@@ -114,8 +114,12 @@ def test_publish_and_train_from_the_topic_warn_on_a_cut_history_and_not_on_a_who
     if not cut:
         assert published == trained == []
         return
-    assert len(published) == 1 and published[0].startswith("WARNING: " + _expected(n)), published
     first = format_day_or_time(START_MS + 9 * HOUR_MS)
+    # publish cannot tell a cut export from the next part of a history the topic holds (QA16 F9): it says so
+    assert len(published) == 1 and published[0].startswith(
+        f"WARNING: {n} of {USERS} users ({n / USERS:.0%}) have their first event within 24 hours of the file's first event "
+        f"({first}): unless the events topic already holds their earlier events (a history published in parts), the "
+        "export probably starts after they signed up; they will all look new"), published
     assert trained == [f"WARNING: {n} of {USERS} users ({n / USERS:.0%}) have their first event within 24 hours of the "
                        f"topic's first retained event ({first}): the retained history probably starts after they signed "
                        f"up (a history published cut, or its start past the topic's retention); they will all look new "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +12,7 @@ from streams.errors import UserError
 from streams.settings import parse_duration_ms, topic_refusal
 from streams.timefmt import parse_ts_ms
 
-__all__ = ["check_output_file", "number_in", "parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate", "topic_name"]
+__all__ = ["check_output_file", "cli_duration_ms", "number_in", "parse_as_of", "parse_date_ms", "parse_start_ms", "persona_mix", "positive_int", "rate", "topic_name"]
 
 
 def parse_date_ms(text: str, flag: str) -> int:
@@ -30,6 +31,25 @@ def parse_date_ms(text: str, flag: str) -> int:
 def parse_start_ms(text: str) -> int:
     """``--start``: see :func:`parse_date_ms`."""
     return parse_date_ms(text, "--start")
+
+
+def cli_duration_ms(text: str, name: str) -> int:
+    """A duration given on the command line, in milliseconds; a bare number is refused.
+
+    The settings read a bare number as milliseconds (their names say ``_MS``), but on a command
+    line ``--churn-after 45`` means 45 days to its reader, not 45 ms: QA16 F8 trained for 40 s on
+    "45 ms of silence is churn" and ended on "labels have one class only". A unit is required.
+
+    >>> cli_duration_ms("45d", "--churn-after")
+    3888000000
+    >>> cli_duration_ms("45", "--churn-after")
+    Traceback (most recent call last):
+    ValueError: --churn-after 45: give a unit, such as 45d (or 12h, 90m); a bare number would be milliseconds
+    """
+    if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", text):
+        n = text.strip()
+        raise ValueError(f"{name} {n}: give a unit, such as {n}d (or 12h, 90m); a bare number would be milliseconds")
+    return parse_duration_ms(text, name=name)
 
 
 def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:
@@ -127,7 +147,7 @@ def parse_as_of(text: str) -> list[int]:
         if len(parts) != 3:
             raise ValueError(f"--as-of {text!r}: a range is START/END/STEP, such as 2026-02-01/2026-06-01/7d")
         start, end = _parse_date_ms(parts[0]), _parse_date_ms(parts[1])
-        step = parse_duration_ms(parts[2], name="--as-of STEP")
+        step = cli_duration_ms(parts[2], "--as-of STEP")
         if step <= 0:
             raise ValueError(f"--as-of STEP must be a positive duration, got {parts[2]!r}")
         if end < start:

@@ -15,13 +15,13 @@ from typing import IO, Any, Callable, Mapping, Sequence
 from models.events import Event
 from models.model import DEFAULT_MODEL_PATH, ChurnModel, load_model
 from models.state import DAY_S
-from streams.cli.argtypes import check_output_file, parse_as_of, positive_int
+from streams.cli.argtypes import check_output_file, cli_duration_ms, parse_as_of, positive_int
 from streams.errors import UserError
 from streams.offline.evaluate import Labels, _Panel, _Panels, _panel_collector, evaluate, read_labels, roc_curve
 from streams.offline.history import first_day_of, late_start_warning, read_text
 from streams.offline.parallel import DateOutput, ReadSummary, replay_text
 from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_config, open_text, timeline, with_config
-from streams.settings import Settings, parse_duration_ms
+from streams.settings import Settings
 from streams.timefmt import format_day_or_time, format_ts
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     as_of = parse_as_of(args.as_of)
     alerts_from_ms = settings.with_(alerts_from=args.alerts_from).alerts_from_ms  # checked as the worker checks it
     model = load_model(args.model or settings.model_path or None)
-    horizon_ms = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else int(model.horizon_days * DAY_S * 1000)
+    horizon_ms = cli_duration_ms(args.horizon, "--horizon") if args.horizon else int(model.horizon_days * DAY_S * 1000)
     if horizon_ms <= 0:
         raise ValueError(f"--horizon must be a positive duration, got {args.horizon!r}")
     config = load_config(args.config)

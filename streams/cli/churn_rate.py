@@ -46,10 +46,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(orjson.dumps(result).decode())
         return 0
+    # purchases only when there are some: a subscription product's "purchases of churned users 0.00" read
+    # as a broken figure (QA16 F10; the console hides that card likewise)
+    spent = (f"; purchases of churned users {result['churned_revenue']:,.2f} (their purchases up to the churn; "
+             "subscription MRR is below)") if result["churned_revenue"] else ""
     print(f"churn over the {result['days']} days to {result['as_of'][:16].replace('T', ' ')} UTC (stream time): "
           f"{result['churned']:,} users churned = {100 * result['churn_rate']:.1f}% of {result['active_at_start']:,} "
-          f"active at the start; purchases of churned users {result['churned_revenue']:,.2f} (their purchases up to "
-          f"the churn; subscription MRR is below)")
+          f"active at the start{spent}")
     money = f" ({settings.currency})" if settings.currency else ""
     for f in result["revenue"]["periods"]:
         print(f"{args.period} from {f['period_start']}{money}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "

@@ -16,9 +16,9 @@ import math
 import time
 from typing import Any
 
-from streams.cli.argtypes import number_in, topic_name
+from streams.cli.argtypes import cli_duration_ms, number_in, topic_name
 from streams.errors import UserError
-from streams.settings import Settings, parse_duration_ms
+from streams.settings import Settings
 
 __all__ = ["add_arguments", "run"]
 
@@ -52,13 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    every_ms = parse_duration_ms(args.every, name="--every") if args.every else None
+    every_ms = cli_duration_ms(args.every, "--every") if args.every else None
     if every_ms is not None and every_ms < 1000:
         raise UserError(f"--every must be at least 1s, got {args.every}")
-    churn_after = parse_duration_ms(args.churn_after, name="--churn-after") if args.churn_after else None
+    churn_after = cli_duration_ms(args.churn_after, "--churn-after") if args.churn_after else None
     if churn_after is not None and churn_after <= 0:
         raise UserError("--churn-after must be > 0")
-    window_ms = parse_duration_ms(args.window, name="--window") if args.window else None
+    window_ms = cli_duration_ms(args.window, "--window") if args.window else None
     if window_ms is not None and window_ms <= 0:
         raise UserError("--window must be > 0")
     while True:

@@ -10,14 +10,14 @@ from typing import Mapping, Sequence
 from models.events import Event, TypeMap
 from models.model import ChurnModel, load_model
 from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
-from streams.cli.argtypes import check_output_file, parse_as_of, parse_date_ms, topic_name
+from streams.cli.argtypes import check_output_file, cli_duration_ms, parse_as_of, parse_date_ms, topic_name
 from streams.errors import UserError
 from streams.offline.history import first_day_users, late_start_warning, read_events_csv, read_labels_csv
 from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import DEPENDS, SIGNS, train
 from streams.timefmt import format_day_or_time
 from streams.worker.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
-from streams.settings import Settings, parse_duration_ms
+from streams.settings import Settings
 
 __all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
 
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as the workers and learn read the topic)")
     parser.add_argument("--config", metavar="FILE",
                         help="JSON or TOML with an [event_types] table (name -> the name to use) and/or a [roles] table "
-                             "(purchase, cancel, negative, subscription -> list of event names, after renaming; a role "
+                             "(purchase, cancel, negative, subscription, ignore -> list of event names, after renaming; a role "
                              "listed replaces its default names); both are written into the model, and every reader of "
                              "events under it (the worker too) applies them")
     parser.add_argument("--types", type=_types, default=DEFAULT_SLOTS,
@@ -346,12 +346,12 @@ def _dash(x: object) -> str:
 
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     check_output_file("--out", args.out)  # before the work, not after it
+    horizon = cli_duration_ms(args.horizon, "--horizon") if args.horizon else None  # the arguments too
+    churn_after = cli_duration_ms(args.churn_after, "--churn-after") if args.churn_after else None
+    as_of = parse_as_of(args.as_of) if args.as_of else None
     base = base_model(args, settings)
     events = read_history(args, settings, base.type_map)
     labels = read_labels_csv(args.labels) if args.labels else None
-    horizon = parse_duration_ms(args.horizon, name="--horizon") if args.horizon else None
-    churn_after = parse_duration_ms(args.churn_after, name="--churn-after") if args.churn_after else None
-    as_of = parse_as_of(args.as_of) if args.as_of else None
     t0 = time.monotonic()
     model, report = train(events, base=base, horizon_ms=horizon, labels_ms=labels, churn_after_ms=churn_after,
                           as_of_ms=as_of, holdout=args.holdout, l2=args.l2, notes=args.notes,

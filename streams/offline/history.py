@@ -533,6 +533,11 @@ LATE_START_MIN_SPAN_MS = 3 * 86_400_000
 _LATE_START_WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "file": ("the file's first event", "the export probably starts after they signed up",
              "export each user's history from their first activity (see"),
+    # publish: the file may be the next part of a history the topic already holds (QA16 F9: part 2 of
+    # a history was told its users "will all look new" and to withhold its alerts)
+    "publish": ("the file's first event", "unless the events topic already holds their earlier events (a history "
+                "published in parts), the export probably starts after they signed up",
+                "export each user's history from their first activity (see"),
     "topic": ("the topic's first retained event", "the retained history probably starts after they signed up (a history "
               "published cut, or its start past the topic's retention)",
               "train on an export of each user's history from their first activity (--events FILE; see"),
@@ -546,7 +551,8 @@ def late_start_warning(early: int, users: int, start_ms: int, end_ms: int, sourc
     event within LATE_START_WINDOW_MS of its first event, at ``start_ms``; ``end_ms``: the last
     time the users counted were looked at (the last event, or the backtest's last as-of date).
     ``source`` "topic": the history is what the events topic retains (``train --from-topic``),
-    which starts late when a history was published cut or its start is past the topic's retention.
+    which starts late when a history was published cut or its start is past the topic's retention;
+    "publish": a file sent to the topic, which may continue a history the topic already holds.
 
     >>> day = 86_400_000
     >>> print(late_start_warning(20, 60, 1_790_812_800_000, 1_790_812_800_000 + 30 * day))

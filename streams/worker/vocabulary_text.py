@@ -17,8 +17,8 @@ __all__ = ["ROLE_EFFECTS", "vocabulary_lines"]
 
 #: The roles whose absence changes what train learns, and what it changes.
 ROLE_EFFECTS = {"purchase": ("purchases", "no purchase is counted and no purchase model (BG/NBD) is fitted"),
-                "cancel": ("cancellations", "no cancellation ends a user: its event counts as activity, and labels "
-                                            "come from inactivity alone")}
+                "cancel": ("cancellations", "no cancellation ends a user: its event counts as activity, and without "
+                                            "--labels churn is learned from inactivity alone")}  # QA16 F10: said with --labels too
 
 #: Most names listed on one line (the rest are counted).
 _MAX_LISTED = 30
