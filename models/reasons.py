@@ -642,6 +642,13 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     return False
 
 
+#: The least ratio to the user's own rhythm the fallback reason states of a silence or of the gaps
+#: between visits: its words print one decimal, and below this they read "1.0x" or "1.1x the usual",
+#: which reads as the usual (QA16 F6: 5 at-risk alerts gave only "recent gaps between active days
+#: 1.0x the usual 4.0 days"); with nothing left, the alert says its risk comes from many small signs.
+_FALLBACK_RATIO: Final[float] = 1.2
+
+
 def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
     reason for risk: weaker than :func:`_against`, never reassuring: nor the share of a type of use)."""
@@ -649,8 +656,8 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         return _reads_as_it_weighs(key, model) and not _share_of_use(key, model)
     if key in _SILENT and not _reads_as_it_weighs(key, model):  # a free-sign fit weighs it < 0
         return False
-    if key == "silence":
-        return sig.visit_overdue > 1.0
+    if key == "silence":  # at least "1.2x": "no visit for 1.0x the usual interval" reads as normal (QA16 F6)
+        return sig.visit_overdue >= _FALLBACK_RATIO
     if key == "purchase":
         return sig.purchase_x >= 1 and sig.purchase_overdue > 1.0
     if key == "decline":
@@ -667,8 +674,8 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
         return back < _WARM_FROM and not sig.cancelled
     if key == "tenure":
         return _against(key, sig, back, model)
-    if key == "gaps":
-        return _gap_ratio(sig) > 1.0 and _reads_as_it_weighs(key, model)
+    if key == "gaps":  # QA16 F6: "recent gaps between active days 1.0x the usual" was an at-risk alert's only reason
+        return _gap_ratio(sig) >= _FALLBACK_RATIO and _reads_as_it_weighs(key, model)
     return False
 
 
