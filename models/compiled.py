@@ -111,6 +111,9 @@ class CompiledModel:
     # None without them), the very object the population holds: health and the reasons' "low"
     # read them once an alert each, a generic attribute lookup and a ``Mapping.get`` call each time.
     act_edges: Sequence[float] | None
+    # The action's thresholds (models.actions.recommend, once an alert), as the model holds them.
+    action_health: float
+    action_temperature: float
     # models.reasons' verdict per reason key, whether this model weighs the key's fact the way its
     # words read (models.reasons._reads_as_it_weighs: a function of the key and this model alone),
     # filled there on first use: worked out per alert, it was ~0.6k instructions a call, four or
@@ -170,6 +173,8 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         retention_days=float(model.retention_days),
         kinds_known=KINDS_KEY in model.population or bool(vocabulary.tracked),
         act_edges=model.population.get(ACT_QUANTILES),
+        action_health=float(model.action_health),
+        action_temperature=float(model.action_temperature),
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import Any, Final, Mapping, Sequence
+from typing import Any, Callable, Final, Mapping, Sequence
 
 from models.signals import Signals
 
@@ -32,6 +32,9 @@ ACT_QUANTILES: Final[str] = "act_28d"
 _W_INTENSITY: Final[float] = 0.45
 _W_BREADTH: Final[float] = 0.25
 _W_MOMENTUM: Final[float] = 0.30
+#: math.expm1 held once (as models.signals holds it): mypyc has no primitive for it and looked it
+#: up on the math module at every call, the intensity of every alert of a model without quantiles.
+_EXPM1: Final[Callable[[float], float]] = math.expm1
 
 
 def percentile(value: float, edges: Sequence[float], levels: Sequence[float] = DECILES) -> float:
@@ -67,7 +70,7 @@ def _intensity(sig: Signals, edges: Sequence[float] | None) -> float:
     """:func:`intensity` given the population's ``act_28d`` quantiles (None: none)."""
     if edges:
         return percentile(sig.act_28d, edges)
-    return -math.expm1(-sig.act_28d / 28.0)
+    return -_EXPM1(-sig.act_28d / 28.0)
 
 
 def health(sig: Signals, population: Mapping[str, Any]) -> float:

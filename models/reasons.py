@@ -737,7 +737,9 @@ _RECENT_LONG: Final[str] = " (4-week decayed)"
 _FIRST_TO_LAST: Final[str] = " (first to last visit)"
 
 
-def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
+def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel",
+          c: CompiledModel | None = None) -> str:
+    """The words of fact ``key`` against the user. ``c``: ``model.compiled`` where the caller holds it."""
     if key == "cancelled":
         days = sig.cancelled_days
         return "cancelled today" if days < 1.0 else f"cancelled {_days(days)} ago"
@@ -759,7 +761,7 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "decline_long":
         return f"recent activity{_RECENT_LONG} down {100.0 * (1.0 - sig.trend_long):.0f}% against the user's 3-month rate"
     if key == "low":  # the total is a decayed counter too: no window claimed (:func:`_decayed_count`)
-        edges = model.compiled.act_edges  # the population's ACT_QUANTILES (models.compiled)
+        edges = (model.compiled if c is None else c).act_edges  # the population's ACT_QUANTILES (models.compiled)
         text = _decayed_count(sig.act_28d, "event", True)
         if edges:
             share = percentile(sig.act_28d, edges)
@@ -841,13 +843,14 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
 
 
 def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], temperature: tuple[float, StaySource],
-           model: "ChurnModel", against: bool) -> str:
-    """The words of reason ``key``, against the user (``against``) or in their favour."""
+           model: "ChurnModel", against: bool, c: CompiledModel | None = None) -> str:
+    """The words of reason ``key``, against the user (``against``) or in their favour (``c``:
+    ``model.compiled`` where the caller holds it)."""
     if key in _COMPARED:
         return _compared_text(key, st, sig, values, model, against)
     if _is_slot(key):
         return _slot_text(key, sig, values, model, against)
-    return _text(key, st, sig, temperature, model) if against else _good_text(key, st, sig, temperature, model)
+    return _text(key, st, sig, temperature, model, c) if against else _good_text(key, st, sig, temperature, model)
 
 
 def _paid_through(period_end_s: int) -> str:
@@ -917,10 +920,13 @@ def explain(
     leave: float | None = None,
     temperature: tuple[float, StaySource] | None = None,
     purpose: Purpose = "scores",
+    c: CompiledModel | None = None,
 ) -> list[tuple[str, float, str]]:
     """(key, contribution in log-odds, text) of the reasons :func:`reasons` gives, in its order
-    (the cancellation and the stage's story carry no contribution: +-inf ranks)."""
-    c = model.compiled  # once, handed to each test of a factor (a generic attribute lookup each, before)
+    (the cancellation and the stage's story carry no contribution: +-inf ranks). ``c``:
+    ``model.compiled`` where the caller holds it."""
+    if c is None:
+        c = model.compiled  # once, handed to each test of a factor (a generic attribute lookup each, before)
     open_ = exit_open(sig, model)
     if leave is None:
         leave = risk_probability(values, model) if open_ else 0.0
@@ -952,11 +958,11 @@ def explain(
             return [("risk_fell", 0.0, text)]
         if not found and stage != st.stage_name:  # a stage change: the stage rule's own fact (module docstring)
             return [_stage_fact(stage, st, sig, temperature, model)]
-        return _shown(found, -1.0, st, sig, values, temperature, model, False)
+        return _shown(found, -1.0, st, sig, values, temperature, model, False, c)
     if sig.cancelled:
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))
         if not st.n_events:  # a cancellation alone (models.state.tracked): no use of the product to
-            return _shown(found, 1.0, st, sig, values, temperature, model, True)  # tell ("active on a single day", "0 kinds")
+            return _shown(found, 1.0, st, sig, values, temperature, model, True, c)  # tell ("active on a single day", "0 kinds")
     if open_ and sig.period_end_s > 0:  # a known renewal within the horizon (or past): the exit is open
         due = sig.period_end_s > sig.now_s  # a renewal to come is context; a period ended unrenewed, news
         found.append((_CONTEXT if due else _RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
@@ -991,7 +997,7 @@ def explain(
         found[:] = [item for item in found if item[1] != "purchase"]
         found.insert(1 if found and found[0][1] == "cancelled" else 0, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
     _renewal_shown(found)
-    return _shown(found, 1.0, st, sig, values, temperature, model, True)
+    return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
 
 
 def _renewal_shown(found: list[tuple[float, str, str, str]]) -> None:
@@ -1031,14 +1037,15 @@ def _cause_first(found: list[tuple[float, str, str, str]], st: UserState, sig: S
 
 
 def _shown(found: list[tuple[float, str, str, str]], sign: float, st: UserState, sig: Signals, values: Sequence[float],
-           temperature: tuple[float, StaySource], model: "ChurnModel", against: bool) -> list[tuple[str, float, str]]:
+           temperature: tuple[float, StaySource], model: "ChurnModel", against: bool,
+           c: CompiledModel | None = None) -> list[tuple[str, float, str]]:
     """(key, ``sign`` x rank, text) of the first MAX_REASONS of the sorted ``found``, the words
     of a factor written here (:func:`_words`, ``against`` the user or in their favour), for the
     reasons shown only: formatting is most of a reason's cost, and an alert's candidates past
     the third were written and dropped."""
     out: list[tuple[str, float, str]] = []
     for lift, key, text, words in found[:MAX_REASONS]:
-        out.append((key, sign * lift, _words(words, st, sig, values, temperature, model, against) if words else text))
+        out.append((key, sign * lift, _words(words, st, sig, values, temperature, model, against, c) if words else text))
     return out
 
 
@@ -1053,6 +1060,7 @@ def reasons(
     leave: float | None = None,
     temperature: tuple[float, StaySource] | None = None,
     purpose: Purpose = "scores",
+    c: CompiledModel | None = None,
 ) -> tuple[str, ...]:
     """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first, for
     ``purpose`` (module docstring).
@@ -1061,6 +1069,7 @@ def reasons(
     features, models.risk.weighted_features: no reason reads another) of the same signals and
     ``leave`` its logistic probability, ``p_stay`` and ``source`` P(alive) and its rhythm
     (models.temperature.p_stay), ``temperature`` the temperature shown / 100 and its rhythm
-    (models.temperature.p_back_within), when the caller has them already.
+    (models.temperature.p_back_within), when the caller has them already; ``c``: ``model.compiled``
+    where the caller holds it (a generic attribute lookup of the Python ChurnModel).
     """
-    return tuple([text for _, _, text in explain(st, sig, stage, values, p_stay, source, model, leave, temperature, purpose)])
+    return tuple([text for _, _, text in explain(st, sig, stage, values, p_stay, source, model, leave, temperature, purpose, c)])
