@@ -91,7 +91,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, Literal, Sequence
 
 from models.compiled import KINDS_KEY, CompiledModel
-from models.health import ACT_QUANTILES, percentile
+from models.health import percentile
 from models.lifecycle import declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import Signals, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
