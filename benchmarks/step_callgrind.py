@@ -15,6 +15,13 @@ the same (run the replay from that tree, ``PYTHONPATH`` set to it).
 (the replay prints the events it stepped; valgrind's "Collected" over them is the figure,
 ``callgrind_annotate --inclusive=yes`` the functions).
 
+``digest /tmp/rh.pkl``: the same steps, uncounted, and one sha256 over everything each gave (the
+record written, due second, index scores, the open alert's risk, the console's points, every
+alert's ``to_dict`` with its revenue, the expire/skip flags and the error; floats by their hex):
+two trees that print the same digest gave the same results for the capture, bit for bit (a
+change of the step's cost is checked this way; run it on the other tree with ``PYTHONPATH`` set
+to it).
+
 ``replay --encode``: each alert goes through the worker's own hand-off instead of ``to_dict``
 alone (``models.step.queue_alerts``, ``streams.worker.phases._queue_alerts`` in a tree before
 it: ``to_dict``, the alerts topic's bytes, the console list's entry), called through ``operator.call``: collect ``_operator_call`` instead of
@@ -104,6 +111,41 @@ def _replay(model: Any, calls: list[tuple[Any, ...]], encode: bool = False) -> i
     return alerts
 
 
+def _canonical(x: Any) -> str:
+    """``x`` as text for the digest: floats by ``float.hex`` (every bit), containers item by item."""
+    if isinstance(x, float):
+        return x.hex()
+    if isinstance(x, (list, tuple)):
+        return "[" + ",".join(_canonical(v) for v in x) + "]"
+    if isinstance(x, dict):
+        return "{" + ",".join(f"{k!r}:{_canonical(v)}" for k, v in x.items()) + "}"
+    return repr(x)
+
+
+def digest(path: str) -> str:
+    """sha256 of every captured step's result (module docstring, ``digest``), as hex."""
+    import hashlib
+
+    from models._native import active
+    from models.model import load_model
+    from models.step import advance_stored
+
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    model = load_model(None)
+    h = hashlib.sha256()
+    for uid, blob, events, until, has_until, history, unchanged, period, marked in data["calls"]:
+        marks: list[Any] | None = [] if marked else None
+        _old, _st, out, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
+            uid, blob, events, until, has_until, model, history, unchanged, period, marks)
+        row = [uid, out, due_s, risk, reach, alert_risk, points, expire, skip, error,
+               [[a.to_dict(), a.revenue] for a in alerts], len(marks) if marks is not None else -1]
+        h.update(_canonical(row).encode())
+        h.update(b"\n")
+    print(f"{active()}: {len(data['calls'])} steps", file=sys.stderr)
+    return h.hexdigest()
+
+
 def replay(path: str, encode: bool = False) -> None:
     """Load a capture and step it once (the count is over :func:`_replay` alone)."""
     from models._native import active
@@ -129,9 +171,13 @@ def main() -> None:
     r = sub.add_parser("replay")
     r.add_argument("path")
     r.add_argument("--encode", action="store_true", help="each alert through the worker's _queue_alerts")
+    d = sub.add_parser("digest")
+    d.add_argument("path")
     args = parser.parse_args()
     if args.cmd == "capture":
         capture(args.workload, args.events, args.users, args.batch, args.first, args.last, args.out)
+    elif args.cmd == "digest":
+        print(digest(args.path))
     else:
         replay(args.path, args.encode)
 

@@ -79,6 +79,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
+    from models.compiled import CompiledModel
     from models.model import ChurnModel
 
 __all__ = ["Action", "recommend"]
@@ -88,12 +89,14 @@ Action = Literal["educate", "check_in", "onboard", "upsell", "win_back", "none"]
 
 def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel",
               at_risk: bool = False, subscribed: bool = False, member: bool = False,
-              on_schedule: bool = False) -> Action:
+              on_schedule: bool = False, c: "CompiledModel | None" = None) -> Action:
     """The action for one user (module docstring); ``at_risk``: an at-risk alert is open (or
     being opened) for the user, which turns ``none`` and ``upsell`` into ``check_in``;
     ``subscribed``: the user's latest subscription statement pays (paying, whatever the
     temperature); ``member``: the user belongs to a company account (no ``upsell``);
     ``on_schedule``: a repeat buyer whose next order is not overdue (using and paying).
+    ``c``: ``model.compiled`` where the caller holds it: the two thresholds read from its struct
+    (``action_health``, ``action_temperature``), not by generic attribute lookups of the model.
 
     >>> from models.model import ChurnModel
     >>> m = ChurnModel()
@@ -132,8 +135,8 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     """
     if stage == "churned":
         return "win_back"
-    using = on_schedule or health >= model.action_health
-    paying = subscribed or on_schedule or (is_buyer and temperature >= model.action_temperature)
+    using = on_schedule or health >= (model.action_health if c is None else c.action_health)
+    paying = subscribed or on_schedule or (is_buyer and temperature >= (model.action_temperature if c is None else c.action_temperature))
     if paying and not using:
         return "educate"
     if stage == "declining" or stage == "dormant":

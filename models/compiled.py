@@ -10,10 +10,11 @@ numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
 from models.bgnbd import BgNbdParams
+from models.health import ACT_QUANTILES
 from models.risk import COOLING, FEATURES, moves_with_silence, reference, slot_features
 from models.signals import DEFAULT_PURCHASE_GAP_DAYS, DEFAULT_VISIT_GAP_DAYS
 from models.vocabulary import PURCHASE, Vocabulary
@@ -102,6 +103,22 @@ class CompiledModel:
     quiet_days: float
     review_interval_days: float
     retention_days: float
+    # Whether the model knows the product's kinds of activity (models.reasons._kinds_known: its
+    # population names them, or it tracks the product's own event names), worked out here: an
+    # alert's reasons asked it through two generic attribute lookups and a dict test, twice.
+    kinds_known: bool
+    # The population's quantiles of the 4-week activity (``population["act_28d"]``, models.health;
+    # None without them), the very object the population holds: health and the reasons' "low"
+    # read them once an alert each, a generic attribute lookup and a ``Mapping.get`` call each time.
+    act_edges: Sequence[float] | None
+    # The action's thresholds (models.actions.recommend, once an alert), as the model holds them.
+    action_health: float
+    action_temperature: float
+    # models.reasons' verdict per reason key, whether this model weighs the key's fact the way its
+    # words read (models.reasons._reads_as_it_weighs: a function of the key and this model alone),
+    # filled there on first use: worked out per alert, it was ~0.6k instructions a call, four or
+    # more an alert (callgrind, docs/SCALING.md). Not part of the model's value.
+    verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
 
 def compile_model(model: "ChurnModel") -> CompiledModel:
@@ -154,6 +171,10 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         quiet_days=float(model.quiet_days),
         review_interval_days=float(model.review_interval_days),
         retention_days=float(model.retention_days),
+        kinds_known=KINDS_KEY in model.population or bool(vocabulary.tracked),
+        act_edges=model.population.get(ACT_QUANTILES),
+        action_health=float(model.action_health),
+        action_temperature=float(model.action_temperature),
     )
 
 

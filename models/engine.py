@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Final, Iterable, Literal
+from typing import TYPE_CHECKING, Final, Iterable, Literal
 
 from models._native import init_args
+
+if TYPE_CHECKING:  # mypyc's native 64-bit int (a plain int when run as Python): models.state's
+    from mypy_extensions import i64
 from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
@@ -336,6 +339,20 @@ def _ceil_s(ms: int) -> int:
     return (ms + 999) // 1000
 
 
+def _ms(s: int) -> int:
+    """``s * 1000``: an event second's milliseconds (an alert's time), multiplied as a native
+    64-bit int in the compiled core. Why: mypyc multiplies two ints inline only while both are
+    under 2**30 (:func:`_ceil_s`), so an epoch second's product took Python's long arithmetic,
+    ~0.8k instructions with the objects made and freed, once an alert (callgrind,
+    docs/SCALING.md); any second of an event time is far inside 64 bits.
+
+    >>> _ms(1_700_000_000), _ms(-1)
+    (1700000000000, -1000)
+    """
+    x: i64 = s
+    return x * 1000
+
+
 def review_due_s(st: UserState) -> int:
     """The event second at which ``advance`` has something to do for ``st`` without new events
     (0: nothing): its next review, or the end of the hold of a change to declining not told yet
@@ -396,7 +413,7 @@ def _tell_held(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: 
         return
     st.flags &= ~STAGE_HELD
     scores = scores_from(st, a, model, "declining", 1 if st.at_risk_since_s else 0)
-    now_ms = now_s * 1000
+    now_ms = _ms(now_s)
     out.alerts.append(Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, scores,
                             STAGES[_ACTIVE], st.revenue))
 
@@ -442,7 +459,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     scores = None
     if tell or opens or closes:
         scores = scores_from(st, a, model, purpose, open_after)
-    now_ms = now_s * 1000 if scores is not None else 0  # for the alerts only (_ceil_s: a long product)
+    now_ms = _ms(now_s) if scores is not None else 0  # for the alerts only
     change = None  # the stage change's scores, also from the state before this review moved it
     if tell and scores is not None:
         change = scores if told == purpose else scores_from(st, a, model, told, open_after)

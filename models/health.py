@@ -18,16 +18,23 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import Any, Final, Mapping, Sequence
+from typing import Any, Callable, Final, Mapping, Sequence
 
 from models.signals import Signals
 
-__all__ = ["ACT_QUANTILES", "DECILES", "health", "intensity", "percentile"]
+__all__ = ["ACT_QUANTILES", "DECILES", "health", "health_of", "intensity", "percentile"]
 
 #: Probability levels of ``population["act_28d"]`` (deciles).
 DECILES: Final[tuple[float, ...]] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ACT_QUANTILES: Final[str] = "act_28d"
-_W_INTENSITY, _W_BREADTH, _W_MOMENTUM = 0.45, 0.25, 0.30
+# Final, each: mypyc reads a Final constant as a C value, any other module global from the
+# module's dict at every use (three dict lookups and unboxings per health, once an alert).
+_W_INTENSITY: Final[float] = 0.45
+_W_BREADTH: Final[float] = 0.25
+_W_MOMENTUM: Final[float] = 0.30
+#: math.expm1 held once (as models.signals holds it): mypyc has no primitive for it and looked it
+#: up on the math module at every call, the intensity of every alert of a model without quantiles.
+_EXPM1: Final[Callable[[float], float]] = math.expm1
 
 
 def percentile(value: float, edges: Sequence[float], levels: Sequence[float] = DECILES) -> float:
@@ -56,14 +63,25 @@ def percentile(value: float, edges: Sequence[float], levels: Sequence[float] = D
 
 def intensity(sig: Signals, population: Mapping[str, Any]) -> float:
     """0-1 intensity part of health (see module docstring)."""
-    edges = population.get(ACT_QUANTILES)
+    return _intensity(sig, population.get(ACT_QUANTILES))
+
+
+def _intensity(sig: Signals, edges: Sequence[float] | None) -> float:
+    """:func:`intensity` given the population's ``act_28d`` quantiles (None: none)."""
     if edges:
         return percentile(sig.act_28d, edges)
-    return -math.expm1(-sig.act_28d / 28.0)
+    return -_EXPM1(-sig.act_28d / 28.0)
 
 
 def health(sig: Signals, population: Mapping[str, Any]) -> float:
     """Health 0-100 of a user with signals ``sig``."""
+    return health_of(sig, population.get(ACT_QUANTILES))
+
+
+def health_of(sig: Signals, edges: Sequence[float] | None) -> float:
+    """:func:`health` given the population's ``act_28d`` quantiles (models.compiled ``act_edges``,
+    None without them): an alert's scores hold the compiled model, whose struct has them, where the
+    population is a generic attribute lookup and a ``Mapping.get`` call away."""
     momentum = (sig.trend if sig.trend < 1.0 else 1.0) if sig.act_28d > 0.0 else 0.0
-    value = 100.0 * (_W_INTENSITY * intensity(sig, population) + _W_BREADTH * sig.breadth + _W_MOMENTUM * momentum)
+    value = 100.0 * (_W_INTENSITY * _intensity(sig, edges) + _W_BREADTH * sig.breadth + _W_MOMENTUM * momentum)
     return 0.0 if value < 0.0 else 100.0 if value > 100.0 else value

@@ -202,20 +202,23 @@ def on_save_list(st: UserState) -> bool:
     return st.n_events > 0 and st.stage_since_s > 0 and 0 <= st.stage < len(STAGES) and _REACHABLE_BITS >> st.stage & 1 == 1
 
 
-def save_bound(st: UserState, model: ChurnModel) -> float:
+def save_bound(st: UserState, model: ChurnModel, c: CompiledModel | None = None) -> float:
     """A save score no live one of ``st`` exceeds before its next review (module docstring):
     P(alive) at the state's last look ``t0`` (its last review or event, whichever is later) times
     P(leaves | alive) at that next review if the user stays silent. It ranks the save-list index.
-    1.0 without a next review."""
+    1.0 without a next review. ``c``: ``model.compiled`` where the caller holds it, handed to each
+    part (a generic attribute lookup of the Python ChurnModel each, five a call before)."""
     if st.next_review_s <= 0:
         return 1.0
+    if c is None:
+        c = model.compiled
     t0, t1 = max(st.last_review_s, st.last_seen_s), max(st.next_review_s, st.last_seen_s)
-    sig = compute_signals(st, t1, model)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
-    p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model)
-    if not model.compiled.silence_monotone:  # a fit with free signs: P(leaves | alive) may peak before t1
+    sig = compute_signals(st, t1, model, c)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
+    p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model, c)
+    if not c.silence_monotone:  # a fit with free signs: P(leaves | alive) may peak before t1
         return p0
-    p1 = p_stay(sig, model)[0] if model.compiled.reads_alive else 0.0  # else no feature reads it
-    return savable(p0, leave_probability(sig, p1, st.revenue, model))
+    p1 = p_stay(sig, model, c)[0] if c.reads_alive else 0.0  # else no feature reads it
+    return savable(p0, leave_probability(sig, p1, st.revenue, model, c))
 
 
 def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: CompiledModel | None = None) -> float:

@@ -91,7 +91,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, Literal, Sequence
 
 from models.compiled import KINDS_KEY, CompiledModel
-from models.health import ACT_QUANTILES, percentile
+from models.health import percentile
 from models.lifecycle import declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import Signals, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
@@ -218,24 +218,28 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def _kinds(sig: Signals, model: "ChurnModel") -> tuple[int, int]:
+def _kinds(sig: Signals, model: "ChurnModel", c: CompiledModel | None = None) -> tuple[int, int]:
     """(kinds of activity used in 4 weeks, kinds the product has): models.signals.kinds_used out
-    of the breadth's own denominator, so the words and the risk count the same kinds."""
-    c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
+    of the breadth's own denominator, so the words and the risk count the same kinds. ``c``:
+    ``model.compiled`` where the caller holds it (a generic attribute lookup of the Python ChurnModel)."""
+    if c is None:
+        c = model.compiled
     return kinds_used_count(sig, c), c.n_kinds
 
 
-def _kinds_known(model: "ChurnModel") -> bool:
+def _kinds_known(model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the model knows which kinds of activity the product has: its population names them
     (``population["kinds"]``: ``churnwatch train`` writes them, or a product declares them) or it
     tracks the product's own event names. Without either (the shipped default) the breadth counts
     every hashed slot and purchases, 9 kinds whatever the product has, so "uses 2 kinds" may be
     every kind a two-event product sends (QA6 M2: it was in 14 of 15 at-risk alerts of such a
-    product): narrowness is then no fact against the user, only (5 kinds or more) one for them."""
-    return KINDS_KEY in model.population or bool(model.compiled.vocabulary.tracked)
+    product): narrowness is then no fact against the user, only (5 kinds or more) one for them.
+    Worked out once per model (models.compiled ``kinds_known``: ``KINDS_KEY in model.population
+    or bool(vocabulary.tracked)``)."""
+    return (model.compiled if c is None else c).kinds_known
 
 
-def _reads_as_it_weighs(key: str, model: "ChurnModel") -> bool:
+def _reads_as_it_weighs(key: str, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the model weighs the fact of ``key`` the way its words read: more of what reads
     worse for the user raises the risk. For the compared facts: fewer events, active days,
     purchases or spend than the typical user (a positive weight on ``inactive_7d``/
@@ -260,8 +264,21 @@ def _reads_as_it_weighs(key: str, model: "ChurnModel") -> bool:
     feature of theirs is weighed < 0 (the shipped default and a bounded fit, always: models.risk
     ``check_weights``); a fit with free signs may weigh one < 0 (at a given lifetime volume,
     recent silence marks a younger user: docs/SCORES.md, "The sign bounds"), and then silence,
-    a decline or a narrow use is no reason for risk, nor "active today" one for relief."""
-    c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
+    a decline or a narrow use is no reason for risk, nor "active today" one for relief.
+
+    A function of ``key`` and the model alone: worked out once per key and model
+    (:func:`_weighed_as_read`), remembered in models.compiled ``verdicts``. ``c``:
+    ``model.compiled`` where the caller holds it."""
+    if c is None:
+        c = model.compiled
+    verdict = c.verdicts.get(key)
+    if verdict is None:
+        verdict = c.verdicts[key] = _weighed_as_read(key, model, c)
+    return verdict
+
+
+def _weighed_as_read(key: str, model: "ChurnModel", c: CompiledModel) -> bool:
+    """:func:`_reads_as_it_weighs` worked out (its docstring says what it answers)."""
     if _is_slot(key):
         i = c.features.index(key)
         worse = _slot_reads_worse_as_it_grows(key, i, model)
@@ -288,7 +305,7 @@ def _slot_reads_worse_as_it_grows(key: str, i: int, model: "ChurnModel") -> bool
     return key.startswith(_PREFIXES[0]) != negative
 
 
-def _share_of_use(key: str, model: "ChurnModel") -> bool:
+def _share_of_use(key: str, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether ``key`` is the share of a type of use in the user's recent activity (``share:``, a
     type outside the ``negative`` role): never a reason for risk (:func:`_against`,
     :func:`_not_for`). Why (QA14 F4): the shares add up to 1, so a smaller share of one type is a
@@ -300,7 +317,7 @@ def _share_of_use(key: str, model: "ChurnModel") -> bool:
     (more complaints for the use) is still a reason for risk."""
     if not key.startswith(_PREFIXES[1]):
         return False
-    return not _slot_reads_worse_as_it_grows(key, model.compiled.features.index(key), model)
+    return not _slot_reads_worse_as_it_grows(key, (model.compiled if c is None else c).features.index(key), model)
 
 
 def _kinds_used(sig: Signals, model: "ChurnModel") -> str:
@@ -595,27 +612,27 @@ def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
     return f"about {n} negative-feedback event{'s' if n != 1 else ''}{kinds} in recent weeks{_DECAYED}"
 
 
-def _typical_tenure(model: "ChurnModel") -> float:
+def _typical_tenure(model: "ChurnModel", c: CompiledModel | None = None) -> float:
     """Days of tenure of the reference user (the tenure hazard speaks before them): expm1 of the
     compiled model's reference of ``tenure_log`` (models.risk.reference's), worked out once per
     model (models.compiled ``typical_tenure_days``), not by a generic expm1 call up to three
-    times an alert."""
-    return model.compiled.typical_tenure_days
+    times an alert. ``c``: ``model.compiled`` where the caller holds it."""
+    return (model.compiled if c is None else c).typical_tenure_days
 
 
 def _gap_ratio(sig: Signals) -> float:
     return sig.recent_gap_days / sig.visit_gap_days if sig.visit_gap_days > 0.0 else 1.0
 
 
-def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
+def _against(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the fact of ``key`` reads against the user clearly enough to be a reason. A
     compared or per-type fact when the model weighs it as it reads (:func:`_reads_as_it_weighs`:
     its words state the comparison, and a positive contribution then puts the user on its worse
     side), but the share of a type of use never (:func:`_share_of_use`); negative feedback,
     tenure and gaps, likewise, past their own lines."""
     if _is_slot(key) or key in _COMPARED:
-        return _reads_as_it_weighs(key, model) and not _share_of_use(key, model)
-    if key in _SILENT and not _reads_as_it_weighs(key, model):  # a free-sign fit weighs it < 0
+        return _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c)
+    if key in _SILENT and not _reads_as_it_weighs(key, model, c):  # a free-sign fit weighs it < 0
         return False
     if key == "silence":
         return sig.visit_overdue >= 1.5
@@ -626,19 +643,19 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "decline_long":
         return sig.act_90d > 0.0 and sig.trend_long <= 0.7
     if key == "low":
-        edges = model.population.get(ACT_QUANTILES)
+        edges = (model.compiled if c is None else c).act_edges  # the population's ACT_QUANTILES (models.compiled)
         return (percentile(sig.act_28d, edges) < 0.25) if edges else sig.act_28d < 2.0
     if key == "narrow":  # only against the product's own kinds (:func:`_kinds_known`)
-        used, kinds = _kinds(sig, model)
-        return sig.breadth < 0.3 and 2 * used <= kinds and _kinds_known(model)
+        used, kinds = _kinds(sig, model, c)
+        return sig.breadth < 0.3 and 2 * used <= kinds and _kinds_known(model, c)
     if key == "cooling":  # not while a cancellation stands: it is the reason, and the temperature's 0 is its (models.temperature)
         return back < _COOLING_BELOW and not sig.cancelled
     if key == "negative":  # "no negative feedback" never (a trained fit may tie complaining to staying)
-        return sig.negative_28d >= 0.5 and _reads_as_it_weighs(key, model)
+        return sig.negative_28d >= 0.5 and _reads_as_it_weighs(key, model, c)
     if key == "tenure":  # the hazard of the first weeks; "a user for 300 days" never
-        return sig.tenure_days < _typical_tenure(model) and _reads_as_it_weighs(key, model)
+        return sig.tenure_days < _typical_tenure(model, c) and _reads_as_it_weighs(key, model, c)
     if key == "gaps":  # widening; quickening visits never
-        return _gap_ratio(sig) >= 1.5 and _reads_as_it_weighs(key, model)
+        return _gap_ratio(sig) >= 1.5 and _reads_as_it_weighs(key, model, c)
     return False
 
 
@@ -649,12 +666,12 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
 _FALLBACK_RATIO: Final[float] = 1.2
 
 
-def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
+def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
     reason for risk: weaker than :func:`_against`, never reassuring: nor the share of a type of use)."""
     if _is_slot(key) or key in _COMPARED:
-        return _reads_as_it_weighs(key, model) and not _share_of_use(key, model)
-    if key in _SILENT and not _reads_as_it_weighs(key, model):  # a free-sign fit weighs it < 0
+        return _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c)
+    if key in _SILENT and not _reads_as_it_weighs(key, model, c):  # a free-sign fit weighs it < 0
         return False
     if key == "silence":  # at least "1.2x": "no visit for 1.0x the usual interval" reads as normal (QA16 F6)
         return sig.visit_overdue >= _FALLBACK_RATIO
@@ -665,29 +682,29 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "decline_long":
         return sig.act_90d > 0.0 and sig.trend_long < 0.9
     if key == "low":
-        edges = model.population.get(ACT_QUANTILES)
+        edges = (model.compiled if c is None else c).act_edges  # the population's ACT_QUANTILES (models.compiled)
         return (percentile(sig.act_28d, edges) < 0.5) if edges else sig.act_28d < 4.0
     if key == "narrow":
-        used, kinds = _kinds(sig, model)
-        return (used < 2 or 2 * used < kinds) and _kinds_known(model)
+        used, kinds = _kinds(sig, model, c)
+        return (used < 2 or 2 * used < kinds) and _kinds_known(model, c)
     if key == "cooling":
         return back < _WARM_FROM and not sig.cancelled
     if key == "tenure":
-        return _against(key, sig, back, model)
+        return _against(key, sig, back, model, c)
     if key == "gaps":  # QA16 F6: "recent gaps between active days 1.0x the usual" was an at-risk alert's only reason
-        return _gap_ratio(sig) >= _FALLBACK_RATIO and _reads_as_it_weighs(key, model)
+        return _gap_ratio(sig) >= _FALLBACK_RATIO and _reads_as_it_weighs(key, model, c)
     return False
 
 
-def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
+def _for(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the fact of ``key`` reads in the user's favour (a reason for recovery): the mirror
     of :func:`_against`, with the same :func:`_reads_as_it_weighs` for the facts a trained model
     may weigh either way (a negative contribution then puts the user on their better side)."""
     if _is_slot(key) or key in _COMPARED:
-        return _reads_as_it_weighs(key, model)
+        return _reads_as_it_weighs(key, model, c)
     if key == "negative":  # "about 3 unfriends in recent weeks" never
-        return sig.negative_28d < 0.5 and _reads_as_it_weighs(key, model)
-    if key in _SILENT and not _reads_as_it_weighs(key, model):  # "active today" never, if silence lowers the risk
+        return sig.negative_28d < 0.5 and _reads_as_it_weighs(key, model, c)
+    if key in _SILENT and not _reads_as_it_weighs(key, model, c):  # "active today" never, if silence lowers the risk
         return False
     if key == "silence":
         return sig.visit_overdue <= 1.0
@@ -696,19 +713,19 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel") -> bool:
     if key == "decline_long":
         return sig.act_90d > 0.0 and sig.trend_long >= 0.9
     if key == "low":
-        edges = model.population.get(ACT_QUANTILES)
+        edges = (model.compiled if c is None else c).act_edges  # the population's ACT_QUANTILES (models.compiled)
         return (percentile(sig.act_28d, edges) >= 0.5) if edges else sig.act_28d >= 4.0
     if key == "narrow":
-        used, kinds = _kinds(sig, model)
+        used, kinds = _kinds(sig, model, c)
         return used >= 2 and 2 * used >= kinds
     if key == "purchase":
         return sig.purchase_x >= 1 and sig.purchase_overdue <= 1.0
     if key == "cooling":
         return back >= _WARM_FROM
     if key == "tenure":  # "a user for 3 days" never
-        return sig.tenure_days >= _typical_tenure(model) and _reads_as_it_weighs(key, model)
+        return sig.tenure_days >= _typical_tenure(model, c) and _reads_as_it_weighs(key, model, c)
     if key == "gaps":  # steady or quickening; widening gaps never
-        return _gap_ratio(sig) <= 1.0 and _reads_as_it_weighs(key, model)
+        return _gap_ratio(sig) <= 1.0 and _reads_as_it_weighs(key, model, c)
     return False
 
 
@@ -727,7 +744,9 @@ _RECENT_LONG: Final[str] = " (4-week decayed)"
 _FIRST_TO_LAST: Final[str] = " (first to last visit)"
 
 
-def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
+def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel",
+          c: CompiledModel | None = None) -> str:
+    """The words of fact ``key`` against the user. ``c``: ``model.compiled`` where the caller holds it."""
     if key == "cancelled":
         days = sig.cancelled_days
         return "cancelled today" if days < 1.0 else f"cancelled {_days(days)} ago"
@@ -749,7 +768,7 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "decline_long":
         return f"recent activity{_RECENT_LONG} down {100.0 * (1.0 - sig.trend_long):.0f}% against the user's 3-month rate"
     if key == "low":  # the total is a decayed counter too: no window claimed (:func:`_decayed_count`)
-        edges = model.population.get(ACT_QUANTILES)
+        edges = (model.compiled if c is None else c).act_edges  # the population's ACT_QUANTILES (models.compiled)
         text = _decayed_count(sig.act_28d, "event", True)
         if edges:
             share = percentile(sig.act_28d, edges)
@@ -831,13 +850,14 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
 
 
 def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], temperature: tuple[float, StaySource],
-           model: "ChurnModel", against: bool) -> str:
-    """The words of reason ``key``, against the user (``against``) or in their favour."""
+           model: "ChurnModel", against: bool, c: CompiledModel | None = None) -> str:
+    """The words of reason ``key``, against the user (``against``) or in their favour (``c``:
+    ``model.compiled`` where the caller holds it)."""
     if key in _COMPARED:
         return _compared_text(key, st, sig, values, model, against)
     if _is_slot(key):
         return _slot_text(key, sig, values, model, against)
-    return _text(key, st, sig, temperature, model) if against else _good_text(key, st, sig, temperature, model)
+    return _text(key, st, sig, temperature, model, c) if against else _good_text(key, st, sig, temperature, model)
 
 
 def _paid_through(period_end_s: int) -> str:
@@ -860,7 +880,7 @@ def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:
 
 
 def _contributions(sig: Signals, values: Sequence[float], source: StaySource, gone: float,
-                   model: "ChurnModel", open_: bool = True) -> tuple[list[str], list[float]]:
+                   model: "ChurnModel", open_: bool = True, c: CompiledModel | None = None) -> tuple[list[str], list[float]]:
     """Each reason key's contribution to the risk log-odds (module docstring), as (keys, lifts)
     side by side: the keys of :data:`_GROUPS` in its order, then the per-slot features the model
     weighs. The "already gone" part goes to the silence of the rhythm that decided P(alive),
@@ -869,8 +889,9 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
     Two lists, not a dict: a dict insert per key and alert cost more than the sums. The values
     read as a ``list[float]`` and each sum written ``lifts[k] = lifts[k] + x``: the compiled core
     read a ``Sequence`` item and added in place on a list item through the generic number
-    protocol (~0.1k instructions each, 16 an alert); the same float additions."""
-    compiled = model.compiled
+    protocol (~0.1k instructions each, 16 an alert); the same float additions. ``c``:
+    ``model.compiled`` where the caller holds it."""
+    compiled = model.compiled if c is None else c
     refs = compiled.references
     vals: list[float] = values if isinstance(values, list) else list(values)
     keys = list(_KEYS)
@@ -906,9 +927,13 @@ def explain(
     leave: float | None = None,
     temperature: tuple[float, StaySource] | None = None,
     purpose: Purpose = "scores",
+    c: CompiledModel | None = None,
 ) -> list[tuple[str, float, str]]:
     """(key, contribution in log-odds, text) of the reasons :func:`reasons` gives, in its order
-    (the cancellation and the stage's story carry no contribution: +-inf ranks)."""
+    (the cancellation and the stage's story carry no contribution: +-inf ranks). ``c``:
+    ``model.compiled`` where the caller holds it."""
+    if c is None:
+        c = model.compiled  # once, handed to each test of a factor (a generic attribute lookup each, before)
     open_ = exit_open(sig, model)
     if leave is None:
         leave = risk_probability(values, model) if open_ else 0.0
@@ -921,7 +946,7 @@ def explain(
     told = open_ or purpose != "recovered"
     said = leave if told else risk_probability(values, model)
     gone = _logit(combine(p_stay, said)) - _logit(said)
-    keys, lifts = _contributions(sig, values, source, gone, model, open_ or not told)
+    keys, lifts = _contributions(sig, values, source, gone, model, open_ or not told, c)
     # (rank, key, text, words): a factor's words (``words``: the key they are written for) are
     # written only if it is among the MAX_REASONS shown (:func:`_shown`)
     found: list[tuple[float, str, str, str]] = []
@@ -931,7 +956,7 @@ def explain(
         if not open_:  # a known period end beyond the horizon: the subscription cannot end
             found.append((_RENEWAL, "renewal", _renewal_text(sig, model, False), ""))
         for key, lift in zip(keys, lifts):
-            if lift <= -MIN_LIFT and _for(key, sig, back, model):
+            if lift <= -MIN_LIFT and _for(key, sig, back, model, c):
                 found.append((-lift, key, "", key))
         _by_rank(found)
         risk = combine(p_stay, leave)
@@ -940,24 +965,24 @@ def explain(
             return [("risk_fell", 0.0, text)]
         if not found and stage != st.stage_name:  # a stage change: the stage rule's own fact (module docstring)
             return [_stage_fact(stage, st, sig, temperature, model)]
-        return _shown(found, -1.0, st, sig, values, temperature, model, False)
+        return _shown(found, -1.0, st, sig, values, temperature, model, False, c)
     if sig.cancelled:
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))
         if not st.n_events:  # a cancellation alone (models.state.tracked): no use of the product to
-            return _shown(found, 1.0, st, sig, values, temperature, model, True)  # tell ("active on a single day", "0 kinds")
+            return _shown(found, 1.0, st, sig, values, temperature, model, True, c)  # tell ("active on a single day", "0 kinds")
     if open_ and sig.period_end_s > 0:  # a known renewal within the horizon (or past): the exit is open
         due = sig.period_end_s > sig.now_s  # a renewal to come is context; a period ended unrenewed, news
         found.append((_CONTEXT if due else _RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
     for key, lift in zip(keys, lifts):
         floor = _NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT
-        if lift >= floor and _against(key, sig, back, model):
+        if lift >= floor and _against(key, sig, back, model, c):
             found.append((lift, key, "", "type_decline" if key == "decline" else key))
     if len(found) == (1 if open_ and sig.period_end_s > 0 else 0):  # a renewal due is no behavioural reason
         # Nothing crossed its line, yet risk must say why: the factor that adds most, among
         # those whose fact does not read in the user's favour (the tenure hazard, a silence a
         # little past the rhythm, ...), never a neutral or reassuring fact; failing that, for an
         # alert, that the risk is the sum of small signs.
-        weak = [(lift, key) for key, lift in zip(keys, lifts) if lift > 0.0 and _not_for(key, sig, back, model)]
+        weak = [(lift, key) for key, lift in zip(keys, lifts) if lift > 0.0 and _not_for(key, sig, back, model, c)]
         if weak:
             lift, key = max(weak)
             found.append((lift, key, "", key))
@@ -972,14 +997,14 @@ def explain(
     _by_rank(found)  # stable: equal contributions keep the order above
     if purpose == "declining":
         _cause_first(found, st, sig, temperature, model)
-    elif reorder_late(sig) and _reads_as_it_weighs("purchase", model):  # a rhythm, the re-order late (models.signals.reorder_late): the fact a
+    elif reorder_late(sig) and _reads_as_it_weighs("purchase", model, c):  # a rhythm, the re-order late (models.signals.reorder_late): the fact a
         # shop acts on, first (QA12 F2): "usual re-order every 42 days, none for 68 days"; every
         # at-risk alert of a buyer with a rhythm opens late (models.engine.alert_may_open); not
         # where a free-sign fit weighs the re-order overdue < 0 (:func:`_reads_as_it_weighs`)
         found[:] = [item for item in found if item[1] != "purchase"]
         found.insert(1 if found and found[0][1] == "cancelled" else 0, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
     _renewal_shown(found)
-    return _shown(found, 1.0, st, sig, values, temperature, model, True)
+    return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
 
 
 def _renewal_shown(found: list[tuple[float, str, str, str]]) -> None:
@@ -1019,14 +1044,15 @@ def _cause_first(found: list[tuple[float, str, str, str]], st: UserState, sig: S
 
 
 def _shown(found: list[tuple[float, str, str, str]], sign: float, st: UserState, sig: Signals, values: Sequence[float],
-           temperature: tuple[float, StaySource], model: "ChurnModel", against: bool) -> list[tuple[str, float, str]]:
+           temperature: tuple[float, StaySource], model: "ChurnModel", against: bool,
+           c: CompiledModel | None = None) -> list[tuple[str, float, str]]:
     """(key, ``sign`` x rank, text) of the first MAX_REASONS of the sorted ``found``, the words
     of a factor written here (:func:`_words`, ``against`` the user or in their favour), for the
     reasons shown only: formatting is most of a reason's cost, and an alert's candidates past
     the third were written and dropped."""
     out: list[tuple[str, float, str]] = []
     for lift, key, text, words in found[:MAX_REASONS]:
-        out.append((key, sign * lift, _words(words, st, sig, values, temperature, model, against) if words else text))
+        out.append((key, sign * lift, _words(words, st, sig, values, temperature, model, against, c) if words else text))
     return out
 
 
@@ -1041,6 +1067,7 @@ def reasons(
     leave: float | None = None,
     temperature: tuple[float, StaySource] | None = None,
     purpose: Purpose = "scores",
+    c: CompiledModel | None = None,
 ) -> tuple[str, ...]:
     """Up to :data:`MAX_REASONS` reasons for the user's scores, most important first, for
     ``purpose`` (module docstring).
@@ -1049,6 +1076,7 @@ def reasons(
     features, models.risk.weighted_features: no reason reads another) of the same signals and
     ``leave`` its logistic probability, ``p_stay`` and ``source`` P(alive) and its rhythm
     (models.temperature.p_stay), ``temperature`` the temperature shown / 100 and its rhythm
-    (models.temperature.p_back_within), when the caller has them already.
+    (models.temperature.p_back_within), when the caller has them already; ``c``: ``model.compiled``
+    where the caller holds it (a generic attribute lookup of the Python ChurnModel).
     """
-    return tuple([text for _, _, text in explain(st, sig, stage, values, p_stay, source, model, leave, temperature, purpose)])
+    return tuple([text for _, _, text in explain(st, sig, stage, values, p_stay, source, model, leave, temperature, purpose, c)])

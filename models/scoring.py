@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from models._native import init_args
 from models.actions import Action, recommend
-from models.health import health
+from models.health import health_of
 from models.lifecycle import stage_of
 from models.compiled import CompiledModel
 from models.model import ChurnModel
@@ -161,19 +161,20 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpos
     otherwise be told the other way; an int, not ``bool | None``, so the compiled core takes it
     unboxed."""
     sig = a.signals
-    h = health(sig, model.population)
-    back, source = p_back_within(sig, model)
+    c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
+    h = health_of(sig, c.act_edges)
+    back, source = p_back_within(sig, model, c)
     temperature = 100.0 * back
     segment = rfm_segment(st, sig.now_s, model.population) if st.n_purchases else None
     at_risk = st.at_risk_since_s != 0 if open_alert < 0 else open_alert != 0
     flags = st.flags
     action = recommend(a.stage, h, temperature, st.n_purchases > 0, model, at_risk,
                        (flags & PAYS_SUBSCRIPTION) != 0, (flags & ACCOUNT_MEMBER) != 0,
-                       order_due_s(sig) > sig.now_s)
+                       order_due_s(sig) > sig.now_s, c)
     # the features the model weighs, all the reasons read (models.risk.weighted_features); the
     # whole vector where the assessment built it already
-    values = a._features if a._features is not None else weighted_features(sig, a.p_stay, a.revenue, model.compiled)
-    why = reasons(st, sig, a.stage, values, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose)
+    values = a._features if a._features is not None else weighted_features(sig, a.p_stay, a.revenue, c)
+    why = reasons(st, sig, a.stage, values, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose, c)
     return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)
 
 

@@ -67,7 +67,7 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
         risk = unchanged  # not in the ranking before either
     reach: float | None = None
     if on_save_list(st):
-        reach = save_bound(st, model) if review is None else save_bound_after(review, st, model, c)
+        reach = save_bound(st, model, c) if review is None else save_bound_after(review, st, model, c)
     elif old is not None and not on_save_list(old):
         reach = unchanged
     return risk, reach, alert_risk

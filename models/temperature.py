@@ -123,7 +123,7 @@ def stay_after(sig: Signals, extra_days: float, model: "ChurnModel", c: Compiled
     return (p if compiled.calibration is None else calibrated(p, model)), source
 
 
-def p_back_within(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]:
+def p_back_within(sig: Signals, model: "ChurnModel", c: CompiledModel | None = None) -> tuple[float, StaySource]:
     """The temperature / 100 and which rhythm decided it: P(an active day within the model's
     horizon) (models.mbgnbd.p_active_within), and for a repeat buyer the lower of that and
     P(a purchase within it) (models.bgnbd.p_buys_within). Uncalibrated (module docstring).
@@ -132,10 +132,11 @@ def p_back_within(sig: Signals, model: "ChurnModel") -> tuple[float, StaySource]
     default's visit prior a user seen on one day only is at 17 after a month of silence. 0 while
     a cancellation stands (module docstring: the dropout is observed), said to come from the
     visit rhythm, which it ends (the reasons tell the cancellation itself, models.reasons).
+    ``c``: ``model.compiled`` where the caller holds it (a generic attribute lookup saved).
     """
     if sig.cancelled:
         return 0.0, "visits"
-    compiled = model.compiled
+    compiled = model.compiled if c is None else c
     h = compiled.horizon_days  # float(model.horizon_days): a struct read, not a generic attribute lookup
     p = mbgnbd.p_active_within_of(compiled.visit_r, compiled.visit_alpha, compiled.visit_a, compiled.visit_b,
                                   float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days, h)

@@ -159,3 +159,58 @@ def test_a_silence_weight_below_zero_is_read_from_the_compiled_model() -> None:
                 want = all(model.risk_weights.get(n, 0.0) >= 0.0 for n in names)
                 for module in REASONS:
                     assert module._reads_as_it_weighs(key, model) == want, (key, name, value)
+
+
+def _verdict_models() -> list[ChurnModel]:
+    """Models whose verdicts differ: the default, one with tracked types (per-slot keys), one
+    weighing tenure the other way, a free-sign fit weighing silence below zero."""
+    base = load_model()
+    free = {k: v for k, v in base.risk_weights.items() if k != "silence_log"}
+    return [base, base.with_(tracked_types=("view", "click", "unfriend"), roles={"negative": ["unfriend"]}),
+            ChurnModel(risk_weights={**base.risk_weights, "tenure_log": 0.25}),
+            ChurnModel(risk_weights={**free, "silence_log": -0.25}, training={"signs": "free"})]
+
+
+def test_a_verdict_is_remembered_per_model_as_worked_out() -> None:
+    """``_reads_as_it_weighs`` remembers its answer per key on the compiled model
+    (``CompiledModel.verdicts``, filled on first use): asked first or again, it gives what
+    ``_weighed_as_read`` works out afresh, compiled and pure (each module on models of its own,
+    so neither reads what the other remembered), and two models keep their own answers (the
+    tenure verdict flips with the weight's sign; fails with one cache shared by all models)."""
+    for module in REASONS:
+        models = _verdict_models()
+        for model in models:
+            c = model.compiled
+            keys = [*reasons._KEYS, *c.features[len(reasons.FEATURES):]]
+            for key in keys * 2:
+                want = PURE["reasons"]._weighed_as_read(key, model, c)
+                assert module._weighed_as_read(key, model, c) == want, key
+                assert module._reads_as_it_weighs(key, model) == want, key
+                assert c.verdicts[key] == want, key
+        assert models[0].compiled.verdicts["tenure"] is True and models[2].compiled.verdicts["tenure"] is False
+        assert models[3].compiled.verdicts["silence"] is False and models[0].compiled.verdicts["silence"] is True
+
+
+def test_the_compiled_copies_of_the_population_and_thresholds() -> None:
+    """What the alert path reads from the compiled model instead of the Python one: whether the
+    product's kinds are known (``KINDS_KEY`` in the population or tracked types), the population's
+    ``act_28d`` quantiles (the very object) and the action's thresholds; and health from those
+    quantiles equals health from the population (a model with quantiles and one without)."""
+    from models.health import ACT_QUANTILES, health, health_of
+    from models.signals import compute_signals
+
+    edges = [0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0]
+    models = [load_model(), load_model().with_(population={**load_model().population, ACT_QUANTILES: edges}),
+              load_model().with_(population={**load_model().population, KINDS_KEY: ["kind0", "purchase"]}),
+              load_model().with_(tracked_types=("view",), action_health=40, action_temperature=70.5)]
+    for model in models:
+        c = model.compiled
+        assert c.kinds_known == (KINDS_KEY in model.population or bool(model.tracked_types))
+        assert c.act_edges is model.population.get(ACT_QUANTILES)
+        assert (c.action_health, c.action_temperature) == (model.action_health, model.action_temperature)
+        for act in (0.0, 0.7, 4.0, 50.0):
+            st = UserState(n_events=3, active_days=2, act_7d=act / 3, act_28d=act, act_90d=act * 2,
+                           first_seen_s=1_700_000_000, last_seen_s=1_700_200_000)
+            sig = compute_signals(st, 1_700_300_000, model)
+            assert health_of(sig, c.act_edges) == health(sig, model.population)
+    assert [m.compiled.kinds_known for m in models] == [False, False, True, True]
