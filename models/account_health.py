@@ -367,6 +367,30 @@ def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Seque
     return trend_usage(advance_trend(kept, members, now_s), _users(members, billing, now_s), now_s)
 
 
+#: The trend reason names the account's most active user when he has not been seen for a week or
+#: more (and under the 14 days that make him silent, when the silent reason names him instead):
+#: the heaviest user's own fall, before he is silent, is the first question of an account manager
+#: (QA15 F4: a third of an account's activity gone with one user counted nowhere for 2 weeks).
+_AWAY_S: Final[int] = 7 * DAY_S
+
+
+def _top_user_away(users: Sequence[Member], now_s: int) -> str:
+    """"its most active user u00 last seen 9 days ago" (the largest :func:`_weight`, no other as
+    large, not seen for ``_AWAY_S`` to 14 days), or "".
+
+    >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 10 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
+    >>> _top_user_away(ms, 9 * DAY_S), _top_user_away(ms, 6 * DAY_S), _top_user_away(ms, 15 * DAY_S)
+    ('its most active user ann last seen 9 days ago', '', '')
+    """
+    if len(users) < 2:
+        return ""
+    top = max(users, key=_weight)
+    if sum(1 for m in users if _weight(m) >= _weight(top)) > 1 or not _AWAY_S <= now_s - top.last_seen_s < _SILENT_S:
+        return ""
+    who = f" {top.user_id}" if top.user_id else ""
+    return f"its most active user{who} last seen {_ago((now_s - top.last_seen_s) / DAY_S)}"
+
+
 def trend_risk(usage_2w: float) -> float:
     """The trend rule's part of the risk (constants above): 0 at or above ``TREND_FROM`` (and when
     not judged, -1), 0.5 at or under ``TREND_AT_RISK``, linear between; never rising with usage.
@@ -726,8 +750,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     r_t = trend_risk(usage_2w)
     if r_t > 0.0:
         r_b = max(r_b, r_t)
-        reasons.append((r_t, f"usage over the last 2 weeks down {round(100 * (1 - usage_2w))}% against its 3-month rate (2-week decayed)",
-                        _FALLING_USE))
+        away = _top_user_away(users, now_s)
+        reasons.append((r_t, f"usage over the last 2 weeks down {round(100 * (1 - usage_2w))}% against its 3-month rate (2-week decayed)"
+                        + (f"; {away}" if away else ""), _FALLING_USE))
     # No lower bound: a trial whose end has passed while its status still says trial (the billing
     # system has not said converted or cancelled yet) keeps the rule (review 4, 2026-12-03: with
     # ``0 <=`` the risk fell to 0 at the end and the open alert said account_recovered, "risk down

@@ -190,7 +190,7 @@ def test_an_annual_renewal_is_looked_at_and_spoken_of_a_quarter_of_its_year_befo
 _RISK_PART = re.compile(r"silent for \d+ weeks( \(\d+% of its activity\))?$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
                         r"|^trial ends .* (with usage at|and nobody has used it yet)|^trial ended .* ago (with usage at|and nobody has used it$)"
                         r"|^subscription cancelled$|^cancelled without paying$|^moved to the free plan |^MRR down from \d+\.\d\d to "
-                        r"|^usage over the last 2 weeks down \d+% against its 3-month rate \(2-week decayed\)$")
+                        r"|^usage over the last 2 weeks down \d+% against its 3-month rate \(2-week decayed\)(; its most active user .*last seen \d+ days ago)?$")
 _ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
                      r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
 

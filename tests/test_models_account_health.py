@@ -376,6 +376,12 @@ def test_the_trend_rule_waits_for_its_figure_and_for_enough_events() -> None:
     assert rollup(members, _view(), None, 0, NOW_S).risk == 0.0  # no trend kept: no rule
 
 
+def test_the_trend_reason_names_the_most_active_user_away_for_a_week() -> None:
+    members = [_steady(k) for k in range(1, 5)] + [Member(9, NOW_S - 9 * DAY_S, 1, 0.0, 60.0, 60.0, "u09")]
+    r = rollup(members, _view(), None, 0, NOW_S, trend=_followed(20.0, members))
+    assert r.reasons[0].endswith("(2-week decayed); its most active user u09 last seen 9 days ago"), r.reasons
+
+
 def test_a_trend_only_decays_between_copies_and_gains_a_copys_events() -> None:
     members = [_steady(k) for k in range(1, 6)]
     t0 = advance_trend(None, members, NOW_S)
