@@ -379,8 +379,8 @@ def _top_user_away(users: Sequence[Member], now_s: int) -> str:
     large, not seen for ``_AWAY_S`` to 14 days), or "".
 
     >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 10 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
-    >>> _top_user_away(ms, 9 * DAY_S), _top_user_away(ms, 6 * DAY_S), _top_user_away(ms, 15 * DAY_S)
-    ('its most active user ann last seen 9 days ago', '', '')
+    >>> _top_user_away(ms, 9 * DAY_S), _top_user_away(ms, 6 * DAY_S), _top_user_away(ms, 15 * DAY_S), _top_user_away(ms, 14 * DAY_S - 1)
+    ('its most active user ann last seen 9 days ago', '', '', 'its most active user ann last seen 13 days ago')
     """
     if len(users) < 2:
         return ""
@@ -388,7 +388,7 @@ def _top_user_away(users: Sequence[Member], now_s: int) -> str:
     if sum(1 for m in users if _weight(m) >= _weight(top)) > 1 or not _AWAY_S <= now_s - top.last_seen_s < _SILENT_S:
         return ""
     who = f" {top.user_id}" if top.user_id else ""
-    return f"its most active user{who} last seen {_ago((now_s - top.last_seen_s) / DAY_S)}"
+    return f"its most active user{who} last seen {_ago((now_s - top.last_seen_s) // DAY_S)}"  # whole days: 13.6 is not yet 14
 
 
 def trend_risk(usage_2w: float) -> float:
