@@ -30,7 +30,10 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   (near: within a quarter of the billing period the statements state for it, at least 30 days:
   an annual plan's 91 days, a monthly plan's 30; ``models.subscription.renewal_window_ms``, QA11
   F5) (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
-  so every paying account whose users have not come yet would carry it), a trial ending within
+  so every paying account whose users have not come yet would carry it), the account's last 2
+  weeks against its 3-month rate at any time (:func:`trend_usage`, :func:`trend_risk`: 0 at 80% of
+  it or more, 0.5 at 60% or under, linear between; an account followed for 4 weeks whose usual fortnight
+  is 20 events or more; QA15 F4), a trial ending within
   3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"; not for a
   user's own account without a member, whose use the account cannot see: QA14 F1, :func:`rollup`'s
   ``own``), and after its end
@@ -73,8 +76,9 @@ from models.revenue import AccountView
 from models.subscription import RENEWAL_WINDOW_MIN_MS
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member",
-           "SilenceIndex", "hours_left", "in_trial", "member_key", "own_account", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
-           "silence_risk_at", "trial_action", "trial_rule"]
+           "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
+           "hours_left", "in_trial", "member_key", "own_account", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
+           "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
@@ -82,12 +86,12 @@ ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost", "at_risk", "t
 #: Accounts whose subscription is gone: nothing to save, the win-back list's (churned: it paid;
 #: trial_lost: cancelled without ever paying, a trial or a free plan). Risk 1, temperature 0, never an at-risk alert.
 GONE_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost")
-_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED, _WIN_BACK = (
+_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED, _WIN_BACK, _FALLING_USE = (
     "re-engage the silent users", "fix the payment with the billing contact", "review how the plan fits their use",
     "book a renewal call", "help them convert before the trial ends", "help them convert now that the trial has ended",
-    "win back")
+    "win back", "ask why their use is falling")
 ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
-                                           _WIN_BACK, "none")
+                                           _WIN_BACK, _FALLING_USE, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
 _SILENT_S: Final[int] = 14 * DAY_S
@@ -246,6 +250,157 @@ def _usage(users: Sequence[Member], now_s: int) -> float:
         base += m.base_28d * math.exp(-age / (90.0 * DAY_S))
         based = based or m.base_28d > 0
     return recent / base if base > 0 else 0.0 if based or not users else 1.0
+
+
+#: How far back "recent" reaches for the trend rule: the account's activity decayed over 14 days
+#: ("the last 2 weeks"), against the 3-month rate its members' 13-week rates expect (``base_28d``).
+#: Why 14 days: the members' 4-week figure lags a fade by about 4 weeks (an exponential average
+#: lags a steady fall by its time constant), so against the 3-month base it reached "fell 25%"
+#: only days before QA15's cancel notices; a 2-week figure lags half as much, and two quiet weeks
+#: (not one: a holiday) are what it takes to reach the line below from a steady rate.
+TREND_DAYS: Final[float] = 14.0
+#: At or under 60% of its own usual rate the rule alone puts the account at risk (0.5, the
+#: at-risk line); at 80% or more (a fall of a fifth or less) it adds nothing; between, its part
+#: rises linearly from 0 to 0.5 (monotone: a deeper fall never lowers the risk), so a fall of 30%
+#: adds 0.25 to what silent users add. Why 60% and not half: the 2-week figure lags a steady fall
+#: by about two weeks, so when it reads 60% the account's current rate is near half its usual
+#: (QA15's fades: 10% of the usual at the end of 50-80 days, a fall of 1.1-1.8% of it a day).
+#: Why it is not chance: the 2-week figure of an account whose usual fortnight is 20 events or
+#: more (``TREND_MIN_EVENTS``) varies, at a steady Poisson rate, by at most a sixth of its mean
+#: (the standard deviation of an exponentially decayed count is the square root of half its
+#: mean), so 60% is 2.5 standard deviations below: under 1% of fortnights by chance.
+TREND_AT_RISK: Final[float] = 0.6
+TREND_FROM: Final[float] = 0.8
+#: The rule speaks only for an account whose usual 2-week activity is at least 20 events (above):
+#: at 6 (a one-user account) 60% is 1.4 standard deviations below its mean, 8% of fortnights by
+#: chance, not a trend.
+TREND_MIN_EVENTS: Final[float] = 20.0
+#: ... and once its own 2-week figure has been followed for 28 days: the figure starts from the
+#: steady-rate assumption (half the 4-week figure) when the account is first reviewed, and needs
+#: two time constants to be its own.
+TREND_HELD_S: Final[int] = 28 * DAY_S
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """The account's 2-week activity, followed from review to review (the worker keeps it in the
+    account's extras, ``[since_s, at_s, recent, fast]``: 4 numbers, about 40 bytes of JSON).
+
+    ``recent`` is the members' 4-week activity (:func:`recent_activity`) at ``at_s``; ``fast`` the
+    account's activity decayed over ``TREND_DAYS``. The member copies carry each user's 4-week
+    figure, not their events, so what the account gained between two reviews is the rise of
+    ``recent`` over its own decay (:func:`advance_trend`): exact for the copies' hours, never
+    negative. Between reviews with no copy ``fast`` only decays, faster than the 3-month base, so
+    the rule's part of the risk only rises (what the worker's review of deadlines assumes)."""
+
+    since_s: int
+    at_s: int
+    recent: float
+    fast: float
+
+    def to_list(self) -> list[float | int]:
+        """The extras' record (floats to 3 decimals: counts of events, state kept small)."""
+        return [self.since_s, self.at_s, round(self.recent, 3), round(self.fast, 3)]
+
+    @classmethod
+    def from_list(cls, kept: object) -> Trend | None:
+        """A record of :meth:`to_list`, or None for anything else (an account reviewed before)."""
+        if isinstance(kept, list) and len(kept) == 4 and all(isinstance(x, (int, float)) for x in kept):
+            return cls(int(kept[0]), int(kept[1]), float(kept[2]), float(kept[3]))
+        return None
+
+
+def recent_activity(members: Sequence[Member], now_s: int) -> float:
+    """The members' 4-week activity decayed to ``now_s`` (every member ever seen: one gone for 90
+    days weighs e^-3.2 of its activity, and counting all keeps the trend's differences exact).
+    The age is not floored at 0 (a member seen after ``now_s``, which a review of a past deadline
+    can meet, weighs a little more): so without a copy the sum decays exactly, and a review that
+    applied none finds nothing gained (:func:`trend_gain`)."""
+    return sum(m.act_28d * math.exp((m.last_seen_s - now_s) / (28.0 * DAY_S)) for m in members if m.last_seen_s)
+
+
+def advance_trend(kept: Trend | None, members: Sequence[Member], now_s: int) -> Trend:
+    """The :class:`Trend` at ``now_s`` from the one kept at the previous review: ``fast`` decays
+    over ``TREND_DAYS`` and gains what ``recent`` gained beyond its decay (the copies' new
+    activity). None kept (the first review): the steady rate assumed, ``fast`` = ``recent`` x 14/28.
+
+    >>> ms = [Member(1, 10 * DAY_S, 1, 0.0, 28.0, 28.0)]
+    >>> t = advance_trend(None, ms, 10 * DAY_S); (t.recent, t.fast)
+    (28.0, 14.0)
+    >>> later = advance_trend(t, ms, 24 * DAY_S)  # no copy for 14 days: both only decay
+    >>> round(later.fast, 3), round(later.recent, 3)
+    (5.15, 16.983)
+    """
+    recent = recent_activity(members, now_s)
+    if kept is None:
+        return Trend(now_s, now_s, recent, recent * TREND_DAYS / 28.0)
+    dt = max(0, now_s - kept.at_s)
+    return Trend(kept.since_s, max(now_s, kept.at_s), recent, kept.fast * math.exp(-dt / (TREND_DAYS * DAY_S)) + trend_gain(kept, recent, now_s))
+
+
+def trend_gain(kept: Trend, recent: float, now_s: int) -> float:
+    """What the members' 4-week activity ``recent`` at ``now_s`` gained beyond the decay of the
+    ``kept`` one (the events of the copies applied since; never negative).
+
+    >>> trend_gain(Trend(0, 0, 28.0, 14.0), 28.0 * math.exp(-1.0), 28 * DAY_S)
+    0.0
+    """
+    return max(0.0, recent - kept.recent * math.exp(-max(0, now_s - kept.at_s) / (28.0 * DAY_S)))
+
+
+def trend_usage(trend: Trend | None, users: Sequence[Member], now_s: int) -> float:
+    """The account's last 2 weeks against its 3-month rate (1.0 steady; 0.4 = down 60%), or -1.0
+    when the rule does not judge: no trend, followed less than ``TREND_HELD_S``, or a usual
+    2-week activity under ``TREND_MIN_EVENTS``. The base is :func:`_usage`'s (the users' 4-week
+    activity expected from their 13-week rates, decayed at its pace), halved: a fortnight's."""
+    if trend is None or now_s - trend.since_s < TREND_HELD_S:
+        return -1.0
+    base = sum(m.base_28d * math.exp(-max(0, now_s - m.last_seen_s) / (90.0 * DAY_S)) for m in users) * TREND_DAYS / 28.0
+    return trend.fast / base if base >= TREND_MIN_EVENTS else -1.0
+
+
+def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Sequence[int], now_s: int) -> float:
+    """:func:`trend_usage` at ``now_s`` from the kept trend, over :func:`rollup`'s users (-1.0:
+    not judged). Between two copies it only falls, but where a member leaves the 90-day window."""
+    if not members:
+        return -1.0
+    return trend_usage(advance_trend(kept, members, now_s), _users(members, billing, now_s), now_s)
+
+
+#: The trend reason names the account's most active user when he has not been seen for a week or
+#: more (and under the 14 days that make him silent, when the silent reason names him instead):
+#: the heaviest user's own fall, before he is silent, is the first question of an account manager
+#: (QA15 F4: a third of an account's activity gone with one user counted nowhere for 2 weeks).
+_AWAY_S: Final[int] = 7 * DAY_S
+
+
+def _top_user_away(users: Sequence[Member], now_s: int) -> str:
+    """"its most active user u00 last seen 9 days ago" (the largest :func:`_weight`, no other as
+    large, not seen for ``_AWAY_S`` to 14 days), or "".
+
+    >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 10 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
+    >>> _top_user_away(ms, 9 * DAY_S), _top_user_away(ms, 6 * DAY_S), _top_user_away(ms, 15 * DAY_S), _top_user_away(ms, 14 * DAY_S - 1)
+    ('its most active user ann last seen 9 days ago', '', '', 'its most active user ann last seen 13 days ago')
+    """
+    if len(users) < 2:
+        return ""
+    top = max(users, key=_weight)
+    if sum(1 for m in users if _weight(m) >= _weight(top)) > 1 or not _AWAY_S <= now_s - top.last_seen_s < _SILENT_S:
+        return ""
+    who = f" {top.user_id}" if top.user_id else ""
+    return f"its most active user{who} last seen {_ago((now_s - top.last_seen_s) // DAY_S)}"  # whole days: 13.6 is not yet 14
+
+
+def trend_risk(usage_2w: float) -> float:
+    """The trend rule's part of the risk (constants above): 0 at or above ``TREND_FROM`` (and when
+    not judged, -1), 0.5 at or under ``TREND_AT_RISK``, linear between; never rising with usage.
+
+    >>> [trend_risk(u) for u in (-1.0, 1.0, 0.8, 0.7, 0.6, 0.1)]
+    [0.0, 0.0, 0.0, 0.25, 0.5, 0.5]
+    """
+    if usage_2w < 0.0 or usage_2w >= TREND_FROM:
+        return 0.0
+    return round(ACCOUNT_AT_RISK * min(1.0, (TREND_FROM - usage_2w) / (TREND_FROM - TREND_AT_RISK)), 4)
 
 
 def silence_risk(users: int, silent: int, users_w: float = 0.0, silent_w: float = 0.0) -> float:
@@ -532,7 +687,7 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
 
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
-           now_s: int, now_ms: int = -1, own: bool = False) -> AccountRollup:
+           now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
     milliseconds is counted from the same instant the alerts use. See the module docstring.
@@ -589,6 +744,15 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
         when = "today" if days == 0 else f"in {_days(days)}"
         reasons.append((0.4, f"renewal {when} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
+    # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
+    # only by the renewal rule, days before the cancel notice); ``trend`` advanced to now (:func:`advance_trend`)
+    usage_2w = trend_usage(trend, users, now_s)
+    r_t = trend_risk(usage_2w)
+    if r_t > 0.0:
+        r_b = max(r_b, r_t)
+        away = _top_user_away(users, now_s)
+        reasons.append((r_t, f"usage over the last 2 weeks down {round(100 * (1 - usage_2w))}% against its 3-month rate (2-week decayed)"
+                        + (f"; {away}" if away else ""), _FALLING_USE))
     # No lower bound: a trial whose end has passed while its status still says trial (the billing
     # system has not said converted or cancelled yet) keeps the rule (review 4, 2026-12-03: with
     # ``0 <=`` the risk fell to 0 at the end and the open alert said account_recovered, "risk down

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -188,7 +189,8 @@ def test_an_annual_renewal_is_looked_at_and_spoken_of_a_quarter_of_its_year_befo
 
 _RISK_PART = re.compile(r"silent for \d+ weeks( \(\d+% of its activity\))?$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
                         r"|^trial ends .* (with usage at|and nobody has used it yet)|^trial ended .* ago (with usage at|and nobody has used it$)"
-                        r"|^subscription cancelled$|^cancelled without paying$|^moved to the free plan |^MRR down from \d+\.\d\d to ")
+                        r"|^subscription cancelled$|^cancelled without paying$|^moved to the free plan |^MRR down from \d+\.\d\d to "
+                        r"|^usage over the last 2 weeks down \d+% against its 3-month rate \(2-week decayed\)(; its most active user .*last seen \d+ days ago)?$")
 _ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
                      r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
 
@@ -751,3 +753,43 @@ def test_a_trial_beside_a_free_plan_is_reviewed_as_a_trial() -> None:
             state.update(Event("u1", T0, "subscription", "s1", 0.0, "a", Subscription("active", "Free", 0)))
         state.update(Event("u2", T0 + 1, "subscription", "s2", 0.0, "a", Subscription("trial", "Pro", 0, end)))
         assert usage_counts(state, lo, hi), free
+
+
+def _fading_account(fade_days: int) -> tuple[AccountWork, list[tuple[bytes | None, bytes]]]:
+    """QA15 F4 through the worker's account phase (``_apply_in_order``: member copies, then the
+    review of each instant): an annual account (renewal a year away: the renewal rule cannot
+    speak) of 5 users at 2 events a day each for 120 days, then, from day 120, each user's use
+    falling linearly to 10% over ``fade_days`` (0: no fade) and staying there; one member copy
+    per user and day, each user's 4-week figure a decayed count of its events, as models.signals
+    keeps it, against a usual 4-week activity of 56."""
+    from streams.worker.revenue import AccountsAdvanced, MemberCopy, _apply_in_order
+
+    sub = Subscription("active", "Business", 29_235, 0, T0 + 400 * DAY_MS)
+    acc = AccountWork(AccountState().update(Event("u0", T0, "subscription", "s0", 0.0, "acme", sub)), {}, {})
+    out = AccountsAdvanced()
+    act = {u: 56.0 for u in ("u0", "u1", "u2", "u3", "u4")}
+    for day in range(1, 200):
+        f = day - 120
+        rate = 2.0 if not fade_days or f <= 0 else 2.0 * max(0.1, 1.0 - 0.9 * f / fade_days)
+        copies = []
+        for i, u in enumerate(act):
+            act[u] = act[u] * math.exp(-1 / 28) + rate
+            ts_ms = T0 + day * DAY_MS + i * 60_000
+            copies.append(MemberCopy(0, day * 10 + i, "acme", ts_ms, Member(member_key(u), ts_ms // 1000, 1, 0.0, act[u], 56.0, u)))
+        _apply_in_order("acme", acc, copies, out)
+    return acc, out.alerts
+
+
+def test_a_fading_account_is_alerted_weeks_into_its_fade_by_its_own_trend() -> None:
+    acc, alerts = _fading_account(60)
+    opened = [orjson.loads(v) for _, v in alerts if orjson.loads(v)["kind"] == "account_at_risk"]
+    assert opened, "the fade is alerted"
+    first = opened[0]
+    day = (first["event_time_ms"] - T0) // DAY_MS - 120
+    assert 20 <= day <= 45, day  # weeks into the fade, before its end (QA15: the notice came ~49 days in)
+    assert first["reasons"][0].startswith("usage over the last 2 weeks down ") and first["action"] == "ask why their use is falling"
+    assert not any("renewal" in r for r in first["reasons"])
+    kept = orjson.dumps(acc.extras["trend"])
+    assert len(kept) <= 80, kept  # the account's state for the rule: 7 numbers
+    steady, calm = _fading_account(0)
+    assert calm == [] and "trend" in steady.extras, "a steady account is followed and never alerted"

@@ -3,10 +3,14 @@ carries, and the member record's size."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from models.account_health import ACCOUNT_AT_RISK, Downgrade, Member, hours_left, member_key, own_account, rollup
+from models.account_health import (ACCOUNT_AT_RISK, Downgrade, Member, Trend, advance_trend, hours_left, member_key, own_account,
+                                   recent_activity, rollup, trend_gain, trend_risk)
 from models.revenue import AccountView
 
 DAY_S = 86_400
@@ -343,3 +347,63 @@ def test_a_users_own_trial_account_without_member_is_not_said_unused() -> None:
     low = [Member(member_key("f1"), NOW_S, 1, 0.0, 2.0, 20.0)]
     used = rollup(low, view, None, 0, NOW_S, NOW_MS, own=True)  # members: judged on them, as any account
     assert (used.trial, used.usage_known, used.reasons) == (True, True, ("trial ends in 30 h with usage at 10% of the usual",))
+
+
+# The usage-trend rule (QA15 F4): the account's last 2 weeks against its 3-month rate.
+
+def _followed(fast: float, members: list[Member], days: int = 40) -> Trend:
+    """A trend followed for ``days`` whose 2-week figure is ``fast`` now (recent: the members')."""
+    return Trend(NOW_S - days * DAY_S, NOW_S, recent_activity(members, NOW_S), fast)
+
+
+def test_a_fading_account_is_at_risk_outside_the_renewal_window_with_a_plain_reason() -> None:
+    members = [_steady(k) for k in range(1, 6)]  # 5 users, 20 events a 4-week usual each: a fortnight's 50
+    steady = rollup(members, _view(), None, 0, NOW_S, trend=_followed(50.0, members))
+    assert (steady.risk, steady.reasons) == (0.0, ())
+    fading = rollup(members, _view(), None, 0, NOW_S, trend=_followed(20.0, members))  # 40% of the usual fortnight
+    assert fading.risk == 0.5 and fading.stage == "at_risk" and fading.action == "ask why their use is falling"
+    assert fading.reasons == ("usage over the last 2 weeks down 60% against its 3-month rate (2-week decayed)",)
+    part = rollup(members, _view(), None, 0, NOW_S, trend=_followed(35.0, members))  # down 30%: a part, below the line
+    assert part.risk == 0.25 and part.reasons == ("usage over the last 2 weeks down 30% against its 3-month rate (2-week decayed)",)
+
+
+def test_the_trend_rule_waits_for_its_figure_and_for_enough_events() -> None:
+    members = [_steady(k) for k in range(1, 6)]
+    young = rollup(members, _view(), None, 0, NOW_S, trend=_followed(5.0, members, days=27))
+    assert young.risk == 0.0 and young.reasons == ()  # followed 27 days: its 2-week figure is not its own yet
+    small = [Member(1, NOW_S, 1, 0.0, 6.0, 6.0)]  # a usual fortnight of 3 events: a quiet one is chance
+    assert rollup(small, _view(), None, 0, NOW_S, trend=_followed(0.5, small)).risk == 0.0
+    assert rollup(members, _view(), None, 0, NOW_S).risk == 0.0  # no trend kept: no rule
+
+
+def test_the_trend_reason_names_the_most_active_user_away_for_a_week() -> None:
+    members = [_steady(k) for k in range(1, 5)] + [Member(9, NOW_S - 9 * DAY_S, 1, 0.0, 60.0, 60.0, "u09")]
+    r = rollup(members, _view(), None, 0, NOW_S, trend=_followed(20.0, members))
+    assert r.reasons[0].endswith("(2-week decayed); its most active user u09 last seen 9 days ago"), r.reasons
+
+
+def test_a_trend_only_decays_between_copies_and_gains_a_copys_events() -> None:
+    members = [_steady(k) for k in range(1, 6)]
+    t0 = advance_trend(None, members, NOW_S)
+    assert (t0.recent, t0.fast) == (100.0, 50.0)  # steady: a fortnight's half of the 4-week figure
+    later = advance_trend(t0, members, NOW_S + 7 * DAY_S)
+    assert abs(later.fast - 50.0 * math.exp(-0.5)) < 1e-9 and trend_gain(t0, later.recent, NOW_S + 7 * DAY_S) < 1e-9
+    back = [replace(m, last_seen_s=NOW_S + 7 * DAY_S, act_28d=m.act_28d * math.exp(-0.25) + 3.0) for m in members]
+    assert abs(advance_trend(t0, back, NOW_S + 7 * DAY_S).fast - (50.0 * math.exp(-0.5) + 15.0)) < 1e-9  # 5 x 3 events
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 60.0), st.integers(0, 30)), min_size=1, max_size=8),
+       st.floats(0.0, 80.0), st.floats(0.0, 80.0), st.integers(0, 40), st.sampled_from([0.0, 0.35, 0.5]))
+@settings(max_examples=300, deadline=None)
+@example([(20.0, 0), (20.0, 0), (20.0, 0)], 10.0, 40.0, 30, 0.0)
+def test_a_deeper_fall_never_lowers_the_risk(users: list[tuple[float, int]], fast: float, more: float, days: int,
+                                             down_cut: float) -> None:
+    """Monotone in the decline: the same account with less activity in its last 2 weeks (a smaller
+    2-week figure, all else equal) never has a lower risk, whatever else holds (silence, a downgrade)."""
+    members = [Member(k + 1, NOW_S - silent * DAY_S, 1, 0.0, base * 0.8, base) for k, (base, silent) in enumerate(users)]
+    down = Downgrade(NOW_MS - DAY_S * 1000, ("Business",), ("Team",), 10_000, round(10_000 * (1 - down_cut))) if down_cut else None
+    lower, higher = sorted((fast, fast + more))
+    r_low = rollup(members, _view(), down, 0, NOW_S, trend=_followed(lower, members, days))
+    r_high = rollup(members, _view(), down, 0, NOW_S, trend=_followed(higher, members, days))
+    assert r_low.risk >= r_high.risk
+    assert trend_risk(lower / 20.0) >= trend_risk(higher / 20.0)

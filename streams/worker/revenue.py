@@ -66,7 +66,7 @@ from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
                                            member_deadlines_ms, next_due_s, note_downgrade, other_due_ms, renewal_ms, risk_drops_ms,
-                                           usage_counts)
+                                           trend_counts, usage_counts)
 from streams.worker.clock import NEVER
 from streams.worker.keys import bucket_of, offset_field
 from streams.worker.watermark import HEARTBEAT_HEADER, MARK_HEADER, PERIOD_MS, parse_heartbeat
@@ -641,7 +641,7 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
             return
         stop = drops[k] if (k := bisect.bisect_right(drops, dues[i])) < len(drops) else until_ms + 1
         j = bisect.bisect_left(dues, min(stop, other or stop), i)
-        if latest_seen_ms > dues[i] and usage_counts(acc.state, dues[i], dues[j - 1]):
+        if latest_seen_ms > dues[i] and (usage_counts(acc.state, dues[i], dues[j - 1]) or trend_counts(acc, dues[j - 1])):
             j = i + 1  # a member seen later keeps its activity until then: usage may rise, review each
         first = j if _quiet(acc, silence, gone, dues[i], dues[j - 1]) else _first_alerting(account, acc, members, dues, i, j)
         if first < j:
@@ -662,7 +662,7 @@ def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms
         return since and told if gone == "churned" else not since or told
     if acc.extras.get("at_risk_since_ms"):
         return silence_risk_at(silence, lo_ms // 1000) >= RECOVERED_BELOW + _MARGIN
-    if acc.state.subs and acc.state.get().past_due_since_ms or usage_counts(acc.state, lo_ms, hi_ms):
+    if acc.state.subs and acc.state.get().past_due_since_ms or usage_counts(acc.state, lo_ms, hi_ms) or trend_counts(acc, hi_ms):
         return False
     down = acc.extras.get("down")
     if down and int(down[0]) + _DOWNGRADE_COUNTS_MS > lo_ms:  # type: ignore[index]
