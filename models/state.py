@@ -37,7 +37,7 @@ format 5 (format 4 + a uint16: 95 bytes + 8 per slot, 159 with 8 slots; Redis 29
 user with 8 types when every user has one, against 297 without, 1M users, benchmarks/memory.py:
 the user hashes +2 bytes a user, within the budget of 300). Only an ``active`` statement sets it,
 to the later of the known end and the stated one, so a late renewal statement cannot move it
-back (``_state_period_end``); ``cancelled``, ``past_due`` and ``trial`` set it to unknown.
+back (``_state_period_end``); ``cancelled``, ``past_due``, ``trial`` and a free plan (MRR 0) set it to unknown.
 
 Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_MEMBER` (2),
 :data:`VISIT_CONTINUED` (4) and :data:`STAGE_HELD` (8)) keep what the counters cannot say:
@@ -933,7 +933,10 @@ def period_end_day(period_end_ms: int) -> int:
 def _state_period_end(state: UserState, event: Event) -> None:
     """A ``subscription`` statement. ``active``: the end of the period paid for, the later of the
     known one and the stated one (a statement without a period end leaves the known one).
-    ``cancelled``, ``past_due`` and ``trial``: unknown (0), the exit is open and the risk is the
+    ``cancelled``, ``past_due``, ``trial`` and an ``active`` free plan (MRR 0: nothing is paid, so
+    no renewal is due; QA16 F5: a user who moved to the free plan kept the paid period's end and
+    read "paid period ended 74 days ago, no renewal stated" while listening daily): unknown (0),
+    the exit is open and the risk is the
     behavioural one (models.risk): a cancellation ends the contract; a failed payment arrives
     with the *next* period's end (Stripe moves ``current_period_end`` when it invoices the
     renewal), which nobody has paid for; a trial is not a paid period (docs/REVENUE.md).
@@ -957,7 +960,7 @@ def _state_period_end(state: UserState, event: Event) -> None:
         state.flags |= PAYS_SUBSCRIPTION
     else:
         state.flags &= ~PAYS_SUBSCRIPTION
-    if sub.status != "active":
+    if sub.status != "active" or sub.mrr_cents <= 0:  # a free plan pays no period (QA16 F5)
         state.period_end_day = 0
     elif sub.period_end_ms > 0:
         state.period_end_day = max(state.period_end_day, period_end_day(sub.period_end_ms))

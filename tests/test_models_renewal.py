@@ -102,6 +102,22 @@ def test_an_unpaid_statement_opens_the_exit(status: str) -> None:
     assert period_end_day(10**15) == MAX_PERIOD_END_DAY  # past 2149: kept as the last day a uint16 holds
 
 
+def test_a_move_to_the_free_plan_ends_the_paid_period() -> None:
+    """QA16 F5: an ``active`` statement at MRR 0 (the free plan) kept the paid period's end, so a
+    daily listener who downgraded read "paid period ended 74 days ago, no renewal stated" at risk
+    0.72; a free plan pays no period, so none is known and no renewal reason can be given."""
+    st_ = UserState()
+    apply_event(st_, _sub(T0_MS, T0_MS + 30 * DAY_MS))
+    assert st_.period_end_day and st_.flags & PAYS_SUBSCRIPTION
+    free = Subscription("active", "free", 0, 0, T0_MS + 60 * DAY_MS)  # type: ignore[arg-type]
+    apply_event(st_, Event("u", T0_MS + 30 * DAY_MS, "subscription", "s-free", 0.0, "", free))
+    assert st_.period_end_day == 0 and not st_.flags & PAYS_SUBSCRIPTION
+    for ev in _daily(range(30, 104)):  # listens every day for 74 days after the move
+        apply_event(st_, ev)
+    reasons = score(st_, (T0_MS + 104 * DAY_MS) // 1000, ChurnModel()).reasons
+    assert not any("paid period" in r or "renewal" in r for r in reasons), reasons
+
+
 def test_records_without_a_period_end_stay_format_4_and_with_one_are_format_5() -> None:
     st_ = _state_of(_daily(range(20)))
     raw4 = st_.to_bytes()
