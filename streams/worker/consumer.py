@@ -68,6 +68,7 @@ from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings, aiokafka_client_kwargs
 from streams.timefmt import format_ts
 from streams.worker import metrics
+from streams.worker.aligned import Alignment
 from streams.worker.batching import RecordCap
 from streams.worker.ledger import StoreRolledBack
 from streams.worker.clock import NEVER
@@ -409,6 +410,8 @@ class StreamConsumer:
         self._listing_failed = float("-inf")  # monotonic time of the last failed topic listing (_topic_exists)
         # partition -> monotonic time its fetching resumes: records it cannot take yet (``_hold``)
         self._held: dict[TopicPartition, float] = {}
+        # aligned reading of a backlog (streams/worker/align.py): the partitions paused until the others catch up
+        self._align = Alignment(settings.align_ahead_ms)
         # partition -> (monotonic time until which it stands, ListOffsets' log end or None: no answer) (``_confirm_drops``)
         self._end_checks: dict[int, tuple[float, int | None]] = {}
         self._lagging_logged: dict[int, float] = {}  # partition -> when a drop not confirmed was last logged
@@ -630,7 +633,7 @@ class StreamConsumer:
         """Let the fetcher ask for the next records (see ``run``); a halted worker, one waiting for
         its topic and a held partition (``_hold``) stay paused."""
         if self.halted is None and self.missing is None and self.consumer is not None:
-            paused = [tp for tp in self.consumer.paused() if tp not in self._held]
+            paused = [tp for tp in self.consumer.paused() if tp not in self._held and tp not in self._align.paused]
             if paused:
                 self.consumer.resume(*paused)
 
@@ -654,7 +657,7 @@ class StreamConsumer:
         for tp in due:
             del self._held[tp]
         if self.halted is None and self.missing is None:
-            owned = [tp for tp in due if tp in self.assigned]
+            owned = [tp for tp in due if tp in self.assigned and tp not in self._align.paused]
             if owned:
                 self.consumer.resume(*owned)
 
@@ -691,6 +694,7 @@ class StreamConsumer:
                 if self._unresumed:
                     await self._resume()
                 self._release_held()
+                await self._release_aligned()
                 asked, asked_ms = time.perf_counter(), wall_ms()
                 max_records = self._cap.limit(self._backlog)
                 rewinds = self._rewinds
@@ -853,7 +857,35 @@ class StreamConsumer:
         if self.missing is not None:
             return None
         batch = await self._learn_log_ends(batch)
-        return self._contiguous(batch, rebalanced=generation != self._generation or rewinds != self._rewinds)
+        batch = self._contiguous(batch, rebalanced=generation != self._generation or rewinds != self._rewinds)
+        if batch and self._aligning():
+            held = self._align.holding(self.consumer, self.assigned, self._next, self._stream_ms, batch)
+            batch = self._align.cut(batch, held, self._seek, self.consumer)
+        return batch
+
+    # -- aligned reading (streams/worker/align.py) ---------------------------------------------
+
+    def _aligning(self) -> bool:
+        """Read a backlog's partitions side by side in event time? Where accounts are in use, and
+        until the first cycle is applied (a fresh replay's first batch: not known yet)."""
+        return self._align.on(self.pipeline.heartbeats.active or self.applied_cycles == 0)
+
+    def _stream_ms(self, p: int) -> int:
+        clock = self.pipeline.clock.partitions.get(p)
+        return NEVER if clock is None else clock.stream_ms
+
+    async def _release_aligned(self) -> None:
+        """Before a fetch: learn other workers' progress (at most once a second) and resume the
+        partitions the others caught up with; a halted worker, one waiting for its topic and held
+        partitions stay paused."""
+        if not self._aligning():
+            if self._align.paused:  # turned off: nothing stays paused for it
+                self._align.paused.clear()
+                self._resume_fetching()
+            return
+        await self._align.refresh_foreign(self.consumer, self.store, self.topic, self.pipeline.partitions, self.assigned)
+        if self.halted is None and self.missing is None:
+            self._align.release(self.consumer, self.assigned, self._next, self._stream_ms, set(self._held))
 
     async def _fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
         """The next batch and the group generation it was asked for in (taken before the await:
@@ -861,6 +893,8 @@ class StreamConsumer:
         if self._fetching_ahead():
             return await self._take(timeout_ms, max_records)
         generation = self._generation
+        if self._align.ahead_ms > 0:  # a share from each partition, accounts in use or not yet known
+            return await self._align.fetch(self.consumer, timeout_ms, max_records), generation
         return await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records), generation
 
     # -- fetching ahead (settings.fetch_ahead_ms) ---------------------------------------------
