@@ -15,8 +15,8 @@ one with no data buffered); here, as the worker takes a batch:
   the batch, its first unread one (paused) or its stream time (a partition caught up, or whose
   time is not known yet, holds nobody: it can never block);
 - the batch's records of every partition are cut after ``limit`` = the least held time plus
-  ``ahead_ms`` (``CHURNWATCH_ALIGN_AHEAD_MS``); the rest is read again later (the consumer seeks
-  back and pauses the partition until the least held time comes within ``ahead_ms`` of its head).
+  ``ahead_ms`` (``CHURNWATCH_ALIGN_AHEAD_MS``); the rest is kept for a later batch and the partition
+  held back until the least held time comes within ``ahead_ms`` of its head.
   The partition holding the least time keeps at least its first event: the backlog always
   advances. The first event, not the last: a held copy waits about a cycle's span of event time
   for the marks to pass it, so a cycle spans at most ``ahead_ms`` of every partition.

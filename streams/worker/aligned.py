@@ -1,10 +1,12 @@
 """The consumer's side of aligned reading (streams/worker/align.py): which partitions hold the
-others back, the batch cut at the limit, the partitions paused until the others catch up.
+others back, the batch cut at the limit, the partitions held back until the others catch up.
 
-Kept out of streams/worker/consumer.py, which calls it at three points of its loop: before a
-fetch (``release``: resume what may be read again; ``refresh_foreign``: other workers' partitions),
-the fetch itself (``fetch``: a share of the batch from each partition, not one partition's fetch
-reply after the other) and after the batch's continuity check (``cut``).
+Kept out of streams/worker/consumer.py, which calls it before a fetch (``release``: what may be
+read again; ``refresh_foreign``: other workers' partitions) and after the batch's continuity check
+(``cut``); the consumer's fetch takes a share from each partition that may be read (its records
+left by a cut first, then aiokafka's), not one partition's fetch reply after the other. A partition
+held back is not paused in aiokafka (that would drop the fetch reply it buffers, read again later):
+it is only not taken from, so aiokafka keeps its reply and fetches nothing more for it.
 
 Other workers' partitions are known by the progress their owners store in Redis (the stream time
 after each settled cycle) and their log ends (ListOffsets), read at most once a second. One holds
@@ -15,7 +17,6 @@ Streams' ``max.task.idle.ms``: a task idles that long at most for a partition wi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any, Callable, Final, Mapping
@@ -58,7 +59,7 @@ class Alignment:
     def holding(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
                 stream_ms: Callable[[int], int], batch: Batch) -> dict[int, int]:
         """Partition -> the event time at which it holds the others: own partitions behind their
-        log end (after ``batch``) at their last event in it, their first unread (paused) or their
+        log end (after ``batch``) at their first event in it, their first unread (held back) or their
         stream time; other workers' partitions behind their log end and moving, at their stored time."""
         out: dict[int, int] = {}
         now = time.monotonic()
@@ -117,68 +118,38 @@ class Alignment:
     # -- the three points of the loop -----------------------------------------------------
 
     def release(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
-                stream_ms: Callable[[int], int], blocked: set[TopicPartition]) -> None:
-        """Resume the paused partitions whose first unread event is within the limit now (and
-        forget those no longer assigned); ``blocked``: paused for another reason, left paused."""
+                stream_ms: Callable[[int], int]) -> None:
+        """Let the held-back partitions whose first unread event is within the limit now be read
+        again (and forget those no longer assigned)."""
         for tp in [tp for tp in self.paused if tp not in assigned]:
             del self.paused[tp]
         if not self.paused:
             return
         limit = align_limit(self.holding(consumer, assigned, next_offset, stream_ms, {}), self.ahead_ms)
-        due = [tp for tp, head in self.paused.items() if limit is None or head <= limit]
-        for tp in due:
+        for tp in [tp for tp, head in self.paused.items() if limit is None or head <= limit]:
             del self.paused[tp]
-        due = [tp for tp in due if tp not in blocked]
-        if due:
-            consumer.resume(*due)
 
-    async def fetch(self, consumer: Any, timeout_ms: int, max_records: int) -> Batch:
-        """A batch with a share of ``max_records`` from each fetchable partition (aiokafka hands
-        one partition's whole fetch reply first: weeks of one partition in a backlog); waits up to
-        ``timeout_ms`` only when none has records buffered."""
-        assigned = consumer.assignment()
-        if not assigned:  # joining: its count not known yet (a plain getmany would hand one partition's reply)
-            await asyncio.sleep(timeout_ms / 1000)
-            return {}
-        tps = sorted((tp for tp in assigned if tp not in self.paused), key=lambda t: t.partition)
-        if len(assigned) < 2:
-            return await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)  # type: ignore[no-any-return]
-        share = max(1, max_records // max(1, len(tps)))
-        if len(tps) < 2:  # the others paused: no more than a share of this one either
-            share = max(1, max_records // len(assigned))
-        out: Batch = {}
-        for tp in tps:
-            got = await consumer.getmany(tp, timeout_ms=0, max_records=share)
-            out.update((k, v) for k, v in got.items() if v)
-        if not out:  # nothing buffered: wait for a fetch reply, then take each partition's share of it
-            got = await consumer.getmany(*tps, timeout_ms=timeout_ms, max_records=share)
-            out.update((k, v) for k, v in got.items() if v)
-            for tp in tps:
-                if out and tp not in out:
-                    more = await consumer.getmany(tp, timeout_ms=0, max_records=share)
-                    out.update((k, v) for k, v in more.items() if v)
-        return out
-
-    def cut(self, batch: Batch, held: Mapping[int, int], seek: Callable[[TopicPartition, int], None], consumer: Any) -> Batch:
-        """``batch`` without the events past the limit (and what follows them in their partition):
-        those partitions are sought back to the first record left and paused. The partition
-        holding the least time is never cut: the backlog always advances."""
+    def cut(self, batch: Batch, held: Mapping[int, int]) -> tuple[Batch, Batch]:
+        """``batch`` without the events past the limit (and what follows them in their partition),
+        and those left (the consumer keeps them in order, ahead of what aiokafka buffers, until the
+        partition may be read again). The partition holding the least time keeps at least its first
+        event whenever the cut would leave nothing: the backlog always advances."""
         limit = align_limit(held, self.ahead_ms)
         if limit is None:
-            return batch
+            return batch, {}
         cuts = {tp: cut_index(records, limit) for tp, records in batch.items()}
         if not any(i for i, _ in cuts.values()):  # events out of time order, or a foreign partition far behind
             least = min((q for q, t in held.items() if t != NEVER), key=lambda q: held[q])
             cuts.update({tp: (len(records), None) for tp, records in batch.items() if tp.partition == least})
         out: Batch = {}
+        left: Batch = {}
         for tp, records in batch.items():
             i, head = cuts[tp]
             if i < len(records):
-                seek(tp, records[i].offset)
-                consumer.pause(tp)
+                left[tp] = records[i:]
                 self.paused[tp] = head if head is not None else limit
                 metrics.ALIGN_CUTS.inc()
                 metrics.ALIGN_RECORDS_PUT_BACK.inc(len(records) - i)
             if i:
                 out[tp] = records[:i]
-        return out
+        return out, left

@@ -633,7 +633,7 @@ class StreamConsumer:
         """Let the fetcher ask for the next records (see ``run``); a halted worker, one waiting for
         its topic and a held partition (``_hold``) stay paused."""
         if self.halted is None and self.missing is None and self.consumer is not None:
-            paused = [tp for tp in self.consumer.paused() if tp not in self._held and tp not in self._align.paused]
+            paused = [tp for tp in self.consumer.paused() if tp not in self._held]
             if paused:
                 self.consumer.resume(*paused)
 
@@ -657,7 +657,7 @@ class StreamConsumer:
         for tp in due:
             del self._held[tp]
         if self.halted is None and self.missing is None:
-            owned = [tp for tp in due if tp in self.assigned and tp not in self._align.paused]
+            owned = [tp for tp in due if tp in self.assigned]
             if owned:
                 self.consumer.resume(*owned)
 
@@ -858,9 +858,13 @@ class StreamConsumer:
             return None
         batch = await self._learn_log_ends(batch)
         batch = self._contiguous(batch, rebalanced=generation != self._generation or rewinds != self._rewinds)
-        if batch and self._aligning():
+        if batch and self._aligning() and not self._fetching_ahead():
             held = self._align.holding(self.consumer, self.assigned, self._next, self._stream_ms, batch)
-            batch = self._align.cut(batch, held, self._seek, self.consumer)
+            batch, left = self._align.cut(batch, held)
+            for tp, records in left.items():  # read again from here once the others catch up (``_aligned_fetch``)
+                self._stash_generation = min(self._stash_generation, generation) if self._stash_n else generation
+                self._stash[tp] = records + self._stash.get(tp, [])
+                self._stash_n += len(records)
         return batch
 
     # -- aligned reading (streams/worker/align.py) ---------------------------------------------
@@ -879,13 +883,48 @@ class StreamConsumer:
         partitions the others caught up with; a halted worker, one waiting for its topic and held
         partitions stay paused."""
         if not self._aligning():
-            if self._align.paused:  # turned off: nothing stays paused for it
-                self._align.paused.clear()
-                self._resume_fetching()
+            self._align.paused.clear()  # turned off: nothing is held back for it (its records left: ``_take``)
             return
         await self._align.refresh_foreign(self.consumer, self.store, self.topic, self.pipeline.partitions, self.assigned)
-        if self.halted is None and self.missing is None:
-            self._align.release(self.consumer, self.assigned, self._next, self._stream_ms, set(self._held))
+        self._align.release(self.consumer, self.assigned, self._next, self._stream_ms)
+
+    async def _aligned_fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
+        """A batch with a share of ``max_records`` from each partition that may be read (aiokafka
+        hands one partition's whole fetch reply first: weeks of one partition in a backlog), a
+        partition's records left by a cut (the stash) before aiokafka's; waits up to ``timeout_ms``
+        only when none has records. With the generation its oldest records were asked in."""
+        generation = self._generation
+        assigned = self.consumer.assignment()
+        tps = sorted((tp for tp in assigned if tp not in self._align.paused), key=lambda t: t.partition)
+        if not tps:  # joining (its count unknown: a getmany would hand one partition's reply), or all held back
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}, generation
+        share = max(1, max_records // len(tps))
+        out: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        for tp in tps:
+            stashed = self._stash.get(tp)
+            if stashed:
+                out[tp], rest = stashed[:share], stashed[share:]
+                if rest:
+                    self._stash[tp] = rest
+                else:
+                    del self._stash[tp]
+                self._stash_n -= len(out[tp])
+                generation = min(generation, self._stash_generation)
+                continue
+            got = await self.consumer.getmany(tp, timeout_ms=0, max_records=share)
+            if got.get(tp):
+                out[tp] = got[tp]
+        if not self._stash_n:
+            self._stash_generation = self._generation
+        if not out:  # nothing buffered: wait for a fetch reply, then take each partition's share of it
+            got = await self.consumer.getmany(*tps, timeout_ms=timeout_ms, max_records=share)
+            out.update((tp, r) for tp, r in got.items() if r)
+            for tp in tps:
+                if out and tp not in out:
+                    more = await self.consumer.getmany(tp, timeout_ms=0, max_records=share)
+                    out.update((k, r) for k, r in more.items() if r)
+        return out, generation
 
     async def _fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
         """The next batch and the group generation it was asked for in (taken before the await:
@@ -893,8 +932,8 @@ class StreamConsumer:
         if self._fetching_ahead():
             return await self._take(timeout_ms, max_records)
         generation = self._generation
-        if self._align.ahead_ms > 0:  # a share from each partition, accounts in use or not yet known
-            return await self._align.fetch(self.consumer, timeout_ms, max_records), generation
+        if self._aligning() or self._stash_n:  # a share from each partition; records a cut left, first
+            return await self._aligned_fetch(timeout_ms, max_records)
         return await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records), generation
 
     # -- fetching ahead (settings.fetch_ahead_ms) ---------------------------------------------

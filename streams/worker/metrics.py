@@ -286,10 +286,10 @@ ACCOUNT_ALERTS_JUDGED_LATE = Counter(
 )
 ALIGN_CUTS = Counter(
     "churnwatch_align_cuts_total",
-    "Times a partition's fetched records were cut at the aligned-reading limit and the partition paused (streams/worker/align.py)"
+    "Times a partition's fetched records were cut at the aligned-reading limit and the partition held back (streams/worker/align.py)"
 )
 ALIGN_RECORDS_PUT_BACK = Counter(
-    "churnwatch_align_records_put_back_total", "Fetched records left for later by aligned reading (read again once the others catch up)"
+    "churnwatch_align_records_put_back_total", "Fetched records a cut left for a later batch (kept in order, taken once the others catch up)"
 )
 ACCOUNT_WATERMARK_LAG = Gauge(
     "churnwatch_account_watermark_lag_seconds", "Wall clock minus the watermark of the partition's accounts", ["partition"]
