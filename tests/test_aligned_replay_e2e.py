@@ -4,10 +4,11 @@ Two accounts whose users are spread over the 4 partitions, 60 days of daily use 
 three partitions stop on day 25). Run A keeps up with the stream (the history published 6 days at a
 time, the worker catching up between: live). Run B gets the whole history published before its
 worker starts: a backlog, which aiokafka hands out one partition's fetch reply after the other.
-Without aligned reading that worker read a partition's 60 days before the next one's
-and acme's users on the later partitions looked silent for weeks; with it (streams/worker/align.py)
-the partitions are read side by side in event time and B's account alerts are A's, none judged
-late, no copy behind its account's time or released by the 500-copy bound.
+With aligned reading (streams/worker/align.py) the partitions are read side by side in event time
+and B's account alerts are A's, none judged late, no copy behind its account's time or released by
+the 500-copy bound. Checked the other way on 4 December 2026: with ``CHURNWATCH_ALIGN_AHEAD_MS=0``
+run B had 916 copies behind and 588 released by the bound (this test fails); before marks moved
+while cycles overlapped (``watermark.in_flight_bounds``), 1,188-1,462 by the bound with alignment on.
 
 No timing: both runs wait for Redis progress, an account barrier and the accounts' alert side to have
 judged up to the last use, whatever the machine's speed.
