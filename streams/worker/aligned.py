@@ -57,10 +57,13 @@ class Alignment:
     # -- what holds -------------------------------------------------------------------------
 
     def holding(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
-                stream_ms: Callable[[int], int], batch: Batch) -> dict[int, int]:
-        """Partition -> the event time at which it holds the others: own partitions behind their
-        log end (after ``batch``) at their first event in it, their first unread (held back) or their
-        stream time; other workers' partitions behind their log end and moving, at their stored time."""
+                stream_ms: Callable[[int], int], batch: Batch, idle: Callable[[int], bool]) -> dict[int, int]:
+        """Partition -> the event time at which it holds the others: own partitions at their first
+        event in ``batch``, their first unread (held back) or their stream time, unless idle (the
+        clock's rule: caught up and no record for ``CHURNWATCH_IDLE_PARTITION_MS``); other workers'
+        partitions behind their log end and moving, at their stored time. Not "caught up" alone: a
+        fetch reply's log end lags (measured: a partition read in full to its last reply's end,
+        between two replies, let the others run 10 days ahead of it)."""
         out: dict[int, int] = {}
         now = time.monotonic()
         for q, (t, offset, moved) in self._foreign.items():
@@ -75,8 +78,9 @@ class Alignment:
                 continue
             records = batch.get(tp)
             nxt = records[-1].offset + 1 if records else next_offset.get(tp.partition)
-            if highwater is None or nxt is None or nxt >= highwater:
-                continue  # caught up, or not known yet: holds nobody
+            behind = highwater is not None and nxt is not None and nxt < highwater
+            if not behind and not records and idle(tp.partition):
+                continue  # idle: holds nobody
             if tp in self.paused:
                 t: int | None = self.paused[tp]
             else:
@@ -118,14 +122,14 @@ class Alignment:
     # -- the three points of the loop -----------------------------------------------------
 
     def release(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
-                stream_ms: Callable[[int], int]) -> None:
+                stream_ms: Callable[[int], int], idle: Callable[[int], bool]) -> None:
         """Let the held-back partitions whose first unread event is within the limit now be read
         again (and forget those no longer assigned)."""
         for tp in [tp for tp in self.paused if tp not in assigned]:
             del self.paused[tp]
         if not self.paused:
             return
-        limit = align_limit(self.holding(consumer, assigned, next_offset, stream_ms, {}), self.ahead_ms)
+        limit = align_limit(self.holding(consumer, assigned, next_offset, stream_ms, {}, idle), self.ahead_ms)
         for tp in [tp for tp, head in self.paused.items() if limit is None or head <= limit]:
             del self.paused[tp]
 

@@ -859,7 +859,7 @@ class StreamConsumer:
         batch = await self._learn_log_ends(batch)
         batch = self._contiguous(batch, rebalanced=generation != self._generation or rewinds != self._rewinds)
         if batch and self._aligning() and not self._fetching_ahead():
-            held = self._align.holding(self.consumer, self.assigned, self._next, self._stream_ms, batch)
+            held = self._align.holding(self.consumer, self.assigned, self._next, self._stream_ms, batch, self._idle)
             batch, left = self._align.cut(batch, held)
             for tp, records in left.items():  # read again from here once the others catch up (``_aligned_fetch``)
                 self._stash_generation = min(self._stash_generation, generation) if self._stash_n else generation
@@ -874,6 +874,12 @@ class StreamConsumer:
         until the first cycle is applied (a fresh replay's first batch: not known yet)."""
         return self._align.on(self.pipeline.heartbeats.active or self.applied_cycles == 0)
 
+    def _idle(self, p: int) -> bool:
+        """The clock's idle rule (streams/worker/clock.py): caught up, no record for ``idle_partition_ms``."""
+        clock = self.pipeline.clock
+        c = clock.partitions.get(p)
+        return c is None or (c.caught_up and wall_ms() - c.last_records_wall_ms >= clock.idle_partition_ms)
+
     def _stream_ms(self, p: int) -> int:
         clock = self.pipeline.clock.partitions.get(p)
         return NEVER if clock is None else clock.stream_ms
@@ -886,7 +892,7 @@ class StreamConsumer:
             self._align.paused.clear()  # turned off: nothing is held back for it (its records left: ``_take``)
             return
         await self._align.refresh_foreign(self.consumer, self.store, self.topic, self.pipeline.partitions, self.assigned)
-        self._align.release(self.consumer, self.assigned, self._next, self._stream_ms)
+        self._align.release(self.consumer, self.assigned, self._next, self._stream_ms, self._idle)
 
     async def _aligned_fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
         """A batch with a share of ``max_records`` from each partition that may be read (aiokafka
