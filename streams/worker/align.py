@@ -11,9 +11,10 @@ partition read last looked silent. Kafka Streams reads a task's input partitions
 order (it picks the partition whose head record is oldest and idles up to ``max.task.idle.ms`` for
 one with no data buffered); here, as the worker takes a batch:
 
-- a partition still behind its log end *holds* the others at its event time: its first event in
-  the batch, its first unread one (paused) or its stream time (a partition caught up, or whose
-  time is not known yet, holds nobody: it can never block);
+- a partition *holds* the others at its event time: its first event in the batch, its first unread
+  one (held back) or its stream time; one idle by the clock's rule (caught up, no record for
+  ``CHURNWATCH_IDLE_PARTITION_MS``), or whose time is not known yet, holds nobody: a quiet
+  partition blocks no longer than that;
 - the batch's records of every partition are cut after ``limit`` = the least held time plus
   ``ahead_ms`` (``CHURNWATCH_ALIGN_AHEAD_MS``); the rest is kept for a later batch and the partition
   held back until the least held time comes within ``ahead_ms`` of its head.
