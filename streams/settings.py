@@ -164,6 +164,11 @@ class Settings:
     # (streams/worker/watermark.py): a backlog or a rebuild whose partitions drift up to a week apart
     # still reaches accounts in event order; a stuck partition delays them no more than this
     account_grace_ms: int = 7 * 86_400_000
+    # a worker reading a backlog keeps each partition at most this far ahead, in event time, of the
+    # slowest partition still behind its log end (its own and, through Redis, other workers'), so
+    # account copies reach their accounts nearly in event order and leave by the watermark, not
+    # the 500-copy bound (streams/worker/align.py; docs/REVENUE.md, "Aligned reading"). 0: off
+    align_ahead_ms: int = 6 * 3_600_000
     max_event_bytes: int = 64 * 1024
     # the ISO 4217 code every amount (mrr, purchase amount) is in; "" = one unnamed currency. An
     # event stating another `currency` is refused (models/currency.py, docs/REVENUE.md "One currency")
@@ -210,6 +215,8 @@ class Settings:
             raise SettingsError(f"stuck_after_ms must be at least 1 ms, got {self.stuck_after_ms} ms")
         if self.billing_lateness_ms < 0:
             raise SettingsError(f"billing_lateness_ms must be 0 (off) or more, got {self.billing_lateness_ms} ms")
+        if self.align_ahead_ms < 0:
+            raise SettingsError(f"align_ahead_ms must be 0 (off) or more, got {self.align_ahead_ms} ms")
         if self.account_grace_ms < 0 or self.account_grace_ms % 3_600_000:
             # whole hours: the watermark is floored to the hour (streams.worker.watermark), and a
             # heartbeat goes out when a mark enters another hour, which then moves it too

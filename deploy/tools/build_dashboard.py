@@ -132,6 +132,15 @@ PANELS: tuple[Panel, ...] = (
                     "behind: applied after their account had moved past them (a partition beyond the grace).",
     ),
     Panel(
+        "Account alerts judged late, aligned reading",
+        (("judged late ({{kind}})", f"sum by (kind) (rate(churnwatch_account_alerts_judged_late_total[{RATE}]))"),
+         ("cuts", f"sum(rate(churnwatch_align_cuts_total[{RATE}]))"),
+         ("records put back", f"sum(rate(churnwatch_align_records_put_back_total[{RATE}]))")),
+        unit="ops",
+        description="Account alerts sent marked judged_late (decided from copies out of event order); a backlog's "
+                    "partitions cut at the aligned-reading limit and the fetched records kept for a later batch (docs/REVENUE.md).",
+    ),
+    Panel(
         "Subscription statements applied, late",
         (("applied", f"sum(rate(churnwatch_subscriptions_applied_total[{RATE}]))"),
          ("applied late", f"sum(rate(churnwatch_subscription_applied_late_total[{RATE}]))"),

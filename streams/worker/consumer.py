@@ -68,6 +68,7 @@ from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings, aiokafka_client_kwargs
 from streams.timefmt import format_ts
 from streams.worker import metrics
+from streams.worker.aligned import Alignment
 from streams.worker.batching import RecordCap
 from streams.worker.ledger import StoreRolledBack
 from streams.worker.clock import NEVER
@@ -409,6 +410,8 @@ class StreamConsumer:
         self._listing_failed = float("-inf")  # monotonic time of the last failed topic listing (_topic_exists)
         # partition -> monotonic time its fetching resumes: records it cannot take yet (``_hold``)
         self._held: dict[TopicPartition, float] = {}
+        # aligned reading of a backlog (streams/worker/align.py): the partitions paused until the others catch up
+        self._align = Alignment(settings.align_ahead_ms)
         # partition -> (monotonic time until which it stands, ListOffsets' log end or None: no answer) (``_confirm_drops``)
         self._end_checks: dict[int, tuple[float, int | None]] = {}
         self._lagging_logged: dict[int, float] = {}  # partition -> when a drop not confirmed was last logged
@@ -693,6 +696,7 @@ class StreamConsumer:
                 if self._unresumed:
                     await self._resume()
                 self._release_held()
+                await self._release_aligned()
                 asked, asked_ms = time.perf_counter(), wall_ms()
                 max_records = self._cap.limit(self._backlog)
                 rewinds = self._rewinds
@@ -855,7 +859,80 @@ class StreamConsumer:
         if self.missing is not None:
             return None
         batch = await self._learn_log_ends(batch)
-        return self._contiguous(batch, rebalanced=generation != self._generation or rewinds != self._rewinds)
+        batch = self._contiguous(batch, rebalanced=generation != self._generation or rewinds != self._rewinds)
+        if batch and self._aligning() and not self._fetching_ahead():
+            held = self._align.holding(self.consumer, self.assigned, self._next, self._stream_ms, batch, self._idle)
+            batch, left = self._align.cut(batch, held)
+            for tp, records in left.items():  # read again from here once the others catch up (``_aligned_fetch``)
+                self._stash_generation = min(self._stash_generation, generation) if self._stash_n else generation
+                self._stash[tp] = records + self._stash.get(tp, [])
+                self._stash_n += len(records)
+        return batch
+
+    # -- aligned reading (streams/worker/align.py) ---------------------------------------------
+
+    def _aligning(self) -> bool:
+        """Read a backlog's partitions side by side in event time? Where accounts are in use, and
+        until the first cycle is applied (a fresh replay's first batch: not known yet)."""
+        return self._align.on(self.pipeline.heartbeats.active or self.applied_cycles == 0)
+
+    def _idle(self, p: int) -> bool:
+        """The clock's idle rule (streams/worker/clock.py): caught up, no record for ``idle_partition_ms``."""
+        clock = self.pipeline.clock
+        c = clock.partitions.get(p)
+        return c is None or (c.caught_up and wall_ms() - c.last_records_wall_ms >= clock.idle_partition_ms)
+
+    def _stream_ms(self, p: int) -> int:
+        clock = self.pipeline.clock.partitions.get(p)
+        return NEVER if clock is None else clock.stream_ms
+
+    async def _release_aligned(self) -> None:
+        """Before a fetch: learn other workers' progress (at most once a second) and resume the
+        partitions the others caught up with; a halted worker, one waiting for its topic and held
+        partitions stay paused."""
+        if not self._aligning():
+            self._align.paused.clear()  # turned off: nothing is held back for it (its records left: ``_take``)
+            return
+        await self._align.refresh_foreign(self.consumer, self.store, self.topic, self.pipeline.partitions, self.assigned)
+        self._align.release(self.consumer, self.assigned, self._next, self._stream_ms, self._idle)
+
+    async def _aligned_fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
+        """A batch with a share of ``max_records`` from each partition that may be read (aiokafka
+        hands one partition's whole fetch reply first: weeks of one partition in a backlog), a
+        partition's records left by a cut (the stash) before aiokafka's; waits up to ``timeout_ms``
+        only when none has records. With the generation its oldest records were asked in."""
+        generation = self._generation
+        assigned = self.consumer.assignment()
+        tps = sorted((tp for tp in assigned if tp not in self._align.paused), key=lambda t: t.partition)
+        if not tps:  # joining (its count unknown: a getmany would hand one partition's reply), or all held back
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}, generation
+        share = max(1, max_records // len(tps))
+        out: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        for tp in tps:
+            stashed = self._stash.get(tp)
+            if stashed:
+                out[tp], rest = stashed[:share], stashed[share:]
+                if rest:
+                    self._stash[tp] = rest
+                else:
+                    del self._stash[tp]
+                self._stash_n -= len(out[tp])
+                generation = min(generation, self._stash_generation)
+                continue
+            got = await self.consumer.getmany(tp, timeout_ms=0, max_records=share)
+            if got.get(tp):
+                out[tp] = got[tp]
+        if not self._stash_n:
+            self._stash_generation = self._generation
+        if not out:  # nothing buffered: wait for a fetch reply, then take each partition's share of it
+            got = await self.consumer.getmany(*tps, timeout_ms=timeout_ms, max_records=share)
+            out.update((tp, r) for tp, r in got.items() if r)
+            for tp in tps:
+                if out and tp not in out:
+                    more = await self.consumer.getmany(tp, timeout_ms=0, max_records=share)
+                    out.update((k, r) for k, r in more.items() if r)
+        return out, generation
 
     async def _fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
         """The next batch and the group generation it was asked for in (taken before the await:
@@ -863,6 +940,8 @@ class StreamConsumer:
         if self._fetching_ahead():
             return await self._take(timeout_ms, max_records)
         generation = self._generation
+        if self._aligning() or self._stash_n:  # a share from each partition; records a cut left, first
+            return await self._aligned_fetch(timeout_ms, max_records)
         return await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records), generation
 
     # -- fetching ahead (settings.fetch_ahead_ms) ---------------------------------------------

@@ -29,6 +29,9 @@ __all__ = [
     "REDIS_SECONDS",
     "REDIS_ERRORS",
     "ALERTS",
+    "ACCOUNT_ALERTS_JUDGED_LATE",
+    "ALIGN_CUTS",
+    "ALIGN_RECORDS_PUT_BACK",
     "ALERTS_RESENT",
     "WATERMARK_LAG",
     "CONSUMER_LAG",
@@ -281,6 +284,18 @@ ACCOUNT_COPIES_RELEASED = Counter(
 ACCOUNT_COPIES_BEHIND = Counter(
     "churnwatch_account_copies_behind_total", "Account copies applied behind their account's time (arrived after the watermark passed them)"
 )
+ACCOUNT_ALERTS_JUDGED_LATE = Counter(
+    "churnwatch_account_alerts_judged_late_total",
+    "Account alerts judged out of event order (marked judged_late: true): at a time past the account's watermark "
+    "(copies released by the bound) or just after a copy behind the account's time", ["kind"]
+)
+ALIGN_CUTS = Counter(
+    "churnwatch_align_cuts_total",
+    "Times a partition's fetched records were cut at the aligned-reading limit and the partition held back (streams/worker/align.py)"
+)
+ALIGN_RECORDS_PUT_BACK = Counter(
+    "churnwatch_align_records_put_back_total", "Fetched records a cut left for a later batch (kept in order, taken once the others catch up)"
+)
 ACCOUNT_WATERMARK_LAG = Gauge(
     "churnwatch_account_watermark_lag_seconds", "Wall clock minus the watermark of the partition's accounts", ["partition"]
 )
@@ -309,6 +324,7 @@ def _start_series() -> None:
         (MRR_MOVEMENTS_RETRACTED, MOVEMENT_KINDS),
         (MRR_MOVEMENT_CENTS_RETRACTED, MOVEMENT_KINDS),
         (ACCOUNT_COPIES_RELEASED, ("watermark", "bound")),
+        (ACCOUNT_ALERTS_JUDGED_LATE, ALERT_KINDS[3:]),
     )
     for counter, values in starts:
         for value in values:

@@ -95,7 +95,8 @@ from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads, warn_dead_lettered
 from streams.worker.store import BucketRead, BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store, model_id
-from streams.worker.watermark import Heartbeats, fold_marks, mark_of, release_ms, stamp_marks, watermark_ms
+from streams.worker.watermark import (Heartbeats, fold_marks, in_flight_bounds, mark_of, release_ms, stamp_marks,
+                                      watermark_ms)
 
 __all__ = ["RecordLike", "Producer", "CycleResult", "CycleAbandoned", "Flight", "Pipeline", "REDIS_TRANSIENT", "redis_transient", "NO_DUE",
            "TIMING_HEADER", "timing_header", "read_chunks"]
@@ -231,7 +232,8 @@ class Flight:
     routes: object = None
     dues: dict[int, list[int]] = field(default_factory=dict)  # the due bounds before it (Pipeline._due_min)
     marks: dict[int, dict[int, int]] = field(default_factory=dict)  # the marks read before it (Pipeline._marks)
-    made_marks: dict[int, int] = field(default_factory=dict)  # q -> the mark its copies carry (streams.worker.watermark)
+    # q -> what it bounds later cycles' marks by: the earliest of its copies from q (``watermark.in_flight_bounds``)
+    made_marks: dict[int, int] = field(default_factory=dict)
     beats: tuple[int, dict[int, int]] = (0, {})  # the heartbeats' state before it (``Heartbeats.snapshot``)
     pending: PendingWrites | None = None  # its writes, laid over later reads until applied
     task: "asyncio.Future[CycleResult] | None" = None
@@ -563,7 +565,7 @@ class Pipeline:
         work = _Work(decoded, advanced, decoded.routed.copies + decoded.account_copies + members + beats, bounds, stream_ms,
                      origins, release, timer, timing_header(asked_ms, wall_now_ms, int(time.time() * 1000)), self.model_header,
                      early)
-        flight = Flight(result, work=work, made_marks=made)
+        flight = Flight(result, work=work, made_marks=in_flight_bounds(decoded.account_copies + members))
         if advanced.writes:  # whatever the depth: a caller may submit again before settling
             flight.pending = pending_writes(advanced.writes)
             self._pending.append(flight.pending)
@@ -822,9 +824,9 @@ class Pipeline:
 
     def _made_marks(self) -> dict[int, int]:
         """q -> the mark the copies made from q now carry: q's cutoff (no event below it is applied
-        any more, so no copy below it is made), floored to the second, and no more than the marks
-        of q's cycles still in flight (their copies are not acknowledged: a retried send may land
-        after this cycle's)."""
+        any more, so no copy below it is made), floored to the second, and no more than the earliest
+        copy from q of the cycles still in flight (not acknowledged: a retried send may land after
+        this cycle's; ``watermark.in_flight_bounds``)."""
         out = {q: mark_of(c.cutoff_ms) for q, c in self.clock.partitions.items()}
         for f in self._flights:
             for q, m in f.made_marks.items():
@@ -1135,6 +1137,8 @@ def _count_revenue(done: AccountsAdvanced) -> None:
         metrics.ACCOUNT_COPIES_RELEASED.labels("bound").inc(done.forced)
     if done.behind:
         metrics.ACCOUNT_COPIES_BEHIND.inc(done.behind)
+    for kind, n in done.judged_late.items():
+        metrics.ACCOUNT_ALERTS_JUDGED_LATE.labels(kind).inc(n)
     for alert in done.alerts:
         metrics.ALERTS.labels(orjson.loads(alert[1])["kind"]).inc()
     metrics.SUBSCRIPTIONS_APPLIED.inc(done.applied)

@@ -310,6 +310,11 @@ class AccountsAdvanced:
     released: int = 0  # held copies (of this or earlier cycles) applied as the watermark passed them
     forced: int = 0  # held copies applied before the watermark passed them: the account held MAX_HELD
     behind: int = 0  # copies applied behind the account's time (arrived after the watermark passed them)
+    # account alerts judged out of event order, marked ``"judged_late": true`` (``_mark_late``): kind -> count
+    judged_late: dict[str, int] = field(default_factory=dict)
+    # the account being applied: its release bound (None: nothing held) and whether a copy behind its
+    # time was just applied; set per account by ``advance_accounts``, read by ``_decide``
+    judging: tuple[int | None, bool] = (None, False)
 
 
 @dataclass(slots=True)
@@ -398,6 +403,7 @@ def advance_accounts(
             # the alert side: its own state (an account of an earlier version starts from the revenue state)
             acc = AccountWork(_load(side or blob, read.bucket), orjson.loads(extra) if extra else {},
                               {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
+            out.judging = (None if release_ms is None else release_ms.get(p), False)
             _apply_in_order(account, acc, now, out)
             due = next_due_s(acc, _seen_ms(acc))
             if keep:
@@ -580,6 +586,7 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
             continue
         if c.ts_ms < _seen_ms(acc) and not (isinstance(c, AccountCopy) and c.late):  # late ones: counted apart
             out.behind += 1
+            out.judging = (out.judging[0], True)  # the instant's decision is judged out of order
         if isinstance(c, MemberCopy):
             known = acc.members.get(c.member.key)
             if known is None or c.member.last_seen_s >= known.last_seen_s:  # an older period read behind: kept out
@@ -702,8 +709,27 @@ def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -
     n_alerts = len(out.alerts)
     r = decide_alert(account, acc, now_ms, out.alerts)
     decide_reminders(account, acc, now_ms, r, out.alerts)
-    for _, value in out.alerts[n_alerts:]:  # the console's list of the account's alerts
-        append_to_extras(acc.extras, orjson.loads(value))
+    bound, behind = out.judging
+    late = behind or (bound is not None and now_ms >= bound)
+    out.judging = (bound, False)
+    for k in range(n_alerts, len(out.alerts)):  # the console's list of the account's alerts
+        alert = orjson.loads(out.alerts[k][1])
+        if late:
+            out.alerts[k] = _mark_late(out.alerts[k][0], alert, out)
+        append_to_extras(acc.extras, alert)
+
+
+def _mark_late(key: bytes | None, alert: dict[str, object], out: AccountsAdvanced) -> tuple[bytes | None, bytes]:
+    """An account alert judged out of event order, marked ``"judged_late": true`` (same ``alert_id``):
+    decided at a time past the account's watermark (copies released by the 500-copy bound before
+    every producing partition passed them) or on a copy that reached the account behind its time (a
+    producing partition more than the grace behind). Its members' activity may be missing from
+    it (a user read later looks silent): the CRM should not act on it as on an ordinary alert
+    (docs/ALERTS.md, docs/REVENUE.md "Aligned reading"). Counted by kind."""
+    alert["judged_late"] = True
+    kind = str(alert.get("kind"))
+    out.judged_late[kind] = out.judged_late.get(kind, 0) + 1
+    return key, orjson.dumps(alert)
 
 
 def _apply_revenue(settled: bytes | None, stored: bytes | None, bucket: int, held: Sequence[Copy], statements: Sequence[Copy],

@@ -35,12 +35,15 @@ from __future__ import annotations
 
 from typing import Final, Iterable, Mapping, Sequence
 
+import orjson
+
+from streams.timefmt import parse_ts_ms
 from streams.worker.clock import NEVER
 from streams.worker.partitioner import partitions_of
 
 __all__ = ["MARK_HEADER", "HEARTBEAT_HEADER", "HEARTBEAT_EVERY_MS", "HEARTBEAT_QUIET_EVERY_MS", "KafkaCopy", "Heartbeats",
-           "PERIOD_MS", "fold_marks", "heartbeat_keys", "mark_of", "parse_heartbeat", "release_ms", "stamp_marks",
-           "watermark_ms"]
+           "PERIOD_MS", "fold_marks", "heartbeat_keys", "in_flight_bounds", "mark_of", "parse_heartbeat", "release_ms",
+           "stamp_marks", "watermark_ms"]
 
 MARK_HEADER: Final[str] = "churnwatch-mark"
 HEARTBEAT_HEADER: Final[str] = "churnwatch-heartbeat"
@@ -107,6 +110,35 @@ def stamp_marks(copies: Iterable[KafkaCopy], marks: Mapping[int, int]) -> None:
         mark = marks.get(q, NEVER)
         if mark != NEVER:
             headers.append((MARK_HEADER, b"%d" % mark))
+
+
+def in_flight_bounds(copies: Iterable[KafkaCopy]) -> dict[int, int]:
+    """What a cycle in flight bounds the marks of later cycles by: its copies are not acknowledged
+    yet (a retried send may land after a later cycle's), so a later mark of q must not pass the
+    earliest of them from q (its time floored to the second); nothing for a q it made none from.
+
+    Until 4 December 2026 the bound was the mark the cycle's copies carried. With cycles always
+    overlapping (``pipeline_depth`` 2 through a backlog) each cycle's mark was then at most the one
+    before it, so every mark of a replay stayed where its first cycle left it (NEVER on a fresh
+    start: copies without a mark), no watermark moved until the backlog ended, and held copies left
+    by the 500-copy bound (QA pass 15 F2: one worker, 193,876 by the bound, none by the watermark).
+
+    >>> c = [(b"a", b'{"ts":7300}', [("churnwatch-member", b"1:4")]), (b"a", b'{"ts":"1970-01-01T00:00:05Z"}', [("churnwatch-account", b"1:5")])]
+    >>> in_flight_bounds(c), in_flight_bounds([])
+    ({1: 5000}, {})
+    """
+    out: dict[int, int] = {}
+    for _, value, headers in copies:
+        q = int(headers[0][1].split(b":", 1)[0])
+        try:
+            ts = orjson.loads(value or b"")["ts"]
+            t = int(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else parse_ts_ms(str(ts))
+        except Exception:  # a copy the account side dead-letters: it holds nothing back
+            continue
+        t = mark_of(t)
+        if t < out.get(q, t + 1):
+            out[q] = t
+    return out
 
 
 def parse_heartbeat(value: bytes) -> tuple[int, int] | None:

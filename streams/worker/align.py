@@ -1,0 +1,127 @@
+"""Event-time aligned consumption: a worker reads its partitions' backlogs side by side in event time.
+
+Why: an account's copies come from the partitions of its users (streams/worker/watermark.py) and
+wait, on the account's partition, until every producing partition has passed them. A backlog
+(a history published at once, a worker restarted after hours) is read as fast as each partition
+goes, and aiokafka hands a ``getmany`` one partition's fetch reply after the other (up to 4 MB,
+weeks of event time of one partition): measured on QA pass 15's B2B file (docs/REVENUE.md,
+"Aligned reading"), one worker read partitions weeks apart, no held copy was released by the
+watermark during the backlog, thousands went by the 500-copy bound, and an account's users on the
+partition read last looked silent. Kafka Streams reads a task's input partitions in event-time
+order (it picks the partition whose head record is oldest and idles up to ``max.task.idle.ms`` for
+one with no data buffered); here, as the worker takes a batch:
+
+- a partition *holds* the others at its event time: its first event in the batch, its first unread
+  one (held back) or its stream time; one idle by the clock's rule (caught up, no record for
+  ``CHURNWATCH_IDLE_PARTITION_MS``), or whose time is not known yet, holds nobody: a quiet
+  partition blocks no longer than that;
+- the batch's records of every partition are cut after ``limit`` = the least held time plus
+  ``ahead_ms`` (``CHURNWATCH_ALIGN_AHEAD_MS``); the rest is kept for a later batch and the partition
+  held back until the least held time comes within ``ahead_ms`` of its head.
+  The partition holding the least time keeps at least its first event: the backlog always
+  advances. The first event, not the last: a held copy waits about a cycle's span of event time
+  for the marks to pass it, so a cycle spans at most ``ahead_ms`` of every partition.
+
+Other workers' partitions hold too, by the stream time their owners store in Redis, while they
+are behind their log end and their time moves (streams/worker/consumer.py): the same rule across
+workers. User scoring does not change: each partition is still read in offset order, only in
+other batches. Pure: records and times in, indexes out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Mapping, Sequence
+
+import orjson
+
+from streams.timefmt import parse_ts_ms
+from streams.worker.clock import NEVER
+from streams.worker.phases import NOT_FOR_THE_CLOCK
+
+__all__ = ["AHEAD_WALK", "event_ms", "first_event_ms", "align_limit", "cut_index"]
+
+#: Records looked at past a copy or heartbeat for the next event (a partition's tail of copies).
+AHEAD_WALK: Final[int] = 256
+
+
+def event_ms(rec: Any) -> int | None:
+    """The event time of a fetched record, None for a copy, a heartbeat or a record the decoder
+    will reject (it reaches the partition's clock neither).
+
+    >>> R = type("R", (), {})
+    >>> e, beat = R(), R()
+    >>> e.headers, e.value = [], b'{"user_id":"u","type":"x","ts":1767225600000}'
+    >>> beat.headers, beat.value = [("churnwatch-heartbeat", b"2:7000")], b""
+    >>> event_ms(e), event_ms(beat)
+    (1767225600000, None)
+    """
+    headers = getattr(rec, "headers", None)
+    if headers and any(name in NOT_FOR_THE_CLOCK for name, _ in headers):
+        return None
+    try:
+        ts = orjson.loads(rec.value).get("ts")
+        if isinstance(ts, bool):
+            return None
+        if isinstance(ts, (int, float)):
+            return int(ts)
+        return parse_ts_ms(ts) if isinstance(ts, str) else None
+    except Exception:  # the decoder dead-letters it, with its reason
+        return None
+
+
+def _next_event(records: Sequence[Any], i: int, stop: int) -> tuple[int, int] | None:
+    """``(index, time)`` of the first event at or after ``i`` (before ``stop``, at most AHEAD_WALK looked at)."""
+    for j in range(i, min(stop, i + AHEAD_WALK)):
+        t = event_ms(records[j])
+        if t is not None:
+            return j, t
+    return None
+
+
+def first_event_ms(records: Sequence[Any]) -> int | None:
+    """The time of the first event among ``records`` (the first AHEAD_WALK looked at), or None."""
+    nxt = _next_event(records, 0, len(records))
+    return None if nxt is None else nxt[1]
+
+
+def align_limit(held: Mapping[int, int], ahead_ms: int) -> int | None:
+    """The event time up to which every partition may be read: the least time a partition holds
+    (NEVER: not known, holds nobody) plus ``ahead_ms``; None when nothing holds.
+
+    >>> align_limit({0: 5_000, 1: 9_000, 2: NEVER}, 1_000), align_limit({2: NEVER}, 1_000)
+    (6000, None)
+    """
+    times = [t for t in held.values() if t != NEVER]
+    return min(times) + ahead_ms if times else None
+
+
+def cut_index(records: Sequence[Any], limit_ms: int) -> tuple[int, int | None]:
+    """Where to cut a partition's fetched ``records`` (in offset order) so that no event after
+    ``limit_ms`` is taken: ``(index, time of the event there)``, or ``(len(records), None)``: no
+    cut. A partition's events come nearly in time order (``publish`` sends a file so; a producer
+    live): the first event past the limit is found by bisection, each probe read at the next event
+    (copies and heartbeats before it are taken; those after the last event go with the rest).
+
+    >>> R = type("R", (), {})
+    >>> def ev(t):
+    ...     r = R(); r.headers, r.value = [], b'{"ts":%d}' % t; return r
+    >>> recs = [ev(t) for t in (1, 2, 3, 10, 11)]
+    >>> cut_index(recs, 3), cut_index(recs, 11), cut_index(recs, 0)
+    ((3, 10), (5, None), (0, 1))
+    """
+    n = len(records)
+    last = next((j for j in range(n - 1, max(-1, n - 1 - AHEAD_WALK), -1) if event_ms(records[j]) is not None), None)
+    if last is None:
+        return n, None
+    lo, hi = 0, last + 1  # the first probe whose next event is past the limit is in [lo, hi]; hi: none
+    while lo < hi:
+        mid = (lo + hi) // 2
+        nxt = _next_event(records, mid, last + 1)
+        if nxt is not None and nxt[1] > limit_ms:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > last:
+        return n, None
+    j, t = _next_event(records, lo, last + 1) or (lo, None)
+    return j, t

@@ -1,0 +1,159 @@
+"""The consumer's side of aligned reading (streams/worker/align.py): which partitions hold the
+others back, the batch cut at the limit, the partitions held back until the others catch up.
+
+Kept out of streams/worker/consumer.py, which calls it before a fetch (``release``: what may be
+read again; ``refresh_foreign``: other workers' partitions) and after the batch's continuity check
+(``cut``); the consumer's fetch takes a share from each partition that may be read (its records
+left by a cut first, then aiokafka's), not one partition's fetch reply after the other. A partition
+held back is not paused in aiokafka (that would drop the fetch reply it buffers, read again later):
+it is only not taken from, so aiokafka keeps its reply and fetches nothing more for it.
+
+Other workers' partitions are known by the progress their owners store in Redis (the stream time
+after each settled cycle) and their log ends (ListOffsets), read at most once a second. One holds
+the others back only while it is behind its log end and its stored time moved in the last
+``FOREIGN_IDLE_S``: a partition whose worker stopped, or waits itself, holds nobody (Kafka
+Streams' ``max.task.idle.ms``: a task idles that long at most for a partition with no data).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Final, Mapping
+
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
+
+from streams.worker import metrics
+from streams.worker.align import align_limit, cut_index, first_event_ms
+from streams.worker.clock import NEVER
+
+__all__ = ["Alignment", "FOREIGN_EVERY_S", "FOREIGN_IDLE_S"]
+
+logger = logging.getLogger(__name__)
+
+FOREIGN_EVERY_S: Final[float] = 1.0  # other workers' progress and log ends: read at most this often
+FOREIGN_IDLE_S: Final[float] = 5.0  # a foreign partition whose stored time did not move this long holds nobody
+
+Batch = dict[TopicPartition, list]  # type: ignore[type-arg]
+
+
+class Alignment:
+    """State of one worker's aligned reading: ``paused`` (partition -> event time of its first
+    unread event, where the cut left it) and what other workers' partitions hold."""
+
+    def __init__(self, ahead_ms: int) -> None:
+        self.ahead_ms = ahead_ms
+        self.paused: dict[TopicPartition, int] = {}
+        # foreign partition -> (stored stream time, offset, monotonic time the time last moved)
+        self._foreign: dict[int, tuple[int, int, float]] = {}
+        self._foreign_ends: dict[int, int] = {}
+        self._foreign_read = float("-inf")
+
+    def on(self, accounts_in_use: bool) -> bool:
+        """Only where account copies flow (users alone need no order across partitions)."""
+        return self.ahead_ms > 0 and accounts_in_use
+
+    # -- what holds -------------------------------------------------------------------------
+
+    def holding(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
+                stream_ms: Callable[[int], int], batch: Batch, idle: Callable[[int], bool]) -> dict[int, int]:
+        """Partition -> the event time at which it holds the others: own partitions at their first
+        event in ``batch``, their first unread (held back) or their stream time, unless idle (the
+        clock's rule: caught up and no record for ``CHURNWATCH_IDLE_PARTITION_MS``); other workers'
+        partitions behind their log end and moving, at their stored time. Not "caught up" alone: a
+        fetch reply's log end lags (measured: a partition read in full to its last reply's end,
+        between two replies, let the others run 10 days ahead of it)."""
+        out: dict[int, int] = {}
+        now = time.monotonic()
+        for q, (t, offset, moved) in self._foreign.items():
+            end = self._foreign_ends.get(q)
+            if end is not None and offset + 1 < end and now - moved <= FOREIGN_IDLE_S and t not in (0, NEVER):
+                out[q] = t
+        for tp in assigned:
+            out.pop(tp.partition, None)  # ours now: known here, not by Redis
+            try:
+                highwater = consumer.highwater(tp)
+            except (IllegalStateError, AssertionError):
+                continue
+            records = batch.get(tp)
+            nxt = records[-1].offset + 1 if records else next_offset.get(tp.partition)
+            behind = highwater is not None and nxt is not None and nxt < highwater
+            if not behind and not records and idle(tp.partition):
+                continue  # idle: holds nobody
+            if tp in self.paused:
+                t: int | None = self.paused[tp]
+            else:
+                t = first_event_ms(records) if records else None
+                if t is None:
+                    t = stream_ms(tp.partition)
+            if t is not None and t != NEVER:
+                out[tp.partition] = t
+        return out
+
+    async def refresh_foreign(self, consumer: Any, store: Any, topic: str, partitions: int,
+                              assigned: set[TopicPartition]) -> None:
+        """Other workers' partitions: their stored progress and log ends (at most once a second)."""
+        mine = {tp.partition for tp in assigned}
+        others = [q for q in range(partitions) if q not in mine]
+        now = time.monotonic()
+        if not others or now - self._foreign_read < FOREIGN_EVERY_S:
+            if not others:
+                self._foreign.clear()
+            return
+        self._foreign_read = now
+        try:
+            progress = await store.read_resume(topic)
+            ends = await consumer.end_offsets([TopicPartition(topic, q) for q in others])
+        except Exception as exc:  # no answer: what was known stands (and ages out: FOREIGN_IDLE_S)
+            logger.debug("aligned reading: other workers' progress not read (%s)", exc)
+            return
+        for q in others:
+            r = progress.get(q)
+            if r is None:
+                continue
+            known = self._foreign.get(q)
+            moved = now if known is None or known[0] != r.max_ms else known[2]
+            self._foreign[q] = (r.max_ms, r.offset, moved)
+        self._foreign_ends = {tp.partition: end for tp, end in ends.items()}
+        for q in [q for q in self._foreign if q in mine]:
+            del self._foreign[q]
+
+    # -- the three points of the loop -----------------------------------------------------
+
+    def release(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
+                stream_ms: Callable[[int], int], idle: Callable[[int], bool]) -> None:
+        """Let the held-back partitions whose first unread event is within the limit now be read
+        again (and forget those no longer assigned)."""
+        for tp in [tp for tp in self.paused if tp not in assigned]:
+            del self.paused[tp]
+        if not self.paused:
+            return
+        limit = align_limit(self.holding(consumer, assigned, next_offset, stream_ms, {}, idle), self.ahead_ms)
+        for tp in [tp for tp, head in self.paused.items() if limit is None or head <= limit]:
+            del self.paused[tp]
+
+    def cut(self, batch: Batch, held: Mapping[int, int]) -> tuple[Batch, Batch]:
+        """``batch`` without the events past the limit (and what follows them in their partition),
+        and those left (the consumer keeps them in order, ahead of what aiokafka buffers, until the
+        partition may be read again). The partition holding the least time keeps at least its first
+        event whenever the cut would leave nothing: the backlog always advances."""
+        limit = align_limit(held, self.ahead_ms)
+        if limit is None:
+            return batch, {}
+        cuts = {tp: cut_index(records, limit) for tp, records in batch.items()}
+        if not any(i for i, _ in cuts.values()):  # events out of time order, or a foreign partition far behind
+            least = min((q for q, t in held.items() if t != NEVER), key=lambda q: held[q])
+            cuts.update({tp: (len(records), None) for tp, records in batch.items() if tp.partition == least})
+        out: Batch = {}
+        left: Batch = {}
+        for tp, records in batch.items():
+            i, head = cuts[tp]
+            if i < len(records):
+                left[tp] = records[i:]
+                self.paused[tp] = head if head is not None else limit
+                metrics.ALIGN_CUTS.inc()
+                metrics.ALIGN_RECORDS_PUT_BACK.inc(len(records) - i)
+            if i:
+                out[tp] = records[:i]
+        return out, left

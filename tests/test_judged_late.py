@@ -1,0 +1,78 @@
+"""An account alert judged out of event order is marked ``"judged_late": true`` (QA pass 15 F2):
+decided at a time past the account's watermark (copies released by the 500-copy bound) or just
+after a copy that reached the account behind its time. Ordinary alerts carry no such field.
+Pure: the account phase's own functions, no broker, no Redis."""
+
+from __future__ import annotations
+
+import orjson
+
+from models.account_health import Member, member_key
+from models.events import Event
+from models.revenue import AccountState
+from models.subscription import Subscription
+from streams.worker.account_alerts import AccountWork
+from streams.worker.revenue import AccountsAdvanced, MemberCopy, _apply_in_order, _release
+
+DAY_MS = 86_400_000
+T0 = 1_767_225_600_000  # 2026-01-01
+
+
+def _account() -> AccountWork:
+    """acme: paying, u1 seen on day 60, u2 (on a lagging partition) last read on day 11."""
+    state = AccountState().update(Event("u1", T0, "subscription", "s0", 0.0, "acme",
+                                        Subscription("active", "Pro", 4999)))  # type: ignore[arg-type]
+    members = {member_key(u): Member(member_key(u), (T0 + d * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, u)
+               for u, d in (("u1", 10), ("u2", 11))}
+    return AccountWork(state, {"seen_ms": T0 + 11 * DAY_MS}, members)
+
+
+def _copy(user: str, day: int) -> MemberCopy:
+    ts = T0 + day * DAY_MS
+    return MemberCopy(0, 100 + day, "acme", ts, Member(member_key(user), ts // 1000, 1, 0.0, 20.0, 20.0, user), 1, day)
+
+
+def _alerts(out: AccountsAdvanced) -> list[dict[str, object]]:
+    return [orjson.loads(v) for _, v in out.alerts]
+
+
+def test_an_alert_judged_past_the_watermark_is_marked_and_counted() -> None:
+    """u1's copy of day 60 forced out by the bound while the watermark is at day 12: the account is
+    judged on day 60 with u2 read up to day 11 only, "silent": that alert is marked."""
+    out = AccountsAdvanced()
+    bound = T0 + 12 * DAY_MS
+    now, keep = _release([_copy("u1", 60)], [], bound, 0, out)  # max_held 0: the bound releases it
+    assert out.forced == 1 and not keep
+    out.judging = (bound, False)
+    _apply_in_order("acme", _account(), now, out)
+    alerts = _alerts(out)
+    assert [a["kind"] for a in alerts] == ["account_at_risk"], alerts
+    assert alerts[0]["judged_late"] is True and out.judged_late == {"account_at_risk": 1}
+
+
+def test_the_same_alert_judged_in_order_is_not_marked() -> None:
+    """The watermark past day 60 (every partition read that far): the same decision, ordinary."""
+    out = AccountsAdvanced()
+    bound = T0 + 61 * DAY_MS
+    now, keep = _release([_copy("u1", 60)], [], bound, 500, out)
+    assert out.forced == 0 and not keep
+    out.judging = (bound, False)
+    _apply_in_order("acme", _account(), now, out)
+    alerts = _alerts(out)
+    assert [a["kind"] for a in alerts] == ["account_at_risk"], alerts
+    assert "judged_late" not in alerts[0] and out.judged_late == {}
+
+
+def test_an_alert_decided_on_a_copy_behind_the_account_is_marked() -> None:
+    """The account already judged on day 60; u2's copy of day 59 arrives behind it (its partition
+    more than the grace behind): what is decided on it is marked, and only that."""
+    acc, out = _account(), AccountsAdvanced()
+    bound = T0 + 61 * DAY_MS
+    out.judging = (bound, False)
+    _apply_in_order("acme", acc, [_copy("u1", 60)], out)
+    opened = _alerts(out)
+    assert [a["kind"] for a in opened] == ["account_at_risk"] and "judged_late" not in opened[0]
+    _apply_in_order("acme", acc, [_copy("u2", 59)], out)
+    later = _alerts(out)[1:]
+    assert out.behind == 1
+    assert [(a["kind"], a.get("judged_late")) for a in later] == [("account_recovered", True)], later
