@@ -17,6 +17,7 @@ Streams' ``max.task.idle.ms``: a task idles that long at most for a partition wi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Callable, Final, Mapping
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 FOREIGN_EVERY_S: Final[float] = 1.0  # other workers' progress and log ends: read at most this often
 FOREIGN_IDLE_S: Final[float] = 5.0  # a foreign partition whose stored time did not move this long holds nobody
+_ENDS_TIMEOUT_S: Final[float] = 2.0  # the log ends' answer waited for at most this (the loop must not stall on it)
 
 Batch = dict[TopicPartition, list]  # type: ignore[type-arg]
 
@@ -95,7 +97,11 @@ class Alignment:
                               assigned: set[TopicPartition]) -> None:
         """Other workers' partitions: their stored progress and log ends (at most once a second)."""
         mine = {tp.partition for tp in assigned}
-        others = [q for q in range(partitions) if q not in mine]
+        # only partitions the broker has: the state may be laid out for more (a topic that shrank,
+        # docs/OPERATE.md "Partition count changes"), and aiokafka's end_offsets waits for the
+        # metadata of a partition it does not know, which stalled every cycle behind it
+        known = consumer.partitions_for_topic(topic) or set()
+        others = [q for q in range(partitions) if q not in mine and q in known]
         now = time.monotonic()
         if not others or now - self._foreign_read < FOREIGN_EVERY_S:
             if not others:
@@ -104,7 +110,7 @@ class Alignment:
         self._foreign_read = now
         try:
             progress = await store.read_resume(topic)
-            ends = await consumer.end_offsets([TopicPartition(topic, q) for q in others])
+            ends = await asyncio.wait_for(consumer.end_offsets([TopicPartition(topic, q) for q in others]), _ENDS_TIMEOUT_S)
         except Exception as exc:  # no answer: what was known stands (and ages out: FOREIGN_IDLE_S)
             logger.debug("aligned reading: other workers' progress not read (%s)", exc)
             return
