@@ -1596,7 +1596,11 @@ class StreamConsumer:
 
     def _refuse(self, why: str) -> None:
         """This worker cannot take work at all: one ERROR line, not ready, and the process stops
-        (exit 2), instead of a traceback in the rebalance callback and a ready worker applying nothing."""
+        (exit 2), instead of a traceback in the rebalance callback and a ready worker applying nothing.
+        Said once: the rebalance callback and the loop may both be resuming the partitions when the
+        check refuses (CI: the line came twice, 3 ms apart)."""
+        if self.refused is not None:
+            return
         logger.error("%s; this worker stops", why)
         self.refused = why
         self._stopping = True
