@@ -44,7 +44,7 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   a free plan cancelled: the state keeps no trace of a trial once it is cancelled), trial_lost,
   risk 1, "cancelled without paying" (no logo churn, docs/REVENUE.md, but nothing left to save either);
   an account that paid and moved to a free plan (active at MRR 0): churned too, "moved to the free
-  plan Free", as the ledger counts it (:func:`_free_plan`);
+  plan Hobby" (:func:`_free_plan_text`), as the ledger counts it (:func:`_free_plan`);
 - ``risk = 1 - (1 - r_u)(1 - r_b)``; temperature = 100 (1 - risk); health = 100 times the mean of
   (1 - the silent share of ``r_u``) and usage (capped at 1);
 - stage: churned, trial_lost, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid:
@@ -185,6 +185,18 @@ def _named(plans: Sequence[str]) -> str:
     ('Addon + Pro', '')
     """
     return " + ".join(p for p in plans if p)
+
+
+def _free_plan_text(named: str) -> str:
+    """The churn to a free plan in words, its name said unless it only says "free" again (QA16
+    F10: "moved to the free plan free").
+
+    >>> _free_plan_text("Hobby"), _free_plan_text("free"), _free_plan_text("Free plan"), _free_plan_text("")
+    ('moved to the free plan Hobby', 'moved to the free plan', 'moved to the free plan', 'moved to a free plan')
+    """
+    if not named:
+        return "moved to a free plan"
+    return "moved to the free plan" if named.strip().lower() in ("free", "free plan") else f"moved to the free plan {named}"
 
 
 def _downgrade_text(down: Downgrade) -> str:
@@ -774,7 +786,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     risk = 1.0 if churned or lost else 1 - (1 - r_u) * (1 - r_b)
     if churned:
         named = _named(view.plans) if free else ""  # type: ignore[union-attr]
-        gone = (f"moved to the free plan {named}" if named else "moved to a free plan") if free else "subscription cancelled"
+        gone = _free_plan_text(named) if free else "subscription cancelled"
         reasons.insert(0, (1.0, gone, _WIN_BACK))
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
