@@ -1,4 +1,5 @@
-"""Kafka administration every role shares: client options, creating topics, partition counts.
+"""Kafka administration every role shares: client options, creating topics, partition counts,
+reading a whole topic without a group.
 
 Why one place: the worker's topics, the accounts table, the digest and the forwarder's dead
 letters are each created by the role that owns them, and each must get an explicit partition
@@ -8,14 +9,17 @@ partition map for good) and the same connection and security options (the CA fil
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
+from streams.errors import UserError
 from streams.settings import Settings
 
-__all__ = ["RETRY_LOGGER", "RepeatLimit", "create_topics", "kafka_python_client_kwargs", "limit_kafka_repeats", "list_topics", "read_compacted",
-           "partition_count", "quiet_kafka_logs"]
+__all__ = ["RETRY_LOGGER", "RepeatLimit", "create_topics", "kafka_python_client_kwargs", "limit_kafka_repeats", "list_topics", "open_topic", "read_compacted",
+           "partition_count", "quiet_kafka_logs", "stop_reader"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +88,55 @@ def list_topics(settings: Settings) -> set[str]:
         return set(admin.list_topics())
     finally:
         admin.close()
+
+
+#: ``churnwatch alerts`` (the CRM's feed), ``churnwatch dlq`` (the dead letters) and ``churnwatch train
+#: --from-topic`` (the retained history) each read every partition of one topic with aiokafka, no group:
+#: one way to check the topic exists without asking the broker to create it (listing topics reads
+#: metadata; Tansu auto-creates a 4-partition topic on a fetch) and to end in one readable line.
+@contextlib.asynccontextmanager
+async def open_topic(settings: Settings, topic: str, missing: str, *, stop: Callable[[Any], Awaitable[None]] | None = None,
+                     **options: Any) -> AsyncIterator[tuple[Any, list[Any]]]:
+    """``(consumer, partitions)``: a started aiokafka consumer with no group, every partition of
+    ``topic`` assigned (in partition order, not positioned); ``options`` are the consumer's own.
+    A missing topic raises ``UserError("topic ... does not exist on <servers>" + missing)``.
+    ``stop(consumer)`` ends it (default: ``consumer.stop()``)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.publisher import check_kafka_reachable, start_client
+    from streams.settings import aiokafka_client_kwargs
+
+    await asyncio.to_thread(check_kafka_reachable, settings)
+    consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **options)
+    await start_client(consumer, settings)
+    try:
+        if topic not in await consumer.topics():
+            raise UserError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap_servers}{missing}")
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        yield consumer, tps
+    finally:
+        await (stop(consumer) if stop is not None else consumer.stop())
+
+
+async def stop_reader(consumer: Any, settings: Settings, topic: str | None = None, what: str = "alerts") -> None:
+    """Stop the consumer; a broker lost while following ends in one line, not a traceback.
+
+    aiokafka's ``stop`` awaits the fetch task it cancels and lets that task's ``CancelledError``
+    (or a Kafka error) out when the broker went away mid-fetch (QA13 F5). Our own cancellation
+    (Ctrl-C, a caller's ``wait_for``) is passed on untouched.
+    """
+    from aiokafka.errors import KafkaError
+
+    try:
+        await consumer.stop()
+    except (asyncio.CancelledError, KafkaError) as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise UserError(f"lost the connection to Kafka at {settings.kafka_bootstrap_servers} while following "
+                        f"{topic or settings.topic_alerts!r} ({type(exc).__name__}); the {what} above are all that were read") from None
 
 
 def read_compacted(settings: Settings, topic: str, take: Callable[[bytes | None, bytes | None], None],

@@ -163,7 +163,7 @@ class _StopFails:
 
 @pytest.mark.parametrize("exc", [asyncio.CancelledError(), NodeNotReadyError("node 111")])
 def test_a_broker_lost_while_following_is_one_readable_error(exc: BaseException) -> None:
-    from streams.cli.alerts import stop_reader as _stop
+    from streams.kafka_admin import stop_reader as _stop
 
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", topic_alerts="t-alerts")
     with pytest.raises(UserError, match=r"lost the connection to Kafka at 127\.0\.0\.1:9 while following 't-alerts'"):
@@ -172,7 +172,7 @@ def test_a_broker_lost_while_following_is_one_readable_error(exc: BaseException)
 
 def test_our_own_cancellation_is_passed_on_while_stopping() -> None:
     """Ctrl-C or a caller's timeout cancels the follower: that cancellation is not turned into an error line."""
-    from streams.cli.alerts import stop_reader as _stop
+    from streams.kafka_admin import stop_reader as _stop
 
     class _SlowStop:
         async def stop(self) -> None:

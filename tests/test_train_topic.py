@@ -154,7 +154,7 @@ def test_a_topic_that_does_not_exist_is_one_line(kafka_bootstrap: str, unique_na
     code = cli.main(["--bootstrap-servers", kafka_bootstrap, "train", "--from-topic", "--topic", f"missing-{unique_name}",
                      "--out", str(tmp_path / "m.json")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err == (f"churnwatch train: error: topic missing-{unique_name} does not exist at {kafka_bootstrap} "
+    assert code == 2 and err == (f"churnwatch train: error: topic 'missing-{unique_name}' does not exist on {kafka_bootstrap} "
                                  "(see `churnwatch topics`)")
 
 

@@ -29,6 +29,7 @@ from streams.errors import UserError
 from streams.settings import Settings, parse_duration_ms
 from streams.timefmt import format_minute
 from streams.cli.argtypes import positive_int
+from streams.kafka_admin import open_topic, stop_reader
 
 __all__ = [
     "ACCOUNT_ALERT_KINDS",
@@ -148,29 +149,13 @@ async def follow_alerts(
     ``ready`` is set once the partitions are assigned and positioned: alerts published after
     that are sure to be seen. ``catch_up``: see ``CatchUp``.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from streams.publisher import check_kafka_reachable, start_client
-    from streams.settings import aiokafka_client_kwargs
-
     topic = settings.topic_alerts
     seen = seen if seen is not None else SeenIds()
     started_ms = int(time.time() * 1000) - _STARTUP_SLACK_MS
-    await asyncio.to_thread(check_kafka_reachable, settings)
-    consumer = AIOKafkaConsumer(
-        **aiokafka_client_kwargs(settings), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await start_client(consumer, settings)
     shown = 0
     skipped = 0
-    try:
-        # Listing topics reads metadata without asking the broker to auto-create the topic
-        # (Tansu would make a 4-partition one).
-        if topic not in await consumer.topics():
-            raise UserError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap_servers} (create it: churnwatch topics)")
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+    async with open_topic(settings, topic, " (create it: churnwatch topics)",
+                          stop=lambda c: stop_reader(c, settings, topic)) as (consumer, tps):
         if from_beginning:
             await consumer.seek_to_beginning(*tps)
         else:
@@ -210,27 +195,6 @@ async def follow_alerts(
                 last_new = time.monotonic()
             elif idle_timeout_s is not None and time.monotonic() - last_new >= idle_timeout_s:
                 return
-    finally:
-        await stop_reader(consumer, settings)
-
-
-async def stop_reader(consumer: Any, settings: Settings, topic: str | None = None, what: str = "alerts") -> None:
-    """Stop the consumer; a broker lost while following ends in one line, not a traceback.
-
-    aiokafka's ``stop`` awaits the fetch task it cancels and lets that task's ``CancelledError``
-    (or a Kafka error) out when the broker went away mid-fetch (QA13 F5). Our own cancellation
-    (Ctrl-C, a caller's ``wait_for``) is passed on untouched.
-    """
-    from aiokafka.errors import KafkaError
-
-    try:
-        await consumer.stop()
-    except (asyncio.CancelledError, KafkaError) as exc:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        raise UserError(f"lost the connection to Kafka at {settings.kafka_bootstrap_servers} while following "
-                        f"{topic or settings.topic_alerts!r} ({type(exc).__name__}); the {what} above are all that were read") from None
 
 
 def _decode(value: bytes | None) -> dict[str, Any] | None:

@@ -74,30 +74,16 @@ async def dead_letters(settings: Settings, topic: str, *, follow: bool = False) 
     """Yield each dead letter from the oldest record kept; stops at the ends
     found at the start unless ``follow``. A record that is not a JSON object is given as
     ``{"reason": None, "value": <its text>}`` (a dead-letter topic a person wrote to by hand)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from streams.kafka_admin import open_topic, stop_reader
 
-    from streams.cli.alerts import stop_reader
-    from streams.publisher import check_kafka_reachable, start_client
-    from streams.settings import aiokafka_client_kwargs
-
-    await asyncio.to_thread(check_kafka_reachable, settings)
-    consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await start_client(consumer, settings)
-    try:
-        if topic not in await consumer.topics():
-            raise UserError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap_servers}: no record was ever "
-                            f"dead-lettered there (the workers create it with the others: churnwatch topics)")
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
+    missing = ": no record was ever dead-lettered there (the workers create it with the others: churnwatch topics)"
+    async with open_topic(settings, topic, missing, stop=lambda c: stop_reader(c, settings, topic, "dead letters")) as (consumer, tps):
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         while follow or any([await consumer.position(tp) < end for tp, end in ends.items()]):
             for records in (await consumer.getmany(timeout_ms=500, max_records=1000)).values():
                 for rec in records:
                     yield _letter(rec.value)
-    finally:
-        await stop_reader(consumer, settings, topic, "dead letters")
 
 
 def _letter(value: bytes | None) -> dict[str, Any]:

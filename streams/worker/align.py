@@ -34,7 +34,10 @@ from typing import Any, Final, Mapping, Sequence
 
 import orjson
 
-from streams.timefmt import parse_ts_ms
+from models.events import TypeMap
+from models.intake import EventReader
+from streams.records import derived_event_id
+from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 from streams.worker.clock import NEVER
 from streams.worker.phases import NOT_FOR_THE_CLOCK
 
@@ -42,6 +45,10 @@ __all__ = ["AHEAD_WALK", "event_ms", "first_event_ms", "align_limit", "cut_index
 
 #: Records looked at past a copy or heartbeat for the next event (a partition's tail of copies).
 AHEAD_WALK: Final[int] = 256
+
+#: The decoder's reading of a ``ts`` (models.intake.EventReader.timestamp_ms, the codec's parser):
+#: the time a record is aligned by is the time the decoder will give its event.
+_TIMESTAMP_MS: Final = EventReader(MIN_EVENT_MS, 0, TypeMap({}), parse_ts_ms, derived_event_id).timestamp_ms
 
 
 def event_ms(rec: Any) -> int | None:
@@ -59,14 +66,10 @@ def event_ms(rec: Any) -> int | None:
     if headers and any(name in NOT_FOR_THE_CLOCK for name, _ in headers):
         return None
     try:
-        ts = orjson.loads(rec.value).get("ts")
-        if isinstance(ts, bool):
-            return None
-        if isinstance(ts, (int, float)):
-            return int(ts)
-        return parse_ts_ms(ts) if isinstance(ts, str) else None
-    except Exception:  # the decoder dead-letters it, with its reason
+        t = _TIMESTAMP_MS(orjson.loads(rec.value).get("ts"))
+    except Exception:  # not a JSON object: the decoder dead-letters it, with its reason
         return None
+    return t if type(t) is int else None  # a Rejection: the decoder dead-letters it
 
 
 def _next_event(records: Sequence[Any], i: int, stop: int) -> tuple[int, int] | None:

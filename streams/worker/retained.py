@@ -192,22 +192,11 @@ async def _read(settings: Settings, topic: str, collector: Collector, stall_s: f
     every partition from the beginning until its position reaches the first highwater a fetch
     reply gave for it; records at or beyond it are later than the start and left out.
     Returns partition -> that highwater."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from streams.kafka_admin import open_topic
 
-    from streams.publisher import start_client
-    from streams.settings import aiokafka_client_kwargs
-
-    consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-                                fetch_max_bytes=64 * 1024 * 1024,
-                                fetch_max_wait_ms=settings.fetch_max_wait_ms)  # as the worker's consumer (settings.py says why)
-    await start_client(consumer, settings)
-    try:
-        # Listing topics reads metadata without asking the broker to auto-create the topic.
-        if topic not in await consumer.topics():
-            raise UserError(f"topic {topic} does not exist at {settings.kafka_bootstrap_servers} (see `churnwatch topics`)")
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
+    async with open_topic(settings, topic, " (see `churnwatch topics`)", max_partition_fetch_bytes=4 * 1024 * 1024,
+                          fetch_max_bytes=64 * 1024 * 1024,
+                          fetch_max_wait_ms=settings.fetch_max_wait_ms) as (consumer, tps):  # as the worker's consumer (settings.py says why)
         await consumer.seek_to_beginning(*tps)
         ends: dict[int, int] = {}
         pending = list(tps)
@@ -235,5 +224,3 @@ async def _read(settings: Settings, topic: str, collector: Collector, stall_s: f
                 raise UserError(f"topic {topic}: no progress for {stall_s:.0f} s towards the highwater at the start "
                                 f"(partition@position/highwater: {where})")
         return ends
-    finally:
-        await consumer.stop()
