@@ -287,3 +287,46 @@ def test_backtest_plot_out_without_plot_user_is_refused(tmp_path: Path, capsys: 
     assert main(["backtest", "--events", str(path), "--as-of", "2026-01-02", "--out", str(tmp_path / "bt.csv"),
                  "--plot-out", str(png)]) == 2
     assert "--plot-out is where --plot-user's picture goes: give --plot-user USER_ID too" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", ["publish", "report", "backtest"])
+def test_a_row_wider_than_its_header_is_refused_not_cut(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA17 F7: an unquoted decimal comma ``12,90`` was read as an amount of 12 and a stray cell,
+    published and reported as 12.00 without a word; a quoted one gave Python's own message (F10)."""
+    def run(name: str, text: str) -> str:
+        path = tmp_path / name
+        path.write_text(text)
+        argv = {"publish": ["--bootstrap-servers", f"127.0.0.1:{_closed_port()}", "publish", "--file", str(path)],
+                "report": ["report", "--events", str(path), "--from", "2026-01-01", "--to", "2026-02-01"],
+                "backtest": ["backtest", "--events", str(path), "--as-of", "2026-01-02", "--out", str(tmp_path / "bt.csv")]}[command]
+        assert main(argv) == 2
+        return _one_line(capsys.readouterr().err)
+
+    wide = run("comma.csv", "user_id,ts,event_type,amount\nc1,2026-01-01T10:00:00Z,order,12,90\n")
+    assert "comma.csv line 2: 5 cells, but the header names 4 columns: a value holding a comma must be quoted" in wide
+    quoted = run("quoted.csv", 'user_id,ts,event_type,amount\nc1,2026-01-01T10:00:00Z,order,"12,90"\n')
+    assert "quoted.csv line 2: amount '12,90' is not a number: write the decimal point as a dot (12.90)" in quoted
+    bare = run("bare.csv", "c1,2026-01-01T10:00:00Z,order,12,90,e1,x\n")
+    assert "bare.csv line 1: 7 cells, but a file without a header row has at most 5 columns (user_id,ts,event_type,amount,event_id)" in bare
+    semi = run("semi.csv", "user_id;ts;event_type;amount\nc1;2026-01-01T10:00:00Z;order;12\n")
+    assert "semi.csv line 1: empty timestamp; if line 1 is a header, it names user_id;ts;event_type;amount, but the columns must be named user_id, ts" in semi
+    assert not (tmp_path / "bt.csv").exists()
+
+
+def test_an_accounts_row_wider_than_its_header_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA17 F7: ``c1,Bob, Ltd,anna`` under a 3-column header was imported ("OK") with the owner cut."""
+    path = tmp_path / "accounts.csv"
+    path.write_text("account_id,name,owner\nc1,Bob, Ltd,anna\n")
+    assert main(["accounts", "import", str(path), "--dry-run"]) == 2
+    assert 'accounts.csv line 2: 1 cell more than the header names: a value holding a comma must be quoted ("Bob, Ltd")' \
+        in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", ["train", "backtest"])
+def test_a_config_file_that_cannot_be_read_is_named(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA17 F10: was "[Errno 2] No such file or directory: 'nope.toml'" with no option named."""
+    events = tmp_path / "e.csv"
+    events.write_text("user_id,ts,event_type\nu1,2026-01-01T00:00:00Z,view\n")
+    out = {"train": ["--out", str(tmp_path / "m.json")], "backtest": ["--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv")]}[command]
+    assert main([command, "--events", str(events), *out, "--config", str(tmp_path / "nope.toml")]) == 2
+    assert f"config {tmp_path / 'nope.toml'}: cannot read it (No such file or directory)" in _one_line(capsys.readouterr().err)

@@ -259,6 +259,7 @@ def test_no_purchases_card_for_a_product_without_purchases(built_state: Settings
     # counted on earlier days; the last 30 days' churned users bought nothing: a true 0, so the card stays
     assert body["churned_revenue_counted"] is True
     assert 'id="churned-revenue"' in shown and "Purchases of churned users per week" in shown and 'id="no-purchases"' not in shown
+    assert f'id="churned-revenue">{body["churned_revenue"]:,.2f}<' in shown  # to the cent, as the CLI (QA17 F11)
     old, new = built_state.key_prefix, built_state.key_prefix + "np"
     r = redis_client(built_state.redis_url)
     try:

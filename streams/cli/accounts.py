@@ -44,7 +44,11 @@ _MAX_ID_CHARS = 256
 _MAX_TEXT_CHARS = 200
 
 
-def _row_facts(row: dict[str, str]) -> AccountFacts:
+def _row_facts(row: dict[str | None, Any]) -> AccountFacts:
+    extra = row.get(None)  # csv.DictReader's cells past the header (QA17 F7: "Bob, Ltd" unquoted)
+    if extra:
+        raise ValueError(f"{len(extra)} cell{'s' * (len(extra) > 1)} more than the header names: a value holding a comma "
+                         f"must be quoted (\"Bob, Ltd\")")
     account = (row.get("account_id") or "").strip()
     if not account or len(account) > _MAX_ID_CHARS:
         raise ValueError(f"account_id must be 1 to {_MAX_ID_CHARS} characters, got {account[:40]!r}")

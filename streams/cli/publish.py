@@ -25,40 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="publishing rate, paced from the first event sent; 0 = as fast as possible (default)")
 
 
-#: What a CSV header row must name (streams.offline.history): said when the first line is unreadable.
-CSV_COLUMNS = "user_id, ts, event_type or type (optional: amount, event_id; for subscriptions: account_id, status, plan, mrr, trial_ends, period_end)"
-
-
-def _first_row(path: Path) -> tuple[int, list[str]] | None:
-    """(line number, row) of the first row of a CSV file that is not blank or a ``#`` comment (as
-    the reader skips them)."""
-    import csv
-    import gzip
-    import io
-
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh), start=1):
-            if row and not (len(row) == 1 and not row[0].strip()) and not row[0].startswith("#"):
-                return lineno, row
-    return None
-
-
-def _header_hint(path: Path, exc: ValueError) -> ValueError:
-    """``exc`` with what a header row must name, when the CSV's first row is the bad one: a header
-    without ``user_id`` is read as data ("line 1: timestamp 'time' ..."), which hides the cause."""
-    from streams.offline.history import RowError
-
-    if not isinstance(exc, RowError) or path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        return exc
-    found = _first_row(path)
-    if found is None or found[0] != exc.lineno or any(c.strip()[:1].isdigit() for c in found[1]):
-        return exc  # another line, or a data row (it has numbers): no header to explain
-    names = ", ".join(c.strip() for c in found[1])
-    return ValueError(f"{exc}; if line {exc.lineno} is a header, it names {names}, "
-                      f"but the columns must be named {CSV_COLUMNS}")
-
-
 def unacked_file(path: Path) -> Path:
     """Where a failed publish of ``path`` writes the events the broker did not acknowledge: beside
     it, named after it (JSON lines, whatever ``path`` was).
@@ -77,13 +43,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Check the whole file first, so a bad line never leaves half a file published; and how far it
     # is from event-time order, which the workers need (QA7 H1: in file order, an export sorted by
     # user lost 97.5% of its events to the DLQ as late).
-    try:
-        order = check_file(path, settings)
-    except ValueError as exc:
-        hinted = _header_hint(path, exc)
-        if hinted is exc:
-            raise
-        raise hinted from None
+    order = check_file(path, settings)
     if order.events == 0:
         raise UserError(f"{path}: no events in the file")
     if order.behind:

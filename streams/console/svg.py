@@ -27,12 +27,31 @@ def _fmt(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
+#: The width of a tick label's character (11 px system-ui, console.css: digits ~6.2 px) and the gap
+#: kept between two labels.
+_TICK_CHAR_PX, _TICK_GAP_PX = 6.2, 4.0
+
+
 def _x_ticks(x_labels: Sequence[str], x: Callable[[int], float], height: int) -> list[str]:
-    """About eight x labels and always the last one: a year of weeks stays readable."""
+    """At most eight x labels, as many as fit side by side (QA17 F11: twelve "2026-01" month labels
+    overlapped on a 600-px chart), and the last one when it clears the one before: a year of weeks
+    or months stays readable.
+
+    >>> months = [f"2026-{m:02d}" for m in range(1, 13)]
+    >>> [t.split(">")[1][:7] for t in _x_ticks(months, lambda i: 48 + (i + 0.5) * 44, 220)]
+    ['2026-01', '2026-03', '2026-05', '2026-07', '2026-09', '2026-11']
+    """
     n = len(x_labels)
-    every = max(1, n // 8)
-    return [f'<text x="{_fmt(x(i))}" y="{height - 8}" text-anchor="middle" class="tick">{escape(lab)}</text>'
-            for i, lab in enumerate(x_labels) if i % every == 0 or i == n - 1]
+    if n == 0:
+        return []
+    label_px = _TICK_CHAR_PX * max(len(lab) for lab in x_labels) + _TICK_GAP_PX
+    step_px = abs(x(1) - x(0)) if n > 1 else label_px
+    every = max(1, n // 8, math.ceil(label_px / max(step_px, 1e-9)))
+    shown = [i for i in range(n) if i % every == 0]
+    if shown[-1] != n - 1 and (n - 1 - shown[-1]) * step_px >= label_px:
+        shown.append(n - 1)
+    return [f'<text x="{_fmt(x(i))}" y="{height - 8}" text-anchor="middle" class="tick">{escape(x_labels[i])}</text>'
+            for i in shown]
 
 
 def sparkline(values: Sequence[float], *, lo: float, hi: float, width: int = 90, height: int = 22,
@@ -127,6 +146,15 @@ def quadrant(points: Sequence[tuple[float, float, str, str, str]], *, cut_health
     return "".join(out)
 
 
+def _value(v: float) -> str:
+    """A bar's value: a count whole, an amount to the cent (QA17 F11: purchases read "11,899" for 11,899.30).
+
+    >>> _value(12.0), _value(11899.3)
+    ('12', '11,899.30')
+    """
+    return f"{v:,.0f}" if v == round(v) else f"{v:,.2f}"
+
+
 def bars(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[float]]], *, width: int = 600,
          height: int = 220) -> str:
     """Grouped bars (e.g. customers won and lost per week), legend on top."""
@@ -146,7 +174,7 @@ def bars(x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[floa
         for i, v in enumerate(vals):
             h = v / hi * ih
             out.append(f'<rect x="{_fmt(left + i * group + group * 0.1 + j * bw)}" y="{_fmt(top + ih - h)}" width="{_fmt(bw)}" '
-                       f'height="{_fmt(h)}" fill="{color}"><title>{escape(name)} {escape(x_labels[i])}: {v:,.0f}</title></rect>')
+                       f'height="{_fmt(h)}" fill="{color}"><title>{escape(name)} {escape(x_labels[i])}: {_value(v)}</title></rect>')
         out.append(f'<rect x="{left + j * 110}" y="6" width="10" height="10" fill="{color}"/>'
                    f'<text x="{left + j * 110 + 14}" y="15" class="legend">{escape(name)}</text>')
     out.extend(_x_ticks(x_labels, lambda i: left + (i + 0.5) * group, height))

@@ -70,6 +70,9 @@ logger = logging.getLogger(__name__)
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
 _EXTRA = ("account_id", "status", "plan", "mrr", "trial_ends", "period_end", "currency")  # by header name only
 _ABSENT = 1 << 62  # the index of a column the file does not have: past the end of every row
+_POSITIONAL = {c: i for i, c in enumerate(_COLUMNS)}  # the columns of a file without a header row
+#: What a CSV header row must name: said when a first line could not be read (EventRows._header_hint).
+CSV_COLUMNS = "user_id, ts, event_type or type (optional: amount, event_id; for subscriptions: account_id, status, plan, mrr, trial_ends, period_end)"
 
 
 class RowError(ValueError):
@@ -234,6 +237,23 @@ def _time_cell(row: list[str], i: int | None, name: str) -> int:
     return ms
 
 
+def _amount(raw: str) -> float:
+    """An amount cell as a number; a decimal comma is named (a spreadsheet's export in a European
+    locale: QA17 F10), not Python's "could not convert string to float".
+
+    >>> _amount("12.90"), _amount(" 7 ")
+    (12.9, 7.0)
+    >>> _amount("12,90")
+    Traceback (most recent call last):
+    ValueError: amount '12,90' is not a number: write the decimal point as a dot (12.90)
+    """
+    try:
+        return float(raw)
+    except ValueError:
+        hint = f": write the decimal point as a dot ({raw.replace(',', '.')})" if raw.count(",") == 1 and "." not in raw else ""
+        raise ValueError(f"amount {raw!r} is not a number{hint}") from None
+
+
 def _bad_amount(raw: str, amount: float) -> str:
     """Why a row's amount is refused: the worker dead-letters a record whose amount is not from 0
     to ``MAX_AMOUNT`` (``bad_amount``, the whole event), so every reader refuses the row, naming
@@ -278,6 +298,11 @@ class EventRows:
         self._amount_col = index.get("amount", _ABSENT)
         self._id_col = index.get("event_id", _ABSENT)
         self._extra = tuple(index.get(c) for c in _EXTRA)  # account_id, ..., period_end, currency: by header only
+        # A row with more cells than the header (or the positional layout) has an unquoted comma in a
+        # value: a decimal comma split "12,90" into an amount of 12 and a stray 90 (QA17 F7).
+        self._width = max(index.values()) + 1
+        self._too_wide = (f"the header names {self._width} columns" if index != _POSITIONAL
+                          else f"a file without a header row has at most {self._width} columns ({','.join(_COLUMNS)})")
         self._kinds: dict[str, EventType] = {}  # event name as written -> as the product's vocabulary spells it
         # Ids are derived from the record ``publish`` sends, whose type is the name trimmed and
         # lower-cased (no renaming): the same id under any ``--config`` type map.
@@ -288,6 +313,9 @@ class EventRows:
         """The event of one row (``lineno`` names it in errors); without an ``event_id``, its content's."""
         n = len(row)
         try:
+            if n > self._width:
+                raise ValueError(f"{n} cells, but {self._too_wide}: a value holding a comma must be quoted, and an "
+                                 f"amount written with a decimal point (12.90, not 12,90)")
             i = self.user_col
             user = row[i].strip() if i < n else ""
             if not user:
@@ -306,7 +334,7 @@ class EventRows:
             i = self._amount_col
             raw_amount = row[i].strip() if i < n else ""
             if raw_amount:  # checked and kept on every row, by the stream's decoder's rule; the model reads it on purchases
-                amount = float(raw_amount)
+                amount = _amount(raw_amount)
                 if not 0.0 <= amount <= MAX_AMOUNT:  # also false for NaN and inf
                     raise ValueError(_bad_amount(raw_amount, amount))
             i = self._id_col
@@ -317,12 +345,21 @@ class EventRows:
             if extra[6] is not None and (sub is not None or raw_amount):
                 _check_currency(_cell(row, extra[6]), self.currency, sub is not None)
         except ValueError as exc:
-            raise RowError(f"{self.name} line {lineno}: {exc}", lineno) from None
+            raise RowError(f"{self.name} line {lineno}: {exc}{self._header_hint(row, lineno)}", lineno) from None
         if not event_id:  # the id of the record publish sends, whose type is the name trimmed and lower-cased
             named = kind if self._plain else name.strip().lower()
             event_id = (plain_event_id(user, ts_ms, named, amount, account) if sub is None
                         else content_event_id(Event(user, ts_ms, named, "", amount, account, sub)))
         return Event(user, ts_ms, kind, event_id, amount, account, sub)
+
+    def _header_hint(self, row: list[str], lineno: int) -> str:
+        """What a header row must name, when a row read as data holds no digit at all (no time can be
+        in it: a header the reader did not know, e.g. split at ``;`` or without ``user_id``, which
+        would otherwise read as "line 1: empty timestamp" and hide the cause)."""
+        if self._width != len(_POSITIONAL) or any(c.isdigit() for cell in row for c in cell):
+            return ""
+        names = ", ".join(c.strip() for c in row)
+        return f"; if line {lineno} is a header, it names {names}, but the columns must be named {CSV_COLUMNS}"
 
     def _kind(self, name: str) -> EventType:
         stripped = name.strip()

@@ -74,7 +74,12 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
     if not path:
         return None
     target = Path(path)
-    text = target.read_text(encoding=TEXT_ENCODING)  # a BOM (Notepad) is no part of the JSON/TOML
+    try:
+        text = target.read_text(encoding=TEXT_ENCODING)  # a BOM (Notepad) is no part of the JSON/TOML
+    except OSError as exc:  # QA17 F10: "[Errno 2] No such file or directory: 'nope.toml'" named no option
+        raise ValueError(f"config {target}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config {target}: not UTF-8 text: expected a JSON or TOML file") from None
     try:
         data: Any = tomllib.loads(text) if target.suffix.lower() == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
