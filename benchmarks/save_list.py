@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from models.engine import advance
 from models.events import Event
-from models.lifecycle import REACHABLE
+from models.lifecycle import JUDGED
 from models.model import ChurnModel, load_model
 from models.ranking import save_score
 from models.scoring import Assessment, assess, scores_from
@@ -40,7 +40,8 @@ Row = tuple[str, UserState, Assessment]
 
 
 def candidates(by_user: dict[str, list[Event]], times: dict[str, list[int]], cut_ms: int, model: ChurnModel) -> list[Row]:
-    """Every user seen before ``cut_ms`` and reachable then, with state and assessment at the cut."""
+    """Every user seen before ``cut_ms`` and on the save list then (models.lifecycle.JUDGED: reachable,
+    not just back from churned), with state and assessment at the cut."""
     rows = []
     for uid, evs in by_user.items():
         k = bisect.bisect_right(times[uid], cut_ms)
@@ -50,7 +51,7 @@ def candidates(by_user: dict[str, list[Event]], times: dict[str, list[int]], cut
         if o.expire:
             continue
         a = assess(o.state, max(cut_ms // 1000, o.state.last_seen_s), model)
-        if a.stage in REACHABLE:
+        if a.stage in JUDGED:
             rows.append((uid, o.state, a))
     return rows
 

@@ -23,7 +23,7 @@ from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import DAY_S, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
 from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
-from models.lifecycle import REACHABLE, RECOVERABLE, next_change_s
+from models.lifecycle import JUDGED, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.signals import is_cancelled, order_due_s, reorder_late, reorder_late_s
@@ -488,7 +488,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     out.review = a
 
 
-#: Stages in which an at-risk alert may open: the reachable ones (models.lifecycle.REACHABLE: who
+#: Stages in which an at-risk alert may open: models.lifecycle.JUDGED, the reachable ones (who
 #: can still be saved; dormant and churned users are the win-back list, ``churnwatch top
 #: --win-back``, not a stream of alerts) but "reactivated", the user's
 #: first ``new_days`` back from churned (models.lifecycle rule 3). Why not then: the review at a
@@ -500,8 +500,9 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
 #: alert while a user is just back"). A CRM told "at risk" about a customer who just came back is
 #: told the opposite of what happened. The alert may open at the review that ends the stage
 #: (models.lifecycle.next_change_s schedules it) if the risk still says so; a user who leaves
-#: again first is dormant, the win-back list. An alert already open stays open (the closing rule).
-_OPENS: Final[frozenset[str]] = REACHABLE - {"reactivated"}
+#: again first is dormant, the win-back list. An alert already open stays open (the closing rule),
+#: off the save list until the stage ends as well (models.ranking).
+_OPENS: Final[frozenset[str]] = JUDGED
 #: Stages in which an open at-risk alert may close as "recovered" (models.lifecycle.RECOVERABLE).
 _RECOVERABLE: Final[frozenset[str]] = RECOVERABLE
 #: No at-risk alert on a user's first day: one burst of events says nothing yet.

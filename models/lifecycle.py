@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
     from models.model import ChurnModel
 
-__all__ = ["LAPSED", "REACHABLE", "RECOVERABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "declining_cause", "dormant_after_days",
+__all__ = ["JUDGED", "LAPSED", "REACHABLE", "RECOVERABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "declining_cause", "dormant_after_days",
            "lapse_gap_days", "next_change_s", "stage_of"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
@@ -57,6 +57,16 @@ TREND_MAX_GAP_DAYS: Final[float] = 3.5
 #: of users already lapsed (the win-back list: models.ranking).
 REACHABLE: Final[frozenset[str]] = frozenset(("new", "active", "declining", "reactivated"))
 LAPSED: Final[frozenset[str]] = frozenset(("dormant", "churned"))
+#: Reachable users whose risk is acted on: every reachable stage but "reactivated", the first
+#: ``new_days`` back from churned (rule 3). An at-risk alert opens only in these stages
+#: (models.engine) and the save list ranks only them (models.ranking): just back, the risk's
+#: decline features compare a 7-day count that holds the return with a 4-week and a 90-day
+#: baseline that still hold the activity from before the break, and the gap trend holds the
+#: break itself, so the risk reads "declining" on the very days that say the user came back
+#: (QA12 F3 for the alerts, QA16 F3 for the save list: docs/SCORES.md, "Just back: neither an
+#: alert nor the save list"). The stage's end is a review (next_change_s), where both judge the
+#: user again.
+JUDGED: Final[frozenset[str]] = REACHABLE - {"reactivated"}
 #: Stages that say nothing against the user: the only ones a "recovered" alert may carry
 #: (models.engine). Declining (rule 5, with its hysteresis), dormant and churned say the user is
 #: getting worse or is gone, which a recovery would contradict (QA 2026-12).

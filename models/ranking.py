@@ -2,7 +2,8 @@
 
 Two jobs, two lists (the at-risk alert stream only serves the first):
 
-- **save**: users still reachable (stage new, active, declining or reactivated) ranked by the
+- **save**: users still reachable (stage new, active or declining: models.lifecycle.JUDGED)
+  ranked by the
   *savable* part of their churn risk, highest first (:func:`save_score`: P(alive) x P(leaves
   within the horizon | alive), models.risk.savable). The risk is 1 - P(alive) x (1 - P(leaves |
   alive)): its other part, 1 - P(alive), is the chance the user is gone already, and a call
@@ -14,7 +15,13 @@ Two jobs, two lists (the at-risk alert stream only serves the first):
   below a reachable one who is slowing down, and their place is the win-back list once the
   lifecycle calls them lapsed. A budget (a number of calls, or a share of the reachable users
   per day) replaces a fixed threshold, so the list has the size a team can work through
-  whatever the model's scale.
+  whatever the model's scale. Not a user just back from churned ("reactivated", the lifecycle's
+  first ``new_days`` after the return): their risk compares the days since the return with a
+  baseline that still holds the activity from before the break (models.lifecycle.JUDGED), so it
+  reads as decline on the days that say the user came back; QA16's students back from ten weeks
+  of summer headed a trained model's list at risk 0.94-0.99 and temperature 100 (docs/SCORES.md,
+  "Just back: neither an alert nor the save list"). No at-risk alert opens for them either
+  (models.engine); both judge the user at the review that ends the stage.
 - **win back**: users already lapsed (dormant, or churned and not yet expired) ranked by the
   temperature (the chance they are back within the horizon, models.temperature.p_back_within:
   the column shown is the order), then by what they spent (:func:`win_back_key`): a list to
@@ -55,7 +62,7 @@ import math
 from dataclasses import dataclass
 from typing import Final, Iterable, Literal
 
-from models.lifecycle import LAPSED, REACHABLE
+from models.lifecycle import JUDGED, LAPSED, REACHABLE
 from models.compiled import CompiledModel, slot_labels
 from models.model import ChurnModel
 from models.signals import Signals, compute_signals
@@ -64,7 +71,7 @@ from models.scoring import Assessment, Scores, assess, leave_at, scores_from
 from models.state import DAY_S, STAGES, UserState
 from models.temperature import p_back_within, p_stay, stay_after
 
-__all__ = ["LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
+__all__ = ["JUDGED", "LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
            "index_score", "reach_index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key"]
 
 ListKind = Literal["save", "win_back"]
@@ -107,7 +114,7 @@ def daily_list(
     share: float | None = None,
 ) -> list[Ranked]:
     """The ``kind`` list at event time ``now_s`` within the budget (module docstring)."""
-    keep = REACHABLE if kind == "save" else LAPSED
+    keep = JUDGED if kind == "save" else LAPSED
     rows = []
     for user_id, st in states:
         a = _listed(st, now_s, model, keep)
@@ -163,7 +170,7 @@ def save_key(st: UserState, now_s: int, model: ChurnModel) -> tuple[float, objec
     """``(live save score, assessment)`` of ``st`` at ``now_s`` if it belongs on the save list
     then, else None: :func:`daily_list`'s test and key, for readers that pick the states
     themselves."""
-    a = _listed(st, now_s, model, REACHABLE)
+    a = _listed(st, now_s, model, JUDGED)
     return None if a is None else (save_score(a), a)
 
 
@@ -176,9 +183,9 @@ def _listed(st: UserState, now_s: int, model: ChurnModel, keep: frozenset[str]) 
     return a if a.stage in keep else None
 
 
-#: Bit i set where STAGES[i] is reachable: a shift and a mask in the compiled core, where an int in
+#: Bit i set where STAGES[i] is on the save list (models.lifecycle.JUDGED): a shift and a mask in the compiled core, where an int in
 #: a frozenset was boxed and looked up (twice a user written, models.step.index_scores).
-_REACHABLE_BITS: Final[int] = sum(1 << i for i, s in enumerate(STAGES) if s in REACHABLE)
+_SAVE_BITS: Final[int] = sum(1 << i for i, s in enumerate(STAGES) if s in JUDGED)
 
 
 #: Scores of the save-list index are integers (compact in a listpack): micro-units of risk, rounded
@@ -197,9 +204,10 @@ def reach_index_score(bound: float) -> int:
 
 
 def on_save_list(st: UserState) -> bool:
-    """On the save list as of the user's last review: tracked, reviewed, stage reachable. Until
+    """On the save list as of the user's last review: tracked, reviewed, stage on the list (new,
+    active, declining: models.lifecycle.JUDGED). Until
     the next review this is what :func:`daily_list` finds live (module docstring)."""
-    return st.n_events > 0 and st.stage_since_s > 0 and 0 <= st.stage < len(STAGES) and _REACHABLE_BITS >> st.stage & 1 == 1
+    return st.n_events > 0 and st.stage_since_s > 0 and 0 <= st.stage < len(STAGES) and _SAVE_BITS >> st.stage & 1 == 1
 
 
 def save_bound(st: UserState, model: ChurnModel, c: CompiledModel | None = None) -> float:

@@ -5,7 +5,9 @@
 - the bound (models.ranking.save_bound, save_bound_after) is at least every live save score
   between the state's last look and its next review, for any history (hypothesis), although the
   savable risk may fall in silence: the property the index's exactness rests on
-  (tests/test_save_index.py checks the lists themselves on Redis).
+  (tests/test_save_index.py checks the lists themselves on Redis);
+- a user just back from churned ("reactivated") is on neither list until the stage ends, though
+  their risk, measured across the break, would put them above a user who stayed (QA16 F3).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from models.engine import advance
 from models.model import ChurnModel, load_model
-from models.lifecycle import REACHABLE
+from models.lifecycle import JUDGED, REACHABLE
 from models import engine
 from models.ranking import daily_list, index_score, on_save_list, save_bound, save_bound_after, save_key, save_score, win_back_key
 from models.reasons import IMPROVED
@@ -108,11 +110,50 @@ def test_a_look_back_to_the_last_activity_never_takes_T_below_it() -> None:
     assert stay_after(sig, past_last, model) == stay_after(sig, min(at_last, -(sig.purchase_T - sig.purchase_t_x)), model)
 
 
+def _plays(user: str, days: list[int]) -> list["Event"]:
+    """4 plays a day on each of ``days`` (days after T0_MS)."""
+    from models.events import Event
+
+    return [Event(user, T0_MS + (d * DAY_S + 3_600 + 60 * k) * 1000, "play", f"e{d}-{k}") for d in days for k in range(4)]
+
+
+def _student(back_days: int) -> tuple[UserState, UserState, int]:
+    """A daily user for 120 days, silent 72 (a summer: churned by the lifecycle), back daily for
+    ``back_days`` days; a daily user over the same days who never left; the time an hour after
+    their last play."""
+    days = list(range(120 + 72 + back_days))
+    student, stayed = _plays("s", days[:120] + days[192:]), _plays("t", days)
+    now_ms = student[-1].ts_ms + 3_600_000
+    return advance("s", None, student, now_ms, DEFAULT).state, advance("t", None, stayed, now_ms, DEFAULT).state, now_ms // 1000
+
+
+def test_a_user_just_back_from_a_long_break_is_on_no_list_until_the_stage_ends() -> None:
+    """QA16 F3: students back from ten weeks of summer headed a trained model's save list at risk
+    0.94-0.99, temperature 100. Their decline features compare the days since the return with a
+    baseline that still holds the activity before the break; the save list, like the at-risk
+    alert (models.engine._OPENS), waits for the end of "reactivated" (models.lifecycle.JUDGED)."""
+    from streams.console.data import _fits
+
+    for back in (1, 3, 13):
+        student, stayed, now_s = _student(back)
+        a, b = assess(student, now_s, DEFAULT), assess(stayed, now_s, DEFAULT)
+        assert (a.stage, b.stage) == ("reactivated", "active")
+        assert save_score(a) > 1.5 * save_score(b), "by its risk the one just back would rank above one who stayed"
+        assert not on_save_list(student) and save_key(student, now_s, DEFAULT) is None
+        ranked = daily_list([("student", student), ("stayed", stayed)], now_s, DEFAULT, "save", share=1.0)
+        assert [r.user_id for r in ranked] == ["stayed"]
+        assert daily_list([("student", student)], now_s, DEFAULT, "win_back", share=1.0) == [], "not lapsed either"
+        assert not _fits("save", index_score(a, DEFAULT), a.stage), "nor on the console's save page with an alert open"
+    student, _, now_s = _student(15)  # the stage ended at a review: judged again, on the list
+    assert assess(student, now_s, DEFAULT).stage == "active" and on_save_list(student)
+    assert [r.user_id for r in daily_list([("student", student)], now_s, DEFAULT, "save", share=1.0)] == ["student"]
+
+
 def test_the_stage_bit_sets_are_the_stage_sets() -> None:
     """``on_save_list`` and the engine's "improved" test read a stage index's bit (a shift and a
     mask in the compiled core) instead of a frozenset: the same answer for every stage index a
     state can hold and for ones it cannot (out of range: not reachable, as no set holds them)."""
-    reachable = {STAGES.index(s) for s in REACHABLE}
+    reachable = {STAGES.index(s) for s in JUDGED}
     for stage in range(-3, len(STAGES) + 70):
         for n, since in ((0, 5), (3, 0), (3, 5)):
             st_ = UserState(n_events=n, stage_since_s=since, stage=stage)

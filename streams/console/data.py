@@ -43,7 +43,7 @@ from typing import Any, Literal, Mapping, Sequence
 import orjson
 from redis.exceptions import NoScriptError
 
-from models.lifecycle import LAPSED, REACHABLE
+from models.lifecycle import JUDGED, LAPSED
 from models.model import ChurnModel
 from models.ranking import save_score, win_back_key
 from models.scoring import Assessment, Scores, assess, score, scores_from
@@ -345,12 +345,13 @@ async def _load(store: Store, user_ids: Sequence[bytes], kinds: Sequence[str] = 
 
 def _fits(list_name: ListName, index_score: float, stage: str) -> bool:
     """Win back: the lapsed users (dormant or churned, models.lifecycle.LAPSED) at the top of the
-    index. Save: users still reachable (models.lifecycle.REACHABLE), as ``models.ranking``'s two
-    lists: a dormant user keeps an open alert but is lapsed. A user whose live stage left the
+    index. Save: users still reachable and not just back (models.lifecycle.JUDGED), as
+    ``models.ranking``'s two lists: a dormant user keeps an open alert but is lapsed, and a user
+    back from churned with an alert open since before is off the list until "reactivated" ends. A user whose live stage left the
     part of the index its last review put it in waits for its next review (skipped)."""
     if list_name == "win_back":
         return index_score >= _LAPSED and stage in LAPSED
-    return index_score < _LAPSED and stage in REACHABLE
+    return index_score < _LAPSED and stage in JUDGED
 
 
 def _chunk(store: Store, size: int) -> int:
