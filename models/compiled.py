@@ -103,6 +103,7 @@ class CompiledModel:
     quiet_days: float
     review_interval_days: float
     retention_days: float
+    customer_retention_days: float  # max(retention_days, the model's customer_retention_days)
     # Whether the model knows the product's kinds of activity (models.reasons._kinds_known: its
     # population names them, or it tracks the product's own event names), worked out here: an
     # alert's reasons asked it through two generic attribute lookups and a dict test, twice.
@@ -171,6 +172,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         quiet_days=float(model.quiet_days),
         review_interval_days=float(model.review_interval_days),
         retention_days=float(model.retention_days),
+        customer_retention_days=float(max(model.retention_days, model.customer_retention_days)),
         kinds_known=KINDS_KEY in model.population or bool(vocabulary.tracked),
         act_edges=model.population.get(ACT_QUANTILES),
         action_health=float(model.action_health),

@@ -29,7 +29,7 @@ from models.risk import exit_opens_s
 from models.signals import is_cancelled, order_due_s, reorder_late, reorder_late_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
-__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "review_due_s",
+__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
            "round_places"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
@@ -622,7 +622,7 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
     if c is None:
         c = model.compiled
     if a.stage == "churned":
-        expiry = st.stage_since_s + int(math.ceil(c.retention_days * DAY_S))
+        expiry = st.stage_since_s + int(math.ceil(kept_days(st, c) * DAY_S))
         return expiry if expiry > now_s else 0
     cap = now_s + max(1, int(c.review_interval_days * DAY_S))
     if not c.silence_monotone and cap > now_s + _FREE_SIGNS_LOOK_S:
@@ -730,7 +730,18 @@ def _crossing(look: SilentRisk, enter: float, lo: int, r_lo: float, hi: int, r_h
     return hi
 
 
+def kept_days(st: UserState, c: CompiledModel) -> float:
+    """How many days after its churn was reported a churned user's state is kept, then dropped
+    (a user back after that is first seen again: a new user, their history gone). A customer (a
+    purchase on record) is kept ``customer_retention_days``, others ``retention_days``: QA17 F1's
+    annual gift buyers (an order each December, the next in November) were dropped 180 days after
+    turning churned, came back "new" with last year's spend gone and got a day-one at-risk alert
+    (224 of 224); at 400 days they came back "reactivated". A user who never bought is cheaper to
+    forget (a state of ~300 bytes of Redis each: docs/SCALING.md)."""
+    return c.customer_retention_days if st.n_purchases else c.retention_days
+
+
 def _expired(st: UserState, now_s: int, model: ChurnModel) -> bool:
     if STAGES[st.stage] != "churned" or st.stage_since_s == 0:
         return False
-    return now_s - st.stage_since_s >= model.retention_days * DAY_S
+    return now_s - st.stage_since_s >= kept_days(st, model.compiled) * DAY_S

@@ -64,7 +64,13 @@ class ChurnModel:
     churned_factor: float = 6.0
     overdue_factor: float = 2.0  # "declining" once silence exceeds this many usual intervals
     decline_ratio: float = 0.5  # "declining" once the 7-day rate is below this share of the 4-week rate
-    retention_days: float = 180.0  # expire a churned user's state this long after churn is reported
+    # How long a churned user's state is kept after the churn is reported (models.engine.kept_days),
+    # then dropped: a user back after that is a new user, their history gone. A customer (a
+    # purchase on record) is kept ``customer_retention_days`` (at least ``retention_days``): 400,
+    # past a year, so an annual buyer (a gift each November) comes back "reactivated" with their
+    # spend, not "new" (QA17 F1). Users who never bought keep 180 days.
+    retention_days: float = 180.0
+    customer_retention_days: float = 400.0
     # Longest gap between two looks at a silent user. Reviews are scheduled at the next moment a
     # stage or the at-risk flag can change (models.engine); this cap is only a safety net.
     review_interval_days: float = 7.0
@@ -115,7 +121,8 @@ class ChurnModel:
             )
         if not 0.0 <= self.material_rise < 1.0 or self.quiet_days < 0:
             raise ValueError(f"need quiet_days >= 0 days and material_rise in [0, 1), got {self.quiet_days}, {self.material_rise}")
-        for name in ("horizon_days", "new_days", "dormant_days", "churned_days", "retention_days", "review_interval_days"):
+        for name in ("horizon_days", "new_days", "dormant_days", "churned_days", "retention_days", "customer_retention_days",
+                     "review_interval_days"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 days, got {getattr(self, name)}")
         if self.dormant_days >= self.churned_days:

@@ -114,6 +114,15 @@ replayed), now ``none`` or ``check_in``; it prints the changes by old -> new act
 (run it with the venv: it replays the histories' purchases)::
 
     PYTHONPATH=. .venv/bin/python -m tests.golden_masked actions /tmp/old.json /tmp/new.json
+A change to how long a churned user's state is kept (QA17 F1, 2026-12-04: a customer, a purchase
+on record, kept ``customer_retention_days`` after the churn is reported instead of
+``retention_days``) changes no alert and no score in histories shorter than the retention; it
+moves the one review left of a churned customer, its expiry (``next_review_s``): ``retention``
+checks that the alerts and scores are identical, that each state that changed is a churned
+user's with a purchase, differing only in ``next_review_s``, now ``stage_since_s`` + ``days``
+(its old one ``stage_since_s`` + the old retention) and that every other state is byte-identical::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked retention /tmp/old.json /tmp/new.json 400
 """
 
 from __future__ import annotations
@@ -125,7 +134,7 @@ import sys
 from typing import Any, Iterator
 
 __all__ = ["actions", "cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes", "reorder",
-           "reworded", "users"]
+           "retention", "reworded", "users"]
 
 
 def dump(path: str) -> None:
@@ -761,6 +770,37 @@ def reorder(old_path: str, new_path: str) -> bool:
     return ok
 
 
+def retention(old_path: str, new_path: str, days: float) -> bool:
+    """True when only churned customers' ``next_review_s`` changed, to ``stage_since_s`` + ``days``
+    (module docstring, ``retention``; printing how many states moved per run)."""
+    import math
+
+    from models.state import DAY_S, STAGES, UserState
+
+    old, new = _dumps(old_path, new_path)
+    ok = True
+    for key in old:
+        same_rows = all(old[key][part] == new[key][part] for part in ("alerts", "scores"))
+        moved, wrong = collections.Counter(), []
+        for u, blob in old[key]["states"].items():
+            if new[key]["states"].get(u) == blob:
+                continue
+            o, n = UserState.from_bytes(bytes.fromhex(blob)), UserState.from_bytes(bytes.fromhex(new[key]["states"][u]))
+            expiry = o.stage_since_s + int(math.ceil(days * DAY_S))
+            n_back = UserState.from_bytes(n.to_bytes())
+            n_back.next_review_s = o.next_review_s
+            if STAGES[o.stage] != "churned" or not o.n_purchases or n.next_review_s != expiry or n_back.to_bytes() != o.to_bytes():
+                wrong.append(u)
+            moved[round((o.next_review_s - o.stage_since_s) / DAY_S)] += 1
+        churned_buyers = sum(1 for b in old[key]["states"].values()
+                             if (st := UserState.from_bytes(bytes.fromhex(b))).n_purchases and STAGES[st.stage] == "churned")
+        ok &= same_rows and not wrong and set(old[key]["states"]) == set(new[key]["states"])
+        print(f"{key}: alerts and scores identical: {same_rows}; {sum(moved.values())} states changed of "
+              f"{len(old[key]['states'])} ({churned_buyers} churned customers), only next_review_s to stage_since + {days:g} d: "
+              f"{not wrong} ({len(wrong)} otherwise {wrong[:3]}); their old expiry in days after the churn: {dict(moved)}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -786,6 +826,8 @@ if __name__ == "__main__":
         sys.exit(0 if reorder(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["opens"] and len(sys.argv) == 4:
         sys.exit(0 if opens(sys.argv[2], sys.argv[3]) else 1)
+    elif sys.argv[1:2] == ["retention"] and len(sys.argv) == 5:
+        sys.exit(0 if retention(sys.argv[2], sys.argv[3], float(sys.argv[4])) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     else:

@@ -69,6 +69,12 @@ CASES: list[tuple[list[str], str]] = [
     (["backtest", "--events", "README.md", "--as-of", "2026-01-01/2026-02-01/7", "--out", "/tmp/x.csv"],
      "--as-of STEP 7: give a unit, such as 7d (or 12h, 90m); a bare number would be milliseconds"),
     (["learn", "--window", "90", "--dry-run"], "--window 90: give a unit, such as 90d (or 12h, 90m); a bare number would be milliseconds"),
+    # QA17 F1: the retention a churned customer is kept, checked as the other durations
+    (["train", "--events", "README.md", "--retention", "400", "--out", "/tmp/x.json"],
+     "--retention 400: give a unit, such as 400d (or 12h, 90m); a bare number would be milliseconds"),
+    (["train", "--events", "README.md", "--retention", "12h", "--out", "/tmp/x.json"],
+     "--retention 0.5d: give at least 1d (a churned user's state is kept this long after the churn is reported)"),
+    (["train", "--events", "README.md", "--retention", "a year", "--out", "/tmp/x.json"], "--retention: cannot read 'a year' as a duration"),
 ]
 
 

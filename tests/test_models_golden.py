@@ -59,6 +59,14 @@ midnight OLD NEW``): only the users with a visit across midnight UTC changed, 12
 71 crossings) and 20 of 500 (seed 3, 64); every other user's alerts, scores and state identical.
 Their active days 415 -> 370 and 432 -> 379; alerts 3820 -> 3793 and 3705 -> 3679 (fewer stage
 changes: -64 +39 and -100 +76); their 36 and 60 score rows (median |risk change| 0.0004).
+
+2026-12-04 (giftret, QA17 F1): a churned customer (a purchase on record) is kept 400 days after
+the churn is reported (``customer_retention_days``; models.engine.kept_days), users who never
+bought 180 as before. The histories are 120 days, so nobody expires either way: replayed with
+b7fa41a and the new code (``golden_masked retention OLD NEW 400``), every alert and score is
+identical, and the states that changed are the churned customers' alone (12 of 500, seed 2, in
+each run; 14 of 500, seed 3), in ``next_review_s`` only, their expiry review from the churn + 180
+days to + 400; every other state byte-identical.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.engine import advance
+from models.engine import advance, kept_days
 from models.events import Event
 from models.model import load_model
 from models.state import STAGES, UserState
@@ -173,7 +173,7 @@ def test_advance_users_deletes_a_user_whose_state_expires_with_its_history_and_a
     evs = [Event("gone", START_MS + i * DAY_MS, "purchase", f"g{i}", 5.0) for i in range(3)]
     stored = advance("gone", None, evs, START_MS + 100 * DAY_MS, model).state
     assert STAGES[stored.stage] == "churned" and stored.stage_since_s and stored.at_risk_since_s, "the setup: churned, at risk"
-    until = (stored.stage_since_s + int(model.retention_days * 86_400)) * 1000  # retention passed just now
+    until = (stored.stage_since_s + int(kept_days(stored, model.compiled) * 86_400)) * 1000  # retention passed just now
     plan = BucketPlan(2, {0: until // 1000}, [])
     due = DueUser(1, "gone", stored.next_review_s, stored.to_bytes())
     result = CycleResult()

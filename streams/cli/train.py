@@ -15,11 +15,12 @@ from streams.errors import UserError
 from streams.offline.history import first_day_users, late_start_warning, read_events_csv, read_labels_csv
 from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import DEPENDS, SIGNS, train
-from streams.timefmt import format_day_or_time
+from streams.timefmt import DAY_MS, format_day_or_time
 from streams.worker.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_vocabulary"]
+__all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_retention",
+           "with_vocabulary"]
 
 
 def _types(text: str) -> int:
@@ -48,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--churn-after", dest="churn_after", default=None, metavar="DURATION",
                      help="inactivity that means churn, such as 45d (default: the model's churned_days)")
     parser.add_argument("--horizon", default=None, metavar="DURATION", help="risk horizon, such as 30d (default: the model's, 30d)")
+    parser.add_argument("--retention", default=None, metavar="DURATION",
+                        help="how long a churned customer (a purchase on record) is kept after the churn is reported, such as "
+                             "400d; one who comes back later is a new user, their history gone: choose more than your longest "
+                             "buying cycle (default: the base model's, 400d; users who never bought keep its 180d, or DURATION "
+                             "if shorter)")
     parser.add_argument("--as-of", dest="as_of", default=None, metavar="DATES",
                         help="snapshot dates: ISO dates separated by commas, or START/END/STEP (default: weekly)")
     parser.add_argument("--base-model", dest="base_model", metavar="FILE",
@@ -172,6 +178,28 @@ def _halves(halves: Sequence[Mapping[str, object]]) -> str:
         span = f"{format_day_or_time(int(h['first_ms']))}..{format_day_or_time(int(h['last_ms']))}"  # type: ignore[call-overload]
         said.append(f"{name} ({span}) {gap} +- {'?' if se is None else f'{float(se):.3f}'}")  # type: ignore[arg-type]
     return "; " + ", ".join(said) if len(said) == 2 else ""
+
+
+def with_retention(base: ChurnModel, retention_ms: int | None) -> ChurnModel:
+    """The base model with ``--retention``: churned customers kept that long, and users who never
+    bought no longer than that (their ``retention_days`` lowered to it if above; models.engine.kept_days).
+    Set before training, so the model file records it as the stream will apply it (QA17 F1: only a
+    hand-edited model file could keep annual gift buyers past 180 days).
+
+    >>> m = with_retention(ChurnModel(), 730 * DAY_MS); (m.customer_retention_days, m.retention_days)
+    (730.0, 180.0)
+    >>> m = with_retention(ChurnModel(), 90 * DAY_MS); (m.customer_retention_days, m.retention_days)
+    (90.0, 90.0)
+    >>> with_retention(ChurnModel(), 3_600_000)
+    Traceback (most recent call last):
+    streams.errors.UserError: --retention 0.0417d: give at least 1d (a churned user's state is kept this long after the churn is reported)
+    """
+    if retention_ms is None:
+        return base
+    days = retention_ms / DAY_MS
+    if days < 1:
+        raise UserError(f"--retention {days:.3g}d: give at least 1d (a churned user's state is kept this long after the churn is reported)")
+    return base.with_(customer_retention_days=days, retention_days=min(base.retention_days, days))
 
 
 def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnModel:
@@ -348,8 +376,9 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     check_output_file("--out", args.out)  # before the work, not after it
     horizon = cli_duration_ms(args.horizon, "--horizon") if args.horizon else None  # the arguments too
     churn_after = cli_duration_ms(args.churn_after, "--churn-after") if args.churn_after else None
+    retention = cli_duration_ms(args.retention, "--retention") if args.retention else None
     as_of = parse_as_of(args.as_of) if args.as_of else None
-    base = base_model(args, settings)
+    base = with_retention(base_model(args, settings), retention)
     events = read_history(args, settings, base.type_map)
     labels = read_labels_csv(args.labels) if args.labels else None
     t0 = time.monotonic()
@@ -402,5 +431,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     if "alerts" in report:
         for line in alert_lines(report["alerts"]):
             print(line)
+    print(f"retention: a churned customer (a purchase on record) is kept {model.compiled.customer_retention_days:g} days after "
+          f"the churn is reported, a user who never bought {model.retention_days:g} days; one back later is a new user "
+          f"(--retention)")
     print(f"model -> {args.out}")
     return 0
