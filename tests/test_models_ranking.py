@@ -22,6 +22,7 @@ from models import engine
 from models.ranking import daily_list, index_score, on_save_list, save_bound, save_bound_after, save_key, save_score, win_back_key
 from models.reasons import IMPROVED
 from models.scoring import assess
+from models.temperature import p_back_within
 from models.state import DAY_S, STAGES, UserState
 from tests.test_models_properties import MODELS, T0_MS, histories
 
@@ -63,7 +64,8 @@ def test_the_lapsed_head_the_at_risk_index_in_win_back_order() -> None:
     scores = [index_score(a, DEFAULT) for a in lapsed]
     assert all(1.0 <= s <= 2.0 for s in scores)
     for a, s in zip(lapsed, scores):
-        assert abs(s - 1.0 - win_back_key(a, short, DEFAULT)[0]) <= 1e-12
+        assert abs(s - 1.0 - p_back_within(a.signals, DEFAULT)[0]) <= 1e-12
+        assert win_back_key(a, short, DEFAULT)[0] == round(100.0 * p_back_within(a.signals, DEFAULT)[0])
     reachable = assess(long, long.last_seen_s + 2 * DAY_S, DEFAULT)
     assert reachable.stage in REACHABLE and index_score(reachable, DEFAULT) == save_score(reachable) < 1.0
 
@@ -159,3 +161,21 @@ def test_the_stage_bit_sets_are_the_stage_sets() -> None:
             st_ = UserState(n_events=n, stage_since_s=since, stage=stage)
             assert on_save_list(st_) == (n > 0 and since > 0 and stage in reachable), (stage, n, since)
     assert [bool(engine._IMPROVED_BITS >> i & 1) for i in range(len(STAGES))] == [s in IMPROVED for s in STAGES]
+
+
+def test_win_back_orders_by_the_temperature_shown_then_by_spend() -> None:
+    """QA17 F12: a shop's lapsed customers all read temperature 0 and were ordered by hundredths of
+    a point nobody sees (11.90 of spend ahead of 62.60); temperatures that read the same are ordered
+    by spend."""
+    import copy
+
+    users = {}
+    for i, (days, spent) in enumerate([(20, 11.9), (21, 62.6), (22, 30.0), (23, 8.5)]):
+        st_ = copy.copy(_daily(days, start_day=i))
+        st_.revenue = spent
+        users[f"u{i}"] = st_
+    now_s = max(s.last_seen_s for s in users.values()) + 300 * DAY_S
+    ranked = daily_list(users.items(), now_s, DEFAULT, "win_back", n=4)
+    shown = [round(r.scores.temperature) for r in ranked]
+    assert len(ranked) == 4 and len(set(shown)) == 1, "one temperature as shown"
+    assert [r.state.revenue for r in ranked] == [62.6, 30.0, 11.9, 8.5]
