@@ -488,11 +488,11 @@ def gone_member(m: Member, now_s: int) -> bool:
 
 def _gone_text(users: Sequence[Member], now_s: int) -> str:
     """The reason of an account whose every user is gone (:func:`gone_member`): how they left, the
-    cancellations with the last one's day, the silence as the silent reason says it.
+    cancellations with when the last of them was seen, the silence as the silent reason says it.
 
     >>> c, a = STAGES.index("churned"), STAGES.index("active")
     >>> _gone_text([Member(1, 0, c, 0.0, 1.0, 1.0)], 3 * DAY_S), _gone_text([Member(1, 0, a, 0.0, 1.0, 1.0)], 100 * DAY_S)
-    ('the only user cancelled, seen 3 days ago', 'the only user silent for 14 weeks')
+    ('the only user cancelled, last seen 3 days ago', 'the only user silent for 14 weeks')
     >>> _gone_text([Member(1, 0, c, 0.0, 1.0, 1.0), Member(2, 2 * DAY_S, c, 0.0, 1.0, 1.0)], 4 * DAY_S)
     'both users cancelled, the last seen 2 days ago'
     >>> _gone_text([Member(1, 0, c, 0.0, 1.0, 1.0), Member(2, 2 * DAY_S, a, 0.0, 1.0, 1.0), Member(3, 0, a, 0.0, 1.0, 1.0)], 30 * DAY_S)
@@ -503,7 +503,7 @@ def _gone_text(users: Sequence[Member], now_s: int) -> str:
     weeks = _counted("week", min((now_s - m.last_seen_s for m in quiet), default=0) // (7 * DAY_S))
     if not quiet:
         # when each was last seen (the copy keeps no time of the cancellation itself)
-        how = f"cancelled, {'the last ' if len(users) > 1 else ''}seen {_ago((now_s - max(m.last_seen_s for m in users)) // DAY_S)}"
+        how = f"cancelled, {'the last' if len(users) > 1 else 'last'} seen {_ago((now_s - max(m.last_seen_s for m in users)) // DAY_S)}"
     else:
         how = f"silent for {weeks}" if not cancelled else f"gone: {len(cancelled)} cancelled, {len(quiet)} silent for {weeks}"
     return f"{_share(len(users), len(users))} {how}"
@@ -784,9 +784,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     share_silent = silent_share(len(users), len(silent), users_w, silent_w)
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     still_silent = ""
-    # Every user gone (QA16 F11): nobody left to save, the win-back side's; the users' part is the
-    # whole of it (as every user silent), said as how they left ("all 4 users cancelled, ..."), the
-    # whole; not a trial, the trial rule's: its start says someone is there, whom the statements do not name
+    # Every user gone (QA16 F11): nobody left to save, the win-back side's. The users' part is 0.8, as
+    # with every user silent, said as how they left ("all 4 users cancelled, ..."). Not a trial: the
+    # trial rule judges it (a trial started says someone is there, whom the statements do not name)
     lapsed = bool(users) and not in_trial(view) and all(gone_member(m, now_s) for m in users)
     if lapsed:
         r_u, share_silent = silence_risk(1, 1), 1.0

@@ -437,7 +437,7 @@ def test_a_family_whose_members_all_cancelled_is_lapsed_with_how_they_left() -> 
     assert r.reasons[0] == "all 3 users cancelled, the last seen 2 days ago", r.reasons
     assert r.risk >= 0.8 and r.health < 50, "every user gone weighs as every user silent"
     alone = rollup([_member(1, 5, _CHURNED)], _view(1699), None, 0, NOW_S)
-    assert alone.reasons[0] == "the only user cancelled, seen 5 days ago"
+    assert alone.reasons[0] == "the only user cancelled, last seen 5 days ago"
 
 
 def test_members_silent_beyond_the_lapse_line_lapse_the_account_and_one_still_there_keeps_it_to_save() -> None:

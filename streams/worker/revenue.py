@@ -664,7 +664,9 @@ def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms
     open, that part alone keeps the risk above the close at ``lo_ms``; with none, no billing term
     can count and that part stays below the threshold at ``hi_ms``. A margin covers rounding.
     ``gone``: the account's stage when its subscription is gone (``GONE_STAGES``), else "": then
-    only the announcement of an open alert's end is left to send (a lost trial opens none)."""
+    only the announcement of an open alert's end is left to send (a lost trial opens none). Every
+    user gone (stage ``lapsed``, QA16 F11) the roll-up's users' part is 0.8 where this one may read
+    less: it only raises the risk (an open alert stays open) and opens no alert, so quiet holds."""
     if gone:
         since, told = bool(acc.extras.get("at_risk_since_ms")), bool(churn_announced_ms(acc.extras))
         return since and told if gone == "churned" else not since or told
