@@ -47,7 +47,14 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   plan Hobby" (:func:`_free_plan_text`), as the ledger counts it (:func:`_free_plan`);
 - ``risk = 1 - (1 - r_u)(1 - r_b)``; temperature = 100 (1 - risk); health = 100 times the mean of
   (1 - the silent share of ``r_u``) and usage (capped at 1);
-- stage: churned, trial_lost, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid:
+- every user gone (QA16 F11: :func:`gone_member`, its last copy says cancelled or lapsed, or silent
+  ``LAPSED_S``, 21 days, the lifecycle's dormancy floor) while the subscription runs (not a trial:
+  the trial rule judges it, a trial started says someone is there): ``lapsed``, the
+  win-back side's (``WIN_BACK_STAGES``), ``r_u`` 0.8 as with every user silent, its reason how they
+  left, "all 4 users cancelled, the last seen 3 days ago", action "win back" (:func:`_gone_text`);
+  the worker opens no at-risk alert for it (an account manager told to save an account everyone
+  has left is told the opposite of what happened; streams/worker/account_alerts.py);
+- stage: churned, trial_lost, lapsed, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid:
   nothing stated yet, or a free plan).
 - action: the heaviest reason's, at any risk (an account below the at-risk line with a reason
   still has something to do: a downgrade alone, 0.35, says "review how the plan fits their
@@ -71,21 +78,33 @@ import struct
 from dataclasses import dataclass
 from typing import Final, Sequence
 
+from models.lifecycle import LAPSED
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
+from models.state import STAGES
 from models.subscription import RENEWAL_WINDOW_MIN_MS
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "AccountRollup", "Downgrade", "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade",
+           "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
            "hours_left", "in_trial", "member_key", "own_account", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
            "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
-ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost", "at_risk", "trial", "past_due", "customer", "prospect")
+ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost", "lapsed", "at_risk", "trial", "past_due", "customer", "prospect")
 #: Accounts whose subscription is gone: nothing to save, the win-back list's (churned: it paid;
 #: trial_lost: cancelled without ever paying, a trial or a free plan). Risk 1, temperature 0, never an at-risk alert.
 GONE_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost")
+#: The win-back list's accounts: those whose subscription is gone and those whose every user is
+#: gone while it still runs (``lapsed``, :func:`gone_member`; QA16 F11). Never a fresh at-risk alert.
+WIN_BACK_STAGES: Final[tuple[str, ...]] = (*GONE_STAGES, "lapsed")
+#: A member silent this long is gone for its account (:func:`gone_member`): the lifecycle's dormancy
+#: floor (``models.model.ChurnModel.dormant_days``, 21 days), the earliest silence at which it calls
+#: any user dormant. The account has no rhythm of its members (a copy carries none), so this is the floor
+#: for all: a user whose rhythm is longer than a week is dormant later for itself (3 intervals).
+LAPSED_S: Final[int] = 21 * 86_400
+_LAPSED_STAGES: Final[frozenset[int]] = frozenset(STAGES.index(s) for s in LAPSED)  # a member copy's stage byte
 _RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED, _WIN_BACK, _FALLING_USE = (
     "re-engage the silent users", "fix the payment with the billing contact", "review how the plan fits their use",
     "book a renewal call", "help them convert before the trial ends", "help them convert now that the trial has ended",
@@ -454,6 +473,42 @@ def _users(members: Sequence[Member], billing: Sequence[int], now_s: int) -> lis
     return window + [m for m in members if m.last_seen_s and now_s - m.last_seen_s >= _USERS_WINDOW_S and m.key in billing]
 
 
+def gone_member(m: Member, now_s: int) -> bool:
+    """Whether a user of the account is gone, no longer reachable (QA16 F11): its last copy's
+    lifecycle stage is lapsed (``models.lifecycle.LAPSED``: an explicit cancellation makes a user
+    churned at once, and the copy of that event says so), or it has been silent ``LAPSED_S`` or more.
+    A user back later sends a new copy (stage ``reactivated``): reachable again.
+
+    >>> churned, active = STAGES.index("churned"), STAGES.index("active")
+    >>> [gone_member(Member(1, 0, st, 0.0, 1.0, 1.0), d * DAY_S) for st, d in ((churned, 0), (active, 20), (active, 21))]
+    [True, False, True]
+    """
+    return m.stage in _LAPSED_STAGES or now_s - m.last_seen_s >= LAPSED_S
+
+
+def _gone_text(users: Sequence[Member], now_s: int) -> str:
+    """The reason of an account whose every user is gone (:func:`gone_member`): how they left, the
+    cancellations with when the last of them was seen, the silence as the silent reason says it.
+
+    >>> c, a = STAGES.index("churned"), STAGES.index("active")
+    >>> _gone_text([Member(1, 0, c, 0.0, 1.0, 1.0)], 3 * DAY_S), _gone_text([Member(1, 0, a, 0.0, 1.0, 1.0)], 100 * DAY_S)
+    ('the only user cancelled, last seen 3 days ago', 'the only user silent for 14 weeks')
+    >>> _gone_text([Member(1, 0, c, 0.0, 1.0, 1.0), Member(2, 2 * DAY_S, c, 0.0, 1.0, 1.0)], 4 * DAY_S)
+    'both users cancelled, the last seen 2 days ago'
+    >>> _gone_text([Member(1, 0, c, 0.0, 1.0, 1.0), Member(2, 2 * DAY_S, a, 0.0, 1.0, 1.0), Member(3, 0, a, 0.0, 1.0, 1.0)], 30 * DAY_S)
+    'all 3 users gone: 1 cancelled, 2 silent for 4 weeks'
+    """
+    cancelled = [m for m in users if m.stage in _LAPSED_STAGES]
+    quiet = [m for m in users if m.stage not in _LAPSED_STAGES]
+    weeks = _counted("week", min((now_s - m.last_seen_s for m in quiet), default=0) // (7 * DAY_S))
+    if not quiet:
+        # when each was last seen (the copy keeps no time of the cancellation itself)
+        how = f"cancelled, {'the last' if len(users) > 1 else 'last'} seen {_ago((now_s - max(m.last_seen_s for m in users)) // DAY_S)}"
+    else:
+        how = f"silent for {weeks}" if not cancelled else f"gone: {len(cancelled)} cancelled, {len(quiet)} silent for {weeks}"
+    return f"{_share(len(users), len(users))} {how}"
+
+
 @dataclass(frozen=True, slots=True)
 class SilenceIndex:
     """Members' last-seen times (sorted) and the running sums of their weights, and the billing
@@ -729,7 +784,14 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     share_silent = silent_share(len(users), len(silent), users_w, silent_w)
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     still_silent = ""
-    if silent:
+    # Every user gone (QA16 F11): nobody left to save, the win-back side's. The users' part is 0.8, as
+    # with every user silent, said as how they left ("all 4 users cancelled, ..."). Not a trial: the
+    # trial rule judges it (a trial started says someone is there, whom the statements do not name)
+    lapsed = bool(users) and not in_trial(view) and all(gone_member(m, now_s) for m in users)
+    if lapsed:
+        r_u, share_silent = silence_risk(1, 1), 1.0
+        reasons.append((1.0, _gone_text(users, now_s), _WIN_BACK))
+    elif silent:
         named, still_silent = _named_silent(users, silent, billing, users_w, now_s)
         if named:  # first: the user the account manager knows by name (QA11 F3)
             reasons.append((r_u, named, _RE_ENGAGE))
@@ -791,7 +853,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0  # the risk's silent share
-    stage = ("churned" if churned else "trial_lost" if lost else "at_risk" if risk >= ACCOUNT_AT_RISK else
+    stage = ("churned" if churned else "trial_lost" if lost else "lapsed" if lapsed else "at_risk" if risk >= ACCOUNT_AT_RISK else
              "trial" if in_trial(view) else
              "past_due" if view is not None and view.status == "past_due" else
              "customer" if mrr > 0 else "prospect")

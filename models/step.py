@@ -23,6 +23,8 @@ from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends
 from models.state import DAY_S, STAGES, UserState, tracked
 from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
+
+_CHURNED: Final[int] = STAGES.index("churned")
 from models.weekly import advance_sampled
 
 __all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "Step", "Todo", "Version", "advance_stored", "bucket_todo", "count_delta",
@@ -352,23 +354,32 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
     of a period in which the user was seen: as of its last event there, dated at its first
     activity there floored to the second. Here, not in the shell: a version per user and cycle
     made in Python cost about as much as the user's step (measured: benchmarks/member_versions.py).
-    Periods with only billing statements or cancellations (not activity) give none."""
+    Periods with only billing statements give none; a period with only a cancellation gives one
+    when it leaves the user churned (QA16 F11: the account must hear that its member left, not
+    take the cancellation for a last visit), dated at the cancellation, last seen as before."""
     out: list[Version] = []
     if not marks:
         return out
     vocabulary = model.compiled.vocabulary
     first: dict[int, int] = {}  # period -> its first activity's time
+    cancels: dict[int, int] = {}  # period -> its first cancellation's time
     for ev in events:
         role = vocabulary.lookup(ev.type)[1]
-        if role != SUBSCRIPTION and role != CANCEL and role != IGNORE:
+        if role != SUBSCRIPTION and role != IGNORE:
             ts = ev.ts_ms
             period = ts // period_ms
-            if period not in first or ts < first[period]:
-                first[period] = ts
+            at = cancels if role == CANCEL else first
+            if period not in at or ts < at[period]:
+                at[period] = ts
     for period, st, review in marks:
-        if not st.n_events or st.last_seen_s * 1000 // period_ms != period:
-            continue  # not seen in this period (a statement, a cancellation; or events older than the state)
-        first_ms = first[period] // 1000 * 1000 if period in first else st.last_seen_s * 1000
+        if not st.n_events:
+            continue
+        if st.last_seen_s * 1000 // period_ms != period:  # not seen in this period (a statement; or events older than the state)
+            if period not in cancels or st.stage != _CHURNED:
+                continue
+            first_ms = cancels[period] // 1000 * 1000  # a cancellation that left the user churned
+        else:
+            first_ms = first[period] // 1000 * 1000 if period in first else st.last_seen_s * 1000
         # the risk of the user's open at-risk alert at its last review (StateWrite.alert_risk, index_scores),
         # 0 while none is open: the ranking's score is not a risk
         risk = 0.0

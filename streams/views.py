@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping
 
 
-from models.account_health import GONE_STAGES
+from models.account_health import GONE_STAGES, WIN_BACK_STAGES
 from models.model import ChurnModel, load_model
 from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, next_period_ms, period_start_ms
 from models.ranking import Ranked, budget_size
@@ -469,9 +469,15 @@ class AccountReport:
     renews_ms: int = 0
     as_of_ms: int = 0
     lost_mrr_cents: int = 0  # a gone account (churned): the MRR its cancellation took; else 0
-    left_ms: int = 0  # a gone account (churned, trial_lost): when its subscription went; else 0
-    warned_ms: int = 0  # a gone account: when its at-risk alert open at the churn opened (warned_before); else 0
+    left_ms: int = 0  # a gone account (churned, trial_lost): when its subscription went; lapsed: when its last user was seen; else 0
+    warned_ms: int = 0  # a gone or lapsed account: when its at-risk alert open at the churn (lapsed: now) opened (warned_before); else 0
     warned_reasons: tuple[str, ...] = ()  # that alert's reasons: what went before the churn
+
+    @property
+    def at_stake_cents(self) -> int:
+        """The win-back list's money: the MRR the churn took, or for a lapsed account (every user
+        gone, the subscription running: QA16 F11) the MRR it still pays, what its leaving will take."""
+        return self.rollup.mrr_cents if self.rollup.stage == "lapsed" else self.lost_mrr_cents
 
     @property
     def renews(self) -> str:
@@ -594,11 +600,15 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     renewal_date = facts.get("renewal_date") or ""
     state = read_account_state(blob)
     more = orjson.loads(extras) if extras else {}
-    r = account_rollup(state, more, [Member.from_bytes(v) for v in members.values()],
+    kept = [Member.from_bytes(v) for v in members.values()]
+    r = account_rollup(state, more, kept,
                        renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id)
     renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
     lost, left = _left(state) if r.stage in GONE_STAGES else (0, 0)
     warned = warned_before(more, left) if r.stage in GONE_STAGES else (0, ())
+    if r.stage == "lapsed":  # every user gone, the subscription running (QA16 F11): left when the last one was seen
+        left = max((m.last_seen_s for m in kept), default=0) * 1000
+        warned = warned_before(more, now_ms)  # the at-risk alert still open, if one is
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms,
                          lost, left, *warned)
 
@@ -619,7 +629,7 @@ def _left(state: Any) -> tuple[int, int]:
 
 #: The stages each list of an owner's book can hold (the console's Stage filter offers these):
 #: the save list's accounts are all at risk; the win-back list's churned or lost trials.
-BOOK_STAGES: dict[str, tuple[str, ...]] = {"save": ("at_risk",), "win_back": GONE_STAGES}
+BOOK_STAGES: dict[str, tuple[str, ...]] = {"save": ("at_risk",), "win_back": WIN_BACK_STAGES}
 
 
 def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,
@@ -630,9 +640,10 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
     19.99 ones of the same risk, in account-id order), then by id; by default
     only those at risk (stage ``at_risk``: risk at least ``models.account_health.ACCOUNT_AT_RISK``,
     subscription not gone); ``churned_only``: only those whose subscription is gone (churned, and
-    trials lost without paying: ``GONE_STAGES``), to win back (the console's win-back tab and
-    ``churnwatch top --owner --win-back``), ranked by the MRR they took, then the latest to leave,
-    then health (all have risk 1). ``table``: the accounts table already read (the console keeps
+    trials lost without paying: ``GONE_STAGES``) or whose users are all gone while it still runs
+    (``lapsed``, QA16 F11: ``WIN_BACK_STAGES``), to win back (the console's win-back tab and
+    ``churnwatch top --owner --win-back``), ranked by the MRR they took (a lapsed account: the MRR
+    it still pays, what leaving will take), then the latest to leave, then health. ``table``: the accounts table already read (the console keeps
     one), else read here."""
     from streams.worker.accounts import read_accounts
 
@@ -653,8 +664,8 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
     if bad:  # a damaged record (or one of a newer format) breaks no list; no account id in logs
         logger.warning("%s account(s) with an unreadable stored state left out of the book", bad)
     if churned_only:
-        out = [r for r in out if r.rollup.stage in GONE_STAGES]
-        out.sort(key=lambda r: (-r.lost_mrr_cents, -r.left_ms, -r.rollup.health, r.account_id))
+        out = [r for r in out if r.rollup.stage in WIN_BACK_STAGES]
+        out.sort(key=lambda r: (-r.at_stake_cents, -r.left_ms, -r.rollup.health, r.account_id))
         return out[:n]
     if at_risk_only:
         out = [r for r in out if r.rollup.stage == "at_risk"]

@@ -34,7 +34,7 @@ def _account(silent_days: int) -> AccountWork:
 
 
 def test_an_account_that_cancels_while_at_risk_gets_its_churned_alert_once() -> None:
-    acc, alerts = _account(silent_days=49), []
+    acc, alerts = _account(silent_days=15), []  # silent, not yet gone (21 days: lapsed, no save alert, QA16 F11)
     decide_alert("acme", acc, T0 + 60 * DAY_MS, alerts)
     assert _kinds(alerts) == ["account_at_risk"], "silent members put the account at risk first"
     acc.state = acc.state.update(Event("u1", T0 + 61 * DAY_MS, "subscription", "s1", 0.0, "acme", Subscription("cancelled", "Pro", 0)))
@@ -302,19 +302,19 @@ def test_every_account_alert_is_consistent_with_itself(silent_days: list[int], s
 
 def test_a_recovered_account_says_why_not_what_is_left() -> None:
     """Five users all silent (risk 0.8, at risk), then four back: the recovery at risk 0.16 says
-    "4 of 5 users active" and the fall from 80%, not "1 of 5 users silent for 7 weeks" (which the
+    "4 of 5 users active" and the fall from 80%, not "1 of 5 users silent for 2 weeks" (which the
     roll-up itself still lists, for the console's scores)."""
     now = T0 + 60 * DAY_MS
     state = AccountState().update(Event("u", T0, "subscription", "s0", 0.0, "acme", Subscription("active", "Pro", 4999)))
-    seen_s = (now - 49 * DAY_MS) // 1000
+    seen_s = (now - 15 * DAY_MS) // 1000  # silent, not yet gone (QA16 F11: 21 days)
     acc = AccountWork(state, {}, {member_key(f"u{i}"): Member(member_key(f"u{i}"), seen_s, 1, 0.0, 20.0, 20.0, f"u{i}") for i in range(5)})
     alerts: list[tuple[bytes | None, bytes]] = []
-    assert decide_alert("acme", acc, now, alerts).reasons == ("all 5 users silent for 7 weeks",)
+    assert decide_alert("acme", acc, now, alerts).reasons == ("all 5 users silent for 2 weeks",)
     acc.members = {k: Member(k, (now + DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, m.user_id) if m.user_id != "u0" else m
                    for k, m in acc.members.items()}
     r = decide_alert("acme", acc, now + DAY_MS, alerts)
     recovered = orjson.loads(alerts[-1][1])
-    assert recovered["kind"] == "account_recovered" and recovered["risk"] == 0.16 and r.reasons == ("1 of 5 users silent for 7 weeks",)
+    assert recovered["kind"] == "account_recovered" and recovered["risk"] == 0.16 and r.reasons == ("1 of 5 users silent for 2 weeks",)
     assert recovered["reasons"] == ["4 of 5 users active in the last 2 weeks", "risk down to 16% from 80% when the alert opened"]
     assert "at_risk_risk" not in acc.extras, "the next alert keeps its own"
 
@@ -793,3 +793,51 @@ def test_a_fading_account_is_alerted_weeks_into_its_fade_by_its_own_trend() -> N
     assert len(kept) <= 80, kept  # the account's state for the rule: 7 numbers
     steady, calm = _fading_account(0)
     assert calm == [] and "trend" in steady.extras, "a steady account is followed and never alerted"
+
+
+def _family(stages: dict[str, tuple[int, int]]) -> AccountWork:
+    """A family plan (Family 16.99, keyed by m0) whose members were last seen on day d with stage s (``stages``: user -> (d, s))."""
+    state = AccountState().update(Event("m0", T0, "subscription", "s0", 0.0, "fam", Subscription("active", "Family", 1699)))
+    members = {member_key(u): Member(member_key(u), (T0 + d * DAY_MS) // 1000, s, 0.0, 30.0, 30.0, u) for u, (d, s) in stages.items()}
+    return AccountWork(state, {}, members)
+
+
+def test_a_family_whose_members_all_cancelled_gets_no_save_alert_and_its_cancellation_is_the_churn() -> None:
+    """QA16 F11: every member of a family plan cancelled (their copies say churned); two weeks later
+    the account read "all 3 users silent for 2 weeks", ``account_at_risk``: a save alert for an
+    account already gone. It is lapsed, on the win-back list, and alerts nothing until its
+    subscription ends (``account_churned``, the stage change)."""
+    acc, alerts = _family({"m0": (60, 4), "m1": (61, 4), "m2": (62, 4)}), []
+    for day in (62, 76, 80):  # the last cancellation, its 14-day silence deadline, later
+        r = decide_alert("fam", acc, T0 + day * DAY_MS, alerts)
+        decide_reminders("fam", acc, T0 + day * DAY_MS, r, alerts)
+        assert (r.stage, r.action) == ("lapsed", "win back") and r.risk >= 0.5
+    assert alerts == [], [orjson.loads(v) for _, v in alerts]
+    acc.state = acc.state.update(Event("m0", T0 + 90 * DAY_MS, "subscription", "s1", 0.0, "fam", Subscription("cancelled", "Family", 0)))
+    decide_alert("fam", acc, T0 + 90 * DAY_MS, alerts)
+    assert _kinds(alerts) == ["account_churned"]
+    churned = orjson.loads(alerts[0][1])
+    assert churned["reasons"][:2] == ["subscription cancelled", "all 3 users cancelled, the last seen 28 days ago"], churned["reasons"]
+
+
+def test_one_member_still_listening_keeps_the_save_alert() -> None:
+    acc, alerts = _family({"m0": (40, 4), "m1": (41, 4), "m2": (60, 1)}), []
+    decide_alert("fam", acc, T0 + 61 * DAY_MS, alerts)
+    assert _kinds(alerts) == ["account_at_risk"], "two of three gone, one still there: an account to save"
+    assert orjson.loads(alerts[0][1])["stage"] == "at_risk"
+
+
+def test_an_alert_open_when_the_last_member_goes_stays_open_and_a_return_recovers_it() -> None:
+    """As a user's: an at-risk alert open when the account lapses stays open (no second alert, no
+    recovery while nobody is back); a member back (stage reactivated) recovers it."""
+    acc, alerts = _family({"m0": (30, 1), "m1": (30, 1)}), []
+    decide_alert("fam", acc, T0 + 44 * DAY_MS, alerts)  # both silent 14 days: still reachable, to save
+    for day in (52, 70):
+        assert decide_alert("fam", acc, T0 + day * DAY_MS, alerts).stage == "lapsed"
+    assert _kinds(alerts) == ["account_at_risk"]
+    acc.members[member_key("m1")] = Member(member_key("m1"), (T0 + 75 * DAY_MS) // 1000, 5, 0.0, 30.0, 30.0, "m1")
+    decide_alert("fam", acc, T0 + 75 * DAY_MS, alerts)
+    assert _kinds(alerts) == ["account_at_risk"], "one of two back, still at risk (0.4 at least): the alert stays open"
+    acc.members[member_key("m0")] = Member(member_key("m0"), (T0 + 76 * DAY_MS) // 1000, 5, 0.0, 30.0, 30.0, "m0")
+    decide_alert("fam", acc, T0 + 76 * DAY_MS, alerts)
+    assert _kinds(alerts) == ["account_at_risk", "account_recovered"]

@@ -36,6 +36,11 @@ def _member(user: str, silent_days: int, at_ms: int = NOW) -> Member:
     return Member(member_key(user), (at_ms - silent_days * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, user)
 
 
+def _gone(user: str, days: int) -> Member:
+    """A member whose last copy says churned (a cancel, ``days`` ago): gone for its account (QA16 F11)."""
+    return Member(member_key(user), (NOW - days * DAY_MS) // 1000, 4, 0.0, 20.0, 20.0, user)
+
+
 def _lost_trial(cancelled_ms: int) -> AccountState:
     return _state(("u0", cancelled_ms - 14 * DAY_MS, "trial", "Pro", 4999), ("u0", cancelled_ms, "cancelled", "Pro", 0))
 
@@ -118,8 +123,9 @@ ACCOUNTS = {
     "a2-small-old": (_churned(1_999, NOW - 50 * DAY_MS), [_member("u0", 50)]),
     "a3-big": (_churned(14_999, NOW - 40 * DAY_MS), [_member("u0", 40)]),
     "a4-small-recent": (_churned(1_999, NOW - 10 * DAY_MS), [_member("u0", 10)]),
-    "a5-silent-customer": (_state(("u0", T0, "active", "Pro", 4_999)), [_member("u0", 30)]),
+    "a5-silent-customer": (_state(("u0", T0, "active", "Pro", 4_999)), [_member("u0", 15)]),  # silent, not gone (21 days)
     "a6-well": (_state(("u0", T0, "active", "Pro", 4_999)), [_member("u0", 1)]),
+    "a7-gone-family": (_state(("u0", T0, "active", "Family", 4_999)), [_gone("u0", 12), _gone("u1", 8)]),
 }
 TABLE = {a: {"account_id": a, "owner": "alice"} for a in ACCOUNTS}
 
@@ -130,14 +136,17 @@ def _book(**kw: Any) -> list[AccountReport]:
 
 def test_the_save_list_holds_no_lost_trial_and_the_win_back_list_ranks_by_lost_mrr() -> None:
     """Save: at risk only (the lost trial was there). Win back: the accounts that left, by the MRR
-    they took, then the latest to leave (it was account-id order, all at risk 1.00)."""
+    they took, then the latest to leave (it was account-id order, all at risk 1.00); an account
+    whose users are all gone while it pays (QA16 F11: lapsed) by the MRR it still pays, left on the
+    day its last user was seen."""
     assert [r.account_id for r in _book()] == ["a5-silent-customer"]
     win_back = _book(churned_only=True)
-    assert [r.account_id for r in win_back] == ["a3-big", "a4-small-recent", "a2-small-old", "a1-lost-trial"]
+    assert [r.account_id for r in win_back] == ["a3-big", "a7-gone-family", "a4-small-recent", "a2-small-old", "a1-lost-trial"]
     rows = [r.to_dict() for r in win_back]
     assert [(d["stage"], d["lost_mrr"], d["left_on"]) for d in rows] == [
-        ("churned", 149.99, "2026-02-20"), ("churned", 19.99, "2026-03-22"), ("churned", 19.99, "2026-02-10"),
-        ("trial_lost", 0.0, "2026-03-12")]
+        ("churned", 149.99, "2026-02-20"), ("lapsed", 0.0, "2026-03-24"), ("churned", 19.99, "2026-03-22"),
+        ("churned", 19.99, "2026-02-10"), ("trial_lost", 0.0, "2026-03-12")]
+    assert [r.at_stake_cents for r in win_back] == [14_999, 4_999, 1_999, 1_999, 0]
     assert _book(at_risk_only=False)[0].to_dict()["left_on"] in ("2026-02-20", "2026-03-22", "2026-02-10", "2026-03-12")
     assert next(r for r in _book(at_risk_only=False) if r.account_id == "a6-well").to_dict()["left_on"] is None
 
@@ -202,6 +211,27 @@ def test_a_win_back_row_says_what_went_before_the_churn(capsys: pytest.CaptureFi
     assert rows["c-sudden"].endswith(": subscription cancelled"), rows["c-sudden"]
 
 
+def test_a_lapsed_win_back_row_says_what_went_before_and_what_it_still_pays(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA16 F11: a family plan whose members all cancelled, its at-risk alert still open from when
+    they fell silent, is on the win-back list (not the save list) with that alert's first reason."""
+    from streams.cli.top import print_book
+
+    opened = NOW - 30 * DAY_MS
+    records = _Records({"d-lapsed": (_state(("u0", T0, "active", "Family", 1_699)), [_gone("u0", 12), _gone("u1", 8)])})
+    blob, _, members = records.records["d-lapsed"]
+    log = [["r", "account_at_risk", opened, "at_risk", 0.8, ["both users silent for 2 weeks"]]]
+    records.records["d-lapsed"] = (blob, orjson.dumps({"log": log}), members)
+    table = {"d-lapsed": {"account_id": "d-lapsed", "owner": "dave"}}
+    assert account_book(records, Settings(), "dave", 50, now_ms=NOW, table=table) == []  # type: ignore[arg-type]
+    book = account_book(records, Settings(), "dave", 50, now_ms=NOW, table=table, churned_only=True)  # type: ignore[arg-type]
+    d = book[0].to_dict()
+    assert (d["stage"], d["action"], d["warned_on"], d["warned_reasons"]) == ("lapsed", "win back", "2026-03-02", ["both users silent for 2 weeks"])
+    print_book(book, False, win_back=True)
+    row = capsys.readouterr().out.splitlines()[1]
+    assert "  16.99  2026-03-24  " in row and row.endswith(
+        "win back: both users cancelled, the last seen 8 days ago; at risk since 2026-03-02: both users silent for 2 weeks"), row
+
+
 def test_the_book_stage_filter_offers_what_a_list_holds() -> None:
     """QA: the Stage filter mostly listed nothing (the save tab is all at_risk, the win-back tab
     was all churned). Now the win-back list holds two stages to tell apart; a stage a list cannot
@@ -209,7 +239,7 @@ def test_the_book_stage_filter_offers_what_a_list_holds() -> None:
     from streams.console.data import BadRequest, Filters, owner_book
     from streams.views import BOOK_STAGES
 
-    assert BOOK_STAGES == {"save": ("at_risk",), "win_back": ("churned", "trial_lost")}
+    assert BOOK_STAGES == {"save": ("at_risk",), "win_back": ("churned", "trial_lost", "lapsed")}
     assert {r.rollup.stage for r in _book(churned_only=True)} == set(BOOK_STAGES["win_back"])
 
     class _Owners:

@@ -1,10 +1,11 @@
 """Accounts end to end through the real broker, Redis and worker: owners, plans and their signals.
 
-Four accounts of two owners over 60 days of event time, published in phases of 6 days (the
+Five accounts of three owners over 60 days of event time, published in phases of 6 days (the
 worker catches up between them, as it keeps up with a live stream: statements of one account sent
 by different users reach the account in time order, and members are never weeks apart): acme (5 users; upgrade, then a downgrade; 3 users go silent), globex (an add-on
-from a second user, then a failed payment), initech (upgrade, then cancelled) and umbrella (a
-trial whose two users go silent). Checks the account alerts and their reasons, the owner's ranked
+from a second user, then a failed payment), initech (upgrade, then cancelled), umbrella (a
+trial whose two users go silent) and hooli (carol's family plan whose three members all cancel
+while it stays paid: QA16 F11, no save alert, on the win-back list). Checks the account alerts and their reasons, the owner's ranked
 book, when paid periods end (``accounts show``), the daily digest and the live MRR figures against
 ``churnwatch report``'s code.
 """
@@ -52,6 +53,7 @@ def history() -> list[Event]:
     active = {"a1": ("acme", 0, 60), "a2": ("acme", 0, 60), "a3": ("acme", 0, 38), "a4": ("acme", 0, 38),
               "a5": ("acme", 0, 38), "g1": ("globex", 0, 60), "g2": ("globex", 0, 60), "i1": ("initech", 0, 45),
               "i2": ("initech", 0, 45), "m1": ("umbrella", 30, 33), "m2": ("umbrella", 30, 33)}
+    active.update({u: ("hooli", 0, 40 + k) for k, u in enumerate(("x1", "x2", "x3"))})  # a family plan whose members all cancel (sorted last: the others' minutes stay)
     for i, (user, (account, first, end)) in enumerate(sorted(active.items())):
         for d in range(first, end):
             if user in ("a1", "a2") and d >= 30 and d % 7 != (user == "a2"):
@@ -68,7 +70,10 @@ def history() -> list[Event]:
         _sub("i1", "initech", 30, "active", "Pro", 4_999, period_end_day=61),  # upgrade
         _sub("i1", "initech", 45, "cancelled", "Pro", 0, period_end_day=61),  # cancellation: renews nothing
         _sub("m1", "umbrella", 30, "trial", "Pro", 0, trial_ends_day=50),  # its users fall silent after 3 days
+        _sub("x1", "hooli", 0, "active", "Family", 1_699, period_end_day=31),
+        _sub("x1", "hooli", 30, "active", "Family", 1_699, period_end_day=61),  # renewed, then nobody left to use it
     ]
+    events += [Event(u, _day(40 + k, 45), "cancel", f"c-{u}", 0.0, "hooli") for k, u in enumerate(("x1", "x2", "x3"))]
     return sorted(events, key=EVENT_ORDER)
 
 
@@ -77,6 +82,7 @@ acme,Acme Corp,alice,enterprise,2026-03-22
 globex,Globex,alice,mid-market,2026-09-01
 umbrella,Umbrella,alice,smb,
 initech,Initech,bob,smb,2026-06-01
+hooli,Hooli,carol,consumer,
 """
 
 
@@ -144,9 +150,9 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     live = orjson.loads(capsys.readouterr().out)["revenue"]["periods"]
     assert live == want
     jan, feb, mar = live
-    assert (jan["new"], jan["expansion"], jan["end_mrr"]) == ("368.98", "239.99", "608.97")
-    assert (feb["contraction"], feb["churned"], feb["lost"], feb["end_mrr"]) == ("400.00", "49.99", 1, "158.98")
-    assert mar["start_mrr"] == "158.98" and feb["gross_mrr_churn_pct"] == "73.8936"
+    assert (jan["new"], jan["expansion"], jan["end_mrr"]) == ("385.97", "239.99", "625.96")  # hooli's Family 16.99 from day 0
+    assert (feb["contraction"], feb["churned"], feb["lost"], feb["end_mrr"]) == ("400.00", "49.99", 1, "175.97")
+    assert mar["start_mrr"] == "175.97" and feb["gross_mrr_churn_pct"] == "71.8880"
     # the text prints the retention figures of --json too (QA pass 9 L5: NRR, GRR, quick ratio were left out)
     assert main(["churn-rate", "--from", "2026-01-01", "--to", "2026-03-02"]) == 0
     text = capsys.readouterr().out
@@ -178,6 +184,9 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert [a["kind"] for a in by_account["initech"]] == ["account_churned"]
     assert by_account["initech"][0]["reasons"][0] == "subscription cancelled"  # type: ignore[index]
     assert all(len({a["alert_id"] for a in v}) == len(v) for v in by_account.values())
+    # QA16 F11: hooli's three members cancelled on days 40-42, its plan still paid: no save alert
+    # (before: account_at_risk on day 53, "usage over the last 2 weeks down 43%", nobody left to save)
+    assert "hooli" not in by_account, by_account.get("hooli")
     # umbrella's users fell silent after 3 days: nothing arrives for it, its reviews come due by themselves
     umbrella = by_account["umbrella"]
     assert [a["kind"] for a in umbrella] == ["account_at_risk", "trial_ending", "trial_ending"], umbrella
@@ -209,8 +218,16 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     bob = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(b["stage"], b["warned_on"], b["warned_reasons"]) for b in bob] == [("churned", None, [])]  # never at risk first
     assert main(["top", "--owner", "alice", "--win-back"]) == 0
-    assert capsys.readouterr().out.strip() == "no churned account or lost trial of alice to win back"
+    assert capsys.readouterr().out.strip() == "no churned or lapsed account or lost trial of alice to win back"
     assert main(["top", "--owner", "nobody"]) == 2
+    # carol's family plan: nobody to save, on her win-back list, lapsed, the MRR it still pays, left
+    # when its last member was seen (x3, day 41), nothing before it (no alert opened)
+    assert main(["top", "--owner", "carol"]) == 0
+    assert capsys.readouterr().out.strip() == "no account of carol is at risk"
+    assert main(["top", "--owner", "carol", "--win-back", "--json"]) == 0
+    carol = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(c["account_id"], c["stage"], c["action"], c["reasons"][0], c["mrr"], c["left_on"], c["warned_on"]) for c in carol] == [
+        ("hooli", "lapsed", "win back", "all 3 users cancelled, the last seen 18 days ago", 16.99, "2026-02-11", None)], carol
 
     # -- when the paid period ends (period_end of the subscription events): acme's last statement
     # paid it to day 71; umbrella is in trial, globex stated none, initech's cancellation renews nothing
@@ -233,11 +250,11 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
         assert main(["digest", "--all-owners", "--publish", "--json"]) == 0
     out = capsys.readouterr()
     printed = [orjson.loads(line) for line in out.out.splitlines()]
-    assert out.err.count("published 2 digests to ") == 2 and "alice|2026-03-01, bob|2026-03-01" in out.err  # QA: said nothing
+    assert out.err.count("published 3 digests to ") == 2 and "alice|2026-03-01, bob|2026-03-01, carol|2026-03-01" in out.err  # QA: said nothing
     assert [(m["owner"], m["day"]) for m in printed[:2]] == [("alice", "2026-03-01"), ("bob", "2026-03-01")]
     assert [a["account_id"] for a in printed[0]["accounts"]] == ["acme", "umbrella", "globex"]
     digests = read_topic(kafka_bootstrap, names["digest"], PARTITIONS)
-    assert sorted(k for k, _ in digests) == [b"alice|2026-03-01"] * 2 + [b"bob|2026-03-01"] * 2  # keyed: readers keep the last
+    assert sorted(k for k, _ in digests) == [b"alice|2026-03-01"] * 2 + [b"bob|2026-03-01"] * 2 + [b"carol|2026-03-01"] * 2  # keyed: readers keep the last
     assert main(["digest", "--owner", "alice"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("alice, 2026-03-01: 3 accounts to save today") and "re-engage the silent users" in text

@@ -56,7 +56,7 @@ def _account(status: str, silent_days: int, trial_ends_ms: int = 0) -> AccountWo
 def account_alerts() -> list[dict[str, object]]:
     """Real account alerts: at risk, churned, recovered, and a trial reminder."""
     alerts: list[tuple[bytes | None, bytes]] = []
-    acc = _account("active", silent_days=49)
+    acc = _account("active", silent_days=15)  # silent, not gone (21 days: lapsed, no at-risk alert: QA16 F11)
     decide_alert("acme", acc, T0 + 60 * DAY_MS, alerts)
     acc.members = {k: Member(k, (T0 + 61 * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, m.user_id) for k, m in acc.members.items()}
     decide_alert("acme", acc, T0 + 61 * DAY_MS, alerts)

@@ -129,11 +129,11 @@ def test_a_version_is_the_state_as_of_the_periods_last_event() -> None:
         state = advance(uid, state, [ev], ev.ts_ms, MODEL).state
     last = {}
     for ts_ms, m in one_by_one:
-        k = m.last_seen_s * 1000 // PERIOD_MS
+        k = ts_ms // PERIOD_MS  # the copy's period: its last seen's, or a cancellation's (QA16 F11)
         first, _ = last.get(k, (ts_ms, m))
         last[k] = (min(first, ts_ms), m)
     assert [(ts, m) for ts, m in at_once] == [last[k] for k in sorted(last)]
-    assert all(ts <= m.last_seen_s * 1000 and ts // PERIOD_MS == m.last_seen_s * 1000 // PERIOD_MS for ts, m in at_once)
+    assert all(ts <= m.last_seen_s * 1000 and ts // PERIOD_MS == m.last_seen_s * 1000 // PERIOD_MS or m.stage == 4 for ts, m in at_once)
 
 
 def test_versions_merge_into_one_copy_and_an_older_hour_read_behind_replaces_no_newer_member() -> None:
@@ -171,7 +171,7 @@ def _by_definition(uid: str, state: UserState | None, evs: list[Event]) -> list[
     from models.account_health import Member, member_key
     from models.scoring import assess
     from models.signals import compute_signals
-    from models.vocabulary import CANCEL, SUBSCRIPTION
+    from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
 
     out, st = [], state
     hours = sorted({ev.ts_ms // PERIOD_MS for ev in evs})
@@ -179,10 +179,14 @@ def _by_definition(uid: str, state: UserState | None, evs: list[Event]) -> list[
         chunk = sorted((ev for ev in evs if ev.ts_ms // PERIOD_MS == hour), key=EVENT_ORDER)
         o = advance(uid, st, chunk, chunk[-1].ts_ms, MODEL)
         st = o.state
-        if not st.n_events or st.last_seen_s * 1000 // PERIOD_MS != hour:
-            continue
         roles = [MODEL.compiled.vocabulary.lookup(ev.type)[1] for ev in chunk]
-        active = [ev.ts_ms for ev, role in zip(chunk, roles) if role not in (SUBSCRIPTION, CANCEL)]
+        cancels = [ev.ts_ms for ev, role in zip(chunk, roles) if role == CANCEL]
+        if not st.n_events or st.last_seen_s * 1000 // PERIOD_MS != hour and not (cancels and st.stage == 4):
+            continue  # no activity this hour, and no cancellation leaving the user churned (QA16 F11: one the account hears of)
+        if st.last_seen_s * 1000 // PERIOD_MS != hour:
+            active = [min(cancels)]  # dated at the cancellation
+        else:
+            active = [ev.ts_ms for ev, role in zip(chunk, roles) if role not in (SUBSCRIPTION, CANCEL, IGNORE)]
         risk = 0.0
         if st.at_risk_since_s:
             risk = (o.review if o.review is not None else assess(st, st.last_review_s, MODEL)).risk

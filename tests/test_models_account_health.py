@@ -407,3 +407,83 @@ def test_a_deeper_fall_never_lowers_the_risk(users: list[tuple[float, int]], fas
     r_high = rollup(members, _view(), down, 0, NOW_S, trend=_followed(higher, members, days))
     assert r_low.risk >= r_high.risk
     assert trend_risk(lower / 20.0) >= trend_risk(higher / 20.0)
+
+
+# -- QA16 F11: an account whose every user is gone is the win-back side's, not one to save
+
+_CHURNED, _ACTIVE = 4, 1  # models.state.STAGES: a member copy's stage byte
+
+
+def _member(key: int, days_ago: float, stage: int = _ACTIVE, act: float = 20.0) -> Member:
+    return Member(key, int(NOW_S - days_ago * DAY_S), stage, 0.0, act, act)
+
+
+def test_the_lapse_line_is_the_lifecycles_dormancy_floor() -> None:
+    from models.account_health import LAPSED_S
+    from models.model import ChurnModel
+    from models.state import STAGES
+
+    assert LAPSED_S == ChurnModel().dormant_days * DAY_S
+    assert (STAGES[_CHURNED], STAGES[_ACTIVE]) == ("churned", "active")
+
+
+def test_a_family_whose_members_all_cancelled_is_lapsed_with_how_they_left() -> None:
+    """QA16 F11: family plans alerted ``account_at_risk`` after every member had cancelled. The
+    members' last copies say churned (a cancel: churned at once): the account is lapsed at once,
+    before any of them is silent, its reason how they left, its action win back."""
+    family = [_member(1, 5, _CHURNED), _member(2, 3, _CHURNED), _member(3, 2, _CHURNED, 60.0)]
+    r = rollup(family, _view(1699), None, 0, NOW_S)
+    assert (r.stage, r.silent, r.action) == ("lapsed", 0, "win back")
+    assert r.reasons[0] == "all 3 users cancelled, the last seen 2 days ago", r.reasons
+    assert r.risk >= 0.8 and r.health < 50, "every user gone weighs as every user silent"
+    alone = rollup([_member(1, 5, _CHURNED)], _view(1699), None, 0, NOW_S)
+    assert alone.reasons[0] == "the only user cancelled, last seen 5 days ago"
+
+
+def test_members_silent_beyond_the_lapse_line_lapse_the_account_and_one_still_there_keeps_it_to_save() -> None:
+    gone = [_member(1, 40), _member(2, 25, _CHURNED), _member(3, 21)]
+    r = rollup(gone, _view(1699), None, 0, NOW_S)
+    assert r.stage == "lapsed"
+    assert r.reasons[0] == "all 3 users gone: 1 cancelled, 2 silent for 3 weeks", r.reasons
+    # the last one seen 20 days ago is silent, not gone yet (the lifecycle calls nobody dormant before 21 days)
+    save = rollup([_member(1, 40), _member(2, 25, _CHURNED), _member(3, 20)], _view(1699), None, 0, NOW_S)
+    assert (save.stage, save.action) == ("at_risk", "re-engage the silent users")
+    assert save.reasons[0].startswith("all 3 users silent for 2 weeks"), save.reasons
+    # even one member still using the product keeps the account on the save side, with its save reasons
+    one_left = rollup([_member(1, 30, _CHURNED), _member(2, 30, _CHURNED), _member(3, 30, _CHURNED), _member(4, 0, act=5.0)],
+                      _view(1699), None, 0, NOW_S)
+    assert (one_left.stage, one_left.action) == ("at_risk", "re-engage the silent users")
+    assert one_left.reasons == ("3 of 4 users silent for 4 weeks (92% of its activity)",), one_left.reasons
+    back = rollup([_member(1, 30, _CHURNED), _member(2, 1, 5)], _view(1699), None, 0, NOW_S)  # 5: reactivated, back
+    assert back.stage != "lapsed"
+
+
+def test_a_cancelled_subscription_stays_churned_and_says_how_the_users_left_after_it() -> None:
+    family = [_member(1, 10, _CHURNED), _member(2, 9, _CHURNED)]
+    r = rollup(family, _view(0, "cancelled"), None, 0, NOW_S)
+    assert (r.stage, r.risk, r.action) == ("churned", 1.0, "win back")
+    assert r.reasons[:2] == ("subscription cancelled", "both users cancelled, the last seen 9 days ago"), r.reasons
+    assert rollup([], _view(1699), None, 0, NOW_S).stage == "customer", "no member ever seen: nobody gone"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 120), st.sampled_from((0, 1, 2, 3, 4, 5))), min_size=1, max_size=6))
+def test_lapsed_exactly_when_no_user_is_reachable_and_then_never_less_at_risk(seen: list[tuple[int, int]]) -> None:
+    """Lapsed iff every user's copy says lapsed or it is silent 21 days or more; a lapsed account's
+    risk is never below what every user silent gives (0.8)."""
+    from models.account_health import gone_member
+
+    members = [_member(k + 1, days, stage) for k, (days, stage) in enumerate(seen)]
+    r = rollup(members, _view(1699), None, 0, NOW_S)
+    users = [m for m in members if NOW_S - m.last_seen_s < 90 * DAY_S] or members
+    assert (r.stage == "lapsed") == all(gone_member(m, NOW_S) for m in users)
+    assert (r.stage == "lapsed") == all(stage in (3, 4) or days >= 21 for days, stage in seen if days < 90 or all(d >= 90 for d, _ in seen))
+    if r.stage == "lapsed":
+        assert r.risk >= 0.8 and r.action == "win back"
+
+
+def test_a_trial_whose_users_are_gone_is_judged_by_the_trial_rule() -> None:
+    """A trial started after its users left (a new trial nobody used yet) is no lapsed account: its
+    start says someone is there; the trial rule speaks (tests/test_account_book.py)."""
+    r = rollup([_member(1, 40)], _view(0, "trial", trial_ends_ms=NOW_MS + 2 * 86_400_000, first_paid_ms=0), None, 0, NOW_S)
+    assert (r.stage, r.trial) == ("at_risk", True), r

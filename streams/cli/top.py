@@ -159,7 +159,8 @@ def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # ty
     """The owner's book as a table (or JSON lines): shared with ``churnwatch digest``. Columns are
     as wide as their widest cell ("2026-08-01 (in 120 d)" is 21 characters: a fixed 20 pushed the
     action one character right, QA 2026-12-02). ``win_back``: the accounts that left, with the MRR
-    they took and the day they left instead of the MRR (0) and the renewal (none), and after the
+    they took (a lapsed one, every user gone: the MRR it still pays) and the day they left (the
+    last user seen) instead of the MRR (0) and the renewal (none), and after the
     churn's reason the first reason of the at-risk alert open when it left (``views.warned_before``). Each row names
     the account as the accounts table does (its ``name``, "-" when unknown) beside its id: an
     account manager knows their customers by name (QA 2026-12: the table showed ids only). The
@@ -168,7 +169,7 @@ def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # ty
         for r in reports:
             print(orjson.dumps(r.to_dict()).decode())
         return
-    money = [r.lost_mrr_cents if win_back else r.rollup.mrr_cents for r in reports]
+    money = [r.at_stake_cents if win_back else r.rollup.mrr_cents for r in reports]
     when = [(format_ts(r.left_ms)[:10] if r.left_ms else "-") if win_back else r.next_renewal for r in reports]
     names = [_name_cell(r.name) for r in reports]
     aw = max([16, *(len(r.account_id) for r in reports)])
@@ -195,7 +196,7 @@ def _owner_book(args: argparse.Namespace, settings: Settings) -> int:
         reports = account_book(reader, settings, args.owner, args.n or 20, at_risk_only=not args.all,
                                churned_only=args.win_back)
     if not reports and not args.json:
-        print(f"no churned account or lost trial of {args.owner} to win back" if args.win_back
+        print(f"no churned or lapsed account or lost trial of {args.owner} to win back" if args.win_back
               else f"no account of {args.owner} is at risk")
         return 0
     print_book(reports, args.json, win_back=args.win_back)

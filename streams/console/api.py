@@ -322,7 +322,7 @@ def openapi() -> dict[str, Any]:
         "temperature": {"type": "integer"}, "stage": _STR, "mrr": _NUM, "users": {"type": "integer"},
         "silent_users": {"type": "integer"}, "usage": _NUM, "action": _STR, "reasons": {"type": "array", "items": _STR},
         "lost_mrr": {**_NUM, "description": "churned: the MRR its cancellation took (the win-back list's first key); else 0"},
-        "left_on": {**_NSTR, "description": "churned or trial_lost: UTC date the subscription went; else null"},
+        "left_on": {**_NSTR, "description": "churned or trial_lost: UTC date the subscription went; lapsed: the day its last user was seen; else null"},
     })
     account = {**account_row, "properties": {
         **account_row["properties"], "as_of": _STR,

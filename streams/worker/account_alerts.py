@@ -40,6 +40,8 @@ _SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent 
 _TRIAL_SOON_MS: Final[int] = 3 * 86_400_000  # models.account_health: a trial ending within 3 days
 _USERS_WINDOW_MS: Final[int] = 90 * 86_400_000  # models.account_health: users = members seen in 90 days
 _DOWNGRADE_RECENT_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
+#: Stages no at-risk alert opens in: a trial lost without paying, an account whose users are all gone (QA16 F11)
+_NOT_TO_SAVE: Final[tuple[str, ...]] = ("trial_lost", "lapsed")
 
 
 @dataclass(slots=True)
@@ -194,6 +196,13 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     at MRR 0 (review 17 F3: a trial start sent ``account_recovered``, and its loss a second
     ``account_churned`` for the one churn the ledger books).
 
+    An account whose every user is gone while its subscription runs (stage ``lapsed``,
+    ``models.account_health.gone_member``) opens no alert either (QA16 F11: family plans whose
+    members had all cancelled got ``account_at_risk`` a week or two later, on the usage trend or
+    the silence, an account manager told to save an account already gone): it is on the win-back
+    list; an alert open when it lapses stays open (as a user's), a return recovers it, the
+    subscription's end is its ``account_churned``.
+
     Each alert's reasons support it (issue 11): an at-risk or churned alert lists the parts of
     the risk (the roll-up's reasons); ``account_recovered`` lists why the account is better
     (``models.account_health.recovered_reasons``: the users active, the fall of the risk from the
@@ -209,7 +218,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
     kind, shown = None, r
-    if not since and r.risk >= ACCOUNT_AT_RISK and r.stage != "trial_lost":
+    if not since and r.risk >= ACCOUNT_AT_RISK and r.stage not in _NOT_TO_SAVE:
         kind = "account_churned" if r.stage == "churned" else "account_at_risk"
         acc.extras["at_risk_since_ms"], acc.extras["at_risk_risk"] = now_ms, r.risk
     elif since and r.stage in GONE_STAGES and not churned:
@@ -411,7 +420,8 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
     follows (closed by ``account_recovered`` or ``account_churned``). Before (QA6 L7) each unused
     trial got ``account_at_risk`` and ``trial_ending`` with the same risk, action and reasons at the
     same instant, two tasks for one fact. The reminder counts as decided; the next one (24 h) is
-    sent, being news. Called after ``decide_alert`` at the same review (``revenue._decide``)."""
+    sent, being news. Nor is one due while every user is gone (stage ``lapsed``, QA16 F11: nobody
+    left to convert; counted as decided). Called after ``decide_alert`` at the same review (``revenue._decide``)."""
     ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
     if not ends or now_ms >= ends:
         return
@@ -422,7 +432,7 @@ def decide_reminders(account: str, acc: AccountWork, now_ms: int, r: AccountRoll
         if hours in sent or now_ms < ends - hours * 3_600_000:
             continue
         sent.append(hours)
-        if r.health < _WONT_CONVERT_HEALTH and r.usage_known and not told:  # a user's own account: its use is unknown (QA14 F1)
+        if r.health < _WONT_CONVERT_HEALTH and r.usage_known and not told and r.stage != "lapsed":  # a user's own account: its use is unknown (QA14 F1)
             alert = account_alert(account, "trial_ending", now_ms, r)
             alert["alert_id"] = alert_id(account, "trial_ending", f"{hours}h", ends)
             alert["trial_ends_ms"], alert["hours_left"] = ends, hours_left(ends, now_ms)

@@ -8,7 +8,9 @@ time**: one per user and period (``streams.worker.watermark.PERIOD_MS``, UTC hou
 user was active, holding the user's state as of its *last* event in that period and dated at its
 *first* (whole seconds). Why fixed points: a copy of the state at the end of whichever cycle read
 the events differed with the cut (a backlog read days at once sent one copy where a live worker
-sent several), and so did the account's alerts (docs/REVENUE.md, "Limits"). Why those two times:
+sent several), and so did the account's alerts (docs/REVENUE.md, "Limits"). An hour whose only
+event of the user is a cancellation leaving it churned gives a copy too, dated at the cancellation
+(``models.step.mark_versions``: the account must hear that its member left, QA16 F11). Why those two times:
 
 - the state as of the period's last event is what ``models.engine.advance`` gives after that
   event however the events before it were cut (its chunk rule: reviews due strictly before an

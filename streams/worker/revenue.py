@@ -504,8 +504,9 @@ def _release(todo: list[Copy], held: list[Copy], bound: int | None, max_held: in
 
 
 def _identity(c: Copy) -> object:
-    """What :func:`_merge_versions` merges on: a member and period; any other copy is its own."""
-    return (c.member.key, c.member.last_seen_s * 1000 // PERIOD_MS) if isinstance(c, MemberCopy) else id(c)
+    """What :func:`_merge_versions` merges on: a member and period (the copy's time's: the period
+    of its last seen, or of the cancellation a copy without activity tells, QA16 F11); any other copy is its own."""
+    return (c.member.key, c.ts_ms // PERIOD_MS) if isinstance(c, MemberCopy) else id(c)
 
 
 def _merge_versions(copies: Sequence[Copy]) -> list[Copy]:
@@ -663,7 +664,9 @@ def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms
     open, that part alone keeps the risk above the close at ``lo_ms``; with none, no billing term
     can count and that part stays below the threshold at ``hi_ms``. A margin covers rounding.
     ``gone``: the account's stage when its subscription is gone (``GONE_STAGES``), else "": then
-    only the announcement of an open alert's end is left to send (a lost trial opens none)."""
+    only the announcement of an open alert's end is left to send (a lost trial opens none). Every
+    user gone (stage ``lapsed``, QA16 F11) the roll-up's users' part is 0.8 where this one may read
+    less: it only raises the risk (an open alert stays open) and opens no alert, so quiet holds."""
     if gone:
         since, told = bool(acc.extras.get("at_risk_since_ms")), bool(churn_announced_ms(acc.extras))
         return since and told if gone == "churned" else not since or told
@@ -698,7 +701,9 @@ def _first_alerting(account: str, acc: AccountWork, members: list[Member], dues:
             hi = mid
         else:
             lo = mid + 1
-    return hi
+    # every user gone there (QA16 F11) is gone at each later deadline of the stretch (no copy brings
+    # one back, none leaves the 90-day window of users: a fall of the risk ends the stretch): none opens
+    return j if rollup_at(dues[hi]).stage == "lapsed" else hi
 
 
 def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -> None:
