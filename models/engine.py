@@ -49,8 +49,14 @@ _IMPROVED_BITS: Final[int] = sum(1 << i for i, name in enumerate(STAGES) if name
 #: The scales of :func:`round_places` (10 ** places, exact doubles), by places.
 _TENS: Final[tuple[float, ...]] = (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0)
 _TWO_52: Final[float] = 4503599627370496.0
-#: An empty blake2b of an alert id's size, which each id copies (:func:`alert_id`).
+#: An empty blake2b of an alert id's size, which each id copies (:func:`alert_id`), and the three
+#: methods an id calls, held: the copy bound to it, ``update`` and ``hexdigest`` as the type's
+#: (called with the copy): a method call by name looks the method up on the type every time
+#: (the compiled core's generic method call).
 _ID_HASH: Final = hashlib.blake2b(digest_size=12)
+_ID_COPY: Final = _ID_HASH.copy
+_ID_UPDATE: Final = type(_ID_HASH).update
+_ID_HEX: Final = type(_ID_HASH).hexdigest
 _TWO_M50: Final[float] = 1.0 / 1125899906842624.0
 #: A change from active to declining is told (its ``stage_changed`` alert) only once the user has
 #: been declining this long, in event time; a user back to active before then gets neither alert
@@ -203,9 +209,9 @@ def alert_id(user_id: str, kind: str, detail: str, event_time_ms: int) -> str:
     # A copy of the empty hash, then the text: the same digest as ``blake2b(text, digest_size=12)``
     # (the same parameters, the same bytes) without the type call with a keyword, which made a
     # tuple and a dict and parsed the keywords, ~1k instructions an alert (docs/SCALING.md).
-    digest = _ID_HASH.copy()
-    digest.update(f"{user_id}\x1f{kind}\x1f{detail}\x1f{event_time_ms}".encode())
-    return digest.hexdigest()
+    digest = _ID_COPY()
+    _ID_UPDATE(digest, f"{user_id}\x1f{kind}\x1f{detail}\x1f{event_time_ms}".encode())
+    return _ID_HEX(digest)
 
 
 def advance(
@@ -412,7 +418,7 @@ def _tell_held(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: 
         _review(user_id, st, now_s, model, out, c)
         return
     st.flags &= ~STAGE_HELD
-    scores = scores_from(st, a, model, "declining", 1 if st.at_risk_since_s else 0)
+    scores = scores_from(st, a, model, "declining", 1 if st.at_risk_since_s else 0, c)
     now_ms = _ms(now_s)
     out.alerts.append(Alert(alert_id(user_id, "stage_changed", a.stage, now_ms), "stage_changed", user_id, now_ms, scores,
                             STAGES[_ACTIVE], st.revenue))
@@ -458,11 +464,11 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     open_after = 1 if opens or (st.at_risk_since_s != 0 and not closes) else 0
     scores = None
     if tell or opens or closes:
-        scores = scores_from(st, a, model, purpose, open_after)
+        scores = scores_from(st, a, model, purpose, open_after, c)
     now_ms = _ms(now_s) if scores is not None else 0  # for the alerts only
     change = None  # the stage change's scores, also from the state before this review moved it
     if tell and scores is not None:
-        change = scores if told == purpose else scores_from(st, a, model, told, open_after)
+        change = scores if told == purpose else scores_from(st, a, model, told, open_after, c)
     if stage_changed:
         st.stage = new_stage
         st.stage_since_s = now_s

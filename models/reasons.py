@@ -141,6 +141,9 @@ _GROUPS: Final[dict[str, tuple[int, ...]]] = {
 #: The reason keys of :data:`_GROUPS` and their features, in its order, by position: the
 #: contributions are two parallel lists (:func:`_contributions`), not a dict per alert.
 _KEYS: Final[tuple[str, ...]] = tuple(_GROUPS)
+#: :data:`_KEYS` as a list, and a lift of 0 for each (:func:`_contributions`; neither is changed).
+_KEY_LIST: Final[list[str]] = list(_KEYS)
+_NO_LIFTS: Final[list[float]] = [0.0] * len(_KEYS)
 #: The position in :data:`_KEYS` of the reason key each fixed risk feature belongs to.
 _KEY_AT: Final[tuple[int, ...]] = tuple(
     next(k for k, group in enumerate(_GROUPS.values()) if i in group) for i in range(len(FEATURES))
@@ -174,12 +177,37 @@ assert not any(key.startswith(SLOT_PREFIXES) for key in _PLAIN)
 #: Negative feedback is a reason once it adds a quarter of its full say to the log-odds (with the
 #: default, 5% of the user's activity): one dislike among a hundred events is no story to tell.
 _NEGATIVE_MIN_LIFT: Final[float] = 0.25
+assert _NEGATIVE_MIN_LIFT >= MIN_LIFT  # (explain tests the lower line first)
 _FIRST: Final[float] = 1e9  # cancellation: always the first reason
 _RENEWAL: Final[float] = 5e8  # a paid period ended, no renewal stated: first after a cancellation
 _CONTEXT: Final[float] = -5e8  # a renewal due: after every risk reason, before the stage context (_renewal_shown)
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
 _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
 _P_HIGH: Final[float] = 1.0 - 1e-12
+
+
+#: A reason key's class for the tests of its fact (:func:`_key_class`): compared with the typical
+#: user (:data:`_COMPARED`), growing with silence (:data:`_SILENT`), another fixed key, a per-slot
+#: feature's key, or none of these.
+_COMPARED_KEY: Final[int] = 1
+_SILENT_KEY: Final[int] = 2
+_FIXED_KEY: Final[int] = 0
+_SLOT_KEY: Final[int] = -1
+_NO_KEY: Final[int] = -2
+_KEY_CLASS: Final[dict[str, int]] = {
+    key: _COMPARED_KEY if key in _COMPARED else _SILENT_KEY if key in _SILENT else _FIXED_KEY for key in _PLAIN
+}
+
+
+def _key_class(key: str) -> int:
+    """``key``'s class (:data:`_KEY_CLASS`; :data:`_SLOT_KEY` where :func:`_is_slot`, else
+    :data:`_NO_KEY`) in one dict lookup. Why: the tests of a fact asked :func:`_is_slot`, then
+    ``key in _COMPARED`` and ``key in _SILENT``, three set lookups per test, six tests an alert
+    (~0.6k instructions an alert in the compiled core)."""
+    cls = _KEY_CLASS.get(key, _NO_KEY)
+    if cls == _NO_KEY and key.startswith(_PREFIXES):
+        return _SLOT_KEY
+    return cls
 
 
 def _is_slot(key: str) -> bool:
@@ -360,11 +388,31 @@ def _type_decline(sig: Signals, model: "ChurnModel") -> tuple[str, float] | None
     return None if best is None else (vocabulary.tracked[best[1]], _slot_trend(sig, best[1]))
 
 
+#: :func:`_one` and :func:`_plural` of each name asked, worked out once: the names are a model's
+#: event names (at most 16 tracked) and the words' own ("event", "purchase"). Why: the words of
+#: a count tested the name's letters and endings every time, str methods that are generic calls
+#: in the compiled core (~0.4-0.6k instructions a count said, most alerts say one).
+_FORMS: Final[dict[str, tuple[str, str]]] = {}
+
+
+def _forms(name: str) -> tuple[str, str]:
+    """(:func:`_one`, :func:`_plural`) of ``name``, remembered in :data:`_FORMS`."""
+    forms = _FORMS.get(name)
+    if forms is None:
+        forms = _FORMS[name] = (name if name.isalpha() else f"{name} event", _plural_of(name))
+    return forms
+
+
 def _plural(name: str) -> str:
     """"posts", "replies", "searches", "boxes": English plural rules for the product's own
     names (-ss, -us, -x, -z, -ch, -sh -> -es; consonant + y -> -ies; else -s), except that a
     name ending in another single s is taken as already plural ("views", "news"; QA10 F4 found
     "searchs"). A name that is not one word keeps its spelling ("thumbs_down events")."""
+    return _forms(name)[1]
+
+
+def _plural_of(name: str) -> str:
+    """:func:`_plural` worked out (its docstring says the rules)."""
     if not name.isalpha():
         return f"{name} events"
     if name.endswith(("ss", "us", "x", "z", "ch", "sh")):
@@ -378,13 +426,14 @@ def _plural(name: str) -> str:
 
 def _one(name: str) -> str:
     """"search", "plan_upgrade event": one of the product's name, as :func:`_counted` says 1."""
-    return name if name.isalpha() else f"{name} event"
+    return _forms(name)[0]
 
 
 def _counted(name: str, n: int) -> str:
     """"3 dislikes"; a name that is not one word keeps its spelling ("2 thumbs_down events", not
     "2 thumbs_downs")."""
-    return f"1 {_one(name)}" if n == 1 else f"{n} {_plural(name)}"
+    forms = _forms(name)
+    return f"1 {forms[0]}" if n == 1 else f"{n} {forms[1]}"
 
 
 def _whole(x: float) -> int:
@@ -630,9 +679,10 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel", c: Compil
     its words state the comparison, and a positive contribution then puts the user on its worse
     side), but the share of a type of use never (:func:`_share_of_use`); negative feedback,
     tenure and gaps, likewise, past their own lines."""
-    if _is_slot(key) or key in _COMPARED:
+    cls = _key_class(key)
+    if cls == _SLOT_KEY or cls == _COMPARED_KEY:
         return _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c)
-    if key in _SILENT and not _reads_as_it_weighs(key, model, c):  # a free-sign fit weighs it < 0
+    if cls == _SILENT_KEY and not _reads_as_it_weighs(key, model, c):  # a free-sign fit weighs it < 0
         return False
     if key == "silence":
         return sig.visit_overdue >= 1.5
@@ -669,9 +719,10 @@ _FALLBACK_RATIO: Final[float] = 1.2
 def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
     reason for risk: weaker than :func:`_against`, never reassuring: nor the share of a type of use)."""
-    if _is_slot(key) or key in _COMPARED:
+    cls = _key_class(key)
+    if cls == _SLOT_KEY or cls == _COMPARED_KEY:
         return _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c)
-    if key in _SILENT and not _reads_as_it_weighs(key, model, c):  # a free-sign fit weighs it < 0
+    if cls == _SILENT_KEY and not _reads_as_it_weighs(key, model, c):  # a free-sign fit weighs it < 0
         return False
     if key == "silence":  # at least "1.2x": "no visit for 1.0x the usual interval" reads as normal (QA16 F6)
         return sig.visit_overdue >= _FALLBACK_RATIO
@@ -700,11 +751,12 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledMo
     """Whether the fact of ``key`` reads in the user's favour (a reason for recovery): the mirror
     of :func:`_against`, with the same :func:`_reads_as_it_weighs` for the facts a trained model
     may weigh either way (a negative contribution then puts the user on their better side)."""
-    if _is_slot(key) or key in _COMPARED:
+    cls = _key_class(key)
+    if cls == _SLOT_KEY or cls == _COMPARED_KEY:
         return _reads_as_it_weighs(key, model, c)
     if key == "negative":  # "about 3 unfriends in recent weeks" never
         return sig.negative_28d < 0.5 and _reads_as_it_weighs(key, model, c)
-    if key in _SILENT and not _reads_as_it_weighs(key, model, c):  # "active today" never, if silence lowers the risk
+    if cls == _SILENT_KEY and not _reads_as_it_weighs(key, model, c):  # "active today" never, if silence lowers the risk
         return False
     if key == "silence":
         return sig.visit_overdue <= 1.0
@@ -853,9 +905,10 @@ def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], tempe
            model: "ChurnModel", against: bool, c: CompiledModel | None = None) -> str:
     """The words of reason ``key``, against the user (``against``) or in their favour (``c``:
     ``model.compiled`` where the caller holds it)."""
-    if key in _COMPARED:
+    cls = _key_class(key)
+    if cls == _COMPARED_KEY:
         return _compared_text(key, st, sig, values, model, against)
-    if _is_slot(key):
+    if cls == _SLOT_KEY:
         return _slot_text(key, sig, values, model, against)
     return _text(key, st, sig, temperature, model, c) if against else _good_text(key, st, sig, temperature, model)
 
@@ -894,8 +947,11 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
     compiled = model.compiled if c is None else c
     refs = compiled.references
     vals: list[float] = values if isinstance(values, list) else list(values)
-    keys = list(_KEYS)
-    lifts = [0.0] * len(_KEYS)
+    # the fixed keys' shared list (never changed: the callers read it), copied only where a
+    # per-slot key is added; the lifts a slice of zeros (each a tuple copy or a one-item list
+    # repeated, ~0.3k instructions an alert)
+    keys = _KEY_LIST
+    lifts = _NO_LIFTS[:]
     if open_:
         # A key's contribution is the sum of weight x (value - reference) over its features
         # the model weighs (``terms``: the non-zero weights, in feature order, so a key's sum
@@ -908,6 +964,8 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
                 k = _KEY_AT[i]
                 lifts[k] = lifts[k] + w * (vals[i] - refs[i])
             elif slots:
+                if keys is _KEY_LIST:
+                    keys = list(_KEYS)
                 keys.append(compiled.features[i])
                 lifts.append(w * (vals[i] - refs[i]))
     at = _AT_SILENCE if source == "visits" else _AT_PURCHASE
@@ -974,8 +1032,9 @@ def explain(
         due = sig.period_end_s > sig.now_s  # a renewal to come is context; a period ended unrenewed, news
         found.append((_CONTEXT if due else _RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
     for key, lift in zip(keys, lifts):
-        floor = _NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT
-        if lift >= floor and _against(key, sig, back, model, c):
+        # lift >= (_NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT), the key's compare only
+        # past the lower line (_NEGATIVE_MIN_LIFT is the higher): a string compare per key saved
+        if lift >= MIN_LIFT and (lift >= _NEGATIVE_MIN_LIFT or key != "negative") and _against(key, sig, back, model, c):
             found.append((lift, key, "", "type_decline" if key == "decline" else key))
     if len(found) == (1 if open_ and sig.period_end_s > 0 else 0):  # a renewal due is no behavioural reason
         # Nothing crossed its line, yet risk must say why: the factor that adds most, among
@@ -1079,4 +1138,4 @@ def reasons(
     (models.temperature.p_back_within), when the caller has them already; ``c``: ``model.compiled``
     where the caller holds it (a generic attribute lookup of the Python ChurnModel).
     """
-    return tuple([text for _, _, text in explain(st, sig, stage, values, p_stay, source, model, leave, temperature, purpose, c)])
+    return tuple([text for _key, _lift, text in explain(st, sig, stage, values, p_stay, source, model, leave, temperature, purpose, c)])

@@ -46,7 +46,7 @@ import math
 from typing import TYPE_CHECKING, Callable, Final, Mapping, Sequence
 
 from models.signals import Signals, _breadth, _round_even, _trends
-from models.state import DAY_S
+from models.state import _ZEROS, DAY_S
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -272,10 +272,12 @@ def weighted_features(sig: Signals, p_stay: float, revenue: float, c: "CompiledM
     0.0 for the rest: what an alert's reasons read (models.reasons reads a feature's value only
     where its weight gives it a contribution, and the risk only those), a handful of the 41
     formulas instead of all. Same length as the whole vector (the reasons tell a state kept in
-    another vocabulary's slots by it)."""
-    values = [0.0] * (len(FEATURES) + len(SLOT_PREFIXES) * len(sig.slot_28d))
-    n = len(values)
-    for i, _, _ in c.terms:
+    another vocabulary's slots by it). The zeros a slice of models.state's shared list (``[0.0] *
+    n`` made a one-item list first), the weight and flag unpacked into typed names (a float
+    unpacked into ``_`` is boxed: ~0.5k instructions an alert, both)."""
+    n = len(FEATURES) + len(SLOT_PREFIXES) * len(sig.slot_28d)
+    values = _ZEROS[:n] if n <= len(_ZEROS) else [0.0] * n
+    for i, _w, _moves in c.terms:
         if i < n:
             values[i] = feature_value(i, sig, p_stay, revenue)
     return values
@@ -285,18 +287,8 @@ def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
     """Feature ``i`` of :func:`feature_vector` alone (the one formula of each feature): the risk
     reads only the features its model weighs (:func:`leave_probability`), a handful of the 41."""
     if i < _N_SILENCE:
-        if i == 0:
-            return _log1p(sig.silence_days)
-        if i == 1:
-            return _log1p(sig.visit_overdue)
-        if i == 2:
-            return _log1p(sig.purchase_overdue)
-        if i == 3:
-            return -_log1p(sig.act_7d)
-        if i == 4:
-            return -_log1p(sig.act_28d)
-        if i == 5:
-            return -_log1p(sig.act_90d)
+        if i < 6:  # silence_log, the overdues, the inactive_* (-log1p of the decayed totals)
+            return _signal_log(i, sig) if i < 3 else -_signal_log(i, sig)
         if i == 6:
             return 1.0 - sig.trend if sig.trend < 1.0 else 0.0
         if i == 7:
@@ -307,14 +299,10 @@ def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
     if i < len(FEATURES):
         if i == 10:
             return math.log(sig.recent_gap_days / sig.visit_gap_days)
-        if i == 11:
-            return _log1p(sig.tenure_days)
-        if i == 12:
-            return _log1p(float(sig.active_days))
         if i == 13:
             return 1.0 if sig.n_purchases > 0 else 0.0
-        if i == 14:
-            return _log1p(float(sig.n_purchases))
+        if i < _REVENUE:  # tenure_log, active_days_log, purchases_log
+            return _signal_log(i, sig)
         if i == _REVENUE:
             return _log1p(revenue if revenue > 0.0 else 0.0)
         return _negative_share(sig)
@@ -327,6 +315,52 @@ def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
     if j < 2 * n:
         return slots[j - n] / a28 if a28 > 0.0 else 0.0
     return _log1p(lifetime_count(sig, j - 2 * n))
+
+
+def _signal_log(i: int, sig: Signals) -> float:
+    """``log1p`` of the signal that feature ``i`` (0-5, 11, 12 or 14) takes it of, worked out once
+    per signals and remembered on them (models.signals.Signals' memo fields, NaN until then; a NaN
+    signal is simply worked out again): a review's risk (:func:`leave_probability`), its alert's
+    reasons (:func:`weighted_features`) and its look aheads (:func:`leave_after`, the features
+    silence does not move) read the same ones of the same signals, and ``log1p`` is a generic call
+    in the compiled core (~0.37k instructions with its boxing, docs/SCALING.md). The same value."""
+    if i == 0:
+        v = sig._log_silence
+        if v != v:
+            v = sig._log_silence = _log1p(sig.silence_days)
+    elif i == 1:
+        v = sig._log_visit_overdue
+        if v != v:
+            v = sig._log_visit_overdue = _log1p(sig.visit_overdue)
+    elif i == 2:
+        v = sig._log_purchase_overdue
+        if v != v:
+            v = sig._log_purchase_overdue = _log1p(sig.purchase_overdue)
+    elif i == 3:
+        v = sig._log_act_7d
+        if v != v:
+            v = sig._log_act_7d = _log1p(sig.act_7d)
+    elif i == 4:
+        v = sig._log_act_28d
+        if v != v:
+            v = sig._log_act_28d = _log1p(sig.act_28d)
+    elif i == 5:
+        v = sig._log_act_90d
+        if v != v:
+            v = sig._log_act_90d = _log1p(sig.act_90d)
+    elif i == 11:
+        v = sig._log_tenure
+        if v != v:
+            v = sig._log_tenure = _log1p(sig.tenure_days)
+    elif i == 12:
+        v = sig._log_active_days
+        if v != v:
+            v = sig._log_active_days = _log1p(float(sig.active_days))
+    else:
+        v = sig._log_purchases
+        if v != v:
+            v = sig._log_purchases = _log1p(float(sig.n_purchases))
+    return v
 
 
 def lifetime_count(sig: Signals, slot: int) -> float:

@@ -149,7 +149,7 @@ def assess(st: UserState, now_s: int, model: ChurnModel, c: CompiledModel | None
 
 
 def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpose = "scores",
-                open_alert: int = -1) -> Scores:
+                open_alert: int = -1, c: CompiledModel | None = None) -> Scores:
     """The full scores of an assessment of ``st`` (``st`` as it was when assessed): the action
     and the reasons read the temperature shown, the risk P(alive) (models.temperature).
     ``purpose``: what the reasons must support (models.reasons: an at-risk or a recovered alert).
@@ -159,9 +159,11 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpos
     each alert it raises, from the state as it is *after* the review (models.engine._review):
     ``st`` is the state before it, so an alert that opens, or a recovery that closes it, would
     otherwise be told the other way; an int, not ``bool | None``, so the compiled core takes it
-    unboxed."""
+    unboxed. ``c``: ``model.compiled`` where the caller holds it (the engine does: a generic
+    attribute lookup of the Python ChurnModel saved)."""
     sig = a.signals
-    c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
+    if c is None:
+        c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
     h = health_of(sig, c.act_edges)
     back, source = p_back_within(sig, model, c)
     temperature = 100.0 * back

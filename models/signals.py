@@ -62,6 +62,9 @@ _INV_DAY: Final[float] = 1.0 / DAY_S
 #: math.expm1 held once: mypyc has no primitive for it and looked it up on the math module at
 #: every call (three per scoring); the same function, the same numbers.
 _EXPM1: Final[Callable[[float], float]] = math.expm1
+#: Not yet worked out (the memo fields of :class:`Signals`): a Final float, not ``math.nan``
+#: (a module attribute the compiled core would look up at every use).
+_NAN: Final[float] = float("nan")
 #: A purchase counts as "used" in the reasons while its share of breadth, exp(-days / 28), is a
 #: third or more, as a slot's n / (1 + n) is from n = 0.5.
 _PURCHASE_USED_DAYS: Final[float] = 28.0 * math.log(3.0)
@@ -106,6 +109,20 @@ class Signals:
     # the end of the period paid for, epoch s (models.state period_end_day; 0 = unknown): the
     # risk's exit gate (models.risk.exit_open); out of the repr like n_events
     period_end_s: int = field(repr=False)
+    # log1p of the signals the risk's features take it of (models.risk.feature_value), each worked
+    # out at its first use and remembered here (NaN: not yet): a review's risk, its alert's reasons
+    # and its look ahead read the same ones of the same signals (log1p is a generic call in the
+    # compiled core, ~0.37k instructions with its boxing: docs/SCALING.md). A memo, no signal:
+    # out of the repr (the golden digests hash it), comparisons and the constructor.
+    _log_silence: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _log_visit_overdue: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _log_purchase_overdue: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _log_act_7d: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _log_act_28d: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _log_act_90d: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _log_tenure: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _log_active_days: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _log_purchases: float = field(default=math.nan, init=False, repr=False, compare=False)
 
     def __init__(
         self,
@@ -167,6 +184,9 @@ class Signals:
         self.negative_28d = negative_28d
         self.n_events = n_events
         self.period_end_s = period_end_s
+        self._log_silence = self._log_visit_overdue = self._log_purchase_overdue = _NAN
+        self._log_act_7d = self._log_act_28d = self._log_act_90d = _NAN
+        self._log_tenure = self._log_active_days = self._log_purchases = _NAN
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         return init_args(self)

@@ -636,7 +636,8 @@ def slot_lists(st: UserState, g7: float, g28: float) -> tuple[list[float], list[
 
 
 #: 0.0 for each of the most slots a record holds (its slot count is a byte; a vocabulary has at
-#: most 16): :func:`_slot_list`'s lists start as a slice of it (never changed).
+#: most 16): :func:`_slot_list`'s lists start as a slice of it, and models.risk.weighted_features'
+#: (never changed).
 _ZEROS: Final[list[float]] = [0.0] * 256
 
 

@@ -839,3 +839,20 @@ def test_only_a_file_of_a_free_sign_fit_loads_with_negative_silence_weights() ->
     assert load_model().compiled.silence_monotone and TYPED.compiled.silence_monotone
     assert TYPED.with_(training={"signs": "free"}).compiled.silence_monotone  # free signs, none < 0: monotone
     assert not load_model().training  # the shipped default has no training: bounded
+
+
+def test_a_name_is_worded_by_its_rules_each_time_it_is_asked() -> None:
+    """The singular and plural of a product's names, remembered once worked out
+    (models.reasons._FORMS), read the same as the rules say, first asked either way and again:
+    "posts", "replies", "searches", "boxes", "keys", "views", a name of more than one word kept
+    ("thumbs_down events"), and counted so ("1 reply", "3 searches")."""
+    from models.reasons import _counted, _one, _plural
+
+    words = {"post": ("post", "posts"), "reply": ("reply", "replies"), "search": ("search", "searches"),
+             "box": ("box", "boxes"), "key": ("key", "keys"), "views": ("views", "views"),
+             "thumbs_down": ("thumbs_down event", "thumbs_down events")}
+    for k, (name, (one, many)) in enumerate(words.items()):
+        asked = [(_one, one), (_plural, many)]
+        for f, want in (asked if k % 2 else asked[::-1]) * 2:
+            assert f(name) == want
+        assert (_counted(name, 1), _counted(name, 3)) == (f"1 {one}", f"3 {many}")

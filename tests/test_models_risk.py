@@ -379,3 +379,21 @@ def test_the_look_ahead_on_signals_of_any_bits(data: st.DataObject, which: int, 
     from models.signals import Signals
 
     assert _outcome(leave_after, Signals(*fields), x, p, revenue, model) == want
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.floats(0.0, 1.0), st.floats(0.0, 1e5))
+def test_a_feature_remembered_on_its_signals_is_the_one_worked_out(data: st.DataObject, p: float, revenue: float) -> None:
+    """Every fixed feature asked twice of the same signals (the second time read from the log1p
+    remembered on them, models.risk._signal_log) gives, both times, what it gives of fresh
+    signals of the same fields: the same bits, or both raise; what is remembered stays out of
+    the repr (the golden digests hash it)."""
+    from models.signals import Signals
+
+    fields = data.draw(_signal_fields(ChurnModel().compiled.vocabulary.n_slots))
+    sig = Signals(*fields)
+    for i in range(len(FEATURES)):
+        want = _outcome(feature_value, i, Signals(*fields), p, revenue)
+        assert _outcome(feature_value, i, sig, p, revenue) == want
+        assert _outcome(feature_value, i, sig, p, revenue) == want
+    assert repr(sig) == repr(Signals(*fields))
