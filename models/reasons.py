@@ -55,7 +55,12 @@ events, active days, purchases and spend (fewer than the typical user for risk, 
 recovery), tenure (a short one for risk, the hazard of the first weeks), negative feedback
 (some for risk, none for recovery), the gaps between active days (widening for risk), and
 the per-type facts, whose reading depends on the type: fewer posts read worse, fewer unfriends
-better (the product's ``negative`` role). A fit that weighs one the other way ("31 active days
+better (the product's ``negative`` role), fewer skips better where the model weighs more skips
+as risk (:func:`_more_is_worse`). Of such a type a reason for risk is a rise, "skips: 31% of the
+user's recent activity, against 13% for a typical user; recent skips (1-week decayed) up 80%
+against the user's 4-week baseline", and a fall ("only about 40 skips since first seen", "recent
+skips down 60%") is never one (QA16 F4: 0 of 185 pre-churn alerts of a music app named the
+skips its model weighed, 29 said "only about 40 skips since first seen"). A fit that weighs one the other way ("31 active days
 so far, against 5.7 for a typical user", "a user for 300 days, longer than the typical 120",
 "no negative feedback in the last 4 weeks" as reasons for risk: QA6 M2 and after) gets no
 reason from it on either side: more use, a long tenure or no complaint is not, in plain words,
@@ -275,9 +280,10 @@ def _reads_as_it_weighs(key: str, model: "ChurnModel", c: CompiledModel | None =
     ``revenue_log``); for the facts with a reading of their own: a short tenure (a negative
     weight on ``tenure_log``), negative feedback and widening gaps between active days (positive
     ones on ``negative_share``, ``gap_trend``); for a per-type fact, fewer events of the type, or
-    a smaller share or lifetime count of it, unless the type is negative feedback (the product's
-    ``negative`` role, models.vocabulary: more unfriends read worse, more posts better;
-    :func:`_slot_reads_worse_as_it_grows`). Only then is the fact a reason, for risk (the user
+    a smaller share or lifetime count of it, unless more of the type reads worse (the product's
+    ``negative`` role, or the model's weights on the type, :func:`_more_is_worse`: more unfriends
+    or skips read worse, more posts better; :func:`_slot_reads_worse_as_it_grows`); never a
+    type's recent count (``inactive:``) weighed < 0, which grows with silence as :data:`_SILENT`. Only then is the fact a reason, for risk (the user
     stands on its worse side of the typical user) or for recovery (its better side); weighed
     the other way it is no reason on either side. The shipped default weighs tenure and negative
     feedback as they read (models.risk PRIOR_WEIGHTS) and nothing else of these. A trained fit
@@ -309,6 +315,8 @@ def _weighed_as_read(key: str, model: "ChurnModel", c: CompiledModel) -> bool:
     """:func:`_reads_as_it_weighs` worked out (its docstring says what it answers)."""
     if _is_slot(key):
         i = c.features.index(key)
+        if c.weights[i] < 0.0 and key.startswith(_PREFIXES[0]):  # a type's recent count grows with silence: as _SILENT
+            return False
         worse = _slot_reads_worse_as_it_grows(key, i, model)
     elif key in _SILENT:  # the "already gone" part adds to silence and temperature: weight 0 reads as it weighs too
         for j in _GROUPS[key]:
@@ -324,25 +332,67 @@ def _weighed_as_read(key: str, model: "ChurnModel", c: CompiledModel) -> bool:
 
 def _slot_reads_worse_as_it_grows(key: str, i: int, model: "ChurnModel") -> bool:
     """Whether per-slot feature ``key`` (index ``i``) grows as its fact reads worse for the user:
-    ``inactive:`` (-log(1 + the type's 4-week count)) of a type of use, ``share:`` and
-    ``lifetime:`` of a type of negative feedback (the ``negative`` role; a hashed slot never
-    holds one: models.vocabulary gives negative feedback its own counters there)."""
+    ``inactive:`` (-log(1 + the type's 4-week count)) of a type more of which reads better,
+    ``share:`` and ``lifetime:`` of a type more of which reads worse (:func:`_more_is_worse`:
+    negative feedback, or a type the model weighs as a sign of leaving, skips in a music app)."""
     c = model.compiled
-    name = c.vocabulary.slot_name((i - _N_FIXED) % c.vocabulary.n_slots)
-    negative = name is not None and c.vocabulary.lookup(name)[1] == NEGATIVE
-    return key.startswith(_PREFIXES[0]) != negative
+    return key.startswith(_PREFIXES[0]) != _more_is_worse((i - _N_FIXED) % c.vocabulary.n_slots, model, c)
+
+
+#: The prefix of :func:`_more_is_worse`'s verdicts in models.compiled ``verdicts`` (no reason key
+#: starts with it), followed by the slot's index.
+_MORE: Final[str] = "more:"
+
+
+def _more_is_worse(slot: int, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
+    """Whether more events of the type in ``slot`` read worse for the user: a type of the
+    product's ``negative`` role (unfriends, thumbs_down), or one the model weighs so, more of it
+    raising the risk (a trained fit that ties rising skips to leaving: :func:`_more_weighs_worse`).
+    Such a type's facts are reasons for risk only as a rise ("skips: 30% of the user's recent
+    activity, against 13% for a typical user"), and fewer of them only a reason for recovery;
+    a fall of one ("fewer skips", "recent skips down 60%") is never a reason for risk (QA16 F4:
+    a fit weighing rising skips as risk named them in 1 of 419 pre-churn alerts, and some
+    at-risk alerts gave "fewer skips" as a reason). A function of the slot and the model alone:
+    worked out once, remembered in models.compiled ``verdicts`` as :func:`_reads_as_it_weighs`."""
+    if c is None:
+        c = model.compiled
+    key = _MORE + str(slot)
+    verdict = c.verdicts.get(key)
+    if verdict is None:
+        verdict = c.verdicts[key] = _more_weighs_worse(slot, c)
+    return verdict
+
+
+def _more_weighs_worse(slot: int, c: CompiledModel) -> bool:
+    """:func:`_more_is_worse` worked out: the ``negative`` role, else the log-odds one e-fold more
+    of the type adds for a user at the typical share ``s`` of it, through its three features:
+    -w(``inactive:``) + w(``share:``) x s(1 - s) + w(``lifetime:``) x (1 - s) (the log of the
+    share moves by 1 - s, the share by s(1 - s)), positive. The typical share is the model's
+    training mean, else an even share of the slots. One number, not each feature's sign: a
+    bounded fit keeps ``inactive:`` >= 0 (silence), so a type whose share weighs +8.7 and whose
+    count weighs +0.1 is still a type more of which is risk."""
+    vocabulary = c.vocabulary
+    name = vocabulary.slot_name(slot)
+    if name is not None and vocabulary.lookup(name)[1] == NEGATIVE:
+        return True
+    n = vocabulary.n_slots
+    share = c.references[_N_FIXED + n + slot]
+    s = share if 0.0 < share < 1.0 else 1.0 / n
+    w = c.weights
+    more = -w[_N_FIXED + slot] + w[_N_FIXED + n + slot] * s * (1.0 - s) + w[_N_FIXED + 2 * n + slot] * (1.0 - s)
+    return more > 0.0
 
 
 def _share_of_use(key: str, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether ``key`` is the share of a type of use in the user's recent activity (``share:``, a
-    type outside the ``negative`` role): never a reason for risk (:func:`_against`,
+    type more of which does not read worse, :func:`_more_is_worse`): never a reason for risk (:func:`_against`,
     :func:`_not_for`). Why (QA14 F4): the shares add up to 1, so a smaller share of one type is a
     larger share of the others, no fact against the user; the rule read a smaller share of a type
     of use as worse, and a model weighing a rare type's share down (``streak_lost``: it marks
     engaged users) told 136 at-risk alerts "streak_lost events: 0.0% of the user's recent activity,
     against 0.3% for a typical user", good news to a fitness CRM. Fewer events of a type is said by
-    its own facts (``inactive:``, ``lifetime:``); a larger share of a type of negative feedback
-    (more complaints for the use) is still a reason for risk."""
+    its own facts (``inactive:``, ``lifetime:``); a larger share of a type more of which reads
+    worse (more complaints for the use, more skips for the plays: QA16 F4) is a reason for risk."""
     if not key.startswith(_PREFIXES[1]):
         return False
     return not _slot_reads_worse_as_it_grows(key, (model.compiled if c is None else c).features.index(key), model)
@@ -377,13 +427,16 @@ def _slot_trend(sig: Signals, i: int) -> float:
 
 def _type_decline(sig: Signals, model: "ChurnModel") -> tuple[str, float] | None:
     """(name, trend) of the tracked type with the largest 4-week baseline that fell to under
-    half its rate in the last week; None without tracked names or such a type."""
-    vocabulary = model.compiled.vocabulary
+    half its rate in the last week; None without tracked names or such a type. Never a type more
+    of which reads worse (:func:`_more_is_worse`): "recent skips down 60%" is good news, no word
+    for a decline (QA16 F4)."""
+    c = model.compiled
+    vocabulary = c.vocabulary
     if not vocabulary.tracked:
         return None
     best: tuple[float, int] | None = None
     for i, n28 in enumerate(sig.slot_28d):
-        if n28 >= 4.0 and _slot_trend(sig, i) < 0.5 and (best is None or n28 > best[0]):
+        if n28 >= 4.0 and _slot_trend(sig, i) < 0.5 and (best is None or n28 > best[0]) and not _more_is_worse(i, model, c):
             best = (n28, i)
     return None if best is None else (vocabulary.tracked[best[1]], _slot_trend(sig, best[1]))
 
@@ -534,17 +587,40 @@ def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnMod
     counts in a window: a search 46 days ago still weighs, an upgrade 25 days ago weighs 0.4.
     QA10 F4: "no plan_upgrade events in the last 4 weeks: 1.1% of the user's activity" and "4
     searchs in the last 4 weeks" (the last search 46 days before) stated false facts. So the
-    count is said as what it is, "no X" only of a counter at 0, and a share without a count."""
+    count is said as what it is, "no X" only of a counter at 0, and a share without a count.
+
+    Of a type more of which reads worse (:func:`_more_is_worse`) a reason for risk is a rise:
+    "about 12 skips in recent weeks (...), against 4.1 for a typical user", never "only", with the
+    type's own rise in the last week when there is one (:func:`_rise`)."""
     compiled = model.compiled
     i = compiled.features.index(key)
     slot = (i - _N_FIXED) % compiled.vocabulary.n_slots
     name = compiled.vocabulary.slot_name(slot)
+    worse = _more_is_worse(slot, model, compiled)
+    rise = _rise(sig, slot, name) if against and worse else ""
     if key.startswith(SLOT_PREFIXES[2]):
-        return _lifetime_text(key, sig, slot, name, values[i], model, against)
+        return _lifetime_text(key, sig, slot, name, values[i], model, against) + rise
     if key.startswith(SLOT_PREFIXES[1]):
         what = "one kind of activity" if name is None else _plural(name)
-        return f"{what}: {_num(100.0 * values[i])}% of the user's recent activity{_versus(key, model, percent=True)}"
-    return _decayed_count(sig.slot_28d[slot], name, against) + _versus(key, model)
+        return f"{what}: {_num(100.0 * values[i])}% of the user's recent activity{_versus(key, model, percent=True)}{rise}"
+    return _decayed_count(sig.slot_28d[slot], name, against and not worse) + _versus(key, model) + rise
+
+
+#: The least 1-week over 4-week rate of a type at which :func:`_rise` says it rose: "up 20%".
+_RISE_FROM: Final[float] = 1.2
+
+
+def _rise(sig: Signals, slot: int, name: str | None) -> str:
+    """"; recent skips (1-week decayed) up 80% against the user's 4-week baseline": the type's own
+    rise, said after a reason for risk of a type more of which reads worse, from :data:`_RISE_FROM`
+    (the same trend as :func:`_type_decline`'s fall); "" when it did not rise. The reason is the
+    fact the model weighs (the share, the count against the typical user); the rise is what a
+    person acts on (QA16 F4: skips rise before a listener leaves)."""
+    trend = _slot_trend(sig, slot)
+    if trend < _RISE_FROM:
+        return ""
+    what = "use of that kind" if name is None else _plural(name)
+    return f"; recent {what}{_RECENT} up {100.0 * (trend - 1.0):.0f}% against the user's 4-week baseline"
 
 
 #: What a decayed count is, said after it (the counters of models.state: 4-week mean life).

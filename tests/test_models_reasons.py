@@ -73,7 +73,8 @@ MODELS = [load_model(), ChurnModel(), TRAINED, TYPED, FREE]
 _DECAYED = (r"^(no \S+( events)? in recent weeks|one kind of activity not used in recent weeks"
             r"|fewer than 1 \S+( event)? a 4-week period lately|one kind of activity used less than once a 4-week period lately"
             r"|({only}about \d+ \S+( events?)?|one kind of activity used {only}about \d+ times?) in recent weeks \(decayed count, 4-week mean life\))")
-_DECAYED_AGAINST = _DECAYED.format(only="only ")
+#: "only" against the user for a type of use; a type more of which reads worse rises instead (QA16 F4)
+_DECAYED_AGAINST = _DECAYED.format(only="(only )?")
 #: The total's 1-week and 3-month decayed counts a trained model weighs (QA11 F1): never a window.
 _WEEK = (r"^(no events lately|fewer than 1 event a week lately|{only}about \d+ events? lately"
          r" \(decayed count, 1-week mean life\))(, against [\d.]+ for a typical user)?$")
@@ -107,8 +108,9 @@ _AGAINST = [
     (r"^spent [\d.]+ so far", "revenue"),
     (_LIFETIME.format(only="(only )?"), "lifetime:"),
     (r": [\d.]+% of the user's recent activity", "share:"),
-    (_DECAYED_AGAINST, "inactive:"),
+    # the negative feedback before a count of a type (a type's count is told against the typical user)
     (r"^about \d+ .* in recent weeks \(decayed count, 4-week mean life\)$", "negative"),
+    (_DECAYED_AGAINST, "inactive:"),
     (r"from many small signs, none large$", "small_signs"),
 ]
 #: What ended "new" for a user going new -> active with nothing else in their favour (models.reasons).
@@ -213,7 +215,7 @@ def _slot_feature(key: str, text: str, model: ChurnModel) -> str:
         names = [n for n in model.compiled.vocabulary.tracked if model.compiled.vocabulary.lookup(n)[1] == PURCHASE]
         assert key == "lifetime:" and len(names) == 1, (text, names)
         return key + names[0]
-    m = re.match(r"^(?:only )?(?:about )?(?:no |\d+ |fewer than 1 )?(\S+?):?(?: events?)? (?:in recent weeks|a 4-week period|since first seen|[\d.]+% of)", text)
+    m = re.match(r"^(?:only )?(?:about )?(?:no |\d+ |fewer than 1 )?(\S+?)(?: events?)?:? (?:in recent weeks|a 4-week period|since first seen|[\d.]+% of)", text)
     assert m is not None, text  # a hashed slot: no model here has one with weights
     word = m.group(1)
     names = [n for n in model.compiled.vocabulary.tracked if word in (n, n + "s", n + "es", n[:-1] + "ies")]
@@ -224,13 +226,14 @@ def _slot_feature(key: str, text: str, model: ChurnModel) -> str:
 def _weighs_as_it_reads(key: str, model: ChurnModel) -> bool:
     """Whether ``model`` weighs the fact of reason ``key`` (a per-type feature, "share:dislike",
     by its name) the way its words read: more of what reads worse, more risk. A per-type fact
-    reads worse with fewer events of a type of use and with more of a type of negative feedback
-    (the product's ``negative`` role: more posts is good news, more unfriends is not). True for a
-    key with a reading of its own line only (silence, decline, ...)."""
+    reads worse with fewer events of a type of use and with more of a type more of which reads
+    worse (:func:`more_reads_worse`: more posts is good news, more unfriends or skips is not). True
+    for a key with a reading of its own line only (silence, decline, ...)."""
     if key.startswith(SLOT_PREFIXES):
         prefix, name = key.split(":", 1)
-        negative = name in model.compiled.vocabulary.roles.get("negative", ())
-        worse, feature = (prefix == "inactive") != negative, key
+        if prefix == "inactive" and model.risk_weights.get(key, 0.0) < 0.0:  # grows with silence: never told (free signs)
+            return False
+        worse, feature = (prefix == "inactive") != more_reads_worse(name, model), key
     elif key in _WORSE_AS_IT_GROWS:
         worse, feature = _WORSE_AS_IT_GROWS[key], _GROUP[key][0]
     elif key in _SILENT_KEYS:  # grows with silence: read as weighed unless a feature of it is weighed < 0 (free signs)
@@ -241,10 +244,24 @@ def _weighs_as_it_reads(key: str, model: ChurnModel) -> bool:
     return w > 0.0 if worse else w < 0.0
 
 
+def more_reads_worse(name: str, model: ChurnModel) -> bool:
+    """Whether more events of type ``name`` read worse for the user (QA16 F4): the product's
+    ``negative`` role, or the model's three weights on the type say one e-fold more of it raises
+    the log-odds of a user at the typical share s: -w(inactive) + w(share) s(1-s) + w(lifetime)(1-s),
+    with s the training mean of its share (else an even share of the slots)."""
+    if name in model.compiled.vocabulary.roles.get("negative", ()):
+        return True
+    tracked = model.compiled.vocabulary.tracked
+    s = model.risk_means.get(f"share:{name}", 0.0)
+    s = s if 0.0 < s < 1.0 else 1.0 / (len(tracked) or 8)
+    w = {prefix: model.risk_weights.get(f"{prefix}:{name}", 0.0) for prefix in ("inactive", "share", "lifetime")}
+    return -w["inactive"] + w["share"] * s * (1.0 - s) + w["lifetime"] * (1.0 - s) > 0.0
+
+
 def _share_of_use(key: str, model: ChurnModel) -> bool:
-    """Whether reason ``key`` is the share of a type of use ("share:view", a type outside the
-    ``negative`` role): never a reason for risk (QA14 F4: the shares add up to 1)."""
-    return key.startswith("share:") and key.split(":", 1)[1] not in model.compiled.vocabulary.roles.get("negative", ())
+    """Whether reason ``key`` is the share of a type of use ("share:view", a type more of which
+    does not read worse): never a reason for risk (QA14 F4: the shares add up to 1)."""
+    return key.startswith("share:") and not more_reads_worse(key.split(":", 1)[1], model)
 
 
 def _fine(text: str, table: list | None = None) -> bool:
@@ -388,7 +405,8 @@ def slowing_histories(draw: st.DrawFn) -> list[Event]:
             out.append(Event("u", ts, "subscription", f"s{j:04d}", 0.0, "",
                              Subscription("active", "Pro", 4999, 0, ts + draw(st.integers(1, 60)) * DAY_MS)))
     out.sort(key=lambda e: (e.ts_ms, e.event_id))
-    return out
+    # every day's draw may be "no visit": the tests need a last event (found by hypothesis, 2026-12-04)
+    return out or [Event("u", t0, "view", "e0000")]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -491,7 +509,7 @@ def test_a_weighed_feature_is_a_worded_reason_when_it_pushes_the_risk_up() -> No
                 table = _AGAINST if purpose == "at_risk" else _FOR
                 key = feature_key(name)
                 reads = _weighs_as_it_reads(key, TYPED.with_(risk_weights={name: w}))
-                if purpose == "at_risk" and _share_of_use(key, TYPED):
+                if purpose == "at_risk" and _share_of_use(key, TYPED.with_(risk_weights={name: w})):
                     reads = False  # QA14 F4: a smaller share of a type of use is a larger share of the others
                 given = bumped = considered = 0
                 for (state, now_s), features in zip(users, assessed):
@@ -677,10 +695,12 @@ def test_more_use_than_the_typical_user_is_no_reason_for_risk() -> None:
 
 #: reasons7: a trained-style fit that weighs the facts with a reading of their own against it (a
 #: longer tenure, no negative feedback, quickening visits: more risk) and per-type facts against
-#: their type's reading (fewer dislikes, a larger share of views, fewer dislikes since first seen:
-#: more risk); :data:`READ` weighs each the way it reads, with the same sizes and means.
+#: their type's reading (fewer dislikes, fewer dislikes since first seen: more risk; a larger
+#: share of views, where fewer views weigh more: the type's three weights together say more views
+#: are good news, QA16 F4, tests.test_models_reasons.more_reads_worse); :data:`READ` weighs each
+#: the way it reads, with the same sizes and means.
 _FLIPPED_WEIGHTS = {"tenure_log": 0.3, "negative_share": -3.0, "gap_trend": -0.6, "inactive:dislike": 0.5,
-                    "share:view": 1.0, "share:dislike": -1.0, "lifetime:dislike": -0.3}
+                    "inactive:view": 0.5, "share:view": 1.0, "share:dislike": -1.0, "lifetime:dislike": -0.3}
 FLIPPED = TYPED.with_(risk_weights={**TRAINED.risk_weights, **_FLIPPED_WEIGHTS},
                       risk_means={**TYPED.risk_means, "negative_share": 0.1, "tenure_log": math.log1p(60.0)})
 READ = FLIPPED.with_(risk_weights={**TRAINED.risk_weights, "tenure_log": -0.3, "negative_share": 3.0, "gap_trend": 0.6,
@@ -780,7 +800,7 @@ def test_a_share_of_a_type_of_use_is_no_reason_for_risk() -> None:
 _SILENT_WORDS = {
     "silence": r"^no (visit|return) for|^active today, usual interval|^last active .*within the usual interval",
     "purchase": r"^usual re-order every|^re-ordered ",
-    "decline": r"\(1-week decayed\) (down|up|steady)",
+    "decline": r"^recent .*\(1-week decayed\) (down|up|steady)",  # not a type's own rise told after its reason (QA16 F4)
     "decline_long": r"\(4-week decayed\) (down|up|steady)",
     "low": r"^((only )?about \d+ events?|no events) in recent weeks|^fewer than 1 event a 4-week period",
     "low_7d": r"^((only )?about \d+ events? lately|no events lately|fewer than 1 event a week lately)",

@@ -86,7 +86,9 @@ def test_reasons_speak_the_products_names() -> None:
     events += [Event("u", START_MS + 29 * DAY_MS + i * 60_000, "unfriend", f"x{i}") for i in range(3)]
     st = advance("u", None, events, START_MS + 30 * DAY_MS, model).state
     why = score(st, (START_MS + 29 * DAY_MS) // 1000 + 3600, model).reasons
-    assert any(r.startswith("unfriends: ") and r.endswith("% of the user's recent activity, against 0.0% for a typical user")
+    # a rise of negative feedback says the rise in the user's own last week too (QA16 F4): 3 unfriends in a day
+    assert any(re.fullmatch(r"unfriends: [\d.]+% of the user's recent activity, against 0\.0% for a typical user; "
+                            r"recent unfriends \(1-week decayed\) up \d+% against the user's 4-week baseline", r)
                for r in why), why
     plain = model.with_(risk_weights={"decline": 1.0})
     st = advance("u", st, [Event("u", START_MS + 37 * DAY_MS, "like", "l")], START_MS + 38 * DAY_MS, plain).state

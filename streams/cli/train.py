@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Final, Mapping, Sequence
 
 from models.events import Event, TypeMap
 from models.model import ChurnModel, load_model
@@ -133,7 +133,7 @@ def verdict_line(v: dict) -> str:
 
     >>> base = {"default_version": "d", "rows": 118, "churning_users": 15, "default_roc_auc": 0.6919}
     >>> print(verdict_line({**base, "trained_roc_auc": 0.6932, "difference_se": 0.049, "verdict": "no better"}))
-    held-out users: the trained model is no better than the default (d): ROC AUC 0.6932 vs 0.6919 on 118 rows of 15 churning users (difference +0.001 +- 0.049, bootstrap over users: within noise, not shown on 15 churning users; more history needed) -- keep the default (churnwatch learn keeps such a model out)
+    held-out users: the trained model is no better than the default (d): ROC AUC 0.6932 vs 0.6919 on 118 rows of 15 churning users at these dates, users already gone included (difference +0.001 +- 0.049, bootstrap over users: within noise, not shown on 15 churning users; more history needed) -- keep the default (churnwatch learn keeps such a model out)
     >>> verdict_line({**base, "trained_roc_auc": 0.80, "difference_se": 0.02, "verdict": "better"}).split(" (d)")[0]
     'held-out users: the trained model beats the default'
     >>> day = 86_400_000
@@ -141,12 +141,12 @@ def verdict_line(v: dict) -> str:
     >>> halves = [{"first_ms": 91 * day, "last_ms": 196 * day, "trained_roc_auc": 0.8, "default_roc_auc": 0.7, "difference_se": 0.02},
     ...           {"first_ms": 203 * day, "last_ms": 301 * day, "trained_roc_auc": 0.7, "default_roc_auc": 0.75, "difference_se": 0.01}]
     >>> print(verdict_line({**base, "trained_roc_auc": 0.75, "difference_se": 0.01, "verdict": "depends on the dates", "as_of": dates, "halves": halves}))
-    held-out users at 31 as-of dates 1970-04-02..1970-10-29 (from 90 days into the history on: before, the customers who predate it read as new users): the trained model is not steadily better than the default (d): ROC AUC 0.75 vs 0.6919 on 118 rows of 15 churning users (difference +0.058 +- 0.010, bootstrap over users: it depends on the dates, the earlier and the later half disagree beyond noise); earlier half of the dates (1970-04-02..1970-07-16) +0.100 +- 0.020, later half (1970-07-23..1970-10-29) -0.050 +- 0.010 -- keep the default (churnwatch learn keeps such a model out)
+    held-out users at 31 as-of dates 1970-04-02..1970-10-29 (from 90 days into the history on: before, the customers who predate it read as new users): the trained model is not steadily better than the default (d): ROC AUC 0.75 vs 0.6919 on 118 rows of 15 churning users at these dates, users already gone included (difference +0.058 +- 0.010, bootstrap over users: it depends on the dates, the earlier and the later half disagree beyond noise); earlier half of the dates (1970-04-02..1970-07-16) +0.100 +- 0.020, later half (1970-07-23..1970-10-29) -0.050 +- 0.010 -- keep the default (churnwatch learn keeps such a model out)
     """
     verdict = v.get("verdict")
     new, old, se = v.get("trained_roc_auc"), v.get("default_roc_auc"), v.get("difference_se")
     head = f"held-out users{_judged(v.get('as_of'))}: the trained model {{}} the default ({v['default_version']}): ROC AUC {new} vs {old} " \
-           f"on {v['rows']:,} rows of {v['churning_users']} churning users"
+           f"on {v['rows']:,} rows of {v['churning_users']} churning users at these dates, users already gone included"
     if verdict not in _VERDICT_WORDS:  # an AUC unknown: one class held out
         return head.format("cannot be compared with") + " (one outcome only among them) -- keep the default"
     words, todo = _VERDICT_WORDS[verdict]
@@ -291,6 +291,46 @@ def unconverged_lines(fits: Mapping[str, Mapping[str, object]]) -> list[str]:
             for name, fit in fits.items() if fit.get("converged") is False]
 
 
+#: What each held-out table is measured on (QA16 F7: its ROC AUC and the verdict's, side by side
+#: unlabelled, read as contradictory): the rows, beside the dates and users the line says.
+_HELD_ROWS: Final[dict[str, tuple[str, str]]] = {
+    "holdout": ("risk", "users already gone left out"),
+    "holdout_leave_given_alive": ("leave | still a user", "rows of users still there who could leave"),
+}
+
+
+def holdout_lines(report: Mapping[str, Any]) -> list[str]:
+    """The held-out calibration tables, each ROC AUC labelled with what it is measured on: every
+    as-of date of the fit, on its rows and users (the verdict against the default, next, ranks
+    other rows: :func:`verdict_line`).
+
+    >>> held = {"rows": 4127, "users": 218, "churning_users": 52, "churn_rate": 0.0546, "mean_risk": 0.057, "roc_auc": 0.7016,
+    ...         "brier": 0.05017, "max_decile_gap": 0.0253, "reliability": [{"predicted": 0.01, "observed": 0.02}]}
+    >>> r = {"holdout": held, "holdout_leave_given_alive": {}, "holdout_already_left": 0,
+    ...      "as_of": {"first_ms": 28 * 86_400_000, "last_ms": 203 * 86_400_000, "count": 26}}
+    >>> print("\\n".join(holdout_lines(r)))
+    held-out users, risk, calibration at every as-of date (26 dates 1970-01-29..1970-07-23, users already gone left out): 4,127 rows of 218 users (52 churning), churn rate 0.055, mean predicted 0.057, ROC AUC 0.7016 on these rows, Brier 0.05017, largest decile gap 0.0253
+      reliability by decile (predicted -> observed): 0.01->0.02
+    """
+    dates = report.get("as_of") or {}
+    span = (f"{dates['count']} dates {format_day_or_time(int(dates['first_ms']))}..{format_day_or_time(int(dates['last_ms']))}, "
+            if dates else "")
+    lines = []
+    for key, (label, rows) in _HELD_ROWS.items():
+        held = report.get(key)
+        if not held:
+            continue
+        users = f" of {held['users']:,} users ({held['churning_users']:,} churning)" if "users" in held else ""
+        lines.append(f"held-out users, {label}, calibration at every as-of date ({span}{rows}): {held['rows']:,} rows{users}, "
+                     f"churn rate {held['churn_rate']:.3f}, mean predicted {held['mean_risk']:.3f}, ROC AUC {held['roc_auc']} on "
+                     f"these rows, Brier {held['brier']}, largest decile gap {held['max_decile_gap']}")
+        lines.append("  reliability by decile (predicted -> observed): "
+                     + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
+        if key == "holdout" and report.get("holdout_already_left"):
+            lines.append(f"  {left_line(report['holdout_already_left'])}")
+    return lines
+
+
 def left_line(n: int) -> str:
     """What the held-out risk table leaves out (streams.offline.train.Snapshots.left; QA pass 14
     F6: their risk near 1 and no churn to come made its top decile read "1.00->0.00").
@@ -417,15 +457,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
            + "the most default-like within one error") if tried else "given"
     print(f"penalty l2 {pen['l2']:g} towards the {pen['towards']} weights, l2 {pen['l2_types']:g} on the per-type weights "
           f"towards 0 ({how}; {pen['fit_churners']} churning of {pen['fit_users']} users fitted)")
-    for key, label in (("holdout", "risk"), ("holdout_leave_given_alive", "leave | still a user")):
-        held = report[key]
-        if held:
-            print(f"held-out users, {label}: {held['rows']:,} rows, churn rate {held['churn_rate']:.3f}, mean predicted "
-                  f"{held['mean_risk']:.3f}, ROC AUC {held['roc_auc']}, Brier {held['brier']}, largest decile gap {held['max_decile_gap']}")
-            print("  reliability by decile (predicted -> observed): "
-                  + ", ".join(f"{b['predicted']:.2f}->{b['observed']:.2f}" for b in held["reliability"]))
-            if key == "holdout" and report.get("holdout_already_left"):
-                print(f"  {left_line(report['holdout_already_left'])}")
+    for line in holdout_lines(report):
+        print(line)
     if "versus_default" in report:
         print(verdict_line(report["versus_default"]))
     if "alerts" in report:

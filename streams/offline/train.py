@@ -454,7 +454,10 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, 
     return out
 
 
-def _holdout_report(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def _holdout_report(p: np.ndarray, y: np.ndarray, users: Sequence[str]) -> dict[str, Any]:
+    """Calibration and ranking of risks ``p`` against outcomes ``y`` on held-out rows of
+    ``users`` (one per row): how many users and churning users they hold is said beside the ROC
+    AUC, which is measured on other rows than the verdict's against the default (QA16 F7)."""
     eps = 1e-12
     table = reliability(p, y)
     from streams.offline.evaluate import roc_auc  # one AUC for train and backtest
@@ -462,6 +465,8 @@ def _holdout_report(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     auc = roc_auc(p.tolist(), (y == 1).tolist())
     return {
         "rows": int(y.size),
+        "users": len(set(users)),
+        "churning_users": len({u for u, v in zip(users, y) if v}),
         "churn_rate": round(float(y.mean()), 4),
         "mean_risk": round(float(p.mean()), 4),
         "brier": round(float(np.mean((p - y) ** 2)), 5),
@@ -470,6 +475,11 @@ def _holdout_report(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         "max_decile_gap": round(max(abs(b["predicted"] - b["observed"]) for b in table), 4),
         "reliability": table,
     }
+
+
+def _rows_of(users: Sequence[str], rows: np.ndarray) -> list[str]:
+    """The user of each row ``rows`` keeps (a boolean mask over the snapshots)."""
+    return [u for u, keep in zip(users, rows) if keep]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -825,7 +835,7 @@ def _by_auc(tried: _Tried, aucs: Mapping[str, Mapping[str, float]], y: np.ndarra
 
     best = max(tried, key=lambda t: aucs[t[1]][t[4]])
     ok = ~np.isnan(best[5])
-    kept_users = [u for u, keep in zip(users, ok) if keep]
+    kept_users = _rows_of(users, ok)
     for _, centre, l2, l2_types, key, p in sorted(tried, key=lambda t: t[0]):
         diff = aucs[best[1]][best[4]] - aucs[centre][key]
         err = 0.0 if p is best[5] else auc_spread({"best": best[5][ok], "this": p[ok]}, y[ok], kept_users, [("best", "this")])["best-this"]
@@ -1048,7 +1058,7 @@ def train(
     names = model.compiled.features
     default = default if default is not None else load_model()
     prior = {k: v for k, v in default.risk_weights.items() if k in names} if from_default else None
-    fit_users = [u for u, keep in zip(snaps.users, fit_rows) if keep]
+    fit_users = _rows_of(snaps.users, fit_rows)
     t0 = time.monotonic()
     if l2 is None:
         choice = choose_prior(names, X[fit_rows], y[fit_rows], fit_users, prior or {},
@@ -1091,11 +1101,12 @@ def train(
         # risk as the stream reports it, on every held-out row it would score but those of users
         # who had already left by the labels (Snapshots.left: no churn within the horizon to
         # foresee, risk near 1; QA pass 14 F6), counted apart
-        "holdout": _holdout_report(risk[test & ~left], y[test & ~left]) if (test & ~left).any() else {},
+        "holdout": _holdout_report(risk[test & ~left], y[test & ~left], _rows_of(snaps.users, test & ~left)) if (test & ~left).any() else {},
         "holdout_already_left": int((test & left).sum()),
         # the logistic part alone, P(leaves within the horizon | still a user), on the rows of
         # users who in hindsight still were (what `churnwatch backtest` judges) and could leave
-        "holdout_leave_given_alive": (_holdout_report(leave[test & alive & can_exit], y[test & alive & can_exit])
+        "holdout_leave_given_alive": (_holdout_report(leave[test & alive & can_exit], y[test & alive & can_exit],
+                                                      _rows_of(snaps.users, test & alive & can_exit))
                                       if (test & alive & can_exit).any() else {}),
     }
     if signs == FREE_SIGNS:  # models.risk.check_weights reads it (a bounded fit's file is as before: no key)
