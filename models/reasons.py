@@ -318,6 +318,8 @@ def _weighed_as_read(key: str, model: "ChurnModel", c: CompiledModel) -> bool:
         if c.weights[i] < 0.0 and key.startswith(_PREFIXES[0]):  # a type's recent count grows with silence: as _SILENT
             return False
         worse = _slot_reads_worse_as_it_grows(key, i, model)
+        if _fewer_says_nothing(key, i, model, c):
+            return False
     elif key in _SILENT:  # the "already gone" part adds to silence and temperature: weight 0 reads as it weighs too
         for j in _GROUPS[key]:
             if c.weights[j] < 0.0:
@@ -328,6 +330,24 @@ def _weighed_as_read(key: str, model: "ChurnModel", c: CompiledModel) -> bool:
         worse = key in _WORSE_AS_IT_GROWS
     w = c.weights[i]
     return w > 0.0 if worse else w < 0.0
+
+
+#: The least typical count of a type (a 4-week decayed count, or since first seen) against which
+#: "fewer than the typical user" says something.
+_TYPICAL_COUNT_FROM: Final[float] = 0.5
+
+
+def _fewer_says_nothing(key: str, i: int, model: "ChurnModel", c: CompiledModel) -> bool:
+    """Whether per-slot count fact ``key`` would say "fewer than the typical user" of a type the
+    typical user does less than once (QA17 F5: "no subscription_started events in recent weeks,
+    against 0.0 for a typical user" in 558 at-risk alerts of a shop, customers who never
+    subscribed among them: a one-time event of the few is no usage the others fall short of). A
+    type more of which reads worse keeps its count against a typical 0 ("2 complaints, against
+    0.1 for a typical user" says something)."""
+    if key.startswith(_PREFIXES[1]) or _more_is_worse((i - _N_FIXED) % c.vocabulary.n_slots, model, c):
+        return False
+    typical = _typical(key, model)
+    return typical is not None and typical < _TYPICAL_COUNT_FROM
 
 
 def _slot_reads_worse_as_it_grows(key: str, i: int, model: "ChurnModel") -> bool:
