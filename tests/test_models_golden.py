@@ -59,6 +59,18 @@ midnight OLD NEW``): only the users with a visit across midnight UTC changed, 12
 71 crossings) and 20 of 500 (seed 3, 64); every other user's alerts, scores and state identical.
 Their active days 415 -> 370 and 432 -> 379; alerts 3820 -> 3793 and 3705 -> 3679 (fewer stage
 changes: -64 +39 and -100 +76); their 36 and 60 score rows (median |risk change| 0.0004).
+
+2026-12-04 (newcust, QA17 F2, F6): no at-risk alert before a new customer's first return is due
+by the population's interval (models.signals.first_return_due_s), the action of an overdue buyer
+and of a new user, and no count compared with a typical user's while the user is too young for it
+(models.reasons._too_young). Replayed with b7fa41a and each step: the gate (``golden_masked users
+OLD NEW at_risk new``) changed only users with an at-risk alert in stage new (480 / 475 of 500;
+458 / 459 of them changed alerts, 230 / 240 states, no score row): alerts 3429 -> 3114
+and 3409 -> 3077 (at-risk in new -461 +289 / -460 +290, recovered in new -160 +19 / -163 +20);
+the actions (``compare ... action``): only ``action`` changed, 83 / 75 alerts and 3 / 7 scores,
+all educate -> check_in (buyers past their order's due time); the reasons (``dropped ... '(in
+recent weeks|a 4-week period lately|for a typical user|of users)'``): only ``reasons``, 27 / 29
+at-risk alerts and 3 / 4 scores lost the count reason, nothing in its place; states identical.
 """
 
 from __future__ import annotations
