@@ -43,6 +43,7 @@ __all__ = [
     "reorder_late_s",
     "days_overdue",
     "first_return_due_s",
+    "order_overdue",
     "REORDER_LATE_CHANCE",
     "REORDER_LATE_FACTOR",
     "REORDER_MIN_INTERVALS",
@@ -301,6 +302,14 @@ def first_return_due_s(sig: Signals) -> int:
         return 0
     # one second past the exact crossing, as order_due_s: float rounding cannot leave it a hair early
     return sig.now_s + int(math.ceil((gap - silence) * DAY_S)) + 1
+
+
+def order_overdue(sig: Signals) -> bool:
+    """Whether a buyer's next order is overdue: a repeat buyer past the time :func:`order_due_s`
+    gives, a one-order buyer past the one :func:`first_return_due_s` gives (the population's
+    interval). The action reads it (models.actions ``overdue``: their payment, the order, is
+    late, so they are not paying by the temperature; QA17 F6)."""
+    return sig.n_purchases > 0 and order_due_s(sig) <= sig.now_s and first_return_due_s(sig) == 0
 
 
 def days_overdue(sig: Signals) -> float | None:
