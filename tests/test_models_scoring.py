@@ -280,7 +280,7 @@ def _reorderer(period: int, orders: int = 10) -> tuple[UserState, float]:
 def test_a_reorderer_on_schedule_uses_and_pays(period: int) -> None:
     # QA12 F7: a regular 42- or 56-day re-orderer got upsell ("does not pay") or educate ("does
     # not use") between two orders, never none; on schedule is "none" now
-    # (declining by their visits, the stage still asks for a check-in: models.actions rule 3)
+    # (declining by their visits, the stage still asks for a check-in: models.actions rule 4)
     st, last = _reorderer(period)
     told = []
     for after in (3, period // 2, period - 1):
