@@ -25,13 +25,25 @@ or paying (monotone): an overdue buyer, a one-time buyer and every non-buyer are
 before (docs/SCORES.md, "Actions for a repeat buyer on schedule"). First rule that matches:
 
 1. churned -> ``win_back``
-2. paying but not using -> ``educate`` (they pay for something they do not use: show them how)
-3. declining or dormant -> ``check_in``
-4. neither using nor paying: new -> ``onboard`` (help them to their first value), any other
-   stage -> ``check_in`` (the quadrant's "neither" corner: someone should ask why)
-5. using but not paying -> ``upsell`` (the product works for them; the money does not follow),
+2. new and not using -> ``onboard`` (help them to their first value), paying or not
+3. paying but not using -> ``educate`` (they pay for something they do not use: show them how)
+4. declining or dormant -> ``check_in``
+5. neither using nor paying -> ``check_in`` (the quadrant's "neither" corner: someone should ask why)
+6. using but not paying -> ``upsell`` (the product works for them; the money does not follow),
    except a member of a company account (models.state ACCOUNT_MEMBER): ``none``
-6. otherwise ``none``
+7. otherwise ``none``
+
+A buyer whose next order is overdue (``overdue``: a repeat buyer past their usual interval,
+models.signals.order_due_s, or a one-order buyer past the population's,
+models.signals.first_return_due_s) is not paying by their temperature: their payment is the
+order, and it is late. Not using either, they get ``check_in`` (a reminder, an offer), not
+``educate``. Why (QA17 F6): 69% of a coffee shop's at-risk alerts said ``educate``, "a paying
+user who does not use the product", among them 265 led by "usual re-order every 30 days, none
+for 50 days" and every one-order customer the day after the order; neither pays for something
+they do not use. A new customer who does not use yet is onboarded first, whether they paid or
+not (rule 2): showing a customer of a day what they pay for is onboarding. ``educate`` stays for
+a subscriber who pays and does not use, and a buyer likely to buy again (temperature) whose
+order is not late and who hardly uses the product.
 
 Subscriptions and accounts (QA pass 6, M1). Before, only purchases made a user "paying": every
 user of a company that pays a subscription was told ``upsell`` (QA: all users of an account
@@ -48,7 +60,7 @@ as the quadrant says (they read use and the member's own payments), and ``none``
 quadrant says ``upsell``.
 
 A user at risk (``at_risk``: an at-risk alert is open, or it is the at-risk alert itself) never
-gets ``none`` or ``upsell``: rules 5 and 6 give ``check_in`` instead. The alert tells the CRM that
+gets ``none`` or ``upsell``: rules 6 and 7 give ``check_in`` instead. The alert tells the CRM that
 the user is likely to leave; "do nothing" or "sell them more" next to it contradicts the alert
 (QA, 2026-12: demo user u000606, risk 0.60, health 51, temperature 66, "no visit for 1.9x the
 usual gap", was told ``none``). The quadrant still decides the specific moves (educate, onboard,
@@ -68,9 +80,10 @@ standard move against early churn is to bring a new user to the product's first 
 moment" of customer-success playbooks) before asking for money. It is for stage ``new`` only: a
 ``reactivated`` user has known the product and came back by themselves, and an older user who
 neither uses nor pays is past onboarding: they get ``check_in``, as the quadrant's corner says
-(before, ``none``: 255 of the demo's at-risk alerts, "activity down 85%" with nothing to do). It sits after educate (a new user who pays is shown
-what they pay for) and before upsell, whose condition it never shares (upsell needs a user of the
-product). Before it, these users got ``none`` though they head the daily save list
+(before, ``none``: 255 of the demo's at-risk alerts, "activity down 85%" with nothing to do). It
+sits before educate (since QA17 F6: a new user who pays and does not use yet is onboarded; before,
+they were told ``educate``) and before upsell, whose condition it never shares (upsell needs a
+user of the product). Before it, these users got ``none`` though they head the daily save list
 (docs/SCORES.md, "Onboarding new users").
 """
 
@@ -89,12 +102,13 @@ Action = Literal["educate", "check_in", "onboard", "upsell", "win_back", "none"]
 
 def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel",
               at_risk: bool = False, subscribed: bool = False, member: bool = False,
-              on_schedule: bool = False, c: "CompiledModel | None" = None) -> Action:
+              on_schedule: bool = False, c: "CompiledModel | None" = None, overdue: bool = False) -> Action:
     """The action for one user (module docstring); ``at_risk``: an at-risk alert is open (or
     being opened) for the user, which turns ``none`` and ``upsell`` into ``check_in``;
     ``subscribed``: the user's latest subscription statement pays (paying, whatever the
     temperature); ``member``: the user belongs to a company account (no ``upsell``);
-    ``on_schedule``: a repeat buyer whose next order is not overdue (using and paying).
+    ``on_schedule``: a repeat buyer whose next order is not overdue (using and paying);
+    ``overdue``: a buyer whose next order is overdue (not paying by the temperature).
     ``c``: ``model.compiled`` where the caller holds it: the two thresholds read from its struct
     (``action_health``, ``action_temperature``), not by generic attribute lookups of the model.
 
@@ -105,7 +119,7 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     >>> recommend("declining", 20, 20, False, m), recommend("churned", 90, 90, True, m), recommend("active", 80, 90, True, m)
     ('check_in', 'win_back', 'none')
     >>> recommend("new", 20, 20, False, m), recommend("new", 20, 80, True, m), recommend("reactivated", 20, 20, False, m)
-    ('onboard', 'educate', 'check_in')
+    ('onboard', 'onboard', 'check_in')
     >>> recommend("active", 20, 20, False, m), recommend("active", 20, 80, True, m), recommend("active", 20, 20, True, m)
     ('check_in', 'educate', 'check_in')
 
@@ -120,6 +134,15 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
 
     >>> recommend("active", 80, 90, False, m, subscribed=True), recommend("declining", 20, 20, False, m, True, True)
     ('none', 'educate')
+    >>> recommend("new", 20, 20, False, m, True, True)
+    'onboard'
+
+    A buyer whose order is late is not paying by the temperature: a check-in, not educate:
+
+    >>> recommend("declining", 20, 70, True, m, True), recommend("declining", 20, 70, True, m, True, overdue=True)
+    ('educate', 'check_in')
+    >>> recommend("active", 20, 70, True, m, True, overdue=True), recommend("active", 20, 70, True, m, True, True, overdue=True)
+    ('check_in', 'educate')
     >>> recommend("active", 80, 90, False, m, member=True), recommend("active", 80, 90, False, m, True, member=True)
     ('none', 'check_in')
 
@@ -136,13 +159,16 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     if stage == "churned":
         return "win_back"
     using = on_schedule or health >= (model.action_health if c is None else c.action_health)
-    paying = subscribed or on_schedule or (is_buyer and temperature >= (model.action_temperature if c is None else c.action_temperature))
+    if not using and stage == "new":
+        return "onboard"
+    paying = subscribed or on_schedule or (is_buyer and not overdue
+                                           and temperature >= (model.action_temperature if c is None else c.action_temperature))
     if paying and not using:
         return "educate"
     if stage == "declining" or stage == "dormant":
         return "check_in"
     if not using and not paying:
-        return "onboard" if stage == "new" else "check_in"
+        return "check_in"
     if at_risk:
         return "check_in"
     if using and not paying and not member:

@@ -26,7 +26,7 @@ from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
 from models.lifecycle import JUDGED, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
-from models.signals import is_cancelled, order_due_s, reorder_late, reorder_late_s
+from models.signals import first_return_due_s, is_cancelled, order_due_s, reorder_late, reorder_late_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
@@ -523,7 +523,10 @@ def alert_may_open(a: Assessment, now_s: int) -> bool:
     (models.signals.order_due_s), nor, for a buyer with a re-order rhythm, late yet
     (models.signals.reorder_late_s: the order rhythm carries their relationship, and at their due
     time a customer still buying at their rate is silent that long 37% of the time, e^-1; QA12's
-    regulars, 8% jitter, got 658 at-risk alerts at their due time, 652 followed by the order).
+    regulars, 8% jitter, got 658 at-risk alerts at their due time, 652 followed by the order),
+    nor a new customer whose first return is not due yet by the population's usual interval
+    (models.signals.first_return_due_s: a one-order buyer, a user active on a single day; QA17
+    F2, 68% of a shop's new customers were alerted the day after their first order).
     Everything here is known to the stream at ``now_s``.
 
     Why public: ``churnwatch train`` chooses ``risk_enter`` as a quantile of the risk over the
@@ -531,7 +534,7 @@ def alert_may_open(a: Assessment, now_s: int) -> bool:
     this function, so the training rows and the stream cannot disagree on who is alertable (QA10
     F2: a line chosen over every row, the lapsed included, flagged nobody the stream alerts)."""
     return (a.stage in _OPENS and a.signals.age_days >= _MIN_AGE_DAYS and order_due_s(a.signals) <= now_s
-            and reorder_late_s(a.signals) <= now_s)
+            and reorder_late_s(a.signals) <= now_s and first_return_due_s(a.signals) <= now_s)
 
 
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
@@ -618,7 +621,8 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
     silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the
     wait (a day for a fit with free signs, whose risk may fall in silence: no crossing search,
     the at-risk crossing found within a day). A repeat buyer whose next order is not due yet cannot open an alert before it is
-    (models.signals.order_due_s): the search then starts at that second; so for a user just back from
+    (models.signals.order_due_s), nor a new customer before their first return is
+    (models.signals.first_return_due_s): the search then starts at that second; so for a user just back from
     churned, at the end of the "reactivated" stage (:data:`_OPENS`). A known renewal that opens
     the exit before the cap (models.risk.exit_opens_s) is a step of the risk: an alert due then
     is found at that very second. A churned user is looked at
@@ -651,6 +655,9 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
         late = reorder_late_s(a.signals)  # a buyer with a rhythm: nothing opens before late (alert_may_open)
         if late > due:
             due = late
+        first = first_return_due_s(a.signals)  # a new customer: nothing opens before their first return is due
+        if first > due:
+            due = first
         if a.stage == "reactivated":  # nothing opens before the stage ends (_OPENS)
             back_until = st.stage_since_s + int(math.ceil(c.new_days * DAY_S))
             if back_until > due:

@@ -769,12 +769,46 @@ def _gap_ratio(sig: Signals) -> float:
     return sig.recent_gap_days / sig.visit_gap_days if sig.visit_gap_days > 0.0 else 1.0
 
 
+#: The recent-count facts compared with the typical user (or the population's quantiles), by the
+#: mean life of their decayed counter (models.state: 7, 28, 90 days); the per-type ``inactive:``
+#: counts are 4-week ones too.
+_COUNT_LIFE_DAYS: Final[dict[str, float]] = {"low_7d": 7.0, "low": 28.0, "low_90d": 90.0}
+#: The facts counted since first seen and compared with the typical user's (``lifetime:`` per
+#: type too): the typical user has had the typical tenure to gather them.
+_SINCE_FIRST_SEEN: Final[frozenset[str]] = frozenset(("active_days", "buyer", "purchases", "revenue"))
+
+
+def _too_young(key: str, sig: Signals, c: CompiledModel) -> bool:
+    """Whether the user is too young for the count of ``key`` to be compared with the typical
+    user's: seen for less than the time that count takes to gather, its counter's mean life
+    for a recent count ("only about 1 app_open event in recent weeks ..., against 7.6 for a
+    typical user", "fewer than 80% of users"), the typical tenure for a count since first seen
+    ("1 active day so far, against 12 for a typical user"). Such a count is then no reason for
+    risk (:func:`_against`, :func:`_not_for`): a customer of one day has fewer events than a
+    customer of four weeks because of their age, which the tenure reason says in its own words
+    ("active on a single day so far: churn is likeliest early on"). Why (QA17 F2): 651 at-risk
+    alerts on new customers of a shop compared a day-old customer's 4-week count with a typical
+    customer's."""
+    if _is_slot(key):
+        if key.startswith(_PREFIXES[0]):
+            return sig.age_days < 28.0
+        return key.startswith(_PREFIXES[2]) and sig.age_days < c.typical_tenure_days
+    if key in _SINCE_FIRST_SEEN:
+        return sig.age_days < c.typical_tenure_days
+    return sig.age_days < _COUNT_LIFE_DAYS.get(key, 0.0)
+
+
 def _against(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the fact of ``key`` reads against the user clearly enough to be a reason. A
     compared or per-type fact when the model weighs it as it reads (:func:`_reads_as_it_weighs`:
     its words state the comparison, and a positive contribution then puts the user on its worse
     side), but the share of a type of use never (:func:`_share_of_use`); negative feedback,
-    tenure and gaps, likewise, past their own lines."""
+    tenure and gaps, likewise, past their own lines; no count of a user too young for it
+    (:func:`_too_young`)."""
+    if c is None:
+        c = model.compiled
+    if _too_young(key, sig, c):
+        return False
     cls = _key_class(key)
     if cls == _SLOT_KEY or cls == _COMPARED_KEY:
         return _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c)
@@ -814,7 +848,12 @@ _FALLBACK_RATIO: Final[float] = 1.2
 
 def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the fact of ``key`` at least does not read in the user's favour (the fallback
-    reason for risk: weaker than :func:`_against`, never reassuring: nor the share of a type of use)."""
+    reason for risk: weaker than :func:`_against`, never reassuring: nor the share of a type of
+    use, nor the count of a user too young for it, :func:`_too_young`)."""
+    if c is None:
+        c = model.compiled
+    if _too_young(key, sig, c):
+        return False
     cls = _key_class(key)
     if cls == _SLOT_KEY or cls == _COMPARED_KEY:
         return _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c)

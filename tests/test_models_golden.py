@@ -67,6 +67,23 @@ b7fa41a and the new code (``golden_masked retention OLD NEW 400``), every alert 
 identical, and the states that changed are the churned customers' alone (12 of 500, seed 2, in
 each run; 14 of 500, seed 3), in ``next_review_s`` only, their expiry review from the churn + 180
 days to + 400; every other state byte-identical.
+
+2026-12-04 (newcust, QA17 F2, F6): no at-risk alert before a new customer's first return is due
+by the population's interval (models.signals.first_return_due_s), the action of an overdue buyer
+and of a new user, and no count compared with a typical user's while the user is too young for it
+(models.reasons._too_young). Replayed with b7fa41a and each step: the gate (``golden_masked users
+OLD NEW at_risk new``) changed only users with an at-risk alert in stage new (480 / 475 of 500;
+458 / 459 of them changed alerts, 230 / 240 states, no score row): alerts 3429 -> 3114
+and 3409 -> 3077 (at-risk in new -461 +289 / -460 +290, recovered in new -160 +19 / -163 +20);
+the actions (``compare ... action``): only ``action`` changed, 83 / 75 alerts and 3 / 7 scores,
+all educate -> check_in (buyers past their order's due time); the reasons (``dropped ... '(in
+recent weeks|a 4-week period lately|for a typical user|of users)'``): only ``reasons``, 27 / 29
+at-risk alerts and 3 / 4 scores lost the count reason, nothing in its place; states identical.
+
+2026-12-04 (merge of newcust after giftret, seasonal, risereason, stepcost2, famacct): the digests of
+the merged code, proved against newcust's own (``golden_masked retention NC MERGED 400``): every
+alert and score identical, the states that differ are giftret's churned customers alone (12 / 14 of
+500), in ``next_review_s`` only; the other merged changes move nothing the goldens see.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ _types = st.sampled_from(EVENT_TYPES + ("dislike", "unfriend"))  # and negative 
 _PURE = import_pure(["engine", "scoring", "signals"])
 engine = _PURE["engine"]
 order_due_s = _PURE["signals"].order_due_s  # of the pure engine's signals (its own Signals class)
+order_overdue = _PURE["signals"].order_overdue
 
 
 @st.composite
@@ -154,7 +155,7 @@ def _recommended(s: Any, st_: UserState, model: ChurnModel) -> str:
     """The action models.actions gives for scores ``s`` of state ``st_`` (its flags and open alert)."""
     return recommend(s.stage, s.health, s.temperature, st_.n_purchases > 0, model, st_.at_risk_since_s != 0,
                      bool(st_.flags & PAYS_SUBSCRIPTION), bool(st_.flags & ACCOUNT_MEMBER),
-                     order_due_s(s.signals) > s.signals.now_s)
+                     order_due_s(s.signals) > s.signals.now_s, overdue=order_overdue(s.signals))
 
 
 def _check_alert_actions(events: list[Event], model: ChurnModel) -> None:

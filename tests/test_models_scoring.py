@@ -249,7 +249,7 @@ def test_silence_until_churn_then_back_is_reactivated() -> None:
         ("active", 80, 90, True, "none"),
         ("new", 20, 80, False, "onboard"),  # neither uses nor pays, early: help them to their first value
         ("new", 20, 20, True, "onboard"),  # bought once, not back: not paying either
-        ("new", 20, 80, True, "educate"),  # pays already: show them what they pay for
+        ("new", 20, 80, True, "onboard"),  # a new user who pays but does not use yet: onboarded (QA17 F6)
         ("new", 80, 20, False, "upsell"),  # found their value already: the money has to follow
         ("reactivated", 20, 20, False, "check_in"),  # onboarding is for the new only: they knew the product
         ("active", 20, 20, False, "check_in"),  # the "neither" corner past onboarding: ask why
@@ -280,7 +280,7 @@ def _reorderer(period: int, orders: int = 10) -> tuple[UserState, float]:
 def test_a_reorderer_on_schedule_uses_and_pays(period: int) -> None:
     # QA12 F7: a regular 42- or 56-day re-orderer got upsell ("does not pay") or educate ("does
     # not use") between two orders, never none; on schedule is "none" now
-    # (declining by their visits, the stage still asks for a check-in: models.actions rule 3)
+    # (declining by their visits, the stage still asks for a check-in: models.actions rule 4)
     st, last = _reorderer(period)
     told = []
     for after in (3, period // 2, period - 1):
@@ -293,12 +293,15 @@ def test_a_reorderer_on_schedule_uses_and_pays(period: int) -> None:
     assert told == ["educate"] * 3
 
 
-def test_an_overdue_reorderer_is_judged_by_the_quadrant_as_before() -> None:
+def test_an_overdue_reorderer_is_judged_by_the_quadrant_as_not_paying() -> None:
+    # QA17 F6: overdue, their payment (the order) is late: the quadrant judges them as a buyer who does
+    # not pay by the temperature, so a rarely browsing one is a check-in, never "educate"
     st, last = _reorderer(42)
     now = T0 + int((last + 50) * DAY_S)  # 8 days past their 42-day rhythm
     s = score(st, now, MODEL)
     assert order_due_s(s.signals) == 0
-    assert s.action == recommend(s.stage, s.health, s.temperature, True, MODEL)
+    assert s.action == recommend(s.stage, s.health, s.temperature, True, MODEL, overdue=True)
+    assert s.action != "educate" and recommend(s.stage, s.health, 80.0, True, MODEL, overdue=True) != "educate"
 
 
 def test_a_one_time_buyer_is_not_on_schedule() -> None:

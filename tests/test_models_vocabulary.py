@@ -172,10 +172,11 @@ def test_lifetime_reasons_say_the_exact_purchases_and_never_none_since_first_see
     assert _lifetime_recent(sig, 2, "purchase", True) == "fewer than 1 purchase a 4-week period lately (decayed 4-week count)"
     assert re.fullmatch(r"purchases: \d\.\d% of the user's recent activity \(decayed 4-week counts\)",
                         _lifetime_recent(sig, 2, "purchase", False))
-    # a steady mix: the estimate, said as one
-    ev = [Event("u", START_MS + d * DAY_MS + 3_600_000, "page_view", f"v{d}") for d in range(20)]
-    ev += [Event("u", START_MS + d * DAY_MS + 3_660_000, "add_to_cart", f"c{d}") for d in range(0, 20, 5)]
-    why = score(advance("u", None, ev, START_MS + 20 * DAY_MS, _SHOP).state, (START_MS + 20 * DAY_MS) // 1000, _SHOP).reasons
+    # a steady mix: the estimate, said as one (of a user past the typical tenure: a younger one's
+    # counts since first seen are not compared with the typical user's, QA17 F2)
+    ev = [Event("u", START_MS + d * DAY_MS + 3_600_000, "page_view", f"v{d}") for d in range(0, 50, 2)]
+    ev += [Event("u", START_MS + d * DAY_MS + 3_660_000, "add_to_cart", f"c{d}") for d in range(0, 50, 10)]
+    why = score(advance("u", None, ev, START_MS + 50 * DAY_MS, _SHOP).state, (START_MS + 50 * DAY_MS) // 1000, _SHOP).reasons
     assert any(re.fullmatch(r"only about \d add_to_cart events since first seen \(estimated from the recent mix\), "
                             r"against 6.2 for a typical user", r) for r in why), why
     assert "no purchases since first seen, against 3.7 for a typical user" in why, why
