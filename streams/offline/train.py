@@ -513,7 +513,9 @@ def alert_line(risk: np.ndarray, rows: np.ndarray, share: float, users: Sequence
     the month moves with their random days), so over months almost every user crosses it once.
     At share 0.1 of the rows, a seasonal music app's backtest alerted 96.9% of the users over 8
     months at precision 0.105, a coffee shop 76% of its never-churning regulars. Drawn over the
-    users' monthly peaks, the line sits higher: the share flagged in a month is the share asked.
+    users' monthly peaks, the line sits higher and flags the share asked of the weekly rows'
+    user-months; the stream, which re-scores at every event, flags more (docs/SCORES.md, "train's
+    alert line: a share of users in a month": 25% a month at 0.1 on the seasonal app, 48.7% before).
 
     ``rows`` (train passes its training rows that are ``alertable`` and not ``gone``,
     :class:`Snapshots`) are the rows an alert could go to and still be in time for:
