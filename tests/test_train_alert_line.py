@@ -1,5 +1,6 @@
 """``churnwatch train``'s alert line (QA10 F2): ``risk_enter``/``risk_exit`` are chosen, and judged,
-on the rows an at-risk alert could go to, not on every snapshot.
+on the rows an at-risk alert could go to, not on every snapshot; and (QA16 F2, QA17 F3) the share is
+of the users flagged in a month, not of the weekly rows.
 
 Before, the quantile ran over every training row, the lapsed (dormant, never alerted: the win-back
 list) and the already gone included; on QA's note-taking population the default share of 0.1 was
@@ -34,12 +35,45 @@ def test_alert_line_is_a_quantile_of_the_rows_an_alert_could_go_to_only() -> Non
     rng = np.random.default_rng(3)
     risk = rng.uniform(0.0, 0.6, size=200)
     rows = np.ones(200, dtype=bool)
-    alone = alert_line(risk, rows, 0.1)
+    users, dates = [f"u{i}" for i in range(300)], np.zeros(300, dtype=np.int64)  # one row per user-month
+    alone = alert_line(risk, rows, 0.1, users[:200], dates[:200])
     lapsed = np.concatenate([risk, rng.uniform(0.9, 1.0, size=100)])  # a third more rows, all high
-    with_lapsed = alert_line(lapsed, np.concatenate([rows, np.zeros(100, dtype=bool)]), 0.1)
+    with_lapsed = alert_line(lapsed, np.concatenate([rows, np.zeros(100, dtype=bool)]), 0.1, users, dates)
     assert alone is not None and with_lapsed == alone
     # counted in, they would have taken the whole share: the line the old rule drew
     assert np.quantile(lapsed, 0.9) > 0.9 > alone[0]
+
+
+def _month_peaks(risk: np.ndarray, users: list[str], dates: np.ndarray) -> np.ndarray:
+    """Each user's highest risk in each 30-day window from the first date (the test's own count)."""
+    first, peaks = int(dates.min()), {}
+    for r, u, d in zip(risk, users, dates):
+        key = (u, (int(d) - first) // (30 * DAY_MS))
+        peaks[key] = max(peaks.get(key, 0.0), float(r))
+    return np.array(list(peaks.values()))
+
+
+def test_alert_line_flags_its_share_of_users_in_a_month_not_of_weekly_rows() -> None:
+    """QA16 F2: users high one week in two (a steady user's week against the month moves with
+    their random days). A tenth of the rows is a line that flags a third or more of the users
+    every month; the line flags a tenth of the user-months, and its exit two tenths."""
+    rng = np.random.default_rng(11)
+    n, weeks = 300, 13
+    users = [f"u{i}" for i in range(n) for _ in range(weeks)]
+    dates = START_MS + np.tile(np.arange(weeks) * 7 * DAY_MS, n)
+    high = np.tile(np.arange(weeks) % 2 == 0, n)  # rows alternate above and below
+    risk = np.where(high, rng.uniform(0.3, 0.9, size=n * weeks), rng.uniform(0.02, 0.2, size=n * weeks))
+    line = alert_line(risk, np.ones(n * weeks, dtype=bool), 0.1, users, dates)
+    assert line is not None
+    enter, exit_ = line
+    peaks = _month_peaks(risk, users, dates)
+    assert peaks.size == n * 3  # 13 weekly dates: three 30-day windows
+    assert (peaks >= enter).mean() == pytest.approx(0.1, abs=0.005)
+    assert (peaks >= exit_).mean() == pytest.approx(0.2, abs=0.005)
+    by_rows = np.quantile(risk, 0.9)  # the line before: a tenth of the rows
+    assert (risk >= by_rows).mean() == pytest.approx(0.1, abs=0.005)
+    assert (peaks >= by_rows).mean() > 0.25  # ... a share of rows flagged far more users each month
+    assert enter > by_rows + 0.05
 
 
 def test_snapshots_record_whether_an_alert_could_open() -> None:
@@ -86,8 +120,9 @@ def _history(seed: int, n: int) -> tuple[list[Event], dict[str, int]]:
 
 def test_train_chooses_and_judges_its_alert_line_on_rows_an_alert_could_go_to() -> None:
     """Through ``train``: replaying the trained model as the stream runs it (models.engine.advance,
-    models.scoring.assess) at the as-of dates, the line is the 90% quantile of the risk over the
-    training users' rows whose stage is reachable, at least a day old, and not gone by the labels,
+    models.scoring.assess) at the as-of dates, the line is the 90% quantile of the users' monthly
+    peak risk (30-day windows) over the training users' rows whose stage is reachable, at least a
+    day old, and not gone by the labels,
     and the printed precision and recall are those of the held-out users' such rows."""
     events, labels = _history(5, 150)
     dates = [START_MS + d * DAY_MS for d in range(35, 120, 7)]
@@ -99,6 +134,8 @@ def test_train_chooses_and_judges_its_alert_line_on_rows_an_alert_could_go_to() 
     for ev in events:
         per_user.setdefault(ev.user_id, []).append(ev)
     rows = []  # (held out, could be alerted and not gone, gone, churns within the horizon, risk)
+    user_of: list[str] = []
+    date_of: list[int] = []
     for user, evs in sorted(per_user.items()):
         ts = [e.ts_ms for e in evs]
         state, pos = None, 0
@@ -118,12 +155,16 @@ def test_train_chooses_and_judges_its_alert_line_on_rows_an_alert_could_go_to() 
             # no repeat buyer waits for their next order)
             may = a.stage in REACHABLE and a.signals.age_days >= 1.0
             rows.append((_is_holdout(user, 0.2), may, gone, y, a.risk))
+            user_of.append(user)
+            date_of.append(date)
     held, may, gone, y, risk = (np.array(c) for c in zip(*rows))
     chosen = ~held & may & ~gone
     assert (~held & ~(may & ~gone)).sum() > 0  # the history has rows the old rule counted in
     assert np.quantile(risk[~held], 0.9) > np.quantile(risk[chosen], 0.9) + 0.05  # ... and they moved its line
-    assert model.risk_enter == pytest.approx(np.quantile(risk[chosen], 0.9), abs=1e-4)
-    assert model.risk_exit == pytest.approx(np.quantile(risk[chosen], 0.8), abs=1e-4)
+    peaks = _month_peaks(risk[chosen], list(np.array(user_of)[chosen]), np.array(date_of)[chosen])
+    assert model.risk_enter == pytest.approx(np.quantile(peaks, 0.9), abs=1e-4)  # a tenth of the user-months
+    assert model.risk_exit == pytest.approx(np.quantile(peaks, 0.8), abs=1e-4)
+    assert model.risk_enter > np.quantile(risk[chosen], 0.9)  # above a tenth of the rows: users move week to week
 
     alerts = report["alerts"]
     judged = held & may & ~gone
@@ -132,5 +173,8 @@ def test_train_chooses_and_judges_its_alert_line_on_rows_an_alert_could_go_to() 
     assert alerts["holdout_judged_rows"] == int(judged.sum())
     assert alerts["holdout_flagged_after_churn"] == int((held & may & gone & flagged).sum())
     assert alerts["holdout_base_rate"] == pytest.approx(y[judged].mean(), abs=1e-4)
+    held_peaks = _month_peaks(risk[judged], list(np.array(user_of)[judged]), np.array(date_of)[judged])
+    assert alerts["holdout_user_months"] == held_peaks.size
+    assert alerts["holdout_user_months_flagged"] == pytest.approx((held_peaks >= model.risk_enter).mean(), abs=1e-4)
     assert alerts["holdout_precision"] == pytest.approx(y[judged & flagged].mean(), abs=1e-4)
     assert alerts["holdout_recall"] == pytest.approx((judged & flagged & y).sum() / (judged & y).sum(), abs=1e-4)

@@ -71,9 +71,10 @@ def test_alert_report_per_user_and_the_warning_over_half_of_the_non_churners() -
     assert r["alerts_per_1000_user_months"] == round(1000 * 3 / (6 * 7 / 30), 1)
     a = {"share": 0.1, "risk_enter": 0.8, "risk_exit": 0.3, **{f"holdout_{k}": v for k, v in r.items()}}
     lines = alert_lines(a)
-    assert lines[1].startswith("per held-out user an alert could go to: 100.0% of 3 flagged at least once over 2 as-of dates "
+    assert lines[2].startswith("per held-out user an alert could go to: 100.0% of 3 flagged at least once over 2 as-of dates "
                                "(100.0% of the 2 who do not churn); about 2142.9 at-risk alerts per 1,000 user-months")
-    assert lines[2].startswith("WARNING: this alert line flags 100.0% of the held-out users who do not churn (more than half)")
+    assert lines[3].startswith("WARNING: this alert line flags 100.0% of the held-out users who do not churn at least once over 2 "
+                               "as-of dates (more than half; --alert-share is a share of users flagged in a month)")
     calm = alert_report(np.array([0.9, 0.1, 0.1, 0.1, 0.2, 0.95]), y, rows, np.zeros(6, dtype=bool), users, 0.8, dates, 0.3)
     assert calm["non_churners_flagged"] == 0.5
     assert not any(line.startswith("WARNING") for line in alert_lines({**a, **{f"holdout_{k}": v for k, v in calm.items()}}))

@@ -80,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the model version is <prefix>-<content hash> (default: trained)")
     parser.add_argument("--alert-share", dest="alert_share", type=float, default=0.1,
                         help="set risk_enter/risk_exit so about this share of the users an at-risk alert could go to (reachable, "
-                             "a day old, not already gone) is flagged (default 0.1; 0 keeps the base model's)")
+                             "a day old, not already gone) is flagged in a month (30 days of weekly rows; default 0.1; 0 keeps "
+                             "the base model's)")
 
 
 def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap, window_ms: int | None = None) -> list[Event]:
@@ -345,30 +346,38 @@ def left_line(n: int) -> str:
 
 def alert_lines(a: Mapping[str, object]) -> list[str]:
     """The alert line's report (streams.offline.train.alert_report, on held-out rows an at-risk
-    alert could go to: reachable users at least a day old), said to be per weekly row: a
-    flagged row is not an alert, which stays open over several rows and which ``backtest``
-    judges once (QA11 F2: a row precision of 0.43 against backtest's alert precision of 0.095
-    for the same model), and a WARNING when it flags none of
+    alert could go to: reachable users at least a day old): first what the line was drawn for,
+    the share of users flagged in a month (streams.offline.train.alert_line; QA16 F2: a share
+    of weekly rows alerted 96.9% of a population over 8 months) and that share on the held-out
+    user-months; then per weekly row: a flagged row is not an alert, which stays open over
+    several rows and which ``backtest`` judges once (QA11 F2: a row precision of 0.43 against
+    backtest's alert precision of 0.095 for the same model), and a WARNING when it flags none of
     their churners: QA10 F2's "precision 1.0" counted users already gone, whom the stream never
     alerts, and the model rolled out flagged 1 of 173 churners before they left.
 
     >>> a = {"share": 0.1, "risk_enter": 0.41, "risk_exit": 0.3, "holdout_rows": 600, "holdout_judged_rows": 500,
-    ...      "holdout_flagged": 0.1, "holdout_flagged_after_churn": 12, "holdout_precision": 0.5, "holdout_base_rate": 0.2,
-    ...      "holdout_recall": 0.25, "holdout_churners": 20, "holdout_churners_flagged": 9}
+    ...      "holdout_flagged": 0.04, "holdout_flagged_after_churn": 12, "holdout_precision": 0.5, "holdout_base_rate": 0.2,
+    ...      "holdout_recall": 0.25, "holdout_churners": 20, "holdout_churners_flagged": 9, "holdout_user_months": 240,
+    ...      "holdout_user_months_flagged": 0.0958}
     >>> print("\\n".join(alert_lines(a)))
-    at-risk alerts open at risk >= 0.41 and close at <= 0.3; judged per weekly row, not per alert, on held-out rows an alert could go to (reachable, a day old): 10.0% of 500 weekly rows of users still there flagged, row precision 0.5 (base rate 0.2), row recall 0.25 (9 of 20 churning users flagged at least once before leaving); 12 more rows flagged of users already gone (after churn). Not the alert precision: an alert stays open over several weekly rows and churnwatch backtest counts it once
-    >>> print("\\n".join(alert_lines({**a, "holdout_precision": 0.0, "holdout_recall": 0.0, "holdout_churners_flagged": 0})[1:]))
+    at-risk alerts open at risk >= 0.41 and close at <= 0.3, drawn so that 10% of the training users an alert could go to are flagged in a month (a 30-day window of as-of dates, flagged when a row is at or above the line): 9.6% of 240 held-out user-months flagged
+    judged per weekly row, not per alert, on held-out rows an alert could go to (reachable, a day old): 4.0% of 500 weekly rows of users still there flagged, row precision 0.5 (base rate 0.2), row recall 0.25 (9 of 20 churning users flagged at least once before leaving); 12 more rows flagged of users already gone (after churn). Not the alert precision: an alert stays open over several weekly rows and churnwatch backtest counts it once
+    >>> print("\\n".join(alert_lines({**a, "holdout_precision": 0.0, "holdout_recall": 0.0, "holdout_churners_flagged": 0})[2:]))
     WARNING: this alert line flags none of the 20 held-out churning users an alert could reach before they leave: the stream would raise no useful at-risk alert; retrain with a larger --alert-share (now 0.1)
     """
     flagged = a["holdout_flagged"]
     shown = "-" if flagged is None else f"{100 * float(flagged):.1f}%"  # type: ignore[arg-type]
-    lines = [f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}; judged per weekly row, not per "
-             f"alert, on held-out rows an alert could go to (reachable, a day old): {shown} of {a['holdout_judged_rows']:,} weekly "
-             f"rows of users still there flagged, row precision {_dash(a['holdout_precision'])} (base rate "
-             f"{_dash(a['holdout_base_rate'])}), row recall {_dash(a['holdout_recall'])} ({a['holdout_churners_flagged']} of "
-             f"{a['holdout_churners']} churning users flagged at least once before leaving); {a['holdout_flagged_after_churn']:,} "
-             f"more rows flagged of users already gone (after churn). Not the alert precision: an alert stays open over several "
-             f"weekly rows and churnwatch backtest counts it once"]
+    months = a.get("holdout_user_months_flagged")
+    held = "" if months is None else f": {100 * float(months):.1f}% of {a['holdout_user_months']:,} held-out user-months flagged"  # type: ignore[arg-type]
+    lines = [f"at-risk alerts open at risk >= {a['risk_enter']} and close at <= {a['risk_exit']}, drawn so that "
+             f"{100 * float(a['share']):g}% of the training users an alert could go to are flagged in a month (a 30-day "  # type: ignore[arg-type]
+             f"window of as-of dates, flagged when a row is at or above the line){held}",
+             f"judged per weekly row, not per alert, on held-out rows an alert could go to (reachable, a day old): {shown} of "
+             f"{a['holdout_judged_rows']:,} weekly rows of users still there flagged, row precision {_dash(a['holdout_precision'])} "
+             f"(base rate {_dash(a['holdout_base_rate'])}), row recall {_dash(a['holdout_recall'])} ({a['holdout_churners_flagged']} "
+             f"of {a['holdout_churners']} churning users flagged at least once before leaving); "
+             f"{a['holdout_flagged_after_churn']:,} more rows flagged of users already gone (after churn). Not the alert "
+             f"precision: an alert stays open over several weekly rows and churnwatch backtest counts it once"]
     if a.get("holdout_users"):
         lines.extend(_per_user_lines(a))
     if not a["holdout_churners"]:
@@ -391,7 +400,7 @@ def _per_user_lines(a: Mapping[str, object]) -> list[str]:
     ...      "share": 0.1}
     >>> print("\\n".join(_per_user_lines(a)))
     per held-out user an alert could go to: 62.0% of 300 flagged at least once over 12 as-of dates (55.0% of the 260 who do not churn); about 88.4 at-risk alerts per 1,000 user-months (240 counted on the rows every 7 days with the two thresholds only; the stream re-scores at every event and keeps a quiet period: churnwatch backtest --model counts its alerts)
-    WARNING: this alert line flags 55.0% of the held-out users who do not churn (more than half): most alerts would go to users who stay; retrain with a smaller --alert-share (now 0.1) and check with churnwatch backtest
+    WARNING: this alert line flags 55.0% of the held-out users who do not churn at least once over 12 as-of dates (more than half; --alert-share is a share of users flagged in a month): most alerts would go to users who stay; retrain with a smaller --alert-share (now 0.1) and check with churnwatch backtest
     """
     calm = a["holdout_non_churners_flagged"]
     lines = [f"per held-out user an alert could go to: {100 * float(a['holdout_users_flagged']):.1f}% of "  # type: ignore[arg-type]
@@ -402,9 +411,10 @@ def _per_user_lines(a: Mapping[str, object]) -> list[str]:
              f"({a['holdout_alerts']:,} counted on the rows every {float(a['holdout_step_days']):g} days with the two thresholds only; "  # type: ignore[arg-type]
              f"the stream re-scores at every event and keeps a quiet period: churnwatch backtest --model counts its alerts)"]
     if calm is not None and float(calm) > 0.5:  # type: ignore[arg-type]
-        lines.append(f"WARNING: this alert line flags {100 * float(calm):.1f}% of the held-out users who do not churn (more than "  # type: ignore[arg-type]
-                     f"half): most alerts would go to users who stay; retrain with a smaller --alert-share (now {a['share']}) "
-                     f"and check with churnwatch backtest")
+        lines.append(f"WARNING: this alert line flags {100 * float(calm):.1f}% of the held-out users who do not churn at least "  # type: ignore[arg-type]
+                     f"once over {a.get('holdout_dates', '?')} as-of dates (more than half; --alert-share is a share of users "
+                     f"flagged in a month): most alerts would go to users who stay; retrain with a smaller --alert-share (now "
+                     f"{a['share']}) and check with churnwatch backtest")
     return lines
 
 
