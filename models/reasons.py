@@ -798,6 +798,27 @@ def _too_young(key: str, sig: Signals, c: CompiledModel) -> bool:
     return sig.age_days < _COUNT_LIFE_DAYS.get(key, 0.0)
 
 
+#: :func:`_by_class`'s answers: no, yes, or the key's own line decides.
+_NO: Final[int] = 0
+_YES: Final[int] = 1
+_OWN_LINE: Final[int] = 2
+
+
+def _by_class(key: str, sig: Signals, model: "ChurnModel", c: CompiledModel) -> int:
+    """What both readings of a fact (:func:`_against`, :func:`_not_for`) answer before its own
+    line: no for the count of a user too young for it (:func:`_too_young`); for a compared or
+    per-type fact, yes when the model weighs it as it reads and it is not the share of a type of
+    use; no for a fact that grows with silence weighed < 0 (a free-sign fit); else its own line."""
+    if _too_young(key, sig, c):
+        return _NO
+    cls = _key_class(key)
+    if cls == _SLOT_KEY or cls == _COMPARED_KEY:
+        return _YES if _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c) else _NO
+    if cls == _SILENT_KEY and not _reads_as_it_weighs(key, model, c):
+        return _NO
+    return _OWN_LINE
+
+
 def _against(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the fact of ``key`` reads against the user clearly enough to be a reason. A
     compared or per-type fact when the model weighs it as it reads (:func:`_reads_as_it_weighs`:
@@ -807,13 +828,9 @@ def _against(key: str, sig: Signals, back: float, model: "ChurnModel", c: Compil
     (:func:`_too_young`)."""
     if c is None:
         c = model.compiled
-    if _too_young(key, sig, c):
-        return False
-    cls = _key_class(key)
-    if cls == _SLOT_KEY or cls == _COMPARED_KEY:
-        return _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c)
-    if cls == _SILENT_KEY and not _reads_as_it_weighs(key, model, c):  # a free-sign fit weighs it < 0
-        return False
+    shared = _by_class(key, sig, model, c)
+    if shared != _OWN_LINE:
+        return shared == _YES
     if key == "silence":
         return sig.visit_overdue >= 1.5
     if key == "purchase":
@@ -852,13 +869,9 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel", c: Compil
     use, nor the count of a user too young for it, :func:`_too_young`)."""
     if c is None:
         c = model.compiled
-    if _too_young(key, sig, c):
-        return False
-    cls = _key_class(key)
-    if cls == _SLOT_KEY or cls == _COMPARED_KEY:
-        return _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c)
-    if cls == _SILENT_KEY and not _reads_as_it_weighs(key, model, c):  # a free-sign fit weighs it < 0
-        return False
+    shared = _by_class(key, sig, model, c)
+    if shared != _OWN_LINE:
+        return shared == _YES
     if key == "silence":  # at least "1.2x": "no visit for 1.0x the usual interval" reads as normal (QA16 F6)
         return sig.visit_overdue >= _FALLBACK_RATIO
     if key == "purchase":

@@ -84,6 +84,12 @@ at-risk alerts and 3 / 4 scores lost the count reason, nothing in its place; sta
 the merged code, proved against newcust's own (``golden_masked retention NC MERGED 400``): every
 alert and score identical, the states that differ are giftret's churned customers alone (12 / 14 of
 500), in ``next_review_s`` only; the other merged changes move nothing the goldens see.
+
+2026-12-04 (retention default back to 180 days): ``customer_retention_days`` is 180 in the shipped
+default (400 with ``train --retention 400d``): kept, a one-time buyer of long ago reads as alive to
+BG/NBD and the CDNOW 39-week check fell 0.7726 -> 0.7666. The merged code's dump is now
+byte-identical to newcust's own (``cmp``): the expiry reviews are back at churn + 180 days, every
+other result as proved above.
 """
 
 from __future__ import annotations

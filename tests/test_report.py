@@ -13,6 +13,7 @@ from typing import Iterator
 import orjson
 import pytest
 
+from models.lifecycle import JUDGED
 from models.model import load_model
 from models.ranking import save_score
 from models.scoring import assess, score
@@ -107,10 +108,10 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
         savable = save_score(assess(st, max(now_ms, st.last_seen_s * 1000) // 1000, model))
         if st.at_risk_since_s and reachable:
             opened.append((-savable, user))
-        if reachable:
+        if s.stage in JUDGED:  # the save list's stages: not "reactivated" (QA16 F3)
             save.append((-savable, user))
-        else:
-            lapsed.append(((-s.temperature / 100.0, -st.revenue), user))
+        elif not reachable:  # by the temperature as shown, then spend (QA17 F12)
+            lapsed.append(((-round(s.temperature), -st.revenue), user))
     opened.sort()
     save.sort()
     lapsed.sort()

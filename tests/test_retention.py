@@ -2,8 +2,10 @@
 
 QA17 F1: annual gift buyers (an order in early December, the next in November) turned churned in
 the winter, were dropped 180 days later and came back "new": last year's spend gone, an at-risk
-alert the next day (224 of 224). A customer (a purchase on record) is now kept 400 days after the
-churn is reported; a user who never bought keeps 180.
+alert the next day (224 of 224). A customer (a purchase on record) is kept the model's
+``customer_retention_days`` after the churn is reported (``train --retention``; 180 by default, as
+a user who never bought: kept longer, a one-time buyer of long ago reads as alive to BG/NBD, the
+CDNOW check); a shop with yearly buyers sets 400 days.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from streams.offline.simulate import generate
 T0_S = 1_764_662_400  # 2025-12-02 08:00 UTC, a gift order
 WEEK_S = 7 * DAY_S
 MODEL = load_model()
+YEARLY = MODEL.with_(customer_retention_days=400.0)  # a shop with yearly buyers: train --retention 400d
 
 
 def _ev(day: float, kind: str, amount: float = 0.0, user: str = "g") -> Event:
@@ -56,7 +59,7 @@ def _gift_buyer(model: ChurnModel) -> tuple[UserState | None, list[str]]:
 
 
 def test_an_annual_buyer_back_after_a_year_is_reactivated_with_last_years_spend() -> None:
-    state, kinds = _gift_buyer(MODEL)
+    state, kinds = _gift_buyer(YEARLY)
     assert state is not None
     assert "stage:churned" in kinds, "the setup: a year's silence turns the buyer churned"
     assert STAGES[state.stage] == "reactivated"
@@ -65,37 +68,37 @@ def test_an_annual_buyer_back_after_a_year_is_reactivated_with_last_years_spend(
 
 
 def test_with_180_days_for_customers_the_same_buyer_came_back_new_without_its_spend() -> None:
-    """The behaviour QA17 F1 measured, kept reachable through the model file's field."""
-    state, kinds = _gift_buyer(MODEL.with_(customer_retention_days=180.0))
+    """The behaviour QA17 F1 measured, the shipped default's."""
+    state, kinds = _gift_buyer(MODEL)
     assert state is not None and STAGES[state.stage] == "new"
     assert state.first_seen_s == T0_S + 353 * DAY_S and state.n_purchases == 1 and state.revenue == pytest.approx(30.00)
 
 
 def test_a_buyer_silent_300_days_who_orders_again_is_reactivated() -> None:
     events = [_ev(0, "order", 12.0), _ev(20, "order", 14.0), _ev(320, "order", 16.0)]
-    state, _ = _weekly("b", None, events, T0_S + 321 * DAY_S, MODEL, T0_S - DAY_S)
+    state, _ = _weekly("b", None, events, T0_S + 321 * DAY_S, YEARLY, T0_S - DAY_S)
     assert state is not None and STAGES[state.stage] == "reactivated"
     assert state.n_purchases == 3 and state.revenue == pytest.approx(42.0)
 
 
-def test_a_user_who_never_bought_is_dropped_180_days_after_churn_a_buyer_400() -> None:
+def test_a_user_who_never_bought_is_dropped_180_days_after_churn_a_buyer_at_the_customers_retention() -> None:
     """A churned user's one review left is at its expiry; there the state goes (``expire``)."""
-    for kind, days in (("view", 180.0), ("order", 400.0)):
-        out = advance("u", None, [_ev(0, kind, 5.0 if kind == "order" else 0.0)], (T0_S + 100 * DAY_S) * 1000, MODEL)
+    for model, kind, days in ((YEARLY, "view", 180.0), (YEARLY, "order", 400.0), (MODEL, "order", 180.0)):
+        out = advance("u", None, [_ev(0, kind, 5.0 if kind == "order" else 0.0)], (T0_S + 100 * DAY_S) * 1000, model)
         st = out.state
-        assert STAGES[st.stage] == "churned" and kept_days(st, MODEL.compiled) == days
+        assert STAGES[st.stage] == "churned" and kept_days(st, model.compiled) == days
         expiry_s = st.stage_since_s + int(days * DAY_S)
         assert st.next_review_s == expiry_s, "reviewed once more, at its expiry"
-        assert not advance("u", st.copy(), (), (expiry_s - 60) * 1000, MODEL).expire
-        assert advance("u", st.copy(), (), expiry_s * 1000, MODEL).expire
+        assert not advance("u", st.copy(), (), (expiry_s - 60) * 1000, model).expire
+        assert advance("u", st.copy(), (), expiry_s * 1000, model).expire
 
 
 def test_the_model_file_records_customer_retention_and_an_older_file_gets_the_default(tmp_path: Path) -> None:
     shipped = json.loads(DEFAULT_MODEL_PATH.read_text(encoding="utf-8"))
-    assert (shipped["retention_days"], shipped["customer_retention_days"]) == (180.0, 400.0)
+    assert (shipped["retention_days"], shipped["customer_retention_days"]) == (180.0, 180.0)
     older = {k: v for k, v in shipped.items() if k != "customer_retention_days"}  # a file from before the field
     model = ChurnModel.from_json(json.dumps(older))
-    assert model.customer_retention_days == 400.0 and model.compiled.customer_retention_days == 400.0
+    assert model.customer_retention_days == 180.0 and model.compiled.customer_retention_days == 180.0
     longer = ChurnModel.from_json(json.dumps({**older, "retention_days": 500.0}))  # QA17's hand edit, kept as it was
     assert longer.compiled.customer_retention_days == 500.0, "a customer is never kept less than a user who never bought"
     with pytest.raises(ValueError, match="customer_retention_days must be > 0 days"):

@@ -10,6 +10,7 @@ import redis as redis_lib
 
 from models.engine import Alert
 from models.scoring import Scores
+from models.lifecycle import JUDGED
 from models.state import STAGES, UserState
 from streams.worker import store as store_mod
 from streams.worker.keys import Keys, due_member, locate
@@ -312,7 +313,8 @@ def test_the_at_risk_gauge_counts_lapsed_users_with_an_open_alert_and_says_so() 
     counted: dict[str, float] = {}
     for stage in STAGES:
         stats_delta(None, _state(T0, stage=stage, at_risk=True), [], counted)
-    assert counted["at_risk"] == len(STAGES) and counted["reachable"] == len(STAGES) - 2  # dormant, churned: lapsed
+    # the save list's stages (models.lifecycle.JUDGED): not dormant or churned (lapsed), nor reactivated (QA16 F3)
+    assert counted["at_risk"] == len(STAGES) and counted["reachable"] == len(JUDGED) == len(STAGES) - 3
     assert "lapsed users (dormant, churned) included" in USERS_AT_RISK._documentation
 
 

@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retention", default=None, metavar="DURATION",
                         help="how long a churned customer (a purchase on record) is kept after the churn is reported, such as "
                              "400d; one who comes back later is a new user, their history gone: choose more than your longest "
-                             "buying cycle (default: the base model's, 400d; users who never bought keep its 180d, or DURATION "
-                             "if shorter)")
+                             "buying cycle, 400d for yearly buyers (default: the base model's, 180d for everyone; users who never "
+                             "bought keep its retention_days, or DURATION if shorter)")
     parser.add_argument("--as-of", dest="as_of", default=None, metavar="DATES",
                         help="snapshot dates: ISO dates separated by commas, or START/END/STEP (default: weekly)")
     parser.add_argument("--base-model", dest="base_model", metavar="FILE",
