@@ -769,13 +769,12 @@ def _gap_ratio(sig: Signals) -> float:
     return sig.recent_gap_days / sig.visit_gap_days if sig.visit_gap_days > 0.0 else 1.0
 
 
-#: The recent-count facts compared with the typical user (or the population's quantiles), by the
-#: mean life of their decayed counter (models.state: 7, 28, 90 days); the per-type ``inactive:``
-#: counts are 4-week ones too.
-_COUNT_LIFE_DAYS: Final[dict[str, float]] = {"low_7d": 7.0, "low": 28.0, "low_90d": 90.0}
-#: The facts counted since first seen and compared with the typical user's (``lifetime:`` per
-#: type too): the typical user has had the typical tenure to gather them.
-_SINCE_FIRST_SEEN: Final[frozenset[str]] = frozenset(("active_days", "buyer", "purchases", "revenue"))
+#: The least age (days) at which a fixed count fact is compared with the typical user's: the mean
+#: life of its decayed counter for a recent count (models.state: 7, 28, 90 days; the per-type
+#: ``inactive:`` counts are 4-week ones too), -1 for a count since first seen (``lifetime:`` per type
+#: too): the typical user has had the typical tenure to gather it. One lookup a key.
+_YOUNG_UNTIL: Final[dict[str, float]] = {"low_7d": 7.0, "low": 28.0, "low_90d": 90.0,
+                                         "active_days": -1.0, "buyer": -1.0, "purchases": -1.0, "revenue": -1.0}
 
 
 def _too_young(key: str, sig: Signals, c: CompiledModel) -> bool:
@@ -789,13 +788,18 @@ def _too_young(key: str, sig: Signals, c: CompiledModel) -> bool:
     ("active on a single day so far: churn is likeliest early on"). Why (QA17 F2): 651 at-risk
     alerts on new customers of a shop compared a day-old customer's 4-week count with a typical
     customer's."""
-    if _is_slot(key):
+    return _young(key, _key_class(key), sig, c)
+
+
+def _young(key: str, cls: int, sig: Signals, c: CompiledModel) -> bool:
+    """:func:`_too_young` of a key whose class (:func:`_key_class`) the caller has already."""
+    age = sig.age_days
+    if cls == _SLOT_KEY:
         if key.startswith(_PREFIXES[0]):
-            return sig.age_days < 28.0
-        return key.startswith(_PREFIXES[2]) and sig.age_days < c.typical_tenure_days
-    if key in _SINCE_FIRST_SEEN:
-        return sig.age_days < c.typical_tenure_days
-    return sig.age_days < _COUNT_LIFE_DAYS.get(key, 0.0)
+            return age < 28.0
+        return key.startswith(_PREFIXES[2]) and age < c.typical_tenure_days
+    until = _YOUNG_UNTIL.get(key, 0.0)
+    return age < (c.typical_tenure_days if until < 0.0 else until)
 
 
 #: :func:`_by_class`'s answers: no, yes, or the key's own line decides.
@@ -809,9 +813,9 @@ def _by_class(key: str, sig: Signals, model: "ChurnModel", c: CompiledModel) -> 
     line: no for the count of a user too young for it (:func:`_too_young`); for a compared or
     per-type fact, yes when the model weighs it as it reads and it is not the share of a type of
     use; no for a fact that grows with silence weighed < 0 (a free-sign fit); else its own line."""
-    if _too_young(key, sig, c):
-        return _NO
     cls = _key_class(key)
+    if _young(key, cls, sig, c):
+        return _NO
     if cls == _SLOT_KEY or cls == _COMPARED_KEY:
         return _YES if _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c) else _NO
     if cls == _SILENT_KEY and not _reads_as_it_weighs(key, model, c):
