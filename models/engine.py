@@ -746,11 +746,14 @@ def _crossing(look: SilentRisk, enter: float, lo: int, r_lo: float, hi: int, r_h
 def kept_days(st: UserState, c: CompiledModel) -> float:
     """How many days after its churn was reported a churned user's state is kept, then dropped
     (a user back after that is first seen again: a new user, their history gone). A customer (a
-    purchase on record) is kept ``customer_retention_days``, others ``retention_days``: QA17 F1's
-    annual gift buyers (an order each December, the next in November) were dropped 180 days after
-    turning churned, came back "new" with last year's spend gone and got a day-one at-risk alert
-    (224 of 224); at 400 days they came back "reactivated". A user who never bought is cheaper to
-    forget (a state of ~300 bytes of Redis each: docs/SCALING.md)."""
+    purchase on record) is kept ``customer_retention_days``, others ``retention_days``; both are
+    180 days by default (models.model). QA17 F1's annual gift buyers (an order each December, the
+    next in November) were dropped 180 days after turning churned, came back "new" with last
+    year's spend gone and got a day-one at-risk alert (224 of 224); a shop with yearly buyers
+    keeps its customers past a year (``train --retention 400d``), so they come back
+    "reactivated". Not 400 by default: kept, a one-time buyer of long ago ranks above customers
+    silent for less (models.model). A user who never bought is cheaper to forget (a state of ~300
+    bytes of Redis each: docs/SCALING.md)."""
     return c.customer_retention_days if st.n_purchases else c.retention_days
 
 

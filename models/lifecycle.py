@@ -8,8 +8,9 @@ active days, models.signals.visit_gap_days):
 2. **dormant** - silence >= max(dormant_days, dormant_factor x lapse gap). The lapse gap is
    ``gap``, or for a repeat buyer with a re-order rhythm the longer of it and their usual interval
    between orders (:func:`lapse_gap_days`, QA12 F2).
-3. **reactivated** - the previous stage was churned and the user is back (rules 1-2 no longer
-   hold), and for ``new_days`` after that return. A return is a win-back signal.
+3. **reactivated** - the previous stage was dormant or churned (lapsed: the win-back list) and the
+   user is back (rules 1-2 no longer hold), and for ``new_days`` after that return. A return is a
+   win-back signal.
 4. **new** - first seen less than ``new_days`` ago; and, for a user active on a single (UTC) day
    so far, after that too until the overdue test of rule 5 holds.
 5. **declining** - silence >= overdue_factor x gap ("overdue"), or, for users who are active
@@ -26,6 +27,16 @@ fell through to "active" for a few minutes to days and got a ``new -> active`` a
 to say, then ``active -> declining``. Now only a second active day or the overdue test ends "new":
 a one-day user who never returns goes ``new -> declining``; one who is already overdue at
 ``new_days`` goes there then, as before.
+
+Why a return from dormant too (2026-12-05; QA16 F3's leftover, docs/SCORES.md "Just back"): before,
+only a return from churned was "reactivated". A daily user silent 25 or 35 days (dormant, not
+churned) came back "declining": rule 5's rate test compares the 7-day count, which holds the
+return, with a 4-week count that still holds the activity from before the break, so the day the
+user came back read as a fall: a ``dormant -> declining`` alert on it, the save list, risk 0.28 /
+0.32 with the shipped default (0.73 / 0.82 with a trained model), "active" a day or two later.
+The same misreading the stage exists for (models.lifecycle JUDGED), and the win-back the return
+answers was made from the dormant stage as well (LAPSED; the simulator's returners, "dormant or
+churned for a while", are expected to report ``reactivated``: streams.offline.simulate).
 
 Why personal thresholds: a monthly buyer silent for three weeks is on schedule; a daily user
 silent for three weeks is gone. The fixed days are floors so that daily users are not called
@@ -58,7 +69,7 @@ TREND_MAX_GAP_DAYS: Final[float] = 3.5
 REACHABLE: Final[frozenset[str]] = frozenset(("new", "active", "declining", "reactivated"))
 LAPSED: Final[frozenset[str]] = frozenset(("dormant", "churned"))
 #: Reachable users whose risk is acted on: every reachable stage but "reactivated", the first
-#: ``new_days`` back from churned (rule 3). An at-risk alert opens only in these stages
+#: ``new_days`` back from dormant or churned (rule 3). An at-risk alert opens only in these stages
 #: (models.engine) and the save list ranks only them (models.ranking): just back, the risk's
 #: decline features compare a 7-day count that holds the return with a 4-week and a 90-day
 #: baseline that still hold the activity from before the break, and the gap trend holds the
@@ -72,6 +83,7 @@ JUDGED: Final[frozenset[str]] = REACHABLE - {"reactivated"}
 #: getting worse or is gone, which a recovery would contradict (QA 2026-12).
 RECOVERABLE: Final[frozenset[str]] = frozenset(("new", "active", "reactivated"))
 _CHURNED: Final[int] = STAGES.index("churned")
+_DORMANT: Final[int] = STAGES.index("dormant")
 _REACTIVATED: Final[int] = STAGES.index("reactivated")
 _DECLINING: Final[int] = STAGES.index("declining")
 _INV_DAY: Final[float] = 1.0 / DAY_S
@@ -141,7 +153,7 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
     if silence >= _dormant_after(lapse, c):
         return "dormant"
     since = st.stage_since_s
-    if since and st.stage == _CHURNED:
+    if since and (st.stage == _CHURNED or st.stage == _DORMANT):  # back from a lapse (rule 3)
         return "reactivated"
     if since and st.stage == _REACTIVATED and sig.now_s - since < c.new_days * DAY_S:
         return "reactivated"

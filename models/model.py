@@ -56,7 +56,8 @@ class ChurnModel:
     risk_exit: float = 0.4
     # Lifecycle thresholds (models.lifecycle). Silence thresholds are personal: a user is dormant
     # after max(dormant_days, dormant_factor x their usual interval between active days), churned
-    # after max(churned_days, churned_factor x that interval); "new" and "reactivated" last new_days.
+    # after max(churned_days, churned_factor x that interval); "new" and "reactivated" (back from dormant
+    # or churned) last new_days.
     new_days: float = 14.0
     dormant_days: float = 21.0
     churned_days: float = 45.0

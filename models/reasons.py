@@ -73,8 +73,10 @@ the factors of the leave part are no reason for risk (their contributions count 
 recovered alert then says so first ("paid through 2021-05-02: no renewal due within 30 days"),
 then the facts in the user's favour as with the exit open.
 When the exit is open because a known renewal falls within the horizon, an at-risk alert (and
-the live scores) say so after the reasons of the risk, always among those shown: "renewal due in
-12 days (paid through 2020-05-02)" (context: when the user can leave, not why; QA pass 14 F4);
+the live scores) say so after the reasons of the risk, always among those shown, where it is news
+for the call (:func:`_renewal_news`: within a week, or any time on a plan longer than 45 days;
+not the monthly plan's renewal 23 days away, QA17 F13): "renewal due in 5 days (paid through
+2020-05-02)" (context: when the user can leave, not why; QA pass 14 F4);
 past the end with no renewal stated, first: "paid period ended 3 days ago (2020-05-02), no
 renewal stated".
 
@@ -100,7 +102,7 @@ from models.health import percentile
 from models.lifecycle import declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import Signals, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
-from models.state import DAY_S, UserState
+from models.state import DAY_S, LONG_PERIOD, UserState
 from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
 from models.vocabulary import NEGATIVE, PURCHASE
@@ -108,7 +110,7 @@ from models.vocabulary import NEGATIVE, PURCHASE
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["IMPROVED", "MAX_REASONS", "MIN_LIFT", "NEUTRAL", "Purpose", "explain", "feature_key", "reasons", "reference"]
+__all__ = ["IMPROVED", "MAX_REASONS", "MIN_LIFT", "NEUTRAL", "Purpose", "RENEWAL_NEWS_DAYS", "explain", "feature_key", "reasons", "reference"]
 
 MAX_REASONS: Final[int] = 3
 Purpose = Literal["scores", "at_risk", "recovered", "declining"]
@@ -185,6 +187,8 @@ _NEGATIVE_MIN_LIFT: Final[float] = 0.25
 assert _NEGATIVE_MIN_LIFT >= MIN_LIFT  # (explain tests the lower line first)
 _FIRST: Final[float] = 1e9  # cancellation: always the first reason
 _RENEWAL: Final[float] = 5e8  # a paid period ended, no renewal stated: first after a cancellation
+#: A renewal this many calendar days away or fewer is told on any plan (:func:`_renewal_news`)
+RENEWAL_NEWS_DAYS: Final[int] = 7
 _CONTEXT: Final[float] = -5e8  # a renewal due: after every risk reason, before the stage context (_renewal_shown)
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
 _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
@@ -1070,6 +1074,21 @@ def _paid_through(period_end_s: int) -> str:
     return datetime.fromtimestamp(period_end_s - 1, tz=timezone.utc).date().isoformat()
 
 
+def _renewal_news(st: UserState, sig: Signals) -> bool:
+    """Whether a known period end within the horizon is news for the call, so a reason: a period
+    that ended unrenewed, a renewal within :data:`RENEWAL_NEWS_DAYS` (a week: a quarter of a
+    monthly period, time for a save call before the card is charged), or any renewal of a period
+    stated longer than models.state.LONG_PERIOD_S (an annual or quarterly plan, whose exit opens
+    only for the horizon's last weeks: "renewal due in 29 days" says why the alert comes now).
+    Why (QA17 F13): on a monthly plan a renewal is always within the 30-day horizon, and 822
+    at-risk alerts of a shop's subscribers said "renewal due in 23 days (paid through
+    2026-02-07)", which told the CRM nothing. The state keeps the period's end, not its length,
+    so the length is one bit (models.state.LONG_PERIOD), not a share of the period."""
+    if sig.period_end_s <= sig.now_s or st.flags & LONG_PERIOD:
+        return True
+    return calendar_days(sig.period_end_s * 1000 - 1, sig.now_s * 1000) <= RENEWAL_NEWS_DAYS
+
+
 def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:
     """The exit opportunity in words: a renewal due (``against``), or paid beyond the horizon."""
     end = sig.period_end_s
@@ -1180,7 +1199,8 @@ def explain(
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))
         if not st.n_events:  # a cancellation alone (models.state.tracked): no use of the product to
             return _shown(found, 1.0, st, sig, values, temperature, model, True, c)  # tell ("active on a single day", "0 kinds")
-    if open_ and sig.period_end_s > 0:  # a known renewal within the horizon (or past): the exit is open
+    renewal = open_ and sig.period_end_s > 0 and _renewal_news(st, sig)  # a known renewal within the horizon (or past)
+    if renewal:
         due = sig.period_end_s > sig.now_s  # a renewal to come is context; a period ended unrenewed, news
         found.append((_CONTEXT if due else _RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
     for key, lift in zip(keys, lifts):
@@ -1188,7 +1208,7 @@ def explain(
         # past the lower line (_NEGATIVE_MIN_LIFT is the higher): a string compare per key saved
         if lift >= MIN_LIFT and (lift >= _NEGATIVE_MIN_LIFT or key != "negative") and _against(key, sig, back, model, c):
             found.append((lift, key, "", "type_decline" if key == "decline" else key))
-    if len(found) == (1 if open_ and sig.period_end_s > 0 else 0):  # a renewal due is no behavioural reason
+    if len(found) == (1 if renewal else 0):  # a renewal due is no behavioural reason
         # Nothing crossed its line, yet risk must say why: the factor that adds most, among
         # those whose fact does not read in the user's favour (the tenure hazard, a silence a
         # little past the rhythm, ...), never a neutral or reassuring fact; failing that, for an
@@ -1213,7 +1233,10 @@ def explain(
         # at-risk alert of a buyer with a rhythm opens late (models.engine.alert_may_open); not
         # where a free-sign fit weighs the re-order overdue < 0 (:func:`_reads_as_it_weighs`)
         found[:] = [item for item in found if item[1] != "purchase"]
-        found.insert(1 if found and found[0][1] == "cancelled" else 0, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
+        at = 0  # after a cancellation and a paid period ended unrenewed: facts of leaving (_renewal_shown)
+        while at < len(found) and found[at][0] >= _RENEWAL:
+            at += 1
+        found.insert(at, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
     _renewal_shown(found)
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
 

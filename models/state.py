@@ -40,7 +40,8 @@ to the later of the known end and the stated one, so a late renewal statement ca
 back (``_state_period_end``); ``cancelled``, ``past_due``, ``trial`` and a free plan (MRR 0) set it to unknown.
 
 Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_MEMBER` (2),
-:data:`VISIT_CONTINUED` (4) and :data:`STAGE_HELD` (8)) keep what the counters cannot say:
+:data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8) and :data:`LONG_PERIOD` (16)) keep what the counters
+cannot say:
 
 - :data:`PAYS_SUBSCRIPTION`: the user's latest ``subscription`` statement pays (``active`` or
   ``past_due`` with an MRR above 0; :func:`_state_period_end`), and :data:`ACCOUNT_MEMBER`: the
@@ -57,6 +58,12 @@ Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_ME
   ``stage_changed`` alert waits until the user has been declining for models.engine's
   STAGE_HOLD_DAYS (2), and goes unsent if they are back to active first (QA10 F14). Set only
   while the stage is declining, for at most that long.
+- :data:`LONG_PERIOD`: the paid period whose end ``period_end_day`` keeps was stated longer than
+  :data:`LONG_PERIOD_S` (45 days) past its statement (an annual or quarterly plan): a renewal
+  within the horizon is then news for a call ("renewal due in 29 days" says why an annual
+  subscriber's alert comes now), where on a monthly plan it is always true (models.reasons,
+  QA17 F13). Set or cleared by the ``active`` statement whose end is kept, cleared with the end;
+  such a user pays (:data:`PAYS_SUBSCRIPTION`), so the bit adds no byte.
 
 The flags are one more byte, written only when a flag is set: format 6 (format 5 + a uint8, the
 period end 0 when unknown: 96 bytes + 8 per slot), so a record without flags is format 4 or 5
@@ -93,6 +100,8 @@ __all__ = [
     "DAY_S",
     "DECAY_DAYS",
     "GAP_EWMA_ALPHA",
+    "LONG_PERIOD",
+    "LONG_PERIOD_S",
     "MAX_PERIOD_END_DAY",
     "PAYS_SUBSCRIPTION",
     "SESSION_S",
@@ -150,6 +159,13 @@ SESSION_S: Final[int] = 30 * 60
 #: STAGE_HOLD_DAYS, and goes unsent if they are back first (QA10 F14). Set only while the stage is
 #: declining, and for at most that long, so a record carries it (format 6) only then.
 STAGE_HELD: Final[int] = 8
+#: ``UserState.flags``: the paid period whose end ``period_end_day`` keeps was stated longer than
+#: :data:`LONG_PERIOD_S` past its statement (an annual or quarterly plan, not a monthly one):
+#: models.reasons tells a renewal within the horizon only then, or within a week (QA17 F13).
+LONG_PERIOD: Final[int] = 16
+#: A period longer than this past its statement is "long" (:data:`LONG_PERIOD`): a month's 28-31
+#: days and a statement sent up to two weeks before its period starts stay below; two months do not.
+LONG_PERIOD_S: Final[int] = 45 * 86_400
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)
@@ -290,7 +306,7 @@ class UserState:
     # The end of the period paid for (the latest subscription statement's period_end), as the day
     # number since the epoch rounded up; 0 = unknown (models.risk: the exit-opportunity gate).
     period_end_day: int = 0
-    # PAYS_SUBSCRIPTION | ACCOUNT_MEMBER | VISIT_CONTINUED | STAGE_HELD (module docstring): what the
+    # PAYS_SUBSCRIPTION | ACCOUNT_MEMBER | VISIT_CONTINUED | STAGE_HELD | LONG_PERIOD (module docstring): what the
     # recommended action reads of billing; the latest visit went on past midnight (_count_visit_day);
     # a change to declining not told yet (models.engine)
     flags: int = 0
@@ -953,7 +969,8 @@ def _state_period_end(state: UserState, event: Event) -> None:
     (a failed payment is still a customer under contract: the account's action is to fix the
     payment, not to sell), cleared by any other (cancelled, trial, a free plan). The last one
     applied wins: a statement applied late after a newer one says the older status until the
-    next statement (the same window of at most ``allowed_lateness`` as the period end's)."""
+    next statement (the same window of at most ``allowed_lateness`` as the period end's).
+    :data:`LONG_PERIOD`: of the statement whose end is kept (the later end), so it follows the end."""
     sub = event.subscription
     if sub is None:
         return
@@ -963,8 +980,13 @@ def _state_period_end(state: UserState, event: Event) -> None:
         state.flags &= ~PAYS_SUBSCRIPTION
     if sub.status != "active" or sub.mrr_cents <= 0:  # a free plan pays no period (QA16 F5)
         state.period_end_day = 0
-    elif sub.period_end_ms > 0:
-        state.period_end_day = max(state.period_end_day, period_end_day(sub.period_end_ms))
+        state.flags &= ~LONG_PERIOD
+    elif sub.period_end_ms > 0 and (day := period_end_day(sub.period_end_ms)) >= state.period_end_day:
+        state.period_end_day = day  # the later end, and its period's length
+        if sub.period_end_ms - event.ts_ms > LONG_PERIOD_S * 1000:
+            state.flags |= LONG_PERIOD
+        else:
+            state.flags &= ~LONG_PERIOD
 
 
 def _count_purchase_day(state: UserState, ts: int) -> None:

@@ -18,6 +18,17 @@ checks that none of the targeted alerts is left::
 
     python3 -m tests.golden_masked users /tmp/old.json /tmp/new.json recovered declining,dormant,churned
 
+A stage written ``a>b`` takes the ``kind`` alerts from stage ``a`` to ``b`` (2026-12-05: a return
+from dormant is "reactivated", no longer "declining", "active" or "new")::
+
+    python3 -m tests.golden_masked users /tmp/old.json /tmp/new.json stage_changed 'dormant>declining,dormant>active,dormant>new'
+
+``returns`` is that, allowing another user's score rows scored before their stored dormant state's
+last review to say "reactivated" (the dump scores final states at fixed past times; run it with
+the venv: it reads the states)::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked returns /tmp/old.json /tmp/new.json
+
 A change to the lifecycle that removes a stage users passed through (QA pass 4: one-day users went
 ``new -> active -> declining`` within minutes) is proved on those passes: ``passes`` takes the users
 whose old stage changes include ``a -> b`` directly followed by ``b -> c``, checks that each such pair
@@ -134,7 +145,7 @@ import sys
 from typing import Any, Iterator
 
 __all__ = ["actions", "cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes", "reorder",
-           "retention", "reworded", "users"]
+           "retention", "returns", "reworded", "users"]
 
 
 def dump(path: str) -> None:
@@ -228,23 +239,28 @@ def by_user(rows: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...]) -> bool:
+def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...], scores_may=None) -> bool:  # type: ignore[no-untyped-def]
     """True when only the users with an old ``kind`` alert in one of ``stages`` changed, and no such
-    alert is left (printing what moved for them)."""
+    alert is left (printing what moved for them). ``scores_may(user, old run, new run, old score
+    rows, new score rows)``: whether another user whose alerts are identical may differ in scores
+    (:func:`returns`)."""
     old, new = _dumps(old_path, new_path)
     ok = True
 
-    def hit(row: str) -> bool:
+    def hit(row: str) -> bool:  # a stage "a>b": a change from a to b (previous_stage a)
         d = json.loads(row)
-        return d["kind"] == kind and d["stage"] in stages
+        return d["kind"] == kind and any(d["stage"] == s if ">" not in s else f"{d.get('previous_stage')}>{d['stage']}" == s
+                                         for s in stages)
 
     for key in old:
         o, n = old[key], new[key]
         oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
         everyone = set(o["states"]) | set(n["states"])
         targeted = {u for u, rows in oa.items() if any(hit(r) for r in rows)}
-        others = [u for u in everyone - targeted
+        differ = [u for u in everyone - targeted
                   if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
+        allowed = [u for u in differ if scores_may and oa.get(u) == na.get(u) and scores_may(u, o, n, os_.get(u, []), ns.get(u, []))]
+        others = [u for u in differ if u not in allowed]
         left = sum(hit(r) for rows in na.values() for r in rows)
         ok &= not others and not left
         moved: collections.Counter[str] = collections.Counter()
@@ -258,10 +274,34 @@ def users(old_path: str, new_path: str, kind: str, stages: tuple[str, ...]) -> b
                    for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
         print(f"{key}: {len(everyone)} users, {len(targeted)} with a {kind} alert in {'/'.join(stages)} "
               f"({sum(hit(r) for rows in oa.values() for r in rows)} such alerts before, {left} after); "
-              f"every other user identical (alerts, scores, state): {not others} ({len(others)} differ); "
+              f"every other user identical (alerts, scores, state): {not others} ({len(others)} differ"
+              f"{f', {len(allowed)} more in scores only as allowed' if allowed else ''}); "
               f"alerts {len(o['alerts'])} -> {len(n['alerts'])}; targeted users changed: {changed}; "
               f"moved: {', '.join(f'{k} {v}' for k, v in sorted(moved.items()))}")
     return ok
+
+
+def returns(old_path: str, new_path: str) -> bool:
+    """A return from dormant made "reactivated" (models.lifecycle rule 3, 2026-12-05): ``users``
+    on the ``dormant>declining/active/new`` stage changes, except that a user it does not target
+    may differ in score rows scored at an as-of time before their final state's last review whose
+    stored stage is dormant (the dump scores final states at fixed past times, where the silence is
+    shorter than the stored stage's: the stage is now found "reactivated", as for a stored churned
+    state), in their stage, reasons, action and segment only; alerts and states identical."""
+    from models.state import STAGES, UserState
+
+    def scored_before(u: str, o: dict[str, Any], n: dict[str, Any], os_: list[str], ns: list[str]) -> bool:
+        st = UserState.from_bytes(bytes.fromhex(o["states"][u]))
+        if o["states"][u] != n["states"].get(u) or len(os_) != len(ns) or STAGES[st.stage] != "dormant":
+            return False
+        for x, y in zip(os_, ns):
+            dx, dy = json.loads(x), json.loads(y)
+            if x != y and not (dx["t"] // 1000 < st.last_review_s and dy["stage"] == "reactivated"
+                               and {f for f in dx if dx[f] != dy.get(f)} <= {"stage", "reasons", "action", "segment"}):
+                return False
+        return True
+
+    return users(old_path, new_path, "stage_changed", ("dormant>declining", "dormant>active", "dormant>new"), scored_before)
 
 
 def _stage_passes(rows: list[str], a: str, b: str, c: str) -> list[tuple[str, str]]:
@@ -806,6 +846,8 @@ if __name__ == "__main__":
         dump(sys.argv[2])
     elif sys.argv[1:2] == ["users"] and len(sys.argv) == 6:
         sys.exit(0 if users(sys.argv[2], sys.argv[3], sys.argv[4], tuple(sys.argv[5].split(","))) else 1)
+    elif sys.argv[1:2] == ["returns"] and len(sys.argv) == 4:
+        sys.exit(0 if returns(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["passes"] and len(sys.argv) == 5 and len(sys.argv[4].split(",")) == 3:
         sys.exit(0 if passes(sys.argv[2], sys.argv[3], *sys.argv[4].split(",")) else 1)
     elif sys.argv[1:2] == ["changes"] and len(sys.argv) >= 7 and len(sys.argv[5].split(",")) == 2:

@@ -332,3 +332,38 @@ def test_train_reports_tracked_and_left_out_types_role_names_and_a_fit_that_did_
     said = [line for line in lines if line.startswith("fit ")]
     assert said == [line for line in said if "visit_mbgnbd did not converge" in line] and len(said) == 1, lines
     assert "(training.fits.visit_mbgnbd.converged: false)" in said[0]
+
+
+def test_train_warns_in_one_line_of_a_tracked_type_users_do_once_and_says_how_to_leave_it_out(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A product's ``signup`` (one a user, on the first day) is among the types used by the most
+    users, so train tracked it without a word: a lifecycle step, no habit of use. The report
+    says so in one line, naming the option that leaves it out; with it, no warning."""
+    events = _product_history(tmp_path)
+    with open(events, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    first: dict[str, dict[str, str]] = {}
+    for row in rows:
+        if row["user_id"] not in first or int(row["ts"]) < int(first[row["user_id"]]["ts"]):
+            first[row["user_id"]] = row
+    with open(events, "a", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        for user, row in first.items():
+            w.writerow((user, row["ts"], "signup", "", f"signup-{user}"))
+    config = tmp_path / "roles.toml"
+    config.write_text('[roles]\npurchase = ["checkout_completed"]\n', encoding="utf-8")
+    assert main(["train", "--events", str(events), *_TRAIN, "--config", str(config), "--out", str(tmp_path / "m.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "signup" in load_model(tmp_path / "m.json").tracked_types
+    said = [line for line in lines if "one-time" in line]
+    assert said == [f"WARNING: one-time steps tracked: signup (100% of its {len(first)} users did it once): a step done "
+                    "once is no habit of use: its count tells when the user took that step, not how they use the "
+                    "product, and it takes a slot from a type used again and again; to leave it out, add it to --config's "
+                    "[roles] ignore (e.g. ignore = [\"signup\"], with the names there already; it then counts "
+                    "nowhere, not even as a visit) or train --base-model with a model file whose tracked_types "
+                    "lists the types to track (README, \"The product's vocabulary\")"], lines
+
+    config.write_text('[roles]\npurchase = ["checkout_completed"]\nignore = ["signup"]\n', encoding="utf-8")
+    assert main(["train", "--events", str(events), *_TRAIN, "--config", str(config), "--out", str(tmp_path / "n.json")]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if "one-time" in line]
+    assert "signup" not in load_model(tmp_path / "n.json").tracked_types

@@ -6,7 +6,7 @@
   between the state's last look and its next review, for any history (hypothesis), although the
   savable risk may fall in silence: the property the index's exactness rests on
   (tests/test_save_index.py checks the lists themselves on Redis);
-- a user just back from churned ("reactivated") is on neither list until the stage ends, though
+- a user just back from dormant or churned ("reactivated") is on neither list until the stage ends, though
   their risk, measured across the break, would put them above a user who stayed (QA16 F3).
 """
 
@@ -149,6 +149,31 @@ def test_a_user_just_back_from_a_long_break_is_on_no_list_until_the_stage_ends()
     student, _, now_s = _student(15)  # the stage ended at a review: judged again, on the list
     assert assess(student, now_s, DEFAULT).stage == "active" and on_save_list(student)
     assert [r.user_id for r in daily_list([("student", student)], now_s, DEFAULT, "save", share=1.0)] == ["student"]
+
+
+def test_a_user_back_from_dormant_is_reactivated_for_the_stage_and_on_no_list_until_it_ends() -> None:
+    """QA16 F3's leftover: a daily user silent 25 or 35 days (dormant, not churned) came back
+    "declining" (a ``dormant -> declining`` alert on the day of the return, on the save list at
+    risk 0.28 / 0.32 with the default): rule 5's rate test read the return against a 4-week count
+    that still held the activity from before the break. Back from dormant is "reactivated" for
+    ``new_days``, as back from churned (models.lifecycle rule 3); the risk is the same."""
+    for silence in (25, 35):
+        for back in (1, 3, 13, 15):
+            days = list(range(120)) + list(range(120 + silence, 120 + silence + back))
+            events = _plays("d", days)
+            now_ms = events[-1].ts_ms + 3_600_000
+            lapsed = advance("d", None, [e for e in events if e.ts_ms < T0_MS + (120 + silence) * DAY_S * 1000],
+                             T0_MS + (120 + silence) * DAY_S * 1000 - 1000, DEFAULT)
+            assert assess(lapsed.state, (T0_MS // 1000) + (120 + silence) * DAY_S - 1, DEFAULT).stage == "dormant"
+            out = advance("d", None, events, now_ms, DEFAULT)
+            a = assess(out.state, now_ms // 1000, DEFAULT)
+            changes = [(x.previous_stage, x.scores.stage) for x in out.alerts if x.kind == "stage_changed"]
+            assert ("dormant", "reactivated") in changes and ("dormant", "declining") not in changes, changes
+            if back < 14:
+                assert a.stage == "reactivated" and not on_save_list(out.state), (silence, back, a.stage)
+                assert not [x for x in out.alerts if x.kind == "at_risk" and x.scores.stage == "reactivated"]
+            else:  # the stage ended at a review: judged again
+                assert a.stage == "active" and on_save_list(out.state) and changes[-1] == ("reactivated", "active")
 
 
 def test_the_stage_bit_sets_are_the_stage_sets() -> None:

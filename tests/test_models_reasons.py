@@ -323,7 +323,10 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
         elif alert.scores.signals is not None and reorder_late(alert.scores.signals) and _weighs_as_it_reads("purchase", model):
             # first the re-order that is late (models.signals.reorder_late, QA12 F2), whatever its
             # factor weighs in the risk (the shipped default weighs none); after a standing cancellation
-            at = 1 if reasons[0].startswith("cancelled") else 0
+            # and a paid period ended unrenewed (facts of leaving, models.reasons._renewal_shown)
+            at = 0
+            while reasons[at].startswith(("cancelled", "paid period ended")):
+                at += 1
             assert reasons[at].startswith("usual re-order every") and reasons[at] not in reasons[at + 1:], reasons
             told = reasons[:at] + reasons[at + 1:]
         for text in told:

@@ -25,7 +25,8 @@ from models.model import ChurnModel
 from models.risk import exit_open, exit_opens_s, leave_probability, risk_probability
 from models.scoring import SilentRisk, assess, risk_at, score
 from models.signals import compute_signals
-from models.state import DAY_S, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, UserState, apply_event, period_end_day
+from models.reasons import RENEWAL_NEWS_DAYS
+from models.state import DAY_S, LONG_PERIOD, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, UserState, apply_event, period_end_day
 from models.subscription import Subscription
 from models.temperature import p_stay
 from tests.test_models_properties import (
@@ -161,6 +162,38 @@ def test_an_annual_subscriber_is_alerted_when_the_renewal_comes_within_the_horiz
         check_alert(a, LEAVING)
 
 
+def test_a_statement_flags_a_period_longer_than_45_days_and_the_flag_follows_the_end() -> None:
+    """models.state.LONG_PERIOD: set by the active statement whose end is kept when its period runs
+    more than 45 days past it, cleared by a monthly one that moves the end, by a cancellation."""
+    base = _state_of(_daily(range(5)))
+    flags = []
+    for events in ([_sub(T0_MS, T0_MS + 31 * DAY_MS)], [_sub(T0_MS, T0_MS + 365 * DAY_MS)],
+                   [_sub(T0_MS, T0_MS + 365 * DAY_MS), _sub(T0_MS + DAY_MS, T0_MS + 32 * DAY_MS, i=1)],  # an earlier end: kept the annual's
+                   [_sub(T0_MS, T0_MS + 92 * DAY_MS), _sub(T0_MS + 91 * DAY_MS, T0_MS + 122 * DAY_MS, i=1)],  # moved to monthly
+                   [_sub(T0_MS, T0_MS + 365 * DAY_MS), _sub(T0_MS + DAY_MS, 0, "cancelled", i=1)]):
+        state = base.copy()
+        for e in events:
+            apply_event(state, e)
+        flags.append(bool(state.flags & LONG_PERIOD))
+    assert flags == [False, True, True, False, False]
+
+
+def test_a_monthly_renewal_is_a_reason_only_within_a_week_an_annual_one_within_the_horizon() -> None:
+    """QA17 F13: "renewal due in 23 days" on every monthly subscriber's alert told the CRM nothing.
+    Paid through day 30 on a monthly statement: the live reasons say nothing of the renewal 20
+    days before it, "renewal due in 7 days" a week before; paid through day 100 on an annual
+    statement, "renewal due in 29 days" when the exit opens (the README's example)."""
+    def told(end_day: int, period_days: int, at_day: int) -> list[str]:
+        state = _state_of([_sub(T0_MS + (end_day - period_days) * DAY_MS, T0_MS + end_day * DAY_MS), *_daily(range(at_day))])
+        reasons = score(state, T0_MS // 1000 + at_day * DAY_S, LEAVING).reasons
+        return [r for r in reasons if r.startswith("renewal due")]
+
+    assert RENEWAL_NEWS_DAYS == 7 and told(30, 30, 10) == [] and told(30, 30, 21) == []  # 8 days to the last day paid
+    assert told(30, 30, 22) == ["renewal due in 7 days (paid through 2026-01-30)"]
+    assert told(30, 30, 29) == ["renewal due today (paid through 2026-01-30)"]
+    assert told(100, 365, 71) == ["renewal due in 28 days (paid through 2026-04-10)"]
+
+
 def test_a_renewal_statement_closes_an_open_at_risk_as_recovered() -> None:
     events = [_sub(T0_MS + 3_600_000, T0_MS + 60 * DAY_MS), *_daily(range(90))]
     before = advance("u", None, events, T0_MS + 58 * DAY_MS, LEAVING)
@@ -239,7 +272,7 @@ def test_smart_reviews_miss_no_gate_opening(events: list[Event], model: ChurnMod
 @given(histories(renewals=True), st.integers(0, 90), st.sampled_from(MODELS + [LEAVING]))
 def test_reasons_support_alerts_with_renewals(events: list[Event], extra_days: int, model: ChurnModel) -> None:
     """At-risk alerts never say "paid through", and say a renewal is due whenever a known one
-    opened the exit: last of the reasons shown while it is to come (context, QA14 F4), first
+    opened the exit and it is news (within a week, or a period longer than 45 days: QA17 F13): last of the reasons shown while it is to come (context, QA14 F4), first
     (after a cancellation) once the paid period ended unrenewed; recovered alerts of a user paid beyond
     the horizon say so first; alerts whose exit is open pass tests.test_models_reasons' check."""
     out = advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, model)
@@ -250,7 +283,10 @@ def test_reasons_support_alerts_with_renewals(events: list[Event], extra_days: i
         renewal = [r for r in reasons if r.startswith(("renewal due", "paid period ended", "paid through"))]
         if exit_open(sig, model):
             if alert.kind == "at_risk":
-                assert (len(renewal) == 1) == (sig.period_end_s > 0), reasons
+                then = advance("u", None, [e for e in events if e.ts_ms <= alert.event_time_ms], alert.event_time_ms, model).state
+                days = (sig.period_end_s - 1) // DAY_S - sig.now_s // DAY_S  # calendar days to the last day paid
+                news = sig.period_end_s <= sig.now_s or bool(then.flags & LONG_PERIOD) or days <= RENEWAL_NEWS_DAYS
+                assert (len(renewal) == 1) == (sig.period_end_s > 0 and news), (reasons, days, then.flags)
                 if renewal and renewal[0].startswith("renewal due"):
                     assert reasons.index(renewal[0]) == len(reasons) - 1, reasons
                 elif renewal:

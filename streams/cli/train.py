@@ -279,6 +279,22 @@ def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[
             for role, (what, effect) in ROLE_EFFECTS.items() if matched.get(role, 0) == 0]
 
 
+def one_time_line(found: Mapping[str, Mapping[str, float]]) -> str:
+    """The tracked types train picked that users do once (streams.offline.train.one_time_types),
+    in one line: what they are, why they add little, and the two ways to leave them out that
+    exist (``[roles] ignore`` in ``--config``; ``tracked_types`` declared in a ``--base-model``).
+
+    >>> print(one_time_line({"subscription_started": {"users": 642, "once": 1.0}}))
+    one-time steps tracked: subscription_started (100% of its 642 users did it once): a step done once is no habit of use: its count tells when the user took that step, not how they use the product, and it takes a slot from a type used again and again; to leave it out, add it to --config's [roles] ignore (e.g. ignore = ["subscription_started"], with the names there already; it then counts nowhere, not even as a visit) or train --base-model with a model file whose tracked_types lists the types to track (README, "The product's vocabulary")
+    """
+    listed = ", ".join(f"{n} ({100 * v['once']:.0f}% of its {v['users']:,.0f} users did it once)" for n, v in found.items())
+    quoted = ", ".join(f'"{n}"' for n in found)
+    return (f"one-time steps tracked: {listed}: a step done once is no habit of use: its count tells when the user took "
+            f"that step, not how they use the product, and it takes a slot from a type used again and again; to leave it out, "
+            f"add it to --config's [roles] ignore (e.g. ignore = [{quoted}], with the names there already; it then counts nowhere, not even as a visit) or train "
+            f"--base-model with a model file whose tracked_types lists the types to track (README, \"The product's vocabulary\")")
+
+
 def unconverged_lines(fits: Mapping[str, Mapping[str, object]]) -> list[str]:
     """One line per fit of the training report that did not converge (QA10 F9: the model file said
     ``training.fits.purchase_bgnbd.converged: false``, the report nothing).
@@ -450,6 +466,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
         counts[ev.type] = counts.get(ev.type, 0) + 1
     for line in vocabulary_lines(model, counts) + unmatched_role_lines(report.get("roles_matched", {}), model):
         print(line)
+    if report.get("one_time_types"):
+        print(f"WARNING: {one_time_line(report['one_time_types'])}")
     for line in unconverged_lines(report.get("fits", {})):
         print(line)
     if report.get("snapshots_exit_closed"):

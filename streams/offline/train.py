@@ -5,7 +5,8 @@ What it fits, in this order:
 0. **Vocabulary**: the event types the state tracks one by one (models.vocabulary): the base
    model's ``tracked_types`` if it declares some, else the ``--types`` (8) names used by the most
    users; the per-type features (``inactive:<name>``, ``share:<name>``, ``lifetime:<name>``,
-   models.risk) follow.
+   models.risk) follow. Picked types that users do once (``signup``) are reported
+   (:func:`one_time_types`, the report's ``one_time_types``), not dropped.
 1. **Population** (from every user's state at the end of the history, built by
    ``models.engine.advance`` like the stream builds it): BG/NBD on purchases
    (``models.bgnbd.fit``, days), MBG/NBD on active days (``models.mbgnbd.fit``), the typical
@@ -683,6 +684,40 @@ def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAU
     return tuple(ranked[:n_types])
 
 
+#: A tracked type of which at least this share of its users did it once is a one-time step
+#: (:func:`one_time_types`), among at least :data:`ONE_TIME_MIN_USERS` users.
+ONE_TIME_SHARE: Final[float] = 0.9
+ONE_TIME_MIN_USERS: Final[int] = 20
+
+
+def one_time_types(events: Sequence[Event], model: ChurnModel) -> dict[str, dict[str, float]]:
+    """The tracked types without a role that are one-time lifecycle steps (``subscription_started``,
+    ``signup``, ``account_created``): at least :data:`ONE_TIME_SHARE` of the users who did the type
+    did it once, among :data:`ONE_TIME_MIN_USERS` or more. Why train says so: a type done once is
+    no rhythm of use; its 4-week count is 1 in the month after the step and 0 otherwise, so its
+    per-type features say when the user took the step (a start: tenure again, already a
+    feature), not how they use the product, and its slot is taken from a type used over and over. Purchases and negative feedback (a role) are read by their role: left out.
+    {name: {"users": users who did it, "once": the share of them who did it once}}.
+
+    >>> evs = [Event(f"u{i}", 1, "signup", f"s{i}") for i in range(20)] + [Event("u0", 2, "post", f"p{j}") for j in range(3)]
+    >>> one_time_types(evs, ChurnModel(tracked_types=["signup", "post"]))
+    {'signup': {'users': 20, 'once': 1.0}}
+    """
+    role_of = {name for names in model.roles.values() for name in names}
+    plain = set(model.tracked_types) - role_of
+    done: dict[tuple[str, str], int] = {}
+    for ev in events:
+        if ev.type in plain:
+            done[(ev.type, ev.user_id)] = done.get((ev.type, ev.user_id), 0) + 1
+    users: dict[str, int] = {}
+    once: dict[str, int] = {}
+    for (name, _), n in done.items():
+        users[name] = users.get(name, 0) + 1
+        once[name] = once.get(name, 0) + (n == 1)
+    return {name: {"users": users[name], "once": round(once[name] / users[name], 4)} for name in model.tracked_types
+            if users.get(name, 0) >= ONE_TIME_MIN_USERS and once[name] >= ONE_TIME_SHARE * users[name]}
+
+
 def default_risks(per_user: Mapping[str, Sequence[Event]], users: set[str], dates: Sequence[int], default: ChurnModel) -> dict[tuple[str, int], float]:
     """Risk of the ``default`` model for ``users`` at every date they are scored: the comparison
     the training report makes on held-out users."""
@@ -1066,6 +1101,7 @@ def train(
             f"inside it (labels from {source}); give a longer history, a shorter --horizon or earlier --as-of dates"
         )
 
+    one_time: dict[str, dict[str, float]] = {}  # tracked types picked here that users do once (one_time_types)
     if weights_only:  # the state layout and every number but the weights stay (docstring)
         if horizon != int(base.horizon_days * DAY_MS):
             raise ValueError(f"a successor keeps the base's horizon of {base.horizon_days:g} days, got {horizon / DAY_MS:g}")
@@ -1074,7 +1110,9 @@ def train(
     else:
         # the base's kinds name its own slots: fit_population finds the kinds of the chosen vocabulary
         population = {k: v for k, v in base.population.items() if k != KINDS_KEY}
+        chosen = not base.tracked_types  # train picks them (a base model's own are declared by hand)
         base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={}, population=population)
+        one_time = one_time_types(events, base) if chosen else {}
         t0 = time.monotonic()
         finals = end_states(per_user, data_end, base)
         population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
@@ -1136,6 +1174,7 @@ def train(
     report: dict[str, Any] = {
         "events": len(events),
         "roles_matched": roles_matched(events, model),  # a role no name matched is said (streams.cli.train)
+        "one_time_types": one_time,  # tracked, picked by train, done once: said (streams.cli.train)
         "users": count_users(per_user, model),  # users, not billing-only holders
         "labels": source,
         "horizon_days": horizon / DAY_MS,
