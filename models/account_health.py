@@ -54,6 +54,13 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   left, "all 4 users cancelled, the last seen 3 days ago", action "win back" (:func:`_gone_text`);
   the worker opens no at-risk alert for it (an account manager told to save an account everyone
   has left is told the opposite of what happened; streams/worker/account_alerts.py);
+- an account that is its one user (:func:`sole_member`: its only member ever seen has the account's
+  id; a shop's customer sent with ``account_id`` = the user id) follows its user's own judgement instead of the
+  2 weeks of silence and the 21 days to gone (QA17 F4): silent = its user's own at-risk alert open
+  (``Member.risk`` > 0), ``r_u`` = that alert's risk, at least the at-risk line (:func:`sole_risk`),
+  reasons the user's own when the caller read them (``rollup``'s ``said``: the owner's book), then
+  "the only user c7 at risk by its own alert (risk 62%)"; gone = its lifecycle says lapsed
+  (dormant by its own rhythm, or cancelled), not 21 days; billing rules as for any account;
 - stage: churned, trial_lost, lapsed, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid:
   nothing stated yet, or a free plan).
 - action: the heaviest reason's, at any risk (an account below the at-risk line with a reason
@@ -87,7 +94,7 @@ from models.subscription import RENEWAL_WINDOW_MIN_MS
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
-           "hours_left", "in_trial", "member_key", "own_account", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
+           "hours_left", "in_trial", "member_key", "own_account", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
            "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -190,6 +197,9 @@ class AccountRollup:
     # cannot tell how its user uses the product, so usage and health say nothing (both 0) and the
     # worker sends no trial reminder on them (QA14 F1)
     usage_known: bool = True
+    # an account that is its one user (:func:`sole_member`, QA17 F4): its users' part is that user's own
+    # judgement, so a recovery says the user's alert closed, not "active in the last 2 weeks"
+    sole: bool = False
 
 
 def _plans(plans: tuple[str, ...]) -> str:
@@ -473,17 +483,69 @@ def _users(members: Sequence[Member], billing: Sequence[int], now_s: int) -> lis
     return window + [m for m in members if m.last_seen_s and now_s - m.last_seen_s >= _USERS_WINDOW_S and m.key in billing]
 
 
-def gone_member(m: Member, now_s: int) -> bool:
+def gone_member(m: Member, now_s: int, sole: bool = False) -> bool:
     """Whether a user of the account is gone, no longer reachable (QA16 F11): its last copy's
     lifecycle stage is lapsed (``models.lifecycle.LAPSED``: an explicit cancellation makes a user
     churned at once, and the copy of that event says so), or it has been silent ``LAPSED_S`` or more.
-    A user back later sends a new copy (stage ``reactivated``): reachable again.
+    A user back later sends a new copy (stage ``reactivated``): reachable again. ``sole``: the
+    account's only member (:func:`sole_member`), gone by its own stage alone: its lifecycle calls it
+    dormant by its own rhythm (3 usual intervals, at least 21 days), which the 21-day floor is not
+    (QA17 F4: a monthly buyer silent for 3 weeks is not gone).
 
     >>> churned, active = STAGES.index("churned"), STAGES.index("active")
     >>> [gone_member(Member(1, 0, st, 0.0, 1.0, 1.0), d * DAY_S) for st, d in ((churned, 0), (active, 20), (active, 21))]
     [True, False, True]
     """
-    return m.stage in _LAPSED_STAGES or now_s - m.last_seen_s >= LAPSED_S
+    return m.stage in _LAPSED_STAGES or (not sole and now_s - m.last_seen_s >= LAPSED_S)
+
+
+def sole_member(members: Sequence[Member], account: str) -> Member | None:
+    """The member of an account that is its one user, or None: the account's only member ever seen,
+    whose user id is the account's id (a shop's customer sent with ``account_id`` = the user id,
+    the README's way to a list per account manager; a family plan keyed by its payer before anyone joins).
+
+    Such an account follows its user's own judgement (QA17 F4): the user is the account, and its own
+    lifecycle and at-risk alert read its rhythm (a re-order overdue, silent for 3 of its usual
+    intervals), which the account's fixed 2 weeks of silence and 21 days to gone cannot (a copy
+    carries no rhythm). Other accounts keep the account's rules: several members, whose silence
+    together is the account's news, and a company's account with one user so far (its id is not
+    the user's): a company's users come one by one, so a rule by the count of members alone judged
+    every simulated company account of several users by its first user until the second came
+    (``simulate --accounts 300``: 62 of 126 such accounts' alerts changed).
+
+    >>> m = Member(member_key("c7"), 5, 1, 0.0, 1.0, 1.0, "c7")
+    >>> sole_member([m], "c7") is m, sole_member([m], "acme"), sole_member([m, Member(1, 5, 1, 0.0, 1.0, 1.0)], "c7")
+    (True, None, None)
+    """
+    if len(members) != 1 or not members[0].last_seen_s or not account:
+        return None
+    return members[0] if members[0].key == member_key(account) else None
+
+
+def sole_risk(m: Member) -> float:
+    """The users' part of the risk of an account that is its one user (:func:`sole_member`): 0 while its
+    user has no at-risk alert open (``Member.risk`` 0), else that alert's risk, at least the
+    account's at-risk line, so the account is at risk exactly while its user is and ranks as the
+    user's risk does. Said "at least the line" because a user's alert opens at its model's own
+    line (a trained ``risk_enter``, 0.26 on QA17's shop), below the account's 0.5.
+
+    >>> [sole_risk(Member(1, 5, 1, r, 1.0, 1.0)) for r in (0.0, 0.3, 0.8)]
+    [0.0, 0.5, 0.8]
+    """
+    return max(ACCOUNT_AT_RISK, m.risk) if m.risk > 0 else 0.0
+
+
+def _sole_reasons(m: Member, said: Sequence[str]) -> list[str]:
+    """The reasons of an account that is its one user, at risk: the user's own reasons when the
+    caller read them (``said``: the owner's book reads the user's scores, and the call is about
+    them: "usual re-order every 21 days, none for 40 days"), then that its own alert is open, named,
+    with its risk (alone in the stream, which has only the copy).
+
+    >>> _sole_reasons(Member(1, 5, 1, 0.62, 1.0, 1.0, "c7"), ("usual re-order every 21 days, none for 40 days",))
+    ['usual re-order every 21 days, none for 40 days', 'the only user c7 at risk by its own alert (risk 62%)']
+    """
+    who = f" {m.user_id}" if m.user_id else ""
+    return [*said, f"the only user{who} at risk by its own alert (risk {_pct(m.risk)})"]
 
 
 def _gone_text(users: Sequence[Member], now_s: int) -> str:
@@ -509,6 +571,23 @@ def _gone_text(users: Sequence[Member], now_s: int) -> str:
     return f"{_share(len(users), len(users))} {how}"
 
 
+def _sole_gone_text(m: Member, now_s: int) -> str:
+    """The reason of an account that is its one user, whose user is gone by its own lifecycle: a
+    cancellation seen within the 21 days no silence makes anyone lapsed as :func:`_gone_text` says
+    it, else the user's stage and silence (dormant or churned by its own rhythm, as the owner's
+    book reads it now: "cancelled" would be wrong of a one-order customer silent for 45 weeks).
+
+    >>> c, d = STAGES.index("churned"), STAGES.index("dormant")
+    >>> _sole_gone_text(Member(1, 0, c, 0.0, 1.0, 1.0), 3 * DAY_S), _sole_gone_text(Member(1, 0, d, 0.0, 1.0, 1.0, "c7"), 30 * DAY_S)
+    ('the only user cancelled, last seen 3 days ago', 'the only user c7 dormant, silent for 4 weeks')
+    """
+    silent_s = now_s - m.last_seen_s
+    if STAGES[m.stage] == "churned" and silent_s < LAPSED_S:
+        return _gone_text([m], now_s)
+    who = f" {m.user_id}" if m.user_id else ""
+    return f"the only user{who} {STAGES[m.stage]}, silent for {_counted('week', silent_s // (7 * DAY_S))}"
+
+
 @dataclass(frozen=True, slots=True)
 class SilenceIndex:
     """Members' last-seen times (sorted) and the running sums of their weights, and the billing
@@ -518,16 +597,20 @@ class SilenceIndex:
     seen_s: tuple[int, ...]
     cum_w: tuple[float, ...]  # cum_w[i]: the weights of the first i members of seen_s
     billing: tuple[tuple[int, float], ...]
+    sole: float = -1.0  # an account that is its one user: its users' part (:func:`sole_risk`), whatever the time; -1.0 otherwise
 
 
-def silence_index(members: Sequence[Member], billing: Sequence[int]) -> SilenceIndex:
-    """The :class:`SilenceIndex` of ``members`` with the subscription keys ``billing``."""
+def silence_index(members: Sequence[Member], billing: Sequence[int], account: str = "") -> SilenceIndex:
+    """The :class:`SilenceIndex` of ``members`` with the subscription keys ``billing`` (``account``:
+    the account's id, which tells an account that is its one user, :func:`sole_member`)."""
     ordered = sorted(members, key=lambda m: m.last_seen_s)
     cum = [0.0]
     for m in ordered:
         cum.append(cum[-1] + _weight(m))
+    sole = sole_member(members, account)
     return SilenceIndex(tuple(m.last_seen_s for m in ordered), tuple(cum),
-                        tuple((m.last_seen_s, _weight(m)) for m in members if m.last_seen_s and m.key in billing))
+                        tuple((m.last_seen_s, _weight(m)) for m in members if m.last_seen_s and m.key in billing),
+                        sole_risk(sole) if sole else -1.0)
 
 
 def silence_risk_at(ix: SilenceIndex, now_s: int) -> float:
@@ -542,6 +625,8 @@ def silence_risk_at(ix: SilenceIndex, now_s: int) -> float:
     >>> [round(rollup(ms, view, None, 0, t * DAY_S).risk, 4) for t in (20, 50, 101, 200)]
     [0.2667, 0.7, 0.6857, 0.8]
     """
+    if ix.sole >= 0.0:  # one member: its own judgement, which time without a copy does not change
+        return ix.sole
     seen, cum = ix.seen_s, ix.cum_w
     n = len(seen)
     gone = bisect.bisect_right(seen, now_s - _USERS_WINDOW_S)
@@ -658,7 +743,9 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     ('paying again: Pro 99.00 today', '1 of 2 users active in the last 2 weeks')
     """
     out: list[str] = []
-    if r.users > r.silent:
+    if r.sole and r.users > r.silent:  # its only user's own alert closed, or none opened (QA17 F4)
+        out.append("the only user has no at-risk alert open")
+    elif r.users > r.silent:
         out.append(f"{_share(r.users - r.silent, r.users)} active in the last 2 weeks")
     # each first when it is today's news (it closed the alert), else after the users' return
     if converted_days >= 0:
@@ -754,7 +841,8 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
 
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
-           now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None) -> AccountRollup:
+           now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None, said: Sequence[str] = (),
+           account: str = "") -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
     milliseconds is counted from the same instant the alerts use. See the module docstring.
@@ -767,6 +855,11 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     used the app, 140 converted); the user is judged on its own use by its own scores and alerts
     (a trial user's at-risk alert: action onboard). ``AccountRollup.usage_known`` says so.
 
+    ``account``: the account's id, which tells an account that is its one user (:func:`sole_member`:
+    judged by that user's own judgement); ``said``: for such an account whose user is at risk, that
+    user's own reasons, as its scores give them at ``now_s`` (the owner's book reads them); () where
+    only the member record is known (the stream).
+
     >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0, 0, (), (member_key("f1"),))
     >>> [(r.trial, r.risk, r.reasons) for r in (rollup([], trial, None, 0, 9 * DAY_S), rollup([], trial, None, 0, 9 * DAY_S, own=True))]
     [(True, 0.5, ('trial ends in 24 h and nobody has used it yet',)), (False, 0.0, ())]
@@ -777,20 +870,24 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # day 102, nobody back); an account nobody uses is not a recovered one.
     billing = view.billing_keys if view is not None else ()
     users = _users(members, billing, now_s)
-    silent = [m for m in users if now_s - m.last_seen_s >= _SILENT_S]
+    sole = sole_member(members, account)  # the account is its user: its own judgement, not the 2-week silence (QA17 F4)
+    silent = [m for m in users if (m.risk > 0 if sole else now_s - m.last_seen_s >= _SILENT_S)]
     usage = _usage(users, now_s)
     users_w, silent_w = sum(_weight(m) for m in users), sum(_weight(m) for m in silent)
-    r_u = silence_risk(len(users), len(silent), users_w, silent_w)  # a user's own at-risk alert stays the user's: the account counts silence
+    # several members: the account counts silence (a user's own at-risk alert stays the user's)
+    r_u = sole_risk(sole) if sole else silence_risk(len(users), len(silent), users_w, silent_w)
     share_silent = silent_share(len(users), len(silent), users_w, silent_w)
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     still_silent = ""
     # Every user gone (QA16 F11): nobody left to save, the win-back side's. The users' part is 0.8, as
     # with every user silent, said as how they left ("all 4 users cancelled, ..."). Not a trial: the
     # trial rule judges it (a trial started says someone is there, whom the statements do not name)
-    lapsed = bool(users) and not in_trial(view) and all(gone_member(m, now_s) for m in users)
+    lapsed = bool(users) and not in_trial(view) and all(gone_member(m, now_s, sole is not None) for m in users)
     if lapsed:
         r_u, share_silent = silence_risk(1, 1), 1.0
-        reasons.append((1.0, _gone_text(users, now_s), _WIN_BACK))
+        reasons.append((1.0, _sole_gone_text(sole, now_s) if sole else _gone_text(users, now_s), _WIN_BACK))
+    elif silent and sole:
+        reasons += [(r_u, text, _RE_ENGAGE) for text in _sole_reasons(sole, said)]
     elif silent:
         named, still_silent = _named_silent(users, silent, billing, users_w, now_s)
         if named:  # first: the user the account manager knows by name (QA11 F3)
@@ -863,7 +960,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # "none" only without a reason. The at-risk alert still opens at 0.5 (streams/worker/account_alerts.py)
     action = reasons[0][2] if reasons else "none"
     return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
-                         mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent, not blind)
+                         mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent, not blind, sole is not None)
 
 
 def own_account(account: str, view: AccountView | None) -> bool:

@@ -472,6 +472,16 @@ class AccountReport:
     left_ms: int = 0  # a gone account (churned, trial_lost): when its subscription went; lapsed: when its last user was seen; else 0
     warned_ms: int = 0  # a gone or lapsed account: when its at-risk alert open at the churn (lapsed: now) opened (warned_before); else 0
     warned_reasons: tuple[str, ...] = ()  # that alert's reasons: what went before the churn
+    # an account that is its one user (QA17 F4), judged now: the user's save-list key
+    # (models.ranking.save_score), by which the book ranks it as ``churnwatch top`` ranks the user; else None
+    savable: float | None = None
+
+    @property
+    def rank(self) -> float:
+        """The save list's order, highest first: the user's save-list key for an account that is its
+        one user (a lost customer at risk 1.00 whose chance to be alive is 0 is no call to make first:
+        ``top`` ranks it low), else the account's risk."""
+        return self.savable if self.savable is not None else self.rollup.risk
 
     @property
     def at_stake_cents(self) -> int:
@@ -508,7 +518,7 @@ class AccountReport:
         renews_on, renews_in_days = renewal(self.renews_ms, self.as_of_ms)
         return {"account_id": self.account_id, "name": self.name, "owner": self.owner, "renewal_date": self.renewal_date,
                 "renews_on": renews_on, "renews_in_days": renews_in_days,
-                "risk": r.risk, "health": r.health, "temperature": r.temperature, "stage": r.stage,
+                "risk": r.risk, **({"savable": round(self.savable, 4)} if self.savable is not None else {}), "health": r.health, "temperature": r.temperature, "stage": r.stage,
                 "mrr": r.mrr_cents / 100, "users": r.users, "silent_users": r.silent, "usage": r.usage,
                 "action": r.action, "reasons": list(r.reasons),
                 "lost_mrr": self.lost_mrr_cents / 100, "left_on": format_ts(self.left_ms)[:10] if self.left_ms else None,
@@ -585,9 +595,11 @@ def read_account_state(blob: bytes | None) -> Any:
                                 " it will start afresh at its next subscription event") from exc
 
 
-def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int) -> AccountReport | None:
+def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int,
+                   model: ChurnModel | None = None) -> AccountReport | None:
     """The account's roll-up at ``now_ms`` (stream time), or None when Redis knows nothing of it;
-    :class:`UnreadableAccount` when its stored state cannot be read."""
+    :class:`UnreadableAccount` when its stored state cannot be read. With ``model``, an account that
+    is its one user is rolled up with that user as judged now (:func:`_sole_now`, QA17 F4)."""
     import orjson
 
     from models.account_health import Member
@@ -600,9 +612,9 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     renewal_date = facts.get("renewal_date") or ""
     state = read_account_state(blob)
     more = orjson.loads(extras) if extras else {}
-    kept = [Member.from_bytes(v) for v in members.values()]
+    kept, said, savable = _sole_now(reader, account_id, [Member.from_bytes(v) for v in members.values()], now_ms, model)
     r = account_rollup(state, more, kept,
-                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id)
+                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id, said)
     renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
     lost, left = _left(state) if r.stage in GONE_STAGES else (0, 0)
     warned = warned_before(more, left) if r.stage in GONE_STAGES else (0, ())
@@ -610,7 +622,54 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
         left = max((m.last_seen_s for m in kept), default=0) * 1000
         warned = warned_before(more, now_ms)  # the at-risk alert still open, if one is
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms,
-                         lost, left, *warned)
+                         lost, left, *warned, savable)
+
+
+def member_now(m: Any, state: UserState | None, now_ms: int, model: ChurnModel, *, open_risk: bool = False) -> Any:
+    """The member ``m`` (``models.account_health.Member``) with its user's stage, last event and
+    risk now, as its user page shows them (``models.scoring.assess`` at ``now_ms``, or at the
+    user's last event if later); ``open_risk``: the risk of its open at-risk alert, 0 while none is
+    open (what the member record keeps and the account's rules read), else the risk shown. A user
+    with no tracked state (none, or billing statements alone): the record as kept."""
+    from models.scoring import assess
+    from models.state import STAGES
+
+    if state is None or state.n_events == 0:
+        return m
+    a = assess(state, max(now_ms, state.last_seen_s * 1000) // 1000, model)
+    risk = a.risk if not open_risk or state.at_risk_since_s else 0.0
+    return replace(m, risk=risk, last_seen_s=state.last_seen_s, stage=STAGES.index(a.stage))
+
+
+def _sole_now(reader: StoreReader, account: str, members: list[Any], now_ms: int,
+              model: ChurnModel | None) -> tuple[list[Any], tuple[str, ...], float | None]:
+    """An account that is its one user (``models.account_health.sole_member``) with that member as its
+    user is judged now, the user's own reasons while its at-risk alert is open, for the roll-up, and
+    the user's save-list key (``models.ranking.save_score``), for the book's order (QA17 F4): the
+    member record is as of the user's last active hour, so a customer whose own alert opened in
+    silence (a re-order overdue) or who went dormant by its own rhythm since would read as it was
+    then. A user no longer in Redis was forgotten after it churned (its retention, docs/OPERATE.md):
+    gone (QA17: a customer who churned in March, its record gone, read "at risk by its own alert"
+    from its last copy). Other accounts, or without ``model``: as kept, no reasons, no key."""
+    from models.account_health import sole_member
+    from models.ranking import save_score
+    from models.scoring import assess
+    from models.state import STAGES
+
+    sole = sole_member(members, account)
+    if model is None or sole is None or not sole.user_id:
+        return members, (), None
+    try:
+        state = reader.load_user(sole.user_id)
+    except UnreadableState:  # the user's own view says so; the account keeps the record
+        return members, (), None
+    if state is None:
+        return [replace(sole, stage=STAGES.index("churned"), risk=0.0)], (), None
+    now = member_now(sole, state, now_ms, model, open_risk=True)
+    if now is sole:  # billing statements alone: the record as kept
+        return members, (), None
+    a = assess(state, max(now_ms, state.last_seen_s * 1000) // 1000, model)
+    return [now], tuple(scores_from(state, a, model).reasons) if now.risk > 0 else (), save_score(a)
 
 
 def _left(state: Any) -> tuple[int, int]:
@@ -635,7 +694,8 @@ BOOK_STAGES: dict[str, tuple[str, ...]] = {"save": ("at_risk",), "win_back": WIN
 def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,
                  now_ms: int | None = None, table: dict[str, dict[str, Any]] | None = None,
                  churned_only: bool = False) -> list[AccountReport]:
-    """The owner's accounts from the accounts table, ranked by risk (highest first), equal risks by
+    """The owner's accounts from the accounts table, ranked by risk (highest first; an account that
+    is its one user by that user's save-list key, as ``churnwatch top`` ranks it: ``AccountReport.rank``), equal risks by
     the MRR at stake (largest first: QA6 L6 found a 899.94/month customer 11th of 12, behind
     19.99 ones of the same risk, in account-id order), then by id; by default
     only those at risk (stage ``at_risk``: risk at least ``models.account_health.ACCOUNT_AT_RISK``,
@@ -652,10 +712,11 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
     if not mine:
         raise UserError(f"no account in {settings.topic_accounts!r} has owner {owner!r}")
     now = now_ms if now_ms is not None else stream_time_ms(reader, settings)
+    model = _model(settings, reader)  # an account that is its one user: judged as that user now (QA17 F4)
     out, bad = [], 0
     for a, f in sorted(mine.items()):
         try:
-            r = account_report(reader, a, f, now)
+            r = account_report(reader, a, f, now, model)
         except UnreadableAccount:
             bad += 1
             continue
@@ -669,5 +730,5 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
         return out[:n]
     if at_risk_only:
         out = [r for r in out if r.rollup.stage == "at_risk"]
-    out.sort(key=lambda r: (-r.rollup.risk, -r.rollup.mrr_cents, r.account_id))
+    out.sort(key=lambda r: (-r.rank, -r.rollup.mrr_cents, r.account_id))
     return out[:n]

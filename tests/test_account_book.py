@@ -17,6 +17,7 @@ from models.subscription import Subscription
 from streams.settings import Settings
 from streams.views import AccountReport, account_book
 from streams.worker.account_alerts import AccountWork, decide_alert
+from tests.fake_reader import NoUserStates
 
 DAY_MS = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -100,7 +101,7 @@ def test_a_lost_trial_gets_no_at_risk_alert_and_an_open_one_ends_with_churned() 
 # -- the book: items 2, 11, 18 ----------------------------------------------------------------
 
 
-class _Records:
+class _Records(NoUserStates):
     """What Redis keeps of an owner's accounts (a reader handing out records)."""
 
     def __init__(self, accounts: dict[str, tuple[AccountState, list[Member]]]) -> None:

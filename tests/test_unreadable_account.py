@@ -19,12 +19,13 @@ from streams.errors import UserError
 from streams.settings import Settings
 from streams.views import UnreadableAccount, account_book, account_report
 from streams.worker.store import UnreadableState
+from tests.fake_reader import NoUserStates
 
 T0 = 1_767_225_600_000  # 2026-01-01
 SAID = "the stored revenue state of this account cannot be read (format v9, 11 bytes): it will start afresh at its next subscription event"
 
 
-class _Records:
+class _Records(NoUserStates):
     """What Redis keeps of two accounts: acme readable, bolt damaged (a format this version does not know)."""
 
     def __init__(self) -> None:

@@ -185,13 +185,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.views import UnreadableAccount, account_report, account_subscriptions, open_reader, read_account_state, stream_time_ms
+    from streams.views import UnreadableAccount, _model, account_report, account_subscriptions, open_reader, read_account_state, stream_time_ms
 
     facts = read_accounts(settings, timeout_s=args.timeout).get(args.account_id, {})
     with open_reader(settings) as reader:
         now_ms = stream_time_ms(reader, settings)
         try:
-            report = account_report(reader, args.account_id, facts, now_ms)
+            report = account_report(reader, args.account_id, facts, now_ms, _model(settings, reader))
         except UnreadableAccount as exc:  # one line saying what is there, not the record's parse error
             raise UserError(str(exc)) from None
         blob = reader.load_account(args.account_id)[0] if report is not None else None

@@ -692,7 +692,7 @@ def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms:
     from streams.worker.store import StoreReader
 
     with StoreReader(settings) as reader:
-        report = account_report(reader, account_id, facts, now_ms)
+        report = account_report(reader, account_id, facts, now_ms, model)
         blob, extras, records = reader.load_account(account_id)
         members = [Member.from_bytes(v) for v in records.values()]
         if model is not None:
@@ -711,8 +711,7 @@ def _members_now(reader: Any, members: list[Any], now_ms: int, model: ChurnModel
     table read 0.00 / 16:39 for a user whose page said 0.16 / 17:40 (QA 2026-12). One pipelined
     HGET per member with a user id (one round trip) and one assessment each (~20 us); a member
     without a user id in its record keeps the record's values."""
-    import dataclasses
-
+    from streams.views import member_now
     from streams.worker.keys import locate
 
     ids = [m.user_id for m in members if m.user_id]
@@ -720,15 +719,7 @@ def _members_now(reader: Any, members: list[Any], now_ms: int, model: ChurnModel
         return members
     states = reader.run(lambda store: store.load_users([(*locate(u, store.buckets, store.groups), u) for u in ids]))
     now = dict(zip(ids, states))
-    out = []
-    for m in members:
-        st = now.get(m.user_id) if m.user_id else None
-        if st is None or st.n_events == 0:
-            out.append(m)
-            continue
-        a = assess(st, max(now_ms, st.last_seen_s * 1000) // 1000, model)
-        out.append(dataclasses.replace(m, risk=a.risk, last_seen_s=st.last_seen_s, stage=STAGES.index(a.stage)))
-    return out
+    return [member_now(m, now.get(m.user_id) if m.user_id else None, now_ms, model) for m in members]
 
 
 async def account_view(settings: Settings, owners: Owners, account_id: str, now_ms: int,

@@ -58,15 +58,16 @@ class AccountWork:
 
 
 def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
-                   now_ms: int, account: str = "") -> AccountRollup:
+                   now_ms: int, account: str = "", said: Sequence[str] = ()) -> AccountRollup:
     """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers);
     ``account`` its id, which tells a user's own account (``own_account``: no member copy is made
-    for it, so its use is unknown here, QA14 F1); "" where only the stage is read."""
+    for it, so its use is unknown here, QA14 F1); "" where only the stage is read. ``said``: the
+    rollup's, the own reasons of an account's only user (a reader that scored it, QA17 F4)."""
     down = extras.get("down")
     downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5]) if down else None  # type: ignore[index, misc]
     view = state.get() if state is not None and (state.subs or state.first_paid_ms) else None
     own = bool(account) and own_account(account, view)
-    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000, now_ms, own, trend_now(extras, members, now_ms))
+    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000, now_ms, own, trend_now(extras, members, now_ms), said, account)
 
 
 def trend_now(extras: Mapping[str, object], members: Sequence[Member], now_ms: int) -> Trend | None:

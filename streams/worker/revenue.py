@@ -633,7 +633,7 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
     dues = sorted({d for d in member_deadlines_ms(acc, seen) if d <= until_ms})
     drops = sorted(risk_drops_ms(acc))
     members = list(acc.members.values())
-    silence = silence_index(members, acc.state.get().billing_keys if acc.state.subs else ())
+    silence = silence_index(members, acc.state.get().billing_keys if acc.state.subs else (), account)
     latest_seen_ms = silence.seen_s[-1] * 1000 if silence.seen_s else 0
     gone = account_rollup(acc.state, acc.extras, [], 0, seen).stage  # the subscription's: no copy, no change
     gone = gone if gone in GONE_STAGES else ""
