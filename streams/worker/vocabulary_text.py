@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from models.model import ChurnModel
-from models.vocabulary import DEFAULT_SLOTS
+from models.vocabulary import DEFAULT_SLOTS, GRIEVANCE_ROLE
 
 __all__ = ["ROLE_EFFECTS", "vocabulary_lines"]
 
@@ -55,7 +55,7 @@ def vocabulary_lines(model: ChurnModel, counts: Mapping[str, int] | None = None)
     """
     if counts is None:
         return _declared_lines(model)
-    role_of = {name: role for role, names in model.roles.items() for name in names}
+    role_of = {name: role for role, names in model.roles.items() for name in names if role != GRIEVANCE_ROLE}  # a grievance plays negative
     tracked = set(model.tracked_types)
     by_count = sorted(counts, key=lambda name: (-counts[name], name))
     lines = [f"tracked types ({len(tracked)}): " + _listed([f"{t} {counts.get(t, 0):,}" for t in model.tracked_types])]
