@@ -26,7 +26,7 @@ from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
 from models.lifecycle import JUDGED, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
-from models.signals import first_return_due_s, grievance_stands, is_cancelled, order_due_s, reorder_late, reorder_late_s
+from models.signals import first_return_due_s, grievance_stands, is_cancelled, order_due_s, order_overdue, reorder_late, reorder_late_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
@@ -580,7 +580,10 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
     Nor while the user is late on a re-order (models.signals.reorder_late, which opens the alert
     whatever the risk): a visit is no order; the next order ends it. Nor while a paying
     customer's grievance stands (models.signals.grievance_stands): the next order ends it, or
-    a visit once it has faded (the horizon after it), never the fading alone, in silence. A model whose risk may fall
+    a visit once it has faded (the horizon after it) while no order is overdue
+    (models.signals.order_overdue: a customer who complained and stopped buying is not
+    "recovered" by opening the app, and the re-order rule would re-open it days later, a flap);
+    never the fading alone, in silence. A model whose risk may fall
     in silence (a fit with free signs, models.compiled ``silence_monotone``) closes only at the
     user's own activity: "recovered" because the user stayed away is no recovery
     (docs/SCORES.md, "The sign bounds")."""
@@ -588,8 +591,9 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
         c = model.compiled
     if a.risk > c.risk_exit or a.stage not in _RECOVERABLE or reorder_late(a.signals):
         return False
-    if st.flags & GRIEVANCE and (a.signals.silence_days > 0.0 or grievance_stands(st, a.signals, c.horizon_days)):
-        return False  # a visit is no answer to a complaint: the next order is (models.state GRIEVANCE), or a visit after it faded
+    if st.flags & GRIEVANCE and (a.signals.silence_days > 0.0 or order_overdue(a.signals)
+                                 or grievance_stands(st, a.signals, c.horizon_days)):
+        return False  # a visit is no answer to a complaint: the next order is (models.state GRIEVANCE)
     if not c.silence_monotone and a.signals.silence_days > 0.0:
         return False  # a fit with free signs: its risk may fall in silence, and silence is no recovery
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)

@@ -1102,7 +1102,7 @@ def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], tempe
 
 def _paid_through(period_end_s: int) -> str:
     """The last day the paid period covers (the state keeps its end rounded up to a day)."""
-    return datetime.fromtimestamp(period_end_s - 1, tz=timezone.utc).date().isoformat()
+    return _day(period_end_s - 1)
 
 
 def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:

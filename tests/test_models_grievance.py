@@ -154,3 +154,17 @@ def test_the_record_of_a_customer_with_a_grievance_is_no_larger_than_a_flagged_o
     raw = st.to_bytes()
     assert st.flags & GRIEVANCE and len(raw) == 96 + 8 * st.n_slots
     assert UserState.from_bytes(raw) == st
+
+
+def test_after_it_fades_a_visit_closes_the_alert_only_while_no_order_is_overdue() -> None:
+    """Orders every 40 days (0, 40, 80), visits every 3 days after a complaint. Complained the day
+    after an order: faded on day 111, the next order due on day 120, so a visit then closes it.
+    Complained on day 100: faded on day 130, the order overdue since day 120: visits do not close
+    it (the re-order rule would re-open it on day 144: a flap), only the next order would."""
+    def kinds(complaint_day: int, last_visit: int) -> list[tuple[str, float]]:
+        events = _visits_and_orders((0, 40, 80), (20, 60)) + [_at(complaint_day, "complaint", "c1")]
+        events += [_at(d, "view", f"v{d}") for d in range(complaint_day + 1, last_visit + 1, 3)]
+        return [(a.kind, (a.event_time_ms - T0_MS) / DAY_MS) for a in _alerts(events, last_visit + 1)]
+    early = kinds(81, 119)
+    assert [k for k, _ in early] == ["at_risk", "recovered"] and 81 + 30 <= early[1][1] < 120
+    assert [k for k, _ in kinds(100, 143)] == ["at_risk"]

@@ -64,7 +64,7 @@ def vocabulary_lines(model: ChurnModel, counts: Mapping[str, int] | None = None)
     for role, names in model.roles.items():
         if role == "subscription" and not counts.get(names[0] if names else "", 0):
             continue  # billing statements: said where they are used (docs/REVENUE.md)
-        seen = [f"{n} {counts[n]:,}" for n in by_count if role_of.get(n) == role]
+        seen = [f"{n} {counts[n]:,}" for n in by_count if role_of.get(n) == role or role == GRIEVANCE_ROLE and n in names]
         if not seen and role in ROLE_EFFECTS:
             continue  # unmatched_role_lines says it, with what it changes and how to declare names
         looked = ", ".join(list(names)[:3]) + (", ..." if len(names) > 3 else "")
