@@ -168,3 +168,15 @@ def test_after_it_fades_a_visit_closes_the_alert_only_while_no_order_is_overdue(
     early = kinds(81, 119)
     assert [k for k, _ in early] == ["at_risk", "recovered"] and 81 + 30 <= early[1][1] < 120
     assert [k for k, _ in kinds(100, 143)] == ["at_risk"]
+
+
+def test_within_the_quiet_period_a_grievance_opens_at_its_end() -> None:
+    """A complaint opens an alert (day 61), the next order settles it and the alert closes; a second
+    complaint 8 days into the quiet period (21 days) opens nothing then, and opens the alert at the
+    period's end, still standing (no flap inside the period, and not lost either)."""
+    events = _visits_and_orders((0, 20, 40, 60, 62), (10, 30, 50, 63)) + [_at(61, "complaint", "c1"), _at(71, "complaint", "c2")]
+    alerts = _alerts(events, 100)
+    assert [a.kind for a in alerts] == ["at_risk", "recovered", "at_risk"]
+    quiet_end_ms = alerts[1].event_time_ms + int(NEVER_BY_RISK.quiet_days * DAY_MS)
+    assert alerts[2].event_time_ms == quiet_end_ms and alerts[2].scores.reasons[0] == f"complained on {_day(71)}"
+    assert [a.alert_id for a in _alerts(events, 100, cut_day=75)] == [a.alert_id for a in alerts]
