@@ -40,8 +40,8 @@ to the later of the known end and the stated one, so a late renewal statement ca
 back (``_state_period_end``); ``cancelled``, ``past_due``, ``trial`` and a free plan (MRR 0) set it to unknown.
 
 Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_MEMBER` (2),
-:data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8), :data:`GRIEVANCE` (16) and
-:data:`GRIEVANCE_LATEST` (32)) keep what the counters cannot say:
+:data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8), :data:`GRIEVANCE` (32) and
+:data:`GRIEVANCE_LATEST` (64)) keep what the counters cannot say:
 
 - :data:`PAYS_SUBSCRIPTION`: the user's latest ``subscription`` statement pays (``active`` or
   ``past_due`` with an MRR above 0; :func:`_state_period_end`), and :data:`ACCOUNT_MEMBER`: the
@@ -167,10 +167,10 @@ SESSION_S: Final[int] = 30 * 60
 STAGE_HELD: Final[int] = 8
 #: ``UserState.flags``: a paying customer's grievance since their last purchase (models.vocabulary
 #: grievance names): an at-risk alert opens for it whatever the risk (models.engine).
-GRIEVANCE: Final[int] = 16
+GRIEVANCE: Final[int] = 32
 #: ``UserState.flags``: the user's latest activity event is a grievance: ``last_seen_s`` dates it
 #: (the reasons' "complained on 2026-03-02").
-GRIEVANCE_LATEST: Final[int] = 32
+GRIEVANCE_LATEST: Final[int] = 64
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)
