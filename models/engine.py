@@ -21,12 +21,12 @@ if TYPE_CHECKING:  # mypyc's native 64-bit int (a plain int when run as Python):
 from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
-from models.state import DAY_S, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
+from models.state import DAY_S, GRIEVANCE, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
 from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
 from models.lifecycle import JUDGED, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
-from models.signals import first_return_due_s, is_cancelled, order_due_s, reorder_late, reorder_late_s
+from models.signals import first_return_due_s, grievance_stands, is_cancelled, order_due_s, order_overdue, reorder_late, reorder_late_s
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
@@ -450,7 +450,7 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
         hold = True
         tell = False
     opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model, c)
-    closes = not opens and st.at_risk_since_s != 0 and _may_close(a, now_s, model, c)
+    closes = not opens and st.at_risk_since_s != 0 and _may_close(st, a, now_s, model, c)
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
     # a stage for the worse, the recovery for recovered and a stage for the better; and no
     # "recovered" carries a stage for the worse (_may_close).
@@ -542,15 +542,24 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: Co
     ``risk_enter``, or who is a repeat buyer late on their re-order (models.signals.reorder_late:
     QA12 F2, the shop's save alert, whatever the risk); an open one stays open while the user
     lapses (the console's win-back list reads it), and, within the quiet period after the last
-    at-risk closed, only on a material rise above the risk it had opened at (no flapping)."""
+    at-risk closed, only on a material rise above the risk it had opened at (no flapping).
+    A paying customer's standing grievance (models.signals.grievance_stands: QA17 F8, a
+    complaint or a refund asked for) opens it whatever the risk, at the grievance itself (an
+    event that is not plain activity is a review, :func:`advance`), in any stage an alert opens
+    in: neither the order rhythm nor the first day holds it back, a complaint is news whenever
+    it comes. Within the quiet period after an at-risk closed it waits for its end, where
+    :func:`_next_review` looks again (the risk's own rules may open it sooner, as for anyone)."""
     if c is None:
         c = model.compiled
+    if (st.flags & GRIEVANCE and now_s >= st.quiet_until_s and a.stage in _OPENS
+            and grievance_stands(st, a.signals, c.horizon_days)):
+        return True
     if (a.risk < c.risk_enter and not reorder_late(a.signals)) or not alert_may_open(a, now_s):
         return False
     return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + c.material_rise
 
 
-def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
+def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
     """An open at-risk closes once the risk is back at ``risk_exit`` and the lifecycle no longer
     says the user is declining (nor dormant, nor churned: :data:`_RECOVERABLE`), unless only a
     closed exit holds the risk there and the exit opens again within the quiet period at a risk
@@ -569,7 +578,12 @@ def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | 
     The risk in silence never falls and the stage in silence never leaves declining, so this
     never becomes true in silence (docs/SCORES.md, "Recovered only outside declining").
     Nor while the user is late on a re-order (models.signals.reorder_late, which opens the alert
-    whatever the risk): a visit is no order; the next order ends it. A model whose risk may fall
+    whatever the risk): a visit is no order; the next order ends it. Nor while a paying
+    customer's grievance stands (models.signals.grievance_stands): the next order ends it, or
+    a visit once it has faded (the horizon after it) while no order is overdue
+    (models.signals.order_overdue: a customer who complained and stopped buying is not
+    "recovered" by opening the app, and the re-order rule would re-open it days later, a flap);
+    never the fading alone, in silence. A model whose risk may fall
     in silence (a fit with free signs, models.compiled ``silence_monotone``) closes only at the
     user's own activity: "recovered" because the user stayed away is no recovery
     (docs/SCORES.md, "The sign bounds")."""
@@ -577,6 +591,9 @@ def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | 
         c = model.compiled
     if a.risk > c.risk_exit or a.stage not in _RECOVERABLE or reorder_late(a.signals):
         return False
+    if st.flags & GRIEVANCE and (a.signals.silence_days > 0.0 or order_overdue(a.signals)
+                                 or grievance_stands(st, a.signals, c.horizon_days)):
+        return False  # a visit is no answer to a complaint: the next order is (models.state GRIEVANCE)
     if not c.silence_monotone and a.signals.silence_days > 0.0:
         return False  # a fit with free signs: its risk may fall in silence, and silence is no recovery
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
@@ -588,7 +605,8 @@ def _may_close(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | 
 def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c: CompiledModel | None = None) -> int:
     """When to look again with no new events (:func:`_next_review_by_risk`), or earlier, at the
     second a repeat buyer becomes late on their re-order (models.signals.reorder_late_s), which
-    opens an at-risk alert whatever the risk: no sooner than the user may have one (a day old,
+    opens an at-risk alert whatever the risk (or, for a standing grievance held back by the quiet
+    period, at its end): no sooner than the user may have one (a day old,
     past the quiet period, past the "reactivated" stage), and only while none is open and the
     stage is one an alert opens in (silence never brings a dormant or churned user back)."""
     if c is None:
@@ -596,6 +614,8 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
     nxt = _next_review_by_risk(st, now_s, model, a, c)
     if st.at_risk_since_s != 0 or (a.stage not in _OPENS and a.stage != "reactivated"):
         return nxt
+    if st.flags & GRIEVANCE and now_s < st.quiet_until_s < nxt and grievance_stands(st, a.signals, c.horizon_days):
+        return st.quiet_until_s  # a grievance held back by the quiet period opens at its end (_may_open), if it still stands
     late = reorder_late_s(a.signals)
     if late <= now_s:
         return nxt

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from models.compiled import CompiledModel, compile_model
 from models.events import SUBSCRIPTION_TYPE, TypeMap, type_aliases
-from models.vocabulary import DEFAULT_ROLES, ROLES
+from models.vocabulary import DEFAULT_ROLES, GRIEVANCE_ROLE, ROLES
 from models.risk import FREE_SIGNS, PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
 from models.subscription import a_type
 
@@ -271,11 +271,13 @@ def _check_roles(roles: object) -> None:
                          f"got {a_type(roles)}")
     seen: dict[str, str] = {}
     for role, names in roles.items():
-        if role not in ROLES:
-            raise ValueError(f"roles name unknown role {role!r}; known: {sorted(ROLES)}")
+        if role not in ROLES and role != GRIEVANCE_ROLE:
+            raise ValueError(f"roles name unknown role {role!r}; known: {sorted([*ROLES, GRIEVANCE_ROLE])}")
         if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
             raise ValueError(f"roles.{role} must be a list of event names, got {a_type(names)} ({names!r})")
         _check_names(f"roles.{role}", names)
+        if role == GRIEVANCE_ROLE:  # names of the negative role (models.vocabulary), not a role of their own
+            continue
         for name in names:
             if name in seen and seen[name] != role:
                 raise ValueError(f"event name {name!r} is in two roles ({seen[name]}, {role}): each name plays one role")

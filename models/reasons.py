@@ -101,8 +101,8 @@ from models.compiled import KINDS_KEY, CompiledModel
 from models.health import percentile
 from models.lifecycle import declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
-from models.signals import Signals, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
-from models.state import DAY_S, LONG_PERIOD, UserState
+from models.signals import Signals, grievance_stands, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
+from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, UserState
 from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
 from models.vocabulary import NEGATIVE, PURCHASE
@@ -761,6 +761,41 @@ def _negative_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
     return f"about {n} negative-feedback event{'s' if n != 1 else ''}{kinds} in recent weeks{_DECAYED}"
 
 
+#: A grievance in words (models.vocabulary DEFAULT_GRIEVANCE): what the customer did; a name a
+#: model declares beyond these is said as the product names it ("support_escalation sent").
+_GRIEVANCE_WORDS: Final[dict[str, str]] = {"complaint": "complained", "refund": "asked for a refund",
+                                           "refund_request": "asked for a refund", "chargeback": "disputed a payment (chargeback)"}
+
+
+def _grievance_text(st: UserState, sig: Signals, model: "ChurnModel") -> str:
+    """A paying customer's standing grievance (models.signals.grievance_stands) in the product's
+    words, dated where the state can date it: "complained on 2026-03-02" while it is the user's
+    latest activity (models.state GRIEVANCE_LATEST: ``last_seen_s`` is its time; an alert it opens
+    is always told so), "complained and asked for a refund, the latest on 2026-03-04" for several,
+    else after the last purchase, which it came after: "complained since the last purchase on
+    2026-02-20". Which grievances: the state's mask of negative names used (models.state)."""
+    vocabulary = model.compiled.vocabulary
+    names = [vocabulary.negative_name(i) for i in range(len(vocabulary.roles.get("negative", ())))
+             if st.negative_names >> i & 1 and vocabulary.is_grievance(vocabulary.negative_name(i))]
+    said: list[str] = []
+    for name in names:
+        words = _GRIEVANCE_WORDS.get(name, f"{name} sent")
+        if words not in said:
+            said.append(words)
+    what = " and ".join(said) if len(said) < 3 else ", ".join(said[:-1]) + " and " + said[-1]
+    if st.flags & GRIEVANCE_LATEST:
+        day = _day(st.last_seen_s)
+        return f"{what} on {day}" if len(said) == 1 else f"{what}, the latest on {day}"
+    if st.n_purchases:
+        return f"{what} since the last purchase on {_day(st.last_purchase_s)}"
+    return f"{what} in recent weeks"
+
+
+def _day(t_s: int) -> str:
+    """The UTC day of epoch second ``t_s``, ISO (2026-03-02)."""
+    return datetime.fromtimestamp(t_s, tz=timezone.utc).date().isoformat()
+
+
 def _typical_tenure(model: "ChurnModel", c: CompiledModel | None = None) -> float:
     """Days of tenure of the reference user (the tenure hazard speaks before them): expm1 of the
     compiled model's reference of ``tenure_log`` (models.risk.reference's), worked out once per
@@ -1071,7 +1106,7 @@ def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], tempe
 
 def _paid_through(period_end_s: int) -> str:
     """The last day the paid period covers (the state keeps its end rounded up to a day)."""
-    return datetime.fromtimestamp(period_end_s - 1, tz=timezone.utc).date().isoformat()
+    return _day(period_end_s - 1)
 
 
 def _renewal_news(st: UserState, sig: Signals) -> bool:
@@ -1237,6 +1272,12 @@ def explain(
         while at < len(found) and found[at][0] >= _RENEWAL:
             at += 1
         found.insert(at, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
+    if st.flags & GRIEVANCE and grievance_stands(st, sig, c.horizon_days):  # a paying customer's complaint (QA17 F8):
+        # what the shop calls about, first (after a cancellation, and a change to declining's
+        # cause); the negative-feedback count and "many small signs" would only say less of it
+        found[:] = [item for item in found if item[1] != "negative" and item[1] != "small_signs"]
+        at = 1 if found and (found[0][1] == "cancelled" or purpose == "declining") else 0
+        found.insert(at, (_FIRST, "grievance", _grievance_text(st, sig, model), ""))
     _renewal_shown(found)
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
 

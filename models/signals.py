@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Final
 
 from models._native import init_args
-from models.state import DAY_S, UserState, purchase_summary, slot_lists
+from models.state import DAY_S, GRIEVANCE, UserState, purchase_summary, slot_lists
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
@@ -43,6 +43,7 @@ __all__ = [
     "reorder_late_s",
     "days_overdue",
     "first_return_due_s",
+    "grievance_stands",
     "order_overdue",
     "REORDER_LATE_CHANCE",
     "REORDER_LATE_FACTOR",
@@ -330,6 +331,25 @@ def order_overdue(sig: Signals) -> bool:
     interval). The action reads it (models.actions ``overdue``: their payment, the order, is
     late, so they are not paying by the temperature; QA17 F6)."""
     return sig.n_purchases > 0 and order_due_s(sig) <= sig.now_s and first_return_due_s(sig) == 0
+
+
+def grievance_stands(st: UserState, sig: Signals, horizon_days: float) -> bool:
+    """Whether a paying customer's grievance stands at ``sig.now_s`` (models.state ``GRIEVANCE``:
+    a complaint, a refund asked for, a chargeback since their last purchase, models.vocabulary)
+    and has not faded: the 4-week negative-feedback count is still at least what one such event
+    leaves after the risk's horizon (``horizon_days``: e^(-30 / 28) = 0.34 under a 30-day one), so
+    a single grievance stands for the horizon, the time the risk looks ahead. The engine opens an
+    at-risk alert for it whatever the risk, and does not close it as recovered while it stands
+    (as for a re-order late, :func:`reorder_late`): a visit is no answer to a complaint, the next
+    order is.
+
+    Why (QA17 F8): the default risk weighs negative feedback as a share of 4-week activity, made
+    for products where dislikes and unfriends are frequent; in a shop a complaint, then a refund
+    request, is the moment to call, and 18 of 386 churners who complained got an at-risk alert
+    within 14 days of it. The count is the role's (dislikes with grievances in a product that has
+    both: a grievance among many dislikes fades later), monotone in silence (it only decays), so
+    a grievance never comes back in silence."""
+    return st.flags & GRIEVANCE != 0 and sig.negative_28d >= math.exp(-horizon_days / 28.0)
 
 
 def days_overdue(sig: Signals) -> float | None:

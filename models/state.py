@@ -40,8 +40,8 @@ to the later of the known end and the stated one, so a late renewal statement ca
 back (``_state_period_end``); ``cancelled``, ``past_due``, ``trial`` and a free plan (MRR 0) set it to unknown.
 
 Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_MEMBER` (2),
-:data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8) and :data:`LONG_PERIOD` (16)) keep what the counters
-cannot say:
+:data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8), :data:`LONG_PERIOD` (16), :data:`GRIEVANCE` (32)
+and :data:`GRIEVANCE_LATEST` (64)) keep what the counters cannot say:
 
 - :data:`PAYS_SUBSCRIPTION`: the user's latest ``subscription`` statement pays (``active`` or
   ``past_due`` with an MRR above 0; :func:`_state_period_end`), and :data:`ACCOUNT_MEMBER`: the
@@ -64,6 +64,18 @@ cannot say:
   subscriber's alert comes now), where on a monthly plan it is always true (models.reasons,
   QA17 F13). Set or cleared by the ``active`` statement whose end is kept, cleared with the end;
   such a user pays (:data:`PAYS_SUBSCRIPTION`), so the bit adds no byte.
+- :data:`GRIEVANCE`: a paying customer (a purchase on record, or a paying subscription) sent a
+  grievance (models.vocabulary: a complaint, a refund asked for, a chargeback) after their last
+  purchase: an at-risk alert opens for it whatever the risk, and stays open until they buy again
+  or the grievance fades (models.signals.grievance_stands, models.engine). Set by the grievance,
+  cleared by the customer's next purchase and when the negative-feedback count has decayed to
+  nothing (its mask of names restarts, :func:`_add_negative`). Which grievances: the mask of
+  negative names used. When: :data:`GRIEVANCE_LATEST`, else the last purchase's day.
+- :data:`GRIEVANCE_LATEST`: the user's latest activity event is a grievance, so ``last_seen_s`` is
+  its time, which the reasons date it by ("complained on 2026-03-02"). Set by an in-order
+  grievance, cleared by the user's next in-order activity event. Neither flag costs a byte more
+  than any flag does (the record's flags byte), so the budget's worst case does not move: the
+  dates of grievances no later event left datable are not kept (each would be 2 bytes a user).
 
 The flags are one more byte, written only when a flag is set: format 6 (format 5 + a uint8, the
 period end 0 when unknown: 96 bytes + 8 per slot), so a record without flags is format 4 or 5
@@ -100,6 +112,8 @@ __all__ = [
     "DAY_S",
     "DECAY_DAYS",
     "GAP_EWMA_ALPHA",
+    "GRIEVANCE",
+    "GRIEVANCE_LATEST",
     "LONG_PERIOD",
     "LONG_PERIOD_S",
     "MAX_PERIOD_END_DAY",
@@ -166,6 +180,12 @@ LONG_PERIOD: Final[int] = 16
 #: A period longer than this past its statement is "long" (:data:`LONG_PERIOD`): a month's 28-31
 #: days and a statement sent up to two weeks before its period starts stay below; two months do not.
 LONG_PERIOD_S: Final[int] = 45 * 86_400
+#: ``UserState.flags``: a paying customer's grievance since their last purchase (models.vocabulary
+#: grievance names): an at-risk alert opens for it whatever the risk (models.engine).
+GRIEVANCE: Final[int] = 32
+#: ``UserState.flags``: the user's latest activity event is a grievance: ``last_seen_s`` dates it
+#: (the reasons' "complained on 2026-03-02").
+GRIEVANCE_LATEST: Final[int] = 64
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)
@@ -700,10 +720,12 @@ def _slots_forward(state: UserState, ts: int) -> int:
 def _add_negative(state: UserState, index: int, ts: int) -> None:
     """One negative-feedback event at ``ts`` (the role's ``index``-th name, -1 when not a name of
     the role), counted like a slot's 4-week count. The mask of names used restarts once the count
-    has decayed to nothing (under 0.05 of an event), so reasons name what the count is made of."""
+    has decayed to nothing (under 0.05 of an event), so reasons name what the count is made of;
+    a grievance that old no longer stands either (:data:`GRIEVANCE`)."""
     d = _slots_forward(state, ts)
     if state.negative_28d < 0.05:
         state.negative_names = 0
+        state.flags &= ~(GRIEVANCE | GRIEVANCE_LATEST)
     if 0 <= index < 16:
         state.negative_names |= 1 << index
     state.negative_28d = f32(state.negative_28d + (1.0 if d == 0 else math.exp(d / _TAU_28_S)))
@@ -844,6 +866,10 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
         state.slot_counts = _zeros(vocabulary.n_slots)
         state.slots_at_s = state.last_seen_s if state.n_events else ts
         state.negative_names, state.negative_28d = 0, 0.0  # kept with the slots
+        state.flags &= ~(GRIEVANCE | GRIEVANCE_LATEST)  # which grievances: the mask just restarted
+    in_order = state.n_events == 0 or ts >= state.last_seen_s
+    if state.flags & GRIEVANCE_LATEST and in_order:
+        state.flags &= ~GRIEVANCE_LATEST  # a later event: last_seen_s no longer dates the grievance
     # In order (the usual case) the event adds 1.0 to every counter; a late one what is left of it.
     if state.n_events == 0:
         state.first_seen_s = ts
@@ -877,10 +903,15 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
         _add_to_slot(state, slot, ts)
     if role == NEGATIVE:
         _add_negative(state, vocabulary.negative_index(event.type), ts)
+        if ((state.n_purchases or state.flags & PAYS_SUBSCRIPTION) and ts >= state.last_purchase_s
+                and vocabulary.is_grievance(event.type)):
+            state.flags |= (GRIEVANCE | GRIEVANCE_LATEST) if in_order else GRIEVANCE
     elif role == PURCHASE:
         amount = event.amount if event.amount > 0 else 0.0
         state.revenue += amount
         _count_purchase_day(state, ts)
+        if in_order:
+            state.flags &= ~(GRIEVANCE | GRIEVANCE_LATEST)  # bought again: the grievance is settled
 
 
 def _count_visit_day(state: UserState, ts: int, gap: int) -> None:

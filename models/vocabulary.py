@@ -42,6 +42,17 @@ product's data would suggest is negative (an ad view is not dissatisfaction by i
 A product overrides the list with ``roles.negative`` in its model file (at most 16 names: the
 state remembers which of them a user used in a 16-bit mask, for the reasons; sixteen because
 the record has no byte to spare, models.state).
+
+**Grievances** (``roles.grievance``, a subset of the ``negative`` names, not a role of its own:
+the names still play ``negative``): a customer telling the company they are unhappy with what
+they paid for, by default :data:`DEFAULT_GRIEVANCE` (a complaint, a refund asked for, a
+chargeback) among the product's ``negative`` names; a model file that declares
+``roles.grievance`` names its own (an empty list: none). Not dislikes, unfollows or downgrades:
+those are frequent in products that live on them (a social network's ``unfriend``) and say
+little each; a paying customer's complaint is the moment a shop calls (QA17 F8: 386 churners of
+a coffee shop complained or asked for a refund after their last order, and 18 got an at-risk
+alert within 14 days of it). A paying customer's grievance opens an at-risk alert whatever the
+risk (models.engine, models.state ``GRIEVANCE``).
 """
 
 from __future__ import annotations
@@ -55,7 +66,9 @@ __all__ = [
     "CANCEL",
     "DEFAULT_ROLES",
     "DEFAULT_SLOTS",
+    "DEFAULT_GRIEVANCE",
     "DEFAULT_VOCABULARY",
+    "GRIEVANCE_ROLE",
     "IGNORE",
     "MAX_NEGATIVE_NAMES",
     "MAX_SLOTS",
@@ -85,6 +98,11 @@ DEFAULT_ROLES: Final[Mapping[str, tuple[str, ...]]] = {
         "downgrade", "uninstall",
     ),
 }
+#: The ``negative`` names that are a grievance when the model file declares no ``roles.grievance``
+#: (module docstring): those of them the model's ``negative`` role has.
+DEFAULT_GRIEVANCE: Final[tuple[str, ...]] = ("complaint", "refund", "refund_request", "chargeback")
+#: The key of ``roles`` that names the grievances: a subset of ``negative``, no role code of its own.
+GRIEVANCE_ROLE: Final[str] = "grievance"
 #: Most ``negative`` names a model may declare (the state's mask of names used has 16 bits).
 MAX_NEGATIVE_NAMES: Final[int] = 16
 #: Slots when no names are declared (hashed), and the most a model may declare.
@@ -104,6 +122,8 @@ class Vocabulary:
     ((-1, 4), 5, 'unfriend')
     >>> Vocabulary().lookup("post")[0] in range(DEFAULT_SLOTS)
     True
+    >>> Vocabulary().is_grievance("refund"), Vocabulary().is_grievance("dislike"), Vocabulary(roles={"negative": ["dislike"]}).grievance_mask()
+    (True, False, 0)
     """
 
     tracked: tuple[str, ...] = ()
@@ -115,11 +135,16 @@ class Vocabulary:
             raise ValueError(f"tracked_types names {len(self.tracked)} event types, at most {MAX_SLOTS}")
         if len(set(self.tracked)) != len(self.tracked) or not all(isinstance(n, str) and n for n in self.tracked):
             raise ValueError(f"tracked_types must be distinct non-empty names, got {list(self.tracked)}")
-        unknown = set(self.roles) - set(ROLES)
+        unknown = set(self.roles) - set(ROLES) - {GRIEVANCE_ROLE}
         if unknown:
             raise ValueError(f"roles name unknown roles {sorted(unknown)}; known: {sorted(ROLES)}")
         if len(self.roles.get("negative", ())) > MAX_NEGATIVE_NAMES:
             raise ValueError(f"roles.negative names {len(self.roles['negative'])} event types, at most {MAX_NEGATIVE_NAMES}")
+        negative = list(self.roles.get("negative", ()))
+        declared = self.roles.get(GRIEVANCE_ROLE)
+        if declared is not None and not set(declared) <= set(negative):
+            raise ValueError(f"roles.grievance names {sorted(set(declared) - set(negative))}, not in roles.negative: a grievance "
+                             f"is negative feedback, declare it there too")
         both = sorted(set(self.tracked) & set(self.roles.get("ignore", ())))
         if both:
             raise ValueError(f"roles.ignore names {both}, which tracked_types tracks as use: give each name one of the two")
@@ -140,6 +165,16 @@ class Vocabulary:
     def negative_name(self, index: int) -> str:
         """The ``negative`` role's ``index``-th name."""
         return str(self.roles.get("negative", ())[index])
+
+    def is_grievance(self, name: str) -> bool:
+        """Whether events named ``name`` are a grievance (module docstring): a ``negative`` name
+        the model's ``roles.grievance`` lists, or without that list one of :data:`DEFAULT_GRIEVANCE`."""
+        return name in self.roles.get("negative", ()) and name in self.roles.get(GRIEVANCE_ROLE, DEFAULT_GRIEVANCE)
+
+    def grievance_mask(self) -> int:
+        """Bit i set where the ``negative`` role's i-th name is a grievance: the bits of the
+        state's mask of negative names used (models.state) that are grievances."""
+        return sum([1 << i for i, name in enumerate(self.roles.get("negative", ())) if self.is_grievance(name)])
 
     def untracked(self, name: str) -> bool:
         """Whether events named ``name`` count only in the total: the model declares the names it
@@ -171,7 +206,7 @@ class Vocabulary:
     def _resolve(self, name: str) -> tuple[int, int]:
         role = ACTIVITY
         for role_name, names in self.roles.items():
-            if name in names:
+            if name in names and role_name != GRIEVANCE_ROLE:
                 role = ROLES[role_name]
                 break
         if role in (CANCEL, SUBSCRIPTION, IGNORE):

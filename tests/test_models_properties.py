@@ -52,7 +52,7 @@ MODEL = ChurnModel(
 )
 MODELS = [ChurnModel(), MODEL]
 
-_types = st.sampled_from(EVENT_TYPES + ("dislike", "unfriend"))  # and negative feedback (models.vocabulary)
+_types = st.sampled_from(EVENT_TYPES + ("dislike", "unfriend", "complaint", "refund"))  # and negative feedback, grievances (models.vocabulary)
 #: The engine and its assessment as Python (models/_native.py): _change_points patches the engine's own
 #: functions, which the compiled engine would call directly.
 _PURE = import_pure(["engine", "scoring", "signals"])
@@ -257,7 +257,7 @@ def _decides_something(st_: UserState, now_s: int, model: ChurnModel) -> str:
         return f"stage {STAGES[st_.stage]} -> {a.stage}"
     if st_.at_risk_since_s == 0 and engine._may_open(st_, a, now_s, model):
         return "at_risk opens"
-    if st_.at_risk_since_s != 0 and engine._may_close(a, now_s, model):
+    if st_.at_risk_since_s != 0 and engine._may_close(st_, a, now_s, model):
         return "at_risk closes"
     return ""
 

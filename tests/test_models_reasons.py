@@ -300,6 +300,15 @@ def _contributions(alert: Alert, model: ChurnModel) -> dict[str, float]:
     return out
 
 
+#: A paying customer's standing grievance in words (models.reasons._grievance_text): said first
+#: whatever it weighs in the risk (QA17 F8), as the re-order that is late.
+_GRIEVANCE = re.compile(r"^(complained|asked for a refund|disputed a payment)")
+
+
+def _grievance_said(reasons: tuple[str, ...]) -> bool:
+    return any(_GRIEVANCE.match(text) for text in reasons)
+
+
 def check_alert(alert: Alert, model: ChurnModel) -> None:
     """The reasons of an at-risk alert (and of a stage change for the worse) push the risk up,
     largest first, and none says the user is fine; those of a recovered alert (and of a stage
@@ -314,21 +323,29 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
     if alert.kind == "at_risk" or (alert.kind == "stage_changed" and alert.scores.stage not in IMPROVED):
         ranked = []
         told = reasons
-        if alert.kind == "stage_changed" and alert.scores.stage == "declining":
+        declining = alert.kind == "stage_changed" and alert.scores.stage == "declining"
+        if _grievance_said(reasons):  # first, or after a cancellation or the declining cause (models.reasons.explain)
+            at = next(i for i, text in enumerate(reasons) if _GRIEVANCE.match(text))
+            assert at == 0 or (at == 1 and (reasons[0].startswith("cancelled") or declining)), reasons
+            told = reasons[:at] + reasons[at + 1:]
+        if declining:
             # first the lifecycle's cause (models.lifecycle.declining_cause), whatever its factor
             # weighs in the risk (a fall of 29% is under the default's reference fall of 30%)
-            assert re.search(_CAUSE, reasons[0]) and not _fine(reasons[0]), reasons
-            assert reasons[0] not in reasons[1:], reasons  # said once
-            told = reasons[1:]
+            assert re.search(_CAUSE, told[0]) and not _fine(told[0]), reasons
+            assert told[0] not in told[1:], reasons  # said once
+            told = told[1:]
         elif alert.scores.signals is not None and reorder_late(alert.scores.signals) and _weighs_as_it_reads("purchase", model):
             # first the re-order that is late (models.signals.reorder_late, QA12 F2), whatever its
             # factor weighs in the risk (the shipped default weighs none); after a standing cancellation
             # and a paid period ended unrenewed (facts of leaving, models.reasons._renewal_shown)
             at = 0
-            while reasons[at].startswith(("cancelled", "paid period ended")):
+            while at < len(told) and told[at].startswith(("cancelled", "paid period ended")):
                 at += 1
-            assert reasons[at].startswith("usual re-order every") and reasons[at] not in reasons[at + 1:], reasons
-            told = reasons[:at] + reasons[at + 1:]
+            # a grievance said first may leave it past the last place shown (MAX_REASONS, with a
+            # cancellation and a renewal due: models.reasons._renewal_shown)
+            if not _grievance_said(reasons) or (at < len(told) and told[at].startswith("usual re-order every")):
+                assert at < len(told) and told[at].startswith("usual re-order every") and told[at] not in told[at + 1:], reasons
+                told = told[:at] + told[at + 1:]
         for text in told:
             key = _key(text, _AGAINST)
             assert key is not None and not _fine(text), (text, reasons)
@@ -365,6 +382,8 @@ def check_consistent(alert: Alert, model: ChurnModel) -> None:
     if alert.kind == "at_risk":
         # the risk at the line, or a re-order late (models.signals.reorder_late: opens whatever the risk, QA12 F2)
         late = s.signals is not None and reorder_late(s.signals)
+        # or a paying customer's grievance (models.signals.grievance_stands, QA17 F8), said first
+        late = late or _grievance_said(s.reasons)
         assert s.stage in REACHABLE and (s.risk >= model.risk_enter or late) and alert.previous_stage is None, alert
     elif alert.kind == "recovered":
         assert s.stage not in _WORSE, f"recovered while {s.stage}: {s.reasons}"

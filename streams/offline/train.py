@@ -85,7 +85,7 @@ from models.model import ChurnModel, load_model
 from models.rfm import POPULATION_KEYS as RFM_KEYS, fit_population as rfm_population
 from models.risk import FEATURES, FREE_SIGNS, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
 from models.scoring import assess, risk_at
-from models.vocabulary import CANCEL, DEFAULT_SLOTS, IGNORE, SUBSCRIPTION, Vocabulary
+from models.vocabulary import CANCEL, DEFAULT_SLOTS, GRIEVANCE_ROLE, IGNORE, SUBSCRIPTION, Vocabulary
 from models.state import DAY_S, DECAY_DAYS, UserState
 from models.temperature import VISIT_KEY, calibrated
 
@@ -1009,8 +1009,8 @@ def roles_matched(events: Iterable[Event], model: ChurnModel) -> dict[str, int]:
     names: dict[str, int] = {}
     for ev in events:
         names[ev.type] = names.get(ev.type, 0) + 1
-    role_of = {name: role for role, listed in model.roles.items() for name in listed}
-    counts = {role: 0 for role in model.roles}
+    role_of = {name: role for role, listed in model.roles.items() for name in listed if role != GRIEVANCE_ROLE}  # a grievance plays negative
+    counts = {role: 0 for role in model.roles if role != GRIEVANCE_ROLE}
     for name, n in names.items():
         if name in role_of:
             counts[role_of[name]] += n

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from models.model import ChurnModel
-from models.vocabulary import DEFAULT_SLOTS
+from models.vocabulary import DEFAULT_SLOTS, GRIEVANCE_ROLE
 
 __all__ = ["ROLE_EFFECTS", "vocabulary_lines"]
 
@@ -55,7 +55,7 @@ def vocabulary_lines(model: ChurnModel, counts: Mapping[str, int] | None = None)
     """
     if counts is None:
         return _declared_lines(model)
-    role_of = {name: role for role, names in model.roles.items() for name in names}
+    role_of = {name: role for role, names in model.roles.items() for name in names if role != GRIEVANCE_ROLE}  # a grievance plays negative
     tracked = set(model.tracked_types)
     by_count = sorted(counts, key=lambda name: (-counts[name], name))
     lines = [f"tracked types ({len(tracked)}): " + _listed([f"{t} {counts.get(t, 0):,}" for t in model.tracked_types])]
@@ -64,7 +64,7 @@ def vocabulary_lines(model: ChurnModel, counts: Mapping[str, int] | None = None)
     for role, names in model.roles.items():
         if role == "subscription" and not counts.get(names[0] if names else "", 0):
             continue  # billing statements: said where they are used (docs/REVENUE.md)
-        seen = [f"{n} {counts[n]:,}" for n in by_count if role_of.get(n) == role]
+        seen = [f"{n} {counts[n]:,}" for n in by_count if role_of.get(n) == role or role == GRIEVANCE_ROLE and n in names]
         if not seen and role in ROLE_EFFECTS:
             continue  # unmatched_role_lines says it, with what it changes and how to declare names
         looked = ", ".join(list(names)[:3]) + (", ..." if len(names) > 3 else "")
