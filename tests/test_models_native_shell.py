@@ -143,6 +143,28 @@ def test_state_args_is_the_write_calls_loop(rows) -> None:  # type: ignore[no-un
     assert [reach_score(s.reach) for s in states] == [_reach_ref(s.reach) for s in states]
 
 
+def test_state_write_is_the_store_dataclass_it_replaced() -> None:
+    """The compiled ``models.step.StateWrite`` (the store's since ``stepcost3``) as the store's
+    Python dataclass was, compiled and pure: positional fields and defaults, equality and repr by
+    field, the UNCHANGED mark kept as given (-1 stays an int, -1.0 a float: the JSON sent is the
+    same), and a pickle round trip (``__reduce__``: a compiled object is rebuilt from its fields)."""
+    import pickle
+
+    from streams.worker.store import StateWrite
+
+    assert StateWrite is __import__("models.step", fromlist=["StateWrite"]).StateWrite
+    for cls in (StateWrite, PURE["step"].StateWrite):
+        a = cls(3, "u", b"r", "ev:0", 90, -1)
+        assert (a.reach, a.alert_risk, type(a.risk)) == (None, 0.0, int)
+        assert a == cls(3, "u", b"r", "ev:0", 90, -1, None, 0.0) and a != cls(3, "u", None, "ev:0", 90, -1)
+        assert repr(a) == ("StateWrite(group=3, user_id='u', blob=b'r', due_field='ev:0', due_s=90, risk=-1, reach=None, "
+                           "alert_risk=0.0)")
+        b = cls(1, "v", None, "ev:1", 0, 0.25, -1.0, 0.5)
+        assert (b.risk, b.reach, b.alert_risk, type(b.reach)) == (0.25, -1.0, 0.5, float)
+    c = StateWrite(7, "w", b"x", "ev:2", 2 ** 40, None, 0.75, 0.125)
+    assert pickle.loads(pickle.dumps(c)) == c
+
+
 def _frame_ref(group):  # type: ignore[no-untyped-def]
     """store._driver_call's packed path as it was written in Python."""
     import orjson
