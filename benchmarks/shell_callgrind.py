@@ -47,6 +47,9 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
 ``.venv/bin/python -m benchmarks.shell_callgrind phases /tmp/cg.out`` (the table per phase and event).
 The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it,
 this file run by its path from another directory so that the tree's ``streams`` and ``models`` load).
+A capture made before ``StateWrite`` was compiled (``stepcost3``) pickled the store's dataclass: it
+loads here as this tree's (``_load_chunk``); one made since names ``models.step.StateWrite``, which
+an older tree does not have.
 """
 
 from __future__ import annotations

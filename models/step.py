@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Final, Sequence
+from typing import Any, Callable, Final, Iterable, Sequence
 
 from models._native import init_args
 from models.compiled import CompiledModel
@@ -30,7 +30,8 @@ _CHURNED: Final[int] = STAGES.index("churned")
 from models.weekly import advance_sampled
 
 __all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "StateWrite", "Step", "Todo", "Version", "advance_stored", "bucket_todo", "count_delta",
-           "frame_args", "index_scores", "mark_versions", "queue_alerts", "same_counts", "state_args"]
+           "frame_args", "index_scores", "mark_versions", "queue_alerts", "same_counts", "split_dues", "state_args",
+           "writes_by_user"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -312,6 +313,41 @@ def state_args(states: list[StateWrite], unchanged: int) -> tuple[list[object], 
             records[k] = blob
         i += 6
     return flat, records
+
+
+def writes_by_user(states: Iterable[StateWrite]) -> dict[str, StateWrite]:
+    """A bucket write's states by user id: streams.worker.pending's layer of a write in flight.
+    Compiled: the user id is a native read here, a generic one from Python (docs/SCALING.md)."""
+    return {sw.user_id: sw for sw in states}
+
+
+def split_dues(writes: Iterable[StateWrite | None], bounds: dict[str, int]) -> tuple[dict[str, list[StateWrite]], dict[str, int]]:
+    """streams.worker.pending's scheduled due entries: of ``writes`` (None skipped) those that
+    leave a due entry (``due_s`` > 0) on a swept index (``bounds``: its due field -> the second
+    swept up to), per field the writes due within the sweep (in the order given) and the lowest due
+    second after it. Compiled: one native pass, each field read once, over every write in flight."""
+    within: dict[str, list[StateWrite]] = {}
+    above: dict[str, int] = {}
+    for sw in writes:
+        if sw is None:
+            continue
+        due = sw.due_s
+        if due <= 0:
+            continue
+        fld = sw.due_field
+        bound = bounds.get(fld)
+        if bound is None:
+            continue
+        if due <= bound:
+            got = within.get(fld)
+            if got is None:
+                got = within[fld] = []
+            got.append(sw)
+        else:
+            low = above.get(fld)
+            if low is None or due < low:
+                above[fld] = due
+    return within, above
 
 
 def frame_args(calls: list[Any], convert: Callable[[Any], bytes]) -> tuple[list[int], list[int], bytes]:

@@ -19,8 +19,9 @@ the result is the read a serial worker would have made. Pure: no Redis, no clock
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Sequence
 
+from models.step import split_dues, writes_by_user
 from streams.worker.keys import due_member, offset_field
 from streams.worker.phases import BucketPlan
 from streams.worker.store import UNCHANGED, BucketReadResult, BucketWrite, DueUser, StateWrite
@@ -53,8 +54,7 @@ class PendingWrites:
             return self._layers[bucket]
         except KeyError:
             w = self._writes.get(bucket)
-            layer = None if w is None else _Layer({f: new for f, _, new in w.parts if new},
-                                                  {sw.user_id: sw for sw in w.states})
+            layer = None if w is None else _Layer({f: new for f, _, new in w.parts if new}, writes_by_user(w.states))
             self._layers[bucket] = layer
             return layer
 
@@ -124,33 +124,16 @@ def _lookup(layers: Sequence[_Layer], uid: str) -> StateWrite | None:
     return found
 
 
-def _scheduled(layers: Sequence[_Layer], bounds: Mapping[str, int]) -> tuple[dict[str, list[StateWrite]], dict[str, int]]:
+def _scheduled(layers: Sequence[_Layer], bounds: dict[str, int]) -> tuple[dict[str, list[StateWrite]], dict[str, int]]:
     """The due entries the pending writes leave (due > 0) on the swept indexes (``bounds``: due
     field -> the second swept up to), split there: per field the writes (:func:`_lookup`'s) due
-    within the sweep, and the lowest due second after it. One pass, nothing kept for an index
-    not swept nor for an entry after the sweep (before: a tuple per user written, each looked at
-    again by its index's merge; the review-heavy overlay's largest part, docs/SCALING.md)."""
-    within: dict[str, list[StateWrite]] = {}
-    above: dict[str, int] = {}
+    within the sweep, and the lowest due second after it (``models.step.split_dues``, compiled).
+    One pass, nothing kept for an index not swept nor for an entry after the sweep (before: a
+    tuple per user written, each looked at again by its index's merge; the review-heavy
+    overlay's largest part, docs/SCALING.md)."""
     if len(layers) == 1:  # the usual case (depth 2): no older write to inherit an unchanged due from
-        writes: Iterable[StateWrite | None] = layers[0].users.values()
-    else:
-        writes = [_lookup(layers, uid) for uid in {uid for layer in layers for uid in layer.users}]
-    for sw in writes:
-        if sw is None:
-            continue
-        due = sw.due_s
-        if due <= 0:
-            continue
-        fld = sw.due_field
-        bound = bounds.get(fld)
-        if bound is None:
-            continue
-        if due <= bound:
-            within.setdefault(fld, []).append(sw)
-        elif due < above.get(fld, due + 1):
-            above[fld] = due
-    return within, above
+        return split_dues(layers[0].users.values(), bounds)
+    return split_dues([_lookup(layers, uid) for uid in {uid for layer in layers for uid in layer.users}], bounds)
 
 
 def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld: str, layers: Sequence[_Layer],
