@@ -47,6 +47,9 @@ callgrind's ``--toggle-collect`` counts only the phases and ``callgrind_annotate
 ``.venv/bin/python -m benchmarks.shell_callgrind phases /tmp/cg.out`` (the table per phase and event).
 The same capture replays on any tree whose phases take the same arguments (``PYTHONPATH`` set to it,
 this file run by its path from another directory so that the tree's ``streams`` and ``models`` load).
+A capture made before ``StateWrite`` was compiled (``stepcost3``) pickled the store's dataclass: it
+loads here as this tree's (``_load_chunk``); one made since names ``models.step.StateWrite``, which
+an older tree does not have.
 """
 
 from __future__ import annotations
@@ -182,6 +185,36 @@ async def _capture(bootstrap: str, redis_url: str, events: int, users: int, size
     return cycles
 
 
+class _CapturedWrite:
+    """A ``StateWrite`` of a capture made while it was the store's Python dataclass (pickled as an
+    empty object and its slots, which the compiled ``models.step.StateWrite`` cannot be made from)."""
+
+    __slots__ = ("group", "user_id", "blob", "due_field", "due_s", "risk", "reach", "alert_risk")
+
+
+class _ChunkUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("streams.worker.store", "StateWrite"):
+            return _CapturedWrite
+        return super().find_class(module, name)
+
+
+def _load_chunk(data: bytes) -> Any:
+    """A captured chunk (buckets, replies, pending writes) with its writes' states as this tree's
+    ``StateWrite`` (uncounted: before the phases run), whichever form the capture pickled."""
+    import io
+
+    from streams.worker.store import StateWrite
+
+    chunk = _ChunkUnpickler(io.BytesIO(data)).load()
+    for writes in chunk[2]:
+        for w in writes:
+            w.states[:] = [s if type(s) is not _CapturedWrite else
+                           StateWrite(s.group, s.user_id, s.blob, s.due_field, s.due_s, s.risk, s.reach, s.alert_risk)
+                           for s in w.states]
+    return chunk
+
+
 def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], wrap: bool = True) -> int:
     """One captured cycle, each phase through its wrapper (``wrap``; else called directly, as the
     warm-up does); returns the records replayed."""
@@ -196,7 +229,7 @@ def _replay_cycle(c: dict[str, Any], model: Any, decoder_cache: dict[str, Any], 
     raw = {p: _record_batches(recs) for p, recs in c["batch"].items()}
     batch: dict[int, list[Any]] = {}
     sweep = pickle.loads(c["sweep"])
-    chunks = [pickle.loads(x) for x in c["chunks"]]
+    chunks = [_load_chunk(x) for x in c["chunks"]]
     for _, _, pending in chunks:  # each chunk laid over the same writes (as the pipeline takes them once)
         pending[:] = [pending_writes(w) for w in pending]
     # the writes indexed lazily by overlay_reads, as the pipeline's are: one PendingWrites object per cycle

@@ -143,6 +143,50 @@ def test_state_args_is_the_write_calls_loop(rows) -> None:  # type: ignore[no-un
     assert [reach_score(s.reach) for s in states] == [_reach_ref(s.reach) for s in states]
 
 
+def test_state_write_is_the_store_dataclass_it_replaced() -> None:
+    """The compiled ``models.step.StateWrite`` (the store's since ``stepcost3``) as the store's
+    Python dataclass was, compiled and pure: positional fields and defaults, equality and repr by
+    field, the UNCHANGED mark kept as given (-1 stays an int, -1.0 a float: the JSON sent is the
+    same), and a pickle round trip (``__reduce__``: a compiled object is rebuilt from its fields)."""
+    import pickle
+
+    from streams.worker.store import StateWrite
+
+    assert StateWrite is __import__("models.step", fromlist=["StateWrite"]).StateWrite
+    for cls in (StateWrite, PURE["step"].StateWrite):
+        a = cls(3, "u", b"r", "ev:0", 90, -1)
+        assert (a.reach, a.alert_risk, type(a.risk)) == (None, 0.0, int)
+        assert a == cls(3, "u", b"r", "ev:0", 90, -1, None, 0.0) and a != cls(3, "u", None, "ev:0", 90, -1)
+        assert repr(a) == ("StateWrite(group=3, user_id='u', blob=b'r', due_field='ev:0', due_s=90, risk=-1, reach=None, "
+                           "alert_risk=0.0)")
+        b = cls(1, "v", None, "ev:1", 0, 0.25, -1.0, 0.5)
+        assert (b.risk, b.reach, b.alert_risk, type(b.reach)) == (0.25, -1.0, 0.5, float)
+    c = StateWrite(7, "w", b"x", "ev:2", 2 ** 40, None, 0.75, 0.125)
+    assert pickle.loads(pickle.dumps(c)) == c
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(st.none(), st.tuples(st.integers(-1, 60), st.sampled_from(["ev:0", "ev:1", "ev:2"]))),
+                max_size=40),
+       st.dictionaries(st.sampled_from(["ev:0", "ev:1", "ev:3"]), st.integers(0, 60)))
+def test_split_dues_and_writes_by_user_are_the_overlay_loops(rows, bounds) -> None:  # type: ignore[no-untyped-def]
+    """streams.worker.pending's per-write loops, compiled and pure: the writes leaving a due entry
+    (> 0) on a swept index, split at its bound as the merge of each index took them before (those
+    within it in order, the lowest second after it), and a write's states by user."""
+    from streams.worker.store import UNCHANGED, StateWrite
+
+    writes = [None if r is None else StateWrite(i, f"u{i}", b"r", r[1], UNCHANGED if r[0] < 0 else r[0], None)
+              for i, r in enumerate(rows)]
+    live = [w for w in writes if w is not None and w.due_s > 0 and w.due_field in bounds]
+    want_within = {f: [w for w in live if w.due_field == f and w.due_s <= b] for f, b in bounds.items()}
+    want_above = {f: min(later) for f, b in bounds.items() if (later := [w.due_s for w in live if w.due_field == f and w.due_s > b])}
+    for mod in (PURE["step"], __import__("models.step", fromlist=["split_dues"])):
+        within, above = mod.split_dues(writes, bounds)
+        assert within == {f: ws for f, ws in want_within.items() if ws} and above == want_above
+        states = [w for w in writes if w is not None]
+        assert mod.writes_by_user(states) == {w.user_id: w for w in states}
+
+
 def _frame_ref(group):  # type: ignore[no-untyped-def]
     """store._driver_call's packed path as it was written in Python."""
     import orjson

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from models.step import split_dues, writes_by_user
 from streams.worker.keys import due_member, offset_field
 from streams.worker.phases import BucketPlan
 from streams.worker.store import UNCHANGED, BucketReadResult, BucketWrite, DueUser, StateWrite
@@ -53,8 +54,7 @@ class PendingWrites:
             return self._layers[bucket]
         except KeyError:
             w = self._writes.get(bucket)
-            layer = None if w is None else _Layer({f: new for f, _, new in w.parts if new},
-                                                  {sw.user_id: sw for sw in w.states})
+            layer = None if w is None else _Layer({f: new for f, _, new in w.parts if new}, writes_by_user(w.states))
             self._layers[bucket] = layer
             return layer
 
@@ -75,13 +75,14 @@ def overlay_reads(plans: Sequence[BucketPlan], replies: Sequence[BucketReadResul
         if not layers:
             continue  # newest first from here on
         _lay(plan, reply, layers, topic)
-        scheduled: dict[str, list[tuple[str, int, int, bytes | None]]] | None = None
-        for i, (p, due_max) in enumerate(plan.parts.items()):
-            if due_max is not None:
-                scheduled = _scheduled(layers) if scheduled is None else scheduled
-                fld = offset_field(topic, p)
-                reply.dues[i], reply.next_due[i] = _merge_dues(
-                    reply.dues[i], reply.next_due[i], due_max, fld, layers, scheduled.get(fld, []), due_limit)
+        swept = [(i, offset_field(topic, p), due_max) for i, (p, due_max) in enumerate(plan.parts.items())
+                 if due_max is not None]
+        if not swept:
+            continue
+        within, above = _scheduled(layers, {fld: due_max for _, fld, due_max in swept})
+        for i, fld, due_max in swept:
+            reply.dues[i], reply.next_due[i] = _merge_dues(
+                reply.dues[i], reply.next_due[i], due_max, fld, layers, within.get(fld, ()), above.get(fld), due_limit)
 
 
 def _lay(plan: BucketPlan, reply: BucketReadResult, layers: Sequence[_Layer], topic: str) -> None:
@@ -104,70 +105,57 @@ def _lay(plan: BucketPlan, reply: BucketReadResult, layers: Sequence[_Layer], to
                 break
 
 
-@dataclass(slots=True)
-class _User:
-    """A user as the pending writes leave it: ``due`` None = its due entry as Redis holds it."""
-
-    user_id: str
-    group: int
-    blob: bytes | None
-    due_field: str
-    due: int | None
-
-
-def _lookup(layers: Sequence[_Layer], uid: str) -> _User | None:
-    """The newest pending record of ``uid``; its due entry from the newest write that set one."""
-    found: _User | None = None
+def _lookup(layers: Sequence[_Layer], uid: str) -> StateWrite | None:
+    """The newest pending write of ``uid``, its ``due_s`` that of the newest write that set one
+    on the same due index (``UNCHANGED``: the entry as Redis holds it). The write itself where
+    that is so (always with one layer, the usual depth 2: no object made per user), else a copy."""
+    found: StateWrite | None = None
     for layer in layers:
         sw = layer.users.get(uid)
         if sw is None:
             continue
-        due = None if sw.due_s == UNCHANGED else sw.due_s
         if found is None:
-            found = _User(uid, sw.group, sw.blob, sw.due_field, due)
-        elif found.due is None and sw.due_field == found.due_field:
-            found.due = due
-        if found.due is not None:
-            break
+            if sw.due_s != UNCHANGED:
+                return sw
+            found = sw
+        elif sw.due_s != UNCHANGED and sw.due_field == found.due_field:
+            return StateWrite(found.group, uid, found.blob, found.due_field, sw.due_s, found.risk, found.reach,
+                              found.alert_risk)
     return found
 
 
-def _scheduled(layers: Sequence[_Layer]) -> dict[str, list[tuple[str, int, int, bytes | None]]]:
-    """Per due field: ``(user id, group, due second, record)`` of the users whose pending writes
-    leave a due entry there (due > 0)."""
-    out: dict[str, list[tuple[str, int, int, bytes | None]]] = {}
+def _scheduled(layers: Sequence[_Layer], bounds: dict[str, int]) -> tuple[dict[str, list[StateWrite]], dict[str, int]]:
+    """The due entries the pending writes leave (due > 0) on the swept indexes (``bounds``: due
+    field -> the second swept up to), split there: per field the writes (:func:`_lookup`'s) due
+    within the sweep, and the lowest due second after it (``models.step.split_dues``, compiled).
+    One pass, nothing kept for an index not swept nor for an entry after the sweep (before: a
+    tuple per user written, each looked at again by its index's merge; the review-heavy
+    overlay's largest part, docs/SCALING.md)."""
     if len(layers) == 1:  # the usual case (depth 2): no older write to inherit an unchanged due from
-        for uid, sw in layers[0].users.items():
-            if sw.due_s > 0:
-                out.setdefault(sw.due_field, []).append((uid, sw.group, sw.due_s, sw.blob))
-        return out
-    for uid in {uid for layer in layers for uid in layer.users}:
-        user = _lookup(layers, uid)
-        if user is not None and user.due:
-            out.setdefault(user.due_field, []).append((uid, user.group, user.due, user.blob))
-    return out
+        return split_dues(layers[0].users.values(), bounds)
+    return split_dues([_lookup(layers, uid) for uid in {uid for layer in layers for uid in layer.users}], bounds)
 
 
 def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld: str, layers: Sequence[_Layer],
-                scheduled: Sequence[tuple[str, int, int, bytes | None]], due_limit: int) -> tuple[list[DueUser], int | None]:
+                within: Sequence[StateWrite], above: int | None, due_limit: int) -> tuple[list[DueUser], int | None]:
     """One swept due index as Redis holds it after the pending writes: (due users in index
-    order, a lower bound of the next due second after ``due_max``; 0 when the read was cut)."""
+    order, a lower bound of the next due second after ``due_max``; 0 when the read was cut).
+    ``within``, ``above``: :func:`_scheduled`'s for this index."""
     out: dict[str, DueUser] = {}
     for d in stale:
-        user = _lookup(layers, d.user_id)
-        if user is None:
+        sw = _lookup(layers, d.user_id)
+        if sw is None:
             out[d.user_id] = d
-        elif user.due is None or user.due_field != fld:  # the writes left this index entry alone
-            out[d.user_id] = DueUser(d.group, d.user_id, d.due_s, user.blob)
-        elif 0 < user.due <= due_max:
-            out[d.user_id] = DueUser(user.group, d.user_id, user.due, user.blob)
-    nxt = stale_next
-    for uid, group, due, blob in scheduled:  # entries the writes added or moved
-        if due > due_max:
-            if nxt is None or due < nxt:
-                nxt = due
-        elif uid not in out:
-            out[uid] = DueUser(group, uid, due, blob)
+            continue
+        due = sw.due_s
+        if due == UNCHANGED or sw.due_field != fld:  # the writes left this index entry alone
+            out[d.user_id] = DueUser(d.group, d.user_id, d.due_s, sw.blob)
+        elif 0 < due <= due_max:
+            out[d.user_id] = DueUser(sw.group, d.user_id, due, sw.blob)
+    nxt = stale_next if above is None or (stale_next is not None and stale_next <= above) else above
+    for sw in within:  # entries the writes added or moved into the sweep
+        if sw.user_id not in out:
+            out[sw.user_id] = DueUser(sw.group, sw.user_id, sw.due_s, sw.blob)
     if len(stale) >= due_limit:
         nxt = 0  # the read was cut at due_limit: more may be due, sweep again next cycle
     if len(out) < 2:  # most swept indexes: no order to make (and no key to build)

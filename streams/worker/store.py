@@ -50,7 +50,7 @@ from models.engine import Alert
 from models.model import ChurnModel
 from models.state import STAGES, UserState
 from models.ranking import REACH_SCALE, reach_index_score
-from models.step import STAGE_KEYS, count_delta, frame_args, state_args
+from models.step import STAGE_KEYS, StateWrite, count_delta, frame_args, state_args
 from models.subscription import a_type
 from streams.worker.model_record import (LEARN_FIELD, RECORD_PREFIX, ModelAdopted, VocabularyKey, layout_refusal, learned_after,
                                          parse_record, reader_model, record_vocabulary, successor_of)
@@ -416,18 +416,6 @@ class BucketReadResult:
     marker: str = ""  # the bucket's incarnation marker as read
     tokens: list[str] = field(default_factory=list)  # per part: its last write's token as read ("" none)
     erased: list[int] = field(default_factory=list)  # positions in ``users`` of erased users (streams.worker.erase)
-
-
-@dataclass(slots=True)
-class StateWrite:
-    group: int
-    user_id: str
-    blob: bytes | None  # None: delete the user (expired)
-    due_field: str  # "<topic>:<p>" of the user's due index
-    due_s: int  # models.engine.review_due_s (the next review, or a held stage change's end); 0 removes the due entry, UNCHANGED leaves it as stored
-    risk: float | None  # score in the at-risk ranking (models.ranking.index_score); None removes it, UNCHANGED: not there, leave it
-    reach: float | None = None  # save-list index (models.ranking.save_bound); None removes, UNCHANGED leaves
-    alert_risk: float = 0.0  # the risk of the open at-risk alert's last review (account members read it), else 0
 
 
 @dataclass(slots=True)
