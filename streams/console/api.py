@@ -143,8 +143,8 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
 
 async def account(request: Request, deps: Deps) -> dict[str, Any]:
     now_ms = await deps.now_ms()
-    report, state, members, alerts = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
-    return {**account_dict(report, state, members, now_ms, alerts), "model": deps.model_info()}
+    report, state, members, alerts, counted = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
+    return {**account_dict(report, state, members, now_ms, alerts, counted), "model": deps.model_info()}
 
 
 #: The parameters each endpoint reads: any other is refused (QA9 M5: ``/api/v1/churn?owner=alice`` was
@@ -329,7 +329,7 @@ def openapi() -> dict[str, Any]:
         "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR,
                                                           "renews_on": _NSTR, "renews_in_days": {"type": ["integer", "null"]}})},
         "members": {"type": "array", "items": _obj({"user_id": _NSTR, "stage": {"enum": list(STAGES)}, "risk": _NUM,
-                                                    "last_seen": _STR})},
+                                                    "last_seen": _STR, "counted": {"type": "boolean"}})},
         "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
         "model": {"$ref": "#/components/schemas/Model"},
     }, "required": [*account_row["required"], "as_of", "subscriptions", "members", "alerts", "model"]}

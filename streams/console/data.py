@@ -685,9 +685,10 @@ async def owner_segments(owners: Owners, owner: str) -> list[str]:
 
 
 def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int,
-             model: ChurnModel | None = None) -> tuple[Any, Any, list[Any], list[Any]]:
-    from models.account_health import Member
+             model: ChurnModel | None = None) -> tuple[Any, Any, list[Any], list[Any], frozenset[int]]:
+    from models.account_health import Member, counted_users
     from streams.views import account_report, read_account_state
+    from streams.worker.account_alerts import stated_view
     from streams.worker.alert_log import EXTRAS_FIELD, decode_entries
     from streams.worker.store import StoreReader
 
@@ -695,11 +696,14 @@ def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms:
         report = account_report(reader, account_id, facts, now_ms, model)
         blob, extras, records = reader.load_account(account_id)
         members = [Member.from_bytes(v) for v in records.values()]
+        state = read_account_state(blob)
+        # the members the roll-up counts, from the records it reads (QA18 F8: the table's rows are them)
+        counted = frozenset(m.key for m in counted_users(members, stated_view(state), now_ms // 1000))
         if model is not None:
             members = _members_now(reader, members, now_ms, model)
-    state = read_account_state(blob)
     logged = orjson.loads(extras).get(EXTRAS_FIELD, []) if extras else []
-    return (report, state, sorted(members, key=lambda m: (-m.risk, -m.last_seen_s)), decode_entries(logged))
+    return (report, state, sorted(members, key=lambda m: (m.key not in counted, -m.risk, -m.last_seen_s)),
+            decode_entries(logged), counted)
 
 
 def _members_now(reader: Any, members: list[Any], now_ms: int, model: ChurnModel) -> list[Any]:
@@ -723,27 +727,31 @@ def _members_now(reader: Any, members: list[Any], now_ms: int, model: ChurnModel
 
 
 async def account_view(settings: Settings, owners: Owners, account_id: str, now_ms: int,
-                       model: ChurnModel | None = None) -> tuple[Any, Any, list[Any], list[Any]]:
+                       model: ChurnModel | None = None) -> tuple[Any, Any, list[Any], list[Any], frozenset[int]]:
     """The account's roll-up (``streams.views.AccountReport``, as ``churnwatch top --owner``
     reports it), its revenue state (``models.revenue.AccountState`` or None), its members, most at
     risk first (with their user id where the member record carries it,
     ``models.account_health.Member``; with ``model``, each member's current stage, risk and last
     event, as its user page shows them: :func:`_members_now`), and its last alerts, newest first
-    (``streams.worker.alert_log``); ``streams.views.UnreadableAccount`` (409) when its stored state
-    cannot be read."""
+    (``streams.worker.alert_log``), and the keys of the members the roll-up counts as its users
+    (``models.account_health.counted_users``: the others first, then those left out);
+    ``streams.views.UnreadableAccount`` (409) when its stored state cannot be read."""
     facts = (await owners.table()).get(account_id, {})
-    report, state, members, alerts = await asyncio.to_thread(_account, settings, account_id, facts, now_ms, model)
+    report, state, members, alerts, counted = await asyncio.to_thread(_account, settings, account_id, facts, now_ms, model)
     if report is None:
         raise NotFound(f"account {account_id[:60]!r} is unknown")
-    return report, state, members, alerts
+    return report, state, members, alerts, counted
 
 
-def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alerts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions, members and alerts."""
+def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alerts: Sequence[dict[str, Any]] = (),
+                 counted: frozenset[int] | None = None) -> dict[str, Any]:
+    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions, members and
+    alerts; each member's ``counted`` says whether it is one of ``users`` (``counted`` None: all are)."""
     from streams.timefmt import format_ts
     from streams.views import account_subscriptions
 
     return {**report.to_dict(), "as_of": format_ts(now_ms), "subscriptions": account_subscriptions(state, now_ms),
             "members": [{"user_id": m.user_id or None, "stage": STAGES[m.stage], "risk": round(m.risk, 4),
-                         "last_seen": format_ts(m.last_seen_s * 1000)} for m in members],
+                         "last_seen": format_ts(m.last_seen_s * 1000), "counted": counted is None or m.key in counted}
+                        for m in members],
             "alerts": list(alerts)}
