@@ -94,7 +94,7 @@ from models.subscription import RENEWAL_WINDOW_MIN_MS
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
-           "hours_left", "in_trial", "member_key", "own_account", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
+           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
            "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -483,6 +483,12 @@ def _users(members: Sequence[Member], billing: Sequence[int], now_s: int) -> lis
     return window + [m for m in members if m.last_seen_s and now_s - m.last_seen_s >= _USERS_WINDOW_S and m.key in billing]
 
 
+def counted_users(members: Sequence[Member], view: AccountView | None, now_s: int) -> list[Member]:
+    """The members :func:`rollup` counts as the account's users at ``now_s`` (:func:`_users`): the
+    console's table lists them apart from the members left out, so its rows and the count agree (QA18 F8)."""
+    return _users(members, view.billing_keys if view is not None else (), now_s)
+
+
 def gone_member(m: Member, now_s: int, sole: bool = False) -> bool:
     """Whether a user of the account is gone, no longer reachable (QA16 F11): its last copy's
     lifecycle stage is lapsed (``models.lifecycle.LAPSED``: an explicit cancellation makes a user
@@ -686,6 +692,28 @@ def _trial_end_text(ends_ms: int, now_ms: int, use: str) -> str:
     return f"trial ended {ago} {use.format('')}"
 
 
+def _uncounted_text(members: Sequence[Member], users: Sequence[Member], now_s: int) -> str:
+    """The members the count leaves out (:func:`_users`: not seen in 90 days, no billing in force),
+    said after the silent users' share: "the only user silent for 8 weeks" of a 2-member account
+    whose champion left the window read as if it had one user (QA18 F8). "" when none is left out.
+
+    >>> ms = [Member(1, DAY_S, 1, 0.0, 1.0, 1.0, "ann"), Member(2, 50 * DAY_S, 1, 0.0, 1.0, 1.0)]
+    >>> _uncounted_text(ms, ms[1:], 106 * DAY_S), _uncounted_text(ms, ms, 106 * DAY_S)
+    ('; ann not seen for 15 weeks (not counted: users are those seen in 90 days)', '')
+    >>> _uncounted_text([*ms, Member(3, 2, 1, 0.0, 1.0, 1.0)], ms[1:], 106 * DAY_S)
+    '; 2 more members not seen for 15 weeks or more (not counted: users are those seen in 90 days)'
+    """
+    counted = {m.key for m in users}
+    left = [m for m in members if m.last_seen_s and m.key not in counted]
+    if not left:
+        return ""
+    weeks = _counted("week", (now_s - max(m.last_seen_s for m in left)) // (7 * DAY_S))
+    if len(left) == 1:
+        who = left[0].user_id or "1 more member"
+        return f"; {who} not seen for {weeks} (not counted: users are those seen in 90 days)"
+    return f"; {len(left)} more members not seen for {weeks} or more (not counted: users are those seen in 90 days)"
+
+
 def _share(n: int, of: int) -> str:
     """``n`` of the account's ``of`` users in words: "2 of 5 users", "the only user", "both
     users", "all 3 users". Not "1 of 1 active users": the users are the members seen in 90 days,
@@ -885,7 +913,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     lapsed = bool(users) and not in_trial(view) and all(gone_member(m, now_s, sole is not None) for m in users)
     if lapsed:
         r_u, share_silent = silence_risk(1, 1), 1.0
-        reasons.append((1.0, _sole_gone_text(sole, now_s) if sole else _gone_text(users, now_s), _WIN_BACK))
+        reasons.append((1.0, _sole_gone_text(sole, now_s) if sole else _gone_text(users, now_s) + _uncounted_text(members, users, now_s),
+                        _WIN_BACK))
     elif silent and sole:
         reasons += [(r_u, text, _RE_ENGAGE) for text in _sole_reasons(sole, said)]
     elif silent:
@@ -894,7 +923,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
             reasons.append((r_u, named, _RE_ENGAGE))
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
         use = f" ({_pct(silent_w / users_w)} of its activity)" if users_w > 0 and silent_w / users_w > len(silent) / len(users) else ""
-        reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}{use}", _RE_ENGAGE))
+        reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}{use}"
+                        f"{_uncounted_text(members, users, now_s)}", _RE_ENGAGE))
     r_b = 0.0
     now_ms = now_s * 1000 if now_ms < 0 else now_ms
     mrr = view.mrr_cents if view is not None else 0

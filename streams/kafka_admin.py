@@ -184,12 +184,16 @@ def quiet_kafka_logs(service: bool = False, read_only: bool = False) -> None:
     """kafka-python and aiokafka log every connection at INFO: noise next to a command's output unless
     DEBUG. A long-running service (``service``) keeps aiokafka's INFO: its group joins, assignments and
     coordinator changes are what an operator reads in its log during a rebalance. A command that only
-    reads (``read_only``: ``score``, ``top``, ``accounts show``, ...) hears only their errors: under
-    load kafka-python's WARNINGs ("Task ... ran for 0.365s ... blocking the event loop", 16 of them
-    for one ``accounts show`` in QA11 F9) are about the client's own loop, nothing the user can act
-    on, and a broker that does not answer is the command's own one-line error."""
+    reads (``read_only``: ``score``, ``top``, ``accounts show``, ...) hears none of their lines:
+    under load kafka-python's WARNINGs ("Task ... ran for 0.365s ... blocking the event loop", 16
+    of them for one ``accounts show`` in QA11 F9) are about the client's own loop, and its ERRORs
+    come from closing a client with a metadata refresh or a socket read in flight ("Metadata
+    refresh: failed Cancelled", a traceback of ``'NoneType' object has no attribute 'recv'``:
+    QA18 F9), which the command recovers from. A broker that does not answer is the command's own
+    one-line error (``check_kafka_reachable``; streams.cli.main for a client error that stops it).
+    ``--log-level DEBUG`` shows every line of the clients."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        level = logging.ERROR if read_only else logging.WARNING
+        level = logging.CRITICAL if read_only else logging.WARNING
         for name in ("kafka",) if service else ("kafka", "aiokafka"):
             logging.getLogger(name).setLevel(level)
 

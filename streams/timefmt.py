@@ -23,6 +23,7 @@ __all__ = [
     "DAY_MS",
     "MIN_EVENT_MS",
     "format_day_or_time",
+    "format_gap",
     "format_minute",
     "format_ts",
     "parse_iso_ms",
@@ -189,6 +190,19 @@ def format_day_or_time(ms: int) -> str:
     """
     moment = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
     return moment.strftime("%Y-%m-%d") if ms % DAY_MS == 0 else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_gap(ms: int) -> str:
+    """A gap between two event times in the largest unit it reaches, one decimal (DLQ details,
+    warnings: people compare it with the allowed lateness, not to the millisecond).
+
+    >>> format_gap(23_683_761_625), format_gap(5_400_000), format_gap(90_000), format_gap(1_500)
+    ('274.1 days', '1.5 h', '1.5 min', '1.5 s')
+    """
+    for unit, size in ((" days", DAY_MS), (" h", 3_600_000), (" min", 60_000)):
+        if ms >= size:
+            return f"{ms / size:.1f}{unit}"
+    return f"{ms / 1000:.1f} s"
 
 
 def format_minute(ms: int) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping
+from typing import Any, Final, Iterator, Mapping
 
 
 from models.account_health import GONE_STAGES, WIN_BACK_STAGES
@@ -26,7 +26,7 @@ from models.state import UserState, tracked
 from models.subscription import calendar_days
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
-from streams.timefmt import format_ts
+from streams.timefmt import format_minute, format_ts
 from streams.worker.store import REACH_SCALE, Store, StoreReader, UnreadableState, model_id
 
 logger = logging.getLogger(__name__)
@@ -475,6 +475,24 @@ class AccountReport:
     # an account that is its one user (QA17 F4), judged now: the user's save-list key
     # (models.ranking.save_score), by which the book ranks it as ``churnwatch top`` ranks the user; else None
     savable: float | None = None
+    # the stream time the report was asked at; ``as_of_ms`` is earlier when the account side is
+    # behind it (:func:`account_time_ms`, QA18 F5); 0: the same as ``as_of_ms``
+    stream_ms: int = 0
+
+    @property
+    def behind_days(self) -> int:
+        """Whole days the account side is behind the stream (0: current; :func:`account_time_ms`)."""
+        return max(0, self.stream_ms - self.as_of_ms) // _DAY_MS if self.stream_ms else 0
+
+    @property
+    def as_of_text(self) -> str:
+        """"as of 2026-08-20 18:49 UTC (stream time)", or for an account side behind the stream "as of
+        2025-12-17 11:00 UTC, the account side is 246 days behind the stream (2026-08-20 18:49 UTC):
+        catching up" (QA18 F5: months-old state was dated with the stream time)."""
+        if not self.behind_days:
+            return f"as of {format_minute(self.as_of_ms)} UTC (stream time)"
+        return (f"as of {format_minute(self.as_of_ms)} UTC, the account side is {self.behind_days} day{'s' if self.behind_days > 1 else ''} behind the stream "
+                f"({format_minute(self.stream_ms)} UTC): catching up")
 
     @property
     def rank(self) -> float:
@@ -522,7 +540,8 @@ class AccountReport:
                 "mrr": r.mrr_cents / 100, "users": r.users, "silent_users": r.silent, "usage": r.usage,
                 "action": r.action, "reasons": list(r.reasons),
                 "lost_mrr": self.lost_mrr_cents / 100, "left_on": format_ts(self.left_ms)[:10] if self.left_ms else None,
-                "warned_on": format_ts(self.warned_ms)[:10] if self.warned_ms else None, "warned_reasons": list(self.warned_reasons)}
+                "warned_on": format_ts(self.warned_ms)[:10] if self.warned_ms else None, "warned_reasons": list(self.warned_reasons),
+                "account_as_of": format_ts(self.as_of_ms), "account_behind_days": self.behind_days}
 
 
 def warned_before(extras: Mapping[str, Any], left_ms: int) -> tuple[int, tuple[str, ...]]:
@@ -595,9 +614,48 @@ def read_account_state(blob: bytes | None) -> Any:
                                 " it will start afresh at its next subscription event") from exc
 
 
+#: The least time an account's pending review must be overdue before its views say the account
+#: side is behind (:func:`overdue_reviews` adds what the watermark lags by design).
+BEHIND_MS: Final[int] = _DAY_MS
+
+
+def account_time_ms(extras: Mapping[str, Any], due_s: int | None, now_ms: int) -> int:
+    """The time an account's views are as of: the stream time ``now_ms``, unless the account side
+    is behind it: the account's next review (``due_s``, its partition's review index, swept as the
+    account watermark passes; the callers pass only an overdue one, :func:`overdue_reviews`) is more
+    than :data:`BEHIND_MS` before ``now_ms``, so its members,
+    subscription and deadlines are applied only up to the account's own time (``seen_ms`` in its
+    extras: the latest copy or review it judged), not to now. QA18 F5: mid-replay, the account side
+    at 2025-12-17 and the users' partitions in August, a healthy 16-seat account read "lapsed ... all
+    16 users silent for 35 weeks" as of the stream time.
+
+    >>> day = 86_400_000
+    >>> account_time_ms({"seen_ms": 5 * day}, 6 * 86_400, 200 * day) // day, account_time_ms({"seen_ms": 5 * day}, None, 200 * day) // day
+    (5, 200)
+    """
+    seen = int(extras.get("seen_ms", 0) or 0)
+    if due_s is not None and due_s * 1000 < now_ms - BEHIND_MS and 0 < seen < now_ms:
+        return seen
+    return now_ms
+
+
+def overdue_reviews(reader: StoreReader, settings: Settings, accounts: list[str], now_ms: int) -> dict[str, int]:
+    """account -> its next review second in its partition's review index, for the accounts whose
+    review is overdue at ``now_ms`` by more than the account watermark lags by design: the allowed
+    lateness and the hour it is floored to, plus the grace it waits for a slower partition
+    (``CHURNWATCH_ACCOUNT_GRACE_MS``, 7 days: docs/REVENUE.md "Order of the copies"), at least
+    :data:`BEHIND_MS`. Further behind, even the most advanced partition's copies are unread: the
+    account side is catching up a backlog (a replay), and its state is of then, not of now. Within
+    it (a quiet partition at the end of a history), the account is judged at the stream time."""
+    slack_ms = max(BEHIND_MS, settings.account_grace_ms + settings.allowed_lateness_ms + 3_600_000)
+    return {a: s for a, s in reader.account_dues(settings.topic_events, accounts).items() if s * 1000 < now_ms - slack_ms}
+
+
 def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int,
-                   model: ChurnModel | None = None) -> AccountReport | None:
-    """The account's roll-up at ``now_ms`` (stream time), or None when Redis knows nothing of it;
+                   model: ChurnModel | None = None, due_s: int | None = None) -> AccountReport | None:
+    """The account's roll-up at ``now_ms`` (stream time), or at the account's own time when its
+    account side is behind (:func:`account_time_ms`; ``due_s`` its next review second, None: none,
+    :func:`overdue_reviews`), or None when Redis knows nothing of it;
     :class:`UnreadableAccount` when its stored state cannot be read. With ``model``, an account that
     is its one user is rolled up with that user as judged now (:func:`_sole_now`, QA17 F4)."""
     import orjson
@@ -612,6 +670,7 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     renewal_date = facts.get("renewal_date") or ""
     state = read_account_state(blob)
     more = orjson.loads(extras) if extras else {}
+    stream_ms, now_ms = now_ms, account_time_ms(more, due_s, now_ms)
     kept, said, savable = _sole_now(reader, account_id, [Member.from_bytes(v) for v in members.values()], now_ms, model)
     r = account_rollup(state, more, kept,
                        renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id, said)
@@ -622,7 +681,7 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
         left = max((m.last_seen_s for m in kept), default=0) * 1000
         warned = warned_before(more, now_ms)  # the at-risk alert still open, if one is
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms,
-                         lost, left, *warned, savable)
+                         lost, left, *warned, savable, stream_ms)
 
 
 def member_now(m: Any, state: UserState | None, now_ms: int, model: ChurnModel, *, open_risk: bool = False) -> Any:
@@ -693,7 +752,7 @@ BOOK_STAGES: dict[str, tuple[str, ...]] = {"save": ("at_risk",), "win_back": WIN
 
 def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *, at_risk_only: bool = True,
                  now_ms: int | None = None, table: dict[str, dict[str, Any]] | None = None,
-                 churned_only: bool = False) -> list[AccountReport]:
+                 churned_only: bool = False, behind: list[int] | None = None) -> list[AccountReport]:
     """The owner's accounts from the accounts table, ranked by risk (highest first; an account that
     is its one user by that user's save-list key, as ``churnwatch top`` ranks it: ``AccountReport.rank``), equal risks by
     the MRR at stake (largest first: QA6 L6 found a 899.94/month customer 11th of 12, behind
@@ -704,7 +763,8 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
     (``lapsed``, QA16 F11: ``WIN_BACK_STAGES``), to win back (the console's win-back tab and
     ``churnwatch top --owner --win-back``), ranked by the MRR they took (a lapsed account: the MRR
     it still pays, what leaving will take), then the latest to leave, then health. ``table``: the accounts table already read (the console keeps
-    one), else read here."""
+    one), else read here. ``behind``: given, gets the days each of the owner's accounts is behind the
+    stream (``AccountReport.behind_days``), listed or not (a book of "0 at risk" may be months old)."""
     from streams.worker.accounts import read_accounts
 
     table = table if table is not None else read_accounts(settings)
@@ -714,14 +774,17 @@ def account_book(reader: StoreReader, settings: Settings, owner: str, n: int, *,
     now = now_ms if now_ms is not None else stream_time_ms(reader, settings)
     model = _model(settings, reader)  # an account that is its one user: judged as that user now (QA17 F4)
     out, bad = [], 0
+    dues = overdue_reviews(reader, settings, sorted(mine), now)  # an account side behind the stream (QA18 F5)
     for a, f in sorted(mine.items()):
         try:
-            r = account_report(reader, a, f, now, model)
+            r = account_report(reader, a, f, now, model, dues.get(a))
         except UnreadableAccount:
             bad += 1
             continue
         if r is not None:
             out.append(r)
+    if behind is not None:
+        behind += [r.behind_days for r in out]
     if bad:  # a damaged record (or one of a newer format) breaks no list; no account id in logs
         logger.warning("%s account(s) with an unreadable stored state left out of the book", bad)
     if churned_only:

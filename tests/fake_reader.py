@@ -21,3 +21,7 @@ class NoUserStates:
 
     def model_in_use(self, file_model: Any) -> tuple[Any, str]:
         return file_model, ""
+
+    def account_dues(self, topic: str, accounts: Any) -> dict[str, int]:
+        """No account review pending: every account is judged at the stream time."""
+        return {}

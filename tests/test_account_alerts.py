@@ -187,7 +187,7 @@ def test_an_annual_renewal_is_looked_at_and_spoken_of_a_quarter_of_its_year_befo
 
 # -- issue 11: an account alert's reasons support it ------------------------------------------
 
-_RISK_PART = re.compile(r"silent for \d+ weeks( \(\d+% of its activity\))?$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
+_RISK_PART = re.compile(r"silent for \d+ weeks( \(\d+% of its activity\))?(; .* not seen for \d+ weeks( or more)? \(not counted: users are those seen in 90 days\))?$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
                         r"|^trial ends .* (with usage at|and nobody has used it yet)|^trial ended .* ago (with usage at|and nobody has used it$)"
                         r"|^subscription cancelled$|^cancelled without paying$|^moved to (the|a) free plan( |$)|^MRR down from \d+\.\d\d to "
                         r"|^usage over the last 2 weeks down \d+% against its 3-month rate \(2-week decayed\)(; its most active user .*last seen \d+ days ago)?$")

@@ -68,6 +68,9 @@ def test_decode_rejects_duplicates_and_late_events_without_moving_the_clock() ->
     assert out.rejected == {"duplicate_event_id": 1, "late": 1, "malformed_json": 1}
     assert clock.stream_ms == START_MS + 10_500, "a rejected duplicate does not move stream time"
     assert [orjson.loads(v)["offset"] for _, v in out.dlq] == [1, 2, 4]
+    late = orjson.loads(out.dlq[1][1])["detail"]  # QA18 F10: UTC times and the gap, then the epoch ms
+    assert late == (f"ts 2026-01-01T00:00:00.000Z is 9.0 s before the partition's cutoff 2026-01-01T00:00:09.000Z"
+                    f" (epoch ms {START_MS} < {START_MS + 9_000})")
     assert sorted(out.users) == ["a", "b"] and out.last_offset == {0: 4}
 
 

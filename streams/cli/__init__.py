@@ -106,6 +106,12 @@ _READ_ONLY = frozenset({"alerts", "dlq", "score", "top", "churn-rate", "digest",
 def _read_only(args: argparse.Namespace) -> bool:
     return args.command in _READ_ONLY and getattr(args, "action", None) != "import"
 
+def _client_error(exc: BaseException) -> bool:
+    """An error raised by the Kafka or Redis clients (their modules, not imported here: ``--help``
+    stays fast), as a broker or Redis lost in the middle of a command gives."""
+    return type(exc).__module__.split(".")[0] in ("kafka", "aiokafka", "redis")
+
+
 def _stdout_closed() -> bool:
     """True when stdout is a pipe whose reader is gone (poll reports POLLERR on its write end): only
     then is a BrokenPipeError the reader's doing (``| head``) and not a connection's."""
@@ -164,3 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout is pointed at devnull so the interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:
+        if not _client_error(exc):
+            raise
+        # a Kafka or Redis client's error that stops the command: one line (its loggers are quiet
+        # in a read-only command, so this line is all its user sees of it)
+        name = type(exc).__name__
+        detail = (str(exc).removeprefix(f"{name}: ").strip().splitlines() or ["no detail"])[0][:300]
+        print(f"churnwatch {args.command}: error: {type(exc).__module__.split('.')[0]} {name}: {detail} "
+              "(--log-level DEBUG shows the client's own lines)", file=sys.stderr)
+        return 1

@@ -151,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
     listing = sub.add_parser("list", help="print the accounts table as JSON lines (latest facts per account)")
     listing.add_argument("--timeout", type=_TIMEOUT, default=10.0, help="seconds to read the topic to its end (default 10)")
-    show = sub.add_parser("show", help="one account as of the stream time: risk, reasons, subscriptions and when they renew")
+    show = sub.add_parser("show", help="one account as of the stream time (its own time while the account side is behind): risk, reasons, subscriptions and when they renew")
     show.add_argument("account_id", metavar="ACCOUNT")
     show.add_argument("--json", action="store_true", help="one JSON object (the console API's account, without members and alerts)")
     show.add_argument("--timeout", type=_TIMEOUT, default=10.0, help="seconds to read the accounts table to its end (default 10)")
@@ -185,19 +185,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.views import UnreadableAccount, _model, account_report, account_subscriptions, open_reader, read_account_state, stream_time_ms
+    from streams.views import (UnreadableAccount, _model, account_report, account_subscriptions, open_reader,
+                               overdue_reviews, read_account_state, stream_time_ms)
 
     facts = read_accounts(settings, timeout_s=args.timeout).get(args.account_id, {})
     with open_reader(settings) as reader:
         now_ms = stream_time_ms(reader, settings)
         try:
-            report = account_report(reader, args.account_id, facts, now_ms, _model(settings, reader))
+            report = account_report(reader, args.account_id, facts, now_ms, _model(settings, reader),
+                                    overdue_reviews(reader, settings, [args.account_id], now_ms).get(args.account_id))
         except UnreadableAccount as exc:  # one line saying what is there, not the record's parse error
             raise UserError(str(exc)) from None
         blob = reader.load_account(args.account_id)[0] if report is not None else None
     if report is None:
         raise UserError(f"account {args.account_id[:60]!r} is unknown: no subscription event or user of it has reached a worker")
-    subs = account_subscriptions(read_account_state(blob), now_ms)
+    subs = account_subscriptions(read_account_state(blob), report.as_of_ms)
     if args.json:
         print(orjson.dumps({**report.to_dict(), "subscriptions": subs}).decode())
     else:
@@ -209,13 +211,11 @@ def account_text(report: Any, subs: list[dict[str, Any]]) -> list[str]:
     """The lines ``accounts show`` prints for a ``streams.views.AccountReport`` and its subscriptions
     (``streams.views.account_subscriptions``). The stage is printed as the docs, the JSON and
     ``top --owner`` write it (``at_risk``, ``past_due``): one vocabulary (QA 2026-12: "at risk" here)."""
-    from streams.timefmt import format_minute
-
     a = report.rollup
     head = f"{report.name or report.account_id} ({report.account_id}), owner {report.owner or '-'}"
     if report.renewal_date:
         head += f", contract renewal {report.renewal_date}"
-    lines = [head + f", as of {format_minute(report.as_of_ms)} UTC (stream time)"]
+    lines = [head + f", {report.as_of_text}"]
     if report.renews:
         lines.append(report.renews)
     lines += [f"risk {a.risk:.2f}, health {a.health}, temperature {a.temperature}, stage {a.stage}, "

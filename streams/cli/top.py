@@ -169,6 +169,10 @@ def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # ty
         for r in reports:
             print(orjson.dumps(r.to_dict()).decode())
         return
+    behind = [r.behind_days for r in reports if r.behind_days]
+    if behind:  # QA18 F5: months-old account state read as today's
+        print(f"note: {len(behind)} of these accounts are as of their account side's own time, up to {max(behind)} days behind "
+              "the stream (catching up): their silence, stage and renewal are as of then (`churnwatch accounts show ACCOUNT` dates each)")
     money = [r.at_stake_cents if win_back else r.rollup.mrr_cents for r in reports]
     when = [(format_ts(r.left_ms)[:10] if r.left_ms else "-") if win_back else r.next_renewal for r in reports]
     names = [_name_cell(r.name) for r in reports]

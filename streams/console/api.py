@@ -143,8 +143,8 @@ async def user(request: Request, deps: Deps) -> dict[str, Any]:
 
 async def account(request: Request, deps: Deps) -> dict[str, Any]:
     now_ms = await deps.now_ms()
-    report, state, members, alerts = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
-    return {**account_dict(report, state, members, now_ms, alerts), "model": deps.model_info()}
+    report, state, members, alerts, counted = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
+    return {**account_dict(report, state, members, report.as_of_ms, alerts, counted), "model": deps.model_info()}
 
 
 #: The parameters each endpoint reads: any other is refused (QA9 M5: ``/api/v1/churn?owner=alice`` was
@@ -323,13 +323,16 @@ def openapi() -> dict[str, Any]:
         "silent_users": {"type": "integer"}, "usage": _NUM, "action": _STR, "reasons": {"type": "array", "items": _STR},
         "lost_mrr": {**_NUM, "description": "churned: the MRR its cancellation took (the win-back list's first key); else 0"},
         "left_on": {**_NSTR, "description": "churned or trial_lost: UTC date the subscription went; lapsed: the day its last user was seen; else null"},
+        "account_as_of": {**_STR, "description": "the time the account's figures are as of: the stream time, or the account's own "
+                          "applied time while its account side is behind the stream (a replay catching up)"},
+        "account_behind_days": {"type": "integer", "description": "whole days the account side is behind the stream time (0: current)"},
     })
     account = {**account_row, "properties": {
         **account_row["properties"], "as_of": _STR,
         "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR,
                                                           "renews_on": _NSTR, "renews_in_days": {"type": ["integer", "null"]}})},
         "members": {"type": "array", "items": _obj({"user_id": _NSTR, "stage": {"enum": list(STAGES)}, "risk": _NUM,
-                                                    "last_seen": _STR})},
+                                                    "last_seen": _STR, "counted": {"type": "boolean"}})},
         "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
         "model": {"$ref": "#/components/schemas/Model"},
     }, "required": [*account_row["required"], "as_of", "subscriptions", "members", "alerts", "model"]}

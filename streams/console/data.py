@@ -607,13 +607,15 @@ async def revenue_view(store: Store, now_ms: int, period: str = "month", periods
 # -- owners and accounts -----------------------------------------------------------------------
 
 
-def _book(settings: Settings, owner: str, list_name: ListName, now_ms: int, table: dict[str, dict[str, Any]]) -> list[Any]:
+def _book(settings: Settings, owner: str, list_name: ListName, now_ms: int, table: dict[str, dict[str, Any]]) -> tuple[list[Any], list[int]]:
     from streams.views import account_book
     from streams.worker.store import StoreReader
 
+    behind: list[int] = []
     with StoreReader(settings) as reader:
-        return account_book(reader, settings, owner, len(table), now_ms=now_ms, table=table,
-                            churned_only=list_name == "win_back")
+        listed = account_book(reader, settings, owner, len(table), now_ms=now_ms, table=table,
+                              churned_only=list_name == "win_back", behind=behind)
+    return listed, [d for d in behind if d]
 
 
 @dataclass(slots=True)
@@ -629,6 +631,10 @@ class BookPage:
     owned: int = 0
     listed: int = 0
     at_stake_cents: int = 0
+    # of the owner's accounts, how many are as of their account side's own time and how far at most
+    # that is behind the stream, in days (QA18 F5: "as of 2026-08-16 ... 0 at risk" of state of December)
+    behind: int = 0
+    behind_days: int = 0
 
 
 def _encode_book_cursor(owner: str, list_name: ListName, offset: int) -> str:
@@ -668,7 +674,7 @@ async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: 
         raise BadRequest(f"the {list_name} list of an owner's book holds accounts of stage {' or '.join(BOOK_STAGES[list_name])}: "
                          f"stage {filters.stage!r} would list none")
     offset = _decode_book_cursor(cursor, owner, list_name) if cursor else 0
-    listed = await asyncio.to_thread(_book, settings, owner, list_name, now_ms, table)
+    listed, behind = await asyncio.to_thread(_book, settings, owner, list_name, now_ms, table)
     owned = sum(1 for f in table.values() if (f.get("owner") or "") == owner)
     at_stake = sum(r.at_stake_cents if list_name == "win_back" else r.rollup.mrr_cents for r in listed)
     ranked = [r for r in listed if (filters.stage is None or r.rollup.stage == filters.stage)
@@ -676,7 +682,8 @@ async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: 
               and (filters.segment is None or (table.get(r.account_id, {}).get("segment") or "") == filters.segment)]
     rows = ranked[offset: offset + limit]
     more = offset + limit < len(ranked)
-    return BookPage(rows, _encode_book_cursor(owner, list_name, offset + limit) if more else None, owned, len(listed), at_stake)
+    return BookPage(rows, _encode_book_cursor(owner, list_name, offset + limit) if more else None, owned, len(listed), at_stake,
+                    len(behind), max(behind, default=0))
 
 
 async def owner_segments(owners: Owners, owner: str) -> list[str]:
@@ -685,21 +692,28 @@ async def owner_segments(owners: Owners, owner: str) -> list[str]:
 
 
 def _account(settings: Settings, account_id: str, facts: dict[str, Any], now_ms: int,
-             model: ChurnModel | None = None) -> tuple[Any, Any, list[Any], list[Any]]:
-    from models.account_health import Member
-    from streams.views import account_report, read_account_state
+             model: ChurnModel | None = None) -> tuple[Any, Any, list[Any], list[Any], frozenset[int]]:
+    from models.account_health import Member, counted_users
+    from streams.views import account_report, overdue_reviews, read_account_state
+    from streams.worker.account_alerts import stated_view
     from streams.worker.alert_log import EXTRAS_FIELD, decode_entries
     from streams.worker.store import StoreReader
 
     with StoreReader(settings) as reader:
-        report = account_report(reader, account_id, facts, now_ms, model)
+        report = account_report(reader, account_id, facts, now_ms, model,
+                                overdue_reviews(reader, settings, [account_id], now_ms).get(account_id))
+        if report is not None:
+            now_ms = report.as_of_ms  # the account side's own time when it is behind the stream (QA18 F5)
         blob, extras, records = reader.load_account(account_id)
         members = [Member.from_bytes(v) for v in records.values()]
+        state = read_account_state(blob)
+        # the members the roll-up counts, from the records it reads (QA18 F8: the table's rows are them)
+        counted = frozenset(m.key for m in counted_users(members, stated_view(state), now_ms // 1000))
         if model is not None:
             members = _members_now(reader, members, now_ms, model)
-    state = read_account_state(blob)
     logged = orjson.loads(extras).get(EXTRAS_FIELD, []) if extras else []
-    return (report, state, sorted(members, key=lambda m: (-m.risk, -m.last_seen_s)), decode_entries(logged))
+    return (report, state, sorted(members, key=lambda m: (m.key not in counted, -m.risk, -m.last_seen_s)),
+            decode_entries(logged), counted)
 
 
 def _members_now(reader: Any, members: list[Any], now_ms: int, model: ChurnModel) -> list[Any]:
@@ -723,27 +737,31 @@ def _members_now(reader: Any, members: list[Any], now_ms: int, model: ChurnModel
 
 
 async def account_view(settings: Settings, owners: Owners, account_id: str, now_ms: int,
-                       model: ChurnModel | None = None) -> tuple[Any, Any, list[Any], list[Any]]:
+                       model: ChurnModel | None = None) -> tuple[Any, Any, list[Any], list[Any], frozenset[int]]:
     """The account's roll-up (``streams.views.AccountReport``, as ``churnwatch top --owner``
     reports it), its revenue state (``models.revenue.AccountState`` or None), its members, most at
     risk first (with their user id where the member record carries it,
     ``models.account_health.Member``; with ``model``, each member's current stage, risk and last
     event, as its user page shows them: :func:`_members_now`), and its last alerts, newest first
-    (``streams.worker.alert_log``); ``streams.views.UnreadableAccount`` (409) when its stored state
-    cannot be read."""
+    (``streams.worker.alert_log``), and the keys of the members the roll-up counts as its users
+    (``models.account_health.counted_users``: the others first, then those left out);
+    ``streams.views.UnreadableAccount`` (409) when its stored state cannot be read."""
     facts = (await owners.table()).get(account_id, {})
-    report, state, members, alerts = await asyncio.to_thread(_account, settings, account_id, facts, now_ms, model)
+    report, state, members, alerts, counted = await asyncio.to_thread(_account, settings, account_id, facts, now_ms, model)
     if report is None:
         raise NotFound(f"account {account_id[:60]!r} is unknown")
-    return report, state, members, alerts
+    return report, state, members, alerts, counted
 
 
-def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alerts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions, members and alerts."""
+def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alerts: Sequence[dict[str, Any]] = (),
+                 counted: frozenset[int] | None = None) -> dict[str, Any]:
+    """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions, members and
+    alerts; each member's ``counted`` says whether it is one of ``users`` (``counted`` None: all are)."""
     from streams.timefmt import format_ts
     from streams.views import account_subscriptions
 
     return {**report.to_dict(), "as_of": format_ts(now_ms), "subscriptions": account_subscriptions(state, now_ms),
             "members": [{"user_id": m.user_id or None, "stage": STAGES[m.stage], "risk": round(m.risk, 4),
-                         "last_seen": format_ts(m.last_seen_s * 1000)} for m in members],
+                         "last_seen": format_ts(m.last_seen_s * 1000), "counted": counted is None or m.key in counted}
+                        for m in members],
             "alerts": list(alerts)}

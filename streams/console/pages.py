@@ -247,8 +247,9 @@ def _activity(sig: Signals | None, model: ChurnModel) -> tuple[list[tuple[str, f
 
 async def account(request: Request, deps: Deps) -> Response:
     now_ms = await deps.now_ms()
-    report, state, members, alerts = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
-    d = account_dict(report, state, members, now_ms, alerts)  # the numbers of the API and `churnwatch top --owner --json`
+    report, state, members, alerts, counted = await account_view(deps.settings, deps.owners, ident_of(request, "account_id"), now_ms, deps.model)
+    now_ms = report.as_of_ms  # the account side's own time when it is behind the stream (QA18 F5)
+    d = account_dict(report, state, members, now_ms, alerts, counted)  # the numbers of the API and `churnwatch top --owner --json`
     return _render("account.html", nav=None, r=report, a=report.rollup, d=d, as_of_ms=now_ms)
 
 

@@ -65,9 +65,14 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     rollup's, the own reasons of an account's only user (a reader that scored it, QA17 F4)."""
     down = extras.get("down")
     downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5]) if down else None  # type: ignore[index, misc]
-    view = state.get() if state is not None and (state.subs or state.first_paid_ms) else None
+    view = stated_view(state)
     own = bool(account) and own_account(account, view)
     return rollup(members, view, downgrade, renewal_ms, now_ms // 1000, now_ms, own, trend_now(extras, members, now_ms), said, account)
+
+
+def stated_view(state: AccountState | None) -> AccountView | None:
+    """The account's subscription view, None when nothing was ever stated (what the roll-up reads)."""
+    return state.get() if state is not None and (state.subs or state.first_paid_ms) else None
 
 
 def trend_now(extras: Mapping[str, object], members: Sequence[Member], now_ms: int) -> Trend | None:

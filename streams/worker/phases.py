@@ -33,6 +33,7 @@ from streams.worker.alert_log import KINDS_LOGGED, STAGES_LOGGED
 from streams.worker.keys import offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
 from streams.worker.gap import gap_of
+from streams.timefmt import format_gap, format_ts
 from streams.worker.revenue import (
     ACCOUNT_HEADER,
     MEMBER_HEADER,
@@ -271,7 +272,7 @@ class Decoding:
                 return
             if pclock.far_behind(ev.ts_ms):
                 _far_behind(out.behind, p, rec.offset, ev.ts_ms, pclock.effective_ms)
-            reject(p, rec, Rejection("late", f"ts {ev.ts_ms} ms is before the partition's cutoff {pclock.cutoff_ms} ms"))
+            reject(p, rec, Rejection("late", late_detail(ev.ts_ms, pclock.cutoff_ms)))
             if ev.subscription is not None:
                 out.late_statements.append(ev.account)
             return
@@ -297,6 +298,17 @@ class Decoding:
         self.out.derived_ids = self.decoder.derived_ids - self._derived_before
         self.out.untracked_types = self.decoder.untracked_types - self._untracked_before
         return self.out
+
+
+def late_detail(ts_ms: int, cutoff_ms: int) -> str:
+    """The DLQ ``late`` detail: both times in UTC and the gap, for people (QA18 F10: two 13-digit
+    numbers to convert), then the same two times in epoch ms for scripts that read them.
+
+    >>> late_detail(1_772_359_200_000, 1_796_042_961_625)
+    "ts 2026-03-01T10:00:00.000Z is 274.1 days before the partition's cutoff 2026-11-30T12:49:21.625Z (epoch ms 1772359200000 < 1796042961625)"
+    """
+    return (f"ts {format_ts(ts_ms)} is {format_gap(cutoff_ms - ts_ms)} before the partition's cutoff "
+            f"{format_ts(cutoff_ms)} (epoch ms {ts_ms} < {cutoff_ms})")
 
 
 def _far_behind(behind: dict[int, list[int]], p: int, offset: int, ts_ms: int, effective_ms: int) -> None:

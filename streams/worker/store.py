@@ -1250,6 +1250,22 @@ class Store:
             out[p] = ([(_s(a), int(s)) for a, s in due], int(nxt[0][1]) if nxt else None)
         return out
 
+    async def account_dues_of(self, topic: str, partitions: Sequence[int], accounts: Sequence[str]) -> dict[str, int]:
+        """account -> its next review second in the review index of its partition (``Keys.account_due``),
+        for those of ``accounts`` that have one: the readers tell from it an account side behind the
+        stream (``streams.views.account_time_ms``). One round trip, one ZMSCORE a partition."""
+        if not accounts or not partitions:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        for p in partitions:
+            pipe.execute_command("ZMSCORE", self.keys.account_due(topic, p), *accounts)
+        out: dict[str, int] = {}
+        for scores in await pipe.execute():
+            for a, score in zip(accounts, scores):
+                if score is not None:
+                    out[a] = int(float(score))
+        return out
+
     async def write_account_dues(self, topic: str, dues: Mapping[int, Mapping[str, int]]) -> None:
         """The accounts' next reviews (0 removes the entry). Idempotent: a replay writes the same."""
         pipe = self._client.pipeline(transaction=False)
@@ -1593,6 +1609,10 @@ class StoreReader:
 
     def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
         return self._do(self._store.load_account(account_id))
+
+    def account_dues(self, topic: str, accounts: Sequence[str]) -> dict[str, int]:
+        """``Store.account_dues_of`` over the partitions the topic's progress names."""
+        return self._do(self._store.account_dues_of(topic, sorted(self.progress(topic)), accounts))
 
     def account_of(self, user_id: str) -> str | None:
         return self._do(self._store.account_of(user_id))
