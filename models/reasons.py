@@ -1273,10 +1273,13 @@ def explain(
             at += 1
         found.insert(at, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
     if st.flags & GRIEVANCE and grievance_stands(st, sig, c.horizon_days):  # a paying customer's complaint (QA17 F8):
-        # what the shop calls about, first (after a cancellation, and a change to declining's
-        # cause); the negative-feedback count and "many small signs" would only say less of it
+        # what the shop calls about, first (after a change to declining's cause and the facts of
+        # leaving: a cancellation, a paid period ended unrenewed, as the late re-order above);
+        # the negative-feedback count and "many small signs" would only say less of it
         found[:] = [item for item in found if item[1] != "negative" and item[1] != "small_signs"]
-        at = 1 if found and (found[0][1] == "cancelled" or purpose == "declining") else 0
+        at = 1 if found and purpose == "declining" else 0
+        while at < len(found) and found[at][0] >= _RENEWAL and found[at][1] in ("cancelled", "renewal"):
+            at += 1
         found.insert(at, (_FIRST, "grievance", _grievance_text(st, sig, model), ""))
     _renewal_shown(found)
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)

@@ -324,9 +324,10 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
         ranked = []
         told = reasons
         declining = alert.kind == "stage_changed" and alert.scores.stage == "declining"
-        if _grievance_said(reasons):  # first, or after a cancellation or the declining cause (models.reasons.explain)
+        if _grievance_said(reasons):  # first, or after the declining cause and the facts of leaving (models.reasons.explain)
             at = next(i for i, text in enumerate(reasons) if _GRIEVANCE.match(text))
-            assert at == 0 or (at == 1 and (reasons[0].startswith("cancelled") or declining)), reasons
+            before = reasons[1:at] if declining else reasons[:at]
+            assert (at >= 1 or not declining) and all(text.startswith(("cancelled", "paid period ended")) for text in before), reasons
             told = reasons[:at] + reasons[at + 1:]
         if declining:
             # first the lifecycle's cause (models.lifecycle.declining_cause), whatever its factor
