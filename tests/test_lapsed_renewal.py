@@ -105,3 +105,21 @@ def test_the_annual_account_becomes_a_renewal_save_when_its_renewal_window_opens
     assert alerts == []
     decide_alert("a", acc, NOW + 30 * DAY_MS, alerts)
     assert [orjson.loads(v)["reasons"][0] for _, v in alerts] == ["renewal in 90 days, the only user silent for 9 weeks"]
+
+
+def test_the_win_back_tabs_lost_mrr_counts_nothing_for_an_account_still_paying(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's header "3 to win back, lost MRR 74.50": the cancelled account's; the two lapsed ones still pay."""
+    import asyncio
+
+    from streams.console import data
+
+    class _Owners:
+        async def table(self) -> dict[str, dict[str, object]]:
+            return TABLE  # type: ignore[return-value]
+
+    monkeypatch.setattr(data, "_book", lambda settings, owner, list_name, now_ms, table: account_book(
+        _Records(ACCOUNTS), settings, owner, 50, now_ms=now_ms, table=table, churned_only=list_name == "win_back"))  # type: ignore[arg-type]
+    page = asyncio.run(data.owner_book(Settings(), _Owners(), "ana", "win_back", 10, NOW))  # type: ignore[arg-type]
+    assert (page.listed, page.at_stake_cents) == (3, 7_450), page
+    save = asyncio.run(data.owner_book(Settings(), _Owners(), "ana", "save", 10, NOW))  # type: ignore[arg-type]
+    assert (save.listed, save.at_stake_cents) == (2, 14_900), save
