@@ -53,7 +53,13 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   win-back side's (``WIN_BACK_STAGES``), ``r_u`` 0.8 as with every user silent, its reason how they
   left, "all 4 users cancelled, the last seen 3 days ago", action "win back" (:func:`_gone_text`);
   the worker opens no at-risk alert for it (an account manager told to save an account everyone
-  has left is told the opposite of what happened; streams/worker/account_alerts.py);
+  has left is told the opposite of what happened; streams/worker/account_alerts.py); but a
+  renewal to save (QA18 F1, :func:`renewal_save`): still paying (active or past due), at least one
+  user gone quiet rather than cancelled, not an account that is its one user, and the renewal
+  within the renewal window below: stage at_risk (risk 0.88, the renewal's 0.4 with the
+  users' 0.8), its reason "renewal in 3 days, the only user silent for 5 weeks" (in place of the
+  renewal rule's own), action "book a renewal call": a B2B contract nobody uses that renews
+  within days is the most urgent renewal call, not a win-back;
 - an account that is its one user (:func:`sole_member`: its only member ever seen has the account's
   id; a shop's customer sent with ``account_id`` = the user id) follows its user's own judgement instead of the
   2 weeks of silence and the 21 days to gone (QA17 F4): silent = its user's own at-risk alert open
@@ -94,7 +100,7 @@ from models.subscription import RENEWAL_WINDOW_MIN_MS
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
-           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
+           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
            "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -104,7 +110,8 @@ ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost", "lapsed", "at
 #: trial_lost: cancelled without ever paying, a trial or a free plan). Risk 1, temperature 0, never an at-risk alert.
 GONE_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost")
 #: The win-back list's accounts: those whose subscription is gone and those whose every user is
-#: gone while it still runs (``lapsed``, :func:`gone_member`; QA16 F11). Never a fresh at-risk alert.
+#: gone while it still runs (``lapsed``, :func:`gone_member`; QA16 F11), unless that is a renewal
+#: to save (:func:`renewal_save`, QA18 F1: stage at_risk). Never a fresh at-risk alert.
 WIN_BACK_STAGES: Final[tuple[str, ...]] = (*GONE_STAGES, "lapsed")
 #: A member silent this long is gone for its account (:func:`gone_member`): the lifecycle's dormancy
 #: floor (``models.model.ChurnModel.dormant_days``, 21 days), the earliest silence at which it calls
@@ -868,6 +875,33 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
     return said.rstrip(), f"still silent: {subject} {still}"
 
 
+def renewal_save(users: Sequence[Member], view: AccountView | None, sole: bool) -> bool:
+    """Whether an account whose every user is gone (:func:`gone_member`) is still a renewal to save
+    rather than one to win back, given its renewal falls within the renewal window (QA18 F1): its
+    subscription still pays (MRR above 0, active or past due: a cancelled one has nothing left to
+    renew) and at least one of its users went quiet rather than cancelling. A B2B contract whose
+    users all fell silent renews, or not, on a call the account manager can still make: on QA18's
+    project-management SaaS 10 of the 41 live accounts that cancelled within 60 days were lapsed,
+    renewal in 2-30 days, on the win-back tab only. Not so (QA16 F11 holds): every user cancelled
+    (a family plan whose members all left: the plan ends at its period's end), an account that is
+    its one user (its own lifecycle judges it, and its own alerts), a renewal months away.
+
+    >>> c, a = STAGES.index("churned"), STAGES.index("active")
+    >>> paid = AccountView(7450, True, "active", ("Team",), 0, 0, 0, 1)
+    >>> [renewal_save([Member(1, 0, st, 0.0, 1.0, 1.0)], v, sole) for st, v, sole in
+    ...  ((a, paid, False), (c, paid, False), (a, paid, True), (a, AccountView(0, False, "cancelled", (), 0, 0, 0, 1), False))]
+    [True, False, False, False]
+    """
+    paying = view is not None and view.customer and view.mrr_cents > 0 and view.status in ("active", "past_due")
+    return paying and not sole and any(m.stage not in _LAPSED_STAGES for m in users)
+
+
+def _renewal_when(renewal_ms: int, now_ms: int) -> str:
+    """"today" or "in 3 days": calendar (UTC) days to the renewal, as the book's renewal column counts them."""
+    days = renewal_ms // 86_400_000 - now_ms // 86_400_000
+    return "today" if days == 0 else f"in {_days(days)}"
+
+
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None, said: Sequence[str] = (),
            account: str = "") -> AccountRollup:
@@ -911,8 +945,19 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # with every user silent, said as how they left ("all 4 users cancelled, ..."). Not a trial: the
     # trial rule judges it (a trial started says someone is there, whom the statements do not name)
     lapsed = bool(users) and not in_trial(view) and all(gone_member(m, now_s, sole is not None) for m in users)
+    now_ms = now_s * 1000 if now_ms < 0 else now_ms
+    # near: within a quarter of the billing period, at least 30 days (QA11 F5: an annual plan's 91)
+    near_ms = view.renewal_window_ms(view.renews_at(now_ms)) if view is not None else RENEWAL_WINDOW_MIN_MS
+    near = bool(renewal_ms) and 0 <= renewal_ms - now_ms <= near_ms
+    # every user gone, but a silent B2B contract still paid and renewing soon: a renewal to save (QA18 F1)
+    save = lapsed and near and renewal_save(users, view, sole is not None)
     if lapsed:
         r_u, share_silent = silence_risk(1, 1), 1.0
+    if save:
+        reasons.append((1.0, f"renewal {_renewal_when(renewal_ms, now_ms)}, {_gone_text(users, now_s)}{_uncounted_text(members, users, now_s)}",
+                        _RENEWAL_CALL))
+        lapsed = False  # the save list's (stage at_risk), not the win-back list's
+    elif lapsed:
         reasons.append((1.0, _sole_gone_text(sole, now_s) if sole else _gone_text(users, now_s) + _uncounted_text(members, users, now_s),
                         _WIN_BACK))
     elif silent and sole:
@@ -925,8 +970,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         use = f" ({_pct(silent_w / users_w)} of its activity)" if users_w > 0 and silent_w / users_w > len(silent) / len(users) else ""
         reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}{use}"
                         f"{_uncounted_text(members, users, now_s)}", _RE_ENGAGE))
-    r_b = 0.0
-    now_ms = now_s * 1000 if now_ms < 0 else now_ms
+    r_b = 0.4 if save else 0.0  # the renewal's part, as the renewal rule's, said in the reason above
     mrr = view.mrr_cents if view is not None else 0
     if view is not None and view.past_due_since_ms:
         r_b = max(r_b, 0.5)
@@ -938,13 +982,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = (now_ms - down.ts_ms) // 86_400_000
         cut = f" (MRR cut by {_pct(_cut(down))})" if r_d > _DOWNGRADE_RISK and down.plans_before != down.plans_after else ""
         reasons.append((r_d, f"{_downgrade_text(down)} {_ago(days)}{cut}", _REVIEW_PLAN))
-    # near: within a quarter of the billing period, at least 30 days (QA11 F5: an annual plan's 91)
-    near_ms = view.renewal_window_ms(view.renews_at(now_ms)) if view is not None else RENEWAL_WINDOW_MIN_MS
-    if renewal_ms and 0 <= renewal_ms - now_ms <= near_ms and usage <= 0.75 and users:  # a fall, not "not yet"
+    if near and usage <= 0.75 and users and not save:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
-        days = renewal_ms // 86_400_000 - now_ms // 86_400_000  # calendar (UTC) days, as the book's renewal column
-        when = "today" if days == 0 else f"in {_days(days)}"
-        reasons.append((0.4, f"renewal {when} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
+        reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
     # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
     # only by the renewal rule, days before the cancel notice); ``trend`` advanced to now (:func:`advance_trend`)
     usage_2w = trend_usage(trend, users, now_s)

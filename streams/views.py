@@ -508,6 +508,27 @@ class AccountReport:
         return self.rollup.mrr_cents if self.rollup.stage == "lapsed" else self.lost_mrr_cents
 
     @property
+    def left_on(self) -> str:
+        """The win-back list's "left on" cell: the day the account left ("-" unknown), or for a lapsed
+        one, which has lost nothing yet, "still paying 74.50, renews on 2026-12-01 (in 62 d)" (QA18
+        F1: such rows read "lost MRR 74.50, left on 2026-08-24" among accounts gone for months).
+
+        >>> from models.account_health import AccountRollup
+        >>> r = AccountRollup(0, 12, 0.88, "lapsed", 1, 1, 0.0, 7450, (), "win back")
+        >>> AccountReport("a", "", "", "2026-03-22", r, 0, 1_772_323_200_000, 0, 1_770_000_000_000).left_on
+        'still paying 74.50, renews on 2026-03-22 (in 21 d)'
+        """
+        if self.rollup.stage != "lapsed":
+            return format_ts(self.left_ms)[:10] if self.left_ms else "-"
+        renews = self.next_renewal
+        return f"still paying {self.rollup.mrr_cents / 100:.2f}" + (f", renews on {renews}" if renews != "-" else "")
+
+    @property
+    def lost_cell(self) -> str:
+        """The win-back list's "lost MRR" cell: "-" for a lapsed account, still paying (:attr:`left_on` says what)."""
+        return "-" if self.rollup.stage == "lapsed" else f"{self.lost_mrr_cents / 100:.2f}"
+
+    @property
     def renews(self) -> str:
         """"renews 2026-03-13 (in 12 days)", or "" when no subscription states a period end."""
         return renewal_text(self.renews_ms, self.as_of_ms)

@@ -229,7 +229,7 @@ def test_a_lapsed_win_back_row_says_what_went_before_and_what_it_still_pays(caps
     assert (d["stage"], d["action"], d["warned_on"], d["warned_reasons"]) == ("lapsed", "win back", "2026-03-02", ["both users silent for 2 weeks"])
     print_book(book, False, win_back=True)
     row = capsys.readouterr().out.splitlines()[1]
-    assert "  16.99  2026-03-24  " in row and row.endswith(
+    assert "      -  still paying 16.99  " in row and row.endswith(
         "win back: both users cancelled, the last seen 8 days ago; at risk since 2026-03-02: both users silent for 2 weeks"), row
 
 

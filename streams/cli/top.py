@@ -173,8 +173,8 @@ def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # ty
     if behind:  # QA18 F5: months-old account state read as today's
         print(f"note: {len(behind)} of these accounts are as of their account side's own time, up to {max(behind)} days behind "
               "the stream (catching up): their silence, stage and renewal are as of then (`churnwatch accounts show ACCOUNT` dates each)")
-    money = [r.at_stake_cents if win_back else r.rollup.mrr_cents for r in reports]
-    when = [(format_ts(r.left_ms)[:10] if r.left_ms else "-") if win_back else r.next_renewal for r in reports]
+    money = [r.lost_cell if win_back else f"{r.rollup.mrr_cents / 100:.2f}" for r in reports]
+    when = [r.left_on if win_back else r.next_renewal for r in reports]
     names = [_name_cell(r.name) for r in reports]
     aw = max([16, *(len(r.account_id) for r in reports)])
     nw = max([4, *(len(n) for n in names)])
@@ -188,7 +188,7 @@ def print_book(reports: list, json: bool, win_back: bool = False) -> None:  # ty
         if win_back and r.warned_reasons:  # what went before the churn: the call's subject (QA15 F9)
             reason += f"; at risk since {format_ts(r.warned_ms)[:10]}: {r.warned_reasons[0]}"
         print(f"{i:>3}  {r.account_id:<{aw}} {name:<{nw}} {a.risk:>5.2f} {a.health:>6} {a.temperature:>5}  {a.stage:<{sw}} "
-              f"{cents / 100:>9.2f}  {w:<{ww}}  {a.action}" + (f": {reason}" if reason else ""))
+              f"{cents:>9}  {w:<{ww}}  {a.action}" + (f": {reason}" if reason else ""))
 
 
 def _owner_book(args: argparse.Namespace, settings: Settings) -> int:

@@ -624,7 +624,7 @@ class BookPage:
     cursor; and the owner's own figures for the page's header (QA6 L5: it counted every owner's
     users): ``owned``, the owner's accounts in the accounts table; ``listed``, the accounts on the
     list before the filters (at risk, or gone); ``at_stake_cents``, their MRR (save: what a call
-    can keep) or the MRR they took (win back)."""
+    can keep) or the MRR they took (win back: a lapsed account, still paying, took none yet)."""
 
     accounts: list[Any]
     next_cursor: str | None
@@ -676,7 +676,8 @@ async def owner_book(settings: Settings, owners: Owners, owner: str, list_name: 
     offset = _decode_book_cursor(cursor, owner, list_name) if cursor else 0
     listed, behind = await asyncio.to_thread(_book, settings, owner, list_name, now_ms, table)
     owned = sum(1 for f in table.values() if (f.get("owner") or "") == owner)
-    at_stake = sum(r.at_stake_cents if list_name == "win_back" else r.rollup.mrr_cents for r in listed)
+    # win back: the MRR lost, which a lapsed account, still paying, has not lost yet (QA18 F1)
+    at_stake = sum(r.lost_mrr_cents if list_name == "win_back" else r.rollup.mrr_cents for r in listed)
     ranked = [r for r in listed if (filters.stage is None or r.rollup.stage == filters.stage)
               and (filters.action is None or r.rollup.action == filters.action)
               and (filters.segment is None or (table.get(r.account_id, {}).get("segment") or "") == filters.segment)]

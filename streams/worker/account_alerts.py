@@ -207,7 +207,9 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     members had all cancelled got ``account_at_risk`` a week or two later, on the usage trend or
     the silence, an account manager told to save an account already gone): it is on the win-back
     list; an alert open when it lapses stays open (as a user's), a return recovers it, the
-    subscription's end is its ``account_churned``.
+    subscription's end is its ``account_churned``. A paying account whose users went quiet, its
+    renewal within the renewal window, is no such account: the roll-up makes it ``at_risk``, a
+    renewal to save (``models.account_health.renewal_save``, QA18 F1), and it opens one.
 
     Each alert's reasons support it (issue 11): an at-risk or churned alert lists the parts of
     the risk (the roll-up's reasons); ``account_recovered`` lists why the account is better
