@@ -117,8 +117,8 @@ def test_the_win_back_tabs_lost_mrr_counts_nothing_for_an_account_still_paying(m
         async def table(self) -> dict[str, dict[str, object]]:
             return TABLE  # type: ignore[return-value]
 
-    monkeypatch.setattr(data, "_book", lambda settings, owner, list_name, now_ms, table: account_book(
-        _Records(ACCOUNTS), settings, owner, 50, now_ms=now_ms, table=table, churned_only=list_name == "win_back"))  # type: ignore[arg-type]
+    monkeypatch.setattr(data, "_book", lambda settings, owner, list_name, now_ms, table: (account_book(  # (listed, days behind)
+        _Records(ACCOUNTS), settings, owner, 50, now_ms=now_ms, table=table, churned_only=list_name == "win_back"), []))  # type: ignore[arg-type]
     page = asyncio.run(data.owner_book(Settings(), _Owners(), "ana", "win_back", 10, NOW))  # type: ignore[arg-type]
     assert (page.listed, page.at_stake_cents) == (3, 7_450), page
     save = asyncio.run(data.owner_book(Settings(), _Owners(), "ana", "save", 10, NOW))  # type: ignore[arg-type]
