@@ -32,7 +32,7 @@ VISIT_KEY: Final[str] = "visit_mbgnbd"
 KINDS_KEY: Final[str] = "kinds"
 PURCHASE_KIND: Final[str] = "purchase"
 #: ``population["risk_caps"]``: feature name -> the largest value the training rows had, for the
-#: features that only grow with time (``train`` writes them: models.risk.GROWING). The risk reads
+#: features that only grow with time (``train`` writes them: models.risk.grows_with_time). The risk reads
 #: such a feature at most at its cap: a trained weight says what it saw within its history, and a
 #: tenure of a year weighed by a history of six months is an extrapolation (QA18 F2: a positive
 #: ``tenure_log`` weight learned on a cut history raised every stayer's risk past the alert line
