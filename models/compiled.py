@@ -22,7 +22,7 @@ from models.vocabulary import PURCHASE, Vocabulary
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["CompiledModel", "DEFAULT_VISIT_PARAMS", "KINDS_KEY", "PURCHASE_KIND", "VISIT_KEY", "compile_model", "product_kinds", "slot_labels"]
+__all__ = ["CAPS_KEY", "CompiledModel", "DEFAULT_VISIT_PARAMS", "KINDS_KEY", "PURCHASE_KIND", "VISIT_KEY", "compile_model", "product_kinds", "risk_caps", "slot_labels"]
 
 VISIT_KEY: Final[str] = "visit_mbgnbd"
 #: ``population["kinds"]``: the product's kinds of activity (slot labels, :func:`slot_labels`, and
@@ -31,6 +31,13 @@ VISIT_KEY: Final[str] = "visit_mbgnbd"
 #: purchases, all the model can tell apart.
 KINDS_KEY: Final[str] = "kinds"
 PURCHASE_KIND: Final[str] = "purchase"
+#: ``population["risk_caps"]``: feature name -> the largest value the training rows had, for the
+#: features that only grow with time (``train`` writes them: models.risk.grows_with_time). The risk reads
+#: such a feature at most at its cap: a trained weight says what it saw within its history, and a
+#: tenure of a year weighed by a history of six months is an extrapolation (QA18 F2: a positive
+#: ``tenure_log`` weight learned on a cut history raised every stayer's risk past the alert line
+#: within months). Absent (the shipped default, files written before): no cap.
+CAPS_KEY: Final[str] = "risk_caps"
 #: Visit rhythm population used until ``train`` fits one (days): mean rate r/alpha = 1 visit
 #: every 3 days, heterogeneous (r = 1); a 1-in-7 chance (a / (a + b)) of dropping out after any active day.
 DEFAULT_VISIT_PARAMS: Final[BgNbdParams] = BgNbdParams(r=1.0, alpha=3.0, a=0.5, b=3.0)
@@ -53,6 +60,10 @@ class CompiledModel:
     # nothing (models.risk.reference), which models.reasons ranks an alert's factors by.
     weights: tuple[float, ...]
     references: tuple[float, ...]
+    # By feature index: the largest value the risk reads (CAPS_KEY; +inf where none), and whether
+    # any is finite: the loops over ``terms`` test ``capped`` alone for a model without caps.
+    caps: tuple[float, ...]
+    capped: bool
     # expm1 of the ``tenure_log`` reference: the reference user's tenure in days, which an alert's
     # reasons compare the user's with (models.reasons; a generic expm1 call up to three times an alert)
     typical_tenure_days: float
@@ -133,6 +144,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         raise ValueError(f"risk_weights name features {sorted(unknown)} that this model's tracked_types do not have")
     weights = tuple(float(model.risk_weights.get(name, 0.0)) for name in features)
     references = tuple(reference(name, model) for name in features)
+    caps = risk_caps(model.population.get(CAPS_KEY), features)
     kinds, purchase_kind = product_kinds(model.population.get(KINDS_KEY), vocabulary)
     visits = BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS
     return CompiledModel(
@@ -144,6 +156,8 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         features=features,
         weights=weights,
         references=references,
+        caps=caps,
+        capped=any(v != math.inf for v in caps),
         typical_tenure_days=math.expm1(references[FEATURES.index("tenure_log")]),
         kinds=kinds,
         purchase_kind=purchase_kind,
@@ -178,6 +192,25 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         action_health=float(model.action_health),
         action_temperature=float(model.action_temperature),
     )
+
+
+def risk_caps(declared: object, features: Sequence[str]) -> tuple[float, ...]:
+    """The caps by feature index of ``declared`` (CAPS_KEY: feature name -> finite cap; None: no
+    cap), +inf for a feature it does not name. ValueError on a name the model has no feature of,
+    or a cap that is not a finite number.
+
+    >>> risk_caps({"tenure_log": 4.5}, ("silence_log", "tenure_log")), risk_caps(None, ("a",))
+    ((inf, 4.5), (inf,))
+    """
+    if declared is None:
+        return tuple(math.inf for _ in features)
+    if not isinstance(declared, Mapping):
+        raise ValueError(f"population {CAPS_KEY} must be a table of feature name -> cap, got {declared!r}")
+    bad = {k: v for k, v in declared.items()
+           if k not in features or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)}
+    if bad:
+        raise ValueError(f"population {CAPS_KEY} must give this model's features finite caps, got {bad}")
+    return tuple(float(declared[name]) if name in declared else math.inf for name in features)
 
 
 def product_kinds(declared: object, vocabulary: Vocabulary) -> tuple[tuple[int, ...], bool]:

@@ -1164,16 +1164,22 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
         # adds in its group's order).
         # Per-slot features: each its own reason, in the product's names (none for a state kept
         # in another vocabulary's slots, whose per-slot values are not this model's features).
+        # A feature past its cap (models.compiled CAPS_KEY) counts at the cap, as in the risk.
         slots = len(vals) == len(compiled.features)
+        capped = compiled.capped
         for i, w, _ in compiled.terms:
-            if i < _N_FIXED:
-                k = _KEY_AT[i]
-                lifts[k] = lifts[k] + w * (vals[i] - refs[i])
-            elif slots:
-                if keys is _KEY_LIST:
-                    keys = list(_KEYS)
-                keys.append(compiled.features[i])
-                lifts.append(w * (vals[i] - refs[i]))
+            if i < _N_FIXED or slots:
+                v = vals[i]
+                if capped and v > compiled.caps[i]:
+                    v = compiled.caps[i]
+                if i < _N_FIXED:
+                    k = _KEY_AT[i]
+                    lifts[k] = lifts[k] + w * (v - refs[i])
+                else:
+                    if keys is _KEY_LIST:
+                        keys = list(_KEYS)
+                    keys.append(compiled.features[i])
+                    lifts.append(w * (v - refs[i]))
     at = _AT_SILENCE if source == "visits" else _AT_PURCHASE
     lifts[at] = lifts[at] + gone
     lifts[_AT_COOLING] = lifts[_AT_COOLING] + 0.5 * gone

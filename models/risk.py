@@ -57,6 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "COOLING",
     "FEATURES",
+    "GROWING",
+    "grows_with_time",
     "FREE_SIGNS",
     "NEUTRAL",
     "LogisticRisk",
@@ -104,6 +106,11 @@ FEATURES: Final[tuple[str, ...]] = (
     "revenue_log",  # log(1 + total purchase value)
     "negative_share",  # negative feedback's share of 4-week activity / NEGATIVE_SHARE_FULL, at most 1
 )
+#: Features that only grow with time (a user's history, never their silence): ``train`` records
+#: the largest value its rows had of each (models.compiled CAPS_KEY) and the risk reads them no
+#: further (docs/SCORES.md, "A trained model extrapolates no further than its history"); so do
+#: the per-slot ``lifetime:`` volumes (:func:`grows_with_time`).
+GROWING: Final[tuple[str, ...]] = ("tenure_log", "active_days_log", "purchases_log", "revenue_log")
 #: Features that grow with silence: their weights must be >= 0 (module docstring).
 #: math.log1p held once: mypyc has no primitive for it and looked it up on the math module at
 #: every call (a few per risk); the same function, the same numbers.
@@ -229,6 +236,12 @@ def reference(name: str, model: "ChurnModel") -> float:
 def slot_features(labels: Sequence[str]) -> tuple[str, ...]:
     """The per-slot feature names of a vocabulary whose slots are called ``labels``."""
     return tuple(f"{prefix}{label}" for prefix in SLOT_PREFIXES for label in labels)
+
+
+def grows_with_time(name: str) -> bool:
+    """Whether the feature ``name`` grows with the user's history (:data:`GROWING`, and the
+    ``lifetime:`` volumes: events since first seen, which a steady user adds to every week)."""
+    return name in GROWING or name.startswith(SLOT_PREFIXES[2])
 
 
 def moves_with_silence(name: str) -> bool:
@@ -437,11 +450,16 @@ def savable(p_alive: float, leave: float) -> float:
 
 def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     """P(leaves within model.horizon_days | still a user now) of a feature vector: the logistic
-    model itself (hot path: plain floats)."""
+    model itself (hot path: plain floats), each feature read at most at the model's cap
+    (models.compiled CAPS_KEY: a trained model's history; none in the default)."""
     c = model.compiled
     z = c.risk_intercept
+    capped = c.capped
     for i, w, _ in c.terms:
-        z += w * values[i]
+        v = values[i]
+        if capped and v > c.caps[i]:  # models.compiled CAPS_KEY
+            v = c.caps[i]
+        z += w * v
     return sigmoid(z)
 
 
@@ -458,8 +476,12 @@ def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "Churn
     if c is None:
         c = model.compiled
     z = c.risk_intercept
+    capped = c.capped
     for i, w, _ in c.terms:
-        z += w * feature_value(i, sig, p_stay, revenue)
+        v = feature_value(i, sig, p_stay, revenue)
+        if capped and v > c.caps[i]:
+            v = c.caps[i]
+        z += w * v
     return sigmoid(z)
 
 
@@ -497,6 +519,7 @@ def leave_after(sig: Signals, x: float, p_stay: float, revenue: float, model: "C
     slots = sig.slot_28d
     n = len(slots)
     z = c.risk_intercept
+    capped = c.capped
     for i, w, _ in c.terms:
         if i < _N_SILENCE:
             if i == 0:
@@ -531,6 +554,8 @@ def leave_after(sig: Signals, x: float, p_stay: float, revenue: float, model: "C
                 v = slots[j - n] * f28 / a28 if a28 > 0.0 else 0.0
             else:
                 v = _log1p(slots[j - 2 * n] * f28 / a28 * sig.n_events if a28 > 0.0 else 0.0)
+        if capped and v > c.caps[i]:  # as leave_probability
+            v = c.caps[i]
         z += w * v
     return sigmoid(z)
 
@@ -611,7 +636,8 @@ class LogisticRisk:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
 
     def fit(self, X: "np.ndarray", y: "np.ndarray", sample_weight: "np.ndarray | None" = None,
-            prior: Mapping[str, float] | None = None, l2_by_feature: Mapping[str, float] | None = None) -> "LogisticRisk":
+            prior: Mapping[str, float] | None = None, l2_by_feature: Mapping[str, float] | None = None,
+            held: Mapping[str, float] | None = None) -> "LogisticRisk":
         """Penalised maximum likelihood: mean log-loss + l2/2 * |w - prior|^2 on standardised
         columns (the same penalty per example as ``learn_one`` when there is no prior).
 
@@ -625,6 +651,9 @@ class LogisticRisk:
         ``l2_by_feature`` (feature -> penalty >= 0) replaces ``l2`` for the features it names:
         a prior may be surer of some effects than of others (train: the default's general
         effects against the product's per-type ones, which it cannot know).
+        ``held`` (feature -> raw weight): features not fitted, their weight given (an offset in
+        the log-odds while the others are fitted): train holds the growing features at the
+        default's effects on a history that starts after its users did (docs/SCORES.md).
         Raises ValueError on a single class, bad shapes, or a prior the bounds forbid.
         """
         import numpy as np
@@ -645,13 +674,15 @@ class LogisticRisk:
             raise ValueError(f"fit needs both churned and retained examples, got {pos:.0f} churned of {total:.0f}")
         mu = (sw[:, None] * Xa).sum(axis=0) / total
         sd = np.sqrt((sw[:, None] * (Xa - mu) ** 2).sum(axis=0) / total)
-        live = sd > 1e-12
+        fixed = np.array([name in (held or {}) for name in self.features])
+        live = (sd > 1e-12) & ~fixed
         Z = np.where(live, (Xa - mu) / np.where(live, sd, 1.0), 0.0)
-        k = Z.shape[1]
         raw0 = np.array([float((prior or {}).get(name, 0.0)) for name in self.features])
+        raw0 = np.where(fixed, [float((held or {}).get(name, 0.0)) for name in self.features], raw0)
+        offset = Xa[:, fixed] @ raw0[fixed]  # the held features' log-odds, as scoring adds them
         if prior is not None:
             bad = [n for n, v in zip(self.features, raw0) if not math.isfinite(v) or (n in self.nonnegative and v < 0.0)]
-            if bad or set(prior) - set(self.features):
+            if bad or set(prior) - set(self.features) or set(held or {}) - set(self.features):
                 raise ValueError(f"prior weights (log-odds per unit) must be finite, >= 0 for {sorted(self.nonnegative)} and name fitted features; "
                                  f"got {dict(prior)}")
         w0 = np.where(live, raw0 * sd, 0.0)  # the prior on the standardised scale
@@ -661,7 +692,7 @@ class LogisticRisk:
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             b, w = theta[0], theta[1:]
-            z = b + Z @ w
+            z = b + Z @ w + offset
             # log(1 + e^z) - y z, stable for any z
             d = w - w0
             loss = float(np.sum(sw * (np.logaddexp(0.0, z) - ya * z))) / total + 0.5 * float(d @ (lam * d))
@@ -690,6 +721,6 @@ class LogisticRisk:
         self.weights = {name: float(v) for name, v in zip(self.features, raw)}
         for name in self.nonnegative:  # exact zeros, not -0.0 or -1e-17 after the division
             self.weights[name] = max(self.weights[name], 0.0)
-        self.intercept = b - float(np.sum(raw * mu))
+        self.intercept = b - float(np.sum(np.where(fixed, 0.0, raw) * mu))  # the offset was in z as is
         self.n = int(Xa.shape[0])
         return self

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
+from models.compiled import CAPS_KEY
 from models.model import LEARNED_KEY, ChurnModel, load_model, same_vocabulary
 from streams.offline.learn import beats
 from streams.settings import Settings
@@ -45,7 +46,10 @@ def test_a_successor_changes_the_weights_only_and_is_judged_by_the_guard() -> No
     current = load_model()
     proposal = propose(events, current, model_id(current), churn_after_ms=30 * 86_400_000, l2=0.1)
     before, after = json.loads(current.to_json()), json.loads(proposal.successor.to_json())
-    assert {k for k in before if before[k] != after[k]} <= {"risk_weights", "risk_intercept", "risk_means", "notes", "training", "version"}
+    assert {k for k in before if before[k] != after[k]} <= {"risk_weights", "risk_intercept", "risk_means", "notes", "training", "version",
+                                                            "population"}
+    # of the population only the caps its weights were fitted within (models.compiled CAPS_KEY): read at scoring, no state
+    assert {k: v for k, v in after["population"].items() if k != CAPS_KEY} == before["population"] and after["population"][CAPS_KEY]
     assert after["risk_weights"] != before["risk_weights"]
     learned = proposal.successor.training[LEARNED_KEY]
     assert learned["base"] == learned["root"] == model_id(current)
@@ -299,7 +303,7 @@ def test_train_says_beats_exactly_when_learn_would_adopt(current: float | None, 
 def test_a_successor_takes_the_historys_own_rfm_edges() -> None:
     """QA12 F11: segments drift when the quintile edges stay those of the training day. A model
     with edges, learnt on a later history, gets that history's edges at its last event (the same
-    fit ``train`` makes); everything else of its population stays the base's."""
+    fit ``train`` makes); everything else of its population stays the base's (but the caps of its weights)."""
     from models.events import EVENT_ORDER
     from models.rfm import POPULATION_KEYS, fit_population
     from streams.offline.learn import propose
@@ -319,4 +323,5 @@ def test_a_successor_takes_the_historys_own_rfm_edges() -> None:
     expected = fit_population(end_states(per_user, end, current).values(), end // 1000)
     after = proposal.successor.population
     assert {k: after[k] for k in POPULATION_KEYS} == expected != stale
-    assert {k: v for k, v in after.items() if k not in POPULATION_KEYS} == {k: v for k, v in current.population.items() if k not in POPULATION_KEYS}
+    own = (*POPULATION_KEYS, CAPS_KEY)  # and the caps its weights were fitted within
+    assert {k: v for k, v in after.items() if k not in own} == {k: v for k, v in current.population.items() if k not in own}

@@ -217,10 +217,14 @@ _ALL_WEIGHED = ChurnModel(tracked_types=_TRACKED, risk_weights={
     **{name: 0.05 * (i + 1) for i, name in enumerate(FEATURES) if name != "buyer"},
     **{f"inactive:{t}": 0.3 for t in _TRACKED}, **{f"share:{t}": -0.2 for t in _TRACKED},
     **{f"lifetime:{t}": -0.1 for t in _TRACKED}})
+#: The same, reading the growing features (and a lifetime volume) no further than a trained
+#: model's history had them (models.compiled CAPS_KEY): low caps, so that many draws pass them.
+_CAPPED = _ALL_WEIGHED.with_(population={"risk_caps": {"tenure_log": 1.5, "active_days_log": 1.0, "purchases_log": 0.3,
+                                                       "revenue_log": 0.5, "lifetime:view": 1.0}})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(histories(), st.integers(0, 120 * DAY_S), st.floats(0.0, 90.0), st.sampled_from([ChurnModel(), _ALL_WEIGHED]))
+@given(histories(), st.integers(0, 120 * DAY_S), st.floats(0.0, 90.0), st.sampled_from([ChurnModel(), _ALL_WEIGHED, _CAPPED]))
 def test_the_sparse_risk_is_the_whole_vectors_bit_for_bit(events: list[Event], later_s: int, extra_days: float,
                                                           model: ChurnModel) -> None:
     """``leave_probability`` (the engine's risk) reads only the weighed features; it must give
@@ -326,7 +330,7 @@ def _outcome(f: object, *args: object) -> str:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(histories(), histories(renewals=True)), st.integers(0, 120 * DAY_S), st.integers(1, 200 * DAY_S),
-       st.sampled_from([ChurnModel(), _ALL_WEIGHED, *_SINGLE]))
+       st.sampled_from([ChurnModel(), _ALL_WEIGHED, _CAPPED, *_SINGLE]))
 def test_the_look_ahead_without_silent_signals_is_the_one_with_them(events: list[Event], later_s: int, ahead_s: int,
                                                                   model: ChurnModel) -> None:
     """``leave_after`` (what SilentRisk evaluates: the save-list bound, the crossing search) is

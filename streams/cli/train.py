@@ -461,6 +461,10 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     late_start = late_start_warning(early, report["users"], start_ms, events[-1].ts_ms, "topic" if args.from_topic else "file")
     if late_start:  # every user new on the history's first day (QA10 F16)
         print(f"WARNING: {late_start}")
+    if report.get("held_growing"):  # the same cut: tenure and the like measure the date (QA18 F2)
+        held = [n for n in report["held_growing"] if ":" not in n] + (["the lifetime volumes"] if any(":" in n for n in report["held_growing"]) else [])
+        print(f"  so {', '.join(held)} were not fitted: they keep the default's weights (in such a history they count "
+              f"from its first day and measure the date, not the user)")
     counts: dict[str, int] = {}
     for ev in events:
         counts[ev.type] = counts.get(ev.type, 0) + 1

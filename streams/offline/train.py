@@ -69,6 +69,7 @@ import bisect
 import hashlib
 import json
 import logging
+import math
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -77,17 +78,18 @@ from typing import TYPE_CHECKING, Any, Final, Iterable, Mapping, Sequence
 import numpy as np
 
 from models import bgnbd, mbgnbd
-from models.compiled import KINDS_KEY, PURCHASE_KIND, slot_labels
+from models.compiled import CAPS_KEY, KINDS_KEY, PURCHASE_KIND, slot_labels
 from models.engine import advance, alert_may_open
 from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
 from models.rfm import POPULATION_KEYS as RFM_KEYS, fit_population as rfm_population
-from models.risk import FEATURES, FREE_SIGNS, SLOT_PREFIXES, LogisticRisk, exit_open, moves_with_silence
+from models.risk import FEATURES, FREE_SIGNS, SLOT_PREFIXES, LogisticRisk, exit_open, grows_with_time, moves_with_silence
 from models.scoring import assess, risk_at
 from models.vocabulary import CANCEL, DEFAULT_SLOTS, GRIEVANCE_ROLE, IGNORE, SUBSCRIPTION, Vocabulary
 from models.state import DAY_S, DECAY_DAYS, UserState
 from models.temperature import VISIT_KEY, calibrated
+from streams.offline.history import first_day_of, late_start_warning
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -442,6 +444,47 @@ def product_kinds_used(users: Sequence[UserState], model: ChurnModel) -> list[st
 # ---------------------------------------------------------------------------------------------
 
 
+def growing_caps(names: Sequence[str], X: np.ndarray) -> dict[str, float]:
+    """``population["risk_caps"]`` (models.compiled CAPS_KEY): the largest value the fitted rows
+    ``X`` (columns ``names``) had of each feature that only grows with time (models.risk.grows_with_time),
+    rounded up (the fitted rows all read as they were fitted). Why: the weights say what they saw
+    within the history; a history cut at its start (QA18 F2: 37% of users first seen on its first
+    day) or simply short makes tenure and active days look like churn signals where they only
+    mark who has been seen longest, and the stream would extend the line past every tenure the
+    history had, raising every stayer's risk month after month (docs/SCORES.md).
+
+    >>> growing_caps(("silence_log", "tenure_log"), np.array([[1.0, 2.0000001], [9.0, 3.5]]))
+    {'tenure_log': 3.5}
+    """
+    return {name: math.ceil(float(X[:, j].max()) * 1e6) / 1e6 for j, name in enumerate(names) if grows_with_time(name)}
+
+
+def held_growing(per_user: Mapping[str, Sequence[Event]], names: Sequence[str], default: Mapping[str, float],
+                 end_ms: int) -> dict[str, float]:
+    """The growing features (models.risk.grows_with_time) and the default's weights they keep, not fitted,
+    when the history probably starts after its users signed up (streams.offline.history's
+    late_start_warning, the WARNING train prints); {} otherwise. Why: in such a history every
+    existing user's tenure and active days count from its first day, so they measure the date,
+    not the user; what churned late in the history had more of both by construction, and the fit
+    read it as "longer tenure, more churn" (QA18 F2: ``tenure_log`` +0.38, ``active_days_log``
+    +0.73, every stayer's risk rising past the alert line month after month). Users with activity
+    (billing statements left out) count, as the warning counts them.
+
+    >>> day = 86_400_000
+    >>> cut = {f"u{i}": [Event(f"u{i}", i % 2 * 3600_000, "view", f"e{i}")] for i in range(40)}
+    >>> held_growing(cut, ("tenure_log", "active_days_log", "silence_log", "lifetime:view"), {"tenure_log": -0.25}, 60 * day)
+    {'tenure_log': -0.25, 'active_days_log': 0.0, 'lifetime:view': 0.0}
+    >>> held_growing({u: [Event(u, int(u[1:]) * day, "view", u)] for u in cut}, ("tenure_log",), {}, 60 * day)
+    {}
+    """
+    firsts = [min(e.ts_ms for e in active) for active in
+              ([e for e in evs if e.subscription is None] for evs in per_user.values()) if active]
+    start, early = first_day_of(firsts)
+    if late_start_warning(early, len(firsts), start, end_ms) is None:
+        return {}
+    return {name: float(default.get(name, 0.0)) for name in names if grows_with_time(name)}
+
+
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
     """Mean predicted vs observed churn rate per equal-count bin of predicted risk (deciles).
 
@@ -776,7 +819,7 @@ def _bounded(names: Sequence[str], signs: str = "bounded") -> list[str]:
 
 def _cv_predictions(names: Sequence[str], X: np.ndarray, y: np.ndarray, folds: np.ndarray,
                     prior: Mapping[str, float] | None, l2: float, l2_by_feature: Mapping[str, float] | None = None,
-                    signs: str = "bounded") -> np.ndarray | None:
+                    signs: str = "bounded", held: Mapping[str, float] | None = None) -> np.ndarray | None:
     """Out-of-fold probability of every row under one penalty (NaN for rows of a fold that could
     not be fitted; None when no fold could)."""
     nonneg = _bounded(names, signs)
@@ -785,7 +828,8 @@ def _cv_predictions(names: Sequence[str], X: np.ndarray, y: np.ndarray, folds: n
         test, fit = folds == k, folds != k
         if not test.any() or not 0 < y[fit].sum() < fit.sum():
             continue
-        model = LogisticRisk(names, l2=l2, nonnegative=nonneg).fit(X[fit], y[fit], prior=prior, l2_by_feature=l2_by_feature)
+        model = LogisticRisk(names, l2=l2, nonnegative=nonneg).fit(X[fit], y[fit], prior=prior, l2_by_feature=l2_by_feature,
+                                                                    held=held)
         out[test] = np.clip(model.predict_proba(X[test]), 1e-12, 1 - 1e-12)
     return None if np.isnan(out).all() else out
 
@@ -822,7 +866,7 @@ class PriorChoice:
 def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequence[str],
                  default: Mapping[str, float], grid: Sequence[float] = L2_GRID,
                  centres: Sequence[str] = CENTRES, criterion: str = "log_loss", one_se: bool = True,
-                 signs: str = "bounded") -> PriorChoice:
+                 signs: str = "bounded", held: Mapping[str, float] | None = None) -> PriorChoice:
     """Where the penalty pulls and how hard, by out-of-fold log-loss over 5 folds by user (all
     the snapshots of a user in one fold: a user's weekly rows repeat one behaviour, so one user
     on both sides would reward memorising users). Tried: towards the default's weights, with one
@@ -857,7 +901,8 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     (docs/SCORES.md "Choosing the penalty by AUC"). Both tables are reported either way.
     Cost: (len(grid)^2 + len(grid)) x 5 small L-BFGS fits (and with "auc" up to as many
     200-resample bootstraps). ``one_se=False``: the best itself, no one-standard-error rule
-    (measured with "auc" only, docs/SCORES.md). ``signs``: the fits' sign bounds (:data:`SIGNS`)."""
+    (measured with "auc" only, docs/SCORES.md). ``signs``: the fits' sign bounds (:data:`SIGNS`).
+    ``held``: features every fit keeps at the given weights (:func:`held_growing`)."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     folds = np.array([_fold(u) for u in users])
@@ -871,7 +916,7 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
         pairs = [(a, b) for a in grid for b in grid] if centre == "default" and per_type else [(a, a) for a in grid]
         table[centre], aucs[centre] = {}, {}
         for l2, l2_types in pairs:
-            p = _cv_predictions(names, X, y, folds, prior, l2, {n: l2_types for n in per_type}, signs)
+            p = _cv_predictions(names, X, y, folds, prior, l2, {n: l2_types for n in per_type}, signs, held)
             if p is not None:
                 key = f"{l2:g}/{l2_types:g}"
                 table[centre][key] = round(float(np.nanmean(_log_losses(p, y))), 6)
@@ -1156,20 +1201,23 @@ def train(
     default = default if default is not None else load_model()
     prior = {k: v for k, v in default.risk_weights.items() if k in names} if from_default else None
     fit_users = _rows_of(snaps.users, fit_rows)
+    held = held_growing(per_user, names, default.risk_weights, data_end)
     t0 = time.monotonic()
     if l2 is None:
         choice = choose_prior(names, X[fit_rows], y[fit_rows], fit_users, prior or {},
-                              centres=CENTRES if prior is not None else ("zero",), signs=signs)
+                              centres=CENTRES if prior is not None else ("zero",), signs=signs, held=held)
     else:  # given: one penalty, towards the default (or 0 without from_default)
         choice = PriorChoice("default" if prior is not None else "zero", l2, l2, {})
     fitter = LogisticRisk(names, l2=choice.l2, nonnegative=_bounded(names, signs)).fit(
-        X[fit_rows], y[fit_rows], prior=choice.prior(prior or {}), l2_by_feature=choice.by_feature(names))
+        X[fit_rows], y[fit_rows], prior=choice.prior(prior or {}), l2_by_feature=choice.by_feature(names), held=held)
     logger.info("penalty chosen and weights fitted on %s rows in %.1f s", int(fit_rows.sum()), time.monotonic() - t0)
     means = {name: round(float(v), 6) for name, v in zip(names, X[fit_rows].mean(axis=0))}
     population = dict(model.population)
     if not weights_only:
         population[ACT_QUANTILES] = [round(float(v), 6) for v in np.quantile(np.array(snaps.act_28d), DECILES)]
-    leave = np.where(can_exit, fitter.predict_proba(X), 0.0)  # models.risk.leave_probability's gate
+    population[CAPS_KEY] = growing_caps(names, X[fit_rows])
+    capped = np.minimum(X, [population[CAPS_KEY].get(name, np.inf) for name in names])  # as the stream reads them
+    leave = np.where(can_exit, fitter.predict_proba(capped), 0.0)  # models.risk.leave_probability's gate
     risk = 1.0 - p_alive * (1.0 - leave)  # models.risk.combine, vectorised
     report: dict[str, Any] = {
         "events": len(events),
@@ -1207,6 +1255,8 @@ def train(
                                                       _rows_of(snaps.users, test & alive & can_exit))
                                       if (test & alive & can_exit).any() else {}),
     }
+    if held:  # the history starts after its users did: these kept the default's weights (streams.cli.train says it)
+        report["held_growing"] = sorted(held)
     if signs == FREE_SIGNS:  # models.risk.check_weights reads it (a bounded fit's file is as before: no key)
         report["signs"] = FREE_SIGNS
     if test.any():
