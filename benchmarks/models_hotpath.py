@@ -114,10 +114,12 @@ def measure(repeat: int = 3, users: int = 500, seed: int = 2, step: bool = True)
             advance(u, st, (ev,), ev.ts_ms + 1, model)
         return len(same_day)
 
+    compiled = model.compiled
+
     def run_review() -> int:
         for u, st, t in silent:
             c = st.copy()
-            _review(u, c, t, model, Outcome(c))
+            _review(u, c, t, model, Outcome(c), compiled)
         return len(silent)
 
     n_events = sum(len(v) for v in per_user.values())
