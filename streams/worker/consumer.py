@@ -1495,6 +1495,7 @@ class StreamConsumer:
             retry_logger.warning("waiting for the events topic %s: listing the topics failed (%s: %s)", self.topic,
                                  type(exc).__name__, exc)
             return
+        await _refresh_cluster(self.consumer)
         async with self._cycle_lock:
             await self._drain()  # settled before they are forgotten: a later settle would set the old log's offsets
             self._forget_assigned()
@@ -1905,3 +1906,21 @@ class StreamConsumer:
                 raise
             except Exception:
                 logger.exception("worker cycle failed; its records will be read again")
+
+
+async def _refresh_cluster(consumer: object) -> None:
+    """Make the consumer's own view of the cluster read the events topic again, now. aiokafka's
+    ``topics()`` answers from a metadata request into a throwaway copy and leaves the consumer's
+    as it was: when the group had already reassigned nothing (its copy said the topic had 0
+    partitions), the partitions of the topic made again came back only at the next periodic
+    refresh (``metadata_max_age_ms``, 5 minutes), the worker idle and not ready meanwhile (CI on
+    a loaded box, 5 December 2026: "exists again: partitions [] resume", then nothing for the
+    test's 30 s). The client's ``force_metadata_update`` is not public API (as ``_fetcher`` in
+    streams.worker.fetch): without it the periodic refresh still comes."""
+    force = getattr(getattr(consumer, "_client", None), "force_metadata_update", None)
+    if not callable(force):
+        return
+    try:
+        await force()
+    except KafkaError as exc:  # the periodic refresh will come; one line
+        retry_logger.warning("refreshing the cluster metadata failed (%s: %s)", type(exc).__name__, exc)
