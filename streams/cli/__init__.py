@@ -106,6 +106,7 @@ _READ_ONLY = frozenset({"alerts", "dlq", "score", "top", "churn-rate", "digest",
 def _read_only(args: argparse.Namespace) -> bool:
     return args.command in _READ_ONLY and getattr(args, "action", None) != "import"
 
+
 def _client_error(exc: BaseException) -> bool:
     """An error raised by the Kafka or Redis clients (their modules, not imported here: ``--help``
     stays fast), as a broker or Redis lost in the middle of a command gives."""
