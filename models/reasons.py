@@ -100,7 +100,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Sequence
 from models.compiled import KINDS_KEY, CompiledModel
 from models.health import percentile
 from models.lifecycle import declining_cause
-from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, combine, exit_open, lifetime_count, reference, risk_probability
+from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import Signals, grievance_stands, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
 from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, UserState
 from models.subscription import calendar_days
@@ -1170,8 +1170,8 @@ def _contributions(sig: Signals, values: Sequence[float], source: StaySource, go
         for i, w, _ in compiled.terms:
             if i < _N_FIXED or slots:
                 v = vals[i]
-                if capped and v > compiled.caps[i]:
-                    v = compiled.caps[i]
+                if capped:  # counted at the cap, as in the risk
+                    v = at_cap(compiled, i, v)
                 if i < _N_FIXED:
                     k = _KEY_AT[i]
                     lifts[k] = lifts[k] + w * (v - refs[i])

@@ -60,6 +60,7 @@ __all__ = [
     "GROWING",
     "grows_with_time",
     "FREE_SIGNS",
+    "at_cap",
     "NEUTRAL",
     "LogisticRisk",
     "NEGATIVE_SHARE_FULL",
@@ -448,6 +449,15 @@ def savable(p_alive: float, leave: float) -> float:
     return p_alive * leave
 
 
+def at_cap(c: "CompiledModel", i: int, v: float) -> float:
+    """Feature ``i``'s value ``v`` as a trained model reads it: at most the largest value its
+    training rows had (models.compiled CAPS_KEY: a weight says what it saw within its history,
+    QA18 F2). The one rule for the risk, its look-aheads and an alert's reasons; called only where
+    ``c.capped`` (the shipped default has no cap: a flag test, no call)."""
+    cap = c.caps[i]
+    return cap if v > cap else v
+
+
 def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     """P(leaves within model.horizon_days | still a user now) of a feature vector: the logistic
     model itself (hot path: plain floats), each feature read at most at the model's cap
@@ -457,8 +467,8 @@ def risk_probability(values: Sequence[float], model: "ChurnModel") -> float:
     capped = c.capped
     for i, w, _ in c.terms:
         v = values[i]
-        if capped and v > c.caps[i]:  # models.compiled CAPS_KEY
-            v = c.caps[i]
+        if capped:
+            v = at_cap(c, i, v)
         z += w * v
     return sigmoid(z)
 
@@ -479,8 +489,8 @@ def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "Churn
     capped = c.capped
     for i, w, _ in c.terms:
         v = feature_value(i, sig, p_stay, revenue)
-        if capped and v > c.caps[i]:
-            v = c.caps[i]
+        if capped:
+            v = at_cap(c, i, v)
         z += w * v
     return sigmoid(z)
 
@@ -554,8 +564,8 @@ def leave_after(sig: Signals, x: float, p_stay: float, revenue: float, model: "C
                 v = slots[j - n] * f28 / a28 if a28 > 0.0 else 0.0
             else:
                 v = _log1p(slots[j - 2 * n] * f28 / a28 * sig.n_events if a28 > 0.0 else 0.0)
-        if capped and v > c.caps[i]:  # as leave_probability
-            v = c.caps[i]
+        if capped:
+            v = at_cap(c, i, v)
         z += w * v
     return sigmoid(z)
 
