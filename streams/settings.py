@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "SettingsError", "aiokafka_client_kwargs", "forbid_topic_autocreation", "parse_duration_ms", "redact_url", "topic_refusal"]
+__all__ = ["MEMBER_ALERTS", "Settings", "SettingsError", "aiokafka_client_kwargs", "forbid_topic_autocreation", "parse_duration_ms", "redact_url", "topic_refusal"]
 
 ClockMode = Literal["event", "live"]
 
@@ -23,6 +23,10 @@ _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "
 class SettingsError(ValueError):
     """A setting with a value we cannot use; the message names the setting and the value."""
 
+
+#: ``Settings.member_alerts``' values: account members' user alerts on the alerts topic, on their own
+#: topic (``topic_member_alerts``), or not published.
+MEMBER_ALERTS: tuple[str, ...] = ("alerts", "separate", "none")
 
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
@@ -149,6 +153,15 @@ class Settings:
     # churnwatch_alerts_withheld_total. The export's first weeks read its old subscribers as new
     # (QA14 F9: 23% of the at-risk alerts fell in its first 30 days). "" (the default): all published
     alerts_from: str = ""
+    # User alerts (at_risk, recovered, stage_changed) of account members: users whose events had named a
+    # company account (an account_id not their own) by the alert's time. "alerts" (the default): on the
+    # alerts topic with every other alert, as before; "separate": on topic_member_alerts instead, so the
+    # alerts topic carries the account alerts and the alerts of users of no account (a B2B CRM works
+    # from accounts: QA18 F6, 23 member cases per account case); "none": not published. Either way the
+    # state, the console's lists and the account side are as with "alerts"; counted in
+    # churnwatch_member_alerts_routed_total{kind,to} (docs/ALERTS.md, "Routing for a B2B CRM")
+    member_alerts: str = "alerts"
+    topic_member_alerts: str = "churn-at-risk-members"
     # Time
     clock: ClockMode = "event"  # "live": idle partitions' clocks also follow the wall clock
     allowed_lateness_ms: int = 6 * 3_600_000
@@ -228,6 +241,9 @@ class Settings:
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         self._check_currency()
         _ = self.alerts_from_ms  # parsed now: a bad value stops the process in one line
+        if self.member_alerts not in MEMBER_ALERTS:
+            raise SettingsError(f"member_alerts (CHURNWATCH_MEMBER_ALERTS) must be {', '.join(MEMBER_ALERTS[:-1])} or "
+                                f"{MEMBER_ALERTS[-1]}, got {self.member_alerts!r}")
         if self.miskeyed not in ("reroute", "dlq"):
             raise SettingsError(f"miskeyed must be 'reroute' or 'dlq', got {self.miskeyed!r}")
         if not 0 <= self.console_port <= 65535:
@@ -255,6 +271,15 @@ class Settings:
         except ValueError:
             raise SettingsError(f"alerts_from (CHURNWATCH_ALERTS_FROM, --alerts-from) must be an ISO date or time in event "
                                 f"time such as 2026-02-01 or 2026-02-01T00:00:00Z, got {self.alerts_from!r}") from None
+
+    @property
+    def members_apart(self) -> bool:
+        """Account members' user alerts are kept off the alerts topic (``member_alerts`` is not "alerts").
+
+        >>> Settings().members_apart, Settings(member_alerts="separate").members_apart
+        (False, True)
+        """
+        return self.member_alerts != "alerts"
 
     def _check_currency(self) -> None:
         """``currency`` is an ISO 4217 code, kept upper case (``usd`` is ``USD``), or empty."""

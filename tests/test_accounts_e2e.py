@@ -267,6 +267,27 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     assert (cut["at_risk"], [a["account_id"] for a in cut["accounts"]]) == (3, ["acme", "umbrella"])
 
 
+def import_owners(kafka_bootstrap: str, redis_url: str, names: dict[str, str], tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's environment for this test's topics, and OWNERS imported."""
+    for var, value in (("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap), ("REDIS_URL", redis_url),
+                       ("CHURNWATCH_TOPIC_EVENTS", names["events"]), ("CHURNWATCH_TOPIC_ALERTS", names["alerts"]),
+                       ("CHURNWATCH_TOPIC_ACCOUNTS", names["accounts"]), ("CHURNWATCH_PARTITIONS", str(PARTITIONS))):
+        monkeypatch.setenv(var, value)
+    owners = tmp_path / "owners.csv"
+    owners.write_text(OWNERS)
+    assert main(["accounts", "import", str(owners)]) == 0
+
+
+def replay_in_phases(kafka_bootstrap: str, redis_url: str, topic: str, events: list[Event], w: Worker) -> None:
+    """``events`` published 6 days of event time at a time, ``w`` caught up after each, then every
+    account copy applied (as the first test does)."""
+    for lo in range(0, DAYS, 6):
+        phase = [e for e in events if START_MS + lo * DAY_MS <= e.ts_ms < START_MS + min(lo + 6, DAYS) * DAY_MS]
+        wait_progress(redis_url, topic, publish_events(kafka_bootstrap, topic, phase), timeout_s=120, workers=[w])
+    account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, _day(DAYS - 1, 50), workers=[w])
+
+
 def test_alerts_from_withholds_the_account_alerts_before_it_and_keeps_their_state(
     kafka_bootstrap: str, redis_url: str, names: dict[str, str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -276,22 +297,12 @@ def test_alerts_from_withholds_the_account_alerts_before_it_and_keeps_their_stat
     history above, acme's downgrade (day 40), initech's cancellation (45), umbrella's at-risk (46) and
     first trial reminder (47) are withheld; the second reminder (49) and globex's failed payment (50)
     are sent, and the accounts' state is what it is without the setting (alice's book the same)."""
-    for var, value in (("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap), ("REDIS_URL", redis_url),
-                       ("CHURNWATCH_TOPIC_EVENTS", names["events"]), ("CHURNWATCH_TOPIC_ALERTS", names["alerts"]),
-                       ("CHURNWATCH_TOPIC_ACCOUNTS", names["accounts"]), ("CHURNWATCH_PARTITIONS", str(PARTITIONS))):
-        monkeypatch.setenv(var, value)
-    owners = tmp_path / "owners.csv"
-    owners.write_text(OWNERS)
-    assert main(["accounts", "import", str(owners)]) == 0
+    import_owners(kafka_bootstrap, redis_url, names, tmp_path, monkeypatch)
     w = Worker(kafka_bootstrap, redis_url, names, tmp_path / "worker.log",
                env={"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_BATCH_MAX_RECORDS": "200",
                     "CHURNWATCH_PARTITIONS": str(PARTITIONS), "CHURNWATCH_ALERTS_FROM": "2026-02-18"}).start()
     try:
-        events, topic = history(), names["events"]
-        for lo in range(0, DAYS, 6):
-            phase = [e for e in events if START_MS + lo * DAY_MS <= e.ts_ms < START_MS + min(lo + 6, DAYS) * DAY_MS]
-            wait_progress(redis_url, topic, publish_events(kafka_bootstrap, topic, phase), timeout_s=120, workers=[w])
-        account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, _day(DAYS - 1, 50), workers=[w])
+        replay_in_phases(kafka_bootstrap, redis_url, names["events"], history(), w)
 
         def account_alerts() -> list[dict[str, object]]:
             return [a for _, a in read_topic(kafka_bootstrap, names["alerts"], PARTITIONS) if "account_id" in a]
@@ -310,3 +321,58 @@ def test_alerts_from_withholds_the_account_alerts_before_it_and_keeps_their_stat
     assert main(["top", "--owner", "alice", "--json"]) == 0
     alice = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(a["account_id"], a["stage"]) for a in alice] == [("acme", "at_risk"), ("umbrella", "at_risk"), ("globex", "at_risk")]
+
+
+def test_member_alerts_separate_leaves_the_alerts_topic_to_accounts_and_users_of_none(
+    kafka_bootstrap: str, redis_url: str, names: dict[str, str], unique_name: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """QA18 F6: a B2B CRM reading the alerts topic got 23 member cases per account case. With
+    ``CHURNWATCH_MEMBER_ALERTS=separate`` the history above (every user a member) plus s1, a user
+    of no account who falls silent, gives on the alerts topic the account alerts and s1's alerts
+    only; the members' user alerts are on their own topic. Each user alert is, byte for byte in
+    content and id, the backtest's of the same events (the stream = backtest identity holds), and
+    ``backtest --member-alerts separate`` writes s1's alone."""
+    from streams.offline.simulate import write_events_csv
+
+    import_owners(kafka_bootstrap, redis_url, names, tmp_path, monkeypatch)
+    members_topic = f"mem-{unique_name}"
+    events = sorted([*history(), *(Event("s1", _day(d, 20), "view", f"v-s1-{d}", 0.0) for d in range(26))], key=EVENT_ORDER)
+    w = Worker(kafka_bootstrap, redis_url, names, tmp_path / "worker.log",
+               env={"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_BATCH_MAX_RECORDS": "200",
+                    "CHURNWATCH_PARTITIONS": str(PARTITIONS), "CHURNWATCH_MEMBER_ALERTS": "separate",
+                    "CHURNWATCH_TOPIC_MEMBER_ALERTS": members_topic}).start()
+    try:
+        replay_in_phases(kafka_bootstrap, redis_url, names["events"], events, w)
+        wait_for("umbrella's two reminders", lambda: sum(a.get("kind") == "trial_ending" for _, a in read_topic(
+            kafka_bootstrap, names["alerts"], PARTITIONS)) >= 2, workers=[w])
+        routed = metric(w, "churnwatch_member_alerts_routed_total")
+    finally:
+        assert w.stop() == 0, w.output()[-3000:]
+    on_alerts = [a for _, a in read_topic(kafka_bootstrap, names["alerts"], PARTITIONS)]
+    on_members = [a for _, a in read_topic(kafka_bootstrap, members_topic, PARTITIONS)]
+    assert {(a["account_id"], a["kind"]) for a in on_alerts if "account_id" in a} == {
+        ("acme", "account_at_risk"), ("globex", "account_at_risk"), ("initech", "account_churned"),
+        ("umbrella", "account_at_risk"), ("umbrella", "trial_ending")}, "the account alerts as without the setting"
+    users = [a for a in on_alerts if "user_id" in a]
+    assert {a["user_id"] for a in users} == {"s1"} and "at_risk" in {a["kind"] for a in users}
+    assert on_members and all("user_id" in a for a in on_members)
+    assert {"a3", "a4", "a5"} <= {a["user_id"] for a in on_members} and "s1" not in {a["user_id"] for a in on_members}
+    assert routed == len({a["alert_id"] for a in on_members})
+    assert f"user alerts of account members go to {members_topic}, not to {names['alerts']}" in w.output()
+
+    csv_path = tmp_path / "events.csv"
+    write_events_csv(csv_path, events, accounts=True)
+    files = {}
+    for mode in ("alerts", "separate"):
+        files[mode] = tmp_path / f"{mode}.jsonl"
+        assert main(["backtest", "--events", str(csv_path), "--as-of", "2026-01-08/2026-03-05/7d", "--out",
+                     str(tmp_path / f"{mode}.csv"), "--alerts-out", str(files[mode]), "--member-alerts", mode,
+                     "--jobs", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    backtest = {a["alert_id"]: a for a in map(orjson.loads, files["alerts"].read_text().splitlines())}
+    assert all(backtest.get(a["alert_id"]) == a for a in users + on_members), "the same alerts, ids and content"
+    apart = [orjson.loads(line) for line in files["separate"].read_text().splitlines()]
+    assert {a["user_id"] for a in apart} == {"s1"} and {a["alert_id"] for a in users} <= {a["alert_id"] for a in apart}
+    left_out = len(backtest) - len(apart)
+    assert f"({left_out} user alerts of account members left out: CHURNWATCH_MEMBER_ALERTS=separate puts them on " in out

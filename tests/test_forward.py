@@ -270,3 +270,46 @@ def test_forward_dead_letters_alerts_whose_webhook_redirects(kafka_service: Serv
     dead = _dead_letters(settings)
     assert sorted(d["alert"]["alert_id"] for d in dead) == ["rd0", "rd1", "rd2", "rd3"]
     assert all(d["reason"] == "refused" and f"HTTP 301 redirect to {base}/landing" in d["detail"] for d in dead), dead
+
+
+def test_forward_with_kind_account_posts_the_account_alerts_and_commits_past_the_others(kafka_service: Service,
+                                                                                         unique_name: str) -> None:
+    """QA18 F6: a B2B CRM's webhook takes the account kinds only (``--kind account``). The user
+    alerts are passed over, nothing dead-lettered, and the group's offsets end past them all: a
+    second run with the same group sends nothing again."""
+    from streams.cli.alerts import parse_kinds
+
+    settings = _topics(kafka_service, unique_name)
+    producer = KafkaProducer(bootstrap_servers=kafka_service.address, acks="all")
+    kinds = ("at_risk", "account_at_risk", "recovered", "trial_ending", "stage_changed", "account_churned")
+    sent = []
+    for n in range(24):
+        kind = kinds[n % len(kinds)]
+        alert = {"alert_id": f"k{n:03d}", "kind": kind, ("account_id" if kind in ("account_at_risk", "trial_ending",
+                 "account_churned") else "user_id"): f"s{n % 5}", "n": n}
+        sent.append(alert)
+        producer.send(settings.topic_alerts, key=f"s{n % 5}".encode(), value=orjson.dumps(alert))
+    producer.flush()
+    producer.close()
+    got: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        got.append(orjson.loads(await request.read())["alert_id"])
+        return web.Response(status=200)
+
+    async def run() -> list[Any]:
+        runner, base = await _serve(("POST", "/hook", handle))
+        opts = ForwardOptions(url=f"{base}/hook", secret=SECRET, from_beginning=True, idle_exit_s=2.5,
+                              session_timeout_ms=group_session_ms(settings.kafka_bootstrap_servers),
+                              kinds=parse_kinds("account"))
+        try:
+            return [await asyncio.wait_for(forward(settings, opts), 120) for _ in range(2)]
+        finally:
+            await runner.cleanup()
+
+    first, second = asyncio.run(run())
+    accounts = [a["alert_id"] for a in sent if "account_id" in a]
+    assert sorted(got) == sorted(accounts) and len(accounts) == 12
+    assert (first.delivered, first.passed_over, first.dead_lettered) == (12, 12, 0)
+    assert (second.delivered, second.passed_over) == (0, 0), "the first run committed past every alert"
+    assert _dead_letters(settings) == []

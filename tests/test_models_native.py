@@ -67,8 +67,8 @@ def _alerts(outcome: Any) -> list[tuple[object, ...]]:
     out = []
     for a in outcome.alerts:
         s = a.scores
-        out.append((a.alert_id, a.kind, a.user_id, a.event_time_ms, a.previous_stage, s.health.hex(), s.temperature.hex(),
-                    s.risk.hex(), s.stage, s.segment, s.action, s.reasons))
+        out.append((a.alert_id, a.kind, a.user_id, a.event_time_ms, a.previous_stage, a.member, s.health.hex(),
+                    s.temperature.hex(), s.risk.hex(), s.stage, s.segment, s.action, s.reasons))
     return out
 
 

@@ -758,6 +758,20 @@ def test_an_idle_look_sees_redis_gone_back_in_time(base_settings: Settings, redi
     assert found is not None and found.startswith(expected), found
 
 
+def assert_same_store(redis_url: str, plain: str, other: str) -> None:
+    """The run under ``other`` left every state, stats hash and console alert list (non-empty) as
+    the run under ``plain``: a setting that decides only what is published."""
+    assert dump_state(redis_url, plain) == dump_state(redis_url, other), "every state as without the setting"
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        for b in range(8):
+            assert client.hgetall(f"{plain}:{{{b}}}:stats") == client.hgetall(f"{other}:{{{b}}}:stats")
+        lists = [{k.split(b":", 1)[1]: client.hgetall(k) for k in client.scan_iter(match=f"{p}:*:al:*")} for p in (plain, other)]
+    finally:
+        client.close()
+    assert lists[0] == lists[1] and lists[0]
+
+
 def test_alerts_before_alerts_from_are_kept_in_the_state_but_not_published(base_settings: Settings, redis_url: str,
                                                                            caplog: pytest.LogCaptureFixture,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -785,15 +799,67 @@ def test_alerts_before_alerts_from_are_kept_in_the_state_but_not_published(base_
     assert early and len(early) < len(every), "the history must raise alerts on both sides of the date"
     assert sent == [a for a in every if a["event_time_ms"] >= cutoff_ms]
     assert counted() - before == len(early)
-    assert dump_state(redis_url, "all") == dump_state(redis_url, "warm"), "every state as without the setting"
-    client = redis_lib.Redis.from_url(redis_url)
-    try:
-        for b in range(8):
-            assert client.hgetall(f"all:{{{b}}}:stats") == client.hgetall(f"warm:{{{b}}}:stats")
-        lists = [{k.split(b":", 1)[1]: client.hgetall(k) for k in client.scan_iter(match=f"{p}:*:al:*")} for p in ("all", "warm")]
-    finally:
-        client.close()
-    assert lists[0] == lists[1]
+    assert_same_store(redis_url, "all", "warm")
     logged = [r.getMessage() for r in caplog.records if "CHURNWATCH_ALERTS_FROM" in r.getMessage()]
     assert logged == ["partition 0: user alerts with an event time before 2026-02-05T00:00:00.000Z (CHURNWATCH_ALERTS_FROM) "
                       "are applied to the state but not published (counted in churnwatch_alerts_withheld_total)"], logged
+
+
+def _b2b(events: Sequence[Event], joins_ms: int) -> tuple[list[Event], dict[str, int]]:
+    """``events`` with accounts: every third user a member of "acme" from its first event, every
+    third its own account (``account_id`` = its id: no member), the rest of no account but u008,
+    which names "globex" from ``joins_ms`` on. Also each member's first time as one."""
+    out, member_from = [], {}
+    for ev in events:
+        n = int(ev.user_id[1:])
+        account = ("acme" if n % 3 == 0 else ev.user_id if n % 3 == 1 else
+                   "globex" if ev.user_id == "u008" and ev.ts_ms >= joins_ms else "")
+        if account and account != ev.user_id:
+            member_from.setdefault(ev.user_id, ev.ts_ms)
+        out.append(Event(ev.user_id, ev.ts_ms, ev.type, ev.event_id, ev.amount, account))
+    return out, member_from
+
+
+@pytest.mark.parametrize("mode", ["separate", "none"])
+def test_member_alerts_leave_the_alerts_topic_and_nothing_else_changes(base_settings: Settings, redis_url: str,
+                                                                      mode: str) -> None:
+    """QA18 F6: with ``CHURNWATCH_MEMBER_ALERTS`` the alerts topic carries no user alert of an
+    account member (a user whose events named a company account by the alert's time); "separate"
+    puts exactly those on their own topic, "none" publishes them nowhere. The bytes of every alert,
+    the order on each topic, the states, the stats and the console's lists are those of a run
+    without the setting, and churnwatch_member_alerts_routed_total counts what was kept off."""
+    joins_ms = START_MS + 30 * DAY_MS
+    events, member_from = _b2b(history(), joins_ms)
+    recs = records(events)
+    apart = base_settings.with_(member_alerts=mode, topic_member_alerts=f"mem-{base_settings.topic_alerts}")
+    ensure_topics(apart)
+
+    def routed() -> float:
+        return sum(metrics.MEMBER_ALERTS_ROUTED.labels(k)._value.get() for k in metrics.USER_ALERT_KINDS)
+
+    def topic(name: str) -> list[bytes]:
+        return [r.value for r in read_topic(base_settings.kafka_bootstrap_servers, name, 1)]
+
+    run(base_settings, lambda make: feed_prefixed(make, recs, "all"))
+    every = topic(base_settings.topic_alerts)
+    before = routed()
+    run(apart, lambda make: feed_prefixed(make, recs, "apart"))
+    sent, members = topic(base_settings.topic_alerts)[len(every):], topic(apart.topic_member_alerts)
+
+    def member(raw: bytes) -> bool:
+        a = orjson.loads(raw)
+        return a["user_id"] in member_from and member_from[a["user_id"]] < a["event_time_ms"]
+
+    kept_off = [raw for raw in every if member(raw)]
+    assert sent == [raw for raw in every if not member(raw)]
+    assert members == (kept_off if mode == "separate" else [])
+    assert routed() - before == len(kept_off)
+    users = {orjson.loads(raw)["user_id"] for raw in every}
+    assert kept_off and {"u000", "u003"} <= users and "u001" in {orjson.loads(raw)["user_id"] for raw in sent}
+    u008 = [member(raw) for raw in every if orjson.loads(raw)["user_id"] == "u008"]
+    assert False in u008 and True in u008, "u008's alerts before it named globex stay, those after leave"
+    assert_same_store(redis_url, "all", "apart")
+
+
+async def feed_prefixed(make: Callable[..., Awaitable[Pipeline]], recs: Sequence[Rec], prefix: str) -> None:
+    await feed(await make(prefix), recs, 50)

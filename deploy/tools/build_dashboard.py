@@ -276,12 +276,15 @@ PANELS: tuple[Panel, ...] = (
         "Alerts by kind",
         (("{{kind}}", f"sum by (kind) (rate(churnwatch_alerts_total[{RATE}])) * 3600"),
          ("sent again (same ids)", f"sum(rate(churnwatch_alerts_resent_total[{RATE}])) * 3600"),
-         ("withheld {{kind}}", f"sum by (kind) (rate(churnwatch_alerts_withheld_total[{RATE}])) * 3600")),
+         ("withheld {{kind}}", f"sum by (kind) (rate(churnwatch_alerts_withheld_total[{RATE}])) * 3600"),
+         ("members' {{kind}}", f"sum by (kind) (rate(churnwatch_member_alerts_routed_total[{RATE}])) * 3600")),
         unit="short",
         stacked=True,
         description="Alerts published to the at-risk topic, per hour, by kind; user alerts sent again with "
-                    "the same ids after a failed cycle (ids beyond the 100,000 a worker keeps); and alerts (users' and accounts') "
-                    "withheld, not published, for an event time before CHURNWATCH_ALERTS_FROM (onboarding a history).",
+                    "the same ids after a failed cycle (ids beyond the 100,000 a worker keeps); alerts (users' and accounts') "
+                    "withheld, not published, for an event time before CHURNWATCH_ALERTS_FROM (onboarding a history); and "
+                    "account members' user alerts kept off the alerts topic by CHURNWATCH_MEMBER_ALERTS (on their own topic, "
+                    "also in the first series, or not published).",
     ),
     Panel(
         "Users by lifecycle stage",

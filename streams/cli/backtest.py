@@ -21,7 +21,7 @@ from streams.offline.evaluate import Labels, _Panel, _Panels, _panel_collector, 
 from streams.offline.history import first_day_of, late_start_warning, read_text
 from streams.offline.parallel import DateOutput, ReadSummary, replay_text
 from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_config, open_text, timeline, with_config
-from streams.settings import Settings
+from streams.settings import MEMBER_ALERTS, Settings
 from streams.timefmt import format_day_or_time, format_ts
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alerts-from", metavar="DATE",
                         help="leave out of --alerts-out the user alerts whose event time is before this ISO date/time, as a worker "
                              "with CHURNWATCH_ALERTS_FROM publishes none of them (default: that variable; scores and metrics unchanged)")
+    parser.add_argument("--member-alerts", choices=MEMBER_ALERTS, default=None,
+                        help="'separate' or 'none': leave out of --alerts-out the user alerts of account members, as workers "
+                             "with CHURNWATCH_MEMBER_ALERTS so set keep them off the alerts topic (default: that variable, "
+                             "'alerts': all written; scores and metrics unchanged)")
     parser.add_argument("--plot-user", metavar="USER_ID", help="also draw this user's health, temperature and risk over time")
     parser.add_argument("--plot-out", metavar="PNG", help="where to write --plot-user's picture (default: next to --out)")
     parser.add_argument("--jobs", type=positive_int("processes", "process"), default=None,
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("--plot-out is where --plot-user's picture goes: give --plot-user USER_ID too")
     as_of = parse_as_of(args.as_of)
     alerts_from_ms = settings.with_(alerts_from=args.alerts_from).alerts_from_ms  # checked as the worker checks it
+    settings = settings.with_(member_alerts=args.member_alerts)
     model = load_model(args.model or settings.model_path or None)
     horizon_ms = cli_duration_ms(args.horizon, "--horizon") if args.horizon else int(model.horizon_days * DAY_S * 1000)
     if horizon_ms <= 0:
@@ -97,7 +102,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sink = _Outputs(args, as_of, out, labels, horizon_ms, stack, started)
         result = replay_text(text, Path(args.events).name, type_map, as_of, model, sink.on_read, sink.on_date, jobs=jobs,
                              want_alerts=bool(args.alerts_out), want_rows=labels is not None, plot_user=args.plot_user,
-                             progress=progress, currency=settings.currency, alerts_from_ms=alerts_from_ms)
+                             progress=progress, currency=settings.currency, alerts_from_ms=alerts_from_ms,
+                             members_apart=settings.members_apart)
     progress.close()
     total_s = time.perf_counter() - started
     read_s = sink.read_s
@@ -132,7 +138,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     metrics_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"  metrics: {metrics_path}")
     if args.alerts_out:
-        print(f"  alerts: {args.alerts_out}{_withheld_note(result.alerts, alerts_from_ms)}")
+        print(f"  alerts: {args.alerts_out}{_withheld_note(result.alerts, alerts_from_ms)}{_members_note(sink.members_left_out, settings)}")
     if args.plot_user:
         png = Path(args.plot_out) if args.plot_out else _sibling(out, f".user-{_safe(args.plot_user)}.png")
         _plot_user(args.plot_user, sink.plot_events, model, as_of, labels, png)
@@ -155,6 +161,7 @@ class _Outputs:
         self.collect: Callable[[ScoreRow], None] | None = None
         self.scores: IO[str] | None = None
         self.alerts: IO[str] | None = None
+        self.members_left_out = 0
 
     def on_read(self, summary: ReadSummary) -> None:
         """Every row is read and fine: check the flags against the data, open the outputs."""
@@ -182,6 +189,7 @@ class _Outputs:
         """One shard's output for one date (they come in date, then user id order)."""
         if self.alerts is not None:
             self.alerts.write(part.alerts_jsonl)
+            self.members_left_out += part.members_left_out
         self.scores.write(part.rows_csv)  # type: ignore[union-attr]
         if part.rows is not None and self.collect is not None:
             for row in part.rows:
@@ -200,6 +208,18 @@ def _withheld_note(alerts: Mapping[str, Sequence[tuple[str, int]]], alerts_from_
     n = sum(kind == "at_risk" and t < alerts_from_ms for mine in alerts.values() for kind, t in mine)
     return (f" (--alerts-from {format_ts(alerts_from_ms)}: {n} at-risk alert{'s' * (n != 1)} before it left out, as the "
             f"workers withhold {'them' if n != 1 else 'it'})")
+
+
+def _members_note(n: int, settings: Settings) -> str:
+    """What ``--member-alerts`` (``CHURNWATCH_MEMBER_ALERTS``) left out of the alerts file; "" when it is "alerts".
+
+    >>> _members_note(3, Settings(member_alerts="separate"))
+    ' (3 user alerts of account members left out: CHURNWATCH_MEMBER_ALERTS=separate puts them on churn-at-risk-members)'
+    """
+    if not settings.members_apart:
+        return ""
+    where = f"puts them on {settings.topic_member_alerts}" if settings.member_alerts == "separate" else "publishes none of them"
+    return f" ({n} user alert{'s' * (n != 1)} of account members left out: CHURNWATCH_MEMBER_ALERTS={settings.member_alerts} {where})"
 
 
 def _safe(text: str) -> str:

@@ -108,7 +108,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print("not deleted (churnwatch cannot delete from the broker or from receivers):")
     print(f"  - their events in topic {settings.topic_events}, until its retention "
           f"({_retention(settings)}) removes them")
-    print(f"  - alerts already published to topic {settings.topic_alerts}, and what a webhook or CRM received")
+    members = f" (account members': {settings.topic_member_alerts})" if settings.member_alerts == "separate" else ""
+    print(f"  - alerts already published to topic {settings.topic_alerts}{members}, and what a webhook or CRM received")
     print(f"  - dead letters in topic {settings.topic_dlq} (key and original bytes), until its retention")
     print("  - counts that are sums over users (new and churned per day, revenue by period)")
     return 1 if why else 0

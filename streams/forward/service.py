@@ -5,7 +5,8 @@ Order of things (why nothing is lost): the forwarder reads in a consumer group o
 was *settled*: delivered (2xx, or 409 = the receiver had it already), or written to the
 dead-letter topic (``settings.topic_alerts_dlq``, acknowledged by the broker) because the
 receiver refused it for good (other 4xx, or a redirect: never followed, see
-``streams.forward.webhook``) or kept failing for ``max_attempts`` tries. A crash in
+``streams.forward.webhook``) or kept failing for ``max_attempts`` tries; or passed over, an
+alert of a kind ``--kind`` does not ask for (a B2B CRM takes the account kinds). A crash in
 between re-sends the same alerts with the same ``Idempotency-Key`` (the alert id): receivers
 de-duplicate on it. Within a partition alerts go one after another (a user's alerts stay in
 order); partitions are sent concurrently. Dead letters are at-least-once too (a crash before the
@@ -42,6 +43,9 @@ class ForwardOptions:
     from_beginning: bool = False  # where a new group starts; afterwards its committed offsets rule
     idle_exit_s: float | None = None  # stop once nothing came for this long (tests, one-off runs)
     session_timeout_ms: int = 10_000  # consumer group session; a join takes about half of it (Tansu)
+    # only alerts of these kinds are POSTed (``--kind``, streams.cli.alerts.parse_kinds); the others are
+    # passed over and committed like delivered ones (a B2B CRM: the account kinds; docs/ALERTS.md). None: all
+    kinds: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -58,6 +62,7 @@ class ForwardStats:
     dead_lettered: int = 0
     retries: int = 0
     skipped: int = 0  # records that are not alerts (also dead-lettered)
+    passed_over: int = 0  # alerts of a kind not asked for (``ForwardOptions.kinds``): not sent, committed
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -152,6 +157,10 @@ async def _partition(session: Any, producer: Any, settings: Settings, opts: Forw
         if alert_id is None:
             stats.skipped += 1
             outcome: tuple[str, str] | None = ("not_an_alert", "no alert_id in the record")
+        elif opts.kinds is not None and alert.get("kind") not in opts.kinds:  # type: ignore[union-attr]
+            stats.passed_over += 1
+            resume = rec.offset + 1
+            continue
         else:
             outcome = await settle(session, opts, rec.value, alert_id, stats, _model_of(rec), stop)
         if outcome is None:

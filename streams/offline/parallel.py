@@ -48,6 +48,7 @@ class DateOutput:
     rows_csv: str
     alerts_jsonl: str = ""
     rows: list[ScoreRow] | None = None
+    members_left_out: int = 0  # account members' user alerts left out of ``alerts_jsonl`` (``members_apart``)
 
 
 @dataclass(slots=True)
@@ -107,9 +108,9 @@ class _Shard:
 
     def __init__(self, text: str, name: str, type_map: TypeMap, users: tuple[str, str | None], dates: Sequence[int],
                  model: ChurnModel, want_alerts: bool, want_rows: bool, plot_user: str | None, currency: str = "",
-                 alerts_from_ms: int = 0) -> None:
+                 alerts_from_ms: int = 0, members_apart: bool = False) -> None:
         self.text, self.name, self.type_map, self.users, self.currency = text, name, type_map, users, currency
-        self.alerts_from_ms = alerts_from_ms
+        self.alerts_from_ms, self.members_apart = alerts_from_ms, members_apart
         self.dates, self.model = dates, model
         self.want_alerts, self.want_rows, self.plot_user = want_alerts, want_rows, plot_user
         self.events: list[Event] = []
@@ -139,18 +140,21 @@ class _Shard:
 
     def replay(self, on_date: Callable[[int, DateOutput], None], on_step: Callable[[float], None]) -> Replay:
         """The replay of the shard's users; each date's output goes to ``on_date`` when done."""
-        pending: dict[int, str] = {}
+        pending: dict[int, tuple[str, int]] = {}
         n_dates = len(self.dates)
 
         def alerts(i: int, got: list[tuple[str, list[Alert]]]) -> None:
-            # those a worker publishes: none before alerts_from (models.step.queue_alerts)
-            pending[i] = "".join(json.dumps(alert.to_dict()) + "\n" for _, mine in got for alert in mine
-                                 if alert.event_time_ms >= self.alerts_from_ms)
+            # those a worker publishes on the alerts topic: none before alerts_from (models.step.queue_alerts),
+            # none of an account member's when members_apart (streams.worker.phases)
+            sent = [alert for _, mine in got for alert in mine if alert.event_time_ms >= self.alerts_from_ms]
+            kept = [alert for alert in sent if not alert.member] if self.members_apart else sent
+            pending[i] = "".join(json.dumps(alert.to_dict()) + "\n" for alert in kept), len(sent) - len(kept)
 
         def rows(i: int, got: list[ScoreRow]) -> None:
             buf = io.StringIO()
             csv.writer(buf).writerows(row.as_csv() for row in got)
-            on_date(i, DateOutput(buf.getvalue(), pending.pop(i, ""), got if self.want_rows else None))
+            jsonl, left_out = pending.pop(i, ("", 0))
+            on_date(i, DateOutput(buf.getvalue(), jsonl, got if self.want_rows else None, left_out))
 
         def step(i: int, j: int, n: int) -> None:
             if j % 512 == 0:
@@ -197,6 +201,7 @@ def replay_text(
     progress: Progress | None = None,
     currency: str = "",
     alerts_from_ms: int = 0,
+    members_apart: bool = False,
 ) -> Replay:
     """The backtest's replay (:func:`streams.offline.replay.replay_users`) of the history file
     ``text`` (named ``name``) in ``jobs`` processes, reading included.
@@ -205,13 +210,14 @@ def replay_text(
     (raise there to stop); a bad row raises its ValueError before that. ``on_date`` then gets the
     output of each date in (date, user id) order. ``currency``: the deployment's, which a
     ``currency`` column must name (streams.offline.history.EventRows). ``alerts_from_ms``: alerts of
-    an earlier event time are left out of the alerts output (``Settings.alerts_from_ms``).
+    an earlier event time are left out of the alerts output (``Settings.alerts_from_ms``), and so
+    are account members' user alerts with ``members_apart`` (``Settings.members_apart``).
     """
     dates = sorted(set(dates))
     forks = jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
     ranges = user_ranges(text, jobs) if forks else [("", None)]
-    shards = [_Shard(text, name, type_map, users, dates, model, want_alerts, want_rows, plot_user, currency, alerts_from_ms)
-              for users in ranges]
+    shards = [_Shard(text, name, type_map, users, dates, model, want_alerts, want_rows, plot_user, currency, alerts_from_ms,
+                     members_apart) for users in ranges]
     if len(shards) == 1:
         return _run_here(shards[0], on_read, on_date, progress)
     return _run_forked(shards, on_read, on_date, progress)

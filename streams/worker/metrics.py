@@ -29,6 +29,7 @@ __all__ = [
     "REDIS_SECONDS",
     "REDIS_ERRORS",
     "ALERTS",
+    "MEMBER_ALERTS_ROUTED",
     "ACCOUNT_ALERTS_JUDGED_LATE",
     "ALIGN_CUTS",
     "ALIGN_RECORDS_PUT_BACK",
@@ -155,6 +156,10 @@ ALERTS = Counter("churnwatch_alerts_total", "Alerts produced", ["kind"])
 ALERTS_WITHHELD = Counter("churnwatch_alerts_withheld_total",
                           "Alerts (users' and accounts') applied to the state but not published: event time before "
                           "CHURNWATCH_ALERTS_FROM (onboarding a history)", ["kind"])
+MEMBER_ALERTS_ROUTED = Counter("churnwatch_member_alerts_routed_total",
+                               "User alerts of account members kept off the alerts topic (CHURNWATCH_MEMBER_ALERTS): "
+                               "published on CHURNWATCH_TOPIC_MEMBER_ALERTS (also counted in churnwatch_alerts_total) "
+                               "or, with 'none', not published", ["kind"])
 ALERTS_RESENT = Counter("churnwatch_alerts_resent_total",
                         "User alerts the broker acknowledged in a cycle that then failed whose ids the worker could "
                         "not keep (over 100,000 waiting): the retry sends them again (same ids)")
@@ -319,6 +324,7 @@ def _start_series() -> None:
         (EVENTS_REROUTED, REROUTE_REASONS),
         (ALERTS, ALERT_KINDS),
         (ALERTS_WITHHELD, ALERT_KINDS),
+        (MEMBER_ALERTS_ROUTED, USER_ALERT_KINDS),
         (MRR_MOVEMENTS, MOVEMENT_KINDS),
         (MRR_MOVEMENT_CENTS, MOVEMENT_KINDS),
         (MRR_MOVEMENTS_RETRACTED, MOVEMENT_KINDS),

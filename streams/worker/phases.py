@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field, fields
+from itertools import groupby
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 import orjson
 
-from models.engine import Mark, review_due_s
+from models.engine import Alert, Mark, review_due_s
 from models.events import Event
 from models.intake import UserBatch, group_plain
 from models.model import ChurnModel
@@ -102,6 +103,8 @@ class CycleResult:
     gaps: dict[int, tuple[int, int]] = field(default_factory=dict)  # p -> (offset, wall ms) of a gap mark read (streams.worker.gap)
     # (p, kind) -> user alerts kept in the state but not published: event time before alerts_from (Settings)
     withheld: dict[tuple[int, str], int] = field(default_factory=dict)
+    # kind -> user alerts of account members kept off the alerts topic (Settings.member_alerts; Advanced.member_alerts)
+    routed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -492,6 +495,9 @@ class Advanced:
 
     writes: list[BucketWrite] = field(default_factory=list)
     alerts: list[KafkaRecord] = field(default_factory=list)
+    # user alerts of account members (Alert.member) when Settings.member_alerts keeps them off the alerts topic:
+    # for topic_member_alerts ("separate") or dropped ("none")
+    member_alerts: list[KafkaRecord] = field(default_factory=list)
     learned: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, lower bound of next due s)
     lowered: list[tuple[int, int, int]] = field(default_factory=list)  # (p, bucket, due second written)
     # users naming an account, with the marks their step took (models.engine.Mark: the state as of
@@ -523,11 +529,13 @@ def advance_users(
     result: CycleResult,
     history: bool = True,
     alerts_from_ms: int = 0,
+    members_apart: bool = False,
 ) -> Advanced:
     """``models.engine.advance`` for every user with events or a due review, bucket by bucket;
     counts into ``result``. ``history``: also the console's weekly points (streams/worker/history.py).
     ``alerts_from_ms`` (``Settings.alerts_from_ms``): user alerts of an earlier event time are not
-    queued for the alerts topic (``models.step.queue_alerts``); 0: all are."""
+    queued for the alerts topic (``models.step.queue_alerts``); 0: all are. ``members_apart``
+    (``Settings.members_apart``): account members' user alerts go to ``Advanced.member_alerts``."""
     out = Advanced()
     for plan, reply in zip(plans, replies):
         expected = dict(zip(plan.parts, reply.offsets))
@@ -537,7 +545,7 @@ def advance_users(
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
         _advance_bucket(todo, plan.bucket, clocks, fields, decoded.member_of, model, write, out, result, history,
-                        alerts_from_ms)
+                        alerts_from_ms, members_apart)
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out
@@ -651,7 +659,7 @@ def _unreadable(group: int, uid: str, blob: bytes, restarted: bool, bucket: int,
 def _advance_bucket(
     todo: Mapping[str, _Todo], bucket: int, clocks: Mapping[int, int | None], fields: Mapping[int, str],
     member_of: Mapping[str, object], model: ChurnModel, write: BucketWrite, out: Advanced, result: CycleResult,
-    history: bool, alerts_from_ms: int = 0,
+    history: bool, alerts_from_ms: int = 0, members_apart: bool = False,
 ) -> None:
     """Advance each of a bucket's users to its partition's review clock ``clocks[p]`` and queue
     its state write (``models.step.advance_stored``, compiled); ``fields[p]``: the partition's
@@ -690,12 +698,26 @@ def _advance_bucket(
             users += 1
             processed += len(events)
             count_delta(old, st, alerts, stats, day_name)  # store.stats_delta, compiled: most steps move no counter
-            if alerts:  # the one place user alerts become records for the producer (queue_alerts)
+            if alerts and members_apart and any(a.member for a in alerts):
+                _queue_apart(uid, group, alerts, expire, partition, alerts_from_ms, write, out, result)
+            elif alerts:  # the one place user alerts become records for the producer (queue_alerts)
                 queue_alerts(uid, group, alerts, expire, partition, alerts_from_ms, KINDS_LOGGED, STAGES_LOGGED,
                              write.alerts, out.alerts, result.alerts, result.withheld, orjson.dumps)
     finally:  # counted as they were queued, whatever stops the loop
         result.users += users
         result.processed += processed
+
+
+def _queue_apart(uid: str, group: int, alerts: list[Alert], expire: bool, partition: int, alerts_from_ms: int,
+                 write: BucketWrite, out: Advanced, result: CycleResult) -> None:
+    """``queue_alerts`` with the alerts of the user as an account member (``Alert.member``) put in
+    ``out.member_alerts`` and counted in ``result.routed`` (``Settings.member_alerts``). In runs of
+    alerts alike, so the console's list gets every entry in the alerts' order (the flag is kept for
+    good: a user's step turns member at most once)."""
+    for member, run in groupby(alerts, key=lambda a: a.member):
+        queue_alerts(uid, group, list(run), expire, partition, alerts_from_ms, KINDS_LOGGED, STAGES_LOGGED, write.alerts,
+                     out.member_alerts if member else out.alerts, result.routed if member else result.alerts,
+                     result.withheld, orjson.dumps)
 
 
 def _off_path(uid: str, item: _Todo, bucket: int, due_field: str, st: UserState | None, expire: bool, skip: bool,

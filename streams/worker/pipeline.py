@@ -475,7 +475,7 @@ class Pipeline:
             await asyncio.wait(sending, timeout=ABORT_ACKS_WAIT_S)
         for f in self._flights:  # acknowledged alerts of cycles that will not be applied: not sent again
             if f.acked and f.work is not None:
-                self._keep_acked(f.work.advanced.alerts)
+                self._keep_acked(self._published(f.work.advanced))
         later = [f.task for f in self._flights if f is not failed and f.task is not None]
         for task in later:
             task.cancel()
@@ -485,6 +485,19 @@ class Pipeline:
         self._flights.clear()
         self._pending.clear()
         self._restore(failed.clocks, failed.routes, failed.dues, failed.marks, failed.beats)
+
+    def _published(self, advanced: Advanced) -> list[KafkaRecord]:
+        """The user alert records a cycle publishes: to the alerts topic, and account members' to
+        their own topic when ``member_alerts`` is "separate" ("none": they are not published)."""
+        if self.settings.member_alerts == "separate":
+            return [*advanced.alerts, *advanced.member_alerts]
+        return advanced.alerts
+
+    def _unsent(self, alerts: list[KafkaRecord]) -> list[KafkaRecord]:
+        """``alerts`` less those acknowledged in an attempt whose write failed (``_keep_acked``)."""
+        if alerts and self._acked_unapplied:
+            return [a for a in alerts if _alert_id(a) not in self._acked_unapplied]
+        return alerts
 
     def _keep_acked(self, alerts: Sequence[KafkaRecord]) -> None:
         """Remember the ids of ``alerts``, acknowledged in a cycle that failed (``ACKED_UNAPPLIED_MAX``),
@@ -684,7 +697,8 @@ class Pipeline:
         store, history = self.store, self.settings.score_history
         if not self._flights:
             return advance_users(plans, replies, decoded, until_ms, self.model, topic=self.topic, due_limit=store.due_limit,
-                                 result=result, history=history, alerts_from_ms=self.alerts_from_ms)
+                                 result=result, history=history, alerts_from_ms=self.alerts_from_ms,
+                                 members_apart=self.settings.members_apart)
         out, i = Advanced(), 0
         while i < len(plans):
             j, users = i, 0
@@ -693,7 +707,7 @@ class Pipeline:
                 j += 1
             part = advance_users(plans[i:j], replies[i:j], decoded, until_ms, self.model, topic=self.topic,
                                  due_limit=store.due_limit, result=result, history=history,
-                                 alerts_from_ms=self.alerts_from_ms)
+                                 alerts_from_ms=self.alerts_from_ms, members_apart=self.settings.members_apart)
             out.extend(part)
             i = j
             await asyncio.sleep(0)
@@ -706,14 +720,13 @@ class Pipeline:
         work, result = flight.work, flight.result
         assert work is not None
         decoded, timer = work.decoded, work.timer
-        alerts = work.advanced.alerts
-        if alerts and self._acked_unapplied:  # acknowledged in an attempt whose write failed
-            alerts = [a for a in alerts if _alert_id(a) not in self._acked_unapplied]
-        if alerts:
+        alerts = self._unsent(work.advanced.alerts)  # less those acknowledged in an attempt whose write failed
+        members = self._unsent(work.advanced.member_alerts) if self.settings.member_alerts == "separate" else []
+        if alerts or members:
             headers = [(TIMING_HEADER, work.timing), (MODEL_HEADER, work.model)]
-            alerts = [(key, value, headers) for key, value in alerts]
+            alerts, members = ([(key, value, headers) for key, value in recs] for recs in (alerts, members))
         try:
-            await self._produce(alerts, decoded.dlq, work.copies, flight.queued, work.early)
+            await self._produce(alerts, decoded.dlq, work.copies, flight.queued, work.early, members)
         finally:
             _set(flight.queued)  # also when it failed: ``submit`` stops waiting
             _set(flight.produced)
@@ -731,7 +744,7 @@ class Pipeline:
                                    floors=self._floors_of(decoded.last_offset))
         token = await self._write(work.advanced.writes, folded)
         if self._acked_unapplied:
-            for a in work.advanced.alerts:
+            for a in self._published(work.advanced):
                 self._acked_unapplied.pop(_alert_id(a), None)
         if flight.pending is not None:
             self._pending.remove(flight.pending)
@@ -753,7 +766,7 @@ class Pipeline:
             result.progress = await self._write_progress(decoded.last_offset, work.stream_ms, decoded.last_fingerprint,
                                                          (token, work.advanced.writes))
         timer.mark("progress")
-        _count(result, decoded, timer)
+        _count(result, decoded, timer, self.settings.member_alerts == "separate")
         if result.withheld:
             _log_withheld(result.withheld, self.alerts_from_ms)
         if decoded.untracked_types:
@@ -768,7 +781,7 @@ class Pipeline:
 
     async def _produce(self, alerts: Sequence[KafkaRecord] | Sequence[KafkaCopy], dlq: Sequence[KafkaRecord],
                        copies: Sequence[KafkaCopy], queued: "asyncio.Future[None] | None" = None,
-                       early: "Sequence[asyncio.Future[None]]" = ()) -> None:
+                       early: "Sequence[asyncio.Future[None]]" = (), members: Sequence[KafkaRecord] = ()) -> None:
         """Re-routed and account copies, alerts and DLQ records, acknowledged before any state is
         written (at-least-once: a replay makes them again; re-routed copies are then dropped by their
         owner, and a subscription statement copied twice changes nothing); the copies through
@@ -778,7 +791,8 @@ class Pipeline:
         to aiokafka in it, before awaiting the acks). ``early``: the alert sends the cycle started
         while it was scored (``alerts_per_chunk``), awaited (or cancelled) with these. A cycle whose
         copies ``events_unusable`` objects to is abandoned before anything is queued: its alerts
-        and DLQ records went out before, at every such cycle again (review 9, finding 3)."""
+        and DLQ records went out before, at every such cycle again (review 9, finding 3). ``members``:
+        account members' user alerts, for ``topic_member_alerts`` (``member_alerts`` "separate")."""
         sends: list[asyncio.Future[None]] = []
         try:
             if copies:
@@ -786,6 +800,7 @@ class Pipeline:
                 sends.append(asyncio.ensure_future(self._send_events("copies", copies)))
             sends += [asyncio.ensure_future(self._retry_kafka(what, self.producer.send_all, topic, records))
                       for what, topic, records in (("alerts", self.settings.topic_alerts, alerts),
+                                                   ("member alerts", self.settings.topic_member_alerts, members),
                                                    ("dlq", self.settings.topic_dlq, dlq)) if records]
             if sends:
                 await asyncio.sleep(0)  # each send's first step: its records queued in the producer
@@ -1210,8 +1225,9 @@ def _log_withheld(withheld: Mapping[tuple[int, str], int], alerts_from_ms: int) 
                     "state but not published (counted in churnwatch_alerts_withheld_total)", whose, format_ts(alerts_from_ms))
 
 
-def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
-    """The cycle's counters and timings, once it is complete."""
+def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer, members_sent: bool = False) -> None:
+    """The cycle's counters and timings, once it is complete. ``members_sent``: the account members'
+    alerts kept off the alerts topic went to their own (``member_alerts`` "separate"), so they were produced."""
     metrics.EVENTS_PROCESSED.inc(result.processed)
     if result.erased:
         metrics.EVENTS_ERASED.inc(result.erased)
@@ -1239,6 +1255,10 @@ def _count(result: CycleResult, decoded: Decoded, timer: _PhaseTimer) -> None:
         metrics.EVENTS_REJECTED.labels(reason).inc(n)
     for kind, n in result.alerts.items():
         metrics.ALERTS.labels(kind).inc(n)
+    for kind, n in result.routed.items():
+        metrics.MEMBER_ALERTS_ROUTED.labels(kind).inc(n)
+        if members_sent:
+            metrics.ALERTS.labels(kind).inc(n)
     for (_, kind), n in result.withheld.items():
         metrics.ALERTS_WITHHELD.labels(kind).inc(n)
     metrics.BATCH_SIZE.observe(result.consumed)

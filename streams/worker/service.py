@@ -337,6 +337,10 @@ def run_worker(settings: Settings) -> int:
         settings.model_path or f"the shipped {DEFAULT_MODEL_PATH.name}", settings.metrics_bind, settings.metrics_port,
         "; ".join(vocabulary_lines(model)),  # QA10 F7: which names it tracks and which play a role, as train words them
     )
+    if settings.members_apart:  # a routing choice the CRM's owner must know of (docs/ALERTS.md, "Routing for a B2B CRM")
+        logger.info("user alerts of account members go %s, not to %s (CHURNWATCH_MEMBER_ALERTS=%s)",
+                    f"to {settings.topic_member_alerts}" if settings.member_alerts == "separate" else "nowhere",
+                    settings.topic_alerts, settings.member_alerts)
     code = 0
     try:
         worker.execute_from_commandline()

@@ -30,7 +30,8 @@ def events_topic_configs(settings: Settings) -> dict[str, str]:
 
 def ensure_topics(settings: Settings, *, timeout_s: float = 30.0, warn: bool = False) -> dict[str, str]:
     """Create ``topic_events`` (with :func:`events_topic_configs`), ``topic_alerts`` and
-    ``topic_dlq`` (the broker's default retention), and the erasure log (compacted:
+    ``topic_dlq`` (the broker's default retention), ``topic_member_alerts`` when ``member_alerts``
+    is "separate", and the erasure log (compacted:
     streams/worker/erasure_log.py) with ``settings.partitions`` each.
 
     Returns ``{topic: "created" | "exists" | "exists with N partitions"}``. Retries while the
@@ -40,6 +41,8 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0, warn: bool = F
     from streams.worker.erasure_log import erasures_topic
 
     topics = {settings.topic_events: events_topic_configs(settings), settings.topic_alerts: None, settings.topic_dlq: None}
+    if settings.member_alerts == "separate":  # account members' user alerts (docs/ALERTS.md, "Routing for a B2B CRM")
+        topics[settings.topic_member_alerts] = None
     outcome = create_topics(settings, topics, timeout_s=timeout_s, warn=warn)
     log = erasures_topic(settings)  # its partition count does not matter (read whole): never warned about
     outcome.update(create_topics(settings, {log: {"cleanup.policy": "compact"}}, timeout_s=timeout_s))
