@@ -10,10 +10,10 @@ the year end, ``12-20..01-05``; UTC, both days included).
 
 Inside a declared period, and for the 2 weeks of silence after its end (:data:`AFTER_S`), the
 users' silence and the usage trend open no at-risk alert: the account is judged as if every user
-not already silent when the period began were seen at the time of the review (:func:`quiet_members`:
-so silence is counted from the period's end, and a member not back 2 weeks after it is silent);
-billing rules (a cancellation, a failed payment, a downgrade, a trial ending, a renewal) still
-count. An alert already open when the period begins is not closed by it. The gate is
+not already silent when the period began were seen at the time of the review, at its usual use
+(:func:`quiet_members`: so silence is counted from the period's end, and a member not back 2 weeks
+after it is silent); billing rules (a cancellation, a failed payment, a downgrade, a trial
+ending, a renewal near while the users silent before the period made the use fall) still count. An alert already open when the period begins is not closed by it. The gate is
 ``streams.worker.account_alerts.account_rollup``; this module is pure (dates are arguments).
 
 >>> p = parse_quiet("08-01..08-31; 12-20..01-05")
@@ -191,11 +191,23 @@ def next_quiet_end_ms(periods: Sequence[QuietPeriod], now_ms: int) -> int:
 
 def quiet_members(members: Sequence[Member], window: QuietWindow, now_s: int) -> list[Member]:
     """The members as the quiet window judges them: each one not already silent when the period began
-    (seen in the 14 days before its start, or since) counts as seen at ``now_s``, so neither its
-    silence nor the decay of its activity counts; one silent before the period stays as it was (the
-    rules had their time to see it). ``models.account_health.Member`` records, unchanged otherwise."""
+    (seen in the 14 days before its start, or since) counts as seen at ``now_s`` at its usual
+    4-week activity (at least its 13-week rate's), so neither its silence nor the season's fall of
+    its use counts, in the silence rule, the usage trend or the renewal rule's "usage fell" (a
+    first measurement kept the renewal rule on the members' own 4-week figures: 8 alerts were left
+    on QA18's 45 seasonal accounts, e.g. "renewal in 13 days while usage fell 31%", the season's
+    fall); one silent before the period stays as it was (the rules had their time to see it).
+    ``models.account_health.Member`` records, unchanged otherwise.
+
+    >>> w = quiet_window(parse_quiet("08-01..08-31"), _ms(2026, 8, 20))
+    >>> aug20 = _ms(2026, 8, 20) // 1000
+    >>> [(m.last_seen_s == aug20, m.act_28d) for m in quiet_members([Member(1, aug20 - 5 * 86_400, 1, 0.0, 3.0, 20.0),
+    ...                                                                Member(2, aug20 - 40 * 86_400, 1, 0.0, 3.0, 20.0)], w, aug20)]
+    [(True, 20.0), (False, 3.0)]
+    """
     before_s = window.start_ms // 1000 - AFTER_S
-    return [replace(m, last_seen_s=max(m.last_seen_s, now_s)) if m.last_seen_s > before_s else m for m in members]
+    return [replace(m, last_seen_s=max(m.last_seen_s, now_s), act_28d=max(m.act_28d, m.base_28d)) if m.last_seen_s > before_s else m
+            for m in members]
 
 
 def quiet_text(window: QuietWindow, now_ms: int) -> str:
