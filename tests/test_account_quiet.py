@@ -22,23 +22,28 @@ AUG1, SEP1 = T0 + 212 * DAY_MS, T0 + 243 * DAY_MS
 USERS = ("u0", "u1", "u2", "u3", "u4")
 
 
-def _seasonal(quiet: str, back: bool = True, statements: tuple[tuple[int, Subscription], ...] = ()) -> tuple[AccountWork, list[dict]]:
+def _seasonal(quiet: str, back: bool = True, statements: tuple[tuple[int, Subscription], ...] = (),
+              users: tuple[str, ...] = USERS, left: bool = False) -> tuple[AccountWork, list[dict]]:
     """An annual account of 5 users at 2 events a day each (QA18's seasonal persona: 8% of that from
     25 July to 31 August, then back, or not: ``back``), one member copy per user and active day,
     through ``_apply_in_order``, then the reviews of its deadlines to day 300; ``statements`` (day,
-    subscription) applied on their day."""
+    subscription) applied on their day; ``users`` its seasonal users; ``left``: a light user (a sixth
+    of a seasonal user's use) seen last on day 150, a seat gone before the season."""
     sub = Subscription("active", "Business", 29_235, 0, T0 + 400 * DAY_MS)
     acc = AccountWork(AccountState().update(Event("u0", T0, "subscription", "s0", 0.0, "acme", sub)), {}, {},
                       quiet=parse_quiet(quiet))
     out = AccountsAdvanced()
-    act = dict.fromkeys(USERS, 56.0)
+    act = dict.fromkeys(users, 56.0)
     offset = 0
     for day in range(1, 300):
         season = 205 <= day < 243  # 07-25 .. 08-31
         if day >= 243 and not back:
             break
         copies: list = []
-        for i, u in enumerate(USERS):
+        if left and day == 150:
+            offset += 1
+            copies.append(MemberCopy(0, offset, "acme", T0 + day * DAY_MS, Member(member_key("u9"), (T0 + day * DAY_MS) // 1000, 1, 0.0, 10.0, 10.0, "u9")))
+        for i, u in enumerate(users):
             rate = 2.0 * (0.08 if season else 1.0)
             if season and (day + i) % 12:  # a visit every 12 days or so, lighter
                 act[u] *= math.exp(-1 / 28)
@@ -127,3 +132,15 @@ def test_an_alert_open_before_the_period_is_judged_as_before_in_it() -> None:
     inside = account_rollup(state, {"at_risk_since_ms": T0 + 206 * DAY_MS}, members, 0, now, "acme", quiet=quiet)
     assert (before.risk, before.reasons[-1]) == (0.8, "both users silent for 2 weeks"), before
     assert (inside.risk, inside.reasons) == (0.0, ("in its quiet period (07-25..08-31)",)), inside
+
+
+def test_a_renewal_in_the_period_is_not_alerted_for_the_season_s_fall_of_use() -> None:
+    """The renewal rule ("renewal in 13 days while usage fell 31%") reads the users not silent at
+    the period's start at their usual use: the season's fall is no fall (QA18 F3, first measurement:
+    8 such alerts were left on 45 seasonal accounts, each beside a seat silent before the season).
+    A seat gone in May (1 of 2 users: 0.4, under the line) and the renewal on 08-19."""
+    renews = Subscription("active", "Business", 29_235, 0, T0 + 230 * DAY_MS)
+    _, undeclared = _seasonal("", statements=((100, renews),), users=("u0",), left=True)
+    assert [a["kind"] for a in undeclared][:1] == ["account_at_risk"] and _day(undeclared[0]) >= 205, undeclared
+    _, alerts = _seasonal("07-25..08-31", statements=((100, renews),), users=("u0",), left=True)
+    assert alerts == [], [(a["kind"], _day(a), a["reasons"]) for a in alerts]
