@@ -11,7 +11,7 @@ from streams.cli import main
 from streams.cli.accounts import read_accounts_csv
 from streams.errors import UserError
 from streams.settings import Settings
-from streams.worker.accounts import read_accounts
+from streams.worker.accounts import read_accounts, read_quiet
 from tests.harness import read_topic
 
 FILE = ("account_id,name,owner,segment,renewal_date,notes\n"
@@ -52,7 +52,7 @@ def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: st
     monkeypatch.setenv("CHURNWATCH_PARTITIONS", "3")
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text(FILE)
-    second.write_text("account_id,owner,delete\nacct2,sam,\nacct3,,yes\n")  # acct2 changes owner, acct3 leaves
+    second.write_text("account_id,owner,quiet,delete\nacct2,sam,08-01..08-31,\nacct3,,,yes\n")  # acct2 changes owner, acct3 leaves
     assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "import", str(first)]) == 0
     assert "published 3 accounts" in capsys.readouterr().out
     assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "import", str(second)]) == 0
@@ -78,6 +78,9 @@ def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: st
     assert table["acct1"] == {"account_id": "acct1", "name": "Acme Ltd", "owner": "dana", "segment": "enterprise",
                               "renewal_date": "2026-09-30"}
     assert table["acct2"]["owner"] == "sam" and table["acct2"]["name"] == ""  # a row states the whole record
+    # what a worker reads of it at connect (streams.worker.pipeline.Pipeline.load_quiet): the quiet periods
+    quiet = read_quiet(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_accounts=topic))
+    assert {a: [str(p) for p in ps] for a, ps in quiet.items()} == {"acct2": ["08-01..08-31"]}
     assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "list"]) == 0
     assert [line.count('"account_id"') for line in capsys.readouterr().out.splitlines()] == [1, 1]
 
