@@ -684,6 +684,7 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     from models.account_health import Member
     from streams.timefmt import parse_ts_ms
     from streams.worker.account_alerts import account_rollup, renewal_ms
+    from streams.worker.accounts import quiet_periods
 
     blob, extras, members = reader.load_account(account_id)
     if blob is None and not members:
@@ -693,8 +694,9 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     more = orjson.loads(extras) if extras else {}
     stream_ms, now_ms = now_ms, account_time_ms(more, due_s, now_ms)
     kept, said, savable = _sole_now(reader, account_id, [Member.from_bytes(v) for v in members.values()], now_ms, model)
+    quiet = quiet_periods({account_id: facts}).get(account_id, ())  # in its quiet period: not ranked as a fall (QA18 F3)
     r = account_rollup(state, more, kept,
-                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id, said)
+                       renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id, said, quiet)
     renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
     lost, left = _left(state) if r.stage in GONE_STAGES else (0, 0)
     warned = warned_before(more, left) if r.stage in GONE_STAGES else (0, ())

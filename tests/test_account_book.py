@@ -279,3 +279,24 @@ def test_the_digest_says_how_many_of_the_at_risk_accounts_it_lists() -> None:
     assert headline("bob", "2026-04-01", 0, 0) == "bob, 2026-04-01: 0 accounts to save today"
     message = digest_message("alice", "2026-04-01", _book(at_risk_only=False)[:2], 5)
     assert (message["at_risk"], len(message["accounts"])) == (5, 2)
+
+
+def test_the_book_says_an_account_is_in_its_quiet_period_instead_of_ranking_the_dip() -> None:
+    """QA18 F3: a seasonal account silent in its declared quiet period (the accounts table's
+    ``quiet``) is off the save list, its reasons ending "in its quiet period (03-20..04-10)";
+    its silence is still shown; a failed payment in the period keeps its account on the list; an
+    account whose users all cancelled is still on the win-back list."""
+    accounts = {"a5-silent-customer": ACCOUNTS["a5-silent-customer"], "a7-gone-family": ACCOUNTS["a7-gone-family"],
+                "a8-past-due": (_state(("u0", T0, "active", "Pro", 4_999), ("u0", NOW - DAY_MS, "past_due", "Pro", 4_999)),
+                                [_member("u0", 15)])}
+    table = {a: {"account_id": a, "owner": "alice", "quiet": "03-20..04-10"} for a in accounts}
+    book = account_book(_Records(accounts), Settings(), "alice", 50, now_ms=NOW, table=table, at_risk_only=False)  # type: ignore[arg-type]
+    rows = {r.account_id: r.rollup for r in book}
+    quiet = rows["a5-silent-customer"]
+    assert (quiet.stage, quiet.silent, quiet.reasons[-1]) == ("customer", 1, "in its quiet period (03-20..04-10)"), quiet
+    assert quiet.risk < 0.5 and quiet.action == "none"
+    assert (rows["a8-past-due"].stage, rows["a8-past-due"].reasons) == (
+        "at_risk", ("payment failed 1 day ago (past due)", "in its quiet period (03-20..04-10)"))
+    assert rows["a7-gone-family"].stage == "lapsed"
+    save = account_book(_Records(accounts), Settings(), "alice", 50, now_ms=NOW, table=table)  # type: ignore[arg-type]
+    assert [r.account_id for r in save] == ["a8-past-due"]

@@ -151,3 +151,33 @@ def test_a_trial_end_needs_no_review_of_its_own() -> None:
         # the used one's health is 55: no reminder; the unused one's 72 h reminder is its at-risk alert (QA6 L7)
         reminders = [] if members else [("trial_ending", "at_risk")]
         assert told[0] == told[1] == [("account_at_risk", "at_risk"), *reminders, ("account_churned", "trial_lost")], (members, told)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_catch_up_with_a_quiet_period_gives_the_alerts_of_one_review_per_deadline(seed: int) -> None:
+    """A declared quiet period (models.quiet_period) makes the judged risk fall at its start and rise
+    at the end of its 2 weeks after: the catch-up splits its stretches there and reviews that end,
+    so it still gives what one review per deadline gives."""
+    from models.quiet_period import QuietPeriod
+
+    rng = random.Random(100 + seed)
+    for _ in range(150):
+        acc = _random_account(rng)
+        deadlines = [m.last_seen_s * 1000 + 14 * DAY_MS for m in acc.members.values()]  # a start between two of them
+        start = rng.choice(deadlines) + rng.randint(1, 3) * DAY_MS if rng.random() < 0.7 else T0 + rng.randint(-30, 60) * DAY_MS
+        first = time_md(start)
+        acc.quiet = (QuietPeriod(first, time_md(start + rng.randint(5, 60) * DAY_MS)),)
+        twin = AccountWork(acc.state, orjson_copy(acc.extras), dict(acc.members), quiet=acc.quiet)
+        until = T0 + rng.randint(0, 120) * DAY_MS
+        fast, slow = AccountsAdvanced(), AccountsAdvanced()
+        _review_until("acme", acc, until, fast)
+        _review_each("acme", twin, until, slow)
+        assert fast.alerts == slow.alerts, acc.quiet
+        assert acc.extras == twin.extras
+
+
+def time_md(ms: int) -> tuple[int, int]:
+    import datetime
+
+    d = datetime.date(1970, 1, 1) + datetime.timedelta(days=ms // DAY_MS)
+    return d.month, d.day

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.cli import main
 from streams.cli.accounts import read_accounts_csv
 from streams.errors import UserError
 from streams.settings import Settings
-from streams.worker.accounts import read_accounts
+from streams.worker.accounts import read_accounts, read_quiet
 from tests.harness import read_topic
 
 FILE = ("account_id,name,owner,segment,renewal_date,notes\n"
@@ -51,7 +52,7 @@ def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: st
     monkeypatch.setenv("CHURNWATCH_PARTITIONS", "3")
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text(FILE)
-    second.write_text("account_id,owner,delete\nacct2,sam,\nacct3,,yes\n")  # acct2 changes owner, acct3 leaves
+    second.write_text("account_id,owner,quiet,delete\nacct2,sam,08-01..08-31,\nacct3,,,yes\n")  # acct2 changes owner, acct3 leaves
     assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "import", str(first)]) == 0
     assert "published 3 accounts" in capsys.readouterr().out
     assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "import", str(second)]) == 0
@@ -77,6 +78,9 @@ def test_import_publishes_a_compacted_table_keyed_by_account(kafka_bootstrap: st
     assert table["acct1"] == {"account_id": "acct1", "name": "Acme Ltd", "owner": "dana", "segment": "enterprise",
                               "renewal_date": "2026-09-30"}
     assert table["acct2"]["owner"] == "sam" and table["acct2"]["name"] == ""  # a row states the whole record
+    # what a worker reads of it at connect (streams.worker.pipeline.Pipeline.load_quiet): the quiet periods
+    quiet = read_quiet(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_accounts=topic))
+    assert {a: [str(p) for p in ps] for a, ps in quiet.items()} == {"acct2": ["08-01..08-31"]}
     assert main(["--bootstrap-servers", kafka_bootstrap, "accounts", "list"]) == 0
     assert [line.count('"account_id"') for line in capsys.readouterr().out.splitlines()] == [1, 1]
 
@@ -162,7 +166,7 @@ def test_ignored_columns_and_an_account_changed_by_a_later_row_are_said_and_a_ba
     said: list[str] = []
     facts = read_accounts_csv(f, warn=said.append)
     assert [(a.account_id, a.owner, a.deleted) for a in facts] == [("acct1", "bob", False)]  # the last row still wins
-    assert said == ["a.csv: column colour ignored (account facts: account_id, name, owner, segment, renewal_date, delete)",
+    assert said == ["a.csv: column colour ignored (account facts: account_id, name, owner, segment, renewal_date, quiet, delete)",
                     "a.csv line 4: account acct1 again (line 3); this row wins: owner alice -> bob"]  # an identical repeat is no news
     f.write_text("account_id,delete\nacct1,maybe\n")
     with pytest.raises(UserError, match=r"a.csv line 2: delete must be yes/true/1, or no/false/0 or empty, got 'maybe'"):
@@ -182,3 +186,33 @@ def test_an_empty_table_hints_a_command_that_exists(kafka_bootstrap: str, unique
     assert hint, "the hint is there"
     argv = hint.group(1).split()
     assert _parser(_command_in(argv)).parse_args(argv).file == "ACCOUNTS.csv"
+
+
+@pytest.mark.parametrize(("cell", "said"), [
+    ("August", "quiet 'August' is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')"),
+    ("08-01..08-32", "quiet 08-01..08-32: '08-32' is no day of the year (MM-DD)"),
+    ("01-01..06-30", "quiet 01-01..06-30 is 181 days long: a quiet period is at most 122 days"),
+    ("08-01..08-31;08-20..09-10", "quiet 08-20..09-10 overlaps 08-01..08-31"),
+])
+def test_a_bad_quiet_period_is_one_line_with_its_row_and_nothing_is_sent(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                         cell: str, said: str) -> None:
+    """QA18 F3: ``quiet`` declares an account's yearly quiet periods; a cell that does not read
+    stops the import on its line, before anything is sent (no broker is reached: none is given)."""
+    f = tmp_path / "q.csv"
+    f.write_text(f"account_id,segment,quiet\nacct1,education,07-25..08-31\nacct2,education,{cell}\n")
+    assert main(["--bootstrap-servers", "127.0.0.1:1", "accounts", "import", str(f)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"q.csv line 3: {said}"), err
+
+
+def test_quiet_periods_are_kept_in_one_spelling_and_read_back_by_the_worker(tmp_path: Path) -> None:
+    from streams.worker.accounts import quiet_periods
+
+    f = tmp_path / "q.csv"
+    f.write_text("account_id,quiet\nacct1, 12-20..01-05 ;08-01..08-31\nacct2,\n")
+    facts = {a.account_id: a for a in read_accounts_csv(f)}
+    assert facts["acct1"].quiet == "12-20..01-05;08-01..08-31" and facts["acct2"].quiet == ""
+    assert b'"quiet"' not in (facts["acct2"].value() or b""), "a record without one reads as before"
+    table = {a: orjson.loads(v.value() or b"{}") for a, v in facts.items()}
+    table["acct3"] = {"quiet": "sometimes"}  # another tool wrote it: no quiet period, a WARNING
+    assert {a: [str(p) for p in ps] for a, ps in quiet_periods(table).items()} == {"acct1": ["12-20..01-05", "08-01..08-31"]}

@@ -8,7 +8,8 @@ MRR, reasons, and its subscriptions with when each paid period ends ("renews 202
 days)", from the subscription events' ``period_end``; docs/REVENUE.md).
 
 The file: a header row with ``account_id`` and any of ``name``, ``owner``, ``segment``,
-``renewal_date`` (a date or ISO time, UTC); other columns are ignored (named on stderr). A bad row is reported with
+``renewal_date`` (a date or ISO time, UTC), ``quiet`` (yearly quiet periods, ``08-01..08-31``,
+several separated by ``;``: models/quiet_period.py); other columns are ignored (named on stderr). A bad row is reported with
 its line number and nothing is sent. Each row states the account's whole record (a column left
 out or empty is empty in the table, not "unchanged"). Rows whose ``delete`` column says
 ``yes``/``true``/``1`` send a tombstone (``no``/``false``/``0``/empty: none; anything else is a
@@ -33,13 +34,14 @@ from streams.cli.argtypes import number_in
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.timefmt import parse_ts_ms
+from models.quiet_period import parse_quiet
 from streams.worker.accounts import AccountFacts, ensure_accounts_topic, read_accounts
 
 __all__ = ["add_arguments", "account_text", "publish_accounts", "read_accounts_csv", "run"]
 
 logger = logging.getLogger(__name__)
 
-_FIELDS = ("name", "owner", "segment", "renewal_date")
+_FIELDS = ("name", "owner", "segment", "renewal_date", "quiet")
 _MAX_ID_CHARS = 256
 _MAX_TEXT_CHARS = 200
 
@@ -59,6 +61,7 @@ def _row_facts(row: dict[str | None, Any]) -> AccountFacts:
     if values["renewal_date"]:
         ms = parse_ts_ms(values["renewal_date"])
         values["renewal_date"] = time.strftime("%Y-%m-%d", time.gmtime(ms // 1000))
+    values["quiet"] = ";".join(str(p) for p in parse_quiet(values["quiet"]))  # ValueError: the row's line
     flag = (row.get("delete") or "").strip().lower()
     if flag not in _DELETE_YES + _DELETE_NO:  # "maybe" was read as no: an account kept that was meant to go?
         raise ValueError(f"delete must be yes/true/1, or no/false/0 or empty, got {flag[:40]!r}")
@@ -146,7 +149,7 @@ _TIMEOUT = number_in("--timeout", 0, math.inf, low_open=True, unit="seconds")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    imp = sub.add_parser("import", help="publish the accounts of a CSV file (account_id,name,owner,segment,renewal_date)")
+    imp = sub.add_parser("import", help="publish the accounts of a CSV file (account_id,name,owner,segment,renewal_date,quiet)")
     imp.add_argument("file", metavar="FILE.csv")
     imp.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
     listing = sub.add_parser("list", help="print the accounts table as JSON lines (latest facts per account)")

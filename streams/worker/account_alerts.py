@@ -22,6 +22,7 @@ from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, 
                                    in_trial, own_account, recent_activity, recovered_reasons, rollup, trend_gain, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
+from models.quiet_period import QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
 from models.revenue import AccountState, Change
 from streams.worker.alert_log import EXTRAS_FIELD
 
@@ -55,19 +56,39 @@ class AccountWork:
     # the user ids those records keep (a member whose id is too long to keep has none), by member
     # key: the store indexes them (``Keys.member_of``) without decoding the records again
     ids: dict[bytes, str] = field(default_factory=dict)
+    # the account's declared quiet periods (the accounts table's ``quiet``, read by the worker:
+    # streams/worker/accounts.py); () for none
+    quiet: tuple[QuietPeriod, ...] = ()
 
 
 def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
-                   now_ms: int, account: str = "", said: Sequence[str] = ()) -> AccountRollup:
+                   now_ms: int, account: str = "", said: Sequence[str] = (), quiet: Sequence[QuietPeriod] = ()) -> AccountRollup:
     """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers);
     ``account`` its id, which tells a user's own account (``own_account``: no member copy is made
     for it, so its use is unknown here, QA14 F1); "" where only the stage is read. ``said``: the
-    rollup's, the own reasons of an account's only user (a reader that scored it, QA17 F4)."""
+    rollup's, the own reasons of an account's only user (a reader that scored it, QA17 F4).
+
+    ``quiet``: the account's declared yearly quiet periods (the accounts table's ``quiet``,
+    ``models.quiet_period``, QA18 F3). Inside one, or in the 2 weeks after it, the account is
+    judged without the silence of the users who were not already silent when it began and without
+    the usage trend (``quiet_rollup``): so those rules open no ``account_at_risk`` there (this is
+    the gate ``decide_alert`` opens by), the billing rules (a cancellation, a failed payment, a
+    downgrade, a trial, a renewal) still do, and the book ranks the dip as the season it is. An
+    alert open since before the period began is judged as before: the period neither closes it nor
+    hides a decline that started earlier."""
     down = extras.get("down")
     downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5]) if down else None  # type: ignore[index, misc]
     view = stated_view(state)
     own = bool(account) and own_account(account, view)
-    return rollup(members, view, downgrade, renewal_ms, now_ms // 1000, now_ms, own, trend_now(extras, members, now_ms), said, account)
+    now_s = now_ms // 1000
+    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account)
+    window = quiet_window(quiet, now_ms)
+    since = int(extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
+    if window is None or 0 < since < window.start_ms:
+        return r
+    # the quiet gate (QA18 F3): the users not already silent at the period's start as seen now, no usage trend
+    judged = rollup(quiet_members(members, window, now_s), view, downgrade, renewal_ms, now_s, now_ms, own, None, said, account)
+    return quiet_rollup(r, judged, window, now_ms)
 
 
 def stated_view(state: AccountState | None) -> AccountView | None:
@@ -220,7 +241,8 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     ``account_churned`` carries ``lost_mrr``: the account's MRR before the churn
     (``AccountState.churned``, the win-back list's figure; 0 for a trial lost without paying).
     Its ``mrr`` is 0 once churned, so the CRM's win-back case had no figure of what was lost."""
-    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms, account)
+    r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms, account,
+                       quiet=acc.quiet)
     note_payment(acc, now_ms)
     note_trend(acc, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
@@ -476,8 +498,9 @@ def member_deadlines_ms(acc: AccountWork, now_ms: int) -> list[int]:
 
 def other_due_ms(acc: AccountWork, now_ms: int) -> int:
     """The account's next deadline after ``now_ms`` that is not a member's (0: none): a trial
-    reminder falling due, a stated renewal coming near. Costs nothing per member."""
-    times = [t for t in (_renewal_near_ms(acc.state, now_ms),) if t]
+    reminder falling due, a stated renewal coming near, the end of a quiet period's window (its
+    2 weeks after: a member not back is silent from then on). Costs nothing per member."""
+    times = [t for t in (_renewal_near_ms(acc.state, now_ms), next_quiet_end_ms(acc.quiet, now_ms)) if t]
     ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
     if ends:
         done = acc.extras.get("reminded")

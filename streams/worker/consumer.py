@@ -1653,7 +1653,9 @@ class StreamConsumer:
         from streams.worker.erasure_log import restore_for_worker
 
         await self.store.connect()
-        return await restore_for_worker(self.settings, self.store.client)
+        restored = await restore_for_worker(self.settings, self.store.client)
+        await self.pipeline.load_quiet()  # the accounts' quiet periods, before any account is judged
+        return restored
 
     def _forget_assigned(self) -> None:
         """Forget what this worker knew of every owned partition (pipeline state, next and applied

@@ -66,6 +66,7 @@ from aiokafka.errors import KafkaError
 
 from models.intake import UNTRACKED_NAMES_MAX
 from models.model import ChurnModel
+from models.quiet_period import QuietPeriod
 from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings
 from streams.worker import metrics
@@ -267,6 +268,11 @@ class Pipeline:
         self.model_header = model_id(model).encode()
         self.topic = settings.topic_events
         self.alerts_from_ms = settings.alerts_from_ms  # user alerts before it kept in the state, not sent (models.step.queue_alerts)
+        # the accounts' declared quiet periods (streams/worker/accounts.py): read at connect
+        # (``load_quiet``), then every ``QUIET_REFRESH_S`` in the background; None: never read (tests)
+        self.quiet: dict[str, tuple[QuietPeriod, ...]] = {}
+        self._quiet_read_at: float | None = None
+        self._quiet_task: asyncio.Future[None] | None = None
         self.clock = clock or TopicClock(settings.allowed_lateness_ms, settings.idle_partition_ms, settings.clock)
         # The model's renames (``ChurnModel.event_types``) are applied here, as backtest and train apply them.
         self.decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
@@ -861,6 +867,32 @@ class Pipeline:
                 self._account_due_min[p] = 0 if len(due) >= limit else NO_DUE if nxt is None else nxt
         return ticks
 
+    async def load_quiet(self) -> None:
+        """Read the accounts table's quiet periods (off the event loop; streams/worker/accounts.py).
+        The worker's connect awaits it before any event is applied; a table that cannot be read
+        keeps what was read before, with a WARNING (the alerts then judge without a change to it)."""
+        from streams.worker.accounts import read_quiet
+
+        try:
+            quiet = await asyncio.to_thread(read_quiet, self.settings)
+            if quiet != self.quiet or self._quiet_read_at is None:
+                logger.info("accounts table: %d account(s) with a declared quiet period", len(quiet))
+            self.quiet = quiet
+        except Exception as exc:  # the broker's many errors, a table read to no end
+            logger.warning("accounts table: quiet periods not read (%s: %s); keeping the %d accounts read before",
+                           type(exc).__name__, exc, len(self.quiet))
+        self._quiet_read_at = time.monotonic()
+
+    def _refresh_quiet(self) -> None:
+        """Read the quiet periods again in the background once ``QUIET_REFRESH_S`` has passed since
+        the last read (never before the first, at connect)."""
+        from streams.worker.accounts import QUIET_REFRESH_S
+
+        if self._quiet_read_at is None or self._quiet_task is not None or time.monotonic() - self._quiet_read_at < QUIET_REFRESH_S:
+            return
+        self._quiet_task = task = asyncio.ensure_future(self.load_quiet())
+        task.add_done_callback(lambda _: setattr(self, "_quiet_task", None))
+
     async def _accounts(self, decoded: Decoded, ticks: Sequence[AccountTick], release: Mapping[int, int]) -> None:
         """The cycle's account copies and due accounts: read their buckets, apply, one fenced
         write per bucket, then their next reviews."""
@@ -870,7 +902,8 @@ class Pipeline:
         replies = await self._retry_redis("read accounts", self.store.read_accounts, reads)
         for read, reply in zip(reads, replies):  # Redis lost account writes? (as ``_check_rollback``)
             self.ledger.check(read.bucket, read.fields, reply.offsets, reply.tokens, seq)
-        done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset, release)
+        self._refresh_quiet()
+        done = advance_accounts(copies, reads, replies, self.topic, decoded.last_offset, release, quiet=self.quiet)
         if self.alerts_from_ms and done.alerts:
             done.alerts, withheld = withhold_before(done.alerts, self.alerts_from_ms)
             for kind, n in withheld.items():

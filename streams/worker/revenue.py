@@ -61,6 +61,7 @@ import orjson
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, MEMBER_HEAD_BYTES, AccountRollup, Member, SilenceIndex, silence_index,
                                    silence_risk_at)
 from models.events import Event
+from models.quiet_period import QuietPeriod, quiet_starts_ms
 from models.revenue import AccountState, Change, Movement, MovementKind
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
@@ -356,6 +357,7 @@ def plan_account_reads(copies: Sequence[Copy], topic: str, buckets: int) -> list
 def advance_accounts(
     copies: Sequence[Copy], reads: Sequence[AccountRead], replies: Sequence[AccountReadResult], topic: str,
     last_offset: Mapping[int, int], release_ms: Mapping[int, int] | None = None, max_held: int = MAX_HELD,
+    quiet: Mapping[str, tuple[QuietPeriod, ...]] | None = None,
 ) -> AccountsAdvanced:
     """Apply the copies past each bucket's fence to their accounts. Subscriptions reach the revenue
     state at once, in event order with those the watermark has not passed (``_apply_revenue``: the
@@ -367,7 +369,8 @@ def advance_accounts(
     (``_apply_in_order``); after each instant, ``streams.worker.account_alerts`` decides the account's
     alerts. The copies at or above the watermark are held (``<account>|held`` in ``cw:{b}:aside``,
     written by the same fenced call), at most ``max_held`` an account, and the account is due again
-    at the earliest of them. ``release_ms`` None (or p not in it): nothing is held."""
+    at the earliest of them. ``release_ms`` None (or p not in it): nothing is held. ``quiet``: the
+    accounts' declared quiet periods (account -> periods; streams/worker/accounts.py)."""
     out = AccountsAdvanced()
     late_accounts: list[str] = []
     by_account: dict[str, list[Copy]] = {}
@@ -402,7 +405,8 @@ def advance_accounts(
                 late_accounts.append(account)
             # the alert side: its own state (an account of an earlier version starts from the revenue state)
             acc = AccountWork(_load(side or blob, read.bucket), orjson.loads(extra) if extra else {},
-                              {m.key: m for m in (Member.from_bytes(v) for v in mem.values())})
+                              {m.key: m for m in (Member.from_bytes(v) for v in mem.values())},
+                              quiet=quiet.get(account, ()) if quiet else ())
             out.judging = (None if release_ms is None else release_ms.get(p), False)
             _apply_in_order(account, acc, now, out)
             due = next_due_s(acc, _seen_ms(acc))
@@ -631,7 +635,7 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
     if not seen:
         return
     dues = sorted({d for d in member_deadlines_ms(acc, seen) if d <= until_ms})
-    drops = sorted(risk_drops_ms(acc))
+    drops = sorted([*risk_drops_ms(acc), *quiet_starts_ms(acc.quiet, seen, until_ms)])  # a quiet period's start: the judged risk falls
     members = list(acc.members.values())
     silence = silence_index(members, acc.state.get().billing_keys if acc.state.subs else (), account)
     latest_seen_ms = silence.seen_s[-1] * 1000 if silence.seen_s else 0
@@ -670,8 +674,8 @@ def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms
     if gone:
         since, told = bool(acc.extras.get("at_risk_since_ms")), bool(churn_announced_ms(acc.extras))
         return since and told if gone == "churned" else not since or told
-    if acc.extras.get("at_risk_since_ms"):
-        return silence_risk_at(silence, lo_ms // 1000) >= RECOVERED_BELOW + _MARGIN
+    if acc.extras.get("at_risk_since_ms"):  # a declared quiet period may judge without the silence: review
+        return not acc.quiet and silence_risk_at(silence, lo_ms // 1000) >= RECOVERED_BELOW + _MARGIN
     if acc.state.subs and acc.state.get().past_due_since_ms or usage_counts(acc.state, lo_ms, hi_ms) or trend_counts(acc, hi_ms):
         return False
     down = acc.extras.get("down")
@@ -685,7 +689,7 @@ def _first_alerting(account: str, acc: AccountWork, members: list[Member], dues:
     (``decide_alert``), or ``j``: no open alert: the first where the risk reaches the threshold
     (bisection); one open: the first only (``account_churned`` or the risk below the close)."""
     def rollup_at(t: int) -> AccountRollup:
-        return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state, t), t, account)
+        return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state, t), t, account, quiet=acc.quiet)
 
     if acc.extras.get("at_risk_since_ms"):
         r = rollup_at(dues[i])
