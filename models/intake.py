@@ -31,7 +31,8 @@ from models.events import Event, TypeMap
 from models.subscription import Subscription, a_type
 from models.vocabulary import Vocabulary
 
-__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "UNTRACKED_NAMES_MAX", "EventReader", "Rejection", "UserBatch", "epoch_unit_hint", "group_plain"]
+__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "UNTRACKED_NAMES_MAX", "EventReader", "Rejection", "UserBatch", "all_within",
+           "epoch_unit_hint", "group_plain", "record_values"]
 
 MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
@@ -272,6 +273,21 @@ class EventReader:
         return parsed
 
 
+def record_values(records: list[Any]) -> list[bytes | None]:
+    """Each record's ``value``, in order (the worker's decode takes a chunk's values; compiled, as
+    the comprehension it replaces ran in the interpreter)."""
+    return [rec.value for rec in records]
+
+
+def all_within(values: list[bytes | None], limit: int) -> bool:
+    """Whether every value is there (no tombstone) and at most ``limit`` bytes: a chunk the codec
+    parses in one orjson call (streams.worker.codec.parse_many) without setting any aside."""
+    for v in values:
+        if v is None or len(v) > limit:
+            return False
+    return True
+
+
 class UserBatch:
     """One user's events in a worker batch, with their offsets for the per-bucket replay fence
     (streams.worker.phases groups them). Here, compiled, so :func:`group_plain` makes and fills
@@ -315,7 +331,9 @@ def group_plain(records: list[Any], events: list[Event | Rejection], start: int,
 
     The clock's fold (``PartitionClock.admit``: refused below ``floor_ms`` or more than
     ``allowed_lateness_ms`` below the stream time, which a later event moves up) runs inline on
-    its fields, written back once a call: a Python call per record was a quarter of this loop."""
+    its fields, written back once a call: a Python call per record was a quarter of this loop. The
+    id is checked and entered with one ``setdefault``, the last test (``in`` then a store were two
+    probes of a dict that grows to the batch's size)."""
     stream: int = clock.stream_ms
     floor: int = clock.floor_ms
     lateness: int = clock.allowed_lateness_ms
@@ -334,18 +352,18 @@ def group_plain(records: list[Any], events: list[Event | Rejection], start: int,
             key = rec.key
             if key is None or key != uid.encode():
                 break
-        eid = ev.event_id
-        if eid in seen_ids or ev.account_id or ev.subscription is not None:
+        if ev.account_id or ev.subscription is not None:
             break
         ts = ev.ts_ms
-        if ts < floor:
+        if ts < floor or (ts <= stream and ts < stream - lateness):
+            break
+        size = len(seen_ids)
+        seen_ids.setdefault(ev.event_id, uid)  # one probe: a new id is entered, a seen one left as it was
+        if len(seen_ids) == size:
             break
         if ts > stream:
             stream = ts
             moved = True
-        elif ts < stream - lateness:
-            break
-        seen_ids[eid] = uid
         ub = users.get(uid)
         if ub is None:
             ub = UserBatch(partition)

@@ -64,7 +64,7 @@ from typing import Final, Sequence
 import orjson
 
 from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
-from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection
+from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection, all_within
 from models.vocabulary import Vocabulary
 from streams.records import derived_event_id
 from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
@@ -215,6 +215,9 @@ class Decoder:
     def _decode_chunk(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
         """``decode_many`` of at most ``PARSE_CHUNK`` values."""
         limit = self.max_event_bytes
+        if len(values) > 1 and type(values) is list and all_within(values, limit):  # the usual chunk
+            objs = parse_many(values)
+            return self._reader.events(objs, wall_now_ms) if objs is not None else [self.decode(v, wall_now_ms) for v in values]
         joinable = [v for v in values if v is not None and len(v) <= limit]
         objs = parse_many(joinable) if len(joinable) > 1 else None
         if objs is None:

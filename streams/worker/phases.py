@@ -22,7 +22,7 @@ import orjson
 
 from models.engine import Alert, Mark, review_due_s
 from models.events import Event
-from models.intake import UserBatch, group_plain
+from models.intake import UserBatch, group_plain, record_values
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
@@ -220,10 +220,10 @@ class Decoding:
         in offset order."""
         out = self.out
         out.consumed += len(records)
-        events = self.decoder.decode_many([rec.value for rec in records], self.wall_now_ms)
+        recs = records if type(records) is list else list(records)
+        events = self.decoder.decode_many(record_values(recs), self.wall_now_ms)
         with_headers = hasattr(records[0], "headers")  # aiokafka's records have them (mostly empty); a test's may not
         check_keys, seen_ids, users = self.router is not None, self.seen_ids, out.users
-        recs = records if type(records) is list else list(records)
         n, i = len(recs), 0
         bound = pclock.jump_bound_ms
         while True:
