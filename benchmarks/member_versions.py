@@ -70,8 +70,8 @@ def second_pass(user_id: str, state: UserState | None, events: list[Event], mode
         i = j
         outcome = advance(user_id, st, chunk, chunk[-1].ts_ms, model)
         st = outcome.state
-        for ts_ms, *numbers in mark_versions([(period, st, outcome.review)], chunk, model, PERIOD_MS):
-            out.append((ts_ms, Member(key, *numbers, user_id)))  # type: ignore[arg-type]
+        for ts_ms, seen_s, stage, risk, act, base, gap in mark_versions([(period, st, outcome.review)], chunk, model, PERIOD_MS):
+            out.append((ts_ms, Member(key, seen_s, stage, risk, act, base, user_id, gap)))
     return out
 
 

@@ -3,7 +3,8 @@
 Account managers look after companies, not users: a company leaves when its people stop using
 the product or its billing says so. Inputs, all kept small per account:
 
-- one :class:`Member` per user of the account (25 bytes + the user id: when last seen, lifecycle stage, the
+- one :class:`Member` per user of the account (25 bytes, its usual interval between active days in 5
+  and the user id: when last seen, lifecycle stage, the
   open at-risk alert's risk, the user's 4-week activity then and what its 13-week rate expects), sent by the
   worker that owns the user once per hour the user was active, as of its last event in that hour
   (streams/worker/members.py; so the roll-up is incremental and does not depend on the worker's cycles);
@@ -16,7 +17,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   key a subscription in force (``AccountView.billing_keys``: the user the billing comes from; QA11
   F3) (nobody seen in 90 days: every member ever seen, so an account nobody
   has used for 90 days stays all silent instead of having no users); silent = of those, silent for
-  14 days or more;
+  14 days or more, or for a light user longer, 2 of its own usual intervals between active days, at
+  most 30 days (:func:`silent_after_s`, QA18 F4: its copy carries its rhythm; the reason then says
+  it, "2 of 3 users silent for 3 weeks, against a usual 8-10 days between their active days");
 - usage = the users' 4-week activity decayed to now against their 4-week activity expected from
   their 13-week rate (``models.signals`` trend_long; 1.0 at a steady rate; 0.6 = usage fell 40 %);
   0 for an account with no users (no member ever seen: nobody uses it; QA pass 4, 2026-12-03:
@@ -48,7 +51,8 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
 - ``risk = 1 - (1 - r_u)(1 - r_b)``; temperature = 100 (1 - risk); health = 100 times the mean of
   (1 - the silent share of ``r_u``) and usage (capped at 1);
 - every user gone (QA16 F11: :func:`gone_member`, its last copy says cancelled or lapsed, or silent
-  ``LAPSED_S``, 21 days, the lifecycle's dormancy floor) while the subscription runs (not a trial:
+  a week past its silence line: ``LAPSED_S``, 21 days, the lifecycle's dormancy floor, for a user
+  silent after 14 days) while the subscription runs (not a trial:
   the trial rule judges it, a trial started says someone is there): ``lapsed``, the
   win-back side's (``WIN_BACK_STAGES``), ``r_u`` 0.8 as with every user silent, its reason how they
   left, "all 4 users cancelled, the last seen 3 days ago", action "win back" (:func:`_gone_text`);
@@ -89,7 +93,7 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass
-from typing import Final, Sequence
+from typing import Final, Iterable, Sequence
 
 from models.lifecycle import LAPSED
 from models.reasons import _ago, _counted, _days
@@ -98,9 +102,9 @@ from models.state import STAGES
 from models.subscription import RENEWAL_WINDOW_MIN_MS
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade",
-           "MEMBER_HEAD_BYTES", "MEMBER_ID_BYTES", "Member", "gone_member",
+           "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
-           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_share",
+           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
            "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -113,10 +117,10 @@ GONE_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost")
 #: gone while it still runs (``lapsed``, :func:`gone_member`; QA16 F11), unless that is a renewal
 #: to save (:func:`renewal_save`, QA18 F1: stage at_risk). Never a fresh at-risk alert.
 WIN_BACK_STAGES: Final[tuple[str, ...]] = (*GONE_STAGES, "lapsed")
-#: A member silent this long is gone for its account (:func:`gone_member`): the lifecycle's dormancy
-#: floor (``models.model.ChurnModel.dormant_days``, 21 days), the earliest silence at which it calls
-#: any user dormant. The account has no rhythm of its members (a copy carries none), so this is the floor
-#: for all: a user whose rhythm is longer than a week is dormant later for itself (3 intervals).
+#: A member silent this long is gone for its account (:func:`gone_member`) when 14 days make it
+#: silent: the lifecycle's dormancy floor (``models.model.ChurnModel.dormant_days``, 21 days), the
+#: earliest silence at which it calls any user dormant. A light member, silent later by its own
+#: rhythm (:func:`silent_after_s`, QA18 F4), is gone a week after it is silent, as this one.
 LAPSED_S: Final[int] = 21 * 86_400
 _LAPSED_STAGES: Final[frozenset[int]] = frozenset(STAGES.index(s) for s in LAPSED)  # a member copy's stage byte
 _RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED, _WIN_BACK, _FALLING_USE = (
@@ -128,12 +132,28 @@ ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLA
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
 _SILENT_S: Final[int] = 14 * DAY_S
+_GONE_AFTER_SILENT_S: Final[int] = LAPSED_S - _SILENT_S  # gone a week after silent (gone_member)
+#: A member is silent for its account after ``SILENT_INTERVALS`` of its own usual intervals between
+#: active days, if that is longer than 14 days, and at most after ``SILENT_CAP_S`` (:func:`silent_after_s`).
+#: 2 is the lifecycle's ``overdue_factor`` (``models.model.ChurnModel``, models.lifecycle rule 5:
+#: "declining" once a user's silence is 2 usual intervals), the user side's "silent past its own rhythm".
+SILENT_INTERVALS: Final[float] = 2.0
+#: ... and 30 days (a month, the model's horizon) at most: see :func:`silent_after_s`.
+SILENT_CAP_S: Final[int] = 30 * DAY_S
 _MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and its base at last seen
-# a member record keeps the user id when it has at most this many bytes: 25 + 200 stays under the
+# a member record keeps the user id when it has at most this many bytes: 25 + 5 + 200 stays under the
 # listpack value limit (``hash-max-listpack-value`` 256) of the account's member hash
 MEMBER_ID_BYTES: Final[int] = 200
-# a member record's fixed part (25 bytes): a longer record keeps the user id after it (Member.to_bytes)
+# a member record's fixed part (25 bytes): a longer record keeps the rhythm and/or the user id after it (Member.to_bytes)
 MEMBER_HEAD_BYTES: Final[int] = _MEMBER.size
+# the member's rhythm after the head (QA18 F4): a marker byte no UTF-8 text holds (so a record of the
+# format before, whose byte 25 starts its user id, is told apart by it), then the usual interval
+# between active days as a float32 (days); the user id, if kept, follows
+_RHYTHM = struct.Struct("<Bf")
+_RHYTHM_MARK: Final[int] = 0xFF
+#: Where a record's user id starts (``MEMBER_HEAD_BYTES`` for a record without the rhythm):
+#: streams/worker/lua/write_accounts.lua reads the id at the same place.
+MEMBER_ID_AT: Final[int] = MEMBER_HEAD_BYTES + _RHYTHM.size
 
 
 def member_key(user_id: str) -> int:
@@ -152,22 +172,51 @@ class Member:
     act_28d: float  # decayed 4-week activity at last_seen_s (models.signals)
     base_28d: float  # act_28d expected from the 13-week rate at last_seen_s (act_28d / trend_long)
     user_id: str = ""  # for the console's link to the user's page; "" when unknown or too long to keep
+    # the user's usual interval between active days at last_seen_s, in days, as the user side
+    # measures it (models.signals.visit_gap_days); 0.0 unknown (a record of the format before QA18 F4):
+    # the account then judges its silence by the fixed 14 days (:func:`silent_after_s`)
+    gap_days: float = 0.0
 
     def to_bytes(self) -> bytes:
-        """25 bytes (``_MEMBER``), then the user id (UTF-8) when it is at most ``MEMBER_ID_BYTES``.
+        """25 bytes (``_MEMBER``), then the rhythm (``_RHYTHM``: a 0xFF marker and ``gap_days``,
+        5 bytes) when known, then the user id (UTF-8) when it is at most ``MEMBER_ID_BYTES``.
+        A member without a rhythm is written as before it was kept.
 
-        >>> m = Member(member_key("u1"), 5, 1, 0.0, 1.0, 2.0, "u1")
-        >>> len(m.to_bytes()), Member.from_bytes(m.to_bytes()) == m, Member.from_bytes(m.to_bytes()[:25]).user_id
-        (27, True, '')
+        >>> m = Member(member_key("u1"), 5, 1, 0.0, 1.0, 2.0, "u1", 9.5)
+        >>> len(m.to_bytes()), Member.from_bytes(m.to_bytes()) == m, Member.from_bytes(m.to_bytes()[:30]).user_id
+        (32, True, '')
+        >>> old = Member(member_key("u1"), 5, 1, 0.0, 1.0, 2.0, "u1")
+        >>> len(old.to_bytes()), Member.from_bytes(old.to_bytes()) == old, Member.from_bytes(old.to_bytes()[:25]).gap_days
+        (27, True, 0.0)
         """
         head = _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.base_28d)
+        if self.gap_days > 0.0:
+            head += _RHYTHM.pack(_RHYTHM_MARK, self.gap_days)
         uid = self.user_id.encode("utf-8", "surrogatepass")
         return head + uid if len(uid) <= MEMBER_ID_BYTES else head
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Member:
-        """A record of :meth:`to_bytes` (or of the 25-byte format before user ids were kept)."""
-        return cls(*_MEMBER.unpack_from(data), data[_MEMBER.size:].decode("utf-8", "surrogatepass"))
+        """A record of :meth:`to_bytes`, or of a format before it: 25 bytes (before user ids were
+        kept), 25 bytes and the id (before the rhythm was: ``gap_days`` 0.0). The rule (a version by
+        its length and a marker): a record of 30 bytes or more whose byte 25 is 0xFF keeps the
+        rhythm in bytes 26-29, its id from byte 30 (``MEMBER_ID_AT``); an id in UTF-8 never starts
+        with 0xFF, so a record before is never read as one with a rhythm."""
+        at = member_id_at(data)
+        gap = _RHYTHM.unpack_from(data, MEMBER_HEAD_BYTES)[1] if at == MEMBER_ID_AT else 0.0
+        return cls(*_MEMBER.unpack_from(data), data[at:].decode("utf-8", "surrogatepass"), gap)
+
+
+def member_id_at(record: bytes) -> int:
+    """Where a member record's user id starts (:meth:`Member.from_bytes`' rule): after the rhythm
+    (``MEMBER_ID_AT``) in a record that keeps one, else after the 25-byte head. The record keeps
+    the id when it is longer than that (the write indexes it: streams/worker/revenue.py).
+
+    >>> m = Member(member_key("u1"), 5, 1, 0.0, 1.0, 2.0, "u1", 9.5)
+    >>> [(member_id_at(r), len(r)) for r in (m.to_bytes(), m.to_bytes()[:30], Member(1, 5, 1, 0.0, 1.0, 2.0, "u1").to_bytes())]
+    [(30, 32), (30, 30), (25, 27)]
+    """
+    return MEMBER_ID_AT if len(record) >= MEMBER_ID_AT and record[MEMBER_HEAD_BYTES] == _RHYTHM_MARK else MEMBER_HEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +256,9 @@ class AccountRollup:
     # an account that is its one user (:func:`sole_member`, QA17 F4): its users' part is that user's own
     # judgement, so a recovery says the user's alert closed, not "active in the last 2 weeks"
     sole: bool = False
+    # users not silent though not seen for 14 days or more: within their own rhythm (silent_after_s,
+    # QA18 F4), so a recovery does not call them "active in the last 2 weeks"
+    within_rhythm: int = 0
 
 
 def _plans(plans: tuple[str, ...]) -> str:
@@ -416,7 +468,7 @@ def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Seque
 
 
 #: The trend reason names the account's most active user when he has not been seen for a week or
-#: more (and under the 14 days that make him silent, when the silent reason names him instead):
+#: more (and before he is silent, :func:`silent_after_s`, when the silent reason names him instead):
 #: the heaviest user's own fall, before he is silent, is the first question of an account manager
 #: (QA15 F4: a third of an account's activity gone with one user counted nowhere for 2 weeks).
 _AWAY_S: Final[int] = 7 * DAY_S
@@ -424,7 +476,7 @@ _AWAY_S: Final[int] = 7 * DAY_S
 
 def _top_user_away(users: Sequence[Member], now_s: int) -> str:
     """"its most active user u00 last seen 9 days ago" (the largest :func:`_weight`, no other as
-    large, not seen for ``_AWAY_S`` to 14 days), or "".
+    large, not seen for ``_AWAY_S`` or more and not yet silent: :func:`silent_after_s`), or "".
 
     >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 10 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
     >>> _top_user_away(ms, 9 * DAY_S), _top_user_away(ms, 6 * DAY_S), _top_user_away(ms, 15 * DAY_S), _top_user_away(ms, 14 * DAY_S - 1)
@@ -433,7 +485,7 @@ def _top_user_away(users: Sequence[Member], now_s: int) -> str:
     if len(users) < 2:
         return ""
     top = max(users, key=_weight)
-    if sum(1 for m in users if _weight(m) >= _weight(top)) > 1 or not _AWAY_S <= now_s - top.last_seen_s < _SILENT_S:
+    if sum(1 for m in users if _weight(m) >= _weight(top)) > 1 or not _AWAY_S <= now_s - top.last_seen_s < silent_after_s(top):
         return ""
     who = f" {top.user_id}" if top.user_id else ""
     return f"its most active user{who} last seen {_ago((now_s - top.last_seen_s) // DAY_S)}"  # whole days: 13.6 is not yet 14
@@ -496,10 +548,56 @@ def counted_users(members: Sequence[Member], view: AccountView | None, now_s: in
     return _users(members, view.billing_keys if view is not None else (), now_s)
 
 
+def silent_after_s(m: Member) -> int:
+    """The silence (seconds) after which ``m`` is a silent user of its account: the larger of 14
+    days and ``SILENT_INTERVALS`` (2) of its own usual intervals between active days (``gap_days``,
+    models.signals.visit_gap_days, as the member copy carries it), and at most ``SILENT_CAP_S`` (30
+    days); 14 days for a member whose copy carries no rhythm (a record of the format before).
+
+    Why (QA18 F4): at a fixed 14 days, 34 of QA18's 150 stable company accounts got a false
+    ``account_at_risk`` ("2 of 3 users silent for 2 weeks"), 32 of the 48 alerts on accounts whose
+    light users come every week or two: for them two quiet weeks are one or two usual intervals,
+    not a silence. Their gaps are near geometric, so a silence of k usual intervals happens by
+    chance once in about e^k intervals: 2 intervals (the lifecycle's overdue rule, the user side's
+    own "declining") is where the user side stops calling a silence usual, and the account uses
+    the same line. A daily user keeps the 14 days (2 intervals are 2 days: the floor is the rule
+    before, far past its rhythm). Why a cap of 30 days: a member whose rhythm is a month would be
+    silent only after two months, later than the lifecycle calls even a daily user churned (45
+    days) and after two renewals of a monthly plan; past 30 days without a visit a B2B seat is
+    not in use for anything a month-long contract measures (30 days is also the model's horizon,
+    the churn risk's "within 30 days"). Under the gone line (:func:`gone_member`, a week later).
+    Measured on QA18's file (docs/REVENUE.md, "A member's own rhythm"): false alerts on its stable
+    accounts 42 -> 26, 2 of 152 cancellations no longer alerted; 3 intervals (the lifecycle's
+    dormancy factor) gave 18 but lost 4.
+
+    >>> [silent_after_s(Member(1, 0, 1, 0.0, 1.0, 1.0, "", g)) // DAY_S for g in (0.0, 1.4, 7.0, 10.0, 20.0)]
+    [14, 14, 14, 20, 30]
+    """
+    if not m.gap_days > 0.0:  # unknown (or not a number: a damaged record)
+        return _SILENT_S
+    own = SILENT_INTERVALS * m.gap_days * DAY_S
+    return _SILENT_S if own < _SILENT_S else SILENT_CAP_S if own > SILENT_CAP_S else int(own)
+
+
+def silent_member(m: Member, now_s: int) -> bool:
+    """Whether ``m`` is silent for its account at ``now_s`` (:func:`silent_after_s`).
+
+    >>> ten = Member(1, 0, 1, 0.0, 1.0, 1.0, "", 10.0)
+    >>> [silent_member(ten, d * DAY_S) for d in (15, 19, 20, 40)], silent_member(Member(1, 0, 1, 0.0, 1.0, 1.0), 14 * DAY_S)
+    ([False, False, True, True], True)
+    """
+    return now_s - m.last_seen_s >= silent_after_s(m)
+
+
 def gone_member(m: Member, now_s: int, sole: bool = False) -> bool:
     """Whether a user of the account is gone, no longer reachable (QA16 F11): its last copy's
     lifecycle stage is lapsed (``models.lifecycle.LAPSED``: an explicit cancellation makes a user
-    churned at once, and the copy of that event says so), or it has been silent ``LAPSED_S`` or more.
+    churned at once, and the copy of that event says so), or it has been silent a week past the
+    silence that makes it a silent user (:func:`silent_after_s`): ``LAPSED_S``, 21 days, for a
+    member silent after 14 days; a week after its own silence line for a light member (QA18 F4), so
+    that the account is at risk before its users are all gone, as it is for frequent users (all
+    gone opens no alert), and no later than its own lifecycle calls it dormant (3 intervals: 2
+    intervals and a week is less from a 7-day interval on).
     A user back later sends a new copy (stage ``reactivated``): reachable again. ``sole``: the
     account's only member (:func:`sole_member`), gone by its own stage alone: its lifecycle calls it
     dormant by its own rhythm (3 usual intervals, at least 21 days), which the 21-day floor is not
@@ -508,8 +606,10 @@ def gone_member(m: Member, now_s: int, sole: bool = False) -> bool:
     >>> churned, active = STAGES.index("churned"), STAGES.index("active")
     >>> [gone_member(Member(1, 0, st, 0.0, 1.0, 1.0), d * DAY_S) for st, d in ((churned, 0), (active, 20), (active, 21))]
     [True, False, True]
+    >>> [gone_member(Member(1, 0, active, 0.0, 1.0, 1.0, "", 10.0), d * DAY_S) for d in (21, 26, 27)]
+    [False, False, True]
     """
-    return m.stage in _LAPSED_STAGES or (not sole and now_s - m.last_seen_s >= LAPSED_S)
+    return m.stage in _LAPSED_STAGES or (not sole and now_s - m.last_seen_s >= silent_after_s(m) + _GONE_AFTER_SILENT_S)
 
 
 def sole_member(members: Sequence[Member], account: str) -> Member | None:
@@ -603,27 +703,36 @@ def _sole_gone_text(m: Member, now_s: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SilenceIndex:
-    """Members' last-seen times (sorted) and the running sums of their weights, and the billing
-    members' ``(last seen, weight)``: :func:`silence_risk_at` reads the users' part of the risk at
-    any time by bisection, as :func:`rollup` computes it, for a caller that needs only that part."""
+    """Members' last-seen times and the times they turn silent (:func:`silent_after_s`), each
+    sorted with the running sums of their weights, and the billing members' ``(last seen,
+    weight)``: :func:`silence_risk_at` reads the users' part of the risk at any time by bisection,
+    as :func:`rollup` computes it, for a caller that needs only that part."""
 
     seen_s: tuple[int, ...]
     cum_w: tuple[float, ...]  # cum_w[i]: the weights of the first i members of seen_s
     billing: tuple[tuple[int, float], ...]
     sole: float = -1.0  # an account that is its one user: its users' part (:func:`sole_risk`), whatever the time; -1.0 otherwise
+    quiet_s: tuple[int, ...] = ()  # when each member turns silent (last seen + silent_after_s), sorted
+    quiet_w: tuple[float, ...] = ()  # quiet_w[i]: the weights of the first i members of quiet_s
 
 
 def silence_index(members: Sequence[Member], billing: Sequence[int], account: str = "") -> SilenceIndex:
     """The :class:`SilenceIndex` of ``members`` with the subscription keys ``billing`` (``account``:
     the account's id, which tells an account that is its one user, :func:`sole_member`)."""
     ordered = sorted(members, key=lambda m: m.last_seen_s)
-    cum = [0.0]
-    for m in ordered:
-        cum.append(cum[-1] + _weight(m))
+    quiet = sorted((m.last_seen_s + silent_after_s(m), _weight(m)) for m in members)
     sole = sole_member(members, account)
-    return SilenceIndex(tuple(m.last_seen_s for m in ordered), tuple(cum),
+    return SilenceIndex(tuple(m.last_seen_s for m in ordered), _running(_weight(m) for m in ordered),
                         tuple((m.last_seen_s, _weight(m)) for m in members if m.last_seen_s and m.key in billing),
-                        sole_risk(sole) if sole else -1.0)
+                        sole_risk(sole) if sole else -1.0, tuple(t for t, _ in quiet), _running(w for _, w in quiet))
+
+
+def _running(weights: Iterable[float]) -> tuple[float, ...]:
+    """The running sums of ``weights``, from 0.0 (:class:`SilenceIndex`)."""
+    cum = [0.0]
+    for w in weights:
+        cum.append(cum[-1] + w)
+    return tuple(cum)
 
 
 def silence_risk_at(ix: SilenceIndex, now_s: int) -> float:
@@ -637,6 +746,9 @@ def silence_risk_at(ix: SilenceIndex, now_s: int) -> float:
     >>> view = AccountView(0, False, "active", (), 0, 0, 0, 0, 0, (), (3,))
     >>> [round(rollup(ms, view, None, 0, t * DAY_S).risk, 4) for t in (20, 50, 101, 200)]
     [0.2667, 0.7, 0.6857, 0.8]
+    >>> light = [Member(1, 0, 1, 0.0, 1.0, 1.0, "", 10.0), Member(2, 0, 1, 0.0, 1.0, 1.0), Member(3, 30 * DAY_S, 1, 0.0, 1.0, 1.0)]
+    >>> [(round(silence_risk_at(silence_index(light, ()), t * DAY_S), 4), round(rollup(light, None, None, 0, t * DAY_S).risk, 4)) for t in (15, 20)]
+    [(0.2667, 0.2667), (0.5333, 0.5333)]
     """
     if ix.sole >= 0.0:  # one member: its own judgement, which time without a copy does not change
         return ix.sole
@@ -645,8 +757,9 @@ def silence_risk_at(ix: SilenceIndex, now_s: int) -> float:
     gone = bisect.bisect_right(seen, now_s - _USERS_WINDOW_S)
     if gone == n:  # nobody in 90 days: every member ever seen, all silent (rollup)
         return silence_risk(1, 1) if n - bisect.bisect_right(seen, 0) else 0.0
-    quiet = bisect.bisect_right(seen, now_s - _SILENT_S)
-    users, silent, users_w, silent_w = n - gone, quiet - gone, cum[n] - cum[gone], cum[quiet] - cum[gone]
+    # silent by now (every member out of the window is: silent_after_s is at most 30 days), less those out
+    quiet = bisect.bisect_right(ix.quiet_s, now_s)
+    users, silent, users_w, silent_w = n - gone, quiet - gone, cum[n] - cum[gone], ix.quiet_w[quiet] - cum[gone]
     for last, w in ix.billing:
         if last <= now_s - _USERS_WINDOW_S:  # a billing member out of the window: a silent user still
             users, silent, users_w, silent_w = users + 1, silent + 1, users_w + w, silent_w + w
@@ -721,6 +834,25 @@ def _uncounted_text(members: Sequence[Member], users: Sequence[Member], now_s: i
     return f"; {len(left)} more members not seen for {weeks} or more (not counted: users are those seen in 90 days)"
 
 
+def _rhythm_text(silent: Sequence[Member]) -> str:
+    """The rhythm the silent users were judged by, said after their share when it made any of them
+    silent later than 14 days (:func:`silent_after_s`, QA18 F4): their usual interval between
+    active days, whole days, a range when they differ; "" when 14 days judged them all (the text
+    as before). So "2 of 3 users silent for 3 weeks" of light users says against what.
+
+    >>> ms = [Member(1, 0, 1, 0.0, 1.0, 1.0, "", g) for g in (8.4, 10.2)]
+    >>> _rhythm_text(ms), _rhythm_text(ms[1:]), _rhythm_text([Member(1, 0, 1, 0.0, 1.0, 1.0, "", 1.5), ms[1]])
+    (', against a usual 8-10 days between their active days', ', against a usual 10 days between their active days', ', against a usual 2-10 days between their active days')
+    >>> _rhythm_text([Member(1, 0, 1, 0.0, 1.0, 1.0, "", 3.0), Member(2, 0, 1, 0.0, 1.0, 1.0)])
+    ''
+    """
+    if all(silent_after_s(m) <= _SILENT_S for m in silent):
+        return ""
+    gaps = sorted({max(1, round(min(m.gap_days, 999.0))) for m in silent if m.gap_days > 0.0})
+    usual = _counted("day", gaps[0]) if len(gaps) == 1 else f"{gaps[0]}-{_counted('day', gaps[-1])}"
+    return f", against a usual {usual} between their active days"
+
+
 def _share(n: int, of: int) -> str:
     """``n`` of the account's ``of`` users in words: "2 of 5 users", "the only user", "both
     users", "all 3 users". Not "1 of 1 active users": the users are the members seen in 90 days,
@@ -771,6 +903,9 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     >>> champion = [Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(3, 80 * DAY_S, 1, 0.0, 12.0, 12.0, "u00")]
     >>> recovered_reasons(rollup(champion, None, None, 0, 100 * DAY_S), 0.8)
     ('2 of 3 users active in the last 2 weeks', 'risk down to 32% from 80% when the alert opened', 'still silent: its most active user u00 (2 weeks, 40% of its activity)')
+    >>> light = [Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 84 * DAY_S, 1, 0.0, 9.0, 9.0, "", 10.0), Member(3, 80 * DAY_S, 1, 0.0, 9.0, 9.0)]
+    >>> recovered_reasons(rollup(light, None, None, 0, 100 * DAY_S))
+    ('2 of 3 users active within their usual rhythm (1 in the last 2 weeks)',)
     >>> recovered_reasons(r, 0.8, -1.0, 0.1)[:2], recovered_reasons(r, 0.8, -1.0, 3.0)[1]
     (('payment fixed today (no longer past due)', '1 of 2 users active in the last 2 weeks'), 'payment fixed 3 days ago (no longer past due)')
     >>> from dataclasses import replace
@@ -780,6 +915,8 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     out: list[str] = []
     if r.sole and r.users > r.silent:  # its only user's own alert closed, or none opened (QA17 F4)
         out.append("the only user has no at-risk alert open")
+    elif r.users > r.silent and r.within_rhythm:  # some not seen for 2 weeks, not silent by their own rhythm (QA18 F4)
+        out.append(f"{_share(r.users - r.silent, r.users)} active within their usual rhythm ({r.users - r.silent - r.within_rhythm} in the last 2 weeks)")
     elif r.users > r.silent:
         out.append(f"{_share(r.users - r.silent, r.users)} active in the last 2 weeks")
     # each first when it is today's news (it closed the alert), else after the users' return
@@ -837,7 +974,7 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
     """The reason that names a silent user an account manager asks about first (QA11 F3): the
     account's most active user (the largest :func:`_weight` of its users, if no other user's is as
     large) or the user its billing
-    statements come from (``billing``), silent for 2 weeks or more; the heavier if both are;
+    statements come from (``billing``), silent (:func:`silent_member`); the heavier if both are;
     "" when neither is silent, or every user is (the count says it: "the only user", "both
     users", "all 4 users": no one user's leaving to tell apart from the rest). Second, the same
     user as an ``account_recovered`` alert says it, "still silent: ..." (:func:`recovered_reasons`:
@@ -933,7 +1070,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     billing = view.billing_keys if view is not None else ()
     users = _users(members, billing, now_s)
     sole = sole_member(members, account)  # the account is its user: its own judgement, not the 2-week silence (QA17 F4)
-    silent = [m for m in users if (m.risk > 0 if sole else now_s - m.last_seen_s >= _SILENT_S)]
+    silent = [m for m in users if (m.risk > 0 if sole else silent_member(m, now_s))]
     usage = _usage(users, now_s)
     users_w, silent_w = sum(_weight(m) for m in users), sum(_weight(m) for m in silent)
     # several members: the account counts silence (a user's own at-risk alert stays the user's)
@@ -969,7 +1106,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
         use = f" ({_pct(silent_w / users_w)} of its activity)" if users_w > 0 and silent_w / users_w > len(silent) / len(users) else ""
         reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}{use}"
-                        f"{_uncounted_text(members, users, now_s)}", _RE_ENGAGE))
+                        f"{_rhythm_text(silent)}{_uncounted_text(members, users, now_s)}", _RE_ENGAGE))
     r_b = 0.4 if save else 0.0  # the renewal's part, as the renewal rule's, said in the reason above
     mrr = view.mrr_cents if view is not None else 0
     if view is not None and view.past_due_since_ms:
@@ -1030,7 +1167,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # "none" only without a reason. The at-risk alert still opens at 0.5 (streams/worker/account_alerts.py)
     action = reasons[0][2] if reasons else "none"
     return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
-                         mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent, not blind, sole is not None)
+                         mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent, not blind, sole is not None,
+                         0 if sole else sum(1 for m in users if now_s - m.last_seen_s >= _SILENT_S) - len(silent))
 
 
 def own_account(account: str, view: AccountView | None) -> bool:

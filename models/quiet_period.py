@@ -32,7 +32,7 @@ import datetime as _dt
 from dataclasses import dataclass, replace
 from typing import Final, Sequence
 
-from models.account_health import AccountRollup, Member
+from models.account_health import AccountRollup, Member, silent_after_s
 from models.reasons import _ago
 
 __all__ = ["AFTER_S", "MAX_DAYS", "QuietPeriod", "QuietWindow", "parse_quiet", "quiet_members", "quiet_rollup", "quiet_starts_ms",
@@ -191,7 +191,8 @@ def next_quiet_end_ms(periods: Sequence[QuietPeriod], now_ms: int) -> int:
 
 def quiet_members(members: Sequence[Member], window: QuietWindow, now_s: int) -> list[Member]:
     """The members as the quiet window judges them: each one not already silent when the period began
-    (seen in the 14 days before its start, or since) counts as seen at ``now_s`` at its usual
+    (seen within its silence line before the start, or since: 14 days, or its own rhythm's,
+    models.account_health.silent_after_s) counts as seen at ``now_s`` at its usual
     4-week activity (at least its 13-week rate's), so neither its silence nor the season's fall of
     its use counts, in the silence rule, the usage trend or the renewal rule's "usage fell" (a
     first measurement kept the renewal rule on the members' own 4-week figures: 8 alerts were left
@@ -205,9 +206,9 @@ def quiet_members(members: Sequence[Member], window: QuietWindow, now_s: int) ->
     ...                                                                Member(2, aug20 - 40 * 86_400, 1, 0.0, 3.0, 20.0)], w, aug20)]
     [(True, 20.0), (False, 3.0)]
     """
-    before_s = window.start_ms // 1000 - AFTER_S
-    return [replace(m, last_seen_s=max(m.last_seen_s, now_s), act_28d=max(m.act_28d, m.base_28d)) if m.last_seen_s > before_s else m
-            for m in members]
+    start_s = window.start_ms // 1000
+    return [replace(m, last_seen_s=max(m.last_seen_s, now_s), act_28d=max(m.act_28d, m.base_28d))
+            if m.last_seen_s > start_s - silent_after_s(m) else m for m in members]
 
 
 def quiet_text(window: QuietWindow, now_ms: int) -> str:

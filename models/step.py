@@ -22,7 +22,7 @@ from models.intake import UserBatch
 from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, reach_index_score, save_bound, save_bound_after
 from models.scoring import Assessment, assess
-from models.signals import _decay_and_trends
+from models.signals import _decay_and_trends, visit_gap_days
 from models.state import DAY_S, STAGES, UserState, tracked
 from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
 
@@ -419,8 +419,9 @@ def queue_alerts(uid: str, group: int, alerts: list[Alert], expire: bool, partit
 
 
 #: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk,
-#: act_28d, its 13-week base)``: streams.worker.members makes the ``models.account_health.Member``.
-Version = tuple[int, int, int, float, float, float]
+#: act_28d, its 13-week base, usual interval between active days)``: streams.worker.members makes
+#: the ``models.account_health.Member``.
+Version = tuple[int, int, int, float, float, float, float]
 
 
 def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel, period_ms: int) -> list[Version]:
@@ -435,6 +436,7 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
     if not marks:
         return out
     vocabulary = model.compiled.vocabulary
+    gap_prior = model.compiled.visit_gap_days
     first: dict[int, int] = {}  # period -> its first activity's time
     cancels: dict[int, int] = {}  # period -> its first cancellation's time
     for ev in events:
@@ -464,5 +466,6 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
         _, _, _, f28, _, _, trend_long = _decay_and_trends(st, st.last_seen_s)
         act = st.act_28d * f28
         base = act / trend_long if trend_long > 0 else act
-        out.append((first_ms, st.last_seen_s, st.stage, risk, act, base))
+        # the user's rhythm, as its own lifecycle measures it: the account judges its silence by it (QA18 F4)
+        out.append((first_ms, st.last_seen_s, st.stage, risk, act, base, visit_gap_days(st, gap_prior)))
     return out

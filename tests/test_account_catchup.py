@@ -41,7 +41,8 @@ def _random_account(rng: random.Random) -> AccountWork:
     for i in range(rng.randint(1, rng.choice([3, 25]))):
         k = member_key(f"u{i}")
         seen_s = (T0 + rng.randint(-100 * DAY_MS, 10 * DAY_MS)) // 1000
-        members[k] = Member(k, seen_s, 1, 0.0, rng.uniform(0, 30), rng.uniform(1, 30), f"u{i}")
+        gap = rng.choice([0.0, rng.uniform(1, 25)])  # no rhythm (a record before QA18 F4), or a rhythm up to past the cap
+        members[k] = Member(k, seen_s, 1, 0.0, rng.uniform(0, 30), rng.uniform(1, 30), f"u{i}", gap)
     extras: dict[str, object] = {"seen_ms": T0}
     if rng.random() < 0.3:
         extras["down"] = [T0 - rng.randint(0, 40) * DAY_MS, ["Pro", "Seats"], ["Pro"]]
@@ -91,7 +92,8 @@ def test_the_silence_index_reads_the_risk_as_the_roll_up_does() -> None:
     weights and billing members (kept among the users while silent: QA11 F3)."""
     rng = random.Random(7)
     for _ in range(400):
-        members = [Member(i, rng.choice([0, rng.randint(0, 200 * 86_400)]), 1, 0.0, rng.uniform(0, 30), rng.choice([0.0, rng.uniform(0, 30)]))
+        members = [Member(i, rng.choice([0, rng.randint(0, 200 * 86_400)]), 1, 0.0, rng.uniform(0, 30), rng.choice([0.0, rng.uniform(0, 30)]),
+                          "", rng.choice([0.0, rng.uniform(1, 25)]))  # with a rhythm or without (QA18 F4)
                    for i in range(rng.randint(0, 8))]
         billing = tuple(sorted(rng.sample(range(10), rng.randint(0, 2))))
         view = AccountView(0, False, "active", (), 0, 0, 0, 0, 0, (), billing)

@@ -198,13 +198,14 @@ def test_erase_then_a_late_write_on_one_redis(redis_url: str) -> None:
     check_erase_on(redis_url)
 
 
-def test_the_account_side_writes_no_member_record_or_own_account_of_an_erased_user(redis_url: str) -> None:
+@pytest.mark.parametrize("gap", [0.0, 9.5])  # a record of the format before the rhythm, and one that keeps it (QA18 F4)
+def test_the_account_side_writes_no_member_record_or_own_account_of_an_erased_user(redis_url: str, gap: float) -> None:
     from streams.worker.revenue import AccountWrite
 
     _run(redis_url, lambda s: s.ping())  # a store (cw:meta) to erase from
     erase(_settings(redis_url), ["mem", "solo"])
     acme_b, solo_b = locate("acme", 4, 8)[0], locate("solo", 4, 8)[0]
-    kept, gone = Member(member_key("kim"), T0, 1, 0.0, 1.0, 2.0, "kim"), Member(member_key("mem"), T0, 1, 0.0, 1.0, 2.0, "mem")
+    kept, gone = (Member(member_key(u), T0, 1, 0.0, 1.0, 2.0, u, gap) for u in ("kim", "mem"))
 
     async def write(store: Store) -> Any:
         acme = AccountWrite(acme_b, [("acct|ev:0", "", "1")])
@@ -684,7 +685,8 @@ def test_a_user_who_moved_between_accounts_of_one_bucket_loses_both_member_recor
     assert client.hgetall(keys.members(b, a1)) == {str(member_key("kim")).encode(): kim}
 
 
-def test_a_member_record_of_an_id_too_long_to_keep_is_erased(redis_url: str) -> None:
+@pytest.mark.parametrize("gap, size", [(0.0, 25), (9.5, 30)])  # without and with the rhythm (QA18 F4)
+def test_a_member_record_of_an_id_too_long_to_keep_is_erased(redis_url: str, gap: float, size: int) -> None:
     """Review 20 M2: a member record keeps no id longer than ``MEMBER_ID_BYTES`` and the membership
     index has no entry for it: the erase finds the record by its member key."""
     keys = Keys("cw")
@@ -692,8 +694,8 @@ def test_a_member_record_of_an_id_too_long_to_keep_is_erased(redis_url: str) -> 
     long_id = "L" * 240
     b = locate("acme", 4, 8)[0]
     client = redis_lib.Redis.from_url(redis_url)
-    m = Member(member_key(long_id), T0, 1, 0.0, 1.0, 2.0, long_id)
-    assert len(m.to_bytes()) == 25
+    m = Member(member_key(long_id), T0, 1, 0.0, 1.0, 2.0, long_id, gap)
+    assert len(m.to_bytes()) == size
     client.hset(keys.members(b, "acme"), str(m.key), m.to_bytes())
     _member_of(client, keys, "kim", "acme")
 

@@ -192,7 +192,7 @@ def _by_definition(uid: str, state: UserState | None, evs: list[Event]) -> list[
             risk = (o.review if o.review is not None else assess(st, st.last_review_s, MODEL)).risk
         sig = compute_signals(st, st.last_seen_s, MODEL)
         base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
-        member = Member(member_key(uid), st.last_seen_s, st.stage, risk, sig.act_28d, base, uid)
+        member = Member(member_key(uid), st.last_seen_s, st.stage, risk, sig.act_28d, base, uid, sig.visit_gap_days)
         out.append((min(active) // 1000 * 1000 if active else st.last_seen_s * 1000, member.to_bytes()))
     return out
 

@@ -19,7 +19,7 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, Trend, advance_trend, hours_left,
-                                   in_trial, own_account, recent_activity, recovered_reasons, rollup, trend_gain, trend_usage_at,
+                                   in_trial, own_account, recent_activity, recovered_reasons, rollup, silent_after_s, trend_gain, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
 from models.quiet_period import QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
@@ -37,7 +37,6 @@ ACCOUNT_ALERT_SCHEMA: Final[int] = 1
 RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
 TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
 _WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
-_SILENT_AFTER_MS: Final[int] = 14 * 86_400_000  # models.account_health: silent after 14 days
 _TRIAL_SOON_MS: Final[int] = 3 * 86_400_000  # models.account_health: a trial ending within 3 days
 _USERS_WINDOW_MS: Final[int] = 90 * 86_400_000  # models.account_health: users = members seen in 90 days
 _DOWNGRADE_RECENT_MS: Final[int] = 30 * 86_400_000  # models.account_health: a downgrade counts for 30 days
@@ -491,9 +490,10 @@ def next_due_s(acc: AccountWork, now_ms: int) -> int:
 
 
 def member_deadlines_ms(acc: AccountWork, now_ms: int) -> list[int]:
-    """The members' silence deadlines after ``now_ms`` (whole seconds; a member never seen has none)."""
-    return [m.last_seen_s * 1000 + _SILENT_AFTER_MS for m in acc.members.values()
-            if m.last_seen_s and m.last_seen_s * 1000 + _SILENT_AFTER_MS > now_ms]
+    """The members' silence deadlines after ``now_ms`` (whole seconds; a member never seen has
+    none): when each turns silent, after 14 days or its own rhythm (``silent_after_s``, QA18 F4)."""
+    times = ((m.last_seen_s + silent_after_s(m)) * 1000 for m in acc.members.values() if m.last_seen_s)
+    return [t for t in times if t > now_ms]
 
 
 def other_due_ms(acc: AccountWork, now_ms: int) -> int:

@@ -2,7 +2,8 @@
 
 A user whose events name an ``account_id`` is a member of that account, whose roll-up is kept by
 the owner of the account's partition. What the account reads of a member (last seen, 4-week
-activity and its 13-week base, stage, the open alert's risk: ``models.account_health.Member``)
+activity and its 13-week base, stage, the open alert's risk, its usual interval between active
+days: ``models.account_health.Member``)
 is sent there as a member copy (``streams.worker.revenue.member_copy``) at **fixed points of event
 time**: one per user and period (``streams.worker.watermark.PERIOD_MS``, UTC hours) in which the
 user was active, holding the user's state as of its *last* event in that period and dated at its
@@ -96,5 +97,5 @@ def versions_of(user_id: str, marks: list[Mark], events: Sequence[Event], model:
     if not marks:
         return []
     key = member_key(user_id)
-    return [(ts_ms, Member(key, seen_s, stage, risk, act, base, user_id))
-            for ts_ms, seen_s, stage, risk, act, base in mark_versions(marks, events, model, period_ms)]
+    return [(ts_ms, Member(key, seen_s, stage, risk, act, base, user_id, gap))
+            for ts_ms, seen_s, stage, risk, act, base, gap in mark_versions(marks, events, model, period_ms)]

@@ -58,7 +58,7 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, MEMBER_HEAD_BYTES, AccountRollup, Member, SilenceIndex, silence_index,
+from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Member, SilenceIndex, member_id_at, silence_index,
                                    silence_risk_at)
 from models.events import Event
 from models.quiet_period import QuietPeriod, quiet_starts_ms
@@ -598,7 +598,7 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
                 acc.members[c.member.key] = c.member
                 key, record = str(c.member.key).encode(), c.member.to_bytes()
                 acc.changed[key] = record
-                if len(record) > MEMBER_HEAD_BYTES:  # the record keeps the id: the write indexes it
+                if len(record) > member_id_at(record):  # the record keeps the id: the write indexes it
                     acc.ids[key] = c.member.user_id
         else:
             _apply_subscription(acc, c.event)

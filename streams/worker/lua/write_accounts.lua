@@ -18,8 +18,8 @@
 --           written whose id is known: HSET <tag>:mof:<group> user account (keys.py member_of)], ...],
 --           then per account: its state record (if it has one), the alert side's (if), the held copies
 --           (if set), then n member key/record pairs
--- Erased users (`churnwatch erase`, erased.lua): a member record whose id (after its 25-byte head,
--- models.account_health.Member) is erased, and its index entry, are not written; nor a 25-byte record
+-- Erased users (`churnwatch erase`, erased.lua): a member record whose id (after its 25-byte head and
+-- the rhythm if kept, models.account_health.Member) is erased, and its index entry, are not written; nor a record without id
 -- (an id too long to keep) whose member key erase.lua recorded as "|m" .. key; nor is anything
 -- of an account whose id is an erased user's (a user without account_id is its own account). The
 -- counters (sums over all accounts) are.
@@ -62,8 +62,11 @@ for a = 1, #accounts do
     end
     for m = 1, n do
       local record = ARGV[at + 1]
-      local gone = is_erased and (#record > 25 and is_erased(string.sub(record, 26))
-                                  or #record == 25 and is_erased('|m' .. ARGV[at]))
+      -- the id starts after the 25-byte head, or after the rhythm (a 0xFF marker and 4 bytes) when
+      -- the record keeps one (Member.from_bytes: MEMBER_ID_AT)
+      local id_at = (#record >= 30 and string.byte(record, 26) == 255) and 31 or 26
+      local gone = is_erased and (#record >= id_at and is_erased(string.sub(record, id_at))
+                                  or #record < id_at and is_erased('|m' .. ARGV[at]))
       if not gone then
         redis.call('HSET', tag .. ':m:' .. account, ARGV[at], record)
       end
