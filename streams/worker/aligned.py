@@ -150,7 +150,10 @@ class Alignment:
         cuts = {tp: cut_index(records, limit) for tp, records in batch.items()}
         if not any(i for i, _ in cuts.values()):  # events out of time order, or a foreign partition far behind
             least = min((q for q, t in held.items() if t != NEVER), key=lambda q: held[q])
-            cuts.update({tp: (len(records), None) for tp, records in batch.items() if tp.partition == least})
+            for tp, records in batch.items():
+                first = first_event_ms(records) if tp.partition == least else None
+                if first is not None:  # up to its first event's time: at least that event, never its whole batch
+                    cuts[tp] = cut_index(records, max(limit, first))
         out: Batch = {}
         left: Batch = {}
         for tp, records in batch.items():
