@@ -75,3 +75,62 @@ def test_the_least_holding_partition_takes_its_first_event_not_its_whole_batch()
     assert [r.offset for r in out[p0]] == [0]
     assert align.paused[p0] == T0 + 30 * HOUR + HOUR // 4
     assert p1 not in out and align.paused[p1] == T0 + 40 * HOUR
+
+
+class _Store:
+    """The two calls of the store ``refresh_foreign`` makes, in memory (one Redis for two workers)."""
+
+    def __init__(self) -> None:
+        self.heads: dict[int, int] = {}
+        self.progress: dict[int, object] = {}
+
+    async def write_align_heads(self, topic: str, heads: dict[int, int]) -> None:
+        self.heads.update(heads)
+
+    async def read_align_heads(self, topic: str) -> dict[int, int]:
+        return dict(self.heads)
+
+    async def read_resume(self, topic: str) -> dict[int, object]:
+        return dict(self.progress)
+
+
+class _Consumer:
+    def __init__(self, ends: dict[int, int]) -> None:
+        self.ends = ends
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.ends)
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp.partition] for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.ends[tp.partition]
+
+
+def test_two_workers_held_back_across_a_night_hold_each_other_at_their_first_unread_events() -> None:
+    """Worker A owns 0, worker B owns 1; both read to 23:00 and were cut at their first event of the
+    next morning (07:00 and 08:00). Each holds the other at that first unread event, which it
+    publishes, not at its stream time (23:00): A may go on (08:00 is within 6 h of 07:00), where
+    with the stream times each waited for the other (a deadlock until the foreign partition counted
+    as stopped, 5 s then 30 s: measured on 5 December 2026)."""
+    import asyncio
+
+    from streams.worker.store import Resume
+
+    store, consumer = _Store(), _Consumer({0: 100, 1: 100})
+    a, b = Alignment(6 * HOUR), Alignment(6 * HOUR)
+    p0, p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    a.paused[p0], b.paused[p1] = T0 + 31 * HOUR, T0 + 32 * HOUR
+    store.progress = {0: Resume(50, T0 + 23 * HOUR, "", {}), 1: Resume(50, T0 + 23 * HOUR, "", {})}
+    stream = lambda p: T0 + 23 * HOUR  # noqa: E731
+    busy = lambda p: False  # noqa: E731
+    for me, tp in ((b, p1), (a, p0), (b, p1)):  # B publishes, A publishes and reads B's, B reads A's
+        own = me.own_holding(consumer, {tp}, {tp.partition: 51}, stream, {}, busy)
+        me._foreign_read = float("-inf")
+        asyncio.run(me.refresh_foreign(consumer, store, "t", 2, {tp}, own))
+    assert store.heads == {0: T0 + 31 * HOUR, 1: T0 + 32 * HOUR}
+    assert a.holding(consumer, {p0}, {0: 51}, stream, {}, busy) == {0: T0 + 31 * HOUR, 1: T0 + 32 * HOUR}
+    a.release(consumer, {p0}, {0: 51}, stream, busy)
+    b.release(consumer, {p1}, {1: 51}, stream, busy)
+    assert p0 not in a.paused and p1 not in b.paused  # both within 6 h of 07:00: read on

@@ -893,7 +893,8 @@ class StreamConsumer:
         if not self._aligning():
             self._align.paused.clear()  # turned off: nothing is held back for it (its records left: ``_take``)
             return
-        await self._align.refresh_foreign(self.consumer, self.store, self.topic, self.pipeline.partitions, self.assigned)
+        own = self._align.own_holding(self.consumer, self.assigned, self._next, self._stream_ms, {}, self._idle)
+        await self._align.refresh_foreign(self.consumer, self.store, self.topic, self.pipeline.partitions, self.assigned, own)
         self._align.release(self.consumer, self.assigned, self._next, self._stream_ms, self._idle)
 
     async def _aligned_fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
