@@ -193,8 +193,10 @@ class Keys:
     def align_heads(self, topic: str) -> str:
         """HASH ``<p>`` -> the event time at which p holds other workers' aligned reading (its first
         unread event when held back, else its stream time; NEVER: holds nobody), written by p's
-        owner at most once a second (streams/worker/aligned.py)."""
-        return f"{self.prefix}:aheads:{topic}"
+        owner at most once a second (streams/worker/aligned.py). In the ``progress`` family (a topic
+        name has no ``:``): no new family for a prefix to avoid, and a rebuild deletes it with the
+        progress."""
+        return f"{self.prefix}:progress:{topic}:heads"
 
     def reroute(self, topic: str) -> str:
         """HASH ``<p>`` -> JSON ``{origin partition: highest origin offset applied}`` (routing.py)."""
