@@ -913,6 +913,14 @@ class StreamConsumer:
         for tp in tps:
             stashed = self._stash.get(tp)
             if stashed:
+                # aiokafka's too, behind the stash: a partition served from the stash alone never
+                # polled, and after max_poll_interval_ms (300 s) aiokafka left the group (measured
+                # on 5 December 2026: two workers whose first fetch replies held their partitions'
+                # whole logs rebalanced 300 s into a replay, and handed their partitions over)
+                more = await self.consumer.getmany(tp, timeout_ms=0, max_records=share)
+                if more.get(tp):
+                    stashed.extend(more[tp])
+                    self._stash_n += len(more[tp])
                 out[tp], rest = stashed[:share], stashed[share:]
                 if rest:
                     self._stash[tp] = rest
