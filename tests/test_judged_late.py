@@ -8,11 +8,12 @@ from __future__ import annotations
 import orjson
 
 from models.account_health import Member, member_key
+from models.engine import alert_id
 from models.events import Event
 from models.revenue import AccountState
 from models.subscription import Subscription
 from streams.worker.account_alerts import AccountWork
-from streams.worker.revenue import AccountsAdvanced, MemberCopy, _apply_in_order, _release
+from streams.worker.revenue import AccountCopy, AccountsAdvanced, MemberCopy, _apply_in_order, _release
 
 DAY_MS = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -76,3 +77,21 @@ def test_an_alert_decided_on_a_copy_behind_the_account_is_marked() -> None:
     later = _alerts(out)[1:]
     assert out.behind == 1
     assert [(a["kind"], a.get("judged_late")) for a in later] == [("account_recovered", True)], later
+
+
+def test_a_churn_decided_on_a_cancellation_behind_the_account_keeps_the_cancellations_time() -> None:
+    """acme judged up to day 60 (its at-risk alert open); its cancellation of day 50 arrives behind
+    (a handover, a partition more than the grace behind): ``account_churned`` is marked judged late
+    but dated at the cancellation, with the id a replay in order gives it (QA pass 18 F7: acct348's
+    was dated 112 h after its cancellation)."""
+    acc, out = _account(), AccountsAdvanced()
+    out.judging = (T0 + 61 * DAY_MS, False)
+    _apply_in_order("acme", acc, [_copy("u1", 60)], out)
+    assert [a["kind"] for a in _alerts(out)] == ["account_at_risk"]
+    cancel = Event("u1", T0 + 50 * DAY_MS, "subscription", "s1", 0.0, "acme", Subscription("cancelled", "Pro", 0))  # type: ignore[arg-type]
+    _apply_in_order("acme", acc, [AccountCopy(0, 300, cancel, 1, 300)], out)
+    churned = _alerts(out)[1:]
+    assert [(a["kind"], a.get("judged_late"), a["event_time_ms"]) for a in churned] == [
+        ("account_churned", True, T0 + 50 * DAY_MS)], churned
+    assert churned[0]["alert_id"] == alert_id("acme", "account_churned", "", T0 + 50 * DAY_MS)
+    assert acc.extras["seen_ms"] == T0 + 60 * DAY_MS  # the account's own time does not go back

@@ -41,10 +41,7 @@ from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
 from streams.worker.clock import NEVER
 from streams.worker.phases import NOT_FOR_THE_CLOCK
 
-__all__ = ["AHEAD_WALK", "event_ms", "first_event_ms", "align_limit", "cut_index"]
-
-#: Records looked at past a copy or heartbeat for the next event (a partition's tail of copies).
-AHEAD_WALK: Final[int] = 256
+__all__ = ["event_ms", "first_event_ms", "align_limit", "cut_index"]
 
 #: The decoder's reading of a ``ts`` (models.intake.EventReader.timestamp_ms, the codec's parser):
 #: the time a record is aligned by is the time the decoder will give its event.
@@ -62,8 +59,7 @@ def event_ms(rec: Any) -> int | None:
     >>> event_ms(e), event_ms(beat)
     (1767225600000, None)
     """
-    headers = getattr(rec, "headers", None)
-    if headers and any(name in NOT_FOR_THE_CLOCK for name, _ in headers):
+    if _not_an_event(rec):
         return None
     try:
         t = _TIMESTAMP_MS(orjson.loads(rec.value).get("ts"))
@@ -72,19 +68,38 @@ def event_ms(rec: Any) -> int | None:
     return t if type(t) is int else None  # a Rejection: the decoder dead-letters it
 
 
-def _next_event(records: Sequence[Any], i: int, stop: int) -> tuple[int, int] | None:
-    """``(index, time)`` of the first event at or after ``i`` (before ``stop``, at most AHEAD_WALK looked at)."""
-    for j in range(i, min(stop, i + AHEAD_WALK)):
-        t = event_ms(records[j])
+def _not_an_event(rec: Any) -> bool:
+    """A copy or a heartbeat, told by its headers alone (no parse: an account's partition holds
+    runs of thousands of them in a backlog)."""
+    headers = getattr(rec, "headers", None)
+    return bool(headers) and any(name in NOT_FOR_THE_CLOCK for name, _ in headers)
+
+
+def _events(records: Sequence[Any]) -> list[int]:
+    """Indexes of the records that may be events (not copies nor heartbeats), in order."""
+    return [j for j, rec in enumerate(records) if not _not_an_event(rec)]
+
+
+def _next_event(records: Sequence[Any], events: Sequence[int], k: int) -> tuple[int, int] | None:
+    """``(k', time)`` of the first event among ``records[events[k:]]`` (``k'`` its place in ``events``), or None."""
+    for kk in range(k, len(events)):
+        t = event_ms(records[events[kk]])
         if t is not None:
-            return j, t
+            return kk, t
     return None
 
 
 def first_event_ms(records: Sequence[Any]) -> int | None:
-    """The time of the first event among ``records`` (the first AHEAD_WALK looked at), or None."""
-    nxt = _next_event(records, 0, len(records))
-    return None if nxt is None else nxt[1]
+    """The time of the first event among ``records`` (past any run of copies), or None: none.
+
+    Until 5 December 2026 only the first 256 records were looked at (AHEAD_WALK), and
+    :func:`cut_index` gave up the same way: see there.
+    """
+    for j in _events(records):
+        t = event_ms(records[j])
+        if t is not None:
+            return t
+    return None
 
 
 def align_limit(held: Mapping[int, int], ahead_ms: int) -> int | None:
@@ -102,29 +117,39 @@ def cut_index(records: Sequence[Any], limit_ms: int) -> tuple[int, int | None]:
     """Where to cut a partition's fetched ``records`` (in offset order) so that no event after
     ``limit_ms`` is taken: ``(index, time of the event there)``, or ``(len(records), None)``: no
     cut. A partition's events come nearly in time order (``publish`` sends a file so; a producer
-    live): the first event past the limit is found by bisection, each probe read at the next event
-    (copies and heartbeats before it are taken; those after the last event go with the rest).
+    live): the first event past the limit is found by bisection over the events (copies and
+    heartbeats are told by their headers and skipped; those before the cut are taken, those after
+    the last event go with the rest).
+
+    Until 5 December 2026 a probe looked at most 256 records past it for an event, and a batch
+    whose last 256 records held none was not cut at all: in a backlog an account's partition ends
+    its batches in runs of thousands of copies, so that partition took its whole batch (two weeks
+    of events on a 42k-event replay), past the 7-day grace of the other partitions' marks, and
+    their copies then reached their accounts behind the watermark (docs/REVENUE.md, "Aligned reading").
 
     >>> R = type("R", (), {})
     >>> def ev(t):
     ...     r = R(); r.headers, r.value = [], b'{"ts":%d}' % t; return r
+    >>> def copy():
+    ...     r = R(); r.headers, r.value = [("churnwatch-member", b"1:2")], b"{}"; return r
     >>> recs = [ev(t) for t in (1, 2, 3, 10, 11)]
     >>> cut_index(recs, 3), cut_index(recs, 11), cut_index(recs, 0)
     ((3, 10), (5, None), (0, 1))
+    >>> cut_index(recs + [copy() for _ in range(300)], 3)
+    (3, 10)
+    >>> cut_index([copy()] * 300 + recs, 3), cut_index([copy()] * 300, 3)
+    ((303, 10), (300, None))
     """
-    n = len(records)
-    last = next((j for j in range(n - 1, max(-1, n - 1 - AHEAD_WALK), -1) if event_ms(records[j]) is not None), None)
-    if last is None:
-        return n, None
-    lo, hi = 0, last + 1  # the first probe whose next event is past the limit is in [lo, hi]; hi: none
+    events = _events(records)
+    lo, hi = 0, len(events)  # the first probe whose next event is past the limit is in [lo, hi]; hi: none
     while lo < hi:
         mid = (lo + hi) // 2
-        nxt = _next_event(records, mid, last + 1)
+        nxt = _next_event(records, events, mid)
         if nxt is not None and nxt[1] > limit_ms:
             hi = mid
         else:
             lo = mid + 1
-    if lo > last:
-        return n, None
-    j, t = _next_event(records, lo, last + 1) or (lo, None)
-    return j, t
+    found = _next_event(records, events, lo) if lo < len(events) else None
+    if found is None:
+        return len(records), None
+    return events[found[0]], found[1]

@@ -13,6 +13,11 @@ after each settled cycle) and their log ends (ListOffsets), read at most once a 
 the others back only while it is behind its log end and its stored time moved in the last
 ``FOREIGN_IDLE_S``: a partition whose worker stopped, or waits itself, holds nobody (Kafka
 Streams' ``max.task.idle.ms``: a task idles that long at most for a partition with no data).
+It is the wall-clock rule of aligned reading that sees other workers (own partitions follow the
+clock's idle rule: caught up, no record for ``CHURNWATCH_IDLE_PARTITION_MS``), so it is long:
+30 s, where a busy worker's cycle may take several seconds (5 s until 5 December 2026: on a loaded 2-core box the
+two workers of a replay drifted up to 10 days apart, as each took the other's slow cycles for a
+stop, past the 7-day grace of the account watermark: docs/REVENUE.md, "Aligned reading").
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ __all__ = ["Alignment", "FOREIGN_EVERY_S", "FOREIGN_IDLE_S"]
 logger = logging.getLogger(__name__)
 
 FOREIGN_EVERY_S: Final[float] = 1.0  # other workers' progress and log ends: read at most this often
-FOREIGN_IDLE_S: Final[float] = 5.0  # a foreign partition whose stored time did not move this long holds nobody
+FOREIGN_IDLE_S: Final[float] = 30.0  # a foreign partition whose stored time did not move this long holds nobody
 _ENDS_TIMEOUT_S: Final[float] = 2.0  # the log ends' answer waited for at most this (the loop must not stall on it)
 
 Batch = dict[TopicPartition, list]  # type: ignore[type-arg]
@@ -60,12 +65,10 @@ class Alignment:
 
     def holding(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
                 stream_ms: Callable[[int], int], batch: Batch, idle: Callable[[int], bool]) -> dict[int, int]:
-        """Partition -> the event time at which it holds the others: own partitions at their first
-        event in ``batch``, their first unread (held back) or their stream time, unless idle (the
-        clock's rule: caught up and no record for ``CHURNWATCH_IDLE_PARTITION_MS``); other workers'
-        partitions behind their log end and moving, at their stored time. Not "caught up" alone: a
-        fetch reply's log end lags (measured: a partition read in full to its last reply's end,
-        between two replies, let the others run 10 days ahead of it)."""
+        """Partition -> the event time at which it holds the others: own partitions as
+        :meth:`own_holding` says; other workers' partitions behind their log end and moving, at the
+        time their owners publish (``own_holding``'s, read by :meth:`refresh_foreign`; an owner of
+        an earlier version publishes none: its stored stream time)."""
         out: dict[int, int] = {}
         now = time.monotonic()
         for q, (t, offset, moved) in self._foreign.items():
@@ -74,6 +77,19 @@ class Alignment:
                 out[q] = t
         for tp in assigned:
             out.pop(tp.partition, None)  # ours now: known here, not by Redis
+        out.update((p, t) for p, t in self.own_holding(consumer, assigned, next_offset, stream_ms, batch, idle).items()
+                   if t != NEVER)
+        return out
+
+    def own_holding(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
+                    stream_ms: Callable[[int], int], batch: Batch, idle: Callable[[int], bool]) -> dict[int, int]:
+        """Own partition -> the event time at which it holds the others (NEVER: nobody): its first
+        event in ``batch``, its first unread one (held back) or its stream time, unless idle (the
+        clock's rule: caught up and no record for ``CHURNWATCH_IDLE_PARTITION_MS``). Not "caught up"
+        alone: a fetch reply's log end lags (measured: a partition read in full to its last reply's
+        end, between two replies, let the others run 10 days ahead of it)."""
+        out: dict[int, int] = {}
+        for tp in assigned:
             try:
                 highwater = consumer.highwater(tp)
             except (IllegalStateError, AssertionError):
@@ -81,21 +97,25 @@ class Alignment:
             records = batch.get(tp)
             nxt = records[-1].offset + 1 if records else next_offset.get(tp.partition)
             behind = highwater is not None and nxt is not None and nxt < highwater
-            if not behind and not records and idle(tp.partition):
-                continue  # idle: holds nobody
-            if tp in self.paused:
-                t: int | None = self.paused[tp]
-            else:
-                t = first_event_ms(records) if records else None
+            t: int | None = NEVER
+            if behind or records or not idle(tp.partition):  # idle: holds nobody
+                t = self.paused[tp] if tp in self.paused else (first_event_ms(records) if records else None)
                 if t is None:
                     t = stream_ms(tp.partition)
-            if t is not None and t != NEVER:
-                out[tp.partition] = t
+            out[tp.partition] = NEVER if t is None else t
         return out
 
     async def refresh_foreign(self, consumer: Any, store: Any, topic: str, partitions: int,
-                              assigned: set[TopicPartition]) -> None:
-        """Other workers' partitions: their stored progress and log ends (at most once a second)."""
+                              assigned: set[TopicPartition], own: Mapping[int, int]) -> None:
+        """Other workers' partitions: where they hold (their owners' :meth:`own_holding`, else
+        their stored stream time), their stored progress and log ends; and ``own`` (this worker's
+        :meth:`own_holding`) published for them. At most once a second.
+
+        Why the time they hold at, not the stored stream time: a partition held back waits at its
+        first unread event, which is past its stream time by the gap before it. With the stream
+        time, two workers each held back across a night (a gap of more than ``ahead_ms`` in every
+        partition) each waited for the other's stream time: a deadlock that only ``FOREIGN_IDLE_S``
+        broke (measured on 5 December 2026: two workers stood still 30 s a simulated night)."""
         mine = {tp.partition for tp in assigned}
         # only partitions the broker has: the state may be laid out for more (a topic that shrank,
         # docs/OPERATE.md "Partition count changes"), and aiokafka's end_offsets waits for the
@@ -109,7 +129,9 @@ class Alignment:
             return
         self._foreign_read = now
         try:
+            await store.write_align_heads(topic, own)
             progress = await store.read_resume(topic)
+            heads = await store.read_align_heads(topic)
             ends = await asyncio.wait_for(consumer.end_offsets([TopicPartition(topic, q) for q in others]), _ENDS_TIMEOUT_S)
         except Exception as exc:  # no answer: what was known stands (and ages out: FOREIGN_IDLE_S)
             logger.debug("aligned reading: other workers' progress not read (%s)", exc)
@@ -118,9 +140,10 @@ class Alignment:
             r = progress.get(q)
             if r is None:
                 continue
+            t = heads.get(q, r.max_ms)
             known = self._foreign.get(q)
-            moved = now if known is None or known[0] != r.max_ms else known[2]
-            self._foreign[q] = (r.max_ms, r.offset, moved)
+            moved = now if known is None or known[0] != t else known[2]
+            self._foreign[q] = (t, r.offset, moved)
         self._foreign_ends = {tp.partition: end for tp, end in ends.items()}
         for q in [q for q in self._foreign if q in mine]:
             del self._foreign[q]
@@ -150,7 +173,10 @@ class Alignment:
         cuts = {tp: cut_index(records, limit) for tp, records in batch.items()}
         if not any(i for i, _ in cuts.values()):  # events out of time order, or a foreign partition far behind
             least = min((q for q, t in held.items() if t != NEVER), key=lambda q: held[q])
-            cuts.update({tp: (len(records), None) for tp, records in batch.items() if tp.partition == least})
+            for tp, records in batch.items():
+                first = first_event_ms(records) if tp.partition == least else None
+                if first is not None:  # up to its first event's time: at least that event, never its whole batch
+                    cuts[tp] = cut_index(records, max(limit, first))
         out: Batch = {}
         left: Batch = {}
         for tp, records in batch.items():

@@ -893,7 +893,8 @@ class StreamConsumer:
         if not self._aligning():
             self._align.paused.clear()  # turned off: nothing is held back for it (its records left: ``_take``)
             return
-        await self._align.refresh_foreign(self.consumer, self.store, self.topic, self.pipeline.partitions, self.assigned)
+        own = self._align.own_holding(self.consumer, self.assigned, self._next, self._stream_ms, {}, self._idle)
+        await self._align.refresh_foreign(self.consumer, self.store, self.topic, self.pipeline.partitions, self.assigned, own)
         self._align.release(self.consumer, self.assigned, self._next, self._stream_ms, self._idle)
 
     async def _aligned_fetch(self, timeout_ms: int, max_records: int) -> tuple[dict[TopicPartition, list], int]:  # type: ignore[type-arg]
@@ -912,6 +913,14 @@ class StreamConsumer:
         for tp in tps:
             stashed = self._stash.get(tp)
             if stashed:
+                # aiokafka's too, behind the stash: a partition served from the stash alone never
+                # polled, and after max_poll_interval_ms (300 s) aiokafka left the group (measured
+                # on 5 December 2026: two workers whose first fetch replies held their partitions'
+                # whole logs rebalanced 300 s into a replay, and handed their partitions over)
+                more = await self.consumer.getmany(tp, timeout_ms=0, max_records=share)
+                if more.get(tp):
+                    stashed.extend(more[tp])
+                    self._stash_n += len(more[tp])
                 out[tp], rest = stashed[:share], stashed[share:]
                 if rest:
                     self._stash[tp] = rest

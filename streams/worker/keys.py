@@ -190,6 +190,14 @@ class Keys:
     def progress(self, topic: str) -> str:
         return f"{self.prefix}:progress:{topic}"
 
+    def align_heads(self, topic: str) -> str:
+        """HASH ``<p>`` -> the event time at which p holds other workers' aligned reading (its first
+        unread event when held back, else its stream time; NEVER: holds nobody), written by p's
+        owner at most once a second (streams/worker/aligned.py). In the ``progress`` family (a topic
+        name has no ``:``): no new family for a prefix to avoid, and a rebuild deletes it with the
+        progress."""
+        return f"{self.prefix}:progress:{topic}:heads"
+
     def reroute(self, topic: str) -> str:
         """HASH ``<p>`` -> JSON ``{origin partition: highest origin offset applied}`` (routing.py)."""
         return f"{self.prefix}:reroute:{topic}"

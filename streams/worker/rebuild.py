@@ -312,11 +312,12 @@ def _ours(prefix: str, topics: set[str]) -> re.Pattern[str]:
 
     >>> p = _ours("cw", {"ev"})
     >>> [bool(p.match(k)) for k in ("cw:{3}:u:1", "cw:{3}:off", "cw:{3}:erased", "cw:progress:ev", "cw:adue:ev:4",
-    ...                             "cw:eu:{3}:u:1", "cw:meta")]
-    [True, False, False, True, True, False, False]
+    ...                             "cw:eu:{3}:u:1", "cw:meta", "cw:progress:ev:heads")]
+    [True, False, False, True, True, False, False, True]
     """
     t = "|".join(re.escape(topic) for topic in sorted(topics))
-    return re.compile(rf"{re.escape(prefix)}:(?:\{{\d+\}}:(?!(?:off|erased)\Z).+|(?:progress|reroute):(?:{t})|adue:(?:{t}):\d+)\Z", re.S)
+    return re.compile(rf"{re.escape(prefix)}:(?:\{{\d+\}}:(?!(?:off|erased)\Z).+|progress:(?:{t})(?::heads)?|reroute:(?:{t})|adue:(?:{t}):\d+)\Z",
+                      re.S)
 
 
 async def _unlink_matching(store: Store, token: str, ours: re.Pattern[str], match: str) -> int:

@@ -60,6 +60,7 @@ import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Member, SilenceIndex, member_id_at, silence_index,
                                    silence_risk_at)
+from models.engine import alert_id
 from models.events import Event
 from models.quiet_period import QuietPeriod, quiet_starts_ms
 from models.revenue import AccountState, Change, Movement, MovementKind
@@ -604,7 +605,7 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
             _apply_subscription(acc, c.event)
         if k + 1 < len(todo) and _same_instant(c, todo[k + 1]):
             continue  # decided after the instant's last copy
-        _decide(account, acc, c.ts_ms, out)
+        _decide(account, acc, c.ts_ms, out, isinstance(c, AccountCopy))
 
 
 def _same_instant(c: Copy, then: Copy) -> bool:
@@ -710,9 +711,11 @@ def _first_alerting(account: str, acc: AccountWork, members: list[Member], dues:
     return j if rollup_at(dues[hi]).stage == "lapsed" else hi
 
 
-def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -> None:
+def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced, stated: bool = False) -> None:
     """The account's alerts at ``ts_ms``. Its own time only moves forward: a copy from a lagging
-    partition, older than what the account has seen, is judged at the latest time seen."""
+    partition, older than what the account has seen, is judged at the latest time seen; but an
+    ``account_churned`` decided on statements behind it (``stated``: the instant's last copy is a
+    statement) keeps their time (:func:`_dated_at_statement`)."""
     now_ms = max(ts_ms, _seen_ms(acc))
     acc.extras["seen_ms"] = now_ms
     n_alerts = len(out.alerts)
@@ -723,9 +726,24 @@ def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced) -
     out.judging = (bound, False)
     for k in range(n_alerts, len(out.alerts)):  # the console's list of the account's alerts
         alert = orjson.loads(out.alerts[k][1])
+        if stated and ts_ms < now_ms and alert.get("kind") == "account_churned":
+            _dated_at_statement(account, acc, alert, ts_ms)
+            out.alerts[k] = (out.alerts[k][0], orjson.dumps(alert))
         if late:
             out.alerts[k] = _mark_late(out.alerts[k][0], alert, out)
         append_to_extras(acc.extras, alert)
+
+
+def _dated_at_statement(account: str, acc: AccountWork, alert: dict[str, object], ts_ms: int) -> None:
+    """An ``account_churned`` decided on a cancellation that reached the account behind its time
+    (a copy behind the watermark, a statement late for its user) is dated at the statement, as a
+    replay in order dates it: same ``event_time_ms`` and ``alert_id`` (QA pass 18 F7: a crash's
+    replay dated acct348's churn 112 h after its cancellation). The rest of the alert (the roll-up)
+    is what the account knew when it was decided."""
+    alert["event_time_ms"] = ts_ms
+    alert["alert_id"] = alert_id(account, "account_churned", "", ts_ms)
+    if acc.extras.get("churned_ms"):
+        acc.extras["churned_ms"] = ts_ms
 
 
 def _mark_late(key: bytes | None, alert: dict[str, object], out: AccountsAdvanced) -> tuple[bytes | None, bytes]:

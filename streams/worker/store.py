@@ -1331,6 +1331,18 @@ class Store:
                 out[p] = Resume(int(offset), int(max_ms or 0), fp, origins.get(p, {}))
         return out
 
+    async def write_align_heads(self, topic: str, heads: Mapping[int, int]) -> None:
+        """Where this worker's partitions hold other workers' aligned reading (``keys.align_heads``)."""
+        if heads:
+            await self._client.hset(self.keys.align_heads(topic), mapping={str(p): str(t) for p, t in heads.items()})
+
+    async def read_align_heads(self, topic: str) -> dict[int, int]:
+        """``write_align_heads``'s values, every partition's (those of another incarnation's store
+        are gone with it; a stale one of a partition that changed owner stops moving, and ages out:
+        streams/worker/aligned.py)."""
+        raw = await self._client.hgetall(self.keys.align_heads(topic))
+        return {int(_s(k)): int(_s(v)) for k, v in raw.items()}
+
     async def write_origins(self, topic: str, origins: Mapping[int, Mapping[int, int]]) -> None:
         """Per partition, the highest origin offset of the re-routed copies applied there
         (streams.worker.routing); written after the states and before the progress."""

@@ -1,0 +1,136 @@
+"""The aligned reading's cut (streams/worker/align.py, streams/worker/aligned.py) bounds every
+partition's batch by event time, whatever copies and heartbeats its log holds.
+
+QA pass 18 F7: two replays of one history gave different account alerts. Measured on a 42k-event
+replay (docs/REVENUE.md, "Aligned reading"): in a backlog an account's partition ends its batches
+in runs of thousands of copies; the cut looked at most 256 records past a probe for an event and
+did not cut a batch whose last 256 records held none, so that partition took its whole batch (two
+weeks of events), its mark ran more than the 7-day grace ahead of the others' and their copies then
+reached their accounts behind the watermark: how many depended on where the fetches ended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiokafka import TopicPartition
+
+from streams.worker.align import cut_index, first_event_ms
+from streams.worker.aligned import Alignment
+
+HOUR = 3_600_000
+T0 = 1_776_000_000_000
+
+
+@dataclass
+class Rec:
+    offset: int
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def _events(hours: list[float], start: int = 0) -> list[Rec]:
+    return [Rec(start + i, b'{"user_id":"u","type":"view","ts":%d}' % (T0 + int(h * HOUR))) for i, h in enumerate(hours)]
+
+
+def _copies(n: int, start: int) -> list[Rec]:
+    return [Rec(start + i, b'{"account_id":"a","ts":1,"member":""}', [("churnwatch-member", b"1:%d" % i)]) for i in range(n)]
+
+
+def test_a_batch_ending_in_a_long_run_of_copies_is_cut_at_the_limit() -> None:
+    two_weeks = [h / 4 for h in range(14 * 24 * 4)]  # an event every 15 min for 14 days
+    records = _events(two_weeks) + _copies(300, len(two_weeks))
+    i, head = cut_index(records, T0 + 6 * HOUR)
+    assert i == 6 * 4 + 1  # events up to 6 h in (the limit is inclusive)
+    assert head == T0 + 6 * HOUR + HOUR // 4
+
+
+def test_the_first_event_is_found_past_a_long_run_of_copies() -> None:
+    records = _copies(300, 0) + _events([5.0, 6.0], 300)
+    assert first_event_ms(records) == T0 + 5 * HOUR
+    assert cut_index(records, T0 + 5 * HOUR) == (301, T0 + 6 * HOUR)  # the copies before the cut are taken
+
+
+def test_a_partition_without_records_here_holding_the_least_time_lets_nobody_run_ahead() -> None:
+    """Partition 1 holds at its stream time (no records in this batch); partition 0's next events
+    are past the limit (a night): nothing of 0 is taken, it waits (as Kafka Streams waits for a
+    partition with no data buffered), and is held back at its first unread event."""
+    align = Alignment(6 * HOUR)
+    p0 = TopicPartition("t", 0)
+    batch = {p0: _events([8.0 + h for h in range(24 * 14)]) + _copies(300, 24 * 14)}
+    out, left = align.cut(batch, {0: T0 + 8 * HOUR, 1: T0})
+    assert out == {} and len(left[p0]) == len(batch[p0])
+    assert align.paused[p0] == T0 + 8 * HOUR
+
+
+def test_the_least_holding_partition_takes_its_first_event_not_its_whole_batch() -> None:
+    """When every cut would leave nothing while the least time is held by a partition of the batch
+    (its held time below its first event: until 5 December 2026 a batch starting with more than
+    256 copies held at its stream time), that partition takes up to its first event's time, never
+    its whole batch (two weeks of events here, as measured)."""
+    align = Alignment(6 * HOUR)
+    p0, p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    batch = {p0: _events([30.0] + [30.0 + h / 4 for h in range(1, 24 * 4 * 14)]), p1: _events([40.0])}
+    out, left = align.cut(batch, {0: T0 + 20 * HOUR, 1: T0 + 40 * HOUR})
+    assert [r.offset for r in out[p0]] == [0]
+    assert align.paused[p0] == T0 + 30 * HOUR + HOUR // 4
+    assert p1 not in out and align.paused[p1] == T0 + 40 * HOUR
+
+
+class _Store:
+    """The two calls of the store ``refresh_foreign`` makes, in memory (one Redis for two workers)."""
+
+    def __init__(self) -> None:
+        self.heads: dict[int, int] = {}
+        self.progress: dict[int, object] = {}
+
+    async def write_align_heads(self, topic: str, heads: dict[int, int]) -> None:
+        self.heads.update(heads)
+
+    async def read_align_heads(self, topic: str) -> dict[int, int]:
+        return dict(self.heads)
+
+    async def read_resume(self, topic: str) -> dict[int, object]:
+        return dict(self.progress)
+
+
+class _Consumer:
+    def __init__(self, ends: dict[int, int]) -> None:
+        self.ends = ends
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.ends)
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp.partition] for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.ends[tp.partition]
+
+
+def test_two_workers_held_back_across_a_night_hold_each_other_at_their_first_unread_events() -> None:
+    """Worker A owns 0, worker B owns 1; both read to 23:00 and were cut at their first event of the
+    next morning (07:00 and 08:00). Each holds the other at that first unread event, which it
+    publishes, not at its stream time (23:00): A may go on (08:00 is within 6 h of 07:00), where
+    with the stream times each waited for the other (a deadlock until the foreign partition counted
+    as stopped, 5 s then 30 s: measured on 5 December 2026)."""
+    import asyncio
+
+    from streams.worker.store import Resume
+
+    store, consumer = _Store(), _Consumer({0: 100, 1: 100})
+    a, b = Alignment(6 * HOUR), Alignment(6 * HOUR)
+    p0, p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    a.paused[p0], b.paused[p1] = T0 + 31 * HOUR, T0 + 32 * HOUR
+    store.progress = {0: Resume(50, T0 + 23 * HOUR, "", {}), 1: Resume(50, T0 + 23 * HOUR, "", {})}
+    stream = lambda p: T0 + 23 * HOUR  # noqa: E731
+    busy = lambda p: False  # noqa: E731
+    for me, tp in ((b, p1), (a, p0), (b, p1)):  # B publishes, A publishes and reads B's, B reads A's
+        own = me.own_holding(consumer, {tp}, {tp.partition: 51}, stream, {}, busy)
+        me._foreign_read = float("-inf")
+        asyncio.run(me.refresh_foreign(consumer, store, "t", 2, {tp}, own))
+    assert store.heads == {0: T0 + 31 * HOUR, 1: T0 + 32 * HOUR}
+    assert a.holding(consumer, {p0}, {0: 51}, stream, {}, busy) == {0: T0 + 31 * HOUR, 1: T0 + 32 * HOUR}
+    a.release(consumer, {p0}, {0: 51}, stream, busy)
+    b.release(consumer, {p1}, {1: 51}, stream, busy)
+    assert p0 not in a.paused and p1 not in b.paused  # both within 6 h of 07:00: read on
