@@ -386,13 +386,7 @@ def advance_accounts(
         rows = zip(read.accounts, reply.blobs, reply.extras or [None] * n, reply.members or [{}] * n,
                    reply.sides or [None] * n, reply.held or [None] * n)
         for account, blob, extra, mem, side, held in rows:
-            todo = []
-            for c in by_account[account]:
-                exp = expected[account_field(topic, c.partition)]
-                if exp and 0 <= c.offset <= int(exp):
-                    out.skipped += 1
-                else:
-                    todo.append(c)
+            todo = _past_fence(by_account[account], expected, topic, out)
             if not todo:
                 continue
             p = todo[-1].partition
@@ -437,6 +431,20 @@ def advance_accounts(
     if late_accounts:
         _warn_late(out.late, late_accounts)
     return out
+
+
+def _past_fence(copies: Sequence[Copy], expected: Mapping[str, str], topic: str, out: AccountsAdvanced) -> list[Copy]:
+    """The copies of one account past its bucket's fence (the offset each producing partition's
+    last applied write left, ``expected``); those at or below it were applied before (a replay
+    after a restart) and are counted as ``skipped``."""
+    todo: list[Copy] = []
+    for c in copies:
+        exp = expected[account_field(topic, c.partition)]
+        if exp and 0 <= c.offset <= int(exp):
+            out.skipped += 1
+        else:
+            todo.append(c)
+    return todo
 
 
 def _warn_late(late: int, accounts: Sequence[str]) -> None:
