@@ -24,8 +24,10 @@ Two jobs, two lists (the at-risk alert stream only serves the first):
   (models.engine); both judge the user at the review that ends the stage.
 - **win back**: users already lapsed (dormant, or churned and not yet expired) ranked by the
   temperature (the chance they are back within the horizon, models.temperature.p_back_within:
-  the column shown is the order), then by what they spent (:func:`win_back_key`): a list to
-  work through, never a stream of alerts.
+  the column shown is the order), then by what they were worth (:func:`win_back_value`: spend,
+  then active days, then the latest leave), then by user id: a list to work through, never a
+  stream of alerts. A total order, so ``top --win-back -n 20`` is the first 20 rows of ``-n 50``
+  (QA19 F10: 646 of 648 lapsed users tied at temperature 0 and came in an order of chance).
 
 Each list has one order wherever it is read: ``churnwatch top`` (``--win-back``), the console's
 two tabs and the API rank by :func:`save_score` and :func:`win_back_key`. Two candidate sets,
@@ -72,7 +74,8 @@ from models.state import DAY_S, STAGES, UserState
 from models.temperature import p_back_within, p_stay, stay_after
 
 __all__ = ["JUDGED", "LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
-           "index_score", "reach_index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key"]
+           "index_score", "reach_index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key",
+           "win_back_score", "win_back_value"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -122,7 +125,11 @@ def daily_list(
             continue
         key = (-save_score(a),) if kind == "save" else tuple(-k for k in win_back_key(a, st, model))
         rows.append((key, user_id, st, a))
-    rows.sort(key=lambda r: (r[0], r[1]))
+    if kind == "save":
+        rows.sort(key=lambda r: (r[0], r[1]))
+    else:  # equal keys: the user id from the last, the index's own order (:func:`win_back_key`)
+        rows.sort(key=lambda r: r[1].encode("utf-8", "surrogatepass"), reverse=True)
+        rows.sort(key=lambda r: r[0])
     size = budget_size(len(rows), n, share) if rows else 0
     return [Ranked(u, scores_from(st, a, model), st, save_score(a)) for _, u, st, a in rows[:size]]
 
@@ -144,12 +151,59 @@ def save_score(a: Assessment) -> float:
     return savable(a.p_stay, a.leave)
 
 
-def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float, float]:
+def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float, int]:
     """The win-back list's order, highest first: the temperature as shown, in whole points (the
-    chance the user is back within the horizon), then what they spent. Whole points, as the
-    column reads: a shop's lapsed customers all read temperature 0 and were ordered by hundredths
-    of a point nobody sees, 11.90 of spend ahead of 62.60 (QA17 F12)."""
-    return float(round(100.0 * p_back_within(a.signals, model)[0])), st.revenue
+    chance the user is back within the horizon), then what the user was worth
+    (:func:`win_back_value`); equal keys by user id, the last in byte order first (the at-risk
+    index's order of equal scores, Redis's ZREVRANGE: the console's pages and ``top -n`` read it in
+    blocks, and a block cut among equals in another order made ``-n 20`` no prefix of ``-n 50``,
+    QA19 F10). Whole points, as the column reads: a shop's lapsed customers all read temperature
+    0 and were ordered by hundredths of a point nobody sees, 11.90 of spend ahead of 62.60 (QA17 F12).
+
+    >>> from models.model import ChurnModel
+    >>> m, day = ChurnModel(), 86_400
+    >>> loyal = UserState(first_seen_s=0, last_seen_s=300 * day, n_events=900, active_days=280)
+    >>> signup = UserState(first_seen_s=290 * day, last_seen_s=290 * day, n_events=2, active_days=1)
+    >>> now = 700 * day
+    >>> win_back_key(assess(loyal, now, m), loyal, m) > win_back_key(assess(signup, now, m), signup, m)
+    True
+    """
+    return float(round(100.0 * p_back_within(a.signals, model)[0])), win_back_value(st)
+
+
+#: :func:`win_back_value`'s fields: bits each, highest first (spend, active days, day of leaving).
+_VALUE_BITS: Final[tuple[int, int, int]] = (16, 10, 14)
+#: Days from the epoch to 2000-01-01: the leave day counts from there (14 bits: until 2044).
+_DAY_2000: Final[int] = 10_957
+
+
+def win_back_value(st: UserState) -> int:
+    """What a lapsed user was worth, as one integer that orders like the tuple (spend in whole
+    currency units up to 65,535, then active days up to 1,023, then the UTC day of their last
+    event, the latest leave first): read from the state alone, so it stays what the user's last
+    review put in the at-risk index until their next event (:func:`index_score`). Why: at equal
+    temperature a salaried customer of 280 active days came after a signup never funded
+    (QA19 F10); a value from a user's own history, not their account's lost MRR (``top --win-back
+    --by mrr`` ranks by that: it is not in the user's state)."""
+    spend_bits, days_bits, day_bits = _VALUE_BITS
+    spend = min(int(st.revenue), (1 << spend_bits) - 1) if st.revenue > 0.0 else 0
+    days = min(st.active_days, (1 << days_bits) - 1)
+    left = min(max(st.last_seen_s // DAY_S - _DAY_2000, 0), (1 << day_bits) - 1)
+    return (spend << (days_bits + day_bits)) | (days << day_bits) | left
+
+
+#: One more than the largest :func:`win_back_value`: the index packs it below a whole point.
+_VALUE_SPAN: Final[int] = 1 << sum(_VALUE_BITS)
+
+
+def win_back_score(a: Assessment, st: UserState, model: ChurnModel) -> float:
+    """:func:`win_back_key` as one number, in the at-risk index's scale: 1 + (the whole-point
+    temperature + :func:`win_back_value` scaled below 1) / 100, in [1, 2.01). Strictly in the
+    key's order (each step is exact in a double). A lapsed user's temperature only falls in
+    silence, so this live score is at most the one their last review put in the index: the
+    console reads blocks of the index until the block's last entry is below the rows to show."""
+    point, value = win_back_key(a, st, model)
+    return 1.0 + (point + 0.99 * value / _VALUE_SPAN) / 100.0
 
 
 #: The largest float below 1: a reachable user's index score stays in the save part of the index
@@ -157,14 +211,16 @@ def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float
 _BELOW_ONE: Final[float] = math.nextafter(1.0, 0.0)
 
 
-def index_score(a: Assessment, model: ChurnModel) -> float:
+def index_score(a: Assessment, st: UserState, model: ChurnModel) -> float:
     """The user's score in the at-risk index (users with an open at-risk alert, one sorted set per
     bucket: the console's *save* and *win back* pages, ``churnwatch top -n`` and ``--win-back
-    -n``, streams.console.data), taken at the user's last review: a lapsed user 1 + the
-    temperature / 100 (at least 1, so the lapsed head every bucket in win-back order), any other
+    -n``, streams.console.data), taken at the user's last review (``a``, of ``st``): a lapsed user
+    1 + (the whole-point temperature + :func:`win_back_value` scaled below 1) / 100, at least 1,
+    so the lapsed head every bucket in :func:`win_back_key`'s order exactly (a block of the index
+    cut among users of equal temperature holds the most valuable of them: QA19 F10); any other
     :func:`save_score` (below 1, in save order)."""
     if a.stage in LAPSED:
-        return 1.0 + p_back_within(a.signals, model)[0]
+        return win_back_score(a, st, model)
     return min(save_score(a), _BELOW_ONE)  # 1.0 itself would put a reachable user in the lapsed range
 
 

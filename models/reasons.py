@@ -990,9 +990,10 @@ _FIRST_TO_LAST: Final[str] = " (first to last visit)"
 def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel",
           c: CompiledModel | None = None) -> str:
     """The words of fact ``key`` against the user. ``c``: ``model.compiled`` where the caller holds it."""
-    if key == "cancelled":
+    if key == "cancelled":  # in the product's word when it has one (models.vocabulary.Vocabulary.cancel_name)
         days = sig.cancelled_days
-        return "cancelled today" if days < 1.0 else f"cancelled {_days(days)} ago"
+        what = (c or model.compiled).vocabulary.cancel_name() or "cancelled"
+        return f"{what} today" if days < 1.0 else f"{what} {_days(days)} ago"
     if key == "silence":
         if sig.active_days >= 3:
             return f"no visit for {sig.visit_overdue:.1f}x the usual interval of {sig.visit_gap_days:.1f} days"

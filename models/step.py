@@ -103,7 +103,7 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
     alert_risk = 0.0
     if st.at_risk_since_s:
         a = review if review is not None else assess(st, st.last_review_s or until_ms // 1000, model)
-        risk, alert_risk = index_score(a, model), a.risk
+        risk, alert_risk = index_score(a, st, model), a.risk
     elif old is not None and not old.at_risk_since_s:
         risk = unchanged  # not in the ranking before either
     reach: float | None = None

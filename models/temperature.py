@@ -44,10 +44,10 @@ models' own conditional, monotone (a cancellation never raises the temperature) 
 with the cancellation: a return on a later day clears it (models.signals.is_cancelled), and the
 rhythm speaks again (the stage says reactivated). A win-back of a cancelled user is still
 possible, the model just has no rhythm to put a chance on it: ``top --win-back --share`` ranks
-such users after those who drifted away, by spend among themselves (models.ranking.win_back_key);
-``-n`` and the console read the at-risk index, where each is keyed 1.0 (models.ranking.index_score:
-temperature 0), so there they are not ordered by spend (and listed only with an at-risk alert
-open). P(alive)
+such users after those who drifted away, by value among themselves (models.ranking.win_back_key:
+spend, active days, the latest leave); ``-n`` and the console read the at-risk index, keyed by the
+same order (models.ranking.index_score: temperature 0, then the value), and list them only with
+an at-risk alert open. P(alive)
 in the risk (:func:`p_stay`) is not changed: a cancelled user is churned and its risk is 1
 (models.scoring.assess), so nothing reads it there.
 """

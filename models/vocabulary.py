@@ -166,6 +166,18 @@ class Vocabulary:
         """The ``negative`` role's ``index``-th name."""
         return str(self.roles.get("negative", ())[index])
 
+    def cancel_name(self) -> str | None:
+        """The product's own name of a cancellation when the ``cancel`` role names one event type
+        (a bank's ``account_closed``), else None: of several names a state does not keep which one
+        came, and the reason says "cancelled". QA19 F10: a bank's closed accounts read "cancelled
+        97 days ago".
+
+        >>> Vocabulary(roles={"cancel": ["account_closed"]}).cancel_name(), Vocabulary().cancel_name()
+        ('account_closed', None)
+        """
+        names = self.roles.get("cancel", ())
+        return names[0] if len(names) == 1 else None
+
     def is_grievance(self, name: str) -> bool:
         """Whether events named ``name`` are a grievance (module docstring): a ``negative`` name
         the model's ``roles.grievance`` lists, or without that list one of :data:`DEFAULT_GRIEVANCE`."""

@@ -206,7 +206,7 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
     the CLI, the pages and the API rank alike: ``save``, the users with an open at-risk alert
     still reachable (a dormant user keeps its alert open but is lapsed) by the live savable part
     of their risk (models.ranking.save_score); ``win_back``, those lapsed, by temperature (the
-    chance they are back within the horizon), then spend (models.ranking.win_back_key).
+    chance they are back within the horizon), then value: spend, active days, the latest leave (models.ranking.win_back_key).
     ``share`` instead: the budget alternative to the threshold, every user of the list's stages
     ranked the same way and cut at that share of them (models.ranking.daily_list); the save list
     is read from the save-list index when Redis has one for this model
@@ -247,7 +247,7 @@ def _by_lost_mrr(reader: StoreReader, settings: Settings, model: ChurnModel, now
                  share: float | None) -> list[UserReport]:
     """The win-back list of a subscription product: every lapsed user, the largest MRR their own
     subscription lost first, the rest (never paid, members of a company account) after, each part
-    in the list's own order (the chance to come back, then spend). Why (QA14 F5): by the chance
+    in the list's own order (the chance to come back, then value). Why (QA14 F5): by the chance
     alone, a fitness app's first 100 rows were trials that never paid; the first lapsed paying
     subscriber came at rank 211. Reads every state and the lapsed users' own accounts, as
     ``--share`` does: a command to run, not the console's page."""
@@ -268,7 +268,7 @@ def _with_lost_mrr(reader: StoreReader, kind: str, reports: list[UserReport]) ->
     trials looked alike on the list ("spend" counts purchases only: 0 for every subscriber); the
     figure lets the CRM pick the lapsed payers. A member of a company account
     (``ACCOUNT_MEMBER``) lost nothing of its own: 0 (the company's loss is its owner's book).
-    Other lists: unchanged. The order is not changed: it is the chance to come back, then spend."""
+    Other lists: unchanged. The order is not changed: it is the chance to come back, then value (models.ranking.win_back_key)."""
     if kind != "win_back" or not reports:
         return reports
     from models.state import ACCOUNT_MEMBER

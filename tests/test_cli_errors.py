@@ -50,6 +50,11 @@ CASES: list[tuple[list[str], str]] = [
     (["learn", "--l2", "nan"], "argument --l2: --l2 must be in [0, inf), got nan"),
     (["learn", "--min-gain", "2"], "--min-gain must be in [0, 1) AUC points"),
     (["nosuchcommand"], "invalid choice"),
+    # QA19 F12: the unknown option first, not "one of the arguments --owner --all-owners is required"
+    (["digest", "--bogus"], "unrecognized arguments: --bogus"),
+    (["score", "--bogus"], "unrecognized arguments: --bogus"),  # a required positional, the same
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["digest"], "one of the arguments --owner --all-owners is required"),  # nothing unknown: the missing one
     # QA5 L3: topic names Kafka refuses were created on Tansu, and a worker ran on "bad topic!"
     (["topics", "--events-topic", ""], "argument --events-topic: is not a Kafka topic name"),
     (["topics", "--alerts-topic", "bad topic!"], "argument --alerts-topic: is not a Kafka topic name"),
@@ -336,3 +341,17 @@ def test_a_config_file_that_cannot_be_read_is_named(command: str, tmp_path: Path
     out = {"train": ["--out", str(tmp_path / "m.json")], "backtest": ["--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv")]}[command]
     assert main([command, "--events", str(events), *out, "--config", str(tmp_path / "nope.toml")]) == 2
     assert f"config {tmp_path / 'nope.toml'}: cannot read it (No such file or directory)" in _one_line(capsys.readouterr().err)
+
+
+def test_digest_without_owners_points_to_the_b2c_recipe(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA19 F12: a B2C bank's ``digest --all-owners`` ended "no account ... has an owner" and no
+    more; the one line says how a B2C product gets owners (README's recipe)."""
+    import streams.publisher
+    import streams.worker.accounts
+
+    monkeypatch.setattr(streams.publisher, "check_kafka_reachable", lambda settings: None)
+    monkeypatch.setattr(streams.worker.accounts, "read_accounts", lambda settings: {"c00001": {"name": "", "owner": ""}})
+    assert main(["digest", "--all-owners"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "has an owner: " in line
+    assert "account_id = the user id" in line and "churnwatch accounts import" in line and "README" in line

@@ -91,8 +91,10 @@ def test_paging_walks_each_list_once(built_state: Settings, client: TestClient) 
     assert all(row["stage"] in ("dormant", "churned") for row in win_back)
     assert any(row["stage"] == "churned" and row["action"] == "win_back" for row in win_back)
     assert set(_ids(save)) | set(_ids(win_back)) == index, "every user of the index is on one list"
-    temps = [round(row["temperature"]) for row in win_back]  # as shown, then spend (models.ranking.win_back_key)
-    assert len(win_back) <= block_size_for(7) and temps == sorted(temps, reverse=True)
+    # whole points, as shown, then value (models.ranking.win_back_key); the JSON's one decimal may
+    # sit on a half point (2.5: 2 or 3), so the whole points each row can have
+    points = [{round(row["temperature"] - 0.05), round(row["temperature"] + 0.05)} for row in win_back]
+    assert len(win_back) <= block_size_for(7) and all(max(a) >= min(b) for a, b in zip(points, points[1:]))
     one_page = client.get("/api/v1/at-risk", params={"list": "save", "limit": 500}).json()
     assert set(_ids(one_page["items"])) == set(_ids(save)) and one_page["next_cursor"] is None
     keys = [row["savable"] for row in one_page["items"][:15]]

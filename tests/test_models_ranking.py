@@ -19,7 +19,8 @@ from models.engine import advance
 from models.model import ChurnModel, load_model
 from models.lifecycle import JUDGED, REACHABLE
 from models import engine
-from models.ranking import daily_list, index_score, on_save_list, save_bound, save_bound_after, save_key, save_score, win_back_key
+from models.ranking import (daily_list, index_score, on_save_list, save_bound, save_bound_after, save_key, save_score, win_back_key,
+                            win_back_score, win_back_value)
 from models.reasons import IMPROVED
 from models.scoring import assess
 from models.temperature import p_back_within
@@ -53,21 +54,42 @@ def test_a_user_silent_far_past_their_rhythm_ranks_below_a_reachable_declining_o
     assert save_score(a) <= a.risk and save_score(b) <= b.risk
     ranked = daily_list([("gone", gone), ("slowing", slowing)], now_s, DEFAULT, "save", n=2)
     assert [r.user_id for r in ranked] == ["slowing", "gone"]
-    assert index_score(b, DEFAULT) > index_score(a, DEFAULT), "the console's save page (at-risk index) ranks them alike"
+    assert index_score(b, slowing, DEFAULT) > index_score(a, gone, DEFAULT), "the console's save page (at-risk index) ranks them alike"
 
 
 def test_the_lapsed_head_the_at_risk_index_in_win_back_order() -> None:
-    """Lapsed users score 1 + temperature / 100 (the win-back page's order), all others below 1."""
+    """Lapsed users score 1 + (whole-point temperature + value below 1) / 100 (the win-back page's
+    order, models.ranking.win_back_key), all others below 1."""
     short, long = _daily(20), _daily(60)
-    lapsed = [assess(st, st.last_seen_s + d * DAY_S, DEFAULT) for st in (short, long) for d in (25, 60, 200)]
-    assert {a.stage for a in lapsed} == {"dormant", "churned"}
-    scores = [index_score(a, DEFAULT) for a in lapsed]
-    assert all(1.0 <= s <= 2.0 for s in scores)
-    for a, s in zip(lapsed, scores):
-        assert abs(s - 1.0 - p_back_within(a.signals, DEFAULT)[0]) <= 1e-12
-        assert win_back_key(a, short, DEFAULT)[0] == round(100.0 * p_back_within(a.signals, DEFAULT)[0])
+    lapsed = [(assess(st, st.last_seen_s + d * DAY_S, DEFAULT), st) for st in (short, long) for d in (25, 60, 200)]
+    assert {a.stage for a, _ in lapsed} == {"dormant", "churned"}
+    scores = [index_score(a, st, DEFAULT) for a, st in lapsed]
+    assert all(1.0 <= s < 2.01 for s in scores)
+    for (a, st), s in zip(lapsed, scores):
+        point = round(100.0 * p_back_within(a.signals, DEFAULT)[0])
+        assert win_back_key(a, st, DEFAULT) == (point, win_back_value(st))
+        assert point / 100.0 <= s - 1.0 < (point + 1) / 100.0, "the whole point as shown, then the value"
+    keyed = sorted(lapsed, key=lambda r: win_back_key(r[0], r[1], DEFAULT))
+    assert [index_score(a, st, DEFAULT) for a, st in keyed] == sorted(scores), "the index orders as the key"
     reachable = assess(long, long.last_seen_s + 2 * DAY_S, DEFAULT)
-    assert reachable.stage in REACHABLE and index_score(reachable, DEFAULT) == save_score(reachable) < 1.0
+    assert reachable.stage in REACHABLE and index_score(reachable, long, DEFAULT) == save_score(reachable) < 1.0
+
+
+def test_win_back_value_orders_spend_then_active_days_then_the_latest_leave() -> None:
+    """QA19 F10: at equal temperature the list is ordered by what the user was worth, a total order."""
+    import dataclasses
+
+    base = UserState(first_seen_s=0, last_seen_s=20_000 * DAY_S, n_events=10, active_days=5)
+    spent = dataclasses.replace(base, revenue=12.0, active_days=1)
+    loyal = dataclasses.replace(base, active_days=300)
+    later = dataclasses.replace(base, last_seen_s=base.last_seen_s + DAY_S)
+    assert win_back_value(spent) > win_back_value(loyal) > win_back_value(later) > win_back_value(base)
+    huge = dataclasses.replace(base, revenue=1e9, active_days=10**6, last_seen_s=2**31)
+    assert win_back_value(huge) < 2**40, "capped: each field in its bits"
+    a = assess(base, base.last_seen_s + 400 * DAY_S, DEFAULT)  # one temperature: the value decides
+    scores = [win_back_score(a, st, DEFAULT) for st in (huge, spent, loyal, later, base)]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 5 and scores[-1] >= 1.0
+    assert scores[0] - 1.0 < (win_back_key(a, base, DEFAULT)[0] + 1) / 100.0, "below the next whole point"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -145,7 +167,7 @@ def test_a_user_just_back_from_a_long_break_is_on_no_list_until_the_stage_ends()
         ranked = daily_list([("student", student), ("stayed", stayed)], now_s, DEFAULT, "save", share=1.0)
         assert [r.user_id for r in ranked] == ["stayed"]
         assert daily_list([("student", student)], now_s, DEFAULT, "win_back", share=1.0) == [], "not lapsed either"
-        assert not _fits("save", index_score(a, DEFAULT), a.stage), "nor on the console's save page with an alert open"
+        assert not _fits("save", index_score(a, student, DEFAULT), a.stage), "nor on the console's save page with an alert open"
     student, _, now_s = _student(15)  # the stage ended at a review: judged again, on the list
     assert assess(student, now_s, DEFAULT).stage == "active" and on_save_list(student)
     assert [r.user_id for r in daily_list([("student", student)], now_s, DEFAULT, "save", share=1.0)] == ["student"]

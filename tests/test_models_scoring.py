@@ -184,6 +184,18 @@ def test_thresholds_are_personal_for_a_slow_rhythm() -> None:
     assert score(daily, daily.last_seen_s + 25 * DAY_S, MODEL).stage == "dormant"
 
 
+def _cancelled_in_the_products_word(evs: list[Event]) -> None:
+    """QA19 F10: a bank's closed account read "cancelled 97 days ago"; its one cancel name says it.
+    Several names (the default's): the state keeps no name, "cancelled" as before."""
+    bank = ChurnModel(roles={"cancel": ["account_closed"]})
+    closed = Event("u", int((T0 + 30 * DAY_S) * 1000), "account_closed", "c1")
+    out = advance("u", None, evs + [closed], closed.ts_ms + 1000, bank)
+    assert [a.scores.reasons[0] for a in out.alerts if a.kind == "stage_changed"][-1] == "account_closed today"
+    assert score(out.state, closed.ts_ms // 1000 + 97 * DAY_S, bank).reasons[0] == "account_closed 97 days ago"
+    assert score(out.state, closed.ts_ms // 1000 + 97 * DAY_S, ChurnModel(roles={"cancel": ["account_closed", "bye"]})).reasons[0] \
+        == "cancelled 97 days ago"
+
+
 def test_cancel_is_churn_at_once_and_a_later_return_is_reactivation() -> None:
     evs = _history([float(i) for i in range(30)])
     cancel = Event("u", int((T0 + 30 * DAY_S) * 1000), "cancel", "c1")
@@ -194,6 +206,7 @@ def test_cancel_is_churn_at_once_and_a_later_return_is_reactivation() -> None:
     assert changed[-1].scores.reasons[0] == "cancelled today"
     back = _history([35.0])
     later = advance("u", out.state, back, back[0].ts_ms + 1000, MODEL)
+    _cancelled_in_the_products_word(evs)
     assert later.state.stage_name == "reactivated"
     assert [(a.previous_stage, a.scores.stage) for a in later.alerts if a.kind == "stage_changed"] == [("churned", "reactivated")]
     # Reactivated lasts new_days after the return, then the usual rules apply again.

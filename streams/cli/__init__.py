@@ -16,7 +16,7 @@ import os
 import select
 import sys
 import zlib
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 from streams.errors import UserError
 from streams.settings import Settings, SettingsError
@@ -57,10 +57,36 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse prints the usage block before an error; we print the one line (``-h`` has the rest)."""
+    """argparse prints the usage block before an error; we print the one line (``-h`` has the rest).
+    An unknown option is named before a missing required one: argparse checks the required ones
+    first, so ``churnwatch digest --bogus`` answered "one of the arguments --owner --all-owners is
+    required" and said nothing of ``--bogus`` (QA19 F12)."""
+
+    _argv: Sequence[str] | None = None
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None) -> Any:  # type: ignore[override]
+        self._argv = list(sys.argv[1:] if args is None else args)  # what :meth:`error` looks through
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        unknown = self._unknown_options() if "required" in message else []
+        if unknown:
+            message = f"unrecognized arguments: {' '.join(unknown)}"
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _unknown_options(self) -> list[str]:
+        """The options of the last arguments parsed that this parser does not know, found by parsing
+        them again with nothing required."""
+        argv, groups = self._argv or [], self._mutually_exclusive_groups
+        required = [(a, a.required) for a in self._actions] + [(g, g.required) for g in groups]
+        for item, _ in required:
+            item.required = False
+        try:
+            _, extras = super().parse_known_args(argv, None)
+        finally:
+            for item, flag in required:
+                item.required = flag
+        return [e for e in extras if e.startswith("-") and e != "-"]
 
 
 _GLOBAL_OPTIONS_WITH_VALUE = ("--log-level", "--bootstrap-servers", "--redis-url")

@@ -63,7 +63,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     table = read_accounts(settings)
     owners = owners or sorted({f.get("owner") or "" for f in table.values()} - {""})
     if not owners:
-        raise UserError(f"no account in {settings.topic_accounts!r} has an owner")
+        raise UserError(f"no account in {settings.topic_accounts!r} has an owner: the digest lists owners' accounts; give "
+                        f"them owners with `churnwatch accounts import FILE.csv` (account_id,name,owner,...); a B2C product sends "
+                        f"account_id = the user id on every event and imports an owner per customer (README, \"Company accounts: "
+                        f"work from the owner's book\"), or reads the user list with `churnwatch top`")
     messages = []
     with open_reader(settings) as reader:
         now_ms = stream_time_ms(reader, settings)

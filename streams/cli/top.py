@@ -1,5 +1,5 @@
 """``churnwatch top``: today's ranked list within a budget, to save (reachable users by the savable
-part of their risk, shown as ``save``) or to win back (lapsed users by temperature, then spend),
+part of their risk, shown as ``save``) or to win back (lapsed users by temperature, then value: spend, active days, the latest leave),
 models.ranking. With
 ``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py); with
 ``--win-back`` the owner's accounts whose subscription is gone (churned, trials lost without
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "such as one who cancelled, is listed by --share only: --share 100%% is every lapsed user with an activity event; "
                         "one whose only event is a cancellation is in no list)")
     parser.add_argument("--by", choices=("chance", "mrr"), default="chance",
-                        help="with --win-back: chance (default), warmest first; mrr, the largest MRR a lapsed user's own "
+                        help="with --win-back: chance (default), warmest first, then spend, active days, the latest leave; mrr, the largest MRR a lapsed user's own "
                         "subscription lost first (every lapsed user, as --share 100%%, then cut to -n or --share), "
                         "never-paid trials after the lapsed payers")
     parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table); "

@@ -280,18 +280,30 @@ def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[
 
 
 def one_time_line(found: Mapping[str, Mapping[str, float]]) -> str:
-    """The tracked types train picked that users do once (streams.offline.train.one_time_types),
-    in one line: what they are, why they add little, and the two ways to leave them out that
-    exist (``[roles] ignore`` in ``--config``; ``tracked_types`` declared in a ``--base-model``).
+    """The one-time steps among the types train picked, and those next in line for a slot freed
+    by leaving them out (streams.offline.train.one_time_types), in one line: what they are, why
+    they add little, and the two ways to leave them out that exist (``[roles] ignore`` in
+    ``--config``; ``tracked_types`` declared in a ``--base-model``). All at once (QA19 F11: the
+    warning moved to the next one-time step each time it was followed).
 
     >>> print(one_time_line({"subscription_started": {"users": 642, "once": 1.0}}))
     one-time steps tracked: subscription_started (100% of its 642 users did it once): a step done once is no habit of use: its count tells when the user took that step, not how they use the product, and it takes a slot from a type used again and again; to leave it out, add it to --config's [roles] ignore (e.g. ignore = ["subscription_started"], with the names there already; it then counts nowhere, not even as a visit) or train --base-model with a model file whose tracked_types lists the types to track (README, "The product's vocabulary")
+    >>> print(one_time_line({"premium_subscribed": {"users": 830, "once": 1.0, "tracked": 1.0},
+    ...                      "premium_cancelled": {"users": 335, "once": 1.0, "tracked": 0.0}})[:194])
+    one-time steps tracked: premium_subscribed (100% of its 830 users did it once), and next in line for its slot: premium_cancelled (100% of its 335 users did it once): a step done once is no habit
     """
-    listed = ", ".join(f"{n} ({100 * v['once']:.0f}% of its {v['users']:,.0f} users did it once)" for n, v in found.items())
+    def listed(names: list[str]) -> str:
+        return ", ".join(f"{n} ({100 * found[n]['once']:.0f}% of its {found[n]['users']:,.0f} users did it once)" for n in names)
+
+    now = [n for n, v in found.items() if v.get("tracked", 1.0)]
+    later = [n for n in found if n not in now]
+    slot = "its slot" if len(now) == 1 else "their slots"
+    steps = listed(now) + (f", and next in line for {slot}: {listed(later)}" if later else "")
     quoted = ", ".join(f'"{n}"' for n in found)
-    return (f"one-time steps tracked: {listed}: a step done once is no habit of use: its count tells when the user took "
-            f"that step, not how they use the product, and it takes a slot from a type used again and again; to leave it out, "
-            f"add it to --config's [roles] ignore (e.g. ignore = [{quoted}], with the names there already; it then counts nowhere, not even as a visit) or train "
+    them = "it" if len(found) == 1 else "them"
+    return (f"one-time steps tracked: {steps}: a step done once is no habit of use: its count tells when the user took "
+            f"that step, not how they use the product, and it takes a slot from a type used again and again; to leave {them} out, "
+            f"add {them} to --config's [roles] ignore (e.g. ignore = [{quoted}], with the names there already; it then counts nowhere, not even as a visit) or train "
             f"--base-model with a model file whose tracked_types lists the types to track (README, \"The product's vocabulary\")")
 
 

@@ -358,7 +358,7 @@ def openapi() -> dict[str, Any]:
             "/api/v1/at-risk": {"get": {
                 "operationId": "listAtRisk",
                 "summary": ("Users with an open at-risk alert to save (reachable, by the savable part of the risk) or to win back "
-                            "(dormant or churned, warmest first, then by spend), paged by cursor; with "
+                            "(dormant or churned, warmest first, then by spend, active days and the latest leave, then user id), paged by cursor; with "
                             "an owner, that owner's accounts (AccountRow) ranked as `churnwatch top --owner`, paged and filtered alike"),
                 "parameters": [
                     _q("owner", _STR, "account owner from the accounts table (/api/v1/owners); 'all' (the default): users, not accounts"),

@@ -14,8 +14,9 @@ falls, the savable risk rises and later falls), so the rows are ranked by their 
 (``models.ranking.save_score``, ``win_back_key``: the order of ``churnwatch top``) within blocks
 of the index: a block is the next ``block_size_for(limit)`` entries in index order (runs of every
 bucket fetched by rank, O(log n) to reach any rank, and merged), scored live and sorted; a page
-walks through a block and on into the next. ``churnwatch top -n`` (``--win-back``) is the first
-page of the list. The cursor is the rank where the block starts in every bucket plus the rows of
+walks through a block and on into the next. A win-back block grows (:func:`_settled`) until no
+entry after it can outrank the rows the page shows, so the win-back order is total and the same at
+any page size (QA19 F10). ``churnwatch top -n`` (``--win-back``) is the first page of the list. The cursor is the rank where the block starts in every bucket plus the rows of
 the block already shown, so page 1,000 costs what page 1 costs. A row whose live stage no longer
 fits the list (the worker has not reviewed it yet) or that a filter excludes is skipped. The
 index moves while someone pages: a user whose rank changes between two pages can be shown twice
@@ -45,7 +46,7 @@ from redis.exceptions import NoScriptError
 
 from models.lifecycle import JUDGED, LAPSED
 from models.model import ChurnModel
-from models.ranking import save_score, win_back_key
+from models.ranking import save_score, win_back_score
 from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
@@ -265,7 +266,7 @@ def _decode_cursor(cursor: str, list_name: ListName, buckets: int) -> tuple[list
     ints = [*ranks, block_size, skip] if isinstance(ranks, list) else [None]
     # ranks far past any index (2**40 entries) are a tampered cursor: 2**63 - 1 overflowed the Lua's
     # first + count - 1 into a Redis error, a 500 (found in review)
-    if not all(type(r) is int and 0 <= r < _MAX_RANK for r in ints) or len(ranks) != buckets or not 1 <= block_size <= 2_050:
+    if not all(type(r) is int and 0 <= r < _MAX_RANK for r in ints) or len(ranks) != buckets or not 1 <= block_size <= _MAX_BLOCK:
         raise BadRequest("cursor does not match this store's buckets (was it made for another deployment?)")
     return ranks, block_size, skip
 
@@ -414,6 +415,9 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
         entries, ranks, end_ranks, done = await _block(store, list_name, ranks, block_size)
         states = [blob for blob, in await _load(store, [u for u, _ in entries], ("u",))]
         ranked = _rank(entries, states, now_ms, list_name, filters, model)
+        if list_name == "win_back" and not done and block_size < _MAX_BLOCK and not _settled(ranked, entries, skip + limit - len(rows)):
+            block_size = min(2 * block_size, _MAX_BLOCK)  # the same start, a longer block
+            continue
         take = ranked[skip: skip + limit - len(rows)]
         histories = await _load(store, [uid for _, uid, _, _ in take], ("hist",)) if take else []
         for (_, uid, state, a), (hist,) in zip(take, histories):
@@ -431,11 +435,34 @@ async def at_risk_page(store: Store, model: ChurnModel, now_ms: int, list_name: 
     return Page(list_name, owner, now_ms, rows, next_cursor)
 
 
+#: The longest block a page reads (entries of the index): 2,050 is a page of 500 rows; a win-back
+#: block grows past it, up to this, while users of stale higher index scores come first (:func:`_settled`).
+_MAX_BLOCK = 16_400
+
+
+def _settled(ranked: Sequence[tuple[tuple[float, ...], bytes, UserState, Assessment]], entries: Sequence[_Entry],
+             need: int) -> bool:
+    """Whether the first ``need`` rows of a block ranked live (all of them if fewer) are final:
+    no entry of the index after the block can rank before them. The win-back list only (the save
+    list's live order is the block's, as before): a lapsed user's live score
+    (models.ranking.win_back_score) is at most their index score, so an entry after the block
+    ranks below its last one, (score, user id) as the index orders them, and a row ranked live
+    above that is final (the rows are in that order, so the last one needed decides). Why (QA19 F10): never-funded signups reviewed when their temperature
+    still read 1 stood in the index above salaried customers who left later (0 both, live), so a
+    block of ``-n 20`` held only signups and ``-n 200`` the customers: pages depended on ``-n``."""
+    if not ranked or not entries:
+        return True
+    last_uid, last_score = entries[-1]
+    key, uid, _, _ = ranked[min(need, len(ranked)) - 1]
+    return (-key[0], uid) > (last_score, last_uid)
+
+
 def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int, list_name: ListName,
           filters: Filters, model: ChurnModel) -> list[tuple[tuple[float, ...], bytes, UserState, Assessment]]:
     """A block's users that fit the list and the filters, by live score (then user id): the save
     list by the savable part of the risk (models.ranking.save_score), the win-back list by
-    temperature, then spend (models.ranking.win_back_key), as ``churnwatch top`` ranks them.
+    temperature, then value (models.ranking.win_back_key: spend, active days, latest leave; equal
+    keys by user id from the last, the index's order), as ``churnwatch top`` ranks them.
 
     Ranked on the cheap assessment (risk, stage); the full scores are made only for the rows
     shown, or for every candidate when a filter needs the segment or the action.
@@ -451,9 +478,13 @@ def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int
             continue
         if full and not filters.accepts(scores_from(state, a, model)):
             continue
-        key = (save_score(a),) if list_name == "save" else win_back_key(a, state, model)
-        ranked.append((tuple(-k for k in key), uid, state, a))
-    ranked.sort(key=lambda r: (r[0], r[1]))
+        key = save_score(a) if list_name == "save" else win_back_score(a, state, model)
+        ranked.append(((-key,), uid, state, a))
+    if list_name == "win_back":  # equal keys as the index holds them: the user id from the last (models.ranking.win_back_key)
+        ranked.sort(key=lambda r: r[1], reverse=True)
+        ranked.sort(key=lambda r: r[0])
+    else:
+        ranked.sort(key=lambda r: (r[0], r[1]))
     return ranked
 
 

@@ -715,6 +715,11 @@ def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAU
     name (the codec refuses one; a model tracking "" could not be loaded)."""
     if base.tracked_types:
         return tuple(base.tracked_types)
+    return tuple(_ranked_types(events, base)[:n_types])
+
+
+def _ranked_types(events: Sequence[Event], base: ChurnModel) -> list[str]:
+    """Every name :func:`choose_types` may pick, in its order (the first ``n_types`` are picked)."""
     vocabulary = Vocabulary((), {k: tuple(v) for k, v in base.roles.items()})
     users: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
@@ -723,8 +728,7 @@ def choose_types(events: Sequence[Event], base: ChurnModel, n_types: int = DEFAU
             continue
         users.setdefault(ev.type, set()).add(ev.user_id)
         counts[ev.type] = counts.get(ev.type, 0) + 1
-    ranked = sorted(users, key=lambda name: (-len(users[name]), -counts[name], name))
-    return tuple(ranked[:n_types])
+    return sorted(users, key=lambda name: (-len(users[name]), -counts[name], name))
 
 
 #: A tracked type of which at least this share of its users did it once is a one-time step
@@ -733,21 +737,29 @@ ONE_TIME_SHARE: Final[float] = 0.9
 ONE_TIME_MIN_USERS: Final[int] = 20
 
 
-def one_time_types(events: Sequence[Event], model: ChurnModel) -> dict[str, dict[str, float]]:
+def one_time_types(events: Sequence[Event], model: ChurnModel, n_types: int | None = None) -> dict[str, dict[str, float]]:
     """The tracked types without a role that are one-time lifecycle steps (``subscription_started``,
     ``signup``, ``account_created``): at least :data:`ONE_TIME_SHARE` of the users who did the type
     did it once, among :data:`ONE_TIME_MIN_USERS` or more. Why train says so: a type done once is
     no rhythm of use; its 4-week count is 1 in the month after the step and 0 otherwise, so its
     per-type features say when the user took the step (a start: tenure again, already a
     feature), not how they use the product, and its slot is taken from a type used over and over. Purchases and negative feedback (a role) are read by their role: left out.
-    {name: {"users": users who did it, "once": the share of them who did it once}}.
+    {name: {"users": users who did it, "once": the share of them who did it once, "tracked": 1.0
+    if the model tracks it, else 0.0}}.
+
+    ``n_types``: train picked the tracked types (:func:`choose_types`' first ``n_types``); then
+    also the one-time steps that would take a freed slot: every one ranked before the
+    ``n_types``-th type that is not one. Why (QA19 F11): a bank ignored ``premium_subscribed`` as
+    the warning advised, and the next train tracked ``premium_cancelled`` and warned again; named
+    at once, they are left out in one go.
 
     >>> evs = [Event(f"u{i}", 1, "signup", f"s{i}") for i in range(20)] + [Event("u0", 2, "post", f"p{j}") for j in range(3)]
     >>> one_time_types(evs, ChurnModel(tracked_types=["signup", "post"]))
-    {'signup': {'users': 20, 'once': 1.0}}
+    {'signup': {'users': 20, 'once': 1.0, 'tracked': 1.0}}
     """
     role_of = {name for names in model.roles.values() for name in names}
-    plain = set(model.tracked_types) - role_of
+    candidates = list(model.tracked_types) if n_types is None else _ranked_types(events, model)
+    plain = set(candidates) - role_of
     done: dict[tuple[str, str], int] = {}
     for ev in events:
         if ev.type in plain:
@@ -757,8 +769,17 @@ def one_time_types(events: Sequence[Event], model: ChurnModel) -> dict[str, dict
     for (name, _), n in done.items():
         users[name] = users.get(name, 0) + 1
         once[name] = once.get(name, 0) + (n == 1)
-    return {name: {"users": users[name], "once": round(once[name] / users[name], 4)} for name in model.tracked_types
-            if users.get(name, 0) >= ONE_TIME_MIN_USERS and once[name] >= ONE_TIME_SHARE * users[name]}
+    tracked = set(model.tracked_types)
+    out: dict[str, dict[str, float]] = {}
+    kept = 0  # types picked that are not one-time steps: the slots left once those are ignored
+    for name in candidates:
+        if n_types is not None and kept >= n_types:
+            break
+        if users.get(name, 0) >= ONE_TIME_MIN_USERS and once[name] >= ONE_TIME_SHARE * users[name]:
+            out[name] = {"users": users[name], "once": round(once[name] / users[name], 4), "tracked": float(name in tracked)}
+        else:
+            kept += 1
+    return out
 
 
 def default_risks(per_user: Mapping[str, Sequence[Event]], users: set[str], dates: Sequence[int], default: ChurnModel) -> dict[tuple[str, int], float]:
@@ -1157,7 +1178,7 @@ def train(
         population = {k: v for k, v in base.population.items() if k != KINDS_KEY}
         chosen = not base.tracked_types  # train picks them (a base model's own are declared by hand)
         base = base.with_(tracked_types=choose_types(events, base, n_types), risk_weights={}, risk_means={}, population=population)
-        one_time = one_time_types(events, base) if chosen else {}
+        one_time = one_time_types(events, base, n_types) if chosen else {}
         t0 = time.monotonic()
         finals = end_states(per_user, data_end, base)
         population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
