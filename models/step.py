@@ -404,12 +404,14 @@ def queue_alerts(uid: str, group: int, alerts: list[Alert], expire: bool, partit
     for alert in alerts:
         d = alert.to_dict()
         kind = alert.kind
-        if not expire and (kind in logged_kinds or (kind == "stage_changed" and alert.scores.stage in logged_stages)):
+        scores = alert.scores
+        if not expire and (kind in logged_kinds or (kind == "stage_changed" and scores.stage in logged_stages)):
             risk = d["risk"]
-            reasons = alert.scores.reasons
+            # The reasons as the tuple they are: a JSON array like the list was (a tuple's slice of
+            # at most 3 is the tuple itself), without a list made and freed per entry.
             entries.append((group, uid, alert.alert_id, dumps(
-                [alert.alert_id, kind, alert.event_time_ms, alert.scores.stage, risk if risk else 0.0,
-                 list(reasons[:_ENTRY_REASONS])])))
+                (alert.alert_id, kind, alert.event_time_ms, scores.stage, risk if risk else 0.0,
+                 scores.reasons[:_ENTRY_REASONS]))))
         if alert.event_time_ms < alerts_from_ms:
             wk = (partition, kind)
             withheld[wk] = withheld.get(wk, 0) + 1
