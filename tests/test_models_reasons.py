@@ -227,13 +227,16 @@ def _weighs_as_it_reads(key: str, model: ChurnModel) -> bool:
     """Whether ``model`` weighs the fact of reason ``key`` (a per-type feature, "share:dislike",
     by its name) the way its words read: more of what reads worse, more risk. A per-type fact
     reads worse with fewer events of a type of use and with more of a type more of which reads
-    worse (:func:`more_reads_worse`: more posts is good news, more unfriends or skips is not). True
+    worse (:func:`more_reads_worse`: more posts is good news, more unfriends or skips is not), but
+    the lifetime volume of a type outside the ``negative`` role only as fewer (QA19 F3). True
     for a key with a reading of its own line only (silence, decline, ...)."""
     if key.startswith(SLOT_PREFIXES):
         prefix, name = key.split(":", 1)
         if prefix == "inactive" and model.risk_weights.get(key, 0.0) < 0.0:  # grows with silence: never told (free signs)
             return False
         worse, feature = (prefix == "inactive") != more_reads_worse(name, model), key
+        if prefix == "lifetime" and worse and name not in model.compiled.vocabulary.roles.get("negative", ()):
+            return False  # QA19 F3: a volume of use above typical is no reason for risk, whatever the weights
         mean = model.risk_means.get(key)
         if prefix != "share" and not more_reads_worse(name, model) and mean is not None \
                 and math.expm1(-mean if prefix == "inactive" else mean) < 0.5:

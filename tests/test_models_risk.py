@@ -65,6 +65,21 @@ def test_nonnegative_weights_stay_at_zero_when_the_data_pulls_them_below() -> No
     assert min(seen) == 0.0 and max(seen[-1000:]) < 0.1 and online.n == 5000
 
 
+def test_nonpositive_weights_and_caps_hold_in_the_fit_and_online() -> None:
+    """``nonpositive`` keeps a weight <= 0 and ``caps`` within [-c, c], batch and online (QA19 F3:
+    active days, a type's share)."""
+    rng = np.random.default_rng(19)
+    X, y = _logistic_data(rng, np.array([1.0, 3.0]), 0.0, 20_000)
+    model = LogisticRisk(features=("use", "share"), nonnegative=(), nonpositive=("use",), caps={"share": 1.5}).fit(X, y)
+    assert model.weights["use"] == 0.0 and model.weights["share"] == pytest.approx(1.5)
+    online = LogisticRisk(features=("use", "share"), nonnegative=(), nonpositive=("use",), caps={"share": 1.5}, lr=0.05)
+    for row, label in zip(X[:3000], y[:3000]):
+        online.learn_one({"use": row[0], "share": row[1]}, label)
+        assert online.weights["use"] <= 0.0 and abs(online.weights["share"]) <= 1.5
+    with pytest.raises(ValueError):
+        LogisticRisk(features=("use",), nonnegative=("use",), nonpositive=("use",))
+
+
 def test_learn_one_approaches_the_batch_fit() -> None:
     rng = np.random.default_rng(10)
     X, y = _logistic_data(rng, np.array([1.0, -0.5]), -0.5, 30_000)

@@ -84,7 +84,8 @@ from models.events import EVENT_ORDER, Event
 from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
 from models.rfm import POPULATION_KEYS as RFM_KEYS, fit_population as rfm_population
-from models.risk import FEATURES, FREE_SIGNS, SLOT_PREFIXES, LogisticRisk, exit_open, grows_with_time, moves_with_silence
+from models.risk import (FALLS_WITH_USE, FEATURES, FREE_SIGNS, SHARE_CAP, SLOT_PREFIXES, LogisticRisk, exit_open,
+                         grows_with_time, moves_with_silence)
 from models.scoring import assess, risk_at
 from models.vocabulary import CANCEL, DEFAULT_SLOTS, GRIEVANCE_ROLE, IGNORE, SUBSCRIPTION, Vocabulary
 from models.state import DAY_S, DECAY_DAYS, UserState
@@ -838,18 +839,30 @@ def _bounded(names: Sequence[str], signs: str = "bounded") -> list[str]:
     return [] if signs == FREE_SIGNS else [f for f in names if moves_with_silence(f)]
 
 
+def _bounds(names: Sequence[str], signs: str = "bounded") -> dict[str, Any]:
+    """models.risk.LogisticRisk's bounds of a fit (keyword arguments): >= 0 for the features that
+    grow with silence (:func:`_bounded`); under "bounded" signs also <= 0 for active days
+    (models.risk.FALLS_WITH_USE) and every ``share:`` within +-models.risk.SHARE_CAP.
+    docs/SCORES.md, "The sign bounds of use"."""
+    nonneg = _bounded(names, signs)
+    if signs == FREE_SIGNS:
+        return {"nonnegative": nonneg}
+    return {"nonnegative": nonneg, "nonpositive": [f for f in names if f in FALLS_WITH_USE],
+            "caps": {f: SHARE_CAP for f in names if f.startswith(SLOT_PREFIXES[1])}}
+
+
 def _cv_predictions(names: Sequence[str], X: np.ndarray, y: np.ndarray, folds: np.ndarray,
                     prior: Mapping[str, float] | None, l2: float, l2_by_feature: Mapping[str, float] | None = None,
                     signs: str = "bounded", held: Mapping[str, float] | None = None) -> np.ndarray | None:
     """Out-of-fold probability of every row under one penalty (NaN for rows of a fold that could
     not be fitted; None when no fold could)."""
-    nonneg = _bounded(names, signs)
+    bounds = _bounds(names, signs)
     out = np.full(y.shape, np.nan)
     for k in range(_CV_FOLDS):
         test, fit = folds == k, folds != k
         if not test.any() or not 0 < y[fit].sum() < fit.sum():
             continue
-        model = LogisticRisk(names, l2=l2, nonnegative=nonneg).fit(X[fit], y[fit], prior=prior, l2_by_feature=l2_by_feature,
+        model = LogisticRisk(names, l2=l2, **bounds).fit(X[fit], y[fit], prior=prior, l2_by_feature=l2_by_feature,
                                                                     held=held)
         out[test] = np.clip(model.predict_proba(X[test]), 1e-12, 1 - 1e-12)
     return None if np.isnan(out).all() else out
@@ -922,7 +935,8 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     (docs/SCORES.md "Choosing the penalty by AUC"). Both tables are reported either way.
     Cost: (len(grid)^2 + len(grid)) x 5 small L-BFGS fits (and with "auc" up to as many
     200-resample bootstraps). ``one_se=False``: the best itself, no one-standard-error rule
-    (measured with "auc" only, docs/SCORES.md). ``signs``: the fits' sign bounds (:data:`SIGNS`).
+    (measured with "auc" only, docs/SCORES.md). ``signs``: the fits' sign bounds (:data:`SIGNS`,
+    :func:`_bounds`).
     ``held``: features every fit keeps at the given weights (:func:`held_growing`)."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
@@ -1229,7 +1243,7 @@ def train(
                               centres=CENTRES if prior is not None else ("zero",), signs=signs, held=held)
     else:  # given: one penalty, towards the default (or 0 without from_default)
         choice = PriorChoice("default" if prior is not None else "zero", l2, l2, {})
-    fitter = LogisticRisk(names, l2=choice.l2, nonnegative=_bounded(names, signs)).fit(
+    fitter = LogisticRisk(names, l2=choice.l2, **_bounds(names, signs)).fit(
         X[fit_rows], y[fit_rows], prior=choice.prior(prior or {}), l2_by_feature=choice.by_feature(names), held=held)
     logger.info("penalty chosen and weights fitted on %s rows in %.1f s", int(fit_rows.sum()), time.monotonic() - t0)
     means = {name: round(float(v), 6) for name, v in zip(names, X[fit_rows].mean(axis=0))}
