@@ -136,7 +136,8 @@ def test_backtest_refuses_a_config_that_renames_otherwise_than_the_model(tmp_pat
     assert main([*argv, "--config", str(other)]) == 2
     assert "carries its own renames (checkout_completed -> purchase)" in _one_line(capsys.readouterr().err)
     assert main([*argv, "--config", str(roles)]) == 2
-    assert "a model's roles are fixed when it is trained" in _one_line(capsys.readouterr().err)
+    refused = _one_line(capsys.readouterr().err)
+    assert "a model's roles are fixed in its file" in refused and f"--config {roles} --no-fit --out m.json" in refused
     carried = row(["--model", str(model)])
     assert carried == row(["--model", str(model), "--config", str(same)]), "a config that repeats the model's renames"
     assert carried == row(["--config", str(same)]), "the model's renames apply without --config, as the default's with it"

@@ -14,12 +14,12 @@ from streams.cli.argtypes import check_output_file, cli_duration_ms, parse_as_of
 from streams.errors import UserError
 from streams.offline.history import first_day_users, late_start_warning, read_events_csv, read_labels_csv
 from streams.offline.replay import VocabularyConfig, load_config
-from streams.offline.train import DEPENDS, SIGNS, train
+from streams.offline.train import DEPENDS, SIGNS, train, vocabulary_model
 from streams.timefmt import DAY_MS, format_day_or_time
 from streams.worker.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "run", "unmatched_role_lines", "verdict_line", "with_retention",
+__all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "run", "unmatched_role_lines", "verdict_line", "vocabulary_report", "with_retention",
            "with_vocabulary"]
 
 
@@ -76,8 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bounded (default): weights of the features that grow with silence kept >= 0, so risk never "
                              "falls in silence; free: either sign, said in the model file (docs/SCORES.md, \"The sign bounds\")")
     parser.add_argument("--notes", default="", help="free text stored in the model file (where the data came from)")
-    parser.add_argument("--version-prefix", dest="version_prefix", default="trained",
-                        help="the model version is <prefix>-<content hash> (default: trained)")
+    parser.add_argument("--version-prefix", dest="version_prefix", default=None,
+                        help="the model version is <prefix>-<content hash> (default: trained; with --no-fit, unfitted)")
+    parser.add_argument("--no-fit", dest="no_fit", action="store_true",
+                        help="fit nothing: the base model (the shipped default) with --config's renames and roles, the "
+                             "tracked types picked from the history and the product's levels (typical intervals, RFM "
+                             "edges, kinds of activity); risk weights, intercept and alert line stay the base's. For a "
+                             "product without labels or with too little history to train on (README, \"The product's vocabulary\")")
     parser.add_argument("--alert-share", dest="alert_share", type=float, default=0.1,
                         help="set risk_enter/risk_exit so about this share of the users an at-risk alert could go to (reachable, "
                              "a day old, not already gone) is flagged in a month (30 days of weekly rows; default 0.1; 0 keeps "
@@ -478,8 +483,51 @@ def _dash(x: object) -> str:
     return "-" if x is None else str(x)
 
 
+#: The options only a fit reads (``--no-fit`` refuses them): dest -> the option.
+_FIT_OPTIONS: Final[dict[str, str]] = {"labels": "--labels", "churn_after": "--churn-after", "horizon": "--horizon",
+                                       "as_of": "--as-of", "l2": "--l2"}
+
+
+def run_unfitted(args: argparse.Namespace, settings: Settings) -> int:
+    """``train --no-fit`` (streams.offline.train.vocabulary_model): the base model told the
+    product's vocabulary, no number fitted; the vocabulary lines as train prints them."""
+    given = [flag for dest, flag in _FIT_OPTIONS.items() if getattr(args, dest) is not None]
+    if given:
+        raise UserError(f"--no-fit fits nothing, so {given[0]} has nothing to act on: leave {given[0]} out to keep the "
+                        f"base model's weights, or --no-fit out to fit them on your history")
+    base = with_retention(base_model(args, settings), cli_duration_ms(args.retention, "--retention") if args.retention else None)
+    events = read_history(args, settings, base.type_map)
+    model, report = vocabulary_model(events, base=base, n_types=args.types, notes=args.notes,
+                                     version_prefix=args.version_prefix or "unfitted")
+    model.save(args.out)
+    print(f"wrote {model.version} from {report['events']:,} events of {report['users']:,} users: no weight fitted, the risk "
+          f"weights, intercept and alert line (risk_enter {model.risk_enter:g}, risk_exit {model.risk_exit:g}) are "
+          f"{'--base-model ' + args.base_model if args.base_model else 'the shipped default'}'s; from the history: the tracked "
+          f"types and {', '.join(report['levels']) or 'no population level (too few users)'}")
+    vocabulary_report(model, events, report)
+    print(f"model -> {args.out}")
+    return 0
+
+
+def vocabulary_report(model: ChurnModel, events: Sequence[Event], report: Mapping[str, Any]) -> None:
+    """Print what the model makes of the history's names: the tracked types, the roles and their
+    counts, a role no event matched, one-time steps tracked and purchases that are a payment stream."""
+    counts: dict[str, int] = {}
+    for ev in events:
+        counts[ev.type] = counts.get(ev.type, 0) + 1
+    for line in vocabulary_lines(model, counts) + unmatched_role_lines(report.get("roles_matched", {}), model):
+        print(line)
+    if report.get("one_time_types"):
+        print(f"WARNING: {one_time_line(report['one_time_types'])}")
+    stream = payment_stream_line(model, counts)
+    if stream:
+        print(stream)
+
+
 def run(args: argparse.Namespace, settings: "Settings") -> int:
     check_output_file("--out", args.out)  # before the work, not after it
+    if args.no_fit:
+        return run_unfitted(args, settings)
     horizon = cli_duration_ms(args.horizon, "--horizon") if args.horizon else None  # the arguments too
     churn_after = cli_duration_ms(args.churn_after, "--churn-after") if args.churn_after else None
     retention = cli_duration_ms(args.retention, "--retention") if args.retention else None
@@ -490,7 +538,7 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     t0 = time.monotonic()
     model, report = train(events, base=base, horizon_ms=horizon, labels_ms=labels, churn_after_ms=churn_after,
                           as_of_ms=as_of, holdout=args.holdout, l2=args.l2, notes=args.notes,
-                          alert_share=args.alert_share or None, version_prefix=args.version_prefix, n_types=args.types,
+                          alert_share=args.alert_share or None, version_prefix=args.version_prefix or "trained", n_types=args.types,
                           signs=args.signs)
     model.save(args.out)
     held = report["holdout"]
@@ -505,16 +553,7 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
         held = [n for n in report["held_growing"] if ":" not in n] + (["the lifetime volumes"] if any(":" in n for n in report["held_growing"]) else [])
         print(f"  so {', '.join(held)} were not fitted: they keep the default's weights (in such a history they count "
               f"from its first day and measure the date, not the user)")
-    counts: dict[str, int] = {}
-    for ev in events:
-        counts[ev.type] = counts.get(ev.type, 0) + 1
-    for line in vocabulary_lines(model, counts) + unmatched_role_lines(report.get("roles_matched", {}), model):
-        print(line)
-    if report.get("one_time_types"):
-        print(f"WARNING: {one_time_line(report['one_time_types'])}")
-    stream = payment_stream_line(model, counts)
-    if stream:
-        print(stream)
+    vocabulary_report(model, events, report)
     for line in unconverged_lines(report.get("fits", {})):
         print(line)
     if report.get("snapshots_exit_closed"):

@@ -155,8 +155,10 @@ def with_config(model: ChurnModel, config: VocabularyConfig | None, what: str) -
     if differ:
         role = differ[0]
         raise ValueError(f"--config {config.path} declares roles.{role} = {config.roles[role]}, but {what} has "
-                         f"{list(model.roles.get(role, ()))}: a model's roles are fixed when it is trained (train --config "
-                         f"writes them into the model): leave [roles] out or train a model with them")
+                         f"{list(model.roles.get(role, ()))}: a model's roles are fixed in its file (train --config "
+                         f"writes them into the model): leave [roles] out, or write a model file with them: churnwatch "
+                         f"train --events FILE --config {config.path} --no-fit --out m.json keeps the default's weights "
+                         f"(no labels needed), without --no-fit fits them on your history")
     if config.event_types and not model.event_types:
         return model.with_(event_types=config.event_types)
     return model

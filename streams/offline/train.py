@@ -96,7 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover
     pass
 
 __all__ = ["Snapshots", "alert_line", "alert_report", "build_snapshots", "churn_times", "date_halves", "default_as_of", "judged_dates",
-           "reliability", "train", "verdict_over_dates"]
+           "population_levels", "reliability", "train", "verdict_over_dates", "vocabulary_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -366,13 +366,12 @@ def _grouped(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray,
 
 
 def fit_population(states: Mapping[str, UserState], end_s: int, base: ChurnModel) -> tuple[dict[str, Any], dict[str, float] | None, dict[str, Any]]:
-    """(population, purchase BG/NBD params or None, fit report) from end-of-history states."""
+    """(population, purchase BG/NBD params or None, fit report) from end-of-history states:
+    the product's levels (:func:`population_levels`) and the visit and purchase fits."""
     population: dict[str, Any] = {k: v for k, v in base.population.items()}
     report: dict[str, Any] = {}
     users = [st for st in states.values() if st.n_events > 0]
-    gaps = [(st.last_seen_s - st.first_seen_s) / DAY_S / (st.active_days - 1) for st in users if st.active_days >= 3]
-    if len(gaps) >= _MIN_FIT_USERS:
-        population["visit_gap_days"] = round(float(np.median(gaps)), 4)
+    population.update(population_levels(users, end_s, base))
     x = np.array([st.active_days - 1 if st.active_days > 1 else 0 for st in users], dtype=np.float64)
     t_x = np.array([(st.last_seen_s - st.first_seen_s) / DAY_S for st in users], dtype=np.float64)
     T = np.array([max(end_s - st.first_seen_s, st.last_seen_s - st.first_seen_s) / DAY_S for st in users], dtype=np.float64)
@@ -383,10 +382,7 @@ def fit_population(states: Mapping[str, UserState], end_s: int, base: ChurnModel
 
     summaries = [s for s in (bgnbd.summary_from_state(st, end_s) for st in users) if s is not None]
     purchase_params: dict[str, float] | None = None
-    repeat = [s for s in summaries if s.x > 0]
-    if repeat:
-        population["purchase_gap_days"] = round(float(np.median([s.t_x / s.x for s in repeat])), 4)
-    if len(repeat) >= _MIN_FIT_USERS:
+    if sum(1 for s in summaries if s.x > 0) >= _MIN_FIT_USERS:
         px = np.array([s.x for s in summaries], dtype=np.float64)
         ptx = np.array([s.t_x for s in summaries], dtype=np.float64)
         pT = np.array([s.T for s in summaries], dtype=np.float64)
@@ -394,9 +390,55 @@ def fit_population(states: Mapping[str, UserState], end_s: int, base: ChurnModel
         res_p = bgnbd.fit(gx, gtx, gT, weights=w)
         purchase_params = {k: _sig(v) for k, v in res_p.params.to_dict().items()}
         report["purchase_bgnbd"] = {"users": len(summaries), "log_likelihood": round(res_p.log_likelihood, 3), "converged": res_p.converged}
-    population.update(rfm_population(users, end_s))
-    population[KINDS_KEY] = product_kinds_used(users, base)
     return population, purchase_params, report
+
+
+#: The population keys :func:`population_levels` writes: counts and quantiles of the history, no fit.
+LEVEL_KEYS: Final[tuple[str, ...]] = ("visit_gap_days", "purchase_gap_days", *RFM_KEYS, KINDS_KEY)
+
+
+def population_levels(users: Sequence[UserState], end_s: int, base: ChurnModel) -> dict[str, Any]:
+    """The product's own levels (:data:`LEVEL_KEYS`) from end-of-history states with events: the
+    median interval between active days (with 20+ users of 3+ active days) and between purchase
+    days (repeat buyers), the RFM quintile edges and the kinds of activity breadth counts against.
+    Medians, quantiles and counts, nothing fitted: ``train --no-fit`` writes them beside the
+    default's weights (:func:`vocabulary_model`)."""
+    levels: dict[str, Any] = {}
+    gaps = [(st.last_seen_s - st.first_seen_s) / DAY_S / (st.active_days - 1) for st in users if st.active_days >= 3]
+    if len(gaps) >= _MIN_FIT_USERS:
+        levels["visit_gap_days"] = round(float(np.median(gaps)), 4)
+    repeat = [s for s in (bgnbd.summary_from_state(st, end_s) for st in users) if s is not None and s.x > 0]
+    if repeat:
+        levels["purchase_gap_days"] = round(float(np.median([s.t_x / s.x for s in repeat])), 4)
+    levels.update(rfm_population(users, end_s))
+    levels[KINDS_KEY] = product_kinds_used(users, base)
+    return levels
+
+
+def vocabulary_model(events: Sequence[Event], *, base: ChurnModel | None = None, n_types: int = DEFAULT_SLOTS,
+                     notes: str = "", version_prefix: str = "unfitted") -> tuple[ChurnModel, dict[str, Any]]:
+    """``base`` (the shipped default when None) told the product's vocabulary, with no fitted
+    number (``churnwatch train --no-fit``, QA19 F9: a bank without labels could not make the default
+    read ``account_closed`` as a cancellation): its renames and roles as given, the tracked types
+    :func:`train` would pick (or the base's own), and the product's levels from the history
+    (:func:`population_levels`); risk weights, intercept, means, alert line, horizon, P(alive)
+    calibration and the visit and purchase fits stay the base's. Returns it and a short report."""
+    base = base if base is not None else ChurnModel()
+    if not events:
+        raise ValueError("no events to read the vocabulary from")
+    chosen = not base.tracked_types
+    model = base.with_(tracked_types=choose_types(events, base, n_types))
+    per_user = _by_user(events)
+    data_end = max(ev.ts_ms for ev in events)
+    users = [st for st in end_states(per_user, data_end, model).values() if st.n_events > 0]
+    levels = population_levels(users, data_end // 1000, model)
+    report: dict[str, Any] = {"events": len(events), "users": count_users(per_user, model), "fitted": False,
+                              "levels": sorted(levels), "roles_matched": roles_matched(events, model),
+                              "one_time_types": one_time_types(events, model, n_types) if chosen else {}}
+    if base.training.get("signs") == FREE_SIGNS:  # the base's weights keep the bounds they were fitted under
+        report["signs"] = FREE_SIGNS
+    model = model.with_(population={**base.population, **levels}, notes=notes, training=report)
+    return model.with_(version=content_version(model, version_prefix)), report
 
 
 def current_rfm_edges(base: ChurnModel, per_user: Mapping[str, Sequence[Event]], end_ms: int) -> dict[str, Any]:
