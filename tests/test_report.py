@@ -15,7 +15,7 @@ import pytest
 
 from models.lifecycle import JUDGED
 from models.model import load_model
-from models.ranking import save_score
+from models.ranking import save_score, win_back_key
 from models.scoring import assess, score
 from models.state import STAGES, UserState
 from streams.cli import main
@@ -100,7 +100,7 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
     # top: open at-risk users still reachable (an open alert stays open while a user lapses) by
     # the savable part of their risk now (models.ranking.save_score), computed from the raw
     # states; with --share the budgeted daily list of every reachable user; --win-back the
-    # lapsed users by temperature, then revenue
+    # lapsed users by temperature in whole points, then value, equal keys the last id first (win_back_key)
     opened, save, lapsed = [], [], []
     for user, st in states.items():
         s = score(st, max(now_ms, st.last_seen_s * 1000) // 1000, model)
@@ -110,11 +110,12 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
             opened.append((-savable, user))
         if s.stage in JUDGED:  # the save list's stages: not "reactivated" (QA16 F3)
             save.append((-savable, user))
-        elif not reachable:  # by the temperature as shown, then spend (QA17 F12)
-            lapsed.append(((-round(s.temperature), -st.revenue), user))
+        elif not reachable:  # by the temperature as shown, then value (QA17 F12, QA19 F10)
+            t = max(now_ms, st.last_seen_s * 1000) // 1000
+            lapsed.append((win_back_key(assess(st, t, model), st, model), user))
     opened.sort()
     save.sort()
-    lapsed.sort()
+    lapsed.sort(reverse=True)
     assert main(["top", "-n", "5", "--json"]) == 0
     top = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [t["user_id"] for t in top] == [u for _, u in opened[:5]]
