@@ -30,6 +30,7 @@ other batches. Pure: records and times in, indexes out.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Final, Mapping, Sequence
 
 import orjson
@@ -46,6 +47,9 @@ __all__ = ["event_ms", "first_event_ms", "align_limit", "cut_index"]
 #: The decoder's reading of a ``ts`` (models.intake.EventReader.timestamp_ms, the codec's parser):
 #: the time a record is aligned by is the time the decoder will give its event.
 _TIMESTAMP_MS: Final = EventReader(MIN_EVENT_MS, 0, TypeMap({}), parse_ts_ms, derived_event_id).timestamp_ms
+
+
+_HEADERS: Final = attrgetter("headers")
 
 
 def event_ms(rec: Any) -> int | None:
@@ -75,8 +79,19 @@ def _not_an_event(rec: Any) -> bool:
     return bool(headers) and any(name in NOT_FOR_THE_CLOCK for name, _ in headers)
 
 
-def _events(records: Sequence[Any]) -> list[int]:
-    """Indexes of the records that may be events (not copies nor heartbeats), in order."""
+def _events(records: Sequence[Any]) -> Sequence[int]:
+    """Indexes of the records that may be events (not copies nor heartbeats), in order.
+
+    Every index when no record carries headers (a partition of users' events: the common case),
+    found by one pass in C: a Python test of every record of every partition each cycle cost
+    ~0.4 us a record (measured on 5 December 2026, ~4% of a worker's CPU an event) where the
+    bisection itself reads ~log2(n) records."""
+    try:
+        headed = any(map(_HEADERS, records))
+    except AttributeError:  # a record type without headers: tested one by one
+        headed = True
+    if not headed:
+        return range(len(records))
     return [j for j, rec in enumerate(records) if not _not_an_event(rec)]
 
 
@@ -95,8 +110,8 @@ def first_event_ms(records: Sequence[Any]) -> int | None:
     Until 5 December 2026 only the first 256 records were looked at (AHEAD_WALK), and
     :func:`cut_index` gave up the same way: see there.
     """
-    for j in _events(records):
-        t = event_ms(records[j])
+    for rec in records:  # event_ms: None for a copy or heartbeat (by its headers, no parse)
+        t = event_ms(rec)
         if t is not None:
             return t
     return None
