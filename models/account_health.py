@@ -76,7 +76,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
 - action: the heaviest reason's, at any risk (an account below the at-risk line with a reason
   still has something to do: a downgrade alone, 0.35, says "review how the plan fits their
   use"); "none" only when no reason stands. An ``account_recovered`` alert says "none": its
-  reasons say why the account is better (streams/worker/account_alerts.py).
+  reasons say why the account is better (streams/worker/account_alerts.py). A churned user's own
+  account (B2C, a plan on top of the use) says "win back the plan" while its use is not seen, or
+  "keep the customer, win back the plan" while its one user is not gone (:func:`_churn_action`, QA19 F7).
 
 Whole days are said as the users' reasons say them (``models.reasons``: "1 day ago", "today").
 
@@ -127,8 +129,11 @@ _RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_
     "re-engage the silent users", "fix the payment with the billing contact", "review how the plan fits their use",
     "book a renewal call", "help them convert before the trial ends", "help them convert now that the trial has ended",
     "win back", "ask why their use is falling")
+#: The churn of a user's own account (B2C: its plan on top of its use, QA19 F7): the plan is lost, the
+#: customer maybe not (:func:`_churn_action`)
+_WIN_BACK_PLAN, _KEEP_WIN_PLAN = "win back the plan", "keep the customer, win back the plan"
 ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
-                                           _WIN_BACK, _FALLING_USE, "none")
+                                           _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _FALLING_USE, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
 _SILENT_S: Final[int] = 14 * DAY_S
@@ -1153,7 +1158,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if churned:
         named = _named(view.plans) if free else ""  # type: ignore[union-attr]
         gone = _free_plan_text(named) if free else "subscription cancelled"
-        reasons.insert(0, (1.0, gone, _WIN_BACK))
+        reasons.insert(0, (1.0, gone, _churn_action(own, blind, sole is not None and not lapsed)))
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0  # the risk's silent share
@@ -1171,15 +1176,39 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
                          0 if sole else sum(1 for m in users if now_s - m.last_seen_s >= _SILENT_S) - len(silent))
 
 
-def own_account(account: str, view: AccountView | None) -> bool:
+def own_account(account: str, view: AccountView | None, stated: Iterable[int] = ()) -> bool:
     """Whether ``account`` is its subscriber's own (:func:`rollup`'s ``own``): a subscription in
     force is keyed by the user whose id the account has (a user without ``account_id`` is its own
-    account: docs/REVENUE.md). A company account whose billing user has the company's id (the
-    workaround QA14 F1 found, ``account_id`` = user id) is one too, but its events name the
-    account, so it has members and is judged on them.
+    account: docs/REVENUE.md), or one the account state still holds (``stated``: the keys of
+    ``AccountState.subs``, a cancelled one among them until the next statement settles it: so
+    the churn of a B2C plan is known as one, QA19 F7). A company account whose billing user has
+    the company's id (the workaround QA14 F1 found, ``account_id`` = user id) is one too, but its
+    events name the account, so it has members and is judged on them.
 
     >>> v = AccountView(0, False, "trial", (), 0, 9, 0, 0, 0, (), (member_key("f1"),))
     >>> own_account("f1", v), own_account("acme", v), own_account("f1", None)
     (True, False, False)
+    >>> gone = AccountView(0, False, "cancelled", (), 0, 0, 0, 1)
+    >>> own_account("f1", gone), own_account("f1", gone, [member_key("f1")])
+    (False, True)
     """
-    return view is not None and member_key(account) in view.billing_keys
+    key = member_key(account)
+    return view is not None and (key in view.billing_keys or key in stated)
+
+
+def _churn_action(own: bool, blind: bool, sole_here: bool) -> str:
+    """The action of a churned account (its subscription cancelled, or moved to a free plan). A
+    company's, or a user's own account whose user is gone too: "win back". A user's own account
+    (B2C: a plan on top of the product's use, a neobank's premium) loses the plan, not necessarily
+    the customer (QA19 F7: 335 premium cancellations said "win back", users 0, 334 of them by
+    customers still banking there): with its user seen and not gone (an account that is its one user,
+    :func:`sole_member`), "keep the customer, win back the plan"; without a member copy (a user
+    sent without ``account_id``: its use is not seen here, ``AccountRollup.usage_known`` false),
+    "win back the plan", the user's own alerts saying whether the customer stays.
+
+    >>> _churn_action(False, False, False), _churn_action(True, True, False), _churn_action(True, False, True), _churn_action(True, False, False)
+    ('win back', 'win back the plan', 'keep the customer, win back the plan', 'win back')
+    """
+    if own and blind:
+        return _WIN_BACK_PLAN
+    return _KEEP_WIN_PLAN if own and sole_here else _WIN_BACK

@@ -387,6 +387,40 @@ def test_a_b2c_trial_its_own_account_is_not_told_nobody_used_it() -> None:
     assert (r.stage, r.risk, r.reasons, r.action) == ("trial", 0.0, (), "none"), "no reason it cannot know"
 
 
+def test_a_b2c_plan_cancelled_says_its_use_is_unknown_and_to_win_back_the_plan() -> None:
+    """QA19 F7: a neobank's customer (no ``account_id``: its own account, no member copy) who drops
+    the premium plan and keeps banking got ``account_churned`` "health 0, users 0, action win back"
+    (335 such alerts). The plan is what left: the alert says "win back the plan" and
+    ``usage_unknown: true`` (health, users and silent users 0: not seen, still integers for schema 1).
+    Sent with ``account_id`` = the user id, the account sees its one user: "keep the customer, win
+    back the plan" while that user is not gone, "win back" once its own lifecycle says it left; a
+    company's cancellation stays "win back", without the flag."""
+    active, churned_stage = 1, 4  # models.state.STAGES
+    cancel_ms = T0 + 40 * DAY_MS
+
+    def churn(account: str, user: str, members: dict[int, Member]) -> dict[str, object]:
+        acc = AccountWork(AccountState().update(Event(user, T0, "subscription", "s0", 0.0, account, Subscription("active", "premium", 799))),
+                          {}, members)
+        alerts: list[tuple[bytes | None, bytes]] = []
+        acc.state = acc.state.update(Event(user, cancel_ms, "subscription", "s1", 0.0, account, Subscription("cancelled", "premium", 0)))
+        decide_alert(account or user, acc, cancel_ms, alerts)
+        assert _kinds(alerts) == ["account_churned"], alerts
+        return orjson.loads(alerts[0][1])  # type: ignore[no-any-return]
+
+    def member(user: str, stage: int) -> dict[int, Member]:
+        return {member_key(user): Member(member_key(user), cancel_ms // 1000 - 3600, stage, 0.0, 20.0, 20.0, user)}
+
+    b2c = churn("", "c02069", {})
+    assert (b2c["action"], b2c["usage_unknown"], b2c["users"], b2c["health"], b2c["lost_mrr"]) == ("win back the plan", True, 0, 0, 7.99)
+    assert b2c["reasons"] == ["subscription cancelled"] and isinstance(b2c["health"], int)
+    stays = churn("c02069", "c02069", member("c02069", active))
+    assert (stays["action"], stays["users"], "usage_unknown" in stays) == ("keep the customer, win back the plan", 1, False), stays
+    left = churn("c02069", "c02069", member("c02069", churned_stage))
+    assert (left["action"], "usage_unknown" in left) == ("win back", False), left
+    company = churn("acme", "u1", member("u1", active))
+    assert (company["action"], "usage_unknown" in company) == ("win back", False), company
+
+
 def test_a_trial_whose_usage_rounds_to_half_gets_no_reminder_beside_its_at_risk_alert() -> None:
     """QA6 L7 at the edge (review 2026-12-03): the worker tested the trial rule again on the
     roll-up's usage, rounded to 4 places, so at usage 0.49997 (the rule held: under half) the

@@ -64,7 +64,8 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
                    now_ms: int, account: str = "", said: Sequence[str] = (), quiet: Sequence[QuietPeriod] = ()) -> AccountRollup:
     """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers);
     ``account`` its id, which tells a user's own account (``own_account``: no member copy is made
-    for it, so its use is unknown here, QA14 F1); "" where only the stage is read. ``said``: the
+    for it, so its use is unknown here, QA14 F1; its plan's cancellation too, QA19 F7); "" where
+    only the stage is read. ``said``: the
     rollup's, the own reasons of an account's only user (a reader that scored it, QA17 F4).
 
     ``quiet``: the account's declared yearly quiet periods (the accounts table's ``quiet``,
@@ -78,7 +79,7 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     down = extras.get("down")
     downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5]) if down else None  # type: ignore[index, misc]
     view = stated_view(state)
-    own = bool(account) and own_account(account, view)
+    own = bool(account) and own_account(account, view, state.subs if state is not None else ())
     now_s = now_ms // 1000
     r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account)
     window = quiet_window(quiet, now_ms)
@@ -550,7 +551,13 @@ def trend_counts(acc: AccountWork, hi_ms: int) -> bool:
 
 
 def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:
-    return {
+    """The alert's JSON (docs/ALERTS.md). ``usage_unknown: true`` (absent otherwise, as
+    ``judged_late``) on the alert of an account that does not see its users' use: a user's own
+    account sent without ``account_id`` (B2C), whose ``health``, ``users`` and ``silent_users`` are 0
+    because nothing is seen, not because nobody uses it (QA19 F7: a neobank's 335 premium
+    cancellations read "health 0, users 0", 334 of them by customers still banking then). The
+    fields stay integers for schema 1's consumers; the flag says how to read them."""
+    alert: dict[str, object] = {
         "schema": ACCOUNT_ALERT_SCHEMA,
         "delivery": "at-least-once; de-duplicate on alert_id",
         "alert_id": alert_id(account, kind, "", now_ms),
@@ -567,6 +574,9 @@ def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dic
         "action": r.action,
         "reasons": list(r.reasons),
     }
+    if not r.usage_known:
+        alert["usage_unknown"] = True
+    return alert
 
 
 def withhold_before(alerts: Sequence[KafkaRecord], from_ms: int) -> tuple[list[KafkaRecord], dict[str, int]]:
