@@ -29,7 +29,8 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   user's, and a one-user account would otherwise flap as its second user appears), the share the
   larger of seats and activity (:func:`silence_risk`); the first reason names the account's most
   active user or its billing user when silent (:func:`_named_silent`); billing risk ``r_b`` = the largest of: past due 0.5, a
-  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), renewal near while usage fell 25 % or more 0.4
+  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), a user's own
+  plan's price risen at its renewal in the last 30 days 0.5 (:class:`PriceRise`, QA19 F7), renewal near while usage fell 25 % or more 0.4
   (near: within a quarter of the billing period the statements state for it, at least 30 days:
   an annual plan's 91 days, a monthly plan's 30; ``models.subscription.renewal_window_ms``, QA11
   F5) (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
@@ -103,7 +104,7 @@ from models.revenue import AccountView
 from models.state import STAGES
 from models.subscription import RENEWAL_WINDOW_MIN_MS
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
            "counted_users", "hours_left", "in_trial", "member_key", "own_account", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
@@ -136,6 +137,13 @@ ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLA
                                            _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _FALLING_USE, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
+#: A price rise at renewal's part of the risk (:class:`PriceRise`, QA19 F7), the at-risk line: on
+#: QA19's neobank 261 of the 553 premium renewals at 7.99 after 4.99 (47%) were cancelled within
+#: 30 days, against 74 of 3,146 renewals at an unchanged price (2.4%); all 240 fee-shock cancellers
+#: among them, a median 10.3 days after the rise
+_RISE_RISK: Final[float] = 0.5
+#: ... for 30 days, as a downgrade's (the fee-shock cancellers left 0-20 days after it)
+RISE_COUNTS_MS: Final[int] = 30 * 86_400_000
 _SILENT_S: Final[int] = 14 * DAY_S
 _GONE_AFTER_SILENT_S: Final[int] = LAPSED_S - _SILENT_S  # gone a week after silent (gone_member)
 #: A member is silent for its account after ``SILENT_INTERVALS`` of its own usual intervals between
@@ -222,6 +230,31 @@ def member_id_at(record: bytes) -> int:
     [(30, 32), (30, 30), (25, 27)]
     """
     return MEMBER_ID_AT if len(record) >= MEMBER_ID_AT and record[MEMBER_HEAD_BYTES] == _RHYTHM_MARK else MEMBER_HEAD_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRise:
+    """A user's own subscription (B2C) renewed on the same plan at a higher MRR: the price rose at
+    its renewal, the customer changed nothing (QA19 F7: a neobank's premium 4.99 -> 7.99; the
+    statements showed it as expansion, and 229 of its 240 fee-shock cancellers got no warning in
+    the 30 days before they cancelled). Kept by the worker (extras ``rise``,
+    streams/worker/account_alerts.py ``note_price_rise``) for a user's own account only: a company's
+    MRR rising on the same plan at renewal is more seats as often as a price."""
+
+    ts_ms: int
+    plans: tuple[str, ...]
+    mrr_before_cents: int
+    mrr_after_cents: int
+
+    def text(self, now_ms: int) -> str:
+        """The reason: "price rose from 4.99 to 7.99 at its renewal 3 days ago (premium)".
+
+        >>> PriceRise(0, ("premium",), 499, 799).text(3 * 86_400_000), PriceRise(0, ("",), 499, 799).text(0)
+        ('price rose from 4.99 to 7.99 at its renewal 3 days ago (premium)', 'price rose from 4.99 to 7.99 at its renewal today')
+        """
+        named = _named(self.plans)
+        return (f"price rose from {self.mrr_before_cents / 100:.2f} to {self.mrr_after_cents / 100:.2f} at its renewal "
+                f"{_ago((now_ms - self.ts_ms) // 86_400_000)}" + (f" ({named})" if named else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1046,7 +1079,7 @@ def _renewal_when(renewal_ms: int, now_ms: int) -> str:
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None, said: Sequence[str] = (),
-           account: str = "") -> AccountRollup:
+           account: str = "", rise: PriceRise | None = None) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
     milliseconds is counted from the same instant the alerts use. See the module docstring.
@@ -1062,7 +1095,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     ``account``: the account's id, which tells an account that is its one user (:func:`sole_member`:
     judged by that user's own judgement); ``said``: for such an account whose user is at risk, that
     user's own reasons, as its scores give them at ``now_s`` (the owner's book reads them); () where
-    only the member record is known (the stream).
+    only the member record is known (the stream). ``rise``: the price rise at a renewal of a user's
+    own subscription (:class:`PriceRise`): for 30 days a billing part of 0.5, "price rose from 4.99
+    to 7.99 at its renewal today (premium)", action "review how the plan fits their use".
 
     >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0, 0, (), (member_key("f1"),))
     >>> [(r.trial, r.risk, r.reasons) for r in (rollup([], trial, None, 0, 9 * DAY_S), rollup([], trial, None, 0, 9 * DAY_S, own=True))]
@@ -1124,6 +1159,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = (now_ms - down.ts_ms) // 86_400_000
         cut = f" (MRR cut by {_pct(_cut(down))})" if r_d > _DOWNGRADE_RISK and down.plans_before != down.plans_after else ""
         reasons.append((r_d, f"{_downgrade_text(down)} {_ago(days)}{cut}", _REVIEW_PLAN))
+    if rise is not None and 0 <= now_ms - rise.ts_ms < RISE_COUNTS_MS:  # a user's own plan's price rose (QA19 F7)
+        r_b = max(r_b, _RISE_RISK)
+        reasons.append((_RISE_RISK, rise.text(now_ms), _REVIEW_PLAN))
     if near and usage <= 0.75 and users and not save:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
         reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))

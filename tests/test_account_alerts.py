@@ -875,3 +875,34 @@ def test_an_alert_open_when_the_last_member_goes_stays_open_and_a_return_recover
     acc.members[member_key("m0")] = Member(member_key("m0"), (T0 + 76 * DAY_MS) // 1000, 5, 0.0, 30.0, 30.0, "m0")
     decide_alert("fam", acc, T0 + 76 * DAY_MS, alerts)
     assert _kinds(alerts) == ["account_at_risk", "account_recovered"]
+
+
+def test_a_b2c_plans_price_rise_at_renewal_puts_it_at_risk_until_cancelled_or_30_days_pass() -> None:
+    """QA19 F7 before: a neobank raised premium from 4.99 to 7.99 at each renewal after June 1; the
+    statements showed it as expansion and 229 of the 240 customers who cancelled within 20 days got
+    no warning. A user's own plan renewed at a higher price on the same plan is now at risk for 30
+    days ("price rose from 4.99 to 7.99 at its renewal today (premium)", risk 0.5): the cancellation
+    that follows says it too, and without one the alert closes when the 30 days end. Not for a
+    company's account (more seats look alike), a plan change, or a rise away from the renewal."""
+    from streams.worker.revenue import AccountCopy, AccountsAdvanced, AccountTick, _apply_in_order
+
+    def run(account: str, user: str, steps: list[tuple[int, str, str, int, int]], until_day: int) -> list[dict[str, object]]:
+        evs = [Event(user, T0 + d * DAY_MS, "subscription", f"s{d}", 0.0, account,
+                     Subscription(status, plan, mrr, 0, T0 + end * DAY_MS if end else 0)) for d, status, plan, mrr, end in steps]
+        out = AccountsAdvanced()
+        _apply_in_order(account or user, AccountWork(AccountState(), {}, {}),
+                        [*(AccountCopy(0, i, ev) for i, ev in enumerate(evs)), AccountTick(0, account or user, T0 + until_day * DAY_MS)], out)
+        return [orjson.loads(v) for _, v in out.alerts]
+
+    rise = [(0, "active", "premium", 499, 30), (30, "active", "premium", 799, 60)]
+    cancelled = run("", "c7", [*rise, (41, "cancelled", "premium", 0, 0)], 90)
+    assert [(a["kind"], a["event_time_ms"]) for a in cancelled] == [("account_at_risk", T0 + 30 * DAY_MS), ("account_churned", T0 + 41 * DAY_MS)]
+    assert (cancelled[0]["reasons"], cancelled[0]["risk"], cancelled[0]["action"], cancelled[0]["usage_unknown"]) == (
+        ["price rose from 4.99 to 7.99 at its renewal today (premium)"], 0.5, "review how the plan fits their use", True)
+    assert cancelled[1]["reasons"] == ["subscription cancelled", "price rose from 4.99 to 7.99 at its renewal 11 days ago (premium)"]
+    kept = run("", "c7", [*rise, (60, "active", "premium", 799, 90)], 90)
+    assert [(a["kind"], a["event_time_ms"]) for a in kept] == [("account_at_risk", T0 + 30 * DAY_MS), ("account_recovered", T0 + 60 * DAY_MS)]
+    assert run("", "c7", rise, 90)[1]["event_time_ms"] == T0 + 60 * DAY_MS, "the 30 days' end closes it without a statement"
+    for account, user, steps in (("acme", "u1", rise), ("", "c7", [(0, "active", "basic", 499, 30), (30, "active", "premium", 799, 60)]),
+                                 ("", "c7", [(0, "active", "premium", 499, 30), (12, "active", "premium", 799, 30)])):
+        assert run(account, user, steps, 90) == [], (account, steps)
