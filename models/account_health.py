@@ -96,7 +96,7 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass
-from typing import Final, Iterable, Sequence
+from typing import Collection, Final, Iterable, Sequence
 
 from models.lifecycle import LAPSED
 from models.reasons import _ago, _counted, _days
@@ -1214,7 +1214,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
                          0 if sole else sum(1 for m in users if now_s - m.last_seen_s >= _SILENT_S) - len(silent))
 
 
-def own_account(account: str, view: AccountView | None, stated: Iterable[int] = ()) -> bool:
+def own_account(account: str, view: AccountView | None, stated: Collection[int] = ()) -> bool:
     """Whether ``account`` is its subscriber's own (:func:`rollup`'s ``own``): a subscription in
     force is keyed by the user whose id the account has (a user without ``account_id`` is its own
     account: docs/REVENUE.md), or one the account state still holds (``stated``: the keys of
