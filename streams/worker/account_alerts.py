@@ -211,19 +211,22 @@ def note_price_rise(extras: dict[str, object], ev: Event, change: Change, ended_
     >>> extras = {}
     >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 499, 799, 0, 0)), 30, ["premium"], ["premium"]); extras
     {'rise': [30, ['premium'], 499, 799]}
-    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 799, 0, 0)), 30, ["premium"], ["premium"]); extras
+    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 799, 0, 0), Movement(30, "expansion", 499, 899, 0, 0)), 60,
+    ...                 ["premium"], ["premium"]); extras   # restated at the same instant (its period end now the next one)
+    {'rise': [30, ['premium'], 499, 899]}
+    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 899, 0, 0)), 60, ["premium"], ["premium"]); extras
     {}
     >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 499, 799, 0, 0)), 0, ["basic"], ["premium"]); extras
     {}
     """
     add, retract = change.add, change.retract
-    if (add is not None and add.kind == "expansion" and ev.user_id == ev.account and list(plans_before) == list(plans_after)
-            and ended_ms and abs(ev.ts_ms - ended_ms) <= _RENEWAL_SLACK_MS):
+    kept = extras.get("rise")
+    here = isinstance(kept, list) and kept[0] == ev.ts_ms  # noted at this instant: a restatement re-measures it
+    renewal = here or (ended_ms > 0 and abs(ev.ts_ms - ended_ms) <= _RENEWAL_SLACK_MS)
+    if add is not None and add.kind == "expansion" and ev.user_id == ev.account and list(plans_before) == list(plans_after) and renewal:
         extras["rise"] = [ev.ts_ms, list(plans_after), add.mrr_before_cents, add.mrr_after_cents]
-    elif retract is not None and retract.kind == "expansion":
-        kept = extras.get("rise")
-        if isinstance(kept, list) and kept[0] == ev.ts_ms:
-            extras.pop("rise")
+    elif retract is not None and retract.kind == "expansion" and here:
+        extras.pop("rise")
 
 
 def renewal_ms(state: AccountState | None, now_ms: int, table_ms: int = 0) -> int:
