@@ -29,7 +29,8 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   user's, and a one-user account would otherwise flap as its second user appears), the share the
   larger of seats and activity (:func:`silence_risk`); the first reason names the account's most
   active user or its billing user when silent (:func:`_named_silent`); billing risk ``r_b`` = the largest of: past due 0.5, a
-  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), renewal near while usage fell 25 % or more 0.4
+  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), a user's own
+  plan's price risen at its renewal in the last 30 days 0.5 (:class:`PriceRise`, QA19 F7), renewal near while usage fell 25 % or more 0.4
   (near: within a quarter of the billing period the statements state for it, at least 30 days:
   an annual plan's 91 days, a monthly plan's 30; ``models.subscription.renewal_window_ms``, QA11
   F5) (not without users: nothing has fallen, and a monthly plan's renewal is always within 30 days,
@@ -76,7 +77,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
 - action: the heaviest reason's, at any risk (an account below the at-risk line with a reason
   still has something to do: a downgrade alone, 0.35, says "review how the plan fits their
   use"); "none" only when no reason stands. An ``account_recovered`` alert says "none": its
-  reasons say why the account is better (streams/worker/account_alerts.py).
+  reasons say why the account is better (streams/worker/account_alerts.py). A churned user's own
+  account (B2C, a plan on top of the use) says "win back the plan" while its use is not seen, or
+  "keep the customer, win back the plan" while its one user is not gone (:func:`_churn_action`, QA19 F7).
 
 Whole days are said as the users' reasons say them (``models.reasons``: "1 day ago", "today").
 
@@ -93,7 +96,7 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass
-from typing import Final, Iterable, Sequence
+from typing import Collection, Final, Iterable, Sequence
 
 from models.lifecycle import LAPSED
 from models.reasons import _ago, _counted, _days
@@ -101,7 +104,7 @@ from models.revenue import AccountView
 from models.state import STAGES
 from models.subscription import RENEWAL_WINDOW_MIN_MS
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
            "counted_users", "hours_left", "in_trial", "member_key", "own_account", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
@@ -127,10 +130,20 @@ _RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_
     "re-engage the silent users", "fix the payment with the billing contact", "review how the plan fits their use",
     "book a renewal call", "help them convert before the trial ends", "help them convert now that the trial has ended",
     "win back", "ask why their use is falling")
+#: The churn of a user's own account (B2C: its plan on top of its use, QA19 F7): the plan is lost, the
+#: customer maybe not (:func:`_churn_action`)
+_WIN_BACK_PLAN, _KEEP_WIN_PLAN = "win back the plan", "keep the customer, win back the plan"
 ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
-                                           _WIN_BACK, _FALLING_USE, "none")
+                                           _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _FALLING_USE, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
+#: A price rise at renewal's part of the risk (:class:`PriceRise`, QA19 F7), the at-risk line: on
+#: QA19's neobank 261 of the 553 premium renewals at 7.99 after 4.99 (47%) were cancelled within
+#: 30 days, against 74 of 3,146 renewals at an unchanged price (2.4%); all 240 fee-shock cancellers
+#: among them, a median 10.3 days after the rise
+_RISE_RISK: Final[float] = 0.5
+#: ... for 30 days, as a downgrade's (the fee-shock cancellers left 0-20 days after it)
+RISE_COUNTS_MS: Final[int] = 30 * 86_400_000
 _SILENT_S: Final[int] = 14 * DAY_S
 _GONE_AFTER_SILENT_S: Final[int] = LAPSED_S - _SILENT_S  # gone a week after silent (gone_member)
 #: A member is silent for its account after ``SILENT_INTERVALS`` of its own usual intervals between
@@ -217,6 +230,31 @@ def member_id_at(record: bytes) -> int:
     [(30, 32), (30, 30), (25, 27)]
     """
     return MEMBER_ID_AT if len(record) >= MEMBER_ID_AT and record[MEMBER_HEAD_BYTES] == _RHYTHM_MARK else MEMBER_HEAD_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRise:
+    """A user's own subscription (B2C) renewed on the same plan at a higher MRR: the price rose at
+    its renewal, the customer changed nothing (QA19 F7: a neobank's premium 4.99 -> 7.99; the
+    statements showed it as expansion, and 229 of its 240 fee-shock cancellers got no warning in
+    the 30 days before they cancelled). Kept by the worker (extras ``rise``,
+    streams/worker/account_alerts.py ``note_price_rise``) for a user's own account only: a company's
+    MRR rising on the same plan at renewal is more seats as often as a price."""
+
+    ts_ms: int
+    plans: tuple[str, ...]
+    mrr_before_cents: int
+    mrr_after_cents: int
+
+    def text(self, now_ms: int) -> str:
+        """The reason: "price rose from 4.99 to 7.99 at its renewal 3 days ago (premium)".
+
+        >>> PriceRise(0, ("premium",), 499, 799).text(3 * 86_400_000), PriceRise(0, ("",), 499, 799).text(0)
+        ('price rose from 4.99 to 7.99 at its renewal 3 days ago (premium)', 'price rose from 4.99 to 7.99 at its renewal today')
+        """
+        named = _named(self.plans)
+        return (f"price rose from {self.mrr_before_cents / 100:.2f} to {self.mrr_after_cents / 100:.2f} at its renewal "
+                f"{_ago((now_ms - self.ts_ms) // 86_400_000)}" + (f" ({named})" if named else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1041,7 +1079,7 @@ def _renewal_when(renewal_ms: int, now_ms: int) -> str:
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None, said: Sequence[str] = (),
-           account: str = "") -> AccountRollup:
+           account: str = "", rise: PriceRise | None = None) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
     milliseconds is counted from the same instant the alerts use. See the module docstring.
@@ -1057,7 +1095,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     ``account``: the account's id, which tells an account that is its one user (:func:`sole_member`:
     judged by that user's own judgement); ``said``: for such an account whose user is at risk, that
     user's own reasons, as its scores give them at ``now_s`` (the owner's book reads them); () where
-    only the member record is known (the stream).
+    only the member record is known (the stream). ``rise``: the price rise at a renewal of a user's
+    own subscription (:class:`PriceRise`): for 30 days a billing part of 0.5, "price rose from 4.99
+    to 7.99 at its renewal today (premium)", action "review how the plan fits their use".
 
     >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0, 0, (), (member_key("f1"),))
     >>> [(r.trial, r.risk, r.reasons) for r in (rollup([], trial, None, 0, 9 * DAY_S), rollup([], trial, None, 0, 9 * DAY_S, own=True))]
@@ -1119,6 +1159,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         days = (now_ms - down.ts_ms) // 86_400_000
         cut = f" (MRR cut by {_pct(_cut(down))})" if r_d > _DOWNGRADE_RISK and down.plans_before != down.plans_after else ""
         reasons.append((r_d, f"{_downgrade_text(down)} {_ago(days)}{cut}", _REVIEW_PLAN))
+    if rise is not None and 0 <= now_ms - rise.ts_ms < RISE_COUNTS_MS:  # a user's own plan's price rose (QA19 F7)
+        r_b = max(r_b, _RISE_RISK)
+        reasons.append((_RISE_RISK, rise.text(now_ms), _REVIEW_PLAN))
     if near and usage <= 0.75 and users and not save:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
         reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
@@ -1153,7 +1196,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if churned:
         named = _named(view.plans) if free else ""  # type: ignore[union-attr]
         gone = _free_plan_text(named) if free else "subscription cancelled"
-        reasons.insert(0, (1.0, gone, _WIN_BACK))
+        reasons.insert(0, (1.0, gone, _churn_action(own, blind, sole is not None and not lapsed)))
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0  # the risk's silent share
@@ -1171,15 +1214,39 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
                          0 if sole else sum(1 for m in users if now_s - m.last_seen_s >= _SILENT_S) - len(silent))
 
 
-def own_account(account: str, view: AccountView | None) -> bool:
+def own_account(account: str, view: AccountView | None, stated: Collection[int] = ()) -> bool:
     """Whether ``account`` is its subscriber's own (:func:`rollup`'s ``own``): a subscription in
     force is keyed by the user whose id the account has (a user without ``account_id`` is its own
-    account: docs/REVENUE.md). A company account whose billing user has the company's id (the
-    workaround QA14 F1 found, ``account_id`` = user id) is one too, but its events name the
-    account, so it has members and is judged on them.
+    account: docs/REVENUE.md), or one the account state still holds (``stated``: the keys of
+    ``AccountState.subs``, a cancelled one among them until the next statement settles it: so
+    the churn of a B2C plan is known as one, QA19 F7). A company account whose billing user has
+    the company's id (the workaround QA14 F1 found, ``account_id`` = user id) is one too, but its
+    events name the account, so it has members and is judged on them.
 
     >>> v = AccountView(0, False, "trial", (), 0, 9, 0, 0, 0, (), (member_key("f1"),))
     >>> own_account("f1", v), own_account("acme", v), own_account("f1", None)
     (True, False, False)
+    >>> gone = AccountView(0, False, "cancelled", (), 0, 0, 0, 1)
+    >>> own_account("f1", gone), own_account("f1", gone, [member_key("f1")])
+    (False, True)
     """
-    return view is not None and member_key(account) in view.billing_keys
+    key = member_key(account)
+    return view is not None and (key in view.billing_keys or key in stated)
+
+
+def _churn_action(own: bool, blind: bool, sole_here: bool) -> str:
+    """The action of a churned account (its subscription cancelled, or moved to a free plan). A
+    company's, or a user's own account whose user is gone too: "win back". A user's own account
+    (B2C: a plan on top of the product's use, a neobank's premium) loses the plan, not necessarily
+    the customer (QA19 F7: 335 premium cancellations said "win back", users 0, 334 of them by
+    customers still banking there): with its user seen and not gone (an account that is its one user,
+    :func:`sole_member`), "keep the customer, win back the plan"; without a member copy (a user
+    sent without ``account_id``: its use is not seen here, ``AccountRollup.usage_known`` false),
+    "win back the plan", the user's own alerts saying whether the customer stays.
+
+    >>> _churn_action(False, False, False), _churn_action(True, True, False), _churn_action(True, False, True), _churn_action(True, False, False)
+    ('win back', 'win back the plan', 'keep the customer, win back the plan', 'win back')
+    """
+    if own and blind:
+        return _WIN_BACK_PLAN
+    return _KEEP_WIN_PLAN if own and sole_here else _WIN_BACK

@@ -387,6 +387,40 @@ def test_a_b2c_trial_its_own_account_is_not_told_nobody_used_it() -> None:
     assert (r.stage, r.risk, r.reasons, r.action) == ("trial", 0.0, (), "none"), "no reason it cannot know"
 
 
+def test_a_b2c_plan_cancelled_says_its_use_is_unknown_and_to_win_back_the_plan() -> None:
+    """QA19 F7: a neobank's customer (no ``account_id``: its own account, no member copy) who drops
+    the premium plan and keeps banking got ``account_churned`` "health 0, users 0, action win back"
+    (335 such alerts). The plan is what left: the alert says "win back the plan" and
+    ``usage_unknown: true`` (health, users and silent users 0: not seen, still integers for schema 1).
+    Sent with ``account_id`` = the user id, the account sees its one user: "keep the customer, win
+    back the plan" while that user is not gone, "win back" once its own lifecycle says it left; a
+    company's cancellation stays "win back", without the flag."""
+    active, churned_stage = 1, 4  # models.state.STAGES
+    cancel_ms = T0 + 40 * DAY_MS
+
+    def churn(account: str, user: str, members: dict[int, Member]) -> dict[str, object]:
+        acc = AccountWork(AccountState().update(Event(user, T0, "subscription", "s0", 0.0, account, Subscription("active", "premium", 799))),
+                          {}, members)
+        alerts: list[tuple[bytes | None, bytes]] = []
+        acc.state = acc.state.update(Event(user, cancel_ms, "subscription", "s1", 0.0, account, Subscription("cancelled", "premium", 0)))
+        decide_alert(account or user, acc, cancel_ms, alerts)
+        assert _kinds(alerts) == ["account_churned"], alerts
+        return orjson.loads(alerts[0][1])  # type: ignore[no-any-return]
+
+    def member(user: str, stage: int) -> dict[int, Member]:
+        return {member_key(user): Member(member_key(user), cancel_ms // 1000 - 3600, stage, 0.0, 20.0, 20.0, user)}
+
+    b2c = churn("", "c02069", {})
+    assert (b2c["action"], b2c["usage_unknown"], b2c["users"], b2c["health"], b2c["lost_mrr"]) == ("win back the plan", True, 0, 0, 7.99)
+    assert b2c["reasons"] == ["subscription cancelled"] and isinstance(b2c["health"], int)
+    stays = churn("c02069", "c02069", member("c02069", active))
+    assert (stays["action"], stays["users"], "usage_unknown" in stays) == ("keep the customer, win back the plan", 1, False), stays
+    left = churn("c02069", "c02069", member("c02069", churned_stage))
+    assert (left["action"], "usage_unknown" in left) == ("win back", False), left
+    company = churn("acme", "u1", member("u1", active))
+    assert (company["action"], "usage_unknown" in company) == ("win back", False), company
+
+
 def test_a_trial_whose_usage_rounds_to_half_gets_no_reminder_beside_its_at_risk_alert() -> None:
     """QA6 L7 at the edge (review 2026-12-03): the worker tested the trial rule again on the
     roll-up's usage, rounded to 4 places, so at usage 0.49997 (the rule held: under half) the
@@ -841,3 +875,34 @@ def test_an_alert_open_when_the_last_member_goes_stays_open_and_a_return_recover
     acc.members[member_key("m0")] = Member(member_key("m0"), (T0 + 76 * DAY_MS) // 1000, 5, 0.0, 30.0, 30.0, "m0")
     decide_alert("fam", acc, T0 + 76 * DAY_MS, alerts)
     assert _kinds(alerts) == ["account_at_risk", "account_recovered"]
+
+
+def test_a_b2c_plans_price_rise_at_renewal_puts_it_at_risk_until_cancelled_or_30_days_pass() -> None:
+    """QA19 F7 before: a neobank raised premium from 4.99 to 7.99 at each renewal after June 1; the
+    statements showed it as expansion and 229 of the 240 customers who cancelled within 20 days got
+    no warning. A user's own plan renewed at a higher price on the same plan is now at risk for 30
+    days ("price rose from 4.99 to 7.99 at its renewal today (premium)", risk 0.5): the cancellation
+    that follows says it too, and without one the alert closes when the 30 days end. Not for a
+    company's account (more seats look alike), a plan change, or a rise away from the renewal."""
+    from streams.worker.revenue import AccountCopy, AccountsAdvanced, AccountTick, _apply_in_order
+
+    def run(account: str, user: str, steps: list[tuple[int, str, str, int, int]], until_day: int) -> list[dict[str, object]]:
+        evs = [Event(user, T0 + d * DAY_MS, "subscription", f"s{d}", 0.0, account,
+                     Subscription(status, plan, mrr, 0, T0 + end * DAY_MS if end else 0)) for d, status, plan, mrr, end in steps]
+        out = AccountsAdvanced()
+        _apply_in_order(account or user, AccountWork(AccountState(), {}, {}),
+                        [*(AccountCopy(0, i, ev) for i, ev in enumerate(evs)), AccountTick(0, account or user, T0 + until_day * DAY_MS)], out)
+        return [orjson.loads(v) for _, v in out.alerts]
+
+    rise = [(0, "active", "premium", 499, 30), (30, "active", "premium", 799, 60)]
+    cancelled = run("", "c7", [*rise, (41, "cancelled", "premium", 0, 0)], 90)
+    assert [(a["kind"], a["event_time_ms"]) for a in cancelled] == [("account_at_risk", T0 + 30 * DAY_MS), ("account_churned", T0 + 41 * DAY_MS)]
+    assert (cancelled[0]["reasons"], cancelled[0]["risk"], cancelled[0]["action"], cancelled[0]["usage_unknown"]) == (
+        ["price rose from 4.99 to 7.99 at its renewal today (premium)"], 0.5, "review how the plan fits their use", True)
+    assert cancelled[1]["reasons"] == ["subscription cancelled", "price rose from 4.99 to 7.99 at its renewal 11 days ago (premium)"]
+    kept = run("", "c7", [*rise, (60, "active", "premium", 799, 90)], 90)
+    assert [(a["kind"], a["event_time_ms"]) for a in kept] == [("account_at_risk", T0 + 30 * DAY_MS), ("account_recovered", T0 + 60 * DAY_MS)]
+    assert run("", "c7", rise, 90)[1]["event_time_ms"] == T0 + 60 * DAY_MS, "the 30 days' end closes it without a statement"
+    for account, user, steps in (("acme", "u1", rise), ("", "c7", [(0, "active", "basic", 499, 30), (30, "active", "premium", 799, 60)]),
+                                 ("", "c7", [(0, "active", "premium", 499, 30), (12, "active", "premium", 799, 30)])):
+        assert run(account, user, steps, 90) == [], (account, steps)

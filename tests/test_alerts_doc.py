@@ -107,3 +107,18 @@ def test_the_doc_recovered_example_is_a_real_alert() -> None:
     block = text.split("<!-- example: account_recovered -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
     real = [a for a in account_alerts() if a["kind"] == "account_recovered"]
     assert real == [orjson.loads(block)]
+
+
+def test_a_b2c_accounts_alert_carries_the_documented_usage_unknown_flag() -> None:
+    """QA19 F7: the alert of a user's own account (no ``account_id``, no member copy) adds one
+    optional field, ``usage_unknown`` (after ``reasons``), which the doc names with its type; the
+    documented fields keep their order and types (``health`` and ``users`` integers, 0)."""
+    state = AccountState().update(Event("c1", T0, "subscription", "s0", 0.0, "", Subscription("active", "premium", 799)))
+    acc = AccountWork(state.update(Event("c1", T0 + DAY_MS, "subscription", "s1", 0.0, "", Subscription("cancelled", "premium", 0))), {}, {})
+    alerts: list[tuple[bytes | None, bytes]] = []
+    decide_alert("c1", acc, T0 + DAY_MS, alerts)
+    alert = orjson.loads(alerts[0][1])
+    fields = {**doc_fields("account"), "usage_unknown": "boolean", **doc_fields("account_churned")}
+    assert list(alert) == list(fields), list(alert)
+    assert alert["usage_unknown"] is True and (alert["health"], alert["users"], alert["action"]) == (0, 0, "win back the plan")
+    assert '`"usage_unknown": true` (a boolean, after `reasons`' in DOC.read_text(encoding="utf-8")

@@ -349,6 +349,24 @@ def test_a_users_own_trial_account_without_member_is_not_said_unused() -> None:
     assert (used.trial, used.usage_known, used.reasons) == (True, True, ("trial ends in 30 h with usage at 10% of the usual",))
 
 
+def test_a_users_own_plan_cancelled_is_the_plan_lost_not_the_customer() -> None:
+    """QA19 F7: a user's own account (B2C: a plan on top of the use) whose plan is cancelled said
+    "win back", users 0, of customers who still banked there. Its churn says what it knows: without
+    a member "win back the plan" (use unknown); as an account that is its one user, "keep the
+    customer, win back the plan" while the user is not gone, "win back" once its lifecycle says it
+    left; a company's churn stays "win back". The cancelled subscription still held tells the
+    account it is the user's own (``own_account``'s ``stated``)."""
+    gone = AccountView(0, False, "cancelled", ("premium",), 0, 0, 0, 1)
+    assert not own_account("c7", gone) and own_account("c7", gone, [member_key("c7")])
+    blind = rollup([], gone, None, 0, NOW_S, NOW_MS, own=True, account="c7")
+    assert (blind.stage, blind.risk, blind.action, blind.usage_known, blind.users, blind.reasons) == (
+        "churned", 1.0, "win back the plan", False, 0, ("subscription cancelled",))
+    here, left = (Member(member_key("c7"), NOW_S - 3600, stage, 0.0, 20.0, 20.0, "c7") for stage in (1, 4))  # active, churned
+    assert rollup([here], gone, None, 0, NOW_S, NOW_MS, own=True, account="c7").action == "keep the customer, win back the plan"
+    assert rollup([left], gone, None, 0, NOW_S, NOW_MS, own=True, account="c7").action == "win back"
+    assert rollup([_steady(1)], gone, None, 0, NOW_S, NOW_MS, account="acme").action == "win back"
+
+
 # The usage-trend rule (QA15 F4): the account's last 2 weeks against its 3-month rate.
 
 def _followed(fast: float, members: list[Member], days: int = 40) -> Trend:

@@ -139,25 +139,56 @@ def test_text_report_and_bad_arguments(history: tuple[AccountSim, Path, Path], c
     assert "is not a file" in capsys.readouterr().err
 
 
-def test_the_first_period_of_a_history_says_its_new_mrr_holds_the_customers_already_paying(
-        history: tuple[AccountSim, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    """QA15 F8: the month the history begins in counts the whole base as new; the report says so, with
-    that period's own figures, and says nothing when the report starts after the history began."""
-    _, events, _ = history
-    assert main(["report", "--events", str(events), "--from", "2026-01-01", "--to", "2026-03-01", "--json"]) == 0
+def _base_history(path: Path, quiet_days: int) -> Path:
+    """A history that opens on 40 customers already paying (their monthly renewals on each day of
+    January, restated in February), then 3 new ones in February; ``quiet_days`` of activity before
+    its first statement (an app_open on the file's first day)."""
+    day, start = 86_400_000, START_MS - quiet_days * 86_400_000
+    rows = [("u0", start, "app_open", "", "", "")]
+    for i in range(40):
+        for month in (0, 31):
+            rows.append((f"c{i}", START_MS + (i % 31 + month) * day + 3_600_000, "subscription", "active", "Pro", "49.00"))
+    rows += [(f"n{i}", START_MS + (35 + 7 * i) * day, "subscription", "active", "Pro", "49.00") for i in range(3)]
+    rows.append(("u0", START_MS + 90 * day, "app_open", "", "", ""))
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["user_id", "ts", "event_type", "amount", "status", "plan", "mrr"])
+        w.writerows((u, t, e, "", st, pl, m) for u, t, e, st, pl, m in rows)
+    return path
+
+
+def test_the_opening_note_is_said_of_a_base_already_paying_not_of_a_launch(
+        history: tuple[AccountSim, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA15 F8: the month a history begins in counts a base already paying as new; the report says
+    so, with that period's own figures and what told it (the first month's first payers against
+    the next month's), and says nothing when the report starts after that period. QA19 F13: a
+    history from the product's launch got the same note, "every customer already paying then",
+    of customers who were new (a neobank's first statement 2 days in, 51 payers in January, 113
+    in February). Now the simulated history (accounts signing up over its months, from its first
+    day) gets none; nor does the base's history when its first statement comes 3 weeks after the
+    file's first event (a monthly base renews within days)."""
+    base = _base_history(tmp_path / "base.csv", 0)
+    assert main(["report", "--events", str(base), "--from", "2026-01-01", "--to", "2026-03-01", "--json"]) == 0
     report = orjson.loads(capsys.readouterr().out)
     first = report["periods"][0]
-    assert first["new_customers"] > 0
+    assert (first["new_customers"], report["periods"][1]["new_customers"]) == (40, 3)
     assert report["opening_note"] == (
-        f"the history's paid statements begin {report['opening_note'].split('begin ')[1][:16]}, inside the period from "
-        f"2026-01-01: its new {first['new']} ({first['new_customers']:,} customers) counts every customer already paying "
-        "then as new, and as that month's cohort; the next period's start MRR is the opening balance (--from the next "
-        "period's first day)")
-    assert report["opening_note"].split("begin ")[1].startswith("2026-01")
-    assert main(["report", "--events", str(events), "--from", "2026-02-01", "--to", "2026-03-01", "--json"]) == 0
+        "the history's paid statements begin 2026-01-01 01:00, inside the period from 2026-01-01: its new 1960.00 (40 customers) "
+        "counts every customer already paying then as new, and as that month's cohort; the next period's start MRR is the opening "
+        "balance (--from the next period's first day; its first 31 days hold 40 first payments, the next 31 days 3: a base "
+        "already paying)")
+    assert main(["report", "--events", str(base), "--from", "2026-02-01", "--to", "2026-03-01", "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out)["opening_note"] is None
-    assert main(["report", "--events", str(events), "--from", "2026-01-01", "--to", "2026-02-01"]) == 0
-    assert "\nnote: the history's paid statements begin 2026-01" in capsys.readouterr().out
+    assert main(["report", "--events", str(base), "--from", "2026-01-01", "--to", "2026-02-01"]) == 0
+    assert "\nnote: the history's paid statements begin 2026-01-01 01:00" in capsys.readouterr().out
+    late = _base_history(tmp_path / "late.csv", 21)
+    _, events, _ = history
+    for path in (late, events):
+        assert main(["report", "--events", str(path), "--from", "2026-01-01", "--to", "2026-03-01", "--json"]) == 0
+        report = orjson.loads(capsys.readouterr().out)
+        assert report["opening_note"] is None and report["periods"][0]["new_customers"] > 0, path
+        assert main(["report", "--events", str(path), "--from", "2026-01-01", "--to", "2026-03-01"]) == 0
+        assert "note:" not in capsys.readouterr().out
 
 
 def test_a_file_without_statements_says_its_purchases_are_not_mrr(history: tuple[AccountSim, Path, Path], tmp_path: Path,

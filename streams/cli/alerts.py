@@ -228,6 +228,10 @@ def format_alert(alert: Mapping[str, Any]) -> str:
     >>> format_alert({"alert_id": "y", "kind": "account_churned", "account_id": "acme", "event_time_ms": 1770120000000, "risk": 1.0,
     ...               "stage": "churned", "lost_mrr": 49.99, "action": "win back", "reasons": ["subscription cancelled"]})
     '2026-02-03 12:00 ACCOUNT CHURNED account acme risk 1.00 stage churned lost MRR 49.99 -> win back: subscription cancelled'
+    >>> format_alert({"alert_id": "z", "kind": "account_churned", "account_id": "c7", "event_time_ms": 1770120000000, "risk": 1.0,
+    ...               "health": 0, "temperature": 0, "stage": "churned", "usage_unknown": True, "lost_mrr": 7.99,
+    ...               "action": "win back the plan", "reasons": ["subscription cancelled"]})
+    '2026-02-03 12:00 ACCOUNT CHURNED account c7 risk 1.00 use unknown temp 0 stage churned lost MRR 7.99 -> win back the plan: subscription cancelled'
     """
     kind = str(alert.get("kind", "?"))
     stage = alert.get("stage", "?")
@@ -240,7 +244,9 @@ def format_alert(alert: Mapping[str, Any]) -> str:
     parts = [format_minute(int(when)) if isinstance(when, (int, float)) else "????-??-?? ??:??", head, who]
     for label, key, fmt in (("risk", "risk", "{:.2f}"), ("health", "health", "{:.0f}"), ("temp", "temperature", "{:.0f}")):
         value = alert.get(key)
-        if isinstance(value, (int, float)):
+        if key == "health" and alert.get("usage_unknown"):  # a user's own account: its health is not seen (QA19 F7)
+            parts.append("use unknown")
+        elif isinstance(value, (int, float)):
             parts.append(f"{label} {fmt.format(value)}")
     if kind != "stage_changed":
         parts.append(f"stage {stage}")

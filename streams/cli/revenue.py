@@ -27,8 +27,8 @@ from streams.errors import UserError
 from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "cohort_dict", "figures_dict", "first_paid_ms", "money_in", "no_statements_note",
-           "opening_note", "owner_books",
+__all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "money_in", "no_statements_note",
+           "opening_counts", "opening_note", "owner_books", "read_history",
            "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
@@ -41,9 +41,24 @@ def _day(ms: int) -> str:
 def read_statements(path: str | Path, currency: str = "") -> list[Event]:
     """The subscription events of ``path`` in ``(ts, event_id)`` order, exact repeats once;
     ``currency``: the deployment's, which a ``currency`` column must name."""
-    events = [ev for ev in iter_events_csv(path, currency=currency) if ev.subscription is not None]
+    return read_history(path, currency)[0]
+
+
+def read_history(path: str | Path, currency: str = "") -> tuple[list[Event], int, int]:
+    """:func:`read_statements`, and the times of the file's first and last events of any type
+    (0, 0 for an empty file): where the history starts and ends (:func:`opening_counts`)."""
+    events: list[Event] = []
+    times: list[int] = []  # the first and last event times so far
+    for ev in iter_events_csv(path, currency=currency):
+        if not times:
+            times = [ev.ts_ms, ev.ts_ms]
+        elif not times[0] <= ev.ts_ms <= times[1]:
+            times = [min(times[0], ev.ts_ms), max(times[1], ev.ts_ms)]
+        if ev.subscription is not None:
+            events.append(ev)
     events.sort(key=EVENT_ORDER)
-    return drop_repeats(events)
+    first_ms, last_ms = times if times else (0, 0)
+    return drop_repeats(events), first_ms, last_ms
 
 
 def first_paid_ms(book: RevenueBook) -> int | None:
@@ -51,35 +66,97 @@ def first_paid_ms(book: RevenueBook) -> int | None:
     return min((mv.ts_ms for mv in book.movements), default=None)
 
 
-def opening_note(first_ms: int | None, figures: list[PeriodFigures]) -> str | None:
-    """What the first period's "new" holds when the history's statements begin inside it: every
-    customer already paying then is stated for the first time, so it is counted as new business
-    and as that month's signup cohort (QA15 F8: January "new 49,551.07, won 275" for a whole
-    existing base). Said, not changed: the file cannot tell an old customer from a new one; the
-    next period's start MRR is the opening balance.
+_DAY_MS = 86_400_000
+#: :func:`opening_counts`: a history that begins with customers already paying states its first
+#: paid statement within this of the file's first event (a monthly base renews on every day of
+#: the file's first month: its first renewal within days) ...
+OPENING_FIRST_MS = 7 * _DAY_MS
+#: ... and states its whole base within the file's first billing month, so its first-time payers
+#: of that month outnumber those of the next month, per day, by more than OPENING_BURST: a base
+#: larger than a month's new business. A history from the product's launch ramps up instead
+#: (QA19 F13, a neobank from its launch day: 52 first payers in its first 31 days, 124 in the next;
+#: QA17's shop 288 and 46, QA18's B2B history 310 and 7).
+OPENING_MONTH_MS = 31 * _DAY_MS
+OPENING_BURST = 2.0
+#: Less of the next month in the file than this, and the two cannot be compared: the note is said
+OPENING_MIN_NEXT_MS = 7 * _DAY_MS
+
+
+def opening_counts(new_ms: list[int], start_ms: int, end_ms: int) -> tuple[int, int] | None:
+    """Whether the history opens on customers already paying, which its first period then counts as
+    new: (first-time payers in the file's first 31 days, in the next 31 days; -1 when the file
+    holds less than a week of those) when it does, None when it does not: the first paid
+    statement comes more than a week after the file's first event (a monthly base would have
+    renewed by then), or the first month's first payers are no burst (a launch ramping up).
+    ``new_ms``: the times of the history's "new" movements; ``start_ms``/``end_ms``: its first
+    and last events (:func:`read_history`).
+
+    >>> day = 86_400_000
+    >>> base = [d * day for d in range(31)] * 10 + [40 * day, 50 * day]   # 310 paying at the start, then 2 new
+    >>> launch = [2 * day, 20 * day] + [d * day for d in range(31, 62)]     # 2 in the first month, 31 in the next
+    >>> opening_counts(base, 0, 300 * day), opening_counts(launch, 0, 300 * day), opening_counts([20 * day], 0, 300 * day)
+    ((310, 2), None, None)
+    >>> opening_counts(base[:310], 0, 33 * day)   # 2 days of the next month: not told, said
+    (310, -1)
+    """
+    if not new_ms or min(new_ms) - start_ms > OPENING_FIRST_MS:
+        return None
+    month_end = start_ms + OPENING_MONTH_MS
+    first = sum(1 for t in new_ms if t < month_end)
+    covered = min(end_ms, month_end + OPENING_MONTH_MS) - month_end
+    if covered < OPENING_MIN_NEXT_MS:
+        return first, -1
+    after = sum(1 for t in new_ms if month_end <= t < month_end + OPENING_MONTH_MS)
+    return (first, after) if first > OPENING_BURST * after * OPENING_MONTH_MS / covered else None
+
+
+def opening_note(first_ms: int | None, figures: list[PeriodFigures], counts: tuple[int, int] | None = (0, -1)) -> str | None:
+    """What the first period's "new" holds when the history's statements begin inside it and it
+    opens on customers already paying (``counts``, :func:`opening_counts`; None: it does not, no
+    note): every customer already paying then is stated for the first time, so it is counted as
+    new business and as that month's signup cohort (QA15 F8: January "new 49,551.07, won 275" for
+    a whole existing base). Said, not changed: the file cannot tell an old customer from a new
+    one; the next period's start MRR is the opening balance. A history that starts at the
+    product's launch gets no note (QA19 F13: its January payers were new).
 
     >>> f = PeriodFigures(0, 10, 0, 500, 0, 0, 0, 0, 500, 0, 5, 0, 0, 5, 0, *[None] * 6)
     >>> opening_note(3, [f])
     "the history's paid statements begin 1970-01-01 00:00, inside the period from 1970-01-01: its new 5.00 (5 customers) counts every customer already paying then as new, and as that month's cohort; the next period's start MRR is the opening balance (--from the next period's first day)"
-    >>> opening_note(10, [f]) is None
+    >>> opening_note(3, [f], (5, 1)).endswith("first day; its first 31 days hold 5 first payments, the next 31 days 1: a base already paying)")
     True
+    >>> opening_note(10, [f]) is None, opening_note(3, [f], None) is None
+    (True, True)
     """
-    if first_ms is None or not figures or not figures[0].start_ms <= first_ms < figures[0].end_ms or not figures[0].new_cents:
+    if (counts is None or first_ms is None or not figures or not figures[0].start_ms <= first_ms < figures[0].end_ms
+            or not figures[0].new_cents):
         return None
     head = figures[0]
     when = datetime.fromtimestamp(first_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    told = (f"; its first 31 days hold {counts[0]:,} first payments, the next 31 days {counts[1]:,}: a base already paying"
+            if counts[1] >= 0 else "")
     return (f"the history's paid statements begin {when}, inside the period from {_day(head.start_ms)}: its new "
             f"{money_text(head.new_cents)} ({head.new_customers:,} customers) counts every customer already paying then as new, "
-            f"and as that month's cohort; the next period's start MRR is the opening balance (--from the next period's first day)")
+            f"and as that month's cohort; the next period's start MRR is the opening balance (--from the next period's first "
+            f"day{told})")
 
 
 def build_report(path: str | Path, from_ms: int, to_ms: int, period: str,
                  currency: str = "") -> tuple[RevenueBook, list[PeriodFigures]]:
     """Every subscription event of ``path`` through a :class:`RevenueBook`, then the periods."""
+    book, figures, _ = build_report_note(path, from_ms, to_ms, period, currency)
+    return book, figures
+
+
+def build_report_note(path: str | Path, from_ms: int, to_ms: int, period: str,
+                      currency: str = "") -> tuple[RevenueBook, list[PeriodFigures], str | None]:
+    """:func:`build_report` and its :func:`opening_note` (None: no note), from one read of the file."""
+    statements, start_ms, end_ms = read_history(path, currency)
     book = RevenueBook(period)  # type: ignore[arg-type]
-    for ev in read_statements(path, currency):
+    for ev in statements:
         book.update(ev)
-    return book, book.get(from_ms, to_ms)
+    figures = book.get(from_ms, to_ms)
+    counts = opening_counts([mv.ts_ms for mv in book.movements if mv.kind == "new"], start_ms, end_ms)
+    return book, figures, opening_note(first_paid_ms(book), figures, counts)
 
 
 def owner_books(events: list[Event], owners: Mapping[str, str], period: str) -> dict[str, RevenueBook]:
@@ -128,18 +205,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                         "--accounts is read for --by-owner (add it, or leave --accounts out)")
     if args.by_owner:
         return _by_owner(args, settings, from_ms, to_ms)
-    book, figures = build_report(args.events, from_ms, to_ms, args.period, settings.currency)
+    book, figures, note = build_report_note(args.events, from_ms, to_ms, args.period, settings.currency)
     cohorts = book.cohorts.get(to_ms)
     if args.json:
         print(orjson.dumps({**_head(args, settings, from_ms, to_ms), **_book_dict(book, figures, cohorts),
-                            "opening_note": opening_note(first_paid_ms(book), figures)}).decode())
+                            "opening_note": note}).decode())
         if not book.accounts:  # on stderr: stdout stays one JSON object
             print(no_statements_note(args.events, settings), file=sys.stderr)
         return 0
     _print_periods(figures)
     if cohorts:
         print_cohorts(cohorts)
-    note = opening_note(first_paid_ms(book), figures)
     if note:
         print(f"\nnote: {note}")
     print(f"{len(book.accounts):,} accounts; {money_in(settings.currency)}; rates in %; "

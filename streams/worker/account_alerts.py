@@ -18,17 +18,20 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Downgrade, Member, Trend, advance_trend, hours_left,
+from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
+                                   advance_trend, hours_left,
                                    in_trial, own_account, recent_activity, recovered_reasons, rollup, silent_after_s, trend_gain, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
+from models.events import Event
 from models.quiet_period import QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
 from models.revenue import AccountState, Change
 from streams.worker.alert_log import EXTRAS_FIELD
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
            "decide_alert",
-           "decide_reminders", "member_deadlines_ms", "note_trend", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment", "opened_risk", "other_due_ms",
+           "decide_reminders", "member_deadlines_ms", "note_trend", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment",
+           "note_price_rise", "price_rise", "opened_risk", "other_due_ms",
            "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts", "withhold_before"]
 
 KafkaRecord = tuple[bytes | None, bytes]
@@ -64,7 +67,8 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
                    now_ms: int, account: str = "", said: Sequence[str] = (), quiet: Sequence[QuietPeriod] = ()) -> AccountRollup:
     """``models.account_health.rollup`` from what Redis keeps of an account (worker and readers);
     ``account`` its id, which tells a user's own account (``own_account``: no member copy is made
-    for it, so its use is unknown here, QA14 F1); "" where only the stage is read. ``said``: the
+    for it, so its use is unknown here, QA14 F1; its plan's cancellation too, QA19 F7); "" where
+    only the stage is read. ``said``: the
     rollup's, the own reasons of an account's only user (a reader that scored it, QA17 F4).
 
     ``quiet``: the account's declared yearly quiet periods (the accounts table's ``quiet``,
@@ -78,15 +82,16 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     down = extras.get("down")
     downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5]) if down else None  # type: ignore[index, misc]
     view = stated_view(state)
-    own = bool(account) and own_account(account, view)
+    own = bool(account) and own_account(account, view, state.subs if state is not None else ())
     now_s = now_ms // 1000
-    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account)
+    rise = price_rise(extras)
+    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account, rise)
     window = quiet_window(quiet, now_ms)
     since = int(extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     if window is None or 0 < since < window.start_ms:
         return r
     # the quiet gate (QA18 F3): the users not already silent at the period's start as seen now, no usage trend
-    judged = rollup(quiet_members(members, window, now_s), view, downgrade, renewal_ms, now_s, now_ms, own, None, said, account)
+    judged = rollup(quiet_members(members, window, now_s), view, downgrade, renewal_ms, now_s, now_ms, own, None, said, account, rise)
     return quiet_rollup(r, judged, window, now_ms)
 
 
@@ -178,6 +183,50 @@ def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_
             extras["down"] = prev
         else:
             extras.pop("down", None)
+
+
+def price_rise(extras: Mapping[str, object]) -> PriceRise | None:
+    """The price rise the extras keep (``rise``, :func:`note_price_rise`), None without one."""
+    kept = extras.get("rise")
+    return PriceRise(int(kept[0]), tuple(kept[1]), int(kept[2]), int(kept[3])) if isinstance(kept, list) else None  # type: ignore[arg-type]
+
+
+#: A statement this close to the period end its subscription stated before is its renewal
+_RENEWAL_SLACK_MS: Final[int] = 86_400_000
+
+
+def note_price_rise(extras: dict[str, object], ev: Event, change: Change, ended_ms: int, plans_before: Sequence[str],
+                    plans_after: Sequence[str]) -> None:
+    """Keep in the extras' ``rise`` (``[ts, plans, MRR before, MRR after]``) a price rise at the
+    renewal of a user's own subscription (``models.account_health.PriceRise``, QA19 F7): a statement
+    keyed by the account's own user (a B2C user without ``account_id``, or sent with ``account_id``
+    = the user id) that moves the MRR up (expansion) on the same plans within a day of the period
+    end its subscription stated before (``ended_ms``): the customer renewed, the price changed.
+    Not a company's (more seats on the same plan look alike). Forgotten when a statement at the
+    same instant retracts that expansion; a later rise replaces it.
+
+    >>> from models.revenue import Movement
+    >>> from models.subscription import Subscription
+    >>> renewal = Event("c7", 30, "subscription", "s1", 0.0, "", Subscription("active", "premium", 799))
+    >>> extras = {}
+    >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 499, 799, 0, 0)), 30, ["premium"], ["premium"]); extras
+    {'rise': [30, ['premium'], 499, 799]}
+    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 799, 0, 0), Movement(30, "expansion", 499, 899, 0, 0)), 60,
+    ...                 ["premium"], ["premium"]); extras   # restated at the same instant (its period end now the next one)
+    {'rise': [30, ['premium'], 499, 899]}
+    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 899, 0, 0)), 60, ["premium"], ["premium"]); extras
+    {}
+    >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 499, 799, 0, 0)), 0, ["basic"], ["premium"]); extras
+    {}
+    """
+    add, retract = change.add, change.retract
+    kept = extras.get("rise")
+    here = isinstance(kept, list) and kept[0] == ev.ts_ms  # noted at this instant: a restatement re-measures it
+    renewal = here or (ended_ms > 0 and abs(ev.ts_ms - ended_ms) <= _RENEWAL_SLACK_MS)
+    if add is not None and add.kind == "expansion" and ev.user_id == ev.account and list(plans_before) == list(plans_after) and renewal:
+        extras["rise"] = [ev.ts_ms, list(plans_after), add.mrr_before_cents, add.mrr_after_cents]
+    elif retract is not None and retract.kind == "expansion" and here:
+        extras.pop("rise")
 
 
 def renewal_ms(state: AccountState | None, now_ms: int, table_ms: int = 0) -> int:
@@ -499,8 +548,12 @@ def member_deadlines_ms(acc: AccountWork, now_ms: int) -> list[int]:
 def other_due_ms(acc: AccountWork, now_ms: int) -> int:
     """The account's next deadline after ``now_ms`` that is not a member's (0: none): a trial
     reminder falling due, a stated renewal coming near, the end of a quiet period's window (its
-    2 weeks after: a member not back is silent from then on). Costs nothing per member."""
+    2 weeks after: a member not back is silent from then on), the end of a price rise's 30 days
+    (an account without members has no other deadline to close its alert by). Costs nothing per member."""
     times = [t for t in (_renewal_near_ms(acc.state, now_ms), next_quiet_end_ms(acc.quiet, now_ms)) if t]
+    rise = price_rise(acc.extras)
+    if rise is not None and rise.ts_ms + RISE_COUNTS_MS > now_ms:  # its 30 days end: the risk falls (QA19 F7)
+        times.append(rise.ts_ms + RISE_COUNTS_MS)
     ends = acc.state.get().trial_ends_ms if acc.state.subs else 0
     if ends:
         done = acc.extras.get("reminded")
@@ -519,6 +572,9 @@ def risk_drops_ms(acc: AccountWork) -> list[int]:
     down = acc.extras.get("down")
     if down:
         times.append(int(down[0]) + _DOWNGRADE_RECENT_MS)  # type: ignore[index]
+    rise = price_rise(acc.extras)
+    if rise is not None:
+        times.append(rise.ts_ms + RISE_COUNTS_MS)
     view = acc.state.get() if acc.state.subs else None
     if view is not None:
         times += [t + 1 for t in view.period_ends_ms]
@@ -550,7 +606,13 @@ def trend_counts(acc: AccountWork, hi_ms: int) -> bool:
 
 
 def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:
-    return {
+    """The alert's JSON (docs/ALERTS.md). ``usage_unknown: true`` (absent otherwise, as
+    ``judged_late``) on the alert of an account that does not see its users' use: a user's own
+    account sent without ``account_id`` (B2C), whose ``health``, ``users`` and ``silent_users`` are 0
+    because nothing is seen, not because nobody uses it (QA19 F7: a neobank's 335 premium
+    cancellations read "health 0, users 0", 334 of them by customers still banking then). The
+    fields stay integers for schema 1's consumers; the flag says how to read them."""
+    alert: dict[str, object] = {
         "schema": ACCOUNT_ALERT_SCHEMA,
         "delivery": "at-least-once; de-duplicate on alert_id",
         "alert_id": alert_id(account, kind, "", now_ms),
@@ -567,6 +629,9 @@ def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dic
         "action": r.action,
         "reasons": list(r.reasons),
     }
+    if not r.usage_known:
+        alert["usage_unknown"] = True
+    return alert
 
 
 def withhold_before(alerts: Sequence[KafkaRecord], from_ms: int) -> tuple[list[KafkaRecord], dict[str, int]]:

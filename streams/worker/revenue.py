@@ -58,8 +58,8 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, AccountRollup, Member, SilenceIndex, member_id_at, silence_index,
-                                   silence_risk_at)
+from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Member, SilenceIndex, member_id_at,
+                                   member_key, silence_index, silence_risk_at)
 from models.engine import alert_id
 from models.events import Event
 from models.quiet_period import QuietPeriod, quiet_starts_ms
@@ -67,7 +67,8 @@ from models.revenue import AccountState, Change, Movement, MovementKind
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
-                                           member_deadlines_ms, next_due_s, note_downgrade, other_due_ms, renewal_ms, risk_drops_ms,
+                                           member_deadlines_ms, next_due_s, note_downgrade, note_price_rise, other_due_ms, price_rise, renewal_ms,
+                                           risk_drops_ms,
                                            trend_counts, usage_counts)
 from streams.worker.clock import NEVER
 from streams.worker.keys import bucket_of, offset_field
@@ -690,6 +691,9 @@ def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms
     down = acc.extras.get("down")
     if down and int(down[0]) + _DOWNGRADE_COUNTS_MS > lo_ms:  # type: ignore[index]
         return False
+    rise = price_rise(acc.extras)
+    if rise is not None and rise.ts_ms + RISE_COUNTS_MS > lo_ms:  # a price rise still counts (QA19 F7)
+        return False
     return silence_risk_at(silence, hi_ms // 1000) < ACCOUNT_AT_RISK - _MARGIN
 
 
@@ -884,14 +888,17 @@ def _apply_subscription(acc: AccountWork, ev: Event) -> None:
     the same instant retracts it (``note_downgrade``). Its "plans before" are the plans before the
     instant, whichever statement of it came first (review 17 F2: "downgraded from nothing to Extra
     today" when the cancellations came before the new plan): kept in the extras' ``at`` while the
-    instant's statements changed them, as those of one instant can come in different cycles."""
+    instant's statements changed them, as those of one instant can come in different cycles.
+    A user's own plan renewed at a higher price is kept likewise (extras ``rise``, ``note_price_rise``, QA19 F7)."""
     at = acc.extras.get("at")
     before = list(at[1]) if isinstance(at, list) and at[0] == ev.ts_ms else list(acc.state.get().plans)
+    was = acc.state.subs.get(member_key(ev.user_id))  # the statement's subscription before it: its period end
     change = acc.state.apply(ev)
     if change.late:  # ignored by the state: the instant's plans before stay as they were (review 18 L-1)
         return
     after = acc.state.get().plans
     note_downgrade(acc.extras, ev.ts_ms, change, before, after)
+    note_price_rise(acc.extras, ev, change, was.sub.period_end_ms if was is not None else 0, before, after)
     if list(after) != before:
         acc.extras["at"] = [ev.ts_ms, before]
     else:
