@@ -74,6 +74,7 @@ __all__ = [
     "MAX_SLOTS",
     "NEGATIVE",
     "PURCHASE",
+    "RECURRING",
     "ROLES",
     "SUBSCRIPTION",
     "Vocabulary",
@@ -85,9 +86,10 @@ CANCEL: Final[int] = 2
 SUBSCRIPTION: Final[int] = 3
 NEGATIVE: Final[int] = 4
 IGNORE: Final[int] = 5
+RECURRING: Final[int] = 6
 #: Role names as the model file writes them -> role code.
 ROLES: Final[Mapping[str, int]] = {"purchase": PURCHASE, "cancel": CANCEL, "subscription": SUBSCRIPTION, "negative": NEGATIVE,
-                                   "ignore": IGNORE}
+                                   "ignore": IGNORE, "recurring": RECURRING}
 DEFAULT_ROLES: Final[Mapping[str, tuple[str, ...]]] = {
     "purchase": ("purchase", "order", "payment", "checkout", "buy", "transaction"),
     "cancel": ("cancel", "cancellation", "unsubscribe", "cancel_subscription", "subscription_cancel", "account_delete", "delete_account"),
@@ -177,6 +179,15 @@ class Vocabulary:
         """
         names = self.roles.get("cancel", ())
         return names[0] if len(names) == 1 else None
+
+    def recurring_text(self) -> str:
+        """The ``recurring`` role's names as a reason says them (models.reasons): the product's
+        own name, or its names joined by "or" (the state keeps one rhythm for all of them).
+
+        >>> Vocabulary(roles={"recurring": ["salary_deposit", "pension"]}).recurring_text()
+        'salary_deposit or pension'
+        """
+        return " or ".join(self.roles.get("recurring", ())) or "recurring event"
 
     def is_grievance(self, name: str) -> bool:
         """Whether events named ``name`` are a grievance (module docstring): a ``negative`` name
