@@ -6,6 +6,7 @@ words (docs/SCORES.md "A recurring credit overdue")."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from datetime import datetime, timezone
 
 import pytest
@@ -201,3 +202,23 @@ def test_a_wrong_declaration_is_refused_in_one_readable_line(roles: dict[str, ob
     with pytest.raises(ValueError) as err:
         load_model().with_(roles=roles)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ('[roles]\nrecurring = "salary_deposit"\n', "roles.recurring must be a list of event names, got a str ('salary_deposit')"),
+    ('[roles]\nrecurring = ["salary_deposit"]\nignore = ["salary_deposit"]\n', "event name 'salary_deposit' is in two roles"),
+    ('[roles]\nrecurring = ["complaint"]\n', "event name 'complaint' is in two roles (negative, recurring)"),
+])
+def test_train_refuses_a_wrong_recurring_declaration_in_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str, expected: str) -> None:
+    """``train --config``: a recurring declaration that cannot be read says why in one line, rc 2, no model written
+    (a name the default ``negative`` role keeps is said with how to declare that role without it)."""
+    from streams.cli import main
+    from tests.test_model_vocabulary_file import _one_event_csv, _one_line
+    path = tmp_path / "names.toml"
+    path.write_text(config, encoding="utf-8")
+    out = tmp_path / "m.json"
+    assert main(["train", "--events", str(_one_event_csv(tmp_path)), "--config", str(path), "--out", str(out)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"config {path}:" in line and expected in line, line
+    assert not out.exists()
