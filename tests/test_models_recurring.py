@@ -222,3 +222,23 @@ def test_train_refuses_a_wrong_recurring_declaration_in_one_line_and_exit_2(
     line = _one_line(capsys.readouterr().err)
     assert f"config {path}:" in line and expected in line, line
     assert not out.exists()
+
+
+def test_train_warns_when_buyers_also_get_the_recurring_event(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A history where a customer both buys and gets a salary: train says in one WARNING line that
+    their recurring rhythm is not kept (the shared bytes), and writes the model with the role."""
+    from streams.cli import main
+    rows = ["user_id,ts,event_type,amount"]
+    for i, user in enumerate(("a", "b")):
+        rows += [f"{user},2026-0{m}-25T03:00:00Z,salary_deposit,2500" for m in range(1, 5)]
+        rows += [f"{user},2026-0{m}-1{i}T10:00:00Z,app_open," for m in range(1, 5)]
+    rows.append("a,2026-02-02T10:00:00Z,purchase,12.5")
+    events = tmp_path / "e.csv"
+    events.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = tmp_path / "names.toml"
+    config.write_text('[roles]\nrecurring = ["salary_deposit"]\n', encoding="utf-8")
+    out = tmp_path / "m.json"
+    assert main(["train", "--events", str(events), "--config", str(config), "--no-fit", "--out", str(out)]) == 0
+    warned = [line for line in capsys.readouterr().out.splitlines() if "recurring events" in line]
+    assert warned == [warned[0]] and warned[0].startswith("WARNING: 1 user has both purchases (purchase) and recurring events (salary_deposit)")
+    assert list(load_model(out).roles["recurring"]) == ["salary_deposit"]
