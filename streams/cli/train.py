@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as the workers and learn read the topic)")
     parser.add_argument("--config", metavar="FILE",
                         help="JSON or TOML with an [event_types] table (name -> the name to use) and/or a [roles] table "
-                             "(purchase, cancel, negative, subscription, ignore -> list of event names, after renaming; a role "
+                             "(purchase, cancel, negative, subscription, ignore, recurring -> list of event names, after renaming; a role "
                              "listed replaces its default names); both are written into the model, and every reader of "
                              "events under it (the worker too) applies them")
     parser.add_argument("--types", type=_types, default=DEFAULT_SLOTS,
