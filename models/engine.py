@@ -26,7 +26,8 @@ from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
 from models.lifecycle import JUDGED, RECOVERABLE, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
-from models.signals import first_return_due_s, grievance_stands, is_cancelled, order_due_s, order_overdue, reorder_late, reorder_late_s
+from models.signals import (credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled, order_due_s,
+                            order_overdue, reorder_late, reorder_late_s)
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
@@ -556,13 +557,16 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: Co
     event that is not plain activity is a review, :func:`advance`), in any stage an alert opens
     in: neither the order rhythm nor the first day holds it back, a complaint is news whenever
     it comes. Within the quiet period after an at-risk closed it waits for its end, where
-    :func:`_next_review` looks again (the risk's own rules may open it sooner, as for anyone)."""
+    :func:`_next_review` looks again (the risk's own rules may open it sooner, as for anyone).
+    A recurring event late (models.signals.credit_late: a salary that has not come, QA19 F1)
+    opens it whatever the risk too, as a re-order late does, in the same stages and after the
+    same quiet period."""
     if c is None:
         c = model.compiled
     if (st.flags & GRIEVANCE and now_s >= st.quiet_until_s and a.stage in _OPENS
             and grievance_stands(st, a.signals, c.horizon_days)):
         return True
-    if (a.risk < c.risk_enter and not reorder_late(a.signals)) or not alert_may_open(a, now_s):
+    if (a.risk < c.risk_enter and not reorder_late(a.signals) and not credit_late(st, now_s)) or not alert_may_open(a, now_s):
         return False
     return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + c.material_rise
 
@@ -586,7 +590,8 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
     The risk in silence never falls and the stage in silence never leaves declining, so this
     never becomes true in silence (docs/SCORES.md, "Recovered only outside declining").
     Nor while the user is late on a re-order (models.signals.reorder_late, which opens the alert
-    whatever the risk): a visit is no order; the next order ends it. Nor while a paying
+    whatever the risk): a visit is no order; the next order ends it; nor while a recurring event
+    is late (models.signals.credit_late): a visit is no salary, the next credit ends it. Nor while a paying
     customer's grievance stands (models.signals.grievance_stands): the next order ends it, or
     a visit once it has faded (the horizon after it) while no order is overdue
     (models.signals.order_overdue: a customer who complained and stopped buying is not
@@ -597,7 +602,7 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
     (docs/SCORES.md, "The sign bounds")."""
     if c is None:
         c = model.compiled
-    if a.risk > c.risk_exit or a.stage not in _RECOVERABLE or reorder_late(a.signals):
+    if a.risk > c.risk_exit or a.stage not in _RECOVERABLE or reorder_late(a.signals) or credit_late(st, now_s):
         return False
     if st.flags & GRIEVANCE and (a.signals.silence_days > 0.0 or order_overdue(a.signals)
                                  or grievance_stands(st, a.signals, c.horizon_days)):
@@ -612,7 +617,8 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
 
 def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c: CompiledModel | None = None) -> int:
     """When to look again with no new events (:func:`_next_review_by_risk`), or earlier, at the
-    second a repeat buyer becomes late on their re-order (models.signals.reorder_late_s), which
+    second a repeat buyer becomes late on their re-order (models.signals.reorder_late_s) or a
+    recurring event becomes late (models.signals.credit_late_at_s), which
     opens an at-risk alert whatever the risk (or, for a standing grievance held back by the quiet
     period, at its end): no sooner than the user may have one (a day old,
     past the quiet period, past the "reactivated" stage), and only while none is open and the
@@ -625,6 +631,9 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
     if st.flags & GRIEVANCE and now_s < st.quiet_until_s < nxt and grievance_stands(st, a.signals, c.horizon_days):
         return st.quiet_until_s  # a grievance held back by the quiet period opens at its end (_may_open), if it still stands
     late = reorder_late_s(a.signals)
+    credit = credit_late_at_s(st)
+    if credit > now_s and (late <= now_s or credit < late):
+        late = credit
     if late <= now_s:
         return nxt
     if late < st.quiet_until_s:

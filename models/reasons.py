@@ -101,7 +101,8 @@ from models.compiled import KINDS_KEY, CompiledModel
 from models.health import percentile
 from models.lifecycle import declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, combine, exit_open, lifetime_count, reference, risk_probability
-from models.signals import Signals, grievance_stands, kinds_used, kinds_used_count, order_gap_days, rate_ratio, reorder_late
+from models.signals import (Signals, credit_gap_days, credit_late, grievance_stands, kinds_used, kinds_used_count, order_gap_days,
+                            rate_ratio, reorder_late)
 from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, UserState
 from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
@@ -544,6 +545,15 @@ def _days(x: float) -> str:
     """
     n = round(x)
     return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _every(gap_days: float) -> str:
+    """A rhythm's usual interval in words: "every day", "every 30 days".
+
+    >>> _every(1.2), _every(30.4)
+    ('every day', 'every 30 days')
+    """
+    return "every day" if round(gap_days) == 1 else f"every {_days(gap_days)}"
 
 
 def _ago(x: float) -> str:
@@ -1013,9 +1023,7 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
             return f"no visit for {sig.visit_overdue:.1f}x the usual interval of {sig.visit_gap_days:.1f} days"
         return f"no return for {_days(sig.silence_days)} after {sig.active_days} active day{'s' if sig.active_days != 1 else ''}"
     if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days)
-        gap = order_gap_days(sig)
-        every = "every day" if round(gap) == 1 else f"every {_days(gap)}"
-        return f"usual re-order {every}, none for {_days(sig.purchase_silence_days)}"
+        return f"usual re-order {_every(order_gap_days(sig))}, none for {_days(sig.purchase_silence_days)}"
     if key == "type_decline":
         found = _type_decline(sig, model)
         if found is not None:
@@ -1089,9 +1097,7 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
             return f"recent activity{_RECENT_LONG} up {100.0 * (sig.trend_long - 1.0):.0f}% against the user's 3-month rate"
         return f"recent activity{_RECENT_LONG} steady against the user's 3-month rate"
     if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days), as _text
-        gap = order_gap_days(sig)
-        every = "every day" if round(gap) == 1 else f"every {_days(gap)}"
-        return f"re-ordered {_ago(sig.purchase_silence_days)}, usual {every}"
+        return f"re-ordered {_ago(sig.purchase_silence_days)}, usual {_every(order_gap_days(sig))}"
     if key == "low":
         return _decayed_count(sig.act_28d, "event", False)
     if key == "narrow":
@@ -1293,6 +1299,8 @@ def explain(
         while at < len(found) and found[at][0] >= _RENEWAL:
             at += 1
         found.insert(at, (_FIRST, "purchase", _text("purchase", st, sig, temperature, model), ""))
+    if purpose != "declining" and st.n_recurring and credit_late(st, sig.now_s):
+        _credit_first(found, st, sig, c)
     if st.flags & GRIEVANCE and grievance_stands(st, sig, c.horizon_days):  # a paying customer's complaint (QA17 F8):
         # what the shop calls about, first (after a change to declining's cause and the facts of
         # leaving: a cancellation, a paid period ended unrenewed, as the late re-order above);
@@ -1304,6 +1312,22 @@ def explain(
         found.insert(at, (_FIRST, "grievance", _grievance_text(st, sig, model), ""))
     _renewal_shown(found)
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
+
+
+def _credit_first(found: list[tuple[float, str, str, str]], st: UserState, sig: Signals, c: CompiledModel) -> None:
+    """A recurring event late (models.signals.credit_late: a salary that has not come), first in
+    ``found`` after the facts of leaving (a cancellation, a paid period ended unrenewed), as a late
+    re-order: "salary_deposit overdue: usually every 30 days, none for 41 days (last 2026-09-25)".
+    The per-type facts of its own names ("no salary_deposit events in recent weeks, against 0.5
+    for a typical user") go: they say the same in an event count's words (QA19 F2)."""
+    names = c.vocabulary.roles.get("recurring", ())
+    found[:] = [item for item in found if not (_is_slot(item[1]) and item[1].rpartition(":")[2] in names)]
+    at = 0
+    while at < len(found) and found[at][0] >= _RENEWAL:
+        at += 1
+    text = (f"{c.vocabulary.recurring_text()} overdue: usually {_every(credit_gap_days(st))}, "
+            f"none for {_days((sig.now_s - st.last_recurring_s) / DAY_S)} (last {_day(st.last_recurring_s)})")
+    found.insert(at, (_FIRST, "recurring", text, ""))
 
 
 def _renewal_shown(found: list[tuple[float, str, str, str]]) -> None:

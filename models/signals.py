@@ -32,6 +32,10 @@ __all__ = [
     "DEFAULT_VISIT_GAP_DAYS",
     "Signals",
     "compute_signals",
+    "CREDIT_LATE_FACTOR",
+    "credit_gap_days",
+    "credit_late",
+    "credit_late_at_s",
     "is_cancelled",
     "kinds_used",
     "kinds_used_count",
@@ -291,6 +295,51 @@ def reorder_late_s(sig: Signals) -> int:
         return 0
     # one second past the exact crossing, as order_due_s: float rounding cannot leave it a hair early
     return sig.now_s + int(math.ceil((late - sig.purchase_silence_days) * DAY_S)) + 1
+
+
+#: The recurring-credit alert (models.vocabulary ``recurring``: a salary, a pension, a weekly
+#: report; docs/SCORES.md "A recurring credit overdue"). Such an event is no Poisson process, as
+#: orders are (:data:`REORDER_LATE_FACTOR`): it comes on a calendar, and what moves it is the
+#: calendar itself, a pay day on a weekend or a bank holiday paid a working day or two before or
+#: after, months of 28 to 31 days: a monthly credit's interval runs from about 26 to 34 days, up
+#: to a tenth of the month either side of its mean. It is late once the silence since the last
+#: one passes the user's usual interval by a fifth (twice that): 36.5 days for a monthly salary,
+#: 8.4 for a weekly report. A stated margin, not fitted to any data (QA19's one-line rule, "no
+#: salary for 35 days", is a monthly salary's 1.15).
+CREDIT_LATE_FACTOR: Final[float] = 1.2
+
+
+def credit_gap_days(st: UserState) -> float:
+    """A user's usual interval between their recurring events, days: the mean of the intervals
+    from the first to the last (distinct UTC days, models.state ``n_recurring``); 0 without a
+    rhythm yet (:data:`REORDER_MIN_INTERVALS` intervals, as for orders: a single gap is no rhythm)."""
+    if st.n_recurring - 1 < REORDER_MIN_INTERVALS:
+        return 0.0
+    return (st.last_recurring_s - st.first_recurring_s) / DAY_S / (st.n_recurring - 1)
+
+
+def credit_late_at_s(st: UserState) -> int:
+    """The first second at which the user's next recurring event is late (the last one's time
+    plus :data:`CREDIT_LATE_FACTOR` usual intervals, :func:`credit_gap_days`); 0 without a
+    rhythm. Fixed while none comes (nothing else moves it), so the engine reviews the user then
+    (models.engine._next_review), as at a re-order late (:func:`reorder_late_s`).
+
+    >>> st = UserState(first_recurring_s=0, last_recurring_s=60 * DAY_S, n_recurring=3)
+    >>> credit_late_at_s(st) == 96 * DAY_S, credit_late_at_s(UserState(last_recurring_s=30 * DAY_S, n_recurring=2))
+    (True, 0)
+    """
+    gap = credit_gap_days(st)
+    if gap <= 0.0:
+        return 0
+    return st.last_recurring_s + int(math.ceil(CREDIT_LATE_FACTOR * gap * DAY_S))
+
+
+def credit_late(st: UserState, now_s: int) -> bool:
+    """Whether the user's recurring event (a salary) is late at ``now_s`` (:func:`credit_late_at_s`):
+    an at-risk alert opens whatever the risk (models.engine), with this fact first (models.reasons),
+    and stays open until the next one comes. Monotone in silence."""
+    late = credit_late_at_s(st)
+    return late > 0 and now_s >= late
 
 
 def first_return_due_s(sig: Signals) -> int:

@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as the workers and learn read the topic)")
     parser.add_argument("--config", metavar="FILE",
                         help="JSON or TOML with an [event_types] table (name -> the name to use) and/or a [roles] table "
-                             "(purchase, cancel, negative, subscription, ignore -> list of event names, after renaming; a role "
+                             "(purchase, cancel, negative, subscription, ignore, recurring -> list of event names, after renaming; a role "
                              "listed replaces its default names); both are written into the model, and every reader of "
                              "events under it (the worker too) applies them")
     parser.add_argument("--types", type=_types, default=DEFAULT_SLOTS,
@@ -522,6 +522,32 @@ def vocabulary_report(model: ChurnModel, events: Sequence[Event], report: Mappin
     stream = payment_stream_line(model, counts)
     if stream:
         print(stream)
+    shared = shared_rhythm_line(model, events)
+    if shared:
+        print(shared)
+
+
+def shared_rhythm_line(model: ChurnModel, events: Sequence[Event]) -> str:
+    """A WARNING when users of the history have both purchases and events of the ``recurring`` role:
+    the state keeps one of the two rhythms (they share the record's bytes, models.state), so a
+    buyer's recurring credit opens no alert; '' when none has both.
+
+    >>> m = ChurnModel(roles={"purchase": ["order"], "recurring": ["salary"]})
+    >>> print(shared_rhythm_line(m, [Event("a", 1, "order", "1"), Event("a", 2, "salary", "2"), Event("b", 3, "salary", "3")]))
+    WARNING: 1 user has both purchases (order) and recurring events (salary): a user with a purchase on record keeps no recurring rhythm (the two share the state's bytes), so a late recurring event opens no alert for them; declare the recurring role where customers do not also buy (README, "The product's vocabulary")
+    """
+    recurring, purchase = set(model.roles.get("recurring", ())), set(model.roles.get("purchase", ()))
+    if not recurring or not purchase:
+        return ""
+    bought = {ev.user_id for ev in events if ev.type in purchase}
+    both = len(bought & {ev.user_id for ev in events if ev.type in recurring})
+    if not both:
+        return ""
+    seen = {ev.type for ev in events if ev.type in purchase or ev.type in recurring}
+    return (f"WARNING: {both:,} user{'s have' if both != 1 else ' has'} both purchases ({', '.join(sorted(purchase & seen))}) and "
+            f"recurring events ({', '.join(sorted(recurring & seen))}): a user with a purchase on record keeps no recurring rhythm "
+            f"(the two share the state's bytes), so a late recurring event opens no alert for them; declare the recurring "
+            f"role where customers do not also buy (README, \"The product's vocabulary\")")
 
 
 def run(args: argparse.Namespace, settings: "Settings") -> int:
