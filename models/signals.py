@@ -317,7 +317,8 @@ def first_return_due_s(sig: Signals, first_return_days: float) -> int:
     the silence by which all but :data:`REORDER_LATE_CHANCE`, 1 in 5, of the customers who came
     back for a second active day had come back; ``train`` measures it; 0.0 until it has, and then
     the usual interval between active days stands in, ``visit_gap_days``: for them the
-    population's plus the span of their one day). A repeat buyer's next order is
+    population's plus the span of their one day; never below a day, ``_MIN_GAP_DAYS``: the
+    customers of fightchurn's social apps come back within 0.65-0.74 days). A repeat buyer's next order is
     :func:`order_due_s`'s, anybody else's return is read by the risk itself.
 
     Why (QA17 F2): the first days are the riskiest of a customer's life (the tenure hazard), so
@@ -335,7 +336,10 @@ def first_return_due_s(sig: Signals, first_return_days: float) -> int:
     :func:`order_due_s`."""
     if sig.n_purchases > 0:
         return _first_order_due_s(sig)
-    gap = first_return_days if first_return_days > 0.0 else sig.visit_gap_days
+    if first_return_days <= 0.0:  # not measured
+        gap = sig.visit_gap_days
+    else:  # active days are visit days: no cadence below a day, as for the usual interval
+        gap = first_return_days if first_return_days > _MIN_GAP_DAYS else _MIN_GAP_DAYS
     if sig.active_days > 1 or sig.silence_days >= gap:
         return 0
     return sig.now_s + int(math.ceil((gap - sig.silence_days) * DAY_S)) + 1

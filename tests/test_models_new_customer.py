@@ -155,3 +155,12 @@ def test_the_alert_of_an_overdue_buyer_says_check_in() -> None:
     assert one and late
     for alert in one + late:
         assert alert.scores.action == "check_in", (alert.scores.stage, alert.scores.health, alert.scores.temperature)
+
+
+def test_a_measured_first_return_interval_under_a_day_counts_as_a_day() -> None:
+    """Active days are visit days: fightchurn's social apps measure 0.65-0.74 days, the wait is a day."""
+    visit = [Event("u", T0_MS + 15 * HOUR_MS, "view", "v")]
+    st = advance("u", None, visit, visit[0].ts_ms + 1, LOW_LINE).state
+    sig = compute_signals(st, visit[0].ts_ms // 1000 + 3600, LOW_LINE)
+    assert first_return_due_s(sig, 0.65) == visit[0].ts_ms // 1000 + DAY_S + 1
+    assert first_return_due_s(sig, 2.4) == visit[0].ts_ms // 1000 + int(2.4 * DAY_S) + 1
