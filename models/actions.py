@@ -35,7 +35,7 @@ before (docs/SCORES.md, "Actions for a repeat buyer on schedule"). First rule th
 
 A buyer whose next order is overdue (``overdue``: a repeat buyer past their usual interval,
 models.signals.order_due_s, or a one-order buyer past the population's,
-models.signals.first_return_due_s) is not paying by their temperature: their payment is the
+models.signals.order_overdue) is not paying by their temperature: their payment is the
 order, and it is late. Not using either, they get ``check_in`` (a reminder, an offer), not
 ``educate``. Why (QA17 F6): 69% of a coffee shop's at-risk alerts said ``educate``, "a paying
 user who does not use the product", among them 265 led by "usual re-order every 30 days, none

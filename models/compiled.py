@@ -105,6 +105,9 @@ class CompiledModel:
     # models.signals; its defaults until ``train`` measures them): a dict lookup per scoring saved.
     visit_gap_days: float
     purchase_gap_days: float
+    # The product's first-return interval (models.signals.first_return_due_s): train measures it;
+    # 0.0 until then, and the one-day user's own usual interval stands in (a file without it reads as before).
+    first_return_days: float
     # The engine's thresholds and durations (models.engine: each review reads a few of them, and
     # the risk's exit gate the horizon), copied here for the same reason as the lifecycle's.
     horizon_days: float
@@ -179,6 +182,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         visit_b=float(visits.b),
         visit_gap_days=float(model.population.get("visit_gap_days", DEFAULT_VISIT_GAP_DAYS)),
         purchase_gap_days=float(model.population.get("purchase_gap_days", DEFAULT_PURCHASE_GAP_DAYS)),
+        first_return_days=float(model.population.get("first_return_days", 0.0)),
         horizon_days=float(model.horizon_days),
         risk_enter=float(model.risk_enter),
         risk_exit=float(model.risk_exit),

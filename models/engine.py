@@ -524,7 +524,7 @@ _RECOVERABLE: Final[frozenset[str]] = RECOVERABLE
 _MIN_AGE_DAYS: Final[float] = 1.0
 
 
-def alert_may_open(a: Assessment, now_s: int) -> bool:
+def alert_may_open(a: Assessment, now_s: int, c: CompiledModel) -> bool:
     """Whether the user assessed in ``a`` at ``now_s`` is one an at-risk alert may open for,
     whatever the risk and the thresholds: in a stage an alert opens in (:data:`_OPENS`: not
     dormant or churned, those are the win-back list, nor just back from churned), at least a day
@@ -533,9 +533,12 @@ def alert_may_open(a: Assessment, now_s: int) -> bool:
     (models.signals.reorder_late_s: the order rhythm carries their relationship, and at their due
     time a customer still buying at their rate is silent that long 37% of the time, e^-1; QA12's
     regulars, 8% jitter, got 658 at-risk alerts at their due time, 652 followed by the order),
-    nor a new customer whose first return is not due yet by the population's usual interval
-    (models.signals.first_return_due_s: a one-order buyer, a user active on a single day; QA17
-    F2, 68% of a shop's new customers were alerted the day after their first order).
+    nor a new customer who has not missed their first return yet by the population's usual
+    interval (models.signals.first_return_due_s: a one-order buyer at the interval between
+    orders, a user active on a single day at the product's first-return interval, ``c``'s
+    ``first_return_days``; QA17 F2, 68% of a shop's new customers were alerted the day after
+    their first order; QA19 F8, 531 customers of a neobank who stay were alerted 1.6 days after
+    their first day).
     Everything here is known to the stream at ``now_s``.
 
     Why public: ``churnwatch train`` chooses ``risk_enter`` as a quantile of the risk over the
@@ -543,7 +546,7 @@ def alert_may_open(a: Assessment, now_s: int) -> bool:
     this function, so the training rows and the stream cannot disagree on who is alertable (QA10
     F2: a line chosen over every row, the lapsed included, flagged nobody the stream alerts)."""
     return (a.stage in _OPENS and a.signals.age_days >= _MIN_AGE_DAYS and order_due_s(a.signals) <= now_s
-            and reorder_late_s(a.signals) <= now_s and first_return_due_s(a.signals) <= now_s)
+            and reorder_late_s(a.signals) <= now_s and first_return_due_s(a.signals, c.first_return_days) <= now_s)
 
 
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
@@ -566,7 +569,7 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: Co
     if (st.flags & GRIEVANCE and now_s >= st.quiet_until_s and a.stage in _OPENS
             and grievance_stands(st, a.signals, c.horizon_days)):
         return True
-    if (a.risk < c.risk_enter and not reorder_late(a.signals) and not credit_late(st, now_s)) or not alert_may_open(a, now_s):
+    if (a.risk < c.risk_enter and not reorder_late(a.signals) and not credit_late(st, now_s)) or not alert_may_open(a, now_s, c):
         return False
     return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + c.material_rise
 
@@ -658,7 +661,7 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
     silence), after one cheap test that it can cross at all. ``review_interval_days`` caps the
     wait (a day for a fit with free signs, whose risk may fall in silence: no crossing search,
     the at-risk crossing found within a day). A repeat buyer whose next order is not due yet cannot open an alert before it is
-    (models.signals.order_due_s), nor a new customer before their first return is
+    (models.signals.order_due_s), nor a new customer before they have missed their first return
     (models.signals.first_return_due_s): the search then starts at that second; so for a user just back from
     churned, at the end of the "reactivated" stage (:data:`_OPENS`). A known renewal that opens
     the exit before the cap (models.risk.exit_opens_s) is a step of the risk: an alert due then
@@ -692,7 +695,7 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
         late = reorder_late_s(a.signals)  # a buyer with a rhythm: nothing opens before late (alert_may_open)
         if late > due:
             due = late
-        first = first_return_due_s(a.signals)  # a new customer: nothing opens before their first return is due
+        first = first_return_due_s(a.signals, c.first_return_days)  # a new customer: nothing opens before their first return is due
         if first > due:
             due = first
         if a.stage == "reactivated":  # nothing opens before the stage ends (_OPENS)

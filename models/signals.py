@@ -342,44 +342,64 @@ def credit_late(st: UserState, now_s: int) -> bool:
     return late > 0 and now_s >= late
 
 
-def first_return_due_s(sig: Signals) -> int:
-    """For a new customer, who has no rhythm of their own yet, the first second at which their
-    first return is due by the population's usual interval (the model's, ``train`` measures it);
-    0 once it is due, and for everybody else. A buyer with purchases on one day only: purchase
-    silence past the population's usual interval between purchases (``purchase_gap_days``, which
-    is the population's for them: no interval of their own to shrink towards it); a user active
-    on a single day who never bought: silence past the population's usual interval between
-    active days (``visit_gap_days``, the population's for them likewise). A repeat buyer's next
-    order is :func:`order_due_s`'s, anybody else's return is read by the risk itself.
-
-    Why (QA17 F2): the first days are the riskiest of a customer's life (the tenure hazard), so
-    a model whose alert line sits under that risk flagged every one-order customer as soon as
-    they were a day old: 1,065 of 1,576 new customers of a coffee shop within 25 h of their first
-    order, 468 of 595 future loyal regulars, whose next order was due weeks later. A day-old
-    customer has not yet had the chance to come back; the alert waits until they have.
-    Monotone in silence and fixed while silent (neither interval moves without an event), so the
-    engine schedules a review at that second (models.engine._next_review_by_risk), as for
-    :func:`order_due_s`."""
-    if sig.purchase_x >= 1:
+def _first_order_due_s(sig: Signals) -> int:
+    """For a buyer with purchases on one day only, the first second at which their purchase
+    silence passes the population's usual interval between purchases (``purchase_gap_days``,
+    which is the population's for them: no interval of their own to shrink towards it); 0 once
+    it has, and for everybody else."""
+    if sig.purchase_x >= 1 or sig.n_purchases == 0:
         return 0
-    if sig.n_purchases > 0:
-        silence, gap = sig.purchase_silence_days, sig.purchase_gap_days
-    elif sig.active_days <= 1:
-        silence, gap = sig.silence_days, sig.visit_gap_days
-    else:
-        return 0
+    silence, gap = sig.purchase_silence_days, sig.purchase_gap_days
     if silence >= gap:
         return 0
     # one second past the exact crossing, as order_due_s: float rounding cannot leave it a hair early
     return sig.now_s + int(math.ceil((gap - silence) * DAY_S)) + 1
 
 
+def first_return_due_s(sig: Signals, first_return_days: float) -> int:
+    """For a new customer, who has no rhythm of their own yet, the first second at which they
+    have missed their first return by the population's usual interval (the model's, ``train``
+    measures it); 0 once they have, and for everybody else. A buyer with purchases on one day
+    only: their first re-order is due at the population's usual interval between purchases
+    (:func:`_first_order_due_s`); a user active on a single day who never bought: their silence
+    has reached ``first_return_days``, the product's first-return interval (models.compiled:
+    the silence by which all but :data:`REORDER_LATE_CHANCE`, 1 in 5, of the customers who came
+    back for a second active day had come back; ``train`` measures it; 0.0 until it has, and then
+    the usual interval between active days stands in, ``visit_gap_days``: for them the
+    population's plus the span of their one day; never below a day, ``_MIN_GAP_DAYS``: the
+    customers of fightchurn's social apps come back within 0.65-0.74 days). A repeat buyer's next order is
+    :func:`order_due_s`'s, anybody else's return is read by the risk itself.
+
+    Why (QA17 F2): the first days are the riskiest of a customer's life (the tenure hazard), so
+    a model whose alert line sits under that risk flagged every one-order customer as soon as
+    they were a day old: 1,065 of 1,576 new customers of a coffee shop within 25 h of their first
+    order, 468 of 595 future loyal regulars, whose next order was due weeks later. A day-old
+    customer has not yet had the chance to come back; the alert waits until they have.
+    Why a first-return interval of its own (QA19 F8): ``visit_gap_days`` is the median
+    customer's mean interval, which a customer coming back at that rate passes in silence
+    e^-1 = 37% of the time: a neobank whose customers are active every 1.6 days had 799 at-risk
+    alerts on customers active on a single day, 531 of them on customers who stay (its customers
+    who came back: 63% within 1.55 days, 80% within 2.4).
+    Monotone in silence and fixed while silent (neither interval moves without an event), so the
+    engine schedules a review at that second (models.engine._next_review_by_risk), as for
+    :func:`order_due_s`."""
+    if sig.n_purchases > 0:
+        return _first_order_due_s(sig)
+    if first_return_days <= 0.0:  # not measured
+        gap = sig.visit_gap_days
+    else:  # active days are visit days: no cadence below a day, as for the usual interval
+        gap = first_return_days if first_return_days > _MIN_GAP_DAYS else _MIN_GAP_DAYS
+    if sig.active_days > 1 or sig.silence_days >= gap:
+        return 0
+    return sig.now_s + int(math.ceil((gap - sig.silence_days) * DAY_S)) + 1
+
+
 def order_overdue(sig: Signals) -> bool:
     """Whether a buyer's next order is overdue: a repeat buyer past the time :func:`order_due_s`
-    gives, a one-order buyer past the one :func:`first_return_due_s` gives (the population's
+    gives, a one-order buyer past the one :func:`_first_order_due_s` gives (the population's
     interval). The action reads it (models.actions ``overdue``: their payment, the order, is
     late, so they are not paying by the temperature; QA17 F6)."""
-    return sig.n_purchases > 0 and order_due_s(sig) <= sig.now_s and first_return_due_s(sig) == 0
+    return sig.n_purchases > 0 and order_due_s(sig) <= sig.now_s and _first_order_due_s(sig) == 0
 
 
 def grievance_stands(st: UserState, sig: Signals, horizon_days: float) -> bool:

@@ -100,7 +100,7 @@ def test_alert_may_open_holds_a_buyer_until_their_own_interval_has_passed() -> N
 
     def may_open(days: float) -> bool:
         now_s = last_order_s + int(days * DAY_S)
-        return alert_may_open(assess(advance("u", None, events, now_s * 1000, MODEL).state, now_s, MODEL), now_s)
+        return alert_may_open(assess(advance("u", None, events, now_s * 1000, MODEL).state, now_s, MODEL), now_s, MODEL.compiled)
 
     assert [may_open(d) for d in (36.5, 39.0, 41.9, 42.01)] == [False, False, False, True]
 
@@ -157,7 +157,7 @@ def test_alert_may_open_refuses_a_user_just_back_from_churned() -> None:
     def may_open(days: float) -> tuple[str, bool]:
         now_s = returned_s + int(days * DAY_S)
         a = assess(advance("u", None, events, now_s * 1000 + 1, BACK_MODEL).state, now_s, BACK_MODEL)
-        return a.stage, alert_may_open(a, now_s) and a.risk >= BACK_MODEL.risk_enter
+        return a.stage, alert_may_open(a, now_s, BACK_MODEL.compiled) and a.risk >= BACK_MODEL.risk_enter
 
     assert [may_open(d) for d in (0, 1, 13.9)] == [("reactivated", False)] * 3
     assert may_open(BACK_MODEL.new_days)[1]

@@ -22,6 +22,7 @@ HOUR_MS = 3_600_000
 LOW_LINE = load_model().with_(risk_enter=0.05, risk_exit=0.01)
 POP_ORDERS = LOW_LINE.compiled.purchase_gap_days  # the population's usual intervals (the default's priors)
 POP_VISITS = LOW_LINE.compiled.visit_gap_days
+FIRST_RETURN = LOW_LINE.compiled.first_return_days  # the shipped default has none measured (0.0): the visit interval
 
 
 def _first_order(visit_days: tuple[int, ...] = ()) -> list[Event]:
@@ -41,20 +42,20 @@ def test_first_return_due_reads_the_population_interval_of_a_one_order_buyer_and
     now_s = order[-1].ts_ms // 1000 + DAY_S
     sig = compute_signals(st, now_s, LOW_LINE)
     assert order_due_s(sig) == 0  # no rhythm of their own: the repeat buyers' rule does not hold them
-    assert first_return_due_s(sig) == order[-1].ts_ms // 1000 + int(POP_ORDERS * DAY_S) + 1
+    assert first_return_due_s(sig, FIRST_RETURN) == order[-1].ts_ms // 1000 + int(POP_ORDERS * DAY_S) + 1
     # silent past it: due, and it never comes back in silence
-    assert first_return_due_s(compute_signals(st, now_s + int(POP_ORDERS * DAY_S), LOW_LINE)) == 0
+    assert first_return_due_s(compute_signals(st, now_s + int(POP_ORDERS * DAY_S), LOW_LINE), FIRST_RETURN) == 0
     visit = [Event("u", T0_MS, "view", "v")]
     st = advance("u", None, visit, T0_MS + 1, LOW_LINE).state
-    assert first_return_due_s(compute_signals(st, T0_MS // 1000 + 3600, LOW_LINE)) == T0_MS // 1000 + int(POP_VISITS * DAY_S) + 1
+    assert first_return_due_s(compute_signals(st, T0_MS // 1000 + 3600, LOW_LINE), FIRST_RETURN) == T0_MS // 1000 + int(POP_VISITS * DAY_S) + 1
     # a second active day is the first return; a second order day is a rhythm of their own (order_due_s)
     back = visit + [Event("u", T0_MS + 2 * DAY_MS, "view", "v2")]
     st = advance("u", None, back, T0_MS + 2 * DAY_MS + 1, LOW_LINE).state
-    assert first_return_due_s(compute_signals(st, T0_MS // 1000 + 3 * DAY_S, LOW_LINE)) == 0
+    assert first_return_due_s(compute_signals(st, T0_MS // 1000 + 3 * DAY_S, LOW_LINE), FIRST_RETURN) == 0
     again = order + [Event("u", T0_MS + 20 * DAY_MS, "purchase", "p1", 20.0)]
     st = advance("u", None, again, T0_MS + 20 * DAY_MS + 1, LOW_LINE).state
     sig = compute_signals(st, T0_MS // 1000 + 21 * DAY_S, LOW_LINE)
-    assert first_return_due_s(sig) == 0 and order_due_s(sig) > sig.now_s
+    assert first_return_due_s(sig, FIRST_RETURN) == 0 and order_due_s(sig) > sig.now_s
 
 
 def test_a_one_order_customer_is_not_at_risk_before_their_first_reorder_is_due() -> None:
@@ -81,6 +82,7 @@ def test_a_one_order_customer_is_not_at_risk_before_their_first_reorder_is_due()
 
 
 def test_a_one_day_user_who_never_bought_waits_for_the_population_visit_interval() -> None:
+    assert FIRST_RETURN == 0.0  # a model file without a first-return interval reads as before
     events = [Event("u", T0_MS + 15 * HOUR_MS, "view", "v0")]
     alerts = _at_risk(events, T0_MS + 30 * DAY_MS)
     assert len(alerts) == 1
@@ -88,9 +90,26 @@ def test_a_one_day_user_who_never_bought_waits_for_the_population_visit_interval
 
     def may_open(days: float) -> bool:
         now_s = events[0].ts_ms // 1000 + int(days * DAY_S)
-        return alert_may_open(assess(advance("u", None, events, now_s * 1000, LOW_LINE).state, now_s, LOW_LINE), now_s)
+        return alert_may_open(assess(advance("u", None, events, now_s * 1000, LOW_LINE).state, now_s, LOW_LINE), now_s, LOW_LINE.compiled)
 
     assert [may_open(d) for d in (1.5, POP_VISITS - 0.1, POP_VISITS + 0.01)] == [False, False, True]
+
+
+def test_a_one_day_user_waits_for_the_product_s_first_return_interval_where_train_measured_it() -> None:
+    """QA19 F8 (a neobank, usual interval 1.6 days, 80% of its returning customers back within 2.4): customers
+    seen on one day were alerted 1.6 days later, 531 of 799 of them customers who stay. One back after 2 days
+    now gets no alert while away; one who does not come back gets it at 2.4 days."""
+    model = LOW_LINE.with_(population={**LOW_LINE.population, "visit_gap_days": 1.6, "first_return_days": 2.4})
+    assert (model.compiled.visit_gap_days, model.compiled.first_return_days) == (1.6, 2.4)
+    first = Event("u", T0_MS + 22 * HOUR_MS, "view", "v0")
+    back_ms = first.ts_ms + 2 * DAY_MS
+    assert [a for a in advance("u", None, [first], back_ms - 1, model).alerts if a.kind == "at_risk"] == []
+    unmeasured = model.with_(population={k: v for k, v in model.population.items() if k != "first_return_days"})
+    # without the measured interval it opened at the usual one, while the customer was about to come back
+    assert len([a for a in advance("u", None, [first], back_ms - 1, unmeasured).alerts if a.kind == "at_risk"]) == 1
+    silent = [a for a in advance("u", None, [first], first.ts_ms + 10 * DAY_MS, model).alerts if a.kind == "at_risk"]
+    due_ms = first.ts_ms + int(2.4 * DAY_MS)
+    assert len(silent) == 1 and due_ms <= silent[0].event_time_ms <= due_ms + 2_000
 
 
 _TYPICAL = re.compile(r"for a typical user$|fewer than \d+% of users$|in recent weeks \(decayed count")
@@ -136,3 +155,12 @@ def test_the_alert_of_an_overdue_buyer_says_check_in() -> None:
     assert one and late
     for alert in one + late:
         assert alert.scores.action == "check_in", (alert.scores.stage, alert.scores.health, alert.scores.temperature)
+
+
+def test_a_measured_first_return_interval_under_a_day_counts_as_a_day() -> None:
+    """Active days are visit days: fightchurn's social apps measure 0.65-0.74 days, the wait is a day."""
+    visit = [Event("u", T0_MS + 15 * HOUR_MS, "view", "v")]
+    st = advance("u", None, visit, visit[0].ts_ms + 1, LOW_LINE).state
+    sig = compute_signals(st, visit[0].ts_ms // 1000 + 3600, LOW_LINE)
+    assert first_return_due_s(sig, 0.65) == visit[0].ts_ms // 1000 + DAY_S + 1
+    assert first_return_due_s(sig, 2.4) == visit[0].ts_ms // 1000 + int(2.4 * DAY_S) + 1

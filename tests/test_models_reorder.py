@@ -79,7 +79,7 @@ def test_a_buyer_with_a_rhythm_is_not_at_risk_at_their_due_time_only_once_late()
     last_ms = T0_MS + 126 * DAY_MS + 15 * 3_600_000 + 60_000
     due_s = last_ms // 1000 + 42 * DAY_S + 60
     a = assess(advance("u", None, events, due_s * 1000, model).state, due_s, model)
-    assert a.risk >= model.risk_enter and a.stage in ("active", "declining") and not alert_may_open(a, due_s)
+    assert a.risk >= model.risk_enter and a.stage in ("active", "declining") and not alert_may_open(a, due_s, model.compiled)
     at_risk = [x for x in _alerts(events, last_ms + 120 * DAY_MS, model) if x.kind == "at_risk" and x.event_time_ms > last_ms]
     late_ms = last_ms + REORDER_LATE_FACTOR * 42 * DAY_MS
     assert len(at_risk) == 1 and late_ms <= at_risk[0].event_time_ms <= late_ms + 2_000

@@ -51,6 +51,7 @@ def test_no_fit_keeps_the_default_numbers_and_takes_the_names(unfitted: tuple[Pa
     assert list(model.roles["cancel"]) == ["account_closed"] and list(model.roles["purchase"]) == list(default.roles["purchase"])
     assert set(model.tracked_types) == {"app_open", "card_payment"} and model.version.startswith("unfitted-")
     assert sorted(model.population["kinds"]) == ["app_open", "card_payment"]
+    assert 1.0 <= model.population["first_return_days"] < 3.0  # the product's levels: its first-return interval too (QA19 F8)
     first = printed.splitlines()[0]
     assert "no weight fitted" in first and "the shipped default's" in first and "role cancel: account_closed 1" in printed
 
