@@ -782,6 +782,29 @@ def actions(old_path: str, new_path: str) -> bool:
     return ok
 
 
+def _from_moments(o: dict[str, Any], n: dict[str, Any], start: dict[str, int]) -> tuple[list[str], list[str], collections.Counter[str], dict[str, int]]:
+    """What changed for a run whose change may act on the users of ``start`` (user -> first ms it
+    can act) only: (the other users that differ in alerts, scores or state; the targeted users
+    whose alerts before their moment differ; the alerts removed and added for the targeted users,
+    by "-kind/stage" and "+kind/stage"; how many of them changed in alerts, scores and states)."""
+    oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+    everyone = set(o["states"]) | set(n["states"])
+    others = [u for u in everyone - set(start)
+              if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
+    before_differs = [u for u, t0 in start.items()
+                      if {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
+                      != {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}]
+    moved: collections.Counter[str] = collections.Counter()
+    for u in start:
+        for sign, rows in (("-", set(oa.get(u, ())) - set(na.get(u, ()))), ("+", set(na.get(u, ())) - set(oa.get(u, ())))):
+            for r in rows:
+                d = json.loads(r)
+                moved[f"{sign}{d['kind']}/{d['stage']}"] += 1
+    changed = {part: sum((src.get(u) != dst.get(u)) for u in start)
+               for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
+    return others, before_differs, moved, changed
+
+
 def reorder(old_path: str, new_path: str) -> bool:
     """True when only the buyers QA12 F2's rules can touch changed, each only from their third
     purchase day (a re-order rhythm, models.signals.REORDER_MIN_INTERVALS: the re-order alert, the
@@ -797,7 +820,7 @@ def reorder(old_path: str, new_path: str) -> bool:
         seed = int(key.split("/")[0][len("seed"):])
         purchases, _ = _purchase_days(seed)
         o, n = old[key], new[key]
-        oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+        na = by_user(n["alerts"])
         start: dict[str, int] = {}  # user -> first ms the rules can act (their third purchase day)
         for u, ps in purchases.items():
             days: set[int] = set()
@@ -807,23 +830,10 @@ def reorder(old_path: str, new_path: str) -> bool:
                     start[u] = t * 1000
                     break
         everyone = set(o["states"]) | set(n["states"])
-        others = [u for u in everyone - set(start)
-                  if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
-        before_differs = [u for u, t0 in start.items()
-                          if {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
-                          != {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}]
-        moved: collections.Counter[str] = collections.Counter()
-        reorder_alerts = 0
-        for u in start:
-            for sign, rows in (("-", set(oa.get(u, ())) - set(na.get(u, ()))), ("+", set(na.get(u, ())) - set(oa.get(u, ())))):
-                for r in rows:
-                    d = json.loads(r)
-                    moved[f"{sign}{d['kind']}/{d['stage']}"] += 1
-            reorder_alerts += sum(1 for r in na.get(u, ()) if json.loads(r)["kind"] == "at_risk"
-                                  and json.loads(r)["reasons"][:1] and json.loads(r)["reasons"][0].startswith("usual re-order"))
+        others, before_differs, moved, changed = _from_moments(o, n, start)
+        reorder_alerts = sum(1 for u in start for r in na.get(u, ()) if json.loads(r)["kind"] == "at_risk"
+                             and json.loads(r)["reasons"][:1] and json.loads(r)["reasons"][0].startswith("usual re-order"))
         ok &= not others and not before_differs
-        changed = {part: sum((src.get(u) != dst.get(u)) for u in start)
-                   for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
         print(f"{key}: {len(everyone)} users, {len(start)} with three purchase days or more; every other user identical "
               f"(alerts, scores, state): {not others} ({len(others)} differ {others[:3]}); their alerts before their third "
               f"purchase day identical: {not before_differs} ({len(before_differs)} differ); alerts {len(o['alerts'])} -> "
@@ -874,22 +884,24 @@ def better(old_path: str, new_path: str, gone: str, added: str) -> bool:
     rg, ra = re.compile(gone), re.compile(added)
     ok = True
     for key, part, o, n, rows_ok, same_states in _parts(old, new):
-        changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
-        wrong = 0
-        tally: collections.Counter[str] = collections.Counter()
-        for a, b in changed:
+        tally: collections.Counter[str] = collections.Counter()  # "kind -gone +added", or "wrong"
+        for k, a in o.items():
+            b = n.get(k, a)
+            if a == b:
+                continue
             kind = str(a.get("kind", "score"))
-            for_the_better = kind == "recovered" or (kind == "stage_changed" and a["stage"] in ("active", "reactivated"))
+            better = kind == "recovered" or (kind == "stage_changed" and a["stage"] in ("active", "reactivated"))
             kept_old = [r for r in a["reasons"] if not rg.search(str(r))]
             kept_new = [r for r in b["reasons"] if not ra.search(str(r))]
             shorter = min(len(kept_old), len(kept_new))
-            if not for_the_better or any(f != "reasons" and a[f] != b[f] for f in a) or kept_old[:shorter] != kept_new[:shorter]:
-                wrong += 1
-                continue
-            tally[f"{kind} -{len(a['reasons']) - len(kept_old)} +{len(b['reasons']) - len(kept_new)}"] += 1
+            same_rest = all(a[f] == b[f] for f in a if f != "reasons")
+            tally["wrong" if not (better and same_rest and kept_old[:shorter] == kept_new[:shorter])
+                  else f"{kind} -{len(a['reasons']) - len(kept_old)} +{len(b['reasons']) - len(kept_new)}"] += 1
+        wrong = tally.pop("wrong", 0)
+        changed = sum(tally.values()) + wrong
         ok &= same_states and rows_ok and not wrong and (part == "alerts" or not changed)
         kept = sum(any(rg.search(str(r)) for r in d["reasons"]) for d in n.values())
-        print(f"{key} {part}: {len(o)} rows; changed {len(changed)}, otherwise {wrong}; rows identical: {rows_ok}; "
+        print(f"{key} {part}: {len(o)} rows; changed {changed}, otherwise {wrong}; rows identical: {rows_ok}; "
               f"with a reason matching gone still (kept as it was): {kept}; (kind, reasons gone, added): {dict(sorted(tally.items()))}")
     return ok
 
@@ -932,7 +944,7 @@ def comeback(old_path: str, new_path: str, fact: str) -> bool:
         seed = int(key.split("/")[0][len("seed"):])
         held = _held_back(seed, key.endswith("prior_model"))
         o, n = old[key], new[key]
-        oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+        oa, na = by_user(o["alerts"]), by_user(n["alerts"])
         start: dict[str, int] = {}
         for u, rows in oa.items():
             times = [d["event_time_ms"] for d in map(json.loads, rows)
@@ -940,24 +952,12 @@ def comeback(old_path: str, new_path: str, fact: str) -> bool:
             if times:
                 start[u] = min(times)
         everyone = set(o["states"]) | set(n["states"])
-        others = [u for u in everyone - set(start)
-                  if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
-        before_differs = [u for u, t0 in start.items()
-                          if {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
-                          != {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}]
+        others, before_differs, moved, changed = _from_moments(o, n, start)
         silent = sum(1 for rows in na.values() for r in rows
                      if json.loads(r)["kind"] == "recovered" and not any(rx.search(str(x)) for x in json.loads(r)["reasons"]))
         n_held = sum(1 for u, rows in oa.items() for d in map(json.loads, rows)
                      if d["kind"] == "recovered" and d["event_time_ms"] // 1000 in held.get(u, ()))
-        moved: collections.Counter[str] = collections.Counter()
-        for u in start:
-            for sign, rows in (("-", set(oa.get(u, ())) - set(na.get(u, ()))), ("+", set(na.get(u, ())) - set(oa.get(u, ())))):
-                for r in rows:
-                    d = json.loads(r)
-                    moved[f"{sign}{d['kind']}/{d['stage']}"] += 1
         ok &= not others and not before_differs and not silent
-        changed = {part: sum((src.get(u) != dst.get(u)) for u in start)
-                   for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
         print(f"{key}: {len(everyone)} users, {len(start)} with a recovered alert the new rule holds back ({n_held} such "
               f"alerts); every other user identical (alerts, scores, state): {not others} ({len(others)} differ); their alerts "
               f"before it identical: {not before_differs} ({len(before_differs)} differ); new recovered alerts not saying the "
