@@ -23,7 +23,7 @@ from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import ACCOUNT_MEMBER, DAY_S, GRIEVANCE, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
 from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
-from models.lifecycle import JUDGED, RECOVERABLE, next_change_s
+from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.signals import (credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled, order_due_s,
@@ -520,6 +520,12 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
 _OPENS: Final[frozenset[str]] = JUDGED
 #: Stages in which an open at-risk alert may close as "recovered" (models.lifecycle.RECOVERABLE).
 _RECOVERABLE: Final[frozenset[str]] = RECOVERABLE
+#: The longest pause the recovery's look ahead asks the risk to hold through (:func:`_came_back`):
+#: the user's usual interval between active days, at most a week. A week is what the latest few
+#: events weigh in the 7-day counters a dip comes from; a buyer who orders every 42 days and
+#: nothing between is above the exit line at every due time (the re-order rule is for them,
+#: models.signals.reorder_late), so a look that long would never let their alert close.
+_PAUSE_MAX_DAYS: Final[float] = 7.0
 #: No at-risk alert on a user's first day: one burst of events says nothing yet.
 _MIN_AGE_DAYS: Final[float] = 1.0
 
@@ -602,7 +608,20 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
     never the fading alone, in silence. A model whose risk may fall
     in silence (a fit with free signs, models.compiled ``silence_monotone``) closes only at the
     user's own activity: "recovered" because the user stayed away is no recovery
-    (docs/SCORES.md, "The sign bounds")."""
+    (docs/SCORES.md, "The sign bounds").
+
+    Nor before the user's own activity is back at their usual level, over the last week and the
+    last 4 weeks alike (models.lifecycle.back_share, at least RETURN_SHARE of their 3-month rate):
+    what a recovery means to the CRM that closes the case on it. QA19 F6: a bank's customers
+    moving their money out dipped under ``risk_exit`` on a bill paid or a week of app visits and
+    were "recovered" 63 times (of 360) between their first at-risk alert and the closure of the
+    account (docs/SCORES.md, "Recovered: back at their own level"). Both rates fall in silence,
+    so this too never becomes true without an event. And not on a dip: the risk must still be at
+    ``risk_exit`` after the user's usual interval between active days in silence (the look ahead
+    the crossing search makes, models.scoring.SilentRisk), else a pause as long as any of theirs
+    would take it back over the line: on the same bank this alone halved the flap rate (4.6% ->
+    1.9% of at-risk alerts within 14 days of a "recovered"). The look ahead only grows in silence
+    (the risk never falls in it), so it holds back no close a later silent moment would make."""
     if c is None:
         c = model.compiled
     if a.risk > c.risk_exit or a.stage not in _RECOVERABLE or reorder_late(a.signals) or credit_late(st, now_s):
@@ -612,10 +631,29 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
         return False  # a visit is no answer to a complaint: the next order is (models.state GRIEVANCE)
     if not c.silence_monotone and a.signals.silence_days > 0.0:
         return False  # a fit with free signs: its risk may fall in silence, and silence is no recovery
+    if not _came_back(a, now_s, model, c):
+        return False
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
     if now_s < gate <= now_s + int(c.quiet_days * DAY_S):
         return SilentRisk(a, model, c).at(gate) <= c.risk_exit
     return True
+
+
+def _came_back(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel) -> bool:
+    """Whether the user assessed in ``a`` has come back (:func:`_may_close`, QA19 F6): their own
+    activity back at their usual level (models.lifecycle.back_share at RETURN_SHARE or more) and
+    the risk still at ``risk_exit`` after their usual interval between active days in silence, at
+    most a week (:data:`_PAUSE_MAX_DAYS`): not a dip on a few events. A repeat buyer's order is
+    their return itself (models.signals.reorder_late: "the next order ends it"), with no look
+    ahead: the visit rhythm's risk of a customer who buys every six weeks is over the line within
+    days of any order."""
+    sig = a.signals
+    if back_share(sig) < RETURN_SHARE:
+        return False
+    if sig.purchase_x >= 1 and sig.purchase_silence_days <= 0.0:
+        return True  # a repeat buyer's order, now: their return (the order rhythm carries them, QA12 F2)
+    pause = sig.visit_gap_days if sig.visit_gap_days < _PAUSE_MAX_DAYS else _PAUSE_MAX_DAYS
+    return SilentRisk(a, model, c).at(now_s + int(pause * DAY_S)) <= c.risk_exit
 
 
 def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c: CompiledModel | None = None) -> int:

@@ -58,8 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
     from models.model import ChurnModel
 
-__all__ = ["JUDGED", "LAPSED", "REACHABLE", "RECOVERABLE", "TREND_MAX_GAP_DAYS", "churned_after_days", "declining_cause", "dormant_after_days",
-           "lapse_gap_days", "next_change_s", "stage_of"]
+__all__ = ["JUDGED", "LAPSED", "REACHABLE", "RECOVERABLE", "RETURN_SHARE", "TREND_MAX_GAP_DAYS", "back_share", "churned_after_days", "declining_cause",
+           "dormant_after_days", "lapse_gap_days", "next_change_s", "stage_of"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
 #: holds too few visits for a rate to mean anything.
@@ -82,6 +82,11 @@ JUDGED: Final[frozenset[str]] = REACHABLE - {"reactivated"}
 #: (models.engine). Declining (rule 5, with its hysteresis), dormant and churned say the user is
 #: getting worse or is gone, which a recovery would contradict (QA 2026-12).
 RECOVERABLE: Final[frozenset[str]] = frozenset(("new", "active", "reactivated"))
+#: The share of their own 3-month rate a user's last week and last 4 weeks must both be back at
+#: (:func:`back_share`) for an open at-risk alert to close as "recovered" (models.engine). Chosen
+#: on QA19's bank (docs/SCORES.md, "Recovered: back at their own level"): at 0.9 the bank's
+#: switchers' recoveries mid-decline fell from 63 to 16, at 0.8 only to 45.
+RETURN_SHARE: Final[float] = 0.9
 _CHURNED: Final[int] = STAGES.index("churned")
 _DORMANT: Final[int] = STAGES.index("dormant")
 _REACTIVATED: Final[int] = STAGES.index("reactivated")
@@ -178,6 +183,21 @@ def _rate_down(st: UserState, sig: Signals, c: "CompiledModel") -> bool:
         return False
     limit = _trend_exit(c) if st.stage_since_s and st.stage == _DECLINING else c.decline_ratio
     return sig.trend < limit
+
+
+def back_share(sig: Signals) -> float:
+    """How far the user's own activity is back at their usual level: the lower of their 7-day and
+    4-week rates, as a share of their 3-month rate (decayed counters, young-account corrected:
+    models.signals ``trend`` x ``trend_long`` and ``trend_long``; 1.0 where undefined).
+
+    Why both (QA19 F6): a bank's customers moving their money out (salary stopped, card use fading
+    over two months) came back under the risk's exit line on a few events, a bill paid, a week of
+    app visits, and got "recovered" 63 times, a week or three before they closed the account. A
+    week's rate alone is fooled by such a burst (their 7-day rate was a median 0.75 of the 3-month
+    one, up to 1.0); a user who is back is back over the weeks too. Falls in silence (both rates
+    do faster than the 3-month one), so it never reaches the line without an event."""
+    week = sig.trend * sig.trend_long
+    return week if week < sig.trend_long else sig.trend_long
 
 
 def declining_cause(st: UserState, sig: Signals, c: "CompiledModel") -> str:

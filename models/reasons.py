@@ -24,9 +24,14 @@ What an alert says follows from what it announces (``purpose``):
   user's 4-week baseline" (the 7-day rate; a user already declining leaves only back at
   (1 + decline_ratio) / 2 of the 4-week rate, 75% with the shipped 0.5), and without the factor
   that would say it again (:func:`_cause_first`).
-- ``recovered`` (also a stage change to a healthier stage, :data:`IMPROVED`): the factors that
+- ``recovered`` (also a stage change to a healthier stage, :data:`IMPROVED`): first, where it holds,
+  the fact an at-risk alert closes on, the user's activity back at their own level
+  (models.lifecycle.back_share: "activity back at the user's usual level: the last week at 104% and
+  the last 4 weeks at 93% of their 3-month rate (decayed)"; QA19 F6), then the factors that
   pull the risk down (contribution negative), most first, worded as what they are ("recent
-  activity (1-week decayed) up 40% against the user's 4-week baseline"), after the return itself for a reactivated user; if
+  activity (1-week decayed) up 40% against the user's 4-week baseline"), never the tenure (it only
+  grows: "active over 175 days" is no news of a recovery) nor a type of the product's ``negative``
+  role (a complaint, money moved out), after the return itself for a reactivated user; if
   none, the fall of the risk since the alert opened (none without an alert); if none either, for
   a stage change, the fact the lifecycle rule ended the old stage on (``_stage_fact``): from new,
   "active on 3 days since first seen 14 days ago" (past ``new_days``, with a second active day,
@@ -99,7 +104,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Sequence
 
 from models.compiled import KINDS_KEY, CompiledModel
 from models.health import percentile
-from models.lifecycle import declining_cause
+from models.lifecycle import RETURN_SHARE, back_share, declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import (Signals, credit_gap_days, credit_late, grievance_stands, kinds_used, kinds_used_count, order_gap_days,
                             rate_ratio, reorder_late)
@@ -345,10 +350,14 @@ def _volume_of_use(key: str, i: int, c: CompiledModel) -> bool:
     user", loyalty given as the reason to call. A skip's rise stays a reason (its share, QA16 F4);
     its count since first seen does not: beside the recent count it weighs the fall from the
     user's own history, which the type's decline tells in words."""
-    if not key.startswith(_PREFIXES[2]):
-        return False
+    return key.startswith(_PREFIXES[2]) and not _negative_slot(i, c)
+
+
+def _negative_slot(i: int, c: CompiledModel) -> bool:
+    """Whether per-slot feature ``i`` is of a type the product declares ``negative`` (a complaint,
+    an unfriend, a bank's transfer out where it says so; models.vocabulary): a hashed slot is not."""
     name = c.vocabulary.slot_name((i - _N_FIXED) % c.vocabulary.n_slots)
-    return name is None or c.vocabulary.lookup(name)[1] != NEGATIVE
+    return name is not None and c.vocabulary.lookup(name)[1] == NEGATIVE
 
 
 #: The least typical count of a type (a 4-week decayed count, or since first seen) against which
@@ -965,9 +974,13 @@ def _not_for(key: str, sig: Signals, back: float, model: "ChurnModel", c: Compil
 def _for(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
     """Whether the fact of ``key`` reads in the user's favour (a reason for recovery): the mirror
     of :func:`_against`, with the same :func:`_reads_as_it_weighs` for the facts a trained model
-    may weigh either way (a negative contribution then puts the user on their better side)."""
+    may weigh either way (a negative contribution then puts the user on their better side); never
+    the tenure nor a per-type fact of a type of the ``negative`` role (QA19 F6)."""
     cls = _key_class(key)
-    if cls == _SLOT_KEY or cls == _COMPARED_KEY:
+    if cls == _SLOT_KEY:  # of a type the product declares negative, never (QA19 F6): a complaint, money moved out
+        compiled = model.compiled if c is None else c
+        return _reads_as_it_weighs(key, model, compiled) and not _negative_slot(compiled.features.index(key), compiled)
+    if cls == _COMPARED_KEY:
         return _reads_as_it_weighs(key, model, c)
     if key == "negative":  # "about 3 unfriends in recent weeks" never
         return sig.negative_28d < 0.5 and _reads_as_it_weighs(key, model, c)
@@ -989,10 +1002,11 @@ def _for(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledMo
         return sig.purchase_x >= 1 and sig.purchase_overdue <= 1.0
     if key == "cooling":
         return back >= _WARM_FROM
-    if key == "tenure":  # "a user for 3 days" never
-        return sig.tenure_days >= _typical_tenure(model, c) and _reads_as_it_weighs(key, model, c)
     if key == "gaps":  # steady or quickening; widening gaps never
         return _gap_ratio(sig) <= 1.0 and _reads_as_it_weighs(key, model, c)
+    # the tenure never: it only grows, so "active over 175 days (first to last visit)" is no news
+    # of a recovery (QA19 F6: the first reason of 32 of 63 "recovered" alerts of a bank's
+    # switchers who were moving out)
     return False
 
 
@@ -1104,13 +1118,22 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
         return _kinds_used(sig, model)
     if key == "cooling":
         return _text("cooling", st, sig, temperature, model)
-    if key == "tenure":
-        return f"active over {_days(sig.tenure_days)}{_FIRST_TO_LAST}"
     if key == "gaps":
         return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
     if key == "negative":  # under a half, not necessarily 0: an unfriend 3 weeks ago weighs 0.47
         return "no negative feedback in recent weeks" if sig.negative_28d <= 0.0 else "fewer than 1 negative-feedback event a 4-week period lately"
     raise KeyError(key)  # pragma: no cover
+
+
+def _returned_text(sig: Signals) -> str:
+    """The fact a recovered alert closes on (models.lifecycle.back_share): "activity back at the
+    user's usual level: the last week at 96% and the last 4 weeks at 104% of their 3-month rate
+    (decayed)". Why first (QA19 F6): the recovered alerts of a bank's customers who were moving
+    out led with "active over 175 days (first to last visit)" (32 of 63) or "about 2 transfer_out
+    events in recent weeks" (3), neither news that the customer came back."""
+    week = 100.0 * sig.trend * sig.trend_long
+    return (f"activity back at the user's usual level: the last week at {week:.0f}% and the last 4 weeks at "
+            f"{100.0 * sig.trend_long:.0f}% of their 3-month rate (decayed)")
 
 
 def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], temperature: tuple[float, StaySource],
@@ -1244,10 +1267,14 @@ def explain(
     if purpose == "recovered":
         if stage == "reactivated":
             found.append((_FIRST, "back", _text("back", st, sig, temperature, model), ""))
+        returned = back_share(sig) >= RETURN_SHARE  # what an at-risk alert closes on (models.engine._may_close): said first
+        if returned:
+            found.append((_FIRST, "returned", _returned_text(sig), ""))
         if not open_:  # a known period end beyond the horizon: the subscription cannot end
             found.append((_RENEWAL, "renewal", _renewal_text(sig, model, False), ""))
         for key, lift in zip(keys, lifts):
-            if lift <= -MIN_LIFT and _for(key, sig, back, model, c):
+            # the 4-week rate against the 3-month one is the return's own fact: not twice
+            if lift <= -MIN_LIFT and _for(key, sig, back, model, c) and not (returned and key == "decline_long"):
                 found.append((-lift, key, "", key))
         _by_rank(found)
         risk = combine(p_stay, leave)

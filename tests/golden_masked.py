@@ -134,6 +134,28 @@ user's with a purchase, differing only in ``next_review_s``, now ``stage_since_s
 (its old one ``stage_since_s`` + the old retention) and that every other state is byte-identical::
 
     PYTHONPATH=. .venv/bin/python -m tests.golden_masked retention /tmp/old.json /tmp/new.json 400
+
+A change to what the alerts for the better say (QA19 F6, 2026-12-05: a recovered alert never gives
+the tenure, and says first that the user's activity is back at their own baseline) is proved on
+those alerts alone: ``better`` checks that every row that changed is a ``recovered`` alert or a
+stage change to active or reactivated, only in ``reasons``, that reasons matching ``gone`` went and
+only reasons matching ``added`` came, the others in their order (one list a prefix of the other: a
+reason added takes the last place shown, one gone lets the next in), no alert came or went, scores
+and states identical::
+
+    python3 -m tests.golden_masked better /tmp/old.json /tmp/new.json '^active over \d+ days? \(first' '^activity back at the user.s usual level'
+
+A change to when an at-risk alert closes (QA19 F6: only once the user has come back,
+models.engine._came_back: their activity back at their own level and the risk still at the exit
+line after their usual interval in silence) is proved on the alerts it holds back: ``comeback``
+replays the golden histories with ``_came_back`` answering yes (the rule before) and notes where
+its real answer is no; it takes the users with an old ``recovered`` alert at such a moment, proves
+that every other user's alerts, scores and state are identical and that each targeted user's
+alerts before that alert are, that every new ``recovered`` alert says ``fact``, and prints what
+moved (run it with the venv: it replays the histories; OLD a dump that already says the fact,
+``better`` above)::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked comeback /tmp/old.json /tmp/new.json '^activity back at the user.s usual level'
 """
 
 from __future__ import annotations
@@ -144,8 +166,8 @@ import re
 import sys
 from typing import Any, Iterator
 
-__all__ = ["actions", "cancelled", "changes", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes", "reorder",
-           "retention", "returns", "reworded", "users"]
+__all__ = ["actions", "better", "cancelled", "changes", "comeback", "compare", "dropped", "dump", "held", "midnight", "midnight_users", "opens", "passes",
+           "reorder", "retention", "returns", "reworded", "users"]
 
 
 def dump(path: str) -> None:
@@ -760,6 +782,29 @@ def actions(old_path: str, new_path: str) -> bool:
     return ok
 
 
+def _from_moments(o: dict[str, Any], n: dict[str, Any], start: dict[str, int]) -> tuple[list[str], list[str], collections.Counter[str], dict[str, int]]:
+    """What changed for a run whose change may act on the users of ``start`` (user -> first ms it
+    can act) only: (the other users that differ in alerts, scores or state; the targeted users
+    whose alerts before their moment differ; the alerts removed and added for the targeted users,
+    by "-kind/stage" and "+kind/stage"; how many of them changed in alerts, scores and states)."""
+    oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+    everyone = set(o["states"]) | set(n["states"])
+    others = [u for u in everyone - set(start)
+              if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
+    before_differs = [u for u, t0 in start.items()
+                      if {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
+                      != {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}]
+    moved: collections.Counter[str] = collections.Counter()
+    for u in start:
+        for sign, rows in (("-", set(oa.get(u, ())) - set(na.get(u, ()))), ("+", set(na.get(u, ())) - set(oa.get(u, ())))):
+            for r in rows:
+                d = json.loads(r)
+                moved[f"{sign}{d['kind']}/{d['stage']}"] += 1
+    changed = {part: sum((src.get(u) != dst.get(u)) for u in start)
+               for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
+    return others, before_differs, moved, changed
+
+
 def reorder(old_path: str, new_path: str) -> bool:
     """True when only the buyers QA12 F2's rules can touch changed, each only from their third
     purchase day (a re-order rhythm, models.signals.REORDER_MIN_INTERVALS: the re-order alert, the
@@ -775,7 +820,7 @@ def reorder(old_path: str, new_path: str) -> bool:
         seed = int(key.split("/")[0][len("seed"):])
         purchases, _ = _purchase_days(seed)
         o, n = old[key], new[key]
-        oa, na, os_, ns = by_user(o["alerts"]), by_user(n["alerts"]), by_user(o["scores"]), by_user(n["scores"])
+        na = by_user(n["alerts"])
         start: dict[str, int] = {}  # user -> first ms the rules can act (their third purchase day)
         for u, ps in purchases.items():
             days: set[int] = set()
@@ -785,23 +830,10 @@ def reorder(old_path: str, new_path: str) -> bool:
                     start[u] = t * 1000
                     break
         everyone = set(o["states"]) | set(n["states"])
-        others = [u for u in everyone - set(start)
-                  if oa.get(u) != na.get(u) or os_.get(u) != ns.get(u) or o["states"].get(u) != n["states"].get(u)]
-        before_differs = [u for u, t0 in start.items()
-                          if {r for r in oa.get(u, ()) if json.loads(r)["event_time_ms"] < t0}
-                          != {r for r in na.get(u, ()) if json.loads(r)["event_time_ms"] < t0}]
-        moved: collections.Counter[str] = collections.Counter()
-        reorder_alerts = 0
-        for u in start:
-            for sign, rows in (("-", set(oa.get(u, ())) - set(na.get(u, ()))), ("+", set(na.get(u, ())) - set(oa.get(u, ())))):
-                for r in rows:
-                    d = json.loads(r)
-                    moved[f"{sign}{d['kind']}/{d['stage']}"] += 1
-            reorder_alerts += sum(1 for r in na.get(u, ()) if json.loads(r)["kind"] == "at_risk"
-                                  and json.loads(r)["reasons"][:1] and json.loads(r)["reasons"][0].startswith("usual re-order"))
+        others, before_differs, moved, changed = _from_moments(o, n, start)
+        reorder_alerts = sum(1 for u in start for r in na.get(u, ()) if json.loads(r)["kind"] == "at_risk"
+                             and json.loads(r)["reasons"][:1] and json.loads(r)["reasons"][0].startswith("usual re-order"))
         ok &= not others and not before_differs
-        changed = {part: sum((src.get(u) != dst.get(u)) for u in start)
-                   for part, src, dst in (("alerts", oa, na), ("scores", os_, ns), ("states", o["states"], n["states"]))}
         print(f"{key}: {len(everyone)} users, {len(start)} with three purchase days or more; every other user identical "
               f"(alerts, scores, state): {not others} ({len(others)} differ {others[:3]}); their alerts before their third "
               f"purchase day identical: {not before_differs} ({len(before_differs)} differ); alerts {len(o['alerts'])} -> "
@@ -841,6 +873,99 @@ def retention(old_path: str, new_path: str, days: float) -> bool:
     return ok
 
 
+def better(old_path: str, new_path: str, gone: str, added: str) -> bool:
+    """True when only the alerts for the better (``recovered``, a stage change to active or
+    reactivated) changed, only in ``reasons``: reasons matching ``gone`` went, reasons matching
+    ``added`` came, and the others kept their order (one list a prefix of the other: an added
+    reason takes the last place shown, a reason gone lets the next one in); no alert came or went,
+    scores and states identical (printing how many went and came, per kind, and how many rows still
+    have a reason matching ``gone``: 0 for a reason that is never said any more)."""
+    old, new = _dumps(old_path, new_path)
+    rg, ra = re.compile(gone), re.compile(added)
+    ok = True
+    for key, part, o, n, rows_ok, same_states in _parts(old, new):
+        tally: collections.Counter[str] = collections.Counter()  # "kind -gone +added", or "wrong"
+        for k, a in o.items():
+            b = n.get(k, a)
+            if a == b:
+                continue
+            kind = str(a.get("kind", "score"))
+            better = kind == "recovered" or (kind == "stage_changed" and a["stage"] in ("active", "reactivated"))
+            kept_old = [r for r in a["reasons"] if not rg.search(str(r))]
+            kept_new = [r for r in b["reasons"] if not ra.search(str(r))]
+            shorter = min(len(kept_old), len(kept_new))
+            same_rest = all(a[f] == b[f] for f in a if f != "reasons")
+            tally["wrong" if not (better and same_rest and kept_old[:shorter] == kept_new[:shorter])
+                  else f"{kind} -{len(a['reasons']) - len(kept_old)} +{len(b['reasons']) - len(kept_new)}"] += 1
+        wrong = tally.pop("wrong", 0)
+        changed = sum(tally.values()) + wrong
+        ok &= same_states and rows_ok and not wrong and (part == "alerts" or not changed)
+        kept = sum(any(rg.search(str(r)) for r in d["reasons"]) for d in n.values())
+        print(f"{key} {part}: {len(o)} rows; changed {changed}, otherwise {wrong}; rows identical: {rows_ok}; "
+              f"with a reason matching gone still (kept as it was): {kept}; (kind, reasons gone, added): {dict(sorted(tally.items()))}")
+    return ok
+
+
+def _held_back(seed: int, prior: bool) -> dict[str, list[int]]:
+    """Per user of the golden histories, the event seconds at which the close rule before QA19 F6
+    let an open at-risk alert close and models.engine._came_back does not: the histories replayed
+    with ``_came_back`` answering yes (the rule before), each of its real answers noted."""
+    from models import engine
+    from models.model import ChurnModel, load_model
+    from tests.test_models_golden import FINAL_MS, histories
+
+    model = ChurnModel() if prior else load_model()
+    real = engine._came_back
+    held: dict[str, list[int]] = collections.defaultdict(list)
+    user = ""
+
+    def before(a, now_s, model_, c):  # type: ignore[no-untyped-def]
+        if not real(a, now_s, model_, c):
+            held[user].append(now_s)
+        return True
+
+    engine._came_back = before  # type: ignore[assignment]
+    try:
+        for user, evs in histories(seed).items():
+            engine.advance(user, None, evs, FINAL_MS, model)
+    finally:
+        engine._came_back = real  # type: ignore[assignment]
+    return held
+
+
+def comeback(old_path: str, new_path: str, fact: str) -> bool:
+    """True when only the users with an old ``recovered`` alert the new rule holds back
+    (:func:`_held_back`) changed, each only from that alert on, and every new ``recovered`` alert
+    says ``fact`` (module docstring, ``comeback``; printing what moved for them)."""
+    old, new = _dumps(old_path, new_path)
+    rx = re.compile(fact)
+    ok = True
+    for key in old:
+        seed = int(key.split("/")[0][len("seed"):])
+        held = _held_back(seed, key.endswith("prior_model"))
+        o, n = old[key], new[key]
+        oa, na = by_user(o["alerts"]), by_user(n["alerts"])
+        start: dict[str, int] = {}
+        for u, rows in oa.items():
+            times = [d["event_time_ms"] for d in map(json.loads, rows)
+                     if d["kind"] == "recovered" and d["event_time_ms"] // 1000 in held.get(u, ())]
+            if times:
+                start[u] = min(times)
+        everyone = set(o["states"]) | set(n["states"])
+        others, before_differs, moved, changed = _from_moments(o, n, start)
+        silent = sum(1 for rows in na.values() for r in rows
+                     if json.loads(r)["kind"] == "recovered" and not any(rx.search(str(x)) for x in json.loads(r)["reasons"]))
+        n_held = sum(1 for u, rows in oa.items() for d in map(json.loads, rows)
+                     if d["kind"] == "recovered" and d["event_time_ms"] // 1000 in held.get(u, ()))
+        ok &= not others and not before_differs and not silent
+        print(f"{key}: {len(everyone)} users, {len(start)} with a recovered alert the new rule holds back ({n_held} such "
+              f"alerts); every other user identical (alerts, scores, state): {not others} ({len(others)} differ); their alerts "
+              f"before it identical: {not before_differs} ({len(before_differs)} differ); new recovered alerts not saying the "
+              f"return: {silent}; alerts {len(o['alerts'])} -> {len(n['alerts'])}; those users changed: {changed}")
+        print(f"   moved: {dict(sorted(moved.items()))}")
+    return ok
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         dump(sys.argv[2])
@@ -870,6 +995,10 @@ if __name__ == "__main__":
         sys.exit(0 if opens(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["retention"] and len(sys.argv) == 5:
         sys.exit(0 if retention(sys.argv[2], sys.argv[3], float(sys.argv[4])) else 1)
+    elif sys.argv[1:2] == ["better"] and len(sys.argv) == 6:
+        sys.exit(0 if better(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]) else 1)
+    elif sys.argv[1:2] == ["comeback"] and len(sys.argv) == 5:
+        sys.exit(0 if comeback(sys.argv[2], sys.argv[3], sys.argv[4]) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     else:

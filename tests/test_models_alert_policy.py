@@ -52,16 +52,15 @@ def test_repeat_buyer_alert_waits_for_the_next_order_to_fall_due() -> None:
 
 
 def test_users_without_an_order_rhythm_alert_on_the_risk_alone() -> None:
-    """The same visits without orders open at the risk crossing, days earlier. With one order (no rhythm
-    yet), the first re-order is due at the population's usual interval (models.signals.first_return_due_s,
-    QA17 F2): 30 days under the default's prior, as for the buyer whose own interval is 30 days."""
+    """The same visits without orders open at the risk crossing, days earlier."""
     buyer = _orders_every_30_days("purchase")
     buyer_opened = _at_risk(buyer)[-1].event_time_ms
-    alerts = [a for a in _at_risk(_orders_every_30_days("click")) if a.event_time_ms > buyer[-1].ts_ms]
-    assert len(alerts) == 1 and alerts[0].event_time_ms < buyer_opened - DAY_MS
-    one_order = _orders_every_30_days("click")[:-1] + buyer[-1:]
-    alerts = [a for a in _at_risk(one_order) if a.event_time_ms > buyer[-1].ts_ms]
-    assert len(alerts) == 1 and abs(alerts[0].event_time_ms - buyer_opened) <= 2_000
+    # the visitor's alert opened in their first weeks and stays open: two visits 30 days apart are
+    # no return to a level of use (QA19 F6: a recovery waits for the user to be back), so it
+    # stands at the buyer's opening, days before it
+    clicks = [a for a in advance("u", None, _orders_every_30_days("click"), END_MS, MODEL).alerts if a.kind != "stage_changed"]
+    assert [a.kind for a in clicks] == ["at_risk"] and clicks[0].event_time_ms < buyer_opened - DAY_MS
+    # (a one-order buyer's first return due at the population's interval: tests/test_models_new_customer.py)
 
 
 def _visits_and_orders(order_days: tuple[int, ...], visit_days: tuple[int, ...]) -> list[Event]:

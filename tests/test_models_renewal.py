@@ -201,7 +201,9 @@ def test_a_renewal_statement_closes_an_open_at_risk_as_recovered() -> None:
     renewal = _sub(T0_MS + 58 * DAY_MS, T0_MS + 425 * DAY_MS, i=1)
     after = advance("u", before.state, [renewal], T0_MS + 58 * DAY_MS + 1, LEAVING)
     assert [(a.kind, a.event_time_ms) for a in after.alerts] == [("recovered", T0_MS + 58 * DAY_MS)]
-    assert after.alerts[0].scores.reasons[0] == "paid through 2027-03-01: no renewal due within 30 days"
+    # the return first (QA19 F6: the user is back at their level, daily), then the renewal
+    assert after.alerts[0].scores.reasons[0].startswith("activity back at the user's usual level")
+    assert after.alerts[0].scores.reasons[1] == "paid through 2027-03-01: no renewal due within 30 days"
     assert after.state.at_risk_since_s == 0
     check_alert(after.alerts[0], LEAVING)
 

@@ -558,10 +558,12 @@ def test_a_reactivated_to_active_change_with_nothing_better_to_say_says_when_the
 
 def _daily_from(second_visit_h: float) -> list[Event]:
     """QA6 L2's new daily user (``view`` then ``click`` 7 minutes later, at 10:00 UTC on day 0),
-    whose later visits come ``second_visit_h`` hours after the first, then daily."""
+    whose later visits come ``second_visit_h`` hours after the first, then daily for two weeks (the
+    recovery comes once a day's pause no longer takes the young user's risk back over the exit
+    line, on day 12: QA19 F6, models.engine._came_back; days earlier before)."""
     t0 = 1_788_256_800_000  # 2026-09-01T10:00:00Z
     day_ms = DAY_S * 1000
-    starts = [t0] + [t0 + int(second_visit_h * 3_600_000) + (d - 1) * day_ms for d in range(1, 10)]
+    starts = [t0] + [t0 + int(second_visit_h * 3_600_000) + (d - 1) * day_ms for d in range(1, 15)]
     return [Event("u", s + j * 420_000, kind, f"{i}{kind}") for i, s in enumerate(starts) for j, kind in enumerate(("view", "click"))]
 
 
