@@ -106,10 +106,10 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
         s = score(st, max(now_ms, st.last_seen_s * 1000) // 1000, model)
         reachable = s.stage in ("new", "active", "declining", "reactivated")
         savable = save_score(assess(st, max(now_ms, st.last_seen_s * 1000) // 1000, model))
-        if st.at_risk_since_s and reachable:
-            opened.append((-savable, user))
         if s.stage in JUDGED:  # the save list's stages: not "reactivated" (QA16 F3)
             save.append((-savable, user))
+            if st.at_risk_since_s:  # since QA19 F6 (2026-12-05) a reactivated user's alert may stay open: not listed either
+                opened.append((-savable, user))
         elif not reachable:  # by the temperature as shown, then value (QA17 F12, QA19 F10)
             t = max(now_ms, st.last_seen_s * 1000) // 1000
             lapsed.append((win_back_key(assess(st, t, model), st, model), user))
