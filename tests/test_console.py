@@ -90,7 +90,12 @@ def test_paging_walks_each_list_once(built_state: Settings, client: TestClient) 
     assert all(row["stage"] in REACHABLE for row in save), "dormant users are lapsed, not to save"
     assert all(row["stage"] in ("dormant", "churned") for row in win_back)
     assert any(row["stage"] == "churned" and row["action"] == "win_back" for row in win_back)
-    assert set(_ids(save)) | set(_ids(win_back)) == index, "every user of the index is on one list"
+    listed = set(_ids(save)) | set(_ids(win_back))
+    assert listed <= index
+    # every user of the index is on one list but a reactivated one (back from churned, on neither
+    # list: QA16 F3) whose at-risk alert stays open until they are back at their own level (QA19 F6)
+    unlisted = {u: client.get(f"/api/v1/users/{u}").json()["stage"] for u in index - listed}
+    assert set(unlisted.values()) <= {"reactivated"}, unlisted
     # whole points, as shown, then value (models.ranking.win_back_key); the JSON's one decimal may
     # sit on a half point (2.5: 2 or 3), so the whole points each row can have
     points = [{round(row["temperature"] - 0.05), round(row["temperature"] + 0.05)} for row in win_back]

@@ -19,10 +19,13 @@ T0 = 1_767_225_600_000  # 2026-01-01
 
 
 def test_a_user_who_cancels_lapses_without_an_at_risk_alert() -> None:
-    """Why the index-read list leaves such a user out: churned at the cancel, no at-risk alert open."""
-    events = [Event("u1", T0 + d * DAY_MS + 3_600_000, "view", f"e{d}") for d in range(20)]
-    events.append(Event("u1", T0 + 19 * DAY_MS + 7_200_000, "cancel", "c"))
-    out = advance("u1", None, events, T0 + 40 * DAY_MS, load_model(None))
+    """Why the index-read list leaves such a user out: churned at the cancel, no at-risk alert open.
+    60 daily days: since QA19 F6 (2026-12-05) the shipped default's day-1 alert of a new daily user
+    closes on day 24 (back at their own level and under the exit line through a usual pause),
+    not day 10; a cancel on day 19 found it open."""
+    events = [Event("u1", T0 + d * DAY_MS + 3_600_000, "view", f"e{d}") for d in range(60)]
+    events.append(Event("u1", T0 + 59 * DAY_MS + 7_200_000, "cancel", "c"))
+    out = advance("u1", None, events, T0 + 80 * DAY_MS, load_model(None))
     assert STAGES[out.state.stage] == "churned" and out.state.at_risk_since_s == 0, "lapsed, with no open at-risk alert"
 
 
