@@ -140,7 +140,7 @@ def test_reports_agree_with_alerts_and_raw_state(built: Settings, capsys: pytest
     lines = capsys.readouterr().out.splitlines()
     if opened:
         assert lines[0] == (f"{len(opened)} user{'s' if len(opened) != 1 else ''} to save (fewer than the {asked} asked for: "
-                            "no other reachable user has an open at-risk alert)"), lines[0]
+                            "no other new, active or declining user has an open at-risk alert)"), lines[0]
         assert lines[1].split()[:3] == ["#", "user", "risk"] and len(lines) == 2 + len(opened)
 
     # score: the stored state scored at the stream time, with its reasons

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(orjson.dumps(r.to_dict()).decode())
         return 0
     if not reports:
-        print("no lapsed user to win back" if args.win_back else "no reachable user to rank")
+        print("no lapsed user to win back" if args.win_back else "no new, active or declining user to rank")
         return 0
     if args.share is None and args.by == "chance" and len(reports) < (args.n or 20):
         print(count_line(len(reports), args.n or 20, args.win_back))
@@ -117,10 +117,14 @@ def count_line(listed: int, asked: int, win_back: bool) -> str:
     nothing of why (QA11 F9; ``digest`` says "2 of 3").
 
     >>> count_line(10, 20, False), count_line(1, 5, True)
-    ('10 users to save (fewer than the 20 asked for: no other reachable user has an open at-risk alert)', '1 user to win back (fewer than the 5 asked for: no other lapsed user has an open at-risk alert)')
+    ('10 users to save (fewer than the 20 asked for: no other new, active or declining user has an open at-risk alert)', '1 user to win back (fewer than the 5 asked for: no other lapsed user has an open at-risk alert)')
+
+    The save list's stages are named (models.lifecycle.JUDGED): a user just back ("reactivated")
+    is reachable but on neither list, so "no other reachable user" was not true of one whose
+    alert is still open.
     """
     what = "to win back" if win_back else "to save"
-    who = "lapsed" if win_back else "reachable"
+    who = "lapsed" if win_back else "new, active or declining"
     return (f"{listed} user{'s' if listed != 1 else ''} {what} (fewer than the {asked} asked for: "
             f"no other {who} user has an open at-risk alert)")
 
