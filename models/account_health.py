@@ -136,6 +136,10 @@ _WIN_BACK_PLAN, _KEEP_WIN_PLAN = "win back the plan", "keep the customer, win ba
 ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
                                            _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _FALLING_USE, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
+#: What the renewal rule's usage compares (:func:`_usage`: the users' 4-week activity against what their
+#: 13-week rates expect), said with its figure: the 2-week trend's reason gives another figure for the
+#: same account (QA20a F2: "down 72%" and "usage fell 43%" on one account, read as a contradiction)
+_USAGE_WINDOW: Final[str] = " (last 4 weeks against its 3-month rate)"
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
 #: A price rise at renewal's part of the risk (:class:`PriceRise`, QA19 F7), the at-risk line: on
 #: QA19's neobank 261 of the 553 premium renewals at 7.99 after 4.99 (47%) were cancelled within
@@ -1164,7 +1168,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         reasons.append((_RISE_RISK, rise.text(now_ms), _REVIEW_PLAN))
     if near and usage <= 0.75 and users and not save:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
-        reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
+        # the window said (QA20a F2): beside the 2-week trend's "down 72%", a bare "usage fell 43%" read as a contradiction
+        reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",
+                        _RENEWAL_CALL))
     # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
     # only by the renewal rule, days before the cancel notice); ``trend`` advanced to now (:func:`advance_trend`)
     usage_2w = trend_usage(trend, users, now_s)

@@ -180,7 +180,7 @@ def test_an_annual_renewal_is_looked_at_and_spoken_of_a_quarter_of_its_year_befo
     annual = _billed(end, 8.0, stated_ms=end - 365 * DAY_MS)
     assert next_due_s(AccountWork(annual.state, {}, {}), end - 120 * DAY_MS) == (end - 365 * DAY_MS // 4) // 1000
     r = decide_alert("acme", annual, now, [])
-    assert r.reasons == ("renewal in 54 days while usage fell 60%",) and r.risk == 0.4, r.reasons
+    assert r.reasons == ("renewal in 54 days while usage fell 60% (last 4 weeks against its 3-month rate)",) and r.risk == 0.4, r.reasons
     monthly = _billed(end, 8.0, stated_ms=end - 31 * DAY_MS)
     assert next_due_s(AccountWork(monthly.state, {}, {}), end - 31 * DAY_MS) == (end - 30 * DAY_MS) // 1000
 
