@@ -107,7 +107,7 @@ from models.subscription import RENEWAL_WINDOW_MIN_MS
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
-           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
+           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
            "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -967,13 +967,23 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     if fixed_days >= 0:
         out.insert(0 if round(fixed_days) == 0 else len(out), f"payment fixed {_ago(fixed_days)} (no longer past due)")
     if reactivated_days >= 0:
-        out.insert(0 if round(reactivated_days) == 0 else len(out),
-                   f"paying again: {(_named(plans) + ' ') if _named(plans) else ''}{r.mrr_cents / 100:.2f} {_ago(reactivated_days)}")
+        out.insert(0 if round(reactivated_days) == 0 else len(out), paying_again_text(r.mrr_cents, reactivated_days, plans))
     if opened_risk > r.risk:
         out.append(f"risk down to {100.0 * r.risk:.0f}% from {100.0 * opened_risk:.0f}% when the alert opened")
     if r.still_silent:  # last: what the recovery does not change (QA11 F3 left)
         out.append(r.still_silent)
     return tuple(out)
+
+
+def paying_again_text(mrr_cents: int, days: float, plans: tuple[str, ...] = ()) -> str:
+    """A reactivation as the account's alerts say it: "paying again: Pro 99.00 today" (the plans
+    paid for, its MRR now), on the ``account_recovered`` it closes, or first on the
+    ``account_at_risk`` a reactivation still at risk re-opens (QA20a F1).
+
+    >>> paying_again_text(5000, 0.0, ("Team",)), paying_again_text(9900, 3.0)
+    ('paying again: Team 50.00 today', 'paying again: 99.00 3 days ago')
+    """
+    return f"paying again: {(_named(plans) + ' ') if _named(plans) else ''}{mrr_cents / 100:.2f} {_ago(days)}"
 
 
 def trial_rule(view: AccountView | None, usage: float, now_ms: int) -> bool:
