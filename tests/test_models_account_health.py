@@ -236,6 +236,21 @@ def test_the_most_active_user_is_named_even_when_someone_else_pays() -> None:
     assert r.reasons[0].startswith("its most active user u00 silent for 3 weeks (")
 
 
+def test_the_named_user_leads_only_while_most_of_the_silence_is_his() -> None:
+    """QA20a F3: acc23 (27 users) led its book row with "its most active user acc23-u12 silent for 3
+    weeks (6% of its activity)" over "24 of 27 users silent for 2 weeks (92% of its activity)": the
+    row shows the first reason, and it hid the fall. The count leads when the others carry most of the
+    silence; the champion who is most of it (QA11 F3, above) still leads."""
+    champ = Member(member_key("u00"), NOW_S - 21 * DAY_S, 1, 0.0, 12.0, 12.0, "u00")
+    others = [Member(member_key(f"u{i:02}"), NOW_S - 15 * DAY_S, 1, 0.0, 10.0, 10.0, f"u{i:02}") for i in range(1, 8)]
+    here = [Member(member_key(f"u{i:02}"), NOW_S, 1, 0.0, 5.0, 5.0, f"u{i:02}") for i in range(8, 10)]
+    r = rollup([champ, *others, *here], _view(), None, 0, NOW_S)
+    assert r.reasons[:2] == ("8 of 10 users silent for 2 weeks (89% of its activity)",
+                             "its most active user u00 silent for 3 weeks (13% of its activity)"), r.reasons
+    members, view = _champion_account(21)
+    assert rollup(members, view, None, 0, NOW_S).reasons[0].startswith("u00, its most active user")  # 60 of the 64 silent
+
+
 def test_seats_alike_are_counted_as_before() -> None:
     """Equal activity: the activity share is the seat share; no user is named (none is the most active)."""
     r = rollup([_steady(1), _steady(2), _steady(3, 15)], _view(), None, 0, NOW_S)
