@@ -27,8 +27,8 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   at risk 0, temperature 100 and no reason);
 - user risk ``r_u = 0.8 * silent share`` (all silent: 0.8; a user's own at-risk alert stays the
   user's, and a one-user account would otherwise flap as its second user appears), the share the
-  larger of seats and activity (:func:`silence_risk`); the first reason names the account's most
-  active user or its billing user when silent (:func:`_named_silent`); billing risk ``r_b`` = the largest of: past due 0.5, a
+  larger of seats and activity (:func:`silence_risk`); a reason names the account's most
+  active user or its billing user when silent (:func:`_named_silent`), first while most of the silence is his (QA20a F3); billing risk ``r_b`` = the largest of: past due 0.5, a
   downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), a user's own
   plan's price risen at its renewal in the last 30 days 0.5 (:class:`PriceRise`, QA19 F7), renewal near while usage fell 25 % or more 0.4
   (near: within a quarter of the billing period the statements state for it, at least 30 days:
@@ -107,7 +107,7 @@ from models.subscription import RENEWAL_WINDOW_MIN_MS
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
-           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
+           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
            "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -136,6 +136,10 @@ _WIN_BACK_PLAN, _KEEP_WIN_PLAN = "win back the plan", "keep the customer, win ba
 ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
                                            _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _FALLING_USE, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
+#: What the renewal rule's usage compares (:func:`_usage`: the users' 4-week activity against what their
+#: 13-week rates expect), said with its figure: the 2-week trend's reason gives another figure for the
+#: same account (QA20a F2: "down 72%" and "usage fell 43%" on one account, read as a contradiction)
+_USAGE_WINDOW: Final[str] = " (last 4 weeks against its 3-month rate)"
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
 #: A price rise at renewal's part of the risk (:class:`PriceRise`, QA19 F7), the at-risk line: on
 #: QA19's neobank 261 of the 553 premium renewals at 7.99 after 4.99 (47%) were cancelled within
@@ -963,13 +967,23 @@ def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days
     if fixed_days >= 0:
         out.insert(0 if round(fixed_days) == 0 else len(out), f"payment fixed {_ago(fixed_days)} (no longer past due)")
     if reactivated_days >= 0:
-        out.insert(0 if round(reactivated_days) == 0 else len(out),
-                   f"paying again: {(_named(plans) + ' ') if _named(plans) else ''}{r.mrr_cents / 100:.2f} {_ago(reactivated_days)}")
+        out.insert(0 if round(reactivated_days) == 0 else len(out), paying_again_text(r.mrr_cents, reactivated_days, plans))
     if opened_risk > r.risk:
         out.append(f"risk down to {100.0 * r.risk:.0f}% from {100.0 * opened_risk:.0f}% when the alert opened")
     if r.still_silent:  # last: what the recovery does not change (QA11 F3 left)
         out.append(r.still_silent)
     return tuple(out)
+
+
+def paying_again_text(mrr_cents: int, days: float, plans: tuple[str, ...] = ()) -> str:
+    """A reactivation as the account's alerts say it: "paying again: Pro 99.00 today" (the plans
+    paid for, its MRR now), on the ``account_recovered`` it closes, or first on the
+    ``account_at_risk`` a reactivation still at risk re-opens (QA20a F1).
+
+    >>> paying_again_text(5000, 0.0, ("Team",)), paying_again_text(9900, 3.0)
+    ('paying again: Team 50.00 today', 'paying again: 99.00 3 days ago')
+    """
+    return f"paying again: {(_named(plans) + ' ') if _named(plans) else ''}{mrr_cents / 100:.2f} {_ago(days)}"
 
 
 def trial_rule(view: AccountView | None, usage: float, now_ms: int) -> bool:
@@ -1008,7 +1022,8 @@ def _pct(x: float) -> str:
     return f"{round(100 * x)}%"
 
 
-def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Sequence[int], users_w: float, now_s: int) -> tuple[str, str]:
+def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Sequence[int], users_w: float,
+                  now_s: int) -> tuple[str, str, float]:
     """The reason that names a silent user an account manager asks about first (QA11 F3): the
     account's most active user (the largest :func:`_weight` of its users, if no other user's is as
     large) or the user its billing
@@ -1017,23 +1032,24 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
     users", "all 4 users": no one user's leaving to tell apart from the rest). Second, the same
     user as an ``account_recovered`` alert says it, "still silent: ..." (:func:`recovered_reasons`:
     a recovery, by a downgrade's 30 days running out or the other users' return, does not hide
-    that he is still gone).
+    that he is still gone). Third, his weight (:func:`_weight`), which tells the roll-up whether most of
+    the silence is his (QA20a F3).
 
     >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 100 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
-    >>> _named_silent(ms, ms[:1], (), 40.0, 100 * DAY_S)
+    >>> _named_silent(ms, ms[:1], (), 40.0, 100 * DAY_S)[:2]
     ('its most active user ann silent for 14 weeks (75% of its activity)', 'still silent: its most active user ann (14 weeks, 75% of its activity)')
     >>> _named_silent(ms, ms[:1], (1,), 40.0, 100 * DAY_S)[0]
     'ann, its most active user and the one its billing statements come from, silent for 14 weeks (75% of its activity)'
     >>> _named_silent(ms, ms[1:], (2,), 40.0, 130 * DAY_S)
-    ('bob, the user its billing statements come from, silent for 4 weeks (25% of its activity)', 'still silent: bob, the user its billing statements come from (4 weeks, 25% of its activity)')
+    ('bob, the user its billing statements come from, silent for 4 weeks (25% of its activity)', 'still silent: bob, the user its billing statements come from (4 weeks, 25% of its activity)', 10.0)
     """
     if len(silent) == len(users):
-        return "", ""
+        return "", "", 0.0
     weights = sorted((_weight(m) for m in users), reverse=True)
     top = weights[0] if weights[0] > weights[1] else math.inf  # a tie: no one user is the most active
     picked = [m for m in silent if m.key in billing or _weight(m) >= top]
     if not picked:
-        return "", ""
+        return "", "", 0.0
     m = max(picked, key=_weight)
     most, pays = _weight(m) >= top, m.key in billing
     weeks = _counted("week", (now_s - m.last_seen_s) // (7 * DAY_S))
@@ -1043,11 +1059,11 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
     who = m.user_id
     if most and not pays:
         subject = f"its most active user{' ' + who if who else ''}"
-        return f"{subject} silent for {weeks} {share}".rstrip(), f"still silent: {subject} {still}"
+        return f"{subject} silent for {weeks} {share}".rstrip(), f"still silent: {subject} {still}", _weight(m)
     role = "its most active user and the one its billing statements come from" if most else "the user its billing statements come from"
     subject = f"{who}, {role}" if who else role
     said = f"{subject}, silent for {weeks} {share}" if who else f"{subject} silent for {weeks} {share}"
-    return said.rstrip(), f"still silent: {subject} {still}"
+    return said.rstrip(), f"still silent: {subject} {still}", _weight(m)
 
 
 def renewal_save(users: Sequence[Member], view: AccountView | None, sole: bool) -> bool:
@@ -1140,13 +1156,13 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     elif silent and sole:
         reasons += [(r_u, text, _RE_ENGAGE) for text in _sole_reasons(sole, said)]
     elif silent:
-        named, still_silent = _named_silent(users, silent, billing, users_w, now_s)
-        if named:  # first: the user the account manager knows by name (QA11 F3)
-            reasons.append((r_u, named, _RE_ENGAGE))
+        named, still_silent, named_w = _named_silent(users, silent, billing, users_w, now_s)
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
         use = f" ({_pct(silent_w / users_w)} of its activity)" if users_w > 0 and silent_w / users_w > len(silent) / len(users) else ""
         reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}{use}"
                         f"{_rhythm_text(silent)}{_uncounted_text(members, users, now_s)}", _RE_ENGAGE))
+        if named:  # the user the account manager knows by name (QA11 F3): first while most of the silence is his
+            reasons.insert(0 if 2 * named_w >= silent_w else len(reasons), (r_u, named, _RE_ENGAGE))
     r_b = 0.4 if save else 0.0  # the renewal's part, as the renewal rule's, said in the reason above
     mrr = view.mrr_cents if view is not None else 0
     if view is not None and view.past_due_since_ms:
@@ -1164,7 +1180,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         reasons.append((_RISE_RISK, rise.text(now_ms), _REVIEW_PLAN))
     if near and usage <= 0.75 and users and not save:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
-        reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%", _RENEWAL_CALL))
+        # the window said (QA20a F2): beside the 2-week trend's "down 72%", a bare "usage fell 43%" read as a contradiction
+        reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",
+                        _RENEWAL_CALL))
     # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
     # only by the renewal rule, days before the cancel notice); ``trend`` advanced to now (:func:`advance_trend`)
     usage_2w = trend_usage(trend, users, now_s)

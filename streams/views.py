@@ -538,15 +538,24 @@ class AccountReport:
         """The book's renewal column: the contract's date (accounts table) when it has one, else the
         paid period's end the statements gave (the rule of ``account_alerts.renewal_ms``), as
         "2026-03-22 (in 21 d)", "2026-03-01 (today)", "2026-03-13 (2 d ago)", or "-" when neither is
-        known. Days count calendar days (``renewal``), as the "renewal in N days" reason does.
+        known. Days count calendar days (``renewal``), as the "renewal in N days" reason does. An
+        account whose subscription is gone (churned, trial lost) renews nothing: "-", whatever the
+        table's contract date (QA20a F9: a cancelled annual account read "2027-08-31 (in 321 d)").
 
         >>> now = 1_772_323_200_000  # 2026-03-01
         >>> [AccountReport("a", "", "", table, None, stated, now).next_renewal
         ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("2026-03-01", 0), ("", 0))]
         ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '2026-03-01 (today)', '-']
+        >>> from models.account_health import rollup
+        >>> from models.revenue import AccountView
+        >>> gone = rollup([], AccountView(0, False, "cancelled", (), 0, 0, 0, 1), None, 0, now // 1000)
+        >>> gone.stage, AccountReport("a", "", "", "2027-08-31", gone, 0, now).next_renewal
+        ('churned', '-')
         """
         from streams.timefmt import parse_ts_ms
 
+        if self.rollup is not None and self.rollup.stage in GONE_STAGES:
+            return "-"
         day, days = renewal(parse_ts_ms(self.renewal_date) if self.renewal_date else self.renews_ms, self.as_of_ms)
         if day is None or days is None:
             return "-"

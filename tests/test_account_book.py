@@ -260,10 +260,12 @@ def test_book_columns_line_up_with_a_three_digit_renewal(capsys: pytest.CaptureF
 
     book = _book(at_risk_only=False)
     far = [AccountReport(r.account_id, "", "alice", date, r.rollup, 0, NOW)
-           for r, date in zip(book, ("2026-04-10", "2026-07-30", "2026-05-01", "2026-04-02", "2026-04-05", "2026-04-08"))]
+           for r, date in zip(book, ("2026-04-10", "2026-05-01", "2026-04-02", "2026-04-05", "2026-04-08", "2026-07-30", "2026-04-10"))]
     print_book(far, False)
     header, *rows = capsys.readouterr().out.splitlines()
     assert any("(in 120 d)" in line for line in rows) and any("(in 9 d)" in line for line in rows)
+    # QA20a F9: an account whose subscription is gone renews nothing, whatever the contract's date
+    assert all(" - " in line and "(in " not in line for line in rows if "churned" in line or "trial_lost" in line), rows
     col = header.index("action / reason")
     assert all(line[col - 2:col] == "  " and line[col] != " " for line in rows), [header, *rows]
 

@@ -43,6 +43,8 @@ CASES: list[tuple[list[str], str]] = [
     (["top", "-n", "x"], "argument -n"),
     (["top", "--all"], "--all lists every account of an owner: give --owner NAME"),  # QA 2026-12: printed the user list
     (["top", "--by", "mrr"], "--by ranks the users' win-back list: give --win-back (an owner's win-back book is by lost MRR already)"),
+    # QA20a F4: --win-back was given, and the line asked for it
+    (["top", "--owner", "alice", "--win-back", "--by", "mrr"], "--by ranks the users' win-back list, not an owner's book (its --win-back is by lost MRR already): leave --by out"),
     (["top", "--owner", "alice", "--share", "50%"], "--share ranks users"),  # QA 2026-12: "no account of alice is at risk"
     (["top", "--owner", "alice", "--win-back", "--all"], "--win-back lists the owner's churned accounts"),
     (["churn-rate", "--days", "0"], "argument --days: must be at least 1 day"),
@@ -67,6 +69,9 @@ CASES: list[tuple[list[str], str]] = [
     (["accounts", "list", "--timeout", "-1"], "argument --timeout: --timeout must be in (0, inf) seconds, got -1"),
     (["accounts", "show", "a1", "--timeout", "nan"], "argument --timeout: --timeout must be in (0, inf) seconds, got nan"),
     (["dlq", "--max", "0"], "argument --max: must be at least 1 dead letter, got 0"),
+    # QA20a F5: a reason no dead letter carries read the whole topic and said "0 dead letters"
+    (["dlq", "--reason", "late,bad_ammount"], "--reason: unknown reason bad_ammount (known: oversized, not_utf8,"),
+    (["dlq", "--alerts", "--reason", "late"], "--reason: unknown reason late for --alerts (known: refused, retries_exhausted, not_an_alert)"),
     (["top", "--owner", "ana", "-n", "0"], "argument -n: must be at least 1 user or account, got 0"),
     # QA16 F8: a bare number was milliseconds; train ran 40 s on "45 ms of silence is churn"
     (["train", "--events", "README.md", "--churn-after", "45", "--out", "/tmp/x.json"],

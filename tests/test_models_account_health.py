@@ -57,7 +57,7 @@ def test_billing_signals_each_raise_the_risk_with_their_reason() -> None:
     assert old.reasons == ()  # a downgrade older than 30 days is no longer a signal
     falling = [Member(1, NOW_S, 1, 0.0, 10.0, 20.0)]  # 4-week activity at half what its 13-week rate expects
     renewal = rollup(falling, _view(), None, NOW_MS + 21 * DAY_S * 1000, NOW_S)
-    assert renewal.reasons == ("renewal in 21 days while usage fell 50%",) and renewal.risk == 0.4
+    assert renewal.reasons == ("renewal in 21 days while usage fell 50% (last 4 weeks against its 3-month rate)",) and renewal.risk == 0.4
     assert rollup([_steady(1)], _view(), None, NOW_MS + 21 * DAY_S * 1000, NOW_S).reasons == ()  # steady: no reason
 
 
@@ -115,9 +115,9 @@ def test_days_and_hours_read_as_a_person_writes_them() -> None:
         ago_ms = NOW_MS - days * DAY_S * 1000 - 3_600_000
         said += rollup(falling, _view(past_due_ms=ago_ms), Downgrade(ago_ms, ("Pro",), ("Basic",)),
                        NOW_MS + days * DAY_S * 1000 + 3_600_000, NOW_S).reasons
-    assert said == ["payment failed today (past due)", "renewal today while usage fell 50%", "downgraded from Pro to Basic today",
-                    "payment failed 1 day ago (past due)", "renewal in 1 day while usage fell 50%", "downgraded from Pro to Basic 1 day ago",
-                    "payment failed 2 days ago (past due)", "renewal in 2 days while usage fell 50%",
+    assert said == ["payment failed today (past due)", "renewal today while usage fell 50% (last 4 weeks against its 3-month rate)", "downgraded from Pro to Basic today",
+                    "payment failed 1 day ago (past due)", "renewal in 1 day while usage fell 50% (last 4 weeks against its 3-month rate)", "downgraded from Pro to Basic 1 day ago",
+                    "payment failed 2 days ago (past due)", "renewal in 2 days while usage fell 50% (last 4 weeks against its 3-month rate)",
                     "downgraded from Pro to Basic 2 days ago"]
     ends = [Member(1, NOW_S, 1, 0.0, 2.0, 20.0)]
     trial = rollup(ends, _view(mrr=0, status="trial", trial_ends_ms=NOW_MS + 1_800_000, first_paid_ms=0), None, 0, NOW_S)
@@ -147,7 +147,7 @@ def test_the_renewal_reason_counts_the_days_the_book_column_counts() -> None:
     falling = [Member(1, now_ms // 1000, 1, 0.0, 10.0, 20.0)]
     r = rollup(falling, _view(), None, renews_ms, now_ms // 1000, now_ms)
     assert AccountReport("a", "", "", "", r, renews_ms, now_ms).next_renewal == "2026-12-09 (in 8 d)"
-    assert r.reasons[0] == "renewal in 8 days while usage fell 50%"
+    assert r.reasons[0] == "renewal in 8 days while usage fell 50% (last 4 weeks against its 3-month rate)"
 
 
 def _stated(*rows: tuple[str, int, str, str, int]) -> AccountView:
@@ -236,6 +236,21 @@ def test_the_most_active_user_is_named_even_when_someone_else_pays() -> None:
     assert r.reasons[0].startswith("its most active user u00 silent for 3 weeks (")
 
 
+def test_the_named_user_leads_only_while_most_of_the_silence_is_his() -> None:
+    """QA20a F3: acc23 (27 users) led its book row with "its most active user acc23-u12 silent for 3
+    weeks (6% of its activity)" over "24 of 27 users silent for 2 weeks (92% of its activity)": the
+    row shows the first reason, and it hid the fall. The count leads when the others carry most of the
+    silence; the champion who is most of it (QA11 F3, above) still leads."""
+    champ = Member(member_key("u00"), NOW_S - 21 * DAY_S, 1, 0.0, 12.0, 12.0, "u00")
+    others = [Member(member_key(f"u{i:02}"), NOW_S - 15 * DAY_S, 1, 0.0, 10.0, 10.0, f"u{i:02}") for i in range(1, 8)]
+    here = [Member(member_key(f"u{i:02}"), NOW_S, 1, 0.0, 5.0, 5.0, f"u{i:02}") for i in range(8, 10)]
+    r = rollup([champ, *others, *here], _view(), None, 0, NOW_S)
+    assert r.reasons[:2] == ("8 of 10 users silent for 2 weeks (89% of its activity)",
+                             "its most active user u00 silent for 3 weeks (13% of its activity)"), r.reasons
+    members, view = _champion_account(21)
+    assert rollup(members, view, None, 0, NOW_S).reasons[0].startswith("u00, its most active user")  # 60 of the 64 silent
+
+
 def test_seats_alike_are_counted_as_before() -> None:
     """Equal activity: the activity share is the seat share; no user is named (none is the most active)."""
     r = rollup([_steady(1), _steady(2), _steady(3, 15)], _view(), None, 0, NOW_S)
@@ -299,13 +314,13 @@ def test_an_annual_renewal_is_near_a_quarter_of_its_year_before_it() -> None:
     renewal. The window is a quarter of the billing period the statement states, at least 30 days."""
     falling = [Member(1, NOW_S, 1, 0.0, 15.0, 20.0)]  # usage 0.75: fell 25%
     annual = rollup(falling, _paid_through(54, 365), None, NOW_MS + 54 * DAY_S * 1000, NOW_S)
-    assert annual.reasons == ("renewal in 54 days while usage fell 25%",) and annual.risk == 0.4
+    assert annual.reasons == ("renewal in 54 days while usage fell 25% (last 4 weeks against its 3-month rate)",) and annual.risk == 0.4
     assert annual.action == "book a renewal call"
     for days, near in ((91, True), (92, False)):  # 365 / 4 = 91.25 days
         said = rollup(falling, _paid_through(days, 365), None, NOW_MS + days * DAY_S * 1000, NOW_S).reasons
         assert bool(said) is near, (days, said)
     monthly = _paid_through(30, 31)
-    assert rollup(falling, monthly, None, NOW_MS + 30 * DAY_S * 1000, NOW_S).reasons == ("renewal in 30 days while usage fell 25%",)
+    assert rollup(falling, monthly, None, NOW_MS + 30 * DAY_S * 1000, NOW_S).reasons == ("renewal in 30 days while usage fell 25% (last 4 weeks against its 3-month rate)",)
     assert rollup(falling, _paid_through(31, 31), None, NOW_MS + 31 * DAY_S * 1000, NOW_S).reasons == (), "a monthly plan: 30 days, as before"
     assert rollup(falling, _paid_through(40, 92), None, NOW_MS + 40 * DAY_S * 1000, NOW_S).reasons == (), "quarterly: 30 days"
     assert rollup([_steady(1)], _paid_through(54, 365), None, NOW_MS + 54 * DAY_S * 1000, NOW_S).reasons == (), "steady: no reason"
@@ -316,7 +331,7 @@ def test_the_renewal_window_is_the_statements_period_whatever_date_is_shown() ->
     billing period the statements state; without a stated period end, 30 days."""
     falling = [Member(1, NOW_S, 1, 0.0, 10.0, 20.0)]
     table_ms = NOW_MS + 60 * DAY_S * 1000
-    assert rollup(falling, _paid_through(61, 365), None, table_ms, NOW_S).reasons == ("renewal in 60 days while usage fell 50%",)
+    assert rollup(falling, _paid_through(61, 365), None, table_ms, NOW_S).reasons == ("renewal in 60 days while usage fell 50% (last 4 weeks against its 3-month rate)",)
     assert rollup(falling, _view(), None, table_ms, NOW_S).reasons == (), "no period stated: 30 days"
     assert rollup(falling, None, None, table_ms, NOW_S).reasons == ()
 
@@ -383,6 +398,17 @@ def test_a_fading_account_is_at_risk_outside_the_renewal_window_with_a_plain_rea
     assert fading.reasons == ("usage over the last 2 weeks down 60% against its 3-month rate (2-week decayed)",)
     part = rollup(members, _view(), None, 0, NOW_S, trend=_followed(35.0, members))  # down 30%: a part, below the line
     assert part.risk == 0.25 and part.reasons == ("usage over the last 2 weeks down 30% against its 3-month rate (2-week decayed)",)
+
+
+def test_the_two_usage_falls_of_one_account_say_their_windows() -> None:
+    # QA20a F2: acc23's book said "usage over the last 2 weeks down 72% against its 3-month rate" and
+    # "renewal in 1 day while usage fell 43%" (4 weeks against 13): two figures of one fall, the second
+    # without its window, read as a contradiction by the account manager
+    members = [Member(k, NOW_S, 1, 0.0, 10.0, 20.0) for k in range(1, 6)]  # 4 weeks at half the 13-week rate
+    r = rollup(members, _view(), None, NOW_MS + DAY_S * 1000, NOW_S, trend=_followed(15.0, members))
+    falls = sorted(t for t in r.reasons if "usage" in t)
+    assert falls == ["renewal in 1 day while usage fell 50% (last 4 weeks against its 3-month rate)",
+                     "usage over the last 2 weeks down 70% against its 3-month rate (2-week decayed)"], r.reasons
 
 
 def test_the_trend_rule_waits_for_its_figure_and_for_enough_events() -> None:

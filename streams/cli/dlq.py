@@ -110,7 +110,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     topic = settings.topic_alerts_dlq if args.alerts else settings.topic_dlq
     reasons = {r.strip() for r in args.reason.split(",") if r.strip()} if args.reason else None
+    if reasons is not None:
+        _check_reasons(reasons, args.alerts)
     return asyncio.run(_print(settings, topic, args, reasons))
+
+
+def _check_reasons(reasons: set[str], alerts: bool) -> None:
+    """Refuse a reason no dead letter of that topic can carry, in one line with the known ones: a
+    typo (``bad_ammount``) read the whole topic and said "0 dead letters" (QA20a F5).
+
+    >>> _check_reasons({"late"}, False)
+    >>> _check_reasons({"late"}, True)
+    Traceback (most recent call last):
+    streams.errors.UserError: --reason: unknown reason late for --alerts (known: refused, retries_exhausted, not_an_alert)
+    """
+    if alerts:
+        from streams.forward.service import DLQ_REASONS as known
+    else:
+        from streams.worker.codec import REASONS as known
+    unknown = sorted(reasons - set(known))
+    if unknown:
+        raise UserError(f"--reason: unknown reason {', '.join(unknown)}{' for --alerts' if alerts else ''} (known: {', '.join(known)})")
 
 
 async def _print(settings: Settings, topic: str, args: argparse.Namespace, reasons: set[str] | None) -> int:

@@ -139,7 +139,9 @@ def _check_combination(args: argparse.Namespace) -> None:
         raise UserError("--share ranks users; an owner's book takes -n accounts")
     if args.owner is not None and args.win_back and args.all:
         raise UserError("--win-back lists the owner's churned accounts; --all every account: give one")
-    if args.by != "chance" and (not args.win_back or args.owner is not None):
+    if args.by != "chance" and args.owner is not None:  # QA20a F4: with --win-back given it said "give --win-back"
+        raise UserError("--by ranks the users' win-back list, not an owner's book (its --win-back is by lost MRR already): leave --by out")
+    if args.by != "chance" and not args.win_back:
         raise UserError("--by ranks the users' win-back list: give --win-back (an owner's win-back book is by lost MRR already)")
 
 

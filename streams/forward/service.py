@@ -66,6 +66,9 @@ class ForwardStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
+#: Every reason the forwarder dead-letters an alert for (``churnwatch dlq --alerts --reason`` checks against it)
+DLQ_REASONS: tuple[str, ...] = ("refused", "retries_exhausted", "not_an_alert")
+
 #: ``settle``'s outcome when told to stop between tries: neither delivered nor dead-lettered, so not
 #: committed either (the next run sends it again)
 ABANDONED = "abandoned"

@@ -20,7 +20,7 @@ import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
                                    advance_trend, hours_left,
-                                   in_trial, own_account, recent_activity, recovered_reasons, rollup, silent_after_s, trend_gain, trend_usage_at,
+                                   in_trial, own_account, paying_again_text, recent_activity, recovered_reasons, rollup, silent_after_s, trend_gain, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
 from models.events import Event
@@ -296,13 +296,22 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
     kind, shown = None, r
+    # paying again after the churn the CRM was told: never left unsaid (QA20a F1), below the at-risk
+    # line a recovery, at or above it a new at-risk alert that says so first
+    back = bool(since and churned and r.mrr_cents > 0 and r.stage not in GONE_STAGES)
     if not since and r.risk >= ACCOUNT_AT_RISK and r.stage not in _NOT_TO_SAVE:
         kind = "account_churned" if r.stage == "churned" else "account_at_risk"
         acc.extras["at_risk_since_ms"], acc.extras["at_risk_risk"] = now_ms, r.risk
     elif since and r.stage in GONE_STAGES and not churned:
         kind = "account_churned"
-    elif since and r.risk < RECOVERED_BELOW and (r.mrr_cents > 0 or not churned):  # a churn recovers by paying
-        kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0
+    elif since and (r.risk < RECOVERED_BELOW or back and r.risk < ACCOUNT_AT_RISK) and (r.mrr_cents > 0 or not churned):
+        kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0  # a churn recovers by paying
+    elif back and r.stage not in _NOT_TO_SAVE:
+        kind = "account_at_risk"
+        shown = replace(r, reasons=(paying_again_text(r.mrr_cents, reactivated_days(acc.state, since, now_ms), _paid_plans(acc.state)),)
+                        + r.reasons)
+        acc.extras["at_risk_since_ms"], acc.extras["at_risk_risk"] = now_ms, r.risk
+        acc.extras.pop("churned_ms", None)
     if kind == "account_churned" and r.stage == "trial_lost":  # closes the lost trial's alert
         acc.extras["at_risk_since_ms"] = 0
         acc.extras.pop("at_risk_risk", None)
