@@ -387,3 +387,19 @@ def test_kafka_security_settings_are_read_in_any_case() -> None:
     kw = s.kafka_client_kwargs()
     assert (kw["security_protocol"], kw["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")
     assert "security_protocol" not in Settings(kafka_security_protocol=" plaintext").kafka_client_kwargs()
+
+
+def test_relayout_with_redis_unreachable_is_the_common_line(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """QA20 F2: relayout said "error: redis ConnectionError: ... (--log-level DEBUG shows the client's
+    own lines)", exit 1, where every other command says "cannot reach Redis at <url>", exit 2. The
+    broker side stands in (a topic of 8 partitions); Redis is a closed port."""
+    import streams.publisher
+    import streams.worker.relayout
+
+    monkeypatch.setattr(streams.publisher, "check_kafka_reachable", lambda settings: None)
+    monkeypatch.setattr(streams.worker.relayout, "partition_count", lambda settings, topic: 8)
+    port = _closed_port()
+    assert main(["--redis-url", f"redis://:pw@127.0.0.1:{port}/0", "relayout"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"churnwatch relayout: error: cannot reach Redis at redis://:***@127.0.0.1:{port}/0: "), line
