@@ -766,6 +766,15 @@ def test_runbook_entries_say_meaning_causes_and_actions() -> None:
             assert part in body, f"runbook {rule['alert']} lacks '{part}'"
 
 
+
+def test_the_readme_runbook_table_has_a_row_for_every_alert() -> None:
+    """QA20 F9: README's "Runbook" table had 21 rows for the 22 alerts (ChurnwatchRebalancing missing)."""
+    text = (ROOT / "README.md").read_text()
+    table = re.search(r"^### Runbook\s*$(.*?)(?=^##|\Z)", text, re.M | re.S)
+    assert table, "README has no Runbook section"
+    rows = set(re.findall(r"^\| `(Churnwatch\w+)`", table.group(1), re.M))
+    assert rows == {rule["alert"] for rule in alert_rules()}
+
 # --------------------------------------------------------------------------------------------
 # Grafana
 
