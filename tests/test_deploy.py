@@ -270,6 +270,18 @@ def test_compose_requires_its_secrets_from_the_environment() -> None:
                 assert str(value).startswith("${"), f"{name}: {key} must come from the environment, not the file"
 
 
+
+def test_every_compose_variable_is_in_env_example_and_operate() -> None:
+    """QA20 F10: docker-compose.yml read KAFKA_CLUSTER_ID, LEARN_EVERY and LEARN_WINDOW that
+    deploy/env.example did not show, and OPERATE's list of compose-only variables lacked CONSOLE_TOKEN
+    (required), CONSOLE_HOST_PORT, FORWARD_URL, FORWARD_SECRET and the learner's two."""
+    used = set(re.findall(r"\$\{([A-Za-z_]\w*)", COMPOSE_FILE.read_text()))
+    example = (DEPLOY / "env.example").read_text()
+    operate = OPERATE.read_text()
+    for name in sorted(used):
+        assert re.search(rf"^#? ?{name}=", example, re.M), f"deploy/env.example does not show {name}"
+        assert f"`{name}`" in operate, f"docs/OPERATE.md does not name {name}"
+
 def test_compose_services_are_wired_in_order() -> None:
     services = compose()["services"]
     assert set(services) >= {"kafka", "redis", "topics", "worker", "simulator", "prometheus", "grafana"}
