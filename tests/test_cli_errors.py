@@ -67,6 +67,9 @@ CASES: list[tuple[list[str], str]] = [
     (["accounts", "list", "--timeout", "-1"], "argument --timeout: --timeout must be in (0, inf) seconds, got -1"),
     (["accounts", "show", "a1", "--timeout", "nan"], "argument --timeout: --timeout must be in (0, inf) seconds, got nan"),
     (["dlq", "--max", "0"], "argument --max: must be at least 1 dead letter, got 0"),
+    # QA20 F12: a traceback, "OverflowError: date value out of range"; F13: read every dead letter, "0 dead letters"
+    (["churn-rate", "--days", "1000000"], "argument --days: must be at most 36500 days, got 1000000"),
+    (["dlq", "--reason", "late,lat"], "--reason: no event is dead-lettered as lat; the reasons are oversized, not_utf8,"),
     (["top", "--owner", "ana", "-n", "0"], "argument -n: must be at least 1 user or account, got 0"),
     # QA16 F8: a bare number was milliseconds; train ran 40 s on "45 ms of silence is churn"
     (["train", "--events", "README.md", "--churn-after", "45", "--out", "/tmp/x.json"],

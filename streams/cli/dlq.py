@@ -110,6 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     topic = settings.topic_alerts_dlq if args.alerts else settings.topic_dlq
     reasons = {r.strip() for r in args.reason.split(",") if r.strip()} if args.reason else None
+    if reasons and not args.alerts:  # a typo ("lat") read the whole topic and said "0 dead letters" (QA20 F13)
+        from streams.errors import UserError
+        from streams.worker.codec import REASONS
+
+        unknown = sorted(reasons - set(REASONS))
+        if unknown:
+            raise UserError(f"--reason: no event is dead-lettered as {', '.join(unknown)}; the reasons are {', '.join(REASONS)}")
     return asyncio.run(_print(settings, topic, args, reasons))
 
 
