@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Mapping
 
-__all__ = ["MEMBER_ALERTS", "Settings", "SettingsError", "aiokafka_client_kwargs", "forbid_topic_autocreation", "parse_duration_ms", "redact_url", "topic_refusal"]
+__all__ = ["KAFKA_PROTOCOLS", "MEMBER_ALERTS", "SASL_MECHANISMS", "Settings", "SettingsError", "aiokafka_client_kwargs", "forbid_topic_autocreation", "parse_duration_ms", "redact_url", "topic_refusal"]
 
 ClockMode = Literal["event", "live"]
 
@@ -27,6 +27,11 @@ class SettingsError(ValueError):
 #: ``Settings.member_alerts``' values: account members' user alerts on the alerts topic, on their own
 #: topic (``topic_member_alerts``), or not published.
 MEMBER_ALERTS: tuple[str, ...] = ("alerts", "separate", "none")
+
+#: ``Settings.kafka_security_protocol``'s values and ``kafka_sasl_mechanism``'s (besides "": no SASL):
+#: the ones aiokafka and kafka-python both take with a user name and password.
+KAFKA_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
@@ -240,6 +245,7 @@ class Settings:
         if self.clock not in ("event", "live"):
             raise SettingsError(f"clock must be 'event' or 'live', got {self.clock!r}")
         self._check_currency()
+        self._check_kafka_security()
         _ = self.alerts_from_ms  # parsed now: a bad value stops the process in one line
         if self.member_alerts not in MEMBER_ALERTS:
             raise SettingsError(f"member_alerts (CHURNWATCH_MEMBER_ALERTS) must be {', '.join(MEMBER_ALERTS[:-1])} or "
@@ -289,6 +295,25 @@ class Settings:
             object.__setattr__(self, "currency", currency_code(self.currency))
         except ValueError as exc:
             raise SettingsError(f"CHURNWATCH_CURRENCY: {exc}") from None
+
+    def _check_kafka_security(self) -> None:
+        """The protocol is one of :data:`KAFKA_PROTOCOLS` and the mechanism one of :data:`SASL_MECHANISMS`
+        or empty, in any case (kept upper case, as Kafka's own clients read them); a SASL protocol
+        needs a mechanism. Why here: a typo (``TLS``, ``SCRAM-SHA-515``) let ``topics`` connect in
+        plain text and exit 0, a worker retry "cannot start yet (ValueError: `security_protocol`
+        should be SSL or PLAINTEXT)" for ever, and a mistyped mechanism was dropped (QA20 F1)."""
+        protocol, mechanism = self.kafka_security_protocol.strip().upper(), self.kafka_sasl_mechanism.strip().upper()
+        if protocol not in KAFKA_PROTOCOLS:
+            raise SettingsError(f"CHURNWATCH_KAFKA_SECURITY_PROTOCOL must be {', '.join(KAFKA_PROTOCOLS[:-1])} or "
+                                f"{KAFKA_PROTOCOLS[-1]}, got {self.kafka_security_protocol!r}")
+        if mechanism and mechanism not in SASL_MECHANISMS:
+            raise SettingsError(f"CHURNWATCH_KAFKA_SASL_MECHANISM must be {', '.join(SASL_MECHANISMS[:-1])} or "
+                                f"{SASL_MECHANISMS[-1]} (empty: no SASL), got {self.kafka_sasl_mechanism!r}")
+        if protocol.startswith("SASL_") and not mechanism:
+            raise SettingsError(f"CHURNWATCH_KAFKA_SECURITY_PROTOCOL {protocol} needs CHURNWATCH_KAFKA_SASL_MECHANISM "
+                                f"({', '.join(SASL_MECHANISMS)}) with its user name and password")
+        object.__setattr__(self, "kafka_security_protocol", protocol)
+        object.__setattr__(self, "kafka_sasl_mechanism", mechanism)
 
     def _check_topics(self) -> None:
         """Every ``topic_*`` setting is a name Kafka accepts (:func:`topic_refusal`)."""

@@ -72,6 +72,8 @@ CASES: list[tuple[list[str], str]] = [
     # QA20a F5: a reason no dead letter carries read the whole topic and said "0 dead letters"
     (["dlq", "--reason", "late,bad_ammount"], "--reason: unknown reason bad_ammount (known: oversized, not_utf8,"),
     (["dlq", "--alerts", "--reason", "late"], "--reason: unknown reason late for --alerts (known: refused, retries_exhausted, not_an_alert)"),
+    # QA20 F12: a traceback, "OverflowError: date value out of range"
+    (["churn-rate", "--days", "1000000"], "argument --days: must be at most 36500 days, got 1000000"),
     (["top", "--owner", "ana", "-n", "0"], "argument -n: must be at least 1 user or account, got 0"),
     # QA16 F8: a bare number was milliseconds; train ran 40 s on "45 ms of silence is churn"
     (["train", "--events", "README.md", "--churn-after", "45", "--out", "/tmp/x.json"],
@@ -360,3 +362,51 @@ def test_digest_without_owners_points_to_the_b2c_recipe(monkeypatch: pytest.Monk
     line = _one_line(capsys.readouterr().err)
     assert "has an owner: " in line
     assert "account_id = the user id" in line and "churnwatch accounts import" in line and "README" in line
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"CHURNWATCH_KAFKA_SECURITY_PROTOCOL": "TLS"},
+     "CHURNWATCH_KAFKA_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got 'TLS'"),
+    ({"CHURNWATCH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-515"},
+     "CHURNWATCH_KAFKA_SASL_MECHANISM must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL), got 'SCRAM-SHA-515'"),
+    ({"CHURNWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+     "CHURNWATCH_KAFKA_SECURITY_PROTOCOL SASL_SSL needs CHURNWATCH_KAFKA_SASL_MECHANISM"),
+])
+@pytest.mark.parametrize("command", [["topics"], ["worker"], ["alerts", "--timeout", "1s"]])
+def test_a_kafka_security_setting_no_client_takes_is_one_line(env: dict[str, str], expected: str, command: list[str],
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """QA20 F1: taken as it came, `TLS` let `topics` connect in plain text and exit 0, the worker retry
+    "cannot start yet (ValueError: `security_protocol` should be SSL or PLAINTEXT)" for ever, and a
+    mistyped mechanism was dropped. Refused before any connection (the broker's port is closed)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--bootstrap-servers", f"127.0.0.1:{_closed_port()}", *command]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"churnwatch {command[0]}: error: ") and expected in line, line
+
+
+def test_kafka_security_settings_are_read_in_any_case() -> None:
+    """As Kafka's own clients read `security.protocol`: `sasl_ssl` is SASL_SSL, handed to the clients upper case."""
+    from streams.settings import Settings
+
+    s = Settings(kafka_security_protocol="sasl_ssl", kafka_sasl_mechanism="scram-sha-512", kafka_sasl_username="u")
+    kw = s.kafka_client_kwargs()
+    assert (kw["security_protocol"], kw["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert "security_protocol" not in Settings(kafka_security_protocol=" plaintext").kafka_client_kwargs()
+
+
+def test_relayout_with_redis_unreachable_is_the_common_line(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """QA20 F2: relayout said "error: redis ConnectionError: ... (--log-level DEBUG shows the client's
+    own lines)", exit 1, where every other command says "cannot reach Redis at <url>", exit 2. The
+    broker side stands in (a topic of 8 partitions); Redis is a closed port."""
+    import streams.publisher
+    import streams.worker.relayout
+
+    monkeypatch.setattr(streams.publisher, "check_kafka_reachable", lambda settings: None)
+    monkeypatch.setattr(streams.worker.relayout, "partition_count", lambda settings, topic: 8)
+    port = _closed_port()
+    assert main(["--redis-url", f"redis://:pw@127.0.0.1:{port}/0", "relayout"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"churnwatch relayout: error: cannot reach Redis at redis://:***@127.0.0.1:{port}/0: "), line

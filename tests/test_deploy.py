@@ -270,6 +270,18 @@ def test_compose_requires_its_secrets_from_the_environment() -> None:
                 assert str(value).startswith("${"), f"{name}: {key} must come from the environment, not the file"
 
 
+
+def test_every_compose_variable_is_in_env_example_and_operate() -> None:
+    """QA20 F10: docker-compose.yml read KAFKA_CLUSTER_ID, LEARN_EVERY and LEARN_WINDOW that
+    deploy/env.example did not show, and OPERATE's list of compose-only variables lacked CONSOLE_TOKEN
+    (required), CONSOLE_HOST_PORT, FORWARD_URL, FORWARD_SECRET and the learner's two."""
+    used = set(re.findall(r"\$\{([A-Za-z_]\w*)", COMPOSE_FILE.read_text()))
+    example = (DEPLOY / "env.example").read_text()
+    operate = OPERATE.read_text()
+    for name in sorted(used):
+        assert re.search(rf"^#? ?{name}=", example, re.M), f"deploy/env.example does not show {name}"
+        assert f"`{name}`" in operate, f"docs/OPERATE.md does not name {name}"
+
 def test_compose_services_are_wired_in_order() -> None:
     services = compose()["services"]
     assert set(services) >= {"kafka", "redis", "topics", "worker", "simulator", "prometheus", "grafana"}
@@ -765,6 +777,15 @@ def test_runbook_entries_say_meaning_causes_and_actions() -> None:
         for part in ("What it means", "Likely causes", "What to do"):
             assert part in body, f"runbook {rule['alert']} lacks '{part}'"
 
+
+
+def test_the_readme_runbook_table_has_a_row_for_every_alert() -> None:
+    """QA20 F9: README's "Runbook" table had 21 rows for the 22 alerts (ChurnwatchRebalancing missing)."""
+    text = (ROOT / "README.md").read_text()
+    table = re.search(r"^### Runbook\s*$(.*?)(?=^##|\Z)", text, re.M | re.S)
+    assert table, "README has no Runbook section"
+    rows = set(re.findall(r"^\| `(Churnwatch\w+)`", table.group(1), re.M))
+    assert rows == {rule["alert"] for rule in alert_rules()}
 
 # --------------------------------------------------------------------------------------------
 # Grafana

@@ -52,9 +52,9 @@ def cli_duration_ms(text: str, name: str) -> int:
     return parse_duration_ms(text, name=name)
 
 
-def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:
+def positive_int(unit: str, one: str | None = None, most: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number >= 1 of ``unit`` (plural; ``one``, the singular, when it
-    is not ``unit`` without its final s), with a message naming the unit."""
+    is not ``unit`` without its final s), and at most ``most`` when given, with a message naming the unit."""
     singular = one or unit.removesuffix("s")
 
     def parse(text: str) -> int:
@@ -64,6 +64,8 @@ def positive_int(unit: str, one: str | None = None) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be a whole number of {unit}, got {text!r}") from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"must be at least 1 {singular}, got {value}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most} {unit}, got {value}")
         return value
 
     return parse

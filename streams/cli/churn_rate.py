@@ -20,7 +20,8 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=positive_int("days"), default=30, help="window in days up to the stream time (default 30)")
+    # at most 100 years: 1,000,000 days ended in a traceback, "OverflowError: date value out of range" (QA20 F12)
+    parser.add_argument("--days", type=positive_int("days", most=36_500), default=30, help="window in days up to the stream time (default 30)")
     parser.add_argument("--period", choices=PERIODS, default="month",
                         help="revenue figures per day, week (ISO, from Monday) or month (default)")
     parser.add_argument("--from", dest="from_", metavar="DATE", help="revenue from this day, UTC (default: the current period)")

@@ -29,6 +29,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         done = relayout(settings)
     except ConnectionError as exc:
         raise UserError(str(exc)) from None
+    if done["old_partitions"] == done["partitions"]:  # QA20 F3: said "state moved from 8 to 8 partitions"
+        print(f"{settings.topic_events}: the state is laid out for the topic's {done['partitions']} partitions "
+              "already: nothing to move")
+        return 0
     print(f"{settings.topic_events}: state moved from {done['old_partitions']} to {done['partitions']} partitions "
           f"({done['moved']} due entries moved); start the workers")
     return 0

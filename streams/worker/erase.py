@@ -93,9 +93,7 @@ def erase(settings: Settings, user_ids: Sequence[str], new_store: bool = False, 
     """``erase_users`` on a private event loop, Redis failures as one readable line (``UserError``);
     ``new_store``: a prefix without state yet is erased in the layout of ``settings``; ``salt``: the
     erasure log's, for buckets without one yet (streams/worker/erasure_log.py)."""
-    from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, TimeoutError as RedisTimeoutError
-
-    from streams.settings import redact_url
+    from streams.errors import redis_reached
     from streams.worker.store import Store
 
     async def go() -> EraseReport:
@@ -106,12 +104,8 @@ def erase(settings: Settings, user_ids: Sequence[str], new_store: bool = False, 
         finally:
             await store.close()
 
-    try:
+    with redis_reached(settings.redis_url):
         return asyncio.run(go())
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise UserError(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
-    except ResponseError as exc:
-        raise UserError(f"Redis at {redact_url(settings.redis_url)} refused: {exc}") from None
 
 
 async def erase_users(client: Any, keys: Keys, user_ids: Sequence[str], *, day: str | None = None,

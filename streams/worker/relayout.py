@@ -17,7 +17,7 @@ import asyncio
 
 from kafka.partitioner.default import murmur2
 
-from streams.errors import UserError
+from streams.errors import UserError, redis_reached
 from streams.settings import Settings
 from streams.worker.store import Store
 from streams.kafka_admin import list_topics, partition_count
@@ -58,4 +58,5 @@ def relayout(settings: Settings) -> dict[str, int]:
         finally:
             await store.close()
 
-    return asyncio.run(move())
+    with redis_reached(settings.redis_url):  # "cannot reach Redis at ...", exit 2, as every command (QA20 F2)
+        return asyncio.run(move())

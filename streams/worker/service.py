@@ -30,7 +30,7 @@ from models.model import DEFAULT_MODEL_PATH, ChurnModel, load_model
 from models.revenue_ledger import Ledger
 from models.state import STAGES
 from streams.worker import metrics
-from streams.kafka_admin import quiet_kafka_logs
+from streams.kafka_admin import RETRY_LOGGER, quiet_kafka_logs
 from streams.worker.topics import ensure_topics
 from streams.worker.consumer import KafkaSink, StreamConsumer
 from streams.worker.pipeline import REDIS_TRANSIENT, Pipeline
@@ -42,6 +42,9 @@ from streams.worker.vocabulary_text import vocabulary_lines
 __all__ = ["run_worker", "build_app", "WorkerRuntime"]
 
 logger = logging.getLogger(__name__)
+#: "cannot start yet" every 2 s while Redis or the broker is down at start: held back with a count
+#: like the running worker's retries (streams.kafka_admin.RepeatLimit; QA20 F6: 30 lines a minute)
+retry_logger = logging.getLogger(RETRY_LOGGER)
 
 GAUGE_INTERVAL_S = 2.0
 STOP_TIMEOUT_S = 30.0
@@ -89,7 +92,7 @@ class WorkerRuntime:
             except Exception as exc:  # Redis or broker unreachable: both have many error types
                 if isinstance(exc, REDIS_TRANSIENT):
                     metrics.REDIS_ERRORS.inc()
-                logger.warning("cannot start yet (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+                retry_logger.warning("cannot start yet (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(2.0, delay * 2)
         else:
