@@ -48,7 +48,7 @@ def capture(workload: str, events: int, users: int, batch: int, first: int, last
 
     calls: list[tuple[Any, ...]] = []
     cycle = [0]
-    real_step = phases.advance_stored
+    real_step = getattr(phases, "advance_stored", None)  # None: the step is called by the compiled advance_bucket
     real_process = pipeline_mod.Pipeline.process
 
     def step(uid, blob, events, until, has_until, model, history, unchanged, period=0, marks=None):  # noqa: ANN001
@@ -60,7 +60,20 @@ def capture(workload: str, events: int, users: int, batch: int, first: int, last
         cycle[0] += 1
         return await real_process(self, *args, **kwargs)
 
-    phases.advance_stored = step
+    phases.advance_stored = step  # a tree whose shell calls the step from Python
+    real_bucket = getattr(phases, "advance_bucket", None)
+    if real_bucket is not None:  # the compiled per-user loop calls the step natively: its calls taken from its todo
+
+        def bucket(todo, bkt, clocks, fields, member_of, model, history, unchanged, *rest):  # noqa: ANN001, ANN002
+            if first <= cycle[0] <= last:
+                period = rest[1]
+                for uid, (_, p, blob, events) in todo.items():
+                    until, member = clocks[p], bool(member_of and events and uid in member_of)
+                    calls.append((uid, blob, list(events), until or 0, until is not None, history, unchanged,
+                                  period if member else 0, member))
+            return real_bucket(todo, bkt, clocks, fields, member_of, model, history, unchanged, *rest)
+
+        phases.advance_bucket = bucket
     pipeline_mod.Pipeline.process = process
     from benchmarks.review_cycle import measure
 

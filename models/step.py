@@ -29,9 +29,9 @@ from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
 _CHURNED: Final[int] = STAGES.index("churned")
 from models.weekly import advance_sampled
 
-__all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "StateWrite", "Step", "Todo", "Version", "advance_stored", "bucket_todo", "count_delta",
+__all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "StateWrite", "Step", "Todo", "Version", "advance_bucket", "advance_stored", "bucket_todo", "count_delta",
            "frame_args", "index_scores", "mark_versions", "queue_alerts", "same_counts", "split_dues", "state_args",
-           "writes_by_user"]
+           "unstored_scores", "writes_by_user"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -151,6 +151,90 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
     if old is not None and review_due_s(old) == due_s:
         due_s = unchanged
     return old, st, st.to_bytes(), due_s, risk, reach, alert_risk, points, outcome.alerts, False, False, error
+
+
+def unstored_scores(risk: float | None, reach: float | None,
+                    unchanged: int) -> tuple[float | int | None, float | int | None]:
+    """``StateWrite.risk`` and ``.reach`` of a user that had no record stored (new, or deleted
+    when it expired): it is in neither index, so "remove it" (None) becomes "leave it"
+    (``unchanged``, the store's UNCHANGED) and the write script sends no ZREM that would find
+    nothing. Half of a realistic stream's writes are such users' first (one ZREM each of the
+    at-risk ranking: up to 7% of the write script's Redis CPU, docs/SCALING.md). Not for a stored
+    record, however empty or unreadable: it may have left entries.
+
+    >>> unstored_scores(None, 0.5, -1), unstored_scores(0.9, None, -1)
+    ((-1, 0.5), (0.9, -1))
+    """
+    return (unchanged if risk is None else risk), (unchanged if reach is None else reach)
+
+
+def advance_bucket(todo: dict[str, Todo], bucket: int, clocks: dict[int, int | None], fields: dict[int, str],
+                   member_of: dict[str, Any], model: ChurnModel, history: bool, unchanged: int, unstored_left: bool,
+                   period_ms: int, alerts_from_ms: int, members_apart: bool, write: Any, out: Any, result: Any,
+                   off_path: Callable[..., bool], apart: Callable[..., None], logged_kinds: frozenset[str],
+                   logged_stages: frozenset[str], dumps: Callable[[Any], bytes], day_name: Callable[[int], str]) -> None:
+    """streams.worker.phases._advance_bucket's per-user loop, compiled: each of a bucket's users
+    (``todo``) advanced to its partition's review clock ``clocks[p]`` (:func:`advance_stored`),
+    its :class:`StateWrite`, console points, lowered due bound, counters (:func:`count_delta`) and
+    alerts (:func:`queue_alerts`) queued into the shell's ``write`` (``store.BucketWrite``:
+    ``states``, ``history``, ``alerts``, ``stats``), ``out`` (``phases.Advanced``: ``lowered``,
+    ``members``, ``alerts``) and ``result`` (``CycleResult``: ``alerts``, ``withheld``, and
+    ``users``/``processed`` counted as queued, whatever stops the loop); ``fields[p]``: the
+    partition's due field. A user naming an account (``member_of``) takes its member-copy marks
+    per ``period_ms``. The rare turns stay in the shell, called back with the shell's arguments:
+    ``off_path`` (no new state, or an unreadable record: True when the user is done) and ``apart``
+    (``members_apart`` and an alert of the user as an account member). ``unstored_left``: a user
+    with nothing stored gets :func:`unstored_scores` (False: the old rule, for a test).
+
+    Why here: as Python this loop, the step's twelve results boxed into a tuple and unpacked,
+    each compiled call made with its arguments from the interpreter, cost ~7k instructions a
+    user besides what it queues (docs/SCALING.md, ``rh``); compiled, the step's tuple is native."""
+    states: list[StateWrite] = write.states
+    points_out: list[tuple[int, str, bytes]] = write.history
+    entries: list[tuple[int, str, str, bytes]] = write.alerts
+    stats: dict[str, Any] = write.stats
+    lowered: list[tuple[int, int, int]] = out.lowered
+    members: list[Any] = out.members
+    records: list[tuple[bytes, bytes]] = out.alerts
+    kinds: dict[str, int] = result.alerts
+    withheld: dict[tuple[int, str], int] = result.withheld
+    users = processed = 0
+    try:
+        for uid, item in todo.items():
+            group, partition, blob, events = item
+            marks: list[Mark] | None = None
+            if member_of and events and uid in member_of:
+                marks = []  # filled by the user's step: one pass for both
+                members.append((uid, marks, events))
+            until = clocks[partition]
+            old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
+                uid, blob, events, 0 if until is None else until, until is not None, model, history, unchanged,
+                period_ms if marks is not None else 0, marks)
+            if (st is None or error) and off_path(uid, item, bucket, fields[partition], st, expire, skip, error, write,
+                                                  result):
+                continue
+            if st is not None:
+                r: float | int | None = risk
+                rc: float | int | None = reach
+                if blob is None and unstored_left:  # nothing stored: no index entry to remove
+                    r, rc = unstored_scores(risk, reach, unchanged)
+                states.append(StateWrite(group, uid, record, fields[partition], due_s, r, rc, alert_risk))
+                for point in points:  # console score history
+                    points_out.append((group, uid, point))
+                due = review_due_s(st)  # the next review, or a held stage change's end when sooner
+                if due:
+                    lowered.append((partition, bucket, due))
+            users += 1
+            processed += len(events)
+            count_delta(old, st, alerts, stats, day_name)  # most steps move no counter
+            if alerts and members_apart and any(a.member for a in alerts):
+                apart(uid, group, alerts, expire, partition, alerts_from_ms, write, out, result)
+            elif alerts:  # the one place user alerts become records for the producer
+                queue_alerts(uid, group, alerts, expire, partition, alerts_from_ms, logged_kinds, logged_stages,
+                             entries, records, kinds, withheld, dumps)
+    finally:  # counted as they were queued, whatever stops the loop
+        result.users += users
+        result.processed += processed
 
 
 def same_counts(old: UserState | None, new: UserState | None) -> bool:

@@ -213,3 +213,105 @@ def test_packed_driver_call_is_the_python_framing(calls) -> None:  # type: ignor
     assert _driver_call(group, True) == _frame_ref(group)
     with pytest.raises(TypeError):
         _driver_call([_BucketCall(["k"], [None], 1)], True)
+
+
+# --- the bucket's per-user loop around the step (docs/SCALING.md, issue 14 ``rh``) -------------------
+
+def _advance_bucket_ref(todo, bucket, clocks, fields, member_of, model, write, out, result, history,  # type: ignore[no-untyped-def]
+                        alerts_from_ms, members_apart):
+    """phases._advance_bucket's per-user loop as it was written in Python (before models.step.advance_bucket)."""
+    import orjson
+
+    from models.engine import review_due_s
+    from models.step import advance_stored, count_delta, queue_alerts, unstored_scores
+    from streams.worker.alert_log import KINDS_LOGGED, STAGES_LOGGED
+    from streams.worker.phases import _off_path, _queue_apart
+    from streams.worker.store import UNCHANGED, StateWrite, day_name
+    from streams.worker.watermark import PERIOD_MS
+
+    users = processed = 0
+    try:
+        for uid, item in todo.items():
+            group, partition, blob, events = item
+            marks = None
+            if member_of and events and uid in member_of:
+                marks = []
+                out.members.append((uid, marks, events))
+            until = clocks[partition]
+            old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
+                uid, blob, events, until or 0, until is not None, model, history, UNCHANGED,
+                PERIOD_MS if marks is not None else 0, marks)
+            if (st is None or error) and _off_path(uid, item, bucket, fields[partition], st, expire, skip, error, write,
+                                                   result):
+                continue
+            if st is not None:
+                if blob is None:
+                    risk, reach = unstored_scores(risk, reach, UNCHANGED)
+                write.states.append(StateWrite(group, uid, record, fields[partition], due_s, risk, reach, alert_risk))
+                if points:
+                    write.history.extend([(group, uid, point) for point in points])
+                due = review_due_s(st)
+                if due:
+                    out.lowered.append((partition, bucket, due))
+            users += 1
+            processed += len(events)
+            count_delta(old, st, alerts, write.stats, day_name)
+            if alerts and members_apart and any(a.member for a in alerts):
+                _queue_apart(uid, group, alerts, expire, partition, alerts_from_ms, write, out, result)
+            elif alerts:
+                queue_alerts(uid, group, alerts, expire, partition, alerts_from_ms, KINDS_LOGGED, STAGES_LOGGED,
+                             write.alerts, out.alerts, result.alerts, result.withheld, orjson.dumps)
+    finally:
+        result.users += users
+        result.processed += processed
+
+
+def _bucket_round(rnd: random.Random, stored: dict[str, bytes], t0_ms: int, clock_ms: int | None):  # type: ignore[no-untyped-def]
+    """A bucket's todo: stored users with new events or only a due review, new users, users whose
+    record is empty or unreadable, on two partitions (one without a clock in some rounds)."""
+    todo = {}
+    for i in range(rnd.randint(5, 40)):
+        uid, p = f"u{i}", rnd.randint(0, 1)
+        blob = stored.get(uid)
+        roll = rnd.random()
+        if roll < 0.1:
+            blob = rnd.choice([b"", b"\x09damaged"])
+        n = 0 if (blob is not None and roll > 0.8) else rnd.randint(1, 4)
+        evs = sorted((t0_ms + rnd.randint(0, 20 * 3_600_000), rnd.choice(["view", "click", "purchase", "message"]))
+                     for _ in range(n))
+        todo[uid] = (rnd.randint(0, 7), p, blob, [Event(uid, ts, kind, f"e{i}-{k}-{ts}") for k, (ts, kind) in enumerate(evs)])
+    clocks = {0: clock_ms, 1: clock_ms if rnd.random() < 0.7 else None}
+    return todo, clocks
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_advance_bucket_is_the_per_user_loop(seed: int) -> None:
+    """Three rounds a day and more apart (new users, then reviews that open alerts, stored users
+    with and without events, empty and unreadable records, a partition without a clock, account
+    members, alerts withheld by ``alerts_from_ms``): the compiled loop queues what the Python
+    loop queued, in the same order, and counts the same."""
+    from models.model import load_model
+    from streams.worker.phases import Advanced, CycleResult, _advance_bucket
+    from streams.worker.store import BucketWrite
+
+    rnd = random.Random(seed)
+    model = load_model(None)
+    stored: dict[str, bytes] = {}
+    t0 = 1_767_225_600_000
+    for r in range(3):
+        todo, clocks = _bucket_round(rnd, stored, t0 + r * 30 * 3_600_000, t0 + r * 30 * 3_600_000 + 21 * 3_600_000)
+        member_of = {u: ("acct", 0, 1) for u in todo if rnd.random() < 0.2}
+        fields = {0: "t:0", 1: "t:1"}
+        alerts_from = t0 + rnd.randint(0, 3) * 30 * 3_600_000
+        got, want = [], []
+        for fn, sink in ((_advance_bucket, got), (_advance_bucket_ref, want)):
+            write, out, result = BucketWrite(5, []), Advanced(), CycleResult()
+            fn(todo, 5, clocks, fields, member_of, model, write, out, result, True, alerts_from, False)
+            sink.append((write, [(u, [(t, s.to_bytes(), a) for t, s, a in m], e) for u, m, e in out.members],
+                         out.lowered, out.alerts, result))
+            out.members = []
+        assert repr(got) == repr(want)
+        for sw in got[0][0].states:
+            if sw.blob:
+                stored[sw.user_id] = sw.blob
+    assert stored

@@ -1,4 +1,4 @@
-"""The write path's rule for users with no record stored (``store.unstored_scores``): their first
+"""The write path's rule for users with no record stored (``models.step.unstored_scores``): their first
 write sends no ZREM of the at-risk ranking or the save-list index (there is nothing to remove),
 and Redis ends up holding exactly what the old rule (a ZREM whenever a user is in neither) left:
 same keys, fields, members and scores, with damaged records (whose entries must still go) too."""
@@ -64,7 +64,7 @@ def test_first_writes_skip_removals_and_leave_the_same_content(base_settings: Se
 
     replay("new")
     with monkeypatch.context() as m:  # the old rule: every user in neither index is removed from both
-        m.setattr(phases, "unstored_scores", lambda risk, reach: (risk, reach))
+        m.setattr(phases, "UNSTORED_LEFT", False)
         replay("old")
     new, old = dump_all(redis_url, "new"), dump_all(redis_url, "old")
     client.close()

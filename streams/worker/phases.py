@@ -20,14 +20,14 @@ from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 import orjson
 
-from models.engine import Alert, Mark, review_due_s
+from models.engine import Alert, Mark
 from models.events import Event
 from models.intake import UserBatch, group_plain, record_values
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
-from models.step import (Todo as _Todo, advance_stored, bucket_todo, count_delta, index_scores as step_index_scores,
-                         locate_users, queue_alerts)
+from models.step import (Todo as _Todo, advance_bucket, bucket_todo, index_scores as step_index_scores, locate_users,
+                         queue_alerts)
 from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
 from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
 from streams.worker.alert_log import KINDS_LOGGED, STAGES_LOGGED
@@ -48,7 +48,7 @@ from streams.worker.revenue import (
 )
 from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
 from streams.worker.store import (UNCHANGED, BucketRead, BucketReadResult, BucketWrite, StateWrite, unreadable_delta,
-                                  unstored_scores, day_name)
+                                  day_name)
 
 __all__ = [
     "NO_DUE",
@@ -656,56 +656,26 @@ def _unreadable(group: int, uid: str, blob: bytes, restarted: bool, bucket: int,
                    "corrected%s", bucket, error, what, "" if staged else " but its stage count (stage byte unreadable)")
 
 
+#: A user with no record stored gets ``models.step.unstored_scores`` (no ZREM of an index it is not
+#: in); tests/test_write_indexes.py turns it off to compare Redis with the old rule's.
+UNSTORED_LEFT = True
+
+
 def _advance_bucket(
-    todo: Mapping[str, _Todo], bucket: int, clocks: Mapping[int, int | None], fields: Mapping[int, str],
-    member_of: Mapping[str, object], model: ChurnModel, write: BucketWrite, out: Advanced, result: CycleResult,
+    todo: dict[str, _Todo], bucket: int, clocks: dict[int, int | None], fields: dict[int, str],
+    member_of: dict[str, tuple[str, int, int]], model: ChurnModel, write: BucketWrite, out: Advanced, result: CycleResult,
     history: bool, alerts_from_ms: int = 0, members_apart: bool = False,
 ) -> None:
     """Advance each of a bucket's users to its partition's review clock ``clocks[p]`` and queue
-    its state write (``models.step.advance_stored``, compiled); ``fields[p]``: the partition's
-    field, ``offset_field(topic, p)``. A user naming an account (``member_of``) also takes its
-    member-copy marks there (``models.engine.advance``'s, per ``PERIOD_MS``).
-
-    One loop, not a call per user: around the compiled step, a Python call with its arguments,
-    the bound methods and the counters looked up again for every user cost about as much as
-    what it queues (docs/SCALING.md); the rare turns (nothing to do, an unreadable record, a
-    deletion) and the alerts are out of line."""
-    states, lowered, stats, members = write.states.append, out.lowered.append, write.stats, out.members.append
-    users = processed = 0
-    try:
-        for uid, item in todo.items():
-            group, partition, blob, events = item
-            marks: list[Mark] | None = None
-            if member_of and events and uid in member_of:
-                marks = []  # filled by the user's step: one pass for both
-                members((uid, marks, events))
-            until = clocks[partition]
-            old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
-                uid, blob, events, until or 0, until is not None, model, history, UNCHANGED,
-                PERIOD_MS if marks is not None else 0, marks)
-            if (st is None or error) and _off_path(uid, item, bucket, fields[partition], st, expire, skip, error, write,
-                                                   result):
-                continue
-            if st is not None:
-                if blob is None:  # nothing stored: no index entry to remove (an empty or unreadable record's may exist)
-                    risk, reach = unstored_scores(risk, reach)
-                states(StateWrite(group, uid, record, fields[partition], due_s, risk, reach, alert_risk))
-                if points:  # console score history
-                    write.history.extend([(group, uid, point) for point in points])
-                due = review_due_s(st)  # the next review, or a held stage change's end when sooner (models.engine)
-                if due:
-                    lowered((partition, bucket, due))
-            users += 1
-            processed += len(events)
-            count_delta(old, st, alerts, stats, day_name)  # store.stats_delta, compiled: most steps move no counter
-            if alerts and members_apart and any(a.member for a in alerts):
-                _queue_apart(uid, group, alerts, expire, partition, alerts_from_ms, write, out, result)
-            elif alerts:  # the one place user alerts become records for the producer (queue_alerts)
-                queue_alerts(uid, group, alerts, expire, partition, alerts_from_ms, KINDS_LOGGED, STAGES_LOGGED,
-                             write.alerts, out.alerts, result.alerts, result.withheld, orjson.dumps)
-    finally:  # counted as they were queued, whatever stops the loop
-        result.users += users
-        result.processed += processed
+    its state write, points, due bound, counters and alerts (``models.step.advance_bucket``,
+    compiled: the per-user loop with the step inside); ``fields[p]``: the partition's field,
+    ``offset_field(topic, p)``. A user naming an account (``member_of``) also takes its
+    member-copy marks there (``models.engine.advance``'s, per ``PERIOD_MS``). The rare turns
+    (nothing to do, an unreadable record, a deletion: ``_off_path``; a member's alerts kept apart:
+    ``_queue_apart``) are called back here, as Python."""
+    advance_bucket(todo, bucket, clocks, fields, member_of, model, history, UNCHANGED, UNSTORED_LEFT, PERIOD_MS,
+                   alerts_from_ms, members_apart, write, out, result, _off_path, _queue_apart, KINDS_LOGGED,
+                   STAGES_LOGGED, orjson.dumps, day_name)
 
 
 def _queue_apart(uid: str, group: int, alerts: list[Alert], expire: bool, partition: int, alerts_from_ms: int,

@@ -73,7 +73,6 @@ __all__ = [
     "ProgressWrite",
     "StateWrite",
     "UNCHANGED",
-    "unstored_scores",
     "Fenced",
     "UnreadableState",
     "read_state",
@@ -121,20 +120,6 @@ SAFE_EVICTION_POLICIES = frozenset(("noeviction", "volatile-lru", "volatile-lfu"
 #: Longest wait of ``connect`` for a rebuild another worker runs, and its polling interval.
 REBUILD_WAIT_S = 600.0
 REBUILD_POLL_S = 0.5
-
-
-def unstored_scores(risk: float | None, reach: float | None) -> tuple[float | None, float | None]:
-    """``StateWrite.risk`` and ``.reach`` of a user that had no record stored (new, or deleted
-    when it expired): it is in neither index, so "remove it" (None) becomes "leave it" (UNCHANGED)
-    and the write script sends no ZREM that would find nothing. Half of a realistic stream's
-    writes are such users' first (one ZREM each of the at-risk ranking: up to 7% of the write
-    script's Redis CPU, docs/SCALING.md). Not for a stored record, however empty or unreadable: it may
-    have left entries (``phases``).
-
-    >>> unstored_scores(None, 0.5), unstored_scores(0.9, None)
-    ((-1, 0.5), (0.9, -1))
-    """
-    return (UNCHANGED if risk is None else risk), (UNCHANGED if reach is None else reach)
 
 
 def reach_score(bound: float | None) -> int | str:
