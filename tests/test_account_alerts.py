@@ -947,10 +947,13 @@ def test_a_companys_price_per_seat_rise_at_renewal_puts_it_at_risk_as_a_b2c_pric
     renewal at the same instant keeps it."""
     from streams.worker.revenue import AccountCopy, AccountsAdvanced, AccountTick, _apply_in_order
 
-    def run(steps: list[tuple[int, str, int, int, int]], until_day: int) -> list[dict[str, object]]:
+    def run(steps: list[tuple[int, str, int, int, int]], until_day: int, addon: bool = False) -> list[dict[str, object]]:
         evs = [Event("acme-u0", T0 + d * DAY_MS, "subscription", f"s{i}", 0.0, "acme",
                      Subscription(status, "Team Annual", mrr, 0, T0 + end * DAY_MS if end else 0, seats))
                for i, (d, status, mrr, end, seats) in enumerate(steps)]
+        if addon:  # an add-on under another user, renewed at the same instant as the plan at a new price (after it)
+            evs += [Event("acme-u9", T0 + d * DAY_MS, "subscription", f"a{d}", 0.0, "acme", Subscription("active", "Storage", mrr, 0, T0 + end * DAY_MS, 1))
+                    for d, mrr, end in ((0, 5_000, 30), (30, 6_000, 60))]
         out = AccountsAdvanced()
         _apply_in_order("acme", AccountWork(AccountState(), {}, {}),
                         [*(AccountCopy(0, i, ev) for i, ev in enumerate(evs)), AccountTick(0, "acme", T0 + until_day * DAY_MS)], out)
@@ -964,6 +967,7 @@ def test_a_companys_price_per_seat_rise_at_renewal_puts_it_at_risk_as_a_b2c_pric
         [f"{said} today (Team Annual, 26 seats)"], 0.5, "review how the plan fits their use")
     assert cancelled[1]["reasons"] == ["subscription cancelled", f"{said} 20 days ago (Team Annual, 26 seats)"]
     assert run([*rise, rise[1]], 90) == run(rise, 90), "a renewal re-sent at the same instant keeps the rise"
+    assert [a["reasons"][0] for a in run(rise, 90, addon=True)][:1] == [f"{said} today (Team Annual, 26 seats)"], "an add-on's renewal keeps it"
     assert [(a["kind"], a["event_time_ms"]) for a in run(rise, 90)] == [("account_at_risk", T0 + 30 * DAY_MS),
                                                                         ("account_recovered", T0 + 60 * DAY_MS)]
     for steps in ([rise[0], (30, "active", 64_000, 395, 32)],  # 6 more seats at 20.00: growth

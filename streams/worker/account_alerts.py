@@ -237,18 +237,36 @@ def note_price_rise(extras: dict[str, object], ev: Event, change: Change, was: S
     here = isinstance(kept, list) and kept[0] == ev.ts_ms  # noted at this instant: a restatement re-measures it
     ended_ms = was.period_end_ms if was is not None else 0
     renewal = here or (ended_ms > 0 and abs(ev.ts_ms - ended_ms) <= _RENEWAL_SLACK_MS)
-    if isinstance(kept, list) and here and len(kept) > 5:  # re-measured against the statement before the instant
-        was = Subscription("active", str(kept[1][0]), int(kept[2]), 0, 0, int(kept[4]))
-    per_seat = was is not None and now is not None and was.seats > 0 and now.seats > 0
-    if per_seat:
-        rise = seat_price_rise(ev.ts_ms, was, now) if renewal else None  # type: ignore[arg-type]
+    if isinstance(kept, list) and here and len(kept) > 5:  # a rise per seat noted at this instant
+        _note_seat_rise(extras, ev.ts_ms, kept, now)
+    elif was is not None and now is not None and was.seats and now.seats:
+        rise = seat_price_rise(ev.ts_ms, was, now) if renewal else None
         if rise is not None:
-            extras["rise"] = [rise.ts_ms, list(rise.plans), rise.mrr_before_cents, rise.mrr_after_cents, rise.seats_before, rise.seats_after]
-        elif here:
-            extras.pop("rise")
+            extras["rise"] = _seat_record(rise)
     elif add is not None and add.kind == "expansion" and ev.user_id == ev.account and list(plans_before) == list(plans_after) and renewal:
         extras["rise"] = [ev.ts_ms, list(plans_after), add.mrr_before_cents, add.mrr_after_cents]
     elif retract is not None and retract.kind == "expansion" and here:
+        extras.pop("rise")
+
+
+def _seat_record(rise: PriceRise) -> list[object]:
+    """A rise per seat as the extras keep it: ``[ts, plans, MRR before, MRR after, seats before, seats after]``."""
+    return [rise.ts_ms, list(rise.plans), rise.mrr_before_cents, rise.mrr_after_cents, rise.seats_before, rise.seats_after]
+
+
+def _note_seat_rise(extras: dict[str, object], ts_ms: int, kept: list[object], now: Subscription | None) -> None:
+    """A statement at the instant a rise per seat was noted (``kept``): one of the same plan's
+    subscription, in force after it (``now``), re-measures the rise against the statement before the
+    instant (kept), and forgets it when the price per seat no longer rose; another subscription's
+    (an add-on renewed at the same instant) leaves it as it is."""
+    plans = kept[1]
+    if now is None or not isinstance(plans, list) or plans != [now.plan]:
+        return
+    before = Subscription("active", now.plan, int(kept[2]), 0, 0, int(kept[4]))  # type: ignore[call-overload]
+    rise = seat_price_rise(ts_ms, before, now)
+    if rise is not None:
+        extras["rise"] = _seat_record(rise)
+    else:
         extras.pop("rise")
 
 
