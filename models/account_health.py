@@ -102,9 +102,9 @@ from models.lifecycle import LAPSED
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 from models.state import STAGES
-from models.subscription import RENEWAL_WINDOW_MIN_MS
+from models.subscription import _PAID, RENEWAL_WINDOW_MIN_MS, Subscription
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "seat_price_cents", "seat_price_rise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
            "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
@@ -238,27 +238,75 @@ def member_id_at(record: bytes) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PriceRise:
-    """A user's own subscription (B2C) renewed on the same plan at a higher MRR: the price rose at
-    its renewal, the customer changed nothing (QA19 F7: a neobank's premium 4.99 -> 7.99; the
-    statements showed it as expansion, and 229 of its 240 fee-shock cancellers got no warning in
-    the 30 days before they cancelled). Kept by the worker (extras ``rise``,
-    streams/worker/account_alerts.py ``note_price_rise``) for a user's own account only: a company's
-    MRR rising on the same plan at renewal is more seats as often as a price."""
+    """A renewal on the same plan at a higher price: the price rose at its renewal, the customer
+    changed nothing. A user's own subscription (B2C) renewed at a higher MRR (QA19 F7: a neobank's
+    premium 4.99 -> 7.99; the statements showed it as expansion, and 229 of its 240 fee-shock
+    cancellers got no warning in the 30 days before they cancelled); or any subscription whose
+    statements before and at the renewal state their seats, renewed at a higher price per seat
+    (QA20a F6: a company's Team Annual 520.00 -> 650.00 for the same 26 seats, cancelled 20 days
+    later unwarned). Kept by the worker (extras ``rise``, streams/worker/account_alerts.py
+    ``note_price_rise``). A company's MRR rising on the same plan without seats stated is more
+    seats as often as a price: not one. ``seats_before``/``seats_after``: 0 for the B2C form;
+    else the MRRs are the subscription's, and the price said is per seat."""
 
     ts_ms: int
     plans: tuple[str, ...]
     mrr_before_cents: int
     mrr_after_cents: int
+    seats_before: int = 0
+    seats_after: int = 0
 
     def text(self, now_ms: int) -> str:
-        """The reason: "price rose from 4.99 to 7.99 at its renewal 3 days ago (premium)".
+        """The reason: "price rose from 4.99 to 7.99 at its renewal 3 days ago (premium)", or per
+        seat: "price per seat rose from 20.00 to 25.00 at its renewal today (Team Annual, 26 seats)".
 
         >>> PriceRise(0, ("premium",), 499, 799).text(3 * 86_400_000), PriceRise(0, ("",), 499, 799).text(0)
         ('price rose from 4.99 to 7.99 at its renewal 3 days ago (premium)', 'price rose from 4.99 to 7.99 at its renewal today')
+        >>> PriceRise(0, ("Team Annual",), 52_000, 65_000, 26, 26).text(0), PriceRise(0, ("",), 40_000, 50_000, 20, 20).text(0)
+        ('price per seat rose from 20.00 to 25.00 at its renewal today (Team Annual, 26 seats)', 'price per seat rose from 20.00 to 25.00 at its renewal today (20 seats)')
+        >>> PriceRise(0, ("Team",), 52_000, 50_000, 26, 20).text(0)
+        'price per seat rose from 20.00 to 25.00 at its renewal today (Team, 26 to 20 seats)'
         """
         named = _named(self.plans)
+        if self.seats_before and self.seats_after:
+            seats = (f"{self.seats_after} seat{'s' if self.seats_after > 1 else ''}" if self.seats_before == self.seats_after
+                     else f"{self.seats_before} to {self.seats_after} seats")
+            return (f"price per seat rose from {seat_price_cents(self.mrr_before_cents, self.seats_before) / 100:.2f} to "
+                    f"{seat_price_cents(self.mrr_after_cents, self.seats_after) / 100:.2f} at its renewal "
+                    f"{_ago((now_ms - self.ts_ms) // 86_400_000)} ({named + ', ' if named else ''}{seats})")
         return (f"price rose from {self.mrr_before_cents / 100:.2f} to {self.mrr_after_cents / 100:.2f} at its renewal "
                 f"{_ago((now_ms - self.ts_ms) // 86_400_000)}" + (f" ({named})" if named else ""))
+
+
+def seat_price_cents(mrr_cents: int, seats: int) -> int:
+    """The price of a seat in whole cents (rounded half up): what a rise per seat is measured and
+    said in (:class:`PriceRise`), so a rise said is never "from 20.00 to 20.00".
+
+    >>> seat_price_cents(52_000, 26), seat_price_cents(1_000, 3), seat_price_cents(1_001, 2)
+    (2000, 333, 501)
+    """
+    return (2 * mrr_cents + seats) // (2 * seats)
+
+
+def seat_price_rise(ts_ms: int, before: Subscription, after: Subscription) -> PriceRise | None:
+    """The rise per seat of a subscription renewed at ``ts_ms`` from ``before`` to ``after`` (its
+    statements before and at the renewal): both paying for the same plan, both stating their seats,
+    the price of a seat up by a cent or more (:func:`seat_price_cents`); None otherwise: more seats
+    at the same price is growth, and without the seats on both a price cannot be told from seats.
+
+    >>> old = Subscription("active", "Team Annual", 52_000, 0, 0, 26)
+    >>> seat_price_rise(5, old, Subscription("active", "Team Annual", 65_000, 0, 0, 26))
+    PriceRise(ts_ms=5, plans=('Team Annual',), mrr_before_cents=52000, mrr_after_cents=65000, seats_before=26, seats_after=26)
+    >>> [seat_price_rise(5, old, Subscription("active", plan, mrr, 0, 0, seats)) for plan, mrr, seats in
+    ...  (("Team Annual", 65_000, 0), ("Team Annual", 64_000, 32), ("Team Annual", 52_000, 26), ("Team", 65_000, 26))]
+    [None, None, None, None]
+    """
+    paying = before.status in _PAID and after.status in _PAID
+    if not (paying and before.seats and after.seats and before.plan == after.plan):
+        return None
+    if seat_price_cents(after.mrr_cents, after.seats) <= seat_price_cents(before.mrr_cents, before.seats):
+        return None
+    return PriceRise(ts_ms, (after.plan,), before.mrr_cents, after.mrr_cents, before.seats, after.seats)
 
 
 @dataclass(frozen=True, slots=True)

@@ -233,6 +233,9 @@ class EventReader:
         mrr = fields.get("mrr")
         if mrr is not None and (type(mrr) is not int and type(mrr) is not float):
             return Rejection("bad_subscription", f"mrr is {a_type(mrr)}, expected a number")
+        seats = fields.get("seats")
+        if seats is not None and (type(seats) is not int and type(seats) is not float):
+            return Rejection("bad_subscription", f"seats is {a_type(seats)}, expected a whole number")
         ends_ms = self.optional_time(fields, "trial_ends")
         if isinstance(ends_ms, Rejection):
             return ends_ms
@@ -243,7 +246,7 @@ class EventReader:
             return Rejection("bad_subscription", f"period_end {period_end_ms} ms is before 2000-01-01"
                                                  f"{epoch_unit_hint(period_end_ms, self.min_event_ms, None)}")
         try:
-            return Subscription.parse(fields.get("status"), fields.get("plan"), mrr, ends_ms, period_end_ms)
+            return Subscription.parse(fields.get("status"), fields.get("plan"), mrr, ends_ms, period_end_ms, seats)
         except ValueError as exc:
             return Rejection("bad_subscription", str(exc)[:200])
 

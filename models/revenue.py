@@ -14,18 +14,19 @@ owns that subscription, and each event states it "as it is from ``ts`` on". So:
   before T against its MRR after *all* statements at T; a second statement at T retracts the
   movement it already reported (:class:`Change`) and reports the new one. Two different
   statements of one subscription at the same T: the larger ``(status, mrr, plan, trial_ends,
-  period_end)`` wins, whatever the arrival order.
+  period_end, seats)`` wins, whatever the arrival order.
 - Idempotent: a statement equal to the one in force changes nothing (a duplicate, a replay, a
   monthly renewal restating the plan), and neither does one older than the content in force (a
   replay of history). A renewal that only moves ``period_end`` (the end of the period paid for)
-  on is a restatement too: no movement, "since" kept; the subscription just renews later.
+  on is a restatement too: no movement, "since" kept; the subscription just renews later; so is
+  one that only changes ``seats`` (kept: the price per seat at the next renewal, QA20a F6).
 - A statement that would change the past (older than T, or contradicting what a later
   restatement says held at its time) is ignored and counted as late.
 
 Pure: no I/O, no clock; money is integers in cents. A worker keeps one :class:`AccountState` per
 account (``to_bytes``: 86 bytes + the plan name with one subscription, 8 more per subscription
-once one states a period end, 8 more again while a period was restated within it, 16 more while
-an account that churned pays nothing) and folds each :class:`Change` into period counters
+once one states a period end, 8 more again while a period was restated within it, 4 more per
+subscription once one states its seats, 16 more while an account that churned pays nothing) and folds each :class:`Change` into period counters
 (``models.revenue_ledger.Ledger``).
 
 >>> from models.events import Event
@@ -49,7 +50,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from models.events import Event
@@ -72,6 +73,10 @@ _SUBS: Final[dict[int, struct.Struct]] = {
     2: struct.Struct("<QqqBqqqH"),  # key, since, stated, status, mrr cents, trial ends, period end, plan bytes
     3: struct.Struct("<QqqBqqqqH"),  # as 2, then period from (before the plan bytes)
 }
+#: Set in the format byte while a subscription states its seats: after the subscriptions, then one
+#: ``_SEATS`` per subscription in their order (0: not stated). Without it the record is as before.
+_WITH_SEATS: Final[int] = 0x10
+_SEATS = struct.Struct("<I")
 #: After the subscriptions, only while an account that churned pays nothing: the MRR its churn took
 #: (cents) and when. Readers that predate it ignore trailing bytes (``unpack_from``).
 _CHURNED = struct.Struct("<qq")
@@ -182,9 +187,9 @@ class _Sub:
     # changed within the period): the billing period for the renewal window, AccountView.periods_ms
     period_from_ms: int
 
-    def rank(self) -> tuple[int, int, str, int, int]:
+    def rank(self) -> tuple[int, int, str, int, int, int]:
         s = self.sub
-        return (_STATUS_RANK[s.status], s.mrr_cents, s.plan, s.trial_ends_ms, s.period_end_ms)
+        return (_STATUS_RANK[s.status], s.mrr_cents, s.plan, s.trial_ends_ms, s.period_end_ms, s.seats)
 
 
 def _same_terms(a: Subscription, b: Subscription) -> bool:
@@ -297,7 +302,7 @@ class AccountState:
         if cur is not None and _same_terms(cur.sub, stmt) and cur.since_ms <= ts:
             # restated (a renewal, a replay): nothing moves; a later one (or, at the same time, the
             # later period end) carries its period end, and one of the period in force its start
-            if ts > cur.stated_ms or (ts == cur.stated_ms and stmt.period_end_ms > cur.sub.period_end_ms):
+            if ts > cur.stated_ms or (ts == cur.stated_ms and (stmt.period_end_ms, stmt.seats) > (cur.sub.period_end_ms, cur.sub.seats)):
                 self.subs[key] = _Sub(cur.since_ms, ts, stmt, _period_from(cur, stmt, ts))
             return Change()
         if cur is not None and cur.stated_ms > ts:
@@ -377,11 +382,13 @@ class AccountState:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan
         (format 1), or 51 bytes + the plan (format 2) once a subscription states a period end, or
         59 (format 3) while a period was stated before the subscription's latest statement;
-        then, only while an account that churned pays nothing, 16 bytes: the MRR that churn took
-        and when (:meth:`churned`; a reader that predates them ignores them)."""
+        then, only while a subscription states its seats (``_WITH_SEATS``), 4 bytes a subscription:
+        its seats; then, only while an account that churned pays nothing, 16 bytes: the MRR that
+        churn took and when (:meth:`churned`; a reader that predates them ignores them)."""
         fmt = (3 if any(s.period_from_ms != s.stated_ms for s in self.subs.values())
                else 2 if any(s.sub.period_end_ms for s in self.subs.values()) else 1)
-        parts = [_HEAD.pack(fmt, self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
+        seats = any(s.sub.seats for s in self.subs.values())
+        parts = [_HEAD.pack(fmt | (_WITH_SEATS if seats else 0), self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
                             self.contracted_ms, len(self.subs))]
         for key, s in self.subs.items():
             plan = s.sub.plan.encode()
@@ -389,6 +396,8 @@ class AccountState:
             parts.append(_SUBS[fmt].pack(key, s.since_ms, s.stated_ms, _STATUS_RANK[s.sub.status], s.sub.mrr_cents,
                                          s.sub.trial_ends_ms, *period, len(plan)))
             parts.append(plan)
+        if seats:
+            parts.extend(_SEATS.pack(s.sub.seats) for s in self.subs.values())
         if self.churned_ms:
             parts.append(_CHURNED.pack(self.lost_cents, self.churned_ms))
         return b"".join(parts)
@@ -396,10 +405,11 @@ class AccountState:
     @classmethod
     def from_bytes(cls, data: bytes) -> AccountState:
         """A record of :meth:`to_bytes`, of any format."""
-        fmt, at, before, spell, first, contracted, n = _HEAD.unpack_from(data, 0)
+        head, at, before, spell, first, contracted, n = _HEAD.unpack_from(data, 0)
+        fmt = head & ~_WITH_SEATS
         record = _SUBS.get(fmt)
         if record is None:
-            raise ValueError(f"account state format {fmt} is not one of {sorted(_SUBS)}")
+            raise ValueError(f"account state format {head} is not one of {sorted(_SUBS)} (+{_WITH_SEATS} with seats)")
         st = cls(at, before, spell, first, contracted)
         pos = _HEAD.size
         for _ in range(n):
@@ -411,6 +421,10 @@ class AccountState:
             pos += plan_len
             sub = Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends, period_end)
             st.subs[key] = _Sub(since, stated, sub, period_from)
+        if head != fmt:  # the seats, in the subscriptions' order
+            for key, s in st.subs.items():
+                st.subs[key] = _Sub(s.since_ms, s.stated_ms, replace(s.sub, seats=_SEATS.unpack_from(data, pos)[0]), s.period_from_ms)
+                pos += _SEATS.size
         if len(data) >= pos + _CHURNED.size:
             st.lost_cents, st.churned_ms = _CHURNED.unpack_from(data, pos)
         return st

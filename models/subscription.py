@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
-__all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_TIME_MS", "RENEWAL_WINDOW_MIN_MS", "SUBSCRIPTION_STATUSES", "Subscription",
-           "SubscriptionStatus", "a_type", "calendar_days", "mrr_cents", "renewal_window_ms"]
+__all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_SEATS", "MAX_TIME_MS", "RENEWAL_WINDOW_MIN_MS", "SUBSCRIPTION_STATUSES", "Subscription",
+           "SubscriptionStatus", "a_type", "seat_count", "calendar_days", "mrr_cents", "renewal_window_ms"]
 
 SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled"]
 SUBSCRIPTION_STATUSES: Final[tuple[SubscriptionStatus, ...]] = ("trial", "active", "past_due", "cancelled")
 MAX_MRR_CENTS: Final[int] = 100_000_000_000_000  # 1e12 in money: above that it is a unit mistake
 MAX_PLAN_CHARS: Final[int] = 64  # plan names are kept in the per-account state: bounded
+MAX_SEATS: Final[int] = 4_294_967_295  # a seat count is kept in 4 bytes of the per-account state
 #: 10000-01-01T00:00:00Z: trial and period ends stay below it, so the account state's 8-byte
 #: fields hold them and every view can print them as dates
 MAX_TIME_MS: Final[int] = 253_402_300_800_000
@@ -81,10 +82,12 @@ class Subscription:
     cancelled); ``trial_ends_ms`` is 0 when not given. ``period_end_ms`` is the end of the period
     paid for (Stripe's ``current_period_end``, Chargebee's ``current_term_end``): the earliest
     time the subscription can end without a cancellation statement, the next renewal; 0 when not
-    given. Build it with :meth:`parse`, which checks the contract (see docs/REVENUE.md).
+    given. ``seats`` is the number of seats (licences) the ``mrr`` pays for, 0 when not given: with
+    it on two statements of one plan, a renewal tells a price per seat that rose from more seats
+    (QA20a F6). Build it with :meth:`parse`, which checks the contract (see docs/REVENUE.md).
 
     >>> Subscription.parse("active", "Pro", "49.99")
-    Subscription(status='active', plan='Pro', mrr_cents=4999, trial_ends_ms=0, period_end_ms=0)
+    Subscription(status='active', plan='Pro', mrr_cents=4999, trial_ends_ms=0, period_end_ms=0, seats=0)
     """
 
     status: SubscriptionStatus
@@ -92,9 +95,11 @@ class Subscription:
     mrr_cents: int
     trial_ends_ms: int = 0
     period_end_ms: int = 0
+    seats: int = 0
 
     @staticmethod
-    def parse(status: object, plan: object, mrr: object, trial_ends_ms: int = 0, period_end_ms: int = 0) -> "Subscription":
+    def parse(status: object, plan: object, mrr: object, trial_ends_ms: int = 0, period_end_ms: int = 0,
+              seats: object = None) -> "Subscription":
         """Checked fields -> Subscription; ValueError naming the value otherwise.
 
         ``mrr`` is a number or numeric text in money units (19.99), at most two decimals;
@@ -116,6 +121,12 @@ class Subscription:
         Traceback (most recent call last):
         ...
         ValueError: mrr is missing: an active subscription states its mrr (0 for a free plan); only a cancelled one or a trial may leave it out
+        >>> Subscription.parse("active", "Team", 650, seats=26).seats, Subscription.parse("active", "Team", 650, seats="").seats
+        (26, 0)
+        >>> Subscription.parse("active", "Team", 650, seats=2.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: seats 2.5 is not a whole number of seats >= 1
         """
         if type(status) is str:
             status = status.strip().lower()
@@ -142,7 +153,26 @@ class Subscription:
                 raise ValueError(f"{name} {ms} ms is negative")
             if ms >= MAX_TIME_MS:
                 raise ValueError(f"{name} {ms} ms is after 9999-12-31")
-        return Subscription(status, plan, cents, trial_ends_ms, period_end_ms)  # type: ignore[arg-type]
+        return Subscription(status, plan, cents, trial_ends_ms, period_end_ms, seat_count(seats))  # type: ignore[arg-type]
+
+
+def seat_count(value: object) -> int:
+    """An optional seat count (a whole number >= 1, or its text) -> int, 0 when missing (None or
+    ""); ValueError naming the value otherwise. A JSON 26.0 is 26 seats.
+
+    >>> seat_count(26), seat_count("26"), seat_count(26.0), seat_count(None)
+    (26, 26, 26, 0)
+    """
+    if value is None or value == "":
+        return 0
+    n: object = value
+    if type(value) is str:
+        n = int(value.strip()) if value.strip().isdigit() else None
+    elif type(value) is float and value.is_integer():
+        n = int(value)
+    if type(n) is not int or not 1 <= n <= MAX_SEATS:  # a bool is no int here
+        raise ValueError(f"seats {value!r} is not a whole number of seats >= 1")
+    return n
 
 
 def mrr_cents(value: object) -> int:

@@ -71,6 +71,8 @@ def record_fields(ev: Event) -> dict[str, object]:
             body["trial_ends"] = sub.trial_ends_ms
         if sub.period_end_ms:
             body["period_end"] = sub.period_end_ms
+        if sub.seats:
+            body["seats"] = sub.seats
     return body
 
 

@@ -935,3 +935,43 @@ def test_a_b2c_plans_price_rise_at_renewal_puts_it_at_risk_until_cancelled_or_30
     for account, user, steps in (("acme", "u1", rise), ("", "c7", [(0, "active", "basic", 499, 30), (30, "active", "premium", 799, 60)]),
                                  ("", "c7", [(0, "active", "premium", 499, 30), (12, "active", "premium", 799, 30)])):
         assert run(account, user, steps, 90) == [], (account, steps)
+
+
+def test_a_companys_price_per_seat_rise_at_renewal_puts_it_at_risk_as_a_b2c_price_rise() -> None:
+    """QA20a F6 before: acc46's Team Annual 520.00 -> 650.00 for the same 26 users at its renewal,
+    cancelled 20 days later: its only account alert was ``account_churned`` (a company's MRR rising
+    on the same plan is more seats as often as a price). With the seats on the statements before
+    and at the renewal, a price per seat that rose is the B2C price rise's rule (QA19 F7): at risk
+    for 30 days, said per seat, and the cancellation says it too. More seats at the same price, a
+    statement without seats on either side, or a rise away from the renewal stay silent; a re-sent
+    renewal at the same instant keeps it."""
+    from streams.worker.revenue import AccountCopy, AccountsAdvanced, AccountTick, _apply_in_order
+
+    def run(steps: list[tuple[int, str, int, int, int]], until_day: int, addon: bool = False) -> list[dict[str, object]]:
+        evs = [Event("acme-u0", T0 + d * DAY_MS, "subscription", f"s{i}", 0.0, "acme",
+                     Subscription(status, "Team Annual", mrr, 0, T0 + end * DAY_MS if end else 0, seats))
+               for i, (d, status, mrr, end, seats) in enumerate(steps)]
+        if addon:  # an add-on under another user, renewed at the same instant as the plan at a new price (after it)
+            evs += [Event("acme-u9", T0 + d * DAY_MS, "subscription", f"a{d}", 0.0, "acme", Subscription("active", "Storage", mrr, 0, T0 + end * DAY_MS, 1))
+                    for d, mrr, end in ((0, 5_000, 30), (30, 6_000, 60))]
+        out = AccountsAdvanced()
+        _apply_in_order("acme", AccountWork(AccountState(), {}, {}),
+                        [*(AccountCopy(0, i, ev) for i, ev in enumerate(evs)), AccountTick(0, "acme", T0 + until_day * DAY_MS)], out)
+        return [orjson.loads(v) for _, v in out.alerts]
+
+    rise = [(0, "active", 52_000, 30, 26), (30, "active", 65_000, 395, 26)]
+    cancelled = run([*rise, (50, "cancelled", 0, 0, 0)], 90)
+    assert [(a["kind"], a["event_time_ms"]) for a in cancelled] == [("account_at_risk", T0 + 30 * DAY_MS), ("account_churned", T0 + 50 * DAY_MS)]
+    said = "price per seat rose from 20.00 to 25.00 at its renewal"
+    assert (cancelled[0]["reasons"], cancelled[0]["risk"], cancelled[0]["action"]) == (
+        [f"{said} today (Team Annual, 26 seats)"], 0.5, "review how the plan fits their use")
+    assert cancelled[1]["reasons"] == ["subscription cancelled", f"{said} 20 days ago (Team Annual, 26 seats)"]
+    assert run([*rise, rise[1]], 90) == run(rise, 90), "a renewal re-sent at the same instant keeps the rise"
+    assert [a["reasons"][0] for a in run(rise, 90, addon=True)][:1] == [f"{said} today (Team Annual, 26 seats)"], "an add-on's renewal keeps it"
+    assert [(a["kind"], a["event_time_ms"]) for a in run(rise, 90)] == [("account_at_risk", T0 + 30 * DAY_MS),
+                                                                        ("account_recovered", T0 + 60 * DAY_MS)]
+    for steps in ([rise[0], (30, "active", 64_000, 395, 32)],  # 6 more seats at 20.00: growth
+                  [(0, "active", 52_000, 30, 0), rise[1]], [rise[0], (30, "active", 65_000, 395, 0)],  # seats on one side only
+                  [(0, "active", 52_000, 30, 0), (30, "active", 65_000, 395, 0)],  # on neither: as before
+                  [(0, "active", 52_000, 60, 26), (12, "active", 65_000, 60, 26)]):  # not at the renewal
+        assert run(steps, 90) == [], steps

@@ -287,6 +287,8 @@ def test_subscription_event_carries_exact_cents_account_and_trial_end() -> None:
     assert ev.subscription == Subscription("trial", "Pro", 4999, 1_768_435_200_000)
     cancelled = decode({**SUB, "status": "cancelled", "mrr": 0})
     assert isinstance(cancelled, Event) and cancelled.subscription == Subscription("cancelled", "Pro", 0)
+    seated = decode({**SUB, "period_end": 1_768_435_200_000, "seats": 26})
+    assert isinstance(seated, Event) and seated.subscription == Subscription("active", "Pro", 4999, 0, 1_768_435_200_000, 26)
     plain = decode({**GOOD, "status": "junk"})  # subscription fields on other events: ignored
     assert isinstance(plain, Event) and plain.subscription is None and plain.account == "u-1"
 
@@ -307,6 +309,11 @@ def test_subscription_event_carries_exact_cents_account_and_trial_end() -> None:
         {"trial_ends": "tomorrow"},
         {"trial_ends": [1]},
         {"trial_ends": 1e300},  # would not fit the account state's 8-byte field
+        {"seats": 0},
+        {"seats": 2.5},
+        {"seats": "26"},  # a number, like mrr
+        {"seats": True},
+        {"seats": 2**32},  # would not fit the account state's 4 bytes
     ],
 )
 def test_bad_subscription_fields_go_to_the_dlq(change: dict[str, object]) -> None:

@@ -90,6 +90,22 @@ def test_a_period_end_column_is_read_by_name_in_either_ts_form(tmp_path: Path) -
     assert read_events_csv(no_column)[0].subscription == Subscription("active", "Pro", 500)
 
 
+def test_a_seats_column_is_read_by_name_and_a_bad_one_names_its_line(tmp_path: Path) -> None:
+    """QA20a F6: the seats a statement's mrr pays for, as the stream reads the field; a file
+    without the column as before."""
+    from models.subscription import Subscription
+
+    f = tmp_path / "seats.csv"
+    f.write_text("user_id,ts,event_type,account_id,status,plan,mrr,seats\n"
+                 "u1,2026-01-02T00:00:00Z,subscription,acme,active,Team,520.00,26\n"
+                 "u1,2026-02-02T00:00:00Z,subscription,acme,cancelled,Team,0,\n")
+    assert [e.subscription for e in read_events_csv(f)] == [Subscription("active", "Team", 52_000, 0, 0, 26), Subscription("cancelled", "Team", 0)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,ts,event_type,account_id,status,plan,mrr,seats\nu1,2026-01-02T00:00:00Z,subscription,acme,active,Team,5,2.5\n")
+    with pytest.raises(ValueError, match="bad.csv line 2: seats '2.5' is not a whole number of seats"):
+        read_events_csv(bad)
+
+
 @pytest.mark.parametrize("cell, message", [
     ("next month", "period_end: timestamp 'next month' is neither ISO-8601 nor epoch milliseconds"),
     ("1769990400", "period_end '1769990400' is not epoch milliseconds after 2000-01-01"),  # epoch seconds

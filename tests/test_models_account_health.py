@@ -10,8 +10,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.account_health import (ACCOUNT_AT_RISK, Downgrade, Member, Trend, advance_trend, hours_left, member_key, own_account,
-                                   recent_activity, rollup, trend_gain, trend_risk)
+                                   recent_activity, rollup, seat_price_rise, trend_gain, trend_risk)
 from models.revenue import AccountView
+from models.subscription import Subscription
 
 DAY_S = 86_400
 NOW_S = 1_772_323_200  # 2026-03-01
@@ -29,6 +30,29 @@ def _steady(key: int, silent_days: float = 0) -> Member:
 def test_member_record_is_25_bytes_and_round_trips() -> None:
     m = Member(member_key("u1"), NOW_S, 2, 0.5, 3.25, 7.5)
     assert len(m.to_bytes()) == 25 and Member.from_bytes(m.to_bytes()) == m
+
+
+def test_a_companys_price_per_seat_rise_at_renewal_is_the_b2c_price_rises_rule() -> None:
+    """QA20a F6: acc46's Team Annual 520.00 -> 650.00 for the same 26 seats at its renewal (20.00
+    -> 25.00 a seat), cancelled 20 days later with no warning. With the seats on both statements it
+    is a price rise as a B2C plan's (QA19 F7: one rule, risk 0.5, "review how the plan fits their
+    use", 30 days), said per seat; more seats at the same price, fewer at a lower one, a plan change
+    or a trial are not; the users' healthy use does not hide it."""
+    before = Subscription("active", "Team Annual", 52_000, 0, NOW_MS, 26)
+    rise = seat_price_rise(NOW_MS, before, replace(before, mrr_cents=65_000, period_end_ms=NOW_MS + 365 * DAY_S * 1000))
+    assert rise is not None
+    for days, reasons in ((0, ("price per seat rose from 20.00 to 25.00 at its renewal today (Team Annual, 26 seats)",)),
+                          (20, ("price per seat rose from 20.00 to 25.00 at its renewal 20 days ago (Team Annual, 26 seats)",)),
+                          (30, ())):
+        members = [Member(k, NOW_S + days * DAY_S, 1, 0.0, 20.0, 20.0) for k in range(1, 27)]  # all in use
+        r = rollup(members, _view(65_000), None, 0, NOW_S + days * DAY_S, rise=rise)
+        assert (r.reasons, r.risk, r.action) == ((reasons, 0.5, "review how the plan fits their use") if reasons else ((), 0.0, "none")), days
+    for after in (replace(before, mrr_cents=64_000, seats=32), replace(before, mrr_cents=40_000, seats=25), replace(before, plan="Team"),
+                  replace(before, mrr_cents=65_000, seats=0), replace(before, status="trial", mrr_cents=0)):
+        assert seat_price_rise(NOW_MS, before, after) is None, after
+    assert seat_price_rise(NOW_MS, replace(before, seats=0), replace(before, mrr_cents=65_000)) is None
+    fewer = seat_price_rise(NOW_MS, before, replace(before, mrr_cents=50_000, seats=20))  # 25.00 a seat, MRR down
+    assert fewer is not None and fewer.text(NOW_MS) == "price per seat rose from 20.00 to 25.00 at its renewal today (Team Annual, 26 to 20 seats)"
 
 
 def test_a_healthy_paying_account_is_a_customer_with_no_reason() -> None:

@@ -211,6 +211,35 @@ def test_state_round_trips_through_bytes_and_stays_small() -> None:
     assert AccountState.from_bytes(one.to_bytes()).apply(nxt) == AccountState().update(sub("a", JAN, "active", 4999)).apply(nxt)
 
 
+def test_seats_are_kept_through_bytes_4_bytes_a_subscription_and_only_when_stated() -> None:
+    """QA20a F6: a statement's seats are kept (the price per seat at the next renewal), after the
+    subscriptions in the record, 4 bytes each, only while one states them: a record without them is
+    byte for byte the one before. A seats-only change at a later time is a restatement (no movement)
+    that carries them; two statements of one instant that differ only in seats: the larger wins,
+    whatever the order."""
+    def seated(user: str, at: int, mrr: int, seats: int, plan: str = "Team") -> Event:
+        return Event(user, at, "subscription", f"{user}@{at}:{seats}", 0.0, "acme", Subscription("active", plan, mrr, 0, at + 365 * DAY, seats))
+
+    plain = AccountState().update(sub("a", JAN, "active", 52_000, "Team", period_end=JAN + 365 * DAY))
+    with_seats = AccountState().update(seated("a", JAN, 52_000, 26))
+    assert len(with_seats.to_bytes()) == len(plain.to_bytes()) + 4 and plain.to_bytes()[0] == 2
+    back = AccountState.from_bytes(with_seats.to_bytes())
+    assert back == with_seats and back.subs[next(iter(back.subs))].sub.seats == 26
+    two = AccountState().update(seated("a", JAN, 52_000, 26)).update(sub("b", JAN, "active", 999, "Add-on", period_end=FEB))
+    back2 = AccountState.from_bytes(two.to_bytes())
+    assert back2 == two and sorted(s.sub.seats for s in back2.subs.values()) == [0, 26]
+    churned = AccountState().update(seated("a", JAN, 52_000, 26)).update(sub("a", FEB, "cancelled", 0, "Team"))
+    churned.update(sub("b", MAR, "cancelled", 0, "Add-on"))  # settles the churn: its 16 bytes follow the seats
+    assert AccountState.from_bytes(churned.to_bytes()) == churned and churned.churned() == (52_000, FEB)
+    moved = AccountState().update(seated("a", JAN, 52_000, 26))
+    assert moved.apply(seated("a", FEB, 52_000, 20)).add is None and next(iter(moved.subs.values())).sub.seats == 20
+    for order in ((26, 30), (30, 26)):
+        same = AccountState()
+        for n in order:
+            same.update(seated("a", JAN, 52_000, n))
+        assert next(iter(same.subs.values())).sub.seats == 30, order
+
+
 def test_a_renewal_moving_the_period_end_on_moves_no_money_and_keeps_since() -> None:
     book = run([sub("a", JAN, "active", 4999, period_end=FEB), sub("b", JAN, "active", 999, "Add-on", period_end=FEB + 5 * DAY),
                 sub("a", FEB, "past_due", 4999, period_end=MAR),  # the renewal's payment failed: the period moved on

@@ -18,7 +18,7 @@ Accounts and subscriptions (docs/REVENUE.md) come in further columns, read by th
 header row only (a file without a header keeps the positional layout above): ``account_id`` on any
 row, and on ``subscription`` rows ``status``, ``plan``, ``mrr`` (money, at most two decimals) and
 optionally ``trial_ends`` and ``period_end`` (the end of the period paid for, the next renewal),
-times like ``ts``, e.g. ``user_id,ts,event_type,amount,account_id,status,plan,mrr,period_end``.
+times like ``ts``, and ``seats`` (the seats the ``mrr`` pays for, a whole number), e.g. ``user_id,ts,event_type,amount,account_id,status,plan,mrr,period_end``.
 On other rows those are ignored. An optional ``currency`` column is checked on ``subscription`` rows
 and rows with an amount by the stream's rule (models/currency.py: the deployment's
 ``CHURNWATCH_CURRENCY`` when set, ignored when unset): a row in another currency is refused with its line.
@@ -68,11 +68,11 @@ __all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "first_day_
 logger = logging.getLogger(__name__)
 
 _COLUMNS = ("user_id", "ts", "event_type", "amount", "event_id")
-_EXTRA = ("account_id", "status", "plan", "mrr", "trial_ends", "period_end", "currency")  # by header name only
+_EXTRA = ("account_id", "status", "plan", "mrr", "trial_ends", "period_end", "currency", "seats")  # by header name only
 _ABSENT = 1 << 62  # the index of a column the file does not have: past the end of every row
 _POSITIONAL = {c: i for i, c in enumerate(_COLUMNS)}  # the columns of a file without a header row
 #: What a CSV header row must name: said when a first line could not be read (EventRows._header_hint).
-CSV_COLUMNS = "user_id, ts, event_type or type (optional: amount, event_id; for subscriptions: account_id, status, plan, mrr, trial_ends, period_end)"
+CSV_COLUMNS = "user_id, ts, event_type or type (optional: amount, event_id; for subscriptions: account_id, status, plan, mrr, trial_ends, period_end, seats)"
 
 
 class RowError(ValueError):
@@ -216,7 +216,8 @@ def _subscription(row: list[str], columns: tuple[int | None, ...]) -> Subscripti
     if columns[1] is None:
         raise ValueError("a subscription row needs a header with a status column")
     return Subscription.parse(_cell(row, columns[1]), _cell(row, columns[2]), _cell(row, columns[3]),
-                              _time_cell(row, columns[4], "trial_ends"), _time_cell(row, columns[5], "period_end"))
+                              _time_cell(row, columns[4], "trial_ends"), _time_cell(row, columns[5], "period_end"),
+                              _cell(row, columns[7]))
 
 
 def _time_cell(row: list[str], i: int | None, name: str) -> int:
@@ -297,7 +298,7 @@ class EventRows:
         self._type_col = index.get("event_type", _ABSENT)
         self._amount_col = index.get("amount", _ABSENT)
         self._id_col = index.get("event_id", _ABSENT)
-        self._extra = tuple(index.get(c) for c in _EXTRA)  # account_id, ..., period_end, currency: by header only
+        self._extra = tuple(index.get(c) for c in _EXTRA)  # account_id, ..., period_end, currency, seats: by header only
         # A row with more cells than the header (or the positional layout) has an unquoted comma in a
         # value: a decimal comma split "12,90" into an amount of 12 and a stray 90 (QA17 F7).
         self._width = max(index.values()) + 1

@@ -19,13 +19,14 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
-                                   advance_trend, hours_left,
+                                   advance_trend, seat_price_rise, hours_left,
                                    in_trial, own_account, paying_again_text, recent_activity, recovered_reasons, rollup, silent_after_s, trend_gain, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
 from models.events import Event
 from models.quiet_period import QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
 from models.revenue import AccountState, Change
+from models.subscription import Subscription
 from streams.worker.alert_log import EXTRAS_FIELD
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
@@ -188,44 +189,84 @@ def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_
 def price_rise(extras: Mapping[str, object]) -> PriceRise | None:
     """The price rise the extras keep (``rise``, :func:`note_price_rise`), None without one."""
     kept = extras.get("rise")
-    return PriceRise(int(kept[0]), tuple(kept[1]), int(kept[2]), int(kept[3])) if isinstance(kept, list) else None  # type: ignore[arg-type]
+    if not isinstance(kept, list):
+        return None
+    seats = (int(kept[4]), int(kept[5])) if len(kept) > 5 else (0, 0)
+    return PriceRise(int(kept[0]), tuple(kept[1]), int(kept[2]), int(kept[3]), *seats)  # type: ignore[arg-type]
 
 
 #: A statement this close to the period end its subscription stated before is its renewal
 _RENEWAL_SLACK_MS: Final[int] = 86_400_000
 
 
-def note_price_rise(extras: dict[str, object], ev: Event, change: Change, ended_ms: int, plans_before: Sequence[str],
-                    plans_after: Sequence[str]) -> None:
-    """Keep in the extras' ``rise`` (``[ts, plans, MRR before, MRR after]``) a price rise at the
-    renewal of a user's own subscription (``models.account_health.PriceRise``, QA19 F7): a statement
-    keyed by the account's own user (a B2C user without ``account_id``, or sent with ``account_id``
-    = the user id) that moves the MRR up (expansion) on the same plans within a day of the period
-    end its subscription stated before (``ended_ms``): the customer renewed, the price changed.
-    Not a company's (more seats on the same plan look alike). Forgotten when a statement at the
-    same instant retracts that expansion; a later rise replaces it.
+def note_price_rise(extras: dict[str, object], ev: Event, change: Change, was: Subscription | None, now: Subscription | None,
+                    plans_before: Sequence[str], plans_after: Sequence[str]) -> None:
+    """Keep in the extras' ``rise`` (``[ts, plans, MRR before, MRR after]``, then the seats before
+    and after for a rise per seat) a price rise at a renewal (``models.account_health.PriceRise``):
+    a statement within a day of the period end its subscription stated before (``was``: the
+    statement in force before it; ``now``: after it) that renews the same plan at a higher price.
+    With the seats stated before and now, a price per seat that rose (QA20a F6,
+    ``seat_price_rise``: more seats at the same price is growth); without them, only a user's own
+    subscription (a B2C user without ``account_id``, or sent with ``account_id`` = the user id)
+    whose MRR moves up (expansion) on the same plans (QA19 F7): a company's MRR rising is more
+    seats as often as a price. Forgotten when a statement at the same instant retracts it; a later
+    rise replaces it.
 
     >>> from models.revenue import Movement
-    >>> from models.subscription import Subscription
     >>> renewal = Event("c7", 30, "subscription", "s1", 0.0, "", Subscription("active", "premium", 799))
-    >>> extras = {}
-    >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 499, 799, 0, 0)), 30, ["premium"], ["premium"]); extras
+    >>> extras, old = {}, Subscription("active", "premium", 499, 0, 30)
+    >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 499, 799, 0, 0)), old, None, ["premium"], ["premium"]); extras
     {'rise': [30, ['premium'], 499, 799]}
-    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 799, 0, 0), Movement(30, "expansion", 499, 899, 0, 0)), 60,
-    ...                 ["premium"], ["premium"]); extras   # restated at the same instant (its period end now the next one)
+    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 799, 0, 0), Movement(30, "expansion", 499, 899, 0, 0)),
+    ...                 replace(old, period_end_ms=60), None, ["premium"], ["premium"]); extras   # restated at the same instant
     {'rise': [30, ['premium'], 499, 899]}
-    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 899, 0, 0)), 60, ["premium"], ["premium"]); extras
+    >>> note_price_rise(extras, renewal, Change(Movement(30, "expansion", 499, 899, 0, 0)), old, None, ["premium"], ["premium"]); extras
     {}
-    >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 499, 799, 0, 0)), 0, ["basic"], ["premium"]); extras
+    >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 499, 799, 0, 0)), None, None, ["basic"], ["premium"]); extras
+    {}
+    >>> team = Event("a-u0", 30, "subscription", "s2", 0.0, "a", Subscription("active", "Team", 65_000, 0, 90, 26))
+    >>> was = Subscription("active", "Team", 52_000, 0, 30, 26)
+    >>> note_price_rise(extras, team, Change(add=Movement(30, "expansion", 52_000, 65_000, 0, 0)), was, team.subscription, ["Team"], ["Team"]); extras
+    {'rise': [30, ['Team'], 52000, 65000, 26, 26]}
+    >>> note_price_rise(extras, team, Change(), team.subscription, replace(team.subscription, mrr_cents=64_000, seats=32), ["Team"],
+    ...                 ["Team"]); extras   # restated at the same instant: 32 seats at 20.00, growth
     {}
     """
     add, retract = change.add, change.retract
     kept = extras.get("rise")
     here = isinstance(kept, list) and kept[0] == ev.ts_ms  # noted at this instant: a restatement re-measures it
+    ended_ms = was.period_end_ms if was is not None else 0
     renewal = here or (ended_ms > 0 and abs(ev.ts_ms - ended_ms) <= _RENEWAL_SLACK_MS)
-    if add is not None and add.kind == "expansion" and ev.user_id == ev.account and list(plans_before) == list(plans_after) and renewal:
+    if isinstance(kept, list) and here and len(kept) > 5:  # a rise per seat noted at this instant
+        _note_seat_rise(extras, ev.ts_ms, kept, now)
+    elif was is not None and now is not None and was.seats and now.seats:
+        rise = seat_price_rise(ev.ts_ms, was, now) if renewal else None
+        if rise is not None:
+            extras["rise"] = _seat_record(rise)
+    elif add is not None and add.kind == "expansion" and ev.user_id == ev.account and list(plans_before) == list(plans_after) and renewal:
         extras["rise"] = [ev.ts_ms, list(plans_after), add.mrr_before_cents, add.mrr_after_cents]
     elif retract is not None and retract.kind == "expansion" and here:
+        extras.pop("rise")
+
+
+def _seat_record(rise: PriceRise) -> list[object]:
+    """A rise per seat as the extras keep it: ``[ts, plans, MRR before, MRR after, seats before, seats after]``."""
+    return [rise.ts_ms, list(rise.plans), rise.mrr_before_cents, rise.mrr_after_cents, rise.seats_before, rise.seats_after]
+
+
+def _note_seat_rise(extras: dict[str, object], ts_ms: int, kept: list[object], now: Subscription | None) -> None:
+    """A statement at the instant a rise per seat was noted (``kept``): one of the same plan's
+    subscription, in force after it (``now``), re-measures the rise against the statement before the
+    instant (kept), and forgets it when the price per seat no longer rose; another subscription's
+    (an add-on renewed at the same instant) leaves it as it is."""
+    plans = kept[1]
+    if now is None or not isinstance(plans, list) or plans != [now.plan]:
+        return
+    before = Subscription("active", now.plan, int(kept[2]), 0, 0, int(kept[4]))  # type: ignore[call-overload]
+    rise = seat_price_rise(ts_ms, before, now)
+    if rise is not None:
+        extras["rise"] = _seat_record(rise)
+    else:
         extras.pop("rise")
 
 

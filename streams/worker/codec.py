@@ -39,7 +39,9 @@ Accepted value (a JSON object)::
   next renewal: Stripe's ``current_period_end``, Chargebee's ``current_term_end``), both in either
   ``ts`` form (missing or null: not given), before 10000-01-01. A bad one is DLQ reason
   ``bad_subscription`` whose detail names the field; a ``period_end`` before 2000-01-01 is refused
-  too (epoch *seconds*, as Stripe sends them, would read as a time in 1970: send milliseconds).
+  too (epoch *seconds*, as Stripe sends them, would read as a time in 1970: send milliseconds);
+  an optional ``seats`` (a whole number >= 1, the seats the ``mrr`` pays for: Stripe's
+  ``quantity``), else ``bad_subscription``.
 - ``currency``: optional, on ``subscription`` events and events with an ``amount`` (ignored on
   others): a 3-letter ISO 4217 code, and when the deployment names one (``CHURNWATCH_CURRENCY``)
   that one, in any case; else ``bad_subscription`` / ``bad_amount`` naming both (models/currency.py).

@@ -889,7 +889,8 @@ def _apply_subscription(acc: AccountWork, ev: Event) -> None:
     instant, whichever statement of it came first (review 17 F2: "downgraded from nothing to Extra
     today" when the cancellations came before the new plan): kept in the extras' ``at`` while the
     instant's statements changed them, as those of one instant can come in different cycles.
-    A user's own plan renewed at a higher price is kept likewise (extras ``rise``, ``note_price_rise``, QA19 F7)."""
+    A plan renewed at a higher price is kept likewise (extras ``rise``, ``note_price_rise``): a user's
+    own (QA19 F7), or any whose statements state the seats, at a higher price per seat (QA20a F6)."""
     at = acc.extras.get("at")
     before = list(at[1]) if isinstance(at, list) and at[0] == ev.ts_ms else list(acc.state.get().plans)
     was = acc.state.subs.get(member_key(ev.user_id))  # the statement's subscription before it: its period end
@@ -898,7 +899,8 @@ def _apply_subscription(acc: AccountWork, ev: Event) -> None:
         return
     after = acc.state.get().plans
     note_downgrade(acc.extras, ev.ts_ms, change, before, after)
-    note_price_rise(acc.extras, ev, change, was.sub.period_end_ms if was is not None else 0, before, after)
+    now = acc.state.subs.get(member_key(ev.user_id))  # the statement in force after it (a same-instant rival may win)
+    note_price_rise(acc.extras, ev, change, was.sub if was is not None else None, now.sub if now is not None else None, before, after)
     if list(after) != before:
         acc.extras["at"] = [ev.ts_ms, before]
     else:
