@@ -6,7 +6,8 @@ from __future__ import annotations
 import copy
 
 from streams.worker.phases import BucketPlan
-from streams.worker.pending import overlay_reads, pending_writes
+from streams.worker.keys import due_member
+from streams.worker.pending import moved_dues, overlay_reads, pending_writes
 from streams.worker.store import UNCHANGED, BucketReadResult, BucketWrite, DueUser, StateWrite
 
 F = "ev:0"  # offset field of partition 0 of topic "ev"
@@ -47,3 +48,25 @@ def test_an_index_read_cut_at_the_limit_is_swept_again_and_unchanged_dues_come_f
     assert stale.offsets == ["47"] and stale.blobs == [b"a2", b"z0"]
     assert stale.dues == [[DueUser(2, "d", 70, b"d0"), DueUser(1, "a", 90, b"a2")]]
     assert stale.next_due == [0], "the read returned due_limit entries: more may be due"
+
+
+def test_the_due_entries_a_write_in_flight_moved_need_not_be_read() -> None:
+    # The writes of the first test: a, b, c and e moved (or removed) their entry on the swept index,
+    # d left its own alone. A read that leaves the moved ones out (lua/read_batch.lua's skip),
+    # before the writes or after them, is corrected to the same read as one that returned them.
+    writes = [BucketWrite(3, [(F, "40", "47")], [
+        StateWrite(1, "a", b"a1", F, 80, None), StateWrite(1, "b", b"b1", F, 500, None),
+        StateWrite(1, "c", None, F, 0, None), StateWrite(2, "d", b"d1", F, UNCHANGED, UNCHANGED),
+        StateWrite(1, "e", b"e1", F, 300, None), StateWrite(1, "f", b"f1", "ev:1", 60, None),  # not swept
+    ])]
+    skip = moved_dues(_plan(), [pending_writes(writes)], "ev")
+    assert sorted(zip(skip[1::2], skip[::2])) == [(due_member(1, u), 1) for u in "abce"]
+    before = [DueUser(1, "b", 50, b"b0"), DueUser(1, "c", 60, b"c0"), DueUser(2, "d", 70, b"d0")]
+    after = [DueUser(2, "d", 70, b"d1"), DueUser(1, "a", 80, b"a1")]
+    for offset, blob, dues, nxt in (("40", b"a0", before, 900), ("47", b"a1", after, 300)):  # read before or after
+        got = _read(offset, blob, [d for d in dues if due_member(d.group, d.user_id) not in skip[1::2]], nxt)
+        assert len(got.dues[0]) == 1, "b and c (before), a (after) left out"
+        overlay_reads([_plan()], [got], [pending_writes(writes)], "ev", due_limit=10)
+        assert got == _read("47", b"a1", after, 300)
+    assert moved_dues(BucketPlan(3, {0: None}, [(1, "a")]), [pending_writes(writes)], "ev") == [], "no index swept"
+    assert moved_dues(_plan(), [], "ev") == [], "nothing in flight"

@@ -92,7 +92,7 @@ from streams.worker.phases import (
 )
 from streams.worker.members import member_copies
 from streams.worker.partitioner import partitions_of
-from streams.worker.pending import PendingWrites, overlay_reads, pending_writes
+from streams.worker.pending import PendingWrites, moved_dues, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
 from streams.worker.revenue import AccountsAdvanced, AccountTick, advance_accounts, plan_account_reads, warn_dead_lettered
 from streams.worker.store import BucketRead, BucketReadResult, BucketWrite, Fenced, ProgressWrite, Store, model_id
@@ -645,7 +645,7 @@ class Pipeline:
         chunks = read_chunks(plans, READ_FIRST_CHUNK_USERS, READ_CHUNK_USERS)
         seq = self.ledger.seq  # the writes acknowledged before any chunk's read was sent
         out = Advanced()
-        nxt: asyncio.Future[list[BucketReadResult]] | None = self._read_chunk(chunks[0]) if chunks else None
+        nxt: asyncio.Future[list[BucketReadResult]] | None = self._read_chunk(chunks[0], pending) if chunks else None
         if not chunks:
             timer.mark("read")
         try:
@@ -653,7 +653,7 @@ class Pipeline:
                 assert nxt is not None
                 replies = await nxt
                 timer.mark("read")  # the wait for this chunk's reply (whatever of it scoring did not hide)
-                nxt = self._read_chunk(chunks[k + 1]) if k + 1 < len(chunks) else None
+                nxt = self._read_chunk(chunks[k + 1], pending) if k + 1 < len(chunks) else None
                 if nxt is not None:
                     await asyncio.sleep(0)  # the next chunk's request goes out before this one is scored
                 self._check_rollback(chunk, replies, seq)  # as Redis holds it, before the pending writes are laid over
@@ -677,9 +677,16 @@ class Pipeline:
         (``seq``): Redis lost writes, and writing on top would skip their records for good."""
         self.ledger.check_reads(plans, replies, self._field_names, seq)
 
-    def _read_chunk(self, chunk: Sequence[BucketPlan]) -> "asyncio.Future[list[BucketReadResult]]":
-        """One chunk's read (retried as ``_retry_redis`` does), running in a task of its own."""
-        return asyncio.ensure_future(self._retry_redis("read", self.store.read, [plan.read(self.topic) for plan in chunk]))
+    def _read_chunk(self, chunk: Sequence[BucketPlan], pending: Sequence[PendingWrites]) -> "asyncio.Future[list[BucketReadResult]]":
+        """One chunk's read (retried as ``_retry_redis`` does), running in a task of its own. The
+        due entries the writes in flight (``pending``) moved are left out of it (``moved_dues``):
+        ``overlay_reads`` would drop each of them, so the result is the same read for less."""
+        topic = self.topic
+        reads = [plan.read(topic) for plan in chunk]
+        if pending:
+            for plan, read in zip(chunk, reads):
+                read.skip = moved_dues(plan, pending, topic)
+        return asyncio.ensure_future(self._retry_redis("read", self.store.read, reads))
 
     def _handoff(self, sends: "list[asyncio.Future[None]]", asked_ms: int,
                  fetched_ms: int) -> Callable[[list[KafkaRecord]], None]:

@@ -382,6 +382,9 @@ class BucketRead:
     bucket: int
     parts: list[tuple[str, int | None]]  # (offset field "<topic>:<p>", due max score in s or None)
     users: list[tuple[int, str]]  # (group, user_id)
+    # due entries not to return, flat [part (1-based in parts), member, ...]: moved by a write in
+    # flight (streams.worker.pending.moved_dues)
+    skip: list[int | str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -1077,7 +1080,7 @@ class Store:
         keys, dumps, due_limit = self.keys, orjson.dumps, str(self.due_limit)
         calls = [_BucketCall([keys.offsets(r.bucket)],
                              [keys.tag(r.bucket), due_limit, dumps([x for fld, due in r.parts for x in (fld, "" if due is None else due)]),
-                              dumps([x for pair in r.users for x in pair])],
+                              dumps([x for pair in r.users for x in pair]), *((dumps(r.skip),) if r.skip else ())],
                              len(r.users) + 1)
                  for r in reads]
         replies, _ = await self._run_buckets("read", "read_batch", calls)

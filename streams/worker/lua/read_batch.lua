@@ -6,10 +6,15 @@
 -- KEYS[1] = <prefix>:{b}:off
 -- ARGV    = tag ("<prefix>:{b}"), due_limit,
 --           parts JSON [field "<topic>:<p>", due_max_s or "", ...], users JSON [group, user_id, ...]
---           (flat arrays: cjson builds nested ones several times slower)
+--           (flat arrays: cjson builds nested ones several times slower),
+--           optionally skip JSON [part, member, ...]: due entries not to return (part: 1-based in
+--           parts), the worker's writes in flight having moved or removed them
+--           (streams/worker/pending.py, moved_dues)
 -- Returns { offsets[n_parts] (string or false), blobs[n_users] (bytes or false),
 --           dues[n_parts] = { member, score, blob-or-false, ... } (members "<g>:<user_id>"),
---           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept),
+--           nexts[n_parts] = the lowest due score above due_max, or false (none, or not swept);
+--           0 when the index held due_limit entries up to due_max or more (sweep again: the
+--           entries skipped count, so the worker cannot tell a cut read by its length),
 --           the bucket's incarnation marker (field "|inc" of the off hash) or false,
 --           tokens[n_parts] = each partition's last write token "<worker>:<cycle>" (or false),
 --           which the write expects (fence.lua's fence_check),
@@ -25,6 +30,13 @@ for i = 1, #flat, 2 do
   parts[#parts + 1] = { flat[i], flat[i + 1] }
 end
 local users = cjson.decode(ARGV[4])
+local skip = {}
+if ARGV[5] then
+  local flat_skip = cjson.decode(ARGV[5])
+  for i = 1, #flat_skip, 2 do
+    skip[flat_skip[i + 1]] = flat_skip[i]
+  end
+end
 -- One HMGET for the marker and every offset and token (a HGET each cost a call per partition and
 -- bucket): fence.lua's fence_read, in chunks for any partition count.
 local seen = fence_read(KEYS[1], parts)
@@ -38,16 +50,22 @@ for p = 1, #parts do
   if due_max ~= '' then
     local due_key = tag .. ':due:' .. field
     local members = redis.call('ZRANGEBYSCORE', due_key, '-inf', due_max, 'WITHSCORES', 'LIMIT', 0, due_limit)
-    local after = redis.call('ZRANGEBYSCORE', due_key, '(' .. due_max, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if #after > 0 then
-      nexts[p] = after[2]
+    if #members >= 2 * due_limit then
+      nexts[p] = 0
+    else
+      local after = redis.call('ZRANGEBYSCORE', due_key, '(' .. due_max, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+      if #after > 0 then
+        nexts[p] = after[2]
+      end
     end
     for m = 1, #members, 2 do
       local member = members[m]
-      local sep = string.find(member, ':', 1, true)
-      found[#found + 1] = member
-      found[#found + 1] = members[m + 1]
-      found[#found + 1] = redis.call('HGET', tag .. ':u:' .. string.sub(member, 1, sep - 1), string.sub(member, sep + 1))
+      if skip[member] ~= p then
+        local sep = string.find(member, ':', 1, true)
+        found[#found + 1] = member
+        found[#found + 1] = members[m + 1]
+        found[#found + 1] = redis.call('HGET', tag .. ':u:' .. string.sub(member, 1, sep - 1), string.sub(member, sep + 1))
+      end
     end
   end
   dues[p] = found
