@@ -106,9 +106,9 @@ from models.subscription import _PAID, RENEWAL_WINDOW_MIN_MS, Subscription
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "seat_price_cents", "seat_price_rise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
-           "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "advance_trend",
+           "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "add_copy",
            "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
-           "silence_risk_at", "recent_activity", "trend_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
+           "silence_risk_at", "member_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
@@ -473,69 +473,81 @@ TREND_HELD_S: Final[int] = 28 * DAY_S
 
 @dataclass(frozen=True, slots=True)
 class Trend:
-    """The account's 2-week activity, followed from review to review (the worker keeps it in the
-    account's extras, ``[since_s, at_s, recent, fast]``: 4 numbers, about 40 bytes of JSON).
+    """The account's 2-week activity (the worker keeps it in the account's extras, ``[since_s,
+    at_s, fast]``: 3 numbers at full precision, about 45 bytes of JSON).
 
-    ``recent`` is the members' 4-week activity (:func:`recent_activity`) at ``at_s``; ``fast`` the
-    account's activity decayed over ``TREND_DAYS``. The member copies carry each user's 4-week
-    figure, not their events, so what the account gained between two reviews is the rise of
-    ``recent`` over its own decay (:func:`advance_trend`): exact for the copies' hours, never
-    negative. Between reviews with no copy ``fast`` only decays, faster than the 3-month base, so
-    the rule's part of the risk only rises (what the worker's review of deadlines assumes)."""
+    ``fast`` is the account's activity decayed over ``TREND_DAYS`` at ``at_s`` (the latest last
+    seen of the copies applied); ``since_s`` when it is followed from (the earliest member copy's
+    time). The member copies carry each user's 4-week figure, not their events, so a copy adds
+    what its user gained since the user's copy before (:func:`member_gain`), at the time the copy
+    was made (its last seen): a sum of terms, one a copy, each a function of that user's copies
+    alone (:func:`add_copy`). So ``fast`` is the same whatever the reviews in between and in
+    whatever order the users' copies were applied (QA20a F11: kept to 3 decimals and advanced at
+    each review, it took the review instants, and one replay's copy applied behind moved a risk
+    by 0.0001). Without a copy it only decays, faster than the 3-month base, so the rule's part of
+    the risk only rises (what the worker's review of deadlines assumes)."""
 
     since_s: int
     at_s: int
-    recent: float
     fast: float
 
     def to_list(self) -> list[float | int]:
-        """The extras' record (floats to 3 decimals: counts of events, state kept small)."""
-        return [self.since_s, self.at_s, round(self.recent, 3), round(self.fast, 3)]
+        """The extras' record, at full precision (rounded at each copy, it would take the copies' order)."""
+        return [self.since_s, self.at_s, self.fast]
 
     @classmethod
     def from_list(cls, kept: object) -> Trend | None:
-        """A record of :meth:`to_list`, or None for anything else (an account reviewed before)."""
-        if isinstance(kept, list) and len(kept) == 4 and all(isinstance(x, (int, float)) for x in kept):
-            return cls(int(kept[0]), int(kept[1]), float(kept[2]), float(kept[3]))
+        """A record of :meth:`to_list`, one of before 2026-12-05 (``[since_s, at_s, recent, fast]``,
+        then perhaps 3 more: its ``fast`` read), or None for anything else."""
+        if isinstance(kept, list) and len(kept) in (3, 4, 7) and all(isinstance(x, (int, float)) for x in kept):
+            return cls(int(kept[0]), int(kept[1]), float(kept[2 if len(kept) == 3 else 3]))
         return None
 
+    def at(self, now_s: int) -> Trend:
+        """The trend at ``now_s``: ``fast`` decayed from ``at_s`` (grown, for a time before it: a
+        copy is dated at its hour's first event, its last seen later).
 
-def recent_activity(members: Sequence[Member], now_s: int) -> float:
-    """The members' 4-week activity decayed to ``now_s`` (every member ever seen: one gone for 90
-    days weighs e^-3.2 of its activity, and counting all keeps the trend's differences exact).
-    The age is not floored at 0 (a member seen after ``now_s``, which a review of a past deadline
-    can meet, weighs a little more): so without a copy the sum decays exactly, and a review that
-    applied none finds nothing gained (:func:`trend_gain`)."""
-    return sum(m.act_28d * math.exp((m.last_seen_s - now_s) / (28.0 * DAY_S)) for m in members if m.last_seen_s)
+        >>> Trend(0, 0, 14.0).at(14 * DAY_S).fast == 14.0 * math.exp(-1.0)
+        True
+        """
+        return Trend(self.since_s, now_s, self.fast * math.exp(-(now_s - self.at_s) / (TREND_DAYS * DAY_S)))
 
 
-def advance_trend(kept: Trend | None, members: Sequence[Member], now_s: int) -> Trend:
-    """The :class:`Trend` at ``now_s`` from the one kept at the previous review: ``fast`` decays
-    over ``TREND_DAYS`` and gains what ``recent`` gained beyond its decay (the copies' new
-    activity). None kept (the first review): the steady rate assumed, ``fast`` = ``recent`` x 14/28.
+def member_gain(old: Member | None, new: Member) -> float:
+    """What a user's copy ``new`` adds to the account's activity at its last seen: its 4-week figure
+    beyond the decay of the user's copy before (``old``; None: all of it), never negative.
 
-    >>> ms = [Member(1, 10 * DAY_S, 1, 0.0, 28.0, 28.0)]
-    >>> t = advance_trend(None, ms, 10 * DAY_S); (t.recent, t.fast)
-    (28.0, 14.0)
-    >>> later = advance_trend(t, ms, 24 * DAY_S)  # no copy for 14 days: both only decay
-    >>> round(later.fast, 3), round(later.recent, 3)
-    (5.15, 16.983)
+    >>> m = Member(1, 0, 1, 0.0, 28.0, 28.0)
+    >>> member_gain(None, m), round(member_gain(m, Member(1, 28 * DAY_S, 1, 0.0, 28.0 * math.exp(-1.0) + 3.0, 28.0)), 9)
+    (28.0, 3.0)
     """
-    recent = recent_activity(members, now_s)
+    if old is None:
+        return new.act_28d
+    return max(0.0, new.act_28d - old.act_28d * math.exp(-(new.last_seen_s - old.last_seen_s) / (28.0 * DAY_S)))
+
+
+def add_copy(kept: Trend | None, old: Member | None, new: Member, ts_s: int) -> Trend:
+    """The trend once the user's copy ``new`` (dated ``ts_s``; ``old`` the user's copy before it)
+    is applied: its gain (:func:`member_gain`) added at its last seen. A user's first copy adds
+    its 4-week figure at the steady rate, half of it: the account cannot tell its events from
+    the 4 weeks before (a history exported from mid-life, a user who joins with a past), and
+    whether a copy is the account's first is not known from the copy alone. ``since_s``: the
+    earliest copy's time.
+
+    >>> ms = [Member(1, 10 * DAY_S, 1, 0.0, 28.0, 28.0), Member(2, 10 * DAY_S, 1, 0.0, 28.0, 28.0)]
+    >>> t = add_copy(add_copy(None, None, ms[0], 10 * DAY_S), None, ms[1], 10 * DAY_S); (t.since_s // DAY_S, t.fast)
+    (10, 28.0)
+    >>> later = add_copy(t, ms[0], Member(1, 24 * DAY_S, 1, 0.0, 28.0 * math.exp(-0.5) + 5.0, 28.0), 24 * DAY_S)  # 14 days on, 5 events
+    >>> round(later.fast, 3), later.at_s // DAY_S
+    (15.301, 24)
+    """
+    since = ts_s if kept is None else min(kept.since_s, ts_s)
+    gain = member_gain(old, new) * (TREND_DAYS / 28.0 if old is None else 1.0)
     if kept is None:
-        return Trend(now_s, now_s, recent, recent * TREND_DAYS / 28.0)
-    dt = max(0, now_s - kept.at_s)
-    return Trend(kept.since_s, max(now_s, kept.at_s), recent, kept.fast * math.exp(-dt / (TREND_DAYS * DAY_S)) + trend_gain(kept, recent, now_s))
-
-
-def trend_gain(kept: Trend, recent: float, now_s: int) -> float:
-    """What the members' 4-week activity ``recent`` at ``now_s`` gained beyond the decay of the
-    ``kept`` one (the events of the copies applied since; never negative).
-
-    >>> trend_gain(Trend(0, 0, 28.0, 14.0), 28.0 * math.exp(-1.0), 28 * DAY_S)
-    0.0
-    """
-    return max(0.0, recent - kept.recent * math.exp(-max(0, now_s - kept.at_s) / (28.0 * DAY_S)))
+        return Trend(since, new.last_seen_s, gain)
+    if new.last_seen_s > kept.at_s:
+        return Trend(since, new.last_seen_s, kept.at(new.last_seen_s).fast + gain)
+    return Trend(since, kept.at_s, kept.fast + gain * math.exp(-(kept.at_s - new.last_seen_s) / (TREND_DAYS * DAY_S)))
 
 
 def trend_usage(trend: Trend | None, users: Sequence[Member], now_s: int) -> float:
@@ -552,9 +564,9 @@ def trend_usage(trend: Trend | None, users: Sequence[Member], now_s: int) -> flo
 def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Sequence[int], now_s: int) -> float:
     """:func:`trend_usage` at ``now_s`` from the kept trend, over :func:`rollup`'s users (-1.0:
     not judged). Between two copies it only falls, but where a member leaves the 90-day window."""
-    if not members:
+    if not members or kept is None:
         return -1.0
-    return trend_usage(advance_trend(kept, members, now_s), _users(members, billing, now_s), now_s)
+    return trend_usage(kept.at(now_s), _users(members, billing, now_s), now_s)
 
 
 #: The trend reason names the account's most active user when he has not been seen for a week or
@@ -1232,7 +1244,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",
                         _RENEWAL_CALL))
     # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
-    # only by the renewal rule, days before the cancel notice); ``trend`` advanced to now (:func:`advance_trend`)
+    # only by the renewal rule, days before the cancel notice); ``trend`` at now (:meth:`Trend.at`)
     usage_2w = trend_usage(trend, users, now_s)
     r_t = trend_risk(usage_2w)
     if r_t > 0.0:

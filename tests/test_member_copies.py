@@ -96,14 +96,14 @@ def test_member_copies_and_account_alerts_do_not_depend_on_the_cycles() -> None:
     """Property: the same events cut into cycles of 1 to 500 events at random (live, a backlog, a
     restart), the account side reading them in groups with heartbeats at random: the same member
     copies once merged (one per user and active hour: state as of its last event there, time of
-    its first), the same account alerts (ids, kinds, times, reasons) and the same account states."""
+    its first), the same account alerts (ids, kinds, times, risks, reasons) and the same account states."""
     results = []
     for seed in range(4):
         produced = _produce(seed)
         redis = _account_side(produced, seed)
         assert redis.held == {}, "nothing left held after the last heartbeat"
         versions = sum(isinstance(c, MemberCopy) for _, made in produced for c in made)
-        alerts = sorted((a["account_id"], a["event_time_ms"], a["alert_id"], a["kind"], tuple(a["reasons"]))  # type: ignore[arg-type]
+        alerts = sorted((a["account_id"], a["event_time_ms"], a["alert_id"], a["kind"], a["risk"], tuple(a["reasons"]))  # type: ignore[arg-type]
                         for a in redis.alerts)
         results.append((versions, _final_copies(produced), alerts, redis.sides, redis.extras, redis.members))
     assert len({r[0] for r in results}) > 1, "the cuts made different numbers of versions"

@@ -9,8 +9,8 @@ from dataclasses import replace
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from models.account_health import (ACCOUNT_AT_RISK, Downgrade, Member, Trend, advance_trend, hours_left, member_key, own_account,
-                                   recent_activity, rollup, seat_price_rise, trend_gain, trend_risk)
+from models.account_health import (ACCOUNT_AT_RISK, Downgrade, Member, Trend, add_copy, hours_left, member_key, own_account,
+                                   rollup, seat_price_rise, trend_risk)
 from models.revenue import AccountView
 from models.subscription import Subscription
 
@@ -409,8 +409,8 @@ def test_a_users_own_plan_cancelled_is_the_plan_lost_not_the_customer() -> None:
 # The usage-trend rule (QA15 F4): the account's last 2 weeks against its 3-month rate.
 
 def _followed(fast: float, members: list[Member], days: int = 40) -> Trend:
-    """A trend followed for ``days`` whose 2-week figure is ``fast`` now (recent: the members')."""
-    return Trend(NOW_S - days * DAY_S, NOW_S, recent_activity(members, NOW_S), fast)
+    """A trend followed for ``days`` whose 2-week figure is ``fast`` now."""
+    return Trend(NOW_S - days * DAY_S, NOW_S, fast)
 
 
 def test_a_fading_account_is_at_risk_outside_the_renewal_window_with_a_plain_reason() -> None:
@@ -452,12 +452,15 @@ def test_the_trend_reason_names_the_most_active_user_away_for_a_week() -> None:
 
 def test_a_trend_only_decays_between_copies_and_gains_a_copys_events() -> None:
     members = [_steady(k) for k in range(1, 6)]
-    t0 = advance_trend(None, members, NOW_S)
-    assert (t0.recent, t0.fast) == (100.0, 50.0)  # steady: a fortnight's half of the 4-week figure
-    later = advance_trend(t0, members, NOW_S + 7 * DAY_S)
-    assert abs(later.fast - 50.0 * math.exp(-0.5)) < 1e-9 and trend_gain(t0, later.recent, NOW_S + 7 * DAY_S) < 1e-9
-    back = [replace(m, last_seen_s=NOW_S + 7 * DAY_S, act_28d=m.act_28d * math.exp(-0.25) + 3.0) for m in members]
-    assert abs(advance_trend(t0, back, NOW_S + 7 * DAY_S).fast - (50.0 * math.exp(-0.5) + 15.0)) < 1e-9  # 5 x 3 events
+    t0 = None
+    for m in members:  # the account's first copies: the steady rate, a fortnight's half of the 4-week figure
+        t0 = add_copy(t0, None, m, NOW_S)
+    assert t0 is not None and (t0.since_s, t0.at_s, t0.fast) == (NOW_S, NOW_S, 50.0)
+    assert abs(t0.at(NOW_S + 7 * DAY_S).fast - 50.0 * math.exp(-0.5)) < 1e-9
+    back = t0
+    for m in members:  # a week on, each user back with 3 events
+        back = add_copy(back, m, replace(m, last_seen_s=NOW_S + 7 * DAY_S, act_28d=m.act_28d * math.exp(-0.25) + 3.0), NOW_S + 7 * DAY_S)
+    assert abs(back.fast - (50.0 * math.exp(-0.5) + 15.0)) < 1e-9 and back.at_s == NOW_S + 7 * DAY_S  # 5 x 3 events
 
 
 @given(st.lists(st.tuples(st.floats(0.0, 60.0), st.integers(0, 30)), min_size=1, max_size=8),

@@ -19,8 +19,8 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
-                                   advance_trend, seat_price_rise, hours_left,
-                                   in_trial, own_account, paying_again_text, recent_activity, recovered_reasons, rollup, silent_after_s, trend_gain, trend_usage_at,
+                                   add_copy, seat_price_rise, hours_left,
+                                   in_trial, own_account, paying_again_text, recovered_reasons, rollup, silent_after_s, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
 from models.events import Event
@@ -31,7 +31,7 @@ from streams.worker.alert_log import EXTRAS_FIELD
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
            "decide_alert",
-           "decide_reminders", "member_deadlines_ms", "note_trend", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment",
+           "decide_reminders", "kept_trend", "member_deadlines_ms", "note_copy", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment",
            "note_price_rise", "price_rise", "opened_risk", "other_due_ms",
            "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts", "withhold_before"]
 
@@ -102,49 +102,26 @@ def stated_view(state: AccountState | None) -> AccountView | None:
 
 
 def trend_now(extras: Mapping[str, object], members: Sequence[Member], now_ms: int) -> Trend | None:
-    """The account's 2-week activity (``models.account_health.Trend``) at ``now_ms``, from the one
-    the last review kept in the extras' ``trend`` (:func:`note_trend`, :func:`_trend_base`); None
-    without members (no use seen: nothing to follow). Readers get what the worker's next review would."""
-    if not members:
-        return None
-    return advance_trend(_trend_base(extras, now_ms // 1000), members, now_ms // 1000)
+    """The account's 2-week activity (``models.account_health.Trend``) at ``now_ms``: the one the
+    applied copies keep in the extras' ``trend`` (:func:`note_copy`), decayed to now; None without
+    members (no use seen: nothing to follow). Readers get what the worker's next review would."""
+    kept = kept_trend(extras)
+    return kept.at(now_ms // 1000) if members and kept is not None else None
 
 
-def _trend_base(extras: Mapping[str, object], now_s: int) -> Trend | None:
-    """The kept trend to advance to ``now_s``: the latest record, or, at the very instant it was
-    kept (copies of one event time decided apart: released in different cycles), the record
-    before that instant, so the instant's copies count once together whatever cycles cut them
-    (``tests/test_revenue_live.py``: the same extras however the copies are batched)."""
-    kept = extras.get("trend")
-    if not isinstance(kept, list):
-        return None
-    latest = Trend.from_list(kept[:4])
-    if latest is not None and latest.at_s == now_s and len(kept) == 7:
-        return Trend.from_list(kept[:1] + kept[4:]) if kept[4] >= 0 else None  # type: ignore[operator]
-    return latest
+def kept_trend(extras: Mapping[str, object]) -> Trend | None:
+    """The extras' ``trend`` record (``Trend.from_list``: of any version), None without one."""
+    return Trend.from_list(extras.get("trend"))
 
 
-#: Less than half an event gained since the kept record is the record's rounding, not a copy's events
-_TREND_NEWS: Final[float] = 0.5
-
-
-def note_trend(acc: AccountWork, now_ms: int) -> None:
-    """Keep the account's 2-week activity in the extras' ``trend`` when a review finds that the
-    copies applied since the kept record gained activity (or none is kept): ``[since_s, at_s,
-    recent, fast]`` (``models.account_health.Trend``) then the record it was advanced from,
-    ``[at_s, recent, fast]`` (-1 for none): 7 numbers, about 75 bytes of JSON. The next review
-    advances it from there (:func:`_trend_base`). A review without such a copy (a member deadline)
-    keeps the record as it is: advanced later, it gives the same figure (both parts only decay), so
-    the account's extras do not depend on which deadlines were reviewed one by one
-    (``tests/test_account_catchup.py``). Called at every review (``decide_alert``)."""
-    members = list(acc.members.values())
-    if not members:
-        return
-    now_s = now_ms // 1000
-    base = _trend_base(acc.extras, now_s)
-    if base is None or trend_gain(base, recent_activity(members, now_s), now_s) > _TREND_NEWS:
-        before = [base.at_s, round(base.recent, 3), round(base.fast, 3)] if base is not None else [-1, 0.0, 0.0]
-        acc.extras["trend"] = advance_trend(base, members, now_s).to_list() + before
+def note_copy(extras: dict[str, object], old: Member | None, new: Member, ts_ms: int) -> None:
+    """Keep in the extras' ``trend`` what the user's copy ``new`` (dated ``ts_ms``, replacing
+    ``old``) adds to the account's 2-week activity (``models.account_health.add_copy``): called
+    as each member copy is applied, never at a review, so the record is a function of the copies
+    alone, not of the reviews in between nor of the order different users' copies came in
+    (QA20a F11: a record rounded to 3 decimals at each review moved a risk by 0.0001 between two
+    replays). Full precision: 3 numbers, about 45 bytes of JSON."""
+    extras["trend"] = add_copy(kept_trend(extras), old, new, ts_ms // 1000).to_list()
 
 
 def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_before: Sequence[str],
@@ -333,7 +310,6 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms, account,
                        quiet=acc.quiet)
     note_payment(acc, now_ms)
-    note_trend(acc, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
     kind, shown = None, r
@@ -652,7 +628,7 @@ def trend_counts(acc: AccountWork, hi_ms: int) -> bool:
     if "trend" not in acc.extras:
         return False
     billing = acc.state.get().billing_keys if acc.state.subs else ()
-    return 0.0 <= trend_usage_at(Trend.from_list(acc.extras["trend"]), list(acc.members.values()), billing, hi_ms // 1000) < TREND_FROM
+    return 0.0 <= trend_usage_at(kept_trend(acc.extras), list(acc.members.values()), billing, hi_ms // 1000) < TREND_FROM
 
 
 def account_alert(account: str, kind: str, now_ms: int, r: AccountRollup) -> dict[str, object]:

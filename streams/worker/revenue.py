@@ -67,7 +67,7 @@ from models.revenue import AccountState, Change, Movement, MovementKind
 from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
-                                           member_deadlines_ms, next_due_s, note_downgrade, note_price_rise, other_due_ms, price_rise, renewal_ms,
+                                           member_deadlines_ms, next_due_s, note_copy, note_downgrade, note_price_rise, other_due_ms, price_rise, renewal_ms,
                                            risk_drops_ms,
                                            trend_counts, usage_counts)
 from streams.worker.clock import NEVER
@@ -415,7 +415,7 @@ def advance_accounts(
                 write.sides[account] = acc.state.to_bytes()
             if keep or held:
                 write.held[account] = _held_json(keep)
-            write.extras[account] = orjson.dumps(acc.extras)
+            write.extras[account] = orjson.dumps(acc.extras, option=orjson.OPT_SORT_KEYS)  # the same bytes whatever order keys were set in
             if acc.changed:
                 write.members[account] = acc.changed
                 write.member_ids[account] = list(acc.ids.values())
@@ -605,6 +605,7 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
         if isinstance(c, MemberCopy):
             known = acc.members.get(c.member.key)
             if known is None or c.member.last_seen_s >= known.last_seen_s:  # an older period read behind: kept out
+                note_copy(acc.extras, known, c.member, c.ts_ms)  # the 2-week trend: per copy, not per review
                 acc.members[c.member.key] = c.member
                 key, record = str(c.member.key).encode(), c.member.to_bytes()
                 acc.changed[key] = record
