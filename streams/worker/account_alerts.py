@@ -270,6 +270,16 @@ def _renewal_near_ms(state: AccountState, now_ms: int) -> int:
     return min((t for t in times if t > now_ms), default=0)
 
 
+def _recovered_view(acc: AccountWork, r: AccountRollup, since: int, now_ms: int) -> AccountRollup:
+    """What an ``account_recovered`` alert shows: why the account is better since the alert opened at
+    ``since`` (``models.account_health.recovered_reasons``), action "none": the case closes (a reason
+    left over below the line has its action on the book). Read before ``at_risk_risk`` is dropped."""
+    again = reactivated_days(acc.state, since, now_ms)
+    return replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms),
+                                                payment_fixed_days(acc.extras, since, now_ms), again,
+                                                _paid_plans(acc.state) if again >= 0 else ()), action="none")
+
+
 def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[KafkaRecord]) -> AccountRollup:
     """Open an account at-risk alert (stable id: account, kind, the event time it opened at) when
     the roll-up reaches ``ACCOUNT_AT_RISK``; close it below ``RECOVERED_BELOW`` (hysteresis).
@@ -337,11 +347,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["churned_ms"] = now_ms
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
-        # action "none": the case closes (a reason left over below the line has its action on the book)
-        again = reactivated_days(acc.state, since, now_ms)
-        shown = replace(r, reasons=recovered_reasons(r, opened_risk(acc.extras, since), converted_days(acc.state, since, now_ms),
-                                                     payment_fixed_days(acc.extras, since, now_ms), again,
-                                                     _paid_plans(acc.state) if again >= 0 else ()), action="none")
+        shown = _recovered_view(acc, r, since, now_ms)
         acc.extras.pop("at_risk_risk", None)
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
