@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from streams.cli.argtypes import topic_name
-from streams.worker.liveness import MARK_MS
 from streams.settings import Settings
+from streams.worker.liveness import MARK_MS
 
 __all__ = ["add_arguments", "run"]
 

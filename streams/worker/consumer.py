@@ -520,10 +520,11 @@ class StreamConsumer:
 
     async def _unmark(self) -> None:
         """Remove this worker's running mark: it left the group, nothing more is applied. A Redis
-        that does not answer keeps it until it expires (``liveness.MARK_MS``)."""
+        that does not answer within a second keeps it until it expires (``liveness.MARK_MS``): the
+        stop does not wait a socket timeout for it."""
         try:
-            await self.mark.end()
-        except Exception as exc:  # noqa: BLE001  (stopping anyway)
+            await asyncio.wait_for(self.mark.end(), 1.0)
+        except Exception as exc:  # noqa: BLE001  (stopping anyway; asyncio.TimeoutError included)
             logger.warning("could not remove this worker's running mark (%s); it expires in %d s", exc,
                            MARK_MS // 1000)
 
