@@ -383,9 +383,9 @@ def test_a_grown_partition_count_stops_the_workers_and_relayout_moves_the_state(
     partitions, so the topic has 16 from the start, the state is recorded as laid out for 8 (as
     the first worker would have recorded before the growth), the first half of the history is
     written with murmur2(key) % 8 and the second with % 16, as producers do before and after.
-    The worker stops at the first record in a new partition; `churnwatch relayout` with the
-    workers stopped moves the state; the end state equals the clean run (8 partitions: a user's
-    state and alerts do not depend on which partition it lives in)."""
+    The worker stops at the first record in a new partition; `churnwatch relayout` refuses while it
+    still runs (QA20b F11), and with the workers stopped moves the state; the end state equals the
+    clean run (8 partitions: a user's state and alerts do not depend on which partition it lives in)."""
     import subprocess
     import sys
 
@@ -423,10 +423,12 @@ def test_a_grown_partition_count_stops_the_workers_and_relayout_moves_the_state(
         assert "stops taking work" in w.output() and "churnwatch relayout" in w.output()
         assert all(p < 8 for p in read_progress(redis_url, topic, fault.prefix)), "nothing of a new partition applied"
         assert metric(w, "churnwatch_state_partitions") == 8 and metric(w, "churnwatch_topic_partitions") == 16
-        fault.stop()
-
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
                "CHURNWATCH_KEY_PREFIX": fault.prefix, "CHURNWATCH_TOPIC_EVENTS": topic}
+        out = subprocess.run([sys.executable, "-m", "streams.cli", "relayout"], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and f"1 worker runs on {topic}" in out.stderr, out.stderr  # halted, still running: step 2 first
+        fault.stop()
+
         out = subprocess.run([sys.executable, "-m", "streams.cli", "relayout"], env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "from 8 to 16 partitions" in out.stdout

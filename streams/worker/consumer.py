@@ -74,6 +74,7 @@ from streams.worker.ledger import StoreRolledBack
 from streams.worker.clock import NEVER
 from streams.worker.fetch import lean_fetches
 from streams.worker.gap import gap_mark
+from streams.worker.liveness import MARK_MS, RunningMark
 from streams.worker.partitioner import partitions_of
 from streams.worker.phases import reaches_clock, record_fingerprint
 from streams.worker.routing import KafkaCopy
@@ -441,6 +442,8 @@ class StreamConsumer:
         self._getmany_lock = asyncio.Lock()  # one ``getmany`` at a time: the loop's or ``_fetch_ahead``'s
         self._last_take = 0.0  # monotonic time records were last taken off aiokafka's buffer
         self._fetch_task: asyncio.Task[None] | None = None
+        # this worker's mark that it runs on the topic (`churnwatch relayout` refuses meanwhile)
+        self.mark = RunningMark(store, self.topic)
         pipeline.abandon_requested = lambda: self._revoking or self._stopping
         pipeline.applying = self._resume_fetching
         pipeline.events_unusable = self._events_unusable
@@ -453,6 +456,7 @@ class StreamConsumer:
             await self._connect_store()
             if self.store.adopted is not None:  # Redis records a learned successor of our file: run it
                 self.pipeline.set_model(self.store.adopted.model)
+            await self.mark.start()  # before it joins the group: no partition is ever held unmarked
             self._started.add("store")
         if "sink" not in self._started:
             await self.sink.start()
@@ -507,11 +511,22 @@ class StreamConsumer:
         finally:
             if "sink" in self._started:
                 await self.sink.stop()
+            await self._unmark()
             await self.store.close()
             self._started.clear()
         metrics.PARTITIONS_ASSIGNED.set(0)
         metrics.READY.set(0)
         logger.info("consumer stopped after %s cycles", self.cycles)
+
+    async def _unmark(self) -> None:
+        """Remove this worker's running mark: it left the group, nothing more is applied. A Redis
+        that does not answer within a second keeps it until it expires (``liveness.MARK_MS``): the
+        stop does not wait a socket timeout for it."""
+        try:
+            await asyncio.wait_for(self.mark.end(), 1.0)
+        except Exception as exc:  # noqa: BLE001  (stopping anyway; asyncio.TimeoutError included)
+            logger.warning("could not remove this worker's running mark (%s); it expires in %d s", exc,
+                           MARK_MS // 1000)
 
     def request_stop(self) -> None:
         """Ask ``run`` to return after the current fetch; a cycle stuck retrying gives up."""

@@ -198,6 +198,12 @@ class Keys:
         progress."""
         return f"{self.prefix}:progress:{topic}:heads"
 
+    def running(self, topic: str) -> str:
+        """ZSET worker -> expiry (epoch ms, Redis's clock) of the workers running on ``topic``
+        (streams/worker/liveness.py): ``churnwatch relayout`` refuses while one is live. In the
+        ``progress`` family, like ``align_heads``; not state: a rebuild leaves it."""
+        return f"{self.prefix}:progress:{topic}:running"
+
     def reroute(self, topic: str) -> str:
         """HASH ``<p>`` -> JSON ``{origin partition: highest origin offset applied}`` (routing.py)."""
         return f"{self.prefix}:reroute:{topic}"

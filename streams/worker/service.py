@@ -134,14 +134,16 @@ class WorkerRuntime:
                 and c.missing is None and c.stuck_s() * 1000 < self.settings.stuck_after_ms)
 
     async def refresh_gauges(self) -> None:
-        """Readiness and the business gauges (all workers' users, from Redis stats); the consumer
-        lag while no cycle settles (``StreamConsumer.refresh_lag``: a task of its own, also when
-        Redis does not answer below, and never delaying Redis's answer)."""
+        """The worker's running mark (``StreamConsumer.mark``, once started), readiness and the
+        business gauges (all workers' users, from Redis stats); the consumer lag while no cycle
+        settles (``StreamConsumer.refresh_lag``: a task of its own, also when Redis does not answer
+        below, and never delaying Redis's answer)."""
         self.consumer.refresh_lag()
         age = self.consumer.fetch_reply_age_s()
         metrics.KAFKA_FETCH_REPLY_AGE.set(float("nan") if age is None else age)
         try:
             await self.store.ping()
+            await self.consumer.mark.refresh()  # "this worker runs" (streams/worker/liveness.py), also when halted
             stats = await self.store.stats()
             months = await self.store.revenue_totals("month")
             learn = await self.store.last_learn()
