@@ -368,3 +368,21 @@ def test_train_warns_in_one_line_of_a_tracked_type_users_do_once_and_says_how_to
     assert main(["train", "--events", str(events), *_TRAIN, "--config", str(config), "--out", str(tmp_path / "n.json")]) == 0
     assert not [line for line in capsys.readouterr().out.splitlines() if "one-time" in line]
     assert "signup" not in load_model(tmp_path / "n.json").tracked_types
+
+
+def test_qa21_the_readmes_unsubscribe_roles_keep_the_default_cancel_names_and_read_an_opt_out_as_nothing(tmp_path: Path) -> None:
+    """README "Check the defaults": the [roles] block given for an email opt-out sent as ``unsubscribe``
+    (QA21 F6: 35 of 35 loyal customers of a shop churned at their opt-out) must leave every other
+    default cancel name a cancellation, and make ``unsubscribe`` neither a cancellation nor a visit."""
+    from models.vocabulary import DEFAULT_ROLES
+    from streams.cli.train import with_vocabulary
+    from streams.offline.replay import load_config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**`unsubscribe` is a cancellation, not an email opt-out.**", 1)[1]
+    block = section.split("```toml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "optout.toml"
+    path.write_text(block, encoding="utf-8")
+    model = with_vocabulary(load_model(None), load_config(path))
+    assert set(model.roles["cancel"]) == set(DEFAULT_ROLES["cancel"]) - {"unsubscribe"}
+    assert list(model.roles["ignore"]) == ["unsubscribe"]

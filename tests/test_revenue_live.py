@@ -580,6 +580,14 @@ def test_live_figures_equal_the_report_after_streaming(
     assert main(["churn-rate"]) == 0  # the text form: the current month of stream time
     text = capsys.readouterr().out
     assert "month from 2026-03-01: MRR" in text and "gross MRR churn" in text
+    # --to alone at the default --from (the stream time's month starts 2026-03-01): an empty window is
+    # refused in one line, not printed as a churn line without a period line (QA21 F9)
+    assert main(["churn-rate", "--to", "2026-03-01"]) == 2
+    err = capsys.readouterr().err
+    assert "--to 2026-03-01 is not after 2026-03-01, the start of the month of the stream time" in err
+    assert main(["churn-rate", "--to", "2026-03-02", "--period", "day"]) == 2  # the stream time's day is later
+    assert main(["churn-rate", "--to", "2026-03-20"]) == 0
+    assert "month from 2026-03-01: MRR" in capsys.readouterr().out
 
 
 @pytest.mark.integration

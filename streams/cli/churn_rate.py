@@ -29,6 +29,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
 
 
+def _check_window(args: argparse.Namespace, from_ms: int | None, to_ms: int | None, now_ms: int) -> None:
+    """Refuse a ``--to`` alone at or before the default ``--from`` (the start of the stream time's period).
+
+    Why: that window is empty, and the text printed the users' line and the cohorts with no period
+    line and no word of why (QA21 F9: ``--to 2026-10-01`` at stream time 2026-10-31)."""
+    from streams.timefmt import format_day_or_time
+    from streams.views import revenue_range
+
+    start, end = revenue_range(args.period, from_ms, to_ms, now_ms)
+    if from_ms is None and end <= start:
+        raise UserError(f"--to {args.to} is not after {format_day_or_time(start)}, the start of the {args.period} of the "
+                        f"stream time (the default --from): give --from too")
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.revenue_ledger import cohort_dict, figures_dict
     from streams.views import churn_rate, live_cohorts, live_revenue, open_reader, revenue_range, stream_time_ms
@@ -40,6 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with open_reader(settings) as reader:
         result = churn_rate(reader, settings, args.days)
         now_ms = stream_time_ms(reader, settings)
+        _check_window(args, from_ms, to_ms, now_ms)
         figures = live_revenue(reader, args.period, from_ms, to_ms, now_ms)
         cohorts = live_cohorts(reader, revenue_range(args.period, from_ms, to_ms, now_ms)[1])
     result["revenue"] = {"period": args.period, "currency": settings.currency or None,
