@@ -56,6 +56,13 @@ CASES: list[tuple[list[str], str]] = [
     (["digest", "--bogus"], "unrecognized arguments: --bogus"),
     (["score", "--bogus"], "unrecognized arguments: --bogus"),  # a required positional, the same
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    # QA21 F11: an option of another command was "churnwatch: error: ..." without the command's name
+    (["dlq", "--timeout", "2"], "churnwatch dlq: error: unrecognized arguments: --timeout 2"),
+    (["--bogus", "top"], "churnwatch: error: unrecognized arguments: --bogus"),  # a global one: the top level's
+    # QA21 F11: a value starting with "-" is read as an option ("expected one argument"): judged by its type, or how to give it
+    (["top", "-n", "-x"], "churnwatch top: error: argument -n: must be a whole number of users or accounts, got '-x'"),
+    (["backtest", "--events", "README.md", "--as-of", "2026-01-01", "--out", "/tmp/x.csv", "--horizon", "-3d"],
+     "argument --horizon: expected one argument (it reads '-3d' as an option: write --horizon=-3d)"),
     (["digest"], "one of the arguments --owner --all-owners is required"),  # nothing unknown: the missing one
     # QA5 L3: topic names Kafka refuses were created on Tansu, and a worker ran on "bad topic!"
     (["topics", "--events-topic", ""], "argument --events-topic: is not a Kafka topic name"),
