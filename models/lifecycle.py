@@ -3,6 +3,9 @@
 The rules, first match wins (durations in days, ``gap`` = the user's usual interval between
 active days, models.signals.visit_gap_days):
 
+0. **declining**, not dormant or churned, while a paid period runs (the latest ``subscription``
+   statement is ``active`` with an MRR above 0 and its period end, models.state
+   ``period_end_day``, is after now) and the silence of rules 1-2 holds: "Paying" below.
 1. **churned** - a cancellation with no activity on a later day (at once), or silence >=
    max(churned_days, churned_factor x lapse gap).
 2. **dormant** - silence >= max(dormant_days, dormant_factor x lapse gap). The lapse gap is
@@ -37,6 +40,17 @@ user came back read as a fall: a ``dormant -> declining`` alert on it, the save 
 The same misreading the stage exists for (models.lifecycle JUDGED), and the win-back the return
 answers was made from the dormant stage as well (LAPSED; the simulator's returners, "dormant or
 churned for a while", are expected to report ``reactivated``: streams.offline.simulate).
+
+Paying (QA21 F1, 2026-12-05): a statement is no activity, so a subscribe-and-save customer who
+pays every month and rarely visits went dormant, then churned, while the subscription renewed:
+325 dormant and 26 churned (``win_back``) before any cancellation in QA21's shop, two paying
+subscribers at the head of the win-back list. A customer whose paid period runs has not lapsed:
+their silence makes them declining (the save list, at-risk alerts, a check-in before the
+renewal), never dormant or churned, so never on the win-back list nor told ``win_back``
+(models.ranking and models.actions read the stage). The risk is unchanged (docs/SCORES.md,
+"Renewal: the exit opportunity"). From the period's end without a renewal statement, rules 1-2
+apply as before; an explicit cancellation still churns at once (a ``cancelled`` statement ends
+the paid period: models.state).
 
 Why personal thresholds: a monthly buyer silent for three weeks is on schedule; a daily user
 silent for three weeks is gone. The fixed days are floors so that daily users are not called
@@ -153,10 +167,11 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
     if c is None:  # a caller holding model.compiled hands it down (models.scoring.assess)
         c = model.compiled
     silence, lapse = sig.silence_days, lapse_gap_days(sig)
-    if silence >= _churned_after(lapse, c):
-        return "churned"
-    if silence >= _dormant_after(lapse, c):
-        return "dormant"
+    churned = silence >= _churned_after(lapse, c)
+    if churned or silence >= _dormant_after(lapse, c):
+        if sig.period_end_s > sig.now_s:  # a paid period runs: a customer to save, not lapsed (rule 0)
+            return "declining"
+        return "churned" if churned else "dormant"
     since = st.stage_since_s
     if since and (st.stage == _CHURNED or st.stage == _DORMANT):  # back from a lapse (rule 3)
         return "reactivated"
@@ -247,7 +262,7 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
 
     Candidates are threshold crossings: the end of "new" (for a one-day user the later of it and
     overdue: rule 4) or "reactivated", overdue, dormant and
-    churned, each to the exact second (the same test :func:`stage_of` makes), and the fall of the
+    churned, the end of a paid period that held off dormant or churned (rule 0), each to the exact second (the same test :func:`stage_of` makes), and the fall of the
     7-day rate below ``decline_ratio`` x the 4-week one. For that one the earliest moment it can
     happen is used, from the decay of the two counters alone (the young-account correction only
     delays it, models.signals), but at least ``tolerance_s`` ahead: a review there that finds the
@@ -307,6 +322,9 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
         if t > now:
             best = t
             break
+    end = sig.period_end_s  # rule 0 ends with the paid period: rules 1-2 from that second
+    if now < end and (best == 0 or end < best) and (end - last) * _INV_DAY >= min(dormant_days, churned_days):
+        best = end
     limit = c.decline_ratio
     if gap <= TREND_MAX_GAP_DAYS and sig.trend >= limit and not (st.stage_since_s and st.stage == _DECLINING):
         earliest = math.log(sig.trend / limit) / _TREND_SLOPE * DAY_S

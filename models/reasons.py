@@ -108,7 +108,7 @@ from models.lifecycle import RETURN_SHARE, back_share, declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import (Signals, credit_gap_days, credit_late, grievance_stands, kinds_used, kinds_used_count, order_gap_days,
                             rate_ratio, reorder_late)
-from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, UserState
+from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, PAYS_SUBSCRIPTION, UserState
 from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
 from models.vocabulary import NEGATIVE, PURCHASE
@@ -613,6 +613,19 @@ def feature_key(name: str) -> str:
     raise KeyError(name)
 
 
+#: Said after a purchase count of a user whose subscription pays (:func:`_besides`).
+_BESIDES: Final[str] = " besides the subscription"
+
+
+def _besides(st: UserState) -> str:
+    """" besides the subscription" for a user whose latest statement pays (models.state
+    PAYS_SUBSCRIPTION), else "": said after their count of purchases or spend (QA21 F4). The
+    purchase role counts one-off orders; a statement is not one. "no purchases since first seen,
+    against 1.8 for a typical user" on 183 at-risk alerts of subscribers paying 54.50 a month
+    read as if they paid nothing. The fact stays (the risk weighs it), in words billing agrees with."""
+    return _BESIDES if st.flags & PAYS_SUBSCRIPTION else ""
+
+
 def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool) -> str:
     """The words of a :data:`_COMPARED` key: the user's value against the reference user's. A
     compared fact is a reason only where it reads the alert's way (:func:`_reads_as_it_weighs`):
@@ -624,18 +637,19 @@ def _compared_text(key: str, st: UserState, sig: Signals, values: Sequence[float
         return _decayed_count(sig.act_7d, "event", against, _WEEK) + vs
     if key == "low_90d":
         return _decayed_count(sig.act_90d, "event", against, _MONTHS_3) + vs
+    besides = _besides(st)
     if key == "active_days":
         text = f"{sig.active_days} active day{'s' if sig.active_days != 1 else ''} so far{vs}"
     elif key == "buyer":
-        text = f"a buyer ({_counted('purchase', sig.n_purchases)})" if sig.n_purchases > 0 else "never bought"
+        text = f"a buyer ({_counted('purchase', sig.n_purchases)})" if sig.n_purchases > 0 else "never bought" + besides
     elif key == "purchases":
-        text = (f"{_counted('purchase', sig.n_purchases)} so far" if sig.n_purchases > 0 else "no purchase so far") + vs
+        text = (f"{_counted('purchase', sig.n_purchases)}" if sig.n_purchases > 0 else "no purchase") + f"{besides} so far{vs}"
     else:  # revenue
-        text = f"spent {_num(math.expm1(values[_IDX[name]]))} so far{vs}"
+        text = f"spent {_num(math.expm1(values[_IDX[name]]))}{besides} so far{vs}"
     return text
 
 
-def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool) -> str:
+def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnModel", against: bool, besides: str = "") -> str:
     """"about 2 posts in recent weeks (decayed count, 4-week mean life), against 6.2 for a
     typical user" (``inactive:``), "unfriends: 12% of the user's recent activity, against 1.5%
     for a typical user" (``share:``), "about 40 posts since first seen (estimated from the recent
@@ -656,7 +670,7 @@ def _slot_text(key: str, sig: Signals, values: Sequence[float], model: "ChurnMod
     worse = _more_is_worse(slot, model, compiled)
     rise = _rise(sig, slot, name) if against and worse else ""
     if key.startswith(SLOT_PREFIXES[2]):
-        return _lifetime_text(key, sig, slot, name, values[i], model, against) + rise
+        return _lifetime_text(key, sig, slot, name, values[i], model, against, besides) + rise
     if key.startswith(SLOT_PREFIXES[1]):
         what = "one kind of activity" if name is None else _plural(name)
         return f"{what}: {_num(100.0 * values[i])}% of the user's recent activity{_versus(key, model, percent=True)}{rise}"
@@ -722,7 +736,8 @@ _RECENT_SHARE: Final[str] = " (decayed 4-week counts)"
 _LIFETIME_WEEKS: Final[tuple[str, str, str]] = ("in recent weeks", "a 4-week period", _RECENT_COUNT)
 
 
-def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: float, model: "ChurnModel", against: bool) -> str:
+def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: float, model: "ChurnModel", against: bool,
+                   besides: str = "") -> str:
     """The fact behind ``lifetime:<name>`` in true words. The feature is an *estimate*, the type's
     share of the 4-week activity x every event so far (models.risk.lifetime_count), so it is 0
     whenever the recent weeks had none of the type, whatever the user did before: QA12 F4, "no
@@ -732,7 +747,7 @@ def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: f
     - the purchase role, of which the state keeps an exact count (``n_purchases``, distinct UTC
       days with a purchase): that count, "only bought on 2 days since first seen, against 3.7 for
       a typical user", when it is on the alert's side of the typical user (fewer for risk, more
-      for a recovery); else what made the estimate low or high, the recent weeks
+      for a recovery), with ``besides`` after the count (:func:`_besides`); else what made the estimate low or high, the recent weeks
       (:func:`_lifetime_recent`);
     - another type, with an estimate of at least a half: "only about 40 posts since first seen
       (estimated from the recent mix), against 310 for a typical user";
@@ -742,8 +757,8 @@ def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: f
         ref = reference(key, model)
         if (math.log1p(exact) < ref) if against else (math.log1p(exact) > ref):
             if exact == 0:
-                return f"no {_plural(name)} since first seen{_versus(key, model)}"
-            return f"{'only ' if against else ''}bought on {_days(exact)} since first seen{_versus(key, model)}"
+                return f"no {_plural(name)}{besides} since first seen{_versus(key, model)}"
+            return f"{'only ' if against else ''}bought on {_days(exact)}{besides} since first seen{_versus(key, model)}"
         return _lifetime_recent(sig, slot, name, against)
     n = int(lifetime_count(sig, slot) + 0.5)
     if n == 0:
@@ -1144,7 +1159,7 @@ def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], tempe
     if cls == _COMPARED_KEY:
         return _compared_text(key, st, sig, values, model, against)
     if cls == _SLOT_KEY:
-        return _slot_text(key, sig, values, model, against)
+        return _slot_text(key, sig, values, model, against, _besides(st))
     return _text(key, st, sig, temperature, model, c) if against else _good_text(key, st, sig, temperature, model)
 
 

@@ -24,7 +24,7 @@ from models.events import Event
 from models.model import ChurnModel, load_model
 from models.state import UserState
 from models.lifecycle import LAPSED, REACHABLE, RETURN_SHARE, back_share
-from models.reasons import IMPROVED, _too_young, explain, feature_key, reference
+from models.reasons import _BESIDES, IMPROVED, _too_young, explain, feature_key, reference
 from models.risk import FEATURES, PRIOR_WEIGHTS, SLOT_PREFIXES, combine, feature_vector, moves_with_silence, risk_probability
 from models.scoring import assess, score, scores_from
 from models.temperature import p_stay
@@ -319,7 +319,9 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
     """The reasons of an at-risk alert (and of a stage change for the worse) push the risk up,
     largest first, and none says the user is fine; those of a recovered alert (and of a stage
     change for the better) pull it down."""
-    reasons = alert.scores.reasons
+    # " besides the subscription" (models.reasons._besides, QA21 F4) qualifies a subscriber's
+    # purchase count; the fact and its factor are the purchase count's
+    reasons = tuple(text.replace(_BESIDES, "") for text in alert.scores.reasons)
     lifts = _contributions(alert, model)
     # an alert says why, whatever it announces (QA pass 4 found stage changes for the worse with
     # none; 2026-12-03, new -> active ones of users with two or more active days)
