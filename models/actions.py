@@ -68,7 +68,11 @@ win back): they already act on the risk. models.scoring passes the flag for ever
 (alerts, ``score``, ``top``, the console), so the same user shows the same action everywhere: for
 an alert, whether the at-risk alert is open once the review that raised it is done
 (models.engine), so the at-risk alert is flagged, a ``recovered`` alert (the alert closes) is
-not, and a stage change is flagged while the alert stays open, a stage for the better too.
+not, and a stage change is flagged while the alert stays open, a stage for the better too. A
+``recovered`` alert itself says ``none`` whatever this module says of the user (models.engine
+``_closing``: it closes the case, as ``account_recovered`` does; QA20a F7, 2026-12-05: 142 of a
+B2B file's 733 said ``check_in`` or ``educate``); the user's action in ``score``, ``top``, the
+console and the stage change of the same review stays this module's.
 
 Educate comes before check-in because a payer who stopped using is usually also declining,
 and showing the value they pay for is the more specific move.

@@ -468,7 +468,8 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     purpose: Purpose = "at_risk" if opens else "recovered" if closes else told
     # Every alert of this review tells the action for the user as this review leaves them, as
     # `churnwatch score`, `top` and the console read it (models.actions): at risk while the
-    # at-risk alert is open after it. Not from the purpose: a stage for the better while the
+    # at-risk alert is open after it; but a recovered alert, which closes the case: "none"
+    # (_closing). Not from the purpose: a stage for the better while the
     # alert stays open is told as a recovery, yet the user is still at risk (QA 2026-12).
     open_after = 1 if opens or (st.at_risk_since_s != 0 and not closes) else 0
     scores = None
@@ -496,11 +497,22 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     elif closes and scores is not None:
         st.at_risk_since_s = 0
         st.quiet_until_s = now_s + int(c.quiet_days * DAY_S)
-        out.alerts.append(Alert(alert_id(user_id, "recovered", "", now_ms), "recovered", user_id, now_ms, scores, None,
+        out.alerts.append(Alert(alert_id(user_id, "recovered", "", now_ms), "recovered", user_id, now_ms, _closing(scores), None,
                                 st.revenue, st.flags & ACCOUNT_MEMBER != 0))
     st.last_review_s = now_s
     st.next_review_s = _next_review(st, now_s, model, a, c)
     out.review = a
+
+
+def _closing(s: Scores) -> Scores:
+    """The scores a ``recovered`` alert carries: the review's, with the action ``none``. The alert
+    closes the case, and a CRM closes it on that kind, as it does on ``account_recovered`` (whose
+    action is ``none`` too): the quadrant's action beside it told it to call back the user it had
+    just closed (QA20a F7: 142 of 733 recovered alerts of a B2B file said ``check_in`` or
+    ``educate``, "activity back at the user's usual level" among their reasons). A copy: the
+    stage change of the same review may carry the same scores, and it, like ``score``, ``top``
+    and the console, tells the user's own action (models.actions), which this leaves as it is."""
+    return Scores(s.health, s.temperature, s.risk, s.stage, s.segment, "none", s.reasons, s.signals)
 
 
 #: Stages in which an at-risk alert may open: models.lifecycle.JUDGED, the reachable ones (who

@@ -57,6 +57,8 @@ of them had no reasons before, and the reasons now shown in those::
 
 ``*`` for ``a`` takes the changes to ``b`` from any stage (2026-12-04: every change to declining
 names the lifecycle's cause first): ``changes OLD NEW stage_changed '*,declining' reasons``.
+``*`` for ``b`` too takes every alert of ``kind`` (QA20a F7, 2026-12-05: every ``recovered`` alert
+says ``none``): ``changes OLD NEW recovered '*,*' action``.
 
 A change that stops giving one reason (QA6 M2: "uses 2 kinds of activity in 4 weeks" against the
 user where the model does not know the product's kinds) is proved on the reasons themselves:
@@ -410,7 +412,7 @@ def changes(old_path: str, new_path: str, kind: str, a: str, b: str, fields: tup
                      and old[key]["scores"] == new[key]["scores"] and old[key]["states"] == new[key]["states"])
         changed = [(o[k], n[k]) for k in o if k in n and o[k] != n[k]]
         def aimed(d: dict[str, Any]) -> bool:
-            return d["kind"] == kind and a in ("*", d["previous_stage"]) and d["stage"] == b
+            return d["kind"] == kind and a in ("*", d["previous_stage"]) and b in ("*", d["stage"])
 
         targeted = [d for d in o.values() if aimed(d)]
         outside = sum(not aimed(x) for x, _ in changed)

@@ -22,6 +22,7 @@ from models.events import EVENT_ORDER, Event
 from models.revenue_ledger import RevenueBook, figures_dict
 from models.subscription import Subscription
 from streams.cli import main
+from streams.cli.revenue import first_paid_ms, opening_counts, opening_note
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
 from tests.harness import Worker, account_barrier, metric, publish_events, wait_for, wait_progress
@@ -159,6 +160,17 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     for f in live:
         assert f"  NRR {f['nrr_pct'] or '-'}%, GRR {f['grr_pct'] or '-'}%, quick ratio {f['quick_ratio'] or '-'}\n" in text, text
     assert f"GRR {feb['grr_pct']}%" in text and feb["grr_pct"] is not None
+    # QA20a F10: January holds the base the stream opened on (every account paying from day 0): report's
+    # opening note, which the live counters now say too, to the day (they keep days), the rest word for word
+    report_note = opening_note(first_paid_ms(book), book.get(START_MS, START_MS + DAYS * DAY_MS), opening_counts(
+        [mv.ts_ms for mv in book.movements if mv.kind == "new"], min(e.ts_ms for e in events), max(e.ts_ms for e in events)))
+    assert report_note is not None and report_note.startswith("the history's paid statements begin 2026-01-01 10:30, inside")
+    assert main(["churn-rate", "--from", "2026-01-01", "--to", "2026-03-02", "--json"]) == 0
+    live_note = orjson.loads(capsys.readouterr().out)["revenue"]["opening_note"]
+    assert live_note == "the stream's paid statements begin 2026-01-01, inside" + report_note.split(", inside", 1)[1]
+    assert f"\nnote: {live_note}\n" in text
+    assert main(["churn-rate", "--from", "2026-02-01", "--to", "2026-03-02", "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["revenue"]["opening_note"] is None, "February's new is no opening base"
 
     # -- account alerts, with reasons, one episode each (umbrella's reminders come from its own
     # reviews, due by themselves: the barrier waits for copies, so wait for the second one too)

@@ -59,9 +59,10 @@ def account_alerts() -> list[dict[str, object]]:
     acc = _account("active", silent_days=15)  # silent, not gone (21 days: lapsed, no at-risk alert: QA16 F11)
     decide_alert("acme", acc, T0 + 60 * DAY_MS, alerts)
     acc.members = {k: Member(k, (T0 + 61 * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, m.user_id) for k, m in acc.members.items()}
-    decide_alert("acme", acc, T0 + 61 * DAY_MS, alerts)
-    acc.state = acc.state.update(Event("u1", T0 + 62 * DAY_MS, "subscription", "s1", 0.0, "acme", Subscription("cancelled", "Pro", 0)))
-    decide_alert("acme", acc, T0 + 62 * DAY_MS, alerts)
+    for day in (61, 68):  # back, and a week below the close (a recovery holds: QA20a F8)
+        decide_alert("acme", acc, T0 + day * DAY_MS, alerts)
+    acc.state = acc.state.update(Event("u1", T0 + 69 * DAY_MS, "subscription", "s1", 0.0, "acme", Subscription("cancelled", "Pro", 0)))
+    decide_alert("acme", acc, T0 + 69 * DAY_MS, alerts)
     trial = _account("trial", silent_days=49, trial_ends_ms=T0 + 62 * DAY_MS)
     for now in (T0 + 60 * DAY_MS, T0 + 61 * DAY_MS):  # the at-risk alert opens, then the 24 h reminder
         decide_reminders("trial", trial, now, decide_alert("trial", trial, now, alerts), alerts)

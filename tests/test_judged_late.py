@@ -13,7 +13,7 @@ from models.events import Event
 from models.revenue import AccountState
 from models.subscription import Subscription
 from streams.worker.account_alerts import AccountWork
-from streams.worker.revenue import AccountCopy, AccountsAdvanced, MemberCopy, _apply_in_order, _release
+from streams.worker.revenue import AccountCopy, AccountsAdvanced, AccountTick, MemberCopy, _apply_in_order, _release
 
 DAY_MS = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -66,7 +66,8 @@ def test_the_same_alert_judged_in_order_is_not_marked() -> None:
 
 def test_an_alert_decided_on_a_copy_behind_the_account_is_marked() -> None:
     """The account already judged on day 60; u2's copy of day 59 arrives behind it (its partition
-    more than the grace behind): what is decided on it is marked, and only that."""
+    more than the grace behind): counted behind; the recovery it starts holds a week (QA20a F8), so
+    the alert comes at the hold's end, past the watermark (day 61): marked there."""
     acc, out = _account(), AccountsAdvanced()
     bound = T0 + 61 * DAY_MS
     out.judging = (bound, False)
@@ -74,8 +75,9 @@ def test_an_alert_decided_on_a_copy_behind_the_account_is_marked() -> None:
     opened = _alerts(out)
     assert [a["kind"] for a in opened] == ["account_at_risk"] and "judged_late" not in opened[0]
     _apply_in_order("acme", acc, [_copy("u2", 59)], out)
+    assert out.behind == 1 and _alerts(out)[1:] == [] and acc.extras["below_ms"] == T0 + 60 * DAY_MS, "a recovery holds a week (QA20a F8)"
+    _apply_in_order("acme", acc, [AccountTick(0, "acme", T0 + 67 * DAY_MS)], out)  # its end, past the watermark
     later = _alerts(out)[1:]
-    assert out.behind == 1
     assert [(a["kind"], a.get("judged_late")) for a in later] == [("account_recovered", True)], later
 
 

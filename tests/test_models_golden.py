@@ -90,6 +90,12 @@ default (400 with ``train --retention 400d``): kept, a one-time buyer of long ag
 BG/NBD and the CDNOW 39-week check fell 0.7726 -> 0.7666. The merged code's dump is now
 byte-identical to newcust's own (``cmp``): the expiry reviews are back at churn + 180 days, every
 other result as proved above.
+
+2026-12-05 (qaleft, QA20a F7): a ``recovered`` alert's action is ``none`` (models.engine._closing:
+it closes the case, as ``account_recovered`` does); it was the quadrant's, ``upsell`` / ``check_in``
+/ ``none`` in 248 / 22 / 9 of seed 2's 279 recovered alerts and 230 / 17 / 6 of seed 3's 253.
+``golden_masked changes OLD NEW recovered '*,*' action``: 270 / 247 alerts changed, all recovered
+ones, in ``action`` only; the same alert ids, every score and every state identical.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from models.events import Event
 from models.lifecycle import RETURN_SHARE, back_share
 from models.model import load_model
 from models.reasons import explain
-from models.scoring import SilentRisk, assess
+from models.scoring import SilentRisk, assess, scores_from
 from models.signals import compute_signals
 from models.state import DAY_S, UserState, apply_event
 from models.temperature import p_stay
@@ -94,3 +94,23 @@ def test_recovery_reasons_never_give_the_tenure_nor_a_negative_type() -> None:
     texts = [text for _, _, text in told]
     assert texts and texts[0].startswith("activity back at the user's usual level"), texts
     assert not any("dislike" in t or t.startswith("active over") for t in texts), texts
+
+
+def test_a_recovered_alert_says_none_while_the_user_keeps_their_own_action() -> None:
+    """QA20a F7: a light user (a visit every third day) at risk after 20 silent days, back at
+    their rhythm: health under the action line, neither using nor paying by the quadrant, which
+    says ``check_in``. The recovered alert closes the case, so its action is ``none`` (as
+    ``account_recovered``'s); the user's own action, what ``score``, ``top`` and the console show,
+    is still the quadrant's."""
+    model = load_model()
+    days = [d for d in range(180) if d % 3 == 0 and not 100 <= d < 120]
+    events = [Event("u", T0_MS + d * DAY_MS + 9 * 3_600_000, "view", f"e{i:03d}") for i, d in enumerate(days)]
+    out = advance("u", None, events, T0_MS + 180 * DAY_MS, model)
+    kinds = [a.kind for a in out.alerts if a.kind != "stage_changed"]
+    assert kinds == ["at_risk", "recovered"], kinds
+    recovered = out.alerts[[a.kind for a in out.alerts].index("recovered")]
+    assert recovered.scores.health < model.action_health and recovered.to_dict()["action"] == "none"
+    now_s = recovered.event_time_ms // 1000
+    state = advance("u", None, [e for e in events if e.ts_ms <= recovered.event_time_ms], recovered.event_time_ms, model).state
+    assert state.at_risk_since_s == 0
+    assert scores_from(state, assess(state, now_s, model), model).action == "check_in"

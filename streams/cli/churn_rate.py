@@ -45,6 +45,7 @@ def _check_window(args: argparse.Namespace, from_ms: int | None, to_ms: int | No
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.revenue_ledger import cohort_dict, figures_dict
+    from streams.cli.revenue import counted_opening_note
     from streams.views import churn_rate, live_cohorts, live_revenue, open_reader, revenue_range, stream_time_ms
 
     from_ms, to_ms = (None if args.from_ is None else parse_date_ms(args.from_, "--from"),
@@ -57,8 +58,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _check_window(args, from_ms, to_ms, now_ms)
         figures = live_revenue(reader, args.period, from_ms, to_ms, now_ms)
         cohorts = live_cohorts(reader, revenue_range(args.period, from_ms, to_ms, now_ms)[1])
+        # the first month's "new" of a stream that began on a base already paying (QA20a F10): report's note
+        note = counted_opening_note(reader.revenue_totals("day"), reader.stats(), figures, now_ms)
     result["revenue"] = {"period": args.period, "currency": settings.currency or None,
-                         "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts]}
+                         "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts],
+                         "opening_note": note}
     if args.json:
         print(orjson.dumps(result).decode())
         return 0
@@ -82,4 +86,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from streams.cli.revenue import print_cohorts
 
         print_cohorts(cohorts)
+    if note:
+        print(f"\nnote: {note}")
     return 0

@@ -28,7 +28,7 @@ from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "money_in", "no_statements_note",
-           "opening_counts", "opening_note", "owner_books", "read_history",
+           "counted_opening_note", "opening_counts", "opening_note", "owner_books", "read_history",
            "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
@@ -110,14 +110,17 @@ def opening_counts(new_ms: list[int], start_ms: int, end_ms: int) -> tuple[int, 
     return (first, after) if first > OPENING_BURST * after * OPENING_MONTH_MS / covered else None
 
 
-def opening_note(first_ms: int | None, figures: list[PeriodFigures], counts: tuple[int, int] | None = (0, -1)) -> str | None:
+def opening_note(first_ms: int | None, figures: list[PeriodFigures], counts: tuple[int, int] | None = (0, -1),
+                 days: bool = False) -> str | None:
     """What the first period's "new" holds when the history's statements begin inside it and it
     opens on customers already paying (``counts``, :func:`opening_counts`; None: it does not, no
     note): every customer already paying then is stated for the first time, so it is counted as
     new business and as that month's signup cohort (QA15 F8: January "new 49,551.07, won 275" for
     a whole existing base). Said, not changed: the file cannot tell an old customer from a new
     one; the next period's start MRR is the opening balance. A history that starts at the
-    product's launch gets no note (QA19 F13: its January payers were new).
+    product's launch gets no note (QA19 F13: its January payers were new). ``days``: ``first_ms`` is
+    a day's start, all the live counters keep (:func:`counted_opening_note`): the day is named, "the
+    stream's paid statements begin 1970-01-01".
 
     >>> f = PeriodFigures(0, 10, 0, 500, 0, 0, 0, 0, 500, 0, 5, 0, 0, 5, 0, *[None] * 6)
     >>> opening_note(3, [f])
@@ -131,13 +134,44 @@ def opening_note(first_ms: int | None, figures: list[PeriodFigures], counts: tup
             or not figures[0].new_cents):
         return None
     head = figures[0]
-    when = datetime.fromtimestamp(first_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    when = datetime.fromtimestamp(first_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d" if days else "%Y-%m-%d %H:%M")
     told = (f"; its first 31 days hold {counts[0]:,} first payments, the next 31 days {counts[1]:,}: a base already paying"
             if counts[1] >= 0 else "")
-    return (f"the history's paid statements begin {when}, inside the period from {_day(head.start_ms)}: its new "
+    return (f"the {'stream' if days else 'history'}'s paid statements begin {when}, inside the period from {_day(head.start_ms)}: its new "
             f"{money_text(head.new_cents)} ({head.new_customers:,} customers) counts every customer already paying then as new, "
             f"and as that month's cohort; the next period's start MRR is the opening balance (--from the next period's first "
             f"day{told})")
+
+
+def counted_opening_note(day_totals: Mapping[int, Mapping[str, int]], stats: Mapping[str, float],
+                         figures: list[PeriodFigures], now_ms: int) -> str | None:
+    """:func:`opening_note` from the workers' live counters (``churn-rate``; QA20a F10: May's "new
+    23610.00, won 47", a base already paying, printed without the note ``report`` gives it).
+    Where the counting began is the earliest day a counter holds: a user first seen (the stats'
+    ``new:<yyyymmdd>``, ``Store.stats``) or a revenue movement (the ``day`` period counters,
+    ``Store.revenue_totals``: ``day_totals``); the paid statements begin on the earliest
+    movement's day, and the first payers of each day are its ``n_new`` (:func:`opening_counts`, up
+    to ``now_ms``, the stream time). Nothing is written for it: those counters are kept for good
+    (one is dropped only at 0, when it counts nothing). Days, not minutes: what the counters keep.
+
+    >>> day = 86_400_000
+    >>> f = PeriodFigures(0, 31 * day, 0, 500, 0, 0, 0, 0, 500, 0, 5, 0, 0, 5, 0, *[None] * 6)
+    >>> totals = {day: {"new": 500, "n_new": 5}, 40 * day: {"new": 100, "n_new": 1}}
+    >>> counted_opening_note(totals, {"new:19700101": 3.0}, [f], 80 * day)[:100]
+    "the stream's paid statements begin 1970-01-02, inside the period from 1970-01-01: its new 5.00 (5 cu"
+    >>> counted_opening_note(totals, {"new:19691101": 3.0}, [f], 80 * day) is None   # counting began 2 months earlier
+    True
+    >>> counted_opening_note({}, {}, [f], 80 * day) is None
+    True
+    """
+    moved = [start for start, t in day_totals.items() if any(t.values())]
+    if not moved:
+        return None
+    seen = [int(datetime.strptime(k[4:], "%Y%m%d").replace(tzinfo=timezone.utc).timestamp()) * 1000
+            for k in stats if k.startswith("new:")]
+    paid = min(moved)
+    new_ms = [start for start, t in day_totals.items() for _ in range(max(0, int(t.get("n_new", 0))))]
+    return opening_note(paid, figures, opening_counts(new_ms, min([paid, *seen]), now_ms), days=True)
 
 
 def build_report(path: str | Path, from_ms: int, to_ms: int, period: str,

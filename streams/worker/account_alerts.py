@@ -4,7 +4,7 @@ After each instant of an account's copies (every copy of one event time: stateme
 make one movement), and at each of its deadlines (``next_due_s``) before any later copy
 (streams.worker.revenue), in event order: its roll-up
 (``models.account_health.rollup``) opens an at-risk alert at ``ACCOUNT_AT_RISK`` (``account_churned``
-when the subscription is gone) and closes it below 0.4 (``account_recovered``); a trial whose
+when the subscription is gone) and closes it below 0.4, held there a week (``account_recovered``, ``closes``); a trial whose
 users say it will not convert gets a reminder 72 h and 24 h before it ends; and the account's
 next deadline (a member turning silent, a reminder) goes to its partition's due index. Alerts
 are at-least-once with stable ids (account, kind, event time; a reminder: its hours and the trial
@@ -31,7 +31,7 @@ from streams.worker.alert_log import EXTRAS_FIELD
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
            "decide_alert",
-           "decide_reminders", "kept_trend", "member_deadlines_ms", "note_copy", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment",
+           "closes", "decide_reminders", "kept_trend", "member_deadlines_ms", "note_copy", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment",
            "note_price_rise", "price_rise", "opened_risk", "other_due_ms",
            "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts", "withhold_before"]
 
@@ -39,6 +39,8 @@ KafkaRecord = tuple[bytes | None, bytes]
 
 ACCOUNT_ALERT_SCHEMA: Final[int] = 1
 RECOVERED_BELOW: Final[float] = 0.4  # hysteresis: an open account alert closes below this risk
+#: ... and stays below it this long, unless a fact explains the fall (:func:`closes`, QA20a F8)
+RECOVERY_HOLD_MS: Final[int] = 7 * 86_400_000
 TRIAL_REMINDERS_H: Final[tuple[int, ...]] = (72, 24)  # hours before trial_ends
 _WONT_CONVERT_HEALTH: Final[int] = 50  # a trial account below this health is not on its way to convert
 _TRIAL_SOON_MS: Final[int] = 3 * 86_400_000  # models.account_health: a trial ending within 3 days
@@ -331,7 +333,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["at_risk_since_ms"], acc.extras["at_risk_risk"] = now_ms, r.risk
     elif since and r.stage in GONE_STAGES and not churned:
         kind = "account_churned"
-    elif since and (r.risk < RECOVERED_BELOW or back and r.risk < ACCOUNT_AT_RISK) and (r.mrr_cents > 0 or not churned):
+    elif since and closes(acc, r, since, back, now_ms):
         kind, acc.extras["at_risk_since_ms"] = "account_recovered", 0  # a churn recovers by paying
     elif back and r.stage not in _NOT_TO_SAVE:
         kind = "account_at_risk"
@@ -347,6 +349,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras["churned_ms"] = now_ms
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
+        acc.extras.pop("below_ms", None)
         shown = _recovered_view(acc, r, since, now_ms)
         acc.extras.pop("at_risk_risk", None)
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
@@ -357,6 +360,29 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
             alert["lost_mrr"] = acc.state.churned()[0] / 100
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
     return r
+
+
+def closes(acc: AccountWork, r: AccountRollup, since: int, back: bool, now_ms: int) -> bool:
+    """Whether the open case (opened at ``since``) closes now: the risk below ``RECOVERED_BELOW``
+    (a customer back paying after its announced churn, ``back``: below the at-risk line, QA20a
+    F1), a churned case only by paying, and, unless a fact since the opening explains the fall (a
+    reactivation, a conversion, a failed payment fixed) or the account is its one user (``sole``:
+    it follows that user's own alert, which has its own no-flap rule), below the line since ``RECOVERY_HOLD_MS``
+    (7 days) ago: ``below_ms``, kept while the risk stays below, forgotten when it is not. Why
+    (QA20a F8): acc34's case closed 09-19 at 0.35, re-opened 09-21 at 0.53 on "usage over the
+    last 2 weeks down 39%" and closed again 09-22 at 0.39, a case opened and closed within 26
+    hours; on QA18's B2B history 19 of 176 recoveries were followed by an at-risk within a week.
+    Held open, such an account keeps the case it was warned by (the later cancellation's lead
+    counts from it); a recovery that lasts is told a week later."""
+    churned = churn_announced_ms(acc.extras)
+    if not (r.risk < RECOVERED_BELOW or back and r.risk < ACCOUNT_AT_RISK) or not (r.mrr_cents > 0 or not churned):
+        acc.extras.pop("below_ms", None)
+        return False
+    if (back or churned or r.sole or reactivated_days(acc.state, since, now_ms) >= 0 or converted_days(acc.state, since, now_ms) >= 0
+            or payment_fixed_days(acc.extras, since, now_ms) >= 0):
+        return True
+    first = int(acc.extras.setdefault("below_ms", now_ms))  # type: ignore[call-overload]
+    return now_ms >= first + RECOVERY_HOLD_MS
 
 
 def _paid_plans(state: AccountState) -> tuple[str, ...]:
@@ -583,6 +609,9 @@ def other_due_ms(acc: AccountWork, now_ms: int) -> int:
     2 weeks after: a member not back is silent from then on), the end of a price rise's 30 days
     (an account without members has no other deadline to close its alert by). Costs nothing per member."""
     times = [t for t in (_renewal_near_ms(acc.state, now_ms), next_quiet_end_ms(acc.quiet, now_ms)) if t]
+    below = int(acc.extras.get("below_ms", 0) or 0)  # type: ignore[call-overload]
+    if below and below + RECOVERY_HOLD_MS > now_ms:  # the hold of a recovery ends (closes)
+        times.append(below + RECOVERY_HOLD_MS)
     rise = price_rise(acc.extras)
     if rise is not None and rise.ts_ms + RISE_COUNTS_MS > now_ms:  # its 30 days end: the risk falls (QA19 F7)
         times.append(rise.ts_ms + RISE_COUNTS_MS)

@@ -686,7 +686,8 @@ def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms
         since, told = bool(acc.extras.get("at_risk_since_ms")), bool(churn_announced_ms(acc.extras))
         return since and told if gone == "churned" else not since or told
     if acc.extras.get("at_risk_since_ms"):  # a declared quiet period may judge without the silence: review
-        return not acc.quiet and silence_risk_at(silence, lo_ms // 1000) >= RECOVERED_BELOW + _MARGIN
+        # a recovery held (``below_ms``): a rise back over the close is news to it (account_alerts.closes)
+        return not acc.quiet and "below_ms" not in acc.extras and silence_risk_at(silence, lo_ms // 1000) >= RECOVERED_BELOW + _MARGIN
     if acc.state.subs and acc.state.get().past_due_since_ms or usage_counts(acc.state, lo_ms, hi_ms) or trend_counts(acc, hi_ms):
         return False
     down = acc.extras.get("down")
@@ -701,27 +702,32 @@ def _quiet(acc: AccountWork, silence: SilenceIndex, gone: str, lo_ms: int, hi_ms
 def _first_alerting(account: str, acc: AccountWork, members: list[Member], dues: list[int], i: int, j: int) -> int:
     """The first of ``dues[i:j]`` (times with the risk non-decreasing) at which a review alerts
     (``decide_alert``), or ``j``: no open alert: the first where the risk reaches the threshold
-    (bisection); one open: the first only (``account_churned`` or the risk below the close)."""
+    (bisection); one open: the first only (``account_churned`` or the risk below the close), but
+    while its recovery is held (``below_ms``, ``account_alerts.closes``) the first where the risk is
+    back over the close (bisection), which ends the hold."""
     def rollup_at(t: int) -> AccountRollup:
         return account_rollup(acc.state, acc.extras, members, renewal_ms(acc.state, t), t, account, quiet=acc.quiet)
 
+    line = ACCOUNT_AT_RISK
     if acc.extras.get("at_risk_since_ms"):
         r = rollup_at(dues[i])
         churns = r.stage in GONE_STAGES and not churn_announced_ms(acc.extras)
-        return i if churns or r.risk < RECOVERED_BELOW else j
+        if "below_ms" not in acc.extras or churns or r.risk >= RECOVERED_BELOW:
+            return i if churns or (r.risk < RECOVERED_BELOW) != ("below_ms" in acc.extras) else j
+        line = RECOVERED_BELOW  # a recovery held: the first rise back over the close resets it
     last = rollup_at(dues[j - 1])
-    if last.risk < ACCOUNT_AT_RISK or last.stage == "trial_lost":
+    if last.risk < line or last.stage == "trial_lost" and line == ACCOUNT_AT_RISK:
         return j
-    lo, hi = i, j - 1  # the risk reaches the threshold at dues[hi]
+    lo, hi = i, j - 1  # the risk reaches the line at dues[hi]
     while lo < hi:
         mid = (lo + hi) // 2
-        if rollup_at(dues[mid]).risk >= ACCOUNT_AT_RISK:
+        if rollup_at(dues[mid]).risk >= line:
             hi = mid
         else:
             lo = mid + 1
     # every user gone there (QA16 F11) is gone at each later deadline of the stretch (no copy brings
     # one back, none leaves the 90-day window of users: a fall of the risk ends the stretch): none opens
-    return j if rollup_at(dues[hi]).stage == "lapsed" else hi
+    return j if line == ACCOUNT_AT_RISK and rollup_at(dues[hi]).stage == "lapsed" else hi
 
 
 def _decide(account: str, acc: AccountWork, ts_ms: int, out: AccountsAdvanced, stated: bool = False) -> None:
