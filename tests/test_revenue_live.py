@@ -587,7 +587,10 @@ def test_live_figures_equal_the_report_after_streaming(
     assert "--to 2026-03-01 is not after 2026-03-01, the start of the month of the stream time" in err
     assert main(["churn-rate", "--to", "2026-03-02", "--period", "day"]) == 2  # the stream time's day is later
     assert main(["churn-rate", "--to", "2026-03-20"]) == 0
-    assert "month from 2026-03-01: MRR" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "month from 2026-03-01: MRR" in text
+    # QA21 F10: the month is counted whole, and the note says so (report's note, one function)
+    assert "note: the figures are whole months, 2026-03-01 to 2026-04-01 (exclusive): --to 2026-03-20 falls inside" in text
 
 
 @pytest.mark.integration

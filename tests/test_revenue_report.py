@@ -128,6 +128,12 @@ def test_text_report_and_bad_arguments(history: tuple[AccountSim, Path, Path], c
     assert main(["report", "--events", str(events), "--from", "2026-02-01", "--to", "2026-04-01"]) == 0
     out = capsys.readouterr().out
     assert "gross %" in out and "2026-02-01" in out and "2026-03-01" in out and "2026-04-01" not in out.split("\n\n")[0]
+    assert "whole months" not in out  # the bounds are the months' own
+    # QA21 F10: a --to inside a month printed the whole month under its first day, and nothing said so
+    assert main(["report", "--events", str(events), "--from", "2026-02-01", "--to", "2026-03-15"]) == 0
+    out = capsys.readouterr().out
+    assert ("note: the figures are whole months, 2026-02-01 to 2026-04-01 (exclusive): --to 2026-03-15 falls inside "
+            "the last one") in out
     for argv, message in (
         (["--from", "2026-03-01", "--to", "2026-02-01"], "is not after"),
         (["--from", "soon", "--to", "2026-02-01"], "--from: timestamp 'soon'"),

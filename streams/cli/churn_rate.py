@@ -45,7 +45,7 @@ def _check_window(args: argparse.Namespace, from_ms: int | None, to_ms: int | No
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.revenue_ledger import cohort_dict, figures_dict
-    from streams.cli.revenue import counted_opening_note
+    from streams.cli.revenue import counted_opening_note, whole_periods_note
     from streams.views import churn_rate, live_cohorts, live_revenue, open_reader, revenue_range, stream_time_ms
 
     from_ms, to_ms = (None if args.from_ is None else parse_date_ms(args.from_, "--from"),
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from streams.cli.revenue import print_cohorts
 
         print_cohorts(cohorts)
-    if note:
-        print(f"\nnote: {note}")
+    for line in (whole_periods_note(args.period, from_ms, to_ms, figures), note):
+        if line:
+            print(f"\nnote: {line}")
     return 0

@@ -174,6 +174,29 @@ def counted_opening_note(day_totals: Mapping[int, Mapping[str, int]], stats: Map
     return opening_note(paid, figures, opening_counts(new_ms, min([paid, *seen]), now_ms), days=True)
 
 
+def whole_periods_note(period: str, from_ms: int | None, to_ms: int | None, figures: list[PeriodFigures]) -> str | None:
+    """What the figures cover when ``--from``/``--to`` fall inside a period: the ledger counts whole
+    periods, so ``--from 2026-10-01 --to 2026-10-15`` printed all of October under "month from
+    2026-10-01" and nothing said so (QA21 F10). None when the bounds are the periods' own.
+
+    >>> from types import SimpleNamespace
+    >>> oct_ = SimpleNamespace(start_ms=1790812800000, end_ms=1793491200000)  # October 2026
+    >>> whole_periods_note("month", 1790812800000, 1792022400000, [oct_])
+    'the figures are whole months, 2026-10-01 to 2026-11-01 (exclusive): --to 2026-10-15 falls inside the last one'
+    >>> whole_periods_note("month", 1790812800000, 1793491200000, [oct_]) is None
+    True
+    """
+    if not figures:
+        return None
+    inside = [f"--from {_day(from_ms)} falls inside the first one" for _ in (0,)
+              if from_ms is not None and from_ms != figures[0].start_ms]
+    inside += [f"--to {_day(to_ms)} falls inside the last one" for _ in (0,) if to_ms is not None and to_ms != figures[-1].end_ms]
+    if not inside:
+        return None
+    return (f"the figures are whole {period}s, {_day(figures[0].start_ms)} to {_day(figures[-1].end_ms)} (exclusive): "
+            + " and ".join(inside))
+
+
 def build_report(path: str | Path, from_ms: int, to_ms: int, period: str,
                  currency: str = "") -> tuple[RevenueBook, list[PeriodFigures]]:
     """Every subscription event of ``path`` through a :class:`RevenueBook`, then the periods."""
@@ -250,8 +273,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     _print_periods(figures)
     if cohorts:
         print_cohorts(cohorts)
-    if note:
-        print(f"\nnote: {note}")
+    for line in (whole_periods_note(args.period, from_ms, to_ms, figures), note):
+        if line:
+            print(f"\nnote: {line}")
     print(f"{len(book.accounts):,} accounts; {money_in(settings.currency)}; rates in %; "
           f"definitions in docs/REVENUE.md" + (f"; {book.late} late statements ignored" if book.late else ""))
     if not book.accounts:
