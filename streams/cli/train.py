@@ -19,7 +19,7 @@ from streams.timefmt import DAY_MS, format_day_or_time
 from streams.worker.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "run", "unmatched_role_lines", "verdict_line", "vocabulary_report", "with_retention",
+__all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "retention_lines", "run", "unmatched_role_lines", "verdict_line", "vocabulary_report", "with_retention",
            "with_vocabulary"]
 
 
@@ -505,6 +505,8 @@ def run_unfitted(args: argparse.Namespace, settings: Settings) -> int:
           f"{'--base-model ' + args.base_model if args.base_model else 'the shipped default'}'s; from the history: the tracked "
           f"types and {', '.join(report['levels']) or 'no population level (too few users)'}")
     vocabulary_report(model, events, report)
+    for line in retention_lines(model, report):
+        print(line)
     print(f"model -> {args.out}")
     return 0
 
@@ -525,6 +527,34 @@ def vocabulary_report(model: ChurnModel, events: Sequence[Event], report: Mappin
     shared = shared_rhythm_line(model, events)
     if shared:
         print(shared)
+
+
+def retention_lines(model: ChurnModel, report: Mapping[str, Any]) -> list[str]:
+    """How long the model keeps a churned user, and a WARNING when customers of the history came
+    back after a longer silence (``report["long_returns"]``, streams.offline.returns; QA21 F8: 28
+    gift buyers, an order in February and the next in October, came back "new" without a word):
+    how many, their share of the customers who came back, and the ``--retention`` that keeps them.
+
+    >>> found = {"retention_days": 180.0, "customers": 28, "returned": 230, "returned_after_days": 45.0,
+    ...          "suggested_days": 262, "kept": 26}
+    >>> for line in retention_lines(ChurnModel(), {"long_returns": found}):
+    ...     print(line)
+    retention: a churned customer (a purchase on record) is kept 180 days after the churn is reported, a user who never bought 180 days; one back later is a new user (--retention)
+    WARNING: 28 customers came back after more than 180 days of silence (yearly buyers?), 12.2% of the 230 customers back after 45 days or more: the state is kept 180 days from the churn, reported 45 days or more into the silence, and a customer back after both is a new user, their history gone; --retention 262d keeps 26 of these 28 (README, "Nothing lost, nothing counted twice", Retention)
+    """
+    kept = model.compiled.customer_retention_days
+    lines = [f"retention: a churned customer (a purchase on record) is kept {kept:g} days after the churn is reported, a user "
+             f"who never bought {model.retention_days:g} days; one back later is a new user (--retention)"]
+    found = report.get("long_returns")
+    if found:
+        n, back = found["customers"], found["returned"]
+        lines.append(f"WARNING: {n:,} customer{'s' if n != 1 else ''} came back after more than {found['retention_days']:g} days "
+                     f"of silence (yearly buyers?), {100 * n / back:.1f}% of the {back:,} customers back after "
+                     f"{found['returned_after_days']:g} days or more: the state is kept {found['retention_days']:g} days from the "
+                     f"churn, reported {model.churned_days:g} days or more into the silence, and a customer back after both is a "
+                     f"new user, their history gone; --retention {found['suggested_days']}d keeps "
+                     f"{'all' if found['kept'] == n else found['kept']} of these {n:,} (README, \"Nothing lost, nothing counted twice\", Retention)")
+    return lines
 
 
 def shared_rhythm_line(model: ChurnModel, events: Sequence[Event]) -> str:
@@ -604,8 +634,7 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     if "alerts" in report:
         for line in alert_lines(report["alerts"]):
             print(line)
-    print(f"retention: a churned customer (a purchase on record) is kept {model.compiled.customer_retention_days:g} days after "
-          f"the churn is reported, a user who never bought {model.retention_days:g} days; one back later is a new user "
-          f"(--retention)")
+    for line in retention_lines(model, report):
+        print(line)
     print(f"model -> {args.out}")
     return 0

@@ -92,6 +92,7 @@ from models.signals import REORDER_LATE_CHANCE
 from models.state import DAY_S, DECAY_DAYS, UserState
 from models.temperature import VISIT_KEY, calibrated
 from streams.offline.history import first_day_of, late_start_warning
+from streams.offline.returns import long_returns
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -468,6 +469,8 @@ def vocabulary_model(events: Sequence[Event], *, base: ChurnModel | None = None,
     report: dict[str, Any] = {"events": len(events), "users": count_users(per_user, model), "fitted": False,
                               "levels": sorted(levels), "roles_matched": roles_matched(events, model),
                               "one_time_types": one_time_types(events, model, n_types) if chosen else {}}
+    if returns := long_returns(per_user, model):  # customers back after the retention (streams.cli.train says it)
+        report["long_returns"] = returns
     if base.training.get("signs") == FREE_SIGNS:  # the base's weights keep the bounds they were fitted under
         report["signs"] = FREE_SIGNS
     model = model.with_(population={**base.population, **levels}, notes=notes, training=report)
@@ -1366,6 +1369,8 @@ def train(
                                                       _rows_of(snaps.users, test & alive & can_exit))
                                       if (test & alive & can_exit).any() else {}),
     }
+    if returns := long_returns(per_user, model):  # customers back after the retention (streams.cli.train says it)
+        report["long_returns"] = returns
     if held:  # the history starts after its users did: these kept the default's weights (streams.cli.train says it)
         report["held_growing"] = sorted(held)
     if signs == FREE_SIGNS:  # models.risk.check_weights reads it (a bounded fit's file is as before: no key)
