@@ -27,7 +27,7 @@ from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.signals import (credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled, order_due_s,
-                            order_overdue, reorder_late, reorder_late_s)
+                            order_overdue, reorder_late, reorder_late_opens_s, reorder_late_s)
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
 __all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
@@ -670,7 +670,7 @@ def _came_back(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel) -
 
 def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c: CompiledModel | None = None) -> int:
     """When to look again with no new events (:func:`_next_review_by_risk`), or earlier, at the
-    second a repeat buyer becomes late on their re-order (models.signals.reorder_late_s) or a
+    second a repeat buyer becomes late on their re-order (models.signals.reorder_late_opens_s) or a
     recurring event becomes late (models.signals.credit_late_at_s), which
     opens an at-risk alert whatever the risk (or, for a standing grievance held back by the quiet
     period, at its end): no sooner than the user may have one (a day old,
@@ -683,7 +683,7 @@ def _next_review(st: UserState, now_s: int, model: ChurnModel, a: Assessment, c:
         return nxt
     if st.flags & GRIEVANCE and now_s < st.quiet_until_s < nxt and grievance_stands(st, a.signals, c.horizon_days):
         return st.quiet_until_s  # a grievance held back by the quiet period opens at its end (_may_open), if it still stands
-    late = reorder_late_s(a.signals)
+    late = reorder_late_opens_s(a.signals)  # a paid period's end, for a subscriber whose add-on rhythm is late
     credit = credit_late_at_s(st)
     if credit > now_s and (late <= now_s or credit < late):
         late = credit

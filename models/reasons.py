@@ -1051,8 +1051,8 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         if sig.active_days >= 3:
             return f"no visit for {sig.visit_overdue:.1f}x the usual interval of {sig.visit_gap_days:.1f} days"
         return f"no return for {_days(sig.silence_days)} after {sig.active_days} active day{'s' if sig.active_days != 1 else ''}"
-    if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days)
-        return f"usual re-order {_every(order_gap_days(sig))}, none for {_days(sig.purchase_silence_days)}"
+    if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days); a subscriber's add-ons (_besides, QA21 F3)
+        return f"usual re-order{_besides(st)} {_every(order_gap_days(sig))}, none for {_days(sig.purchase_silence_days)}"
     if key == "type_decline":
         found = _type_decline(sig, model)
         if found is not None:
@@ -1126,7 +1126,7 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
             return f"recent activity{_RECENT_LONG} up {100.0 * (sig.trend_long - 1.0):.0f}% against the user's 3-month rate"
         return f"recent activity{_RECENT_LONG} steady against the user's 3-month rate"
     if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days), as _text
-        return f"re-ordered {_ago(sig.purchase_silence_days)}, usual {_every(order_gap_days(sig))}"
+        return f"re-ordered{_besides(st)} {_ago(sig.purchase_silence_days)}, usual {_every(order_gap_days(sig))}"
     if key == "low":
         return _decayed_count(sig.act_28d, "event", False)
     if key == "narrow":

@@ -45,6 +45,7 @@ __all__ = [
     "order_gap_days",
     "reorder_late",
     "reorder_late_s",
+    "reorder_late_opens_s",
     "days_overdue",
     "first_return_due_s",
     "grievance_stands",
@@ -280,9 +281,15 @@ def reorder_late(sig: Signals) -> bool:
     """Whether a repeat buyer with a rhythm (:data:`REORDER_MIN_INTERVALS`) has been silent on
     orders for :data:`REORDER_LATE_FACTOR` usual intervals (:func:`order_gap_days`): the chance a
     customer still buying at their own rate shows such a silence is :data:`REORDER_LATE_CHANCE`.
-    Monotone in silence: once true, true until the next order."""
+    Never while a paid period runs (``period_end_s`` after now, models.lifecycle rule 0's test):
+    the subscription is the re-order, and the purchases besides it are add-ons whose pause says
+    nothing of the plan (QA21 F3: 21 paying subscribers got re-order alerts on their add-on
+    rhythm, #8 of ``top -n 20`` "usual re-order every 29 days, none for 130 days" while paying
+    34.50 a month). From the period's end (no renewal stated, a cancellation, a failed payment)
+    the rhythm counts again. Monotone in silence: once true, true until the next order or a
+    statement (an event)."""
     late = _late_at_days(sig)
-    return late > 0.0 and sig.purchase_silence_days >= late
+    return late > 0.0 and sig.purchase_silence_days >= late and sig.period_end_s <= sig.now_s
 
 
 def reorder_late_s(sig: Signals) -> int:
@@ -295,6 +302,20 @@ def reorder_late_s(sig: Signals) -> int:
         return 0
     # one second past the exact crossing, as order_due_s: float rounding cannot leave it a hair early
     return sig.now_s + int(math.ceil((late - sig.purchase_silence_days) * DAY_S)) + 1
+
+
+def reorder_late_opens_s(sig: Signals) -> int:
+    """The first second at which :func:`reorder_late` itself holds, when it does not at
+    ``sig.now_s``: the rhythm's (:func:`reorder_late_s`), or the end of a paid period running
+    then, whichever is later; 0 when it already holds or never can (no rhythm). Fixed in
+    silence (neither moves without an event), so the engine reviews the user then
+    (models.engine._next_review). :func:`reorder_late_s` stays the rhythm's own second: before it
+    no alert opens for a buyer with a rhythm (models.engine.alert_may_open), paying or not."""
+    late = reorder_late_s(sig)
+    end = sig.period_end_s
+    if end > sig.now_s and late < end and _late_at_days(sig) > 0.0:
+        return end
+    return late
 
 
 #: The recurring-credit alert (models.vocabulary ``recurring``: a salary, a pension, a weekly
