@@ -185,7 +185,7 @@ class Member:
     key: int
     last_seen_s: int
     stage: int
-    risk: float  # risk of the user's open at-risk alert; 0 while none is open
+    risk: float  # risk of the user's open at-risk alert at its opening (QA21 F2); 0 while none is open
     act_28d: float  # decayed 4-week activity at last_seen_s (models.signals)
     base_28d: float  # act_28d expected from the 13-week rate at last_seen_s (act_28d / trend_long)
     user_id: str = ""  # for the console's link to the user's page; "" when unknown or too long to keep
