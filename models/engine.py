@@ -208,11 +208,12 @@ class Outcome:
 #: None)``; what streams.worker.members makes a member copy from.
 Mark = tuple[int, UserState, Assessment | None]
 #: A review in silence that opened or closed the user's at-risk alert: ``(user id, its second, the
-#: state it left)``, taken by :func:`advance` into its ``turns`` for a user whose events name no
+#: state it left, why)``, taken by :func:`advance` into its ``turns`` for a user whose events name no
 #: company account (``ACCOUNT_MEMBER``): what streams.worker.members sends a one-user account (a
 #: shop's customer sent with ``account_id`` = the user id) so that it hears of the alert when it
-#: opens, not at the user's next active hour (QA21 F2).
-Turn = tuple[str, int, UserState]
+#: opens, not at the user's next active hour (QA21 F2); last, the first reason of the alert it
+#: opened ("usual re-order every 34 days, none for 55 days"; "" when it closed one).
+Turn = tuple[str, int, UserState, str]
 
 
 def alert_id(user_id: str, kind: str, detail: str, event_time_ms: int) -> str:
@@ -424,7 +425,8 @@ def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnMo
         was = st.at_risk_since_s
         _review(user_id, st, due, model, out, c)
         if turns is not None and (was == 0) != (st.at_risk_since_s == 0) and not st.flags & ACCOUNT_MEMBER:
-            turns.append((user_id, due, st.copy()))
+            why = out.alerts[-1].scores.reasons if st.at_risk_since_s else ()  # the at-risk alert is the review's last
+            turns.append((user_id, due, st.copy(), why[0] if why else ""))
 
 
 def _tell_held(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome, c: CompiledModel) -> None:

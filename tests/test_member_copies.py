@@ -18,7 +18,7 @@ from models.state import UserState
 from streams.offline.simulate_accounts import generate_accounts
 from streams.worker.clock import NEVER
 from streams.worker.members import member_versions, turn_copies
-from streams.worker.revenue import AccountCopy, MemberCopy, _merge_versions, is_turn_copy, parse_member_copy
+from streams.worker.revenue import AccountCopy, MemberCopy, _merge_versions, copy_said, is_turn_copy, parse_member_copy
 from streams.worker.watermark import PERIOD_MS, mark_of, release_ms, watermark_ms
 from tests.test_revenue_live import _Redis, _tick_until
 
@@ -64,7 +64,8 @@ def _produce(seed: int, events: list[Event] = EVENTS) -> list[tuple[int, list[Me
         for uid in (by_user if rng.random() < 0.5 else {*by_user, *states}):
             states[uid] = advance(uid, states.get(uid), by_user.get(uid, []), until, MODEL, turns=turns).state
         for copy in turn_copies(turns, [0] * len(turns), {}, {0: offset - 1}, MODEL):
-            made.append(MemberCopy(0, 0, *parse_member_copy(copy[1]), 0, offset - 1, turn=is_turn_copy(copy[2])))  # type: ignore[misc]
+            made.append(MemberCopy(0, 0, *parse_member_copy(copy[1]), 0, offset - 1, turn=is_turn_copy(copy[2]),  # type: ignore[misc]
+                                   said=copy_said(copy[1])))
         out.append((mark, made))
     return out
 
@@ -259,7 +260,7 @@ def test_a_one_user_account_is_at_risk_when_its_users_alert_opens_in_silence() -
     who never came back), and quoted the user's risk at that hour ("risk 7%" on the day it came
     back). Property, over cuts into cycles as above: the account's alerts are the same whatever the
     cuts; each user at-risk alert opened in silence gives its account's ``account_at_risk`` at its
-    own time, quoting the risk it opened at; every lapser is warned; customers sent without an
+    own time, its first reason the user alert's, then the risk it opened at; every lapser is warned; customers sent without an
     account get no account."""
     events = _shop()
     results = []
@@ -286,7 +287,7 @@ def test_a_one_user_account_is_at_risk_when_its_users_alert_opens_in_silence() -
             opened += 1
             at = [x for x in account if x[1] == a.event_time_ms]
             assert at, (uid, a.event_time_ms, account)
-            assert at[0][5][-1].endswith(f"at risk by its own alert (risk {100.0 * a.scores.risk:.0f}%)"), at[0][5]
+            assert at[0][5] == (a.scores.reasons[0], f"the only user {uid} at risk by its own alert (risk {100.0 * a.scores.risk:.0f}%)")
         if int(uid[1:]) % 3 == 0:  # a lapser, never back
             assert user and account, (uid, user, account)
     assert opened >= 4, opened

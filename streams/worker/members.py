@@ -85,18 +85,20 @@ def turn_copies(turns: Sequence[Turn], partitions: Sequence[int], accounts: Mapp
     """The cycle's turn copies (module docstring): per turn of a user's alert at a review in silence
     (``turns``, each one's partition in ``partitions``: ``streams.worker.phases.Advanced``), a copy of
     the state it left to the account of the user's own id, dated at the review, marked a turn
-    (``streams.worker.revenue.TURN_HEADER``). Not for a user whose events of this cycle name another
+    (``streams.worker.revenue.TURN_HEADER``), with the opened alert's first reason (its account's
+    alert says it first: "usual re-order every 34 days, none for 55 days"). Not for a user whose events of this cycle name another
     account (``accounts``). Its offset there: that of the user's last event naming its account when
     this cycle read one, else the partition's last read (where it is made: a version of the same
     period made of the user's events read before it loses to it when both say the same last seen)."""
     out: list[KafkaCopy] = []
-    for (uid, ts_s, st), p in zip(turns, partitions):
+    for (uid, ts_s, st, why), p in zip(turns, partitions):
         where = accounts.get(uid)
         if where is not None and where[0] != uid:
             continue
         ts_ms, seen_s, stage, risk, act, base, gap = turn_version(ts_s, st, model)
         member = Member(member_key(uid), seen_s, stage, risk, act, base, uid, gap)
-        out.append(member_copy(uid, ts_ms, member, p, where[2] if where is not None else last_offset.get(p, 0), turn=True))
+        out.append(member_copy(uid, ts_ms, member, p, where[2] if where is not None else last_offset.get(p, 0), turn=True,
+                               said=why))
     return out
 
 

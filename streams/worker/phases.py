@@ -45,6 +45,7 @@ from streams.worker.revenue import (
     copy_origin,
     is_late_copy,
     is_turn_copy,
+    copy_said,
     parse_member_copy,
 )
 from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
@@ -405,7 +406,9 @@ def _account_copy_read(p: int, rec: RecordLike, headers: object, ev: Event | Rej
         if parsed is None:
             reject(p, rec, Rejection("malformed_json", "a churnwatch-member copy that is not one"))
         else:
-            out.accounts.append(MemberCopy(p, rec.offset, *parsed, origin=q, origin_offset=q_offset, turn=is_turn_copy(headers)))
+            turn = is_turn_copy(headers)
+            out.accounts.append(MemberCopy(p, rec.offset, *parsed, origin=q, origin_offset=q_offset, turn=turn,
+                                           said=copy_said(rec.value) if turn else ""))
         return True
     if isinstance(ev, Rejection) or ev.subscription is None:
         reject(p, rec, ev if isinstance(ev, Rejection) else Rejection("bad_subscription", "an account copy without a subscription"))

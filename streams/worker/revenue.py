@@ -95,6 +95,7 @@ __all__ = [
     "LATE_HEADER",
     "TURN_HEADER",
     "is_turn_copy",
+    "copy_said",
     "copy_origin",
     "plan_account_reads",
     "MAX_HELD",
@@ -191,19 +192,37 @@ def copy_origin(headers: object) -> tuple[str, int, int, int] | None:
     return kind, q, offset, (mark if q >= 0 else NEVER)
 
 
-def member_copy(account: str, ts_ms: int, member: Member, partition: int, offset: int, turn: bool = False) -> KafkaCopy:
+def member_copy(account: str, ts_ms: int, member: Member, partition: int, offset: int, turn: bool = False,
+                said: str = "") -> KafkaCopy:
     """A user's summary (``models.account_health.Member``) for its account's partition owner;
-    ``turn``: made at a turn of its alert in silence (``TURN_HEADER``).
+    ``turn``: made at a turn of its alert in silence (``TURN_HEADER``), ``said``: the first reason
+    of the alert it opened (:func:`copy_said`).
 
     >>> key, value, headers = member_copy("acme", 5000, Member(7, 5, 1, 0.0, 1.0, 2.0), 0, 9)
     >>> parse_member_copy(value) == ("acme", 5000, Member(7, 5, 1, 0.0, 1.0, 2.0)), key, headers
     (True, b'acme', [('churnwatch-member', b'0:9')])
     """
-    value = orjson.dumps({"account_id": account, "ts": ts_ms, "member": member.to_bytes().hex()})
+    obj: dict[str, object] = {"account_id": account, "ts": ts_ms, "member": member.to_bytes().hex()}
+    if said:
+        obj["said"] = said
+    value = orjson.dumps(obj)
     headers = [(MEMBER_HEADER, f"{partition}:{offset}".encode())]  # first: streams.worker.watermark.stamp_marks reads it
     if turn:
         headers.append((TURN_HEADER, b"1"))
     return account.encode("utf-8", "surrogatepass"), value, headers
+
+
+def copy_said(value: bytes | None) -> str:
+    """The reason a turn copy carries (:func:`member_copy`'s ``said``), "" when none (or unreadable).
+
+    >>> copy_said(member_copy("c7", 5000, Member(7, 5, 1, 0.3, 1.0, 2.0), 0, 9, True, "usual re-order")[1]), copy_said(b"{}")
+    ('usual re-order', '')
+    """
+    try:
+        said = orjson.loads(value or b"").get("said", "")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return said if isinstance(said, str) else ""
 
 
 def is_turn_copy(headers: object) -> bool:
@@ -276,6 +295,7 @@ class MemberCopy:
     origin: int = -1  # the producing partition q (its header), -1: unknown
     origin_offset: int = -1
     turn: bool = False  # made at a turn of the user's alert in silence (``TURN_HEADER``): updates a known member only
+    said: str = ""  # a turn's: the first reason of the user alert it opened (said first by the account's alert)
 
 
 @dataclass(slots=True)
@@ -585,7 +605,7 @@ def _merge_versions(copies: Sequence[Copy]) -> list[Copy]:
         assert isinstance(have, MemberCopy)
         latest = max(have, c, key=lambda v: (v.member.last_seen_s, v.origin, v.origin_offset, v.offset))
         out[i] = MemberCopy(latest.partition, max(have.offset, c.offset), latest.account, min(have.ts_ms, c.ts_ms),
-                            latest.member, latest.origin, latest.origin_offset, have.turn and c.turn)
+                            latest.member, latest.origin, latest.origin_offset, have.turn and c.turn, latest.said)
     return out
 
 
@@ -596,7 +616,7 @@ def _held_json(keep: Sequence[Copy]) -> bytes:
     for c in keep:
         if isinstance(c, MemberCopy):
             rows.append(["m", c.offset, c.origin, c.origin_offset, c.ts_ms, c.member.to_bytes().hex(),
-                         *([1] if c.turn else [])])  # an earlier version reads row[1:6] only
+                         *([1, c.said] if c.turn else [])])  # an earlier version reads row[1:6] only
         elif isinstance(c, AccountCopy):
             ev, sub = c.event, c.event.subscription
             assert sub is not None  # the decoder sends subscription events only
@@ -614,7 +634,8 @@ def _parse_held(raw: bytes | None, partition: int, account: str) -> list[Copy]:
     for row in orjson.loads(raw) if raw else ():
         if row[0] == "m":
             member = Member.from_bytes(bytes.fromhex(row[5]))
-            out.append(MemberCopy(partition, row[1], account, row[4], member, row[2], row[3], len(row) > 6 and bool(row[6])))
+            turn = len(row) > 6 and bool(row[6])
+            out.append(MemberCopy(partition, row[1], account, row[4], member, row[2], row[3], turn, str(row[7]) if turn else ""))
         else:
             ev = Event(row[4], row[5], row[6], row[7], row[8], row[9], Subscription(*row[10:15]))
             out.append(AccountCopy(partition, row[1], ev, row[2], row[3], len(row) > 15 and bool(row[15])))
@@ -650,6 +671,8 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
             if known is None and not c.turn or known is not None and c.member.last_seen_s >= known.last_seen_s:
                 note_copy(acc.extras, known, c.member, c.ts_ms)  # the 2-week trend: per copy, not per review
                 acc.members[c.member.key] = c.member
+                if c.said:  # said first by the alert this instant opens (AccountWork.said)
+                    acc.said = (c.said,)
                 key, record = str(c.member.key).encode(), c.member.to_bytes()
                 acc.changed[key] = record
                 if len(record) > member_id_at(record):  # the record keeps the id: the write indexes it
@@ -659,6 +682,7 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
         if k + 1 < len(todo) and _same_instant(c, todo[k + 1]):
             continue  # decided after the instant's last copy
         _decide(account, acc, c.ts_ms, out, isinstance(c, AccountCopy))
+        acc.said = ()
 
 
 def _same_instant(c: Copy, then: Copy) -> bool:
