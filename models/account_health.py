@@ -185,7 +185,7 @@ class Member:
     key: int
     last_seen_s: int
     stage: int
-    risk: float  # risk of the user's open at-risk alert; 0 while none is open
+    risk: float  # risk of the user's open at-risk alert at its opening (QA21 F2); 0 while none is open
     act_28d: float  # decayed 4-week activity at last_seen_s (models.signals)
     base_28d: float  # act_28d expected from the 13-week rate at last_seen_s (act_28d / trend_long)
     user_id: str = ""  # for the console's link to the user's page; "" when unknown or too long to keep
@@ -753,8 +753,9 @@ def sole_risk(m: Member) -> float:
 def _sole_reasons(m: Member, said: Sequence[str]) -> list[str]:
     """The reasons of an account that is its one user, at risk: the user's own reasons when the
     caller read them (``said``: the owner's book reads the user's scores, and the call is about
-    them: "usual re-order every 21 days, none for 40 days"), then that its own alert is open, named,
-    with its risk (alone in the stream, which has only the copy).
+    them: "usual re-order every 21 days, none for 40 days"; the stream's, the alert's first reason
+    when a copy made as it opened in silence brought it, QA21 F2), then that its own alert is open,
+    named, with its risk at its opening.
 
     >>> _sole_reasons(Member(1, 5, 1, 0.62, 1.0, 1.0, "c7"), ("usual re-order every 21 days, none for 40 days",))
     ['usual re-order every 21 days, none for 40 days', 'the only user c7 at risk by its own alert (risk 62%)']

@@ -30,7 +30,7 @@ from models.signals import (credit_late, credit_late_at_s, first_return_due_s, g
                             order_overdue, reorder_late, reorder_late_opens_s, reorder_late_s)
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
-__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
+__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "Turn", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
            "round_places"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
@@ -207,6 +207,13 @@ class Outcome:
 #: state as of the user's last event of that period, the assessment of the review that left it or
 #: None)``; what streams.worker.members makes a member copy from.
 Mark = tuple[int, UserState, Assessment | None]
+#: A review in silence that opened or closed the user's at-risk alert: ``(user id, its second, the
+#: state it left, why)``, taken by :func:`advance` into its ``turns`` for a user whose events name no
+#: company account (``ACCOUNT_MEMBER``): what streams.worker.members sends a one-user account (a
+#: shop's customer sent with ``account_id`` = the user id) so that it hears of the alert when it
+#: opens, not at the user's next active hour (QA21 F2); last, the first reason of the alert it
+#: opened ("usual re-order every 34 days, none for 55 days"; "" when it closed one).
+Turn = tuple[str, int, UserState, str]
 
 
 def alert_id(user_id: str, kind: str, detail: str, event_time_ms: int) -> str:
@@ -232,6 +239,7 @@ def advance(
     period_ms: int = 0,
     marks: list[Mark] | None = None,
     c: CompiledModel | None = None,
+    turns: list[Turn] | None = None,
 ) -> Outcome:
     """Apply ``events`` (any order) and every review due strictly before ``until_ms``.
 
@@ -258,6 +266,9 @@ def advance(
     events into several calls, models.weekly).
     ``c``: ``model.compiled`` where the caller holds it (a generic attribute lookup of the Python
     ChurnModel, ~160 instructions: once per call here, handed to each review).
+    ``turns``: also append a :data:`Turn` per review in silence (one due, not an event's) that
+    opens or closes the at-risk alert of a user not a company account's member: rare, one per
+    alert (QA21's history: 1,404 of 49,814 reviews in silence), never one per review.
     The end of a held stage change's hold (:func:`review_due_s`) is due like a review.
     """
     st = state.copy() if state is not None else UserState()
@@ -275,7 +286,7 @@ def advance(
                 period = p
         ts_s = ev.ts_ms // 1000
         if 0 < st.next_review_s < _ceil_s(ev.ts_ms) or st.flags & STAGE_HELD:  # mostly neither: skip the call
-            _run_due_reviews(user_id, st, ev.ts_ms, model, out, c)
+            _run_due_reviews(user_id, st, ev.ts_ms, model, out, c, turns)
         slot, role = vocabulary.lookup(ev.type)  # once: apply_looked_up is models.state.apply_event without it
         if role == IGNORE:  # not use (models.vocabulary): nothing but the reviews due before it, as above
             continue
@@ -304,7 +315,7 @@ def advance(
             _review(user_id, st, ts_s, model, out, c)
     if marks is not None and period >= 0:
         _mark(marks, period, st, out.review)
-    _run_due_reviews(user_id, st, until_ms, model, out, c)
+    _run_due_reviews(user_id, st, until_ms, model, out, c, turns)
     out.expire = _expired(st, until_ms // 1000, model)
     return out
 
@@ -397,7 +408,7 @@ def _hold_ends_s(st: UserState) -> int:
 
 
 def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnModel, out: Outcome,
-                     c: CompiledModel) -> None:
+                     c: CompiledModel, turns: list[Turn] | None = None) -> None:
     # Bounded: each review moves next_review_s strictly forward, to the next threshold crossing
     # or at most review_interval later (see _next_review); a churned user is reviewed once more
     # at its expiry, then next_review_s = 0 and it costs nothing. A held change is told once
@@ -411,7 +422,11 @@ def _run_due_reviews(user_id: str, st: UserState, before_ms: int, model: ChurnMo
             continue
         if not 0 < due < before_s:
             break
+        was = st.at_risk_since_s
         _review(user_id, st, due, model, out, c)
+        if turns is not None and (was == 0) != (st.at_risk_since_s == 0) and not st.flags & ACCOUNT_MEMBER:
+            why = out.alerts[-1].scores.reasons if st.at_risk_since_s else ()  # the at-risk alert is the review's last
+            turns.append((user_id, due, st.copy(), why[0] if why else ""))
 
 
 def _tell_held(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome, c: CompiledModel) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Final, Iterable, Sequence
 
 from models._native import init_args
 from models.compiled import CompiledModel
-from models.engine import Alert, Mark, advance, review_due_s
+from models.engine import Alert, Mark, Turn, advance, review_due_s
 from models.events import Event
 from models.intake import UserBatch
 from models.model import ChurnModel
@@ -30,7 +30,7 @@ _CHURNED: Final[int] = STAGES.index("churned")
 from models.weekly import advance_sampled
 
 __all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "StateWrite", "Step", "Todo", "Version", "advance_bucket", "advance_stored", "bucket_todo", "count_delta",
-           "frame_args", "index_scores", "mark_versions", "queue_alerts", "same_counts", "split_dues", "state_args",
+           "frame_args", "index_scores", "mark_versions", "queue_alerts", "turn_version", "same_counts", "split_dues", "state_args",
            "unstored_scores", "writes_by_user"]
 
 #: No score-history points, no alerts (shared: never appended to).
@@ -116,14 +116,15 @@ def index_scores(old: UserState | None, st: UserState, until_ms: int, model: Chu
 
 def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], until_ms: int, has_until: bool,
                    model: ChurnModel, history: bool, unchanged: int, period_ms: int = 0,
-                   marks: list[Mark] | None = None) -> Step:
+                   marks: list[Mark] | None = None, turns: list[Turn] | None = None) -> Step:
     """Advance the user stored as ``blob`` (None: not stored; an empty record is stored but
     unreadable, so what it added to the counters and indexes is taken off) with ``events`` to
     ``until_ms``, its partition's review clock (``has_until`` False: no clock yet, then up to its
     last event, and a user without events is skipped), and say what to write (:data:`Step`).
     ``history``: also the console's weekly points (models.weekly.advance_sampled). ``period_ms``,
     ``marks``: ``models.engine.advance``'s, the states a user's member copies are made of
-    (streams.worker.members), taken in the same pass."""
+    (streams.worker.members), taken in the same pass; ``turns``: its alert's turns at reviews in
+    silence (``models.engine.Turn``), what a one-user account hears of them."""
     old: UserState | None = None
     error = ""
     if blob is not None:
@@ -140,9 +141,9 @@ def advance_stored(user_id: str, blob: bytes | None, events: Sequence[Event], un
     points = NO_POINTS
     c = model.compiled  # once per user (a generic attribute lookup), handed to each part that reads it
     if history:  # advance(...) + the console's weekly points
-        outcome, points = advance_sampled(user_id, old, events, until_ms, model, period_ms, marks, c)
+        outcome, points = advance_sampled(user_id, old, events, until_ms, model, period_ms, marks, c, turns)
     else:
-        outcome = advance(user_id, old, events, until_ms, model, period_ms, marks, c)
+        outcome = advance(user_id, old, events, until_ms, model, period_ms, marks, c, turns)
     if outcome.expire:
         return old, None, None, 0, None, None, 0.0, points, outcome.alerts, True, False, error
     st = outcome.state
@@ -172,7 +173,8 @@ def advance_bucket(todo: dict[str, Todo], bucket: int, clocks: dict[int, int | N
                    member_of: dict[str, Any], model: ChurnModel, history: bool, unchanged: int, unstored_left: bool,
                    period_ms: int, alerts_from_ms: int, members_apart: bool, write: Any, out: Any, result: Any,
                    off_path: Callable[..., bool], apart: Callable[..., None], logged_kinds: frozenset[str],
-                   logged_stages: frozenset[str], dumps: Callable[[Any], bytes], day_name: Callable[[int], str]) -> None:
+                   logged_stages: frozenset[str], dumps: Callable[[Any], bytes], day_name: Callable[[int], str],
+                   turned: list[Turn] | None = None) -> None:
     """streams.worker.phases._advance_bucket's per-user loop, compiled: each of a bucket's users
     (``todo``) advanced to its partition's review clock ``clocks[p]`` (:func:`advance_stored`),
     its :class:`StateWrite`, console points, lowered due bound, counters (:func:`count_delta`) and
@@ -184,7 +186,9 @@ def advance_bucket(todo: dict[str, Todo], bucket: int, clocks: dict[int, int | N
     per ``period_ms``. The rare turns stay in the shell, called back with the shell's arguments:
     ``off_path`` (no new state, or an unreadable record: True when the user is done) and ``apart``
     (``members_apart`` and an alert of the user as an account member). ``unstored_left``: a user
-    with nothing stored gets :func:`unstored_scores` (False: the old rule, for a test).
+    with nothing stored gets :func:`unstored_scores` (False: the old rule, for a test). ``turned``
+    (None: accounts not in use): the users' alert turns at reviews in silence (``models.engine.Turn``),
+    each one's partition in ``out.turn_partitions``.
 
     Why here: as Python this loop, the step's twelve results boxed into a tuple and unpacked,
     each compiled call made with its arguments from the interpreter, cost ~7k instructions a
@@ -207,9 +211,12 @@ def advance_bucket(todo: dict[str, Todo], bucket: int, clocks: dict[int, int | N
                 marks = []  # filled by the user's step: one pass for both
                 members.append((uid, marks, events))
             until = clocks[partition]
+            n_turns = len(turned) if turned is not None else 0
             old, st, record, due_s, risk, reach, alert_risk, points, alerts, expire, skip, error = advance_stored(
                 uid, blob, events, 0 if until is None else until, until is not None, model, history, unchanged,
-                period_ms if marks is not None else 0, marks)
+                period_ms if marks is not None else 0, marks, turned)
+            if turned is not None and len(turned) > n_turns:  # rare: an alert opened or closed in silence
+                out.turn_partitions.extend([partition] * (len(turned) - n_turns))
             if (st is None or error) and off_path(uid, item, bucket, fields[partition], st, expire, skip, error, write,
                                                   result):
                 continue
@@ -504,7 +511,7 @@ def queue_alerts(uid: str, group: int, alerts: list[Alert], expire: bool, partit
         records.append((key, dumps(d)))
 
 
-#: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk,
+#: A member copy's version as numbers, ``(time ms, last seen s, stage index, open alert's risk at its opening,
 #: act_28d, its 13-week base, usual interval between active days)``: streams.worker.members makes
 #: the ``models.account_health.Member``.
 Version = tuple[int, int, int, float, float, float, float]
@@ -533,7 +540,7 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
             at = cancels if role == CANCEL else first
             if period not in at or ts < at[period]:
                 at[period] = ts
-    for period, st, review in marks:
+    for period, st, _ in marks:
         if not st.n_events:
             continue
         if st.last_seen_s * 1000 // period_ms != period:  # not seen in this period (a statement; or events older than the state)
@@ -542,16 +549,34 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
             first_ms = cancels[period] // 1000 * 1000  # a cancellation that left the user churned
         else:
             first_ms = first[period] // 1000 * 1000 if period in first else st.last_seen_s * 1000
-        # the risk of the user's open at-risk alert at its last review (StateWrite.alert_risk, index_scores),
-        # 0 while none is open: the ranking's score is not a risk
-        risk = 0.0
-        if st.at_risk_since_s:
-            risk = (review if review is not None else assess(st, st.last_review_s, model)).risk
-        # compute_signals(st, st.last_seen_s, model)'s act_28d and trend_long, by the same function
-        # it takes them from, without the rest of the signals (most of the cost of a version)
-        _, _, _, f28, _, _, trend_long = _decay_and_trends(st, st.last_seen_s)
-        act = st.act_28d * f28
-        base = act / trend_long if trend_long > 0 else act
-        # the user's rhythm, as its own lifecycle measures it: the account judges its silence by it (QA18 F4)
-        out.append((first_ms, st.last_seen_s, st.stage, risk, act, base, visit_gap_days(st, gap_prior)))
+        out.append(_version(first_ms, st, gap_prior))
     return out
+
+
+def turn_version(ts_s: int, st: UserState, model: ChurnModel) -> Version:
+    """The :data:`Version` of a turn of the user's alert at a review in silence (``models.engine.Turn``):
+    the state it left, dated at the review (a one-user account hears of the alert when it opens or
+    closes, QA21 F2), last seen as before."""
+    return _version(ts_s * 1000, st, model.compiled.visit_gap_days)
+
+
+#: The risk a version says of an open alert whose opening risk was 0 (never in practice): above 0,
+#: which says "no alert open".
+_OPEN_FLOOR: Final[float] = 0.0001
+
+
+def _version(ts_ms: int, st: UserState, gap_prior: float) -> Version:
+    """``st`` as a :data:`Version` dated ``ts_ms``. The risk: the user's open at-risk alert's at its
+    opening (``UserState.alert_risk``), 0 while none is open. Not the risk at the last review: a
+    customer back while the alert stays open (the exit line is lower) read "at risk by its own alert
+    (risk 7%)" on its account's alert (QA21 F2: 446 of 670 below the alert line)."""
+    risk = 0.0
+    if st.at_risk_since_s:
+        risk = st.alert_risk if st.alert_risk > _OPEN_FLOOR else _OPEN_FLOOR
+    # compute_signals(st, st.last_seen_s, model)'s act_28d and trend_long, by the same function
+    # it takes them from, without the rest of the signals (most of the cost of a version)
+    _, _, _, f28, _, _, trend_long = _decay_and_trends(st, st.last_seen_s)
+    act = st.act_28d * f28
+    base = act / trend_long if trend_long > 0 else act
+    # the user's rhythm, as its own lifecycle measures it: the account judges its silence by it (QA18 F4)
+    return ts_ms, st.last_seen_s, st.stage, risk, act, base, visit_gap_days(st, gap_prior)

@@ -71,7 +71,8 @@ def _point(week: int, st: UserState, now_s: int, model: ChurnModel) -> bytes:
 
 def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event], until_ms: int,
                     model: ChurnModel, period_ms: int = 0,
-                    marks: list[Mark] | None = None, c: CompiledModel | None = None) -> tuple[Outcome, list[bytes]]:
+                    marks: list[Mark] | None = None, c: CompiledModel | None = None,
+                    turns: list[Turn] | None = None) -> tuple[Outcome, list[bytes]]:
     """``advance(user_id, old, events, until_ms, model, period_ms, marks)`` and a point for every
     week it completes.
 
@@ -79,7 +80,7 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
     the events before B, score at B (the end of the week before), go on; the last part runs to
     ``until_ms``. The outcome equals one call (``advance``'s docstring: in-order parts give the
     same result; a B past ``until_ms`` has events at or after it, before which those reviews run).
-    ``period_ms``, ``marks``, ``c``: ``advance``'s, through every part (a period the parts cut is
+    ``period_ms``, ``marks``, ``c``, ``turns``: ``advance``'s, through every part (a period the parts cut is
     marked once).
     """
     # Up to the later of the review clock and the user's last event: a week start that only the
@@ -100,13 +101,13 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
     elif seen:
         start_s = first_ms // 1000
     else:
-        return advance(user_id, old, evs, until_ms, model, period_ms, marks, c), []
+        return advance(user_id, old, evs, until_ms, model, period_ms, marks, c, turns), []
     last = week_of(reach_ms // 1000)
     w = week_of(start_s) + 1
     if w < last - HISTORY_WEEKS + 1:
         w = last - HISTORY_WEEKS + 1
     if w > last:
-        return advance(user_id, old, evs, until_ms, model, period_ms, marks, c), []
+        return advance(user_id, old, evs, until_ms, model, period_ms, marks, c, turns), []
     st = old
     alerts: list[Alert] = []
     points: list[bytes] = []
@@ -118,12 +119,12 @@ def advance_sampled(user_id: str, old: UserState | None, events: Sequence[Event]
             w += 1
             continue  # the user does not exist yet at this week's start
         rest = [ev for ev in rest if ev.ts_ms >= b_ms]
-        out = advance(user_id, st, part, b_ms, model, period_ms, marks, c)
+        out = advance(user_id, st, part, b_ms, model, period_ms, marks, c, turns)
         st = out.state
         alerts += out.alerts
         if st.n_events:  # billing statements alone are no use of the product (models.engine): no scores yet
             points.append(_point(w - 1, st, b_ms // 1000, model))
         w += 1
-    final = advance(user_id, st, rest, until_ms, model, period_ms, marks, c)
+    final = advance(user_id, st, rest, until_ms, model, period_ms, marks, c, turns)
     final.alerts[:0] = alerts
     return final, points

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import random
 
-from models.engine import advance
+from models.engine import Turn, advance
 from models.events import EVENT_ORDER, Event
 from models.model import load_model
 from models.state import UserState
 from streams.offline.simulate_accounts import generate_accounts
 from streams.worker.clock import NEVER
-from streams.worker.members import member_versions
-from streams.worker.revenue import AccountCopy, MemberCopy, _merge_versions
+from streams.worker.members import member_versions, turn_copies
+from streams.worker.revenue import AccountCopy, MemberCopy, _merge_versions, copy_said, is_turn_copy, parse_member_copy
 from streams.worker.watermark import PERIOD_MS, mark_of, release_ms, watermark_ms
 from tests.test_revenue_live import _Redis, _tick_until
 
@@ -30,18 +30,19 @@ EVENTS = sorted(generate_accounts(3, 8, START_MS, 120).events, key=EVENT_ORDER)
 END_MS = START_MS + 200 * DAY_MS
 
 
-def _produce(seed: int) -> list[tuple[int, list[MemberCopy | AccountCopy]]]:
-    """One producing partition reading ``EVENTS`` in cycles of random size (seed 0: 1 to 3 events, as
+def _produce(seed: int, events: list[Event] = EVENTS) -> list[tuple[int, list[MemberCopy | AccountCopy]]]:
+    """One producing partition reading ``events`` in cycles of random size (seed 0: 1 to 3 events, as
     live; 1: 500, a backlog; others: mixed): per cycle, its mark (the lateness cutoff before it) and the copies it made, each
-    user advanced to the partition's review clock (the users with a due review too, at random).
+    user advanced to the partition's review clock (the users with a due review too, at random), with
+    the turn copies of its alert's turns in silence (``streams.worker.members.turn_copies``).
     Even seeds allow no lateness: the watermark then passes an hour's first copy while the hour
     runs, which is what the period's floor (``release_ms``) is for."""
     rng, lateness = random.Random(seed), LATENESS_MS[seed % 2]
     states: dict[str, UserState | None] = {}
     out: list[tuple[int, list[MemberCopy | AccountCopy]]] = []
     stream_ms, i, offset = NEVER, 0, 0
-    while i < len(EVENTS):
-        batch = EVENTS[i:i + (rng.randint(1, 3) if seed == 0 else 500 if seed == 1 else rng.choice((1, 2, 5, 40, 300)))]
+    while i < len(events):
+        batch = events[i:i + (rng.randint(1, 3) if seed == 0 else 500 if seed == 1 else rng.choice((1, 2, 5, 40, 300)))]
         i += len(batch)
         mark = mark_of(stream_ms - lateness if stream_ms != NEVER else NEVER)
         stream_ms = max(stream_ms, batch[-1].ts_ms)
@@ -55,10 +56,16 @@ def _produce(seed: int) -> list[tuple[int, list[MemberCopy | AccountCopy]]]:
                 made.append(AccountCopy(0, 0, ev, 0, offset))
             offset += 1
         for uid, evs in by_user.items():
+            if not any(ev.account_id for ev in evs):
+                continue  # a user naming no account is not a member (the worker's ``Decoded.member_of``)
             for ts_ms, member in member_versions(uid, states.get(uid), evs, MODEL):
                 made.append(MemberCopy(0, 0, evs[-1].account, ts_ms, member, 0, offset - 1))
+        turns: list[Turn] = []
         for uid in (by_user if rng.random() < 0.5 else {*by_user, *states}):
-            states[uid] = advance(uid, states.get(uid), by_user.get(uid, []), until, MODEL).state
+            states[uid] = advance(uid, states.get(uid), by_user.get(uid, []), until, MODEL, turns=turns).state
+        for copy in turn_copies(turns, [0] * len(turns), {}, {0: offset - 1}, MODEL):
+            made.append(MemberCopy(0, 0, *parse_member_copy(copy[1]), 0, offset - 1, turn=is_turn_copy(copy[2]),  # type: ignore[misc]
+                                   said=copy_said(copy[1])))
         out.append((mark, made))
     return out
 
@@ -88,7 +95,7 @@ def _account_side(produced: list[tuple[int, list[MemberCopy | AccountCopy]]], se
 
 
 def _final_copies(produced: list[tuple[int, list[MemberCopy | AccountCopy]]]) -> list[tuple[object, ...]]:
-    merged = _merge_versions([c for _, made in produced for c in made if isinstance(c, MemberCopy)])
+    merged = _merge_versions([c for _, made in produced for c in made if isinstance(c, MemberCopy) and not c.turn])
     return sorted((c.member.key, c.ts_ms, c.member.to_bytes()) for c in merged if isinstance(c, MemberCopy))
 
 
@@ -167,9 +174,8 @@ def test_versions_merge_into_one_copy_and_an_older_hour_read_behind_replaces_no_
 def _by_definition(uid: str, state: UserState | None, evs: list[Event]) -> list[tuple[int, bytes]]:
     """A cycle's versions by their definition, apart from the step: ``advance`` from the stored
     state up to each hour's last event, hour by hour; the member's numbers from ``compute_signals``
-    at its last seen second (what the compiled ``models.step.mark_versions`` must give)."""
+    at its last seen second, the open alert's risk at its opening (what the compiled ``models.step.mark_versions`` must give)."""
     from models.account_health import Member, member_key
-    from models.scoring import assess
     from models.signals import compute_signals
     from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
 
@@ -188,8 +194,8 @@ def _by_definition(uid: str, state: UserState | None, evs: list[Event]) -> list[
         else:
             active = [ev.ts_ms for ev, role in zip(chunk, roles) if role not in (SUBSCRIPTION, CANCEL, IGNORE)]
         risk = 0.0
-        if st.at_risk_since_s:
-            risk = (o.review if o.review is not None else assess(st, st.last_review_s, MODEL)).risk
+        if st.at_risk_since_s:  # the open alert's risk at its opening, not at the last review (QA21 F2)
+            risk = max(st.alert_risk, 0.0001)
         sig = compute_signals(st, st.last_seen_s, MODEL)
         base = sig.act_28d / sig.trend_long if sig.trend_long > 0 else sig.act_28d
         member = Member(member_key(uid), st.last_seen_s, st.stage, risk, sig.act_28d, base, uid, sig.visit_gap_days)
@@ -224,3 +230,64 @@ def test_the_steps_marks_give_the_versions_of_their_definition() -> None:
                 compared += len(got)
                 blob = step[2]
     assert compared > 1000
+
+
+def _shop(customers: int = 12) -> list[Event]:
+    """A shop's customers, each its own account (``account_id`` = the user id), ordering every 5 to
+    12 days: a third stop for good (lapsers who never come back), a third come back 6-9 weeks
+    after they stopped, the rest go on; and two customers sent without an account."""
+    rng, out = random.Random(21), []
+    for k in range(customers + 2):
+        uid = f"c{k:02d}"
+        account = uid if k < customers else ""
+        every, t = rng.randint(5, 12), START_MS + rng.randint(0, 5) * DAY_MS
+        stop = rng.randint(6, 9)
+        for n in range(10):
+            if n == stop and k % 3 != 2:
+                if k % 3 == 0:
+                    break  # gone for good
+                t += rng.randint(42, 63) * DAY_MS  # back after a long silence
+            t += every * DAY_MS + rng.randint(0, 5) * 3_600_000
+            out += [Event(uid, t, "page_view", f"{uid}v{n}", 0.0, account),
+                    Event(uid, t + 600_000, "purchase", f"{uid}p{n}", 25.0, account)]
+    return sorted(out, key=EVENT_ORDER)
+
+
+def test_a_one_user_account_is_at_risk_when_its_users_alert_opens_in_silence() -> None:
+    """QA21 F2: an account that is its one user (a shop's customer sent with ``account_id`` = the user
+    id) heard of its user's at-risk alert opened by a review in silence only with the user's next
+    active hour (670 of 670 at one of the user's events, a median 2.1 days late; none for a customer
+    who never came back), and quoted the user's risk at that hour ("risk 7%" on the day it came
+    back). Property, over cuts into cycles as above: the account's alerts are the same whatever the
+    cuts; each user at-risk alert opened in silence gives its account's ``account_at_risk`` at its
+    own time, its first reason the user alert's, then the risk it opened at; every lapser is warned; customers sent without an
+    account get no account."""
+    events = _shop()
+    results = []
+    for seed in range(4):
+        redis = _account_side(_produce(seed, events), seed)
+        assert redis.held == {}, "nothing left held after the last heartbeat"
+        results.append((sorted((a["account_id"], a["event_time_ms"], a["alert_id"], a["kind"], a["risk"], tuple(a["reasons"]))  # type: ignore[arg-type]
+                               for a in redis.alerts), redis.sides, redis.extras, redis.members))
+    for r in results[1:]:
+        assert r == results[0]
+    alerts, members = results[0][0], results[0][3]
+    assert set(members) == {f"c{k:02d}" for k in range(12)}, "a user sent without an account has none"
+    by_user: dict[str, list[Event]] = {}
+    for ev in events:
+        by_user.setdefault(ev.user_id, []).append(ev)
+    opened = 0
+    for uid in sorted(members):
+        user = [a for a in advance(uid, None, by_user[uid], END_MS, MODEL).alerts if a.kind == "at_risk"]
+        account = [a for a in alerts if a[0] == uid and a[3] == "account_at_risk"]
+        seen = {ev.ts_ms for ev in by_user[uid]}
+        for a in user:
+            if a.event_time_ms in seen:
+                continue  # opened at an event: told with that hour's copy, as before
+            opened += 1
+            at = [x for x in account if x[1] == a.event_time_ms]
+            assert at, (uid, a.event_time_ms, account)
+            assert at[0][5] == (a.scores.reasons[0], f"the only user {uid} at risk by its own alert (risk {100.0 * a.scores.risk:.0f}%)")
+        if int(uid[1:]) % 3 == 0:  # a lapser, never back
+            assert user and account, (uid, user, account)
+    assert opened >= 4, opened

@@ -64,6 +64,9 @@ class AccountWork:
     # the account's declared quiet periods (the accounts table's ``quiet``, read by the worker:
     # streams/worker/accounts.py); () for none
     quiet: tuple[QuietPeriod, ...] = ()
+    # the first reason of the user alert a turn copy applied at this instant opened (never stored):
+    # a one-user account's alert says it first, as the owner's book does (QA21 F2)
+    said: tuple[str, ...] = ()
 
 
 def account_rollup(state: AccountState | None, extras: Mapping[str, object], members: Sequence[Member], renewal_ms: int,
@@ -320,7 +323,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     (``AccountState.churned``, the win-back list's figure; 0 for a trial lost without paying).
     Its ``mrr`` is 0 once churned, so the CRM's win-back case had no figure of what was lost."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms, account,
-                       quiet=acc.quiet)
+                       acc.said, quiet=acc.quiet)
     note_payment(acc, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)

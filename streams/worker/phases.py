@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 import orjson
 
-from models.engine import Alert, Mark
+from models.engine import Alert, Mark, Turn
 from models.events import Event
 from models.intake import UserBatch, group_plain, record_values
 from models.model import ChurnModel
@@ -44,6 +44,8 @@ from streams.worker.revenue import (
     account_copy,
     copy_origin,
     is_late_copy,
+    is_turn_copy,
+    copy_said,
     parse_member_copy,
 )
 from streams.worker.watermark import HEARTBEAT_HEADER, PERIOD_MS
@@ -404,7 +406,9 @@ def _account_copy_read(p: int, rec: RecordLike, headers: object, ev: Event | Rej
         if parsed is None:
             reject(p, rec, Rejection("malformed_json", "a churnwatch-member copy that is not one"))
         else:
-            out.accounts.append(MemberCopy(p, rec.offset, *parsed, origin=q, origin_offset=q_offset))
+            turn = is_turn_copy(headers)
+            out.accounts.append(MemberCopy(p, rec.offset, *parsed, origin=q, origin_offset=q_offset, turn=turn,
+                                           said=copy_said(rec.value) if turn else ""))
         return True
     if isinstance(ev, Rejection) or ev.subscription is None:
         reject(p, rec, ev if isinstance(ev, Rejection) else Rejection("bad_subscription", "an account copy without a subscription"))
@@ -505,6 +509,10 @@ class Advanced:
     # streams.worker.members makes their member copies from
     members: list[tuple[str, list[Mark], Sequence[Event]]] = field(default_factory=list)
     erased: list[str] = field(default_factory=list)  # users read as erased: their events dropped (streams.worker.erase)
+    # where accounts are in use: the users' alert turns at reviews in silence (models.engine.Turn), which
+    # streams.worker.members sends their one-user accounts (QA21 F2), and each one's partition
+    turns: list[Turn] = field(default_factory=list)
+    turn_partitions: list[int] = field(default_factory=list)
 
     def extend(self, other: "Advanced") -> None:
         """Append ``other``'s lists to these (a cycle advanced in slices): every field, so one
@@ -530,12 +538,14 @@ def advance_users(
     history: bool = True,
     alerts_from_ms: int = 0,
     members_apart: bool = False,
+    accounts: bool = False,
 ) -> Advanced:
     """``models.engine.advance`` for every user with events or a due review, bucket by bucket;
     counts into ``result``. ``history``: also the console's weekly points (streams/worker/history.py).
     ``alerts_from_ms`` (``Settings.alerts_from_ms``): user alerts of an earlier event time are not
     queued for the alerts topic (``models.step.queue_alerts``); 0: all are. ``members_apart``
-    (``Settings.members_apart``): account members' user alerts go to ``Advanced.member_alerts``."""
+    (``Settings.members_apart``): account members' user alerts go to ``Advanced.member_alerts``.
+    ``accounts``: accounts are in use, so the alert turns at reviews in silence are kept (``Advanced.turns``)."""
     out = Advanced()
     for plan, reply in zip(plans, replies):
         expected = dict(zip(plan.parts, reply.offsets))
@@ -545,7 +555,7 @@ def advance_users(
         fields = {p: part[0] for p, part in zip(expected, write.parts)}  # p -> "<topic>:<p>", built once a bucket
         clocks = {p: until_ms.get(p) for p in expected}  # p -> review clock, looked up once a bucket
         _advance_bucket(todo, plan.bucket, clocks, fields, decoded.member_of, model, write, out, result, history,
-                        alerts_from_ms, members_apart)
+                        alerts_from_ms, members_apart, accounts)
         if write.states or write.stats or any(new for _, _, new in write.parts):
             out.writes.append(write)
     return out
@@ -664,7 +674,7 @@ UNSTORED_LEFT = True
 def _advance_bucket(
     todo: dict[str, _Todo], bucket: int, clocks: dict[int, int | None], fields: dict[int, str],
     member_of: dict[str, tuple[str, int, int]], model: ChurnModel, write: BucketWrite, out: Advanced, result: CycleResult,
-    history: bool, alerts_from_ms: int = 0, members_apart: bool = False,
+    history: bool, alerts_from_ms: int = 0, members_apart: bool = False, accounts: bool = False,
 ) -> None:
     """Advance each of a bucket's users to its partition's review clock ``clocks[p]`` and queue
     its state write, points, due bound, counters and alerts (``models.step.advance_bucket``,
@@ -675,7 +685,7 @@ def _advance_bucket(
     ``_queue_apart``) are called back here, as Python."""
     advance_bucket(todo, bucket, clocks, fields, member_of, model, history, UNCHANGED, UNSTORED_LEFT, PERIOD_MS,
                    alerts_from_ms, members_apart, write, out, result, _off_path, _queue_apart, KINDS_LOGGED,
-                   STAGES_LOGGED, orjson.dumps, day_name)
+                   STAGES_LOGGED, orjson.dumps, day_name, out.turns if accounts else None)
 
 
 def _queue_apart(uid: str, group: int, alerts: list[Alert], expire: bool, partition: int, alerts_from_ms: int,

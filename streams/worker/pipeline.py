@@ -90,7 +90,7 @@ from streams.worker.phases import (
     plan_reads,
     plan_sweep,
 )
-from streams.worker.members import member_copies
+from streams.worker.members import member_copies, turn_copies
 from streams.worker.partitioner import partitions_of
 from streams.worker.pending import PendingWrites, moved_dues, overlay_reads, pending_writes
 from streams.worker.routing import KafkaCopy, Router
@@ -576,6 +576,7 @@ class Pipeline:
         timer.mark("advance")
         self.applying()
         members = member_copies(advanced.members, decoded.member_of, self.model)
+        members += turn_copies(advanced.turns, advanced.turn_partitions, decoded.member_of, decoded.last_offset, self.model)
         if advanced.erased:  # their statements are not copied to their accounts either
             drop_erased_copies(decoded, advanced.erased)
         stamp_marks(decoded.account_copies, made)
@@ -711,7 +712,7 @@ class Pipeline:
         if not self._flights:
             return advance_users(plans, replies, decoded, until_ms, self.model, topic=self.topic, due_limit=store.due_limit,
                                  result=result, history=history, alerts_from_ms=self.alerts_from_ms,
-                                 members_apart=self.settings.members_apart)
+                                 members_apart=self.settings.members_apart, accounts=self.store.accounts_in_use)
         out, i = Advanced(), 0
         while i < len(plans):
             j, users = i, 0
@@ -720,7 +721,8 @@ class Pipeline:
                 j += 1
             part = advance_users(plans[i:j], replies[i:j], decoded, until_ms, self.model, topic=self.topic,
                                  due_limit=store.due_limit, result=result, history=history,
-                                 alerts_from_ms=self.alerts_from_ms, members_apart=self.settings.members_apart)
+                                 alerts_from_ms=self.alerts_from_ms, members_apart=self.settings.members_apart,
+                                 accounts=self.store.accounts_in_use)
             out.extend(part)
             i = j
             await asyncio.sleep(0)

@@ -93,6 +93,9 @@ __all__ = [
     "is_account_copy",
     "is_late_copy",
     "LATE_HEADER",
+    "TURN_HEADER",
+    "is_turn_copy",
+    "copy_said",
     "copy_origin",
     "plan_account_reads",
     "MAX_HELD",
@@ -113,6 +116,10 @@ ACCOUNT_HEADER: Final[str] = "churnwatch-account"
 #: (``churnwatch_subscription_applied_late_total``), never as behind.
 LATE_HEADER: Final[str] = "churnwatch-late"
 MEMBER_HEADER: Final[str] = "churnwatch-member"
+#: On a member copy made at a turn of the user's alert at a review in silence (``models.engine.Turn``),
+#: sent for any user not a company account's member: its account applies it only to a member it
+#: already has (a one-user account, QA21 F2), never adds one (a user naming no account has none).
+TURN_HEADER: Final[str] = "churnwatch-turn"
 KafkaCopy = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # (key, value, headers)
 # the counter hashes of an account bucket: a Ledger per period, and the signup-month cohorts
 # (``models.revenue_ledger.Cohorts.counters``), all HINCRBYed by the same fenced write
@@ -185,15 +192,46 @@ def copy_origin(headers: object) -> tuple[str, int, int, int] | None:
     return kind, q, offset, (mark if q >= 0 else NEVER)
 
 
-def member_copy(account: str, ts_ms: int, member: Member, partition: int, offset: int) -> KafkaCopy:
-    """A user's summary (``models.account_health.Member``) for its account's partition owner.
+def member_copy(account: str, ts_ms: int, member: Member, partition: int, offset: int, turn: bool = False,
+                said: str = "") -> KafkaCopy:
+    """A user's summary (``models.account_health.Member``) for its account's partition owner;
+    ``turn``: made at a turn of its alert in silence (``TURN_HEADER``), ``said``: the first reason
+    of the alert it opened (:func:`copy_said`).
 
     >>> key, value, headers = member_copy("acme", 5000, Member(7, 5, 1, 0.0, 1.0, 2.0), 0, 9)
     >>> parse_member_copy(value) == ("acme", 5000, Member(7, 5, 1, 0.0, 1.0, 2.0)), key, headers
     (True, b'acme', [('churnwatch-member', b'0:9')])
     """
-    value = orjson.dumps({"account_id": account, "ts": ts_ms, "member": member.to_bytes().hex()})
-    return account.encode("utf-8", "surrogatepass"), value, [(MEMBER_HEADER, f"{partition}:{offset}".encode())]
+    obj: dict[str, object] = {"account_id": account, "ts": ts_ms, "member": member.to_bytes().hex()}
+    if said:
+        obj["said"] = said
+    value = orjson.dumps(obj)
+    headers = [(MEMBER_HEADER, f"{partition}:{offset}".encode())]  # first: streams.worker.watermark.stamp_marks reads it
+    if turn:
+        headers.append((TURN_HEADER, b"1"))
+    return account.encode("utf-8", "surrogatepass"), value, headers
+
+
+def copy_said(value: bytes | None) -> str:
+    """The reason a turn copy carries (:func:`member_copy`'s ``said``), "" when none (or unreadable).
+
+    >>> copy_said(member_copy("c7", 5000, Member(7, 5, 1, 0.3, 1.0, 2.0), 0, 9, True, "usual re-order")[1]), copy_said(b"{}")
+    ('usual re-order', '')
+    """
+    try:
+        said = orjson.loads(value or b"").get("said", "")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return said if isinstance(said, str) else ""
+
+
+def is_turn_copy(headers: object) -> bool:
+    """Whether a member copy was made at a turn of its user's alert in silence (:func:`member_copy`).
+
+    >>> is_turn_copy(member_copy("c7", 5000, Member(7, 5, 1, 0.3, 1.0, 2.0), 0, 9, turn=True)[2]), is_turn_copy(None)
+    (True, False)
+    """
+    return is_account_copy(headers, TURN_HEADER)
 
 
 def parse_member_copy(value: bytes | None) -> tuple[str, int, Member] | None:
@@ -256,6 +294,8 @@ class MemberCopy:
     member: Member
     origin: int = -1  # the producing partition q (its header), -1: unknown
     origin_offset: int = -1
+    turn: bool = False  # made at a turn of the user's alert in silence (``TURN_HEADER``): updates a known member only
+    said: str = ""  # a turn's: the first reason of the user alert it opened (said first by the account's alert)
 
 
 @dataclass(slots=True)
@@ -392,6 +432,9 @@ def advance_accounts(
                 continue
             p = todo[-1].partition
             before = _parse_held(held, p, account)
+            todo = _known_turns(todo, before, mem)
+            if not todo and not before and blob is None and side is None:  # turns of users naming no account
+                continue
             now, keep = _release(todo, before, None if release_ms is None else release_ms.get(p), max_held, out)
             subscriptions, late_before = sum(1 for c in todo if isinstance(c, AccountCopy)), out.late
             out.applied += subscriptions
@@ -432,6 +475,24 @@ def advance_accounts(
     if late_accounts:
         _warn_late(out.late, late_accounts)
     return out
+
+
+def _known_turns(todo: list[Copy], held: Sequence[Copy], mem: Mapping[bytes, bytes]) -> list[Copy]:
+    """``todo`` without the turn copies (``TURN_HEADER``) of users the account has no member record
+    of, stored (``mem``) nor coming (an ordinary member copy held or read): every user not a
+    company account's member sends them, and only a one-user account (its user named it) reads them.
+
+    >>> m = Member(7, 5, 1, 0.3, 1.0, 2.0)
+    >>> turn, plain = MemberCopy(0, 1, "c7", 9000, m, turn=True), MemberCopy(0, 2, "c7", 5000, m)
+    >>> len(_known_turns([turn], [], {})), len(_known_turns([turn], [plain], {})), len(_known_turns([turn], [], {b"7": b""}))
+    (0, 1, 1)
+    """
+    turns = [c for c in todo if isinstance(c, MemberCopy) and c.turn]
+    if not turns:
+        return todo
+    known = {int(k) for k in mem}
+    known.update(c.member.key for c in (*held, *todo) if isinstance(c, MemberCopy) and not c.turn)
+    return [c for c in todo if not (isinstance(c, MemberCopy) and c.turn and c.member.key not in known)]
 
 
 def _past_fence(copies: Sequence[Copy], expected: Mapping[str, str], topic: str, out: AccountsAdvanced) -> list[Copy]:
@@ -544,7 +605,7 @@ def _merge_versions(copies: Sequence[Copy]) -> list[Copy]:
         assert isinstance(have, MemberCopy)
         latest = max(have, c, key=lambda v: (v.member.last_seen_s, v.origin, v.origin_offset, v.offset))
         out[i] = MemberCopy(latest.partition, max(have.offset, c.offset), latest.account, min(have.ts_ms, c.ts_ms),
-                            latest.member, latest.origin, latest.origin_offset)
+                            latest.member, latest.origin, latest.origin_offset, have.turn and c.turn, latest.said)
     return out
 
 
@@ -554,7 +615,8 @@ def _held_json(keep: Sequence[Copy]) -> bytes:
     rows: list[list[object]] = []
     for c in keep:
         if isinstance(c, MemberCopy):
-            rows.append(["m", c.offset, c.origin, c.origin_offset, c.ts_ms, c.member.to_bytes().hex()])
+            rows.append(["m", c.offset, c.origin, c.origin_offset, c.ts_ms, c.member.to_bytes().hex(),
+                         *([1, c.said] if c.turn else [])])  # an earlier version reads row[1:6] only
         elif isinstance(c, AccountCopy):
             ev, sub = c.event, c.event.subscription
             assert sub is not None  # the decoder sends subscription events only
@@ -572,7 +634,8 @@ def _parse_held(raw: bytes | None, partition: int, account: str) -> list[Copy]:
     for row in orjson.loads(raw) if raw else ():
         if row[0] == "m":
             member = Member.from_bytes(bytes.fromhex(row[5]))
-            out.append(MemberCopy(partition, row[1], account, row[4], member, row[2], row[3]))
+            turn = len(row) > 6 and bool(row[6])
+            out.append(MemberCopy(partition, row[1], account, row[4], member, row[2], row[3], turn, str(row[7]) if turn else ""))
         else:
             ev = Event(row[4], row[5], row[6], row[7], row[8], row[9], Subscription(*row[10:15]))
             out.append(AccountCopy(partition, row[1], ev, row[2], row[3], len(row) > 15 and bool(row[15])))
@@ -604,9 +667,12 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
             out.judging = (out.judging[0], True)  # the instant's decision is judged out of order
         if isinstance(c, MemberCopy):
             known = acc.members.get(c.member.key)
-            if known is None or c.member.last_seen_s >= known.last_seen_s:  # an older period read behind: kept out
+            # a turn only updates a member the account has (``TURN_HEADER``); an older period read behind: kept out
+            if known is None and not c.turn or known is not None and c.member.last_seen_s >= known.last_seen_s:
                 note_copy(acc.extras, known, c.member, c.ts_ms)  # the 2-week trend: per copy, not per review
                 acc.members[c.member.key] = c.member
+                if c.said:  # said first by the alert this instant opens (AccountWork.said)
+                    acc.said = (c.said,)
                 key, record = str(c.member.key).encode(), c.member.to_bytes()
                 acc.changed[key] = record
                 if len(record) > member_id_at(record):  # the record keeps the id: the write indexes it
@@ -616,6 +682,7 @@ def _apply_in_order(account: str, acc: AccountWork, todo: list[Copy], out: Accou
         if k + 1 < len(todo) and _same_instant(c, todo[k + 1]):
             continue  # decided after the instant's last copy
         _decide(account, acc, c.ts_ms, out, isinstance(c, AccountCopy))
+        acc.said = ()
 
 
 def _same_instant(c: Copy, then: Copy) -> bool:
