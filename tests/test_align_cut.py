@@ -110,31 +110,57 @@ class _Consumer:
         return self.ends[tp.partition]
 
 
+class _Pair:
+    """Worker A owning partition 0 and worker B owning 1, both stored at 23:00 (offset 50 of 100),
+    sharing one in-memory Redis."""
+
+    def __init__(self) -> None:
+        from streams.worker.store import Resume
+
+        self.store, self.consumer = _Store(), _Consumer({0: 100, 1: 100})
+        self.a, self.b = Alignment(6 * HOUR), Alignment(6 * HOUR)
+        self.p0, self.p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+        self.store.progress = {0: Resume(50, T0 + 23 * HOUR, "", {}), 1: Resume(50, T0 + 23 * HOUR, "", {})}
+
+    @staticmethod
+    def stream(p: int) -> int:
+        return T0 + 23 * HOUR
+
+    @staticmethod
+    def busy(p: int) -> bool:
+        return False
+
+    def refresh(self, me: Alignment, full: bool = True) -> None:
+        """``me`` publishes its heads and reads the other's: with the once-a-second read (progress,
+        log ends) due, or not due (the heads alone, while held back)."""
+        import asyncio
+
+        tp = self.p0 if me is self.a else self.p1
+        own = me.own_holding(self.consumer, {tp}, {tp.partition: 51}, self.stream, {}, self.busy)
+        me._foreign_read = float("-inf") if full else float("inf")
+        me._heads_read = float("-inf")
+        asyncio.run(me.refresh_foreign(self.consumer, self.store, "t", 2, {tp}, own))
+
+    def release(self, me: Alignment) -> None:
+        tp = self.p0 if me is self.a else self.p1
+        me.release(self.consumer, {tp}, {tp.partition: 51}, self.stream, self.busy)
+
+
 def test_two_workers_held_back_across_a_night_hold_each_other_at_their_first_unread_events() -> None:
     """Worker A owns 0, worker B owns 1; both read to 23:00 and were cut at their first event of the
     next morning (07:00 and 08:00). Each holds the other at that first unread event, which it
     publishes, not at its stream time (23:00): A may go on (08:00 is within 6 h of 07:00), where
     with the stream times each waited for the other (a deadlock until the foreign partition counted
     as stopped, 5 s then 30 s: measured on 5 December 2026)."""
-    import asyncio
-
-    from streams.worker.store import Resume
-
-    store, consumer = _Store(), _Consumer({0: 100, 1: 100})
-    a, b = Alignment(6 * HOUR), Alignment(6 * HOUR)
-    p0, p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    w = _Pair()
+    a, b, p0, p1 = w.a, w.b, w.p0, w.p1
     a.paused[p0], b.paused[p1] = T0 + 31 * HOUR, T0 + 32 * HOUR
-    store.progress = {0: Resume(50, T0 + 23 * HOUR, "", {}), 1: Resume(50, T0 + 23 * HOUR, "", {})}
-    stream = lambda p: T0 + 23 * HOUR  # noqa: E731
-    busy = lambda p: False  # noqa: E731
-    for me, tp in ((b, p1), (a, p0), (b, p1)):  # B publishes, A publishes and reads B's, B reads A's
-        own = me.own_holding(consumer, {tp}, {tp.partition: 51}, stream, {}, busy)
-        me._foreign_read = float("-inf")
-        asyncio.run(me.refresh_foreign(consumer, store, "t", 2, {tp}, own))
-    assert store.heads == {0: T0 + 31 * HOUR, 1: T0 + 32 * HOUR}
-    assert a.holding(consumer, {p0}, {0: 51}, stream, {}, busy) == {0: T0 + 31 * HOUR, 1: T0 + 32 * HOUR}
-    a.release(consumer, {p0}, {0: 51}, stream, busy)
-    b.release(consumer, {p1}, {1: 51}, stream, busy)
+    for me in (b, a, b):  # B publishes, A publishes and reads B's, B reads A's
+        w.refresh(me)
+    assert w.store.heads == {0: T0 + 31 * HOUR, 1: T0 + 32 * HOUR}
+    assert a.holding(w.consumer, {p0}, {0: 51}, w.stream, {}, w.busy) == {0: T0 + 31 * HOUR, 1: T0 + 32 * HOUR}
+    w.release(a)
+    w.release(b)
     assert p0 not in a.paused and p1 not in b.paused  # both within 6 h of 07:00: read on
 
 
@@ -153,3 +179,41 @@ def test_a_batch_without_headers_is_cut_where_the_header_by_header_reading_cuts_
     limit = T0 + limit_h * HOUR
     assert cut_index(plain, limit) == cut_index(traced, limit)
     assert first_event_ms(plain) == first_event_ms(traced)
+
+
+def test_a_worker_held_back_reads_the_others_new_head_before_the_once_a_second_read() -> None:
+    """A owns 0, B owns 1; B's first unread event (14:00) is more than 6 h past A's (07:00): B is
+    held back. A reads on to 10:00 and is held back there; within the second after the last full
+    read (progress, log ends: once a second) A publishes its new head and B, held back, reads it
+    and reads on. Until QA pass 21 F7 the heads were written and read only with the full read,
+    once a second: two workers of a backlog each waited up to two seconds per ``ahead_ms`` step of
+    the other's, 5-20 times slower than one worker."""
+    w = _Pair()
+    a, b, p0, p1 = w.a, w.b, w.p0, w.p1
+    a.paused[p0], b.paused[p1] = T0 + 31 * HOUR, T0 + 38 * HOUR
+    for me in (a, b, a):
+        w.refresh(me)
+    w.release(b)
+    assert b.paused == {p1: T0 + 38 * HOUR}  # 14:00 is past 07:00 + 6 h
+    a.paused[p0] = T0 + 34 * HOUR  # A read on to 10:00 and was cut there
+    w.refresh(a, full=False)
+    w.refresh(b, full=False)
+    assert w.store.heads[0] == T0 + 34 * HOUR
+    w.release(b)
+    assert p1 not in b.paused  # 14:00 is within 10:00 + 6 h: read on
+
+
+def test_a_cut_publishes_its_heads_at_once_where_other_workers_hold() -> None:
+    """A cut's heads are written right away for the other workers (not after the cycle's scoring,
+    at the next refresh), and only where another worker's partition is known: a worker alone
+    writes nothing more than before."""
+    import asyncio
+
+    w = _Pair()
+    alone = Alignment(6 * HOUR)
+    asyncio.run(alone.publish(w.store, "t", {0: T0}))
+    assert w.store.heads == {}
+    w.refresh(w.a)
+    w.refresh(w.b)
+    asyncio.run(w.a.publish(w.store, "t", {0: T0 + 40 * HOUR}))
+    assert w.store.heads[0] == T0 + 40 * HOUR

@@ -97,36 +97,50 @@ def _account_alerts(bootstrap: str, topic: str) -> list[dict[str, object]]:
 
 
 def _run(kafka_bootstrap: str, redis_url: str, names: dict[str, str], prefix: str, log: Path,
-         backlog: bool) -> tuple[list[dict[str, object]], dict[str, float]]:
+         backlog: bool, workers: int = 1) -> tuple[list[dict[str, object]], dict[str, float]]:
+    """The account alerts of a run and its workers' counts (summed). ``backlog``: the whole
+    history published before one worker starts, or (``workers`` 2) after two workers share the
+    partitions (the README's recipe: ``publish --file`` with the workers running), so each holds
+    the other's partitions through Redis (streams/worker/aligned.py)."""
     ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_events=names["events"],
                            topic_alerts=names["alerts"], topic_dlq=names["dlq"], partitions=PARTITIONS))
     events, topic = history(), names["events"]
     env = {"CHURNWATCH_IDLE_PARTITION_MS": "1000", "CHURNWATCH_BATCH_MAX_RECORDS": "200",
            "CHURNWATCH_PARTITIONS": str(PARTITIONS), "CHURNWATCH_KEY_PREFIX": prefix, **EXTRA_ENV}
-    w = Worker(kafka_bootstrap, redis_url, names, log, env=env)
+    ws = [Worker(kafka_bootstrap, redis_url, names, log.with_suffix(f".{i}.log"), env=env, shared_group=workers > 1)
+          for i in range(workers)]
     try:
-        if backlog:  # everything in the topic before the worker starts
+        if backlog and workers > 1:  # the partitions shared, then the whole history at once
+            for w in ws:
+                w.start()
+            wait_for("the workers sharing the partitions", lambda: [metric(w, "churnwatch_partitions_assigned") for w in ws]
+                     == [PARTITIONS / workers] * workers, 60, ws)
+            wait_progress(redis_url, topic, publish_events(kafka_bootstrap, topic, events), timeout_s=240, workers=ws,
+                          prefix=prefix)
+        elif backlog:  # everything in the topic before the worker starts
             last = publish_events(kafka_bootstrap, topic, events)
-            w.start()
-            wait_progress(redis_url, topic, last, timeout_s=240, workers=[w], prefix=prefix)
+            ws[0].start()
+            wait_progress(redis_url, topic, last, timeout_s=240, workers=ws, prefix=prefix)
         else:
-            w.start()
+            ws[0].start()
             for lo in range(0, DAYS, 6):
                 phase = [e for e in events if START_MS + lo * DAY_MS <= e.ts_ms < START_MS + (lo + 6) * DAY_MS]
                 wait_progress(redis_url, topic, publish_events(kafka_bootstrap, topic, phase), timeout_s=120,
-                              workers=[w], prefix=prefix)
-        account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, START_MS + DAYS * DAY_MS, workers=[w],
+                              workers=ws, prefix=prefix)
+        account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, START_MS + DAYS * DAY_MS, workers=ws,
                         prefix=prefix)
         wait_for("both accounts judged up to their last use", lambda: _judged_up_to(redis_url, prefix) >= LAST_USE_MS,
-                 timeout_s=120, workers=[w])
-        counts = {name + labels: metric(w, name, labels) for name, labels in (
+                 timeout_s=120, workers=ws)
+        counts = {name + labels: sum(metric(w, name, labels) for w in ws) for name, labels in (
             ("churnwatch_account_copies_behind_total", ""),
             ("churnwatch_account_copies_released_total", 'how="bound"'),
             ("churnwatch_account_copies_released_total", 'how="watermark"'),
             ("churnwatch_account_alerts_judged_late_total", ""),
-            ("churnwatch_align_cuts_total", ""))}
+            ("churnwatch_align_cuts_total", ""),
+            ("churnwatch_rebalances_total", ""))}
     finally:
-        assert w.stop() == 0, w.output()[-3000:]
+        for w in ws:
+            assert w.stop() == 0, w.output()[-3000:]
     return _account_alerts(kafka_bootstrap, names["alerts"]), counts
 
 
@@ -145,5 +159,23 @@ def test_a_backlog_replay_gives_the_live_account_alerts(kafka_bootstrap: str, re
     assert counts["churnwatch_account_copies_behind_total"] == 0, (counts, live_counts)
     assert counts['churnwatch_account_copies_released_totalhow="bound"'] == 0, counts
     assert counts['churnwatch_account_copies_released_totalhow="watermark"'] > 0, counts
+    assert counts["churnwatch_account_alerts_judged_late_total"] == 0, counts
+    assert counts["churnwatch_align_cuts_total"] > 0, "the backlog was read aligned (partitions cut and paused)"
+
+
+def test_two_workers_replaying_a_backlog_give_the_live_account_alerts(kafka_bootstrap: str, redis_url: str,
+                                                                      unique_name: str, tmp_path: Path) -> None:
+    """The README's two-worker recipe: the history published at once while two workers share the
+    partitions. Each reads its partitions held by the other's published heads (QA pass 21 F7: the
+    heads exchanged once a second made two workers 6-20 times slower than one; now read while held
+    back), and the account alerts are the live run's, none judged late, no copy behind or by the bound."""
+    live, live_counts = _run(kafka_bootstrap, redis_url, _names(unique_name, "a"), "cwa", tmp_path / "a.log", backlog=False)
+    replay, counts = _run(kafka_bootstrap, redis_url, _names(unique_name, "c"), "cwc", tmp_path / "c.log", backlog=True,
+                          workers=2)
+    assert any(a["account_id"] == "globex" and a["kind"] == "account_at_risk" for a in live), (live, replay)
+    assert sorted(map(_key, replay)) == sorted(map(_key, live)), (replay, live, counts, live_counts)
+    assert not [a for a in replay if a.get("judged_late")], replay
+    assert counts["churnwatch_account_copies_behind_total"] == 0, (counts, live_counts)
+    assert counts['churnwatch_account_copies_released_totalhow="bound"'] == 0, counts
     assert counts["churnwatch_account_alerts_judged_late_total"] == 0, counts
     assert counts["churnwatch_align_cuts_total"] > 0, "the backlog was read aligned (partitions cut and paused)"

@@ -9,7 +9,11 @@ held back is not paused in aiokafka (that would drop the fetch reply it buffers,
 it is only not taken from, so aiokafka keeps its reply and fetches nothing more for it.
 
 Other workers' partitions are known by the progress their owners store in Redis (the stream time
-after each settled cycle) and their log ends (ListOffsets), read at most once a second. One holds
+after each settled cycle) and their log ends (ListOffsets), read at most once a second, and by the
+heads their owners publish (where they hold): with that read, at each cut, and, while a partition
+of the worker's own is held back, every ``HEADS_EVERY_S`` (two workers of a backlog each wait for
+the other's next head: exchanged once a second, two workers read a replay 5-20 times slower than
+one, QA pass 21 F7). One holds
 the others back only while it is behind its log end and its stored time moved in the last
 ``FOREIGN_IDLE_S``: a partition whose worker stopped, or waits itself, holds nobody (Kafka
 Streams' ``max.task.idle.ms``: a task idles that long at most for a partition with no data).
@@ -34,11 +38,12 @@ from streams.worker import metrics
 from streams.worker.align import align_limit, cut_index, first_event_ms
 from streams.worker.clock import NEVER
 
-__all__ = ["Alignment", "FOREIGN_EVERY_S", "FOREIGN_IDLE_S"]
+__all__ = ["Alignment", "FOREIGN_EVERY_S", "FOREIGN_IDLE_S", "HEADS_EVERY_S"]
 
 logger = logging.getLogger(__name__)
 
 FOREIGN_EVERY_S: Final[float] = 1.0  # other workers' progress and log ends: read at most this often
+HEADS_EVERY_S: Final[float] = 0.02  # while held back: the heads published and read at most this often
 FOREIGN_IDLE_S: Final[float] = 30.0  # a foreign partition whose stored time did not move this long holds nobody
 _ENDS_TIMEOUT_S: Final[float] = 2.0  # the log ends' answer waited for at most this (the loop must not stall on it)
 
@@ -56,6 +61,8 @@ class Alignment:
         self._foreign: dict[int, tuple[int, int, float]] = {}
         self._foreign_ends: dict[int, int] = {}
         self._foreign_read = float("-inf")
+        self._heads_read = float("-inf")
+        self._published: Mapping[int, int] = {}
 
     def on(self, accounts_in_use: bool) -> bool:
         """Only where account copies flow (users alone need no order across partitions)."""
@@ -108,8 +115,10 @@ class Alignment:
     async def refresh_foreign(self, consumer: Any, store: Any, topic: str, partitions: int,
                               assigned: set[TopicPartition], own: Mapping[int, int]) -> None:
         """Other workers' partitions: where they hold (their owners' :meth:`own_holding`, else
-        their stored stream time), their stored progress and log ends; and ``own`` (this worker's
-        :meth:`own_holding`) published for them. At most once a second.
+        their stored stream time), their stored progress and log ends, at most once a second; and
+        ``own`` (this worker's :meth:`own_holding`) published for them. While a partition of its
+        own is held back, the worker publishes ``own`` when it changes and reads the others' heads
+        every ``HEADS_EVERY_S``: see :meth:`_refresh_heads`.
 
         Why the time they hold at, not the stored stream time: a partition held back waits at its
         first unread event, which is past its stream time by the gap before it. With the stream
@@ -123,13 +132,17 @@ class Alignment:
         known = consumer.partitions_for_topic(topic) or set()
         others = [q for q in range(partitions) if q not in mine and q in known]
         now = time.monotonic()
-        if not others or now - self._foreign_read < FOREIGN_EVERY_S:
-            if not others:
-                self._foreign.clear()
+        if not others:
+            self._foreign.clear()
             return
-        self._foreign_read = now
+        if now - self._foreign_read < FOREIGN_EVERY_S:
+            if self.paused and now - self._heads_read >= HEADS_EVERY_S:
+                await self._refresh_heads(store, topic, own, now)
+            return
+        self._foreign_read = self._heads_read = now
         try:
-            await store.write_align_heads(topic, own)
+            await store.write_align_heads(topic, own)  # every second all the same (a rebuild deletes them)
+            self._published = dict(own)
             progress = await store.read_resume(topic)
             heads = await store.read_align_heads(topic)
             ends = await asyncio.wait_for(consumer.end_offsets([TopicPartition(topic, q) for q in others]), _ENDS_TIMEOUT_S)
@@ -147,6 +160,44 @@ class Alignment:
         self._foreign_ends = {tp.partition: end for tp, end in ends.items()}
         for q in [q for q in self._foreign if q in mine]:
             del self._foreign[q]
+
+    async def _refresh_heads(self, store: Any, topic: str, own: Mapping[int, int], now: float) -> None:
+        """Between the once-a-second reads, while held back: ``own`` published if it changed, the
+        heads of the other workers' partitions known read again (their progress and log ends stand).
+
+        Why: two workers of a backlog hold each other, each at most ``ahead_ms`` past the other's
+        published head, so the pair advances ``ahead_ms`` of event time per exchange of heads. With
+        the heads written and read once a second, an exchange took 1-2 s, while each worker waited
+        at 2-3% CPU: two workers read a replay 5-20 times slower than one (QA pass 21 F7; now about
+        as fast as one: docs/REVENUE.md, "Two workers, one step of 6 h per exchange"). Redis answers
+        an HGETALL of a few fields in well under a millisecond; ListOffsets, a broker round trip,
+        stays once a second."""
+        self._heads_read = now
+        try:
+            if own != self._published:
+                await store.write_align_heads(topic, own)
+                self._published = dict(own)
+            heads = await store.read_align_heads(topic)
+        except Exception as exc:  # no answer: what was known stands
+            logger.debug("aligned reading: other workers' heads not read (%s)", exc)
+            return
+        for q, known_q in list(self._foreign.items()):
+            t = heads.get(q)
+            if t is not None and t != known_q[0]:
+                self._foreign[q] = (t, known_q[1], now)
+
+    async def publish(self, store: Any, topic: str, own: Mapping[int, int]) -> None:
+        """Right after a cut, where other workers' partitions hold this one: ``own`` (the heads
+        the cut left) published at once, not after the cycle's scoring, so a worker waiting for
+        it reads on while this one scores (:meth:`_refresh_heads`)."""
+        if not self._foreign or own == self._published:
+            return
+        try:
+            await store.write_align_heads(topic, own)
+        except Exception as exc:  # not written: the next refresh writes them
+            logger.debug("aligned reading: heads not published (%s)", exc)
+            return
+        self._published = dict(own)
 
     # -- the three points of the loop -----------------------------------------------------
 

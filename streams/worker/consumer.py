@@ -68,7 +68,7 @@ from streams.kafka_admin import RETRY_LOGGER
 from streams.settings import Settings, aiokafka_client_kwargs
 from streams.timefmt import format_ts
 from streams.worker import metrics
-from streams.worker.aligned import Alignment
+from streams.worker.aligned import HEADS_EVERY_S, Alignment
 from streams.worker.batching import RecordCap
 from streams.worker.ledger import StoreRolledBack
 from streams.worker.clock import NEVER
@@ -882,6 +882,9 @@ class StreamConsumer:
                 self._stash_generation = min(self._stash_generation, generation) if self._stash_n else generation
                 self._stash[tp] = records + self._stash.get(tp, [])
                 self._stash_n += len(records)
+            if left:  # where this batch leaves each partition, for the other workers at once
+                own = self._align.own_holding(self.consumer, self.assigned, self._next, self._stream_ms, batch, self._idle)
+                await self._align.publish(self.store, self.topic, own)
         return batch
 
     # -- aligned reading (streams/worker/align.py) ---------------------------------------------
@@ -921,7 +924,8 @@ class StreamConsumer:
         assigned = self.consumer.assignment()
         tps = sorted((tp for tp in assigned if tp not in self._align.paused), key=lambda t: t.partition)
         if not tps:  # joining (its count unknown: a getmany would hand one partition's reply), or all held back
-            await asyncio.sleep(timeout_ms / 1000)
+            # held back: until the others' heads are read again (aligned.py, HEADS_EVERY_S), not a whole timeout
+            await asyncio.sleep(min(timeout_ms / 1000, HEADS_EVERY_S) if self._align.paused else timeout_ms / 1000)
             return {}, generation
         share = max(1, max_records // len(tps))
         out: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
