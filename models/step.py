@@ -30,8 +30,8 @@ _CHURNED: Final[int] = STAGES.index("churned")
 from models.weekly import advance_sampled
 
 __all__ = ["NO_ALERTS", "NO_POINTS", "STAGE_KEYS", "StateWrite", "Step", "Todo", "Version", "advance_bucket", "advance_stored", "bucket_todo", "count_delta",
-           "frame_args", "index_scores", "mark_versions", "queue_alerts", "turn_version", "same_counts", "split_dues", "state_args",
-           "unstored_scores", "writes_by_user"]
+           "due_member", "frame_args", "index_scores", "lay_blobs", "mark_versions", "moved_members", "queue_alerts",
+           "same_counts", "split_dues", "state_args", "turn_version", "unstored_scores", "writes_by_user"]
 
 #: No score-history points, no alerts (shared: never appended to).
 NO_POINTS: Final[list[bytes]] = []
@@ -410,6 +410,41 @@ def writes_by_user(states: Iterable[StateWrite]) -> dict[str, StateWrite]:
     """A bucket write's states by user id: streams.worker.pending's layer of a write in flight.
     Compiled: the user id is a native read here, a generic one from Python (docs/SCALING.md)."""
     return {sw.user_id: sw for sw in states}
+
+
+def due_member(group: int, user_id: str) -> str:
+    """Members of the due index carry the group so the read script finds the state without Python
+    (``streams.worker.keys.due_member``, which is this function: compiled callers build them natively)."""
+    return f"{group}:{user_id}"
+
+
+def moved_members(writes: Iterable[StateWrite | None], swept: dict[str, int], unchanged: int) -> list[int | str]:
+    """streams.worker.pending.moved_dues' pass: of ``writes`` (None skipped) each that moves or
+    removes its due entry (``due_s`` not ``unchanged``) on a swept index (``swept``: its due field
+    -> the part, 1-based), flat ``[part, member, ...]``. Compiled: as Python, one pass over every
+    write in flight before each read, ~3.5k instructions a write (docs/SCALING.md, ``overlap``)."""
+    out: list[int | str] = []
+    for sw in writes:
+        if sw is None or sw.due_s == unchanged:
+            continue
+        part = swept.get(sw.due_field)
+        if part is not None:
+            out.append(part)
+            out.append(due_member(sw.group, sw.user_id))
+    return out
+
+
+def lay_blobs(users: list[tuple[int, str]], blobs: list[bytes | None], layers: list[dict[str, StateWrite]]) -> None:
+    """streams.worker.pending's records of a read laid over: ``blobs[j]`` (the record read of
+    ``users[j]``) replaced by the record of the first of ``layers`` (writes by user id, newest
+    first) that writes that user. Compiled: as Python, a dict lookup per user read and layer."""
+    for j in range(len(users)):
+        uid = users[j][1]
+        for layer in layers:
+            sw = layer.get(uid)
+            if sw is not None:
+                blobs[j] = sw.blob
+                break
 
 
 def split_dues(writes: Iterable[StateWrite | None], bounds: dict[str, int]) -> tuple[dict[str, list[StateWrite]], dict[str, int]]:

@@ -187,6 +187,54 @@ def test_split_dues_and_writes_by_user_are_the_overlay_loops(rows, bounds) -> No
         assert mod.writes_by_user(states) == {w.user_id: w for w in states}
 
 
+def _moved_ref(writes, swept, unchanged):  # type: ignore[no-untyped-def]
+    """streams.worker.pending.moved_dues' loop as it was written in Python."""
+    out = []
+    for sw in writes:
+        if sw is not None and sw.due_s != unchanged:
+            part = swept.get(sw.due_field)
+            if part is not None:
+                out += (part, f"{sw.group}:{sw.user_id}")
+    return out
+
+
+def _lay_ref(users, blobs, layers):  # type: ignore[no-untyped-def]
+    """streams.worker.pending._lay's loop over the users read, as it was written in Python."""
+    for j, (_, uid) in enumerate(users):
+        for layer in layers:
+            sw = layer.get(uid)
+            if sw is not None:
+                blobs[j] = sw.blob
+                break
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(st.none(), st.tuples(st.integers(-1, 60), st.sampled_from(["ev:0", "ev:1", "ev:2"]), IDS,
+                                                  st.one_of(st.none(), st.binary(max_size=8)))), max_size=40),
+       st.dictionaries(st.sampled_from(["ev:0", "ev:1", "ev:3"]), st.integers(1, 3)), st.lists(IDS, max_size=20),
+       st.integers(1, 3))
+def test_moved_members_and_lay_blobs_are_the_overlay_loops(rows, swept, read, layers) -> None:  # type: ignore[no-untyped-def]
+    """streams.worker.pending's per-write skip list and per-user records laid over a read (docs/
+    SCALING.md, ``overlap``), compiled and pure, against the Python loops they replaced: the due
+    members (of any user id) of the writes that move an entry on a swept index, in the writes'
+    order, and each user's record from the newest layer writing it (None: a deletion)."""
+    from streams.worker.store import UNCHANGED, StateWrite
+
+    writes = [None if r is None else StateWrite(i, r[2], r[3], r[1], UNCHANGED if r[0] < 0 else r[0], None)
+              for i, r in enumerate(rows)]
+    stack = [{w.user_id: w for w in writes[k::layers] if w is not None} for k in range(layers)]
+    users = [(7, uid) for uid in read + [w.user_id for w in writes[::3] if w is not None]]
+    want = [b"read"] * len(users)
+    _lay_ref(users, want, stack)
+    for mod in (PURE["step"], __import__("models.step", fromlist=["moved_members"])):
+        assert mod.moved_members(writes, swept, UNCHANGED) == _moved_ref(writes, swept, UNCHANGED)
+        assert mod.moved_members(stack[0].values(), swept, UNCHANGED) == _moved_ref(stack[0].values(), swept, UNCHANGED)
+        got = [b"read"] * len(users)
+        mod.lay_blobs(users, got, stack)
+        assert got == want
+        assert mod.due_member(12, "a:b") == "12:a:b"
+
+
 def _frame_ref(group):  # type: ignore[no-untyped-def]
     """store._driver_call's packed path as it was written in Python."""
     import orjson

@@ -15,6 +15,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from models.step import due_member
 from models.step import locate as _locate
 
 __all__ = ["FAMILIES", "Keys", "bucket_of", "group_of", "locate", "due_member", "parse_due_member", "offset_field",
@@ -98,11 +99,6 @@ class OffsetFields(dict[int, str]):
     def __missing__(self, partition: int) -> str:
         name = self[partition] = offset_field(self.topic, partition)
         return name
-
-
-def due_member(group: int, user_id: str) -> str:
-    """Members of the due index carry the group so the read script finds the state without Python."""
-    return f"{group}:{user_id}"
 
 
 def parse_due_member(member: str) -> tuple[int, str]:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from models.step import split_dues, writes_by_user
-from streams.worker.keys import due_member, offset_field
+from models.step import due_member, lay_blobs, moved_members, split_dues, writes_by_user
+from streams.worker.keys import offset_field
 from streams.worker.phases import BucketPlan
 from streams.worker.store import UNCHANGED, BucketReadResult, BucketWrite, DueUser, StateWrite
 
@@ -98,20 +98,15 @@ def moved_dues(plan: BucketPlan, pending: Sequence[PendingWrites], topic: str) -
         return []
     writes = (layers[0].users.values() if len(layers) == 1
               else [_lookup(layers, uid) for uid in {uid for layer in layers for uid in layer.users}])
-    out: list[int | str] = []
-    for sw in writes:
-        if sw is not None and sw.due_s != UNCHANGED:
-            part = swept.get(sw.due_field)
-            if part is not None:
-                out += (part, due_member(sw.group, sw.user_id))
-    return out
+    return moved_members(writes, swept, UNCHANGED)  # compiled: ~3.5k instructions a write as Python
 
 
 def _lay(plan: BucketPlan, reply: BucketReadResult, layers: Sequence[_Layer], topic: str) -> None:
     """``overlay_reads``' offsets and records of one bucket: each from the newest layer that
     holds it. Plain loops and ``dict.get`` (usually over one layer, at depth 2), not a generator
-    with a membership test and an index per offset (docs/SCALING.md, ``shellspeed``)."""
-    offsets, blobs = reply.offsets, reply.blobs
+    with a membership test and an index per offset (docs/SCALING.md, ``shellspeed``); the records'
+    loop compiled (``models.step.lay_blobs``: one lookup per user read, ``overlap``)."""
+    offsets = reply.offsets
     for i, p in enumerate(plan.parts):
         fld = offset_field(topic, p)
         for layer in layers:
@@ -119,12 +114,8 @@ def _lay(plan: BucketPlan, reply: BucketReadResult, layers: Sequence[_Layer], to
             if new is not None:
                 offsets[i] = new
                 break
-    for j, (_, uid) in enumerate(plan.users):
-        for layer in layers:
-            sw = layer.users.get(uid)
-            if sw is not None:
-                blobs[j] = sw.blob
-                break
+    if plan.users:
+        lay_blobs(plan.users, reply.blobs, [layer.users for layer in layers])
 
 
 def _lookup(layers: Sequence[_Layer], uid: str) -> StateWrite | None:
@@ -164,6 +155,7 @@ def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld:
     order, a lower bound of the next due second after ``due_max``; 0 when the read was cut).
     ``within``, ``above``: :func:`_scheduled`'s for this index."""
     out: dict[str, DueUser] = {}
+    moved = False  # an entry of the read given another due second, or one added: the order to make again
     for d in stale:
         sw = _lookup(layers, d.user_id)
         if sw is None:
@@ -174,13 +166,18 @@ def _merge_dues(stale: list[DueUser], stale_next: int | None, due_max: int, fld:
             out[d.user_id] = DueUser(d.group, d.user_id, d.due_s, sw.blob)
         elif 0 < due <= due_max:
             out[d.user_id] = DueUser(sw.group, d.user_id, due, sw.blob)
+            moved = True
     nxt = stale_next if above is None or (stale_next is not None and stale_next <= above) else above
     for sw in within:  # entries the writes added or moved into the sweep
         if sw.user_id not in out:
             out[sw.user_id] = DueUser(sw.group, sw.user_id, sw.due_s, sw.blob)
+            moved = True
     if len(stale) >= due_limit:
         nxt = 0  # the read was cut at due_limit: more may be due, sweep again next cycle
-    if len(out) < 2:  # most swept indexes: no order to make (and no key to build)
+    if len(out) < 2 or not moved:
+        # No order to make: one entry, or the read's own (Redis's: due second, then member bytes, the
+        # key below, due seconds being whole) less the entries dropped, as a serial worker takes it.
+        # Sorting that again was ~7k instructions a due user at depth 2 (docs/SCALING.md, ``overlap``).
         return list(out.values()), nxt
     dues = sorted(out.values(), key=lambda d: (d.due_s, due_member(d.group, d.user_id).encode("utf-8", "surrogatepass")))
     return dues, nxt
