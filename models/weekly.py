@@ -17,7 +17,7 @@ import struct
 from typing import Final, Sequence
 
 from models.compiled import CompiledModel
-from models.engine import Alert, Mark, Outcome, advance
+from models.engine import Alert, Mark, Outcome, Turn, advance
 from models.events import Event
 from models.health import health
 from models.model import ChurnModel
