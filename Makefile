@@ -21,6 +21,8 @@ NATIVE_SOURCES := $(wildcard models/*.py)
 
 $(VENV)/.installed: pyproject.toml setup.py $(NATIVE_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
+	@# pip -q hides setup.py's own line: say which core runs (a mypyc type error fell back unseen)
+	@$(BIN)/python -c "import models._native as n; w = n.why_pure(); print('churnwatch: scoring core ' + ('compiled' if w is None else 'pure Python (' + w + ')'))"
 	touch $@
 
 demo: $(VENV)/.installed
