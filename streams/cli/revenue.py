@@ -188,9 +188,11 @@ def whole_periods_note(period: str, from_ms: int | None, to_ms: int | None, figu
     """
     if not figures:
         return None
-    inside = [f"--from {_day(from_ms)} falls inside the first one" for _ in (0,)
-              if from_ms is not None and from_ms != figures[0].start_ms]
-    inside += [f"--to {_day(to_ms)} falls inside the last one" for _ in (0,) if to_ms is not None and to_ms != figures[-1].end_ms]
+    inside = []
+    if from_ms is not None and from_ms != figures[0].start_ms:
+        inside.append(f"--from {_day(from_ms)} falls inside the first one")
+    if to_ms is not None and to_ms != figures[-1].end_ms:
+        inside.append(f"--to {_day(to_ms)} falls inside the last one")
     if not inside:
         return None
     return (f"the figures are whole {period}s, {_day(figures[0].start_ms)} to {_day(figures[-1].end_ms)} (exclusive): "
