@@ -734,7 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks.quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated populations (default: all)")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the fightchurn simulation (default 2)")
-    ap.add_argument("--model", default=None, help="model file to judge as the default (default: the shipped one)")
+    ap.add_argument("--model", default=None, help="model file to judge as the default, and the trained models' --base-model (default: the shipped one)")
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or None

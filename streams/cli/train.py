@@ -19,7 +19,7 @@ from streams.timefmt import DAY_MS, format_day_or_time
 from streams.worker.vocabulary_text import ROLE_EFFECTS, vocabulary_lines
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "alert_lines", "base_model", "left_line", "read_history", "retention_lines", "run", "unmatched_role_lines", "verdict_line", "vocabulary_report", "with_retention",
+__all__ = ["add_arguments", "alert_lines", "base_model", "centre_words", "left_line", "read_history", "retention_lines", "run", "unmatched_role_lines", "verdict_line", "vocabulary_report", "with_retention",
            "with_vocabulary"]
 
 
@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", dest="as_of", default=None, metavar="DATES",
                         help="snapshot dates: ISO dates separated by commas, or START/END/STEP (default: weekly)")
     parser.add_argument("--base-model", dest="base_model", metavar="FILE",
-                        help="take thresholds, roles and renames from this model file (default: the built-in defaults; with "
+                        help="take thresholds, roles and renames from this model file, and pull the fitted weights "
+                             "towards its weights (the default's where it has none) (default: the built-in defaults; with "
                              "--from-topic and no --config, the renames and roles of the model in use that Redis records, "
                              "as the workers and learn read the topic)")
     parser.add_argument("--config", metavar="FILE",
@@ -70,8 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=float, default=0.2, help="share of users held out for the calibration report (default 0.2)")
     parser.add_argument("--l2", type=float, default=None,
                         help="L2 penalty per example on standardised weights, pulling them towards the default's "
-                             "(default: the penalty among 0.001, 0.01, 0.1, 1, 10 and where it pulls, the default's "
-                             "weights or 0, chosen by 5-fold cross-validation by user)")
+                             "(or --base-model's) (default: the penalty among 0.001, 0.01, 0.1, 1, 10 and where it pulls, "
+                             "the default's (or --base-model's) weights or 0, chosen by 5-fold cross-validation by user)")
     parser.add_argument("--signs", choices=SIGNS, default="bounded",
                         help="bounded (default): weights of the features that grow with silence kept >= 0, so risk never "
                              "falls in silence; free: either sign, said in the model file (docs/SCORES.md, \"The sign bounds\")")
@@ -122,20 +123,22 @@ def read_history(args: argparse.Namespace, settings: Settings, type_map: TypeMap
     return events
 
 
-#: What each verdict of ``versus_default`` is called and what the user does about it.
+#: What each verdict of ``versus_default`` is called and what the user does about it ({}: the
+#: model judged against).
 _VERDICT_WORDS = {"better": ("beats", "use it: --model FILE"),
-                  "no better": ("is no better than", "keep the default (churnwatch learn keeps such a model out)"),
-                  "worse": ("is worse than", "keep the default"),
-                  DEPENDS: ("is not steadily better than", "keep the default (churnwatch learn keeps such a model out)")}
+                  "no better": ("is no better than", "keep the {} (churnwatch learn keeps such a model out)"),
+                  "worse": ("is worse than", "keep the {}"),
+                  DEPENDS: ("is not steadily better than", "keep the {} (churnwatch learn keeps such a model out)")}
 
 
-def verdict_line(v: dict) -> str:
+def verdict_line(v: dict, against: str = "default") -> str:
     """One verdict on the trained model against the default on held-out users, and what to do:
     the verdict of ``versus_default`` (``evaluate.auc_verdict``, the rule ``churnwatch learn``
     adopts by), never "beats" beside "within noise" (QA6 L1); the as-of dates it judges (from
     90 days into the history: streams.offline.train.judged_dates) and the difference on their
     earlier and later half, and "depends on the dates" when those two disagree beyond noise
     (QA11 F2: "beats ... use it" over every weekly date, "no better" over the backtest's).
+    ``against``: what the model judged against is called (``versus_base``: "base model").
 
     >>> base = {"default_version": "d", "rows": 118, "churning_users": 15, "default_roc_auc": 0.6919}
     >>> print(verdict_line({**base, "trained_roc_auc": 0.6932, "difference_se": 0.049, "verdict": "no better"}))
@@ -151,16 +154,33 @@ def verdict_line(v: dict) -> str:
     """
     verdict = v.get("verdict")
     new, old, se = v.get("trained_roc_auc"), v.get("default_roc_auc"), v.get("difference_se")
-    head = f"held-out users{_judged(v.get('as_of'))}: the trained model {{}} the default ({v['default_version']}): ROC AUC {new} vs {old} " \
+    head = f"held-out users{_judged(v.get('as_of'))}: the trained model {{}} the {against} ({v['default_version']}): ROC AUC {new} vs {old} " \
            f"on {v['rows']:,} rows of {v['churning_users']} churning users at these dates, users already gone included"
     if verdict not in _VERDICT_WORDS:  # an AUC unknown: one class held out
-        return head.format("cannot be compared with") + " (one outcome only among them) -- keep the default"
+        return head.format("cannot be compared with") + f" (one outcome only among them) -- keep the {against}"
     words, todo = _VERDICT_WORDS[verdict]
+    todo = todo.format(against)
     spread = "?" if se is None else f"{se:.3f}"
     noise = {"no better": f"within noise, not shown on {v['churning_users']} churning users; more history needed",
              DEPENDS: "it depends on the dates, the earlier and the later half disagree beyond noise"}.get(verdict, "beyond noise")
     return head.format(words) + f" (difference {new - old:+.3f} +- {spread}, bootstrap over users: {noise})" \
         + _halves(v.get("halves") or []) + f" -- {todo}"
+
+
+def centre_words(pen: Mapping[str, Any], base_given: bool) -> tuple[str, str]:
+    """Where the penalty pulled (the report's ``penalty``): the general weights, the per-type ones.
+
+    >>> centre_words({"towards": "default"}, True)
+    ("the default weights (--base-model's are the same)", '0')
+    >>> centre_words({"towards": "base", "base_version": "trained-1", "base_lacks": ["share:a", "inactive:a"]}, True)
+    ("the base model's weights (trained-1)", "the base model's (0 for the 2 features of types it does not track)")
+    """
+    if pen["towards"] != "base":
+        same = " (--base-model's are the same)" if base_given and pen["towards"] == "default" else ""
+        return f"the {pen['towards']} weights{same}", "0"
+    lacks = len(pen.get("base_lacks") or ())
+    return (f"the base model's weights ({pen['base_version']})",
+            "the base model's" + (f" (0 for the {lacks} features of types it does not track)" if lacks else ""))
 
 
 def _judged(dates: Mapping[str, object] | None) -> str:
@@ -595,7 +615,7 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     model, report = train(events, base=base, horizon_ms=horizon, labels_ms=labels, churn_after_ms=churn_after,
                           as_of_ms=as_of, holdout=args.holdout, l2=args.l2, notes=args.notes,
                           alert_share=args.alert_share or None, version_prefix=args.version_prefix or "trained", n_types=args.types,
-                          signs=args.signs)
+                          signs=args.signs, towards=base if args.base_model else None)
     model.save(args.out)
     held = report["holdout"]
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
@@ -607,7 +627,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
         print(f"WARNING: {late_start}")
     if report.get("held_growing"):  # the same cut: tenure and the like measure the date (QA18 F2)
         held = [n for n in report["held_growing"] if ":" not in n] + (["the lifetime volumes"] if any(":" in n for n in report["held_growing"]) else [])
-        print(f"  so {', '.join(held)} were not fitted: they keep the default's weights (in such a history they count "
+        whose = "the base model's" if report["penalty"]["towards"] == "base" else "the default's"
+        print(f"  so {', '.join(held)} were not fitted: they keep {whose} weights (in such a history they count "
               f"from its first day and measure the date, not the user)")
     vocabulary_report(model, events, report)
     for line in unconverged_lines(report.get("fits", {})):
@@ -624,13 +645,16 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
            + ("ROC AUC " if by_auc else "log-loss ")
            + ", ".join(f"{c} {(max if by_auc else min)(v.values()):.4f}" for c, v in cv.items() if v)
            + f"; the choice is {above:.4f} +- {se:.4f} {'below' if by_auc else 'above'} the best ({pen['cv_best']}), "
-           + "the most default-like within one error") if tried else "given"
-    print(f"penalty l2 {pen['l2']:g} towards the {pen['towards']} weights, l2 {pen['l2_types']:g} on the per-type weights "
-          f"towards 0 ({how}; {pen['fit_churners']} churning of {pen['fit_users']} users fitted)")
+           + f"the most {'base-model' if 'base' in cv else 'default'}-like within one error") if tried else "given"
+    general, per_type = centre_words(pen, bool(args.base_model))
+    print(f"penalty l2 {pen['l2']:g} towards {general}, l2 {pen['l2_types']:g} on the per-type weights towards {per_type} "
+          f"({how}; {pen['fit_churners']} churning of {pen['fit_users']} users fitted)")
     for line in holdout_lines(report):
         print(line)
     if "versus_default" in report:
         print(verdict_line(report["versus_default"]))
+    if "versus_base" in report:
+        print(verdict_line(report["versus_base"], "base model"))
     if "alerts" in report:
         for line in alert_lines(report["alerts"]):
             print(line)

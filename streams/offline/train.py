@@ -18,12 +18,14 @@ What it fits, in this order:
    events strictly before it through the same ``advance``/``assess`` code the stream and
    the backtest run, labelled 1 when the user churns within the horizon after it. A logistic
    model (``models.risk.LogisticRisk.fit``) is fitted on 80% of the users with an L2 penalty
-   whose centre (the default's documented effects, or 0) and strengths (one on the general
+   whose centre (the default's documented effects, or with ``--base-model`` that model's weights
+   where it has them: :func:`base_prior`; or 0) and strengths (one on the general
    effects, one on the per-type ones) 5-fold cross-validation over those users chooses
    (:func:`choose_prior`: a history with few churning users stays at the default, one that
    contradicts it leaves it); the other 20% give the
    calibration report (reliability by decile, Brier score, ROC AUC) stored in the file, and the
-   comparison with the shipped default (no fitted weight) on the same held-out users, at the
+   comparison with the shipped default (no fitted weight; and with ``--base-model`` with that
+   model too, ``versus_base``) on the same held-out users, at the
    as-of dates from 90 days after the first event on (:func:`judged_dates`: in an export's
    first months the customers who predate it read as new users, and the verdict turned on
    them, QA11 F2): the report says whether the trained model beats it (``versus_default``, its
@@ -886,6 +888,7 @@ def default_risks(per_user: Mapping[str, Sequence[Event]], users: set[str], date
 L2_GRID: Final[tuple[float, ...]] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 #: Centres tried by :func:`choose_prior`: the default's documented weights, and 0 (the plain
 #: ridge penalty, for products whose history contradicts the default's effects). First wins ties.
+#: With ``--base-model`` the first is "base", its weights (:func:`base_prior`).
 CENTRES: Final[tuple[str, ...]] = ("default", "zero")
 #: What :func:`choose_prior` ranks the penalties by: out-of-fold log-loss (the default) or ROC AUC.
 CRITERIA: Final[tuple[str, ...]] = ("log_loss", "auc")
@@ -953,8 +956,9 @@ def _log_losses(p: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class PriorChoice:
-    """Where the penalty pulls the general weights (``centre``: the default's or 0), how hard
-    (``l2``), how hard the per-type weights are pulled to 0 (``l2_types``), the out-of-fold
+    """Where the penalty pulls the general weights (``centre``: the default's, the base model's
+    or 0), how hard (``l2``), how hard the per-type weights are pulled (``l2_types``: to 0, or to
+    the base model's), the out-of-fold
     log-loss and ROC AUC of every combination tried (centre -> "l2/l2_types" -> value), the
     ``criterion`` that chose (:data:`CRITERIA`), the best one by it, and how far the chosen one
     is from it (loss above, or AUC below) with its standard error over users (:func:`choose_prior`)."""
@@ -969,7 +973,7 @@ class PriorChoice:
     criterion: str = "log_loss"
 
     def prior(self, default: Mapping[str, float]) -> dict[str, float]:
-        return dict(default) if self.centre == "default" else {}
+        return dict(default) if self.centre != "zero" else {}
 
     def by_feature(self, names: Sequence[str]) -> dict[str, float]:
         return {n: self.l2_types for n in names if _per_type(n)}
@@ -1015,7 +1019,9 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     200-resample bootstraps). ``one_se=False``: the best itself, no one-standard-error rule
     (measured with "auc" only, docs/SCORES.md). ``signs``: the fits' sign bounds (:data:`SIGNS`,
     :func:`_bounds`).
-    ``held``: features every fit keeps at the given weights (:func:`held_growing`)."""
+    ``held``: features every fit keeps at the given weights (:func:`held_growing`).
+    ``default``: the weights of the first centre, the default's or (``centres`` "base") the base
+    model's (:func:`base_prior`); "zero" pulls to 0."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     folds = np.array([_fold(u) for u in users])
@@ -1025,8 +1031,8 @@ def choose_prior(names: Sequence[str], X: np.ndarray, y: np.ndarray, users: Sequ
     aucs: dict[str, dict[str, float]] = {}
     tried: list[tuple[tuple[int, float, float], str, float, float, str, np.ndarray]] = []
     for rank, centre in enumerate(centres):
-        prior = dict(default) if centre == "default" else {}
-        pairs = [(a, b) for a in grid for b in grid] if centre == "default" and per_type else [(a, a) for a in grid]
+        prior = dict(default) if centre != "zero" else {}
+        pairs = [(a, b) for a in grid for b in grid] if centre != "zero" and per_type else [(a, a) for a in grid]
         table[centre], aucs[centre] = {}, {}
         for l2, l2_types in pairs:
             p = _cv_predictions(names, X, y, folds, prior, l2, {n: l2_types for n in per_type}, signs, held)
@@ -1095,10 +1101,37 @@ def _by_auc(tried: _Tried, aucs: Mapping[str, Mapping[str, float]], y: np.ndarra
     return centre, l2, l2_types, f"{best[1]} {best[4]}", (round(diff, 6), round(err, 6))
 
 
+def base_prior(names: Sequence[str], base: ChurnModel, default: Mapping[str, float], signs: str = "bounded") -> dict[str, float]:
+    """Where the penalty pulls with ``--base-model`` (:func:`train`'s ``towards``), feature by
+    feature: the base model's weight where it has the feature (0 where its file leaves one out:
+    a fit writes no zero weight), ``default``'s where it has not (the per-type features of a type
+    it does not track: none in the default, so 0); each within this fit's bounds (:func:`_bounds`:
+    a base fitted with free signs pulls a bounded fit to the nearest weight it allows). Zero
+    weights left out, so the shipped default as the base gives the default's own prior.
+
+    >>> base = ChurnModel(tracked_types=("view",), risk_weights={"decline": 2.0, "share:view": 0.5, "cooling": -1.0},
+    ...                   training={"signs": "free"})
+    >>> base_prior(("decline", "tenure_log", "cooling", "share:view", "share:order"), base, {"tenure_log": -0.25, "decline": 1.0})
+    {'decline': 2.0, 'share:view': 0.5}
+    """
+    bounds = _bounds(names, signs)
+    low, high, caps = set(bounds["nonnegative"]), set(bounds.get("nonpositive", ())), bounds.get("caps", {})
+    own = set(base.compiled.features)
+    out: dict[str, float] = {}
+    for name in names:
+        w = float(base.risk_weights.get(name, 0.0)) if name in own else float(default.get(name, 0.0))
+        w = max(w, 0.0) if name in low else min(w, 0.0) if name in high else w
+        w = min(max(w, -caps[name]), caps[name]) if name in caps else w
+        if w:
+            out[name] = w
+    return out
+
+
 def _versus_default(per_user: Mapping[str, Sequence[Event]], snaps: Snapshots, test: np.ndarray, y: np.ndarray,
                     risk: np.ndarray, usable: Sequence[int], default: ChurnModel, data_start_ms: int) -> dict[str, Any]:
-    """Does the trained model (``risk``) beat the default (no fitted weight) on the held-out rows
-    (``test``) the default can score too, at the as-of dates past the warm-up
+    """Does the trained model (``risk``) beat the default (no fitted weight; or the base model,
+    :func:`train`'s ``versus_base``: the same keys, the base's figures under ``default_``) on the
+    held-out rows (``test``) the default can score too, at the as-of dates past the warm-up
     (:func:`judged_dates`)? Judged over those dates, and over their earlier and later half
     (:func:`date_halves`, :func:`verdict_over_dates`). Empty when there is no such row."""
     dates, past_warmup = judged_dates(usable, data_start_ms)
@@ -1193,6 +1226,7 @@ def train(
     from_default: bool = True,
     weights_only: bool = False,
     signs: str = "bounded",
+    towards: ChurnModel | None = None,
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Fit a model on ``events`` (module docstring); returns it and its training report.
 
@@ -1210,6 +1244,14 @@ def train(
     ``default`` (the shipped default when None): the model the held-out comparison judges against
     and, with ``from_default``, the weights the penalty pulls towards. ``l2``: the penalty per
     example on standardised weights; None chooses it, where it pulls and the per-type penalty by cross-validation (:func:`choose_prior`).
+
+    ``towards`` (``churnwatch train --base-model``): the model the penalty pulls towards instead of
+    ``default``, feature by feature (:func:`base_prior`: its weights where it has the feature,
+    ``default``'s where not); the report's ``penalty`` says so (``towards`` "base", its
+    ``base_version``, the features it lacks in ``base_lacks``) and the held-out comparison judges
+    against it too (``versus_base``, beside ``versus_default``). A model with the default's weights
+    pulls as the default does ("default"); the default itself (its weights and version: the
+    shipped file) is compared with once, and the file is the one without ``towards``.
 
     ``weights_only``: a successor of ``base`` that a running state can take (``churnwatch learn``):
     the vocabulary (``tracked_types``, even none, and roles), horizon, population (but its RFM
@@ -1314,14 +1356,19 @@ def train(
     names = model.compiled.features
     default = default if default is not None else load_model()
     prior = {k: v for k, v in default.risk_weights.items() if k in names} if from_default else None
+    centre = CENTRES[0]
+    if prior is not None and towards is not None:
+        pulled = base_prior(names, towards, prior, signs)
+        if pulled != {k: v for k, v in prior.items() if v}:  # the default's weights: pulled as by the default
+            prior, centre = pulled, "base"
     fit_users = _rows_of(snaps.users, fit_rows)
-    held = held_growing(per_user, names, default.risk_weights, data_end)
+    held = held_growing(per_user, names, prior if centre == "base" else default.risk_weights, data_end)
     t0 = time.monotonic()
     if l2 is None:
         choice = choose_prior(names, X[fit_rows], y[fit_rows], fit_users, prior or {},
-                              centres=CENTRES if prior is not None else ("zero",), signs=signs, held=held)
-    else:  # given: one penalty, towards the default (or 0 without from_default)
-        choice = PriorChoice("default" if prior is not None else "zero", l2, l2, {})
+                              centres=(centre, CENTRES[1]) if prior is not None else ("zero",), signs=signs, held=held)
+    else:  # given: one penalty, towards the default or the base (or 0 without from_default)
+        choice = PriorChoice(centre if prior is not None else "zero", l2, l2, {})
     fitter = LogisticRisk(names, l2=choice.l2, **_bounds(names, signs)).fit(
         X[fit_rows], y[fit_rows], prior=choice.prior(prior or {}), l2_by_feature=choice.by_feature(names), held=held)
     logger.info("penalty chosen and weights fitted on %s rows in %.1f s", int(fit_rows.sum()), time.monotonic() - t0)
@@ -1371,14 +1418,20 @@ def train(
     }
     if returns := long_returns(per_user, model):  # customers back after the retention (streams.cli.train says it)
         report["long_returns"] = returns
-    if held:  # the history starts after its users did: these kept the default's weights (streams.cli.train says it)
+    if held:  # the history starts after its users did: these kept the centre's weights (streams.cli.train says it)
         report["held_growing"] = sorted(held)
+    if towards is not None and centre == "base":
+        report["penalty"].update(base_version=towards.version, base_lacks=sorted(set(names) - set(towards.compiled.features)))
     if signs == FREE_SIGNS:  # models.risk.check_weights reads it (a bounded fit's file is as before: no key)
         report["signs"] = FREE_SIGNS
     if test.any():
         versus = _versus_default(per_user, snaps, test, y, risk, usable, default, data_start)
         if versus:
             report["versus_default"] = versus
+        other = towards is not None and (centre == "base" or towards.version != default.version)  # not the default itself
+        mine = _versus_default(per_user, snaps, test, y, risk, usable, towards, data_start) if other else {}
+        if mine:
+            report["versus_base"] = mine
     weights = {name: round(w, 6) for name, w in fitter.weights.items() if w != 0.0}
     thresholds: dict[str, float] = {}
     if alert_share is not None:
