@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _TRIGGERS: tuple[tuple[str, str], ...] = (
     (r"^cancelled", "cancel"),
     (r"^no (visit|return) for", "silence past rhythm"),
-    (r"^usual re-order", "purchase overdue"),
+    (r"^usual (re-order|\S+) (besides the subscription )?every (day|\d+ days), none for", "purchase overdue"),  # or the own purchase name (QA22b F10)
     (r" down \d+% against", "decline vs baseline"),
     (r"^(only about \d+ events? (in recent weeks|lately|in recent months)|fewer than 1 event a (4-week period|week|3-month period) lately"
      r"|no events (in recent weeks|lately|in recent months))", "low activity"),

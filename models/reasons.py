@@ -412,7 +412,8 @@ def _more_is_worse(slot: int, model: "ChurnModel", c: CompiledModel | None = Non
 
 
 def _more_weighs_worse(slot: int, c: CompiledModel) -> bool:
-    """:func:`_more_is_worse` worked out: the ``negative`` role, else the log-odds one e-fold more
+    """:func:`_more_is_worse` worked out: the ``negative`` role, else never the product's most
+    common type (:func:`_most_common`, QA22), else the log-odds one e-fold more
     of the type adds for a user at the typical share ``s`` of it, through its three features:
     -w(``inactive:``) + w(``share:``) x s(1 - s) + w(``lifetime:``) x (1 - s) (the log of the
     share moves by 1 - s, the share by s(1 - s)), positive. The typical share is the model's
@@ -425,10 +426,28 @@ def _more_weighs_worse(slot: int, c: CompiledModel) -> bool:
         return True
     n = vocabulary.n_slots
     share = c.references[_N_FIXED + n + slot]
+    if _most_common(share, c.references[_N_FIXED + n:_N_FIXED + 2 * n]):
+        return False
     s = share if 0.0 < share < 1.0 else 1.0 / n
     w = c.weights
     more = -w[_N_FIXED + slot] + w[_N_FIXED + n + slot] * s * (1.0 - s) + w[_N_FIXED + 2 * n + slot] * (1.0 - s)
     return more > 0.0
+
+
+def _most_common(share: float, shares: Sequence[float]) -> bool:
+    """Whether a type whose typical share is ``share`` is the product's most common type (the
+    largest training-mean share of ``shares``, the model's means of every slot's ``share:``): its
+    core use (plays in a streaming service, sessions in a game), never a type more of which reads
+    worse in :func:`_more_weighs_worse` unless declared ``negative``. Why (QA22a F3, QA22b F10):
+    a fit weighs the core type's share up when the other types' shares weigh down (they add up
+    to 1: more of the core type is less of the rest, a narrower use, which the breadth reason and
+    the other types' own facts say), and its count since first seen up beside the recent one (a
+    fall from the user's own history, which the decline says); the formula then read plays as a
+    sign of leaving, and "play_start events: 35% of the user's recent activity, against 31% for
+    a typical user" was a reason for risk in 815 at-risk alerts of a streaming service,
+    "session_start events: 34% ..., against 29%" the first of 763 of a game's loyal players.
+    A model without the means (every share 0) has no most common type."""
+    return 0.0 < share < 1.0 and share >= max(shares)
 
 
 def _share_of_use(key: str, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
@@ -899,15 +918,38 @@ def _by_class(key: str, sig: Signals, model: "ChurnModel", c: CompiledModel) -> 
     """What both readings of a fact (:func:`_against`, :func:`_not_for`) answer before its own
     line: no for the count of a user too young for it (:func:`_too_young`); for a compared or
     per-type fact, yes when the model weighs it as it reads and it is not the share of a type of
-    use; no for a fact that grows with silence weighed < 0 (a free-sign fit); else its own line."""
+    use nor the count of a type the user never used (:func:`_never_used`); no for a fact that
+    grows with silence weighed < 0 (a free-sign fit); else its own line."""
     cls = _key_class(key)
     if _young(key, cls, sig, c):
         return _NO
     if cls == _SLOT_KEY or cls == _COMPARED_KEY:
-        return _YES if _reads_as_it_weighs(key, model, c) and not _share_of_use(key, model, c) else _NO
+        if not _reads_as_it_weighs(key, model, c) or _share_of_use(key, model, c):
+            return _NO
+        return _NO if cls == _SLOT_KEY and _never_used(key, sig, model, c) else _YES
     if cls == _SILENT_KEY and not _reads_as_it_weighs(key, model, c):
         return _NO
     return _OWN_LINE
+
+
+def _never_used(key: str, sig: Signals, model: "ChurnModel", c: CompiledModel) -> bool:
+    """Whether per-type count fact ``key`` (``inactive:``, or ``lifetime:`` but of the purchase
+    role, whose exact count is said) is of a type of use the user never used: its 4-week decayed
+    counter is exactly 0, as only a type never done since first seen has it (the counter decays
+    by a factor and never returns to 0 once it has counted; float32 needs some 8 years of silence
+    to underflow). Then "no X in recent weeks, against 0.8 for a typical user" is a trait, not a
+    stop: no reason for risk (:func:`_by_class`). Why (QA22a F3): a streaming service's fit
+    weighed fewer profile switches as risk (``inactive:profile_switch`` 1.79: families churn
+    less), and 1,183 of 2,236 at-risk alerts led with "no profile_switch events in recent weeks",
+    every one of a solo account, which has one profile to watch on: nothing to act on. A user
+    who did the type, however long ago, keeps the fact ("fewer than 1 X a 4-week period lately").
+    The state keeps no count of a type since first seen, so "a material amount" is "ever"."""
+    i = c.features.index(key)
+    slot = (i - _N_FIXED) % c.vocabulary.n_slots
+    if sig.slot_28d[slot] > 0.0 or key.startswith(_PREFIXES[1]) or _more_is_worse(slot, model, c):
+        return False
+    name = c.vocabulary.slot_name(slot)
+    return not (key.startswith(_PREFIXES[2]) and name is not None and c.vocabulary.lookup(name)[1] == PURCHASE)
 
 
 def _against(key: str, sig: Signals, back: float, model: "ChurnModel", c: CompiledModel | None = None) -> bool:
@@ -1052,7 +1094,8 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
             return f"no visit for {sig.visit_overdue:.1f}x the usual interval of {sig.visit_gap_days:.1f} days"
         return f"no return for {_days(sig.silence_days)} after {sig.active_days} active day{'s' if sig.active_days != 1 else ''}"
     if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days); a subscriber's add-ons (_besides, QA21 F3)
-        return f"usual re-order{_besides(st)} {_every(order_gap_days(sig))}, none for {_days(sig.purchase_silence_days)}"
+        what = (c or model.compiled).vocabulary.own_name("purchase") or "re-order"
+        return f"usual {what}{_besides(st)} {_every(order_gap_days(sig))}, none for {_days(sig.purchase_silence_days)}"
     if key == "type_decline":
         found = _type_decline(sig, model)
         if found is not None:
@@ -1126,7 +1169,9 @@ def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, 
             return f"recent activity{_RECENT_LONG} up {100.0 * (sig.trend_long - 1.0):.0f}% against the user's 3-month rate"
         return f"recent activity{_RECENT_LONG} steady against the user's 3-month rate"
     if key == "purchase":  # the interval the order is due at (models.signals.order_gap_days), as _text
-        return f"re-ordered{_besides(st)} {_ago(sig.purchase_silence_days)}, usual {_every(order_gap_days(sig))}"
+        own = model.compiled.vocabulary.own_name("purchase")
+        what = "re-ordered" if own is None else "last " + own
+        return f"{what}{_besides(st)} {_ago(sig.purchase_silence_days)}, usual {_every(order_gap_days(sig))}"
     if key == "low":
         return _decayed_count(sig.act_28d, "event", False)
     if key == "narrow":

@@ -193,7 +193,18 @@ class Vocabulary:
         >>> Vocabulary(roles={"cancel": ["account_closed"]}).cancel_name(), Vocabulary().cancel_name()
         ('account_closed', None)
         """
-        names = self.roles.get("cancel", ())
+        return self.own_name("cancel")
+
+    def own_name(self, role: str) -> str | None:
+        """The product's own name of ``role`` when the role names one event type, else None (of
+        several names a state does not keep which one came): :meth:`cancel_name`, and the
+        purchase role's, which the late purchase reason says instead of the shop's "re-order"
+        (QA22b F10: a game's ``iap_purchase`` read "usual re-order every 9 days").
+
+        >>> Vocabulary(roles={"purchase": ["iap_purchase"]}).own_name("purchase"), Vocabulary().own_name("purchase")
+        ('iap_purchase', None)
+        """
+        names = self.roles.get(role, ())
         return names[0] if len(names) == 1 else None
 
     def recurring_text(self) -> str:

@@ -28,5 +28,6 @@ def test_episode_outcomes_add_up_to_the_backtest_figures() -> None:
 
 def test_trigger_names_the_reason_kind() -> None:
     assert trigger("usual re-order every 30 days, none for 41 days") == "purchase overdue"
+    assert trigger("usual iap_purchase every 9 days, none for 14 days") == "purchase overdue"
     assert trigger("uses 2 kinds of activity in 4 weeks") == "narrow use"
     assert trigger("something new") == "other"

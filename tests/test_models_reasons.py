@@ -92,7 +92,7 @@ _AGAINST = [
     (r"^cancelled", "cancelled"),
     (r"^(renewal due (in \d+ days?|today) \(paid through \d{4}-\d\d-\d\d\)|paid period ended .*, no renewal stated)$", "renewal"),
     (r"^no (visit|return) for", "silence"),
-    (r"^usual re-order every", "purchase"),
+    (r"^usual (re-order|\S+) every (day|\d+ days), none for", "purchase"),  # the product's own purchase name (QA22b F10)
     (r"^recent activity \(4-week decayed\) down \d+% against the user's 3-month rate$", "decline_long"),
     (r"^recent \S+( events)? \(1-week decayed\) down \d+% against the user's 4-week baseline$", "decline"),
     (r"^((only about \d+ events?|no events) in recent weeks|fewer than 1 event a 4-week period lately)", "low"),
@@ -122,7 +122,7 @@ _FOR = [
     (_RETURNED, "returned"),
     (r"^paid through \d{4}-\d\d-\d\d: no renewal due within \d+ days$", "renewal"),
     (r"^(active today|last active \d+ days? ago), .*usual interval", "silence"),
-    (r"^re-ordered (today|\d+ days? ago), usual every (day|\d+ days)$", "purchase"),
+    (r"^(re-ordered|last \S+) (today|\d+ days? ago), usual every (day|\d+ days)$", "purchase"),
     (r"^recent activity \(4-week decayed\) (up \d+%|steady) against the user's 3-month rate$", "decline_long"),
     (r"^recent activity \(1-week decayed\) (up \d+%|steady) against the user's 4-week baseline$", "decline"),
     (r"^((about \d+ events?|no events) in recent weeks|fewer than 1 event a 4-week period lately)", "low"),
@@ -147,7 +147,7 @@ _FOR = [
 _FINE = [
     (r"chance of .*?: (\d+)%", lambda m: int(m.group(1)) >= 50),
     (r"activity \(\d-week decayed\) (up|steady)|down -\d", None),
-    (r"came back|^new user|active today|last active|within the usual|^risk down|^re-ordered|^active on \d+ days since|^activity back", None),
+    (r"came back|^new user|active today|last active|within the usual|^risk down|^re-ordered|^last \S+ (today|\d+ days? ago), usual every|^active on \d+ days since|^activity back", None),
     (r"uses (\d+) of the (\d+)", lambda m: 2 * int(m.group(1)) > int(m.group(2))),
     (r"no visit for (\d+\.\d)x", lambda m: float(m.group(1)) < 1.2),  # "1.0x the usual" reads as usual (QA16 F6)
     (r"^active over \d+ days \(first to last visit\)$", None),
@@ -256,13 +256,16 @@ def _weighs_as_it_reads(key: str, model: ChurnModel) -> bool:
 
 def more_reads_worse(name: str, model: ChurnModel) -> bool:
     """Whether more events of type ``name`` read worse for the user (QA16 F4): the product's
-    ``negative`` role, or the model's three weights on the type say one e-fold more of it raises
+    ``negative`` role, or, but for the product's most common type (the largest training-mean
+    share: its core use, QA22), the model's three weights on the type say one e-fold more of it raises
     the log-odds of a user at the typical share s: -w(inactive) + w(share) s(1-s) + w(lifetime)(1-s),
     with s the training mean of its share (else an even share of the slots)."""
     if name in model.compiled.vocabulary.roles.get("negative", ()):
         return True
     tracked = model.compiled.vocabulary.tracked
     s = model.risk_means.get(f"share:{name}", 0.0)
+    if 0.0 < s < 1.0 and all(model.risk_means.get(f"share:{other}", 0.0) <= s for other in tracked):
+        return False  # the product's most common type: its core use (QA22a F3, QA22b F10)
     s = s if 0.0 < s < 1.0 else 1.0 / (len(tracked) or 8)
     w = {prefix: model.risk_weights.get(f"{prefix}:{name}", 0.0) for prefix in ("inactive", "share", "lifetime")}
     return -w["inactive"] + w["share"] * s * (1.0 - s) + w["lifetime"] * (1.0 - s) > 0.0
@@ -308,6 +311,8 @@ def _contributions(alert: Alert, model: ChurnModel) -> dict[str, float]:
 
 #: A paying customer's standing grievance in words (models.reasons._grievance_text): said first
 #: whatever it weighs in the risk (QA17 F8), as the re-order that is late.
+#: The late purchase reason, in the shop's "re-order" or the product's own purchase name (QA22b F10).
+_LATE_ORDER = r"^usual (re-order|\S+) every (day|\d+ days), none for"
 _GRIEVANCE = re.compile(r"^(complained|asked for a refund|disputed a payment)")
 
 
@@ -352,12 +357,14 @@ def check_alert(alert: Alert, model: ChurnModel) -> None:
                 at += 1
             # a grievance said first may leave it past the last place shown (MAX_REASONS, with a
             # cancellation and a renewal due: models.reasons._renewal_shown)
-            if not _grievance_said(reasons) or (at < len(told) and told[at].startswith("usual re-order every")):
-                assert at < len(told) and told[at].startswith("usual re-order every") and told[at] not in told[at + 1:], reasons
+            if not _grievance_said(reasons) or (at < len(told) and re.match(_LATE_ORDER, told[at])):
+                assert at < len(told) and re.match(_LATE_ORDER, told[at]) and told[at] not in told[at + 1:], reasons
                 told = told[:at] + told[at + 1:]
         for text in told:
             key = _key(text, _AGAINST)
             assert key is not None and not _fine(text), (text, reasons)
+            # a type the user never used is no stop (QA22a F3: "no profile_switch events in recent weeks" of solo accounts)
+            assert not re.match(r"^no (?!events )\S+( events)? in recent weeks", text), (text, reasons)
             key = _slot_feature(key, text, model)
             assert _weighs_as_it_reads(key, model), (text, model.risk_weights)  # reasons7
             if key in lifts:
@@ -860,7 +867,7 @@ def test_a_share_of_a_type_of_use_is_no_reason_for_risk() -> None:
 #: The words of the facts that grow with silence, on either side (at-risk and recovered words).
 _SILENT_WORDS = {
     "silence": r"^no (visit|return) for|^active today, usual interval|^last active .*within the usual interval",
-    "purchase": r"^usual re-order every|^re-ordered ",
+    "purchase": r"^usual re-order every|^re-ordered |^usual \S+ every (day|\d+ days), none for|^last \S+ (today|\d+ days? ago), usual every",
     "decline": r"^recent .*\(1-week decayed\) (down|up|steady)",  # not a type's own rise told after its reason (QA16 F4)
     "decline_long": r"\(4-week decayed\) (down|up|steady)",
     "low": r"^((only )?about \d+ events?|no events) in recent weeks|^fewer than 1 event a 4-week period",
@@ -943,9 +950,12 @@ def test_fewer_than_a_typical_user_who_does_it_less_than_once_is_no_reason() -> 
     """QA17 F5: a shop's trained model tracked ``subscription_started`` (a one-time event of the few)
     and 558 at-risk alerts read "no subscription_started events in recent weeks, against 0.0 for a
     typical user", customers who never subscribed among them. Against a typical count under 0.5 the
-    comparison says nothing and is no reason; against 1.5 it is one (the same user, the same weights)."""
+    comparison says nothing and is no reason; against 1.5 it is one (the same user, the same weights),
+    for a customer who subscribed once (one who never did is told nothing since QA22a F3: a type
+    never used is no stop, tests/test_models_reasons_traits.py)."""
     base = load_model()
     events = [Event("c", T0_MS + d * DAY_MS + 3_600_000, "app_open", f"a{d}") for d in range(0, 60, 2)]
+    events.append(Event("c", T0_MS + 3_650_000, "subscription_started", "s0"))
     events += [Event("c", T0_MS + d * DAY_MS + 3_700_000, "order", f"o{d}", 20.0) for d in range(0, 60, 10)]
     events.sort(key=lambda e: e.ts_ms)
 
@@ -960,5 +970,5 @@ def test_fewer_than_a_typical_user_who_does_it_less_than_once_is_no_reason() -> 
         return [r for a in alerts for r in a["reasons"]]
 
     assert not any("subscription_started" in r for r in reasons_with(0.3))
-    assert any(r.startswith("no subscription_started events in recent weeks, against 1.5 for a typical user")
+    assert any(re.match(r"^(fewer than 1|only about \d+) subscription_started.*, against 1\.5 for a typical user$", r)
                for r in reasons_with(1.5))
