@@ -104,10 +104,10 @@ from models.revenue import AccountView
 from models.state import STAGES
 from models.subscription import _PAID, RENEWAL_WINDOW_MIN_MS, Subscription
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "seat_price_cents", "seat_price_rise",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "members_cancelled", "seat_price_cents", "seat_price_rise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "add_copy",
-           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share",
+           "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share", "still_used_text",
            "silence_risk_at", "member_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
 DAY_S: Final[int] = 86_400
@@ -318,6 +318,34 @@ class Downgrade:
     plans_after: tuple[str, ...]
     mrr_before_cents: int = 0  # the account's MRR before and after it (0: a record kept before they were)
     mrr_after_cents: int = 0
+    # the users whose own subscription the contraction's statements cancelled (QA22b F6), () when
+    # none did (a plan changed, fewer seats): with the same plan still held by other users, the
+    # contraction is members' subscriptions ending, not the account's plan (:func:`members_cancelled`)
+    cancelled: tuple[str, ...] = ()
+
+
+def members_cancelled(down: Downgrade) -> tuple[str, int, int]:
+    """``(plan, k, n)`` when the contraction is ``k`` of the account's ``n`` subscriptions of one
+    plan cancelled by their users (``Downgrade.cancelled``) while other users keep that plan, else
+    ``("", 0, 0)``. Why (QA22b F6): a game's guild holds each member's own 4.99 pass; one member
+    cancelling his read "downgraded from battle_pass + battle_pass to battle_pass today (MRR cut by
+    50%)", a plan downgrade of the guild, the first reason of 10 of 15 collapsing guilds' alerts and
+    of 6 of 45 healthy guilds' alerts, which nothing else had flagged.
+
+    >>> members_cancelled(Downgrade(0, ("bp", "bp"), ("bp",), 998, 499, ("p1",)))
+    ('bp', 1, 2)
+    >>> [members_cancelled(Downgrade(0, b, a, 0, 0, c)) for b, a, c in ((("Addon", "Pro"), ("Pro",), ("u2",)), (("bp", "bp"), ("bp",), ()))]
+    [('', 0, 0), ('', 0, 0)]
+    """
+    gone = list(down.plans_before)
+    for plan in down.plans_after:
+        if plan in gone:
+            gone.remove(plan)
+        else:  # a plan that came or changed: a plan move, not only cancellations
+            return "", 0, 0
+    if not down.cancelled or len(set(gone)) != 1 or gone[0] not in down.plans_after:
+        return "", 0, 0
+    return gone[0], len(gone), down.plans_before.count(gone[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +415,12 @@ def _downgrade_text(down: Downgrade) -> str:
     ('downgraded from Addon + Pro to Pro', 'MRR down from 200.00 to 150.00 (Team)')
     >>> _downgrade_text(Downgrade(0, ("Team",), ("Team",)))
     'plan Team reduced'
+    >>> _downgrade_text(Downgrade(0, ("bp", "bp", "bp"), ("bp",), 1497, 499, ("p1", "p2")))
+    '2 of 3 bp subscriptions cancelled'
     """
+    plan, k, n = members_cancelled(down)
+    if k:
+        return f"{k} of {n} {plan + ' ' if plan else ''}subscriptions cancelled"
     if down.plans_before != down.plans_after:
         return f"downgraded from {_plans(down.plans_before)} to {_plans(down.plans_after)}"
     named = _named(down.plans_after)
@@ -413,7 +446,21 @@ def downgrade_risk(down: Downgrade) -> float:
 
     >>> [downgrade_risk(Downgrade(0, ("B",), ("T",), b, a)) for b, a in ((6000, 4800), (37500, 8400), (0, 0), (5000, 0))]
     [0.35, 0.776, 0.35, 1.0]
+
+    Users' own subscriptions cancelled while other users keep the plan (:func:`members_cancelled`,
+    QA22b F6): 0.35 whatever the share. The share rule reads a contraction as the account
+    withdrawing that part of its revenue by one decision; here each user decided for his own
+    subscription and the others kept theirs, so it says how much that user paid, not how likely the
+    rest is to go: the flat downgrade (a seat's worth), said and on the book, action "review how
+    the plan fits their use", no at-risk alert alone; with the users' silence or a falling usage it
+    adds up as any billing signal. One rule for any account (a company's per-user licences too):
+    one of its two per-user Pro seats cancelled read a 50% downgrade of the company.
+
+    >>> downgrade_risk(Downgrade(0, ("bp", "bp"), ("bp",), 998, 499, ("p1",)))
+    0.35
     """
+    if members_cancelled(down)[1]:
+        return _DOWNGRADE_RISK
     return max(_DOWNGRADE_RISK, round(_cut(down), 4))
 
 
@@ -573,24 +620,52 @@ def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Seque
 #: more (and before he is silent, :func:`silent_after_s`, when the silent reason names him instead):
 #: the heaviest user's own fall, before he is silent, is the first question of an account manager
 #: (QA15 F4: a third of an account's activity gone with one user counted nowhere for 2 weeks).
+#: Sooner for a user who comes often: past ``_AWAY_INTERVALS`` of his own usual intervals between
+#: active days, at least ``_AWAY_MIN_S`` (QA22b F6: a guild's leader, a daily player with 39% of its
+#: activity, had been gone 6 days when the usage trend opened its alert, which did not name him).
 _AWAY_S: Final[int] = 7 * DAY_S
+_AWAY_MIN_S: Final[int] = 3 * DAY_S
+_AWAY_INTERVALS: Final[float] = 3.0  # the lifecycle's dormancy factor: 3 usual intervals is no chance gap
+#: ... and only when he carries at least this share of the users' activity (his share is said): in a
+#: 23-member guild "the most active user" is a tie in all but name (QA22b: 7% of its activity)
+_AWAY_SHARE: Final[float] = 0.25
+
+
+def _away_after_s(m: Member) -> int:
+    """When the trend reason names ``m`` away (:func:`_top_user_away`): ``_AWAY_INTERVALS`` of his own
+    usual intervals, between ``_AWAY_MIN_S`` and ``_AWAY_S``; ``_AWAY_S`` without a rhythm.
+
+    >>> [_away_after_s(Member(1, 0, 1, 0.0, 1.0, 1.0, "", g)) / DAY_S for g in (0.0, 0.5, 1.5, 4.0)]
+    [7.0, 3.0, 4.5, 7.0]
+    """
+    if not m.gap_days > 0.0:
+        return _AWAY_S
+    return min(_AWAY_S, max(_AWAY_MIN_S, int(_AWAY_INTERVALS * m.gap_days * DAY_S)))
 
 
 def _top_user_away(users: Sequence[Member], now_s: int) -> str:
-    """"its most active user u00 last seen 9 days ago" (the largest :func:`_weight`, no other as
-    large, not seen for ``_AWAY_S`` or more and not yet silent: :func:`silent_after_s`), or "".
+    """"its most active user u00 (75% of its activity) last seen 9 days ago" (the largest
+    :func:`_weight`, no other as large, at least ``_AWAY_SHARE`` of the users' activity, not seen
+    for :func:`_away_after_s` and not yet silent: :func:`silent_after_s`), or "".
 
     >>> ms = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann"), Member(2, 10 * DAY_S, 1, 0.0, 10.0, 10.0, "bob")]
     >>> _top_user_away(ms, 9 * DAY_S), _top_user_away(ms, 6 * DAY_S), _top_user_away(ms, 15 * DAY_S), _top_user_away(ms, 14 * DAY_S - 1)
-    ('its most active user ann last seen 9 days ago', '', '', 'its most active user ann last seen 13 days ago')
+    ('its most active user ann (75% of its activity) last seen 9 days ago', '', '', 'its most active user ann (75% of its activity) last seen 13 days ago')
+    >>> daily = [Member(1, 0, 1, 0.0, 30.0, 30.0, "ann", 1.0), *ms[1:]]
+    >>> _top_user_away(daily, 4 * DAY_S), _top_user_away([*ms, *(Member(k, 0, 1, 0.0, 29.0, 29.0) for k in (3, 4, 5))], 9 * DAY_S)
+    ('its most active user ann (75% of its activity) last seen 4 days ago', '')
     """
     if len(users) < 2:
         return ""
     top = max(users, key=_weight)
-    if sum(1 for m in users if _weight(m) >= _weight(top)) > 1 or not _AWAY_S <= now_s - top.last_seen_s < silent_after_s(top):
+    total = sum(_weight(m) for m in users)
+    if sum(1 for m in users if _weight(m) >= _weight(top)) > 1 or not _away_after_s(top) <= now_s - top.last_seen_s < silent_after_s(top):
+        return ""
+    if not total > 0 or _weight(top) < _AWAY_SHARE * total:
         return ""
     who = f" {top.user_id}" if top.user_id else ""
-    return f"its most active user{who} last seen {_ago((now_s - top.last_seen_s) // DAY_S)}"  # whole days: 13.6 is not yet 14
+    # whole days: 13.6 is not yet 14
+    return f"its most active user{who} ({_pct(_weight(top) / total)} of its activity) last seen {_ago((now_s - top.last_seen_s) // DAY_S)}"
 
 
 def trend_risk(usage_2w: float) -> float:
@@ -969,6 +1044,26 @@ def _share(n: int, of: int) -> str:
     return "the only user" if of == 1 else "both users" if of == 2 else f"all {_counted('user', of)}"
 
 
+def still_used_text(members: Sequence[Member], view: AccountView | None, now_s: int) -> str:
+    """What a churned account's users still do, one line for ``accounts show`` and the API
+    (``still_used``): "8 of 9 users still active: its subscriptions ended, not its use", the
+    counted users (:func:`counted_users`) neither silent (:func:`silent_member`, by their own rhythm)
+    nor lapsed by their own lifecycle (a cancellation makes a user churned at once); "" when none is.
+    Why (QA22b F7): an account churns when its subscriptions end (docs/REVENUE.md), so a game's guild
+    whose one pass holder cancelled read "stage churned, risk 1.00, health 92, 9 users (1 silent),
+    action win back" while 8 of its 9 members played on; the semantics stay (the revenue left), the
+    page says the use did not.
+
+    >>> c = STAGES.index("churned")
+    >>> ms = [Member(1, 99 * DAY_S, 1, 0.0, 9.0, 9.0), Member(2, 99 * DAY_S, c, 0.0, 9.0, 9.0), Member(3, 50 * DAY_S, 1, 0.0, 9.0, 9.0)]
+    >>> still_used_text(ms, None, 100 * DAY_S), still_used_text(ms[1:], None, 100 * DAY_S)
+    ('1 of 3 users still active: its subscriptions ended, not its use', '')
+    """
+    users = counted_users(members, view, now_s)
+    active = sum(1 for m in users if not silent_member(m, now_s) and m.stage not in _LAPSED_STAGES)
+    return f"{_share(active, len(users))} still active: its subscriptions ended, not its use" if active else ""
+
+
 def recovered_reasons(r: AccountRollup, opened_risk: float = 0.0, converted_days: float = -1.0,
                       fixed_days: float = -1.0, reactivated_days: float = -1.0, plans: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The reasons of an ``account_recovered`` alert: why the account is better, never a reason
@@ -1235,6 +1330,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         r_b = max(r_b, r_d)
         days = (now_ms - down.ts_ms) // 86_400_000
         cut = f" (MRR cut by {_pct(_cut(down))})" if r_d > _DOWNGRADE_RISK and down.plans_before != down.plans_after else ""
+        cut = f" ({', '.join(down.cancelled)})" if members_cancelled(down)[1] else cut  # whose: "1 of 2 ... cancelled today (p00123)"
         reasons.append((r_d, f"{_downgrade_text(down)} {_ago(days)}{cut}", _REVIEW_PLAN))
     if rise is not None and 0 <= now_ms - rise.ts_ms < RISE_COUNTS_MS:  # a user's own plan's price rose (QA19 F7)
         r_b = max(r_b, _RISE_RISK)

@@ -478,6 +478,9 @@ class AccountReport:
     # the stream time the report was asked at; ``as_of_ms`` is earlier when the account side is
     # behind it (:func:`account_time_ms`, QA18 F5); 0: the same as ``as_of_ms``
     stream_ms: int = 0
+    # a churned or lost account whose users still use the product: "8 of 9 users still active: its
+    # subscriptions ended, not its use" (``models.account_health.still_used_text``, QA22b F7); else ""
+    still_used: str = ""
 
     @property
     def behind_days(self) -> int:
@@ -571,7 +574,8 @@ class AccountReport:
                 "action": r.action, "reasons": list(r.reasons),
                 "lost_mrr": self.lost_mrr_cents / 100, "left_on": format_ts(self.left_ms)[:10] if self.left_ms else None,
                 "warned_on": format_ts(self.warned_ms)[:10] if self.warned_ms else None, "warned_reasons": list(self.warned_reasons),
-                "account_as_of": format_ts(self.as_of_ms), "account_behind_days": self.behind_days}
+                "account_as_of": format_ts(self.as_of_ms), "account_behind_days": self.behind_days,
+                **({"still_used": self.still_used} if self.still_used else {})}
 
 
 def warned_before(extras: Mapping[str, Any], left_ms: int) -> tuple[int, tuple[str, ...]]:
@@ -690,9 +694,9 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     is its one user is rolled up with that user as judged now (:func:`_sole_now`, QA17 F4)."""
     import orjson
 
-    from models.account_health import Member
+    from models.account_health import Member, still_used_text
     from streams.timefmt import parse_ts_ms
-    from streams.worker.account_alerts import account_rollup, renewal_ms
+    from streams.worker.account_alerts import account_rollup, renewal_ms, stated_view
     from streams.worker.accounts import quiet_periods
 
     blob, extras, members = reader.load_account(account_id)
@@ -712,8 +716,9 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     if r.stage == "lapsed":  # every user gone, the subscription running (QA16 F11): left when the last one was seen
         left = max((m.last_seen_s for m in kept), default=0) * 1000
         warned = warned_before(more, now_ms)  # the at-risk alert still open, if one is
+    still = still_used_text(kept, stated_view(state), now_ms // 1000) if r.stage in GONE_STAGES else ""  # QA22b F7
     return AccountReport(account_id, facts.get("name") or "", facts.get("owner") or "", renewal_date, r, renews_ms, now_ms,
-                         lost, left, *warned, savable, stream_ms)
+                         lost, left, *warned, savable, stream_ms, still)
 
 
 def member_now(m: Any, state: UserState | None, now_ms: int, model: ChurnModel, *, open_risk: bool = False) -> Any:

@@ -188,10 +188,10 @@ def test_an_annual_renewal_is_looked_at_and_spoken_of_a_quarter_of_its_year_befo
 
 # -- issue 11: an account alert's reasons support it ------------------------------------------
 
-_RISK_PART = re.compile(r"silent for \d+ weeks( \(\d+% of its activity\))?(; .* not seen for \d+ weeks( or more)? \(not counted: users are those seen in 90 days\))?$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
+_RISK_PART = re.compile(r"silent for \d+ weeks( \(\d+% of its activity\))?(; .* not seen for \d+ weeks( or more)? \(not counted: users are those seen in 90 days\))?$|^payment failed .* \(past due\)$|^downgraded from .* to |^\d+ of \d+ .*subscriptions cancelled |^renewal .* while usage fell"
                         r"|^trial ends .* (with usage at|and nobody has used it yet)|^trial ended .* ago (with usage at|and nobody has used it$)"
                         r"|^subscription cancelled$|^cancelled without paying$|^moved to (the|a) free plan( |$)|^MRR down from \d+\.\d\d to "
-                        r"|^usage over the last 2 weeks down \d+% against its 3-month rate \(2-week decayed\)(; its most active user .*last seen \d+ days ago)?$")
+                        r"|^usage over the last 2 weeks down \d+% against its 3-month rate \(2-week decayed\)(; its most active user .*\(\d+% of its activity\) last seen \d+ days ago)?$")
 _ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
                      r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
 
@@ -1052,3 +1052,26 @@ def test_a_case_held_open_through_a_short_recovery_is_not_closed_and_reopened() 
     assert said[1]["event_time_ms"] >= T0 + (144 + 7) * DAY_MS and "below_ms" not in acc.extras
     _, alerts = _paced_account(dips(60))
     assert _kinds(alerts) == ["account_at_risk"], "one case, open from the first warning"
+
+
+def test_a_member_cancelling_his_own_pass_is_said_so_and_alone_opens_no_alert() -> None:
+    """QA22b F6: a game's guild holds each member's own 4.99 battle_pass (statements keyed by the
+    members). One member cancelling his read "downgraded from battle_pass + battle_pass to
+    battle_pass today (MRR cut by 50%)", risk 0.5, ``account_at_risk`` on 6 of 45 healthy guilds.
+    Now it says whose subscription ended, weighs the flat downgrade's 0.35 (a seat's worth: the
+    other member kept his), and opens no alert alone, in one cycle or one a cycle, alone at its
+    instant or with a second member's. A plan that changes stays a downgrade. Fails on the old code."""
+    for apply in (_statements, _one_cycle):
+        acc = AccountWork(AccountState(), {}, {})
+        alerts = apply("g", acc, ("p1", 0, "active", "battle_pass", 499), ("p2", 0, "active", "battle_pass", 499),
+                       ("p2", 30, "cancelled", "battle_pass", 0))
+        r = decide_alert("g", acc, T0 + 30 * DAY_MS, [])
+        assert alerts == [] and (r.risk, r.stage) == (0.35, "customer"), (apply.__name__, alerts, r)
+        assert r.reasons == ("1 of 2 battle_pass subscriptions cancelled today (p2)",) and r.action == "review how the plan fits their use"
+        acc = AccountWork(AccountState(), {}, {})
+        apply("g", acc, *((u, 0, "active", "bp", 499) for u in ("p1", "p2", "p3")), ("p3", 30, "cancelled", "bp", 0),
+              ("p1", 30, "cancelled", "bp", 0))
+        assert decide_alert("g", acc, T0 + 31 * DAY_MS, []).reasons == ("2 of 3 bp subscriptions cancelled 1 day ago (p3, p1)",)
+    acc = AccountWork(AccountState(), {}, {})
+    alerts = _statements("a", acc, ("u1", 0, "active", "Pro", 2_000), ("u2", 0, "active", "Pro", 10_000), ("u2", 30, "active", "Basic", 2_000))
+    assert [a["reasons"] for a in alerts] == [["downgraded from Pro + Pro to Basic + Pro today (MRR cut by 67%)"]], alerts

@@ -447,7 +447,7 @@ def test_the_trend_rule_waits_for_its_figure_and_for_enough_events() -> None:
 def test_the_trend_reason_names_the_most_active_user_away_for_a_week() -> None:
     members = [_steady(k) for k in range(1, 5)] + [Member(9, NOW_S - 9 * DAY_S, 1, 0.0, 60.0, 60.0, "u09")]
     r = rollup(members, _view(), None, 0, NOW_S, trend=_followed(20.0, members))
-    assert r.reasons[0].endswith("(2-week decayed); its most active user u09 last seen 9 days ago"), r.reasons
+    assert r.reasons[0].endswith("(2-week decayed); its most active user u09 (43% of its activity) last seen 9 days ago"), r.reasons
 
 
 def test_a_trend_only_decays_between_copies_and_gains_a_copys_events() -> None:
@@ -558,3 +558,16 @@ def test_a_trial_whose_users_are_gone_is_judged_by_the_trial_rule() -> None:
     start says someone is there; the trial rule speaks (tests/test_account_book.py)."""
     r = rollup([_member(1, 40)], _view(0, "trial", trial_ends_ms=NOW_MS + 2 * 86_400_000, first_paid_ms=0), None, 0, NOW_S)
     assert (r.stage, r.trial) == ("at_risk", True), r
+
+
+def test_the_trend_reason_names_a_heavy_daily_user_gone_past_his_rhythm_with_his_share() -> None:
+    """QA22b F6: a 7-member guild's leader, a daily player with 39% of its activity, had been gone 6
+    days when the usage trend opened its alert; the reason did not name him (a week's wait for
+    everyone). Now past 3 of his own usual intervals (at least 3 days, at most the week), with his
+    share; a "most active" user of a large account with a small share is not named. Fails on the old code."""
+    daily = Member(9, NOW_S - 5 * DAY_S, 1, 0.0, 60.0, 60.0, "p01172", 1.0)
+    members = [_steady(k) for k in range(1, 6)] + [daily]
+    r = rollup(members, _view(), None, 0, NOW_S, trend=_followed(20.0, members))
+    assert r.reasons[0].endswith("(2-week decayed); its most active user p01172 (38% of its activity) last seen 5 days ago"), r.reasons
+    crowd = [_steady(k) for k in range(1, 21)] + [Member(99, NOW_S - 9 * DAY_S, 1, 0.0, 30.0, 30.0, "p7")]  # 7% of it
+    assert not any("most active" in t for t in rollup(crowd, _view(), None, 0, NOW_S, trend=_followed(60.0, crowd)).reasons)

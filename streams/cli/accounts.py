@@ -222,8 +222,9 @@ def account_text(report: Any, subs: list[dict[str, Any]]) -> list[str]:
     if report.renews:
         lines.append(report.renews)
     lines += [f"risk {a.risk:.2f}, health {a.health}, temperature {a.temperature}, stage {a.stage}, "
-              f"MRR {a.mrr_cents / 100:.2f}, {a.users} user{'s' if a.users != 1 else ''} ({a.silent} silent)",
-              f"action: {a.action}"]
+              f"MRR {a.mrr_cents / 100:.2f}, {a.users} user{'s' if a.users != 1 else ''} ({a.silent} silent)"]
+    lines += [f"still used: {report.still_used}"] if report.still_used else []  # churned, its users still here (QA22b F7)
+    lines.append(f"action: {a.action}")
     lines += ["why:", *(f"  - {r}" for r in a.reasons)] if a.reasons else ["why: no reason stands out"]
     lines.append("subscriptions:" if subs else "subscriptions: none stated")
     for s in subs:

@@ -326,7 +326,10 @@ def openapi() -> dict[str, Any]:
         "account_as_of": {**_STR, "description": "the time the account's figures are as of: the stream time, or the account's own "
                           "applied time while its account side is behind the stream (a replay catching up)"},
         "account_behind_days": {"type": "integer", "description": "whole days the account side is behind the stream time (0: current)"},
+        "still_used": {**_STR, "description": "churned or trial_lost while users still use the product: \"8 of 9 users still "
+                       "active: its subscriptions ended, not its use\" (absent otherwise)"},
     })
+    account_row["required"].remove("still_used")
     account = {**account_row, "properties": {
         **account_row["properties"], "as_of": _STR,
         "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR,

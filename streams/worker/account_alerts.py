@@ -86,7 +86,7 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     alert open since before the period began is judged as before: the period neither closes it nor
     hides a decline that started earlier."""
     down = extras.get("down")
-    downgrade = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5]) if down else None  # type: ignore[index, misc]
+    downgrade = kept_downgrade(down)
     view = stated_view(state)
     own = bool(account) and own_account(account, view, state.subs if state is not None else ())
     now_s = now_ms // 1000
@@ -129,10 +129,27 @@ def note_copy(extras: dict[str, object], old: Member | None, new: Member, ts_ms:
     extras["trend"] = add_copy(kept_trend(extras), old, new, ts_ms // 1000).to_list()
 
 
+def kept_downgrade(down: object) -> Downgrade | None:
+    """The extras' ``down`` record (:func:`note_downgrade`, of any version) as a ``Downgrade``, None without one."""
+    if not isinstance(down, list) or len(down) < 3:
+        return None
+    cancelled = tuple(down[6]) if len(down) > 6 and down[6] else ()
+    return Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5], cancelled=cancelled)  # type: ignore[misc]
+
+
+def _replaced(kept: list[object]) -> list[object]:
+    """A ``down`` record as kept inside the next one: without the record it replaced, with its users."""
+    return kept[:5] + ([None, kept[6]] if len(kept) > 6 and kept[6] else [])
+
+
 def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_before: Sequence[str],
-                   plans_after: Sequence[str]) -> None:
+                   plans_after: Sequence[str], cancelled_by: str = "") -> None:
     """Keep the account's latest contraction in the extras' ``down`` for the roll-up's reason,
-    ``[ts, plans before, plans after, MRR before, MRR after, the record it replaced]``, from one
+    ``[ts, plans before, plans after, MRR before, MRR after, the record it replaced]`` and, when
+    statements of the instant cancelled users' own subscriptions (``cancelled_by``: the user whose
+    subscription this statement ended, "" when none), their ids after it (QA22b F6: "1 of 2
+    battle_pass subscriptions cancelled today (p00123)", ``models.account_health.members_cancelled``),
+    from one
     statement's ``change`` (``plans_before``/``plans_after``: the account's plans around that
     statement). Statements at one instant make one movement (models.revenue): a second one that
     retracts the contraction (the add-on and the main plan cancelled together: one churn) puts
@@ -149,17 +166,21 @@ def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_
     [9, ['Addon', 'Pro'], ['Addon'], 12000, 2000]
     >>> note_downgrade(extras, 9, Change(mv("contraction", 12000, 2000), mv("churn", 12000, 0)), ["Addon"], []); extras
     {}
+    >>> note_downgrade(extras, 9, Change(add=mv("contraction", 998, 499)), ["bp", "bp"], ["bp"], "p1"); extras["down"][5:]
+    [None, ['p1']]
     """
     down = extras.get("down")
     kept = down if isinstance(down, list) and len(down) >= 3 else None
     at_instant = kept is not None and kept[0] == ts_ms
     add, retract = change.add, change.retract
     if add is not None and add.kind == "contraction":
+        users = list(kept[6]) if at_instant and len(kept) > 6 and kept[6] else []  # type: ignore[index, arg-type]
         if at_instant:  # re-measured at the same instant: the plans before it, the record it replaced
             plans_before, prev = kept[1], (kept[5] if len(kept) > 5 else None)  # type: ignore[index]
         else:
-            prev = kept[:5] if kept is not None and int(kept[0]) + _DOWNGRADE_RECENT_MS > ts_ms else None
-        extras["down"] = [ts_ms, list(plans_before), list(plans_after), add.mrr_before_cents, add.mrr_after_cents, prev]
+            prev = _replaced(kept) if kept is not None and int(kept[0]) + _DOWNGRADE_RECENT_MS > ts_ms else None
+        users += [cancelled_by] if cancelled_by and cancelled_by not in users else []
+        extras["down"] = [ts_ms, list(plans_before), list(plans_after), add.mrr_before_cents, add.mrr_after_cents, prev] + ([users] if users else [])
     elif retract is not None and retract.kind == "contraction" and at_instant:
         prev = kept[5] if len(kept) > 5 else None  # type: ignore[index]
         if prev:

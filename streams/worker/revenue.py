@@ -972,8 +972,9 @@ def _apply_subscription(acc: AccountWork, ev: Event) -> None:
     if change.late:  # ignored by the state: the instant's plans before stay as they were (review 18 L-1)
         return
     after = acc.state.get().plans
-    note_downgrade(acc.extras, ev.ts_ms, change, before, after)
     now = acc.state.subs.get(member_key(ev.user_id))  # the statement in force after it (a same-instant rival may win)
+    ended = was is not None and was.sub.status != "cancelled" and (now is None or now.sub.status == "cancelled")
+    note_downgrade(acc.extras, ev.ts_ms, change, before, after, ev.user_id if ended else "")
     note_price_rise(acc.extras, ev, change, was.sub if was is not None else None, now.sub if now is not None else None, before, after)
     if list(after) != before:
         acc.extras["at"] = [ev.ts_ms, before]
