@@ -12,7 +12,10 @@ Two buy-till-you-die models, both "is the silence we see normal for this user's 
 
 Each gives two numbers, and for each number the lower of the two rhythms counts (staying needs
 both coming back and, for a purchaser, buying again: a regular buyer who still visits but stopped
-buying cools down):
+buying cools down), the purchases only where :func:`purchases_speak` says they are a rhythm of
+the user's (three purchase days or more) or all that is seen of them lately (no activity since
+the last purchase): a buyer with two purchase days who kept using the product is judged by the
+visits (QA22b F9, docs/SCORES.md "A single interval between purchases is no rhythm"):
 
 - **the temperature** (:func:`p_back_within`), the one number shown as temperature everywhere
   (alerts, console, score history, ``top``) and read by the action and the reasons:
@@ -60,12 +63,12 @@ from typing import TYPE_CHECKING, Final, Literal
 from models import mbgnbd
 from models.bgnbd import p_alive, p_buys_within
 from models.compiled import DEFAULT_VISIT_PARAMS, VISIT_KEY, CompiledModel
-from models.signals import Signals
+from models.signals import REORDER_MIN_INTERVALS, Signals
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "p_back_within", "p_stay", "stay_after"]
+__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "p_back_within", "p_stay", "purchases_speak", "stay_after"]
 
 StaySource = Literal["visits", "purchases"]
 
@@ -93,6 +96,21 @@ def calibrated(p: float, model: "ChurnModel") -> float:
     return e / (1.0 + e)
 
 
+def purchases_speak(sig: Signals) -> bool:
+    """Whether the purchase rhythm counts beside the visits (QA22b F9): a repeat buyer (BG/NBD
+    says P(alive) = 1 without a repeat purchase) with a rhythm, purchases on three UTC days or more
+    (models.signals.REORDER_MIN_INTERVALS: one interval is a single gap, not a rhythm, as for the
+    re-order rule), or one seen on no activity since the last purchase (the two rhythms then read
+    the same silence: purchase-only data, CDNOW's, is judged as before). A buyer with two purchase
+    days who kept using the product after the second is judged by the visits: a daily player with
+    two small purchases months apart is not cold, nor "already gone", for not buying a third
+    within the horizon. Fixed in silence (both silences grow alike), so the engine's search for a
+    risk crossing (:func:`stay_after`) reads one rule."""
+    if sig.purchase_x == 0 or sig.n_purchases == 0:
+        return False
+    return sig.purchase_x >= REORDER_MIN_INTERVALS or sig.purchase_silence_days <= sig.silence_days
+
+
 def p_stay(sig: Signals, model: "ChurnModel", c: CompiledModel | None = None) -> tuple[float, StaySource]:
     """P(alive), calibrated, and which rhythm decided it (the lower of the two): the risk's
     "already gone" part, not the temperature shown (:func:`p_back_within`). ``c``: ``model.compiled``
@@ -114,7 +132,7 @@ def stay_after(sig: Signals, extra_days: float, model: "ChurnModel", c: Compiled
                           float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, T)
     source: StaySource = "visits"
     # BG/NBD says 1.0 without a repeat purchase (x = 0), never below p: no need to ask it.
-    if purchases is not None and sig.n_purchases > 0 and sig.purchase_x != 0:
+    if purchases is not None and purchases_speak(sig):
         T = sig.purchase_T + extra_days
         T = sig.purchase_t_x if T < sig.purchase_t_x else T
         q = p_alive(purchases, sig.purchase_x, sig.purchase_t_x, T)
@@ -142,7 +160,7 @@ def p_back_within(sig: Signals, model: "ChurnModel", c: CompiledModel | None = N
                                   float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days, h)
     source: StaySource = "visits"
     purchases = compiled.purchases
-    if purchases is not None and sig.n_purchases > 0 and sig.purchase_x != 0:
+    if purchases is not None and purchases_speak(sig):
         q = p_buys_within(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T, h)
         if q < p:
             p, source = q, "purchases"

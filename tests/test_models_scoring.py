@@ -22,7 +22,8 @@ from models.scoring import assess, risk_after, risk_at, score
 from models.signals import compute_signals, order_due_s, visit_gap_days
 from models.state import DAY_S, STAGES, UserState, apply_event
 from models.temperature import DEFAULT_VISIT_PARAMS
-from models import mbgnbd
+from models import bgnbd, mbgnbd
+from models.bgnbd import BgNbdParams
 
 T0 = 1_767_225_600  # 2026-01-01, seconds
 MODEL = ChurnModel()
@@ -589,3 +590,49 @@ def test_a_new_daily_users_day_one_alert_is_the_policy_not_the_tie_of_a_review_a
     opened = alerts[[a.kind for a in alerts].index("at_risk")]
     two_days = opened.event_time_ms >= evs[2].ts_ms  # the second visit is behind the alert
     assert any(("single day" in r) for r in opened.scores.reasons) == (not two_days), (second_visit_h, opened.scores.reasons)
+
+
+# Which rhythm counts for a buyer (QA22b F9, models.temperature.purchases_speak): a daily player
+# with two small purchases months apart was "cold" and "already gone" by the purchase rhythm. One
+# interval between purchases is no rhythm (models.signals.REORDER_MIN_INTERVALS, the re-order
+# rule's criterion) and the visits say the user is here; a buyer with a rhythm, and one seen on
+# nothing since the last purchase (purchase-only data: CDNOW), keep the lower of the two rhythms.
+GAME_BGNBD = {"r": 0.29, "alpha": 9.4, "a": 0.064, "b": 0.415}  # the shape of a game's purchase fit
+GAME = ChurnModel().with_(bgnbd=GAME_BGNBD)
+
+
+def _game_purchase_temperature(st: UserState, now_s: int) -> float:
+    summary = bgnbd.summary_from_state(st, now_s)
+    assert summary is not None and summary.x >= 1
+    return 100 * bgnbd.p_buys_within(BgNbdParams(**GAME_BGNBD), summary.x, summary.t_x, summary.T, GAME.horizon_days)
+
+
+def test_a_daily_player_with_two_purchase_days_is_judged_by_the_visits() -> None:
+    # Plays every day for 200 days, bought on day 20 and day 60 (0.99 each), seen yesterday.
+    st = _state(_history([float(i) + 0.5 for i in range(200)]) + _history([20.0, 60.0], "purchase", 0.99))
+    now = st.last_seen_s + DAY_S
+    s = score(st, now, GAME)
+    no_purchases = score(st, now, ChurnModel())  # the visit rhythm alone
+    assert _game_purchase_temperature(st, now) < 50  # what the lower of the two said: "cold"
+    assert s.temperature == pytest.approx(no_purchases.temperature) and s.temperature > 90
+    assert not any("chance of buying again" in r for r in s.reasons)
+    a = assess(st, now, GAME)
+    assert a.stay_source == "visits" and a.p_stay == pytest.approx(assess(st, now, ChurnModel()).p_stay)
+
+
+def test_a_buyer_with_a_rhythm_who_stopped_buying_still_cools_down() -> None:
+    # The same player with three purchase days: a rhythm, then 140 days without an order.
+    st = _state(_history([float(i) + 0.5 for i in range(200)]) + _history([20.0, 40.0, 60.0], "purchase", 0.99))
+    now = st.last_seen_s + DAY_S
+    s = score(st, now, GAME)
+    assert s.temperature == pytest.approx(_game_purchase_temperature(st, now)) and s.temperature < 50
+    assert assess(st, now, GAME).stay_source == "purchases"
+
+
+def test_purchase_only_history_keeps_the_lower_of_the_two() -> None:
+    # Every active day an order (CDNOW): two orders, then silence; both rhythms read it.
+    st = _state(_history([0.0, 40.0], "purchase", 12.0))
+    now = st.last_seen_s + 90 * DAY_S
+    s = score(st, now, GAME)
+    visits = score(st, now, ChurnModel())
+    assert s.temperature == pytest.approx(min(visits.temperature, _game_purchase_temperature(st, now)))
