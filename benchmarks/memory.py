@@ -63,8 +63,9 @@ def templates_from(events: Sequence[Event], end_ms: int, model: ChurnModel | Non
     ``period_end_day`` (a day number, models.state) every state also knows the end of its paid
     period, as a subscription statement would set it (record format 5: 2 bytes more); with
     ``flags`` (models.state PAYS_SUBSCRIPTION, ACCOUNT_MEMBER) every state carries them, as a
-    paying statement or an event naming a company account would set them (record format 6: 3
-    bytes more than format 4)."""
+    paying statement or an event naming a company account would set them (record format 7: the
+    size of format 4, the flags in its slot count's byte; format 6, until 2026-12-05, was 3 bytes
+    more)."""
     model = model or load_model()
     by_user: dict[str, list[Event]] = collections.defaultdict(list)
     for ev in events:

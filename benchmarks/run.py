@@ -413,8 +413,9 @@ def section_memory(ctx: Ctx) -> dict[str, Any]:
     rows["every user with a period end: bytes_per_user"] = paid["bytes_per_user"]
     hashes = next(k for k in paid if k.startswith("user hashes"))
     rows["every user with a period end: " + hashes] = paid[hashes]
-    # every user a member of a company account (the actions' flags, format 6: models.state): the
-    # record's 3 bytes over format 4 (no period end), what a product whose users all name an account pays
+    # every user a member of a company account (the actions' flags, format 7: models.state): the
+    # record is format 4's size (format 6, until 2026-12-05, was 3 bytes more), what a product whose
+    # users all name an account pays
     members = templates_from(events, end_ms, flags=ACCOUNT_MEMBER)
     flagged = measure_memory(ctx["redis"], [dataclasses.replace(t, blob=a.blob) for t, a in zip(templates, members)], users)
     rows["every user an account member: state_record_bytes"] = flagged["state_record_bytes"]

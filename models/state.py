@@ -83,18 +83,19 @@ the purchases' is, the first and the last time and the distinct UTC days with on
 day count of both), in the record's bytes of the purchases: a user with a purchase on record
 keeps no recurring rhythm (a purchase clears it, a recurring event after one adds nothing: the
 same state in any order), so no byte is added. A record that holds a recurring rhythm says so
-with :data:`RECURRING_RECORD` in its flags byte (format 6, never set in ``flags`` in memory):
-Redis 298 bytes per salaried user of a bank with 8 types, the worst case of a flagged user
-(300) unmoved, and a product that declares no recurring event writes every record as before.
+with :data:`RECURRING_RECORD` in its flags byte (format 7 or 8, never set in ``flags`` in memory):
+no byte more than the same user's record without it, and a product that declares no recurring
+event writes every record as before.
 
-The flags are one more byte, written only when a flag is set: format 6 (format 5 + a uint8, the
-period end 0 when unknown: 96 bytes + 8 per slot), so a record without flags is format 4 or 5
-byte for byte as before (the golden state digests and the memory of products without
-subscriptions or accounts do not move). Redis holds 300 bytes per user with 8 types when every
-user is flagged (1M users, benchmarks/memory.py, docs/SCORES.md "Subscribers and company
-accounts"), at the budget of 300. A record holding only :data:`VISIT_CONTINUED` is format 6
-until the user's next visit (3 bytes more than format 4), one holding :data:`STAGE_HELD` only
-during the hold: no larger than a flagged user's, so the budget's worst case does not move.
+The flags cost no byte: a record with a flag set is format 7 (format 4's layout, 93 bytes + 8
+per slot) or, with a period end, format 8 (format 5's, 95 + 8 per slot), the flags byte in byte
+2, where formats 4 and 5 keep the slot count (the slot count of formats 7 and 8 is their length's:
+8 bytes a slot after the head). A record without flags is format 4 or 5 byte for byte as before.
+Until 2026-12-05 a flagged record was format 6 (format 5 + a uint8, the period end 0 when
+unknown: 96 bytes + 8 per slot, 3 bytes more than format 4), still read: Redis held 303 bytes per
+user with 8 types when every user was an account member, over the budget of 300; formats 7 and 8
+hold such a user in the bytes of one without flags (1M users, benchmarks/memory.py, docs/SCORES.md
+"Subscribers and company accounts").
 """
 
 from __future__ import annotations
@@ -157,14 +158,17 @@ _TAU_90_S: Final[int] = 90 * DAY_S
 Stage = Literal["new", "active", "declining", "dormant", "churned", "reactivated"]
 STAGES: Final[tuple[Stage, ...]] = ("new", "active", "declining", "dormant", "churned", "reactivated")
 
-_FORMAT_VERSION: Final[int] = 6
+_FORMAT_VERSION: Final[int] = 8
 # version, stage, slots, 11 uint32 times, 3 uint32 counts, 3 float32 counters, float64 revenue,
 # float32 recent interval and alert risk, uint16 negative-name mask, float32 negative-feedback
 # 4-week counter: 93 bytes, then 2 float32 per slot (157 with 8 slots).
 _STRUCT_V4: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdffHf")
 # Format 5: format 4 + the uint16 day of the end of the paid period (written only when it is known).
 _STRUCT_V5: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdffHfH")
-# Format 6: format 5 + the uint8 flags (written only when a flag is set; the period end may be 0).
+# Formats 7 and 8 (a flag set): formats 4 and 5 with the uint8 flags in byte 2, the slot count's
+# there (the slot count is the record's length's): the same structs, the same sizes.
+# Format 6 (written until 2026-12-05, still read): format 5 + the uint8 flags, the period end 0
+# when unknown, 3 bytes more than format 4 (96 bytes + 8 per slot).
 _STRUCT: Final[struct.Struct] = struct.Struct("<BBB11I3I3fdffHfHB")
 #: ``UserState.flags``: the user's latest subscription statement pays (``active`` or ``past_due``,
 #: MRR above 0; models.actions reads it as "paying", whatever the purchases).
@@ -215,8 +219,7 @@ _UNPACK_V6: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT.unpack_from
 _UNPACK_V5: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V5.unpack_from
 _UNPACK_V4: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V4.unpack_from
 _UNPACK_V3: Final[Callable[[bytes], tuple[Any, ...]]] = _STRUCT_V3.unpack_from
-_PACK_V6: Final[Callable[..., bytes]] = _STRUCT.pack  # bound once: a method lookup per record written saved
-_PACK_V5: Final[Callable[..., bytes]] = _STRUCT_V5.pack
+_PACK_V5: Final[Callable[..., bytes]] = _STRUCT_V5.pack  # bound once: a method lookup per record written saved
 _PACK_V4: Final[Callable[..., bytes]] = _STRUCT_V4.pack
 _STRUCT_V1: Final[struct.Struct] = struct.Struct("<BB9I3I8d")
 #: Weight of the newest interval in ``gap_ewma_days``: about the last three intervals count.
@@ -458,7 +461,8 @@ class UserState:
     def to_bytes(self) -> bytes:
         """The format-4 record (93 bytes + 8 per slot) while the end of the paid period is
         unknown and no flag is set, format 5 (95 bytes + 8 per slot) with a period end and no
-        flag, else format 6 (96 bytes + 8 per slot; module docstring). A recurring rhythm is
+        flag; with a flag, the same sizes: format 7 (format 4's layout, the flags in the slot
+        count's byte) and format 8 (format 5's, so); module docstring. A recurring rhythm is
         written in the purchase fields' place (:data:`RECURRING_RECORD`)."""
         if self.n_recurring:
             return _recurring_record(self)
@@ -466,19 +470,12 @@ class UserState:
             raw = _write_head(self, True)
             if raw is not None:  # else a field out of its range: the struct below raises as the pure Python does
                 return raw
-        if self.flags:
-            head = _PACK_V6(
-                _FORMAT_VERSION, self.stage, self.n_slots,
-                self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
-                self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
-                self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
-                self.act_7d, self.act_28d, self.act_90d, self.revenue, self.gap_ewma_days, self.alert_risk,
-                self.negative_names, self.negative_28d, self.period_end_day, self.flags,
-            )
-            return head + self.slot_counts
+        # byte 2: the flags when one is set (formats 7 and 8: the slot count is then the record's
+        # length's), else the slot count (formats 4 and 5, byte for byte as before)
+        third = self.flags if self.flags else self.n_slots
         if self.period_end_day:
             head = _PACK_V5(
-                5, self.stage, self.n_slots,
+                _FORMAT_VERSION if self.flags else 5, self.stage, third,
                 self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
                 self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
                 self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
@@ -487,7 +484,7 @@ class UserState:
             )
             return head + self.slot_counts
         head = _PACK_V4(
-            4, self.stage, self.n_slots,
+            7 if self.flags else 4, self.stage, third,
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
             self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
@@ -498,29 +495,42 @@ class UserState:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserState":
-        """The state of a record of format 6, 5 or 4, or of the older formats 3, 2 and 1 (format 5
-        and older: no flags; format 4 and older: the end of the paid period is unknown; 3 and older: negative-feedback
+        """The state of a record of format 8, 7, 5 or 4, or of the older formats 6, 3, 2 and 1 (formats
+        4 and 5 and older: no flags; formats 4 and 7 and older: the end of the paid period is unknown; 3 and older: negative-feedback
         counts start at 0; formats 2 and 1: counters are read onto the float32 grid, per-type
         counts start at 0, and a format-1 record's recent interval is its lifetime average: the
-        best that record knows). A format-6 record's recurring rhythm, in the purchase fields'
-        place, goes to its own fields (:func:`_unmark`)."""
+        best that record knows). A flagged record's (format 6, 7 or 8) recurring rhythm, in the purchase
+        fields' place, goes to its own fields (:func:`_unmark`)."""
         version = raw[0] if len(raw) else 0
         if len(raw) > 1 and raw[1] >= len(STAGES):  # byte 1 is the stage in every format: else an IndexError later
             raise ValueError(f"user state record with stage {raw[1]}: at most {len(STAGES) - 1}")
         # the sizes and bound unpack_from of the formats as Final globals: ``fmt.size`` and
-        # ``fmt.unpack_from`` were a generic attribute and a method lookup per record read
-        size = _SIZE_V6 if version == 6 else _SIZE_V5 if version == 5 else _SIZE_V4 if version == 4 else _SIZE_V3
-        unpack = _UNPACK_V6 if version == 6 else _UNPACK_V5 if version == 5 else _UNPACK_V4 if version == 4 else _UNPACK_V3
-        if 3 <= version <= 6 and len(raw) >= size:  # shorter: a ValueError below, not struct.error
-            n = raw[2]  # the slot count (a byte in formats 3-6)
-            if len(raw) != size + 8 * n:
-                raise ValueError(f"user state record of {len(raw)} bytes with {n} slots: expected {size + 8 * n}")
+        # ``fmt.unpack_from`` were a generic attribute and a method lookup per record read.
+        # Formats 7 and 8 are 4 and 5 with the flags in byte 2, the slot count's in those.
+        if version == 4 or version == 7:
+            size, unpack = _SIZE_V4, _UNPACK_V4
+        elif version == 5 or version == 8:
+            size, unpack = _SIZE_V5, _UNPACK_V5
+        elif version == 6:
+            size, unpack = _SIZE_V6, _UNPACK_V6
+        else:
+            size, unpack = _SIZE_V3, _UNPACK_V3
+        if 3 <= version <= 8 and len(raw) >= size:  # shorter: a ValueError below, not struct.error
+            if version >= 7:  # the slot count is the length's: 8 bytes a slot after the head
+                if (len(raw) - size) & 7:
+                    raise ValueError(f"user state record of {len(raw)} bytes, format v{version}: not {size} + 8 per slot")
+            elif len(raw) != size + 8 * raw[2]:  # the slot count (byte 2 in formats 3-6)
+                raise ValueError(f"user state record of {len(raw)} bytes with {raw[2]} slots: expected {size + 8 * raw[2]}")
             if _COMPILED and version >= 4:  # the head read in C, not through the struct (module docstring of _COMPILED)
                 return _read_head(raw, version, size)
             v = unpack(raw)
             # UserState(...), not cls(...): the compiled core calls its constructor directly (a
             # record is read for every user a cycle touches). The slot counts are the record's tail.
             counts = raw[size:]
+            if version >= 7:
+                return _unmark(UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
+                                         v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24],
+                                         v[25] if version == 8 else 0, v[2]))
             if version == 6:
                 return _unmark(UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
                                          v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24], v[25], v[26]))
@@ -539,7 +549,7 @@ class UserState:
             v = _STRUCT_V1.unpack(raw)
             gap = (v[3] - v[2]) / DAY_S / (v[12] - 1) if v[12] > 1 else 0.0
         else:
-            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v5, v4, v3, v2, v1)")
+            raise ValueError(f"user state record of {len(raw)} bytes, version {raw[:1]!r}: not format v{_FORMAT_VERSION} (or v7, v6, v5, v4, v3, v2, v1)")
         return cls(
             v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], 0, v[3], v[11], v[12], v[13],
             f32(v[15]), f32(v[16]), f32(v[17]), v[21], f32(gap), 0.0, v[1],
@@ -559,7 +569,7 @@ class UserState:
 
 
 def _unmark(st: UserState) -> UserState:
-    """``st`` as read from a format-6 record: with :data:`RECURRING_RECORD` in its flags, the
+    """``st`` as read from a flagged record (format 6, 7 or 8): with :data:`RECURRING_RECORD` in its flags, the
     purchase fields hold the recurring rhythm (:func:`_recurring_record`), moved to its own."""
     if st.flags & RECURRING_RECORD:
         st.first_recurring_s, st.last_recurring_s, st.n_recurring = st.first_purchase_s, st.last_purchase_s, st.n_purchases
@@ -570,7 +580,7 @@ def _unmark(st: UserState) -> UserState:
 
 def _recurring_record(s: UserState) -> bytes:
     """The record of a state that holds a recurring rhythm: its fields in the purchase fields'
-    place, :data:`RECURRING_RECORD` in the flags byte (format 6; module docstring). A state with
+    place, :data:`RECURRING_RECORD` in the flags byte (format 7 or 8; module docstring). A state with
     purchases too has no such record (``apply_looked_up`` never makes one)."""
     if s.n_purchases or s.first_purchase_s or s.last_purchase_s:
         raise ValueError("a user state keeps purchases or a recurring rhythm, not both (they share the record's bytes)")
@@ -599,8 +609,9 @@ def _put_u16(w: BytesWriter, x: int) -> None:
 
 
 def _write_head(s: UserState, counts: bool = False) -> bytes | None:
-    """The head of ``s``'s record, the bytes ``_PACK_V4``/``_PACK_V5``/``_PACK_V6`` give (format 6
-    when a flag is set, else 5 when the end of the paid period is known), then with ``counts`` its slot counts (the whole record),
+    """The head of ``s``'s record, the bytes ``_PACK_V4``/``_PACK_V5`` give (format 5, or 8 when a
+    flag is set, when the end of the paid period is known, else 4, or 7 when a flag is set; byte 2
+    the flags in formats 7 and 8, else the slot count), then with ``counts`` its slot counts (the whole record),
     written by librt's ``BytesWriter`` (a native int or double stored per field, nothing boxed;
     256 bytes inside the writer, so no buffer to grow up to 20 slots); None
     when a field is out of what its struct code holds (the caller's struct then raises the
@@ -615,9 +626,14 @@ def _write_head(s: UserState, counts: bool = False) -> bytes | None:
             and _f32_fits(s.alert_risk) and _f32_fits(s.negative_28d)):
         return None
     w = BytesWriter()
-    w.append(_FORMAT_VERSION if s.flags else 5 if s.period_end_day else 4)
-    w.append(s.stage)
-    w.append(n)
+    if s.flags:
+        w.append(_FORMAT_VERSION if s.period_end_day else 7)
+        w.append(s.stage)
+        w.append(s.flags)
+    else:
+        w.append(5 if s.period_end_day else 4)
+        w.append(s.stage)
+        w.append(n)
     _put_u32(w, s.first_seen_s)
     _put_u32(w, s.last_seen_s)
     _put_u32(w, s.first_purchase_s)
@@ -640,10 +656,7 @@ def _write_head(s: UserState, counts: bool = False) -> bytes | None:
     write_f32_le(w, s.alert_risk)
     _put_u16(w, s.negative_names)
     write_f32_le(w, s.negative_28d)
-    if s.flags:
-        _put_u16(w, s.period_end_day)
-        w.append(s.flags)
-    elif s.period_end_day:
+    if s.period_end_day:
         _put_u16(w, s.period_end_day)
     if counts:
         w.write(s.slot_counts)
@@ -663,18 +676,20 @@ def _u16(raw: bytes, i: int) -> int:
 
 
 def _read_head(raw: bytes, version: int, size: int) -> UserState:
-    """The state of a format-4, 5 or 6 record (``version``) whose head's ``size`` and slot
+    """The state of a format-4, 5, 6, 7 or 8 record (``version``) whose head's ``size`` and slot
     count ``UserState.from_bytes`` checked: the head field by field at its offset
     in ``_STRUCT`` (what ``_STRUCT_V4``/``_STRUCT_V5``/``_STRUCT`` unpack, value for value: librt's float reads
-    are the same load and (double) conversion as the struct's)."""
+    are the same load and (double) conversion as the struct's; formats 7 and 8 are 4 and 5 with
+    the flags in byte 2)."""
+    flags = raw[2] if version >= 7 else raw[95] if version == 6 else 0
     st = UserState(
         _u32(raw, 3), _u32(raw, 7), _u32(raw, 11), _u32(raw, 15), _u32(raw, 19), _u32(raw, 23), _u32(raw, 27),
         _u32(raw, 31), _u32(raw, 35), _u32(raw, 39), _u32(raw, 43), _u32(raw, 47), _u32(raw, 51), _u32(raw, 55),
         read_f32_le(raw, 59), read_f32_le(raw, 63), read_f32_le(raw, 67), read_f64_le(raw, 71), read_f32_le(raw, 79),
-        read_f32_le(raw, 83), raw[1], raw[size:], _u16(raw, 87), read_f32_le(raw, 89), _u16(raw, 93) if version >= 5 else 0,
-        raw[95] if version == 6 else 0,
+        read_f32_le(raw, 83), raw[1], raw[size:], _u16(raw, 87), read_f32_le(raw, 89),
+        _u16(raw, 93) if version == 5 or version == 6 or version == 8 else 0, flags,
     )
-    return _unmark(st) if version == 6 else st
+    return _unmark(st) if flags else st
 
 
 def purchase_summary(state: UserState, now_s: int, unit_s: float = DAY_S) -> tuple[int, float, float]:

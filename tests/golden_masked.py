@@ -60,6 +60,14 @@ names the lifecycle's cause first): ``changes OLD NEW stage_changed '*,declining
 ``*`` for ``b`` too takes every alert of ``kind`` (QA20a F7, 2026-12-05: every ``recovered`` alert
 says ``none``): ``changes OLD NEW recovered '*,*' action``.
 
+A change to how a state is written, not to what it holds (2026-12-05: a flagged record is format 7
+or 8, the flags in byte 2, no longer format 6) is proved on the records: ``recoded`` checks that
+every alert and score is identical, that each user's new record reads (with the tree that runs it)
+to the very state its old one does, that the records which changed are exactly those of the
+``versions`` named (old format numbers) and prints how many changed and the bytes they lost::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked recoded /tmp/old.json /tmp/new.json 6
+
 A change that stops giving one reason (QA6 M2: "uses 2 kinds of activity in 4 weeks" against the
 user where the model does not know the product's kinds) is proved on the reasons themselves:
 ``dropped`` checks that every alert and score that changed had a reason matching ``pattern`` (a
@@ -251,6 +259,26 @@ def compare(old_path: str, new_path: str, masked: tuple[str, ...]) -> bool:
             changed = collections.Counter(f for k in o if k in n for f in masked if o[k][f] != n[k][f])
             print(f"{key} {part}: {len(o)} rows, identical with {'+'.join(masked)} masked: {same}; changed: {dict(changed)}")
         print(f"{key} states byte-identical: {same_states}")
+    return ok
+
+
+def recoded(old_path: str, new_path: str, versions: tuple[int, ...]) -> bool:
+    """True when only the records of old format ``versions`` changed, each to one that reads to the
+    same state (module docstring), every alert and score identical."""
+    from models.state import UserState
+
+    old, new = _dumps(old_path, new_path)
+    ok = True
+    for key in old:
+        same_rows = all(old[key][part] == new[key][part] for part in ("alerts", "scores"))
+        o, n = old[key]["states"], new[key]["states"]
+        changed = [u for u in o if o[u] != n.get(u)]
+        wrong = [u for u in changed if u not in n or bytes.fromhex(o[u])[0] not in versions
+                 or UserState.from_bytes(bytes.fromhex(o[u])) != UserState.from_bytes(bytes.fromhex(n[u]))]
+        saved = collections.Counter(len(o[u]) // 2 - len(n[u]) // 2 for u in changed if u not in wrong)
+        ok &= same_rows and not wrong and sorted(o) == sorted(n)
+        print(f"{key}: alerts and scores identical: {same_rows}; {len(changed)} of {len(o)} records changed, "
+              f"all of format {'/'.join(map(str, versions))} reading to the same state: {not wrong}; bytes saved: {dict(saved)}")
     return ok
 
 
@@ -1001,6 +1029,8 @@ if __name__ == "__main__":
         sys.exit(0 if better(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]) else 1)
     elif sys.argv[1:2] == ["comeback"] and len(sys.argv) == 5:
         sys.exit(0 if comeback(sys.argv[2], sys.argv[3], sys.argv[4]) else 1)
+    elif sys.argv[1:2] == ["recoded"] and len(sys.argv) == 5:
+        sys.exit(0 if recoded(sys.argv[2], sys.argv[3], tuple(int(v) for v in sys.argv[4].split(","))) else 1)
     elif sys.argv[1:2] == ["compare"] and len(sys.argv) >= 5:
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], tuple(sys.argv[4:])) else 1)
     else:

@@ -135,7 +135,7 @@ def test_accounts_owners_alerts_book_digest_and_live_mrr(
     account_barrier(kafka_bootstrap, redis_url, topic, PARTITIONS, 1, _day(DAYS - 1, 50), workers=[worker])
     capsys.readouterr()
 
-    # -- QA pass 6 M1: the users of paying accounts, through the stored states (format 6, their
+    # -- QA pass 6 M1: the users of paying accounts, through the stored states (format 7, their
     # flags): a1 holds acme's subscription and hardly uses the product any more (educate, was
     # check_in); g1 and g2 hold globex's two subscriptions and use it daily (none, was upsell)
     for user, action in (("a1", "educate"), ("g1", "none"), ("g2", "none")):

@@ -148,11 +148,12 @@ def test_the_model_file_names_its_grievances() -> None:
 
 
 def test_the_record_of_a_customer_with_a_grievance_is_no_larger_than_a_flagged_one() -> None:
-    """The flags byte every flagged record has (format 6): 96 bytes + 8 per type, the budget's worst case."""
+    """The flags byte every flagged record has (format 7, the flags in byte 2): 93 bytes + 8 per
+    type, as an unflagged one's."""
     events = _visits_and_orders(ORDERS, VISITS) + [_at(88, "complaint", "c1")]
     st = advance("u", None, events, T0_MS + 90 * DAY_MS, NEVER_BY_RISK).state
     raw = st.to_bytes()
-    assert st.flags & GRIEVANCE and len(raw) == 96 + 8 * st.n_slots
+    assert st.flags & GRIEVANCE and raw[0] == 7 and raw[2] == st.flags and len(raw) == 93 + 8 * st.n_slots
     assert UserState.from_bytes(raw) == st
 
 

@@ -237,13 +237,14 @@ _STATE = ([PURE["state"]] if importlib.util.find_spec("librt") else []) + ([stat
 
 @st.composite
 def records(draw: st.DrawFn) -> bytes:
-    """A format-4, 5 or 6 record with any bits in its fields (NaN and inf floats, subnormals,
-    -0.0, uint32s up to 2 ** 32 - 1) and 0-16 slots: what the head's fast read must read as the
-    struct does."""
-    version = draw(st.sampled_from([4, 5, 6]))
+    """A format-4, 5, 6, 7 or 8 record with any bits in its fields (NaN and inf floats, subnormals,
+    -0.0, uint32s up to 2 ** 32 - 1; any flags byte in formats 7 and 8, whose slot count is the
+    length's) and 0-16 slots: what the head's fast read must read as the struct does."""
+    version = draw(st.sampled_from([4, 5, 6, 7, 8]))
     n = draw(st.integers(0, 16))
-    rest = {4: 90, 5: 92, 6: 93}[version]
-    head = bytes([version, draw(st.integers(0, 5)), n]) + draw(st.binary(min_size=rest, max_size=rest))
+    rest = {4: 90, 5: 92, 6: 93, 7: 90, 8: 92}[version]
+    third = draw(st.integers(0, 255)) if version >= 7 else n
+    head = bytes([version, draw(st.integers(0, 5)), third]) + draw(st.binary(min_size=rest, max_size=rest))
     floats = draw(st.lists(st.one_of(st.floats(width=32), st.floats(width=32, allow_nan=False).map(abs)), min_size=3, max_size=3))
     head = head[:59] + struct.pack("<3f", *floats) + head[71:]  # the counters as float32s too, not only random bits
     return head + draw(st.binary(min_size=8 * n, max_size=8 * n))
@@ -266,9 +267,8 @@ def test_the_fast_record_read_reads_what_the_struct_reads(raw: bytes) -> None:
     (compiled and pure copies of the fast read both)."""
     reference = PURE["state"].UserState.from_bytes(raw)  # the pure Python: the struct
     assert not PURE["state"]._COMPILED
+    size = {4: 93, 5: 95, 6: 96, 7: 93, 8: 95}[raw[0]]
     for module in _STATE:
-        n = raw[2]
-        size = len(raw) - 8 * n
         fast = module._read_head(raw, raw[0], size)
         assert _fields(fast) == _fields(reference)
     assert _fields(UserState.from_bytes(raw)) == _fields(reference)  # whichever read this process runs
@@ -337,7 +337,7 @@ def _check_write(kw: dict[str, Any]) -> None:
             assert head is None  # the caller's struct then raises
     if reference[0] == "bytes":
         raw = reference[1]
-        assert isinstance(raw, bytes) and raw[0] == (6 if kw.get("flags") else 5 if kw["period_end_day"] else 4)
+        assert isinstance(raw, bytes) and raw[0] == ((8 if kw["period_end_day"] else 7) if kw.get("flags") else 5 if kw["period_end_day"] else 4)
         assert _read_back(UserState, raw) == _read_back(PURE["state"].UserState, raw)
 
 
@@ -345,7 +345,7 @@ def _check_write(kw: dict[str, Any]) -> None:
 @given(any_states())
 def test_the_fast_record_write_writes_what_the_struct_packs(kw: dict[str, Any]) -> None:
     """models.state's compiled write of a record's head (librt's BytesWriter, ``_write_head``)
-    gives the bytes the struct pack of the pure Python gives, on any state (format 4, 5 and 6); the
+    gives the bytes the struct pack of the pure Python gives, on any state (format 4, 5, 7 and 8); the
     compiled and pure copies of the fast write both; and what it wrote reads back as the pure
     Python reads it."""
     _check_write(kw)

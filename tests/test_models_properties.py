@@ -387,7 +387,7 @@ def test_format_1_records_are_still_read() -> None:
     assert (st_.first_seen_s, st_.last_seen_s, st_.active_days, st_.n_events, st_.stage) == (first, last, days, 40, 1)
     assert st_.gap_ewma_days == pytest.approx(30.0 / (days - 1))
     assert len(st_.to_bytes()) == 93 + 8 * 8  # read into format 4, 8 hashed kinds
-    with pytest.raises(ValueError, match=r"not format v6 \(or v5, v4, v3"):
+    with pytest.raises(ValueError, match=r"not format v8 \(or v7, v6, v5, v4, v3"):
         UserState.from_bytes(raw[:-1])
 
 

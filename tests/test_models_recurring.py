@@ -144,18 +144,19 @@ def test_the_rhythm_is_the_same_in_any_order_of_the_events(days: list[int], seed
 
 
 def test_the_record_keeps_the_rhythm_in_the_purchase_fields_bytes() -> None:
-    """A salaried user's record is format 6 (96 bytes + 8 a slot, a flagged user's: the budget's
-    worst case) and reads back to the same state, the record's marker not in memory; a user
-    without credits writes format 4 as before."""
+    """A salaried user's record is format 7 (93 bytes + 8 a slot, the marker in the flags' byte 2:
+    no byte more than format 4) and reads back to the same state, the record's marker not in
+    memory; a user without credits writes format 4 as before (7 if a flag is set)."""
     events = _events([0, 30, 60], [1, 2, 31, 61])
     st_ = advance("u", None, events, T0_MS + 62 * DAY_MS, BANK).state
     raw = st_.to_bytes()
     assert st_.n_recurring == 3 and st_.n_purchases == 0 and st_.flags & RECURRING_RECORD == 0
-    assert raw[0] == 6 and raw[-8 * st_.n_slots - 1] & RECURRING_RECORD and len(raw) == 96 + 8 * st_.n_slots
+    assert raw[0] == 7 and raw[2] & RECURRING_RECORD and len(raw) == 93 + 8 * st_.n_slots
     back = UserState.from_bytes(raw)
     assert back == st_ and back.flags == st_.flags
     plain = advance("u", None, events, T0_MS + 62 * DAY_MS, PLAIN).state
-    assert plain.n_recurring == 0 and len(plain.to_bytes()) == (96 if plain.flags else 93) + 8 * plain.n_slots
+    assert plain.n_recurring == 0 and len(plain.to_bytes()) == 93 + 8 * plain.n_slots
+    assert plain.to_bytes()[0] == (7 if plain.flags else 4)
 
 
 def test_a_buyer_keeps_no_recurring_rhythm_in_either_order() -> None:

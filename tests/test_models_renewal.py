@@ -26,7 +26,7 @@ from models.risk import exit_open, exit_opens_s, leave_probability, risk_probabi
 from models.scoring import SilentRisk, assess, risk_at, score
 from models.signals import compute_signals
 from models.reasons import RENEWAL_NEWS_DAYS
-from models.state import DAY_S, LONG_PERIOD, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, UserState, apply_event, period_end_day
+from models.state import ACCOUNT_MEMBER, DAY_S, LONG_PERIOD, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, UserState, apply_event, period_end_day
 from models.subscription import Subscription
 from models.temperature import p_stay
 from tests.test_models_properties import (
@@ -145,6 +145,29 @@ def test_format_3_records_are_still_read() -> None:
     assert (back.n_events, back.period_end_day, back.negative_28d, list(back.slot_28d)) == (st_.n_events, 0, 0.0, list(st_.slot_28d))
 
 
+def test_flagged_records_are_the_size_of_unflagged_ones_and_format_6_is_still_read() -> None:
+    """A flag set: format 7 (format 4's 93 bytes + 8 per slot) or, with a period end, 8 (format
+    5's 95), the flags in byte 2 and the slot count the length's; a record of format 6 (format 5 +
+    the flags byte, written until 2026-12-05) reads to the same state; a length that is not the
+    head + 8 per slot is a ValueError."""
+    st_ = _state_of(_daily(range(20)))
+    plain = st_.to_bytes()
+    st_.flags = ACCOUNT_MEMBER | PAYS_SUBSCRIPTION
+    raw7 = st_.to_bytes()
+    assert raw7[0] == 7 and raw7[2] == st_.flags and len(raw7) == len(plain) and raw7[3:] == plain[3:]
+    st_.period_end_day = 20_000
+    raw8 = st_.to_bytes()
+    assert raw8[0] == 8 and raw8[2] == st_.flags and len(raw8) == len(plain) + 2
+    for raw, period_end in ((raw7, 0), (raw8, 20_000)):
+        old = struct.pack("<BB", 6, st_.stage) + bytes([len(st_.slot_7d)]) + raw[3:93] + struct.pack("<HB", period_end, st_.flags)
+        for record in (raw, old + raw[len(raw) - 8 * len(st_.slot_7d):]):
+            back = UserState.from_bytes(record)
+            assert (back.flags, back.period_end_day, back.to_bytes()) == (st_.flags, period_end, raw)
+        for bad in (raw[:-1], raw + b"\0", raw[:-8] + b"\0"):
+            with pytest.raises(ValueError, match="bytes"):
+                UserState.from_bytes(bad)
+
+
 def test_an_annual_subscriber_is_alerted_when_the_renewal_comes_within_the_horizon_not_before() -> None:
     """Daily use to day 69, one kind of activity, a model that says "leaves" of everybody: without a
     period end the at-risk alert opens on the second day; paid through day 100, it opens at day 70
@@ -259,7 +282,7 @@ def test_order_and_batching_do_not_matter_with_statements(events: list[Event], r
     first.state, first.expire = second.state, second.expire
     _same_outcome(whole, first)
     raw = whole.state.to_bytes()
-    assert UserState.from_bytes(raw) == whole.state and raw[0] == (6 if whole.state.flags else 5 if whole.state.period_end_day else 4)
+    assert UserState.from_bytes(raw) == whole.state and raw[0] == ((8 if whole.state.period_end_day else 7) if whole.state.flags else 5 if whole.state.period_end_day else 4)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

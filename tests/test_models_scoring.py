@@ -422,13 +422,13 @@ def test_a_subscriber_who_stops_using_is_educated_until_the_subscription_ends() 
 
 
 def test_the_billing_flags_survive_the_record() -> None:
-    # the flags are part of the state the worker stores (format 6), so the stream's later views say the same
+    # the flags are part of the state the worker stores (format 7), so the stream's later views say the same
     from models.state import ACCOUNT_MEMBER, PAYS_SUBSCRIPTION
     st = advance("a1u1", None, [_subscription("a1u1", 0.0, "active", 10_000), *_member_history("a1u1", [1.0, 2.0])],
                  int((T0 + 3 * DAY_S) * 1000), MODEL).state
     assert st.flags == PAYS_SUBSCRIPTION | ACCOUNT_MEMBER
     raw = st.to_bytes()
-    assert raw[0] == 6 and UserState.from_bytes(raw) == st
+    assert raw[0] == 7 and raw[2] == st.flags and UserState.from_bytes(raw) == st
     st.flags = 0
     assert st.to_bytes()[0] == 4  # without flags (and period end), the record as before, byte for byte
 

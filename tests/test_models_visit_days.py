@@ -90,7 +90,7 @@ def test_a_daily_visit_counts_one_day_a_day_at_any_hour(hour: int, minute: int) 
 
 
 def test_a_visit_across_midnight_survives_the_record_and_a_batch_cut_at_midnight() -> None:
-    """The flag is kept in the record (format 6): the visit's two halves in two steps through
+    """The flag is kept in the record (format 7): the visit's two halves in two steps through
     the stored bytes give the state of one step, and the next visit that day still counts."""
     events = _visits("u", [SEP_1_MS + (23 * 60 + 40) * MIN_MS, SEP_1_MS + DAY_MS + 12 * 3_600_000])
     midnight = SEP_1_MS + DAY_MS
@@ -98,7 +98,7 @@ def test_a_visit_across_midnight_survives_the_record_and_a_batch_cut_at_midnight
     first = advance("u", None, [e for e in events if e.ts_ms < midnight], midnight, MODEL).state
     raw = advance("u", UserState.from_bytes(first.to_bytes()), [e for e in events if e.ts_ms == midnight], midnight + 1, MODEL).state.to_bytes()
     mid = UserState.from_bytes(raw)
-    assert raw[0] == 6 and mid.flags & VISIT_CONTINUED and mid.active_days == 1
+    assert raw[0] == 7 and mid.flags & VISIT_CONTINUED and mid.active_days == 1
     second = advance("u", mid, [e for e in events if e.ts_ms > midnight], midnight + DAY_MS, MODEL).state
     assert second == whole and whole.active_days == 2 and not whole.flags & VISIT_CONTINUED
 
