@@ -336,8 +336,9 @@ def _bucket_round(rnd: random.Random, stored: dict[str, bytes], t0_ms: int, cloc
 def test_advance_bucket_is_the_per_user_loop(seed: int) -> None:
     """Three rounds a day and more apart (new users, then reviews that open alerts, stored users
     with and without events, empty and unreadable records, a partition without a clock, account
-    members, alerts withheld by ``alerts_from_ms``): the compiled loop queues what the Python
-    loop queued, in the same order, and counts the same."""
+    members, alerts withheld by ``alerts_from_ms``, members' alerts kept apart in odd seeds): the
+    compiled loop queues what the Python loop queued, in the same order, and counts the same
+    (the bucket counters' keys in the same order too: the repr compares them)."""
     from models.model import load_model
     from streams.worker.phases import Advanced, CycleResult, _advance_bucket
     from streams.worker.store import BucketWrite
@@ -354,7 +355,7 @@ def test_advance_bucket_is_the_per_user_loop(seed: int) -> None:
         got, want = [], []
         for fn, sink in ((_advance_bucket, got), (_advance_bucket_ref, want)):
             write, out, result = BucketWrite(5, []), Advanced(), CycleResult()
-            fn(todo, 5, clocks, fields, member_of, model, write, out, result, True, alerts_from, False)
+            fn(todo, 5, clocks, fields, member_of, model, write, out, result, True, alerts_from, seed % 2 == 1)
             sink.append((write, [(u, [(t, s.to_bytes(), a) for t, s, a in m], e) for u, m, e in out.members],
                          out.lowered, out.alerts, result))
             out.members = []
@@ -363,3 +364,71 @@ def test_advance_bucket_is_the_per_user_loop(seed: int) -> None:
             if sw.blob:
                 stored[sw.user_id] = sw.blob
     assert stored
+
+
+# --- the bucket counters held back per bucket (docs/SCALING.md, issue 14 ``cut4``) ------------------
+
+def _tally_ops(rnd: random.Random) -> list[tuple]:  # type: ignore[type-arg]
+    """A bucket's counter changes as count_delta makes them: stage counts (an index out of range
+    too), users, at_risk, reachable, first-seen days (runs of one day, then another, then back),
+    and, right after a flush as advance_bucket calls the shell back, the shell's own changes (a key
+    added, an int key turned float)."""
+    from models.step import _FIXED_KEYS
+
+    ops: list[tuple] = []  # type: ignore[type-arg]
+    day = 20_454
+    for _ in range(rnd.randint(0, 60)):
+        roll = rnd.random()
+        if roll < 0.45:
+            ops.append(("add", rnd.randrange(len(_FIXED_KEYS)), rnd.choice([-1, 1, 2])))
+        elif roll < 0.55:
+            ops.append(("stage", rnd.choice([0, 1, 2, 3, 4, 5, -1, -6]), rnd.choice([-1, 1])))
+        elif roll < 0.8:
+            day = day if rnd.random() < 0.7 else day + rnd.choice([-1, 1])
+            ops.append(("new", day))
+        elif roll < 0.9:
+            ops.append(("flush",))
+        else:
+            ops.append(("shell", rnd.choice(["users", "stage:new", "churned:20260101", "new:19700101"]),
+                        rnd.choice([1, -1, 0.5])))
+    return ops
+
+
+@pytest.mark.parametrize("seed", range(200))
+@pytest.mark.parametrize("impl", ["compiled", "pure"])
+def test_tally_is_each_change_added_at_once(seed: int, impl: str) -> None:
+    """After its flush, a Tally leaves ``out`` as ``out[k] = out.get(k, 0) + n`` per change left
+    it: the same keys in the same order (the store packs them in it), the same values and types,
+    from an empty ``out`` or one that holds ints and floats already."""
+    from models import step as compiled_step
+
+    mod = compiled_step if impl == "compiled" else PURE["step"]
+    from streams.worker.store import day_name
+
+    rnd = random.Random(seed)
+    start = rnd.choice([{}, {"users": 3, "stage:active": 1.0, "new:20260101": 2}, {"at_risk": 0.5, "reachable": 0}])
+    ops = _tally_ops(rnd)
+    want, got = dict(start), dict(start)
+    tally = mod.Tally(got)
+    keys = mod._FIXED_KEYS
+    for op in ops:
+        if op[0] == "add":
+            want[keys[op[1]]] = want.get(keys[op[1]], 0) + op[2]
+            tally.add(op[1], op[2])
+        elif op[0] == "stage":
+            want[mod.STAGE_KEYS[op[1]]] = want.get(mod.STAGE_KEYS[op[1]], 0) + op[2]
+            tally.add_stage(op[1], op[2])
+        elif op[0] == "new":
+            k = "new:" + day_name(op[1])
+            want[k] = want.get(k, 0) + 1
+            tally.add_new(op[1], day_name)
+        elif op[0] == "flush":
+            tally.flush()
+        else:
+            tally.flush()  # (advance_bucket flushes before it calls the shell)
+            for d in (want, got):
+                d[op[1]] = d.get(op[1], 0) + op[2]
+    tally.flush()
+    assert [(k, v, type(v)) for k, v in got.items()] == [(k, v, type(v)) for k, v in want.items()]
+    with pytest.raises(IndexError):
+        tally.add_stage(len(mod.STAGE_KEYS), 1)  # as STAGE_KEYS[stage] raised
