@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from streams.worker.align import cut_index, first_event_ms
 from streams.worker.aligned import Alignment
+from streams.worker.clock import NEVER
 
 HOUR = 3_600_000
 T0 = 1_776_000_000_000
@@ -217,3 +218,35 @@ def test_a_cut_publishes_its_heads_at_once_where_other_workers_hold() -> None:
     w.refresh(w.b)
     asyncio.run(w.a.publish(w.store, "t", {0: T0 + 40 * HOUR}))
     assert w.store.heads[0] == T0 + 40 * HOUR
+
+
+def test_workers_started_before_the_history_hold_each_other_from_their_first_cut() -> None:
+    """The README's recipe: two workers started, then the history published. Their first full read
+    (progress, log ends: once a second) came before the publish and found nothing of the other's
+    partition: no progress stored, an empty log. A is cut at its first batch (its first unread
+    event 07:00) and publishes that at once; B, whose own partition let it read on to 20:00, reads
+    A's head within ``HEADS_EVERY_S`` and is held by it. Until 5 December 2026 a foreign partition
+    held only once the full read had found its stored progress behind its log end, so for that
+    first second neither worker published at its cuts nor read the other's heads: each read on
+    alone, days of event time a second: in a traced run of the two-worker replay
+    (tests/test_aligned_replay_e2e.py, copies behind in 9 of 20 runs then) they were 9 days apart
+    at the second read, past the account watermark's 7-day grace, and the slower one's copies
+    reached their account behind it (docs/REVENUE.md, "Two workers from their first cut")."""
+    import asyncio
+
+    w = _Pair()
+    a, b, p0, p1 = w.a, w.b, w.p0, w.p1
+    w.store.progress, w.consumer.ends, w.stream = {}, {0: 0, 1: 0}, lambda p: NEVER  # type: ignore[method-assign]
+    w.refresh(a)
+    w.refresh(b)  # both before the publish: nothing known of the other
+    w.consumer.ends = {0: 100, 1: 100}  # the history published; each read a batch and was cut
+    a.paused[p0], b.paused[p1] = T0 + 7 * HOUR, T0 + 20 * HOUR
+    asyncio.run(a.publish(w.store, "t", a.own_holding(w.consumer, {p0}, {0: 51}, w.stream, {}, w.busy)))
+    assert w.store.heads[0] == T0 + 7 * HOUR
+    w.refresh(b, full=False)  # held back: the heads read again, no full read
+    assert b.holding(w.consumer, {p1}, {1: 51}, w.stream, {}, w.busy)[0] == T0 + 7 * HOUR
+    w.release(b)
+    assert b.paused == {p1: T0 + 20 * HOUR}  # 20:00 is past 07:00 + 6 h: B waits for A
+    w.refresh(b)  # the next full read: still no progress stored for A's partition, its head holds
+    w.release(b)
+    assert b.paused == {p1: T0 + 20 * HOUR}

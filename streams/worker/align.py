@@ -22,9 +22,8 @@ one with no data buffered); here, as the worker takes a batch:
   advances. The first event, not the last: a held copy waits about a cycle's span of event time
   for the marks to pass it, so a cycle spans at most ``ahead_ms`` of every partition.
 
-Other workers' partitions hold too, by the stream time their owners store in Redis, while they
-are behind their log end and their time moves (streams/worker/consumer.py): the same rule across
-workers. User scoring does not change: each partition is still read in offset order, only in
+Other workers' partitions hold too, at the time their owners publish in Redis while it moves
+(streams/worker/aligned.py): the same rule across workers. User scoring does not change: each partition is still read in offset order, only in
 other batches. Pure: records and times in, indexes out.
 """
 

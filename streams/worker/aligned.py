@@ -13,9 +13,10 @@ after each settled cycle) and their log ends (ListOffsets), read at most once a 
 heads their owners publish (where they hold): with that read, at each cut, and, while a partition
 of the worker's own is held back, every ``HEADS_EVERY_S`` (two workers of a backlog each wait for
 the other's next head: exchanged once a second, two workers read a replay 5-20 times slower than
-one, QA pass 21 F7). One holds
-the others back only while it is behind its log end and its stored time moved in the last
-``FOREIGN_IDLE_S``: a partition whose worker stopped, or waits itself, holds nobody (Kafka
+one, QA pass 21 F7), by every worker that knows other workers own partitions of the topic. One
+holds the others back at its published head (NEVER, idle: nobody), or, its owner of an earlier
+version publishing none, at its stored stream time while behind its log end; either only while
+it moved in the last ``FOREIGN_IDLE_S``: a partition whose worker stopped holds nobody (Kafka
 Streams' ``max.task.idle.ms``: a task idles that long at most for a partition with no data).
 It is the wall-clock rule of aligned reading that sees other workers (own partitions follow the
 clock's idle rule: caught up, no record for ``CHURNWATCH_IDLE_PARTITION_MS``), so it is long:
@@ -57,8 +58,10 @@ class Alignment:
     def __init__(self, ahead_ms: int) -> None:
         self.ahead_ms = ahead_ms
         self.paused: dict[TopicPartition, int] = {}
-        # foreign partition -> (stored stream time, offset, monotonic time the time last moved)
-        self._foreign: dict[int, tuple[int, int, float]] = {}
+        # foreign partition -> (time it holds at, stored offset (-1: none), monotonic time the time
+        # last moved, whether its owner published it: a head, not the stored stream time)
+        self._foreign: dict[int, tuple[int, int, float, bool]] = {}
+        self._others: list[int] = []  # the topic's partitions other workers own (``refresh_foreign``)
         self._foreign_ends: dict[int, int] = {}
         self._foreign_read = float("-inf")
         self._heads_read = float("-inf")
@@ -73,14 +76,21 @@ class Alignment:
     def holding(self, consumer: Any, assigned: set[TopicPartition], next_offset: Mapping[int, int],
                 stream_ms: Callable[[int], int], batch: Batch, idle: Callable[[int], bool]) -> dict[int, int]:
         """Partition -> the event time at which it holds the others: own partitions as
-        :meth:`own_holding` says; other workers' partitions behind their log end and moving, at the
-        time their owners publish (``own_holding``'s, read by :meth:`refresh_foreign`; an owner of
-        an earlier version publishes none: its stored stream time)."""
+        :meth:`own_holding` says; other workers' partitions moving, at the time their owners publish
+        (``own_holding``'s, read by :meth:`refresh_foreign`: NEVER for an idle one, which holds
+        nobody); a partition whose owner, of an earlier version, publishes none holds at its stored
+        stream time while behind its log end.
+
+        Why a published head holds without the stored progress and the log ends (read once a
+        second): two workers started before a history is published find neither at their first
+        read, and until 5 December 2026 each read on alone until the next, days of event time a
+        second, far enough apart for the account watermark's grace to pass the slower one's copies
+        (docs/REVENUE.md, "Two workers")."""
         out: dict[int, int] = {}
         now = time.monotonic()
-        for q, (t, offset, moved) in self._foreign.items():
+        for q, (t, offset, moved, head) in self._foreign.items():
             end = self._foreign_ends.get(q)
-            if end is not None and offset + 1 < end and now - moved <= FOREIGN_IDLE_S and t not in (0, NEVER):
+            if (head or end is not None and offset + 1 < end) and now - moved <= FOREIGN_IDLE_S and t not in (0, NEVER):
                 out[q] = t
         for tp in assigned:
             out.pop(tp.partition, None)  # ours now: known here, not by Redis
@@ -132,6 +142,7 @@ class Alignment:
         known = consumer.partitions_for_topic(topic) or set()
         others = [q for q in range(partitions) if q not in mine and q in known]
         now = time.monotonic()
+        self._others = others
         if not others:
             self._foreign.clear()
             return
@@ -150,20 +161,18 @@ class Alignment:
             logger.debug("aligned reading: other workers' progress not read (%s)", exc)
             return
         for q in others:
-            r = progress.get(q)
-            if r is None:
-                continue
-            t = heads.get(q, r.max_ms)
-            known = self._foreign.get(q)
-            moved = now if known is None or known[0] != t else known[2]
-            self._foreign[q] = (t, r.offset, moved)
+            r, head = progress.get(q), heads.get(q)
+            if head is not None:
+                self._learn(q, head, -1 if r is None else r.offset, True, now)
+            elif r is not None:
+                self._learn(q, r.max_ms, r.offset, False, now)
         self._foreign_ends = {tp.partition: end for tp, end in ends.items()}
         for q in [q for q in self._foreign if q in mine]:
             del self._foreign[q]
 
     async def _refresh_heads(self, store: Any, topic: str, own: Mapping[int, int], now: float) -> None:
         """Between the once-a-second reads, while held back: ``own`` published if it changed, the
-        heads of the other workers' partitions known read again (their progress and log ends stand).
+        heads of the other workers' partitions read again (their progress and log ends stand).
 
         Why: two workers of a backlog hold each other, each at most ``ahead_ms`` past the other's
         published head, so the pair advances ``ahead_ms`` of event time per exchange of heads. With
@@ -181,16 +190,22 @@ class Alignment:
         except Exception as exc:  # no answer: what was known stands
             logger.debug("aligned reading: other workers' heads not read (%s)", exc)
             return
-        for q, known_q in list(self._foreign.items()):
-            t = heads.get(q)
-            if t is not None and t != known_q[0]:
-                self._foreign[q] = (t, known_q[1], now)
+        for q in self._others:
+            if q in heads:
+                known = self._foreign.get(q)
+                self._learn(q, heads[q], -1 if known is None else known[1], True, now)
+
+    def _learn(self, q: int, t: int, offset: int, head: bool, now: float) -> None:
+        """Foreign partition ``q`` holds at ``t`` (``head``: as its owner published), ``offset``
+        its stored progress; its time moved ``now`` unless it is the one known."""
+        known = self._foreign.get(q)
+        self._foreign[q] = (t, offset, now if known is None or known[0] != t else known[2], head)
 
     async def publish(self, store: Any, topic: str, own: Mapping[int, int]) -> None:
-        """Right after a cut, where other workers' partitions hold this one: ``own`` (the heads
+        """Right after a cut, where other workers own partitions of the topic: ``own`` (the heads
         the cut left) published at once, not after the cycle's scoring, so a worker waiting for
         it reads on while this one scores (:meth:`_refresh_heads`)."""
-        if not self._foreign or own == self._published:
+        if not self._others or own == self._published:
             return
         try:
             await store.write_align_heads(topic, own)
