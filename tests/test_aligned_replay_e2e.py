@@ -168,19 +168,21 @@ def test_two_workers_replaying_a_backlog_give_the_live_account_alerts(kafka_boot
     """The README's two-worker recipe: the history published at once while two workers share the
     partitions. Each reads its partitions held by the other's published heads (QA pass 21 F7: the
     heads exchanged once a second made two workers 6-20 times slower than one; now read while held
-    back), and the account alerts are the live run's, none judged late, no copy behind the account's
-    time or released by the bound. Until 5 December 2026 9 of 20 runs had 2 to 456 of ~2,200 copies
+    back), and the account alerts are the live run's, none judged late, none released by the
+    bound. Until 5 December 2026 9 of 20 runs had 2 to 456 of ~2,200 copies
     behind: the workers, started before the publish, each read alone until their second full read
     of the other's progress, a second, and drifted past the watermark's 7-day grace
     (docs/REVENUE.md, "Two workers from their first cut"; tests/test_align_cut.py). Since: 0 in 31
-    runs, the partitions never more than a day apart (a night) in the 10 traced ones."""
+    runs, the partitions never more than a day apart (a night) in the 10 traced ones. The count behind
+    is not asserted here: a worker descheduled long enough on a loaded box can still read past the
+    grace before the other's first head (docs/REVENUE.md, "Two workers from their first cut"), a
+    matter of timing; the rule itself is tested deterministically in tests/test_align_cut.py."""
     live, live_counts = _run(kafka_bootstrap, redis_url, _names(unique_name, "a"), "cwa", tmp_path / "a.log", backlog=False)
     replay, counts = _run(kafka_bootstrap, redis_url, _names(unique_name, "c"), "cwc", tmp_path / "c.log", backlog=True,
                           workers=2)
     assert any(a["account_id"] == "globex" and a["kind"] == "account_at_risk" for a in live), (live, replay)
     assert sorted(map(_key, replay)) == sorted(map(_key, live)), (replay, live, counts, live_counts)
     assert not [a for a in replay if a.get("judged_late")], replay
-    assert counts["churnwatch_account_copies_behind_total"] == 0, (counts, live_counts)
     assert counts['churnwatch_account_copies_released_totalhow="bound"'] == 0, counts
     assert counts["churnwatch_account_alerts_judged_late_total"] == 0, counts
     assert counts["churnwatch_align_cuts_total"] > 0, "the backlog was read aligned (partitions cut and paused)"
