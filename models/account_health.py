@@ -133,8 +133,11 @@ _RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_
 #: The churn of a user's own account (B2C: its plan on top of its use, QA19 F7): the plan is lost, the
 #: customer maybe not (:func:`_churn_action`)
 _WIN_BACK_PLAN, _KEEP_WIN_PLAN = "win back the plan", "keep the customer, win back the plan"
+#: The churn of a subscription cancelled after failed payments (involuntary: billing gave up, the
+#: customer may not have meant to leave; QA22a F5): :func:`_churn_action`
+_WIN_BACK_PAYMENT: Final[str] = "win back: fix the payment with the billing contact"
 ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
-                                           _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _FALLING_USE, "none")
+                                           _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _WIN_BACK_PAYMENT, _FALLING_USE, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 #: What the renewal rule's usage compares (:func:`_usage`: the users' 4-week activity against what their
 #: 13-week rates expect), said with its figure: the 2-week trend's reason gives another figure for the
@@ -1156,7 +1159,7 @@ def _renewal_when(renewal_ms: int, now_ms: int) -> str:
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None, said: Sequence[str] = (),
-           account: str = "", rise: PriceRise | None = None) -> AccountRollup:
+           account: str = "", rise: PriceRise | None = None, unpaid: bool = False) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
     milliseconds is counted from the same instant the alerts use. See the module docstring.
@@ -1175,6 +1178,11 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     only the member record is known (the stream). ``rise``: the price rise at a renewal of a user's
     own subscription (:class:`PriceRise`): for 30 days a billing part of 0.5, "price rose from 4.99
     to 7.99 at its renewal today (premium)", action "review how the plan fits their use".
+    ``unpaid``: the subscription was cancelled while its payment had failed (past due, never
+    fixed: an involuntary churn, as the caller kept it): a churn then says "cancelled after failed
+    payments", action "win back: fix the payment with the billing contact" (QA22a F5: 122
+    involuntary churns of a streaming service read "subscription cancelled", "win back", as a
+    customer who chose to leave).
 
     >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0, 0, (), (member_key("f1"),))
     >>> [(r.trial, r.risk, r.reasons) for r in (rollup([], trial, None, 0, 9 * DAY_S), rollup([], trial, None, 0, 9 * DAY_S, own=True))]
@@ -1274,8 +1282,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     risk = 1.0 if churned or lost else 1 - (1 - r_u) * (1 - r_b)
     if churned:
         named = _named(view.plans) if free else ""  # type: ignore[union-attr]
-        gone = _free_plan_text(named) if free else "subscription cancelled"
-        reasons.insert(0, (1.0, gone, _churn_action(own, blind, sole is not None and not lapsed)))
+        gone = _free_plan_text(named) if free else "cancelled after failed payments" if unpaid else "subscription cancelled"
+        reasons.insert(0, (1.0, gone, _WIN_BACK_PAYMENT if unpaid and not free else _churn_action(own, blind, sole is not None and not lapsed)))
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0  # the risk's silent share

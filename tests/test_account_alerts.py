@@ -190,7 +190,7 @@ def test_an_annual_renewal_is_looked_at_and_spoken_of_a_quarter_of_its_year_befo
 
 _RISK_PART = re.compile(r"silent for \d+ weeks( \(\d+% of its activity\))?(; .* not seen for \d+ weeks( or more)? \(not counted: users are those seen in 90 days\))?$|^payment failed .* \(past due\)$|^downgraded from .* to |^renewal .* while usage fell"
                         r"|^trial ends .* (with usage at|and nobody has used it yet)|^trial ended .* ago (with usage at|and nobody has used it$)"
-                        r"|^subscription cancelled$|^cancelled without paying$|^moved to (the|a) free plan( |$)|^MRR down from \d+\.\d\d to "
+                        r"|^subscription cancelled$|^cancelled after failed payments$|^cancelled without paying$|^moved to (the|a) free plan( |$)|^MRR down from \d+\.\d\d to "
                         r"|^usage over the last 2 weeks down \d+% against its 3-month rate \(2-week decayed\)(; its most active user .*last seen \d+ days ago)?$")
 _ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
                      r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
@@ -1090,3 +1090,28 @@ def _replayed(acc: AccountWork, day: int) -> AccountWork:
     state = state.update(Event("admin", day, "subscription", f"s{day}", 0.0, "acme", Subscription("past_due", "Pro", 4999)))
     extras = {k: v for k, v in acc.extras.items() if k != "past_due"}
     return AccountWork(state, extras, dict(acc.members))
+
+
+def test_a_churn_after_failed_payments_says_so() -> None:
+    """QA22a F5: 122 involuntary churns of a streaming service (past due, retries failed, cancelled by
+    billing) said "subscription cancelled", action "win back", as a customer who chose to leave. They
+    now say "cancelled after failed payments" with the payment's action, while the churn lasts (the
+    readers too); a cancellation after the payment was fixed is a voluntary one."""
+    from streams.worker.account_alerts import account_rollup
+
+    day = T0 + 60 * DAY_MS
+    for fixed in (True, False):
+        acc, alerts = _paying_two_users(day), []
+        rows = [(day, "past_due", 4999)] + ([(day + DAY_MS, "active", 4999)] if fixed else []) + [(day + 5 * DAY_MS, "cancelled", 0)]
+        for t, status, mrr in rows:
+            acc.state = acc.state.update(Event("admin", t, "subscription", f"s{t}", 0.0, "acme", Subscription(status, "Pro", mrr)))  # type: ignore[arg-type]
+            decide_alert("acme", acc, t, alerts)
+        churned = orjson.loads(alerts[-1][1])
+        later = account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, day + 9 * DAY_MS, "acme")
+        said = ("subscription cancelled", "win back") if fixed else ("cancelled after failed payments", "win back: fix the payment with the billing contact")
+        assert churned["kind"] == "account_churned" and (churned["reasons"][0], churned["action"]) == said, churned
+        assert (later.reasons[0], later.action) == said, later
+    assert acc.extras["unpaid"] == day + 5 * DAY_MS
+    acc.state = acc.state.update(Event("admin", day + 20 * DAY_MS, "subscription", "s9", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    decide_alert("acme", acc, day + 20 * DAY_MS, alerts)
+    assert "unpaid" not in acc.extras

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -119,6 +120,21 @@ def test_show_prints_the_account_with_when_its_paid_period_ends() -> None:
         ["Seats", "cancelled", "0.00", "since", "2026-01-30"]]
     assert report.to_dict()["renews_on"] == "2026-03-13" and report.to_dict()["renews_in_days"] == 12
     assert "renews" not in "\n".join(account_text(AccountReport("x", "", "", "", rollup), []))
+
+
+def test_accounts_show_says_what_went_before_a_churn() -> None:
+    """QA22a F5: the API's ``warned_reasons`` carried "payment failed today (past due)" before an
+    involuntary churn, ``accounts show`` not: it says it now, as the win-back book does."""
+    from models.account_health import AccountRollup
+    from streams.cli.accounts import account_text
+    from streams.views import AccountReport
+
+    gone = AccountRollup(50, 0, 1.0, "churned", 2, 0, 1.0, 0, ("cancelled after failed payments",),
+                         "win back: fix the payment with the billing contact")
+    report = AccountReport("acme", "", "", "", gone, 0, 1_772_323_200_000, 4999, 1_772_236_800_000, 1_771_027_200_000,
+                           ("payment failed today (past due)",))
+    assert account_text(report, [])[-2] == "before it left: at risk since 2026-02-14: payment failed today (past due)"
+    assert not any(line.startswith("before it left") for line in account_text(replace(report, warned_ms=0, warned_reasons=()), []))
 
 
 def _report(name: str, stage: str = "at_risk"):  # type: ignore[no-untyped-def]

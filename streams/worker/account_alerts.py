@@ -32,7 +32,7 @@ from streams.worker.alert_log import EXTRAS_FIELD
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
            "decide_alert",
            "closes", "decide_reminders", "kept_trend", "member_deadlines_ms", "note_copy", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment",
-           "note_price_rise", "price_rise", "opened_risk", "other_due_ms",
+           "note_price_rise", "price_rise", "opened_risk", "other_due_ms", "unpaid_churn",
            "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts", "withhold_before"]
 
 KafkaRecord = tuple[bytes | None, bytes]
@@ -91,14 +91,28 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     own = bool(account) and own_account(account, view, state.subs if state is not None else ())
     now_s = now_ms // 1000
     rise = price_rise(extras)
-    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account, rise)
+    unpaid = unpaid_churn(extras)
+    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account, rise, unpaid)
     window = quiet_window(quiet, now_ms)
     since = int(extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     if window is None or 0 < since < window.start_ms:
         return r
     # the quiet gate (QA18 F3): the users not already silent at the period's start as seen now, no usage trend
-    judged = rollup(quiet_members(members, window, now_s), view, downgrade, renewal_ms, now_s, now_ms, own, None, said, account, rise)
+    judged = rollup(quiet_members(members, window, now_s), view, downgrade, renewal_ms, now_s, now_ms, own, None, said, account, rise, unpaid)
     return quiet_rollup(r, judged, window, now_ms)
+
+
+def unpaid_churn(extras: Mapping[str, object]) -> bool:
+    """Whether the account's subscription, if it is gone, went while its payment had failed (an
+    involuntary churn, QA22a F5): a past due never fixed is still kept (``past_due``, the review of
+    the cancellation itself), or :func:`note_payment` kept ``unpaid`` when it dropped one for the
+    churn that ended it.
+
+    >>> unpaid_churn({"past_due": [0, ["9f"]]}), unpaid_churn({"past_due": [5, ["9f"]]}), unpaid_churn({"unpaid": 7})
+    (True, False, True)
+    """
+    kept = extras.get("past_due")
+    return bool(extras.get("unpaid")) or isinstance(kept, list) and len(kept) == 2 and kept[0] == 0
 
 
 def stated_view(state: AccountState | None) -> AccountView | None:
@@ -498,6 +512,8 @@ def note_payment(acc: AccountWork, now_ms: int) -> bool:
     """
     due = _past_due_subs(acc.state)
     kept = acc.extras.get("past_due")
+    if "unpaid" in acc.extras and acc.state.mrr_cents():  # paying again: that churn is over
+        acc.extras.pop("unpaid")
     if due:
         acc.extras["past_due"] = [0, due]
         held = kept[1] if isinstance(kept, list) and len(kept) == 2 and kept[0] == 0 and isinstance(kept[1], list) else []
@@ -507,6 +523,9 @@ def note_payment(acc: AccountWork, now_ms: int) -> bool:
                      for s in (acc.state.subs.get(int(key, 16)) for key in kept[1] if isinstance(key, str)))
         if not paying:  # never fixed, or the fix undone (a trial since, cancelled): no fix to tell
             acc.extras.pop("past_due")
+            lost, when = acc.state.churned()
+            if kept[0] == 0 and lost:  # cancelled unpaid: an involuntary churn, said while it lasts (QA22a F5)
+                acc.extras["unpaid"] = when
         elif kept[0] == 0:
             acc.extras["past_due"] = [now_ms, kept[1]]
     return False
