@@ -45,7 +45,7 @@ def _check_window(args: argparse.Namespace, from_ms: int | None, to_ms: int | No
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.revenue_ledger import cohort_dict, figures_dict
-    from streams.cli.revenue import counted_opening_note, whole_periods_note
+    from streams.cli.revenue import counted_opening_note, involuntary_text, whole_periods_note
     from streams.views import churn_rate, live_cohorts, live_revenue, open_reader, revenue_range, stream_time_ms
 
     from_ms, to_ms = (None if args.from_ is None else parse_date_ms(args.from_, "--from"),
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     money = f" ({settings.currency})" if settings.currency else ""
     for f in result["revenue"]["periods"]:
         print(f"{args.period} from {f['period_start']}{money}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "
-              f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}); "
+              f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}{involuntary_text(f)}); "
               f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
               f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "
               f"net MRR churn {f['net_mrr_churn_pct'] or '-'}%")
