@@ -1247,7 +1247,11 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if rise is not None and 0 <= now_ms - rise.ts_ms < RISE_COUNTS_MS:  # a user's own plan's price rose (QA19 F7)
         r_b = max(r_b, _RISE_RISK)
         reasons.append((_RISE_RISK, rise.text(now_ms), _REVIEW_PLAN))
-    if near and usage <= 0.75 and users and not save:  # a fall, not "not yet"
+    free = _free_plan(view)
+    churned = view is not None and view.first_paid_ms > 0 and not view.customer and (view.status in ("cancelled", "none") or free)
+    # a fall, not "not yet"; a gone account renews nothing (QA22a F8: a free plan's period end read
+    # "renewal in 6 days while usage fell 70%" beside "moved to the free plan")
+    if near and usage <= 0.75 and users and not save and not churned:
         r_b = max(r_b, 0.4)
         # the window said (QA20a F2): beside the 2-week trend's "down 72%", a bare "usage fell 43%" read as a contradiction
         reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",
@@ -1272,8 +1276,6 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
         ends = view.trial_ends_ms  # type: ignore[union-attr]
         reasons.append((0.5, _trial_end_text(ends, now_ms, use), trial_action(ends, now_ms)))
-    free = _free_plan(view)
-    churned = view is not None and view.first_paid_ms > 0 and not view.customer and (view.status in ("cancelled", "none") or free)
     # Cancelled without ever paying (a trial, or a free plan: a cancelled statement replaces the
     # trial's, so whether there was one is not known here): gone like a churned account (its silent users are
     # nobody to save: QA 2026-12-02 found 21 of an owner's 39 "at risk" accounts were such trials,

@@ -232,3 +232,36 @@ def test_quiet_periods_are_kept_in_one_spelling_and_read_back_by_the_worker(tmp_
     table = {a: orjson.loads(v.value() or b"{}") for a, v in facts.items()}
     table["acct3"] = {"quiet": "sometimes"}  # another tool wrote it: no quiet period, a WARNING
     assert {a: [str(p) for p in ps] for a, ps in quiet_periods(table).items()} == {"acct1": ["12-20..01-05", "08-01..08-31"]}
+
+
+def test_an_account_gone_to_a_free_plan_renews_nothing() -> None:
+    """QA22a F8: an account moved from a paid plan to a free one (churned) still read "renews
+    2026-11-06 (in 6 days)", the reason "renewal in 6 days while usage fell 70%", and the API
+    ``renews_in_days`` 80, beside stage churned. A gone account renews nothing (README, QA20a F9)."""
+    from models.account_health import Member, member_key
+    from models.events import Event
+    from models.revenue import AccountState
+    from models.subscription import Subscription
+    from streams.cli.accounts import account_text
+    from streams.views import account_report, account_subscriptions
+    from tests.fake_reader import NoUserStates
+
+    day, now = 86_400_000, 1_793_404_800_000  # 2026-10-31
+    state = AccountState()
+    for ts, plan, cents in ((now - 90 * day, "standard", 1399), (now - 25 * day, "standard_free", 0)):
+        state.update(Event("s1", ts, "subscription", plan, 0.0, "s1", Subscription("active", plan, cents, 0, now + 6 * day)))
+    member = Member(member_key("s1"), (now - 2 * day) // 1000, 1, 0.0, 6.0, 20.0, "s1").to_bytes()  # usage fell 70%
+
+    class Reader(NoUserStates):
+        def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
+            return state.to_bytes(), None, {b"1": member}
+
+        def progress(self, topic: str) -> dict[int, tuple[int, int]]:
+            return {0: (0, now)}
+
+    report = account_report(Reader(), "s1", {}, now)  # type: ignore[arg-type]
+    assert report is not None and report.rollup.stage == "churned"
+    assert not any("renew" in r for r in report.rollup.reasons), report.rollup.reasons
+    assert (report.to_dict()["renews_on"], report.to_dict()["renews_in_days"]) == (None, None)
+    shown = account_text(report, account_subscriptions(state, now))
+    assert not any("renew" in line for line in shown), shown
