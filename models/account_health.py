@@ -1196,11 +1196,15 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     users = _users(members, billing, now_s)
     sole = sole_member(members, account)  # the account is its user: its own judgement, not the 2-week silence (QA17 F4)
     silent = [m for m in users if (m.risk > 0 if sole else silent_member(m, now_s))]
+    # the members silent by the 2 weeks (or their own rhythm): what the count and the health say, for
+    # an account that is its one user too, whose risk follows its own alert (QA22a F7: "1 user (1
+    # silent)", "re-engage the silent users" of a viewer seen the day before, at risk by its own alert)
+    quiet = [m for m in users if silent_member(m, now_s)] if sole else silent
     usage = _usage(users, now_s)
     users_w, silent_w = sum(_weight(m) for m in users), sum(_weight(m) for m in silent)
     # several members: the account counts silence (a user's own at-risk alert stays the user's)
     r_u = sole_risk(sole) if sole else silence_risk(len(users), len(silent), users_w, silent_w)
-    share_silent = silent_share(len(users), len(silent), users_w, silent_w)
+    share_silent = silent_share(len(users), len(quiet), users_w, sum(_weight(m) for m in quiet))
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     still_silent = ""
     # Every user gone (QA16 F11): nobody left to save, the win-back side's. The users' part is 0.8, as
@@ -1222,8 +1226,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     elif lapsed:
         reasons.append((1.0, _sole_gone_text(sole, now_s) if sole else _gone_text(users, now_s) + _uncounted_text(members, users, now_s),
                         _WIN_BACK))
-    elif silent and sole:
-        reasons += [(r_u, text, _RE_ENGAGE) for text in _sole_reasons(sole, said)]
+    elif silent and sole:  # at risk by its own alert: silent, or still there while its use falls
+        reasons += [(r_u, text, _RE_ENGAGE if quiet else _FALLING_USE) for text in _sole_reasons(sole, said)]
     elif silent:
         named, still_silent, named_w = _named_silent(users, silent, billing, users_w, now_s)
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
@@ -1298,7 +1302,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # "downgraded from Business to Pro 21 days ago", risk 0.35, whose action is to review the plan);
     # "none" only without a reason. The at-risk alert still opens at 0.5 (streams/worker/account_alerts.py)
     action = reasons[0][2] if reasons else "none"
-    return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
+    return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(quiet), round(usage, 4),
                          mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent, not blind, sole is not None,
                          0 if sole else sum(1 for m in users if now_s - m.last_seen_s >= _SILENT_S) - len(silent))
 
