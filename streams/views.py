@@ -384,6 +384,7 @@ def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, 
         "active_at_start": summary.active_at_start,
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
+        "reactivated": summary.back,  # of churned, back (a return from churned) by the window's end (QA22b F5)
     }
 
 
