@@ -133,8 +133,11 @@ _RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_
 #: The churn of a user's own account (B2C: its plan on top of its use, QA19 F7): the plan is lost, the
 #: customer maybe not (:func:`_churn_action`)
 _WIN_BACK_PLAN, _KEEP_WIN_PLAN = "win back the plan", "keep the customer, win back the plan"
+#: The churn of a subscription cancelled after failed payments (involuntary: billing gave up, the
+#: customer may not have meant to leave; QA22a F5): :func:`_churn_action`
+_WIN_BACK_PAYMENT: Final[str] = "win back: fix the payment with the billing contact"
 ACCOUNT_ACTIONS: Final[tuple[str, ...]] = (_RE_ENGAGE, _FIX_PAYMENT, _REVIEW_PLAN, _RENEWAL_CALL, _CONVERT_TRIAL, _CONVERT_ENDED,
-                                           _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _FALLING_USE, "none")
+                                           _WIN_BACK, _WIN_BACK_PLAN, _KEEP_WIN_PLAN, _WIN_BACK_PAYMENT, _FALLING_USE, "none")
 _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 #: What the renewal rule's usage compares (:func:`_usage`: the users' 4-week activity against what their
 #: 13-week rates expect), said with its figure: the 2-week trend's reason gives another figure for the
@@ -1251,7 +1254,7 @@ def _renewal_when(renewal_ms: int, now_ms: int) -> str:
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None, said: Sequence[str] = (),
-           account: str = "", rise: PriceRise | None = None) -> AccountRollup:
+           account: str = "", rise: PriceRise | None = None, unpaid: bool = False) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
     milliseconds is counted from the same instant the alerts use. See the module docstring.
@@ -1270,6 +1273,11 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     only the member record is known (the stream). ``rise``: the price rise at a renewal of a user's
     own subscription (:class:`PriceRise`): for 30 days a billing part of 0.5, "price rose from 4.99
     to 7.99 at its renewal today (premium)", action "review how the plan fits their use".
+    ``unpaid``: the subscription was cancelled while its payment had failed (past due, never
+    fixed: an involuntary churn, as the caller kept it): a churn then says "cancelled after failed
+    payments", action "win back: fix the payment with the billing contact" (QA22a F5: 122
+    involuntary churns of a streaming service read "subscription cancelled", "win back", as a
+    customer who chose to leave).
 
     >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0, 0, (), (member_key("f1"),))
     >>> [(r.trial, r.risk, r.reasons) for r in (rollup([], trial, None, 0, 9 * DAY_S), rollup([], trial, None, 0, 9 * DAY_S, own=True))]
@@ -1283,11 +1291,15 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     users = _users(members, billing, now_s)
     sole = sole_member(members, account)  # the account is its user: its own judgement, not the 2-week silence (QA17 F4)
     silent = [m for m in users if (m.risk > 0 if sole else silent_member(m, now_s))]
+    # the members silent by the 2 weeks (or their own rhythm): what the count and the health say, for
+    # an account that is its one user too, whose risk follows its own alert (QA22a F7: "1 user (1
+    # silent)", "re-engage the silent users" of a viewer seen the day before, at risk by its own alert)
+    quiet = [m for m in users if silent_member(m, now_s)] if sole else silent
     usage = _usage(users, now_s)
     users_w, silent_w = sum(_weight(m) for m in users), sum(_weight(m) for m in silent)
     # several members: the account counts silence (a user's own at-risk alert stays the user's)
     r_u = sole_risk(sole) if sole else silence_risk(len(users), len(silent), users_w, silent_w)
-    share_silent = silent_share(len(users), len(silent), users_w, silent_w)
+    share_silent = silent_share(len(users), len(quiet), users_w, sum(_weight(m) for m in quiet))
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     still_silent = ""
     # Every user gone (QA16 F11): nobody left to save, the win-back side's. The users' part is 0.8, as
@@ -1309,8 +1321,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     elif lapsed:
         reasons.append((1.0, _sole_gone_text(sole, now_s) if sole else _gone_text(users, now_s) + _uncounted_text(members, users, now_s),
                         _WIN_BACK))
-    elif silent and sole:
-        reasons += [(r_u, text, _RE_ENGAGE) for text in _sole_reasons(sole, said)]
+    elif silent and sole:  # at risk by its own alert: silent, or still there while its use falls
+        reasons += [(r_u, text, _RE_ENGAGE if quiet else _FALLING_USE) for text in _sole_reasons(sole, said)]
     elif silent:
         named, still_silent, named_w = _named_silent(users, silent, billing, users_w, now_s)
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
@@ -1335,7 +1347,11 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if rise is not None and 0 <= now_ms - rise.ts_ms < RISE_COUNTS_MS:  # a user's own plan's price rose (QA19 F7)
         r_b = max(r_b, _RISE_RISK)
         reasons.append((_RISE_RISK, rise.text(now_ms), _REVIEW_PLAN))
-    if near and usage <= 0.75 and users and not save:  # a fall, not "not yet"
+    free = _free_plan(view)
+    churned = view is not None and view.first_paid_ms > 0 and not view.customer and (view.status in ("cancelled", "none") or free)
+    # a fall, not "not yet"; a gone account renews nothing (QA22a F8: a free plan's period end read
+    # "renewal in 6 days while usage fell 70%" beside "moved to the free plan")
+    if near and usage <= 0.75 and users and not save and not churned:
         r_b = max(r_b, 0.4)
         # the window said (QA20a F2): beside the 2-week trend's "down 72%", a bare "usage fell 43%" read as a contradiction
         reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",
@@ -1360,8 +1376,6 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
         ends = view.trial_ends_ms  # type: ignore[union-attr]
         reasons.append((0.5, _trial_end_text(ends, now_ms, use), trial_action(ends, now_ms)))
-    free = _free_plan(view)
-    churned = view is not None and view.first_paid_ms > 0 and not view.customer and (view.status in ("cancelled", "none") or free)
     # Cancelled without ever paying (a trial, or a free plan: a cancelled statement replaces the
     # trial's, so whether there was one is not known here): gone like a churned account (its silent users are
     # nobody to save: QA 2026-12-02 found 21 of an owner's 39 "at risk" accounts were such trials,
@@ -1370,8 +1384,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     risk = 1.0 if churned or lost else 1 - (1 - r_u) * (1 - r_b)
     if churned:
         named = _named(view.plans) if free else ""  # type: ignore[union-attr]
-        gone = _free_plan_text(named) if free else "subscription cancelled"
-        reasons.insert(0, (1.0, gone, _churn_action(own, blind, sole is not None and not lapsed)))
+        gone = _free_plan_text(named) if free else "cancelled after failed payments" if unpaid else "subscription cancelled"
+        reasons.insert(0, (1.0, gone, _WIN_BACK_PAYMENT if unpaid and not free else _churn_action(own, blind, sole is not None and not lapsed)))
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
     health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0  # the risk's silent share
@@ -1384,7 +1398,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # "downgraded from Business to Pro 21 days ago", risk 0.35, whose action is to review the plan);
     # "none" only without a reason. The at-risk alert still opens at 0.5 (streams/worker/account_alerts.py)
     action = reasons[0][2] if reasons else "none"
-    return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(silent), round(usage, 4),
+    return AccountRollup(health, round(100 * (1 - risk)), round(risk, 4), stage, len(users), len(quiet), round(usage, 4),
                          mrr, tuple(text for _, text, _ in reasons), action, trial, still_silent, not blind, sole is not None,
                          0 if sole else sum(1 for m in users if now_s - m.last_seen_s >= _SILENT_S) - len(silent))
 

@@ -80,6 +80,10 @@ _SEATS = struct.Struct("<I")
 #: After the subscriptions, only while an account that churned pays nothing: the MRR its churn took
 #: (cents) and when. Readers that predate it ignore trailing bytes (``unpack_from``).
 _CHURNED = struct.Struct("<qq")
+#: Set in the format byte while a statement at the latest time T cancelled a past-due subscription
+#: (``AccountState.unpaid``): no bytes, a bit of the head (older readers must not see it: it is
+#: written only while such a churn is T's, QA22a F5)
+_UNPAID: Final[int] = 0x20
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,9 @@ class Movement:
     mrr_after_cents: int
     spell_start_ms: int
     first_paid_ms: int
+    # a churn whose statements cancelled a subscription that was past due (its payment failed and
+    # was never fixed): involuntary, billing gave up (QA22a F5); False for every other movement
+    involuntary: bool = False
 
     @property
     def delta_cents(self) -> int:
@@ -240,6 +247,9 @@ class AccountState:
     lost_cents: int = 0  # MRR the latest settled churn took; 0 while paying or never churned
     churned_ms: int = 0  # when that churn was; 0 likewise
     subs: dict[int, _Sub] = field(default_factory=dict)
+    # a statement at T restated a subscription that was past due before T: T's churn, with a
+    # cancellation at T, is involuntary (``Movement.involuntary``; QA22a F5); forgotten when T moves on
+    unpaid: bool = False
 
     def mrr_cents(self) -> int:
         return sum(s.sub.mrr_cents for s in self.subs.values() if s.sub.status in _PAYING)
@@ -312,17 +322,21 @@ class AccountState:
         if ts < self.at_ms:
             return Change(late=True)
         new = _Sub(ts, ts, stmt, _period_from(cur, stmt, ts))
+        # a subscription past due before T (its content held before T) restated at T: whatever the
+        # order of T's statements, the first of them to reach it sees that content
+        was_due = cur is not None and cur.since_ms < ts and cur.sub.status == "past_due"
         if ts > self.at_ms:
             if self.at_ms:
                 self._settle(ts)
-            self.at_ms = ts
+            self.at_ms, self.unpaid = ts, was_due
             if cur is not None and cur.stated_ms == ts and cur.rank() >= new.rank():
                 return Change()  # restated at this very time with more weight: it stays
             self.subs[key] = new
             return Change(add=self._movement())
-        if cur is not None and cur.stated_ms == ts and cur.rank() >= new.rank():
-            return Change()  # same time: the larger statement wins, whatever the order
         old = self._movement()
+        self.unpaid = self.unpaid or was_due
+        if cur is not None and cur.stated_ms == ts and cur.rank() >= new.rank():
+            return Change() if self._movement() == old else Change(retract=old, add=self._movement())
         self.subs[key] = new
         mv = self._movement()
         return Change() if mv == old else Change(retract=old, add=mv)
@@ -338,7 +352,10 @@ class AccountState:
         else:
             kind = "expansion" if after > before else "contraction"
         spell = t if before == 0 else self.spell_start_ms
-        return Movement(t, kind, before, after, spell, self.first_paid_ms or t)
+        # involuntary: a subscription past due before T cancelled at T (with several subscriptions,
+        # one past due going to a trial while another is cancelled at the same T would read so too)
+        unpaid = kind == "churn" and self.unpaid and any(s.sub.status == "cancelled" and s.stated_ms == t for s in self.subs.values())
+        return Movement(t, kind, before, after, spell, self.first_paid_ms or t, unpaid)
 
     def _settle(self, next_ms: int) -> None:
         """Time moves past T to ``next_ms``: what held after T becomes "before"; cancelled
@@ -382,13 +399,14 @@ class AccountState:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan
         (format 1), or 51 bytes + the plan (format 2) once a subscription states a period end, or
         59 (format 3) while a period was stated before the subscription's latest statement;
-        then, only while a subscription states its seats (``_WITH_SEATS``), 4 bytes a subscription:
+        then (a bit of the head, ``_UNPAID``, while T's statements cancelled a past-due subscription),
+        only while a subscription states its seats (``_WITH_SEATS``), 4 bytes a subscription:
         its seats; then, only while an account that churned pays nothing, 16 bytes: the MRR that
         churn took and when (:meth:`churned`; a reader that predates them ignores them)."""
         fmt = (3 if any(s.period_from_ms != s.stated_ms for s in self.subs.values())
                else 2 if any(s.sub.period_end_ms for s in self.subs.values()) else 1)
         seats = any(s.sub.seats for s in self.subs.values())
-        parts = [_HEAD.pack(fmt | (_WITH_SEATS if seats else 0), self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
+        parts = [_HEAD.pack(fmt | (_WITH_SEATS if seats else 0) | (_UNPAID if self.unpaid else 0), self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
                             self.contracted_ms, len(self.subs))]
         for key, s in self.subs.items():
             plan = s.sub.plan.encode()
@@ -406,11 +424,11 @@ class AccountState:
     def from_bytes(cls, data: bytes) -> AccountState:
         """A record of :meth:`to_bytes`, of any format."""
         head, at, before, spell, first, contracted, n = _HEAD.unpack_from(data, 0)
-        fmt = head & ~_WITH_SEATS
+        fmt = head & ~(_WITH_SEATS | _UNPAID)
         record = _SUBS.get(fmt)
         if record is None:
-            raise ValueError(f"account state format {head} is not one of {sorted(_SUBS)} (+{_WITH_SEATS} with seats)")
-        st = cls(at, before, spell, first, contracted)
+            raise ValueError(f"account state format {head} is not one of {sorted(_SUBS)} (+{_WITH_SEATS} with seats, +{_UNPAID} unpaid)")
+        st = cls(at, before, spell, first, contracted, unpaid=bool(head & _UNPAID))
         pos = _HEAD.size
         for _ in range(n):
             key, since, stated, status, mrr, ends, *rest = record.unpack_from(data, pos)
@@ -421,7 +439,7 @@ class AccountState:
             pos += plan_len
             sub = Subscription(SUBSCRIPTION_STATUSES[status], plan, mrr, ends, period_end)
             st.subs[key] = _Sub(since, stated, sub, period_from)
-        if head != fmt:  # the seats, in the subscriptions' order
+        if head & _WITH_SEATS:  # the seats, in the subscriptions' order
             for key, s in st.subs.items():
                 st.subs[key] = _Sub(s.since_ms, s.stated_ms, replace(s.sub, seats=_SEATS.unpack_from(data, pos)[0]), s.period_from_ms)
                 pos += _SEATS.size

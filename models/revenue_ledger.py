@@ -143,6 +143,10 @@ class PeriodFigures:
     nrr: Fraction | None
     grr: Fraction | None
     quick_ratio: Fraction | None
+    # of the churn, that of subscriptions cancelled while past due (failed payments never fixed:
+    # involuntary, ``Movement.involuntary``; QA22a F5): MRR and accounts. The rest is voluntary
+    churned_involuntary_cents: int = 0
+    churned_involuntary_customers: int = 0
 
     @property
     def won(self) -> int:
@@ -157,6 +161,7 @@ _TOTALS: Final[tuple[str, ...]] = (
     "new", "expansion", "contraction", "churned", "reactivation",  # cents
     "n_new", "n_reactivated", "n_churned", "n_churned_existing",  # customers
     "expansion_existing", "contraction_existing", "churned_existing",  # cents, customers at start
+    "churned_involuntary", "n_churned_involuntary",  # of the churn, after failed payments (QA22a F5)
 )
 
 
@@ -203,6 +208,9 @@ class Ledger:
             if existing:
                 t["churned_existing"] += amount
                 t["n_churned_existing"] += sign
+            if mv.involuntary:
+                t["churned_involuntary"] += amount
+                t["n_churned_involuntary"] += sign
         else:
             t[mv.kind] += amount
             if existing:
@@ -252,6 +260,7 @@ def _figures(start: int, end: int, mrr: int, customers: int, t: dict[str, int]) 
         nrr=_rate(kept + t["expansion_existing"], mrr),
         grr=_rate(kept, mrr),
         quick_ratio=_rate(gains, losses),
+        churned_involuntary_cents=t["churned_involuntary"], churned_involuntary_customers=t["n_churned_involuntary"],
     )
 
 
@@ -433,6 +442,11 @@ def figures_dict(f: PeriodFigures) -> dict[str, Any]:
         out[name.replace("_rate", "") + "_pct"] = text or None
     q = f.quick_ratio
     out["quick_ratio"] = percent_text(q / 100) if q is not None else None
+    # the churn split (QA22a F5): after failed payments (involuntary) and the rest (voluntary)
+    split = {"churned_voluntary": f.churned_cents - f.churned_involuntary_cents, "churned_involuntary": f.churned_involuntary_cents}
+    out.update({k: money_text(v) for k, v in split.items()})
+    out.update({f"{k}_cents": v for k, v in split.items()})
+    out["lost_involuntary"] = f.churned_involuntary_customers
     return out
 
 

@@ -477,12 +477,21 @@ def tally_delta(old: UserState | None, new: UserState | None, alerts: list[Alert
     if not alerts:
         return
     out = tally.out
+    # the day of the churn a return ends: the stored state's, churned since then, or this batch's
+    # churn alert (both the review's second: the churn's counter is dated by its alert)
+    churn_day = old.stage_since_s // DAY_S if old is not None and old.stage == _CHURNED and old.stage_since_s else -1
     for alert in alerts:
-        if alert.kind == "stage_changed" and alert.scores.stage == "churned":
-            day = day_name(alert.event_time_ms // 1000 // DAY_S)
+        if alert.kind != "stage_changed":
+            continue
+        if alert.scores.stage == "churned":
+            churn_day = alert.event_time_ms // 1000 // DAY_S
+            day = day_name(churn_day)
             _add(out, "churned:" + day, 1)
             k = "churned_rev:" + day
             out[k] = out.get(k, 0.0) + float(alert.revenue)
+        elif alert.previous_stage == "churned" and churn_day >= 0:  # back: counted under its churn's day (QA22b F5)
+            _add(out, "back:" + day_name(churn_day), 1)
+            churn_day = -1
 
 
 def state_args(states: list[StateWrite], unchanged: int) -> tuple[list[object], list[bytes]]:

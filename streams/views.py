@@ -384,6 +384,7 @@ def churn_rate(reader: StoreReader, settings: Settings, days: int) -> dict[str, 
         "active_at_start": summary.active_at_start,
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
+        "reactivated": summary.back,  # of churned, back (a return from churned) by the window's end (QA22b F5)
     }
 
 
@@ -605,12 +606,12 @@ def warned_before(extras: Mapping[str, Any], left_ms: int) -> tuple[int, tuple[s
 
 def account_subscriptions(state: Any, now_ms: int) -> list[dict[str, Any]]:
     """An account's subscriptions (``models.revenue.AccountState`` or None), largest MRR first:
-    plan, status, MRR, since when, and for a paid one its period end (a cancelled or trial one
-    renews nothing). The console's and ``churnwatch accounts show``'s table."""
+    plan, status, MRR, since when, and for a paid one its period end (a cancelled, trial or free
+    one renews nothing: QA22a F8). The console's and ``churnwatch accounts show``'s table."""
     subs = [] if state is None else sorted(state.subs.values(), key=lambda s: -s.sub.mrr_cents)
     out = []
     for s in subs:
-        paid = s.sub.status in ("active", "past_due")
+        paid = s.sub.status in ("active", "past_due") and s.sub.mrr_cents > 0
         renews_on, renews_in_days = renewal(s.sub.period_end_ms if paid else 0, now_ms)
         out.append({"plan": s.sub.plan, "status": s.sub.status, "mrr": s.sub.mrr_cents / 100, "since": format_ts(s.since_ms),
                     "renews_on": renews_on, "renews_in_days": renews_in_days})
@@ -710,7 +711,8 @@ def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], 
     quiet = quiet_periods({account_id: facts}).get(account_id, ())  # in its quiet period: not ranked as a fall (QA18 F3)
     r = account_rollup(state, more, kept,
                        renewal_ms(state, now_ms, parse_ts_ms(renewal_date) if renewal_date else 0), now_ms, account_id, said, quiet)
-    renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None else 0
+    # a gone account renews nothing (QA22a F8: a paying account moved to a free plan read "renews 2026-11-06 (in 6 days)")
+    renews_ms = state.get().renewal_shown_ms(now_ms) if state is not None and r.stage not in GONE_STAGES else 0
     lost, left = _left(state) if r.stage in GONE_STAGES else (0, 0)
     warned = warned_before(more, left) if r.stage in GONE_STAGES else (0, ())
     if r.stage == "lapsed":  # every user gone, the subscription running (QA16 F11): left when the last one was seen

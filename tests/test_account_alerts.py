@@ -190,7 +190,7 @@ def test_an_annual_renewal_is_looked_at_and_spoken_of_a_quarter_of_its_year_befo
 
 _RISK_PART = re.compile(r"silent for \d+ weeks( \(\d+% of its activity\))?(; .* not seen for \d+ weeks( or more)? \(not counted: users are those seen in 90 days\))?$|^payment failed .* \(past due\)$|^downgraded from .* to |^\d+ of \d+ .*subscriptions cancelled |^renewal .* while usage fell"
                         r"|^trial ends .* (with usage at|and nobody has used it yet)|^trial ended .* ago (with usage at|and nobody has used it$)"
-                        r"|^subscription cancelled$|^cancelled without paying$|^moved to (the|a) free plan( |$)|^MRR down from \d+\.\d\d to "
+                        r"|^subscription cancelled$|^cancelled after failed payments$|^cancelled without paying$|^moved to (the|a) free plan( |$)|^MRR down from \d+\.\d\d to "
                         r"|^usage over the last 2 weeks down \d+% against its 3-month rate \(2-week decayed\)(; its most active user .*\(\d+% of its activity\) last seen \d+ days ago)?$")
 _ACTIVE = re.compile(r"(\d+) of (\d+) users active in the last 2 weeks|the only user active in the last 2 weeks"
                      r"|both users active in the last 2 weeks|all (\d+) users active in the last 2 weeks")
@@ -209,6 +209,8 @@ def check_account_alert(alert: dict[str, object], parts: tuple[str, ...]) -> Non
         if kind == "account_at_risk" and reasons and reasons[0].startswith("paying again: "):  # a reactivation still at risk (QA20a F1)
             assert re.fullmatch(r"paying again: .+ (\d+\.\d\d) (today|\d+ days? ago)", reasons[0]) and f" {alert['mrr']:.2f} " in reasons[0], alert
             reasons = reasons[1:]
+        if kind == "account_at_risk" and alert["action"] == "fix the payment with the billing contact" and reasons[0] in parts:
+            parts = (reasons[0], *(p for p in parts if p != reasons[0]))  # a failure that updates an open case, first (QA22a F5)
         assert reasons and reasons == list(parts), (alert, parts)
         assert all(_RISK_PART.search(text) for text in reasons), reasons
         assert risk >= 0.5 or alert["stage"] == "trial_lost"
@@ -1075,3 +1077,64 @@ def test_a_member_cancelling_his_own_pass_is_said_so_and_alone_opens_no_alert() 
     acc = AccountWork(AccountState(), {}, {})
     alerts = _statements("a", acc, ("u1", 0, "active", "Pro", 2_000), ("u2", 0, "active", "Pro", 10_000), ("u2", 30, "active", "Basic", 2_000))
     assert [a["reasons"] for a in alerts] == [["downgraded from Pro + Pro to Basic + Pro today (MRR cut by 67%)"]], alerts
+
+
+def test_a_payment_that_fails_while_a_case_is_open_updates_it() -> None:
+    """QA22a F5: 8 involuntary and 14 recovered past-due accounts of a streaming service got no
+    "payment failed" alert because an at-risk alert opened on silence was open: the CRM's last word
+    stayed "re-engage the silent users". The open case now gets an update at the failure, the
+    failure first with its action, its own id; a repeated past-due statement is no new failure, and
+    the case still closes once (the fix said)."""
+    day = T0 + 60 * DAY_MS
+    acc, alerts = _paying_two_users(day - 20 * DAY_MS), []
+    decide_alert("acme", acc, day - 2 * DAY_MS, alerts)
+    for t in (day, day + DAY_MS):  # the failure, then the retry's statement, still past due
+        acc.state = acc.state.update(Event("admin", t, "subscription", f"s{t}", 0.0, "acme", Subscription("past_due", "Pro", 4999)))
+        decide_alert("acme", acc, t, alerts)
+    assert _kinds(alerts) == ["account_at_risk", "account_at_risk"]
+    opened, update = (orjson.loads(v) for _, v in alerts)
+    assert opened["action"] == "re-engage the silent users" and update["event_time_ms"] == day
+    assert update["reasons"][0] == "payment failed today (past due)" and update["action"] == "fix the payment with the billing contact"
+    assert update["alert_id"] != opened["alert_id"] and update["reasons"][1:] == opened["reasons"]
+    assert acc.extras["at_risk_since_ms"] == day - 2 * DAY_MS, "the case is the one opened"
+    again: list[tuple[bytes | None, bytes]] = []
+    decide_alert("acme", _replayed(acc, day), day, again)
+    assert [orjson.loads(v)["alert_id"] for _, v in again] == [update["alert_id"]], "a replay gives the same id"
+    acc.state = acc.state.update(Event("admin", day + 3 * DAY_MS, "subscription", "s3", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    acc.members = {k: Member(k, (day + 3 * DAY_MS) // 1000, 1, 0.0, 20.0, 20.0, m.user_id) for k, m in acc.members.items()}
+    decide_alert("acme", acc, day + 3 * DAY_MS, alerts)
+    assert _kinds(alerts) == ["account_at_risk", "account_at_risk", "account_recovered"]
+    assert orjson.loads(alerts[-1][1])["reasons"][0] == "payment fixed today (no longer past due)"
+
+
+def _replayed(acc: AccountWork, day: int) -> AccountWork:
+    """``acc`` as it was just before the failure at ``day`` (the open case, no past due): a replay's input."""
+    state = AccountState().update(Event("admin", T0, "subscription", "s0", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    state = state.update(Event("admin", day, "subscription", f"s{day}", 0.0, "acme", Subscription("past_due", "Pro", 4999)))
+    extras = {k: v for k, v in acc.extras.items() if k != "past_due"}
+    return AccountWork(state, extras, dict(acc.members))
+
+
+def test_a_churn_after_failed_payments_says_so() -> None:
+    """QA22a F5: 122 involuntary churns of a streaming service (past due, retries failed, cancelled by
+    billing) said "subscription cancelled", action "win back", as a customer who chose to leave. They
+    now say "cancelled after failed payments" with the payment's action, while the churn lasts (the
+    readers too); a cancellation after the payment was fixed is a voluntary one."""
+    from streams.worker.account_alerts import account_rollup
+
+    day = T0 + 60 * DAY_MS
+    for fixed in (True, False):
+        acc, alerts = _paying_two_users(day), []
+        rows = [(day, "past_due", 4999)] + ([(day + DAY_MS, "active", 4999)] if fixed else []) + [(day + 5 * DAY_MS, "cancelled", 0)]
+        for t, status, mrr in rows:
+            acc.state = acc.state.update(Event("admin", t, "subscription", f"s{t}", 0.0, "acme", Subscription(status, "Pro", mrr)))  # type: ignore[arg-type]
+            decide_alert("acme", acc, t, alerts)
+        churned = orjson.loads(alerts[-1][1])
+        later = account_rollup(acc.state, acc.extras, list(acc.members.values()), 0, day + 9 * DAY_MS, "acme")
+        said = ("subscription cancelled", "win back") if fixed else ("cancelled after failed payments", "win back: fix the payment with the billing contact")
+        assert churned["kind"] == "account_churned" and (churned["reasons"][0], churned["action"]) == said, churned
+        assert (later.reasons[0], later.action) == said, later
+    assert acc.extras["unpaid"] == day + 5 * DAY_MS
+    acc.state = acc.state.update(Event("admin", day + 20 * DAY_MS, "subscription", "s9", 0.0, "acme", Subscription("active", "Pro", 4999)))
+    decide_alert("acme", acc, day + 20 * DAY_MS, alerts)
+    assert "unpaid" not in acc.extras

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -121,6 +122,21 @@ def test_show_prints_the_account_with_when_its_paid_period_ends() -> None:
     assert "renews" not in "\n".join(account_text(AccountReport("x", "", "", "", rollup), []))
 
 
+def test_accounts_show_says_what_went_before_a_churn() -> None:
+    """QA22a F5: the API's ``warned_reasons`` carried "payment failed today (past due)" before an
+    involuntary churn, ``accounts show`` not: it says it now, as the win-back book does."""
+    from models.account_health import AccountRollup
+    from streams.cli.accounts import account_text
+    from streams.views import AccountReport
+
+    gone = AccountRollup(50, 0, 1.0, "churned", 2, 0, 1.0, 0, ("cancelled after failed payments",),
+                         "win back: fix the payment with the billing contact")
+    report = AccountReport("acme", "", "", "", gone, 0, 1_772_323_200_000, 4999, 1_772_236_800_000, 1_771_027_200_000,
+                           ("payment failed today (past due)",))
+    assert account_text(report, [])[-2] == "before it left: at risk since 2026-02-14: payment failed today (past due)"
+    assert not any(line.startswith("before it left") for line in account_text(replace(report, warned_ms=0, warned_reasons=()), []))
+
+
 def _report(name: str, stage: str = "at_risk"):  # type: ignore[no-untyped-def]
     from models.account_health import AccountRollup
     from streams.views import AccountReport
@@ -216,3 +232,36 @@ def test_quiet_periods_are_kept_in_one_spelling_and_read_back_by_the_worker(tmp_
     table = {a: orjson.loads(v.value() or b"{}") for a, v in facts.items()}
     table["acct3"] = {"quiet": "sometimes"}  # another tool wrote it: no quiet period, a WARNING
     assert {a: [str(p) for p in ps] for a, ps in quiet_periods(table).items()} == {"acct1": ["12-20..01-05", "08-01..08-31"]}
+
+
+def test_an_account_gone_to_a_free_plan_renews_nothing() -> None:
+    """QA22a F8: an account moved from a paid plan to a free one (churned) still read "renews
+    2026-11-06 (in 6 days)", the reason "renewal in 6 days while usage fell 70%", and the API
+    ``renews_in_days`` 80, beside stage churned. A gone account renews nothing (README, QA20a F9)."""
+    from models.account_health import Member, member_key
+    from models.events import Event
+    from models.revenue import AccountState
+    from models.subscription import Subscription
+    from streams.cli.accounts import account_text
+    from streams.views import account_report, account_subscriptions
+    from tests.fake_reader import NoUserStates
+
+    day, now = 86_400_000, 1_793_404_800_000  # 2026-10-31
+    state = AccountState()
+    for ts, plan, cents in ((now - 90 * day, "standard", 1399), (now - 25 * day, "standard_free", 0)):
+        state.update(Event("s1", ts, "subscription", plan, 0.0, "s1", Subscription("active", plan, cents, 0, now + 6 * day)))
+    member = Member(member_key("s1"), (now - 2 * day) // 1000, 1, 0.0, 6.0, 20.0, "s1").to_bytes()  # usage fell 70%
+
+    class Reader(NoUserStates):
+        def load_account(self, account_id: str) -> tuple[bytes | None, bytes | None, dict[bytes, bytes]]:
+            return state.to_bytes(), None, {b"1": member}
+
+        def progress(self, topic: str) -> dict[int, tuple[int, int]]:
+            return {0: (0, now)}
+
+    report = account_report(Reader(), "s1", {}, now)  # type: ignore[arg-type]
+    assert report is not None and report.rollup.stage == "churned"
+    assert not any("renew" in r for r in report.rollup.reasons), report.rollup.reasons
+    assert (report.to_dict()["renews_on"], report.to_dict()["renews_in_days"]) == (None, None)
+    shown = account_text(report, account_subscriptions(state, now))
+    assert not any("renew" in line for line in shown), shown

@@ -348,3 +348,29 @@ def test_ledger_counters_revert_exactly() -> None:
 def test_period_starts(ts: int, period: str, start: int) -> None:
     assert period_start_ms(ts, period) == start  # type: ignore[arg-type]
     assert next_period_ms(JAN + 334 * DAY, "month") == JAN + 365 * DAY  # December -> next January
+
+
+def test_a_cancellation_after_failed_payments_is_an_involuntary_churn() -> None:
+    """QA22a F5: a subscription cancelled while past due (its payment never fixed) is an involuntary
+    churn, counted apart in the ledger whatever the order of the statements at its time, and kept
+    across the state's record while its time is the latest; one fixed first, or a plain cancel, is not."""
+    from models.revenue import AccountState
+
+    due = [sub("a", JAN, "active", 1000), sub("a", JAN + 20 * DAY, "past_due", 1000)]
+    book = run(due + [sub("a", FEB + 3 * DAY, "cancelled", 0), sub("b", JAN, "active", 500, account="b"),
+                      sub("b", FEB + 4 * DAY, "cancelled", 0, account="b")])
+    assert [m.involuntary for m in book.movements if m.kind == "churn"] == [True, False]
+    feb = book.get(FEB, MAR)[0]
+    assert (feb.churned_cents, feb.churned_involuntary_cents, feb.churned_customers, feb.churned_involuntary_customers) == (1500, 1000, 2, 1)
+    at_t = [sub("a", FEB, "active", 1000), sub("a", FEB, "cancelled", 0), sub("u2", FEB, "cancelled", 0)]  # a rival at T, any order
+    for order in (at_t, at_t[::-1], at_t[1:] + at_t[:1]):
+        churns = [m for m in run(due + order).movements if m.kind == "churn"]
+        assert [m.involuntary for m in churns] == [True], order
+    state = AccountState()
+    for ev in due + [sub("a", FEB, "cancelled", 0)]:
+        state.update(ev)
+    back = AccountState.from_bytes(state.to_bytes())
+    assert back.unpaid and back._movement() == state._movement() and back._movement().involuntary  # type: ignore[union-attr]
+    assert not AccountState.from_bytes(state.update(sub("u2", MAR, "cancelled", 0)).to_bytes()).unpaid, "T moved on: forgotten"
+    fixed = run(due + [sub("a", FEB, "active", 1000), sub("a", MAR, "cancelled", 0)])
+    assert not any(m.involuntary for m in fixed.movements)

@@ -156,3 +156,16 @@ def test_the_owners_book_is_the_owners_part_of_the_user_save_list() -> None:
     win_back = account_book(Reader(), Settings(), "anna", 10, now_ms=now_ms, table=table, churned_only=True)  # type: ignore[arg-type]
     assert sorted(r.account_id for r in win_back) == ["c3", "c4"]
     assert next(r for r in win_back if r.account_id == "c4").rollup.reasons == ("the only user c4 churned, silent for 42 weeks",)
+
+
+def test_a_one_person_account_at_risk_is_not_silent_while_its_user_is_there() -> None:
+    """QA22a F7: ``accounts show s00015`` said "1 user (1 silent)", "re-engage the silent users" of
+    a viewer seen the day before, because its own at-risk alert was open. The account is at risk as
+    its user is, but silent (count, health) only when the user is, and told to ask about the fall."""
+    now_s = (T0 + 60 * DAY_MS) // 1000
+    for days, silent, action in ((1, 0, "ask why their use is falling"), (16, 1, "re-engage the silent users")):
+        user = Member(member_key("s15"), now_s - days * 86_400, STAGES.index("active"), 0.7, 10.0, 10.0, "s15")
+        r = rollup([user], NO_PLAN, None, 0, now_s, account="s15")
+        assert (r.stage, r.risk, r.users, r.silent, r.action) == ("at_risk", 0.7, 1, silent, action), r
+        assert r.reasons == ("the only user s15 at risk by its own alert (risk 70%)",)
+        assert (r.health > 90) == (not silent), r.health  # half of health is the silent share

@@ -967,3 +967,28 @@ def test_a_worker_waiting_for_another_workers_clearing_says_what_for_and_until_w
     assert len(said) == 1, said
     assert "clearing of the lost store" in said[0] and keys.rebuild_lock in said[0] and "expires in" in said[0], said[0]
     assert "UTC" in said[0], said[0]
+
+
+def test_a_return_from_churned_is_counted_under_the_day_of_the_churn_it_ends() -> None:
+    """QA22b F5: ``churn-rate`` counted 649 users churned in 30 days, 300 of them seasonal players
+    back and playing by the window's end, and said nothing of it. A return from churned adds
+    ``back:<day of the churn>``, from the stored churned state or from the batch's churn alert (any
+    cut of the batches adds the same), and the summary says how many of the window's churned are back."""
+    def alert(kind_stage: str, previous: str, t_s: int) -> Alert:
+        return Alert(f"{kind_stage}{t_s}", "stage_changed", "p1", t_s * 1000, Scores(10.0, 5.0, 0.5, kind_stage, None, "none", ()), previous)
+
+    active, churned_s, back_s = _state(T0), T0 + 50 * DAY, T0 + 80 * DAY
+    churned = _state(churned_s, stage="churned")
+    back = _state(back_s, stage="reactivated")
+    apart: dict[str, float] = {}
+    stats_delta(active, churned, [alert("churned", "dormant", churned_s)], apart)
+    stats_delta(churned, back, [alert("reactivated", "churned", back_s)], apart)
+    together: dict[str, float] = {}
+    stats_delta(active, back, [alert("churned", "dormant", churned_s), alert("reactivated", "churned", back_s)], together)
+    day = utc_day(churned_s)
+    assert apart[f"back:{day}"] == together[f"back:{day}"] == 1 and apart[f"churned:{day}"] == together[f"churned:{day}"] == 1
+    none: dict[str, float] = {}
+    stats_delta(_state(T0, stage="dormant"), back, [alert("reactivated", "dormant", back_s)], none)
+    assert not any(k.startswith("back:") for k in none), "back from dormant ends no churn"
+    stats = {"users": 3, "stage:churned": 0, **{k: v for k, v in apart.items() if ":" in k and not k.startswith("stage:")}}
+    assert churn_summary(stats, back_s, 40).back == 1 and churn_summary(stats, back_s, 20).back == 0

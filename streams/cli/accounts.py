@@ -33,7 +33,7 @@ import orjson
 from streams.cli.argtypes import number_in
 from streams.errors import UserError
 from streams.settings import Settings
-from streams.timefmt import parse_ts_ms
+from streams.timefmt import format_ts, parse_ts_ms
 from models.quiet_period import parse_quiet
 from streams.worker.accounts import AccountFacts, ensure_accounts_topic, read_accounts
 
@@ -226,6 +226,8 @@ def account_text(report: Any, subs: list[dict[str, Any]]) -> list[str]:
     lines += [f"still used: {report.still_used}"] if report.still_used else []  # churned, its users still here (QA22b F7)
     lines.append(f"action: {a.action}")
     lines += ["why:", *(f"  - {r}" for r in a.reasons)] if a.reasons else ["why: no reason stands out"]
+    if report.warned_reasons:  # what went before it left, as the win-back book and the JSON say (QA22a F5)
+        lines.append(f"before it left: at risk since {format_ts(report.warned_ms)[:10]}: {report.warned_reasons[0]}")
     lines.append("subscriptions:" if subs else "subscriptions: none stated")
     for s in subs:
         renews = f"  renews {s['renews_on']}" if s["renews_on"] else ""

@@ -43,9 +43,19 @@ def _check_window(args: argparse.Namespace, from_ms: int | None, to_ms: int | No
                         f"stream time (the default --from): give --from too")
 
 
+def back_text(back: int) -> str:
+    """"; 300 of them back (reactivated) by the window's end": the window's churned users who came
+    back, "" for none (QA22b F5: a game's 649 churned held 300 seasonal players back and playing).
+
+    >>> back_text(300), back_text(0)
+    ("; 300 of them back (reactivated) by the window's end", '')
+    """
+    return f"; {back:,} of them back (reactivated) by the window's end" if back else ""
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.revenue_ledger import cohort_dict, figures_dict
-    from streams.cli.revenue import counted_opening_note, whole_periods_note
+    from streams.cli.revenue import counted_opening_note, involuntary_text, whole_periods_note
     from streams.views import churn_rate, live_cohorts, live_revenue, open_reader, revenue_range, stream_time_ms
 
     from_ms, to_ms = (None if args.from_ is None else parse_date_ms(args.from_, "--from"),
@@ -72,11 +82,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
              "subscription MRR is below)") if result["churned_revenue"] else ""
     print(f"churn over the {result['days']} days to {result['as_of'][:16].replace('T', ' ')} UTC (stream time): "
           f"{result['churned']:,} users churned = {100 * result['churn_rate']:.1f}% of {result['active_at_start']:,} "
-          f"active at the start{spent}")
+          f"active at the start{back_text(result['reactivated'])}{spent}")
     money = f" ({settings.currency})" if settings.currency else ""
     for f in result["revenue"]["periods"]:
         print(f"{args.period} from {f['period_start']}{money}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "
-              f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}); "
+              f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}{involuntary_text(f)}); "
               f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
               f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "
               f"net MRR churn {f['net_mrr_churn_pct'] or '-'}%")

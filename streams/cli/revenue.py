@@ -16,7 +16,7 @@ import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import orjson
 
@@ -27,7 +27,7 @@ from streams.errors import UserError
 from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "money_in", "no_statements_note",
+__all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "involuntary_text", "money_in", "no_statements_note",
            "counted_opening_note", "opening_counts", "opening_note", "owner_books", "read_history",
            "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
@@ -337,18 +337,37 @@ def _by_owner(args: argparse.Namespace, settings: Settings, from_ms: int, to_ms:
     return 0
 
 
+def involuntary_text(d: dict[str, Any]) -> str:
+    """" (after failed payments 171.00, 12 accounts)": the involuntary part of a period's churn
+    (``figures_dict``), "" when there is none (QA22a F5: voluntary and involuntary churn were one figure).
+
+    >>> involuntary_text({"churned_involuntary_cents": 17100, "churned_involuntary": "171.00", "lost_involuntary": 12}), involuntary_text({"churned_involuntary_cents": 0})
+    (' (after failed payments 171.00, 12 accounts)', '')
+    """
+    if not d["churned_involuntary_cents"]:
+        return ""
+    n = d["lost_involuntary"]
+    return f" (after failed payments {d['churned_involuntary']}, {n} account{'s' * (n != 1)})"
+
+
 def _print_periods(figures: list[PeriodFigures]) -> None:
-    head = ("period", "start MRR", "new", "expansion", "contraction", "churned", "reactiv.", "end MRR",
+    """The report's table; a column "invol." (the churned MRR after failed payments: QA22a F5) where
+    some period has any, so a file without failed payments prints as before."""
+    invol = any(f.churned_involuntary_cents for f in figures)
+    head = ("period", "start MRR", "new", "expansion", "contraction", "churned", *(("invol.",) if invol else ()), "reactiv.", "end MRR",
             "cust.", "won", "lost", "logo %", "gross %", "net %", "NRR %", "GRR %", "quick")
     rows = []
     for f in figures:
         d = figures_dict(f)
-        rows.append((d["period_start"], *(d[k] for k in _MONEY[:7]), str(f.customers_start), str(f.won),
+        rows.append((d["period_start"], *(d[k] for k in _MONEY[:5]), *((d["churned_involuntary"],) if invol else ()),
+                     *(d[k] for k in _MONEY[5:7]), str(f.customers_start), str(f.won),
                      str(f.churned_customers), *((d[k] or "-") for k in ("logo_churn_pct", "gross_mrr_churn_pct",
                                                                           "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio"))))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     for r in (head, *rows):
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    if invol:
+        print("invol. = of the churned MRR, that of subscriptions cancelled while past due (after failed payments: involuntary)")
 
 
 def print_cohorts(cohorts: list[CohortRow]) -> None:

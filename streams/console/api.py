@@ -32,6 +32,7 @@ __all__ = ["routes", "openapi", "error_response", "API_VERSION"]
 
 API_VERSION = "1.2.0"
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
+_CHURN_SPLIT = ("churned_voluntary", "churned_involuntary")  # of churned: after failed payments and the rest (QA22a F5)
 ACTIONS = get_args(Action)
 _PERIOD = re.compile(r"^([0-9]{1,3})d?$")
 
@@ -284,8 +285,9 @@ def openapi() -> dict[str, Any]:
     figures = _obj({
         "period_start": {"type": "string", "format": "date"}, "period_end": {"type": "string", "format": "date"},
         **{k: money for k in _MONEY}, **{f"{k}_cents": int_ for k in _MONEY},
+        **{k: money for k in _CHURN_SPLIT}, **{f"{k}_cents": int_ for k in _CHURN_SPLIT},  # QA22a F5
         **{k: int_ for k in ("customers_start", "new_customers", "reactivated_customers", "churned_customers", "customers_end",
-                             "won", "lost", "logo_churn")},
+                             "won", "lost", "logo_churn", "lost_involuntary")},
         **{k: pct for k in ("logo_churn_pct", "gross_mrr_churn_pct", "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio")},
     })
     cohort = _obj({"cohort": _STR, "customers": int_, "new_mrr": money, "months": {"type": "array", "items": _obj({
@@ -305,6 +307,7 @@ def openapi() -> dict[str, Any]:
                            "win-back list's population"},
         "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}}, "churned": {"type": "integer"},
         "active_at_start": {"type": "integer"}, "churn_rate": _NUM,
+        "reactivated": {"type": "integer", "description": "of churned, the users back (a return from churned) by the window's end"},
         "churned_revenue": {**_NUM, "description": "the purchases (amounts of purchase events) of the users who churned in "
                             "the window, up to their churn; not subscription MRR (that is in revenue)"},
         "churned_revenue_counted": {"type": "boolean", "description": "whether a churned user's purchases were ever counted "

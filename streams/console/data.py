@@ -592,6 +592,7 @@ async def churn_view(store: Store, now_ms: int, days: int, weeks: int = 12) -> d
         "active_at_start": summary.active_at_start,
         "churn_rate": round(summary.rate, 4),
         "churned_revenue": round(summary.revenue, 2),
+        "reactivated": summary.back,
         "churned_revenue_counted": purchases_counted(stats),
         "weekly": series,
     }

@@ -18,7 +18,7 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import (ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
+from models.account_health import (_FIX_PAYMENT, ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
                                    add_copy, seat_price_rise, hours_left,
                                    in_trial, own_account, paying_again_text, recovered_reasons, rollup, silent_after_s, trend_usage_at,
                                    trial_action, TREND_FROM)
@@ -32,7 +32,7 @@ from streams.worker.alert_log import EXTRAS_FIELD
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
            "decide_alert",
            "closes", "decide_reminders", "kept_trend", "member_deadlines_ms", "note_copy", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment",
-           "note_price_rise", "price_rise", "opened_risk", "other_due_ms",
+           "note_price_rise", "price_rise", "opened_risk", "other_due_ms", "unpaid_churn",
            "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts", "withhold_before"]
 
 KafkaRecord = tuple[bytes | None, bytes]
@@ -91,14 +91,28 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     own = bool(account) and own_account(account, view, state.subs if state is not None else ())
     now_s = now_ms // 1000
     rise = price_rise(extras)
-    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account, rise)
+    unpaid = unpaid_churn(extras)
+    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account, rise, unpaid)
     window = quiet_window(quiet, now_ms)
     since = int(extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     if window is None or 0 < since < window.start_ms:
         return r
     # the quiet gate (QA18 F3): the users not already silent at the period's start as seen now, no usage trend
-    judged = rollup(quiet_members(members, window, now_s), view, downgrade, renewal_ms, now_s, now_ms, own, None, said, account, rise)
+    judged = rollup(quiet_members(members, window, now_s), view, downgrade, renewal_ms, now_s, now_ms, own, None, said, account, rise, unpaid)
     return quiet_rollup(r, judged, window, now_ms)
+
+
+def unpaid_churn(extras: Mapping[str, object]) -> bool:
+    """Whether the account's subscription, if it is gone, went while its payment had failed (an
+    involuntary churn, QA22a F5): a past due never fixed is still kept (``past_due``, the review of
+    the cancellation itself), or :func:`note_payment` kept ``unpaid`` when it dropped one for the
+    churn that ended it.
+
+    >>> unpaid_churn({"past_due": [0, ["9f"]]}), unpaid_churn({"past_due": [5, ["9f"]]}), unpaid_churn({"unpaid": 7})
+    (True, False, True)
+    """
+    kept = extras.get("past_due")
+    return bool(extras.get("unpaid")) or isinstance(kept, list) and len(kept) == 2 and kept[0] == 0
 
 
 def stated_view(state: AccountState | None) -> AccountView | None:
@@ -340,12 +354,18 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     one the alert opened at, kept as ``at_risk_risk``), never a part of the risk left over, but
     the named silent user it has not got back (``AccountRollup.still_silent``, QA11 F3).
 
+    A payment that fails while a case is open (opened on another reason: the users' silence) is
+    news too, with its own action: the open case gets an update, ``account_at_risk`` at the
+    failure's time (its own id; the case stays the one opened, closed by one ``account_recovered``),
+    the failure first and "fix the payment with the billing contact" (QA22a F5: the open alert
+    swallowed it, as it did a churn before).
+
     ``account_churned`` carries ``lost_mrr``: the account's MRR before the churn
     (``AccountState.churned``, the win-back list's figure; 0 for a trial lost without paying).
     Its ``mrr`` is 0 once churned, so the CRM's win-back case had no figure of what was lost."""
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms, account,
                        acc.said, quiet=acc.quiet)
-    note_payment(acc, now_ms)
+    failed = note_payment(acc, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
     kind, shown = None, r
@@ -365,6 +385,8 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
                         + r.reasons)
         acc.extras["at_risk_since_ms"], acc.extras["at_risk_risk"] = now_ms, r.risk
         acc.extras.pop("churned_ms", None)
+    elif failed and since and since != now_ms and not churned and r.stage not in GONE_STAGES:
+        kind, shown = "account_at_risk", _payment_failed_view(r)  # an update of the open case (QA22a F5)
     if kind == "account_churned" and r.stage == "trial_lost":  # closes the lost trial's alert
         acc.extras["at_risk_since_ms"] = 0
         acc.extras.pop("at_risk_risk", None)
@@ -384,6 +406,15 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
             alert["lost_mrr"] = acc.state.churned()[0] / 100
         alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
     return r
+
+
+def _payment_failed_view(r: AccountRollup) -> AccountRollup:
+    """The update an open case gets when a payment fails during it (QA22a F5): the roll-up with the
+    failure first and its action, "fix the payment with the billing contact". Before, the open
+    alert swallowed it: 8 involuntary churners and 14 recovered past-due accounts of a streaming
+    service, their case opened on silence, left the CRM's last word at "re-engage the silent users"."""
+    first = tuple(t for t in r.reasons if t.startswith("payment failed "))
+    return replace(r, reasons=first + tuple(t for t in r.reasons if t not in first), action=_FIX_PAYMENT)
 
 
 def closes(acc: AccountWork, r: AccountRollup, since: int, back: bool, now_ms: int) -> bool:
@@ -475,7 +506,7 @@ def _past_due_subs(state: AccountState) -> list[str]:
     return sorted(f"{key:x}" for key, s in state.subs.items() if s.sub.status == "past_due")
 
 
-def note_payment(acc: AccountWork, now_ms: int) -> None:
+def note_payment(acc: AccountWork, now_ms: int) -> bool:
     """Keep the account's failed payment in the extras' ``past_due``, ``[fixed_ms, subscription keys]``:
     ``fixed_ms`` 0 while those subscriptions are past due; the event time at which one of them is
     seen paying again (status active: the payment fixed) once none is past due; dropped when they
@@ -485,30 +516,40 @@ def note_payment(acc: AccountWork, now_ms: int) -> None:
     a statement is seen at its time). For the recovered alert's "payment fixed" reason
     (:func:`payment_fixed_days`): the state keeps no trace of a past due once it is paid
     (models.revenue), and a recovery must say that the payment was fixed when that is why.
+    Returns whether a payment failed now (a subscription past due that was not before): news an
+    open case is updated with (``decide_alert``, QA22a F5).
 
     >>> from models.events import Event
     >>> from models.subscription import Subscription
     >>> def sub(day, status):
     ...     return Event("u", day * 86_400_000, "subscription", f"s{day}", 0.0, "a", Subscription(status, "Pro", 4999))
     >>> acc = AccountWork(AccountState().update(sub(1, "active")).update(sub(2, "past_due")), {}, {})
-    >>> note_payment(acc, 2 * 86_400_000); acc.extras["past_due"][0]
-    0
-    >>> _ = acc.state.update(sub(5, "active")); note_payment(acc, 5 * 86_400_000); acc.extras["past_due"][0]
+    >>> note_payment(acc, 2 * 86_400_000), acc.extras["past_due"][0], note_payment(acc, 2 * 86_400_000)
+    (True, 0, False)
+    >>> _ = acc.state.update(sub(5, "active")); _ = note_payment(acc, 5 * 86_400_000); acc.extras["past_due"][0]
     432000000
-    >>> _ = acc.state.update(sub(6, "trial")); note_payment(acc, 6 * 86_400_000); "past_due" in acc.extras
+    >>> _ = acc.state.update(sub(6, "trial")); _ = note_payment(acc, 6 * 86_400_000); "past_due" in acc.extras
     False
     """
     due = _past_due_subs(acc.state)
     kept = acc.extras.get("past_due")
+    if "unpaid" in acc.extras and acc.state.mrr_cents():  # paying again: that churn is over
+        acc.extras.pop("unpaid")
     if due:
         acc.extras["past_due"] = [0, due]
+        held = kept[1] if isinstance(kept, list) and len(kept) == 2 and kept[0] == 0 and isinstance(kept[1], list) else []
+        return not set(due) <= set(held)
     elif isinstance(kept, list) and len(kept) == 2 and isinstance(kept[1], list):
         paying = any(s is not None and s.sub.status == "active"
                      for s in (acc.state.subs.get(int(key, 16)) for key in kept[1] if isinstance(key, str)))
         if not paying:  # never fixed, or the fix undone (a trial since, cancelled): no fix to tell
             acc.extras.pop("past_due")
+            lost, when = acc.state.churned()
+            if kept[0] == 0 and lost:  # cancelled unpaid: an involuntary churn, said while it lasts (QA22a F5)
+                acc.extras["unpaid"] = when
         elif kept[0] == 0:
             acc.extras["past_due"] = [now_ms, kept[1]]
+    return False
 
 
 def _forget_fixed_payment(extras: dict[str, object]) -> None:

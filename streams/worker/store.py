@@ -471,7 +471,9 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     ``churned_rev:<day>`` (one per stage change to churned, dated by the review that saw it, with
     the user's revenue then: ``Alert.revenue``, the purchases up to the churn's event time, not
     the state's at the batch's end, which also holds purchases made after the churn when the
-    batch reaches past it). Levels are derived from states, events
+    batch reaches past it), ``back:<day>`` (one per return from churned, a stage change from it,
+    dated by the churn it ends: so a window's churned users who are back by its end are counted,
+    QA22b F5). Levels are derived from states, events
     from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
     not move is left out (most writes move none: a dict update per level and user was ~5% of the
     worker's CPU).
@@ -543,6 +545,9 @@ class ChurnSummary:
     churned: int
     revenue: float
     active_at_start: int
+    # of ``churned``, the churns a return has ended since (``back:<day>``, counted under the churn's
+    # day): the users back by the window's end (QA22b F5: 300 of a game's 649 were seasonal players back)
+    back: int = 0
 
     @property
     def rate(self) -> float:
@@ -560,7 +565,8 @@ def churn_summary(stats: Mapping[str, float], now_s: int, days: int = 30) -> Chu
     revenue = sum(float(stats.get("churned_rev:" + d, 0.0)) for d in window)
     new = sum(int(stats.get("new:" + d, 0)) for d in window)
     alive = int(stats.get("users", 0)) - int(stats.get("stage:churned", 0))
-    return ChurnSummary(churned, revenue, max(churned, alive - new + churned))
+    back = sum(int(stats.get("back:" + d, 0)) for d in window)
+    return ChurnSummary(churned, revenue, max(churned, alive - new + churned), back)
 
 
 def _s(value: bytes | str | None) -> str:
