@@ -387,6 +387,20 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras.pop("churned_ms", None)
     elif failed and since and since != now_ms and not churned and r.stage not in GONE_STAGES:
         kind, shown = "account_at_risk", _payment_failed_view(r)  # an update of the open case (QA22a F5)
+    shown = _keep_case(acc, kind, r, shown, since, now_ms)
+    if kind is not None:
+        alert = account_alert(account, kind, now_ms, shown)
+        if kind == "account_churned":  # what the churn took: the win-back list's figure, on the alert the CRM gets
+            alert["lost_mrr"] = acc.state.churned()[0] / 100
+        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
+    return r
+
+
+def _keep_case(acc: AccountWork, kind: str | None, r: AccountRollup, shown: AccountRollup, since: int,
+               now_ms: int) -> AccountRollup:
+    """The case's own record once :func:`decide_alert` chose ``kind`` (None: no alert), and what the
+    alert shows: a lost trial's churn closes its case, a churn is remembered (told once), a recovery
+    forgets the churn and the time below the line and shows why the account is better."""
     if kind == "account_churned" and r.stage == "trial_lost":  # closes the lost trial's alert
         acc.extras["at_risk_since_ms"] = 0
         acc.extras.pop("at_risk_risk", None)
@@ -400,12 +414,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras.pop("at_risk_risk", None)
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
-    if kind is not None:
-        alert = account_alert(account, kind, now_ms, shown)
-        if kind == "account_churned":  # what the churn took: the win-back list's figure, on the alert the CRM gets
-            alert["lost_mrr"] = acc.state.churned()[0] / 100
-        alerts.append((account.encode("utf-8", "surrogatepass"), orjson.dumps(alert)))
-    return r
+    return shown
 
 
 def _payment_failed_view(r: AccountRollup) -> AccountRollup:
