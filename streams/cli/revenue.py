@@ -338,12 +338,16 @@ def _by_owner(args: argparse.Namespace, settings: Settings, from_ms: int, to_ms:
 
 
 def _print_periods(figures: list[PeriodFigures]) -> None:
-    head = ("period", "start MRR", "new", "expansion", "contraction", "churned", "reactiv.", "end MRR",
-            "cust.", "won", "lost", "logo %", "gross %", "net %", "NRR %", "GRR %", "quick")
+    """The periods' table; with a "paused" and a "resumed" column (after "reactiv.") only when a
+    period holds a pause or a resume (QA22a F1): a history without one prints as before."""
+    paused = any(f.paused_cents or f.resumed_cents or f.paused_customers or f.resumed_customers for f in figures)
+    head = ("period", "start MRR", "new", "expansion", "contraction", "churned", "reactiv.", *(("paused", "resumed") if paused else ()),
+            "end MRR", "cust.", "won", "lost", "logo %", "gross %", "net %", "NRR %", "GRR %", "quick")
     rows = []
     for f in figures:
         d = figures_dict(f)
-        rows.append((d["period_start"], *(d[k] for k in _MONEY[:7]), str(f.customers_start), str(f.won),
+        pauses = (money_text(f.paused_cents), money_text(f.resumed_cents)) if paused else ()
+        rows.append((d["period_start"], *(d[k] for k in _MONEY[:6]), *pauses, d["end_mrr"], str(f.customers_start), str(f.won),
                      str(f.churned_customers), *((d[k] or "-") for k in ("logo_churn_pct", "gross_mrr_churn_pct",
                                                                           "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio"))))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
