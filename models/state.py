@@ -1062,15 +1062,25 @@ def _state_period_end(state: UserState, event: Event) -> None:
     payment, not to sell), cleared by any other (cancelled, trial, a free plan). The last one
     applied wins: a statement applied late after a newer one says the older status until the
     next statement (the same window of at most ``allowed_lateness`` as the period end's).
-    :data:`LONG_PERIOD`: of the statement whose end is kept (the later end), so it follows the end."""
+    :data:`LONG_PERIOD`: of the statement whose end is kept (the later end), so it follows the end.
+
+    ``paused`` (QA22a F1): ``period_end_day`` keeps the end of the pause (its ``period_end``, the
+    resume date; :data:`MAX_PERIOD_END_DAY` when it states none) and :data:`PAYS_SUBSCRIPTION` is
+    cleared: a day kept without that flag is a pause's (models.signals ``paused_until_s``), which
+    the next statement replaces whatever its end (a resume states its own paid period)."""
     sub = event.subscription
     if sub is None:
         return
+    if not state.flags & PAYS_SUBSCRIPTION:  # a pause's end (below) is no paid period's: a resume states its own
+        state.period_end_day = 0
     if sub.mrr_cents > 0 and (sub.status == "active" or sub.status == "past_due"):
         state.flags |= PAYS_SUBSCRIPTION
     else:
         state.flags &= ~PAYS_SUBSCRIPTION
-    if sub.status != "active" or sub.mrr_cents <= 0:  # a free plan pays no period (QA16 F5)
+    if sub.status == "paused":  # QA22a F1: the end of the pause, without PAYS_SUBSCRIPTION (models.signals)
+        state.period_end_day = period_end_day(sub.period_end_ms) if sub.period_end_ms > 0 else MAX_PERIOD_END_DAY
+        state.flags &= ~LONG_PERIOD
+    elif sub.status != "active" or sub.mrr_cents <= 0:  # a free plan pays no period (QA16 F5)
         state.period_end_day = 0
         state.flags &= ~LONG_PERIOD
     elif sub.period_end_ms > 0 and (day := period_end_day(sub.period_end_ms)) >= state.period_end_day:
