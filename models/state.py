@@ -201,6 +201,9 @@ GRIEVANCE_LATEST: Final[int] = 64
 #: user's recurring rhythm (``first_recurring_s``, ``last_recurring_s``, ``n_recurring``; module
 #: docstring), which shares their bytes (a user keeps purchases or a recurring rhythm, not both).
 RECURRING_RECORD: Final[int] = 128
+#: After a resume (a paying statement that ends a pause: :func:`_state_period_end`), no at-risk
+#: alert opens for this long: a week to press play again (QA22a F2)
+RESUME_QUIET_S: Final[int] = 7 * 86_400
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)
@@ -1067,11 +1070,19 @@ def _state_period_end(state: UserState, event: Event) -> None:
     ``paused`` (QA22a F1): ``period_end_day`` keeps the end of the pause (its ``period_end``, the
     resume date; :data:`MAX_PERIOD_END_DAY` when it states none) and :data:`PAYS_SUBSCRIPTION` is
     cleared: a day kept without that flag is a pause's (models.signals ``paused_until_s``), which
-    the next statement replaces whatever its end (a resume states its own paid period)."""
+    the next statement replaces whatever its end (a resume states its own paid period). A paying
+    statement that ends a pause (a resume) starts a quiet period of :data:`RESUME_QUIET_S` in which
+    no at-risk alert opens (``quiet_until_s``, ``alert_risk`` 1: no rise can be material): the
+    viewer has not had the time to come back yet, and the silence of the pause is still in the
+    counters (QA22a F2: 24 at-risk alerts "no visit for 33.6x the usual interval" at the resume's
+    very second); the engine looks again at its end (models.engine)."""
     sub = event.subscription
     if sub is None:
         return
     if not state.flags & PAYS_SUBSCRIPTION:  # a pause's end (below) is no paid period's: a resume states its own
+        if state.period_end_day and sub.mrr_cents > 0 and sub.status != "paused":  # a resume (below)
+            state.quiet_until_s = max(state.quiet_until_s, event.ts_ms // 1000 + RESUME_QUIET_S)
+            state.alert_risk = 1.0
         state.period_end_day = 0
     if sub.mrr_cents > 0 and (sub.status == "active" or sub.status == "past_due"):
         state.flags |= PAYS_SUBSCRIPTION
