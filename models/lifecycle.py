@@ -7,8 +7,7 @@ active days, models.signals.visit_gap_days):
    statement is ``active`` with an MRR above 0 and its period end, models.state
    ``period_end_day``, is after now) and the silence of rules 1-2 holds: "Paying" below. While a
    pause runs (the latest statement is ``paused`` and its end, the resume date, is after now) no
-   silence rule applies: the stage held at the pause's start, dormant or churned read as
-   declining: "Paused" below.
+   silence rule applies: the stage is held where it was when the pause began: "Paused" below.
 1. **churned** - a cancellation with no activity on a later day (at once), or silence >=
    max(churned_days, churned_factor x lapse gap).
 2. **dormant** - silence >= max(dormant_days, dormant_factor x lapse gap). The lapse gap is
@@ -58,8 +57,8 @@ the paid period: models.state).
 Paused (QA22a F1, 2026-12-05): a streaming service's subscriber who pauses for 1-3 months watches
 nothing, by design; 84 of QA22a's 146 paused users reached churned during the pause, 105 got an
 at-risk alert, 35 ended on the win-back list. While a ``paused`` statement's pause runs
-(models.signals ``paused_until_s``), the stage is the one the user had when it began (a lapsed
-one: declining, the customer is back under contract), no at-risk alert opens
+(models.signals ``paused_until_s``), the stage is the one the user had when it began (a user
+lapsed before it stays so: the pause explains no silence before it), no at-risk alert opens
 (models.engine.alert_may_open) and the next review is the pause's end, where every rule applies
 again to the silence as it is then.
 
@@ -201,12 +200,10 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
 
 def _paused_stage(st: UserState) -> Stage:
     """The stage while a pause runs (rule 0, "Paused"): the one the user had when it began, held
-    (the pause's silence is no news; reviewed at its end: :func:`next_change_s`); a user lapsed
-    before it is a customer again, declining (a paused subscription is no lapse: QA22a F1)."""
-    if not st.stage_since_s:
-        return "active"
-    stage = STAGES[st.stage]
-    return "declining" if stage == "dormant" or stage == "churned" else stage
+    (the pause's silence is no news; reviewed at its end: :func:`next_change_s`). A user lapsed
+    before the pause stays lapsed (the pause says nothing of the silence before it, and a change
+    would have no cause to tell); one never reviewed is active."""
+    return STAGES[st.stage] if st.stage_since_s else "active"
 
 
 def _overdue(sig: Signals, c: "CompiledModel") -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Final
 
 from models._native import init_args
-from models.state import DAY_S, GRIEVANCE, PAYS_SUBSCRIPTION, UserState, purchase_summary, slot_lists
+from models.state import DAY_S, GRIEVANCE, UserState, paused, purchase_summary, slot_lists
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
@@ -118,7 +118,7 @@ class Signals:
     # risk's exit gate (models.risk.exit_open); out of the repr like n_events
     period_end_s: int = field(repr=False)
     # the end of a pause that runs, epoch s (a ``paused`` statement: models.state period_end_day
-    # without PAYS_SUBSCRIPTION; 0 = not paused): no silence counts against the user before it
+    # marked PAUSED; 0 = not paused): no silence counts against the user before it
     # (models.lifecycle rule 0, models.engine.alert_may_open; QA22a F1); out of the repr likewise
     paused_until_s: int = field(default=0, repr=False)
     # log1p of the signals the risk's features take it of (models.risk.feature_value), each worked
@@ -647,11 +647,11 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
 
 
 def _period_ends(st: UserState) -> tuple[int, int]:
-    """(period_end_s, paused_until_s) of ``st``: its ``period_end_day`` is the end of the paid
-    period while it pays (PAYS_SUBSCRIPTION), else the end of its pause (models.state: only a
-    ``paused`` statement keeps a day without it): no paid period then, no exit gate."""
+    """(period_end_s, paused_until_s) of ``st``: its ``period_end_day`` is the end of its pause
+    while the latest statement is ``paused`` (models.state.paused), with no paid period then (no
+    exit gate), else the end of the paid period."""
     end = st.period_end_day * DAY_S
-    return (end, 0) if st.flags & PAYS_SUBSCRIPTION or not end else (0, end)
+    return (0, end) if paused(st.flags) else (end, 0)
 
 
 def _round_even(y: float) -> int:
