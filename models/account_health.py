@@ -102,7 +102,7 @@ from typing import Collection, Final, Iterable, Sequence
 from models.lifecycle import LAPSED
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
-from models.state import STAGES
+from models.state import RESUME_QUIET_S, STAGES
 from models.subscription import _PAID, RENEWAL_WINDOW_MIN_MS, Subscription
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "pausing", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "seat_price_cents", "seat_price_rise",
@@ -424,12 +424,16 @@ def pausing(view: AccountView | None, now_ms: int) -> bool:
     silence is the pause: no silent or gone users, no falling use (QA22a F1: every pause was
     "moved to the free plan standard_paused", churned, its users on the win-back list); from the
     resume date without a statement the rules judge it again, stage ``paused`` still, not churned.
+    For 4 weeks after a resume too (models.state RESUME_QUIET_S, as for its users: the pause's
+    silence is still in their counts; QA22a F2, 13 ``account_at_risk`` at the resume's second
+    "all 4 users silent for 9 weeks", "usage over the last 2 weeks down 83%").
 
     >>> v = AccountView(0, False, "paused", ("standard",), 0, 0, 0, 1, resumes_ms=500)
     >>> pausing(v, 499), pausing(v, 500), pausing(AccountView(0, False, "paused", (), 0, 0, 0, 1, resumes_ms=-1), 10**12)
     (True, False, True)
     """
-    return view is not None and view.paused and (view.resumes_ms < 0 or now_ms < view.resumes_ms)
+    return view is not None and (view.paused and (view.resumes_ms < 0 or now_ms < view.resumes_ms)
+                                 or 0 < view.resumed_ms <= now_ms < view.resumed_ms + RESUME_QUIET_S * 1000)
 
 
 def _free_plan(view: AccountView | None) -> bool:
@@ -1256,7 +1260,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     if rise is not None and 0 <= now_ms - rise.ts_ms < RISE_COUNTS_MS:  # a user's own plan's price rose (QA19 F7)
         r_b = max(r_b, _RISE_RISK)
         reasons.append((_RISE_RISK, rise.text(now_ms), _REVIEW_PLAN))
-    if near and usage <= 0.75 and users and not save:  # a fall, not "not yet"
+    if near and usage <= 0.75 and users and not save and not pause:  # a fall, not "not yet"
         r_b = max(r_b, 0.4)
         # the window said (QA20a F2): beside the 2-week trend's "down 72%", a bare "usage fell 43%" read as a contradiction
         reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",

@@ -160,6 +160,9 @@ class AccountView:
     # a customer whose pause runs (status "paused": a subscription paused and none paying, QA22a
     # F1): when it ends (the earliest stated resume date; -1 = not stated); 0 = not paused
     resumes_ms: int = 0
+    # when a pause last ended by a resume, while that resume is the account's latest change (the
+    # paying spell went on through the pause: the ledger's ``resume``); 0 otherwise
+    resumed_ms: int = 0
 
     @property
     def paused(self) -> bool:
@@ -410,7 +413,8 @@ class AccountState:
             resumes = min((s.sub.period_end_ms for s in live if s.sub.status == "paused" and s.sub.period_end_ms), default=-1)
         return AccountView(mrr, mrr > 0, status, tuple(sorted(s.sub.plan for s in live)), min(past_due, default=0),
                            min(trials, default=0), contracted, first_paid, min(renews, default=0), ends,
-                           tuple(sorted(k for k, s in self.subs.items() if s.sub.status != "cancelled")), periods, resumes)
+                           tuple(sorted(k for k, s in self.subs.items() if s.sub.status != "cancelled")), periods, resumes,
+                           self.at_ms if mv is not None and mv.kind == "resume" else 0)
 
     def to_bytes(self) -> bytes:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan

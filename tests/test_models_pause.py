@@ -97,3 +97,28 @@ def test_the_resume_is_no_reason_for_risk() -> None:
     alerts = [(a.kind, a.event_time_ms) for a in out.alerts if a.event_time_ms > PAUSE_MS]
     assert not [t for k, t in alerts if k == "at_risk" and t < resume_ms + RESUME_QUIET_S * 1000], alerts
     assert ("at_risk", resume_ms + RESUME_QUIET_S * 1000) in alerts, alerts  # still silent 4 weeks on: told then
+
+
+def test_an_account_back_from_a_pause_is_not_judged_on_the_pause_s_silence() -> None:
+    """QA22a F2 (account side): a family paid, paused 9 weeks, resumed; at the resume its profiles
+    are silent since the pause began: no silent users, no fall in use for 4 weeks after it (the
+    users' own quiet after a resume), then judged as any account."""
+    from models.account_health import Member, rollup
+    from models.state import RESUME_QUIET_S
+
+    def stmt(user: str, day: int, status: str) -> Event:
+        sub = Subscription(status, "premium", 1999 if status == "active" else 0, 0, 0)  # type: ignore[arg-type]
+        return Event(user, T0_MS + day * DAY_MS, "subscription", f"{user}{day}", 0.0, "fam", sub)
+
+    from models.revenue import AccountState
+    state = AccountState()
+    for ev in (stmt("p0", 0, "active"), stmt("p0", 30, "paused"), stmt("p0", 93, "active")):
+        state.update(ev)
+    view = state.get()
+    assert view.resumed_ms == T0_MS + 93 * DAY_MS and not view.paused
+    members = [Member(k, T0_MS // 1000 + 29 * DAY_S, 1, 0.0, 20.0, 20.0) for k in (1, 2, 3)]
+    at = (T0_MS // 1000) + 93 * DAY_S
+    back = rollup(members, view, None, 0, at)
+    assert (back.stage, back.silent, back.risk) == ("customer", 0, 0.0), back
+    later = rollup(members, view, None, 0, at + RESUME_QUIET_S)
+    assert later.silent == 3 and later.risk >= 0.5, later
