@@ -72,8 +72,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   reasons the user's own when the caller read them (``rollup``'s ``said``: the owner's book), then
   "the only user c7 at risk by its own alert (risk 62%)"; gone = its lifecycle says lapsed
   (dormant by its own rhythm, or cancelled), not 21 days; billing rules as for any account;
-- stage: churned, trial_lost, lapsed, at_risk (risk >= 0.5), trial, past_due, customer, or prospect (never paid:
-  nothing stated yet, or a free plan).
+- stage: churned, trial_lost, lapsed, at_risk (risk >= 0.5), trial, past_due, customer, prospect (never paid:
+  nothing stated yet, or a free plan), or paused (a customer whose subscription is paused: not churned,
+  its users' silence not counted while the pause runs, :func:`pausing`; QA22a F1).
 - action: the heaviest reason's, at any risk (an account below the at-risk line with a reason
   still has something to do: a downgrade alone, 0.35, says "review how the plan fits their
   use"); "none" only when no reason stands. An ``account_recovered`` alert says "none": its
@@ -101,10 +102,10 @@ from typing import Collection, Final, Iterable, Sequence
 from models.lifecycle import LAPSED
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
-from models.state import STAGES
+from models.state import RESUME_QUIET_S, STAGES
 from models.subscription import _PAID, RENEWAL_WINDOW_MIN_MS, Subscription
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "members_cancelled", "seat_price_cents", "seat_price_rise",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "pausing", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "members_cancelled", "seat_price_cents", "seat_price_rise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "add_copy",
            "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share", "still_used_text",
@@ -112,7 +113,7 @@ __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES"
 
 DAY_S: Final[int] = 86_400
 ACCOUNT_AT_RISK: Final[float] = 0.5
-ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost", "lapsed", "at_risk", "trial", "past_due", "customer", "prospect")
+ACCOUNT_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost", "lapsed", "at_risk", "trial", "past_due", "customer", "prospect", "paused")
 #: Accounts whose subscription is gone: nothing to save, the win-back list's (churned: it paid;
 #: trial_lost: cancelled without ever paying, a trial or a free plan). Risk 1, temperature 0, never an at-risk alert.
 GONE_STAGES: Final[tuple[str, ...]] = ("churned", "trial_lost")
@@ -465,6 +466,24 @@ def downgrade_risk(down: Downgrade) -> float:
     if members_cancelled(down)[1]:
         return _DOWNGRADE_RISK
     return max(_DOWNGRADE_RISK, round(_cut(down), 4))
+
+
+def pausing(view: AccountView | None, now_ms: int) -> bool:
+    """Whether the account is a customer whose pause runs at ``now_ms`` (a ``paused`` subscription
+    and none paying, its resume date ahead or not stated: ``AccountView.resumes_ms``). Its users'
+    silence is the pause: no silent or gone users, no falling use (QA22a F1: every pause was
+    "moved to the free plan standard_paused", churned, its users on the win-back list); from the
+    resume date without a statement the rules judge it again, stage ``paused`` still, not churned.
+    For 4 weeks after a resume too (models.state RESUME_QUIET_S, as for its users: the pause's
+    silence is still in their counts; QA22a F2, 13 ``account_at_risk`` at the resume's second
+    "all 4 users silent for 9 weeks", "usage over the last 2 weeks down 83%").
+
+    >>> v = AccountView(0, False, "paused", ("standard",), 0, 0, 0, 1, resumes_ms=500)
+    >>> pausing(v, 499), pausing(v, 500), pausing(AccountView(0, False, "paused", (), 0, 0, 0, 1, resumes_ms=-1), 10**12)
+    (True, False, True)
+    """
+    return view is not None and (view.paused and (view.resumes_ms < 0 or now_ms < view.resumes_ms)
+                                 or 0 < view.resumed_ms <= now_ms < view.resumed_ms + RESUME_QUIET_S * 1000)
 
 
 def _free_plan(view: AccountView | None) -> bool:
@@ -1290,11 +1309,13 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     billing = view.billing_keys if view is not None else ()
     users = _users(members, billing, now_s)
     sole = sole_member(members, account)  # the account is its user: its own judgement, not the 2-week silence (QA17 F4)
-    silent = [m for m in users if (m.risk > 0 if sole else silent_member(m, now_s))]
+    # a pause that runs (QA22a F1): its users' silence is the pause, neither at risk nor gone
+    pause = pausing(view, now_s * 1000 if now_ms < 0 else now_ms)
+    silent = [] if pause else [m for m in users if (m.risk > 0 if sole else silent_member(m, now_s))]
     # the members silent by the 2 weeks (or their own rhythm): what the count and the health say, for
     # an account that is its one user too, whose risk follows its own alert (QA22a F7: "1 user (1
     # silent)", "re-engage the silent users" of a viewer seen the day before, at risk by its own alert)
-    quiet = [m for m in users if silent_member(m, now_s)] if sole else silent
+    quiet = [m for m in users if silent_member(m, now_s)] if sole and not pause else silent
     usage = _usage(users, now_s)
     users_w, silent_w = sum(_weight(m) for m in users), sum(_weight(m) for m in silent)
     # several members: the account counts silence (a user's own at-risk alert stays the user's)
@@ -1305,7 +1326,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # Every user gone (QA16 F11): nobody left to save, the win-back side's. The users' part is 0.8, as
     # with every user silent, said as how they left ("all 4 users cancelled, ..."). Not a trial: the
     # trial rule judges it (a trial started says someone is there, whom the statements do not name)
-    lapsed = bool(users) and not in_trial(view) and all(gone_member(m, now_s, sole is not None) for m in users)
+    lapsed = bool(users) and not in_trial(view) and not pause and all(gone_member(m, now_s, sole is not None) for m in users)
     now_ms = now_s * 1000 if now_ms < 0 else now_ms
     # near: within a quarter of the billing period, at least 30 days (QA11 F5: an annual plan's 91)
     near_ms = view.renewal_window_ms(view.renews_at(now_ms)) if view is not None else RENEWAL_WINDOW_MIN_MS
@@ -1351,7 +1372,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and (view.status in ("cancelled", "none") or free)
     # a fall, not "not yet"; a gone account renews nothing (QA22a F8: a free plan's period end read
     # "renewal in 6 days while usage fell 70%" beside "moved to the free plan")
-    if near and usage <= 0.75 and users and not save and not churned:
+    if near and usage <= 0.75 and users and not save and not churned and not pause:
         r_b = max(r_b, 0.4)
         # the window said (QA20a F2): beside the 2-week trend's "down 72%", a bare "usage fell 43%" read as a contradiction
         reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",
@@ -1359,7 +1380,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
     # only by the renewal rule, days before the cancel notice); ``trend`` at now (:meth:`Trend.at`)
     usage_2w = trend_usage(trend, users, now_s)
-    r_t = trend_risk(usage_2w)
+    r_t = 0.0 if pause else trend_risk(usage_2w)
     if r_t > 0.0:
         r_b = max(r_b, r_t)
         away = _top_user_away(users, now_s)
@@ -1392,7 +1413,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     stage = ("churned" if churned else "trial_lost" if lost else "lapsed" if lapsed else "at_risk" if risk >= ACCOUNT_AT_RISK else
              "trial" if in_trial(view) else
              "past_due" if view is not None and view.status == "past_due" else
-             "customer" if mrr > 0 else "prospect")
+             "customer" if mrr > 0 else "paused" if view is not None and view.paused else "prospect")
     reasons.sort(key=lambda r: -r[0])
     # the heaviest reason's action whatever the risk (QA pass 6 L4: below 0.5 it was "none" beside
     # "downgraded from Business to Pro 21 days ago", risk 0.35, whose action is to review the plan);

@@ -571,7 +571,8 @@ def alert_may_open(a: Assessment, now_s: int, c: CompiledModel) -> bool:
     orders, a user active on a single day at the product's first-return interval, ``c``'s
     ``first_return_days``; QA17 F2, 68% of a shop's new customers were alerted the day after
     their first order; QA19 F8, 531 customers of a neobank who stay were alerted 1.6 days after
-    their first day).
+    their first day), nor a subscriber whose pause runs (models.signals.paused_until_s: its
+    silence is the pause, QA22a F1; nothing opens before the pause's end).
     Everything here is known to the stream at ``now_s``.
 
     Why public: ``churnwatch train`` chooses ``risk_enter`` as a quantile of the risk over the
@@ -579,7 +580,8 @@ def alert_may_open(a: Assessment, now_s: int, c: CompiledModel) -> bool:
     this function, so the training rows and the stream cannot disagree on who is alertable (QA10
     F2: a line chosen over every row, the lapsed included, flagged nobody the stream alerts)."""
     return (a.stage in _OPENS and a.signals.age_days >= _MIN_AGE_DAYS and order_due_s(a.signals) <= now_s
-            and reorder_late_s(a.signals) <= now_s and first_return_due_s(a.signals, c.first_return_days) <= now_s)
+            and reorder_late_s(a.signals) <= now_s and first_return_due_s(a.signals, c.first_return_days) <= now_s
+            and a.signals.paused_until_s <= now_s)
 
 
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
@@ -763,6 +765,8 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
         first = first_return_due_s(a.signals, c.first_return_days)  # a new customer: nothing opens before their first return is due
         if first > due:
             due = first
+        if a.signals.paused_until_s > due:  # a pause that runs: nothing opens before its end (alert_may_open)
+            due = a.signals.paused_until_s
         if a.stage == "reactivated":  # nothing opens before the stage ends (_OPENS)
             back_until = st.stage_since_s + int(math.ceil(c.new_days * DAY_S))
             if back_until > due:

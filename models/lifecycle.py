@@ -5,7 +5,9 @@ active days, models.signals.visit_gap_days):
 
 0. **declining**, not dormant or churned, while a paid period runs (the latest ``subscription``
    statement is ``active`` with an MRR above 0 and its period end, models.state
-   ``period_end_day``, is after now) and the silence of rules 1-2 holds: "Paying" below.
+   ``period_end_day``, is after now) and the silence of rules 1-2 holds: "Paying" below. While a
+   pause runs (the latest statement is ``paused`` and its end, the resume date, is after now) no
+   silence rule applies: the stage is held where it was when the pause began: "Paused" below.
 1. **churned** - a cancellation with no activity on a later day (at once), or silence >=
    max(churned_days, churned_factor x lapse gap).
 2. **dormant** - silence >= max(dormant_days, dormant_factor x lapse gap). The lapse gap is
@@ -51,6 +53,14 @@ renewal), never dormant or churned, so never on the win-back list nor told ``win
 "Renewal: the exit opportunity"). From the period's end without a renewal statement, rules 1-2
 apply as before; an explicit cancellation still churns at once (a ``cancelled`` statement ends
 the paid period: models.state).
+
+Paused (QA22a F1, 2026-12-05): a streaming service's subscriber who pauses for 1-3 months watches
+nothing, by design; 84 of QA22a's 146 paused users reached churned during the pause, 105 got an
+at-risk alert, 35 ended on the win-back list. While a ``paused`` statement's pause runs
+(models.signals ``paused_until_s``), the stage is the one the user had when it began (a user
+lapsed before it stays so: the pause explains no silence before it), no at-risk alert opens
+(models.engine.alert_may_open) and the next review is the pause's end, where every rule applies
+again to the silence as it is then.
 
 Why personal thresholds: a monthly buyer silent for three weeks is on schedule; a daily user
 silent for three weeks is gone. The fixed days are floors so that daily users are not called
@@ -164,6 +174,8 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
     """
     if sig.cancelled or st.n_events == 0 and st.cancelled_s:
         return "churned"
+    if sig.paused_until_s > sig.now_s:  # a pause runs: its silence says nothing (rule 0, "Paused")
+        return _paused_stage(st)
     if c is None:  # a caller holding model.compiled hands it down (models.scoring.assess)
         c = model.compiled
     silence, lapse = sig.silence_days, lapse_gap_days(sig)
@@ -184,6 +196,14 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
     if _rate_down(st, sig, c):
         return "declining"
     return "active"
+
+
+def _paused_stage(st: UserState) -> Stage:
+    """The stage while a pause runs (rule 0, "Paused"): the one the user had when it began, held
+    (the pause's silence is no news; reviewed at its end: :func:`next_change_s`). A user lapsed
+    before the pause stays lapsed (the pause says nothing of the silence before it, and a change
+    would have no cause to tell); one never reviewed is active."""
+    return STAGES[st.stage] if st.stage_since_s else "active"
 
 
 def _overdue(sig: Signals, c: "CompiledModel") -> bool:
@@ -273,6 +293,8 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     now = sig.now_s
     if sig.cancelled or st.n_events == 0:
         return 0
+    if sig.paused_until_s > now:  # the stage is held until the pause ends: look then
+        return sig.paused_until_s
     last, first = st.last_seen_s, st.first_seen_s
     gap = sig.visit_gap_days
     if c is None:  # a caller holding model.compiled hands it down (models.engine)

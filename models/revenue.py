@@ -6,6 +6,10 @@ change of an account's MRR at one time is one movement: **new** (0 -> >0, never 
 **reactivation** (0 -> >0, paid before), **expansion** (up), **contraction** (down, still > 0:
 a downgrade, or one of several subscriptions cancelled), **churn** (> 0 -> 0: nothing else stays
 active). ``past_due`` keeps its MRR: it is a risk signal (:class:`AccountView`), not churn.
+**pause** (> 0 -> 0 because a subscription is ``paused`` and none pays: the customer stays a
+customer, its paying spell goes on) and **resume** (0 -> > 0 of an account whose pause ran) are
+movements of their own, neither churn nor reactivation (QA22a F1, 2026-12-05); a paused account
+that cancels is a churn of 0 MRR (the MRR left with the pause) that loses the customer.
 
 A subscription is identified by (account, user): the user a ``subscription`` event is keyed by
 owns that subscription, and each event states it "as it is from ``ts`` on". So:
@@ -58,11 +62,15 @@ from models.subscription import SUBSCRIPTION_STATUSES, Subscription, renewal_win
 
 __all__ = ["MOVEMENT_KINDS", "AccountState", "AccountView", "Change", "Movement", "MovementKind"]
 
-MovementKind = Literal["new", "expansion", "contraction", "churn", "reactivation"]
-MOVEMENT_KINDS: Final[tuple[MovementKind, ...]] = ("new", "expansion", "contraction", "churn", "reactivation")
+MovementKind = Literal["new", "expansion", "contraction", "churn", "reactivation", "pause", "resume"]
+MOVEMENT_KINDS: Final[tuple[MovementKind, ...]] = ("new", "expansion", "contraction", "churn", "reactivation", "pause", "resume")
 
 _PAYING: Final[frozenset[str]] = frozenset(("active", "past_due"))
-_STATUS_RANK: Final[dict[str, int]] = {s: i for i, s in enumerate(SUBSCRIPTION_STATUSES)}
+#: A status's byte in the state record: its place in the contract's tuple (``paused`` last)
+_STATUS_BYTE: Final[dict[str, int]] = {s: i for i, s in enumerate(SUBSCRIPTION_STATUSES)}
+#: Which of two statements of one subscription at one time wins (the larger): a pause loses to a
+#: cancellation stated at the same time; the others keep their order of before
+_STATUS_RANK: Final[dict[str, int]] = {"trial": 0, "active": 1, "past_due": 2, "paused": 3, "cancelled": 4}
 _HEAD = struct.Struct("<BqqqqqH")  # format, at, before, spell start, first paid, contracted, n subs
 #: Per-subscription record by format: 1 = without period ends (written while no subscription states
 #: one, so such states keep their size and older readers), 2 = with them, 3 = with them and when
@@ -111,8 +119,10 @@ class Movement:
 
     @property
     def customers_delta(self) -> int:
-        """+1 when the account becomes a paying customer, -1 when it stops, else 0."""
-        return 1 if self.mrr_before_cents == 0 else -1 if self.mrr_after_cents == 0 else 0
+        """+1 when the account becomes a paying customer (new, reactivation), -1 when it stops
+        (churn, also from a pause at 0 MRR), else 0 (a pause and a resume keep the customer)."""
+        kind = self.kind
+        return 1 if kind == "new" or kind == "reactivation" else -1 if kind == "churn" else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +164,17 @@ class AccountView:
     # 91 days to 30); one sent only later states what is left of it. For the renewal window
     # (:meth:`renewal_window_ms`, QA11 F5)
     periods_ms: tuple[int, ...] = ()
+    # a customer whose pause runs (status "paused": a subscription paused and none paying, QA22a
+    # F1): when it ends (the earliest stated resume date; -1 = not stated); 0 = not paused
+    resumes_ms: int = 0
+    # when a pause last ended by a resume, while that resume is the account's latest change (the
+    # paying spell went on through the pause: the ledger's ``resume``); 0 otherwise
+    resumed_ms: int = 0
+
+    @property
+    def paused(self) -> bool:
+        """Whether the account is a customer whose pause runs: not churned, nothing to win back."""
+        return self.resumes_ms != 0
 
     def renewal_window_ms(self, end_ms: int) -> int:
         """How long before the period end ``end_ms`` the renewal counts as near
@@ -272,9 +293,17 @@ class AccountState:
         """
         if self.mrr_cents():
             return 0, 0
-        if self.before_cents:  # the movement at T is the churn
-            return self.before_cents, self.at_ms
+        if self.before_cents:  # the movement at T is the churn, or a pause
+            return (0, 0) if self._pausing() else (self.before_cents, self.at_ms)
         return self.lost_cents, self.churned_ms
+
+    def _pausing(self) -> bool:
+        """Whether a subscription in force is paused (a pause at 0 MRR keeps the customer)."""
+        return any(s.sub.status == "paused" for s in self.subs.values())
+
+    def _held(self) -> bool:
+        """Whether the account was a customer in a pause just before T: its spell goes on at 0 MRR."""
+        return self.before_cents == 0 and self.spell_start_ms != 0
 
     def update(self, event: Event) -> AccountState:
         """Apply one subscription event (others are ignored); see :meth:`apply` for what it moved."""
@@ -343,15 +372,18 @@ class AccountState:
 
     def _movement(self) -> Movement | None:
         before, after, t = self.before_cents, self.mrr_cents(), self.at_ms
+        held = self._held()  # a customer whose pause ran before T: its resume, or its churn at 0
         if after == before:
+            if held and not self._pausing():  # paused, then cancelled (or a free plan, a trial)
+                return Movement(t, "churn", 0, 0, self.spell_start_ms, self.first_paid_ms or t)
             return None
         if before == 0:
-            kind: MovementKind = "reactivation" if self.first_paid_ms else "new"
+            kind: MovementKind = "resume" if held else "reactivation" if self.first_paid_ms else "new"
         elif after == 0:
-            kind = "churn"
+            kind = "pause" if self._pausing() else "churn"
         else:
             kind = "expansion" if after > before else "contraction"
-        spell = t if before == 0 else self.spell_start_ms
+        spell = t if before == 0 and not held else self.spell_start_ms
         # involuntary: a subscription past due before T cancelled at T (with several subscriptions,
         # one past due going to a trial while another is cancelled at the same T would read so too)
         unpaid = kind == "churn" and self.unpaid and any(s.sub.status == "cancelled" and s.stated_ms == t for s in self.subs.values())
@@ -362,16 +394,18 @@ class AccountState:
         subscriptions go, except one already restated at ``next_ms`` (a same-time rival must still
         lose to it, whatever the order the two arrive in)."""
         after = self.mrr_cents()
-        if after and not self.before_cents:
+        # a pause keeps the paying spell (the customer) at 0 MRR, its resume carries it on
+        kept = not after and (self.before_cents or self.spell_start_ms) and self._pausing()
+        if after and not self.before_cents and not self.spell_start_ms:
             self.spell_start_ms = self.at_ms
             self.first_paid_ms = self.first_paid_ms or self.at_ms
-        elif not after:
+        elif not after and not kept:
             self.spell_start_ms = 0
         if 0 < after < self.before_cents:
             self.contracted_ms = self.at_ms
         if after:
             self.lost_cents = self.churned_ms = 0
-        elif self.before_cents:  # the movement at T was the churn: kept while nothing is paid
+        elif self.before_cents and not kept:  # the movement at T was the churn: kept while nothing is paid
             self.lost_cents, self.churned_ms = self.before_cents, self.at_ms
         self.before_cents = after
         for k in [k for k, s in self.subs.items() if s.sub.status == "cancelled" and s.stated_ms < next_ms]:
@@ -381,7 +415,7 @@ class AccountState:
         mrr = self.mrr_cents()
         live = [s for s in self.subs.values() if s.sub.status != "cancelled"]
         statuses = {s.sub.status for s in self.subs.values()}
-        status = next((s for s in ("past_due", "active", "trial", "cancelled") if s in statuses), "none")
+        status = next((s for s in ("past_due", "active", "paused", "trial", "cancelled") if s in statuses), "none")
         past_due = [s.since_ms for s in live if s.sub.status == "past_due"]
         trials = [s.sub.trial_ends_ms for s in live if s.sub.status == "trial" and s.sub.trial_ends_ms]
         paid = [s for s in live if s.sub.status in _PAYING and s.sub.period_end_ms]
@@ -391,9 +425,13 @@ class AccountState:
         mv = self._movement()
         contracted = self.at_ms if mv is not None and mv.kind == "contraction" else self.contracted_ms
         first_paid = self.first_paid_ms or (self.at_ms if mrr else 0)
+        resumes = 0
+        if status == "paused" and first_paid:  # a customer whose pause runs (never paid: not a customer)
+            resumes = min((s.sub.period_end_ms for s in live if s.sub.status == "paused" and s.sub.period_end_ms), default=-1)
         return AccountView(mrr, mrr > 0, status, tuple(sorted(s.sub.plan for s in live)), min(past_due, default=0),
                            min(trials, default=0), contracted, first_paid, min(renews, default=0), ends,
-                           tuple(sorted(k for k, s in self.subs.items() if s.sub.status != "cancelled")), periods)
+                           tuple(sorted(k for k, s in self.subs.items() if s.sub.status != "cancelled")), periods, resumes,
+                           self.at_ms if mv is not None and mv.kind == "resume" else 0)
 
     def to_bytes(self) -> bytes:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan
@@ -411,7 +449,7 @@ class AccountState:
         for key, s in self.subs.items():
             plan = s.sub.plan.encode()
             period = (s.sub.period_end_ms,) if fmt == 2 else (s.sub.period_end_ms, s.period_from_ms) if fmt == 3 else ()
-            parts.append(_SUBS[fmt].pack(key, s.since_ms, s.stated_ms, _STATUS_RANK[s.sub.status], s.sub.mrr_cents,
+            parts.append(_SUBS[fmt].pack(key, s.since_ms, s.stated_ms, _STATUS_BYTE[s.sub.status], s.sub.mrr_cents,
                                          s.sub.trial_ends_ms, *period, len(plan)))
             parts.append(plan)
         if seats:

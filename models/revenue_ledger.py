@@ -120,6 +120,13 @@ class PeriodFigures:
     were customers at its start (ChartMogul's B2B formula), and ``logo_churn_rate`` divides that
     by ``customers_start``. NRR and GRR count the expansion, contraction and churn of the
     accounts that were customers at the start only.
+
+    ``paused_cents`` / ``resumed_cents`` (QA22a F1, 2026-12-05): MRR that left with a pause and
+    came back with a resume, ``paused_customers`` / ``resumed_customers`` how many accounts. A
+    paused account stays a customer: no churned MRR, no logo lost, no reactivation. The MRR bridge
+    (start -> end) carries them; NRR and GRR count an existing customer's pause as MRR not kept (as
+    a contraction) and NRR its resume as MRR regained (as an expansion); the churn rates and the
+    quick ratio leave both out (docs/REVENUE.md "Pauses").
     """
 
     start_ms: int
@@ -147,6 +154,10 @@ class PeriodFigures:
     # involuntary, ``Movement.involuntary``; QA22a F5): MRR and accounts. The rest is voluntary
     churned_involuntary_cents: int = 0
     churned_involuntary_customers: int = 0
+    paused_cents: int = 0
+    resumed_cents: int = 0
+    paused_customers: int = 0
+    resumed_customers: int = 0
 
     @property
     def won(self) -> int:
@@ -162,7 +173,10 @@ _TOTALS: Final[tuple[str, ...]] = (
     "n_new", "n_reactivated", "n_churned", "n_churned_existing",  # customers
     "expansion_existing", "contraction_existing", "churned_existing",  # cents, customers at start
     "churned_involuntary", "n_churned_involuntary",  # of the churn, after failed payments (QA22a F5)
+    "paused", "resumed", "n_paused", "n_resumed", "paused_existing", "resumed_existing",  # pauses (QA22a F1)
 )
+#: A movement kind's counter in :data:`_TOTALS`, where it is not the kind itself
+_COUNTER: Final[dict[str, str]] = {"pause": "paused", "resume": "resumed"}
 
 
 class Ledger:
@@ -212,9 +226,12 @@ class Ledger:
                 t["churned_involuntary"] += amount
                 t["n_churned_involuntary"] += sign
         else:
-            t[mv.kind] += amount
+            name = _COUNTER.get(mv.kind, mv.kind)
+            t[name] += amount
             if existing:
-                t[mv.kind + "_existing"] += amount
+                t[name + "_existing"] += amount
+            if name != mv.kind:  # a pause or a resume: the accounts too
+                t["n_" + name] += sign
         return self
 
     def revert(self, mv: Movement) -> Ledger:
@@ -234,7 +251,7 @@ class Ledger:
         for start in sorted(self.totals):  # everything before the first period: the opening balance
             if start < first:
                 t = self.totals[start]
-                mrr += t["new"] + t["expansion"] + t["reactivation"] - t["contraction"] - t["churned"]
+                mrr += t["new"] + t["expansion"] + t["reactivation"] - t["contraction"] - t["churned"] + t["resumed"] - t["paused"]
                 customers += t["n_new"] + t["n_reactivated"] - t["n_churned"]
         out: list[PeriodFigures] = []
         start = first
@@ -249,18 +266,19 @@ class Ledger:
 def _figures(start: int, end: int, mrr: int, customers: int, t: dict[str, int]) -> PeriodFigures:
     gains = t["new"] + t["expansion"] + t["reactivation"]
     losses = t["contraction"] + t["churned"]
-    kept = mrr - t["contraction_existing"] - t["churned_existing"]
+    kept = mrr - t["contraction_existing"] - t["churned_existing"] - t["paused_existing"]
     return PeriodFigures(
         start, end, mrr, t["new"], t["expansion"], t["contraction"], t["churned"], t["reactivation"],
-        mrr + gains - losses, customers, t["n_new"], t["n_reactivated"], t["n_churned"],
+        mrr + gains - losses + t["resumed"] - t["paused"], customers, t["n_new"], t["n_reactivated"], t["n_churned"],
         customers + t["n_new"] + t["n_reactivated"] - t["n_churned"], t["n_churned_existing"],
         logo_churn_rate=_rate(t["n_churned_existing"], customers),
         gross_mrr_churn_rate=_rate(losses, mrr),
         net_mrr_churn_rate=_rate(losses - t["expansion"] - t["reactivation"], mrr),
-        nrr=_rate(kept + t["expansion_existing"], mrr),
+        nrr=_rate(kept + t["expansion_existing"] + t["resumed_existing"], mrr),
         grr=_rate(kept, mrr),
         quick_ratio=_rate(gains, losses),
         churned_involuntary_cents=t["churned_involuntary"], churned_involuntary_customers=t["n_churned_involuntary"],
+        paused_cents=t["paused"], resumed_cents=t["resumed"], paused_customers=t["n_paused"], resumed_customers=t["n_resumed"],
     )
 
 
@@ -437,6 +455,10 @@ def figures_dict(f: PeriodFigures) -> dict[str, Any]:
         "reactivated_customers": f.reactivated_customers, "churned_customers": f.churned_customers,
         "customers_end": f.customers_end, "won": f.won, "lost": f.churned_customers, "logo_churn": f.logo_churn,
     })
+    if f.paused_cents or f.resumed_cents or f.paused_customers or f.resumed_customers:
+        # only in a period with a pause or a resume: every other period's figures stay as they were
+        out.update({"paused": money_text(f.paused_cents), "resumed": money_text(f.resumed_cents), "paused_cents": f.paused_cents,
+                    "resumed_cents": f.resumed_cents, "paused_customers": f.paused_customers, "resumed_customers": f.resumed_customers})
     for name in _RATES:
         text = percent_text(getattr(f, name))
         out[name.replace("_rate", "") + "_pct"] = text or None

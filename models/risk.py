@@ -503,8 +503,8 @@ def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "Churn
     same order): the engine scores every review and its crossing search this way, and builds
     the whole vector only for an alert's reasons. ``c``: ``model.compiled`` where the caller holds
     it (a generic attribute lookup saved)."""
-    if sig.period_end_s > 0 and not exit_open(sig, model):
-        return 0.0
+    if sig.period_end_s > 0 and not exit_open(sig, model) or sig.paused_until_s > sig.now_s:
+        return 0.0  # the exit closed, or a pause that runs (QA22a F1: its silence is no leaving)
     if c is None:
         c = model.compiled
     z = c.risk_intercept
@@ -541,6 +541,8 @@ def leave_after(sig: Signals, x: float, p_stay: float, revenue: float, model: "C
     # silent_after's now_s, for the exit gate (exit_open), read only where a period end is known
     if sig.period_end_s > 0 and sig.now_s + _round_even(x * DAY_S) < exit_opens_s(sig.period_end_s, c.horizon_days):
         return 0.0
+    if sig.paused_until_s > 0 and sig.now_s + _round_even(x * DAY_S) < sig.paused_until_s:
+        return 0.0  # a pause that still runs then (leave_probability)
     f28 = math.exp(-x / 28.0)
     a7, a28, a90 = sig.act_7d * math.exp(-x / 7.0), sig.act_28d * f28, sig.act_90d * math.exp(-x / 90.0)
     silence = sig.silence_days + x

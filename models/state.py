@@ -63,7 +63,9 @@ and :data:`GRIEVANCE_LATEST` (64)) keep what the counters cannot say:
   within the horizon is then news for a call ("renewal due in 29 days" says why an annual
   subscriber's alert comes now), where on a monthly plan it is always true (models.reasons,
   QA17 F13). Set or cleared by the ``active`` statement whose end is kept, cleared with the end;
-  such a user pays (:data:`PAYS_SUBSCRIPTION`), so the bit adds no byte.
+  such a user pays (:data:`PAYS_SUBSCRIPTION`), so the bit adds no byte. Without
+  :data:`PAYS_SUBSCRIPTION` the same bit is :data:`PAUSED` (QA22a F1): the latest statement is
+  ``paused`` and ``period_end_day`` keeps the end of the pause (:func:`_state_period_end`).
 - :data:`GRIEVANCE`: a paying customer (a purchase on record, or a paying subscription) sent a
   grievance (models.vocabulary: a complaint, a refund asked for, a chargeback) after their last
   purchase: an at-risk alert opens for it whatever the risk, and stays open until they buy again
@@ -127,6 +129,8 @@ __all__ = [
     "GRIEVANCE_LATEST",
     "LONG_PERIOD",
     "LONG_PERIOD_S",
+    "PAUSED",
+    "paused",
     "MAX_PERIOD_END_DAY",
     "PAYS_SUBSCRIPTION",
     "RECURRING_RECORD",
@@ -195,6 +199,20 @@ LONG_PERIOD: Final[int] = 16
 #: A period longer than this past its statement is "long" (:data:`LONG_PERIOD`): a month's 28-31
 #: days and a statement sent up to two weeks before its period starts stay below; two months do not.
 LONG_PERIOD_S: Final[int] = 45 * 86_400
+#: ``UserState.flags``: the latest statement is ``paused`` (QA22a F1): the bit of :data:`LONG_PERIOD`
+#: without :data:`PAYS_SUBSCRIPTION` (LONG_PERIOD is only ever set beside it, so the pair was free):
+#: ``period_end_day`` then keeps the end of the pause, not of a paid period (models.signals
+#: ``paused_until_s``). A paused user's record carries the flags byte (format 6), 1 byte more.
+PAUSED: Final[int] = LONG_PERIOD
+
+
+def paused(flags: int) -> bool:
+    """Whether ``flags`` say the latest statement is ``paused`` (:data:`PAUSED`).
+
+    >>> paused(PAUSED), paused(PAUSED | PAYS_SUBSCRIPTION), paused(0)
+    (True, False, False)
+    """
+    return flags & (PAUSED | PAYS_SUBSCRIPTION) == PAUSED
 #: ``UserState.flags``: a paying customer's grievance since their last purchase (models.vocabulary
 #: grievance names): an at-risk alert opens for it whatever the risk (models.engine).
 GRIEVANCE: Final[int] = 32
@@ -205,6 +223,11 @@ GRIEVANCE_LATEST: Final[int] = 64
 #: user's recurring rhythm (``first_recurring_s``, ``last_recurring_s``, ``n_recurring``; module
 #: docstring), which shares their bytes (a user keeps purchases or a recurring rhythm, not both).
 RECURRING_RECORD: Final[int] = 128
+#: After a resume (a paying statement that ends a pause: :func:`_state_period_end`), no at-risk
+#: alert opens for this long: the 4-week counters' mean life, what the pause's silence takes to
+#: leave them (QA22a F2; with a week, 50 of 109 resumed viewers who watched again were alerted
+#: at its end, "recent activity down 56% against the user's usual": the pause, not a leaving)
+RESUME_QUIET_S: Final[int] = 28 * 86_400
 #: The largest day ``period_end_day`` holds (uint16: 2149-06-06); a later end is kept as this day.
 MAX_PERIOD_END_DAY: Final[int] = 0xFFFF
 # Format 3 (the same without the negative-feedback fields: 87 bytes + 8 per slot), 2 (122 bytes)
@@ -1077,15 +1100,34 @@ def _state_period_end(state: UserState, event: Event) -> None:
     payment, not to sell), cleared by any other (cancelled, trial, a free plan). The last one
     applied wins: a statement applied late after a newer one says the older status until the
     next statement (the same window of at most ``allowed_lateness`` as the period end's).
-    :data:`LONG_PERIOD`: of the statement whose end is kept (the later end), so it follows the end."""
+    :data:`LONG_PERIOD`: of the statement whose end is kept (the later end), so it follows the end.
+
+    ``paused`` (QA22a F1): ``period_end_day`` keeps the end of the pause (its ``period_end``, the
+    resume date; :data:`MAX_PERIOD_END_DAY` when it states none), marked :data:`PAUSED` (models.signals
+    ``paused_until_s``); the next statement replaces it whatever its end (a resume states its own
+    paid period). A paying
+    statement that ends a pause (a resume) starts a quiet period of :data:`RESUME_QUIET_S` in which
+    no at-risk alert opens (``quiet_until_s``, ``alert_risk`` 1: no rise can be material): the
+    viewer has not had the time to come back yet, and the silence of the pause is still in the
+    counters (QA22a F2: 24 at-risk alerts "no visit for 33.6x the usual interval" at the resume's
+    very second); the engine looks again at its end (models.engine)."""
     sub = event.subscription
     if sub is None:
         return
+    if paused(state.flags):  # a pause's end (below) is no paid period's: a resume states its own
+        if sub.mrr_cents > 0 and sub.status != "paused":  # a resume (below)
+            state.quiet_until_s = max(state.quiet_until_s, event.ts_ms // 1000 + RESUME_QUIET_S)
+            state.alert_risk = 1.0
+        state.period_end_day = 0
+        state.flags &= ~PAUSED
     if sub.mrr_cents > 0 and (sub.status == "active" or sub.status == "past_due"):
         state.flags |= PAYS_SUBSCRIPTION
     else:
         state.flags &= ~PAYS_SUBSCRIPTION
-    if sub.status != "active" or sub.mrr_cents <= 0:  # a free plan pays no period (QA16 F5)
+    if sub.status == "paused":  # QA22a F1: the end of the pause, marked PAUSED (models.signals)
+        state.period_end_day = period_end_day(sub.period_end_ms) if sub.period_end_ms > 0 else MAX_PERIOD_END_DAY
+        state.flags |= PAUSED
+    elif sub.status != "active" or sub.mrr_cents <= 0:  # a free plan pays no period (QA16 F5)
         state.period_end_day = 0
         state.flags &= ~LONG_PERIOD
     elif sub.period_end_ms > 0 and (day := period_end_day(sub.period_end_ms)) >= state.period_end_day:

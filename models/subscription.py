@@ -14,8 +14,10 @@ from typing import Final, Literal
 __all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_SEATS", "MAX_TIME_MS", "RENEWAL_WINDOW_MIN_MS", "SUBSCRIPTION_STATUSES", "Subscription",
            "SubscriptionStatus", "a_type", "seat_count", "calendar_days", "mrr_cents", "renewal_window_ms"]
 
-SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled"]
-SUBSCRIPTION_STATUSES: Final[tuple[SubscriptionStatus, ...]] = ("trial", "active", "past_due", "cancelled")
+SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled", "paused"]
+#: The order is the account state's status byte (models.revenue): a new status goes last (QA22a
+#: F1, 2026-12-05: ``paused``, a customer who pays nothing until ``period_end``, the resume date)
+SUBSCRIPTION_STATUSES: Final[tuple[SubscriptionStatus, ...]] = ("trial", "active", "past_due", "cancelled", "paused")
 MAX_MRR_CENTS: Final[int] = 100_000_000_000_000  # 1e12 in money: above that it is a unit mistake
 MAX_PLAN_CHARS: Final[int] = 64  # plan names are kept in the per-account state: bounded
 MAX_SEATS: Final[int] = 4_294_967_295  # a seat count is kept in 4 bytes of the per-account state
@@ -107,16 +109,20 @@ class Subscription:
         is lost; review 17 F7: a trial without it was refused, and the account's trial with it): an
         active or past-due statement without it is refused, not taken as a free plan (QA pass 9
         L3: a producer that forgot the field lost the revenue silently; a free plan states ``0``).
-        Stripe's spelling ``canceled`` is read as ``cancelled``.
+        Stripe's spelling ``canceled`` is read as ``cancelled``. ``paused`` (QA22a F1): the customer
+        stays a customer and pays nothing until ``period_end`` (the resume date, optional); its
+        ``mrr`` may be left out, 0, or the plan's price, and counts 0 either way (docs/REVENUE.md).
 
         >>> Subscription.parse("canceled", "Pro", None).status
         'cancelled'
         >>> Subscription.parse("trial", "Pro", None).mrr_cents
         0
+        >>> Subscription.parse("Paused", "standard", None, period_end_ms=86_400_000).status
+        'paused'
         >>> Subscription.parse(None, "Pro", 10)
         Traceback (most recent call last):
         ...
-        ValueError: subscription status is missing: one of ('trial', 'active', 'past_due', 'cancelled')
+        ValueError: subscription status is missing: one of ('trial', 'active', 'past_due', 'cancelled', 'paused')
         >>> Subscription.parse("active", "Pro", "")
         Traceback (most recent call last):
         ...

@@ -86,7 +86,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     money = f" ({settings.currency})" if settings.currency else ""
     for f in result["revenue"]["periods"]:
         print(f"{args.period} from {f['period_start']}{money}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "
-              f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}{involuntary_text(f)}); "
+              f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}"
+              f"{involuntary_text(f)}{_pauses(f)}); "
               f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
               f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "
               f"net MRR churn {f['net_mrr_churn_pct'] or '-'}%")
@@ -100,3 +101,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if line:
             print(f"\nnote: {line}")
     return 0
+
+
+def _pauses(f: dict[str, object]) -> str:
+    """A period's pauses and resumes for the text line, "" in a period without one (QA22a F1: its
+    line stays as before): MRR that left with a pause is no churn, its customers are not lost.
+
+    >>> _pauses({"paused": "13.99", "resumed": "0.00", "paused_customers": 1, "resumed_customers": 0}), _pauses({})
+    (', paused 13.99 (1 customers), resumed 0.00 (0)', '')
+    """
+    if "paused" not in f:
+        return ""
+    return f", paused {f['paused']} ({f['paused_customers']} customers), resumed {f['resumed']} ({f['resumed_customers']})"

@@ -352,15 +352,19 @@ def involuntary_text(d: dict[str, Any]) -> str:
 
 def _print_periods(figures: list[PeriodFigures]) -> None:
     """The report's table; a column "invol." (the churned MRR after failed payments: QA22a F5) where
-    some period has any, so a file without failed payments prints as before."""
+    some period has any, and a "paused" and a "resumed" column (after "reactiv.") where a period holds
+    a pause or a resume (QA22a F1): a file with neither prints as before."""
     invol = any(f.churned_involuntary_cents for f in figures)
-    head = ("period", "start MRR", "new", "expansion", "contraction", "churned", *(("invol.",) if invol else ()), "reactiv.", "end MRR",
-            "cust.", "won", "lost", "logo %", "gross %", "net %", "NRR %", "GRR %", "quick")
+    paused = any(f.paused_cents or f.resumed_cents or f.paused_customers or f.resumed_customers for f in figures)
+    head = ("period", "start MRR", "new", "expansion", "contraction", "churned", *(("invol.",) if invol else ()), "reactiv.",
+            *(("paused", "resumed") if paused else ()), "end MRR", "cust.", "won", "lost", "logo %", "gross %", "net %", "NRR %",
+            "GRR %", "quick")
     rows = []
     for f in figures:
         d = figures_dict(f)
+        pauses = (money_text(f.paused_cents), money_text(f.resumed_cents)) if paused else ()
         rows.append((d["period_start"], *(d[k] for k in _MONEY[:5]), *((d["churned_involuntary"],) if invol else ()),
-                     *(d[k] for k in _MONEY[5:7]), str(f.customers_start), str(f.won),
+                     d[_MONEY[5]], *pauses, d["end_mrr"], str(f.customers_start), str(f.won),
                      str(f.churned_customers), *((d[k] or "-") for k in ("logo_churn_pct", "gross_mrr_churn_pct",
                                                                           "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio"))))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]

@@ -290,6 +290,9 @@ def openapi() -> dict[str, Any]:
                              "won", "lost", "logo_churn", "lost_involuntary")},
         **{k: pct for k in ("logo_churn_pct", "gross_mrr_churn_pct", "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio")},
     })
+    # only in a period that holds a pause or a resume (docs/REVENUE.md "Pauses"): not required
+    figures["properties"].update({"paused": money, "resumed": money, "paused_cents": int_, "resumed_cents": int_,
+                                  "paused_customers": int_, "resumed_customers": int_})
     cohort = _obj({"cohort": _STR, "customers": int_, "new_mrr": money, "months": {"type": "array", "items": _obj({
         "month": _STR, "customers": int_, "mrr": money, "customer_retention_pct": pct, "mrr_retention_pct": pct})}})
     revenue = _obj({"period": {"enum": ["day", "week", "month"]},

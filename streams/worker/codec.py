@@ -31,10 +31,11 @@ Accepted value (a JSON object)::
 - ``account_id``: optional string of at most 256 characters, the customer company (missing, null
   or "": the user is its own account).
 - On ``subscription`` events only (docs/REVENUE.md): ``status`` (``trial``, ``active``,
-  ``past_due``, ``cancelled``; Stripe's ``canceled`` is read as ``cancelled``), ``plan`` (text, at
+  ``past_due``, ``cancelled``, ``paused``; Stripe's ``canceled`` is read as ``cancelled``), ``plan`` (text, at
   most 64 characters, optional), ``mrr`` (a number in money units with at most two decimals;
   required when ``active`` or ``past_due``, 0 for a free plan; 0 or missing when cancelled;
-  missing in a trial: 0, a trial's never counts), an optional
+  missing in a trial: 0, a trial's never counts; optional when paused, counted 0, with
+  ``period_end`` the resume date), an optional
   ``trial_ends`` time and an optional ``period_end`` time (the end of the period paid for, the
   next renewal: Stripe's ``current_period_end``, Chargebee's ``current_term_end``), both in either
   ``ts`` form (missing or null: not given), before 10000-01-01. A bad one is DLQ reason
