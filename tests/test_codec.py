@@ -296,7 +296,7 @@ def test_subscription_event_carries_exact_cents_account_and_trial_end() -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"status": "paused"},
+        {"status": "frozen"},
         {"status": None},
         {"mrr": "49.99"},  # a number, like amount
         {"mrr": -1},
