@@ -433,6 +433,9 @@ def test_account_equals_churnwatch_top_owner_and_has_members(built_state: Settin
         page = client.get(f"/accounts/{cli['account_id']}").text
         assert ('id="renews"' in page) == (cli["renews_on"] is not None)
         assert cli["renews_on"] is None or f'renews {cli["renews_on"]} (in {cli["renews_in_days"]} days)' in page
+        # QA22b F7: a churned account whose users still use the product says so on its page as in the API
+        assert ('id="still-used"' in page) == bool(body.get("still_used")), body.get("still_used")
+        assert not body.get("still_used") or f'Still used: {html.escape(body["still_used"])}</p>' in page
     assert client.get("/api/v1/accounts/no-such-account").status_code == 404
     # QA 2026-12: each member row shows what the member's own page shows (not the open alert's
     # risk, 0 when none, nor the hour's first event), in the pages' time format
