@@ -202,7 +202,7 @@ LONG_PERIOD_S: Final[int] = 45 * 86_400
 #: ``UserState.flags``: the latest statement is ``paused`` (QA22a F1): the bit of :data:`LONG_PERIOD`
 #: without :data:`PAYS_SUBSCRIPTION` (LONG_PERIOD is only ever set beside it, so the pair was free):
 #: ``period_end_day`` then keeps the end of the pause, not of a paid period (models.signals
-#: ``paused_until_s``). A paused user's record carries the flags byte (format 6), 1 byte more.
+#: ``paused_until_s``). A paused user's record is flagged (format 7 or 8: no byte more).
 PAUSED: Final[int] = LONG_PERIOD
 
 
