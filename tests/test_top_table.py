@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -10,6 +11,10 @@ from models.scoring import Scores
 from models.state import UserState
 from streams.cli.top import user_rows
 from streams.views import UserReport
+
+if TYPE_CHECKING:
+    from models.events import Event
+    from models.model import ChurnModel
 
 
 def _report(user: str, revenue: float, savable: float | None = 0.4) -> UserReport:
@@ -84,18 +89,11 @@ def test_top_win_back_reads_each_users_own_account_loss(redis_url: str) -> None:
     """The rows ``top --win-back`` prints (streams.views.top_users) against a real valkey: a B2C
     subscriber who cancelled 9.99 (its own account, keyed by its id), a trial lost without paying
     (0) and a member of a company account whose company churned (0: the loss is the company's)."""
-    import asyncio
-
-    from models.engine import advance
     from models.model import load_model
     from models.events import Event
-    from models.revenue import AccountState
     from models.subscription import Subscription
     from streams.settings import Settings
     from streams.views import open_reader, top_users
-    from streams.worker.keys import locate
-    from streams.worker.phases import index_scores
-    from streams.worker.store import BucketWrite, StateWrite, Store, bucket_of, stats_delta
 
     t0, day = 1_767_225_600_000, 86_400_000
     end = t0 + 120 * day
@@ -109,31 +107,7 @@ def test_top_win_back_reads_each_users_own_account_loss(redis_url: str) -> None:
         evs.append(Event(uid, t0 + 20 * day, "subscription", f"{uid}c", 0.0, account, Subscription("cancelled", "Pro", 0)))
         return sorted(evs, key=lambda e: e.ts_ms)
 
-    async def write() -> None:
-        settings = Settings(redis_url=redis_url)
-        store = Store(settings)
-        store.use_model(model)
-        await store.connect()
-        field = f"{settings.topic_events}:0"
-        for uid, account in users.items():
-            evs = history(uid, account)
-            st = advance(uid, None, evs, end, model).state
-            b, g = locate(uid, store.buckets, store.groups)
-            w = BucketWrite(b, [(field, "", "")])
-            risk, reach, _ = index_scores(None, st, end, model)
-            w.states.append(StateWrite(g, uid, st.to_bytes(), field, st.next_review_s, risk, reach))
-            stats_delta(None, st, [], w.stats)
-            assert await store.write([w], "winback-test") == []
-            acc = AccountState()
-            for ev in evs:
-                if ev.subscription is not None:
-                    acc = acc.update(ev)
-            name = account or uid
-            await store.client.hset(store.keys.accounts(bucket_of(name, store.buckets)), name, acc.to_bytes())
-        await store.write_progress(settings.topic_events, {0: (1, end)})
-        await store.close()
-
-    asyncio.run(write())
+    _store_users(redis_url, model, end, {uid: (account, history(uid, account)) for uid, account in users.items()})
     with open_reader(Settings(redis_url=redis_url)) as reader:
         rows = {r.user_id: r.lost_mrr_cents for r in top_users(reader, Settings(redis_url=redis_url), share=1.0, kind="win_back")}
         saved = top_users(reader, Settings(redis_url=redis_url), share=1.0, kind="save")
@@ -153,19 +127,12 @@ def test_top_by_value_ranks_by_the_value_at_stake(redis_url: str) -> None:
     the MRR its churn took, plus purchases per month since the first: models.ranking.value_at_stake),
     shown as ``at stake`` (JSON ``value_at_stake``); users worth nothing after, in the list's order.
     A member of a company account has no MRR of its own (the company's 50.00 is not counted)."""
-    import asyncio
-
-    from models.engine import advance
     from models.events import Event
     from models.model import load_model
     from models.ranking import monthly_spend
-    from models.revenue import AccountState
     from models.subscription import Subscription
     from streams.settings import Settings
     from streams.views import open_reader, top_users
-    from streams.worker.keys import locate
-    from streams.worker.phases import index_scores
-    from streams.worker.store import BucketWrite, StateWrite, Store, bucket_of, stats_delta
 
     t0, day = 1_767_225_600_000, 86_400_000
     end = t0 + 120 * day
@@ -184,31 +151,7 @@ def test_top_by_value_ranks_by_the_value_at_stake(redis_url: str) -> None:
             evs.append(Event(uid, t0 + cancelled * day, "subscription", f"{uid}c", 0.0, account, Subscription("cancelled", "Pro", 0)))
         return sorted(evs, key=lambda e: e.ts_ms)
 
-    async def write() -> None:
-        settings = Settings(redis_url=redis_url)
-        store = Store(settings)
-        store.use_model(model)
-        await store.connect()
-        field = f"{settings.topic_events}:0"
-        for uid, (account, *rest) in users.items():
-            evs = history(uid, account, *rest)
-            st = advance(uid, None, evs, end, model).state
-            b, g = locate(uid, store.buckets, store.groups)
-            w = BucketWrite(b, [(field, "", "")])
-            risk, reach, _ = index_scores(None, st, end, model)
-            w.states.append(StateWrite(g, uid, st.to_bytes(), field, st.next_review_s, risk, reach))
-            stats_delta(None, st, [], w.stats)
-            assert await store.write([w], "by-value-test") == []
-            acc = AccountState()
-            for ev in evs:
-                if ev.subscription is not None:
-                    acc = acc.update(ev)
-            name = account or uid
-            await store.client.hset(store.keys.accounts(bucket_of(name, store.buckets)), name, acc.to_bytes())
-        await store.write_progress(settings.topic_events, {0: (1, end)})
-        await store.close()
-
-    asyncio.run(write())
+    _store_users(redis_url, model, end, {uid: (account, history(uid, account, *rest)) for uid, (account, *rest) in users.items()})
     settings = Settings(redis_url=redis_url)
     mrr = {"payer": 9.99, "gone_payer": 9.99}
     with open_reader(settings) as reader:
@@ -228,3 +171,42 @@ def test_top_by_value_ranks_by_the_value_at_stake(redis_url: str) -> None:
         save = [r.user_id for r in top_users(reader, settings, share=1.0, kind="save", by="value")]
     assert save[0] == "whale" and set(save[:2]) == {"whale", "payer"}, save
     assert set(save[2:]) == {"member", "free"}, save
+
+
+def _store_users(redis_url: str, model: "ChurnModel", end: int, users: dict[str, tuple[str, list["Event"]]]) -> None:
+    """Write each user's state after their events (user -> (account, events)) as a worker does,
+    their own account's revenue state (keyed by the account, or by the user without one) and the
+    stream's progress at ``end`` into a real valkey, for streams.views.top_users to read."""
+    import asyncio
+
+    from models.engine import advance
+    from models.revenue import AccountState
+    from streams.settings import Settings
+    from streams.worker.keys import locate
+    from streams.worker.phases import index_scores
+    from streams.worker.store import BucketWrite, StateWrite, Store, bucket_of, stats_delta
+
+    async def write() -> None:
+        settings = Settings(redis_url=redis_url)
+        store = Store(settings)
+        store.use_model(model)
+        await store.connect()
+        field = f"{settings.topic_events}:0"
+        for uid, (account, evs) in users.items():
+            st = advance(uid, None, evs, end, model).state
+            b, g = locate(uid, store.buckets, store.groups)
+            w = BucketWrite(b, [(field, "", "")])
+            risk, reach, _ = index_scores(None, st, end, model)
+            w.states.append(StateWrite(g, uid, st.to_bytes(), field, st.next_review_s, risk, reach))
+            stats_delta(None, st, [], w.stats)
+            assert await store.write([w], "top-test") == []
+            acc = AccountState()
+            for ev in evs:
+                if ev.subscription is not None:
+                    acc = acc.update(ev)
+            name = account or uid
+            await store.client.hset(store.keys.accounts(bucket_of(name, store.buckets)), name, acc.to_bytes())
+        await store.write_progress(settings.topic_events, {0: (1, end)})
+        await store.close()
+
+    asyncio.run(write())
