@@ -227,17 +227,19 @@ def monthly_spend(st: UserState, now_s: int) -> float:
     return st.revenue / max((now_s - st.first_purchase_s) / (MONTH_DAYS * DAY_S), 1.0)
 
 
-def value_at_stake(chance: float, mrr: float, st: UserState, now_s: int) -> float:
-    """What ``top --by value`` ranks by: ``chance`` (the save list's savable risk, the win-back
-    list's chance of coming back) x the user's monthly value, their own subscription's ``mrr``
-    (the win-back list: the MRR it lost) plus :func:`monthly_spend`. Why (QA22b F8): a free-to-play
-    game's save list ranked by the savable risk alone put a whale who had spent 430.92 at rank 255
-    of 464, and ``--by mrr`` saw only the 4.99 pass.
+def value_at_stake(risk: float, mrr: float, st: UserState, now_s: int) -> float:
+    """What ``top --by value`` ranks by: ``risk`` (the save list's savable risk, its own key; the
+    win-back list's risk, about 1 for a lapsed user) x the user's monthly value, their own
+    subscription's ``mrr`` (the win-back list: the MRR it lost) plus :func:`monthly_spend`. Why
+    (QA22b F8): a free-to-play game's save list ranked by the savable risk alone put a whale who
+    had spent 430.92 at rank 255 of 464, and ``--by mrr`` saw only the 4.99 pass. Not the chance
+    of coming back for the win-back list: it is about 0 for most lapsed users (temperature 0), and
+    by it the game's lapsed whales came after lapsed 4.99 passes at temperature 3.
 
     >>> value_at_stake(0.5, 9.99, UserState(), 0), value_at_stake(0.1, 0.0, UserState(n_purchases=2, revenue=430.0), 0)
     (4.995, 43.0)
     """
-    return chance * (mrr + monthly_spend(st, now_s))
+    return risk * (mrr + monthly_spend(st, now_s))
 
 
 #: The largest float below 1: a reachable user's index score stays in the save part of the index

@@ -273,7 +273,9 @@ def _by_value(reader: StoreReader, model: ChurnModel, now_ms: int, kind: str, n:
               share: float | None) -> list[UserReport]:
     """``top --by value``: every user of the ``kind`` list's stages, the largest value at stake
     first (models.ranking.value_at_stake): the save list's savable risk, the win-back list's
-    chance of coming back (the temperature shown), x the user's monthly value, the MRR of their
+    risk (the chance of coming back, the temperature, is about 0 for most lapsed users: a
+    whale at temperature 0 came after lapsed 4.99 passes at 3, on QA22b's game its median rank
+    fell from 52 to 113), x the user's monthly value, the MRR of their
     own subscription (the win-back list: the MRR its churn took, :func:`_with_lost_mrr`; a member
     of a company account has none of its own) plus their purchases per month; equal values (no
     money: 0) in the list's own order, then cut to ``n`` or ``share``. Why (QA22b F8): a game's
@@ -287,7 +289,7 @@ def _by_value(reader: StoreReader, model: ChurnModel, now_ms: int, kind: str, n:
                                                        r.savable if kind == "save" else None, overdue_days=_overdue(r.state, now_ms, model))
                                             for r in ranked])
     mrr = [r.lost_mrr_cents or 0 for r in reports] if kind == "win_back" else _own_account_cents(reader, reports, lost=False)
-    valued = [replace(r, value_at_stake=value_at_stake(r.savable if r.savable is not None else r.scores.temperature / 100.0,
+    valued = [replace(r, value_at_stake=value_at_stake(r.savable if r.savable is not None else r.scores.risk,
                                                        cents / 100, r.state, now_s))
               for r, cents in zip(reports, mrr)]
     valued.sort(key=lambda r: -(r.value_at_stake or 0.0))  # stable: the list's order within equal values

@@ -123,7 +123,7 @@ def test_top_win_back_reads_each_users_own_account_loss(redis_url: str) -> None:
 def test_top_by_value_ranks_by_the_value_at_stake(redis_url: str) -> None:
     """QA22b F8: a game's save list ranked by the savable risk alone put a whale (430.92 spent) at
     rank 255 of 464, and ``--by mrr`` saw only the 4.99 pass. ``top --by value`` (either list,
-    against a real valkey) ranks by the list's chance x (the user's own MRR, on the win-back list
+    against a real valkey) ranks by the list's chance (save: the savable risk; win back: the risk) x (the user's own MRR, on the win-back list
     the MRR its churn took, plus purchases per month since the first: models.ranking.value_at_stake),
     shown as ``at stake`` (JSON ``value_at_stake``); users worth nothing after, in the list's order.
     A member of a company account has no MRR of its own (the company's 50.00 is not counted)."""
@@ -155,7 +155,7 @@ def test_top_by_value_ranks_by_the_value_at_stake(redis_url: str) -> None:
     settings = Settings(redis_url=redis_url)
     mrr = {"payer": 9.99, "gone_payer": 9.99}
     with open_reader(settings) as reader:
-        for kind, chance_of in (("save", lambda r: r.savable), ("win_back", lambda r: r.scores.temperature / 100.0)):
+        for kind, chance_of in (("save", lambda r: r.savable), ("win_back", lambda r: r.scores.risk)):
             chance = [r.user_id for r in top_users(reader, settings, share=1.0, kind=kind)]
             rows = top_users(reader, settings, share=1.0, kind=kind, by="value")
             assert sorted(r.user_id for r in rows) == sorted(chance), (kind, chance)

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "active days, the latest leave); mrr, with --win-back: the largest MRR a lapsed user's own "
                         "subscription lost first (every lapsed user, as --share 100%%, then cut to -n or --share), "
                         "never-paid trials after the lapsed payers; value, either list: the largest value at stake first, the savable risk "
-                        "(--win-back: the chance of coming back) x the user's own MRR (--win-back: the MRR it lost) plus their purchases "
+                        "(--win-back: the risk) x the user's own MRR (--win-back: the MRR it lost) plus their purchases "
                         "per month since the first (every user of the list, as --share 100%%, then cut), shown as 'at stake'")
     parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table); "
                         "with --win-back those whose subscription is gone (churned, trials lost), largest lost MRR first")
