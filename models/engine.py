@@ -22,7 +22,7 @@ from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import ACCOUNT_MEMBER, DAY_S, GRIEVANCE, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
-from models.vocabulary import ACTIVITY, IGNORE, SUBSCRIPTION
+from models.vocabulary import ACTIVITY, IGNORE, NEGATIVE, SUBSCRIPTION
 from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
@@ -312,7 +312,8 @@ def advance(
         # While an at-risk alert is open every event is a review point: activity later the same
         # day can bring the risk under risk_exit, and silence never would (models.risk).
         if new_day or st.at_risk_since_s or role != ACTIVITY:
-            _review(user_id, st, ts_s, model, out, c)
+            # a review at the user's latest event, a negative one: its reasons date it ("downgraded today")
+            _review(user_id, st, ts_s, model, out, c, ev.type if role == NEGATIVE and st.last_seen_s == ts_s else "")
     if marks is not None and period >= 0:
         _mark(marks, period, st, out.review)
     _run_due_reviews(user_id, st, until_ms, model, out, c, turns)
@@ -448,7 +449,8 @@ def _tell_held(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: 
                             STAGES[_ACTIVE], st.revenue, st.flags & ACCOUNT_MEMBER != 0))
 
 
-def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome, c: CompiledModel) -> None:
+def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome, c: CompiledModel,
+            latest: str = "") -> None:
     # Decide on alerts from the cheap assessment; build the full scores (health, reasons, ...)
     # only when an alert carries them, from the state as it was before this review changed it.
     # The compiled model ``c`` (advance's), handed down: ``model.compiled`` is a generic attribute
@@ -489,11 +491,11 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     open_after = 1 if opens or (st.at_risk_since_s != 0 and not closes) else 0
     scores = None
     if tell or opens or closes:
-        scores = scores_from(st, a, model, purpose, open_after, c)
+        scores = scores_from(st, a, model, purpose, open_after, c, latest)
     now_ms = _ms(now_s) if scores is not None else 0  # for the alerts only
     change = None  # the stage change's scores, also from the state before this review moved it
     if tell and scores is not None:
-        change = scores if told == purpose else scores_from(st, a, model, told, open_after, c)
+        change = scores if told == purpose else scores_from(st, a, model, told, open_after, c, latest)
     if stage_changed:
         st.stage = new_stage
         st.stage_since_s = now_s

@@ -74,8 +74,8 @@ from models.state import DAY_S, STAGES, UserState
 from models.temperature import p_back_within, p_stay, stay_after
 
 __all__ = ["JUDGED", "LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
-           "index_score", "reach_index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key",
-           "win_back_score", "win_back_value"]
+           "index_score", "MONTH_DAYS", "monthly_spend", "reach_index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key",
+           "value_at_stake", "win_back_score", "win_back_value"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -204,6 +204,42 @@ def win_back_score(a: Assessment, st: UserState, model: ChurnModel) -> float:
     console reads blocks of the index until the block's last entry is below the rows to show."""
     point, value = win_back_key(a, st, model)
     return 1.0 + (point + 0.99 * value / _VALUE_SPAN) / 100.0
+
+
+#: Days in a month on average (365.25 / 12): :func:`monthly_spend` is per month, as MRR is.
+MONTH_DAYS: Final[float] = 30.4375
+
+
+def monthly_spend(st: UserState, now_s: int) -> float:
+    """The user's purchases per month: their purchase amounts to date (``UserState.revenue``) over
+    the months since their first purchase, at least one. The state keeps the total and the first
+    purchase's time, no spend per window (a window would cost bytes: models.state's budget), so
+    this is the only recent-ish rate it can say honestly: a buyer of 430.92 over 3 months is worth
+    143.64 a month, and the rate falls as a lapse grows (the same 9 months after the first
+    purchase, 47.88). Subscription statements are not purchases (models.vocabulary): MRR is apart.
+
+    >>> st = UserState(first_purchase_s=0, last_purchase_s=60 * DAY_S, n_purchases=3, revenue=300.0)
+    >>> round(monthly_spend(st, int(4 * MONTH_DAYS * DAY_S)), 2), monthly_spend(st, 10 * DAY_S), monthly_spend(UserState(), 0)
+    (75.0, 300.0, 0.0)
+    """
+    if st.revenue <= 0.0 or st.n_purchases == 0:
+        return 0.0
+    return st.revenue / max((now_s - st.first_purchase_s) / (MONTH_DAYS * DAY_S), 1.0)
+
+
+def value_at_stake(risk: float, mrr: float, st: UserState, now_s: int) -> float:
+    """What ``top --by value`` ranks by: ``risk`` (the save list's savable risk, its own key; the
+    win-back list's risk, about 1 for a lapsed user) x the user's monthly value, their own
+    subscription's ``mrr`` (the win-back list: the MRR it lost) plus :func:`monthly_spend`. Why
+    (QA22b F8): a free-to-play game's save list ranked by the savable risk alone put a whale who
+    had spent 430.92 at rank 255 of 464, and ``--by mrr`` saw only the 4.99 pass. Not the chance
+    of coming back for the win-back list: it is about 0 for most lapsed users (temperature 0), and
+    by it the game's lapsed whales came after lapsed 4.99 passes at temperature 3.
+
+    >>> value_at_stake(0.5, 9.99, UserState(), 0), value_at_stake(0.1, 0.0, UserState(n_purchases=2, revenue=430.0), 0)
+    (4.995, 43.0)
+    """
+    return risk * (mrr + monthly_spend(st, now_s))
 
 
 #: The largest float below 1: a reachable user's index score stays in the save part of the index

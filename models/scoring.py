@@ -149,7 +149,7 @@ def assess(st: UserState, now_s: int, model: ChurnModel, c: CompiledModel | None
 
 
 def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpose = "scores",
-                open_alert: int = -1, c: CompiledModel | None = None) -> Scores:
+                open_alert: int = -1, c: CompiledModel | None = None, latest: str = "") -> Scores:
     """The full scores of an assessment of ``st`` (``st`` as it was when assessed): the action
     and the reasons read the temperature shown, the risk P(alive) (models.temperature).
     ``purpose``: what the reasons must support (models.reasons: an at-risk or a recovered alert).
@@ -160,7 +160,8 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpos
     ``st`` is the state before it, so an alert that opens, or a recovery that closes it, would
     otherwise be told the other way; an int, not ``bool | None``, so the compiled core takes it
     unboxed. ``c``: ``model.compiled`` where the caller holds it (the engine does: a generic
-    attribute lookup of the Python ChurnModel saved)."""
+    attribute lookup of the Python ChurnModel saved). ``latest``: the negative-feedback event the
+    scores are taken at, for the reasons (models.reasons.reasons), "" elsewhere."""
     sig = a.signals
     if c is None:
         c = model.compiled  # once (a generic attribute lookup of the Python ChurnModel)
@@ -176,7 +177,7 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpos
     # the features the model weighs, all the reasons read (models.risk.weighted_features); the
     # whole vector where the assessment built it already
     values = a._features if a._features is not None else weighted_features(sig, a.p_stay, a.revenue, c)
-    why = reasons(st, sig, a.stage, values, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose, c)
+    why = reasons(st, sig, a.stage, values, a.p_stay, a.stay_source, model, a.leave, (back, source), purpose, c, latest)
     return Scores(h, temperature, a.risk, a.stage, segment, action, why, sig)
 
 

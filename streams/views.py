@@ -69,6 +69,9 @@ class UserReport:
     # without ``account_id``: B2C, docs/REVENUE.md), 0 when it took none (never paid, or a member
     # of a company account, whose MRR is the company's); None off that list (QA14 F5)
     lost_mrr_cents: int | None = None
+    # ``top --by value``: the value at stake the list is ranked by (models.ranking.value_at_stake,
+    # currency units a month); None in the other orders (QA22b F8)
+    value_at_stake: float | None = None
 
     def account_dict(self) -> dict[str, Any]:
         """``account_id``, ``account_name`` and ``owner`` when the user is a member of an account (the
@@ -105,6 +108,7 @@ class UserReport:
             "revenue": round(st.revenue, 2),
             "at_risk_since": format_ts(st.at_risk_since_s * 1000) if st.at_risk_since_s else None,
             **({"lost_mrr": self.lost_mrr_cents / 100} if self.lost_mrr_cents is not None else {}),
+            **({"value_at_stake": round(self.value_at_stake, 2)} if self.value_at_stake is not None else {}),
             **self.account_dict(),
         }
 
@@ -214,6 +218,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
 
     ``by="mrr"`` (the win-back list only): every lapsed user (as ``share`` 100%), largest lost MRR
     of their own subscription first (:func:`_by_lost_mrr`), then as above, cut to ``n`` or ``share``.
+    ``by="value"`` (either list): every user of the list's stages, the largest value at stake
+    first (:func:`_by_value`), then as above, cut to ``n`` or ``share``.
     """
     from models.ranking import daily_list
 
@@ -223,6 +229,8 @@ def top_users(reader: StoreReader, settings: Settings, n: int | None = None, *, 
         n = 20
     if by == "mrr" and kind == "win_back":
         return _by_lost_mrr(reader, settings, model, now_ms, n, share)
+    if by == "value":
+        return _by_value(reader, model, now_ms, kind, n, share)
     if share is None:
         from streams.console.data import at_risk_page
 
@@ -261,6 +269,54 @@ def _by_lost_mrr(reader: StoreReader, settings: Settings, model: ChurnModel, now
     return reports[:budget_size(len(reports), n, share)] if reports else []
 
 
+def _by_value(reader: StoreReader, model: ChurnModel, now_ms: int, kind: str, n: int | None,
+              share: float | None) -> list[UserReport]:
+    """``top --by value``: every user of the ``kind`` list's stages, the largest value at stake
+    first (models.ranking.value_at_stake): the save list's savable risk, the win-back list's
+    risk (the chance of coming back, the temperature, is about 0 for most lapsed users: a
+    whale at temperature 0 came after lapsed 4.99 passes at 3, on QA22b's game its median rank
+    fell from 52 to 113), x the user's monthly value, the MRR of their
+    own subscription (the win-back list: the MRR its churn took, :func:`_with_lost_mrr`; a member
+    of a company account has none of its own) plus their purchases per month; equal values (no
+    money: 0) in the list's own order, then cut to ``n`` or ``share``. Why (QA22b F8): a game's
+    whales, who buy and hold at most a 4.99 pass, sat at rank 255 of 464 of the save list. Reads
+    every state and the users' own accounts, as ``--by mrr`` does."""
+    from models.ranking import daily_list, value_at_stake
+
+    now_s = now_ms // 1000
+    ranked = daily_list(reader.user_states().items(), now_s, model, kind, share=1.0)  # type: ignore[arg-type]
+    reports = _with_lost_mrr(reader, kind, [UserReport(r.user_id, max(now_ms, r.state.last_seen_s * 1000), r.scores, r.state,
+                                                       r.savable if kind == "save" else None, overdue_days=_overdue(r.state, now_ms, model))
+                                            for r in ranked])
+    mrr = [r.lost_mrr_cents or 0 for r in reports] if kind == "win_back" else _own_account_cents(reader, reports, lost=False)
+    valued = [replace(r, value_at_stake=value_at_stake(r.savable if r.savable is not None else r.scores.risk,
+                                                       cents / 100, r.state, now_s))
+              for r, cents in zip(reports, mrr)]
+    valued.sort(key=lambda r: -(r.value_at_stake or 0.0))  # stable: the list's order within equal values
+    return valued[:budget_size(len(valued), n, share)] if valued else []
+
+
+def _own_account_cents(reader: StoreReader, reports: list[UserReport], lost: bool) -> list[int]:
+    """Per row, in cents, the MRR the user's own account lost when it churned (``lost``:
+    ``AccountState.churned``) or pays now (``AccountState.mrr_cents``), read in one round trip (a
+    user without ``account_id`` is its own account, keyed by its id); 0 for a member of a company
+    account (``ACCOUNT_MEMBER``: the MRR is the company's, its owner's book) and for an account
+    whose record cannot be read (its own view says so; a list shows none)."""
+    from models.state import ACCOUNT_MEMBER
+
+    out = []
+    for r, blob in zip(reports, reader.account_states([r.user_id for r in reports])):
+        cents = 0
+        if blob and not r.state.flags & ACCOUNT_MEMBER:
+            try:
+                account = read_account_state(blob)
+                cents = account.churned()[0] if lost else account.mrr_cents()
+            except UnreadableAccount:
+                cents = 0
+        out.append(cents)
+    return out
+
+
 def _with_lost_mrr(reader: StoreReader, kind: str, reports: list[UserReport]) -> list[UserReport]:
     """The win-back list's rows with the MRR each user's own account lost when it churned
     (``AccountState.churned``; a user without ``account_id`` is its own account, keyed by its id),
@@ -271,18 +327,7 @@ def _with_lost_mrr(reader: StoreReader, kind: str, reports: list[UserReport]) ->
     Other lists: unchanged. The order is not changed: it is the chance to come back, then value (models.ranking.win_back_key)."""
     if kind != "win_back" or not reports:
         return reports
-    from models.state import ACCOUNT_MEMBER
-
-    out = []
-    for r, blob in zip(reports, reader.account_states([r.user_id for r in reports])):
-        lost = 0
-        if blob and not r.state.flags & ACCOUNT_MEMBER:
-            try:
-                lost = read_account_state(blob).churned()[0]
-            except UnreadableAccount:  # the account's own view says so; the list shows none
-                lost = 0
-        out.append(replace(r, lost_mrr_cents=lost))
-    return out
+    return [replace(r, lost_mrr_cents=lost) for r, lost in zip(reports, _own_account_cents(reader, reports, lost=True))]
 
 
 def _overdue(state: UserState, now_ms: int, model: ChurnModel) -> float | None:

@@ -42,9 +42,12 @@ CASES: list[tuple[list[str], str]] = [
     (["alerts", "--kind", "at_risk,bogus"], "unknown alert kind bogus"),
     (["top", "-n", "x"], "argument -n"),
     (["top", "--all"], "--all lists every account of an owner: give --owner NAME"),  # QA 2026-12: printed the user list
-    (["top", "--by", "mrr"], "--by ranks the users' win-back list: give --win-back (an owner's win-back book is by lost MRR already)"),
+    (["top", "--by", "mrr"], "--by mrr ranks the users' win-back list: give --win-back, or --by value for the save list (an owner's win-back book is by lost MRR already)"),
     # QA20a F4: --win-back was given, and the line asked for it
-    (["top", "--owner", "alice", "--win-back", "--by", "mrr"], "--by ranks the users' win-back list, not an owner's book (its --win-back is by lost MRR already): leave --by out"),
+    (["top", "--owner", "alice", "--win-back", "--by", "mrr"], "--by ranks the users' lists, not an owner's book (its --win-back is by lost MRR already): leave --by out"),
+    (["top", "--owner", "alice", "--by", "value"], "--by ranks the users' lists, not an owner's book"),
+    # QA22b F8: a value-weighted order is --by value; another name is one line naming the choices
+    (["top", "--by", "spend"], "argument --by: invalid choice: 'spend' (choose from 'chance', 'mrr', 'value')"),
     (["top", "--owner", "alice", "--share", "50%"], "--share ranks users"),  # QA 2026-12: "no account of alice is at risk"
     (["top", "--owner", "alice", "--win-back", "--all"], "--win-back lists the owner's churned accounts"),
     (["churn-rate", "--days", "0"], "argument --days: must be at least 1 day"),

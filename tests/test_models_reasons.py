@@ -108,7 +108,10 @@ _AGAINST = [
     (r"^spent [\d.]+ so far", "revenue"),
     (_LIFETIME.format(only="(only )?"), "lifetime:"),
     (r": [\d.]+% of the user's recent activity", "share:"),
-    # the negative feedback before a count of a type (a type's count is told against the typical user)
+    # the negative feedback before a count of a type (a type's count is told against the typical user);
+    # at the negative event itself, dated (models.reasons._negative_today, QA22a F10)
+    (r"^(downgraded|uninstalled|complained|asked for a refund|disputed a payment \(chargeback\)|reported abuse|gave negative feedback"
+     r"|1 \S+( event)?) today(; about \d+ .* in recent weeks \(decayed count, 4-week mean life\))?$", "negative"),
     (r"^about \d+ .* in recent weeks \(decayed count, 4-week mean life\)$", "negative"),
     (_DECAYED_AGAINST, "inactive:"),
     (r"from many small signs, none large$", "small_signs"),

@@ -211,6 +211,36 @@ def test_total_and_negative_reasons_say_a_decayed_count_not_a_window() -> None:
     assert _negative_text(one, sig, model) == "fewer than 1 dislike a 4-week period lately"
 
 
+def test_an_alert_raised_at_a_downgrade_dates_it_and_later_scores_keep_the_count() -> None:
+    """QA22a F10: 145 of 163 at-risk alerts of a streaming service that led with "about 1 downgrade
+    in recent weeks (decayed count, 4-week mean life)" were raised at the downgrade itself. The
+    alert at a negative event says so in the deed's words, "downgraded today", whatever the
+    batches; the scores taken later keep the count's words (the state keeps no time of a
+    negative event); several names or more than about one event keep the count after the date."""
+    base = load_model()
+    model = base.with_(risk_weights={**base.risk_weights, "negative_share": 6.0})
+    views = [Event("u", START_MS + d * DAY_MS + 12 * 3_600_000, "view", f"v{d}") for d in range(0, 120, 3)]
+    down_ms = START_MS + 120 * DAY_MS
+    events = views + [Event("u", down_ms, "downgrade", "dg")]
+    out = advance("u", None, events, down_ms + DAY_MS, model)
+    at = [a for a in out.alerts if a.event_time_ms == down_ms]
+    assert [a.kind for a in at] == ["at_risk"], out.alerts
+    assert at[0].scores.reasons[0] == "downgraded today", at[0].scores.reasons
+    cut = advance("u", None, views, down_ms, model)
+    rest = advance("u", cut.state, events[-1:], down_ms + DAY_MS, model)
+    assert [(a.alert_id, a.scores.reasons) for a in rest.alerts] == [(at[0].alert_id, at[0].scores.reasons)]
+    later = score(out.state, out.state.last_seen_s + 3 * DAY_S, model).reasons
+    assert "about 1 downgrade in recent weeks (decayed count, 4-week mean life)" in later, later
+    assert not any("today" in r for r in later), later
+    from models.reasons import _negative_today
+    from models.signals import compute_signals
+
+    st = advance("u", out.state, [Event("u", down_ms + 3_600_000, "dislike", "dl")], down_ms + DAY_MS, model).state
+    sig = compute_signals(st, st.last_seen_s, model)
+    assert _negative_today(st, sig, model, "dislike") == (
+        "1 dislike today; about 2 negative-feedback events (dislike, downgrade) in recent weeks (decayed count, 4-week mean life)")
+
+
 @pytest.mark.parametrize("name, plural", [
     ("search", "searches"), ("box", "boxes"), ("waltz", "waltzes"), ("push", "pushes"), ("kiss", "kisses"),
     ("bonus", "bonuses"), ("reply", "replies"), ("day", "days"), ("post", "posts"), ("views", "views"),

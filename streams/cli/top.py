@@ -1,6 +1,7 @@
 """``churnwatch top``: today's ranked list within a budget, to save (reachable users by the savable
 part of their risk, shown as ``save``) or to win back (lapsed users by temperature, then value: spend, active days, the latest leave),
-models.ranking. With
+models.ranking; ``--by value`` either list by the value at stake (the list's chance x the user's MRR plus
+purchases per month, QA22b F8). With
 ``--owner NAME``: the owner's book, that owner's at-risk accounts ranked (streams/views.py); with
 ``--win-back`` the owner's accounts whose subscription is gone (churned, trials lost without
 paying), largest lost MRR first, as the console's win-back tab lists them."""
@@ -40,10 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "with -n those whose at-risk alert is open, as the console lists them (a user who lapsed without one, "
                         "such as one who cancelled, is listed by --share only: --share 100%% is every lapsed user with an activity event; "
                         "one whose only event is a cancellation is in no list)")
-    parser.add_argument("--by", choices=("chance", "mrr"), default="chance",
-                        help="with --win-back: chance (default), warmest first, then spend, active days, the latest leave; mrr, the largest MRR a lapsed user's own "
+    parser.add_argument("--by", choices=("chance", "mrr", "value"), default="chance",
+                        help="chance (default): the list's own order (save: the savable risk; --win-back: warmest first, then spend, "
+                        "active days, the latest leave); mrr, with --win-back: the largest MRR a lapsed user's own "
                         "subscription lost first (every lapsed user, as --share 100%%, then cut to -n or --share), "
-                        "never-paid trials after the lapsed payers")
+                        "never-paid trials after the lapsed payers; value, either list: the largest value at stake first, the savable risk "
+                        "(--win-back: the risk) x the user's own MRR (--win-back: the MRR it lost) plus their purchases "
+                        "per month since the first (every user of the list, as --share 100%%, then cut), shown as 'at stake'")
     parser.add_argument("--owner", metavar="NAME", help="the owner's book: at-risk accounts of this owner (accounts table); "
                         "with --win-back those whose subscription is gone (churned, trials lost), largest lost MRR first")
     parser.add_argument("--all", action="store_true", help="with --owner: every account of the owner, not only those at risk")
@@ -84,13 +88,16 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
     it is due), blank for the others: whom the shop's save list should call first, those who just
     missed a re-order. Likewise a ``lost MRR`` column (the JSON's ``lost_mrr``) on the win-back list when a listed user's
     own subscription churned (QA14 F5: subscribers' spend is 0, so lapsed payers and never-paid
-    trials looked alike)."""
+    trials looked alike). An ``at stake`` column (the JSON's ``value_at_stake``) in ``--by value``'s
+    order, which it is (QA22b F8)."""
     spend = any(r.state.revenue > 0 for r in reports)
+    stake = any(r.value_at_stake is not None for r in reports)
     overdue = any(r.overdue_days is not None for r in reports)
     lost = any((r.lost_mrr_cents or 0) > 0 for r in reports)
     lines = [f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
              + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "") + (f"{'lost MRR':>9}  " if lost else "")
-             + (f"{'overdue':>7}  " if overdue else "") + f"{'stage':<11} {'action':<9} reason"]
+             + (f"{'overdue':>7}  " if overdue else "") + (f"{'at stake':>9}  " if stake else "")
+             + f"{'stage':<11} {'action':<9} reason"]
     for i, r in enumerate(reports, start=1):
         s = r.scores
         reason = s.reasons[0] if s.reasons else ""
@@ -98,6 +105,7 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
                      + f"{s.health:>6.0f} {s.temperature:>5.0f}  " + (f"{r.state.revenue:>9.2f}  " if spend else "")
                      + (f"{(r.lost_mrr_cents or 0) / 100:>9.2f}  " if lost else "")
                      + (f"{_overdue_cell(r.overdue_days)}  " if overdue else "")
+                     + (f"{r.value_at_stake or 0.0:>9.2f}  " if stake else "")
                      + f"{s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
     return lines
 
@@ -140,9 +148,9 @@ def _check_combination(args: argparse.Namespace) -> None:
     if args.owner is not None and args.win_back and args.all:
         raise UserError("--win-back lists the owner's churned accounts; --all every account: give one")
     if args.by != "chance" and args.owner is not None:  # QA20a F4: with --win-back given it said "give --win-back"
-        raise UserError("--by ranks the users' win-back list, not an owner's book (its --win-back is by lost MRR already): leave --by out")
-    if args.by != "chance" and not args.win_back:
-        raise UserError("--by ranks the users' win-back list: give --win-back (an owner's win-back book is by lost MRR already)")
+        raise UserError("--by ranks the users' lists, not an owner's book (its --win-back is by lost MRR already): leave --by out")
+    if args.by == "mrr" and not args.win_back:
+        raise UserError("--by mrr ranks the users' win-back list: give --win-back, or --by value for the save list (an owner's win-back book is by lost MRR already)")
 
 
 #: Widest the book's name column gets; a longer name is cut with an ellipsis.
