@@ -201,7 +201,8 @@ def mrr_cents(value: object) -> int:
         raise ValueError(f"mrr {value!r} is not a finite amount >= 0")
     cents = amount * 100
     if cents != cents.to_integral_value():
-        raise ValueError(f"mrr {value!r} has fractions of a cent")
+        raise ValueError(f"mrr {value!r} has fractions of a cent: send it rounded to the cent (an annual plan's "
+                         f"price / 12, e.g. 79.99 a year: 6.67)")
     if cents > MAX_MRR_CENTS:
         raise ValueError(f"mrr {value!r} is above {MAX_MRR_CENTS // 100}")
     return int(cents)

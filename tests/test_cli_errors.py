@@ -62,6 +62,9 @@ CASES: list[tuple[list[str], str]] = [
     # QA21 F11: an option of another command was "churnwatch: error: ..." without the command's name
     (["dlq", "--timeout", "2"], "churnwatch dlq: error: unrecognized arguments: --timeout 2"),
     (["--bogus", "top"], "churnwatch: error: unrecognized arguments: --bogus"),  # a global one: the top level's
+    # a near miss names the option meant (QA23a F9); "--bogus" is close to nothing: no guess
+    (["top", "--winback"], "churnwatch top: error: unrecognized arguments: --winback (did you mean --win-back?)"),
+    (["backtest", "--horizn=30d"], "unrecognized arguments: --horizn=30d (did you mean --horizon?)"),
     # QA21 F11: a value starting with "-" is read as an option ("expected one argument"): judged by its type, or how to give it
     (["top", "-n", "-x"], "churnwatch top: error: argument -n: must be a whole number of users or accounts, got '-x'"),
     (["backtest", "--events", "README.md", "--as-of", "2026-01-01", "--out", "/tmp/x.csv", "--horizon", "-3d"],
@@ -138,6 +141,13 @@ def test_unreachable_servers_are_one_line(tmp_path: Path, capsys: pytest.Capture
     assert f"cannot reach Kafka at 127.0.0.1:{port}" in _one_line(capsys.readouterr().err)
     assert main(["--redis-url", f"redis://127.0.0.1:{port}", "top"]) == 2
     assert f"cannot reach Redis at redis://127.0.0.1:{port}" in _one_line(capsys.readouterr().err)
+
+
+def test_an_option_close_to_none_gets_no_guess(capsys: pytest.CaptureFixture[str]) -> None:
+    """The guess of QA23a F9 only where an option is close: "--bogus" is named alone."""
+    with pytest.raises(SystemExit):
+        main(["top", "--bogus"])
+    assert _one_line(capsys.readouterr().err).endswith("error: unrecognized arguments: --bogus")
 
 
 @pytest.mark.parametrize(

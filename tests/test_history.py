@@ -121,7 +121,7 @@ def test_a_bad_period_end_names_file_line_and_column(tmp_path: Path, cell: str, 
 
 @pytest.mark.parametrize("row, message", [
     ("u1,2026-01-02T00:00:00Z,subscription,,acme,frozen,Pro,10", "status 'frozen'"),
-    ("u1,2026-01-02T00:00:00Z,subscription,,acme,active,Pro,9.999", "fractions of a cent"),
+    ("u1,2026-01-02T00:00:00Z,subscription,,acme,active,Pro,9.999", "fractions of a cent: send it rounded to the cent"),
     ("u1,2026-01-02T00:00:00Z,subscription,,acme,cancelled,Pro,10", "mrr 0"),
     # QA pass 9 L3: an active plan without its mrr was taken as a free plan (0), silently
     ("u1,2026-01-02T00:00:00Z,subscription,,acme,active,Pro,", "mrr is missing: an active subscription states its mrr"),

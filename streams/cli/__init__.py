@@ -9,6 +9,7 @@ A bad argument or setting prints one readable line and exits 2, never a tracebac
 from __future__ import annotations
 
 import argparse
+import difflib
 import gzip
 import importlib
 import logging
@@ -77,7 +78,16 @@ class _Parser(argparse.ArgumentParser):
             message = f"unrecognized arguments: {' '.join(unknown)}"
         elif message.endswith(": expected one argument"):
             message = self._option_like_value(message)
+        if message.startswith("unrecognized arguments: "):
+            message += self._did_you_mean(message.removeprefix("unrecognized arguments: ").split())
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _did_you_mean(self, tokens: list[str]) -> str:
+        """The option an unknown one was most likely meant to be (QA23a F9: ``top --winback`` said
+        only "unrecognized arguments"), by ``difflib``'s closeness among this parser's options."""
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        guesses = [m[0] for t in tokens if t.startswith("--") for m in [difflib.get_close_matches(t.split("=")[0], known, n=1)] if m]
+        return f" (did you mean {' / '.join(dict.fromkeys(guesses))}?)" if guesses else ""
 
     def _option_like_value(self, message: str) -> str:
         """argparse reads a value that starts with "-" as an option: ``backtest --horizon -3d`` said
