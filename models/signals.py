@@ -39,6 +39,7 @@ __all__ = [
     "is_cancelled",
     "kinds_used",
     "kinds_used_count",
+    "paid_period_end_s",
     "paid_period_runs",
     "recent_gap_days",
     "rate_ratio",
@@ -654,6 +655,12 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
         _breadth(slot_28d, 1.0, n_p, p_silence, c), cancelled, c_days,
         negative, st.n_events, *_period_ends(st),
     )
+
+
+def paid_period_end_s(st: UserState) -> int:
+    """The end of the paid period ``st`` keeps, in seconds (0: none known, or a pause's resume date:
+    :func:`_period_ends`): the renewal ``churnwatch top`` shows on the save list."""
+    return _period_ends(st)[0]
 
 
 def _period_ends(st: UserState) -> tuple[int, int]:
