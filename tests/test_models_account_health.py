@@ -388,23 +388,6 @@ def test_a_users_own_trial_account_without_member_is_not_said_unused() -> None:
     assert (used.trial, used.usage_known, used.reasons) == (True, True, ("trial ends in 30 h with usage at 10% of the usual",))
 
 
-def test_a_users_own_account_object_says_its_use_is_unknown() -> None:
-    """QA23a F3: a silent annual subscriber's own account (no ``account_id``, no member) read risk
-    0.0, temperature 100, stage customer, action none in /api/v1/accounts/{id} and ``top --owner
-    --json``: its billing's figures alone (the documented rule: the user's own scores judge its
-    use), but nothing said so, as its alerts do (``usage_unknown``). The object says it too; an
-    account with members does not."""
-    from streams.views import AccountReport
-
-    renews = NOW_MS + 241 * DAY_S * 1000
-    view = AccountView(667, True, "active", ("annual",), 0, 0, 0, NOW_MS - 100 * DAY_S * 1000, renews, (renews,), (member_key("f1"),))
-    own = rollup([], view, None, 0, NOW_S, NOW_MS, own=True, account="f1")
-    assert (own.stage, own.risk, own.temperature, own.action, own.usage_known) == ("customer", 0.0, 100, "none", False)
-    assert AccountReport("f1", "", "", "", own, 0, NOW_MS).to_dict()["usage_unknown"] is True
-    seen = rollup([Member(member_key("f1"), NOW_S, 1, 0.0, 2.0, 20.0)], view, None, 0, NOW_S, NOW_MS, own=True, account="f1")
-    assert "usage_unknown" not in AccountReport("f1", "", "", "", seen, 0, NOW_MS).to_dict()
-
-
 def test_a_users_own_plan_cancelled_is_the_plan_lost_not_the_customer() -> None:
     """QA19 F7: a user's own account (B2C: a plan on top of the use) whose plan is cancelled said
     "win back", users 0, of customers who still banked there. Its churn says what it knows: without
