@@ -75,7 +75,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from models.signals import REORDER_MIN_INTERVALS, Signals, order_gap_days
+from models.signals import REORDER_MIN_INTERVALS, Signals, order_gap_days, paid_period_runs
 from models.state import DAY_S, STAGES, Stage, UserState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,7 +181,7 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
     silence, lapse = sig.silence_days, lapse_gap_days(sig)
     churned = silence >= _churned_after(lapse, c)
     if churned or silence >= _dormant_after(lapse, c):
-        if sig.period_end_s > sig.now_s:  # a paid period runs: a customer to save, not lapsed (rule 0)
+        if paid_period_runs(sig):  # a customer to save, not lapsed (rule 0)
             return "declining"
         return "churned" if churned else "dormant"
     since = st.stage_since_s

@@ -13,7 +13,10 @@ Two jobs, two lists (the at-risk alert stream only serves the first):
   truth gone for good, or on a long pause they end by themselves (docs/SCORES.md, "The daily
   lists"); by the savable part such a user ranks
   below a reachable one who is slowing down, and their place is the win-back list once the
-  lifecycle calls them lapsed. A budget (a number of calls, or a share of the reachable users
+  lifecycle calls them lapsed. While a paid period runs the savable part is the whole risk (a
+  subscriber gone from the product has not left the contract: models.risk.savable), and equals
+  as shown (hundredths) come nearest renewal first (:func:`save_rank`, the list's one order;
+  QA23a F3). A budget (a number of calls, or a share of the reachable users
   per day) replaces a fixed threshold, so the list has the size a team can work through
   whatever the model's scale. Not a user just back from churned ("reactivated", the lifecycle's
   first ``new_days`` after the return): their risk compares the days since the return with a
@@ -67,15 +70,15 @@ from typing import Final, Iterable, Literal
 from models.lifecycle import JUDGED, LAPSED, REACHABLE
 from models.compiled import CompiledModel, slot_labels
 from models.model import ChurnModel
-from models.signals import Signals, compute_signals
-from models.risk import leave_probability, savable
-from models.scoring import Assessment, Scores, assess, leave_at, scores_from
+from models.signals import Signals, compute_signals, paid_period_runs
+from models.risk import combine, leave_probability, savable
+from models.scoring import Assessment, Scores, SilentRisk, assess, leave_at, scores_from
 from models.state import DAY_S, STAGES, UserState
 from models.temperature import p_back_within, p_stay, stay_after
 
 __all__ = ["JUDGED", "LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
-           "index_score", "MONTH_DAYS", "monthly_spend", "reach_index_score", "save_bound", "save_bound_after", "save_key", "save_score", "win_back_key",
-           "value_at_stake", "win_back_score", "win_back_value"]
+           "index_score", "MONTH_DAYS", "monthly_spend", "rank_above", "reach_index_score", "save_bound", "save_bound_after", "save_key",
+           "save_rank", "save_score", "value_at_stake", "win_back_key", "win_back_score", "win_back_value"]
 
 ListKind = Literal["save", "win_back"]
 
@@ -85,7 +88,7 @@ class Ranked:
     user_id: str
     scores: Scores
     state: UserState
-    savable: float = 0.0  # the save list's key (:func:`save_score`), shown next to the risk
+    savable: float = 0.0  # the savable part of the risk (:func:`save_score`), shown next to it
 
 
 def budget_size(candidates: int, n: int | None = None, share: float | None = None) -> int:
@@ -123,7 +126,7 @@ def daily_list(
         a = _listed(st, now_s, model, keep)
         if a is None:
             continue
-        key = (-save_score(a),) if kind == "save" else tuple(-k for k in win_back_key(a, st, model))
+        key = (-save_rank(a),) if kind == "save" else tuple(-k for k in win_back_key(a, st, model))
         rows.append((key, user_id, st, a))
     if kind == "save":
         rows.sort(key=lambda r: (r[0], r[1]))
@@ -148,7 +151,52 @@ def save_score(a: Assessment) -> float:
     >>> (a.stage, b.stage), a.risk > b.risk, save_score(a) < save_score(b)
     (('declining', 'declining'), True, True)
     """
-    return savable(a.p_stay, a.leave)
+    return savable(a.p_stay, a.leave, paid_period_runs(a.signals))
+
+
+#: :func:`save_rank`'s scale: a hundredth of the savable part as shown, and the part below it,
+#: per 1/101 (the highest rank, 1.00 shown, stays below 1: the lapsed range of the at-risk index).
+_RANK_SPAN: Final[float] = 101.0
+
+
+def save_rank(a: Assessment) -> float:
+    """The save list's order, highest first, as one number in [0, 1): the savable part
+    (:func:`save_score`) as shown, in whole hundredths, then among equals a subscriber whose paid
+    period runs before the others, the nearest renewal first, then the savable part itself (the
+    order of users without a running period is the savable part's, as before). Why (QA23a F3):
+    a running period's savable part is the whole risk, so the subscribers silent for weeks all
+    read 1.00, and the renewal is their deadline: ranked by the risk's last digits, a renewal in
+    25 days came before four in 1 day. One number, so every reader of the list (``top``, the
+    console, the API, the indexes) orders alike.
+
+    >>> from models.model import ChurnModel
+    >>> from models.state import DAY_S
+    >>> m, day = ChurnModel(), DAY_S
+    >>> soon, late = (UserState(first_seen_s=0, last_seen_s=60 * day, n_events=240, active_days=60,
+    ...               period_end_day=end) for end in (105, 300))
+    >>> a, b = assess(soon, 100 * day, m), assess(late, 100 * day, m)
+    >>> round(save_score(a), 2) == round(save_score(b), 2) == 1.0, save_rank(a) > save_rank(b)
+    (True, True)
+    """
+    score = save_score(a)
+    shown = round(100.0 * score)
+    sig = a.signals
+    if paid_period_runs(sig):  # (0.5, 0.99]: above the others of the hundredth, the nearest renewal first
+        below = 0.5 + 0.49 / (1.0 + (sig.period_end_s - sig.now_s) / DAY_S)
+    else:  # [0, 0.49]: where the savable part lies in its hundredth
+        below = 0.49 * min(max(100.0 * score - shown + 0.5, 0.0), 1.0)
+    return (shown + below) / _RANK_SPAN
+
+
+def rank_above(score: float) -> float:
+    """A :func:`save_rank` no user whose savable part is at most ``score`` exceeds (the top of the
+    hundredth ``score`` shows as, a hair of float rounding up): the save-list index's bound from a
+    bound of the savable part.
+
+    >>> rank_above(0.0) == 1 / 101, rank_above(0.994) == rank_above(1.0) == 1.0
+    (True, True)
+    """
+    return min((math.floor(100.0 * score + 0.5 + 1e-9) + 1) / _RANK_SPAN, 1.0)
 
 
 def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float, int]:
@@ -254,18 +302,18 @@ def index_score(a: Assessment, st: UserState, model: ChurnModel) -> float:
     1 + (the whole-point temperature + :func:`win_back_value` scaled below 1) / 100, at least 1,
     so the lapsed head every bucket in :func:`win_back_key`'s order exactly (a block of the index
     cut among users of equal temperature holds the most valuable of them: QA19 F10); any other
-    :func:`save_score` (below 1, in save order)."""
+    :func:`save_rank` (below 1, in save order)."""
     if a.stage in LAPSED:
         return win_back_score(a, st, model)
-    return min(save_score(a), _BELOW_ONE)  # 1.0 itself would put a reachable user in the lapsed range
+    return min(save_rank(a), _BELOW_ONE)  # 1.0 itself would put a reachable user in the lapsed range
 
 
 def save_key(st: UserState, now_s: int, model: ChurnModel) -> tuple[float, object] | None:
-    """``(live save score, assessment)`` of ``st`` at ``now_s`` if it belongs on the save list
-    then, else None: :func:`daily_list`'s test and key, for readers that pick the states
-    themselves."""
+    """``(live save rank, assessment)`` of ``st`` at ``now_s`` if it belongs on the save list
+    then, else None: :func:`daily_list`'s test and key (:func:`save_rank`), for readers that pick
+    the states themselves."""
     a = _listed(st, now_s, model, JUDGED)
-    return None if a is None else (save_score(a), a)
+    return None if a is None else (save_rank(a), a)
 
 
 def _listed(st: UserState, now_s: int, model: ChurnModel, keep: frozenset[str]) -> Assessment | None:
@@ -305,22 +353,29 @@ def on_save_list(st: UserState) -> bool:
 
 
 def save_bound(st: UserState, model: ChurnModel, c: CompiledModel | None = None) -> float:
-    """A save score no live one of ``st`` exceeds before its next review (module docstring):
-    P(alive) at the state's last look ``t0`` (its last review or event, whichever is later) times
-    P(leaves | alive) at that next review if the user stays silent. It ranks the save-list index.
-    1.0 without a next review. ``c``: ``model.compiled`` where the caller holds it, handed to each
-    part (a generic attribute lookup of the Python ChurnModel each, five a call before)."""
+    """A save rank (:func:`save_rank`) no live one of ``st`` exceeds before its next review
+    (module docstring): that of P(alive) at the state's last look ``t0`` (its last review or
+    event, whichever is later) times P(leaves | alive) at that next review if the user stays
+    silent; while a paid period runs at ``t0``, of the risk at that next review (the savable part
+    is then the whole risk, models.risk.savable, which only rises in silence; after the period's
+    end it is below the risk). It ranks the save-list index. 1.0 without a next review. ``c``:
+    ``model.compiled`` where the caller holds it, handed to each part (a generic attribute lookup
+    of the Python ChurnModel each, five a call before)."""
     if st.next_review_s <= 0:
         return 1.0
     if c is None:
         c = model.compiled
     t0, t1 = max(st.last_review_s, st.last_seen_s), max(st.next_review_s, st.last_seen_s)
     sig = compute_signals(st, t1, model, c)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
-    p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model, c)
+    paid = sig.period_end_s > t0  # a paid period runs at t0 (models.signals.paid_period_runs)
     if not c.silence_monotone:  # a fit with free signs: P(leaves | alive) may peak before t1
-        return p0
+        return 1.0 if paid else rank_above(stay_after(sig, (t0 - t1) / DAY_S, model, c)[0])
+    if paid:
+        p1 = p_stay(sig, model, c)[0]
+        return rank_above(combine(p1, leave_probability(sig, p1, st.revenue, model, c)))
+    p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model, c)
     p1 = p_stay(sig, model, c)[0] if c.reads_alive else 0.0  # else no feature reads it
-    return savable(p0, leave_probability(sig, p1, st.revenue, model, c))
+    return rank_above(savable(p0, leave_probability(sig, p1, st.revenue, model, c)))
 
 
 def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: CompiledModel | None = None) -> float:
@@ -333,10 +388,14 @@ def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: Compile
     if st.next_review_s <= 0:
         return 1.0
     c = model.compiled if c is None else c
+    paid = paid_period_runs(a.signals)  # the savable part is the whole risk (:func:`save_bound`)
     if not c.silence_monotone:  # P(leaves | alive) may peak before the next review: P(alive) bounds it
-        return a.p_stay
+        return 1.0 if paid else rank_above(a.p_stay)
+    t1 = max(st.next_review_s, st.last_seen_s)
+    if paid:
+        return rank_above(SilentRisk(a, model, c).at(t1))
     # scoring.leave_at: SilentRisk's, without an object made and freed per user
-    return savable(a.p_stay, leave_at(a, max(st.next_review_s, st.last_seen_s), model, c))
+    return rank_above(savable(a.p_stay, leave_at(a, t1, model, c)))
 
 
 def activity_by_kind(sig: Signals, model: ChurnModel) -> list[tuple[str, float]]:

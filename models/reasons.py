@@ -81,7 +81,9 @@ When the exit is open because a known renewal falls within the horizon, an at-ri
 the live scores) say so after the reasons of the risk, always among those shown, where it is news
 for the call (:func:`_renewal_news`: within a week, or any time on a plan longer than 45 days;
 not the monthly plan's renewal 23 days away, QA17 F13): "renewal due in 5 days (paid through
-2020-05-02)" (context: when the user can leave, not why; QA pass 14 F4);
+2020-05-02)" (context: when the user can leave, not why; QA pass 14 F4); a plan longer than 45
+days says its renewal beyond the horizon too, with the exit closed (QA23a F3: the save's deadline,
+and that the silent user still pays);
 past the end with no renewal stated, first: "paid period ended 3 days ago (2020-05-02), no
 renewal stated".
 
@@ -107,7 +109,7 @@ from models.health import percentile
 from models.lifecycle import RETURN_SHARE, back_share, declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import (Signals, credit_gap_days, credit_late, grievance_stands, kinds_used, kinds_used_count, order_gap_days,
-                            rate_ratio, reorder_late)
+                            paid_period_runs, rate_ratio, reorder_late)
 from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, PAYS_SUBSCRIPTION, UserState
 from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
@@ -1236,16 +1238,19 @@ def _paid_through(period_end_s: int) -> str:
 
 
 def _renewal_news(st: UserState, sig: Signals) -> bool:
-    """Whether a known period end within the horizon is news for the call, so a reason: a period
-    that ended unrenewed, a renewal within :data:`RENEWAL_NEWS_DAYS` (a week: a quarter of a
-    monthly period, time for a save call before the card is charged), or any renewal of a period
-    stated longer than models.state.LONG_PERIOD_S (an annual or quarterly plan, whose exit opens
-    only for the horizon's last weeks: "renewal due in 29 days" says why the alert comes now).
+    """Whether a known period end is news for the call, so a reason: a period that ended
+    unrenewed, a renewal within :data:`RENEWAL_NEWS_DAYS` (a week: a quarter of a monthly period,
+    time for a save call before the card is charged), or any renewal of a period stated longer
+    than models.state.LONG_PERIOD_S (an annual or quarterly plan, whose exit opens only for the
+    horizon's last weeks: "renewal due in 29 days" says why the alert comes now; beyond the
+    horizon, "renewal due in 241 days" is the save's deadline and says the user still pays: QA23a
+    F3, a fitness app's silent annual subscribers were told only "no visit for 42.5x the usual
+    interval" while paid for 8 more months).
     Why (QA17 F13): on a monthly plan a renewal is always within the 30-day horizon, and 822
     at-risk alerts of a shop's subscribers said "renewal due in 23 days (paid through
     2026-02-07)", which told the CRM nothing. The state keeps the period's end, not its length,
     so the length is one bit (models.state.LONG_PERIOD), not a share of the period."""
-    if sig.period_end_s <= sig.now_s or st.flags & LONG_PERIOD:
+    if not paid_period_runs(sig) or st.flags & LONG_PERIOD:
         return True
     return calendar_days(sig.period_end_s * 1000 - 1, sig.now_s * 1000) <= RENEWAL_NEWS_DAYS
 
@@ -1370,9 +1375,10 @@ def explain(
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))
         if not st.n_events:  # a cancellation alone (models.state.tracked): no use of the product to
             return _shown(found, 1.0, st, sig, values, temperature, model, True, c)  # tell ("active on a single day", "0 kinds")
-    renewal = open_ and sig.period_end_s > 0 and _renewal_news(st, sig)  # a known renewal within the horizon (or past)
+    # a known renewal within the horizon (or past), or of a long plan at any distance (QA23a F3: the save call's deadline)
+    renewal = sig.period_end_s > 0 and _renewal_news(st, sig)
     if renewal:
-        due = sig.period_end_s > sig.now_s  # a renewal to come is context; a period ended unrenewed, news
+        due = paid_period_runs(sig)  # a renewal to come is context; a period ended unrenewed, news
         found.append((_CONTEXT if due else _RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
     for key, lift in zip(keys, lifts):
         # lift >= (_NEGATIVE_MIN_LIFT if key == "negative" else MIN_LIFT), the key's compare only

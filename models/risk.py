@@ -462,13 +462,25 @@ def exit_open(sig: Signals, model: "ChurnModel") -> bool:
     return sig.period_end_s <= 0 or sig.now_s >= exit_opens_s(sig.period_end_s, model.horizon_days)
 
 
-def savable(p_alive: float, leave: float) -> float:
+def savable(p_alive: float, leave: float, paid: bool = False) -> float:
     """The part of the risk a call can still act on: P(alive) x P(leaves | alive), the chance the
     user is still there *and* leaves within the horizon. The rest of the risk, 1 - P(alive), is
     a user probably gone already: win-back work, not a save (models.ranking). Never above the
     risk; unlike it, it falls in long silence, where P(alive) falls faster than the other part
-    rises."""
-    return p_alive * leave
+    rises.
+
+    While a paid period runs (``paid``: models.signals.paid_period_runs) the whole risk: a
+    subscriber gone from the product has not left the contract, which ends only at the renewal,
+    so a call before it can still save the plan (the lifecycle keeps such a user declining, on
+    the save list, for the same reason: models.lifecycle rule 0). Why (QA23a F3): a fitness app's
+    111 annual subscribers silent for weeks read savable 0.00 (P(alive) ~0, the leave part 0
+    while the renewal is beyond the horizon) and sat at the bottom of the save list, ranks 77-187,
+    those renewing in 1-25 days at 51-60.
+
+    >>> savable(0.0, 0.0), savable(0.0, 0.0, paid=True), savable(0.5, 0.2), savable(0.5, 0.2, paid=True)
+    (0.0, 1.0, 0.1, 0.6)
+    """
+    return combine(p_alive, leave) if paid else p_alive * leave
 
 
 def at_cap(c: "CompiledModel", i: int, v: float) -> float:

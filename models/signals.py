@@ -39,6 +39,8 @@ __all__ = [
     "is_cancelled",
     "kinds_used",
     "kinds_used_count",
+    "paid_period_end_s",
+    "paid_period_runs",
     "recent_gap_days",
     "rate_ratio",
     "order_due_s",
@@ -283,6 +285,15 @@ def _late_at_days(sig: Signals) -> float:
     return REORDER_LATE_FACTOR * order_gap_days(sig)
 
 
+def paid_period_runs(sig: Signals) -> bool:
+    """Whether a paid period runs at ``sig.now_s``: the latest ``subscription`` statement is
+    ``active`` with an MRR above 0 and its period end is after now (models.state keeps the end
+    only for such a statement; a pause keeps its resume date apart, ``paused_until_s``). The one
+    test of models.lifecycle rule 0 (a customer, not lapsed), of :func:`reorder_late` and of the
+    save list's key (models.risk.savable: the subscriber has not left the contract)."""
+    return sig.period_end_s > sig.now_s
+
+
 def reorder_late(sig: Signals) -> bool:
     """Whether a repeat buyer with a rhythm (:data:`REORDER_MIN_INTERVALS`) has been silent on
     orders for :data:`REORDER_LATE_FACTOR` usual intervals (:func:`order_gap_days`): the chance a
@@ -295,7 +306,7 @@ def reorder_late(sig: Signals) -> bool:
     the rhythm counts again. Monotone in silence: once true, true until the next order or a
     statement (an event)."""
     late = _late_at_days(sig)
-    return late > 0.0 and sig.purchase_silence_days >= late and sig.period_end_s <= sig.now_s
+    return late > 0.0 and sig.purchase_silence_days >= late and not paid_period_runs(sig)
 
 
 def reorder_late_s(sig: Signals) -> int:
@@ -644,6 +655,12 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
         _breadth(slot_28d, 1.0, n_p, p_silence, c), cancelled, c_days,
         negative, st.n_events, *_period_ends(st),
     )
+
+
+def paid_period_end_s(st: UserState) -> int:
+    """The end of the paid period ``st`` keeps, in seconds (0: none known, or a pause's resume date:
+    :func:`_period_ends`): the renewal ``churnwatch top`` shows on the save list."""
+    return _period_ends(st)[0]
 
 
 def _period_ends(st: UserState) -> tuple[int, int]:

@@ -348,7 +348,7 @@ async def indexed_save_list(store: Store, topic: str, model: ChurnModel, now_s: 
     merge of the index's small sorted sets, until the budget's last row outranks every bound not
     read yet (module docstring of models.ranking). The list's size (the share's base) is the
     ``reachable`` counter, corrected by the due users' live stages."""
-    from models.ranking import on_save_list, save_key
+    from models.ranking import on_save_list, save_key, save_score
 
     progress = await store.read_progress(topic)
     due = await store.due_users(topic, sorted(progress), now_s + _DUE_MARGIN_S)
@@ -364,7 +364,7 @@ async def indexed_save_list(store: Store, topic: str, model: ChurnModel, now_s: 
     if size:
         await _merge_index(store, model, now_s, size, rows, {u for _, _, u in due})
     ranked = sorted(rows.items(), key=lambda r: (-r[1][0], r[0]))[:size]
-    return [Ranked(uid, scores_from(st, a, model), st, key) for uid, (key, st, a) in ranked]
+    return [Ranked(uid, scores_from(st, a, model), st, save_score(a)) for uid, (_, st, a) in ranked]
 
 
 async def _merge_index(store: Store, model: ChurnModel, now_s: int, size: int,
@@ -621,7 +621,11 @@ class AccountReport:
                 "lost_mrr": self.lost_mrr_cents / 100, "left_on": format_ts(self.left_ms)[:10] if self.left_ms else None,
                 "warned_on": format_ts(self.warned_ms)[:10] if self.warned_ms else None, "warned_reasons": list(self.warned_reasons),
                 "account_as_of": format_ts(self.as_of_ms), "account_behind_days": self.behind_days,
-                **({"still_used": self.still_used} if self.still_used else {})}
+                **({"still_used": self.still_used} if self.still_used else {}),
+                # a user's own account seen through no member: its figures are its billing's alone, as
+                # its alerts say (QA23a F3: a silent annual subscriber's account read risk 0.0,
+                # temperature 100, action none; the user's own page judges its use)
+                **({"usage_unknown": True} if not r.usage_known else {})}
 
 
 def warned_before(extras: Mapping[str, Any], left_ms: int) -> tuple[int, tuple[str, ...]]:

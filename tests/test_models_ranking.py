@@ -7,7 +7,9 @@
   savable risk may fall in silence: the property the index's exactness rests on
   (tests/test_save_index.py checks the lists themselves on Redis);
 - a user just back from dormant or churned ("reactivated") is on neither list until the stage ends, though
-  their risk, measured across the break, would put them above a user who stayed (QA16 F3).
+  their risk, measured across the break, would put them above a user who stayed (QA16 F3);
+- a subscriber silent for weeks whose paid period runs is a save case: savable the whole risk, not
+  0, and among equals the nearest renewal first (QA23a F3).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from models.engine import advance
 from models.model import ChurnModel, load_model
 from models.lifecycle import JUDGED, REACHABLE
 from models import engine
-from models.ranking import (daily_list, index_score, on_save_list, save_bound, save_bound_after, save_key, save_score, win_back_key,
-                            win_back_score, win_back_value)
+from models.ranking import (daily_list, index_score, on_save_list, save_bound, save_bound_after, save_key, save_rank, save_score,
+                            win_back_key, win_back_score, win_back_value)
 from models.reasons import IMPROVED
 from models.scoring import assess
 from models.temperature import p_back_within
@@ -72,7 +74,7 @@ def test_the_lapsed_head_the_at_risk_index_in_win_back_order() -> None:
     keyed = sorted(lapsed, key=lambda r: win_back_key(r[0], r[1], DEFAULT))
     assert [index_score(a, st, DEFAULT) for a, st in keyed] == sorted(scores), "the index orders as the key"
     reachable = assess(long, long.last_seen_s + 2 * DAY_S, DEFAULT)
-    assert reachable.stage in REACHABLE and index_score(reachable, long, DEFAULT) == save_score(reachable) < 1.0
+    assert reachable.stage in REACHABLE and index_score(reachable, long, DEFAULT) == save_rank(reachable) < 1.0
 
 
 def test_win_back_value_orders_spend_then_active_days_then_the_latest_leave() -> None:
@@ -93,7 +95,8 @@ def test_win_back_value_orders_spend_then_active_days_then_the_latest_leave() ->
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(histories(max_events=30, span_days=90), st.sampled_from(MODELS + [DEFAULT]), st.integers(0, 30 * DAY_S),
+@given(st.one_of(histories(max_events=30, span_days=90), histories(max_events=30, span_days=90, renewals=True)),
+       st.sampled_from(MODELS + [DEFAULT]), st.integers(0, 30 * DAY_S),
        st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6))
 def test_the_bound_is_above_every_live_save_score_before_the_next_review(
     events: list, model: ChurnModel, after_s: int, at: list[float]  # type: ignore[type-arg]
@@ -226,3 +229,49 @@ def test_win_back_orders_by_the_temperature_shown_then_by_spend() -> None:
     shown = [round(r.scores.temperature) for r in ranked]
     assert len(ranked) == 4 and len(set(shown)) == 1, "one temperature as shown"
     assert [r.state.revenue for r in ranked] == [62.6, 30.0, 11.9, 8.5]
+
+
+def _annual(user: str, last_day: int, paid_days: int, now_day: int) -> UserState:
+    """A daily user until ``last_day``, whose one statement (that day) pays a plan through
+    ``paid_days`` after ``now_day``; advanced by the engine to ``now_day``."""
+    from models.events import Event
+    from models.subscription import Subscription
+
+    events = [Event(user, T0_MS + d * DAY_S * 1000 + 3_600_000, "view", f"e{d}") for d in range(last_day + 1)]
+    end_ms = T0_MS + (now_day + paid_days) * DAY_S * 1000
+    sub = Subscription("active", "annual", 667, 0, end_ms)
+    events.append(Event(user, T0_MS + last_day * DAY_S * 1000 + 7_200_000, "subscription", "s0", 0.0, "", sub))
+    return advance(user, None, events, T0_MS + now_day * DAY_S * 1000, DEFAULT).state
+
+
+def test_a_silent_subscriber_whose_paid_period_runs_is_a_save_case_nearest_renewal_first() -> None:
+    """QA23a F3: annual subscribers silent for weeks read savable 0.00 (P(alive) ~0 and the leave
+    part 0 while the renewal is beyond the horizon) at the bottom of the save list, and those whose
+    renewal was 1-25 days away ranked by the risk's last digits (25 days before 1 day). While a paid
+    period runs the savable part is the whole risk (the contract is not left before the renewal),
+    and equals as shown come nearest renewal first, in every reader's order (the at-risk index too)."""
+    now_day = 130
+    users = {"a241": _annual("a241", 60, 241, now_day), "b1": _annual("b1", 90, 1, now_day),
+             "c25": _annual("c25", 40, 25, now_day)}
+    slowing = _daily(10, start_day=now_day - 30)  # a free user, daily for 10 days, silent 20: declining
+    now_s = T0_MS // 1000 + now_day * DAY_S
+    for st_ in users.values():
+        a = assess(st_, now_s, DEFAULT)
+        assert a.stage == "declining" and a.p_stay < 1e-3, "silent weeks past a daily rhythm, kept declining while paid"
+        assert save_score(a) == a.risk > 0.99, "the whole risk, not P(alive) x P(leaves | alive) ~ 0"
+    ranked = daily_list([*users.items(), ("slowing", slowing)], now_s, DEFAULT, "save", share=1.0)
+    assert [r.user_id for r in ranked[:3]] == ["b1", "c25", "a241"], "equal at 1.00: the nearest renewal first"
+    assert [round(r.savable, 2) for r in ranked[:3]] == [1.0, 1.0, 1.0]
+    ranks = [index_score(assess(users[u], now_s, DEFAULT), users[u], DEFAULT) for u in ("b1", "c25", "a241")]
+    assert ranks == sorted(ranks, reverse=True) and ranks[-1] < 1.0, "the at-risk index orders them alike, below the lapsed"
+    free = assess(slowing, now_s, DEFAULT)
+    assert free.stage == "declining" and save_score(free) == free.p_stay * free.leave, "no paid period: as before"
+
+
+def test_a_user_without_a_paid_period_keeps_the_savable_order() -> None:
+    """save_rank orders users without a running paid period exactly as their savable part (only
+    equals as shown are ordered by the renewal)."""
+    people = [_daily(n, start_day=s) for n, s in ((60, 0), (20, 30), (5, 50), (40, 10))]
+    assessed = [assess(p, p.last_seen_s + d * DAY_S, DEFAULT) for p in people for d in (1, 3, 6, 10)]
+    by_score = sorted(assessed, key=save_score)
+    assert [save_rank(a) for a in by_score] == sorted(save_rank(a) for a in assessed)

@@ -217,6 +217,23 @@ def test_a_monthly_renewal_is_a_reason_only_within_a_week_an_annual_one_within_t
     assert told(100, 365, 71) == ["renewal due in 28 days (paid through 2026-04-10)"]
 
 
+def test_an_annual_renewal_beyond_the_horizon_is_told_a_monthly_one_is_not() -> None:
+    """QA23a F3: a fitness app's annual subscriber silent for six weeks, paid for 8 more months,
+    was told only "no visit for 42.5x the usual interval of 1.9 days": nothing said the user still
+    pays, nor by when a save call must come. A plan stated longer than 45 days says its renewal at
+    any distance (after the reasons of the risk); a monthly one whose exit is closed for a day or
+    two after its renewal (a 31-day month) says nothing, as within the horizon."""
+    def told(end_day: int, period_days: int, at_day: int, silent_from: int) -> tuple[list[str], list[str]]:
+        state = _state_of([_sub(T0_MS + (end_day - period_days) * DAY_MS, T0_MS + end_day * DAY_MS), *_daily(range(silent_from))])
+        reasons = list(score(state, T0_MS // 1000 + at_day * DAY_S, ChurnModel()).reasons)
+        return reasons, [r for r in reasons if r.startswith("renewal due")]
+
+    reasons, renewal = told(300, 365, 60, 18)
+    assert renewal == ["renewal due in 239 days (paid through 2026-10-27)"] and reasons[-1] == renewal[0], reasons
+    assert reasons[0].startswith("no visit for"), "the reasons of the risk first"
+    assert told(40, 31, 9, 9)[1] == [], "a monthly plan's exit closed for a day: no news"
+
+
 def test_a_renewal_statement_closes_an_open_at_risk_as_recovered() -> None:
     events = [_sub(T0_MS + 3_600_000, T0_MS + 60 * DAY_MS), *_daily(range(90))]
     before = advance("u", None, events, T0_MS + 58 * DAY_MS, LEAVING)

@@ -210,3 +210,23 @@ def _store_users(redis_url: str, model: "ChurnModel", end: int, users: dict[str,
         await store.close()
 
     asyncio.run(write())
+
+
+def test_the_save_list_shows_the_days_to_a_running_paid_period_s_renewal() -> None:
+    """QA23a F3: silent subscribers are ordered among equals by the nearest renewal
+    (models.ranking.save_rank); the table says when, in the calendar days the reasons count
+    ("renewal due in 241 days"), blank for a user without a running paid period; a pause's
+    resume date is no renewal."""
+    from models.state import DAY_S, PAUSED
+
+    now_ms = 20_000 * DAY_S * 1000 + 3_600_000
+    annual = dataclasses.replace(_report("f00513", 0.0), as_of_ms=now_ms,
+                                 state=dataclasses.replace(UserState(), period_end_day=20_242))
+    ended = dataclasses.replace(annual, user_id="f00011", state=dataclasses.replace(UserState(), period_end_day=20_000))
+    pause = dataclasses.replace(annual, user_id="f00900", state=dataclasses.replace(UserState(), period_end_day=20_030, flags=PAUSED))
+    lines = user_rows([annual, ended, pause, dataclasses.replace(_report("u1", 0.0), as_of_ms=now_ms)], save=True)
+    assert lines[0].split()[:8] == ["#", "user", "risk", "save", "health", "temp", "renews", "stage"]
+    assert lines[1].split()[6:8] == ["241", "dormant"]
+    assert [line.split()[6] for line in lines[2:]] == ["dormant"] * 3
+    assert "renews" not in user_rows([_report("u1", 0.0)], save=True)[0], "nobody paying: the table as it was"
+    assert "renews" not in user_rows([annual], save=False)[0], "the win-back list has no such order"

@@ -334,8 +334,12 @@ def openapi() -> dict[str, Any]:
         "account_behind_days": {"type": "integer", "description": "whole days the account side is behind the stream time (0: current)"},
         "still_used": {**_STR, "description": "churned or trial_lost while users still use the product: \"8 of 9 users still "
                        "active: its subscriptions ended, not its use\" (absent otherwise)"},
+        "usage_unknown": {"type": "boolean", "description": "true for a user's own account (no account_id on its events), "
+                          "whose use the account does not see: health, usage and users are 0 and its risk, temperature and "
+                          "action are its billing's alone; the user's own scores judge its use (absent otherwise)"},
     })
     account_row["required"].remove("still_used")
+    account_row["required"].remove("usage_unknown")
     account = {**account_row, "properties": {
         **account_row["properties"], "as_of": _STR,
         "subscriptions": {"type": "array", "items": _obj({"plan": _STR, "status": _STR, "mrr": _NUM, "since": _STR,

@@ -46,7 +46,7 @@ from redis.exceptions import NoScriptError
 
 from models.lifecycle import JUDGED, LAPSED
 from models.model import ChurnModel
-from models.ranking import save_score, win_back_score
+from models.ranking import save_rank, save_score, win_back_score
 from models.scoring import Assessment, Scores, assess, score, scores_from
 from models.state import STAGES, UserState
 from streams.settings import Settings
@@ -460,7 +460,7 @@ def _settled(ranked: Sequence[tuple[tuple[float, ...], bytes, UserState, Assessm
 def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int, list_name: ListName,
           filters: Filters, model: ChurnModel) -> list[tuple[tuple[float, ...], bytes, UserState, Assessment]]:
     """A block's users that fit the list and the filters, by live score (then user id): the save
-    list by the savable part of the risk (models.ranking.save_score), the win-back list by
+    list by the savable part of the risk (models.ranking.save_rank: as shown, then the nearest renewal), the win-back list by
     temperature, then value (models.ranking.win_back_key: spend, active days, latest leave; equal
     keys by user id from the last, the index's order), as ``churnwatch top`` ranks them.
 
@@ -478,7 +478,7 @@ def _rank(entries: Sequence[_Entry], states: Sequence[bytes | None], now_ms: int
             continue
         if full and not filters.accepts(scores_from(state, a, model)):
             continue
-        key = save_score(a) if list_name == "save" else win_back_score(a, state, model)
+        key = save_rank(a) if list_name == "save" else win_back_score(a, state, model)
         ranked.append(((-key,), uid, state, a))
     if list_name == "win_back":  # equal keys as the index holds them: the user id from the last (models.ranking.win_back_key)
         ranked.sort(key=lambda r: r[1], reverse=True)
