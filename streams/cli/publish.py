@@ -51,6 +51,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     late_start = order.late_start_line()
     if late_start:  # every user new on the file's first day (QA10 F16), as backtest and train say it
         print(f"WARNING: {late_start}", flush=True)
+    ahead = order.ahead_line()
+    if ahead:  # QA22b F4: one row far after all the others moves every partition's clock to it
+        print(f"WARNING: {ahead}", flush=True)
     if order.repeats:  # QA15 F5: bulk actions without an event_id were dead-lettered without a word
         print(f"WARNING: {repeats_line(order.repeats, path.name)}", flush=True)
     ensure_events_topic(settings)
