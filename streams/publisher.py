@@ -550,17 +550,18 @@ class FileOrder:
     others_end_ms: int | None = None  # ... and the latest event of every other user (None: one user)
 
     def ahead_line(self) -> str | None:
-        """The WARNING of a file whose latest event is one user's, more than the jump bound
-        (allowed lateness plus ``JUMP_MARGIN_MS``) after every other user's (QA22b F4: one device
-        clock 25 days ahead in a history; QA7 H4: a row dated "now"), None otherwise. Sorted, it
-        is sent last and moves the workers' stream time to its date. Only a warning: its record
-        is written after its date, so the workers cannot tell it from the first event after a
-        real silence (docs/ARCHITECTURE.md "Time").
+        """Why ``publish`` refuses a file whose latest event is one user's, more than the jump
+        bound (allowed lateness plus ``JUMP_MARGIN_MS``) after every other user's (QA22b F4: one
+        device clock 25 days ahead in a history; QA7 H4: a row dated "now"), None otherwise.
+        Sorted, it is sent last and moves the workers' stream time to its date, which only a new
+        topic repairs. Here, not in the workers: its record is written after its date, so they
+        cannot tell it from the first event after a real silence (docs/ARCHITECTURE.md "Time");
+        the whole file can (a real last event of one user alone, weeks after everyone: rare).
 
         >>> day = 86_400_000
         >>> print(FileOrder(9, 0, 0, 6 * 3_600_000, end_ms=1_795_564_800_000, end_user="p5",
         ...                 others_end_ms=1_795_564_800_000 - 25 * day).ahead_line())
-        the file's latest event, user 'p5' at 2026-11-25T00:00:00.000Z, is 25.0 days after every other user's latest (2026-10-31T00:00:00.000Z): a wrong date (a device clock ahead, a row dated "now")? Sent last, it moves the workers' stream time there: every user is reviewed up to it, and events published afterwards dated more than the allowed lateness (6 h) before it go to the DLQ as late. Drop or fix that row unless the date is right
+        the file's latest event, user 'p5' at 2026-11-25T00:00:00.000Z, is 25.0 days after every other user's latest (2026-10-31T00:00:00.000Z): a wrong date (a device clock ahead, a row dated "now")? Sent last, it moves the workers' stream time there: every user is reviewed up to it, and events published afterwards dated more than the allowed lateness (6 h) before it go to the DLQ as late
         >>> FileOrder(9, 0, 0, 6 * 3_600_000, end_ms=8 * day, end_user="p5", others_end_ms=day).ahead_line() is None
         True
         """
@@ -570,7 +571,7 @@ class FileOrder:
                 f"{format_gap(self.end_ms - self.others_end_ms)} after every other user's latest ({format_ts(self.others_end_ms)}): "
                 f'a wrong date (a device clock ahead, a row dated "now")? Sent last, it moves the workers\' stream time there: '
                 f"every user is reviewed up to it, and events published afterwards dated more than the allowed lateness "
-                f"({_span(self.lateness_ms)}) before it go to the DLQ as late. Drop or fix that row unless the date is right")
+                f"({_span(self.lateness_ms)}) before it go to the DLQ as late")
 
     def late_start_line(self) -> str | None:
         """``backtest``'s and ``train``'s warning of a history that starts after its users signed

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -125,7 +126,27 @@ def test_publish_warns_of_a_files_latest_event_far_after_every_other_users(tmp_p
             continue
         user = "p5" if "p5" in body[20] else "p2"
         assert line is not None and line.startswith(f"the file's latest event, user '{user}' at 2026-01-27T23:00:00.000Z, is "), line
-        assert "after every other user's latest (2026-01-02T" in line and "Drop or fix that row" in line
+        assert "after every other user's latest (2026-01-02T" in line and line.endswith("go to the DLQ as late")
+
+
+def test_publish_refuses_such_a_file_before_sending_anything_unless_told(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal comes before the broker is asked anything; ``--far-last-event`` sends all 49."""
+    import streams.cli.publish as publish_cli
+
+    path = tmp_path / "h.csv"
+    path.write_text("user_id,ts,event_type\n" + "".join(f"p{i % 3},{START_MS + i * HOUR_MS},x\n" for i in range(48))
+                    + f"p5,{START_MS + 47 * HOUR_MS + 25 * DAY_MS},x\n")
+    sent: list[str] = []
+    monkeypatch.setattr(publish_cli, "ensure_events_topic", lambda settings: sent.append("topic"))
+    monkeypatch.setattr(publish_cli, "publish_bulk", lambda settings, records, **kw: sent.append(f"{len(list(records))} sent")
+                        or SimpleNamespace(events=49, seconds=1.0, events_per_s=49.0))
+    assert main(["publish", "--file", str(path)]) == 2 and sent == []
+    err = capsys.readouterr().err
+    assert "the file's latest event, user 'p5' at 2026-01-27T23:00:00.000Z, is 25.0 days after" in err
+    assert err.rstrip().endswith("Nothing was sent: drop or fix that row, or pass --far-last-event if its date is right")
+    assert main(["publish", "--file", str(path), "--far-last-event"]) == 0
+    assert sent == ["topic", "49 sent"]
 
 
 USERS, DAYS = 60, 49
