@@ -44,7 +44,9 @@ def _batches(events: int, batch: int) -> list[dict[int, list[ConsumerRecord[byte
         key = user.encode()
         p = zlib.crc32(key) % _PARTITIONS
         records = parts.setdefault(p, [])
-        records.append(ConsumerRecord("ev", p, len(records), 1_767_225_600_000, 0, key, value, None, len(key), len(value), []))
+        # stamped at the wall clock, after every event (a backfill published today): an event dated
+        # after its record was written is ``future`` (models.intake.ahead_of_record)
+        records.append(ConsumerRecord("ev", p, len(records), _WALL_MS, 0, key, value, None, len(key), len(value), []))
     step, out, i = max(1, batch // _PARTITIONS), [], 0
     while any(i < len(r) for r in parts.values()):
         out.append({p: r[i:i + step] for p, r in parts.items() if r[i:i + step]})

@@ -31,14 +31,17 @@ from models.events import Event, TypeMap
 from models.subscription import Subscription, a_type
 from models.vocabulary import Vocabulary
 
-__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "UNTRACKED_NAMES_MAX", "EventReader", "Rejection", "UserBatch", "all_within",
-           "epoch_unit_hint", "group_plain", "record_values"]
+__all__ = ["MAX_AMOUNT", "MAX_USER_ID_CHARS", "MIN_RECORD_STAMP_MS", "UNTRACKED_NAMES_MAX", "EventReader", "Rejection",
+           "UserBatch", "ahead_of_record", "all_within", "epoch_unit_hint", "group_plain", "record_values"]
 
 MAX_USER_ID_CHARS: Final[int] = 256
 MAX_AMOUNT: Final[float] = 1e12  # a purchase above a trillion is a unit or encoding mistake
 _MAX_AMOUNT_INT: Final[int] = 1_000_000_000_000  # MAX_AMOUNT as an int: an int amount is compared exactly
 _TYPE_CACHE_MAX: Final[int] = 4096  # free-text type names; bounded so junk cannot grow memory
 UNTRACKED_NAMES_MAX: Final[int] = 20  # untracked names kept for the worker's log line (a rename is one or two)
+#: A Kafka record timestamp before 2000-01-01 is no clock reading: -1 (a record written without
+#: one), 0 (a test's record), a producer stamping epoch seconds. :func:`ahead_of_record` ignores it.
+MIN_RECORD_STAMP_MS: Final[int] = 946_684_800_000
 
 
 def epoch_unit_hint(ms: int, earliest_ms: int, latest_ms: int | None) -> str:
@@ -276,6 +279,23 @@ class EventReader:
         return parsed
 
 
+def ahead_of_record(ts_ms: int, stamp_ms: int, max_clock_skew_ms: int) -> bool:
+    """Whether an event is dated more than ``max_clock_skew_ms`` after its own Kafka record's
+    timestamp (``stamp_ms``: the producer's create time or the broker's log-append time): the
+    event claims to have happened after it was written, the fault the wall-clock bound catches
+    (DLQ ``future``) while the worker reads live, and the only trace of it once the worker reads
+    later (a catch-up, a rebuild, a history replay: QA22b F4, one device clock 25 days ahead moved
+    every partition's clock). A property of the record alone, so every reading of it, live or
+    replayed, in any batching, judges it alike. A timestamp before 2000 is no clock: never ahead.
+
+    >>> ahead_of_record(1_790_000_000_000 + 3_600_001, 1_790_000_000_000, 3_600_000)
+    True
+    >>> ahead_of_record(1_790_000_000_000 + 3_600_000, 1_790_000_000_000, 3_600_000), ahead_of_record(1_790_000_000_000, -1, 0)
+    (False, False)
+    """
+    return ts_ms - stamp_ms > max_clock_skew_ms and stamp_ms >= MIN_RECORD_STAMP_MS
+
+
 def record_values(records: list[Any]) -> list[bytes | None]:
     """Each record's ``value``, in order (the worker's decode takes a chunk's values; compiled, as
     the comprehension it replaces ran in the interpreter)."""
@@ -321,11 +341,13 @@ class UserBatch:
 
 
 def group_plain(records: list[Any], events: list[Event | Rejection], start: int, with_headers: bool, check_keys: bool,
-                clock: Any, seen_ids: dict[str, str], users: dict[str, UserBatch], partition: int) -> int:
+                clock: Any, seen_ids: dict[str, str], users: dict[str, UserBatch], partition: int,
+                max_clock_skew_ms: int) -> int:
     """The worker's grouping of a chunk's events by user (streams.worker.phases ``Decoding``) for
     the plain records, compiled: from ``start``, each record that is an event, has no headers, is
     keyed by its user id's UTF-8 (when ``check_keys``), has an ``event_id`` not seen in the batch,
-    names no account and carries no subscription, and that its partition's ``clock``
+    names no account and carries no subscription, is not :func:`ahead_of_record` (its record's
+    ``timestamp``, inline), and that its partition's ``clock``
     (streams.worker.clock.PartitionClock) admits, is grouped: ``seen_ids[event_id] = user_id``,
     its event and offset appended to the user's :class:`UserBatch` in ``users`` (made for a user
     not there yet). Returns the index of the first record that is not such a one (``len(events)``
@@ -359,6 +381,9 @@ def group_plain(records: list[Any], events: list[Event | Rejection], start: int,
             break
         ts = ev.ts_ms
         if ts < floor or (ts <= stream and ts < stream - lateness):
+            break
+        stamp = rec.timestamp
+        if ts - stamp > max_clock_skew_ms and stamp >= MIN_RECORD_STAMP_MS:  # ahead_of_record, inline
             break
         size = len(seen_ids)
         seen_ids.setdefault(ev.event_id, uid)  # one probe: a new id is entered, a seen one left as it was

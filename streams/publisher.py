@@ -41,7 +41,8 @@ from streams.errors import UserError
 from streams.records import record_fields
 from streams.worker.codec import Decoder, Rejection
 from streams.offline.history import first_day_of, late_start_warning, numbered_events_csv, readable
-from streams.timefmt import parse_ts_ms
+from streams.timefmt import format_gap, format_ts, parse_ts_ms
+from streams.worker.clock import JUMP_MARGIN_MS
 from streams.kafka_admin import kafka_python_client_kwargs
 from streams.settings import Settings, aiokafka_client_kwargs
 
@@ -545,6 +546,32 @@ class FileOrder:
     start_ms: int = 0
     end_ms: int = 0
     repeats: int = 0  # rows with the user, time and id of an earlier row of the same instant (check_file)
+    end_user: str = ""  # the user of the latest event (end_ms) ...
+    others_end_ms: int | None = None  # ... and the latest event of every other user (None: one user)
+
+    def ahead_line(self) -> str | None:
+        """Why ``publish`` refuses a file whose latest event is one user's, more than the jump
+        bound (allowed lateness plus ``JUMP_MARGIN_MS``) after every other user's (QA22b F4: one
+        device clock 25 days ahead in a history; QA7 H4: a row dated "now"), None otherwise.
+        Sorted, it is sent last and moves the workers' stream time to its date, which only a new
+        topic repairs. Here, not in the workers: its record is written after its date, so they
+        cannot tell it from the first event after a real silence (docs/ARCHITECTURE.md "Time");
+        the whole file can (a real last event of one user alone, weeks after everyone: rare).
+
+        >>> day = 86_400_000
+        >>> print(FileOrder(9, 0, 0, 6 * 3_600_000, end_ms=1_795_564_800_000, end_user="p5",
+        ...                 others_end_ms=1_795_564_800_000 - 25 * day).ahead_line())
+        the file's latest event, user 'p5' at 2026-11-25T00:00:00.000Z, is 25.0 days after every other user's latest (2026-10-31T00:00:00.000Z): a wrong date (a device clock ahead, a row dated "now")? Sent last, it moves the workers' stream time there: every user is reviewed up to it, and events published afterwards dated more than the allowed lateness (6 h) before it go to the DLQ as late
+        >>> FileOrder(9, 0, 0, 6 * 3_600_000, end_ms=8 * day, end_user="p5", others_end_ms=day).ahead_line() is None
+        True
+        """
+        if self.others_end_ms is None or self.end_ms - self.others_end_ms <= self.lateness_ms + JUMP_MARGIN_MS:
+            return None
+        return (f"the file's latest event, user {self.end_user!r} at {format_ts(self.end_ms)}, is "
+                f"{format_gap(self.end_ms - self.others_end_ms)} after every other user's latest ({format_ts(self.others_end_ms)}): "
+                f'a wrong date (a device clock ahead, a row dated "now")? Sent last, it moves the workers\' stream time there: '
+                f"every user is reviewed up to it, and events published afterwards dated more than the allowed lateness "
+                f"({_span(self.lateness_ms)}) before it go to the DLQ as late")
 
     def late_start_line(self) -> str | None:
         """``backtest``'s and ``train``'s warning of a history that starts after its users signed
@@ -593,6 +620,7 @@ def check_file(path: str | Path, settings: Settings) -> FileOrder:
     lateness = settings.allowed_lateness_ms
     first: dict[str, int] = {}  # user -> first event time, billing statements left out (as train counts users)
     instant, seen = None, set()  # the rows of the current run of one time: (user, id), for ``repeats``
+    top_user, others = "", None  # the latest event's user, every other user's latest (FileOrder.ahead_line)
     for ev, _ in _read_checked(path, settings):
         ts_ms = ev.ts_ms
         events += 1
@@ -606,12 +634,17 @@ def check_file(path: str | Path, settings: Settings) -> FileOrder:
         if ts_ms < top:
             behind += 1
             late += ts_ms < top - lateness
+            if ev.user_id != top_user and (others is None or ts_ms > others):
+                others = ts_ms
         else:
+            if ev.user_id != top_user:  # the previous latest is now another user's latest (>= all others)
+                others = None if not top_user else top
+                top_user = ev.user_id
             top = ts_ms
         if ev.subscription is None and ts_ms < first.get(ev.user_id, ts_ms + 1):
             first[ev.user_id] = ts_ms
     start_ms, early = first_day_of(first.values())
-    return FileOrder(events, behind, late, lateness, len(first), early, start_ms, top, repeats)
+    return FileOrder(events, behind, late, lateness, len(first), early, start_ms, top, repeats, top_user, others)
 
 
 def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder) -> Iterator[Record]:

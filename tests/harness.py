@@ -52,12 +52,15 @@ def group_session_ms(bootstrap: str, shared: bool = False) -> int:
     return 3_000 if shared else 2_000
 
 
-def publish_events(bootstrap: str, topic: str, events: Iterable[Event], extra: Sequence[tuple[bytes | None, bytes]] = ()) -> dict[int, int]:
+def publish_events(bootstrap: str, topic: str, events: Iterable[Event], extra: Sequence[tuple[bytes | None, bytes]] = (),
+                   stamp: Callable[[Event], int] | None = None) -> dict[int, int]:
     """Publish with the full event contract (``streams.publisher.event_value``: account ids and
     subscription fields too), key = user id, in the given order, then ``extra`` (key, value) records;
-    returns the last offset written per partition."""
+    returns the last offset written per partition. ``stamp``: each event's Kafka record timestamp
+    (a topic written live, read later); None: the producer's clock, as a backfill is stamped."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks="all")
-    futures = [producer.send(topic, key=ev.user_id.encode(), value=event_value(ev)) for ev in events]
+    futures = [producer.send(topic, key=ev.user_id.encode(), value=event_value(ev),
+                             timestamp_ms=None if stamp is None else stamp(ev)) for ev in events]
     futures += [producer.send(topic, key=k, value=v) for k, v in extra]
     producer.flush()
     last: dict[int, int] = {}

@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "sent in event-time order (a file out of order is sorted in memory first: its records' "
                              "bytes plus ~30-40 bytes an event and each user id once, ~130 bytes for 95-byte records; too large for memory: "
                              "sort it by ts upstream, a file in time order is streamed, each user id held once)")
+    parser.add_argument("--far-last-event", action="store_true",
+                        help="send the file even when its latest event is one user's, more than the allowed lateness "
+                             "plus a week after every other user's (refused by default: a wrong date, such as a device "
+                             "clock ahead, moves every partition's clock there)")
     parser.add_argument("--rate", type=rate, default=0.0, metavar="EVENTS_PER_S",
                         help="publishing rate, paced from the first event sent; 0 = as fast as possible (default)")
 
@@ -51,6 +55,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     late_start = order.late_start_line()
     if late_start:  # every user new on the file's first day (QA10 F16), as backtest and train say it
         print(f"WARNING: {late_start}", flush=True)
+    ahead = order.ahead_line()
+    if ahead and not args.far_last_event:  # QA22b F4: one row far after all others moves every partition's clock to it
+        raise UserError(f"{path}: {ahead}. Nothing was sent: drop or fix that row, or pass --far-last-event if its date is right")
     if order.repeats:  # QA15 F5: bulk actions without an event_id were dead-lettered without a word
         print(f"WARNING: {repeats_line(order.repeats, path.name)}", flush=True)
     ensure_events_topic(settings)

@@ -26,6 +26,9 @@ Accepted value (a JSON object)::
   the names it tracks (models.vocabulary ``Vocabulary.untracked``): a renamed or new event name.
 - ``ts``: ISO-8601 text (``Z`` or an offset; naive text is UTC), or epoch milliseconds as a JSON
   number or a string of digits (a fraction is floored: ``"1777579200000.5"`` is ...200000). Epoch *seconds* are read as milliseconds and land in ``too_old``.
+  More than ``max_clock_skew_ms`` after the wall clock: ``future``; so is one more than that after
+  its own Kafka record's timestamp, whenever it is read (``models.intake.ahead_of_record``, checked
+  by the pipeline, which has the record: ``ahead_detail``).
 - ``amount``: optional number from 0 to ``MAX_AMOUNT`` (missing or null: 0, also for purchases); the cap keeps
   revenue sums finite in the state and in Redis' float counters.
 - ``account_id``: optional string of at most 256 characters, the customer company (missing, null
@@ -70,13 +73,14 @@ from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
 from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection, all_within
 from models.vocabulary import Vocabulary
 from streams.records import derived_event_id
-from streams.timefmt import MIN_EVENT_MS, parse_ts_ms
+from streams.timefmt import MIN_EVENT_MS, format_gap, format_ts, parse_ts_ms
 
 __all__ = [
     "REASONS",
     "Rejection",
     "Decoder",
     "dlq_value",
+    "ahead_detail",
     "derived_event_id",
     "parse_many",
     "PARSE_CHUNK",
@@ -256,6 +260,18 @@ class Decoder:
     def derived_ids(self) -> int:
         """Events whose ``event_id`` was derived, so far (metric ``churnwatch_events_derived_id_total``)."""
         return self._reader.derived_ids
+
+
+def ahead_detail(ts_ms: int, stamp_ms: int) -> str:
+    """The DLQ ``future`` detail of an event dated ahead of its own Kafka record
+    (``models.intake.ahead_of_record``): both times in UTC and the gap, then in epoch ms, as the
+    ``late`` detail gives them (streams.worker.phases ``late_detail``).
+
+    >>> ahead_detail(1_795_564_800_000, 1_793_491_200_000)
+    "ts 2026-11-25T00:00:00.000Z is 24.0 days ahead of its Kafka record's timestamp 2026-11-01T00:00:00.000Z, the time it was written (epoch ms 1795564800000 > 1793491200000)"
+    """
+    return (f"ts {format_ts(ts_ms)} is {format_gap(ts_ms - stamp_ms)} ahead of its Kafka record's timestamp "
+            f"{format_ts(stamp_ms)}, the time it was written (epoch ms {ts_ms} > {stamp_ms})")
 
 
 def dlq_value(

@@ -22,14 +22,14 @@ import orjson
 
 from models.engine import Alert, Mark, Turn
 from models.events import Event
-from models.intake import UserBatch, group_plain, record_values
+from models.intake import UserBatch, ahead_of_record, group_plain, record_values
 from models.model import ChurnModel
 from models.scoring import Assessment
 from models.state import UserState
 from models.step import (Todo as _Todo, advance_bucket, bucket_todo, index_scores as step_index_scores, locate_users,
                          queue_alerts)
 from streams.worker.clock import NEVER, Jump, PartitionClock, jumps
-from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, dlq_value
+from streams.worker.codec import PARSE_CHUNK, Decoder, Rejection, ahead_detail, dlq_value
 from streams.worker.alert_log import KINDS_LOGGED, STAGES_LOGGED
 from streams.worker.keys import offset_field
 from streams.worker.routing import Routed, Router, key_problem, origin_of
@@ -226,11 +226,12 @@ class Decoding:
         events = self.decoder.decode_many(record_values(recs), self.wall_now_ms)
         with_headers = hasattr(records[0], "headers")  # aiokafka's records have them (mostly empty); a test's may not
         check_keys, seen_ids, users = self.router is not None, self.seen_ids, out.users
+        skew = self.decoder.max_clock_skew_ms
         n, i = len(recs), 0
         bound = pclock.jump_bound_ms
         while True:
             start, before = i, pclock.stream_ms  # effective_from(before) >= before: the check below is necessary
-            i = group_plain(recs, events, i, with_headers, check_keys, pclock, seen_ids, users, p)
+            i = group_plain(recs, events, i, with_headers, check_keys, pclock, seen_ids, users, p, skew)
             if pclock.stream_ms - before > bound:  # rare: look for the event that jumped (all of them were accepted)
                 times = [(events[k].ts_ms, recs[k].offset) for k in range(start, i)]  # type: ignore[union-attr]
                 out.jumps += jumps(p, before, times, bound, pclock.effective_from)
@@ -240,7 +241,8 @@ class Decoding:
             i += 1
 
     def _one(self, p: int, rec: RecordLike, ev: Event | Rejection, with_headers: bool, pclock: PartitionClock, bound: int) -> None:
-        """One record that is not plain (``group_plain``): a rejection, an account copy, a record
+        """One record that is not plain (``group_plain``): a rejection, an account copy, an event
+        dated ahead of its own record (``future``: ``models.intake.ahead_of_record``), a record
         to re-route, a duplicate id, a late event, an event for an account. ``bound``: p's
         ``jump_bound_ms`` (read once per chunk: this runs for every record of a stream whose events
         name an account)."""
@@ -255,6 +257,9 @@ class Decoding:
                 return
         if isinstance(ev, Rejection):
             reject(p, rec, ev)
+            return
+        if ahead_of_record(ev.ts_ms, rec.timestamp, self.decoder.max_clock_skew_ms):  # before routing: a copy is stamped later
+            reject(p, rec, Rejection("future", ahead_detail(ev.ts_ms, rec.timestamp)))
             return
         uid, eid = ev.user_id, ev.event_id
         if router is not None:

@@ -13,7 +13,9 @@ JSON contract. What it reads and skips:
   (a record not keyed by its user id counts once, as the worker applies it once; with
   ``CHURNWATCH_MISKEYED=dlq`` the worker never applies it, and it is skipped as ``key_not_user_id``);
 - records the codec rejects (malformed JSON, missing fields, bad amounts, ...): counted by the
-  codec's reason and skipped, never fatal; a repeat of a (user, ``event_id``) already read
+  codec's reason and skipped, never fatal; so is an event dated more than the allowed clock skew
+  after its own record was written (``future``, ``models.intake.ahead_of_record``), as the worker
+  dead-letters it; a repeat of a (user, ``event_id``) already read
   (``duplicate_event_id``, as the worker rejects repeats in a batch);
 - with ``until_ms``, events at or after that time (``after_until``);
 - with ``window_ms`` (``churnwatch learn --window``), events older than the latest event read
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, TypeMap
+from models.intake import ahead_of_record
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.worker.codec import Decoder, Rejection
@@ -128,6 +131,10 @@ class Collector:
         ev = self.decoder.decode(record.value, self.wall_now_ms)
         if isinstance(ev, Rejection):
             self._reject(ev.reason)
+            return
+        # (-1: a record without a timestamp, as aiokafka gives one written without: never ahead)
+        if ahead_of_record(ev.ts_ms, getattr(record, "timestamp", -1), self.decoder.max_clock_skew_ms):
+            self._reject("future")
             return
         if self.miskeyed == "dlq" and key_problem(record.key, ev.user_id) is not None:
             self._reject("key_not_user_id")
