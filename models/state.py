@@ -1165,15 +1165,19 @@ def _state_period_end(state: UserState, event: Event) -> None:
     ``trial`` (QA23a F1, F2): :data:`TRIAL` (the period end unknown, as before); the ``cancelled``
     statement after it (a ``trial`` or a lost trial the latest) :data:`TRIAL_LOST`, a trial lost
     without paying (:func:`trial_lost`); any other statement clears both (a paying one converts
-    it). A trial after a paid plan reads the same (the state keeps no payment history: bytes)."""
+    it). Only the user's own subscription (no ``account_id``, or the user's own id): a company's
+    trial stated on its billing contact's events is the account's (models.account_health's
+    trial rule), not that user's. A trial after a paid plan reads the same (the state keeps no
+    payment history: bytes)."""
     sub = event.subscription
     if sub is None:
         return
     never_paid = state.flags & NEVER_PAID_TRIAL
     state.flags &= ~NEVER_PAID_TRIAL
-    if sub.status == "trial":  # QA23a: in trial (models.reasons); lost if cancelled before a paying statement
+    own = not event.account_id or event.account_id == event.user_id  # a company's trial is its account's
+    if sub.status == "trial" and own:  # QA23a: in trial (models.reasons); lost if cancelled before a paying statement
         state.flags |= TRIAL
-    elif sub.status == "cancelled" and never_paid:
+    elif sub.status == "cancelled" and never_paid and own:
         state.flags |= TRIAL_LOST
     if paused(state.flags):  # a pause's end (below) is no paid period's: a resume states its own
         if sub.mrr_cents > 0 and sub.status != "paused":  # a resume (below)

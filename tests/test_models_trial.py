@@ -63,6 +63,10 @@ def test_the_state_knows_a_trial_running_lost_or_converted_in_the_bytes_of_a_rec
     assert paid.period_end_day == period_end_day(T0 + 37 * DAY)
     apply_event(paid, _sub(T0 + 37 * DAY, "cancelled"))
     assert not paid.flags & NEVER_PAID_TRIAL, "a payer's cancellation is no lost trial"
+    member = UserState()
+    trial = _sub(T0, "trial", T0 + 7 * DAY)
+    apply_event(member, Event("f", trial.ts_ms, "subscription", "m1", 0.0, "acme", trial.subscription))
+    assert not member.flags & NEVER_PAID_TRIAL, "a company's trial is its account's, not its billing contact's"
 
 
 def test_no_onboard_save_alert_after_the_trials_cancellation() -> None:
