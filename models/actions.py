@@ -24,7 +24,7 @@ who re-orders on time but rarely browses (coffee by the bag) is not "paying but 
 or paying (monotone): an overdue buyer, a one-time buyer and every non-buyer are judged as
 before (docs/SCORES.md, "Actions for a repeat buyer on schedule"). First rule that matches:
 
-1. churned -> ``win_back``
+1. churned, or a trial cancelled without paying -> ``win_back``
 2. new and not using -> ``onboard`` (help them to their first value), paying or not
 3. paying but not using -> ``educate`` (they pay for something they do not use: show them how)
 4. declining or dormant -> ``check_in``
@@ -74,6 +74,13 @@ not, and a stage change is flagged while the alert stays open, a stage for the b
 B2B file's 733 said ``check_in`` or ``educate``); the user's action in ``score``, ``top``, the
 console and the stage change of the same review stays this module's.
 
+A trial cancelled without paying (``trial_lost``: models.state.trial_lost) is a lead that said no,
+not a customer to save or onboard: ``win_back`` (win back the plan, as an account that is its one
+user is told when its plan is cancelled while the user is still there: "keep the customer, win
+back the plan", README; its account, stage ``trial_lost``, is on the owner's win-back list), and no
+at-risk alert opens for it (models.engine.alert_may_open). QA23a F1 (2026-12-05): a fitness app's
+cancelled trials got 100 ``onboard`` at-risk alerts a median 1.1 days after the cancellation.
+
 Educate comes before check-in because a payer who stopped using is usually also declining,
 and showing the value they pay for is the more specific move.
 
@@ -106,13 +113,15 @@ Action = Literal["educate", "check_in", "onboard", "upsell", "win_back", "none"]
 
 def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel",
               at_risk: bool = False, subscribed: bool = False, member: bool = False,
-              on_schedule: bool = False, c: "CompiledModel | None" = None, overdue: bool = False) -> Action:
+              on_schedule: bool = False, c: "CompiledModel | None" = None, overdue: bool = False,
+              trial_lost: bool = False) -> Action:
     """The action for one user (module docstring); ``at_risk``: an at-risk alert is open (or
     being opened) for the user, which turns ``none`` and ``upsell`` into ``check_in``;
     ``subscribed``: the user's latest subscription statement pays (paying, whatever the
     temperature); ``member``: the user belongs to a company account (no ``upsell``);
     ``on_schedule``: a repeat buyer whose next order is not overdue (using and paying);
-    ``overdue``: a buyer whose next order is overdue (not paying by the temperature).
+    ``overdue``: a buyer whose next order is overdue (not paying by the temperature);
+    ``trial_lost``: a trial cancelled without paying (``win_back``, whatever else).
     ``c``: ``model.compiled`` where the caller holds it: the two thresholds read from its struct
     (``action_health``, ``action_temperature``), not by generic attribute lookups of the model.
 
@@ -159,8 +168,13 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     ('none', 'educate')
     >>> recommend("active", 80, 30, True, m, True, on_schedule=True), recommend("dormant", 20, 30, True, m, on_schedule=True)
     ('check_in', 'check_in')
+
+    A trial cancelled without paying is a plan to win back, not a new user to onboard:
+
+    >>> recommend("new", 20, 20, False, m, trial_lost=True), recommend("active", 80, 20, False, m, trial_lost=True)
+    ('win_back', 'win_back')
     """
-    if stage == "churned":
+    if stage == "churned" or trial_lost:
         return "win_back"
     using = on_schedule or health >= (model.action_health if c is None else c.action_health)
     if not using and stage == "new":

@@ -574,7 +574,10 @@ def alert_may_open(a: Assessment, now_s: int, c: CompiledModel) -> bool:
     ``first_return_days``; QA17 F2, 68% of a shop's new customers were alerted the day after
     their first order; QA19 F8, 531 customers of a neobank who stay were alerted 1.6 days after
     their first day), nor a subscriber whose pause runs (models.signals.paused_until_s: its
-    silence is the pause, QA22a F1; nothing opens before the pause's end).
+    silence is the pause, QA22a F1; nothing opens before the pause's end), nor a trial cancelled
+    without paying (models.signals.trial_lost: a lead that said no, not a customer to save, as
+    its account gets no alert, stage ``trial_lost``; QA23a F1, 100 "onboard" alerts a median
+    1.1 days after the trial's cancellation).
     Everything here is known to the stream at ``now_s``.
 
     Why public: ``churnwatch train`` chooses ``risk_enter`` as a quantile of the risk over the
@@ -583,7 +586,7 @@ def alert_may_open(a: Assessment, now_s: int, c: CompiledModel) -> bool:
     F2: a line chosen over every row, the lapsed included, flagged nobody the stream alerts)."""
     return (a.stage in _OPENS and a.signals.age_days >= _MIN_AGE_DAYS and order_due_s(a.signals) <= now_s
             and reorder_late_s(a.signals) <= now_s and first_return_due_s(a.signals, c.first_return_days) <= now_s
-            and a.signals.paused_until_s <= now_s)
+            and a.signals.paused_until_s <= now_s and not a.signals.trial_lost)
 
 
 def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:

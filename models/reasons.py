@@ -198,6 +198,10 @@ _RENEWAL: Final[float] = 5e8  # a paid period ended, no renewal stated: first af
 #: A renewal this many calendar days away or fewer is told on any plan (:func:`_renewal_news`)
 RENEWAL_NEWS_DAYS: Final[int] = 7
 _CONTEXT: Final[float] = -5e8  # a renewal due: after every risk reason, before the stage context (_renewal_shown)
+#: A trial user's context (models.state.in_trial), as a renewal due is a subscriber's: QA23a F1, a fitness
+#: app's at-risk alerts on its 7-day trials said only that the user was new. Without the trial's end:
+#: keeping it would cost 2 bytes a trial user (models.state, "TRIAL"), over the memory budget.
+_TRIAL_TEXT: Final[str] = "in trial (no conversion stated yet)"
 _LAST: Final[float] = -1e9  # stage context: after every risk reason
 _P_LOW: Final[float] = 1e-12  # probabilities are clipped to [_P_LOW, _P_HIGH] before a logit
 _P_HIGH: Final[float] = 1.0 - 1e-12
@@ -1397,6 +1401,8 @@ def explain(
         elif purpose == "at_risk":  # a change to declining has the lifecycle's cause to tell instead (below)
             risk = combine(p_stay, leave)
             found.append((0.0, "small_signs", f"risk {100.0 * risk:.0f}% within {model.horizon_days:.0f} days from many small signs, none large", ""))
+    if sig.in_trial and purpose != "declining":  # the user's plan is a trial: the context, as a renewal's (QA23a F1)
+        found.append((_CONTEXT, "trial", _TRIAL_TEXT, ""))
     if purpose == "scores":
         if stage == "reactivated":
             found.append((_LAST, "back", _text("back", st, sig, temperature, model), ""))

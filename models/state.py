@@ -66,6 +66,14 @@ and :data:`GRIEVANCE_LATEST` (64)) keep what the counters cannot say:
   such a user pays (:data:`PAYS_SUBSCRIPTION`), so the bit adds no byte. Without
   :data:`PAYS_SUBSCRIPTION` the same bit is :data:`PAUSED` (QA22a F1): the latest statement is
   ``paused`` and ``period_end_day`` keeps the end of the pause (:func:`_state_period_end`).
+- :data:`TRIAL` (256) and :data:`TRIAL_LOST` (512), beyond the flags byte (a record keeps them in
+  the two top bits of byte 1, the stage's, formats 7 and 8: the stage is at most 5): the user's
+  latest statement is a ``trial`` (:func:`in_trial`), or the ``cancelled`` one that ended a trial
+  with no paying statement between (:func:`trial_lost`: a lead that said no). QA23a F1, F2: a
+  fitness app's 1,282 never-paid trials filled the user churn figures and got "onboard" alerts
+  after their cancellation. No byte more than the same user's record without them. The trial's
+  end is not kept: 2 bytes a trial user (format 8's period end, which the exit gate reads), and a
+  population with a period end is measured at 302 bytes a user, over the budget of 300.
 - :data:`GRIEVANCE`: a paying customer (a purchase on record, or a paying subscription) sent a
   grievance (models.vocabulary: a complaint, a refund asked for, a chargeback) after their last
   purchase: an at-risk alert opens for it whatever the risk, and stays open until they buy again
@@ -130,7 +138,12 @@ __all__ = [
     "LONG_PERIOD",
     "LONG_PERIOD_S",
     "PAUSED",
+    "NEVER_PAID_TRIAL",
+    "TRIAL",
+    "TRIAL_LOST",
+    "in_trial",
     "paused",
+    "trial_lost",
     "MAX_PERIOD_END_DAY",
     "PAYS_SUBSCRIPTION",
     "RECURRING_RECORD",
@@ -213,6 +226,26 @@ def paused(flags: int) -> bool:
     (True, False, False)
     """
     return flags & (PAUSED | PAYS_SUBSCRIPTION) == PAUSED
+
+
+def in_trial(flags: int) -> bool:
+    """Whether ``flags`` say the latest statement is a ``trial`` (:data:`TRIAL`).
+
+    >>> in_trial(TRIAL), in_trial(TRIAL_LOST), in_trial(0)
+    (True, False, False)
+    """
+    return flags & TRIAL != 0
+
+
+def trial_lost(flags: int) -> bool:
+    """Whether ``flags`` say a trial was cancelled without paying (:data:`TRIAL_LOST`): a lost lead,
+    not a customer (no save alert opens for it and its action is ``win_back``: models.engine,
+    models.actions; QA23a F1).
+
+    >>> trial_lost(TRIAL_LOST), trial_lost(TRIAL), trial_lost(0)
+    (True, False, False)
+    """
+    return flags & TRIAL_LOST != 0
 #: ``UserState.flags``: a paying customer's grievance since their last purchase (models.vocabulary
 #: grievance names): an at-risk alert opens for it whatever the risk (models.engine).
 GRIEVANCE: Final[int] = 32
@@ -223,6 +256,18 @@ GRIEVANCE_LATEST: Final[int] = 64
 #: user's recurring rhythm (``first_recurring_s``, ``last_recurring_s``, ``n_recurring``; module
 #: docstring), which shares their bytes (a user keeps purchases or a recurring rhythm, not both).
 RECURRING_RECORD: Final[int] = 128
+#: ``UserState.flags``: the user's latest subscription statement is a ``trial`` (QA23a F1, F2;
+#: models.reasons says "in trial"). Beyond the flags byte (module docstring: byte 1's top bits).
+TRIAL: Final[int] = 256
+#: ``UserState.flags``: the latest statement is the ``cancelled`` one that ended a trial with no
+#: paying statement between (:func:`trial_lost`): a lead that said no, not a customer (QA23a F1).
+TRIAL_LOST: Final[int] = 512
+#: :data:`TRIAL` and :data:`TRIAL_LOST`: a trial that never paid (the user churn counts apart them).
+NEVER_PAID_TRIAL: Final[int] = TRIAL | TRIAL_LOST
+#: A format-7 or 8 record's byte 1 holds the stage (at most 5) and, shifted into its top two bits,
+#: :data:`NEVER_PAID_TRIAL`: ``stage | (flags & NEVER_PAID_TRIAL) >> _TRIAL_SHIFT``.
+_TRIAL_SHIFT: Final[int] = 2
+_STAGE_BITS: Final[int] = 0x3F
 #: After a resume (a paying statement that ends a pause: :func:`_state_period_end`), no at-risk
 #: alert opens for this long: the 4-week counters' mean life, what the pause's silence takes to
 #: leave them (QA22a F2; with a week, 50 of 109 resumed viewers who watched again were alerted
@@ -495,10 +540,11 @@ class UserState:
                 return raw
         # byte 2: the flags when one is set (formats 7 and 8: the slot count is then the record's
         # length's), else the slot count (formats 4 and 5, byte for byte as before)
-        third = self.flags if self.flags else self.n_slots
+        third = self.flags & ~NEVER_PAID_TRIAL if self.flags else self.n_slots
+        stage = self.stage | (self.flags & NEVER_PAID_TRIAL) >> _TRIAL_SHIFT  # (formats 7 and 8: the trial bits)
         if self.period_end_day:
             head = _PACK_V5(
-                _FORMAT_VERSION if self.flags else 5, self.stage, third,
+                _FORMAT_VERSION if self.flags else 5, stage, third,
                 self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
                 self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
                 self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
@@ -507,7 +553,7 @@ class UserState:
             )
             return head + self.slot_counts
         head = _PACK_V4(
-            7 if self.flags else 4, self.stage, third,
+            7 if self.flags else 4, stage, third,
             self.first_seen_s, self.last_seen_s, self.first_purchase_s, self.last_purchase_s, self.cancelled_s,
             self.stage_since_s, self.at_risk_since_s, self.next_review_s, self.last_review_s, self.quiet_until_s,
             self.slots_at_s, self.n_events, self.active_days, self.n_purchases,
@@ -525,7 +571,8 @@ class UserState:
         best that record knows). A flagged record's (format 6, 7 or 8) recurring rhythm, in the purchase
         fields' place, goes to its own fields (:func:`_unmark`)."""
         version = raw[0] if len(raw) else 0
-        if len(raw) > 1 and raw[1] >= len(STAGES):  # byte 1 is the stage in every format: else an IndexError later
+        # byte 1 is the stage in every format (formats 7 and 8: its top bits the trial's): else an IndexError later
+        if len(raw) > 1 and (raw[1] & _STAGE_BITS if version == 7 or version == 8 else raw[1]) >= len(STAGES):
             raise ValueError(f"user state record with stage {raw[1]}: at most {len(STAGES) - 1}")
         # the sizes and bound unpack_from of the formats as Final globals: ``fmt.size`` and
         # ``fmt.unpack_from`` were a generic attribute and a method lookup per record read.
@@ -552,8 +599,8 @@ class UserState:
             counts = raw[size:]
             if version >= 7:
                 return _unmark(UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
-                                         v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24],
-                                         v[25] if version == 8 else 0, v[2]))
+                                         v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[1] & _STAGE_BITS, counts, v[23], v[24],
+                                         v[25] if version == 8 else 0, v[2] | (v[1] & ~_STAGE_BITS) << _TRIAL_SHIFT))
             if version == 6:
                 return _unmark(UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
                                          v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24], v[25], v[26]))
@@ -643,7 +690,7 @@ def _write_head(s: UserState, counts: bool = False) -> bytes | None:
     n = len(s.slot_counts) // 8
     if (s.first_seen_s | s.last_seen_s | s.first_purchase_s | s.last_purchase_s | s.cancelled_s | s.stage_since_s
             | s.at_risk_since_s | s.next_review_s | s.last_review_s | s.quiet_until_s | s.slots_at_s | s.n_events
-            | s.active_days | s.n_purchases) >> 32 or (s.stage | n | s.flags) >> 8 or (s.negative_names | s.period_end_day) >> 16:
+            | s.active_days | s.n_purchases) >> 32 or (s.stage | n | s.flags & ~NEVER_PAID_TRIAL) >> 8 or (s.negative_names | s.period_end_day) >> 16:
         return None
     if not (_f32_fits(s.act_7d) and _f32_fits(s.act_28d) and _f32_fits(s.act_90d) and _f32_fits(s.gap_ewma_days)
             and _f32_fits(s.alert_risk) and _f32_fits(s.negative_28d)):
@@ -651,8 +698,8 @@ def _write_head(s: UserState, counts: bool = False) -> bytes | None:
     w = BytesWriter()
     if s.flags:
         w.append(_FORMAT_VERSION if s.period_end_day else 7)
-        w.append(s.stage)
-        w.append(s.flags)
+        w.append(s.stage | (s.flags & NEVER_PAID_TRIAL) >> _TRIAL_SHIFT)  # the trial bits: byte 1's top two
+        w.append(s.flags & ~NEVER_PAID_TRIAL)
     else:
         w.append(5 if s.period_end_day else 4)
         w.append(s.stage)
@@ -705,11 +752,14 @@ def _read_head(raw: bytes, version: int, size: int) -> UserState:
     are the same load and (double) conversion as the struct's; formats 7 and 8 are 4 and 5 with
     the flags in byte 2)."""
     flags = raw[2] if version >= 7 else raw[95] if version == 6 else 0
+    stage = raw[1]
+    if version >= 7:  # the trial bits, in byte 1's top two (formats 7 and 8)
+        stage, flags = stage & _STAGE_BITS, flags | (stage & ~_STAGE_BITS) << _TRIAL_SHIFT
     st = UserState(
         _u32(raw, 3), _u32(raw, 7), _u32(raw, 11), _u32(raw, 15), _u32(raw, 19), _u32(raw, 23), _u32(raw, 27),
         _u32(raw, 31), _u32(raw, 35), _u32(raw, 39), _u32(raw, 43), _u32(raw, 47), _u32(raw, 51), _u32(raw, 55),
         read_f32_le(raw, 59), read_f32_le(raw, 63), read_f32_le(raw, 67), read_f64_le(raw, 71), read_f32_le(raw, 79),
-        read_f32_le(raw, 83), raw[1], raw[size:], _u16(raw, 87), read_f32_le(raw, 89),
+        read_f32_le(raw, 83), stage, raw[size:], _u16(raw, 87), read_f32_le(raw, 89),
         _u16(raw, 93) if version == 5 or version == 6 or version == 8 else 0, flags,
     )
     return _unmark(st) if flags else st
@@ -1110,10 +1160,25 @@ def _state_period_end(state: UserState, event: Event) -> None:
     no at-risk alert opens (``quiet_until_s``, ``alert_risk`` 1: no rise can be material): the
     viewer has not had the time to come back yet, and the silence of the pause is still in the
     counters (QA22a F2: 24 at-risk alerts "no visit for 33.6x the usual interval" at the resume's
-    very second); the engine looks again at its end (models.engine)."""
+    very second); the engine looks again at its end (models.engine).
+
+    ``trial`` (QA23a F1, F2): :data:`TRIAL` (the period end unknown, as before); the ``cancelled``
+    statement after it (a ``trial`` or a lost trial the latest) :data:`TRIAL_LOST`, a trial lost
+    without paying (:func:`trial_lost`); any other statement clears both (a paying one converts
+    it). Only the user's own subscription (no ``account_id``, or the user's own id): a company's
+    trial stated on its billing contact's events is the account's (models.account_health's
+    trial rule), not that user's. A trial after a paid plan reads the same (the state keeps no
+    payment history: bytes)."""
     sub = event.subscription
     if sub is None:
         return
+    never_paid = state.flags & NEVER_PAID_TRIAL
+    state.flags &= ~NEVER_PAID_TRIAL
+    own = not event.account_id or event.account_id == event.user_id  # a company's trial is its account's
+    if sub.status == "trial" and own:  # QA23a: in trial (models.reasons); lost if cancelled before a paying statement
+        state.flags |= TRIAL
+    elif sub.status == "cancelled" and never_paid and own:
+        state.flags |= TRIAL_LOST
     if paused(state.flags):  # a pause's end (below) is no paid period's: a resume states its own
         if sub.mrr_cents > 0 and sub.status != "paused":  # a resume (below)
             state.quiet_until_s = max(state.quiet_until_s, event.ts_ms // 1000 + RESUME_QUIET_S)

@@ -23,7 +23,7 @@ from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, reach_index_score, save_bound, save_bound_after
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends, visit_gap_days
-from models.state import DAY_S, STAGES, UserState, tracked
+from models.state import DAY_S, NEVER_PAID_TRIAL, STAGES, UserState, tracked
 from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
 
 _CHURNED: Final[int] = STAGES.index("churned")
@@ -489,6 +489,8 @@ def tally_delta(old: UserState | None, new: UserState | None, alerts: list[Alert
             _add(out, "churned:" + day, 1)
             k = "churned_rev:" + day
             out[k] = out.get(k, 0.0) + float(alert.revenue)
+            if new is not None and new.flags & NEVER_PAID_TRIAL:  # of them, a trial that never paid (QA23a F2)
+                _add(out, "churned_trial:" + day, 1)
         elif alert.previous_stage == "churned" and churn_day >= 0:  # back: counted under its churn's day (QA22b F5)
             _add(out, "back:" + day_name(churn_day), 1)
             churn_day = -1

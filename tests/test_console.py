@@ -289,6 +289,39 @@ def test_no_purchases_card_for_a_product_without_purchases(built_state: Settings
     assert (without["churned"], without["users"]) == (body["churned"], body["users"]) and 'id="churn-rate"' in page
 
 
+def test_the_churned_card_says_how_many_were_trials_that_never_paid(built_state: Settings, client: TestClient) -> None:
+    """QA23a F2: "132 users churned = 9.0%", 105 of them trials that never paid, unsaid. The simulated
+    users hold no trial: no line; on a copy of the same state where one churn of the window is
+    counted as a trial's (``churned_trial:<day>``, models.step), the API, the card and churn-rate
+    say "1 of them trials that never paid; the other N = x%" alike (ChurnSummary.figures)."""
+    body = client.get("/api/v1/churn").json()
+    assert body["churned_trials"] == 0 and body["churn_rate_others"] == body["churn_rate"]
+    assert 'id="churned-trials"' not in client.get("/churn").text and body["churned"] > 0
+    old, new = built_state.key_prefix, built_state.key_prefix + "tr"
+    first = body["as_of"][:10].replace("-", "")
+    r = redis_client(built_state.redis_url)
+    try:
+        for key in list(r.scan_iter(match=f"{old}:*", count=1000)):
+            r.restore(new + key.decode()[len(old):], 0, r.dump(key), replace=True)
+        days = sorted((f.decode(), b) for b in range(built_state.buckets) for f in r.hkeys(f"{new}:{{{b}}}:stats")
+                      if f.startswith(b"churned:") and f.decode()[8:] <= first)
+        day, b = days[-1]  # the latest churn day: within the window (the body counts churned users)
+        r.hset(f"{new}:{{{b}}}:stats", "churned_trial:" + day[8:], 1)
+        with TestClient(create_app(built_state.with_(key_prefix=new))) as c:
+            trial = c.get("/api/v1/churn").json()
+            page = c.get("/churn").text
+        (cli,) = cli_json(built_state.with_(key_prefix=new), ["churn-rate", "--days", "30", "--json"])
+    finally:
+        for key in list(r.scan_iter(match=f"{new}:*", count=1000)):
+            r.delete(key)
+        r.close()
+    others = trial["churned"] - 1
+    assert trial["churned_trials"] == 1 and trial["churn_rate_others"] == round(others / trial["active_at_start"], 4)
+    assert (cli["churned_trials"], cli["churn_rate_others"]) == (1, trial["churn_rate_others"])
+    assert (f'id="churned-trials">1 of them trials that never paid; the other {others} = '
+            f'{100 * trial["churn_rate_others"]:.1f}%<') in page
+
+
 def test_bearer_token_when_configured(built_state: Settings) -> None:
     with TestClient(create_app(built_state.with_(console_token="s3cret-token"))) as c:
         denied = c.get("/api/v1/churn")

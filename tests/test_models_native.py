@@ -244,7 +244,8 @@ def records(draw: st.DrawFn) -> bytes:
     n = draw(st.integers(0, 16))
     rest = {4: 90, 5: 92, 6: 93, 7: 90, 8: 92}[version]
     third = draw(st.integers(0, 255)) if version >= 7 else n
-    head = bytes([version, draw(st.integers(0, 5)), third]) + draw(st.binary(min_size=rest, max_size=rest))
+    stage = draw(st.integers(0, 5)) | (draw(st.sampled_from([0, 0x40, 0x80, 0xC0])) if version >= 7 else 0)  # the trial bits (QA23a)
+    head = bytes([version, stage, third]) + draw(st.binary(min_size=rest, max_size=rest))
     floats = draw(st.lists(st.one_of(st.floats(width=32), st.floats(width=32, allow_nan=False).map(abs)), min_size=3, max_size=3))
     head = head[:59] + struct.pack("<3f", *floats) + head[71:]  # the counters as float32s too, not only random bits
     return head + draw(st.binary(min_size=8 * n, max_size=8 * n))
@@ -303,7 +304,7 @@ def any_states(draw: st.DrawFn) -> dict[str, Any]:
     kw["stage"] = draw(st.integers(0, 5))
     kw["negative_names"] = draw(u16, label="negative_names")
     kw["period_end_day"] = draw(st.one_of(st.just(0), u16), label="period_end_day")
-    kw["flags"] = draw(st.one_of(st.just(0), st.integers(0, 255)), label="flags")
+    kw["flags"] = draw(st.one_of(st.just(0), st.integers(0, 1023)), label="flags")  # with the trial bits (byte 1's top two)
     kw["slot_7d"] = array("f", draw(st.lists(st.floats(width=32), min_size=n, max_size=n)))
     kw["slot_28d"] = array("f", draw(st.lists(st.floats(width=32), min_size=n, max_size=n)))
     return kw

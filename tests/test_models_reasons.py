@@ -91,6 +91,7 @@ _LIFETIME = (r"^(({only}about \d+ \S+( events?)?|one kind of activity used {only
 _AGAINST = [
     (r"^cancelled", "cancelled"),
     (r"^(renewal due (in \d+ days?|today) \(paid through \d{4}-\d\d-\d\d\)|paid period ended .*, no renewal stated)$", "renewal"),
+    (r"^in trial \(no conversion stated yet\)$", "trial"),  # a trial user's context, as a renewal due (QA23a F1)
     (r"^no (visit|return) for", "silence"),
     (r"^usual (re-order|\S+) every (day|\d+ days), none for", "purchase"),  # the product's own purchase name (QA22b F10)
     (r"^recent activity \(4-week decayed\) down \d+% against the user's 3-month rate$", "decline_long"),

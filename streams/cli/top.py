@@ -9,16 +9,20 @@ paying), largest lost MRR first, as the console's win-back tab lists them."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from models.signals import paid_period_end_s
+from models.state import NEVER_PAID_TRIAL
 from models.subscription import calendar_days
 from streams.cli.argtypes import positive_int
 from streams.timefmt import format_ts
 from streams.errors import UserError
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.views import UserReport
 
 __all__ = ["add_arguments", "count_line", "run", "user_rows"]
 
@@ -91,16 +95,19 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
     it is due), blank for the others: whom the shop's save list should call first, those who just
     missed a re-order. Likewise a ``lost MRR`` column (the JSON's ``lost_mrr``) on the win-back list when a listed user's
     own subscription churned (QA14 F5: subscribers' spend is 0, so lapsed payers and never-paid
-    trials looked alike). An ``at stake`` column (the JSON's ``value_at_stake``) in ``--by value``'s
-    order, which it is (QA22b F8). A ``renews`` column on the save list when a listed user's paid
-    period runs: calendar days to its last day paid, the order among equals (models.ranking.save_rank:
-    a silent subscriber's deadline, QA23a F3), blank for the others."""
+    trials looked alike); in it a trial that never paid (models.state NEVER_PAID_TRIAL) reads ``trial``, not
+    0.00: a lead lost, not a customer (QA23a F2: 651 of a fitness app's 795 lapsed users; the
+    order stays the list's, warmest first: ``--by mrr`` puts the payers first). An ``at stake``
+    column (the JSON's ``value_at_stake``) in ``--by value``'s order, which it is (QA22b F8). A
+    ``renews`` column on the save list when a listed user's paid period runs: calendar days to its
+    last day paid, the order among equals (models.ranking.save_rank: a silent subscriber's
+    deadline, QA23a F3), blank for the others."""
     spend = any(r.state.revenue > 0 for r in reports)
     stake = any(r.value_at_stake is not None for r in reports)
     renews = [_renews_cell(r) for r in reports] if save else []
     renew = any(cell.strip() for cell in renews)
     overdue = any(r.overdue_days is not None for r in reports)
-    lost = any((r.lost_mrr_cents or 0) > 0 for r in reports)
+    lost = any((r.lost_mrr_cents or 0) > 0 or r.lost_mrr_cents is not None and r.state.flags & NEVER_PAID_TRIAL for r in reports)
     lines = [f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
              + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "") + (f"{'lost MRR':>9}  " if lost else "")
              + (f"{'overdue':>7}  " if overdue else "") + (f"{'renews':>6}  " if renew else "")
@@ -110,18 +117,23 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
         reason = s.reasons[0] if s.reasons else ""
         lines.append(f"{i:>3}  {r.user_id:<16} {s.risk:>5.2f} " + (f"{r.savable or 0.0:>5.2f} " if save else "")
                      + f"{s.health:>6.0f} {s.temperature:>5.0f}  " + (f"{r.state.revenue:>9.2f}  " if spend else "")
-                     + (f"{(r.lost_mrr_cents or 0) / 100:>9.2f}  " if lost else "")
+                     + (f"{_lost_cell(r)}  " if lost else "")
                      + (f"{_overdue_cell(r.overdue_days)}  " if overdue else "") + (f"{renews[i - 1]}  " if renew else "")
                      + (f"{r.value_at_stake or 0.0:>9.2f}  " if stake else "")
                      + f"{s.stage:<11} {s.action.replace('_', ' '):<9} {reason}")
     return lines
 
 
-def _renews_cell(r: Any) -> str:
+def _renews_cell(r: UserReport) -> str:
     """Calendar days to the last day a running paid period covers ("in 241 d" as "241", as the
     reasons count them: models.subscription.calendar_days), 6 wide; blank without one."""
     end_ms = paid_period_end_s(r.state) * 1000
     return f"{calendar_days(end_ms - 1, r.as_of_ms):>6d}" if end_ms > r.as_of_ms else f"{'':>6}"
+
+
+def _lost_cell(r: UserReport) -> str:
+    """The ``lost MRR`` cell, 9 wide: ``trial`` for a trial that never paid (models.state NEVER_PAID_TRIAL)."""
+    return f"{'trial':>9}" if r.state.flags & NEVER_PAID_TRIAL and not r.lost_mrr_cents else f"{(r.lost_mrr_cents or 0) / 100:>9.2f}"
 
 
 def _overdue_cell(days: float | None) -> str:

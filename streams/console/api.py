@@ -263,6 +263,10 @@ def openapi() -> dict[str, Any]:
         "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertEntry"}},
         "model": {"$ref": "#/components/schemas/Model"},
     })
+    # present (true) only for a user whose subscription is a trial that never paid: a lead, not a customer (QA23a F2)
+    never_paid = {"type": "boolean", "description": "true: the user's latest statement is a trial, or its cancellation "
+                  "with no paying statement between (a lead, not a customer); absent otherwise"}
+    row["properties"]["never_paid_trial"] = user["properties"]["never_paid_trial"] = never_paid
     # present only for a member of an account (its events name account_id): where a CRM routes the user
     user["properties"].update({
         "account_id": {**_STR, "description": "the account the user is a member of (its events' account_id)"},
@@ -311,6 +315,10 @@ def openapi() -> dict[str, Any]:
         "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}}, "churned": {"type": "integer"},
         "active_at_start": {"type": "integer"}, "churn_rate": _NUM,
         "reactivated": {"type": "integer", "description": "of churned, the users back (a return from churned) by the window's end"},
+        "churned_trials": {"type": "integer", "description": "of churned, the users whose subscription is a trial that never "
+                           "paid (leads lost, not customers)"},
+        "churn_rate_others": {**_NUM, "description": "churn_rate without churned_trials: (churned - churned_trials) / "
+                              "active_at_start, the same users active at the start"},
         "churned_revenue": {**_NUM, "description": "the purchases (amounts of purchase events) of the users who churned in "
                             "the window, up to their churn; not subscription MRR (that is in revenue)"},
         "churned_revenue_counted": {"type": "boolean", "description": "whether a churned user's purchases were ever counted "

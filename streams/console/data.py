@@ -48,7 +48,7 @@ from models.lifecycle import JUDGED, LAPSED
 from models.model import ChurnModel
 from models.ranking import save_rank, save_score, win_back_score
 from models.scoring import Assessment, Scores, assess, score, scores_from
-from models.state import STAGES, UserState
+from models.state import NEVER_PAID_TRIAL, STAGES, UserState
 from streams.settings import Settings
 from streams.worker.history import HistoryPoint, complete_points, decode_points, week_of, week_start_s
 from streams.worker.store import Store, churn_summary, read_state, utc_day
@@ -192,8 +192,16 @@ class Row:
             "segment": s.segment,
             "action": s.action,
             "reason": s.reasons[0] if s.reasons else None,
+            **({"never_paid_trial": True} if self.never_paid_trial else {}),
             "trend": [point_dict(p) for p in self.history],
         }
+
+    @property
+    def never_paid_trial(self) -> bool:
+        """Whether the user's subscription is a trial that never paid (models.state NEVER_PAID_TRIAL): marked
+        on the lists, a lead rather than a customer (QA23a F2: 651 of a fitness app's 795 lapsed
+        users were such trials, unmarked among its lapsed payers)."""
+        return self.state.flags & NEVER_PAID_TRIAL != 0
 
 
 def point_dict(p: HistoryPoint) -> dict[str, Any]:
@@ -588,11 +596,7 @@ async def churn_view(store: Store, now_ms: int, days: int, weeks: int = 12) -> d
         "at_risk_reachable": split.reachable,
         "at_risk_lapsed": split.lapsed,
         "by_stage": by_stage,
-        "churned": summary.churned,
-        "active_at_start": summary.active_at_start,
-        "churn_rate": round(summary.rate, 4),
-        "churned_revenue": round(summary.revenue, 2),
-        "reactivated": summary.back,
+        **summary.figures(),
         "churned_revenue_counted": purchases_counted(stats),
         "weekly": series,
     }

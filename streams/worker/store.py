@@ -473,7 +473,8 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     the state's at the batch's end, which also holds purchases made after the churn when the
     batch reaches past it), ``back:<day>`` (one per return from churned, a stage change from it,
     dated by the churn it ends: so a window's churned users who are back by its end are counted,
-    QA22b F5). Levels are derived from states, events
+    QA22b F5), ``churned_trial:<day>`` (of ``churned:<day>``, the users whose subscription is a
+    trial that never paid, models.state NEVER_PAID_TRIAL: leads lost, not customers; QA23a F2). Levels are derived from states, events
     from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
     not move is left out (most writes move none: a dict update per level and user was ~5% of the
     worker's CPU).
@@ -521,9 +522,10 @@ def unreadable_delta(blob: bytes, out: dict[str, float]) -> bool:
     if _untracked_head(blob):
         return True
     out["users"] = out.get("users", 0) - 1
-    if len(blob) < 2 or blob[1] >= len(_STAGE_KEYS):
+    stage = blob[1] & 0x3F if len(blob) > 1 and blob[0] in (7, 8) else blob[1] if len(blob) > 1 else len(_STAGE_KEYS)
+    if stage >= len(_STAGE_KEYS):  # (formats 7 and 8: byte 1's top two bits are models.state NEVER_PAID_TRIAL)
         return False
-    k = _STAGE_KEYS[blob[1]]
+    k = _STAGE_KEYS[stage]
     out[k] = out.get(k, 0) - 1
     return True
 
@@ -548,10 +550,32 @@ class ChurnSummary:
     # of ``churned``, the churns a return has ended since (``back:<day>``, counted under the churn's
     # day): the users back by the window's end (QA22b F5: 300 of a game's 649 were seasonal players back)
     back: int = 0
+    # of ``churned``, the trials that never paid (``churned_trial:<day>``, models.state NEVER_PAID_TRIAL): QA23a
+    # F2, a fitness app's "132 users churned" held 105 of them, leads lost rather than customers
+    trials: int = 0
 
     @property
     def rate(self) -> float:
         return self.churned / self.active_at_start if self.active_at_start else 0.0
+
+    @property
+    def rate_others(self) -> float:
+        """The part of :attr:`rate` that is not trials that never paid, over the same users active
+        at the start (the two parts add up to the rate; the state counts no trials at the start)."""
+        return (self.churned - self.trials) / self.active_at_start if self.active_at_start else 0.0
+
+    def figures(self) -> dict[str, int | float]:
+        """The churn figures of ``churn-rate --json``, ``/api/v1/churn`` and the console alike (one
+        place): ``reactivated``, of churned those back by the window's end (QA22b F5);
+        ``churned_trials``, of churned the trials that never paid, and ``churn_rate_others``, the
+        rest's part of the rate over the same users active at the start (QA23a F2).
+
+        >>> ChurnSummary(132, 0.0, 1468, 0, 105).figures()["churn_rate_others"]
+        0.0184
+        """
+        return {"churned": self.churned, "active_at_start": self.active_at_start, "churn_rate": round(self.rate, 4),
+                "churned_revenue": round(self.revenue, 2), "reactivated": self.back, "churned_trials": self.trials,
+                "churn_rate_others": round(self.rate_others, 4)}
 
 
 def churn_summary(stats: Mapping[str, float], now_s: int, days: int = 30) -> ChurnSummary:
@@ -566,7 +590,8 @@ def churn_summary(stats: Mapping[str, float], now_s: int, days: int = 30) -> Chu
     new = sum(int(stats.get("new:" + d, 0)) for d in window)
     alive = int(stats.get("users", 0)) - int(stats.get("stage:churned", 0))
     back = sum(int(stats.get("back:" + d, 0)) for d in window)
-    return ChurnSummary(churned, revenue, max(churned, alive - new + churned), back)
+    trials = sum(int(stats.get("churned_trial:" + d, 0)) for d in window)
+    return ChurnSummary(churned, revenue, max(churned, alive - new + churned), back, trials)
 
 
 def _s(value: bytes | str | None) -> str:
