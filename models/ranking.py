@@ -70,7 +70,7 @@ from models.model import ChurnModel
 from models.signals import Signals, compute_signals
 from models.risk import leave_probability, savable
 from models.scoring import Assessment, Scores, assess, leave_at, scores_from
-from models.state import DAY_S, STAGES, UserState
+from models.state import DAY_S, STAGES, UserState, scheduled_cancel_s
 from models.temperature import p_back_within, p_stay, stay_after
 
 __all__ = ["JUDGED", "LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
@@ -147,7 +147,13 @@ def save_score(a: Assessment) -> float:
     >>> a, b = assess(gone, 79 * day, m), assess(slowing, 91 * day, m)
     >>> (a.stage, b.stage), a.risk > b.risk, save_score(a) < save_score(b)
     (('declining', 'declining'), True, True)
+
+    A cancellation scheduled at the period end (models.signals ``cancel_at_s``, QA23a F5) is 1:
+    the request is the user's own word that they are there and leave, so no part of the risk is
+    "gone already", and the paid days left are the save's whole window.
     """
+    if a.signals.cancel_at_s:
+        return 1.0
     return savable(a.p_stay, a.leave)
 
 
@@ -279,6 +285,8 @@ def save_bound(st: UserState, model: ChurnModel, c: CompiledModel | None = None)
     if c is None:
         c = model.compiled
     t0, t1 = max(st.last_review_s, st.last_seen_s), max(st.next_review_s, st.last_seen_s)
+    if scheduled_cancel_s(st, t0):
+        return 1.0  # a cancellation scheduled at the period end: save_score's 1 until it takes effect
     sig = compute_signals(st, t1, model, c)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
     p0, _ = stay_after(sig, (t0 - t1) / DAY_S, model, c)
     if not c.silence_monotone:  # a fit with free signs: P(leaves | alive) may peak before t1
@@ -294,8 +302,8 @@ def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: Compile
     (models.scoring.SilentRisk, mostly remembered from the engine's last look ahead), equal to
     :func:`save_bound` up to float rounding (the index's scores round up past it). ``c``:
     ``model.compiled`` where the caller holds it."""
-    if st.next_review_s <= 0:
-        return 1.0
+    if st.next_review_s <= 0 or a.signals.cancel_at_s:
+        return 1.0  # (a cancellation scheduled at the period end: :func:`save_bound`)
     c = model.compiled if c is None else c
     if not c.silence_monotone:  # P(leaves | alive) may peak before the next review: P(alive) bounds it
         return a.p_stay

@@ -24,7 +24,7 @@ from models.ranking import index_score, on_save_list, reach_index_score, save_bo
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends, visit_gap_days
 from models.state import DAY_S, STAGES, UserState, tracked
-from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
+from models.vocabulary import CANCEL, CANCEL_REQUEST, IGNORE, SUBSCRIPTION
 
 _CHURNED: Final[int] = STAGES.index("churned")
 from models.weekly import advance_sampled
@@ -688,7 +688,7 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
         if role != SUBSCRIPTION and role != IGNORE:
             ts = ev.ts_ms
             period = ts // period_ms
-            at = cancels if role == CANCEL else first
+            at = cancels if role == CANCEL or role == CANCEL_REQUEST else first  # a request is no visit either
             if period not in at or ts < at[period]:
                 at[period] = ts
     for period, st, _ in marks:

@@ -544,9 +544,49 @@ def vocabulary_report(model: ChurnModel, events: Sequence[Event], report: Mappin
     stream = payment_stream_line(model, counts)
     if stream:
         print(stream)
+    scheduled = cancel_request_line(model, counts)
+    if scheduled:
+        print(scheduled)
     shared = shared_rhythm_line(model, events)
     if shared:
         print(shared)
+
+
+#: Event names that say a cancellation was asked for at the end of the paid period (Stripe's
+#: ``cancel_at_period_end``), not done now: ``train`` names them when no ``cancel_request`` role
+#: holds them (:func:`cancel_request_line`).
+CANCEL_REQUEST_NAMES = ("cancel_requested", "cancellation_requested", "cancel_request", "cancellation_scheduled",
+                        "cancel_scheduled", "cancel_at_period_end", "subscription_cancel_requested",
+                        "subscription_cancellation_scheduled", "scheduled_cancellation")
+
+
+def cancel_request_line(model: ChurnModel, counts: Mapping[str, int]) -> str:
+    """A WARNING naming the history's events that look like a cancellation at the end of the
+    paid period (:data:`CANCEL_REQUEST_NAMES`) and that the ``cancel_request`` role does not
+    hold, with what they are read as now and the line that declares them (QA23a F5: a fitness
+    app's ``cancel_requested``, declared ``cancel``, churned 185 paying users at once with a median
+    11 paid days left; undeclared, it counted as a visit). "" when there is none.
+
+    >>> print(cancel_request_line(ChurnModel(), {"cancel_requested": 185, "workout_completed": 9}))
+    WARNING: cancel_requested (185) looks like a cancellation at the end of the paid period (Stripe's cancel_at_period_end), read now as activity (a visit); declare it in --config: [roles] cancel_request = ["cancel_requested"]: the user stays a customer until the period ends, with a save alert at the request (README, "The product's vocabulary")
+    >>> cancel_request_line(ChurnModel().with_(roles={**ChurnModel().roles, "cancel_request": ["cancel_requested"]}), {"cancel_requested": 185})
+    ''
+    """
+    held = set(model.roles.get("cancel_request", ()))
+    found = [n for n in CANCEL_REQUEST_NAMES if counts.get(n) and n not in held]
+    if not found:
+        return ""
+    cancel = set(model.roles.get("cancel", ()))
+    now = "as a cancellation now (churned at once)" if all(n in cancel for n in found) else "as activity (a visit)"
+    if any(n in cancel for n in found) and not all(n in cancel for n in found):
+        now = "as a cancellation now or as activity"
+    listed = ", ".join(f"{n} ({counts[n]:,})" for n in found)
+    quoted = ", ".join(f'"{n}"' for n in found)
+    it = "it" if len(found) == 1 else "them"
+    return (f"WARNING: {listed} look{'s' if len(found) == 1 else ''} like a cancellation at the end of the paid period "
+            f"(Stripe's cancel_at_period_end), read now {now}; declare {it} in --config: [roles] cancel_request = [{quoted}]"
+            f"{' (and out of cancel)' if found[0] in cancel else ''}: the user stays a customer until the period ends, with a "
+            f"save alert at the request (README, \"The product's vocabulary\")")
 
 
 def retention_lines(model: ChurnModel, report: Mapping[str, Any]) -> list[str]:
