@@ -121,3 +121,12 @@ def test_a_request_while_an_at_risk_alert_is_open_updates_the_case() -> None:
     assert opened[1].alert_id != opened[0].alert_id and opened[1].scores.reasons[0].startswith("asked to cancel; paid through 2026-03-01")
     assert opened[1].scores.action == "check_in"
     assert not [a for a in out.alerts if a.kind == "recovered" and a.event_time_ms > opened[0].event_time_ms]
+
+
+def test_a_scheduled_cancellation_costs_no_byte() -> None:
+    """The request is the record's ``cancelled_s`` at the period end, of a payer whose record is
+    flagged already (PAYS_SUBSCRIPTION): the same length as without it (the 300-byte budget)."""
+    with_request = advance("u", None, _subscriber(cancelled_at_end=False), REQUEST_MS + 1000, M).state
+    without = advance("u", None, [e for e in _subscriber(cancelled_at_end=False) if e.type != "cancel_requested"], REQUEST_MS + 1000, M).state
+    assert with_request.cancelled_s == END_MS // 1000 and without.cancelled_s == 0
+    assert len(with_request.to_bytes()) == len(without.to_bytes())

@@ -243,6 +243,15 @@ def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnM
         raise UserError(f"--config {config.path}: {exc}{_kept_role_fix(base, config.roles)}") from None
 
 
+def _toml_names(names: Sequence[str]) -> str:
+    """Event names as the items of a TOML list, for a line that says what to write in --config.
+
+    >>> _toml_names(["a", "b"])
+    '"a", "b"'
+    """
+    return ", ".join(f'"{n}"' for n in names)
+
+
 def _kept_role_fix(base: ChurnModel, declared: Mapping[str, Sequence[str]]) -> str:
     """How to fix a declared name that a role the config leaves out keeps from ``base`` (QA10 F12:
     ``cancel = ["uninstall"]`` was refused, "in two roles (cancel, negative)", without saying that
@@ -255,7 +264,7 @@ def _kept_role_fix(base: ChurnModel, declared: Mapping[str, Sequence[str]]) -> s
         for other, kept in base.roles.items():
             clash = [n for n in names if n in kept]
             if other != role and other not in declared and clash:
-                rest = ", ".join(f'"{n}"' for n in kept if n not in clash)
+                rest = _toml_names([n for n in kept if n not in clash])
                 return (f"; roles.{other} keeps its names unless [roles] declares it: declare roles.{other} without "
                         f"{'it' if len(clash) == 1 else 'them'}, e.g. {other} = [{rest}]")
     return ""
@@ -324,7 +333,7 @@ def one_time_line(found: Mapping[str, Mapping[str, float]]) -> str:
     later = [n for n in found if n not in now]
     slot = "its slot" if len(now) == 1 else "their slots"
     steps = listed(now) + (f", and next in line for {slot}: {listed(later)}" if later else "")
-    quoted = ", ".join(f'"{n}"' for n in found)
+    quoted = _toml_names(list(found))
     them = "it" if len(found) == 1 else "them"
     return (f"one-time steps tracked: {steps}: a step done once is no habit of use: its count tells when the user took "
             f"that step, not how they use the product, and it takes a slot from a type used again and again; to leave {them} out, "
@@ -577,14 +586,14 @@ def cancel_request_line(model: ChurnModel, counts: Mapping[str, int]) -> str:
     if not found:
         return ""
     cancel = set(model.roles.get("cancel", ()))
-    now = "as a cancellation now (churned at once)" if all(n in cancel for n in found) else "as activity (a visit)"
-    if any(n in cancel for n in found) and not all(n in cancel for n in found):
-        now = "as a cancellation now or as activity"
+    played = {n in cancel for n in found}
+    now = ("as a cancellation (churned at once)" if played == {True} else "as activity (a visit)" if played == {False}
+           else "as a cancellation (churned at once) or as activity")
     listed = ", ".join(f"{n} ({counts[n]:,})" for n in found)
-    quoted = ", ".join(f'"{n}"' for n in found)
-    it = "it" if len(found) == 1 else "them"
-    return (f"WARNING: {listed} look{'s' if len(found) == 1 else ''} like a cancellation at the end of the paid period "
-            f"(Stripe's cancel_at_period_end), read now {now}; declare {it} in --config: [roles] cancel_request = [{quoted}]"
+    one = len(found) == 1
+    return (f"WARNING: {listed} look{'s' if one else ''} like a cancellation at the end of the paid period "
+            f"(Stripe's cancel_at_period_end), read now {now}; declare {'it' if one else 'them'} in --config: "
+            f"[roles] cancel_request = [{_toml_names(found)}]"
             f"{' (and out of cancel)' if found[0] in cancel else ''}: the user stays a customer until the period ends, with a "
             f"save alert at the request (README, \"The product's vocabulary\")")
 
