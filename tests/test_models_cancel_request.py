@@ -130,3 +130,18 @@ def test_a_scheduled_cancellation_costs_no_byte() -> None:
     without = advance("u", None, [e for e in _subscriber(cancelled_at_end=False) if e.type != "cancel_requested"], REQUEST_MS + 1000, M).state
     assert with_request.cancelled_s == END_MS // 1000 and without.cancelled_s == 0
     assert len(with_request.to_bytes()) == len(without.to_bytes())
+
+
+def test_a_one_user_account_hears_of_the_save_alert_the_request_opened() -> None:
+    """Member copies (models.step.mark_versions, per hour): the hour of the request, with no visit
+    in it, gives a version dated at the request that says the alert is open (a cancellation gives
+    one only when it churns; a request churns nobody)."""
+    from models.step import mark_versions
+
+    hour = 3_600_000
+    events = _subscriber(cancelled_at_end=False)
+    marks: list = []  # type: ignore[type-arg]
+    advance("u", None, events, REQUEST_MS + hour, M, hour, marks)
+    versions = mark_versions(marks, events, M, hour)
+    at_request = [v for v in versions if v[0] == REQUEST_MS]  # (time ms, last seen s, stage, open alert's risk, ...)
+    assert at_request and at_request[0][3] == 1.0 and at_request[0][2] != 4, [v[:4] for v in versions][-3:]
