@@ -306,11 +306,17 @@ def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[
     >>> for line in unmatched_role_lines({"purchase": 0, "cancel": 3}, ChurnModel(roles={"purchase": ["buy"], "cancel": ["bye"]})):
     ...     print(line)
     no event matched the purchase role (names looked for: buy): no purchase is counted and no purchase model (BG/NBD) is fitted; if the product has purchases, declare their names in --config: [roles] purchase = ["<your name>", ...] (README, "The product's vocabulary")
+
+    A product whose cancellations are all requests at the period end (``cancel_request``) has them ended by those:
+
+    >>> unmatched_role_lines({"purchase": 1, "cancel": 0, "cancel_request": 185}, ChurnModel())
+    []
     """
     return [f"no event matched the {role} role (names looked for: {', '.join(model.roles.get(role, ())) or 'none'}): {effect}; "
             f"if the product has {what}, declare their names in --config: [roles] {role} = [\"<your name>\", ...] "
             f"(README, \"The product's vocabulary\")"
-            for role, (what, effect) in ROLE_EFFECTS.items() if matched.get(role, 0) == 0]
+            for role, (what, effect) in ROLE_EFFECTS.items()
+            if matched.get(role, 0) == 0 and not (role == "cancel" and matched.get("cancel_request", 0))]
 
 
 def one_time_line(found: Mapping[str, Mapping[str, float]]) -> str:
