@@ -114,7 +114,7 @@ Action = Literal["educate", "check_in", "onboard", "upsell", "win_back", "none"]
 def recommend(stage: str, health: float, temperature: float, is_buyer: bool, model: "ChurnModel",
               at_risk: bool = False, subscribed: bool = False, member: bool = False,
               on_schedule: bool = False, c: "CompiledModel | None" = None, overdue: bool = False,
-              trial_lost: bool = False) -> Action:
+              trial_lost: bool = False, cancelling: bool = False) -> Action:
     """The action for one user (module docstring); ``at_risk``: an at-risk alert is open (or
     being opened) for the user, which turns ``none`` and ``upsell`` into ``check_in``;
     ``subscribed``: the user's latest subscription statement pays (paying, whatever the
@@ -122,6 +122,9 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     ``on_schedule``: a repeat buyer whose next order is not overdue (using and paying);
     ``overdue``: a buyer whose next order is overdue (not paying by the temperature);
     ``trial_lost``: a trial cancelled without paying (``win_back``, whatever else).
+    ``cancelling``: a cancellation scheduled at the period end is pending (models.signals
+    ``cancel_at_s``): ``check_in``, the save call while the paid days last, in any stage but
+    churned (QA23a F5: not ``educate`` nor ``onboard``, the user has asked to leave).
     ``c``: ``model.compiled`` where the caller holds it: the two thresholds read from its struct
     (``action_health``, ``action_temperature``), not by generic attribute lookups of the model.
 
@@ -159,6 +162,11 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     >>> recommend("active", 80, 90, False, m, member=True), recommend("active", 80, 90, False, m, True, member=True)
     ('none', 'check_in')
 
+    Asked to cancel at the period end, a subscriber who stopped using is called, not taught:
+
+    >>> recommend("declining", 20, 20, False, m, True, True), recommend("declining", 20, 20, False, m, True, True, cancelling=True)
+    ('educate', 'check_in')
+
     A 42-day re-orderer three weeks after an order: temperature 30, rarely browsing. On schedule,
     they use and pay; overdue, the quadrant decides as for anybody:
 
@@ -176,6 +184,8 @@ def recommend(stage: str, health: float, temperature: float, is_buyer: bool, mod
     """
     if stage == "churned" or trial_lost:
         return "win_back"
+    if cancelling:
+        return "check_in"
     using = on_schedule or health >= (model.action_health if c is None else c.action_health)
     if not using and stage == "new":
         return "onboard"

@@ -22,7 +22,7 @@ from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
 from models.state import ACCOUNT_MEMBER, DAY_S, GRIEVANCE, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
-from models.vocabulary import ACTIVITY, IGNORE, NEGATIVE, SUBSCRIPTION
+from models.vocabulary import ACTIVITY, CANCEL_REQUEST, IGNORE, NEGATIVE, SUBSCRIPTION
 from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
@@ -313,7 +313,10 @@ def advance(
         # day can bring the risk under risk_exit, and silence never would (models.risk).
         if new_day or st.at_risk_since_s or role != ACTIVITY:
             # a review at the user's latest event, a negative one: its reasons date it ("downgraded today")
+            was_open = st.at_risk_since_s != 0
             _review(user_id, st, ts_s, model, out, c, ev.type if role == NEGATIVE and st.last_seen_s == ts_s else "")
+            if role == CANCEL_REQUEST and was_open and st.at_risk_since_s:
+                _tell_request(user_id, st, ts_s, model, out, c)
     if marks is not None and period >= 0:
         _mark(marks, period, st, out.review)
     _run_due_reviews(user_id, st, until_ms, model, out, c, turns)
@@ -521,6 +524,21 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     out.review = a
 
 
+def _tell_request(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Outcome, c: CompiledModel) -> None:
+    """A cancellation scheduled at the period end while the user's at-risk alert is already open
+    (opened on their silence, say): an ``at_risk`` alert of its own id at the request, an update
+    of the open case ("asked to cancel; paid through ..." first, action ``check_in``), not a new
+    case: one ``recovered`` or the churn closes it. Without it the CRM's case kept its old reason
+    (QA23a: 71 of 183 requesters had an at-risk alert open when they asked)."""
+    a = out.review
+    if a is None or not a.signals.cancel_at_s:
+        return
+    now_ms = _ms(now_s)
+    scores = scores_from(st, a, model, "at_risk", 1, c)
+    out.alerts.append(Alert(alert_id(user_id, "at_risk", "cancel_request", now_ms), "at_risk", user_id, now_ms, scores, None,
+                            st.revenue, st.flags & ACCOUNT_MEMBER != 0))
+
+
 def _closing(s: Scores) -> Scores:
     """The scores a ``recovered`` alert carries: the review's, with the action ``none``. The alert
     closes the case, and a CRM closes it on that kind, as it does on ``account_recovered`` (whose
@@ -603,9 +621,15 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: Co
     :func:`_next_review` looks again (the risk's own rules may open it sooner, as for anyone).
     A recurring event late (models.signals.credit_late: a salary that has not come, QA19 F1)
     opens it whatever the risk too, as a re-order late does, in the same stages and after the
-    same quiet period."""
+    same quiet period. A cancellation scheduled at the end of the paid period (a cancel request,
+    models.signals ``cancel_at_s``: QA23a F5) opens it at the request, whatever the risk, the
+    rhythms and the quiet period, in any stage an alert opens in: the user told us they leave, and
+    the paid days left are the time a save offer has; the risk stays 1 until the period ends (it
+    never closes as recovered meanwhile), and the user churns then unless a renewal withdraws it."""
     if c is None:
         c = model.compiled
+    if a.signals.cancel_at_s and a.stage in _OPENS:
+        return True  # a cancellation scheduled at the period end: the save is now (QA23a F5)
     if (st.flags & GRIEVANCE and now_s >= st.quiet_until_s and a.stage in _OPENS
             and grievance_stands(st, a.signals, c.horizon_days)):
         return True

@@ -347,6 +347,8 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     end = sig.period_end_s  # rule 0 ends with the paid period: rules 1-2 from that second
     if now < end and (best == 0 or end < best) and (end - last) * _INV_DAY >= min(dormant_days, churned_days):
         best = end
+    if now < sig.cancel_at_s and (best == 0 or sig.cancel_at_s < best):
+        best = sig.cancel_at_s  # a cancellation scheduled at the period end takes effect (churned)
     limit = c.decline_ratio
     if gap <= TREND_MAX_GAP_DAYS and sig.trend >= limit and not (st.stage_since_s and st.stage == _DECLINING):
         earliest = math.log(sig.trend / limit) / _TREND_SLOPE * DAY_S

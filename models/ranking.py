@@ -73,7 +73,7 @@ from models.model import ChurnModel
 from models.signals import Signals, compute_signals, paid_period_runs
 from models.risk import combine, leave_probability, savable
 from models.scoring import Assessment, Scores, SilentRisk, assess, leave_at, scores_from
-from models.state import DAY_S, STAGES, UserState
+from models.state import DAY_S, STAGES, UserState, scheduled_cancel_s
 from models.temperature import p_back_within, p_stay, stay_after
 
 __all__ = ["JUDGED", "LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
@@ -150,7 +150,13 @@ def save_score(a: Assessment) -> float:
     >>> a, b = assess(gone, 79 * day, m), assess(slowing, 91 * day, m)
     >>> (a.stage, b.stage), a.risk > b.risk, save_score(a) < save_score(b)
     (('declining', 'declining'), True, True)
+
+    A cancellation scheduled at the period end (models.signals ``cancel_at_s``, QA23a F5) is 1:
+    the request is the user's own word that they are there and leave, so no part of the risk is
+    "gone already", and the paid days left are the save's whole window.
     """
+    if a.signals.cancel_at_s:
+        return 1.0
     return savable(a.p_stay, a.leave, paid_period_runs(a.signals))
 
 
@@ -366,6 +372,8 @@ def save_bound(st: UserState, model: ChurnModel, c: CompiledModel | None = None)
     if c is None:
         c = model.compiled
     t0, t1 = max(st.last_review_s, st.last_seen_s), max(st.next_review_s, st.last_seen_s)
+    if scheduled_cancel_s(st, t0):
+        return 1.0  # a cancellation scheduled at the period end: save_score's 1 until it takes effect
     sig = compute_signals(st, t1, model, c)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
     paid = sig.period_end_s > t0  # a paid period runs at t0 (models.signals.paid_period_runs)
     if not c.silence_monotone:  # a fit with free signs: P(leaves | alive) may peak before t1
@@ -385,8 +393,8 @@ def save_bound_after(a: Assessment, st: UserState, model: ChurnModel, c: Compile
     (models.scoring.SilentRisk, mostly remembered from the engine's last look ahead), equal to
     :func:`save_bound` up to float rounding (the index's scores round up past it). ``c``:
     ``model.compiled`` where the caller holds it."""
-    if st.next_review_s <= 0:
-        return 1.0
+    if st.next_review_s <= 0 or a.signals.cancel_at_s:
+        return 1.0  # (a cancellation scheduled at the period end: :func:`save_bound`)
     c = model.compiled if c is None else c
     paid = paid_period_runs(a.signals)  # the savable part is the whole risk (:func:`save_bound`)
     if not c.silence_monotone:  # P(leaves | alive) may peak before the next review: P(alive) bounds it

@@ -1431,8 +1431,20 @@ def explain(
         while at < len(found) and found[at][0] >= _RENEWAL and found[at][1] in ("cancelled", "renewal"):
             at += 1
         found.insert(at, (_FIRST, "grievance", _grievance_text(st, sig, model), ""))
+    if sig.cancel_at_s:  # a cancellation scheduled at the period end (QA23a F5): what the save call is about, first
+        found[:] = [item for item in found if item[1] != "renewal"]  # no renewal is due: the period ends
+        found.insert(0, (_FIRST, "cancel_scheduled", _scheduled_text(sig), ""))
     _renewal_shown(found)
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
+
+
+def _scheduled_text(sig: Signals) -> str:
+    """A pending cancellation at the period end in words, the paid days left counted as a renewal's
+    (:func:`_renewal_text`): "asked to cancel; paid through 2026-03-03 (in 24 days)"."""
+    end = sig.cancel_at_s
+    n = calendar_days(end * 1000 - 1, sig.now_s * 1000)
+    when = "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
+    return f"asked to cancel; paid through {_paid_through(end)} ({when})"
 
 
 def _credit_first(found: list[tuple[float, str, str, str]], st: UserState, sig: Signals, c: CompiledModel) -> None:

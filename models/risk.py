@@ -515,6 +515,8 @@ def leave_probability(sig: Signals, p_stay: float, revenue: float, model: "Churn
     same order): the engine scores every review and its crossing search this way, and builds
     the whole vector only for an alert's reasons. ``c``: ``model.compiled`` where the caller holds
     it (a generic attribute lookup saved)."""
+    if sig.cancel_at_s:
+        return 1.0  # a cancellation scheduled at the period end (QA23a F5): the user said they leave
     if sig.period_end_s > 0 and not exit_open(sig, model) or sig.paused_until_s > sig.now_s:
         return 0.0  # the exit closed, or a pause that runs (QA22a F1: its silence is no leaving)
     if c is None:
@@ -548,6 +550,8 @@ def leave_after(sig: Signals, x: float, p_stay: float, revenue: float, model: "C
     ones are :func:`feature_value`'s, spelled on these numbers; tests/test_models_risk.py checks
     both ways agree bit for bit on every feature (histories, and signals of any bits: NaN, -0.0,
     subnormals)."""
+    if sig.cancel_at_s:
+        return 1.0  # a cancellation scheduled at the period end (leave_probability)
     if c is None:
         c = model.compiled
     # silent_after's now_s, for the exit gate (exit_open), read only where a period end is known

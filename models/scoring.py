@@ -173,7 +173,7 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpos
     flags = st.flags
     action = recommend(a.stage, h, temperature, st.n_purchases > 0, model, at_risk,
                        (flags & PAYS_SUBSCRIPTION) != 0, (flags & ACCOUNT_MEMBER) != 0,
-                       order_due_s(sig) > sig.now_s, c, order_overdue(sig), sig.trial_lost)
+                       order_due_s(sig) > sig.now_s, c, order_overdue(sig), sig.trial_lost, sig.cancel_at_s > 0)
     # the features the model weighs, all the reasons read (models.risk.weighted_features); the
     # whole vector where the assessment built it already
     values = a._features if a._features is not None else weighted_features(sig, a.p_stay, a.revenue, c)

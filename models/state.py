@@ -39,6 +39,13 @@ the user hashes +2 bytes a user, within the budget of 300). Only an ``active`` s
 to the later of the known end and the stated one, so a late renewal statement cannot move it
 back (``_state_period_end``); ``cancelled``, ``past_due``, ``trial`` and a free plan (MRR 0) set it to unknown.
 
+A cancellation scheduled at the end of the paid period (a ``cancel_request`` event while the user
+pays for a period that ends after it: models.vocabulary, QA23a F5) is ``cancelled_s`` dated at
+that end, the very midnight ``period_end_day`` keeps: no byte, no flag more
+(:func:`scheduled_cancel_s` tells it from a cancellation at once; :func:`_state_period_end`
+withdraws it at a renewal past that end and makes it take effect at a statement that ends the
+paid period before).
+
 Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_MEMBER` (2),
 :data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8), :data:`LONG_PERIOD` (16), :data:`GRIEVANCE` (32)
 and :data:`GRIEVANCE_LATEST` (64)) keep what the counters cannot say:
@@ -126,7 +133,7 @@ from models._native import init_args
 if TYPE_CHECKING:  # mypyc's native 64-bit int, for the compiled loops' indices (a plain int when run as Python)
     from mypy_extensions import i64
 from models.events import Event
-from models.vocabulary import CANCEL, DEFAULT_VOCABULARY, IGNORE, NEGATIVE, PURCHASE, RECURRING, SUBSCRIPTION, Vocabulary
+from models.vocabulary import CANCEL, CANCEL_REQUEST, DEFAULT_VOCABULARY, IGNORE, NEGATIVE, PURCHASE, RECURRING, SUBSCRIPTION, Vocabulary
 
 __all__ = [
     "ACCOUNT_MEMBER",
@@ -158,6 +165,7 @@ __all__ = [
     "decayed",
     "f32",
     "period_end_day",
+    "scheduled_cancel_s",
     "purchase_summary",
     "slot_lists",
     "tracked",
@@ -999,9 +1007,10 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
     if role == SUBSCRIPTION:
         _state_period_end(state, event)  # a billing statement, not usage (models.revenue keeps the rest)
         return
-    if role == CANCEL:
-        if ts > state.cancelled_s:
-            state.cancelled_s = ts
+    if role == CANCEL or role == CANCEL_REQUEST:
+        at = _cancel_takes_effect_s(state, ts) if role == CANCEL_REQUEST else ts
+        if at > state.cancelled_s:
+            state.cancelled_s = at
         if state.n_events == 0:
             state.first_seen_s = state.last_seen_s = ts
         return
@@ -1127,6 +1136,38 @@ def period_end_day(period_end_ms: int) -> int:
     return day if day < MAX_PERIOD_END_DAY else MAX_PERIOD_END_DAY
 
 
+def _cancel_takes_effect_s(state: UserState, ts: int) -> int:
+    """When a cancel request at ``ts`` (models.vocabulary ``cancel_request``) takes effect: at the
+    end of the paid period (the midnight ``period_end_day`` keeps) while the latest statement pays
+    for one that ends after ``ts``, else at once. QA23a F5: a cancellation at the period end
+    (Stripe's ``cancel_at_period_end``) read as one at once churned its user with a median 11 paid
+    days left. Dated at that end, ``cancelled_s`` says so in the bytes it has (:func:`scheduled_cancel_s`).
+
+    >>> paying = UserState(period_end_day=20, flags=PAYS_SUBSCRIPTION)
+    >>> _cancel_takes_effect_s(paying, 3 * DAY_S) == 20 * DAY_S, _cancel_takes_effect_s(UserState(period_end_day=20), 3 * DAY_S)
+    (True, 259200)
+    """
+    end = state.period_end_day * DAY_S
+    return end if state.flags & PAYS_SUBSCRIPTION and end > ts else ts
+
+
+def scheduled_cancel_s(state: UserState, now_s: int) -> int:
+    """The time a scheduled cancellation takes effect (a cancel request while a paid period runs,
+    :func:`_cancel_takes_effect_s`), when it is still ahead of ``now_s``; 0 when none is pending.
+    Told from the state alone: ``cancelled_s`` on the very midnight the paid period ends, while
+    the user pays (a cancellation at once is dated by its event, at a midnight once in 86,400
+    seconds, and never ahead of the events read).
+
+    >>> st = UserState(cancelled_s=20 * DAY_S, period_end_day=20, flags=PAYS_SUBSCRIPTION)
+    >>> scheduled_cancel_s(st, 3 * DAY_S) == 20 * DAY_S, scheduled_cancel_s(st, 20 * DAY_S), scheduled_cancel_s(UserState(cancelled_s=9), 3)
+    (True, 0, 0)
+    """
+    c = state.cancelled_s
+    if c > now_s and state.flags & PAYS_SUBSCRIPTION and c == state.period_end_day * DAY_S:
+        return c
+    return 0
+
+
 def _state_period_end(state: UserState, event: Event) -> None:
     """A ``subscription`` statement. ``active``: the end of the period paid for, the later of the
     known one and the stated one (a statement without a period end leaves the known one).
@@ -1168,7 +1209,14 @@ def _state_period_end(state: UserState, event: Event) -> None:
     it). Only the user's own subscription (no ``account_id``, or the user's own id): a company's
     trial stated on its billing contact's events is the account's (models.account_health's
     trial rule), not that user's. A trial after a paid plan reads the same (the state keeps no
-    payment history: bytes)."""
+    payment history: bytes).
+
+    A cancellation scheduled at the period end (:func:`scheduled_cancel_s`, pending at the
+    statement's time): an ``active`` paying statement with a later period end withdraws it (the
+    customer renewed: ``cancelled_s`` 0); one that does not pay (``cancelled``, ``past_due``,
+    ``trial``, ``paused``, a free plan) makes it take effect at the statement's time (the period
+    ended then: Stripe's ``canceled`` at ``current_period_end``); a restatement of the same period
+    leaves it pending."""
     sub = event.subscription
     if sub is None:
         return
@@ -1179,6 +1227,13 @@ def _state_period_end(state: UserState, event: Event) -> None:
         state.flags |= TRIAL
     elif sub.status == "cancelled" and never_paid and own:
         state.flags |= TRIAL_LOST
+    ts = event.ts_ms // 1000
+    if scheduled_cancel_s(state, ts):  # a cancellation scheduled at the period end, pending
+        if sub.status == "active" and sub.mrr_cents > 0:
+            if sub.period_end_ms > 0 and period_end_day(sub.period_end_ms) > state.period_end_day:
+                state.cancelled_s = 0  # renewed past it: the request was withdrawn
+        else:
+            state.cancelled_s = ts  # the period ended now (cancelled, or no longer paid): the cancellation with it
     if paused(state.flags):  # a pause's end (below) is no paid period's: a resume states its own
         if sub.mrr_cents > 0 and sub.status != "paused":  # a resume (below)
             state.quiet_until_s = max(state.quiet_until_s, event.ts_ms // 1000 + RESUME_QUIET_S)

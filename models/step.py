@@ -24,7 +24,7 @@ from models.ranking import index_score, on_save_list, reach_index_score, save_bo
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends, visit_gap_days
 from models.state import DAY_S, NEVER_PAID_TRIAL, STAGES, UserState, tracked
-from models.vocabulary import CANCEL, IGNORE, SUBSCRIPTION
+from models.vocabulary import CANCEL, CANCEL_REQUEST, IGNORE, SUBSCRIPTION
 
 _CHURNED: Final[int] = STAGES.index("churned")
 from models.weekly import advance_sampled
@@ -677,7 +677,9 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
     made in Python cost about as much as the user's step (measured: benchmarks/member_versions.py).
     Periods with only billing statements give none; a period with only a cancellation gives one
     when it leaves the user churned (QA16 F11: the account must hear that its member left, not
-    take the cancellation for a last visit), dated at the cancellation, last seen as before."""
+    take the cancellation for a last visit), dated at the cancellation, last seen as before; a
+    period with only a cancel request gives one when it leaves the user's at-risk alert open (a
+    one-user account hears of the save alert the request opened, as of one opened in silence)."""
     out: list[Version] = []
     if not marks:
         return out
@@ -685,21 +687,25 @@ def mark_versions(marks: list[Mark], events: Sequence[Event], model: ChurnModel,
     gap_prior = model.compiled.visit_gap_days
     first: dict[int, int] = {}  # period -> its first activity's time
     cancels: dict[int, int] = {}  # period -> its first cancellation's time
+    requests: dict[int, int] = {}  # period -> its first cancel request's time (models.vocabulary CANCEL_REQUEST)
     for ev in events:
         role = vocabulary.lookup(ev.type)[1]
         if role != SUBSCRIPTION and role != IGNORE:
             ts = ev.ts_ms
             period = ts // period_ms
-            at = cancels if role == CANCEL else first
+            at = cancels if role == CANCEL else requests if role == CANCEL_REQUEST else first  # neither is a visit
             if period not in at or ts < at[period]:
                 at[period] = ts
     for period, st, _ in marks:
         if not st.n_events:
             continue
         if st.last_seen_s * 1000 // period_ms != period:  # not seen in this period (a statement; or events older than the state)
-            if period not in cancels or st.stage != _CHURNED:
+            if period in cancels and st.stage == _CHURNED:
+                first_ms = cancels[period] // 1000 * 1000  # a cancellation that left the user churned
+            elif period in requests and st.at_risk_since_s:
+                first_ms = requests[period] // 1000 * 1000  # a request that left the user's at-risk alert open
+            else:
                 continue
-            first_ms = cancels[period] // 1000 * 1000  # a cancellation that left the user churned
         else:
             first_ms = first[period] // 1000 * 1000 if period in first else st.last_seen_s * 1000
         out.append(_version(first_ms, st, gap_prior))

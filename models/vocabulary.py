@@ -69,6 +69,20 @@ the role where its customers do not also buy (with both, the rule speaks only fo
 bought). One rhythm for all the role's names, its interval their mean: declare names that come
 together (one credit), not credits on different days of the month (docs/SCORES.md "A recurring
 credit overdue", Limits).
+
+**Cancel request** (``roles.cancel_request``, no default names: ``churnwatch train`` names the
+history's events that look like one, ``cancel_requested``, ``cancellation_scheduled``, ...,
+streams.cli.train.cancel_request_line): a cancellation *at the end of the paid period* (Stripe's
+``cancel_at_period_end``, the usual cancel flow of subscription apps). Not activity. While the
+user's latest statement pays for a period that ends after the request, the user stays a customer
+until that end: the state dates the cancellation at the period's end (models.state
+``cancelled_s``, no byte more: models.state.scheduled_cancel_s), an at-risk alert opens at the
+request whatever the risk ("asked to cancel; paid through 2026-03-03 (in 24 days)", action
+``check_in``), the user heads the save list, and churns at the period end unless a renewal (an
+``active`` statement paying a later end) withdraws it first. Without such a period (no paying
+statement, or its end passed) it is a cancellation at once, as ``cancel``'s. QA23a F5: declared
+as ``cancel``, 185 requests with a median 11 paid days left churned their users at once
+("cancelled today", win back); undeclared, each counted as a visit.
 """
 
 from __future__ import annotations
@@ -80,6 +94,7 @@ from typing import Final, Mapping, Sequence
 __all__ = [
     "ACTIVITY",
     "CANCEL",
+    "CANCEL_REQUEST",
     "DEFAULT_ROLES",
     "DEFAULT_SLOTS",
     "DEFAULT_GRIEVANCE",
@@ -103,9 +118,10 @@ SUBSCRIPTION: Final[int] = 3
 NEGATIVE: Final[int] = 4
 IGNORE: Final[int] = 5
 RECURRING: Final[int] = 6
+CANCEL_REQUEST: Final[int] = 7
 #: Role names as the model file writes them -> role code.
 ROLES: Final[Mapping[str, int]] = {"purchase": PURCHASE, "cancel": CANCEL, "subscription": SUBSCRIPTION, "negative": NEGATIVE,
-                                   "ignore": IGNORE, "recurring": RECURRING}
+                                   "ignore": IGNORE, "recurring": RECURRING, "cancel_request": CANCEL_REQUEST}
 DEFAULT_ROLES: Final[Mapping[str, tuple[str, ...]]] = {
     "purchase": ("purchase", "order", "payment", "checkout", "buy", "transaction"),
     "cancel": ("cancel", "cancellation", "unsubscribe", "cancel_subscription", "subscription_cancel", "account_delete", "delete_account"),
@@ -259,7 +275,7 @@ class Vocabulary:
             if name in names and role_name != GRIEVANCE_ROLE:
                 role = ROLES[role_name]
                 break
-        if role in (CANCEL, SUBSCRIPTION, IGNORE):
+        if role in (CANCEL, SUBSCRIPTION, IGNORE, CANCEL_REQUEST):
             return -1, role
         if self.tracked:
             return (self.tracked.index(name) if name in self.tracked else -1), role

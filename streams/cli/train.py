@@ -243,6 +243,15 @@ def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnM
         raise UserError(f"--config {config.path}: {exc}{_kept_role_fix(base, config.roles)}") from None
 
 
+def _toml_names(names: Sequence[str]) -> str:
+    """Event names as the items of a TOML list, for a line that says what to write in --config.
+
+    >>> _toml_names(["a", "b"])
+    '"a", "b"'
+    """
+    return ", ".join(f'"{n}"' for n in names)
+
+
 def _kept_role_fix(base: ChurnModel, declared: Mapping[str, Sequence[str]]) -> str:
     """How to fix a declared name that a role the config leaves out keeps from ``base`` (QA10 F12:
     ``cancel = ["uninstall"]`` was refused, "in two roles (cancel, negative)", without saying that
@@ -255,7 +264,7 @@ def _kept_role_fix(base: ChurnModel, declared: Mapping[str, Sequence[str]]) -> s
         for other, kept in base.roles.items():
             clash = [n for n in names if n in kept]
             if other != role and other not in declared and clash:
-                rest = ", ".join(f'"{n}"' for n in kept if n not in clash)
+                rest = _toml_names([n for n in kept if n not in clash])
                 return (f"; roles.{other} keeps its names unless [roles] declares it: declare roles.{other} without "
                         f"{'it' if len(clash) == 1 else 'them'}, e.g. {other} = [{rest}]")
     return ""
@@ -297,11 +306,17 @@ def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[
     >>> for line in unmatched_role_lines({"purchase": 0, "cancel": 3}, ChurnModel(roles={"purchase": ["buy"], "cancel": ["bye"]})):
     ...     print(line)
     no event matched the purchase role (names looked for: buy): no purchase is counted and no purchase model (BG/NBD) is fitted; if the product has purchases, declare their names in --config: [roles] purchase = ["<your name>", ...] (README, "The product's vocabulary")
+
+    A product whose cancellations are all requests at the period end (``cancel_request``) has them ended by those:
+
+    >>> unmatched_role_lines({"purchase": 1, "cancel": 0, "cancel_request": 185}, ChurnModel())
+    []
     """
     return [f"no event matched the {role} role (names looked for: {', '.join(model.roles.get(role, ())) or 'none'}): {effect}; "
             f"if the product has {what}, declare their names in --config: [roles] {role} = [\"<your name>\", ...] "
             f"(README, \"The product's vocabulary\")"
-            for role, (what, effect) in ROLE_EFFECTS.items() if matched.get(role, 0) == 0]
+            for role, (what, effect) in ROLE_EFFECTS.items()
+            if matched.get(role, 0) == 0 and not (role == "cancel" and matched.get("cancel_request", 0))]
 
 
 def one_time_line(found: Mapping[str, Mapping[str, float]]) -> str:
@@ -324,7 +339,7 @@ def one_time_line(found: Mapping[str, Mapping[str, float]]) -> str:
     later = [n for n in found if n not in now]
     slot = "its slot" if len(now) == 1 else "their slots"
     steps = listed(now) + (f", and next in line for {slot}: {listed(later)}" if later else "")
-    quoted = ", ".join(f'"{n}"' for n in found)
+    quoted = _toml_names(list(found))
     them = "it" if len(found) == 1 else "them"
     return (f"one-time steps tracked: {steps}: a step done once is no habit of use: its count tells when the user took "
             f"that step, not how they use the product, and it takes a slot from a type used again and again; to leave {them} out, "
@@ -544,9 +559,49 @@ def vocabulary_report(model: ChurnModel, events: Sequence[Event], report: Mappin
     stream = payment_stream_line(model, counts)
     if stream:
         print(stream)
+    scheduled = cancel_request_line(model, counts)
+    if scheduled:
+        print(scheduled)
     shared = shared_rhythm_line(model, events)
     if shared:
         print(shared)
+
+
+#: Event names that say a cancellation was asked for at the end of the paid period (Stripe's
+#: ``cancel_at_period_end``), not done now: ``train`` names them when no ``cancel_request`` role
+#: holds them (:func:`cancel_request_line`).
+CANCEL_REQUEST_NAMES = ("cancel_requested", "cancellation_requested", "cancel_request", "cancellation_scheduled",
+                        "cancel_scheduled", "cancel_at_period_end", "subscription_cancel_requested",
+                        "subscription_cancellation_scheduled", "scheduled_cancellation")
+
+
+def cancel_request_line(model: ChurnModel, counts: Mapping[str, int]) -> str:
+    """A WARNING naming the history's events that look like a cancellation at the end of the
+    paid period (:data:`CANCEL_REQUEST_NAMES`) and that the ``cancel_request`` role does not
+    hold, with what they are read as now and the line that declares them (QA23a F5: a fitness
+    app's ``cancel_requested``, declared ``cancel``, churned 185 paying users at once with a median
+    11 paid days left; undeclared, it counted as a visit). "" when there is none.
+
+    >>> print(cancel_request_line(ChurnModel(), {"cancel_requested": 185, "workout_completed": 9}))
+    WARNING: cancel_requested (185) looks like a cancellation at the end of the paid period (Stripe's cancel_at_period_end), read now as activity (a visit); declare it in --config: [roles] cancel_request = ["cancel_requested"]: the user stays a customer until the period ends, with a save alert at the request (README, "The product's vocabulary")
+    >>> cancel_request_line(ChurnModel().with_(roles={**ChurnModel().roles, "cancel_request": ["cancel_requested"]}), {"cancel_requested": 185})
+    ''
+    """
+    held = set(model.roles.get("cancel_request", ()))
+    found = [n for n in CANCEL_REQUEST_NAMES if counts.get(n) and n not in held]
+    if not found:
+        return ""
+    cancel = set(model.roles.get("cancel", ()))
+    played = {n in cancel for n in found}
+    now = ("as a cancellation (churned at once)" if played == {True} else "as activity (a visit)" if played == {False}
+           else "as a cancellation (churned at once) or as activity")
+    listed = ", ".join(f"{n} ({counts[n]:,})" for n in found)
+    one = len(found) == 1
+    return (f"WARNING: {listed} look{'s' if one else ''} like a cancellation at the end of the paid period "
+            f"(Stripe's cancel_at_period_end), read now {now}; declare {'it' if one else 'them'} in --config: "
+            f"[roles] cancel_request = [{_toml_names(found)}]"
+            f"{' (and out of cancel)' if found[0] in cancel else ''}: the user stays a customer until the period ends, with a "
+            f"save alert at the request (README, \"The product's vocabulary\")")
 
 
 def retention_lines(model: ChurnModel, report: Mapping[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Final, Mapping, Sequence
 from models.events import Event
 from models.model import ChurnModel
 from models.state import DAY_S
-from models.vocabulary import CANCEL, IGNORE, PURCHASE, SUBSCRIPTION
+from models.vocabulary import CANCEL, CANCEL_REQUEST, IGNORE, PURCHASE, SUBSCRIPTION
 
 __all__ = ["KEPT_SHARE", "long_returns"]
 
@@ -36,7 +36,7 @@ def _longest_silence_ms(events: Sequence[Event], model: ChurnModel) -> int:
     longest, last, bought = 0, None, False
     for ev in events:
         role = vocabulary.lookup(ev.type)[1]
-        if role in (CANCEL, SUBSCRIPTION, IGNORE):
+        if role in (CANCEL, CANCEL_REQUEST, SUBSCRIPTION, IGNORE):
             continue
         if bought and last is not None and ev.ts_ms - last > longest:
             longest = ev.ts_ms - last

@@ -89,7 +89,7 @@ from models.rfm import POPULATION_KEYS as RFM_KEYS, fit_population as rfm_popula
 from models.risk import (FALLS_WITH_USE, FEATURES, FREE_SIGNS, SHARE_CAP, SLOT_PREFIXES, LogisticRisk, exit_open,
                          grows_with_time, moves_with_silence)
 from models.scoring import assess, risk_at
-from models.vocabulary import CANCEL, DEFAULT_SLOTS, GRIEVANCE_ROLE, IGNORE, SUBSCRIPTION, Vocabulary
+from models.vocabulary import CANCEL, CANCEL_REQUEST, DEFAULT_SLOTS, GRIEVANCE_ROLE, IGNORE, SUBSCRIPTION, Vocabulary
 from models.signals import REORDER_LATE_CHANCE
 from models.state import DAY_S, DECAY_DAYS, UserState
 from models.temperature import VISIT_KEY, calibrated
@@ -324,7 +324,7 @@ def build_snapshots(
         ts = [ev.ts_ms for ev in evs]
         # a subscription statement is billing, not activity: a renewal does not make a user who
         # stopped using the product "not gone" (models.vocabulary)
-        activity = [ev.ts_ms for ev in evs if ev.type != "cancel" and vocabulary.lookup(ev.type)[1] not in (SUBSCRIPTION, IGNORE)]
+        activity = [ev.ts_ms for ev in evs if ev.type != "cancel" and vocabulary.lookup(ev.type)[1] not in (SUBSCRIPTION, IGNORE, CANCEL_REQUEST)]
         churn = list(times.get(user, ()))
         state: UserState | None = None
         pos = 0
@@ -805,7 +805,7 @@ def _ranked_types(events: Sequence[Event], base: ChurnModel) -> list[str]:
     users: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for ev in events:
-        if not ev.type.strip() or vocabulary.lookup(ev.type)[1] in (CANCEL, SUBSCRIPTION, IGNORE):
+        if not ev.type.strip() or vocabulary.lookup(ev.type)[1] in (CANCEL, CANCEL_REQUEST, SUBSCRIPTION, IGNORE):
             continue
         users.setdefault(ev.type, set()).add(ev.user_id)
         counts[ev.type] = counts.get(ev.type, 0) + 1
