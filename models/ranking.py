@@ -172,8 +172,10 @@ def save_rank(a: Assessment) -> float:
     order of users without a running period is the savable part's, as before). Why (QA23a F3):
     a running period's savable part is the whole risk, so the subscribers silent for weeks all
     read 1.00, and the renewal is their deadline: ranked by the risk's last digits, a renewal in
-    25 days came before four in 1 day. One number, so every reader of the list (``top``, the
-    console, the API, the indexes) orders alike.
+    25 days came before four in 1 day. A cancellation scheduled at the period end (``cancel_at_s``,
+    savable part 1) comes before them all, its nearest end first: the user asked to leave, the
+    others went quiet (QA23a F5). One number, so every reader of the list (``top``, the console,
+    the API, the indexes) orders alike.
 
     >>> from models.model import ChurnModel
     >>> from models.state import DAY_S
@@ -187,7 +189,9 @@ def save_rank(a: Assessment) -> float:
     score = save_score(a)
     shown = round(100.0 * score)
     sig = a.signals
-    if paid_period_runs(sig):  # (0.5, 0.99]: above the others of the hundredth, the nearest renewal first
+    if sig.cancel_at_s:  # (0.99, 0.9999]: above every other 1.00, the nearest end first
+        below = 0.99 + 0.0099 / (1.0 + max(sig.cancel_at_s - sig.now_s, 0) / DAY_S)
+    elif paid_period_runs(sig):  # (0.5, 0.99]: above the others of the hundredth, the nearest renewal first
         below = 0.5 + 0.49 / (1.0 + (sig.period_end_s - sig.now_s) / DAY_S)
     else:  # [0, 0.49]: where the savable part lies in its hundredth
         below = 0.49 * min(max(100.0 * score - shown + 0.5, 0.0), 1.0)
