@@ -381,9 +381,16 @@ def main() -> int:
     history through workers (README "Your own history through the local servers"; QA12 F12 wrote
     a wrapper for this). Prints the two ``export`` lines to paste, then waits; Ctrl-C or SIGTERM
     stops both. Always starts its own (``use_env=False``): set variables name servers to use,
-    not to start."""
+    not to start. ``--help`` says so and starts nothing (QA23b F8: it started both and blocked);
+    any argument is refused in the CLI's one line (it takes none)."""
     import sys
 
+    from streams.cli import _Parser  # the CLI's one-line errors
+
+    _Parser(prog="python -m streams.local", description=(
+        "Start a local Kafka-protocol broker (Tansu) and Redis-protocol server (valkey-server) on free "
+        "ports, print the two export lines to use them, and wait: Ctrl-C or SIGTERM stops both (no persistence). "
+        "Takes no arguments.")).parse_args()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops as Ctrl-C does
     with services(use_env=False) as svc:
         print(f"export KAFKA_BOOTSTRAP_SERVERS={svc.kafka.address}\nexport REDIS_URL={svc.redis.address}", flush=True)

@@ -58,3 +58,16 @@ def test_python_m_streams_local_prints_both_exports_serves_the_readme_steps_and_
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("argv, code", [(["--help"], 0), (["--port", "9"], 2)])
+def test_python_m_streams_local_help_and_arguments_start_nothing(argv: list[str], code: int) -> None:
+    """QA23b F8: ``python -m streams.local --help`` started both servers and blocked. Now it says
+    what the command does and exits; an argument (it takes none) is the CLI's one line, exit 2."""
+    proc = subprocess.run([sys.executable, "-m", "streams.local", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert "export KAFKA_BOOTSTRAP_SERVERS=" not in proc.stdout
+    if code == 0:
+        assert "Takes no arguments" in proc.stdout
+    else:
+        assert proc.stderr.strip().splitlines() == ["python -m streams.local: error: unrecognized arguments: --port 9"]
