@@ -109,7 +109,7 @@ from models.health import percentile
 from models.lifecycle import RETURN_SHARE, back_share, declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import (Signals, credit_gap_days, credit_late, grievance_stands, kinds_used, kinds_used_count, order_gap_days,
-                            paid_period_runs, rate_ratio, reorder_late)
+                            _round_even, paid_period_runs, rate_ratio, reorder_late)
 from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, PAYS_SUBSCRIPTION, UserState
 from models.subscription import calendar_days
 from models.temperature import StaySource, p_back_within
@@ -574,10 +574,14 @@ def _whole(x: float) -> int:
 def _days(x: float) -> str:
     """"1 day", "12 days": whole days as the texts print them (``:.0f``), singular right.
 
-    >>> _days(1.2), _days(0.6), _days(12.4)
-    ('1 day', '1 day', '12 days')
+    ``round`` by :func:`~models.signals._round_even` (the same int for a finite float, the same
+    error otherwise): the builtin is a module lookup and a generic call in the compiled core (~1k
+    instructions, once an alert's texts, docs/SCALING.md).
+
+    >>> _days(1.2), _days(0.6), _days(12.4), _days(2.5)
+    ('1 day', '1 day', '12 days', '2 days')
     """
-    n = round(x)
+    n = _round_even(x)
     return f"{n} day" if n == 1 else f"{n} days"
 
 
@@ -587,7 +591,7 @@ def _every(gap_days: float) -> str:
     >>> _every(1.2), _every(30.4)
     ('every day', 'every 30 days')
     """
-    return "every day" if round(gap_days) == 1 else f"every {_days(gap_days)}"
+    return "every day" if _round_even(gap_days) == 1 else f"every {_days(gap_days)}"
 
 
 def _ago(x: float) -> str:
@@ -596,7 +600,7 @@ def _ago(x: float) -> str:
     >>> _ago(0.4), _ago(1.3), _ago(3.0)
     ('today', '1 day ago', '3 days ago')
     """
-    return "today" if round(x) == 0 else _days(x) + " ago"
+    return "today" if _round_even(x) == 0 else _days(x) + " ago"
 
 
 def _num(x: float) -> str:

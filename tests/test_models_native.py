@@ -128,6 +128,22 @@ def test_doctests_of_the_compiled_files_pass_on_their_pure_python(name: str) -> 
     assert result.failed == 0
 
 
+def test_no_compiled_class_is_built_with_unpacked_arguments() -> None:
+    """A compiled module builds its compiled classes with plain arguments: with a starred one
+    (``Signals(..., *ends)``) or ``**``, mypyc makes a list and a tuple and calls the class
+    generically, its ``__init__`` parsing every boxed argument (~5.5k instructions a
+    ``compute_signals``, a fifth of a review-heavy step: docs/SCALING.md, ``reviewheavy``)."""
+    import ast
+
+    root = Path(_native.__file__).resolve().parent
+    trees = {name: ast.parse((root / f"{name}.py").read_text()) for name in _native.COMPILED_MODULES}
+    classes = {node.name for tree in trees.values() for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    found = [f"{name}.py:{node.lineno}" for name, tree in trees.items() for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in classes
+             and (any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords))]
+    assert classes and not found
+
+
 def test_churnwatch_pure_runs_the_python_files() -> None:
     code = "import models._native as n, models.engine as e, models.state as s; print(n.active(), e.__file__, s.__file__)"
     env = {**os.environ, _native.PURE_ENV: "1"}

@@ -12,8 +12,10 @@ worked out here again from the alert's signals, from the reason's words.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +26,7 @@ from models.events import Event
 from models.model import ChurnModel, load_model
 from models.state import UserState
 from models.lifecycle import LAPSED, REACHABLE, RETURN_SHARE, back_share
+import models.reasons as reasons_module
 from models.reasons import _BESIDES, IMPROVED, _too_young, explain, feature_key, reference
 from models.risk import FEATURES, PRIOR_WEIGHTS, SLOT_PREFIXES, combine, feature_vector, moves_with_silence, risk_probability
 from models.scoring import assess, score, scores_from
@@ -976,3 +979,25 @@ def test_fewer_than_a_typical_user_who_does_it_less_than_once_is_no_reason() -> 
     assert not any("subscription_started" in r for r in reasons_with(0.3))
     assert any(re.match(r"^(fewer than 1|only about \d+) subscription_started.*, against 1\.5 for a typical user$", r)
                for r in reasons_with(1.5))
+
+
+@functools.cache
+def _pure_reasons() -> Any:
+    """A pure-Python copy of models/reasons.py (beside the compiled one this process may run)."""
+    from models import _native
+
+    return _native.import_pure(["reasons"])["reasons"]
+
+
+@given(st.one_of(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
+                 st.integers(-400, 400).map(lambda n: n + 0.5), st.integers(-400, 400).map(float)))
+def test_the_day_words_round_as_round_does(x: float) -> None:
+    """The texts' whole days (``_days``, ``_every``, ``_ago``) take the compiled core's own
+    halves-to-even rounding (signals._round_even, not the generic ``round``): the words ``round``
+    gives, halves included, in the module this process runs and in its pure copy."""
+    n = round(x)
+    days = f"{n} day" if n == 1 else f"{n} days"
+    for module in (reasons_module, _pure_reasons()):
+        assert module._days(x) == days
+        assert module._every(x) == ("every day" if n == 1 else f"every {days}")
+        assert module._ago(x) == ("today" if n == 0 else days + " ago")
