@@ -47,8 +47,9 @@ withdraws it at a renewal past that end and makes it take effect at a statement 
 paid period before).
 
 Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_MEMBER` (2),
-:data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8), :data:`LONG_PERIOD` (16), :data:`GRIEVANCE` (32)
-and :data:`GRIEVANCE_LATEST` (64)) keep what the counters cannot say:
+:data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8), :data:`LONG_PERIOD` (16), :data:`GRIEVANCE` (32),
+:data:`GRIEVANCE_LATEST` (64), :data:`TRIAL` (256) and :data:`TRIAL_LOST` (512)) keep what the
+counters cannot say:
 
 - :data:`PAYS_SUBSCRIPTION`: the user's latest ``subscription`` statement pays (``active`` or
   ``past_due`` with an MRR above 0; :func:`_state_period_end`), and :data:`ACCOUNT_MEMBER`: the
@@ -73,10 +74,10 @@ and :data:`GRIEVANCE_LATEST` (64)) keep what the counters cannot say:
   such a user pays (:data:`PAYS_SUBSCRIPTION`), so the bit adds no byte. Without
   :data:`PAYS_SUBSCRIPTION` the same bit is :data:`PAUSED` (QA22a F1): the latest statement is
   ``paused`` and ``period_end_day`` keeps the end of the pause (:func:`_state_period_end`).
-- :data:`TRIAL` (256) and :data:`TRIAL_LOST` (512), beyond the flags byte (a record keeps them in
-  the two top bits of byte 1, the stage's, formats 7 and 8: the stage is at most 5): the user's
-  latest statement is a ``trial`` (:func:`in_trial`), or the ``cancelled`` one that ended a trial
-  with no paying statement between (:func:`trial_lost`: a lead that said no). QA23a F1, F2: a
+- :data:`TRIAL`: the user's latest statement is a ``trial`` (:func:`in_trial`), and
+  :data:`TRIAL_LOST`: it is the ``cancelled`` one that ended a trial with no paying statement
+  between (:func:`trial_lost`: a lead that said no); both beyond the flags byte (a record keeps
+  them in the two top bits of byte 1, the stage's, formats 7 and 8: the stage is at most 5). QA23a F1, F2: a
   fitness app's 1,282 never-paid trials filled the user churn figures and got "onboard" alerts
   after their cancellation. No byte more than the same user's record without them. The trial's
   end is not kept: 2 bytes a trial user (format 8's period end, which the exit gate reads), and a

@@ -155,7 +155,8 @@ def _recommended(s: Any, st_: UserState, model: ChurnModel) -> str:
     """The action models.actions gives for scores ``s`` of state ``st_`` (its flags and open alert)."""
     return recommend(s.stage, s.health, s.temperature, st_.n_purchases > 0, model, st_.at_risk_since_s != 0,
                      bool(st_.flags & PAYS_SUBSCRIPTION), bool(st_.flags & ACCOUNT_MEMBER),
-                     order_due_s(s.signals) > s.signals.now_s, overdue=order_overdue(s.signals))
+                     order_due_s(s.signals) > s.signals.now_s, overdue=order_overdue(s.signals),
+                     trial_lost=s.signals.trial_lost, cancelling=s.signals.cancel_at_s > 0)
 
 
 def _check_alert_actions(events: list[Event], model: ChurnModel) -> None:
