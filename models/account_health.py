@@ -103,7 +103,7 @@ from models.lifecycle import LAPSED
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 from models.state import RESUME_QUIET_S, STAGES
-from models.subscription import _PAID, RENEWAL_WINDOW_MIN_MS, Subscription
+from models.subscription import _PAID, RENEWAL_GRACE_MS, RENEWAL_WINDOW_MIN_MS, Subscription
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "pausing", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "members_cancelled", "seat_price_cents", "seat_price_rise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
@@ -1266,9 +1266,10 @@ def renewal_save(users: Sequence[Member], view: AccountView | None, sole: bool) 
 
 
 def _renewal_when(renewal_ms: int, now_ms: int) -> str:
-    """"today" or "in 3 days": calendar (UTC) days to the renewal, as the book's renewal column counts them."""
+    """"today" or "in 3 days": calendar (UTC) days to the renewal, as the book's renewal column counts
+    them; "today" too for one passed in the renewal's grace (its statement not in yet)."""
     days = renewal_ms // 86_400_000 - now_ms // 86_400_000
-    return "today" if days == 0 else f"in {_days(days)}"
+    return "today" if days <= 0 else f"in {_days(days)}"
 
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
@@ -1330,7 +1331,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     now_ms = now_s * 1000 if now_ms < 0 else now_ms
     # near: within a quarter of the billing period, at least 30 days (QA11 F5: an annual plan's 91)
     near_ms = view.renewal_window_ms(view.renews_at(now_ms)) if view is not None else RENEWAL_WINDOW_MIN_MS
-    near = bool(renewal_ms) and 0 <= renewal_ms - now_ms <= near_ms
+    near = bool(renewal_ms) and -RENEWAL_GRACE_MS <= renewal_ms - now_ms <= near_ms  # passed in its grace: due today (QA23b F6)
     # every user gone, but a silent B2B contract still paid and renewing soon: a renewal to save (QA18 F1)
     save = lapsed and near and renewal_save(users, view, sole is not None)
     if lapsed:

@@ -5,7 +5,8 @@ active days, models.signals.visit_gap_days):
 
 0. **declining**, not dormant or churned, while a paid period runs (the latest ``subscription``
    statement is ``active`` with an MRR above 0 and its period end, models.state
-   ``period_end_day``, is after now) and the silence of rules 1-2 holds: "Paying" below. While a
+   ``period_end_day``, plus a day's grace for the renewal statement, is after now) and the
+   silence of rules 1-2 holds: "Paying" below. While a
    pause runs (the latest statement is ``paused`` and its end, the resume date, is after now) no
    silence rule applies: the stage is held where it was when the pause began: "Paused" below.
 1. **churned** - a cancellation with no activity on a later day (at once), or silence >=
@@ -51,8 +52,11 @@ their silence makes them declining (the save list, at-risk alerts, a check-in be
 renewal), never dormant or churned, so never on the win-back list nor told ``win_back``
 (models.ranking and models.actions read the stage). The risk is unchanged (docs/SCORES.md,
 "Renewal: the exit opportunity"). From the period's end without a renewal statement, rules 1-2
-apply as before; an explicit cancellation still churns at once (a ``cancelled`` statement ends
-the paid period: models.state).
+apply as before, after the renewal's grace, a day (models.signals.RENEWAL_GRACE_S: billing systems
+state a renewal at or after the end, Stripe about an hour later; QA23b F6, 2026-12-05: 177
+``stage_changed`` to dormant or churned at the end's midnight, back to declining 1-2 h later);
+an explicit cancellation still churns at once (a ``cancelled`` statement ends the paid period:
+models.state), a cancellation at the period end at that end.
 
 Paused (QA22a F1, 2026-12-05): a streaming service's subscriber who pauses for 1-3 months watches
 nothing, by design; 84 of QA22a's 146 paused users reached churned during the pause, 105 got an
@@ -75,7 +79,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from models.signals import REORDER_MIN_INTERVALS, Signals, order_gap_days, paid_period_runs
+from models.signals import REORDER_MIN_INTERVALS, Signals, order_gap_days, paid_period_passes_s, paid_period_runs
 from models.state import DAY_S, STAGES, Stage, UserState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -282,7 +286,7 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
 
     Candidates are threshold crossings: the end of "new" (for a one-day user the later of it and
     overdue: rule 4) or "reactivated", overdue, dormant and
-    churned, the end of a paid period that held off dormant or churned (rule 0), each to the exact second (the same test :func:`stage_of` makes), and the fall of the
+    churned, the end of a paid period (and its renewal's grace) that held off dormant or churned (rule 0), each to the exact second (the same test :func:`stage_of` makes), and the fall of the
     7-day rate below ``decline_ratio`` x the 4-week one. For that one the earliest moment it can
     happen is used, from the decay of the two counters alone (the young-account correction only
     delays it, models.signals), but at least ``tolerance_s`` ahead: a review there that finds the
@@ -344,7 +348,7 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
         if t > now:
             best = t
             break
-    end = sig.period_end_s  # rule 0 ends with the paid period: rules 1-2 from that second
+    end = paid_period_passes_s(sig)  # rule 0 ends with the paid period and its renewal's grace: rules 1-2 from that second
     if now < end and (best == 0 or end < best) and (end - last) * _INV_DAY >= min(dormant_days, churned_days):
         best = end
     if now < sig.cancel_at_s and (best == 0 or sig.cancel_at_s < best):

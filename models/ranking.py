@@ -70,7 +70,7 @@ from typing import Final, Iterable, Literal
 from models.lifecycle import JUDGED, LAPSED, REACHABLE
 from models.compiled import CompiledModel, slot_labels
 from models.model import ChurnModel
-from models.signals import Signals, compute_signals, paid_period_runs
+from models.signals import Signals, compute_signals, paid_period_passes_s, paid_period_runs
 from models.risk import combine, leave_probability, savable
 from models.scoring import Assessment, Scores, SilentRisk, assess, leave_at, scores_from
 from models.state import DAY_S, STAGES, UserState, scheduled_cancel_s
@@ -192,7 +192,7 @@ def save_rank(a: Assessment) -> float:
     if sig.cancel_at_s:  # (0.99, 0.9999]: above every other 1.00, the nearest end first
         below = 0.99 + 0.0099 / (1.0 + max(sig.cancel_at_s - sig.now_s, 0) / DAY_S)
     elif paid_period_runs(sig):  # (0.5, 0.99]: above the others of the hundredth, the nearest renewal first
-        below = 0.5 + 0.49 / (1.0 + (sig.period_end_s - sig.now_s) / DAY_S)
+        below = 0.5 + 0.49 / (1.0 + max(sig.period_end_s - sig.now_s, 0) / DAY_S)  # 0.99 in the renewal's grace
     else:  # [0, 0.49]: where the savable part lies in its hundredth
         below = 0.49 * min(max(100.0 * score - shown + 0.5, 0.0), 1.0)
     return (shown + below) / _RANK_SPAN
@@ -379,7 +379,7 @@ def save_bound(st: UserState, model: ChurnModel, c: CompiledModel | None = None)
     if scheduled_cancel_s(st, t0):
         return 1.0  # a cancellation scheduled at the period end: save_score's 1 until it takes effect
     sig = compute_signals(st, t1, model, c)  # one scoring, at t1; P(alive) at t0 from it (only T differs)
-    paid = sig.period_end_s > t0  # a paid period runs at t0 (models.signals.paid_period_runs)
+    paid = paid_period_passes_s(sig) > t0  # a paid period runs at t0 (models.signals.paid_period_runs)
     if not c.silence_monotone:  # a fit with free signs: P(leaves | alive) may peak before t1
         return 1.0 if paid else rank_above(stay_after(sig, (t0 - t1) / DAY_S, model, c)[0])
     if paid:

@@ -84,7 +84,9 @@ not the monthly plan's renewal 23 days away, QA17 F13): "renewal due in 5 days (
 2020-05-02)" (context: when the user can leave, not why; QA pass 14 F4); a plan longer than 45
 days says its renewal beyond the horizon too, with the exit closed (QA23a F3: the save's deadline,
 and that the silent user still pays);
-past the end with no renewal stated, first: "paid period ended 3 days ago (2020-05-02), no
+in the renewal's grace, the day after the last day paid for (models.signals.RENEWAL_GRACE_S:
+renewals are stated at or after the end), still "renewal due today (paid through 2020-05-02)";
+past the grace with no renewal stated, first: "paid period ended 1 day ago (2020-05-02), no
 renewal stated".
 
 Counts of events are said in whole events, singular or plural as a person writes them ("only about
@@ -1268,8 +1270,8 @@ def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:
     end = sig.period_end_s
     if not against:
         return f"paid through {_paid_through(end)}: no renewal due within {model.horizon_days:.0f} days"
-    if end > sig.now_s:  # calendar days to the last day paid for, as the account views count (QA11 F8)
-        n = calendar_days(end * 1000 - 1, sig.now_s * 1000)
+    if paid_period_runs(sig):  # calendar days to the last day paid for, as the account views count (QA11 F8)
+        n = max(calendar_days(end * 1000 - 1, sig.now_s * 1000), 0)  # in the renewal's grace: due today
         when = "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
         return f"renewal due {when} (paid through {_paid_through(end)})"
     n = calendar_days(sig.now_s * 1000, end * 1000)  # the end is a midnight (models.state): whole days past it

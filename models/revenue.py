@@ -58,7 +58,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from models.events import Event
-from models.subscription import SUBSCRIPTION_STATUSES, Subscription, renewal_window_ms
+from models.subscription import RENEWAL_GRACE_MS, SUBSCRIPTION_STATUSES, Subscription, renewal_window_ms
 
 __all__ = ["MOVEMENT_KINDS", "AccountState", "AccountView", "Change", "Movement", "MovementKind"]
 
@@ -190,14 +190,15 @@ class AccountView:
         return renewal_window_ms(self.periods_ms[i] if known else 0)
 
     def renews_at(self, now_ms: int) -> int:
-        """The renewal at ``now_ms``: the earliest paid period end at or after it, 0 when none. A
-        period end passed without a restatement (an add-on's) is not the account's renewal while
-        another subscription renews later.
+        """The renewal at ``now_ms``: the earliest paid period end at or after it, or passed less than
+        the renewal's grace before it (models.subscription.RENEWAL_GRACE_MS: its statement comes
+        after the end), 0 when none. A period end passed without a restatement (an add-on's) is not
+        the account's renewal while another subscription renews later.
 
         >>> AccountView(0, True, "active", (), 0, 0, 0, 0, 10, (10, 130)).renews_at(100)
         130
         """
-        return next((t for t in self.period_ends_ms if t >= now_ms), 0)
+        return next((t for t in self.period_ends_ms if t + RENEWAL_GRACE_MS >= now_ms), 0)
 
     def renewal_shown_ms(self, now_ms: int) -> int:
         """The period end to show at ``now_ms``: the renewal (:meth:`renews_at`), else the latest

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Final
 
 from models._native import init_args
 from models.state import DAY_S, GRIEVANCE, UserState, in_trial, paused, purchase_summary, scheduled_cancel_s, slot_lists, trial_lost
+from models.subscription import RENEWAL_GRACE_MS
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.compiled import CompiledModel
@@ -40,7 +41,9 @@ __all__ = [
     "kinds_used",
     "kinds_used_count",
     "paid_period_end_s",
+    "paid_period_passes_s",
     "paid_period_runs",
+    "RENEWAL_GRACE_S",
     "recent_gap_days",
     "rate_ratio",
     "order_due_s",
@@ -300,13 +303,27 @@ def _late_at_days(sig: Signals) -> float:
     return REORDER_LATE_FACTOR * order_gap_days(sig)
 
 
+#: The renewal's grace in seconds (models.subscription.RENEWAL_GRACE_MS: why a day).
+RENEWAL_GRACE_S: Final[int] = RENEWAL_GRACE_MS // 1000
+
+
+def paid_period_passes_s(sig: Signals) -> int:
+    """The second from which the paid period ``sig`` knows counts as passed unrenewed: its end plus
+    :data:`RENEWAL_GRACE_S` (the renewal statement's usual delay); the end itself once a
+    cancellation stands (a cancellation scheduled at the end takes effect then: no renewal is
+    awaited); 0 when no end is known."""
+    end = sig.period_end_s
+    return end + RENEWAL_GRACE_S if end > 0 and not sig.cancelled else end
+
+
 def paid_period_runs(sig: Signals) -> bool:
     """Whether a paid period runs at ``sig.now_s``: the latest ``subscription`` statement is
-    ``active`` with an MRR above 0 and its period end is after now (models.state keeps the end
-    only for such a statement; a pause keeps its resume date apart, ``paused_until_s``). The one
-    test of models.lifecycle rule 0 (a customer, not lapsed), of :func:`reorder_late` and of the
-    save list's key (models.risk.savable: the subscriber has not left the contract)."""
-    return sig.period_end_s > sig.now_s
+    ``active`` with an MRR above 0 and its period end, plus the renewal's grace
+    (:func:`paid_period_passes_s`), is after now (models.state keeps the end only for such a
+    statement; a pause keeps its resume date apart, ``paused_until_s``). The one test of
+    models.lifecycle rule 0 (a customer, not lapsed), of :func:`reorder_late` and of the save
+    list's key (models.risk.savable: the subscriber has not left the contract)."""
+    return paid_period_passes_s(sig) > sig.now_s
 
 
 def reorder_late(sig: Signals) -> bool:
@@ -317,8 +334,8 @@ def reorder_late(sig: Signals) -> bool:
     the subscription is the re-order, and the purchases besides it are add-ons whose pause says
     nothing of the plan (QA21 F3: 21 paying subscribers got re-order alerts on their add-on
     rhythm, #8 of ``top -n 20`` "usual re-order every 29 days, none for 130 days" while paying
-    34.50 a month). From the period's end (no renewal stated, a cancellation, a failed payment)
-    the rhythm counts again. Monotone in silence: once true, true until the next order or a
+    34.50 a month). From the period's end (a day later with no renewal stated:
+    :func:`paid_period_passes_s`; a cancellation, a failed payment) the rhythm counts again. Monotone in silence: once true, true until the next order or a
     statement (an event)."""
     late = _late_at_days(sig)
     return late > 0.0 and sig.purchase_silence_days >= late and not paid_period_runs(sig)
@@ -339,12 +356,12 @@ def reorder_late_s(sig: Signals) -> int:
 def reorder_late_opens_s(sig: Signals) -> int:
     """The first second at which :func:`reorder_late` itself holds, when it does not at
     ``sig.now_s``: the rhythm's (:func:`reorder_late_s`), or the end of a paid period running
-    then, whichever is later; 0 when it already holds or never can (no rhythm). Fixed in
+    then (with its renewal's grace: :func:`paid_period_passes_s`), whichever is later; 0 when it already holds or never can (no rhythm). Fixed in
     silence (neither moves without an event), so the engine reviews the user then
     (models.engine._next_review). :func:`reorder_late_s` stays the rhythm's own second: before it
     no alert opens for a buyer with a rhythm (models.engine.alert_may_open), paying or not."""
     late = reorder_late_s(sig)
-    end = sig.period_end_s
+    end = paid_period_passes_s(sig)
     if end > sig.now_s and late < end and _late_at_days(sig) > 0.0:
         return end
     return late

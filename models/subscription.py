@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
-__all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_SEATS", "MAX_TIME_MS", "RENEWAL_WINDOW_MIN_MS", "SUBSCRIPTION_STATUSES", "Subscription",
+__all__ = ["MAX_MRR_CENTS", "MAX_PLAN_CHARS", "MAX_SEATS", "MAX_TIME_MS", "RENEWAL_GRACE_MS", "RENEWAL_WINDOW_MIN_MS", "SUBSCRIPTION_STATUSES", "Subscription",
            "SubscriptionStatus", "a_type", "seat_count", "calendar_days", "mrr_cents", "renewal_window_ms"]
 
 SubscriptionStatus = Literal["trial", "active", "past_due", "cancelled", "paused"]
@@ -32,6 +32,21 @@ _PAID: Final[tuple[str, ...]] = ("active", "past_due")  # the statuses whose mrr
 _DAY_MS: Final[int] = 86_400_000
 #: The shortest renewal window (:func:`renewal_window_ms`): a monthly plan's, 30 days
 RENEWAL_WINDOW_MIN_MS: Final[int] = 30 * _DAY_MS
+#: How long after the end of a paid period its renewal statement may come before the period counts
+#: as passed unrenewed (a user's: models.signals.paid_period_passes_s; an account's renewal:
+#: models.revenue.AccountView.renews_at). Billing systems renew at or after the end, not before: Stripe creates the renewal invoice as the new period starts and finalizes and charges it
+#: about an hour later (later still while its ``invoice.created`` webhook fails), and a
+#: statement goes out once the charge is known; a nightly export is up to a day late. QA23b F6
+#: (2026-12-05): renewals stated 1-2 h after the period end turned 122 silent paying users dormant
+#: (131) or churned (46) at the end's midnight, "paid period ended today, no renewal stated", and
+#: back to declining an hour later. A day loses nothing: a renewal that fails is stated as
+#: ``past_due`` (the paid period ends at that statement, models.state), a cancellation as
+#: ``cancelled`` or a request dated at the end (models.state.scheduled_cancel_s, no grace), and
+#: only a subscription that ends with no statement at all waits the day. A user's end is a midnight
+#: (models.state), so a whole day keeps the passing at a midnight: the calendar day after the end.
+#: The account side had the same edge: a silent account renewing soon (a renewal to save, stage
+#: ``at_risk``) read ``lapsed``, the win-back book, from the period end to its renewal statement.
+RENEWAL_GRACE_MS: Final[int] = _DAY_MS
 
 
 def renewal_window_ms(period_ms: int) -> int:

@@ -123,3 +123,21 @@ def test_the_win_back_tabs_lost_mrr_counts_nothing_for_an_account_still_paying(m
     assert (page.listed, page.at_stake_cents) == (3, 7_450), page
     save = asyncio.run(data.owner_book(Settings(), _Owners(), "ana", "save", 10, NOW))  # type: ignore[arg-type]
     assert (save.listed, save.at_stake_cents) == (2, 14_900), save
+
+
+def test_a_renewal_stated_after_the_period_end_keeps_the_renewal_to_save() -> None:
+    """QA23b F6, the account side (models.subscription.RENEWAL_GRACE_MS): billing states a renewal an
+    hour or so after the period ended. Until then the account renewing in 3 days stays a renewal to
+    save ("renewal today"), not ``lapsed`` on the win-back book for that hour; one whose renewal is
+    not stated within the grace lapses then."""
+    end = NOW + 3 * DAY_MS
+    for renewed in (True, False):
+        state, members = _paying(3), [_quiet("u0", 35)]
+        acc = AccountWork(state, {}, {m.key: m for m in members})
+        decide_alert("a", acc, NOW, [])
+        half_hour = decide_alert("a", acc, end + 1_800_000, [])
+        assert (half_hour.stage, half_hour.reasons[0]) == ("at_risk", "renewal today, the only user silent for 5 weeks"), half_hour.reasons
+        if renewed:
+            state.update(Event("u0", end + 3_960_000, "subscription", "s9", 0.0, "acct190", Subscription("active", "Team", 7_450, 0, end + 28 * DAY_MS)))  # type: ignore[arg-type]
+        after = decide_alert("a", acc, end + DAY_MS + 1, [])
+        assert after.stage == ("at_risk" if renewed else "lapsed"), (renewed, after.stage, after.reasons)

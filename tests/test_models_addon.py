@@ -1,13 +1,14 @@
 """A subscriber's add-on orders are no re-order overdue while the paid period runs (QA21 F3,
 models.signals.reorder_late): the subscription is the re-order. From the period's end without a
-renewal, or from a cancellation, the add-on rhythm counts again, at that second."""
+renewal (after the renewal's grace, a day: models.signals.RENEWAL_GRACE_S), or from a
+cancellation, the add-on rhythm counts again, at that second."""
 
 from __future__ import annotations
 
 from models.engine import Alert, advance
 from models.events import Event
 from models.scoring import assess
-from models.signals import reorder_late, reorder_late_opens_s, reorder_late_s
+from models.signals import RENEWAL_GRACE_S, reorder_late, reorder_late_opens_s, reorder_late_s
 from models.subscription import Subscription
 from tests.test_models_alert_policy import T0_MS, _visits_and_orders
 from tests.test_models_reorder import NEVER_BY_RISK
@@ -46,7 +47,7 @@ def test_no_re_order_alert_while_the_plan_is_paid() -> None:
     a = assess(advance("u", None, events, now_s * 1000, NEVER_BY_RISK).state, now_s, NEVER_BY_RISK)
     assert not reorder_late(a.signals) and a.signals.period_end_s > now_s
     assert reorder_late_s(a.signals) == 0  # the rhythm itself is late: alert_may_open lets the risk open one
-    assert reorder_late_opens_s(a.signals) == a.signals.period_end_s
+    assert reorder_late_opens_s(a.signals) == a.signals.period_end_s + RENEWAL_GRACE_S
 
 
 def test_the_same_orders_without_a_plan_alert_at_the_late_line() -> None:
@@ -57,13 +58,13 @@ def test_the_same_orders_without_a_plan_alert_at_the_late_line() -> None:
 
 
 def test_the_rhythm_counts_again_from_the_period_end_to_the_second() -> None:
-    """Last renewal on day 150, paid to day 181 00:00: the re-order alert opens at that second, the
-    unrenewed period first (a fact of leaving, models.reasons), the re-order next, of the orders
+    """Last renewal on day 150, paid to day 181 00:00: the re-order alert opens at the end of the
+    renewal's grace, day 182 00:00, the unrenewed period first (a fact of leaving, models.reasons), the re-order next, of the orders
     besides the subscription (the latest statement paid: models.reasons._besides)."""
     alerts = _reorder_alerts(_history(tuple(range(0, 151, 30))), 200)
-    assert [a.event_time_ms for a in alerts] == [T0_MS + 181 * DAY_MS]
-    assert list(alerts[0].scores.reasons[:2]) == ["paid period ended today (2026-06-30), no renewal stated",
-                                            "usual re-order besides the subscription every 30 days, none for 90 days"]
+    assert [a.event_time_ms for a in alerts] == [T0_MS + 181 * DAY_MS + RENEWAL_GRACE_S * 1000]
+    assert list(alerts[0].scores.reasons[:2]) == ["paid period ended 1 day ago (2026-06-30), no renewal stated",
+                                            "usual re-order besides the subscription every 30 days, none for 91 days"]
 
 
 def test_a_cancellation_ends_the_paid_period_and_the_re_order_alert_opens_at_it() -> None:

@@ -3,7 +3,8 @@
 A subscribe-and-save customer who pays every month and rarely visits: while the latest
 statement's period end is ahead, silence makes them declining (the save list, at-risk alerts, a
 check-in), never dormant or churned (the win-back list, ``win_back``); from the period's end
-without a renewal the silence rules apply, to the second. Their purchase reasons say the
+without a renewal, after the renewal's grace (a day: models.signals.RENEWAL_GRACE_S), the silence
+rules apply, to the second. Their purchase reasons say the
 subscription is apart from the one-off orders counted.
 """
 
@@ -17,7 +18,7 @@ from models.model import ChurnModel
 from models.ranking import on_save_list
 from models.reasons import _words
 from models.scoring import assess, score
-from models.signals import compute_signals
+from models.signals import RENEWAL_GRACE_S, compute_signals
 from models.state import STAGES
 from models.subscription import Subscription
 from models.temperature import p_back_within
@@ -46,10 +47,10 @@ def _subscriber(renewals: int) -> list[Event]:
 
 def test_a_silent_subscriber_is_declining_while_paid_and_lapses_at_the_period_end() -> None:
     """Silent from day 38, renewed to day 180 (paid through day 180, so to day 181 00:00): declining
-    (on the save list, not told win_back) until then, churned from that very second, as a user
-    without statements is."""
+    (on the save list, not told win_back) until then and through the renewal's grace (day 182
+    00:00), churned from that very second, as a user without statements is."""
     st_ = _state_of(_subscriber(6))
-    end_s = T0_MS // 1000 + 181 * DAY_S
+    end_s = T0_MS // 1000 + 181 * DAY_S + RENEWAL_GRACE_S
     for day in (70, 100, 150, 180):
         s = score(st_, T0_MS // 1000 + day * DAY_S, M)
         assert s.stage == "declining" and s.action != "win_back", (day, s.stage, s.action)
@@ -61,9 +62,9 @@ def test_a_silent_subscriber_is_declining_while_paid_and_lapses_at_the_period_en
 
 def test_the_engine_reviews_at_the_period_end_and_alerts_there() -> None:
     """The stage changes of a silent subscriber: to declining while paid, at-risk possible; the
-    change out of it at the second the paid period ends (models.lifecycle.next_change_s)."""
-    events = _subscriber(3)  # paid through day 90 (to day 91 00:00)
-    end_ms = T0_MS + 91 * DAY_MS
+    change out of it at the second the paid period's grace ends (models.lifecycle.next_change_s)."""
+    events = _subscriber(3)  # paid through day 90 (to day 91 00:00), its grace to day 92 00:00
+    end_ms = T0_MS + 91 * DAY_MS + RENEWAL_GRACE_S * 1000
     out = advance("u", None, events, T0_MS + 200 * DAY_MS, M)
     changes = [(a.event_time_ms, a.scores.stage) for a in out.alerts if a.kind == "stage_changed"]
     paid = [(t, s) for t, s in changes if t < end_ms]
@@ -75,7 +76,8 @@ def test_the_engine_reviews_at_the_period_end_and_alerts_there() -> None:
 
 def test_next_change_finds_the_period_end_when_it_held_off_the_lapse() -> None:
     """From each review next_change_s schedules (the dormant and churned crossings while paid are
-    reviews that change nothing), the first change is at the paid period's end, to the second."""
+    reviews that change nothing), the first change is at the paid period's end and its grace, to
+    the second."""
     st_ = _state_of(_subscriber(3))
     now = T0_MS // 1000 + 80 * DAY_S
     st_.stage, st_.stage_since_s = STAGES.index("declining"), now
@@ -84,7 +86,7 @@ def test_next_change_finds_the_period_end_when_it_held_off_the_lapse() -> None:
         t = next_change_s(st_, compute_signals(st_, now, M), M)
         assert t > now and at(t - 1) == "declining"
         now = t
-    assert now == T0_MS // 1000 + 91 * DAY_S and at(now) == "churned"
+    assert now == T0_MS // 1000 + 91 * DAY_S + RENEWAL_GRACE_S and at(now) == "churned"
 
 
 def test_a_cancelled_statement_ends_the_paid_period_and_the_old_rules_apply() -> None:

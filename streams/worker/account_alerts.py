@@ -26,7 +26,7 @@ from models.engine import alert_id
 from models.events import Event
 from models.quiet_period import QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
 from models.revenue import AccountState, Change
-from models.subscription import Subscription
+from models.subscription import RENEWAL_GRACE_MS, Subscription
 from streams.worker.alert_log import EXTRAS_FIELD
 
 __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "AccountWork", "account_alert", "account_rollup", "churn_announced_ms", "converted_days",
@@ -306,7 +306,7 @@ def _renewal_near_ms(state: AccountState, now_ms: int) -> int:
         return 0
     view = state.get()
     ends = view.period_ends_ms
-    times = [max(e - view.renewal_window_ms(e), prev + 1) for prev, e in zip((0, *ends), ends)]
+    times = [max(e - view.renewal_window_ms(e), prev + RENEWAL_GRACE_MS + 1) for prev, e in zip((0, *ends), ends)]
     return min((t for t in times if t > now_ms), default=0)
 
 
@@ -712,7 +712,7 @@ def risk_drops_ms(acc: AccountWork) -> list[int]:
         times.append(rise.ts_ms + RISE_COUNTS_MS)
     view = acc.state.get() if acc.state.subs else None
     if view is not None:
-        times += [t + 1 for t in view.period_ends_ms]
+        times += [t + RENEWAL_GRACE_MS + 1 for t in view.period_ends_ms]  # passed with its grace (AccountView.renews_at)
     return times
 
 
@@ -721,7 +721,7 @@ def usage_counts(state: AccountState, lo_ms: int, hi_ms: int) -> bool:
     renewal near (within its window, ``AccountView.renewal_window_ms``), or a trial ending within 3 days or ended while the status still says
     trial (``models.account_health``), at some time between them."""
     view = state.get() if state.subs else None
-    if view is not None and any(e - view.renewal_window_ms(e) <= hi_ms and e >= lo_ms for e in view.period_ends_ms):
+    if view is not None and any(e - view.renewal_window_ms(e) <= hi_ms and e + RENEWAL_GRACE_MS >= lo_ms for e in view.period_ends_ms):
         return True
     ends = view.trial_ends_ms if in_trial(view) else 0  # a trial beside a free plan too (review 18 L-2)
     return bool(ends) and ends - _TRIAL_SOON_MS <= hi_ms
