@@ -151,12 +151,15 @@ def kept_downgrade(down: object) -> Downgrade | None:
 
     >>> kept_downgrade([9, ["Pro"], ["Pro"], 13100, 12900, [5, ["Business"], ["Pro"], 40000, 13100]]).plans_before
     ('Business',)
+    >>> kept_downgrade([9, ["Business"], ["Pro"]])  # a record kept before the MRR was
+    Downgrade(ts_ms=9, plans_before=('Business',), plans_after=('Pro',), mrr_before_cents=0, mrr_after_cents=0, cancelled=(), seats_before=0, seats_after=0)
     """
     if not isinstance(down, list) or len(down) < 3:
         return None
     cancelled = tuple(down[6]) if len(down) > 6 and down[6] else ()
     seats = tuple(down[7]) if len(down) > 7 and down[7] else (0, 0)
-    latest = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5], cancelled, *seats)  # type: ignore[misc]
+    latest = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5], cancelled=cancelled,  # type: ignore[misc]
+                       seats_before=int(seats[0]), seats_after=int(seats[1]))
     replaced = kept_downgrade(down[5]) if len(down) > 5 and bill_fall(latest) else None
     return replaced or latest
 
