@@ -29,7 +29,8 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   user's, and a one-user account would otherwise flap as its second user appears), the share the
   larger of seats and activity (:func:`silence_risk`); a reason names the account's most
   active user or its billing user when silent (:func:`_named_silent`), first while most of the silence is his (QA20a F3); billing risk ``r_b`` = the largest of: past due 0.5, a
-  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`), a user's own
+  downgrade in the last 30 days 0.35 or the share of the MRR it cut when larger (:func:`downgrade_risk`; not a smaller
+  bill, under a fifth on the same plan with no seats cut: :func:`bill_fall`), a user's own
   plan's price risen at its renewal in the last 30 days 0.5 (:class:`PriceRise`, QA19 F7), renewal near while usage fell 25 % or more 0.4
   (near: within a quarter of the billing period the statements state for it, at least 30 days:
   an annual plan's 91 days, a monthly plan's 30; ``models.subscription.renewal_window_ms``, QA11
@@ -105,7 +106,7 @@ from models.revenue import AccountView
 from models.state import RESUME_QUIET_S, STAGES
 from models.subscription import _PAID, RENEWAL_GRACE_MS, RENEWAL_WINDOW_MIN_MS, Subscription
 
-__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "GONE_STAGES", "LAPSED_S", "pausing", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "members_cancelled", "seat_price_cents", "seat_price_rise",
+__all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "BILL_FALL", "bill_fall", "GONE_STAGES", "LAPSED_S", "pausing", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "members_cancelled", "seat_price_cents", "seat_price_rise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "add_copy",
            "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share", "still_used_text",
@@ -145,6 +146,18 @@ _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 #: same account (QA20a F2: "down 72%" and "usage fell 43%" on one account, read as a contradiction)
 _USAGE_WINDOW: Final[str] = " (last 4 weeks against its 3-month rate)"
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
+#: A fall of the MRR on the same plan, no seats cut, of less than this share is a smaller bill rather
+#: than a downgrade (:func:`bill_fall`): a fifth, the band the usage trend rule reads as no signal
+#: (``TREND_FROM``: a 2-week activity above 80% of its usual adds nothing). A metered charge
+#: follows usage, so a bill within that band is usage within it; and the calendar alone moves it
+#: by up to a tenth (a 28-day February against a 31-day January: 9.7% fewer days). A cut of a
+#: fifth or more stays a downgrade (QA pass 11 F4's 20% seat removal, sent without ``seats``).
+#: Measured on QA23b's API platform (base + last month's metered charge): 494 of 504 same-plan
+#: falls of its healthy accounts are under a fifth (median 3.9%, 95th percentile 14.4%), against
+#: 15 of its migrating accounts' 55 at a fifth or more (29-66% as their API use ran down). Billing analytics agree a
+#: metered bill is no plan decision: Baremetrics leaves usage-based plans out of MRR by default ("the
+#: amounts can vary from month to month"), Lago's MRR counts fixed fees only.
+BILL_FALL: Final[float] = 0.2
 #: A price rise at renewal's part of the risk (:class:`PriceRise`, QA19 F7), the at-risk line: on
 #: QA19's neobank 261 of the 553 premium renewals at 7.99 after 4.99 (47%) were cancelled within
 #: 30 days, against 74 of 3,146 renewals at an unchanged price (2.4%); all 240 fee-shock cancellers
@@ -326,6 +339,31 @@ class Downgrade:
     # none did (a plan changed, fewer seats): with the same plan still held by other users, the
     # contraction is members' subscriptions ending, not the account's plan (:func:`members_cancelled`)
     cancelled: tuple[str, ...] = ()
+    # the seats its statement's subscription stated before and after it, when both stated them and
+    # they differ (0, 0 otherwise): fewer seats is the account's decision (:func:`bill_fall`)
+    seats_before: int = 0
+    seats_after: int = 0
+
+
+def bill_fall(down: Downgrade) -> bool:
+    """Whether the contraction is a smaller bill, not a downgrade: the same plans before and after
+    (names and number), no seat cut stated, and a fall of less than ``BILL_FALL`` of the MRR. Such a
+    fall adds no risk and no reason to the account (the ledger still books it as contraction:
+    money is money). Why (QA23b F1, F5): an API platform's MRR is its base plan plus last month's
+    metered charge, restated each month; every smaller bill read "MRR down from 131.00 to 129.00
+    (starter) today", action "review how the plan fits their use", the first reason of 224 of 470
+    ``account_at_risk`` (142 of the 150 on healthy accounts, bunched after February's 28 days), and
+    five such wiggles of 2-6 headed an owner's book above the one account leaving. A record kept
+    before the MRR was (``mrr_before_cents`` 0) stays a downgrade.
+
+    >>> [bill_fall(Downgrade(0, ("starter",), ("starter",), b, a)) for b, a in ((13100, 12900), (10000, 8100), (10000, 8000), (0, 0))]
+    [True, True, False, False]
+    >>> bill_fall(Downgrade(0, ("Team",), ("Team",), 10000, 9000, (), 10, 9)), bill_fall(Downgrade(0, ("Pro",), ("Basic",), 10000, 9500))
+    (False, False)
+    """
+    if down.plans_before != down.plans_after or down.cancelled or 0 < down.seats_after < down.seats_before:
+        return False
+    return down.mrr_before_cents > 0 and _cut(down) < BILL_FALL
 
 
 def members_cancelled(down: Downgrade) -> tuple[str, int, int]:
@@ -1359,7 +1397,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         r_b = max(r_b, 0.5)
         days = max(0, now_ms - view.past_due_since_ms) // 86_400_000  # a statement a little ahead of now: "today"
         reasons.append((0.5, f"payment failed {_ago(days)} (past due)", _FIX_PAYMENT))
-    if down is not None and 0 <= now_ms - down.ts_ms < 30 * 86_400_000:
+    if down is not None and 0 <= now_ms - down.ts_ms < 30 * 86_400_000 and not bill_fall(down):  # a smaller bill: no signal (QA23b F1)
         r_d = downgrade_risk(down)
         r_b = max(r_b, r_d)
         days = (now_ms - down.ts_ms) // 86_400_000

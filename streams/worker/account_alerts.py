@@ -19,7 +19,7 @@ from typing import Final, Mapping, Sequence
 import orjson
 
 from models.account_health import (_FIX_PAYMENT, ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
-                                   add_copy, seat_price_rise, hours_left,
+                                   add_copy, bill_fall, seat_price_rise, hours_left,
                                    in_trial, own_account, paying_again_text, recovered_reasons, rollup, silent_after_s, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
@@ -144,26 +144,48 @@ def note_copy(extras: dict[str, object], old: Member | None, new: Member, ts_ms:
 
 
 def kept_downgrade(down: object) -> Downgrade | None:
-    """The extras' ``down`` record (:func:`note_downgrade`, of any version) as a ``Downgrade``, None without one."""
+    """The extras' ``down`` record (:func:`note_downgrade`, of any version) as a ``Downgrade``, None
+    without one. When the latest contraction is a smaller bill (``models.account_health.bill_fall``)
+    the record it replaced is read instead, if it kept one: next month's metered bill does not hide
+    a plan downgrade of 12 days ago (the roll-up still counts it for its 30 days).
+
+    >>> kept_downgrade([9, ["Pro"], ["Pro"], 13100, 12900, [5, ["Business"], ["Pro"], 40000, 13100]]).plans_before
+    ('Business',)
+    >>> kept_downgrade([9, ["Business"], ["Pro"]])  # a record kept before the MRR was
+    Downgrade(ts_ms=9, plans_before=('Business',), plans_after=('Pro',), mrr_before_cents=0, mrr_after_cents=0, cancelled=(), seats_before=0, seats_after=0)
+    """
     if not isinstance(down, list) or len(down) < 3:
         return None
     cancelled = tuple(down[6]) if len(down) > 6 and down[6] else ()
-    return Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5], cancelled=cancelled)  # type: ignore[misc]
+    seats = tuple(down[7]) if len(down) > 7 and down[7] else (0, 0)
+    latest = Downgrade(int(down[0]), tuple(down[1]), tuple(down[2]), *down[3:5], cancelled=cancelled,  # type: ignore[misc]
+                       seats_before=int(seats[0]), seats_after=int(seats[1]))
+    replaced = kept_downgrade(down[5]) if len(down) > 5 and bill_fall(latest) else None
+    return replaced or latest
+
+
+def _tail(users: Sequence[str], seats: Sequence[int]) -> list[object]:
+    """A ``down`` record's optional elements after the record it replaced: its users, then its seats
+    before and after (``[]`` for no users when seats follow); none when it has neither."""
+    return [list(users), list(seats)] if seats else [list(users)] if users else []
 
 
 def _replaced(kept: list[object]) -> list[object]:
-    """A ``down`` record as kept inside the next one: without the record it replaced, with its users."""
-    return kept[:5] + ([None, kept[6]] if len(kept) > 6 and kept[6] else [])
+    """A ``down`` record as kept inside the next one: without the record it replaced, with its users and seats."""
+    tail = _tail(kept[6] if len(kept) > 6 and kept[6] else [], kept[7] if len(kept) > 7 and kept[7] else [])  # type: ignore[arg-type]
+    return kept[:5] + ([None, *tail] if tail else [])
 
 
 def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_before: Sequence[str],
-                   plans_after: Sequence[str], cancelled_by: str = "") -> None:
+                   plans_after: Sequence[str], cancelled_by: str = "", seats: tuple[int, int] = (0, 0)) -> None:
     """Keep the account's latest contraction in the extras' ``down`` for the roll-up's reason,
     ``[ts, plans before, plans after, MRR before, MRR after, the record it replaced]`` and, when
     statements of the instant cancelled users' own subscriptions (``cancelled_by``: the user whose
     subscription this statement ended, "" when none), their ids after it (QA22b F6: "1 of 2
     battle_pass subscriptions cancelled today (p00123)", ``models.account_health.members_cancelled``),
-    from one
+    and, when its statement's subscription stated different seats before and after (``seats``),
+    those two last (QA23b F1: fewer seats is a downgrade, a smaller metered bill is not,
+    ``models.account_health.bill_fall``), from one
     statement's ``change`` (``plans_before``/``plans_after``: the account's plans around that
     statement). Statements at one instant make one movement (models.revenue): a second one that
     retracts the contraction (the add-on and the main plan cancelled together: one churn) puts
@@ -182,6 +204,8 @@ def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_
     {}
     >>> note_downgrade(extras, 9, Change(add=mv("contraction", 998, 499)), ["bp", "bp"], ["bp"], "p1"); extras["down"][5:]
     [None, ['p1']]
+    >>> note_downgrade(extras, 20, Change(add=mv("contraction", 20000, 18000)), ["Team"], ["Team"], "", (10, 9)); extras["down"][6:]
+    [[], [10, 9]]
     """
     down = extras.get("down")
     kept = down if isinstance(down, list) and len(down) >= 3 else None
@@ -189,12 +213,15 @@ def note_downgrade(extras: dict[str, object], ts_ms: int, change: Change, plans_
     add, retract = change.add, change.retract
     if add is not None and add.kind == "contraction":
         users = list(kept[6]) if at_instant and len(kept) > 6 and kept[6] else []  # type: ignore[index, arg-type]
+        if at_instant and seats[0] == seats[1] and len(kept) > 7 and kept[7]:  # type: ignore[arg-type]
+            seats = tuple(kept[7])  # type: ignore[index, assignment, arg-type]  # the instant's seat cut, re-measured
         if at_instant:  # re-measured at the same instant: the plans before it, the record it replaced
             plans_before, prev = kept[1], (kept[5] if len(kept) > 5 else None)  # type: ignore[index]
         else:
             prev = _replaced(kept) if kept is not None and int(kept[0]) + _DOWNGRADE_RECENT_MS > ts_ms else None
         users += [cancelled_by] if cancelled_by and cancelled_by not in users else []
-        extras["down"] = [ts_ms, list(plans_before), list(plans_after), add.mrr_before_cents, add.mrr_after_cents, prev] + ([users] if users else [])
+        extras["down"] = ([ts_ms, list(plans_before), list(plans_after), add.mrr_before_cents, add.mrr_after_cents, prev]
+                          + _tail(users, seats if seats[0] != seats[1] else ()))
     elif retract is not None and retract.kind == "contraction" and at_instant:
         prev = kept[5] if len(kept) > 5 else None  # type: ignore[index]
         if prev:

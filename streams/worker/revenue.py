@@ -974,7 +974,8 @@ def _apply_subscription(acc: AccountWork, ev: Event) -> None:
     after = acc.state.get().plans
     now = acc.state.subs.get(member_key(ev.user_id))  # the statement in force after it (a same-instant rival may win)
     ended = was is not None and was.sub.status != "cancelled" and (now is None or now.sub.status == "cancelled")
-    note_downgrade(acc.extras, ev.ts_ms, change, before, after, ev.user_id if ended else "")
+    seats = (was.sub.seats, now.sub.seats) if was is not None and now is not None and was.sub.seats and now.sub.seats else (0, 0)
+    note_downgrade(acc.extras, ev.ts_ms, change, before, after, ev.user_id if ended else "", seats)
     note_price_rise(acc.extras, ev, change, was.sub if was is not None else None, now.sub if now is not None else None, before, after)
     if list(after) != before:
         acc.extras["at"] = [ev.ts_ms, before]
