@@ -25,6 +25,11 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   0 for an account with no users (no member ever seen: nobody uses it; QA pass 4, 2026-12-03:
   it was 1.0, "steady", so a trial nobody used, the clearest case of "usage under half", ended
   at risk 0, temperature 100 and no reason);
+- machine users (``Member.machine``: the model's ``[users] machine`` patterns, :func:`machine_user`;
+  QA23b F2) are no users: their activity counts in usage and the 2-week trend (:func:`_used_by`), a
+  running one is a seat in use in the seat share (:func:`_running`), never counted, silent or named
+  (its silence is said with the trend, :func:`_machine_away`), and a key still running keeps an
+  account whose people are all gone at risk, not lapsed;
 - user risk ``r_u = 0.8 * silent share`` (all silent: 0.8; a user's own at-risk alert stays the
   user's, and a one-user account would otherwise flap as its second user appears), the share the
   larger of seats and activity (:func:`silence_risk`); a reason names the account's most
@@ -98,6 +103,7 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Collection, Final, Iterable, Sequence
 
 from models.lifecycle import LAPSED
@@ -190,6 +196,22 @@ _RHYTHM_MARK: Final[int] = 0xFF
 MEMBER_ID_AT: Final[int] = MEMBER_HEAD_BYTES + _RHYTHM.size
 
 
+#: The stage byte's high bit marks a machine user (``Member.machine``): stage indexes are under 16.
+_MACHINE_BIT: Final[int] = 0x80
+
+
+def machine_user(user_id: str, patterns: Sequence[str]) -> bool:
+    """Whether ``user_id`` is a machine user (an API key, a service account, an integration) by the
+    model's ``[users] machine`` patterns (shell-style, case-sensitive: ``svc_*``). QA23b F2: a
+    platform's service key, 82% of an account's activity, was its "most active user" in 228 of 230
+    such reasons and hid its developers' leaving; its silence is the account's usage falling.
+
+    >>> machine_user("svc_acc040", ("svc_*",)), machine_user("acc040_d00", ("svc_*",)), machine_user("svc_1", ())
+    (True, False, False)
+    """
+    return any(fnmatchcase(user_id, p) for p in patterns)
+
+
 def member_key(user_id: str) -> int:
     """8 bytes of the user id's hash: members are stored without their id (state stays small)."""
     return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=8).digest(), "little")
@@ -210,6 +232,10 @@ class Member:
     # measures it (models.signals.visit_gap_days); 0.0 unknown (a record of the format before QA18 F4):
     # the account then judges its silence by the fixed 14 days (:func:`silent_after_s`)
     gap_days: float = 0.0
+    # a machine user (``[users] machine`` of the model, :func:`machine_user`): its events are the
+    # account's usage (the 2-week trend, the renewal rule's figure), but it is not one of its users
+    # (counted, silent, named): kept as the high bit of the stage byte (``_MACHINE_BIT``), no byte more
+    machine: bool = False
 
     def to_bytes(self) -> bytes:
         """25 bytes (``_MEMBER``), then the rhythm (``_RHYTHM``: a 0xFF marker and ``gap_days``,
@@ -223,7 +249,8 @@ class Member:
         >>> len(old.to_bytes()), Member.from_bytes(old.to_bytes()) == old, Member.from_bytes(old.to_bytes()[:25]).gap_days
         (27, True, 0.0)
         """
-        head = _MEMBER.pack(self.key, self.last_seen_s, self.stage, self.risk, self.act_28d, self.base_28d)
+        stage = self.stage | _MACHINE_BIT if self.machine else self.stage
+        head = _MEMBER.pack(self.key, self.last_seen_s, stage, self.risk, self.act_28d, self.base_28d)
         if self.gap_days > 0.0:
             head += _RHYTHM.pack(_RHYTHM_MARK, self.gap_days)
         uid = self.user_id.encode("utf-8", "surrogatepass")
@@ -238,7 +265,9 @@ class Member:
         with 0xFF, so a record before is never read as one with a rhythm."""
         at = member_id_at(data)
         gap = _RHYTHM.unpack_from(data, MEMBER_HEAD_BYTES)[1] if at == MEMBER_ID_AT else 0.0
-        return cls(*_MEMBER.unpack_from(data), data[at:].decode("utf-8", "surrogatepass"), gap)
+        key, seen, stage, risk, act, base = _MEMBER.unpack_from(data)
+        return cls(key, seen, stage & ~_MACHINE_BIT, risk, act, base, data[at:].decode("utf-8", "surrogatepass"), gap,
+                   bool(stage & _MACHINE_BIT))
 
 
 def member_id_at(record: bytes) -> int:
@@ -673,7 +702,7 @@ def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Seque
     not judged). Between two copies it only falls, but where a member leaves the 90-day window."""
     if not members or kept is None:
         return -1.0
-    return trend_usage(kept.at(now_s), _users(members, billing, now_s), now_s)
+    return trend_usage(kept.at(now_s), _used_by(members, _users(members, billing, now_s), now_s), now_s)
 
 
 #: The trend reason names the account's most active user when he has not been seen for a week or
@@ -728,6 +757,25 @@ def _top_user_away(users: Sequence[Member], now_s: int) -> str:
     return f"its most active user{who} ({_pct(_weight(top) / total)} of its activity) last seen {_ago((now_s - top.last_seen_s) // DAY_S)}"
 
 
+def _machine_away(used: Sequence[Member], now_s: int) -> str:
+    """The trend reason's word on a machine user's silence (QA23b F2: its silence is the account's
+    usage falling, not a user leaving): "its machine user svc_1 (82% of its activity) last seen 9
+    days ago", the heaviest machine user of ``used`` (:func:`_used_by`) not seen for
+    :func:`_away_after_s`, its share of all their activity; "" when none is.
+
+    >>> ms = [Member(1, 0, 1, 0.0, 80.0, 80.0, "svc_1", machine=True), Member(2, 9 * DAY_S, 1, 0.0, 20.0, 20.0, "ann")]
+    >>> _machine_away(ms, 9 * DAY_S), _machine_away(ms, 6 * DAY_S)
+    ('its machine user svc_1 (80% of its activity) last seen 9 days ago', '')
+    """
+    total = sum(_weight(m) for m in used)
+    away = [m for m in used if m.machine and now_s - m.last_seen_s >= _away_after_s(m)]
+    if not away or not total > 0:
+        return ""
+    top = max(away, key=_weight)
+    who = f" {top.user_id}" if top.user_id else ""
+    return f"its machine user{who} ({_pct(_weight(top) / total)} of its activity) last seen {_ago((now_s - top.last_seen_s) // DAY_S)}"
+
+
 def trend_risk(usage_2w: float) -> float:
     """The trend rule's part of the risk (constants above): 0 at or above ``TREND_FROM`` (and when
     not judged, -1), 0.5 at or under ``TREND_AT_RISK``, linear between; never rising with usage.
@@ -772,11 +820,41 @@ def _users(members: Sequence[Member], billing: Sequence[int], now_s: int) -> lis
     with them any member whose statements key a subscription in force (``billing``,
     ``AccountView.billing_keys``) however long silent (QA11 F3: the champion who paid left the
     count after 90 days, though his statements still came); nobody seen in 90 days: every member
-    ever seen."""
+    ever seen. Machine users (``Member.machine``) are never users: their events are usage only
+    (:func:`_used_by`)."""
+    members = [m for m in members if not m.machine]
     window = [m for m in members if now_s - m.last_seen_s < _USERS_WINDOW_S]
     if not window:
         return [m for m in members if m.last_seen_s]
     return window + [m for m in members if m.last_seen_s and now_s - m.last_seen_s >= _USERS_WINDOW_S and m.key in billing]
+
+
+def _used_by(members: Sequence[Member], users: Sequence[Member], now_s: int) -> list[Member]:
+    """Whose activity is the account's usage (:func:`_usage`, the 2-week trend's base): its users
+    and the machine users seen in the last 90 days (QA23b F2: a platform's API traffic is its use,
+    its fall the migration signal, though the key is nobody to call).
+
+    >>> ms = [Member(1, 0, 1, 0.0, 1.0, 1.0, "svc", machine=True), Member(2, 0, 1, 0.0, 1.0, 1.0, "ann")]
+    >>> [m.user_id for m in _used_by(ms, _users(ms, (), 0), 0)], len(_used_by(ms, [], 91 * DAY_S))
+    (['ann', 'svc'], 0)
+    """
+    return [*users, *(m for m in members if m.machine and now_s - m.last_seen_s < _USERS_WINDOW_S)]
+
+
+def _running(used: Sequence[Member], now_s: int) -> int:
+    """How many machine users of ``used`` (:func:`_used_by`) are not silent (:func:`silent_member`,
+    by their own rhythm): each is one seat in use in the seat share of the silence
+    (:func:`silence_risk`), never a user of the counts and reasons. Why (QA23b F2, measured on its
+    file): with the key left out of the seats, 42 of 241 healthy developer accounts were at risk on
+    "2 of 3 users silent for 2 weeks" (light developers, usual 4-24 days between logins, while the
+    API ran), 2 with the key counted as a user; a running key is the account in use, a silent one
+    is its usage falling (the 2-week trend), not a seat.
+
+    >>> ms = [Member(1, 0, 1, 0.0, 1.0, 1.0, "svc", machine=True), Member(2, 0, 1, 0.0, 1.0, 1.0, "ann")]
+    >>> _running(ms, DAY_S), _running(ms, 14 * DAY_S)
+    (1, 0)
+    """
+    return sum(1 for m in used if m.machine and not silent_member(m, now_s))
 
 
 def counted_users(members: Sequence[Member], view: AccountView | None, now_s: int) -> list[Member]:
@@ -952,20 +1030,24 @@ class SilenceIndex:
     sole: float = -1.0  # an account that is its one user: its users' part (:func:`sole_risk`), whatever the time; -1.0 otherwise
     quiet_s: tuple[int, ...] = ()  # when each member turns silent (last seen + silent_after_s), sorted
     quiet_w: tuple[float, ...] = ()  # quiet_w[i]: the weights of the first i members of quiet_s
+    machine_s: tuple[int, ...] = ()  # when each machine user turns silent, sorted: a seat in use until then (_running)
 
 
 def silence_index(members: Sequence[Member], billing: Sequence[int], account: str = "") -> SilenceIndex:
     """The :class:`SilenceIndex` of ``members`` with the subscription keys ``billing`` (``account``:
-    the account's id, which tells an account that is its one user, :func:`sole_member`)."""
+    the account's id, which tells an account that is its one user, :func:`sole_member`). Machine
+    users are left out, as :func:`_users` leaves them, but the times they turn silent (:func:`_running`)."""
+    machine = tuple(sorted(m.last_seen_s + silent_after_s(m) for m in members if m.machine))
+    sole = sole_member(members, account)  # of every member, as rollup's
+    members = [m for m in members if not m.machine]
     ordered = sorted(members, key=lambda m: m.last_seen_s)
     quiet = sorted((m.last_seen_s + silent_after_s(m), _weight(m)) for m in members)
-    sole = sole_member(members, account)
-    return SilenceIndex(tuple(m.last_seen_s for m in ordered), _running(_weight(m) for m in ordered),
+    return SilenceIndex(tuple(m.last_seen_s for m in ordered), _sums(_weight(m) for m in ordered),
                         tuple((m.last_seen_s, _weight(m)) for m in members if m.last_seen_s and m.key in billing),
-                        sole_risk(sole) if sole else -1.0, tuple(t for t, _ in quiet), _running(w for _, w in quiet))
+                        sole_risk(sole) if sole else -1.0, tuple(t for t, _ in quiet), _sums(w for _, w in quiet), machine)
 
 
-def _running(weights: Iterable[float]) -> tuple[float, ...]:
+def _sums(weights: Iterable[float]) -> tuple[float, ...]:
     """The running sums of ``weights``, from 0.0 (:class:`SilenceIndex`)."""
     cum = [0.0]
     for w in weights:
@@ -998,6 +1080,7 @@ def silence_risk_at(ix: SilenceIndex, now_s: int) -> float:
     # silent by now (every member out of the window is: silent_after_s is at most 30 days), less those out
     quiet = bisect.bisect_right(ix.quiet_s, now_s)
     users, silent, users_w, silent_w = n - gone, quiet - gone, cum[n] - cum[gone], ix.quiet_w[quiet] - cum[gone]
+    users += len(ix.machine_s) - bisect.bisect_right(ix.machine_s, now_s)  # machine users running: seats in use
     for last, w in ix.billing:
         if last <= now_s - _USERS_WINDOW_S:  # a billing member out of the window: a silent user still
             users, silent, users_w, silent_w = users + 1, silent + 1, users_w + w, silent_w + w
@@ -1062,7 +1145,7 @@ def _uncounted_text(members: Sequence[Member], users: Sequence[Member], now_s: i
     '; 2 more members not seen for 15 weeks or more (not counted: users are those seen in 90 days)'
     """
     counted = {m.key for m in users}
-    left = [m for m in members if m.last_seen_s and m.key not in counted]
+    left = [m for m in members if m.last_seen_s and not m.machine and m.key not in counted]
     if not left:
         return ""
     weeks = _counted("week", (now_s - max(m.last_seen_s for m in left)) // (7 * DAY_S))
@@ -1347,6 +1430,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # day 102, nobody back); an account nobody uses is not a recovered one.
     billing = view.billing_keys if view is not None else ()
     users = _users(members, billing, now_s)
+    used = _used_by(members, users, now_s)  # the users and the machine users (QA23b F2): the usage's
     sole = sole_member(members, account)  # the account is its user: its own judgement, not the 2-week silence (QA17 F4)
     # a pause that runs (QA22a F1): its users' silence is the pause, neither at risk nor gone
     pause = pausing(view, now_s * 1000 if now_ms < 0 else now_ms)
@@ -1355,17 +1439,21 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # an account that is its one user too, whose risk follows its own alert (QA22a F7: "1 user (1
     # silent)", "re-engage the silent users" of a viewer seen the day before, at risk by its own alert)
     quiet = [m for m in users if silent_member(m, now_s)] if sole and not pause else silent
-    usage = _usage(users, now_s)
+    usage = _usage(used, now_s)
     users_w, silent_w = sum(_weight(m) for m in users), sum(_weight(m) for m in silent)
     # several members: the account counts silence (a user's own at-risk alert stays the user's)
-    r_u = sole_risk(sole) if sole else silence_risk(len(users), len(silent), users_w, silent_w)
-    share_silent = silent_share(len(users), len(quiet), users_w, sum(_weight(m) for m in quiet))
+    seats = len(users) + _running(used, now_s)  # a machine user running is a seat in use (_running)
+    r_u = sole_risk(sole) if sole else silence_risk(seats, len(silent), users_w, silent_w)
+    share_silent = silent_share(seats, len(quiet), users_w, sum(_weight(m) for m in quiet))
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     still_silent = ""
     # Every user gone (QA16 F11): nobody left to save, the win-back side's. The users' part is 0.8, as
     # with every user silent, said as how they left ("all 4 users cancelled, ..."). Not a trial: the
     # trial rule judges it (a trial started says someone is there, whom the statements do not name)
-    lapsed = bool(users) and not in_trial(view) and not pause and all(gone_member(m, now_s, sole is not None) for m in users)
+    # A machine user still running (not gone) keeps it at risk, not lapsed: the account still uses the
+    # product, its people left (QA23b F2: acc332's only developer gone, its API key running)
+    lapsed = (bool(users) and not in_trial(view) and not pause and all(gone_member(m, now_s, sole is not None) for m in users)
+              and all(gone_member(m, now_s) for m in used if m.machine))
     now_ms = now_s * 1000 if now_ms < 0 else now_ms
     # near: within a quarter of the billing period, at least 30 days (QA11 F5: an annual plan's 91)
     near_ms = view.renewal_window_ms(view.renews_at(now_ms)) if view is not None else RENEWAL_WINDOW_MIN_MS
@@ -1411,18 +1499,18 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and (view.status in ("cancelled", "none") or free)
     # a fall, not "not yet"; a gone account renews nothing (QA22a F8: a free plan's period end read
     # "renewal in 6 days while usage fell 70%" beside "moved to the free plan")
-    if near and usage <= 0.75 and users and not save and not churned and not pause:
+    if near and usage <= 0.75 and used and not save and not churned and not pause:
         r_b = max(r_b, 0.4)
         # the window said (QA20a F2): beside the 2-week trend's "down 72%", a bare "usage fell 43%" read as a contradiction
         reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",
                         _RENEWAL_CALL))
     # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
     # only by the renewal rule, days before the cancel notice); ``trend`` at now (:meth:`Trend.at`)
-    usage_2w = trend_usage(trend, users, now_s)
+    usage_2w = trend_usage(trend, used, now_s)
     r_t = 0.0 if pause else trend_risk(usage_2w)
     if r_t > 0.0:
         r_b = max(r_b, r_t)
-        away = _top_user_away(users, now_s)
+        away = _top_user_away(users, now_s) or _machine_away(used, now_s)
         reasons.append((r_t, f"usage over the last 2 weeks down {round(100 * (1 - usage_2w))}% against its 3-month rate (2-week decayed)"
                         + (f"; {away}" if away else ""), _FALLING_USE))
     # No lower bound: a trial whose end has passed while its status still says trial (the billing
@@ -1433,7 +1521,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     trial = trial_rule(view, usage, now_ms) and not blind
     if trial:
         r_b = max(r_b, 0.5)
-        use = "with usage at {}% of the usual".format(round(100 * usage)) if users else "and nobody has used it{}"
+        use = "with usage at {}% of the usual".format(round(100 * usage)) if used else "and nobody has used it{}"
         ends = view.trial_ends_ms  # type: ignore[union-attr]
         reasons.append((0.5, _trial_end_text(ends, now_ms, use), trial_action(ends, now_ms)))
     # Cancelled without ever paying (a trial, or a free plan: a cancelled statement replaces the
@@ -1448,7 +1536,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         reasons.insert(0, (1.0, gone, _WIN_BACK_PAYMENT if unpaid and not free else _churn_action(own, blind, sole is not None and not lapsed)))
     elif lost:
         reasons.insert(0, (1.0, "cancelled without paying", _WIN_BACK))
-    health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if users else 0  # the risk's silent share
+    health = round(100 * (0.5 * (1 - share_silent) + 0.5 * min(1.0, usage))) if used else 0  # the risk's silent share
     stage = ("churned" if churned else "trial_lost" if lost else "lapsed" if lapsed else "at_risk" if risk >= ACCOUNT_AT_RISK else
              "trial" if in_trial(view) else
              "past_due" if view is not None and view.status == "past_due" else

@@ -18,6 +18,7 @@ from models._native import init_args
 
 if TYPE_CHECKING:  # mypyc's native 64-bit int (a plain int when run as Python): models.state's
     from mypy_extensions import i64
+from models.account_health import machine_user
 from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
@@ -478,7 +479,8 @@ def _review(user_id: str, st: UserState, now_s: int, model: ChurnModel, out: Out
     elif tell and st.stage == _ACTIVE and new_stage == _DECLINING:
         hold = True
         tell = False
-    opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model, c)
+    # a machine user (the model's [users] machine, QA23b F2) gets none: its silence is its account's usage falling
+    opens = st.at_risk_since_s == 0 and _may_open(st, a, now_s, model, c) and not machine_user(user_id, model.machine_users)
     closes = not opens and st.at_risk_since_s != 0 and _may_close(st, a, now_s, model, c)
     # Each alert's reasons support what it announces (models.reasons): the risk for at-risk and
     # a stage for the worse, the recovery for recovered and a stage for the better; and no

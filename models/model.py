@@ -6,7 +6,7 @@ events; ``churnwatch train`` writes a new file, workers load it at start.
 The file's format is ``churnwatch-model/1``; fields added since are optional and written only
 when they say something, so older files load and an unchanged model keeps its id:
 ``event_types`` (the renames the model was trained with, ``train --config``: every reader of
-events under the model applies them) is left out when empty, and a reader from before it refuses
+events under the model applies them) and ``machine_users`` (``[users] machine``) are left out when empty, and a reader from before it refuses
 a file that has it (an unknown field) rather than run the model on names it was not trained on.
 The risk model (``risk_weights``, ``risk_intercept``) must be in the file: without it a file ran
 the default's weights without a word (QA7 L1).
@@ -96,6 +96,11 @@ class ChurnModel:
     # worker's decoder, backtest, train --from-topic, learn) applies them (``type_map``): the model
     # and the names it was trained on travel together. Empty: every name is kept (trimmed, lower-cased).
     event_types: Mapping[str, str] = field(default_factory=dict)
+    # Machine users (``--config``'s ``[users] machine``, written by ``train``): shell-style patterns of
+    # user ids (``svc_*``) whose events are an account's usage but who are not its users: never
+    # counted, silent or named as its most active user, no at-risk alert of their own
+    # (models.account_health.machine_user; QA23b F2). Empty: every user is a person.
+    machine_users: Sequence[str] = ()
     # Alerts worth a call (models.engine): a closed at-risk alert re-opens only after
     # ``quiet_days`` or on a rise of ``material_rise`` above the risk it opened at; at-risk opens
     # only for reachable users (not dormant or churned: those are the win-back list).
@@ -152,6 +157,8 @@ class ChurnModel:
             raise ValueError(f"tracked_types must be a list of event names, got {a_type(self.tracked_types)}")
         _check_names("tracked_types", self.tracked_types)
         object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
+        _check_patterns(self.machine_users)
+        object.__setattr__(self, "machine_users", tuple(self.machine_users))
         object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
         object.__setattr__(self, "type_map", TypeMap(dict(self.event_types)))
         object.__setattr__(self, "compiled", compile_model(self))  # frozen: set once, at construction
@@ -161,6 +168,8 @@ class ChurnModel:
         del data["compiled"], data["type_map"]  # derived, not part of the file
         if not data["event_types"]:
             del data["event_types"]  # optional (module docstring): a model without renames keeps its file and id
+        if not data["machine_users"]:
+            del data["machine_users"]  # optional, as event_types
         return json.dumps({"format": MODEL_FORMAT, **_finite(data)}, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
@@ -286,6 +295,19 @@ def _check_roles(roles: object) -> None:
         raise ValueError(f"roles.subscription is {list(roles['subscription'])}: only '{SUBSCRIPTION_TYPE}' plays it (a billing "
                          f"statement's record is read under that name only: send billing statements as type '{SUBSCRIPTION_TYPE}'); "
                          f"leave the role out of [roles]")
+
+
+def _check_patterns(patterns: object) -> None:
+    """ValueError unless ``patterns`` (``machine_users``) is a list of non-empty user id patterns.
+
+    >>> _check_patterns("svc_*")
+    Traceback (most recent call last):
+    ...
+    ValueError: users.machine must be a list of user id patterns (svc_*), got a str ('svc_*')
+    """
+    if isinstance(patterns, (str, bytes)) or not isinstance(patterns, (list, tuple)) or not all(
+            isinstance(p, str) and p.strip() for p in patterns):
+        raise ValueError(f"users.machine must be a list of user id patterns (svc_*), got {a_type(patterns)} ({patterns!r})")
 
 
 def _check_names(field_name: str, names: Sequence[str]) -> None:

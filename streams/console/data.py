@@ -793,12 +793,13 @@ async def account_view(settings: Settings, owners: Owners, account_id: str, now_
 def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alerts: Sequence[dict[str, Any]] = (),
                  counted: frozenset[int] | None = None) -> dict[str, Any]:
     """The API's account: ``churnwatch top --owner --json``'s fields plus subscriptions, members and
-    alerts; each member's ``counted`` says whether it is one of ``users`` (``counted`` None: all are)."""
+    alerts; each member's ``counted`` says whether it is one of ``users`` (``counted`` None: all are),
+    ``machine`` whether it is a machine user (``[users] machine``: usage only, never counted)."""
     from streams.timefmt import format_ts
     from streams.views import account_subscriptions
 
     return {**report.to_dict(), "as_of": format_ts(now_ms), "subscriptions": account_subscriptions(state, now_ms),
             "members": [{"user_id": m.user_id or None, "stage": STAGES[m.stage], "risk": round(m.risk, 4),
-                         "last_seen": format_ts(m.last_seen_s * 1000), "counted": counted is None or m.key in counted}
+                         "last_seen": format_ts(m.last_seen_s * 1000), "counted": counted is None or m.key in counted, "machine": m.machine}
                         for m in members],
             "alerts": list(alerts)}

@@ -52,19 +52,21 @@ SCORE_COLUMNS: tuple[str, ...] = ("user_id", "as_of", "risk", "health", "tempera
 class VocabularyConfig:
     """A ``--config`` file: ``event_types`` (name -> the name to use, trimmed and lower-cased as
     ``models.events.type_aliases`` reads them; None when the file has no such table) and ``roles``
-    (role -> the event names, after renaming, that play it; only the roles the file lists)."""
+    (role -> the event names, after renaming, that play it; only the roles the file lists);
+    ``machine``: ``[users] machine``, the user id patterns of machine users (None without it)."""
 
     path: str
     event_types: dict[str, str] | None
     roles: dict[str, list[str]]
+    machine: list[str] | None = None
 
 
 #: The tables of a ``--config`` file that churnwatch reads.
-CONFIG_TABLES: tuple[str, ...] = ("event_types", "roles")
+CONFIG_TABLES: tuple[str, ...] = ("event_types", "roles", "users")
 
 
 def load_config(path: str | Path | None) -> VocabularyConfig | None:
-    """The ``[event_types]`` and ``[roles]`` tables of a JSON or TOML file (None without a file);
+    """The ``[event_types]``, ``[roles]`` and ``[users]`` tables of a JSON or TOML file (None without a file);
     ValueError in one line naming the file for anything else.
 
     Other top-level keys are left for whoever else reads the file (a ``description``, a tool's own
@@ -88,12 +90,13 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
     typo = next(((key, meant) for key in extra if (meant := _misspelt(key))), None)
     if typo:
         raise ValueError(f"config {target}: unknown table {typo[0]!r}: did you mean {typo[1]!r}? (churnwatch reads "
-                         f"'event_types' and 'roles')")
+                         f"'event_types', 'roles' and 'users')")
     if not isinstance(data, dict) or not (set(CONFIG_TABLES) & set(data)):
-        raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings and/or a 'roles' "
-                         f"table of role -> list of event names" + (f" (found only: {extra})" if extra else ""))
+        raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings, a 'roles' "
+                         f"table of role -> list of event names and/or a 'users' table (machine = [user id patterns])"
+                         + (f" (found only: {extra})" if extra else ""))
     if extra:
-        logger.warning("config %s: ignoring %s (churnwatch reads only 'event_types' and 'roles')", target,
+        logger.warning("config %s: ignoring %s (churnwatch reads only 'event_types', 'roles' and 'users')", target,
                        ", ".join(repr(k) for k in extra))
     mapping = data.get("event_types")
     if mapping is not None and (not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
@@ -103,10 +106,31 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
         aliases = type_aliases(mapping) if mapping is not None else None
         if not isinstance(roles, dict):
             raise ValueError(f"'roles' must be a table of role -> list of event names, got {type(roles).__name__}")
-        ChurnModel(roles=roles)  # the model file's rules (known roles, lists of names, one role a name); against the base's: train
+        machine = _machine_patterns(data.get("users"))
+        # the model file's rules (known roles, lists of names, one role a name); against the base's: train
+        ChurnModel(roles=roles, machine_users=machine or ())
     except ValueError as exc:
         raise ValueError(f"config {target}: {exc}") from None
-    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()})
+    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()}, machine)
+
+
+def _machine_patterns(users: object) -> list[str] | None:
+    """``[users] machine`` of a config (None without the table), the one key the table has.
+
+    >>> _machine_patterns({"machine": ["svc_*"]}), _machine_patterns(None)
+    (['svc_*'], None)
+    >>> _machine_patterns({"bots": ["svc_*"]})
+    Traceback (most recent call last):
+    ...
+    ValueError: 'users' reads only 'machine' (a list of user id patterns such as "svc_*"), got ['bots']
+    """
+    if users is None:
+        return None
+    if not isinstance(users, dict) or set(users) - {"machine"}:
+        raise ValueError(f"'users' reads only 'machine' (a list of user id patterns such as \"svc_*\"), got "
+                         f"{sorted(users) if isinstance(users, dict) else type(users).__name__}")
+    machine = users.get("machine", [])
+    return list(machine) if isinstance(machine, list) else machine  # type: ignore[no-any-return]
 
 
 def _misspelt(key: str) -> str | None:
