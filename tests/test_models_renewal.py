@@ -314,7 +314,8 @@ def test_smart_reviews_miss_no_gate_opening(events: list[Event], model: ChurnMod
 @given(histories(renewals=True), st.integers(0, 90), st.sampled_from(MODELS + [LEAVING]))
 def test_reasons_support_alerts_with_renewals(events: list[Event], extra_days: int, model: ChurnModel) -> None:
     """At-risk alerts never say "paid through", and say a renewal is due whenever a known one
-    opened the exit and it is news (within a week, or a period longer than 45 days: QA17 F13): last of the reasons shown while it is to come (context, QA14 F4), first
+    opened the exit and it is news (within a week, or a period longer than 45 days: QA17 F13; a
+    long plan's at any distance, QA23a F3): last of the reasons shown while it is to come (context, QA14 F4), first
     (after a cancellation) once the paid period ended unrenewed; recovered alerts of a user paid beyond
     the horizon say so first; alerts whose exit is open pass tests.test_models_reasons' check."""
     out = advance("u", None, events, events[-1].ts_ms + extra_days * DAY_MS, model)
@@ -336,8 +337,11 @@ def test_reasons_support_alerts_with_renewals(events: list[Event], extra_days: i
             check_alert(alert, model)
         elif alert.kind == "recovered" or (alert.kind == "stage_changed" and alert.scores.stage in ("active", "reactivated")):
             assert renewal and renewal[0].startswith("paid through") and renewal[0] in reasons[:2], reasons
-        else:
-            assert not renewal, reasons  # what pushes the risk up with the exit closed: the "already gone" part only
+        else:  # what pushes the risk up with the exit closed: the "already gone" part only; a plan
+            # longer than 45 days tells its renewal at any distance, last (QA23a F3: a silent annual subscriber)
+            then = advance("u", None, [e for e in events if e.ts_ms <= alert.event_time_ms], alert.event_time_ms, model).state
+            long_plan = bool(then.flags & LONG_PERIOD) and sig.period_end_s > sig.now_s
+            assert renewal == ([reasons[-1]] if long_plan and reasons[-1].startswith("renewal due") else []), reasons
 
 
 def test_scores_without_a_period_end_do_not_change() -> None:
