@@ -15,7 +15,10 @@ both coming back and, for a purchaser, buying again: a regular buyer who still v
 buying cools down), the purchases only where :func:`purchases_speak` says they are a rhythm of
 the user's (three purchase days or more) or all that is seen of them lately (no activity since
 the last purchase): a buyer with two purchase days who kept using the product is judged by the
-visits (QA22b F9, docs/SCORES.md "A single interval between purchases is no rhythm"):
+visits (QA22b F9, docs/SCORES.md "A single interval between purchases is no rhythm"), and so is a
+subscriber whose own paid period runs while they keep coming (:func:`plan_carries`: the plan is
+the paying relationship, the purchases besides it are add-ons; QA23a F4, docs/SCORES.md "A
+subscriber who keeps coming is not cooled by their add-ons"):
 
 - **the temperature** (:func:`p_back_within`), the one number shown as temperature everywhere
   (alerts, console, score history, ``top``) and read by the action and the reasons:
@@ -63,12 +66,14 @@ from typing import TYPE_CHECKING, Final, Literal
 from models import mbgnbd
 from models.bgnbd import p_alive, p_buys_within
 from models.compiled import DEFAULT_VISIT_PARAMS, VISIT_KEY, CompiledModel
-from models.signals import REORDER_MIN_INTERVALS, Signals
+from models.signals import REORDER_MIN_INTERVALS, Signals, paid_period_passes_s
+from models.state import DAY_S
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
-__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "p_back_within", "p_stay", "purchases_speak", "stay_after"]
+__all__ = ["DEFAULT_VISIT_PARAMS", "VISIT_KEY", "P_MIN", "StaySource", "calibrated", "p_back_within", "p_stay", "plan_carries", "purchases_speak",
+           "stay_after"]
 
 StaySource = Literal["visits", "purchases"]
 
@@ -111,6 +116,26 @@ def purchases_speak(sig: Signals) -> bool:
     return sig.purchase_x >= REORDER_MIN_INTERVALS or sig.purchase_silence_days <= sig.silence_days
 
 
+def plan_carries(sig: Signals, at_s: int, back: float, c: CompiledModel) -> bool:
+    """Whether a subscriber's own plan carries their paying relationship at ``at_s`` (epoch s), so
+    that their purchases besides it, add-ons, do not count beside the visits (QA23a F4): their own
+    paid period runs then (its end plus the renewal's grace after it: the latest statement is ``active`` with an
+    MRR above 0, models.state PAYS_SUBSCRIPTION, its period not ended; the test of the re-order
+    alert's gate, models.signals.paid_period_runs; not an account member's, models.state
+    ACCOUNT_MEMBER, whose statements are its account's) and they keep coming: their visit rhythm
+    says they are more likely than not back within the horizon (``back``, the visit temperature /
+    100, at or above ``action_temperature``, the cut the action reads a temperature by).
+
+    Why: the temperature asks whether the user stays and keeps paying; a subscriber pays by the
+    plan, and while they keep coming their renewal is what says so, not a programme bought now and
+    then (a fitness app's loyal monthly subscribers were at temperature 3-10 and 14 of its top 50
+    for an add-on rhythm of 54 days, health 77-90). When their visits fall too, or the paid period
+    ends unrenewed, the add-on rhythm counts again, as for anybody: both only fall in silence, so
+    the rule is monotone (P(alive) only falls) and the engine's search for a risk crossing and the
+    save-list bound, which read it at ``at_s`` (:func:`stay_after`), find the same second."""
+    return paid_period_passes_s(sig) > at_s and not sig.member and 100.0 * back >= c.action_temperature
+
+
 def p_stay(sig: Signals, model: "ChurnModel", c: CompiledModel | None = None) -> tuple[float, StaySource]:
     """P(alive), calibrated, and which rhythm decided it (the lower of the two): the risk's
     "already gone" part, not the temperature shown (:func:`p_back_within`). ``c``: ``model.compiled``
@@ -131,14 +156,23 @@ def stay_after(sig: Signals, extra_days: float, model: "ChurnModel", c: Compiled
     p = mbgnbd.p_alive_of(compiled.visit_r, compiled.visit_alpha, compiled.visit_a, compiled.visit_b,
                           float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, T)
     source: StaySource = "visits"
-    # BG/NBD says 1.0 without a repeat purchase (x = 0), never below p: no need to ask it.
-    if purchases is not None and purchases_speak(sig):
+    # BG/NBD says 1.0 without a repeat purchase (x = 0), never below p: no need to ask it; nor
+    # of a subscriber whose plan carries them (the visit temperature asked only with a period end)
+    if purchases is not None and purchases_speak(sig) and not (
+            sig.period_end_s > 0 and plan_carries(sig, sig.now_s + round(extra_days * DAY_S), _visits_back(sig, T, compiled), compiled)):
         T = sig.purchase_T + extra_days
         T = sig.purchase_t_x if T < sig.purchase_t_x else T
         q = p_alive(purchases, sig.purchase_x, sig.purchase_t_x, T)
         if q < p:
             p, source = q, "purchases"
     return (p if compiled.calibration is None else calibrated(p, model)), source
+
+
+def _visits_back(sig: Signals, T: float, c: CompiledModel) -> float:
+    """The visit rhythm's P(an active day within the horizon) at age ``T`` days (the temperature's
+    visit part, :func:`p_back_within`): what :func:`plan_carries` reads at a later silence."""
+    return mbgnbd.p_active_within_of(c.visit_r, c.visit_alpha, c.visit_a, c.visit_b,
+                                     float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, T, c.horizon_days)
 
 
 def p_back_within(sig: Signals, model: "ChurnModel", c: CompiledModel | None = None) -> tuple[float, StaySource]:
@@ -156,11 +190,10 @@ def p_back_within(sig: Signals, model: "ChurnModel", c: CompiledModel | None = N
         return 0.0, "visits"
     compiled = model.compiled if c is None else c
     h = compiled.horizon_days  # float(model.horizon_days): a struct read, not a generic attribute lookup
-    p = mbgnbd.p_active_within_of(compiled.visit_r, compiled.visit_alpha, compiled.visit_a, compiled.visit_b,
-                                  float(sig.active_days - 1 if sig.active_days > 1 else 0), sig.tenure_days, sig.age_days, h)
+    p = _visits_back(sig, sig.age_days, compiled)
     source: StaySource = "visits"
     purchases = compiled.purchases
-    if purchases is not None and purchases_speak(sig):
+    if purchases is not None and purchases_speak(sig) and not plan_carries(sig, sig.now_s, p, compiled):
         q = p_buys_within(purchases, sig.purchase_x, sig.purchase_t_x, sig.purchase_T, h)
         if q < p:
             p, source = q, "purchases"
