@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--leaving", default="migrate", help="the truth's pattern of the accounts that leave")
     args = ap.parse_args()
     copies = account_copies(args.events, load_model(args.model), {t for t in args.ignore.split(",") if t})
-    end_s = max(cs[-1][0] for cs in copies.values()) // 1000 + 14 * 86_400
+    end_s = max(cs[-1][0] for cs in copies.values()) // 1000  # the history's end: nothing judged past what it holds
     leads: list[float] = []
     others: dict[str, list[int]] = defaultdict(list)
     with open(args.truth, newline="") as fh:
