@@ -43,7 +43,9 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   so every paying account whose users have not come yet would carry it), the account's last 2
   weeks against its 3-month rate at any time (:func:`trend_usage`, :func:`trend_risk`: 0 at 80% of
   it or more, 0.5 at 60% or under, linear between; an account followed for 4 weeks whose usual fortnight
-  is 20 events or more; QA15 F4), a trial ending within
+  is 20 events or more; QA15 F4), or its last 4 weeks on the same line by the activity missing (0 at
+  90% or more, 0.5 at 80% or under: :func:`sustained_line`, an account whose usual fortnight is 40
+  events or more; QA23b F4: a fade over 6-8 weeks while its people still come), a trial ending within
   3 days with usage under half its peak 0.5 (without users: "nobody has used it yet"; not for a
   user's own account without a member, whose use the account cannot see: QA14 F1, :func:`rollup`'s
   ``own``), and after its end
@@ -114,7 +116,7 @@ from models.subscription import _PAID, RENEWAL_GRACE_MS, RENEWAL_WINDOW_MIN_MS, 
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "BILL_FALL", "bill_fall", "GONE_STAGES", "LAPSED_S", "pausing", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "members_cancelled", "seat_price_cents", "seat_price_rise",
            "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
-           "SilenceIndex", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "add_copy",
+           "SilenceIndex", "SUSTAINED_MIN_EVENTS", "sustained_line", "sustained_usage", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "add_copy",
            "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share", "still_used_text",
            "silence_risk_at", "member_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
 
@@ -693,16 +695,66 @@ def trend_usage(trend: Trend | None, users: Sequence[Member], now_s: int) -> flo
     activity expected from their 13-week rates, decayed at its pace), halved: a fortnight's."""
     if trend is None or now_s - trend.since_s < TREND_HELD_S:
         return -1.0
-    base = sum(m.base_28d * math.exp(-max(0, now_s - m.last_seen_s) / (90.0 * DAY_S)) for m in users) * TREND_DAYS / 28.0
+    base = _fortnight_base(users, now_s)
     return trend.fast / base if base >= TREND_MIN_EVENTS else -1.0
 
 
+def _fortnight_base(users: Sequence[Member], now_s: int) -> float:
+    """The users' usual fortnight: :func:`_usage`'s base (their 13-week rates' 4 weeks, decayed at
+    its pace) halved."""
+    return sum(m.base_28d * math.exp(-max(0, now_s - m.last_seen_s) / (90.0 * DAY_S)) for m in users) * TREND_DAYS / 28.0
+
+
+#: The sustained fall (QA23b F4): the account's 4-week figure (:func:`_usage`, the users' 4-week
+#: activity against what their 13-week rates expect) is judged on the 2-week figure's line, by the
+#: activity missing: 60% of a fortnight (40% of 14 days of usual activity missing) is as much as 80%
+#: of 4 weeks (20% of 28 days), so a 4-week figure ``u`` reads as a 2-week ``1 - 2 (1 - u)``
+#: (:func:`sustained_line`). Why: a fade spread over 6-8 weeks (an API moved to a competitor while
+#: the people still log in) keeps the 2-week figure over 60% until days before the cancellation (an
+#: exponential average lags a steady fall by its time constant, and the 3-month base falls too),
+#: while the activity missing over 4 weeks has piled up. A holiday week is no more judged than
+#: before: a week with no activity at all reads 84% of 4 weeks against the base decayed with it
+#: (part 0.29), 66% of 2 weeks (0.36). It speaks once the 2-week figure is judged (:func:`trend_usage`) and the usual
+#: fortnight holds ``SUSTAINED_MIN_EVENTS`` (40 events): the 4-week figure's relative deviation at a
+#: steady rate, ``sqrt(1 / (2 m))`` for a 4-week mean ``m`` (``TREND_MIN_EVENTS``' reasoning), doubled
+#: on the 2-week scale, is then at most a sixth, as the 2-week figure's at 20 events a fortnight.
+SUSTAINED_MIN_EVENTS: Final[float] = 2 * TREND_MIN_EVENTS
+
+
+def sustained_line(usage_4w: float) -> float:
+    """The 4-week figure on the 2-week figure's scale, the activity missing counted alike (constants
+    above): ``1 - 2 (1 - usage_4w)``, at least 0; -1.0 (not judged) stays -1.0.
+
+    >>> [sustained_line(u) for u in (-1.0, 1.0, 0.9, 0.8, 0.75, 0.2)]
+    [-1.0, 1.0, 0.8, 0.6, 0.5, 0.0]
+    """
+    return -1.0 if usage_4w < 0.0 else max(0.0, round(1.0 - 2.0 * (1.0 - usage_4w), 9))
+
+
+def sustained_usage(trend: Trend | None, users: Sequence[Member], now_s: int) -> float:
+    """The account's 4-week figure (:func:`_usage`) when the sustained fall is judged (a 2-week
+    figure judged, :func:`trend_usage`, and a usual fortnight of ``SUSTAINED_MIN_EVENTS``), else -1.0."""
+    if trend_usage(trend, users, now_s) < 0.0 or _fortnight_base(users, now_s) < SUSTAINED_MIN_EVENTS:
+        return -1.0
+    return _usage(users, now_s)
+
+
 def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Sequence[int], now_s: int) -> float:
-    """:func:`trend_usage` at ``now_s`` from the kept trend, over :func:`rollup`'s users (-1.0:
-    not judged). Between two copies it only falls, but where a member leaves the 90-day window."""
+    """The figure :func:`trend_risk` reads at ``now_s`` from the kept trend, over :func:`rollup`'s
+    users (-1.0: not judged): the lower of the 2-week figure (:func:`trend_usage`) and the 4-week
+    one on its scale (:func:`sustained_line`). Between two copies it only falls (both figures decay
+    faster than their base), but where a member leaves the 90-day window."""
     if not members or kept is None:
         return -1.0
-    return trend_usage(kept.at(now_s), _used_by(members, _users(members, billing, now_s), now_s), now_s)
+    trend = kept.at(now_s)
+    used = _used_by(members, _users(members, billing, now_s), now_s)  # a machine user's volume is the account's use
+    return _lower(trend_usage(trend, used, now_s), sustained_line(sustained_usage(trend, used, now_s)))
+
+
+def _lower(a: float, b: float) -> float:
+    """The lower of two figures of which -1.0 is "not judged"."""
+    judged = [x for x in (a, b) if x >= 0.0]
+    return min(judged) if judged else -1.0
 
 
 #: The trend reason names the account's most active user when he has not been seen for a week or
@@ -1395,7 +1447,7 @@ def _renewal_when(renewal_ms: int, now_ms: int) -> str:
 
 def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade | None, renewal_ms: int,
            now_s: int, now_ms: int = -1, own: bool = False, trend: Trend | None = None, said: Sequence[str] = (),
-           account: str = "", rise: PriceRise | None = None, unpaid: bool = False) -> AccountRollup:
+           account: str = "", rise: PriceRise | None = None, unpaid: bool = False, sustained: bool = True) -> AccountRollup:
     """The account at ``now_s`` (event time); ``renewal_ms`` 0 when unknown; ``now_ms`` the same
     time with its milliseconds when known (-1: ``now_s`` whole), so that a deadline kept in
     milliseconds is counted from the same instant the alerts use. See the module docstring.
@@ -1419,6 +1471,9 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     payments", action "win back: fix the payment with the billing contact" (QA22a F5: 122
     involuntary churns of a streaming service read "subscription cancelled", "win back", as a
     customer who chose to leave).
+    ``sustained``: False while the 4-week figure holds a declared quiet period (up to 8 weeks after
+    its end, ``models.quiet_period.SUSTAINED_AFTER_S``): its fall is the season's, and the
+    sustained fall (:func:`sustained_line`) is not judged.
 
     >>> trial = AccountView(0, False, "trial", (), 0, 10 * 86_400_000, 0, 0, 0, (), (member_key("f1"),))
     >>> [(r.trial, r.risk, r.reasons) for r in (rollup([], trial, None, 0, 9 * DAY_S), rollup([], trial, None, 0, 9 * DAY_S, own=True))]
@@ -1506,13 +1561,20 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
                         _RENEWAL_CALL))
     # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
     # only by the renewal rule, days before the cancel notice); ``trend`` at now (:meth:`Trend.at`)
+    # and its last 4 weeks on the same line, the activity missing counted alike (QA23b F4: a fade over
+    # 6-8 weeks read 2-week figures over 60% until days before the cancellation): the lower counts
     usage_2w = trend_usage(trend, used, now_s)
-    r_t = 0.0 if pause else trend_risk(usage_2w)
+    usage_4w = sustained_usage(trend, used, now_s) if sustained else -1.0
+    longer = trend_risk(sustained_line(usage_4w)) > trend_risk(usage_2w)  # said when it adds: else the 2-week figure, as before
+    r_t = 0.0 if pause else trend_risk(_lower(usage_2w, sustained_line(usage_4w)))
     if r_t > 0.0:
         r_b = max(r_b, r_t)
         away = _top_user_away(users, now_s) or _machine_away(used, now_s)
-        reasons.append((r_t, f"usage over the last 2 weeks down {round(100 * (1 - usage_2w))}% against its 3-month rate (2-week decayed)"
-                        + (f"; {away}" if away else ""), _FALLING_USE))
+        active = len(users) - len(quiet)  # the people still there: a fall of use, not of users (a migration)
+        fell = (f"usage over the last 4 weeks down {round(100 * (1 - usage_4w))}% against its 3-month rate"
+                + (f", {_share(active, len(users))} still active" if active else "") if longer else
+                f"usage over the last 2 weeks down {round(100 * (1 - usage_2w))}% against its 3-month rate (2-week decayed)")
+        reasons.append((r_t, fell + (f"; {away}" if away else ""), _FALLING_USE))
     # No lower bound: a trial whose end has passed while its status still says trial (the billing
     # system has not said converted or cancelled yet) keeps the rule (review 4, 2026-12-03: with
     # ``0 <=`` the risk fell to 0 at the end and the open alert said account_recovered, "risk down

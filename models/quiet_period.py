@@ -35,7 +35,7 @@ from typing import Final, Sequence
 from models.account_health import AccountRollup, Member, silent_after_s
 from models.reasons import _ago
 
-__all__ = ["AFTER_S", "MAX_DAYS", "QuietPeriod", "QuietWindow", "parse_quiet", "quiet_members", "quiet_rollup", "quiet_starts_ms",
+__all__ = ["AFTER_S", "MAX_DAYS", "SUSTAINED_AFTER_S", "QuietPeriod", "QuietWindow", "parse_quiet", "quiet_members", "quiet_rollup", "quiet_starts_ms",
            "quiet_text", "quiet_window", "next_quiet_end_ms"]
 
 DAY_MS: Final[int] = 86_400_000
@@ -44,6 +44,12 @@ DAY_MS: Final[int] = 86_400_000
 #: its end. The usage trend (a 2-week figure) is not judged in those 2 weeks either: what it holds then
 #: is the quiet period.
 AFTER_S: Final[int] = 14 * 86_400
+#: ... and the account's 4-week figure holds the period for 8 weeks after its end: the sustained
+#: fall (``models.account_health.sustained_line``, QA23b F4) is not judged until then (``rollup``'s
+#: ``sustained``), or a season would read as a fall once its 2 weeks after had passed. Why 8 weeks:
+#: two of the figure's time constants (28 days) leave at most e^-2 (14%) of the season's hole in it,
+#: so a figure back at its usual rate reads 86% or more, a part of 0.18 at most, under the line.
+SUSTAINED_AFTER_S: Final[int] = 56 * 86_400
 #: A quiet period is a season, not a way to switch the account's alerts off: at most 4 months.
 MAX_DAYS: Final[int] = 122
 
@@ -148,8 +154,8 @@ def _overlap(a: QuietPeriod, b: QuietPeriod) -> bool:
     return False
 
 
-def quiet_window(periods: Sequence[QuietPeriod], now_ms: int) -> QuietWindow | None:
-    """The occurrence whose days or 2 weeks after (:data:`AFTER_S`) hold ``now_ms``, or None.
+def quiet_window(periods: Sequence[QuietPeriod], now_ms: int, after_s: int = AFTER_S) -> QuietWindow | None:
+    """The occurrence whose days or 2 weeks after (:data:`AFTER_S`; ``after_s``) hold ``now_ms``, or None.
 
     >>> p = parse_quiet("08-01..08-31")
     >>> [quiet_window(p, _ms(2026, m, d)) is not None for m, d in ((7, 31), (8, 1), (9, 14), (9, 15))]
@@ -161,7 +167,7 @@ def quiet_window(periods: Sequence[QuietPeriod], now_ms: int) -> QuietWindow | N
     for p in periods:
         for y in (year - 1, year):
             start, end = p.occurrence(y)
-            if start <= now_ms < end + AFTER_S * 1000:
+            if start <= now_ms < end + after_s * 1000:
                 return QuietWindow(p, start, end, now_ms >= end)
     return None
 

@@ -858,12 +858,38 @@ def test_a_fading_account_is_alerted_weeks_into_its_fade_by_its_own_trend() -> N
     first = opened[0]
     day = (first["event_time_ms"] - T0) // DAY_MS - 120
     assert 20 <= day <= 45, day  # weeks into the fade, before its end (QA15: the notice came ~49 days in)
-    assert first["reasons"][0].startswith("usage over the last 2 weeks down ") and first["action"] == "ask why their use is falling"
+    # the last 4 weeks say it first (QA23b F4): 33 days in, 40 by the 2-week figure alone
+    assert first["reasons"][0].startswith("usage over the last 4 weeks down ") and first["action"] == "ask why their use is falling"
     assert not any("renewal" in r for r in first["reasons"])
     kept = orjson.dumps(acc.extras["trend"])
     assert len(kept) <= 80, kept  # the account's state for the rule: 7 numbers
     steady, calm = _fading_account(0)
     assert calm == [] and "trend" in steady.extras, "a steady account is followed and never alerted"
+
+
+def test_a_slow_fade_is_alerted_a_week_or_more_before_the_2_week_figure_reaches_its_line() -> None:
+    """QA23b F4: an API moved to a competitor over 6-8 weeks while its people still log in was
+    alerted days before the cancellation, when the 2-week figure reached 60% of the 3-month rate;
+    the activity missing over the last 4 weeks reaches the same line weeks earlier."""
+    ninety = _fading_account(90)[1]
+    opened = [orjson.loads(v) for _, v in ninety if orjson.loads(v)["kind"] == "account_at_risk"]
+    day = (opened[0]["event_time_ms"] - T0) // DAY_MS - 120
+    assert day <= 45, day  # 54 days into a 90-day fade by the 2-week figure alone
+    assert opened[0]["reasons"][0].startswith("usage over the last 4 weeks down 20% against its 3-month rate, all 5 users still active")
+
+
+def test_the_review_between_copies_counts_the_sustained_fall_as_the_trend() -> None:
+    """The catch-up of deadlines judges a stretch without copies from the users' silence alone only
+    where the trend rule adds nothing at its end (``trend_counts``); the last 4 weeks on the trend's
+    line are that rule's part too (QA23b F4), so such a stretch is reviewed."""
+    from models.account_health import Trend
+    from streams.worker.account_alerts import trend_counts
+
+    now_ms = T0 + 100 * DAY_MS
+    trend = Trend(T0 // 1000, now_ms // 1000, 45.0).to_list()  # the last 2 weeks at 90% of a usual 50: no part
+    fading = AccountWork(AccountState(), {"trend": trend}, {k: Member(k, now_ms // 1000, 1, 0.0, 16.0, 20.0) for k in range(1, 6)})
+    steady = AccountWork(AccountState(), {"trend": trend}, {k: Member(k, now_ms // 1000, 1, 0.0, 19.0, 20.0) for k in range(1, 6)})
+    assert trend_counts(fading, now_ms) and not trend_counts(steady, now_ms)
 
 
 def _family(stages: dict[str, tuple[int, int]]) -> AccountWork:

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.account_health import (ACCOUNT_AT_RISK, Downgrade, Member, Trend, add_copy, hours_left, member_key, own_account,
-                                   rollup, seat_price_rise, trend_risk)
+                                   rollup, seat_price_rise, trend_risk, TREND_AT_RISK, TREND_FROM)
 from models.revenue import AccountView
 from models.subscription import Subscription
 
@@ -433,6 +433,51 @@ def test_the_two_usage_falls_of_one_account_say_their_windows() -> None:
     falls = sorted(t for t in r.reasons if "usage" in t)
     assert falls == ["renewal in 1 day while usage fell 50% (last 4 weeks against its 3-month rate)",
                      "usage over the last 2 weeks down 70% against its 3-month rate (2-week decayed)"], r.reasons
+
+
+# The sustained fall (QA23b F4): the last 4 weeks judged on the 2-week line, by the activity missing.
+
+def _fading(act: float, n: int = 5) -> list[Member]:
+    """``n`` users seen now whose 4-week activity is ``act`` against a usual 20."""
+    return [Member(k, NOW_S, 1, 0.0, act, 20.0, f"u{k}") for k in range(1, n + 1)]
+
+
+def test_a_fall_spread_over_weeks_puts_the_account_at_risk_while_its_users_still_come() -> None:
+    # QA23b acc295: API volume down while 22 of 24 people still logged in; the 2-week figure read
+    # "down 40%" only at the cancellation. 20% of 4 weeks missing is as much as 40% of 2 weeks.
+    members = _fading(16.0)  # 4 weeks at 80% of the 13-week rate, the last 2 at 70% (35 of a usual 50)
+    r = rollup(members, _view(), None, 0, NOW_S, trend=_followed(35.0, members))
+    assert (r.risk, r.stage, r.action) == (0.5, "at_risk", "ask why their use is falling")
+    assert r.reasons == ("usage over the last 4 weeks down 20% against its 3-month rate, all 5 users still active",)
+    shallow = rollup(_fading(18.0), _view(), None, 0, NOW_S, trend=_followed(35.0, members))  # 4 weeks at 90%: the 2-week part
+    assert shallow.risk == 0.25 and shallow.reasons == ("usage over the last 2 weeks down 30% against its 3-month rate (2-week decayed)",)
+    one_gone = [*members[:4], Member(5, NOW_S - 20 * DAY_S, 1, 0.0, 16.0, 20.0, "u5")]
+    said = rollup(one_gone, _view(), None, 0, NOW_S, trend=_followed(35.0, one_gone)).reasons
+    assert any(t.endswith(", 4 of 5 users still active") for t in said), said
+
+
+def test_the_sustained_fall_waits_for_twice_the_trends_events_and_its_figure() -> None:
+    from models.account_health import sustained_line
+
+    small = _fading(12.0, n=3)  # a usual fortnight of 30: 4 weeks at 60% is within chance there
+    assert rollup(small, _view(), None, 0, NOW_S, trend=_followed(30.0, small)).risk == 0.0
+    members = _fading(12.0)
+    assert rollup(members, _view(), None, 0, NOW_S, trend=_followed(50.0, members, days=27)).risk == 0.0  # not followed 28 days
+    assert rollup(members, _view(), None, 0, NOW_S).risk == 0.0  # no trend kept: no rule
+    assert sustained_line(0.8) == TREND_AT_RISK and sustained_line(0.9) == TREND_FROM  # the 2-week line, by the activity missing
+
+
+@given(st.floats(0.0, 20.0), st.floats(0.0, 20.0), st.floats(0.0, 60.0), st.integers(0, 3))
+@settings(max_examples=300, deadline=None)
+def test_less_activity_over_4_weeks_never_lowers_the_risk(act: float, more: float, fast: float, silent: int) -> None:
+    """Monotone in the sustained fall: the same account whose users did less over their last 4 weeks
+    (all else equal: the 2-week figure, the silence) never has a lower risk."""
+    def account(a: float) -> list[Member]:
+        return [Member(k, NOW_S - (20 * DAY_S if k <= silent else 0), 1, 0.0, a, 20.0) for k in range(1, 6)]
+    lower, higher = act, min(20.0, act + more)
+    r_low = rollup(account(lower), _view(), None, 0, NOW_S, trend=_followed(fast, account(lower)))
+    r_high = rollup(account(higher), _view(), None, 0, NOW_S, trend=_followed(fast, account(higher)))
+    assert r_low.risk >= r_high.risk
 
 
 def test_the_trend_rule_waits_for_its_figure_and_for_enough_events() -> None:

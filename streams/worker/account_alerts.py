@@ -24,7 +24,7 @@ from models.account_health import (_FIX_PAYMENT, ACCOUNT_AT_RISK, GONE_STAGES, R
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
 from models.events import Event
-from models.quiet_period import QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
+from models.quiet_period import SUSTAINED_AFTER_S, QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
 from models.revenue import AccountState, Change
 from models.subscription import RENEWAL_GRACE_MS, Subscription
 from streams.worker.alert_log import EXTRAS_FIELD
@@ -92,7 +92,10 @@ def account_rollup(state: AccountState | None, extras: Mapping[str, object], mem
     now_s = now_ms // 1000
     rise = price_rise(extras)
     unpaid = unpaid_churn(extras)
-    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account, rise, unpaid)
+    # the 4-week figure holds a quiet period 8 weeks after its end (QA23b F4's sustained fall: not judged then)
+    sustained = quiet_window(quiet, now_ms, SUSTAINED_AFTER_S) is None
+    r = rollup(members, view, downgrade, renewal_ms, now_s, now_ms, own, trend_now(extras, members, now_ms), said, account, rise, unpaid,
+               sustained)
     window = quiet_window(quiet, now_ms)
     since = int(extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     if window is None or 0 < since < window.start_ms:
