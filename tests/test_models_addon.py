@@ -150,10 +150,12 @@ def _state_at(events: list[Event], t_s: int):  # type: ignore[no-untyped-def]
 
 def test_the_add_ons_count_again_from_the_period_end() -> None:
     """Last renewal on day 150 (paid to day 181 00:00), daily visits: the visits judge the user to
-    that second, the add-on rhythm from it."""
+    the end of the renewal's grace (a day after it, models.signals.paid_period_runs), the add-on
+    rhythm from it."""
     events = _subscriber(tuple(range(0, 151, 30)))
-    inside, _ = _assess(events, 180.9)
-    after, _ = _assess(events, 181.01)
+    grace_days = RENEWAL_GRACE_S / DAY_S
+    inside, _ = _assess(events, 180.9 + grace_days)
+    after, _ = _assess(events, 181.01 + grace_days)
     assert inside.stay_source == "visits" and p_back_within(inside.signals, ADDON)[1] == "visits"
     assert after.stay_source == "purchases" and p_back_within(after.signals, ADDON)[1] == "purchases"
 
