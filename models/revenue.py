@@ -195,8 +195,10 @@ class AccountView:
         after the end), 0 when none. A period end passed without a restatement (an add-on's) is not
         the account's renewal while another subscription renews later.
 
-        >>> AccountView(0, True, "active", (), 0, 0, 0, 0, 10, (10, 130)).renews_at(100)
-        130
+        >>> day = 86_400_000
+        >>> v = AccountView(0, True, "active", (), 0, 0, 0, 0, 10 * day, (10 * day, 130 * day))
+        >>> v.renews_at(10 * day + 3_600_000) == 10 * day, v.renews_at(12 * day) == 130 * day, v.renews_at(132 * day)
+        (True, True, 0)
         """
         return next((t for t in self.period_ends_ms if t + RENEWAL_GRACE_MS >= now_ms), 0)
 
