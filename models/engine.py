@@ -764,13 +764,17 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
     churned, at the end of the "reactivated" stage (:data:`_OPENS`). A known renewal that opens
     the exit before the cap (models.risk.exit_opens_s) is a step of the risk: an alert due then
     is found at that very second. A churned user is looked at
-    once more, when its state may expire, then never. A silent user thus costs a handful of
+    once more, when its state may expire, then never; before that at the end of a pause that holds
+    the stage (models.lifecycle rule 0), where a visit made in the pause brings it back. A silent user thus costs a handful of
     reviews over its whole decline, not one per day.
     """
     if c is None:
         c = model.compiled
     if a.stage == "churned":
         expiry = st.stage_since_s + int(math.ceil(kept_days(st, c) * DAY_S))
+        held = a.signals.paused_until_s  # a pause holds the stage (models.lifecycle rule 0): a return in it counts at its end
+        if now_s < held and (held < expiry or expiry <= now_s):
+            return held
         return expiry if expiry > now_s else 0
     cap = now_s + max(1, int(c.review_interval_days * DAY_S))
     if not c.silence_monotone and cap > now_s + _FREE_SIGNS_LOOK_S:

@@ -58,6 +58,19 @@ def test_the_pause_end_is_a_review_where_the_silence_counts_again() -> None:
     assert after and after[0].event_time_ms == end_ms, [(a.kind, a.event_time_ms) for a in out.alerts]
 
 
+def test_a_churned_user_back_during_a_pause_is_reactivated_at_its_end() -> None:
+    """A user churned (a cancel event) who visits while a pause runs keeps the stage the pause holds,
+    churned, until the pause's end; the engine reviews a churned user then too (it looked only at
+    the state's expiry, so "reactivated" waited for the next event: a random-seed run of
+    tests/test_models_renewal's smart-review property found it)."""
+    visits = [Event("u", T0_MS + d * DAY_MS + 12 * 3_600_000, "view", f"v{d:04d}") for d in range(10)]
+    events = [*visits, Event("u", T0_MS + 10 * DAY_MS, "cancel", "c"), _statement(20, "paused", 30),
+              Event("u", T0_MS + 25 * DAY_MS, "view", "back")]
+    out = advance("u", None, events, T0_MS + 40 * DAY_MS, M)
+    changes = [(a.previous_stage, a.scores.stage, a.event_time_ms) for a in out.alerts if a.kind == "stage_changed"]
+    assert changes[-1] == ("churned", "reactivated", T0_MS + 30 * DAY_MS), changes
+
+
 def test_a_resume_statement_pays_again() -> None:
     events = [*_viewer(True), _statement(100, "active", 130)]
     st_ = _state_of(sorted(events, key=lambda e: e.ts_ms))

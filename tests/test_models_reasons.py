@@ -316,11 +316,14 @@ def _contributions(alert: Alert, model: ChurnModel) -> dict[str, float]:
     return out
 
 
-#: A paying customer's standing grievance in words (models.reasons._grievance_text): said first
-#: whatever it weighs in the risk (QA17 F8), as the re-order that is late.
 #: The late purchase reason, in the shop's "re-order" or the product's own purchase name (QA22b F10).
 _LATE_ORDER = r"^usual (re-order|\S+) every (day|\d+ days), none for"
-_GRIEVANCE = re.compile(r"^(complained|asked for a refund|disputed a payment)")
+#: A paying customer's standing grievance in words (models.reasons._grievance_text: "complained on
+#: 2026-03-02", "... since the last purchase on ..."): said first whatever it weighs in the risk
+#: (QA17 F8), as the re-order that is late. Not the negative-feedback factor dated at its event
+#: ("complained today; about 2 negative-feedback events ...", models.reasons._negative_today): a
+#: non-payer's complaint (a trial user's: no grievance, models.state) ranks by its contribution.
+_GRIEVANCE = re.compile(r"^(complained|asked for a refund|disputed a payment)(?!( \(chargeback\))? today\b)")
 
 
 def _grievance_said(reasons: tuple[str, ...]) -> bool:
