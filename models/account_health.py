@@ -211,7 +211,7 @@ def machine_user(user_id: str, patterns: Sequence[str]) -> bool:
     >>> machine_user("svc_acc040", ("svc_*",)), machine_user("acc040_d00", ("svc_*",)), machine_user("svc_1", ())
     (True, False, False)
     """
-    return any(fnmatchcase(user_id, p) for p in patterns)
+    return bool(patterns) and any(fnmatchcase(user_id, p) for p in patterns)  # (none declared: no generator made, per member copy)
 
 
 def member_key(user_id: str) -> int:

@@ -1270,10 +1270,8 @@ def _renewal_text(sig: Signals, model: "ChurnModel", against: bool) -> str:
     end = sig.period_end_s
     if not against:
         return f"paid through {_paid_through(end)}: no renewal due within {model.horizon_days:.0f} days"
-    if paid_period_runs(sig):  # calendar days to the last day paid for, as the account views count (QA11 F8)
-        n = max(calendar_days(end * 1000 - 1, sig.now_s * 1000), 0)  # in the renewal's grace: due today
-        when = "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
-        return f"renewal due {when} (paid through {_paid_through(end)})"
+    if paid_period_runs(sig):
+        return f"renewal due {_paid_days_left(end, sig.now_s)} (paid through {_paid_through(end)})"
     n = calendar_days(sig.now_s * 1000, end * 1000)  # the end is a midnight (models.state): whole days past it
     ago = "today" if n == 0 else f"{n} day{'s' if n != 1 else ''} ago"
     return f"paid period ended {ago} ({_paid_through(end)}), no renewal stated"
@@ -1444,13 +1442,18 @@ def explain(
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
 
 
+def _paid_days_left(end_s: int, now_s: int) -> str:
+    """Calendar days to the last day a period ending at ``end_s`` pays for, as the account views
+    count them (QA11 F8), in words: "today" (also in the renewal's grace, past the end), "in 1
+    day", "in 24 days"; a renewal's (:func:`_renewal_text`) and a scheduled cancellation's."""
+    n = max(calendar_days(end_s * 1000 - 1, now_s * 1000), 0)
+    return "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
+
+
 def _scheduled_text(sig: Signals) -> str:
     """A pending cancellation at the period end in words, the paid days left counted as a renewal's
     (:func:`_renewal_text`): "asked to cancel; paid through 2026-03-03 (in 24 days)"."""
-    end = sig.cancel_at_s
-    n = calendar_days(end * 1000 - 1, sig.now_s * 1000)
-    when = "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
-    return f"asked to cancel; paid through {_paid_through(end)} ({when})"
+    return f"asked to cancel; paid through {_paid_through(sig.cancel_at_s)} ({_paid_days_left(sig.cancel_at_s, sig.now_s)})"
 
 
 def _credit_first(found: list[tuple[float, str, str, str]], st: UserState, sig: Signals, c: CompiledModel) -> None:
