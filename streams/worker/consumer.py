@@ -1538,7 +1538,8 @@ class StreamConsumer:
             retry_logger.warning("waiting for the events topic %s: listing the topics failed (%s: %s)", self.topic,
                                  type(exc).__name__, exc)
             return
-        await _refresh_cluster(self.consumer)
+        if not await _refresh_cluster(self.consumer, self.topic):
+            return  # listed, but the consumer's view has no partition of it yet: the next look refreshes again
         async with self._cycle_lock:
             await self._drain()  # settled before they are forgotten: a later settle would set the old log's offsets
             self._forget_assigned()
@@ -1953,7 +1954,7 @@ class StreamConsumer:
                 logger.exception("worker cycle failed; its records will be read again")
 
 
-async def _refresh_cluster(consumer: object) -> None:
+async def _refresh_cluster(consumer: object, topic: str) -> bool:
     """Make the consumer's own view of the cluster read the events topic again, now. aiokafka's
     ``topics()`` answers from a metadata request into a throwaway copy and leaves the consumer's
     as it was: when the group had already reassigned nothing (its copy said the topic had 0
@@ -1961,11 +1962,19 @@ async def _refresh_cluster(consumer: object) -> None:
     refresh (``metadata_max_age_ms``, 5 minutes), the worker idle and not ready meanwhile (CI on
     a loaded box, 5 December 2026: "exists again: partitions [] resume", then nothing for the
     test's 30 s). The client's ``force_metadata_update`` is not public API (as ``_fetcher`` in
-    streams.worker.fetch): without it the periodic refresh still comes."""
-    force = getattr(getattr(consumer, "_client", None), "force_metadata_update", None)
+    streams.worker.fetch): without it the periodic refresh still comes. False while the refreshed
+    view holds no partition of ``topic``: a broker that lists the topic made again before it
+    answers its partitions (CI on a loaded box, later the same day: the refresh came, the group
+    reassigned nothing again) is looked at again, and refreshed again, a second later; the change
+    of the partition count then makes the group assign them (aiokafka's subscription)."""
+    client = getattr(consumer, "_client", None)
+    force = getattr(client, "force_metadata_update", None)
     if not callable(force):
-        return
+        return True
     try:
         await force()
     except KafkaError as exc:  # the periodic refresh will come; one line
         retry_logger.warning("refreshing the cluster metadata failed (%s: %s)", type(exc).__name__, exc)
+        return True
+    partitions = getattr(getattr(client, "cluster", None), "partitions_for_topic", None)
+    return not callable(partitions) or bool(partitions(topic))
