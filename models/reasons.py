@@ -1436,7 +1436,8 @@ def explain(
             at += 1
         found.insert(at, (_FIRST, "grievance", _grievance_text(st, sig, model), ""))
     if sig.cancel_at_s:  # a cancellation scheduled at the period end (QA23a F5): what the save call is about, first
-        found[:] = [item for item in found if item[1] != "renewal"]  # no renewal is due: the period ends
+        # no renewal is due (the period ends), and the risk is the request's, no sum of small signs (QA24a)
+        found[:] = [item for item in found if item[1] != "renewal" and item[1] != "small_signs"]
         found.insert(0, (_FIRST, "cancel_scheduled", _scheduled_text(sig), ""))
     _renewal_shown(found)
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)

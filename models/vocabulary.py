@@ -204,12 +204,16 @@ class Vocabulary:
         """The product's own name of a cancellation when the ``cancel`` role names one event type
         (a bank's ``account_closed``), else None: of several names a state does not keep which one
         came, and the reason says "cancelled". QA19 F10: a bank's closed accounts read "cancelled
-        97 days ago".
+        97 days ago". None too when a ``cancel_request`` role is declared: the state keeps one
+        cancellation time, whether the cancel event set it or a request that took effect at the
+        period end did (QA24a: a publisher's lapsed subscribers, who had clicked ``cancel``, all
+        read "account_delete 39 days ago", the one name of its ``cancel`` role).
 
         >>> Vocabulary(roles={"cancel": ["account_closed"]}).cancel_name(), Vocabulary().cancel_name()
         ('account_closed', None)
+        >>> Vocabulary(roles={"cancel": ["account_delete"], "cancel_request": ["cancel"]}).cancel_name()
         """
-        return self.own_name("cancel")
+        return None if self.roles.get("cancel_request") else self.own_name("cancel")
 
     def own_name(self, role: str) -> str | None:
         """The product's own name of ``role`` when the role names one event type, else None (of

@@ -145,3 +145,29 @@ def test_a_one_user_account_hears_of_the_save_alert_the_request_opened() -> None
     versions = mark_versions(marks, events, M, hour)
     at_request = [v for v in versions if v[0] == REQUEST_MS]  # (time ms, last seen s, stage, open alert's risk, ...)
     assert at_request and at_request[0][3] == 1.0 and at_request[0][2] != 4, [v[:4] for v in versions][-3:]
+
+
+def test_a_request_that_took_effect_is_not_named_after_the_cancel_role() -> None:
+    """QA24a (a news publisher): ``cancel_request = ["cancel"]`` beside ``cancel =
+    ["account_delete"]`` (a role of one name, whose name a reason says: QA19 F10). The reader's
+    ``cancel`` click took effect at the period end, and the win-back list said "account_delete 39
+    days ago" of all 431 lapsed subscribers, none of whom deleted an account (a publisher must
+    not write to one who did). The state keeps one cancellation time whichever role set it, so
+    the reason says "cancelled" when the vocabulary has a cancel request."""
+    publisher = ChurnModel(roles={**M.roles, "cancel": ["account_delete"]})
+    out = advance("u", None, _subscriber(), T0_MS + 70 * DAY_MS, publisher)
+    s = score(out.state, END_MS // 1000 + 39 * DAY_S, publisher)
+    assert s.stage == "churned" and s.reasons[0] == "cancelled 39 days ago", (s.stage, s.reasons)
+    assert ChurnModel(roles={"cancel": ["account_closed"]}).compiled.vocabulary.cancel_name() == "account_closed"
+
+
+def test_a_request_of_a_user_still_reading_is_no_sum_of_small_signs() -> None:
+    """QA24a: 250 of a publisher's 578 request alerts said "asked to cancel; paid through ...",
+    then "risk 100% within 30 days from many small signs, none large": the 100% is the request's
+    (P(leaves | alive) 1), and nothing small was against a reader who read the day before."""
+    for visits_to in (42, 50):
+        out = advance("u", None, _subscriber(visits_to=visits_to), T0_MS + 70 * DAY_MS, M)
+        (s,) = [a.scores for a in out.alerts if a.event_time_ms == REQUEST_MS]
+        assert s.reasons[0].startswith("asked to cancel; paid through")
+        assert not [r for r in s.reasons if "small signs" in r], s.reasons
+        assert not [r for r in score(out.state, REQUEST_MS // 1000 + DAY_S, M).reasons if "small signs" in r]
