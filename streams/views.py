@@ -728,8 +728,25 @@ def overdue_reviews(reader: StoreReader, settings: Settings, accounts: list[str]
     :data:`BEHIND_MS`. Further behind, even the most advanced partition's copies are unread: the
     account side is catching up a backlog (a replay), and its state is of then, not of now. Within
     it (a quiet partition at the end of a history), the account is judged at the stream time."""
-    slack_ms = max(BEHIND_MS, settings.account_grace_ms + settings.allowed_lateness_ms + 3_600_000)
+    slack_ms = _behind_slack_ms(settings)
     return {a: s for a, s in reader.account_dues(settings.topic_events, accounts).items() if s * 1000 < now_ms - slack_ms}
+
+
+def _behind_slack_ms(settings: Settings) -> int:
+    """How far an account's review may lag the stream time by design (:func:`overdue_reviews`)."""
+    return max(BEHIND_MS, settings.account_grace_ms + settings.allowed_lateness_ms + 3_600_000)
+
+
+def account_side_behind_ms(reader: StoreReader, settings: Settings, now_ms: int) -> int:
+    """How far behind ``now_ms`` the account side is as a whole: its earliest pending review, when
+    that is overdue by more than :func:`overdue_reviews`' slack (a replay catching up), else 0.
+    Why (QA24b F2): the live MRR counters move with the account watermark; mid-catch-up
+    ``churn-rate`` printed a school platform's August as "churned 0.00, lost 0" (the truth 26,181.00,
+    17 schools) while ``accounts show`` said the account side was 280 days behind."""
+    first = reader.earliest_account_due(settings.topic_events)
+    if first is None or first * 1000 >= now_ms - _behind_slack_ms(settings):
+        return 0
+    return now_ms - first * 1000
 
 
 def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int,
