@@ -590,8 +590,12 @@ class AccountReport:
 
         >>> now = 1_772_323_200_000  # 2026-03-01
         >>> [AccountReport("a", "", "", table, None, stated, now).next_renewal
-        ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("2026-03-01", 0), ("", 0))]
-        ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '2026-03-01 (today)', '-']
+        ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("2026-03-01", 0), ("", 0),
+        ...                        ("2026-02-20", 0), ("2026-02-20", 1_773_360_000_000))]
+        ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '2026-03-01 (today)', '-', '2026-02-20 (9 d ago)', '2026-03-13 (in 12 d)']
+
+        A table date passed is shown as overdue until the statements renew the account beyond it,
+        then their end is (QA24b F7: "2026-08-10 (82 d ago)" for a school paid to 2027-08-10).
         >>> from models.account_health import rollup
         >>> from models.revenue import AccountView
         >>> gone = rollup([], AccountView(0, False, "cancelled", (), 0, 0, 0, 1), None, 0, now // 1000)
@@ -602,7 +606,10 @@ class AccountReport:
 
         if self.rollup is not None and self.rollup.stage in GONE_STAGES:
             return "-"
-        day, days = renewal(parse_ts_ms(self.renewal_date) if self.renewal_date else self.renews_ms, self.as_of_ms)
+        from streams.worker.account_alerts import contract_or_renewed_ms
+
+        table_ms = parse_ts_ms(self.renewal_date) if self.renewal_date else 0
+        day, days = renewal(contract_or_renewed_ms(table_ms, self.renews_ms, self.as_of_ms), self.as_of_ms)
         if day is None or days is None:
             return "-"
         return f"{day} (today)" if days == 0 else f"{day} (in {days} d)" if days > 0 else f"{day} ({-days} d ago)"
