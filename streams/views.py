@@ -590,8 +590,12 @@ class AccountReport:
 
         >>> now = 1_772_323_200_000  # 2026-03-01
         >>> [AccountReport("a", "", "", table, None, stated, now).next_renewal
-        ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("2026-03-01", 0), ("", 0))]
-        ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '2026-03-01 (today)', '-']
+        ...  for table, stated in (("2026-03-22", 1_773_360_000_000), ("", 1_773_360_000_000), ("2026-03-01", 0), ("", 0),
+        ...                        ("2026-02-20", 0), ("2026-02-20", 1_773_360_000_000))]
+        ['2026-03-22 (in 21 d)', '2026-03-13 (in 12 d)', '2026-03-01 (today)', '-', '2026-02-20 (9 d ago)', '2026-03-13 (in 12 d)']
+
+        A table date passed is shown as overdue until the statements renew the account beyond it,
+        then their end is (QA24b F7: "2026-08-10 (82 d ago)" for a school paid to 2027-08-10).
         >>> from models.account_health import rollup
         >>> from models.revenue import AccountView
         >>> gone = rollup([], AccountView(0, False, "cancelled", (), 0, 0, 0, 1), None, 0, now // 1000)
@@ -602,7 +606,10 @@ class AccountReport:
 
         if self.rollup is not None and self.rollup.stage in GONE_STAGES:
             return "-"
-        day, days = renewal(parse_ts_ms(self.renewal_date) if self.renewal_date else self.renews_ms, self.as_of_ms)
+        from streams.worker.account_alerts import contract_or_renewed_ms
+
+        table_ms = parse_ts_ms(self.renewal_date) if self.renewal_date else 0
+        day, days = renewal(contract_or_renewed_ms(table_ms, self.renews_ms, self.as_of_ms), self.as_of_ms)
         if day is None or days is None:
             return "-"
         return f"{day} (today)" if days == 0 else f"{day} (in {days} d)" if days > 0 else f"{day} ({-days} d ago)"
@@ -728,8 +735,25 @@ def overdue_reviews(reader: StoreReader, settings: Settings, accounts: list[str]
     :data:`BEHIND_MS`. Further behind, even the most advanced partition's copies are unread: the
     account side is catching up a backlog (a replay), and its state is of then, not of now. Within
     it (a quiet partition at the end of a history), the account is judged at the stream time."""
-    slack_ms = max(BEHIND_MS, settings.account_grace_ms + settings.allowed_lateness_ms + 3_600_000)
+    slack_ms = _behind_slack_ms(settings)
     return {a: s for a, s in reader.account_dues(settings.topic_events, accounts).items() if s * 1000 < now_ms - slack_ms}
+
+
+def _behind_slack_ms(settings: Settings) -> int:
+    """How far an account's review may lag the stream time by design (:func:`overdue_reviews`)."""
+    return max(BEHIND_MS, settings.account_grace_ms + settings.allowed_lateness_ms + 3_600_000)
+
+
+def account_side_behind_ms(reader: StoreReader, settings: Settings, now_ms: int) -> int:
+    """How far behind ``now_ms`` the account side is as a whole: its earliest pending review, when
+    that is overdue by more than :func:`overdue_reviews`' slack (a replay catching up), else 0.
+    Why (QA24b F2): the live MRR counters move with the account watermark; mid-catch-up
+    ``churn-rate`` printed a school platform's August as "churned 0.00, lost 0" (the truth 26,181.00,
+    17 schools) while ``accounts show`` said the account side was 280 days behind."""
+    first = reader.earliest_account_due(settings.topic_events)
+    if first is None or first * 1000 >= now_ms - _behind_slack_ms(settings):
+        return 0
+    return now_ms - first * 1000
 
 
 def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int,

@@ -152,6 +152,17 @@ def test_the_worker_reads_the_renewal_from_the_billing_statements() -> None:
     assert not any(text.startswith("renewal") for text in steady.reasons), "a renewal alone is no risk while usage holds"
 
 
+def test_a_contract_date_passed_and_renewed_beyond_gives_way_to_the_statements() -> None:
+    """QA24b F7: the accounts table kept each school's 2026 renewal date; after the school renewed
+    (a statement paying to 2027) the book and digest read "2026-08-10 (82 d ago)". A table date
+    passed with no later paid end stays (a renewal overdue); one ahead still wins."""
+    now = T0 + 60 * DAY_MS
+    renewed = _billed(now + 300 * DAY_MS, 20.0).state
+    assert renewal_ms(renewed, now, table_ms=now - 20 * DAY_MS) == now + 300 * DAY_MS
+    assert renewal_ms(_billed(now - 20 * DAY_MS, 20.0, T0).state, now, table_ms=now - 20 * DAY_MS) == now - 20 * DAY_MS
+    assert renewal_ms(renewed, now, table_ms=now + 90 * DAY_MS) == now + 90 * DAY_MS
+
+
 def test_a_period_end_passed_without_restatement_hides_no_later_renewal() -> None:
     """An add-on whose period ended at day 10 with no statement since, the main plan renewing at
     day 130: at day 90 the renewal is day 130, looked at on day 97.5 (a quarter of the 130 days its

@@ -72,7 +72,8 @@ def trials_text(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.revenue_ledger import cohort_dict, figures_dict
     from streams.cli.revenue import counted_opening_note, involuntary_text, whole_periods_note
-    from streams.views import churn_rate, live_cohorts, live_revenue, open_reader, revenue_range, stream_time_ms
+    from streams.views import (account_side_behind_ms, churn_rate, live_cohorts, live_revenue, open_reader, revenue_range,
+                               stream_time_ms)
 
     from_ms, to_ms = (None if args.from_ is None else parse_date_ms(args.from_, "--from"),
                       None if args.to is None else parse_date_ms(args.to, "--to"))
@@ -86,9 +87,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         cohorts = live_cohorts(reader, revenue_range(args.period, from_ms, to_ms, now_ms)[1])
         # the first month's "new" of a stream that began on a base already paying (QA20a F10): report's note
         note = counted_opening_note(reader.revenue_totals("day"), reader.stats(), figures, now_ms)
+        behind_ms = account_side_behind_ms(reader, settings, now_ms)
     result["revenue"] = {"period": args.period, "currency": settings.currency or None,
                          "periods": [figures_dict(f) for f in figures], "cohorts": [cohort_dict(c) for c in cohorts],
-                         "opening_note": note}
+                         "opening_note": note, "behind_note": behind_note(behind_ms, now_ms) or None}
     if args.json:
         print(orjson.dumps(result).decode())
         return 0
@@ -113,10 +115,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from streams.cli.revenue import print_cohorts
 
         print_cohorts(cohorts)
-    for line in (whole_periods_note(args.period, from_ms, to_ms, figures), note):
+    for line in (whole_periods_note(args.period, from_ms, to_ms, figures), note, result["revenue"]["behind_note"]):
         if line:
             print(f"\nnote: {line}")
     return 0
+
+
+def behind_note(behind_ms: int, now_ms: int) -> str:
+    """The note for MRR figures read while the account side catches up a backlog, "" when it is
+    current. The money counters move with the account watermark, so mid-replay they hold only the
+    statements up to the account side's time (QA24b F2: a school platform's August read "churned
+    0.00, lost 0", the truth 26,181.00 and 17 schools, with no word).
+
+    >>> behind_note(3 * 86_400_000, 10 * 86_400_000)[:128], behind_note(0, 10 * 86_400_000)
+    ('the account side is 3 days behind the stream time (catching up a backlog): the MRR figures count the statements up to about 1970', '')
+    """
+    if not behind_ms:
+        return ""
+    from streams.timefmt import format_minute
+
+    return (f"the account side is {behind_ms // 86_400_000:,} days behind the stream time (catching up a backlog): the MRR figures "
+            f"count the statements up to about {format_minute(now_ms - behind_ms)} UTC only; run it again once "
+            "`churnwatch accounts show ACCOUNT` no longer says \"catching up\"")
 
 
 def _pauses(f: dict[str, object]) -> str:

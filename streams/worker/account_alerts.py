@@ -322,10 +322,25 @@ def renewal_ms(state: AccountState | None, now_ms: int, table_ms: int = 0) -> in
     one (the date the account manager negotiates), else the earliest end at or after ``now_ms`` of
     a paid period its billing statements gave (``period_end``, models.revenue.AccountView.renews_at:
     an add-on's end passed without a restatement hides no later renewal); 0 when neither. The
-    worker reads no table, so its alerts use the statements'."""
-    if table_ms:
+    worker reads no table, so its alerts use the statements'. A table date passed and overtaken by
+    the statements' (:func:`contract_or_renewed_ms`) is last year's."""
+    stated = state.get().renews_at(now_ms) if state is not None and state.subs else 0
+    return contract_or_renewed_ms(table_ms, stated, now_ms)
+
+
+def contract_or_renewed_ms(table_ms: int, stated_ms: int, now_ms: int) -> int:
+    """The accounts table's contract renewal date, unless it has passed and the billing statements
+    have renewed the account beyond it (``stated_ms``, a paid period ending later): then that end.
+    Why (QA24b F7): a school platform's table held each school's 2026 renewal; after the August
+    renewals the owners' digest read "renewal 2026-08-10 (82 d ago)" for a school paid to 2027-08-10.
+    A passed date with no later paid end stays: a renewal overdue, for the manager to chase.
+
+    >>> contract_or_renewed_ms(100, 465, 200), contract_or_renewed_ms(100, 0, 200), contract_or_renewed_ms(300, 465, 200), contract_or_renewed_ms(0, 465, 200)
+    (465, 100, 300, 465)
+    """
+    if table_ms and not (table_ms < now_ms < stated_ms):
         return table_ms
-    return state.get().renews_at(now_ms) if state is not None and state.subs else 0
+    return stated_ms
 
 
 def _renewal_near_ms(state: AccountState, now_ms: int) -> int:

@@ -1285,6 +1285,18 @@ class Store:
                     out[a] = int(float(score))
         return out
 
+    async def earliest_account_due_of(self, topic: str, partitions: Sequence[int]) -> int | None:
+        """The earliest next review second over the review indexes of ``partitions`` (None: no
+        account has one): the readers tell from it an account side behind the stream as a whole
+        (``streams.views.account_side_behind_ms``). One round trip, one ZRANGE a partition."""
+        if not partitions:
+            return None
+        pipe = self._client.pipeline(transaction=False)
+        for p in partitions:
+            pipe.zrange(self.keys.account_due(topic, p), 0, 0, withscores=True)
+        firsts = [int(float(rows[0][1])) for rows in await pipe.execute() if rows]
+        return min(firsts) if firsts else None
+
     async def write_account_dues(self, topic: str, dues: Mapping[int, Mapping[str, int]]) -> None:
         """The accounts' next reviews (0 removes the entry). Idempotent: a replay writes the same."""
         pipe = self._client.pipeline(transaction=False)
@@ -1644,6 +1656,10 @@ class StoreReader:
     def account_dues(self, topic: str, accounts: Sequence[str]) -> dict[str, int]:
         """``Store.account_dues_of`` over the partitions the topic's progress names."""
         return self._do(self._store.account_dues_of(topic, sorted(self.progress(topic)), accounts))
+
+    def earliest_account_due(self, topic: str) -> int | None:
+        """``Store.earliest_account_due_of`` over the partitions the topic's progress names."""
+        return self._do(self._store.earliest_account_due_of(topic, sorted(self.progress(topic))))
 
     def account_of(self, user_id: str) -> str | None:
         return self._do(self._store.account_of(user_id))
