@@ -59,10 +59,11 @@ from models.currency import currency_refusal
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
 from models.intake import MAX_AMOUNT, epoch_unit_hint
 from models.subscription import Subscription
+from streams.offline.bad_lines import BadLines, BadLinesError, RowError
 from streams.timefmt import MIN_EVENT_MS, format_day_or_time, parse_ts_ms, ts_reader
 from streams.records import content_event_id, plain_event_id
 
-__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "first_day_of", "first_day_users", "header_user_column", "late_start_warning", "iter_events_csv", "numbered_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable", "repeats_line",
+__all__ = ["TEXT_ENCODING", "BadLinesError", "EventRows", "RowError", "drop_repeats", "first_day_of", "first_day_users", "header_user_column", "late_start_warning", "iter_events_csv", "numbered_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable", "repeats_line",
            "text_events"]
 
 logger = logging.getLogger(__name__)
@@ -73,15 +74,6 @@ _ABSENT = 1 << 62  # the index of a column the file does not have: past the end 
 _POSITIONAL = {c: i for i, c in enumerate(_COLUMNS)}  # the columns of a file without a header row
 #: What a CSV header row must name: said when a first line could not be read (EventRows._header_hint).
 CSV_COLUMNS = "user_id, ts, event_type or type (optional: amount, event_id; for subscriptions: account_id, status, plan, mrr, trial_ends, period_end, seats)"
-
-
-class RowError(ValueError):
-    """A bad row: the message names the file and line, ``lineno`` is the line (so the first bad
-    line of a file read in pieces can be told)."""
-
-    def __init__(self, message: str, lineno: int) -> None:
-        super().__init__(message)
-        self.lineno = lineno
 
 
 #: UTF-8 that skips a leading byte-order mark: Excel's "CSV UTF-8" writes one, which read as
@@ -377,7 +369,8 @@ def text_events(text: str, name: str, type_map: TypeMap = DEFAULT_TYPE_MAP,
     """The events of a whole history file's ``text`` in file order (``name`` is the file's, for
     errors and default ids). ``users`` = (first, end) keeps only the rows of user ids from
     ``first`` up to but excluding ``end`` (None: no end), in ``str`` order; rows with an empty
-    user id are always read, so that they fail. ``currency``: the deployment's (:class:`EventRows`).
+    user id are read by the first range (``first`` ""), so that they fail once. ``currency``: the
+    deployment's (:class:`EventRows`). Bad rows raise one :class:`BadLinesError` naming them all.
 
     Text without quotes, NUL or lone carriage returns is split at newlines and commas, which
     reads it exactly as the csv module does and costs a fraction; other text goes through csv.
@@ -401,6 +394,7 @@ def text_events(text: str, name: str, type_map: TypeMap = DEFAULT_TYPE_MAP,
             break
     reader = EventRows(name, index, type_map, currency)
     make, col = reader.event, reader.user_col
+    bad = BadLines(name)
     low, end = users
     every = not low and end is None
     out: list[Event] = []
@@ -411,9 +405,13 @@ def text_events(text: str, name: str, type_map: TypeMap = DEFAULT_TYPE_MAP,
                 continue
             if not every:
                 user = row[col].strip() if col < len(row) else ""
-                if user and (user < low or (end is not None and user >= end)):
+                if user < low or (end is not None and user >= end):  # an empty user id: the first range's
                     continue
-            append(make(row, lineno))
+            try:
+                append(make(row, lineno))
+            except RowError as exc:  # read on: one error names every bad line (streams.offline.bad_lines)
+                bad.add(exc)
+    bad.check()
     return out
 
 
@@ -431,20 +429,31 @@ def _gc_paused() -> Iterator[None]:
 
 
 def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> Iterator[Event]:
-    """Events of ``path`` in file order, read as a stream; a bad row raises ValueError naming file and line."""
+    """Events of ``path`` in file order, read as a stream; bad rows raise one ValueError naming each file line."""
     for _, event in numbered_events_csv(path, type_map, currency):
         yield event
 
 
-def numbered_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> Iterator[tuple[int, Event]]:
+def numbered_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "",
+                        bad: BadLines | None = None) -> Iterator[tuple[int, Event]]:
     """(line number, event) of ``path`` in file order (:func:`iter_events_csv` with the line, which
-    ``churnwatch publish`` names when the worker's decoder refuses the record it would send)."""
+    ``churnwatch publish`` names when the worker's decoder refuses the record it would send). Bad
+    rows are skipped and, at the end, raise one :class:`BadLinesError` naming them all; or, given
+    ``bad``, are added to it for the caller to raise with the lines it finds bad itself."""
     p = Path(path)
     reader: EventRows | None = None
+    found = BadLines(p.name) if bad is None else bad
     for lineno, row, index in _rows(p, _COLUMNS):
         if reader is None:
             reader = EventRows(p.name, index, type_map, currency)
-        yield lineno, reader.event(row, lineno)
+        try:
+            event = reader.event(row, lineno)
+        except RowError as exc:
+            found.add(exc)
+            continue
+        yield lineno, event
+    if bad is None:
+        found.check()
 
 
 def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> list[Event]:
