@@ -41,7 +41,8 @@ from streams.errors import UserError
 from streams.records import record_fields
 from streams.worker.codec import Decoder, Rejection
 from streams.offline.bad_lines import BadLines, RowError
-from streams.offline.history import first_day_of, late_start_warning, numbered_events_csv, readable
+from streams.offline.history import numbered_events_csv, readable
+from streams.offline.late_start import Arrivals, late_start_warning
 from streams.timefmt import format_gap, format_ts, parse_ts_ms
 from streams.worker.clock import JUMP_MARGIN_MS
 from streams.kafka_admin import kafka_python_client_kwargs
@@ -552,17 +553,14 @@ class FileOrder:
     """How far a file's rows are from event-time order (:func:`check_file`): ``events`` in all,
     ``behind`` of them earlier than a row before them, ``late`` of those by more than
     ``lateness_ms`` (the workers' allowed lateness). And whether it starts after its users signed
-    up (:meth:`late_start_line`): ``users`` (with an event other than a billing statement),
-    ``first_day_users`` of them first seen within 24 h of ``start_ms``, the first such event;
-    ``end_ms``: the file's latest event."""
+    up (:meth:`late_start_line`): ``arrivals``, when its users (with an event other than a billing
+    statement) first appear; ``end_ms``: the file's latest event."""
 
     events: int
     behind: int
     late: int
     lateness_ms: int
-    users: int = 0
-    first_day_users: int = 0
-    start_ms: int = 0
+    arrivals: Arrivals | None = None
     end_ms: int = 0
     repeats: int = 0  # rows with the user, time and id of an earlier row of the same instant (check_file)
     end_user: str = ""  # the user of the latest event (end_ms) ...
@@ -594,8 +592,8 @@ class FileOrder:
 
     def late_start_line(self) -> str | None:
         """``backtest``'s and ``train``'s warning of a history that starts after its users signed
-        up (QA10 F16, ``streams.offline.history.late_start_warning``), None when it does not."""
-        return late_start_warning(self.first_day_users, self.users, self.start_ms, self.end_ms, "publish")
+        up (QA10 F16, ``streams.offline.late_start``), None when it does not."""
+        return None if self.arrivals is None else late_start_warning(self.arrivals, "publish")
 
     def reorder_line(self, name: str) -> str:
         """The line ``churnwatch publish`` prints when it sends a file sorted.
@@ -662,8 +660,7 @@ def check_file(path: str | Path, settings: Settings) -> FileOrder:
             top = ts_ms
         if ev.subscription is None and ts_ms < first.get(ev.user_id, ts_ms + 1):
             first[ev.user_id] = ts_ms
-    start_ms, early = first_day_of(first.values())
-    return FileOrder(events, behind, late, lateness, len(first), early, start_ms, top, repeats, top_user, others)
+    return FileOrder(events, behind, late, lateness, Arrivals.of(first.values(), top), top, repeats, top_user, others)
 
 
 def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder) -> Iterator[Record]:

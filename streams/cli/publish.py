@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if order.behind:
         print(order.reorder_line(path.name), flush=True)
     late_start = order.late_start_line()
-    if late_start:  # every user new on the file's first day (QA10 F16), as backtest and train say it
+    if late_start:  # users new at the file's start (QA10 F16, QA23a F6), as backtest and train say it
         print(f"WARNING: {late_start}", flush=True)
     ahead = order.ahead_line()
     if ahead and not args.far_last_event:  # QA22b F4: one row far after all others moves every partition's clock to it
